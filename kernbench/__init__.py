@@ -1,0 +1,9 @@
+"""kernbench: a cycle-approximate model of a mesh AI accelerator for writing and judging kernels."""
+from .common.errors import DeadlockError, KernbenchError, KernelError, MaxCyclesError, SramCapacityError
+from .hw import HardwareConfig, SfrInstall, list_presets, load_hw
+
+__version__ = "0.1.0"
+__all__ = [
+    "HardwareConfig", "SfrInstall", "load_hw", "list_presets", "DeadlockError", "KernbenchError",
+    "KernelError", "MaxCyclesError", "SramCapacityError", "__version__",
+]

@@ -1,0 +1,424 @@
+# cython: language_level=3
+"""The event loop: units, scoreboard, SRAM liveness and counters.
+
+``Sim`` is built by kernbench._core.api.simulate from arrays that api.py has already validated
+(operand ids in range, sizes positive, links wired, sends matched with recvs); nothing here checks
+them again in release builds. ``Sim.run()`` drops the GIL, runs the loop to completion and returns
+a status code (ST_*), which api.py raises as an exception with the GIL held.
+
+A command's lifecycle: its unit reaches it (in program order) -> it waits until every operand
+tensor is ready (operand stall) -> it starts (its result tensor is allocated in SRAM) -> a
+component times it (GEMM/VECTOR by formula, DMA on the cube channel, SEND/RECV on the link) ->
+its completion event ends it (result ready, operands released, the unit takes its next command,
+units waiting on the result are woken).
+"""
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdlib cimport calloc, free
+import numpy as np
+cimport numpy as cnp
+
+from ._types cimport *
+from ._heap cimport heap_init, heap_free, heap_push, heap_pop
+from ._timing cimport (gemm_folds, gemm_fold_cycles, vec_cycles, reduce_cycles,
+                       message_ser_cycles)
+from ._dma cimport dma_request, dma_arbitrate
+from ._link cimport link_send_start, link_recv_post, link_packet_event
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #ifdef KERNBENCH_DEBUG
+    #define KB_DEBUG 1
+    #else
+    #define KB_DEBUG 0
+    #endif
+    """
+    const int KB_DEBUG
+
+UNIT_COUNTERS_DTYPE = np.dtype([
+    ("busy", np.int64), ("commands", np.int64), ("work", np.int64),
+    ("stall_operand", np.int64), ("stall_credit", np.int64), ("stall_data", np.int64),
+    ("stall_arbitration", np.int64),
+])
+LINK_COUNTERS_DTYPE = np.dtype([
+    ("bytes", np.int64), ("packets", np.int64), ("busy", np.int64), ("messages", np.int64),
+])
+
+DEBUG_BUILD = bool(KB_DEBUG)
+COMMAND_ITEMSIZE = sizeof(Command)
+ENUMS = {
+    "OP_LOAD": OP_LOAD, "OP_STORE": OP_STORE, "OP_DOT": OP_DOT, "OP_VEC": OP_VEC,
+    "OP_REDUCE": OP_REDUCE, "OP_SEND": OP_SEND, "OP_RECV": OP_RECV, "N_UNITS": N_UNITS,
+    "UNIT_TX0": UNIT_TX0, "UNIT_RX0": UNIT_RX0, "N_PORTS": N_PORTS, "N_VEC_OPS": N_VEC_OPS,
+}
+STATUS = {"ok": ST_OK, "deadlock": ST_DEADLOCK, "max_cycles": ST_MAX_CYCLES, "nomem": ST_NOMEM}
+UNIT_STATE_NAMES = {U_IDLE: "idle", U_WAIT_OPERAND: "operand", U_BUSY: "busy", U_DONE: "done"}
+
+# Counts the engine keeps only in the debug build: invariants checked on every event.
+cdef struct DebugCounters:
+    int64_t stale_events
+    int64_t max_heap
+    int64_t time_regressions
+
+
+cdef class Sim:
+    # inputs (validated in api.py)
+    cdef HwParams hw
+    cdef const Command[::1] cmds
+    cdef const int32_t[::1] cmd_pe
+    cdef const int64_t[::1] unit_q
+    cdef const int64_t[::1] unit_q_off
+    cdef const int64_t[::1] t_off
+    cdef const int64_t[::1] t_bytes
+    cdef const uint8_t[::1] t_pinned
+    cdef const int32_t[::1] nbr
+    cdef int64_t max_cycles
+    # state
+    cdef EventHeap heap
+    cdef UnitState* units
+    cdef DmaPort* dports
+    cdef Channel* chans
+    cdef LinkState* links
+    cdef int64_t* rings
+    cdef int64_t[::1] t_ready
+    cdef int64_t[::1] t_readers
+    cdef int64_t now
+    cdef int64_t n_done
+    cdef DebugCounters dbg
+    # outputs
+    cdef public object cmd_start_arr, cmd_end_arr, unit_counters, link_counters
+    cdef public object sram_peak_arr, sram_live_arr
+    cdef int64_t[::1] cmd_start
+    cdef int64_t[::1] cmd_end
+    cdef UnitCounters[:, ::1] ucnt
+    cdef LinkCounters[::1] lcnt
+    cdef int64_t[::1] sram_live
+    cdef int64_t[::1] sram_peak
+    cdef int64_t[::1] sram_t
+    cdef public int64_t heap_events
+    cdef public int64_t n_folds
+    cdef public int64_t n_bursts
+
+    def __cinit__(self, dict params, commands, cmd_pe, unit_q, unit_q_off, t_off, t_bytes,
+                  t_pinned, t_readers, nbr, int64_t max_cycles):
+        cdef int64_t i, n_pes, n_links, Q
+        cdef LinkState* L
+        self.units = NULL
+        self.dports = NULL
+        self.chans = NULL
+        self.links = NULL
+        self.rings = NULL
+        self.heap.data = NULL
+        self.hw = params
+        self.cmds = commands
+        self.cmd_pe = cmd_pe
+        self.unit_q = unit_q
+        self.unit_q_off = unit_q_off
+        self.t_off = t_off
+        self.t_bytes = t_bytes
+        self.t_pinned = t_pinned
+        self.t_readers = np.array(t_readers, dtype=np.int64)
+        self.nbr = nbr
+        self.max_cycles = max_cycles
+        n_pes = self.hw.n_pes
+        n_links = n_pes * N_PORTS
+        Q = self.hw.queue
+        self.t_ready = np.full(len(t_bytes), -1, dtype=np.int64)
+        self.cmd_start_arr = np.full(len(commands), -1, dtype=np.int64)
+        self.cmd_end_arr = np.full(len(commands), -1, dtype=np.int64)
+        self.unit_counters = np.zeros((n_pes, N_UNITS), dtype=UNIT_COUNTERS_DTYPE)
+        self.link_counters = np.zeros(n_links, dtype=LINK_COUNTERS_DTYPE)
+        self.sram_peak_arr = np.zeros(n_pes, dtype=np.int64)
+        self.sram_live_arr = np.zeros(n_pes, dtype=np.int64)
+        self.cmd_start = self.cmd_start_arr
+        self.cmd_end = self.cmd_end_arr
+        self.ucnt = self.unit_counters
+        self.lcnt = self.link_counters
+        self.sram_peak = self.sram_peak_arr
+        self.sram_live = self.sram_live_arr
+        self.sram_t = np.zeros(n_pes, dtype=np.int64)
+
+        self.units = <UnitState*> calloc(n_pes * N_UNITS, sizeof(UnitState))
+        self.dports = <DmaPort*> calloc(n_pes, sizeof(DmaPort))
+        self.chans = <Channel*> calloc(self.hw.n_cubes, sizeof(Channel))
+        self.links = <LinkState*> calloc(n_links, sizeof(LinkState))
+        self.rings = <int64_t*> calloc(2 * n_links * Q, sizeof(int64_t))
+        if (self.units == NULL or self.dports == NULL or self.chans == NULL or self.links == NULL
+                or self.rings == NULL or heap_init(&self.heap, 4 * n_pes + 64) != 0):
+            raise MemoryError("kernbench engine: cannot allocate simulator state")
+        for i in range(n_pes * N_UNITS):
+            self.units[i].q_pos = self.unit_q_off[i]
+            self.units[i].q_end = self.unit_q_off[i + 1]
+            self.units[i].cur = -1
+            self.units[i].wait_tensor = -1
+            self.units[i].state = U_IDLE
+        for i in range(self.hw.n_cubes):
+            self.chans[i].last = self.hw.pes_per_cube - 1  # PE 0 is served first
+            self.chans[i].train_pe = -1
+        for i in range(n_links):
+            L = &self.links[i]
+            L.tx_cmd = -1
+            L.rx_cmd = -1
+            L.src = <int32_t> (i // N_PORTS)
+            L.port = <int32_t> (i % N_PORTS)
+            L.dst = self.nbr[i]
+            L.credits = <int32_t> Q
+            L.cred = &self.rings[2 * i * Q]
+            L.arr = &self.rings[(2 * i + 1) * Q]
+        self.now = 0
+        self.n_done = 0
+
+    def __dealloc__(self):
+        free(self.units)
+        free(self.dports)
+        free(self.chans)
+        free(self.links)
+        free(self.rings)
+        heap_free(&self.heap)
+
+    # -- SRAM ----------------------------------------------------------------------------------
+    cdef inline void _sram(self, int32_t pe, int64_t delta) noexcept nogil:
+        # Live bytes at cycle t count tensors with alloc <= t < free: the value committed to the
+        # peak is the one after every change of a cycle, whatever order the changes came in.
+        if self.sram_t[pe] != self.now:
+            if self.sram_live[pe] > self.sram_peak[pe]:
+                self.sram_peak[pe] = self.sram_live[pe]
+            self.sram_t[pe] = self.now
+        self.sram_live[pe] += delta
+
+    cdef inline void _release(self, int32_t pe, int64_t t) noexcept nogil:
+        # one reader of global tensor t is done
+        self.t_readers[t] -= 1
+        if self.t_readers[t] == 0 and not self.t_pinned[t]:
+            self._sram(pe, -self.t_bytes[t])
+
+    # -- issue ---------------------------------------------------------------------------------
+    cdef int _try_issue(self, int32_t pe, int32_t u) noexcept nogil:
+        cdef UnitState* us = &self.units[pe * N_UNITS + u]
+        cdef UnitCounters* cnt
+        cdef const Command* cmd
+        cdef int64_t c, tbase, t, folds, fc
+        cdef int32_t link, src, port, cube
+        if us.state == U_BUSY or us.state == U_DONE:
+            return 0
+        if us.q_pos == us.q_end:
+            us.state = U_DONE
+            return 0
+        c = self.unit_q[us.q_pos]
+        cmd = &self.cmds[c]
+        tbase = self.t_off[pe]
+        if cmd.src0 >= 0 and self.t_ready[tbase + cmd.src0] < 0:
+            us.state = U_WAIT_OPERAND
+            us.wait_tensor = tbase + cmd.src0
+            return 0
+        if cmd.src1 >= 0 and self.t_ready[tbase + cmd.src1] < 0:
+            us.state = U_WAIT_OPERAND
+            us.wait_tensor = tbase + cmd.src1
+            return 0
+        if cmd.src2 >= 0 and self.t_ready[tbase + cmd.src2] < 0:
+            us.state = U_WAIT_OPERAND
+            us.wait_tensor = tbase + cmd.src2
+            return 0
+        cnt = &self.ucnt[pe, u]
+        cnt.stall_operand += self.now - us.free_since
+        us.q_pos += 1
+        us.cur = c
+        us.start = self.now
+        us.state = U_BUSY
+        us.wait_tensor = -1
+        self.cmd_start[c] = self.now
+        if cmd.dst >= 0:
+            self._sram(pe, self.t_bytes[tbase + cmd.dst])
+        if cmd.opcode == OP_DOT:
+            folds = gemm_folds(&self.hw, cmd.m, cmd.n)
+            fc = gemm_fold_cycles(&self.hw, cmd.k, cmd.esize)
+            cnt.work += 2 * cmd.m * cmd.n * cmd.k
+            self.n_folds += folds
+            if self.hw.packet_detail:
+                us.folds_left = folds
+                us.fold_cycles = fc
+                return heap_push(&self.heap, self.now + fc, PRIO_NORMAL, EV_FOLD, pe * N_UNITS + u, us.gen)
+            return heap_push(&self.heap, self.now + folds * fc, PRIO_NORMAL, EV_UNIT_DONE,
+                             pe * N_UNITS + u, us.gen)
+        if cmd.opcode == OP_VEC:
+            cnt.work += cmd.n
+            return heap_push(&self.heap, self.now + vec_cycles(&self.hw, cmd.n, cmd.sub),
+                             PRIO_NORMAL, EV_UNIT_DONE, pe * N_UNITS + u, us.gen)
+        if cmd.opcode == OP_REDUCE:
+            cnt.work += cmd.m * cmd.n * cmd.k
+            return heap_push(&self.heap, self.now + reduce_cycles(&self.hw, cmd.m, cmd.n, cmd.k, cmd.sub),
+                             PRIO_NORMAL, EV_UNIT_DONE, pe * N_UNITS + u, us.gen)
+        if cmd.opcode == OP_LOAD or cmd.opcode == OP_STORE:
+            cnt.work += cmd.nbytes
+            cube = pe // self.hw.pes_per_cube
+            return dma_request(&self.hw, &self.heap, &self.chans[cube],
+                               &self.dports[cube * self.hw.pes_per_cube], cube,
+                               pe % self.hw.pes_per_cube, self.now, cmd.nbytes, &self.n_bursts)
+        if cmd.opcode == OP_SEND:
+            cnt.work += cmd.nbytes
+            link = pe * N_PORTS + cmd.port
+            return link_send_start(&self.hw, &self.heap, &self.links[link], &self.lcnt[link],
+                                   link, c, self.now, cmd.nbytes)
+        # OP_RECV: the incoming link is the neighbour's, on the opposite port
+        cnt.work += cmd.nbytes
+        port = cmd.port
+        src = self.nbr[pe * N_PORTS + port]
+        link = src * N_PORTS + (port ^ 1)  # E<->W, N<->S
+        return link_recv_post(&self.hw, &self.heap, &self.links[link], &self.lcnt[link],
+                              link, c, self.now, cmd.nbytes)
+
+    # -- completion ----------------------------------------------------------------------------
+    cdef int _complete(self, int32_t pe, int32_t u) noexcept nogil:
+        cdef UnitState* us = &self.units[pe * N_UNITS + u]
+        cdef UnitCounters* cnt = &self.ucnt[pe, u]
+        cdef int64_t c = us.cur
+        cdef const Command* cmd = &self.cmds[c]
+        cdef int64_t tbase = self.t_off[pe]
+        cdef int64_t dur = self.now - us.start
+        cdef int64_t t, ser
+        cdef int32_t v
+        cdef UnitState* w
+        self.cmd_end[c] = self.now
+        self.n_done += 1
+        cnt.busy += dur
+        cnt.commands += 1
+        if cmd.opcode == OP_LOAD or cmd.opcode == OP_STORE:
+            cnt.stall_arbitration += dur - self.dports[pe].ideal
+        elif cmd.opcode == OP_SEND:
+            cnt.stall_credit += dur - message_ser_cycles(&self.hw, cmd.nbytes)
+        elif cmd.opcode == OP_RECV:
+            ser = message_ser_cycles(&self.hw, cmd.nbytes)
+            if dur > ser:
+                cnt.stall_data += dur - ser
+        if cmd.src0 >= 0:
+            self._release(pe, tbase + cmd.src0)
+        if cmd.src1 >= 0:
+            self._release(pe, tbase + cmd.src1)
+        if cmd.src2 >= 0:
+            self._release(pe, tbase + cmd.src2)
+        t = -1
+        if cmd.dst >= 0:
+            t = tbase + cmd.dst
+            self.t_ready[t] = self.now
+            if self.t_readers[t] == 0 and not self.t_pinned[t]:
+                self._sram(pe, -self.t_bytes[t])
+        us.cur = -1
+        us.state = U_IDLE
+        us.free_since = self.now
+        if self._try_issue(pe, u):
+            return -1
+        if t >= 0:
+            for v in range(N_UNITS):
+                w = &self.units[pe * N_UNITS + v]
+                if w.state == U_WAIT_OPERAND and w.wait_tensor == t:
+                    w.state = U_IDLE
+                    if self._try_issue(pe, v):
+                        return -1
+        return 0
+
+    # -- loop ----------------------------------------------------------------------------------
+    cdef int _loop(self) noexcept nogil:
+        cdef Event ev
+        cdef int32_t pe, u, n_pes = self.hw.n_pes
+        cdef int32_t ppc = self.hw.pes_per_cube
+        cdef UnitState* us
+        cdef LinkState* L
+        cdef int rc = 0
+        cdef int64_t n_cmds = self.cmds.shape[0]
+        for pe in range(n_pes):
+            for u in range(N_UNITS):
+                if self._try_issue(pe, u):
+                    return ST_NOMEM
+        while heap_pop(&self.heap, &ev):
+            self.heap_events += 1
+            if ev.time > self.max_cycles:
+                self.now = ev.time
+                return ST_MAX_CYCLES
+            if KB_DEBUG:
+                if ev.time < self.now:
+                    self.dbg.time_regressions += 1
+                if self.heap.size > self.dbg.max_heap:
+                    self.dbg.max_heap = self.heap.size
+            self.now = ev.time
+            if ev.kind == EV_UNIT_DONE:
+                rc = self._complete(ev.obj // N_UNITS, ev.obj % N_UNITS)
+            elif ev.kind == EV_FOLD:
+                us = &self.units[ev.obj]
+                us.folds_left -= 1
+                if us.folds_left == 0:
+                    rc = self._complete(ev.obj // N_UNITS, ev.obj % N_UNITS)
+                else:
+                    rc = heap_push(&self.heap, self.now + us.fold_cycles, PRIO_NORMAL, EV_FOLD, ev.obj, us.gen)
+            elif ev.kind == EV_ARBITRATE:
+                rc = dma_arbitrate(&self.hw, &self.heap, &self.chans[ev.obj],
+                                   &self.dports[ev.obj * ppc], ev.obj, self.now, ev.gen,
+                                   &self.n_bursts)
+            elif ev.kind == EV_DMA_DONE:
+                if ev.gen != self.dports[ev.obj].gen:
+                    if KB_DEBUG:
+                        self.dbg.stale_events += 1
+                    continue  # the train it ended was cut; a later burst ends the command
+                rc = self._complete(ev.obj, UNIT_DMA)
+            elif ev.kind == EV_TX_DONE:
+                L = &self.links[ev.obj]
+                L.tx_cmd = -1
+                rc = self._complete(L.src, UNIT_TX0 + L.port)
+            elif ev.kind == EV_RX_DONE:
+                L = &self.links[ev.obj]
+                L.rx_cmd = -1
+                rc = self._complete(L.dst, UNIT_RX0 + (L.port ^ 1))
+            else:
+                rc = link_packet_event(&self.hw, &self.heap, &self.links[ev.obj],
+                                       &self.lcnt[ev.obj], ev.obj, ev.kind, self.now)
+            if rc:
+                return ST_NOMEM
+        for pe in range(n_pes):
+            if self.sram_live[pe] > self.sram_peak[pe]:
+                self.sram_peak[pe] = self.sram_live[pe]
+        if self.n_done < n_cmds:
+            return ST_DEADLOCK
+        return ST_OK
+
+    def run(self):
+        """Run to completion; returns a status code (see STATUS)."""
+        cdef int st
+        with nogil:
+            st = self._loop()
+        return st
+
+    @property
+    def now_cycle(self):
+        return self.now
+
+    def debug_counters(self):
+        """Invariant counters (debug build only; zeros otherwise)."""
+        return {"stale_events": self.dbg.stale_events, "max_heap": self.dbg.max_heap,
+                "time_regressions": self.dbg.time_regressions}
+
+    def unit_states(self):
+        """(n_pes, N_UNITS) arrays: state, running command, next command, tensor waited for."""
+        n = self.hw.n_pes * N_UNITS
+        state = np.zeros(n, np.int32)
+        cur = np.zeros(n, np.int64)
+        nxt = np.full(n, -1, np.int64)
+        wait = np.zeros(n, np.int64)
+        for i in range(n):
+            state[i] = self.units[i].state
+            cur[i] = self.units[i].cur
+            wait[i] = self.units[i].wait_tensor
+            if self.units[i].q_pos < self.units[i].q_end:
+                nxt[i] = self.unit_q[self.units[i].q_pos]
+        shape = (self.hw.n_pes, N_UNITS)
+        return state.reshape(shape), cur.reshape(shape), nxt.reshape(shape), wait.reshape(shape)
+
+    def link_states(self):
+        """Per link: (send in progress, recv posted, sender waiting for a credit)."""
+        n = self.hw.n_pes * N_PORTS
+        tx = np.array([self.links[i].tx_cmd for i in range(n)], np.int64)
+        rx = np.array([self.links[i].rx_cmd for i in range(n)], np.int64)
+        waiting = np.array([self.links[i].tx_waiting for i in range(n)], np.int32)
+        return tx, rx, waiting
+
+    def tensor_ready(self):
+        return np.asarray(self.t_ready)

@@ -1,0 +1,50 @@
+# cython: language_level=3
+"""Python view of the engine's cost formulas (the same inline C the engine runs).
+
+The HwParams struct is built from a HardwareConfig by ``kernbench._core.api.hw_params``.
+These wrappers exist so tests and reports use the very formulas the engine uses.
+"""
+from libc.stdint cimport int64_t
+from ._types cimport HwParams
+from ._timing cimport (gemm_folds, gemm_fold_cycles, vec_cycles, reduce_cycles,
+                       dma_ideal_cycles, message_ser_cycles, burst_cycles, packet_cycles)
+
+
+cdef HwParams _params(dict p):
+    cdef HwParams hw
+    cdef int i
+    hw = p  # Cython converts the dict to the struct; missing keys raise
+    return hw
+
+
+def dot_cycles(dict params, int64_t m, int64_t n, int64_t k, int64_t esize=2):
+    """Cycles of a dot (M,K)x(K,N): folds * fold_cycles."""
+    cdef HwParams hw = _params(params)
+    return gemm_folds(&hw, m, n) * gemm_fold_cycles(&hw, k, esize)
+
+
+def dot_folds(dict params, int64_t m, int64_t n):
+    cdef HwParams hw = _params(params)
+    return gemm_folds(&hw, m, n)
+
+
+def elementwise_cycles(dict params, int64_t n, int sub):
+    cdef HwParams hw = _params(params)
+    return vec_cycles(&hw, n, sub)
+
+
+def reduction_cycles(dict params, int64_t outer, int64_t r, int64_t inner, int sub):
+    cdef HwParams hw = _params(params)
+    return reduce_cycles(&hw, outer, r, inner, sub)
+
+
+def dma_alone_cycles(dict params, int64_t nbytes):
+    """One DMA command with the cube channel to itself."""
+    cdef HwParams hw = _params(params)
+    return dma_ideal_cycles(&hw, nbytes)
+
+
+def link_message_cycles(dict params, int64_t nbytes):
+    """Uncontended message, recv posted early: serialisation of all packets + one hop."""
+    cdef HwParams hw = _params(params)
+    return message_ser_cycles(&hw, nbytes) + hw.hop_latency

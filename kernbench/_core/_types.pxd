@@ -1,0 +1,185 @@
+# Shared C types of the engine. Every field is in cycles, bytes or counts as its comment says.
+# The enums mirror kernbench/common/pe_commands.py (Opcode, Unit); _engine checks they agree.
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+cdef enum:
+    # Opcode
+    OP_LOAD = 0
+    OP_STORE = 1
+    OP_DOT = 2
+    OP_VEC = 3
+    OP_REDUCE = 4
+    OP_SEND = 5
+    OP_RECV = 6
+    N_OPCODES = 7
+
+cdef enum:
+    # Unit: GEMM, VECTOR, DMA, then TX_<port> and RX_<port> for ports E, W, N, S
+    UNIT_GEMM = 0
+    UNIT_VECTOR = 1
+    UNIT_DMA = 2
+    UNIT_TX0 = 3
+    UNIT_RX0 = 7
+    N_UNITS = 11
+    N_PORTS = 4
+    N_VEC_OPS = 15
+
+cdef enum:
+    # Event kinds
+    EV_UNIT_DONE = 0    # GEMM/VECTOR command ends (obj = pe * N_UNITS + unit)
+    EV_FOLD = 1         # packet detail: one GEMM fold ends (obj = pe)
+    EV_ARBITRATE = 2    # the cube memory channel is free: grant the next burst (obj = cube)
+    EV_DMA_DONE = 3     # a DMA command's last burst has landed (obj = pe)
+    EV_PKT_SENT = 4     # packet detail: a packet has left the sender (obj = link)
+    EV_PKT_ARRIVE = 5   # packet detail: a packet lands in the receive queue (obj = link)
+    EV_CREDIT = 6       # packet detail: a credit is back at the sender (obj = link)
+    EV_TX_DONE = 7      # a send's last packet has left (obj = link)
+    EV_RX_DONE = 8      # a recv's last packet is drained (obj = link)
+
+cdef enum:
+    # Priorities: within one cycle, arbitration runs after every other event, so all requests
+    # of that cycle compete (deterministic whatever the order they were pushed in).
+    PRIO_NORMAL = 0
+    PRIO_ARBITRATE = 2
+
+cdef enum:
+    # Unit states
+    U_IDLE = 0          # no command (queue empty or not yet looked at)
+    U_WAIT_OPERAND = 1  # next command waits for an operand tensor
+    U_BUSY = 2          # running a command
+    U_DONE = 3          # queue exhausted
+
+cdef enum:
+    # Status codes returned from the nogil loop; raised as exceptions once the GIL is back.
+    ST_OK = 0
+    ST_DEADLOCK = 1
+    ST_MAX_CYCLES = 2
+    ST_NOMEM = 3
+
+ctypedef struct Command:
+    # Mirror of pe_commands.COMMAND_DTYPE (align=True, 72 bytes).
+    int64_t m           # DOT: rows of A; REDUCE: outer
+    int64_t n           # DOT: cols of B; VEC: output elements; REDUCE: reduced length
+    int64_t k           # DOT: inner dim; REDUCE: inner (1 = row reduction)
+    int64_t nbytes      # LOAD/STORE/SEND/RECV: bytes moved
+    int32_t opcode      # OP_*
+    int32_t unit        # UNIT_* (checked against opcode and port)
+    int32_t sub         # VEC/REDUCE: vector op cost class (VecOp)
+    int32_t port        # SEND/RECV: 0..3 = E, W, N, S
+    int32_t src0        # operand tensor ids local to the PE, -1 = none
+    int32_t src1
+    int32_t src2
+    int32_t dst         # result tensor id, -1 = none
+    int32_t esize       # DOT: input element bytes
+    int32_t line        # kernel source line (not used by timing)
+
+ctypedef struct Event:
+    int64_t time        # cycle the event fires
+    int64_t seq         # push order: the last tie-breaker, so pops are deterministic
+    int32_t prio        # PRIO_*
+    int32_t kind        # EV_*
+    int32_t obj         # pe, pe * N_UNITS + unit, cube or link, by kind
+    int32_t gen         # generation of obj when pushed; a stale event is skipped
+
+ctypedef struct HwParams:
+    int64_t gemm_rows           # R
+    int64_t gemm_cols           # C
+    int64_t sram_bw             # SRAM bytes/cycle (GEMM operand bound)
+    int64_t lanes               # L
+    int64_t log2_lanes          # ceil(log2 L): row reduction tree depth
+    int64_t vec_latency         # pipeline latency per vector command
+    int64_t vec_cost[N_VEC_OPS] # cycles per issue slot by VecOp
+    int64_t burst_bytes         # DMA burst size
+    int64_t channel_bw          # cube memory channel bytes/cycle
+    int64_t dma_latency         # cycles from last burst to DMA completion
+    int64_t packet_bytes        # link packet size
+    int64_t link_bw             # link bytes/cycle per direction
+    int64_t hop_latency         # packet (and credit) wire latency
+    int64_t queue               # Q: receive queue packets = initial credits
+    int64_t sram_capacity       # bytes
+    int32_t n_pes
+    int32_t pes_per_cube
+    int32_t n_cubes
+    int32_t packet_detail       # 1: one heap event per packet/burst/fold
+
+ctypedef struct UnitCounters:
+    # Per PE x unit; exposed to Python as a numpy structured array (all int64, no padding).
+    int64_t busy                # cycles occupied by a command (sum of command durations)
+    int64_t commands            # commands run
+    int64_t work                # GEMM flops; vector elements; DMA/TX/RX bytes
+    int64_t stall_operand       # cycles idle with the next command waiting on an operand
+    int64_t stall_credit        # TX: cycles of a send waiting for credits (within busy)
+    int64_t stall_data          # RX: cycles of a recv with no data streaming in (within busy)
+    int64_t stall_arbitration   # DMA: cycles bursts waited for other PEs (within busy)
+
+ctypedef struct LinkCounters:
+    int64_t bytes               # payload bytes carried
+    int64_t packets             # packets carried
+    int64_t busy                # serialisation cycles
+    int64_t messages            # sends carried
+
+ctypedef struct UnitState:
+    int64_t q_pos               # next index into the unit's command queue
+    int64_t q_end               # end of the unit's command queue
+    int64_t cur                 # global index of the running command, -1 if none
+    int64_t start               # cycle the running command started
+    int64_t free_since          # cycle the unit last became free (operand stall accounting)
+    int64_t folds_left          # packet detail GEMM: folds still to run
+    int64_t fold_cycles         # packet detail GEMM: cycles per fold
+    int64_t wait_tensor         # global tensor id the next command waits for, -1 if none
+    int32_t state               # U_*
+    int32_t gen                 # bumped to cancel this unit's pending event
+
+ctypedef struct DmaPort:
+    # A PE's DMA engine as the cube channel sees it.
+    int64_t bursts_left         # bursts of the running command not yet granted
+    int64_t bytes_left          # bytes not yet granted
+    int64_t ideal               # sum of burst cycles + latency of the running command
+    int32_t gen                 # bumped to cancel a scheduled EV_DMA_DONE
+    int32_t requesting          # 1 while bursts_left > 0
+
+ctypedef struct Channel:
+    # One cube's shared memory channel.
+    int64_t busy_until          # cycle the burst (or train) being served ends
+    int64_t train_start         # train: cycle its first burst was granted
+    int64_t train_bursts        # train: bursts granted as one train
+    int64_t train_bytes         # train: bytes granted as one train
+    int32_t last                # local PE served last (round-robin pointer)
+    int32_t train_pe            # local PE holding an uncontended train, -1 if none
+    int32_t pending             # 1 while an EV_ARBITRATE is scheduled
+    int32_t gen                 # bumped to cancel the scheduled EV_ARBITRATE
+    int32_t n_requesting        # PEs with bursts pending
+
+ctypedef struct LinkState:
+    # One direction of one SFR link: sender (src, port) -> receiver (dst, opposite port).
+    int64_t tx_cmd              # global index of the send being sent, -1 if none
+    int64_t tx_start            # T: cycle the send started
+    int64_t tx_pkts_left        # packets of the send not yet started
+    int64_t tx_bytes_left       # bytes of the send not yet started
+    int64_t tx_ser              # serialisation cycles of the send so far
+    int64_t tx_e_prev           # cycle the wire is free (end of the last packet)
+    int64_t tx_next             # link-global index of the next packet to start
+    int64_t rx_cmd              # global index of the posted recv, -1 if none
+    int64_t rx_post             # r: cycle the recv was posted
+    int64_t rx_first            # link-global index of the recv's first packet
+    int64_t rx_end              # one past its last packet
+    int64_t rx_next_first       # first packet of the next recv
+    int64_t rx_drained          # packets drained (link-global count)
+    int64_t rx_last_drain       # d of the last packet drained
+    int64_t rx_ser              # serialisation cycles of the recv's packets
+    int64_t rx_arrived          # packet detail: packets in the queue or drained
+    int64_t* cred               # train: ring of Q credit-return cycles (-1 = not known yet)
+    int64_t* arr                # train: ring of Q arrival cycles of undrained packets
+    int64_t cur_bytes           # packet detail: bytes of the packet on the wire
+    int32_t credits             # packet detail: credits held by the sender
+    int32_t serialising         # packet detail: 1 while a packet is on the wire
+    int32_t tx_waiting          # 1 while the send waits for a credit
+    int32_t src                 # sender PE
+    int32_t dst                 # receiver PE, -1 if the port has no neighbour
+    int32_t port                # sender port
+
+ctypedef struct EventHeap:
+    Event* data
+    int64_t size
+    int64_t capacity
+    int64_t seq                 # next sequence number

@@ -1,0 +1,487 @@
+"""The engine's one entry point: ``simulate(hw, neighbours, program) -> EngineResult``.
+
+Everything the compiled loop indexes is checked here first, with numpy, and rejected with a
+``ValueError`` that names the PE (pe, cube), the command and its kernel line. Only then does the
+Cython loop (release build: no bounds checks) see the arrays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..common.errors import DeadlockError, MaxCyclesError, SramCapacityError
+from ..common.pe_commands import (
+    COMMAND_DTYPE,
+    N_PORTS,
+    N_UNITS,
+    OPPOSITE,
+    UNIT_NAMES,
+    VEC_OP_NAMES,
+    Opcode,
+    Port,
+    Program,
+    Unit,
+)
+from ..hw.config import HardwareConfig
+from . import _engine
+
+__all__ = ["simulate", "EngineResult", "hw_params", "MESSAGE_DTYPE", "EVENT_DTYPE", "DETAILS"]
+
+DETAILS = ("train", "packet")
+MESSAGE_DTYPE = np.dtype(
+    [("link", np.int64), ("send", np.int64), ("recv", np.int64), ("nbytes", np.int64)]
+)
+EVENT_DTYPE = np.dtype(
+    [("pe", np.int32), ("unit", np.int32), ("cmd", np.int64), ("start", np.int64), ("end", np.int64)]
+)
+_OP_NAMES = {int(o): o.name.lower() for o in Opcode}
+
+# The C enums and struct must mirror pe_commands; a mismatch is a build bug, caught at import.
+assert _engine.COMMAND_ITEMSIZE == COMMAND_DTYPE.itemsize, "Command struct != COMMAND_DTYPE"
+assert _engine.ENUMS["N_UNITS"] == N_UNITS and _engine.ENUMS["N_PORTS"] == N_PORTS
+assert _engine.ENUMS["UNIT_TX0"] == Unit.TX_E and _engine.ENUMS["UNIT_RX0"] == Unit.RX_E
+assert _engine.ENUMS["N_VEC_OPS"] == len(VEC_OP_NAMES)
+assert all(_engine.ENUMS["OP_" + o.name] == int(o) for o in Opcode)
+
+
+def hw_params(hw: HardwareConfig, detail: str = "train") -> dict:
+    """The HwParams struct (as a dict) the compiled engine and _timing take."""
+    lanes = hw.vector.lanes
+    return {
+        "gemm_rows": hw.gemm.rows,
+        "gemm_cols": hw.gemm.cols,
+        "sram_bw": hw.sram.bytes_per_cycle,
+        "lanes": lanes,
+        "log2_lanes": max(0, (lanes - 1).bit_length()),
+        "vec_latency": hw.vector.pipeline_latency,
+        "vec_cost": [getattr(hw.vector.op_cycles, n) for n in VEC_OP_NAMES],
+        "burst_bytes": hw.dma.burst_bytes,
+        "channel_bw": hw.dma.channel_bytes_per_cycle,
+        "dma_latency": hw.dma.latency_cycles,
+        "packet_bytes": hw.link.packet_bytes,
+        "link_bw": hw.link.bytes_per_cycle,
+        "hop_latency": hw.link.hop_latency_cycles,
+        "queue": hw.link.rx_queue_packets,
+        "sram_capacity": hw.sram.capacity_bytes,
+        "n_pes": hw.n_pes,
+        "pes_per_cube": hw.pes_per_cube,
+        "n_cubes": hw.n_cubes,
+        "packet_detail": 1 if detail == "packet" else 0,
+    }
+
+
+@dataclass
+class EngineResult:
+    """What one simulation returns. Arrays are indexed by global PE (cube * pes_per_cube + pe),
+    global command index (into ``program.commands``) or link (sender PE * N_PORTS + port)."""
+
+    hw: HardwareConfig
+    cycles: int  #: cycle the last command ended
+    unit_counters: np.ndarray  #: (n_pes, N_UNITS) structured, see UNIT_COUNTERS_DTYPE
+    link_counters: np.ndarray  #: (n_pes * N_PORTS,) structured, see LINK_COUNTERS_DTYPE
+    peak_sram: np.ndarray  #: (n_pes,) peak live bytes
+    sram_over: np.ndarray  #: (n_pes,) bool, peak above capacity
+    cmd_start: np.ndarray  #: (n_commands,) start cycle
+    cmd_end: np.ndarray  #: (n_commands,) end cycle
+    completion_order: np.ndarray  #: global command indices by (end cycle, index)
+    messages: np.ndarray  #: MESSAGE_DTYPE: every send matched with its recv
+    heap_events: int  #: pops from the event heap
+    work: dict  #: {"packets", "bursts", "folds"}: simulated work items
+    detail: str
+    events: Optional[np.ndarray] = None  #: EVENT_DTYPE, when record_events=True
+    debug: dict = field(default_factory=dict)  #: invariant counters (debug build)
+
+    @property
+    def seconds(self) -> float:
+        return self.hw.seconds(self.cycles)
+
+
+def _pe_name(hw: HardwareConfig, g: int) -> str:
+    return f"PE ({g % hw.pes_per_cube}, {g // hw.pes_per_cube})"
+
+
+def _default_describe(commands: np.ndarray) -> Callable[[int], str]:
+    def describe(i: int) -> str:
+        c = commands[i]
+        op = _OP_NAMES.get(int(c["opcode"]), f"opcode {int(c['opcode'])}")
+        if op in ("send", "recv") and 0 <= int(c["port"]) < N_PORTS:
+            op += (" to " if op == "send" else " from ") + Port(int(c["port"])).name
+        return f"{op} (line {int(c['line'])})"
+
+    return describe
+
+
+class _Checker:
+    """Raises ValueError for the first bad command of a mask, naming PE, command and line."""
+
+    def __init__(self, hw, commands, pe, local, describe):
+        self.hw, self.commands, self.pe, self.local, self.describe = hw, commands, pe, local, describe
+
+    def fail(self, mask: np.ndarray, what: str) -> None:
+        bad = np.flatnonzero(mask)
+        if len(bad):
+            i = int(bad[0])
+            extra = f" ({len(bad) - 1} more like it)" if len(bad) > 1 else ""
+            raise ValueError(
+                f"{_pe_name(self.hw, int(self.pe[i]))} command #{int(self.local[i])} "
+                f"[{self.describe(i)}]: {what}{extra}"
+            )
+
+
+def _check_program(hw: HardwareConfig, program: Program) -> None:
+    c = program.commands
+    if not isinstance(c, np.ndarray) or c.dtype != COMMAND_DTYPE or c.ndim != 1:
+        raise ValueError(
+            f"commands must be a 1-D array of dtype COMMAND_DTYPE, got "
+            f"{getattr(c, 'dtype', type(c).__name__)}"
+        )
+    for name, off, total in (
+        ("cmd_offsets", program.cmd_offsets, len(c)),
+        ("tensor_offsets", program.tensor_offsets, len(program.tensor_bytes)),
+    ):
+        off = np.asarray(off)
+        if off.dtype != np.int64 or off.shape != (hw.n_pes + 1,):
+            raise ValueError(
+                f"{name} must be int64 of length n_pes + 1 = {hw.n_pes + 1}, got "
+                f"{off.dtype} of shape {off.shape}"
+            )
+        if off[0] != 0 or off[-1] != total or np.any(np.diff(off) < 0):
+            raise ValueError(f"{name} must rise from 0 to {total}")
+    tb = program.tensor_bytes
+    if not isinstance(tb, np.ndarray) or tb.dtype != np.int64:
+        raise ValueError(f"tensor_bytes must be int64, got {getattr(tb, 'dtype', type(tb).__name__)}")
+    if np.any(tb < 0):
+        raise ValueError(f"tensor_bytes must be >= 0 (tensor {int(np.flatnonzero(tb < 0)[0])})")
+    tp = program.tensor_pinned
+    if not isinstance(tp, np.ndarray) or tp.dtype != np.uint8 or tp.shape != tb.shape:
+        raise ValueError("tensor_pinned must be uint8 with one entry per tensor")
+
+
+def _check_neighbours(hw: HardwareConfig, neighbours) -> np.ndarray:
+    nbr = np.asarray(neighbours)
+    if nbr.shape != (hw.n_pes, N_PORTS) or not np.issubdtype(nbr.dtype, np.integer):
+        raise ValueError(f"neighbour table must be integer of shape ({hw.n_pes}, {N_PORTS})")
+    nbr = np.ascontiguousarray(nbr, dtype=np.int32)
+    if np.any((nbr < -1) | (nbr >= hw.n_pes)):
+        raise ValueError("neighbour table entries must be -1 or a PE index")
+    for p in range(N_PORTS):
+        src = np.flatnonzero(nbr[:, p] >= 0)
+        back = nbr[nbr[src, p], int(OPPOSITE[p])]
+        bad = src[back != src]
+        if len(bad):
+            a = int(bad[0])
+            raise ValueError(
+                f"SFR install is not symmetric: {_pe_name(hw, a)} port {Port(p).name} reaches "
+                f"{_pe_name(hw, int(nbr[a, p]))}, whose {OPPOSITE[p].name} port does not reach back"
+            )
+    return nbr
+
+
+def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) -> dict:
+    c = program.commands
+    n = len(c)
+    cmd_off = program.cmd_offsets
+    t_off = program.tensor_offsets
+    pe = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(cmd_off))
+    idx = np.arange(n, dtype=np.int64)
+    local = idx - cmd_off[pe]
+    chk = _Checker(hw, c, pe, local, describe)
+
+    op = c["opcode"]
+    chk.fail((op < 0) | (op >= len(Opcode)), "unknown opcode")
+    port = c["port"]
+    is_link = (op == Opcode.SEND) | (op == Opcode.RECV)
+    chk.fail(is_link & ((port < 0) | (port >= N_PORTS)), "link direction must be 0..3 (E, W, N, S)")
+    unit_of_op = np.array([Unit.DMA, Unit.DMA, Unit.GEMM, Unit.VECTOR, Unit.VECTOR, 0, 0], np.int32)
+    expected = unit_of_op[op]
+    expected = np.where(op == Opcode.SEND, Unit.TX_E + port, expected)
+    expected = np.where(op == Opcode.RECV, Unit.RX_E + port, expected)
+    chk.fail(c["unit"] != expected, "unit does not match the opcode (and port)")
+
+    n_tensors = np.diff(t_off)[pe]
+    for f in ("src0", "src1", "src2", "dst"):
+        x = c[f]
+        chk.fail((x < -1) | (x >= n_tensors), f"{f} tensor id out of range")
+    needs = {
+        "src0": np.isin(op, [Opcode.DOT, Opcode.REDUCE, Opcode.STORE, Opcode.SEND]),
+        "src1": op == Opcode.DOT,
+        "dst": np.isin(op, [Opcode.LOAD, Opcode.DOT, Opcode.VEC, Opcode.REDUCE, Opcode.RECV]),
+    }
+    for f, need in needs.items():
+        chk.fail(need & (c[f] < 0), f"{f} is required by this opcode")
+    chk.fail(np.isin(op, [Opcode.STORE, Opcode.SEND]) & (c["dst"] >= 0), "this opcode has no result")
+
+    chk.fail((op == Opcode.DOT) & ((c["m"] < 1) | (c["n"] < 1) | (c["k"] < 1)), "dot sizes must be >= 1")
+    chk.fail((op == Opcode.DOT) & (c["esize"] < 1), "dot element size must be >= 1 byte")
+    chk.fail((op == Opcode.VEC) & (c["n"] < 1), "vector element count must be >= 1")
+    chk.fail(
+        (op == Opcode.REDUCE) & ((c["m"] < 1) | (c["n"] < 1) | (c["k"] < 1)), "reduction sizes must be >= 1"
+    )
+    is_vec = (op == Opcode.VEC) | (op == Opcode.REDUCE)
+    chk.fail(is_vec & ((c["sub"] < 0) | (c["sub"] >= len(VEC_OP_NAMES))), "unknown vector op")
+    moves = np.isin(op, [Opcode.LOAD, Opcode.STORE, Opcode.SEND, Opcode.RECV])
+    chk.fail(moves & (c["nbytes"] < 1), "byte count must be >= 1")
+
+    # SSA tensors: produced once, before every read.
+    n_t = len(program.tensor_bytes)
+    has_dst = c["dst"] >= 0
+    gdst = t_off[pe[has_dst]] + c["dst"][has_dst]
+    counts = np.bincount(gdst, minlength=n_t)
+    chk.fail(has_dst & (counts[np.where(has_dst, t_off[pe] + c["dst"], 0)] > 1), "its result tensor is produced twice")
+    producer = np.full(n_t, -1, np.int64)
+    producer[gdst] = idx[has_dst]
+    readers = np.zeros(n_t, np.int64)
+    for f in ("src0", "src1", "src2"):
+        x = c[f]
+        has = x >= 0
+        g = np.where(has, t_off[pe] + x, 0)
+        prod = producer[g]
+        chk.fail(has & (prod < 0), f"{f} reads a tensor no command produces")
+        chk.fail(has & (prod >= idx), f"{f} reads a tensor produced later in the stream")
+        readers += np.bincount(g[has], minlength=n_t)
+
+    # Links: wired, and the k-th send on a port matched with the k-th recv on the other end.
+    nbr_flat = nbr.ravel()
+    is_send = op == Opcode.SEND
+    is_recv = op == Opcode.RECV
+    safe_port = np.clip(port, 0, N_PORTS - 1)
+    nb_of = nbr_flat[pe.astype(np.int64) * N_PORTS + safe_port]
+    for mask, verb in ((is_send, "sends"), (is_recv, "receives")):
+        bad = np.flatnonzero(mask & (nb_of < 0))
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(
+                f"{_pe_name(hw, int(pe[i]))} command #{int(local[i])} [{describe(i)}] {verb} on port "
+                f"{Port(int(port[i])).name}, which has no neighbour under the installed SFR"
+            )
+    opposite = np.array([int(p) for p in OPPOSITE], np.int64)
+    send_link = pe[is_send].astype(np.int64) * N_PORTS + port[is_send]
+    recv_link = nb_of[is_recv].astype(np.int64) * N_PORTS + opposite[port[is_recv]]
+    send_idx, recv_idx = idx[is_send], idx[is_recv]
+    n_links = hw.n_pes * N_PORTS
+    ns = np.bincount(send_link, minlength=n_links)
+    nr = np.bincount(recv_link, minlength=n_links)
+    bad = np.flatnonzero(ns != nr)
+    if len(bad):
+        lk = int(bad[0])
+        a, p = lk // N_PORTS, lk % N_PORTS
+        b = int(nbr_flat[lk])
+        raise ValueError(
+            f"{_pe_name(hw, a)} sends {int(ns[lk])} message(s) on port {Port(p).name} but "
+            f"{_pe_name(hw, b)} posts {int(nr[lk])} recv(s) on port {OPPOSITE[p].name}: every send "
+            f"needs exactly one matching recv"
+        )
+    so = np.lexsort((send_idx, send_link))
+    ro = np.lexsort((recv_idx, recv_link))
+    messages = np.zeros(len(so), MESSAGE_DTYPE)
+    messages["link"] = send_link[so]
+    messages["send"] = send_idx[so]
+    messages["recv"] = recv_idx[ro]
+    messages["nbytes"] = c["nbytes"][messages["send"]]
+    bad = np.flatnonzero(c["nbytes"][messages["recv"]] != messages["nbytes"])
+    if len(bad):
+        m = messages[int(bad[0])]
+        s, r = int(m["send"]), int(m["recv"])
+        raise ValueError(
+            f"{_pe_name(hw, int(pe[s]))} [{describe(s)}] sends {int(c['nbytes'][s])} bytes but "
+            f"the matching recv on {_pe_name(hw, int(pe[r]))} [{describe(r)}] expects "
+            f"{int(c['nbytes'][r])} bytes"
+        )
+
+    key = pe.astype(np.int64) * N_UNITS + c["unit"]
+    unit_q = np.argsort(key, kind="stable").astype(np.int64)
+    unit_q_off = np.zeros(hw.n_pes * N_UNITS + 1, np.int64)
+    unit_q_off[1:] = np.cumsum(np.bincount(key, minlength=hw.n_pes * N_UNITS))
+    return {
+        "pe": pe,
+        "unit_q": unit_q,
+        "unit_q_off": unit_q_off,
+        "readers": readers,
+        "messages": messages,
+        "producer": producer,
+    }
+
+
+def simulate(
+    hw: HardwareConfig,
+    neighbours,
+    program: Program,
+    *,
+    detail: str = "train",
+    max_cycles: int | None = None,
+    record_events: bool = False,
+    strict_sram: bool = False,
+    describe: Callable[[int], str] | None = None,
+) -> EngineResult:
+    """Time ``program`` on ``hw`` with the SFR wiring ``neighbours`` ((n_pes, 4) int, -1 = none).
+
+    ``detail``: "train" (closed-form packet trains, default) or "packet" (one heap event per
+    packet, burst and fold); both give the same cycles. ``max_cycles`` stops a runaway launch with
+    MaxCyclesError. ``describe(global_cmd) -> str`` lets the caller name commands (kernel lines)
+    in errors. Raises ValueError for malformed input, DeadlockError, MaxCyclesError, and
+    SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity.
+    """
+    if detail not in DETAILS:
+        raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
+    if not isinstance(hw, HardwareConfig):
+        raise ValueError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
+    if not isinstance(program, Program):
+        raise ValueError(f"program must be a kernbench Program, got {type(program).__name__}")
+    if max_cycles is not None and (not isinstance(max_cycles, (int, np.integer)) or max_cycles < 1):
+        raise ValueError(f"max_cycles must be a positive int, got {max_cycles!r}")
+    _check_program(hw, program)
+    nbr = _check_neighbours(hw, neighbours)
+    describe = describe or _default_describe(program.commands)
+    prep = _prepare(hw, nbr, program, describe)
+
+    sim = _engine.Sim(
+        hw_params(hw, detail),
+        program.commands,
+        prep["pe"],
+        prep["unit_q"],
+        prep["unit_q_off"],
+        program.tensor_offsets,
+        program.tensor_bytes,
+        program.tensor_pinned,
+        prep["readers"],
+        nbr.ravel(),
+        int(max_cycles) if max_cycles is not None else (1 << 62),
+    )
+    status = sim.run()
+    if status == _engine.STATUS["nomem"]:
+        raise MemoryError("kernbench engine: out of memory growing the event heap")
+    if status == _engine.STATUS["deadlock"]:
+        _raise_deadlock(hw, program, nbr, sim, prep, describe)
+    if status == _engine.STATUS["max_cycles"]:
+        _raise_max_cycles(hw, sim, describe, int(max_cycles))
+
+    cmd_start, cmd_end = sim.cmd_start_arr, sim.cmd_end_arr
+    n = len(cmd_end)
+    order = np.lexsort((np.arange(n), cmd_end)) if n else np.zeros(0, np.int64)
+    peak = sim.sram_peak_arr
+    over = peak > hw.sram.capacity_bytes
+    if strict_sram and over.any():
+        bad = [(_pe_name(hw, int(g)), int(peak[g])) for g in np.flatnonzero(over)]
+        raise SramCapacityError(
+            f"peak SRAM above capacity ({hw.sram.capacity_bytes} bytes) on "
+            + ", ".join(f"{name}: {b} bytes" for name, b in bad[:8])
+            + (f" and {len(bad) - 8} more" if len(bad) > 8 else ""),
+            bad,
+        )
+    events = None
+    if record_events:
+        events = np.zeros(n, EVENT_DTYPE)
+        events["pe"] = prep["pe"]
+        events["unit"] = program.commands["unit"]
+        events["cmd"] = np.arange(n)
+        events["start"] = cmd_start
+        events["end"] = cmd_end
+        events = events[np.lexsort((events["cmd"], events["start"]))]
+    return EngineResult(
+        hw=hw,
+        cycles=int(cmd_end.max()) if n else 0,
+        unit_counters=sim.unit_counters,
+        link_counters=sim.link_counters,
+        peak_sram=peak,
+        sram_over=over,
+        cmd_start=cmd_start,
+        cmd_end=cmd_end,
+        completion_order=order,
+        messages=prep["messages"],
+        heap_events=int(sim.heap_events),
+        work={
+            "packets": int(sim.link_counters["packets"].sum()),
+            "bursts": int(sim.n_bursts),
+            "folds": int(sim.n_folds),
+        },
+        detail=detail,
+        events=events,
+        debug=sim.debug_counters() if _engine.DEBUG_BUILD else {},
+    )
+
+
+# -- diagnostics ---------------------------------------------------------------------------------
+_WAIT_OPERAND, _BUSY = 1, 2  # U_WAIT_OPERAND, U_BUSY in _types.pxd
+
+
+def _unit_position(hw, g, u, states, describe) -> str:
+    state, cur, nxt, _ = states
+    s = int(state[g, u])
+    name = UNIT_NAMES[u]
+    if s == _WAIT_OPERAND:
+        return f"its {name} is at {describe(int(nxt[g, u]))}, waiting for an operand"
+    if s == _BUSY:
+        return f"its {name} is busy with {describe(int(cur[g, u]))}"
+    if int(nxt[g, u]) >= 0:
+        return f"its {name} has not reached {describe(int(nxt[g, u]))}"
+    return f"its {name} has no more commands"
+
+
+def _blocked_units(hw, program, nbr, sim, prep, describe) -> list[dict]:
+    """Every unit that still has work, with what it waits for and who holds that up."""
+    states = sim.unit_states()
+    state, cur, nxt, wait = states
+    tx, _, _ = sim.link_states()
+    cmds = program.commands
+    out = []
+    for g in range(hw.n_pes):
+        for u in range(N_UNITS):
+            s = int(state[g, u])
+            head = f"{_pe_name(hw, g)} {UNIT_NAMES[u]}"
+            if s == _WAIT_OPERAND:
+                c, p = int(nxt[g, u]), int(prep["producer"][int(wait[g, u])])
+                text = (f"{head}: {describe(c)} waits for the result of {describe(p)} on "
+                        f"{UNIT_NAMES[int(cmds['unit'][p])]}, which has not finished")
+                out.append(dict(pe=g, unit=u, cmd=c, reason="operand", other_pe=g, other_cmd=p, text=text))
+            elif s == _BUSY:
+                c = int(cur[g, u])
+                prt = int(cmds["port"][c])
+                other = int(nbr[g, prt])
+                back = int(OPPOSITE[prt])
+                if u >= Unit.RX_E:  # a recv short of data
+                    if int(tx[other * N_PORTS + back]) >= 0:
+                        why = f"its sender {_pe_name(hw, other)} is sending but short of credits"
+                    else:
+                        why = (f"its sender {_pe_name(hw, other)} has not started the matching send: "
+                               + _unit_position(hw, other, Unit.TX_E + back, states, describe))
+                    reason = "data"
+                else:  # a send short of credits
+                    why = (f"its receiver {_pe_name(hw, other)} has not posted the matching recv: "
+                           + _unit_position(hw, other, Unit.RX_E + back, states, describe))
+                    reason = "credit"
+                out.append(dict(pe=g, unit=u, cmd=c, reason=reason, other_pe=other, other_cmd=-1,
+                                text=f"{head}: {describe(c)} waits for {'data' if reason == 'data' else 'credits'}; {why}"))
+    return out
+
+
+def _raise_deadlock(hw, program, nbr, sim, prep, describe):
+    blocked = _blocked_units(hw, program, nbr, sim, prep, describe)
+    lines = "\n  ".join(b["text"] for b in blocked)
+    raise DeadlockError(
+        f"deadlock at cycle {sim.now_cycle}: no unit can make progress. Blocked:\n  {lines}",
+        blocked,
+        int(sim.now_cycle),
+    )
+
+
+def _raise_max_cycles(hw, sim, describe, limit):
+    state, cur, nxt, _ = sim.unit_states()
+    positions = []
+    for g in range(hw.n_pes):
+        for u in range(N_UNITS):
+            s = int(state[g, u])
+            if s in (_WAIT_OPERAND, _BUSY) or int(nxt[g, u]) >= 0:
+                c = int(cur[g, u]) if s == _BUSY else int(nxt[g, u])
+                what = {_WAIT_OPERAND: "waits for an operand at", _BUSY: "is running"}.get(s, "has yet to start")
+                positions.append(dict(pe=g, unit=u, cmd=c, state=s,
+                                      text=f"{_pe_name(hw, g)} {UNIT_NAMES[u]} {what} {describe(c)}"))
+    lines = "\n  ".join(p["text"] for p in positions[:64])
+    more = f"\n  ... and {len(positions) - 64} more" if len(positions) > 64 else ""
+    raise MaxCyclesError(
+        f"simulation passed max_cycles={limit} at cycle {sim.now_cycle}. Where each PE stands:\n  "
+        f"{lines}{more}",
+        positions,
+        int(sim.now_cycle),
+    )

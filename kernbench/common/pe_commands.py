@@ -1,0 +1,344 @@
+"""The command vocabulary shared by the ``tl`` language and the engine.
+
+This is the one place opcodes, units and vector operations are named. The engine's C mirror of
+:data:`COMMAND_DTYPE` is ``Command`` in ``kernbench/_core/_types.pxd``; importing the engine checks
+the two layouts agree.
+
+A PE's program is a stream of commands in program order. Each command runs on one unit of its PE;
+commands on one unit run in order, the units of a PE run concurrently, and a command starts when its
+unit is free and its operand tensors are ready. Tensors are SSA values local to a PE: each is
+produced by exactly one command (its ``dst``) and read by any number of later commands.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..hw.sfr import N_PORTS, OPPOSITE, Port, parse_port
+
+__all__ = [
+    "TensorHandle",
+    "Opcode",
+    "Unit",
+    "VecOp",
+    "Port",
+    "N_PORTS",
+    "OPPOSITE",
+    "N_UNITS",
+    "UNIT_NAMES",
+    "VEC_OP_NAMES",
+    "COMMAND_DTYPE",
+    "Program",
+    "send_unit",
+    "recv_unit",
+    "parse_port",
+    "StreamBuilder",
+    "make_command",
+]
+
+
+@dataclass(eq=False)
+class TensorHandle:
+    """A tensor living in a PE's SRAM (or a view of one).
+
+    ``id`` names the buffer: a new handle with the same ``id`` and another ``shape`` is a view
+    (metadata only, no command, no cost). ``addr`` is the SRAM address the builder assigned,
+    ``nbytes`` the buffer's size, ``data`` the numpy value in functional replay (None while tracing),
+    ``space`` where it lives ("sram"), ``pinned`` keeps it live to the end of the launch.
+    """
+
+    id: int
+    addr: int = 0
+    shape: tuple = ()
+    dtype: str = "f32"
+    nbytes: int = 0
+    data: Any = None
+    space: str = "sram"
+    pinned: bool = False
+
+    # Operators dispatch to the tl builder that is tracing (set by kernbench.language).
+    def __add__(self, o):
+        return _ops().add(self, o)
+
+    def __radd__(self, o):
+        return _ops().add(o, self)
+
+    def __sub__(self, o):
+        return _ops().sub(self, o)
+
+    def __rsub__(self, o):
+        return _ops().sub(o, self)
+
+    def __mul__(self, o):
+        return _ops().mul(self, o)
+
+    def __rmul__(self, o):
+        return _ops().mul(o, self)
+
+    def __truediv__(self, o):
+        return _ops().div(self, o)
+
+    def __rtruediv__(self, o):
+        return _ops().div(o, self)
+
+    def __neg__(self):
+        return _ops().neg(self)
+
+    @property
+    def T(self):
+        return _ops().trans(self)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"TensorHandle(id={self.id}, shape={tuple(self.shape)}, dtype={self.dtype})"
+
+
+_OPERATOR_TARGET: list = []
+
+
+def _ops():
+    """The active ``tl`` object; TensorHandle operators call into it."""
+    if not _OPERATOR_TARGET:
+        raise RuntimeError("TensorHandle operators can only be used inside a kernel being traced")
+    return _OPERATOR_TARGET[-1]
+
+
+class Opcode(IntEnum):
+    LOAD = 0  #: DMA cube memory -> SRAM.   dst, nbytes
+    STORE = 1  #: DMA SRAM -> cube memory.  src0, nbytes
+    DOT = 2  #: GEMM dst(M,N) = src0(M,K) @ src1(K,N); m, n, k, esize = input element bytes
+    VEC = 3  #: vector elementwise over n output elements; sub = VecOp; src0..src2 optional
+    REDUCE = 4  #: vector reduction; sub = VecOp; m outer, n reduced length, k inner (1 = rows)
+    SEND = 5  #: link TX on port: src0, nbytes
+    RECV = 6  #: link RX on port: dst, nbytes; src0 optional "post after this tensor is ready"
+
+
+N_OPCODES = len(Opcode)
+
+
+class Unit(IntEnum):
+    GEMM = 0
+    VECTOR = 1
+    DMA = 2
+    TX_E = 3
+    TX_W = 4
+    TX_N = 5
+    TX_S = 6
+    RX_E = 7
+    RX_W = 8
+    RX_N = 9
+    RX_S = 10
+
+
+N_UNITS = len(Unit)
+UNIT_NAMES = tuple(u.name for u in Unit)
+
+
+def send_unit(port: Port | int) -> Unit:
+    return Unit(Unit.TX_E + int(port))
+
+
+def recv_unit(port: Port | int) -> Unit:
+    return Unit(Unit.RX_E + int(port))
+
+
+class VecOp(IntEnum):
+    """Vector operation cost classes; order matches kernbench.hw.VectorOpCycles fields."""
+
+    ADD = 0
+    SUB = 1
+    MUL = 2
+    MAX = 3
+    MIN = 4
+    COMPARE = 5
+    SELECT = 6
+    COPY = 7
+    CAST = 8
+    FILL = 9
+    DIV = 10
+    EXP = 11
+    LOG = 12
+    SQRT = 13
+    RSQRT = 14
+
+
+VEC_OP_NAMES = tuple(v.name.lower() for v in VecOp)
+
+#: One command. Aligned like the C struct ``Command`` in _core/_types.pxd (72 bytes).
+COMMAND_DTYPE = np.dtype(
+    [
+        ("m", np.int64),
+        ("n", np.int64),
+        ("k", np.int64),
+        ("nbytes", np.int64),
+        ("opcode", np.int32),
+        ("unit", np.int32),
+        ("sub", np.int32),
+        ("port", np.int32),
+        ("src0", np.int32),
+        ("src1", np.int32),
+        ("src2", np.int32),
+        ("dst", np.int32),
+        ("esize", np.int32),
+        ("line", np.int32),
+    ],
+    align=True,
+)
+
+
+class Program:
+    """Every PE's command stream and tensor table, concatenated (CSR by global PE index).
+
+    ``commands[cmd_offsets[g]:cmd_offsets[g+1]]`` is PE g's stream; its tensor ids index
+    ``tensor_bytes[tensor_offsets[g]:tensor_offsets[g+1]]`` (and ``tensor_pinned``).
+    """
+
+    __slots__ = ("commands", "cmd_offsets", "tensor_bytes", "tensor_pinned", "tensor_offsets")
+
+    def __init__(self, commands, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets):
+        self.commands = commands
+        self.cmd_offsets = cmd_offsets
+        self.tensor_bytes = tensor_bytes
+        self.tensor_pinned = tensor_pinned
+        self.tensor_offsets = tensor_offsets
+
+    @property
+    def n_pes(self) -> int:
+        return len(self.cmd_offsets) - 1
+
+    @property
+    def n_commands(self) -> int:
+        return int(self.cmd_offsets[-1])
+
+    def pe_commands(self, g: int) -> np.ndarray:
+        return self.commands[self.cmd_offsets[g] : self.cmd_offsets[g + 1]]
+
+    @classmethod
+    def from_streams(
+        cls,
+        streams: Sequence["tuple[np.ndarray, Sequence[int]] | tuple[np.ndarray, Sequence[int], Sequence[bool]] | None"],
+    ) -> "Program":
+        """Build from one entry per global PE: ``(commands, tensor_bytes[, tensor_pinned])`` or
+        None for a PE with no program. ``commands`` may be a COMMAND_DTYPE array or a list of
+        tuples in COMMAND_DTYPE field order."""
+        cmds, tb, tp = [], [], []
+        cmd_off = [0]
+        ten_off = [0]
+        for s in streams:
+            if s is None:
+                c = np.zeros(0, COMMAND_DTYPE)
+                b = np.zeros(0, np.int64)
+                p = np.zeros(0, np.uint8)
+            else:
+                c = s[0]
+                if not isinstance(c, np.ndarray):
+                    c = np.array(list(c), dtype=COMMAND_DTYPE)
+                b = np.asarray(s[1], dtype=np.int64)
+                p = np.asarray(s[2] if len(s) > 2 else np.zeros(len(b)), dtype=np.uint8)
+                if p.shape != b.shape:
+                    raise ValueError("tensor_pinned must have one entry per tensor")
+            cmds.append(c)
+            tb.append(b)
+            tp.append(p)
+            cmd_off.append(cmd_off[-1] + len(c))
+            ten_off.append(ten_off[-1] + len(b))
+        for c in cmds:
+            if c.dtype != COMMAND_DTYPE:
+                raise ValueError(f"command arrays must have dtype COMMAND_DTYPE, got {c.dtype}")
+        return cls(
+            np.concatenate(cmds) if cmds else np.zeros(0, COMMAND_DTYPE),
+            np.asarray(cmd_off, dtype=np.int64),
+            np.concatenate(tb) if tb else np.zeros(0, np.int64),
+            np.concatenate(tp) if tp else np.zeros(0, np.uint8),
+            np.asarray(ten_off, dtype=np.int64),
+        )
+
+
+def make_command(
+    opcode: int,
+    unit: int,
+    *,
+    sub: int = 0,
+    port: int = -1,
+    src0: int = -1,
+    src1: int = -1,
+    src2: int = -1,
+    dst: int = -1,
+    m: int = 0,
+    n: int = 0,
+    k: int = 0,
+    nbytes: int = 0,
+    esize: int = 0,
+    line: int = 0,
+) -> tuple:
+    """A command as a tuple in COMMAND_DTYPE field order (handy for tests and builders)."""
+    return (m, n, k, nbytes, opcode, unit, sub, port, src0, src1, src2, dst, esize, line)
+
+
+class StreamBuilder:
+    """Appends one PE's commands and tensors in program order; ``build()`` -> (commands, bytes, pinned).
+
+    The ``tl`` builder emits through this, and tests and benchmarks use it to write engine
+    programs directly. Every method returns the result tensor id (or None)."""
+
+    __slots__ = ("cmds", "tensor_bytes", "tensor_pinned")
+
+    def __init__(self) -> None:
+        self.cmds: list[tuple] = []
+        self.tensor_bytes: list[int] = []
+        self.tensor_pinned: list[bool] = []
+
+    def tensor(self, nbytes: int, pinned: bool = False) -> int:
+        self.tensor_bytes.append(int(nbytes))
+        self.tensor_pinned.append(bool(pinned))
+        return len(self.tensor_bytes) - 1
+
+    def emit(self, opcode: int, unit: int, **kw) -> None:
+        self.cmds.append(make_command(opcode, unit, **kw))
+
+    def load(self, nbytes: int, *, line: int = 0, pinned: bool = False, after: int = -1) -> int:
+        t = self.tensor(nbytes, pinned)
+        self.emit(Opcode.LOAD, Unit.DMA, dst=t, src0=after, nbytes=nbytes, line=line)
+        return t
+
+    def store(self, src: int, nbytes: int, *, line: int = 0) -> None:
+        self.emit(Opcode.STORE, Unit.DMA, src0=src, nbytes=nbytes, line=line)
+
+    def dot(self, a: int, b: int, m: int, n: int, k: int, *, esize: int = 2, line: int = 0) -> int:
+        t = self.tensor(4 * m * n)
+        self.emit(Opcode.DOT, Unit.GEMM, src0=a, src1=b, dst=t, m=m, n=n, k=k, esize=esize, line=line)
+        return t
+
+    def vec(self, op: int, n: int, *srcs: int, out_bytes: int | None = None, line: int = 0) -> int:
+        t = self.tensor(4 * n if out_bytes is None else out_bytes)
+        s = list(srcs) + [-1] * (3 - len(srcs))
+        self.emit(Opcode.VEC, Unit.VECTOR, sub=int(op), src0=s[0], src1=s[1], src2=s[2], dst=t, n=n, line=line)
+        return t
+
+    def reduce(self, op: int, src: int, outer: int, r: int, inner: int = 1, *, line: int = 0) -> int:
+        t = self.tensor(4 * outer * inner)
+        self.emit(Opcode.REDUCE, Unit.VECTOR, sub=int(op), src0=src, dst=t, m=outer, n=r, k=inner, line=line)
+        return t
+
+    def send(self, port: "Port | int | str", src: int, nbytes: int, *, line: int = 0) -> None:
+        p = parse_port(port)
+        self.emit(Opcode.SEND, send_unit(p), port=int(p), src0=src, nbytes=nbytes, line=line)
+
+    def recv(self, port: "Port | int | str", nbytes: int, *, after: int = -1, line: int = 0) -> int:
+        p = parse_port(port)
+        t = self.tensor(nbytes)
+        self.emit(Opcode.RECV, recv_unit(p), port=int(p), src0=after, dst=t, nbytes=nbytes, line=line)
+        return t
+
+    def build(self) -> tuple:
+        return (
+            np.array(self.cmds, dtype=COMMAND_DTYPE) if self.cmds else np.zeros(0, COMMAND_DTYPE),
+            np.asarray(self.tensor_bytes, dtype=np.int64),
+            np.asarray(self.tensor_pinned, dtype=np.uint8),
+        )

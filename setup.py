@@ -1,0 +1,60 @@
+"""Build the compiled engine (kernbench._core).
+
+Every extension is declared in EXTENSIONS below. Two builds:
+
+* release (default): bounds and wraparound checks off. The engine's Python entry point
+  (kernbench/_core/api.py) validates every array before it reaches a Cython loop, so the
+  unchecked indexing only ever sees checked indices.
+* debug (``KERNBENCH_DEBUG=1 pip install .``): bounds/wraparound/initialized checks on,
+  line tracing compiled in, and the engine's invariant checks (KERNBENCH_DEBUG macro) on.
+"""
+import os
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("KERNBENCH_DEBUG", "0") not in ("", "0", "false", "False")
+
+# name -> sources. One .pyx (and its .pxd) per engine component.
+EXTENSIONS = {
+    "kernbench._core._heap": ["kernbench/_core/_heap.pyx"],
+    "kernbench._core._timing": ["kernbench/_core/_timing.pyx"],
+    "kernbench._core._dma": ["kernbench/_core/_dma.pyx"],
+    "kernbench._core._link": ["kernbench/_core/_link.pyx"],
+    "kernbench._core._engine": ["kernbench/_core/_engine.pyx"],
+}
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "nonecheck": DEBUG,
+    "linetrace": DEBUG,
+    "profile": False,
+    "embedsignature": True,
+}
+macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+if DEBUG:
+    macros += [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1"), ("KERNBENCH_DEBUG", "1")]
+compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+
+extensions = [
+    Extension(
+        name,
+        sources,
+        include_dirs=[np.get_include()],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+    )
+    for name, sources in EXTENSIONS.items()
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=directives,
+    ),
+)
