@@ -1,0 +1,136 @@
+"""LaunchResult: what ``ctx.launch`` returns, and what reports, traces and plots consume.
+
+It keeps the engine's raw arrays (``engine``), the traced program (``program``), and enough
+metadata to name every command in the kernel's own words (``label``, ``source``).
+Figures are derived here once, so the report table, the JSON and the diag harness agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..common.pe_commands import N_UNITS, UNIT_NAMES, Program, Unit
+from ..hw.config import HardwareConfig
+from ..hw.sfr import SfrInstall
+
+__all__ = ["LaunchResult", "UNIT_KINDS"]
+
+#: Units grouped the way reports show them: kind -> unit indices.
+UNIT_KINDS = {
+    "GEMM": (Unit.GEMM,),
+    "VECTOR": (Unit.VECTOR,),
+    "DMA": (Unit.DMA,),
+    "TX_E": (Unit.TX_E,),
+    "TX_W": (Unit.TX_W,),
+    "RX_E": (Unit.RX_E,),
+    "RX_W": (Unit.RX_W,),
+}
+
+
+@dataclass
+class LaunchResult:
+    hw: HardwareConfig
+    sfr: Optional[SfrInstall]
+    grid: tuple  #: (PEs per cube used, cubes used)
+    mode: str  #: "functional" or "timing"
+    kernel_name: str
+    kernel_file: str
+    args: dict  #: launch arguments by parameter name (repr-able values; arrays as shape/dtype)
+    program: Program  #: every PE's traced commands
+    engine: Any  #: kernbench._core.EngineResult
+    labels: Optional[Callable[[int], str]] = None  #: global cmd -> "dot (64,128)x(128,64) f16"
+    extra: dict = field(default_factory=dict)  #: anything a caller attaches (diag figures, ...)
+
+    # -- naming ------------------------------------------------------------------------------
+    def pe_coords(self, g: int) -> tuple:
+        """Global PE index -> (pe, cube)."""
+        return (g % self.hw.pes_per_cube, g // self.hw.pes_per_cube)
+
+    def pe_name(self, g: int) -> str:
+        p, c = self.pe_coords(g)
+        return f"cube {c} / PE {p}"
+
+    def label(self, i: int) -> str:
+        if self.labels is not None:
+            return self.labels(i)
+        from .._core.api import _default_describe
+
+        return _default_describe(self.program.commands)(i)
+
+    def source(self, i: int) -> str:
+        return f"{self.kernel_file}:{int(self.program.commands['line'][i])}"
+
+    # -- figures -----------------------------------------------------------------------------
+    @property
+    def cycles(self) -> int:
+        return int(self.engine.cycles)
+
+    @property
+    def seconds(self) -> float:
+        return self.hw.seconds(self.cycles)
+
+    @property
+    def unit_counters(self) -> np.ndarray:
+        return self.engine.unit_counters
+
+    @property
+    def link_counters(self) -> np.ndarray:
+        return self.engine.link_counters
+
+    @property
+    def peak_sram(self) -> np.ndarray:
+        return self.engine.peak_sram
+
+    @property
+    def working_pes(self) -> np.ndarray:
+        """Global indices of PEs that ran at least one command (silent PEs excluded)."""
+        return np.flatnonzero(np.diff(self.program.cmd_offsets) > 0)
+
+    @property
+    def flops(self) -> int:
+        return int(self.unit_counters["work"][:, Unit.GEMM].sum())
+
+    @property
+    def achieved_tflops(self) -> float:
+        return self.flops / self.seconds / 1e12 if self.cycles else 0.0
+
+    @property
+    def peak_tflops(self) -> float:
+        """GEMM peak of the working PEs."""
+        return self.hw.peak_tflops(max(1, len(self.working_pes)))
+
+    def utilization(self, unit: int) -> np.ndarray:
+        """Busy fraction of ``unit`` on each working PE."""
+        if not self.cycles:
+            return np.zeros(len(self.working_pes))
+        return self.unit_counters["busy"][self.working_pes, unit] / self.cycles
+
+    @property
+    def link_bytes(self) -> int:
+        return int(self.link_counters["bytes"].sum())
+
+    def unit_names(self) -> tuple:
+        return UNIT_NAMES[:N_UNITS]
+
+    # -- outputs (kernbench.report) ------------------------------------------------------------
+    def report(self, **kw):
+        from ..report import table
+
+        return table.print_report(self, **kw)
+
+    def to_json(self, path=None, **kw):
+        from ..report import export
+
+        return export.to_json(self, path, **kw)
+
+    def to_perfetto(self, path, **kw):
+        from ..report import perfetto
+
+        return perfetto.to_perfetto(self, path, **kw)
+
+    def plot(self, path, **kw):
+        from ..report import plots
+
+        return plots.plot(self, path, **kw)
