@@ -52,9 +52,15 @@ extensions = [
     for name, sources in EXTENSIONS.items()
 ]
 
+# Release and debug builds keep their generated C and objects apart, so switching
+# KERNBENCH_DEBUG never reuses the other build's files.
+BUILD_BASE = os.path.join("build", "debug" if DEBUG else "release")
+
 setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,
+        build_dir=os.path.join(BUILD_BASE, "cython"),
     ),
+    options={"build": {"build_base": BUILD_BASE}},
 )
