@@ -1,0 +1,1 @@
+"""Benchmarks of kernbench: the modelled machine and the simulator itself (pytest-benchmark)."""
