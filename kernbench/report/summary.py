@@ -1,0 +1,168 @@
+"""The figures every report shows, computed once from a LaunchResult's counters.
+
+:func:`summarize` returns plain data (dicts, lists, ints, floats, strings): the rich table prints
+it, the JSON export stores it, and tests check it against the raw engine counters it comes from.
+
+Conventions (docs/reports.md):
+- percentages are of the launch's total cycles, per PE, then taken over the **working PEs** (PEs
+  that ran at least one command; a silent PE would only drag every minimum to zero);
+- stall percentages are means over the working PEs. ``credit``, ``data`` and ``arbitration``
+  stalls are cycles *inside* busy; ``operand`` stall is idle time outside busy while the unit's
+  next command waited for an operand (docs/hardware-model.md);
+- rates are work over the launch's wall time at the preset's clock.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..common.pe_commands import N_PORTS, UNIT_NAMES, Unit
+
+__all__ = ["summarize", "unit_kinds", "STALL_CAUSES", "WORK_UNITS"]
+
+#: Stall causes as the engine counts them: report name -> counter field.
+STALL_CAUSES = {
+    "operand": "stall_operand",
+    "credit": "stall_credit",
+    "data": "stall_data",
+    "arbitration": "stall_arbitration",
+}
+
+#: What a unit's ``work`` counter counts.
+WORK_UNITS = {Unit.GEMM: "flop", Unit.VECTOR: "element"}  # DMA, TX_*, RX_*: byte
+
+#: Units always shown; the N/S link units only when some command used them.
+_ALWAYS = (Unit.GEMM, Unit.VECTOR, Unit.DMA, Unit.TX_E, Unit.TX_W, Unit.RX_E, Unit.RX_W)
+_ORDER = (Unit.GEMM, Unit.VECTOR, Unit.DMA, Unit.TX_E, Unit.TX_W, Unit.TX_N, Unit.TX_S,
+          Unit.RX_E, Unit.RX_W, Unit.RX_N, Unit.RX_S)
+
+
+def unit_kinds(result) -> list:
+    """The units a report shows, in display order: GEMM, VECTOR, DMA, TX_E/W, RX_E/W, plus
+    TX/RX N and S when any command ran on them."""
+    used = result.unit_counters["commands"].sum(axis=0) > 0
+    return [u for u in _ORDER if u in _ALWAYS or used[u]]
+
+
+def _pct(x, cycles):
+    return 100.0 * float(x) / cycles if cycles else 0.0
+
+
+def _unit_row(result, u: int, working: np.ndarray, cycles: int) -> dict:
+    uc = result.unit_counters
+    busy = uc["busy"][working, u].astype(np.int64)
+    row = {
+        "unit": UNIT_NAMES[u],
+        "work_unit": WORK_UNITS.get(Unit(u), "byte"),
+        "commands": int(uc["commands"][:, u].sum()),
+        "work": int(uc["work"][:, u].sum()),
+        "busy_cycles": int(uc["busy"][:, u].sum()),
+    }
+    if len(working):
+        i_min = int(np.argmin(busy))  # first PE (lowest global index) at the minimum
+        g_min = int(working[i_min])
+        row["busy_pct"] = {
+            "min": _pct(busy.min(), cycles),
+            "mean": _pct(busy.mean(), cycles),
+            "max": _pct(busy.max(), cycles),
+            "min_pe": g_min,
+            "min_pe_name": result.pe_name(g_min),
+        }
+        row["stall_pct"] = {
+            cause: _pct(uc[field][working, u].mean(), cycles) for cause, field in STALL_CAUSES.items()
+        }
+    else:
+        row["busy_pct"] = {"min": 0.0, "mean": 0.0, "max": 0.0, "min_pe": None, "min_pe_name": None}
+        row["stall_pct"] = {cause: 0.0 for cause in STALL_CAUSES}
+    seconds = result.seconds
+    row["rate_per_s"] = row["work"] / seconds if seconds else 0.0
+    return row
+
+
+def summarize(result) -> dict:
+    """Every figure the report table shows, as plain data. See the module docstring."""
+    hw = result.hw
+    cycles = result.cycles
+    seconds = result.seconds
+    working = np.asarray(result.working_pes, dtype=np.int64)
+    n_work = len(working)
+    uc = result.unit_counters
+    lc = result.link_counters
+    cubes_used = sorted({int(g) // hw.pes_per_cube for g in working})
+
+    flops = int(uc["work"][:, Unit.GEMM].sum())
+    peak_tflops = hw.peak_tflops(max(1, n_work))
+    achieved_tflops = flops / seconds / 1e12 if seconds else 0.0
+    dma_bytes = int(uc["work"][:, Unit.DMA].sum())
+    memory_peak = hw.memory_gbps(max(1, len(cubes_used)))
+    memory_gbps = dma_bytes / seconds / 1e9 if seconds else 0.0
+
+    link_bytes = lc["bytes"].astype(np.int64)
+    used_links = np.flatnonzero(link_bytes > 0)
+    total_link = int(link_bytes.sum())
+    link_gbps = total_link / seconds / 1e9 if seconds else 0.0
+    busiest = int(used_links[np.argmax(link_bytes[used_links])]) if len(used_links) else None
+    links = {
+        "bytes": total_link,
+        "packets": int(lc["packets"].sum()),
+        "messages": int(lc["messages"].sum()),
+        "links_used": int(len(used_links)),
+        "achieved_gbps": link_gbps,
+        "peak_gbps": hw.link_gbps() * len(used_links),
+        "per_link_peak_gbps": hw.link_gbps(),
+        "busiest_link": busiest,
+        "busiest_link_name": _link_name(result, busiest) if busiest is not None else None,
+        "busiest_link_gbps": (int(link_bytes[busiest]) / seconds / 1e9) if busiest is not None and seconds else 0.0,
+        "busiest_link_busy_pct": _pct(lc["busy"][busiest], cycles) if busiest is not None else 0.0,
+    }
+
+    peak = np.asarray(result.peak_sram, dtype=np.int64)
+    over = np.flatnonzero(np.asarray(result.engine.sram_over, dtype=bool))
+    if len(peak):
+        g_peak = int(np.argmax(peak))
+    else:
+        g_peak = None
+    capacity = hw.sram.capacity_bytes
+    sram = {
+        "capacity_bytes": capacity,
+        "peak_bytes": int(peak[g_peak]) if g_peak is not None else 0,
+        "peak_pe": g_peak,
+        "peak_pe_name": result.pe_name(g_peak) if g_peak is not None else None,
+        "peak_fraction": (int(peak[g_peak]) / capacity) if g_peak is not None else 0.0,
+        "over_capacity": bool(len(over)),
+        "over_pes": [int(g) for g in over],
+        "over_pe_names": [result.pe_name(int(g)) for g in over],
+    }
+
+    return {
+        "kernel": result.kernel_name,
+        "kernel_file": result.kernel_file,
+        "mode": result.mode,
+        "grid": [int(x) for x in result.grid],
+        "hw": hw.name,
+        "clock_ghz": hw.clock_ghz,
+        "cycles": cycles,
+        "seconds": seconds,
+        "microseconds": seconds * 1e6,
+        "working_pes": n_work,
+        "cubes_used": len(cubes_used),
+        "commands": int(result.program.n_commands),
+        "units": [_unit_row(result, u, working, cycles) for u in unit_kinds(result)],
+        "totals": {
+            "flops": flops,
+            "achieved_tflops": achieved_tflops,
+            "peak_tflops": peak_tflops,
+            "tflops_fraction": achieved_tflops / peak_tflops if peak_tflops else 0.0,
+            "dma_bytes": dma_bytes,
+            "memory_gbps": memory_gbps,
+            "memory_peak_gbps": memory_peak,
+            "vector_elements": int(uc["work"][:, Unit.VECTOR].sum()),
+        },
+        "links": links,
+        "sram": sram,
+    }
+
+
+def _link_name(result, link: int) -> str:
+    """'cube c / PE p port E' for a link id (sender global PE * 4 + port)."""
+    g, port = divmod(int(link), N_PORTS)
+    return f"{result.pe_name(g)} -> {'EWNS'[port]}"
