@@ -2,7 +2,7 @@
 
 The speed benchmark compares the engine with this SimPy model, so both must model the same thing:
 on small instances of the benchmark workloads the engine (detail="train" and detail="packet") and
-the SimPy model must give the same end cycle for every command, hence the same per-PE end times
+the SimPy model (both its link styles) must give the same end cycle for every command, hence the same per-PE end times
 and total cycles. The SimPy model computes the link recurrence of docs/hardware-model.md by
 running processes packet by packet, the engine by its own code, so agreement checks both. Two
 instances are also derived by hand, so all three cannot agree on a shared mistake there.
@@ -29,9 +29,15 @@ from kernbench.hw import load_hw  # noqa: E402
 
 
 def _all_three(w):
+    """Engine in both details, and the SimPy model in both link styles (which must agree exactly,
+    so the lean one is returned after checking it against the idiomatic one)."""
     train = simulate(w.hw, w.neighbours, w.program, detail="train")
     packet = simulate(w.hw, w.neighbours, w.program, detail="packet")
-    sp = simulate_simpy(w.hw, w.neighbours, w.program)
+    sp = simulate_simpy(w.hw, w.neighbours, w.program, links="resources")
+    lean = simulate_simpy(w.hw, w.neighbours, w.program, links="lean")
+    np.testing.assert_array_equal(lean.cmd_start, sp.cmd_start)
+    np.testing.assert_array_equal(lean.cmd_end, sp.cmd_end)
+    assert (lean.packets, lean.bursts) == (sp.packets, sp.bursts)
     return train, packet, sp
 
 
