@@ -32,9 +32,8 @@ SRAM liveness is not modelled (it does not affect timing).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import simpy
