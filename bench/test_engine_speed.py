@@ -22,8 +22,8 @@ import time
 
 import pytest
 
-from bench.baselines.simpy_ring import simulate_simpy
-from bench.workloads import dma_workload, ring_for_events
+from baselines.simpy_ring import simulate_simpy
+from workloads import dma_workload, ring_for_events
 from kernbench._core.api import simulate
 
 #: Heap events (packet detail) of the throughput workload: the issue asks for at least 1M.

@@ -17,13 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-# bench/ is not part of the installed package; import it from the checkout.
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+# bench/ is not part of the installed package; import its modules from the checkout. Appended,
+# not prepended, so the installed (compiled) kernbench always wins over the source tree.
+_BENCH = str(Path(__file__).resolve().parents[1] / "bench")
+if _BENCH not in sys.path:
+    sys.path.append(_BENCH)
 
-from bench.baselines.simpy_ring import simulate_simpy  # noqa: E402
-from bench.workloads import dma_workload, ring_packet_events_estimate, ring_workload  # noqa: E402
+from baselines.simpy_ring import simulate_simpy  # noqa: E402
+from workloads import dma_workload, ring_packet_events_estimate, ring_workload  # noqa: E402
 from kernbench._core.api import simulate  # noqa: E402
 from kernbench.hw import load_hw  # noqa: E402
 

@@ -1,1 +1,0 @@
-"""Benchmarks of kernbench: the modelled machine and the simulator itself (pytest-benchmark)."""
