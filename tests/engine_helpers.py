@@ -14,7 +14,8 @@ from kernbench._core import simulate
 from kernbench.common.pe_commands import Program, StreamBuilder, Unit, VecOp
 from kernbench.hw import SfrInstall
 
-__all__ = ["Machine", "Run", "run_machine", "fill", "MAJOR_RESULT_FIELDS", "assert_same_result"]
+__all__ = ["Machine", "Run", "run_machine", "fill", "MAJOR_RESULT_FIELDS", "assert_same_result",
+           "random_hw", "random_machine", "HW_RANGES"]
 
 
 def fill(sb: StreamBuilder, nbytes: int, n: int = 64) -> int:
@@ -117,3 +118,122 @@ def assert_same_result(a, b, fields=MAJOR_RESULT_FIELDS) -> None:
                 np.testing.assert_array_equal(x, y, err_msg=f"{f} differs")
         else:
             assert x == y, f"{f} differs: {x!r} vs {y!r}"
+
+
+# -- random launches (hypothesis) -----------------------------------------------------------------
+from hypothesis import strategies as st  # noqa: E402
+
+from kernbench.common.pe_commands import OPPOSITE, Opcode  # noqa: E402
+
+#: Hardware fields the random launches vary, with the range each is drawn from.
+HW_RANGES = {
+    "link.rx_queue_packets": (1, 6),
+    "link.packet_bytes": (32, 512),
+    "link.bytes_per_cycle": (4, 64),
+    "link.hop_latency_cycles": (1, 60),
+    "dma.burst_bytes": (64, 1024),
+    "dma.channel_bytes_per_cycle": (16, 512),
+    "dma.latency_cycles": (1, 200),
+    "gemm.rows": (2, 32),
+    "gemm.cols": (2, 32),
+    "sram.bytes_per_cycle": (4, 256),
+    "vector.lanes": (1, 64),
+    "vector.pipeline_latency": (1, 10),
+}
+
+
+@st.composite
+def random_hw(draw, max_cubes=3, max_pes_per_cube=4):
+    """The default preset with a random small mesh and random link/DMA/GEMM/vector parameters."""
+    from kernbench.hw import load_hw
+
+    over = {"n_cubes": draw(st.integers(1, max_cubes)),
+            "pes_per_cube": draw(st.integers(1, max_pes_per_cube))}
+    for key, (lo, hi) in HW_RANGES.items():
+        if draw(st.booleans()):
+            over[key] = draw(st.integers(lo, hi))
+    return load_hw().with_overrides(over)
+
+
+@st.composite
+def random_machine(draw, max_cubes=3, max_pes_per_cube=4, max_local=6, max_messages=3,
+                   max_message_bytes=3000, forward=True):
+    """A Machine with random valid per-PE streams: local work (load, store, dot, vec, reduce) and,
+    on every wired link, 0..max_messages matched send/recv pairs whose k-th send meets the k-th
+    recv. Sends may forward received tensors and recvs may wait (after=) on any earlier tensor,
+    so some launches deadlock (forward=False keeps sends on locally made tensors only)."""
+    hw = draw(random_hw(max_cubes, max_pes_per_cube))
+    install = SfrInstall(draw(st.sampled_from(["pe", "cube"])), draw(st.booleans()))
+    m = Machine(hw, install)
+    nbr = m.neighbours()
+    items = {g: [] for g in range(hw.n_pes)}  # g -> [(key, kind, payload)]
+    for g in range(hw.n_pes):
+        for _ in range(draw(st.integers(0, max_local))):
+            items[g].append((draw(st.integers(0, 100)), draw(st.sampled_from(
+                ["load", "store", "dot", "vec", "reduce"])), None))
+    for g in range(hw.n_pes):
+        for port in range(4):
+            other = int(nbr[g, port])
+            if other < 0:
+                continue
+            k = draw(st.integers(0, max_messages))
+            if k == 0:
+                continue
+            big = hw.link.packet_bytes * (hw.link.rx_queue_packets + 2)
+            sizes = [draw(st.one_of(st.integers(1, max_message_bytes), st.just(big))) for _ in range(k)]
+            skeys = sorted(draw(st.integers(0, 100)) for _ in range(k))
+            rkeys = sorted(draw(st.integers(0, 100)) for _ in range(k))
+            for j in range(k):
+                items[g].append((skeys[j], "send", (port, sizes[j])))
+                items[other].append((rkeys[j], "recv", (int(OPPOSITE[port]), sizes[j])))
+    for g in range(hw.n_pes):
+        if not items[g]:
+            continue
+        s = m[g]
+        anyt: list[int] = []  # every tensor of this PE so far
+        tainted: set[int] = set()  # tensors downstream of a recv
+
+        def pick(local_only, s=s, anyt=anyt, tainted=tainted):
+            pool = [t for t in anyt if t not in tainted] if local_only else anyt
+            if not pool or draw(st.integers(0, 4)) == 0:
+                t = s.vec(VecOp.FILL, draw(st.integers(1, 300)), out_bytes=draw(st.integers(0, 5000)))
+                anyt.append(t)
+                return t
+            return pool[draw(st.integers(0, len(pool) - 1))]
+
+        def made(t, srcs, s=s, anyt=anyt, tainted=tainted):
+            anyt.append(t)
+            if any(x in tainted for x in srcs):
+                tainted.add(t)
+
+        for key, kind, payload in sorted(items[g], key=lambda it: it[0]):
+            if kind == "load":
+                after = pick(False) if draw(st.integers(0, 3)) == 0 else -1
+                t = s.load(draw(st.integers(1, 6000)), after=after, pinned=draw(st.integers(0, 5)) == 0)
+                made(t, [after])
+            elif kind == "store":
+                s.store(pick(False), draw(st.integers(1, 6000)))
+            elif kind == "dot":
+                a, b = pick(False), pick(False)
+                t = s.dot(a, b, draw(st.integers(1, 80)), draw(st.integers(1, 80)),
+                          draw(st.integers(1, 300)), esize=draw(st.sampled_from([1, 2, 4])))
+                made(t, [a, b])
+            elif kind == "vec":
+                srcs = [pick(False) for _ in range(draw(st.integers(0, 3)))]
+                t = s.vec(draw(st.sampled_from(list(VecOp))), draw(st.integers(1, 2000)), *srcs)
+                made(t, srcs)
+            elif kind == "reduce":
+                src = pick(False)
+                t = s.reduce(draw(st.sampled_from(list(VecOp))), src, draw(st.integers(1, 5)),
+                             draw(st.integers(1, 130)), draw(st.integers(1, 3)) if draw(st.booleans()) else 1)
+                made(t, [src])
+            elif kind == "send":
+                port, nbytes = payload
+                s.send(port, pick(not forward), nbytes)
+            else:  # recv
+                port, nbytes = payload
+                after = pick(not forward) if draw(st.integers(0, 2)) == 0 else -1
+                t = s.recv(port, nbytes, after=after)
+                anyt.append(t)
+                tainted.add(t)
+    return m
