@@ -76,9 +76,7 @@ def plot(
 ) -> PlotData:
     """Write a PNG with the utilization heatmap (every working PE x unit) and a Gantt timeline
     of ``pes`` (global indices or (pe, cube) pairs; default :func:`default_gantt_pes`)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # The Agg canvas directly: no pyplot, no global backend switch in the caller's process.
     from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.patches import Patch

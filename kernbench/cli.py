@@ -1,0 +1,540 @@
+"""The ``kernbench`` command line.
+
+    kernbench diag [--panel NAME ...] [--hw PRESET] [--shape small|llama70b] [--context N]
+                   [--table] [--trace FILE] [--json FILE] [--plot FILE]
+    kernbench run MODULE:KERNEL --grid P,C [--arg NAME=VALUE ...] [--hw PRESET]
+                  [--sfr pe|cube] [--ring] [--mode functional|timing]
+                  [--trace FILE] [--json FILE] [--plot FILE]
+    kernbench hw list
+    kernbench hw show NAME
+
+Errors are printed as one line, ``kernbench: error: ...``, with exit status 2; ``--debug`` shows
+the traceback instead. ``diag`` exits 1 when a panel fails. Runs that take more than a second show
+a progress bar on a terminal. docs/reports.md describes every command.
+
+``kernbench.diag.run_panels`` is called with ``progress=callback``; the callback accepts
+``progress(description, done, total)`` (any of them may be omitted; keywords ``description``,
+``done``, ``total`` work too).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import inspect
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import Optional, Sequence
+
+__all__ = ["main", "parse_value", "parse_grid", "load_kernel", "DelayedProgress"]
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+_RUN_EPILOG = """\
+kernel arguments:
+  The kernel is a plain function whose last parameter is keyword-only `tl`, e.g.
+      def vadd(x_ptr, y_ptr, out_ptr, n, *, tl): ...
+  Its other parameters are filled, by name, from --arg NAME=VALUE. Values are parsed as
+  int (42, 0x40, 4K = 4096, 1M = 1048576), float (0.5, 1e-3), True/False/None, a comma
+  list (1,2,3 -> a tuple), or else kept as a string (f16, an identifier).
+
+  Pointer arguments need device memory. Give the kernel's module a function
+      def setup(ctx, **args): ...
+  It receives the kernbench.Context (hardware and SFR already installed) and every --arg
+  as a keyword; it allocates and places the inputs and returns the kernel's arguments:
+  a tuple/list (passed positionally, as is) or a dict by parameter name (merged over
+  the --arg values, then ordered by the kernel's signature).
+
+examples:
+  kernbench run my_kernels.py:vadd --grid 8,1 --arg n=4096 --mode functional
+  kernbench run my_pkg.attn:ring_attention --grid 8,4 --sfr cube --ring --arg S=4K \\
+      --trace attn.json --plot attn.png
+"""
+
+
+# -- small parsers -----------------------------------------------------------------------------
+class CliError(Exception):
+    """A usage or input problem reported as one line with exit status 2."""
+
+
+_SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def parse_value(text: str):
+    """A --arg value: int (with 0x, _ and K/M/G binary suffixes), float, True/False/None, a
+    comma list (tuple), or the string itself (identifiers such as dtype names)."""
+    s = text.strip()
+    if "," in s:
+        return tuple(parse_value(p) for p in s.split(",") if p.strip())
+    low = s.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    try:
+        return int(s, 0)
+    except ValueError:
+        pass
+    if len(s) > 1 and s[-1].lower() in _SUFFIX:
+        try:
+            return int(s[:-1], 0) * _SUFFIX[s[-1].lower()]
+        except ValueError:
+            pass
+    try:
+        return float(s)
+    except ValueError:
+        return s
+
+
+def _positive_int(text: str) -> int:
+    v = parse_value(text)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (e.g. 4096 or 4K), got {text!r}")
+    return v
+
+
+def parse_grid(text: str) -> tuple:
+    """'8,4' or '8x4' -> (8, 4): PEs per cube used, cubes used. '8' -> (8, 1)."""
+    parts = [p for p in re.split(r"[,x]", text.strip()) if p]
+    try:
+        vals = tuple(int(p) for p in parts)
+    except ValueError:
+        vals = ()
+    if len(vals) == 1:
+        vals = (vals[0], 1)
+    if len(vals) != 2 or min(vals) < 1:
+        raise argparse.ArgumentTypeError(
+            f"grid must be PES,CUBES with positive integers (e.g. 8,4), got {text!r}"
+        )
+    return vals
+
+
+def _parse_arg(text: str) -> tuple:
+    name, eq, value = text.partition("=")
+    name = name.strip()
+    if not eq or not _IDENT.match(name) or "." in name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, parse_value(value)
+
+
+# -- loading a user's kernel -------------------------------------------------------------------
+def load_kernel(spec: str):
+    """'pkg.mod:kernel' or 'path/to/file.py:kernel' -> (module, kernel function)."""
+    mod_name, colon, attr = spec.rpartition(":")
+    if not colon or not mod_name or not attr:
+        raise CliError(f"kernel must be MODULE:FUNCTION or FILE.py:FUNCTION, got {spec!r}")
+    if mod_name.endswith(".py") or "/" in mod_name or "\\" in mod_name:
+        path = Path(mod_name)
+        if not path.is_file():
+            raise CliError(f"kernel file {mod_name!r} does not exist")
+        name = "kernbench_user_" + re.sub(r"\W", "_", path.stem)
+        sp = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(sp)
+        sys.modules[name] = module  # so dataclasses and pickling inside the kernel file work
+        try:
+            sp.loader.exec_module(module)
+        except Exception as e:
+            sys.modules.pop(name, None)
+            raise CliError(f"importing {mod_name} failed: {type(e).__name__}: {e}") from e
+    else:
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))  # like `python -m`: modules in the current directory
+        try:
+            module = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name and mod_name.startswith(e.name):
+                raise CliError(f"cannot import kernel module {mod_name!r}: no module named {e.name!r}") from e
+            raise CliError(f"importing {mod_name} failed: {type(e).__name__}: {e}") from e
+        except Exception as e:
+            raise CliError(f"importing {mod_name} failed: {type(e).__name__}: {e}") from e
+    kernel = getattr(module, attr, None)
+    if kernel is None:
+        raise CliError(f"module {mod_name!r} has no kernel named {attr!r}")
+    if not callable(kernel):
+        raise CliError(f"{mod_name}:{attr} is not a function")
+    return module, kernel
+
+
+def kernel_params(kernel) -> list:
+    """The kernel's launch parameters: every parameter but keyword-only ``tl``."""
+    try:
+        sig = inspect.signature(kernel)
+    except (TypeError, ValueError):
+        return []
+    return [p for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "tl"]
+
+
+def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
+    """The positional arguments of the launch (see ``kernbench run --help``)."""
+    params = kernel_params(kernel)
+    setup = getattr(module, "setup", None)
+    values = dict(arg_values)
+    if setup is not None:
+        if not callable(setup):
+            raise CliError(f"{module.__name__}.setup is not a function")
+        got = setup(ctx, **values)
+        if isinstance(got, (tuple, list)):
+            return tuple(got)
+        if isinstance(got, dict):
+            values.update(got)
+        else:
+            raise CliError(
+                f"setup(ctx, ...) must return the kernel's arguments as a tuple, list or dict, "
+                f"got {type(got).__name__}"
+            )
+    names = {p.name for p in params}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise CliError(
+            f"kernel {kernel.__name__} has no parameter {unknown[0]!r} "
+            f"(parameters: {', '.join(p.name for p in params) or 'none'})"
+        )
+    out = []
+    for p in params:
+        if p.name in values:
+            out.append(values[p.name])
+        elif p.default is not p.empty:
+            out.append(p.default)
+        else:
+            hint = "" if setup else " (or define setup(ctx, **args) in its module, see --help)"
+            raise CliError(f"kernel {kernel.__name__} needs argument {p.name!r}: pass --arg {p.name}=VALUE{hint}")
+    return tuple(out)
+
+
+# -- progress ------------------------------------------------------------------------------------
+class DelayedProgress:
+    """A rich progress bar that appears only if the work is still running after ``delay`` seconds,
+    and only on a terminal. Call the object as ``progress(description, done, total)``."""
+
+    def __init__(self, description: str, console=None, delay: float = 1.0, enabled: Optional[bool] = None):
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                   TimeElapsedColumn)
+
+        self.console = console or Console(stderr=True)
+        self.enabled = self.console.is_terminal if enabled is None else enabled
+        self.delay = delay
+        self._progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TimeElapsedColumn(),
+            console=self.console, transient=True,
+        )
+        self._task = self._progress.add_task(description, total=None)
+        self._lock = threading.Lock()
+        self._timer = None
+        self._shown = False
+        self._closed = False
+
+    def _show(self):
+        with self._lock:
+            if not self._closed:
+                self._progress.start()
+                self._shown = True
+
+    def __enter__(self):
+        if self.enabled:
+            self._timer = threading.Timer(self.delay, self._show)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._shown:
+                self._progress.stop()
+        return False
+
+    @property
+    def shown(self) -> bool:
+        return self._shown
+
+    def __call__(self, *args, description=None, done=None, total=None, **_):
+        for a in args:  # positional: strings describe, numbers are done then total
+            if isinstance(a, str):
+                description = a
+            elif isinstance(a, (int, float)) and not isinstance(a, bool):
+                if done is None:
+                    done = a
+                elif total is None:
+                    total = a
+        kw = {}
+        if description is not None:
+            kw["description"] = str(description)
+        if done is not None:
+            kw["completed"] = done
+        if total is not None:
+            kw["total"] = total
+        if kw:
+            self._progress.update(self._task, **kw)
+
+
+# -- outputs -------------------------------------------------------------------------------------
+def _suffixed(path: str, tag: Optional[str]) -> str:
+    """trace.json + 'prefill' -> trace.prefill.json (one file per diag panel)."""
+    if not tag:
+        return path
+    p = Path(path)
+    tag = re.sub(r"[^\w.-]", "_", tag)
+    return str(p.with_name(f"{p.stem}.{tag}{p.suffix}"))
+
+
+def _write_outputs(result, args, console, tag=None) -> None:
+    if args.trace:
+        path = _suffixed(args.trace, tag)
+        result.to_perfetto(path)
+        console.print(f"trace  -> {path}  (open in https://ui.perfetto.dev)")
+    if args.json:
+        path = _suffixed(args.json, tag)
+        result.to_json(path)
+        console.print(f"json   -> {path}")
+    if args.plot:
+        path = _suffixed(args.plot, tag)
+        result.plot(path)
+        console.print(f"plot   -> {path}")
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_hw_list(args, console) -> int:
+    from rich import box
+    from rich.table import Table
+
+    from .hw import list_presets, load_hw
+
+    t = Table(title="hardware presets (kernbench hw show NAME)", title_justify="left",
+              box=box.SIMPLE_HEAD, header_style="bold")
+    for col in ("name", "cubes", "PEs/cube", "clock\nGHz", "GEMM peak\nTFLOP/s", "memory\nGB/s",
+                "link\nGB/s/dir", "SRAM/PE\nMiB"):
+        t.add_column(col, justify="left" if col == "name" else "right", no_wrap=True)
+    for name in list_presets():
+        hw = load_hw(name)
+        t.add_row(
+            name, str(hw.n_cubes), str(hw.pes_per_cube), f"{hw.clock_ghz:g}", f"{hw.peak_tflops():.1f}",
+            f"{hw.memory_gbps():.0f}", f"{hw.link_gbps():g}", f"{hw.sram.capacity_bytes / (1 << 20):g}",
+        )
+    console.print(t)
+    return EXIT_OK
+
+
+def _flatten(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, prefix + k + ".")
+        else:
+            yield prefix + k, v
+
+
+def cmd_hw_show(args, console) -> int:
+    from rich.table import Table
+
+    from .hw import load_hw
+
+    hw = load_hw(args.name)
+    t = Table(title=f"hardware '{hw.name}' (docs/hardware-model.md)", title_justify="left")
+    t.add_column("key")
+    t.add_column("value", justify="right")
+    for key, value in _flatten(hw.to_dict()):
+        t.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+    console.print(t)
+    console.print(
+        f"PEs             {hw.n_pes} ({hw.n_cubes} cubes x {hw.pes_per_cube})\n"
+        f"GEMM peak       {hw.peak_tflops():.4g} TFLOP/s ({hw.peak_flops_per_cycle_pe} flop/cycle per PE)\n"
+        f"memory          {hw.memory_gbps():.4g} GB/s ({hw.memory_gbps(1):.4g} GB/s per cube channel)\n"
+        f"link            {hw.link_gbps():.4g} GB/s per direction",
+        highlight=False,
+    )
+    return EXIT_OK
+
+
+def cmd_run(args, console) -> int:
+    from .hw import load_hw
+
+    hw = load_hw(args.hw)  # a bad preset fails here, before the kernel module is imported
+    module, kernel = load_kernel(args.kernel)
+    try:
+        from . import Context
+    except ImportError as e:
+        raise CliError(f"kernbench run needs kernbench.Context, which is not available: {e}") from e
+    ctx = Context(hw=hw)
+    ctx.install_sfr(scope=args.sfr, ring=args.ring)
+    values = dict(args.arg or [])
+    launch = launch_args(module, kernel, ctx, values)
+    label = f"{args.kernel} on grid {args.grid[0]} PEs x {args.grid[1]} cubes ({args.mode})"
+    with DelayedProgress(f"running {label}", console=_stderr_console()):
+        result = ctx.launch(kernel, args.grid, *launch, mode=args.mode)
+    result.report(console=console)
+    _write_outputs(result, args, console)
+    return EXIT_OK
+
+
+def cmd_diag(args, console) -> int:
+    from .hw import load_hw
+
+    kw = {}
+    if args.hw is not None:
+        kw["hw"] = load_hw(args.hw)  # fail on a bad preset before any panel runs
+    try:
+        from . import diag
+    except ImportError as e:
+        raise CliError(f"the diag harness is not available: {e}") from e
+    if not hasattr(diag, "run_panels"):
+        raise CliError("the diag harness is not available: kernbench.diag has no run_panels")
+    if args.panel:
+        kw["panels"] = list(args.panel)
+    if args.shape is not None:
+        kw["shape"] = args.shape
+    if args.context is not None:
+        kw["context"] = args.context
+    with DelayedProgress("diag", console=_stderr_console()) as progress:
+        panels = list(diag.run_panels(progress=progress, **kw))
+    if not panels:
+        raise CliError("no diag panel ran")
+    failed = 0
+    many = len(panels) > 1
+    for p in panels:
+        ok = bool(p.passed)
+        failed += not ok
+        mark = "[bold green]PASS[/]" if ok else "[bold red]FAIL[/]"
+        console.print(f"{mark} {p.name}")
+        for line in p.summary_lines():
+            console.print(f"     {line}", highlight=False, markup=False)
+        if args.table and p.result is not None:
+            p.result.report(console=console)
+        if p.result is not None:
+            _write_outputs(p.result, args, console, tag=p.name if many else None)
+    console.print(f"{len(panels) - failed} of {len(panels)} panels passed")
+    return EXIT_OK if not failed else EXIT_FAILED
+
+
+# -- parser ----------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """Usage errors raise CliError (one line, exit 2) instead of printing usage and exiting."""
+
+    def error(self, message):
+        raise CliError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _add_outputs(p) -> None:
+    g = p.add_argument_group("outputs")
+    g.add_argument("--trace", metavar="FILE", help="write a Chrome trace-event JSON (open in ui.perfetto.dev)")
+    g.add_argument("--json", metavar="FILE", help="write every counter, the hardware and the arguments as JSON")
+    g.add_argument("--plot", metavar="FILE", help="write a PNG: utilization heatmap and timeline")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error")
+
+    parser = _Parser(
+        prog="kernbench",
+        description="A cycle-approximate model of a mesh AI accelerator: run kernels, read reports.",
+        epilog="`kernbench COMMAND --help` describes each command; docs/reports.md how to read the output.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    d = sub.add_parser("diag", parents=[common], help="run the diagnostic panels and report them",
+                       description="Run the diag panels (kernbench.diag), print each one's figures "
+                       "and PASS/FAIL. Exit status 1 if any panel fails. With several panels, output "
+                       "files get the panel name before the suffix (trace.json -> trace.NAME.json).")
+    d.add_argument("--panel", action="append", metavar="NAME", help="run only this panel (repeatable)")
+    d.add_argument("--hw", metavar="PRESET", help="hardware preset name or TOML path")
+    d.add_argument("--shape", choices=("small", "llama70b"), help="problem shapes of the panels")
+    d.add_argument("--context", type=_positive_int, metavar="N", help="context length in tokens (4K = 4096)")
+    d.add_argument("--table", action="store_true", help="also print each panel's utilization table")
+    _add_outputs(d)
+    d.set_defaults(func=cmd_diag)
+
+    r = sub.add_parser("run", parents=[common], help="launch your own kernel and report it",
+                       description="Trace, simulate and report a kernel: MODULE:KERNEL (a dotted module "
+                       "importable from the current directory) or FILE.py:KERNEL.",
+                       epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("kernel", metavar="MODULE:KERNEL", help="e.g. my_kernels.py:vadd or pkg.mod:attn")
+    r.add_argument("--grid", type=parse_grid, required=True, metavar="P,C",
+                   help="PEs per cube used, cubes used (e.g. 8,4)")
+    r.add_argument("--arg", type=_parse_arg, action="append", metavar="NAME=VALUE",
+                   help="a kernel (or setup) argument; repeatable")
+    r.add_argument("--hw", default="default", metavar="PRESET", help="hardware preset name or TOML path (default: default)")
+    r.add_argument("--sfr", choices=("pe", "cube"), default="pe",
+                   help="SFR install scope: the PEs of each cube in a line (pe), or PE 0 of each cube (cube)")
+    r.add_argument("--ring", action="store_true", help="close the SFR line into a ring")
+    r.add_argument("--mode", choices=("functional", "timing"), default="timing",
+                   help="timing: shapes only (fast); functional: also compute the numbers (default: timing)")
+    _add_outputs(r)
+    r.set_defaults(func=cmd_run)
+
+    h = sub.add_parser("hw", parents=[common], help="list and show hardware presets",
+                       description="Hardware presets shipped with kernbench.")
+    hsub = h.add_subparsers(dest="hw_command", metavar="ACTION", parser_class=_Parser)
+    hl = hsub.add_parser("list", parents=[common], help="list the presets with their headline figures")
+    hl.set_defaults(func=cmd_hw_list)
+    hs = hsub.add_parser("show", parents=[common], help="every parameter of a preset (or TOML file)")
+    hs.add_argument("name", metavar="NAME", help="preset name (kernbench hw list) or TOML path")
+    hs.set_defaults(func=cmd_hw_show)
+    h.set_defaults(func=None, _help=h)
+    parser.set_defaults(func=None, _help=parser)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"kernbench {__version__}"
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    lines = text.splitlines()
+    first = lines[0].rstrip(":")
+    if len(lines) > 1:
+        first += f" ({len(lines) - 1} more line(s); rerun with --debug for all)"
+    return first
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``kernbench`` console script; returns the exit status."""
+    from rich.console import Console
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a pipe or a log: wide enough for the report table
+        console = Console(highlight=False, width=max(console.width, 120))
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help and --version exit through argparse
+            return int(e.code or 0)
+        debug = debug or bool(getattr(args, "debug", False))
+        if args.func is None:
+            args._help.print_help()
+            return EXIT_ERROR
+        return args.func(args, console)
+    except KeyboardInterrupt:
+        err.print("kernbench: interrupted", markup=False)
+        return 130
+    except Exception as e:
+        if debug:
+            raise
+        err.print(f"kernbench: error: {_one_line(e)}", markup=False)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""to_json: every counter, the machine, the SFR install and the kernel's arguments; it round-trips."""
+import json
+
+import numpy as np
+import pytest
+
+from kernbench.common.pe_commands import Unit
+from kernbench.report import from_json, load_json, summarize, to_json
+
+from report_helpers import line_pipeline, ring_exchange
+
+
+@pytest.fixture(scope="module")
+def res():
+    r = line_pipeline(n_pes=3, record_events=True)
+    r.args = {"n": 64, "dtype": "f16", "scale": np.float32(0.5), "q": np.zeros((4, 8), np.float16),
+              "shape": (64, 128)}
+    return r
+
+
+def test_file_equals_returned_dict(res, tmp_path):
+    p = tmp_path / "run.json"
+    doc = to_json(res, p)
+    assert json.loads(p.read_text()) == doc
+    assert load_json(p) == doc
+
+
+def test_counters_and_metadata(res):
+    doc = to_json(res)
+    e = res.engine
+    assert doc["kernel"] == {
+        "name": "fake_kernel",
+        "file": "tests/fake_kernel.py",
+        # numpy scalars become numbers, arrays their shape and dtype, tuples lists.
+        "args": {"n": 64, "dtype": "f16", "scale": 0.5, "q": {"shape": [4, 8], "dtype": "float16"},
+                 "shape": [64, 128]},
+    }
+    assert doc["hw"] == res.hw.to_dict()
+    assert doc["sfr"] == {"scope": "pe", "ring": False}
+    assert doc["grid"] == [3, 1] and doc["mode"] == "timing"
+    assert doc["cycles"] == e.cycles
+    units = doc["counters"]["units"]
+    assert doc["counters"]["unit_names"][Unit.RX_W] == "RX_W"
+    for field in e.unit_counters.dtype.names:
+        assert np.array_equal(np.array(units[field]), e.unit_counters[field]), field
+    for field in e.link_counters.dtype.names:
+        assert np.array_equal(np.array(doc["counters"]["links"][field]), e.link_counters[field]), field
+    assert doc["counters"]["peak_sram"] == e.peak_sram.tolist()
+    assert doc["counters"]["work"] == e.work
+    assert doc["commands"]["start"] == e.cmd_start.tolist()
+    assert doc["commands"]["end"] == e.cmd_end.tolist()
+    assert doc["messages"]["send"] == e.messages["send"].tolist()
+    assert doc["summary"] == json.loads(json.dumps(summarize(res)))
+
+
+def test_rebuilt_result_round_trips(res, tmp_path):
+    p = tmp_path / "run.json"
+    doc = to_json(res, p)
+    back = from_json(p)
+    assert to_json(back) == doc
+    assert back.cycles == res.cycles and back.grid == (3, 1) and back.sfr == res.sfr
+    assert back.hw == res.hw
+    for name in ("unit_counters", "link_counters", "peak_sram", "sram_over", "cmd_start", "cmd_end",
+                 "completion_order", "messages", "events"):
+        assert np.array_equal(getattr(back.engine, name), getattr(res.engine, name)), name
+    assert np.array_equal(back.program.commands, res.program.commands)
+    assert [back.label(i) for i in range(5)] == [res.label(i) for i in range(5)]
+
+
+def test_custom_labels_are_stored():
+    r = ring_exchange(n_pes=4, rounds=1, labels=lambda i: f"command {i}")
+    doc = to_json(r)
+    assert doc["labels"] == [f"command {i}" for i in range(r.program.n_commands)]
+    back = from_json(doc)
+    assert back.label(3) == "command 3"
+    assert to_json(back) == doc
+
+
+def test_two_runs_compare_equal_by_script():
+    # Determinism, as a script comparing two saved runs sees it.
+    a, b = to_json(ring_exchange()), to_json(ring_exchange())
+    assert a == b
+    assert a["counters"]["units"]["busy"][0][Unit.TX_E] > 0
+
+
+def test_load_rejects_other_json(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text('{"traceEvents": []}')
+    with pytest.raises(ValueError, match="not a kernbench launch JSON"):
+        load_json(p)

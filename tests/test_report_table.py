@@ -1,0 +1,166 @@
+"""The utilization table and the summary figures behind it equal the engine counters they come from."""
+import io
+import re
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from kernbench.common.pe_commands import StreamBuilder, Unit, VecOp
+from kernbench.hw import load_hw
+from kernbench.report import print_report, summarize
+from kernbench.report.summary import unit_kinds
+
+from report_helpers import launch, line_pipeline
+
+# docs/hardware-model.md, default preset (R = C = 32, L = 64, 1.5 GHz):
+# dot (64,128)x(128,64) f16: folds = ceil(64/32) * ceil(64/32) = 4,
+#   fold_cycles = max(128 + 32 + 32 - 2, ceil((32 + 32) * 128 * 2 / 256)) = max(190, 64) = 190,
+#   busy = 4 * 190 = 760 cycles; flops = 2 * 64 * 64 * 128 = 1_048_576.
+GEMM_BUSY = 4 * 190
+DOT_FLOPS = 2 * 64 * 64 * 128
+# exp over 4096 elements: ceil(4096/64) * 4 + 8 = 264; add over 4096: 64 * 1 + 8 = 72.
+EXP_BUSY, ADD_BUSY = 64 * 4 + 8, 64 * 1 + 8
+# send of 16 KiB: 64 packets of 256 B, ser = 256/32 = 8 cycles each, receiver posted early: 512.
+SEND_BUSY = 64 * 8
+
+
+@pytest.fixture(scope="module")
+def res():
+    return line_pipeline(n_pes=3)
+
+
+def row(s, unit):
+    return next(r for r in s["units"] if r["unit"] == unit)
+
+
+def test_working_pes_exclude_silent_ones(res):
+    s = summarize(res)
+    assert s["working_pes"] == 3  # PEs 3..31 have no program
+    assert list(res.working_pes) == [0, 1, 2]
+
+
+def test_unit_rows_equal_counters(res):
+    s = summarize(res)
+    uc = res.unit_counters
+    w = np.array([0, 1, 2])
+    cyc = res.cycles
+    for r in s["units"]:
+        u = Unit[r["unit"]]
+        busy = uc["busy"][w, u]
+        assert r["commands"] == uc["commands"][:, u].sum()
+        assert r["work"] == uc["work"][:, u].sum()
+        assert r["busy_pct"]["min"] == pytest.approx(100 * busy.min() / cyc)
+        assert r["busy_pct"]["mean"] == pytest.approx(100 * busy.mean() / cyc)
+        assert r["busy_pct"]["max"] == pytest.approx(100 * busy.max() / cyc)
+        g_min = int(w[np.argmin(busy)])
+        assert r["busy_pct"]["min_pe"] == g_min
+        assert r["busy_pct"]["min_pe_name"] == f"cube 0 / PE {g_min}"
+        for cause in ("operand", "credit", "data", "arbitration"):
+            assert r["stall_pct"][cause] == pytest.approx(100 * uc["stall_" + cause][w, u].mean() / cyc)
+
+
+def test_hand_derived_figures(res):
+    s = summarize(res)
+    cyc = res.cycles
+    gemm = row(s, "GEMM")
+    # Every PE runs the same dot: min = mean = max = 760 / cycles.
+    for k in ("min", "mean", "max"):
+        assert gemm["busy_pct"][k] == pytest.approx(100 * GEMM_BUSY / cyc)
+    assert gemm["work"] == 3 * DOT_FLOPS and gemm["work_unit"] == "flop"
+    # VECTOR: PE 0 only exps (264); PEs 1 and 2 also add what they received (264 + 72 = 336).
+    vec = row(s, "VECTOR")
+    assert vec["busy_pct"]["min"] == pytest.approx(100 * EXP_BUSY / cyc)
+    assert vec["busy_pct"]["min_pe_name"] == "cube 0 / PE 0"
+    assert vec["busy_pct"]["max"] == pytest.approx(100 * (EXP_BUSY + ADD_BUSY) / cyc)
+    assert vec["work"] == 3 * 4096 + 2 * 4096
+    # TX_E: PEs 0 and 1 send 16 KiB (512 cycles); PE 2, the east end, sends nothing.
+    tx = row(s, "TX_E")
+    assert tx["busy_pct"]["min"] == 0.0 and tx["busy_pct"]["min_pe_name"] == "cube 0 / PE 2"
+    assert tx["busy_pct"]["max"] == pytest.approx(100 * SEND_BUSY / cyc)
+    assert tx["work"] == 2 * 16384 and tx["work_unit"] == "byte"
+    # DMA bytes: per PE two 16 KiB loads and one 16 KiB store.
+    assert row(s, "DMA")["work"] == 3 * 3 * 16384
+    t = s["totals"]
+    seconds = cyc / 1.5e9
+    assert t["flops"] == 3 * DOT_FLOPS
+    assert t["achieved_tflops"] == pytest.approx(3 * DOT_FLOPS / seconds / 1e12)
+    # Peak of the 3 working PEs: 2 * 32 * 32 flop/cycle * 3 * 1.5 GHz = 9.216 TFLOP/s.
+    assert t["peak_tflops"] == pytest.approx(9.216)
+    # Memory: one cube channel of 256 B/cycle at 1.5 GHz = 384 GB/s.
+    assert t["memory_peak_gbps"] == pytest.approx(384.0)
+    ln = s["links"]
+    assert ln["bytes"] == 2 * 16384 and ln["links_used"] == 2 and ln["messages"] == 2
+    assert ln["packets"] == 2 * 64
+    # Two used links of 32 B/cycle at 1.5 GHz: 2 * 48 GB/s.
+    assert ln["peak_gbps"] == pytest.approx(96.0)
+    assert ln["achieved_gbps"] == pytest.approx(2 * 16384 / seconds / 1e9)
+
+
+def test_units_shown_and_ns_hidden(res):
+    names = [r["unit"] for r in summarize(res)["units"]]
+    assert names == ["GEMM", "VECTOR", "DMA", "TX_E", "TX_W", "RX_E", "RX_W"]
+    assert Unit.TX_N not in unit_kinds(res)
+
+
+def test_table_text_shows_counter_figures(res):
+    text = print_report(res, file=io.StringIO())
+    uc = res.unit_counters
+    cyc = res.cycles
+    # The GEMM row: busy min/mean/max, the least busy PE and the command count.
+    busy = uc["busy"][[0, 1, 2], Unit.GEMM]
+    gemm_line = next(l for l in text.splitlines() if l.strip().startswith("GEMM "))
+    expect = "/".join(f"{100 * v / cyc:.1f}" for v in (busy.min(), busy.mean(), busy.max()))
+    assert expect in gemm_line
+    assert "cube 0 / PE 0" in gemm_line
+    assert re.search(rf"\s{int(uc['commands'][:, Unit.GEMM].sum())}\s", gemm_line)
+    # The DMA row shows the mean arbitration stall inside busy.
+    arb = 100 * uc["stall_arbitration"][[0, 1, 2], Unit.DMA].mean() / cyc
+    dma_line = next(l for l in text.splitlines() if l.strip().startswith("DMA "))
+    assert f"arb {arb:.1f}" in dma_line
+    # Totals: time at clock, TFLOP/s, SRAM.
+    assert f"{cyc:,} cycles = {cyc / 1.5e3:.3f} us at 1.5 GHz" in text
+    assert "of 9.22 TFLOP/s peak" in text
+    # PEs 1 and 2 post their recv at cycle 0, so its 16 KiB buffer is live while the dot runs
+    # with its two 16 KiB operands and 16 KiB result: 64 KiB.
+    assert "peak 64 KiB of 16 MiB" in text
+    assert "OVER CAPACITY" not in text
+
+
+def test_report_method_prints_to_console(res):
+    buf = io.StringIO()
+    text = res.report(console=Console(file=buf, width=140, color_system=None))
+    printed = buf.getvalue()
+    assert "least" in printed and "RX_W" in printed
+    assert text.splitlines()[0].startswith("fake_kernel on default")
+
+
+def test_sram_over_capacity_is_flagged():
+    # 32 KiB capacity: a PE that loads two 16 KiB tensors and adds them holds 16 + 16 + 16 KiB
+    # while the add runs (operands live until their last reader ends; the result from its start).
+    hw = load_hw("default").with_overrides({"sram.capacity_bytes": 32768})
+    streams = []
+    for p in range(2):
+        b = StreamBuilder()
+        x = b.load(16384, line=1)
+        y = b.load(16384, line=2)
+        z = b.vec(VecOp.ADD, 4096, x, y, line=3)
+        b.store(z, 16384, line=4)
+        streams.append(b)
+    r = launch(streams, hw=hw, grid=(2, 1))
+    s = summarize(r)
+    assert r.peak_sram[0] == 3 * 16384
+    assert s["sram"]["over_capacity"] is True
+    assert s["sram"]["over_pe_names"] == ["cube 0 / PE 0", "cube 0 / PE 1"]
+    assert s["sram"]["peak_fraction"] == pytest.approx(1.5)
+    text = print_report(r, file=io.StringIO())
+    assert "OVER CAPACITY on 2 PE(s): cube 0 / PE 0, cube 0 / PE 1" in text
+
+
+def test_empty_launch_reports_zeros():
+    r = launch([None])
+    s = summarize(r)
+    assert s["cycles"] == 0 and s["working_pes"] == 0
+    assert all(x["busy_pct"]["min_pe"] is None and x["commands"] == 0 for x in s["units"])
+    text = print_report(r, file=io.StringIO())
+    assert "0 cycles" in text and "no link traffic" in text
