@@ -1,0 +1,263 @@
+"""The kernbench command line: exit status and key output of each command; errors are one line."""
+import io
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+from rich.console import Console
+
+import kernbench.cli as cli
+from kernbench.cli import DelayedProgress, main, parse_grid, parse_value
+
+from report_helpers import line_pipeline
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kernbench: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# -- hw ------------------------------------------------------------------------------------------
+def test_hw_list(capsys):
+    code, out, _ = run(capsys, "hw", "list")
+    assert code == 0
+    rows = {l.split()[0]: l.split() for l in out.splitlines() if l.strip() and l.split()[0] in
+            ("default", "mesh8", "mesh64")}
+    assert set(rows) == {"default", "mesh8", "mesh64"}
+    # default: 4 cubes x 8 PEs; GEMM peak 2 * 32 * 32 flop/cycle * 32 PEs * 1.5 GHz = 98.3 TFLOP/s;
+    # memory 4 channels * 256 B/cycle * 1.5 GHz = 1536 GB/s; link 32 B/cycle * 1.5 GHz = 48 GB/s.
+    assert rows["default"][1:8] == ["4", "8", "1.5", "98.3", "1536", "48", "16"]
+    # mesh64: 64 cubes -> 16x the default's GEMM peak and memory bandwidth.
+    assert rows["mesh64"][1:6] == ["64", "8", "1.5", "1572.9", "24576"]
+
+
+def test_hw_show(capsys):
+    code, out, _ = run(capsys, "hw", "show", "mesh8")
+    assert code == 0
+    assert "hardware 'mesh8'" in out
+    line = next(l for l in out.splitlines() if "n_cubes" in l)
+    assert line.split("│")[2].strip() == "8"
+    assert any("link.bytes_per_cycle" in l and "32" in l for l in out.splitlines())
+    assert "PEs             64 (8 cubes x 8)" in out
+
+
+@pytest.mark.parametrize("argv", [["hw", "show", "nope"], ["diag", "--hw", "nope"],
+                                  ["run", "x.py:k", "--grid", "8,1", "--hw", "nope"]])
+def test_bad_preset_is_one_line_exit_2(capsys, argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    line = one_error_line(err)
+    assert "unknown hardware preset 'nope'" in line and "default, mesh64, mesh8" in line
+
+
+def test_debug_shows_the_traceback(capsys):
+    from kernbench.hw import HardwareConfigError
+
+    with pytest.raises(HardwareConfigError):
+        main(["hw", "show", "nope", "--debug"])
+    with pytest.raises(HardwareConfigError):
+        main(["--debug", "hw", "show", "nope"])
+
+
+# -- run: argument and kernel errors --------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["run", "no_such_module_xyz:k", "--grid", "8,1"], "cannot import kernel module 'no_such_module_xyz'"),
+        (["run", "missing/file.py:k", "--grid", "8,1"], "kernel file 'missing/file.py' does not exist"),
+        (["run", "kernbench.cli:no_kernel", "--grid", "8,1"], "module 'kernbench.cli' has no kernel named 'no_kernel'"),
+        (["run", "justaname", "--grid", "8,1"], "kernel must be MODULE:FUNCTION"),
+        (["run", "m:k"], "the following arguments are required: --grid"),
+        (["run", "m:k", "--grid", "8,0"], "grid must be PES,CUBES with positive integers"),
+        (["run", "m:k", "--grid", "8,1", "--arg", "novalue"], "expected NAME=VALUE"),
+        (["run", "m:k", "--grid", "8,1", "--mode", "fast"], "invalid choice: 'fast'"),
+        (["nonsense"], "invalid choice: 'nonsense'"),
+    ],
+)
+def test_bad_run_input_is_one_line_exit_2(capsys, argv, expected):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert expected in one_error_line(err)
+
+
+def test_kernel_file_with_an_import_error(capsys, tmp_path):
+    bad = tmp_path / "broken.py"
+    bad.write_text("import no_such_dependency_abc\n")
+    code, _, err = run(capsys, "run", f"{bad}:k", "--grid", "8,1")
+    assert code == 2
+    assert "ModuleNotFoundError" in one_error_line(err)
+
+
+def test_missing_kernel_argument_names_it(tmp_path):
+    mod = types.ModuleType("m")
+
+    def k(x_ptr, n, scale=1.0, *, tl):
+        pass
+
+    mod.k = k
+    with pytest.raises(cli.CliError, match=r"kernel k needs argument 'x_ptr': pass --arg x_ptr=VALUE"):
+        cli.launch_args(mod, k, None, {"n": 4})
+    with pytest.raises(cli.CliError, match=r"kernel k has no parameter 'm'"):
+        cli.launch_args(mod, k, None, {"x_ptr": 0, "n": 4, "m": 1})
+    # Defaults fill what --arg leaves out; order follows the signature.
+    assert cli.launch_args(mod, k, None, {"n": 4, "x_ptr": 64}) == (64, 4, 1.0)
+
+
+def test_setup_provides_pointer_arguments():
+    mod = types.ModuleType("m")
+    seen = {}
+
+    def k(x_ptr, o_ptr, n, *, tl):
+        pass
+
+    def setup(ctx, n):
+        seen["ctx"], seen["n"] = ctx, n
+        return {"x_ptr": 128, "o_ptr": 256}
+
+    mod.k, mod.setup = k, setup
+    assert cli.launch_args(mod, k, "CTX", {"n": 8}) == (128, 256, 8)
+    assert seen == {"ctx": "CTX", "n": 8}
+    mod.setup = lambda ctx, **a: [1, 2, 3]  # a sequence is passed as is
+    assert cli.launch_args(mod, k, None, {}) == (1, 2, 3)
+    mod.setup = lambda ctx, **a: 42
+    with pytest.raises(cli.CliError, match="setup.*must return"):
+        cli.launch_args(mod, k, None, {})
+
+
+# -- help ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ([], "usage: kernbench"),
+        (["diag"], "--panel NAME"),
+        (["run"], "def setup(ctx, **args)"),
+        (["hw"], "ACTION"),
+        (["hw", "list"], "usage: kernbench hw list"),
+        (["hw", "show"], "preset name (kernbench hw list) or TOML path"),
+    ],
+)
+def test_help_for_each_command(capsys, argv, expected):
+    code, out, _ = run(capsys, *argv, "--help")
+    assert code == 0
+    assert expected in out
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    code, out, _ = run(capsys)
+    assert code == 2 and "usage: kernbench" in out
+
+
+def test_python_dash_m_kernbench():
+    p = subprocess.run([sys.executable, "-m", "kernbench", "hw", "show", "nope"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.strip() == ("kernbench: error: unknown hardware preset 'nope' "
+                                "(presets: default, mesh64, mesh8)")
+
+
+# -- value parsing ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text, value",
+    [("42", 42), ("0x40", 64), ("4K", 4096), ("1M", 1 << 20), ("1_024", 1024), ("0.5", 0.5),
+     ("1e-3", 1e-3), ("True", True), ("false", False), ("None", None), ("f16", "f16"),
+     ("bf16", "bf16"), ("1,2,3", (1, 2, 3)), ("64,f16", (64, "f16"))],
+)
+def test_parse_value(text, value):
+    got = parse_value(text)
+    assert got == value and type(got) is type(value)
+
+
+def test_parse_grid():
+    assert parse_grid("8,4") == (8, 4)
+    assert parse_grid("8x4") == (8, 4)
+    assert parse_grid("8") == (8, 1)
+    for bad in ("0,1", "a,b", "1,2,3", ""):
+        with pytest.raises(Exception, match="grid must be PES,CUBES"):
+            parse_grid(bad)
+
+
+# -- progress --------------------------------------------------------------------------------------
+def test_progress_bar_shows_only_after_the_delay():
+    buf = io.StringIO()
+    con = Console(file=buf, force_terminal=True, width=100)
+    with DelayedProgress("quick job", console=con, delay=30.0) as p:
+        p("panel a", 1, 4)
+    assert not p.shown and "quick job" not in buf.getvalue()
+
+    buf = io.StringIO()
+    con = Console(file=buf, force_terminal=True, width=100)
+    with DelayedProgress("slow job", console=con, delay=0.0) as p:
+        for _ in range(200):  # the timer thread starts the bar
+            if p.shown:
+                break
+            time.sleep(0.01)
+        p("panel b", 3, 4)
+        p._progress.refresh()
+    assert p.shown
+    assert "panel b" in buf.getvalue() and "3/4" in buf.getvalue()
+
+
+def test_progress_is_off_when_not_a_terminal():
+    con = Console(file=io.StringIO(), force_terminal=False)
+    with DelayedProgress("job", console=con, delay=0.0) as p:
+        p(description="x", done=1, total=2)
+    assert not p.shown
+
+
+# -- diag wiring (a stand-in harness; the real one is kernbench.diag.run_panels) --------------------
+class _Panel:
+    def __init__(self, name, passed, result):
+        self.name, self.passed, self.result = name, passed, result
+
+    def summary_lines(self):
+        return [f"{self.name}: {self.result.cycles} cycles"]
+
+
+@pytest.fixture
+def fake_diag(monkeypatch):
+    import kernbench.diag as diag
+
+    calls = {}
+    res = line_pipeline(n_pes=2)
+
+    def run_panels(progress=None, **kw):
+        calls.update(kw)
+        progress("panel", 1, 2)
+        names = kw.get("panels") or ["alpha", "beta"]
+        return [_Panel(n, n != "beta", res) for n in names]
+
+    monkeypatch.setattr(diag, "run_panels", run_panels, raising=False)
+    return calls, res
+
+
+def test_diag_failing_panel_exits_1(capsys, fake_diag, tmp_path):
+    calls, res = fake_diag
+    code, out, _ = run(capsys, "diag", "--shape", "small", "--context", "4K", "--trace", str(tmp_path / "t.json"))
+    assert code == 1
+    assert calls == {"shape": "small", "context": 4096}
+    assert "PASS alpha" in out and "FAIL beta" in out
+    assert f"alpha: {res.cycles} cycles" in out
+    assert "1 of 2 panels passed" in out
+    # Several panels: one trace per panel, named after it.
+    assert (tmp_path / "t.alpha.json").stat().st_size > 0 and (tmp_path / "t.beta.json").exists()
+
+
+def test_diag_one_panel_passes(capsys, fake_diag, tmp_path):
+    calls, _ = fake_diag
+    code, out, _ = run(capsys, "diag", "--panel", "alpha", "--hw", "mesh8", "--table",
+                       "--json", str(tmp_path / "d.json"), "--plot", str(tmp_path / "d.png"))
+    assert code == 0
+    assert calls["panels"] == ["alpha"] and calls["hw"].name == "mesh8"
+    assert "1 of 1 panels passed" in out and "stall %" in out  # --table printed the report
+    assert (tmp_path / "d.json").exists() and (tmp_path / "d.png").stat().st_size > 0
