@@ -1,9 +1,11 @@
 """kernbench: a cycle-approximate model of a mesh AI accelerator for writing and judging kernels."""
 from .common.errors import DeadlockError, KernbenchError, KernelError, MaxCyclesError, SramCapacityError
 from .hw import HardwareConfig, SfrInstall, list_presets, load_hw
+from .runtime import Context, DeviceArray, LaunchResult
 
 __version__ = "0.1.0"
 __all__ = [
+    "Context", "DeviceArray", "LaunchResult",
     "HardwareConfig", "SfrInstall", "load_hw", "list_presets", "DeadlockError", "KernbenchError",
     "KernelError", "MaxCyclesError", "SramCapacityError", "__version__",
 ]

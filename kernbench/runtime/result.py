@@ -41,6 +41,7 @@ class LaunchResult:
     program: Program  #: every PE's traced commands
     engine: Any  #: kernbench._core.EngineResult
     labels: Optional[Callable[[int], str]] = None  #: global cmd -> "dot (64,128)x(128,64) f16"
+    sources: Optional[Callable[[int], str]] = None  #: global cmd -> "path/kernel.py:12" (its call site)
     extra: dict = field(default_factory=dict)  #: anything a caller attaches (diag figures, ...)
 
     # -- naming ------------------------------------------------------------------------------
@@ -60,6 +61,10 @@ class LaunchResult:
         return _default_describe(self.program.commands)(i)
 
     def source(self, i: int) -> str:
+        """file:line of the tl call that emitted command ``i`` (a helper's file when the kernel
+        called one)."""
+        if self.sources is not None:
+            return self.sources(i)
         return f"{self.kernel_file}:{int(self.program.commands['line'][i])}"
 
     # -- figures -----------------------------------------------------------------------------
@@ -82,6 +87,11 @@ class LaunchResult:
     @property
     def peak_sram(self) -> np.ndarray:
         return self.engine.peak_sram
+
+    @property
+    def events(self) -> Optional[np.ndarray]:
+        """The engine's event record (EVENT_DTYPE), when launched with ``record_events=True``."""
+        return self.engine.events
 
     @property
     def working_pes(self) -> np.ndarray:

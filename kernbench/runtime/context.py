@@ -1,0 +1,111 @@
+"""The launch Context: a machine (hardware config + SFR install), its device memory, and launch.
+
+    ctx = kernbench.Context(hw="default")
+    ctx.install_sfr(scope="pe", ring=True)
+    x = ctx.shard(a, axis=0)                # each PE of a cube gets a slice of rows
+    o = ctx.empty_like(x)
+    r = ctx.launch(kernel, (8, 1), x, o, n)  # kernel(x_ptr, o_ptr, n, *, tl)
+    out = ctx.gather(o)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..common.pe_commands import N_PORTS
+from ..hw.config import HardwareConfig, load_hw
+from ..hw.sfr import SfrInstall
+from . import executor
+from .memory import DeviceArray, DeviceMemory
+from .result import LaunchResult
+
+__all__ = ["Context"]
+
+
+class Context:
+    """One simulated machine: hardware, SFR wiring, device memory; launches kernels on it.
+
+    ``hw`` is a preset name ("default", "mesh8", "mesh64"), a TOML path, a dict or a
+    HardwareConfig; ``overrides`` replaces keys by dotted path (``{"link.bytes_per_cycle": 64}``)."""
+
+    def __init__(self, hw: "str | Path | HardwareConfig | Mapping" = "default",
+                 overrides: Mapping[str, Any] | None = None):
+        self.hw: HardwareConfig = load_hw(hw, overrides)
+        self.sfr: SfrInstall | None = None
+        self.memory = DeviceMemory(self.hw)
+        self._nbr = np.full((self.hw.n_pes, N_PORTS), -1, np.int32)
+
+    def __repr__(self) -> str:
+        sfr = self.sfr.describe() if self.sfr else "no SFR installed"
+        return f"Context(hw={self.hw.name!r}, {self.hw.n_cubes} cubes x {self.hw.pes_per_cube} PEs, {sfr})"
+
+    # -- wiring ---------------------------------------------------------------------------
+    def install_sfr(self, scope: str = "pe", ring: bool = False) -> SfrInstall:
+        """Wire the link ports: scope "pe" links the PEs of each cube in a line, scope "cube"
+        links PE 0 of each cube; ``ring`` closes the line. Replaces any earlier install."""
+        self.sfr = SfrInstall(scope, bool(ring))
+        self._nbr = self.sfr.neighbours(self.hw)
+        return self.sfr
+
+    def neighbours(self) -> np.ndarray:
+        """(n_pes, 4) neighbour table of the installed SFR (-1 = no link); all -1 before one."""
+        return self._nbr
+
+    # -- device memory ------------------------------------------------------------------------
+    def shard(self, x, axis: int = 0, over: str = "pe", parts: int | None = None, dtype=None,
+              name: str | None = None) -> DeviceArray:
+        """Split ``x`` into ``parts`` equal slices along ``axis``: over "pe" slice i goes to PE i
+        of every cube (parts defaults to PEs per cube), over "cube" slice c to every PE of cube
+        c (parts = cubes), over "all" slice g to global PE g. ``x``: anything numpy converts
+        (a CPU torch tensor too); ``dtype`` defaults to x's (float64/ints become f32)."""
+        return self.memory.shard(x, axis, over, parts, dtype, name)
+
+    def replicate(self, x, dtype=None, name: str | None = None) -> DeviceArray:
+        """Every PE gets all of ``x``."""
+        return self.memory.replicate(x, dtype, name)
+
+    def put(self, x, pe, dtype=None, name: str | None = None) -> DeviceArray:
+        """PE ``pe`` = (pe, cube) gets ``x``; the others hold zeros at the same address."""
+        return self.memory.put(x, pe, dtype, name)
+
+    def empty(self, shape, dtype, name: str | None = None) -> DeviceArray:
+        """Reserve ``shape``/``dtype`` per PE with no data (reads as zeros): outputs, and every
+        input of a timing-mode launch, which needs shapes only."""
+        return self.memory.allocate(shape, dtype, name)
+
+    def empty_like(self, like: DeviceArray, dtype=None, name: str | None = None) -> DeviceArray:
+        """An empty allocation with ``like``'s per-PE shape and placement (so gather works)."""
+        return self.memory.empty_like(like, dtype, name)
+
+    def free(self, arr: DeviceArray) -> None:
+        """Release ``arr``."""
+        self.memory.free(arr)
+
+    def read(self, arr: DeviceArray, pe) -> np.ndarray:
+        """A copy of PE ``pe``'s contents of ``arr`` ((pe, cube) or a global index)."""
+        return self.memory.read(arr, pe)
+
+    def read_all(self, arr: DeviceArray) -> np.ndarray:
+        """Every PE's contents: shape (n_cubes, pes_per_cube, *arr.shape)."""
+        return self.memory.read_all(arr)
+
+    def gather(self, arr: DeviceArray, **kw) -> np.ndarray:
+        """The slices of ``arr`` put back together (inverse of shard; see DeviceMemory.gather)."""
+        return self.memory.gather(arr, **kw)
+
+    # -- launch -------------------------------------------------------------------------------
+    def launch(self, kernel: Callable, grid, *args, mode: str = "functional", detail: str = "train",
+               max_cycles: int | None = None, record_events: bool = False,
+               strict_sram: bool = False, **kernel_kwargs) -> LaunchResult:
+        """Run ``kernel`` on every program of ``grid`` = (PEs per cube used, cubes used).
+
+        ``args`` go to the kernel positionally (device arrays as their int address), then
+        ``tl=`` and ``kernel_kwargs``. ``mode="functional"`` computes the numbers and writes
+        stores to device memory; ``"timing"`` carries shapes only and gives the same cycles.
+        ``detail``, ``max_cycles``, ``record_events``, ``strict_sram`` go to the engine.
+        Returns a LaunchResult (cycles, seconds, counters, peak SRAM, events on request)."""
+        return executor.launch(self, kernel, grid, args, kernel_kwargs, mode=mode, detail=detail,
+                               max_cycles=max_cycles, record_events=record_events,
+                               strict_sram=strict_sram)

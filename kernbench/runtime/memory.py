@@ -1,0 +1,356 @@
+"""Device memory: each PE's own space in its cube's memory, and the placement helpers.
+
+An allocation (:class:`DeviceArray`) occupies the same address range in every PE's space, so a
+pointer is an int valid on every PE and ``tl.load(q_ptr, ...)`` on each rank reads that rank's own
+shard. The per-PE contents differ by placement: sharded over the PEs of a cube, over cubes, over
+every PE, replicated, put on one PE, or left empty (zeros, or no data at all in timing mode).
+
+Addresses start at :data:`BASE_ADDR` and each allocation is followed by a guard gap, so a null or
+overrunning pointer lands outside every allocation and is reported instead of silently reading
+a neighbour. Addresses are never reused: a launch is deterministic in its inputs.
+"""
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+import numpy as np
+
+from ..common.errors import KernbenchError
+from ..hw.config import HardwareConfig
+from ..language.semantic import NP_DTYPES, STORAGE_DTYPES, dtype_name
+
+__all__ = ["DeviceArray", "DeviceMemory", "BASE_ADDR", "ALIGN", "to_numpy", "PlacementError"]
+
+BASE_ADDR = 0x1000_0000  #: first allocation's address; smaller ints are never valid pointers
+ALIGN = 4096  #: allocation alignment, and the guard gap after each allocation
+
+
+class PlacementError(KernbenchError, ValueError):
+    """A placement or read-back request that cannot be honoured (bad axis, PE, size)."""
+
+
+def to_numpy(x) -> tuple[np.ndarray, str | None]:
+    """Anything numpy can convert -> (array, its kernbench dtype or None).
+
+    Accepts numpy arrays, lists, scalars and CPU torch tensors (detached; bf16 goes through f32,
+    which is exact) without importing torch."""
+    if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):
+        t = x.detach().cpu()
+        if "bfloat16" in str(getattr(t, "dtype", "")):
+            return np.asarray(t.float().numpy()).astype(NP_DTYPES["bf16"]), "bf16"
+        x = t.numpy()
+    a = np.asarray(x)
+    return a, dtype_name(a.dtype) if a.dtype.kind in "fV" else None
+
+
+def _storage_dtype(name) -> str:
+    d = dtype_name(name) if name is not None else None
+    if d is None or d not in STORAGE_DTYPES:
+        raise PlacementError(f"unknown dtype {name!r}: expected one of {', '.join(STORAGE_DTYPES)}")
+    return d
+
+
+class DeviceArray:
+    """One allocation: ``shape``/``dtype`` per PE at byte address ``addr`` in every PE's space.
+
+    Pass it to ``ctx.launch``: the kernel receives ``addr`` (an int). ``arr + nbytes`` is a
+    pointer into it. Read back with :meth:`read`, :meth:`gather` or :meth:`read_all`."""
+
+    __slots__ = ("name", "addr", "shape", "dtype", "itemsize", "numel", "nbytes", "placement",
+                 "_memory", "_data", "freed")
+
+    def __init__(self, memory: "DeviceMemory", name: str, addr: int, shape: tuple, dtype: str,
+                 placement: dict):
+        self._memory = memory
+        self.name = name
+        self.addr = addr
+        self.shape = shape
+        self.dtype = dtype
+        self.itemsize = NP_DTYPES[dtype].itemsize
+        self.numel = int(np.prod(shape, dtype=np.int64))
+        self.nbytes = self.numel * self.itemsize
+        self.placement = placement  #: kind (shard/replicate/pe/empty), over, axis, parts, pe
+        self._data: dict[int, np.ndarray] = {}  #: global PE -> flat contents (absent = zeros)
+        self.freed = False
+
+    @property
+    def ptr(self) -> int:
+        return self.addr
+
+    def __int__(self) -> int:
+        return self.addr
+
+    def __add__(self, nbytes: int) -> int:
+        return self.addr + int(nbytes)
+
+    __radd__ = __add__
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self._data)
+
+    def describe(self) -> str:
+        """'f16(128,64)' plus how it is placed: used in LaunchResult.args."""
+        p = self.placement
+        kind = p["kind"]
+        where = {"shard": f" sharded over {p.get('over')} axis {p.get('axis')}",
+                 "replicate": " replicated", "pe": f" on PE {p.get('pe')}", "empty": ""}[kind]
+        return f"{self.dtype}{tuple(self.shape)}{where}"
+
+    def __repr__(self) -> str:
+        return f"DeviceArray({self.name!r}, addr={self.addr:#x}, {self.describe()})"
+
+    def read(self, pe) -> np.ndarray:
+        """A copy of PE ``pe``'s contents ((pe, cube) or a global index), shaped ``self.shape``."""
+        return self._memory.read(self, pe)
+
+    def gather(self, **kw) -> np.ndarray:
+        """The shards put back together (see DeviceMemory.gather)."""
+        return self._memory.gather(self, **kw)
+
+    def read_all(self) -> np.ndarray:
+        """Every PE's contents: shape (n_cubes, pes_per_cube, *self.shape)."""
+        return self._memory.read_all(self)
+
+
+class DeviceMemory:
+    """Every allocation of a Context, with the per-PE contents (functional mode)."""
+
+    def __init__(self, hw: HardwareConfig):
+        self.hw = hw
+        self._arrays: list[DeviceArray] = []  #: live allocations by address
+        self._bases: list[int] = []
+        self._top = BASE_ADDR
+        self._count = 0  # allocations made, for default names
+        self._last: DeviceArray | None = None  # lookups repeat the same allocation
+
+    # -- allocation ------------------------------------------------------------------------
+    def allocate(self, shape, dtype, name: str | None = None, placement: dict | None = None) -> DeviceArray:
+        """Reserve ``shape``/``dtype`` per PE at a fresh address (no data: reads give zeros)."""
+        try:
+            shape = tuple(int(d) for d in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        except (TypeError, ValueError):
+            raise PlacementError(f"shape must be a tuple of positive ints, got {shape!r}") from None
+        if not shape or any(d < 1 for d in shape):
+            raise PlacementError(f"shape must be a non-empty tuple of positive ints, got {shape!r}")
+        dtype = _storage_dtype(dtype)
+        self._count += 1
+        arr = DeviceArray(self, name or f"a{self._count - 1}", self._top, shape,
+                          dtype, placement or {"kind": "empty"})
+        self._top += (arr.nbytes + ALIGN - 1) // ALIGN * ALIGN + ALIGN
+        self._arrays.append(arr)
+        self._bases.append(arr.addr)
+        return arr
+
+    def free(self, arr: DeviceArray) -> None:
+        """Release ``arr``; later pointers into it are out of bounds. Its address is not reused."""
+        i = self._index(arr)
+        del self._arrays[i], self._bases[i]
+        arr.freed = True
+        arr._data.clear()
+        self._last = None
+
+    def _index(self, arr: DeviceArray) -> int:
+        i = bisect.bisect_left(self._bases, arr.addr)
+        if i >= len(self._arrays) or self._arrays[i] is not arr:
+            raise PlacementError(f"{arr!r} is not a live allocation of this context")
+        return i
+
+    def find(self, ptr: int) -> DeviceArray | None:
+        """The allocation whose range holds byte address ``ptr``, or None."""
+        a = self._last
+        if a is not None and a.addr <= ptr < a.addr + a.nbytes:
+            return a
+        i = bisect.bisect_right(self._bases, ptr) - 1
+        if i >= 0:
+            a = self._arrays[i]
+            if ptr < a.addr + a.nbytes:
+                self._last = a
+                return a
+        return None
+
+    def describe_near(self, ptr: int) -> str:
+        """Which allocation ``ptr`` is closest to, for error messages."""
+        if not self._arrays:
+            return "no device memory is allocated"
+        i = bisect.bisect_right(self._bases, ptr) - 1
+        if i >= 0:
+            a = self._arrays[i]
+            return f"{ptr - (a.addr + a.nbytes)} bytes past the end of {a.name!r} ({a.nbytes} bytes at {a.addr:#x})"
+        a = self._arrays[0]
+        return f"below the first allocation {a.name!r} at {a.addr:#x}"
+
+    @property
+    def arrays(self) -> tuple:
+        return tuple(self._arrays)
+
+    # -- per-PE contents --------------------------------------------------------------------
+    def _g(self, pe) -> int:
+        hw = self.hw
+        if isinstance(pe, tuple) and len(pe) == 2:
+            p, c = int(pe[0]), int(pe[1])
+            if not (0 <= p < hw.pes_per_cube and 0 <= c < hw.n_cubes):
+                raise PlacementError(f"PE {pe} does not exist: {hw.pes_per_cube} PEs x {hw.n_cubes} cubes")
+            return c * hw.pes_per_cube + p
+        if isinstance(pe, (int, np.integer)) and 0 <= pe < hw.n_pes:
+            return int(pe)
+        raise PlacementError(f"PE must be (pe, cube) or a global index < {hw.n_pes}, got {pe!r}")
+
+    def flat(self, arr: DeviceArray, g: int) -> np.ndarray:
+        """PE ``g``'s contents, flat (read-only view, or zeros when nothing was written)."""
+        d = arr._data.get(g)
+        if d is None:
+            d = np.zeros(arr.numel, NP_DTYPES[arr.dtype])
+            d.flags.writeable = False
+        return d
+
+    def writable(self, arr: DeviceArray, g: int) -> np.ndarray:
+        """PE ``g``'s contents, flat and private to it (copied from a shared array on first write)."""
+        d = arr._data.get(g)
+        if d is None:
+            d = np.zeros(arr.numel, NP_DTYPES[arr.dtype])
+            arr._data[g] = d
+        elif not d.flags.writeable:
+            d = d.copy()
+            arr._data[g] = d
+        return d
+
+    def _set(self, arr: DeviceArray, pes, values: np.ndarray) -> None:
+        """Give ``pes`` the same contents (shared read-only until one of them is written)."""
+        flat = np.ascontiguousarray(values, dtype=NP_DTYPES[arr.dtype]).reshape(-1)
+        if flat.size != arr.numel:
+            raise PlacementError(f"{arr.name}: {flat.size} elements for an allocation of {arr.numel}")
+        flat = flat.copy()
+        flat.flags.writeable = False
+        for g in pes:
+            arr._data[g] = flat
+
+    def read(self, arr: DeviceArray, pe) -> np.ndarray:
+        self._check_live(arr)
+        return np.array(self.flat(arr, self._g(pe))).reshape(arr.shape)
+
+    def read_all(self, arr: DeviceArray) -> np.ndarray:
+        self._check_live(arr)
+        hw = self.hw
+        out = np.zeros((hw.n_cubes, hw.pes_per_cube) + arr.shape, NP_DTYPES[arr.dtype])
+        for g, d in arr._data.items():
+            out[g // hw.pes_per_cube, g % hw.pes_per_cube] = d.reshape(arr.shape)
+        return out
+
+    def _check_live(self, arr: DeviceArray) -> None:
+        if arr.freed:
+            raise PlacementError(f"{arr.name!r} was freed")
+
+    # -- placement --------------------------------------------------------------------------
+    def _prepare(self, x, dtype) -> tuple[np.ndarray, str]:
+        a, inferred = to_numpy(x)
+        name = _storage_dtype(dtype) if dtype is not None else (
+            inferred if inferred in STORAGE_DTYPES else "f32")
+        if a.ndim == 0:
+            a = a.reshape(1)
+        try:
+            return a.astype(NP_DTYPES[name]), name
+        except (TypeError, ValueError) as e:
+            raise PlacementError(f"cannot store {a.dtype} data as {name}: {e}") from None
+
+    def _shard_targets(self, over: str, parts: int | None) -> list[list[int]]:
+        """Global PEs holding each shard, by shard index."""
+        hw = self.hw
+        if over == "pe":
+            n = hw.pes_per_cube if parts is None else parts
+            lim, what = hw.pes_per_cube, "PEs per cube"
+            targets = lambda i: [c * hw.pes_per_cube + i for c in range(hw.n_cubes)]  # noqa: E731
+        elif over == "cube":
+            n = hw.n_cubes if parts is None else parts
+            lim, what = hw.n_cubes, "cubes"
+            targets = lambda i: list(range(i * hw.pes_per_cube, (i + 1) * hw.pes_per_cube))  # noqa: E731
+        elif over == "all":
+            n = hw.n_pes if parts is None else parts
+            lim, what = hw.n_pes, "PEs"
+            targets = lambda i: [i]  # noqa: E731
+        else:
+            raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {over!r}")
+        if not isinstance(n, (int, np.integer)) or not 1 <= n <= lim:
+            raise PlacementError(f"parts must be an int in 1..{lim} ({what}), got {n!r}")
+        return [targets(i) for i in range(int(n))]
+
+    def shard(self, x, axis: int = 0, over: str = "pe", parts: int | None = None, dtype=None,
+              name: str | None = None) -> DeviceArray:
+        a, dt = self._prepare(x, dtype)
+        targets = self._shard_targets(over, parts)
+        n = len(targets)
+        if not isinstance(axis, (int, np.integer)) or not -a.ndim <= axis < a.ndim:
+            raise PlacementError(f"axis {axis!r} is out of range for an array of shape {a.shape}")
+        axis = int(axis) % a.ndim
+        if a.shape[axis] % n:
+            raise PlacementError(f"cannot shard axis {axis} of length {a.shape[axis]} evenly over "
+                               f"{n} {over} shards (shape {a.shape})")
+        pieces = np.split(a, n, axis=axis)
+        arr = self.allocate(pieces[0].shape, dt, name, {"kind": "shard", "over": over, "axis": axis,
+                                                        "parts": n, "global_shape": a.shape})
+        for piece, pes in zip(pieces, targets):
+            self._set(arr, pes, piece)
+        return arr
+
+    def replicate(self, x, dtype=None, name: str | None = None) -> DeviceArray:
+        a, dt = self._prepare(x, dtype)
+        arr = self.allocate(a.shape, dt, name, {"kind": "replicate", "global_shape": a.shape})
+        self._set(arr, range(self.hw.n_pes), a)
+        return arr
+
+    def put(self, x, pe, dtype=None, name: str | None = None) -> DeviceArray:
+        a, dt = self._prepare(x, dtype)
+        g = self._g(pe)
+        arr = self.allocate(a.shape, dt, name, {"kind": "pe", "pe": (g % self.hw.pes_per_cube,
+                                                                     g // self.hw.pes_per_cube)})
+        self._set(arr, [g], a)
+        return arr
+
+    def empty_like(self, like: DeviceArray, dtype=None, name: str | None = None) -> DeviceArray:
+        return self.allocate(like.shape, like.dtype if dtype is None else dtype, name,
+                             dict(like.placement))
+
+    def gather(self, arr: DeviceArray, over: str | None = None, axis: int | None = None,
+               parts: int | None = None, pe: int = 0, cube: int = 0) -> np.ndarray:
+        """Put shards back together: over "pe" concatenates PEs 0..parts-1 of ``cube``, over
+        "cube" PE ``pe`` of cubes 0..parts-1, over "all" global PEs 0..parts-1, along ``axis``.
+        Defaults come from how the array was placed; a replicated array or one put on a PE
+        reads back that copy."""
+        self._check_live(arr)
+        p = arr.placement
+        kind = p["kind"]
+        if over is None:
+            if kind == "shard":
+                over, axis, parts = p["over"], p["axis"] if axis is None else axis, parts or p["parts"]
+            elif kind == "replicate":
+                return self.read(arr, (pe, cube))
+            elif kind == "pe":
+                return self.read(arr, p["pe"])
+            else:
+                raise PlacementError(f"{arr.name!r} was allocated without a placement: say how to "
+                                   f"gather it, e.g. gather(arr, over='pe', axis=0)")
+        axis = 0 if axis is None else axis
+        hw = self.hw
+        if over == "pe":
+            gs = [cube * hw.pes_per_cube + i for i in range(parts or hw.pes_per_cube)]
+        elif over == "cube":
+            gs = [c * hw.pes_per_cube + pe for c in range(parts or hw.n_cubes)]
+        elif over == "all":
+            gs = list(range(parts or hw.n_pes))
+        else:
+            raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {over!r}")
+        if any(g >= hw.n_pes for g in gs):
+            raise PlacementError(f"gather over {over} reaches past the machine ({hw.n_pes} PEs)")
+        return np.concatenate([self.flat(arr, g).reshape(arr.shape) for g in gs], axis=axis)
+
+
+def arg_repr(v: Any) -> Any:
+    """A launch argument as LaunchResult.args shows it (arrays as dtype/shape strings)."""
+    if isinstance(v, DeviceArray):
+        return v.describe()
+    if isinstance(v, np.ndarray):
+        return f"{v.dtype}{tuple(v.shape)}"
+    if isinstance(v, (int, float, str, bool, type(None))):
+        return v
+    return repr(v)

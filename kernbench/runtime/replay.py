@@ -1,0 +1,168 @@
+"""Functional replay: compute every traced command with numpy, in the engine's completion order.
+
+The engine times the commands; replay gives them values. Running in completion order means a
+command's operands are computed before it (an operand is ready only when its producer ends), a
+load sees every earlier store of its PE (the DMA unit is in order), and a recv finds its message:
+the engine's ``messages`` pairs each recv with its send, whose value is stashed when the send
+completes (a send ends before its recv does).
+
+Numerics: values are kept in their declared dtypes (f16, bf16, f32, fp8 via ml_dtypes). Every op
+computes in f32 and rounds its output to the output dtype; dot and reductions accumulate in f32;
+a store converts to the allocation's dtype.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..language.semantic import NP_DTYPES
+
+__all__ = ["replay", "value_of", "label_of"]
+
+_F32 = np.dtype(np.float32)
+
+_BINARY = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+    "maximum": np.maximum, "minimum": np.minimum,
+    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+    "eq": np.equal, "ne": np.not_equal,
+}
+_UNARY = {
+    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "rsqrt": lambda x: np.float32(1.0) / np.sqrt(x),
+    "neg": np.negative, "abs": np.abs,
+}
+_REDUCE = {"max": np.max, "min": np.min, "sum": np.sum}
+
+
+def value_of(vals: list, spec) -> np.ndarray:
+    """The value an operand spec reads: a tensor id, or (id, shape, transposed) for a view."""
+    if type(spec) is int:
+        return vals[spec]
+    i, shape, trans = spec
+    v = vals[i]
+    if trans:
+        return v.reshape(shape[:-2] + (shape[-1], shape[-2])).swapaxes(-1, -2)
+    return v.reshape(shape)
+
+
+def _f32(vals: list, x):
+    """Operand as f32 (bool masks stay bool); immediates as f32 scalars."""
+    if type(x) is float:
+        return np.float32(x)
+    v = value_of(vals, x)
+    return v if v.dtype == _F32 or v.dtype == np.bool_ else v.astype(_F32)
+
+
+def _to(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Round to ``dtype`` once (through f32, so bf16 -> f16 and fp8 conversions are exact-then-round)."""
+    if v.dtype == dtype:
+        return v
+    if v.dtype != _F32 and dtype != _F32:
+        v = v.astype(_F32)
+    return v.astype(dtype)
+
+
+def _region(flat: np.ndarray, e0: int, shape: tuple, stride) -> np.ndarray:
+    if stride is None:
+        n = 1
+        for d in shape:
+            n *= d
+        return flat[e0:e0 + n].reshape(shape)
+    isz = flat.itemsize
+    return as_strided(flat[e0:], shape=shape, strides=(stride * isz, isz))
+
+
+def replay(program, engine, builders: list, memory) -> None:
+    """Compute every command of ``program`` and write stores into ``memory``.
+
+    ``builders[g]`` is PE g's PEBuilder (or None); its handles get ``.data`` filled."""
+    order = engine.completion_order
+    if len(order) == 0:
+        return
+    offs = program.cmd_offsets
+    pe_of = np.searchsorted(offs, order, side="right") - 1
+    local = order - offs[pe_of]
+    msgs = engine.messages
+    send_of = dict(zip(msgs["recv"].tolist(), msgs["send"].tolist()))
+    stash: dict = {}
+    vals = [None if b is None else [None] * len(b.tensors) for b in builders]
+    with np.errstate(all="ignore"):
+        for g, li, idx in zip(pe_of.tolist(), local.tolist(), order.tolist()):
+            b = builders[g]
+            m = b.meta[li]
+            v = vals[g]
+            kind = m[0]
+            dst = b.sb.cmds[li][11]
+            if kind == "vec":
+                name, ops, shape, dtype = m[3], m[4], m[5], m[6]
+                out = NP_DTYPES[dtype]
+                if name in _BINARY:
+                    r = _BINARY[name](_f32(v, ops[0]), _f32(v, ops[1]))
+                elif name in _UNARY:
+                    r = _UNARY[name](_f32(v, ops[0]))
+                elif name == "fill":
+                    r = np.full(shape, ops[0], _F32)
+                elif name == "cast":
+                    r = value_of(v, ops[0])
+                else:  # where
+                    c = _f32(v, ops[0])
+                    r = np.where(c if c.dtype == np.bool_ else c != 0, _f32(v, ops[1]), _f32(v, ops[2]))
+                r = np.asarray(r)
+                if r.shape != shape:
+                    r = np.broadcast_to(r, shape)
+                v[dst] = np.ascontiguousarray(_to(r, out))
+            elif kind == "load":
+                alloc, e0, shape, stride = m[3], m[4], m[5], m[6]
+                v[dst] = np.array(_region(memory.flat(alloc, g), e0, shape, stride))
+            elif kind == "dot":
+                a = _f32(v, m[3])
+                c = _f32(v, m[4])
+                v[dst] = np.matmul(a, c)
+            elif kind == "reduce":
+                name, spec, axis, dtype = m[3], m[4], m[6], m[7]
+                r = _REDUCE[name](_f32(v, spec), axis=axis, keepdims=True)
+                v[dst] = np.ascontiguousarray(_to(np.asarray(r, _F32), NP_DTYPES[dtype]))
+            elif kind == "store":
+                spec, alloc, e0, shape, stride = m[3], m[4], m[5], m[6], m[7]
+                x = _to(value_of(v, spec), NP_DTYPES[alloc.dtype])
+                _region(memory.writable(alloc, g), e0, shape, stride)[...] = x.reshape(shape)
+            elif kind == "send":
+                stash[idx] = value_of(v, m[3])
+            elif kind == "recv":
+                v[dst] = stash.pop(send_of[idx]).reshape(m[4])
+            else:  # pragma: no cover - the builder makes only the kinds above
+                raise AssertionError(f"unknown command kind {kind!r}")
+    for b, v in zip(builders, vals):
+        if b is not None:
+            for t, x in zip(b.tensors, v):
+                t[2].data = x
+
+
+# -- names ---------------------------------------------------------------------------------------
+_PORT = ("E", "W", "N", "S")
+
+
+def _fmt(shape) -> str:
+    return "(" + ",".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def label_of(m: tuple) -> str:
+    """A command in the kernel's words, e.g. "dot (64,128)x(128,64) f16"."""
+    kind = m[0]
+    if kind == "vec":
+        return f"{m[3]} {_fmt(m[5])} {m[6]}"
+    if kind == "load":
+        return f"load {_fmt(m[5])} {m[7]} from {m[3].name}"
+    if kind == "store":
+        return f"store {_fmt(m[6])} {m[4].dtype} to {m[4].name}"
+    if kind == "dot":
+        d = m[7] if m[7] == m[8] else f"{m[7]}x{m[8]}"
+        return f"dot {_fmt(m[5])}x{_fmt(m[6])} {d}"
+    if kind == "reduce":
+        ax = "all" if m[6] is None else m[6]
+        return f"{m[3]}-reduce {_fmt(m[5])} axis {ax} {m[7]}"
+    if kind == "send":
+        return f"send to {_PORT[m[4]]} {_fmt(m[5])} {m[6]}"
+    if kind == "recv":
+        return f"recv from {_PORT[m[3]]} {_fmt(m[4])} {m[5]}"
+    return kind
