@@ -87,6 +87,23 @@ class TensorHandle:
     def __neg__(self):
         return _ops().neg(self)
 
+    def __abs__(self):
+        return _ops().abs(self)
+
+    # Comparisons give bool masks for tl.where. == and != keep identity semantics (handles are
+    # used as dict keys and compared with `is`); use tl.eq / tl.ne for elementwise equality.
+    def __lt__(self, o):
+        return _ops().lt(self, o)
+
+    def __le__(self, o):
+        return _ops().le(self, o)
+
+    def __gt__(self, o):
+        return _ops().gt(self, o)
+
+    def __ge__(self, o):
+        return _ops().ge(self, o)
+
     @property
     def T(self):
         return _ops().trans(self)
