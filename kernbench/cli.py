@@ -45,7 +45,8 @@ kernel arguments:
   It receives the kernbench.Context (hardware and SFR already installed) and every --arg
   as a keyword; it allocates and places the inputs and returns the kernel's arguments:
   a tuple/list (passed positionally, as is) or a dict by parameter name (merged over
-  the --arg values, then ordered by the kernel's signature).
+  the --arg values, then ordered by the kernel's signature). A module with several
+  kernels may define setup_<kernel>(ctx, **args) instead; it wins over setup.
 
 examples:
   kernbench run my_kernels.py:vadd --grid 8,1 --arg n=4096 --mode functional
@@ -158,6 +159,13 @@ def load_kernel(spec: str):
     return module, kernel
 
 
+def _module_label(module) -> str:
+    """How the user named the module: its file for FILE.py:KERNEL, else its dotted name."""
+    if module.__name__.startswith("kernbench_user_") and getattr(module, "__file__", None):
+        return str(module.__file__)
+    return module.__name__
+
+
 def kernel_params(kernel) -> list:
     """The kernel's launch parameters: every parameter but keyword-only ``tl``."""
     try:
@@ -171,11 +179,24 @@ def kernel_params(kernel) -> list:
 def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
     """The positional arguments of the launch (see ``kernbench run --help``)."""
     params = kernel_params(kernel)
-    setup = getattr(module, "setup", None)
+    # setup_<kernel> for one kernel of a module with several, else the module's setup.
+    setup_name = f"setup_{getattr(kernel, '__name__', '')}"
+    if not callable(getattr(module, setup_name, None)):
+        setup_name = "setup"
+    setup = getattr(module, setup_name, None)
     values = dict(arg_values)
     if setup is not None:
         if not callable(setup):
-            raise CliError(f"{module.__name__}.setup is not a function")
+            raise CliError(f"{setup_name} in {_module_label(module)} is not a function")
+        try:  # check the --arg names against setup's signature before calling it
+            inspect.signature(setup).bind(ctx, **values)
+        except TypeError as e:
+            raise CliError(
+                f"{setup_name}{inspect.signature(setup)} in {_module_label(module)}: {e} "
+                f"(every --arg goes to it as a keyword)"
+            ) from e
+        except ValueError:
+            pass  # no signature to check (a builtin): let the call speak
         got = setup(ctx, **values)
         if isinstance(got, (tuple, list)):
             return tuple(got)
@@ -183,7 +204,7 @@ def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
             values.update(got)
         else:
             raise CliError(
-                f"setup(ctx, ...) must return the kernel's arguments as a tuple, list or dict, "
+                f"{setup_name}(ctx, ...) must return the kernel's arguments as a tuple, list or dict, "
                 f"got {type(got).__name__}"
             )
     names = {p.name for p in params}
@@ -498,10 +519,12 @@ def _stderr_console():
 
 def _one_line(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
-    lines = text.splitlines()
-    first = lines[0].rstrip(":")
-    if len(lines) > 1:
-        first += f" ({len(lines) - 1} more line(s); rerun with --debug for all)"
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    first, rest = lines[0], lines[1:]
+    if first.endswith(":") and rest:  # "Blocked:" and a list: show the list's first item
+        first, rest = f"{first} {rest[0]}", rest[1:]
+    if rest:
+        first += f" ({len(rest)} more line(s); rerun with --debug for all)"
     return first
 
 

@@ -1,5 +1,6 @@
 """The kernbench command line: exit status and key output of each command; errors are one line."""
 import io
+import json
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from rich.console import Console
 
 import kernbench.cli as cli
 from kernbench.cli import DelayedProgress, main, parse_grid, parse_value
+from kernbench.common.pe_commands import Unit
 
 from report_helpers import line_pipeline
 
@@ -261,3 +263,126 @@ def test_diag_one_panel_passes(capsys, fake_diag, tmp_path):
     assert calls["panels"] == ["alpha"] and calls["hw"].name == "mesh8"
     assert "1 of 1 panels passed" in out and "stall %" in out  # --table printed the report
     assert (tmp_path / "d.json").exists() and (tmp_path / "d.png").stat().st_size > 0
+
+
+# -- run: a user's kernel, end to end ------------------------------------------------------------
+KERNELS = '''
+import numpy as np
+
+
+def vadd(x_ptr, y_ptr, o_ptr, n, *, tl):
+    x = tl.load(x_ptr, shape=(n,), dtype="f32")
+    y = tl.load(y_ptr, shape=(n,), dtype="f32")
+    tl.store(o_ptr, x + y)
+
+
+def setup(ctx, n=1024):
+    x = ctx.shard(np.arange(8 * n, dtype=np.float32), axis=0)
+    y = ctx.shard(np.ones(8 * n, dtype=np.float32), axis=0)
+    return {"x_ptr": x, "y_ptr": y, "o_ptr": ctx.empty_like(x)}
+
+
+def exp_only(n, *, tl):
+    tl.exp(tl.full((n,), 1.0, dtype="f32"))
+
+
+def setup_exp_only(ctx, n):
+    return (n,)
+
+
+def ring_deadlock(n, *, tl):
+    x = tl.recv("W", shape=(n,), dtype="f32")  # every PE waits before anyone sends
+    tl.send("E", x)
+
+
+def setup_ring_deadlock(ctx, n):
+    return (n,)
+
+
+def bad_dot(n, *, tl):
+    a = tl.full((n, 8), 1.0, dtype="f16")
+    b = tl.full((4, n), 1.0, dtype="f16")
+    tl.dot(a, b)
+
+
+def setup_bad_dot(ctx, n):
+    return (n,)
+'''
+
+
+@pytest.fixture
+def kernels(tmp_path):
+    p = tmp_path / "user_kernels.py"
+    p.write_text(KERNELS)
+    return p
+
+
+def test_run_file_kernel_with_setup(capsys, kernels, tmp_path):
+    j, t, png = tmp_path / "r.json", tmp_path / "r.trace.json", tmp_path / "r.png"
+    code, out, err = run(capsys, "run", f"{kernels}:vadd", "--grid", "8,1", "--arg", "n=2048",
+                         "--mode", "functional", "--json", str(j), "--trace", str(t), "--plot", str(png))
+    assert code == 0, err
+    assert "vadd on default: grid 8 PEs x 1 cubes, 8 working PEs, functional mode" in out
+    assert f"trace  -> {t}" in out and f"json   -> {j}" in out and f"plot   -> {png}" in out
+    doc = json.loads(j.read_text())
+    assert doc["kernel"]["name"] == "vadd" and doc["grid"] == [8, 1] and doc["mode"] == "functional"
+    assert doc["kernel"]["args"]["n"] == 2048
+    # The add of 2048 f32 elements: ceil(2048 / 64) * 1 + 8 = 40 cycles on every PE's VECTOR.
+    busy = doc["counters"]["units"]["busy"]
+    assert [busy[g][Unit.VECTOR] for g in range(8)] == [40] * 8
+    vec_line = next(l for l in out.splitlines() if l.strip().startswith("VECTOR "))
+    assert f"{100 * 40 / doc['cycles']:.1f}/{100 * 40 / doc['cycles']:.1f}/" in vec_line
+    assert f"{doc['cycles']:,} cycles" in out
+    trace = json.loads(t.read_text())
+    assert sum(1 for e in trace["traceEvents"] if e["ph"] == "X") == 8 * 4  # load, load, add, store
+    assert png.stat().st_size > 10_000
+
+
+def test_run_timing_mode_gives_the_cycles_of_functional(capsys, kernels, tmp_path):
+    docs = {}
+    for mode in ("functional", "timing"):
+        j = tmp_path / f"{mode}.json"
+        code, _, err = run(capsys, "run", f"{kernels}:vadd", "--grid", "8,1", "--arg", "n=512",
+                           "--mode", mode, "--json", str(j))
+        assert code == 0, err
+        docs[mode] = json.loads(j.read_text())
+    assert docs["functional"]["cycles"] == docs["timing"]["cycles"] > 0
+    assert docs["functional"]["counters"] == docs["timing"]["counters"]
+
+
+def test_run_dotted_module_with_per_kernel_setup(capsys, kernels, monkeypatch):
+    monkeypatch.chdir(kernels.parent)
+    monkeypatch.delitem(sys.modules, "user_kernels", raising=False)
+    code, out, err = run(capsys, "run", "user_kernels:exp_only", "--grid", "2,2", "--arg", "n=4K")
+    assert code == 0, err
+    assert "exp_only on default: grid 2 PEs x 2 cubes, 4 working PEs, timing mode" in out
+    # exp over 4096 elements: ceil(4096 / 64) * 4 + 8 = 264 cycles, and fill is 64 * 1 + 8 = 72
+    # before it on the same unit: the launch is 336 cycles.
+    assert "336 cycles" in out
+
+
+def test_run_deadlock_is_one_line(capsys, kernels):
+    code, _, err = run(capsys, "run", f"{kernels}:ring_deadlock", "--grid", "8,1", "--ring",
+                       "--arg", "n=64")
+    assert code == 2
+    line = one_error_line(err)
+    assert "deadlock at cycle" in line and "rerun with --debug for all" in line
+    # The first blocked unit is on the line: PE (0, 0) sends only after its recv, which waits.
+    assert "Blocked: PE (0, 0) TX_E" in line and "user_kernels.py:" in line
+
+
+def test_run_kernel_error_is_one_line(capsys, kernels):
+    code, _, err = run(capsys, "run", f"{kernels}:bad_dot", "--grid", "1,1", "--arg", "n=16")
+    assert code == 2
+    line = one_error_line(err)
+    assert "user_kernels.py:" in line  # the kernel line of the bad dot
+
+
+def test_run_setup_arguments_are_checked(capsys, kernels):
+    code, _, err = run(capsys, "run", f"{kernels}:vadd", "--grid", "8,1", "--arg", "m=3")
+    assert code == 2
+    line = one_error_line(err)
+    assert "setup(ctx, n=1024)" in line and "unexpected keyword argument 'm'" in line
+    code, _, err = run(capsys, "run", f"{kernels}:exp_only", "--grid", "8,1")
+    assert code == 2
+    assert "setup_exp_only(ctx, n)" in one_error_line(err) and "'n'" in err

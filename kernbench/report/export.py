@@ -65,9 +65,12 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
     the number of commands (never with packets)."""
     e = result.engine
     prog = result.program
-    labels = None
+    # Names the launch gave its commands (callables in memory), stored as lists.
+    labels = sources = None
     if result.labels is not None:
         labels = [result.label(i) for i in range(prog.n_commands)]
+    if getattr(result, "sources", None) is not None:
+        sources = [result.source(i) for i in range(prog.n_commands)]
     doc = {
         "format": FORMAT,
         "kernel": {"name": result.kernel_name, "file": result.kernel_file, "args": jsonable(result.args)},
@@ -103,6 +106,7 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
             "tensor_offsets": prog.tensor_offsets.tolist(),
         },
         "labels": labels,
+        "sources": sources,
         "summary": summarize(result),
         "extra": jsonable(result.extra),
     }
@@ -172,6 +176,7 @@ def from_json(doc: Union[dict, str, Path]):
         debug=dict(c["debug"]),
     )
     labels = doc.get("labels")
+    sources = doc.get("sources")
     sfr = doc.get("sfr")
     return LaunchResult(
         hw=hw,
@@ -184,5 +189,6 @@ def from_json(doc: Union[dict, str, Path]):
         program=prog,
         engine=engine,
         labels=(labels.__getitem__ if labels is not None else None),
+        sources=(sources.__getitem__ if sources is not None else None),
         extra=doc.get("extra") or {},
     )
