@@ -13,15 +13,18 @@ from kernbench.runtime.result import LaunchResult
 KERNEL_FILE = "tests/fake_kernel.py"
 
 
-def launch(streams, hw=None, sfr=None, grid=None, name="fake_kernel", args=None, labels=None, **sim_kw):
+def launch(streams, hw=None, sfr=None, grid=None, name="fake_kernel", args=None, labels=None,
+           neighbours=None, **sim_kw):
     """Simulate ``streams`` (one StreamBuilder or None per global PE, padded to n_pes) and wrap
-    the EngineResult in a LaunchResult the way ``ctx.launch`` does."""
+    the EngineResult in a LaunchResult the way ``ctx.launch`` does. ``neighbours`` replaces the
+    SFR install's table (to wire the N/S ports no install uses yet)."""
     hw = hw or load_hw("default")
     sfr = sfr or SfrInstall("pe")
     built = [s.build() if s is not None else None for s in streams]
     built += [None] * (hw.n_pes - len(built))
     program = Program.from_streams(built)
-    engine = simulate(hw, sfr.neighbours(hw), program, **sim_kw)
+    nbr = sfr.neighbours(hw) if neighbours is None else neighbours
+    engine = simulate(hw, nbr, program, **sim_kw)
     return LaunchResult(
         hw=hw,
         sfr=sfr,

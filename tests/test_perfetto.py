@@ -95,6 +95,13 @@ def test_slices_on_one_thread_never_overlap(ring, tmp_path):
             assert a["ts"] + a["dur"] <= b["ts"] + 1e-9
 
 
+def enclosing(trace, flow_ev):
+    inside = [e for e in slices(trace) if (e["pid"], e["tid"]) == (flow_ev["pid"], flow_ev["tid"])
+              and e["ts"] < flow_ev["ts"] < e["ts"] + e["dur"]]
+    assert len(inside) == 1, flow_ev
+    return inside[0]
+
+
 def test_every_flow_has_both_ends_on_its_slices(ring, tmp_path):
     p = tmp_path / "t.json"
     to_perfetto(ring, p)
@@ -112,9 +119,9 @@ def test_every_flow_has_both_ends_on_its_slices(ring, tmp_path):
         assert set(ends) == {"s", "f"}
         s, f = ends["s"], ends["f"]
         assert (s["name"], s["cat"]) == (f["name"], f["cat"])
-        # Each end sits at its slice's start on the slice's own thread.
-        send = next(e for e in slices(trace) if (e["pid"], e["tid"], e["ts"]) == (s["pid"], s["tid"], s["ts"]))
-        recv = next(e for e in slices(trace) if (e["pid"], e["tid"], e["ts"]) == (f["pid"], f["tid"], f["ts"]))
+        # Each end lies strictly inside exactly one slice of its own thread (never on a boundary
+        # between back-to-back slices, where the binding would be ambiguous).
+        send, recv = (enclosing(trace, ev) for ev in (s, f))
         assert send["args"]["op"] == "send" and recv["args"]["op"] == "recv"
         sends[send["args"]["cmd"]] = recv["args"]["cmd"]
     assert sends == {int(m["send"]): int(m["recv"]) for m in ring.engine.messages}

@@ -164,3 +164,24 @@ def test_empty_launch_reports_zeros():
     assert all(x["busy_pct"]["min_pe"] is None and x["commands"] == 0 for x in s["units"])
     text = print_report(r, file=io.StringIO())
     assert "0 cycles" in text and "no link traffic" in text
+
+
+def test_north_south_rows_appear_when_used():
+    # Wire PE 0's N port to PE 1's S port by hand (no SFR install uses N/S yet).
+    hw = load_hw("default")
+    nbr = np.full((hw.n_pes, 4), -1, np.int32)
+    nbr[0, 2], nbr[1, 3] = 1, 0  # ports: 0 E, 1 W, 2 N, 3 S
+    a, b = StreamBuilder(), StreamBuilder()
+    t = a.load(4096, line=1)
+    a.send("N", t, 4096, line=2)
+    b.recv("S", 4096, line=3)
+    r = launch([a, b], neighbours=nbr, grid=(2, 1))
+    s = summarize(r)
+    names = [x["unit"] for x in s["units"]]
+    assert names == ["GEMM", "VECTOR", "DMA", "TX_E", "TX_W", "TX_N", "RX_E", "RX_W", "RX_S"]
+    # 4 KiB = 16 packets of 256 B at 8 cycles each: TX_N busy 128 cycles on PE 0.
+    assert row(s, "TX_N")["busy_cycles"] == 16 * 8 and row(s, "TX_N")["work"] == 4096
+    assert row(s, "RX_S")["work"] == 4096
+    text = print_report(r, file=io.StringIO())
+    assert re.search(r"^\s*TX_N\s", text, re.M) and re.search(r"^\s*RX_S\s", text, re.M)
+    assert not re.search(r"^\s*TX_S\s", text, re.M)

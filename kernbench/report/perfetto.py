@@ -4,7 +4,8 @@ Layout: one process per PE ("cube c / PE p", sorted by global index), one thread
 ran a command (GEMM, VECTOR, DMA, TX_E, ..., RX_S), one complete slice (``"ph": "X"``) per
 command, named by its label, with its opcode, shape, bytes, kernel source line and exact cycles in
 ``args``. Each link message is a flow (``"ph": "s"`` on the send slice, ``"ph": "f"`` on the
-matching recv slice, bound to the enclosing slice) so Perfetto draws an arrow from send to recv.
+matching recv slice, each at the middle of its slice and bound to the enclosing slice) so
+Perfetto draws an arrow from send to recv.
 
 Timestamps are microseconds (the format's unit): ``cycles / (clock_ghz * 1e3)``. The file holds
 one slice per command and two flow events per message: it grows with commands, not packets.
@@ -157,10 +158,11 @@ def trace_events(result, pes=None, window: Optional[tuple] = None) -> list:
             "args": args,
         })
         if i in flow_of:
-            # Same ts, pid, tid and cat as the slice it belongs to, right after it: viewers bind
-            # the flow end to that slice ("bp": "e" = enclosing slice).
+            # At the middle of its slice, on the slice's thread: viewers bind a flow event to the
+            # slice enclosing its ts ("bp": "e" for the end), and a ts on a slice boundary would
+            # be ambiguous between back-to-back slices. Link commands always last >= 1 cycle.
             k, ph = flow_of[i]
-            ev = {"name": _FLOW_NAME, "cat": _FLOW_CAT, "ph": ph, "id": k, "ts": ts,
+            ev = {"name": _FLOW_NAME, "cat": _FLOW_CAT, "ph": ph, "id": k, "ts": (ts + ts_end) / 2,
                   "pid": g + 1, "tid": tid(g, u)}
             if ph == "f":
                 ev["bp"] = "e"
