@@ -103,9 +103,9 @@ def plot(
     row_in = 0.22 if n_rows <= SEPARATED_ROWS else max(0.02, 14.0 / n_rows)
     heat_h = min(14.0, max(1.5, n_rows * row_in))
     gantt_h = max(1.2, 0.28 * len(lanes) + 0.8)
-    fig = Figure(figsize=(11, heat_h + gantt_h + 1.6), dpi=dpi)
+    fig = Figure(figsize=(11, heat_h + gantt_h + 1.6), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
-    gs = fig.add_gridspec(2, 1, height_ratios=[heat_h, gantt_h], hspace=0.35)
+    gs = fig.add_gridspec(2, 1, height_ratios=[heat_h, gantt_h])
     ax_h = fig.add_subplot(gs[0])
     ax_g = fig.add_subplot(gs[1])
 
@@ -129,11 +129,15 @@ def plot(
 
     # Gantt --------------------------------------------------------------------------------
     lane_names = []
+    # A thin white edge separates back-to-back commands, only where a bar is wide enough to keep
+    # its colour (about 4 pixels at the axes' width).
+    px_per_cycle = 9.0 * dpi / max(1, cycles)
     for row, (g, u, idx) in enumerate(lanes):
         y = len(lanes) - 1 - row  # first lane on top
         colors = [_OP_COLORS[Opcode(int(o))] for o in opcodes[idx]]
-        ax_g.broken_barh(list(zip(start[idx].tolist(), (end[idx] - start[idx]).tolist())), (y - 0.4, 0.8),
-                         facecolors=colors, edgecolor="white", linewidth=0.5 if len(idx) < 200 else 0)
+        dur = end[idx] - start[idx]
+        ax_g.broken_barh(list(zip(start[idx].tolist(), dur.tolist())), (y - 0.4, 0.8), facecolors=colors,
+                         edgecolor="white", linewidths=np.where(dur * px_per_cycle > 4, 0.5, 0.0))
         lane_names.append((result.pe_name(g), UNIT_NAMES[u]))
     ax_g.set_yticks(range(len(lanes)), [f"{p}  {u}" for p, u in reversed(lane_names)], fontsize=7)
     ax_g.set_ylim(-0.6, max(0.6, len(lanes) - 0.4))

@@ -84,7 +84,7 @@ def _unit_table(s: dict) -> Table:
         t.add_row(
             row["unit"],
             f"{b['min']:.1f}/{b['mean']:.1f}/{b['max']:.1f}",
-            b["min_pe_name"] or "-",
+            (b["min_pe_name"] or "-") if row["commands"] else "-",  # no PE stands out on an idle unit
             f"{row['stall_pct']['operand']:.1f}",
             inside,
             f"{row['commands']:,}",
