@@ -44,9 +44,10 @@ kernel arguments:
       def setup(ctx, **args): ...
   It receives the kernbench.Context (hardware and SFR already installed) and every --arg
   as a keyword; it allocates and places the inputs and returns the kernel's arguments:
-  a tuple/list (passed positionally, as is) or a dict by parameter name (merged over
-  the --arg values, then ordered by the kernel's signature). A module with several
-  kernels may define setup_<kernel>(ctx, **args) instead; it wins over setup.
+  a tuple/list (passed positionally, as is) or a dict by parameter name; with a dict,
+  --arg values that name kernel parameters fill the rest, in the kernel's signature
+  order. A module with several kernels may define setup_<kernel>(ctx, **args) for one
+  of them; it wins over setup.
 
 examples:
   kernbench run my_kernels.py:vadd --grid 8,1 --arg n=4096 --mode functional
@@ -179,6 +180,7 @@ def kernel_params(kernel) -> list:
 def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
     """The positional arguments of the launch (see ``kernbench run --help``)."""
     params = kernel_params(kernel)
+    names = {p.name for p in params}
     # setup_<kernel> for one kernel of a module with several, else the module's setup.
     setup_name = f"setup_{getattr(kernel, '__name__', '')}"
     if not callable(getattr(module, setup_name, None)):
@@ -201,13 +203,14 @@ def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
         if isinstance(got, (tuple, list)):
             return tuple(got)
         if isinstance(got, dict):
+            # --arg values setup took that are not kernel parameters were setup's alone.
+            values = {k: v for k, v in values.items() if k in names}
             values.update(got)
         else:
             raise CliError(
                 f"{setup_name}(ctx, ...) must return the kernel's arguments as a tuple, list or dict, "
                 f"got {type(got).__name__}"
             )
-    names = {p.name for p in params}
     unknown = sorted(set(values) - names)
     if unknown:
         raise CliError(

@@ -386,3 +386,17 @@ def test_run_setup_arguments_are_checked(capsys, kernels):
     code, _, err = run(capsys, "run", f"{kernels}:exp_only", "--grid", "8,1")
     assert code == 2
     assert "setup_exp_only(ctx, n)" in one_error_line(err) and "'n'" in err
+
+
+def test_setup_only_arguments_do_not_reach_the_kernel():
+    mod = types.ModuleType("m")
+
+    def k(x_ptr, n, *, tl):
+        pass
+
+    # `rows` is setup's (it sizes the input); `n` goes to both.
+    mod.setup = lambda ctx, rows, n: {"x_ptr": rows * 100}
+    assert cli.launch_args(mod, k, None, {"rows": 3, "n": 7}) == (300, 7)
+    mod.setup = lambda ctx, n: {"x_ptr": 1, "bogus": 2}
+    with pytest.raises(cli.CliError, match="kernel k has no parameter 'bogus'"):
+        cli.launch_args(mod, k, None, {"n": 7})
