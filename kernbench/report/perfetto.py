@@ -99,10 +99,11 @@ def trace_events(result, pes=None, window: Optional[tuple] = None) -> list:
         return int(g) * N_UNITS + int(u) + 1
 
     # The PE on the other end of every link command, from the engine's send/recv matching.
+    msg_send, msg_recv = e.messages["send"].tolist(), e.messages["recv"].tolist()
+    pe_list = pe_of.tolist()
     peer = {}
-    for m in e.messages:
-        s, r = int(m["send"]), int(m["recv"])
-        peer[s], peer[r] = int(pe_of[r]), int(pe_of[s])
+    for s, r in zip(msg_send, msg_recv):
+        peer[s], peer[r] = pe_list[r], pe_list[s]
 
     events = []
     used_pes = np.unique(pe_of[keep])
@@ -121,9 +122,9 @@ def trace_events(result, pes=None, window: Optional[tuple] = None) -> list:
 
     ts_of = start * us_per_cycle
     flow_of = {}  # cmd -> (flow id, phase) for messages with both ends kept
-    for k, m in enumerate(e.messages):
-        s, r = int(m["send"]), int(m["recv"])
-        if keep[s] and keep[r]:
+    keep_list = keep.tolist()
+    for k, (s, r) in enumerate(zip(msg_send, msg_recv)):
+        if keep_list[s] and keep_list[r]:
             flow_of[s] = (k, "s")
             flow_of[r] = (k, "f")
 
