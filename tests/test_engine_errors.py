@@ -127,8 +127,9 @@ def test_bad_arguments(hw2):
     good = Program.from_streams([([_fill_cmd(0)], [4]), None])
     with pytest.raises(ValueError, match="detail must be one of \\('train', 'packet'\\), got 'fast'"):
         simulate(hw2, nbr, good, detail="fast")
-    with pytest.raises(ValueError, match="max_cycles must be a positive int, got 0"):
-        simulate(hw2, nbr, good, max_cycles=0)
+    for bad in (0, -5, True, 2**62 + 1, 2.5):
+        with pytest.raises(ValueError, match=r"max_cycles must be an int in 1..2\*\*62, got "):
+            simulate(hw2, nbr, good, max_cycles=bad)
     with pytest.raises(ValueError, match="hw must be a HardwareConfig, got dict"):
         simulate({}, nbr, good)
     with pytest.raises(ValueError, match="program must be a kernbench Program, got tuple"):
@@ -333,6 +334,16 @@ def test_max_cycles_names_where_each_pe_stands():
         assert all(p["cmd"] >= 0 for p in ei.value.positions)
     # without the guard the same launch finishes: 4000008 cycles (the exp)
     assert m.run().res.cycles == 4000008
+
+
+def test_without_a_guard_the_cycle_horizon_still_raises_max_cycles():
+    # A legal launch that runs past 2**62 cycles (here a DMA latency of 2**62) stops at the
+    # engine's horizon with the same error as an explicit guard (it used to fail with a TypeError).
+    m = Machine(load_hw().with_overrides({"dma.latency_cycles": 2**62}))
+    m[0, 0].load(64, line=6)
+    with pytest.raises(MaxCyclesError, match=r"simulation passed max_cycles=4611686018427387904 at cycle "
+                                             r"4611686018427387905\. Where each PE stands:\n  PE \(0, 0\) DMA is running load \(line 6\)"):
+        m.run()
 
 
 def test_max_cycles_stops_a_waiting_send():

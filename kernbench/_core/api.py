@@ -37,6 +37,7 @@ EVENT_DTYPE = np.dtype(
     [("pe", np.int32), ("unit", np.int32), ("cmd", np.int64), ("start", np.int64), ("end", np.int64)]
 )
 _OP_NAMES = {int(o): o.name.lower() for o in Opcode}
+_HORIZON = 1 << 62  #: the largest cycle a run may reach (max_cycles defaults to it)
 
 # The C enums and struct must mirror pe_commands; a mismatch is a build bug, caught at import.
 assert _engine.COMMAND_ITEMSIZE == COMMAND_DTYPE.itemsize, "Command struct != COMMAND_DTYPE"
@@ -329,8 +330,11 @@ def simulate(
         raise ValueError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
     if not isinstance(program, Program):
         raise ValueError(f"program must be a kernbench Program, got {type(program).__name__}")
-    if max_cycles is not None and (not isinstance(max_cycles, (int, np.integer)) or max_cycles < 1):
-        raise ValueError(f"max_cycles must be a positive int, got {max_cycles!r}")
+    if max_cycles is not None and (not isinstance(max_cycles, (int, np.integer)) or isinstance(max_cycles, bool)
+                                   or not 1 <= max_cycles <= _HORIZON):
+        raise ValueError(f"max_cycles must be an int in 1..2**62, got {max_cycles!r}")
+    # Without a guard the loop still stops at the horizon, where int64 cycle arithmetic ends.
+    limit = _HORIZON if max_cycles is None else int(max_cycles)
     _check_program(hw, program)
     nbr = _check_neighbours(hw, neighbours)
     describe = describe or _default_describe(program.commands)
@@ -347,7 +351,7 @@ def simulate(
         program.tensor_pinned,
         prep["readers"],
         nbr.ravel(),
-        int(max_cycles) if max_cycles is not None else (1 << 62),
+        limit,
     )
     status = sim.run()
     if status == _engine.STATUS["nomem"]:
@@ -355,7 +359,7 @@ def simulate(
     if status == _engine.STATUS["deadlock"]:
         _raise_deadlock(hw, program, nbr, sim, prep, describe)
     if status == _engine.STATUS["max_cycles"]:
-        _raise_max_cycles(hw, sim, describe, int(max_cycles))
+        _raise_max_cycles(hw, sim, describe, limit)
 
     cmd_start, cmd_end = sim.cmd_start_arr, sim.cmd_end_arr
     n = len(cmd_end)
