@@ -248,6 +248,11 @@ def test_asymmetric_neighbour_table(hw2):
     nbr[0, 0] = 2  # no PE 2
     with pytest.raises(ValueError, match="neighbour table entries must be -1 or a PE index"):
         simulate(hw2, nbr, good)
+    # a wide entry must not wrap into a valid index when the table is narrowed to int32
+    wide = SfrInstall("pe").neighbours(hw2).astype(np.int64)
+    wide[0, 0] = 2**32 + 1  # int32 would read PE 1
+    with pytest.raises(ValueError, match="neighbour table entries must be -1 or a PE index"):
+        simulate(hw2, wide, good)
 
 
 # -- stuck launches -----------------------------------------------------------------------------

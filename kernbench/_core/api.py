@@ -164,9 +164,10 @@ def _check_neighbours(hw: HardwareConfig, neighbours) -> np.ndarray:
     nbr = np.asarray(neighbours)
     if nbr.shape != (hw.n_pes, N_PORTS) or not np.issubdtype(nbr.dtype, np.integer):
         raise ValueError(f"neighbour table must be integer of shape ({hw.n_pes}, {N_PORTS})")
-    nbr = np.ascontiguousarray(nbr, dtype=np.int32)
+    # range check before the int32 cast, which would wrap a wide entry into a valid-looking index
     if np.any((nbr < -1) | (nbr >= hw.n_pes)):
         raise ValueError("neighbour table entries must be -1 or a PE index")
+    nbr = np.ascontiguousarray(nbr, dtype=np.int32)
     for p in range(N_PORTS):
         src = np.flatnonzero(nbr[:, p] >= 0)
         back = nbr[nbr[src, p], int(OPPOSITE[p])]
