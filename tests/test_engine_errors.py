@@ -86,6 +86,41 @@ def test_non_positive_sizes_and_bad_fields(hw2, cmd, message):
         _run(hw2, prog, [16, 16])
 
 
+@pytest.mark.parametrize(
+    "cmd, message",
+    [
+        (make_command(Opcode.DOT, Unit.GEMM, src0=1, src1=1, dst=0, m=2**40, n=2**40, k=2**40, esize=2),
+         r"m \* n \* k must be at most 2\*\*50"),
+        (make_command(Opcode.DOT, Unit.GEMM, src0=1, src1=1, dst=0, m=1, n=1, k=2**41, esize=2),
+         r"k must be at most 2\*\*40"),
+        (make_command(Opcode.DOT, Unit.GEMM, src0=1, src1=1, dst=0, m=4, n=4, k=4, esize=9),
+         "dot element size must be at most 8 bytes"),
+        (make_command(Opcode.REDUCE, Unit.VECTOR, sub=VecOp.ADD, src0=1, dst=0, m=2**20, n=2**20, k=2**11),
+         r"m \* n \* k must be at most 2\*\*50"),
+        (make_command(Opcode.VEC, Unit.VECTOR, sub=VecOp.ADD, dst=0, n=2**62), r"n must be at most 2\*\*40"),
+        (make_command(Opcode.LOAD, Unit.DMA, dst=0, nbytes=2**41), r"nbytes must be at most 2\*\*40"),
+    ],
+)
+def test_sizes_that_would_overflow_the_cycle_counters(hw2, cmd, message):
+    # Without these bounds the int64 arithmetic wrapped: a 2**40-cubed dot cost 0 cycles.
+    with pytest.raises(ValueError, match=r"PE \(0, 0\) command #1 \[.*\]: " + message):
+        _run(hw2, [_fill_cmd(1), cmd], [16, 16])
+
+
+def test_largest_sizes_still_simulate_exactly(hw2):
+    # a 2**40-byte load: 2**31 bursts of 2 cycles + 150 = 2**32 + 150 (closed-form train)
+    r = _run(hw2, [make_command(Opcode.LOAD, Unit.DMA, dst=0, nbytes=2**40)], [2**40])
+    assert r.cycles == 2**32 + 150
+    # a dot of m*n*k = 2**50: folds = (2**20/32)*(2**20/32) = 2**30, fold = 2**10 + 62:
+    # 2**30 * 1086 cycles, flops 2**51
+    r = _run(hw2, [_fill_cmd(1), make_command(Opcode.DOT, Unit.GEMM, src0=1, src1=1, dst=0, m=2**20, n=2**20,
+                                             k=2**10, esize=2)], [16, 16])
+    assert r.cmd_end[1] - r.cmd_start[1] == 2**30 * 1086
+    assert r.unit_counters[0, Unit.GEMM]["work"] == 2**51
+    with pytest.raises(ValueError, match=r"tensor_bytes must be at most 2\*\*40 \(tensor 0\)"):
+        _run(hw2, [_fill_cmd(0)], [2**40 + 1])
+
+
 def test_negative_tensor_size(hw2):
     with pytest.raises(ValueError, match=r"tensor_bytes must be >= 0 \(tensor 0\)"):
         _run(hw2, [_fill_cmd(0)], [-4])

@@ -27,7 +27,8 @@ from ..common.pe_commands import (
 from ..hw.config import HardwareConfig
 from . import _engine
 
-__all__ = ["simulate", "EngineResult", "hw_params", "MESSAGE_DTYPE", "EVENT_DTYPE", "DETAILS"]
+__all__ = ["simulate", "EngineResult", "hw_params", "MESSAGE_DTYPE", "EVENT_DTYPE", "DETAILS", "MAX_SIZE",
+           "MAX_VOLUME"]
 
 DETAILS = ("train", "packet")
 MESSAGE_DTYPE = np.dtype(
@@ -38,6 +39,8 @@ EVENT_DTYPE = np.dtype(
 )
 _OP_NAMES = {int(o): o.name.lower() for o in Opcode}
 _HORIZON = 1 << 62  #: the largest cycle a run may reach (max_cycles defaults to it)
+MAX_SIZE = 1 << 40  #: largest m, n, k, byte count or tensor size a command may carry
+MAX_VOLUME = float(1 << 50)  #: largest m * n * k of a dot or reduction
 
 # The C enums and struct must mirror pe_commands; a mismatch is a build bug, caught at import.
 assert _engine.COMMAND_ITEMSIZE == COMMAND_DTYPE.itemsize, "Command struct != COMMAND_DTYPE"
@@ -155,6 +158,8 @@ def _check_program(hw: HardwareConfig, program: Program) -> None:
         raise ValueError(f"tensor_bytes must be int64, got {getattr(tb, 'dtype', type(tb).__name__)}")
     if np.any(tb < 0):
         raise ValueError(f"tensor_bytes must be >= 0 (tensor {int(np.flatnonzero(tb < 0)[0])})")
+    if np.any(tb > MAX_SIZE):
+        raise ValueError(f"tensor_bytes must be at most 2**40 (tensor {int(np.flatnonzero(tb > MAX_SIZE)[0])})")
     tp = program.tensor_pinned
     if not isinstance(tp, np.ndarray) or tp.dtype != np.uint8 or tp.shape != tb.shape:
         raise ValueError("tensor_pinned must be uint8 with one entry per tensor")
@@ -225,6 +230,14 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) ->
     chk.fail(is_vec & ((c["sub"] < 0) | (c["sub"] >= len(VEC_OP_NAMES))), "unknown vector op")
     moves = np.isin(op, [Opcode.LOAD, Opcode.STORE, Opcode.SEND, Opcode.RECV])
     chk.fail(moves & (c["nbytes"] < 1), "byte count must be >= 1")
+    # Upper bounds keep every cycle count, flop and byte counter the loop derives inside int64
+    # (beyond them the C arithmetic would wrap, e.g. a huge dot costing 0 cycles).
+    is_dot, is_red = op == Opcode.DOT, op == Opcode.REDUCE
+    for f, used in (("m", is_dot | is_red), ("n", is_dot | is_vec), ("k", is_dot | is_red), ("nbytes", moves)):
+        chk.fail(used & (c[f] > MAX_SIZE), f"{f} must be at most 2**40")
+    chk.fail(is_dot & (c["esize"] > 8), "dot element size must be at most 8 bytes")
+    volume = c["m"].astype(np.float64) * c["n"].astype(np.float64) * c["k"].astype(np.float64)
+    chk.fail((is_dot | is_red) & (volume > MAX_VOLUME), "m * n * k must be at most 2**50")
 
     # SSA tensors: produced once, before every read.
     n_t = len(program.tensor_bytes)
