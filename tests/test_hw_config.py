@@ -1,0 +1,229 @@
+"""Hardware presets and config: TOML presets load into frozen dataclasses; unknown keys, wrong types
+and non-positive sizes are rejected naming the key; overrides copy, never mutate.
+"""
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from kernbench.hw import HardwareConfig, HardwareConfigError, list_presets, load_hw
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "hardware-model.md"
+
+
+# -- presets ------------------------------------------------------------------------------------
+
+def test_presets_are_listed():
+    assert {"default", "mesh8", "mesh64"} <= set(list_presets())
+
+
+@pytest.mark.parametrize("name, n_cubes", [("default", 4), ("mesh8", 8), ("mesh64", 64)])
+def test_presets_load(name, n_cubes):
+    hw = load_hw(name)
+    assert isinstance(hw, HardwareConfig)
+    assert hw.name == name
+    assert hw.n_cubes == n_cubes
+    assert hw.pes_per_cube == 8
+    assert hw.n_pes == n_cubes * 8
+    # the multi-cube presets differ from the default only in the machine's size
+    same_pe = dataclasses.replace(hw, name="default", n_cubes=4)
+    assert same_pe == load_hw("default")
+
+
+def test_default_preset_is_the_dataclass_default():
+    assert load_hw() == load_hw("default") == HardwareConfig()
+
+
+def _doc_defaults():
+    """`key` -> default value text from the parameter tables of docs/hardware-model.md."""
+    rows = re.findall(r"^\| `([a-z_.]+)`[^|]*\|[^|]*\| ([^|]+) \|", DOC.read_text(), re.M)
+    return {k: v.strip() for k, v in rows}
+
+
+def test_doc_tables_state_the_default_preset():
+    hw = load_hw("default")
+    table = _doc_defaults()
+    assert len(table) == 16, table  # every parameter row of the doc with a plain default
+    for key, text in table.items():
+        node = hw
+        for part in key.split("."):
+            node = getattr(node, part)
+        if text.endswith("MiB"):
+            expected = int(text.split()[0]) * 1024 * 1024
+        else:
+            expected = type(node)(text)
+        assert node == expected, key
+    # the op cost row: "1; div, exp, log, sqrt 4; rsqrt 2"
+    ops = hw.vector.op_cycles
+    assert (ops.div, ops.exp, ops.log, ops.sqrt, ops.rsqrt) == (4, 4, 4, 4, 2)
+    assert all(getattr(ops, f) == 1 for f in ("add", "sub", "mul", "max", "min", "compare", "select",
+                                                "copy", "cast", "fill"))
+
+
+def test_derived_figures():
+    hw = load_hw()
+    assert hw.seconds(1.5e9) == pytest.approx(1.0)  # 1.5 GHz
+    assert hw.peak_flops_per_cycle_pe == 2 * 32 * 32
+    # 2048 flop/cycle x 32 PEs x 1.5e9 / 1e12 = 98.304 TFLOP/s
+    assert hw.peak_tflops() == pytest.approx(98.304)
+    assert hw.memory_gbps() == pytest.approx(256 * 4 * 1.5)
+    assert hw.link_gbps() == pytest.approx(32 * 1.5)
+
+
+# -- rejection, from TOML text --------------------------------------------------------------------
+
+def _toml(tmp_path, text):
+    p = tmp_path / "hw.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("n_cubez = 2\n", r"unknown hardware key 'n_cubez'"),
+        ("[gemm]\nrowz = 16\n", r"unknown hardware key 'gemm.rowz'"),
+        ("[vector.op_cycles]\ngelu = 3\n", r"unknown hardware key 'vector.op_cycles.gelu'"),
+        ("[sfr]\nports = 4\n", r"unknown hardware key 'sfr'"),
+        ('[gemm]\nrows = "32"\n', r"hardware key 'gemm.rows' must be int, got str '32'"),
+        ("[gemm]\nrows = 32.0\n", r"hardware key 'gemm.rows' must be int, got float 32.0"),
+        ("[link]\nrx_queue_packets = true\n", r"hardware key 'link.rx_queue_packets' must be int, got bool True"),
+        ("gemm = 3\n", r"hardware key 'gemm' must be a table"),
+        ("clock_ghz = \"fast\"\n", r"hardware key 'clock_ghz' must be float, got str 'fast'"),
+        ("[gemm]\nrows = 0\n", r"hardware key 'gemm.rows' must be positive, got 0"),
+        ("[dma]\nburst_bytes = -512\n", r"hardware key 'dma.burst_bytes' must be positive, got -512"),
+        ("[vector.op_cycles]\nexp = 0\n", r"hardware key 'vector.op_cycles.exp' must be positive, got 0"),
+        ("clock_ghz = 0.0\n", r"hardware key 'clock_ghz' must be positive, got 0.0"),
+        ("clock_ghz = inf\n", r"hardware key 'clock_ghz' must be positive, got inf"),
+        ("clock_ghz = nan\n", r"hardware key 'clock_ghz' must be positive, got nan"),
+        ("[sram\ncapacity_bytes = 1\n", r"not valid TOML"),
+    ],
+)
+def test_bad_toml_is_rejected_naming_the_key(tmp_path, text, message):
+    path = _toml(tmp_path, text)
+    with pytest.raises(HardwareConfigError, match=re.escape(str(path)) + ": " + message):
+        load_hw(path)
+    # also by its path as a string
+    with pytest.raises(HardwareConfigError, match=message):
+        load_hw(str(path))
+
+
+def test_partial_toml_keeps_the_other_defaults(tmp_path):
+    hw = load_hw(_toml(tmp_path, 'name = "tiny"\nn_cubes = 1\nclock_ghz = 2\n[link]\nbytes_per_cycle = 64\n'))
+    assert (hw.name, hw.n_cubes, hw.link.bytes_per_cycle) == ("tiny", 1, 64)
+    assert hw.clock_ghz == 2.0 and isinstance(hw.clock_ghz, float)  # an int is fine for a float key
+    assert hw.link.packet_bytes == 256 and hw.gemm == load_hw().gemm
+
+
+def test_missing_file_and_unknown_preset():
+    with pytest.raises(HardwareConfigError, match=r"hardware file '/no/such/hw.toml' does not exist"):
+        load_hw("/no/such/hw.toml")
+    with pytest.raises(HardwareConfigError, match=r"unknown hardware preset 'mesh9' \(presets: default, mesh64, mesh8"):
+        load_hw("mesh9")
+
+
+# -- rejection, from dicts and overrides ----------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"gemm": {"rows": 32, "colz": 2}}, r"config: unknown hardware key 'gemm.colz'"),
+        ({"link": {"hop_latency_cycles": "50"}}, r"config: hardware key 'link.hop_latency_cycles' must be int"),
+        ({"sram": {"capacity_bytes": 0}}, r"config: hardware key 'sram.capacity_bytes' must be positive, got 0"),
+        ({"pes_per_cube": -8}, r"config: hardware key 'pes_per_cube' must be positive, got -8"),
+        ({"name": 3}, r"config: hardware key 'name' must be str, got int 3"),
+        ({"vector": 64}, r"config: hardware key 'vector' must be a table"),
+    ],
+)
+def test_bad_dicts_are_rejected_naming_the_key(data, message):
+    with pytest.raises(HardwareConfigError, match=message):
+        load_hw(data)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"gemm.rowz": 16}, r"unknown hardware key 'gemm.rowz'"),
+        ({"gemmm.rows": 16}, r"unknown hardware key 'gemmm'"),
+        ({"link.bytes_per_cycle": 0}, r"overrides: hardware key 'link.bytes_per_cycle' must be positive, got 0"),
+        ({"n_cubes": 2.0}, r"overrides: hardware key 'n_cubes' must be int, got float 2.0"),
+        ({"dma.latency_cycles": None}, r"overrides: hardware key 'dma.latency_cycles' must be int, got NoneType"),
+        ({"gemm": 3}, r"overrides: hardware key 'gemm' must be a table"),
+    ],
+)
+def test_bad_overrides_are_rejected_naming_the_key(overrides, message):
+    hw = load_hw()
+    with pytest.raises(HardwareConfigError, match=message):
+        hw.with_overrides(overrides)
+
+
+def test_hardware_config_error_is_a_value_error():
+    assert issubclass(HardwareConfigError, ValueError)
+
+
+# -- overrides and immutability -------------------------------------------------------------------
+
+def test_overrides_copy_and_leave_the_original_unchanged():
+    hw = load_hw()
+    before = hw.to_dict()
+    new = hw.with_overrides({"link.bytes_per_cycle": 64, "gemm.rows": 16}, n_cubes=2,
+                            vector__op_cycles__exp=7)
+    assert (new.link.bytes_per_cycle, new.gemm.rows, new.n_cubes, new.vector.op_cycles.exp) == (64, 16, 2, 7)
+    # everything else is carried over
+    assert new.link.packet_bytes == hw.link.packet_bytes and new.gemm.cols == hw.gemm.cols
+    assert new.dma == hw.dma and new.sram == hw.sram
+    # the original is untouched
+    assert hw.to_dict() == before and hw == load_hw()
+    assert new != hw
+
+
+def test_every_field_can_be_overridden():
+    hw = load_hw()
+    flat = {}
+
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, prefix + k + ".")
+            else:
+                flat[prefix + k] = v
+
+    walk(hw.to_dict())
+    assert len(flat) >= 30
+    for key, value in flat.items():
+        if isinstance(value, str):
+            new_value = value + "-x"
+        elif isinstance(value, float):
+            new_value = value * 2
+        else:
+            new_value = value + 3
+        new = hw.with_overrides({key: new_value})
+        node = new
+        for part in key.split("."):
+            node = getattr(node, part)
+        assert node == new_value, key
+
+
+def test_load_hw_applies_overrides_and_accepts_a_config():
+    hw = load_hw("mesh8", overrides={"link.rx_queue_packets": 4})
+    assert hw.n_cubes == 8 and hw.link.rx_queue_packets == 4
+    assert load_hw(hw) is hw
+
+
+def test_configs_are_frozen():
+    hw = load_hw()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hw.n_cubes = 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hw.link.bytes_per_cycle = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hw.vector.op_cycles.exp = 1
+    assert hw.n_cubes == 4 and hw.link.bytes_per_cycle == 32
+    # frozen and equal by value: usable as a dict key
+    assert {hw: 1}[load_hw()] == 1
+
+
+def test_round_trip_through_a_dict():
+    hw = load_hw("mesh64").with_overrides(gemm__rows=8)
+    assert load_hw(hw.to_dict()) == hw
