@@ -34,8 +34,7 @@ _SCALARS = (int, float)
 _ADD, _SUB, _MUL, _DIV = VEC_SUB["add"], VEC_SUB["sub"], VEC_SUB["mul"], VEC_SUB["div"]
 
 
-def _fmt(shape) -> str:
-    return "(" + ",".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+_fmt = semantic.fmt_shape
 
 
 class TL:

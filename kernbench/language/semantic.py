@@ -126,8 +126,12 @@ class TransposedView(TensorHandle):
     ``TensorHandle(...)`` constructor is a plain reshape of the buffer again."""
 
 
-def _fmt(shape) -> str:
+def fmt_shape(shape) -> str:
+    """(64,128) / (64,): shapes as error messages and labels print them."""
     return "(" + ",".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+_fmt = fmt_shape
 
 
 def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:

@@ -23,6 +23,7 @@ from ..common.pe_commands import _OPERATOR_TARGET, N_PORTS, OPPOSITE, Port, Prog
 from ..language.builder import PEBuilder
 from ..language.builtins import TL
 from ..language.semantic import _INTERNAL
+from ..language.semantic import fmt_shape as fmt
 from .memory import DeviceArray, arg_repr
 from .replay import label_of, replay
 from .result import LaunchResult
@@ -98,7 +99,6 @@ def _check_messages(hw, builders: list, nbr: np.ndarray, grid: tuple) -> None:
                 )
             for s, r in zip(sends, recvs):
                 if s[1] != r[1] or s[2] != r[2]:
-                    fmt = lambda t: "(" + ",".join(map(str, t)) + ")"  # noqa: E731
                     raise KernelError(
                         f"PE {_pe(hw, q)} at {os.path.basename(r[3])}:{r[4]}: recv on port "
                         f"{Port(back).name} expects {fmt(r[1])} {r[2]}, but the matching send of "

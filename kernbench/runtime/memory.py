@@ -177,7 +177,9 @@ class DeviceMemory:
         i = bisect.bisect_right(self._bases, ptr) - 1
         if i >= 0:
             a = self._arrays[i]
-            return f"{ptr - (a.addr + a.nbytes)} bytes past the end of {a.name!r} ({a.nbytes} bytes at {a.addr:#x})"
+            past = ptr - (a.addr + a.nbytes)
+            how = "just past the end" if past == 0 else f"{past} bytes past the end"
+            return f"{how} of {a.name!r} ({a.nbytes} bytes at {a.addr:#x})"
         a = self._arrays[0]
         return f"below the first allocation {a.name!r} at {a.addr:#x}"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..language.semantic import NP_DTYPES
+from ..language.semantic import NP_DTYPES, fmt_shape
 
 __all__ = ["replay", "value_of", "label_of"]
 
@@ -142,8 +142,7 @@ def replay(program, engine, builders: list, memory) -> None:
 _PORT = ("E", "W", "N", "S")
 
 
-def _fmt(shape) -> str:
-    return "(" + ",".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+_fmt = fmt_shape
 
 
 def label_of(m: tuple) -> str:

@@ -1,0 +1,100 @@
+"""Exceptions raised by the kernel itself, and bad launch requests."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench import KernelError
+
+HW = {"n_cubes": 2, "pes_per_cube": 4}
+FILE = os.path.basename(__file__)
+
+
+@pytest.fixture
+def ctx():
+    c = kernbench.Context("default", overrides=HW)
+    c.install_sfr("pe", ring=True)
+    return c
+
+
+def test_kernel_exception_is_reraised_with_the_program_id(ctx):
+    lines = []
+
+    def kernel(n, *, tl):
+        if tl.program_id(0) == 3 and tl.program_id(1) == 1:
+            lines.append(sys._getframe().f_lineno + 1)
+            return n // 0
+
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(kernel, (4, 2), 5)
+    e = ei.value
+    assert str(e) == (f"kernel kernel raised ZeroDivisionError on PE (3, 1) (program_id(0)=3, "
+                      f"program_id(1)=1) at {FILE}:{lines[0]}: integer division or modulo by zero")
+    assert e.pe == (3, 1) and e.where.endswith(f"{FILE}:{lines[0]}")
+    assert isinstance(e.__cause__, ZeroDivisionError)
+
+
+def helper_that_fails(tl):
+    return tl.no_such_call(1)
+
+
+def test_exception_in_a_helper_names_the_innermost_kernel_file_line(ctx):
+    def kernel(*, tl):
+        helper_that_fails(tl)
+
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(kernel, (1, 1))
+    line = helper_that_fails.__code__.co_firstlineno + 1
+    assert "raised AttributeError on PE (0, 0)" in str(ei.value)
+    assert f"at {FILE}:{line}: 'TL' object has no attribute 'no_such_call'" in str(ei.value)
+
+
+def test_kernel_without_a_tl_parameter(ctx):
+    def kernel(n):
+        return n
+
+    with pytest.raises(KernelError, match="raised TypeError on PE \\(0, 0\\).*unexpected keyword argument 'tl'"):
+        ctx.launch(kernel, (1, 1), 1)
+
+
+@pytest.mark.parametrize("grid,match", [
+    ((5, 1), r"grid \(5, 1\) does not fit the hardware 'default': expected 1..4 PEs per cube and 1..2 cubes"),
+    ((1, 3), r"grid \(1, 3\) does not fit"),
+    ((0, 1), r"grid \(0, 1\) does not fit"),
+    ((2,), r"grid must be \(PEs per cube used, cubes used\), two ints, got \(2,\)"),
+    ("ab", r"grid must be"),
+    ((1.5, 1), r"grid must be"),
+])
+def test_bad_grid(ctx, grid, match):
+    with pytest.raises(ValueError, match=match):
+        ctx.launch(lambda *, tl: None, grid)
+
+
+def test_bad_mode_and_kernel(ctx):
+    with pytest.raises(ValueError, match=r"mode must be one of \('functional', 'timing'\), got 'fast'"):
+        ctx.launch(lambda *, tl: None, (1, 1), mode="fast")
+    with pytest.raises(TypeError, match="kernel must be a function"):
+        ctx.launch(42, (1, 1))
+
+
+def test_operator_target_is_released_after_a_failed_trace(ctx):
+    from kernbench.common.pe_commands import _OPERATOR_TARGET
+
+    def kernel(*, tl):
+        raise RuntimeError("boom")
+
+    before = len(_OPERATOR_TARGET)
+    with pytest.raises(KernelError, match="boom"):
+        ctx.launch(kernel, (2, 1))
+    assert len(_OPERATOR_TARGET) == before
+
+
+def test_max_cycles_passes_through(ctx):
+    def kernel(x, *, tl):
+        tl.exp(tl.load(x, shape=(64,)))
+
+    x = ctx.replicate(np.ones(64, np.float32))
+    with pytest.raises(kernbench.MaxCyclesError):
+        ctx.launch(kernel, (1, 1), x, max_cycles=10)

@@ -1,0 +1,128 @@
+"""Link mistakes: ports with no neighbour, sends and recvs that do not match."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench import KernelError
+
+HW = {"n_cubes": 2, "pes_per_cube": 4}
+FILE = os.path.basename(__file__)
+
+
+def launch(kernel, scope="pe", ring=False, grid=(4, 2), mode="functional"):
+    ctx = kernbench.Context("default", overrides=HW)
+    if scope:
+        ctx.install_sfr(scope, ring=ring)
+    x = ctx.replicate(np.ones(64, np.float32))
+    return ctx.launch(kernel, grid, x, mode=mode)
+
+
+def test_send_past_the_end_of_an_open_line():
+    lines = []
+
+    def kernel(x, *, tl):
+        t = tl.load(x, shape=(64,))
+        lines.append(sys._getframe().f_lineno + 1)
+        tl.send(dir="E", src=t)
+
+    with pytest.raises(KernelError) as ei:
+        launch(kernel)
+    msg = str(ei.value)
+    # PE 3 is the east end of cube 0's line (cube 0 is traced first)
+    assert msg.startswith(f"PE (3, 0) at {FILE}:{lines[-1]}: send on port E, which has no neighbour "
+                          f"under the installed SFR (scope pe: the PEs of each cube in a")
+    assert ei.value.pe == (3, 0)
+
+
+def test_recv_with_no_sfr_installed():
+    lines = []
+
+    def kernel(x, *, tl):
+        lines.append(sys._getframe().f_lineno + 1)
+        tl.recv(dir="W", shape=(64,), dtype="f32")
+
+    with pytest.raises(KernelError) as ei:
+        launch(kernel, scope=None)
+    assert str(ei.value) == (f"PE (0, 0) at {FILE}:{lines[-1]}: recv on port W, which has no "
+                             f"neighbour under the installed SFR (no SFR installed: call ctx.install_sfr())")
+
+
+def test_scope_cube_leaves_other_pes_unwired():
+    def kernel(x, *, tl):
+        if tl.program_id(0) == 1:
+            tl.send("E", tl.load(x, shape=(64,)))
+
+    with pytest.raises(KernelError, match=r"PE \(1, 0\) at .*: send on port E, which has no neighbour"):
+        launch(kernel, scope="cube", ring=True)
+
+
+def test_unknown_direction():
+    def kernel(x, *, tl):
+        tl.send(dir="up", src=tl.load(x, shape=(64,)))
+
+    with pytest.raises(KernelError, match="send: unknown link direction 'up': expected one of 'E', 'W', 'N', 'S'"):
+        launch(kernel)
+
+
+def ring_kernel(recv_shape, recv_dtype, lines):
+    def kernel(x, *, tl):
+        t = tl.load(x, shape=(64,))
+        lines["send"] = sys._getframe().f_lineno + 1
+        tl.send(dir="E", src=t)
+        lines["recv"] = sys._getframe().f_lineno + 1
+        tl.recv(dir="W", shape=recv_shape, dtype=recv_dtype)
+
+    return kernel
+
+
+@pytest.mark.parametrize("mode", ["functional", "timing"])
+def test_recv_shape_differs_from_send(mode):
+    lines = {}
+    with pytest.raises(KernelError) as ei:
+        launch(ring_kernel((8, 8), "f32", lines), ring=True, mode=mode)
+    assert str(ei.value) == (
+        f"PE (1, 0) at {FILE}:{lines['recv']}: recv on port W expects (8,8) f32, but the matching "
+        f"send of PE (0, 0) at {FILE}:{lines['send']} sends (64,) f32")
+    assert ei.value.pe == (1, 0)
+
+
+def test_recv_dtype_differs_from_send():
+    lines = {}
+    with pytest.raises(KernelError) as ei:
+        launch(ring_kernel((128,), "f16", lines), ring=True)  # same 256 bytes, other dtype
+    assert "recv on port W expects (128,) f16, but the matching send of PE (0, 0)" in str(ei.value)
+    assert f"{FILE}:{lines['send']} sends (64,) f32" in str(ei.value)
+
+
+def test_more_sends_than_recvs():
+    lines = {}
+
+    def kernel(x, *, tl):
+        t = tl.load(x, shape=(64,))
+        if tl.program_id(0) == 0:
+            tl.send("E", t)
+            lines["second"] = sys._getframe().f_lineno + 1
+            tl.send("E", t)
+        if tl.program_id(0) == 1:
+            tl.recv("W", (64,), "f32")
+
+    with pytest.raises(KernelError) as ei:
+        launch(kernel)
+    assert str(ei.value).startswith(
+        f"PE (0, 0) at {FILE}:{lines['second']} sends message #2 on port E, but PE (0, 0) sends 2 "
+        f"message(s) on port E and PE (1, 0) posts 1 recv(s) on port W")
+
+
+def test_send_to_a_pe_outside_the_grid():
+    def kernel(x, *, tl):
+        if tl.program_id(0) == 1:
+            tl.send("E", tl.load(x, shape=(64,)))
+
+    with pytest.raises(KernelError) as ei:
+        launch(kernel, grid=(2, 1))
+    msg = str(ei.value)
+    assert "PE (2, 0) posts 0 recv(s) on port W (PE (2, 0) ran no program" in msg
+    assert "the launch grid is (2, 1)" in msg

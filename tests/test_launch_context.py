@@ -1,0 +1,122 @@
+"""The launch Context: hardware resolution, SFR installs, argument forwarding, and what a
+LaunchResult carries."""
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench import SramCapacityError
+from kernbench.common.pe_commands import Unit
+from kernbench.hw import HardwareConfigError, load_hw
+
+
+def test_hardware_from_preset_overrides_path_and_object(tmp_path):
+    assert kernbench.Context().hw.name == "default"
+    assert kernbench.Context("mesh8").hw.n_cubes == 8
+    c = kernbench.Context("default", overrides={"link.bytes_per_cycle": 64, "n_cubes": 2})
+    assert c.hw.link.bytes_per_cycle == 64 and c.hw.n_pes == 16
+    p = tmp_path / "tiny.toml"
+    p.write_text('name = "tiny"\nn_cubes = 1\npes_per_cube = 2\n')
+    assert kernbench.Context(str(p)).hw.n_pes == 2
+    hw = load_hw("default")
+    assert kernbench.Context(hw).hw is hw
+    with pytest.raises(HardwareConfigError, match="unknown hardware preset 'nope'"):
+        kernbench.Context("nope")
+
+
+def test_install_sfr():
+    ctx = kernbench.Context("default", overrides={"n_cubes": 2, "pes_per_cube": 4})
+    assert (ctx.neighbours() == -1).all()
+    s = ctx.install_sfr(scope="pe", ring=True)
+    assert ctx.sfr is s and s.scope == "pe" and s.ring
+    nbr = ctx.neighbours()
+    assert nbr[3, 0] == 0 and nbr[0, 1] == 3 and nbr[4, 0] == 5  # E of PE 3 wraps to PE 0
+    ctx.install_sfr(scope="cube")
+    assert ctx.neighbours()[0, 0] == 4 and ctx.neighbours()[1, 0] == -1
+    with pytest.raises(ValueError, match="scope must be 'pe' or 'cube'"):
+        ctx.install_sfr(scope="mesh")
+    assert "scope cube" in repr(ctx)
+
+
+def test_arguments_are_forwarded_positionally_then_keywords():
+    ctx = kernbench.Context("default", overrides={"n_cubes": 2})
+    seen = []
+
+    def k(q_ptr, k_ptr, v_ptr, o_ptr, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis=0, *, tl, extra=None):
+        seen.append((q_ptr, S_q, d_head, n_ranks, rank_axis, extra, tl.program_id(0), tl.program_id(1),
+                     tl.num_programs(0), tl.num_programs(1)))
+
+    q = ctx.empty((4,), "f16")
+    r = ctx.launch(k, (2, 2), q, q, q, q, 128, 64, 8, 2, 64, 4, 1, mode="timing", extra="x")
+    assert seen == [(q.addr, 128, 64, 4, 1, "x", p, c, 2, 2) for c in range(2) for p in range(2)]
+    assert r.args["rank_axis"] == 1 and r.args["extra"] == "x" and r.args["q_ptr"] == "f16(4,)"
+
+
+def vadd(x_ptr, y_ptr, o_ptr, n, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,)) + tl.load(y_ptr, shape=(n,)))
+
+
+def test_launch_result_fields():
+    ctx = kernbench.Context()
+    x = ctx.put(np.ones(1024, np.float16), pe=(0, 0), name="x")
+    y = ctx.put(np.ones(1024, np.float16), pe=(0, 0), name="y")
+    o = ctx.empty((1024,), "f16", name="o")
+    r = ctx.launch(vadd, (1, 1), x, y, o, 1024, record_events=True)
+    assert isinstance(r, kernbench.LaunchResult)
+    assert r.hw is ctx.hw and r.sfr is None and r.grid == (1, 1) and r.mode == "functional"
+    assert r.kernel_name == "vadd" and r.kernel_file == __file__
+    assert r.args == {"x_ptr": "f16(1024,) on PE (0, 0)", "y_ptr": "f16(1024,) on PE (0, 0)",
+                      "o_ptr": "f16(1024,)", "n": 1024}
+    assert r.program.n_commands == 4
+    # 498 cycles (derived in test_e2e_vector_add.test_one_pe) at 1.5 GHz
+    assert r.cycles == 498 and r.seconds == pytest.approx(498 / 1.5e9)
+    assert [r.label(i) for i in range(4)] == [
+        "load (1024,) f16 from x", "load (1024,) f16 from y", "add (1024,) f16", "store (1024,) f16 to o"]
+    # Peak SRAM: x (2 KiB, from 0) and y (from 158) stay live until the add ends at 340; the
+    # add's output is allocated when the add starts at 316: 3 x 2048 = 6144 bytes.
+    assert r.peak_sram[0] == 6144 and r.peak_sram[1:].sum() == 0
+    ev = r.events
+    assert ev is not None and len(ev) == 4 and list(ev["end"]) == [158, 316, 340, 498]
+    assert r.unit_counters["busy"][0, Unit.VECTOR] == 24
+    # events are off unless asked for
+    assert ctx.launch(vadd, (1, 1), x, y, o, 1024).events is None
+
+
+def test_detail_packet_gives_the_same_cycles():
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1})
+    ctx.install_sfr("pe", ring=True)
+    x = ctx.shard(np.arange(8 * 2048, dtype=np.float32).reshape(8, 2048), axis=0)
+
+    def k(x_ptr, *, tl):
+        t = tl.load(x_ptr, shape=(2048,), dtype="f32")
+        tl.send("E", t)
+        tl.store(x_ptr, tl.recv("W", (2048,), "f32") + t)
+
+    a = ctx.launch(k, (8, 1), x, mode="timing")
+    b = ctx.launch(k, (8, 1), x, mode="timing", detail="packet")
+    assert a.cycles == b.cycles and a.engine.detail == "train" and b.engine.detail == "packet"
+
+
+def test_strict_sram_raises_from_the_engine():
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "sram.capacity_bytes": 1 << 20})
+
+    def k(*, tl):
+        tl.exp(tl.zeros((512, 1024), "f32"))  # 2 MiB live twice over a 1 MiB SRAM
+
+    r = ctx.launch(k, (1, 1), mode="timing")
+    assert r.engine.sram_over[0] and r.peak_sram[0] == 2 * 512 * 1024 * 4
+    with pytest.raises(SramCapacityError):
+        ctx.launch(k, (1, 1), mode="timing", strict_sram=True)
+
+
+def test_pinned_loads_stay_live():
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1})
+    x = ctx.empty((1024,), "f32")
+
+    def k(x_ptr, pinned, *, tl):
+        t = tl.load(x_ptr, shape=(1024,), pinned=pinned)
+        tl.exp(t)
+
+    a = ctx.launch(k, (1, 1), x, False, mode="timing")
+    b = ctx.launch(k, (1, 1), x, True, mode="timing")
+    assert a.program.tensor_pinned.tolist() == [0, 0] and b.program.tensor_pinned.tolist() == [1, 0]
+    assert a.cycles == b.cycles and a.peak_sram[0] == b.peak_sram[0] == 8192

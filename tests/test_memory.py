@@ -1,0 +1,208 @@
+"""Device memory: per-PE spaces at shared addresses, placement helpers, read-back, conversion."""
+import ml_dtypes
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench.runtime.memory import ALIGN, BASE_ADDR, PlacementError
+
+HW = {"n_cubes": 3, "pes_per_cube": 4}
+
+
+@pytest.fixture
+def ctx():
+    return kernbench.Context("default", overrides=HW)
+
+
+def test_shard_over_pe_gives_each_pe_its_rows_in_every_cube(ctx):
+    a = np.arange(8 * 5, dtype=np.float32).reshape(8, 5)
+    x = ctx.shard(a, axis=0, over="pe")
+    assert x.shape == (2, 5) and x.dtype == "f32"
+    for c in range(3):
+        for p in range(4):
+            np.testing.assert_array_equal(ctx.read(x, (p, c)), a[2 * p:2 * p + 2])
+    np.testing.assert_array_equal(ctx.gather(x), a)
+    np.testing.assert_array_equal(ctx.gather(x, cube=2), a)
+
+
+def test_shard_over_cube_and_over_all(ctx):
+    a = np.arange(6 * 4, dtype=np.float16).reshape(6, 4)
+    x = ctx.shard(a, axis=0, over="cube")
+    assert x.shape == (2, 4)
+    for p in range(4):
+        np.testing.assert_array_equal(ctx.read(x, (p, 1)), a[2:4])
+    np.testing.assert_array_equal(ctx.gather(x), a)
+
+    b = np.arange(12 * 3, dtype=np.float32).reshape(3, 12)
+    y = ctx.shard(b, axis=1, over="all")
+    assert y.shape == (3, 1)
+    np.testing.assert_array_equal(ctx.read(y, 7), b[:, 7:8])  # global PE 7 = (3, 1)
+    np.testing.assert_array_equal(ctx.read(y, (3, 1)), b[:, 7:8])
+    np.testing.assert_array_equal(ctx.gather(y), b)
+
+
+def test_shard_with_fewer_parts_than_pes(ctx):
+    a = np.arange(4.0).reshape(2, 2)
+    x = ctx.shard(a, axis=0, over="pe", parts=2)
+    np.testing.assert_array_equal(ctx.read(x, (1, 0)), a[1:2])
+    assert not ctx.read(x, (3, 0)).any()  # PEs without a slice hold zeros at the same address
+    np.testing.assert_array_equal(ctx.gather(x), a)
+
+
+def test_read_all_shape_and_contents(ctx):
+    a = np.arange(4.0)
+    x = ctx.shard(a, over="pe")
+    every = ctx.read_all(x)
+    assert every.shape == (3, 4, 1)
+    np.testing.assert_array_equal(every[:, :, 0], np.tile(a, (3, 1)))
+
+
+def test_replicate_and_put(ctx):
+    a = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    r = ctx.replicate(a)
+    for g in range(12):
+        np.testing.assert_array_equal(ctx.read(r, g), a)
+    np.testing.assert_array_equal(ctx.gather(r), a)
+    p = ctx.put(a, pe=(2, 1))
+    np.testing.assert_array_equal(ctx.read(p, (2, 1)), a)
+    assert not ctx.read(p, (2, 0)).any()
+    np.testing.assert_array_equal(ctx.gather(p), a)
+
+
+def test_a_store_on_one_pe_leaves_the_other_copies_alone(ctx):
+    r = ctx.replicate(np.ones(8, np.float32))
+
+    def kernel(ptr, *, tl):
+        if tl.program_id(0) == 1 and tl.program_id(1) == 0:
+            tl.store(ptr, tl.load(ptr, shape=(8,)) * 5.0)
+
+    ctx.launch(kernel, (4, 1), r)
+    np.testing.assert_array_equal(ctx.read(r, (1, 0)), np.full(8, 5.0))
+    np.testing.assert_array_equal(ctx.read(r, (0, 0)), np.ones(8))
+    np.testing.assert_array_equal(ctx.read(r, (1, 1)), np.ones(8))
+
+
+def test_dtypes_inferred_or_converted(ctx):
+    assert ctx.replicate(np.zeros(4)).dtype == "f32"  # float64 has no device dtype
+    assert ctx.replicate(np.zeros(4, np.int64)).dtype == "f32"
+    assert ctx.replicate(np.zeros(4, np.float16)).dtype == "f16"
+    assert ctx.replicate(np.zeros(4, ml_dtypes.bfloat16)).dtype == "bf16"
+    x = ctx.replicate([0.1, 1.0 / 3.0], dtype="bf16")
+    assert x.dtype == "bf16" and x.itemsize == 2
+    np.testing.assert_array_equal(ctx.read(x, 0), np.array([0.1, 1 / 3], ml_dtypes.bfloat16))
+    q = ctx.replicate(np.ones(4), dtype="fp8e4m3")
+    assert q.nbytes == 4 and ctx.read(q, 0).dtype == np.dtype(ml_dtypes.float8_e4m3fn)
+    with pytest.raises(PlacementError, match="unknown dtype 'f64'"):
+        ctx.replicate(np.zeros(4), dtype="f64")
+
+
+class FakeTorchTensor:
+    """Quacks like a CPU torch tensor: detach() -> cpu() -> numpy(), plus a dtype."""
+
+    def __init__(self, a, dtype="torch.float32"):
+        self.a, self.dtype, self.calls = a, dtype, []
+
+    def detach(self):
+        self.calls.append("detach")
+        return self
+
+    def cpu(self):
+        self.calls.append("cpu")
+        return self
+
+    def numpy(self):
+        self.calls.append("numpy")
+        return self.a
+
+
+class ArrayLike:
+    def __init__(self, a):
+        self.a = a
+
+    def __array__(self, dtype=None, copy=None):
+        return self.a
+
+
+def test_torch_tensors_and_array_likes_are_accepted(ctx):
+    a = np.arange(8, dtype=np.float32).reshape(4, 2)
+    t = FakeTorchTensor(a)
+    x = ctx.shard(t, axis=0)
+    assert t.calls == ["detach", "cpu", "numpy"]
+    np.testing.assert_array_equal(ctx.gather(x), a)
+    y = ctx.replicate(ArrayLike(a.astype(np.float16)))
+    assert y.dtype == "f16"
+    np.testing.assert_array_equal(ctx.read(y, 3), a)
+    z = ctx.replicate([[1.5, 2.5]], dtype="f16")
+    assert z.shape == (1, 2) and ctx.read(z, 0).dtype == np.float16
+
+
+def test_pointers_are_ints_valid_on_every_pe_and_allocations_do_not_touch(ctx):
+    a = ctx.empty((100,), "f16")
+    b = ctx.empty((7,), "f32")
+    assert a.addr >= BASE_ADDR and a.addr % ALIGN == 0 and b.addr % ALIGN == 0
+    assert b.addr >= a.addr + a.nbytes + ALIGN  # a guard gap: an overrun lands in no allocation
+    assert a + 10 == a.addr + 10 and int(a) == a.addr
+    assert ctx.memory.find(a.addr + 199) is a and ctx.memory.find(a.addr + 200) is None
+    seen = set()
+
+    def kernel(ptr, *, tl):
+        seen.add(ptr)
+        assert type(ptr) is int
+
+    ctx.launch(kernel, (4, 3), a, mode="timing")
+    assert seen == {a.addr}
+
+
+def test_empty_reads_zeros_and_empty_like_gathers_like_its_model(ctx):
+    src = ctx.shard(np.arange(8.0, dtype=np.float32), over="pe")
+    o = ctx.empty_like(src, dtype="f16")
+    assert o.shape == src.shape and o.dtype == "f16" and not o.has_data
+    assert not ctx.read(o, 5).any()
+
+    def kernel(x, o, *, tl):
+        tl.store(o, tl.load(x, shape=(2,)) + 1.0)
+
+    ctx.launch(kernel, (4, 1), src, o)
+    np.testing.assert_array_equal(ctx.gather(o), np.arange(8.0) + 1)
+    e = ctx.empty((2,), "f32")
+    with pytest.raises(PlacementError, match="without a placement"):
+        ctx.gather(e)
+    np.testing.assert_array_equal(ctx.gather(e, over="cube", axis=0), np.zeros(6))
+
+
+def test_placement_errors_say_what_is_wrong(ctx):
+    with pytest.raises(PlacementError, match="cannot shard axis 0 of length 10 evenly over 4"):
+        ctx.shard(np.zeros(10), over="pe")
+    with pytest.raises(PlacementError, match="over must be 'pe', 'cube' or 'all'"):
+        ctx.shard(np.zeros(8), over="rows")
+    with pytest.raises(PlacementError, match=r"parts must be an int in 1..3"):
+        ctx.shard(np.zeros(8), over="cube", parts=4)
+    with pytest.raises(PlacementError, match=r"PE \(4, 0\) does not exist"):
+        ctx.put(np.zeros(2), pe=(4, 0))
+    with pytest.raises(PlacementError, match="axis 2 is out of range"):
+        ctx.shard(np.zeros((4, 4)), axis=2)
+    with pytest.raises(PlacementError, match="positive ints"):
+        ctx.empty((0, 4), "f16")
+
+
+def test_free_makes_the_range_invalid(ctx):
+    x = ctx.empty((16,), "f32")
+    addr = x.addr
+    ctx.free(x)
+    assert ctx.memory.find(addr) is None
+    with pytest.raises(PlacementError, match="was freed"):
+        ctx.read(x, 0)
+    with pytest.raises(ValueError, match="was freed"):
+        ctx.launch(lambda p, *, tl: None, (1, 1), x)
+    y = ctx.empty((16,), "f32")
+    assert y.addr != addr  # addresses are never reused
+
+
+def test_args_show_arrays_as_dtype_and_shape(ctx):
+    x = ctx.shard(np.zeros((8, 4), np.float16), over="pe")
+
+    def kernel(x_ptr, n, scale=1.0, *, tl):
+        pass
+
+    r = ctx.launch(kernel, (1, 1), x, 3, mode="timing", scale=0.5)
+    assert r.args == {"x_ptr": "f16(2, 4) sharded over pe axis 0", "n": 3, "scale": 0.5}
