@@ -10,6 +10,7 @@ import numpy as np
 from engine_helpers import assert_same_result, random_machine
 from hypothesis import HealthCheck, given, settings
 
+from kernbench._core import DEBUG_BUILD
 from kernbench.common.errors import DeadlockError
 from kernbench.common.pe_commands import N_PORTS, OPPOSITE, Opcode, Unit
 
@@ -107,6 +108,10 @@ def _check_invariants(run):
         assert end[msg["recv"]] >= end[msg["send"]] + h
         assert end[msg["send"]] >= start[msg["send"]] + cdiv(int(msg["nbytes"]), P)  # >= 1 cycle a packet
 
+    # the debug build checks on every event that time never runs backwards
+    if DEBUG_BUILD:
+        assert res.debug["time_regressions"] == 0
+
     # work items
     folds = sum(cdiv(int(x["m"]), hw.gemm.rows) * cdiv(int(x["n"]), hw.gemm.cols) for x in c[c["opcode"] == Opcode.DOT])
     dma = c[(c["opcode"] == Opcode.LOAD) | (c["opcode"] == Opcode.STORE)]
@@ -118,6 +123,16 @@ def _check_invariants(run):
     assert sorted(order.tolist()) == list(range(n))
     keys = list(zip(end[order].tolist(), order.tolist()))
     assert keys == sorted(keys)
+    # replaying in that order (the functional layer does) meets every operand and message first
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+    for i in range(n):
+        for f in ("src0", "src1", "src2"):
+            t = int(c[f][i])
+            if t >= 0:
+                assert rank[prod[(int(pe[i]), t)]] < rank[i]
+    for msg in res.messages:
+        assert rank[msg["send"]] < rank[msg["recv"]]
 
     # peak SRAM from the definition: a tensor is live on [producer start, last reader end)
     # (its producer's end if nothing reads it), pinned ones to the end of the launch
