@@ -98,3 +98,19 @@ def test_max_cycles_passes_through(ctx):
     x = ctx.replicate(np.ones(64, np.float32))
     with pytest.raises(kernbench.MaxCyclesError):
         ctx.launch(kernel, (1, 1), x, max_cycles=10)
+
+
+def test_branching_on_a_tensor_value_is_refused(ctx):
+    x = ctx.replicate(np.ones(8, np.float32))
+    lines = []
+
+    def kernel(x_ptr, *, tl):
+        t = tl.load(x_ptr, shape=(8,))
+        lines.append(sys._getframe().f_lineno + 1)
+        if tl.max(t) > 0.0:
+            tl.store(x_ptr, t)
+
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(kernel, (1, 1), x)
+    assert f"raised TypeError on PE (0, 0) (program_id(0)=0, program_id(1)=0) at {FILE}:{lines[0]}" in str(ei.value)
+    assert "control flow may depend on program ids and arguments, not on tensor values" in str(ei.value)

@@ -126,3 +126,19 @@ def test_send_to_a_pe_outside_the_grid():
     msg = str(ei.value)
     assert "PE (2, 0) posts 0 recv(s) on port W (PE (2, 0) ran no program" in msg
     assert "the launch grid is (2, 1)" in msg
+
+
+def test_recv_from_a_pe_outside_the_grid():
+    lines = []
+
+    def kernel(x, *, tl):
+        if tl.program_id(0) == 0:
+            lines.append(sys._getframe().f_lineno + 1)
+            tl.recv("W", (64,), "f32")
+
+    with pytest.raises(KernelError) as ei:
+        launch(kernel, ring=True, grid=(2, 1))  # PE 0's west neighbour is PE 3, not launched
+    msg = str(ei.value)
+    assert msg.startswith(f"PE (0, 0) at {FILE}:{lines[0]} posts recv #1 on port W, but PE (3, 0) "
+                          f"sends 0 message(s) on port E")
+    assert "(PE (3, 0) ran no program or returned before any tl call; the launch grid is (2, 1))" in msg

@@ -104,6 +104,13 @@ class TensorHandle:
     def __ge__(self, o):
         return _ops().ge(self, o)
 
+    def __bool__(self):
+        # A tensor has no value while tracing: branching on one would pick a path silently.
+        raise TypeError(
+            "a tensor has no value while a kernel is traced: control flow may depend on program "
+            "ids and arguments, not on tensor values (test handles with `is None`)"
+        )
+
     @property
     def T(self):
         return _ops().trans(self)

@@ -68,15 +68,13 @@ def _pe(hw, g: int) -> tuple:
 def _check_messages(hw, builders: list, nbr: np.ndarray, grid: tuple) -> None:
     """Pair the k-th send on each port with the k-th recv on the neighbour's opposite port."""
     for g, b in enumerate(builders):
-        if b is None:
-            continue
         for p in range(N_PORTS):
             q = int(nbr[g, p])
             if q < 0:
                 continue  # tl.send/recv already refused ports with no neighbour
             back = int(OPPOSITE[p])
             other = builders[q]
-            sends = b.sends[p]
+            sends = b.sends[p] if b is not None else []
             recvs = other.recvs[back] if other is not None else []
             if len(sends) != len(recvs):
                 # Name the first unmatched message on whichever side has more.
@@ -88,8 +86,9 @@ def _check_messages(hw, builders: list, nbr: np.ndarray, grid: tuple) -> None:
                     _, shape, dtype, file, line = recvs[len(sends)]
                     who = (f"PE {_pe(hw, q)} at {os.path.basename(file)}:{line} posts recv "
                            f"#{len(sends) + 1} on port {Port(back).name}")
-                why = ("" if other is not None else
-                       f" (PE {_pe(hw, q)} ran no program or returned before any tl call; the "
+                idle = q if other is None else g if b is None else None
+                why = ("" if idle is None else
+                       f" (PE {_pe(hw, idle)} ran no program or returned before any tl call; the "
                        f"launch grid is {grid})")
                 raise KernelError(
                     f"{who}, but PE {_pe(hw, g)} sends {len(sends)} message(s) on port "

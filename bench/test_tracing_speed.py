@@ -1,0 +1,92 @@
+"""Speed of the front end: tracing tl calls into commands, and a whole timing-mode launch.
+
+Figures go to ``benchmark.extra_info``; nothing asserts a wall time (issue 3 target: tracing at
+>= 200k commands/s, so the front end does not dominate a launch). What is asserted is that each
+run traced what it should: 100 commands per program, every program working.
+
+* tracing: ``executor.trace`` of 512 programs (8 PEs x 64 cubes, preset mesh64) x 100 commands,
+  commands per second and microseconds per command;
+* launch: ``ctx.launch(..., mode="timing")`` of the same 512 x 100 commands end to end (trace,
+  program arrays, message check, engine), wall seconds and the share spent tracing.
+
+``--quick`` shrinks the grid to 8 PEs x 8 cubes.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import kernbench
+from kernbench.runtime import executor
+
+CMDS_PER_PROGRAM = 100
+
+
+def hundred_commands(x_ptr, o_ptr, *, tl):
+    """Exactly 100 commands: load, fill, dot, 24 x (exp, add, row max, sub), store."""
+    x = tl.load(x_ptr, shape=(64, 64), dtype="f16")
+    acc = tl.zeros((64, 64), "f32")
+    tl.dot(x, x)
+    for _ in range(24):
+        y = tl.exp(x)
+        acc = acc + y
+        m = tl.max(acc, axis=-1)
+        acc = acc - m
+    tl.store(o_ptr, acc)
+
+
+def _setup(quick: bool):
+    ctx = kernbench.Context("mesh64")
+    grid = (8, 8) if quick else (8, 64)
+    x = ctx.empty((64, 64), "f16")
+    o = ctx.empty((64, 64), "f32")
+    return ctx, grid, x, o
+
+
+def _pedantic(benchmark, fn, rounds):
+    own, out = [], []
+
+    def timed():
+        t0 = time.perf_counter()
+        out.append(fn())
+        own.append(time.perf_counter() - t0)
+
+    benchmark.pedantic(timed, rounds=rounds, iterations=1, warmup_rounds=1)
+    stats = getattr(benchmark, "stats", None)
+    return out[-1], (stats.stats.median if stats is not None else min(own))
+
+
+def test_tracing_commands_per_second(benchmark, quick):
+    ctx, grid, x, o = _setup(quick)
+    builders, secs = _pedantic(
+        benchmark, lambda: executor.trace(ctx, hundred_commands, grid, (x.addr, o.addr), {}, False),
+        rounds=3 if quick else 7)
+    n = sum(b.n_commands for b in builders if b is not None)
+    programs = grid[0] * grid[1]
+    assert n == programs * CMDS_PER_PROGRAM
+    benchmark.extra_info.update({
+        "programs": programs,
+        "commands": n,
+        "commands_per_s": n / secs,
+        "us_per_command": secs / n * 1e6,
+    })
+
+
+def test_launch_512_programs_timing_mode(benchmark, quick):
+    ctx, grid, x, o = _setup(quick)
+    r, secs = _pedantic(benchmark, lambda: ctx.launch(hundred_commands, grid, x, o, mode="timing"),
+                        rounds=3 if quick else 5)
+    programs = grid[0] * grid[1]
+    assert r.program.n_commands == programs * CMDS_PER_PROGRAM
+    assert len(r.working_pes) == programs and r.cycles > 0
+    t0 = time.perf_counter()
+    executor.trace(ctx, hundred_commands, grid, (x.addr, o.addr), {}, False)
+    trace_s = time.perf_counter() - t0
+    benchmark.extra_info.update({
+        "programs": programs,
+        "commands": r.program.n_commands,
+        "launch_s": secs,
+        "trace_share": trace_s / secs,
+        "simulated_cycles": r.cycles,
+    })
