@@ -11,7 +11,7 @@ import test_gemm_timing
 import test_link_timing
 import test_overlap
 import test_vector_timing
-from kernbench.common.errors import DeadlockError
+from kernbench.common.errors import DeadlockError, MaxCyclesError
 
 GOLDEN = {}
 for _mod in (test_gemm_timing, test_vector_timing, test_dma_timing, test_link_timing, test_overlap):
@@ -39,11 +39,29 @@ def test_golden_workloads_agree(name):
 
 
 def test_packet_detail_pops_an_event_per_packet():
-    # 3200 packets each way: packet detail pops (sent, arrived, credit) per packet, train detail a
-    # handful of completions; the cycles agree (test above), the event counts must not.
+    # 3200 packets each way: packet detail pops at least (sent, arrived) per packet, train detail
+    # a handful of completions; the cycles agree (test above), the event counts must not.
     train, packet = _both(GOLDEN["link_exchange_in_order"]())
-    assert packet.heap_events >= 3 * 2 * 3200
+    assert packet.heap_events >= 2 * 2 * 3200
     assert train.heap_events < 50
+
+
+def _max_cycles_outcome(machine, detail, limit):
+    try:
+        return machine.run(detail=detail, max_cycles=limit).res.cycles
+    except MaxCyclesError:
+        return "max_cycles"
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_max_cycles_trips_at_the_same_cycle_in_both_details(name):
+    # A guard of exactly the launch's cycles lets it finish; one cycle less stops it, at both
+    # levels. (Packet detail used to trip on credits still flying back after the last command.)
+    machine = GOLDEN[name]()
+    cycles = machine.run().res.cycles
+    for detail in ("train", "packet"):
+        assert _max_cycles_outcome(machine, detail, cycles) == cycles
+        assert _max_cycles_outcome(machine, detail, cycles - 1) == "max_cycles"
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -57,3 +75,7 @@ def test_random_launches_agree(machine):
         assert key(train) == key(packet)
         return
     assert_same_result(train, packet, MAJOR_RESULT_FIELDS)
+    if train.cycles > 1:
+        for detail in ("train", "packet"):
+            assert _max_cycles_outcome(machine, detail, train.cycles) == train.cycles
+            assert _max_cycles_outcome(machine, detail, train.cycles - 1) == "max_cycles"

@@ -330,7 +330,10 @@ cdef class Sim:
             for u in range(N_UNITS):
                 if self._try_issue(pe, u):
                     return ST_NOMEM
-        while heap_pop(&self.heap, &ev):
+        # Once every command has ended the run is over: what may remain (packet detail: credits
+        # still flying back to senders that have finished) changes nothing, and must not trip
+        # max_cycles when train detail, which has no such events, finishes.
+        while self.n_done < n_cmds and heap_pop(&self.heap, &ev):
             self.heap_events += 1
             if ev.time > self.max_cycles:
                 self.now = ev.time
