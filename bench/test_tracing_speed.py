@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 import kernbench
 from kernbench.runtime import executor
 

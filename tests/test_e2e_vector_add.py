@@ -2,7 +2,6 @@
 docs/hardware-model.md, and the same cycles in functional and timing mode."""
 import ml_dtypes
 import numpy as np
-import pytest
 
 import kernbench
 

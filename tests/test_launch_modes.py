@@ -1,7 +1,6 @@
 """Functional and timing mode: the same command stream and so the same cycles; only functional
 mode computes values and writes device memory."""
 import numpy as np
-import pytest
 
 import kernbench
 
