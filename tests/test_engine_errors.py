@@ -451,38 +451,63 @@ def test_corrupted_fields_raise_cleanly(data):
 
 
 def test_garbage_never_crashes_the_interpreter():
-    # Random bytes as commands, offsets and neighbour tables, in a child process: a crash there
-    # (segfault, abort) fails this test instead of killing the test run.
+    # Random bytes as commands and neighbour tables, and valid programs with random fields
+    # overwritten, in a child process: a crash there (segfault, abort) fails this test instead of
+    # killing the test run. Some corrupted programs are still valid and must run to the end.
     code = textwrap.dedent(
         """
         import numpy as np
         from kernbench._core import simulate
         from kernbench.common.errors import DeadlockError, MaxCyclesError
-        from kernbench.common.pe_commands import COMMAND_DTYPE, Program
+        from kernbench.common.pe_commands import COMMAND_DTYPE, Program, StreamBuilder, VecOp
         from kernbench.hw import SfrInstall, load_hw
-        hw = load_hw().with_overrides(n_cubes=1, pes_per_cube=2)
+        hw = load_hw().with_overrides(n_cubes=1, pes_per_cube=2, link__rx_queue_packets=2)
         rng = np.random.default_rng(7)
-        n_ok = 0
-        for trial in range(400):
-            n = int(rng.integers(0, 6))
-            raw = rng.integers(-4, 8, size=n * COMMAND_DTYPE.itemsize // 4, dtype=np.int32)
-            cmds = raw.view(COMMAND_DTYPE).copy() if n else np.zeros(0, COMMAND_DTYPE)
-            n_t = int(rng.integers(0, 4))
-            split = int(rng.integers(0, n + 1))
-            tsplit = int(rng.integers(0, n_t + 1))
-            prog = Program(cmds, np.array([0, split, n], np.int64), rng.integers(0, 64, n_t).astype(np.int64),
-                           np.zeros(n_t, np.uint8), np.array([0, tsplit, n_t], np.int64))
-            nbr = SfrInstall("pe", ring=bool(trial % 2)).neighbours(hw)
-            if trial % 5 == 0:
-                nbr = rng.integers(-2, 3, size=(2, 4)).astype(np.int32)
+        streams = []
+        for p, port in ((0, "E"), (1, "W")):
+            s = StreamBuilder()
+            a = s.load(4096)
+            b = s.vec(VecOp.FILL, 64, out_bytes=4096)
+            d = s.dot(a, b, 40, 40, 64)
+            s.send(port, d, 3000)
+            t = s.recv(port, 3000, after=b)
+            s.reduce(VecOp.MAX, t, 3, 100)
+            s.store(d, 2048)
+            streams.append(s.build())
+        valid = Program.from_streams(streams)
+        ran = 0
+        for trial in range(600):
+            detail = ("train", "packet")[trial % 2]
+            nbr = SfrInstall("pe", ring=bool(trial % 3)).neighbours(hw)
+            if trial % 2:
+                n = int(rng.integers(1, 6))
+                raw = rng.integers(-4, 8, size=n * COMMAND_DTYPE.itemsize // 4, dtype=np.int32)
+                cmds = raw.view(COMMAND_DTYPE).copy()
+                n_t = int(rng.integers(0, 4))
+                prog = Program(cmds, np.array([0, int(rng.integers(0, n + 1)), n], np.int64),
+                               rng.integers(0, 64, n_t).astype(np.int64), np.zeros(n_t, np.uint8),
+                               np.array([0, int(rng.integers(0, n_t + 1)), n_t], np.int64))
+                if trial % 5 == 1:
+                    nbr = rng.integers(-2, 3, size=(2, 4)).astype(np.int32)
+            else:
+                cmds = valid.commands.copy()
+                for _ in range(int(rng.integers(1, 3))):
+                    f = COMMAND_DTYPE.names[int(rng.integers(0, len(COMMAND_DTYPE.names)))]
+                    hi = 2**62 if COMMAND_DTYPE[f] == np.int64 else 2**31 - 1
+                    v = int(rng.integers(-3, 12)) if rng.random() < 0.7 else int(rng.integers(-hi, hi))
+                    cmds[f][int(rng.integers(0, len(cmds)))] = v
+                prog = Program(cmds, valid.cmd_offsets, valid.tensor_bytes, valid.tensor_pinned,
+                               valid.tensor_offsets)
             try:
-                simulate(hw, nbr, prog, max_cycles=10**6, detail=("train", "packet")[trial % 2])
-                n_ok += 1
+                res = simulate(hw, nbr, prog, max_cycles=10**7, detail=detail)
+                assert (res.cmd_start <= res.cmd_end).all()
+                ran += len(prog.commands) > 0
             except (ValueError, DeadlockError, MaxCyclesError):
                 pass
-        print("survived", n_ok)
+        print("ran", ran)
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.startswith("survived")
+    assert out.stdout.startswith("ran ")
+    assert int(out.stdout.split()[1]) > 20  # the corruption did not only exercise the validator
