@@ -105,3 +105,34 @@ def test_functional_mode_reads_zeros_from_empty_inputs():
 
     ctx.launch(k, (1, 1), x, o)
     np.testing.assert_array_equal(ctx.read(o, 0), np.full(16, 2.0))
+
+
+def test_replay_drops_values_after_their_last_reader():
+    # A chain of 40 ops on a 256 KiB tile: holding every value would take 40 x 256 KiB = 10 MiB.
+    # Replay keeps about what is live (an operand and a result), like the PE's SRAM would.
+    import tracemalloc
+    import weakref
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1})
+    x = ctx.replicate(np.ones((256, 256), np.float32))
+    o = ctx.empty((256, 256), "f32")
+    refs = []
+
+    def chain(x_ptr, o_ptr, *, tl):
+        t = tl.load(x_ptr, shape=(256, 256))
+        for _ in range(40):
+            t = t * 1.0 + 0.0
+            refs.append(weakref.ref(t))
+        tl.store(o_ptr, t)
+
+    tracemalloc.start()
+    try:
+        r = ctx.launch(chain, (1, 1), x, o)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    tile = 256 * 256 * 4
+    assert peak < 8 * tile, peak
+    np.testing.assert_array_equal(ctx.read(o, 0), np.ones((256, 256)))
+    # the result does not keep the kernel's tensors alive
+    assert r.program.n_commands == 82 and all(ref() is None for ref in refs)

@@ -13,6 +13,7 @@ import gc
 import inspect
 import os
 import traceback
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -107,13 +108,13 @@ def _check_messages(hw, builders: list, nbr: np.ndarray, grid: tuple) -> None:
                     )
 
 
-def _describers(program: Program, builders: list) -> tuple[Callable, Callable, Callable]:
-    """(label, source, describe) of a global command index."""
+def _describers(program: Program, metas: list) -> tuple[Callable, Callable, Callable]:
+    """(label, source, describe) of a global command index, from each PE's command metadata."""
     offs = program.cmd_offsets.tolist()
 
     def meta(i: int) -> tuple:
         g = bisect.bisect_right(offs, i) - 1
-        return builders[g].meta[i - offs[g]]
+        return metas[g][i - offs[g]]
 
     def label(i: int) -> str:
         return label_of(meta(i))
@@ -192,11 +193,16 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     program = Program.from_streams([None if b is None else b.build() for b in builders])
     nbr = ctx.neighbours()
     _check_messages(hw, builders, nbr, grid)
-    label, source, describe = _describers(program, builders)
+    # From here on only the metadata is kept (labels, replay): the builders and their handles
+    # go, so tensors the kernel did not hold on to can be freed as replay goes.
+    metas = [None if b is None else b.meta for b in builders]
+    handles = [None if b is None else [weakref.ref(t[2]) for t in b.tensors] for b in builders]
+    del builders
+    label, source, describe = _describers(program, metas)
     engine = simulate(hw, nbr, program, detail=detail, max_cycles=max_cycles,
                       record_events=record_events, strict_sram=strict_sram, describe=describe)
     if functional:
-        replay(program, engine, builders, ctx.memory)
+        replay(program, engine, metas, handles, ctx.memory)
 
     return LaunchResult(
         hw=hw,

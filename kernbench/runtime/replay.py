@@ -72,27 +72,39 @@ def _region(flat: np.ndarray, e0: int, shape: tuple, stride) -> np.ndarray:
     return as_strided(flat[e0:], shape=shape, strides=(stride * isz, isz))
 
 
-def replay(program, engine, builders: list, memory) -> None:
+def replay(program, engine, metas: list, handles: list, memory) -> None:
     """Compute every command of ``program`` and write stores into ``memory``.
 
-    ``builders[g]`` is PE g's PEBuilder (or None); its handles get ``.data`` filled."""
+    ``metas[g]`` is PE g's command metadata (builder.meta, or None for a silent PE);
+    ``handles[g][i]`` a weak reference to the handle returned for tensor i, whose ``.data`` gets
+    the value if the kernel still holds it. A value is dropped once its last reader has run, so
+    replay holds about what the PEs' SRAM would, not every tensor of the launch."""
     order = engine.completion_order
     if len(order) == 0:
         return
+    cmds = program.commands
     offs = program.cmd_offsets
     pe_of = np.searchsorted(offs, order, side="right") - 1
     local = order - offs[pe_of]
+    dst_of = cmds["dst"].tolist()
+    srcs_of = list(zip(cmds["src0"].tolist(), cmds["src1"].tolist(), cmds["src2"].tolist()))
     msgs = engine.messages
     send_of = dict(zip(msgs["recv"].tolist(), msgs["send"].tolist()))
     stash: dict = {}
-    vals = [None if b is None else [None] * len(b.tensors) for b in builders]
+    vals, readers = [], []
+    t_off = program.tensor_offsets
+    for g in range(len(metas)):
+        n_t = int(t_off[g + 1] - t_off[g])
+        vals.append([None] * n_t)
+        c = program.pe_commands(g)
+        ids = np.concatenate([c["src0"], c["src1"], c["src2"]])
+        readers.append(np.bincount(ids[ids >= 0], minlength=n_t).tolist())
     with np.errstate(all="ignore"):
         for g, li, idx in zip(pe_of.tolist(), local.tolist(), order.tolist()):
-            b = builders[g]
-            m = b.meta[li]
+            m = metas[g][li]
             v = vals[g]
             kind = m[0]
-            dst = b.sb.cmds[li][11]
+            dst = dst_of[idx]
             if kind == "vec":
                 name, ops, shape, dtype = m[3], m[4], m[5], m[6]
                 out = NP_DTYPES[dtype]
@@ -115,9 +127,7 @@ def replay(program, engine, builders: list, memory) -> None:
                 alloc, e0, shape, stride = m[3], m[4], m[5], m[6]
                 v[dst] = np.array(_region(memory.flat(alloc, g), e0, shape, stride))
             elif kind == "dot":
-                a = _f32(v, m[3])
-                c = _f32(v, m[4])
-                v[dst] = np.matmul(a, c)
+                v[dst] = np.matmul(_f32(v, m[3]), _f32(v, m[4]))
             elif kind == "reduce":
                 name, spec, axis, dtype = m[3], m[4], m[6], m[7]
                 r = _REDUCE[name](_f32(v, spec), axis=axis, keepdims=True)
@@ -132,10 +142,16 @@ def replay(program, engine, builders: list, memory) -> None:
                 v[dst] = stash.pop(send_of[idx]).reshape(m[4])
             else:  # pragma: no cover - the builder makes only the kinds above
                 raise AssertionError(f"unknown command kind {kind!r}")
-    for b, v in zip(builders, vals):
-        if b is not None:
-            for t, x in zip(b.tensors, v):
-                t[2].data = x
+            if dst >= 0:
+                h = handles[g][dst]()
+                if h is not None:
+                    h.data = v[dst]
+            rd = readers[g]
+            for sid in srcs_of[idx]:
+                if sid >= 0:
+                    rd[sid] -= 1
+                    if rd[sid] == 0:
+                        v[sid] = None
 
 
 # -- names ---------------------------------------------------------------------------------------
