@@ -15,6 +15,7 @@ units waiting on the result are woken).
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free
 import numpy as np
+cimport cython
 cimport numpy as cnp
 
 from ._types cimport *
@@ -62,6 +63,9 @@ cdef struct DebugCounters:
     int64_t time_regressions
 
 
+# nonecheck (debug build) would need the GIL to test `self` inside the nogil loop; self is
+# never None there, so the check is off for the class whatever the build.
+@cython.nonecheck(False)
 cdef class Sim:
     # inputs (validated in api.py)
     cdef HwParams hw
