@@ -189,20 +189,31 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     k_kwargs = {k: (a.addr if isinstance(a, DeviceArray) else a) for k, a in kwargs.items()}
     functional = mode == "functional"
 
-    builders = trace(ctx, kernel, grid, k_args, k_kwargs, functional)
-    program = Program.from_streams([None if b is None else b.build() for b in builders])
-    nbr = ctx.neighbours()
-    _check_messages(hw, builders, nbr, grid)
-    # From here on only the metadata is kept (labels, replay): the builders and their handles
-    # go, so tensors the kernel did not hold on to can be freed as replay goes.
-    metas = [None if b is None else b.meta for b in builders]
-    handles = [None if b is None else [weakref.ref(t[2]) for t in b.tensors] for b in builders]
-    del builders
-    label, source, describe = _describers(program, metas)
-    engine = simulate(hw, nbr, program, detail=detail, max_cycles=max_cycles,
-                      record_events=record_events, strict_sram=strict_sram, describe=describe)
-    if functional:
-        replay(program, engine, metas, handles, ctx.memory)
+    # Tracing, program assembly and replay make a few small acyclic objects per command; the
+    # cyclic GC would rescan them over and over (it once took half of a launch's time), and
+    # reference counting frees them anyway. Paused for the launch, restored after.
+    gc_on = gc.isenabled()
+    gc.disable()
+    try:
+        builders = trace(ctx, kernel, grid, k_args, k_kwargs, functional)
+        program = Program.from_streams([None if b is None else b.build() for b in builders])
+        nbr = ctx.neighbours()
+        _check_messages(hw, builders, nbr, grid)
+        # From here on only the metadata is kept (labels, replay): the builders and their
+        # handles go, so tensors the kernel did not hold on to are freed as replay goes.
+        metas = [None if b is None else b.meta for b in builders]
+        handles = None
+        if functional:
+            handles = [None if b is None else [weakref.ref(t[2]) for t in b.tensors] for b in builders]
+        del builders
+        label, source, describe = _describers(program, metas)
+        engine = simulate(hw, nbr, program, detail=detail, max_cycles=max_cycles,
+                          record_events=record_events, strict_sram=strict_sram, describe=describe)
+        if functional:
+            replay(program, engine, metas, handles, ctx.memory)
+    finally:
+        if gc_on:
+            gc.enable()
 
     return LaunchResult(
         hw=hw,
