@@ -334,12 +334,12 @@ cdef class Sim:
             for u in range(N_UNITS):
                 if self._try_issue(pe, u):
                     return ST_NOMEM
-        # Once every command has ended the run is over: what may remain (packet detail: credits
-        # still flying back to senders that have finished) changes nothing, and must not trip
-        # max_cycles when train detail, which has no such events, finishes.
-        while self.n_done < n_cmds and heap_pop(&self.heap, &ev):
+        while heap_pop(&self.heap, &ev):
             self.heap_events += 1
-            if ev.time > self.max_cycles:
+            # Once every command has ended, what remains (packet detail: credits still flying
+            # back to finished senders) changes no result and must not trip max_cycles, as
+            # train detail has no such events. They are still popped, so heap_events counts them.
+            if ev.time > self.max_cycles and self.n_done < n_cmds:
                 self.now = ev.time
                 return ST_MAX_CYCLES
             if KB_DEBUG:
