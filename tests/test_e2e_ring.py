@@ -157,3 +157,25 @@ def test_allreduce_in_bf16_rounds_each_partial_sum():
     out = ctx.gather(o).astype(np.float32)
     for p in range(4):
         np.testing.assert_array_equal(out[p], want)
+
+
+def test_send_both_ways_then_receive_both_ways():
+    # tl.send returns at once: each PE sends 64 KiB (256 packets, far more than the 32 receive
+    # queue slots) east and west before posting either recv, and nothing deadlocks.
+    def exchange(x_ptr, w_ptr, e_ptr, n, *, tl):
+        x = tl.load(x_ptr, shape=(n,), dtype="f32")
+        tl.send(dir="E", src=x)
+        tl.send(dir="W", src=x)
+        tl.store(w_ptr, tl.recv(dir="W", shape=(n,), dtype="f32"))
+        tl.store(e_ptr, tl.recv(dir="E", shape=(n,), dtype="f32"))
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 4})
+    ctx.install_sfr("pe", ring=True)
+    n = 16384
+    a = np.arange(4 * n, dtype=np.float32).reshape(4, n)
+    x = ctx.shard(a, axis=0)
+    w, e = ctx.empty_like(x), ctx.empty_like(x)
+    r = both_modes(ctx, exchange, (4, 1), x, w, e, n)
+    np.testing.assert_array_equal(ctx.gather(w), np.roll(a, 1, axis=0))
+    np.testing.assert_array_equal(ctx.gather(e), np.roll(a, -1, axis=0))
+    assert r.link_bytes == 4 * 2 * n * 4
