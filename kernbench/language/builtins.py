@@ -30,10 +30,7 @@ __all__ = ["TL"]
 
 semantic.register_internal(__file__)
 
-_SCALARS = (int, float)
 _ADD, _SUB, _MUL, _DIV = VEC_SUB["add"], VEC_SUB["sub"], VEC_SUB["mul"], VEC_SUB["div"]
-
-
 _fmt = semantic.fmt_shape
 
 
