@@ -145,6 +145,9 @@ def test_wrong_array_dtypes(hw2):
     with pytest.raises(ValueError, match="tensor_offsets must be int64 of length n_pes \\+ 1 = 3"):
         simulate(hw2, nbr, Program(good.commands, good.cmd_offsets, good.tensor_bytes, good.tensor_pinned,
                                    good.tensor_offsets[:-1]))
+    with pytest.raises(ValueError, match="tensor_offsets must be an int64 numpy array, got list"):
+        simulate(hw2, nbr, Program(good.commands, good.cmd_offsets, good.tensor_bytes, good.tensor_pinned,
+                                   good.tensor_offsets.tolist()))
     with pytest.raises(ValueError, match="cmd_offsets must rise from 0 to 1"):
         simulate(hw2, nbr, Program(good.commands, np.array([0, 1, 0], np.int64), good.tensor_bytes,
                                    good.tensor_pinned, good.tensor_offsets))

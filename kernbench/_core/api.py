@@ -145,7 +145,9 @@ def _check_program(hw: HardwareConfig, program: Program) -> None:
         ("cmd_offsets", program.cmd_offsets, len(c)),
         ("tensor_offsets", program.tensor_offsets, len(program.tensor_bytes)),
     ):
-        off = np.asarray(off)
+        # the array itself goes to the compiled loop, so a list (checked via np.asarray) is not enough
+        if not isinstance(off, np.ndarray):
+            raise ValueError(f"{name} must be an int64 numpy array, got {type(off).__name__}")
         if off.dtype != np.int64 or off.shape != (hw.n_pes + 1,):
             raise ValueError(
                 f"{name} must be int64 of length n_pes + 1 = {hw.n_pes + 1}, got "
