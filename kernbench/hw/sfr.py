@@ -75,4 +75,4 @@ class SfrInstall:
     def describe(self) -> str:
         kind = "closed ring" if self.ring else "open line"
         what = "the PEs of each cube" if self.scope == "pe" else "PE 0 of each cube"
-        return f"scope {self.scope}: {what} in a {kind}"
+        return f"scope {self.scope}: {what} in {'a closed ring' if self.ring else 'an open line'}"

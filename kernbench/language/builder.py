@@ -85,10 +85,11 @@ class PEBuilder:
         return h
 
     # -- DMA --------------------------------------------------------------------------------
-    def load(self, file, line, alloc, e0: int, shape: tuple, n: int, dtype: str, stride, pinned=False):
+    def load(self, file, line, alloc, e0: int, shape: tuple, n: int, dtype: str, stride, pinned=False,
+             after: int = -1):
         nbytes = n * ITEMSIZE[dtype]
         h = self._new(shape, dtype, n, nbytes, pinned)
-        self._cmd((0, 0, 0, nbytes, _LOAD, _DMA, 0, -1, -1, -1, -1, h.id, 0, line))
+        self._cmd((0, 0, 0, nbytes, _LOAD, _DMA, 0, -1, after, -1, -1, h.id, 0, line))
         self._meta(("load", file, line, alloc, e0, shape, stride, dtype))
         return h
 

@@ -72,21 +72,25 @@ class TL:
         fail(self._b, f"num_programs: axis must be 0 (PE) or 1 (cube), got {axis!r}")
 
     # -- memory ------------------------------------------------------------------------------
-    def load(self, ptr, shape, dtype=None, stride=None, pinned: bool = False) -> TensorHandle:
+    def load(self, ptr, shape, dtype=None, stride=None, pinned: bool = False,
+             after: TensorHandle | None = None) -> TensorHandle:
         """DMA ``shape`` elements from this PE's device memory at byte address ``ptr`` into SRAM.
 
         ``ptr`` is a device array's address plus a byte offset; every PE reads its own copy of
         the allocation. ``dtype`` defaults to (and must equal) the allocation's dtype. With
         ``stride`` (elements between row starts) a 2-D ``shape`` reads ``rows`` rows of ``cols``
         elements, e.g. a column block of a row-major matrix. One LOAD on the DMA unit moving
-        ``numel * itemsize`` bytes. ``pinned`` keeps the tile in SRAM to the end of the launch."""
+        ``numel * itemsize`` bytes. ``pinned`` keeps the tile in SRAM to the end of the launch.
+        ``after=h`` starts the load only once tensor ``h`` is ready: the way a kernel bounds how
+        far its DMA prefetch runs ahead (double buffering) and so its live SRAM."""
         tr = self._b
         file, line = site()
         shape = check_shape(tr, shape, "load shape")
         if dtype is not None:
             dtype = check_dtype(tr, dtype)
         alloc, e0, dtype, stride = semantic.region(tr, ptr, shape, dtype, stride, "load")
-        return tr.load(file, line, alloc, e0, shape, numel(shape), dtype, stride, pinned)
+        a = -1 if after is None else operand(tr, after, "load after")[3]
+        return tr.load(file, line, alloc, e0, shape, numel(shape), dtype, stride, pinned, a)
 
     def store(self, ptr, x: TensorHandle, shape=None, stride=None) -> None:
         """DMA tensor ``x`` from SRAM to this PE's device memory at byte address ``ptr``.
