@@ -14,7 +14,7 @@ from kernbench._core import simulate
 from kernbench.common.pe_commands import Program, StreamBuilder, Unit, VecOp
 from kernbench.hw import SfrInstall
 
-__all__ = ["Machine", "Run", "run_machine", "fill", "MAJOR_RESULT_FIELDS", "assert_same_result",
+__all__ = ["Machine", "Run", "fill", "MAJOR_RESULT_FIELDS", "assert_same_result",
            "random_hw", "random_machine", "HW_RANGES"]
 
 
@@ -92,10 +92,6 @@ class Run:
 
     def peak(self, key) -> int:
         return int(self.res.peak_sram[self.machine.g(key)])
-
-
-def run_machine(m: Machine, **kw) -> Run:
-    return m.run(**kw)
 
 
 #: Everything the engine reports that must not depend on the detail level or on the run.
