@@ -1,0 +1,59 @@
+"""`kernbench diag`: the four panels run and pass; --panel, --shape llama70b and --hw work."""
+import json
+
+from kernbench.cli import main
+from kernbench.diag import PANELS
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_all_four_panels_pass(capsys):
+    code, out, _ = run(capsys, "diag")
+    assert code == 0
+    for name in PANELS:
+        assert f"PASS {name}" in out
+    assert "4 of 4 panels passed" in out
+    # each panel prints its check, cycles, TFLOP/s, utilization and link bytes
+    assert out.count("check: max abs err") == 4
+    assert out.count("TFLOP/s of") == 4
+    assert out.count("utilization (mean over working PEs): GEMM") == 4
+    assert out.count("link bytes") == 4
+
+
+def test_one_panel(capsys):
+    code, out, _ = run(capsys, "diag", "--panel", "multi_user_decode")
+    assert code == 0
+    assert "PASS multi_user_decode" in out and "1 of 1 panels passed" in out
+    assert "single_user" not in out
+    # multi_user on the default preset: 4 cubes, the ring over cubes
+    assert "4 ranks (cube ring, rank_axis 1)" in out
+
+
+def test_llama70b_shape(capsys, tmp_path):
+    js = tmp_path / "p.json"
+    code, out, _ = run(capsys, "diag", "--shape", "llama70b", "--context", "2048",
+                       "--panel", "single_user_prefill", "--json", str(js))
+    assert code == 0
+    assert "S_q 256, context 2048, h_q 64, h_kv 8, d_head 128" in out  # 2048 tokens / 8 ranks
+    assert "timing mode, no numerics" in out
+    data = json.loads(js.read_text())
+    assert data["mode"] == "timing"
+    assert data["kernel"]["name"] == "attention_mesh_kv_kernel"
+    assert data["kernel"]["args"]["h_q"] == 64 and data["kernel"]["args"]["S_q"] == 256
+
+
+def test_other_hardware(capsys):
+    code, out, _ = run(capsys, "diag", "--hw", "mesh8", "--panel", "multi_user_prefill")
+    assert code == 0
+    # multi_user uses 4 cubes at the small shape whatever the preset's size
+    assert "PASS multi_user_prefill" in out
+
+
+def test_unknown_panel_is_one_line_exit_2(capsys):
+    code, out, err = run(capsys, "diag", "--panel", "nope")
+    assert code == 2
+    assert "unknown diag panel 'nope'" in err and len(err.strip().splitlines()) == 1
