@@ -1,0 +1,85 @@
+"""milestone_gqa_llama70b: Llama-70B GQA attention (h_q=64, h_kv=8, d_head=128) on the modelled machine.
+
+prefill (attention_mesh_kv_kernel) and decode (attention_mesh_mlo_kernel, one query row) at
+4K, 16K, 32K and 128K tokens of context, on one cube (8 PEs, scope pe) and on 8 and 64 cubes
+(scope cube, PE 0 of each cube). Timing mode: the figures are the simulated machine's.
+
+Each case records in ``extra_info`` the simulated cycles, latency at the clock, achieved TFLOP/s,
+the fraction of the roofline (compute peak of the working PEs for prefill; for decode the memory
+bandwidth of the cubes used, since decode reads all of K and V once), GEMM and link utilization,
+and peak SRAM per PE against capacity. The benchmark's own time is the simulator's wall time.
+``python bench/make_tables.py RESULTS.json`` turns a saved run into docs/benchmarks.md's tables.
+
+``--quick``: 4K context only (a smoke run for CI).
+"""
+from __future__ import annotations
+
+import pytest
+
+from kernbench.diag import panel_spec, run_panel
+from kernbench.hw import load_hw
+
+CONTEXTS = (4096, 16384, 32768, 131072)
+#: mesh name -> (preset, panel users): one cube rings its 8 PEs; 8 / 64 cubes ring PE 0 of each
+MESHES = {"1cube": ("default", "single"), "8cubes": ("mesh8", "multi"), "64cubes": ("mesh64", "multi")}
+
+
+def figures(p) -> dict:
+    """The milestone's figures for one PanelResult (plain numbers for extra_info)."""
+    spec, res, s = p.spec, p.result, p.summary
+    hw = res.hw
+    cycles = res.cycles
+    working = len(res.working_pes)
+    cubes_used = s["cubes_used"]
+    if spec.kind == "prefill":
+        # compute roofline: the attention's FLOPs at the GEMM peak of the working PEs
+        ideal = spec.model_flops() / (hw.peak_flops_per_cycle_pe * working)
+        bound = "compute"
+    else:
+        # memory roofline: K and V of the whole context read once, at every used cube's channel
+        kv_bytes = 2 * spec.context * spec.h_kv * spec.d_head * 2
+        ideal = kv_bytes / (hw.dma.channel_bytes_per_cycle * cubes_used)
+        bound = "memory"
+    busy = p.unit_mean_busy()
+    return {
+        "kind": spec.kind,
+        "context": spec.context,
+        "n_ranks": spec.n_ranks,
+        "cubes": cubes_used,
+        "working_pes": working,
+        "commands": int(res.program.n_commands),
+        "cycles": cycles,
+        "latency_us": res.seconds * 1e6,
+        "achieved_tflops": s["totals"]["achieved_tflops"],
+        "model_tflops": spec.model_flops() / res.seconds / 1e12,
+        "peak_tflops": s["totals"]["peak_tflops"],
+        "roofline": bound,
+        "roofline_fraction": ideal / cycles,
+        "gemm_util": busy["GEMM"] / 100.0,
+        "vector_util": busy["VECTOR"] / 100.0,
+        "dma_util": busy["DMA"] / 100.0,
+        "link_util": p.link_wire_pct() / 100.0,
+        "link_bytes": s["links"]["bytes"],
+        "peak_sram_bytes": s["sram"]["peak_bytes"],
+        "sram_capacity_bytes": s["sram"]["capacity_bytes"],
+        "sram_fits": not s["sram"]["over_capacity"],
+    }
+
+
+@pytest.mark.parametrize("context", CONTEXTS, ids=[f"{c // 1024}K" for c in CONTEXTS])
+@pytest.mark.parametrize("mesh", list(MESHES))
+@pytest.mark.parametrize("kind", ["prefill", "decode"])
+def test_milestone_gqa_llama70b(benchmark, quick, kind, mesh, context):
+    if quick and context != CONTEXTS[0]:
+        pytest.skip("--quick runs the 4K context only")
+    preset, users = MESHES[mesh]
+    hw = load_hw(preset)
+    spec = panel_spec(f"{users}_user_{kind}", hw, shape="llama70b", context=context)
+    benchmark.group = f"milestone {kind}"
+    p = benchmark.pedantic(run_panel, args=(spec, hw), rounds=1, iterations=1)
+    f = figures(p)
+    benchmark.extra_info.update(f)
+    # what the figures must satisfy for the run to count at all
+    assert f["cycles"] > 0 and 0 < f["roofline_fraction"] <= 1.0
+    assert f["working_pes"] == spec.n_ranks
+    assert 0 <= f["gemm_util"] <= 1 and 0 <= f["link_util"] <= 1
