@@ -145,7 +145,7 @@ def test_bad_dicts_are_rejected_naming_the_key(data, message):
     "overrides, message",
     [
         ({"gemm.rowz": 16}, r"unknown hardware key 'gemm.rowz'"),
-        ({"gemmm.rows": 16}, r"unknown hardware key 'gemmm'"),
+        ({"gemmm.rows": 16}, r"unknown hardware key 'gemmm.rows'"),
         ({"link.bytes_per_cycle": 0}, r"overrides: hardware key 'link.bytes_per_cycle' must be positive, got 0"),
         ({"n_cubes": 2.0}, r"overrides: hardware key 'n_cubes' must be int, got float 2.0"),
         ({"dma.latency_cycles": None}, r"overrides: hardware key 'dma.latency_cycles' must be int, got NoneType"),
@@ -227,3 +227,23 @@ def test_configs_are_frozen():
 def test_round_trip_through_a_dict():
     hw = load_hw("mesh64").with_overrides(gemm__rows=8)
     assert load_hw(hw.to_dict()) == hw
+
+
+def test_direct_construction_checks_types():
+    """Building the dataclass by hand is checked like a TOML file: wrong types name the key."""
+    from kernbench.hw import GemmConfig, HardwareConfig, HardwareConfigError
+
+    with pytest.raises(HardwareConfigError, match=r"hardware key 'n_cubes' must be int, got str '4'"):
+        HardwareConfig(n_cubes="4")
+    with pytest.raises(HardwareConfigError, match=r"hardware key 'gemm' must be a GemmConfig"):
+        HardwareConfig(gemm=3)
+    with pytest.raises(HardwareConfigError, match=r"hardware key 'gemm.rows' must be int, got float"):
+        HardwareConfig(gemm=GemmConfig(rows=32.0))
+    assert HardwareConfig(clock_ghz=2).clock_ghz == 2  # an int stands for a float
+
+
+def test_nested_override_names_the_whole_key(hw):
+    from kernbench.hw import HardwareConfigError
+
+    with pytest.raises(HardwareConfigError, match=r"unknown hardware key 'gemm.rows.x'"):
+        hw.with_overrides({"gemm.rows.x": 3})

@@ -111,6 +111,7 @@ class HardwareConfig:
     sram: SramConfig = field(default_factory=SramConfig)
 
     def __post_init__(self) -> None:
+        _check_types(self, "")
         _check_positive(self, "")
 
     # -- derived figures ---------------------------------------------------------------
@@ -152,6 +153,11 @@ class HardwareConfig:
         return to_dict(self)
 
 
+#: HardwareConfig's own field types (its sub-configs check themselves against their defaults)
+_TOP_TYPES = {"name": str, "n_cubes": int, "pes_per_cube": int, "clock_ghz": float, "gemm": GemmConfig,
+              "vector": VectorConfig, "dma": DmaConfig, "link": LinkConfig, "sram": SramConfig}
+
+
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
@@ -159,13 +165,33 @@ def to_dict(cfg: Any) -> dict:
 def _set_dotted(data: dict, key: str, value: Any) -> None:
     parts = key.split(".")
     node = data
-    for i, p in enumerate(parts[:-1]):
+    for p in parts[:-1]:
         if not isinstance(node.get(p), dict):
-            raise HardwareConfigError(f"unknown hardware key '{'.'.join(parts[: i + 1])}'")
+            raise HardwareConfigError(f"unknown hardware key '{key}'")
         node = node[p]
     if parts[-1] not in node:
         raise HardwareConfigError(f"unknown hardware key '{key}'")
     node[parts[-1]] = value
+
+
+def _check_types(cfg: Any, prefix: str) -> None:
+    """Field types as declared (ints may stand for floats), whoever built the dataclass."""
+    default = type(cfg)() if prefix else None
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        key = prefix + f.name
+        want = type(getattr(default, f.name)) if default is not None else _TOP_TYPES.get(f.name)
+        if want is None:
+            continue
+        if dataclasses.is_dataclass(want):
+            if type(v) is not want:
+                raise HardwareConfigError(f"hardware key '{key}' must be a {want.__name__}, got {type(v).__name__}")
+            _check_types(v, key + ".")
+        elif want is float:
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise HardwareConfigError(f"hardware key '{key}' must be float, got {type(v).__name__} {v!r}")
+        elif not isinstance(v, want) or isinstance(v, bool):
+            raise HardwareConfigError(f"hardware key '{key}' must be {want.__name__}, got {type(v).__name__} {v!r}")
 
 
 def _check_positive(cfg: Any, prefix: str) -> None:
