@@ -514,3 +514,22 @@ def test_garbage_never_crashes_the_interpreter():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("ran ")
     assert int(out.stdout.split()[1]) > 20  # the corruption did not only exercise the validator
+
+
+@pytest.mark.parametrize("detail", ["train", "packet"])
+def test_max_cycles_stops_inside_a_huge_message(detail):
+    """A 2**36-byte message (2**28 packets) with max_cycles = 10_000: the guard fires within a
+    packet of the limit in both details, instead of once the whole message has been computed.
+    The fill ends at ceil(64/64) * 1 + 8 = 9; packet i starts at 9 + 8 i (ser = 256 / 32 = 8,
+    recv posted at 0, credits never short: the round trip 8 + 2 * 50 = 108 < Q * 8 = 256), so the
+    first start past 10_000 is 10_001 (train detail stops there); packet detail stops at the
+    first event past the limit, at latest that packet's arrival 10_001 + 8 + 50."""
+    from kernbench.common.errors import MaxCyclesError
+
+    m = Machine(load_hw("default"), SfrInstall("pe"))
+    t = fill(m[0, 0], 1 << 36)
+    m[0, 0].send("E", t, 1 << 36)
+    m[1, 0].recv("W", 1 << 36)
+    with pytest.raises(MaxCyclesError) as e:
+        m.run(detail=detail, max_cycles=10_000)
+    assert 10_000 < e.value.cycle <= 10_001 + 8 + 50

@@ -15,7 +15,7 @@ time packet i waits for (before it starts) and, while undrained, its arrival tim
 """
 from libc.stdint cimport int32_t, int64_t
 from ._types cimport (HwParams, EventHeap, LinkState, LinkCounters, EV_PKT_SENT, EV_PKT_ARRIVE,
-                      EV_CREDIT, EV_TX_DONE, EV_RX_DONE, PRIO_NORMAL)
+                      EV_CREDIT, EV_TX_DONE, EV_RX_DONE, EV_LIMIT, PRIO_NORMAL)
 from ._heap cimport heap_push
 from ._timing cimport cdiv, packet_cycles
 
@@ -40,6 +40,10 @@ cdef int _train_advance(const HwParams* hw, EventHeap* heap, LinkState* L, LinkC
         nb = hw.packet_bytes if L.tx_bytes_left > hw.packet_bytes else L.tx_bytes_left
         ser = packet_cycles(hw, nb)
         s = _max(_max(L.tx_e_prev, L.tx_start), c)
+        if s > hw.max_cycles:
+            # Past the guard: stop here (a huge message would otherwise be computed to its end
+            # before the guard could fire); the event trips it when popped.
+            return heap_push(heap, s, PRIO_NORMAL, EV_LIMIT, link, 0)
         e = s + ser
         a = e + h
         L.tx_e_prev = e

@@ -35,6 +35,8 @@ cdef enum:
     EV_CREDIT = 6       # packet detail: a credit is back at the sender (obj = link)
     EV_TX_DONE = 7      # a send's last packet has left (obj = link)
     EV_RX_DONE = 8      # a recv's last packet is drained (obj = link)
+    EV_LIMIT = 9        # train detail: a packet would start past max_cycles (never handled:
+                        # popping it trips the max_cycles guard)
 
 cdef enum:
     # Priorities: within one cycle, arbitration runs after every other event, so all requests
@@ -97,6 +99,7 @@ ctypedef struct HwParams:
     int64_t hop_latency         # packet (and credit) wire latency
     int64_t queue               # Q: receive queue packets = initial credits
     int64_t sram_capacity       # bytes
+    int64_t max_cycles          # the run stops (ST_MAX_CYCLES) past this cycle
     int32_t n_pes
     int32_t pes_per_cube
     int32_t n_cubes

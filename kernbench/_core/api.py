@@ -50,7 +50,7 @@ assert _engine.ENUMS["N_VEC_OPS"] == len(VEC_OP_NAMES)
 assert all(_engine.ENUMS["OP_" + o.name] == int(o) for o in Opcode)
 
 
-def hw_params(hw: HardwareConfig, detail: str = "train") -> dict:
+def hw_params(hw: HardwareConfig, detail: str = "train", max_cycles: int = _HORIZON) -> dict:
     """The HwParams struct (as a dict) the compiled engine and _timing take."""
     lanes = hw.vector.lanes
     return {
@@ -69,6 +69,7 @@ def hw_params(hw: HardwareConfig, detail: str = "train") -> dict:
         "hop_latency": hw.link.hop_latency_cycles,
         "queue": hw.link.rx_queue_packets,
         "sram_capacity": hw.sram.capacity_bytes,
+        "max_cycles": int(max_cycles),
         "n_pes": hw.n_pes,
         "pes_per_cube": hw.pes_per_cube,
         "n_cubes": hw.n_cubes,
@@ -357,7 +358,7 @@ def simulate(
     prep = _prepare(hw, nbr, program, describe)
 
     sim = _engine.Sim(
-        hw_params(hw, detail),
+        hw_params(hw, detail, limit),
         program.commands,
         prep["pe"],
         prep["unit_q"],
