@@ -160,9 +160,11 @@ def test_no_command_prints_help_and_exits_2(capsys):
     assert code == 2 and "usage: kernbench" in out
 
 
-def test_python_dash_m_kernbench():
+def test_python_dash_m_kernbench(tmp_path):
+    # cwd away from the checkout: `-m` puts the cwd first on sys.path, and the source tree of a
+    # non-editable install has no compiled engine
     p = subprocess.run([sys.executable, "-m", "kernbench", "hw", "show", "nope"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert p.returncode == 2
     assert p.stderr.strip() == ("kernbench: error: unknown hardware preset 'nope' "
                                 "(presets: default, mesh64, mesh8)")

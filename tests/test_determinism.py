@@ -77,7 +77,7 @@ def test_rebuilt_program_gives_identical_results():
     assert a.cycles > 0 and a.link_counters["bytes"].sum() > 0
 
 
-def test_another_process_and_hash_seed_gives_identical_results():
+def test_another_process_and_hash_seed_gives_identical_results(tmp_path):
     here = _digest(build_busy_ring().run(record_events=True).res)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
@@ -86,6 +86,6 @@ def test_another_process_and_hash_seed_gives_identical_results():
     )
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run([sys.executable, "-c", code, os.path.dirname(os.path.abspath(__file__))],
-                         capture_output=True, text=True, env=env, timeout=120)
+                         capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == here

@@ -453,7 +453,7 @@ def test_corrupted_fields_raise_cleanly(data):
     assert res.cycles <= 10**7 and (res.cmd_start <= res.cmd_end).all()
 
 
-def test_garbage_never_crashes_the_interpreter():
+def test_garbage_never_crashes_the_interpreter(tmp_path):
     # Random bytes as commands and neighbour tables, and valid programs with random fields
     # overwritten, in a child process: a crash there (segfault, abort) fails this test instead of
     # killing the test run. Some corrupted programs are still valid and must run to the end.
@@ -510,7 +510,9 @@ def test_garbage_never_crashes_the_interpreter():
         print("ran", ran)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # cwd away from the checkout: `-c` puts the cwd first on sys.path
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("ran ")
     assert int(out.stdout.split()[1]) > 20  # the corruption did not only exercise the validator
