@@ -121,16 +121,24 @@ def _default_describe(commands: np.ndarray) -> Callable[[int], str]:
 class _Checker:
     """Raises ValueError for the first bad command of a mask, naming PE, command and line."""
 
-    def __init__(self, hw, commands, pe, local, describe):
-        self.hw, self.commands, self.pe, self.local, self.describe = hw, commands, pe, local, describe
+    def __init__(self, hw, commands, pe, cmd_offsets, describe):
+        self.hw, self.commands, self.pe, self.cmd_offsets, self.describe = (
+            hw, commands, pe, cmd_offsets, describe)
+
+    def local(self, i: int) -> int:
+        """Command ``i``'s index within its PE's stream."""
+        return i - int(self.cmd_offsets[int(self.pe[i])])
 
     def fail(self, mask: np.ndarray, what: str) -> None:
-        bad = np.flatnonzero(mask)
+        self.fail_at(np.flatnonzero(mask), what)
+
+    def fail_at(self, bad: np.ndarray, what: str) -> None:
+        """As :meth:`fail`, given the ascending indices of the bad commands."""
         if len(bad):
             i = int(bad[0])
             extra = f" ({len(bad) - 1} more like it)" if len(bad) > 1 else ""
             raise ValueError(
-                f"{_pe_name(self.hw, int(self.pe[i]))} command #{int(self.local[i])} "
+                f"{_pe_name(self.hw, int(self.pe[i]))} command #{self.local(i)} "
                 f"[{self.describe(i)}]: {what}{extra}"
             )
 
@@ -189,95 +197,132 @@ def _check_neighbours(hw: HardwareConfig, neighbours) -> np.ndarray:
     return nbr
 
 
+# What each opcode needs and is, as bits of _OP_PROPS[opcode] (one gather instead of a pass
+# over the commands per opcode test).
+_P_LINK, _P_SRC0, _P_SRC1, _P_DST, _P_NO_RESULT, _P_MOVE, _P_MNK, _P_N = (1 << b for b in range(8))
+_OP_PROPS = np.zeros(len(Opcode), np.uint8)
+_OP_PROPS[Opcode.LOAD] = _P_DST | _P_MOVE
+_OP_PROPS[Opcode.STORE] = _P_SRC0 | _P_NO_RESULT | _P_MOVE
+_OP_PROPS[Opcode.DOT] = _P_SRC0 | _P_SRC1 | _P_DST | _P_MNK | _P_N
+_OP_PROPS[Opcode.VEC] = _P_DST | _P_N
+_OP_PROPS[Opcode.REDUCE] = _P_SRC0 | _P_DST | _P_MNK | _P_N
+_OP_PROPS[Opcode.SEND] = _P_LINK | _P_SRC0 | _P_NO_RESULT | _P_MOVE
+_OP_PROPS[Opcode.RECV] = _P_LINK | _P_DST | _P_MOVE
+#: the unit of each opcode; a link opcode's port is added to it
+_UNIT_BASE = np.array([Unit.DMA, Unit.DMA, Unit.GEMM, Unit.VECTOR, Unit.VECTOR, Unit.TX_E, Unit.RX_E],
+                      np.int32)
+
+
 def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) -> dict:
+    # Vectorized over every command. The masks are the checks' definitions; they are built
+    # from a few contiguous columns and per-opcode subsets, so a launch of millions of
+    # commands makes few full-length temporaries.
     c = program.commands
     n = len(c)
     cmd_off = program.cmd_offsets
     t_off = program.tensor_offsets
     pe = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(cmd_off))
-    idx = np.arange(n, dtype=np.int64)
-    local = idx - cmd_off[pe]
-    chk = _Checker(hw, c, pe, local, describe)
+    chk = _Checker(hw, c, pe, cmd_off, describe)
 
-    op = c["opcode"]
-    chk.fail((op < 0) | (op >= len(Opcode)), "unknown opcode")
-    port = c["port"]
-    is_link = (op == Opcode.SEND) | (op == Opcode.RECV)
-    chk.fail(is_link & ((port < 0) | (port >= N_PORTS)), "link direction must be 0..3 (E, W, N, S)")
-    unit_of_op = np.array([Unit.DMA, Unit.DMA, Unit.GEMM, Unit.VECTOR, Unit.VECTOR, 0, 0], np.int32)
-    expected = unit_of_op[op]
-    expected = np.where(op == Opcode.SEND, Unit.TX_E + port, expected)
-    expected = np.where(op == Opcode.RECV, Unit.RX_E + port, expected)
+    op = np.ascontiguousarray(c["opcode"])
+    chk.fail(op.view(np.uint32) >= len(Opcode), "unknown opcode")  # op < 0 or op >= len(Opcode)
+    props = _OP_PROPS[op]
+    port = np.ascontiguousarray(c["port"])
+    is_link = (props & _P_LINK) != 0
+    chk.fail(is_link & (port.view(np.uint32) >= N_PORTS), "link direction must be 0..3 (E, W, N, S)")
+    expected = _UNIT_BASE[op]
+    expected += port * is_link  # link ports are 0..3 here
     chk.fail(c["unit"] != expected, "unit does not match the opcode (and port)")
+    del expected
 
-    n_tensors = np.diff(t_off)[pe]
-    for f in ("src0", "src1", "src2", "dst"):
-        x = c[f]
+    per_pe = np.diff(t_off)
+    n_tensors = per_pe.astype(np.int32)[pe] if per_pe.max(initial=0) <= np.iinfo(np.int32).max else per_pe[pe]
+    cols = {f: np.ascontiguousarray(c[f]) for f in ("src0", "src1", "src2", "dst")}
+    for f, x in cols.items():
         chk.fail((x < -1) | (x >= n_tensors), f"{f} tensor id out of range")
-    needs = {
-        "src0": np.isin(op, [Opcode.DOT, Opcode.REDUCE, Opcode.STORE, Opcode.SEND]),
-        "src1": op == Opcode.DOT,
-        "dst": np.isin(op, [Opcode.LOAD, Opcode.DOT, Opcode.VEC, Opcode.REDUCE, Opcode.RECV]),
-    }
-    for f, need in needs.items():
-        chk.fail(need & (c[f] < 0), f"{f} is required by this opcode")
-    chk.fail(np.isin(op, [Opcode.STORE, Opcode.SEND]) & (c["dst"] >= 0), "this opcode has no result")
+    del n_tensors
+    for f, bit in (("src0", _P_SRC0), ("src1", _P_SRC1), ("dst", _P_DST)):
+        chk.fail(((props & bit) != 0) & (cols[f] < 0), f"{f} is required by this opcode")
+    chk.fail(((props & _P_NO_RESULT) != 0) & (cols["dst"] >= 0), "this opcode has no result")
 
-    chk.fail((op == Opcode.DOT) & ((c["m"] < 1) | (c["n"] < 1) | (c["k"] < 1)), "dot sizes must be >= 1")
-    chk.fail((op == Opcode.DOT) & (c["esize"] < 1), "dot element size must be >= 1 byte")
-    chk.fail((op == Opcode.VEC) & (c["n"] < 1), "vector element count must be >= 1")
-    chk.fail(
-        (op == Opcode.REDUCE) & ((c["m"] < 1) | (c["n"] < 1) | (c["k"] < 1)), "reduction sizes must be >= 1"
-    )
-    is_vec = (op == Opcode.VEC) | (op == Opcode.REDUCE)
-    chk.fail(is_vec & ((c["sub"] < 0) | (c["sub"] >= len(VEC_OP_NAMES))), "unknown vector op")
-    moves = np.isin(op, [Opcode.LOAD, Opcode.STORE, Opcode.SEND, Opcode.RECV])
-    chk.fail(moves & (c["nbytes"] < 1), "byte count must be >= 1")
+    # Sizes matter only to some opcodes: checked on those commands.
+    is_dot, is_red, is_vop = op == Opcode.DOT, op == Opcode.REDUCE, op == Opcode.VEC
+    dots, reds, vops = np.flatnonzero(is_dot), np.flatnonzero(is_red), np.flatnonzero(is_vop)
+    moves = np.flatnonzero((props & _P_MOVE) != 0)
+    mnk = np.flatnonzero((props & _P_MNK) != 0)  # dot or reduce
+    uses_n = np.flatnonzero((props & _P_N) != 0)  # dot, vec or reduce
+    del props
+    m_, n_, k_, esize = c["m"], c["n"], c["k"], c["esize"]
+
+    def small(idx, *fields):
+        bad = np.zeros(len(idx), bool)
+        for x in fields:
+            bad |= x[idx] < 1
+        return idx[bad]
+
+    chk.fail_at(small(dots, m_, n_, k_), "dot sizes must be >= 1")
+    chk.fail_at(small(dots, esize), "dot element size must be >= 1 byte")
+    chk.fail_at(small(vops, n_), "vector element count must be >= 1")
+    chk.fail_at(small(reds, m_, n_, k_), "reduction sizes must be >= 1")
+    vecs = np.flatnonzero(is_vop | is_red)
+    chk.fail_at(vecs[c["sub"][vecs].view(np.uint32) >= len(VEC_OP_NAMES)], "unknown vector op")
+    chk.fail_at(small(moves, c["nbytes"]), "byte count must be >= 1")
     # Upper bounds keep every cycle count, flop and byte counter the loop derives inside int64
     # (beyond them the C arithmetic would wrap, e.g. a huge dot costing 0 cycles).
-    is_dot, is_red = op == Opcode.DOT, op == Opcode.REDUCE
-    for f, used in (("m", is_dot | is_red), ("n", is_dot | is_vec), ("k", is_dot | is_red), ("nbytes", moves)):
-        chk.fail(used & (c[f] > MAX_SIZE), f"{f} must be at most 2**40")
-    chk.fail(is_dot & (c["esize"] > 8), "dot element size must be at most 8 bytes")
-    volume = c["m"].astype(np.float64) * c["n"].astype(np.float64) * c["k"].astype(np.float64)
-    chk.fail((is_dot | is_red) & (volume > MAX_VOLUME), "m * n * k must be at most 2**50")
+    for f, used in (("m", mnk), ("n", uses_n), ("k", mnk), ("nbytes", moves)):
+        chk.fail_at(used[c[f][used] > MAX_SIZE], f"{f} must be at most 2**40")
+    chk.fail_at(dots[esize[dots] > 8], "dot element size must be at most 8 bytes")
+    volume = m_[mnk].astype(np.float64) * n_[mnk].astype(np.float64) * k_[mnk].astype(np.float64)
+    chk.fail_at(mnk[volume > MAX_VOLUME], "m * n * k must be at most 2**50")
+    del dots, reds, vops, vecs, moves, mnk, uses_n, volume, is_dot, is_red, is_vop
 
     # SSA tensors: produced once, before every read.
     n_t = len(program.tensor_bytes)
-    has_dst = c["dst"] >= 0
-    gdst = t_off[pe[has_dst]] + c["dst"][has_dst]
+    tbase = t_off[pe]  # global id of each command's PE's tensor 0
+    dst = cols.pop("dst")
+    makers = np.flatnonzero(dst >= 0)
+    gdst = tbase[makers] + dst[makers]
+    del dst
     counts = np.bincount(gdst, minlength=n_t)
-    chk.fail(has_dst & (counts[np.where(has_dst, t_off[pe] + c["dst"], 0)] > 1), "its result tensor is produced twice")
+    chk.fail_at(makers[counts[gdst] > 1], "its result tensor is produced twice")
+    del counts
     producer = np.full(n_t, -1, np.int64)
-    producer[gdst] = idx[has_dst]
+    producer[gdst] = makers
+    del gdst, makers
     readers = np.zeros(n_t, np.int64)
     for f in ("src0", "src1", "src2"):
-        x = c[f]
-        has = x >= 0
-        g = np.where(has, t_off[pe] + x, 0)
+        x = cols.pop(f)
+        readers_i = np.flatnonzero(x >= 0)
+        g = tbase[readers_i] + x[readers_i]
+        del x
         prod = producer[g]
-        chk.fail(has & (prod < 0), f"{f} reads a tensor no command produces")
-        chk.fail(has & (prod >= idx), f"{f} reads a tensor produced later in the stream")
-        readers += np.bincount(g[has], minlength=n_t)
+        chk.fail_at(readers_i[prod < 0], f"{f} reads a tensor no command produces")
+        chk.fail_at(readers_i[prod >= readers_i], f"{f} reads a tensor produced later in the stream")
+        readers += np.bincount(g, minlength=n_t)
+        del g, prod, readers_i
+    del tbase
 
     # Links: wired, and the k-th send on a port matched with the k-th recv on the other end.
     nbr_flat = nbr.ravel()
-    is_send = op == Opcode.SEND
-    is_recv = op == Opcode.RECV
-    safe_port = np.clip(port, 0, N_PORTS - 1)
-    nb_of = nbr_flat[pe.astype(np.int64) * N_PORTS + safe_port]
-    for mask, verb in ((is_send, "sends"), (is_recv, "receives")):
-        bad = np.flatnonzero(mask & (nb_of < 0))
+    send_idx = np.flatnonzero(op == Opcode.SEND)
+    recv_idx = np.flatnonzero(op == Opcode.RECV)
+    del op
+    s_port, r_port = port[send_idx].astype(np.int64), port[recv_idx].astype(np.int64)
+    del port
+    s_pe, r_pe = pe[send_idx].astype(np.int64), pe[recv_idx].astype(np.int64)
+    s_nb = nbr_flat[s_pe * N_PORTS + s_port]
+    r_nb = nbr_flat[r_pe * N_PORTS + r_port]
+    for idx, nb, p_, verb in ((send_idx, s_nb, s_port, "sends"), (recv_idx, r_nb, r_port, "receives")):
+        bad = np.flatnonzero(nb < 0)
         if len(bad):
-            i = int(bad[0])
+            i = int(idx[bad[0]])
             raise ValueError(
-                f"{_pe_name(hw, int(pe[i]))} command #{int(local[i])} [{describe(i)}] {verb} on port "
-                f"{Port(int(port[i])).name}, which has no neighbour under the installed SFR"
+                f"{_pe_name(hw, int(pe[i]))} command #{chk.local(i)} [{describe(i)}] {verb} on port "
+                f"{Port(int(p_[bad[0]])).name}, which has no neighbour under the installed SFR"
             )
     opposite = np.array([int(p) for p in OPPOSITE], np.int64)
-    send_link = pe[is_send].astype(np.int64) * N_PORTS + port[is_send]
-    recv_link = nb_of[is_recv].astype(np.int64) * N_PORTS + opposite[port[is_recv]]
-    send_idx, recv_idx = idx[is_send], idx[is_recv]
+    send_link = s_pe * N_PORTS + s_port
+    recv_link = r_nb.astype(np.int64) * N_PORTS + opposite[r_port]
     n_links = hw.n_pes * N_PORTS
     ns = np.bincount(send_link, minlength=n_links)
     nr = np.bincount(recv_link, minlength=n_links)
@@ -308,10 +353,16 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) ->
             f"{int(c['nbytes'][r])} bytes"
         )
 
-    key = pe.astype(np.int64) * N_UNITS + c["unit"]
-    unit_q = np.argsort(key, kind="stable").astype(np.int64)
-    unit_q_off = np.zeros(hw.n_pes * N_UNITS + 1, np.int64)
-    unit_q_off[1:] = np.cumsum(np.bincount(key, minlength=hw.n_pes * N_UNITS))
+    # Each unit's queue: its commands in program order (a stable sort by (PE, unit); 16-bit
+    # keys, when they fit, sort by radix).
+    n_keys = hw.n_pes * N_UNITS
+    kdt = np.uint16 if n_keys <= 1 << 16 else np.int64
+    key = pe.astype(kdt)
+    key *= kdt(N_UNITS)
+    key += c["unit"].astype(kdt)  # units are 0..N_UNITS-1 here
+    unit_q = np.argsort(key, kind="stable").astype(np.int64, copy=False)
+    unit_q_off = np.zeros(n_keys + 1, np.int64)
+    unit_q_off[1:] = np.cumsum(np.bincount(key, minlength=n_keys))
     return {
         "pe": pe,
         "unit_q": unit_q,

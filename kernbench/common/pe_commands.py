@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class TensorHandle:
     """A tensor living in a PE's SRAM (or a view of one).
 
@@ -48,6 +48,9 @@ class TensorHandle:
     (metadata only, no command, no cost). ``addr`` is the SRAM address the builder assigned,
     ``nbytes`` the buffer's size, ``data`` the numpy value in functional replay (None while tracing),
     ``space`` where it lives ("sram"), ``pinned`` keeps it live to the end of the launch.
+
+    Slotted (and weakly referenceable): a launch makes one per command while tracing, so they
+    are kept small and quick to make.
     """
 
     id: int
@@ -61,28 +64,28 @@ class TensorHandle:
 
     # Operators dispatch to the tl builder that is tracing (set by kernbench.language).
     def __add__(self, o):
-        return _ops().add(self, o)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).add(self, o)
 
     def __radd__(self, o):
-        return _ops().add(o, self)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).add(o, self)
 
     def __sub__(self, o):
-        return _ops().sub(self, o)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).sub(self, o)
 
     def __rsub__(self, o):
-        return _ops().sub(o, self)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).sub(o, self)
 
     def __mul__(self, o):
-        return _ops().mul(self, o)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).mul(self, o)
 
     def __rmul__(self, o):
-        return _ops().mul(o, self)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).mul(o, self)
 
     def __truediv__(self, o):
-        return _ops().div(self, o)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).div(self, o)
 
     def __rtruediv__(self, o):
-        return _ops().div(o, self)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).div(o, self)
 
     def __neg__(self):
         return _ops().neg(self)
@@ -93,16 +96,16 @@ class TensorHandle:
     # Comparisons give bool masks for tl.where. == and != keep identity semantics (handles are
     # used as dict keys and compared with `is`); use tl.eq / tl.ne for elementwise equality.
     def __lt__(self, o):
-        return _ops().lt(self, o)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).lt(self, o)
 
     def __le__(self, o):
-        return _ops().le(self, o)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).le(self, o)
 
     def __gt__(self, o):
-        return _ops().gt(self, o)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).gt(self, o)
 
     def __ge__(self, o):
-        return _ops().ge(self, o)
+        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).ge(self, o)
 
     def __bool__(self):
         # A tensor has no value while tracing: branching on one would pick a path silently.

@@ -1,12 +1,21 @@
 """The builder: turns checked ``tl`` calls into one PE's command stream.
 
 One :class:`PEBuilder` per traced program. It assigns tensor ids (SSA: one producer each) and SRAM
-addresses, appends commands to a :class:`~kernbench.common.pe_commands.StreamBuilder` as plain
-tuples in COMMAND_DTYPE field order (one numpy array is built per PE at the end), and records per
-command a small metadata tuple: what functional replay needs to compute the value, and what labels
-and error messages need to name it.
+addresses, and records each command as four ints: its *site* and its three operand tensor ids.
 
-Metadata layout, ``(kind, file, line, ...)`` by kind:
+A site is everything static about a command, interned in the launch's :class:`SiteTable`: the
+kernel line, the op, the shapes and dtypes (see "Site keys" below). Every field of a command but
+its operands follows from its site (opcode, unit, sizes, bytes, line: :func:`site_fields`), and
+its result tensor id is the running count of results, so the four ints are the whole command.
+Thousands of commands share one site, so naming a command later (labels, errors, Perfetto) costs
+the 4-byte site index the launch keeps per command.
+
+The recorded ints move every ``FLUSH_EVERY`` tensors into the launch's :class:`TraceStore`: one
+growing COMMAND_DTYPE array that becomes the Program's, so commands are held as Python objects
+only briefly, and none is copied once it is an array.
+
+In functional mode a second record, the command's replay metadata, is kept per command: what
+replay needs to compute the value. Layout, ``(kind, file, line, ...)`` by kind:
 
 - ``load``:   alloc, element offset, shape, row stride or None, dtype
 - ``store``:  src spec, alloc, element offset, shape, row stride or None
@@ -17,17 +26,34 @@ Metadata layout, ``(kind, file, line, ...)`` by kind:
 - ``recv``:   port, shape, dtype
 
 A spec is a tensor id, or ``(id, shape, transposed)`` for a view (see semantic.operand).
-Tensor ids index ``tensors`` (shape, dtype, handle, numel) and the StreamBuilder's byte table.
+While a program is traced, tensor ids index ``tensors``: (buffer shape, dtype, element count).
+An elementwise result of its operand's shape and dtype shares the operand's tuple, so the table
+costs about a pointer per tensor; it holds no handle, so the handles the kernel drops are freed
+at once (functional mode keeps them, for replay). Once the program is finished only the byte
+sizes (and, in functional mode, weak references to the handles) remain.
+
+Site keys, ``(kind, file, line, ...)`` by kind (what :func:`label_of` prints):
+
+- ``load``:   shape, dtype, allocation name
+- ``store``:  shape, allocation dtype, allocation name
+- ``dot``:    shape a, shape b, dtype a, dtype b
+- ``vec``:    op name, out shape, out dtype
+- ``reduce``: op name, in shape, axis (None = all), out dtype
+- ``send``:   port, shape, dtype
+- ``recv``:   port, shape, dtype
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
-from ..common.pe_commands import N_PORTS, Opcode, StreamBuilder, TensorHandle, Unit, VecOp
+from ..common.pe_commands import COMMAND_DTYPE, N_PORTS, Opcode, TensorHandle, Unit, VecOp
 from . import semantic
-from .semantic import ITEMSIZE
+from .semantic import ITEMSIZE, fmt_shape
 
-__all__ = ["PEBuilder", "SRAM_ALIGN"]
+__all__ = ["PEBuilder", "SiteTable", "TraceStore", "SRAM_ALIGN", "FLUSH_EVERY", "label_of",
+           "site_fields"]
 
 semantic.register_internal(__file__)
 
@@ -35,134 +61,13 @@ semantic.register_internal(__file__)
 #: owns liveness, so addresses are unique per PE and never reused).
 SRAM_ALIGN = 64
 
+#: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
+#: bound on the Python lists a program holds.
+FLUSH_EVERY = 1 << 14
+
 _LOAD, _STORE, _DOT, _VEC, _REDUCE, _SEND, _RECV = (int(o) for o in Opcode)
 _DMA, _GEMM, _VECTOR = int(Unit.DMA), int(Unit.GEMM), int(Unit.VECTOR)
 _TX0, _RX0 = int(Unit.TX_E), int(Unit.RX_E)
-
-
-class PEBuilder:
-    """Commands, tensors and metadata of one program, traced on PE (pe, cube)."""
-
-    __slots__ = (
-        "pe", "cube", "g", "functional", "memory", "nbr", "sfr_text",
-        "sb", "tensors", "pinned", "meta", "sends", "recvs", "sram_top",
-        "_cmd", "_tb", "_tens", "_meta",
-    )
-
-    def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str):
-        self.pe, self.cube, self.g = pe, cube, g
-        self.functional = functional
-        self.memory = memory  #: DeviceMemory: pointer lookups for loads and stores
-        self.nbr = nbr  #: this PE's row of the SFR neighbour table
-        self.sfr_text = sfr_text
-        self.sb = StreamBuilder()
-        #: by tensor id: (buffer shape, dtype, the handle returned for it, element count)
-        self.tensors: list = []
-        self.pinned: list = []  #: ids of pinned tensors (rare, so kept sparse)
-        self.meta: list = []
-        self.sends = [[] for _ in range(N_PORTS)]  #: per port: (local cmd, shape, dtype, file, line)
-        self.recvs = [[] for _ in range(N_PORTS)]
-        self.sram_top = 0
-        # Bound appends: the hot path is a few of these per tl call.
-        self._cmd = self.sb.cmds.append
-        self._tb = self.sb.tensor_bytes.append
-        self._tens = self.tensors.append
-        self._meta = self.meta.append
-
-    @property
-    def n_commands(self) -> int:
-        return len(self.meta)
-
-    def _new(self, shape: tuple, dtype: str, n: int, nbytes: int, pinned: bool = False) -> TensorHandle:
-        i = len(self.tensors)
-        addr = self.sram_top
-        self.sram_top = addr + ((nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN)
-        h = TensorHandle(i, addr, shape, dtype, nbytes, None, "sram", pinned)
-        self._tens((shape, dtype, h, n))
-        self._tb(nbytes)
-        if pinned:
-            self.pinned.append(i)
-        return h
-
-    # -- DMA --------------------------------------------------------------------------------
-    def load(self, file, line, alloc, e0: int, shape: tuple, n: int, dtype: str, stride, pinned=False,
-             after: int = -1):
-        nbytes = n * ITEMSIZE[dtype]
-        h = self._new(shape, dtype, n, nbytes, pinned)
-        self._cmd((0, 0, 0, nbytes, _LOAD, _DMA, 0, -1, after, -1, -1, h.id, 0, line))
-        self._meta(("load", file, line, alloc, e0, shape, stride, dtype))
-        return h
-
-    def store(self, file, line, spec, src: int, alloc, e0: int, shape: tuple, n: int, stride) -> None:
-        nbytes = n * alloc.itemsize
-        self._cmd((0, 0, 0, nbytes, _STORE, _DMA, 0, -1, src, -1, -1, -1, 0, line))
-        self._meta(("store", file, line, spec, alloc, e0, shape, stride))
-
-    # -- GEMM -------------------------------------------------------------------------------
-    def dot(self, file, line, sa, sb, ia: int, ib: int, a_shape, b_shape, da: str, db: str,
-            m: int, n: int, k: int):
-        esize = max(ITEMSIZE[da], ITEMSIZE[db])
-        h = self._new((m, n), "f32", m * n, 4 * m * n)
-        self._cmd((m, n, k, 0, _DOT, _GEMM, 0, -1, ia, ib, -1, h.id, esize, line))
-        self._meta(("dot", file, line, sa, sb, a_shape, b_shape, da, db))
-        return h
-
-    # -- VECTOR -----------------------------------------------------------------------------
-    def vec(self, file, line, sub: int, name: str, operands: tuple, s0: int, s1: int, s2: int,
-            shape: tuple, n: int, dtype: str):
-        # _new inlined: this is the most frequent command.
-        i = len(self.tensors)
-        nbytes = n * ITEMSIZE[dtype]
-        h = TensorHandle(i, self.sram_top, shape, dtype, nbytes, None, "sram", False)
-        self.sram_top += (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN
-        self._tens((shape, dtype, h, n))
-        self._tb(nbytes)
-        self._cmd((0, n, 0, 0, _VEC, _VECTOR, sub, -1, s0, s1, s2, i, 0, line))
-        self._meta(("vec", file, line, name, operands, shape, dtype))
-        return h
-
-    def reduce(self, file, line, sub: int, name: str, spec, src: int, shape: tuple, axis, dtype: str):
-        if axis is None:
-            outer, r, inner = 1, semantic.numel(shape), 1
-            out = (1,) * len(shape)
-        elif axis == len(shape) - 1:
-            outer, r, inner = semantic.numel(shape[:-1]), shape[-1], 1
-            out = shape[:-1] + (1,)
-        else:
-            outer = semantic.numel(shape[:axis])
-            r = shape[axis]
-            inner = semantic.numel(shape[axis + 1:])
-            out = shape[:axis] + (1,) + shape[axis + 1:]
-        n = outer * inner
-        h = self._new(out, dtype, n, n * ITEMSIZE[dtype])
-        self._cmd((outer, r, inner, 0, _REDUCE, _VECTOR, sub, -1, src, -1, -1, h.id, 0, line))
-        self._meta(("reduce", file, line, name, spec, shape, axis, dtype))
-        return h
-
-    # -- links ------------------------------------------------------------------------------
-    def send(self, file, line, spec, src: int, port: int, shape: tuple, dtype: str, n: int) -> None:
-        nbytes = n * ITEMSIZE[dtype]
-        self.sends[port].append((len(self.meta), shape, dtype, file, line))
-        self._cmd((0, 0, 0, nbytes, _SEND, _TX0 + port, 0, port, src, -1, -1, -1, 0, line))
-        self._meta(("send", file, line, spec, port, shape, dtype))
-
-    def recv(self, file, line, port: int, shape: tuple, dtype: str, n: int, after: int = -1):
-        nbytes = n * ITEMSIZE[dtype]
-        h = self._new(shape, dtype, n, nbytes)
-        self.recvs[port].append((len(self.meta), shape, dtype, file, line))
-        self._cmd((0, 0, 0, nbytes, _RECV, _RX0 + port, 0, port, after, -1, -1, h.id, 0, line))
-        self._meta(("recv", file, line, port, shape, dtype))
-        return h
-
-    def build(self):
-        """(commands, tensor_bytes, tensor_pinned) for Program.from_streams, or None if silent."""
-        if not self.meta:
-            return None
-        cmds, tb, _ = self.sb.build()
-        pinned = np.zeros(len(tb), np.uint8)
-        pinned[self.pinned] = 1
-        return cmds, tb, pinned
-
 
 # VecOp cost class of each elementwise name (docs/hardware-model.md, "Vector unit").
 VEC_SUB = {
@@ -176,3 +81,428 @@ VEC_SUB = {
 }
 VEC_SUB = {k: int(v) for k, v in VEC_SUB.items()}
 REDUCE_SUB = {"max": int(VecOp.MAX), "min": int(VecOp.MIN), "sum": int(VecOp.ADD)}
+
+
+# -- sites: what names a command, and every field but its operands -------------------------------
+_PORT = ("E", "W", "N", "S")
+
+
+def label_of(key: tuple) -> str:
+    """A command in the kernel's words, from its site key, e.g. "dot (64,128)x(128,64) f16"."""
+    kind = key[0]
+    if kind == "vec":
+        return f"{key[3]} {fmt_shape(key[4])} {key[5]}"
+    if kind == "load":
+        return f"load {fmt_shape(key[3])} {key[4]} from {key[5]}"
+    if kind == "store":
+        return f"store {fmt_shape(key[3])} {key[4]} to {key[5]}"
+    if kind == "dot":
+        d = key[5] if key[5] == key[6] else f"{key[5]}x{key[6]}"
+        return f"dot {fmt_shape(key[3])}x{fmt_shape(key[4])} {d}"
+    if kind == "reduce":
+        ax = "all" if key[5] is None else key[5]
+        return f"{key[3]}-reduce {fmt_shape(key[4])} axis {ax} {key[6]}"
+    if kind == "send":
+        return f"send to {_PORT[key[3]]} {fmt_shape(key[4])} {key[5]}"
+    if kind == "recv":
+        return f"recv from {_PORT[key[3]]} {fmt_shape(key[4])} {key[5]}"
+    return kind
+
+
+#: Columns of :func:`site_fields`: COMMAND_DTYPE fields, then the bytes of the command's result
+#: tensor (-1: the command makes none).
+SITE_COLUMNS = ("opcode", "unit", "sub", "port", "m", "n", "k", "nbytes", "esize", "line")
+_OUT_BYTES = len(SITE_COLUMNS)
+
+
+def site_fields(key: tuple) -> tuple:
+    """Every field of a command at site ``key`` but its operands and result ids, in
+    SITE_COLUMNS order, plus its result's bytes (-1 for store and send)."""
+    kind, line = key[0], int(key[2])
+    numel = semantic.numel
+    if kind == "vec":
+        name, shape, dtype = key[3], key[4], key[5]
+        n = int(numel(shape))
+        return (_VEC, _VECTOR, VEC_SUB[name], -1, 0, n, 0, 0, 0, line, n * ITEMSIZE[dtype])
+    if kind == "load":
+        nb = int(numel(key[3])) * ITEMSIZE[key[4]]
+        return (_LOAD, _DMA, 0, -1, 0, 0, 0, nb, 0, line, nb)
+    if kind == "store":
+        nb = int(numel(key[3])) * ITEMSIZE[key[4]]
+        return (_STORE, _DMA, 0, -1, 0, 0, 0, nb, 0, line, -1)
+    if kind == "dot":
+        a, b, da, db = key[3], key[4], key[5], key[6]
+        m, n, k = int(a[0]), int(b[1]), int(a[1])
+        return (_DOT, _GEMM, 0, -1, m, n, k, 0, max(ITEMSIZE[da], ITEMSIZE[db]), line, 4 * m * n)
+    if kind == "reduce":
+        name, shape, axis, dtype = key[3], key[4], key[5], key[6]
+        outer, r, inner, _ = _reduce_geometry(shape, axis, dtype)
+        return (_REDUCE, _VECTOR, REDUCE_SUB[name], -1, int(outer), int(r), int(inner), 0, 0, line,
+                int(outer * inner) * ITEMSIZE[dtype])
+    port, shape, dtype = key[3], key[4], key[5]
+    nb = int(numel(shape)) * ITEMSIZE[dtype]
+    if kind == "send":
+        return (_SEND, _TX0 + port, 0, port, 0, 0, 0, nb, 0, line, -1)
+    if kind == "recv":
+        return (_RECV, _RX0 + port, 0, port, 0, 0, 0, nb, 0, line, nb)
+    raise ValueError(f"unknown site kind {kind!r}")
+
+
+class SiteTable:
+    """The sites of one launch, interned: site key -> index, each site's command fields as one
+    int64 row (:meth:`fields`), and each site's label once made.
+
+    Every PE traced in a launch shares one table, so a command costs one small int for its
+    fields, its name and its kernel line."""
+
+    __slots__ = ("index", "keys", "_labels", "_fields")
+
+    def __init__(self) -> None:
+        self.index: dict = {}
+        self.keys: list = []
+        self._labels: dict = {}
+        self._fields = np.zeros((0, _OUT_BYTES + 1), np.int64)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, key: tuple) -> int:
+        """The index of ``key``, added when new."""
+        i = self.index.get(key)
+        if i is None:
+            site_fields(key)  # a key that names no command fails here, not at the next flush
+            i = self.index[key] = len(self.keys)
+            self.keys.append(key)
+        return i
+
+    def fields(self) -> np.ndarray:
+        """(sites, len(SITE_COLUMNS) + 1) int64: :func:`site_fields` of every site."""
+        f = self._fields
+        if len(f) < len(self.keys):
+            new = np.array([site_fields(k) for k in self.keys[len(f):]], np.int64)
+            f = self._fields = np.concatenate([f, new.reshape(-1, _OUT_BYTES + 1)])
+        return f
+
+    def label(self, i: int) -> str:
+        s = self._labels.get(i)
+        if s is None:
+            s = self._labels[i] = label_of(self.keys[i])
+        return s
+
+    def source(self, i: int) -> str:
+        k = self.keys[i]
+        return f"{k[1]}:{k[2]}"
+
+
+class TraceStore:
+    """The commands of every program of one launch, in program order, and the sites naming them.
+
+    ``commands`` (COMMAND_DTYPE) and ``sites`` (int32 index into ``table``) grow while PEs are
+    traced one after the other; :meth:`expect` lets the caller size them for the whole launch
+    (an estimate costs address space only: pages are touched as commands arrive). :meth:`close`
+    trims them and hands them over."""
+
+    __slots__ = ("table", "_commands", "_sites", "n", "closed", "_expected")
+
+    def __init__(self, capacity: int = 1 << 12) -> None:
+        self.table = SiteTable()
+        self._commands = np.empty(capacity, COMMAND_DTYPE)
+        self._sites = np.empty(capacity, np.int32)
+        self.n = 0
+        self.closed = False
+        self._expected = 0
+
+    def expect(self, n_commands: int) -> None:
+        """Size the next growth for about ``n_commands`` commands in all."""
+        self._expected = int(n_commands)
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, 2 * len(self._commands))
+        try:  # the expected size costs address space only; fall back to doubling if refused
+            big = max(cap, self._expected)
+            c, s = np.empty(big, COMMAND_DTYPE), np.empty(big, np.int32)
+        except MemoryError:
+            c, s = np.empty(cap, COMMAND_DTYPE), np.empty(cap, np.int32)
+        # a copy of what is filled only (ndarray.resize would zero the whole new capacity)
+        c[:self.n] = self._commands[:self.n]
+        s[:self.n] = self._sites[:self.n]
+        self._commands, self._sites = c, s
+
+    def append(self, flat: list, tensor_base: int) -> np.ndarray:
+        """Move recorded commands in: ``flat`` holds (site, src0, src1, src2) per command, the
+        first result among them is tensor ``tensor_base``. Returns the byte sizes of the
+        tensors they make, in id order."""
+        if self.closed:
+            raise RuntimeError("this launch's trace is closed: no command may be added")
+        rec = np.fromiter(flat, np.int64, len(flat)).reshape(-1, 4)
+        a = self.n
+        z = a + len(rec)
+        if z > len(self._commands):
+            self._grow(z)
+        site = rec[:, 0]
+        f = self.table.fields()[site]
+        out = self._commands[a:z]
+        for j, name in enumerate(SITE_COLUMNS):
+            out[name] = f[:, j]
+        out["src0"] = rec[:, 1]
+        out["src1"] = rec[:, 2]
+        out["src2"] = rec[:, 3]
+        out_bytes = f[:, _OUT_BYTES]
+        makes = out_bytes >= 0
+        dst = np.cumsum(makes)
+        dst += tensor_base - 1
+        out["dst"] = np.where(makes, dst, -1)
+        self._sites[a:z] = site
+        self.n = z
+        return out_bytes[makes]
+
+    def slice(self, a: int, z: int) -> tuple:
+        """(commands, sites) of global commands a..z: views once closed, copies before."""
+        if self.closed:
+            return self._commands[a:z], self._sites[a:z]
+        return self._commands[a:z].copy(), self._sites[a:z].copy()
+
+    def close(self) -> tuple:
+        """Trim to the commands traced and return (commands, sites); nothing is added after."""
+        if not self.closed:
+            # shrinking in place (realloc) moves no data and touches no page
+            self._commands.resize(self.n, refcheck=False)
+            self._sites.resize(self.n, refcheck=False)
+            self.closed = True
+        return self._commands, self._sites
+
+
+class PEBuilder:
+    """Commands, tensors and metadata of one program, traced on PE (pe, cube).
+
+    Commands go to ``trace_store`` (a :class:`TraceStore` shared by the PEs of a launch, one PE
+    at a time; a private one by default). After :meth:`finish`: ``cmd_start``..``cmd_end`` is
+    the program's range in the store, ``tensor_bytes`` and ``tensor_pinned`` its tensor table,
+    and in functional mode ``meta`` (replay metadata per command) and ``handles`` (a weak
+    reference per tensor id)."""
+
+    __slots__ = (
+        "pe", "cube", "g", "functional", "memory", "nbr", "sfr_text", "trace_store", "site_table",
+        "tensors", "pinned", "meta", "sram_top", "cmd_start", "cmd_end",
+        "tensor_bytes", "tensor_pinned", "handles", "finished",
+        "_flat", "_tb_parts", "_flushed_tensors", "_keep", "_cmd", "_tens", "_meta", "_sget",
+    )
+
+    def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str,
+                 store: TraceStore | None = None):
+        self.pe, self.cube, self.g = pe, cube, g
+        self.functional = functional
+        self.memory = memory  #: DeviceMemory: pointer lookups for loads and stores
+        self.nbr = nbr  #: this PE's row of the SFR neighbour table
+        self.sfr_text = sfr_text
+        self.trace_store = TraceStore() if store is None else store
+        self.site_table = self.trace_store.table
+        #: by tensor id: (buffer shape, dtype, element count), shared between tensors alike
+        self.tensors: list = []
+        self.pinned: list = []  #: ids of pinned tensors (rare, so kept sparse)
+        self.meta: list | None = [] if functional else None
+        self.sram_top = 0
+        self.cmd_start = self.cmd_end = self.trace_store.n
+        self.tensor_bytes = self.tensor_pinned = self.handles = None
+        self.finished = False
+        self._flat: list = []  #: (site, src0, src1, src2) per command not yet in the store
+        self._tb_parts: list = []  #: tensor byte sizes, an array per flush
+        self._flushed_tensors = 0
+        #: functional mode: the handles themselves, for replay (their ids stay unique meanwhile)
+        self._keep: list | None = [] if functional else None
+        # Bound methods: the hot path is a few of these per tl call.
+        self._cmd = self._flat.extend
+        self._tens = self.tensors.append
+        self._meta = self.meta.append if functional else None
+        self._sget = self.site_table.index.get
+
+    @property
+    def n_commands(self) -> int:
+        return self.cmd_end - self.cmd_start + len(self._flat or ()) // 4
+
+    @property
+    def commands(self) -> np.ndarray:
+        """This program's commands (COMMAND_DTYPE), once finished."""
+        return self.trace_store.slice(self.cmd_start, self.cmd_end)[0]
+
+    @property
+    def sites(self) -> np.ndarray:
+        """This program's site indices (into ``site_table``), once finished."""
+        return self.trace_store.slice(self.cmd_start, self.cmd_end)[1]
+
+    def _flush(self) -> None:
+        """Move the recorded commands into the store (before a new tensor is made)."""
+        if self.trace_store.n != self.cmd_end:
+            raise RuntimeError("PEBuilders sharing a TraceStore must be traced one at a time")
+        self._tb_parts.append(self.trace_store.append(self._flat, self._flushed_tensors))
+        self._flushed_tensors = len(self.tensors)
+        self.cmd_end = self.trace_store.n
+        self._flat.clear()
+
+    def _site(self, key: tuple) -> int:
+        j = self._sget(key)
+        return self.site_table.add(key) if j is None else j
+
+    def _new(self, shape: tuple, dtype: str, n: int, nbytes: int, pinned: bool = False) -> TensorHandle:
+        i = len(self.tensors)
+        if not i & (FLUSH_EVERY - 1) and i:
+            self._flush()
+        addr = self.sram_top
+        self.sram_top = addr + ((nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN)
+        h = TensorHandle(i, addr, shape, dtype, nbytes, None, "sram", pinned)
+        self._tens((shape, dtype, n))
+        if self.functional:
+            self._keep.append(h)
+        if pinned:
+            self.pinned.append(i)
+        return h
+
+    # -- DMA --------------------------------------------------------------------------------
+    def load(self, file, line, alloc, e0: int, shape: tuple, n: int, dtype: str, stride, pinned=False,
+             after: int = -1):
+        h = self._new(shape, dtype, n, n * ITEMSIZE[dtype], pinned)
+        self._cmd((self._site(("load", file, line, shape, dtype, alloc.name)), after, -1, -1))
+        if self.functional:
+            self._meta(("load", file, line, alloc, e0, shape, stride, dtype))
+        return h
+
+    def store(self, file, line, spec, src: int, alloc, e0: int, shape: tuple, n: int, stride) -> None:
+        self._cmd((self._site(("store", file, line, shape, alloc.dtype, alloc.name)), src, -1, -1))
+        if self.functional:
+            self._meta(("store", file, line, spec, alloc, e0, shape, stride))
+
+    # -- GEMM -------------------------------------------------------------------------------
+    def dot(self, file, line, sa, sb, ia: int, ib: int, a_shape, b_shape, da: str, db: str,
+            m: int, n: int, k: int):
+        i = len(self.tensors)
+        if not i & (FLUSH_EVERY - 1) and i:
+            self._flush()
+        t = _DOT_OUT.get((m, n))
+        if t is None:
+            t = _remember(_DOT_OUT, (m, n), ((m, n), "f32", m * n))
+        nbytes = 4 * t[2]
+        h = TensorHandle(i, self.sram_top, t[0], "f32", nbytes, None, "sram", False)
+        self.sram_top += (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN
+        self._tens(t)
+        key = ("dot", file, line, a_shape, b_shape, da, db)
+        j = self._sget(key)
+        self._cmd((self.site_table.add(key) if j is None else j, ia, ib, -1))
+        if self.functional:
+            self._keep.append(h)
+            self._meta(("dot", file, line, sa, sb, a_shape, b_shape, da, db))
+        return h
+
+    # -- VECTOR -----------------------------------------------------------------------------
+    def vec(self, file, line, name: str, operands: tuple, s0: int, s1: int, s2: int,
+            shape: tuple, n: int, dtype: str, like: tuple | None = None):
+        """Elementwise ``name`` (a VEC_SUB key) -> a ``shape``/``dtype`` tensor of ``n``
+        elements. ``like``: an operand's entry in ``tensors`` when it is exactly (shape, dtype,
+        n), to share."""
+        # _new and _site inlined: this is the most frequent command.
+        i = len(self.tensors)
+        if not i & (FLUSH_EVERY - 1) and i:
+            self._flush()
+        nbytes = n * ITEMSIZE[dtype]
+        h = TensorHandle(i, self.sram_top, shape, dtype, nbytes, None, "sram", False)
+        self.sram_top += (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN
+        self._tens((shape, dtype, n) if like is None else like)
+        key = ("vec", file, line, name, shape, dtype)
+        j = self._sget(key)
+        self._cmd((self.site_table.add(key) if j is None else j, s0, s1, s2))
+        if self.functional:
+            self._keep.append(h)
+            self._meta(("vec", file, line, name, operands, shape, dtype))
+        return h
+
+    def reduce(self, file, line, name: str, spec, src: int, shape: tuple, axis, dtype: str):
+        """``name`` (a REDUCE_SUB key) over ``axis`` of a ``shape`` tensor; the axis is kept."""
+        geom = _REDUCE_OUT.get((shape, axis, dtype))
+        if geom is None:
+            geom = _remember(_REDUCE_OUT, (shape, axis, dtype), _reduce_geometry(shape, axis, dtype))
+        t = geom[3]
+        i = len(self.tensors)
+        if not i & (FLUSH_EVERY - 1) and i:
+            self._flush()
+        nbytes = t[2] * ITEMSIZE[dtype]
+        h = TensorHandle(i, self.sram_top, t[0], dtype, nbytes, None, "sram", False)
+        self.sram_top += (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN
+        self._tens(t)
+        key = ("reduce", file, line, name, shape, axis, dtype)
+        j = self._sget(key)
+        self._cmd((self.site_table.add(key) if j is None else j, src, -1, -1))
+        if self.functional:
+            self._keep.append(h)
+            self._meta(("reduce", file, line, name, spec, shape, axis, dtype))
+        return h
+
+    # -- links ------------------------------------------------------------------------------
+    def send(self, file, line, spec, src: int, port: int, shape: tuple, dtype: str, n: int) -> None:
+        self._cmd((self._site(("send", file, line, port, shape, dtype)), src, -1, -1))
+        if self.functional:
+            self._meta(("send", file, line, spec, port, shape, dtype))
+
+    def recv(self, file, line, port: int, shape: tuple, dtype: str, n: int, after: int = -1):
+        h = self._new(shape, dtype, n, n * ITEMSIZE[dtype])
+        self._cmd((self._site(("recv", file, line, port, shape, dtype)), after, -1, -1))
+        if self.functional:
+            self._meta(("recv", file, line, port, shape, dtype))
+        return h
+
+    # -- end of the program -------------------------------------------------------------------
+    def finish(self) -> None:
+        """End the program: its last commands move into the store, its tensor table becomes
+        arrays and its handles are let go (functional mode keeps weak references, for replay to
+        fill ``.data`` of those the kernel still holds). No tl call may follow."""
+        if self.finished:
+            return
+        if self._flat:
+            self._flush()
+        n_t = len(self.tensors)
+        tb = np.concatenate(self._tb_parts) if self._tb_parts else np.zeros(0, np.int64)
+        if len(tb) != n_t:
+            raise AssertionError(f"{len(tb)} tensor sizes for {n_t} tensors")
+        self.tensor_bytes = tb
+        self.tensor_pinned = np.zeros(n_t, np.uint8)
+        self.tensor_pinned[self.pinned] = 1
+        if self.functional:
+            self.handles = [weakref.ref(h) for h in self._keep]
+        self.finished = True
+        self.tensors = self._flat = self._tb_parts = self._keep = None
+        self._cmd = self._tens = self._meta = self._sget = None
+
+    def build(self):
+        """(commands, tensor_bytes, tensor_pinned) for Program.from_streams, or None if silent."""
+        self.finish()
+        if not self.n_commands:
+            return None
+        return self.commands, self.tensor_bytes, self.tensor_pinned
+
+
+def _reduce_geometry(shape: tuple, axis, dtype: str) -> tuple:
+    """(outer, reduced length, inner, (out shape, dtype, out numel)) of a reduction."""
+    numel = semantic.numel
+    if axis is None:
+        outer, r, inner = 1, numel(shape), 1
+        out = (1,) * len(shape)
+    elif axis == len(shape) - 1:
+        outer, r, inner = numel(shape[:-1]), shape[-1], 1
+        out = shape[:-1] + (1,)
+    else:
+        outer = numel(shape[:axis])
+        r = shape[axis]
+        inner = numel(shape[axis + 1:])
+        out = shape[:axis] + (1,) + shape[axis + 1:]
+    return (outer, r, inner, (out, dtype, outer * inner))
+
+
+def _remember(cache: dict, key, value):
+    """Cache ``value`` under ``key`` (bounded: a kernel repeats a handful of shapes) and return it."""
+    if len(cache) < 4096:
+        cache[key] = value
+    return value
+
+
+#: Result entries of the tensor table by shape, shared by every launch: a kernel's dots and
+#: reductions repeat a few shapes thousands of times, so their results share one tuple.
+_DOT_OUT: dict = {}
+_REDUCE_OUT: dict = {}

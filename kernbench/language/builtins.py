@@ -12,7 +12,7 @@ from sys import _getframe
 
 from ..common.pe_commands import TensorHandle
 from . import semantic
-from .builder import REDUCE_SUB, VEC_SUB, PEBuilder
+from .builder import VEC_SUB, PEBuilder
 from .semantic import (
     _INTERNAL,
     TransposedView,
@@ -30,7 +30,6 @@ __all__ = ["TL"]
 
 semantic.register_internal(__file__)
 
-_ADD, _SUB, _MUL, _DIV = VEC_SUB["add"], VEC_SUB["sub"], VEC_SUB["mul"], VEC_SUB["div"]
 _fmt = semantic.fmt_shape
 
 
@@ -152,111 +151,7 @@ class TL:
     view = reshape
 
     # -- elementwise -------------------------------------------------------------------------
-    def _binary(self, sub: int, name: str, a, b, out_dtype=None) -> TensorHandle:
-        # The hottest path of tracing: site() and operand()'s fast path are inlined.
-        tr = self._b
-        f = _getframe(1)
-        while f.f_code.co_filename in _INTERNAL:
-            f = f.f_back
-        file, line = f.f_code.co_filename, f.f_lineno
-        tens = tr.tensors
-        ta = tb = None
-        if type(a) is TensorHandle:
-            try:
-                ta = tens[a.id]
-            except (IndexError, TypeError):
-                pass
-        if type(b) is TensorHandle:
-            try:
-                tb = tens[b.id]
-            except (IndexError, TypeError):
-                pass
-        if ta is not None and ta[2] is a and a.shape is ta[0]:
-            sa = s0 = a.id
-            ash, da, n = ta[0], ta[1], ta[3]
-        elif isinstance(a, TensorHandle):
-            sa, ash, da, s0, n = operand(tr, a, f"{name} operand")
-        else:
-            sa = None
-        if tb is not None and tb[2] is b and b.shape is tb[0]:
-            sb = s1 = b.id
-            bsh, db, nb = tb[0], tb[1], tb[3]
-        elif isinstance(b, TensorHandle):
-            sb, bsh, db, s1, nb = operand(tr, b, f"{name} operand")
-        else:
-            sb = None
-        if sa is not None:
-            if sb is not None:
-                if ash is not bsh and ash != bsh:
-                    ash = broadcast(tr, ash, bsh, name)
-                    n = numel(ash)
-                if da != db:
-                    da = promote(da, db)
-                ops = (sa, sb)
-            elif type(b) is float or type(b) is int or semantic.is_scalar(b):
-                ops, s1 = (sa, float(b)), -1
-            else:
-                fail(tr, f"{name}: expected a tensor or a Python number, got {type(b).__name__}")
-        elif sb is not None:
-            if not (type(a) is float or type(a) is int or semantic.is_scalar(a)):
-                fail(tr, f"{name}: expected a tensor or a Python number, got {type(a).__name__}")
-            ops, s0, s1, ash, da, n = (float(a), sb), s1, -1, bsh, db, nb
-        else:
-            fail(tr, f"{name} needs at least one tensor operand, got {type(a).__name__} and "
-                     f"{type(b).__name__}")
-        if out_dtype is not None:
-            da = out_dtype
-        elif da == "bool":
-            da = "f32"
-        return tr.vec(file, line, sub, name, ops, s0, s1, -1, ash, n, da)
-
-    def add(self, a, b) -> TensorHandle:
-        """``a + b`` elementwise with broadcasting; either may be a Python number (immediate)."""
-        return self._binary(_ADD, "add", a, b)
-
-    def sub(self, a, b) -> TensorHandle:
-        """``a - b`` elementwise with broadcasting."""
-        return self._binary(_SUB, "sub", a, b)
-
-    def mul(self, a, b) -> TensorHandle:
-        """``a * b`` elementwise with broadcasting."""
-        return self._binary(_MUL, "mul", a, b)
-
-    def div(self, a, b) -> TensorHandle:
-        """``a / b`` elementwise with broadcasting (the vector unit's div cost)."""
-        return self._binary(_DIV, "div", a, b)
-
-    def maximum(self, a, b) -> TensorHandle:
-        """Elementwise maximum with broadcasting."""
-        return self._binary(VEC_SUB["maximum"], "maximum", a, b)
-
-    def minimum(self, a, b) -> TensorHandle:
-        """Elementwise minimum with broadcasting."""
-        return self._binary(VEC_SUB["minimum"], "minimum", a, b)
-
-    def lt(self, a, b) -> TensorHandle:
-        """``a < b`` -> bool mask (compare cost). Also the ``<`` operator."""
-        return self._binary(VEC_SUB["lt"], "lt", a, b, "bool")
-
-    def le(self, a, b) -> TensorHandle:
-        """``a <= b`` -> bool mask. Also the ``<=`` operator."""
-        return self._binary(VEC_SUB["le"], "le", a, b, "bool")
-
-    def gt(self, a, b) -> TensorHandle:
-        """``a > b`` -> bool mask. Also the ``>`` operator."""
-        return self._binary(VEC_SUB["gt"], "gt", a, b, "bool")
-
-    def ge(self, a, b) -> TensorHandle:
-        """``a >= b`` -> bool mask. Also the ``>=`` operator."""
-        return self._binary(VEC_SUB["ge"], "ge", a, b, "bool")
-
-    def eq(self, a, b) -> TensorHandle:
-        """``a == b`` -> bool mask (a function: ``==`` on handles keeps identity semantics)."""
-        return self._binary(VEC_SUB["eq"], "eq", a, b, "bool")
-
-    def ne(self, a, b) -> TensorHandle:
-        """``a != b`` -> bool mask."""
-        return self._binary(VEC_SUB["ne"], "ne", a, b, "bool")
+    # add .. ne and exp .. abs are made by _binary_op / _unary_op below (the hottest calls).
 
     def _unary(self, name: str, x, dtype=None) -> TensorHandle:
         tr = self._b
@@ -268,32 +163,8 @@ class TL:
             if d == "bool":
                 semantic.float_operand(tr, d, name, "its operand")
             dtype = d
-        return tr.vec(f.f_code.co_filename, f.f_lineno, VEC_SUB[name], name, (spec,), i, -1, -1,
+        return tr.vec(f.f_code.co_filename, f.f_lineno, name, (spec,), i, -1, -1,
                       s, n, dtype)
-
-    def exp(self, x) -> TensorHandle:
-        """Elementwise e**x (exp cost)."""
-        return self._unary("exp", x)
-
-    def log(self, x) -> TensorHandle:
-        """Elementwise natural log (log cost)."""
-        return self._unary("log", x)
-
-    def sqrt(self, x) -> TensorHandle:
-        """Elementwise square root (sqrt cost)."""
-        return self._unary("sqrt", x)
-
-    def rsqrt(self, x) -> TensorHandle:
-        """Elementwise 1/sqrt(x) (rsqrt cost)."""
-        return self._unary("rsqrt", x)
-
-    def neg(self, x) -> TensorHandle:
-        """Elementwise ``-x`` (copy cost). Also unary minus."""
-        return self._unary("neg", x)
-
-    def abs(self, x) -> TensorHandle:
-        """Elementwise ``|x|`` (copy cost)."""
-        return self._unary("abs", x)
 
     def cast(self, x, dtype) -> TensorHandle:
         """``x`` converted to ``dtype`` (one CAST command); ``x`` itself when already ``dtype``."""
@@ -325,7 +196,7 @@ class TL:
         if dtype is None or dtype == "bool":
             dtype = "f32" if dc == "bool" else dc
         ids += [-1] * (3 - len(ids))
-        return tr.vec(file, line, VEC_SUB["where"], "where", tuple(ops), ids[0], ids[1], ids[2],
+        return tr.vec(file, line, "where", tuple(ops), ids[0], ids[1], ids[2],
                       shape, numel(shape), dtype)
 
     def full(self, shape, value, dtype="f32") -> TensorHandle:
@@ -336,7 +207,7 @@ class TL:
         dtype = check_dtype(tr, dtype)
         if not semantic.is_scalar(value):
             fail(tr, f"full: value must be a Python number, got {type(value).__name__}")
-        return tr.vec(file, line, VEC_SUB["fill"], "fill", (float(value),), -1, -1, -1, shape,
+        return tr.vec(file, line, "fill", (float(value),), -1, -1, -1, shape,
                       numel(shape), dtype)
 
     def zeros(self, shape, dtype="f32") -> TensorHandle:
@@ -359,7 +230,7 @@ class TL:
                 axis %= len(s)
             else:
                 axis = semantic.axis_of(tr, axis, len(s), name)
-        return tr.reduce(where[0], where[1], REDUCE_SUB[name], name, spec, i, s, axis, d)
+        return tr.reduce(where[0], where[1], name, spec, i, s, axis, d)
 
     def max(self, x, axis=None) -> TensorHandle:
         """Maximum along ``axis`` (None: all elements), keeping the reduced axis with size 1 so
@@ -381,10 +252,10 @@ class TL:
         where = file, line = site()
         m = self._reduce("max", x, axis, where)
         spec, s, d, i, n = operand(tr, x, "softmax operand")
-        z = tr.vec(file, line, _SUB, "sub", (spec, m.id), i, m.id, -1, s, n, d)
-        e = tr.vec(file, line, VEC_SUB["exp"], "exp", (z.id,), z.id, -1, -1, s, n, d)
+        z = tr.vec(file, line, "sub", (spec, m.id), i, m.id, -1, s, n, d)
+        e = tr.vec(file, line, "exp", (z.id,), z.id, -1, -1, s, n, d)
         t = self._reduce("sum", e, axis, where)
-        return tr.vec(file, line, _DIV, "div", (e.id, t.id), e.id, t.id, -1, s, n, d)
+        return tr.vec(file, line, "div", (e.id, t.id), e.id, t.id, -1, s, n, d)
 
     # -- links -------------------------------------------------------------------------------
     def send(self, dir, src: TensorHandle) -> None:
@@ -414,3 +285,141 @@ class TL:
         if after is not None:
             a = operand(tr, after, "recv after")[3]
         return tr.recv(file, line, port, shape, dtype, numel(shape), a)
+
+
+def _binary_op(name: str, out_dtype: str | None, doc: str):
+    """The TL method for elementwise ``name`` of two operands (tensors or Python numbers).
+
+    The hottest path of tracing, so site() and operand()'s fast path are inlined here; anything
+    unusual (views, bad values) goes through semantic.operand."""
+    what = f"{name} operand"
+
+    def op(self, a, b) -> TensorHandle:
+        tr = self._b
+        f = _getframe(1)
+        while f.f_code.co_filename in _INTERNAL:
+            f = f.f_back
+        tens = tr.tensors
+        ta = tb = None
+        if type(a) is TensorHandle:
+            sa = a.id
+            if type(sa) is int and sa >= 0:
+                try:
+                    ta = tens[sa]
+                except IndexError:
+                    pass
+                else:
+                    if a.shape is not ta[0]:
+                        ta = None
+            if ta is None:
+                sa, ash, da, s0, n = operand(tr, a, what)
+            else:
+                s0 = sa
+                ash, da, n = ta
+        elif isinstance(a, TensorHandle):
+            sa, ash, da, s0, n = operand(tr, a, what)
+        else:
+            sa = None
+        if type(b) is TensorHandle:
+            sb = b.id
+            if type(sb) is int and sb >= 0:
+                try:
+                    tb = tens[sb]
+                except IndexError:
+                    pass
+                else:
+                    if b.shape is not tb[0]:
+                        tb = None
+            if tb is None:
+                sb, bsh, db, s1, nb = operand(tr, b, what)
+            else:
+                s1 = sb
+                bsh, db, nb = tb
+        elif isinstance(b, TensorHandle):
+            sb, bsh, db, s1, nb = operand(tr, b, what)
+        else:
+            sb = None
+        if sa is not None:
+            like = ta
+            if sb is not None:
+                if ash is not bsh and ash != bsh:
+                    ash = broadcast(tr, ash, bsh, name)
+                    n = numel(ash)
+                    like = None
+                if da != db:
+                    da = promote(da, db)
+                ops = (sa, sb)
+            elif type(b) is float or type(b) is int or semantic.is_scalar(b):
+                ops, s1 = (sa, float(b)), -1
+            else:
+                fail(tr, f"{name}: expected a tensor or a Python number, got {type(b).__name__}")
+        elif sb is not None:
+            if not (type(a) is float or type(a) is int or semantic.is_scalar(a)):
+                fail(tr, f"{name}: expected a tensor or a Python number, got {type(a).__name__}")
+            ops, s0, s1, ash, da, n, like = (float(a), sb), s1, -1, bsh, db, nb, tb
+        else:
+            fail(tr, f"{name} needs at least one tensor operand, got {type(a).__name__} and "
+                     f"{type(b).__name__}")
+        if out_dtype is not None:
+            da = out_dtype
+        elif da == "bool":
+            da = "f32"
+        if like is not None and like[1] != da:
+            like = None
+        return tr.vec(f.f_code.co_filename, f.f_lineno, name, ops, s0, s1, -1, ash, n, da, like)
+
+    op.__name__ = name
+    op.__qualname__ = f"TL.{name}"
+    op.__doc__ = doc
+    return op
+
+
+def _unary_op(name: str, doc: str):
+    """The TL method for elementwise ``name`` of one tensor, same dtype out."""
+    what = f"{name} operand"
+
+    def op(self, x) -> TensorHandle:
+        tr = self._b
+        f = _getframe(1)
+        while f.f_code.co_filename in _INTERNAL:
+            f = f.f_back
+        spec, s, d, i, n = operand(tr, x, what)
+        if d == "bool":
+            semantic.float_operand(tr, d, name, "its operand")
+        like = tr.tensors[i] if spec is i else None  # its own buffer: the result is alike
+        if like is not None and like[0] is not s:
+            like = None
+        return tr.vec(f.f_code.co_filename, f.f_lineno, name, (spec,), i, -1, -1, s, n, d, like)
+
+    op.__name__ = name
+    op.__qualname__ = f"TL.{name}"
+    op.__doc__ = doc
+    return op
+
+
+for _name, _out, _doc in (
+    ("add", None, "``a + b`` elementwise with broadcasting; either may be a Python number (immediate)."),
+    ("sub", None, "``a - b`` elementwise with broadcasting."),
+    ("mul", None, "``a * b`` elementwise with broadcasting."),
+    ("div", None, "``a / b`` elementwise with broadcasting (the vector unit's div cost)."),
+    ("maximum", None, "Elementwise maximum with broadcasting."),
+    ("minimum", None, "Elementwise minimum with broadcasting."),
+    ("lt", "bool", "``a < b`` -> bool mask (compare cost). Also the ``<`` operator."),
+    ("le", "bool", "``a <= b`` -> bool mask. Also the ``<=`` operator."),
+    ("gt", "bool", "``a > b`` -> bool mask. Also the ``>`` operator."),
+    ("ge", "bool", "``a >= b`` -> bool mask. Also the ``>=`` operator."),
+    ("eq", "bool", "``a == b`` -> bool mask (a function: ``==`` on handles keeps identity semantics)."),
+    ("ne", "bool", "``a != b`` -> bool mask."),
+):
+    setattr(TL, _name, _binary_op(_name, _out, _doc))
+
+for _name, _doc in (
+    ("exp", "Elementwise e**x (exp cost)."),
+    ("log", "Elementwise natural log (log cost)."),
+    ("sqrt", "Elementwise square root (sqrt cost)."),
+    ("rsqrt", "Elementwise 1/sqrt(x) (rsqrt cost)."),
+    ("neg", "Elementwise ``-x`` (copy cost). Also unary minus."),
+    ("abs", "Elementwise ``|x|`` (copy cost)."),
+):
+    setattr(TL, _name, _unary_op(_name, _doc))
+del _name, _out, _doc

@@ -125,6 +125,8 @@ class TransposedView(TensorHandle):
     Same ``id`` as the buffer, no command, no cost. A view made from it with the
     ``TensorHandle(...)`` constructor is a plain reshape of the buffer again."""
 
+    __slots__ = ()
+
 
 def fmt_shape(shape) -> str:
     """(64,128) / (64,): shapes as error messages and labels print them."""
@@ -178,11 +180,14 @@ def operand(tr, h, what: str = "operand"):
 
     ``spec`` is what functional replay needs: the tensor id, or (id, shape, transposed) for a
     view. The buffer's dtype wins over the handle's (a view is a reshape, not a bitcast).
-    Fast path: the very handle the builder returned, shape untouched."""
+    Fast path: a plain handle whose shape is the very tuple of its buffer (the handle the
+    builder returned, or a copy of it), which the slow path would resolve the same way."""
     try:
-        t = tr.tensors[h.id]
-        if t[2] is h and h.shape is t[0]:
-            return h.id, t[0], t[1], h.id, t[3]
+        i = h.id
+        if type(i) is int and i >= 0 and type(h) is TensorHandle:
+            t = tr.tensors[i]
+            if h.shape is t[0]:
+                return i, t[0], t[1], i, t[2]
     except (AttributeError, IndexError, TypeError):
         pass
     return operand_slow(tr, h, what)
@@ -205,7 +210,7 @@ def operand_slow(tr, h, what: str):
         except (TypeError, ValueError):
             fail(tr, f"{what} (a view of tensor {i}) has shape {h.shape!r}: expected a tuple of ints")
     trans = isinstance(h, TransposedView)
-    buf, dtype, _, nbuf = tensors[i]
+    buf, dtype, nbuf = tensors[i]
     n = numel(s)
     if n != nbuf and tr.functional:
         fail(tr, f"{what} is a view of tensor {i} with shape {_fmt(s)} ({n} elements), "
@@ -224,6 +229,19 @@ def broadcast(tr, a: tuple, b: tuple, op: str) -> tuple:
     """Numpy broadcasting of two shapes, or a KernelError showing both."""
     if a == b:
         return a
+    out = _BROADCAST.get((a, b))
+    if out is not None:
+        return out
+    out = _broadcast(tr, a, b, op)
+    if len(_BROADCAST) < 4096:  # a kernel uses a handful of shape pairs, again and again
+        _BROADCAST[(a, b)] = out
+    return out
+
+
+_BROADCAST: dict = {}
+
+
+def _broadcast(tr, a: tuple, b: tuple, op: str) -> tuple:
     la, lb = len(a), len(b)
     n = la if la > lb else lb
     a2 = (1,) * (n - la) + a

@@ -8,25 +8,23 @@ mismatch is reported with both kernel lines rather than as a malformed program.
 """
 from __future__ import annotations
 
-import bisect
 import gc
 import inspect
 import os
 import traceback
-import weakref
 from typing import Callable
 
 import numpy as np
 
 from .._core import simulate
 from ..common.errors import KernbenchError, KernelError
-from ..common.pe_commands import _OPERATOR_TARGET, N_PORTS, OPPOSITE, Port, Program
-from ..language.builder import PEBuilder
+from ..common.pe_commands import _OPERATOR_TARGET, N_PORTS, OPPOSITE, Opcode, Port, Program
+from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
 from ..language.semantic import _INTERNAL
 from ..language.semantic import fmt_shape as fmt
 from .memory import DeviceArray, arg_repr
-from .replay import label_of, replay
+from .replay import replay
 from .result import LaunchResult
 
 __all__ = ["launch", "MODES"]
@@ -66,77 +64,142 @@ def _pe(hw, g: int) -> tuple:
     return (g % hw.pes_per_cube, g // hw.pes_per_cube)
 
 
-def _check_messages(hw, builders: list, nbr: np.ndarray, grid: tuple) -> None:
-    """Pair the k-th send on each port with the k-th recv on the neighbour's opposite port."""
-    for g, b in enumerate(builders):
-        for p in range(N_PORTS):
-            q = int(nbr[g, p])
-            if q < 0:
-                continue  # tl.send/recv already refused ports with no neighbour
-            back = int(OPPOSITE[p])
-            other = builders[q]
-            sends = b.sends[p] if b is not None else []
-            recvs = other.recvs[back] if other is not None else []
-            if len(sends) != len(recvs):
-                # Name the first unmatched message on whichever side has more.
-                if len(sends) > len(recvs):
-                    _, shape, dtype, file, line = sends[len(recvs)]
-                    who = (f"PE {_pe(hw, g)} at {os.path.basename(file)}:{line} sends message "
-                           f"#{len(recvs) + 1} on port {Port(p).name}")
-                else:
-                    _, shape, dtype, file, line = recvs[len(sends)]
-                    who = (f"PE {_pe(hw, q)} at {os.path.basename(file)}:{line} posts recv "
-                           f"#{len(sends) + 1} on port {Port(back).name}")
-                idle = q if other is None else g if b is None else None
-                why = ("" if idle is None else
-                       f" (PE {_pe(hw, idle)} ran no program or returned before any tl call; the "
-                       f"launch grid is {grid})")
-                raise KernelError(
-                    f"{who}, but PE {_pe(hw, g)} sends {len(sends)} message(s) on port "
-                    f"{Port(p).name} and PE {_pe(hw, q)} posts {len(recvs)} recv(s) on port "
-                    f"{Port(back).name}{why}: every send needs exactly one matching recv",
-                    pe=_pe(hw, g), where=f"{file}:{line}",
-                )
-            for s, r in zip(sends, recvs):
-                if s[1] != r[1] or s[2] != r[2]:
-                    raise KernelError(
-                        f"PE {_pe(hw, q)} at {os.path.basename(r[3])}:{r[4]}: recv on port "
-                        f"{Port(back).name} expects {fmt(r[1])} {r[2]}, but the matching send of "
-                        f"PE {_pe(hw, g)} at {os.path.basename(s[3])}:{s[4]} sends {fmt(s[1])} "
-                        f"{s[2]}",
-                        pe=_pe(hw, q), where=f"{r[3]}:{r[4]}",
-                    )
+def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, nbr: np.ndarray,
+                    grid: tuple) -> None:
+    """Pair the k-th send on each port with the k-th recv on the neighbour's opposite port.
+
+    Links are checked in (PE, port) order; the first link with a count or shape/dtype mismatch
+    is reported, naming both kernel lines. Vectorized over the whole program."""
+    c = program.commands
+    n_pes = hw.n_pes
+    counts = np.diff(program.cmd_offsets)
+    op = c["opcode"]
+    send_i = np.flatnonzero(op == Opcode.SEND)
+    recv_i = np.flatnonzero(op == Opcode.RECV)
+    if len(send_i) == 0 and len(recv_i) == 0:
+        return
+    pe_of = lambda idx: np.searchsorted(program.cmd_offsets, idx, side="right") - 1  # noqa: E731
+    nbr_flat = np.asarray(nbr, np.int64).ravel()
+    opposite = np.array([int(q) for q in OPPOSITE], np.int64)
+    s_port = c["port"][send_i].astype(np.int64)
+    s_link = pe_of(send_i) * N_PORTS + s_port
+    r_port = c["port"][recv_i].astype(np.int64)
+    # a recv on (q, back) pairs with the sends of the link (nbr[q, back], OPPOSITE[back])
+    r_link = nbr_flat[pe_of(recv_i) * N_PORTS + r_port] * N_PORTS + opposite[r_port]
+    n_links = n_pes * N_PORTS
+    ns = np.bincount(s_link, minlength=n_links)
+    nr = np.bincount(r_link, minlength=n_links)
+    wired = nbr_flat >= 0  # tl.send/recv already refused ports with no neighbour
+    count_bad = wired & (ns != nr)
+    # Messages in link order, program order within a link (stable sorts keep it).
+    s_order = np.argsort(s_link, kind="stable")
+    r_order = np.argsort(r_link, kind="stable")
+    s_sorted, r_sorted = send_i[s_order], recv_i[r_order]
+    s_linkk, r_linkk = s_link[s_order], r_link[r_order]
+    # Shapes and dtypes of the links whose counts agree, compared pair by pair.
+    keys = table.keys
+    msg_type = {}
+    type_of_site = np.array([msg_type.setdefault((k[4], k[5]), len(msg_type)) if k[0] in ("send", "recv")
+                             else -1 for k in keys], np.int64)
+    s_ok = ~count_bad[s_linkk]
+    r_ok = ~count_bad[r_linkk]
+    ps, pr = s_sorted[s_ok], r_sorted[r_ok]
+    mismatch = np.flatnonzero(type_of_site[sites[ps]] != type_of_site[sites[pr]])
+    first_count = np.flatnonzero(count_bad)
+    lk_count = int(first_count[0]) if len(first_count) else n_links
+    lk_shape = int(s_linkk[s_ok][mismatch[0]]) if len(mismatch) else n_links
+    if lk_count == n_links and lk_shape == n_links:
+        return
+
+    def site(i: int) -> tuple:
+        return keys[int(sites[i])]
+
+    if lk_count <= lk_shape:
+        g, p = divmod(lk_count, N_PORTS)
+        q, back = int(nbr_flat[lk_count]), int(OPPOSITE[p])
+        n_s, n_r = int(ns[lk_count]), int(nr[lk_count])
+        # Name the first unmatched message on whichever side has more.
+        if n_s > n_r:
+            k = site(s_sorted[np.searchsorted(s_linkk, lk_count) + n_r])
+            who = (f"PE {_pe(hw, g)} at {os.path.basename(k[1])}:{k[2]} sends message "
+                   f"#{n_r + 1} on port {Port(p).name}")
+        else:
+            k = site(r_sorted[np.searchsorted(r_linkk, lk_count) + n_s])
+            who = (f"PE {_pe(hw, q)} at {os.path.basename(k[1])}:{k[2]} posts recv "
+                   f"#{n_s + 1} on port {Port(back).name}")
+        idle = q if counts[q] == 0 else g if counts[g] == 0 else None
+        why = ("" if idle is None else
+               f" (PE {_pe(hw, idle)} ran no program or returned before any tl call; the "
+               f"launch grid is {grid})")
+        raise KernelError(
+            f"{who}, but PE {_pe(hw, g)} sends {n_s} message(s) on port "
+            f"{Port(p).name} and PE {_pe(hw, q)} posts {n_r} recv(s) on port "
+            f"{Port(back).name}{why}: every send needs exactly one matching recv",
+            pe=_pe(hw, g), where=f"{k[1]}:{k[2]}",
+        )
+    g, p = divmod(lk_shape, N_PORTS)
+    q, back = int(nbr_flat[lk_shape]), int(OPPOSITE[p])
+    s, r = site(ps[mismatch[0]]), site(pr[mismatch[0]])
+    raise KernelError(
+        f"PE {_pe(hw, q)} at {os.path.basename(r[1])}:{r[2]}: recv on port "
+        f"{Port(back).name} expects {fmt(r[4])} {r[5]}, but the matching send of "
+        f"PE {_pe(hw, g)} at {os.path.basename(s[1])}:{s[2]} sends {fmt(s[4])} "
+        f"{s[5]}",
+        pe=_pe(hw, q), where=f"{r[1]}:{r[2]}",
+    )
 
 
-def _describers(program: Program, metas: list) -> tuple[Callable, Callable, Callable]:
-    """(label, source, describe) of a global command index, from each PE's command metadata."""
-    offs = program.cmd_offsets.tolist()
+def _assemble(hw, builders: list) -> tuple[Program, np.ndarray, SiteTable]:
+    """The launch's Program, the site of every global command and the site table.
 
-    def meta(i: int) -> tuple:
-        g = bisect.bisect_right(offs, i) - 1
-        return metas[g][i - offs[g]]
+    The builders' commands are already one array, in global PE order (their TraceStore's); only
+    the small per-PE tensor tables are put together here."""
+    store = next((b.trace_store for b in builders if b is not None), None)
+    if store is None:
+        store = TraceStore()
+    commands, sites = store.close()
+    n_cmd = [0 if b is None else b.n_commands for b in builders]
+    n_ten = [0 if b is None else len(b.tensor_bytes) for b in builders]
+    cmd_off = np.zeros(hw.n_pes + 1, np.int64)
+    np.cumsum(n_cmd, out=cmd_off[1:])
+    ten_off = np.zeros(hw.n_pes + 1, np.int64)
+    np.cumsum(n_ten, out=ten_off[1:])
+    if cmd_off[-1] != len(commands) or any(
+            b is not None and b.cmd_start != cmd_off[g] for g, b in enumerate(builders)):
+        raise AssertionError("traced programs are not in global PE order in their store")
+    live = [b for b in builders if b is not None]
+    tensor_bytes = np.concatenate([b.tensor_bytes for b in live]) if live else np.zeros(0, np.int64)
+    tensor_pinned = np.concatenate([b.tensor_pinned for b in live]) if live else np.zeros(0, np.uint8)
+    return Program(commands, cmd_off, tensor_bytes, tensor_pinned, ten_off), sites, store.table
+
+
+def _describers(sites: np.ndarray, table: SiteTable) -> tuple[Callable, Callable, Callable]:
+    """(label, source, describe) of a global command index, from its site."""
 
     def label(i: int) -> str:
-        return label_of(meta(i))
+        return table.label(int(sites[i]))
 
     def source(i: int) -> str:
-        m = meta(i)
-        return f"{m[1]}:{m[2]}"
+        return table.source(int(sites[i]))
 
     def describe(i: int) -> str:
-        m = meta(i)
-        return f"{label_of(m)} ({os.path.basename(m[1])}:{m[2]})"
+        k = table.keys[int(sites[i])]
+        return f"{table.label(int(sites[i]))} ({os.path.basename(k[1])}:{k[2]})"
 
     return label, source, describe
 
 
 def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool) -> list:
-    """Run ``kernel`` once per program of ``grid``; PE g's builder (or None) by global index."""
+    """Run ``kernel`` once per program of ``grid``; PE g's finished builder (or None if it emitted
+    nothing) by global index. The builders share one TraceStore (``trace_store``): their commands, in
+    global PE order, and the sites naming them."""
     hw = ctx.hw
     nbr = ctx.neighbours()
     sfr_text = ctx.sfr.describe() if ctx.sfr is not None else "no SFR installed: call ctx.install_sfr()"
     builders: list = [None] * hw.n_pes
     tl = TL(grid)
+    store = TraceStore()
+    n_programs, traced = grid[0] * grid[1], 0
     name = getattr(kernel, "__name__", repr(kernel))
     kfile = getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>")
     _OPERATOR_TARGET.append(tl)
@@ -149,7 +212,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
             for p in range(grid[0]):
                 g = c * hw.pes_per_cube + p
                 b = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr[g],
-                              sfr_text=sfr_text)
+                              sfr_text=sfr_text, store=store)
                 tl._begin(b)
                 try:
                     kernel(*args, tl=tl, **kwargs)
@@ -162,8 +225,15 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
                         f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}: {e}",
                         pe=(p, c), where=f"{file}:{line}",
                     ) from e
-                if b.meta:
+                tl._begin(None)
+                # Compact now: the program's handles and Python lists go before the next one.
+                b.finish()
+                if b.n_commands:
                     builders[g] = b
+                # Programs of one kernel emit about as many commands each: size the store for
+                # the launch (with room to spare: it costs address space, a regrowth copies).
+                traced += 1
+                store.expect(store.n * n_programs // traced * 5 // 4)
     finally:
         _OPERATOR_TARGET.pop()
         if gc_on:
@@ -196,17 +266,17 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     gc.disable()
     try:
         builders = trace(ctx, kernel, grid, k_args, k_kwargs, functional)
-        program = Program.from_streams([None if b is None else b.build() for b in builders])
-        nbr = ctx.neighbours()
-        _check_messages(hw, builders, nbr, grid)
-        # From here on only the metadata is kept (labels, replay): the builders and their
-        # handles go, so tensors the kernel did not hold on to are freed as replay goes.
-        metas = [None if b is None else b.meta for b in builders]
-        handles = None
+        metas = handles = None
         if functional:
-            handles = [None if b is None else [weakref.ref(t[2]) for t in b.tensors] for b in builders]
+            metas = [None if b is None else b.meta for b in builders]
+            handles = [None if b is None else b.handles for b in builders]
+        program, sites, table = _assemble(hw, builders)
+        # From here on only the arrays, the sites and (functional) the replay metadata are kept:
+        # the builders go, so tensors the kernel did not hold on to are freed as replay goes.
         del builders
-        label, source, describe = _describers(program, metas)
+        nbr = ctx.neighbours()
+        _check_messages(hw, program, sites, table, nbr, grid)
+        label, source, describe = _describers(sites, table)
         engine = simulate(hw, nbr, program, detail=detail, max_cycles=max_cycles,
                           record_events=record_events, strict_sram=strict_sram, describe=describe)
         if functional:

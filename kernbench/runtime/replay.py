@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..language.semantic import NP_DTYPES, fmt_shape
+from ..language.semantic import NP_DTYPES
 
-__all__ = ["replay", "value_of", "label_of"]
+__all__ = ["replay", "value_of"]
 
 _F32 = np.dtype(np.float32)
 
@@ -152,32 +152,3 @@ def replay(program, engine, metas: list, handles: list, memory) -> None:
                     rd[sid] -= 1
                     if rd[sid] == 0:
                         v[sid] = None
-
-
-# -- names ---------------------------------------------------------------------------------------
-_PORT = ("E", "W", "N", "S")
-
-
-_fmt = fmt_shape
-
-
-def label_of(m: tuple) -> str:
-    """A command in the kernel's words, e.g. "dot (64,128)x(128,64) f16"."""
-    kind = m[0]
-    if kind == "vec":
-        return f"{m[3]} {_fmt(m[5])} {m[6]}"
-    if kind == "load":
-        return f"load {_fmt(m[5])} {m[7]} from {m[3].name}"
-    if kind == "store":
-        return f"store {_fmt(m[6])} {m[4].dtype} to {m[4].name}"
-    if kind == "dot":
-        d = m[7] if m[7] == m[8] else f"{m[7]}x{m[8]}"
-        return f"dot {_fmt(m[5])}x{_fmt(m[6])} {d}"
-    if kind == "reduce":
-        ax = "all" if m[6] is None else m[6]
-        return f"{m[3]}-reduce {_fmt(m[5])} axis {ax} {m[7]}"
-    if kind == "send":
-        return f"send to {_PORT[m[4]]} {_fmt(m[5])} {m[6]}"
-    if kind == "recv":
-        return f"recv from {_PORT[m[3]]} {_fmt(m[4])} {m[5]}"
-    return kind
