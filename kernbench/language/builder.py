@@ -64,6 +64,7 @@ SRAM_ALIGN = 64
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
 #: bound on the Python lists a program holds.
 FLUSH_EVERY = 1 << 14
+_FLUSH_MASK = FLUSH_EVERY - 1
 
 _LOAD, _STORE, _DOT, _VEC, _REDUCE, _SEND, _RECV = (int(o) for o in Opcode)
 _DMA, _GEMM, _VECTOR = int(Unit.DMA), int(Unit.GEMM), int(Unit.VECTOR)
@@ -155,13 +156,14 @@ class SiteTable:
     Every PE traced in a launch shares one table, so a command costs one small int for its
     fields, its name and its kernel line."""
 
-    __slots__ = ("index", "keys", "_labels", "_fields")
+    __slots__ = ("index", "keys", "_labels", "_fields", "_records")
 
     def __init__(self) -> None:
         self.index: dict = {}
         self.keys: list = []
         self._labels: dict = {}
         self._fields = np.zeros((0, _OUT_BYTES + 1), np.int64)
+        self._records = np.zeros(0, COMMAND_DTYPE)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -182,6 +184,18 @@ class SiteTable:
             new = np.array([site_fields(k) for k in self.keys[len(f):]], np.int64)
             f = self._fields = np.concatenate([f, new.reshape(-1, _OUT_BYTES + 1)])
         return f
+
+    def records(self) -> np.ndarray:
+        """One COMMAND_DTYPE record per site: its command with no operand and no result."""
+        if len(self._records) < len(self.keys):
+            f = self.fields()
+            r = np.zeros(len(f), COMMAND_DTYPE)
+            for j, name in enumerate(SITE_COLUMNS):
+                r[name] = f[:, j]
+            for name in ("src0", "src1", "src2", "dst"):
+                r[name] = -1
+            self._records = r
+        return self._records
 
     def label(self, i: int) -> str:
         s = self._labels.get(i)
@@ -217,7 +231,7 @@ class TraceStore:
         self._expected = int(n_commands)
 
     def _grow(self, need: int) -> None:
-        cap = max(need, 2 * len(self._commands))
+        cap = max(need, 4 * len(self._commands))  # few copies while the first PE is traced
         try:  # the expected size costs address space only; fall back to doubling if refused
             big = max(cap, self._expected)
             c, s = np.empty(big, COMMAND_DTYPE), np.empty(big, np.int32)
@@ -240,14 +254,12 @@ class TraceStore:
         if z > len(self._commands):
             self._grow(z)
         site = rec[:, 0]
-        f = self.table.fields()[site]
         out = self._commands[a:z]
-        for j, name in enumerate(SITE_COLUMNS):
-            out[name] = f[:, j]
+        np.take(self.table.records(), site, out=out, mode="clip")  # sites are valid; "raise" buffers
         out["src0"] = rec[:, 1]
         out["src1"] = rec[:, 2]
         out["src2"] = rec[:, 3]
-        out_bytes = f[:, _OUT_BYTES]
+        out_bytes = self.table.fields()[:, _OUT_BYTES][site]
         makes = out_bytes >= 0
         dst = np.cumsum(makes)
         dst += tensor_base - 1
@@ -345,7 +357,7 @@ class PEBuilder:
 
     def _new(self, shape: tuple, dtype: str, n: int, nbytes: int, pinned: bool = False) -> TensorHandle:
         i = len(self.tensors)
-        if not i & (FLUSH_EVERY - 1) and i:
+        if not i & _FLUSH_MASK and i:
             self._flush()
         addr = self.sram_top
         self.sram_top = addr + ((nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN)
@@ -375,7 +387,7 @@ class PEBuilder:
     def dot(self, file, line, sa, sb, ia: int, ib: int, a_shape, b_shape, da: str, db: str,
             m: int, n: int, k: int):
         i = len(self.tensors)
-        if not i & (FLUSH_EVERY - 1) and i:
+        if not i & _FLUSH_MASK and i:
             self._flush()
         t = _DOT_OUT.get((m, n))
         if t is None:
@@ -400,7 +412,7 @@ class PEBuilder:
         n), to share."""
         # _new and _site inlined: this is the most frequent command.
         i = len(self.tensors)
-        if not i & (FLUSH_EVERY - 1) and i:
+        if not i & _FLUSH_MASK and i:
             self._flush()
         nbytes = n * ITEMSIZE[dtype]
         h = TensorHandle(i, self.sram_top, shape, dtype, nbytes, None, "sram", False)
@@ -421,7 +433,7 @@ class PEBuilder:
             geom = _remember(_REDUCE_OUT, (shape, axis, dtype), _reduce_geometry(shape, axis, dtype))
         t = geom[3]
         i = len(self.tensors)
-        if not i & (FLUSH_EVERY - 1) and i:
+        if not i & _FLUSH_MASK and i:
             self._flush()
         nbytes = t[2] * ITEMSIZE[dtype]
         h = TensorHandle(i, self.sram_top, t[0], dtype, nbytes, None, "sram", False)

@@ -15,11 +15,13 @@ from . import semantic
 from .builder import VEC_SUB, PEBuilder
 from .semantic import (
     _INTERNAL,
+    _LINES,
     TransposedView,
     broadcast,
     check_dtype,
     check_shape,
     fail,
+    line_of,
     numel,
     operand,
     promote,
@@ -163,7 +165,7 @@ class TL:
             if d == "bool":
                 semantic.float_operand(tr, d, name, "its operand")
             dtype = d
-        return tr.vec(f.f_code.co_filename, f.f_lineno, name, (spec,), i, -1, -1,
+        return tr.vec(f.f_code.co_filename, line_of(f), name, (spec,), i, -1, -1,
                       s, n, dtype)
 
     def cast(self, x, dtype) -> TensorHandle:
@@ -221,7 +223,7 @@ class TL:
             f = _getframe(1)
             while f.f_code.co_filename in _INTERNAL:
                 f = f.f_back
-            where = (f.f_code.co_filename, f.f_lineno)
+            where = (f.f_code.co_filename, line_of(f))
         spec, s, d, i, _ = operand(tr, x, f"{name} operand")
         if d == "bool":
             semantic.float_operand(tr, d, name, "its operand")
@@ -366,7 +368,10 @@ def _binary_op(name: str, out_dtype: str | None, doc: str):
             da = "f32"
         if like is not None and like[1] != da:
             like = None
-        return tr.vec(f.f_code.co_filename, f.f_lineno, name, ops, s0, s1, -1, ash, n, da, like)
+        co = f.f_code  # line_of(f), inlined
+        e = _LINES.get(id(co) + f.f_lasti)
+        line = e[2] if e is not None and e[0] is co and e[1] == f.f_lasti else line_of(f)
+        return tr.vec(co.co_filename, line, name, ops, s0, s1, -1, ash, n, da, like)
 
     op.__name__ = name
     op.__qualname__ = f"TL.{name}"
@@ -389,7 +394,10 @@ def _unary_op(name: str, doc: str):
         like = tr.tensors[i] if spec is i else None  # its own buffer: the result is alike
         if like is not None and like[0] is not s:
             like = None
-        return tr.vec(f.f_code.co_filename, f.f_lineno, name, (spec,), i, -1, -1, s, n, d, like)
+        co = f.f_code  # line_of(f), inlined
+        e = _LINES.get(id(co) + f.f_lasti)
+        line = e[2] if e is not None and e[0] is co and e[1] == f.f_lasti else line_of(f)
+        return tr.vec(co.co_filename, line, name, (spec,), i, -1, -1, s, n, d, like)
 
     op.__name__ = name
     op.__qualname__ = f"TL.{name}"

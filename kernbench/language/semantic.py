@@ -102,7 +102,33 @@ def site(depth: int = 1) -> tuple:
         f = f.f_back
     if f is None:
         return ("<unknown>", 0)
-    return (f.f_code.co_filename, f.f_lineno)
+    return (f.f_code.co_filename, line_of(f))
+
+
+#: id(code) + instruction offset -> (code, offset, line). A live code object holds its bytecode
+#: inline, so the keys of live code objects never collide; an entry of a dead one is caught by
+#: the identity check.
+_LINES: dict = {}
+
+
+def line_of(f) -> int:
+    """``f.f_lineno``, cached: Python finds a frame's line by scanning its code's line table
+    from the start, which in a long kernel function costs more than the rest of a tl call."""
+    co = f.f_code
+    i = f.f_lasti
+    e = _LINES.get(id(co) + i)
+    if e is not None and e[0] is co and e[1] == i:
+        return e[2]
+    line = f.f_lineno
+    if len(_LINES) >= 1 << 16:
+        _LINES.clear()
+    _LINES[id(co) + i] = (co, i, line)
+    return line
+
+
+def forget_lines() -> None:
+    """Drop the line cache (and with it the code objects it holds): called after each trace."""
+    _LINES.clear()
 
 
 def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:

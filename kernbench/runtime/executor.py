@@ -21,7 +21,7 @@ from ..common.errors import KernbenchError, KernelError
 from ..common.pe_commands import _OPERATOR_TARGET, N_PORTS, OPPOSITE, Opcode, Port, Program
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
-from ..language.semantic import _INTERNAL
+from ..language.semantic import _INTERNAL, forget_lines
 from ..language.semantic import fmt_shape as fmt
 from .memory import DeviceArray, arg_repr
 from .replay import replay
@@ -236,6 +236,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
                 store.expect(store.n * n_programs // traced * 5 // 4)
     finally:
         _OPERATOR_TARGET.pop()
+        forget_lines()
         if gc_on:
             gc.enable()
     return builders
