@@ -50,7 +50,7 @@ import numpy as np
 
 from ..common.pe_commands import COMMAND_DTYPE, N_PORTS, Opcode, TensorHandle, Unit, VecOp
 from . import semantic
-from .semantic import ITEMSIZE, fmt_shape
+from .semantic import ITEMSIZE, fmt_shape, line_of
 
 __all__ = ["PEBuilder", "SiteTable", "TraceStore", "SRAM_ALIGN", "FLUSH_EVERY", "label_of",
            "site_fields"]
@@ -156,11 +156,14 @@ class SiteTable:
     Every PE traced in a launch shares one table, so a command costs one small int for its
     fields, its name and its kernel line."""
 
-    __slots__ = ("index", "keys", "_labels", "_fields", "_records")
+    __slots__ = ("index", "keys", "plans", "_labels", "_fields", "_records")
 
     def __init__(self) -> None:
         self.index: dict = {}
         self.keys: list = []
+        #: id(code) + instruction offset of a kernel call site -> the site it made last time,
+        #: with what it was made of (see PEBuilder.vec): a repeated call skips building its key
+        self.plans: dict = {}
         self._labels: dict = {}
         self._fields = np.zeros((0, _OUT_BYTES + 1), np.int64)
         self._records = np.zeros(0, COMMAND_DTYPE)
@@ -277,6 +280,7 @@ class TraceStore:
     def close(self) -> tuple:
         """Trim to the commands traced and return (commands, sites); nothing is added after."""
         if not self.closed:
+            self.table.plans.clear()  # they hold the kernel's code objects
             # shrinking in place (realloc) moves no data and touches no page
             self._commands.resize(self.n, refcheck=False)
             self._sites.resize(self.n, refcheck=False)
@@ -298,6 +302,7 @@ class PEBuilder:
         "tensors", "pinned", "meta", "sram_top", "cmd_start", "cmd_end",
         "tensor_bytes", "tensor_pinned", "handles", "finished",
         "_flat", "_tb_parts", "_flushed_tensors", "_keep", "_cmd", "_tens", "_meta", "_sget",
+        "_plans",
     )
 
     def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str,
@@ -327,6 +332,7 @@ class PEBuilder:
         self._tens = self.tensors.append
         self._meta = self.meta.append if functional else None
         self._sget = self.site_table.index.get
+        self._plans = self.site_table.plans
 
     @property
     def n_commands(self) -> int:
@@ -384,8 +390,9 @@ class PEBuilder:
             self._meta(("store", file, line, spec, alloc, e0, shape, stride))
 
     # -- GEMM -------------------------------------------------------------------------------
-    def dot(self, file, line, sa, sb, ia: int, ib: int, a_shape, b_shape, da: str, db: str,
+    def dot(self, f, sa, sb, ia: int, ib: int, a_shape, b_shape, da: str, db: str,
             m: int, n: int, k: int):
+        """GEMM of a ``a_shape`` and a ``b_shape`` tensor; ``f`` is the kernel's calling frame."""
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
             self._flush()
@@ -396,21 +403,27 @@ class PEBuilder:
         h = TensorHandle(i, self.sram_top, t[0], "f32", nbytes, None, "sram", False)
         self.sram_top += (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN
         self._tens(t)
-        key = ("dot", file, line, a_shape, b_shape, da, db)
-        j = self._sget(key)
-        self._cmd((self.site_table.add(key) if j is None else j, ia, ib, -1))
+        co = f.f_code
+        p = self._plans.get(id(co) + f.f_lasti)
+        if (p is None or p[0] is not co or p[1] != f.f_lasti or p[2] is not a_shape
+                or p[3] is not b_shape or p[4] is not da or p[5] is not db):
+            file, line = co.co_filename, line_of(f)
+            p = (co, f.f_lasti, a_shape, b_shape, da, db,
+                 self._site(("dot", file, line, a_shape, b_shape, da, db)), file, line)
+            self._plans[id(co) + f.f_lasti] = p
+        self._cmd((p[6], ia, ib, -1))
         if self.functional:
             self._keep.append(h)
-            self._meta(("dot", file, line, sa, sb, a_shape, b_shape, da, db))
+            self._meta(("dot", p[7], p[8], sa, sb, a_shape, b_shape, da, db))
         return h
 
     # -- VECTOR -----------------------------------------------------------------------------
-    def vec(self, file, line, name: str, operands: tuple, s0: int, s1: int, s2: int,
+    def vec(self, f, name: str, operands: tuple, s0: int, s1: int, s2: int,
             shape: tuple, n: int, dtype: str, like: tuple | None = None):
         """Elementwise ``name`` (a VEC_SUB key) -> a ``shape``/``dtype`` tensor of ``n``
-        elements. ``like``: an operand's entry in ``tensors`` when it is exactly (shape, dtype,
-        n), to share."""
-        # _new and _site inlined: this is the most frequent command.
+        elements; ``f`` is the kernel's calling frame. ``like``: an operand's entry in
+        ``tensors`` when it is exactly (shape, dtype, n), to share."""
+        # _new inlined: this is the most frequent command.
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
             self._flush()
@@ -418,16 +431,25 @@ class PEBuilder:
         h = TensorHandle(i, self.sram_top, shape, dtype, nbytes, None, "sram", False)
         self.sram_top += (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN
         self._tens((shape, dtype, n) if like is None else like)
-        key = ("vec", file, line, name, shape, dtype)
-        j = self._sget(key)
-        self._cmd((self.site_table.add(key) if j is None else j, s0, s1, s2))
+        # The site: the one this instruction made last time when made of the same objects
+        # (shapes are shared tuples, names and dtypes interned strings), else built and interned.
+        co = f.f_code
+        p = self._plans.get(id(co) + f.f_lasti)
+        if (p is None or p[0] is not co or p[1] != f.f_lasti or p[2] is not name
+                or p[3] is not shape or p[4] is not dtype):
+            file, line = co.co_filename, line_of(f)
+            p = (co, f.f_lasti, name, shape, dtype, self._site(("vec", file, line, name, shape, dtype)),
+                 file, line)
+            self._plans[id(co) + f.f_lasti] = p
+        self._cmd((p[5], s0, s1, s2))
         if self.functional:
             self._keep.append(h)
-            self._meta(("vec", file, line, name, operands, shape, dtype))
+            self._meta(("vec", p[6], p[7], name, operands, shape, dtype))
         return h
 
-    def reduce(self, file, line, name: str, spec, src: int, shape: tuple, axis, dtype: str):
-        """``name`` (a REDUCE_SUB key) over ``axis`` of a ``shape`` tensor; the axis is kept."""
+    def reduce(self, f, name: str, spec, src: int, shape: tuple, axis, dtype: str):
+        """``name`` (a REDUCE_SUB key) over ``axis`` of a ``shape`` tensor, the axis kept; ``f``
+        is the kernel's calling frame."""
         geom = _REDUCE_OUT.get((shape, axis, dtype))
         if geom is None:
             geom = _remember(_REDUCE_OUT, (shape, axis, dtype), _reduce_geometry(shape, axis, dtype))
@@ -439,12 +461,18 @@ class PEBuilder:
         h = TensorHandle(i, self.sram_top, t[0], dtype, nbytes, None, "sram", False)
         self.sram_top += (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN
         self._tens(t)
-        key = ("reduce", file, line, name, shape, axis, dtype)
-        j = self._sget(key)
-        self._cmd((self.site_table.add(key) if j is None else j, src, -1, -1))
+        co = f.f_code
+        p = self._plans.get(id(co) + f.f_lasti)
+        if (p is None or p[0] is not co or p[1] != f.f_lasti or p[2] is not name
+                or p[3] is not shape or p[4] is not axis or p[5] is not dtype):
+            file, line = co.co_filename, line_of(f)
+            p = (co, f.f_lasti, name, shape, axis, dtype,
+                 self._site(("reduce", file, line, name, shape, axis, dtype)), file, line)
+            self._plans[id(co) + f.f_lasti] = p
+        self._cmd((p[6], src, -1, -1))
         if self.functional:
             self._keep.append(h)
-            self._meta(("reduce", file, line, name, spec, shape, axis, dtype))
+            self._meta(("reduce", p[7], p[8], name, spec, shape, axis, dtype))
         return h
 
     # -- links ------------------------------------------------------------------------------
@@ -480,7 +508,7 @@ class PEBuilder:
             self.handles = [weakref.ref(h) for h in self._keep]
         self.finished = True
         self.tensors = self._flat = self._tb_parts = self._keep = None
-        self._cmd = self._tens = self._meta = self._sget = None
+        self._cmd = self._tens = self._meta = self._sget = self._plans = None
 
     def build(self):
         """(commands, tensor_bytes, tensor_pinned) for Program.from_streams, or None if silent."""

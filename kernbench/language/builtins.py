@@ -15,17 +15,16 @@ from . import semantic
 from .builder import VEC_SUB, PEBuilder
 from .semantic import (
     _INTERNAL,
-    _LINES,
     TransposedView,
     broadcast,
     check_dtype,
     check_shape,
     fail,
-    line_of,
     numel,
     operand,
     promote,
     site,
+    site_frame,
 )
 
 __all__ = ["TL"]
@@ -118,13 +117,13 @@ class TL:
         Inputs f16/bf16 (2-byte operands), fp8 (1 byte) or f32 (4 bytes, costs operand
         bandwidth); accumulation is f32. One DOT command: cost in docs/hardware-model.md."""
         tr = self._b
-        file, line = site()
+        f = site_frame()
         sa, ash, da, ia, _ = operand(tr, a, "dot a")
         sb, bsh, db, ib, _ = operand(tr, b, "dot b")
         semantic.float_operand(tr, da, "dot", "a")
         semantic.float_operand(tr, db, "dot", "b")
         m, n, k = semantic.dot_shapes(tr, ash, bsh)
-        return tr.dot(file, line, sa, sb, ia, ib, ash, bsh, da, db, m, n, k)
+        return tr.dot(f, sa, sb, ia, ib, ash, bsh, da, db, m, n, k)
 
     # -- views (no command) --------------------------------------------------------------------
     def trans(self, x: TensorHandle) -> TensorHandle:
@@ -165,8 +164,7 @@ class TL:
             if d == "bool":
                 semantic.float_operand(tr, d, name, "its operand")
             dtype = d
-        return tr.vec(f.f_code.co_filename, line_of(f), name, (spec,), i, -1, -1,
-                      s, n, dtype)
+        return tr.vec(f, name, (spec,), i, -1, -1, s, n, dtype)
 
     def cast(self, x, dtype) -> TensorHandle:
         """``x`` converted to ``dtype`` (one CAST command); ``x`` itself when already ``dtype``."""
@@ -181,7 +179,7 @@ class TL:
         """``a`` where ``cond`` is true (non-zero) else ``b``, with broadcasting; ``a`` and ``b``
         may be Python numbers. One SELECT command reading up to three tensors."""
         tr = self._b
-        file, line = site()
+        f = site_frame()
         sc, shape, dc, ic, _ = operand(tr, cond, "where condition")
         ops, ids, dtype = [sc], [ic], None
         for x, what in ((a, "where a"), (b, "where b")):
@@ -198,19 +196,17 @@ class TL:
         if dtype is None or dtype == "bool":
             dtype = "f32" if dc == "bool" else dc
         ids += [-1] * (3 - len(ids))
-        return tr.vec(file, line, "where", tuple(ops), ids[0], ids[1], ids[2],
-                      shape, numel(shape), dtype)
+        return tr.vec(f, "where", tuple(ops), ids[0], ids[1], ids[2], shape, numel(shape), dtype)
 
     def full(self, shape, value, dtype="f32") -> TensorHandle:
         """A new tensor of ``shape`` filled with ``value`` (one FILL command)."""
         tr = self._b
-        file, line = site()
+        f = site_frame()
         shape = check_shape(tr, shape, "full shape")
         dtype = check_dtype(tr, dtype)
         if not semantic.is_scalar(value):
             fail(tr, f"full: value must be a Python number, got {type(value).__name__}")
-        return tr.vec(file, line, "fill", (float(value),), -1, -1, -1, shape,
-                      numel(shape), dtype)
+        return tr.vec(f, "fill", (float(value),), -1, -1, -1, shape, numel(shape), dtype)
 
     def zeros(self, shape, dtype="f32") -> TensorHandle:
         """``full(shape, 0, dtype)``."""
@@ -220,10 +216,9 @@ class TL:
     def _reduce(self, name: str, x, axis, where=None) -> TensorHandle:
         tr = self._b
         if where is None:
-            f = _getframe(1)
-            while f.f_code.co_filename in _INTERNAL:
-                f = f.f_back
-            where = (f.f_code.co_filename, line_of(f))
+            where = _getframe(1)
+            while where.f_code.co_filename in _INTERNAL:
+                where = where.f_back
         spec, s, d, i, _ = operand(tr, x, f"{name} operand")
         if d == "bool":
             semantic.float_operand(tr, d, name, "its operand")
@@ -232,7 +227,7 @@ class TL:
                 axis %= len(s)
             else:
                 axis = semantic.axis_of(tr, axis, len(s), name)
-        return tr.reduce(where[0], where[1], name, spec, i, s, axis, d)
+        return tr.reduce(where, name, spec, i, s, axis, d)
 
     def max(self, x, axis=None) -> TensorHandle:
         """Maximum along ``axis`` (None: all elements), keeping the reduced axis with size 1 so
@@ -251,13 +246,13 @@ class TL:
         """``exp(x - max) / sum(exp(x - max))`` along ``axis``: five commands (max-reduce, sub,
         exp, sum-reduce, div), each rounded to ``x``'s dtype like the same ops written by hand."""
         tr = self._b
-        where = file, line = site()
-        m = self._reduce("max", x, axis, where)
+        f = site_frame()
+        m = self._reduce("max", x, axis, f)
         spec, s, d, i, n = operand(tr, x, "softmax operand")
-        z = tr.vec(file, line, "sub", (spec, m.id), i, m.id, -1, s, n, d)
-        e = tr.vec(file, line, "exp", (z.id,), z.id, -1, -1, s, n, d)
-        t = self._reduce("sum", e, axis, where)
-        return tr.vec(file, line, "div", (e.id, t.id), e.id, t.id, -1, s, n, d)
+        z = tr.vec(f, "sub", (spec, m.id), i, m.id, -1, s, n, d)
+        e = tr.vec(f, "exp", (z.id,), z.id, -1, -1, s, n, d)
+        t = self._reduce("sum", e, axis, f)
+        return tr.vec(f, "div", (e.id, t.id), e.id, t.id, -1, s, n, d)
 
     # -- links -------------------------------------------------------------------------------
     def send(self, dir, src: TensorHandle) -> None:
@@ -368,10 +363,7 @@ def _binary_op(name: str, out_dtype: str | None, doc: str):
             da = "f32"
         if like is not None and like[1] != da:
             like = None
-        co = f.f_code  # line_of(f), inlined
-        e = _LINES.get(id(co) + f.f_lasti)
-        line = e[2] if e is not None and e[0] is co and e[1] == f.f_lasti else line_of(f)
-        return tr.vec(co.co_filename, line, name, ops, s0, s1, -1, ash, n, da, like)
+        return tr.vec(f, name, ops, s0, s1, -1, ash, n, da, like)
 
     op.__name__ = name
     op.__qualname__ = f"TL.{name}"
@@ -394,10 +386,7 @@ def _unary_op(name: str, doc: str):
         like = tr.tensors[i] if spec is i else None  # its own buffer: the result is alike
         if like is not None and like[0] is not s:
             like = None
-        co = f.f_code  # line_of(f), inlined
-        e = _LINES.get(id(co) + f.f_lasti)
-        line = e[2] if e is not None and e[0] is co and e[1] == f.f_lasti else line_of(f)
-        return tr.vec(co.co_filename, line, name, (spec,), i, -1, -1, s, n, d, like)
+        return tr.vec(f, name, (spec,), i, -1, -1, s, n, d, like)
 
     op.__name__ = name
     op.__qualname__ = f"TL.{name}"

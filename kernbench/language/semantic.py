@@ -27,6 +27,8 @@ __all__ = [
     "dtype_name",
     "fail",
     "site",
+    "site_frame",
+    "line_of",
     "kernel_error",
 ]
 
@@ -90,6 +92,16 @@ def register_internal(path: str) -> None:
 
 register_internal(__file__)
 register_internal(sys.modules[TensorHandle.__module__].__file__)
+
+
+def site_frame(depth: int = 1):
+    """The innermost frame outside kernbench's language: the kernel's call site (a frame, for
+    the builder's per-instruction caches; :func:`site` gives its file and line)."""
+    f = sys._getframe(depth + 1)
+    internal = _INTERNAL
+    while f.f_code.co_filename in internal and f.f_back is not None:
+        f = f.f_back
+    return f
 
 
 def site(depth: int = 1) -> tuple:
