@@ -60,6 +60,7 @@ semantic.register_internal(__file__)
 #: SRAM addresses are handed out in program order at this alignment (a naming aid: the engine
 #: owns liveness, so addresses are unique per PE and never reused).
 SRAM_ALIGN = 64
+_PAD, _ALIGNED = SRAM_ALIGN - 1, -SRAM_ALIGN
 
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
 #: bound on the Python lists a program holds.
@@ -161,9 +162,10 @@ class SiteTable:
     def __init__(self) -> None:
         self.index: dict = {}
         self.keys: list = []
-        #: id(code) + instruction offset of a kernel call site -> the site it made last time,
-        #: with what it was made of (see PEBuilder.vec): a repeated call skips building its key
-        self.plans: dict = {}
+        #: by kind of call: id(code) + instruction offset of a kernel call site -> the site it
+        #: made last time, with what it was made of (see PEBuilder.vec): a repeated call skips
+        #: building its key
+        self.plans: dict = {"vec": {}, "dot": {}, "reduce": {}, "other": {}}
         self._labels: dict = {}
         self._fields = np.zeros((0, _OUT_BYTES + 1), np.int64)
         self._records = np.zeros(0, COMMAND_DTYPE)
@@ -280,7 +282,8 @@ class TraceStore:
     def close(self) -> tuple:
         """Trim to the commands traced and return (commands, sites); nothing is added after."""
         if not self.closed:
-            self.table.plans.clear()  # they hold the kernel's code objects
+            for plans in self.table.plans.values():
+                plans.clear()  # they hold the kernel's code objects
             # shrinking in place (realloc) moves no data and touches no page
             self._commands.resize(self.n, refcheck=False)
             self._sites.resize(self.n, refcheck=False)
@@ -302,7 +305,7 @@ class PEBuilder:
         "tensors", "pinned", "meta", "sram_top", "cmd_start", "cmd_end",
         "tensor_bytes", "tensor_pinned", "handles", "finished",
         "_flat", "_tb_parts", "_flushed_tensors", "_keep", "_cmd", "_tens", "_meta", "_sget",
-        "_plans",
+        "_vec_plans", "_dot_plans", "_reduce_plans", "_other_plans",
     )
 
     def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str,
@@ -310,7 +313,7 @@ class PEBuilder:
         self.pe, self.cube, self.g = pe, cube, g
         self.functional = functional
         self.memory = memory  #: DeviceMemory: pointer lookups for loads and stores
-        self.nbr = nbr  #: this PE's row of the SFR neighbour table
+        self.nbr = tuple(int(q) for q in nbr)  #: this PE's row of the SFR neighbour table
         self.sfr_text = sfr_text
         self.trace_store = TraceStore() if store is None else store
         self.site_table = self.trace_store.table
@@ -332,7 +335,9 @@ class PEBuilder:
         self._tens = self.tensors.append
         self._meta = self.meta.append if functional else None
         self._sget = self.site_table.index.get
-        self._plans = self.site_table.plans
+        plans = self.site_table.plans
+        self._vec_plans, self._dot_plans = plans["vec"], plans["dot"]
+        self._reduce_plans, self._other_plans = plans["reduce"], plans["other"]
 
     @property
     def n_commands(self) -> int:
@@ -361,12 +366,23 @@ class PEBuilder:
         j = self._sget(key)
         return self.site_table.add(key) if j is None else j
 
+    def _site_at(self, f, what: tuple) -> tuple:
+        """(site, file, line) of a command ``what`` = (kind, *key after file and line) made at
+        frame ``f``: the plan of ``f``'s instruction when it was made of equal parts."""
+        co = f.f_code
+        p = self._other_plans.get(id(co) + f.f_lasti)
+        if p is None or p[0] is not co or p[1] != f.f_lasti or p[2] != what:
+            file, line = co.co_filename, line_of(f)
+            p = (co, f.f_lasti, what, (self._site((what[0], file, line) + what[1:]), file, line))
+            self._other_plans[id(co) + f.f_lasti] = p
+        return p[3]
+
     def _new(self, shape: tuple, dtype: str, n: int, nbytes: int, pinned: bool = False) -> TensorHandle:
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
             self._flush()
         addr = self.sram_top
-        self.sram_top = addr + ((nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN)
+        self.sram_top = addr + ((nbytes + _PAD) & _ALIGNED)
         h = TensorHandle(i, addr, shape, dtype, nbytes, None, "sram", pinned)
         self._tens((shape, dtype, n))
         if self.functional:
@@ -376,16 +392,19 @@ class PEBuilder:
         return h
 
     # -- DMA --------------------------------------------------------------------------------
-    def load(self, file, line, alloc, e0: int, shape: tuple, n: int, dtype: str, stride, pinned=False,
+    def load(self, f, alloc, e0: int, shape: tuple, n: int, dtype: str, stride, pinned=False,
              after: int = -1):
+        """DMA ``shape`` of ``alloc`` into a new tensor; ``f`` is the kernel's calling frame."""
         h = self._new(shape, dtype, n, n * ITEMSIZE[dtype], pinned)
-        self._cmd((self._site(("load", file, line, shape, dtype, alloc.name)), after, -1, -1))
+        j, file, line = self._site_at(f, ("load", shape, dtype, alloc.name))
+        self._cmd((j, after, -1, -1))
         if self.functional:
             self._meta(("load", file, line, alloc, e0, shape, stride, dtype))
         return h
 
-    def store(self, file, line, spec, src: int, alloc, e0: int, shape: tuple, n: int, stride) -> None:
-        self._cmd((self._site(("store", file, line, shape, alloc.dtype, alloc.name)), src, -1, -1))
+    def store(self, f, spec, src: int, alloc, e0: int, shape: tuple, n: int, stride) -> None:
+        j, file, line = self._site_at(f, ("store", shape, alloc.dtype, alloc.name))
+        self._cmd((j, src, -1, -1))
         if self.functional:
             self._meta(("store", file, line, spec, alloc, e0, shape, stride))
 
@@ -401,16 +420,16 @@ class PEBuilder:
             t = _remember(_DOT_OUT, (m, n), ((m, n), "f32", m * n))
         nbytes = 4 * t[2]
         h = TensorHandle(i, self.sram_top, t[0], "f32", nbytes, None, "sram", False)
-        self.sram_top += (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN
+        self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens(t)
         co = f.f_code
-        p = self._plans.get(id(co) + f.f_lasti)
+        p = self._dot_plans.get(id(co) + f.f_lasti)
         if (p is None or p[0] is not co or p[1] != f.f_lasti or p[2] is not a_shape
                 or p[3] is not b_shape or p[4] is not da or p[5] is not db):
             file, line = co.co_filename, line_of(f)
             p = (co, f.f_lasti, a_shape, b_shape, da, db,
                  self._site(("dot", file, line, a_shape, b_shape, da, db)), file, line)
-            self._plans[id(co) + f.f_lasti] = p
+            self._dot_plans[id(co) + f.f_lasti] = p
         self._cmd((p[6], ia, ib, -1))
         if self.functional:
             self._keep.append(h)
@@ -429,18 +448,18 @@ class PEBuilder:
             self._flush()
         nbytes = n * ITEMSIZE[dtype]
         h = TensorHandle(i, self.sram_top, shape, dtype, nbytes, None, "sram", False)
-        self.sram_top += (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN
+        self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens((shape, dtype, n) if like is None else like)
         # The site: the one this instruction made last time when made of the same objects
         # (shapes are shared tuples, names and dtypes interned strings), else built and interned.
         co = f.f_code
-        p = self._plans.get(id(co) + f.f_lasti)
+        p = self._vec_plans.get(id(co) + f.f_lasti)
         if (p is None or p[0] is not co or p[1] != f.f_lasti or p[2] is not name
                 or p[3] is not shape or p[4] is not dtype):
             file, line = co.co_filename, line_of(f)
             p = (co, f.f_lasti, name, shape, dtype, self._site(("vec", file, line, name, shape, dtype)),
                  file, line)
-            self._plans[id(co) + f.f_lasti] = p
+            self._vec_plans[id(co) + f.f_lasti] = p
         self._cmd((p[5], s0, s1, s2))
         if self.functional:
             self._keep.append(h)
@@ -459,16 +478,16 @@ class PEBuilder:
             self._flush()
         nbytes = t[2] * ITEMSIZE[dtype]
         h = TensorHandle(i, self.sram_top, t[0], dtype, nbytes, None, "sram", False)
-        self.sram_top += (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN
+        self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens(t)
         co = f.f_code
-        p = self._plans.get(id(co) + f.f_lasti)
+        p = self._reduce_plans.get(id(co) + f.f_lasti)
         if (p is None or p[0] is not co or p[1] != f.f_lasti or p[2] is not name
                 or p[3] is not shape or p[4] is not axis or p[5] is not dtype):
             file, line = co.co_filename, line_of(f)
             p = (co, f.f_lasti, name, shape, axis, dtype,
                  self._site(("reduce", file, line, name, shape, axis, dtype)), file, line)
-            self._plans[id(co) + f.f_lasti] = p
+            self._reduce_plans[id(co) + f.f_lasti] = p
         self._cmd((p[6], src, -1, -1))
         if self.functional:
             self._keep.append(h)
@@ -476,14 +495,16 @@ class PEBuilder:
         return h
 
     # -- links ------------------------------------------------------------------------------
-    def send(self, file, line, spec, src: int, port: int, shape: tuple, dtype: str, n: int) -> None:
-        self._cmd((self._site(("send", file, line, port, shape, dtype)), src, -1, -1))
+    def send(self, f, spec, src: int, port: int, shape: tuple, dtype: str, n: int) -> None:
+        j, file, line = self._site_at(f, ("send", port, shape, dtype))
+        self._cmd((j, src, -1, -1))
         if self.functional:
             self._meta(("send", file, line, spec, port, shape, dtype))
 
-    def recv(self, file, line, port: int, shape: tuple, dtype: str, n: int, after: int = -1):
+    def recv(self, f, port: int, shape: tuple, dtype: str, n: int, after: int = -1):
         h = self._new(shape, dtype, n, n * ITEMSIZE[dtype])
-        self._cmd((self._site(("recv", file, line, port, shape, dtype)), after, -1, -1))
+        j, file, line = self._site_at(f, ("recv", port, shape, dtype))
+        self._cmd((j, after, -1, -1))
         if self.functional:
             self._meta(("recv", file, line, port, shape, dtype))
         return h
@@ -508,7 +529,8 @@ class PEBuilder:
             self.handles = [weakref.ref(h) for h in self._keep]
         self.finished = True
         self.tensors = self._flat = self._tb_parts = self._keep = None
-        self._cmd = self._tens = self._meta = self._sget = self._plans = None
+        self._cmd = self._tens = self._meta = self._sget = None
+        self._vec_plans = self._dot_plans = self._reduce_plans = self._other_plans = None
 
     def build(self):
         """(commands, tensor_bytes, tensor_pinned) for Program.from_streams, or None if silent."""

@@ -23,7 +23,6 @@ from .semantic import (
     numel,
     operand,
     promote,
-    site,
     site_frame,
 )
 
@@ -84,13 +83,13 @@ class TL:
         ``after=h`` starts the load only once tensor ``h`` is ready: the way a kernel bounds how
         far its DMA prefetch runs ahead (double buffering) and so its live SRAM."""
         tr = self._b
-        file, line = site()
+        f = site_frame()
         shape = check_shape(tr, shape, "load shape")
         if dtype is not None:
             dtype = check_dtype(tr, dtype)
         alloc, e0, dtype, stride = semantic.region(tr, ptr, shape, dtype, stride, "load")
         a = -1 if after is None else operand(tr, after, "load after")[3]
-        return tr.load(file, line, alloc, e0, shape, numel(shape), dtype, stride, pinned, a)
+        return tr.load(f, alloc, e0, shape, numel(shape), dtype, stride, pinned, a)
 
     def store(self, ptr, x: TensorHandle, shape=None, stride=None) -> None:
         """DMA tensor ``x`` from SRAM to this PE's device memory at byte address ``ptr``.
@@ -100,7 +99,7 @@ class TL:
         the kernel means to write: a tensor of another shape is an error. ``stride`` as in
         :meth:`load`."""
         tr = self._b
-        file, line = site()
+        f = site_frame()
         spec, s, d, i, n = operand(tr, x, "store value")
         if shape is not None:
             want = check_shape(tr, shape, "store shape")
@@ -108,7 +107,7 @@ class TL:
                 fail(tr, f"store of the wrong size: expected a tensor of shape {_fmt(want)} "
                          f"({numel(want)} elements), got {_fmt(s)} ({numel(s)} elements)")
         alloc, e0, _, stride = semantic.region(tr, ptr, s, None, stride, "store")
-        tr.store(file, line, spec, i, alloc, e0, s, n, stride)
+        tr.store(f, spec, i, alloc, e0, s, n, stride)
 
     # -- GEMM --------------------------------------------------------------------------------
     def dot(self, a: TensorHandle, b: TensorHandle) -> TensorHandle:
@@ -262,10 +261,10 @@ class TL:
         on, so a kernel may send to both neighbours and then receive from both. The k-th send on
         a port is received by the neighbour's k-th recv on the opposite port."""
         tr = self._b
-        file, line = site()
+        f = site_frame()
         port = semantic.port_of(tr, dir, "send")
         spec, s, d, i, n = operand(tr, src, "send src")
-        tr.send(file, line, spec, i, port, s, d, n)
+        tr.send(f, spec, i, port, s, d, n)
 
     def recv(self, dir, shape, dtype, after: TensorHandle | None = None) -> TensorHandle:
         """Receive a ``shape``/``dtype`` tensor from the neighbour on port ``dir``.
@@ -274,14 +273,14 @@ class TL:
         ``h`` is ready (the recv's receive-queue slot is not claimed before then); without it
         the recv is posted as soon as its RX unit reaches it."""
         tr = self._b
-        file, line = site()
+        f = site_frame()
         port = semantic.port_of(tr, dir, "recv")
         shape = check_shape(tr, shape, "recv shape")
         dtype = check_dtype(tr, dtype)
         a = -1
         if after is not None:
             a = operand(tr, after, "recv after")[3]
-        return tr.recv(file, line, port, shape, dtype, numel(shape), a)
+        return tr.recv(f, port, shape, dtype, numel(shape), a)
 
 
 def _binary_op(name: str, out_dtype: str | None, doc: str):
