@@ -162,9 +162,9 @@ class SiteTable:
     def __init__(self) -> None:
         self.index: dict = {}
         self.keys: list = []
-        #: by kind of call: id(code) + instruction offset of a kernel call site -> the site it
-        #: made last time, with what it was made of (see PEBuilder.vec): a repeated call skips
-        #: building its key
+        #: by kind of call: instruction offset of a kernel call site -> the site it made last
+        #: time, with the code object and what it was made of (see PEBuilder.vec): a repeated
+        #: call skips building its key
         self.plans: dict = {"vec": {}, "dot": {}, "reduce": {}, "other": {}}
         self._labels: dict = {}
         self._fields = np.zeros((0, _OUT_BYTES + 1), np.int64)
@@ -216,28 +216,55 @@ class SiteTable:
 class TraceStore:
     """The commands of every program of one launch, in program order, and the sites naming them.
 
-    ``commands`` (COMMAND_DTYPE) and ``sites`` (int32 index into ``table``) grow while PEs are
-    traced one after the other; :meth:`expect` lets the caller size them for the whole launch
-    (an estimate costs address space only: pages are touched as commands arrive). :meth:`close`
-    trims them and hands them over."""
+    Builders append (site, src0, src1, src2) per command to ``pending``, one program after the
+    other; :meth:`flush` turns what is pending, of however many programs, into ``commands``
+    (COMMAND_DTYPE) and ``sites`` (int32 index into ``table``) in one vectorized pass. The arrays
+    grow as needed; :meth:`expect` lets the caller size them for the whole launch (an estimate
+    costs address space only: pages are touched as commands arrive). :meth:`close` flushes,
+    trims and hands them over."""
 
-    __slots__ = ("table", "_commands", "_sites", "n", "closed", "_expected")
+    __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_sites", "_expected",
+                 "_segments")
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.table = SiteTable()
+        self.pending: list = []  #: (site, src0, src1, src2) per command not yet in the arrays
+        self.n = 0  #: commands in the arrays
+        self.closed = False
+        self.current = None  #: the builder appending to ``pending``
         self._commands = np.empty(capacity, COMMAND_DTYPE)
         self._sites = np.empty(capacity, np.int32)
-        self.n = 0
-        self.closed = False
         self._expected = 0
+        #: per run of one program's commands in ``pending``: [builder, index of its first
+        #: command in ``pending``, the builder's results made before it]
+        self._segments: list = []
+
+    @property
+    def n_traced(self) -> int:
+        """Commands traced so far, pending ones included."""
+        return self.n + len(self.pending) // 4
 
     def expect(self, n_commands: int) -> None:
         """Size the next growth for about ``n_commands`` commands in all."""
         self._expected = int(n_commands)
 
+    def begin(self, builder) -> None:
+        """``builder``'s commands follow: one program at a time."""
+        if self.closed:
+            raise RuntimeError("this launch's trace is closed: no command may be added")
+        if self.current is not None:
+            raise RuntimeError("PEBuilders sharing a TraceStore must be traced one at a time "
+                               "(finish() the previous one first)")
+        self.current = builder
+        self._segments.append([builder, len(self.pending) // 4, 0])
+
+    def end(self, builder) -> None:
+        if self.current is builder:
+            self.current = None
+
     def _grow(self, need: int) -> None:
         cap = max(need, 4 * len(self._commands))  # few copies while the first PE is traced
-        try:  # the expected size costs address space only; fall back to doubling if refused
+        try:  # the expected size costs address space only; fall back to growing if refused
             big = max(cap, self._expected)
             c, s = np.empty(big, COMMAND_DTYPE), np.empty(big, np.int32)
         except MemoryError:
@@ -247,13 +274,19 @@ class TraceStore:
         s[:self.n] = self._sites[:self.n]
         self._commands, self._sites = c, s
 
-    def append(self, flat: list, tensor_base: int) -> np.ndarray:
-        """Move recorded commands in: ``flat`` holds (site, src0, src1, src2) per command, the
-        first result among them is tensor ``tensor_base``. Returns the byte sizes of the
-        tensors they make, in id order."""
-        if self.closed:
-            raise RuntimeError("this launch's trace is closed: no command may be added")
-        rec = np.fromiter(flat, np.int64, len(flat)).reshape(-1, 4)
+    def flush(self) -> None:
+        """Move every pending command into the arrays; each builder gets the byte sizes of the
+        tensors its moved commands make (``_tb_parts``) and its range (``cmd_end``)."""
+        pending = self.pending
+        segs = self._segments
+        if not pending:  # nothing to move; only the current program's segment goes on
+            if self.current is not None:
+                del segs[:-1]
+                segs[0][1] = 0
+            else:
+                segs.clear()
+            return
+        rec = np.fromiter(pending, np.int64, len(pending)).reshape(-1, 4)
         a = self.n
         z = a + len(rec)
         if z > len(self._commands):
@@ -266,22 +299,45 @@ class TraceStore:
         out["src2"] = rec[:, 3]
         out_bytes = self.table.fields()[:, _OUT_BYTES][site]
         makes = out_bytes >= 0
-        dst = np.cumsum(makes)
-        dst += tensor_base - 1
+        made = np.cumsum(makes)  # results made up to and including each command
+        # A result's id is its program's count of results before it: per segment, the count at
+        # the segment's start (the builder's tensors before this flush) plus the running count.
+        starts = [seg[1] for seg in segs]
+        lens = np.diff(starts + [len(rec)])
+        before = np.array([int(made[k - 1]) if k else 0 for k in starts], np.int64)
+        base = np.array([seg[2] for seg in segs], np.int64)
+        dst = made - 1 + np.repeat(base - before, lens)
         out["dst"] = np.where(makes, dst, -1)
         self._sites[a:z] = site
+        bounds = [int(x) for x in before] + [int(made[-1])]
+        made_bytes = out_bytes[makes]
+        for k, seg in enumerate(segs):
+            b = seg[0]
+            b._tb_parts.append(made_bytes[bounds[k]:bounds[k + 1]])
+            b.cmd_end = a + starts[k] + int(lens[k])
         self.n = z
-        return out_bytes[makes]
+        pending.clear()
+        if self.current is not None:  # its next commands start a new segment
+            cur = self._segments[-1]
+            cur[1], cur[2] = 0, cur[2] + bounds[-1] - bounds[-2]
+            del self._segments[:-1]
+        else:
+            self._segments.clear()
 
     def slice(self, a: int, z: int) -> tuple:
         """(commands, sites) of global commands a..z: views once closed, copies before."""
+        self.flush()
         if self.closed:
             return self._commands[a:z], self._sites[a:z]
         return self._commands[a:z].copy(), self._sites[a:z].copy()
 
     def close(self) -> tuple:
-        """Trim to the commands traced and return (commands, sites); nothing is added after."""
+        """Flush, trim to the commands traced and return (commands, sites); nothing is added
+        after."""
         if not self.closed:
+            if self.current is not None:
+                raise RuntimeError("close() while a PEBuilder is still tracing")
+            self.flush()
             for plans in self.table.plans.values():
                 plans.clear()  # they hold the kernel's code objects
             # shrinking in place (realloc) moves no data and touches no page
@@ -295,16 +351,16 @@ class PEBuilder:
     """Commands, tensors and metadata of one program, traced on PE (pe, cube).
 
     Commands go to ``trace_store`` (a :class:`TraceStore` shared by the PEs of a launch, one PE
-    at a time; a private one by default). After :meth:`finish`: ``cmd_start``..``cmd_end`` is
-    the program's range in the store, ``tensor_bytes`` and ``tensor_pinned`` its tensor table,
-    and in functional mode ``meta`` (replay metadata per command) and ``handles`` (a weak
-    reference per tensor id)."""
+    at a time; a private one by default). After :meth:`finish` (and the store's flush, which
+    :meth:`build` and the launch do): ``cmd_start``..``cmd_end`` is the program's range in the
+    store, ``tensor_bytes`` and ``tensor_pinned`` its tensor table, and in functional mode
+    ``meta`` (replay metadata per command) and ``handles`` (a weak reference per tensor id)."""
 
     __slots__ = (
         "pe", "cube", "g", "functional", "memory", "nbr", "sfr_text", "trace_store", "site_table",
-        "tensors", "pinned", "meta", "sram_top", "cmd_start", "cmd_end",
-        "tensor_bytes", "tensor_pinned", "handles", "finished",
-        "_flat", "_tb_parts", "_flushed_tensors", "_keep", "_cmd", "_tens", "_meta", "_sget",
+        "tensors", "pinned", "meta", "sram_top", "cmd_start", "cmd_end", "n_tensors",
+        "tensor_pinned", "handles", "finished",
+        "_tb_parts", "_keep", "_cmd", "_tens", "_meta", "_sget",
         "_vec_plans", "_dot_plans", "_reduce_plans", "_other_plans",
     )
 
@@ -315,23 +371,23 @@ class PEBuilder:
         self.memory = memory  #: DeviceMemory: pointer lookups for loads and stores
         self.nbr = tuple(int(q) for q in nbr)  #: this PE's row of the SFR neighbour table
         self.sfr_text = sfr_text
-        self.trace_store = TraceStore() if store is None else store
-        self.site_table = self.trace_store.table
+        self.trace_store = store = TraceStore() if store is None else store
+        self.site_table = store.table
         #: by tensor id: (buffer shape, dtype, element count), shared between tensors alike
         self.tensors: list = []
         self.pinned: list = []  #: ids of pinned tensors (rare, so kept sparse)
         self.meta: list | None = [] if functional else None
         self.sram_top = 0
-        self.cmd_start = self.cmd_end = self.trace_store.n
-        self.tensor_bytes = self.tensor_pinned = self.handles = None
+        store.begin(self)
+        self.cmd_start = self.cmd_end = store.n_traced
+        self.n_tensors = 0
+        self.tensor_pinned = self.handles = None
         self.finished = False
-        self._flat: list = []  #: (site, src0, src1, src2) per command not yet in the store
-        self._tb_parts: list = []  #: tensor byte sizes, an array per flush
-        self._flushed_tensors = 0
+        self._tb_parts: list = []  #: tensor byte sizes, an array per flush (set by the store)
         #: functional mode: the handles themselves, for replay (their ids stay unique meanwhile)
         self._keep: list | None = [] if functional else None
         # Bound methods: the hot path is a few of these per tl call.
-        self._cmd = self._flat.extend
+        self._cmd = store.pending.extend
         self._tens = self.tensors.append
         self._meta = self.meta.append if functional else None
         self._sget = self.site_table.index.get
@@ -341,7 +397,19 @@ class PEBuilder:
 
     @property
     def n_commands(self) -> int:
-        return self.cmd_end - self.cmd_start + len(self._flat or ()) // 4
+        if self.finished:
+            return self.cmd_end - self.cmd_start
+        return self.trace_store.n_traced - self.cmd_start
+
+    @property
+    def tensor_bytes(self) -> np.ndarray:
+        """Byte size of each tensor (once finished and flushed)."""
+        if self.finished:
+            self.trace_store.flush()
+        tb = np.concatenate(self._tb_parts) if self._tb_parts else np.zeros(0, np.int64)
+        if len(tb) > 1 and len(self._tb_parts) > 1:
+            self._tb_parts = [tb]
+        return tb
 
     @property
     def commands(self) -> np.ndarray:
@@ -354,28 +422,56 @@ class PEBuilder:
         return self.trace_store.slice(self.cmd_start, self.cmd_end)[1]
 
     def _flush(self) -> None:
-        """Move the recorded commands into the store (before a new tensor is made)."""
-        if self.trace_store.n != self.cmd_end:
+        """Move the recorded commands into the store's arrays (before a new tensor is made)."""
+        if self.trace_store.current is not self:
             raise RuntimeError("PEBuilders sharing a TraceStore must be traced one at a time")
-        self._tb_parts.append(self.trace_store.append(self._flat, self._flushed_tensors))
-        self._flushed_tensors = len(self.tensors)
-        self.cmd_end = self.trace_store.n
-        self._flat.clear()
+        self.trace_store.flush()
 
     def _site(self, key: tuple) -> int:
         j = self._sget(key)
         return self.site_table.add(key) if j is None else j
 
+    def _replan(self, plans: dict, f, parts: tuple, key: tuple, extra: tuple = ()) -> tuple:
+        """The plan for a call at frame ``f`` made of ``parts``: (code, *parts, site, file, line,
+        *extra), the site's key being (key[0], file, line, *key[1:]).
+
+        ``plans[offset]`` is an instruction's latest plan, ``plans[~offset]`` a few older ones:
+        a call that alternates (a loop over ports, a helper called for K then V) finds its plan
+        there instead of building its site key again."""
+        co, lasti = f.f_code, f.f_lasti
+        n = len(parts) + 1
+        cur = plans.get(lasti)
+        older = plans.get(~lasti) or []
+        for q in ([cur] if cur is not None else []) + older:
+            if q[0] is co and q[1:n] == parts:
+                break
+        else:
+            file, line = co.co_filename, line_of(f)
+            q = (co, *parts, self._site((key[0], file, line) + key[1:]), file, line, *extra)
+        if q is not cur:
+            if cur is not None:
+                older = [cur] + [x for x in older if x is not q]
+                plans[~lasti] = older[:8]
+            plans[lasti] = q
+        return q
+
     def _site_at(self, f, what: tuple) -> tuple:
         """(site, file, line) of a command ``what`` = (kind, *key after file and line) made at
-        frame ``f``: the plan of ``f``'s instruction when it was made of equal parts."""
+        frame ``f``, from the plans of ``f``'s instruction (a few: a loop over ports or a
+        helper loading K then V alternates between them)."""
         co = f.f_code
-        p = self._other_plans.get(id(co) + f.f_lasti)
-        if p is None or p[0] is not co or p[1] != f.f_lasti or p[2] != what:
-            file, line = co.co_filename, line_of(f)
-            p = (co, f.f_lasti, what, (self._site((what[0], file, line) + what[1:]), file, line))
-            self._other_plans[id(co) + f.f_lasti] = p
-        return p[3]
+        plans = self._other_plans.get(f.f_lasti)
+        if plans is not None:
+            for p in plans:
+                if p[0] is co and p[1] == what:
+                    return p[2]
+        else:
+            plans = self._other_plans[f.f_lasti] = []
+        file, line = co.co_filename, line_of(f)
+        p = (co, what, (self._site((what[0], file, line) + what[1:]), file, line))
+        plans.insert(0, p)
+        del plans[8:]
+        return p[2]
 
     def _new(self, shape: tuple, dtype: str, n: int, nbytes: int, pinned: bool = False) -> TensorHandle:
         i = len(self.tensors)
@@ -412,28 +508,26 @@ class PEBuilder:
     def dot(self, f, sa, sb, ia: int, ib: int, a_shape, b_shape, da: str, db: str,
             m: int, n: int, k: int):
         """GEMM of a ``a_shape`` and a ``b_shape`` tensor; ``f`` is the kernel's calling frame."""
+        p = self._dot_plans.get(f.f_lasti)
+        if (p is None or p[0] is not f.f_code or (p[1] is not a_shape and p[1] != a_shape)
+                or (p[2] is not b_shape and p[2] != b_shape) or p[3] is not da or p[4] is not db):
+            t = _DOT_OUT.get((m, n))
+            if t is None:
+                t = _remember(_DOT_OUT, (m, n), ((m, n), "f32", m * n))
+            p = self._replan(self._dot_plans, f, (a_shape, b_shape, da, db),
+                             ("dot", a_shape, b_shape, da, db), (t,))
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
             self._flush()
-        t = _DOT_OUT.get((m, n))
-        if t is None:
-            t = _remember(_DOT_OUT, (m, n), ((m, n), "f32", m * n))
+        t = p[8]
         nbytes = 4 * t[2]
         h = TensorHandle(i, self.sram_top, t[0], "f32", nbytes, None, "sram", False)
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens(t)
-        co = f.f_code
-        p = self._dot_plans.get(id(co) + f.f_lasti)
-        if (p is None or p[0] is not co or p[1] != f.f_lasti or p[2] is not a_shape
-                or p[3] is not b_shape or p[4] is not da or p[5] is not db):
-            file, line = co.co_filename, line_of(f)
-            p = (co, f.f_lasti, a_shape, b_shape, da, db,
-                 self._site(("dot", file, line, a_shape, b_shape, da, db)), file, line)
-            self._dot_plans[id(co) + f.f_lasti] = p
-        self._cmd((p[6], ia, ib, -1))
+        self._cmd((p[5], ia, ib, -1))
         if self.functional:
             self._keep.append(h)
-            self._meta(("dot", p[7], p[8], sa, sb, a_shape, b_shape, da, db))
+            self._meta(("dot", p[6], p[7], sa, sb, a_shape, b_shape, da, db))
         return h
 
     # -- VECTOR -----------------------------------------------------------------------------
@@ -452,46 +546,39 @@ class PEBuilder:
         self._tens((shape, dtype, n) if like is None else like)
         # The site: the one this instruction made last time when made of the same objects
         # (shapes are shared tuples, names and dtypes interned strings), else built and interned.
-        co = f.f_code
-        p = self._vec_plans.get(id(co) + f.f_lasti)
-        if (p is None or p[0] is not co or p[1] != f.f_lasti or p[2] is not name
-                or p[3] is not shape or p[4] is not dtype):
-            file, line = co.co_filename, line_of(f)
-            p = (co, f.f_lasti, name, shape, dtype, self._site(("vec", file, line, name, shape, dtype)),
-                 file, line)
-            self._vec_plans[id(co) + f.f_lasti] = p
-        self._cmd((p[5], s0, s1, s2))
+        p = self._vec_plans.get(f.f_lasti)
+        if (p is None or p[0] is not f.f_code or p[1] is not name
+                or (p[2] is not shape and p[2] != shape) or p[3] is not dtype):
+            p = self._replan(self._vec_plans, f, (name, shape, dtype), ("vec", name, shape, dtype))
+        self._cmd((p[4], s0, s1, s2))
         if self.functional:
             self._keep.append(h)
-            self._meta(("vec", p[6], p[7], name, operands, shape, dtype))
+            self._meta(("vec", p[5], p[6], name, operands, shape, dtype))
         return h
 
     def reduce(self, f, name: str, spec, src: int, shape: tuple, axis, dtype: str):
         """``name`` (a REDUCE_SUB key) over ``axis`` of a ``shape`` tensor, the axis kept; ``f``
         is the kernel's calling frame."""
-        geom = _REDUCE_OUT.get((shape, axis, dtype))
-        if geom is None:
-            geom = _remember(_REDUCE_OUT, (shape, axis, dtype), _reduce_geometry(shape, axis, dtype))
-        t = geom[3]
+        p = self._reduce_plans.get(f.f_lasti)
+        if (p is None or p[0] is not f.f_code or p[1] is not name
+                or (p[2] is not shape and p[2] != shape) or p[3] != axis or p[4] is not dtype):
+            geom = _REDUCE_OUT.get((shape, axis, dtype))
+            if geom is None:
+                geom = _remember(_REDUCE_OUT, (shape, axis, dtype), _reduce_geometry(shape, axis, dtype))
+            p = self._replan(self._reduce_plans, f, (name, shape, axis, dtype),
+                             ("reduce", name, shape, axis, dtype), (geom[3],))
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
             self._flush()
+        t = p[8]
         nbytes = t[2] * ITEMSIZE[dtype]
         h = TensorHandle(i, self.sram_top, t[0], dtype, nbytes, None, "sram", False)
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens(t)
-        co = f.f_code
-        p = self._reduce_plans.get(id(co) + f.f_lasti)
-        if (p is None or p[0] is not co or p[1] != f.f_lasti or p[2] is not name
-                or p[3] is not shape or p[4] is not axis or p[5] is not dtype):
-            file, line = co.co_filename, line_of(f)
-            p = (co, f.f_lasti, name, shape, axis, dtype,
-                 self._site(("reduce", file, line, name, shape, axis, dtype)), file, line)
-            self._reduce_plans[id(co) + f.f_lasti] = p
-        self._cmd((p[6], src, -1, -1))
+        self._cmd((p[5], src, -1, -1))
         if self.functional:
             self._keep.append(h)
-            self._meta(("reduce", p[7], p[8], name, spec, shape, axis, dtype))
+            self._meta(("reduce", p[6], p[7], name, spec, shape, axis, dtype))
         return h
 
     # -- links ------------------------------------------------------------------------------
@@ -511,30 +598,30 @@ class PEBuilder:
 
     # -- end of the program -------------------------------------------------------------------
     def finish(self) -> None:
-        """End the program: its last commands move into the store, its tensor table becomes
-        arrays and its handles are let go (functional mode keeps weak references, for replay to
-        fill ``.data`` of those the kernel still holds). No tl call may follow."""
+        """End the program: the store may take the next one, the tensor table is let go with
+        the handles (functional mode keeps weak references, for replay to fill ``.data`` of
+        those the kernel still holds). No tl call may follow."""
         if self.finished:
             return
-        if self._flat:
-            self._flush()
-        n_t = len(self.tensors)
-        tb = np.concatenate(self._tb_parts) if self._tb_parts else np.zeros(0, np.int64)
-        if len(tb) != n_t:
-            raise AssertionError(f"{len(tb)} tensor sizes for {n_t} tensors")
-        self.tensor_bytes = tb
+        store = self.trace_store
+        self.cmd_end = store.n_traced
+        store.end(self)
+        if len(store.pending) >= 4 * FLUSH_EVERY:
+            store.flush()
+        self.n_tensors = n_t = len(self.tensors)
         self.tensor_pinned = np.zeros(n_t, np.uint8)
         self.tensor_pinned[self.pinned] = 1
         if self.functional:
             self.handles = [weakref.ref(h) for h in self._keep]
         self.finished = True
-        self.tensors = self._flat = self._tb_parts = self._keep = None
+        self.tensors = self._keep = None
         self._cmd = self._tens = self._meta = self._sget = None
         self._vec_plans = self._dot_plans = self._reduce_plans = self._other_plans = None
 
     def build(self):
         """(commands, tensor_bytes, tensor_pinned) for Program.from_streams, or None if silent."""
         self.finish()
+        self.trace_store.flush()
         if not self.n_commands:
             return None
         return self.commands, self.tensor_bytes, self.tensor_pinned

@@ -233,7 +233,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
                 # Programs of one kernel emit about as many commands each: size the store for
                 # the launch (with room to spare: it costs address space, a regrowth copies).
                 traced += 1
-                store.expect(store.n * n_programs // traced * 5 // 4)
+                store.expect(store.n_traced * n_programs // traced * 5 // 4)
     finally:
         _OPERATOR_TARGET.pop()
         forget_lines()
