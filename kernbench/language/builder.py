@@ -67,6 +67,13 @@ _PAD, _ALIGNED = SRAM_ALIGN - 1, -SRAM_ALIGN
 FLUSH_EVERY = 1 << 14
 _FLUSH_MASK = FLUSH_EVERY - 1
 
+#: Handles are made field by field (a tl call makes one; the dataclass __init__ costs a Python
+#: frame): TensorHandle must stay a plain dataclass with exactly these fields and no
+#: __post_init__ for that to equal calling it.
+_make_handle = object.__new__
+assert not hasattr(TensorHandle, "__post_init__") and TensorHandle.__slots__ == (
+    "id", "addr", "shape", "dtype", "nbytes", "data", "space", "pinned", "__weakref__")
+
 _LOAD, _STORE, _DOT, _VEC, _REDUCE, _SEND, _RECV = (int(o) for o in Opcode)
 _DMA, _GEMM, _VECTOR = int(Unit.DMA), int(Unit.GEMM), int(Unit.VECTOR)
 _TX0, _RX0 = int(Unit.TX_E), int(Unit.RX_E)
@@ -479,7 +486,15 @@ class PEBuilder:
             self._flush()
         addr = self.sram_top
         self.sram_top = addr + ((nbytes + _PAD) & _ALIGNED)
-        h = TensorHandle(i, addr, shape, dtype, nbytes, None, "sram", pinned)
+        h = _make_handle(TensorHandle)  # see _make_handle
+        h.id = i
+        h.addr = addr
+        h.shape = shape
+        h.dtype = dtype
+        h.nbytes = nbytes
+        h.data = None
+        h.space = "sram"
+        h.pinned = pinned
         self._tens((shape, dtype, n))
         if self.functional:
             self._keep.append(h)
@@ -521,7 +536,15 @@ class PEBuilder:
             self._flush()
         t = p[8]
         nbytes = 4 * t[2]
-        h = TensorHandle(i, self.sram_top, t[0], "f32", nbytes, None, "sram", False)
+        h = _make_handle(TensorHandle)  # see _make_handle
+        h.id = i
+        h.addr = self.sram_top
+        h.shape = t[0]
+        h.dtype = "f32"
+        h.nbytes = nbytes
+        h.data = None
+        h.space = "sram"
+        h.pinned = False
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens(t)
         self._cmd((p[5], ia, ib, -1))
@@ -541,7 +564,15 @@ class PEBuilder:
         if not i & _FLUSH_MASK and i:
             self._flush()
         nbytes = n * ITEMSIZE[dtype]
-        h = TensorHandle(i, self.sram_top, shape, dtype, nbytes, None, "sram", False)
+        h = _make_handle(TensorHandle)  # see _make_handle
+        h.id = i
+        h.addr = self.sram_top
+        h.shape = shape
+        h.dtype = dtype
+        h.nbytes = nbytes
+        h.data = None
+        h.space = "sram"
+        h.pinned = False
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens((shape, dtype, n) if like is None else like)
         # The site: the one this instruction made last time when made of the same objects
@@ -572,7 +603,15 @@ class PEBuilder:
             self._flush()
         t = p[8]
         nbytes = t[2] * ITEMSIZE[dtype]
-        h = TensorHandle(i, self.sram_top, t[0], dtype, nbytes, None, "sram", False)
+        h = _make_handle(TensorHandle)  # see _make_handle
+        h.id = i
+        h.addr = self.sram_top
+        h.shape = t[0]
+        h.dtype = dtype
+        h.nbytes = nbytes
+        h.data = None
+        h.space = "sram"
+        h.pinned = False
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens(t)
         self._cmd((p[5], src, -1, -1))
