@@ -431,7 +431,8 @@ def simulate(
 
     cmd_start, cmd_end = sim.cmd_start_arr, sim.cmd_end_arr
     n = len(cmd_end)
-    order = np.lexsort((np.arange(n), cmd_end)) if n else np.zeros(0, np.int64)
+    # by (end, index): a stable sort by end (one pass, not lexsort's two)
+    order = np.argsort(cmd_end, kind="stable") if n else np.zeros(0, np.int64)
     peak = sim.sram_peak_arr
     over = peak > hw.sram.capacity_bytes
     if strict_sram and over.any():
@@ -450,7 +451,7 @@ def simulate(
         events["cmd"] = np.arange(n)
         events["start"] = cmd_start
         events["end"] = cmd_end
-        events = events[np.lexsort((events["cmd"], events["start"]))]
+        events = events[np.argsort(events["start"], kind="stable")]  # by (start, cmd)
     return EngineResult(
         hw=hw,
         cycles=int(cmd_end.max()) if n else 0,
