@@ -213,17 +213,39 @@ _UNIT_BASE = np.array([Unit.DMA, Unit.DMA, Unit.GEMM, Unit.VECTOR, Unit.VECTOR, 
                       np.int32)
 
 
-def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) -> dict:
-    # Vectorized over every command. The masks are the checks' definitions; they are built
-    # from a few contiguous columns and per-opcode subsets, so a launch of millions of
-    # commands makes few full-length temporaries.
-    c = program.commands
-    n = len(c)
-    cmd_off = program.cmd_offsets
-    t_off = program.tensor_offsets
-    pe = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(cmd_off))
-    chk = _Checker(hw, c, pe, cmd_off, describe)
+#: Commands checked at a time: the per-command checks run over slices of this many, so their
+#: temporaries stay small (and warm in the allocator) whatever the launch's size.
+_CHUNK = 1 << 17
 
+
+class _ChunkFailure(Exception):
+    """A slice of commands failed check number ``check`` at (global, ascending) ``bad``."""
+
+    def __init__(self, check: int, bad: np.ndarray, what: str):
+        self.check, self.bad, self.what = check, bad, what
+
+
+class _ChunkChecks:
+    """The per-command checks, in order, on commands a..z; raises _ChunkFailure at the first
+    check that fails. Numbered so that slices can be combined: the launch reports the lowest
+    numbered failure, with the bad commands of every slice that failed it."""
+
+    def __init__(self, a: int):
+        self.a, self.n = a, 0
+
+    def fail(self, mask: np.ndarray, what: str) -> None:
+        self.fail_at(np.flatnonzero(mask), what)
+
+    def fail_at(self, bad: np.ndarray, what: str) -> None:
+        self.n += 1
+        if len(bad):
+            raise _ChunkFailure(self.n, bad + self.a, what)
+
+
+def _check_commands(c, a, pe, t_off, producer, made):
+    """Checks of commands a..a+len(c) that need no other slice: opcodes, units, tensor ids and
+    sizes. Records each result's producer and counts results per tensor (``made``)."""
+    chk = _ChunkChecks(a)
     op = np.ascontiguousarray(c["opcode"])
     chk.fail(op.view(np.uint32) >= len(Opcode), "unknown opcode")  # op < 0 or op >= len(Opcode)
     props = _OP_PROPS[op]
@@ -231,12 +253,11 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) ->
     is_link = (props & _P_LINK) != 0
     chk.fail(is_link & (port.view(np.uint32) >= N_PORTS), "link direction must be 0..3 (E, W, N, S)")
     expected = _UNIT_BASE[op]
-    expected += port * is_link  # link ports are 0..3 here
+    np.add(expected, port, out=expected, where=is_link)  # link ports are 0..3 here
     chk.fail(c["unit"] != expected, "unit does not match the opcode (and port)")
-    del expected
+    del expected, port, is_link
 
-    per_pe = np.diff(t_off)
-    n_tensors = per_pe.astype(np.int32)[pe] if per_pe.max(initial=0) <= np.iinfo(np.int32).max else per_pe[pe]
+    n_tensors = np.diff(t_off)[pe]
     cols = {f: np.ascontiguousarray(c[f]) for f in ("src0", "src1", "src2", "dst")}
     for f, x in cols.items():
         chk.fail((x < -1) | (x >= n_tensors), f"{f} tensor id out of range")
@@ -274,33 +295,74 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) ->
     chk.fail_at(dots[esize[dots] > 8], "dot element size must be at most 8 bytes")
     volume = m_[mnk].astype(np.float64) * n_[mnk].astype(np.float64) * k_[mnk].astype(np.float64)
     chk.fail_at(mnk[volume > MAX_VOLUME], "m * n * k must be at most 2**50")
-    del dots, reds, vops, vecs, moves, mnk, uses_n, volume, is_dot, is_red, is_vop
 
-    # SSA tensors: produced once, before every read.
-    n_t = len(program.tensor_bytes)
-    tbase = t_off[pe]  # global id of each command's PE's tensor 0
-    dst = cols.pop("dst")
+    # Results: who makes each tensor (its global id is the PE's first id + the local one).
+    dst = cols["dst"]
     makers = np.flatnonzero(dst >= 0)
-    gdst = tbase[makers] + dst[makers]
-    del dst
-    counts = np.bincount(gdst, minlength=n_t)
-    chk.fail_at(makers[counts[gdst] > 1], "its result tensor is produced twice")
-    del counts
-    producer = np.full(n_t, -1, np.int64)
-    producer[gdst] = makers
-    del gdst, makers
-    readers = np.zeros(n_t, np.int64)
+    gdst = t_off[pe[makers]] + dst[makers]
+    producer[gdst] = makers + a
+    if len(gdst):
+        lo = int(gdst.min())
+        made[lo:int(gdst.max()) + 1] += np.bincount(gdst - lo).astype(made.dtype)
+
+
+def _check_reads(c, a, pe, t_off, producer, made, readers):
+    """Checks of commands a..a+len(c) against every command's results (``producer``,
+    ``made``): produced once, before every read. Counts readers per tensor."""
+    chk = _ChunkChecks(a)
+    chk.n = 23  # numbered after _check_commands' checks
+    dst = np.ascontiguousarray(c["dst"])
+    makers = np.flatnonzero(dst >= 0)
+    gdst = t_off[pe[makers]] + dst[makers]
+    chk.fail_at(makers[made[gdst] > 1], "its result tensor is produced twice")
+    del dst, makers, gdst
     for f in ("src0", "src1", "src2"):
-        x = cols.pop(f)
+        x = c[f]
         readers_i = np.flatnonzero(x >= 0)
-        g = tbase[readers_i] + x[readers_i]
-        del x
+        g = t_off[pe[readers_i]]
+        g += x[readers_i]
         prod = producer[g]
+        readers_i += a
         chk.fail_at(readers_i[prod < 0], f"{f} reads a tensor no command produces")
         chk.fail_at(readers_i[prod >= readers_i], f"{f} reads a tensor produced later in the stream")
-        readers += np.bincount(g, minlength=n_t)
-        del g, prod, readers_i
-    del tbase
+        if len(g):
+            lo = int(g.min())
+            readers[lo:int(g.max()) + 1] += np.bincount(g - lo)
+        del x, g, prod, readers_i
+
+
+def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) -> dict:
+    # Vectorized over slices of commands (see _CHUNK): the masks are the checks' definitions,
+    # built from a few contiguous columns and per-opcode subsets of the slice.
+    c = program.commands
+    n = len(c)
+    cmd_off = program.cmd_offsets
+    t_off = program.tensor_offsets
+    pe = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(cmd_off))
+    chk = _Checker(hw, c, pe, cmd_off, describe)
+    n_t = len(program.tensor_bytes)
+    producer = np.full(n_t, -1, np.int64)
+    made = np.zeros(n_t, np.int32)  # results per tensor (a count above 1 is an error anyway)
+    readers = np.zeros(n_t, np.int64)
+
+    def run(check, *args) -> None:
+        failures = []
+        for a in range(0, n, _CHUNK):
+            z = min(n, a + _CHUNK)
+            try:
+                check(c[a:z], a, pe[a:z], t_off, *args)
+            except _ChunkFailure as e:
+                failures.append(e)
+        if failures:
+            first = min(e.check for e in failures)
+            hit = [e for e in failures if e.check == first]
+            chk.fail_at(np.concatenate([e.bad for e in hit]), hit[0].what)
+
+    run(_check_commands, producer, made)
+    run(_check_reads, producer, made, readers)
+    del made
+    op = c["opcode"]
+    port = c["port"]
 
     # Links: wired, and the k-th send on a port matched with the k-th recv on the other end.
     nbr_flat = nbr.ravel()
