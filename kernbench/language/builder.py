@@ -231,7 +231,7 @@ class TraceStore:
     trims and hands them over."""
 
     __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_sites", "_expected",
-                 "_segments")
+                 "_segments", "_tensor_bytes")
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.table = SiteTable()
@@ -245,6 +245,8 @@ class TraceStore:
         #: per run of one program's commands in ``pending``: [builder, index of its first
         #: command in ``pending``, the builder's results made before it]
         self._segments: list = []
+        #: byte size of every tensor made, in global order (PE, then id): an array per flush
+        self._tensor_bytes: list = []
 
     @property
     def n_traced(self) -> int:
@@ -318,6 +320,7 @@ class TraceStore:
         self._sites[a:z] = site
         bounds = [int(x) for x in before] + [int(made[-1])]
         made_bytes = out_bytes[makes]
+        self._tensor_bytes.append(made_bytes)
         for k, seg in enumerate(segs):
             b = seg[0]
             b._tb_parts.append(made_bytes[bounds[k]:bounds[k + 1]])
@@ -337,6 +340,13 @@ class TraceStore:
         if self.closed:
             return self._commands[a:z], self._sites[a:z]
         return self._commands[a:z].copy(), self._sites[a:z].copy()
+
+    def tensor_bytes(self) -> np.ndarray:
+        """Every tensor's byte size, in global order (flushed ones; all of them once closed)."""
+        parts = self._tensor_bytes
+        if len(parts) != 1:
+            self._tensor_bytes = parts = [np.concatenate(parts) if parts else np.zeros(0, np.int64)]
+        return parts[0]
 
     def close(self) -> tuple:
         """Flush, trim to the commands traced and return (commands, sites); nothing is added

@@ -159,17 +159,19 @@ def _assemble(hw, builders: list) -> tuple[Program, np.ndarray, SiteTable]:
         store = TraceStore()
     commands, sites = store.close()
     n_cmd = [0 if b is None else b.n_commands for b in builders]
-    n_ten = [0 if b is None else len(b.tensor_bytes) for b in builders]
+    n_ten = [0 if b is None else b.n_tensors for b in builders]
     cmd_off = np.zeros(hw.n_pes + 1, np.int64)
     np.cumsum(n_cmd, out=cmd_off[1:])
     ten_off = np.zeros(hw.n_pes + 1, np.int64)
     np.cumsum(n_ten, out=ten_off[1:])
-    if cmd_off[-1] != len(commands) or any(
+    tensor_bytes = store.tensor_bytes()
+    if cmd_off[-1] != len(commands) or ten_off[-1] != len(tensor_bytes) or any(
             b is not None and b.cmd_start != cmd_off[g] for g, b in enumerate(builders)):
         raise AssertionError("traced programs are not in global PE order in their store")
-    live = [b for b in builders if b is not None]
-    tensor_bytes = np.concatenate([b.tensor_bytes for b in live]) if live else np.zeros(0, np.int64)
-    tensor_pinned = np.concatenate([b.tensor_pinned for b in live]) if live else np.zeros(0, np.uint8)
+    tensor_pinned = np.zeros(len(tensor_bytes), np.uint8)
+    for g, b in enumerate(builders):
+        if b is not None and b.pinned:
+            tensor_pinned[ten_off[g] + np.asarray(b.pinned, np.int64)] = 1
     return Program(commands, cmd_off, tensor_bytes, tensor_pinned, ten_off), sites, store.table
 
 
