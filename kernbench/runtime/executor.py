@@ -78,7 +78,10 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
     recv_i = np.flatnonzero(op == Opcode.RECV)
     if len(send_i) == 0 and len(recv_i) == 0:
         return
-    pe_of = lambda idx: np.searchsorted(program.cmd_offsets, idx, side="right") - 1  # noqa: E731
+
+    def pe_of(idx: np.ndarray) -> np.ndarray:
+        return np.searchsorted(program.cmd_offsets, idx, side="right") - 1
+
     nbr_flat = np.asarray(nbr, np.int64).ravel()
     opposite = np.array([int(q) for q in OPPOSITE], np.int64)
     s_port = c["port"][send_i].astype(np.int64)
