@@ -4,7 +4,7 @@ One :class:`PEBuilder` per traced program. It assigns tensor ids (SSA: one produ
 addresses, and records each command as four ints: its *site* and its three operand tensor ids.
 
 A site is everything static about a command, interned in the launch's :class:`SiteTable`: the
-kernel line, the op, the shapes and dtypes (see "Site keys" below). Every field of a command but
+kernel line, the op, the shapes and dtypes (see kernbench.language.sites). Every field of a command but
 its operands follows from its site (opcode, unit, sizes, bytes, line: :func:`site_fields`), and
 its result tensor id is the running count of results, so the four ints are the whole command.
 Thousands of commands share one site, so naming a command later (labels, errors, Perfetto) costs
@@ -31,16 +31,6 @@ An elementwise result of its operand's shape and dtype shares the operand's tupl
 costs about a pointer per tensor; it holds no handle, so the handles the kernel drops are freed
 at once (functional mode keeps them, for replay). Once the program is finished only the byte
 sizes (and, in functional mode, weak references to the handles) remain.
-
-Site keys, ``(kind, file, line, ...)`` by kind (what :func:`label_of` prints):
-
-- ``load``:   shape, dtype, allocation name
-- ``store``:  shape, allocation dtype, allocation name
-- ``dot``:    shape a, shape b, dtype a, dtype b
-- ``vec``:    op name, out shape, out dtype
-- ``reduce``: op name, in shape, axis (None = all), out dtype
-- ``send``:   port, shape, dtype
-- ``recv``:   port, shape, dtype
 """
 from __future__ import annotations
 
@@ -48,12 +38,14 @@ import weakref
 
 import numpy as np
 
-from ..common.pe_commands import COMMAND_DTYPE, N_PORTS, Opcode, TensorHandle, Unit, VecOp
+from ..common.pe_commands import TensorHandle
 from . import semantic
-from .semantic import ITEMSIZE, fmt_shape, line_of
+from .semantic import ITEMSIZE, line_of
+from .sites import REDUCE_SUB, VEC_SUB, SiteTable, label_of, reduce_geometry, site_fields
+from .store import TraceStore
 
 __all__ = ["PEBuilder", "SiteTable", "TraceStore", "SRAM_ALIGN", "FLUSH_EVERY", "label_of",
-           "site_fields"]
+           "site_fields", "VEC_SUB", "REDUCE_SUB"]
 
 semantic.register_internal(__file__)
 
@@ -73,295 +65,6 @@ _FLUSH_MASK = FLUSH_EVERY - 1
 _make_handle = object.__new__
 assert not hasattr(TensorHandle, "__post_init__") and TensorHandle.__slots__ == (
     "id", "addr", "shape", "dtype", "nbytes", "data", "space", "pinned", "__weakref__")
-
-_LOAD, _STORE, _DOT, _VEC, _REDUCE, _SEND, _RECV = (int(o) for o in Opcode)
-_DMA, _GEMM, _VECTOR = int(Unit.DMA), int(Unit.GEMM), int(Unit.VECTOR)
-_TX0, _RX0 = int(Unit.TX_E), int(Unit.RX_E)
-
-# VecOp cost class of each elementwise name (docs/hardware-model.md, "Vector unit").
-VEC_SUB = {
-    "add": VecOp.ADD, "sub": VecOp.SUB, "mul": VecOp.MUL, "div": VecOp.DIV,
-    "maximum": VecOp.MAX, "minimum": VecOp.MIN,
-    "lt": VecOp.COMPARE, "le": VecOp.COMPARE, "gt": VecOp.COMPARE, "ge": VecOp.COMPARE,
-    "eq": VecOp.COMPARE, "ne": VecOp.COMPARE,
-    "where": VecOp.SELECT, "neg": VecOp.COPY, "abs": VecOp.COPY, "copy": VecOp.COPY,
-    "cast": VecOp.CAST, "fill": VecOp.FILL,
-    "exp": VecOp.EXP, "log": VecOp.LOG, "sqrt": VecOp.SQRT, "rsqrt": VecOp.RSQRT,
-}
-VEC_SUB = {k: int(v) for k, v in VEC_SUB.items()}
-REDUCE_SUB = {"max": int(VecOp.MAX), "min": int(VecOp.MIN), "sum": int(VecOp.ADD)}
-
-
-# -- sites: what names a command, and every field but its operands -------------------------------
-_PORT = ("E", "W", "N", "S")
-
-
-def label_of(key: tuple) -> str:
-    """A command in the kernel's words, from its site key, e.g. "dot (64,128)x(128,64) f16"."""
-    kind = key[0]
-    if kind == "vec":
-        return f"{key[3]} {fmt_shape(key[4])} {key[5]}"
-    if kind == "load":
-        return f"load {fmt_shape(key[3])} {key[4]} from {key[5]}"
-    if kind == "store":
-        return f"store {fmt_shape(key[3])} {key[4]} to {key[5]}"
-    if kind == "dot":
-        d = key[5] if key[5] == key[6] else f"{key[5]}x{key[6]}"
-        return f"dot {fmt_shape(key[3])}x{fmt_shape(key[4])} {d}"
-    if kind == "reduce":
-        ax = "all" if key[5] is None else key[5]
-        return f"{key[3]}-reduce {fmt_shape(key[4])} axis {ax} {key[6]}"
-    if kind == "send":
-        return f"send to {_PORT[key[3]]} {fmt_shape(key[4])} {key[5]}"
-    if kind == "recv":
-        return f"recv from {_PORT[key[3]]} {fmt_shape(key[4])} {key[5]}"
-    return kind
-
-
-#: Columns of :func:`site_fields`: COMMAND_DTYPE fields, then the bytes of the command's result
-#: tensor (-1: the command makes none).
-SITE_COLUMNS = ("opcode", "unit", "sub", "port", "m", "n", "k", "nbytes", "esize", "line")
-_OUT_BYTES = len(SITE_COLUMNS)
-
-
-def site_fields(key: tuple) -> tuple:
-    """Every field of a command at site ``key`` but its operands and result ids, in
-    SITE_COLUMNS order, plus its result's bytes (-1 for store and send)."""
-    kind, line = key[0], int(key[2])
-    numel = semantic.numel
-    if kind == "vec":
-        name, shape, dtype = key[3], key[4], key[5]
-        n = int(numel(shape))
-        return (_VEC, _VECTOR, VEC_SUB[name], -1, 0, n, 0, 0, 0, line, n * ITEMSIZE[dtype])
-    if kind == "load":
-        nb = int(numel(key[3])) * ITEMSIZE[key[4]]
-        return (_LOAD, _DMA, 0, -1, 0, 0, 0, nb, 0, line, nb)
-    if kind == "store":
-        nb = int(numel(key[3])) * ITEMSIZE[key[4]]
-        return (_STORE, _DMA, 0, -1, 0, 0, 0, nb, 0, line, -1)
-    if kind == "dot":
-        a, b, da, db = key[3], key[4], key[5], key[6]
-        m, n, k = int(a[0]), int(b[1]), int(a[1])
-        return (_DOT, _GEMM, 0, -1, m, n, k, 0, max(ITEMSIZE[da], ITEMSIZE[db]), line, 4 * m * n)
-    if kind == "reduce":
-        name, shape, axis, dtype = key[3], key[4], key[5], key[6]
-        outer, r, inner, _ = _reduce_geometry(shape, axis, dtype)
-        return (_REDUCE, _VECTOR, REDUCE_SUB[name], -1, int(outer), int(r), int(inner), 0, 0, line,
-                int(outer * inner) * ITEMSIZE[dtype])
-    port, shape, dtype = key[3], key[4], key[5]
-    nb = int(numel(shape)) * ITEMSIZE[dtype]
-    if kind == "send":
-        return (_SEND, _TX0 + port, 0, port, 0, 0, 0, nb, 0, line, -1)
-    if kind == "recv":
-        return (_RECV, _RX0 + port, 0, port, 0, 0, 0, nb, 0, line, nb)
-    raise ValueError(f"unknown site kind {kind!r}")
-
-
-class SiteTable:
-    """The sites of one launch, interned: site key -> index, each site's command fields as one
-    int64 row (:meth:`fields`), and each site's label once made.
-
-    Every PE traced in a launch shares one table, so a command costs one small int for its
-    fields, its name and its kernel line."""
-
-    __slots__ = ("index", "keys", "plans", "_labels", "_fields", "_records")
-
-    def __init__(self) -> None:
-        self.index: dict = {}
-        self.keys: list = []
-        #: by kind of call: instruction offset of a kernel call site -> the site it made last
-        #: time, with the code object and what it was made of (see PEBuilder.vec): a repeated
-        #: call skips building its key
-        self.plans: dict = {"vec": {}, "dot": {}, "reduce": {}, "other": {}}
-        self._labels: dict = {}
-        self._fields = np.zeros((0, _OUT_BYTES + 1), np.int64)
-        self._records = np.zeros(0, COMMAND_DTYPE)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def add(self, key: tuple) -> int:
-        """The index of ``key``, added when new."""
-        i = self.index.get(key)
-        if i is None:
-            site_fields(key)  # a key that names no command fails here, not at the next flush
-            i = self.index[key] = len(self.keys)
-            self.keys.append(key)
-        return i
-
-    def fields(self) -> np.ndarray:
-        """(sites, len(SITE_COLUMNS) + 1) int64: :func:`site_fields` of every site."""
-        f = self._fields
-        if len(f) < len(self.keys):
-            new = np.array([site_fields(k) for k in self.keys[len(f):]], np.int64)
-            f = self._fields = np.concatenate([f, new.reshape(-1, _OUT_BYTES + 1)])
-        return f
-
-    def records(self) -> np.ndarray:
-        """One COMMAND_DTYPE record per site: its command with no operand and no result."""
-        if len(self._records) < len(self.keys):
-            f = self.fields()
-            r = np.zeros(len(f), COMMAND_DTYPE)
-            for j, name in enumerate(SITE_COLUMNS):
-                r[name] = f[:, j]
-            for name in ("src0", "src1", "src2", "dst"):
-                r[name] = -1
-            self._records = r
-        return self._records
-
-    def label(self, i: int) -> str:
-        s = self._labels.get(i)
-        if s is None:
-            s = self._labels[i] = label_of(self.keys[i])
-        return s
-
-    def source(self, i: int) -> str:
-        k = self.keys[i]
-        return f"{k[1]}:{k[2]}"
-
-
-class TraceStore:
-    """The commands of every program of one launch, in program order, and the sites naming them.
-
-    Builders append (site, src0, src1, src2) per command to ``pending``, one program after the
-    other; :meth:`flush` turns what is pending, of however many programs, into ``commands``
-    (COMMAND_DTYPE) and ``sites`` (int32 index into ``table``) in one vectorized pass. The arrays
-    grow as needed; :meth:`expect` lets the caller size them for the whole launch (an estimate
-    costs address space only: pages are touched as commands arrive). :meth:`close` flushes,
-    trims and hands them over."""
-
-    __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_sites", "_expected",
-                 "_segments", "_tensor_bytes")
-
-    def __init__(self, capacity: int = 1 << 12) -> None:
-        self.table = SiteTable()
-        self.pending: list = []  #: (site, src0, src1, src2) per command not yet in the arrays
-        self.n = 0  #: commands in the arrays
-        self.closed = False
-        self.current = None  #: the builder appending to ``pending``
-        self._commands = np.empty(capacity, COMMAND_DTYPE)
-        self._sites = np.empty(capacity, np.int32)
-        self._expected = 0
-        #: per run of one program's commands in ``pending``: [builder, index of its first
-        #: command in ``pending``, the builder's results made before it]
-        self._segments: list = []
-        #: byte size of every tensor made, in global order (PE, then id): an array per flush
-        self._tensor_bytes: list = []
-
-    @property
-    def n_traced(self) -> int:
-        """Commands traced so far, pending ones included."""
-        return self.n + len(self.pending) // 4
-
-    def expect(self, n_commands: int) -> None:
-        """Size the next growth for about ``n_commands`` commands in all."""
-        self._expected = int(n_commands)
-
-    def begin(self, builder) -> None:
-        """``builder``'s commands follow: one program at a time."""
-        if self.closed:
-            raise RuntimeError("this launch's trace is closed: no command may be added")
-        if self.current is not None:
-            raise RuntimeError("PEBuilders sharing a TraceStore must be traced one at a time "
-                               "(finish() the previous one first)")
-        self.current = builder
-        self._segments.append([builder, len(self.pending) // 4, 0])
-
-    def end(self, builder) -> None:
-        if self.current is builder:
-            self.current = None
-
-    def _grow(self, need: int) -> None:
-        cap = max(need, 4 * len(self._commands))  # few copies while the first PE is traced
-        try:  # the expected size costs address space only; fall back to growing if refused
-            big = max(cap, self._expected)
-            c, s = np.empty(big, COMMAND_DTYPE), np.empty(big, np.int32)
-        except MemoryError:
-            c, s = np.empty(cap, COMMAND_DTYPE), np.empty(cap, np.int32)
-        # a copy of what is filled only (ndarray.resize would zero the whole new capacity)
-        c[:self.n] = self._commands[:self.n]
-        s[:self.n] = self._sites[:self.n]
-        self._commands, self._sites = c, s
-
-    def flush(self) -> None:
-        """Move every pending command into the arrays; each builder gets the byte sizes of the
-        tensors its moved commands make (``_tb_parts``) and its range (``cmd_end``)."""
-        pending = self.pending
-        segs = self._segments
-        if not pending:  # nothing to move; only the current program's segment goes on
-            if self.current is not None:
-                del segs[:-1]
-                segs[0][1] = 0
-            else:
-                segs.clear()
-            return
-        rec = np.fromiter(pending, np.int64, len(pending)).reshape(-1, 4)
-        a = self.n
-        z = a + len(rec)
-        if z > len(self._commands):
-            self._grow(z)
-        site = rec[:, 0]
-        out = self._commands[a:z]
-        np.take(self.table.records(), site, out=out, mode="clip")  # sites are valid; "raise" buffers
-        out["src0"] = rec[:, 1]
-        out["src1"] = rec[:, 2]
-        out["src2"] = rec[:, 3]
-        out_bytes = self.table.fields()[:, _OUT_BYTES][site]
-        makes = out_bytes >= 0
-        made = np.cumsum(makes)  # results made up to and including each command
-        # A result's id is its program's count of results before it: per segment, the count at
-        # the segment's start (the builder's tensors before this flush) plus the running count.
-        starts = [seg[1] for seg in segs]
-        lens = np.diff(starts + [len(rec)])
-        before = np.array([int(made[k - 1]) if k else 0 for k in starts], np.int64)
-        base = np.array([seg[2] for seg in segs], np.int64)
-        dst = made - 1 + np.repeat(base - before, lens)
-        out["dst"] = np.where(makes, dst, -1)
-        self._sites[a:z] = site
-        bounds = [int(x) for x in before] + [int(made[-1])]
-        made_bytes = out_bytes[makes]
-        self._tensor_bytes.append(made_bytes)
-        for k, seg in enumerate(segs):
-            b = seg[0]
-            b._tb_parts.append(made_bytes[bounds[k]:bounds[k + 1]])
-            b.cmd_end = a + starts[k] + int(lens[k])
-        self.n = z
-        pending.clear()
-        if self.current is not None:  # its next commands start a new segment
-            cur = self._segments[-1]
-            cur[1], cur[2] = 0, cur[2] + bounds[-1] - bounds[-2]
-            del self._segments[:-1]
-        else:
-            self._segments.clear()
-
-    def slice(self, a: int, z: int) -> tuple:
-        """(commands, sites) of global commands a..z: views once closed, copies before."""
-        self.flush()
-        if self.closed:
-            return self._commands[a:z], self._sites[a:z]
-        return self._commands[a:z].copy(), self._sites[a:z].copy()
-
-    def tensor_bytes(self) -> np.ndarray:
-        """Every tensor's byte size, in global order (flushed ones; all of them once closed)."""
-        parts = self._tensor_bytes
-        if len(parts) != 1:
-            self._tensor_bytes = parts = [np.concatenate(parts) if parts else np.zeros(0, np.int64)]
-        return parts[0]
-
-    def close(self) -> tuple:
-        """Flush, trim to the commands traced and return (commands, sites); nothing is added
-        after."""
-        if not self.closed:
-            if self.current is not None:
-                raise RuntimeError("close() while a PEBuilder is still tracing")
-            self.flush()
-            for plans in self.table.plans.values():
-                plans.clear()  # they hold the kernel's code objects
-            # shrinking in place (realloc) moves no data and touches no page
-            self._commands.resize(self.n, refcheck=False)
-            self._sites.resize(self.n, refcheck=False)
-            self.closed = True
-        return self._commands, self._sites
 
 
 class PEBuilder:
@@ -605,7 +308,7 @@ class PEBuilder:
                 or (p[2] is not shape and p[2] != shape) or p[3] != axis or p[4] is not dtype):
             geom = _REDUCE_OUT.get((shape, axis, dtype))
             if geom is None:
-                geom = _remember(_REDUCE_OUT, (shape, axis, dtype), _reduce_geometry(shape, axis, dtype))
+                geom = _remember(_REDUCE_OUT, (shape, axis, dtype), reduce_geometry(shape, axis, dtype))
             p = self._replan(self._reduce_plans, f, (name, shape, axis, dtype),
                              ("reduce", name, shape, axis, dtype), (geom[3],))
         i = len(self.tensors)
@@ -674,23 +377,6 @@ class PEBuilder:
         if not self.n_commands:
             return None
         return self.commands, self.tensor_bytes, self.tensor_pinned
-
-
-def _reduce_geometry(shape: tuple, axis, dtype: str) -> tuple:
-    """(outer, reduced length, inner, (out shape, dtype, out numel)) of a reduction."""
-    numel = semantic.numel
-    if axis is None:
-        outer, r, inner = 1, numel(shape), 1
-        out = (1,) * len(shape)
-    elif axis == len(shape) - 1:
-        outer, r, inner = numel(shape[:-1]), shape[-1], 1
-        out = shape[:-1] + (1,)
-    else:
-        outer = numel(shape[:axis])
-        r = shape[axis]
-        inner = numel(shape[axis + 1:])
-        out = shape[:axis] + (1,) + shape[axis + 1:]
-    return (outer, r, inner, (out, dtype, outer * inner))
 
 
 def _remember(cache: dict, key, value):
