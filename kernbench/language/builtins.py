@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sys import _getframe
 
+from ..common.errors import KernelError
 from ..common.pe_commands import TensorHandle
 from . import semantic
 from .builder import VEC_SUB, PEBuilder
@@ -27,6 +28,20 @@ from .semantic import (
 )
 
 __all__ = ["TL"]
+
+
+class _NoProgram:
+    """Stands in for the builder when no program is being traced (after the launch): any use of
+    ``tl`` then is a clear error, not an AttributeError from deep inside a call."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name):
+        raise KernelError("this tl object is not tracing a program: its launch has ended. A kernel "
+                          "must use the tl it is passed, during its own launch")
+
+
+_NO_PROGRAM = _NoProgram()
 
 semantic.register_internal(__file__)
 
@@ -49,11 +64,11 @@ class TL:
 
     def __init__(self, grid: tuple):
         self._grid = grid
-        self._b: PEBuilder | None = None
+        self._b: PEBuilder = _NO_PROGRAM
 
     def _begin(self, builder: PEBuilder) -> None:
-        """Trace the next program into ``builder``."""
-        self._b = builder
+        """Trace the next program into ``builder`` (None: no program; any call is an error)."""
+        self._b = _NO_PROGRAM if builder is None else builder
 
     # -- program ids -------------------------------------------------------------------------
     def program_id(self, axis: int = 0) -> int:
