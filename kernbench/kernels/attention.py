@@ -101,12 +101,17 @@ def attention_mesh_kv_kernel(
     """Prefill ring attention: K/V blocks travel the open line both ways.
 
     Each rank keeps its query rows and its 1/n_ranks of K and V. For every (K/V group, query
-    block): the rank folds its own K/V blocks while sending each east and west; then for
-    s = 1 .. n_ranks - 1 it receives the blocks of rank - s (from W) and rank + s (from E), passes
-    each on in the direction it was going, and folds it. Every rank folds every chunk exactly once;
-    no merge across ranks is needed. A recv (or load) of the block folded at step f is posted only
-    once fold f - 2 is done: double buffering, so the next block travels while this one computes
-    and SRAM holds about two blocks per direction.
+    block) and every K/V block index b: the rank loads its own block b, sends it east and west and
+    folds it; then for s = 1 .. n_ranks - 1 it receives block b of rank - s's chunk (from W) and of
+    rank + s's (from E), passes each on in the direction it was going, and folds it. Every rank
+    folds every chunk exactly once; no merge across ranks is needed.
+
+    Block-major order (block b of every chunk before block b + 1) keeps what travels in step:
+    a block a rank passes on at step s is the one its neighbour folds at step s + 1, right after.
+    (Chunk by chunk, the neighbour would want it only a whole chunk later, and a chunk per
+    direction would wait in SRAM behind a send short of credits.) A recv (or load) of the block
+    folded at position f is posted only once fold f - 2 is done: double buffering, so the next
+    block travels while this one computes and SRAM holds about two blocks per direction.
     """
     rank = _rank(rank_axis, tl)
     if rank is None:
@@ -129,7 +134,8 @@ def attention_mesh_kv_kernel(
             def gate():
                 return done[-2] if len(done) >= 2 else None
 
-            for k0, n in blocks:  # own chunk: load, send both ways, fold
+            for k0, n in blocks:  # block-major: block b of every chunk before block b + 1
+                # own block: load, send both ways, fold
                 kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate())
                 vb = _load_kv(tl, v_ptr, k0, n, g, h_kv, d, gate())
                 for direction, wired in (("E", east), ("W", west)):
@@ -138,12 +144,13 @@ def attention_mesh_kv_kernel(
                         tl.send(dir=direction, src=vb)
                 m, l, o = _fold(tl, q, kb, vb, m, l, o)
                 done.append(o)
-            for step in range(1, n_ranks):
-                # chunk of rank - step arrives from W and goes on E; rank + step from E, on W
-                sources = [(src_dir, fwd_dir, fwd) for src_dir, fwd_dir, fwd, has in (
-                    ("W", "E", east, rank - step >= 0), ("E", "W", west, rank + step < n_ranks)) if has]
-                for k0, n in blocks:
-                    for src_dir, fwd_dir, forward in sources:
+                for step in range(1, n_ranks):
+                    # block b of rank - step's chunk arrives from W and goes on E; of
+                    # rank + step's from E, on W
+                    for src_dir, fwd_dir, forward, has in (
+                            ("W", "E", east, rank - step >= 0), ("E", "W", west, rank + step < n_ranks)):
+                        if not has:
+                            continue
                         kb = tl.recv(dir=src_dir, shape=(n, d), dtype=F16, after=gate())
                         vb = tl.recv(dir=src_dir, shape=(n, d), dtype=F16, after=gate())
                         if forward:
