@@ -113,3 +113,16 @@ def test_line_takes_n_minus_1_steps():
             break
         send = fwd[0]
     assert g == 0 and hops == n - 1
+
+
+@pytest.mark.parametrize("n", [3, 8])
+def test_prefill_peak_sram_does_not_grow_with_the_chunk(n):
+    """Blocks of 4 rows, chunks of 8, 32 and 128 rows per rank: peak SRAM per PE is the same.
+    In block-major order a forwarded block is folded by the neighbour in the next slot; folding
+    chunk by chunk would park a whole chunk per direction behind credit-stalled sends (with this
+    spec that schedule peaks at 4224 bytes for 8-row chunks and 12160 for 128-row ones)."""
+    peaks = set()
+    for rows in (8, 32, 128):
+        r = run_panel(with_mode(small_spec("prefill", n, 4, 0, rows=rows), "timing"), MESH8).result
+        peaks.add(int(r.peak_sram.max()))
+    assert len(peaks) == 1
