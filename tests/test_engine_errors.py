@@ -75,7 +75,7 @@ def test_operand_id_out_of_range(hw2, field):
         (make_command(Opcode.VEC, Unit.VECTOR, sub=VecOp.ADD, dst=0, n=0), "vector element count must be >= 1"),
         (make_command(Opcode.REDUCE, Unit.VECTOR, sub=VecOp.MAX, src0=1, dst=0, m=2, n=0, k=1), "reduction sizes must be >= 1"),
         (make_command(Opcode.REDUCE, Unit.VECTOR, sub=VecOp.MAX, src0=1, dst=0, m=2, n=3, k=0), "reduction sizes must be >= 1"),
-        (make_command(Opcode.VEC, Unit.VECTOR, sub=15, dst=0, n=4), "unknown vector op"),
+        (make_command(Opcode.VEC, Unit.VECTOR, sub=len(VecOp), dst=0, n=4), "unknown vector op"),
         (make_command(Opcode.VEC, Unit.VECTOR, sub=-1, dst=0, n=4), "unknown vector op"),
     ],
 )

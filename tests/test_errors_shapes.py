@@ -129,12 +129,19 @@ def test_non_tensor_operands():
     assert "mul: expected a tensor or a Python number, got str" in fails_on(body3)
 
 
-def test_masks_are_not_numbers():
+def test_masks_are_not_float_matrices():
+    # A mask in arithmetic is 0/1 (docs/language.md, "Promotion"), but tl.dot takes floats only.
     def body(tl, t, mark):
         m = t > 0.0
-        mark(); tl.exp(m)  # noqa: E702
+        mark(); tl.dot(m, t)  # noqa: E702
 
-    assert "exp: its operand is a bool mask; cast it first" in fails_on(body)
+    assert "dot: a is a bool mask; dot takes float tensors (cast first" in fails_on(body)
+
+    def body2(tl, t, mark):
+        i = tl.cast(t, "int32")
+        mark(); tl.dot(t, i)  # noqa: E702
+
+    assert "dot: b is an int32 tensor; dot takes float tensors" in fails_on(body2)
 
 
 def test_handle_from_nowhere():

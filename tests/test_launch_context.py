@@ -120,3 +120,35 @@ def test_pinned_loads_stay_live():
     b = ctx.launch(k, (1, 1), x, True, mode="timing")
     assert a.program.tensor_pinned.tolist() == [0, 0] and b.program.tensor_pinned.tolist() == [1, 0]
     assert a.cycles == b.cycles and a.peak_sram[0] == b.peak_sram[0] == 8192
+
+
+def _copy(x_ptr, o_ptr, n, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,)))
+
+
+def test_device_array_of_another_context_is_refused():
+    # Each Context's first allocation sits at BASE_ADDR 0x10000000, so a's x and b's y have the
+    # same address: launched on b, x's int address would silently read y's contents (2s, not 1s).
+    a = kernbench.Context("default", overrides={"n_cubes": 1})
+    b = kernbench.Context("default", overrides={"n_cubes": 1})
+    x = a.put(np.ones(64, np.float16), pe=(0, 0), name="x")
+    y = b.put(np.full(64, 2, np.float16), pe=(0, 0), name="y")
+    o = b.empty((64,), "f16", name="o")
+    assert x.addr == y.addr == 0x1000_0000
+    # positionally: named by the kernel parameter it binds to, and by the array's name
+    with pytest.raises(ValueError, match=r"launch argument 'x_ptr' \(positional #0\) \(device array 'x' "
+                                         r"at 0x10000000\) belongs to another Context: expected a device "
+                                         r"array of this Context"):
+        b.launch(_copy, (1, 1), x, o, 64)
+    # as a keyword argument: named by its keyword
+    with pytest.raises(ValueError, match=r"launch argument 'o_ptr' \(device array 'x' at 0x10000000\) "
+                                         r"belongs to another Context"):
+        b.launch(_copy, (1, 1), y, n=64, o_ptr=x)
+    # timing mode is refused too (the address is as meaningless for the cost model's allocation checks)
+    with pytest.raises(ValueError, match="belongs to another Context"):
+        b.launch(_copy, (1, 1), x, o, 64, mode="timing")
+    # nothing ran: o is still all zeros on b, x still all ones on a
+    assert (b.read(o, (0, 0)) == 0).all() and (a.read(x, (0, 0)) == 1).all()
+    # the same launch with b's own arrays works: o gets y's 2s
+    b.launch(_copy, (1, 1), y, o, 64)
+    assert (b.read(o, (0, 0)) == 2).all()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from engine_helpers import Machine, fill
 
+import kernbench
 from kernbench.hw import N_PORTS, OPPOSITE, Port, SfrInstall, load_hw, parse_port
 
 
@@ -70,10 +71,10 @@ def test_small_rings():
     t = SfrInstall("pe", ring=True).neighbours(hw)
     assert t[:, :2].tolist() == [[1, 1], [0, 0]]
     assert _symmetric(t)
-    # one member: a ring of one has no link to itself
+    # one member: a ring of one is a self-loop (test_one_member_ring_is_a_self_loop below)
     hw1 = load_hw().with_overrides(n_cubes=1, pes_per_cube=1)
-    assert (SfrInstall("pe", ring=True).neighbours(hw1) == -1).all()
-    assert (SfrInstall("cube", ring=True).neighbours(hw1) == -1).all()
+    assert SfrInstall("pe", ring=True).neighbours(hw1)[:, :2].tolist() == [[0, 0]]
+    assert SfrInstall("cube", ring=True).neighbours(hw1)[:, :2].tolist() == [[0, 0]]
 
 
 def test_big_preset_table():
@@ -119,3 +120,90 @@ def test_port_with_no_neighbour_is_an_error_naming_pe_and_direction():
             with pytest.raises(ValueError, match=r"PE \(2, 0\) command #1 \[send to E \(line 40\)\] sends on port E, "
                                                  r"which has no neighbour"):
                 m.run()
+
+
+# -- a ring of one PE: a self-loop ----------------------------------------------------------------
+# docs/hardware-model.md, "SFR installs": ring=True wires the last member's E port to the first
+# member's W port. With one member the last and the first are the same PE, so its E port wires to
+# its own W port (and W to its own E): a message sent E comes back on W.
+
+ONE_PE = {"n_cubes": 1, "pes_per_cube": 1}
+#: (scope, overrides) of the three one-member rings: scope pe with one PE per cube, scope cube
+#: with one cube of one PE, and scope cube with one cube of 8 PEs (only PE 0 is a ring member).
+ONE_MEMBER_RINGS = [("pe", ONE_PE), ("cube", ONE_PE), ("cube", {"n_cubes": 1})]
+ONE_MEMBER_IDS = ["pe-1x1", "cube-1x1", "cube-1x8"]
+
+
+def test_one_member_ring_is_a_self_loop():
+    for scope, ov in ONE_MEMBER_RINGS:
+        ctx = kernbench.Context("default", overrides=ov)
+        ctx.install_sfr(scope, ring=True)
+        t = ctx.neighbours()
+        assert t[0, Port.E] == 0 and t[0, Port.W] == 0, f"{scope} {ov}: expected E and W of PE 0 to be PE 0"
+        assert t[0, Port.N] == -1 and t[0, Port.S] == -1
+        assert (t[1:] == -1).all()  # scope cube: PEs 1..7 of the cube have no links
+        assert _symmetric(t)
+        # an open line of one member has no links at all
+        ctx.install_sfr(scope, ring=False)
+        assert (ctx.neighbours() == -1).all()
+    # scope pe on several one-PE cubes: every cube's PE is its own ring, never linked to another
+    t = SfrInstall("pe", ring=True).neighbours(load_hw().with_overrides(pes_per_cube=1))
+    assert t[:, :2].tolist() == [[g, g] for g in range(4)]
+
+
+N_LOOP = 1024  #: f16 elements: S = 2048 bytes
+
+
+def _loopback(x_ptr, o_ptr, *, tl):
+    t = tl.load(x_ptr, shape=(N_LOOP,), dtype="f16")
+    tl.send("E", t)
+    tl.store(o_ptr, tl.recv("W", (N_LOOP,), "f16"))
+
+
+@pytest.mark.parametrize("detail", ["train", "packet"])
+@pytest.mark.parametrize("scope, ov", ONE_MEMBER_RINGS, ids=ONE_MEMBER_IDS)
+def test_self_loop_round_trip_and_cycles(scope, ov, detail):
+    ctx = kernbench.Context("default", overrides=ov)
+    ctx.install_sfr(scope, ring=True)
+    x = np.random.default_rng(5).standard_normal(N_LOOP).astype(np.float16)
+    xa = ctx.put(x, pe=(0, 0), name="x")
+    oa = ctx.empty((N_LOOP,), "f16", name="o")
+    r = ctx.launch(_loopback, (1, 1), xa, oa, detail=detail)
+    # the value comes back bit for bit
+    assert ctx.read(oa, (0, 0)).tobytes() == x.tobytes()
+    # Cycles, docs/hardware-model.md (defaults: B=512, W=256, lambda=150; P=256, b=32, h=50, Q=32):
+    #   load  2048 B = 4 bursts of 512 B, ceil(512/256) = 2 cycles each:  4*2 + 150 = 158
+    #   send  T = 158 (its operand is the load's tensor); ceil(2048/256) = 8 packets of 256 B,
+    #         ser = ceil(256/32) = 8; 8 packets < Q = 32 credits, so no credit waits:
+    #         e_i = 158 + 8*(i+1), the send ends at e_last = 158 + 64 = 222
+    #   recv  posted at r = 0 (RX_W is idle and the recv has no operand);
+    #         d_last = max(a_last, r) = e_last + h = 222 + 50 = 272
+    #         (the doc's uncontended figure: ceil(S/P)*ser + h = 64 + 50 = 114 after 158)
+    #   store waits for the recv's tensor: 272 + (4*2 + 150) = 430
+    assert r.engine.cmd_end.tolist() == [158, 222, 272, 430]
+    assert r.cycles == 430
+    # the link is PE 0's E port; nothing is sent on W (its RX side is the link's far end)
+    lc = r.link_counters
+    assert {k: int(lc[0 * 4 + Port.E][k]) for k in lc.dtype.names} == {
+        "bytes": 2048, "packets": 8, "busy": 8 * 8, "messages": 1}
+    assert int(lc[0 * 4 + Port.W]["bytes"]) == 0
+    # timing mode: the same command stream, the same cycles
+    assert ctx.launch(_loopback, (1, 1), xa, oa, mode="timing", detail=detail).cycles == 430
+
+
+def test_self_loop_keeps_message_order():
+    """The k-th send on E is received by the k-th recv on W, also when both are the same PE's."""
+    ctx = kernbench.Context("default", overrides=ONE_PE)
+    ctx.install_sfr("pe", ring=True)
+    x = ctx.put(np.arange(3 * 64, dtype=np.float32).reshape(3, 64), pe=(0, 0), name="x")
+    o = ctx.empty((3, 64), "f32", name="o")
+
+    def k(x_ptr, o_ptr, *, tl):
+        for i in range(3):  # three messages of 64 f32 = 256 B each, in flight together
+            tl.send("E", tl.load(x_ptr + 256 * i, shape=(64,), dtype="f32"))
+        for i in range(3):
+            tl.store(o_ptr + 256 * i, tl.recv("W", (64,), "f32"))
+
+    ctx.launch(k, (1, 1), x, o)
+    # row i of o is the i-th message: row i of x (0..63, 64..127, 128..191)
+    assert (ctx.read(o, (0, 0)) == np.arange(3 * 64).reshape(3, 64)).all()

@@ -22,7 +22,7 @@ cdef enum:
     UNIT_RX0 = 7
     N_UNITS = 11
     N_PORTS = 4
-    N_VEC_OPS = 15
+    N_VEC_OPS = 17
 
 cdef enum:
     # Event kinds

@@ -11,6 +11,7 @@ produced by exactly one command (its ``dst``) and read by any number of later co
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Sequence
@@ -37,6 +38,9 @@ __all__ = [
     "parse_port",
     "StreamBuilder",
     "make_command",
+    "push_operator_target",
+    "pop_operator_target",
+    "operator_targets",
 ]
 
 
@@ -62,57 +66,176 @@ class TensorHandle:
     space: str = "sram"
     pinned: bool = False
 
-    # Operators dispatch to the tl builder that is tracing (set by kernbench.language).
+    # Handles compare and hash by identity in dicts and sets (``==`` is elementwise below).
+    __hash__ = object.__hash__
+
+    # Operators dispatch to the ``tl`` tracing in this thread (push_operator_target); each
+    # builtin checks its operands and names the PE and kernel line when they are wrong.
     def __add__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).add(self, o)
+        return _ops().add(self, o)
 
     def __radd__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).add(o, self)
+        return _ops().add(o, self)
 
     def __sub__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).sub(self, o)
+        return _ops().sub(self, o)
 
     def __rsub__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).sub(o, self)
+        return _ops().sub(o, self)
 
     def __mul__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).mul(self, o)
+        return _ops().mul(self, o)
 
     def __rmul__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).mul(o, self)
+        return _ops().mul(o, self)
 
     def __truediv__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).div(self, o)
+        return _ops().div(self, o)
 
     def __rtruediv__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).div(o, self)
+        return _ops().div(o, self)
+
+    def __floordiv__(self, o):
+        return _ops().floordiv(self, o)
+
+    def __rfloordiv__(self, o):
+        return _ops().floordiv(o, self)
+
+    def __mod__(self, o):
+        return _ops().mod(self, o)
+
+    def __rmod__(self, o):
+        return _ops().mod(o, self)
+
+    def __pow__(self, o):
+        return _ops().pow(self, o)
+
+    def __rpow__(self, o):
+        return _ops()._refuse(self, f"{o!r} ** tensor: a tensor exponent is not supported; "
+                                    f"write tl.exp(x * math.log(base))")
+
+    def __matmul__(self, o):
+        return _ops().dot(self, o)
+
+    def __rmatmul__(self, o):
+        return _ops().dot(o, self)
+
+    def __and__(self, o):
+        return _ops().and_(self, o)
+
+    def __rand__(self, o):
+        return _ops().and_(o, self)
+
+    def __or__(self, o):
+        return _ops().or_(self, o)
+
+    def __ror__(self, o):
+        return _ops().or_(o, self)
+
+    def __xor__(self, o):
+        return _ops().xor(self, o)
+
+    def __rxor__(self, o):
+        return _ops().xor(o, self)
+
+    def __lshift__(self, o):
+        return _ops().shl(self, o)
+
+    def __rlshift__(self, o):
+        return _ops().shl(o, self)
+
+    def __rshift__(self, o):
+        return _ops().shr(self, o)
+
+    def __rrshift__(self, o):
+        return _ops().shr(o, self)
 
     def __neg__(self):
         return _ops().neg(self)
 
+    def __pos__(self):
+        _ops()  # outside a trace this is an error like every other operator
+        return self
+
     def __abs__(self):
         return _ops().abs(self)
 
-    # Comparisons give bool masks for tl.where. == and != keep identity semantics (handles are
-    # used as dict keys and compared with `is`); use tl.eq / tl.ne for elementwise equality.
+    def __invert__(self):
+        return _ops().invert(self)
+
     def __lt__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).lt(self, o)
+        return _ops().lt(self, o)
 
     def __le__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).le(self, o)
+        return _ops().le(self, o)
 
     def __gt__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).gt(self, o)
+        return _ops().gt(self, o)
 
     def __ge__(self, o):
-        return (_OPERATOR_TARGET[-1] if _OPERATOR_TARGET else _ops()).ge(self, o)
+        return _ops().ge(self, o)
 
+    def __eq__(self, o):
+        # Elementwise against a tensor or a number, like <. Anything else (None, a string) and
+        # any comparison outside a trace is identity: a handle is then an inert record.
+        t = _target()
+        if t is None or not _comparable(o):
+            return NotImplemented
+        return t.eq(self, o)
+
+    def __ne__(self, o):
+        t = _target()
+        if t is None or not _comparable(o):
+            return NotImplemented
+        return t.ne(self, o)
+
+    def __getitem__(self, key):
+        return _ops()._getitem(self, key)
+
+    def __setitem__(self, key, value):
+        _ops()._refuse(self, "tensors are immutable: build the new value with tl.where(mask, "
+                             "new, old)")
+
+    # A tensor has no value while tracing: branching, sizing or converting on one would pick a
+    # path silently, so each of these is the value-dependent-control-flow error.
     def __bool__(self):
-        # A tensor has no value while tracing: branching on one would pick a path silently.
-        raise TypeError(
-            "a tensor has no value while a kernel is traced: control flow may depend on program "
-            "ids and arguments, not on tensor values (test handles with `is None`)"
-        )
+        return _ops()._no_value(self, "bool(tensor) (an `if`, `while`, `and`, `or` or `not` on it)")
+
+    def __int__(self):
+        return _ops()._no_value(self, "int(tensor)")
+
+    def __float__(self):
+        return _ops()._no_value(self, "float(tensor)")
+
+    def __complex__(self):
+        return _ops()._no_value(self, "complex(tensor)")
+
+    def __index__(self):
+        return _ops()._no_value(self, "a tensor used as an index or size")
+
+    def __len__(self):
+        return _ops()._no_value(self, "len(tensor) (use .shape)")
+
+    def __iter__(self):
+        return _ops()._no_value(self, "iterating over a tensor")
+
+    def __contains__(self, item):
+        return _ops()._no_value(self, "`in` on a tensor")
+
+    # numpy cannot compute on a handle: it has no value while tracing. Refused with the tl
+    # function to use; a numpy scalar on the left of an operator is a number (np.float32(2) * h).
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        op = _REFLECTED.get(ufunc.__name__)
+        if (op is not None and method == "__call__" and not kwargs and len(inputs) == 2
+                and inputs[1] is self and isinstance(inputs[0], np.generic)):
+            return getattr(_ops(), op)(inputs[0].item(), self)
+        return _ops()._numpy(self, ufunc.__name__, method)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _ops()._numpy(self, func.__name__, "__call__")
+
+    def __array__(self, dtype=None, copy=None):
+        return _ops()._numpy(self, "asarray", "__call__")
 
     @property
     def T(self):
@@ -126,14 +249,55 @@ class TensorHandle:
         return f"TensorHandle(id={self.id}, shape={tuple(self.shape)}, dtype={self.dtype})"
 
 
-_OPERATOR_TARGET: list = []
+#: numpy ufunc name -> the tl builtin a reflected operator (numpy scalar on the left) means.
+_REFLECTED = {
+    "add": "add", "subtract": "sub", "multiply": "mul", "true_divide": "div",
+    "floor_divide": "floordiv", "remainder": "mod", "less": "lt", "less_equal": "le",
+    "greater": "gt", "greater_equal": "ge", "equal": "eq", "not_equal": "ne",
+    "bitwise_and": "and_", "bitwise_or": "or_", "bitwise_xor": "xor", "matmul": "dot",
+}
+
+# The tl of the launch tracing in each thread (a stack: a kernel may launch another). Per
+# thread, so two launches in two threads never dispatch into each other.
+_LOCAL = threading.local()
+
+
+def push_operator_target(tl) -> None:
+    """Make ``tl`` the target of TensorHandle operators in this thread (a launch starting)."""
+    stack = getattr(_LOCAL, "stack", None)
+    if stack is None:
+        stack = _LOCAL.stack = []
+    stack.append(tl)
+
+
+def pop_operator_target(tl) -> None:
+    """Undo :func:`push_operator_target` of ``tl`` (a launch ending, normally or not)."""
+    stack = getattr(_LOCAL, "stack", None)
+    if not stack or stack[-1] is not tl:
+        raise RuntimeError("operator targets popped out of order")
+    stack.pop()
+
+
+def operator_targets() -> tuple:
+    """This thread's stack of tracing ``tl`` objects (for tests and tools)."""
+    return tuple(getattr(_LOCAL, "stack", ()))
+
+
+def _target():
+    stack = getattr(_LOCAL, "stack", None)
+    return stack[-1] if stack else None
 
 
 def _ops():
-    """The active ``tl`` object; TensorHandle operators call into it."""
-    if not _OPERATOR_TARGET:
+    """The ``tl`` tracing in this thread; TensorHandle operators call into it."""
+    stack = getattr(_LOCAL, "stack", None)
+    if not stack:
         raise RuntimeError("TensorHandle operators can only be used inside a kernel being traced")
-    return _OPERATOR_TARGET[-1]
+    return stack[-1]
+
+
+def _comparable(o) -> bool:
+    return isinstance(o, (TensorHandle, int, float, np.integer, np.floating, np.bool_))
 
 
 class Opcode(IntEnum):
@@ -193,6 +357,8 @@ class VecOp(IntEnum):
     LOG = 12
     SQRT = 13
     RSQRT = 14
+    BITWISE = 15
+    SIGMOID = 16
 
 
 VEC_OP_NAMES = tuple(v.name.lower() for v in VecOp)

@@ -58,6 +58,8 @@ class VectorOpCycles:
     log: int = 4
     sqrt: int = 4
     rsqrt: int = 2
+    bitwise: int = 1  #: and, or, xor, not, shifts (int32 and masks)
+    sigmoid: int = 4  #: one activation-table op, like exp
 
 
 @dataclass(frozen=True)

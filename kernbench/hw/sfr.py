@@ -46,7 +46,8 @@ class SfrInstall:
     scope ``"pe"``: in every cube the PEs form a line, PE i east of PE i-1.
     scope ``"cube"``: PE 0 of cube c is linked E to PE 0 of cube c+1 (W to cube c-1); the other
     PEs of each cube have no links.
-    ``ring=True`` closes the line (the last member's E port wires to the first member's W port).
+    ``ring=True`` closes the line (the last member's E port wires to the first member's W port);
+    a ring of one member is a self-loop: its E port wires to its own W port.
     """
 
     scope: str = "pe"
@@ -66,9 +67,11 @@ class SfrInstall:
         for members in lines:
             n = len(members)
             for i, g in enumerate(members):
-                if i + 1 < n or (self.ring and n > 1):
+                # A ring wraps both ends; with one member both ends are that PE, so its E port
+                # wires to its own W port (a self-loop).
+                if i + 1 < n or self.ring:
                     table[g, Port.E] = members[(i + 1) % n]
-                if i > 0 or (self.ring and n > 1):
+                if i > 0 or self.ring:
                     table[g, Port.W] = members[(i - 1) % n]
         return table
 

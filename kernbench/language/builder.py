@@ -17,16 +17,19 @@ only briefly, and none is copied once it is an array.
 In functional mode a second record, the command's replay metadata, is kept per command: what
 replay needs to compute the value. Layout, ``(kind, file, line, ...)`` by kind:
 
-- ``load``:   alloc, element offset, shape, row stride or None, dtype
-- ``store``:  src spec, alloc, element offset, shape, row stride or None
+- ``load``:   alloc, element offset, shape, row stride or None, dtype, mask spec or None,
+  other (a spec, a Python number or None)
+- ``store``:  src spec, alloc, element offset, shape, row stride or None, mask spec or None
 - ``dot``:    spec a, spec b, shape a, shape b, dtype a, dtype b
-- ``vec``:    op name, operands (specs or float immediates), out shape, out dtype
+- ``vec``:    op name, operands (specs, or immediates: float, or numpy int64 for ints), out shape,
+  out dtype, compute dtype, what is not an operand (fill value, arange bounds, cast saturate)
 - ``reduce``: op name, src spec, in shape, axis (None = all), out dtype
 - ``send``:   src spec, port, shape, dtype
 - ``recv``:   port, shape, dtype
 
-A spec is a tensor id, or ``(id, shape, transposed)`` for a view (see semantic.operand).
-While a program is traced, tensor ids index ``tensors``: (buffer shape, dtype, element count).
+A spec is a tensor number (the tensor's index on its PE: its id minus the builder's ``base``),
+or ``(number, shape, transposed)`` for a view (see semantic.operand). While a program is
+traced, tensor numbers index ``tensors``: (buffer shape, dtype, element count).
 An elementwise result of its operand's shape and dtype shares the operand's tuple, so the table
 costs about a pointer per tensor; it holds no handle, so the handles the kernel drops are freed
 at once (functional mode keeps them, for replay). Once the program is finished only the byte
@@ -40,6 +43,7 @@ import numpy as np
 
 from ..common.pe_commands import TensorHandle
 from . import semantic
+from .numerics import vec_value, view_value
 from .semantic import ITEMSIZE, line_of
 from .sites import REDUCE_SUB, VEC_SUB, SiteTable, label_of, reduce_geometry, site_fields
 from .store import TraceStore
@@ -53,6 +57,12 @@ semantic.register_internal(__file__)
 #: owns liveness, so addresses are unique per PE and never reused).
 SRAM_ALIGN = 64
 _PAD, _ALIGNED = SRAM_ALIGN - 1, -SRAM_ALIGN
+
+#: Largest tensor (elements) computed while tracing when its operands are known, and largest
+#: tl.full that seeds such a computation: index vectors and masks, not tiles.
+KNOWN_MAX = 1 << 16
+KNOWN_FILL_MAX = 1 << 12
+_SEEDS = ("arange", "fill")
 
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
 #: bound on the Python lists a program holds.
@@ -77,7 +87,8 @@ class PEBuilder:
     ``meta`` (replay metadata per command) and ``handles`` (a weak reference per tensor id)."""
 
     __slots__ = (
-        "pe", "cube", "g", "functional", "memory", "nbr", "sfr_text", "trace_store", "site_table",
+        "pe", "cube", "g", "serial", "base", "transposed", "known",
+        "functional", "memory", "nbr", "sfr_text", "trace_store", "site_table",
         "tensors", "pinned", "meta", "sram_top", "cmd_start", "cmd_end", "n_tensors",
         "tensor_pinned", "handles", "finished",
         "_tb_parts", "_keep", "_cmd", "_tens", "_meta", "_sget",
@@ -85,8 +96,16 @@ class PEBuilder:
     )
 
     def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str,
-                 store: TraceStore | None = None):
+                 store: TraceStore | None = None, serial: int | None = None):
         self.pe, self.cube, self.g = pe, cube, g
+        #: the launch's serial; tensor k of this program has id ``base + k`` (semantic.id_base)
+        self.serial = semantic.next_launch_serial() if serial is None else serial
+        self.base = semantic.id_base(self.serial, pe, cube)
+        #: (tensor number, shape) of every transposed view tl.trans made (the only legal ones)
+        self.transposed: set = set()
+        #: tensor number -> value, for tensors computed from constants while tracing (tl.arange
+        #: and the index arithmetic and masks built on it): masked accesses are checked at trace
+        self.known: dict = {}
         self.functional = functional
         self.memory = memory  #: DeviceMemory: pointer lookups for loads and stores
         self.nbr = tuple(int(q) for q in nbr)  #: this PE's row of the SFR neighbour table
@@ -200,7 +219,7 @@ class PEBuilder:
         addr = self.sram_top
         self.sram_top = addr + ((nbytes + _PAD) & _ALIGNED)
         h = _make_handle(TensorHandle)  # see _make_handle
-        h.id = i
+        h.id = self.base + i
         h.addr = addr
         h.shape = shape
         h.dtype = dtype
@@ -217,20 +236,32 @@ class PEBuilder:
 
     # -- DMA --------------------------------------------------------------------------------
     def load(self, f, alloc, e0: int, shape: tuple, n: int, dtype: str, stride, pinned=False,
-             after: int = -1):
-        """DMA ``shape`` of ``alloc`` into a new tensor; ``f`` is the kernel's calling frame."""
+             after: int = -1, mask=None, other=None):
+        """DMA ``shape`` of ``alloc`` into a new tensor; ``f`` is the kernel's calling frame.
+        ``mask``: (spec, tensor number) of a mask or None; ``other``: an immediate, (spec,
+        tensor number) of a tensor, or None."""
         h = self._new(shape, dtype, n, n * ITEMSIZE[dtype], pinned)
-        j, file, line = self._site_at(f, ("load", shape, dtype, alloc.name))
-        self._cmd((j, after, -1, -1))
+        key = ("load", shape, dtype, alloc.name) if mask is None else \
+            ("load", shape, dtype, alloc.name, "masked")
+        j, file, line = self._site_at(f, key)
+        m_id = -1 if mask is None else mask[1]
+        o_id = other[1] if type(other) is tuple else -1
+        self._cmd((j, after, m_id, o_id))
         if self.functional:
-            self._meta(("load", file, line, alloc, e0, shape, stride, dtype))
+            ospec = other[0] if type(other) is tuple else other
+            self._meta(("load", file, line, alloc, e0, shape, stride, dtype,
+                        None if mask is None else mask[0], ospec))
         return h
 
-    def store(self, f, spec, src: int, alloc, e0: int, shape: tuple, n: int, stride) -> None:
-        j, file, line = self._site_at(f, ("store", shape, alloc.dtype, alloc.name))
-        self._cmd((j, src, -1, -1))
+    def store(self, f, spec, src: int, alloc, e0: int, shape: tuple, n: int, stride,
+              mask=None) -> None:
+        key = ("store", shape, alloc.dtype, alloc.name) if mask is None else \
+            ("store", shape, alloc.dtype, alloc.name, "masked")
+        j, file, line = self._site_at(f, key)
+        self._cmd((j, src, -1 if mask is None else mask[1], -1))
         if self.functional:
-            self._meta(("store", file, line, spec, alloc, e0, shape, stride))
+            self._meta(("store", file, line, spec, alloc, e0, shape, stride,
+                        None if mask is None else mask[0]))
 
     # -- GEMM -------------------------------------------------------------------------------
     def dot(self, f, sa, sb, ia: int, ib: int, a_shape, b_shape, da: str, db: str,
@@ -250,7 +281,7 @@ class PEBuilder:
         t = p[8]
         nbytes = 4 * t[2]
         h = _make_handle(TensorHandle)  # see _make_handle
-        h.id = i
+        h.id = self.base + i
         h.addr = self.sram_top
         h.shape = t[0]
         h.dtype = "f32"
@@ -268,17 +299,19 @@ class PEBuilder:
 
     # -- VECTOR -----------------------------------------------------------------------------
     def vec(self, f, name: str, operands: tuple, s0: int, s1: int, s2: int,
-            shape: tuple, n: int, dtype: str, like: tuple | None = None):
+            shape: tuple, n: int, dtype: str, like: tuple | None = None, ct: str | None = None,
+            imm=None):
         """Elementwise ``name`` (a VEC_SUB key) -> a ``shape``/``dtype`` tensor of ``n``
         elements; ``f`` is the kernel's calling frame. ``like``: an operand's entry in
-        ``tensors`` when it is exactly (shape, dtype, n), to share."""
+        ``tensors`` when it is exactly (shape, dtype, n), to share. ``ct``: the compute dtype
+        (default ``dtype``); ``imm``: what is not an operand (numerics.vec_value)."""
         # _new inlined: this is the most frequent command.
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
             self._flush()
         nbytes = n * ITEMSIZE[dtype]
         h = _make_handle(TensorHandle)  # see _make_handle
-        h.id = i
+        h.id = self.base + i
         h.addr = self.sram_top
         h.shape = shape
         h.dtype = dtype
@@ -297,8 +330,40 @@ class PEBuilder:
         self._cmd((p[4], s0, s1, s2))
         if self.functional:
             self._keep.append(h)
-            self._meta(("vec", p[5], p[6], name, operands, shape, dtype))
+            self._meta(("vec", p[5], p[6], name, operands, shape, dtype, ct or dtype, imm))
+        if self.known or name in _SEEDS:
+            self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
         return h
+
+    def _fold(self, i: int, name: str, operands: tuple, shape: tuple, n: int, dtype: str,
+              ct: str, imm) -> None:
+        """Compute tensor ``i`` now if its operands are known (semantic: masks of tl.arange)."""
+        if n > KNOWN_MAX or (name == "fill" and n > KNOWN_FILL_MAX):
+            return
+        known = self.known
+        args = []
+        for o in operands:
+            t = type(o)
+            if t is int:
+                v = known.get(o)
+            elif t is tuple:
+                v = known.get(o[0])
+                if v is not None:
+                    try:
+                        v = view_value(v, o)
+                    except ValueError:
+                        return
+            else:
+                v = o
+            if v is None:
+                return
+            args.append(v)
+        try:
+            known[i] = vec_value(name, args, ct, shape, dtype, imm)
+        except ValueError:  # a timing-mode view of another size: not a value
+            return
+        except ArithmeticError as e:
+            semantic.fail(self, str(e))
 
     def reduce(self, f, name: str, spec, src: int, shape: tuple, axis, dtype: str):
         """``name`` (a REDUCE_SUB key) over ``axis`` of a ``shape`` tensor, the axis kept; ``f``
@@ -317,7 +382,7 @@ class PEBuilder:
         t = p[8]
         nbytes = t[2] * ITEMSIZE[dtype]
         h = _make_handle(TensorHandle)  # see _make_handle
-        h.id = i
+        h.id = self.base + i
         h.addr = self.sram_top
         h.shape = t[0]
         h.dtype = dtype

@@ -10,21 +10,31 @@ from __future__ import annotations
 
 from sys import _getframe
 
+import numpy as np
+
 from ..common.errors import KernelError
 from ..common.pe_commands import TensorHandle
 from . import semantic
-from .builder import VEC_SUB, PEBuilder
+from .builder import PEBuilder
+from .numerics import view_value
 from .semantic import (
+    _BIN_TYPES,
     _INTERNAL,
+    FLOAT_DTYPES,
+    PY_FLOAT,
+    PY_INT,
+    SHIFT,
     TransposedView,
+    binary_types,
     broadcast,
     check_dtype,
     check_shape,
     fail,
     numel,
     operand,
-    promote,
+    scalar_kind,
     site_frame,
+    unary_types,
 )
 
 __all__ = ["TL"]
@@ -48,23 +58,199 @@ semantic.register_internal(__file__)
 _fmt = semantic.fmt_shape
 
 
+_I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
+
+
+def _frame():
+    """The kernel's frame calling a tl builtin (the first frame outside kernbench's language)."""
+    f = _getframe(2)
+    while f.f_code.co_filename in _INTERNAL:
+        f = f.f_back
+    return f
+
+
+def _imm(tr, x, kind: str, ct: str):
+    """Python number ``x`` (of scalar kind ``kind``) as an immediate of a ``ct`` op: a float for
+    float ops, a numpy int64 for int32 ops (replay tells immediates from tensor numbers by type)."""
+    if ct == "int32" or ct == "bool":
+        v = int(x)
+        if not _I32_MIN <= v <= _I32_MAX:
+            fail(tr, f"the Python int {v} does not fit an int32 operand (-2**31 .. 2**31 - 1)")
+        return np.int64(v)
+    if kind == PY_INT and abs(int(x)) > 2 ** 127:
+        fail(tr, f"the Python int {x} is too large for a float operand")
+    return float(x)
+
+
+def _binary_op(name: str, doc: str):
+    """The TL method for elementwise ``name`` of two operands (tensors or Python numbers).
+
+    The hottest path of tracing, so the frame walk and operand()'s fast path are inlined here;
+    anything unusual (views, bad values, foreign handles) goes through semantic.operand."""
+    what = f"{name} operand"
+
+    def op(self, a, b) -> TensorHandle:
+        tr = self._b
+        f = _getframe(1)
+        while f.f_code.co_filename in _INTERNAL:
+            f = f.f_back
+        tens = tr.tensors
+        base = tr.base
+        ta = tb = None
+        if type(a) is TensorHandle:
+            try:
+                sa = a.id - base
+                if sa >= 0:
+                    ta = tens[sa]
+                    if a.shape is not ta[0]:
+                        ta = None
+            except (IndexError, TypeError):
+                ta = None
+            if ta is None:
+                sa, ash, da, s0, n = operand(tr, a, what)
+            else:
+                s0 = sa
+                ash, da, n = ta
+            ka = da
+        elif isinstance(a, TensorHandle):
+            sa, ash, da, s0, n = operand(tr, a, what)
+            ka = da
+        else:
+            sa = None
+            ka = scalar_kind(a)
+            if ka is None:
+                fail(tr, f"{name}: expected a tensor or a Python number, got {type(a).__name__}")
+        if type(b) is TensorHandle:
+            try:
+                sb = b.id - base
+                if sb >= 0:
+                    tb = tens[sb]
+                    if b.shape is not tb[0]:
+                        tb = None
+            except (IndexError, TypeError):
+                tb = None
+            if tb is None:
+                sb, bsh, db, s1, nb = operand(tr, b, what)
+            else:
+                s1 = sb
+                bsh, db, nb = tb
+            kb = db
+        elif isinstance(b, TensorHandle):
+            sb, bsh, db, s1, nb = operand(tr, b, what)
+            kb = db
+        else:
+            sb = None
+            kb = scalar_kind(b)
+            if kb is None:
+                fail(tr, f"{name}: expected a tensor or a Python number, got {type(b).__name__}")
+        types = _BIN_TYPES.get((name, ka, kb))
+        if types is None:
+            types = binary_types(name, ka, kb)
+        if type(types) is str:
+            fail(tr, types)
+        ct, out = types
+        if sa is not None:
+            like = ta
+            if sb is not None:
+                if ash is not bsh and ash != bsh:
+                    ash = broadcast(tr, ash, bsh, name)
+                    n = numel(ash)
+                    like = None
+                ops = (sa, sb)
+            else:
+                if name in _CHECK_SCALAR:
+                    _check_scalar(tr, name, b)
+                ops, s1 = (sa, _imm(tr, b, kb, ct)), -1
+        elif sb is not None:
+            ops, s0, s1, ash, n, like = (_imm(tr, a, ka, ct), sb), s1, -1, bsh, nb, tb
+        else:
+            fail(tr, f"{name} needs at least one tensor operand, got {type(a).__name__} and "
+                     f"{type(b).__name__}")
+        if like is not None and like[1] != out:
+            like = None
+        return tr.vec(f, name, ops, s0, s1, -1, ash, n, out, like, ct)
+
+    op.__name__ = name
+    op.__qualname__ = f"TL.{name}"
+    op.__doc__ = doc
+    return op
+
+
+_CHECK_SCALAR = ("floordiv", "mod", "shl", "shr")
+
+
+def _check_scalar(tr, name: str, x) -> None:
+    """A Python-number right operand that is always wrong: an int divisor of 0, a shift count
+    outside 0..31."""
+    if name in SHIFT:
+        if not 0 <= int(x) <= 31:
+            fail(tr, f"{semantic.OP_SYMBOL[name]}: shift count {x!r} is outside 0..31")
+    elif scalar_kind(x) != PY_FLOAT and int(x) == 0:
+        fail(tr, f"{semantic.OP_SYMBOL[name]}: integer division or remainder by zero")
+
+
+def _unary_op(name: str, doc: str):
+    """The TL method for elementwise ``name`` of one tensor."""
+    what = f"{name} operand"
+
+    def op(self, x) -> TensorHandle:
+        tr = self._b
+        f = _getframe(1)
+        while f.f_code.co_filename in _INTERNAL:
+            f = f.f_back
+        spec, s, d, i, n = operand(tr, x, what)
+        types = unary_types(name, d)
+        if type(types) is str:
+            fail(tr, types)
+        ct, out = types
+        like = tr.tensors[i] if spec is i else None  # its own buffer: the result is alike
+        if like is not None and (like[0] is not s or like[1] != out):
+            like = None
+        return tr.vec(f, name, (spec,), i, -1, -1, s, n, out, like, ct)
+
+    op.__name__ = name
+    op.__qualname__ = f"TL.{name}"
+    op.__doc__ = doc
+    return op
+
+
+#: numpy function name -> the tl call to use instead (messages).
+_NUMPY_TL = {
+    "sum": "tl.sum", "amax": "tl.max", "max": "tl.max", "amin": "tl.min", "min": "tl.min",
+    "maximum": "tl.maximum", "minimum": "tl.minimum", "fmax": "tl.maximum", "fmin": "tl.minimum",
+    "exp": "tl.exp", "log": "tl.log", "sqrt": "tl.sqrt", "where": "tl.where",
+    "matmul": "tl.dot", "dot": "tl.dot", "transpose": "tl.trans", "reshape": "tl.reshape",
+    "add": "+ (tl.add)", "subtract": "- (tl.sub)", "multiply": "* (tl.mul)",
+    "true_divide": "/ (tl.div)", "divide": "/ (tl.div)", "negative": "-x", "absolute": "abs(x)",
+    "less": "<", "greater": ">", "less_equal": "<=", "greater_equal": ">=", "equal": "==",
+    "not_equal": "!=", "broadcast_to": "tl.broadcast_to", "arange": "tl.arange",
+    "zeros_like": "tl.zeros", "full_like": "tl.full", "power": "** (a Python int exponent)",
+    "floor_divide": "//", "remainder": "%", "expand_dims": "x[:, None]",
+    "asarray": "nothing: replay fills h.data after the launch",
+    "array": "nothing: replay fills h.data after the launch",
+}
+
+
 class TL:
     """The kernel language. One object per launch; :meth:`_begin` points it at each program in turn.
 
     Dtype names are available as attributes (``tl.f16``, ``tl.bf16``, ``tl.f32``,
-    ``tl.fp8e4m3``, ``tl.fp8e5m2``) and as strings."""
+    ``tl.fp8e4m3``, ``tl.fp8e5m2``, ``tl.int32``) and as strings. docs/language.md has every
+    call's shapes, dtypes, costs and errors."""
 
     f16 = float16 = "f16"
     bf16 = bfloat16 = "bf16"
     f32 = float32 = "f32"
     fp8e4m3 = float8e4m3 = "fp8e4m3"
     fp8e5m2 = float8e5m2 = "fp8e5m2"
+    int32 = "int32"
 
-    __slots__ = ("_b", "_grid")
+    __slots__ = ("_b", "_grid", "_serial")
 
     def __init__(self, grid: tuple):
         self._grid = grid
         self._b: PEBuilder = _NO_PROGRAM
+        self._serial = semantic.next_launch_serial()  #: tensor ids of this launch carry it
 
     def _begin(self, builder: PEBuilder) -> None:
         """Trace the next program into ``builder`` (None: no program; any call is an error)."""
@@ -87,7 +273,8 @@ class TL:
 
     # -- memory ------------------------------------------------------------------------------
     def load(self, ptr, shape, dtype=None, stride=None, pinned: bool = False,
-             after: TensorHandle | None = None) -> TensorHandle:
+             after: TensorHandle | None = None, mask: TensorHandle | None = None,
+             other=None) -> TensorHandle:
         """DMA ``shape`` elements from this PE's device memory at byte address ``ptr`` into SRAM.
 
         ``ptr`` is a device array's address plus a byte offset; every PE reads its own copy of
@@ -96,23 +283,51 @@ class TL:
         elements, e.g. a column block of a row-major matrix. One LOAD on the DMA unit moving
         ``numel * itemsize`` bytes. ``pinned`` keeps the tile in SRAM to the end of the launch.
         ``after=h`` starts the load only once tensor ``h`` is ready: the way a kernel bounds how
-        far its DMA prefetch runs ahead (double buffering) and so its live SRAM."""
+        far its DMA prefetch runs ahead (double buffering) and so its live SRAM.
+
+        ``mask`` (a bool mask broadcasting to ``shape``) reads only where it is true and gives
+        ``other`` (a Python number or a tensor broadcasting to ``shape``; default 0) elsewhere;
+        only unmasked elements must lie inside the allocation (checked at trace when the mask is
+        known then, e.g. built from tl.arange, else in functional replay). A masked load costs
+        the whole tile's bytes, like an unmasked one (docs/hardware-model.md)."""
         tr = self._b
         f = site_frame()
         shape = check_shape(tr, shape, "load shape")
         if dtype is not None:
             dtype = check_dtype(tr, dtype)
-        alloc, e0, dtype, stride = semantic.region(tr, ptr, shape, dtype, stride, "load")
+        mk = self._mask(tr, mask, shape, "load") if mask is not None else None
+        alloc, e0, dtype, stride = semantic.region(tr, ptr, shape, dtype, stride, "load",
+                                                   masked=mk is not None)
+        if mk is not None:
+            self._check_known_mask(tr, mk, alloc, e0, shape, stride, "load")
+        oth = None
+        if other is not None:
+            if mask is None:
+                fail(tr, "load: other= gives the value of masked-off elements; it needs mask=")
+            if isinstance(other, TensorHandle):
+                ospec, osh, od, oi, _ = operand(tr, other, "load other")
+                if broadcast(tr, osh, shape, "load other") != shape:
+                    fail(tr, f"load: other of shape {_fmt(osh)} does not broadcast to the load "
+                             f"shape {_fmt(shape)}")
+                oth = (ospec, oi)
+            else:
+                k = scalar_kind(other)
+                if k is None:
+                    fail(tr, f"load: other must be a Python number or a tensor, got "
+                             f"{type(other).__name__}")
+                oth = _imm(tr, other, k, dtype if dtype == "int32" else "f32")
         a = -1 if after is None else operand(tr, after, "load after")[3]
-        return tr.load(f, alloc, e0, shape, numel(shape), dtype, stride, pinned, a)
+        return tr.load(f, alloc, e0, shape, numel(shape), dtype, stride, pinned, a, mk, oth)
 
-    def store(self, ptr, x: TensorHandle, shape=None, stride=None) -> None:
+    def store(self, ptr, x: TensorHandle, shape=None, stride=None,
+              mask: TensorHandle | None = None) -> None:
         """DMA tensor ``x`` from SRAM to this PE's device memory at byte address ``ptr``.
 
         Values are converted to the allocation's dtype (f16 rounding when it holds f16); the
         STORE moves ``numel * allocation itemsize`` bytes. ``shape``, when given, is the shape
         the kernel means to write: a tensor of another shape is an error. ``stride`` as in
-        :meth:`load`."""
+        :meth:`load`. ``mask`` (a bool mask broadcasting to x's shape) writes only where it is
+        true; bounds and cost as for a masked :meth:`load`."""
         tr = self._b
         f = site_frame()
         spec, s, d, i, n = operand(tr, x, "store value")
@@ -121,15 +336,44 @@ class TL:
             if want != s:
                 fail(tr, f"store of the wrong size: expected a tensor of shape {_fmt(want)} "
                          f"({numel(want)} elements), got {_fmt(s)} ({numel(s)} elements)")
-        alloc, e0, _, stride = semantic.region(tr, ptr, s, None, stride, "store")
-        tr.store(f, spec, i, alloc, e0, s, n, stride)
+        mk = self._mask(tr, mask, s, "store") if mask is not None else None
+        alloc, e0, _, stride = semantic.region(tr, ptr, s, None, stride, "store",
+                                               masked=mk is not None)
+        if mk is not None:
+            self._check_known_mask(tr, mk, alloc, e0, s, stride, "store")
+        tr.store(f, spec, i, alloc, e0, s, n, stride, mk)
+
+    def _mask(self, tr, mask, shape: tuple, verb: str) -> tuple:
+        """(spec, tensor number) of a load/store mask, checked."""
+        mspec, msh, md, mi, _ = operand(tr, mask, f"{verb} mask")
+        if md != "bool":
+            fail(tr, f"{verb}: mask must be a bool mask (a comparison such as offs < n), got a "
+                     f"{md} tensor")
+        if broadcast(tr, msh, shape, f"{verb} mask") != shape:
+            fail(tr, f"{verb}: mask of shape {_fmt(msh)} does not broadcast to the {verb} shape "
+                     f"{_fmt(shape)}")
+        return (mspec, mi)
+
+    def _check_known_mask(self, tr, mk, alloc, e0, shape, stride, verb) -> None:
+        v = tr.known.get(mk[1])
+        if v is None:
+            return  # checked in functional replay
+        if type(mk[0]) is tuple:
+            try:
+                v = view_value(v, mk[0])
+            except ValueError:
+                return
+        semantic.check_masked(tr, alloc, e0, shape, stride, v, verb)
 
     # -- GEMM --------------------------------------------------------------------------------
-    def dot(self, a: TensorHandle, b: TensorHandle) -> TensorHandle:
-        """Matrix product of 2-D ``a`` (M, K) and ``b`` (K, N) on the GEMM unit -> f32 (M, N).
+    def dot(self, a: TensorHandle, b: TensorHandle, acc: TensorHandle | None = None) -> TensorHandle:
+        """Matrix product of 2-D ``a`` (M, K) and ``b`` (K, N) on the GEMM unit -> f32 (M, N);
+        with ``acc`` (an f32 (M, N) tensor) -> ``acc + a @ b``. Also ``a @ b``.
 
         Inputs f16/bf16 (2-byte operands), fp8 (1 byte) or f32 (4 bytes, costs operand
-        bandwidth); accumulation is f32. One DOT command: cost in docs/hardware-model.md."""
+        bandwidth); int32 and masks are refused (cast first). Accumulation is f32. One DOT
+        command (docs/hardware-model.md); ``acc`` adds one f32 VEC add of M*N elements: the
+        output-stationary array starts each fold from zeroed accumulators."""
         tr = self._b
         f = site_frame()
         sa, ash, da, ia, _ = operand(tr, a, "dot a")
@@ -137,7 +381,13 @@ class TL:
         semantic.float_operand(tr, da, "dot", "a")
         semantic.float_operand(tr, db, "dot", "b")
         m, n, k = semantic.dot_shapes(tr, ash, bsh)
-        return tr.dot(f, sa, sb, ia, ib, ash, bsh, da, db, m, n, k)
+        if acc is not None:
+            _, csh, dc, _, _ = operand(tr, acc, "dot acc")
+            if dc != "f32" or csh != (m, n):
+                fail(tr, f"dot: acc must be an f32 tensor of the result's shape ({m},{n}), got "
+                         f"{_fmt(csh)} {dc}")
+        d = tr.dot(f, sa, sb, ia, ib, ash, bsh, da, db, m, n, k)
+        return d if acc is None else self.add(acc, d)
 
     # -- views (no command) --------------------------------------------------------------------
     def trans(self, x: TensorHandle) -> TensorHandle:
@@ -147,84 +397,227 @@ class TL:
         if len(s) < 2:
             return x
         t = s[:-2] + (s[-1], s[-2])
-        cls = TensorHandle if isinstance(x, TransposedView) else TransposedView
-        return cls(i, x.addr, t, d, x.nbytes, None, x.space, x.pinned)
+        if isinstance(x, TransposedView):
+            return TensorHandle(x.id, x.addr, t, d, x.nbytes, None, x.space, x.pinned)
+        tr.transposed.add((i, t))
+        return TransposedView(x.id, x.addr, t, d, x.nbytes, None, x.space, x.pinned)
 
     def reshape(self, x: TensorHandle, shape) -> TensorHandle:
         """A view of ``x``'s buffer with another shape: same tensor id, no command. Same rule
         as a ``TensorHandle(id=x.id, shape=...)`` made by hand: the element count must match in
-        functional mode."""
+        functional mode; a transposed view cannot be reshaped."""
         tr = self._b
         shape = check_shape(tr, shape, "reshape shape")
         spec, s, d, i, _ = operand(tr, x, "reshape operand")
         if isinstance(x, TransposedView):
             fail(tr, "reshape of a transposed view: reshape before tl.trans, or store and reload")
-        h = TensorHandle(i, x.addr, shape, d, x.nbytes, None, x.space, x.pinned)
+        h = TensorHandle(x.id, x.addr, shape, d, x.nbytes, None, x.space, x.pinned)
         operand(tr, h, "reshape result")  # the view rule, checked here with this line
         return h
 
     view = reshape
 
+    def _getitem(self, x: TensorHandle, key) -> TensorHandle:
+        """``x[:, None]``, ``x[None, :]``, ``x[..., None]``: a view with new axes of size 1."""
+        tr = self._b
+        spec, s, d, i, _ = operand(tr, x, "indexed tensor")
+        key = key if type(key) is tuple else (key,)
+        ok = all(k is None or k is Ellipsis or (type(k) is slice and k == slice(None))
+                 for k in key)
+        if not ok or sum(k is Ellipsis for k in key) > 1:
+            fail(tr, f"indexing a tensor with {key!r}: only ':' , None and one '...' are "
+                     f"supported (x[:, None], x[None, :]); tensors have no elements to pick "
+                     f"while tracing (load a sub-tile with tl.load, select with tl.where)")
+        real = sum(1 for k in key if k is not None and k is not Ellipsis)
+        if real > len(s):
+            fail(tr, f"indexing a {len(s)}-D tensor {_fmt(s)} with {real} axes")
+        new, ax = [], 0
+        for k in key:
+            if k is None:
+                new.append(1)
+            elif k is Ellipsis:
+                take = len(s) - real
+                new.extend(s[ax:ax + take])
+                ax += take
+            else:
+                new.append(s[ax])
+                ax += 1
+        new = tuple(new) + tuple(s[ax:])
+        if isinstance(x, TransposedView):
+            lead = len(new) - len(s)
+            if new[lead:] != s or any(v != 1 for v in new[:lead]):
+                fail(tr, f"a new axis inside a transposed view {_fmt(s)}: only leading axes can be "
+                         f"added to it (x[None]); index before tl.trans")
+            tr.transposed.add((i, new))
+            return TransposedView(x.id, x.addr, new, d, x.nbytes, None, x.space, x.pinned)
+        return TensorHandle(x.id, x.addr, new, d, x.nbytes, None, x.space, x.pinned)
+
     # -- elementwise -------------------------------------------------------------------------
-    # add .. ne and exp .. abs are made by _binary_op / _unary_op below (the hottest calls).
+    add = _binary_op("add", "``a + b`` elementwise with broadcasting; either may be a Python number (immediate).")
+    sub = _binary_op("sub", "``a - b`` elementwise with broadcasting.")
+    mul = _binary_op("mul", "``a * b`` elementwise with broadcasting.")
+    div = _binary_op("div", "``a / b``: true division (int32 and masks give f32); the vector unit's div cost.")
+    floordiv = _binary_op("floordiv", "``a // b`` of int32 (and masks, Python ints), truncating toward zero like C; div cost.")
+    mod = _binary_op("mod", "``a % b``: int32 remainder with the dividend's sign (C), or float fmod; div cost.")
+    maximum = _binary_op("maximum", "Elementwise maximum with broadcasting (NaN propagates).")
+    minimum = _binary_op("minimum", "Elementwise minimum with broadcasting (NaN propagates).")
+    lt = _binary_op("lt", "``a < b`` -> bool mask (compare cost). Also the ``<`` operator.")
+    le = _binary_op("le", "``a <= b`` -> bool mask. Also the ``<=`` operator.")
+    gt = _binary_op("gt", "``a > b`` -> bool mask. Also the ``>`` operator.")
+    ge = _binary_op("ge", "``a >= b`` -> bool mask. Also the ``>=`` operator.")
+    eq = _binary_op("eq", "``a == b`` -> bool mask. Also the ``==`` operator.")
+    ne = _binary_op("ne", "``a != b`` -> bool mask. Also the ``!=`` operator.")
+    and_ = _binary_op("and_", "``a & b``: logical and of masks, bitwise and of int32 (bitwise cost).")
+    or_ = _binary_op("or_", "``a | b``: logical or of masks, bitwise or of int32.")
+    xor = _binary_op("xor", "``a ^ b``: logical xor of masks, bitwise xor of int32.")
+    shl = _binary_op("shl", "``a << s`` of int32, s in 0..31 (bitwise cost).")
+    shr = _binary_op("shr", "``a >> s`` of int32, arithmetic, s in 0..31.")
+    exp = _unary_op("exp", "Elementwise e**x (exp cost); int32 and masks give f32.")
+    log = _unary_op("log", "Elementwise natural log (log cost).")
+    sqrt = _unary_op("sqrt", "Elementwise square root (sqrt cost).")
+    rsqrt = _unary_op("rsqrt", "Elementwise 1/sqrt(x) (rsqrt cost).")
+    sigmoid = _unary_op("sigmoid", "Elementwise 1 / (1 + exp(-x)) (sigmoid cost).")
+    neg = _unary_op("neg", "Elementwise ``-x`` (copy cost); masks give int32. Also unary minus.")
+    abs = _unary_op("abs", "Elementwise ``|x|`` (copy cost); masks give int32.")
+    invert = _unary_op("invert", "``~x``: logical not of a mask, bitwise not of int32 (bitwise cost).")
 
-    def _unary(self, name: str, x, dtype=None) -> TensorHandle:
+    def pow(self, x, n) -> TensorHandle:
+        """``x ** n`` for a Python int ``n`` with ``|n| <= 64``: square-and-multiply muls, each
+        rounded like a mul written by hand (``x ** 3`` is ``x * (x * x)``, ``x ** 4`` is
+        ``(x * x) * (x * x)``); ``n == 0`` a fill of ones; ``n == 1`` x itself; ``n < 0`` then
+        ``1 / that`` (floats only)."""
         tr = self._b
-        f = _getframe(1)
-        while f.f_code.co_filename in _INTERNAL:
-            f = f.f_back
-        spec, s, d, i, n = operand(tr, x, f"{name} operand")
-        if dtype is None:
-            if d == "bool":
-                semantic.float_operand(tr, d, name, "its operand")
-            dtype = d
-        return tr.vec(f, name, (spec,), i, -1, -1, s, n, dtype)
+        spec, s, d, i, _ = operand(tr, x, "** base")
+        if scalar_kind(n) != PY_INT or not -64 <= int(n) <= 64:
+            fail(tr, f"** takes a Python int exponent in -64..64, got {n!r}: for other powers "
+                     f"write tl.exp(p * tl.log(x)), or tl.sqrt / tl.rsqrt")
+        n = int(n)
+        if n < 0 and d not in FLOAT_DTYPES:
+            fail(tr, f"** {n}: a negative power of a {d} tensor (cast to a float first)")
+        if n == 0:
+            return self.full(s, 1, "int32" if d == "bool" else d)
+        r, b, m = None, x, abs(n)
+        while m:
+            if m & 1:
+                r = b if r is None else self.mul(r, b)
+            m >>= 1
+            if m:
+                b = self.mul(b, b)
+        if r is x and d == "bool":
+            r = self.cast(x, "int32")
+        return self.div(1.0, r) if n < 0 else r
 
-    def cast(self, x, dtype) -> TensorHandle:
-        """``x`` converted to ``dtype`` (one CAST command); ``x`` itself when already ``dtype``."""
+    def cdiv(self, a, b):
+        """Ceiling division ``(a + b - 1) // b``: of Python ints an int (no command); of int32
+        tensors an add and a ``//`` (Triton's tl.cdiv)."""
+        ka, kb = scalar_kind(a), scalar_kind(b)
+        if ka in (PY_INT, semantic.PY_BOOL) and kb in (PY_INT, semantic.PY_BOOL):
+            a, b = int(a), int(b)
+            if b == 0:
+                fail(self._b, "cdiv: division by zero")
+            return (a + b - 1) // b
+        if PY_FLOAT in (ka, kb):
+            fail(self._b, f"cdiv takes ints and int32 tensors, got {a!r} and {b!r}")
+        if kb is not None:
+            return self.floordiv(self.add(a, int(b) - 1), b)
+        return self.floordiv(self.sub(self.add(a, b), 1), b)
+
+    def cast(self, x, dtype, saturate: bool = False) -> TensorHandle:
+        """``x`` converted to ``dtype`` (one CAST command); ``x`` itself when already ``dtype``.
+
+        To int32: truncates toward zero, saturates, NaN gives 0. To a float: rounds to nearest
+        even; fp8e4m3 overflows to NaN and fp8e5m2 to inf unless ``saturate=True``, which
+        clamps to the largest finite value (NaN stays NaN)."""
         tr = self._b
+        f = site_frame()
         dtype = check_dtype(tr, dtype)
-        d = operand(tr, x, "cast operand")[2]
+        spec, s, d, i, n = operand(tr, x, "cast operand")
+        if type(saturate) is not bool:
+            fail(tr, f"cast: saturate must be True or False, got {saturate!r}")
         if d == dtype:
             return x
-        return self._unary("cast", x, dtype)
+        return tr.vec(f, "cast", (spec,), i, -1, -1, s, n, dtype, None, d, saturate or None)
+
+    def broadcast_to(self, x, shape) -> TensorHandle:
+        """``x`` broadcast to ``shape`` (numpy's rule) as a new tensor: one VEC copy of
+        ``numel(shape)`` elements; ``x`` itself when it has that shape."""
+        tr = self._b
+        f = site_frame()
+        shape = check_shape(tr, shape, "broadcast_to shape")
+        spec, s, d, i, _ = operand(tr, x, "broadcast_to operand")
+        if s == shape:
+            return x
+        if broadcast(tr, s, shape, "broadcast_to") != shape:
+            fail(tr, f"broadcast_to: {_fmt(s)} does not broadcast to {_fmt(shape)} (it would "
+                     f"give {_fmt(broadcast(tr, s, shape, 'broadcast_to'))})")
+        return tr.vec(f, "copy", (spec,), i, -1, -1, shape, numel(shape), d, None, d)
 
     def where(self, cond, a, b) -> TensorHandle:
         """``a`` where ``cond`` is true (non-zero) else ``b``, with broadcasting; ``a`` and ``b``
-        may be Python numbers. One SELECT command reading up to three tensors."""
+        may be Python numbers. One SELECT command reading up to three tensors. Dtype: ``a`` and
+        ``b`` promoted (two masks: a mask; two Python numbers: int32 or f32)."""
         tr = self._b
         f = site_frame()
         sc, shape, dc, ic, _ = operand(tr, cond, "where condition")
-        ops, ids, dtype = [sc], [ic], None
+        vals, kinds, ids = [], [], [ic]
         for x, what in ((a, "where a"), (b, "where b")):
             if isinstance(x, TensorHandle):
                 spec, s, d, i, _ = operand(tr, x, what)
                 shape = broadcast(tr, shape, s, "where")
-                dtype = d if dtype is None or dtype == d else promote(dtype, d)
-                ops.append(spec)
+                vals.append(spec)
+                kinds.append(d)
                 ids.append(i)
-            elif semantic.is_scalar(x):
-                ops.append(float(x))
             else:
-                fail(tr, f"{what}: expected a tensor or a Python number, got {type(x).__name__}")
-        if dtype is None or dtype == "bool":
-            dtype = "f32" if dc == "bool" else dc
+                k = scalar_kind(x)
+                if k is None:
+                    fail(tr, f"{what}: expected a tensor or a Python number, got {type(x).__name__}")
+                vals.append(x)
+                kinds.append(k)
+        ct, out = binary_types("where", kinds[0], kinds[1])
+        ops = [sc]
+        for v, k in zip(vals, kinds):
+            ops.append(_imm(tr, v, k, ct) if k.startswith("#") else v)
         ids += [-1] * (3 - len(ids))
-        return tr.vec(f, "where", tuple(ops), ids[0], ids[1], ids[2], shape, numel(shape), dtype)
+        return tr.vec(f, "where", tuple(ops), ids[0], ids[1], ids[2], shape, numel(shape), out,
+                      None, ct)
 
     def full(self, shape, value, dtype="f32") -> TensorHandle:
-        """A new tensor of ``shape`` filled with ``value`` (one FILL command)."""
+        """A new tensor of ``shape`` filled with ``value`` (one FILL command); int32 takes an
+        integral value."""
         tr = self._b
         f = site_frame()
         shape = check_shape(tr, shape, "full shape")
         dtype = check_dtype(tr, dtype)
-        if not semantic.is_scalar(value):
+        k = scalar_kind(value)
+        if k is None:
             fail(tr, f"full: value must be a Python number, got {type(value).__name__}")
-        return tr.vec(f, "fill", (float(value),), -1, -1, -1, shape, numel(shape), dtype)
+        if dtype == "int32":
+            if k == PY_FLOAT and not float(value).is_integer():
+                fail(tr, f"full: value {value!r} is not an integer, and dtype is int32")
+            imm = _imm(tr, value, PY_INT, "int32")
+        else:
+            imm = float(value)
+        return tr.vec(f, "fill", (), -1, -1, -1, shape, numel(shape), dtype, None, dtype, imm)
 
     def zeros(self, shape, dtype="f32") -> TensorHandle:
         """``full(shape, 0, dtype)``."""
-        return self.full(shape, 0.0, dtype)
+        return self.full(shape, 0, dtype)
+
+    def arange(self, start, end=None) -> TensorHandle:
+        """int32 ``[start, start + 1, ..., end - 1]`` (``arange(n)``: from 0), Python ints with
+        ``end > start``: one FILL-cost command of ``end - start`` elements. Its value is known
+        while tracing, so masks built from it are checked at trace."""
+        tr = self._b
+        f = site_frame()
+        if end is None:
+            start, end = 0, start
+        if scalar_kind(start) != PY_INT or scalar_kind(end) != PY_INT:
+            fail(tr, f"arange takes Python ints (start, end), got {start!r}, {end!r}")
+        start, end = int(start), int(end)
+        if not (end > start and _I32_MIN <= start and end - 1 <= _I32_MAX):
+            fail(tr, f"arange({start}, {end}): expected start < end within int32")
+        n = end - start
+        return tr.vec(f, "arange", (), -1, -1, -1, (n,), n, "int32", None, "int32", (start, end))
 
     # -- reductions --------------------------------------------------------------------------
     def _reduce(self, name: str, x, axis, where=None) -> TensorHandle:
@@ -234,18 +627,16 @@ class TL:
             while where.f_code.co_filename in _INTERNAL:
                 where = where.f_back
         spec, s, d, i, _ = operand(tr, x, f"{name} operand")
-        if d == "bool":
-            semantic.float_operand(tr, d, name, "its operand")
         if axis is not None:
             if type(axis) is int and -len(s) <= axis < len(s):
                 axis %= len(s)
             else:
                 axis = semantic.axis_of(tr, axis, len(s), name)
-        return tr.reduce(where, name, spec, i, s, axis, d)
+        return tr.reduce(where, name, spec, i, s, axis, semantic.reduce_dtype(name, d))
 
     def max(self, x, axis=None) -> TensorHandle:
         """Maximum along ``axis`` (None: all elements), keeping the reduced axis with size 1 so
-        the result broadcasts against ``x``. One REDUCE command."""
+        the result broadcasts against ``x``. One REDUCE command. NaN propagates."""
         return self._reduce("max", x, axis)
 
     def min(self, x, axis=None) -> TensorHandle:
@@ -253,20 +644,27 @@ class TL:
         return self._reduce("min", x, axis)
 
     def sum(self, x, axis=None) -> TensorHandle:
-        """Sum along ``axis`` (f32 accumulation, rounded to ``x``'s dtype), axis kept with size 1."""
+        """Sum along ``axis`` (f32 accumulation, rounded to ``x``'s dtype; masks and int32 give
+        int32), axis kept with size 1."""
         return self._reduce("sum", x, axis)
 
     def softmax(self, x, axis=-1) -> TensorHandle:
         """``exp(x - max) / sum(exp(x - max))`` along ``axis``: five commands (max-reduce, sub,
-        exp, sum-reduce, div), each rounded to ``x``'s dtype like the same ops written by hand."""
+        exp, sum-reduce, div), each rounded to ``x``'s dtype like the same ops written by hand.
+        Float tensors only."""
         tr = self._b
         f = site_frame()
-        m = self._reduce("max", x, axis, f)
         spec, s, d, i, n = operand(tr, x, "softmax operand")
-        z = tr.vec(f, "sub", (spec, m.id), i, m.id, -1, s, n, d)
-        e = tr.vec(f, "exp", (z.id,), z.id, -1, -1, s, n, d)
+        semantic.float_operand(tr, d, "softmax", "its operand")
+        m = self._reduce("max", x, axis, f)
+        mi, zi = m.id - tr.base, None
+        z = tr.vec(f, "sub", (spec, mi), i, mi, -1, s, n, d)
+        zi = z.id - tr.base
+        e = tr.vec(f, "exp", (zi,), zi, -1, -1, s, n, d)
+        ei = e.id - tr.base
         t = self._reduce("sum", e, axis, f)
-        return tr.vec(f, "div", (e.id, t.id), e.id, t.id, -1, s, n, d)
+        ti = t.id - tr.base
+        return tr.vec(f, "div", (ei, ti), ei, ti, -1, s, n, d)
 
     # -- links -------------------------------------------------------------------------------
     def send(self, dir, src: TensorHandle) -> None:
@@ -297,140 +695,19 @@ class TL:
             a = operand(tr, after, "recv after")[3]
         return tr.recv(f, port, shape, dtype, numel(shape), a)
 
+    # -- what TensorHandle refuses -------------------------------------------------------------
+    def _no_value(self, h, what: str):
+        fail(self._b, f"{what}: a tensor has no value while a kernel is traced: control flow may "
+                      f"depend on program ids and arguments, not on tensor values (choose per "
+                      f"element with tl.where; test handles with `is None`)")
 
-def _binary_op(name: str, out_dtype: str | None, doc: str):
-    """The TL method for elementwise ``name`` of two operands (tensors or Python numbers).
+    def _refuse(self, h, message: str):
+        fail(self._b, message)
 
-    The hottest path of tracing, so site() and operand()'s fast path are inlined here; anything
-    unusual (views, bad values) goes through semantic.operand."""
-    what = f"{name} operand"
-
-    def op(self, a, b) -> TensorHandle:
-        tr = self._b
-        f = _getframe(1)
-        while f.f_code.co_filename in _INTERNAL:
-            f = f.f_back
-        tens = tr.tensors
-        ta = tb = None
-        if type(a) is TensorHandle:
-            sa = a.id
-            if type(sa) is int and sa >= 0:
-                try:
-                    ta = tens[sa]
-                except IndexError:
-                    pass
-                else:
-                    if a.shape is not ta[0]:
-                        ta = None
-            if ta is None:
-                sa, ash, da, s0, n = operand(tr, a, what)
-            else:
-                s0 = sa
-                ash, da, n = ta
-        elif isinstance(a, TensorHandle):
-            sa, ash, da, s0, n = operand(tr, a, what)
-        else:
-            sa = None
-        if type(b) is TensorHandle:
-            sb = b.id
-            if type(sb) is int and sb >= 0:
-                try:
-                    tb = tens[sb]
-                except IndexError:
-                    pass
-                else:
-                    if b.shape is not tb[0]:
-                        tb = None
-            if tb is None:
-                sb, bsh, db, s1, nb = operand(tr, b, what)
-            else:
-                s1 = sb
-                bsh, db, nb = tb
-        elif isinstance(b, TensorHandle):
-            sb, bsh, db, s1, nb = operand(tr, b, what)
-        else:
-            sb = None
-        if sa is not None:
-            like = ta
-            if sb is not None:
-                if ash is not bsh and ash != bsh:
-                    ash = broadcast(tr, ash, bsh, name)
-                    n = numel(ash)
-                    like = None
-                if da != db:
-                    da = promote(da, db)
-                ops = (sa, sb)
-            elif type(b) is float or type(b) is int or semantic.is_scalar(b):
-                ops, s1 = (sa, float(b)), -1
-            else:
-                fail(tr, f"{name}: expected a tensor or a Python number, got {type(b).__name__}")
-        elif sb is not None:
-            if not (type(a) is float or type(a) is int or semantic.is_scalar(a)):
-                fail(tr, f"{name}: expected a tensor or a Python number, got {type(a).__name__}")
-            ops, s0, s1, ash, da, n, like = (float(a), sb), s1, -1, bsh, db, nb, tb
-        else:
-            fail(tr, f"{name} needs at least one tensor operand, got {type(a).__name__} and "
-                     f"{type(b).__name__}")
-        if out_dtype is not None:
-            da = out_dtype
-        elif da == "bool":
-            da = "f32"
-        if like is not None and like[1] != da:
-            like = None
-        return tr.vec(f, name, ops, s0, s1, -1, ash, n, da, like)
-
-    op.__name__ = name
-    op.__qualname__ = f"TL.{name}"
-    op.__doc__ = doc
-    return op
-
-
-def _unary_op(name: str, doc: str):
-    """The TL method for elementwise ``name`` of one tensor, same dtype out."""
-    what = f"{name} operand"
-
-    def op(self, x) -> TensorHandle:
-        tr = self._b
-        f = _getframe(1)
-        while f.f_code.co_filename in _INTERNAL:
-            f = f.f_back
-        spec, s, d, i, n = operand(tr, x, what)
-        if d == "bool":
-            semantic.float_operand(tr, d, name, "its operand")
-        like = tr.tensors[i] if spec is i else None  # its own buffer: the result is alike
-        if like is not None and like[0] is not s:
-            like = None
-        return tr.vec(f, name, (spec,), i, -1, -1, s, n, d, like)
-
-    op.__name__ = name
-    op.__qualname__ = f"TL.{name}"
-    op.__doc__ = doc
-    return op
-
-
-for _name, _out, _doc in (
-    ("add", None, "``a + b`` elementwise with broadcasting; either may be a Python number (immediate)."),
-    ("sub", None, "``a - b`` elementwise with broadcasting."),
-    ("mul", None, "``a * b`` elementwise with broadcasting."),
-    ("div", None, "``a / b`` elementwise with broadcasting (the vector unit's div cost)."),
-    ("maximum", None, "Elementwise maximum with broadcasting."),
-    ("minimum", None, "Elementwise minimum with broadcasting."),
-    ("lt", "bool", "``a < b`` -> bool mask (compare cost). Also the ``<`` operator."),
-    ("le", "bool", "``a <= b`` -> bool mask. Also the ``<=`` operator."),
-    ("gt", "bool", "``a > b`` -> bool mask. Also the ``>`` operator."),
-    ("ge", "bool", "``a >= b`` -> bool mask. Also the ``>=`` operator."),
-    ("eq", "bool", "``a == b`` -> bool mask (a function: ``==`` on handles keeps identity semantics)."),
-    ("ne", "bool", "``a != b`` -> bool mask."),
-):
-    setattr(TL, _name, _binary_op(_name, _out, _doc))
-
-for _name, _doc in (
-    ("exp", "Elementwise e**x (exp cost)."),
-    ("log", "Elementwise natural log (log cost)."),
-    ("sqrt", "Elementwise square root (sqrt cost)."),
-    ("rsqrt", "Elementwise 1/sqrt(x) (rsqrt cost)."),
-    ("neg", "Elementwise ``-x`` (copy cost). Also unary minus."),
-    ("abs", "Elementwise ``|x|`` (copy cost)."),
-):
-    setattr(TL, _name, _unary_op(_name, _doc))
-del _name, _out, _doc
+    def _numpy(self, h, fname: str, method: str):
+        use = _NUMPY_TL.get(fname)
+        if use is None:
+            use = f"tl.{fname}" if hasattr(TL, fname) else "the tl calls (docs/language.md)"
+        how = "" if method == "__call__" else f".{method}"
+        fail(self._b, f"numpy's {fname}{how} on a tensor handle: a handle has no value while the "
+                      f"kernel is traced, so numpy cannot compute on it; use {use}")

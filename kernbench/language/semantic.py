@@ -10,6 +10,7 @@ a couple of identity checks.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 
@@ -40,11 +41,14 @@ NP_DTYPES = {
     "f32": np.dtype(np.float32),
     "fp8e4m3": np.dtype(ml_dtypes.float8_e4m3fn),
     "fp8e5m2": np.dtype(ml_dtypes.float8_e5m2),
+    "int32": np.dtype(np.int32),
     "bool": np.dtype(np.bool_),
 }
 ITEMSIZE = {k: v.itemsize for k, v in NP_DTYPES.items()}
 #: Names a kernel may use for a storage dtype (loads, recv, full, cast, device memory).
-STORAGE_DTYPES = ("f16", "bf16", "f32", "fp8e4m3", "fp8e5m2")
+STORAGE_DTYPES = ("f16", "bf16", "f32", "fp8e4m3", "fp8e5m2", "int32")
+#: The float dtypes (what tl.dot takes, what float functions return).
+FLOAT_DTYPES = ("f16", "bf16", "f32", "fp8e4m3", "fp8e5m2")
 
 #: Every accepted spelling -> canonical name.
 DTYPES = {
@@ -53,10 +57,11 @@ DTYPES = {
     **{k: "f32" for k in ("f32", "fp32", "float32", "float")},
     **{k: "fp8e4m3" for k in ("fp8e4m3", "fp8_e4m3", "e4m3", "f8e4m3", "fp8e4m3fn", "float8_e4m3fn")},
     **{k: "fp8e5m2" for k in ("fp8e5m2", "fp8_e5m2", "e5m2", "f8e5m2", "float8_e5m2")},
+    **{k: "int32" for k in ("int32", "i32")},
 }
 _NP_NAME = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float8_e4m3fn": "fp8e4m3",
-            "float8_e5m2": "fp8e5m2"}
-_RANK = {"bool": 0, "fp8e4m3": 1, "fp8e5m2": 1, "f16": 2, "bf16": 2, "f32": 3}
+            "float8_e5m2": "fp8e5m2", "int32": "int32", "bool": "bool"}
+_RANK = {"fp8e4m3": 1, "fp8e5m2": 1, "f16": 2, "bf16": 2, "f32": 3}
 
 
 def dtype_name(d) -> str | None:
@@ -70,14 +75,178 @@ def dtype_name(d) -> str | None:
 
 
 def promote(a: str, b: str) -> str:
-    """Result dtype of an elementwise op on two tensors (Python scalars never promote)."""
+    """Result dtype of arithmetic on two tensors of dtypes ``a`` and ``b`` (docs/language.md,
+    "Promotion"): floats by width, a float beats int32 and masks, int32 beats masks, and two
+    masks give int32 (a mask in arithmetic is 0/1)."""
     if a == b:
-        return "f32" if a == "bool" else a
-    ra, rb = _RANK[a], _RANK[b]
-    if ra != rb:
-        return a if ra > rb else b
-    # f16 with bf16, or e4m3 with e5m2: widen to the next precision that holds both.
-    return "f32" if ra == 2 else "f16"
+        return "int32" if a == "bool" else a
+    fa, fb = a in _RANK, b in _RANK
+    if fa and fb:
+        ra, rb = _RANK[a], _RANK[b]
+        if ra != rb:
+            return a if ra > rb else b
+        # f16 with bf16, or e4m3 with e5m2: widen to the next precision that holds both.
+        return "f32" if ra == 2 else "f16"
+    if fa:
+        return a
+    if fb:
+        return b
+    return "int32"  # int32 with a mask
+
+
+#: Pseudo-dtypes of Python numbers as operands (numpy scalars count as Python numbers).
+PY_INT, PY_FLOAT, PY_BOOL = "#int", "#float", "#bool"
+
+
+def scalar_kind(x) -> str | None:
+    """PY_INT / PY_FLOAT / PY_BOOL for a Python or numpy number, else None."""
+    t = type(x)
+    if t is float:
+        return PY_FLOAT
+    if t is int:
+        return PY_INT
+    if t is bool or isinstance(x, np.bool_):
+        return PY_BOOL
+    if isinstance(x, (np.integer,)):
+        return PY_INT
+    if isinstance(x, (float, np.floating)):
+        return PY_FLOAT
+    if isinstance(x, int):
+        return PY_INT
+    return None
+
+
+def immediate(x):
+    """A Python number as a command immediate: int for ints and bools, float otherwise."""
+    return float(x) if scalar_kind(x) == PY_FLOAT else int(x)
+
+
+#: Kinds of binary op: how the result dtype follows from the compute dtype.
+ARITH = ("add", "sub", "mul", "maximum", "minimum")
+COMPARE = ("lt", "le", "gt", "ge", "eq", "ne")
+LOGIC = ("and_", "or_", "xor")
+SHIFT = ("shl", "shr")
+#: Operators as kernels write them, for messages.
+OP_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
+             "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=",
+             "and_": "&", "or_": "|", "xor": "^", "shl": "<<", "shr": ">>",
+             "maximum": "tl.maximum", "minimum": "tl.minimum"}
+
+_BIN_TYPES: dict = {}
+
+
+def binary_types(name: str, a: str, b: str):
+    """(compute dtype, result dtype) of binary ``name`` on operands of dtypes ``a`` and ``b``
+    (dtype names, or PY_INT / PY_FLOAT / PY_BOOL for Python numbers), or a str saying why the
+    combination is refused. Cached: a kernel uses a handful of combinations."""
+    key = (name, a, b)
+    r = _BIN_TYPES.get(key)
+    if r is None:
+        r = _BIN_TYPES[key] = _binary_types(name, a, b)
+    return r
+
+
+def _value_dtype(a: str, b: str, logical: bool):
+    """The promoted dtype of two operands, at least one a tensor (a Python number never
+    promotes a float tensor; with int32 or a mask a Python float gives f32)."""
+    sa, sb = a.startswith("#"), b.startswith("#")
+    if sa and sb:
+        if a == b == PY_BOOL:
+            return "bool"
+        return "f32" if PY_FLOAT in (a, b) else "int32"
+    if sa or sb:
+        t, x = (b, a) if sa else (a, b)
+        if t in _RANK:
+            return t
+        if x == PY_FLOAT:
+            return "f32"
+        if logical and t == "bool" and x == PY_BOOL:
+            return "bool"
+        return "int32"
+    if logical and a == b == "bool":
+        return "bool"
+    return promote(a, b)
+
+
+def _binary_types(name: str, a: str, b: str):
+    is_float = a in _RANK or b in _RANK or PY_FLOAT in (a, b)
+    sym = OP_SYMBOL.get(name, name)
+    if name in ARITH or name == "mod":
+        ct = _value_dtype(a, b, False)
+        return ct, ct
+    if name == "div":
+        ct = _value_dtype(a, b, False)
+        ct = "f32" if ct == "int32" else ct  # true division
+        return ct, ct
+    if name == "floordiv":
+        if is_float:
+            return ("// takes int32 tensors, masks and Python ints; for floats divide and "
+                    "truncate: tl.cast(a / b, 'int32')")
+        return "int32", "int32"
+    if name in COMPARE:
+        ct = _value_dtype(a, b, False)
+        return ct, "bool"
+    if name in LOGIC or name in SHIFT:
+        if is_float:
+            what = "bitwise and logical ops" if name in LOGIC else "shifts"
+            return (f"{sym}: {what} take masks, int32 tensors and Python ints, not floats "
+                    f"(a float operand of dtype {a if not a.startswith('#') else b})")
+        if name in SHIFT:
+            return "int32", "int32"
+        ct = _value_dtype(a, b, True)
+        return ct, ct
+    if name == "where":
+        ct = _value_dtype(a, b, True)
+        return ct, ct
+    raise ValueError(f"unknown binary op {name!r}")
+
+
+def unary_types(name: str, d: str):
+    """(compute dtype, result dtype) of unary ``name`` on a ``d`` tensor, or a str (refused)."""
+    if name in ("exp", "log", "sqrt", "rsqrt", "sigmoid"):
+        return (d, d) if d in _RANK else ("f32", "f32")
+    if name in ("neg", "abs"):
+        return (d, d) if d != "bool" else ("int32", "int32")
+    if name == "invert":
+        if d in _RANK:
+            return f"~ takes a mask or an int32 tensor, not {d}"
+        return d, d
+    raise ValueError(f"unknown unary op {name!r}")
+
+
+def reduce_dtype(name: str, d: str) -> str:
+    """Result dtype of reduction ``name`` of a ``d`` tensor: sum counts masks as int32."""
+    return "int32" if name == "sum" and d == "bool" else d
+
+
+# -- tensor ids -------------------------------------------------------------------------------
+# A handle's id is (launch serial, cube, PE, tensor number) packed in one int, so a handle is
+# recognised as another PE's or another launch's even when a kernel copies only its fields.
+# The builder's command arrays hold the tensor number alone.
+_PE_BITS, _CUBE_BITS, _LOCAL_BITS = 24, 24, 32
+_LAUNCHES = itertools.count(1)
+
+
+def next_launch_serial() -> int:
+    """A process-wide unique launch number (thread-safe: count() is atomic under the GIL)."""
+    return next(_LAUNCHES)
+
+
+def id_base(serial: int, pe: int, cube: int) -> int:
+    """The id of tensor 0 of PE (pe, cube) in launch ``serial``; tensor k is base + k."""
+    if not (0 <= pe < 1 << _PE_BITS and 0 <= cube < 1 << _CUBE_BITS):
+        raise ValueError(f"PE ({pe}, {cube}) is beyond what tensor ids can name")
+    return (((serial << _CUBE_BITS | cube) << _PE_BITS) | pe) << _LOCAL_BITS
+
+
+def id_owner(i: int) -> tuple:
+    """(launch serial, pe, cube, tensor number) packed in tensor id ``i``."""
+    local = i & ((1 << _LOCAL_BITS) - 1)
+    rest = i >> _LOCAL_BITS
+    pe = rest & ((1 << _PE_BITS) - 1)
+    rest >>= _PE_BITS
+    cube = rest & ((1 << _CUBE_BITS) - 1)
+    return rest >> _CUBE_BITS, pe, cube, local
 
 
 # -- where a call came from -------------------------------------------------------------------
@@ -214,15 +383,15 @@ def numel(shape) -> int:
 
 
 def operand(tr, h, what: str = "operand"):
-    """Resolve a tensor operand -> (spec, shape, dtype, id, numel).
+    """Resolve a tensor operand -> (spec, shape, dtype, tensor number, numel).
 
-    ``spec`` is what functional replay needs: the tensor id, or (id, shape, transposed) for a
-    view. The buffer's dtype wins over the handle's (a view is a reshape, not a bitcast).
-    Fast path: a plain handle whose shape is the very tuple of its buffer (the handle the
-    builder returned, or a copy of it), which the slow path would resolve the same way."""
+    ``spec`` is what functional replay needs: the tensor number on this PE, or (number, shape,
+    transposed) for a view. The buffer's dtype wins over the handle's (a view is a reshape, not a
+    bitcast). Fast path: a plain handle whose shape is the very tuple of its buffer (the handle
+    the builder returned, or a copy of it), which the slow path would resolve the same way."""
     try:
-        i = h.id
-        if type(i) is int and i >= 0 and type(h) is TensorHandle:
+        i = h.id - tr.base
+        if i >= 0 and type(h) is TensorHandle:
             t = tr.tensors[i]
             if h.shape is t[0]:
                 return i, t[0], t[1], i, t[2]
@@ -231,29 +400,54 @@ def operand(tr, h, what: str = "operand"):
     return operand_slow(tr, h, what)
 
 
+def foreign(tr, h, what: str) -> str:
+    """Why handle ``h`` (whose id is not this PE's) cannot be used here."""
+    i = h.id
+    here = (tr.pe, tr.cube)
+    if isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0:
+        serial, pe, cube, local = id_owner(int(i))
+        if serial == tr.serial:
+            return (f"{what} is a tensor of PE {(pe, cube)} (its tensor #{local}), not of this PE "
+                    f"{here}: a handle belongs to the program that made it (kept in a closure or a "
+                    f"global, it still names the other PE's SRAM); send it with tl.send/tl.recv "
+                    f"or compute it on this PE")
+        if 0 < serial < tr.serial:
+            return (f"{what} is a tensor of an earlier launch (made on PE {(pe, cube)}, its "
+                    f"tensor #{local}), used on PE {here} of this launch: handles live as long "
+                    f"as their launch; pass data between launches through device memory")
+    n = len(tr.tensors)
+    return (f"{what} is a TensorHandle with id {i!r}, which no tl call on this PE made "
+            f"(this PE {here} has {n} tensors); handles belong to the program that made them")
+
+
 def operand_slow(tr, h, what: str):
     """operand() for views, transposed views and bad values."""
     if not isinstance(h, TensorHandle):
         fail(tr, f"{what} must be a tensor (a TensorHandle from a tl call), got {type(h).__name__} {h!r}")
-    i = h.id
     tensors = tr.tensors
-    if not (isinstance(i, (int, np.integer)) and 0 <= i < len(tensors)):
-        fail(tr, f"{what} is a TensorHandle with id {h.id!r}, which no tl call on this PE made "
-                 f"(this PE has {len(tensors)} tensors); handles belong to the program that made them")
-    i = int(i)
+    try:
+        i = int(h.id) - tr.base if not isinstance(h.id, bool) else -1
+    except (TypeError, ValueError):
+        i = -1
+    if not 0 <= i < len(tensors):
+        fail(tr, foreign(tr, h, what))
     s = h.shape
     if type(s) is not tuple:
         try:
             s = tuple(int(d) for d in s)
         except (TypeError, ValueError):
-            fail(tr, f"{what} (a view of tensor {i}) has shape {h.shape!r}: expected a tuple of ints")
-    trans = isinstance(h, TransposedView)
+            fail(tr, f"{what} (a view of tensor #{i}) has shape {h.shape!r}: expected a tuple of ints")
     buf, dtype, nbuf = tensors[i]
     n = numel(s)
     if n != nbuf and tr.functional:
         fail(tr, f"{what} is a view of tensor {i} with shape {_fmt(s)} ({n} elements), "
                  f"but its buffer is {_fmt(buf)} ({nbuf} elements): in functional mode a "
                  f"view must keep the element count (timing mode accepts it)")
+    trans = isinstance(h, TransposedView)
+    if trans and (i, s) not in tr.transposed:
+        fail(tr, f"{what} is a transposed view of tensor #{i} given the shape {_fmt(s)}, which "
+                 f"tl.trans did not make: a transposed view cannot be reshaped (its data would "
+                 f"have to move); reshape before tl.trans, or store and reload")
     if s == buf and not trans:
         return i, s, dtype, i, n
     return (i, s, trans), s, dtype, i, n
@@ -315,15 +509,20 @@ def dot_shapes(tr, a: tuple, b: tuple) -> tuple:
 
 
 def float_operand(tr, dtype: str, op: str, what: str) -> None:
-    if dtype == "bool":
-        fail(tr, f"{op}: {what} is a bool mask; cast it first (tl.cast(x, 'f16'))")
+    if dtype not in _RANK:
+        kind = "a bool mask" if dtype == "bool" else "an int32 tensor"
+        fail(tr, f"{op}: {what} is {kind}; {op} takes float tensors (cast first: "
+                 f"tl.cast(x, 'f16'))")
 
 
 # -- device memory ----------------------------------------------------------------------------
-def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str):
+def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: bool = False):
     """Check a load/store at ``ptr`` -> (allocation, element offset, dtype, row stride or None).
 
-    The access must start inside an allocation, on an element boundary, and end inside it."""
+    The access must start inside an allocation, on an element boundary, and end inside it. A
+    masked access may reach past the end (and start in the guard gap after its allocation):
+    :func:`check_masked` bounds its unmasked elements when the mask is known at trace, replay
+    otherwise."""
     if not isinstance(ptr, (int, np.integer)) or isinstance(ptr, bool):
         addr = getattr(ptr, "addr", None)
         if addr is None:
@@ -331,7 +530,7 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str):
                      f"offset), got {type(ptr).__name__} {ptr!r}")
         ptr = addr
     ptr = int(ptr)
-    alloc = tr.memory.find(ptr)
+    alloc = tr.memory.find_near(ptr) if masked else tr.memory.find(ptr)
     if alloc is None:
         fail(tr, f"{verb} at address {ptr:#x} is outside every device allocation "
                  f"({tr.memory.describe_near(ptr)}); allocate with ctx.empty/shard/replicate and "
@@ -358,11 +557,28 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str):
                      f"{stride!r}")
         stride = int(stride)
         end = e0 + (shape[0] - 1) * stride + shape[1]
-    if end > alloc.numel:
+    if end > alloc.numel and not masked:
         fail(tr, f"{verb} of {_fmt(shape)} {dtype} at byte offset {off} runs outside allocation "
                  f"{alloc.name!r} ({alloc.nbytes} bytes = {alloc.numel} x {dtype}): it would reach "
                  f"element {end - 1}, the last is {alloc.numel - 1}")
     return alloc, e0, dtype, stride
+
+
+def check_masked(tr, alloc, e0: int, shape: tuple, stride, mask: np.ndarray, verb: str) -> None:
+    """Every element of a masked access where the (known) ``mask`` is true lies inside
+    ``alloc``, or a KernelError naming the first that does not."""
+    if stride is None:
+        idx = np.arange(e0, e0 + numel(shape), dtype=np.int64).reshape(shape)
+    else:
+        idx = (e0 + np.arange(shape[0], dtype=np.int64)[:, None] * stride
+               + np.arange(shape[1], dtype=np.int64)[None, :])
+    m = np.broadcast_to(mask if mask.dtype == np.bool_ else mask != 0, shape)
+    on = idx[m]
+    bad = on >= alloc.numel
+    if bad.any():
+        fail(tr, f"masked {verb} of {_fmt(shape)} {alloc.dtype} reaches element {int(on[bad][0])} "
+                 f"of allocation {alloc.name!r} ({alloc.numel} elements) where the mask is true: "
+                 f"only masked-off elements may lie outside the allocation")
 
 
 # -- links ------------------------------------------------------------------------------------

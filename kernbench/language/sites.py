@@ -41,6 +41,9 @@ VEC_SUB = {
     "where": VecOp.SELECT, "neg": VecOp.COPY, "abs": VecOp.COPY, "copy": VecOp.COPY,
     "cast": VecOp.CAST, "fill": VecOp.FILL,
     "exp": VecOp.EXP, "log": VecOp.LOG, "sqrt": VecOp.SQRT, "rsqrt": VecOp.RSQRT,
+    "floordiv": VecOp.DIV, "mod": VecOp.DIV, "arange": VecOp.FILL, "sigmoid": VecOp.SIGMOID,
+    "and_": VecOp.BITWISE, "or_": VecOp.BITWISE, "xor": VecOp.BITWISE, "invert": VecOp.BITWISE,
+    "shl": VecOp.BITWISE, "shr": VecOp.BITWISE,
 }
 VEC_SUB = {k: int(v) for k, v in VEC_SUB.items()}
 REDUCE_SUB = {"max": int(VecOp.MAX), "min": int(VecOp.MIN), "sum": int(VecOp.ADD)}
@@ -55,9 +58,9 @@ def label_of(key: tuple) -> str:
     if kind == "vec":
         return f"{key[3]} {fmt_shape(key[4])} {key[5]}"
     if kind == "load":
-        return f"load {fmt_shape(key[3])} {key[4]} from {key[5]}"
+        return f"load {fmt_shape(key[3])} {key[4]} from {key[5]}" + (" masked" if len(key) > 6 else "")
     if kind == "store":
-        return f"store {fmt_shape(key[3])} {key[4]} to {key[5]}"
+        return f"store {fmt_shape(key[3])} {key[4]} to {key[5]}" + (" masked" if len(key) > 6 else "")
     if kind == "dot":
         d = key[5] if key[5] == key[6] else f"{key[5]}x{key[6]}"
         return f"dot {fmt_shape(key[3])}x{fmt_shape(key[4])} {d}"

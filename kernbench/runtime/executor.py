@@ -18,7 +18,8 @@ import numpy as np
 
 from .._core import simulate
 from ..common.errors import KernbenchError, KernelError
-from ..common.pe_commands import _OPERATOR_TARGET, N_PORTS, OPPOSITE, Opcode, Port, Program
+from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, pop_operator_target,
+                                  push_operator_target)
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
 from ..language.semantic import _INTERNAL, forget_lines
@@ -207,7 +208,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
     n_programs, traced = grid[0] * grid[1], 0
     name = getattr(kernel, "__name__", repr(kernel))
     kfile = getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>")
-    _OPERATOR_TARGET.append(tl)
+    push_operator_target(tl)
     # Tracing allocates a few small tuples per command and no reference cycles; left on, the
     # cyclic GC rescans the growing command lists and halves tracing speed.
     gc_on = gc.isenabled()
@@ -217,7 +218,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
             for p in range(grid[0]):
                 g = c * hw.pes_per_cube + p
                 b = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr[g],
-                              sfr_text=sfr_text, store=store)
+                              sfr_text=sfr_text, store=store, serial=tl._serial)
                 tl._begin(b)
                 try:
                     kernel(*args, tl=tl, **kwargs)
@@ -240,7 +241,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
                 traced += 1
                 store.expect(store.n_traced * n_programs // traced * 5 // 4)
     finally:
-        _OPERATOR_TARGET.pop()
+        pop_operator_target(tl)
         forget_lines()
         if gc_on:
             gc.enable()
@@ -257,8 +258,17 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     if not callable(kernel):
         raise TypeError(f"kernel must be a function taking a keyword-only tl, got {kernel!r}")
     grid = _check_grid(hw, grid)
-    for a in list(args) + list(kwargs.values()):
-        if isinstance(a, DeviceArray) and a.freed:
+    for key, a in [*enumerate(args), *kwargs.items()]:
+        if not isinstance(a, DeviceArray):
+            continue
+        if a._memory is not ctx.memory:
+            # Its address means nothing here: the kernel would read whatever this Context holds
+            # at it (another allocation, or nothing).
+            raise ValueError(
+                f"launch argument {_arg_name(kernel, key)} (device array {a.name!r} at "
+                f"{a.addr:#x}) belongs to another Context: expected a device array of this "
+                f"Context (from its put, shard, replicate, empty or empty_like)")
+        if a.freed:
             raise ValueError(f"launch argument {a.name!r} was freed")
     # Kernels see pointers as plain ints: pointer arithmetic stays int arithmetic.
     k_args = tuple(a.addr if isinstance(a, DeviceArray) else a for a in args)
@@ -304,6 +314,19 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
         labels=label,
         sources=source,
     )
+
+
+def _arg_name(kernel, key) -> str:
+    """A launch argument named for an error: the kernel's parameter name (keyword arguments by
+    their keyword, positional ones by the parameter they bind to), else its position."""
+    if isinstance(key, str):
+        return repr(key)
+    try:
+        params = [p.name for p in inspect.signature(kernel).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    return f"{params[key]!r} (positional #{key})" if key < len(params) else f"#{key} (positional)"
 
 
 def _named_args(kernel, args: tuple, kwargs: dict) -> dict:

@@ -170,6 +170,16 @@ class DeviceMemory:
                 return a
         return None
 
+    def find_near(self, ptr: int) -> DeviceArray | None:
+        """The allocation whose range or guard gap holds ``ptr`` (a masked access may start
+        past the end of its allocation when every element there is masked off), or None."""
+        a = self.find(ptr)
+        if a is None:
+            i = bisect.bisect_right(self._bases, ptr) - 1
+            if i >= 0 and ptr < self._arrays[i].addr + self._arrays[i].nbytes + ALIGN:
+                a = self._arrays[i]
+        return a
+
     def describe_near(self, ptr: int) -> str:
         """Which allocation ``ptr`` is closest to, for error messages."""
         if not self._arrays:

@@ -6,70 +6,96 @@ load sees every earlier store of its PE (the DMA unit is in order), and a recv f
 the engine's ``messages`` pairs each recv with its send, whose value is stashed when the send
 completes (a send ends before its recv does).
 
-Numerics: values are kept in their declared dtypes (f16, bf16, f32, fp8 via ml_dtypes). Every op
-computes in f32 and rounds its output to the output dtype; dot and reductions accumulate in f32;
-a store converts to the allocation's dtype.
+Numerics are the language's (kernbench.language.numerics, the functions the tracer also folds
+constants with): values are kept in their declared dtypes (f16, bf16, f32, fp8 via ml_dtypes,
+int32, bool masks); float ops compute in f32 and round once; dot and reductions accumulate in
+f32; a store converts to the allocation's dtype.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..language.semantic import NP_DTYPES
+from ..common.errors import KernelError
+from ..language.numerics import cast_value, reduce_value, value_of, vec_value
+from ..language.semantic import NP_DTYPES, dtype_name, fmt_shape, numel
 
 __all__ = ["replay", "value_of"]
 
 _F32 = np.dtype(np.float32)
 
-_BINARY = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-    "maximum": np.maximum, "minimum": np.minimum,
-    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
-    "eq": np.equal, "ne": np.not_equal,
-}
-_UNARY = {
-    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "rsqrt": lambda x: np.float32(1.0) / np.sqrt(x),
-    "neg": np.negative, "abs": np.abs,
-}
-_REDUCE = {"max": np.max, "min": np.min, "sum": np.sum}
 
-
-def value_of(vals: list, spec) -> np.ndarray:
-    """The value an operand spec reads: a tensor id, or (id, shape, transposed) for a view."""
-    if type(spec) is int:
-        return vals[spec]
-    i, shape, trans = spec
-    v = vals[i]
-    if trans:
-        return v.reshape(shape[:-2] + (shape[-1], shape[-2])).swapaxes(-1, -2)
-    return v.reshape(shape)
-
-
-def _f32(vals: list, x):
-    """Operand as f32 (bool masks stay bool); immediates as f32 scalars."""
-    if type(x) is float:
-        return np.float32(x)
-    v = value_of(vals, x)
-    return v if v.dtype == _F32 or v.dtype == np.bool_ else v.astype(_F32)
+def _f32(vals: list, spec) -> np.ndarray:
+    """A dot operand as f32."""
+    v = value_of(vals, spec)
+    return v if v.dtype == _F32 else v.astype(_F32)
 
 
 def _to(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Round to ``dtype`` once (through f32, so bf16 -> f16 and fp8 conversions are exact-then-round)."""
     if v.dtype == dtype:
         return v
+    if dtype == np.int32 or v.dtype.kind in "bi":
+        return cast_value(v, dtype_name(dtype))
     if v.dtype != _F32 and dtype != _F32:
         v = v.astype(_F32)
     return v.astype(dtype)
 
 
+def _arg(v: list, o):
+    """An operand's value: a tensor spec (number or view tuple) or an immediate as it is."""
+    t = type(o)
+    if t is int or t is tuple:
+        return value_of(v, o)
+    return o
+
+
+def _elements(e0: int, shape: tuple, stride) -> np.ndarray:
+    """Element index (into the allocation) of every element of a ``shape`` access at ``e0``."""
+    if stride is None:
+        return np.arange(e0, e0 + numel(shape), dtype=np.int64).reshape(shape)
+    rows, cols = shape
+    return (e0 + np.arange(rows, dtype=np.int64)[:, None] * stride
+            + np.arange(cols, dtype=np.int64)[None, :])
+
+
+def _masked_indices(alloc, e0, shape, stride, mask, pe, file, line, verb):
+    """(indices of the unmasked elements, the mask broadcast to ``shape``), every index inside
+    the allocation, or a KernelError naming the PE, the line and the first bad element."""
+    m = np.broadcast_to(mask if mask.dtype == np.bool_ else mask != 0, shape)
+    idx = _elements(e0, shape, stride)[m]
+    bad = (idx < 0) | (idx >= alloc.numel)
+    if bad.any():
+        raise KernelError(
+            f"PE {pe} at {os.path.basename(file)}:{line}: masked {verb} of {fmt_shape(shape)} "
+            f"{alloc.dtype} reaches element {int(idx[bad][0])} of allocation {alloc.name!r} "
+            f"({alloc.numel} elements) where the mask is true: only masked-off elements may lie "
+            f"outside the allocation", pe=pe, where=f"{file}:{line}")
+    return idx, m
+
+
 def _region(flat: np.ndarray, e0: int, shape: tuple, stride) -> np.ndarray:
+    """The elements of ``flat`` (an allocation's contiguous 1-D contents) that a load or store
+    of ``shape`` at element offset ``e0`` touches, as a view (writable when ``flat`` is).
+
+    With ``stride`` (elements between row starts) ``shape`` is (rows, cols): rows of ``cols``
+    elements, ``stride`` apart. The semantic layer has checked that the region lies inside the
+    allocation and that ``stride >= cols``. The strided view is made over the raw bytes and then
+    viewed as ``flat``'s dtype: ``as_strided`` rebuilds its array from ``__array_interface__``,
+    whose type string does not round-trip for every dtype (ml_dtypes' float8_e5m2 is '<f1',
+    which numpy cannot parse), while a byte view and a same-size ``view`` work for any dtype
+    (the last axis stays contiguous)."""
     if stride is None:
         n = 1
         for d in shape:
             n *= d
         return flat[e0:e0 + n].reshape(shape)
+    rows, cols = shape
     isz = flat.itemsize
-    return as_strided(flat[e0:], shape=shape, strides=(stride * isz, isz))
+    raw = flat.view(np.uint8)[e0 * isz:]
+    return as_strided(raw, shape=(rows, cols * isz), strides=(stride * isz, 1)).view(flat.dtype)
 
 
 def replay(program, engine, metas: list, handles: list, memory) -> None:
@@ -99,6 +125,7 @@ def replay(program, engine, metas: list, handles: list, memory) -> None:
         c = program.pe_commands(g)
         ids = np.concatenate([c["src0"], c["src1"], c["src2"]])
         readers.append(np.bincount(ids[ids >= 0], minlength=n_t).tolist())
+    ppc = memory.hw.pes_per_cube
     with np.errstate(all="ignore"):
         for g, li, idx in zip(pe_of.tolist(), local.tolist(), order.tolist()):
             m = metas[g][li]
@@ -106,36 +133,42 @@ def replay(program, engine, metas: list, handles: list, memory) -> None:
             kind = m[0]
             dst = dst_of[idx]
             if kind == "vec":
-                name, ops, shape, dtype = m[3], m[4], m[5], m[6]
-                out = NP_DTYPES[dtype]
-                if name in _BINARY:
-                    r = _BINARY[name](_f32(v, ops[0]), _f32(v, ops[1]))
-                elif name in _UNARY:
-                    r = _UNARY[name](_f32(v, ops[0]))
-                elif name == "fill":
-                    r = np.full(shape, ops[0], _F32)
-                elif name == "cast":
-                    r = value_of(v, ops[0])
-                else:  # where
-                    c = _f32(v, ops[0])
-                    r = np.where(c if c.dtype == np.bool_ else c != 0, _f32(v, ops[1]), _f32(v, ops[2]))
-                r = np.asarray(r)
-                if r.shape != shape:
-                    r = np.broadcast_to(r, shape)
-                v[dst] = np.ascontiguousarray(_to(r, out))
+                name, ops, shape, dtype, ct, imm = m[3], m[4], m[5], m[6], m[7], m[8]
+                try:
+                    v[dst] = vec_value(name, [_arg(v, o) for o in ops], ct, shape, dtype, imm)
+                except ArithmeticError as e:  # int32 // or % by zero, a shift out of range
+                    pe = (g % ppc, g // ppc)
+                    raise KernelError(f"PE {pe} at {os.path.basename(m[1])}:{m[2]}: {e}",
+                                      pe=pe, where=f"{m[1]}:{m[2]}") from None
             elif kind == "load":
-                alloc, e0, shape, stride = m[3], m[4], m[5], m[6]
-                v[dst] = np.array(_region(memory.flat(alloc, g), e0, shape, stride))
+                alloc, e0, shape, stride, dtype, mspec, other = m[3], m[4], m[5], m[6], m[7], m[8], m[9]
+                flat = memory.flat(alloc, g)
+                if mspec is None:
+                    v[dst] = np.array(_region(flat, e0, shape, stride))
+                else:
+                    ix, mk = _masked_indices(alloc, e0, shape, stride, value_of(v, mspec),
+                                             (g % ppc, g // ppc), m[1], m[2], "load")
+                    nd = NP_DTYPES[dtype]
+                    o = 0 if other is None else _arg(v, other)
+                    out = np.array(_to(np.asarray(o), nd) if isinstance(o, np.ndarray)
+                                   else cast_value(np.asarray(o), dtype), nd)
+                    out = np.array(np.broadcast_to(out, shape))
+                    out[mk] = flat[ix]
+                    v[dst] = out
             elif kind == "dot":
                 v[dst] = np.matmul(_f32(v, m[3]), _f32(v, m[4]))
             elif kind == "reduce":
                 name, spec, axis, dtype = m[3], m[4], m[6], m[7]
-                r = _REDUCE[name](_f32(v, spec), axis=axis, keepdims=True)
-                v[dst] = np.ascontiguousarray(_to(np.asarray(r, _F32), NP_DTYPES[dtype]))
+                v[dst] = reduce_value(name, value_of(v, spec), axis, dtype)
             elif kind == "store":
-                spec, alloc, e0, shape, stride = m[3], m[4], m[5], m[6], m[7]
+                spec, alloc, e0, shape, stride, mspec = m[3], m[4], m[5], m[6], m[7], m[8]
                 x = _to(value_of(v, spec), NP_DTYPES[alloc.dtype])
-                _region(memory.writable(alloc, g), e0, shape, stride)[...] = x.reshape(shape)
+                if mspec is None:
+                    _region(memory.writable(alloc, g), e0, shape, stride)[...] = x.reshape(shape)
+                else:
+                    ix, mk = _masked_indices(alloc, e0, shape, stride, value_of(v, mspec),
+                                             (g % ppc, g // ppc), m[1], m[2], "store")
+                    memory.writable(alloc, g)[ix] = x.reshape(shape)[mk]
             elif kind == "send":
                 stash[idx] = value_of(v, m[3])
             elif kind == "recv":

@@ -1,0 +1,226 @@
+"""What every elementwise op and reduction computes: the one place the language's numerics live.
+
+Functional replay (kernbench.runtime.replay) computes each traced command with these functions,
+and the builder folds commands whose operands are known while tracing (``tl.arange`` and the
+index arithmetic and masks built on it) with the same functions, so a mask checked at trace and
+the mask applied in replay are the same values.
+
+Rules (docs/language.md, "Promotion" and "Numerics"): every op has a *compute dtype* ``ct``,
+the promoted dtype of its operands. Operands are first converted to ``ct`` (an int or a 0/1 mask
+rounded to a float ``ct``), then the op runs in a wide type: f32 for a float ``ct``, int64 for
+int32, bool for logical ops on masks. The result is rounded once to the output dtype; int32
+results wrap modulo 2**32 as C's conversions do.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .semantic import NP_DTYPES
+
+__all__ = ["vec_value", "reduce_value", "cast_value", "convert", "view_value", "value_of",
+           "IntegerDivisionByZero", "ShiftOutOfRange"]
+
+_F32 = np.dtype(np.float32)
+_I64 = np.dtype(np.int64)
+_I32 = np.dtype(np.int32)
+_BOOL = np.dtype(np.bool_)
+_I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
+
+
+class IntegerDivisionByZero(ArithmeticError):
+    """An int32 ``//`` or ``%`` met a zero divisor (replay turns it into a KernelError)."""
+
+
+class ShiftOutOfRange(ArithmeticError):
+    """A shift count outside 0..31 (replay turns it into a KernelError)."""
+
+
+def view_value(v: np.ndarray, spec: tuple) -> np.ndarray:
+    """What view ``spec`` = (number, shape, transposed) reads of its buffer's value ``v``: the
+    buffer in row-major order at ``shape``, or, transposed, at ``shape`` with the last two axes
+    swapped and then swapped back (docs/language.md, "Views")."""
+    _, shape, trans = spec
+    if trans:
+        return v.reshape(shape[:-2] + (shape[-1], shape[-2])).swapaxes(-1, -2)
+    return v.reshape(shape)
+
+
+def value_of(vals: list, spec) -> np.ndarray:
+    """The value an operand spec reads: a tensor number, or (number, shape, transposed)."""
+    if type(spec) is int:
+        return vals[spec]
+    return view_value(vals[spec[0]], spec)
+
+
+def _wide(ct: str) -> np.dtype:
+    """The type an op with compute dtype ``ct`` runs in."""
+    if ct == "bool":
+        return _BOOL
+    if ct == "int32":
+        return _I64
+    return _F32
+
+
+def convert(v, ct: str) -> np.ndarray:
+    """Operand ``v`` (an array of any language dtype, or a Python number) converted to ``ct``
+    and widened for computing: a float ``ct`` rounds to ``ct`` first (an int32 operand of an f16
+    op is an f16 value), then f32."""
+    if not isinstance(v, np.ndarray):  # an immediate: Python int or float
+        if ct == "int32":
+            return np.int64(v)
+        if ct == "bool":
+            return np.bool_(v)
+        return np.float32(v)
+    wide = _wide(ct)
+    if ct in ("int32", "bool", "f32"):
+        if ct == "int32" and v.dtype.kind == "f":  # never happens by promotion; a cast does this
+            return cast_value(v, "int32").astype(_I64)
+        return v.astype(wide, copy=False)
+    # float ct narrower than f32: round to ct once, then compute in f32
+    nd = NP_DTYPES[ct]
+    if v.dtype != nd:
+        v = (v.astype(_F32) if v.dtype != _F32 else v).astype(nd)
+    return v.astype(_F32)
+
+
+def _round(r, out: str) -> np.ndarray:
+    """Round a wide result once to ``out`` (int32 wraps like C)."""
+    r = np.asarray(r)
+    nd = NP_DTYPES[out]
+    if r.dtype == nd:
+        return r
+    if out == "int32":
+        return r.astype(_I64, copy=False).astype(_I32)  # int64 -> int32 keeps the low 32 bits
+    if out == "bool":
+        return r.astype(_BOOL)
+    if r.dtype != _F32 and nd != _F32:
+        r = r.astype(_F32)
+    return r.astype(nd)
+
+
+def _trunc_div(a, b):
+    """C's integer division (toward zero) on int64 values; b has no zeros."""
+    q = np.abs(a) // np.abs(b)
+    return np.where((a < 0) != (b < 0), -q, q)
+
+
+def _check_divisor(b) -> None:
+    if np.any(np.asarray(b) == 0):
+        raise IntegerDivisionByZero("integer division or remainder by zero")
+
+
+def _check_shift(s) -> None:
+    s = np.asarray(s)
+    if np.any((s < 0) | (s > 31)):
+        bad = s[(s < 0) | (s > 31)].ravel()[0]
+        raise ShiftOutOfRange(f"shift count {int(bad)} is outside 0..31")
+
+
+def _sigmoid(x):
+    return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
+
+
+_ARITH = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "maximum": np.maximum,
+    "minimum": np.minimum,
+}
+_COMPARE = {
+    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+    "eq": np.equal, "ne": np.not_equal,
+}
+_LOGIC = {"and_": np.logical_and, "or_": np.logical_or, "xor": np.logical_xor}
+_BITWISE = {"and_": np.bitwise_and, "or_": np.bitwise_or, "xor": np.bitwise_xor}
+_FLOAT_FN = {
+    "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+    "rsqrt": lambda x: np.float32(1.0) / np.sqrt(x), "sigmoid": _sigmoid,
+}
+
+
+def vec_value(name: str, args: list, ct: str, shape: tuple, out: str, imm=None) -> np.ndarray:
+    """The value of elementwise ``name`` on ``args`` (arrays or Python numbers), compute dtype
+    ``ct``, broadcast to ``shape`` and rounded to ``out``. ``imm`` carries what is not an
+    operand: the fill value, the arange (start, end), cast's ``saturate``."""
+    if name == "fill":
+        return np.full(shape, imm, NP_DTYPES[out]) if out in ("int32", "bool") else \
+            _round(np.full(shape, imm, _F32), out)
+    if name == "arange":
+        return np.arange(imm[0], imm[1], dtype=_I32)
+    if name == "cast":
+        return cast_value(np.asarray(args[0]), out, saturate=bool(imm))
+    if name == "copy":  # broadcast_to: the operand, materialized at the new shape
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(args[0]), shape))
+    if name == "where":
+        c = np.asarray(args[0])
+        c = c if c.dtype == _BOOL else c != 0
+        r = np.where(c, convert(args[1], ct), convert(args[2], ct))
+    else:
+        xs = [convert(a, ct) for a in args]
+        with np.errstate(all="ignore"):
+            if name in _ARITH:
+                r = _ARITH[name](xs[0], xs[1])
+            elif name in _COMPARE:
+                r = _COMPARE[name](xs[0], xs[1])
+            elif name == "div":
+                r = np.divide(xs[0], xs[1])
+            elif name == "floordiv":
+                _check_divisor(xs[1])
+                r = _trunc_div(xs[0], xs[1])
+            elif name == "mod":
+                if ct == "int32":
+                    _check_divisor(xs[1])
+                r = np.fmod(xs[0], xs[1])
+            elif name in _LOGIC:
+                r = (_LOGIC if ct == "bool" else _BITWISE)[name](xs[0], xs[1])
+            elif name == "invert":
+                r = np.logical_not(xs[0]) if ct == "bool" else np.invert(xs[0])
+            elif name in ("shl", "shr"):
+                _check_shift(xs[1])
+                r = np.left_shift(xs[0], xs[1]) if name == "shl" else np.right_shift(xs[0], xs[1])
+            elif name == "neg":
+                r = np.negative(xs[0])
+            elif name == "abs":
+                r = np.abs(xs[0])
+            elif name in _FLOAT_FN:
+                r = _FLOAT_FN[name](xs[0])
+            else:  # pragma: no cover - the builtins emit only the names above
+                raise ValueError(f"unknown elementwise op {name!r}")
+    r = np.asarray(r)
+    if r.shape != shape:
+        r = np.broadcast_to(r, shape)
+    return np.ascontiguousarray(_round(r, out))
+
+
+def reduce_value(name: str, x: np.ndarray, axis, out: str) -> np.ndarray:
+    """``name`` (max, min, sum) of ``x`` over ``axis`` (None: all), the axis kept; floats
+    accumulate in f32, ints and masks in int64 (then wrap to int32)."""
+    if out in ("int32", "bool") or x.dtype.kind in "bi":
+        w = x.astype(_I64) if name == "sum" else x
+    else:
+        w = x.astype(_F32, copy=False)
+    fn = {"max": np.max, "min": np.min, "sum": np.sum}[name]
+    with np.errstate(all="ignore"):
+        r = fn(w, axis=axis, keepdims=True)
+    return np.ascontiguousarray(_round(r, out))
+
+
+def cast_value(v: np.ndarray, out: str, saturate: bool = False) -> np.ndarray:
+    """``v`` converted to ``out``: float -> int32 truncates toward zero and saturates (NaN ->
+    0); to fp8 with ``saturate`` clamps to the largest finite value first (NaN stays NaN)."""
+    nd = NP_DTYPES[out]
+    if out == "int32":
+        if v.dtype.kind in "biu":
+            return v.astype(_I64).astype(_I32)
+        f = v.astype(np.float64)
+        f = np.where(np.isnan(f), 0.0, np.trunc(f))
+        return np.clip(f, _I32_MIN, _I32_MAX).astype(_I32)
+    if v.dtype.kind in "bi":
+        v = v.astype(np.float64)
+    if saturate:
+        big = float(np.finfo(nd).max) if out != "f32" else float(np.finfo(np.float32).max)
+        with np.errstate(invalid="ignore"):
+            v = np.clip(v.astype(np.float64), -big, big).astype(_F32)  # exact: v was f32-exact
+    if v.dtype == nd:
+        return v
+    if v.dtype != _F32 and v.dtype != np.float64 and nd != _F32:
+        v = v.astype(_F32)
+    return v.astype(nd)

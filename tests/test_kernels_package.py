@@ -1,0 +1,34 @@
+"""kernbench.kernels is a regular package exporting the shipped kernels.
+
+`from kernbench.kernels import attention_mesh_kv_kernel, attention_mesh_mlo_kernel` works, gives
+the very functions of kernbench.kernels.attention (which stays importable: tests and the diag
+harness use it), and the package is one setuptools finds, so a non-editable install ships it.
+"""
+import importlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_kernels_are_exported_from_the_package():
+    from kernbench.kernels import attention_mesh_kv_kernel, attention_mesh_mlo_kernel
+
+    attention = importlib.import_module("kernbench.kernels.attention")
+    assert attention_mesh_kv_kernel is attention.attention_mesh_kv_kernel
+    assert attention_mesh_mlo_kernel is attention.attention_mesh_mlo_kernel
+    pkg = importlib.import_module("kernbench.kernels")
+    assert sorted(pkg.__all__) == ["attention_mesh_kv_kernel", "attention_mesh_mlo_kernel"]
+    assert pkg.__doc__ and "attention_mesh_kv_kernel" in pkg.__doc__
+
+
+def test_kernels_is_a_regular_package_setuptools_finds():
+    # Without kernbench/kernels/__init__.py it is a namespace package: importable from a
+    # checkout, but setuptools.find_packages (pyproject: packages.find include "kernbench*")
+    # skips it, so a wheel would ship kernbench.diag without the kernels it imports.
+    pkg = importlib.import_module("kernbench.kernels")
+    assert pkg.__file__ is not None and Path(pkg.__file__).name == "__init__.py"
+    setuptools = pytest.importorskip("setuptools")
+    found = setuptools.find_packages(where=str(ROOT), include=["kernbench*"])
+    assert "kernbench.kernels" in found, f"expected kernbench.kernels among {sorted(found)}"
