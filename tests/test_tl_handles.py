@@ -1,0 +1,149 @@
+"""TensorHandle as a value of the language: elementwise == and !=, no value while tracing, numpy
+refused, identity in dicts, exactly its eight fields (docs/language.md, "Values")."""
+import dataclasses
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench import KernelError
+from kernbench.common.pe_commands import TensorHandle
+
+HW = {"n_cubes": 1, "pes_per_cube": 2}
+FILE = os.path.basename(__file__)
+
+
+def run(body, x, mode="functional"):
+    """Run ``body(tl, tile)`` on PE (0, 0) over f16 ``x``; return (what body returned, result)."""
+    ctx = kernbench.Context("default", overrides=HW)
+    p = ctx.put(x, pe=(0, 0), dtype="f16")
+    seen = {}
+
+    def kernel(ptr, *, tl):
+        if tl.program_id(0) == 0:
+            seen["out"] = body(tl, tl.load(ptr, shape=x.shape))
+
+    r = ctx.launch(kernel, (1, 1), p, mode=mode)
+    return seen["out"], r
+
+
+def refused(body, x=None, exact_line=True):
+    """The KernelError of ``body(tl, tile, mark)``; it names the line ``mark()`` was called on
+    (or, with ``exact_line=False``, a line of this file: the innermost frame outside kernbench
+    is then a lambda of a parametrize table)."""
+    x = np.array([0.0, 1.0, -2.0, 0.0], np.float16) if x is None else x
+    lines = []
+
+    def mark():
+        lines.append(sys._getframe(1).f_lineno)
+
+    with pytest.raises(KernelError) as ei:
+        run(lambda tl, t: body(tl, t, mark), x)
+    assert ei.value.pe == (0, 0)
+    where = f"PE (0, 0) at {FILE}:{lines[-1] if exact_line else ''}"
+    assert where in str(ei.value)
+    return str(ei.value)
+
+
+def test_handle_is_a_dataclass_of_exactly_eight_fields():
+    names = [f.name for f in dataclasses.fields(TensorHandle)]
+    assert names == ["id", "addr", "shape", "dtype", "nbytes", "data", "space", "pinned"]
+
+
+def test_eq_and_ne_are_elementwise():
+    # The issue's case: x + (x == 0.0) * 5 adds 5 where x is 0 (a mask in arithmetic is 0/1).
+    x = np.array([0.0, 1.0, -2.0, 0.0], np.float16)
+    out, _ = run(lambda tl, t: (t + (t == 0.0) * 5, t != 0.0, 0.0 == t, t == t), x)
+    a, ne, req, same = out
+    assert a.dtype == "f16"
+    np.testing.assert_array_equal(a.data, np.array([5.0, 1.0, -2.0, 5.0], np.float16))
+    assert ne.dtype == "bool"
+    np.testing.assert_array_equal(ne.data, [False, True, True, False])
+    np.testing.assert_array_equal(req.data, [True, False, False, True])  # reflected ==
+    np.testing.assert_array_equal(same.data, [True] * 4)
+
+
+def test_eq_costs_a_compare_in_both_modes():
+    x = np.zeros(4096, np.float16)
+    # load 8192 B: 16 bursts x 2 cycles + 150 = 182; compare of 4096: ceil(4096/64)*1 + 8 = 72
+    for mode in ("functional", "timing"):
+        _, r = run(lambda tl, t: t == 1.0, x, mode=mode)
+        assert r.cycles == 182 + 72
+
+
+def test_handles_hash_and_compare_by_identity_in_containers():
+    def body(tl, t):
+        u = tl.exp(t)
+        d = {t: "t", u: "u"}
+        s = {t, u, t}
+        return d[t], d[u], len(s), hash(t) == id(t) or hash(t) == object.__hash__(t)
+
+    (a, b, n, h), _ = run(body, np.ones(4, np.float16))
+    assert (a, b, n, h) == ("t", "u", 2, True)
+
+
+def test_eq_with_a_non_number_is_identity_not_an_error():
+    (r1, r2), _ = run(lambda tl, t: (t == None, t != "x"), np.ones(4, np.float16))  # noqa: E711
+    assert r1 is False and r2 is True
+
+
+@pytest.mark.parametrize("what,expr", [
+    ("bool(tensor)", lambda t: bool(t)),
+    ("bool(tensor)", lambda t: 1 if t != 0.0 else 2),  # the issue's `if x != 0.0:`
+    ("bool(tensor)", lambda t: not t),
+    ("int(tensor)", lambda t: int(t)),
+    ("float(tensor)", lambda t: float(t)),
+    ("len(tensor)", lambda t: len(t)),
+    ("iterating over a tensor", lambda t: list(t)),
+    ("a tensor used as an index or size", lambda t: range(t)),
+])
+def test_value_dependent_control_flow_is_refused(what, expr):
+    def body(tl, t, mark):
+        mark(); expr(t)  # noqa: E702
+
+    msg = refused(body, exact_line=False)
+    assert what in msg
+    assert "control flow may depend on program ids and arguments, not on tensor values" in msg
+
+
+@pytest.mark.parametrize("call,use", [
+    (lambda t: np.sum(t), "tl.sum"),
+    (lambda t: np.maximum(t, 0), "tl.maximum"),
+    (lambda t: np.exp(t), "tl.exp"),
+    (lambda t: np.asarray(t), "replay fills h.data"),
+    (lambda t: np.ones(4) * t, "* (tl.mul)"),
+    (lambda t: np.where(t, 1, 0), "tl.where"),
+])
+def test_numpy_on_a_handle_is_refused_naming_the_tl_call(call, use):
+    def body(tl, t, mark):
+        mark(); call(t)  # noqa: E702
+
+    msg = refused(body, exact_line=False)
+    assert "numpy" in msg and use in msg
+
+
+def test_a_numpy_scalar_is_a_number_in_an_operator():
+    x = np.array([1.0, 2.0, 3.0, 4.0], np.float16)
+    (a, b, c), _ = run(lambda tl, t: (np.float32(2) * t, np.float16(1) - t, t + np.int64(1)), x)
+    assert a.dtype == b.dtype == c.dtype == "f16"
+    np.testing.assert_array_equal(a.data, x * 2)
+    np.testing.assert_array_equal(b.data, 1 - x)
+    np.testing.assert_array_equal(c.data, x + 1)
+
+
+def test_setitem_is_refused():
+    def body(tl, t, mark):
+        mark(); t[0] = 1.0  # noqa: E702
+
+    assert "tensors are immutable" in refused(body)
+
+
+def test_operators_outside_a_trace_are_a_clear_error():
+    h = TensorHandle(id=0, shape=(4,), dtype="f16")
+    with pytest.raises(RuntimeError, match="only be used inside a kernel being traced"):
+        h + 1
+    with pytest.raises(RuntimeError, match="only be used inside a kernel being traced"):
+        bool(h)
+    assert (h == h) is True and (h == TensorHandle(id=0)) is False  # identity outside a trace

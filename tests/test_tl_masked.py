@@ -1,0 +1,143 @@
+"""Masked loads and stores (Triton's ragged edges): only unmasked elements are read, written and
+bounds-checked; at trace when the mask is known then (built from tl.arange, program ids and
+constants), else in functional replay; a masked access costs the whole tile."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench import KernelError
+
+HW = {"n_cubes": 1, "pes_per_cube": 2}
+FILE = os.path.basename(__file__)
+N, BLOCK = 10, 8
+
+
+def ragged(x_ptr, o_ptr, n, *, tl):
+    pid = tl.program_id(0)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    x = tl.load(x_ptr + 4 * pid * BLOCK, shape=(BLOCK,), mask=m, other=-1.0)
+    tl.store(o_ptr + 4 * pid * BLOCK, x * 2.0, mask=m)
+
+
+@pytest.mark.parametrize("mode", ["functional", "timing"])
+def test_ragged_tail_reads_and_writes_only_the_unmasked_elements(mode):
+    ctx = kernbench.Context("default", overrides=HW)
+    x = np.arange(N, dtype=np.float32) + 1
+    xp = ctx.replicate(x)
+    o = ctx.replicate(np.full(N, 7.0, np.float32))
+    r = ctx.launch(ragged, (2, 1), xp, o, N, mode=mode)
+    if mode == "functional":
+        got = ctx.read_all(o)[0]
+        np.testing.assert_array_equal(got[0], np.r_[2 * x[:8], 7, 7])  # PE 0 writes 0..7
+        np.testing.assert_array_equal(got[1], np.r_[7 * np.ones(8), 2 * x[8:]])  # PE 1: 8, 9
+    # Per PE, each vector op on 8 elements costs ceil(8/64) * 1 + 8 = 9 cycles: arange (fill
+    # cost), the add of pid * BLOCK, the compare: 27. The load of the whole tile, 32 B:
+    # ceil(32/256) + 150 = 151 (masked elements cost the same) -> 178; mul 9 -> 187; store 151
+    # -> 338. Both PEs share the cube's channel: PE 1's single-burst load waits one cycle
+    # behind PE 0's burst (their stores start a cycle apart already): PE 1 ends at 339.
+    assert r.cycles == 339
+
+
+def test_other_as_a_tensor_and_a_2d_strided_masked_load():
+    ctx = kernbench.Context("default", overrides=HW)
+    a = np.arange(5 * 7, dtype=np.float32).reshape(5, 7)
+    ap = ctx.put(a, pe=(0, 0))
+    seen = {}
+
+    def kernel(a_ptr, *, tl):
+        if tl.program_id(0):
+            return
+        rows = tl.arange(0, 4)[:, None] + 3  # rows 3..6 of 5: rows 5, 6 masked off
+        cols = tl.arange(0, 4)[None, :] + 4  # cols 4..7 of 7: col 7 masked off
+        m = (rows < 5) & (cols < 7)
+        fill = tl.full((4, 4), -5.0)
+        seen["t"] = tl.load(a_ptr + 4 * (3 * 7 + 4), shape=(4, 4), stride=7, mask=m, other=fill)
+
+    ctx.launch(kernel, (1, 1), ap)
+    want = np.full((4, 4), -5.0, np.float32)
+    want[:2, :3] = a[3:5, 4:7]
+    np.testing.assert_array_equal(seen["t"].data, want)
+
+
+@pytest.mark.parametrize("mode", ["functional", "timing"])
+def test_a_known_mask_that_lets_an_element_out_is_refused_at_trace(mode):
+    ctx = kernbench.Context("default", overrides=HW)
+    xp = ctx.replicate(np.ones(N, np.float32))
+    lines = []
+
+    def kernel(x_ptr, *, tl):
+        pid = tl.program_id(0)
+        offs = pid * BLOCK + tl.arange(0, BLOCK)
+        m = offs < N + 1  # one too many: element 10 of a 10-element allocation
+        lines.append(sys._getframe().f_lineno + 1)
+        tl.load(x_ptr + 4 * pid * BLOCK, shape=(BLOCK,), mask=m)
+
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(kernel, (2, 1), xp, mode=mode)
+    msg = str(ei.value)
+    assert f"PE (1, 0) at {FILE}:{lines[-1]}" in msg
+    assert "reaches element 10 of allocation" in msg and "where the mask is true" in msg
+
+
+def test_a_data_dependent_mask_is_checked_in_replay():
+    ctx = kernbench.Context("default", overrides=HW)
+    xp = ctx.replicate(np.ones(N, np.float32))
+    flags = ctx.replicate(np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 1], np.float32))
+    lines = []
+
+    def kernel(x_ptr, f_ptr, *, tl):
+        if tl.program_id(0):
+            return
+        f = tl.load(f_ptr + 4 * 6, shape=(4,))  # [1, 1, 0, 1]: element 9 + 3 = 12 is unmasked
+        lines.append(sys._getframe().f_lineno + 1)
+        tl.load(x_ptr + 4 * 9, shape=(4,), mask=f > 0.0)
+
+    r = ctx.launch(kernel, (1, 1), xp, flags, mode="timing")  # no values: nothing to check
+    assert r.cycles > 0
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(kernel, (1, 1), xp, flags)
+    assert f"PE (0, 0) at {FILE}:{lines[-1]}" in str(ei.value)
+    assert "masked load of (4,) f32 reaches element 10" in str(ei.value)
+
+
+def test_mask_must_be_a_bool_mask_that_broadcasts():
+    ctx = kernbench.Context("default", overrides=HW)
+    xp = ctx.replicate(np.ones(N, np.float32))
+
+    def bad_dtype(x_ptr, *, tl):
+        tl.load(x_ptr, shape=(8,), mask=tl.arange(0, 8))
+
+    def bad_shape(x_ptr, *, tl):
+        tl.load(x_ptr, shape=(8,), mask=tl.arange(0, 4) < 2)
+
+    def other_without_mask(x_ptr, *, tl):
+        tl.load(x_ptr, shape=(8,), other=0.0)
+
+    with pytest.raises(KernelError, match="mask must be a bool mask .* got a int32 tensor"):
+        ctx.launch(bad_dtype, (1, 1), xp)
+    with pytest.raises(KernelError, match=r"shapes \(4,\) and \(8,\) do not broadcast"):
+        ctx.launch(bad_shape, (1, 1), xp)
+    with pytest.raises(KernelError, match="other= .* needs mask="):
+        ctx.launch(other_without_mask, (1, 1), xp)
+
+
+def test_causal_mask_from_arange_without_memory():
+    ctx = kernbench.Context("default", overrides=HW)
+    s = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+    sp = ctx.put(s, pe=(0, 0))
+    seen = {}
+
+    def kernel(s_ptr, *, tl):
+        if tl.program_id(0):
+            return
+        offs_q, offs_k = tl.arange(0, 4) + 2, tl.arange(0, 6)
+        causal = offs_q[:, None] >= offs_k[None, :]
+        seen["p"] = tl.where(causal, tl.load(s_ptr, shape=(4, 6)), float("-inf"))
+
+    ctx.launch(kernel, (1, 1), sp)
+    want = np.where(np.arange(4)[:, None] + 2 >= np.arange(6)[None, :], s, -np.inf)
+    np.testing.assert_array_equal(seen["p"].data, want.astype(np.float32))
