@@ -13,6 +13,7 @@ results wrap modulo 2**32 as C's conversions do.
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from .semantic import NP_DTYPES
@@ -216,7 +217,7 @@ def cast_value(v: np.ndarray, out: str, saturate: bool = False) -> np.ndarray:
     if v.dtype.kind in "bi":
         v = v.astype(np.float64)
     if saturate:
-        big = float(np.finfo(nd).max) if out != "f32" else float(np.finfo(np.float32).max)
+        big = float(ml_dtypes.finfo(nd).max)
         with np.errstate(invalid="ignore"):
             v = np.clip(v.astype(np.float64), -big, big).astype(_F32)  # exact: v was f32-exact
     if v.dtype == nd:

@@ -1,0 +1,256 @@
+"""The ops Triton kernels use every day: tl.arange and int32 index arithmetic (//, %, shifts),
+tl.cdiv, x ** n, tl.dot(acc=), tl.broadcast_to, tl.sigmoid, saturating casts, int32 device
+arrays. Values against numpy, costs derived from docs/hardware-model.md (default preset: 64
+lanes, 8 cycles of pipeline latency; op_cycles div, exp, sigmoid 4, fill, copy, bitwise 1)."""
+import os
+import sys
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench import KernelError
+from kernbench.common.pe_commands import Opcode, VecOp
+
+HW = {"n_cubes": 1, "pes_per_cube": 2}
+FILE = os.path.basename(__file__)
+
+
+def run(body, *arrays, mode="functional", dtype=None):
+    """``body(tl, *tiles)`` on PE (0, 0): (its result, the LaunchResult)."""
+    ctx = kernbench.Context("default", overrides=HW)
+    ptrs = [ctx.put(a, pe=(0, 0), dtype=dtype) for a in arrays]
+    seen = {}
+
+    def kernel(*ps, tl):
+        if tl.program_id(0) == 0:
+            tiles = [tl.load(p, shape=a.shape) for p, a in zip(ps, arrays)]
+            seen["out"] = body(tl, *tiles)
+
+    r = ctx.launch(kernel, (1, 1), *ptrs, mode=mode)
+    return seen["out"], r
+
+
+def vec_ops(r):
+    c = r.program.commands
+    v = c[c["opcode"] == Opcode.VEC]
+    return [(VecOp(int(s)).name, int(n)) for s, n in zip(v["sub"], v["n"])]
+
+
+def test_arange_is_int32_and_costs_a_fill():
+    for mode in ("timing", "functional"):
+        a, r = run(lambda tl: tl.arange(3, 3 + 100), mode=mode)
+        assert (a.dtype, a.shape) == ("int32", (100,))
+        # ceil(100 / 64) * fill 1 + latency 8 = 10
+        assert r.cycles == 10 and vec_ops(r) == [("FILL", 100)]
+    np.testing.assert_array_equal(a.data, np.arange(3, 103, dtype=np.int32))
+    b, _ = run(lambda tl: tl.arange(5))
+    np.testing.assert_array_equal(b.data, np.arange(5))
+
+
+def test_int32_division_and_remainder_truncate_like_c():
+    a = np.array([-7, -6, -1, 0, 1, 6, 7, 2 ** 30], np.float32)
+    b = np.array([2, -4, 3, 5, -2, 4, -3, 7], np.float32)
+
+    def body(tl, x, y):
+        i, j = tl.cast(x, "int32"), tl.cast(y, "int32")
+        return i // j, i % j, i // 2, -7 // j, i / j
+
+    (q, rem, q2, q3, td), r = run(body, a, b, dtype="f32")
+    ai, bi = a.astype(np.int64), b.astype(np.int64)
+    trunc = (np.abs(ai) // np.abs(bi)) * np.sign(ai) * np.sign(bi)
+    assert q.dtype == rem.dtype == "int32" and td.dtype == "f32"
+    np.testing.assert_array_equal(q.data, trunc)
+    np.testing.assert_array_equal(rem.data, ai - bi * trunc)  # the dividend's sign
+    np.testing.assert_array_equal(q2.data, np.trunc(ai / 2).astype(np.int64))
+    np.testing.assert_array_equal(q3.data, np.trunc(-7 / bi).astype(np.int64))
+    np.testing.assert_array_equal(td.data, ai.astype(np.float32) / bi.astype(np.float32))
+    # // and % cost the div class: ceil(8/64) * 4 + 8 = 12
+    assert [op for op in vec_ops(r) if op[0] == "DIV"] == [("DIV", 8)] * 5
+
+
+def test_int32_arithmetic_is_exact_and_wraps():
+    def body(tl):
+        i = tl.arange(2 ** 24, 2 ** 24 + 4)  # not representable in f32 beyond 2**24
+        big = tl.full((4,), 2 ** 31 - 1, "int32")
+        return i + 1, big + i, i * i
+
+    (a, b, c), _ = run(body)
+    i = np.arange(2 ** 24, 2 ** 24 + 4, dtype=np.int64)
+    np.testing.assert_array_equal(a.data, i + 1)
+    np.testing.assert_array_equal(b.data, ((2 ** 31 - 1 + i + 2 ** 31) % 2 ** 32 - 2 ** 31))
+    np.testing.assert_array_equal(c.data, ((i * i + 2 ** 31) % 2 ** 32 - 2 ** 31))
+
+
+def test_division_by_zero_is_found_at_trace_or_in_replay():
+    lines = []
+
+    def scalar(tl):
+        lines.append(sys._getframe().f_lineno + 1)
+        return tl.arange(0, 4) // 0
+
+    def known(tl):
+        z = tl.arange(0, 4) * 0
+        lines.append(sys._getframe().f_lineno + 1)
+        return tl.arange(0, 4) % z
+
+    for body in (scalar, known):
+        for mode in ("functional", "timing"):
+            with pytest.raises(KernelError) as ei:
+                run(body, mode=mode)
+            assert f"PE (0, 0) at {FILE}:{lines[-1]}" in str(ei.value)
+            assert "division or remainder by zero" in str(ei.value)
+
+    def unknown(tl, x):
+        lines.append(sys._getframe().f_lineno + 1)
+        return tl.arange(0, 4) // tl.cast(x, "int32")
+
+    zeros = np.zeros(4, np.float32)
+    assert run(unknown, zeros, mode="timing")[1].cycles > 0  # no values: nothing to find
+    with pytest.raises(KernelError) as ei:
+        run(unknown, zeros)
+    assert f"PE (0, 0) at {FILE}:{lines[-1]}" in str(ei.value)
+
+
+def test_bitwise_and_shifts():
+    def body(tl):
+        i = tl.arange(-4, 4)
+        m = i > 0
+        return i & 6, i | 1, i ^ -1, ~i, i << 3, i >> 1, ~m, m & (i < 3), m ^ True
+
+    outs, r = run(body)
+    i = np.arange(-4, 4)
+    want = [i & 6, i | 1, i ^ -1, ~i, i << 3, i >> 1, ~(i > 0), (i > 0) & (i < 3), (i > 0) ^ True]
+    for h, w in zip(outs, want):
+        assert h.dtype == ("bool" if w.dtype == bool else "int32")
+        np.testing.assert_array_equal(h.data, w)
+    assert sum(op == "BITWISE" for op, _ in vec_ops(r)) == 9
+    with pytest.raises(KernelError, match="shift count 32 is outside 0..31"):
+        run(lambda tl: tl.arange(0, 4) << 32)
+    with pytest.raises(KernelError, match="bitwise and logical ops take masks, int32"):
+        run(lambda tl, x: x & 1, np.ones(4, np.float16))
+
+
+def test_cdiv():
+    out, _ = run(lambda tl: (tl.cdiv(10, 4), tl.cdiv(8, 4), tl.cdiv(tl.arange(0, 6), 4)))
+    assert out[:2] == (3, 2)
+    np.testing.assert_array_equal(out[2].data, [0, 1, 1, 1, 1, 2])
+
+
+def test_pow_is_square_and_multiply():
+    x = np.array([1.1, -2.3, 0.7, 3.3], np.float16)
+    f = x.astype(np.float32)
+
+    def r16(v):
+        return np.asarray(v, np.float32).astype(np.float16).astype(np.float32)
+
+    (p0, p1, p2, p3, p4, pm2, pb), r = run(
+        lambda tl, t: (t ** 0, t ** 1, t ** 2, t ** 3, t ** 4, t ** -2, (t > 0) ** 2), x)
+    assert p1 is not None and p1.shape == (4,)
+    np.testing.assert_array_equal(p0.data, np.ones(4, np.float16))
+    np.testing.assert_array_equal(p1.data, x)
+    x2 = r16(f * f)
+    np.testing.assert_array_equal(p2.data, x2.astype(np.float16))
+    np.testing.assert_array_equal(p3.data, r16(f * x2).astype(np.float16))  # x * (x * x)
+    np.testing.assert_array_equal(p4.data, r16(x2 * x2).astype(np.float16))
+    np.testing.assert_array_equal(pm2.data, r16(np.float32(1) / x2).astype(np.float16))
+    assert pb.dtype == "int32"
+    np.testing.assert_array_equal(pb.data, (x > 0).astype(np.int32))
+    # fill; x**2: 1 mul; x**3: 2; x**4: 2; x**-2: 1 mul + div; mask**2: 1 mul
+    ops = [op for op, _ in vec_ops(r)]
+    assert ops.count("MUL") == 1 + 2 + 2 + 1 + 1 and ops.count("DIV") == 1 and ops.count("FILL") == 1
+    for bad in (0.5, 2.0, 65, "2"):
+        with pytest.raises(KernelError, match="takes a Python int exponent in -64..64"):
+            run(lambda tl, t: t ** bad, x)
+    with pytest.raises(KernelError, match="tensor exponent is not supported"):
+        run(lambda tl, t: 2 ** t, x)
+
+
+def test_dot_acc_is_acc_plus_dot_with_one_f32_add():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((32, 64)).astype(np.float16)
+    b = rng.standard_normal((64, 32)).astype(np.float16)
+    c = rng.standard_normal((32, 32)).astype(np.float32)
+
+    def fused(tl, x, y, acc):
+        return tl.dot(x, y, acc=tl.cast(acc, "f32") * 1.0)
+
+    def by_hand(tl, x, y, acc):
+        return tl.cast(acc, "f32") * 1.0 + tl.dot(x, y)
+
+    ctx_args = (a, b, c.astype(np.float16))
+    (d1, r1), (d2, r2) = run(fused, *ctx_args), run(by_hand, *ctx_args)
+    np.testing.assert_array_equal(d1.data, d2.data)
+    want = c.astype(np.float16).astype(np.float32) + a.astype(np.float32) @ b.astype(np.float32)
+    np.testing.assert_allclose(d1.data, want, rtol=1e-6, atol=1e-5)
+    assert r1.cycles == r2.cycles
+    # The dot: one fold, max(64 + 32 + 32 - 2, ceil(64 * 64 * 2 / 256)) = 126 cycles; the add
+    # of 32 * 32 f32: ceil(1024 / 64) + 8 = 24.
+    assert ("ADD", 1024) in vec_ops(r1)
+    c1 = r1.program.commands
+    assert int((c1["opcode"] == Opcode.DOT).sum()) == 1
+    with pytest.raises(KernelError, match=r"acc must be an f32 tensor of the result's shape \(32,32\)"):
+        run(lambda tl, x, y, acc: tl.dot(x, y, acc=acc), *ctx_args)  # an f16 acc
+    (m, _) = run(lambda tl, x, y, acc: x @ y, *ctx_args)
+    assert m.shape == (32, 32) and m.dtype == "f32"
+
+
+def test_broadcast_to_materializes_a_copy():
+    x = np.arange(4, dtype=np.float32).reshape(4, 1)
+    (b, same), r = run(lambda tl, t: (tl.broadcast_to(t, (4, 96)), tl.broadcast_to(t, (4, 1))), x)
+    np.testing.assert_array_equal(b.data, np.broadcast_to(x, (4, 96)))
+    assert same.shape == (4, 1) and vec_ops(r) == [("COPY", 384)]
+    # load of 16 B: 1 + 150 = 151; copy of 384: ceil(384/64) * 1 + 8 = 14
+    assert r.cycles == 151 + 14
+    with pytest.raises(KernelError, match=r"broadcast_to: shapes \(4,1\) and \(3,96\) do not broadcast"):
+        run(lambda tl, t: tl.broadcast_to(t, (3, 96)), x)
+
+
+def test_sigmoid_value_and_cost():
+    x = np.linspace(-6, 6, 128).astype(np.float32)
+    s, r = run(lambda tl, t: tl.sigmoid(t), x)
+    np.testing.assert_array_equal(s.data, (np.float32(1) / (np.float32(1) + np.exp(-x))).astype(np.float32))
+    # load 512 B: one burst of ceil(512/256) = 2 cycles + 150 = 152; sigmoid: ceil(128/64) * 4 + 8 = 16
+    assert r.cycles == 152 + 16 and vec_ops(r) == [("SIGMOID", 128)]
+
+
+def test_saturating_cast_to_fp8_and_casts_to_int32():
+    x = np.array([500.0, -1000.0, 448.0, np.nan, 1.0e5, 3.7, -3.7, 3e9], np.float32)
+    (plain, sat, sat5, i32), _ = run(
+        lambda tl, t: (tl.cast(t, "fp8e4m3"), tl.cast(t, "fp8e4m3", saturate=True),
+                       tl.cast(t, "fp8e5m2", saturate=True), tl.cast(t, "int32")), x)
+    f = plain.data.astype(np.float32)
+    assert np.isnan(f[[0, 1, 3, 4, 7]]).all()  # e4m3fn overflows to NaN
+    s = sat.data.astype(np.float32)
+    np.testing.assert_array_equal(s[[0, 1, 2, 4, 7]], [448, -448, 448, 448, 448])
+    assert np.isnan(s[3])
+    s5 = sat5.data.astype(np.float32)
+    assert s5[4] == 57344 and s5[7] == 57344 and np.isnan(s5[3])
+    np.testing.assert_array_equal(i32.data, [500, -1000, 448, 0, 100000, 3, -3, 2 ** 31 - 1])
+
+
+def test_int32_device_arrays():
+    ctx = kernbench.Context("default", overrides=HW)
+    idx = ctx.put(np.array([5, -2, 7, 1], np.int32), pe=(0, 0), dtype="int32")
+    out = ctx.empty((4,), "f32")
+    back = ctx.empty((4,), "int32")
+
+    def kernel(i_ptr, o_ptr, b_ptr, *, tl):
+        if tl.program_id(0):
+            return
+        i = tl.load(i_ptr, shape=(4,), dtype="int32")
+        tl.store(o_ptr, i * 2)  # int32 stored to f32 converts
+        tl.store(b_ptr, tl.cast(i, "f32") / 2.0)  # f32 stored to int32 truncates
+
+    ctx.launch(kernel, (1, 1), idx, out, back)
+    np.testing.assert_array_equal(ctx.read(out, (0, 0)), [10, -4, 14, 2])
+    np.testing.assert_array_equal(ctx.read(back, (0, 0)), [2, -1, 3, 0])
+    assert ctx.read(back, (0, 0)).dtype == np.int32
+
+
+def test_fp8_overflow_values_documented():
+    # docs/language.md: e4m3 gives NaN above 464 (464 rounds to 448); e5m2 inf from 61440.
+    e4, e5 = ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2
+    assert float(np.float32(464).astype(e4)) == 448 and np.isnan(float(np.float32(465).astype(e4)))
+    assert float(np.float32(61439).astype(e5)) == 57344 and np.isinf(float(np.float32(61440).astype(e5)))
