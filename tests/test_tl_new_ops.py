@@ -254,3 +254,20 @@ def test_fp8_overflow_values_documented():
     e4, e5 = ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2
     assert float(np.float32(464).astype(e4)) == 448 and np.isnan(float(np.float32(465).astype(e4)))
     assert float(np.float32(61439).astype(e5)) == 57344 and np.isinf(float(np.float32(61440).astype(e5)))
+
+
+def test_exp2_log2_and_unknown_calls():
+    x = np.array([0.5, 1.0, 3.0, 10.0], np.float32)
+    (e, l), r = run(lambda tl, t: (tl.exp2(t), tl.log2(t)), x)
+    np.testing.assert_array_equal(e.data, np.exp2(x))
+    np.testing.assert_array_equal(l.data, np.log2(x))
+    assert [op for op, _ in vec_ops(r)] == ["EXP", "LOG"]
+    lines = []
+
+    def body(tl, t):
+        lines.append(sys._getframe().f_lineno + 1)
+        return tl.cumsum(t)
+
+    with pytest.raises(KernelError) as ei:
+        run(body, x)
+    assert f"PE (0, 0) at {FILE}:{lines[0]}: tl.cumsum is not part of kernbench's tl language" in str(ei.value)

@@ -473,7 +473,9 @@ class TL:
     shl = _binary_op("shl", "``a << s`` of int32, s in 0..31 (bitwise cost).")
     shr = _binary_op("shr", "``a >> s`` of int32, arithmetic, s in 0..31.")
     exp = _unary_op("exp", "Elementwise e**x (exp cost); int32 and masks give f32.")
+    exp2 = _unary_op("exp2", "Elementwise 2**x (exp cost).")
     log = _unary_op("log", "Elementwise natural log (log cost).")
+    log2 = _unary_op("log2", "Elementwise log base 2 (log cost).")
     sqrt = _unary_op("sqrt", "Elementwise square root (sqrt cost).")
     rsqrt = _unary_op("rsqrt", "Elementwise 1/sqrt(x) (rsqrt cost).")
     sigmoid = _unary_op("sigmoid", "Elementwise 1 / (1 + exp(-x)) (sigmoid cost).")
@@ -694,6 +696,14 @@ class TL:
         if after is not None:
             a = operand(tr, after, "recv after")[3]
         return tr.recv(f, port, shape, dtype, numel(shape), a)
+
+    def __getattr__(self, name: str):
+        # Only for names TL does not have: a Triton call kernbench lacks is a KernelError with
+        # the PE and line, not an AttributeError from deep inside the kernel.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        fail(self._b, f"tl.{name} is not part of kernbench's tl language (docs/language.md, "
+                      f"'Calls' and 'Porting from Triton')")
 
     # -- what TensorHandle refuses -------------------------------------------------------------
     def _no_value(self, h, what: str):

@@ -132,7 +132,7 @@ _COMPARE = {
 _LOGIC = {"and_": np.logical_and, "or_": np.logical_or, "xor": np.logical_xor}
 _BITWISE = {"and_": np.bitwise_and, "or_": np.bitwise_or, "xor": np.bitwise_xor}
 _FLOAT_FN = {
-    "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+    "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2, "sqrt": np.sqrt,
     "rsqrt": lambda x: np.float32(1.0) / np.sqrt(x), "sigmoid": _sigmoid,
 }
 

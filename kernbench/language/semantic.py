@@ -203,7 +203,7 @@ def _binary_types(name: str, a: str, b: str):
 
 def unary_types(name: str, d: str):
     """(compute dtype, result dtype) of unary ``name`` on a ``d`` tensor, or a str (refused)."""
-    if name in ("exp", "log", "sqrt", "rsqrt", "sigmoid"):
+    if name in ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sigmoid"):
         return (d, d) if d in _RANK else ("f32", "f32")
     if name in ("neg", "abs"):
         return (d, d) if d != "bool" else ("int32", "int32")

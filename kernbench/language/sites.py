@@ -40,7 +40,7 @@ VEC_SUB = {
     "eq": VecOp.COMPARE, "ne": VecOp.COMPARE,
     "where": VecOp.SELECT, "neg": VecOp.COPY, "abs": VecOp.COPY, "copy": VecOp.COPY,
     "cast": VecOp.CAST, "fill": VecOp.FILL,
-    "exp": VecOp.EXP, "log": VecOp.LOG, "sqrt": VecOp.SQRT, "rsqrt": VecOp.RSQRT,
+    "exp": VecOp.EXP, "exp2": VecOp.EXP, "log": VecOp.LOG, "log2": VecOp.LOG, "sqrt": VecOp.SQRT, "rsqrt": VecOp.RSQRT,
     "floordiv": VecOp.DIV, "mod": VecOp.DIV, "arange": VecOp.FILL, "sigmoid": VecOp.SIGMOID,
     "and_": VecOp.BITWISE, "or_": VecOp.BITWISE, "xor": VecOp.BITWISE, "invert": VecOp.BITWISE,
     "shl": VecOp.BITWISE, "shr": VecOp.BITWISE,
