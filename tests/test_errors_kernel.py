@@ -37,7 +37,7 @@ def test_kernel_exception_is_reraised_with_the_program_id(ctx):
 
 
 def helper_that_fails(tl):
-    return tl.no_such_call(1)
+    return {}["no_such_key"]
 
 
 def test_exception_in_a_helper_names_the_innermost_kernel_file_line(ctx):
@@ -47,8 +47,18 @@ def test_exception_in_a_helper_names_the_innermost_kernel_file_line(ctx):
     with pytest.raises(KernelError) as ei:
         ctx.launch(kernel, (1, 1))
     line = helper_that_fails.__code__.co_firstlineno + 1
-    assert "raised AttributeError on PE (0, 0)" in str(ei.value)
-    assert f"at {FILE}:{line}: 'TL' object has no attribute 'no_such_call'" in str(ei.value)
+    assert "raised KeyError on PE (0, 0)" in str(ei.value)
+    assert f"at {FILE}:{line}: 'no_such_key'" in str(ei.value)
+
+
+def test_an_unknown_tl_call_names_the_helper_line(ctx):
+    def helper(tl):
+        return tl.no_such_call(1)
+
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(lambda *, tl: helper(tl), (1, 1))
+    line = helper.__code__.co_firstlineno + 1
+    assert f"PE (0, 0) at {FILE}:{line}: tl.no_such_call is not part of kernbench's tl language" in str(ei.value)
 
 
 def test_kernel_without_a_tl_parameter(ctx):
