@@ -72,28 +72,60 @@ class TensorHandle:
     # Operators dispatch to the ``tl`` tracing in this thread (push_operator_target); each
     # builtin checks its operands and names the PE and kernel line when they are wrong.
     def __add__(self, o):
-        return _ops().add(self, o)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.add(self, o)
 
     def __radd__(self, o):
-        return _ops().add(o, self)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.add(o, self)
 
     def __sub__(self, o):
-        return _ops().sub(self, o)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.sub(self, o)
 
     def __rsub__(self, o):
-        return _ops().sub(o, self)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.sub(o, self)
 
     def __mul__(self, o):
-        return _ops().mul(self, o)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.mul(self, o)
 
     def __rmul__(self, o):
-        return _ops().mul(o, self)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.mul(o, self)
 
     def __truediv__(self, o):
-        return _ops().div(self, o)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.div(self, o)
 
     def __rtruediv__(self, o):
-        return _ops().div(o, self)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.div(o, self)
 
     def __floordiv__(self, o):
         return _ops().floordiv(self, o)
@@ -151,7 +183,11 @@ class TensorHandle:
         return _ops().shr(o, self)
 
     def __neg__(self):
-        return _ops().neg(self)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.neg(self)
 
     def __pos__(self):
         _ops()  # outside a trace this is an error like every other operator
@@ -164,16 +200,32 @@ class TensorHandle:
         return _ops().invert(self)
 
     def __lt__(self, o):
-        return _ops().lt(self, o)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.lt(self, o)
 
     def __le__(self, o):
-        return _ops().le(self, o)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.le(self, o)
 
     def __gt__(self, o):
-        return _ops().gt(self, o)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.gt(self, o)
 
     def __ge__(self, o):
-        return _ops().ge(self, o)
+        try:
+            t = _LOCAL.stack[-1]
+        except (AttributeError, IndexError):
+            t = _ops()
+        return t.ge(self, o)
 
     def __eq__(self, o):
         # Elementwise against a tensor or a number, like <. Anything else (None, a string) and

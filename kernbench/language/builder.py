@@ -62,7 +62,6 @@ _PAD, _ALIGNED = SRAM_ALIGN - 1, -SRAM_ALIGN
 #: tl.full that seeds such a computation: index vectors and masks, not tiles.
 KNOWN_MAX = 1 << 16
 KNOWN_FILL_MAX = 1 << 12
-_SEEDS = ("arange", "fill")
 
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
 #: bound on the Python lists a program holds.
@@ -87,7 +86,7 @@ class PEBuilder:
     ``meta`` (replay metadata per command) and ``handles`` (a weak reference per tensor id)."""
 
     __slots__ = (
-        "pe", "cube", "g", "serial", "base", "transposed", "known",
+        "pe", "cube", "g", "serial", "base", "transposed", "known", "fills",
         "functional", "memory", "nbr", "sfr_text", "trace_store", "site_table",
         "tensors", "pinned", "meta", "sram_top", "cmd_start", "cmd_end", "n_tensors",
         "tensor_pinned", "handles", "finished",
@@ -106,6 +105,7 @@ class PEBuilder:
         #: tensor number -> value, for tensors computed from constants while tracing (tl.arange
         #: and the index arithmetic and masks built on it): masked accesses are checked at trace
         self.known: dict = {}
+        self.fills: dict = {}  #: tensor number -> (shape, dtype, value) of small tl.full tensors
         self.functional = functional
         self.memory = memory  #: DeviceMemory: pointer lookups for loads and stores
         self.nbr = tuple(int(q) for q in nbr)  #: this PE's row of the SFR neighbour table
@@ -331,14 +331,29 @@ class PEBuilder:
         if self.functional:
             self._keep.append(h)
             self._meta(("vec", p[5], p[6], name, operands, shape, dtype, ct or dtype, imm))
-        if self.known or name in _SEEDS:
+        if self.known:
             self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
         return h
+
+    def seed(self, i: int, name: str, shape: tuple, dtype: str, imm) -> None:
+        """Tensor ``i`` (an arange, or a fill) has a value known while tracing. An arange is
+        computed now; a small fill is remembered and computed only if a fold reads it (kernels
+        fill accumulators all the time, and a fill alone never makes a mask)."""
+        n = semantic.numel(shape)
+        if name == "arange" and n <= KNOWN_MAX:
+            self.known[i] = vec_value(name, [], dtype, shape, dtype, imm)
+        elif n <= KNOWN_FILL_MAX:
+            self.fills[i] = (shape, dtype, imm)
+
+    def _from_fill(self, i: int):
+        shape, dtype, imm = self.fills[i]
+        v = self.known[i] = vec_value("fill", [], dtype, shape, dtype, imm)
+        return v
 
     def _fold(self, i: int, name: str, operands: tuple, shape: tuple, n: int, dtype: str,
               ct: str, imm) -> None:
         """Compute tensor ``i`` now if its operands are known (semantic: masks of tl.arange)."""
-        if n > KNOWN_MAX or (name == "fill" and n > KNOWN_FILL_MAX):
+        if n > KNOWN_MAX:
             return
         known = self.known
         args = []
@@ -346,8 +361,12 @@ class PEBuilder:
             t = type(o)
             if t is int:
                 v = known.get(o)
+                if v is None and o in self.fills:
+                    v = self._from_fill(o)
             elif t is tuple:
                 v = known.get(o[0])
+                if v is None and o[0] in self.fills:
+                    v = self._from_fill(o[0])
                 if v is not None:
                     try:
                         v = view_value(v, o)

@@ -88,6 +88,8 @@ def _binary_op(name: str, doc: str):
     The hottest path of tracing, so the frame walk and operand()'s fast path are inlined here;
     anything unusual (views, bad values, foreign handles) goes through semantic.operand."""
     what = f"{name} operand"
+    check_scalar = name in _CHECK_SCALAR
+    types_of: dict = {}  # (kind a, kind b) -> binary_types(name, ...) (a dict: thread-safe)
 
     def op(self, a, b) -> TensorHandle:
         tr = self._b
@@ -117,7 +119,7 @@ def _binary_op(name: str, doc: str):
             ka = da
         else:
             sa = None
-            ka = scalar_kind(a)
+            ka = PY_FLOAT if type(a) is float else scalar_kind(a)
             if ka is None:
                 fail(tr, f"{name}: expected a tensor or a Python number, got {type(a).__name__}")
         if type(b) is TensorHandle:
@@ -140,12 +142,12 @@ def _binary_op(name: str, doc: str):
             kb = db
         else:
             sb = None
-            kb = scalar_kind(b)
+            kb = PY_FLOAT if type(b) is float else scalar_kind(b)
             if kb is None:
                 fail(tr, f"{name}: expected a tensor or a Python number, got {type(b).__name__}")
-        types = _BIN_TYPES.get((name, ka, kb))
+        types = types_of.get((ka, kb))
         if types is None:
-            types = binary_types(name, ka, kb)
+            types = types_of[(ka, kb)] = binary_types(name, ka, kb)
         if type(types) is str:
             fail(tr, types)
         ct, out = types
@@ -158,11 +160,12 @@ def _binary_op(name: str, doc: str):
                     like = None
                 ops = (sa, sb)
             else:
-                if name in _CHECK_SCALAR:
+                if check_scalar:
                     _check_scalar(tr, name, b)
-                ops, s1 = (sa, _imm(tr, b, kb, ct)), -1
+                ops, s1 = (sa, float(b) if kb is PY_FLOAT and ct in _FLOATS else _imm(tr, b, kb, ct)), -1
         elif sb is not None:
-            ops, s0, s1, ash, n, like = (_imm(tr, a, ka, ct), sb), s1, -1, bsh, nb, tb
+            ops, s0, s1, ash, n, like = (float(a) if ka is PY_FLOAT and ct in _FLOATS
+                                         else _imm(tr, a, ka, ct), sb), s1, -1, bsh, nb, tb
         else:
             fail(tr, f"{name} needs at least one tensor operand, got {type(a).__name__} and "
                      f"{type(b).__name__}")
@@ -176,6 +179,7 @@ def _binary_op(name: str, doc: str):
     return op
 
 
+_FLOATS = frozenset(FLOAT_DTYPES)
 _CHECK_SCALAR = ("floordiv", "mod", "shl", "shr")
 
 
@@ -192,6 +196,7 @@ def _check_scalar(tr, name: str, x) -> None:
 def _unary_op(name: str, doc: str):
     """The TL method for elementwise ``name`` of one tensor."""
     what = f"{name} operand"
+    types_of: dict = {}  # dtype -> unary_types(name, dtype)
 
     def op(self, x) -> TensorHandle:
         tr = self._b
@@ -199,7 +204,9 @@ def _unary_op(name: str, doc: str):
         while f.f_code.co_filename in _INTERNAL:
             f = f.f_back
         spec, s, d, i, n = operand(tr, x, what)
-        types = unary_types(name, d)
+        types = types_of.get(d)
+        if types is None:
+            types = types_of[d] = unary_types(name, d)
         if type(types) is str:
             fail(tr, types)
         ct, out = types
@@ -599,7 +606,9 @@ class TL:
             imm = _imm(tr, value, PY_INT, "int32")
         else:
             imm = float(value)
-        return tr.vec(f, "fill", (), -1, -1, -1, shape, numel(shape), dtype, None, dtype, imm)
+        h = tr.vec(f, "fill", (), -1, -1, -1, shape, numel(shape), dtype, None, dtype, imm)
+        tr.seed(h.id - tr.base, "fill", shape, dtype, imm)
+        return h
 
     def zeros(self, shape, dtype="f32") -> TensorHandle:
         """``full(shape, 0, dtype)``."""
@@ -619,7 +628,9 @@ class TL:
         if not (end > start and _I32_MIN <= start and end - 1 <= _I32_MAX):
             fail(tr, f"arange({start}, {end}): expected start < end within int32")
         n = end - start
-        return tr.vec(f, "arange", (), -1, -1, -1, (n,), n, "int32", None, "int32", (start, end))
+        h = tr.vec(f, "arange", (), -1, -1, -1, (n,), n, "int32", None, "int32", (start, end))
+        tr.seed(h.id - tr.base, "arange", (n,), "int32", (start, end))
+        return h
 
     # -- reductions --------------------------------------------------------------------------
     def _reduce(self, name: str, x, axis, where=None) -> TensorHandle:
@@ -696,14 +707,6 @@ class TL:
         if after is not None:
             a = operand(tr, after, "recv after")[3]
         return tr.recv(f, port, shape, dtype, numel(shape), a)
-
-    def __getattr__(self, name: str):
-        # Only for names TL does not have: a Triton call kernbench lacks is a KernelError with
-        # the PE and line, not an AttributeError from deep inside the kernel.
-        if name.startswith("_"):
-            raise AttributeError(name)
-        fail(self._b, f"tl.{name} is not part of kernbench's tl language (docs/language.md, "
-                      f"'Calls' and 'Porting from Triton')")
 
     # -- what TensorHandle refuses -------------------------------------------------------------
     def _no_value(self, h, what: str):

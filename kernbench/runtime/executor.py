@@ -226,6 +226,12 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
                     raise
                 except Exception as e:
                     file, line = _kernel_site(e, kfile)
+                    if isinstance(e, AttributeError) and e.obj is tl:
+                        # (not a TL.__getattr__: it would slow every tl attribute access)
+                        raise KernelError(
+                            f"PE ({p}, {c}) at {os.path.basename(file)}:{line}: tl.{e.name} is not "
+                            f"part of kernbench's tl language (docs/language.md, 'Calls' and "
+                            f"'Porting from Triton')", pe=(p, c), where=f"{file}:{line}") from None
                     raise KernelError(
                         f"kernel {name} raised {type(e).__name__} on PE ({p}, {c}) "
                         f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}: {e}",
