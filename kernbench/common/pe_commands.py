@@ -279,7 +279,9 @@ class TensorHandle:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         op = _REFLECTED.get(ufunc.__name__)
         if (op is not None and method == "__call__" and not kwargs and len(inputs) == 2
-                and inputs[1] is self and isinstance(inputs[0], np.generic)):
+                and inputs[1] is self and (isinstance(inputs[0], np.generic) or (
+                    isinstance(inputs[0], np.ndarray) and inputs[0].ndim == 0))):
+            # (numpy hands comparisons over with its scalar as a 0-d array)
             return getattr(_ops(), op)(inputs[0].item(), self)
         return _ops()._numpy(self, ufunc.__name__, method)
 
@@ -303,7 +305,8 @@ class TensorHandle:
 
 #: numpy ufunc name -> the tl builtin a reflected operator (numpy scalar on the left) means.
 _REFLECTED = {
-    "add": "add", "subtract": "sub", "multiply": "mul", "true_divide": "div",
+    "add": "add", "subtract": "sub", "multiply": "mul", "true_divide": "div", "divide": "div",
+    "left_shift": "shl", "right_shift": "shr",
     "floor_divide": "floordiv", "remainder": "mod", "less": "lt", "less_equal": "le",
     "greater": "gt", "greater_equal": "ge", "equal": "eq", "not_equal": "ne",
     "bitwise_and": "and_", "bitwise_or": "or_", "bitwise_xor": "xor", "matmul": "dot",
