@@ -119,7 +119,7 @@ def assert_same_result(a, b, fields=MAJOR_RESULT_FIELDS) -> None:
 # -- random launches (hypothesis) -----------------------------------------------------------------
 from hypothesis import strategies as st  # noqa: E402
 
-from kernbench.common.pe_commands import OPPOSITE, Opcode  # noqa: E402
+from kernbench.common.pe_commands import OPPOSITE  # noqa: E402
 
 #: Hardware fields the random launches vary, with the range each is drawn from.
 HW_RANGES = {
@@ -202,7 +202,7 @@ def random_machine(draw, max_cubes=3, max_pes_per_cube=4, max_local=6, max_messa
             if any(x in tainted for x in srcs):
                 tainted.add(t)
 
-        for key, kind, payload in sorted(items[g], key=lambda it: it[0]):
+        for _key, kind, payload in sorted(items[g], key=lambda it: it[0]):
             if kind == "load":
                 after = pick(False) if draw(st.integers(0, 3)) == 0 else -1
                 t = s.load(draw(st.integers(1, 6000)), after=after, pinned=draw(st.integers(0, 5)) == 0)

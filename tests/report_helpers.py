@@ -64,10 +64,10 @@ def ring_exchange(n_pes=4, rounds=2, nbytes=8192, **kw):
     sends E and receives from W ``rounds``
     times, with a vector op between rounds. Many messages for flow-event checks."""
     streams = []
-    for p in range(n_pes):
+    for _p in range(n_pes):
         b = StreamBuilder()
         t = b.load(nbytes, line=20)
-        for r in range(rounds):
+        for _r in range(rounds):
             b.send("E", t, nbytes, line=21)
             got = b.recv("W", nbytes, line=22)
             t = b.vec(VecOp.ADD, nbytes // 4, got, line=23)

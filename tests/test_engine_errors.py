@@ -17,7 +17,6 @@ from kernbench.common.pe_commands import (
     COMMAND_DTYPE,
     Opcode,
     Program,
-    StreamBuilder,
     Unit,
     VecOp,
     make_command,

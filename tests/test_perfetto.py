@@ -115,7 +115,7 @@ def test_every_flow_has_both_ends_on_its_slices(ring, tmp_path):
     # 4 PEs x 3 rounds = 12 messages, each one flow with a start and an end.
     assert len(flows) == len(ring.engine.messages) == 12
     sends = {}
-    for fid, ends in flows.items():
+    for _fid, ends in flows.items():
         assert set(ends) == {"s", "f"}
         s, f = ends["s"], ends["f"]
         assert (s["name"], s["cat"]) == (f["name"], f["cat"])

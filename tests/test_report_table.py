@@ -140,7 +140,7 @@ def test_sram_over_capacity_is_flagged():
     # while the add runs (operands live until their last reader ends; the result from its start).
     hw = load_hw("default").with_overrides({"sram.capacity_bytes": 32768})
     streams = []
-    for p in range(2):
+    for _p in range(2):
         b = StreamBuilder()
         x = b.load(16384, line=1)
         y = b.load(16384, line=2)

@@ -216,7 +216,6 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str) -> Any:
         full = prefix + key
         if key not in known:
             raise HardwareConfigError(f"{source}: unknown hardware key '{full}'")
-        f = known[key]
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default):
             kwargs[key] = _build(type(default), value, full + ".", source)

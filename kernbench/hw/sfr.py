@@ -76,6 +76,5 @@ class SfrInstall:
         return table
 
     def describe(self) -> str:
-        kind = "closed ring" if self.ring else "open line"
         what = "the PEs of each cube" if self.scope == "pe" else "PE 0 of each cube"
         return f"scope {self.scope}: {what} in {'a closed ring' if self.ring else 'an open line'}"

@@ -131,7 +131,7 @@ def attention_mesh_kv_kernel(
             m, l, o = _init_stats(tl, rows * G, d)
             done = []  # o after each fold: the double-buffering gate
 
-            def gate():
+            def gate(done=done):
                 return done[-2] if len(done) >= 2 else None
 
             for k0, n in blocks:  # block-major: block b of every chunk before block b + 1

@@ -18,7 +18,6 @@ from . import semantic
 from .builder import PEBuilder
 from .numerics import view_value
 from .semantic import (
-    _BIN_TYPES,
     _INTERNAL,
     FLOAT_DTYPES,
     PY_FLOAT,
