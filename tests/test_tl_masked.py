@@ -117,7 +117,7 @@ def test_mask_must_be_a_bool_mask_that_broadcasts():
     def other_without_mask(x_ptr, *, tl):
         tl.load(x_ptr, shape=(8,), other=0.0)
 
-    with pytest.raises(KernelError, match="mask must be a bool mask .* got a int32 tensor"):
+    with pytest.raises(KernelError, match="mask must be a bool mask .* got an int32 tensor"):
         ctx.launch(bad_dtype, (1, 1), xp)
     with pytest.raises(KernelError, match=r"shapes \(4,\) and \(8,\) do not broadcast"):
         ctx.launch(bad_shape, (1, 1), xp)

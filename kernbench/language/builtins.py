@@ -353,8 +353,9 @@ class TL:
         """(spec, tensor number) of a load/store mask, checked."""
         mspec, msh, md, mi, _ = operand(tr, mask, f"{verb} mask")
         if md != "bool":
-            fail(tr, f"{verb}: mask must be a bool mask (a comparison such as offs < n), got a "
-                     f"{md} tensor")
+            article = "an" if md[0] in "aeiou" else "a"
+            fail(tr, f"{verb}: mask must be a bool mask (a comparison such as offs < n), got "
+                     f"{article} {md} tensor")
         if broadcast(tr, msh, shape, f"{verb} mask") != shape:
             fail(tr, f"{verb}: mask of shape {_fmt(msh)} does not broadcast to the {verb} shape "
                      f"{_fmt(shape)}")
