@@ -10,6 +10,9 @@ conversion or a byte-level misplacement fails. Loads are checked on the handle's
 ``.data`` (no store in between); stores are checked in device memory, where the elements a
 store does not touch keep the zeros of ``ctx.empty``.
 
+The masked forms (mask: flat index not a multiple of 3, known at trace) read ``other`` = 0
+where the mask is false and leave memory untouched there.
+
 Every case also runs in timing mode, which docs/language.md says gives exactly the cycles of
 functional mode (it is the same command stream).
 """
@@ -35,7 +38,13 @@ D = 83
 DTYPES = ["f16", "bf16", "f32", "fp8e4m3", "fp8e5m2",
           pytest.param("int32", marks=pytest.mark.skipif(
               "int32" not in STORAGE_DTYPES, reason="int32 is not a storage dtype yet"))]
-FORMS = ["load_whole", "load_offset", "load_strided", "store_whole", "store_offset", "store_strided"]
+FORMS = ["load_whole", "load_offset", "load_strided", "store_whole", "store_offset", "store_strided",
+         "load_masked", "load_strided_masked", "store_masked", "store_strided_masked"]
+
+
+def _mask(n_rows: int, n_cols: int) -> np.ndarray:
+    """The masks of the masked forms: every element whose flat index is not a multiple of 3."""
+    return (np.arange(n_rows * n_cols) % 3 != 0).reshape(n_rows, n_cols)
 
 
 def _values(name: str) -> np.ndarray:
@@ -77,6 +86,18 @@ def _kernel(form: str, isz: int, keep: list):
         elif form == "load_strided":
             keep.append(tl.load(at(x_ptr, R0, C0), shape=(BR, BC), stride=C))
             keep.append(tl.load(at(x_ptr, R1, C1), shape=(BR, BC), stride=C))
+        elif form == "load_masked":  # contiguous, other=0
+            m = tl.reshape(tl.arange(0, N) % 3 != 0, (N,))
+            keep.append(tl.load(x_ptr + isz * S, shape=(N,), mask=m))
+        elif form == "load_strided_masked":
+            m = tl.reshape(tl.arange(0, BR * BC) % 3 != 0, (BR, BC))
+            keep.append(tl.load(at(x_ptr, R1, C1), shape=(BR, BC), stride=C, mask=m))
+        elif form == "store_masked":
+            m = tl.arange(0, N) % 3 != 0
+            tl.store(o_ptr + isz * D, tl.load(x_ptr + isz * S, shape=(N,)), mask=m)
+        elif form == "store_strided_masked":
+            m = tl.reshape(tl.arange(0, BR * BC) % 3 != 0, (BR, BC))
+            tl.store(at(o_ptr, R1, C1), tl.load(x_ptr, shape=(BR, BC)), stride=C, mask=m)
         elif form == "store_whole":
             tl.store(o_ptr, tl.load(x_ptr, shape=(R, C)))
         elif form == "store_offset":
@@ -98,7 +119,18 @@ def _expected(form: str, x: np.ndarray):
         return [flat[S:S + N]], None
     if form == "load_strided":
         return [x[R0:R0 + BR, C0:C0 + BC], x[R1:R1 + BR, C1:C1 + BC]], None
+    zero = np.zeros((), x.dtype)  # other=0 of a masked load: all bits 0 in every dtype
+    if form == "load_masked":
+        return [np.where(_mask(1, N)[0], flat[S:S + N], zero)], None
+    if form == "load_strided_masked":
+        return [np.where(_mask(BR, BC), x[R1:R1 + BR, C1:C1 + BC], zero)], None
     o = np.zeros_like(x)  # ctx.empty reads as zeros: all bits 0 in every dtype
+    if form == "store_masked":
+        o.reshape(-1)[D:D + N] = np.where(_mask(1, N)[0], flat[S:S + N], zero)
+        return [], o
+    if form == "store_strided_masked":
+        o[R1:R1 + BR, C1:C1 + BC] = np.where(_mask(BR, BC), flat[:BR * BC].reshape(BR, BC), zero)
+        return [], o
     if form == "store_whole":
         o[...] = x
     elif form == "store_offset":
