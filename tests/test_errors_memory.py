@@ -94,7 +94,16 @@ def test_stride_shorter_than_a_row():
     def body(tl, x, o, mark):
         mark(); tl.load(x, shape=(4, 16), stride=8)  # noqa: E702
 
-    assert "stride must be an int >= the row length 16 elements, got 8" in fails_on(body)
+    assert "stride must be an int from the row length 16 to the allocation's" in fails_on(body)
+
+
+def test_stride_beyond_the_allocation():
+    # once a raw OverflowError from numpy in functional replay (and accepted in timing mode)
+    def body(tl, x, o, mark):
+        mark(); tl.load(x, shape=(1, 3), stride=10 ** 30)  # noqa: E702
+
+    for mode in ("functional", "timing"):
+        assert "got 1000000000000000000000000000000" in fails_on(body, mode=mode)
 
 
 def test_strided_block_past_the_end():

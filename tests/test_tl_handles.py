@@ -84,9 +84,15 @@ def test_handles_hash_and_compare_by_identity_in_containers():
     assert (a, b, n, h) == ("t", "u", 2, True)
 
 
-def test_eq_with_a_non_number_is_identity_not_an_error():
-    (r1, r2), _ = run(lambda tl, t: (t == None, t != "x"), np.ones(4, np.float16))  # noqa: E711
+def test_eq_with_none_is_identity_and_with_other_objects_refused():
+    (r1, r2), _ = run(lambda tl, t: (t == None, t != None), np.ones(4, np.float16))  # noqa: E711
     assert r1 is False and r2 is True
+    # A list, a string or a complex would otherwise be a silent Python bool an `if` branches on.
+    for other in ([0.0, 1.0], "x", 1j):
+        def body(tl, t, mark, other=other):
+            mark(); t == other  # noqa: E702, B015
+
+        assert f"eq: expected a tensor or a Python number, got {type(other).__name__}" in refused(body)
 
 
 @pytest.mark.parametrize("what,expr", [

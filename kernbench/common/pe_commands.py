@@ -228,16 +228,17 @@ class TensorHandle:
         return t.ge(self, o)
 
     def __eq__(self, o):
-        # Elementwise against a tensor or a number, like <. Anything else (None, a string) and
-        # any comparison outside a trace is identity: a handle is then an inert record.
+        # Elementwise against a tensor or a number, like <; anything else is refused like <
+        # refuses it. ``h == None`` and any comparison outside a trace are identity: a handle
+        # is then an inert record.
         t = _target()
-        if t is None or not _comparable(o):
+        if t is None or o is None:
             return NotImplemented
         return t.eq(self, o)
 
     def __ne__(self, o):
         t = _target()
-        if t is None or not _comparable(o):
+        if t is None or o is None:
             return NotImplemented
         return t.ne(self, o)
 
@@ -349,10 +350,6 @@ def _ops():
     if not stack:
         raise RuntimeError("TensorHandle operators can only be used inside a kernel being traced")
     return stack[-1]
-
-
-def _comparable(o) -> bool:
-    return isinstance(o, (TensorHandle, int, float, np.integer, np.floating, np.bool_))
 
 
 class Opcode(IntEnum):

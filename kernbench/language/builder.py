@@ -60,7 +60,7 @@ _PAD, _ALIGNED = SRAM_ALIGN - 1, -SRAM_ALIGN
 
 #: Largest tensor (elements) computed while tracing when its operands are known, and largest
 #: tl.full that seeds such a computation: index vectors and masks, not tiles.
-KNOWN_MAX = 1 << 16
+KNOWN_MAX = 1 << 20
 KNOWN_FILL_MAX = 1 << 12
 
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a

@@ -16,7 +16,7 @@ from ..common.errors import KernelError
 from ..common.pe_commands import TensorHandle
 from . import semantic
 from .builder import PEBuilder
-from .numerics import view_value
+from .numerics import cast_value, view_value
 from .semantic import (
     _INTERNAL,
     FLOAT_DTYPES,
@@ -321,6 +321,9 @@ class TL:
                 if k is None:
                     fail(tr, f"load: other must be a Python number or a tensor, got "
                              f"{type(other).__name__}")
+                if dtype == "int32" and k == PY_FLOAT:  # converted as a cast would: NaN -> 0, saturating
+                    other = int(cast_value(np.array([float(other)]), "int32")[0])
+                    k = PY_INT
                 oth = _imm(tr, other, k, dtype if dtype == "int32" else "f32")
         a = -1 if after is None else operand(tr, after, "load after")[3]
         return tr.load(f, alloc, e0, shape, numel(shape), dtype, stride, pinned, a, mk, oth)
@@ -605,7 +608,10 @@ class TL:
                 fail(tr, f"full: value {value!r} is not an integer, and dtype is int32")
             imm = _imm(tr, value, PY_INT, "int32")
         else:
-            imm = float(value)
+            try:
+                imm = float(value)
+            except OverflowError:
+                fail(tr, f"full: value {value!r} is too large for {dtype}")
         h = tr.vec(f, "fill", (), -1, -1, -1, shape, numel(shape), dtype, None, dtype, imm)
         tr.seed(h.id - tr.base, "fill", shape, dtype, imm)
         return h
@@ -702,7 +708,7 @@ class TL:
         f = site_frame()
         port = semantic.port_of(tr, dir, "recv")
         shape = check_shape(tr, shape, "recv shape")
-        dtype = check_dtype(tr, dtype)
+        dtype = check_dtype(tr, dtype, allow_bool=True)  # a sent mask is received as "bool"
         a = -1
         if after is not None:
             a = operand(tr, after, "recv after")[3]

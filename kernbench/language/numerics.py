@@ -53,6 +53,22 @@ def value_of(vals: list, spec) -> np.ndarray:
     return view_value(vals[spec[0]], spec)
 
 
+#: Significand bits (with the implicit one) of the float dtypes ml_dtypes converts to through f32.
+_PRECISION = {"bf16": 8, "fp8e4m3": 4, "fp8e5m2": 3}
+
+
+def _int_to_float(v: np.ndarray, out: str) -> np.ndarray:
+    """Integers (int32, masks) rounded once to float dtype ``out``, to nearest even. Through f64
+    (exact for int32); for bf16 and fp8, whose ml_dtypes conversion from f64 rounds through f32
+    first (twice), rounded to the target's precision in f64 first, which the cast keeps."""
+    f = v.astype(np.float64)
+    p = _PRECISION.get(out)
+    if p is not None:
+        m, e = np.frexp(f)
+        f = np.ldexp(np.round(np.ldexp(m, p)), e - p)  # np.round: half to even
+    return f.astype(NP_DTYPES[out])
+
+
 def _wide(ct: str) -> np.dtype:
     """The type an op with compute dtype ``ct`` runs in."""
     if ct == "bool":
@@ -79,7 +95,9 @@ def convert(v, ct: str) -> np.ndarray:
         return v.astype(wide, copy=False)
     # float ct narrower than f32: round to ct once, then compute in f32
     nd = NP_DTYPES[ct]
-    if v.dtype != nd:
+    if v.dtype.kind in "biu":
+        v = _int_to_float(v, ct)
+    elif v.dtype != nd:
         v = (v.astype(_F32) if v.dtype != _F32 else v).astype(nd)
     return v.astype(_F32)
 
@@ -214,7 +232,9 @@ def cast_value(v: np.ndarray, out: str, saturate: bool = False) -> np.ndarray:
         f = v.astype(np.float64)
         f = np.where(np.isnan(f), 0.0, np.trunc(f))
         return np.clip(f, _I32_MIN, _I32_MAX).astype(_I32)
-    if v.dtype.kind in "bi":
+    if v.dtype.kind in "biu":
+        if not saturate:
+            return _int_to_float(v, out)
         v = v.astype(np.float64)
     if saturate:
         big = float(ml_dtypes.finfo(nd).max)

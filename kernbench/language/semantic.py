@@ -113,6 +113,8 @@ def scalar_kind(x) -> str | None:
         return PY_FLOAT
     if isinstance(x, int):
         return PY_INT
+    if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "biuf":
+        return scalar_kind(x[()])  # numpy gives 0-d arrays where it means numbers
     return None
 
 
@@ -348,30 +350,43 @@ def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:
     name = DTYPES.get(d) if type(d) is str else None
     if name is not None:
         return name
+    if allow_bool and (d == "bool" or d is bool or d is np.bool_):
+        return "bool"
     name = dtype_name(d)
     if name is None or (name == "bool" and not allow_bool):
         fail(tr, f"unknown {what} {d!r}: expected one of {', '.join(STORAGE_DTYPES)}")
     return name
 
 
+#: Most elements a tensor may have: its bytes (8 per element at most) stay within what the
+#: engine's counters represent (2**40 bytes per tensor).
+MAX_ELEMENTS = 1 << 37
+
+
 def check_shape(tr, shape, what: str = "shape") -> tuple:
-    """A shape as a tuple of positive ints (an int n means (n,))."""
+    """A shape as a tuple of positive ints (an int n means (n,)), at most MAX_ELEMENTS elements."""
     if type(shape) is tuple:
+        n = 1
         for d in shape:
             if type(d) is not int or d < 1:
                 break
+            n *= d
         else:
-            if shape:
+            if shape and n <= MAX_ELEMENTS:
                 return shape
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
         shape = (shape,)
     try:
         out = tuple(int(d) for d in shape)
-        ok = len(out) > 0 and all(d >= 1 and d == s for d, s in zip(out, shape))
+        ok = len(out) > 0 and all(d >= 1 and isinstance(s, (int, np.integer))
+                                  and not isinstance(s, (bool, np.bool_)) for d, s in zip(out, shape))
     except (TypeError, ValueError):
         ok = False
     if not ok:
         fail(tr, f"{what} must be a non-empty tuple of positive ints, got {shape!r}")
+    if numel(out) > MAX_ELEMENTS:
+        fail(tr, f"{what} {_fmt(out)} has {numel(out)} elements: a tensor holds at most 2**37 "
+                 f"(2**40 bytes)")
     return out
 
 
@@ -425,19 +440,15 @@ def operand_slow(tr, h, what: str):
     if not isinstance(h, TensorHandle):
         fail(tr, f"{what} must be a tensor (a TensorHandle from a tl call), got {type(h).__name__} {h!r}")
     tensors = tr.tensors
-    try:
-        i = int(h.id) - tr.base if not isinstance(h.id, bool) else -1
-    except (TypeError, ValueError):
-        i = -1
+    hid = h.id
+    i = int(hid) - tr.base if isinstance(hid, (int, np.integer)) and not isinstance(hid, bool) else -1
     if not 0 <= i < len(tensors):
         fail(tr, foreign(tr, h, what))
     s = h.shape
-    if type(s) is not tuple:
-        try:
-            s = tuple(int(d) for d in s)
-        except (TypeError, ValueError):
-            fail(tr, f"{what} (a view of tensor #{i}) has shape {h.shape!r}: expected a tuple of ints")
-    buf, dtype, nbuf = tensors[i]
+    buf = tensors[i][0]
+    if s is not buf and s != buf:  # a view: its shape is the kernel's, check it like one
+        s = check_shape(tr, s, f"{what} (a view of tensor #{i}): shape")
+    _, dtype, nbuf = tensors[i]
     n = numel(s)
     if n != nbuf and tr.functional:
         fail(tr, f"{what} is a view of tensor {i} with shape {_fmt(s)} ({n} elements), "
@@ -552,9 +563,10 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
     else:
         if len(shape) != 2:
             fail(tr, f"{verb}: stride= needs a 2-D (rows, cols) shape, got {_fmt(shape)}")
-        if not isinstance(stride, (int, np.integer)) or stride < shape[1]:
-            fail(tr, f"{verb}: stride must be an int >= the row length {shape[1]} elements, got "
-                     f"{stride!r}")
+        if (not isinstance(stride, (int, np.integer)) or isinstance(stride, bool)
+                or not shape[1] <= stride <= max(alloc.numel, shape[1])):
+            fail(tr, f"{verb}: stride must be an int from the row length {shape[1]} to the "
+                     f"allocation's {alloc.numel} elements, got {stride!r}")
         stride = int(stride)
         end = e0 + (shape[0] - 1) * stride + shape[1]
     if end > alloc.numel and not masked:

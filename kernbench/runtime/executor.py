@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import inspect
 import os
+import sysconfig
 import traceback
 from typing import Callable
 
@@ -49,16 +50,21 @@ def _check_grid(hw, grid) -> tuple:
     return g
 
 
+_LIBRARY_DIRS = tuple({os.path.normpath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
+                       if (p := sysconfig.get_paths().get(key))})
+
+
 def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
-    """(file, line) of the innermost traceback frame in the kernel's file, else the innermost
-    frame outside kernbench (a helper the kernel called)."""
-    in_kernel = outside = None
+    """(file, line) of the innermost traceback frame of the user's code: outside kernbench and
+    outside the standard library and installed packages (numpy raising inside a helper names
+    the helper's line), the kernel's own file always counting as the user's."""
+    user = None
     for fr in traceback.extract_tb(exc.__traceback__):
-        if fr.filename == kernel_file:
-            in_kernel = (fr.filename, fr.lineno)
-        if fr.filename not in _INTERNAL and fr.filename != __file__:
-            outside = (fr.filename, fr.lineno)
-    return in_kernel or outside or (kernel_file, 0)
+        f = fr.filename
+        if f == kernel_file or (f not in _INTERNAL and f != __file__
+                                and not os.path.normpath(f).startswith(_LIBRARY_DIRS)):
+            user = (f, fr.lineno)
+    return user or (kernel_file, 0)
 
 
 def _pe(hw, g: int) -> tuple:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..common.errors import KernbenchError
 from ..hw.config import HardwareConfig
+from ..language.numerics import cast_value
 from ..language.semantic import NP_DTYPES, STORAGE_DTYPES, dtype_name
 
 __all__ = ["DeviceArray", "DeviceMemory", "BASE_ADDR", "ALIGN", "to_numpy", "PlacementError"]
@@ -261,6 +262,13 @@ class DeviceMemory:
             inferred if inferred in STORAGE_DTYPES else "f32")
         if a.ndim == 0:
             a = a.reshape(1)
+        if name == "int32" and a.dtype.kind == "f":  # as a kernel's cast: truncate, saturate, NaN -> 0
+            return cast_value(a, "int32"), name
+        if name == "int32" and a.dtype.kind in "iu" and a.size and (
+                int(a.min()) < -2 ** 31 or int(a.max()) > 2 ** 31 - 1):
+            raise PlacementError(f"int32 array from {a.dtype} values outside the int32 range "
+                                 f"(min {int(a.min())}, max {int(a.max())}): convert them on the host "
+                                 f"as you mean them")
         try:
             return a.astype(NP_DTYPES[name]), name
         except (TypeError, ValueError) as e:

@@ -1,0 +1,135 @@
+"""Hostile inputs to the language (cases from trying to break it): each is refused with a
+KernelError naming the PE and the kernel line, or computes what docs/language.md says. Never a raw
+Python or numpy exception, never a silent wrong value."""
+import os
+import sys
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench import KernelError
+from kernbench.common.pe_commands import TensorHandle as TH
+from kernbench.runtime import PlacementError
+
+HW = {"n_cubes": 1, "pes_per_cube": 2}
+FILE = os.path.basename(__file__)
+A = np.arange(6, dtype=np.float32).reshape(2, 3)
+
+
+def run(body, x=A, mode="functional", dtype=None):
+    ctx = kernbench.Context("default", overrides=HW)
+    p = ctx.put(x, pe=(0, 0), dtype=dtype)
+    seen = {}
+
+    def kernel(ptr, *, tl):
+        if tl.program_id(0) == 0:
+            seen["out"] = body(tl, ptr)
+
+    r = ctx.launch(kernel, (1, 1), p, mode=mode)
+    return seen.get("out"), r
+
+
+def refused(body, mode="functional", **kw):
+    lines = []
+
+    def wrapped(tl, ptr):
+        lines.append(sys._getframe().f_lineno + 1)
+        return body(tl, ptr)
+
+    with pytest.raises(KernelError) as ei:
+        run(wrapped, mode=mode, **kw)
+    msg = str(ei.value)
+    assert msg.startswith("PE (0, 0) at ") and "raised" not in msg.split(":")[1], msg
+    return msg
+
+
+@pytest.mark.parametrize("mode", ["functional", "timing"])
+@pytest.mark.parametrize("shape", [(-6, -1), (True, 6), (-2, 3), (0, 6), (6.0,), (2 ** 40, 2 ** 40)])
+def test_hand_made_views_with_bad_shapes_are_refused(mode, shape):
+    msg = refused(lambda tl, p: TH(id=tl.load(p, shape=(2, 3)).id, shape=shape) + 0.0, mode=mode)
+    assert "(a view of tensor #0): shape" in msg
+
+
+@pytest.mark.parametrize("bad_id", ["0", 0.0, True, None])
+def test_ids_that_are_not_ints_are_refused(bad_id):
+    msg = refused(lambda tl, p: (tl.load(p, shape=(2, 3)), TH(id=bad_id, shape=(2, 3)) + 0.0))
+    assert "which no tl call on this PE made" in msg
+
+
+def test_shapes_of_bools_and_oversized_tensors_are_refused():
+    assert "must be a non-empty tuple of positive ints, got (2, True)" in refused(
+        lambda tl, p: tl.load(p, shape=(2, True)))
+    for mode in ("functional", "timing"):
+        assert "a tensor holds at most 2**37" in refused(lambda tl, p: tl.full((2 ** 39,), 1.0), mode=mode)
+
+
+def test_float_other_of_an_int32_load_converts_like_a_cast():
+    x = np.arange(6, dtype=np.int32)
+    for other, want in ((float("nan"), 0), (float("inf"), 2 ** 31 - 1), (1e10, 2 ** 31 - 1), (-2.7, -2)):
+        t, _ = run(lambda tl, p, o=other: tl.load(p, shape=(6,), mask=tl.arange(0, 6) < 3, other=o),
+                   x=x, dtype="int32")
+        np.testing.assert_array_equal(t.data, [0, 1, 2, want, want, want])
+
+
+def test_large_known_masks_are_checked_at_trace_in_timing_mode():
+    x = np.zeros(10, np.float32)
+    msg = refused(lambda tl, p: tl.load(p, shape=(70000,), mask=tl.arange(0, 70000) < 11), x=x,
+                  mode="timing")
+    assert "reaches element 10" in msg
+
+
+def test_full_of_a_huge_int_is_refused():
+    assert "full: value" in refused(lambda tl, p: tl.full((3,), 2 ** 2000))
+
+
+def test_host_int32_puts_convert_like_a_cast_or_are_refused():
+    ctx = kernbench.Context("default", overrides=HW)
+    a = ctx.put(np.array([np.nan, 1e10, -1e10, 2.7, -2.7]), pe=(0, 0), dtype="int32")
+    np.testing.assert_array_equal(ctx.read(a, (0, 0)), [0, 2 ** 31 - 1, -2 ** 31, 2, -2])
+    with pytest.raises(PlacementError, match="outside the int32 range"):
+        ctx.put(np.array([2 ** 40, 1]), pe=(0, 0), dtype="int32")
+
+
+def test_int32_to_bf16_and_fp8_rounds_once():
+    v0 = 2 ** 30 + 2 ** 22 + 1  # just above the bf16 midpoint: rounds up to 2**30 + 2**23
+    (c, s), _ = run(lambda tl, p: (tl.cast(tl.arange(v0, v0 + 1), "bf16"),
+                                   tl.arange(v0, v0 + 1) + tl.zeros((1,), "bf16")))
+    assert float(c.data[0]) == float(s.data[0]) == 2 ** 30 + 2 ** 23
+    # 17 and 19 are e4m3 ties (precision 4 bits): to even, 16 and 20
+    e, _ = run(lambda tl, p: tl.cast(tl.arange(17, 20), "fp8e4m3"))
+    np.testing.assert_array_equal(e.data.astype(np.float32), [16, 18, 20])
+    assert e.data.dtype == ml_dtypes.float8_e4m3fn
+
+
+def helper_in_this_file(x):
+    return x + {}["missing"]  # raises KeyError on this line
+
+
+def test_an_exception_in_a_helper_names_the_helper_line():
+    line = helper_in_this_file.__code__.co_firstlineno + 1
+    with pytest.raises(KernelError) as ei:
+        run(lambda tl, p: helper_in_this_file(p))
+    assert f"raised KeyError on PE (0, 0) (program_id(0)=0, program_id(1)=0) at {FILE}:{line}" in str(ei.value)
+
+
+def test_a_sent_mask_is_received_as_bool():
+    ctx = kernbench.Context("default", overrides=HW)
+    ctx.install_sfr("pe", ring=True)
+    seen = {}
+
+    def kernel(*, tl):
+        tl.send("E", tl.arange(0, 4) > 1)
+        seen[tl.program_id(0)] = tl.recv("W", (4,), "bool")
+
+    ctx.launch(kernel, (2, 1))
+    assert seen[0].dtype == "bool"
+    np.testing.assert_array_equal(seen[0].data, [False, False, True, True])
+
+
+def test_zero_d_numpy_arrays_are_numbers():
+    (a, b), _ = run(lambda tl, p: (tl.load(p, shape=(2, 3)) * np.array(2.0),
+                                   np.array(2.0) * tl.load(p, shape=(2, 3))))
+    np.testing.assert_array_equal(a.data, A * 2)
+    np.testing.assert_array_equal(b.data, A * 2)
