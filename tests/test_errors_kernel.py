@@ -61,12 +61,75 @@ def test_an_unknown_tl_call_names_the_helper_line(ctx):
     assert f"PE (0, 0) at {FILE}:{line}: tl.no_such_call is not part of kernbench's tl language" in str(ei.value)
 
 
-def test_kernel_without_a_tl_parameter(ctx):
+def test_kernel_without_a_keyword_only_tl(ctx):
     def kernel(n):
         return n
 
-    with pytest.raises(KernelError, match="raised TypeError on PE \\(0, 0\\).*unexpected keyword argument 'tl'"):
+    def positional_tl(n, tl):
+        return n
+
+    line = kernel.__code__.co_firstlineno
+    with pytest.raises(TypeError, match=rf"kernel kernel \({FILE}:{line}\) must take tl as a keyword-only "
+                                        r"parameter: def kernel\(\.\.\., \*, tl\)"):
         ctx.launch(kernel, (1, 1), 1)
+    with pytest.raises(TypeError, match="must take tl as a keyword-only parameter"):
+        ctx.launch(positional_tl, (1, 1), 1)
+
+
+def test_missing_or_extra_kernel_arguments_name_the_kernel(ctx):
+    def kernel(a, b, *, tl):
+        return a
+
+    line = kernel.__code__.co_firstlineno
+    with pytest.raises(TypeError, match=rf"kernel kernel \({FILE}:{line}\) does not take the launch's "
+                                        r"arguments: missing a required argument: 'b'"):
+        ctx.launch(kernel, (1, 1), 1)
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        ctx.launch(kernel, (1, 1), 1, 2, 3)
+
+
+def test_generators_and_async_functions_are_not_kernels(ctx):
+    def gen(*, tl):
+        yield tl.program_id(0)
+
+    async def coro(*, tl):
+        return tl.program_id(0)
+
+    for k in (gen, coro):
+        with pytest.raises(TypeError, match="is a generator or async function"):
+            ctx.launch(k, (1, 1))
+
+
+def test_a_kernel_parameter_named_like_a_launch_option(ctx):
+    seen = []
+
+    def kernel(*, tl, mode, detail="x"):
+        seen.append((mode, detail))
+
+    ctx.launch(kernel, (1, 1), kernel_kwargs={"mode": "fast", "detail": 3})
+    ctx.launch(kernel, (1, 1), mode="timing", kernel_kwargs={"mode": "slow"})
+    assert seen == [("fast", 3), ("slow", "x")]
+    with pytest.raises(TypeError, match="given both in kernel_kwargs and as a keyword"):
+        ctx.launch(lambda *, tl, n: None, (1, 1), n=1, kernel_kwargs={"n": 2})
+
+
+def test_a_tl_kept_after_a_failed_launch_refuses_calls(ctx):
+    kept = []
+
+    def kernel(*, tl):
+        kept.append(tl)
+        raise RuntimeError("boom")
+
+    with pytest.raises(KernelError, match="boom"):
+        ctx.launch(kernel, (1, 1))
+    with pytest.raises(KernelError, match="its launch has ended"):
+        kept[0].full((4,), 1.0)
+
+
+@pytest.mark.parametrize("grid", [(True, True), (1.0, 1), (np.True_, 1)])
+def test_grids_of_bools_or_floats_are_refused(ctx, grid):
+    with pytest.raises(ValueError, match="grid must be"):
+        ctx.launch(lambda *, tl: None, grid)
 
 
 @pytest.mark.parametrize("grid,match", [

@@ -56,6 +56,8 @@ class SfrInstall:
     def __post_init__(self) -> None:
         if self.scope not in ("pe", "cube"):
             raise ValueError(f"SFR install scope must be 'pe' or 'cube', got {self.scope!r}")
+        if not isinstance(self.ring, (bool, np.bool_)):
+            raise ValueError(f"SFR install ring must be True or False, got {self.ring!r}")
 
     def neighbours(self, hw: HardwareConfig) -> np.ndarray:
         """int32 table (n_pes, N_PORTS): global index of the neighbour on each port, or -1."""

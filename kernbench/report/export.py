@@ -119,21 +119,36 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
 
 def load_json(path: Union[str, Path]) -> dict:
     """Read a file written by :func:`to_json`; returns the same dict ``to_json`` returned."""
-    with open(path) as f:
-        doc = json.load(f)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a kernbench launch JSON (truncated or not JSON: {e})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"{path}: not a kernbench launch JSON (expected format {FORMAT!r})")
     return doc
 
 
 def from_json(doc: Union[dict, str, Path]):
-    """Rebuild a LaunchResult (with its EngineResult) from :func:`to_json`'s dict or file."""
+    """Rebuild a LaunchResult (with its EngineResult) from :func:`to_json`'s dict or file.
+
+    Raises ValueError (naming the file) for a truncated, malformed or incomplete document."""
+    source = "launch JSON"
+    if not isinstance(doc, dict):
+        source = str(doc)
+        doc = load_json(doc)
+    try:
+        return _from_doc(doc)
+    except (KeyError, TypeError, IndexError) as e:
+        raise ValueError(f"{source}: not a complete kernbench launch JSON ({type(e).__name__}: {e}); "
+                         f"write it with LaunchResult.to_json") from None
+
+
+def _from_doc(doc: dict):
     from .._core import LINK_COUNTERS_DTYPE, UNIT_COUNTERS_DTYPE
     from .._core.api import EVENT_DTYPE, MESSAGE_DTYPE, EngineResult
     from ..runtime.result import LaunchResult
 
-    if not isinstance(doc, dict):
-        doc = load_json(doc)
     hw = hw_from_dict(doc["hw"], source="launch JSON")
     p = doc["program"]
     prog = Program(

@@ -45,7 +45,7 @@ class Context:
     def install_sfr(self, scope: str = "pe", ring: bool = False) -> SfrInstall:
         """Wire the link ports: scope "pe" links the PEs of each cube in a line, scope "cube"
         links PE 0 of each cube; ``ring`` closes the line. Replaces any earlier install."""
-        self.sfr = SfrInstall(scope, bool(ring))
+        self.sfr = SfrInstall(scope, ring)
         self._nbr = self.sfr.neighbours(self.hw)
         return self.sfr
 
@@ -98,14 +98,20 @@ class Context:
     # -- launch -------------------------------------------------------------------------------
     def launch(self, kernel: Callable, grid, *args, mode: str = "functional", detail: str = "train",
                max_cycles: int | None = None, record_events: bool = False,
-               strict_sram: bool = False, **kernel_kwargs) -> LaunchResult:
+               strict_sram: bool = False, kernel_kwargs: Mapping[str, Any] | None = None,
+               **more_kernel_kwargs) -> LaunchResult:
         """Run ``kernel`` on every program of ``grid`` = (PEs per cube used, cubes used).
 
         ``args`` go to the kernel positionally (device arrays as their int address), then
-        ``tl=`` and ``kernel_kwargs``. ``mode="functional"`` computes the numbers and writes
+        ``tl=`` and the keyword arguments: ``kernel_kwargs`` (a dict, for a kernel parameter
+        named like a launch option, e.g. ``mode``) and any other keyword. ``mode="functional"`` computes the numbers and writes
         stores to device memory; ``"timing"`` carries shapes only and gives the same cycles.
         ``detail``, ``max_cycles``, ``record_events``, ``strict_sram`` go to the engine.
         Returns a LaunchResult (cycles, seconds, counters, peak SRAM, events on request)."""
-        return executor.launch(self, kernel, grid, args, kernel_kwargs, mode=mode, detail=detail,
+        kw = dict(kernel_kwargs or {})
+        for k in more_kernel_kwargs.keys() & kw.keys():
+            raise TypeError(f"kernel argument {k!r} given both in kernel_kwargs and as a keyword")
+        kw.update(more_kernel_kwargs)
+        return executor.launch(self, kernel, grid, args, kw, mode=mode, detail=detail,
                                max_cycles=max_cycles, record_events=record_events,
                                strict_sram=strict_sram)

@@ -37,7 +37,8 @@ MODES = ("functional", "timing")
 def _check_grid(hw, grid) -> tuple:
     try:
         g = tuple(int(x) for x in grid)
-        ok = len(g) == 2 and all(x == y for x, y in zip(g, grid))
+        ok = len(g) == 2 and all(x == y and isinstance(y, (int, np.integer))
+                                 and not isinstance(y, (bool, np.bool_)) for x, y in zip(g, grid))
     except (TypeError, ValueError):
         ok = False
     if not ok:
@@ -52,6 +53,39 @@ def _check_grid(hw, grid) -> tuple:
 
 _LIBRARY_DIRS = tuple({os.path.normpath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
                        if (p := sysconfig.get_paths().get(key))})
+
+
+def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
+    """A kernel is a plain function with a keyword-only ``tl`` that the launch's arguments fit:
+    checked before tracing, so the error names the kernel's definition, not line 0."""
+    if not callable(kernel):
+        raise TypeError(f"kernel must be a function taking a keyword-only tl, got {kernel!r}")
+    code = getattr(kernel, "__code__", None)
+    where = (f"{getattr(kernel, '__name__', repr(kernel))} "
+             f"({os.path.basename(code.co_filename)}:{code.co_firstlineno})" if code else repr(kernel))
+    if inspect.isgeneratorfunction(kernel) or inspect.iscoroutinefunction(kernel) or \
+            inspect.isasyncgenfunction(kernel):
+        raise TypeError(f"kernel {where} is a generator or async function: a kernel is a plain "
+                        f"function that calls tl (its body would never run)")
+    try:
+        sig = inspect.signature(kernel)
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: nothing to check ahead
+    ps = sig.parameters
+    tl_ok = ("tl" in ps and ps["tl"].kind == inspect.Parameter.KEYWORD_ONLY) or any(
+        p.kind == inspect.Parameter.VAR_KEYWORD for p in ps.values())
+    if not tl_ok:
+        raise TypeError(f"kernel {where} must take tl as a keyword-only parameter: "
+                        f"def {getattr(kernel, '__name__', 'kernel')}(..., *, tl)")
+    for name in kwargs:
+        if name == "tl":
+            raise TypeError("tl is passed by the launch; it cannot be a kernel argument")
+    try:
+        sig.bind(*args, tl=None, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"kernel {where} does not take the launch's arguments: {e} "
+                        f"(given {len(args)} positional: {', '.join(type(a).__name__ for a in args) or 'none'}"
+                        f"{'; keywords ' + ', '.join(kwargs) if kwargs else ''})") from None
 
 
 def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
@@ -243,7 +277,6 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
                         f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}: {e}",
                         pe=(p, c), where=f"{file}:{line}",
                     ) from e
-                tl._begin(None)
                 # Compact now: the program's handles and Python lists go before the next one.
                 b.finish()
                 if b.n_commands:
@@ -253,6 +286,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
                 traced += 1
                 store.expect(store.n_traced * n_programs // traced * 5 // 4)
     finally:
+        tl._begin(None)  # a tl kept by the kernel refuses every call from now on
         pop_operator_target(tl)
         forget_lines()
         if gc_on:
@@ -267,8 +301,7 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     hw = ctx.hw
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if not callable(kernel):
-        raise TypeError(f"kernel must be a function taking a keyword-only tl, got {kernel!r}")
+    _check_kernel(kernel, args, kwargs)
     grid = _check_grid(hw, grid)
     for key, a in [*enumerate(args), *kwargs.items()]:
         if not isinstance(a, DeviceArray):

@@ -12,6 +12,7 @@ a neighbour. Addresses are never reused: a launch is deterministic in its inputs
 from __future__ import annotations
 
 import bisect
+import math
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ __all__ = ["DeviceArray", "DeviceMemory", "BASE_ADDR", "ALIGN", "to_numpy", "Pla
 
 BASE_ADDR = 0x1000_0000  #: first allocation's address; smaller ints are never valid pointers
 ALIGN = 4096  #: allocation alignment, and the guard gap after each allocation
+MAX_ALLOCATION = 1 << 40  #: bytes per PE of one allocation
 
 
 class PlacementError(KernbenchError, ValueError):
@@ -42,6 +44,11 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
             return np.asarray(t.float().numpy()).astype(NP_DTYPES["bf16"]), "bf16"
         x = t.numpy()
     a = np.asarray(x)
+    if a.dtype.kind == "c":
+        raise PlacementError(f"complex data ({a.dtype}) has no kernbench dtype: pass the real and "
+                             f"imaginary parts as two arrays")
+    if a.dtype.kind not in "biufV":
+        raise PlacementError(f"{a.dtype} data is not numbers: expected a numeric array")
     return a, dtype_name(a.dtype) if a.dtype.kind in "fV" else None
 
 
@@ -69,7 +76,7 @@ class DeviceArray:
         self.shape = shape
         self.dtype = dtype
         self.itemsize = NP_DTYPES[dtype].itemsize
-        self.numel = int(np.prod(shape, dtype=np.int64))
+        self.numel = math.prod(shape)
         self.nbytes = self.numel * self.itemsize
         self.placement = placement  #: kind (shard/replicate/pe/empty), over, axis, parts, pe
         self._data: dict[int, np.ndarray] = {}  #: global PE -> flat contents (absent = zeros)
@@ -129,13 +136,17 @@ class DeviceMemory:
     # -- allocation ------------------------------------------------------------------------
     def allocate(self, shape, dtype, name: str | None = None, placement: dict | None = None) -> DeviceArray:
         """Reserve ``shape``/``dtype`` per PE at a fresh address (no data: reads give zeros)."""
-        try:
-            shape = tuple(int(d) for d in (shape if isinstance(shape, (tuple, list)) else (shape,)))
-        except (TypeError, ValueError):
-            raise PlacementError(f"shape must be a tuple of positive ints, got {shape!r}") from None
-        if not shape or any(d < 1 for d in shape):
+        dims = shape if isinstance(shape, (tuple, list)) else (shape,)
+        if not dims or not all(isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_))
+                               and d >= 1 for d in dims):
             raise PlacementError(f"shape must be a non-empty tuple of positive ints, got {shape!r}")
+        shape = tuple(int(d) for d in dims)
         dtype = _storage_dtype(dtype)
+        nbytes = math.prod(shape) * NP_DTYPES[dtype].itemsize  # Python ints: no wrap-around
+        if nbytes > MAX_ALLOCATION:
+            raise PlacementError(f"an allocation of {shape} {dtype} is {nbytes} bytes per PE: at most "
+                                 f"2**40 bytes (what the engine's byte counters and the address "
+                                 f"space represent)")
         self._count += 1
         arr = DeviceArray(self, name or f"a{self._count - 1}", self._top, shape,
                           dtype, placement or {"kind": "empty"})
@@ -291,7 +302,7 @@ class DeviceMemory:
             targets = lambda i: [i]  # noqa: E731
         else:
             raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {over!r}")
-        if not isinstance(n, (int, np.integer)) or not 1 <= n <= lim:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) or not 1 <= n <= lim:
             raise PlacementError(f"parts must be an int in 1..{lim} ({what}), got {n!r}")
         return [targets(i) for i in range(int(n))]
 

@@ -1,0 +1,69 @@
+"""Hostile calls to the host API (Context, placement, SFR installs, reports): each is refused with
+a clear error naming what was expected, never accepted silently or answered with a raw error."""
+import json
+
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench.runtime import PlacementError
+
+HW = {"n_cubes": 1, "pes_per_cube": 2}
+
+
+@pytest.fixture
+def ctx():
+    return kernbench.Context("default", overrides=HW)
+
+
+@pytest.mark.parametrize("shape,dtype", [((2 ** 62, 2), "f32"), ((2 ** 32, 2 ** 32), "f16"),
+                                         ((2 ** 20, 2 ** 20, 2), "f32")])
+def test_allocations_beyond_the_byte_bound_are_refused(ctx, shape, dtype):
+    # once a negative nbytes (2**62 x 2 x 4 wraps int64) or 0 elements (2**64 wraps to 0)
+    with pytest.raises(PlacementError, match=r"bytes per PE: at most 2\*\*40"):
+        ctx.empty(shape, dtype)
+    a = ctx.empty((4,), "f32")  # later allocations are unaffected
+    assert a.addr >= 0x1000_0000 and a.nbytes == 16
+
+
+@pytest.mark.parametrize("shape", [(True, 4), (2.0, 4), (), (0, 4), ("4",)])
+def test_allocation_shapes_must_be_positive_ints(ctx, shape):
+    with pytest.raises(PlacementError, match="shape must be a non-empty tuple of positive ints"):
+        ctx.empty(shape, "f32")
+
+
+def test_complex_and_non_numeric_data_are_refused(ctx):
+    with pytest.raises(PlacementError, match="complex data"):
+        ctx.replicate(np.ones(4, np.complex64))
+    with pytest.raises(PlacementError, match="not numbers"):
+        ctx.replicate(np.array(["a", "b"]))
+
+
+def test_shard_parts_must_be_an_int(ctx):
+    with pytest.raises(PlacementError, match="parts must be an int"):
+        ctx.shard(np.ones((2, 4), np.float32), parts=True)
+
+
+@pytest.mark.parametrize("ring", ["no", 1, None])
+def test_sfr_ring_must_be_a_bool(ctx, ring):
+    with pytest.raises(ValueError, match="ring must be True or False"):
+        ctx.install_sfr("pe", ring=ring)
+    ctx.install_sfr("pe", ring=np.True_)  # numpy's bool is a bool
+    assert ctx.sfr.ring
+
+
+def test_from_json_refuses_truncated_and_incomplete_files(ctx, tmp_path):
+    x = ctx.replicate(np.ones(8, np.float32))
+    r = ctx.launch(lambda p, *, tl: tl.load(p, shape=(8,)), (1, 1), x)
+    path = tmp_path / "r.json"
+    r.to_json(str(path))
+    text = path.read_text()
+    assert kernbench.report.export.from_json(str(path)).cycles == r.cycles
+    (tmp_path / "cut.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match="cut.json: not a kernbench launch JSON .truncated or not JSON"):
+        kernbench.report.export.from_json(str(tmp_path / "cut.json"))
+    doc = json.loads(text)
+    del doc["counters"]
+    (tmp_path / "nokey.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="nokey.json: not a complete kernbench launch JSON .KeyError: 'counters'"):
+        kernbench.report.export.from_json(str(tmp_path / "nokey.json"))
