@@ -95,16 +95,17 @@ def test_functional_numbers_of_the_mixed_kernel():
     np.testing.assert_allclose(ctx.read(o, 2), want, rtol=1e-5, atol=1e-5)
 
 
-def test_functional_mode_reads_zeros_from_empty_inputs():
-    ctx = kernbench.Context("default", overrides={"n_cubes": 1})
+def test_functional_mode_reads_zeros_from_empty_inputs_with_unwritten_zero():
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1}, unwritten="zero")
     x = ctx.empty((16,), "f32")
     o = ctx.empty((16,), "f32")
 
     def k(x_ptr, o_ptr, *, tl):
         tl.store(o_ptr, tl.load(x_ptr, shape=(16,)) + 2.0)
 
-    ctx.launch(k, (1, 1), x, o)
+    r = ctx.launch(k, (1, 1), x, o)
     np.testing.assert_array_equal(ctx.read(o, 0), np.full(16, 2.0))
+    assert r.unwritten_reads[0]["array"] == x.name  # still recorded, not warned
 
 
 def test_replay_drops_values_after_their_last_reader():

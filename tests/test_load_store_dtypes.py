@@ -10,7 +10,8 @@ conversion or a byte-level misplacement fails. Loads are checked on the handle's
 ``.data`` (no store in between); stores are checked in device memory, where the elements a
 store does not touch keep the zeros of ``ctx.empty``.
 
-The masked forms (mask: flat index not a multiple of 3, known at trace) read ``other`` = 0
+Outputs come from a Context with ``unwritten="zero"``, so what a store does not touch reads as
+zeros. The masked forms (mask: flat index not a multiple of 3, known at trace) read ``other`` = 0
 where the mask is false and leave memory untouched there.
 
 Every case also runs in timing mode, which docs/language.md says gives exactly the cycles of
@@ -124,7 +125,7 @@ def _expected(form: str, x: np.ndarray):
         return [np.where(_mask(1, N)[0], flat[S:S + N], zero)], None
     if form == "load_strided_masked":
         return [np.where(_mask(BR, BC), x[R1:R1 + BR, C1:C1 + BC], zero)], None
-    o = np.zeros_like(x)  # ctx.empty reads as zeros: all bits 0 in every dtype
+    o = np.zeros_like(x)  # ctx.empty with unwritten="zero": all bits 0 in every dtype
     if form == "store_masked":
         o.reshape(-1)[D:D + N] = np.where(_mask(1, N)[0], flat[S:S + N], zero)
         return [], o
@@ -147,7 +148,9 @@ def _expected(form: str, x: np.ndarray):
 def test_load_store_moves_the_numpy_slice(name, form):
     x = _values(name)
     isz = x.dtype.itemsize
-    ctx = kernbench.Context("default", overrides={"n_cubes": 1})
+    # unwritten="zero": what a store leaves untouched reads as zeros, all bits 0 in every dtype
+    # (NaN has several bit patterns; tests/test_unwritten_memory.py covers the NaN fill)
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1}, unwritten="zero")
     xa = ctx.put(x, pe=(0, 0), dtype=name, name="x")
     oa = ctx.empty((R, C), name, name="o")
     keep: list = []

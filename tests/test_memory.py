@@ -153,11 +153,11 @@ def test_pointers_are_ints_valid_on_every_pe_and_allocations_do_not_touch(ctx):
     assert seen == {a.addr}
 
 
-def test_empty_reads_zeros_and_empty_like_gathers_like_its_model(ctx):
+def test_empty_reads_nan_and_empty_like_gathers_like_its_model(ctx):
     src = ctx.shard(np.arange(8.0, dtype=np.float32), over="pe")
     o = ctx.empty_like(src, dtype="f16")
     assert o.shape == src.shape and o.dtype == "f16" and not o.has_data
-    assert not ctx.read(o, 5).any()
+    assert np.isnan(ctx.read(o, 5)).all()  # unwritten memory holds NaN
 
     def kernel(x, o, *, tl):
         tl.store(o, tl.load(x, shape=(2,)) + 1.0)
@@ -167,7 +167,7 @@ def test_empty_reads_zeros_and_empty_like_gathers_like_its_model(ctx):
     e = ctx.empty((2,), "f32")
     with pytest.raises(PlacementError, match="without a placement"):
         ctx.gather(e)
-    np.testing.assert_array_equal(ctx.gather(e, over="cube", axis=0), np.zeros(6))
+    assert np.isnan(ctx.gather(e, over="cube", axis=0)).all() and ctx.gather(e, over="cube", axis=0).shape == (6,)
 
 
 def test_placement_errors_say_what_is_wrong(ctx):

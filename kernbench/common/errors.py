@@ -11,6 +11,7 @@ __all__ = [
     "MaxCyclesError",
     "SramCapacityError",
     "KernelError",
+    "UnwrittenReadWarning",
 ]
 
 
@@ -51,3 +52,9 @@ class KernelError(KernbenchError, ValueError):
         super().__init__(message)
         self.pe = pe
         self.where = where
+
+
+class UnwrittenReadWarning(UserWarning):
+    """Functional replay loaded device memory that nothing had written (it reads as NaN, or as
+    zeros with ``Context(unwritten="zero")``). The message names the PE, the kernel line and the
+    allocation; ``LaunchResult.unwritten_reads`` lists every such load."""

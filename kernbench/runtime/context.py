@@ -31,10 +31,12 @@ class Context:
     HardwareConfig; ``overrides`` replaces keys by dotted path (``{"link.bytes_per_cycle": 64}``)."""
 
     def __init__(self, hw: "str | Path | HardwareConfig | Mapping" = "default",
-                 overrides: Mapping[str, Any] | None = None):
+                 overrides: Mapping[str, Any] | None = None, unwritten: str = "nan"):
         self.hw: HardwareConfig = load_hw(hw, overrides)
         self.sfr: SfrInstall | None = None
-        self.memory = DeviceMemory(self.hw)
+        #: ``unwritten="nan"``: device memory nothing has written holds NaN (int32: -2**31), so a
+        #: kernel reading it by mistake shows; "zero": zeros
+        self.memory = DeviceMemory(self.hw, unwritten)
         self._nbr = np.full((self.hw.n_pes, N_PORTS), -1, np.int32)
 
     def __repr__(self) -> str:

@@ -13,12 +13,13 @@ import inspect
 import os
 import sysconfig
 import traceback
+import warnings
 from typing import Callable
 
 import numpy as np
 
 from .._core import simulate
-from ..common.errors import KernbenchError, KernelError
+from ..common.errors import KernbenchError, KernelError, UnwrittenReadWarning
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, pop_operator_target,
                                   push_operator_target)
 from ..language.builder import PEBuilder, SiteTable, TraceStore
@@ -340,12 +341,21 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
         label, source, describe = _describers(sites, table)
         engine = simulate(hw, nbr, program, detail=detail, max_cycles=max_cycles,
                           record_events=record_events, strict_sram=strict_sram, describe=describe)
+        unwritten = []
         if functional:
-            replay(program, engine, metas, handles, ctx.memory)
+            unwritten = replay(program, engine, metas, handles, ctx.memory)
     finally:
         if gc_on:
             gc.enable()
 
+    if unwritten and ctx.memory.unwritten == "nan":
+        u = unwritten[0]
+        more = f" (and {len(unwritten) - 1} more loads: LaunchResult.unwritten_reads)" if len(unwritten) > 1 else ""
+        warnings.warn(UnwrittenReadWarning(
+            f"PE {u['pe']} at {os.path.basename(u['where'].rsplit(':', 1)[0])}:"
+            f"{u['where'].rsplit(':', 1)[1]}: load reads element {u['element']} of {u['array']!r}, "
+            f"which nothing has written: it holds NaN (int32: -2**31). Store to it, place data with "
+            f"ctx.put/shard/replicate, or use Context(unwritten='zero'){more}"), stacklevel=3)
     return LaunchResult(
         hw=hw,
         sfr=ctx.sfr,
@@ -358,6 +368,7 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
         engine=engine,
         labels=label,
         sources=source,
+        unwritten_reads=unwritten,
     )
 
 

@@ -27,6 +27,10 @@ __all__ = ["DeviceArray", "DeviceMemory", "BASE_ADDR", "ALIGN", "to_numpy", "Pla
 BASE_ADDR = 0x1000_0000  #: first allocation's address; smaller ints are never valid pointers
 ALIGN = 4096  #: allocation alignment, and the guard gap after each allocation
 MAX_ALLOCATION = 1 << 40  #: bytes per PE of one allocation
+#: What never-written device memory holds: NaN (int32: its minimum, -2**31) so that reading it by
+#: mistake shows, as NKI's and Pallas's simulators do; or zeros.
+UNWRITTEN = ("nan", "zero")
+INT32_POISON = -(2 ** 31)
 
 
 class PlacementError(KernbenchError, ValueError):
@@ -66,7 +70,7 @@ class DeviceArray:
     pointer into it. Read back with :meth:`read`, :meth:`gather` or :meth:`read_all`."""
 
     __slots__ = ("name", "addr", "shape", "dtype", "itemsize", "numel", "nbytes", "placement",
-                 "_memory", "_data", "freed")
+                 "_memory", "_data", "_written", "freed")
 
     def __init__(self, memory: "DeviceMemory", name: str, addr: int, shape: tuple, dtype: str,
                  placement: dict):
@@ -79,7 +83,10 @@ class DeviceArray:
         self.numel = math.prod(shape)
         self.nbytes = self.numel * self.itemsize
         self.placement = placement  #: kind (shard/replicate/pe/empty), over, axis, parts, pe
-        self._data: dict[int, np.ndarray] = {}  #: global PE -> flat contents (absent = zeros)
+        self._data: dict[int, np.ndarray] = {}  #: global PE -> flat contents (absent: unwritten)
+        #: global PE -> what has been written: None = all of it, else a flat bool mask (absent:
+        #: nothing). Functional replay reports a load of unwritten elements.
+        self._written: dict[int, np.ndarray | None] = {}
         self.freed = False
 
     @property
@@ -125,8 +132,12 @@ class DeviceArray:
 class DeviceMemory:
     """Every allocation of a Context, with the per-PE contents (functional mode)."""
 
-    def __init__(self, hw: HardwareConfig):
+    def __init__(self, hw: HardwareConfig, unwritten: str = "nan"):
+        if unwritten not in UNWRITTEN:
+            raise ValueError(f"unwritten must be one of {UNWRITTEN}, got {unwritten!r}")
         self.hw = hw
+        #: what never-written memory holds: "nan" (floats NaN, int32 -2**31) or "zero"
+        self.unwritten = unwritten
         self._arrays: list[DeviceArray] = []  #: live allocations by address
         self._bases: list[int] = []
         self._top = BASE_ADDR
@@ -135,7 +146,7 @@ class DeviceMemory:
 
     # -- allocation ------------------------------------------------------------------------
     def allocate(self, shape, dtype, name: str | None = None, placement: dict | None = None) -> DeviceArray:
-        """Reserve ``shape``/``dtype`` per PE at a fresh address (no data: reads give zeros)."""
+        """Reserve ``shape``/``dtype`` per PE at a fresh address (no data: unwritten memory)."""
         dims = shape if isinstance(shape, (tuple, list)) else (shape,)
         if not dims or not all(isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_))
                                and d >= 1 for d in dims):
@@ -161,6 +172,7 @@ class DeviceMemory:
         del self._arrays[i], self._bases[i]
         arr.freed = True
         arr._data.clear()
+        arr._written.clear()
         self._last = None
 
     def _index(self, arr: DeviceArray) -> int:
@@ -221,19 +233,33 @@ class DeviceMemory:
             return int(pe)
         raise PlacementError(f"PE must be (pe, cube) or a global index < {hw.n_pes}, got {pe!r}")
 
+    def _fresh(self, arr: DeviceArray) -> np.ndarray:
+        """The flat contents of memory nothing has written (see ``unwritten``)."""
+        dt = NP_DTYPES[arr.dtype]
+        if self.unwritten == "zero":
+            return np.zeros(arr.numel, dt)
+        return np.full(arr.numel, INT32_POISON if dt.kind == "i" else np.nan, dt)
+
     def flat(self, arr: DeviceArray, g: int) -> np.ndarray:
-        """PE ``g``'s contents, flat (read-only view, or zeros when nothing was written)."""
+        """PE ``g``'s contents, flat (read-only view; unwritten memory as ``unwritten`` says)."""
         d = arr._data.get(g)
         if d is None:
-            d = np.zeros(arr.numel, NP_DTYPES[arr.dtype])
+            d = self._fresh(arr)
             d.flags.writeable = False
         return d
+
+    def written(self, arr: DeviceArray, g: int) -> np.ndarray | None:
+        """Which of PE ``g``'s elements have been written: None when all, else a flat bool
+        array (writable: stores mark what they write)."""
+        if g not in arr._written:
+            arr._written[g] = np.zeros(arr.numel, np.bool_)
+        return arr._written[g]
 
     def writable(self, arr: DeviceArray, g: int) -> np.ndarray:
         """PE ``g``'s contents, flat and private to it (copied from a shared array on first write)."""
         d = arr._data.get(g)
         if d is None:
-            d = np.zeros(arr.numel, NP_DTYPES[arr.dtype])
+            d = self._fresh(arr)
             arr._data[g] = d
         elif not d.flags.writeable:
             d = d.copy()
@@ -249,6 +275,7 @@ class DeviceMemory:
         flat.flags.writeable = False
         for g in pes:
             arr._data[g] = flat
+            arr._written[g] = None
 
     def read(self, arr: DeviceArray, pe) -> np.ndarray:
         self._check_live(arr)
@@ -257,7 +284,8 @@ class DeviceMemory:
     def read_all(self, arr: DeviceArray) -> np.ndarray:
         self._check_live(arr)
         hw = self.hw
-        out = np.zeros((hw.n_cubes, hw.pes_per_cube) + arr.shape, NP_DTYPES[arr.dtype])
+        out = np.empty((hw.n_cubes, hw.pes_per_cube) + arr.shape, NP_DTYPES[arr.dtype])
+        out.reshape(-1)[:] = self._fresh(arr)[0] if arr.numel else 0
         for g, d in arr._data.items():
             out[g // hw.pes_per_cube, g % hw.pes_per_cube] = d.reshape(arr.shape)
         return out
@@ -322,6 +350,10 @@ class DeviceMemory:
                                                         "parts": n, "global_shape": a.shape})
         for piece, pes in zip(pieces, targets):
             self._set(arr, pes, piece)
+        # PEs without a slice hold zeros at the same address (a placement, written)
+        rest = sorted(set(range(self.hw.n_pes)) - {g for pes in targets for g in pes})
+        if rest:
+            self._set(arr, rest, np.zeros_like(pieces[0]))
         return arr
 
     def replicate(self, x, dtype=None, name: str | None = None) -> DeviceArray:
@@ -336,6 +368,8 @@ class DeviceMemory:
         arr = self.allocate(a.shape, dt, name, {"kind": "pe", "pe": (g % self.hw.pes_per_cube,
                                                                      g // self.hw.pes_per_cube)})
         self._set(arr, [g], a)
+        # the other PEs hold zeros (written: a placement, not forgotten memory)
+        self._set(arr, [h for h in range(self.hw.n_pes) if h != g], np.zeros_like(a))
         return arr
 
     def empty_like(self, like: DeviceArray, dtype=None, name: str | None = None) -> DeviceArray:

@@ -98,16 +98,47 @@ def _region(flat: np.ndarray, e0: int, shape: tuple, stride) -> np.ndarray:
     return as_strided(raw, shape=(rows, cols * isz), strides=(stride * isz, 1)).view(flat.dtype)
 
 
-def replay(program, engine, metas: list, handles: list, memory) -> None:
+#: Loads of unwritten memory a launch records in full (the rest are counted).
+MAX_UNWRITTEN_READS = 64
+
+
+def _first_unwritten(memory, alloc, g: int, e0: int, shape: tuple, stride, idx=None):
+    """Element index of the first element of a load that nothing has written, or None."""
+    w = memory.written(alloc, g)
+    if w is None:
+        return None
+    ok = w[idx] if idx is not None else _region(w, e0, shape, stride)
+    if ok.all():
+        return None
+    flat_ix = _elements(e0, shape, stride).reshape(-1) if idx is None else idx
+    return int(flat_ix[np.argmin(ok.reshape(-1))])
+
+
+def _mark_written(memory, alloc, g: int, e0: int, shape: tuple, stride, idx=None) -> None:
+    w = memory.written(alloc, g)
+    if w is None:
+        return
+    if idx is not None:
+        w[idx] = True
+    else:
+        _region(w, e0, shape, stride)[...] = True
+    if w.all():
+        alloc._written[g] = None  # all written: loads need not look again
+
+
+def replay(program, engine, metas: list, handles: list, memory) -> list:
     """Compute every command of ``program`` and write stores into ``memory``.
 
     ``metas[g]`` is PE g's command metadata (builder.meta, or None for a silent PE);
     ``handles[g][i]`` a weak reference to the handle returned for tensor i, whose ``.data`` gets
-    the value if the kernel still holds it. A value is dropped once its last reader has run, so
+    the value if the kernel still holds it. Returns the loads of memory nothing had written, in
+    completion order: dicts with pe, where (file:line), array, element (the first, per load),
+    at most MAX_UNWRITTEN_READS of them. A value is dropped once its last reader has run, so
     replay holds about what the PEs' SRAM would, not every tensor of the launch."""
     order = engine.completion_order
+    unwritten: list = []
     if len(order) == 0:
-        return
+        return unwritten
     cmds = program.commands
     offs = program.cmd_offsets
     pe_of = np.searchsorted(offs, order, side="right") - 1
@@ -145,9 +176,11 @@ def replay(program, engine, metas: list, handles: list, memory) -> None:
                 flat = memory.flat(alloc, g)
                 if mspec is None:
                     v[dst] = np.array(_region(flat, e0, shape, stride))
+                    bad = _first_unwritten(memory, alloc, g, e0, shape, stride)
                 else:
                     ix, mk = _masked_indices(alloc, e0, shape, stride, value_of(v, mspec),
                                              (g % ppc, g // ppc), m[1], m[2], "load")
+                    bad = _first_unwritten(memory, alloc, g, e0, shape, stride, ix)
                     nd = NP_DTYPES[dtype]
                     o = 0 if other is None else _arg(v, other)
                     out = np.array(_to(np.asarray(o), nd) if isinstance(o, np.ndarray)
@@ -155,6 +188,9 @@ def replay(program, engine, metas: list, handles: list, memory) -> None:
                     out = np.array(np.broadcast_to(out, shape))
                     out[mk] = flat[ix]
                     v[dst] = out
+                if bad is not None and len(unwritten) < MAX_UNWRITTEN_READS:
+                    unwritten.append({"pe": (g % ppc, g // ppc), "where": f"{m[1]}:{m[2]}",
+                                      "array": alloc.name, "element": bad})
             elif kind == "dot":
                 v[dst] = np.matmul(_f32(v, m[3]), _f32(v, m[4]))
             elif kind == "reduce":
@@ -165,10 +201,12 @@ def replay(program, engine, metas: list, handles: list, memory) -> None:
                 x = _to(value_of(v, spec), NP_DTYPES[alloc.dtype])
                 if mspec is None:
                     _region(memory.writable(alloc, g), e0, shape, stride)[...] = x.reshape(shape)
+                    _mark_written(memory, alloc, g, e0, shape, stride)
                 else:
                     ix, mk = _masked_indices(alloc, e0, shape, stride, value_of(v, mspec),
                                              (g % ppc, g // ppc), m[1], m[2], "store")
                     memory.writable(alloc, g)[ix] = x.reshape(shape)[mk]
+                    _mark_written(memory, alloc, g, e0, shape, stride, ix)
             elif kind == "send":
                 stash[idx] = value_of(v, m[3])
             elif kind == "recv":
@@ -185,3 +223,4 @@ def replay(program, engine, metas: list, handles: list, memory) -> None:
                     rd[sid] -= 1
                     if rd[sid] == 0:
                         v[sid] = None
+    return unwritten

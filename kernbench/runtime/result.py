@@ -43,6 +43,9 @@ class LaunchResult:
     labels: Optional[Callable[[int], str]] = None  #: global cmd -> "dot (64,128)x(128,64) f16"
     sources: Optional[Callable[[int], str]] = None  #: global cmd -> "path/kernel.py:12" (its call site)
     extra: dict = field(default_factory=dict)  #: anything a caller attaches (diag figures, ...)
+    #: functional mode: loads that read device memory nothing had written (docs/language.md,
+    #: "Launch context and device memory"): dicts with pe, where, array, element
+    unwritten_reads: list = field(default_factory=list)
 
     # -- naming ------------------------------------------------------------------------------
     def pe_coords(self, g: int) -> tuple:

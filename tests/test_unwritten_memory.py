@@ -1,0 +1,87 @@
+"""Device memory nothing has written holds NaN (int32: -2**31) by default, so a kernel that reads
+it by mistake shows it, as NKI's and Pallas's simulators do; functional replay reports every such
+load (PE, line, array, element) and warns about the first. ``Context(unwritten="zero")`` reads
+zeros instead (docs/language.md, "Launch context and device memory")."""
+import os
+import sys
+import warnings
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench.common.errors import UnwrittenReadWarning
+
+HW = {"n_cubes": 1, "pes_per_cube": 2}
+FILE = os.path.basename(__file__)
+
+
+@pytest.mark.parametrize("dtype", ["f16", "bf16", "f32", "fp8e4m3", "fp8e5m2", "int32"])
+def test_empty_memory_reads_as_nan_or_int32_min(dtype):
+    ctx = kernbench.Context("default", overrides=HW)
+    a = ctx.empty((4,), dtype)
+    v = ctx.read(a, (0, 0))
+    if dtype == "int32":
+        assert (v == -2 ** 31).all()
+    else:
+        assert np.isnan(v.astype(np.float32)).all()
+    assert ctx.read_all(a).shape == (1, 2, 4)
+    z = kernbench.Context("default", overrides=HW, unwritten="zero")
+    assert not z.read(z.empty((4,), dtype), (0, 0)).astype(np.float32).any()
+
+
+def test_a_load_of_unwritten_memory_is_reported_with_pe_and_line():
+    ctx = kernbench.Context("default", overrides=HW)
+    x = ctx.empty((8,), "f32", name="scratch")
+    o = ctx.empty((8,), "f32", name="out")
+    lines = []
+
+    def kernel(x_ptr, o_ptr, *, tl):
+        if tl.program_id(0) == 1:
+            tl.store(x_ptr, tl.full((4,), 1.0))  # PE 1 writes elements 0..3 of its own copy
+            lines.append(sys._getframe().f_lineno + 1)
+            t = tl.load(x_ptr, shape=(8,))  # 4..7 were never written
+            tl.store(o_ptr, t)
+
+    with pytest.warns(UnwrittenReadWarning) as w:
+        r = ctx.launch(kernel, (2, 1), x, o)
+    msg = str(w[0].message)
+    assert f"PE (1, 0) at {FILE}:{lines[0]}: load reads element 4 of 'scratch', which nothing has written" in msg
+    assert r.unwritten_reads == [{"pe": (1, 0), "where": f"{__file__}:{lines[0]}", "array": "scratch",
+                                  "element": 4}]
+    out = ctx.read(o, (1, 0))
+    np.testing.assert_array_equal(out[:4], 1.0)
+    assert np.isnan(out[4:]).all()  # the NaN carried through, as on a machine with poisoned memory
+
+
+def test_written_placed_and_masked_reads_are_not_reported():
+    ctx = kernbench.Context("default", overrides=HW)
+    x = ctx.replicate(np.arange(8, dtype=np.float32))
+    s = ctx.empty((8,), "f32")
+    p = ctx.put(np.ones(8, np.float32), pe=(0, 0))  # the other PE holds zeros (a placement)
+
+    def kernel(x_ptr, s_ptr, p_ptr, *, tl):
+        tl.store(s_ptr, tl.load(x_ptr, shape=(8,)), mask=tl.arange(0, 8) < 5)
+        a = tl.load(s_ptr, shape=(8,), mask=tl.arange(0, 8) < 5)  # only written elements unmasked
+        b = tl.load(p_ptr, shape=(8,))
+        tl.store(s_ptr, a + b)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnwrittenReadWarning)
+        r = ctx.launch(kernel, (2, 1), x, s, p)
+    assert r.unwritten_reads == []
+    np.testing.assert_array_equal(ctx.read(s, (1, 0)), [0, 1, 2, 3, 4, 0, 0, 0])
+
+
+def test_timing_mode_reads_nothing_and_reports_nothing():
+    ctx = kernbench.Context("default", overrides=HW)
+    x = ctx.empty((8,), "fp8e5m2")
+    r = ctx.launch(lambda p, *, tl: tl.load(p, shape=(8,)), (1, 1), x, mode="timing")
+    assert r.unwritten_reads == [] and r.cycles > 0
+    assert ctx.read(x, (0, 0)).dtype == ml_dtypes.float8_e5m2
+
+
+def test_unwritten_must_be_nan_or_zero():
+    with pytest.raises(ValueError, match="unwritten must be one of"):
+        kernbench.Context("default", overrides=HW, unwritten="garbage")
