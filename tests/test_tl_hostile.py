@@ -133,3 +133,12 @@ def test_zero_d_numpy_arrays_are_numbers():
                                    np.array(2.0) * tl.load(p, shape=(2, 3))))
     np.testing.assert_array_equal(a.data, A * 2)
     np.testing.assert_array_equal(b.data, A * 2)
+
+
+def test_a_tensor_the_host_cannot_hold_is_refused_in_functional_mode_only():
+    # 10**10 f32 elements = 40 GB: once numpy's raw MemoryError from replay, after timing had run
+    msg = refused(lambda tl, p: tl.full((10 ** 5, 10 ** 5), 1.0))
+    assert "(100000,100000) f32 tensor is 40,000,000,000 bytes: functional mode holds every value" in msg
+    _, r = run(lambda tl, p: tl.full((10 ** 5, 10 ** 5), 1.0), mode="timing")
+    # fill of 10**10 elements: ceil(10**10 / 64) * 1 + 8 cycles
+    assert r.cycles == -(-10 ** 10 // 64) + 8

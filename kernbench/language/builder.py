@@ -37,6 +37,7 @@ sizes (and, in functional mode, weak references to the handles) remain.
 """
 from __future__ import annotations
 
+import os
 import weakref
 
 import numpy as np
@@ -63,6 +64,19 @@ _PAD, _ALIGNED = SRAM_ALIGN - 1, -SRAM_ALIGN
 KNOWN_MAX = 1 << 20
 KNOWN_FILL_MAX = 1 << 12
 
+MAX_TENSOR_BYTES = 1 << 40  #: the engine's bound on a tensor's bytes (kernbench._core.api)
+
+
+def value_budget() -> int:
+    """Most bytes one tensor may take in functional mode: an eighth of the host's physical
+    memory (replay holds the live values and computes some in f32 beside them)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = 16 << 30
+    return min(MAX_TENSOR_BYTES, max(total // 8, 1 << 20))
+
+
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
 #: bound on the Python lists a program holds.
 FLUSH_EVERY = 1 << 14
@@ -86,7 +100,7 @@ class PEBuilder:
     ``meta`` (replay metadata per command) and ``handles`` (a weak reference per tensor id)."""
 
     __slots__ = (
-        "pe", "cube", "g", "serial", "base", "transposed", "known", "fills",
+        "pe", "cube", "g", "serial", "base", "transposed", "known", "fills", "max_bytes",
         "functional", "memory", "nbr", "sfr_text", "trace_store", "site_table",
         "tensors", "pinned", "meta", "sram_top", "cmd_start", "cmd_end", "n_tensors",
         "tensor_pinned", "handles", "finished",
@@ -102,6 +116,9 @@ class PEBuilder:
         self.base = semantic.id_base(self.serial, pe, cube)
         #: (tensor number, shape) of every transposed view tl.trans made (the only legal ones)
         self.transposed: set = set()
+        #: largest tensor (bytes) this program may make: the engine's bound, and in functional
+        #: mode what the host can hold as a numpy value
+        self.max_bytes = value_budget() if functional else MAX_TENSOR_BYTES
         #: tensor number -> value, for tensors computed from constants while tracing (tl.arange
         #: and the index arithmetic and masks built on it): masked accesses are checked at trace
         self.known: dict = {}
@@ -160,6 +177,17 @@ class PEBuilder:
         """This program's site indices (into ``site_table``), once finished."""
         return self.trace_store.slice(self.cmd_start, self.cmd_end)[1]
 
+    def _too_big(self, shape: tuple, dtype: str, nbytes: int):
+        """A tensor larger than the engine represents, or (functional mode) than this host can
+        hold as a value: refused before anything runs, naming the PE and line."""
+        if self.functional:
+            semantic.fail(self, f"a {semantic.fmt_shape(shape)} {dtype} tensor is {nbytes:,} bytes: "
+                                f"functional mode holds every value in host memory, and one tensor may "
+                                f"take at most {self.max_bytes:,} bytes (an eighth of this host's "
+                                f"memory); use mode='timing' (shapes only) or smaller tiles")
+        semantic.fail(self, f"a {semantic.fmt_shape(shape)} {dtype} tensor is {nbytes:,} bytes: at most "
+                            f"2**40 (what the engine's byte counters represent)")
+
     def _flush(self) -> None:
         """Move the recorded commands into the store's arrays (before a new tensor is made)."""
         if self.trace_store.current is not self:
@@ -213,6 +241,8 @@ class PEBuilder:
         return p[2]
 
     def _new(self, shape: tuple, dtype: str, n: int, nbytes: int, pinned: bool = False) -> TensorHandle:
+        if nbytes > self.max_bytes:
+            self._too_big(shape, dtype, nbytes)
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
             self._flush()
@@ -280,6 +310,8 @@ class PEBuilder:
             self._flush()
         t = p[8]
         nbytes = 4 * t[2]
+        if nbytes > self.max_bytes:
+            self._too_big(t[0], "f32", nbytes)
         h = _make_handle(TensorHandle)  # see _make_handle
         h.id = self.base + i
         h.addr = self.sram_top
@@ -310,6 +342,8 @@ class PEBuilder:
         if not i & _FLUSH_MASK and i:
             self._flush()
         nbytes = n * ITEMSIZE[dtype]
+        if nbytes > self.max_bytes:
+            self._too_big(shape, dtype, nbytes)
         h = _make_handle(TensorHandle)  # see _make_handle
         h.id = self.base + i
         h.addr = self.sram_top
@@ -400,6 +434,8 @@ class PEBuilder:
             self._flush()
         t = p[8]
         nbytes = t[2] * ITEMSIZE[dtype]
+        if nbytes > self.max_bytes:
+            self._too_big(t[0], dtype, nbytes)
         h = _make_handle(TensorHandle)  # see _make_handle
         h.id = self.base + i
         h.addr = self.sram_top
