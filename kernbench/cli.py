@@ -22,9 +22,11 @@ import argparse
 import importlib
 import importlib.util
 import inspect
+import os
 import re
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -199,7 +201,13 @@ def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
             ) from e
         except ValueError:
             pass  # no signature to check (a builtin): let the call speak
-        got = setup(ctx, **values)
+        try:
+            got = setup(ctx, **values)
+        except Exception as e:  # the user's setup failed, not kernbench: say so, and where
+            tb = traceback.extract_tb(e.__traceback__)
+            at = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
+            raise CliError(f"{setup_name}(ctx, ...) in {_module_label(module)} raised "
+                           f"{type(e).__name__}{at}: {e}") from e
         if isinstance(got, (tuple, list)):
             return tuple(got)
         if isinstance(got, dict):

@@ -402,3 +402,13 @@ def test_setup_only_arguments_do_not_reach_the_kernel():
     mod.setup = lambda ctx, n: {"x_ptr": 1, "bogus": 2}
     with pytest.raises(cli.CliError, match="kernel k has no parameter 'bogus'"):
         cli.launch_args(mod, k, None, {"n": 7})
+
+
+def test_an_error_in_setup_says_it_came_from_setup(capsys, tmp_path):
+    mod = tmp_path / "bad_setup.py"
+    mod.write_text("def setup(ctx, **args):\n    return {}['missing']\n\n"
+                   "def k(*, tl):\n    pass\n")
+    code, _, err = run(capsys, "run", f"{mod}:k", "--grid", "1,1")
+    assert code == 2
+    line = one_error_line(err)
+    assert "setup(ctx, ...) in" in line and "raised KeyError at bad_setup.py:2: 'missing'" in line
