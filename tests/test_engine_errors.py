@@ -379,12 +379,18 @@ def test_max_cycles_names_where_each_pe_stands():
 
 
 def test_without_a_guard_the_cycle_horizon_still_raises_max_cycles():
-    # A legal launch that runs past 2**62 cycles (here a DMA latency of 2**62) stops at the
-    # engine's horizon with the same error as an explicit guard (it used to fail with a TypeError).
-    m = Machine(load_hw().with_overrides({"dma.latency_cycles": 2**62}))
-    m[0, 0].load(64, line=6)
+    # A legal launch that runs past 2**62 cycles stops at the engine's horizon with the same error
+    # as an explicit guard. With every key bounded (tests/test_hw_bounds.py) it takes two of the
+    # longest reductions on one lane: 64 * 2**11 + 2**20 = 1179648 for the fill, then each
+    # reduce (outer 2**10, r 2**40, inner 1) costs 2**61 + 2**20 cycles.
+    hw = load_hw().with_overrides({"vector.lanes": 1, "vector.op_cycles.fill": 2**11,
+                                   "vector.op_cycles.add": 2**11, "vector.pipeline_latency": 2**20})
+    m = Machine(hw)
+    src = fill(m[0, 0], 64)
+    m[0, 0].reduce(VecOp.ADD, src, 2**10, 2**40, line=6)
+    m[0, 0].reduce(VecOp.ADD, src, 2**10, 2**40, line=6)  # ends at 2**62 + 3276800
     with pytest.raises(MaxCyclesError, match=r"simulation passed max_cycles=4611686018427387904 at cycle "
-                                             r"4611686018427387905\. Where each PE stands:\n  PE \(0, 0\) DMA is running load \(line 6\)"):
+                       r"4611686018430664704\. Where each PE stands:\n  PE \(0, 0\) VECTOR is running reduce \(line 6\)"):
         m.run()
 
 

@@ -16,7 +16,12 @@ __all__ = [
 
 
 class KernbenchError(Exception):
-    """Base of kernbench's own errors."""
+    """Base of kernbench's own errors. Every one carries ``pe`` (the PE as (pe, cube), or None
+    when no PE is at fault) and ``where`` (the kernel's "file:line", or None), so that a program,
+    not only a person, can tell where."""
+
+    pe: tuple | None = None
+    where: str | None = None
 
 
 class DeadlockError(KernbenchError, RuntimeError):
@@ -26,6 +31,9 @@ class DeadlockError(KernbenchError, RuntimeError):
         super().__init__(message)
         self.blocked = blocked
         self.cycle = cycle
+        if blocked:  # the first blocked unit: each entry names its own PE and line too
+            self.pe = blocked[0].get("pe_coords")
+            self.where = blocked[0].get("where")
 
 
 class MaxCyclesError(KernbenchError, RuntimeError):
@@ -35,14 +43,18 @@ class MaxCyclesError(KernbenchError, RuntimeError):
         super().__init__(message)
         self.positions = positions
         self.cycle = cycle
+        if positions:
+            self.pe = positions[0].get("pe_coords")
+            self.where = positions[0].get("where")
 
 
 class SramCapacityError(KernbenchError, RuntimeError):
     """Peak live SRAM above capacity with ``strict_sram=True``."""
 
-    def __init__(self, message: str, over: list[tuple]):
+    def __init__(self, message: str, over: list[tuple], pe: tuple | None = None):
         super().__init__(message)
         self.over = over
+        self.pe = pe
 
 
 class KernelError(KernbenchError, ValueError):

@@ -13,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 __all__ = [
     "GemmConfig",
     "VectorOpCycles",
@@ -24,11 +26,14 @@ __all__ = [
     "load_hw",
     "list_presets",
     "HardwareConfigError",
+    "KEY_BOUNDS",
+    "check_bounds",
 ]
 
 
 class HardwareConfigError(ValueError):
-    """A hardware config key is unknown, has the wrong type, or a non-positive size."""
+    """A hardware config key is unknown, has the wrong type, or a value outside its bounds
+    (KEY_BOUNDS; docs/hardware-model.md, "Key bounds"); a hardware file cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,11 @@ class HardwareConfig:
     sram: SramConfig = field(default_factory=SramConfig)
 
     def __post_init__(self) -> None:
-        _check_types(self, "")
-        _check_positive(self, "")
+        # Checked (and numpy scalars turned into int/float) however the config was built: TOML,
+        # dict, overrides or by hand. Every value the engine sees is within KEY_BOUNDS.
+        for name, value in _checked_fields(self, "").items():
+            object.__setattr__(self, name, value)
+        _check_joint_bounds(self)
 
     # -- derived figures ---------------------------------------------------------------
     @property
@@ -155,7 +163,7 @@ class HardwareConfig:
         return to_dict(self)
 
 
-#: HardwareConfig's own field types (its sub-configs check themselves against their defaults)
+#: HardwareConfig's own field types (its sub-configs are checked against their defaults' types)
 _TOP_TYPES = {"name": str, "n_cubes": int, "pes_per_cube": int, "clock_ghz": float, "gemm": GemmConfig,
               "vector": VectorConfig, "dma": DmaConfig, "link": LinkConfig, "sram": SramConfig}
 
@@ -165,6 +173,8 @@ def to_dict(cfg: Any) -> dict:
 
 
 def _set_dotted(data: dict, key: str, value: Any) -> None:
+    if not isinstance(key, str):
+        raise HardwareConfigError(f"hardware override keys must be dotted strings like 'gemm.rows', got {key!r}")
     parts = key.split(".")
     node = data
     for p in parts[:-1]:
@@ -176,9 +186,181 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _check_types(cfg: Any, prefix: str) -> None:
-    """Field types as declared (ints may stand for floats), whoever built the dataclass."""
+# -- key bounds ----------------------------------------------------------------------------------
+#
+# The engine does its timing in int64 (kernbench/_core/_timing.pxd, _dma.pyx, _link.pyx,
+# _engine.pyx) with no overflow checks, and its HwParams struct holds every key as an int64 (the
+# machine's size as int32). A key may therefore take any value for which every formula of
+# docs/hardware-model.md, fed the largest command the engine accepts, stays representable; past
+# that the C arithmetic wraps (a dot costing 0 cycles, a deadlock "at cycle -9223372036854775745",
+# a credit ring of 0 bytes written past its end). The engine's own per-command bounds are in
+# kernbench/_core/api.py; mirrored here because api.py imports this module (the test suite checks
+# they agree):
+ENGINE_MAX_SIZE = 1 << 40  #: api.MAX_SIZE: m, n, k, byte counts and tensor sizes of a command
+ENGINE_MAX_VOLUME = 1 << 50  #: api.MAX_VOLUME: m * n * k of a dot or a reduction
+ENGINE_MAX_ESIZE = 8  #: api.py: bytes of a dot's input element
+ENGINE_HORIZON = 1 << 62  #: api._HORIZON: the last cycle a command may start at
+#
+# Every command starts at a cycle <= ENGINE_HORIZON, so it ends inside int64 when its duration is
+# below 2**62 (2**62 + 2**62 = 2**63 would wrap). With S = 2**40, V = 2**50, e <= 8 and the
+# bounds below (R, C <= 2**16; max(R, C) <= 256 * s, s = sram.bytes_per_cycle; op <= 2**11;
+# L <= 2**16; latencies <= 2**20; byte sizes <= 2**30), the worst command of each formula:
+#
+#   dot, a = ceil(M/R), b = ceil(N/C), folds = a*b; a*R <= max(2M, R), b <= N, MNK <= V, K <= S:
+#     array term  folds * (K + R + C - 2) <= MNK + N*max(2M, R) + M*max(2N, C)
+#                                         <= V + 2*max(2V, 2**16 * S)                    ~ 2**57
+#     SRAM term   folds * ceil((R + C)*K*e / s) < e*(abRK + abCK)/s + folds
+#                 abRK + abCK <= 4V + max(R, C)*K*(M + N) <= 4V + max(R, C)*(V + S)
+#                 so < 8*4V + 8*256*(V + S) + V (using max(R, C) <= 256 * s, s >= 1)  ~ 2**61
+#                 (its numerator (R + C)*K*e + s <= 2**17 * 2**40 * 8 + 2**30 ~ 2**60)
+#     Without the joint bound max(R, C) <= 256 * s, R = 2**16, C = 1, s = 1 and a dot of
+#     (1, 2**25) x (2**25, 2**25) is 2**25 folds of ~2**44 cycles: 2**69, which wraps.
+#   elementwise   ceil(n/L) * op + latency <= S * 2**11 + 2**20                          ~ 2**51
+#   row reduction outer * (ceil(r/L) * op + ceil(log2 L)) + latency
+#                 <= V * 2**11 + S * 16 + 2**20                                          ~ 2**61
+#     (op <= 2**11 is what this needs: with L = 1 a reduction of V elements costs V * op)
+#   lead-axis     outer * (r - 1) * ceil(inner/L) * op + latency <= V * 2**11 + 2**20   ~ 2**61
+#   DMA           sum of ceil(bytes_b / W) + latency <= S + 2**20 per command; a burst or a
+#                 train adds at most S + 2**20 to the cycle it is granted at (<= the horizon)
+#   link          a packet starts at s_i <= the horizon (the engine stops there) and adds
+#                 ser <= P <= 2**30 and two hops <= 2**21; a message's ser <= S + P
+# Sizes the engine indexes with: n_cubes * pes_per_cube <= 2**20 keeps the int32 event object
+# pe * 11 + unit (and link pe * 4 + port) below 2**31, and the credit rings of
+# 2 * 4 * n_pes * Q int64 below 2**43 entries (their byte count cannot wrap; Q <= 2**20 also
+# fits the int32 credit counter of packet detail). sram.capacity_bytes is only compared with live
+# bytes (int64): at most 2**62. clock_ghz in [1e-9, 1e3]: a clock of at least 1 Hz keeps
+# seconds = cycles / (clock_ghz * 1e9) finite for every int64 cycle count.
+# _worst_cases() below recomputes each of these figures from KEY_BOUNDS; the module refuses to
+# import if one reaches its limit, so a bound cannot be raised past what the engine represents.
+
+_OP_KEYS = tuple(f"vector.op_cycles.{f.name}" for f in fields(VectorOpCycles))
+
+#: key -> (smallest, largest) value accepted; docs/hardware-model.md, "Key bounds".
+KEY_BOUNDS: dict[str, tuple[int | float, int | float]] = {
+    "n_cubes": (1, 1 << 16),
+    "pes_per_cube": (1, 1 << 12),
+    "clock_ghz": (1e-9, 1e3),
+    "gemm.rows": (1, 1 << 16),
+    "gemm.cols": (1, 1 << 16),
+    "vector.lanes": (1, 1 << 16),
+    "vector.pipeline_latency": (1, 1 << 20),
+    **{k: (1, 1 << 11) for k in _OP_KEYS},
+    "dma.burst_bytes": (1, 1 << 30),
+    "dma.channel_bytes_per_cycle": (1, 1 << 30),
+    "dma.latency_cycles": (1, 1 << 20),
+    "link.packet_bytes": (1, 1 << 30),
+    "link.bytes_per_cycle": (1, 1 << 30),
+    "link.hop_latency_cycles": (1, 1 << 20),
+    "link.rx_queue_packets": (1, 1 << 20),
+    "sram.capacity_bytes": (1, 1 << 62),
+    "sram.bytes_per_cycle": (1, 1 << 30),
+}
+MAX_PES = 1 << 20  #: n_cubes * pes_per_cube
+GEMM_SRAM_RATIO = 256  #: max(gemm.rows, gemm.cols) <= GEMM_SRAM_RATIO * sram.bytes_per_cycle
+_CYCLE_LIMIT = 1 << 62  #: a command's duration stays below it (see above)
+
+
+def _worst_cases() -> dict[str, tuple[int, int]]:
+    """The derivation above as numbers: figure -> (worst value at KEY_BOUNDS, limit)."""
+    hi = {k: b[1] for k, b in KEY_BOUNDS.items()}
+    S, V, E = ENGINE_MAX_SIZE, ENGINE_MAX_VOLUME, ENGINE_MAX_ESIZE
+    R, C = hi["gemm.rows"], hi["gemm.cols"]
+    op = max(hi[k] for k in _OP_KEYS)
+    lat = hi["vector.pipeline_latency"]
+    log2_lanes = (hi["vector.lanes"] - 1).bit_length()
+    P = max(hi["link.packet_bytes"], hi["dma.burst_bytes"])
+    h = max(hi["link.hop_latency_cycles"], hi["dma.latency_cycles"])
+    T = _CYCLE_LIMIT
+    return {
+        "dot, array term": (V + 2 * max(2 * V, max(R, C) * S), T),
+        "dot, SRAM term": (E * 4 * V + E * GEMM_SRAM_RATIO * (V + S) + V, T),
+        "dot, SRAM numerator": ((R + C) * S * E + hi["sram.bytes_per_cycle"], T),
+        "elementwise": (S * op + lat, T),
+        "row reduction": (V * op + S * log2_lanes + lat, T),
+        "leading-axis reduction": (V * op + lat, T),
+        "DMA command alone": (S + h, T),
+        "link message serialisation": (S + P, T),
+        "link packet past the horizon": (ENGINE_HORIZON + P + 2 * h, 1 << 63),
+        "event object pe * 11 + unit": (MAX_PES * 11, 1 << 31),
+        "credit ring entries": (2 * 4 * MAX_PES * hi["link.rx_queue_packets"], 1 << 60),
+        "packet-detail credits": (hi["link.rx_queue_packets"], 1 << 31),
+    }
+
+
+def _numeric_keys(types: Mapping[str, type], prefix: str = "") -> set[str]:
+    """Dotted names of the int and float keys, from the declared types (no config is built:
+    building one needs KEY_BOUNDS to be complete)."""
+    out = set()
+    for name, t in types.items():
+        if dataclasses.is_dataclass(t):
+            d = t()
+            out |= _numeric_keys({f.name: type(getattr(d, f.name)) for f in fields(t)}, prefix + name + ".")
+        elif t is not str:
+            out.add(prefix + name)
+    return out
+
+
+def _check_bounds_at_import() -> None:
+    leaves = _numeric_keys(_TOP_TYPES)
+    if leaves != set(KEY_BOUNDS):
+        raise ImportError(f"kernbench.hw.config: KEY_BOUNDS must bound exactly the numeric keys; "
+                          f"missing {sorted(leaves - set(KEY_BOUNDS))}, "
+                          f"unknown {sorted(set(KEY_BOUNDS) - leaves)}")
+    for what, (worst, limit) in _worst_cases().items():
+        if worst >= limit:
+            raise ImportError(f"kernbench.hw.config: KEY_BOUNDS let the engine's {what} reach "
+                              f"{worst} (limit {limit}): lower the bounds")
+
+
+_check_bounds_at_import()
+
+
+def _show_bound(b: int | float) -> str:
+    if isinstance(b, int) and b > 1024 and b & (b - 1) == 0:
+        return f"{b} (2**{b.bit_length() - 1})"
+    return f"{b:g}" if isinstance(b, float) else str(b)
+
+
+def _number(key: str, want: type, v: Any) -> int | float:
+    """``v`` as a plain int or float for a key of type ``want``, within KEY_BOUNDS[key].
+
+    numpy integer and floating scalars count as numbers (a grid built with numpy or pandas
+    yields them); bools (Python or numpy) are refused, as are NaN and inf."""
+    if isinstance(v, (bool, np.bool_)):
+        ok = False
+    elif want is int:
+        ok = isinstance(v, (int, np.integer))
+    else:  # an int stands for a float
+        ok = isinstance(v, (int, float, np.integer, np.floating))
+    if not ok:
+        raise HardwareConfigError(f"hardware key '{key}' must be {want.__name__}, got {type(v).__name__} {v!r}")
+    lo, hi = KEY_BOUNDS[key]
+    if want is int:
+        v = int(v)
+    else:
+        try:
+            v = float(v)
+        except OverflowError:  # an int beyond any float, so beyond the bound
+            raise HardwareConfigError(
+                f"hardware key '{key}' must be at most {_show_bound(hi)}, got {v!r}") from None
+        if not math.isfinite(v):
+            raise HardwareConfigError(f"hardware key '{key}' must be a finite number, got {v!r}")
+    if v <= 0:
+        raise HardwareConfigError(f"hardware key '{key}' must be positive, got {v!r}")
+    if v < lo:
+        raise HardwareConfigError(f"hardware key '{key}' must be at least {_show_bound(lo)}, got {v!r}")
+    if v > hi:
+        raise HardwareConfigError(f"hardware key '{key}' must be at most {_show_bound(hi)}, got {v!r}")
+    return v
+
+
+def _checked_fields(cfg: Any, prefix: str, frozen: bool = False) -> dict[str, Any]:
+    """The fields of ``cfg`` whose value had to be converted (numpy scalar -> int/float, a
+    sub-config holding one -> a converted copy), after checking each field's type and bounds.
+    Types are the declared ones: a sub-config's defaults, or _TOP_TYPES for HardwareConfig.
+    ``frozen``: ``cfg`` was built already, so a value needing conversion is an error."""
     default = type(cfg)() if prefix else None
+    changed = {}
     for f in fields(cfg):
         v = getattr(cfg, f.name)
         key = prefix + f.name
@@ -188,48 +370,64 @@ def _check_types(cfg: Any, prefix: str) -> None:
         if dataclasses.is_dataclass(want):
             if type(v) is not want:
                 raise HardwareConfigError(f"hardware key '{key}' must be a {want.__name__}, got {type(v).__name__}")
-            _check_types(v, key + ".")
-        elif want is float:
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise HardwareConfigError(f"hardware key '{key}' must be float, got {type(v).__name__} {v!r}")
-        elif not isinstance(v, want) or isinstance(v, bool):
-            raise HardwareConfigError(f"hardware key '{key}' must be {want.__name__}, got {type(v).__name__} {v!r}")
+            sub = _checked_fields(v, key + ".", frozen)
+            new = dataclasses.replace(v, **sub) if sub else v  # a copy: the caller's object stays as given
+        elif want is str:
+            if not isinstance(v, str):
+                raise HardwareConfigError(f"hardware key '{key}' must be str, got {type(v).__name__} {v!r}")
+            new = str(v)
+        else:
+            new = _number(key, want, v)
+        if new is not v:  # int(), float() and str() of an exact int, float or str return it as is
+            if frozen and not dataclasses.is_dataclass(want):
+                raise HardwareConfigError(
+                    f"hardware key '{key}' holds {type(v).__name__} {v!r}, set after the config was "
+                    f"built (a HardwareConfig holds plain {want.__name__}s)")
+            changed[f.name] = new
+    return changed
 
 
-def _check_positive(cfg: Any, prefix: str) -> None:
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        key = prefix + f.name
-        if dataclasses.is_dataclass(v):
-            _check_positive(v, key + ".")
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            if not (v > 0) or (isinstance(v, float) and not math.isfinite(v)):
-                raise HardwareConfigError(f"hardware key '{key}' must be positive, got {v!r}")
+def check_bounds(cfg: "HardwareConfig") -> None:
+    """Check ``cfg`` again as its construction did (types, KEY_BOUNDS, the joint bounds), for
+    code about to hand it to the engine: a frozen dataclass can still be changed with
+    object.__setattr__, and the engine trusts every value it is given."""
+    if not isinstance(cfg, HardwareConfig):
+        raise HardwareConfigError(f"hw must be a HardwareConfig, got {type(cfg).__name__}")
+    _checked_fields(cfg, "", frozen=True)
+    _check_joint_bounds(cfg)
+
+
+def _check_joint_bounds(cfg: "HardwareConfig") -> None:
+    """Bounds on products of keys (see the derivation above KEY_BOUNDS)."""
+    if cfg.n_cubes * cfg.pes_per_cube > MAX_PES:
+        raise HardwareConfigError(
+            f"hardware keys 'n_cubes' x 'pes_per_cube' must make at most {_show_bound(MAX_PES)} PEs, "
+            f"got {cfg.n_cubes} x {cfg.pes_per_cube} = {cfg.n_cubes * cfg.pes_per_cube}")
+    s = cfg.sram.bytes_per_cycle
+    for key, v in (("gemm.rows", cfg.gemm.rows), ("gemm.cols", cfg.gemm.cols)):
+        if v > GEMM_SRAM_RATIO * s:
+            raise HardwareConfigError(
+                f"hardware key '{key}' must be at most {GEMM_SRAM_RATIO} * 'sram.bytes_per_cycle' = "
+                f"{GEMM_SRAM_RATIO} * {s} = {GEMM_SRAM_RATIO * s}, got {v} (past it a dot's SRAM operand "
+                f"bound can pass 2**62 cycles; raise sram.bytes_per_cycle to at least "
+                f"{-(-v // GEMM_SRAM_RATIO)})")
 
 
 def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str) -> Any:
     if not isinstance(data, Mapping):
         raise HardwareConfigError(f"{source}: hardware key '{prefix.rstrip('.')}' must be a table")
     known = {f.name: f for f in fields(cls)}
+    defaults = cls()
     kwargs = {}
     for key, value in data.items():
         full = prefix + key
         if key not in known:
             raise HardwareConfigError(f"{source}: unknown hardware key '{full}'")
-        default = getattr(cls(), key)
+        default = getattr(defaults, key)
         if dataclasses.is_dataclass(default):
             kwargs[key] = _build(type(default), value, full + ".", source)
             continue
-        expected = type(default)
-        ok = isinstance(value, expected) and not isinstance(value, bool)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            raise HardwareConfigError(
-                f"{source}: hardware key '{full}' must be {expected.__name__}, "
-                f"got {type(value).__name__} {value!r}"
-            )
-        kwargs[key] = value
+        kwargs[key] = value  # type and bounds: checked by HardwareConfig.__post_init__, by full key
     try:
         return cls(**kwargs)
     except HardwareConfigError as e:
@@ -277,10 +475,26 @@ def _read_toml_source(hw: "str | Path") -> tuple[str, str]:
         path = Path(s)
         if not path.is_file():
             raise HardwareConfigError(f"hardware file '{s}' does not exist")
-        return path.read_text(), str(path)
+        return _decode_toml(path, f"hardware file '{s}'"), str(path)
     entry = _preset_dir().joinpath(s + ".toml")
     if not entry.is_file():
         raise HardwareConfigError(
             f"unknown hardware preset '{s}' (presets: {', '.join(list_presets())})"
         )
-    return entry.read_text(), f"preset '{s}'"
+    return _decode_toml(entry, f"hardware preset '{s}'"), f"preset '{s}'"
+
+
+def _decode_toml(entry, what: str) -> str:
+    """The text of a TOML file. TOML is UTF-8 by definition, so it is decoded as UTF-8 whatever
+    the locale (read_text() would use the locale's encoding)."""
+    try:
+        raw = entry.read_bytes()
+    except OSError as e:
+        raise HardwareConfigError(f"{what} cannot be read: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HardwareConfigError(
+            f"{what} is not UTF-8 text (a TOML file must be UTF-8): byte 0x{raw[e.start]:02x} at "
+            f"offset {e.start} is {e.reason}"
+        ) from None
