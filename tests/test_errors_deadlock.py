@@ -49,3 +49,42 @@ def test_deadlock_in_timing_mode_too(ctx):
 
     with pytest.raises(DeadlockError):
         ctx.launch(kernel, (4, 1), ctx.empty((64,), "f32"), mode="timing")
+
+
+def test_deadlock_shows_the_cycle_of_waits_and_where(ctx):
+    # The same ring of waits: each PE's send waits for its recv, which waits for the west
+    # neighbour's send. The cycle through PE 0's RX_W closes over the four PEs of cube 0.
+    lines = {}
+
+    def kernel(*, tl):
+        lines["recv"] = sys._getframe().f_lineno + 1
+        got = tl.recv(dir="W", shape=(64,), dtype="f32")
+        tl.send(dir="E", src=got)
+
+    with pytest.raises(DeadlockError) as ei:
+        ctx.launch(kernel, (4, 1))
+    e = ei.value
+    assert e.pe == (0, 0) and e.where == f"{__file__}:{lines['recv'] + 1}"  # PE 0's TX_E is listed first
+    assert all(b["where"].startswith(__file__) and len(b["pe_coords"]) == 2 for b in e.blocked)
+    chain = ("Cycle of waits: PE (0, 0) TX_E -> PE (0, 0) RX_W -> PE (3, 0) TX_E -> PE (3, 0) RX_W -> "
+             "PE (2, 0) TX_E -> PE (2, 0) RX_W -> PE (1, 0) TX_E -> PE (1, 0) RX_W -> PE (0, 0) TX_E")
+    assert chain in str(e)
+    assert "What would remove it" not in str(e)  # no recv is gated: nothing simple removes it
+
+
+def test_a_recv_gated_by_after_on_the_cycle_is_named_as_the_fix(ctx):
+    # Each PE posts its W recv only after its E recv, whose sender sends only what its own W
+    # recv brought: posting the W recv without after= breaks the cycle.
+    def kernel(*, tl):
+        z = tl.recv("E", (64,), "f32")
+        r = tl.recv("W", (64,), "f32", after=z)
+        tl.send("E", tl.full((64,), 1.0))
+        tl.send("W", r)
+
+    ctx2 = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    ctx2.install_sfr("pe", ring=True)
+    with pytest.raises(DeadlockError) as ei:
+        ctx2.launch(kernel, (2, 1))
+    msg = str(ei.value)
+    assert "Cycle of waits:" in msg
+    assert msg.count("What would remove it: posting recv from W (64,) f32") == 1

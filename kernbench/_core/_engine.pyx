@@ -6,14 +6,24 @@
 them again in release builds. ``Sim.run()`` drops the GIL, runs the loop to completion and returns
 a status code (ST_*), which api.py raises as an exception with the GIL held.
 
+Ctrl-C: every SIGNAL_CHECK_PERIOD work items (heap events and train-detail packets, a few ms) the
+loop takes the GIL for a moment and runs Python's signal handlers (main thread only: Python runs
+them nowhere else). If one raises (KeyboardInterrupt), the loop stops with ST_INTERRUPTED, run()
+frees the C state and re-raises that exception: the Sim is dead, nothing else is touched, and
+the next simulate() starts from scratch.
+
 A command's lifecycle: its unit reaches it (in program order) -> it waits until every operand
 tensor is ready (operand stall) -> it starts (its result tensor is allocated in SRAM) -> a
 component times it (GEMM/VECTOR by formula, DMA on the cube channel, SEND/RECV on the link) ->
 its completion event ends it (result ready, operands released, the unit takes its next command,
 units waiting on the result are woken).
 """
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, INT64_MAX
 from libc.stdlib cimport calloc, free
+from cpython.exc cimport PyErr_CheckSignals
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+import threading
+
 import numpy as np
 cimport cython
 cimport numpy as cnp
@@ -53,8 +63,22 @@ ENUMS = {
     "OP_REDUCE": OP_REDUCE, "OP_SEND": OP_SEND, "OP_RECV": OP_RECV, "N_UNITS": N_UNITS,
     "UNIT_TX0": UNIT_TX0, "UNIT_RX0": UNIT_RX0, "N_PORTS": N_PORTS, "N_VEC_OPS": N_VEC_OPS,
 }
-STATUS = {"ok": ST_OK, "deadlock": ST_DEADLOCK, "max_cycles": ST_MAX_CYCLES, "nomem": ST_NOMEM}
+STATUS = {"ok": ST_OK, "deadlock": ST_DEADLOCK, "max_cycles": ST_MAX_CYCLES, "nomem": ST_NOMEM,
+          "interrupted": ST_INTERRUPTED}
 UNIT_STATE_NAMES = {U_IDLE: "idle", U_WAIT_OPERAND: "operand", U_BUSY: "busy", U_DONE: "done"}
+
+# -- Ctrl-C ------------------------------------------------------------------------------------
+# Work items between two signal checks: 2**16 is ~2-4 ms of packet-detail events (30-60 ns each)
+# in the release build; one check (take the free GIL, PyErr_CheckSignals) costs about a microsecond.
+# While another thread holds the GIL (pure Python), taking it waits up to the switch interval
+# (5 ms): the period then doubles until that wait is below 1/128 of the loop time between
+# checks, up to 2**23 (~0.5 s), and halves back once it is below 1/1024.
+cdef enum:
+    _SIGNAL_PERIOD = 1 << 16
+    _SIGNAL_PERIOD_MAX = 1 << 23
+SIGNAL_CHECK_PERIOD = _SIGNAL_PERIOD
+SIGNAL_CHECK_PERIOD_MAX = _SIGNAL_PERIOD_MAX
+
 
 # Counts the engine keeps only in the debug build: invariants checked on every event.
 cdef struct DebugCounters:
@@ -90,6 +114,8 @@ cdef class Sim:
     cdef int64_t now
     cdef int64_t n_done
     cdef DebugCounters dbg
+    cdef SignalPoll poll
+    cdef object interrupt  # the exception a signal handler raised during the loop
     # outputs
     cdef public object cmd_start_arr, cmd_end_arr, unit_counters, link_counters
     cdef public object sram_peak_arr, sram_live_arr
@@ -114,6 +140,12 @@ cdef class Sim:
         self.links = NULL
         self.rings = NULL
         self.heap.data = NULL
+        self.poll.check = _check_signals
+        self.poll.owner = <void*> self
+        self.poll.period = _SIGNAL_PERIOD
+        self.poll.left = INT64_MAX
+        self.poll.raised = 0
+        self.interrupt = None
         self.hw = params
         self.cmds = commands
         self.cmd_pe = cmd_pe
@@ -174,12 +206,25 @@ cdef class Sim:
         self.n_done = 0
 
     def __dealloc__(self):
+        self._free_state()
+
+    cdef void _free_state(self) noexcept:
+        # The C state: freed at dealloc, or as soon as an interrupted run() stops.
         free(self.units)
         free(self.dports)
         free(self.chans)
         free(self.links)
         free(self.rings)
+        self.units = NULL
+        self.dports = NULL
+        self.chans = NULL
+        self.links = NULL
+        self.rings = NULL
         heap_free(&self.heap)
+
+    cdef _check_live(self):
+        if self.units == NULL:
+            raise RuntimeError("kernbench engine: this Sim's run was interrupted and its state freed")
 
     # -- SRAM ----------------------------------------------------------------------------------
     cdef inline void _sram(self, int32_t pe, int64_t delta) noexcept nogil:
@@ -263,14 +308,14 @@ cdef class Sim:
             cnt.work += cmd.nbytes
             link = pe * N_PORTS + cmd.port
             return link_send_start(&self.hw, &self.heap, &self.links[link], &self.lcnt[link],
-                                   link, c, self.now, cmd.nbytes)
+                                   link, c, self.now, cmd.nbytes, &self.poll)
         # OP_RECV: the incoming link is the neighbour's, on the opposite port
         cnt.work += cmd.nbytes
         port = cmd.port
         src = self.nbr[pe * N_PORTS + port]
         link = src * N_PORTS + (port ^ 1)  # E<->W, N<->S
         return link_recv_post(&self.hw, &self.heap, &self.links[link], &self.lcnt[link],
-                              link, c, self.now, cmd.nbytes)
+                              link, c, self.now, cmd.nbytes, &self.poll)
 
     # -- completion ----------------------------------------------------------------------------
     cdef int _complete(self, int32_t pe, int32_t u) noexcept nogil:
@@ -330,12 +375,18 @@ cdef class Sim:
         cdef LinkState* L
         cdef int rc = 0
         cdef int64_t n_cmds = self.cmds.shape[0]
+        cdef int64_t left = self.poll.left
         for pe in range(n_pes):
             for u in range(N_UNITS):
                 if self._try_issue(pe, u):
-                    return ST_NOMEM
+                    return ST_INTERRUPTED if self.poll.raised else ST_NOMEM
         while heap_pop(&self.heap, &ev):
             self.heap_events += 1
+            left -= 1  # the signal poll's count of heap events, kept in a register
+            if left == 0:
+                if self.poll.check(&self.poll):
+                    return ST_INTERRUPTED
+                left = self.poll.period
             # Once every command has ended, what remains (packet detail: credits still flying
             # back to finished senders) changes no result and must not trip max_cycles, as
             # train detail has no such events. They are still popped, so heap_events counts them.
@@ -379,7 +430,7 @@ cdef class Sim:
                 rc = link_packet_event(&self.hw, &self.heap, &self.links[ev.obj],
                                        &self.lcnt[ev.obj], ev.obj, ev.kind, self.now)
             if rc:
-                return ST_NOMEM
+                return ST_INTERRUPTED if self.poll.raised else ST_NOMEM
         for pe in range(n_pes):
             if self.sram_live[pe] > self.sram_peak[pe]:
                 self.sram_peak[pe] = self.sram_live[pe]
@@ -388,10 +439,22 @@ cdef class Sim:
         return ST_OK
 
     def run(self):
-        """Run to completion; returns a status code (see STATUS)."""
+        """Run to completion; returns a status code (see STATUS). If a signal handler raises
+        during the loop (Ctrl-C: KeyboardInterrupt), frees the C state and raises that exception."""
         cdef int st
+        self._check_live()
+        self.poll.raised = 0
+        self.poll.period = _SIGNAL_PERIOD
+        self.poll.last = _monotonic()
+        # Python runs signal handlers in the main thread only: elsewhere, never take the GIL.
+        on_main = threading.current_thread() is threading.main_thread()
+        self.poll.left = _SIGNAL_PERIOD if on_main else INT64_MAX
         with nogil:
             st = self._loop()
+        if st == ST_INTERRUPTED:
+            exc, self.interrupt = self.interrupt, None
+            self._free_state()
+            raise exc
         return st
 
     @property
@@ -405,6 +468,7 @@ cdef class Sim:
 
     def unit_states(self):
         """(n_pes, N_UNITS) arrays: state, running command, next command, tensor waited for."""
+        self._check_live()
         n = self.hw.n_pes * N_UNITS
         state = np.zeros(n, np.int32)
         cur = np.zeros(n, np.int64)
@@ -421,6 +485,7 @@ cdef class Sim:
 
     def link_states(self):
         """Per link: (send in progress, recv posted, sender waiting for a credit)."""
+        self._check_live()
         n = self.hw.n_pes * N_PORTS
         tx = np.array([self.links[i].tx_cmd for i in range(n)], np.int64)
         rx = np.array([self.links[i].rx_cmd for i in range(n)], np.int64)
@@ -429,3 +494,34 @@ cdef class Sim:
 
     def tensor_ready(self):
         return np.asarray(self.t_ready)
+
+
+cdef inline double _monotonic() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+cdef int _check_signals(SignalPoll* p) noexcept nogil:
+    # The signal check of the loop and of poll_signals: run Python's signal handlers; 1 if one
+    # raised (the exception is kept on the Sim). Then the period adapts to the GIL's wait.
+    cdef double t0 = _monotonic(), t1, wait, span
+    with gil:
+        t1 = _monotonic()
+        try:
+            PyErr_CheckSignals()
+        except BaseException as e:
+            (<Sim> p.owner).interrupt = e
+            p.raised = 1
+    if p.raised:
+        return 1
+    wait = t1 - t0
+    span = t0 - p.last
+    if wait * 128 > span:
+        if p.period < _SIGNAL_PERIOD_MAX:
+            p.period *= 2
+    elif wait * 1024 < span and p.period > _SIGNAL_PERIOD:
+        p.period //= 2
+    p.left = p.period
+    p.last = _monotonic()
+    return 0

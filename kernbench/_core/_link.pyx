@@ -15,7 +15,8 @@ time packet i waits for (before it starts) and, while undrained, its arrival tim
 """
 from libc.stdint cimport int32_t, int64_t
 from ._types cimport (HwParams, EventHeap, LinkState, LinkCounters, EV_PKT_SENT, EV_PKT_ARRIVE,
-                      EV_CREDIT, EV_TX_DONE, EV_RX_DONE, EV_LIMIT, PRIO_NORMAL)
+                      EV_CREDIT, EV_TX_DONE, EV_RX_DONE, EV_LIMIT, PRIO_NORMAL, SignalPoll,
+                      poll_signals)
 from ._heap cimport heap_push
 from ._timing cimport cdiv, packet_cycles
 
@@ -27,10 +28,14 @@ cdef inline int64_t _max(int64_t a, int64_t b) noexcept nogil:
 # -- train detail -----------------------------------------------------------------------------
 
 cdef int _train_advance(const HwParams* hw, EventHeap* heap, LinkState* L, LinkCounters* cnt,
-                        int32_t link) noexcept nogil:
+                        int32_t link, SignalPoll* poll) noexcept nogil:
     cdef int64_t Q = hw.queue, h = hw.hop_latency
     cdef int64_t i, slot, c, nb, ser, s, e, a, d
     while L.tx_pkts_left > 0:
+        # One event may compute a whole message here (up to 2**40 bytes): each packet is a work
+        # item of the signal poll, so Ctrl-C is seen within it. The run is abandoned on -1.
+        if poll_signals(poll):
+            return -1
         i = L.tx_next
         slot = i % Q
         c = L.cred[slot]
@@ -125,7 +130,8 @@ cdef int link_packet_event(const HwParams* hw, EventHeap* heap, LinkState* L, Li
 # -- both -------------------------------------------------------------------------------------
 
 cdef int link_send_start(const HwParams* hw, EventHeap* heap, LinkState* L, LinkCounters* cnt,
-                         int32_t link, int64_t cmd, int64_t now, int64_t nbytes) noexcept nogil:
+                         int32_t link, int64_t cmd, int64_t now, int64_t nbytes,
+                         SignalPoll* poll) noexcept nogil:
     L.tx_cmd = cmd
     L.tx_start = now
     L.tx_pkts_left = cdiv(nbytes, hw.packet_bytes)
@@ -134,11 +140,12 @@ cdef int link_send_start(const HwParams* hw, EventHeap* heap, LinkState* L, Link
     cnt.messages += 1
     if hw.packet_detail:
         return _packet_try_send(hw, heap, L, cnt, link, now)
-    return _train_advance(hw, heap, L, cnt, link)
+    return _train_advance(hw, heap, L, cnt, link, poll)
 
 
 cdef int link_recv_post(const HwParams* hw, EventHeap* heap, LinkState* L, LinkCounters* cnt,
-                        int32_t link, int64_t cmd, int64_t now, int64_t nbytes) noexcept nogil:
+                        int32_t link, int64_t cmd, int64_t now, int64_t nbytes,
+                        SignalPoll* poll) noexcept nogil:
     cdef int64_t i, slot, upto, d
     cdef int64_t Q = hw.queue
     L.rx_cmd = cmd
@@ -160,5 +167,5 @@ cdef int link_recv_post(const HwParams* hw, EventHeap* heap, LinkState* L, LinkC
         if heap_push(heap, L.rx_last_drain, PRIO_NORMAL, EV_RX_DONE, link, 0):
             return -1
     if L.tx_waiting:
-        return _train_advance(hw, heap, L, cnt, link)
+        return _train_advance(hw, heap, L, cnt, link, poll)
     return 0

@@ -57,6 +57,7 @@ cdef enum:
     ST_DEADLOCK = 1
     ST_MAX_CYCLES = 2
     ST_NOMEM = 3
+    ST_INTERRUPTED = 4  # a Python signal handler raised (Ctrl-C: KeyboardInterrupt)
 
 ctypedef struct Command:
     # Mirror of pe_commands.COMMAND_DTYPE (align=True, 72 bytes).
@@ -186,3 +187,30 @@ ctypedef struct EventHeap:
     int64_t size
     int64_t capacity
     int64_t seq                 # next sequence number
+
+# -- signals (Ctrl-C) --------------------------------------------------------------------------
+# The loop runs without the GIL, so Python's signal handlers cannot run during it. It counts heap
+# events (in a local), and train detail counts the packets it computes inside one event (`left`,
+# poll_signals); every `period` of either, check(p) takes the GIL briefly and runs the handlers
+# (PyErr_CheckSignals). When one raises, check returns 1 and `raised` is set: the loop leaves
+# with ST_INTERRUPTED and Sim.run raises the handler's exception once the GIL is back.
+cdef struct SignalPoll
+ctypedef int (*signal_check_fn)(SignalPoll* p) noexcept nogil
+
+cdef struct SignalPoll:
+    int64_t left                # train packets before the next check (set by run(), where the
+                                # loop's own count of heap events starts too)
+    int64_t period              # work items between checks (longer while the GIL is contended)
+    double last                 # monotonic seconds when the previous check ended
+    signal_check_fn check       # _engine's check (takes the GIL)
+    void* owner                 # the Sim (borrowed: it owns this struct)
+    int32_t raised              # 1 once a handler has raised
+
+
+cdef inline int poll_signals(SignalPoll* p) noexcept nogil:
+    # One train packet computed; 1 when a signal handler has raised and the run must stop. Off the
+    # main thread (where Python runs no handlers) left starts at INT64_MAX and never reaches 0.
+    p.left -= 1
+    if p.left > 0:
+        return 0
+    return p.check(p)

@@ -445,14 +445,16 @@ def simulate(
     record_events: bool = False,
     strict_sram: bool = False,
     describe: Callable[[int], str] | None = None,
+    source: Callable[[int], str] | None = None,
 ) -> EngineResult:
     """Time ``program`` on ``hw`` with the SFR wiring ``neighbours`` ((n_pes, 4) int, -1 = none).
 
     ``detail``: "train" (closed-form packet trains, default) or "packet" (one heap event per
     packet, burst and fold); both give the same cycles. ``max_cycles`` stops a runaway launch with
     MaxCyclesError. ``describe(global_cmd) -> str`` lets the caller name commands (kernel lines)
-    in errors. Raises ValueError for malformed input, DeadlockError, MaxCyclesError, and
-    SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity.
+    in errors, ``source(global_cmd) -> "file:line"`` gives errors their ``where``. Raises ValueError for malformed input, DeadlockError, MaxCyclesError, and
+    SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity. Ctrl-C (on the main
+    thread) stops the run within milliseconds with KeyboardInterrupt, the engine's memory freed.
     """
     if detail not in DETAILS:
         raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
@@ -483,13 +485,20 @@ def simulate(
         nbr.ravel(),
         limit,
     )
-    status = sim.run()
+    try:
+        status = sim.run()
+    except BaseException:
+        # A signal handler raised during the loop (Ctrl-C: KeyboardInterrupt). run() has freed
+        # the engine's C state; drop its arrays too, as the traceback keeps this frame alive.
+        # Nothing else was touched: the next simulate() starts from scratch.
+        del sim, prep
+        raise
     if status == _engine.STATUS["nomem"]:
         raise MemoryError("kernbench engine: out of memory growing the event heap")
     if status == _engine.STATUS["deadlock"]:
-        _raise_deadlock(hw, program, nbr, sim, prep, describe)
+        _raise_deadlock(hw, program, nbr, sim, prep, describe, source)
     if status == _engine.STATUS["max_cycles"]:
-        _raise_max_cycles(hw, sim, describe, limit)
+        _raise_max_cycles(hw, sim, describe, limit, source)
 
     cmd_start, cmd_end = sim.cmd_start_arr, sim.cmd_end_arr
     n = len(cmd_end)
@@ -499,11 +508,13 @@ def simulate(
     over = peak > hw.sram.capacity_bytes
     if strict_sram and over.any():
         bad = [(_pe_name(hw, int(g)), int(peak[g])) for g in np.flatnonzero(over)]
+        g0 = int(np.flatnonzero(over)[0])
         raise SramCapacityError(
             f"peak SRAM above capacity ({hw.sram.capacity_bytes} bytes) on "
             + ", ".join(f"{name}: {b} bytes" for name, b in bad[:8])
             + (f" and {len(bad) - 8} more" if len(bad) > 8 else ""),
             bad,
+            pe=(g0 % hw.pes_per_cube, g0 // hw.pes_per_cube),
         )
     events = None
     if record_events:
@@ -591,17 +602,72 @@ def _blocked_units(hw, program, nbr, sim, prep, describe) -> list[dict]:
     return out
 
 
-def _raise_deadlock(hw, program, nbr, sim, prep, describe):
+def _wait_target(program, b: dict) -> tuple:
+    """(PE, unit) that blocked unit ``b`` waits for."""
+    if b["reason"] == "operand":
+        return (b["pe"], int(program.commands["unit"][b["other_cmd"]]))
+    port = int(program.commands["port"][b["cmd"]])
+    back = int(OPPOSITE[port])
+    if b["reason"] == "data":  # a recv waits for the sender's TX unit
+        return (b["other_pe"], Unit.TX_E + back)
+    return (b["other_pe"], Unit.RX_E + back)  # a send waits for the receiver's RX unit
+
+
+def _wait_cycle(program, blocked: list) -> list:
+    """The blocked units that wait on each other in a cycle (empty when the waits end at a unit
+    that is not blocked), in wait order from the first blocked unit that is on one."""
+    node = {(b["pe"], b["unit"]): b for b in blocked}
+    for b in blocked:
+        path, seen = [], {}
+        cur = (b["pe"], b["unit"])
+        while cur in node and cur not in seen:
+            seen[cur] = len(path)
+            path.append(node[cur])
+            cur = _wait_target(program, node[cur])
+        if cur in seen:
+            return path[seen[cur]:]
+    return []
+
+
+def _suggestions(hw, program, cycle: list) -> list:
+    """What would remove a cycle of waits, where the model can tell. A recv gated by ``after=``
+    on the cycle: posting it earlier removes that wait. A deeper receive queue never does here:
+    a send short of credits holds up only later sends on its own TX unit, and those go to the
+    same RX unit, which takes them after the recv the cycle waits on; the text says so."""
+    out = []
+    for b in cycle:
+        if b["reason"] == "operand" and b["unit"] >= Unit.RX_E:
+            out.append(f"posting {b['label']} earlier (without after=, or after a tensor that does "
+                       f"not wait on this exchange) would remove this cycle")
+    if not out and any(b["reason"] == "credit" for b in cycle):
+        out.append("not a deeper receive queue (link.rx_queue_packets): the sends short of credits "
+                   "here wait for recvs that the cycle itself holds up; reorder the kernel's sends "
+                   "and recvs")
+    return list(dict.fromkeys(out))
+
+
+def _raise_deadlock(hw, program, nbr, sim, prep, describe, source=None):
     blocked = _blocked_units(hw, program, nbr, sim, prep, describe)
+    for b in blocked:
+        b["pe_coords"] = (b["pe"] % hw.pes_per_cube, b["pe"] // hw.pes_per_cube)
+        b["where"] = source(b["cmd"]) if source is not None else None
+        b["label"] = describe(b["cmd"])
     lines = "\n  ".join(b["text"] for b in blocked)
+    cycle = _wait_cycle(program, blocked)
+    text = ""
+    if cycle:
+        chain = " -> ".join(f"{_pe_name(hw, b['pe'])} {UNIT_NAMES[b['unit']]}" for b in cycle)
+        text = f"\nCycle of waits: {chain} -> {_pe_name(hw, cycle[0]['pe'])} {UNIT_NAMES[cycle[0]['unit']]}"
+        for s in _suggestions(hw, program, cycle):
+            text += f"\nWhat would remove it: {s}"
     raise DeadlockError(
-        f"deadlock at cycle {sim.now_cycle}: no unit can make progress. Blocked:\n  {lines}",
+        f"deadlock at cycle {sim.now_cycle}: no unit can make progress. Blocked:\n  {lines}{text}",
         blocked,
         int(sim.now_cycle),
     )
 
 
-def _raise_max_cycles(hw, sim, describe, limit):
+def _raise_max_cycles(hw, sim, describe, limit, source=None):
     state, cur, nxt, _ = sim.unit_states()
     positions = []
     for g in range(hw.n_pes):
@@ -611,6 +677,8 @@ def _raise_max_cycles(hw, sim, describe, limit):
                 c = int(cur[g, u]) if s == _BUSY else int(nxt[g, u])
                 what = {_WAIT_OPERAND: "waits for an operand at", _BUSY: "is running"}.get(s, "has yet to start")
                 positions.append(dict(pe=g, unit=u, cmd=c, state=s,
+                                      pe_coords=(g % hw.pes_per_cube, g // hw.pes_per_cube),
+                                      where=source(c) if source is not None else None,
                                       text=f"{_pe_name(hw, g)} {UNIT_NAMES[u]} {what} {describe(c)}"))
     lines = "\n  ".join(p["text"] for p in positions[:64])
     more = f"\n  ... and {len(positions) - 64} more" if len(positions) > 64 else ""

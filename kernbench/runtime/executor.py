@@ -340,7 +340,8 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
         _check_messages(hw, program, sites, table, nbr, grid)
         label, source, describe = _describers(sites, table)
         engine = simulate(hw, nbr, program, detail=detail, max_cycles=max_cycles,
-                          record_events=record_events, strict_sram=strict_sram, describe=describe)
+                          record_events=record_events, strict_sram=strict_sram, describe=describe,
+                          source=source)
         unwritten = []
         if functional:
             unwritten = replay(program, engine, metas, handles, ctx.memory)
