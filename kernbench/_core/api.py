@@ -24,7 +24,7 @@ from ..common.pe_commands import (
     Program,
     Unit,
 )
-from ..hw.config import HardwareConfig
+from ..hw.config import ENGINE_HORIZON, ENGINE_MAX_SIZE, ENGINE_MAX_VOLUME, HardwareConfig, check_bounds
 from . import _engine
 
 __all__ = ["simulate", "EngineResult", "hw_params", "MESSAGE_DTYPE", "EVENT_DTYPE", "DETAILS", "MAX_SIZE",
@@ -41,6 +41,10 @@ _OP_NAMES = {int(o): o.name.lower() for o in Opcode}
 _HORIZON = 1 << 62  #: the largest cycle a run may reach (max_cycles defaults to it)
 MAX_SIZE = 1 << 40  #: largest m, n, k, byte count or tensor size a command may carry
 MAX_VOLUME = float(1 << 50)  #: largest m * n * k of a dot or reduction
+# The hardware key bounds (kernbench.hw.config, "Key bounds") are derived from these three.
+if (MAX_SIZE, int(MAX_VOLUME), _HORIZON) != (ENGINE_MAX_SIZE, ENGINE_MAX_VOLUME, ENGINE_HORIZON):
+    raise ImportError("kernbench._core.api's command bounds differ from the ones "
+                      "kernbench.hw.config derives its key bounds from")
 
 # The C enums and struct must mirror pe_commands; a mismatch is a build bug, caught at import.
 assert _engine.COMMAND_ITEMSIZE == COMMAND_DTYPE.itemsize, "Command struct != COMMAND_DTYPE"
@@ -460,6 +464,7 @@ def simulate(
         raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
     if not isinstance(hw, HardwareConfig):
         raise ValueError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
+    check_bounds(hw)  # a frozen config can still be changed with object.__setattr__
     if not isinstance(program, Program):
         raise ValueError(f"program must be a kernbench Program, got {type(program).__name__}")
     if max_cycles is not None and (not isinstance(max_cycles, (int, np.integer)) or isinstance(max_cycles, bool)
