@@ -160,7 +160,7 @@ def _binary_op(name: str, doc: str):
                 ops = (sa, sb)
             else:
                 if check_scalar:
-                    _check_scalar(tr, name, b)
+                    _check_scalar(tr, name, b, ct)
                 ops, s1 = (sa, float(b) if kb is PY_FLOAT and ct in _FLOATS else _imm(tr, b, kb, ct)), -1
         elif sb is not None:
             ops, s0, s1, ash, n, like = (float(a) if ka is PY_FLOAT and ct in _FLOATS
@@ -182,13 +182,13 @@ _FLOATS = frozenset(FLOAT_DTYPES)
 _CHECK_SCALAR = ("floordiv", "mod", "shl", "shr")
 
 
-def _check_scalar(tr, name: str, x) -> None:
-    """A Python-number right operand that is always wrong: an int divisor of 0, a shift count
-    outside 0..31."""
+def _check_scalar(tr, name: str, x, ct: str) -> None:
+    """A Python-number right operand that is always wrong: a divisor of 0 in integer ``//`` or
+    ``%`` (a float ``%`` by 0 is fmod's NaN), a shift count outside 0..31."""
     if name in SHIFT:
         if not 0 <= int(x) <= 31:
             fail(tr, f"{semantic.OP_SYMBOL[name]}: shift count {x!r} is outside 0..31")
-    elif scalar_kind(x) != PY_FLOAT and int(x) == 0:
+    elif ct == "int32" and scalar_kind(x) != PY_FLOAT and int(x) == 0:
         fail(tr, f"{semantic.OP_SYMBOL[name]}: integer division or remainder by zero")
 
 
