@@ -67,3 +67,18 @@ def test_from_json_refuses_truncated_and_incomplete_files(ctx, tmp_path):
     (tmp_path / "nokey.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="nokey.json: not a complete kernbench launch JSON .KeyError: 'counters'"):
         kernbench.report.export.from_json(str(tmp_path / "nokey.json"))
+
+
+def test_integers_f32_cannot_hold_are_refused_by_default(ctx):
+    with pytest.raises(PlacementError, match=r"pass dtype='int32' to keep them integers"):
+        ctx.replicate(np.array([2 ** 24 + 1, -7], np.int32))
+    a = ctx.replicate(np.array([2 ** 24 + 1, -7], np.int32), dtype="int32")
+    np.testing.assert_array_equal(ctx.read(a, (0, 0)), [2 ** 24 + 1, -7])
+    assert ctx.replicate(np.arange(8)).dtype == "f32"  # small integers still default to f32
+
+
+def test_a_freed_array_is_a_placement_error_at_launch(ctx):
+    a = ctx.empty((4,), "f32")
+    ctx.free(a)
+    with pytest.raises(PlacementError, match="was freed"):
+        ctx.launch(lambda p, *, tl: None, (1, 1), a)

@@ -141,3 +141,40 @@ def test_causal_mask_from_arange_without_memory():
     ctx.launch(kernel, (1, 1), sp)
     want = np.where(np.arange(4)[:, None] + 2 >= np.arange(6)[None, :], s, -np.inf)
     np.testing.assert_array_equal(seen["p"].data, want.astype(np.float32))
+
+
+def test_a_masked_block_wider_than_its_rows():
+    # Triton's power-of-two block over a narrow matrix: 16 columns over rows of 10; the columns
+    # past each row are masked off, so rows never overlap where read.
+    ctx = kernbench.Context("default", overrides=HW)
+    a = np.arange(5 * 10, dtype=np.float32).reshape(5, 10)
+    ap = ctx.put(a, pe=(0, 0))
+    seen = {}
+
+    def kernel(a_ptr, *, tl):
+        if tl.program_id(0):
+            return
+        rows, cols = tl.arange(0, 8)[:, None], tl.arange(0, 16)[None, :]
+        m = (rows < 5) & (cols < 10)
+        seen["t"] = tl.load(a_ptr, shape=(8, 16), stride=10, mask=m, other=-1.0)
+
+    ctx.launch(kernel, (1, 1), ap)
+    want = np.full((8, 16), -1.0, np.float32)
+    want[:5, :10] = a
+    np.testing.assert_array_equal(seen["t"].data, want)
+
+
+def test_a_pointer_tensor_is_refused_clearly():
+    ctx = kernbench.Context("default", overrides=HW)
+    xp = ctx.replicate(np.ones(N, np.float32))
+
+    def kernel(x_ptr, *, tl):
+        tl.load(x_ptr + tl.arange(0, 4), shape=(4,))
+
+    def no_shape(x_ptr, *, tl):
+        tl.load(x_ptr, mask=tl.arange(0, 4) < 2)
+
+    with pytest.raises(KernelError, match="the pointer is a tensor .int32 .4,... kernbench has no pointer tensors"):
+        ctx.launch(kernel, (1, 1), xp)
+    with pytest.raises(KernelError, match="load needs shape="):
+        ctx.launch(no_shape, (1, 1), xp)

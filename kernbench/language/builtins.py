@@ -278,7 +278,7 @@ class TL:
         fail(self._b, f"num_programs: axis must be 0 (PE) or 1 (cube), got {axis!r}")
 
     # -- memory ------------------------------------------------------------------------------
-    def load(self, ptr, shape, dtype=None, stride=None, pinned: bool = False,
+    def load(self, ptr, shape=None, dtype=None, stride=None, pinned: bool = False,
              after: TensorHandle | None = None, mask: TensorHandle | None = None,
              other=None) -> TensorHandle:
         """DMA ``shape`` elements from this PE's device memory at byte address ``ptr`` into SRAM.
@@ -298,6 +298,9 @@ class TL:
         the whole tile's bytes, like an unmasked one (docs/hardware-model.md)."""
         tr = self._b
         f = site_frame()
+        if shape is None:
+            fail(tr, "load needs shape=: the tile's shape (kernbench loads a tile from a base "
+                     "address, not a tensor of pointers)")
         shape = check_shape(tr, shape, "load shape")
         if dtype is not None:
             dtype = check_dtype(tr, dtype)

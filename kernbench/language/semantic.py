@@ -534,6 +534,11 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
     masked access may reach past the end (and start in the guard gap after its allocation):
     :func:`check_masked` bounds its unmasked elements when the mask is known at trace, replay
     otherwise."""
+    if isinstance(ptr, TensorHandle):
+        fail(tr, f"{verb}: the pointer is a tensor ({ptr.dtype} {fmt_shape(ptr.shape)}): kernbench has "
+                 f"no pointer tensors; pass the base address (an int: the array plus a byte offset) "
+                 f"with shape= (and stride=, mask=) for the tile (docs/language.md, 'Porting from "
+                 f"Triton')")
     if not isinstance(ptr, (int, np.integer)) or isinstance(ptr, bool):
         addr = getattr(ptr, "addr", None)
         if addr is None:
@@ -563,10 +568,14 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
     else:
         if len(shape) != 2:
             fail(tr, f"{verb}: stride= needs a 2-D (rows, cols) shape, got {_fmt(shape)}")
+        # A masked tile may be wider than its stride (a power-of-two block over a narrow
+        # matrix): the columns past the row are masked off, so rows never overlap where read.
+        lo = 1 if masked else shape[1]
         if (not isinstance(stride, (int, np.integer)) or isinstance(stride, bool)
-                or not shape[1] <= stride <= max(alloc.numel, shape[1])):
-            fail(tr, f"{verb}: stride must be an int from the row length {shape[1]} to the "
-                     f"allocation's {alloc.numel} elements, got {stride!r}")
+                or not lo <= stride <= max(alloc.numel, shape[1])):
+            fail(tr, f"{verb}: stride must be an int from {'1' if masked else f'the row length {lo}'} "
+                     f"to the allocation's {alloc.numel} elements, got {stride!r}"
+                     + ("" if masked else " (a masked tile may be wider than its stride)"))
         stride = int(stride)
         end = e0 + (shape[0] - 1) * stride + shape[1]
     if end > alloc.numel and not masked:

@@ -26,7 +26,7 @@ from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
 from ..language.semantic import _INTERNAL, forget_lines
 from ..language.semantic import fmt_shape as fmt
-from .memory import DeviceArray, arg_repr
+from .memory import DeviceArray, PlacementError, arg_repr
 from .replay import replay
 from .result import LaunchResult
 
@@ -315,7 +315,7 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
                 f"{a.addr:#x}) belongs to another Context: expected a device array of this "
                 f"Context (from its put, shard, replicate, empty or empty_like)")
         if a.freed:
-            raise ValueError(f"launch argument {a.name!r} was freed")
+            raise PlacementError(f"launch argument {a.name!r} was freed")
     # Kernels see pointers as plain ints: pointer arithmetic stays int arithmetic.
     k_args = tuple(a.addr if isinstance(a, DeviceArray) else a for a in args)
     k_kwargs = {k: (a.addr if isinstance(a, DeviceArray) else a) for k, a in kwargs.items()}

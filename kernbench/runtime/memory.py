@@ -299,6 +299,11 @@ class DeviceMemory:
         a, inferred = to_numpy(x)
         name = _storage_dtype(dtype) if dtype is not None else (
             inferred if inferred in STORAGE_DTYPES else "f32")
+        if dtype is None and a.dtype.kind in "iu" and a.size and (
+                int(np.abs(a.astype(np.int64)).max()) > 2 ** 24 if a.dtype.kind == "i" else int(a.max()) > 2 ** 24):
+            raise PlacementError(f"{a.dtype} data becomes f32 by default, which holds integers exactly "
+                                 f"only up to 2**24 (this data reaches {int(np.abs(a.astype(np.float64)).max()):.0f}): "
+                                 f"pass dtype='int32' to keep them integers, or dtype='f32' to round")
         if a.ndim == 0:
             a = a.reshape(1)
         if name == "int32" and a.dtype.kind == "f":  # as a kernel's cast: truncate, saturate, NaN -> 0
