@@ -259,7 +259,7 @@ def test_issue_cases_are_refused_before_the_engine(over, key):
         load_hw().with_overrides(over)
 
 
-def test_rx_queue_of_2_60_cannot_crash_the_process():
+def test_rx_queue_of_2_60_cannot_crash_the_process(tmp_path):
     """In a subprocess, so that a segfault shows as a failure instead of killing pytest: the 2**60
     queue is refused however it is given, and the deepest queue accepted (2**20) runs a message in
     both detail levels."""
@@ -288,7 +288,10 @@ def test_rx_queue_of_2_60_cannot_crash_the_process():
             m[1, 0].recv("W", 4096)
             print(detail, m.run(detail=detail).res.cycles)
     """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    # (from outside the checkout: `python -c` puts the cwd first on sys.path, and the source tree
+    # has no built engine)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                       cwd=tmp_path)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     lines = r.stdout.splitlines()
     assert lines[:3] == ["refused: overrides: hardware key 'link.rx_queue_packets' must be at most 1048576 "
