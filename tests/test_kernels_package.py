@@ -32,3 +32,24 @@ def test_kernels_is_a_regular_package_setuptools_finds():
     setuptools = pytest.importorskip("setuptools")
     found = setuptools.find_packages(where=str(ROOT), include=["kernbench*"])
     assert "kernbench.kernels" in found, f"expected kernbench.kernels among {sorted(found)}"
+
+
+def test_attention_kernels_refuse_heads_that_gqa_cannot_group():
+    # h_q = 6 over h_kv = 4: heads 4 and 5 were never written (issue: silent zeros)
+    import numpy as np
+    import pytest
+
+    import kernbench
+    from kernbench import KernelError
+    from kernbench.kernels import attention_mesh_kv_kernel, attention_mesh_mlo_kernel
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    ctx.install_sfr("pe")
+    q = ctx.replicate(np.zeros((4, 6 * 8), np.float16))
+    kv = ctx.replicate(np.zeros((4, 4 * 8), np.float16))
+    o = ctx.empty((4, 6 * 8), "f16")
+    for kernel in (attention_mesh_kv_kernel, attention_mesh_mlo_kernel):
+        with pytest.raises(KernelError, match=r"h_q = 6 is not a multiple of h_kv = 4"):
+            ctx.launch(kernel, (2, 1), q, kv, kv, o, 4, 4, 6, 4, 8, 2, mode="timing")
+    with pytest.raises(KernelError, match=r"d_head must be a positive int, got 0"):
+        ctx.launch(attention_mesh_kv_kernel, (2, 1), q, kv, kv, o, 4, 4, 6, 3, 0, 2, mode="timing")

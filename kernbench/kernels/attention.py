@@ -49,6 +49,21 @@ def _view(h, shape):
     return replace(h, shape=tuple(shape))
 
 
+def _check_shapes(kernel: str, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, **blocks):
+    """The kernel's shape arguments, checked before any command: a clear ValueError instead of
+    heads never written (h_q not a multiple of h_kv) or a malformed ring."""
+    sizes = dict(S_q=S_q, S_kv_per_rank=S_kv_per_rank, h_q=h_q, h_kv=h_kv, d_head=d_head,
+                 n_ranks=n_ranks, **blocks)
+    for name, v in sizes.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{kernel}: {name} must be a positive int, got {v!r}")
+    if h_q % h_kv:
+        raise ValueError(f"{kernel}: h_q = {h_q} is not a multiple of h_kv = {h_kv} (GQA: each K/V "
+                         f"head serves h_q / h_kv query heads)")
+    if rank_axis not in (0, 1):
+        raise ValueError(f"{kernel}: rank_axis must be 0 (PEs of a cube) or 1 (cubes), got {rank_axis!r}")
+
+
 def _rank(rank_axis, tl):
     """This program's rank, or None for a PE that stays silent (rank_axis 1: all but PE 0)."""
     if rank_axis != 0 and tl.program_id(axis=0) != 0:
@@ -113,6 +128,8 @@ def attention_mesh_kv_kernel(
     folded at position f is posted only once fold f - 2 is done: double buffering, so the next
     block travels while this one computes and SRAM holds about two blocks per direction.
     """
+    _check_shapes("attention_mesh_kv_kernel", S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks,
+                  rank_axis, block_q=block_q, block_kv=block_kv)
     rank = _rank(rank_axis, tl)
     if rank is None:
         return
@@ -174,6 +191,8 @@ def attention_mesh_mlo_kernel(
     ends with the final output of all query rows. Group g's exchange runs on the links while
     group g + 1 streams and computes.
     """
+    _check_shapes("attention_mesh_mlo_kernel", S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks,
+                  rank_axis, block_kv=block_kv)
     rank = _rank(rank_axis, tl)
     if rank is None:
         return
