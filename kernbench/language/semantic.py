@@ -118,11 +118,6 @@ def scalar_kind(x) -> str | None:
     return None
 
 
-def immediate(x):
-    """A Python number as a command immediate: int for ints and bools, float otherwise."""
-    return float(x) if scalar_kind(x) == PY_FLOAT else int(x)
-
-
 #: Kinds of binary op: how the result dtype follows from the compute dtype.
 ARITH = ("add", "sub", "mul", "maximum", "minimum")
 COMPARE = ("lt", "le", "gt", "ge", "eq", "ne")
@@ -585,21 +580,36 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
     return alloc, e0, dtype, stride
 
 
+def element_indices(e0: int, shape: tuple, stride) -> np.ndarray:
+    """Element index (into the allocation) of every element of a ``shape`` access at ``e0``
+    (``stride``: elements between row starts of a 2-D tile, or None: contiguous)."""
+    if stride is None:
+        return np.arange(e0, e0 + numel(shape), dtype=np.int64).reshape(shape)
+    return (e0 + np.arange(shape[0], dtype=np.int64)[:, None] * stride
+            + np.arange(shape[1], dtype=np.int64)[None, :])
+
+
+def masked_access(alloc, e0: int, shape: tuple, stride, mask: np.ndarray) -> tuple:
+    """(indices of the unmasked elements, the mask broadcast to ``shape``, None) of a masked
+    access, or (..., the message) when an unmasked element lies outside ``alloc``. The one
+    rule for both the trace-time check (known masks) and replay (the others)."""
+    m = np.broadcast_to(mask if mask.dtype == np.bool_ else mask != 0, shape)
+    idx = element_indices(e0, shape, stride)[m]
+    bad = (idx < 0) | (idx >= alloc.numel)
+    msg = None
+    if bad.any():
+        msg = (f"reaches element {int(idx[bad][0])} of allocation {alloc.name!r} ({alloc.numel} "
+               f"elements) where the mask is true: only masked-off elements may lie outside the "
+               f"allocation")
+    return idx, m, msg
+
+
 def check_masked(tr, alloc, e0: int, shape: tuple, stride, mask: np.ndarray, verb: str) -> None:
     """Every element of a masked access where the (known) ``mask`` is true lies inside
     ``alloc``, or a KernelError naming the first that does not."""
-    if stride is None:
-        idx = np.arange(e0, e0 + numel(shape), dtype=np.int64).reshape(shape)
-    else:
-        idx = (e0 + np.arange(shape[0], dtype=np.int64)[:, None] * stride
-               + np.arange(shape[1], dtype=np.int64)[None, :])
-    m = np.broadcast_to(mask if mask.dtype == np.bool_ else mask != 0, shape)
-    on = idx[m]
-    bad = on >= alloc.numel
-    if bad.any():
-        fail(tr, f"masked {verb} of {_fmt(shape)} {alloc.dtype} reaches element {int(on[bad][0])} "
-                 f"of allocation {alloc.name!r} ({alloc.numel} elements) where the mask is true: "
-                 f"only masked-off elements may lie outside the allocation")
+    msg = masked_access(alloc, e0, shape, stride, mask)[2]
+    if msg is not None:
+        fail(tr, f"masked {verb} of {_fmt(shape)} {alloc.dtype} {msg}")
 
 
 # -- links ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..common.errors import KernelError
 from ..language.numerics import cast_value, reduce_value, value_of, vec_value
-from ..language.semantic import NP_DTYPES, dtype_name, fmt_shape, numel
+from ..language.semantic import NP_DTYPES, dtype_name, element_indices, fmt_shape, masked_access
 
 __all__ = ["replay", "value_of"]
 
@@ -52,27 +52,13 @@ def _arg(v: list, o):
     return o
 
 
-def _elements(e0: int, shape: tuple, stride) -> np.ndarray:
-    """Element index (into the allocation) of every element of a ``shape`` access at ``e0``."""
-    if stride is None:
-        return np.arange(e0, e0 + numel(shape), dtype=np.int64).reshape(shape)
-    rows, cols = shape
-    return (e0 + np.arange(rows, dtype=np.int64)[:, None] * stride
-            + np.arange(cols, dtype=np.int64)[None, :])
-
-
 def _masked_indices(alloc, e0, shape, stride, mask, pe, file, line, verb):
-    """(indices of the unmasked elements, the mask broadcast to ``shape``), every index inside
-    the allocation, or a KernelError naming the PE, the line and the first bad element."""
-    m = np.broadcast_to(mask if mask.dtype == np.bool_ else mask != 0, shape)
-    idx = _elements(e0, shape, stride)[m]
-    bad = (idx < 0) | (idx >= alloc.numel)
-    if bad.any():
-        raise KernelError(
-            f"PE {pe} at {os.path.basename(file)}:{line}: masked {verb} of {fmt_shape(shape)} "
-            f"{alloc.dtype} reaches element {int(idx[bad][0])} of allocation {alloc.name!r} "
-            f"({alloc.numel} elements) where the mask is true: only masked-off elements may lie "
-            f"outside the allocation", pe=pe, where=f"{file}:{line}")
+    """(indices of the unmasked elements, the mask broadcast to ``shape``), or the KernelError of
+    semantic.masked_access naming the PE and the line."""
+    idx, m, msg = masked_access(alloc, e0, shape, stride, mask)
+    if msg is not None:
+        raise KernelError(f"PE {pe} at {os.path.basename(file)}:{line}: masked {verb} of "
+                          f"{fmt_shape(shape)} {alloc.dtype} {msg}", pe=pe, where=f"{file}:{line}")
     return idx, m
 
 
@@ -110,7 +96,7 @@ def _first_unwritten(memory, alloc, g: int, e0: int, shape: tuple, stride, idx=N
     ok = w[idx] if idx is not None else _region(w, e0, shape, stride)
     if ok.all():
         return None
-    flat_ix = _elements(e0, shape, stride).reshape(-1) if idx is None else idx
+    flat_ix = element_indices(e0, shape, stride).reshape(-1) if idx is None else idx
     return int(flat_ix[np.argmin(ok.reshape(-1))])
 
 
