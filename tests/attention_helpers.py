@@ -10,7 +10,7 @@ from dataclasses import replace
 from unittest import mock
 
 from kernbench.diag import PanelSpec
-from kernbench.kernels import attention
+from kernbench.kernels import _decode, _prefill
 
 
 def small_spec(kind: str, n_ranks: int, group: int, rank_axis: int, *, h_kv: int = 2, d: int = 16,
@@ -44,7 +44,8 @@ def _double_normalised_fold(tl, q, k, v, m, l, o):
 @contextlib.contextmanager
 def double_normalised():
     """Inside the block, both shipped kernels fold with the trap (same schedule otherwise)."""
-    with mock.patch.object(attention, "_fold", _double_normalised_fold):
+    with mock.patch.object(_prefill, "_fold", _double_normalised_fold), \
+            mock.patch.object(_decode, "_fold", _double_normalised_fold):
         yield
 
 

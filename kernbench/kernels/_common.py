@@ -1,0 +1,88 @@
+"""Helpers shared by the attention kernels (kernbench.kernels.attention documents the layout).
+
+Each helper emits ``tl`` commands like any user's code; nothing here is engine-specific.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+F16 = "f16"
+F32 = "f32"
+F16_BYTES = 2
+#: query rows per head in one block (the dot has block_q * G rows)
+DEFAULT_BLOCK_Q = 64
+#: K/V rows in one block travelling the line (and one DMA load)
+DEFAULT_BLOCK_KV = 512
+#: K/V rows per DMA load in decode (no travel: K/V stay put)
+DEFAULT_DECODE_BLOCK_KV = 2048
+
+
+def _view(h, shape):
+    """A metadata-only view: same buffer id, another shape (emits nothing)."""
+    return replace(h, shape=tuple(shape))
+
+
+def _check_shapes(kernel: str, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, **blocks):
+    """The kernel's shape arguments, checked before any command: a clear ValueError instead of
+    heads never written (h_q not a multiple of h_kv) or a malformed ring."""
+    sizes = dict(S_q=S_q, S_kv_per_rank=S_kv_per_rank, h_q=h_q, h_kv=h_kv, d_head=d_head,
+                 n_ranks=n_ranks, **blocks)
+    for name, v in sizes.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{kernel}: {name} must be a positive int, got {v!r}")
+    if h_q % h_kv:
+        raise ValueError(f"{kernel}: h_q = {h_q} is not a multiple of h_kv = {h_kv} (GQA: each K/V "
+                         f"head serves h_q / h_kv query heads)")
+    if rank_axis not in (0, 1):
+        raise ValueError(f"{kernel}: rank_axis must be 0 (PEs of a cube) or 1 (cubes), got {rank_axis!r}")
+
+
+def _rank(rank_axis, tl):
+    """This program's rank, or None for a PE that stays silent (rank_axis 1: all but PE 0)."""
+    if rank_axis != 0 and tl.program_id(axis=0) != 0:
+        return None
+    return tl.program_id(axis=rank_axis)
+
+
+def _load_q(tl, q_ptr, q0, rows, g, G, h_q, d, scale):
+    """rows x (G*d) of group g from row q0 (row stride h_q*d), viewed (rows*G, d), times
+    ``scale`` in f32. Rounding q * scale to f16 would put an error of |s| * 2**-11 on every score
+    (0.3 at score std 30); an f32 operand costs the dot no cycles while (R + C) * K * 4 bytes per
+    fold stay under the SRAM bound (docs/hardware-model.md), as they do at d <= 190."""
+    q = tl.load(q_ptr + (q0 * h_q + g * G) * d * F16_BYTES, shape=(rows, G * d), dtype=F16, stride=h_q * d)
+    return tl.cast(_view(q, (rows * G, d)), F32) * scale
+
+
+def _load_kv(tl, ptr, k0, n, g, h_kv, d, after):
+    return tl.load(ptr + (k0 * h_kv + g) * d * F16_BYTES, shape=(n, d), dtype=F16, stride=h_kv * d, after=after)
+
+
+def _init_stats(tl, R, d):
+    return (tl.full((R, 1), -math.inf, dtype=F32), tl.zeros((R, 1), dtype=F32), tl.zeros((R, d), dtype=F32))
+
+
+def _fold(tl, q, k, v, m, l, o):
+    """Fold one K/V block into the running (m, l, o) of the query block q."""
+    s = tl.dot(q, tl.trans(k))  # (R, n) f32
+    m_new = tl.maximum(m, tl.max(s, axis=-1))
+    p = tl.exp(s - m_new)  # unnormalised: the division by l happens once, at the end
+    alpha = tl.exp(m - m_new)
+    l = l * alpha + tl.sum(p, axis=-1)
+    o = o * alpha + tl.dot(tl.cast(p, F16), v)
+    return m_new, l, o
+
+
+def _merge(tl, m, l, o, m2, l2, o2):
+    """Merge two partial states of the same query rows (the same recurrence, block-free)."""
+    m_new = tl.maximum(m, m2)
+    a = tl.exp(m - m_new)
+    b = tl.exp(m2 - m_new)
+    return m_new, l * a + l2 * b, o * a + o2 * b
+
+
+def _store_out(tl, o_ptr, q0, rows, g, G, h_q, d, o, l):
+    out = tl.cast(o / l, F16)
+    tl.store(o_ptr + (q0 * h_q + g * G) * d * F16_BYTES, _view(out, (rows, G * d)), stride=h_q * d)
+
+
