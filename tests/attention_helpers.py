@@ -41,10 +41,18 @@ def _double_normalised_fold(tl, q, k, v, m, l, o):
     return m_new, l, o
 
 
+def _double_normalised_probs(tl, s, m):
+    """The same trap in the pipelined prefill's stages: l sums the unnormalised p, P.V gets the
+    row-normalised softmax."""
+    m_new = tl.maximum(m, tl.max(s, axis=-1))
+    p = tl.exp(s - m_new)
+    return m_new, p, tl.cast(tl.softmax(s, axis=-1), "f16")
+
+
 @contextlib.contextmanager
 def double_normalised():
     """Inside the block, both shipped kernels fold with the trap (same schedule otherwise)."""
-    with mock.patch.object(_prefill, "_fold", _double_normalised_fold), \
+    with mock.patch.object(_prefill, "_probs", _double_normalised_probs), \
             mock.patch.object(_decode, "_fold", _double_normalised_fold):
         yield
 

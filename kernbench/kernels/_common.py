@@ -11,9 +11,9 @@ F16 = "f16"
 F32 = "f32"
 F16_BYTES = 2
 #: query rows per head in one block (the dot has block_q * G rows)
-DEFAULT_BLOCK_Q = 64
+DEFAULT_BLOCK_Q = 32
 #: K/V rows in one block travelling the line (and one DMA load)
-DEFAULT_BLOCK_KV = 512
+DEFAULT_BLOCK_KV = 2048
 #: K/V rows per DMA load in decode (no travel: K/V stay put)
 DEFAULT_DECODE_BLOCK_KV = 2048
 

@@ -1,78 +1,202 @@
-"""Prefill ring attention: K/V blocks travel the open line (see kernbench.kernels.attention)."""
+"""Prefill ring attention: K/V blocks travel the open line (see kernbench.kernels.attention).
+
+The schedule, in three layers:
+
+- a **phase** is one K/V group and one query block (causal: the pair of query blocks i of this
+  rank's two zigzag chunks, so every rank does the same work in every phase);
+- within a phase, K/V **arrivals** come block-major: this rank's own block b (loaded, sent both
+  ways), then block b of rank - s's share from W and of rank + s's from E for s = 1 .. n - 1,
+  each passed on in the direction it was travelling;
+- every (arrival, query block) pair that the causal mask does not rule out is a **fold**, and the
+  folds of the whole launch form one software pipeline: the score dot of fold t + 1 is issued
+  before the P.V dot of fold t, across arrivals, query blocks and phases, so the GEMM unit computes
+  QK^T(t + 1) while the vector unit runs fold t's softmax.
+"""
 from __future__ import annotations
 
 import math
 
-from ._common import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, F16, _check_shapes, _fold, _init_stats,
+from ._common import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, F16, _check_shapes, _init_stats,
                       _load_kv, _load_q, _rank, _store_out)
 
 __all__ = ["attention_mesh_kv_kernel"]
 
+#: a recv (or load) of the block of fold t waits for fold t - GATE_DEPTH to be done: deep enough
+#: that a block crosses the link while the pipeline still has a fold to compute, shallow enough
+#: that SRAM holds only a few blocks per direction (docs/kernels.md, "Double buffering")
+GATE_DEPTH = 2
+#: masked scores: a finite stand-in for -inf, so a row with no visible key in one block gives
+#: exp(-1e30 - m) = 0 rather than exp(-inf - -inf) = NaN; the first visible key rescales such a
+#: row's partial sums by exp(-1e30 - m) = 0
+MASKED_SCORE = -1e30
+
+
+def _scores(tl, q, k):
+    """Stage 1 (GEMM): raw scores of one fold, (R, n) f32. Issued one fold ahead."""
+    return tl.dot(q, tl.trans(k))
+
+
+def _probs(tl, s, m):
+    """Stage 2 (vector, the part P.V waits for): m' = max(m, rowmax s), p = exp(s - m'), and p
+    in f16 for the array. Returns (m', p, p16)."""
+    m_new = tl.maximum(m, tl.max(s, axis=-1))
+    p = tl.exp(s - m_new)  # unnormalised: the division by l happens once, at the end
+    return m_new, p, tl.cast(p, F16)
+
+
+def _update(tl, m, m_new, l, o, p, pv):
+    """Stage 3 (vector, after P.V is issued): l' = a l + rowsum p, o' = a o + P.V, a = exp(m - m')."""
+    alpha = tl.exp(m - m_new)
+    return l * alpha + tl.sum(p, axis=-1), o * alpha + pv
+
+
+def _causal_mask(tl, s, q_pos0, k_pos0, G):
+    """``s`` with the scores of keys after their query set to MASKED_SCORE. Row rho of the fold is
+    query position q_pos0 + rho // G (the G heads of a row are adjacent), column j key k_pos0 + j."""
+    R, n = s.shape
+    qpos = tl.arange(q_pos0 * G, q_pos0 * G + R) // G
+    kpos = tl.arange(k_pos0, k_pos0 + n)
+    return tl.where(qpos[:, None] >= kpos[None, :], s, MASKED_SCORE)
+
+
+class _QueryBlock:
+    """One query block of a phase: its rows, global positions and running (m, l, o)."""
+
+    __slots__ = ("q0", "rows", "pos0", "q", "m", "l", "o", "folds_left")
+
+    def __init__(self, q0, rows, pos0):
+        self.q0, self.rows, self.pos0 = q0, rows, pos0
+        self.q = self.m = self.l = self.o = None
+        self.folds_left = 0
+
 
 def attention_mesh_kv_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis=0,
-    block_q=DEFAULT_BLOCK_Q, block_kv=DEFAULT_BLOCK_KV, *, tl,
+    block_q=DEFAULT_BLOCK_Q, block_kv=DEFAULT_BLOCK_KV, *, causal=False, tl,
 ):
     """Prefill ring attention: K/V blocks travel the open line both ways.
 
-    Each rank keeps its query rows and its 1/n_ranks of K and V. For every (K/V group, query
-    block) and every K/V block index b: the rank loads its own block b, sends it east and west and
-    folds it; then for s = 1 .. n_ranks - 1 it receives block b of rank - s's chunk (from W) and of
-    rank + s's (from E), passes each on in the direction it was going, and folds it. Every rank
-    folds every chunk exactly once; no merge across ranks is needed.
+    Each rank keeps its query rows ``q (S_q, h_q, d_head)`` and its share ``k, v (S_kv_per_rank,
+    h_kv, d_head)`` (f16, row-major) and writes ``o (S_q, h_q, d_head)`` f16. Every rank folds every
+    K/V block of the line exactly once per query block; no merge across ranks is needed.
 
-    Block-major order (block b of every chunk before block b + 1) keeps what travels in step:
-    a block a rank passes on at step s is the one its neighbour folds at step s + 1, right after.
-    (Chunk by chunk, the neighbour would want it only a whole chunk later, and a chunk per
-    direction would wait in SRAM behind a send short of credits.) A recv (or load) of the block
-    folded at position f is posted only once fold f - 2 is done: double buffering, so the next
-    block travels while this one computes and SRAM holds about two blocks per direction.
+    ``causal=True``: the sequence of ``n_ranks * S_q`` tokens is in the **zigzag** layout (cut
+    into 2 n_ranks chunks, rank r holds chunks r and 2 n_ranks - 1 - r, for Q and K/V alike:
+    :func:`kernbench.kernels.attention.zigzag_split` places it), query position i attends keys
+    at positions <= i. Folds wholly above the diagonal are skipped (their blocks still travel),
+    folds across it are masked. Needs ``S_q == S_kv_per_rank``, even.
+
+    Block sizes: ``block_q`` query rows per head (a dot has ``block_q * h_q / h_kv`` rows),
+    ``block_kv`` K/V rows per block travelling the line. Raises ValueError (a KernelError naming
+    the PE and line, at launch) before any command for shapes the kernel cannot run.
+    See docs/kernels.md for the schedule and what overlaps.
     """
     _check_shapes("attention_mesh_kv_kernel", S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks,
                   rank_axis, block_q=block_q, block_kv=block_kv)
+    if not isinstance(causal, bool):
+        raise ValueError(f"attention_mesh_kv_kernel: causal must be True or False, got {causal!r}")
+    if causal and (S_q != S_kv_per_rank or S_q % 2):
+        raise ValueError(f"attention_mesh_kv_kernel: causal (zigzag layout) needs S_q == S_kv_per_rank "
+                         f"and even (two equal chunks per rank), got S_q {S_q}, S_kv_per_rank {S_kv_per_rank}")
     rank = _rank(rank_axis, tl)
     if rank is None:
         return
     G = h_q // h_kv
     d = d_head
-    bq = min(block_q, S_q)
-    bkv = min(block_kv, S_kv_per_rank)
     scale = 1.0 / math.sqrt(d)
     east, west = rank + 1 < n_ranks, rank > 0
-    blocks = [(k0, min(bkv, S_kv_per_rank - k0)) for k0 in range(0, S_kv_per_rank, bkv)]
+    n2 = 2 * n_ranks
+    c = S_q // 2 if causal else S_kv_per_rank  # rows per chunk (one chunk per rank unless causal)
 
-    for g in range(h_kv):
-        for q0 in range(0, S_q, bq):
-            rows = min(bq, S_q - q0)
-            q = _load_q(tl, q_ptr, q0, rows, g, G, h_q, d, scale)
-            m, l, o = _init_stats(tl, rows * G, d)
-            done = []  # o after each fold: the double-buffering gate
+    def pos(r, row):
+        """Global position of local row ``row`` of rank r (zigzag when causal)."""
+        if not causal:
+            return r * S_kv_per_rank + row
+        return (r if row < c else n2 - 1 - r) * c + row % c
 
-            def gate(done=done):
-                return done[-2] if len(done) >= 2 else None
+    # K/V blocks, aligned to the chunks so a block's positions are contiguous
+    bkv = min(block_kv, c)
+    chunk_starts = (0, c) if causal else (0,)
+    blocks = [(k0, min(bkv, cs + c - k0)) for cs in chunk_starts for k0 in range(cs, cs + c, bkv)]
+    bq = min(block_q, c if causal else S_q)
+    if causal:
+        phases = [[(q0, min(bq, c - q0)), (c + q0, min(bq, c - q0))] for q0 in range(0, c, bq)]
+    else:
+        phases = [[(q0, min(bq, S_q - q0))] for q0 in range(0, S_q, bq)]
 
-            for k0, n in blocks:  # block-major: block b of every chunk before block b + 1
-                # own block: load, send both ways, fold
-                kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate())
-                vb = _load_kv(tl, v_ptr, k0, n, g, h_kv, d, gate())
-                for direction, wired in (("E", east), ("W", west)):
-                    if wired:
-                        tl.send(dir=direction, src=kb)
-                        tl.send(dir=direction, src=vb)
-                m, l, o = _fold(tl, q, kb, vb, m, l, o)
-                done.append(o)
-                for step in range(1, n_ranks):
-                    # block b of rank - step's chunk arrives from W and goes on E; of
-                    # rank + step's from E, on W
-                    for src_dir, fwd_dir, forward, has in (
-                            ("W", "E", east, rank - step >= 0), ("E", "W", west, rank + step < n_ranks)):
-                        if not has:
-                            continue
-                        kb = tl.recv(dir=src_dir, shape=(n, d), dtype=F16, after=gate())
-                        vb = tl.recv(dir=src_dir, shape=(n, d), dtype=F16, after=gate())
-                        if forward:
-                            tl.send(dir=fwd_dir, src=kb)
-                            tl.send(dir=fwd_dir, src=vb)
-                        m, l, o = _fold(tl, q, kb, vb, m, l, o)
-                        done.append(o)
-            _store_out(tl, o_ptr, q0, rows, g, G, h_q, d, o, l)
+    def plan(qbs, src, k0, n):
+        """The folds of one arrival: [(query block, masked)], the causal mask's skips removed."""
+        if not causal:
+            return [(qb, False) for qb in qbs]
+        kmin, kmax = pos(src, k0), pos(src, k0) + n - 1
+        out = []
+        for qb in qbs:
+            qmin, qmax = qb.pos0, qb.pos0 + qb.rows - 1
+            if kmin <= qmax:  # else wholly above the diagonal: skipped
+                out.append((qb, kmax > qmin))
+        return out
+
+    done = []  # o after each fold, in fold order: the gate of later recvs and loads
+
+    def gate():
+        return done[-GATE_DEPTH] if len(done) >= GATE_DEPTH else None
+
+    def folds():
+        """Emit the transfers of every arrival in order; yield its folds (query block, masked,
+        k, v, key position) for the pipeline below. Phases start (query loads, fresh stats) as
+        they are reached."""
+        for g in range(h_kv):
+            for phase in phases:
+                qbs = [_QueryBlock(q0, rows, pos(rank, q0)) for q0, rows in phase]
+                arrivals = []  # (src, direction or None, forward direction, k0, n)
+                for k0, n in blocks:  # block-major: block b of every share before block b + 1
+                    arrivals.append((rank, None, None, k0, n))
+                    for step in range(1, n_ranks):
+                        if rank - step >= 0:
+                            arrivals.append((rank - step, "W", "E" if east else None, k0, n))
+                        if rank + step < n_ranks:
+                            arrivals.append((rank + step, "E", "W" if west else None, k0, n))
+                plans = [plan(qbs, src, k0, n) for src, _, _, k0, n in arrivals]
+                for fl in plans:
+                    for qb, _ in fl:
+                        qb.folds_left += 1
+                for qb in qbs:
+                    qb.q = _load_q(tl, q_ptr, qb.q0, qb.rows, g, G, h_q, d, scale)
+                    qb.m, qb.l, qb.o = _init_stats(tl, qb.rows * G, d)
+                for (src, came_from, fwd, k0, n), fl in zip(arrivals, plans):
+                    if came_from is None:  # own block: load, send both ways
+                        kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate())
+                        vb = _load_kv(tl, v_ptr, k0, n, g, h_kv, d, gate())
+                        sends = [dr for dr, wired in (("E", east), ("W", west)) if wired]
+                    else:
+                        kb = tl.recv(dir=came_from, shape=(n, d), dtype=F16, after=gate())
+                        vb = tl.recv(dir=came_from, shape=(n, d), dtype=F16, after=gate())
+                        sends = [fwd] if fwd else []
+                    for dr in sends:
+                        tl.send(dir=dr, src=kb)
+                        tl.send(dir=dr, src=vb)
+                    for qb, masked in fl:
+                        yield g, qb, masked, kb, vb, pos(src, k0)
+
+    def finish(g, qb, masked, s, v, k_pos0):
+        """Stages 2 and 3 of a fold whose scores ``s`` are issued; stores the query block after
+        its last fold."""
+        if masked:
+            s = _causal_mask(tl, s, qb.pos0, k_pos0, G)
+        m_new, p, p16 = _probs(tl, s, qb.m)
+        pv = tl.dot(p16, v)  # behind the next fold's score dot on the GEMM unit
+        qb.l, qb.o = _update(tl, qb.m, m_new, qb.l, qb.o, p, pv)
+        qb.m = m_new
+        done.append(qb.o)
+        qb.folds_left -= 1
+        if not qb.folds_left:
+            _store_out(tl, o_ptr, qb.q0, qb.rows, g, G, h_q, d, qb.o, qb.l)
+
+    pending = None  # (fold, its scores): issued one fold ahead of its softmax
+    for g, qb, masked, kb, vb, k_pos0 in folds():
+        s = _scores(tl, qb.q, kb)
+        if pending is not None:
+            finish(*pending)
+        pending = (g, qb, masked, s, vb, k_pos0)
+    if pending is not None:
+        finish(*pending)

@@ -32,4 +32,54 @@ __all__ = [
     "DEFAULT_BLOCK_Q",
     "DEFAULT_BLOCK_KV",
     "DEFAULT_DECODE_BLOCK_KV",
+    "zigzag_positions",
+    "zigzag_split",
+    "zigzag_merge",
 ]
+
+
+def zigzag_positions(seq_len: int, n_ranks: int):
+    """Global positions held by each rank in the zigzag layout of causal prefill.
+
+    The sequence of ``seq_len`` tokens is cut into ``2 * n_ranks`` equal chunks; rank r holds
+    chunk r followed by chunk ``2 * n_ranks - 1 - r``, so under a causal mask every rank has the
+    same work (Brandon et al., "Striped Attention", 2023, and the zigzag ring of ring-flash-attention).
+    Returns an int64 array of shape (n_ranks, seq_len // n_ranks). Raises ValueError unless
+    ``seq_len`` is a positive multiple of ``2 * n_ranks``."""
+    import numpy as np
+
+    for name, v in (("seq_len", seq_len), ("n_ranks", n_ranks)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"zigzag_positions: {name} must be a positive int, got {v!r}")
+    if seq_len % (2 * n_ranks):
+        raise ValueError(f"zigzag_positions: seq_len {seq_len} is not a multiple of 2 * n_ranks = "
+                         f"{2 * n_ranks} (each rank holds two equal chunks)")
+    c = seq_len // (2 * n_ranks)
+    chunks = np.arange(seq_len, dtype=np.int64).reshape(2 * n_ranks, c)
+    return np.stack([np.concatenate([chunks[r], chunks[2 * n_ranks - 1 - r]]) for r in range(n_ranks)])
+
+
+def zigzag_split(x, n_ranks: int):
+    """``x`` (seq_len, ...) in sequence order -> (n_ranks, seq_len // n_ranks, ...): rank r's rows
+    in the zigzag layout (:func:`zigzag_positions`), ready for ``ctx.shard(..., axis=0)``."""
+    import numpy as np
+
+    x = np.asarray(x)
+    if x.ndim < 1:
+        raise ValueError("zigzag_split: x needs a sequence axis (axis 0)")
+    return x[zigzag_positions(x.shape[0], n_ranks)]
+
+
+def zigzag_merge(parts):
+    """Inverse of :func:`zigzag_split`: (n_ranks, rows, ...) per rank -> (n_ranks * rows, ...) in
+    sequence order."""
+    import numpy as np
+
+    parts = np.asarray(parts)
+    if parts.ndim < 2:
+        raise ValueError("zigzag_merge: parts must be (n_ranks, rows, ...)")
+    n, rows = parts.shape[:2]
+    pos = zigzag_positions(n * rows, n)
+    out = np.empty((n * rows,) + parts.shape[2:], dtype=parts.dtype)
+    out[pos.reshape(-1)] = parts.reshape((n * rows,) + parts.shape[2:])
+    return out
