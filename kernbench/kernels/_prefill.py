@@ -15,6 +15,7 @@ The schedule, in three layers:
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from ._common import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, F16, _check_shapes, _init_stats,
                       _load_kv, _load_q, _rank, _store_out)
@@ -44,10 +45,15 @@ def _probs(tl, s, m):
     return m_new, p, tl.cast(p, F16)
 
 
-def _update(tl, m, m_new, l, o, p, pv):
-    """Stage 3 (vector, after P.V is issued): l' = a l + rowsum p, o' = a o + P.V, a = exp(m - m')."""
+def _rescale(tl, m, m_new, l, p):
+    """Stage 3 (vector, after P.V is issued): a = exp(m - m'), l' = a l + rowsum p -> (a, l')."""
     alpha = tl.exp(m - m_new)
-    return l * alpha + tl.sum(p, axis=-1), o * alpha + pv
+    return alpha, l * alpha + tl.sum(p, axis=-1)
+
+
+def _update_o(tl, o, alpha, pv):
+    """Stage 4 (vector, once P.V is done): o' = a o + P.V."""
+    return o * alpha + pv
 
 
 def _causal_mask(tl, s, q_pos0, k_pos0, G):
@@ -125,15 +131,28 @@ def attention_mesh_kv_kernel(
         phases = [[(q0, min(bq, S_q - q0))] for q0 in range(0, S_q, bq)]
 
     def plan(qbs, src, k0, n):
-        """The folds of one arrival: [(query block, masked)], the causal mask's skips removed."""
+        """The folds of one arrival: [(query block, first key row, key rows, masked)].
+
+        Not causal: one unmasked fold of the whole block per query block. Causal: a block of
+        another rank is wholly below a query block (folded whole) or wholly above it (skipped),
+        since the two hold different chunks; this rank's own block may straddle the diagonal: it
+        is folded as the keys every row sees (unmasked) plus the keys after the block's first
+        query (masked, at most block_q of them), and the keys after its last query are skipped."""
         if not causal:
-            return [(qb, False) for qb in qbs]
-        kmin, kmax = pos(src, k0), pos(src, k0) + n - 1
+            return [(qb, k0, n, False) for qb in qbs]
+        kmin = pos(src, k0)
+        kmax = kmin + n - 1
         out = []
         for qb in qbs:
             qmin, qmax = qb.pos0, qb.pos0 + qb.rows - 1
-            if kmin <= qmax:  # else wholly above the diagonal: skipped
-                out.append((qb, kmax > qmin))
+            if kmax <= qmin:
+                out.append((qb, k0, n, False))
+            elif kmin <= qmax:
+                seen = min(kmax, qmin) - kmin + 1  # keys every row of the block sees
+                if seen > 0:
+                    out.append((qb, k0, seen, False))
+                first = k0 + max(seen, 0)
+                out.append((qb, first, min(kmax, qmax) - pos(src, first) + 1, True))
         return out
 
     done = []  # o after each fold, in fold order: the gate of later recvs and loads
@@ -158,16 +177,17 @@ def attention_mesh_kv_kernel(
                             arrivals.append((rank + step, "E", "W" if west else None, k0, n))
                 plans = [plan(qbs, src, k0, n) for src, _, _, k0, n in arrivals]
                 for fl in plans:
-                    for qb, _ in fl:
+                    for qb, *_ in fl:
                         qb.folds_left += 1
                 for qb in qbs:
                     qb.q = _load_q(tl, q_ptr, qb.q0, qb.rows, g, G, h_q, d, scale)
                     qb.m, qb.l, qb.o = _init_stats(tl, qb.rows * G, d)
                 for (src, came_from, fwd, k0, n), fl in zip(arrivals, plans):
                     if came_from is None:  # own block: load, send both ways
-                        kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate())
-                        vb = _load_kv(tl, v_ptr, k0, n, g, h_kv, d, gate())
                         sends = [dr for dr, wired in (("E", east), ("W", west)) if wired]
+                        whole = sends or any(fk == k0 and fn == n for _, fk, fn, _ in fl)
+                        kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate()) if whole else None
+                        vb = _load_kv(tl, v_ptr, k0, n, g, h_kv, d, gate()) if whole else None
                     else:
                         kb = tl.recv(dir=came_from, shape=(n, d), dtype=F16, after=gate())
                         vb = tl.recv(dir=came_from, shape=(n, d), dtype=F16, after=gate())
@@ -175,28 +195,57 @@ def attention_mesh_kv_kernel(
                     for dr in sends:
                         tl.send(dir=dr, src=kb)
                         tl.send(dir=dr, src=vb)
-                    for qb, masked in fl:
-                        yield g, qb, masked, kb, vb, pos(src, k0)
+                    for qb, fk, fn, masked in fl:
+                        if fk == k0 and fn == n:
+                            yield g, qb, masked, kb, vb, pos(src, k0)
+                        else:  # part of an own block on the diagonal: its own loads
+                            yield (g, qb, masked, _load_kv(tl, k_ptr, fk, fn, g, h_kv, d, gate()),
+                                   _load_kv(tl, v_ptr, fk, fn, g, h_kv, d, gate()), pos(src, fk))
 
-    def finish(g, qb, masked, s, v, k_pos0):
-        """Stages 2 and 3 of a fold whose scores ``s`` are issued; stores the query block after
-        its last fold."""
+    def finish(g, qb, masked, s, v, k_pos0, idx):
+        """Stage 2 of fold ``idx`` (its scores issued), its P.V, and the l update; the o update
+        waits in ``updates`` until the vector unit cannot stall on it (see below)."""
         if masked:
             s = _causal_mask(tl, s, qb.pos0, k_pos0, G)
         m_new, p, p16 = _probs(tl, s, qb.m)
-        pv = tl.dot(p16, v)  # behind the next fold's score dot on the GEMM unit
-        qb.l, qb.o = _update(tl, qb.m, m_new, qb.l, qb.o, p, pv)
+        pv = tl.dot(p16, v)  # behind the scores issued so far on the GEMM unit
+        alpha, qb.l = _rescale(tl, qb.m, m_new, qb.l, p)
         qb.m = m_new
-        done.append(qb.o)
+        done.append(m_new)
+        updates.append((n_scores, g, qb, alpha, pv))
+        # An o update reads its P.V: emitted after the softmax of a fold whose scores the GEMM
+        # unit computes after that P.V, it finds it done; emitted earlier, the in-order vector
+        # unit would wait for it with the next softmax queued behind.
+        while updates and updates[0][0] <= idx:
+            update(*updates.popleft()[1:])
+
+    def update(g, qb, alpha, pv):
+        qb.o = _update_o(tl, qb.o, alpha, pv)
         qb.folds_left -= 1
         if not qb.folds_left:
             _store_out(tl, o_ptr, qb.q0, qb.rows, g, G, h_q, d, qb.o, qb.l)
 
-    pending = None  # (fold, its scores): issued one fold ahead of its softmax
+    # The pipeline: a fold's softmax runs on the vector unit while the GEMM unit computes the
+    # scores of the folds issued after it, so its P.V waits for nothing as long as those hold at
+    # least as much work (score elements: QK^T and the softmax both scale with rows x keys). One
+    # fold ahead when folds are alike; more behind a long fold followed by short ones (causal
+    # diagonal folds), else its softmax would sit exposed in front of its P.V.
+    ahead = deque()  # (fold arguments, score elements): scores issued, softmax not yet
+    updates = deque()  # (scores issued before its P.V, o-update arguments)
+    later = 0  # score elements of ahead[1:]
+    n_scores = 0
     for g, qb, masked, kb, vb, k_pos0 in folds():
         s = _scores(tl, qb.q, kb)
-        if pending is not None:
-            finish(*pending)
-        pending = (g, qb, masked, s, vb, k_pos0)
-    if pending is not None:
-        finish(*pending)
+        work = s.shape[0] * s.shape[1]
+        if ahead:
+            later += work
+        ahead.append(((g, qb, masked, s, vb, k_pos0, n_scores), work))
+        n_scores += 1
+        while len(ahead) > 1 and later >= ahead[0][1]:
+            args, _ = ahead.popleft()
+            later -= ahead[0][1]
+            finish(*args)
+    while ahead:
+        finish(*ahead.popleft()[0])
+    while updates:
+        update(*updates.popleft()[1:])
