@@ -35,7 +35,8 @@ def milestone_rows(data: dict) -> list[dict]:
         e["mesh"] = _mesh_of(b["name"])
         e["wall_s"] = b["stats"]["mean"]
         rows.append(e)
-    rows.sort(key=lambda r: (r["kind"] != "prefill", MESH_ORDER[r["mesh"]], r["context"]))
+    rows.sort(key=lambda r: (r["kind"] != "prefill", bool(r.get("causal")), r.get("S_q", 1) if r["kind"] == "decode" else 0,
+                             MESH_ORDER[r["mesh"]], r["context"]))
     return rows
 
 
@@ -44,8 +45,8 @@ def _ctx(c: int) -> str:
 
 
 def milestone_table(rows: list[dict]) -> str:
-    head = ("| kind | mesh | context | ranks | cycles | latency | achieved TFLOP/s | roofline | "
-            "GEMM util | link util | peak SRAM / PE | commands | sim wall |")
+    head = ("| kind | mesh | context | ranks | cycles | latency | tokens/s | achieved TFLOP/s | roofline | "
+            "attainable (bound) | GEMM util | link util | peak SRAM / PE | commands | sim wall |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         sram = f"{r['peak_sram_bytes'] / 2**20:.1f} MiB"
@@ -53,10 +54,14 @@ def milestone_table(rows: list[dict]) -> str:
             sram += f" **over {r['sram_capacity_bytes'] / 2**20:.0f} MiB**"
         lat = r["latency_us"]
         lat_s = f"{lat / 1000:,.2f} ms" if lat >= 1000 else f"{lat:,.1f} us"
+        kind = r["kind"] + (" causal" if r.get("causal") else "")
+        if r["kind"] == "decode":
+            kind += f" S_q {r.get('S_q', 1)}"
         lines.append(
-            f"| {r['kind']} | {r['mesh']} | {_ctx(r['context'])} | {r['n_ranks']} | {r['cycles']:,} | "
-            f"{lat_s} | {r['achieved_tflops']:.2f} of {r['peak_tflops']:.1f} | "
-            f"{100 * r['roofline_fraction']:.1f}% {r['roofline']} | {100 * r['gemm_util']:.0f}% | "
+            f"| {kind} | {r['mesh']} | {_ctx(r['context'])} | {r['n_ranks']} | {r['cycles']:,} | "
+            f"{lat_s} | {r['tokens_per_s']:,.0f} | {r['achieved_tflops']:.2f} of {r['peak_tflops']:.1f} | "
+            f"{100 * r['roofline_fraction']:.1f}% {r['roofline']} | "
+            f"{100 * r['attainable_fraction']:.1f}% ({r['binding']}) | {100 * r['gemm_util']:.0f}% | "
             f"{100 * r['link_util']:.0f}% | {sram} | {r['commands']:,} | {r['wall_s']:.2f} s |"
         )
     return "\n".join(lines)
@@ -85,7 +90,8 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, kind in zip(axes, ("prefill", "decode")):
         for mesh in MESH_ORDER:
-            pts = sorted((r["context"], r["latency_us"]) for r in rows if r["kind"] == kind and r["mesh"] == mesh)
+            pts = sorted((r["context"], r["latency_us"]) for r in rows if r["kind"] == kind and r["mesh"] == mesh
+                         and not r.get("causal") and r.get("S_q", 1) in (1, r["context"] // r["n_ranks"]))
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=mesh)
         ax.set_xscale("log", base=2)

@@ -2,6 +2,7 @@
 from .common.errors import DeadlockError, KernbenchError, KernelError, MaxCyclesError, SramCapacityError
 from .hw import HardwareConfig, SfrInstall, list_presets, load_hw
 from .runtime import Context, DeviceArray, LaunchResult
+from . import report  # noqa: F401  (registers the LaunchResult views: report, to_json, to_perfetto, plot)
 
 __version__ = "0.1.0"
 __all__ = [

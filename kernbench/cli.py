@@ -4,12 +4,12 @@
                    [--table] [--trace FILE] [--json FILE] [--plot FILE]
     kernbench run MODULE:KERNEL --grid P,C [--arg NAME=VALUE ...] [--hw PRESET]
                   [--sfr pe|cube] [--ring] [--mode functional|timing]
-                  [--trace FILE] [--json FILE] [--plot FILE]
+                  [--trace FILE] [--json FILE] [--plot FILE] [--save FILE.npz]
     kernbench hw list
     kernbench hw show NAME
 
 Errors are printed as one line, ``kernbench: error: ...``, with exit status 2; ``--debug`` shows
-the traceback instead. ``diag`` exits 1 when a panel fails. Runs that take more than a second show
+the traceback instead. ``diag`` exits 1 when a panel fails, ``run`` when the module's check fails. Runs that take more than a second show
 a progress bar on a terminal. docs/reports.md describes every command.
 
 ``kernbench.diag.run_panels`` is called with ``progress=callback``; the callback accepts
@@ -51,8 +51,15 @@ kernel arguments:
   order. A module with several kernels may define setup_<kernel>(ctx, **args) for one
   of them; it wins over setup.
 
+  To check the numbers (--mode functional), give the module
+      def check(ctx, args, result): ...
+  args holds every kernel argument by name (device arrays as DeviceArray: read them with
+  ctx.gather(args["out_ptr"])) and every --arg. Raising (an assert) or returning False
+  fails the run with exit status 1. check_<kernel> wins over check, as for setup.
+  --save out.npz writes the array arguments the kernel stored to (np.load reads them).
+
 examples:
-  kernbench run my_kernels.py:vadd --grid 8,1 --arg n=4096 --mode functional
+  kernbench run my_kernels.py:vadd --grid 8,1 --arg n=4096 --mode functional --save out.npz
   kernbench run my_pkg.attn:ring_attention --grid 8,4 --sfr cube --ring --arg S=4K \\
       --trace attn.json --plot attn.png
 """
@@ -135,6 +142,11 @@ def load_kernel(spec: str):
         if not path.is_file():
             raise CliError(f"kernel file {mod_name!r} does not exist")
         name = "kernbench_user_" + re.sub(r"\W", "_", path.stem)
+        # As `python file.py` does: modules beside the file import by name. It stays first on
+        # sys.path, for imports the kernel makes when it runs.
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
         sp = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(sp)
         sys.modules[name] = module  # so dataclasses and pickling inside the kernel file work
@@ -317,19 +329,36 @@ def _suffixed(path: str, tag: Optional[str]) -> str:
     return str(p.with_name(f"{p.stem}.{tag}{p.suffix}"))
 
 
+def _check_output_paths(args) -> None:
+    """Every output file option names a file in an existing, writable folder: checked before
+    the run, so a typo costs nothing and the error names the option."""
+    for opt in ("trace", "json", "plot", "save"):
+        path = getattr(args, opt, None)
+        if not path:
+            continue
+        p = Path(path)
+        if p.is_dir():
+            raise CliError(f"--{opt} {path}: is a folder, expected a file name")
+        folder = p.parent  # Path("t.json").parent is Path(".")
+        if not folder.is_dir():
+            raise CliError(f"--{opt} {path}: folder {str(folder)!r} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise CliError(f"--{opt} {path}: folder {str(folder)!r} is not writable")
+
+
 def _write_outputs(result, args, console, tag=None) -> None:
     if args.trace:
         path = _suffixed(args.trace, tag)
         result.to_perfetto(path)
-        console.print(f"trace  -> {path}  (open in https://ui.perfetto.dev)")
+        console.print(f"trace  -> {path}  (open in https://ui.perfetto.dev)", soft_wrap=True)
     if args.json:
         path = _suffixed(args.json, tag)
         result.to_json(path)
-        console.print(f"json   -> {path}")
+        console.print(f"json   -> {path}", soft_wrap=True)
     if args.plot:
         path = _suffixed(args.plot, tag)
         result.plot(path)
-        console.print(f"plot   -> {path}")
+        console.print(f"plot   -> {path}", soft_wrap=True)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -338,17 +367,18 @@ def cmd_hw_list(args, console) -> int:
     from rich.table import Table
 
     from .hw import list_presets, load_hw
+    from .report.table import fmt_num
 
     t = Table(title="hardware presets (kernbench hw show NAME)", title_justify="left",
               box=box.SIMPLE_HEAD, header_style="bold")
     for col in ("name", "cubes", "PEs/cube", "clock\nGHz", "GEMM peak\nTFLOP/s", "memory\nGB/s",
                 "link\nGB/s/dir", "SRAM/PE\nMiB"):
         t.add_column(col, justify="left" if col == "name" else "right", no_wrap=True)
-    for name in list_presets():
-        hw = load_hw(name)
+    presets = [load_hw(name) for name in list_presets()]
+    for hw in sorted(presets, key=lambda hw: (hw.n_pes, hw.name)):  # smallest machine first
         t.add_row(
-            name, str(hw.n_cubes), str(hw.pes_per_cube), f"{hw.clock_ghz:g}", f"{hw.peak_tflops():.1f}",
-            f"{hw.memory_gbps():.0f}", f"{hw.link_gbps():g}", f"{hw.sram.capacity_bytes / (1 << 20):g}",
+            hw.name, f"{hw.n_cubes:,}", f"{hw.pes_per_cube:,}", f"{hw.clock_ghz:g}", fmt_num(hw.peak_tflops()),
+            fmt_num(hw.memory_gbps()), fmt_num(hw.link_gbps()), fmt_num(hw.sram.capacity_bytes / (1 << 20)),
         )
     console.print(t)
     return EXIT_OK
@@ -366,6 +396,7 @@ def cmd_hw_show(args, console) -> int:
     from rich.table import Table
 
     from .hw import load_hw
+    from .report.table import fmt_num, plural
 
     hw = load_hw(args.name)
     t = Table(title=f"hardware '{hw.name}' (docs/hardware-model.md)", title_justify="left")
@@ -375,10 +406,10 @@ def cmd_hw_show(args, console) -> int:
         t.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
     console.print(t)
     console.print(
-        f"PEs             {hw.n_pes} ({hw.n_cubes} cubes x {hw.pes_per_cube})\n"
-        f"GEMM peak       {hw.peak_tflops():.4g} TFLOP/s ({hw.peak_flops_per_cycle_pe} flop/cycle per PE)\n"
-        f"memory          {hw.memory_gbps():.4g} GB/s ({hw.memory_gbps(1):.4g} GB/s per cube channel)\n"
-        f"link            {hw.link_gbps():.4g} GB/s per direction",
+        f"PEs             {hw.n_pes:,} ({plural(hw.n_cubes, 'cube')} x {hw.pes_per_cube})\n"
+        f"GEMM peak       {fmt_num(hw.peak_tflops())} TFLOP/s ({hw.peak_flops_per_cycle_pe:,} flop/cycle per PE)\n"
+        f"memory          {fmt_num(hw.memory_gbps())} GB/s ({fmt_num(hw.memory_gbps(1))} GB/s per cube channel)\n"
+        f"link            {fmt_num(hw.link_gbps())} GB/s per direction",
         highlight=False,
     )
     return EXIT_OK
@@ -386,8 +417,13 @@ def cmd_hw_show(args, console) -> int:
 
 def cmd_run(args, console) -> int:
     from .hw import load_hw
+    from .report.table import plural
 
     hw = load_hw(args.hw)  # a bad preset fails here, before the kernel module is imported
+    _check_output_paths(args)
+    if args.save and args.mode != "functional":
+        raise CliError("--save needs --mode functional: timing mode carries shapes only and "
+                       "computes no numbers")
     module, kernel = load_kernel(args.kernel)
     try:
         from . import Context
@@ -397,11 +433,67 @@ def cmd_run(args, console) -> int:
     ctx.install_sfr(scope=args.sfr, ring=args.ring)
     values = dict(args.arg or [])
     launch = launch_args(module, kernel, ctx, values)
-    label = f"{args.kernel} on grid {args.grid[0]} PEs x {args.grid[1]} cubes ({args.mode})"
+    label = f"{args.kernel} on grid {plural(args.grid[0], 'PE')} x {plural(args.grid[1], 'cube')} ({args.mode})"
     with DelayedProgress(f"running {label}", console=_stderr_console()):
         result = ctx.launch(kernel, args.grid, *launch, mode=args.mode)
     result.report(console=console)
     _write_outputs(result, args, console)
+    # every kernel argument by name (device arrays as DeviceArray), and the --arg values setup took
+    named = {**values, **{p.name: v for p, v in zip(kernel_params(kernel), launch)}}
+    if args.save:
+        _save_arrays(ctx, result, named, args.save, console)
+    return _run_check(module, kernel, ctx, named, result, console)
+
+
+def _save_arrays(ctx, result, named: dict, path: str, console) -> None:
+    """``--save``: every device-array argument the launch stored to, as NAME (gathered the way
+    it was placed) and NAME.per_pe (every PE's contents, shape (cubes, PEs per cube, ...))."""
+    import numpy as np
+
+    from .runtime.memory import PlacementError
+
+    arrays = {}
+    for name in result.written_args:
+        arr = named[name]
+        arrays[f"{name}.per_pe"] = ctx.read_all(arr)
+        try:
+            arrays[name] = ctx.gather(arr)
+        except PlacementError:
+            pass  # allocated with ctx.empty, no placement to undo: per_pe only
+    with open(path, "wb") as f:  # np.savez would append .npz to a name without it
+        np.savez(f, **arrays)
+    what = ", ".join(result.written_args) if result.written_args else "nothing: the kernel stored to no array argument"
+    console.print(f"save   -> {path}  ({what})", highlight=False, markup=False, soft_wrap=True)
+
+
+def _run_check(module, kernel, ctx, named: dict, result, console) -> int:
+    """The module's check_<kernel>(ctx, args, result) or check(...): an exception or False
+    fails the run (exit status 1)."""
+    check_name = f"check_{getattr(kernel, '__name__', '')}"
+    if not callable(getattr(module, check_name, None)):
+        check_name = "check"
+    check = getattr(module, check_name, None)
+    if check is None:
+        return EXIT_OK
+    where = f"{check_name}(ctx, args, result) in {_module_label(module)}"
+    if not callable(check):
+        raise CliError(f"{check_name} in {_module_label(module)} is not a function")
+    if result.mode != "functional":
+        console.print(f"check  skipped: {where} needs --mode functional (timing mode computes no "
+                      f"numbers)", highlight=False, markup=False, soft_wrap=True)
+        return EXIT_OK
+    try:
+        ok = check(ctx, named, result)
+    except Exception as e:  # the check's own failure: say where, as for setup
+        tb = traceback.extract_tb(e.__traceback__)
+        at = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
+        console.print(f"check  FAILED: {where} raised {type(e).__name__}{at}: {e}",
+                      highlight=False, markup=False, soft_wrap=True)
+        return EXIT_FAILED
+    if ok is False:
+        console.print(f"check  FAILED: {where} returned False", highlight=False, markup=False, soft_wrap=True)
+        return EXIT_FAILED
+    console.print(f"check  passed: {where}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -411,6 +503,7 @@ def cmd_diag(args, console) -> int:
     kw = {}
     if args.hw is not None:
         kw["hw"] = load_hw(args.hw)  # fail on a bad preset before any panel runs
+    _check_output_paths(args)
     try:
         from . import diag
     except ImportError as e:
@@ -452,11 +545,15 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _add_outputs(p) -> None:
+def _add_outputs(p, save: bool = False) -> None:
     g = p.add_argument_group("outputs")
     g.add_argument("--trace", metavar="FILE", help="write a Chrome trace-event JSON (open in ui.perfetto.dev)")
     g.add_argument("--json", metavar="FILE", help="write every counter, the hardware and the arguments as JSON")
     g.add_argument("--plot", metavar="FILE", help="write a PNG: utilization heatmap and timeline")
+    if save:
+        g.add_argument("--save", metavar="FILE.npz",
+                       help="functional mode: write every array argument the kernel stored to, as numpy "
+                       "arrays (NAME gathered, NAME.per_pe every PE's contents)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -500,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ring", action="store_true", help="close the SFR line into a ring")
     r.add_argument("--mode", choices=("functional", "timing"), default="timing",
                    help="timing: shapes only (fast); functional: also compute the numbers (default: timing)")
-    _add_outputs(r)
+    _add_outputs(r, save=True)
     r.set_defaults(func=cmd_run)
 
     h = sub.add_parser("hw", parents=[common], help="list and show hardware presets",
@@ -535,7 +632,7 @@ def _one_line(e: BaseException) -> str:
     if first.endswith(":") and rest:  # "Blocked:" and a list: show the list's first item
         first, rest = f"{first} {rest[0]}", rest[1:]
     if rest:
-        first += f" ({len(rest)} more line(s); rerun with --debug for all)"
+        first += f" ({len(rest)} more {'line' if len(rest) == 1 else 'lines'}; rerun with --debug for all)"
     return first
 
 

@@ -30,7 +30,7 @@ def test_one_panel(capsys):
     assert "PASS multi_user_decode" in out and "1 of 1 panels passed" in out
     assert "single_user" not in out
     # multi_user on the default preset: 4 cubes, the ring over cubes
-    assert "4 ranks (cube ring, rank_axis 1)" in out
+    assert "4 ranks (open line over cubes, SFR scope cube, rank_axis 1)" in out
 
 
 def test_llama70b_shape(capsys, tmp_path):

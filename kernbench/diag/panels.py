@@ -26,7 +26,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..hw.config import HardwareConfig, load_hw
-from ..kernels.attention import attention_mesh_kv_kernel, attention_mesh_mlo_kernel
+from ..kernels.attention import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV,
+                                 attention_mesh_kv_kernel, attention_mesh_mlo_kernel, zigzag_positions)
 from ..report.summary import summarize
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "run_panels",
     "attention_reference",
     "check_output",
+    "tolerance_used",
     "ATOL",
     "RTOL",
 ]
@@ -78,6 +80,7 @@ class PanelSpec:
     mode: str  #: "functional" (small) or "timing" (llama70b)
     shape: str
     seed: int = 0
+    causal: bool = False  #: prefill only: causal mask, zigzag layout (kernbench.kernels.attention)
 
     @property
     def kernel(self) -> Callable:
@@ -91,10 +94,12 @@ class PanelSpec:
     def model_flops(self) -> int:
         """Attention FLOPs of the whole launch: QK^T and PV, every query row of every rank
         against the whole context (prefill: each rank its own rows; decode: every rank
-        computes the shared rows' output)."""
+        computes the shared rows' output); causal prefill counts half."""
         per_rank_rows = self.S_q * self.h_q
         if self.kind == "prefill":
-            return 4 * per_rank_rows * self.context * self.d_head * self.n_ranks
+            full = 4 * per_rank_rows * self.context * self.d_head * self.n_ranks
+            # causal: the unmasked half (the FlashAttention convention, Dao 2023, benchmarks)
+            return full // 2 if self.causal else full
         return 4 * per_rank_rows * self.context * self.d_head  # K/V read once, split over ranks
 
 
@@ -106,6 +111,8 @@ class PanelResult:
     max_abs_err: Optional[float]  #: None in timing mode
     max_rel_err: Optional[float]
     wall_seconds: float
+    #: worst element's error as a fraction of its tolerance ATOL + RTOL*|ref| (None in timing mode)
+    tolerance_used: Optional[float] = None
     summary: dict = field(default_factory=dict)  #: kernbench.report.summary.summarize(result)
     failures: list = field(default_factory=list)
 
@@ -116,6 +123,35 @@ class PanelResult:
     def unit_mean_busy(self) -> dict:
         """Mean busy % over working PEs, by unit name."""
         return {u["unit"]: u["busy_pct"]["mean"] for u in self.summary["units"]}
+
+    def gemm_balance(self) -> float:
+        """Least over most GEMM-busy cycles among the working PEs (1.0: every rank the same
+        work; causal prefill is sharded zigzag so that it is)."""
+        from ..common.pe_commands import Unit
+
+        busy = self.result.unit_counters["busy"][self.result.working_pes, int(Unit.GEMM)]
+        return float(busy.min() / busy.max()) if len(busy) and busy.max() else 1.0
+
+    def attainable(self) -> tuple[int, str]:
+        """The model's bound on this launch, read off the counters: the busy cycles of its
+        busiest resource, ``(cycles, resource)``. Resources: the GEMM and vector units of each
+        working PE (busy = the cycles their commands ran), each cube's memory channel (the DMA
+        bytes of its PEs at ``dma.channel_bytes_per_cycle``) and each link (serialisation
+        cycles). No schedule of the same commands can finish sooner."""
+        from ..common.pe_commands import Unit
+
+        res = self.result
+        hw = res.hw
+        uc = res.unit_counters
+        wp = res.working_pes
+        bounds = {"GEMM": int(uc["busy"][wp, int(Unit.GEMM)].max(initial=0)),
+                  "VECTOR": int(uc["busy"][wp, int(Unit.VECTOR)].max(initial=0))}
+        dma = uc["work"][:, int(Unit.DMA)].astype(np.int64)
+        per_cube = np.bincount(np.arange(len(dma)) // hw.pes_per_cube, weights=dma)
+        bounds["memory channel"] = int(math.ceil(per_cube.max(initial=0) / hw.dma.channel_bytes_per_cycle))
+        bounds["link"] = int(res.link_counters["busy"].max(initial=0))
+        name = max(bounds, key=bounds.get)
+        return bounds[name], name
 
     def link_wire_pct(self) -> float:
         """Mean over used links of the cycles a packet was on the wire (serialisation), in %."""
@@ -130,14 +166,17 @@ class PanelResult:
         if self.max_abs_err is None:
             check = "check: timing mode, no numerics"
         else:
-            check = (f"check: max abs err {self.max_abs_err:.2e}, max rel err {self.max_rel_err:.2e} "
-                     f"(tolerance {ATOL:g} + {RTOL:g}*|ref|, vs f64 reference)")
+            check = (f"check: max abs err {self.max_abs_err:.2e}; worst element at "
+                     f"{100 * self.tolerance_used:.0f}% of its tolerance {ATOL:g} + {RTOL:g}*|ref| "
+                     f"(vs f64 reference)")
         busy = self.unit_mean_busy()
         lk = s["links"]
         sram = s["sram"]
         lines = [
-            f"{sp.kind}: {sp.n_ranks} ranks ({sp.scope} ring, rank_axis {sp.rank_axis}), "
-            f"S_q {sp.S_q}, context {sp.context}, h_q {sp.h_q}, h_kv {sp.h_kv}, d_head {sp.d_head}",
+            f"{sp.kind}{' causal (zigzag)' if sp.causal else ''}: {sp.n_ranks} ranks (open line over "
+            f"{'PEs' if sp.scope == 'pe' else 'cubes'}, SFR scope {sp.scope}, rank_axis {sp.rank_axis}), "
+            f"S_q {sp.S_q}, context {sp.context}, h_q {sp.h_q}, h_kv {sp.h_kv}, d_head {sp.d_head}, "
+            f"blocks {sp.blocks}",
             check,
             f"cycles {s['cycles']:,} = {s['microseconds']:,.1f} us at {s['clock_ghz']:g} GHz "
             f"({self.wall_seconds:.2f} s to simulate)",
@@ -145,7 +184,9 @@ class PanelResult:
             f"working PEs ({100 * t['tflops_fraction']:.1f}%)",
             f"utilization (mean over working PEs): GEMM {busy['GEMM']:.0f}%, VECTOR {busy['VECTOR']:.0f}%, "
             f"DMA {busy['DMA']:.0f}%, links {self.link_wire_pct():.0f}% (wire busy, mean over "
-            f"{lk['links_used']} used links)",
+            f"{lk['links_used']} used links); GEMM balance {self.gemm_balance():.3f} (least/most busy rank)",
+            "attainable (busiest resource, docs/kernels.md) {:,} cycles, {}: this launch at {:.1f}% of it".format(
+                *self.attainable(), 100 * self.attainable()[0] / max(1, s["cycles"])),
             f"link bytes {lk['bytes']:,} ({lk['achieved_gbps']:.1f} GB/s); peak SRAM {sram['peak_bytes'] / 2**20:.2f} MiB of "
             f"{sram['capacity_bytes'] / 2**20:.0f} MiB" + (" (OVER CAPACITY)" if sram["over_capacity"] else ""),
         ]
@@ -154,8 +195,13 @@ class PanelResult:
 
 
 def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int | None = None,
-               cubes: int | None = None, seed: int = 0) -> PanelSpec:
-    """The launch a panel makes on ``hw`` at ``shape`` (``context`` tokens for llama70b)."""
+               cubes: int | None = None, seed: int = 0, causal: bool = False,
+               decode_rows: int = 1) -> PanelSpec:
+    """The launch a panel makes on ``hw`` at ``shape`` (``context`` tokens for llama70b).
+
+    ``causal`` applies to the prefill panels (zigzag layout, causal mask); a decode panel's one
+    query row is the newest token, which sees the whole context either way. ``decode_rows``: query
+    rows per sequence of the llama70b decode panels (1; more for speculative or chunked decode)."""
     if name not in PANELS:
         raise ValueError(f"unknown diag panel {name!r}: expected one of {', '.join(PANELS)}")
     if shape not in SHAPES:
@@ -188,25 +234,41 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
         S_kv = ctx_len // n_ranks
         if kind == "prefill":
             S_q = S_kv
-            blocks = (256, 512)  # 2048 score rows (8 heads x 256) x 512 keys: 4 MiB of f32 scores
+            blocks = (DEFAULT_BLOCK_Q, DEFAULT_BLOCK_KV)  # the kernel's defaults, docs/kernels.md
         else:
-            S_q = 1
-            blocks = (2048,)
+            S_q = decode_rows
+            blocks = (DEFAULT_DECODE_BLOCK_KV,)
         mode = "timing"
+    causal = bool(causal) and kind == "prefill"
+    if causal and S_q % 2:
+        raise ValueError(f"causal prefill needs an even number of rows per rank (two zigzag "
+                         f"chunks), got {S_q}")
     return PanelSpec(name=name, kind=kind, scope=scope, rank_axis=rank_axis, n_ranks=n_ranks,
                      grid=grid, S_q=S_q, S_kv_per_rank=S_kv, blocks=blocks, mode=mode, shape=shape,
-                     seed=seed, **dims)
+                     seed=seed, causal=causal, **dims)
 
 
-def attention_reference(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """softmax(Q K^T / sqrt(d)) V in f64 with GQA: q (S_q, h_q, d), k/v (S_kv, h_kv, d)."""
+def attention_reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, q_pos=None, k_pos=None) -> np.ndarray:
+    """softmax(Q K^T / sqrt(d)) V in f64 with GQA: q (S_q, h_q, d), k/v (S_kv, h_kv, d) -> (S_q, h_q, d).
+
+    Causal when ``q_pos`` and ``k_pos`` (int arrays of S_q and S_kv global positions) are given:
+    query i attends to key j iff ``k_pos[j] <= q_pos[i]`` (every query must see one key)."""
     S_q, h_q, d = q.shape
     h_kv = k.shape[1]
     G = h_q // h_kv
     q64, k64, v64 = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
+    if (q_pos is None) != (k_pos is None):
+        raise ValueError("attention_reference: give both q_pos and k_pos (causal) or neither")
+    allowed = None
+    if q_pos is not None:
+        allowed = np.asarray(k_pos)[None, :] <= np.asarray(q_pos)[:, None]
+        if not allowed.any(axis=1).all():
+            raise ValueError("attention_reference: a query row sees no key (causal)")
     out = np.empty((S_q, h_q, d))
     for h in range(h_q):
         s = q64[:, h, :] @ k64[:, h // G, :].T / math.sqrt(d)
+        if allowed is not None:
+            s = np.where(allowed, s, -np.inf)
         s -= s.max(axis=-1, keepdims=True)
         p = np.exp(s)
         out[:, h, :] = (p / p.sum(axis=-1, keepdims=True)) @ v64[:, h // G, :]
@@ -219,6 +281,15 @@ def check_output(out: np.ndarray, ref: np.ndarray) -> tuple[bool, float, float]:
     rel = err / (np.abs(ref) + ATOL)
     ok = bool(np.all(err <= ATOL + RTOL * np.abs(ref))) and bool(np.all(np.isfinite(out)))
     return ok, float(err.max()), float(rel.max())
+
+
+def tolerance_used(out: np.ndarray, ref: np.ndarray) -> float:
+    """The worst element's error as a fraction of its own tolerance ATOL + RTOL * |ref|: at most 1
+    where check_output passes (inf for a non-finite output)."""
+    out = np.asarray(out, dtype=np.float64)
+    if not np.all(np.isfinite(out)):
+        return float("inf")
+    return float((np.abs(out - ref) / (ATOL + RTOL * np.abs(ref))).max())
 
 
 def _make_data(spec: PanelSpec):
@@ -259,7 +330,11 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
     op = ctx.empty((S_q, h_q, d), "f16")
     args = (qp, kp, vp, op, S_q, spec.S_kv_per_rank, h_q, spec.h_kv, d, n, spec.rank_axis, *spec.blocks)
     t0 = time.perf_counter()
-    result = ctx.launch(kernel or spec.kernel, spec.grid, *args, mode=spec.mode, **launch_kw)
+    kernel_kwargs = dict(launch_kw.pop("kernel_kwargs", None) or {})
+    if spec.causal:
+        kernel_kwargs["causal"] = True
+    result = ctx.launch(kernel or spec.kernel, spec.grid, *args, mode=spec.mode,
+                        kernel_kwargs=kernel_kwargs, **launch_kw)
     wall = time.perf_counter() - t0
 
     failures = []
@@ -267,12 +342,18 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
     if functional:
         k_all = k.reshape(n * spec.S_kv_per_rank, spec.h_kv, d)
         v_all = v.reshape(n * spec.S_kv_per_rank, spec.h_kv, d)
-        max_abs = max_rel = 0.0
+        max_abs = max_rel = used = 0.0
+        # causal: rank r's rows are the zigzag positions zpos[r], the K/V of every rank in rank
+        # order are zpos.ravel() (the data is random either way; the layout gives it positions)
+        zpos = zigzag_positions(n * spec.S_kv_per_rank, n) if spec.causal else None
         for r in range(n):
             pe = (r, 0) if spec.rank_axis == 0 else (0, r)
-            ref = attention_reference(q[r] if spec.kind == "prefill" else q, k_all, v_all)
-            ok, a, rl = check_output(ctx.read(op, pe).reshape(S_q, h_q, d), ref)
+            pos = dict(q_pos=zpos[r], k_pos=zpos.ravel()) if spec.causal else {}
+            ref = attention_reference(q[r] if spec.kind == "prefill" else q, k_all, v_all, **pos)
+            out = ctx.read(op, pe).reshape(S_q, h_q, d)
+            ok, a, rl = check_output(out, ref)
             max_abs, max_rel = max(max_abs, a), max(max_rel, rl)
+            used = max(used, tolerance_used(out, ref))
             if not ok:
                 failures.append(f"rank {r} (PE {pe}) output differs from the reference: max abs err {a:.3g}")
     summary = summarize(result)
@@ -282,17 +363,19 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
     result.extra["diag"] = {"panel": spec.name, "model_flops": spec.model_flops(),
                             "max_abs_err": max_abs, "max_rel_err": max_rel}
     return PanelResult(spec=spec, result=result, passed=not failures, max_abs_err=max_abs,
-                       max_rel_err=max_rel, wall_seconds=wall, summary=summary, failures=failures)
+                       max_rel_err=max_rel, wall_seconds=wall, summary=summary, failures=failures,
+                       tolerance_used=used if functional else None)
 
 
 def run_panels(panels=None, hw="default", shape: str = "small", context: int | None = None,
-               cubes: int | None = None, progress: Callable | None = None, **launch_kw) -> list[PanelResult]:
+               cubes: int | None = None, progress: Callable | None = None, causal: bool = False,
+               **launch_kw) -> list[PanelResult]:
     """Run the named panels (all four by default) on ``hw`` (a preset name, TOML path or config).
 
     ``progress(description, done, total)`` is called before each panel and once at the end."""
     cfg = load_hw(hw)
     names = list(panels) if panels else list(PANELS)
-    specs = [panel_spec(n, cfg, shape=shape, context=context, cubes=cubes) for n in names]
+    specs = [panel_spec(n, cfg, shape=shape, context=context, cubes=cubes, causal=causal) for n in names]
     out = []
     for i, spec in enumerate(specs):
         if progress is not None:

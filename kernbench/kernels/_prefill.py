@@ -120,10 +120,16 @@ def attention_mesh_kv_kernel(
             return r * S_kv_per_rank + row
         return (r if row < c else n2 - 1 - r) * c + row % c
 
-    # K/V blocks, aligned to the chunks so a block's positions are contiguous
+    # K/V blocks, aligned to the chunks so a block's positions are contiguous. Causal: block j
+    # of the low chunk, then block j of the high one, and so on. From source rank s, rank r folds
+    # a low block for both its query blocks when s < r and for one otherwise, a high block only
+    # when s >= r: a (low, high) pair is 2 n - 1 folds on every rank, so neighbours stay in step.
+    # (All low blocks first would load the high ranks in the first half of a phase and the low
+    # ranks in the second; each waits for blocks the other forwards late.)
     bkv = min(block_kv, c)
-    chunk_starts = (0, c) if causal else (0,)
-    blocks = [(k0, min(bkv, cs + c - k0)) for cs in chunk_starts for k0 in range(cs, cs + c, bkv)]
+    chunk_blocks = [[(k0, min(bkv, cs + c - k0)) for k0 in range(cs, cs + c, bkv)]
+                    for cs in ((0, c) if causal else (0,))]
+    blocks = [b for pair in zip(*chunk_blocks) for b in pair]
     bq = min(block_q, c if causal else S_q)
     if causal:
         phases = [[(q0, min(bq, c - q0)), (c + q0, min(bq, c - q0))] for q0 in range(0, c, bq)]

@@ -17,6 +17,8 @@ import numpy as np
 from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Program
 from ..hw.config import from_dict as hw_from_dict
 from ..hw.sfr import SfrInstall
+from ..language.semantic import dtype_name
+from ..runtime.result import LaunchResult
 from .summary import summarize
 
 __all__ = ["to_json", "load_json", "from_json", "FORMAT", "jsonable"]
@@ -26,7 +28,7 @@ FORMAT = "kernbench.launch/1"
 
 def jsonable(x: Any) -> Any:
     """``x`` as plain JSON types: numpy scalars to Python, tuples to lists, arrays to
-    ``{"shape", "dtype"}``, non-finite floats to None, anything else to its repr."""
+    ``{"shape", "dtype"}`` (f16, f32, ...), non-finite floats to None, anything else to its repr."""
     if x is None or isinstance(x, (bool, str)):
         return x
     if isinstance(x, (int, np.integer)):
@@ -40,8 +42,8 @@ def jsonable(x: Any) -> Any:
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return {"shape": list(x.shape), "dtype": str(x.dtype)}
+    if isinstance(x, np.ndarray):  # dtype as kernbench names it (f16), as LaunchResult.args does
+        return {"shape": list(x.shape), "dtype": dtype_name(x.dtype) or str(x.dtype)}
     return repr(x)
 
 
@@ -147,7 +149,6 @@ def from_json(doc: Union[dict, str, Path]):
 def _from_doc(doc: dict):
     from .._core import LINK_COUNTERS_DTYPE, UNIT_COUNTERS_DTYPE
     from .._core.api import EVENT_DTYPE, MESSAGE_DTYPE, EngineResult
-    from ..runtime.result import LaunchResult
 
     hw = hw_from_dict(doc["hw"], source="launch JSON")
     p = doc["program"]

@@ -8,16 +8,18 @@ All figures come from :func:`kernbench.report.summary.summarize`.
 from __future__ import annotations
 
 import io
+import os
 from typing import Optional
 
 from rich import box
 from rich.console import Console, Group
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from .summary import summarize
 
-__all__ = ["print_report", "render_report", "fmt_count", "fmt_bytes"]
+__all__ = ["print_report", "render_report", "fmt_num", "fmt_count", "fmt_bytes", "fmt_seconds", "plural"]
 
 # The stall counted inside busy that each unit can have (the others are always zero there):
 # credits for a send, data for a recv, channel arbitration for DMA; GEMM and VECTOR have none.
@@ -25,12 +27,20 @@ _INSIDE = {"TX": "credit", "RX": "data", "DMA": "arbitration"}
 _SHORT = {"credit": "credit", "data": "data", "arbitration": "arb"}
 
 
+def fmt_num(x: float) -> str:
+    """A figure to 3 significant digits, never in exponent form: 0.841, 98.3, 1,573, 24,576."""
+    x = float(x)
+    if abs(x) >= 999.5:  # would round to 4 digits: show every integer digit, grouped
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
 def fmt_count(x: float, unit: str = "") -> str:
     """1234567 -> '1.23 M' (SI prefixes, 3 significant figures)."""
     x = float(x)
     for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= factor:
-            return f"{x / factor:.3g} {prefix}{unit}"
+            return f"{fmt_num(x / factor)} {prefix}{unit}"
     return f"{x:.0f} {unit}".rstrip() if x == int(x) else f"{x:.3g} {unit}".rstrip()
 
 
@@ -39,8 +49,22 @@ def fmt_bytes(n: float) -> str:
     n = float(n)
     for factor, prefix in ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
         if abs(n) >= factor:
-            return f"{n / factor:.3g} {prefix}"
+            return f"{fmt_num(n / factor)} {prefix}"
     return f"{n:.0f} B"
+
+
+def fmt_seconds(t: float) -> str:
+    """A duration in the largest unit that keeps it >= 1: 2.745 s, 1.741 us, 841.3 ns."""
+    t = float(t)
+    for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+        if abs(t) >= factor:
+            return f"{t / factor:.4g} {unit}"
+    return f"{t / 1e-9:.4g} ns"
+
+
+def plural(n: int, word: str) -> str:
+    """'1 cube', '4 cubes'."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def _work(row: dict) -> str:
@@ -54,102 +78,130 @@ def _work(row: dict) -> str:
 def _rate(row: dict) -> str:
     r = row["rate_per_s"]
     if row["work_unit"] == "flop":
-        return f"{r / 1e12:.3g} TFLOP/s"
+        return f"{fmt_num(r / 1e12)} TFLOP/s"
     if row["work_unit"] == "element":
-        return f"{r / 1e9:.3g} G el/s"
-    return f"{r / 1e9:.3g} GB/s"
+        return f"{fmt_num(r / 1e9)} G el/s"
+    return f"{fmt_num(r / 1e9)} GB/s"
 
 
-def _unit_table(s: dict) -> Table:
+def _inside(row: dict) -> str:
+    cause = _INSIDE.get(row["unit"][:2] if row["unit"][:2] in ("TX", "RX") else row["unit"])
+    return f"{_SHORT[cause]} {row['stall_pct'][cause]:.1f}" if cause else "-"
+
+
+def _busy(row: dict) -> str:
+    b = row["busy_pct"]
+    return f"{b['min']:.1f}/{b['mean']:.1f}/{b['max']:.1f}"
+
+
+def _least(row: dict) -> str:
+    # no PE stands out on an idle unit
+    return (row["busy_pct"]["min_pe_name"] or "-") if row["commands"] else "-"
+
+
+# (header, right-justified, cell) per column after "unit". The first group says where the time
+# went, the second what was done; a narrow console gets them as two tables.
+_TIME_COLUMNS = (
+    ("busy %\nmin/mean/max", True, _busy),
+    ("least\nbusy", False, _least),
+    ("stall %\noperand", True, lambda r: f"{r['stall_pct']['operand']:.1f}"),
+    ("stall %\nin busy", True, _inside),
+)
+_WORK_COLUMNS = (
+    ("commands", True, lambda r: f"{r['commands']:,}"),
+    ("work", True, _work),
+    ("rate", True, _rate),
+)
+
+
+def _title(s: dict) -> str:
+    return (f"{s['kernel']} on {s['hw']}: grid {plural(s['grid'][0], 'PE')} x "
+            f"{plural(s['grid'][1], 'cube')}, {plural(s['working_pes'], 'working PE')}, {s['mode']} mode")
+
+
+def _unit_table(s: dict, columns, title: Optional[str] = None) -> Table:
     t = Table(
-        title=f"{s['kernel']} on {s['hw']}: grid {s['grid'][0]} PEs x {s['grid'][1]} cubes, "
-        f"{s['working_pes']} working PEs, {s['mode']} mode",
+        title=title,
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
     t.add_column("unit", no_wrap=True)
-    t.add_column("busy %\nmin/mean/max", justify="right", no_wrap=True)
-    t.add_column("least\nbusy", no_wrap=True)
-    t.add_column("stall %\noperand", justify="right", no_wrap=True)
-    t.add_column("stall %\nin busy", justify="right", no_wrap=True)
-    t.add_column("commands", justify="right", no_wrap=True)
-    t.add_column("work", justify="right", no_wrap=True)
-    t.add_column("rate", justify="right", no_wrap=True)
+    for header, right, _ in columns:
+        t.add_column(header, justify="right" if right else "left", no_wrap=True)
     for row in s["units"]:
-        b = row["busy_pct"]
-        cause = _INSIDE.get(row["unit"][:2] if row["unit"][:2] in ("TX", "RX") else row["unit"])
-        inside = f"{_SHORT[cause]} {row['stall_pct'][cause]:.1f}" if cause else "-"
-        t.add_row(
-            row["unit"],
-            f"{b['min']:.1f}/{b['mean']:.1f}/{b['max']:.1f}",
-            (b["min_pe_name"] or "-") if row["commands"] else "-",  # no PE stands out on an idle unit
-            f"{row['stall_pct']['operand']:.1f}",
-            inside,
-            f"{row['commands']:,}",
-            _work(row),
-            _rate(row),
-            style="dim" if row["commands"] == 0 else None,
-        )
+        t.add_row(row["unit"], *(cell(row) for _, _, cell in columns),
+                  style="dim" if row["commands"] == 0 else None)
     return t
 
 
-def _totals(s: dict) -> Text:
+class _UnitTables:
+    """One table of every column when it fits the console, else the time columns and the work
+    columns as two tables, so that no figure is ever cut (rich ellipsizes what does not fit)."""
+
+    def __init__(self, s: dict):
+        self.s = s
+
+    def __rich_console__(self, console, options):
+        one = _unit_table(self.s, _TIME_COLUMNS + _WORK_COLUMNS, _title(self.s))
+        # measured unconstrained: a measurement against the console's width is clamped to it
+        natural = Measurement.get(console, options.update(width=1 << 16), one).maximum
+        if natural <= options.max_width:
+            yield one
+        else:
+            yield _unit_table(self.s, _TIME_COLUMNS, _title(self.s))
+            yield _unit_table(self.s, _WORK_COLUMNS)
+
+
+def _totals(s: dict) -> Table:
+    """The totals as label / text rows: a line too long for the console wraps under its text,
+    at a space, so a figure is never split."""
     tot, ln, sr = s["totals"], s["links"], s["sram"]
-    lines = Text()
-    lines.append(
-        f"time      {s['cycles']:,} cycles = {s['microseconds']:.3f} us at {s['clock_ghz']:g} GHz "
-        f"({s['commands']:,} commands)\n"
-    )
-    lines.append(
-        f"GEMM      {fmt_count(tot['flops'], 'FLOP')}: {tot['achieved_tflops']:.3g} of "
-        f"{tot['peak_tflops']:.3g} TFLOP/s peak ({100 * tot['tflops_fraction']:.1f}%)\n"
-    )
-    lines.append(
-        f"memory    {fmt_bytes(tot['dma_bytes'])} by DMA: {tot['memory_gbps']:.3g} of "
-        f"{tot['memory_peak_gbps']:.3g} GB/s ({s['cubes_used']} cube channel(s))\n"
-    )
+    t = Table.grid(padding=(0, 0))
+    t.add_column(no_wrap=True, min_width=10)
+    t.add_column(overflow="fold")
+    t.add_row("time", f"{s['cycles']:,} cycles = {fmt_seconds(s['seconds'])} at {s['clock_ghz']:g} GHz "
+              f"({plural(s['commands'], 'command')})")
+    t.add_row("GEMM", f"{fmt_count(tot['flops'], 'FLOP')}: {fmt_num(tot['achieved_tflops'])} of "
+              f"{fmt_num(tot['peak_tflops'])} TFLOP/s peak ({100 * tot['tflops_fraction']:.1f}%)")
+    t.add_row("memory", f"{fmt_bytes(tot['dma_bytes'])} by DMA: {fmt_num(tot['memory_gbps'])} of "
+              f"{fmt_num(tot['memory_peak_gbps'])} GB/s ({plural(s['cubes_used'], 'cube channel')})")
     if ln["links_used"]:
-        lines.append(
-            f"links     {fmt_bytes(ln['bytes'])} in {ln['messages']:,} messages / "
-            f"{ln['packets']:,} packets on {ln['links_used']} link(s): {ln['achieved_gbps']:.3g} of "
-            f"{ln['peak_gbps']:.3g} GB/s\n"
-            f"          busiest link {ln['busiest_link_name']}: "
-            f"{ln['busiest_link_gbps']:.3g} of {ln['per_link_peak_gbps']:.3g} GB/s "
-            f"({ln['busiest_link_busy_pct']:.1f}% busy)\n"
-        )
+        t.add_row("links", f"{fmt_bytes(ln['bytes'])} in {plural(ln['messages'], 'message')} / "
+                  f"{plural(ln['packets'], 'packet')} on {plural(ln['links_used'], 'link')}: "
+                  f"{fmt_num(ln['achieved_gbps'])} of {fmt_num(ln['peak_gbps'])} GB/s")
+        t.add_row("", f"busiest link {ln['busiest_link_name']}: {fmt_num(ln['busiest_link_gbps'])} of "
+                  f"{fmt_num(ln['per_link_peak_gbps'])} GB/s ({ln['busiest_link_busy_pct']:.1f}% busy)")
     else:
-        lines.append("links     no link traffic\n")
-    sram_line = (
-        f"SRAM      peak {fmt_bytes(sr['peak_bytes'])} of {fmt_bytes(sr['capacity_bytes'])} "
+        t.add_row("links", "no link traffic")
+    sram = Text(
+        f"peak {fmt_bytes(sr['peak_bytes'])} of {fmt_bytes(sr['capacity_bytes'])} "
         f"({100 * sr['peak_fraction']:.1f}%)"
         + (f" on {sr['peak_pe_name']}" if sr["peak_pe_name"] else "")
     )
     if sr["over_capacity"]:
         names = sr["over_pe_names"]
         more = f" and {len(names) - 4} more" if len(names) > 4 else ""
-        lines.append(sram_line + "  ")
-        lines.append(
-            f"OVER CAPACITY on {len(names)} PE(s): {', '.join(names[:4])}{more}", style="bold red"
-        )
-    else:
-        lines.append(sram_line)
-    return lines
+        sram.append(f"  OVER CAPACITY on {plural(len(names), 'PE')}: {', '.join(names[:4])}{more}",
+                    style="bold red")
+    t.add_row("SRAM", sram)
+    return t
 
 
 def render_report(result, summary: Optional[dict] = None) -> Group:
     """The report as a rich renderable (table + totals)."""
     s = summary if summary is not None else summarize(result)
-    return Group(_unit_table(s), _totals(s))
+    return Group(_UnitTables(s), _totals(s))
 
 
 def print_report(result, console: Optional[Console] = None, file=None, width: int = 120) -> str:
     """Print the utilization table of ``result`` and return it as plain text.
 
-    Prints to ``console`` if given, else to ``file`` if given (plain text, no colour), else to
-    standard output. ``width`` is the text width of the returned string, of ``file``, and of
-    standard output when it is not a terminal (a pipe or a log).
+    Prints to ``console`` if given, else to ``file`` if given (a path, or an open text file;
+    plain text, no colour), else to standard output. ``width`` is the text width of the returned
+    string, of ``file``, and of standard output when it is not a terminal (a pipe or a log).
+    Below about 100 columns the unit table splits in two so that every figure stays whole.
     """
     renderable = render_report(result)
     buf = io.StringIO()
@@ -158,6 +210,9 @@ def print_report(result, console: Optional[Console] = None, file=None, width: in
     text = recorder.export_text()
     if console is not None:
         console.print(renderable)
+    elif isinstance(file, (str, os.PathLike)):
+        with open(file, "w", encoding="utf-8") as f:
+            f.write(text)
     elif file is not None:
         file.write(text)
     else:

@@ -28,7 +28,11 @@ class Context:
     """One simulated machine: hardware, SFR wiring, device memory; launches kernels on it.
 
     ``hw`` is a preset name ("default", "mesh8", "mesh64"), a TOML path, a dict or a
-    HardwareConfig; ``overrides`` replaces keys by dotted path (``{"link.bytes_per_cycle": 64}``)."""
+    HardwareConfig; ``overrides`` replaces keys by dotted path (``{"link.bytes_per_cycle": 64}``).
+
+    Every placement call (shard, replicate, put, empty, empty_like) takes ``name=``: the
+    allocation's name in error messages, command labels ("load (64,) f16 from x") and
+    LaunchResult.args (default "a0", "a1", ... in allocation order)."""
 
     def __init__(self, hw: "str | Path | HardwareConfig | Mapping" = "default",
                  overrides: Mapping[str, Any] | None = None, unwritten: str = "nan"):
@@ -61,7 +65,8 @@ class Context:
         """Split ``x`` into ``parts`` equal slices along ``axis``: over "pe" slice i goes to PE i
         of every cube (parts defaults to PEs per cube), over "cube" slice c to every PE of cube
         c (parts = cubes), over "all" slice g to global PE g. ``x``: anything numpy converts
-        (a CPU torch tensor too); ``dtype`` defaults to x's (float64/ints become f32)."""
+        (a CPU torch tensor too); ``dtype`` defaults to x's (float64/ints become f32); ``name``
+        names the allocation (see the class docstring)."""
         return self.memory.shard(x, axis, over, parts, dtype, name)
 
     def replicate(self, x, dtype=None, name: str | None = None) -> DeviceArray:

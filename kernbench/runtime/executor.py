@@ -343,8 +343,10 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
                           record_events=record_events, strict_sram=strict_sram, describe=describe,
                           source=source)
         unwritten = []
+        written = ()
         if functional:
             unwritten = replay(program, engine, metas, handles, ctx.memory)
+            written = _written_args(kernel, args, kwargs, program, metas)
     finally:
         if gc_on:
             gc.enable()
@@ -370,6 +372,7 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
         labels=label,
         sources=source,
         unwritten_reads=unwritten,
+        written_args=written,
     )
 
 
@@ -386,10 +389,23 @@ def _arg_name(kernel, key) -> str:
     return f"{params[key]!r} (positional #{key})" if key < len(params) else f"#{key} (positional)"
 
 
-def _named_args(kernel, args: tuple, kwargs: dict) -> dict:
+def _written_args(kernel, args: tuple, kwargs: dict, program: Program, metas: list) -> tuple:
+    """Names (as in LaunchResult.args) of the device-array arguments some store wrote to."""
+    stores = np.flatnonzero(program.commands["opcode"] == Opcode.STORE)
+    pes = np.searchsorted(program.cmd_offsets, stores, side="right") - 1
+    local = stores - program.cmd_offsets[pes]
+    stored = {id(metas[g][i][4]) for g, i in zip(pes.tolist(), local.tolist())}  # the allocation
+    return tuple(str(k) for k, v in _bound(kernel, args, kwargs)
+                 if isinstance(v, DeviceArray) and id(v) in stored)
+
+
+def _bound(kernel, args: tuple, kwargs: dict) -> list:
+    """(parameter name or position, value) of every launch argument."""
     try:
-        bound = inspect.signature(kernel).bind_partial(*args, **kwargs)
-        items = bound.arguments.items()
+        return list(inspect.signature(kernel).bind_partial(*args, **kwargs).arguments.items())
     except (TypeError, ValueError):
-        items = list(enumerate(args)) + list(kwargs.items())
-    return {str(k): arg_repr(v) for k, v in items}
+        return list(enumerate(args)) + list(kwargs.items())
+
+
+def _named_args(kernel, args: tuple, kwargs: dict) -> dict:
+    return {str(k): arg_repr(v) for k, v in _bound(kernel, args, kwargs)}

@@ -105,12 +105,15 @@ class DeviceArray:
     def has_data(self) -> bool:
         return bool(self._data)
 
-    def describe(self) -> str:
-        """'f16(128,64)' plus how it is placed: used in LaunchResult.args."""
+    def placed(self) -> str:
+        """How it is placed: 'sharded over pe axis 0', 'replicated', 'on PE (0, 1)' or 'empty'."""
         p = self.placement
-        kind = p["kind"]
-        where = {"shard": f" sharded over {p.get('over')} axis {p.get('axis')}",
-                 "replicate": " replicated", "pe": f" on PE {p.get('pe')}", "empty": ""}[kind]
+        return {"shard": f"sharded over {p.get('over')} axis {p.get('axis')}", "replicate": "replicated",
+                "pe": f"on PE {p.get('pe')}", "empty": "empty"}[p["kind"]]
+
+    def describe(self) -> str:
+        """'f16(128, 64)' plus how it is placed (nothing when empty): for messages."""
+        where = "" if self.placement["kind"] == "empty" else " " + self.placed()
         return f"{self.dtype}{tuple(self.shape)}{where}"
 
     def __repr__(self) -> str:
@@ -416,11 +419,14 @@ class DeviceMemory:
 
 
 def arg_repr(v: Any) -> Any:
-    """A launch argument as LaunchResult.args shows it (arrays as dtype/shape strings)."""
+    """A launch argument as LaunchResult.args (and the JSON) shows it: numbers and strings as
+    they are; a device array as {name, shape, dtype, placement, addr}; a numpy array as
+    {shape, dtype}; anything else as its repr."""
     if isinstance(v, DeviceArray):
-        return v.describe()
+        return {"name": v.name, "shape": list(v.shape), "dtype": v.dtype, "placement": v.placed(),
+                "addr": v.addr}
     if isinstance(v, np.ndarray):
-        return f"{v.dtype}{tuple(v.shape)}"
+        return {"shape": list(v.shape), "dtype": dtype_name(v.dtype) or str(v.dtype)}
     if isinstance(v, (int, float, str, bool, type(None))):
         return v
     return repr(v)

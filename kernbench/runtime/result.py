@@ -15,7 +15,7 @@ from ..common.pe_commands import N_UNITS, UNIT_NAMES, Program, Unit
 from ..hw.config import HardwareConfig
 from ..hw.sfr import SfrInstall
 
-__all__ = ["LaunchResult", "UNIT_KINDS"]
+__all__ = ["LaunchResult", "UNIT_KINDS", "register_views"]
 
 #: Units grouped the way reports show them: kind -> unit indices.
 UNIT_KINDS = {
@@ -46,6 +46,9 @@ class LaunchResult:
     #: functional mode: loads that read device memory nothing had written (docs/language.md,
     #: "Launch context and device memory"): dicts with pe, where, array, element
     unwritten_reads: list = field(default_factory=list)
+    #: functional mode: parameter names of the device-array arguments the launch stored to, in
+    #: the kernel's parameter order (its outputs; what ``kernbench run --save`` writes)
+    written_args: tuple = ()
 
     # -- naming ------------------------------------------------------------------------------
     def pe_coords(self, g: int) -> tuple:
@@ -114,11 +117,13 @@ class LaunchResult:
         """GEMM peak of the working PEs."""
         return self.hw.peak_tflops(max(1, len(self.working_pes)))
 
-    def utilization(self, unit: int) -> np.ndarray:
-        """Busy fraction of ``unit`` on each working PE."""
+    def utilization(self, unit: "int | str") -> np.ndarray:
+        """Busy fraction of ``unit`` on each working PE (in the order of ``working_pes``).
+        ``unit`` is a name ("DMA", "tx_e") or a :class:`Unit` / its index."""
+        u = _unit_index(unit)
         if not self.cycles:
             return np.zeros(len(self.working_pes))
-        return self.unit_counters["busy"][self.working_pes, unit] / self.cycles
+        return self.unit_counters["busy"][self.working_pes, u] / self.cycles
 
     @property
     def link_bytes(self) -> int:
@@ -127,23 +132,56 @@ class LaunchResult:
     def unit_names(self) -> tuple:
         return UNIT_NAMES[:N_UNITS]
 
-    # -- outputs (kernbench.report) ------------------------------------------------------------
+    # -- views (kernbench.report) ----------------------------------------------------------------
+    # The views live in kernbench.report, a layer above the runtime: it registers them here when
+    # imported (``import kernbench`` imports it), so the runtime never imports its consumers.
     def report(self, **kw):
-        from ..report import table
-
-        return table.print_report(self, **kw)
+        """Print the utilization table; see kernbench.report.table.print_report."""
+        return _view("report")(self, **kw)
 
     def to_json(self, path=None, **kw):
-        from ..report import export
-
-        return export.to_json(self, path, **kw)
+        """Every counter as JSON; see kernbench.report.export.to_json."""
+        return _view("to_json")(self, path, **kw)
 
     def to_perfetto(self, path, **kw):
-        from ..report import perfetto
-
-        return perfetto.to_perfetto(self, path, **kw)
+        """A Chrome trace-event JSON for ui.perfetto.dev; see kernbench.report.perfetto."""
+        return _view("to_perfetto")(self, path, **kw)
 
     def plot(self, path, **kw):
-        from ..report import plots
+        """A PNG heatmap and timeline; see kernbench.report.plots.plot."""
+        return _view("plot")(self, path, **kw)
 
-        return plots.plot(self, path, **kw)
+
+def _unit_index(unit) -> int:
+    """A unit given by name (any case) or index -> its index; anything else names the choices."""
+    if isinstance(unit, str):
+        try:
+            return int(Unit[unit.strip().upper()])
+        except KeyError:
+            pass
+    elif isinstance(unit, (int, np.integer)) and not isinstance(unit, (bool, np.bool_)):
+        if 0 <= unit < N_UNITS:
+            return int(unit)
+    raise ValueError(f"unknown unit {unit!r}: expected one of {', '.join(UNIT_NAMES[:N_UNITS])} "
+                     f"(or its index 0..{N_UNITS - 1})")
+
+
+#: LaunchResult method name -> the function (result, ...) that makes that view.
+_VIEWS: dict = {}
+
+
+def register_views(**views: Callable) -> None:
+    """Called by kernbench.report: ``register_views(report=print_report, to_json=..., ...)``."""
+    unknown = set(views) - {"report", "to_json", "to_perfetto", "plot"}
+    if unknown:
+        raise ValueError(f"unknown LaunchResult view(s) {sorted(unknown)}: expected report, to_json, "
+                         f"to_perfetto, plot")
+    _VIEWS.update(views)
+
+
+def _view(name: str) -> Callable:
+    try:
+        return _VIEWS[name]
+    except KeyError:
+        raise RuntimeError(f"LaunchResult.{name} is provided by kernbench.report, which is not "
+                           f"imported: import kernbench.report (import kernbench does)") from None
