@@ -1,0 +1,160 @@
+"""The prefill kernel's schedule: the software pipeline, causal skipping and masking, the zigzag
+layout's balance, and its argument checks. Numerics against f64 live in test_attention_accuracy.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench import KernelError
+from kernbench.common.pe_commands import Unit
+from kernbench.diag import attention_reference, check_output, panel_spec
+from kernbench.hw import load_hw
+from kernbench.kernels import attention_mesh_kv_kernel
+from kernbench.kernels.attention import zigzag_merge, zigzag_positions, zigzag_split
+
+
+def _launch(n, S, h_q, h_kv, d, bq, bkv, *, causal, mode="timing", record_events=False, seed=0):
+    """n ranks on the PEs of one cube; returns (ctx, result, out in sequence order or None, ref)."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": max(n, 2)})
+    ctx.install_sfr("pe")
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((n * S, h_q, d)).astype(np.float16)
+    k = rng.standard_normal((n * S, h_kv, d)).astype(np.float16)
+    v = rng.standard_normal((n * S, h_kv, d)).astype(np.float16)
+    split = zigzag_split if causal else (lambda x, n: x.reshape((n, S) + x.shape[1:]))
+    qp, kp, vp = (ctx.shard(split(x, n), axis=0, over="pe", parts=n) for x in (q, k, v))
+    op = ctx.empty((S, h_q, d), "f16")
+    r = ctx.launch(attention_mesh_kv_kernel, (n, 1), qp, kp, vp, op, S, S, h_q, h_kv, d, n, 0, bq, bkv,
+                   causal=causal, mode=mode, record_events=record_events)
+    if mode != "functional":
+        return ctx, r, None, None
+    parts = np.stack([ctx.read(op, (rank, 0)).reshape(S, h_q, d) for rank in range(n)])
+    out = zigzag_merge(parts) if causal else parts.reshape(n * S, h_q, d)
+    pos = np.arange(n * S)
+    ref = attention_reference(q, k, v, **(dict(q_pos=pos, k_pos=pos) if causal else {}))
+    return ctx, r, out, ref
+
+
+def _gemm(r, pe):
+    """(m, n, k, start, end) of every GEMM command of global PE ``pe``, in program order."""
+    cmds = r.program.pe_commands(pe)
+    ev = r.events[r.events["pe"] == pe]
+    start = np.empty(len(cmds), np.int64)
+    end = np.empty(len(cmds), np.int64)
+    start[ev["cmd"]], end[ev["cmd"]] = ev["start"], ev["end"]
+    g = np.flatnonzero(cmds["unit"] == int(Unit.GEMM))
+    return cmds["m"][g], cmds["n"][g], cmds["k"][g], start[g], end[g]
+
+
+def test_score_dot_of_the_next_fold_is_issued_before_this_folds_pv():
+    # d = 128 and 512 keys per block: a score dot is (R, 512, 128), a P.V dot (R, 128, 512)
+    n, S, d = 2, 512, 128
+    _, r, _, _ = _launch(n, S, 8, 1, d, 32, 512, causal=False, record_events=True)
+    m, nn, k, start, end = _gemm(r, 0)
+    kinds = ["QK" if kk == d else "PV" for kk in k]
+    # fold t's P.V follows fold t + 1's scores: QK QK PV QK PV ... QK PV PV
+    assert kinds[:3] == ["QK", "QK", "PV"]
+    assert kinds[-2:] == ["PV", "PV"]
+    assert all(a != b for a, b in zip(kinds[1:-1:2], kinds[2:-1:2])), kinds
+    # and the GEMM unit never waits once the pipeline is full: fold t's softmax runs under fold
+    # t + 1's score dot. R = 32 x 8 = 256 rows, 512 keys: the score dot is 8 x 16 folds x 190 =
+    # 24,320 cycles; the vector chain two row reductions of 256 x (8 + 6) + 8 = 3,592, sub, exp
+    # and cast over 131,072 elements (2,056 + 8,200 + 2,056) and (R, 1) / (R, d) updates of a
+    # few hundred: ~20,000 < 24,320
+    gaps = start[1:] - end[:-1]
+    first_pv = kinds.index("PV")
+    assert gaps[first_pv:].max() == 0, f"GEMM idle {gaps[first_pv:].max()} cycles between dots"
+
+
+def test_gemm_busy_through_a_16k_launch_and_the_attainable_bound():
+    # the milestone claim on a shape the suite can afford: 4K context on the default cube gives
+    # every rank 512 rows; GEMM must be busy >= 99% of the launch on every working PE
+    from kernbench.diag import run_panel
+
+    hw = load_hw("default")
+    p = run_panel(panel_spec("single_user_prefill", hw, shape="llama70b", context=4096), hw)
+    gemm = p.result.utilization("GEMM")
+    assert gemm.min() >= 0.99, gemm
+    cycles, resource = p.attainable()
+    assert resource == "GEMM" and cycles <= p.result.cycles <= cycles * 1.01
+
+
+def test_causal_gemm_work_derived_by_hand_and_equal_on_every_rank():
+    # n = 2 ranks, 8 rows each (zigzag chunks of 4: rank 0 holds positions 0-3 and 12-15, rank 1
+    # 4-7 and 8-11), G = 1, d = 16, block_q 2, block_kv 4 (one block per chunk). Every dot has
+    # R = 2 rows, so one fold of the 32 x 32 array (docs/hardware-model.md):
+    #   score dot (2, n) x (n, 16):  K = d = 16:  16 + 32 + 32 - 2 = 78 cycles
+    #   P.V dot   (2, n) x (n, 16):  K = n:        n + 62 cycles
+    # Rank 0, phase 0 (queries 0,1 and 12,13): own low block 0-3 -> q(0,1): key 0 seen by both
+    # rows (1 key, unmasked) + key 1 (1 key, masked), q(12,13): all 4; rank 1's low block 4-7 ->
+    # q(12,13): 4 (q(0,1) skipped); own high block 12-15 -> q(12,13): 1 + 1 masked; rank 1's
+    # high block 8-11 -> q(12,13): 4. Seven folds: 7 x 78 + 4 x (1 + 62) + 3 x (4 + 62) = 996.
+    # Phase 1 (queries 2,3 and 14,15): the diagonal parts are 3 keys + 1 masked:
+    # 7 x 78 + 2 x (3 + 62) + 2 x (1 + 62) + 3 x 66 = 1000. Rank 1 folds the mirror image
+    # (rank 0's low block for both query blocks, its high block for none): the same 996 + 1000.
+    _, r, _, _ = _launch(2, 8, 1, 1, 16, 2, 4, causal=True)
+    busy = r.unit_counters["busy"][[0, 1], int(Unit.GEMM)]
+    assert busy.tolist() == [1996, 1996]
+    # non-causal: 2 phases x 4 arrivals x 1 query block, every fold 4 keys: 8 x (78 + 66)
+    _, r, _, _ = _launch(2, 8, 1, 1, 16, 2, 4, causal=False)
+    assert r.unit_counters["busy"][[0, 1], int(Unit.GEMM)].tolist() == [2 * 8 * 144] * 2
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_causal_zigzag_balances_the_ranks(n):
+    _, r, _, _ = _launch(n, 64, 2, 1, 32, 8, 16, causal=True)
+    busy = r.unit_counters["busy"][:n, int(Unit.GEMM)]
+    assert busy.min() == busy.max(), busy
+
+
+@pytest.mark.parametrize("n, S, bq, bkv", [(2, 16, 4, 8), (3, 10, 4, 2), (4, 8, 2, 4)])
+def test_causal_equals_the_reference(n, S, bq, bkv):
+    _, _, out, ref = _launch(n, S, 4, 2, 16, bq, bkv, causal=True, mode="functional")
+    ok, err, _ = check_output(out, ref)
+    assert ok, err
+
+
+def test_causal_is_a_keyword_after_the_block_sizes():
+    import inspect
+
+    params = inspect.signature(attention_mesh_kv_kernel).parameters
+    names = list(params)
+    assert names.index("causal") > names.index("block_kv")
+    assert params["causal"].kind is inspect.Parameter.KEYWORD_ONLY and params["causal"].default is False
+
+
+@pytest.mark.parametrize("kw, S_q, S_kv, match", [
+    ({"causal": "yes"}, 8, 8, r"causal must be True or False, got 'yes'"),
+    ({"causal": True}, 8, 6, r"causal \(zigzag layout\) needs S_q == S_kv_per_rank"),
+    ({"causal": True}, 7, 7, r"and even"),
+])
+def test_causal_arguments_are_checked_before_any_command(kw, S_q, S_kv, match):
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    ctx.install_sfr("pe")
+    q = ctx.empty((S_q, 2, 8), "f16")
+    kv = ctx.empty((S_kv, 1, 8), "f16")
+    with pytest.raises(KernelError, match=match):
+        ctx.launch(attention_mesh_kv_kernel, (2, 1), q, kv, kv, q, S_q, S_kv, 2, 1, 8, 2,
+                   mode="timing", **kw)
+
+
+def test_zigzag_helpers():
+    pos = zigzag_positions(16, 2)
+    assert pos.tolist() == [[0, 1, 2, 3, 12, 13, 14, 15], [4, 5, 6, 7, 8, 9, 10, 11]]
+    x = np.arange(16 * 3).reshape(16, 3)
+    parts = zigzag_split(x, 2)
+    assert parts.shape == (2, 8, 3) and (parts[1, 0] == x[4]).all()
+    assert (zigzag_merge(parts) == x).all()
+    with pytest.raises(ValueError, match="not a multiple of 2 \\* n_ranks = 6"):
+        zigzag_positions(16, 3)
+
+
+def test_causal_panel_counts_half_the_flops():
+    hw = load_hw("default")
+    full = panel_spec("single_user_prefill", hw, shape="llama70b", context=4096)
+    causal = panel_spec("single_user_prefill", hw, shape="llama70b", context=4096, causal=True)
+    assert causal.model_flops() * 2 == full.model_flops()
+    # decode panels ignore causal: one query row, the newest token, sees everything
+    assert not panel_spec("single_user_decode", hw, causal=True).causal
