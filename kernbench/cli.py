@@ -9,8 +9,9 @@
     kernbench hw show NAME
 
 Errors are printed as one line, ``kernbench: error: ...``, with exit status 2; ``--debug`` shows
-the traceback instead. ``diag`` exits 1 when a panel fails, ``run`` when the module's check fails. Runs that take more than a second show
-a progress bar on a terminal. docs/reports.md describes every command.
+the traceback instead. ``diag`` exits 1 when a panel fails, ``run`` when the module's check
+fails. Runs that take more than a second show a progress bar on a terminal. docs/reports.md
+describes every command.
 
 ``kernbench.diag.run_panels`` is called with ``progress=callback``; the callback accepts
 ``progress(description, done, total)`` (any of them may be omitted; keywords ``description``,
@@ -527,8 +528,8 @@ def cmd_diag(args, console) -> int:
         failed += not ok
         mark = "[bold green]PASS[/]" if ok else "[bold red]FAIL[/]"
         console.print(f"{mark} {p.name}")
-        for line in p.summary_lines():
-            console.print(f"     {line}", highlight=False, markup=False)
+        for line in p.summary_lines():  # unwrapped: a wrap could split a figure from its name
+            console.print(f"     {line}", highlight=False, markup=False, soft_wrap=True)
         if args.table and p.result is not None:
             p.result.report(console=console)
         if p.result is not None:

@@ -5,7 +5,9 @@ import subprocess
 import sys
 import time
 import types
+from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -39,9 +41,12 @@ def test_hw_list(capsys):
     assert set(rows) == {"default", "mesh8", "mesh64"}
     # default: 4 cubes x 8 PEs; GEMM peak 2 * 32 * 32 flop/cycle * 32 PEs * 1.5 GHz = 98.3 TFLOP/s;
     # memory 4 channels * 256 B/cycle * 1.5 GHz = 1536 GB/s; link 32 B/cycle * 1.5 GHz = 48 GB/s.
-    assert rows["default"][1:8] == ["4", "8", "1.5", "98.3", "1536", "48", "16"]
-    # mesh64: 64 cubes -> 16x the default's GEMM peak and memory bandwidth.
-    assert rows["mesh64"][1:6] == ["64", "8", "1.5", "1572.9", "24576"]
+    assert rows["default"][1:8] == ["4", "8", "1.5", "98.3", "1,536", "48", "16"]
+    # mesh64: 64 cubes -> 16x the default's GEMM peak (1572.9) and memory bandwidth, in the
+    # format `hw show` uses (3 significant digits, every integer digit, grouped)
+    assert rows["mesh64"][1:6] == ["64", "8", "1.5", "1,573", "24,576"]
+    # smallest machine first (not by name, which puts mesh64 before mesh8)
+    assert [n for n in rows] == ["default", "mesh8", "mesh64"]
 
 
 def test_hw_show(capsys):
@@ -52,6 +57,25 @@ def test_hw_show(capsys):
     assert line.split("│")[2].strip() == "8"
     assert any("link.bytes_per_cycle" in l and "32" in l for l in out.splitlines())
     assert "PEs             64 (8 cubes x 8)" in out
+
+
+def test_hw_show_and_list_print_figures_alike(capsys):
+    # mesh64's memory bandwidth once printed as 2.458e+04 GB/s here and 24576 in `hw list`
+    _, out, _ = run(capsys, "hw", "show", "mesh64")
+    assert "GEMM peak       1,573 TFLOP/s (2,048 flop/cycle per PE)" in out
+    assert "memory          24,576 GB/s (384 GB/s per cube channel)" in out
+    assert "e+" not in out
+
+
+def test_hw_show_of_one_cube(capsys, tmp_path):
+    import kernbench.hw
+
+    toml = (Path(kernbench.hw.__file__).parent / "presets" / "mesh8.toml").read_text()
+    one = tmp_path / "one.toml"
+    one.write_text(toml.replace('name = "mesh8"', 'name = "one"').replace("n_cubes = 8", "n_cubes = 1"))
+    code, out, err = run(capsys, "hw", "show", str(one))
+    assert code == 0, err
+    assert "PEs             8 (1 cube x 8)" in out
 
 
 @pytest.mark.parametrize("argv", [["hw", "show", "nope"], ["diag", "--hw", "nope"],
@@ -324,7 +348,7 @@ def test_run_file_kernel_with_setup(capsys, kernels, tmp_path):
     code, out, err = run(capsys, "run", f"{kernels}:vadd", "--grid", "8,1", "--arg", "n=2048",
                          "--mode", "functional", "--json", str(j), "--trace", str(t), "--plot", str(png))
     assert code == 0, err
-    assert "vadd on default: grid 8 PEs x 1 cubes, 8 working PEs, functional mode" in out
+    assert "vadd on default: grid 8 PEs x 1 cube, 8 working PEs, functional mode" in out
     assert f"trace  -> {t}" in out and f"json   -> {j}" in out and f"plot   -> {png}" in out
     doc = json.loads(j.read_text())
     assert doc["kernel"]["name"] == "vadd" and doc["grid"] == [8, 1] and doc["mode"] == "functional"
@@ -412,3 +436,135 @@ def test_an_error_in_setup_says_it_came_from_setup(capsys, tmp_path):
     assert code == 2
     line = one_error_line(err)
     assert "setup(ctx, ...) in" in line and "raised KeyError at bad_setup.py:2: 'missing'" in line
+
+
+# -- run: modules beside the kernel file, --save, the check hook, output paths -------------------
+def test_a_kernel_file_imports_a_module_beside_it(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the run puts the file's folder on it
+    d = tmp_path / "proj"
+    d.mkdir()
+    (d / "beside_helpers_q7.py").write_text("N = 64\n\ndef twice(x):\n    return x + x\n")
+    (d / "k.py").write_text(
+        "from beside_helpers_q7 import N\n\n"
+        "def k(*, tl):\n"
+        "    import beside_helpers_q7  # at launch time too, as under `python k.py`\n"
+        "    beside_helpers_q7.twice(tl.full((N,), 1.0, dtype='f32'))\n"
+    )
+    for name in ("beside_helpers_q7",):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.chdir(tmp_path)  # not the kernel's folder: only sys.path can find the helper
+    code, out, err = run(capsys, "run", "proj/k.py:k", "--grid", "1,1")
+    assert code == 0, err
+    assert "k on default: grid 1 PE x 1 cube, 1 working PE, timing mode" in out
+    assert sys.path[0] == str(d.resolve())
+
+
+CHECKED = KERNELS + '''
+
+def check(ctx, args, result):
+    got = ctx.gather(args["o_ptr"])
+    assert got.shape == (8 * args["n"],), got.shape
+    return bool(np.array_equal(got, np.arange(8 * args["n"]) + 1))
+
+
+def exp_only_vadd(x_ptr, y_ptr, o_ptr, n, *, tl):
+    vadd(x_ptr, y_ptr, o_ptr, n, tl=tl)
+
+
+def setup_exp_only_vadd(ctx, n=1024):
+    return dict(setup(ctx, n), n=n)
+
+
+def check_exp_only_vadd(ctx, args, result):
+    assert ctx.gather(args["o_ptr"])[0] == 99, "o[0] should be 99"
+
+
+def wrong_vadd(x_ptr, y_ptr, o_ptr, n, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32"))  # forgets y
+
+
+def setup_wrong_vadd(ctx, n=1024):
+    return dict(setup(ctx, n), n=n)
+'''
+
+
+@pytest.fixture
+def checked(tmp_path):
+    p = tmp_path / "checked_kernels.py"
+    p.write_text(CHECKED)
+    return p
+
+
+def test_save_writes_what_the_kernel_stored(capsys, checked, tmp_path):
+    out_npz = tmp_path / "out.npz"
+    code, out, err = run(capsys, "run", f"{checked}:vadd", "--grid", "8,1", "--arg", "n=256",
+                         "--mode", "functional", "--save", str(out_npz))
+    assert code == 0, err
+    assert f"save   -> {out_npz}  (o_ptr)" in out
+    with np.load(out_npz) as z:
+        assert sorted(z.files) == ["o_ptr", "o_ptr.per_pe"]  # x and y were only read
+        np.testing.assert_array_equal(z["o_ptr"], np.arange(8 * 256, dtype=np.float32) + 1)
+        per_pe = z["o_ptr.per_pe"]
+    # (cubes, PEs per cube, per-PE shape) of the default preset; PE p of cube 0 holds slice p.
+    assert per_pe.shape == (4, 8, 256)
+    np.testing.assert_array_equal(per_pe[0, 3], np.arange(3 * 256, 4 * 256) + 1)
+    assert np.isnan(per_pe[1]).all()  # cube 1 is outside the grid: never written
+
+
+def test_save_needs_functional_mode_and_says_so_before_the_run(capsys, checked, tmp_path):
+    code, _, err = run(capsys, "run", f"{checked}:vadd", "--grid", "8,1", "--save", str(tmp_path / "o.npz"))
+    assert code == 2
+    assert "--save needs --mode functional" in one_error_line(err)
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_check_passes(capsys, checked):
+    code, out, err = run(capsys, "run", f"{checked}:vadd", "--grid", "8,1", "--arg", "n=128",
+                         "--mode", "functional")
+    assert code == 0, err
+    assert f"check  passed: check(ctx, args, result) in {checked}" in out
+
+
+def test_check_returning_false_exits_1(capsys, checked):
+    code, out, _ = run(capsys, "run", f"{checked}:wrong_vadd", "--grid", "8,1", "--arg", "n=128",
+                       "--mode", "functional")
+    assert code == 1
+    assert f"check  FAILED: check(ctx, args, result) in {checked} returned False" in out
+
+
+def test_check_raising_exits_1_and_says_where(capsys, checked):
+    code, out, _ = run(capsys, "run", f"{checked}:exp_only_vadd", "--grid", "8,1", "--mode", "functional")
+    assert code == 1  # check_<kernel> wins over check
+    line = next(l for l in out.splitlines() if l.startswith("check"))
+    assert line.startswith(f"check  FAILED: check_exp_only_vadd(ctx, args, result) in {checked} raised "
+                           f"AssertionError at checked_kernels.py:")
+    assert line.endswith(": o[0] should be 99")
+
+
+def test_check_is_skipped_in_timing_mode(capsys, checked):
+    code, out, err = run(capsys, "run", f"{checked}:wrong_vadd", "--grid", "8,1")
+    assert code == 0, err
+    assert "check  skipped: check(ctx, args, result)" in out and "needs --mode functional" in out
+
+
+@pytest.mark.parametrize("opt", ["--json", "--trace", "--plot", "--save"])
+def test_a_bad_output_path_fails_before_the_run_and_names_its_option(capsys, tmp_path, opt):
+    marker = tmp_path / "imported"
+    k = tmp_path / "marks.py"
+    k.write_text(f"open({str(marker)!r}, 'w').close()\n\ndef k(*, tl):\n    pass\n")
+    bad = tmp_path / "no_such_dir" / "out.x"
+    code, _, err = run(capsys, "run", f"{k}:k", "--grid", "1,1", "--mode", "functional", opt, str(bad))
+    assert code == 2
+    assert one_error_line(err) == (f"kernbench: error: {opt} {bad}: folder "
+                                   f"{str(bad.parent)!r} does not exist")
+    assert not marker.exists()  # failed before the kernel's module was even imported
+    code, _, err = run(capsys, "run", f"{k}:k", "--grid", "1,1", opt, str(tmp_path))
+    assert code == 2 and f"{opt} {tmp_path}: is a folder, expected a file name" in one_error_line(err)
+
+
+def test_diag_bad_output_path_fails_before_any_panel(capsys, fake_diag, tmp_path):
+    calls, _ = fake_diag
+    code, _, err = run(capsys, "diag", "--plot", str(tmp_path / "nope" / "p.png"))
+    assert code == 2
+    assert "--plot" in one_error_line(err) and "does not exist" in err
+    assert calls == {}  # run_panels never ran

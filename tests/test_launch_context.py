@@ -48,7 +48,7 @@ def test_arguments_are_forwarded_positionally_then_keywords():
     q = ctx.empty((4,), "f16")
     r = ctx.launch(k, (2, 2), q, q, q, q, 128, 64, 8, 2, 64, 4, 1, mode="timing", extra="x")
     assert seen == [(q.addr, 128, 64, 4, 1, "x", p, c, 2, 2) for c in range(2) for p in range(2)]
-    assert r.args["rank_axis"] == 1 and r.args["extra"] == "x" and r.args["q_ptr"] == "f16(4,)"
+    assert r.args["rank_axis"] == 1 and r.args["extra"] == "x" and r.args["q_ptr"]["shape"] == [4]
 
 
 def vadd(x_ptr, y_ptr, o_ptr, n, *, tl):
@@ -64,8 +64,14 @@ def test_launch_result_fields():
     assert isinstance(r, kernbench.LaunchResult)
     assert r.hw is ctx.hw and r.sfr is None and r.grid == (1, 1) and r.mode == "functional"
     assert r.kernel_name == "vadd" and r.kernel_file == __file__
-    assert r.args == {"x_ptr": "f16(1024,) on PE (0, 0)", "y_ptr": "f16(1024,) on PE (0, 0)",
-                      "o_ptr": "f16(1024,)", "n": 1024}
+    # Device arrays by name, shape, dtype, placement and address (so the JSON has them as fields).
+    assert r.args == {
+        "x_ptr": {"name": "x", "shape": [1024], "dtype": "f16", "placement": "on PE (0, 0)", "addr": x.addr},
+        "y_ptr": {"name": "y", "shape": [1024], "dtype": "f16", "placement": "on PE (0, 0)", "addr": y.addr},
+        "o_ptr": {"name": "o", "shape": [1024], "dtype": "f16", "placement": "empty", "addr": o.addr},
+        "n": 1024}
+    # The launch stored to o only: its output.
+    assert r.written_args == ("o_ptr",)
     assert r.program.n_commands == 4
     # 498 cycles (derived in test_e2e_vector_add.test_one_pe) at 1.5 GHz
     assert r.cycles == 498 and r.seconds == pytest.approx(498 / 1.5e9)

@@ -205,4 +205,23 @@ def test_args_show_arrays_as_dtype_and_shape(ctx):
         pass
 
     r = ctx.launch(kernel, (1, 1), x, 3, mode="timing", scale=0.5)
-    assert r.args == {"x_ptr": "f16(2, 4) sharded over pe axis 0", "n": 3, "scale": 0.5}
+    assert r.args == {"x_ptr": {"name": "a0", "shape": [2, 4], "dtype": "f16",
+                                "placement": "sharded over pe axis 0", "addr": x.addr},
+                      "n": 3, "scale": 0.5}
+    # a host array argument (not device memory) shows as shape and dtype too
+    r = ctx.launch(kernel, (1, 1), np.zeros((3, 2), np.float32), 3, mode="timing")
+    assert r.args["x_ptr"] == {"shape": [3, 2], "dtype": "f32"}
+
+
+def test_every_placement_call_takes_a_documented_name(ctx):
+    import inspect
+
+    import kernbench
+
+    for method in ("shard", "replicate", "put", "empty", "empty_like"):
+        assert "name" in inspect.signature(getattr(kernbench.Context, method)).parameters, method
+    assert "``name=``" in kernbench.Context.__doc__ and "a0" in kernbench.Context.__doc__
+    x = ctx.replicate(np.ones(4, np.float32), name="weights")
+    ctx.free(x)
+    with pytest.raises(Exception, match="'weights' was freed"):
+        ctx.read(x, (0, 0))

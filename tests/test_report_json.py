@@ -32,7 +32,7 @@ def test_counters_and_metadata(res):
         "name": "fake_kernel",
         "file": "tests/fake_kernel.py",
         # numpy scalars become numbers, arrays their shape and dtype, tuples lists.
-        "args": {"n": 64, "dtype": "f16", "scale": 0.5, "q": {"shape": [4, 8], "dtype": "float16"},
+        "args": {"n": 64, "dtype": "f16", "scale": 0.5, "q": {"shape": [4, 8], "dtype": "f16"},
                  "shape": [64, 128]},
     }
     assert doc["hw"] == res.hw.to_dict()
@@ -110,3 +110,28 @@ def test_context_launch_keeps_labels_and_sources(tmp_path):
     back = from_json(tmp_path / "c.json")
     assert [back.source(i) for i in range(n)] == doc["sources"]
     assert to_json(back) == doc
+
+
+def test_array_arguments_are_shape_and_dtype_fields(tmp_path):
+    import kernbench
+
+    def scale(x_ptr, o_ptr, n, *, tl):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") * 2.0)
+
+    ctx = kernbench.Context(hw="default")
+    x = ctx.shard(np.arange(8 * 16, dtype=np.float32), axis=0, name="x")
+    o = ctx.empty((16,), "f32", name="out")
+    doc = json.loads(json.dumps(to_json(ctx.launch(scale, (8, 1), x, o, 16))))
+    args = doc["kernel"]["args"]
+    # a script reads them as fields, not by parsing "f32(16,) sharded over pe axis 0"
+    assert args["x_ptr"] == {"name": "x", "shape": [16], "dtype": "f32",
+                             "placement": "sharded over pe axis 0", "addr": x.addr}
+    assert args["o_ptr"] == {"name": "out", "shape": [16], "dtype": "f32", "placement": "empty",
+                             "addr": o.addr}
+    assert args["n"] == 16
+    # a host array argument too, with the same dtype names
+    def host_table(table, *, tl):
+        pass
+
+    r = ctx.launch(host_table, (1, 1), np.zeros((4, 8), np.float16), mode="timing")
+    assert to_json(r)["kernel"]["args"]["table"] == {"shape": [4, 8], "dtype": "f16"}

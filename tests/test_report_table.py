@@ -154,7 +154,7 @@ def test_sram_over_capacity_is_flagged():
     assert s["sram"]["over_pe_names"] == ["cube 0 / PE 0", "cube 0 / PE 1"]
     assert s["sram"]["peak_fraction"] == pytest.approx(1.5)
     text = print_report(r, file=io.StringIO())
-    assert "OVER CAPACITY on 2 PE(s): cube 0 / PE 0, cube 0 / PE 1" in text
+    assert "OVER CAPACITY on 2 PEs: cube 0 / PE 0, cube 0 / PE 1" in text
 
 
 def test_empty_launch_reports_zeros():
@@ -185,3 +185,90 @@ def test_north_south_rows_appear_when_used():
     text = print_report(r, file=io.StringIO())
     assert re.search(r"^\s*TX_N\s", text, re.M) and re.search(r"^\s*RX_S\s", text, re.M)
     assert not re.search(r"^\s*TX_S\s", text, re.M)
+
+
+# -- narrow consoles: every figure whole -----------------------------------------------------------
+def figures(s: dict) -> list:
+    """Every figure of the unit rows as the table prints it."""
+    from kernbench.report.table import _rate, _work
+
+    out = []
+    for r in s["units"]:
+        b = r["busy_pct"]
+        out += [f"{b['min']:.1f}/{b['mean']:.1f}/{b['max']:.1f}", f"{r['stall_pct']['operand']:.1f}",
+                f"{r['commands']:,}", _work(r), _rate(r)]
+        if r["commands"]:
+            out.append(b["min_pe_name"])
+    return out
+
+
+def worst_case(res) -> dict:
+    """A summary with the widest figures a report can have: full units, 5-digit PE names,
+    10-digit command counts, 4-digit rates."""
+    s = summarize(res)
+    for r in s["units"]:
+        r["busy_pct"].update(min=100.0, mean=100.0, max=100.0, min_pe_name="cube 4095 / PE 15")
+        r["stall_pct"] = {k: 100.0 for k in r["stall_pct"]}
+        r["commands"], r["work"], r["rate_per_s"] = 1_234_567_890, 1.23e15, 1.57e15
+    s["kernel"] = "a_long_kernel_name_for_the_title"
+    s["cycles"], s["seconds"], s["commands"] = 4_116_961_294, 2.74464, 1_234_567_890
+    return s
+
+
+@pytest.mark.parametrize("case", ["pipeline", "worst"])
+def test_every_figure_is_whole_at_80_columns(res, case):
+    from kernbench.report.table import render_report
+
+    s = summarize(res) if case == "pipeline" else worst_case(res)
+    buf = io.StringIO()
+    Console(file=buf, width=80, color_system=None).print(render_report(res, s))
+    text = buf.getvalue()
+    assert "…" not in text
+    assert max(len(l.rstrip()) for l in text.splitlines()) <= 80
+    for fig in figures(s):
+        assert fig in text, f"{fig!r} missing or cut at 80 columns:\n{text}"
+    assert f"{s['cycles']:,} cycles" in text
+    # the unit names head both halves of the split table
+    assert len(re.findall(r"^\s+GEMM\s", text, re.M)) == 2  # (the totals line starts at column 0)
+
+
+def test_a_wide_console_keeps_one_table(res):
+    text = print_report(res, file=io.StringIO(), width=120)
+    header = next(l for l in text.splitlines() if l.strip().startswith("unit"))
+    assert "min/mean/max" in header and "commands" in header and "rate" in header
+    assert len(re.findall(r"^\s+GEMM\s", text, re.M)) == 1
+
+
+def test_figures_format_alike():
+    from kernbench.report.table import fmt_bytes, fmt_count, fmt_num, fmt_seconds, plural
+
+    assert [fmt_num(x) for x in (0, 0.8413, 98.304, 196.6, 999.4, 999.6, 1572.864, 24576)] == \
+        ["0", "0.841", "98.3", "197", "999", "1,000", "1,573", "24,576"]
+    assert fmt_count(1.23e15, "FLOP") == "1.23 PFLOP" and fmt_count(4.2e18) == "4,200 P"
+    assert fmt_bytes(1536) == "1.5 KiB"
+    # a 2.7 s launch once printed as "2,744,640.9 us"
+    assert [fmt_seconds(t) for t in (2.74464, 0.0123, 1.741e-6, 8.413e-7, 0)] == \
+        ["2.745 s", "12.3 ms", "1.741 us", "841.3 ns", "0 ns"]
+    assert (plural(1, "cube"), plural(4, "cube"), plural(1234, "PE")) == ("1 cube", "4 cubes", "1,234 PEs")
+
+
+def test_report_lines_count_in_words(res):
+    text = print_report(res, file=io.StringIO())
+    assert "grid 3 PEs x 1 cube, 3 working PEs" in text and "(1 cube channel)" in text
+    assert "on 2 links" in text and "(s)" not in text
+
+
+def test_print_report_to_a_path(res, tmp_path):
+    text = print_report(res, file=tmp_path / "r.txt")
+    assert (tmp_path / "r.txt").read_text() == text
+    print_report(res, file=str(tmp_path / "s.txt"))
+    assert (tmp_path / "s.txt").read_text() == text
+
+
+def test_utilization_by_unit_name(res):
+    np.testing.assert_array_equal(res.utilization("DMA"), res.utilization(Unit.DMA))
+    np.testing.assert_array_equal(res.utilization("tx_e"), res.utilization(int(Unit.TX_E)))
+    with pytest.raises(ValueError, match=r"unknown unit 'DMX': expected one of GEMM, VECTOR, DMA, TX_E, "):
+        res.utilization("DMX")
+    with pytest.raises(ValueError, match=r"unknown unit 11: .*index 0\.\.10"):
+        res.utilization(11)

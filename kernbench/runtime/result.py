@@ -37,7 +37,7 @@ class LaunchResult:
     mode: str  #: "functional" or "timing"
     kernel_name: str
     kernel_file: str
-    args: dict  #: launch arguments by parameter name (repr-able values; arrays as shape/dtype)
+    args: dict  #: launch arguments by parameter name (memory.arg_repr: arrays as {shape, dtype, ...})
     program: Program  #: every PE's traced commands
     engine: Any  #: kernbench._core.EngineResult
     labels: Optional[Callable[[int], str]] = None  #: global cmd -> "dot (64,128)x(128,64) f16"
