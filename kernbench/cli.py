@@ -1,6 +1,7 @@
 """The ``kernbench`` command line.
 
     kernbench diag [--panel NAME ...] [--hw PRESET] [--shape small|llama70b] [--context N]
+                   [--cubes N] [--causal] [--decode-rows N]
                    [--table] [--trace FILE] [--json FILE] [--plot FILE]
     kernbench run MODULE:KERNEL --grid P,C [--arg NAME=VALUE ...] [--hw PRESET]
                   [--sfr pe|cube] [--ring] [--mode functional|timing]
@@ -517,6 +518,12 @@ def cmd_diag(args, console) -> int:
         kw["shape"] = args.shape
     if args.context is not None:
         kw["context"] = args.context
+    if args.cubes is not None:
+        kw["cubes"] = args.cubes
+    if args.causal:
+        kw["causal"] = True
+    if args.decode_rows is not None:
+        kw["decode_rows"] = args.decode_rows
     with DelayedProgress("diag", console=_stderr_console()) as progress:
         panels = list(diag.run_panels(progress=progress, **kw))
     if not panels:
@@ -579,6 +586,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--hw", metavar="PRESET", help="hardware preset name or TOML path")
     d.add_argument("--shape", choices=("small", "llama70b"), help="problem shapes of the panels")
     d.add_argument("--context", type=_positive_int, metavar="N", help="context length in tokens (4K = 4096)")
+    d.add_argument("--cubes", type=_positive_int, metavar="N",
+                   help="cubes of the multi_user panels (default: 4 at --shape small, every cube of the preset at llama70b)")
+    d.add_argument("--causal", action="store_true",
+                   help="prefill panels causal, in the zigzag layout (FLOPs counted as the unmasked half)")
+    d.add_argument("--decode-rows", type=_positive_int, metavar="N",
+                   help="query rows per sequence of the decode panels (default 1; more: speculative or chunked decode)")
     d.add_argument("--table", action="store_true", help="also print each panel's utilization table")
     _add_outputs(d)
     d.set_defaults(func=cmd_diag)

@@ -57,3 +57,13 @@ def test_unknown_panel_is_one_line_exit_2(capsys):
     code, out, err = run(capsys, "diag", "--panel", "nope")
     assert code == 2
     assert "unknown diag panel 'nope'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_causal_cubes_and_decode_rows(capsys):
+    code, out, _ = run(capsys, "diag", "--causal", "--cubes", "3", "--decode-rows", "3",
+                       "--panel", "multi_user_prefill", "--panel", "multi_user_decode")
+    assert code == 0, out
+    assert "prefill causal (zigzag): 3 ranks (open line over cubes" in out
+    assert "decode: 3 ranks" in out and "S_q 3," in out
+    assert "GEMM balance 1.000" in out  # zigzag: every rank the same GEMM work
+    assert "2 of 2 panels passed" in out

@@ -29,6 +29,7 @@ from ..hw.config import HardwareConfig, load_hw
 from ..kernels.attention import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV,
                                  attention_mesh_kv_kernel, attention_mesh_mlo_kernel, zigzag_positions)
 from ..report.summary import summarize
+from ..report.table import fmt_seconds
 
 __all__ = [
     "PANELS",
@@ -178,15 +179,15 @@ class PanelResult:
             f"S_q {sp.S_q}, context {sp.context}, h_q {sp.h_q}, h_kv {sp.h_kv}, d_head {sp.d_head}, "
             f"blocks {sp.blocks}",
             check,
-            f"cycles {s['cycles']:,} = {s['microseconds']:,.1f} us at {s['clock_ghz']:g} GHz "
+            f"cycles {s['cycles']:,} = {fmt_seconds(s['microseconds'] * 1e-6)} at {s['clock_ghz']:g} GHz "
             f"({self.wall_seconds:.2f} s to simulate)",
             f"{t['achieved_tflops']:.2f} TFLOP/s of {t['peak_tflops']:.2f} peak on {s['working_pes']} "
             f"working PEs ({100 * t['tflops_fraction']:.1f}%)",
             f"utilization (mean over working PEs): GEMM {busy['GEMM']:.0f}%, VECTOR {busy['VECTOR']:.0f}%, "
             f"DMA {busy['DMA']:.0f}%, links {self.link_wire_pct():.0f}% (wire busy, mean over "
             f"{lk['links_used']} used links); GEMM balance {self.gemm_balance():.3f} (least/most busy rank)",
-            "attainable (busiest resource, docs/kernels.md) {:,} cycles, {}: this launch at {:.1f}% of it".format(
-                *self.attainable(), 100 * self.attainable()[0] / max(1, s["cycles"])),
+            "attainable {:,} cycles (busiest resource: {}, docs/kernels.md); the launch takes {:.3f}x that".format(
+                *self.attainable(), s["cycles"] / max(1, self.attainable()[0])),
             f"link bytes {lk['bytes']:,} ({lk['achieved_gbps']:.1f} GB/s); peak SRAM {sram['peak_bytes'] / 2**20:.2f} MiB of "
             f"{sram['capacity_bytes'] / 2**20:.0f} MiB" + (" (OVER CAPACITY)" if sram["over_capacity"] else ""),
         ]
@@ -201,7 +202,7 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
 
     ``causal`` applies to the prefill panels (zigzag layout, causal mask); a decode panel's one
     query row is the newest token, which sees the whole context either way. ``decode_rows``: query
-    rows per sequence of the llama70b decode panels (1; more for speculative or chunked decode)."""
+    rows per sequence of the decode panels (1; more for speculative or chunked decode)."""
     if name not in PANELS:
         raise ValueError(f"unknown diag panel {name!r}: expected one of {', '.join(PANELS)}")
     if shape not in SHAPES:
@@ -223,7 +224,7 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
             S_q = S_kv = SMALL_PREFILL_ROWS
             blocks = (16, 16)  # block_q, block_kv: two query and two K/V blocks per rank
         else:
-            S_q, S_kv = 1, SMALL_DECODE_ROWS
+            S_q, S_kv = decode_rows, SMALL_DECODE_ROWS
             blocks = (32,)  # decode block_kv: two DMA blocks per rank
         mode = "functional"
     else:
@@ -369,13 +370,14 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
 
 def run_panels(panels=None, hw="default", shape: str = "small", context: int | None = None,
                cubes: int | None = None, progress: Callable | None = None, causal: bool = False,
-               **launch_kw) -> list[PanelResult]:
+               decode_rows: int = 1, **launch_kw) -> list[PanelResult]:
     """Run the named panels (all four by default) on ``hw`` (a preset name, TOML path or config).
 
     ``progress(description, done, total)`` is called before each panel and once at the end."""
     cfg = load_hw(hw)
     names = list(panels) if panels else list(PANELS)
-    specs = [panel_spec(n, cfg, shape=shape, context=context, cubes=cubes, causal=causal) for n in names]
+    specs = [panel_spec(n, cfg, shape=shape, context=context, cubes=cubes, causal=causal,
+                        decode_rows=decode_rows) for n in names]
     out = []
     for i, spec in enumerate(specs):
         if progress is not None:
