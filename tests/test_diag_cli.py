@@ -44,6 +44,7 @@ def test_llama70b_shape(capsys, tmp_path):
     assert data["mode"] == "timing"
     assert data["kernel"]["name"] == "attention_mesh_kv_kernel"
     assert data["kernel"]["args"]["h_q"] == 64 and data["kernel"]["args"]["S_q"] == 256
+    assert data["extra"]["diag"]["passed"] is True and data["extra"]["diag"]["tolerance_used"] is None
 
 
 def test_other_hardware(capsys):

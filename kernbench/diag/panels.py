@@ -361,8 +361,10 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
     if summary["sram"]["over_capacity"]:
         failures.append(f"peak SRAM {summary['sram']['peak_bytes']:,} bytes over capacity on "
                         + ", ".join(summary["sram"]["over_pe_names"][:4]))
-    result.extra["diag"] = {"panel": spec.name, "model_flops": spec.model_flops(),
-                            "max_abs_err": max_abs, "max_rel_err": max_rel}
+    result.extra["diag"] = {"panel": spec.name, "passed": not failures, "failures": list(failures),
+                            "causal": spec.causal, "model_flops": spec.model_flops(),
+                            "max_abs_err": max_abs, "max_rel_err": max_rel,
+                            "tolerance_used": used if functional else None}
     return PanelResult(spec=spec, result=result, passed=not failures, max_abs_err=max_abs,
                        max_rel_err=max_rel, wall_seconds=wall, summary=summary, failures=failures,
                        tolerance_used=used if functional else None)
