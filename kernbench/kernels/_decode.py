@@ -1,65 +1,286 @@
-"""Decode ring attention: partial (m, l, o) travel the open line (see kernbench.kernels.attention)."""
+"""Decode ring attention: K/V stay put, per-group partials travel the open line
+(see kernbench.kernels.attention for the layout, docs/kernels.md for the schedule).
+
+1. **Folds**, every GQA group's first: one software pipeline over all groups' K/V blocks. The
+   score dot of fold t + 1 is issued before the P.V dots of fold t, so the GEMM unit computes
+   QK^T(t + 1) while the vector unit runs fold t's softmax; the loads of fold t wait for the
+   scores of fold t - 2 (about two blocks live). P.V may be split into column pieces, multiples of
+   the array's width (same folds, same cycles), so the partial o is born cut into messages. After
+   a group's last fold its partial is normalised once: (lse = m + log l, o / l).
+2. **One exchange for all groups**, after the last fold. The west half of the line scans eastward
+   (each rank merges the prefix from W with its own partial and forwards it E, piece by piece), the
+   east half westward; the two centre ranks swap their halves, merge them into the final output,
+   cast it to f16 and broadcast it back out to the ends.
+3. **Stores** last, behind every load on the in-order DMA unit.
+"""
 from __future__ import annotations
 
 import math
 
-from ._common import (DEFAULT_DECODE_BLOCK_KV, F32, _check_shapes, _fold, _init_stats, _load_kv,
-                      _load_q, _merge, _rank, _store_out)
+from ._common import (DEFAULT_DECODE_BLOCK_KV, F16, F16_BYTES, F32, _check_shapes, _load_kv, _load_q,
+                      _rank, _view)
 
 __all__ = ["attention_mesh_mlo_kernel"]
+
+#: masked scores: a finite stand-in for -inf, so a row with no visible key in a block gives
+#: exp(-1e30 - m) = 0 (or, in a group's first fold, a partial of lse ~ -1e30 that every merge
+#: weighs 0) instead of exp(-inf - -inf) = NaN
+MASKED_SCORE = -1e30
+#: the modelled PE (docs/hardware-model.md defaults) as the kernel plans with it: array width,
+#: vector lanes and pipeline latency, link bytes per cycle and hop latency. They only choose the
+#: piece width of the exchange (``_piece_cols``); results never depend on them.
+ARRAY_COLS, LANES, VEC_LATENCY, LINK_BYTES, HOP = 32, 64, 8, 32, 50
+#: the loads of fold t wait for the scores of fold t - GATE_DEPTH: on the GEMM unit, S(t) follows
+#: S(t - 2), PV(t - 3), S(t - 1), PV(t - 2), so the block has those dots' time to land, and about
+#: two blocks are live (one less and S(t) waits for its K block behind PV(t - 2) alone: at t = 1,
+#: for the whole load)
+GATE_DEPTH = 2
+
+
+def _piece_cols(d, R, n_ranks, h_kv):
+    """Column width of the o pieces the exchange sends: d / k for a k that keeps pieces a multiple
+    of the array's width (P.V split so costs no extra fold). Smaller pieces shorten each hop of the
+    chain (a piece is received whole before it is merged), larger ones cost fewer vector commands
+    of VEC_LATENCY each; this picks the width with the smallest estimated tail of the exchange:
+
+        (hops to the centre) x (merge hop + broadcast hop) + h_kv x (centre's vector per group)
+
+    with a merge hop = serialisation + HOP + 2 vector ops (the lse's 6-op hop at the least), and
+    per group 8 + 3k ops forwarding, (3 + 4k) / 2 settling and k - 1 assembling (docs/kernels.md)."""
+    def op(n):
+        return -(-n // LANES) + VEC_LATENCY
+
+    small = 2 * -(-R // LANES) + VEC_LATENCY  # an (R, 1) op: 1 to 4 cycles an issue slot
+    best = None
+    for w in [w for w in range(ARRAY_COLS, d, ARRAY_COLS) if d % w == 0] + [d]:
+        k, el = d // w, R * w
+        hop = max(-(-4 * el // LINK_BYTES) + HOP + 2 * op(el), 1 + HOP + 6 * small)
+        bcast = -(-2 * el // LINK_BYTES) + HOP
+        per_group = 8 * small + 3 * k * op(el) + (3 * small + 4 * k * op(el)) / 2 + (k - 1) * op(R * d)
+        est = ((n_ranks + 1) // 2 - 1) * (hop + bcast) + h_kv * per_group
+        if best is None or est < best[0]:
+            best = (est, w)
+    return best[1]
+
+
+def _probs(tl, s, m):
+    """Stage 2 (vector, what P.V waits for): m' = max(m, rowmax s) (m None: a group's first fold),
+    p = exp(s - m') unnormalised (the division by l happens once, after the last fold), and p in
+    f16 for the array. Returns (m', p, p16)."""
+    rm = tl.max(s, axis=-1)
+    m_new = rm if m is None else tl.maximum(m, rm)
+    p = tl.exp(s - m_new)
+    return m_new, p, tl.cast(p, F16)
+
+
+def _causal_mask(tl, s, q_pos0, k_pos0, G):
+    """``s`` with keys after their query set to MASKED_SCORE. Row rho of the dot is query position
+    q_pos0 + rho // G (the G heads of a query row are adjacent), column j key k_pos0 + j."""
+    R, n = s.shape
+    qpos = tl.arange(q_pos0 * G, q_pos0 * G + R) // G
+    kpos = tl.arange(k_pos0, k_pos0 + n)
+    return tl.where(qpos[:, None] >= kpos[None, :], s, MASKED_SCORE)
+
+
+def _lse_weights(tl, lse_a, lse_b, forward):
+    """Merge weights of two normalised partials, w = e^lse_a / (e^lse_a + e^lse_b) = sigmoid(lse_a -
+    lse_b) and u = 1 - w; with ``forward``, first (it is what the next rank waits for) the merged
+    lse = max(lse_a, lse_b) - log(sigmoid(|lse_a - lse_b|)): the log of the larger weight, >= 1/2,
+    so exact where the other underflows. Returns (w, u, lse or None)."""
+    delta = lse_a - lse_b
+    lse = None
+    if forward:
+        lse = tl.maximum(lse_a, lse_b) - tl.log(tl.sigmoid(abs(delta)))
+    w = tl.sigmoid(delta)
+    return w, 1.0 - w, lse
 
 
 def attention_mesh_mlo_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis=0,
-    block_kv=DEFAULT_DECODE_BLOCK_KV, *, tl,
+    block_kv=DEFAULT_DECODE_BLOCK_KV, *, causal=False, tl,
 ):
-    """Decode ring attention: K/V stay put, partial (m, l, o) statistics travel the line.
+    """Decode ring attention: K/V stay put, per-group partials (lse, o / l) travel the line.
 
-    Every rank holds the same S_q query rows (decode: 1 per sequence) and 1/n_ranks of K and V.
-    Per K/V group it streams its own K/V blocks from memory with DMA and folds them into a partial
-    (m, l, o); it sends that partial east and west, and for s = 1 .. n_ranks - 1 receives the
-    partials of rank - s (from W) and rank + s (from E), passes each on, and merges it. Every rank
-    ends with the final output of all query rows. Group g's exchange runs on the links while
-    group g + 1 streams and computes.
+    Every rank holds the same ``S_q`` query rows ``q (S_q, h_q, d_head)`` and its contiguous share
+    ``k, v (S_kv_per_rank, h_kv, d_head)`` of the sequence (rank r: positions [r * S_kv_per_rank,
+    (r + 1) * S_kv_per_rank)), all f16 row-major, and writes the final ``o (S_q, h_q, d_head)`` f16
+    of every query row. A dot has ``S_q * h_q / h_kv`` rows (all query rows of a GQA group);
+    ``block_kv`` keys are one DMA load, so the f32 score tile is (S_q * h_q / h_kv, block_kv).
+
+    ``causal=True``: query row i sits at global position ``n_ranks * S_kv_per_rank - S_q + i`` (the
+    S_q newest tokens: chunked or speculative decode) and attends keys at positions <= its own.
+    The newest row sees every key, so no block is wholly above the diagonal; blocks that reach past
+    the oldest query row are masked.
+
+    Raises ValueError (a KernelError naming the PE and line, at launch) before any command for
+    shapes the kernel cannot run, a ``causal`` that is not a bool, or causal with more query rows
+    than keys. See docs/kernels.md for the schedule, what overlaps and the bounds.
     """
-    _check_shapes("attention_mesh_mlo_kernel", S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks,
-                  rank_axis, block_kv=block_kv)
+    name = "attention_mesh_mlo_kernel"
+    _check_shapes(name, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, block_kv=block_kv)
+    if not isinstance(causal, bool):
+        raise ValueError(f"{name}: causal must be True or False, got {causal!r}")
+    if causal and S_q > n_ranks * S_kv_per_rank:
+        raise ValueError(f"{name}: causal needs S_q <= n_ranks * S_kv_per_rank (every query row is one "
+                         f"of the context's tokens), got S_q {S_q} > {n_ranks} * {S_kv_per_rank}")
     rank = _rank(rank_axis, tl)
     if rank is None:
         return
     G = h_q // h_kv
     d = d_head
     R = S_q * G
-    bkv = min(block_kv, S_kv_per_rank)
+    S = S_kv_per_rank
+    bkv = min(block_kv, S)
     scale = 1.0 / math.sqrt(d)
-    east, west = rank + 1 < n_ranks, rank > 0
+    q_pos0 = n_ranks * S - S_q  # global position of query row 0
+    cw = _piece_cols(d, R, n_ranks, h_kv) if n_ranks > 1 else d  # column width of an o piece
+    n_pc = d // cw
 
+    def load_v(k0, n, g, c, after):
+        """Column piece c (n, cw) of V block (k0, n) of group g."""
+        return tl.load(v_ptr + ((k0 * h_kv + g) * d + c * cw) * F16_BYTES, shape=(n, cw), dtype=F16,
+                       stride=h_kv * d, after=after)
+
+    # ---------------------------------------------------------------- 1. folds, all groups
+    folds = [(g, k0, min(bkv, S - k0), b == 0)
+             for g in range(h_kv) for b, k0 in enumerate(range(0, S, bkv))]
+    q, m, l, o = {}, {}, {}, {}  # group -> queries and running stats (o: column pieces (R, cw))
+    lse, on = {}, {}  # group -> normalised partial: lse (R, 1), o / l pieces
+    pending = None  # (group, first, last, alpha, p16, V pieces): the fold whose P.V is next
+    scores = []  # s of every fold so far: the gates of later loads
+
+    def update(g, first, last, alpha, pv):
+        """o update of a fold once its P.V is issued; the group's normalisation after its last."""
+        o[g] = pv if first else [oc * alpha + pc for oc, pc in zip(o[g], pv)]
+        if last:
+            inv = 1.0 / l[g]
+            lse[g] = m[g] + tl.log(l[g])
+            on[g] = [oc * inv for oc in o[g]]
+
+    for t, (g, k0, n, first) in enumerate(folds):
+        last = t + 1 == len(folds) or folds[t + 1][0] != g
+        if t == 0:
+            q[g] = _load_q(tl, q_ptr, 0, S_q, g, G, h_q, d, scale)
+        gate = scores[t - GATE_DEPTH] if t >= GATE_DEPTH else None
+        kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate)
+        vb = [load_v(k0, n, g, c, gate) for c in range(n_pc)]
+        if last and g + 1 < h_kv:
+            # the next group's queries, a fold ahead: the score dot that opens the group would
+            # otherwise wait for their scaling behind this fold's softmax on the vector unit
+            q[g + 1] = _load_q(tl, q_ptr, 0, S_q, g + 1, G, h_q, d, scale)
+        s = tl.dot(q[g], tl.trans(kb))  # ahead of the previous fold's P.V on the GEMM unit
+        scores.append(s)
+        if pending is not None:
+            pg, pfirst, plast, palpha, pp16, pvb = pending
+            pv = [tl.dot(pp16, vc) for vc in pvb]
+        # stage 2 of this fold before the previous fold's o update: it needs only the scores
+        k_pos0 = rank * S + k0
+        if causal and k_pos0 + n - 1 > q_pos0:
+            s = _causal_mask(tl, s, q_pos0, k_pos0, G)
+        m_old = None if first else m[g]
+        m[g], p, p16 = _probs(tl, s, m_old)
+        if first:
+            alpha = None
+            l[g] = tl.sum(p, axis=-1)
+        else:
+            alpha = tl.exp(m_old - m[g])
+            l[g] = l[g] * alpha + tl.sum(p, axis=-1)
+        if pending is not None:
+            update(pg, pfirst, plast, palpha, pv)
+        pending = (g, first, last, alpha, p16, vb)
+    pg, pfirst, plast, palpha, pp16, pvb = pending
+    update(pg, pfirst, plast, palpha, [tl.dot(pp16, vc) for vc in pvb])
+
+    # ---------------------------------------------------------------- 2. one exchange
+    finals = {}  # group -> final output pieces (R, cw) f16
+    if n_ranks == 1:
+        for g in range(h_kv):
+            finals[g] = [tl.cast(x, F16) for x in on[g]]
+    else:
+        c = (n_ranks + 1) // 2  # ranks [0, c) scan eastward, [c, n) westward
+        west = rank < c
+        toward, away = ("E", "W") if west else ("W", "E")
+        centre = rank in (c - 1, c)
+        end = rank in (0, n_ranks - 1)  # nothing comes from, nor goes to, beyond it
+
+        def recv_partial(direction):
+            return (tl.recv(dir=direction, shape=(R, 1), dtype=F32),
+                    [tl.recv(dir=direction, shape=(R, cw), dtype=F32) for _ in range(n_pc)])
+
+        half = {}  # group -> this half's partial up to and including this rank
+
+        def forward(g):
+            """Merge the partial from the far side of the half with our own and (off the centre)
+            send it on, piece by piece: the lse first, it is what the next rank's weights wait for."""
+            send = not centre
+            if end:
+                half[g] = (lse[g], on[g])
+                if send:
+                    tl.send(dir=toward, src=lse[g])
+                    for x in on[g]:
+                        tl.send(dir=toward, src=x)
+                return
+            lse_in, o_in = recv_partial(away)
+            w, u, lse_h = _lse_weights(tl, lse_in, lse[g], forward=True)
+            if send:
+                tl.send(dir=toward, src=lse_h)
+            own = [x * u for x in on[g]]
+            out = []
+            for xi, xo in zip(o_in, own):
+                x = xi * w + xo
+                if send:
+                    tl.send(dir=toward, src=x)
+                out.append(x)
+            half[g] = (lse_h, out)
+
+        def settle(g):
+            """Centre, group g: the two centres take the groups in turns. The one whose turn it is
+            receives the other half's partial, merges it with its own half's into the f16 output and
+            sends that back across; the other sends its half's partial and receives the output. Both
+            broadcast the output away from the centre."""
+            lse_h, o_h = half[g]
+            if (g % 2 == 0) == west:
+                lse_o, o_o = recv_partial(toward)
+                w, u, _ = _lse_weights(tl, lse_h, lse_o, forward=False)
+                finals[g] = [tl.cast(xh * w + xo * u, F16) for xh, xo in zip(o_h, o_o)]
+                for x in finals[g]:
+                    tl.send(dir=toward, src=x)
+            else:
+                tl.send(dir=toward, src=lse_h)
+                for x in o_h:
+                    tl.send(dir=toward, src=x)
+                finals[g] = [tl.recv(dir=toward, shape=(R, cw), dtype=F16) for _ in range(n_pc)]
+            if not end:
+                for x in finals[g]:
+                    tl.send(dir=away, src=x)
+
+        if centre:
+            lag = 1  # settle group g after forwarding g + 1: the other half's partial has landed
+            for g in range(h_kv):
+                forward(g)
+                if g >= lag:
+                    settle(g - lag)
+            for g in range(max(0, h_kv - lag), h_kv):
+                settle(g)
+        else:
+            for g in range(h_kv):
+                forward(g)
+            for g in range(h_kv):
+                finals[g] = [tl.recv(dir=toward, shape=(R, cw), dtype=F16) for _ in range(n_pc)]
+                if not end:
+                    for x in finals[g]:
+                        tl.send(dir=away, src=x)
+
+    # ---------------------------------------------------------------- 3. stores, after every load
+    # each group's pieces assembled into (R, n_pc, cw), row-major (R, d), by one select a piece
+    if n_pc > 1:
+        col = tl.arange(0, n_pc)
+        col_is = [_view(col == j, (1, n_pc, 1)) for j in range(1, n_pc)]
     for g in range(h_kv):
-        q = _load_q(tl, q_ptr, 0, S_q, g, G, h_q, d, scale)
-        m, l, o = _init_stats(tl, R, d)
-        done = []
-        for k0 in range(0, S_kv_per_rank, bkv):
-            n = min(bkv, S_kv_per_rank - k0)
-            gate = done[-2] if len(done) >= 2 else None
-            kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate)
-            vb = _load_kv(tl, v_ptr, k0, n, g, h_kv, d, gate)
-            m, l, o = _fold(tl, q, kb, vb, m, l, o)
-            done.append(o)
-        own = (m, l, o)
-        for direction, wired in (("E", east), ("W", west)):
-            if wired:
-                for t in own:
-                    tl.send(dir=direction, src=t)
-        for step in range(1, n_ranks):
-            for src_dir, fwd_dir, forward, has in (
-                ("W", "E", east, rank - step >= 0), ("E", "W", west, rank + step < n_ranks)):
-                if not has:
-                    continue
-                part = (tl.recv(dir=src_dir, shape=(R, 1), dtype=F32),
-                        tl.recv(dir=src_dir, shape=(R, 1), dtype=F32),
-                        tl.recv(dir=src_dir, shape=(R, d), dtype=F32))
-                if forward:
-                    for t in part:
-                        tl.send(dir=fwd_dir, src=t)
-                m, l, o = _merge(tl, m, l, o, *part)
-        _store_out(tl, o_ptr, 0, S_q, g, G, h_q, d, o, l)
+        pieces = finals[g]
+        out = pieces[0]
+        if n_pc > 1:
+            out = tl.where(col_is[0], _view(pieces[1], (R, 1, cw)), _view(pieces[0], (R, 1, cw)))
+            for j in range(2, n_pc):
+                out = tl.where(col_is[j - 1], _view(pieces[j], (R, 1, cw)), out)
+        tl.store(o_ptr + g * G * d * F16_BYTES, _view(out, (S_q, G * d)), stride=h_q * d)
