@@ -2,10 +2,12 @@
 
     kernbench diag [--panel NAME ...] [--hw PRESET] [--shape small|llama70b] [--context N]
                    [--cubes N] [--causal] [--decode-rows N]
-                   [--table] [--trace FILE] [--json FILE] [--plot FILE]
+                   [--table] [--trace FILE] [--pes LIST] [--window START:END]
+                   [--json FILE] [--plot FILE]
     kernbench run MODULE:KERNEL --grid P,C [--arg NAME=VALUE ...] [--hw PRESET]
                   [--sfr pe|cube] [--ring] [--mode functional|timing]
-                  [--trace FILE] [--json FILE] [--plot FILE] [--save FILE.npz]
+                  [--trace FILE] [--pes LIST] [--window START:END]
+                  [--json FILE] [--plot FILE] [--save FILE.npz]
     kernbench hw list
     kernbench hw show NAME
 
@@ -32,7 +34,7 @@ import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
-__all__ = ["main", "parse_value", "parse_grid", "load_kernel", "DelayedProgress"]
+__all__ = ["main", "parse_value", "parse_grid", "parse_pes", "parse_window", "load_kernel", "DelayedProgress"]
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -131,6 +133,80 @@ def _parse_arg(text: str) -> tuple:
     if not eq or not _IDENT.match(name) or "." in name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, parse_value(value)
+
+
+def _index(text: str, what: str) -> int:
+    """A non-negative integer of --pes or --window (``_`` allowed)."""
+    t = text.strip().replace("_", "")
+    if not t or not t.isdigit():
+        raise ValueError(f"{what} must be a non-negative integer, got {text.strip()!r}")
+    return int(t)
+
+
+def parse_pes(text: str) -> list:
+    """The CLI's ``--pes``: a comma list of global PE indices (``5``), inclusive ranges (``0-3``)
+    and PEs of one cube as ``CUBE/PE`` or ``CUBE/FIRST-LAST`` (``1/0-7``: PEs 0..7 of cube 1).
+    Returns what ``to_perfetto(pes=...)`` takes (global indices and ``(pe, cube)`` pairs);
+    raises ValueError naming the bad item."""
+    out: list = []
+    items = [s.strip() for s in text.split(",")]
+    if not any(items):
+        raise ValueError(f"expected a list of PEs such as 0,3-5 or 1/0-7, got {text!r}")
+    for item in items:
+        if not item:
+            continue
+        try:
+            cube, slash, rest = item.partition("/")
+            if not slash:
+                cube, rest = None, item
+            lo, dash, hi = rest.partition("-")
+            first = _index(lo, "a PE")
+            last = _index(hi, "a PE") if dash else first
+            if last < first:
+                raise ValueError(f"range {rest!r} runs backwards (write FIRST-LAST)")
+            if last >= 1 << 24:
+                raise ValueError(f"{last} is larger than any machine's PE count")
+            if cube is None:
+                out.extend(range(first, last + 1))
+            else:
+                c = _index(cube, "a cube")
+                out.extend((p, c) for p in range(first, last + 1))
+        except ValueError as e:
+            where = f" in {text.strip()!r}" if item != text.strip() else ""
+            raise ValueError(f"bad PE {item!r}{where}: {e}; expected global indices and ranges "
+                             f"(0,3-5) or CUBE/PE (1/2, 1/0-7)") from None
+    return out
+
+
+def parse_window(text: str) -> tuple:
+    """The CLI's ``--window START:END``: a cycle window, ends included; ``START:`` runs to the
+    end of the launch, ``:END`` from cycle 0. Returns ``(start, end)`` (``end`` may be None: no
+    limit); raises ValueError."""
+    lo, colon, hi = text.strip().partition(":")
+    if not colon:
+        raise ValueError(f"expected START:END in cycles (e.g. 1000:50000, 1000: or :50000), got {text!r}")
+    try:
+        start = _index(lo, "START") if lo.strip() else 0
+        end = _index(hi, "END") if hi.strip() else None
+    except ValueError as e:
+        raise ValueError(f"bad window {text!r}: {e}") from None
+    if end is not None and end < start:
+        raise ValueError(f"bad window {text!r}: END ({end:,}) is before START ({start:,})")
+    return (start, end)
+
+
+def _pes_arg(text: str) -> list:
+    try:
+        return parse_pes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _window_arg(text: str) -> tuple:
+    try:
+        return parse_window(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 # -- loading a user's kernel -------------------------------------------------------------------
@@ -323,12 +399,16 @@ class DelayedProgress:
 
 # -- outputs -------------------------------------------------------------------------------------
 def _suffixed(path: str, tag: Optional[str]) -> str:
-    """trace.json + 'prefill' -> trace.prefill.json (one file per diag panel)."""
+    """trace.json + 'prefill' -> trace.prefill.json (one file per diag panel); a .gz stays
+    last (trace.json.gz -> trace.prefill.json.gz)."""
     if not tag:
         return path
     p = Path(path)
     tag = re.sub(r"[^\w.-]", "_", tag)
-    return str(p.with_name(f"{p.stem}.{tag}{p.suffix}"))
+    gz = ""
+    if p.suffix == ".gz" and Path(p.stem).suffix:
+        gz, p = p.suffix, p.with_name(p.stem)
+    return str(p.with_name(f"{p.stem}.{tag}{p.suffix}{gz}"))
 
 
 def _check_output_paths(args) -> None:
@@ -348,11 +428,40 @@ def _check_output_paths(args) -> None:
             raise CliError(f"--{opt} {path}: folder {str(folder)!r} is not writable")
 
 
+def _check_trace_filters(args, hw) -> None:
+    """``--pes`` and ``--window`` filter the trace: they need ``--trace``, and each PE must be on
+    the machine (checked before the run, against ``hw``)."""
+    from .report.table import plural
+
+    given = [opt for opt in ("pes", "window") if getattr(args, opt, None) is not None]
+    if given and not args.trace:
+        raise CliError(f"--{given[0]} filters the trace: give --trace FILE too")
+    for x in args.pes or ():
+        if isinstance(x, tuple):
+            p, c = x
+            if c >= hw.n_cubes:
+                raise CliError(f"--pes: cube {c} is outside {hw.name} (cubes 0-{hw.n_cubes - 1})")
+            if p >= hw.pes_per_cube:
+                raise CliError(f"--pes: PE {p} of cube {c} is outside {hw.name} (PEs 0-{hw.pes_per_cube - 1} "
+                               f"per cube)")
+        elif x >= hw.n_pes:
+            raise CliError(f"--pes: PE {x} is outside {hw.name} (global PE indices 0-{hw.n_pes - 1}: "
+                           f"{plural(hw.n_cubes, 'cube')} x {hw.pes_per_cube} PEs)")
+
+
 def _write_outputs(result, args, console, tag=None) -> None:
     if args.trace:
+        from .report.table import fmt_bytes, plural
+
         path = _suffixed(args.trace, tag)
-        result.to_perfetto(path)
-        console.print(f"trace  -> {path}  (open in https://ui.perfetto.dev)", soft_wrap=True)
+        info = result.to_perfetto(path, pes=args.pes, window=args.window)
+        what = (f"{plural(info['slices'], 'slice')} on {plural(info['pes'], 'PE')}, "
+                f"{plural(info['flows'], 'flow')}, {fmt_bytes(info['bytes'])}")
+        if not info["slices"]:
+            what += (f": no command overlaps the window (the launch ran {result.cycles:,} cycles)"
+                     if args.window is not None else ": the chosen PEs ran no command")
+        console.print(f"trace  -> {path}  ({what}; open in https://ui.perfetto.dev)",
+                      highlight=False, markup=False, soft_wrap=True)
     if args.json:
         path = _suffixed(args.json, tag)
         result.to_json(path)
@@ -423,6 +532,7 @@ def cmd_run(args, console) -> int:
 
     hw = load_hw(args.hw)  # a bad preset fails here, before the kernel module is imported
     _check_output_paths(args)
+    _check_trace_filters(args, hw)
     if args.save and args.mode != "functional":
         raise CliError("--save needs --mode functional: timing mode carries shapes only and "
                        "computes no numbers")
@@ -506,6 +616,7 @@ def cmd_diag(args, console) -> int:
     if args.hw is not None:
         kw["hw"] = load_hw(args.hw)  # fail on a bad preset before any panel runs
     _check_output_paths(args)
+    _check_trace_filters(args, kw["hw"] if "hw" in kw else load_hw("default"))  # diag's default
     try:
         from . import diag
     except ImportError as e:
@@ -555,7 +666,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_outputs(p, save: bool = False) -> None:
     g = p.add_argument_group("outputs")
-    g.add_argument("--trace", metavar="FILE", help="write a Chrome trace-event JSON (open in ui.perfetto.dev)")
+    g.add_argument("--trace", metavar="FILE",
+                   help="write a Chrome trace-event JSON (open in ui.perfetto.dev); gzip-compressed when "
+                   "FILE ends in .gz")
+    g.add_argument("--pes", type=_pes_arg, metavar="LIST",
+                   help="trace only these PEs: global indices and ranges (0,3-5) or CUBE/PE (1/2, 1/0-7)")
+    g.add_argument("--window", type=_window_arg, metavar="START:END",
+                   help="trace only the commands overlapping this cycle window, ends included "
+                   "(1000:50000; START: to the end, :END from 0)")
     g.add_argument("--json", metavar="FILE", help="write every counter, the hardware and the arguments as JSON")
     g.add_argument("--plot", metavar="FILE", help="write a PNG: utilization heatmap and timeline")
     if save:

@@ -1,12 +1,19 @@
-"""The Perfetto / Chrome trace-event file: valid, well-formed, and equal to the engine's counters."""
+"""The Perfetto / Chrome trace-event file: valid, well-formed, and equal to the engine's counters;
+streamed (equal to the in-memory event list), gzip-compressed for .gz, filtered by PEs and cycle
+window from Python and the command line; every flow points forward in time."""
+import dataclasses
+import gzip
 import json
 from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
 
+import kernbench
+from kernbench.cli import main, parse_pes, parse_window
 from kernbench.common.pe_commands import N_UNITS, UNIT_NAMES
-from kernbench.report import to_perfetto
+from kernbench.report import perfetto, to_perfetto
+from kernbench.report.perfetto import trace_events
 
 from report_helpers import line_pipeline, ring_exchange
 
@@ -26,8 +33,13 @@ def ring():
 
 
 def load(path):
-    with open(path) as f:
+    with (gzip.open(path, "rt") if str(path).endswith(".gz") else open(path)) as f:
         return json.load(f)  # raises on invalid JSON
+
+
+def ns(cycles, clock_ghz=1.5):
+    """A cycle on the trace's whole-nanosecond grid, in microseconds."""
+    return round(cycles / clock_ghz) / 1000
 
 
 def slices(trace):
@@ -69,13 +81,14 @@ def test_processes_threads_and_args(ring, tmp_path):
     for ev in slices(trace):
         a = ev["args"]
         i = a["cmd"]
-        assert ev["name"] == ring.label(i) == a["label"]
+        assert ev["name"] == ring.label(i) and "label" not in a  # the name is the label
         assert a["source"] == ring.source(i)
         assert threads[(ev["pid"], ev["tid"])] == UNIT_NAMES[int(ring.program.commands["unit"][i])]
         assert procs[ev["pid"]] == ring.pe_name(int(np.searchsorted(ring.program.cmd_offsets, i, "right") - 1))
         assert a["start_cycle"] == ring.engine.cmd_start[i] and a["end_cycle"] == ring.engine.cmd_end[i]
-        assert ev["ts"] == pytest.approx(a["start_cycle"] * us_per_cycle, abs=1e-9)
-        assert ev["ts"] + ev["dur"] == pytest.approx(a["end_cycle"] * us_per_cycle, abs=1e-9)
+        # Whole nanoseconds: within half a nanosecond of the exact time, on the grid exactly.
+        assert ev["ts"] == ns(a["start_cycle"]) == pytest.approx(a["start_cycle"] * us_per_cycle, abs=0.5e-3)
+        assert ev["ts"] + ev["dur"] == pytest.approx(ns(a["end_cycle"]), abs=1e-9)
         if a["op"] in ("send", "recv", "load", "store"):
             assert a["bytes"] == 8192
         if a["op"] == "send":
@@ -138,20 +151,47 @@ def test_slice_durations_sum_to_busy_counters(ring, tmp_path):
     cycles_per_us = 1.5 * 1e3
     dur_us = Counter()
     dur_cycles = Counter()
+    n = Counter()
     for ev in slices(trace):
         key = (ev["pid"] - 1, (ev["tid"] - 1) % N_UNITS)  # pid = PE + 1, tid = PE * 11 + unit + 1
         dur_us[key] += ev["dur"]
         dur_cycles[key] += ev["args"]["cycles"]
+        n[key] += 1
     busy = ring.unit_counters["busy"]
     for g in range(ring.hw.n_pes):
         for u in range(N_UNITS):
             assert dur_cycles[(g, u)] == busy[g, u]
-            assert dur_us[(g, u)] * cycles_per_us == pytest.approx(busy[g, u], abs=1e-6)
+            # each slice's ends are rounded to the nanosecond: within 1 ns of it per slice
+            assert dur_us[(g, u)] * cycles_per_us == pytest.approx(busy[g, u], abs=1.5 * n[(g, u)] + 1e-6)
+
+
+def test_back_to_back_slices_share_their_boundary(tmp_path):
+    # A slice ending at cycle c and the next starting at c meet at one nanosecond, whatever the
+    # rounding: Perfetto keeps whole nanoseconds and would nest an overlapping slice.
+    r = line_pipeline()
+    to_perfetto(r, tmp_path / "t.json")
+    by_thread = defaultdict(list)
+    for ev in slices(load(tmp_path / "t.json")):
+        by_thread[(ev["pid"], ev["tid"])].append(ev)
+    touching = 0
+    for evs in by_thread.values():
+        evs.sort(key=lambda e: e["ts"])
+        for a, b in zip(evs, evs[1:]):
+            end_ns, start_ns = round((a["ts"] + a["dur"]) * 1000, 6), round(b["ts"] * 1000, 6)
+            assert end_ns == int(end_ns) and start_ns == int(start_ns)  # whole nanoseconds
+            assert end_ns <= start_ns
+            touching += a["args"]["end_cycle"] == b["args"]["start_cycle"]
+            if a["args"]["end_cycle"] == b["args"]["start_cycle"]:
+                assert end_ns == start_ns
+    assert touching > 0
 
 
 def test_keep_some_pes(ring, tmp_path):
     p = tmp_path / "t.json"
-    trace = to_perfetto(ring, p, pes=[(0, 0), 1])
+    info = to_perfetto(ring, p, pes=[(0, 0), 1])
+    trace = load(p)
+    assert (info["slices"], info["flows"], info["pes"]) == (len(slices(trace)), 3, 2)
+    assert info["events"] == len(trace["traceEvents"]) and info["bytes"] == p.stat().st_size
     names = {e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "process_name"}
     assert names == {"cube 0 / PE 0", "cube 0 / PE 1"}
     n0 = int(ring.program.cmd_offsets[2])
@@ -166,7 +206,9 @@ def test_keep_some_pes(ring, tmp_path):
 def test_cycle_window(ring, tmp_path):
     p = tmp_path / "t.json"
     lo, hi = 300, 600
-    trace = to_perfetto(ring, p, window=(lo, hi))
+    to_perfetto(ring, p, window=(lo, hi))
+    trace = load(p)
+    assert trace["otherData"]["window_cycles"] == [lo, hi]
     e = ring.engine
     expected = int(((e.cmd_end >= lo) & (e.cmd_start <= hi)).sum())
     got = slices(trace)
@@ -175,13 +217,192 @@ def test_cycle_window(ring, tmp_path):
         assert ev["args"]["end_cycle"] >= lo and ev["args"]["start_cycle"] <= hi
     ids = Counter(ev["id"] for ev in trace["traceEvents"] if ev["ph"] in "sf")
     assert set(ids.values()) <= {2}
+    # An open end: from cycle lo to the end of the launch.
+    to_perfetto(ring, p, window=(lo, None))
+    assert len(slices(load(p))) == int((e.cmd_end >= lo).sum())
 
 
 def test_size_grows_with_commands_not_packets(tmp_path):
     # Same commands, 64x the packets: 2 KiB messages (8 packets) vs 128 KiB (512 packets).
     small = to_perfetto(ring_exchange(nbytes=2048), tmp_path / "a.json")
     large = to_perfetto(ring_exchange(nbytes=128 * 1024), tmp_path / "b.json")
-    assert len(small["traceEvents"]) == len(large["traceEvents"])
+    assert small["events"] == large["events"] == len(load(tmp_path / "a.json")["traceEvents"])
     r = ring_exchange(nbytes=2048)
     n_meta = 4 * 2 + 4 * 4 * 2  # per PE: name + sort index; per used unit thread: name + sort index
-    assert len(small["traceEvents"]) == r.program.n_commands + 2 * len(r.engine.messages) + n_meta
+    assert small["events"] == r.program.n_commands + 2 * len(r.engine.messages) + n_meta
+
+
+# -- a real launch: a ring all-reduce whose recvs are posted before the data is sent -------------
+def ring_allreduce(x_ptr, o_ptr, n_ranks, chunk, *, tl):
+    r = tl.program_id(axis=0)
+    parts = [tl.load(x_ptr + 4 * i * chunk, shape=(chunk,), dtype="f32") for i in range(n_ranks)]
+    for s in range(n_ranks - 1):
+        tl.send(dir="E", src=parts[(r - s) % n_ranks])
+        j = (r - s - 1) % n_ranks
+        parts[j] = parts[j] + tl.recv(dir="W", shape=(chunk,), dtype="f32")
+    for s in range(n_ranks - 1):
+        tl.send(dir="E", src=parts[(r - s + 1) % n_ranks])
+        parts[(r - s) % n_ranks] = tl.recv(dir="W", shape=(chunk,), dtype="f32")
+    for i in range(n_ranks):
+        tl.store(o_ptr + 4 * i * chunk, parts[i])
+
+
+@pytest.fixture(scope="module")
+def allreduce():
+    ctx = kernbench.Context("default")
+    ctx.install_sfr("pe", ring=True)
+    x = ctx.shard(np.ones((8, 8 * 256), np.float32), axis=0, over="pe")
+    return ctx.launch(ring_allreduce, (8, 1), x, ctx.empty_like(x), 8, 256, mode="timing")
+
+
+def canonical(events):
+    return sorted(json.dumps(e, sort_keys=True) for e in events)
+
+
+@pytest.mark.parametrize("sel", [{}, {"pes": [0, (3, 0), 5]}, {"window": (200, 900)}, {"window": (500, None)},
+                                 {"pes": [1, 2], "window": (0, 400)}])
+def test_streamed_file_holds_the_in_memory_events(allreduce, tmp_path, monkeypatch, sel):
+    monkeypatch.setattr(perfetto, "_CHUNK", 7)  # many chunks, one partial
+    p = tmp_path / "t.json"
+    info = to_perfetto(allreduce, p, **sel)
+    trace = load(p)
+    assert canonical(trace["traceEvents"]) == canonical(trace_events(allreduce, **sel))
+    assert info["events"] == len(trace["traceEvents"]) and info["slices"] == len(slices(trace))
+    # The same with one chunk, and without the launch's kernel sites (a LaunchResult rebuilt from
+    # JSON has none): every command named and grouped one by one.
+    monkeypatch.setattr(perfetto, "_CHUNK", 1 << 15)
+    bare = dataclasses.replace(allreduce, name_keys=None)
+    to_perfetto(bare, tmp_path / "bare.json", **sel)
+    assert load(tmp_path / "bare.json") == trace
+
+
+def test_gz_round_trips(allreduce, tmp_path):
+    plain, packed = tmp_path / "t.json", tmp_path / "t.json.gz"
+    to_perfetto(allreduce, plain)
+    info = to_perfetto(allreduce, packed)
+    assert packed.read_bytes()[:2] == b"\x1f\x8b"  # gzip
+    assert info["bytes"] == packed.stat().st_size < plain.stat().st_size / 4
+    with gzip.open(packed) as f:
+        assert json.load(f) == load(plain)
+    first = packed.read_bytes()
+    to_perfetto(allreduce, packed)
+    assert packed.read_bytes() == first  # no timestamp in the header: same run, same bytes
+
+
+def test_every_flow_points_forward_and_ids_pair(allreduce, tmp_path):
+    e = allreduce.engine
+    m = e.messages
+    early = e.cmd_start[m["recv"]] < e.cmd_start[m["send"]]
+    assert early.any()  # recvs posted before their data was sent: the case that went backwards
+    p = tmp_path / "t.json"
+    to_perfetto(allreduce, p)
+    trace = load(p)
+    flows = defaultdict(dict)
+    for ev in trace["traceEvents"]:
+        if ev["ph"] in "sf":
+            assert ev["ph"] not in flows[ev["id"]], "two flow starts (or ends) with one id"
+            flows[ev["id"]][ev["ph"]] = ev
+    assert sorted(flows) == list(range(len(m)))
+    by_cmd = {ev["args"]["cmd"]: ev for ev in slices(trace)}
+    for k, ends in flows.items():
+        assert set(ends) == {"s", "f"}
+        s, f = ends["s"], ends["f"]
+        assert f["ts"] >= s["ts"], (k, s, f)
+        send, recv = enclosing(trace, s), enclosing(trace, f)  # strictly inside one slice each
+        assert (send["args"]["cmd"], recv["args"]["cmd"]) == (int(m["send"][k]), int(m["recv"][k]))
+        # near the send's start and the recv's end (when its data has landed): 1 ns in
+        assert s["ts"] == pytest.approx(by_cmd[int(m["send"][k])]["ts"] + 1e-3, abs=1e-9)
+        r = by_cmd[int(m["recv"][k])]
+        assert f["ts"] == pytest.approx(r["ts"] + r["dur"] - 1e-3, abs=1e-9)
+
+
+# -- the command line: --trace FILE[.gz] --pes LIST --window START:END ---------------------------
+RING = '''
+import numpy as np
+
+
+def ring_pass(x_ptr, o_ptr, n, *, tl):
+    x = tl.load(x_ptr, shape=(n,), dtype="f32")
+    tl.send(dir="E", src=x)
+    tl.store(o_ptr, tl.recv(dir="W", shape=(n,), dtype="f32"))
+
+
+def setup(ctx, n):
+    x = ctx.shard(np.ones((8, n), np.float32), axis=0, over="pe")
+    return {"x_ptr": x, "o_ptr": ctx.empty_like(x)}
+'''
+
+
+@pytest.fixture
+def ring_file(tmp_path):
+    p = tmp_path / "ring_kernel.py"
+    p.write_text(RING)
+    return p
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_trace_pes_and_window(capsys, ring_file, tmp_path):
+    base = (f"{ring_file}:ring_pass", "--grid", "8,1", "--ring", "--arg", "n=128")
+    t = tmp_path / "t.json.gz"
+    code, out, err = run_cli(capsys, "run", *base, "--trace", t, "--pes", "0-2,1/0,0/5")
+    assert code == 0, err
+    trace = load(t)
+    procs = {e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "process_name"}
+    assert procs == {"cube 0 / PE 0", "cube 0 / PE 1", "cube 0 / PE 2", "cube 0 / PE 5"}  # 1/0 ran nothing
+    assert len(slices(trace)) == 4 * 4  # load, send, recv, store on each
+    assert Counter(e["id"] for e in trace["traceEvents"] if e["ph"] in "sf") == {0: 2, 1: 2}  # 0->1, 1->2
+    assert f"trace  -> {t}  (16 slices on 4 PEs, 2 flows, " in out
+    # The window: the commands overlapping cycles 200..260, each PE's recv (posted at 0, its data
+    # landing from ~216) and store; the sends ended before 200, so no flow has both ends.
+    code, out, err = run_cli(capsys, "run", *base, "--trace", tmp_path / "w.json", "--window", "200:260")
+    assert code == 0, err
+    trace = load(tmp_path / "w.json")
+    assert trace["otherData"]["window_cycles"] == [200, 260]
+    got = slices(trace)
+    assert Counter(e["args"]["op"] for e in got) == {"recv": 8, "store": 8}
+    assert all(e["args"]["end_cycle"] >= 200 and e["args"]["start_cycle"] <= 260 for e in got)
+    assert not [e for e in trace["traceEvents"] if e["ph"] in "sf"]
+
+
+def test_parse_pes_and_window():
+    assert parse_pes("0,3-5") == [0, 3, 4, 5]
+    assert parse_pes(" 2 , 1/0-2 ") == [2, (0, 1), (1, 1), (2, 1)]
+    assert parse_window("1000:50000") == (1000, 50000)
+    assert parse_window("1_000:") == (1000, None) and parse_window(":7") == (0, 7)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--pes", "3-1"), "argument --pes: bad PE '3-1': range '3-1' runs backwards"),
+    (("--pes", "0,x"), "argument --pes: bad PE 'x' in '0,x': a PE must be a non-negative integer"),
+    (("--pes", ","), "argument --pes: expected a list of PEs such as 0,3-5"),
+    (("--pes", "40"), "--pes: PE 40 is outside default (global PE indices 0-31: 4 cubes x 8 PEs)"),
+    (("--pes", "4/0"), "--pes: cube 4 is outside default (cubes 0-3)"),
+    (("--pes", "0/8"), "--pes: PE 8 of cube 0 is outside default (PEs 0-7 per cube)"),
+    (("--window", "9:5"), "argument --window: bad window '9:5': END (5) is before START (9)"),
+    (("--window", "100"), "argument --window: expected START:END in cycles"),
+    (("--window", "1.5:9"), "argument --window: bad window '1.5:9': START must be a non-negative integer"),
+])
+def test_cli_bad_pes_and_window_fail_before_the_run(capsys, tmp_path, argv, message):
+    marker = tmp_path / "imported"
+    k = tmp_path / "marks.py"
+    k.write_text(f"open({str(marker)!r}, 'w').close()\n\ndef k(*, tl):\n    pass\n")
+    code, _, err = run_cli(capsys, "run", f"{k}:k", "--grid", "1,1", "--trace", tmp_path / "t.json", *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kernbench: error: ") and message in lines[0], err
+    assert not marker.exists()  # failed before the kernel's module was imported
+
+
+@pytest.mark.parametrize("cmd", ["run", "diag"])
+def test_cli_pes_and_window_need_trace(capsys, tmp_path, cmd):
+    k = tmp_path / "k.py"
+    k.write_text("def k(*, tl):\n    pass\n")
+    argv = ("run", f"{k}:k", "--grid", "1,1") if cmd == "run" else ("diag",)
+    for opt, value in (("--pes", "0"), ("--window", "0:10")):
+        code, _, err = run_cli(capsys, *argv, opt, value)
+        assert code == 2 and f"kernbench: error: {opt} filters the trace: give --trace FILE too" in err

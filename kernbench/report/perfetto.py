@@ -4,15 +4,34 @@ Layout: one process per PE ("cube c / PE p", sorted by global index), one thread
 ran a command (GEMM, VECTOR, DMA, TX_E, ..., RX_S), one complete slice (``"ph": "X"``) per
 command, named by its label, with its opcode, shape, bytes, kernel source line and exact cycles in
 ``args``. Each link message is a flow (``"ph": "s"`` on the send slice, ``"ph": "f"`` on the
-matching recv slice, each at the middle of its slice and bound to the enclosing slice) so
-Perfetto draws an arrow from send to recv.
+matching recv slice) so the viewer draws an arrow from send to recv.
 
-Timestamps are microseconds (the format's unit): ``cycles / (clock_ghz * 1e3)``. The file holds
-one slice per command and two flow events per message: it grows with commands, not packets.
+Timestamps are microseconds (the format's unit) on a whole-nanosecond grid: a slice starts at
+``round(start_cycle / clock_ghz)`` ns and ends at ``round(end_cycle / clock_ghz)`` ns, written with
+three decimals. Perfetto keeps time in whole nanoseconds, so this is what it would store anyway,
+and back-to-back slices share their boundary exactly (rounding ``ts`` and ``dur`` apart could
+make them overlap by a nanosecond). The exact cycles are in each slice's ``args``.
+
+A flow starts 1 ns after its send slice starts and ends 1 ns before its recv slice ends (when
+the data has landed), so it always points forward in time, even for a recv posted long before
+the send, and each end lies strictly inside its slice (never on a boundary between back-to-back
+slices, where the binding would be ambiguous). Slices shorter than 2 ns use half their length.
+
+:func:`to_perfetto` streams the file: it formats the events a chunk of commands at a time
+(one ``%`` over a chunk, the names, shapes and sources of each kernel site formatted once) and
+writes each chunk as it goes, so memory stays a few numbers per command whatever the run's size.
+A path ending in ``.gz`` is gzip-compressed (Perfetto and chrome://tracing open ``.json.gz``).
+:func:`trace_events` builds the same events as a list of dicts (memory grows with the run: for
+small launches and tests).
 """
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import queue
+import threading
+from itertools import chain
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
@@ -27,8 +46,11 @@ _LINK_OPS = (int(Opcode.SEND), int(Opcode.RECV))
 _FLOW_CAT = "link"
 _FLOW_NAME = "message"
 _PORTS = tuple(p.name for p in Port)
+_CHUNK = 1 << 15  #: commands formatted (and held as text) at a time
+_GZIP_LEVEL = 3  #: zlib level of a .gz trace: 6 (gzip's default) writes 26% less but takes 2-3x as long
 
 
+# -- choosing what to keep ---------------------------------------------------------------------
 def select_pes(result, pes) -> np.ndarray:
     """Global PE indices from ``pes``: None (every working PE), or an iterable of global indices
     and/or ``(pe, cube)`` pairs. Raises ValueError naming a PE outside the machine."""
@@ -54,121 +76,263 @@ def select_pes(result, pes) -> np.ndarray:
     return np.unique(np.asarray(out, dtype=np.int64))
 
 
-def _shape(col: dict, i: int) -> dict:
-    """Command ``i``'s sizes in the kernel's terms (``col``: COMMAND_DTYPE fields as lists)."""
-    op = col["opcode"][i]
+class _Selection:
+    """The kept commands and messages, and every per-command number both writers need."""
+
+    def __init__(self, result, pes, window):
+        hw = result.hw
+        e = result.engine
+        prog = result.program
+        n = prog.n_commands
+        keep_pe = np.zeros(hw.n_pes, dtype=bool)
+        keep_pe[select_pes(result, pes)] = True
+        self.pe_of = np.repeat(np.arange(hw.n_pes, dtype=np.int64), np.diff(prog.cmd_offsets))
+        self.start = np.asarray(e.cmd_start, dtype=np.int64)
+        self.end = np.asarray(e.cmd_end, dtype=np.int64)
+        keep = keep_pe[self.pe_of] if n else np.zeros(0, dtype=bool)
+        self.window = None
+        if window is not None:
+            lo, hi = window
+            lo = 0 if lo is None else int(lo)
+            hi = None if hi is None else int(hi)
+            if hi is not None and hi < lo:
+                raise ValueError(f"cycle window must be (first, last) with first <= last, got {window!r}")
+            keep &= self.end >= lo
+            if hi is not None:
+                keep &= self.start <= hi
+            self.window = [lo, hi]
+        self.keep = keep
+        self.idx = np.flatnonzero(keep)
+        self.units = prog.commands["unit"].astype(np.int64)
+        self.clock_ghz = float(hw.clock_ghz)
+        # The PE on the other end of every link command, from the engine's send/recv matching.
+        send = np.asarray(e.messages["send"], dtype=np.int64)
+        recv = np.asarray(e.messages["recv"], dtype=np.int64)
+        self.peer = np.full(n, -1, dtype=np.int64)
+        self.peer[send] = self.pe_of[recv]
+        self.peer[recv] = self.pe_of[send]
+        both = keep[send] & keep[recv]  # a flow only when both its ends are kept
+        self.flow_id = np.flatnonzero(both)
+        self.flow_send, self.flow_recv = send[both], recv[both]
+
+    def ns(self, cycles: np.ndarray) -> np.ndarray:
+        """Cycles -> whole nanoseconds (module docstring); cycles / GHz is exact where it can be."""
+        return np.rint(cycles / self.clock_ghz).astype(np.int64)
+
+    def used_threads(self) -> list:
+        """[(pe, [units])] of the kept commands, by PE then unit."""
+        if not len(self.idx):
+            return []
+        code = self.pe_of[self.idx] * N_UNITS + self.units[self.idx]
+        used = np.flatnonzero(np.bincount(code, minlength=N_UNITS))
+        out: dict = {}
+        for c in used.tolist():
+            out.setdefault(c // N_UNITS, []).append(c % N_UNITS)
+        return list(out.items())
+
+    def flow_times(self, lo: int = 0, hi: Optional[int] = None) -> tuple:
+        """(start ts, end ts) in microseconds of kept flows ``lo:hi`` (module docstring)."""
+        s, r = self.flow_send[lo:hi], self.flow_recv[lo:hi]
+        s0, s1 = self.ns(self.start[s]), self.ns(self.end[s])
+        r0, r1 = self.ns(self.start[r]), self.ns(self.end[r])
+        inset = np.minimum.reduce([np.ones(len(s)), (s1 - s0) / 2, (r1 - r0) / 2, (r1 - s0) / 2])
+        inset = np.maximum(inset, 0.0)
+        t_start = s0 + inset
+        t_end = np.maximum(r1 - inset, t_start)  # never before the start, whatever the input
+        return t_start / 1000.0, t_end / 1000.0
+
+
+def _tid(g, u):
+    # Globally unique thread ids: viewers that key threads by tid alone stay correct.
+    return g * N_UNITS + u + 1
+
+
+def _shape(c) -> dict:
+    """A command's sizes in the kernel's terms (``c``: one COMMAND_DTYPE record)."""
+    op = int(c["opcode"])
     if op == Opcode.DOT:
-        m, n, k, e = col["m"][i], col["n"][i], col["k"][i], col["esize"][i]
+        m, n, k, e = (int(c[f]) for f in ("m", "n", "k", "esize"))
         return {"shape": f"({m},{k})x({k},{n})", "flops": 2 * m * n * k, "bytes": (m * k + k * n) * e}
     if op == Opcode.VEC:
-        return {"shape": f"({col['n'][i]},)", "vec_op": VEC_OP_NAMES[col["sub"][i]], "elements": col["n"][i]}
+        return {"shape": f"({int(c['n'])},)", "vec_op": VEC_OP_NAMES[int(c["sub"])], "elements": int(c["n"])}
     if op == Opcode.REDUCE:
-        m, n, k = col["m"][i], col["n"][i], col["k"][i]
-        return {"shape": f"({m},{n},{k}) reduce axis 1", "vec_op": VEC_OP_NAMES[col["sub"][i]],
+        m, n, k = (int(c[f]) for f in ("m", "n", "k"))
+        return {"shape": f"({m},{n},{k}) reduce axis 1", "vec_op": VEC_OP_NAMES[int(c["sub"])],
                 "elements": m * n * k}
-    out = {"bytes": col["nbytes"][i]}
+    out = {"bytes": int(c["nbytes"])}
     if op in _LINK_OPS:
-        out["port"] = _PORTS[col["port"][i]]
+        out["port"] = _PORTS[int(c["port"])]
     return out
 
 
-def trace_events(result, pes=None, window: Optional[tuple] = None) -> list:
-    """The trace's event list (see the module docstring); ``pes`` as in :func:`select_pes`,
-    ``window=(first_cycle, last_cycle)`` keeps the commands that overlap it (unclipped)."""
-    hw = result.hw
-    e = result.engine
-    prog = result.program
-    cmds = prog.commands
-    n = prog.n_commands
-    us_per_cycle = 1.0 / (hw.clock_ghz * 1e3)
-    keep_pe = np.zeros(hw.n_pes, dtype=bool)
-    keep_pe[select_pes(result, pes)] = True
-    pe_of = np.repeat(np.arange(hw.n_pes, dtype=np.int64), np.diff(prog.cmd_offsets))
-    start = np.asarray(e.cmd_start, dtype=np.int64)
-    end = np.asarray(e.cmd_end, dtype=np.int64)
-    keep = keep_pe[pe_of] if n else np.zeros(0, dtype=bool)
-    if window is not None:
-        lo, hi = int(window[0]), int(window[1])
-        if hi < lo:
-            raise ValueError(f"cycle window must be (first, last) with first <= last, got {window!r}")
-        keep &= (end >= lo) & (start <= hi)
-    units = cmds["unit"].astype(np.int64)
+def _static(result, i: int) -> tuple:
+    """(label, cat, args but the per-command numbers) of command ``i``: the same for every
+    command of one kernel site."""
+    c = result.program.commands[i]
+    op = int(c["opcode"])
+    label = result.label(i)
+    args = {"op": _OP_NAMES[op], **_shape(c), "source": result.source(i)}
+    return label, (_FLOW_CAT if op in _LINK_OPS else _OP_NAMES[op]), args
 
-    def tid(g: int, u: int) -> int:
-        # Globally unique thread ids: viewers that key threads by tid alone stay correct.
-        return int(g) * N_UNITS + int(u) + 1
 
-    # The PE on the other end of every link command, from the engine's send/recv matching.
-    msg_send, msg_recv = e.messages["send"].tolist(), e.messages["recv"].tolist()
-    pe_list = pe_of.tolist()
-    peer = {}
-    for s, r in zip(msg_send, msg_recv):
-        peer[s], peer[r] = pe_list[r], pe_list[s]
+class _Sites:
+    """Each kept command's group of equal static content, and that content formatted once.
 
+    With ``result.name_keys`` (ctx.launch gives it: the kernel site of every command) a group is
+    a site. Without (a LaunchResult rebuilt from JSON, or made by hand), commands are grouped by
+    their label, source and command fields, naming each command once."""
+
+    def __init__(self, result, idx: np.ndarray):
+        keys = getattr(result, "name_keys", None)
+        self.statics: list = []  # group -> (label, cat, args)
+        if keys is not None:
+            keys = np.asarray(keys, dtype=np.int64)
+            ks = keys[idx]
+            size = int(ks.max()) + 1 if len(ks) else 0
+            first = np.full(size, -1, dtype=np.int64)
+            first[ks[::-1]] = idx[::-1]  # the first command of each key (last write wins)
+            group_of = np.full(size, -1, dtype=np.int64)
+            used = np.flatnonzero(first >= 0)
+            group_of[used] = np.arange(len(used))
+            self.statics = [_static(result, int(first[k])) for k in used.tolist()]
+            self.codes = group_of[ks]
+        else:
+            cmds = result.program.commands
+            fields = np.stack([cmds[f][idx].astype(np.int64) for f in
+                               ("opcode", "unit", "sub", "port", "m", "n", "k", "nbytes", "esize")], axis=1)
+            seen: dict = {}
+            codes = np.empty(len(idx), dtype=np.int64)
+            for j, (i, f) in enumerate(zip(idx.tolist(), fields.tolist())):
+                key = (result.label(i), result.source(i), *f)
+                g = seen.get(key)
+                if g is None:
+                    g = seen[key] = len(self.statics)
+                    self.statics.append(_static(result, i))
+                codes[j] = g
+            self.codes = codes
+
+    def formatted(self) -> tuple:
+        """(heads, args) as object arrays by group: '"name":..,"cat":..' and '"op":..,..,'."""
+        heads = np.empty(len(self.statics), dtype=object)
+        args = np.empty(len(self.statics), dtype=object)
+        for g, (label, cat, a) in enumerate(self.statics):
+            heads[g] = f'"name":{json.dumps(label)},"cat":{json.dumps(cat)}'
+            args[g] = json.dumps(a, separators=(",", ":"))[1:-1] + ","
+        return heads, args
+
+
+def _other_data(result, sel: _Selection) -> dict:
+    return {
+        "kernel": result.kernel_name,
+        "kernel_file": result.kernel_file,
+        "hw": result.hw.name,
+        "clock_ghz": result.hw.clock_ghz,
+        "cycles": result.cycles,
+        "grid": [int(x) for x in result.grid],
+        "mode": result.mode,
+        "window_cycles": sel.window,
+    }
+
+
+def _metadata(result, sel: _Selection) -> list:
     events = []
-    used_pes = np.unique(pe_of[keep])
-    for g in used_pes:
-        g = int(g)
+    for g, units in sel.used_threads():
         events.append({"name": "process_name", "ph": "M", "pid": g + 1, "tid": 0,
                        "args": {"name": result.pe_name(g)}})
         events.append({"name": "process_sort_index", "ph": "M", "pid": g + 1, "tid": 0,
                        "args": {"sort_index": g}})
-        for u in np.unique(units[keep & (pe_of == g)]):
-            u = int(u)
-            events.append({"name": "thread_name", "ph": "M", "pid": g + 1, "tid": tid(g, u),
+        for u in units:
+            events.append({"name": "thread_name", "ph": "M", "pid": g + 1, "tid": _tid(g, u),
                            "args": {"name": UNIT_NAMES[u]}})
-            events.append({"name": "thread_sort_index", "ph": "M", "pid": g + 1, "tid": tid(g, u),
+            events.append({"name": "thread_sort_index", "ph": "M", "pid": g + 1, "tid": _tid(g, u),
                            "args": {"sort_index": u}})
-
-    ts_of = start * us_per_cycle
-    flow_of = {}  # cmd -> (flow id, phase) for messages with both ends kept
-    keep_list = keep.tolist()
-    for k, (s, r) in enumerate(zip(msg_send, msg_recv)):
-        if keep_list[s] and keep_list[r]:
-            flow_of[s] = (k, "s")
-            flow_of[r] = (k, "f")
-
-    # Plain Python lists: indexing them is far cheaper than numpy scalars, per command.
-    col = {f: cmds[f].tolist() for f in ("opcode", "m", "n", "k", "nbytes", "esize", "sub", "port", "line")}
-    idx = np.flatnonzero(keep)
-    rows = zip(idx.tolist(), pe_of[idx].tolist(), units[idx].tolist(), start[idx].tolist(),
-               end[idx].tolist(), ts_of[idx].tolist(), (end[idx] * us_per_cycle).tolist())
-    for i, g, u, s0, s1, ts, ts_end in rows:
-        op = col["opcode"][i]
-        label = result.label(i)
-        args = {
-            "label": label,
-            "op": _OP_NAMES[op],
-            **_shape(col, i),
-            "source": result.source(i),
-            "cmd": i,
-            "start_cycle": s0,
-            "end_cycle": s1,
-            "cycles": s1 - s0,
-        }
-        if i in peer:
-            args["peer"] = result.pe_name(peer[i])
-        events.append({
-            "name": label,
-            "cat": _FLOW_CAT if op in _LINK_OPS else _OP_NAMES[op],
-            "ph": "X",
-            "ts": ts,
-            "dur": ts_end - ts,
-            "pid": g + 1,
-            "tid": tid(g, u),
-            "args": args,
-        })
-        if i in flow_of:
-            # At the middle of its slice, on the slice's thread: viewers bind a flow event to the
-            # slice enclosing its ts ("bp": "e" for the end), and a ts on a slice boundary would
-            # be ambiguous between back-to-back slices. Link commands always last >= 1 cycle.
-            k, ph = flow_of[i]
-            ev = {"name": _FLOW_NAME, "cat": _FLOW_CAT, "ph": ph, "id": k, "ts": (ts + ts_end) / 2,
-                  "pid": g + 1, "tid": tid(g, u)}
-            if ph == "f":
-                ev["bp"] = "e"
-            events.append(ev)
     return events
+
+
+# -- the events as a list ----------------------------------------------------------------------
+def trace_events(result, pes=None, window: Optional[tuple] = None) -> list:
+    """The trace's events as a list of dicts: what :func:`to_perfetto` writes, built one command
+    at a time (memory grows with the run: for small launches and tests). ``pes`` as in
+    :func:`select_pes`; ``window=(first_cycle, last_cycle)`` keeps the commands that overlap it
+    (unclipped; ``last_cycle`` None: to the end)."""
+    sel = _Selection(result, pes, window)
+    events = _metadata(result, sel)
+    idx = sel.idx
+    t0, t1 = sel.ns(sel.start[idx]).tolist(), sel.ns(sel.end[idx]).tolist()
+    for j, i in enumerate(idx.tolist()):
+        label, cat, static_args = _static(result, i)
+        g, u = int(sel.pe_of[i]), int(sel.units[i])
+        s0, s1 = int(sel.start[i]), int(sel.end[i])
+        args = {**static_args, "cmd": i, "start_cycle": s0, "end_cycle": s1, "cycles": s1 - s0}
+        if sel.peer[i] >= 0:
+            args["peer"] = result.pe_name(int(sel.peer[i]))
+        events.append({"name": label, "cat": cat, "ph": "X", "ts": t0[j] / 1000,
+                       "dur": (t1[j] - t0[j]) / 1000, "pid": g + 1, "tid": _tid(g, u), "args": args})
+    ts_s, ts_f = sel.flow_times()
+    for k, s, r, a, b in zip(sel.flow_id.tolist(), sel.flow_send.tolist(), sel.flow_recv.tolist(),
+                             ts_s.tolist(), ts_f.tolist()):
+        gs, gr = int(sel.pe_of[s]), int(sel.pe_of[r])
+        events.append({"name": _FLOW_NAME, "cat": _FLOW_CAT, "ph": "s", "id": k, "ts": a,
+                       "pid": gs + 1, "tid": _tid(gs, int(sel.units[s]))})
+        events.append({"name": _FLOW_NAME, "cat": _FLOW_CAT, "ph": "f", "id": k, "ts": b,
+                       "pid": gr + 1, "tid": _tid(gr, int(sel.units[r])), "bp": "e"})
+    return events
+
+
+# -- the streamed file ---------------------------------------------------------------------------
+# Every event is written as ",\n{...}"; the array's first event drops its comma.
+_SLICE = (',\n{%s,"ph":"X","ts":%d.%03d,"dur":%d.%03d,"pid":%d,"tid":%d,'
+          '"args":{%s"cmd":%d,"start_cycle":%d,"end_cycle":%d,"cycles":%d%s}}')
+_FLOW_S = f',\n{{"name":"{_FLOW_NAME}","cat":"{_FLOW_CAT}","ph":"s","id":%d,"ts":%r,"pid":%d,"tid":%d}}'
+_FLOW_F = (f',\n{{"name":"{_FLOW_NAME}","cat":"{_FLOW_CAT}","ph":"f","id":%d,"ts":%r,"pid":%d,"tid":%d,'
+           f'"bp":"e"}}')
+
+
+class _Writer:
+    """Writes byte chunks to ``path`` on a background thread (gzip when the name ends in .gz):
+    compressing and writing release the GIL, so they overlap the formatting of the next chunk.
+    At most a few chunks wait in the queue, so memory stays bounded."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        if self.path.endswith(".gz"):
+            # mtime=0: the same run gives the same bytes
+            self.file = gzip.GzipFile(self.path, "wb", compresslevel=_GZIP_LEVEL, mtime=0)
+        else:
+            self.file = open(self.path, "wb")
+        self.queue: queue.Queue = queue.Queue(maxsize=3)
+        self.error: Optional[BaseException] = None
+        self.thread = threading.Thread(target=self._run, name="kernbench-trace-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            data = self.queue.get()
+            if data is None:
+                return
+            if self.error is None:
+                try:
+                    self.file.write(data)
+                except BaseException as e:  # reported by write() / close() on the caller's thread
+                    self.error = e
+
+    def write(self, text: str) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(text.encode())
+
+    def close(self, ok: bool = True) -> None:
+        """Finish writing; when ``ok`` is False (the caller failed) the partial file goes."""
+        self.queue.put(None)
+        self.thread.join()
+        self.file.close()
+        if not ok or self.error is not None:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+        if ok and self.error is not None:
+            raise self.error
 
 
 def to_perfetto(
@@ -177,28 +341,78 @@ def to_perfetto(
     pes: Optional[Iterable] = None,
     window: Optional[tuple] = None,
 ) -> dict:
-    """Write ``result`` as a Chrome trace-event JSON file at ``path``; returns the trace dict.
+    """Write ``result`` as a Chrome trace-event JSON file at ``path`` (gzip-compressed when the
+    name ends in ``.gz``), streaming it a chunk of commands at a time.
 
     ``pes``: global PE indices and/or ``(pe, cube)`` pairs to keep (default: every working PE).
-    ``window``: ``(first_cycle, last_cycle)``; keeps the commands overlapping it. A flow is kept
-    only when both its send and its recv are kept, so every flow in the file has both ends.
-    Open the file at https://ui.perfetto.dev (or chrome://tracing)."""
-    events = trace_events(result, pes=pes, window=window)
-    trace = {
-        "traceEvents": events,
-        "displayTimeUnit": "ns",
-        "otherData": {
-            "kernel": result.kernel_name,
-            "kernel_file": result.kernel_file,
-            "hw": result.hw.name,
-            "clock_ghz": result.hw.clock_ghz,
-            "cycles": result.cycles,
-            "grid": [int(x) for x in result.grid],
-            "mode": result.mode,
-            "window_cycles": None if window is None else [int(window[0]), int(window[1])],
-        },
+    ``window``: ``(first_cycle, last_cycle)``; keeps the commands overlapping it (``last_cycle``
+    None: to the end). A flow is kept only when both its send and its recv are kept, so every
+    flow in the file has both ends. Open the file at https://ui.perfetto.dev (or chrome://tracing).
+
+    Returns what was written: ``{"path", "bytes", "events", "slices", "flows", "pes",
+    "otherData"}`` (:func:`trace_events` gives the events themselves)."""
+    sel = _Selection(result, pes, window)
+    other = _other_data(result, sel)
+    meta = _metadata(result, sel)
+    sites = _Sites(result, sel.idx)
+    heads, static_args = sites.formatted()
+    n_pes = result.hw.n_pes
+    peer_names = np.empty(n_pes + 1, dtype=object)
+    peer_names[0] = ""
+    for g in range(n_pes):
+        peer_names[g + 1] = f',"peer":{json.dumps(result.pe_name(g))}'
+
+    writer = _Writer(path)
+    ok = False
+    first = True
+
+    def emit(text: str) -> None:
+        nonlocal first
+        if not text:
+            return
+        if first:
+            text, first = text[1:], False
+        writer.write(text)
+
+    try:
+        head = json.dumps({"displayTimeUnit": "ns", "otherData": other}, separators=(",", ":"))
+        writer.write(head[:-1] + ',"traceEvents":[')
+        emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in meta))
+        idx = sel.idx
+        for lo in range(0, len(idx), _CHUNK):
+            i = idx[lo:lo + _CHUNK]
+            t0, t1 = sel.ns(sel.start[i]), sel.ns(sel.end[i])
+            d = t1 - t0
+            g, u = sel.pe_of[i], sel.units[i]
+            s0, s1 = sel.start[i], sel.end[i]
+            codes = sites.codes[lo:lo + _CHUNK]
+            cols = (heads[codes].tolist(), (t0 // 1000).tolist(), (t0 % 1000).tolist(),
+                    (d // 1000).tolist(), (d % 1000).tolist(), (g + 1).tolist(), _tid(g, u).tolist(),
+                    static_args[codes].tolist(), i.tolist(), s0.tolist(), s1.tolist(),
+                    (s1 - s0).tolist(), peer_names[sel.peer[i] + 1].tolist())
+            emit((_SLICE * len(i)) % tuple(chain.from_iterable(zip(*cols))))
+        n_flows = len(sel.flow_id)
+        for lo in range(0, n_flows, _CHUNK):
+            hi = lo + _CHUNK
+            s, r = sel.flow_send[lo:hi], sel.flow_recv[lo:hi]
+            ts_s, ts_f = sel.flow_times(lo, hi)
+            ids = sel.flow_id[lo:hi].tolist()
+            gs, gr = sel.pe_of[s], sel.pe_of[r]
+            fmt = (_FLOW_S + _FLOW_F) * len(s)
+            emit(fmt % tuple(chain.from_iterable(zip(
+                ids, ts_s.tolist(), (gs + 1).tolist(), _tid(gs, sel.units[s]).tolist(),
+                ids, ts_f.tolist(), (gr + 1).tolist(), _tid(gr, sel.units[r]).tolist()))))
+        writer.write("\n]}\n")
+        ok = True
+    finally:
+        writer.close(ok)
+    n_slices = len(sel.idx)
+    return {
+        "path": str(path),
+        "bytes": os.path.getsize(path),
+        "events": len(meta) + n_slices + 2 * len(sel.flow_id),
+        "slices": n_slices,
+        "flows": len(sel.flow_id),
+        "pes": len({ev["pid"] for ev in meta}),
+        "otherData": other,
     }
-    text = json.dumps(trace, separators=(",", ":"))  # one-shot dumps uses the C encoder
-    with open(path, "w") as f:
-        f.write(text)
-    return trace

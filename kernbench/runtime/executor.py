@@ -371,6 +371,7 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
         engine=engine,
         labels=label,
         sources=source,
+        name_keys=sites,
         unwritten_reads=unwritten,
         written_args=written,
     )

@@ -42,6 +42,9 @@ class LaunchResult:
     engine: Any  #: kernbench._core.EngineResult
     labels: Optional[Callable[[int], str]] = None  #: global cmd -> "dot (64,128)x(128,64) f16"
     sources: Optional[Callable[[int], str]] = None  #: global cmd -> "path/kernel.py:12" (its call site)
+    #: per global command, its kernel site's index: commands with one key have the same label,
+    #: source and command fields (opcode, unit, sizes), so a report can format each site once
+    name_keys: Optional[np.ndarray] = None
     extra: dict = field(default_factory=dict)  #: anything a caller attaches (diag figures, ...)
     #: functional mode: loads that read device memory nothing had written (docs/language.md,
     #: "Launch context and device memory"): dicts with pe, where, array, element
