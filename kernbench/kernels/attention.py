@@ -43,7 +43,8 @@ def zigzag_positions(seq_len: int, n_ranks: int):
 
     The sequence of ``seq_len`` tokens is cut into ``2 * n_ranks`` equal chunks; rank r holds
     chunk r followed by chunk ``2 * n_ranks - 1 - r``, so under a causal mask every rank has the
-    same work (Brandon et al., "Striped Attention", 2023, and the zigzag ring of ring-flash-attention).
+    same work (the zigzag layout of zhuzilin/ring-flash-attention; Brandon et al., "Striped
+    Attention", 2023, balance the same mask with a striped layout instead).
     Returns an int64 array of shape (n_ranks, seq_len // n_ranks). Raises ValueError unless
     ``seq_len`` is a positive multiple of ``2 * n_ranks``."""
     import numpy as np
