@@ -3,10 +3,11 @@ from .common.errors import DeadlockError, KernbenchError, KernelError, MaxCycles
 from .hw import HardwareConfig, SfrInstall, list_presets, load_hw
 from .runtime import Context, DeviceArray, LaunchResult
 from . import report  # noqa: F401  (registers the LaunchResult views: report, to_json, to_perfetto, plot)
+from .sweeps import sweep  # the function; the package is kernbench.sweeps (docs/sweeps.md)
 
 __version__ = "0.1.0"
 __all__ = [
     "Context", "DeviceArray", "LaunchResult",
     "HardwareConfig", "SfrInstall", "load_hw", "list_presets", "DeadlockError", "KernbenchError",
-    "KernelError", "MaxCyclesError", "SramCapacityError", "__version__",
+    "KernelError", "MaxCyclesError", "SramCapacityError", "sweep", "__version__",
 ]

@@ -3,13 +3,16 @@
     kernbench diag [--panel NAME ...] [--hw PRESET] [--shape small|llama70b] [--context N]
                    [--cubes N] [--causal] [--decode-rows N]
                    [--table] [--trace FILE] [--pes LIST] [--window START:END]
-                   [--json FILE] [--plot FILE]
+                   [--json FILE] [--plot FILE] [--profile]
     kernbench run MODULE:KERNEL --grid P,C [--arg NAME=VALUE ...] [--hw PRESET]
                   [--sfr pe|cube] [--ring] [--mode functional|timing]
                   [--trace FILE] [--pes LIST] [--window START:END]
-                  [--json FILE] [--plot FILE] [--save FILE.npz]
+                  [--json FILE] [--plot FILE] [--save FILE.npz] [--profile]
     kernbench hw list
     kernbench hw show NAME
+    kernbench sweep (MODULE:KERNEL --grid P,C | --panel NAME) [--set KEY=V1,V2 ...]
+                    [--arg NAME=V1,V2 ...] [--option NAME=V1,V2 ...] [--workers N | --scheduler ADDR]
+                    [--out FILE.csv|.parquet] [--plot FILE --x COL --y COL --hue COL] [--pareto COST]
 
 Errors are printed as one line, ``kernbench: error: ...``, with exit status 2; ``--debug`` shows
 the traceback instead. ``diag`` exits 1 when a panel fails, ``run`` when the module's check
@@ -450,13 +453,18 @@ def _check_trace_filters(args, hw) -> None:
 
 
 def _write_outputs(result, args, console, tag=None) -> None:
+    profile = getattr(args, "profile", False)
+    if profile:
+        result.profile(console=console)
     if args.trace:
         from .report.table import fmt_bytes, plural
 
         path = _suffixed(args.trace, tag)
-        info = result.to_perfetto(path, pes=args.pes, window=args.window)
+        info = result.to_perfetto(path, pes=args.pes, window=args.window, critical_path=profile)
         what = (f"{plural(info['slices'], 'slice')} on {plural(info['pes'], 'PE')}, "
-                f"{plural(info['flows'], 'flow')}, {fmt_bytes(info['bytes'])}")
+                f"{plural(info['flows'], 'flow')}, "
+                + (f"a critical-path track of {plural(info['critical_path_slices'], 'step')}, " if profile else "")
+                + fmt_bytes(info['bytes']))
         if not info["slices"]:
             what += (f": no command overlaps the window (the launch ran {result.cycles:,} cycles)"
                      if args.window is not None else ": the chosen PEs ran no command")
@@ -656,6 +664,80 @@ def cmd_diag(args, console) -> int:
     return EXIT_OK if not failed else EXIT_FAILED
 
 
+# -- sweep (docs/sweeps.md) -------------------------------------------------------------------------
+def _parse_choices(text: str) -> tuple:
+    """--set/--arg/--option of ``kernbench sweep``: NAME=V1,V2,... (each value as --arg parses it)."""
+    name, eq, value = text.partition("=")
+    name = name.strip()
+    if not eq or not _IDENT.match(name) or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE or NAME=V1,V2,..., got {text!r}")
+    return name, [parse_value(v) for v in value.split(",") if v.strip()]
+
+
+def cmd_sweep(args, console) -> int:
+    from .hw import load_hw
+    from .report.table import fmt_bytes
+    from .sweeps import panel_launch, sweep
+
+    hw = load_hw(args.hw)
+    _check_output_paths(args)
+    if bool(args.kernel) == bool(args.panel):
+        raise CliError("kernbench sweep: give MODULE:KERNEL (with --grid) or --panel NAME, one of them")
+    kw = {}
+    if args.panel:
+        if args.grid is not None:
+            raise CliError("--grid is for MODULE:KERNEL: a panel has its own grid")
+        target = panel_launch(args.panel, shape=args.shape or "llama70b", context=args.context,
+                              cubes=args.cubes, causal=args.causal)
+    else:
+        if args.grid is None:
+            raise CliError("sweeping MODULE:KERNEL needs --grid P,C")
+        module, target = load_kernel(args.kernel)
+        setup = getattr(module, f"setup_{getattr(target, '__name__', '')}", None)
+        setup = setup if callable(setup) else getattr(module, "setup", None)
+        kw = dict(grid=args.grid, setup=setup, sfr=args.sfr, ring=args.ring)
+    cache = False if args.no_cache else (args.cache_dir or True)
+    res = sweep(target, hw=hw, hardware=dict(args.set or []) or None, args=dict(args.arg or []) or None,
+                options=dict(args.option or []) or None, workers=args.workers, scheduler=args.scheduler,
+                cache=cache, **kw)
+    from rich.console import Console
+    from rich.table import Table
+
+    cells = []
+    for r in res.rows:
+        ok = r["error"] is None
+        cells.append((*(str(r[c]) for c in res.swept),
+                      f"{r['cycles']:,}" if ok else "-", f"{r['tflops']:.3g}" if ok else "-",
+                      f"{100 * r['roofline_fraction']:.1f}%" if ok else "-",
+                      f"{r['busy_GEMM']:.1f}%" if ok else "-", fmt_bytes(r["link_bytes"]) if ok else "-",
+                      (fmt_bytes(r["sram_peak_bytes"]) + (" OVER" if r["sram_over"] else "")) if ok else "-",
+                      "" if ok else f"{r['error_type']}" + (f" on PE {r['error_pe']}" if r["error_pe"] else "")))
+    heads = [*res.swept, "cycles", "TFLOP/s", "roofline", "GEMM busy", "link bytes", "peak SRAM",
+             "error (--out FILE: the message)" if res.failed else "error"]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
+    t = Table(title=f"sweep on {hw.name}", title_justify="left")
+    for i, h in enumerate(heads):
+        t.add_column(h, justify="left" if i == len(heads) - 1 else "right", no_wrap=True, min_width=widths[i])
+    for row in cells:
+        t.add_row(*row)
+    # every figure whole: as wide as the table needs (a terminal wraps it rather than cut a number)
+    Console(file=console.file, width=max(console.width, sum(widths) + 3 * len(widths) + 1),
+            highlight=False).print(t)
+    console.print(res.summary(), highlight=False, markup=False, soft_wrap=True)
+    if args.out:
+        res.save(args.out)
+        console.print(f"rows   -> {args.out}", highlight=False, markup=False, soft_wrap=True)
+    if args.plot:
+        res.plot(x=args.x or (res.swept[-1] if res.swept else "cycles"), y=args.y, hue=args.hue, path=args.plot)
+        console.print(f"plot   -> {args.plot}", highlight=False, markup=False, soft_wrap=True)
+    if args.pareto:
+        front = res.pareto(args.pareto, objective=args.y, path=args.pareto_plot)
+        console.print(f"Pareto front ({args.y} against {args.pareto}):", highlight=False)
+        console.print(front[[*res.swept, args.y, args.pareto]].to_string(index=False), highlight=False,
+                      markup=False, soft_wrap=True)
+    return EXIT_OK
+
+
 # -- parser ----------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """Usage errors raise CliError (one line, exit 2) instead of printing usage and exiting."""
@@ -676,6 +758,9 @@ def _add_outputs(p, save: bool = False) -> None:
                    "(1000:50000; START: to the end, :END from 0)")
     g.add_argument("--json", metavar="FILE", help="write every counter, the hardware and the arguments as JSON")
     g.add_argument("--plot", metavar="FILE", help="write a PNG: utilization heatmap and timeline")
+    g.add_argument("--profile", action="store_true",
+                   help="print the per-line profile (busy, stalls, commands and critical-path share per "
+                   "kernel line) and the critical path; with --trace, the trace gets a critical-path track")
     if save:
         g.add_argument("--save", metavar="FILE.npz",
                        help="functional mode: write every array argument the kernel stored to, as numpy "
@@ -731,6 +816,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timing: shapes only (fast); functional: also compute the numbers (default: timing)")
     _add_outputs(r, save=True)
     r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("sweep", parents=[common], help="time a kernel over a grid of hardware x arguments x options",
+                       description="Run a kernel (MODULE:KERNEL, with the module's setup as for `run`) or a diag "
+                       "panel at every point of the cartesian product of --set (hardware keys), --arg (kernel "
+                       "arguments) and --option (mode, detail, strict_sram, max_cycles) values; trace once per "
+                       "trace group, time each point, on Dask workers when installed; rows cached on disk "
+                       "(docs/sweeps.md). Comma lists are the values to sweep.")
+    w.add_argument("kernel", nargs="?", metavar="MODULE:KERNEL", help="e.g. my_kernels.py:vadd (or use --panel)")
+    w.add_argument("--panel", choices=("single_user_prefill", "single_user_decode", "multi_user_prefill",
+                                       "multi_user_decode"), help="sweep a diag panel instead of a kernel")
+    w.add_argument("--shape", choices=("small", "llama70b"), help="panel shapes (default llama70b)")
+    w.add_argument("--context", type=_positive_int, metavar="N", help="panel context length in tokens")
+    w.add_argument("--cubes", type=_positive_int, metavar="N", help="cubes of a multi_user panel")
+    w.add_argument("--causal", action="store_true", help="causal prefill panel")
+    w.add_argument("--grid", type=parse_grid, metavar="P,C", help="PEs per cube used, cubes used (MODULE:KERNEL)")
+    w.add_argument("--sfr", choices=("pe", "cube"), default="pe", help="SFR install scope for MODULE:KERNEL")
+    w.add_argument("--ring", action="store_true", help="close the SFR line into a ring")
+    w.add_argument("--hw", default="default", metavar="PRESET", help="base hardware preset or TOML path")
+    w.add_argument("--set", type=_parse_choices, action="append", metavar="KEY=V1,V2",
+                   help="hardware key values to sweep, e.g. link.bytes_per_cycle=16,32,64 (repeatable)")
+    w.add_argument("--arg", type=_parse_choices, action="append", metavar="NAME=V1,V2",
+                   help="kernel (or setup) argument values to sweep, e.g. block_kv=512,1K (repeatable)")
+    w.add_argument("--option", type=_parse_choices, action="append", metavar="NAME=V1,V2",
+                   help="launch option values: mode, detail, strict_sram, max_cycles (repeatable)")
+    w.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="Dask worker processes on this machine (default: one per core; 1: in this process)")
+    w.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    w.add_argument("--no-cache", action="store_true", help="compute every point (and store nothing)")
+    w.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $KERNBENCH_CACHE or ~/.cache/kernbench)")
+    w.add_argument("--out", metavar="FILE", help="write the rows: .csv or .parquet")
+    w.add_argument("--plot", metavar="FILE", help="plot --y against --x (per --hue): .png or .svg")
+    w.add_argument("--x", metavar="COL", help="x column of --plot (default: the last swept name)")
+    w.add_argument("--y", default="cycles", metavar="COL", help="y column of --plot and --pareto (default cycles)")
+    w.add_argument("--hue", metavar="COL", help="one line per value of this column in --plot")
+    w.add_argument("--pareto", metavar="COST", help="print the Pareto front of --y against this cost column")
+    w.add_argument("--pareto-plot", metavar="FILE", help="draw the --pareto front: .png or .svg")
+    w.set_defaults(func=cmd_sweep)
 
     h = sub.add_parser("hw", parents=[common], help="list and show hardware presets",
                        description="Hardware presets shipped with kernbench.")

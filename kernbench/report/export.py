@@ -19,6 +19,9 @@ from ..hw.config import from_dict as hw_from_dict
 from ..hw.sfr import SfrInstall
 from ..language.semantic import dtype_name
 from ..runtime.result import LaunchResult
+from .critical_path import critical_path
+from .drift import drift_summary
+from .profile import profile
 from .summary import summarize
 
 __all__ = ["to_json", "load_json", "from_json", "FORMAT", "jsonable"]
@@ -110,6 +113,9 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
         "labels": labels,
         "sources": sources,
         "summary": summarize(result),
+        "profile": profile(result, sort="line")["lines"],
+        "critical_path": critical_path(result).to_dict(),
+        "drift": drift_summary(result) if getattr(result, "drift", None) is not None else None,
         "extra": jsonable(result.extra),
     }
     if path is not None:

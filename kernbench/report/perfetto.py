@@ -250,11 +250,11 @@ def _metadata(result, sel: _Selection) -> list:
 
 
 # -- the events as a list ----------------------------------------------------------------------
-def trace_events(result, pes=None, window: Optional[tuple] = None) -> list:
+def trace_events(result, pes=None, window: Optional[tuple] = None, critical_path: bool = False) -> list:
     """The trace's events as a list of dicts: what :func:`to_perfetto` writes, built one command
     at a time (memory grows with the run: for small launches and tests). ``pes`` as in
     :func:`select_pes`; ``window=(first_cycle, last_cycle)`` keeps the commands that overlap it
-    (unclipped; ``last_cycle`` None: to the end)."""
+    (unclipped; ``last_cycle`` None: to the end). ``critical_path``: as for :func:`to_perfetto`."""
     sel = _Selection(result, pes, window)
     events = _metadata(result, sel)
     idx = sel.idx
@@ -276,7 +276,14 @@ def trace_events(result, pes=None, window: Optional[tuple] = None) -> list:
                        "pid": gs + 1, "tid": _tid(gs, int(sel.units[s]))})
         events.append({"name": _FLOW_NAME, "cat": _FLOW_CAT, "ph": "f", "id": k, "ts": b,
                        "pid": gr + 1, "tid": _tid(gr, int(sel.units[r])), "bp": "e"})
-    return events
+    return events + (_path_events(result, sel) if critical_path else [])
+
+
+def _path_events(result, sel) -> list:
+    """The critical path as a track of its own (kernbench.report.critical_path), after every PE."""
+    from .critical_path import critical_path, perfetto_events
+
+    return perfetto_events(result, critical_path(result), pid=result.hw.n_pes + 1, window=sel.window)
 
 
 # -- the streamed file ---------------------------------------------------------------------------
@@ -340,6 +347,7 @@ def to_perfetto(
     path: Union[str, Path],
     pes: Optional[Iterable] = None,
     window: Optional[tuple] = None,
+    critical_path: bool = False,
 ) -> dict:
     """Write ``result`` as a Chrome trace-event JSON file at ``path`` (gzip-compressed when the
     name ends in ``.gz``), streaming it a chunk of commands at a time.
@@ -349,8 +357,13 @@ def to_perfetto(
     None: to the end). A flow is kept only when both its send and its recv are kept, so every
     flow in the file has both ends. Open the file at https://ui.perfetto.dev (or chrome://tracing).
 
+    ``critical_path=True`` adds a "critical path" track: one slice per step of the chain of
+    commands that sets the launch's last cycle (kernbench.report.critical_path), whichever PEs
+    ``pes`` keeps; ``window`` applies to it too.
+
     Returns what was written: ``{"path", "bytes", "events", "slices", "flows", "pes",
-    "otherData"}`` (:func:`trace_events` gives the events themselves)."""
+    "otherData"}`` (and ``"critical_path_slices"``; :func:`trace_events` gives the events
+    themselves)."""
     sel = _Selection(result, pes, window)
     other = _other_data(result, sel)
     meta = _metadata(result, sel)
@@ -402,6 +415,8 @@ def to_perfetto(
             emit(fmt % tuple(chain.from_iterable(zip(
                 ids, ts_s.tolist(), (gs + 1).tolist(), _tid(gs, sel.units[s]).tolist(),
                 ids, ts_f.tolist(), (gr + 1).tolist(), _tid(gr, sel.units[r]).tolist()))))
+        path_events = _path_events(result, sel) if critical_path else []
+        emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in path_events))
         writer.write("\n]}\n")
         ok = True
     finally:
@@ -410,9 +425,10 @@ def to_perfetto(
     return {
         "path": str(path),
         "bytes": os.path.getsize(path),
-        "events": len(meta) + n_slices + 2 * len(sel.flow_id),
+        "events": len(meta) + n_slices + 2 * len(sel.flow_id) + len(path_events),
         "slices": n_slices,
         "flows": len(sel.flow_id),
         "pes": len({ev["pid"] for ev in meta}),
         "otherData": other,
+        "critical_path_slices": sum(e["ph"] == "X" for e in path_events),
     }

@@ -36,7 +36,7 @@ _MAX_GANTT_PES = 4
 class PlotData:
     """What :func:`plot` drew, for callers and tests."""
 
-    path: str
+    path: Optional[str]  #: None when nothing was written (plot without a path)
     heatmap: np.ndarray  #: (rows, units) busy fraction
     row_pes: list  #: global PE index of each heatmap row, top to bottom
     row_names: list  #: "cube c / PE p" of each row
@@ -67,15 +67,39 @@ def default_gantt_pes(result, n: int = _MAX_GANTT_PES) -> list:
     return sorted(out[:n])
 
 
+_FIGURE = []
+
+
+def _figure_class(Figure):
+    """A matplotlib Figure that IPython shows as a PNG (``_repr_png_``) whatever the backend: the
+    figure is drawn on the Agg canvas, without pyplot, so the inline backend's own hook for
+    pyplot figures may not be installed."""
+    if not _FIGURE:
+        class InlineFigure(Figure):
+            def _repr_png_(self):
+                import io
+
+                buf = io.BytesIO()
+                self.savefig(buf, format="png")
+                return buf.getvalue()
+
+        _FIGURE.append(InlineFigure)
+    return _FIGURE[0]
+
+
 def plot(
     result,
-    path: Union[str, Path],
+    path: Union[str, Path, None] = None,
     pes: Optional[Iterable] = None,
     *,
     dpi: int = 100,
-) -> PlotData:
+):
     """Write a PNG with the utilization heatmap (every working PE x unit) and a Gantt timeline
-    of ``pes`` (global indices or (pe, cube) pairs; default :func:`default_gantt_pes`)."""
+    of ``pes`` (global indices or (pe, cube) pairs; default :func:`default_gantt_pes`) and
+    return a :class:`PlotData`.
+
+    Without ``path`` nothing is written: it returns the matplotlib ``Figure``, which Jupyter
+    shows inline as a cell's value (its PlotData is ``figure.kernbench_plot``)."""
     # The Agg canvas directly: no pyplot, no global backend switch in the caller's process.
     from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -103,7 +127,7 @@ def plot(
     row_in = 0.22 if n_rows <= SEPARATED_ROWS else max(0.02, 14.0 / n_rows)
     heat_h = min(14.0, max(1.5, n_rows * row_in))
     gantt_h = max(1.2, 0.28 * len(lanes) + 0.8)
-    fig = Figure(figsize=(11, heat_h + gantt_h + 1.6), dpi=dpi, layout="constrained")
+    fig = _figure_class(Figure)(figsize=(11, heat_h + gantt_h + 1.6), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     gs = fig.add_gridspec(2, 1, height_ratios=[heat_h, gantt_h])
     ax_h = fig.add_subplot(gs[0])
@@ -149,12 +173,15 @@ def plot(
         ax_g.legend(handles=[Patch(color=_OP_COLORS[Opcode(o)], label=Opcode(o).name.lower()) for o in used_ops],
                     loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
 
-    fig.savefig(path, dpi=dpi)
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+    else:
+        fig.canvas.draw()  # lays the figure out, as saving would
     # The heatmap's pixel box, as laid out in the saved file (origin top-left, like image arrays).
     w, h = fig.canvas.get_width_height()
     bb = ax_h.get_window_extent()
-    return PlotData(
-        path=str(path),
+    data = PlotData(
+        path=None if path is None else str(path),
         heatmap=heat,
         row_pes=working,
         row_names=names,
@@ -165,3 +192,7 @@ def plot(
         size_px=(w, h),
         separated=separated,
     )
+    if path is None:
+        fig.kernbench_plot = data
+        return fig
+    return data

@@ -203,7 +203,13 @@ def print_report(result, console: Optional[Console] = None, file=None, width: in
     string, of ``file``, and of standard output when it is not a terminal (a pipe or a log).
     Below about 100 columns the unit table splits in two so that every figure stays whole.
     """
-    renderable = render_report(result)
+    return emit(render_report(result), console, file, width)
+
+
+def emit(renderable, console: Optional[Console] = None, file=None, width: int = 120) -> str:
+    """Print a rich ``renderable`` to ``console``, else to ``file`` (a path or an open text
+    file; plain text), else to standard output (``width`` columns when it is not a terminal);
+    return it as plain text ``width`` columns wide. Every printed report goes through here."""
     buf = io.StringIO()
     recorder = Console(file=buf, width=width, record=True, color_system=None, soft_wrap=False)
     recorder.print(renderable)

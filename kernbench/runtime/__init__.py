@@ -2,5 +2,6 @@
 from .context import Context
 from .memory import DeviceArray, DeviceMemory, PlacementError
 from .result import LaunchResult
+from .traced import TracedLaunch
 
-__all__ = ["Context", "DeviceArray", "DeviceMemory", "PlacementError", "LaunchResult"]
+__all__ = ["Context", "DeviceArray", "DeviceMemory", "PlacementError", "LaunchResult", "TracedLaunch"]

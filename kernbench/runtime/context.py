@@ -20,6 +20,7 @@ from ..hw.sfr import SfrInstall
 from . import executor
 from .memory import DeviceArray, DeviceMemory
 from .result import LaunchResult
+from .traced import TracedLaunch
 
 __all__ = ["Context"]
 
@@ -106,7 +107,7 @@ class Context:
     def launch(self, kernel: Callable, grid, *args, mode: str = "functional", detail: str = "train",
                max_cycles: int | None = None, record_events: bool = False,
                strict_sram: bool = False, kernel_kwargs: Mapping[str, Any] | None = None,
-               **more_kernel_kwargs) -> LaunchResult:
+               drift: "bool | float" = False, **more_kernel_kwargs) -> LaunchResult:
         """Run ``kernel`` on every program of ``grid`` = (PEs per cube used, cubes used).
 
         ``args`` go to the kernel positionally (device arrays as their int address), then
@@ -114,11 +115,27 @@ class Context:
         named like a launch option, e.g. ``mode``) and any other keyword. ``mode="functional"`` computes the numbers and writes
         stores to device memory; ``"timing"`` carries shapes only and gives the same cycles.
         ``detail``, ``max_cycles``, ``record_events``, ``strict_sram`` go to the engine.
+        ``drift`` (functional mode): also replay every command in float64 and record how far each
+        result drifts from it, and the first command out of tolerance (True: 1e-3, or a
+        tolerance); the result's ``drift`` holds it (kernbench.runtime.drift, docs/reports.md).
         Returns a LaunchResult (cycles, seconds, counters, peak SRAM, events on request)."""
         kw = dict(kernel_kwargs or {})
         for k in more_kernel_kwargs.keys() & kw.keys():
             raise TypeError(f"kernel argument {k!r} given both in kernel_kwargs and as a keyword")
         kw.update(more_kernel_kwargs)
         return executor.launch(self, kernel, grid, args, kw, mode=mode, detail=detail,
-                               max_cycles=max_cycles, record_events=record_events,
+                               max_cycles=max_cycles, record_events=record_events, drift=drift,
                                strict_sram=strict_sram)
+
+    def trace(self, kernel: Callable, grid, *args, mode: str = "timing",
+              kernel_kwargs: Mapping[str, Any] | None = None, **more_kernel_kwargs) -> "TracedLaunch":
+        """Trace ``kernel`` as :meth:`launch` would, without timing it: a
+        :class:`~kernbench.runtime.traced.TracedLaunch` whose ``time(hw)`` simulates it on any
+        hardware of this Context's shape (cubes, PEs per cube) and equals a fresh launch there
+        (docs/sweeps.md, "Trace once, time many"). No replay: ``mode="functional"`` only traces
+        with values (the same commands, so the same cycles)."""
+        kw = dict(kernel_kwargs or {})
+        for k in more_kernel_kwargs.keys() & kw.keys():
+            raise TypeError(f"kernel argument {k!r} given both in kernel_kwargs and as a keyword")
+        kw.update(more_kernel_kwargs)
+        return executor.trace_launch(self, kernel, grid, args, kw, mode=mode)[0]

@@ -14,11 +14,9 @@ import os
 import sysconfig
 import traceback
 import warnings
-from typing import Callable
 
 import numpy as np
 
-from .._core import simulate
 from ..common.errors import KernbenchError, KernelError, UnwrittenReadWarning
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, pop_operator_target,
                                   push_operator_target)
@@ -27,10 +25,12 @@ from ..language.builtins import TL
 from ..language.semantic import _INTERNAL, forget_lines
 from ..language.semantic import fmt_shape as fmt
 from .memory import DeviceArray, PlacementError, arg_repr
+from .drift import Shadow, drift_tolerance
 from .replay import replay
 from .result import LaunchResult
+from .traced import TracedLaunch
 
-__all__ = ["launch", "MODES"]
+__all__ = ["launch", "trace_launch", "MODES"]
 
 MODES = ("functional", "timing")
 
@@ -220,22 +220,6 @@ def _assemble(hw, builders: list) -> tuple[Program, np.ndarray, SiteTable]:
     return Program(commands, cmd_off, tensor_bytes, tensor_pinned, ten_off), sites, store.table
 
 
-def _describers(sites: np.ndarray, table: SiteTable) -> tuple[Callable, Callable, Callable]:
-    """(label, source, describe) of a global command index, from its site."""
-
-    def label(i: int) -> str:
-        return table.label(int(sites[i]))
-
-    def source(i: int) -> str:
-        return table.source(int(sites[i]))
-
-    def describe(i: int) -> str:
-        k = table.keys[int(sites[i])]
-        return f"{table.label(int(sites[i]))} ({os.path.basename(k[1])}:{k[2]})"
-
-    return label, source, describe
-
-
 def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool) -> list:
     """Run ``kernel`` once per program of ``grid``; PE g's finished builder (or None if it emitted
     nothing) by global index. The builders share one TraceStore (``trace_store``): their commands, in
@@ -295,10 +279,9 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
     return builders
 
 
-def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional",
-           detail: str = "train", max_cycles=None, record_events: bool = False,
-           strict_sram: bool = False) -> LaunchResult:
-    """Trace, time and (in functional mode) replay one launch; see Context.launch."""
+def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional") -> tuple:
+    """Check and trace one launch: ``(TracedLaunch, metas, handles)``, the last two the replay
+    metadata of functional mode (None in timing mode). See Context.trace."""
     hw = ctx.hw
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -323,7 +306,7 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
 
     # Tracing, program assembly and replay make a few small acyclic objects per command; the
     # cyclic GC would rescan them over and over (it once took half of a launch's time), and
-    # reference counting frees them anyway. Paused for the launch, restored after.
+    # reference counting frees them anyway. Paused for the trace, restored after.
     gc_on = gc.isenabled()
     gc.disable()
     try:
@@ -338,15 +321,41 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
         del builders
         nbr = ctx.neighbours()
         _check_messages(hw, program, sites, table, nbr, grid)
-        label, source, describe = _describers(sites, table)
-        engine = simulate(hw, nbr, program, detail=detail, max_cycles=max_cycles,
-                          record_events=record_events, strict_sram=strict_sram, describe=describe,
-                          source=source)
+    finally:
+        if gc_on:
+            gc.enable()
+    traced = TracedLaunch(
+        program=program, sites=sites, table=table, neighbours=nbr, sfr=ctx.sfr, grid=grid,
+        mode=mode, shape=(hw.n_cubes, hw.pes_per_cube),
+        kernel_name=getattr(kernel, "__name__", repr(kernel)),
+        kernel_file=getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>"),
+        args=_named_args(kernel, args, kwargs))
+    return traced, metas, handles
+
+
+def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional",
+           detail: str = "train", max_cycles=None, record_events: bool = False,
+           strict_sram: bool = False, drift=False) -> LaunchResult:
+    """Trace, time and (in functional mode) replay one launch; see Context.launch."""
+    tolerance = drift_tolerance(drift)
+    if tolerance is not None and mode != "functional":
+        raise ValueError("drift replays the numbers in float64: it needs mode='functional' (timing "
+                         "mode carries shapes only)")
+    traced, metas, handles = trace_launch(ctx, kernel, grid, args, kwargs, mode=mode)
+    gc_on = gc.isenabled()
+    gc.disable()
+    try:
+        result = traced.time(ctx.hw, detail=detail, max_cycles=max_cycles,
+                             record_events=record_events, strict_sram=strict_sram)
         unwritten = []
         written = ()
-        if functional:
-            unwritten = replay(program, engine, metas, handles, ctx.memory)
-            written = _written_args(kernel, args, kwargs, program, metas)
+        if mode == "functional":
+            shadow = None if tolerance is None else Shadow(traced.program, result.engine, metas, tolerance)
+            unwritten = replay(traced.program, result.engine, metas, handles, ctx.memory, shadow)
+            written = _written_args(kernel, args, kwargs, traced.program, metas)
+            if shadow is not None:
+                result.drift = shadow.result()
+                del shadow
     finally:
         if gc_on:
             gc.enable()
@@ -359,22 +368,9 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
             f"{u['where'].rsplit(':', 1)[1]}: load reads element {u['element']} of {u['array']!r}, "
             f"which nothing has written: it holds NaN (int32: -2**31). Store to it, place data with "
             f"ctx.put/shard/replicate, or use Context(unwritten='zero'){more}"), stacklevel=3)
-    return LaunchResult(
-        hw=hw,
-        sfr=ctx.sfr,
-        grid=grid,
-        mode=mode,
-        kernel_name=getattr(kernel, "__name__", repr(kernel)),
-        kernel_file=getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>"),
-        args=_named_args(kernel, args, kwargs),
-        program=program,
-        engine=engine,
-        labels=label,
-        sources=source,
-        name_keys=sites,
-        unwritten_reads=unwritten,
-        written_args=written,
-    )
+    result.unwritten_reads = unwritten
+    result.written_args = written
+    return result
 
 
 def _arg_name(kernel, key) -> str:

@@ -112,7 +112,7 @@ def _mark_written(memory, alloc, g: int, e0: int, shape: tuple, stride, idx=None
         alloc._written[g] = None  # all written: loads need not look again
 
 
-def replay(program, engine, metas: list, handles: list, memory) -> list:
+def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> list:
     """Compute every command of ``program`` and write stores into ``memory``.
 
     ``metas[g]`` is PE g's command metadata (builder.meta, or None for a silent PE);
@@ -120,7 +120,10 @@ def replay(program, engine, metas: list, handles: list, memory) -> list:
     the value if the kernel still holds it. Returns the loads of memory nothing had written, in
     completion order: dicts with pe, where (file:line), array, element (the first, per load),
     at most MAX_UNWRITTEN_READS of them. A value is dropped once its last reader has run, so
-    replay holds about what the PEs' SRAM would, not every tensor of the launch."""
+    replay holds about what the PEs' SRAM would, not every tensor of the launch.
+
+    ``shadow`` (kernbench.runtime.drift.Shadow, the launch's ``drift`` option) is told every
+    command once its value is computed, before its operands may be dropped."""
     order = engine.completion_order
     unwritten: list = []
     if len(order) == 0:
@@ -199,6 +202,8 @@ def replay(program, engine, metas: list, handles: list, memory) -> list:
                 v[dst] = stash.pop(send_of[idx]).reshape(m[4])
             else:  # pragma: no cover - the builder makes only the kinds above
                 raise AssertionError(f"unknown command kind {kind!r}")
+            if shadow is not None:
+                shadow.after(g, idx, m, v, dst, x if kind == "store" else None)
             if dst >= 0:
                 h = handles[g][dst]()
                 if h is not None:

@@ -52,6 +52,8 @@ class LaunchResult:
     #: functional mode: parameter names of the device-array arguments the launch stored to, in
     #: the kernel's parameter order (its outputs; what ``kernbench run --save`` writes)
     written_args: tuple = ()
+    #: functional mode with ``drift=``: the f64 shadow's findings (kernbench.runtime.drift)
+    drift: Any = None
 
     # -- naming ------------------------------------------------------------------------------
     def pe_coords(self, g: int) -> tuple:
@@ -150,9 +152,29 @@ class LaunchResult:
         """A Chrome trace-event JSON for ui.perfetto.dev; see kernbench.report.perfetto."""
         return _view("to_perfetto")(self, path, **kw)
 
-    def plot(self, path, **kw):
-        """A PNG heatmap and timeline; see kernbench.report.plots.plot."""
+    def plot(self, path=None, **kw):
+        """A PNG heatmap and timeline at ``path``; without a path, the matplotlib figure (shown
+        inline in Jupyter). See kernbench.report.plots.plot."""
         return _view("plot")(self, path, **kw)
+
+    def profile(self, **kw):
+        """Print the per-line profile (busy, stalls, commands and critical-path share per kernel
+        line) and return its text; see kernbench.report.profile.print_profile."""
+        return _view("profile")(self, **kw)
+
+    def critical_path(self):
+        """The chain of commands that sets the launch's last cycle; see
+        kernbench.report.critical_path."""
+        return _view("critical_path")(self)
+
+    def drift_report(self, **kw):
+        """Print how far each kernel line's results drift from the f64 shadow (a launch made with
+        ``drift=``) and return its text; see kernbench.report.drift."""
+        return _view("drift_report")(self, **kw)
+
+    def _repr_html_(self) -> str:
+        """The utilization table as HTML, for Jupyter."""
+        return _view("repr_html")(self)
 
 
 def _unit_index(unit) -> int:
@@ -171,14 +193,17 @@ def _unit_index(unit) -> int:
 
 #: LaunchResult method name -> the function (result, ...) that makes that view.
 _VIEWS: dict = {}
+#: the views kernbench.report provides (``repr_html`` is ``_repr_html_``)
+VIEW_NAMES = ("report", "to_json", "to_perfetto", "plot", "profile", "critical_path", "drift_report",
+              "repr_html")
 
 
 def register_views(**views: Callable) -> None:
     """Called by kernbench.report: ``register_views(report=print_report, to_json=..., ...)``."""
-    unknown = set(views) - {"report", "to_json", "to_perfetto", "plot"}
+    unknown = set(views) - set(VIEW_NAMES)
     if unknown:
-        raise ValueError(f"unknown LaunchResult view(s) {sorted(unknown)}: expected report, to_json, "
-                         f"to_perfetto, plot")
+        raise ValueError(f"unknown LaunchResult view(s) {sorted(unknown)}: expected "
+                         f"{', '.join(VIEW_NAMES)}")
     _VIEWS.update(views)
 
 

@@ -1,0 +1,223 @@
+"""Per-command timing facts derived from a launch: what the profile and the critical path stand on.
+
+The engine returns each command's start and end cycle (``cmd_start``, ``cmd_end``; the same
+numbers as the event record of ``record_events=True``) and its counters summed per PE and unit.
+Everything a counter sums can be told per command from those two cycles and the program, because
+the engine's rules are simple (docs/hardware-model.md):
+
+- a command starts at the end of the command before it on its unit (0 for the first) or at the
+  end of the producer of an operand, whichever is later: its **operand stall** is
+  ``start - end of the command before it on its unit``;
+- a DMA command's **arbitration stall** is ``duration - (its bursts' channel cycles + latency)``;
+- a send's **credit stall** is ``duration - serialisation``; a recv's **data wait** is
+  ``max(0, duration - serialisation)``.
+
+Summed per PE and unit these equal the engine's counters exactly (tests/test_profile.py checks
+it). :func:`command_facts` computes them once per result, vectorized, and keeps them on it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..common.pe_commands import N_UNITS, Opcode, Unit
+
+__all__ = ["CommandFacts", "command_facts", "line_groups", "LineGroups"]
+
+
+@dataclass
+class CommandFacts:
+    """Arrays by global command index (``n`` commands)."""
+
+    pe: np.ndarray  #: global PE
+    unit: np.ndarray  #: Unit index
+    opcode: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    prev: np.ndarray  #: the command before it on its unit (-1: the first)
+    prev_end: np.ndarray  #: end of ``prev`` (0 for the first)
+    producers: np.ndarray  #: (n, 3) the command producing each operand src0..src2 (-1: none)
+    ideal: np.ndarray  #: cycles the command takes alone: formula (GEMM, VECTOR), DMA alone, serialisation (links)
+    operand: np.ndarray  #: operand stall (idle before it on its unit)
+    credit: np.ndarray  #: inside busy, sends
+    data: np.ndarray  #: inside busy, recvs
+    arbitration: np.ndarray  #: inside busy, DMA
+    peer: np.ndarray  #: the matching recv of a send and send of a recv (-1 otherwise)
+
+    @property
+    def busy(self) -> np.ndarray:
+        return self.end - self.start
+
+
+def _per_size(sizes: np.ndarray, fn) -> np.ndarray:
+    """``fn(size)`` for every entry, computed once per distinct size (the engine's own formula)."""
+    if not len(sizes):
+        return np.zeros(0, np.int64)
+    uniq, inv = np.unique(sizes, return_inverse=True)
+    return np.array([fn(int(s)) for s in uniq], np.int64)[inv]
+
+
+def command_facts(result) -> CommandFacts:
+    """The :class:`CommandFacts` of ``result`` (computed once, then kept on the result)."""
+    cached = getattr(result, "_kb_command_facts", None)
+    if cached is not None and cached[0] is result.engine:
+        return cached[1]
+    from .._core import _timing
+    from .._core.api import hw_params
+
+    prog = result.program
+    e = result.engine
+    c = prog.commands
+    n = prog.n_commands
+    n_pes = prog.n_pes
+    pe = np.repeat(np.arange(n_pes, dtype=np.int64), np.diff(prog.cmd_offsets))
+    unit = c["unit"].astype(np.int64)
+    opcode = c["opcode"].astype(np.int64)
+    start = np.asarray(e.cmd_start, dtype=np.int64)
+    end = np.asarray(e.cmd_end, dtype=np.int64)
+
+    # Each unit's queue in program order: a stable sort by (PE, unit).
+    key = pe * N_UNITS + unit
+    order = np.argsort(key, kind="stable")
+    prev = np.full(n, -1, np.int64)
+    if n > 1:
+        same = key[order[1:]] == key[order[:-1]]
+        prev[order[1:][same]] = order[:-1][same]
+    prev_end = np.where(prev >= 0, end[np.maximum(prev, 0)], 0)
+
+    # Producers of the operands: tensor (PE-local id + the PE's first global id) -> its command.
+    t_off = prog.tensor_offsets
+    producer_of_tensor = np.full(int(t_off[-1]), -1, np.int64)
+    dst = c["dst"].astype(np.int64)
+    made = dst >= 0
+    producer_of_tensor[t_off[pe[made]] + dst[made]] = np.flatnonzero(made)
+    producers = np.full((n, 3), -1, np.int64)
+    for j, f in enumerate(("src0", "src1", "src2")):
+        s = c[f].astype(np.int64)
+        has = s >= 0
+        producers[has, j] = producer_of_tensor[t_off[pe[has]] + s[has]]
+
+    params = hw_params(result.hw)
+    hop = int(params["hop_latency"])
+    ideal = end - start  # GEMM and VECTOR take their formula's cycles whatever else runs
+    is_dma = (opcode == Opcode.LOAD) | (opcode == Opcode.STORE)
+    is_send = opcode == Opcode.SEND
+    is_recv = opcode == Opcode.RECV
+    nbytes = c["nbytes"].astype(np.int64)
+    ideal = ideal.copy()
+    ideal[is_dma] = _per_size(nbytes[is_dma], lambda b: _timing.dma_alone_cycles(params, b))
+    link = is_send | is_recv
+    ideal[link] = _per_size(nbytes[link], lambda b: _timing.link_message_cycles(params, b) - hop)
+    busy = end - start
+    zeros = np.zeros(n, np.int64)
+    arbitration = np.where(is_dma, busy - ideal, zeros)
+    credit = np.where(is_send, busy - ideal, zeros)
+    data = np.where(is_recv, np.maximum(busy - ideal, 0), zeros)
+    operand = start - prev_end
+
+    peer = np.full(n, -1, np.int64)
+    msgs = e.messages
+    if len(msgs):
+        s_idx = np.asarray(msgs["send"], np.int64)
+        r_idx = np.asarray(msgs["recv"], np.int64)
+        peer[s_idx] = r_idx
+        peer[r_idx] = s_idx
+
+    facts = CommandFacts(pe=pe, unit=unit, opcode=opcode, start=start, end=end, prev=prev,
+                         prev_end=prev_end, producers=producers, ideal=ideal, operand=operand,
+                         credit=credit, data=data, arbitration=arbitration, peer=peer)
+    try:
+        result._kb_command_facts = (result.engine, facts)
+    except AttributeError:  # a result type that takes no new attributes: compute each time
+        pass
+    return facts
+
+
+@dataclass
+class LineGroups:
+    """Every command's kernel source line, as an index into ``sources``."""
+
+    line_of: np.ndarray  #: (n,) index into sources
+    sources: list  #: "path/file.py:line" per line index
+    labels: list  #: per line index: the labels of its kernel sites (most commands first)
+    key_of: np.ndarray = None  #: (n,) each command's site (commands of one site share a label)
+    key_line: np.ndarray = None  #: line index of each site (-1: no command)
+    key_label: dict = None  #: site -> its label
+
+    def labels_by(self, weight: np.ndarray) -> list:
+        """Per line index, its labels ordered by ``weight`` (per command) summed over each
+        label's commands, largest first."""
+        w = np.bincount(self.key_of, weights=weight, minlength=len(self.key_line))
+        out = [dict() for _ in self.sources]
+        for k, lab in self.key_label.items():
+            d = out[int(self.key_line[k])]
+            d[lab] = d.get(lab, 0.0) + float(w[k])
+        return [sorted(d, key=lambda lab: -d[lab]) for d in out]
+
+    def short(self, i: int) -> str:
+        """``file.py:line`` of line index ``i``."""
+        path, _, line = self.sources[i].rpartition(":")
+        return f"{os.path.basename(path)}:{line}" if path else self.sources[i]
+
+
+def line_groups(result) -> LineGroups:
+    """Group the commands of ``result`` by kernel source line (file:line of the tl call).
+
+    Uses the launch's kernel sites (``name_keys``) when it has them (each site named once), else
+    each command's source, else the program's ``line`` field in the kernel's file."""
+    cached = getattr(result, "_kb_line_groups", None)
+    if cached is not None and cached[0] is result.engine:
+        return cached[1]
+    prog = result.program
+    n = prog.n_commands
+    keys = getattr(result, "name_keys", None)
+    if keys is not None and len(keys) == n:
+        keys = np.asarray(keys, dtype=np.int64)
+    elif result.sources is not None or result.labels is not None:
+        # one key per distinct (source, label): a LaunchResult rebuilt from JSON
+        seen: dict = {}
+        keys = np.fromiter((seen.setdefault((result.source(i), result.label(i)), len(seen)) for i in range(n)),
+                           np.int64, n)
+    else:
+        seen = {}
+        cmds = prog.commands
+        fields = np.stack([cmds[f].astype(np.int64) for f in ("line", "opcode", "unit", "sub", "m", "n", "k",
+                                                                "nbytes")], axis=1) if n else np.zeros((0, 8), np.int64)
+        _, keys = np.unique(fields, axis=0, return_inverse=True) if n else (None, np.zeros(0, np.int64))
+        keys = np.asarray(keys, np.int64).reshape(-1)
+    size = int(keys.max()) + 1 if n else 0
+    first = np.full(size, -1, np.int64)
+    first[keys[::-1]] = np.arange(n - 1, -1, -1)
+    count = np.bincount(keys, minlength=size)
+    used = np.flatnonzero(first >= 0)
+    line_index: dict = {}
+    line_of_key = np.full(size, -1, np.int64)
+    site_labels: list = []
+    for k in used.tolist():
+        i = int(first[k])
+        src = result.source(i)
+        li = line_index.setdefault(src, len(line_index))
+        line_of_key[k] = li
+        if li == len(site_labels):
+            site_labels.append([])
+        site_labels[li].append((int(count[k]), result.label(i)))
+    labels = []
+    for entries in site_labels:
+        merged: dict = {}
+        for cnt, lab in entries:
+            merged[lab] = merged.get(lab, 0) + cnt
+        labels.append([lab for lab, _ in sorted(merged.items(), key=lambda x: -x[1])])
+    groups = LineGroups(line_of=line_of_key[keys] if n else np.zeros(0, np.int64),
+                        sources=list(line_index), labels=labels, key_of=keys, key_line=line_of_key,
+                        key_label={int(k): result.label(int(first[k])) for k in used.tolist()})
+    try:
+        result._kb_line_groups = (result.engine, groups)
+    except AttributeError:
+        pass
+    return groups
+
+
+UNIT_ORDER = (Unit.GEMM, Unit.VECTOR, Unit.DMA, Unit.TX_E, Unit.TX_W, Unit.TX_N, Unit.TX_S,
+              Unit.RX_E, Unit.RX_W, Unit.RX_N, Unit.RX_S)

@@ -1,0 +1,359 @@
+"""The critical path of a launch: the chain of commands, across PEs, that sets its last cycle.
+
+Computed from each command's start and end cycle (the engine's per-command record; the same as
+the event record of ``record_events=True``) and the program, by the engine's own rules
+(docs/hardware-model.md). Walking back from the command that ends last:
+
+- a command **starts** at the end of the command before it on its unit, or at the end of the
+  producer of one of its operands, whichever is later (cycle 0 if none): the path goes to that
+  input (``via`` "unit order" or "operand"; on a tie, unit order);
+- a command **ends** after its own work, unless something outside it held it up:
+
+  * a **recv** that waited for data ends one hop after its matching send ends: the path goes to
+    the send (``"data"`` step, the hop, on the recv);
+  * a **send** short of credits ends once the receiver posted the recv its credits waited for:
+    the path goes to that recv's start (``"credit"`` step on the send, from the post to its end);
+  * a **DMA** command that waited for the cube's memory channel (arbitration stall) ends when
+    the channel has served everything requested before it in the same busy period: the path goes
+    to the start of the command that opened that busy period (``"channel"`` step on the DMA
+    command, from that start to its end). A channel busy period is a run of overlapping
+    ``[start, end - dma.latency_cycles]`` intervals of the cube's DMA commands: while a command
+    has bursts pending the channel is never idle (it is work-conserving), so the union of those
+    intervals is exactly when the channel was busy;
+  * otherwise the command's own duration is on the path (``"busy"`` step).
+
+The steps tile ``[0, cycles]`` with no gap. Each step's ``slack`` is how many cycles its link
+could gain before another input would set the time instead (0: a tie):
+
+- ``busy``: the command's start minus its next-latest input (the unit's previous command or
+  another operand; cycle 0 counts as one);
+- ``data``: the data landing minus the recv's post (how long the recv had been waiting);
+- ``credit``: the send's credit stall (its end minus its start and serialisation);
+- ``channel``: the DMA command's arbitration stall (its end minus its start and its time alone).
+
+Credits: a send may wait for the credits of a packet up to ``link.rx_queue_packets`` before its
+own, of an earlier message on the link; the recv held responsible is the latest-posted recv of
+the messages within that window that was posted after the send started.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..common.pe_commands import UNIT_NAMES, Opcode
+from .commands import command_facts, line_groups
+from .table import plural
+
+__all__ = ["CriticalPath", "critical_path", "perfetto_events", "STEP_KINDS"]
+
+#: what a step of the path spent its cycles on
+STEP_KINDS = ("busy", "data", "credit", "channel")
+_STEP_DTYPE = np.dtype([("cmd", np.int64), ("t0", np.int64), ("t1", np.int64), ("kind", np.int8),
+                        ("via", np.int8), ("slack", np.int64), ("other", np.int64)])
+#: how a step follows the step before it
+VIA = ("launch start", "unit order", "operand", "send -> recv")
+_BUSY, _DATA, _CREDIT, _CHANNEL = range(4)
+_V_START, _V_UNIT, _V_OPERAND, _V_DATA = range(4)
+
+
+@dataclass
+class CriticalPath:
+    """The path as arrays of steps in time order (each field one entry per step).
+
+    ``cmd``: the command whose time the step is; ``t0``, ``t1``: its cycles; ``kind``: what the
+    time was (STEP_KINDS: the command's own work, data in flight to a recv, a send waiting for the
+    receiver's credits, a DMA command waiting for the memory channel); ``via``: how the step
+    follows the one before (VIA); ``slack``: see the module docstring; ``other``: the command on
+    the other side of a data or credit step (the send, the recv) or that opened a channel busy
+    period (-1 otherwise). ``lines`` groups the commands by kernel source line."""
+
+    result: object
+    steps: np.ndarray
+    cycles: int
+    lines: object = field(repr=False, default=None)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def cycles_on_path(self) -> int:
+        return int((self.steps["t1"] - self.steps["t0"]).sum())
+
+    def step_dicts(self, limit: int | None = None) -> list:
+        """The steps as plain dicts (the first ``limit``), in time order."""
+        r, g = self.result, self.lines
+        fx = command_facts(r)
+        out = []
+        for s in self.steps[:limit].tolist():
+            c, t0, t1, kind, via, slack, other = s
+            out.append({
+                "cmd": c, "pe": int(fx.pe[c]), "pe_name": r.pe_name(int(fx.pe[c])),
+                "unit": UNIT_NAMES[int(fx.unit[c])], "source": g.sources[int(g.line_of[c])],
+                "label": r.label(c), "start_cycle": t0, "end_cycle": t1, "cycles": t1 - t0,
+                "kind": STEP_KINDS[kind], "via": VIA[via], "slack": slack,
+                "other_cmd": other if other >= 0 else None,
+            })
+        return out
+
+    def by_line(self) -> np.ndarray:
+        """Cycles of the path per line index of ``lines`` (steps on commands of that line)."""
+        n_lines = len(self.lines.sources)
+        if not len(self.steps):
+            return np.zeros(n_lines, np.int64)
+        li = self.lines.line_of[self.steps["cmd"]]
+        return np.bincount(li, weights=self.steps["t1"] - self.steps["t0"], minlength=n_lines).astype(np.int64)
+
+    def shares(self) -> list:
+        """The path's cycles grouped by (source line, unit, kind), largest first: dicts with
+        source, short (file.py:line), unit, kind, cycles, fraction, pes (sorted), label."""
+        if not len(self.steps):
+            return []
+        fx = command_facts(self.result)
+        g = self.lines
+        cmd = self.steps["cmd"]
+        dur = self.steps["t1"] - self.steps["t0"]
+        li = g.line_of[cmd]
+        key = (li * 16 + fx.unit[cmd]) * 4 + self.steps["kind"]
+        uniq, inv = np.unique(key, return_inverse=True)
+        cyc = np.bincount(inv, weights=dur).astype(np.int64)
+        out = []
+        for j, k in enumerate(uniq.tolist()):
+            members = np.flatnonzero(inv == j)
+            pes = sorted(set(fx.pe[cmd[members]].tolist()))
+            longest = int(cmd[members[np.argmax(dur[members])]])
+            line, unit, kind = k // 64, (k // 4) % 16, k % 4
+            out.append({"source": g.sources[line], "short": g.short(line), "unit": UNIT_NAMES[unit],
+                        "kind": STEP_KINDS[kind], "cycles": int(cyc[j]),
+                        "fraction": float(cyc[j]) / self.cycles if self.cycles else 0.0,
+                        "pes": pes, "label": self.result.label(longest)})
+        out.sort(key=lambda d: -d["cycles"])
+        return out
+
+    def summary(self, top: int = 4) -> str:
+        """One line: the largest shares of the path (at most ``top``, each at least 1%), e.g.
+        "62% GEMM dot (256,128)x(128,2048) f16 at _prefill.py:37 on cube 0 / PE 3, 31% VECTOR exp
+        (256,2048) f32 at _prefill.py:44 on 8 PEs, 7% in 5 more"."""
+        shares = self.shares()
+        if not shares:
+            return "critical path: no command"
+        shown = [s for s in shares[:top] if s["fraction"] >= 0.01] or shares[:1]
+        parts = []
+        for s in shown:
+            pes = s["pes"]
+            who = self.result.pe_name(pes[0]) if len(pes) == 1 else f"{len(pes)} PEs"
+            what = {
+                "busy": f"{s['unit']} {s['label']}",
+                "data": f"data in flight to {s['unit']} {s['label']}",
+                "credit": f"{s['unit']} {s['label']} waiting for the receiver's credits",
+                "channel": f"DMA {s['label']} waiting for the memory channel",
+            }[s["kind"]]
+            parts.append(f"{_pct(s['fraction'])} {what} at {s['short']} on {who}")
+        rest = shares[len(shown):]
+        if rest:
+            parts.append(f"{_pct(sum(s['fraction'] for s in rest))} in {len(rest)} more")
+        return (f"critical path ({plural(len(self.steps), 'step')} on {plural(len(self._pes()), 'PE')}): "
+                + ", ".join(parts))
+
+    def _pes(self) -> np.ndarray:
+        return np.unique(command_facts(self.result).pe[self.steps["cmd"]])
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON: ``cycles``, ``summary``, ``shares`` and ``steps`` as columns
+        (``cmd``, ``start``, ``end``, ``kind``, ``via``, ``slack``, ``other``: one entry per step in
+        time order; kinds and vias by name)."""
+        st = self.steps
+        return {"cycles": self.cycles, "summary": self.summary(), "shares": self.shares(),
+                "steps": {"cmd": st["cmd"].tolist(), "start": st["t0"].tolist(), "end": st["t1"].tolist(),
+                          "kind": [STEP_KINDS[k] for k in st["kind"].tolist()],
+                          "via": [VIA[v] for v in st["via"].tolist()], "slack": st["slack"].tolist(),
+                          "other": st["other"].tolist()}}
+
+    def __repr__(self) -> str:
+        return f"<CriticalPath {self.summary()}>"
+
+
+def _pct(f: float) -> str:
+    p = 100.0 * f
+    return f"{p:.0f}%" if p >= 1 or p == 0 else ("<0.1%" if p < 0.1 else f"{p:.1f}%")
+
+
+# -- the walk ---------------------------------------------------------------------------------
+def _channel_openers(result, fx) -> np.ndarray:
+    """For every DMA command, the command that opened its cube's channel busy period (-1 for
+    other commands); see the module docstring."""
+    n = len(fx.start)
+    opener = np.full(n, -1, np.int64)
+    dma = np.flatnonzero((fx.opcode == Opcode.LOAD) | (fx.opcode == Opcode.STORE))
+    if not len(dma):
+        return opener
+    lat = int(result.hw.dma.latency_cycles)
+    cube = fx.pe[dma] // result.hw.pes_per_cube
+    s = fx.start[dma]
+    e = fx.end[dma] - lat  # the last burst left the channel
+    order = np.lexsort((dma, s, cube))
+    cube, s, e, idx = cube[order], s[order], e[order], dma[order]
+    # the running max of the ends within each cube, in one pass: each cube's cycles shifted
+    # past the one before's
+    big = int(max(int(e.max()), int(s.max())) + 1)
+    prev_max = np.r_[-1, np.maximum.accumulate(e + cube * big)[:-1]]
+    new = (s + cube * big) >= prev_max  # overlaps nothing before it in its cube
+    new |= np.r_[True, cube[1:] != cube[:-1]]
+    period = np.cumsum(new) - 1
+    opener[idx] = idx[np.flatnonzero(new)][period]
+    return opener
+
+
+def _link_messages(result, fx):
+    """Per message (in the engine's order: by link, then program order): send, recv, its first
+    packet number on the link, its packets; and the message index of every send."""
+    e = result.engine
+    msgs = e.messages
+    n = len(fx.start)
+    P = int(result.hw.link.packet_bytes)
+    nb = np.asarray(msgs["nbytes"], np.int64)
+    pk = (nb + P - 1) // P
+    link = np.asarray(msgs["link"], np.int64)
+    first = np.zeros(len(msgs), np.int64)
+    if len(msgs):
+        cum = np.cumsum(pk)
+        starts = np.r_[True, link[1:] != link[:-1]]
+        base = np.maximum.accumulate(np.where(starts, np.r_[0, cum[:-1]], 0))
+        first = np.r_[0, cum[:-1]] - base
+    msg_of_send = np.full(n, -1, np.int64)
+    msg_of_send[np.asarray(msgs["send"], np.int64)] = np.arange(len(msgs))
+    return link, first, pk, np.asarray(msgs["recv"], np.int64), msg_of_send
+
+
+def critical_path(result) -> CriticalPath:
+    """The critical path of ``result`` (see the module docstring); kept on the result once made."""
+    cached = getattr(result, "_kb_critical_path", None)
+    if cached is not None and cached[0] is result.engine:
+        return cached[1]
+    fx = command_facts(result)
+    lines = line_groups(result)
+    n = len(fx.start)
+    cycles = int(result.cycles)
+    if n == 0:
+        return CriticalPath(result, np.zeros(0, _STEP_DTYPE), cycles, lines)
+    start, end, prev, prods, opcode = fx.start, fx.end, fx.prev, fx.producers, fx.opcode
+    hop = int(result.hw.link.hop_latency_cycles)
+    Q = int(result.hw.link.rx_queue_packets)
+    opener = _channel_openers(result, fx)
+    m_link, m_first, m_pk, m_recv, msg_of_send = _link_messages(result, fx)
+    peer = fx.peer
+    is_dma = (opcode == Opcode.LOAD) | (opcode == Opcode.STORE)
+    arb, credit = fx.arbitration, fx.credit
+    SEND, RECV = int(Opcode.SEND), int(Opcode.RECV)
+
+    def start_rule(c):
+        """(input command or -1, via, slack) of command c's start."""
+        t = int(start[c])
+        p = int(prev[c])
+        cands = []
+        if p >= 0:
+            cands.append((int(end[p]), 0, p, _V_UNIT))
+        for q in prods[c].tolist():
+            if q >= 0:
+                cands.append((int(end[q]), 1, q, _V_OPERAND))
+        if not cands:
+            return -1, _V_START, t
+        cands.sort(key=lambda x: (-x[0], x[1]))
+        if cands[0][0] != t:  # only at cycle 0: no input held it
+            return -1, _V_START, t
+        best, best_via = cands[0][2], cands[0][3]
+        runner = cands[1][0] if len(cands) > 1 else 0
+        return best, best_via, t - max(runner, 0)
+
+    def credit_holder(c):
+        """The recv whose late post held send c's credits (-1: none, the link's own round trip)."""
+        m = int(msg_of_send[c])
+        if m < 0:
+            return -1
+        lk, lo = m_link[m], m_first[m] - Q
+        # messages on this link whose packets lie within Q before this message's last packet
+        j = m
+        best, best_r = -1, int(start[c])
+        while j >= 0 and m_link[j] == lk and m_first[j] + m_pk[j] > lo:
+            r = int(m_recv[j])
+            if int(start[r]) > best_r:
+                best, best_r = r, int(start[r])
+            j -= 1
+        return best
+
+    steps = []
+    c = int(np.argmax(end))  # the first command to end at the last cycle
+    at_end = True
+    guard = 4 * n + 8
+    while guard:
+        guard -= 1
+        if at_end:
+            op = int(opcode[c])
+            if is_dma[c] and arb[c] > 0 and opener[c] >= 0 and start[opener[c]] < start[c]:
+                d = int(opener[c])
+                steps.append([c, int(start[d]), int(end[c]), _CHANNEL, -1, int(arb[c]), d])
+                c, at_end = d, False
+                continue
+            if op == SEND and credit[c] > 0:
+                r = credit_holder(c)
+                if r >= 0:
+                    steps.append([c, int(start[r]), int(end[c]), _CREDIT, -1, int(credit[c]), r])
+                    c, at_end = r, False
+                    continue
+            if op == RECV and end[c] > start[c] and peer[c] >= 0 and end[peer[c]] + hop == end[c]:
+                s = int(peer[c])
+                steps.append([c, int(end[s]), int(end[c]), _DATA, _V_DATA, int(end[s]) + hop - int(start[c]), s])
+                c = s
+                continue
+            steps.append([c, int(start[c]), int(end[c]), _BUSY, -1, 0, -1])
+            at_end = False
+            continue
+        # at c's start, where the step just recorded begins: its input gives that step's via
+        # (and a busy step's slack)
+        q, via, slack = start_rule(c)
+        steps[-1][4] = via
+        if steps[-1][3] == _BUSY:
+            steps[-1][5] = slack
+        if q < 0:
+            break
+        c, at_end = q, True
+    steps.reverse()
+    arr = np.array([tuple(s) for s in steps], _STEP_DTYPE) if steps else np.zeros(0, _STEP_DTYPE)
+    path = CriticalPath(result, arr, cycles, lines)
+    try:
+        result._kb_critical_path = (result.engine, path)
+    except AttributeError:
+        pass
+    return path
+
+
+# -- Perfetto ---------------------------------------------------------------------------------
+def perfetto_events(result, path: CriticalPath, pid: int, window=None) -> list:
+    """The path as a track of a Chrome trace: process ``pid`` named "critical path", one thread,
+    one slice per step (named by its command's unit, label and line). ``window`` =
+    (first_cycle, last_cycle or None) keeps the steps overlapping it."""
+    ghz = float(result.hw.clock_ghz)
+    events = [
+        {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "critical path"}},
+        {"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0, "args": {"sort_index": -1}},
+        {"name": "thread_name", "ph": "M", "pid": pid, "tid": 1, "args": {"name": "critical path"}},
+    ]
+    lo, hi = (0, None) if window is None else (int(window[0] or 0), window[1])
+    for s in path.step_dicts():
+        if s["end_cycle"] < lo or (hi is not None and s["start_cycle"] > int(hi)):
+            continue
+        t0 = round(s["start_cycle"] / ghz)
+        t1 = round(s["end_cycle"] / ghz)
+        kind = "" if s["kind"] == "busy" else f" [{s['kind']}]"
+        events.append({
+            "name": f"{s['unit']} {s['label']}{kind} ({os.path.basename(s['source'])}, {s['pe_name']})",
+            "cat": "critical_path", "ph": "X", "ts": t0 / 1000, "dur": (t1 - t0) / 1000,
+            "pid": pid, "tid": 1, "cname": "terrible",
+            "args": {"cmd": s["cmd"], "pe": s["pe_name"], "source": s["source"], "kind": s["kind"],
+                     "via": s["via"], "slack_cycles": s["slack"], "start_cycle": s["start_cycle"],
+                     "end_cycle": s["end_cycle"], "cycles": s["cycles"],
+                     **({"other_cmd": s["other_cmd"]} if s["other_cmd"] is not None else {})},
+        })
+    return events
+

@@ -1,0 +1,216 @@
+"""The per-line profile: where the time went, by line of the kernel.
+
+For every kernel source line (the file:line of the ``tl`` call that emitted a command; a helper's
+line when the kernel called a helper), summed over every PE:
+
+- **busy** cycles its commands kept each unit busy (the engine's busy counter, split by line);
+- **stall** cycles its commands suffered, by cause (docs/hardware-model.md): ``operand`` (the
+  unit sat idle before the command, waiting for an operand), and inside busy ``credit`` (sends),
+  ``data`` (recvs) and ``arbitration`` (DMA). All four are exact per command, derived from each
+  command's start and end cycle (kernbench.report.commands); summed over lines they equal the
+  engine's counters;
+- its **command** count and the PEs that ran them;
+- its share of the **critical path** (kernbench.report.critical_path).
+
+:func:`profile` returns plain data (the JSON stores it under ``"profile"``); :func:`print_profile`
+prints it as a table, sorted by busy cycles (or by critical-path share), followed by the critical
+path's one-line summary.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from ..common.pe_commands import N_UNITS, UNIT_NAMES
+from .table import emit
+from .commands import UNIT_ORDER, command_facts, line_groups
+from .critical_path import critical_path
+
+__all__ = ["profile", "print_profile", "render_profile", "STALLS"]
+
+STALLS = ("operand", "credit", "data", "arbitration")
+_SORTS = ("busy", "path", "line")
+
+
+def profile(result, sort: str = "busy", path: bool = True) -> dict:
+    """The per-line profile of ``result`` as plain data (see the module docstring).
+
+    Returns ``{"cycles", "working_pes", "pe_cycles" (cycles x working PEs, the denominator of
+    every percentage), "lines": [...], "critical_path": summary or None}``; each line is a dict
+    with ``source`` (path:line), ``short`` (file.py:line), ``labels`` (its commands' names, the
+    busiest first), ``commands``, ``pes``, ``busy`` ({unit name: cycles}), ``busy_cycles`` (all
+    units), ``work_cycles`` (busy but the waits inside it: credit, data, arbitration),
+    ``stall`` ({cause: cycles}), ``path_cycles`` and ``path_fraction`` (0 when ``path=False``).
+    ``sort``: "busy" (work cycles, most first; the default), "path" (critical path share, then
+    work) or "line" (source order)."""
+    if sort not in _SORTS:
+        raise ValueError(f"sort must be one of {', '.join(_SORTS)}, got {sort!r}")
+    fx = command_facts(result)
+    g = line_groups(result)
+    n_lines = len(g.sources)
+    li = g.line_of
+    busy = fx.end - fx.start
+    per_unit = np.zeros((n_lines, N_UNITS), np.int64)
+    np.add.at(per_unit, (li, fx.unit), busy)
+    stalls = {name: np.bincount(li, weights=getattr(fx, name), minlength=n_lines).astype(np.int64)
+              for name in STALLS}
+    count = np.bincount(li, minlength=n_lines)
+    npe = int(fx.pe.max()) + 1 if len(fx.pe) else 1
+    n_pe = np.bincount(np.unique(li * npe + fx.pe) // npe, minlength=n_lines)  # PEs per line
+    cp = critical_path(result) if path else None
+    on_path = cp.by_line() if cp is not None else np.zeros(n_lines, np.int64)
+    cycles = int(result.cycles)
+    working = len(result.working_pes)
+    labels = g.labels_by(busy.astype(np.float64) + 1e-9)  # by busy cycles (then commands)
+    lines = []
+    for i in range(n_lines):
+        lines.append({
+            "source": g.sources[i],
+            "short": g.short(i),
+            "labels": labels[i],
+            "commands": int(count[i]),
+            "pes": int(n_pe[i]),
+            "busy": {UNIT_NAMES[u]: int(per_unit[i, u]) for u in UNIT_ORDER if per_unit[i, u]},
+            "busy_cycles": int(per_unit[i].sum()),
+            "work_cycles": int(per_unit[i].sum() - stalls["credit"][i] - stalls["data"][i]
+                               - stalls["arbitration"][i]),
+            "stall": {name: int(stalls[name][i]) for name in STALLS},
+            "path_cycles": int(on_path[i]),
+            "path_fraction": float(on_path[i]) / cycles if cycles else 0.0,
+        })
+    if sort == "busy":
+        lines.sort(key=lambda d: (-d["work_cycles"], -d["busy_cycles"], -d["path_cycles"]))
+    elif sort == "path":
+        lines.sort(key=lambda d: (-d["path_cycles"], -d["work_cycles"]))
+    else:
+        lines.sort(key=lambda d: _source_key(d["source"]))
+    return {
+        "cycles": cycles,
+        "working_pes": working,
+        "pe_cycles": cycles * working,
+        "lines": lines,
+        "critical_path": None if cp is None else {"summary": cp.summary(), "steps": len(cp),
+                                                   "shares": cp.shares()},
+    }
+
+
+def _source_key(src: str) -> tuple:
+    path, _, line = src.rpartition(":")
+    return (path, int(line) if line.isdigit() else 0)
+
+
+# -- the table ------------------------------------------------------------------------------------
+#: table columns for unit busy: heading -> units summed into it
+_UNIT_COLUMNS = (("GEMM", ("GEMM",)), ("VEC", ("VECTOR",)), ("DMA", ("DMA",)),
+                 ("TX", ("TX_E", "TX_W", "TX_N", "TX_S")), ("RX", ("RX_E", "RX_W", "RX_N", "RX_S")))
+_STALL_HEAD = {"operand": "oper", "credit": "cred", "data": "data", "arbitration": "arb"}
+#: below this console width the op goes under its line instead of in a column of its own
+_WIDE = 110
+
+
+def _pct(x: float, total: float) -> str:
+    if not x:
+        return "-"
+    p = 100.0 * x / total if total else 0.0
+    return f"{p:.1f}" if p >= 0.05 else "<0.1"
+
+
+class _ProfileTable:
+    """The profile table, laid out for the console's width. Wide: the op in a column of its own
+    and a column per stall cause. Narrow (below 110 columns): the op on a second line under its
+    kernel line, TX and RX as one link column, and the waits inside busy as one column marked
+    with their cause (each unit has one: credit for sends, data for recvs, arb for DMA), so that
+    at 80 columns no figure is cut."""
+
+    def __init__(self, prof: dict, top: Optional[int], title: Optional[str]):
+        self.prof, self.top, self.title = prof, top, title
+
+    def table(self, wide: bool, width: int = 1 << 16) -> Table:
+        prof = self.prof
+        total = prof["pe_cycles"]
+        lines = prof["lines"][:self.top] if self.top else prof["lines"]
+        unit_cols = _UNIT_COLUMNS if wide else _UNIT_COLUMNS[:3] + (("link", _UNIT_COLUMNS[3][1] + _UNIT_COLUMNS[4][1]),)
+        used_units = [(h, us) for h, us in unit_cols
+                      if any(u in d["busy"] for d in prof["lines"] for u in us)]
+        used_stalls = [s for s in STALLS if any(d["stall"][s] for d in prof["lines"])]
+        with_path = prof["critical_path"] is not None
+        t = Table(title=self.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+                  show_edge=False, padding=0)  # one space between columns: the box's divider
+        rows = []
+        for d in lines:
+            op = d["labels"][0] if d["labels"] else ""
+            if len(d["labels"]) > 1:
+                op += f" +{len(d['labels']) - 1}"
+            head = [d["short"], op] if wide else [Text(d["short"] + "\n").append(op, style="dim")]
+            nums = [f"{d['commands']:,}"]
+            nums += [_pct(sum(d["busy"].get(u, 0) for u in us), total) for _, us in used_units]
+            if wide:
+                nums += [_pct(d["stall"][s], total) for s in used_stalls]
+            else:
+                if "operand" in used_stalls:
+                    nums.append(_pct(d["stall"]["operand"], total))
+                if any(s != "operand" for s in used_stalls):
+                    inside = {s: d["stall"][s] for s in STALLS[1:] if d["stall"][s]}
+                    cause = max(inside, key=inside.get) if inside else None
+                    nums.append(f"{_pct(sum(inside.values()), total)} {_STALL_HEAD[cause]}" if cause else "-")
+            if with_path:
+                nums.append(_pct(d["path_cycles"], prof["cycles"]))
+            rows.append((head, nums, "bold" if with_path and d["path_fraction"] >= 0.1 else None))
+        heads = ["cmds"] + [f"busy\n{h}" for h, _ in used_units]
+        if wide:
+            heads += [f"stall\n{_STALL_HEAD[s]}" for s in used_stalls]
+        else:
+            if "operand" in used_stalls:
+                heads.append("stall\noper")
+            if any(s != "operand" for s in used_stalls):
+                heads.append("stall\nin busy")
+        if with_path:
+            heads.append("path")
+        widths = [max([len(x) for x in h.split("\n")] + [len(r[1][j]) for r in rows])
+                  for j, h in enumerate(heads)]
+        # what the figures leave to the text (a one-space divider before each figure column)
+        room = max(12, width - sum(w + 1 for w in widths) - (1 if wide else 0))
+        line_w = max([len("line")] + [len(r[0][0]) if wide else len(r[0][0].plain.split("\n")[0]) for r in rows])
+        if wide:
+            t.add_column("line", no_wrap=True, overflow="ellipsis", max_width=min(line_w, room // 2))
+            t.add_column("op", no_wrap=True, overflow="ellipsis", max_width=max(8, min(40, room - line_w)))
+        else:
+            t.add_column("line / op", no_wrap=True, overflow="ellipsis", max_width=min(room, 40))
+        for h, w in zip(heads, widths):
+            t.add_column(h, justify="right", no_wrap=True, min_width=w)
+        for head, nums, style in rows:
+            t.add_row(*head, *nums, style=style)
+        return t
+
+    def __rich_console__(self, console, options):
+        yield self.table(options.max_width >= _WIDE, options.max_width)
+
+
+def render_profile(prof: dict, top: Optional[int] = None, title: Optional[str] = None):
+    """The profile (from :func:`profile`) as a rich renderable: the table, what its figures are
+    and the critical path's summary."""
+    parts = [_ProfileTable(prof, top, title)]
+    if top and len(prof["lines"]) > top:
+        parts.append(Text(f"... and {len(prof['lines']) - top} more lines", style="dim"))
+    parts.append(Text(f"busy and stall: % of {prof['cycles']:,} cycles x {prof['working_pes']} working "
+                      f"PEs, summed over the units a line used; busy includes the waits inside it "
+                      f"(credit, data, arb); path: % of the critical path", style="dim"))
+    if prof["critical_path"] is not None:
+        parts.append(Text(prof["critical_path"]["summary"]))
+    return Group(*parts)
+
+
+def print_profile(result, console: Optional[Console] = None, file=None, width: int = 120,
+                  sort: str = "busy", top: Optional[int] = None, path: bool = True) -> str:
+    """Print the per-line profile of ``result`` (a table sorted by ``sort``, the first ``top``
+    lines) and the critical path's summary; returns the plain text. ``console``, ``file`` and
+    ``width`` as for :func:`kernbench.report.print_report`."""
+    prof = profile(result, sort=sort, path=path)
+    renderable = render_profile(prof, top=top, title=f"{result.kernel_name}: per-line profile "
+                                f"({result.cycles:,} cycles, sorted by {sort})")
+    return emit(renderable, console, file, width)

@@ -1,0 +1,367 @@
+"""Numeric drift: the launch replayed a second time in f64, beside the real replay.
+
+``ctx.launch(..., mode="functional", drift=True)`` (or ``drift=TOLERANCE``) runs a **shadow**
+of every command next to functional replay (kernbench.runtime.replay), in completion order:
+
+- the shadow computes each command from the shadow values of its operands in float64 and never
+  rounds a float to its declared dtype (a cast between float dtypes is the identity; float
+  results of every op stay f64; int32 and mask results follow the language's rules exactly, from
+  the shadow operands);
+- a load reads the same device memory as the launch, except the elements a store of this launch
+  wrote, which it reads back as the shadow stored them (f64); a recv gets the shadow of its send;
+- masked loads and stores touch the elements the *launch's* mask selects.
+
+For every command with a result (and every store: its stored value) it records
+
+- ``drift``: how far the launch's value is from the shadow, ``max|value - shadow| / max|shadow|``
+  over the tensor (the largest error relative to the tensor's largest value; elements that are
+  the same infinity or NaN in both are left out, a non-finite value on one side only is
+  ``inf``). For int32 and mask results: the fraction of elements that differ;
+- ``local``: the rounding this command alone introduced, the same measure between its value and
+  the f64 result of its op on the launch's own operands (0 for loads and recvs, which copy).
+
+The **first** command (in completion order) whose drift exceeds the tolerance is the one
+reported, with its **origin**: among the commands it was computed from (operands, the send
+behind a recv, the stores behind a load, and so on back to the loads of the inputs) and itself,
+the one with the largest local rounding (the earliest on a tie). A rounding that costs nothing
+where it happens (an f16 cast sits within f16's precision) but is amplified later (an exp of
+a score computed from it) shows up that way: the first command out of tolerance is the later
+one, the origin the cast.
+
+The default tolerance, 1e-3, is about twice f16's unit roundoff (2**-11): an f16 rounding by
+itself stays under it, f32 arithmetic far under it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..common.pe_commands import Opcode
+from ..language.numerics import (_ARITH, _COMPARE, _FLOAT_FN, _trunc_div, cast_value, reduce_value,
+                                 value_of, vec_value)
+from ..language.semantic import dtype_name, masked_access
+
+__all__ = ["DriftResult", "Shadow", "DEFAULT_TOLERANCE", "drift_tolerance"]
+
+DEFAULT_TOLERANCE = 1e-3
+_F64 = np.dtype(np.float64)
+_EXACT = ("int32", "bool")
+
+
+def drift_tolerance(drift) -> Optional[float]:
+    """The launch option ``drift`` as a tolerance: False/None -> None (no shadow), True -> the
+    default, a positive number -> itself."""
+    if drift is None or drift is False:
+        return None
+    if drift is True:
+        return DEFAULT_TOLERANCE
+    if isinstance(drift, (int, float, np.integer, np.floating)) and not isinstance(drift, bool) \
+            and np.isfinite(drift) and drift > 0:
+        return float(drift)
+    raise ValueError(f"drift must be True, False or a positive tolerance (e.g. 1e-3), got {drift!r}")
+
+
+@dataclass
+class DriftResult:
+    """What the f64 shadow found (module docstring). Arrays by global command index; NaN for a
+    command with nothing to compare (a send)."""
+
+    tolerance: float
+    drift: np.ndarray
+    local: np.ndarray
+    first: Optional[int]  #: the first command (completion order) with drift above the tolerance
+    origin: Optional[int]  #: the command that introduced most of it (module docstring)
+    order: np.ndarray  #: completion order (global command indices)
+
+    @property
+    def passed(self) -> bool:
+        return self.first is None
+
+    def __repr__(self) -> str:
+        worst = np.nanmax(self.drift) if np.isfinite(self.drift).any() or np.isinf(self.drift).any() else 0.0
+        state = "within" if self.first is None else f"first out at command {self.first}"
+        return f"DriftResult(tolerance={self.tolerance:g}, worst drift={worst:.3g}, {state})"
+
+
+def _is_exact(a: np.ndarray) -> bool:
+    return dtype_name(a.dtype) in _EXACT
+
+
+def _f64(a) -> np.ndarray:
+    a = np.asarray(a)
+    return a if a.dtype == _F64 else a.astype(_F64)
+
+
+def measure(value, shadow) -> float:
+    """The drift of ``value`` from ``shadow`` (module docstring)."""
+    a = np.asarray(value)
+    s = np.asarray(shadow)
+    if a.size == 0:
+        return 0.0
+    if _is_exact(a):
+        return float(np.mean(a.reshape(-1) != s.reshape(-1).astype(a.dtype)))
+    a, s = _f64(a).reshape(-1), _f64(s).reshape(-1)
+    fa, fs = np.isfinite(a), np.isfinite(s)
+    if not (fa.all() and fs.all()):
+        same = (a == s) | (np.isnan(a) & np.isnan(s))
+        if np.any(~same & ~(fa & fs)):
+            return float("inf")
+        keep = fa & fs
+        a, s = a[keep], s[keep]
+        if not a.size:
+            return 0.0
+    num = float(np.max(np.abs(a - s)))
+    den = float(np.max(np.abs(s)))
+    if den == 0.0:
+        return 0.0 if num == 0.0 else float("inf")
+    return num / den
+
+
+# -- the ops in f64 ------------------------------------------------------------------------------
+def shadow_vec(name: str, args: list, ct: str, shape: tuple, out: str, imm=None) -> np.ndarray:
+    """Elementwise ``name`` without rounding: floats in f64, ints and masks as the language
+    computes them (kernbench.language.numerics.vec_value)."""
+    if name == "fill":
+        return np.full(shape, imm, _F64) if out not in _EXACT else vec_value(name, args, ct, shape, out, imm)
+    if name == "arange":
+        return vec_value(name, args, ct, shape, out, imm)
+    if name == "cast":
+        a = np.asarray(args[0])
+        return _f64(a) if out not in _EXACT else cast_value(a, out)
+    if name == "copy":
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(args[0]), shape))
+    if ct in _EXACT:
+        return vec_value(name, args, ct, shape, out, imm)
+    with np.errstate(all="ignore"):
+        if name == "where":
+            c = np.asarray(args[0])
+            r = np.where(c if c.dtype == np.bool_ else c != 0, _f64(args[1]), _f64(args[2]))
+        else:
+            xs = [_f64(a) for a in args]
+            if name in _ARITH:
+                r = _ARITH[name](xs[0], xs[1])
+            elif name in _COMPARE:
+                r = _COMPARE[name](xs[0], xs[1])
+            elif name == "div":
+                r = np.divide(xs[0], xs[1])
+            elif name == "floordiv":
+                r = _trunc_div(xs[0], xs[1])
+            elif name == "mod":
+                r = np.fmod(xs[0], xs[1])
+            elif name == "neg":
+                r = np.negative(xs[0])
+            elif name == "abs":
+                r = np.abs(xs[0])
+            elif name in _FLOAT_FN:
+                r = _FLOAT_FN[name](xs[0])
+            else:  # a float compute dtype has no other ops
+                return vec_value(name, args, ct, shape, out, imm)
+    r = np.asarray(r)
+    if out in _EXACT:
+        r = cast_value(r, out) if out == "int32" else r.astype(np.bool_)
+    elif r.dtype != _F64:
+        r = r.astype(_F64)
+    if r.shape != shape:
+        r = np.broadcast_to(r, shape)
+    return np.ascontiguousarray(r)
+
+
+def shadow_reduce(name: str, x: np.ndarray, axis, out: str) -> np.ndarray:
+    if out in _EXACT or _is_exact(np.asarray(x)):
+        return reduce_value(name, x, axis, out)
+    fn = {"max": np.max, "min": np.min, "sum": np.sum}[name]
+    with np.errstate(all="ignore"):
+        return np.ascontiguousarray(fn(_f64(x), axis=axis, keepdims=True))
+
+
+def _arg(vals: list, o):
+    t = type(o)
+    if t is int or t is tuple:
+        return value_of(vals, o)
+    return o
+
+
+def _region(flat: np.ndarray, e0: int, shape: tuple, stride) -> np.ndarray:
+    from .replay import _region as region
+
+    return region(flat, e0, shape, stride)
+
+
+class _Overlay:
+    """One allocation on one PE: what this launch's stores wrote, as the shadow stored it."""
+
+    __slots__ = ("values", "written", "writer")
+
+    def __init__(self, n: int):
+        self.values = np.zeros(n, _F64)
+        self.written = np.zeros(n, np.bool_)
+        self.writer = np.full(n, -1, np.int64)
+
+
+class Shadow:
+    """The f64 shadow of one replay: ``replay`` calls :meth:`after` once per command, in
+    completion order, after the command's value is computed (a store's after it is written)."""
+
+    def __init__(self, program, engine, metas: list, tolerance: float):
+        n = program.n_commands
+        self.tolerance = tolerance
+        self.drift = np.full(n, np.nan)
+        self.local = np.full(n, np.nan)
+        self.first: Optional[int] = None
+        t_off = program.tensor_offsets
+        self.sh = [[None] * int(t_off[g + 1] - t_off[g]) for g in range(len(metas))]
+        c = program.commands
+        self.srcs = [tuple(x for x in t if x >= 0)
+                     for t in zip(c["src0"].tolist(), c["src1"].tolist(), c["src2"].tolist())]
+        # readers left per tensor, as replay counts them: a shadow value goes with its last reader
+        self.readers = []
+        for g in range(len(metas)):
+            pc = program.pe_commands(g)
+            ids = np.concatenate([pc["src0"], pc["src1"], pc["src2"]])
+            self.readers.append(np.bincount(ids[ids >= 0], minlength=len(self.sh[g])).tolist())
+        self.stash: dict = {}
+        self.overlay: dict = {}
+        self.load_deps: dict = {}  # load command -> the stores it read (this launch's)
+        self.program = program
+        self.engine = engine
+        msgs = engine.messages
+        self.send_of = dict(zip(msgs["recv"].tolist(), msgs["send"].tolist()))
+
+    def _record(self, idx: int, value, shadow, local: float) -> None:
+        d = measure(value, shadow)
+        self.drift[idx] = d
+        self.local[idx] = local
+        if self.first is None and d > self.tolerance:
+            self.first = idx
+
+    def after(self, g: int, idx: int, m: tuple, v: list, dst: int, stored=None) -> None:
+        kind = m[0]
+        sh = self.sh[g]
+        if kind == "vec":
+            name, ops, shape, dtype, ct, imm = m[3], m[4], m[5], m[6], m[7], m[8]
+            s = shadow_vec(name, [_arg(sh, o) for o in ops], ct, shape, dtype, imm)
+            exact = shadow_vec(name, [_arg(v, o) for o in ops], ct, shape, dtype, imm)
+            sh[dst] = s
+            self._record(idx, v[dst], s, measure(v[dst], exact))
+        elif kind == "dot":
+            with np.errstate(all="ignore"):
+                s = np.matmul(_f64(value_of(sh, m[3])), _f64(value_of(sh, m[4])))
+                exact = np.matmul(_f64(value_of(v, m[3])), _f64(value_of(v, m[4])))
+            sh[dst] = s
+            self._record(idx, v[dst], s, measure(v[dst], exact))
+        elif kind == "reduce":
+            name, spec, axis, dtype = m[3], m[4], m[6], m[7]
+            s = shadow_reduce(name, value_of(sh, spec), axis, dtype)
+            exact = shadow_reduce(name, value_of(v, spec), axis, dtype)
+            sh[dst] = s
+            self._record(idx, v[dst], s, measure(v[dst], exact))
+        elif kind == "load":
+            s = self._load(g, idx, m, v, dst)
+            sh[dst] = s
+            self._record(idx, v[dst], s, 0.0)
+        elif kind == "store":
+            spec, alloc, e0, shape, stride, mspec = m[3], m[4], m[5], m[6], m[7], m[8]
+            s = value_of(sh, spec)
+            self._store(g, idx, alloc, e0, shape, stride, None if mspec is None else value_of(v, mspec), s)
+            self._record(idx, stored, s, measure(stored, value_of(v, spec)))
+        elif kind == "send":
+            self.stash[idx] = value_of(sh, m[3])
+        elif kind == "recv":
+            s = self.stash.pop(self.send_of[idx]).reshape(m[4])
+            sh[dst] = s
+            self._record(idx, v[dst], s, 0.0)
+        rd = self.readers[g]
+        for sid in self.srcs[idx]:
+            rd[sid] -= 1
+            if rd[sid] == 0:
+                sh[sid] = None
+
+    def _load(self, g, idx, m, v, dst) -> np.ndarray:
+        alloc, e0, shape, stride, dtype, mspec, other = m[3], m[4], m[5], m[6], m[7], m[8], m[9]
+        act = v[dst]
+        s = act.copy() if dtype in _EXACT else _f64(act).copy()
+        ov = self.overlay.get((id(alloc), g))
+        if mspec is None:
+            if ov is not None:
+                w = _region(ov.written, e0, shape, stride)
+                if w.any():
+                    s[w] = _region(ov.values, e0, shape, stride)[w]
+                    self.load_deps[idx] = np.unique(_region(ov.writer, e0, shape, stride)[w])
+            return s
+        ix, mk, _ = masked_access(alloc, e0, shape, stride, value_of(v, mspec))
+        if other is not None and type(other) in (int, tuple):  # a tensor fills the masked-off elements
+            o = np.asarray(value_of(self.sh[g], other))
+            fill = np.array(np.broadcast_to(o if dtype in _EXACT else _f64(o), shape))
+            fill[mk] = s[mk]
+            s = fill
+        if ov is not None:
+            w = ov.written[ix]
+            if w.any():
+                sub = s[mk]
+                sub[w] = ov.values[ix][w]
+                s[mk] = sub
+                self.load_deps[idx] = np.unique(ov.writer[ix][w])
+        return s
+
+    def _store(self, g, idx, alloc, e0, shape, stride, mask, s) -> None:
+        key = (id(alloc), g)
+        ov = self.overlay.get(key)
+        if ov is None:
+            ov = self.overlay[key] = _Overlay(int(alloc.numel))
+        s = _f64(s) if not _is_exact(np.asarray(s)) else np.asarray(s).astype(_F64)
+        if mask is None:
+            _region(ov.values, e0, shape, stride)[...] = s.reshape(shape)
+            _region(ov.written, e0, shape, stride)[...] = True
+            _region(ov.writer, e0, shape, stride)[...] = idx
+        else:
+            ix, mk, _ = masked_access(alloc, e0, shape, stride, mask)
+            ov.values[ix] = np.broadcast_to(s.reshape(shape), shape)[mk]
+            ov.written[ix] = True
+            ov.writer[ix] = idx
+
+    # -- after the replay -------------------------------------------------------------------------
+    def result(self) -> DriftResult:
+        origin = None if self.first is None else self._origin(self.first)
+        return DriftResult(tolerance=self.tolerance, drift=self.drift, local=self.local,
+                           first=self.first, origin=origin,
+                           order=np.asarray(self.engine.completion_order, np.int64))
+
+    def ancestors(self, c: int) -> np.ndarray:
+        """``c`` and every command it was computed from (operands, the send behind a recv and
+        what that send sent, the stores behind a load), as sorted global indices."""
+        prog = self.program
+        cmds = prog.commands
+        pe_of = np.repeat(np.arange(prog.n_pes, dtype=np.int64), np.diff(prog.cmd_offsets))
+        t_off = prog.tensor_offsets
+        producer = np.full(int(t_off[-1]), -1, np.int64)
+        dst = cmds["dst"].astype(np.int64)
+        made = np.flatnonzero(dst >= 0)
+        producer[t_off[pe_of[made]] + dst[made]] = made
+        srcs = np.stack([cmds[f].astype(np.int64) for f in ("src0", "src1", "src2")], axis=1)
+        seen = {c}
+        todo = [c]
+        while todo:
+            x = todo.pop()
+            deps = [int(producer[t_off[pe_of[x]] + s]) for s in srcs[x].tolist() if s >= 0]
+            if int(cmds["opcode"][x]) == Opcode.RECV:
+                deps.append(self.send_of[x])
+            if x in self.load_deps:
+                deps.extend(int(w) for w in self.load_deps[x])
+            for d in deps:
+                if d >= 0 and d not in seen:
+                    seen.add(d)
+                    todo.append(d)
+        return np.array(sorted(seen), np.int64)
+
+    def _origin(self, c: int) -> int:
+        anc = self.ancestors(c)
+        loc = np.nan_to_num(self.local[anc], nan=-1.0, posinf=np.finfo(np.float64).max)
+        best = loc.max()
+        cands = anc[loc == best]
+        # the earliest to complete among the largest
+        rank = np.empty(len(self.engine.completion_order), np.int64)
+        rank[np.asarray(self.engine.completion_order, np.int64)] = np.arange(len(rank))
+        return int(cands[np.argmin(rank[cands])])
+

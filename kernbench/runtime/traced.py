@@ -1,0 +1,96 @@
+"""A traced launch: the program a kernel emitted, ready to be timed on any hardware of its shape.
+
+``ctx.launch`` is :meth:`Context.trace` followed by :meth:`TracedLaunch.time` (and, in functional
+mode, replay). The command stream depends on the kernel, its arguments, the grid, the SFR
+install and the hardware's shape (cubes, PEs per cube), never on timing parameters (bandwidths,
+latencies, op costs, GEMM array size, SRAM size): one trace can be timed under many hardware
+variants of the same shape, and each timing equals a fresh launch on that hardware
+(docs/sweeps.md, "Trace once, time many"; design.md).
+
+A TracedLaunch pickles (a sweep ships it to its workers once): the program's arrays, the
+neighbour table and the site keys that name commands in errors and reports.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._core import simulate
+from ..common.pe_commands import Program
+from ..hw.config import HardwareConfig
+from ..hw.sfr import SfrInstall
+from ..language.sites import SiteTable
+from .result import LaunchResult
+
+__all__ = ["TracedLaunch"]
+
+
+@dataclass
+class TracedLaunch:
+    """What tracing a launch produced (see the module docstring)."""
+
+    program: Program
+    sites: np.ndarray  #: per global command, its site's index in ``table``
+    table: SiteTable
+    neighbours: np.ndarray  #: (n_pes, 4) SFR neighbour table the launch was traced with
+    sfr: SfrInstall | None
+    grid: tuple
+    mode: str
+    shape: tuple  #: (n_cubes, pes_per_cube) of the hardware it was traced on
+    kernel_name: str
+    kernel_file: str
+    args: dict  #: launch arguments by parameter name (memory.arg_repr), as LaunchResult.args
+
+    # -- naming commands ----------------------------------------------------------------------
+    def label(self, i: int) -> str:
+        return self.table.label(int(self.sites[i]))
+
+    def source(self, i: int) -> str:
+        return self.table.source(int(self.sites[i]))
+
+    def describe(self, i: int) -> str:
+        k = self.table.keys[int(self.sites[i])]
+        return f"{self.table.label(int(self.sites[i]))} ({os.path.basename(k[1])}:{k[2]})"
+
+    # -- timing -------------------------------------------------------------------------------
+    def time(self, hw: HardwareConfig, *, detail: str = "train", max_cycles: int | None = None,
+             record_events: bool = False, strict_sram: bool = False) -> LaunchResult:
+        """Simulate the program on ``hw`` (any config with the traced shape) and return the
+        LaunchResult a fresh ``ctx.launch`` on ``hw`` would (without functional replay: no
+        numbers are written). Raises as the launch would: SramCapacityError, DeadlockError,
+        MaxCyclesError; ValueError for a hardware of another shape."""
+        if not isinstance(hw, HardwareConfig):
+            raise ValueError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
+        if (hw.n_cubes, hw.pes_per_cube) != tuple(self.shape):
+            raise ValueError(
+                f"this launch was traced on {self.shape[0]} cubes x {self.shape[1]} PEs; hardware "
+                f"'{hw.name}' has {hw.n_cubes} x {hw.pes_per_cube}: the trace depends on the "
+                f"machine's shape, trace again on it")
+        engine = simulate(hw, self.neighbours, self.program, detail=detail, max_cycles=max_cycles,
+                          record_events=record_events, strict_sram=strict_sram,
+                          describe=self.describe, source=self.source)
+        return LaunchResult(hw=hw, sfr=self.sfr, grid=self.grid, mode=self.mode,
+                            kernel_name=self.kernel_name, kernel_file=self.kernel_file,
+                            args=dict(self.args), program=self.program, engine=engine,
+                            labels=self.label, sources=self.source, name_keys=self.sites)
+
+    # -- pickling: the site table's keys only (its plans hold code objects) -------------------
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["table"] = list(self.table.keys)
+        return state
+
+    #: TracedLaunches unpickled in this process (a sweep checks each reaches a worker once)
+    unpickled = 0
+
+    def __setstate__(self, state: dict) -> None:
+        TracedLaunch.unpickled += 1
+        keys = state.pop("table")
+        table = SiteTable()
+        for k in keys:
+            table.index[k] = len(table.keys)
+            table.keys.append(k)
+        state["table"] = table
+        self.__dict__.update(state)

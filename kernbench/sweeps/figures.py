@@ -1,0 +1,116 @@
+"""The figures of one sweep row, from a LaunchResult (kernbench.report.summarize) or an error."""
+from __future__ import annotations
+
+import math
+import os
+import traceback
+
+import numpy as np
+
+from ..common.errors import KernbenchError
+from ..common.pe_commands import Unit
+from ..hw.config import HardwareConfigError
+from ..report.summary import summarize
+
+__all__ = ["FIGURES", "BUSY_UNITS", "row_figures", "error_figures", "empty_figures", "cacheable"]
+
+BUSY_UNITS = ("GEMM", "VECTOR", "DMA", "TX_E", "TX_W", "RX_E", "RX_W")
+
+#: Columns of a row after the swept values, in order (docs/sweeps.md, "Columns").
+FIGURES = (
+    "cycles", "seconds", "tflops", "peak_tflops", "tflops_fraction", "roofline_fraction", "bound",
+    *(f"busy_{u}" for u in BUSY_UNITS),
+    "dma_bytes", "memory_gbps", "link_bytes", "link_gbps", "link_messages",
+    "sram_peak_bytes", "sram_capacity_bytes", "sram_fraction", "sram_over",
+    "commands", "working_pes",
+    "error", "error_type", "error_pe", "error_where",
+)
+
+
+def empty_figures() -> dict:
+    return {k: None for k in FIGURES}
+
+
+def row_figures(result) -> dict:
+    """Every figure of a row from a launch's result.
+
+    ``roofline_fraction``: the roofline bound over the cycles taken, the bound being the larger
+    of the GEMM time (all FLOPs at the peak of the working PEs) and the memory time (the most
+    DMA bytes of one cube over its channel); ``bound`` names which. ``busy_*``: mean busy % of
+    the unit over the working PEs."""
+    s = summarize(result)
+    hw = result.hw
+    cycles = s["cycles"]
+    t = s["totals"]
+    n_work = max(1, s["working_pes"])
+    gemm_cycles = t["flops"] / (hw.peak_flops_per_cycle_pe * n_work)
+    dma = result.unit_counters["work"][:, int(Unit.DMA)].astype(np.int64)
+    per_cube = np.bincount(np.arange(len(dma)) // hw.pes_per_cube, weights=dma)
+    mem_cycles = float(per_cube.max(initial=0)) / hw.dma.channel_bytes_per_cycle
+    bound_cycles = max(gemm_cycles, mem_cycles)
+    busy = {u["unit"]: u["busy_pct"]["mean"] for u in s["units"]}
+    out = empty_figures()
+    out.update({
+        "cycles": int(cycles),
+        "seconds": float(s["seconds"]),
+        "tflops": float(t["achieved_tflops"]),
+        "peak_tflops": float(t["peak_tflops"]),
+        "tflops_fraction": float(t["tflops_fraction"]),
+        "roofline_fraction": float(bound_cycles / cycles) if cycles else 0.0,
+        "bound": "GEMM" if gemm_cycles >= mem_cycles else "memory",
+        **{f"busy_{u}": float(busy.get(u, 0.0)) for u in BUSY_UNITS},
+        "dma_bytes": int(t["dma_bytes"]),
+        "memory_gbps": float(t["memory_gbps"]),
+        "link_bytes": int(s["links"]["bytes"]),
+        "link_gbps": float(s["links"]["achieved_gbps"]),
+        "link_messages": int(s["links"]["messages"]),
+        "sram_peak_bytes": int(s["sram"]["peak_bytes"]),
+        "sram_capacity_bytes": int(s["sram"]["capacity_bytes"]),
+        "sram_fraction": float(s["sram"]["peak_fraction"]),
+        "sram_over": bool(s["sram"]["over_capacity"]),
+        "commands": int(s["commands"]),
+        "working_pes": int(s["working_pes"]),
+    })
+    return out
+
+
+def _where(e: BaseException) -> str | None:
+    """The innermost frame outside kernbench of an error that carries no ``where`` (a setup or
+    builder that raised): file:line."""
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    site = None
+    for fr in traceback.extract_tb(e.__traceback__):
+        if not os.path.abspath(fr.filename).startswith(pkg):
+            site = f"{fr.filename}:{fr.lineno}"
+    return site
+
+
+def error_figures(e: BaseException, stage: str = "") -> dict:
+    """A failed point's figures: the error's message, type, PE (``"(pe, cube)"``) and
+    ``file:line``; every other figure None."""
+    out = empty_figures()
+    msg = str(e).strip() or type(e).__name__
+    out["error"] = f"{stage}: {msg}" if stage else msg
+    out["error_type"] = type(e).__name__
+    pe = getattr(e, "pe", None)
+    out["error_pe"] = f"({pe[0]}, {pe[1]})" if isinstance(pe, tuple) and len(pe) == 2 else None
+    where = getattr(e, "where", None) if isinstance(e, KernbenchError) else None
+    out["error_where"] = where or _where(e)
+    return out
+
+
+def cacheable(figures: dict) -> bool:
+    """A row whose result is determined by its key: no error, or one of kernbench's own errors
+    (kernel, deadlock, SRAM, max cycles, hardware config). Anything else (a setup raising an
+    OSError, memory running out) is computed again next time."""
+    t = figures.get("error_type")
+    return t is None or t in _DETERMINISTIC
+
+
+_DETERMINISTIC = {c.__name__ for c in (KernbenchError, HardwareConfigError)} | {
+    "DeadlockError", "MaxCyclesError", "SramCapacityError", "KernelError", "PlacementError",
+    "ValueError", "TypeError"}  # a bad grid, an argument the kernel does not take: the code's own
+
+
+def is_nan(x) -> bool:
+    return isinstance(x, float) and math.isnan(x)

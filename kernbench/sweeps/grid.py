@@ -1,0 +1,114 @@
+"""A sweep's points: hardware overrides x kernel arguments x launch options.
+
+Each axis is given as
+
+- a dict ``{name: choices}``: the cartesian product of the choices (a list, a range or a 1-D
+  numpy array; any other value, a tuple too, is one fixed value);
+- a list of such dicts: each expanded as above, one after the other (explicit points, or
+  several products);
+- None: the axis has one empty point.
+
+The sweep's points are the product of the three axes, in order: kernel arguments outermost,
+then launch options, then hardware (the last key of a dict varies fastest).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+__all__ = ["Launch", "Point", "expand_axis", "points_of", "LAUNCH_OPTIONS", "DEFAULT_OPTIONS"]
+
+#: launch options a sweep may vary, with their defaults (a sweep times: mode "timing")
+DEFAULT_OPTIONS = {"mode": "timing", "detail": "train", "strict_sram": False, "max_cycles": None}
+LAUNCH_OPTIONS = tuple(DEFAULT_OPTIONS)
+
+
+@dataclass
+class Launch:
+    """What a launch builder returns: ``Launch(kernel, grid, *args, **kernel_kwargs)``, the
+    arguments of ``ctx.launch`` without its options (the sweep gives those)."""
+
+    kernel: Callable
+    grid: tuple
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    def __init__(self, kernel: Callable, grid, *args, **kernel_kwargs):
+        self.kernel, self.grid, self.args, self.kwargs = kernel, tuple(grid), tuple(args), dict(kernel_kwargs)
+
+
+@dataclass
+class Point:
+    """One point of a sweep: its index (row), and its values on each axis."""
+
+    index: int
+    hw: dict  #: hardware overrides, dotted keys
+    args: dict  #: kernel (or builder / setup) arguments
+    options: dict  #: launch options, defaults filled in
+
+    def values(self) -> dict:
+        """Every swept value by column name."""
+        return {**self.args, **self.options_swept, **self.hw}
+
+    options_swept: dict = field(default_factory=dict)  #: the options the sweep gave (not defaults)
+
+
+def _choices(v: Any) -> list:
+    if isinstance(v, (list, range)):
+        return list(v)
+    if isinstance(v, np.ndarray):
+        if v.ndim != 1:
+            raise ValueError(f"a numpy array of choices must be 1-D, got shape {v.shape}")
+        return list(v)
+    return [v]
+
+
+def expand_axis(axis: "Mapping | list | None", what: str) -> list[dict]:
+    """The points of one axis (see the module docstring)."""
+    if axis is None:
+        return [{}]
+    if isinstance(axis, Mapping):
+        keys = list(axis)
+        for k in keys:
+            if not isinstance(k, str):
+                raise TypeError(f"{what} names must be strings, got {k!r}")
+        lists = [_choices(axis[k]) for k in keys]
+        for k, c in zip(keys, lists):
+            if not c:
+                raise ValueError(f"{what} {k!r} has no values to sweep")
+        return [dict(zip(keys, combo)) for combo in itertools.product(*lists)]
+    if isinstance(axis, (list, tuple)):
+        out = []
+        for item in axis:
+            if not isinstance(item, Mapping):
+                raise TypeError(f"{what}: a list of points must hold dicts, got {type(item).__name__}")
+            out += expand_axis(item, what)
+        return out
+    raise TypeError(f"{what} must be a dict of choices or a list of dicts, got {type(axis).__name__}")
+
+
+def points_of(hardware, args, options) -> list[Point]:
+    """Every point of the sweep, in row order. Raises for an unknown launch option or a name
+    given on two axes (a column each)."""
+    hw_pts = expand_axis(hardware, "hardware key")
+    arg_pts = expand_axis(args, "argument")
+    opt_pts = expand_axis(options, "launch option")
+    for o in opt_pts:
+        bad = sorted(set(o) - set(LAUNCH_OPTIONS))
+        if bad:
+            raise ValueError(f"unknown launch option {bad[0]!r}: a sweep varies {', '.join(LAUNCH_OPTIONS)} "
+                             f"(kernel arguments go in args=)")
+    names = {"hardware": {k for p in hw_pts for k in p}, "args": {k for p in arg_pts for k in p},
+             "options": {k for p in opt_pts for k in p}}
+    for (a, na), (b, nb) in itertools.combinations(names.items(), 2):
+        both = sorted(na & nb)
+        if both:
+            raise ValueError(f"{both[0]!r} is given both in {a} and in {b}: each swept name is one column")
+    out = []
+    for i, (a, o, h) in enumerate(itertools.product(arg_pts, opt_pts, hw_pts)):
+        out.append(Point(index=i, hw=dict(h), args=dict(a), options={**DEFAULT_OPTIONS, **o},
+                         options_swept=dict(o)))
+    return out

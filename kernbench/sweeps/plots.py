@@ -1,0 +1,109 @@
+"""Sweep plots (matplotlib, no display needed): a line plot and a Pareto front, PNG or SVG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["line_plot", "pareto", "pareto_rows"]
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax.figure, ax, False
+    from matplotlib.figure import Figure  # no pyplot: no display, no global state
+
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    return fig, fig.add_subplot(), True
+
+
+def _save(fig, path) -> None:
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".png", ".svg"):
+        raise ValueError(f"plot path {str(path)!r}: name it .png or .svg")
+    fig.savefig(path, dpi=120 if suffix == ".png" else None)
+
+
+def _check_column(res, c: str) -> None:
+    if c not in res.columns:
+        raise ValueError(f"no column {c!r} in this sweep (columns: {', '.join(res.columns)})")
+
+
+def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx=None, logy=False, title=None):
+    for c in (x, y, *((hue,) if hue else ())):
+        _check_column(res, c)
+    rows = [r for r in res.rows if r["error"] is None and r[y] is not None]
+    fig, ax, own = _axes(ax)
+    series: dict = {}
+    for r in rows:
+        series.setdefault(r[hue] if hue else None, {}).setdefault(r[x], []).append(r[y])
+    for h, pts in series.items():
+        xs = sorted(pts, key=_sort_key)
+        ys = [sum(pts[v]) / len(pts[v]) for v in xs]
+        label = f"{hue}={h}" if hue else None
+        ax.plot([_num(v) for v in xs], ys, marker="o", label=label)
+    numeric = all(isinstance(_num(v), (int, float)) for r in rows for v in (r[x],))
+    if logx is None:
+        vals = sorted({_num(r[x]) for r in rows}) if numeric else []
+        logx = numeric and len(vals) > 2 and vals[0] > 0 and vals[-1] / vals[0] >= 16
+    if logx:
+        ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    failed = len(res.rows) - len(rows)
+    ax.set_title(title or f"{y} vs {x} on {res.hw.name}" + (f" ({failed} failed points left out)" if failed else ""),
+                 fontsize=10)
+    if hue:
+        ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    if path is not None:
+        _save(fig, path)
+    return ax
+
+
+def _num(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
+def _sort_key(v):
+    return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, str(v))
+
+
+def pareto_rows(res, cost: str, objective: str = "cycles") -> list:
+    """Indices (into res.rows) of the Pareto-optimal error-free rows, by increasing cost."""
+    for c in (cost, objective):
+        _check_column(res, c)
+    ok = [(r[cost], r[objective], i) for i, r in enumerate(res.rows)
+          if r["error"] is None and r[cost] is not None and r[objective] is not None]
+    ok.sort()
+    front, best = [], None
+    for _cost, o, i in ok:
+        if best is None or o < best:
+            front.append(i)
+            best = o
+    return front
+
+
+def pareto(res, cost: str, objective: str = "cycles", path=None, ax=None, label=None):
+    front = pareto_rows(res, cost, objective)
+    if path is not None or ax is not None:
+        fig, ax, _ = _axes(ax)
+        ok = [r for r in res.rows if r["error"] is None and r[cost] is not None]
+        ax.scatter([r[cost] for r in ok], [r[objective] for r in ok], s=14, color="0.6", label="points")
+        fx = [res.rows[i][cost] for i in front]
+        fy = [res.rows[i][objective] for i in front]
+        ax.step(fx, fy, where="post", color="C3", lw=1.5)
+        ax.scatter(fx, fy, color="C3", s=28, zorder=3, label="Pareto front")
+        for i in front:
+            r = res.rows[i]
+            text = label.format(**r) if label else ", ".join(f"{k}={r[k]}" for k in res.swept)
+            ax.annotate(text, (r[cost], r[objective]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(cost)
+        ax.set_ylabel(objective)
+        ax.set_title(f"Pareto front: {objective} against {cost} on {res.hw.name}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        if path is not None:
+            _save(fig, path)
+    df = res.df
+    return df.iloc[front]

@@ -1,0 +1,144 @@
+"""What ``kernbench.sweep`` returns: one row per point, as a pandas DataFrame and plain dicts."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from .figures import FIGURES
+
+#: figures that are whole numbers (pandas "Int64": a failed point's is <NA>)
+INT_FIGURES = ("cycles", "dma_bytes", "link_bytes", "link_messages", "sram_peak_bytes", "sram_capacity_bytes",
+               "commands", "working_pes")
+
+__all__ = ["SweepResult", "require"]
+
+
+def require(module: str):
+    """Import an optional dependency of sweeps, or say how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"this part of kernbench sweeps needs {module.split('.')[0]}: "
+                          f'pip install "kernbench[sweep]"') from None
+
+
+def _plain(v: Any) -> Any:
+    """A swept value as a plain Python value (numpy scalars as numbers)."""
+    item = getattr(v, "item", None)
+    if item is not None and getattr(v, "ndim", 1) == 0:
+        return item()
+    return v
+
+
+class SweepResult:
+    """Rows of a sweep, in point order: the swept values (hardware keys as dotted names, kernel
+    arguments, launch options the sweep gave), then :data:`~kernbench.sweeps.figures.FIGURES`.
+
+    ``rows`` (list of dicts) needs nothing; ``df`` needs pandas. ``stats``: points, cached,
+    computed, trace_groups, traces, workers, wall_seconds, cpu_seconds_client."""
+
+    def __init__(self, points: list, figures: list, hw, stats: dict):
+        self.points = points
+        self.hw = hw  #: the base HardwareConfig
+        self.stats = stats
+        self.swept = list(dict.fromkeys(k for p in points for k in
+                                        (*p.args, *p.options_swept, *p.hw)))
+        self.rows = [{**{k: None for k in self.swept},
+                      **{k: _plain(v) for k, v in p.values().items()}, **fig}
+                     for p, fig in zip(points, figures)]
+        self._df = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def columns(self) -> list:
+        return [*self.swept, *FIGURES]
+
+    @property
+    def df(self):
+        """A pandas DataFrame, one row per point (built once)."""
+        if self._df is None:
+            pd = require("pandas")
+            df = pd.DataFrame(self.rows, columns=self.columns)
+            for c in INT_FIGURES:  # whole numbers stay whole beside a failed point's missing value
+                df[c] = df[c].astype("Int64")
+            self._df = df
+        return self._df
+
+    @property
+    def failed(self) -> list:
+        """The rows with an error."""
+        return [r for r in self.rows if r["error"] is not None]
+
+    def best(self, by: str = "cycles") -> dict | None:
+        """The error-free row with the least ``by``."""
+        ok = [r for r in self.rows if r["error"] is None and r.get(by) is not None]
+        return min(ok, key=lambda r: r[by]) if ok else None
+
+    # -- files ---------------------------------------------------------------------------------
+    def to_csv(self, path, **kw) -> None:
+        self.df.to_csv(path, index=False, **kw)
+
+    def to_parquet(self, path, **kw) -> None:
+        require("pyarrow")
+        df = self.df.copy()
+        for c in self.swept:  # a column of mixed types (ints and tuples) as text
+            if df[c].map(type).nunique() > 1:
+                df[c] = df[c].map(repr)
+        df.to_parquet(path, index=False, **kw)
+
+    def save(self, path) -> None:
+        """``.csv`` or ``.parquet`` by the file's suffix."""
+        suffix = Path(path).suffix.lower()
+        if suffix == ".csv":
+            self.to_csv(path)
+        elif suffix in (".parquet", ".pq"):
+            self.to_parquet(path)
+        else:
+            raise ValueError(f"cannot tell the format of {str(path)!r}: name it .csv or .parquet")
+
+    # -- views ---------------------------------------------------------------------------------
+    def plot(self, x: str, y: str = "cycles", hue: str | None = None, path=None, ax=None,
+             logx: bool | None = None, logy: bool = False, title: str | None = None):
+        """``y`` against ``x`` (error-free rows), one line per value of ``hue``; points that
+        share x and hue but differ in another swept value are averaged. Written to ``path``
+        (.png or .svg) when given. Returns the matplotlib Axes."""
+        from . import plots
+
+        return plots.line_plot(self, x, y, hue, path=path, ax=ax, logx=logx, logy=logy, title=title)
+
+    def pareto(self, cost: str, objective: str = "cycles", path=None, ax=None, label: str | None = None):
+        """The error-free rows no other row beats on both ``objective`` and ``cost`` (both
+        lower is better), sorted by cost, as a DataFrame; with ``path`` (.png / .svg) or
+        ``ax`` also a scatter of every point with the front drawn."""
+        from . import plots
+
+        return plots.pareto(self, cost, objective, path=path, ax=ax, label=label)
+
+    def summary(self) -> str:
+        s = self.stats
+        failed = len(self.failed)
+        workers = s.get("workers") or 1
+        return (f"{s['points']} points ({s['computed']} computed, {s['cached']} from the cache"
+                f"{f', {failed} failed' if failed else ''}); {s['traces']} traces for "
+                f"{s['trace_groups']} trace groups; {s['wall_seconds']:.2f} s wall"
+                + (f" on {workers} workers" if workers > 1 else ""))
+
+    def __repr__(self) -> str:
+        return f"SweepResult({self.summary()}; columns: {', '.join(self.swept)} + figures)"
+
+    def _repr_html_(self) -> str:
+        head = f"<p><b>kernbench sweep</b> on {html.escape(self.hw.name)}: {html.escape(self.summary())}</p>"
+        try:
+            cols = [*self.swept, "cycles", "seconds", "tflops", "roofline_fraction", "busy_GEMM",
+                    "link_bytes", "sram_peak_bytes", "error"]
+            return head + self.df[cols]._repr_html_()
+        except ImportError:
+            rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c)))}</td>" for c in self.swept +
+                                            ["cycles", "error"]) + "</tr>" for r in self.rows[:50])
+            hdr = "".join(f"<th>{html.escape(c)}</th>" for c in self.swept + ["cycles", "error"])
+            return f"{head}<table><tr>{hdr}</tr>{rows}</table>"

@@ -1,0 +1,434 @@
+"""``kernbench.sweep``: trace once per trace group, time every point, serially or on Dask.
+
+docs/sweeps.md describes the API. The pieces:
+
+- :class:`Target`: what is launched at every point (a kernel with a grid and an optional setup,
+  or a launch builder), picklable so Dask workers get it;
+- :func:`trace_one`: build the launch on a Context and trace it, recording which hardware keys
+  the setup or builder read (``ctx.hw``): those, with the machine's shape, are what the trace
+  depends on;
+- :func:`time_one`: time a traced launch under one point's hardware (tracing again, for that
+  point alone, when the setup read a key whose value differs there);
+- :func:`sweep`: expand the points, read the cache, group the rest by what their trace depends
+  on, run the groups, write the cache, return a :class:`~kernbench.sweeps.result.SweepResult`.
+"""
+from __future__ import annotations
+
+import gc
+import inspect
+import logging
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping
+
+from ..common.cache import DiskCache, canonical, code_fingerprint, digest
+from ..hw.config import HardwareConfig, HardwareConfigError, load_hw
+from .figures import FIGURES, cacheable, error_figures, row_figures
+from .grid import Launch, Point, points_of
+
+__all__ = ["sweep", "Target", "trace_one", "time_one", "SHAPE_KEYS", "SWEEP_EXTRA_HINT"]
+
+#: hardware keys every trace depends on (the machine's shape)
+SHAPE_KEYS = ("n_cubes", "pes_per_cube")
+SWEEP_EXTRA_HINT = 'pip install "kernbench[sweep]"'
+_KEY_VERSION = "kernbench.sweep-point/1"
+_TOP = tuple(f.name for f in fields(HardwareConfig))
+
+
+# -- what is launched ------------------------------------------------------------------------------
+def _is_kernel(fn) -> bool:
+    try:
+        p = inspect.signature(fn).parameters.get("tl")
+    except (TypeError, ValueError):
+        return False
+    return p is not None and p.kind == inspect.Parameter.KEYWORD_ONLY
+
+
+@dataclass
+class Target:
+    """A kernel (``kind="kernel"``: ``grid``, optional ``setup``, the SFR install) or a launch
+    builder (``kind="builder"``: ``fn(ctx, **args) -> Launch``)."""
+
+    fn: Callable
+    kind: str
+    grid: tuple | None = None
+    setup: Callable | None = None
+    sfr: str | None = None
+    ring: bool = False
+
+    def identity(self) -> list:
+        """What of the target goes into every cache key besides its code."""
+        return [self.kind, canonical(self.grid), self.sfr, bool(self.ring),
+                code_fingerprint(self.fn), None if self.setup is None else code_fingerprint(self.setup)]
+
+    def build(self, ctx, args: dict) -> Launch:
+        if self.kind == "builder":
+            got = self.fn(ctx, **args)
+            if not isinstance(got, Launch):
+                raise TypeError(f"launch builder {getattr(self.fn, '__name__', self.fn)!r} must return "
+                                f"kernbench.sweeps.Launch(kernel, grid, *args, **kwargs), got "
+                                f"{type(got).__name__}")
+            return got
+        if self.sfr is not None:
+            ctx.install_sfr(scope=self.sfr, ring=self.ring)
+        if self.setup is None:
+            return Launch(self.fn, self.grid, **args)
+        got = self.setup(ctx, **args)
+        if isinstance(got, (tuple, list)):
+            return Launch(self.fn, self.grid, *got)
+        if isinstance(got, Mapping):
+            names = set(inspect.signature(self.fn).parameters)
+            kw = {k: v for k, v in args.items() if k in names}
+            kw.update(got)
+            return Launch(self.fn, self.grid, **kw)
+        raise TypeError(f"setup must return the kernel's arguments as a tuple, list or dict, got "
+                        f"{type(got).__name__}")
+
+
+def make_target(target, grid=None, setup=None, sfr=None, ring=False) -> Target:
+    if isinstance(target, Target):
+        return target
+    if not callable(target):
+        raise TypeError(f"sweep needs a kernel (a function with keyword-only tl) or a launch builder "
+                        f"(ctx, **args) -> Launch, got {target!r}")
+    if _is_kernel(target):
+        if grid is None:
+            raise TypeError("sweeping a kernel needs grid=(PEs per cube, cubes)")
+        return Target(target, "kernel", tuple(grid), setup, "pe" if sfr is None else sfr, bool(ring))
+    if grid is not None or setup is not None or sfr is not None:
+        raise TypeError(f"{getattr(target, '__name__', target)!r} takes no keyword-only tl, so it is a "
+                        f"launch builder: it installs the SFR and returns Launch(kernel, grid, ...) "
+                        f"itself (grid=, setup= and sfr= are for sweeping a kernel)")
+    return Target(target, "builder")
+
+
+# -- what the trace read of the hardware -----------------------------------------------------------
+class _RecordingHw(HardwareConfig):
+    """A HardwareConfig that notes which of its top-level fields are read (a setup choosing a
+    block size from ``ctx.hw.sram``); a sub-config read counts as reading all its keys."""
+
+    def __getattribute__(self, name):
+        if name in _TOP:
+            reads = object.__getattribute__(self, "__dict__").get("_kb_reads")
+            if reads is not None:
+                reads.add(name)
+        return object.__getattribute__(self, name)
+
+
+def _recording(hw: HardwareConfig) -> _RecordingHw:
+    rec = _RecordingHw(**{f.name: object.__getattribute__(hw, f.name) for f in fields(hw)})
+    object.__setattr__(rec, "_kb_reads", set())
+    return rec
+
+
+def _leaves(obj, prefix: str):
+    if hasattr(obj, "__dataclass_fields__"):
+        for f in fields(obj):
+            yield from _leaves(getattr(obj, f.name), prefix + f.name + ".")
+    else:
+        yield prefix[:-1], obj
+
+
+def hw_value(hw: HardwareConfig, key: str):
+    obj = hw
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass
+class TraceOutcome:
+    """A trace (or the error that stopped it) and the non-shape hardware keys it read, with
+    their values: another point may reuse it when its hardware agrees on them."""
+
+    traced: Any  #: kernbench.runtime.TracedLaunch, or None
+    error: dict | None  #: error figures
+    reads: dict  #: dotted key -> value
+
+    def fits(self, hw: HardwareConfig) -> bool:
+        return all(hw_value(hw, k) == v for k, v in self.reads.items())
+
+
+def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str) -> TraceOutcome:
+    """Build the launch on a fresh Context of ``hw`` and trace it."""
+    from ..runtime import Context
+
+    rec = _recording(hw)
+    stage = "setup"
+    try:
+        ctx = Context(hw)
+        ctx.hw = rec  # the builder / setup sees a recording config; memory keeps the real one
+        try:
+            launch = target.build(ctx, dict(args))
+        finally:
+            ctx.hw = hw
+        stage = "trace"
+        traced = ctx.trace(launch.kernel, launch.grid, *launch.args, mode=mode, kernel_kwargs=launch.kwargs)
+        error = None
+    except Exception as e:
+        from ..common.errors import KernbenchError
+
+        traced = None
+        error = error_figures(e, "" if isinstance(e, KernbenchError) else
+                              f"{stage} raised {type(e).__name__}")
+    read = object.__getattribute__(rec, "_kb_reads")
+    reads = {}
+    for top in sorted(read - set(SHAPE_KEYS)):
+        for k, v in _leaves(getattr(hw, top), top + "."):
+            reads[k] = v
+    return TraceOutcome(traced, error, reads)
+
+
+def time_one(outcome: TraceOutcome, target: Target, point: Point, hw: HardwareConfig) -> tuple:
+    """``(figures, retraced)`` of one point, timing ``outcome``'s trace under ``hw``."""
+    retraced = False
+    if not outcome.fits(hw):
+        outcome = trace_one(target, hw, point.args, point.options["mode"])
+        retraced = True
+    if outcome.error is not None:
+        return dict(outcome.error), retraced
+    o = point.options
+    gc_on = gc.isenabled()
+    gc.disable()  # as ctx.launch does: the cyclic GC would rescan a worker's many objects
+    try:
+        res = outcome.traced.time(hw, detail=o["detail"], max_cycles=o["max_cycles"],
+                                  strict_sram=bool(o["strict_sram"]))
+        return row_figures(res), retraced
+    except Exception as e:
+        return error_figures(e), retraced
+    finally:
+        if gc_on:
+            gc.enable()
+
+
+# -- Dask tasks (module-level: workers import them) -------------------------------------------------
+def _trace_task(target, hw, args, mode):
+    return trace_one(target, hw, args, mode)
+
+
+def _time_task(outcome, target, point, hw):
+    fig, retraced = time_one(outcome, target, point, hw)
+    return point.index, fig, retraced
+
+
+# -- the sweep -------------------------------------------------------------------------------------
+def _check_hw_keys(base: HardwareConfig, pts: list) -> None:
+    """Unknown hardware keys fail the whole sweep at once (a typo, not a point's failure)."""
+    data = base.to_dict()
+    for key in sorted({k for p in pts for k in p.hw}):
+        node = data
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise HardwareConfigError(f"unknown hardware key '{key}' (kernbench hw show default lists them)")
+            node = node[part]
+        if isinstance(node, dict):
+            raise HardwareConfigError(f"hardware key '{key}' is a table: sweep one of its keys "
+                                      f"({', '.join(key + '.' + k for k in node)})")
+
+
+def _group_key(point: Point, hw: HardwareConfig) -> str:
+    return digest(point.args, point.options["mode"], [hw.n_cubes, hw.pes_per_cube])
+
+
+class _Progress:
+    def __init__(self, total: int, enabled):
+        self.p = None
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        if enabled and total:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.p = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                              TimeRemainingColumn(), transient=True)
+            self.task = self.p.add_task("sweep", total=total)
+            self.p.start()
+
+    def advance(self, n: int = 1):
+        if self.p is not None:
+            self.p.advance(self.task, n)
+
+    def close(self):
+        if self.p is not None:
+            self.p.stop()
+
+
+def _by_value(*fns) -> None:
+    """Dask workers unpickle functions by module name; a kernel module they cannot import (a
+    file loaded by path, a test module) is shipped by value instead."""
+    import cloudpickle
+
+    from ..common.cache import _user_file
+
+    for fn in fns:
+        mod = sys.modules.get(getattr(fn, "__module__", None) or "")
+        if mod is None or mod.__name__ == "__main__":
+            continue
+        if _user_file(getattr(mod, "__file__", None)):
+            try:
+                cloudpickle.register_pickle_by_value(mod)
+            except ValueError:
+                pass
+
+
+def _dask_client(workers, client, scheduler):
+    """(client, cleanup) for the run, or (None, None) for the serial path."""
+    if client is not None:
+        return client, None
+    if scheduler is None and workers is not None and int(workers) <= 1:
+        return None, None
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        if scheduler is not None or workers is not None:
+            raise ImportError(f"a sweep on Dask needs dask.distributed: {SWEEP_EXTRA_HINT}") from None
+        return None, None
+    if scheduler is not None:
+        c = Client(scheduler)
+        return c, c.close
+    n = int(workers) if workers is not None else (os.cpu_count() or 1)
+    if n <= 1:
+        return None, None
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    c = Client(cluster)
+
+    def cleanup():
+        c.close()
+        cluster.close()
+    return c, cleanup
+
+
+def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=None, setup=None,
+          sfr: str | None = None, ring: bool = False, workers: int | None = None, client=None,
+          scheduler: str | None = None, cache: "bool | str | os.PathLike" = True, progress: bool | None = None):
+    """Run ``target`` at every point of hardware x args x options; a SweepResult (docs/sweeps.md).
+
+    ``target``: a kernel (a function with keyword-only ``tl``; give ``grid``, and ``setup(ctx,
+    **args)`` returning its arguments as for ``kernbench run``, and ``sfr``/``ring``, default an
+    open line of each cube's PEs), or a launch builder ``builder(ctx, **args) ->
+    Launch(kernel, grid, *args, **kwargs)``. ``hw``: the base hardware (preset, TOML path, dict
+    or HardwareConfig). ``hardware``, ``args``, ``options``: the axes (kernbench.sweeps.grid):
+    dotted hardware keys, kernel/builder arguments, launch options (mode, detail, strict_sram,
+    max_cycles). ``workers``: Dask worker processes on this machine (default one per core when
+    dask.distributed is installed; 1: in this process); ``client`` / ``scheduler``: an existing
+    Dask cluster. ``cache``: True (the kernbench cache folder), a folder, or False."""
+    from .result import SweepResult
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    tgt = make_target(target, grid, setup, sfr, ring)
+    base = load_hw(hw)
+    pts = points_of(hardware, args, options)
+    _check_hw_keys(base, pts)
+    store = None
+    if cache:
+        store = DiskCache("sweep", None if cache is True else cache)
+    ident = tgt.identity() if store is not None else None
+
+    rows: list = [None] * len(pts)
+    hws: list = [None] * len(pts)
+    keys: list = [None] * len(pts)
+    todo: list[Point] = []
+    n_cached = 0
+    for p in pts:
+        try:
+            hws[p.index] = base.with_overrides(p.hw) if p.hw else base
+            hw_id = hws[p.index].to_dict()
+        except HardwareConfigError as e:
+            hw_id = [base.to_dict(), p.hw]
+            rows[p.index] = error_figures(e, "hardware")
+        if store is not None:
+            keys[p.index] = digest(_KEY_VERSION, ident, hw_id, p.args, p.options)
+            if rows[p.index] is None:  # (a bad config is known at once: nothing to cache)
+                hit = store.get(keys[p.index])
+                if isinstance(hit, dict) and set(hit) == set(FIGURES):
+                    rows[p.index] = hit
+                    n_cached += 1
+                    continue
+        if rows[p.index] is None:
+            todo.append(p)
+
+    groups: dict[str, list[Point]] = {}
+    for p in todo:
+        groups.setdefault(_group_key(p, hws[p.index]), []).append(p)
+    stats = {"points": len(pts), "cached": n_cached, "computed": len(todo), "trace_groups": len(groups),
+             "traces": 0, "workers": 1}
+
+    def done(p: Point, fig: dict) -> None:
+        rows[p.index] = fig
+        if store is not None and cacheable(fig):
+            store.put(keys[p.index], fig)
+        bar.advance()
+
+    bar = _Progress(len(todo), progress)
+    try:
+        dc, cleanup = (None, None) if len(todo) <= 1 else _dask_client(workers, client, scheduler)
+        try:
+            if dc is None:
+                stats["traces"] = _run_serial(tgt, groups, hws, done)
+            else:
+                stats["workers"] = len(dc.scheduler_info().get("workers", {})) or None
+                stats["traces"] = _run_dask(dc, tgt, groups, hws, done)
+        finally:
+            if cleanup is not None:
+                cleanup()
+    finally:
+        bar.close()
+    stats["wall_seconds"] = time.perf_counter() - t0
+    stats["cpu_seconds_client"] = time.process_time() - c0
+    return SweepResult(pts, rows, base, stats)
+
+
+def _run_serial(tgt: Target, groups: dict, hws: list, done: Callable) -> int:
+    traces = 0
+    for members in groups.values():
+        outcomes: list[TraceOutcome] = []
+        for p in members:
+            hw = hws[p.index]
+            oc = next((o for o in outcomes if o.fits(hw)), None)
+            if oc is None:
+                oc = trace_one(tgt, hw, p.args, p.options["mode"])
+                outcomes.append(oc)
+                traces += 1
+            fig, _ = time_one(oc, tgt, p, hw)
+            done(p, fig)
+    return traces
+
+
+def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
+    from distributed import as_completed
+
+    _by_value(tgt.fn, tgt.setup)
+    target_f = dc.scatter(tgt, broadcast=True, hash=False)
+    futures = []
+    point_of = {}
+    for members in groups.values():
+        first = members[0]
+        # The trace stays on the worker that made it; each other worker fetches it once, when it
+        # runs its first point of the group (Dask keeps a task's inputs until its last dependent).
+        tf = dc.submit(_trace_task, target_f, hws[first.index], first.args, first.options["mode"],
+                       pure=False, priority=10)
+        for p in members:
+            f = dc.submit(_time_task, tf, target_f, p, hws[p.index], pure=False)
+            futures.append(f)
+            point_of[f.key] = p
+        del tf
+    retraced = 0
+    for f in as_completed(futures):
+        p = point_of[f.key]
+        try:
+            index, fig, again = f.result()
+        except Exception as e:  # a worker lost, a task that could not be unpickled: that point's row
+            fig, again = error_figures(e, "dask"), False
+            fig["error_type"] = "DaskError:" + type(e).__name__
+        retraced += again
+        done(p, fig)
+        f.release()
+    if retraced:
+        warnings.warn(f"{retraced} point(s) were traced again on their own: the setup read hardware keys "
+                      f"that differ between points of one trace group (docs/sweeps.md)", stacklevel=3)
+    return len(groups) + retraced
+

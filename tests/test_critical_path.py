@@ -1,0 +1,202 @@
+"""The critical path: hand-built launches whose path is derived here from docs/hardware-model.md
+(operands, send -> recv, credits, the DMA channel), its invariants on a ring, and the prefill
+kernel's software pipeline against a fold-by-fold variant kept in tests/prefill_unpipelined.py."""
+import json
+
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench.common.pe_commands import StreamBuilder, Unit, VecOp
+from kernbench.report.commands import command_facts
+from kernbench.report.critical_path import critical_path
+from kernbench.report.profile import profile
+
+from report_helpers import launch, line_pipeline, ring_exchange
+
+# Default preset: DMA burst 512 B at 256 B/cycle = 2 cycles, latency 150; vector 64 lanes,
+# latency 8, exp 4 cycles per issue, add and fill 1; link packets 256 B at 32 B/cycle = 8
+# cycles, hop 50, receive queue 32 packets.
+
+
+def path_rows(r):
+    """(PE, line, kind, t0, t1, via, slack) of every step, in time order."""
+    cp = critical_path(r)
+    fx = command_facts(r)
+    c = r.program.commands
+    return [(int(fx.pe[s["cmd"]]), int(c["line"][s["cmd"]]), s["kind"], s["start_cycle"], s["end_cycle"],
+             s["via"], s["slack"]) for s in cp.step_dicts()]
+
+
+def test_two_pes_operand_and_message():
+    """PE 0 loads 8 KiB, exps it and sends it east; PE 1 loads 32 KiB, receives, adds, stores.
+
+    Derivation. Both loads request the cube's channel at cycle 0; round robin serves PE 0 first
+    and alternates: PE 0's 16 bursts go at 0, 4, ..., 60, its last leaves at 62, so its load ends
+    at 62 + 150 = 212 (alone it would take 16 * 2 + 150 = 182: 30 cycles of arbitration; both
+    commands opened the busy period at cycle 0, so no other command held it: a busy step).
+    exp of 2048 elements: 32 * 4 + 8 = 136, cycles 212..348. The send of 8 KiB, 32 packets of 8
+    cycles (no credit wait: 32 packets fit the queue), 348..604. PE 1 posted its recv at cycle 0,
+    so it ends when the last packet lands: 604 + 50 = 654 (a data step from the send's end). PE 1's
+    load: 16 bursts interleaved to cycle 64, the other 48 alone, last leaves at 160, ends 310.
+    add of 2048: 32 + 8 = 40 cycles, 654..694 (its later operand is the recv). store 8 KiB alone:
+    16 * 2 + 150 = 182, 694..876. The launch ends at 876.
+
+    Path: load (PE 0) 0..212, exp 212..348, send 348..604, data in flight 604..654, add 654..694,
+    store 694..876. Slack: exp 212 (its only input, over cycle 0); send 348; data 654 - 0 (the
+    recv was posted at 0); add 654 - 310 (its other operand, PE 1's load); store 694 - 310 (the
+    DMA unit's previous command)."""
+    p0, p1 = StreamBuilder(), StreamBuilder()
+    x = p0.load(8192, line=10)
+    y = p0.vec(VecOp.EXP, 2048, x, line=11)
+    p0.send("E", y, 8192, line=12)
+    w = p1.load(32768, line=20)
+    rcv = p1.recv("W", 8192, line=21)
+    z = p1.vec(VecOp.ADD, 2048, rcv, w, line=22)
+    p1.store(z, 8192, line=23)
+    r = launch([p0, p1])
+    assert r.cycles == 876
+    assert path_rows(r) == [
+        (0, 10, "busy", 0, 212, "launch start", 0),
+        (0, 11, "busy", 212, 348, "operand", 212),
+        (0, 12, "busy", 348, 604, "operand", 348),
+        (1, 21, "data", 604, 654, "send -> recv", 654),
+        (1, 22, "busy", 654, 694, "operand", 654 - 310),
+        (1, 23, "busy", 694, 876, "operand", 694 - 310),
+    ]
+    # the profile's path column: the same cycles per line
+    prof = profile(r)
+    on_path = {d["short"]: d["path_cycles"] for d in prof["lines"]}
+    assert on_path == {"fake_kernel.py:10": 212, "fake_kernel.py:11": 136, "fake_kernel.py:12": 256,
+                       "fake_kernel.py:20": 0, "fake_kernel.py:21": 50, "fake_kernel.py:22": 40,
+                       "fake_kernel.py:23": 182}
+
+
+def test_credit_link_goes_to_the_late_recv():
+    """PE 0 loads 16 KiB and sends it east (64 packets); PE 1 posts the recv only after an exp
+    of 65,536 elements (1024 * 4 + 8 = 4104 cycles), then adds what it got.
+
+    Derivation. The load takes 32 * 2 + 150 = 214 cycles, so the send starts at 214. Packets 0..31
+    leave by 214 + 256 = 470 and wait in PE 1's queue; packet 32 needs the credit of packet 0, back
+    one hop after the recv drains it at 4104: 4154. Packets 32..63 stream 4154..4410 (the send ends
+    there: 4410 - 214 - 512 = 3,684 cycles of credit stall beside its 512 of serialisation); the
+    last lands at 4460, ending the recv. add of 4096 elements: 64 + 8 = 72, 4460..4532.
+    Path: exp (PE 1) 0..4104; the send's credit wait from the recv's post to its end, 4104..4410
+    (slack: its credit stall); data in flight 4410..4460 (slack 4460 - 4104); add 4460..4532."""
+    p0, p1 = StreamBuilder(), StreamBuilder()
+    t = p0.load(16384, line=30)
+    p0.send("E", t, 16384, line=31)
+    big = p1.vec(VecOp.EXP, 65536, line=40)
+    got = p1.recv("W", 16384, after=big, line=41)
+    p1.vec(VecOp.ADD, 4096, got, line=42)
+    r = launch([p0, p1])
+    assert r.cycles == 4532
+    assert path_rows(r) == [
+        (1, 40, "busy", 0, 4104, "launch start", 0),
+        (0, 31, "credit", 4104, 4410, "operand", 4410 - 214 - 512),
+        (1, 41, "data", 4410, 4460, "send -> recv", 4460 - 4104),
+        (1, 42, "busy", 4460, 4532, "operand", 4460 - 4104),
+    ]
+
+
+def test_channel_link_goes_to_the_command_that_opened_the_busy_period():
+    """PE 1 loads 64 KiB at cycle 0 (one train of 128 bursts to cycle 256); PE 0 fills 64 elements
+    (1 + 8 = 9 cycles), then loads 64 KiB after it, then exps 65,536 elements.
+
+    Derivation. PE 0's request at 9 cuts PE 1's train after its 5th burst (granted by cycle 10);
+    from 10 round robin alternates PE 0, PE 1, ...: PE 1's 123 remaining bursts end with the one
+    granted at 12 + 4 * 122 = 500, while PE 0 has had 123 (the last granted at 498); PE 0's last 5
+    go alone 502..512, so its load ends at 512 + 150 = 662 (alone: 128 * 2 + 150 = 406 after its
+    start at 9, so 247 cycles of arbitration). exp: 4104 cycles, 662..4766.
+    Path: PE 0's load waited for the channel that PE 1's load opened at cycle 0: a channel step
+    0..662 on PE 0's load (slack: its arbitration stall); then the exp. PE 0's fill (0..9), which
+    set the load's start, is not on it."""
+    p0, p1 = StreamBuilder(), StreamBuilder()
+    f = p0.vec(VecOp.FILL, 64, line=50)
+    a = p0.load(65536, after=f, line=51)
+    p0.vec(VecOp.EXP, 65536, a, line=52)
+    p1.load(65536, line=60)
+    r = launch([p0, p1])
+    fx = command_facts(r)
+    assert (int(fx.start[1]), int(fx.end[1]), int(fx.arbitration[1])) == (9, 662, 247)
+    assert r.cycles == 4766
+    cp = critical_path(r)
+    assert path_rows(r) == [
+        (0, 51, "channel", 0, 662, "launch start", 247),
+        (0, 52, "busy", 662, 4766, "operand", 662 - 9),
+    ]
+    assert cp.step_dicts()[0]["other_cmd"] == 3  # PE 1's load opened the busy period
+
+
+@pytest.mark.parametrize("make", [line_pipeline, ring_exchange])
+def test_path_tiles_the_launch(make):
+    r = make()
+    st = critical_path(r).steps
+    assert st["t0"][0] == 0 and st["t1"][-1] == r.cycles
+    assert (st["t0"][1:] == st["t1"][:-1]).all()
+    assert (st["t1"] >= st["t0"]).all() and (st["slack"] >= 0).all()
+    fx = command_facts(r)
+    # a busy step is exactly its command's run; every step lies within [start of the step's
+    # input, end of its command]
+    busy = st["kind"] == 0
+    assert (st["t0"][busy] == fx.start[st["cmd"][busy]]).all()
+    assert (st["t1"] == fx.end[st["cmd"]]).all()
+
+
+def test_in_the_json_and_the_trace(tmp_path):
+    r = line_pipeline(n_pes=3)
+    doc = json.loads(json.dumps(r.to_json()))
+    cp = doc["critical_path"]
+    assert sum(cp["steps"]["end"]) - sum(cp["steps"]["start"]) == r.cycles
+    assert cp["summary"].startswith("critical path")
+    info = r.to_perfetto(tmp_path / "t.json", critical_path=True)
+    trace = json.load(open(tmp_path / "t.json"))
+    names = {e["pid"]: e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "process_name"}
+    pid = next(p for p, n in names.items() if n == "critical path")
+    track = [e for e in trace["traceEvents"] if e["pid"] == pid and e["ph"] == "X"]
+    assert len(track) == len(critical_path(r)) and info["critical_path_slices"] == len(track)
+    assert sum(e["args"]["cycles"] for e in track) == r.cycles
+    # without the option, no track
+    r.to_perfetto(tmp_path / "u.json")
+    assert "critical path" not in open(tmp_path / "u.json").read()
+
+
+# -- the prefill kernel: software pipeline against fold by fold ---------------------------------
+def _prefill(kernel):
+    ctx = kernbench.Context("default")
+    ctx.install_sfr(scope="pe")
+    S, h_q, h_kv, d = 512, 8, 1, 128
+    kv = [ctx.empty((S, h_kv, d), "f16") for _ in range(2)]
+    q, o = ctx.empty((S, h_q, d), "f16"), ctx.empty((S, h_q, d), "f16")
+    return ctx.launch(kernel, (2, 1), q, *kv, o, S, S, h_q, h_kv, d, 2, 0, 32, 512, mode="timing",
+                      record_events=True)
+
+
+def _unit_shares(r):
+    cp = critical_path(r)
+    fx = command_facts(r)
+    units = fx.unit[cp.steps["cmd"]]
+    dur = cp.steps["t1"] - cp.steps["t0"]
+    return units, {u: float(dur[units == u].sum()) / r.cycles for u in (Unit.GEMM, Unit.VECTOR)}
+
+
+def test_pipelined_prefill_path_is_gemm_unpipelined_alternates():
+    from kernbench.kernels.attention import attention_mesh_kv_kernel
+    from prefill_unpipelined import prefill_unpipelined_kernel
+
+    pipe = _prefill(attention_mesh_kv_kernel)
+    fold = _prefill(prefill_unpipelined_kernel)
+    assert fold.cycles > 1.3 * pipe.cycles  # the pipeline hides the softmax
+    units, share = _unit_shares(pipe)
+    assert share[Unit.GEMM] > 0.98
+    # GEMM throughout: the path leaves the GEMM unit only at the very start and end
+    gemm = units == Unit.GEMM
+    assert np.flatnonzero(np.diff(gemm.astype(int)) != 0).size <= 4
+    units, share = _unit_shares(fold)
+    assert share[Unit.VECTOR] > 0.25 and share[Unit.GEMM] > 0.5
+    # every fold puts its softmax between its two dots: the path goes GEMM -> VECTOR -> GEMM
+    # once per fold (32 folds per PE here)
+    to_vec = np.flatnonzero((units[:-1] == Unit.GEMM) & (units[1:] == Unit.VECTOR))
+    assert to_vec.size >= 32
+    summary = critical_path(fold).summary()
+    assert "GEMM dot" in summary and "VECTOR" in summary

@@ -1,0 +1,88 @@
+"""Jupyter: a LaunchResult renders as an HTML table (``_repr_html_``); ``plot()`` without a path
+returns a matplotlib figure (shown inline) and writes nothing."""
+import os
+from html.parser import HTMLParser
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure  # noqa: E402
+
+from kernbench.report import summarize  # noqa: E402
+from kernbench.report.table import _TIME_COLUMNS  # noqa: E402
+
+from report_helpers import line_pipeline  # noqa: E402
+
+
+class _Cells(HTMLParser):
+    """Rows of <td>/<th> text, and a check that every tag opened is closed in order."""
+
+    VOID = {"br", "img", "hr", "meta"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.rows, self.cell = [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.stack.append(tag)
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, (tag, self.stack)
+        self.stack.pop()
+        if tag in ("td", "th"):
+            self.rows[-1].append(self.cell)
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def test_repr_html_is_the_utilization_table():
+    r = line_pipeline(n_pes=3)
+    page = r._repr_html_()
+    p = _Cells()
+    p.feed(page)
+    p.close()
+    assert not p.stack  # well formed
+    s = summarize(r)
+    head, *rows = p.rows
+    assert head[0] == "unit" and len(head) == 1 + len(_TIME_COLUMNS) + 3
+    assert [row[0] for row in rows] == [u["unit"] for u in s["units"]]
+    gemm = next(row for row in rows if row[0] == "GEMM")
+    b = s["units"][0]["busy_pct"]
+    assert gemm[1] == f"{b['min']:.1f}/{b['mean']:.1f}/{b['max']:.1f}"
+    assert f"{r.cycles:,} cycles" in page and "fake_kernel on default" in page
+
+
+def test_plot_without_a_path_returns_a_figure_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = line_pipeline(n_pes=3)
+    fig = r.plot()
+    assert isinstance(fig, Figure)
+    assert os.listdir(tmp_path) == []
+    png = fig._repr_png_()  # what Jupyter shows inline
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert os.listdir(tmp_path) == []
+    data = fig.kernbench_plot
+    assert data.path is None and data.gantt_pes and data.units[0] == "GEMM"
+    # with a path it writes the PNG and returns what it drew, as before
+    out = r.plot(tmp_path / "p.png")
+    assert out.path == str(tmp_path / "p.png") and (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_ipython_shows_html_and_png():
+    import pytest
+
+    formatters = pytest.importorskip("IPython.core.formatters")
+    r = line_pipeline(n_pes=3)
+    shown, _ = formatters.DisplayFormatter().format(r)
+    assert "text/html" in shown and "<table>" in shown["text/html"]
+    shown, _ = formatters.DisplayFormatter().format(r.plot())
+    assert shown["image/png"].startswith(b"\x89PNG")

@@ -1,0 +1,170 @@
+"""The per-line profile: per-command stalls derived from start and end cycles equal the engine's
+counters, the lines' figures add up to them, hand-derived lines, the table at 120 and 80
+columns, JSON, a result rebuilt from JSON, and ``kernbench run --profile``."""
+import io
+import json
+import textwrap
+
+import numpy as np
+import pytest
+
+from kernbench.cli import main
+from kernbench.common.pe_commands import N_UNITS, UNIT_NAMES, Unit
+from kernbench.report import from_json
+from kernbench.report.commands import command_facts
+from kernbench.report.profile import STALLS, print_profile, profile
+
+from report_helpers import line_pipeline, ring_exchange
+
+
+def small_prefill():
+    from kernbench.diag import panel_spec, run_panel
+    from kernbench.hw import load_hw
+
+    hw = load_hw("default")
+    return run_panel(panel_spec("single_user_prefill", hw), hw).result
+
+
+@pytest.fixture(scope="module")
+def prefill():
+    return small_prefill()
+
+
+CASES = {"line_pipeline": line_pipeline, "ring": ring_exchange, "prefill": small_prefill}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_per_command_stalls_sum_to_the_engine_counters(name):
+    r = CASES[name]()
+    fx = command_facts(r)
+    uc = r.unit_counters
+    for cause in STALLS:
+        per = np.zeros(uc.shape, np.int64)
+        np.add.at(per, (fx.pe, fx.unit), getattr(fx, cause))
+        assert (per == uc["stall_" + cause]).all(), cause
+    busy = np.zeros(uc.shape, np.int64)
+    np.add.at(busy, (fx.pe, fx.unit), fx.end - fx.start)
+    assert (busy == uc["busy"]).all()
+    # every command starts at its unit's previous end or at an operand's end (or at 0)
+    ready = np.where(fx.producers >= 0, fx.end[np.maximum(fx.producers, 0)], 0).max(axis=1)
+    assert (np.maximum(fx.prev_end, ready) == fx.start).all()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_lines_add_up_to_the_counters(name):
+    r = CASES[name]()
+    p = profile(r)
+    uc = r.unit_counters
+    for u in range(N_UNITS):
+        assert sum(d["busy"].get(UNIT_NAMES[u], 0) for d in p["lines"]) == uc["busy"][:, u].sum()
+    for cause in STALLS:
+        assert sum(d["stall"][cause] for d in p["lines"]) == uc["stall_" + cause].sum()
+    assert sum(d["commands"] for d in p["lines"]) == r.program.n_commands
+    assert sum(d["path_cycles"] for d in p["lines"]) == r.cycles
+    assert p["pe_cycles"] == r.cycles * len(r.working_pes)
+    work = [d["work_cycles"] for d in p["lines"]]
+    assert work == sorted(work, reverse=True)  # sorted by cost: busy but the waits inside it
+
+
+def test_hand_derived_lines():
+    """report_helpers.line_pipeline on 3 PEs (tests/test_report_table.py derives the cycles):
+    line 12 is the dot, 760 cycles on each PE; line 13 the exp, 264 each; line 14 the sends of
+    PEs 0 and 1; line 16 the adds of PEs 1 and 2, 72 each; lines 10 and 11 one load per PE."""
+    r = line_pipeline(n_pes=3)
+    lines = {d["short"]: d for d in profile(r)["lines"]}
+    assert lines["fake_kernel.py:12"]["busy"] == {"GEMM": 3 * 760}
+    assert lines["fake_kernel.py:12"]["commands"] == 3 and lines["fake_kernel.py:12"]["pes"] == 3
+    assert lines["fake_kernel.py:13"]["busy"] == {"VECTOR": 3 * 264}
+    assert lines["fake_kernel.py:14"]["commands"] == 2 and set(lines["fake_kernel.py:14"]["busy"]) == {"TX_E"}
+    assert lines["fake_kernel.py:16"]["busy"] == {"VECTOR": 2 * 72}
+    for ln in ("fake_kernel.py:10", "fake_kernel.py:11"):
+        assert lines[ln]["commands"] == 3 and set(lines[ln]["busy"]) == {"DMA"}
+    # the dots wait for their second load: operand stall on GEMM, on line 12
+    fx = command_facts(r)
+    dots = np.flatnonzero(fx.unit == Unit.GEMM)
+    assert lines["fake_kernel.py:12"]["stall"]["operand"] == int(fx.start[dots].sum()) > 0
+    # the recv of a PE posted at 0 waits for its data: data stall on line 15, nowhere else
+    assert lines["fake_kernel.py:15"]["stall"]["data"] > 0
+    assert all(d["stall"]["data"] == 0 for k, d in lines.items() if k != "fake_kernel.py:15")
+
+
+def test_table_at_120_and_80_columns(prefill):
+    wide = print_profile(prefill, file=io.StringIO(), width=120)
+    narrow = print_profile(prefill, file=io.StringIO(), width=80)
+    for text, width in ((wide, 120), (narrow, 80)):
+        assert max(len(line) for line in text.splitlines()) <= width
+    p = profile(prefill)
+    # no figure is cut (rich marks a cut with an ellipsis): at 80 columns a row's first line
+    # holds its kernel line and its figures only (the op goes below); at 120 every row ends with
+    # its path share, its last column
+    for d in p["lines"]:
+        row_n = next(line for line in narrow.splitlines() if line.startswith(d["short"] + " "))
+        assert "…" not in row_n
+        row_w = next(line for line in wide.splitlines() if line.startswith(d["short"] + " "))
+        pct = 100 * d["path_fraction"]
+        assert row_w.rstrip().endswith("-" if not d["path_cycles"] else f"{pct:.1f}" if pct >= 0.05 else "<0.1")
+    p = profile(prefill)
+    for d in p["lines"]:
+        assert d["short"] in wide and d["short"] in narrow
+    # every figure of a row is in both layouts (the narrow one merges TX+RX and the in-busy stalls)
+    first = p["lines"][0]
+    row_w = next(line for line in wide.splitlines() if line.startswith(first["short"]))
+    row_n = next(line for line in narrow.splitlines() if line.startswith(first["short"]))
+    assert f"{first['commands']:,}" in row_w and f"{first['commands']:,}" in row_n
+    assert f"{100 * first['path_fraction']:.1f}" in row_w and f"{100 * first['path_fraction']:.1f}" in row_n
+
+
+def test_sort_and_top(prefill):
+    by_path = profile(prefill, sort="path")["lines"]
+    cyc = [d["path_cycles"] for d in by_path]
+    assert cyc == sorted(cyc, reverse=True)
+    by_line = profile(prefill, sort="line")["lines"]
+    assert len(by_line) == len(by_path)
+    with pytest.raises(ValueError, match="sort must be one of"):
+        profile(prefill, sort="cost")
+    text = print_profile(prefill, file=io.StringIO(), top=3)
+    assert f"and {len(by_line) - 3} more lines" in text
+
+
+def test_json_and_a_result_rebuilt_from_it(tmp_path):
+    r = line_pipeline(n_pes=3)
+    doc = r.to_json(tmp_path / "r.json")
+    assert [d["short"] for d in doc["profile"]] == sorted(d["short"] for d in doc["profile"])
+    back = from_json(tmp_path / "r.json")
+    a, b = profile(r), profile(back)
+    strip = ("labels",)
+    assert [{k: v for k, v in d.items() if k not in strip} for d in a["lines"]] == \
+        [{k: v for k, v in d.items() if k not in strip} for d in b["lines"]]
+    assert json.loads(json.dumps(doc["profile"])) == doc["profile"]
+
+
+def test_result_method_prints_and_returns_text(capsys):
+    r = line_pipeline(n_pes=3)
+    text = r.profile(width=100)
+    assert "per-line profile" in capsys.readouterr().out
+    assert "fake_kernel.py:12" in text
+
+
+KERNEL = textwrap.dedent('''
+    def vadd(x_ptr, y_ptr, o_ptr, n, *, tl):
+        x = tl.load(x_ptr, shape=(n,), dtype="f32")
+        y = tl.load(y_ptr, shape=(n,), dtype="f32")
+        tl.store(o_ptr, tl.exp(x) + y)
+    def setup(ctx, n):
+        import numpy as np
+        x = ctx.empty((n,), "f32")
+        return {"x_ptr": x, "y_ptr": ctx.empty((n,), "f32"), "o_ptr": ctx.empty((n,), "f32")}
+''')
+
+
+def test_cli_run_profile(tmp_path, capsys):
+    f = tmp_path / "k.py"
+    f.write_text(KERNEL)
+    code = main(["run", f"{f}:vadd", "--grid", "2,1", "--arg", "n=4096", "--profile",
+                 "--trace", str(tmp_path / "t.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "per-line profile" in out and "k.py:5" in out  # the line of the store and its exp
+    assert "critical path (" in out and "critical-path track" in out
+    trace = json.load(open(tmp_path / "t.json"))
+    assert any(e.get("args", {}).get("name") == "critical path" for e in trace["traceEvents"])

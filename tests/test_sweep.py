@@ -1,0 +1,307 @@
+"""Design-space sweeps (docs/sweeps.md): the grid, trace once / time many (exact against fresh
+launches), failing points as rows, the on-disk cache, Dask against the serial path, plots, the
+tuner and the command line."""
+import json
+import random
+
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench.common.cache import DiskCache, code_fingerprint, digest
+from kernbench.runtime import TracedLaunch
+from kernbench.sweeps import Launch, expand_axis, points_of, sweep, tune
+from kernbench.sweeps.figures import FIGURES, row_figures
+
+
+# -- a small kernel: loads, a dot, a vector op, a ring pass over the links, a store ------------------
+def ring_gemm(x_ptr, w_ptr, o_ptr, M, K, N, chunks, fail_on=-1, *, tl):
+    pe = tl.program_id(0)
+    if pe == fail_on:
+        raise ValueError("this PE was told to fail")
+    w = tl.load(w_ptr, shape=(K, N), dtype="f16")
+    acc = tl.zeros((M, N), "f32")
+    for c in range(chunks):
+        x = tl.load(x_ptr + c * M * K * 2, shape=(M, K), dtype="f16")
+        acc = tl.dot(x, w, acc)
+    tl.send(dir="E", src=acc)
+    got = tl.recv(dir="W", shape=(M, N), dtype="f32")
+    tl.store(o_ptr, tl.exp(got) + acc)
+
+
+def setup(ctx, M=32, K=64, N=64, chunks=2, fail_on=-1):
+    x = ctx.empty((chunks * M, K), "f16", name="x")
+    w = ctx.empty((K, N), "f16", name="w")
+    o = ctx.empty((M, N), "f32", name="o")
+    return {"x_ptr": x, "w_ptr": w, "o_ptr": o, "M": M, "K": K, "N": N, "chunks": chunks, "fail_on": fail_on}
+
+
+def builder(ctx, M=32, chunks=2):
+    """A launch builder: installs the SFR, places data, returns the Launch."""
+    ctx.install_sfr("pe", ring=True)
+    return Launch(ring_gemm, (8, 1), *setup(ctx, M=M, chunks=chunks).values())
+
+
+def hw_reading_builder(ctx, chunks=2):
+    """A builder that chooses an argument from the hardware (as an autotuned block size would)."""
+    ctx.install_sfr("pe", ring=True)
+    M = 64 if ctx.hw.sram.capacity_bytes >= 1 << 20 else 16
+    return Launch(ring_gemm, (8, 1), *setup(ctx, M=M, chunks=chunks).values())
+
+
+HARDWARE = {"link.bytes_per_cycle": [8, 32], "link.rx_queue_packets": np.array([2, 32]),
+            "gemm.rows": [16, 32], "dma.latency_cycles": [50, 150]}
+
+
+def fresh_figures(row_hw: dict, M: int, chunks: int, strict=False) -> dict:
+    ctx = kernbench.Context("default", overrides=row_hw)
+    launch = builder(ctx, M=M, chunks=chunks)
+    r = ctx.launch(launch.kernel, launch.grid, *launch.args, mode="timing", strict_sram=strict)
+    return row_figures(r)
+
+
+# -- the grid -------------------------------------------------------------------------------------------
+def test_axes_expand_products_lists_and_numpy_values():
+    assert expand_axis({"a": [1, 2], "b": range(2)}, "x") == [{"a": 1, "b": 0}, {"a": 1, "b": 1},
+                                                           {"a": 2, "b": 0}, {"a": 2, "b": 1}]
+    assert expand_axis([{"a": 1}, {"a": [2, 3], "b": (4, 5)}], "x") == [{"a": 1}, {"a": 2, "b": (4, 5)},
+                                                                       {"a": 3, "b": (4, 5)}]
+    assert expand_axis(None, "x") == [{}]
+    pts = points_of({"gemm.rows": np.array([16, 32])}, {"M": [np.int64(16)]}, {"strict_sram": [True]})
+    assert [p.index for p in pts] == [0, 1] and pts[0].options["mode"] == "timing"
+    assert pts[1].values() == {"M": 16, "strict_sram": True, "gemm.rows": 32}
+    with pytest.raises(ValueError, match="unknown launch option 'bogus'"):
+        points_of(None, None, {"bogus": [1]})
+    with pytest.raises(ValueError, match="given both"):
+        points_of(None, {"mode": [1]}, {"mode": ["timing"]})
+    with pytest.raises(kernbench.hw.config.HardwareConfigError, match="unknown hardware key 'link.speed'"):
+        sweep(builder, hardware={"link.speed": [1]}, cache=False, workers=1)
+
+
+def test_sweep_is_the_function_and_the_package_imports_without_pandas():
+    import kernbench.sweeps
+
+    assert callable(kernbench.sweep) and kernbench.sweep is kernbench.sweeps.sweep
+
+
+# -- trace once, time many: exact --------------------------------------------------------------------------
+def test_every_point_equals_a_fresh_launch_on_a_random_sample():
+    res = sweep(builder, hardware=HARDWARE, args={"M": [16, 32], "chunks": [1, 3]}, cache=False, workers=1)
+    assert len(res) == 64
+    assert res.stats["traces"] == res.stats["trace_groups"] == 4  # one per (M, chunks), not per point
+    rng = random.Random(13)
+    for row in rng.sample(res.rows, 8):
+        hw = {k: row[k] for k in HARDWARE}
+        fresh = fresh_figures(hw, row["M"], row["chunks"])
+        assert {k: row[k] for k in FIGURES} == fresh, hw
+    assert len({r["cycles"] for r in res.rows}) > 8  # the timing keys matter
+
+
+def test_a_traced_launch_times_like_a_fresh_launch_and_pickles():
+    import pickle
+
+    ctx = kernbench.Context("default")
+    launch = builder(ctx)
+    traced = ctx.trace(launch.kernel, launch.grid, *launch.args)
+    again = pickle.loads(pickle.dumps(traced))
+    for over in ({}, {"link.bytes_per_cycle": 4, "vector.lanes": 16}):
+        hw = kernbench.load_hw("default", over)
+        c2 = kernbench.Context(hw)
+        l2 = builder(c2)
+        fresh = c2.launch(l2.kernel, l2.grid, *l2.args, mode="timing")
+        for t in (traced, again):
+            r = t.time(hw)
+            assert r.cycles == fresh.cycles
+            assert np.array_equal(r.unit_counters, fresh.unit_counters)
+            assert np.array_equal(r.link_counters, fresh.link_counters)
+            assert np.array_equal(r.peak_sram, fresh.peak_sram)
+            assert r.label(0) == fresh.label(0) and r.source(0) == fresh.source(0)
+    with pytest.raises(ValueError, match="traced on 4 cubes x 8 PEs"):
+        traced.time(kernbench.load_hw("mesh8"))
+
+
+def test_a_setup_that_reads_the_hardware_splits_its_trace_group():
+    res = sweep(hw_reading_builder, hardware={"sram.capacity_bytes": [1 << 19, 1 << 24],
+                                              "link.bytes_per_cycle": [8, 32]}, cache=False, workers=1)
+    assert res.stats["trace_groups"] == 1 and res.stats["traces"] == 2  # one per SRAM size read
+    for row in res.rows:
+        ctx = kernbench.Context("default", overrides={"sram.capacity_bytes": row["sram.capacity_bytes"],
+                                                      "link.bytes_per_cycle": row["link.bytes_per_cycle"]})
+        launch = hw_reading_builder(ctx)
+        fresh = row_figures(ctx.launch(launch.kernel, launch.grid, *launch.args, mode="timing"))
+        assert {k: row[k] for k in FIGURES} == fresh
+
+
+def test_the_kernel_form_with_setup_and_shape_keys():
+    res = sweep(ring_gemm, (8, 1), setup=setup, ring=True, hardware={"n_cubes": [1, 2], "link.bytes_per_cycle": [8, 64]},
+                args={"chunks": [1, 2]}, cache=False, workers=1)
+    assert res.stats["trace_groups"] == 4  # n_cubes is the machine's shape: it is in the trace key
+    assert all(r["error"] is None for r in res.rows)
+    assert res.rows[0]["cycles"] == res.rows[2]["cycles"]  # one cube or two: the same launch on cube 0
+
+
+# -- failing points are rows ---------------------------------------------------------------------------------
+def test_failing_points_are_rows_with_their_error_pe_and_line():
+    res = sweep(ring_gemm, (8, 1), setup=setup, ring=True,
+                hardware={"sram.capacity_bytes": [1024, 1 << 24], "link.bytes_per_cycle": [0, 32]},
+                args={"fail_on": [-1, 3]}, options={"strict_sram": [True]}, cache=False, workers=1)
+    by = {(r["fail_on"], r["sram.capacity_bytes"], r["link.bytes_per_cycle"]): r for r in res.rows}
+    ok = by[(-1, 1 << 24, 32)]
+    assert ok["error"] is None and ok["cycles"] > 0
+    sram = by[(-1, 1024, 32)]
+    assert sram["error_type"] == "SramCapacityError" and sram["error_pe"] == "(0, 0)"
+    assert sram["cycles"] is None and "capacity" in sram["error"]
+    bad = by[(-1, 1 << 24, 0)]
+    assert bad["error_type"] == "HardwareConfigError" and "link.bytes_per_cycle" in bad["error"]
+    kern = by[(3, 1 << 24, 32)]
+    assert kern["error_type"] == "KernelError" and kern["error_pe"] == "(3, 0)"
+    assert kern["error_where"].endswith(f"test_sweep.py:{ring_gemm.__code__.co_firstlineno + 3}")
+    assert len(res.failed) == 7  # 4 bad configs, 2 kernel errors, 1 over SRAM
+    df = res.df
+    assert list(df.columns) == res.columns and df["cycles"].isna().sum() == 7
+
+
+def test_a_setup_that_raises_is_a_row_naming_its_line():
+    def broken(ctx, M=16):
+        raise RuntimeError("no data for M=%d" % M)
+
+    res = sweep(broken, args={"M": [16, 32]}, cache=False, workers=1)
+    assert [r["error_type"] for r in res.rows] == ["RuntimeError", "RuntimeError"]
+    assert "setup raised RuntimeError: no data for M=32" == res.rows[1]["error"]
+    assert res.rows[0]["error_where"].endswith(f"test_sweep.py:{broken.__code__.co_firstlineno + 1}")
+
+
+# -- the cache ---------------------------------------------------------------------------------------------
+def test_a_rerun_computes_only_missing_points(tmp_path):
+    kw = dict(hardware={"link.bytes_per_cycle": [8, 32]}, args={"chunks": [1, 2]}, cache=tmp_path, workers=1)
+    first = sweep(builder, **kw)
+    assert (first.stats["computed"], first.stats["cached"]) == (4, 0)
+    again = sweep(builder, **kw)
+    assert (again.stats["computed"], again.stats["cached"]) == (0, 4)
+    assert again.rows == first.rows
+    kw["hardware"] = {"link.bytes_per_cycle": [8, 32, 64]}
+    more = sweep(builder, **kw)
+    assert (more.stats["computed"], more.stats["cached"]) == (2, 4)
+    # numpy scalars are the same point as Python ones
+    kw["hardware"] = {"link.bytes_per_cycle": np.array([8, 32, 64], dtype=np.int32)}
+    assert sweep(builder, **kw).stats["computed"] == 0
+    assert len(DiskCache("sweep", tmp_path)) == 6
+
+
+def test_cache_keys_see_code_values_and_types(tmp_path):
+    assert digest(np.int64(3), np.float32(0.5)) == digest(3, 0.5)
+    assert digest((1, 2)) != digest([1, 2]) and digest(1) != digest(1.0) and digest(True) != digest(1)
+    assert code_fingerprint(builder) != code_fingerprint(hw_reading_builder)
+    src = tmp_path / "k.py"
+    src.write_text("def f(ctx):\n    return 1\n")
+    import importlib.util
+
+    def load():
+        spec = importlib.util.spec_from_file_location("kb_cache_probe", src)
+        m = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(m)
+        return m.f
+
+    a = code_fingerprint(load())
+    src.write_text("def f(ctx):\n    return 2\n")
+    assert code_fingerprint(load()) != a
+    c = DiskCache("probe", tmp_path / "c")
+    k = digest("x")
+    assert c.get(k) is None
+    c.put(k, {"a": np.int64(1), "b": (1, 2)})
+    assert c.get(k) == {"a": 1, "b": [1, 2]} and k in c and c.clear() == 1
+
+
+# -- Dask ------------------------------------------------------------------------------------------------
+def _unpickled(dask_worker=None):
+    return TracedLaunch.unpickled
+
+
+def test_a_local_cluster_of_processes_gives_the_serial_rows():
+    distributed = pytest.importorskip("distributed")
+    kw = dict(hardware={"link.bytes_per_cycle": [8, 32], "dma.latency_cycles": [50, 150]},
+              args={"chunks": [1, 2, 3]}, options={"strict_sram": [False]}, cache=False)
+    serial = sweep(builder, workers=1, **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        par = sweep(builder, client=client, **kw)
+        received = client.run(_unpickled)
+    assert par.stats["workers"] == 2
+    assert par.rows == serial.rows
+    # each trace reaches a worker at most once, however many of its points that worker times
+    assert all(n <= par.stats["trace_groups"] for n in received.values()), received
+
+
+# -- plots, files, HTML ------------------------------------------------------------------------------------
+def test_plot_pareto_files_and_html(tmp_path):
+    pytest.importorskip("pandas")
+    res = sweep(builder, hardware={"link.bytes_per_cycle": [4, 8, 32, 64]}, args={"chunks": [1, 3]},
+                cache=False, workers=1)
+    for name in ("p.png", "p.svg"):
+        res.plot(x="link.bytes_per_cycle", y="cycles", hue="chunks", path=tmp_path / name)
+        assert (tmp_path / name).stat().st_size > 1000
+    front = res.pareto("link.bytes_per_cycle", path=tmp_path / "front.png")
+    assert (tmp_path / "front.png").is_file()
+    rows = [r for r in res.rows]
+    for _, f in front.iterrows():  # nobody is better on both
+        assert not any(r["cycles"] < f["cycles"] and r["link.bytes_per_cycle"] < f["link.bytes_per_cycle"]
+                       for r in rows)
+    res.to_csv(tmp_path / "r.csv")
+    import pandas as pd
+
+    assert len(pd.read_csv(tmp_path / "r.csv")) == 8
+    pytest.importorskip("pyarrow")
+    res.save(tmp_path / "r.parquet")
+    back = pd.read_parquet(tmp_path / "r.parquet")
+    assert back["cycles"].tolist() == res.df["cycles"].tolist()
+    assert "<table" in res._repr_html_() and "8 points" in repr(res)
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        res.plot(x="nope")
+
+
+# -- the tuner ---------------------------------------------------------------------------------------------
+def test_tune_picks_the_fastest_config_that_fits(tmp_path):
+    configs = [{"M": 16}, {"M": 32}, {"M": 64}]
+    t = tune(builder, configs, hw=kernbench.load_hw("default", {"sram.capacity_bytes": 40_000}),
+             args={"chunks": 2}, default={"M": 16}, cache=tmp_path)
+    table = {c["config"]["M"]: c for c in t.table}
+    assert table[64]["error"] is not None  # over SRAM with strict checking: never chosen
+    fits = {m: c["cycles"] for m, c in table.items() if c["error"] is None}
+    assert t.best == {"M": min(fits, key=fits.get)} and t.cycles == min(fits.values())
+    assert t.gain == pytest.approx(fits[16] / t.cycles)
+    again = tune(builder, configs, hw=kernbench.load_hw("default", {"sram.capacity_bytes": 40_000}),
+                 args={"chunks": 2}, default={"M": 16}, cache=tmp_path)
+    assert again.from_cache and again.best == t.best and str(again).startswith("best {'M'")
+
+
+# -- the command line --------------------------------------------------------------------------------------
+def test_cli_sweep(tmp_path, capsys):
+    from kernbench.cli import main
+
+    pytest.importorskip("pandas")
+    kfile = tmp_path / "kern.py"
+    kfile.write_text(
+        "def k(x_ptr, o_ptr, n, *, tl):\n"
+        "    x = tl.load(x_ptr, shape=(n,), dtype='f32')\n"
+        "    tl.send(dir='E', src=x)\n"
+        "    tl.store(o_ptr, tl.recv(dir='W', shape=(n,), dtype='f32') + x)\n"
+        "def setup(ctx, n):\n"
+        "    return (ctx.empty((n,), 'f32'), ctx.empty((n,), 'f32'), n)\n")
+    out = tmp_path / "rows.csv"
+    argv = ["sweep", f"{kfile}:k", "--grid", "8,1", "--ring", "--set", "link.bytes_per_cycle=8,32",
+            "--set", "link.hop_latency_cycles=0,50", "--arg", "n=256,1K", "--workers", "1",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--plot", str(tmp_path / "p.png"),
+            "--hue", "n", "--pareto", "link.bytes_per_cycle"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "8 points (4 computed, 0 from the cache, 4 failed)" in text  # hop latency 0: a bad config
+    assert "HardwareConfigError" in text and "Pareto front" in text
+    import pandas as pd
+
+    df = pd.read_csv(out)
+    assert len(df) == 8 and set(df["n"]) == {256, 1024}
+    assert (tmp_path / "p.png").is_file()
+    assert main(argv) == 0 and "(0 computed, 4 from the cache, 4 failed)" in capsys.readouterr().out
+    assert main(["sweep", "--panel", "single_user_prefill", "--grid", "8,1"]) == 2
+    assert "a panel has its own grid" in capsys.readouterr().err
+    json.dumps(df.to_dict())  # plain data
