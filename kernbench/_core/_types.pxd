@@ -159,18 +159,19 @@ ctypedef struct LinkState:
     int64_t tx_cmd              # global index of the send being sent, -1 if none
     int64_t tx_start            # T: cycle the send started
     int64_t tx_pkts_left        # packets of the send not yet started
-    int64_t tx_bytes_left       # bytes of the send not yet started
-    int64_t tx_ser              # serialisation cycles of the send so far
+    int64_t tx_bytes_left       # packet detail: bytes of the send not yet started
+    int64_t tx_ser_full         # train: serialisation cycles of a full packet
+    int64_t tx_ser_last         # train: serialisation cycles of the send's last packet
     int64_t tx_e_prev           # cycle the wire is free (end of the last packet)
     int64_t tx_next             # link-global index of the next packet to start
+    int64_t tx_slot             # train: tx_next % Q, kept as a running index (no division)
     int64_t rx_cmd              # global index of the posted recv, -1 if none
     int64_t rx_post             # r: cycle the recv was posted
     int64_t rx_first            # link-global index of the recv's first packet
     int64_t rx_end              # one past its last packet
     int64_t rx_next_first       # first packet of the next recv
-    int64_t rx_drained          # packets drained (link-global count)
+    int64_t rx_drained          # packet detail: packets drained (link-global count)
     int64_t rx_last_drain       # d of the last packet drained
-    int64_t rx_ser              # serialisation cycles of the recv's packets
     int64_t rx_arrived          # packet detail: packets in the queue or drained
     int64_t* cred               # train: ring of Q credit-return cycles (-1 = not known yet)
     int64_t* arr                # train: ring of Q arrival cycles of undrained packets
