@@ -28,8 +28,9 @@ cdef enum:
     # Event kinds
     EV_UNIT_DONE = 0    # GEMM/VECTOR command ends (obj = pe * N_UNITS + unit)
     EV_FOLD = 1         # packet detail: one GEMM fold ends (obj = pe)
-    EV_ARBITRATE = 2    # the cube memory channel is free: grant the next burst (obj = cube)
-    EV_DMA_DONE = 3     # a DMA command's last burst has landed (obj = pe)
+    EV_ARBITRATE = 2    # packet detail: the cube memory channel is free: grant the next burst
+                        # (obj = cube)
+    EV_DMA_DONE = 3     # packet detail: a DMA command's last burst has landed (obj = pe)
     EV_PKT_SENT = 4     # packet detail: a packet has left the sender (obj = link)
     EV_PKT_ARRIVE = 5   # packet detail: a packet lands in the receive queue (obj = link)
     EV_CREDIT = 6       # packet detail: a credit is back at the sender (obj = link)
@@ -37,6 +38,7 @@ cdef enum:
     EV_RX_DONE = 8      # a recv's last packet is drained (obj = link)
     EV_LIMIT = 9        # train detail: a packet would start past max_cycles (never handled:
                         # popping it trips the max_cycles guard)
+    EV_CHAN_DONE = 10   # train detail: the next DMA command of a cube's channel ends (obj = cube)
 
 cdef enum:
     # Priorities: within one cycle, arbitration runs after every other event, so all requests
@@ -136,23 +138,37 @@ ctypedef struct UnitState:
 
 ctypedef struct DmaPort:
     # A PE's DMA engine as the cube channel sees it.
-    int64_t bursts_left         # bursts of the running command not yet granted
-    int64_t bytes_left          # bytes not yet granted
+    int64_t bursts_left         # bursts of the running command not yet granted (train: not yet
+                                # granted when the channel's epoch began, for its members)
+    int64_t bytes_left          # packet detail: bytes not yet granted
+    int64_t last_cycles         # train: channel cycles of the command's last burst
     int64_t ideal               # sum of burst cycles + latency of the running command
-    int32_t gen                 # bumped to cancel a scheduled EV_DMA_DONE
     int32_t requesting          # 1 while bursts_left > 0
 
 ctypedef struct Channel:
     # One cube's shared memory channel.
-    int64_t busy_until          # cycle the burst (or train) being served ends
-    int64_t train_start         # train: cycle its first burst was granted
-    int64_t train_bursts        # train: bursts granted as one train
-    int64_t train_bytes         # train: bytes granted as one train
+    # Train detail keeps an epoch: a fixed set of requesting PEs (its members) served round
+    # robin from t0, every burst full until the first member to reach its last burst (the
+    # finisher) is granted it. The epoch ends when that burst leaves (fin_end); a request that
+    # arrives before cuts it. See _dma.pyx.
+    int64_t busy_until          # packet: cycle the burst being served ends
+    int64_t t0                  # train: cycle of the epoch's first grant (no members: cycle the
+                                # channel became free)
+    int64_t fin_idx             # train: grants of the epoch before the finisher's last burst
+    int64_t fin_end             # train: cycle the finisher's last burst leaves the channel
+    int64_t ev_time             # train: cycle of the scheduled EV_CHAN_DONE, -1 if none
+    int32_t* members            # train: the epoch's members (local PEs) in round-robin order
+    int32_t* fq_pe              # train: ring of local PEs whose last burst has left (in order)
+    int64_t* fq_t               # train: the cycle each of their commands ends
+    int32_t k                   # train: members of the epoch, 0 while the channel is idle
+    int32_t fin                 # train: the finisher's index in members
+    int32_t fq_head             # train: first entry of the ring
+    int32_t fq_len              # train: entries in the ring
     int32_t last                # local PE served last (round-robin pointer)
-    int32_t train_pe            # local PE holding an uncontended train, -1 if none
-    int32_t pending             # 1 while an EV_ARBITRATE is scheduled
-    int32_t gen                 # bumped to cancel the scheduled EV_ARBITRATE
+    int32_t pending             # packet: 1 while an EV_ARBITRATE is scheduled
+    int32_t gen                 # bumped to cancel the scheduled EV_ARBITRATE or EV_CHAN_DONE
     int32_t n_requesting        # PEs with bursts pending
+    int32_t bad                 # debug build: broken invariants of the train epochs
 
 ctypedef struct LinkState:
     # One direction of one SFR link: sender (src, port) -> receiver (dst, opposite port).
