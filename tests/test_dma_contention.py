@@ -14,7 +14,7 @@ chains, mixed with GEMM, vector and link commands.
 import numpy as np
 import pytest
 from engine_helpers import MAJOR_RESULT_FIELDS, Machine, assert_same_result
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from kernbench._core import DEBUG_BUILD
@@ -82,7 +82,25 @@ def contention_machine(draw, max_cubes=3, max_pes_per_cube=8, max_items=7):
     return m
 
 
+def _describe(machine) -> str:
+    """The launch in words, for hypothesis to print with a falsifying example."""
+    hw = machine.hw
+    out = [f"{hw.n_cubes} cube(s) x {hw.pes_per_cube} PEs, burst {hw.dma.burst_bytes} B, channel "
+           f"{hw.dma.channel_bytes_per_cycle} B/cycle, latency {hw.dma.latency_cycles}"]
+    c = machine.program().commands
+    prog = machine.program()
+    for g in range(hw.n_pes):
+        lo, hi = int(prog.cmd_offsets[g]), int(prog.cmd_offsets[g + 1])
+        if hi > lo:
+            ops = [f"#{i - lo} {Opcode(int(c['opcode'][i])).name.lower()} "
+                   f"{int(c['nbytes'][i]) or int(c['n'][i])} src {int(c['src0'][i])} dst {int(c['dst'][i])}"
+                   for i in range(lo, hi)]
+            out.append(f"PE {g}: " + "; ".join(ops))
+    return "\n".join(out)
+
+
 def _both(machine):
+    note(_describe(machine))
     return [machine.run(detail=d, record_events=True).res for d in ("train", "packet")]
 
 
