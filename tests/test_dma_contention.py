@@ -100,7 +100,6 @@ def _describe(machine) -> str:
 
 
 def _both(machine):
-    note(_describe(machine))
     return [machine.run(detail=d, record_events=True).res for d in ("train", "packet")]
 
 
@@ -123,6 +122,7 @@ def _train_events_bound(machine):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(contention_machine())
 def test_random_contention_train_equals_burst_by_burst(machine):
+    note(_describe(machine))
     train, packet = _both(machine)
     _assert_exact(train, packet)
     assert train.heap_events <= _train_events_bound(machine)
@@ -141,6 +141,7 @@ def test_lockstep_requests(hw, period, jitter):
             x = s.load((j + 1) * hw.dma.burst_bytes + g % 3, after=t)
             t = s.vec(VecOp.FILL, period, x, out_bytes=8)
             s.store(t, hw.dma.burst_bytes * (1 + g % 2))
+    note(_describe(m))
     train, packet = _both(m)
     _assert_exact(train, packet)
 
