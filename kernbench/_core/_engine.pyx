@@ -32,7 +32,7 @@ from ._types cimport *
 from ._heap cimport heap_init, heap_free, heap_push, heap_pop
 from ._timing cimport (gemm_folds, gemm_fold_cycles, vec_cycles, reduce_cycles,
                        message_ser_cycles)
-from ._dma cimport dma_request, dma_arbitrate
+from ._dma cimport dma_request, dma_arbitrate, dma_done, dma_done_next
 from ._link cimport link_send_start, link_recv_post, link_packet_event
 
 cnp.import_array()
@@ -109,6 +109,8 @@ cdef class Sim:
     cdef Channel* chans
     cdef LinkState* links
     cdef int64_t* rings
+    cdef int32_t* chan_pes      # train DMA: every channel's members and ring of ended transfers
+    cdef int64_t* chan_times    # train DMA: the ring's completion cycles
     cdef int64_t[::1] t_ready
     cdef int64_t[::1] t_readers
     cdef int64_t now
@@ -132,13 +134,15 @@ cdef class Sim:
 
     def __cinit__(self, dict params, commands, cmd_pe, unit_q, unit_q_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles):
-        cdef int64_t i, n_pes, n_links, Q
+        cdef int64_t i, n_pes, n_links, Q, ppc
         cdef LinkState* L
         self.units = NULL
         self.dports = NULL
         self.chans = NULL
         self.links = NULL
         self.rings = NULL
+        self.chan_pes = NULL
+        self.chan_times = NULL
         self.heap.data = NULL
         self.poll.check = _check_signals
         self.poll.owner = <void*> self
@@ -180,8 +184,11 @@ cdef class Sim:
         self.chans = <Channel*> calloc(self.hw.n_cubes, sizeof(Channel))
         self.links = <LinkState*> calloc(n_links, sizeof(LinkState))
         self.rings = <int64_t*> calloc(2 * n_links * Q, sizeof(int64_t))
+        self.chan_pes = <int32_t*> calloc(2 * n_pes, sizeof(int32_t))
+        self.chan_times = <int64_t*> calloc(n_pes, sizeof(int64_t))
         if (self.units == NULL or self.dports == NULL or self.chans == NULL or self.links == NULL
-                or self.rings == NULL or heap_init(&self.heap, 4 * n_pes + 64) != 0):
+                or self.rings == NULL or self.chan_pes == NULL or self.chan_times == NULL
+                or heap_init(&self.heap, 4 * n_pes + 64) != 0):
             raise MemoryError("kernbench engine: cannot allocate simulator state")
         for i in range(n_pes * N_UNITS):
             self.units[i].q_pos = self.unit_q_off[i]
@@ -189,9 +196,13 @@ cdef class Sim:
             self.units[i].cur = -1
             self.units[i].wait_tensor = -1
             self.units[i].state = U_IDLE
+        ppc = self.hw.pes_per_cube
         for i in range(self.hw.n_cubes):
-            self.chans[i].last = self.hw.pes_per_cube - 1  # PE 0 is served first
-            self.chans[i].train_pe = -1
+            self.chans[i].last = <int32_t> (ppc - 1)  # PE 0 is served first
+            self.chans[i].ev_time = -1
+            self.chans[i].members = &self.chan_pes[2 * i * ppc]
+            self.chans[i].fq_pe = &self.chan_pes[(2 * i + 1) * ppc]
+            self.chans[i].fq_t = &self.chan_times[i * ppc]
         for i in range(n_links):
             L = &self.links[i]
             L.tx_cmd = -1
@@ -215,6 +226,10 @@ cdef class Sim:
         free(self.chans)
         free(self.links)
         free(self.rings)
+        free(self.chan_pes)
+        free(self.chan_times)
+        self.chan_pes = NULL
+        self.chan_times = NULL
         self.units = NULL
         self.dports = NULL
         self.chans = NULL
@@ -369,7 +384,7 @@ cdef class Sim:
     # -- loop ----------------------------------------------------------------------------------
     cdef int _loop(self) noexcept nogil:
         cdef Event ev
-        cdef int32_t pe, u, n_pes = self.hw.n_pes
+        cdef int32_t pe, u, l, n_pes = self.hw.n_pes
         cdef int32_t ppc = self.hw.pes_per_cube
         cdef UnitState* us
         cdef LinkState* L
@@ -412,11 +427,17 @@ cdef class Sim:
                 rc = dma_arbitrate(&self.hw, &self.heap, &self.chans[ev.obj],
                                    &self.dports[ev.obj * ppc], ev.obj, self.now, ev.gen,
                                    &self.n_bursts)
-            elif ev.kind == EV_DMA_DONE:
-                if ev.gen != self.dports[ev.obj].gen:
+            elif ev.kind == EV_CHAN_DONE:
+                l = dma_done(&self.hw, &self.chans[ev.obj], &self.dports[ev.obj * ppc], self.now,
+                             ev.gen)
+                if l < 0:
                     if KB_DEBUG:
                         self.dbg.stale_events += 1
-                    continue  # the train it ended was cut; a later burst ends the command
+                    continue  # a request changed the channel's next completion since
+                rc = self._complete(ev.obj * ppc + l, UNIT_DMA)
+                if rc == 0:
+                    rc = dma_done_next(&self.hw, &self.heap, &self.chans[ev.obj], ev.obj)
+            elif ev.kind == EV_DMA_DONE:
                 rc = self._complete(ev.obj, UNIT_DMA)
             elif ev.kind == EV_TX_DONE:
                 L = &self.links[ev.obj]
@@ -463,8 +484,13 @@ cdef class Sim:
 
     def debug_counters(self):
         """Invariant counters (debug build only; zeros otherwise)."""
+        cdef int64_t bad = 0
+        cdef int32_t c
+        if self.chans != NULL:
+            for c in range(self.hw.n_cubes):
+                bad += self.chans[c].bad
         return {"stale_events": self.dbg.stale_events, "max_heap": self.dbg.max_heap,
-                "time_regressions": self.dbg.time_regressions}
+                "time_regressions": self.dbg.time_regressions, "dma_invariant_errors": bad}
 
     def unit_states(self):
         """(n_pes, N_UNITS) arrays: state, running command, next command, tensor waited for."""

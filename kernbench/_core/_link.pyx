@@ -15,8 +15,7 @@ time packet i waits for (before it starts) and, while undrained, its arrival tim
 """
 from libc.stdint cimport int32_t, int64_t
 from ._types cimport (HwParams, EventHeap, LinkState, LinkCounters, EV_PKT_SENT, EV_PKT_ARRIVE,
-                      EV_CREDIT, EV_TX_DONE, EV_RX_DONE, EV_LIMIT, PRIO_NORMAL, SignalPoll,
-                      poll_signals)
+                      EV_CREDIT, EV_TX_DONE, EV_RX_DONE, EV_LIMIT, PRIO_NORMAL, SignalPoll)
 from ._heap cimport heap_push
 from ._timing cimport cdiv, packet_cycles
 
@@ -29,47 +28,86 @@ cdef inline int64_t _max(int64_t a, int64_t b) noexcept nogil:
 
 cdef int _train_advance(const HwParams* hw, EventHeap* heap, LinkState* L, LinkCounters* cnt,
                         int32_t link, SignalPoll* poll) noexcept nogil:
-    cdef int64_t Q = hw.queue, h = hw.hop_latency
-    cdef int64_t i, slot, c, nb, ser, s, e, a, d
-    while L.tx_pkts_left > 0:
+    # The hot loop of train detail: one pass per packet. Everything it carries from packet to
+    # packet lives in locals, written back to L, cnt and poll on every way out: the rings are
+    # int64_t* like the struct fields, so the compiler must assume a ring store may change a field
+    # and would reload them all after each one. No division per packet: the ring slot is a
+    # running index (i % Q), and the message's serialisation (full packets, then the last) was
+    # worked out once by link_send_start.
+    cdef int64_t Q = hw.queue, h = hw.hop_latency, limit = hw.max_cycles
+    cdef int64_t* cred = L.cred
+    cdef int64_t* arr = L.arr
+    cdef int64_t i = L.tx_next, slot = L.tx_slot, left = L.tx_pkts_left
+    cdef int64_t T = L.tx_start, e = L.tx_e_prev
+    cdef int64_t ser_full = L.tx_ser_full, ser_last = L.tx_ser_last
+    # packets [rx_lo, rx_hi) belong to the posted recv (none if no recv is posted); a recv is
+    # only posted between two calls, so the range holds for the whole loop
+    cdef int64_t rx_lo = 0, rx_hi = 0, r = 0
+    cdef int64_t pl = poll.left, n = 0, busy = 0
+    cdef int64_t c, ser, s, a, d
+    cdef int rc = 0, stopped = 0
+    if L.rx_cmd >= 0:
+        rx_lo = L.rx_first
+        rx_hi = L.rx_end
+        r = L.rx_post
+    while left > 0:
         # One event may compute a whole message here (up to 2**40 bytes): each packet is a work
-        # item of the signal poll, so Ctrl-C is seen within it. The run is abandoned on -1.
-        if poll_signals(poll):
-            return -1
-        i = L.tx_next
-        slot = i % Q
-        c = L.cred[slot]
+        # item of the signal poll (poll_signals, inlined), so Ctrl-C is seen within it. The run
+        # is abandoned on -1.
+        pl -= 1
+        if pl <= 0:
+            poll.left = 0
+            if poll.check(poll):
+                rc = -1  # a signal handler raised: the run is abandoned
+                break
+            pl = poll.left
+        c = cred[slot]
         if c < 0:
-            L.tx_waiting = 1  # the packet Q before this one is not drained yet
-            return 0
-        nb = hw.packet_bytes if L.tx_bytes_left > hw.packet_bytes else L.tx_bytes_left
-        ser = packet_cycles(hw, nb)
-        s = _max(_max(L.tx_e_prev, L.tx_start), c)
-        if s > hw.max_cycles:
+            break  # the packet Q before this one is not drained yet: tx_waiting below
+        ser = ser_last if left == 1 else ser_full
+        s = e if e >= T else T
+        if c > s:
+            s = c
+        if s > limit:
             # Past the guard: stop here (a huge message would otherwise be computed to its end
             # before the guard could fire); the event trips it when popped.
-            return heap_push(heap, s, PRIO_NORMAL, EV_LIMIT, link, 0)
+            rc = heap_push(heap, s, PRIO_NORMAL, EV_LIMIT, link, 0)
+            stopped = 1
+            break
         e = s + ser
         a = e + h
-        L.tx_e_prev = e
-        L.tx_next = i + 1
-        L.tx_pkts_left -= 1
-        L.tx_bytes_left -= nb
-        cnt.packets += 1
-        cnt.busy += ser
-        if L.rx_cmd >= 0 and i >= L.rx_first and i < L.rx_end:
-            d = _max(a, L.rx_post)
-            L.cred[slot] = d + h
-            L.rx_drained += 1
-            L.rx_last_drain = d
-            if i == L.rx_end - 1:
+        n += 1
+        busy += ser
+        left -= 1
+        if i >= rx_lo and i < rx_hi:
+            d = a if a >= r else r
+            cred[slot] = d + h
+            if i == rx_hi - 1:
+                L.rx_last_drain = d
                 if heap_push(heap, d, PRIO_NORMAL, EV_RX_DONE, link, 0):
-                    return -1
+                    rc = -1  # out of memory: the run is abandoned, L no longer matters
+                    break
         else:
-            L.cred[slot] = -1
-            L.arr[slot] = a
+            cred[slot] = -1
+            arr[slot] = a
+        i += 1
+        slot += 1
+        if slot == Q:
+            slot = 0
+    L.tx_next = i
+    L.tx_slot = slot
+    L.tx_pkts_left = left
+    L.tx_e_prev = e
+    cnt.packets += n
+    cnt.busy += busy
+    poll.left = pl
+    if rc or stopped:
+        return rc
+    if left > 0:
+        L.tx_waiting = 1
+        return 0
     L.tx_waiting = 0
-    return heap_push(heap, L.tx_e_prev, PRIO_NORMAL, EV_TX_DONE, link, 0)
+    return heap_push(heap, e, PRIO_NORMAL, EV_TX_DONE, link, 0)
 
 
 # -- packet detail ----------------------------------------------------------------------------
@@ -140,6 +178,10 @@ cdef int link_send_start(const HwParams* hw, EventHeap* heap, LinkState* L, Link
     cnt.messages += 1
     if hw.packet_detail:
         return _packet_try_send(hw, heap, L, cnt, link, now)
+    # Every packet but the last is full: two serialisation times per message, not a division
+    # per packet.
+    L.tx_ser_full = packet_cycles(hw, hw.packet_bytes)
+    L.tx_ser_last = packet_cycles(hw, nbytes - (L.tx_pkts_left - 1) * hw.packet_bytes)
     return _train_advance(hw, heap, L, cnt, link, poll)
 
 
@@ -155,14 +197,17 @@ cdef int link_recv_post(const HwParams* hw, EventHeap* heap, LinkState* L, LinkC
     L.rx_next_first = L.rx_end
     if hw.packet_detail:
         return _packet_drain(hw, heap, L, link, now)
-    # drain what the sender already queued for this message
+    # drain what the sender already queued for this message (one division for the first slot,
+    # then a running index)
     upto = L.tx_next if L.tx_next < L.rx_end else L.rx_end
+    slot = L.rx_first % Q
     for i in range(L.rx_first, upto):
-        slot = i % Q
         d = _max(L.arr[slot], now)
         L.cred[slot] = d + hw.hop_latency
-        L.rx_drained += 1
         L.rx_last_drain = d
+        slot += 1
+        if slot == Q:
+            slot = 0
     if upto == L.rx_end:
         if heap_push(heap, L.rx_last_drain, PRIO_NORMAL, EV_RX_DONE, link, 0):
             return -1

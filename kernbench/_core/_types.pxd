@@ -28,8 +28,9 @@ cdef enum:
     # Event kinds
     EV_UNIT_DONE = 0    # GEMM/VECTOR command ends (obj = pe * N_UNITS + unit)
     EV_FOLD = 1         # packet detail: one GEMM fold ends (obj = pe)
-    EV_ARBITRATE = 2    # the cube memory channel is free: grant the next burst (obj = cube)
-    EV_DMA_DONE = 3     # a DMA command's last burst has landed (obj = pe)
+    EV_ARBITRATE = 2    # packet detail: the cube memory channel is free: grant the next burst
+                        # (obj = cube)
+    EV_DMA_DONE = 3     # packet detail: a DMA command's last burst has landed (obj = pe)
     EV_PKT_SENT = 4     # packet detail: a packet has left the sender (obj = link)
     EV_PKT_ARRIVE = 5   # packet detail: a packet lands in the receive queue (obj = link)
     EV_CREDIT = 6       # packet detail: a credit is back at the sender (obj = link)
@@ -37,6 +38,7 @@ cdef enum:
     EV_RX_DONE = 8      # a recv's last packet is drained (obj = link)
     EV_LIMIT = 9        # train detail: a packet would start past max_cycles (never handled:
                         # popping it trips the max_cycles guard)
+    EV_CHAN_DONE = 10   # train detail: the next DMA command of a cube's channel ends (obj = cube)
 
 cdef enum:
     # Priorities: within one cycle, arbitration runs after every other event, so all requests
@@ -136,41 +138,56 @@ ctypedef struct UnitState:
 
 ctypedef struct DmaPort:
     # A PE's DMA engine as the cube channel sees it.
-    int64_t bursts_left         # bursts of the running command not yet granted
-    int64_t bytes_left          # bytes not yet granted
+    int64_t bursts_left         # bursts of the running command not yet granted (train: not yet
+                                # granted when the channel's epoch began, for its members)
+    int64_t bytes_left          # packet detail: bytes not yet granted
+    int64_t last_cycles         # train: channel cycles of the command's last burst
     int64_t ideal               # sum of burst cycles + latency of the running command
-    int32_t gen                 # bumped to cancel a scheduled EV_DMA_DONE
     int32_t requesting          # 1 while bursts_left > 0
 
 ctypedef struct Channel:
     # One cube's shared memory channel.
-    int64_t busy_until          # cycle the burst (or train) being served ends
-    int64_t train_start         # train: cycle its first burst was granted
-    int64_t train_bursts        # train: bursts granted as one train
-    int64_t train_bytes         # train: bytes granted as one train
+    # Train detail keeps an epoch: a fixed set of requesting PEs (its members) served round
+    # robin from t0, every burst full until the first member to reach its last burst (the
+    # finisher) is granted it. The epoch ends when that burst leaves (fin_end); a request that
+    # arrives before cuts it. See _dma.pyx.
+    int64_t busy_until          # packet: cycle the burst being served ends
+    int64_t t0                  # train: cycle of the epoch's first grant (no members: cycle the
+                                # channel became free)
+    int64_t fin_idx             # train: grants of the epoch before the finisher's last burst
+    int64_t fin_end             # train: cycle the finisher's last burst leaves the channel
+    int64_t ev_time             # train: cycle of the scheduled EV_CHAN_DONE, -1 if none
+    int32_t* members            # train: the epoch's members (local PEs) in round-robin order
+    int32_t* fq_pe              # train: ring of local PEs whose last burst has left (in order)
+    int64_t* fq_t               # train: the cycle each of their commands ends
+    int32_t k                   # train: members of the epoch, 0 while the channel is idle
+    int32_t fin                 # train: the finisher's index in members
+    int32_t fq_head             # train: first entry of the ring
+    int32_t fq_len              # train: entries in the ring
     int32_t last                # local PE served last (round-robin pointer)
-    int32_t train_pe            # local PE holding an uncontended train, -1 if none
-    int32_t pending             # 1 while an EV_ARBITRATE is scheduled
-    int32_t gen                 # bumped to cancel the scheduled EV_ARBITRATE
+    int32_t pending             # packet: 1 while an EV_ARBITRATE is scheduled
+    int32_t gen                 # bumped to cancel the scheduled EV_ARBITRATE or EV_CHAN_DONE
     int32_t n_requesting        # PEs with bursts pending
+    int32_t bad                 # debug build: broken invariants of the train epochs
 
 ctypedef struct LinkState:
     # One direction of one SFR link: sender (src, port) -> receiver (dst, opposite port).
     int64_t tx_cmd              # global index of the send being sent, -1 if none
     int64_t tx_start            # T: cycle the send started
     int64_t tx_pkts_left        # packets of the send not yet started
-    int64_t tx_bytes_left       # bytes of the send not yet started
-    int64_t tx_ser              # serialisation cycles of the send so far
+    int64_t tx_bytes_left       # packet detail: bytes of the send not yet started
+    int64_t tx_ser_full         # train: serialisation cycles of a full packet
+    int64_t tx_ser_last         # train: serialisation cycles of the send's last packet
     int64_t tx_e_prev           # cycle the wire is free (end of the last packet)
     int64_t tx_next             # link-global index of the next packet to start
+    int64_t tx_slot             # train: tx_next % Q, kept as a running index (no division)
     int64_t rx_cmd              # global index of the posted recv, -1 if none
     int64_t rx_post             # r: cycle the recv was posted
     int64_t rx_first            # link-global index of the recv's first packet
     int64_t rx_end              # one past its last packet
     int64_t rx_next_first       # first packet of the next recv
-    int64_t rx_drained          # packets drained (link-global count)
+    int64_t rx_drained          # packet detail: packets drained (link-global count)
     int64_t rx_last_drain       # d of the last packet drained
-    int64_t rx_ser              # serialisation cycles of the recv's packets
     int64_t rx_arrived          # packet detail: packets in the queue or drained
     int64_t* cred               # train: ring of Q credit-return cycles (-1 = not known yet)
     int64_t* arr                # train: ring of Q arrival cycles of undrained packets

@@ -1,0 +1,175 @@
+"""Contended DMA in closed form (train detail) against burst-by-burst round robin (packet detail).
+
+docs/hardware-model.md, "DMA engine and the cube memory channel": whenever the channel is free it
+grants one burst to the next requesting PE after the one served last; a request arriving in the
+cycle the channel frees competes for that grant. ``detail="packet"`` applies that rule burst by
+burst (an arbitration event per burst). ``detail="train"`` computes the channel an epoch at a
+time, from one change of the set of requesting PEs to the next (kernbench/_core/_dma.pyx). The
+two must agree exactly: the same start and end cycle for every command (the event record), the
+same counters and cycles, on random contention programs: 1-8 PEs per cube, several cubes, random
+sizes (partial last bursts, single bursts, bursts of one cycle), random request times (requests in
+the same cycle, on a grant, as another command ends, on an idle channel), loads and stores in
+chains, mixed with GEMM, vector and link commands.
+"""
+import numpy as np
+import pytest
+from engine_helpers import MAJOR_RESULT_FIELDS, Machine, assert_same_result
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from kernbench._core import DEBUG_BUILD
+from kernbench.common.pe_commands import Opcode, VecOp
+from kernbench.hw import SfrInstall, load_hw
+
+
+@st.composite
+def contention_hw(draw, max_cubes=3, max_pes_per_cube=8):
+    """Random cubes, PEs per cube and DMA parameters: bursts of 1 byte to 1 KiB, one cycle or
+    many, last bursts shorter than the others. The vector unit runs one lane with one cycle of
+    latency, so a fill of n elements takes exactly n + 1 cycles (the tests time requests with it)."""
+    return load_hw().with_overrides({
+        "n_cubes": draw(st.integers(1, max_cubes)),
+        "pes_per_cube": draw(st.integers(1, max_pes_per_cube)),
+        "dma.burst_bytes": draw(st.one_of(st.sampled_from([1, 2, 64, 100, 512]), st.integers(1, 1024))),
+        "dma.channel_bytes_per_cycle": draw(st.one_of(st.sampled_from([1, 32, 256, 4096]),
+                                                      st.integers(1, 700))),
+        "dma.latency_cycles": draw(st.one_of(st.just(1), st.integers(1, 60))),
+        "vector.lanes": 1,
+        "vector.pipeline_latency": 1,
+        "gemm.rows": 4,
+        "gemm.cols": 4,
+        "link.packet_bytes": 64,
+    })
+
+
+@st.composite
+def contention_machine(draw, max_cubes=3, max_pes_per_cube=8, max_items=7):
+    """A Machine whose PEs issue loads and stores at chosen cycles, with GEMM and link work.
+
+    A DMA command may wait (after=) on a fill of d elements (d + 1 cycles), so it requests the
+    channel at a cycle the draw picks. Small delays and burst counts make requests collide: in
+    one cycle, on a grant, on a finisher's last grant, as the channel frees, as a command ends."""
+    hw = draw(contention_hw(max_cubes, max_pes_per_cube))
+    B = hw.dma.burst_bytes
+    m = Machine(hw, SfrInstall("pe"))
+    nbr = m.neighbours()
+    sizes = st.builds(lambda nb, rest: (nb - 1) * B + rest,
+                      st.integers(1, 12), st.one_of(st.just(B), st.integers(1, B)))
+    delays = st.one_of(st.sampled_from([0, 1, 2, 3]), st.integers(0, 80))
+    for g in range(hw.n_pes):
+        s = m[g]
+        data = []  # tensors this PE has loaded (or filled)
+        for _ in range(draw(st.integers(0, max_items))):
+            kind = draw(st.sampled_from(["load", "load", "load", "store", "dot", "send"]))
+            wait = -1
+            if draw(st.booleans()):
+                d = draw(delays)
+                if d > 0:
+                    wait = s.vec(VecOp.FILL, d, out_bytes=8)  # d + 1 cycles on the vector unit
+            if kind == "load" or not data:
+                data.append(s.load(draw(sizes), after=wait))
+            elif kind == "store":
+                src = data[draw(st.integers(0, len(data) - 1))]
+                s.store(src, draw(sizes))
+            elif kind == "dot":
+                a = data[draw(st.integers(0, len(data) - 1))]
+                data.append(s.dot(a, a, draw(st.integers(1, 9)), draw(st.integers(1, 9)),
+                                  draw(st.integers(1, 40))))
+            elif nbr[g, 0] >= 0:  # send E what was loaded; the neighbour posts the recv at once
+                nbytes = draw(st.integers(1, 300))
+                s.send("E", data[-1], nbytes)
+                m[int(nbr[g, 0])].recv("W", nbytes)
+    return m
+
+
+def _describe(machine) -> str:
+    """The launch in words, for hypothesis to print with a falsifying example."""
+    hw = machine.hw
+    out = [f"{hw.n_cubes} cube(s) x {hw.pes_per_cube} PEs, burst {hw.dma.burst_bytes} B, channel "
+           f"{hw.dma.channel_bytes_per_cycle} B/cycle, latency {hw.dma.latency_cycles}"]
+    c = machine.program().commands
+    prog = machine.program()
+    for g in range(hw.n_pes):
+        lo, hi = int(prog.cmd_offsets[g]), int(prog.cmd_offsets[g + 1])
+        if hi > lo:
+            ops = [f"#{i - lo} {Opcode(int(c['opcode'][i])).name.lower()} "
+                   f"{int(c['nbytes'][i]) or int(c['n'][i])} src {int(c['src0'][i])} dst {int(c['dst'][i])}"
+                   for i in range(lo, hi)]
+            out.append(f"PE {g}: " + "; ".join(ops))
+    return "\n".join(out)
+
+
+def _both(machine):
+    return [machine.run(detail=d, record_events=True).res for d in ("train", "packet")]
+
+
+def _assert_exact(train, packet):
+    assert_same_result(train, packet, MAJOR_RESULT_FIELDS)
+    np.testing.assert_array_equal(train.events, packet.events, err_msg="event record differs")
+    if DEBUG_BUILD:  # the epochs' own invariants, checked on every step
+        assert train.debug["dma_invariant_errors"] == 0
+        assert train.debug["time_regressions"] == packet.debug["time_regressions"] == 0
+
+
+def _train_events_bound(machine):
+    """Train detail pops one completion event per command, plus at most one cancelled channel
+    event per DMA request: the heap never sees a burst."""
+    c = machine.program().commands
+    n_dma = int(((c["opcode"] == Opcode.LOAD) | (c["opcode"] == Opcode.STORE)).sum())
+    return len(c) + n_dma
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(contention_machine())
+def test_random_contention_train_equals_burst_by_burst(machine):
+    note(_describe(machine))
+    train, packet = _both(machine)
+    _assert_exact(train, packet)
+    assert train.heap_events <= _train_events_bound(machine)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(contention_hw(max_cubes=2), st.integers(1, 40), st.integers(0, 3))
+def test_lockstep_requests(hw, period, jitter):
+    """Every PE of every cube requests on a common beat (period cycles apart, a few cycles of
+    jitter by PE): the requests land on grants and on each other's completions."""
+    m = Machine(hw, SfrInstall("pe"))
+    for g in range(hw.n_pes):
+        s = m[g]
+        t = s.vec(VecOp.FILL, period + (g % hw.pes_per_cube) * jitter, out_bytes=8)
+        for j in range(3):
+            x = s.load((j + 1) * hw.dma.burst_bytes + g % 3, after=t)
+            t = s.vec(VecOp.FILL, period, x, out_bytes=8)
+            s.store(t, hw.dma.burst_bytes * (1 + g % 2))
+    note(_describe(m))
+    train, packet = _both(m)
+    _assert_exact(train, packet)
+
+
+def test_eight_pes_in_one_cube_pop_a_handful_of_events():
+    # docs/hardware-model.md's example: 8 PEs each load 64 KiB at cycle 0 (1024 bursts). Burst by
+    # burst that is over a thousand heap events; in closed form one completion per command, and
+    # one cancelled completion for each request of cycle 0 after the first (each moves the
+    # channel's next completion later).
+    m = Machine(load_hw())
+    for p in range(8):
+        m[p, 0].load(64 * 1024)
+    train, packet = _both(m)
+    _assert_exact(train, packet)
+    assert [int(train.cmd_end[i]) for i in range(8)] == [127 * 16 + 2 * (p + 1) + 150 for p in range(8)]
+    assert packet.heap_events > 1024
+    assert train.heap_events == 8 + 7
+
+
+@pytest.mark.parametrize("arrive", range(95, 110))
+def test_request_at_every_cycle_around_a_grant(arrive):
+    # PE 0 streams 64 KiB alone (grants every 2 cycles); PE 1 asks for 3 bursts at cycles around
+    # cycle 100: on a grant, between two, while an epoch of two is running (PE 2 joins at 103).
+    m = Machine(load_hw())
+    m[0, 0].load(64 * 1024)
+    t = m[1, 0].vec(VecOp.FILL, (arrive - 8) * 64)  # (arrive - 8) + 8 cycles
+    m[1, 0].load(1300, after=t)
+    t = m[2, 0].vec(VecOp.FILL, 95 * 64)  # 103 cycles
+    m[2, 0].load(700, after=t)
+    train, packet = _both(m)
+    _assert_exact(train, packet)
