@@ -1,4 +1,5 @@
-"""The debug build (KERNBENCH_DEBUG=1) keeps invariant counters; the release build keeps none.
+"""The debug build (KERNBENCH_DEBUG=1) keeps statistics and stops with EngineInvariantError on a
+broken invariant; the release build keeps none.
 
 CI runs the whole suite on both builds; this file checks the counters themselves on whichever
 build is installed.
@@ -37,3 +38,51 @@ def test_invariant_counters():
     # new event is scheduled and the one at 406 goes stale.
     assert train.debug["stale_events"] >= 1
     assert packet.debug["stale_events"] == 0  # burst by burst nothing is ever cancelled
+
+
+def test_a_broken_invariant_raises_not_counts(monkeypatch):
+    # The debug build's loop stops with ST_INVARIANT when an invariant breaks (an event popped
+    # in the past, a DMA epoch out of step); simulate() raises it once the GIL is back. The
+    # status is what the real loop returns: a stand-in Sim returns it here, on either build.
+    import pytest
+
+    from kernbench import EngineInvariantError
+    from kernbench._core import _engine
+
+    class BrokenSim:
+        def __init__(self, *a, **k):
+            pass
+
+        def run(self):
+            return _engine.STATUS["invariant"]
+
+        def broken_invariant(self):
+            return ("an event popped before the current cycle", 1234, -1)
+
+    monkeypatch.setattr(_engine, "Sim", BrokenSim)
+    m = Machine(load_hw("default"), SfrInstall("pe"))
+    m[0, 0].load(512)
+    with pytest.raises(EngineInvariantError, match=r"invariant broken at cycle 1,234: an event popped") as e:
+        m.run()
+    assert e.value.cycle == 1234
+
+
+def test_import_refuses_an_engine_built_from_other_structs(monkeypatch):
+    import numpy as np
+    import pytest
+
+    from kernbench._core import _engine, api
+
+    api._check_build()  # the installed build matches
+    c = _engine.COMMAND_STRUCT_DTYPE
+    swapped = np.dtype({"names": list(c.names), "formats": [c.fields[n][0] for n in c.names],
+                        "offsets": [c.fields[n][1] for n in c.names][:4]
+                        + [c.fields["unit"][1], c.fields["opcode"][1]]
+                        + [c.fields[n][1] for n in c.names][6:], "itemsize": c.itemsize})
+    monkeypatch.setattr(_engine, "COMMAND_STRUCT_DTYPE", swapped)  # same itemsize, fields moved
+    with pytest.raises(ImportError, match="C Command struct .* differs from pe_commands.COMMAND_DTYPE"):
+        api._check_build()
+    monkeypatch.setattr(_engine, "COMMAND_STRUCT_DTYPE", c)
+    monkeypatch.setitem(_engine.ENUMS, "N_VEC_OPS", 99)
+    with pytest.raises(ImportError, match="enum N_VEC_OPS is 99 in the engine"):
+        api._check_build()

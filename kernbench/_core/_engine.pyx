@@ -58,13 +58,17 @@ LINK_COUNTERS_DTYPE = np.dtype([
 
 DEBUG_BUILD = bool(KB_DEBUG)
 COMMAND_ITEMSIZE = sizeof(Command)
+# The numpy dtype of the C struct itself (as scikit-learn builds NODE_DTYPE from its Node):
+# api.py compares it, field by field and offset by offset, with pe_commands.COMMAND_DTYPE.
+cdef Command _dummy_command
+COMMAND_STRUCT_DTYPE = np.asarray(<Command[:1]>(&_dummy_command)).dtype
 ENUMS = {
     "OP_LOAD": OP_LOAD, "OP_STORE": OP_STORE, "OP_DOT": OP_DOT, "OP_VEC": OP_VEC,
     "OP_REDUCE": OP_REDUCE, "OP_SEND": OP_SEND, "OP_RECV": OP_RECV, "N_UNITS": N_UNITS,
     "UNIT_TX0": UNIT_TX0, "UNIT_RX0": UNIT_RX0, "N_PORTS": N_PORTS, "N_VEC_OPS": N_VEC_OPS,
 }
 STATUS = {"ok": ST_OK, "deadlock": ST_DEADLOCK, "max_cycles": ST_MAX_CYCLES, "nomem": ST_NOMEM,
-          "interrupted": ST_INTERRUPTED}
+          "interrupted": ST_INTERRUPTED, "invariant": ST_INVARIANT}
 UNIT_STATE_NAMES = {U_IDLE: "idle", U_WAIT_OPERAND: "operand", U_BUSY: "busy", U_DONE: "done"}
 
 # -- Ctrl-C ------------------------------------------------------------------------------------
@@ -80,11 +84,20 @@ SIGNAL_CHECK_PERIOD = _SIGNAL_PERIOD
 SIGNAL_CHECK_PERIOD_MAX = _SIGNAL_PERIOD_MAX
 
 
-# Counts the engine keeps only in the debug build: invariants checked on every event.
+# What the engine keeps only in the debug build: statistics, and the invariant that broke (the
+# loop stops with ST_INVARIANT and simulate() raises EngineInvariantError).
+cdef enum:
+    INV_NONE = 0
+    INV_TIME_REGRESSION = 1  # an event popped before the current cycle
+    INV_DMA_EPOCH = 2        # a closed-form DMA epoch disagreed with its own bookkeeping
+
 cdef struct DebugCounters:
     int64_t stale_events
     int64_t max_heap
     int64_t time_regressions
+    int32_t broken  # INV_*
+    int32_t broken_obj  # the cube of a DMA invariant
+    int64_t broken_at  # cycle
 
 
 # nonecheck (debug build) would need the GIL to test `self` inside the nogil loop; self is
@@ -411,6 +424,8 @@ cdef class Sim:
             if KB_DEBUG:
                 if ev.time < self.now:
                     self.dbg.time_regressions += 1
+                    self.dbg.broken, self.dbg.broken_at = INV_TIME_REGRESSION, self.now
+                    return ST_INVARIANT
                 if self.heap.size > self.dbg.max_heap:
                     self.dbg.max_heap = self.heap.size
             self.now = ev.time
@@ -452,6 +467,14 @@ cdef class Sim:
                                        &self.lcnt[ev.obj], ev.obj, ev.kind, self.now)
             if rc:
                 return ST_INTERRUPTED if self.poll.raised else ST_NOMEM
+            if KB_DEBUG and (ev.kind == EV_ARBITRATE or ev.kind == EV_CHAN_DONE) and self.chans[ev.obj].bad:
+                self.dbg.broken, self.dbg.broken_obj, self.dbg.broken_at = INV_DMA_EPOCH, ev.obj, self.now
+                return ST_INVARIANT
+        if KB_DEBUG and self.chans != NULL:  # a request issued outside those events may have broken one too
+            for pe in range(self.hw.n_cubes):
+                if self.chans[pe].bad:
+                    self.dbg.broken, self.dbg.broken_obj, self.dbg.broken_at = INV_DMA_EPOCH, pe, self.now
+                    return ST_INVARIANT
         for pe in range(n_pes):
             if self.sram_live[pe] > self.sram_peak[pe]:
                 self.sram_peak[pe] = self.sram_live[pe]
@@ -491,6 +514,14 @@ cdef class Sim:
                 bad += self.chans[c].bad
         return {"stale_events": self.dbg.stale_events, "max_heap": self.dbg.max_heap,
                 "time_regressions": self.dbg.time_regressions, "dma_invariant_errors": bad}
+
+    def broken_invariant(self):
+        """(name, cycle, cube or -1) of the invariant that stopped a debug-build run, or None."""
+        names = {INV_TIME_REGRESSION: "an event popped before the current cycle",
+                 INV_DMA_EPOCH: "a closed-form DMA epoch disagreed with its bookkeeping"}
+        if self.dbg.broken == INV_NONE:
+            return None
+        return names[self.dbg.broken], self.dbg.broken_at, self.dbg.broken_obj if self.dbg.broken == INV_DMA_EPOCH else -1
 
     def unit_states(self):
         """(n_pes, N_UNITS) arrays: state, running command, next command, tensor waited for."""

@@ -60,6 +60,7 @@ cdef enum:
     ST_MAX_CYCLES = 2
     ST_NOMEM = 3
     ST_INTERRUPTED = 4  # a Python signal handler raised (Ctrl-C: KeyboardInterrupt)
+    ST_INVARIANT = 5    # debug build: an engine invariant broke (Sim.broken_invariant says which)
 
 ctypedef struct Command:
     # Mirror of pe_commands.COMMAND_DTYPE (align=True, 72 bytes).

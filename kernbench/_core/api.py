@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..common.errors import DeadlockError, MaxCyclesError, SramCapacityError
+from ..common.errors import DeadlockError, EngineInvariantError, MaxCyclesError, SramCapacityError
 from ..common.pe_commands import (
     COMMAND_DTYPE,
     N_PORTS,
@@ -46,12 +46,29 @@ if (MAX_SIZE, int(MAX_VOLUME), _HORIZON) != (ENGINE_MAX_SIZE, ENGINE_MAX_VOLUME,
     raise ImportError("kernbench._core.api's command bounds differ from the ones "
                       "kernbench.hw.config derives its key bounds from")
 
-# The C enums and struct must mirror pe_commands; a mismatch is a build bug, caught at import.
-assert _engine.COMMAND_ITEMSIZE == COMMAND_DTYPE.itemsize, "Command struct != COMMAND_DTYPE"
-assert _engine.ENUMS["N_UNITS"] == N_UNITS and _engine.ENUMS["N_PORTS"] == N_PORTS
-assert _engine.ENUMS["UNIT_TX0"] == Unit.TX_E and _engine.ENUMS["UNIT_RX0"] == Unit.RX_E
-assert _engine.ENUMS["N_VEC_OPS"] == len(VEC_OP_NAMES)
-assert all(_engine.ENUMS["OP_" + o.name] == int(o) for o in Opcode)
+
+
+def _check_build() -> None:
+    """The C enums and struct must mirror pe_commands; a mismatch is a build bug (a stale
+    extension), refused at import rather than read as garbage commands."""
+    c = _engine.COMMAND_STRUCT_DTYPE
+    mismatches = []
+    if c.names != COMMAND_DTYPE.names or any(
+            c.fields[f][:2] != COMMAND_DTYPE.fields[f][:2] for f in COMMAND_DTYPE.names) \
+            or c.itemsize != COMMAND_DTYPE.itemsize:
+        mismatches.append(f"the C Command struct {c} differs from pe_commands.COMMAND_DTYPE {COMMAND_DTYPE}")
+    e = _engine.ENUMS
+    for name, want in (("N_UNITS", N_UNITS), ("N_PORTS", N_PORTS), ("UNIT_TX0", int(Unit.TX_E)),
+                       ("UNIT_RX0", int(Unit.RX_E)), ("N_VEC_OPS", len(VEC_OP_NAMES)),
+                       *((f"OP_{o.name}", int(o)) for o in Opcode)):
+        if e.get(name) != want:
+            mismatches.append(f"enum {name} is {e.get(name)} in the engine, {want} in pe_commands")
+    if mismatches:
+        raise ImportError("kernbench engine build does not match its Python side (rebuild with "
+                          "`pip install -e .`): " + "; ".join(mismatches))
+
+
+_check_build()
 
 
 def hw_params(hw: HardwareConfig, detail: str = "train", max_cycles: int = _HORIZON) -> dict:
@@ -504,6 +521,12 @@ def simulate(
         _raise_deadlock(hw, program, nbr, sim, prep, describe, source)
     if status == _engine.STATUS["max_cycles"]:
         _raise_max_cycles(hw, sim, describe, limit, source)
+    if status == _engine.STATUS["invariant"]:
+        what, cycle, cube = sim.broken_invariant()
+        raise EngineInvariantError(
+            f"kernbench engine (debug build): invariant broken at cycle {cycle:,}"
+            + (f" on cube {cube}'s memory channel" if cube >= 0 else "") + f": {what}. This is an "
+            "engine bug, not a kernel's: please report it with the launch", cycle=cycle)
 
     cmd_start, cmd_end = sim.cmd_start_arr, sim.cmd_end_arr
     n = len(cmd_end)

@@ -10,6 +10,7 @@ __all__ = [
     "DeadlockError",
     "MaxCyclesError",
     "SramCapacityError",
+    "EngineInvariantError",
     "KernelError",
     "UnwrittenReadWarning",
 ]
@@ -55,6 +56,15 @@ class SramCapacityError(KernbenchError, RuntimeError):
         super().__init__(message)
         self.over = over
         self.pe = pe
+
+
+class EngineInvariantError(KernbenchError, RuntimeError):
+    """Debug build only: an engine invariant broke (an engine bug, not the kernel's); ``cycle``
+    is where the run stopped."""
+
+    def __init__(self, message: str, cycle: int):
+        super().__init__(message)
+        self.cycle = cycle
 
 
 class KernelError(KernbenchError, ValueError):
