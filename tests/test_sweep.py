@@ -217,8 +217,11 @@ def _unpickled(dask_worker=None):
     return TracedLaunch.unpickled
 
 
-def test_a_local_cluster_of_processes_gives_the_serial_rows():
+def test_a_local_cluster_of_processes_gives_the_serial_rows(tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
+    # worker processes start with the current folder first on sys.path: in a checkout without a
+    # built engine (CI's README install) they would import the source tree
+    monkeypatch.chdir(tmp_path)
     kw = dict(hardware={"link.bytes_per_cycle": [8, 32], "dma.latency_cycles": [50, 150]},
               args={"chunks": [1, 2, 3]}, options={"strict_sram": [False]}, cache=False)
     serial = sweep(builder, workers=1, **kw)
