@@ -136,3 +136,39 @@ def test_array_shape_from_overrides():
     r = build_edge_folds(hw).run()
     assert r.end(0, 2) - r.start(0, 2) == 5418
     assert r.res.work["folds"] == 63
+
+
+def _two_buffers(detail):
+    hw = load_hw().with_overrides({"gemm.accumulator_buffers": 2})
+    return build_edge_folds(hw).run(detail=detail), build_sram_bound(
+        hw.with_overrides({"sram.bytes_per_cycle": 16})).run(detail=detail)
+
+
+def test_two_accumulator_buffers_overlap_a_folds_drain_with_the_next_fold():
+    for detail in ("train", "packet"):
+        edge, sram = _two_buffers(detail)
+        # edge folds, K = 64: 12 folds. One buffer: 12 x 126 = 1512. Two buffers: a fold
+        # followed by another costs max(K, ceil((R + C - 2) / 2), SRAM bound) =
+        # max(64, ceil(62 / 2) = 31, ceil(64 * 64 * 2 / 256) = 32) = 64; the last fold's skew and
+        # drain show: 64 + 62 = 126. 11 x 64 + 126 = 830, from 385 (the loads are unchanged)
+        assert (edge.start(0, 2), edge.end(0, 2)) == (385, 385 + 830), detail
+        # SRAM bound at 16 B/cycle, K = 256: folds = 2 x 1 = 2; full fold = max(256 + 62,
+        # ceil(64 * 256 * 2 / 16) = 2048) = 2048; steady = max(256, 31, 2048) = 2048: the operand
+        # stream binds either way, 2 x 2048 = 4096 as with one buffer
+        d = sram.end(0, 2) - sram.start(0, 2)
+        assert d == 4096, detail
+
+
+def test_two_buffers_hide_the_drain_only_behind_enough_mac_steps():
+    # K = 16 < (R + C - 2) / 2: a buffer must be empty again two folds on, so a fold is
+    # ceil(62 / 2) = 31 cycles, not 16. dot (64 x 16) @ (16 x 64): 4 folds, full fold
+    # 16 + 62 = 78: one buffer 4 x 78 = 312, two buffers 3 x 31 + 78 = 171
+    for buffers, want in ((1, 312), (2, 171)):
+        for detail in ("train", "packet"):
+            m = Machine(load_hw().with_overrides({"gemm.accumulator_buffers": buffers}))
+            s = m[0, 0]
+            a = fill(s, 64 * 16 * 2)
+            b = fill(s, 16 * 64 * 2)
+            s.dot(a, b, 64, 64, 16)
+            r = m.run(detail=detail)
+            assert r.end(0, 2) - r.start(0, 2) == want, (buffers, detail)

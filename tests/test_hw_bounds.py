@@ -59,7 +59,7 @@ def _leaves(d, prefix=""):
 def test_every_numeric_key_has_a_bound():
     numeric = {k for k, v in _leaves(load_hw().to_dict()) if not isinstance(v, str)}
     assert set(KEY_BOUNDS) == numeric
-    assert len(KEY_BOUNDS) == 33
+    assert len(KEY_BOUNDS) == 34  # 33 + gemm.accumulator_buffers
 
 
 def test_engine_limits_are_the_ones_the_bounds_assume():
@@ -75,6 +75,7 @@ def test_bounds_table():
     assert (b["n_cubes"], b["pes_per_cube"], hw_config.MAX_PES) == (2**16, 2**12, 2**20)
     assert KEY_BOUNDS["clock_ghz"] == (1e-9, 1e3)
     assert b["gemm.rows"] == b["gemm.cols"] == b["vector.lanes"] == 2**16
+    assert KEY_BOUNDS["gemm.accumulator_buffers"] == (1, 2)
     assert hw_config.GEMM_SRAM_RATIO == 256
     assert all(b[f"vector.op_cycles.{op.name.lower()}"] == 2**11 for op in VecOp)
     for key in ("vector.pipeline_latency", "dma.latency_cycles", "link.hop_latency_cycles",
@@ -145,7 +146,8 @@ def test_each_key_at_its_bounds_is_accepted(key):
 @pytest.mark.parametrize("key", INT_KEYS)
 def test_each_int_key_past_its_bound_is_refused_naming_it(key):
     lo, hi = KEY_BOUNDS[key]
-    msg = rf"overrides: hardware key '{re.escape(key)}' must be at most {hi} \(2\*\*{hi.bit_length() - 1}\), got "
+    shown = rf"{hi} \(2\*\*{hi.bit_length() - 1}\)" if hi > 1024 else str(hi)  # small bounds plainly
+    msg = rf"overrides: hardware key '{re.escape(key)}' must be at most {shown}, got "
     for value in (hi + 1, 2 * hi, 2**63 - 1, 2**64):  # 2**64 was a raw OverflowError from the engine
         with pytest.raises(HardwareConfigError, match=msg + str(value) + "$"):
             load_hw().with_overrides({key: value})

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kernbench.hw.config import KEY_BOUNDS
 from kernbench.hw import HardwareConfig, HardwareConfigError, list_presets, load_hw
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "hardware-model.md"
@@ -45,7 +46,7 @@ def _doc_defaults():
 def test_doc_tables_state_the_default_preset():
     hw = load_hw("default")
     table = _doc_defaults()
-    assert len(table) == 16, table  # every parameter row of the doc with a plain default
+    assert len(table) == 17, table  # every parameter row of the doc with a plain default
     for key, text in table.items():
         node = hw
         for part in key.split("."):
@@ -197,8 +198,9 @@ def test_every_field_can_be_overridden():
             new_value = value + "-x"
         elif isinstance(value, float):
             new_value = value * 2
-        else:
-            new_value = value + 3
+        else:  # a change within the key's bounds (accumulator_buffers: 1 or 2)
+            lo, hi = KEY_BOUNDS[key]
+            new_value = value + 3 if value + 3 <= hi else lo if value != lo else hi
         new = hw.with_overrides({key: new_value})
         node = new
         for part in key.split("."):

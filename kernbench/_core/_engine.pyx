@@ -30,7 +30,7 @@ cimport numpy as cnp
 
 from ._types cimport *
 from ._heap cimport heap_init, heap_free, heap_push, heap_pop
-from ._timing cimport (gemm_folds, gemm_fold_cycles, vec_cycles, reduce_cycles,
+from ._timing cimport (gemm_folds, gemm_fold_cycles, gemm_fold_steady, gemm_dot_cycles, vec_cycles, reduce_cycles,
                        message_ser_cycles)
 from ._dma cimport dma_request, dma_arbitrate, dma_done, dma_done_next
 from ._link cimport link_send_start, link_recv_post, link_packet_event
@@ -314,10 +314,12 @@ cdef class Sim:
             self.n_folds += folds
             if self.hw.packet_detail:
                 us.folds_left = folds
-                us.fold_cycles = fc
-                return heap_push(&self.heap, self.now + fc, PRIO_NORMAL, EV_FOLD, pe * N_UNITS + u, us.gen)
-            return heap_push(&self.heap, self.now + folds * fc, PRIO_NORMAL, EV_UNIT_DONE,
-                             pe * N_UNITS + u, us.gen)
+                us.fold_last = fc
+                us.fold_cycles = gemm_fold_steady(&self.hw, cmd.k, cmd.esize)
+                return heap_push(&self.heap, self.now + (fc if folds == 1 else us.fold_cycles), PRIO_NORMAL,
+                                 EV_FOLD, pe * N_UNITS + u, us.gen)
+            return heap_push(&self.heap, self.now + gemm_dot_cycles(&self.hw, folds, cmd.k, cmd.esize),
+                             PRIO_NORMAL, EV_UNIT_DONE, pe * N_UNITS + u, us.gen)
         if cmd.opcode == OP_VEC:
             cnt.work += cmd.n
             return heap_push(&self.heap, self.now + vec_cycles(&self.hw, cmd.n, cmd.sub),
@@ -437,7 +439,8 @@ cdef class Sim:
                 if us.folds_left == 0:
                     rc = self._complete(ev.obj // N_UNITS, ev.obj % N_UNITS)
                 else:
-                    rc = heap_push(&self.heap, self.now + us.fold_cycles, PRIO_NORMAL, EV_FOLD, ev.obj, us.gen)
+                    rc = heap_push(&self.heap, self.now + (us.fold_last if us.folds_left == 1 else us.fold_cycles),
+                                   PRIO_NORMAL, EV_FOLD, ev.obj, us.gen)
             elif ev.kind == EV_ARBITRATE:
                 rc = dma_arbitrate(&self.hw, &self.heap, &self.chans[ev.obj],
                                    &self.dports[ev.obj * ppc], ev.obj, self.now, ev.gen,

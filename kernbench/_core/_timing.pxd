@@ -14,6 +14,22 @@ cdef inline int64_t gemm_fold_cycles(const HwParams* hw, int64_t k, int64_t esiz
     cdef int64_t sram = cdiv((hw.gemm_rows + hw.gemm_cols) * k * esize, hw.sram_bw)
     return compute if compute >= sram else sram
 
+cdef inline int64_t gemm_fold_steady(const HwParams* hw, int64_t k, int64_t esize) noexcept nogil:
+    # a fold followed by another of the same dot: with one accumulator buffer the whole fold;
+    # with two, the next fold's operands stream in right behind this one's (K MAC steps) while
+    # this one skews and drains into the other buffer, which must be empty again two folds on:
+    # max(K, ceil((R + C - 2) / 2), the SRAM operand bound) (docs/hardware-model.md)
+    cdef int64_t full = gemm_fold_cycles(hw, k, esize)
+    if hw.gemm_acc_buffers < 2:
+        return full
+    cdef int64_t steady = k if 2 * k >= hw.gemm_rows + hw.gemm_cols - 2 else cdiv(hw.gemm_rows + hw.gemm_cols - 2, 2)
+    cdef int64_t sram = cdiv((hw.gemm_rows + hw.gemm_cols) * k * esize, hw.sram_bw)
+    return steady if steady >= sram else sram
+
+cdef inline int64_t gemm_dot_cycles(const HwParams* hw, int64_t folds, int64_t k, int64_t esize) noexcept nogil:
+    # every fold but the last at the steady cost, the last whole (its skew and drain show)
+    return (folds - 1) * gemm_fold_steady(hw, k, esize) + gemm_fold_cycles(hw, k, esize)
+
 cdef inline int64_t vec_cycles(const HwParams* hw, int64_t n, int sub) noexcept nogil:
     return cdiv(n, hw.lanes) * hw.vec_cost[sub] + hw.vec_latency
 

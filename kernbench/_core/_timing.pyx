@@ -6,7 +6,7 @@ These wrappers exist so tests and reports use the very formulas the engine uses.
 """
 from libc.stdint cimport int64_t
 from ._types cimport HwParams
-from ._timing cimport (gemm_folds, gemm_fold_cycles, vec_cycles, reduce_cycles,
+from ._timing cimport (gemm_folds, gemm_fold_cycles, gemm_dot_cycles, vec_cycles, reduce_cycles,
                        dma_ideal_cycles, message_ser_cycles, burst_cycles, packet_cycles)
 
 
@@ -18,9 +18,10 @@ cdef HwParams _params(dict p):
 
 
 def dot_cycles(dict params, int64_t m, int64_t n, int64_t k, int64_t esize=2):
-    """Cycles of a dot (M,K)x(K,N): folds * fold_cycles."""
+    """Cycles of a dot (M,K)x(K,N): folds * fold_cycles (one accumulator buffer), or every fold
+    but the last at the steady cost (two)."""
     cdef HwParams hw = _params(params)
-    return gemm_folds(&hw, m, n) * gemm_fold_cycles(&hw, k, esize)
+    return gemm_dot_cycles(&hw, gemm_folds(&hw, m, n), k, esize)
 
 
 def dot_folds(dict params, int64_t m, int64_t n):

@@ -90,6 +90,7 @@ ctypedef struct Event:
 ctypedef struct HwParams:
     int64_t gemm_rows           # R
     int64_t gemm_cols           # C
+    int64_t gemm_acc_buffers    # accumulator buffers per cell: 1, or 2 (a fold's drain overlaps the next)
     int64_t sram_bw             # SRAM bytes/cycle (GEMM operand bound)
     int64_t lanes               # L
     int64_t log2_lanes          # ceil(log2 L): row reduction tree depth
@@ -133,6 +134,7 @@ ctypedef struct UnitState:
     int64_t free_since          # cycle the unit last became free (operand stall accounting)
     int64_t folds_left          # packet detail GEMM: folds still to run
     int64_t fold_cycles         # packet detail GEMM: cycles per fold
+    int64_t fold_last           # packet detail GEMM: cycles of the dot's last fold
     int64_t wait_tensor         # global tensor id the next command waits for, -1 if none
     int32_t state               # U_*
     int32_t gen                 # bumped to cancel this unit's pending event

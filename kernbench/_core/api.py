@@ -77,6 +77,7 @@ def hw_params(hw: HardwareConfig, detail: str = "train", max_cycles: int = _HORI
     return {
         "gemm_rows": hw.gemm.rows,
         "gemm_cols": hw.gemm.cols,
+        "gemm_acc_buffers": hw.gemm.accumulator_buffers,
         "sram_bw": hw.sram.bytes_per_cycle,
         "lanes": lanes,
         "log2_lanes": max(0, (lanes - 1).bit_length()),

@@ -42,6 +42,9 @@ class GemmConfig:
 
     rows: int = 32  #: R, MAC rows (output rows per fold)
     cols: int = 32  #: C, MAC columns (output columns per fold)
+    #: accumulator buffers per cell: 1 (a fold drains before the next accumulates) or 2 (the
+    #: drain overlaps the next fold; docs/hardware-model.md "Two accumulator buffers")
+    accumulator_buffers: int = 1
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,7 @@ KEY_BOUNDS: dict[str, tuple[int | float, int | float]] = {
     "clock_ghz": (1e-9, 1e3),
     "gemm.rows": (1, 1 << 16),
     "gemm.cols": (1, 1 << 16),
+    "gemm.accumulator_buffers": (1, 2),
     "vector.lanes": (1, 1 << 16),
     "vector.pipeline_latency": (1, 1 << 20),
     **{k: (1, 1 << 11) for k in _OP_KEYS},
