@@ -23,9 +23,12 @@ def _view(h, shape):
     return replace(h, shape=tuple(shape))
 
 
-def _check_shapes(kernel: str, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, **blocks):
+def _check_shapes(kernel: str, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal=False,
+                  **blocks):
     """The kernel's shape arguments, checked before any command: a clear ValueError instead of
     heads never written (h_q not a multiple of h_kv) or a malformed ring."""
+    if not isinstance(causal, bool):
+        raise ValueError(f"{kernel}: causal must be True or False, got {causal!r}")
     sizes = dict(S_q=S_q, S_kv_per_rank=S_kv_per_rank, h_q=h_q, h_kv=h_kv, d_head=d_head,
                  n_ranks=n_ranks, **blocks)
     for name, v in sizes.items():
@@ -86,3 +89,20 @@ def _store_out(tl, o_ptr, q0, rows, g, G, h_q, d, o, l):
     tl.store(o_ptr + (q0 * h_q + g * G) * d * F16_BYTES, _view(out, (rows, G * d)), stride=h_q * d)
 
 
+
+
+#: masked scores: a finite stand-in for -inf, so a row with no visible key in one block gives
+#: exp(-1e30 - m) = 0 rather than exp(-inf - -inf) = NaN; the first visible key rescales such a
+#: row's partial sums by exp(-1e30 - m) = 0 (decode: a partial with lse ~ -1e30, which every
+#: merge weighs 0)
+MASKED_SCORE = -1e30
+
+
+def _causal_mask(tl, s, q_pos0, k_pos0, G):
+    """``s`` (R, n) with the scores of keys after their query set to MASKED_SCORE. Row rho is
+    query position q_pos0 + rho // G (the G heads of a query row are adjacent), column j key
+    k_pos0 + j."""
+    R, n = s.shape
+    qpos = tl.arange(q_pos0 * G, q_pos0 * G + R) // G
+    kpos = tl.arange(k_pos0, k_pos0 + n)
+    return tl.where(qpos[:, None] >= kpos[None, :], s, MASKED_SCORE)

@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import math
 
-from ._common import (DEFAULT_DECODE_BLOCK_KV, F16, F16_BYTES, F32, _check_shapes, _load_kv, _load_q,
-                      _rank, _view)
+from ._common import (DEFAULT_DECODE_BLOCK_KV, F16, F16_BYTES, F32, _causal_mask, _check_shapes, _load_kv,
+                      _load_q, _rank, _view)
 
 __all__ = ["attention_mesh_mlo_kernel"]
 
-#: masked scores: a finite stand-in for -inf, so a row with no visible key in a block gives
-#: exp(-1e30 - m) = 0 (or, in a group's first fold, a partial of lse ~ -1e30 that every merge
-#: weighs 0) instead of exp(-inf - -inf) = NaN
-MASKED_SCORE = -1e30
 #: the modelled PE (docs/hardware-model.md defaults) as the kernel plans with it: array width,
 #: vector lanes and pipeline latency, link bytes per cycle and hop latency. They only choose the
 #: piece width of the exchange (``_piece_cols``); results never depend on them.
@@ -73,14 +69,6 @@ def _probs(tl, s, m):
     return m_new, p, tl.cast(p, F16)
 
 
-def _causal_mask(tl, s, q_pos0, k_pos0, G):
-    """``s`` with keys after their query set to MASKED_SCORE. Row rho of the dot is query position
-    q_pos0 + rho // G (the G heads of a query row are adjacent), column j key k_pos0 + j."""
-    R, n = s.shape
-    qpos = tl.arange(q_pos0 * G, q_pos0 * G + R) // G
-    kpos = tl.arange(k_pos0, k_pos0 + n)
-    return tl.where(qpos[:, None] >= kpos[None, :], s, MASKED_SCORE)
-
 
 def _lse_weights(tl, lse_a, lse_b, forward):
     """Merge weights of two normalised partials, w = e^lse_a / (e^lse_a + e^lse_b) = sigmoid(lse_a -
@@ -117,9 +105,7 @@ def attention_mesh_mlo_kernel(
     than keys. See docs/kernels.md for the schedule, what overlaps and the bounds.
     """
     name = "attention_mesh_mlo_kernel"
-    _check_shapes(name, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, block_kv=block_kv)
-    if not isinstance(causal, bool):
-        raise ValueError(f"{name}: causal must be True or False, got {causal!r}")
+    _check_shapes(name, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal, block_kv=block_kv)
     if causal and S_q > n_ranks * S_kv_per_rank:
         raise ValueError(f"{name}: causal needs S_q <= n_ranks * S_kv_per_rank (every query row is one "
                          f"of the context's tokens), got S_q {S_q} > {n_ranks} * {S_kv_per_rank}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from ._common import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, F16, _check_shapes, _init_stats,
+from ._common import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, F16, _causal_mask, _check_shapes, _init_stats,
                       _load_kv, _load_q, _rank, _store_out)
 
 __all__ = ["attention_mesh_kv_kernel"]
@@ -26,10 +26,6 @@ __all__ = ["attention_mesh_kv_kernel"]
 #: that a block crosses the link while the pipeline still has a fold to compute, shallow enough
 #: that SRAM holds only a few blocks per direction (docs/kernels.md, "Double buffering")
 GATE_DEPTH = 2
-#: masked scores: a finite stand-in for -inf, so a row with no visible key in one block gives
-#: exp(-1e30 - m) = 0 rather than exp(-inf - -inf) = NaN; the first visible key rescales such a
-#: row's partial sums by exp(-1e30 - m) = 0
-MASKED_SCORE = -1e30
 
 
 def _scores(tl, q, k):
@@ -55,14 +51,6 @@ def _update_o(tl, o, alpha, pv):
     """Stage 4 (vector, once P.V is done): o' = a o + P.V."""
     return o * alpha + pv
 
-
-def _causal_mask(tl, s, q_pos0, k_pos0, G):
-    """``s`` with the scores of keys after their query set to MASKED_SCORE. Row rho of the fold is
-    query position q_pos0 + rho // G (the G heads of a row are adjacent), column j key k_pos0 + j."""
-    R, n = s.shape
-    qpos = tl.arange(q_pos0 * G, q_pos0 * G + R) // G
-    kpos = tl.arange(k_pos0, k_pos0 + n)
-    return tl.where(qpos[:, None] >= kpos[None, :], s, MASKED_SCORE)
 
 
 class _QueryBlock:
@@ -98,9 +86,7 @@ def attention_mesh_kv_kernel(
     See docs/kernels.md for the schedule and what overlaps.
     """
     _check_shapes("attention_mesh_kv_kernel", S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks,
-                  rank_axis, block_q=block_q, block_kv=block_kv)
-    if not isinstance(causal, bool):
-        raise ValueError(f"attention_mesh_kv_kernel: causal must be True or False, got {causal!r}")
+                  rank_axis, causal, block_q=block_q, block_kv=block_kv)
     if causal and (S_q != S_kv_per_rank or S_q % 2):
         raise ValueError(f"attention_mesh_kv_kernel: causal (zigzag layout) needs S_q == S_kv_per_rank "
                          f"and even (two equal chunks per rank), got S_q {S_q}, S_kv_per_rank {S_kv_per_rank}")
