@@ -29,15 +29,15 @@ from kernbench.diag import panel_spec, run_panel
 from kernbench.hw import load_hw
 
 PANEL = "single_user_prefill"
-#: commands of one online-softmax fold (kernels/attention.py::_fold): dot, row max, maximum,
-#: sub, exp, sub, exp, mul, row sum, add, mul, cast, dot, add
+#: commands of one online-softmax fold (kernels/_prefill.py: _scores, _probs, the P.V dot, _rescale,
+#: _update_o): dot; row max, maximum, sub, exp, cast; dot; sub, exp, mul, row sum, add; mul, add
 FOLD = 14
 
 
 def expected_commands(spec) -> int:
     """Commands attention_mesh_kv_kernel emits for ``spec``, counted from its structure.
 
-    Per rank, K/V group and query block: load q, scale it, three stat inits (5); per own K/V
+    Per rank, K/V group and query block: load q, cast it to f32, scale it, three stat inits (6); per own K/V
     block two loads, two sends per wired direction and a fold; per ring step, source direction
     and block two recvs, two forwarding sends when the block goes on, and a fold; the output
     division, cast and store (3)."""
@@ -47,7 +47,7 @@ def expected_commands(spec) -> int:
     total = 0
     for r in range(n):
         east, west = r + 1 < n, r > 0
-        per_q = 5 + kv_blocks * (2 + 2 * (east + west) + FOLD) + 3
+        per_q = 6 + kv_blocks * (2 + 2 * (east + west) + FOLD) + 3
         for step in range(1, n):
             if r - step >= 0:  # from W, forwarded E
                 per_q += kv_blocks * (2 + 2 * east + FOLD)
