@@ -41,3 +41,13 @@ def hw():
 def pe_line(hw):
     """Neighbour table: the PEs of each cube in an open line."""
     return SfrInstall("pe").neighbours(hw)
+
+
+@pytest.fixture(autouse=True)
+def _sys_path_restored():
+    """What a test puts on sys.path (the CLI, run in-process, puts the kernel's folder or the
+    current one there as `python` would) goes with it: processes started later (Dask workers
+    inherit this sys.path) must not find the unbuilt source tree ahead of the installed package."""
+    saved = sys.path[:]
+    yield
+    sys.path[:] = saved
