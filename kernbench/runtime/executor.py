@@ -30,7 +30,7 @@ from .replay import replay
 from .result import LaunchResult
 from .traced import TracedLaunch
 
-__all__ = ["launch", "trace_launch", "MODES"]
+__all__ = ["launch", "trace_launch", "time_traced", "MODES"]
 
 MODES = ("functional", "timing")
 
@@ -220,10 +220,11 @@ def _assemble(hw, builders: list) -> tuple[Program, np.ndarray, SiteTable]:
     return Program(commands, cmd_off, tensor_bytes, tensor_pinned, ten_off), sites, store.table
 
 
-def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool) -> list:
+def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
+          skip=frozenset()) -> list:
     """Run ``kernel`` once per program of ``grid``; PE g's finished builder (or None if it emitted
     nothing) by global index. The builders share one TraceStore (``trace_store``): their commands, in
-    global PE order, and the sites naming them."""
+    global PE order, and the sites naming them. PEs in ``skip`` (global indices) are not run."""
     hw = ctx.hw
     nbr = ctx.neighbours()
     sfr_text = ctx.sfr.describe() if ctx.sfr is not None else "no SFR installed: call ctx.install_sfr()"
@@ -242,6 +243,8 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
         for c in range(grid[1]):
             for p in range(grid[0]):
                 g = c * hw.pes_per_cube + p
+                if g in skip:
+                    continue
                 b = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr[g],
                               sfr_text=sfr_text, store=store, serial=tl._serial)
                 tl._begin(b)
@@ -279,9 +282,51 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
     return builders
 
 
-def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional") -> tuple:
+def _merge_reused(program: Program, sites: np.ndarray, table: SiteTable, src, mapping: dict) -> tuple:
+    """``program`` (the traced PEs) with PE g's stream taken from PE mapping[g] of the
+    TracedLaunch ``src``: commands, tensor table and sites (renamed into ``table``)."""
+    sp = src.program
+    if sp.n_pes != program.n_pes:
+        raise ValueError("reuse: the source launch was traced on a machine of another shape")
+    # the source's site indices renamed into this launch's table (new keys appended)
+    rename = np.array([table.add(k) for k in src.table.keys], np.int32)
+    cmds, sts, tb, tp = [], [], [], []
+    for g in range(program.n_pes):
+        if g in mapping:
+            s = int(mapping[g])
+            if program.cmd_offsets[g + 1] != program.cmd_offsets[g]:
+                raise AssertionError(f"reuse: PE {g} was traced and reused")
+            a, z = sp.cmd_offsets[s], sp.cmd_offsets[s + 1]
+            ta, tz = sp.tensor_offsets[s], sp.tensor_offsets[s + 1]
+            cmds.append(sp.commands[a:z])
+            sts.append(rename[src.sites[a:z]])
+            tb.append(sp.tensor_bytes[ta:tz])
+            tp.append(sp.tensor_pinned[ta:tz])
+        else:
+            a, z = program.cmd_offsets[g], program.cmd_offsets[g + 1]
+            ta, tz = program.tensor_offsets[g], program.tensor_offsets[g + 1]
+            cmds.append(program.commands[a:z])
+            sts.append(sites[a:z])
+            tb.append(program.tensor_bytes[ta:tz])
+            tp.append(program.tensor_pinned[ta:tz])
+    cmd_off = np.zeros(program.n_pes + 1, np.int64)
+    np.cumsum([len(c) for c in cmds], out=cmd_off[1:])
+    ten_off = np.zeros(program.n_pes + 1, np.int64)
+    np.cumsum([len(b) for b in tb], out=ten_off[1:])
+    merged = Program(np.concatenate(cmds), cmd_off, np.concatenate(tb).astype(np.int64, copy=False),
+                     np.concatenate(tp).astype(np.uint8, copy=False), ten_off)
+    return merged, np.concatenate(sts).astype(np.int32, copy=False), table
+
+
+def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional",
+                 reuse=None) -> tuple:
     """Check and trace one launch: ``(TracedLaunch, metas, handles)``, the last two the replay
-    metadata of functional mode (None in timing mode). See Context.trace."""
+    metadata of functional mode (None in timing mode). See Context.trace.
+
+    ``reuse = (traced, {g: g_src})`` (timing mode only): PE g's stream is not traced but copied
+    from PE g_src of the TracedLaunch ``traced``; every other PE is traced. The caller asserts
+    that tracing PE g here would emit exactly PE g_src's stream there (kernbench.diag uses it for
+    panels whose per-rank streams are the same, tests/test_trace_reuse.py checks it)."""
     hw = ctx.hw
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -310,12 +355,17 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
     gc_on = gc.isenabled()
     gc.disable()
     try:
-        builders = trace(ctx, kernel, grid, k_args, k_kwargs, functional)
+        if reuse is not None and functional:
+            raise ValueError("reuse: functional mode replays values per PE; reuse is timing mode only")
+        skip = frozenset(reuse[1]) if reuse is not None else frozenset()
+        builders = trace(ctx, kernel, grid, k_args, k_kwargs, functional, skip)
         metas = handles = None
         if functional:
             metas = [None if b is None else b.meta for b in builders]
             handles = [None if b is None else b.handles for b in builders]
         program, sites, table = _assemble(hw, builders)
+        if reuse is not None:
+            program, sites, table = _merge_reused(program, sites, table, *reuse)
         # From here on only the arrays, the sites and (functional) the replay metadata are kept:
         # the builders go, so tensors the kernel did not hold on to are freed as replay goes.
         del builders
@@ -335,13 +385,23 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
 
 def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional",
            detail: str = "train", max_cycles=None, record_events: bool = False,
-           strict_sram: bool = False, drift=False) -> LaunchResult:
-    """Trace, time and (in functional mode) replay one launch; see Context.launch."""
+           strict_sram: bool = False, drift=False, reuse=None) -> LaunchResult:
+    """Trace, time and (in functional mode) replay one launch; see Context.launch (``reuse``:
+    see trace_launch)."""
     tolerance = drift_tolerance(drift)
     if tolerance is not None and mode != "functional":
         raise ValueError("drift replays the numbers in float64: it needs mode='functional' (timing "
                          "mode carries shapes only)")
-    traced, metas, handles = trace_launch(ctx, kernel, grid, args, kwargs, mode=mode)
+    traced, metas, handles = trace_launch(ctx, kernel, grid, args, kwargs, mode=mode, reuse=reuse)
+    return time_traced(ctx, kernel, args, kwargs, traced, metas, handles, mode=mode, detail=detail,
+                       max_cycles=max_cycles, record_events=record_events, strict_sram=strict_sram,
+                       tolerance=tolerance)
+
+
+def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, detail="train",
+                max_cycles=None, record_events=False, strict_sram=False, tolerance=None) -> LaunchResult:
+    """The rest of :func:`launch` after :func:`trace_launch`: time, replay (functional mode),
+    warn of unwritten reads."""
     gc_on = gc.isenabled()
     gc.disable()
     try:
