@@ -261,13 +261,14 @@ class TL:
     fp8e5m2 = float8e5m2 = "fp8e5m2"
     int32 = "int32"
 
-    __slots__ = ("_b", "_grid", "_serial", "_replay")
+    __slots__ = ("_b", "_grid", "_serial", "_replay", "_ranged")
 
     def __init__(self, grid: tuple, replay: str = "on"):
         self._grid = grid
         #: tl.range: "on" (replay), "off" (trace every iteration), "check" (trace every
         #: iteration and check it repeats: verify mode's first pass)
         self._replay = replay
+        self._ranged = 0  #: tl.range loops that could replay, traced so far
         self._b: PEBuilder = _NO_PROGRAM
         self._serial = semantic.next_launch_serial()  #: tensor ids of this launch carry it
 
@@ -301,6 +302,10 @@ class TL:
         accepted and ignored."""
         r = range(start) if stop is None else range(start, stop, step)
         return tl_range(self, r)
+
+    def static_range(self, start, stop=None, step=1):
+        """``range(start, stop, step)``: Triton's unrolled loop is a Python loop here too."""
+        return range(start) if stop is None else range(start, stop, step)
 
     # -- memory ------------------------------------------------------------------------------
     def load(self, ptr, shape=None, dtype=None, stride=None, pinned: bool = False,

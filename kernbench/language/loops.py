@@ -116,7 +116,9 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: set, trans_b: 
     p.acc = acc_b
     p.delta = delta
     p.transposed = [(i, sh) for (i, sh) in trans_b - trans_a if i >= t_a]
-    p.handles = b._track[sa[4]:]  # every handle made in A and B
+    # every handle made in A and B naming a tensor of A or B (a view of an older tensor stays)
+    lo = b.base + t_a
+    p.handles = [h for h in b._track[sa[4]:] if h.id >= lo]
     return p
 
 
@@ -218,8 +220,11 @@ def tl_range(tl, r: range):
     b = tl._b
     mode = tl._replay
     n = len(r)
-    if (mode == "off" or getattr(b, "functional", True) or getattr(b, "_loop", 0) is not None
-            or n < PROBES + 2):
+    if mode == "off" or getattr(b, "functional", True) or n < PROBES + 2:
+        yield from r
+        return
+    tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
+    if b._loop is not None:
         yield from r
         return
     where = semantic.site(1)

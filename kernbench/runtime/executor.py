@@ -286,18 +286,22 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                 g = c * hw.pes_per_cube + p
                 if g in skip:
                     continue
-                full = None
-                if verify:
-                    full = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr[g],
-                                     sfr_text=sfr_text, store=TraceStore(), serial=tl._serial)
-                    tl._replay = "check"
-                    run(full, p, c)
-                    tl._replay = "on"
                 b = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr[g],
                               sfr_text=sfr_text, store=store, serial=tl._serial)
-                run(b, p, c)
-                if full is not None:
-                    _compare_replayed(full, b, (p, c))
+                ranged = tl._ranged
+                try:
+                    run(b, p, c)
+                except KernelError as e:
+                    if not verify or tl._ranged == ranged:
+                        raise
+                    # the error full tracing gives (or the contract violation that explains it)
+                    _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, None)
+                    raise KernelError(
+                        f"PE {(p, c)}: tl.range replay (verify mode) raised an error full tracing "
+                        f"does not: {e} (docs/language.md, 'tl.range')", pe=(p, c),
+                        where=e.where) from e
+                if verify and tl._ranged != ranged:
+                    _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, b)
                 if b.n_commands:
                     builders[g] = b
                 # Programs of one kernel emit about as many commands each: size the store for
@@ -311,6 +315,20 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         if gc_on:
             gc.enable()
     return builders
+
+
+def _verify(run, ctx, functional, nbr, sfr_text, tl, p, c, g, b) -> None:
+    """Verify mode: trace PE (p, c) again in full, checking every iteration tl.range replay
+    skipped, and compare with ``b`` (its program traced with replay)."""
+    full = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr,
+                     sfr_text=sfr_text, store=TraceStore(), serial=tl._serial)
+    tl._replay = "check"
+    try:
+        run(full, p, c)
+    finally:
+        tl._replay = "on"
+    if b is not None:
+        _compare_replayed(full, b, (p, c))
 
 
 def _compare_replayed(full, b, pe: tuple) -> None:
