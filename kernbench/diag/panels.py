@@ -307,7 +307,7 @@ def _make_data(spec: PanelSpec):
 
 
 #: launch options a panel launch reusing another panel's streams may take (they go to the engine)
-_REUSE_OPTIONS = frozenset({"detail", "max_cycles", "record_events", "strict_sram"})
+_REUSE_OPTIONS = frozenset({"detail", "max_cycles", "record_events", "strict_sram", "replay"})
 
 
 def _rank_pe(spec: PanelSpec, hw: HardwareConfig, r: int) -> int:
@@ -373,7 +373,8 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
             src, src_pes = trace_cache[key]
             reuse = (src, dict(zip(ranks, src_pes)))
         traced, _, _ = executor.trace_launch(ctx, spec.kernel, spec.grid, args, kernel_kwargs,
-                                             mode=spec.mode, reuse=reuse)
+                                             mode=spec.mode, reuse=reuse,
+                                             replay=launch_kw.pop("replay", None))
         trace_cache.setdefault(key, (traced, ranks))
         result = executor.time_traced(ctx, spec.kernel, args, kernel_kwargs, traced, None, None,
                                       mode=spec.mode, **launch_kw)
