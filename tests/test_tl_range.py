@@ -331,3 +331,32 @@ def test_generated_kernels_outside_the_contract_caught(case, which, how):
 
     with pytest.raises(KernelError, match="tl.range"):
         _launch(k, args, "verify")
+
+
+def nested(x_ptr, o_ptr, n_outer, n_inner, *, tl):
+    """tl.range in tl.range, the inner loop carrying a value of the outer body, the outer
+    carrying the inner's result; addresses moving with both indices."""
+    acc = tl.zeros((T, T), "f32")
+    for g in tl.range(0, n_outer):
+        RUNS.append(("outer", g))
+        h = tl.load(x_ptr + g * T * T * F32, shape=(T, T))
+        for j in tl.range(0, n_inner):
+            RUNS.append(("inner", g, j))
+            x = tl.load(x_ptr + (g + j) * T * T * F32, shape=(T, T))
+            h = tl.maximum(h, x) + acc
+        acc = tl.dot(h, tl.trans(h), acc=acc)
+    tl.store(o_ptr, acc)
+
+
+@pytest.mark.parametrize("n_outer,n_inner", [(3, 9), (8, 8), (12, 5), (6, 30)])
+def test_nested_ranges_exact(n_outer, n_inner):
+    args = lambda ctx: (ctx.empty(((n_outer + n_inner + 1) * T, T), "f32"),  # noqa: E731
+                        ctx.empty((T, T), "f32"), n_outer, n_inner)
+    _exact(nested, args)
+    RUNS.clear()
+    _launch(nested, args, "on", grid=(1, 1))
+    outer = [r[1] for r in RUNS if r[0] == "outer"]
+    inner = [r for r in RUNS if r[0] == "inner"]
+    # the outer body runs for 4 iterations when it is long enough, the inner for 4 per outer run
+    assert outer == (list(range(n_outer)) if n_outer < 5 else [0, 1, 2, n_outer - 1])
+    assert len(inner) == len(outer) * min(n_inner, 4 if n_inner >= 5 else n_inner)

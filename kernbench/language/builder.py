@@ -106,7 +106,7 @@ class PEBuilder:
         "tensor_pinned", "handles", "finished",
         "_tb_parts", "_keep", "_cmd", "_tens", "_meta", "_sget",
         "_vec_plans", "_dot_plans", "_reduce_plans", "_other_plans",
-        "_loop", "_track", "_acc",
+        "_track", "_acc",
     )
 
     def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str,
@@ -151,10 +151,10 @@ class PEBuilder:
         plans = self.site_table.plans
         self._vec_plans, self._dot_plans = plans["vec"], plans["dot"]
         self._reduce_plans, self._other_plans = plans["reduce"], plans["other"]
-        #: tl.range (kernbench.language.loops): the loop proving its repetition, the handles
-        #: made meanwhile (every one, views included) and its loads and stores
-        #: (allocation, element offset, shape, stride)
-        self._loop = self._track = self._acc = None
+        #: tl.range (kernbench.language.loops), while a loop proves its repetition: the handles
+        #: made (every one, views included) and the loads and stores (allocation, element
+        #: offset, shape, stride)
+        self._track = self._acc = None
 
     @property
     def n_commands(self) -> int:

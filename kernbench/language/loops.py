@@ -25,7 +25,8 @@ addresses. In timing mode kernbench then runs the body's Python for a few iterat
    iteration's tensors.
 
 Functional mode traces every iteration (replay computes values per command). Nested
-``tl.range`` loops: an inner loop replays when its outer loop is not proving its own repetition.
+``tl.range`` loops replay at every level: an outer loop's body holds its inner loops' traced and
+replayed commands alike, and is proven and replayed as a whole.
 
 ``replay="verify"`` (a launch option, or the environment variable ``KERNBENCH_REPLAY=verify``)
 traces every PE twice: once with every iteration traced, checking that each iteration which
@@ -118,7 +119,7 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: set, trans_b: 
     p.transposed = [(i, sh) for (i, sh) in trans_b - trans_a if i >= t_a]
     # every handle made in A and B naming a tensor of A or B (a view of an older tensor stays)
     lo = b.base + t_a
-    p.handles = [h for h in b._track[sa[4]:] if h.id >= lo]
+    p.handles = [h for h in b._track[sa[4]:] if h.id >= lo] if b._track is not None else []
     return p
 
 
@@ -216,7 +217,11 @@ def _base(path: str) -> str:
 
 
 def tl_range(tl, r: range):
-    """The generator behind ``tl.range`` (see the module docstring)."""
+    """The generator behind ``tl.range`` (see the module docstring).
+
+    The outermost loop proving its repetition owns the builder's ``_track`` (handles) and
+    ``_acc`` (loads and stores) lists; a loop inside it records into the same lists (its
+    commands, replayed or traced, are part of the outer body) and leaves them alone."""
     b = tl._b
     mode = tl._replay
     n = len(r)
@@ -224,13 +229,11 @@ def tl_range(tl, r: range):
         yield from r
         return
     tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
-    if b._loop is not None:
-        yield from r
-        return
     where = semantic.site(1)
     check = mode == "check"  # the first pass of verify: every iteration traced and checked
-    b._loop = token = object()
-    b._track, b._acc = [], []
+    owner = b._acc is None
+    if owner:
+        b._track, b._acc = [], []
     try:
         snaps = [_snap(b)]
         trans = []
@@ -243,7 +246,8 @@ def tl_range(tl, r: range):
         p = _plan(b, snaps[PROBES - 3], snaps[PROBES - 2], snaps[PROBES - 1], snaps[PROBES],
                   trans[0], trans[1])
         k = PROBES
-        b._track = None
+        if owner:
+            b._track = None
         if p is not None and not check:
             R = _safe_iterations(p, n - 1 - PROBES)
             if R > 0:
@@ -252,7 +256,8 @@ def tl_range(tl, r: range):
                 k += R
         if p is None or not check:
             p = None
-            b._loop = b._acc = None  # inner tl.range loops of the last iterations may replay
+            if owner:
+                b._acc = None  # inner tl.range loops of the last iterations own theirs
             for j in range(k, n):
                 yield r[j]
             return
@@ -262,8 +267,9 @@ def tl_range(tl, r: range):
             yield r[j]
             e = _snap(b)
             _check_iteration(b, p, s, e, j - (PROBES - 1), j, r[j], where)
-        b._loop = b._acc = None
+        if owner:
+            b._acc = None
         yield r[n - 1]
     finally:
-        if b._loop is token:
-            b._loop = b._track = b._acc = None
+        if owner:
+            b._track = b._acc = None
