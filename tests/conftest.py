@@ -24,6 +24,10 @@ def _prefer_the_installed_package() -> None:
 
 _prefer_the_installed_package()
 
+# tl.range loops: every launch of the suite that leaves replay to the environment traces each
+# PE with replay and in full and checks they agree (kernbench.language.loops, verify mode)
+os.environ.setdefault("KERNBENCH_REPLAY", "verify")
+
 from kernbench.hw import SfrInstall, load_hw  # noqa: E402
 
 # engine_helpers (and the golden workloads other tests reuse) import by module name whatever

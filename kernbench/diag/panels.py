@@ -306,13 +306,43 @@ def _make_data(spec: PanelSpec):
     return q, k, v
 
 
+#: launch options a panel launch reusing another panel's streams may take (they go to the engine)
+_REUSE_OPTIONS = frozenset({"detail", "max_cycles", "record_events", "strict_sram", "replay"})
+
+
+def _rank_pe(spec: PanelSpec, hw: HardwareConfig, r: int) -> int:
+    """Global index of rank r's PE: PE r of cube 0 (rank_axis 0) or PE 0 of cube r (rank_axis 1)."""
+    return r if spec.rank_axis == 0 else r * hw.pes_per_cube
+
+
+def _stream_key(spec: PanelSpec, hw: HardwareConfig, args: tuple, kernel_kwargs: dict) -> tuple:
+    """What rank r's command stream depends on, rank_axis and grid aside.
+
+    The shipped kernels read the launch's ``rank_axis`` only through ``rank =
+    program_id(axis=rank_axis)`` (kernels/_common.py ``_rank``; a PE with ``program_id(0) != 0``
+    under rank_axis 1 returns at once), and the SFR install only through which ports of a rank are
+    wired: rank r of an open line of n ranks has a west neighbour iff r > 0 and an east one iff
+    r < n - 1 whether the line runs over the PEs of a cube or over cubes. So two panels with equal
+    keys emit the same stream on rank r, the one on rank r's PE; the silent PEs are traced anyway.
+    Timing mode only (functional replay needs each PE's own values). The device addresses the
+    kernel sees are part of the key."""
+    return (spec.kind, spec.mode, spec.S_q, spec.S_kv_per_rank, spec.h_q, spec.h_kv, spec.d_head,
+            spec.n_ranks, tuple(spec.blocks), spec.causal, (hw.n_cubes, hw.pes_per_cube),
+            tuple(a.addr if hasattr(a, "addr") else a for a in args[:10] + args[11:]),  # [10]: rank_axis
+            tuple(sorted(kernel_kwargs.items())))
+
+
 def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = None,
-              **launch_kw) -> PanelResult:
+              trace_cache: dict | None = None, **launch_kw) -> PanelResult:
     """Place the panel's data, launch, and check the output (functional mode).
 
     ``kernel`` replaces the panel's kernel (same signature): the tests run a deliberately wrong
-    kernel through the very same check."""
-    from ..runtime.context import Context  # runtime sits above kernels; import at use
+    kernel through the very same check. ``trace_cache`` (a dict, shared by the panels of one
+    :func:`run_panels`): a timing-mode panel whose per-rank streams another panel already traced
+    (the single_user and multi_user pair of prefill, and of decode) copies them instead of tracing
+    them again (:func:`_stream_key`); the result is the same launch's, exactly."""
+    from ..runtime import executor  # runtime sits above kernels; import at use
+    from ..runtime.context import Context
 
     ctx = Context(hw)
     ctx.install_sfr(scope=spec.scope, ring=False)
@@ -334,8 +364,23 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
     kernel_kwargs = dict(launch_kw.pop("kernel_kwargs", None) or {})
     if spec.causal:
         kernel_kwargs["causal"] = True
-    result = ctx.launch(kernel or spec.kernel, spec.grid, *args, mode=spec.mode,
-                        kernel_kwargs=kernel_kwargs, **launch_kw)
+    if (trace_cache is not None and kernel is None and not functional
+            and launch_kw.keys() <= _REUSE_OPTIONS):
+        key = _stream_key(spec, hw, args, kernel_kwargs)
+        ranks = [_rank_pe(spec, hw, r) for r in range(n)]
+        reuse = None
+        if key in trace_cache:
+            src, src_pes = trace_cache[key]
+            reuse = (src, dict(zip(ranks, src_pes)))
+        traced, _, _ = executor.trace_launch(ctx, spec.kernel, spec.grid, args, kernel_kwargs,
+                                             mode=spec.mode, reuse=reuse,
+                                             replay=launch_kw.pop("replay", None))
+        trace_cache.setdefault(key, (traced, ranks))
+        result = executor.time_traced(ctx, spec.kernel, args, kernel_kwargs, traced, None, None,
+                                      mode=spec.mode, **launch_kw)
+    else:
+        result = ctx.launch(kernel or spec.kernel, spec.grid, *args, mode=spec.mode,
+                            kernel_kwargs=kernel_kwargs, **launch_kw)
     wall = time.perf_counter() - t0
 
     failures = []
@@ -372,8 +417,11 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
 
 def run_panels(panels=None, hw="default", shape: str = "small", context: int | None = None,
                cubes: int | None = None, progress: Callable | None = None, causal: bool = False,
-               decode_rows: int = 1, **launch_kw) -> list[PanelResult]:
+               decode_rows: int = 1, reuse_traces: bool = True, **launch_kw) -> list[PanelResult]:
     """Run the named panels (all four by default) on ``hw`` (a preset name, TOML path or config).
+
+    ``reuse_traces``: a panel whose per-rank command streams an earlier panel already traced
+    copies them (see :func:`run_panel`'s ``trace_cache``); False traces every panel in full.
 
     ``progress(description, done, total)`` is called before each panel and once at the end."""
     cfg = load_hw(hw)
@@ -381,10 +429,11 @@ def run_panels(panels=None, hw="default", shape: str = "small", context: int | N
     specs = [panel_spec(n, cfg, shape=shape, context=context, cubes=cubes, causal=causal,
                         decode_rows=decode_rows) for n in names]
     out = []
+    cache = {} if reuse_traces else None
     for i, spec in enumerate(specs):
         if progress is not None:
             progress(f"diag {spec.name}", i, len(specs))
-        out.append(run_panel(spec, cfg, **launch_kw))
+        out.append(run_panel(spec, cfg, trace_cache=cache, **launch_kw))
     if progress is not None:
         progress("diag", len(specs), len(specs))
     return out

@@ -106,6 +106,7 @@ class PEBuilder:
         "tensor_pinned", "handles", "finished",
         "_tb_parts", "_keep", "_cmd", "_tens", "_meta", "_sget",
         "_vec_plans", "_dot_plans", "_reduce_plans", "_other_plans",
+        "_track", "_acc",
     )
 
     def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str,
@@ -150,6 +151,10 @@ class PEBuilder:
         plans = self.site_table.plans
         self._vec_plans, self._dot_plans = plans["vec"], plans["dot"]
         self._reduce_plans, self._other_plans = plans["reduce"], plans["other"]
+        #: tl.range (kernbench.language.loops), while a loop proves its repetition: the handles
+        #: made (every one, views included) and the loads and stores (allocation, element
+        #: offset, shape, stride)
+        self._track = self._acc = None
 
     @property
     def n_commands(self) -> int:
@@ -258,6 +263,8 @@ class PEBuilder:
         h.space = "sram"
         h.pinned = pinned
         self._tens((shape, dtype, n))
+        if self._track is not None:
+            self._track.append(h)
         if self.functional:
             self._keep.append(h)
         if pinned:
@@ -274,6 +281,8 @@ class PEBuilder:
         key = ("load", shape, dtype, alloc.name) if mask is None else \
             ("load", shape, dtype, alloc.name, "masked")
         j, file, line = self._site_at(f, key)
+        if self._acc is not None:
+            self._acc.append((alloc, e0, shape, stride))
         m_id = -1 if mask is None else mask[1]
         o_id = other[1] if type(other) is tuple else -1
         self._cmd((j, after, m_id, o_id))
@@ -288,6 +297,8 @@ class PEBuilder:
         key = ("store", shape, alloc.dtype, alloc.name) if mask is None else \
             ("store", shape, alloc.dtype, alloc.name, "masked")
         j, file, line = self._site_at(f, key)
+        if self._acc is not None:
+            self._acc.append((alloc, e0, shape, stride))
         self._cmd((j, src, -1 if mask is None else mask[1], -1))
         if self.functional:
             self._meta(("store", file, line, spec, alloc, e0, shape, stride,
@@ -323,6 +334,8 @@ class PEBuilder:
         h.pinned = False
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens(t)
+        if self._track is not None:
+            self._track.append(h)
         self._cmd((p[5], ia, ib, -1))
         if self.functional:
             self._keep.append(h)
@@ -355,6 +368,8 @@ class PEBuilder:
         h.pinned = False
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens((shape, dtype, n) if like is None else like)
+        if self._track is not None:
+            self._track.append(h)
         # The site: the one this instruction made last time when made of the same objects
         # (shapes are shared tuples, names and dtypes interned strings), else built and interned.
         p = self._vec_plans.get(f.f_lasti)
@@ -447,6 +462,8 @@ class PEBuilder:
         h.pinned = False
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens(t)
+        if self._track is not None:
+            self._track.append(h)
         self._cmd((p[5], src, -1, -1))
         if self.functional:
             self._keep.append(h)

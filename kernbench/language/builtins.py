@@ -14,6 +14,7 @@ import numpy as np
 
 from ..common.errors import KernelError
 from ..common.pe_commands import TensorHandle
+from .loops import tl_range
 from . import semantic
 from .builder import PEBuilder
 from .numerics import cast_value, view_value
@@ -237,6 +238,15 @@ _NUMPY_TL = {
 }
 
 
+def _tracked(tr, h):
+    """A view ``h``, remembered while a tl.range loop proves its repetition (it is moved on with
+    the tensors it views, kernbench.language.loops)."""
+    track = getattr(tr, "_track", None)
+    if track is not None:
+        track.append(h)
+    return h
+
+
 class TL:
     """The kernel language. One object per launch; :meth:`_begin` points it at each program in turn.
 
@@ -251,10 +261,14 @@ class TL:
     fp8e5m2 = float8e5m2 = "fp8e5m2"
     int32 = "int32"
 
-    __slots__ = ("_b", "_grid", "_serial")
+    __slots__ = ("_b", "_grid", "_serial", "_replay", "_ranged")
 
-    def __init__(self, grid: tuple):
+    def __init__(self, grid: tuple, replay: str = "on"):
         self._grid = grid
+        #: tl.range: "on" (replay), "off" (trace every iteration), "check" (trace every
+        #: iteration and check it repeats: verify mode's first pass)
+        self._replay = replay
+        self._ranged = 0  #: tl.range loops that could replay, traced so far
         self._b: PEBuilder = _NO_PROGRAM
         self._serial = semantic.next_launch_serial()  #: tensor ids of this launch carry it
 
@@ -276,6 +290,22 @@ class TL:
         if axis == 0 or axis == 1:
             return self._grid[axis]
         fail(self._b, f"num_programs: axis must be 0 (PE) or 1 (cube), got {axis!r}")
+
+    # -- loops -------------------------------------------------------------------------------
+    def range(self, start, stop=None, step=1, num_stages=None, loop_unroll_factor=None,
+              warp_specialize=None, flatten=None, disallow_acc_multi_buffer=None):
+        """``range(start, stop, step)`` for a loop whose iterations do the same work on other
+        tensors and addresses: in timing mode the body is traced for a few iterations and the
+        last, and the iterations between are replayed from the traced ones without running
+        its Python (kernbench.language.loops; docs/language.md, 'tl.range', has the contract).
+        Functional mode traces every iteration. Triton's tuning arguments (num_stages, ...) are
+        accepted and ignored."""
+        r = range(start) if stop is None else range(start, stop, step)
+        return tl_range(self, r)
+
+    def static_range(self, start, stop=None, step=1):
+        """``range(start, stop, step)``: Triton's unrolled loop is a Python loop here too."""
+        return range(start) if stop is None else range(start, stop, step)
 
     # -- memory ------------------------------------------------------------------------------
     def load(self, ptr, shape=None, dtype=None, stride=None, pinned: bool = False,
@@ -411,9 +441,9 @@ class TL:
             return x
         t = s[:-2] + (s[-1], s[-2])
         if isinstance(x, TransposedView):
-            return TensorHandle(x.id, x.addr, t, d, x.nbytes, None, x.space, x.pinned)
+            return _tracked(tr, TensorHandle(x.id, x.addr, t, d, x.nbytes, None, x.space, x.pinned))
         tr.transposed.add((i, t))
-        return TransposedView(x.id, x.addr, t, d, x.nbytes, None, x.space, x.pinned)
+        return _tracked(tr, TransposedView(x.id, x.addr, t, d, x.nbytes, None, x.space, x.pinned))
 
     def reshape(self, x: TensorHandle, shape) -> TensorHandle:
         """A view of ``x``'s buffer with another shape: same tensor id, no command. Same rule
@@ -426,7 +456,7 @@ class TL:
             fail(tr, "reshape of a transposed view: reshape before tl.trans, or store and reload")
         h = TensorHandle(x.id, x.addr, shape, d, x.nbytes, None, x.space, x.pinned)
         operand(tr, h, "reshape result")  # the view rule, checked here with this line
-        return h
+        return _tracked(tr, h)
 
     view = reshape
 
@@ -462,8 +492,8 @@ class TL:
                 fail(tr, f"a new axis inside a transposed view {_fmt(s)}: only leading axes can be "
                          f"added to it (x[None]); index before tl.trans")
             tr.transposed.add((i, new))
-            return TransposedView(x.id, x.addr, new, d, x.nbytes, None, x.space, x.pinned)
-        return TensorHandle(x.id, x.addr, new, d, x.nbytes, None, x.space, x.pinned)
+            return _tracked(tr, TransposedView(x.id, x.addr, new, d, x.nbytes, None, x.space, x.pinned))
+        return _tracked(tr, TensorHandle(x.id, x.addr, new, d, x.nbytes, None, x.space, x.pinned))
 
     # -- elementwise -------------------------------------------------------------------------
     add = _binary_op("add", "``a + b`` elementwise with broadcasting; either may be a Python number (immediate).")

@@ -92,6 +92,38 @@ class TraceStore:
                 segs.clear()
             return
         rec = np.fromiter(pending, np.int64, len(pending)).reshape(-1, 4)
+        pending.clear()
+        self._move(rec)
+
+    def append_rows(self, rec: np.ndarray) -> None:
+        """Append commands given as (site, src0, src1, src2) rows (int64, shape (n, 4)) to the
+        current program, as if it had recorded them one by one (tl.range replay)."""
+        if self.current is None:
+            raise RuntimeError("append_rows: no program is being traced")
+        self.flush()
+        if len(rec):
+            self._move(np.ascontiguousarray(rec, np.int64))
+
+    def rows(self, a: int, z: int) -> np.ndarray:
+        """(site, src0, src1, src2) of global commands a..z (int64, (z - a, 4)), flushed or
+        pending."""
+        out = np.empty((z - a, 4), np.int64)
+        m = min(z, self.n)
+        if a < m:
+            c = self._commands[a:m]
+            out[:m - a, 0] = self._sites[a:m]
+            out[:m - a, 1] = c["src0"]
+            out[:m - a, 2] = c["src1"]
+            out[:m - a, 3] = c["src2"]
+        lo = max(a, self.n)
+        if lo < z:
+            p = self.pending[4 * (lo - self.n):4 * (z - self.n)]
+            out[lo - a:] = np.array(p, np.int64).reshape(-1, 4)
+        return out
+
+    def _move(self, rec: np.ndarray) -> None:
+        """Turn ``rec`` (the segments' rows, pending already cleared) into COMMAND_DTYPE records."""
+        segs = self._segments
         a = self.n
         z = a + len(rec)
         if z > len(self._commands):
@@ -122,7 +154,6 @@ class TraceStore:
             b._tb_parts.append(made_bytes[bounds[k]:bounds[k + 1]])
             b.cmd_end = a + starts[k] + int(lens[k])
         self.n = z
-        pending.clear()
         if self.current is not None:  # its next commands start a new segment
             cur = self._segments[-1]
             cur[1], cur[2] = 0, cur[2] + bounds[-1] - bounds[-2]

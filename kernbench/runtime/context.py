@@ -107,7 +107,8 @@ class Context:
     def launch(self, kernel: Callable, grid, *args, mode: str = "functional", detail: str = "train",
                max_cycles: int | None = None, record_events: bool = False,
                strict_sram: bool = False, kernel_kwargs: Mapping[str, Any] | None = None,
-               drift: "bool | float" = False, **more_kernel_kwargs) -> LaunchResult:
+               drift: "bool | float" = False, replay: str | None = None,
+               **more_kernel_kwargs) -> LaunchResult:
         """Run ``kernel`` on every program of ``grid`` = (PEs per cube used, cubes used).
 
         ``args`` go to the kernel positionally (device arrays as their int address), then
@@ -118,6 +119,10 @@ class Context:
         ``drift`` (functional mode): also replay every command in float64 and record how far each
         result drifts from it, and the first command out of tolerance (True: 1e-3, or a
         tolerance); the result's ``drift`` holds it (kernbench.runtime.drift, docs/reports.md).
+        ``replay``: tl.range loops in timing mode, ``"on"`` (replay the iterations between the
+        traced ones), ``"off"`` (trace every iteration) or ``"verify"`` (trace each PE in full and
+        with replay, check they agree); None: the environment variable KERNBENCH_REPLAY, else
+        "on" (docs/language.md, 'tl.range').
         Returns a LaunchResult (cycles, seconds, counters, peak SRAM, events on request)."""
         kw = dict(kernel_kwargs or {})
         for k in more_kernel_kwargs.keys() & kw.keys():
@@ -125,10 +130,11 @@ class Context:
         kw.update(more_kernel_kwargs)
         return executor.launch(self, kernel, grid, args, kw, mode=mode, detail=detail,
                                max_cycles=max_cycles, record_events=record_events, drift=drift,
-                               strict_sram=strict_sram)
+                               strict_sram=strict_sram, replay=replay)
 
     def trace(self, kernel: Callable, grid, *args, mode: str = "timing",
-              kernel_kwargs: Mapping[str, Any] | None = None, **more_kernel_kwargs) -> "TracedLaunch":
+              kernel_kwargs: Mapping[str, Any] | None = None, replay: str | None = None,
+              **more_kernel_kwargs) -> "TracedLaunch":
         """Trace ``kernel`` as :meth:`launch` would, without timing it: a
         :class:`~kernbench.runtime.traced.TracedLaunch` whose ``time(hw)`` simulates it on any
         hardware of this Context's shape (cubes, PEs per cube) and equals a fresh launch there
@@ -138,4 +144,4 @@ class Context:
         for k in more_kernel_kwargs.keys() & kw.keys():
             raise TypeError(f"kernel argument {k!r} given both in kernel_kwargs and as a keyword")
         kw.update(more_kernel_kwargs)
-        return executor.trace_launch(self, kernel, grid, args, kw, mode=mode)[0]
+        return executor.trace_launch(self, kernel, grid, args, kw, mode=mode, replay=replay)[0]

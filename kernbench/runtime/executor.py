@@ -30,7 +30,7 @@ from .replay import replay
 from .result import LaunchResult
 from .traced import TracedLaunch
 
-__all__ = ["launch", "trace_launch", "MODES"]
+__all__ = ["launch", "trace_launch", "time_traced", "MODES"]
 
 MODES = ("functional", "timing")
 
@@ -220,19 +220,61 @@ def _assemble(hw, builders: list) -> tuple[Program, np.ndarray, SiteTable]:
     return Program(commands, cmd_off, tensor_bytes, tensor_pinned, ten_off), sites, store.table
 
 
-def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool) -> list:
+def replay_mode(replay) -> str:
+    """The tl.range replay mode of a launch: ``replay`` ("on", "off" or "verify"), or when None
+    the environment variable KERNBENCH_REPLAY (default "on")."""
+    from ..language.loops import REPLAY_MODES
+
+    if replay is None:
+        replay = os.environ.get("KERNBENCH_REPLAY", "").strip().lower() or "on"
+    if replay not in REPLAY_MODES:
+        raise ValueError(f"replay must be one of {REPLAY_MODES} (tl.range loop replay; "
+                         f"docs/language.md), got {replay!r}")
+    return replay
+
+
+def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
+          skip=frozenset(), replay: str = "on") -> list:
     """Run ``kernel`` once per program of ``grid``; PE g's finished builder (or None if it emitted
     nothing) by global index. The builders share one TraceStore (``trace_store``): their commands, in
-    global PE order, and the sites naming them."""
+    global PE order, and the sites naming them. PEs in ``skip`` (global indices) are not run.
+
+    ``replay``: tl.range loops are replayed ("on"), traced in full ("off"), or (``"verify"``)
+    each PE is traced twice, first in full checking every iteration replay would skip, then with
+    replay, and the two programs must be the same (kernbench.language.loops)."""
     hw = ctx.hw
     nbr = ctx.neighbours()
     sfr_text = ctx.sfr.describe() if ctx.sfr is not None else "no SFR installed: call ctx.install_sfr()"
     builders: list = [None] * hw.n_pes
-    tl = TL(grid)
+    verify = replay == "verify" and not functional
+    tl = TL(grid, replay="on" if replay == "verify" else replay)
     store = TraceStore()
     n_programs, traced = grid[0] * grid[1], 0
     name = getattr(kernel, "__name__", repr(kernel))
     kfile = getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>")
+
+    def run(b, p, c):
+        tl._begin(b)
+        try:
+            kernel(*args, tl=tl, **kwargs)
+        except KernbenchError:
+            raise
+        except Exception as e:
+            file, line = _kernel_site(e, kfile)
+            if isinstance(e, AttributeError) and e.obj is tl:
+                # (not a TL.__getattr__: it would slow every tl attribute access)
+                raise KernelError(
+                    f"PE ({p}, {c}) at {os.path.basename(file)}:{line}: tl.{e.name} is not "
+                    f"part of kernbench's tl language (docs/language.md, 'Calls' and "
+                    f"'Porting from Triton')", pe=(p, c), where=f"{file}:{line}") from None
+            raise KernelError(
+                f"kernel {name} raised {type(e).__name__} on PE ({p}, {c}) "
+                f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}: {e}",
+                pe=(p, c), where=f"{file}:{line}",
+            ) from e
+        # Compact now: the program's handles and Python lists go before the next one.
+        b.finish()
+
     push_operator_target(tl)
     # Tracing allocates a few small tuples per command and no reference cycles; left on, the
     # cyclic GC rescans the growing command lists and halves tracing speed.
@@ -242,28 +284,24 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
         for c in range(grid[1]):
             for p in range(grid[0]):
                 g = c * hw.pes_per_cube + p
+                if g in skip:
+                    continue
                 b = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr[g],
                               sfr_text=sfr_text, store=store, serial=tl._serial)
-                tl._begin(b)
+                ranged = tl._ranged
                 try:
-                    kernel(*args, tl=tl, **kwargs)
-                except KernbenchError:
-                    raise
-                except Exception as e:
-                    file, line = _kernel_site(e, kfile)
-                    if isinstance(e, AttributeError) and e.obj is tl:
-                        # (not a TL.__getattr__: it would slow every tl attribute access)
-                        raise KernelError(
-                            f"PE ({p}, {c}) at {os.path.basename(file)}:{line}: tl.{e.name} is not "
-                            f"part of kernbench's tl language (docs/language.md, 'Calls' and "
-                            f"'Porting from Triton')", pe=(p, c), where=f"{file}:{line}") from None
+                    run(b, p, c)
+                except KernelError as e:
+                    if not verify or tl._ranged == ranged:
+                        raise
+                    # the error full tracing gives (or the contract violation that explains it)
+                    _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, None)
                     raise KernelError(
-                        f"kernel {name} raised {type(e).__name__} on PE ({p}, {c}) "
-                        f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}: {e}",
-                        pe=(p, c), where=f"{file}:{line}",
-                    ) from e
-                # Compact now: the program's handles and Python lists go before the next one.
-                b.finish()
+                        f"PE {(p, c)}: tl.range replay (verify mode) raised an error full tracing "
+                        f"does not: {e} (docs/language.md, 'tl.range')", pe=(p, c),
+                        where=e.where) from e
+                if verify and tl._ranged != ranged:
+                    _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, b)
                 if b.n_commands:
                     builders[g] = b
                 # Programs of one kernel emit about as many commands each: size the store for
@@ -279,9 +317,102 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool)
     return builders
 
 
-def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional") -> tuple:
+def _verify(run, ctx, functional, nbr, sfr_text, tl, p, c, g, b) -> None:
+    """Verify mode: trace PE (p, c) again in full, checking every iteration tl.range replay
+    skipped, and compare with ``b`` (its program traced with replay)."""
+    full = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr,
+                     sfr_text=sfr_text, store=TraceStore(), serial=tl._serial)
+    tl._replay = "check"
+    try:
+        run(full, p, c)
+    finally:
+        tl._replay = "on"
+    if b is not None:
+        _compare_replayed(full, b, (p, c))
+
+
+def _compare_replayed(full, b, pe: tuple) -> None:
+    """Verify mode: PE ``pe``'s program traced with tl.range replay (``b``) must be the one
+    traced in full (``full``): the same commands, tensors and pinned tensors."""
+    ca, sa = full.trace_store.close()
+    ta = full.trace_store.table
+    cb, sb = b.trace_store.slice(b.cmd_start, b.cmd_end)
+    tb = b.trace_store.table
+    ka = np.array([hash(k) for k in ta.keys], np.int64)[sa] if len(sa) else np.zeros(0, np.int64)
+    kb = np.array([hash(k) for k in tb.keys], np.int64)[sb] if len(sb) else np.zeros(0, np.int64)
+    n = min(len(ca), len(cb))
+    diff = np.flatnonzero((ca[:n] != cb[:n]) | (ka[:n] != kb[:n]))
+    if len(diff) or len(ca) != len(cb):
+        j = int(diff[0]) if len(diff) else n
+
+        def name(table, sites, cmds, j):
+            if j >= len(sites):
+                return "nothing (the program ends)"
+            k = table.keys[int(sites[j])]
+            c = cmds[j]
+            return (f"{table.label(int(sites[j]))} at {os.path.basename(k[1])}:{k[2]} "
+                    f"(operands {int(c['src0'])}, {int(c['src1'])}, {int(c['src2'])}; result {int(c['dst'])})")
+
+        k = ta.keys[int(sa[j])] if j < len(sa) else tb.keys[int(sb[j])]
+        raise KernelError(
+            f"PE {pe}: tl.range replay (verify mode) changes the program: command #{j} is "
+            f"{name(tb, sb, cb, j)} with replay, {name(ta, sa, ca, j)} traced in full. A tl.range "
+            f"body may depend on its index only through addresses, and the kernel may not keep "
+            f"Python state across its iterations (docs/language.md, 'tl.range')",
+            pe=pe, where=f"{k[1]}:{k[2]}")
+    if not (np.array_equal(full.tensor_bytes, b.tensor_bytes)
+            and np.array_equal(full.tensor_pinned, b.tensor_pinned)):
+        raise KernelError(f"PE {pe}: tl.range replay (verify mode) changes the program's tensors "
+                          f"(docs/language.md, 'tl.range')", pe=pe)
+
+
+def _merge_reused(program: Program, sites: np.ndarray, table: SiteTable, src, mapping: dict) -> tuple:
+    """``program`` (the traced PEs) with PE g's stream taken from PE mapping[g] of the
+    TracedLaunch ``src``: commands, tensor table and sites (renamed into ``table``)."""
+    sp = src.program
+    if sp.n_pes != program.n_pes:
+        raise ValueError("reuse: the source launch was traced on a machine of another shape")
+    # the source's site indices renamed into this launch's table (new keys appended)
+    rename = np.array([table.add(k) for k in src.table.keys], np.int32)
+    cmds, sts, tb, tp = [], [], [], []
+    for g in range(program.n_pes):
+        if g in mapping:
+            s = int(mapping[g])
+            if program.cmd_offsets[g + 1] != program.cmd_offsets[g]:
+                raise AssertionError(f"reuse: PE {g} was traced and reused")
+            a, z = sp.cmd_offsets[s], sp.cmd_offsets[s + 1]
+            ta, tz = sp.tensor_offsets[s], sp.tensor_offsets[s + 1]
+            cmds.append(sp.commands[a:z])
+            sts.append(rename[src.sites[a:z]])
+            tb.append(sp.tensor_bytes[ta:tz])
+            tp.append(sp.tensor_pinned[ta:tz])
+        else:
+            a, z = program.cmd_offsets[g], program.cmd_offsets[g + 1]
+            ta, tz = program.tensor_offsets[g], program.tensor_offsets[g + 1]
+            cmds.append(program.commands[a:z])
+            sts.append(sites[a:z])
+            tb.append(program.tensor_bytes[ta:tz])
+            tp.append(program.tensor_pinned[ta:tz])
+    cmd_off = np.zeros(program.n_pes + 1, np.int64)
+    np.cumsum([len(c) for c in cmds], out=cmd_off[1:])
+    ten_off = np.zeros(program.n_pes + 1, np.int64)
+    np.cumsum([len(b) for b in tb], out=ten_off[1:])
+    merged = Program(np.concatenate(cmds), cmd_off, np.concatenate(tb).astype(np.int64, copy=False),
+                     np.concatenate(tp).astype(np.uint8, copy=False), ten_off)
+    return merged, np.concatenate(sts).astype(np.int32, copy=False), table
+
+
+def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional",
+                 reuse=None, replay=None) -> tuple:
     """Check and trace one launch: ``(TracedLaunch, metas, handles)``, the last two the replay
-    metadata of functional mode (None in timing mode). See Context.trace."""
+    metadata of functional mode (None in timing mode). See Context.trace.
+
+    ``reuse = (traced, {g: g_src})`` (timing mode only): PE g's stream is not traced but copied
+    from PE g_src of the TracedLaunch ``traced``; every other PE is traced. The caller asserts
+    that tracing PE g here would emit exactly PE g_src's stream there (kernbench.diag uses it for
+    panels whose per-rank streams are the same, tests/test_trace_reuse.py checks it).
+    ``replay``: tl.range loop replay, "on", "off" or "verify" (None: KERNBENCH_REPLAY, else on)."""
+    replay = replay_mode(replay)
     hw = ctx.hw
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -310,12 +441,17 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
     gc_on = gc.isenabled()
     gc.disable()
     try:
-        builders = trace(ctx, kernel, grid, k_args, k_kwargs, functional)
+        if reuse is not None and functional:
+            raise ValueError("reuse: functional mode replays values per PE; reuse is timing mode only")
+        skip = frozenset(reuse[1]) if reuse is not None else frozenset()
+        builders = trace(ctx, kernel, grid, k_args, k_kwargs, functional, skip, replay)
         metas = handles = None
         if functional:
             metas = [None if b is None else b.meta for b in builders]
             handles = [None if b is None else b.handles for b in builders]
         program, sites, table = _assemble(hw, builders)
+        if reuse is not None:
+            program, sites, table = _merge_reused(program, sites, table, *reuse)
         # From here on only the arrays, the sites and (functional) the replay metadata are kept:
         # the builders go, so tensors the kernel did not hold on to are freed as replay goes.
         del builders
@@ -335,13 +471,24 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
 
 def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional",
            detail: str = "train", max_cycles=None, record_events: bool = False,
-           strict_sram: bool = False, drift=False) -> LaunchResult:
-    """Trace, time and (in functional mode) replay one launch; see Context.launch."""
+           strict_sram: bool = False, drift=False, reuse=None, replay=None) -> LaunchResult:
+    """Trace, time and (in functional mode) replay one launch; see Context.launch (``reuse``:
+    see trace_launch)."""
     tolerance = drift_tolerance(drift)
     if tolerance is not None and mode != "functional":
         raise ValueError("drift replays the numbers in float64: it needs mode='functional' (timing "
                          "mode carries shapes only)")
-    traced, metas, handles = trace_launch(ctx, kernel, grid, args, kwargs, mode=mode)
+    traced, metas, handles = trace_launch(ctx, kernel, grid, args, kwargs, mode=mode, reuse=reuse,
+                                          replay=replay)
+    return time_traced(ctx, kernel, args, kwargs, traced, metas, handles, mode=mode, detail=detail,
+                       max_cycles=max_cycles, record_events=record_events, strict_sram=strict_sram,
+                       tolerance=tolerance)
+
+
+def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, detail="train",
+                max_cycles=None, record_events=False, strict_sram=False, tolerance=None) -> LaunchResult:
+    """The rest of :func:`launch` after :func:`trace_launch`: time, replay (functional mode),
+    warn of unwritten reads."""
     gc_on = gc.isenabled()
     gc.disable()
     try:

@@ -1,0 +1,275 @@
+"""``tl.range``: a loop whose iterations do the same work, traced once and replayed.
+
+A kernel writes ``for i in tl.range(start, stop, step):`` (Triton's name and arguments) for a
+loop whose body emits the same commands every iteration, only on other tensors and at other
+addresses. In timing mode kernbench then runs the body's Python for a few iterations only:
+
+1. Iterations 0 .. PROBES-1 are traced. Iteration 0 may differ from the rest (it reads the
+   tensors made before the loop, an ``if i == 0`` runs there).
+2. Iterations PROBES-2 (A) and PROBES-1 (B) prove the repetition: the same sites (kernel line,
+   op, shapes, dtypes) in the same order, the same number D of tensors made and the same SRAM
+   bytes S, and every operand of B either the operand of A (a tensor made before A's
+   predecessor: before the loop, unchanged) or A's operand plus D (made in A's predecessor or in
+   A: loop-carried or the body's own). Every load and store of B reads the same allocation with
+   the same stride as in A, its element offset moved by a constant per iteration.
+3. The iterations after B but the last are emitted without running the body: B's command rows
+   tiled with numpy, the shiftable operands moved by D per iteration (TraceStore.append_rows);
+   the tensor table, pinned tensors and SRAM top follow. Only iterations whose loads and stores
+   stay inside their allocations (the offsets moved on in closed form) are replayed: replay stops
+   before the first iteration that would leave one, and that iteration is traced, so the error
+   is raised there, at its PE and kernel line, as full tracing would.
+4. Every handle made in A and B is moved on (its id by D, its SRAM address by S, per iteration
+   replayed), so the Python variables holding them name the tensors of the last replayed
+   iterations; then the remaining iterations (at least the last) are traced for real: a
+   ragged last block is traced, not guessed, and handles that outlive the loop name the last
+   iteration's tensors.
+
+Functional mode traces every iteration (replay computes values per command). Nested
+``tl.range`` loops replay at every level: an outer loop's body holds its inner loops' traced and
+replayed commands alike, and is proven and replayed as a whole.
+
+``replay="verify"`` (a launch option, or the environment variable ``KERNBENCH_REPLAY=verify``)
+traces every PE twice: once with every iteration traced, checking that each iteration which
+would have been replayed equals B moved on (commands, tensors, addresses progressing as
+predicted), and once with replay; the two programs must be identical. ``replay="off"`` traces
+every iteration. docs/language.md, "tl.range", has the contract.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import semantic
+
+__all__ = ["PROBES", "REPLAY_MODES", "tl_range"]
+
+semantic.register_internal(__file__)
+
+#: iterations traced before the repetition is proven: 0 (may differ), A and B
+PROBES = 3
+REPLAY_MODES = ("on", "off", "verify")
+#: at most this many command rows are tiled at once (bounds the temporary arrays)
+_CHUNK_ROWS = 1 << 16
+
+
+def _snap(b) -> tuple:
+    """Where program ``b`` is: tensors made, global command count, SRAM top, pinned count,
+    handles tracked, accesses tracked."""
+    return (len(b.tensors), b.trace_store.n_traced, b.sram_top, len(b.pinned),
+            len(b._track) if b._track is not None else 0,
+            len(b._acc) if b._acc is not None else 0)
+
+
+class _Plan:
+    """What replaying B moved on needs (see the module docstring)."""
+
+    __slots__ = ("rows", "shift", "D", "S", "tensors", "pinned", "acc", "delta", "t_a", "t_b",
+                 "transposed", "handles")
+
+
+def _span(shape: tuple, stride) -> int:
+    if stride is None:
+        return semantic.numel(shape)
+    return (shape[0] - 1) * stride + shape[1]
+
+
+def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: set, trans_b: set):
+    """The plan for replaying B (between snapshots ``sb`` and ``se``) checked against A (``sa``
+    to ``sb``), or None if B is not A moved on. ``s0``: the start of A's predecessor."""
+    store = b.trace_store
+    D = sb[0] - sa[0]
+    S = sb[2] - sa[2]
+    if D != se[0] - sb[0] or S != se[2] - sb[2] or sb[1] - sa[1] != se[1] - sb[1] or D <= 0:
+        return None
+    if sb[3] - sa[3] != se[3] - sb[3]:
+        return None
+    rows_a = store.rows(sa[1], sb[1])
+    rows_b = store.rows(sb[1], se[1])
+    t0 = s0[0]
+    ops_a = rows_a[:, 1:]
+    pred = np.where(ops_a >= t0, ops_a + D, ops_a)
+    if not (np.array_equal(rows_a[:, 0], rows_b[:, 0]) and np.array_equal(pred, rows_b[:, 1:])):
+        return None
+    t_a, t_b = sa[0], sb[0]
+    if b.tensors[t_a:t_b] != b.tensors[t_b:t_b + D]:
+        return None
+    if [x + D for x in b.pinned[sa[3]:sb[3]]] != b.pinned[sb[3]:se[3]]:
+        return None
+    # tensors of A, of A's predecessor or earlier with a value known while tracing, read across
+    # iterations: their moved-on values are not known, so they are not replayed
+    ops_b = rows_b[:, 1:]
+    carried = np.unique(ops_b[(ops_b >= t0) & (ops_b < t_b)])
+    if any(int(x) in b.known or int(x) in b.fills for x in carried):
+        return None
+    acc_a = b._acc[sa[5]:sb[5]]
+    acc_b = b._acc[sb[5]:se[5]]
+    if len(acc_a) != len(acc_b):
+        return None
+    delta = []
+    for x, y in zip(acc_a, acc_b):
+        if x[0] is not y[0] or x[2] != y[2] or x[3] != y[3]:
+            return None
+        delta.append(y[1] - x[1])
+    p = _Plan()
+    p.rows, p.D, p.S, p.t_a, p.t_b = rows_b, D, S, t_a, t_b
+    p.shift = (ops_b >= t_a).astype(np.int64)
+    p.tensors = b.tensors[t_b:t_b + D]
+    p.pinned = b.pinned[sb[3]:se[3]]
+    p.acc = acc_b
+    p.delta = delta
+    p.transposed = [(i, sh) for (i, sh) in trans_b - trans_a if i >= t_a]
+    # every handle made in A and B naming a tensor of A or B (a view of an older tensor stays)
+    lo = b.base + t_a
+    p.handles = [h for h in b._track[sa[4]:] if h.id >= lo] if b._track is not None else []
+    return p
+
+
+def _safe_iterations(p: _Plan, want: int) -> int:
+    """How many of the ``want`` iterations after B keep every load and store inside its
+    allocation (unmasked footprint), the offsets moving on by their constant per iteration."""
+    safe = want
+    for (alloc, e0, shape, stride), d in zip(p.acc, p.delta):
+        span = _span(shape, stride)
+        numel = alloc.numel
+        # iteration m after B (m = 1..): e0 + m*d >= 0 and e0 + m*d + span <= numel
+        if d > 0:
+            room = numel - span - e0
+            m_max = room // d if room >= 0 else -1
+        elif d < 0:
+            m_max = e0 // (-d) if e0 >= 0 else -1
+        else:
+            m_max = want if (e0 >= 0 and e0 + span <= numel) else -1
+        safe = min(safe, max(0, m_max))
+    return safe
+
+
+def _replay(b, p: _Plan, R: int) -> None:
+    """Emit R iterations of B moved on (m = 1..R), and move the builder's state with them."""
+    store = b.trace_store
+    rows, shift, D = p.rows, p.shift, p.D
+    n = len(rows)
+    per = max(1, _CHUNK_ROWS // max(1, n))
+    m = 1
+    while m <= R:
+        k = min(per, R - m + 1)
+        rec = np.tile(rows, (k, 1))
+        steps = np.repeat(np.arange(m, m + k, dtype=np.int64) * D, n)
+        rec[:, 1:] += np.tile(shift, (k, 1)) * steps[:, None]
+        store.append_rows(rec)
+        m += k
+    b.tensors.extend(p.tensors * R)
+    if p.pinned:
+        b.pinned.extend(x + m_ * D for m_ in range(1, R + 1) for x in p.pinned)
+    if p.transposed:
+        b.transposed.update((i + m_ * D, sh) for m_ in range(1, R + 1) for (i, sh) in p.transposed)
+    b.sram_top += R * p.S
+
+
+def _move_handles(handles: list, D: int, S: int) -> None:
+    for h in handles:
+        h.id += D
+        h.addr += S
+
+
+def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, where: tuple) -> None:
+    """Verify mode: iteration ``k`` (index value ``value``), traced between snapshots ``s`` and
+    ``e``, is B moved on by ``m`` iterations; else the KernelError naming what differs."""
+    store = b.trace_store
+    why = None
+    if e[0] - s[0] != p.D or e[1] - s[1] != len(p.rows) or e[2] - s[2] != p.S:
+        why = (f"it makes {e[0] - s[0]} tensors in {e[1] - s[1]} commands "
+               f"({e[2] - s[2]} SRAM bytes), the replayed body {p.D} in {len(p.rows)} ({p.S})")
+    else:
+        got = store.rows(s[1], e[1])
+        want = p.rows.copy()
+        want[:, 1:] += p.shift * (m * p.D)
+        bad = np.flatnonzero((got != want).any(axis=1))
+        if len(bad):
+            j = int(bad[0])
+            keys = store.table.keys
+            kg, kw = keys[int(got[j, 0])], keys[int(want[j, 0])]
+            why = (f"its command #{j} is {store.table.label(int(got[j, 0]))} at "
+                   f"{_base(kg[1])}:{kg[2]} on tensors {tuple(int(x) for x in got[j, 1:])}, the "
+                   f"replayed body's {store.table.label(int(want[j, 0]))} at {_base(kw[1])}:{kw[2]} "
+                   f"on {tuple(int(x) for x in want[j, 1:])}")
+        elif b.tensors[s[0]:e[0]] != p.tensors:
+            why = "its tensors differ in shape or dtype from the replayed body's"
+        elif e[5] - s[5] != len(p.acc):
+            why = f"it makes {e[5] - s[5]} loads and stores, the replayed body {len(p.acc)}"
+        else:
+            acc = b._acc[s[5]:e[5]]
+            for j, ((x, e0, sh, st), (x0, b0, sh0, st0), d) in enumerate(zip(acc, p.acc, p.delta)):
+                if x is not x0 or e0 != b0 + m * d or sh != sh0 or st != st0:
+                    why = (f"its load/store #{j} reads element {e0} of {x.name!r}; the replayed "
+                           f"body's offsets move by {d} per iteration, to element {b0 + m * d} of "
+                           f"{x0.name!r}: tl.range may use the index only in addresses that move "
+                           f"by a constant per iteration")
+                    break
+    if why is not None:
+        raise semantic.kernel_error(
+            b, f"tl.range: iteration {k} (index {value}) does not repeat the loop body: {why}. "
+               f"Replay would emit iteration {PROBES - 1} moved on instead (docs/language.md, "
+               f"'tl.range'); use range() for a loop whose iterations differ", where)
+
+
+def _base(path: str) -> str:
+    import os
+    return os.path.basename(path)
+
+
+def tl_range(tl, r: range):
+    """The generator behind ``tl.range`` (see the module docstring).
+
+    The outermost loop proving its repetition owns the builder's ``_track`` (handles) and
+    ``_acc`` (loads and stores) lists; a loop inside it records into the same lists (its
+    commands, replayed or traced, are part of the outer body) and leaves them alone."""
+    b = tl._b
+    mode = tl._replay
+    n = len(r)
+    if mode == "off" or getattr(b, "functional", True) or n < PROBES + 2:
+        yield from r
+        return
+    tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
+    where = semantic.site(1)
+    check = mode == "check"  # the first pass of verify: every iteration traced and checked
+    owner = b._acc is None
+    if owner:
+        b._track, b._acc = [], []
+    try:
+        snaps = [_snap(b)]
+        trans = []
+        for k in range(PROBES):
+            if k == PROBES - 1:
+                trans.append(set(b.transposed))
+            yield r[k]
+            snaps.append(_snap(b))
+        trans.append(set(b.transposed))
+        p = _plan(b, snaps[PROBES - 3], snaps[PROBES - 2], snaps[PROBES - 1], snaps[PROBES],
+                  trans[0], trans[1])
+        k = PROBES
+        if owner:
+            b._track = None
+        if p is not None and not check:
+            R = _safe_iterations(p, n - 1 - PROBES)
+            if R > 0:
+                _replay(b, p, R)
+                _move_handles(p.handles, R * p.D, R * p.S)
+                k += R
+        if p is None or not check:
+            p = None
+            if owner:
+                b._acc = None  # inner tl.range loops of the last iterations own theirs
+            for j in range(k, n):
+                yield r[j]
+            return
+        # verify, first pass: trace the iterations replay would skip and check each
+        for j in range(k, n - 1):
+            s = _snap(b)
+            yield r[j]
+            e = _snap(b)
+            _check_iteration(b, p, s, e, j - (PROBES - 1), j, r[j], where)
+        if owner:
+            b._acc = None
+        yield r[n - 1]
+    finally:
+        if owner:
+            b._track = b._acc = None

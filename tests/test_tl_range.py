@@ -1,0 +1,362 @@
+"""tl.range loop-body replay (issue 12, item 1): exactly the launch full tracing gives, for
+hand-written and generated loop kernels within the contract; verify mode catches kernels
+outside it; a bad access in a skipped iteration is reported at that iteration."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from kernbench.common.errors import KernelError
+from kernbench.language import loops
+from kernbench.runtime.context import Context
+
+T = 8  # tile side
+F32 = 4
+
+
+def _ctx():
+    ctx = Context("default")
+    ctx.install_sfr(scope="pe")
+    return ctx
+
+
+def _launch(kernel, args_of, replay, grid=(2, 1), **kw):
+    ctx = _ctx()
+    args = args_of(ctx)
+    return ctx.launch(kernel, grid, *args, mode="timing", replay=replay, record_events=True, **kw)
+
+
+def assert_same_launch(a, b):
+    """Cycles, every counter, peak SRAM, the event record and the program itself."""
+    assert a.cycles == b.cycles
+    for name in ("unit_counters", "link_counters"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.tobytes() == y.tobytes(), name
+    assert np.array_equal(a.peak_sram, b.peak_sram)
+    assert a.events.tobytes() == b.events.tobytes()
+    pa, pb = a.program, b.program
+    for f in ("commands", "cmd_offsets", "tensor_bytes", "tensor_pinned", "tensor_offsets"):
+        assert getattr(pa, f).tobytes() == getattr(pb, f).tobytes(), f
+    assert [a.label(i) for i in range(pa.n_commands)] == [b.label(i) for i in range(pb.n_commands)]
+
+
+def _exact(kernel, args_of, grid=(2, 1)):
+    off = _launch(kernel, args_of, "off", grid)
+    on = _launch(kernel, args_of, "on", grid)
+    assert_same_launch(off, on)
+    _launch(kernel, args_of, "verify", grid)  # within the contract: no complaint
+    return off, on
+
+
+# -- hand-written kernels ------------------------------------------------------------------------
+RUNS = []
+
+
+def flash_like(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    m = tl.full((T, 1), -1e9, "f32")
+    for i in tl.range(0, n):
+        RUNS.append(i)
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        s = tl.dot(x, tl.trans(x))
+        m2 = tl.maximum(m, tl.max(s, axis=1))
+        p = tl.exp(s - m2)
+        acc = tl.dot(p, x, acc=acc * tl.exp(m - m2))
+        m = m2
+    tl.store(o_ptr, acc)
+    tl.store(o_ptr, p)  # a handle of the last iteration, after the loop
+
+
+def _flash_args(n):
+    return lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((T, T), "f32"), n)
+
+
+@pytest.mark.parametrize("n", [1, 4, 5, 6, 13, 50])
+def test_flash_like_exact(n):
+    _exact(flash_like, _flash_args(n))
+
+
+def test_replay_skips_the_body():
+    RUNS.clear()
+    _launch(flash_like, _flash_args(50), "on")
+    # per PE: iterations 0, 1, 2 and the last
+    assert RUNS == [0, 1, 2, 49] * 2
+    RUNS.clear()
+    _launch(flash_like, _flash_args(50), "off")
+    assert RUNS == list(range(50)) * 2
+
+
+def ragged(x_ptr, o_ptr, N, B, *, tl):
+    """Blocks of B over N elements; the last is masked (ragged) and traced for real."""
+    total = tl.zeros((B,), "f32")
+    for i in tl.range(0, (N + B - 1) // B):
+        offs = i * B + tl.arange(0, B)
+        x = tl.load(x_ptr + i * B * F32, shape=(B,), mask=offs < N, other=0.0)
+        total = total + x * 2.0
+        tl.store(o_ptr + i * B * F32, x, mask=offs < N)
+    tl.store(o_ptr, total)
+
+
+@pytest.mark.parametrize("N", [64, 70, 100, 127])
+def test_ragged_tail_exact(N):
+    B = 8
+    _exact(ragged, lambda ctx: (ctx.empty((N,), "f32"), ctx.empty((N,), "f32"), N, B))
+
+
+def ring_body(x_ptr, o_ptr, n, *, tl):
+    """Sends and receives in the body (an open line of 2 PEs), a pinned tile, after=, a first
+    iteration that differs, a loop-carried value two ways, nested tl.range."""
+    pe = tl.program_id(0)
+    w = tl.load(x_ptr, shape=(T, T), pinned=True)
+    acc = tl.zeros((T, T), "f32")
+    prev = acc
+    for i in tl.range(1, 2 * n + 1, 2):
+        if i == 1:
+            acc = acc + 1.0  # the first iteration may differ: it is traced
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T), after=acc)
+        if pe == 0:
+            tl.send(dir="E", src=x)
+            y = x
+        else:
+            y = tl.recv(dir="W", shape=(T, T), dtype="f32")
+        for j in tl.range(0, 6):
+            y = y + tl.load(x_ptr + j * T * F32, shape=(T,))[None, :]
+        prev, acc = acc, tl.dot(y, w, acc=acc)
+    tl.store(o_ptr, acc - prev)
+
+
+@pytest.mark.parametrize("n", [3, 6, 9, 20])
+def test_messages_nested_pinned_exact(n):
+    _exact(ring_body, lambda ctx: (ctx.empty(((2 * n + 2) * T, T), "f32"), ctx.empty((T, T), "f32"), n))
+
+
+def test_functional_mode_traces_every_iteration():
+    RUNS.clear()
+    ctx = _ctx()
+    n = 9
+    x = ctx.put(np.random.default_rng(0).standard_normal((n * T, T)).astype(np.float32) * 0.1, (0, 0))
+    o = ctx.empty((T, T), "f32")
+    ctx.launch(flash_like, (1, 1), x, o, n, mode="functional")
+    assert RUNS == list(range(n))
+
+
+def test_replay_mode_checked():
+    with pytest.raises(ValueError, match="replay must be one of"):
+        _launch(flash_like, _flash_args(5), "sometimes")
+
+
+# -- errors in skipped iterations ----------------------------------------------------------------
+SEEN = []
+
+
+def overrun(x_ptr, n, *, tl):
+    for i in tl.range(0, n):
+        SEEN.append(i)
+        tl.load(x_ptr + i * T * F32, shape=(T,))
+
+
+@pytest.mark.parametrize("replay", ["on", "off", "verify"])
+def test_bad_load_reported_at_its_iteration(replay):
+    """97 blocks allocated, 100 iterations: the load of iteration 97 leaves the allocation; the
+    error names PE (0, 0) and the load's line, raised while iteration 97 is traced."""
+    SEEN.clear()
+    with pytest.raises(KernelError) as e:
+        _launch(overrun, lambda ctx: (ctx.empty((97 * T,), "f32"), 100), replay, grid=(1, 1))
+    assert SEEN[-1] == 97
+    assert "PE (0, 0)" in str(e.value) and "outside" in str(e.value)
+    assert e.value.where.endswith(f":{overrun.__code__.co_firstlineno + 3}")
+    if replay == "on":
+        assert SEEN == [0, 1, 2, 97]
+
+
+# -- outside the contract: verify mode catches it -------------------------------------------------
+def special_iteration(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        if i == 5:
+            x = tl.exp(x)  # iteration 5 does other work: replay would not see it
+        acc = acc + x
+    tl.store(o_ptr, acc)
+
+
+def python_state(x_ptr, o_ptr, n, *, tl):
+    kept = []
+    for i in tl.range(0, n):
+        kept.append(tl.load(x_ptr + i * T * T * F32, shape=(T, T)))
+    for x in kept:  # a Python list grown by the body: replay skips the appends
+        tl.store(o_ptr, x)
+
+
+def squares(x_ptr, o_ptr, n, *, tl):
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + (i * i % 7) * T * T * F32, shape=(T, T))  # not affine in i
+        tl.store(o_ptr, x)
+
+
+@pytest.mark.parametrize("kernel,match", [
+    (special_iteration, "iteration 5 .*does not repeat the loop body"),
+    (python_state, "replay .*changes the program"),
+    (squares, "iteration 3 .*move by a constant per iteration"),
+])
+def test_verify_catches_kernels_outside_the_contract(kernel, match):
+    args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 12)  # noqa: E731
+    with pytest.raises(KernelError, match=match):
+        _launch(kernel, args, "verify")
+    if kernel is not squares:  # (addresses do not change the timing)
+        off, on = _launch(kernel, args, "off"), _launch(kernel, args, "on")
+        assert off.program.commands.tobytes() != on.program.commands.tobytes()
+
+
+def test_verify_is_the_test_suites_default(monkeypatch):
+    monkeypatch.setenv("KERNBENCH_REPLAY", "verify")
+    args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 12)  # noqa: E731
+    ctx = _ctx()
+    with pytest.raises(KernelError):
+        ctx.launch(special_iteration, (1, 1), *args(ctx), mode="timing")
+
+
+# -- generated loop kernels ----------------------------------------------------------------------
+BODY_OPS = ("load", "load_after", "masked", "add", "mul", "max", "exp", "dot", "dot_t", "reduce",
+            "carry", "store", "send", "pinned", "view")
+
+
+@st.composite
+def loop_kernels(draw):
+    ops = draw(st.lists(st.tuples(st.sampled_from(BODY_OPS), st.integers(0, 1 << 16)),
+                        min_size=1, max_size=10))
+    start = draw(st.integers(0, 3))
+    step = draw(st.integers(1, 3))
+    trips = draw(st.integers(0, 24))
+    n_carry = draw(st.integers(0, 2))
+    N = draw(st.integers(1, T * T))  # elements a masked load may read of its block
+    return ops, start, step, trips, n_carry, N
+
+
+def make_loop_kernel(ops, start, step, trips, n_carry, N):
+    stop = start + step * trips
+
+    def k(x_ptr, o_ptr, *, tl):
+        pe = tl.program_id(0)
+        carry = [tl.full((T, T), float(c), "f32") for c in range(n_carry)]
+        last = tl.load(x_ptr, shape=(T, T))
+        for i in tl.range(start, stop, step):
+            regs = [last, *carry]
+            for op, r in ops:
+                a, b = regs[r % len(regs)], regs[(r >> 4) % len(regs)]
+                blk = x_ptr + (i + r % 3) * T * T * F32
+                if op == "load":
+                    regs.append(tl.load(blk, shape=(T, T)))
+                elif op == "load_after":
+                    regs.append(tl.load(blk, shape=(T, T), after=a))
+                elif op == "masked":  # ragged: N of the block's T*T elements, past the end masked
+                    offs = tl.arange(0, T * T)
+                    x = tl.load(x_ptr + (stop + 3 + i) * T * T * F32, shape=(T * T,),
+                                mask=offs < N, other=0.5)
+                    regs.append(tl.reshape(x, (T, T)))
+                elif op == "add":
+                    regs.append(a + b)
+                elif op == "mul":
+                    regs.append(a * 0.5)
+                elif op == "max":
+                    regs.append(tl.maximum(a, b))
+                elif op == "exp":
+                    regs.append(tl.exp(a))
+                elif op == "dot":
+                    regs.append(tl.dot(a, b))
+                elif op == "dot_t":
+                    regs.append(tl.dot(a, tl.trans(b), acc=a))
+                elif op == "reduce":
+                    regs.append(a - tl.max(a, axis=1))
+                elif op == "carry" and carry:
+                    c = r % len(carry)
+                    carry[c] = carry[c] + a
+                elif op == "store":
+                    tl.store(o_ptr, a)
+                elif op == "send":
+                    if pe == 0:
+                        tl.send(dir="E", src=a)
+                    else:
+                        regs.append(tl.recv(dir="W", shape=(T, T), dtype="f32"))
+                elif op == "pinned":
+                    regs.append(tl.load(blk, shape=(T, T), pinned=True))
+                elif op == "view":
+                    regs.append(tl.reshape(tl.reshape(a, (T * T,)), (T, T)))
+            last = regs[-1]
+        tl.store(o_ptr, last)
+        for c in carry:
+            tl.store(o_ptr, c)
+
+    def args(ctx):
+        blocks = 2 * stop + 8
+        return ctx.empty((blocks * T, T), "f32"), ctx.empty((T, T), "f32")
+
+    return k, args
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loop_kernels())
+@example(([("add", 0), ("view", 0)], 0, 1, 5, 0, 1))  # a view of a tensor from before the loop
+def test_generated_loop_kernels_exact(case):
+    k, args = make_loop_kernel(*case)
+    _exact(k, args)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loop_kernels(), st.integers(0, 100), st.sampled_from(["extra", "skip", "shape"]))
+def test_generated_kernels_outside_the_contract_caught(case, which, how):
+    """A body that does something else in one middle iteration: verify mode raises."""
+    ops, start, step, trips, n_carry, N = case
+    trips = max(trips, loops.PROBES + 3)
+    stop = start + step * trips
+    # an iteration replay would skip: after the probes, before the last
+    odd = start + step * (loops.PROBES + which % (trips - loops.PROBES - 1))
+    k0, _ = make_loop_kernel(ops, start, step, trips, n_carry, N)
+
+    def k(x_ptr, o_ptr, *, tl):
+        for i in tl.range(start, stop, step):
+            x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+            if i == odd:
+                if how == "extra":
+                    x = tl.exp(x)
+                elif how == "shape":
+                    x = tl.load(x_ptr, shape=(T, T // 2))
+                else:
+                    continue
+            tl.store(o_ptr, x)
+        k0(x_ptr, o_ptr, tl=tl)
+
+    def args(ctx):
+        return ctx.empty(((2 * stop + 8) * T, T), "f32"), ctx.empty((T, T), "f32")
+
+    with pytest.raises(KernelError, match="tl.range"):
+        _launch(k, args, "verify")
+
+
+def nested(x_ptr, o_ptr, n_outer, n_inner, *, tl):
+    """tl.range in tl.range, the inner loop carrying a value of the outer body, the outer
+    carrying the inner's result; addresses moving with both indices."""
+    acc = tl.zeros((T, T), "f32")
+    for g in tl.range(0, n_outer):
+        RUNS.append(("outer", g))
+        h = tl.load(x_ptr + g * T * T * F32, shape=(T, T))
+        for j in tl.range(0, n_inner):
+            RUNS.append(("inner", g, j))
+            x = tl.load(x_ptr + (g + j) * T * T * F32, shape=(T, T))
+            h = tl.maximum(h, x) + acc
+        acc = tl.dot(h, tl.trans(h), acc=acc)
+    tl.store(o_ptr, acc)
+
+
+@pytest.mark.parametrize("n_outer,n_inner", [(3, 9), (8, 8), (12, 5), (6, 30)])
+def test_nested_ranges_exact(n_outer, n_inner):
+    args = lambda ctx: (ctx.empty(((n_outer + n_inner + 1) * T, T), "f32"),  # noqa: E731
+                        ctx.empty((T, T), "f32"), n_outer, n_inner)
+    _exact(nested, args)
+    RUNS.clear()
+    _launch(nested, args, "on", grid=(1, 1))
+    outer = [r[1] for r in RUNS if r[0] == "outer"]
+    inner = [r for r in RUNS if r[0] == "inner"]
+    # the outer body runs for 4 iterations when it is long enough, the inner for 4 per outer run
+    assert outer == (list(range(n_outer)) if n_outer < 5 else [0, 1, 2, n_outer - 1])
+    assert len(inner) == len(outer) * min(n_inner, 4 if n_inner >= 5 else n_inner)

@@ -1,0 +1,79 @@
+"""Diag does not trace the same per-rank stream twice (issue 12, item 3): a panel copying its
+per-rank streams from an earlier panel gives exactly the launch it would trace in full."""
+import numpy as np
+import pytest
+
+from kernbench.diag import panel_spec, run_panel
+from kernbench.hw.config import load_hw
+
+
+def _same(a, b):
+    """Everything a launch result carries, exactly."""
+    ra, rb = a.result, b.result
+    assert ra.cycles == rb.cycles
+    for name in ("unit_counters", "link_counters"):
+        x, y = getattr(ra, name), getattr(rb, name)
+        for f in x.dtype.names or ():
+            assert np.array_equal(x[f], y[f]), (name, f)
+        if not x.dtype.names:
+            assert np.array_equal(x, y), name
+    assert np.array_equal(ra.peak_sram, rb.peak_sram)
+    assert ra.events is not None and len(ra.events) > 0
+    assert ra.events.tobytes() == rb.events.tobytes()
+    pa, pb = ra.program, rb.program
+    for f in ("commands", "cmd_offsets", "tensor_bytes", "tensor_pinned", "tensor_offsets"):
+        assert getattr(pa, f).tobytes() == getattr(pb, f).tobytes(), f
+    assert [ra.label(i) for i in range(0, pa.n_commands, 7)] == \
+        [rb.label(i) for i in range(0, pb.n_commands, 7)]
+    assert [ra.source(i) for i in range(0, pa.n_commands, 7)] == \
+        [rb.source(i) for i in range(0, pb.n_commands, 7)]
+    assert a.summary == b.summary
+
+
+@pytest.mark.parametrize("kind,causal", [("prefill", False), ("prefill", True), ("decode", False)])
+def test_multi_user_reuses_single_user_streams_exactly(kind, causal):
+    hw = load_hw("mesh8")
+    kw = dict(shape="llama70b", context=2048, causal=causal)
+    single = panel_spec(f"single_user_{kind}", hw, **kw)
+    multi = panel_spec(f"multi_user_{kind}", hw, **kw)
+    cache = {}
+    run_panel(single, hw, trace_cache=cache, record_events=True)
+    assert len(cache) == 1
+    (src, _), = cache.values()
+    reused = run_panel(multi, hw, trace_cache=cache, record_events=True)
+    assert len(cache) == 1  # a hit: the multi_user panel copied the single_user panel's streams
+    fresh = run_panel(multi, hw, record_events=True)
+    _same(reused, fresh)
+    # and the streams it copied are the single_user panel's, rank by rank
+    prog = fresh.result.program
+    for r in range(multi.n_ranks):
+        g_multi, g_single = r * hw.pes_per_cube, r
+        assert prog.pe_commands(g_multi).tobytes() == src.program.pe_commands(g_single).tobytes()
+
+
+def test_different_streams_do_not_share():
+    """Another context (so other per-rank streams) misses the cache and traces in full."""
+    hw = load_hw("mesh8")
+    cache = {}
+    run_panel(panel_spec("single_user_prefill", hw, shape="llama70b", context=2048), hw, trace_cache=cache)
+    other = panel_spec("multi_user_prefill", hw, shape="llama70b", context=4096)
+    a = run_panel(other, hw, trace_cache=cache)
+    assert len(cache) == 2
+    b = run_panel(other, hw)
+    assert a.result.cycles == b.result.cycles
+
+
+def test_reuse_refused_in_functional_mode():
+    from kernbench.runtime import executor
+    from kernbench.runtime.context import Context
+
+    hw = load_hw("mesh8")
+    ctx = Context(hw)
+    ctx.install_sfr(scope="pe")
+
+    def k(*, tl):
+        pass
+
+    traced, _, _ = executor.trace_launch(ctx, k, (1, 1), (), {}, mode="timing")
+    with pytest.raises(ValueError, match="timing mode only"):
+        executor.trace_launch(ctx, k, (1, 1), (), {}, mode="functional", reuse=(traced, {0: 0}))
