@@ -158,7 +158,11 @@ def attention_mesh_kv_kernel(
         k, v, key position) for the pipeline below. Phases start (query loads, fresh stats) as
         they are reached."""
         for g in range(h_kv):
-            for phase in phases:
+            # tl.range: every phase emits the same commands, its addresses moved by a constant
+            # (causal phases differ in their diagonal folds: those are traced in full), so
+            # kernbench traces a few and replays the rest (docs/language.md, "Loops")
+            for ph in tl.range(len(phases)):
+                phase = phases[ph]
                 qbs = [_QueryBlock(q0, rows, pos(rank, q0)) for q0, rows in phase]
                 arrivals = []  # (src, direction or None, forward direction, k0, n)
                 for group in block_groups:  # block-major: block b of every share before block b + 1
