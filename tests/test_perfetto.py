@@ -233,18 +233,7 @@ def test_size_grows_with_commands_not_packets(tmp_path):
 
 
 # -- a real launch: a ring all-reduce whose recvs are posted before the data is sent -------------
-def ring_allreduce(x_ptr, o_ptr, n_ranks, chunk, *, tl):
-    r = tl.program_id(axis=0)
-    parts = [tl.load(x_ptr + 4 * i * chunk, shape=(chunk,), dtype="f32") for i in range(n_ranks)]
-    for s in range(n_ranks - 1):
-        tl.send(dir="E", src=parts[(r - s) % n_ranks])
-        j = (r - s - 1) % n_ranks
-        parts[j] = parts[j] + tl.recv(dir="W", shape=(chunk,), dtype="f32")
-    for s in range(n_ranks - 1):
-        tl.send(dir="E", src=parts[(r - s + 1) % n_ranks])
-        parts[(r - s) % n_ranks] = tl.recv(dir="W", shape=(chunk,), dtype="f32")
-    for i in range(n_ranks):
-        tl.store(o_ptr + 4 * i * chunk, parts[i])
+from test_e2e_ring import ring_allreduce  # noqa: E402  (the same kernel, one copy)
 
 
 @pytest.fixture(scope="module")
