@@ -70,7 +70,9 @@ def milestone_table(rows: list[dict]) -> str:
 
 def speed_table(data: dict) -> str:
     """The simulator's own speed: every non-milestone benchmark with its extra_info figures."""
-    lines = ["| benchmark | mean wall | figures |", "|---|---|---|"]
+    timers = {str(b.get("options", {}).get("timer", "")) for b in data["benchmarks"]}
+    what = "mean CPU" if timers and all("process_time" in t for t in timers) else "mean wall"
+    lines = [f"| benchmark | {what} | figures |", "|---|---|---|"]
     for b in data["benchmarks"]:
         if b["name"].startswith("test_milestone_gqa_llama70b"):
             continue
