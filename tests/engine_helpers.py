@@ -176,7 +176,11 @@ def random_machine(draw, max_cubes=3, max_pes_per_cube=4, max_local=6, max_messa
             if k == 0:
                 continue
             big = hw.link.packet_bytes * (hw.link.rx_queue_packets + 2)
-            sizes = [draw(st.one_of(st.integers(1, max_message_bytes), st.just(big))) for _ in range(k)]
+            # long enough for train detail's steady-state jump (over 3Q packets), ragged tail
+            long = hw.link.packet_bytes * (draw(st.integers(3, 9)) * hw.link.rx_queue_packets + 2) \
+                - draw(st.integers(0, hw.link.packet_bytes - 1))
+            sizes = [draw(st.one_of(st.integers(1, max_message_bytes), st.just(big), st.just(long)))
+                     for _ in range(k)]
             skeys = sorted(draw(st.integers(0, 100)) for _ in range(k))
             rkeys = sorted(draw(st.integers(0, 100)) for _ in range(k))
             for j in range(k):

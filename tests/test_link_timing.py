@@ -9,6 +9,8 @@ per full packet), h = 50 cycles, Q = 32 packets. For packet i of a link:
 A send ends at e_last, a recv at d_last. Message sources are made with one vector fill of 64
 elements: ceil(64/64)*1 + 8 = 9 cycles, so a send whose source is the first fill starts at T = 9.
 """
+import time
+
 import pytest
 from engine_helpers import Machine, fill
 
@@ -208,6 +210,62 @@ def test_small_queue_throttles_a_posted_receiver():
     assert (tx["busy"], tx["stall_credit"]) == (232, 184)
     # RX busy 291 - 0 = 291: data wait 291 - 48 = 243
     assert r.unit(1, Unit.RX_W)["stall_data"] == 243
+
+
+def _huge_message(hw, nbytes):
+    m = Machine(hw, SfrInstall("pe"))
+    m[0, 0].send("E", fill(m[0, 0], nbytes), nbytes)
+    m[1, 0].recv("W", nbytes)
+    t0 = time.process_time()
+    r = m.run()
+    return r, time.process_time() - t0
+
+
+def test_a_huge_wire_bound_message_is_computed_in_closed_form():
+    # 2**40 B = 2**32 full packets, recv posted at 0, T = 9. Credits never bind (2h = 100 <=
+    # (Q-1) ser = 248, as in test_send_recv_pair): e_last = 9 + 2**32 * 8, d_last = e_last + 50.
+    # Train detail reaches the steady state within 2Q packets and jumps whole periods of Q
+    # packets (docs/hardware-model.md, "Engine detail levels"): one event, not 2**32 passes.
+    r, cpu = _huge_message(load_hw().with_overrides({"n_cubes": 1, "pes_per_cube": 2}), 1 << 40)
+    assert (r.start(0, 1), r.end(0, 1)) == (9, 9 + (1 << 32) * 8)
+    assert r.end(1, 0) == 9 + (1 << 32) * 8 + 50
+    assert r.link(0, Port.E) == dict(bytes=1 << 40, packets=1 << 32, busy=(1 << 32) * 8, messages=1)
+    assert r.unit(0, Unit.TX_E)["stall_credit"] == 0
+    assert cpu < 5  # a per-packet loop takes ~10 s CPU here; this is a hang guard, not a speed test
+
+
+def test_a_huge_credit_bound_message_is_computed_in_closed_form():
+    # Q = 2 as in test_small_queue_throttles_a_posted_receiver: packets go in pairs, p_{2k} from
+    # 9 + 108k, p_{2k+1} right after it from 17 + 108k (108 = the credit round trip 2h + ser).
+    # 2**40 - 156 B = 2**32 - 1 full packets and a last one of 100 B (ceil(100/32) = 4 cycles),
+    # packet 2**32 - 1 = 2k + 1 with k = 2**31 - 1: e_last = 17 + 108k + 4.
+    hw = load_hw().with_overrides({"n_cubes": 1, "pes_per_cube": 2, "link.rx_queue_packets": 2})
+    r, cpu = _huge_message(hw, (1 << 40) - 156)
+    e_last = 17 + 108 * ((1 << 31) - 1) + 4
+    assert (r.start(0, 1), r.end(0, 1)) == (9, e_last)
+    assert r.end(1, 0) == e_last + 50
+    tx = r.unit(0, Unit.TX_E)
+    # busy = e_last - 9; credit stall = busy - sum(ser) = busy - ((2**32 - 1) * 8 + 4)
+    assert (tx["busy"], tx["stall_credit"]) == (e_last - 9, e_last - 9 - (((1 << 32) - 1) * 8 + 4))
+    assert cpu < 5
+
+
+@pytest.mark.parametrize("q,late", [(1, 0), (2, 1), (3, 0), (5, 1), (32, 1)])
+def test_steady_state_jumps_agree_with_packet_detail(q, late):
+    """Messages long enough to jump (well over 2Q packets), with short last packets, several
+    messages per link and recvs posted early or late: train detail equals packet detail."""
+    from engine_helpers import assert_same_result
+    hw = load_hw().with_overrides({"n_cubes": 1, "pes_per_cube": 3, "link.rx_queue_packets": q})
+    m = Machine(hw, SfrInstall("pe"))
+    for nbytes in (50 * q * 256 + 77, 7 * q * 256, 40 * q * 256 + 1):
+        m[0, 0].send("E", fill(m[0, 0], nbytes), nbytes)
+        if late:
+            _late_recv_tail(m[1, 0], "W", nbytes)
+        else:
+            m[1, 0].recv("W", nbytes)
+        m[2, 0].send("W", fill(m[2, 0], nbytes), nbytes)
+        m[1, 0].recv("E", nbytes)
+    assert_same_result(m.run(detail="train").res, m.run(detail="packet").res)
 
 
 def test_bandwidth_and_packet_size_overrides():

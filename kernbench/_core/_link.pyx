@@ -12,6 +12,13 @@ the packet Q before it, which is known once that packet's recv has been posted. 
 there and is resumed when the recv is posted; the only heap events are the send's and the recv's
 completions. Packets are numbered over the whole link, so slot i % Q of the rings holds the credit
 time packet i waits for (before it starts) and, while undrained, its arrival time.
+
+Train detail also skips a message's steady state exactly. Once neither T nor r binds and every
+packet is full, the recurrence is e_i = max(e_{i-1}, e_{i-Q} + 2h) + ser, a map of the last Q ends
+that commutes with adding a constant. So if Q packets in a row each end Delta after the packet Q
+before them (whose credits came back unclamped too), every later period of Q packets repeats the
+last one Delta later: the loop adds m * Delta to the Q credit slots and to e and jumps m * Q packets,
+stopping short of the message's last packet (docs/hardware-model.md, "Engine detail levels").
 """
 from libc.stdint cimport int32_t, int64_t
 from ._types cimport (HwParams, EventHeap, LinkState, LinkCounters, EV_PKT_SENT, EV_PKT_ARRIVE,
@@ -45,12 +52,35 @@ cdef int _train_advance(const HwParams* hw, EventHeap* heap, LinkState* L, LinkC
     cdef int64_t rx_lo = 0, rx_hi = 0, r = 0
     cdef int64_t pl = poll.left, n = 0, busy = 0
     cdef int64_t c, ser, s, a, d
+    # steady-state detection (module docstring): `steady` counts the packets in a row for which
+    # neither T nor r bound and the packet was full; `periodic` those of them whose credit came
+    # back `delta` after the credit of the packet Q before.
+    cdef int64_t steady = 0, periodic = 0, delta = -1, m, k
     cdef int rc = 0, stopped = 0
     if L.rx_cmd >= 0:
         rx_lo = L.rx_first
         rx_hi = L.rx_end
         r = L.rx_post
     while left > 0:
+        if periodic >= Q and steady >= 2 * Q:
+            # Every packet left but the message's last is a full one in the posted recv, so the
+            # last Q repeat: jump whole periods (at most up to the cycle guard).
+            m = left - 1
+            if rx_hi - 1 - i < m:
+                m = rx_hi - 1 - i
+            m //= Q
+            if delta > 0 and (limit - e) // delta < m:
+                m = (limit - e) // delta
+            if m > 0:
+                for k in range(Q):
+                    cred[k] += m * delta
+                e += m * delta
+                i += m * Q
+                left -= m * Q
+                n += m * Q
+                busy += m * Q * ser_full
+            periodic = 0
+            steady = 0
         # One event may compute a whole message here (up to 2**40 bytes): each packet is a work
         # item of the signal poll (poll_signals, inlined), so Ctrl-C is seen within it. The run
         # is abandoned on -1.
@@ -81,6 +111,17 @@ cdef int _train_advance(const HwParams* hw, EventHeap* heap, LinkState* L, LinkC
         left -= 1
         if i >= rx_lo and i < rx_hi:
             d = a if a >= r else r
+            if a >= r and left > 0 and s > T:
+                # (s > T: T did not bind; left > 0: not the last packet, which may be short)
+                steady += 1
+                if c + delta == d + h:
+                    periodic += 1
+                else:
+                    delta = d + h - c
+                    periodic = 1
+            else:
+                steady = 0
+                periodic = 0
             cred[slot] = d + h
             if i == rx_hi - 1:
                 L.rx_last_drain = d
@@ -88,6 +129,8 @@ cdef int _train_advance(const HwParams* hw, EventHeap* heap, LinkState* L, LinkC
                     rc = -1  # out of memory: the run is abandoned, L no longer matters
                     break
         else:
+            steady = 0
+            periodic = 0
             cred[slot] = -1
             arr[slot] = a
         i += 1
