@@ -22,6 +22,7 @@ EXTENSIONS = {
     "kernbench._core._timing": ["kernbench/_core/_timing.pyx"],
     "kernbench._core._dma": ["kernbench/_core/_dma.pyx"],
     "kernbench._core._link": ["kernbench/_core/_link.pyx"],
+    "kernbench._core._check": ["kernbench/_core/_check.pyx"],
     "kernbench._core._engine": ["kernbench/_core/_engine.pyx"],
 }
 

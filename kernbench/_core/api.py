@@ -7,6 +7,7 @@ Cython loop (release build: no bounds checks) see the arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Optional
 
 import numpy as np
@@ -25,7 +26,7 @@ from ..common.pe_commands import (
     Unit,
 )
 from ..hw.config import ENGINE_HORIZON, ENGINE_MAX_SIZE, ENGINE_MAX_VOLUME, HardwareConfig, check_bounds
-from . import _engine
+from . import _check, _engine
 
 __all__ = ["simulate", "EngineResult", "hw_params", "MESSAGE_DTYPE", "EVENT_DTYPE", "DETAILS", "MAX_SIZE",
            "MAX_VOLUME"]
@@ -112,7 +113,6 @@ class EngineResult:
     sram_over: np.ndarray  #: (n_pes,) bool, peak above capacity
     cmd_start: np.ndarray  #: (n_commands,) start cycle
     cmd_end: np.ndarray  #: (n_commands,) end cycle
-    completion_order: np.ndarray  #: global command indices by (end cycle, index)
     messages: np.ndarray  #: MESSAGE_DTYPE: every send matched with its recv
     heap_events: int  #: pops from the event heap
     work: dict  #: {"packets", "bursts", "folds"}: simulated work items
@@ -123,6 +123,14 @@ class EngineResult:
     @property
     def seconds(self) -> float:
         return self.hw.seconds(self.cycles)
+
+    @cached_property
+    def completion_order(self) -> np.ndarray:
+        """(n_commands,) int64: global command indices by (end cycle, index), sorted on first
+        use (a timing-mode launch that nobody replays never pays for it)."""
+        if not len(self.cmd_end):
+            return np.zeros(0, np.int64)
+        return np.argsort(self.cmd_end, kind="stable")  # by (end, index): one pass, not lexsort's two
 
 
 def _pe_name(hw: HardwareConfig, g: int) -> str:
@@ -221,7 +229,8 @@ def _check_neighbours(hw: HardwareConfig, neighbours) -> np.ndarray:
 
 # What each opcode needs and is, as bits of _OP_PROPS[opcode] (one gather instead of a pass
 # over the commands per opcode test).
-_P_LINK, _P_SRC0, _P_SRC1, _P_DST, _P_NO_RESULT, _P_MOVE, _P_MNK, _P_N = (1 << b for b in range(8))
+_P_LINK, _P_SRC0, _P_SRC1, _P_DST, _P_NO_RESULT, _P_MOVE, _P_MNK, _P_N = (
+    _check.PROP_BITS[k] for k in ("link", "src0", "src1", "dst", "no_result", "move", "mnk", "n"))
 _OP_PROPS = np.zeros(len(Opcode), np.uint8)
 _OP_PROPS[Opcode.LOAD] = _P_DST | _P_MOVE
 _OP_PROPS[Opcode.STORE] = _P_SRC0 | _P_NO_RESULT | _P_MOVE
@@ -353,19 +362,11 @@ def _check_reads(c, a, pe, t_off, producer, made, readers):
         del x, g, prod, readers_i
 
 
-def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) -> dict:
-    # Vectorized over slices of commands (see _CHUNK): the masks are the checks' definitions,
-    # built from a few contiguous columns and per-opcode subsets of the slice.
-    c = program.commands
+def _check_numpy(c, pe, t_off, producer, readers, chk) -> None:
+    """The program checks, vectorized over slices of commands (see _CHUNK); raises the error of
+    the first failing check (chk.fail_at). Fills ``producer`` and ``readers`` as it goes."""
     n = len(c)
-    cmd_off = program.cmd_offsets
-    t_off = program.tensor_offsets
-    pe = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(cmd_off))
-    chk = _Checker(hw, c, pe, cmd_off, describe)
-    n_t = len(program.tensor_bytes)
-    producer = np.full(n_t, -1, np.int64)
-    made = np.zeros(n_t, np.int32)  # results per tensor (a count above 1 is an error anyway)
-    readers = np.zeros(n_t, np.int64)
+    made = np.zeros(len(producer), np.int32)  # results per tensor (a count above 1 is an error anyway)
 
     def run(check, *args) -> None:
         failures = []
@@ -382,8 +383,30 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) ->
 
     run(_check_commands, producer, made)
     run(_check_reads, producer, made, readers)
-    del made
+
+
+def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) -> dict:
+    # The checks (one C pass, the numpy checks when it finds anything wrong), then the tables
+    # the engine indexes: message pairs and per-unit queues.
+    c = program.commands
+    cmd_off = program.cmd_offsets
+    t_off = program.tensor_offsets
+    pe = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(cmd_off))
+    chk = _Checker(hw, c, pe, cmd_off, describe)
+    n_t = len(program.tensor_bytes)
+    producer = np.full(n_t, -1, np.int64)
+    readers = np.zeros(n_t, np.int64)
+    # The C pass answers "all valid?" and builds the tables; only a program with something wrong
+    # goes through the numpy checks below, whose errors name the first failing check.
+    if not _check.check_fast(c, cmd_off, t_off, _OP_PROPS, _UNIT_BASE, producer, readers,
+                             MAX_SIZE, MAX_VOLUME):
+        producer.fill(-1)
+        readers.fill(0)
+        _check_numpy(c, pe, t_off, producer, readers, chk)
+        raise AssertionError("kernbench: the fast program check rejected a program the numpy "
+                             "checks accept: please report it")  # the two disagree: an engine bug
     op = c["opcode"]
+
     port = c["port"]
 
     # Links: wired, and the k-th send on a port matched with the k-th recv on the other end.
@@ -531,8 +554,6 @@ def simulate(
 
     cmd_start, cmd_end = sim.cmd_start_arr, sim.cmd_end_arr
     n = len(cmd_end)
-    # by (end, index): a stable sort by end (one pass, not lexsort's two)
-    order = np.argsort(cmd_end, kind="stable") if n else np.zeros(0, np.int64)
     peak = sim.sram_peak_arr
     over = peak > hw.sram.capacity_bytes
     if strict_sram and over.any():
@@ -563,7 +584,6 @@ def simulate(
         sram_over=over,
         cmd_start=cmd_start,
         cmd_end=cmd_end,
-        completion_order=order,
         messages=prep["messages"],
         heap_events=int(sim.heap_events),
         work={

@@ -189,7 +189,6 @@ def _from_doc(doc: dict):
         sram_over=np.asarray(c["sram_over"], dtype=bool),
         cmd_start=start,
         cmd_end=end,
-        completion_order=np.asarray(cmd["completion_order"], dtype=np.int64),
         messages=_from_columns(doc["messages"], MESSAGE_DTYPE),
         heap_events=int(c["heap_events"]),
         work=dict(c["work"]),

@@ -1,0 +1,117 @@
+# cython: language_level=3
+"""The program checks of kernbench._core.api, as one pass in C.
+
+api._prepare asks this pass first: when it says every command is valid, its producer and reader
+tables are the ones the numpy checks would build. When it finds anything wrong, api runs the numpy
+checks, which name the first failing check, its PE, command and kernel line: the error is always
+theirs. tests/test_engine_errors.py compares both on generated programs, valid and not.
+
+Commands are checked PE by PE in stream order, so a read is valid when its tensor's producer was
+met earlier in the stream (numpy: produced, once, by an earlier command).
+"""
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint8_t
+from ._types cimport Command, OP_DOT, OP_VEC, OP_REDUCE, N_OPCODES, N_PORTS, N_VEC_OPS
+
+# What each opcode needs and is: the bits of api's per-opcode table (api builds it from PROP_BITS)
+cdef enum:
+    P_LINK = 1
+    P_SRC0 = 2
+    P_SRC1 = 4
+    P_DST = 8
+    P_NO_RESULT = 16
+    P_MOVE = 32
+    P_MNK = 64
+    P_N = 128
+
+PROP_BITS = {"link": P_LINK, "src0": P_SRC0, "src1": P_SRC1, "dst": P_DST, "no_result": P_NO_RESULT,
+             "move": P_MOVE, "mnk": P_MNK, "n": P_N}
+
+
+cdef inline bint _read_ok(int64_t x, int64_t base, int64_t* producer, int64_t* readers) noexcept nogil:
+    if x < 0:
+        return True
+    if producer[base + x] < 0:
+        return False  # not produced yet (or never)
+    readers[base + x] += 1
+    return True
+
+
+cdef int check_program(const Command* cmds, const int64_t* cmd_off, const int64_t* t_off,
+                       int64_t n_pes, const uint8_t* op_props, const int32_t* unit_base,
+                       int64_t* producer, int64_t* readers, int64_t max_size,
+                       double max_volume) noexcept nogil:
+    cdef int64_t g, i, nt, base
+    cdef const Command* c
+    cdef int32_t op
+    cdef uint8_t props
+    cdef int32_t expected
+    for g in range(n_pes):
+        base = t_off[g]
+        nt = t_off[g + 1] - base
+        for i in range(cmd_off[g], cmd_off[g + 1]):
+            c = &cmds[i]
+            op = c.opcode
+            if <uint32_t> op >= N_OPCODES:
+                return 1
+            props = op_props[op]
+            expected = unit_base[op]
+            if props & P_LINK:
+                if <uint32_t> c.port >= N_PORTS:
+                    return 1
+                expected += c.port
+            if c.unit != expected:
+                return 1
+            if (c.src0 < -1 or c.src0 >= nt or c.src1 < -1 or c.src1 >= nt
+                    or c.src2 < -1 or c.src2 >= nt or c.dst < -1 or c.dst >= nt):
+                return 1
+            if ((props & P_SRC0 and c.src0 < 0) or (props & P_SRC1 and c.src1 < 0)
+                    or (props & P_DST and c.dst < 0) or (props & P_NO_RESULT and c.dst >= 0)):
+                return 1
+            if op == OP_DOT:
+                if c.m < 1 or c.n < 1 or c.k < 1 or c.esize < 1 or c.esize > 8:
+                    return 1
+            elif op == OP_REDUCE:
+                if c.m < 1 or c.n < 1 or c.k < 1:
+                    return 1
+            elif op == OP_VEC:
+                if c.n < 1:
+                    return 1
+            if (op == OP_VEC or op == OP_REDUCE) and <uint32_t> c.sub >= N_VEC_OPS:
+                return 1
+            if props & P_MOVE and (c.nbytes < 1 or c.nbytes > max_size):
+                return 1
+            if props & P_MNK:
+                if c.m > max_size or c.k > max_size:
+                    return 1
+                if <double> c.m * <double> c.n * <double> c.k > max_volume:
+                    return 1
+            if props & P_N and c.n > max_size:
+                return 1
+            # reads first: a command may not read its own result
+            if not (_read_ok(c.src0, base, producer, readers) and _read_ok(c.src1, base, producer, readers)
+                    and _read_ok(c.src2, base, producer, readers)):
+                return 1
+            if c.dst >= 0:
+                if producer[base + c.dst] >= 0:
+                    return 1  # produced twice
+                producer[base + c.dst] = i
+    return 0
+
+
+def check_fast(const Command[::1] commands, const int64_t[::1] cmd_off, const int64_t[::1] t_off,
+               const uint8_t[::1] op_props, const int32_t[::1] unit_base, int64_t[::1] producer,
+               int64_t[::1] readers, int64_t max_size, double max_volume) -> bool:
+    """True when every command passes api's checks; ``producer`` (filled with -1) and ``readers``
+    (zeros) then hold each tensor's producing command and its read count. The caller checked the
+    arrays' shapes (api._check_program): cmd_off and t_off have n_pes + 1 rising entries ending
+    at len(commands) and len(producer), op_props and unit_base one entry per opcode."""
+    cdef int rc
+    if len(op_props) != N_OPCODES or len(unit_base) != N_OPCODES or len(producer) != len(readers):
+        raise ValueError("check_fast: tables of the wrong size")
+    if len(commands) == 0:
+        return True
+    with nogil:
+        rc = check_program(&commands[0], &cmd_off[0], &t_off[0], cmd_off.shape[0] - 1, &op_props[0],
+                           &unit_base[0], &producer[0] if producer.shape[0] else NULL,
+                           &readers[0] if readers.shape[0] else NULL, max_size, max_volume)
+    return rc == 0

@@ -1,0 +1,89 @@
+"""The engine's program checks have a fast path (kernbench/_core/_check.pyx, one C pass) and the
+numpy checks that name errors (api._check_numpy). The fast path must answer exactly "do the numpy
+checks pass?" and, when they do, build the same producer and reader tables: compared here on
+valid programs and on valid programs with one field of one command overwritten by a value at or
+around every bound the checks draw (docs/reliability.md).
+"""
+import numpy as np
+import pytest
+from engine_helpers import random_machine
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kernbench._core import api
+from kernbench.common.pe_commands import COMMAND_DTYPE
+
+FIELDS = [f for f in COMMAND_DTYPE.names if f != "line"]  # line is never checked
+EDGES = [-(1 << 31), -2, -1, 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 1 << 20,
+         (1 << 31) - 1]
+EDGES64 = EDGES + [1 << 25, (1 << 40) - 1, 1 << 40, (1 << 40) + 1, 1 << 62]
+
+
+def _both(hw, program):
+    """(fast says valid, numpy's error or None, fast tables, numpy tables)."""
+    c, t_off, cmd_off = program.commands, program.tensor_offsets, program.cmd_offsets
+    n_t = len(program.tensor_bytes)
+    fp, fr = np.full(n_t, -1, np.int64), np.zeros(n_t, np.int64)
+    ok = api._check.check_fast(c, cmd_off, t_off, api._OP_PROPS, api._UNIT_BASE, fp, fr,
+                               api.MAX_SIZE, api.MAX_VOLUME)
+    pe = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(cmd_off))
+    chk = api._Checker(hw, c, pe, cmd_off, api._default_describe(c))
+    npr, nrd = np.full(n_t, -1, np.int64), np.zeros(n_t, np.int64)
+    try:
+        api._check_numpy(c, pe, t_off, npr, nrd, chk)
+        err = None
+    except ValueError as e:
+        err = e
+    return ok, err, (fp, fr), (npr, nrd)
+
+
+def _assert_agree(hw, program):
+    ok, err, fast, slow = _both(hw, program)
+    assert ok == (err is None), err
+    if ok:
+        np.testing.assert_array_equal(fast[0], slow[0])
+        np.testing.assert_array_equal(fast[1], slow[1])
+    return ok
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_machine(), st.data())
+def test_fast_and_numpy_checks_agree_on_corrupted_programs(machine, data):
+    program = machine.program()
+    assert _assert_agree(machine.hw, program)  # the generator makes valid programs
+    n = len(program.commands)
+    if n == 0:
+        return
+    for _ in range(3):
+        bad = program.commands.copy()
+        i = data.draw(st.integers(0, n - 1))
+        f = data.draw(st.sampled_from(FIELDS))
+        wide = bad.dtype[f] == np.int64
+        v = data.draw(st.sampled_from(EDGES64 if wide else EDGES) | st.integers(-3, 40))
+        bad[f][i] = v
+        corrupted = type(program)(bad, program.cmd_offsets, program.tensor_bytes,
+                                  program.tensor_pinned, program.tensor_offsets)
+        _assert_agree(machine.hw, corrupted)
+
+
+@pytest.mark.parametrize("field,value", [("src0", "dst_of_next"), ("dst", "dst_of_prev"),
+                                         ("src1", "own_dst")])
+def test_reads_before_or_of_their_own_production_are_refused_by_both(field, value):
+    from engine_helpers import Machine, fill
+
+    from kernbench.hw import load_hw
+    m = Machine(load_hw().with_overrides({"n_cubes": 1, "pes_per_cube": 1}))
+    s = m[0]
+    a, b = fill(s, 256), fill(s, 256)
+    s.dot(a, b, 4, 4, 4)
+    s.store(b, 64)
+    p = m.program()
+    c = p.commands
+    if value == "dst_of_next":  # the first fill reads the second fill's result
+        c[field][0] = c["dst"][1]
+    elif value == "dst_of_prev":  # the second fill produces the first's tensor again
+        c[field][1] = c["dst"][0]
+    else:  # the dot reads its own result
+        c[field][2] = c["dst"][2]
+    ok, err, _, _ = _both(m.hw, p)
+    assert not ok and err is not None
