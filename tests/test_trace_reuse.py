@@ -42,6 +42,8 @@ def test_multi_user_reuses_single_user_streams_exactly(kind, causal):
     (src, _), = cache.values()
     reused = run_panel(multi, hw, trace_cache=cache, record_events=True)
     assert len(cache) == 1  # a hit: the multi_user panel copied the single_user panel's streams
+    # the ranks sit in the same order with only silent PEs between them: the arrays are shared
+    assert reused.result.program.commands is src.program.commands
     fresh = run_panel(multi, hw, record_events=True)
     _same(reused, fresh)
     # and the streams it copied are the single_user panel's, rank by rank

@@ -13,6 +13,8 @@ import numpy as np
 from ..common.pe_commands import COMMAND_DTYPE
 from .sites import SiteTable, OUT_BYTES
 
+_RECORD = np.dtype((np.void, COMMAND_DTYPE.itemsize))  #: a command as an opaque record
+
 __all__ = ["TraceStore"]
 
 
@@ -130,7 +132,9 @@ class TraceStore:
             self._grow(z)
         site = rec[:, 0]
         out = self._commands[a:z]
-        np.take(self.table.records(), site, out=out, mode="clip")  # sites are valid; "raise" buffers
+        # sites are valid ("raise" would buffer); records taken as opaque 72-byte items (a
+        # structured take goes field by field, 30x slower)
+        np.take(self.table.records().view(_RECORD), site, out=out.view(_RECORD), mode="clip")
         out["src0"] = rec[:, 1]
         out["src1"] = rec[:, 2]
         out["src2"] = rec[:, 3]

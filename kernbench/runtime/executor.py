@@ -374,32 +374,35 @@ def _merge_reused(program: Program, sites: np.ndarray, table: SiteTable, src, ma
         raise ValueError("reuse: the source launch was traced on a machine of another shape")
     # the source's site indices renamed into this launch's table (new keys appended)
     rename = np.array([table.add(k) for k in src.table.keys], np.int32)
-    cmds, sts, tb, tp = [], [], [], []
+    # where each PE's stream and tensors come from: (program, first, end) per PE
+    cmd_src, ten_src = [], []
     for g in range(program.n_pes):
         if g in mapping:
             s = int(mapping[g])
             if program.cmd_offsets[g + 1] != program.cmd_offsets[g]:
                 raise AssertionError(f"reuse: PE {g} was traced and reused")
-            a, z = sp.cmd_offsets[s], sp.cmd_offsets[s + 1]
-            ta, tz = sp.tensor_offsets[s], sp.tensor_offsets[s + 1]
-            cmds.append(sp.commands[a:z])
-            sts.append(rename[src.sites[a:z]])
-            tb.append(sp.tensor_bytes[ta:tz])
-            tp.append(sp.tensor_pinned[ta:tz])
+            cmd_src.append((sp, sp.cmd_offsets[s], sp.cmd_offsets[s + 1]))
+            ten_src.append((sp, sp.tensor_offsets[s], sp.tensor_offsets[s + 1]))
         else:
-            a, z = program.cmd_offsets[g], program.cmd_offsets[g + 1]
-            ta, tz = program.tensor_offsets[g], program.tensor_offsets[g + 1]
-            cmds.append(program.commands[a:z])
-            sts.append(sites[a:z])
-            tb.append(program.tensor_bytes[ta:tz])
-            tp.append(program.tensor_pinned[ta:tz])
+            cmd_src.append((program, program.cmd_offsets[g], program.cmd_offsets[g + 1]))
+            ten_src.append((program, program.tensor_offsets[g], program.tensor_offsets[g + 1]))
     cmd_off = np.zeros(program.n_pes + 1, np.int64)
-    np.cumsum([len(c) for c in cmds], out=cmd_off[1:])
+    np.cumsum([z - a for _, a, z in cmd_src], out=cmd_off[1:])
     ten_off = np.zeros(program.n_pes + 1, np.int64)
-    np.cumsum([len(b) for b in tb], out=ten_off[1:])
-    merged = Program(np.concatenate(cmds), cmd_off, np.concatenate(tb).astype(np.int64, copy=False),
-                     np.concatenate(tp).astype(np.uint8, copy=False), ten_off)
-    return merged, np.concatenate(sts).astype(np.int32, copy=False), table
+    np.cumsum([z - a for _, a, z in ten_src], out=ten_off[1:])
+    tb = np.concatenate([p.tensor_bytes[a:z] for p, a, z in ten_src]).astype(np.int64, copy=False)
+    tp = np.concatenate([p.tensor_pinned[a:z] for p, a, z in ten_src]).astype(np.uint8, copy=False)
+    if cmd_off[-1] == len(sp.commands) and all(a == z or (p is sp and a == cmd_off[g])
+                                               for g, (p, a, z) in enumerate(cmd_src)):
+        # Every stream sits where it sits in the source (diag's multi_user panels: the single_user
+        # ranks moved to PE 0 of each cube, the PEs between them silent): share the source's
+        # commands instead of copying them.
+        same = np.array_equal(rename, np.arange(len(rename)))
+        return (Program(sp.commands, cmd_off, tb, tp, ten_off), src.sites if same else rename[src.sites],
+                table)
+    cmds = np.concatenate([p.commands[a:z] for p, a, z in cmd_src])
+    sts = np.concatenate([rename[src.sites[a:z]] if p is sp else sites[a:z] for p, a, z in cmd_src])
+    return Program(cmds, cmd_off, tb, tp, ten_off), sts.astype(np.int32, copy=False), table
 
 
 def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional",
