@@ -19,7 +19,9 @@ def test_kernels_are_exported_from_the_package():
     assert attention_mesh_kv_kernel is attention.attention_mesh_kv_kernel
     assert attention_mesh_mlo_kernel is attention.attention_mesh_mlo_kernel
     pkg = importlib.import_module("kernbench.kernels")
-    assert sorted(pkg.__all__) == ["attention_mesh_kv_kernel", "attention_mesh_mlo_kernel"]
+    assert sorted(pkg.__all__) == ["attention_decode_two_level_kernel", "attention_mesh_kv_kernel",
+                                   "attention_mesh_mlo_kernel"]
+    assert pkg.attention_decode_two_level_kernel is attention.attention_decode_two_level_kernel
     assert pkg.__doc__ and "attention_mesh_kv_kernel" in pkg.__doc__
 
 

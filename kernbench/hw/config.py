@@ -90,7 +90,7 @@ class DmaConfig:
 
 @dataclass(frozen=True)
 class LinkConfig:
-    """SFR link port (E/W; N/S reserved): full duplex, packetised, credit flow control."""
+    """SFR link port (E/W; N/S under the two_level SFR install): full duplex, packetised, credit flow control."""
 
     packet_bytes: int = 256  #: bytes per link packet
     bytes_per_cycle: int = 32  #: serialisation bandwidth per direction

@@ -1,8 +1,8 @@
 """SFR installs: which PE port is wired to which neighbour.
 
 Global PE index = cube * pes_per_cube + pe. A link runs from a PE's port to the neighbour's
-opposite port (E -> W, W -> E, N -> S, S -> N). N and S are named so the neighbour table has room
-for a 2-D install later; no install wires them yet.
+opposite port (E -> W, W -> E, N -> S, S -> N). Scopes "pe" and "cube" wire E and W only; scope
+"two_level" also wires N and S, between the PE 0s of consecutive cubes.
 """
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import numpy as np
 
 from .config import HardwareConfig
 
-__all__ = ["Port", "N_PORTS", "OPPOSITE", "SfrInstall", "parse_port"]
+__all__ = ["Port", "N_PORTS", "OPPOSITE", "SCOPES", "SfrInstall", "parse_port"]
+
+#: the install scopes SfrInstall accepts
+SCOPES = ("pe", "cube", "two_level")
 
 
 class Port(IntEnum):
@@ -46,37 +49,62 @@ class SfrInstall:
     scope ``"pe"``: in every cube the PEs form a line, PE i east of PE i-1.
     scope ``"cube"``: PE 0 of cube c is linked E to PE 0 of cube c+1 (W to cube c-1); the other
     PEs of each cube have no links.
+    scope ``"two_level"``: both levels at once. In every cube the PEs form an open line on E/W
+    (as scope ``"pe"``), and PE 0 of every cube is a member of a line across cubes on N/S: PE 0 of
+    cube c is linked S to PE 0 of cube c+1 (its S port to that PE's N port) and N to cube c-1.
     ``ring=True`` closes the line (the last member's E port wires to the first member's W port);
-    a ring of one member is a self-loop: its E port wires to its own W port.
+    a ring of one member is a self-loop: its E port wires to its own W port. Under
+    ``"two_level"`` ``ring`` applies to the N/S line of cubes only (the last cube's PE 0's S port
+    wires to cube 0's PE 0's N port; one cube: a self-loop on N/S); the E/W lines inside the cubes
+    stay open.
     """
 
     scope: str = "pe"
     ring: bool = False
 
     def __post_init__(self) -> None:
-        if self.scope not in ("pe", "cube"):
-            raise ValueError(f"SFR install scope must be 'pe' or 'cube', got {self.scope!r}")
+        if not isinstance(self.scope, str) or self.scope not in SCOPES:
+            hint = ""
+            if isinstance(self.scope, str) and self.scope.lower().replace("-", "_") in ("two_level", "twolevel",
+                                                                                       "2level", "2_level"):
+                hint = " (did you mean 'two_level'?)"
+            raise ValueError(f"SFR install scope must be 'pe' or 'cube', got {self.scope!r}; or 'two_level': "
+                             f"the PEs of each cube on E/W and PE 0 of every cube on N/S{hint}")
         if not isinstance(self.ring, (bool, np.bool_)):
             raise ValueError(f"SFR install ring must be True or False, got {self.ring!r}")
 
     def neighbours(self, hw: HardwareConfig) -> np.ndarray:
         """int32 table (n_pes, N_PORTS): global index of the neighbour on each port, or -1."""
         table = np.full((hw.n_pes, N_PORTS), -1, dtype=np.int32)
+        pe_lines = [[c * hw.pes_per_cube + p for p in range(hw.pes_per_cube)] for c in range(hw.n_cubes)]
+        cube_line = [[c * hw.pes_per_cube for c in range(hw.n_cubes)]]
         if self.scope == "pe":
-            lines = [[c * hw.pes_per_cube + p for p in range(hw.pes_per_cube)] for c in range(hw.n_cubes)]
-        else:
-            lines = [[c * hw.pes_per_cube for c in range(hw.n_cubes)]]
-        for members in lines:
-            n = len(members)
-            for i, g in enumerate(members):
-                # A ring wraps both ends; with one member both ends are that PE, so its E port
-                # wires to its own W port (a self-loop).
-                if i + 1 < n or self.ring:
-                    table[g, Port.E] = members[(i + 1) % n]
-                if i > 0 or self.ring:
-                    table[g, Port.W] = members[(i - 1) % n]
+            _wire(table, pe_lines, Port.E, Port.W, self.ring)
+        elif self.scope == "cube":
+            _wire(table, cube_line, Port.E, Port.W, self.ring)
+        else:  # two_level: open E/W lines in the cubes, the (optionally closed) N/S line of PE 0s
+            _wire(table, pe_lines, Port.E, Port.W, False)
+            _wire(table, cube_line, Port.S, Port.N, self.ring)
         return table
 
     def describe(self) -> str:
+        shape = 'a closed ring' if self.ring else 'an open line'
+        if self.scope == "two_level":
+            return (f"scope two_level: the PEs of each cube in an open line (E/W), PE 0 of each cube "
+                    f"in {shape} (N/S)")
         what = "the PEs of each cube" if self.scope == "pe" else "PE 0 of each cube"
-        return f"scope {self.scope}: {what} in {'a closed ring' if self.ring else 'an open line'}"
+        return f"scope {self.scope}: {what} in {shape}"
+
+
+def _wire(table: np.ndarray, lines, fwd: Port, back: Port, ring: bool) -> None:
+    """Wire each line of global PE indices: member i's ``fwd`` port to member i+1's ``back`` port
+    (and back); ``ring`` closes each line."""
+    for members in lines:
+        n = len(members)
+        for i, g in enumerate(members):
+            # A ring wraps both ends; with one member both ends are that PE, so its fwd port
+            # wires to its own back port (a self-loop).
+            if i + 1 < n or ring:
+                table[g, fwd] = members[(i + 1) % n]
+            if i > 0 or ring:
+                table[g, back] = members[(i - 1) % n]

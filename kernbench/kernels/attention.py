@@ -1,4 +1,6 @@
-"""Mesh ring-attention kernels: prefill (K/V travel) and decode (partial (m, l, o) travel).
+"""Mesh ring-attention kernels: prefill (K/V travel) and decode (partial (m, l, o) travel), and
+the two-level decode (``attention_decode_two_level_kernel``: every PE of every cube folds a share,
+partials merge over E/W in each cube and over N/S across cubes; SFR install scope "two_level").
 
 Written only against ``tl``, like any user's kernel. Data layout in each rank's memory space
 (row-major, f16):
@@ -24,14 +26,17 @@ from __future__ import annotations
 
 from ._common import DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV
 from ._decode import attention_mesh_mlo_kernel
+from ._decode_2level import DEFAULT_TWO_LEVEL_BLOCK_KV, attention_decode_two_level_kernel
 from ._prefill import attention_mesh_kv_kernel
 
 __all__ = [
     "attention_mesh_kv_kernel",
     "attention_mesh_mlo_kernel",
+    "attention_decode_two_level_kernel",
     "DEFAULT_BLOCK_Q",
     "DEFAULT_BLOCK_KV",
     "DEFAULT_DECODE_BLOCK_KV",
+    "DEFAULT_TWO_LEVEL_BLOCK_KV",
     "zigzag_positions",
     "zigzag_split",
     "zigzag_merge",

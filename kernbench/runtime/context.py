@@ -51,7 +51,9 @@ class Context:
     # -- wiring ---------------------------------------------------------------------------
     def install_sfr(self, scope: str = "pe", ring: bool = False) -> SfrInstall:
         """Wire the link ports: scope "pe" links the PEs of each cube in a line, scope "cube"
-        links PE 0 of each cube; ``ring`` closes the line. Replaces any earlier install."""
+        links PE 0 of each cube; ``ring`` closes the line. Scope "two_level" does both, the PEs
+        of each cube on E/W (open lines) and PE 0 of every cube on N/S (``ring`` closes that
+        line). Replaces any earlier install."""
         self.sfr = SfrInstall(scope, ring)
         self._nbr = self.sfr.neighbours(self.hw)
         return self.sfr
