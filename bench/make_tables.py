@@ -5,6 +5,10 @@
     python bench/make_tables.py results.json --write    # also rewrite the generated sections of
                                                         # docs/benchmarks.md and the PNG plot
 
+    KERNBENCH_BENCH_TUNE=1 pytest bench/test_milestone_gqa_llama70b.py -k tuned --benchmark-only \
+        --benchmark-json=tuned.json                     # the tuned rows (chosen blocks, gain)
+    python bench/make_tables.py tuned.json --write      # their section only (milestone-tuned)
+
 Generated sections sit between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->`` in
 docs/benchmarks.md; the rest of that file is written by hand.
 """
@@ -26,10 +30,14 @@ def _mesh_of(name: str) -> str:
     return next(m for m in MESH_ORDER if f"-{m}-" in name)
 
 
-def milestone_rows(data: dict) -> list[dict]:
+TUNED = "test_milestone_gqa_llama70b_tuned"
+
+
+def milestone_rows(data: dict, tuned: bool = False) -> list[dict]:
+    """The milestone's rows (``tuned``: those of test_milestone_gqa_llama70b_tuned instead)."""
     rows = []
     for b in data["benchmarks"]:
-        if not b["name"].startswith("test_milestone_gqa_llama70b"):
+        if not b["name"].startswith("test_milestone_gqa_llama70b") or b["name"].startswith(TUNED) != tuned:
             continue
         e = dict(b["extra_info"])
         e["mesh"] = _mesh_of(b["name"])
@@ -64,6 +72,31 @@ def milestone_table(rows: list[dict]) -> str:
             f"{100 * r['roofline_fraction']:.1f}% {r['roofline']} | "
             f"{100 * r['attainable_fraction']:.1f}% ({r['binding']}) | {100 * r['gemm_util']:.0f}% | "
             f"{100 * r['link_util']:.0f}% | {sram} | {r['commands']:,} | {r['wall_s']:.2f} s |"
+        )
+    return "\n".join(lines)
+
+
+def _blocks(b) -> str:
+    return str(tuple(b))
+
+
+def tuned_table(rows: list[dict]) -> str:
+    """The tuned rows: the blocks chosen, the default blocks' cycles, the gain, the tuner's cost."""
+    head = ("| kind | mesh | context | default blocks | default cycles | tuned blocks | tuned cycles | gain | "
+            "configs (over SRAM) | peak SRAM / PE | tuning CPU / wall |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        kind = r["kind"] + (" causal" if r.get("causal") else "")
+        if r["kind"] == "decode":
+            kind += f" S_q {r.get('S_q', 1)}"
+        default = f"{r['default_cycles']:,}" if r["default_cycles"] is not None else "over SRAM"
+        gain = f"{r['gain']:.4f}x" if r["gain"] is not None else "-"
+        cost = ("cached" if r["tune_from_cache"] else
+                f"{r['tune_cpu_s']:.1f} s / {r['tune_wall_s']:.1f} s ({r['tune_launches']} launch{'es' if r['tune_launches'] != 1 else ''})")
+        lines.append(
+            f"| {kind} | {r['mesh']} | {_ctx(r['context'])} | {_blocks(r['default_blocks'])} | {default} | "
+            f"**{_blocks(r['blocks'])}** | {r['cycles']:,} | {gain} | {r['tune_configs']} ({r['tune_over_sram']}) | "
+            f"{r['peak_sram_bytes'] / 2**20:.1f} MiB | {cost} |"
         )
     return "\n".join(lines)
 
@@ -128,6 +161,14 @@ def main(argv=None) -> int:
     cpu = machine.get("cpu", {}).get("brand_raw", "?")
     stamp = f"Run {data.get('datetime', '?')} on {cpu}, Python {machine.get('python_version', '?')}."
     tables = {"milestone": stamp + "\n\n" + milestone_table(rows), "speed": stamp + "\n\n" + speed_table(data)}
+    tuned = milestone_rows(data, tuned=True)
+    if tuned:  # (only when the run had them: KERNBENCH_BENCH_TUNE=1; else that section stays)
+        tables["milestone-tuned"] = stamp + "\n\n" + tuned_table(tuned)
+    # a run of some benchmarks only (the tuned rows alone) leaves the other sections as they are
+    if not rows:
+        tables.pop("milestone")
+    if all(b["name"].startswith("test_milestone_gqa_llama70b") for b in data["benchmarks"]):
+        tables.pop("speed")
     for name, body in tables.items():
         print(f"## {name}\n\n{body}\n")
     if args.write:
@@ -137,7 +178,7 @@ def main(argv=None) -> int:
         DOC.write_text(text)
         if rows:
             plot(rows, PLOT)
-        print(f"wrote {DOC} and {PLOT}", file=sys.stderr)
+        print(f"wrote {DOC}" + (f" and {PLOT}" if rows else ""), file=sys.stderr)
     return 0
 
 

@@ -14,15 +14,32 @@ rows), and the attainable bound (PanelResult.attainable: the busiest resource's 
 ``python bench/make_tables.py RESULTS.json`` turns a saved run into docs/benchmarks.md's tables.
 
 ``--quick``: 4K context only (a smoke run for CI).
+
+**Tuned rows** (``test_milestone_gqa_llama70b_tuned``): the same cases with the block sizes the
+tuner chooses (``kernbench.diag.tune_panel``: the fastest of ``tune_configs(spec)`` that fits SRAM,
+cached on disk), recording the chosen blocks, the default blocks' cycles and the gain (default
+cycles / tuned cycles) and the tuner's own CPU and wall time. Tuning launches every candidate (up
+to 12 per prefill case), so these run only with ``KERNBENCH_BENCH_TUNE=1`` and up to 32K context
+(``TUNED_CONTEXTS``); without it, ``--quick`` runs one cube's 4K decode and prefill as a smoke
+check. ``python bench/make_tables.py`` puts them in their own table (``milestone-tuned``).
 """
 from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
 
 import pytest
 
 from kernbench.diag import panel_spec, run_panel
+from kernbench.diag.panels import tune_panel
 from kernbench.hw import load_hw
 
 CONTEXTS = (4096, 16384, 32768, 131072)
+#: contexts of the tuned rows: tuning 128K would launch each candidate at 40-160 s CPU
+TUNED_CONTEXTS = (4096, 16384, 32768)
+#: without KERNBENCH_BENCH_TUNE, --quick runs these tuned cases (variant, mesh) as a smoke check
+TUNED_SMOKE = {("decode", "1cube"), ("prefill", "1cube")}
 #: mesh name -> (preset, panel users): one cube rings its 8 PEs; 8 / 64 cubes ring PE 0 of each
 MESHES = {"1cube": ("default", "single"), "8cubes": ("mesh8", "multi"), "64cubes": ("mesh64", "multi")}
 #: variant -> (panel kind, panel_spec keywords)
@@ -104,3 +121,41 @@ def test_milestone_gqa_llama70b(benchmark, quick, variant, mesh, context):
     assert f["cycles"] > 0 and 0 < f["roofline_fraction"] <= f["attainable_fraction"] <= 1.0
     assert f["working_pes"] == spec.n_ranks
     assert 0 <= f["gemm_util"] <= 1 and 0 <= f["link_util"] <= 1
+
+
+def _tuned_case(quick: bool, variant: str, mesh: str, context: int) -> None:
+    """Skip a tuned case unless asked for (see the module docstring)."""
+    if os.environ.get("KERNBENCH_BENCH_TUNE"):
+        if quick and context != CONTEXTS[0]:
+            pytest.skip("--quick runs the 4K context only")
+        return
+    if not (quick and context == CONTEXTS[0] and (variant, mesh) in TUNED_SMOKE):
+        pytest.skip("tuned rows run with KERNBENCH_BENCH_TUNE=1 (--quick without it: a smoke check)")
+
+
+@pytest.mark.parametrize("context", TUNED_CONTEXTS, ids=[f"{c // 1024}K" for c in TUNED_CONTEXTS])
+@pytest.mark.parametrize("mesh", list(MESHES))
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_milestone_gqa_llama70b_tuned(benchmark, quick, variant, mesh, context):
+    _tuned_case(quick, variant, mesh, context)
+    preset, users = MESHES[mesh]
+    kind, options = VARIANTS[variant]
+    hw = load_hw(preset)
+    spec = panel_spec(f"{users}_user_{kind}", hw, shape="llama70b", context=context, **options)
+    t0, c0 = time.perf_counter(), time.process_time()
+    t = tune_panel(spec, hw)
+    tune_cpu, tune_wall = time.process_time() - c0, time.perf_counter() - t0
+    assert t.best is not None, f"no block config fits SRAM: {t}"
+    names = ("block_q", "block_kv") if kind == "prefill" else ("block_kv",)
+    tuned = replace(spec, blocks=tuple(t.best[n] for n in names))
+    benchmark.group = f"milestone tuned {variant}"
+    p = benchmark.pedantic(run_panel, args=(tuned, hw), rounds=1, iterations=1)
+    f = figures(p)
+    f.update({"tuned": True, "default_blocks": [t.default[n] for n in names], "default_cycles": t.default_cycles,
+              "gain": t.gain, "tune_configs": len(t.table),
+              "tune_over_sram": sum(1 for r in t.table if r["error_type"] == "SramCapacityError"),
+              "tune_from_cache": t.from_cache, "tune_launches": t.computed,
+              "tune_cpu_s": tune_cpu, "tune_wall_s": tune_wall})
+    benchmark.extra_info.update(f)
+    assert f["cycles"] == t.cycles  # the panel run with the chosen blocks is the tuner's launch
+    assert f["sram_fits"] and (t.default_cycles is None or t.gain >= 1.0)

@@ -1,11 +1,11 @@
 """The ``kernbench`` command line.
 
     kernbench diag [--panel NAME ...] [--hw PRESET] [--shape small|llama70b] [--context N]
-                   [--cubes N] [--causal] [--decode-rows N]
+                   [--cubes N] [--causal] [--decode-rows N] [--tune [--no-cache | --cache-dir DIR]]
                    [--table] [--trace FILE] [--pes LIST] [--window START:END]
                    [--json FILE] [--plot FILE] [--profile]
     kernbench run MODULE:KERNEL --grid P,C [--arg NAME=VALUE ...] [--hw PRESET]
-                  [--sfr pe|cube] [--ring] [--mode functional|timing]
+                  [--sfr pe|cube|two_level] [--ring] [--mode functional|timing]
                   [--trace FILE] [--pes LIST] [--window START:END]
                   [--json FILE] [--plot FILE] [--save FILE.npz] [--profile]
     kernbench hw list
@@ -643,6 +643,11 @@ def cmd_diag(args, console) -> int:
         kw["causal"] = True
     if args.decode_rows is not None:
         kw["decode_rows"] = args.decode_rows
+    if args.tune:
+        kw["tune"] = True
+        kw["tune_cache"] = False if args.no_cache else (args.cache_dir or True)
+    elif args.no_cache or args.cache_dir:
+        raise CliError("--no-cache and --cache-dir are for --tune (the tuner's cache)")
     with DelayedProgress("diag", console=_stderr_console()) as progress:
         panels = list(diag.run_panels(progress=progress, **kw))
     if not panels:
@@ -768,6 +773,8 @@ def _add_outputs(p, save: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .hw.sfr import SCOPES
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of an error")
@@ -795,6 +802,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prefill panels causal, in the zigzag layout (FLOPs counted as the unmasked half)")
     d.add_argument("--decode-rows", type=_positive_int, metavar="N",
                    help="query rows per sequence of the decode panels (default 1; more: speculative or chunked decode)")
+    d.add_argument("--tune", action="store_true",
+                   help="choose each panel's block sizes with the tuner (the fastest of a few candidates that "
+                   "fits SRAM, cached on disk by shapes, hardware and code) and print the choice and its gain "
+                   "over the default blocks")
+    d.add_argument("--no-cache", action="store_true", help="--tune: neither read nor write the tuner's cache")
+    d.add_argument("--cache-dir", metavar="DIR", help="--tune: the cache folder (default: the kernbench cache)")
     d.add_argument("--table", action="store_true", help="also print each panel's utilization table")
     _add_outputs(d)
     d.set_defaults(func=cmd_diag)
@@ -809,8 +822,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--arg", type=_parse_arg, action="append", metavar="NAME=VALUE",
                    help="a kernel (or setup) argument; repeatable")
     r.add_argument("--hw", default="default", metavar="PRESET", help="hardware preset name or TOML path (default: default)")
-    r.add_argument("--sfr", choices=("pe", "cube"), default="pe",
-                   help="SFR install scope: the PEs of each cube in a line (pe), or PE 0 of each cube (cube)")
+    r.add_argument("--sfr", choices=SCOPES, default="pe",
+                   help="SFR install scope: the PEs of each cube in a line (pe), PE 0 of each cube (cube), or "
+                        "both, on E/W and N/S (two_level)")
     r.add_argument("--ring", action="store_true", help="close the SFR line into a ring")
     r.add_argument("--mode", choices=("functional", "timing"), default="timing",
                    help="timing: shapes only (fast); functional: also compute the numbers (default: timing)")
@@ -831,7 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--cubes", type=_positive_int, metavar="N", help="cubes of a multi_user panel")
     w.add_argument("--causal", action="store_true", help="causal prefill panel")
     w.add_argument("--grid", type=parse_grid, metavar="P,C", help="PEs per cube used, cubes used (MODULE:KERNEL)")
-    w.add_argument("--sfr", choices=("pe", "cube"), default="pe", help="SFR install scope for MODULE:KERNEL")
+    w.add_argument("--sfr", choices=SCOPES, default="pe", help="SFR install scope for MODULE:KERNEL")
     w.add_argument("--ring", action="store_true", help="close the SFR line into a ring")
     w.add_argument("--hw", default="default", metavar="PRESET", help="base hardware preset or TOML path")
     w.add_argument("--set", type=_parse_choices, action="append", metavar="KEY=V1,V2",

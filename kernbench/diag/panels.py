@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -42,6 +42,8 @@ __all__ = [
     "attention_reference",
     "check_output",
     "tolerance_used",
+    "tune_configs",
+    "tune_panel",
     "ATOL",
     "RTOL",
 ]
@@ -60,6 +62,15 @@ SMALL = dict(h_q=8, h_kv=2, d_head=32)
 SMALL_PREFILL_ROWS = 32
 SMALL_DECODE_ROWS = 64
 SMALL_MULTI_USER_CUBES = 4
+#: the tuner's candidates (``run_panels(tune=True)``, ``kernbench diag --tune``), per shape and
+#: panel kind: prefill (block_q, block_kv) is their product, decode block_kv each; clamped to the
+#: panel's rows as the kernels clamp them and deduplicated (tune_configs). The panel's own blocks
+#: are always a candidate.
+TUNE_CANDIDATES = {
+    "llama70b": {"block_q": (8, 16, 32, 64), "block_kv": (1024, 2048, 4096),
+                 "decode_block_kv": (128, 256, 512, 1024, 2048, 4096)},
+    "small": {"block_q": (8, 16, 32), "block_kv": (8, 16, 32), "decode_block_kv": (16, 32, 64)},
+}
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,8 @@ class PanelResult:
     tolerance_used: Optional[float] = None
     summary: dict = field(default_factory=dict)  #: kernbench.report.summary.summarize(result)
     failures: list = field(default_factory=list)
+    #: ``run_panels(tune=True)``: the tuner's choice for this panel (see :func:`tune_panel`)
+    tuning: Optional[dict] = None
 
     @property
     def name(self) -> str:
@@ -191,8 +204,24 @@ class PanelResult:
             f"link bytes {lk['bytes']:,} ({lk['achieved_gbps']:.1f} GB/s); peak SRAM {sram['peak_bytes'] / 2**20:.2f} MiB of "
             f"{sram['capacity_bytes'] / 2**20:.0f} MiB" + (" (OVER CAPACITY)" if sram["over_capacity"] else ""),
         ]
+        if self.tuning is not None:
+            lines.append(tuning_line(self.tuning))
         lines += [f"FAIL: {f}" for f in self.failures]
         return lines
+
+
+def tuning_line(t: dict) -> str:
+    """One line naming the tuner's choice and its gain over the default blocks."""
+    how = ("from the cache" if t["from_cache"] else
+           f"{t['computed']} launches in {t['cpu_seconds']:.1f} s CPU, {t['wall_seconds']:.1f} s wall")
+    n = f"{t['configs']} config{'s' if t['configs'] != 1 else ''}"
+    n += f", {t['over_sram']} over SRAM" if t["over_sram"] else ""
+    if t["blocks"] is None:
+        return f"tuned: no config fits SRAM ({n}); the default blocks {tuple(t['default_blocks'])} kept ({how})"
+    gain = (f"gain {t['gain']:.4f}x over the default blocks {tuple(t['default_blocks'])} "
+            f"({t['default_cycles']:,} -> {t['cycles']:,} cycles)" if t["gain"] is not None
+            else f"the default blocks {tuple(t['default_blocks'])} do not fit SRAM")
+    return f"tuned: blocks {tuple(t['blocks'])} chosen of {n}; {gain} ({how})"
 
 
 def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int | None = None,
@@ -415,13 +444,78 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
                        tolerance_used=used if functional else None)
 
 
+def _effective_blocks(spec: PanelSpec, blocks) -> tuple:
+    """The blocks the kernel really uses on ``spec``'s shape (it clamps them to the rows it has)."""
+    if spec.kind == "prefill":
+        c = spec.S_q // 2 if spec.causal else spec.S_kv_per_rank
+        return (min(int(blocks[0]), c if spec.causal else spec.S_q), min(int(blocks[1]), c))
+    return (min(int(blocks[0]), spec.S_kv_per_rank),)
+
+
+def _blocks_config(spec: PanelSpec, blocks) -> dict:
+    names = ("block_q", "block_kv") if spec.kind == "prefill" else ("block_kv",)
+    return dict(zip(names, blocks))
+
+
+def tune_configs(spec: PanelSpec) -> tuple[list[dict], dict]:
+    """``(configs, default)``: the tuner's candidate blocks for ``spec`` (TUNE_CANDIDATES of its
+    shape and kind, clamped to its rows as the kernel clamps them, without duplicates) as keyword
+    dicts, and the panel's own blocks, clamped (always one of the candidates)."""
+    cand = TUNE_CANDIDATES[spec.shape]
+    if spec.kind == "prefill":
+        raw = [(bq, bkv) for bq in cand["block_q"] for bkv in cand["block_kv"]]
+    else:
+        raw = [(b,) for b in cand["decode_block_kv"]]
+    default = _effective_blocks(spec, spec.blocks)
+    seen = []
+    for b in [*raw, default]:
+        e = _effective_blocks(spec, b)
+        if e not in seen:
+            seen.append(e)
+    return [_blocks_config(spec, b) for b in seen], _blocks_config(spec, default)
+
+
+def tune_panel(spec: PanelSpec, hw, configs: list | None = None, cache=True):
+    """Tune ``spec``'s block sizes on ``hw`` with :func:`kernbench.sweeps.tune`: every candidate
+    (``configs``, default :func:`tune_configs`) launched in timing mode with strict SRAM checking,
+    the fastest that fits chosen, the panel's own blocks timed for the gain. Cached on disk
+    (kernbench.common.cache, namespace "tune") by the panel's shapes, the hardware, the configs and
+    kernbench's code (the kernels): a second call launches nothing. Returns the
+    :class:`~kernbench.sweeps.TuneResult`."""
+    from ..sweeps import panel_launch, tune  # the sweeps sit above the diag panels
+
+    cands, default = tune_configs(spec)
+    target = panel_launch(spec.name, shape=spec.shape,
+                          context=spec.context if spec.shape == "llama70b" else None,
+                          cubes=spec.n_ranks if spec.scope == "cube" else None, causal=spec.causal,
+                          decode_rows=spec.S_q if spec.kind == "decode" else 1)
+    return tune(target, cands if configs is None else configs, hw=hw, default=default, cache=cache)
+
+
+def _tuning_info(spec: PanelSpec, t, cpu: float, wall: float) -> dict:
+    """The tuner's choice for a panel, as plain data (PanelResult.tuning, --json)."""
+    names = ("block_q", "block_kv") if spec.kind == "prefill" else ("block_kv",)
+    return {"blocks": None if t.best is None else [t.best[n] for n in names],
+            "default_blocks": [t.default[n] for n in names], "cycles": t.cycles,
+            "default_cycles": t.default_cycles, "gain": t.gain, "configs": len(t.table),
+            "over_sram": sum(1 for r in t.table if r.get("error_type") == "SramCapacityError"),
+            "table": t.table, "from_cache": t.from_cache, "computed": t.computed,
+            "cpu_seconds": cpu, "wall_seconds": wall}
+
+
 def run_panels(panels=None, hw="default", shape: str = "small", context: int | None = None,
                cubes: int | None = None, progress: Callable | None = None, causal: bool = False,
-               decode_rows: int = 1, reuse_traces: bool = True, **launch_kw) -> list[PanelResult]:
+               decode_rows: int = 1, reuse_traces: bool = True, tune: bool = False, tune_cache=True,
+               **launch_kw) -> list[PanelResult]:
     """Run the named panels (all four by default) on ``hw`` (a preset name, TOML path or config).
 
     ``reuse_traces``: a panel whose per-rank command streams an earlier panel already traced
     copies them (see :func:`run_panel`'s ``trace_cache``); False traces every panel in full.
+
+    ``tune``: each panel's block sizes come from the tuner (:func:`tune_panel`: the fastest of
+    :func:`tune_configs` that fits SRAM, cached on disk in ``tune_cache``: True for the kernbench
+    cache folder, a folder, or False); ``PanelResult.tuning`` holds the choice and its gain over
+    the panel's own blocks.
 
     ``progress(description, done, total)`` is called before each panel and once at the end."""
     cfg = load_hw(hw)
@@ -431,9 +525,22 @@ def run_panels(panels=None, hw="default", shape: str = "small", context: int | N
     out = []
     cache = {} if reuse_traces else None
     for i, spec in enumerate(specs):
+        tuning = None
+        if tune:
+            if progress is not None:
+                progress(f"tune {spec.name}", i, len(specs))
+            t0, c0 = time.perf_counter(), time.process_time()
+            t = tune_panel(spec, cfg, cache=tune_cache)
+            tuning = _tuning_info(spec, t, time.process_time() - c0, time.perf_counter() - t0)
+            if tuning["blocks"] is not None:
+                spec = replace(spec, blocks=tuple(tuning["blocks"]))
         if progress is not None:
             progress(f"diag {spec.name}", i, len(specs))
-        out.append(run_panel(spec, cfg, trace_cache=cache, **launch_kw))
+        p = run_panel(spec, cfg, trace_cache=cache, **launch_kw)
+        if tuning is not None:
+            p.tuning = tuning
+            p.result.extra["diag"]["tuning"] = {k: v for k, v in tuning.items() if k != "table"}
+        out.append(p)
     if progress is not None:
         progress("diag", len(specs), len(specs))
     return out

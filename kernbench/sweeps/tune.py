@@ -34,8 +34,9 @@ class TuneResult:
     cycles: int | None  #: its cycles
     default: dict  #: the config compared against ({}: the kernel's own defaults)
     default_cycles: int | None  #: None when the default failed (e.g. over SRAM)
-    table: list = field(default_factory=list)  #: per config: {"config", "cycles", "error"}
+    table: list = field(default_factory=list)  #: per config: {"config", "cycles", "error", "error_type"}
     from_cache: bool = False
+    computed: int = 0  #: launches this call made (0 from the cache; the sweep cache may hold some)
 
     @property
     def gain(self) -> float | None:
@@ -82,12 +83,13 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
     todo = configs + ([default] if default not in configs else [])
     res = sweep(tgt, hw=base, args=[{**fixed, **c} for c in todo], options={k: [v] for k, v in opts.items()},
                 workers=workers, client=client, cache=cache, progress=progress)
-    table = [{"config": c, "cycles": r["cycles"], "error": r["error"]} for c, r in zip(todo, res.rows)]
+    table = [{"config": c, "cycles": r["cycles"], "error": r["error"], "error_type": r["error_type"]}
+             for c, r in zip(todo, res.rows)]
     ok = [t for t in table[:len(configs)] if t["error"] is None]
     best = min(ok, key=lambda t: t["cycles"]) if ok else None
     d = table[todo.index(default)]
     out = TuneResult(best["config"] if best else None, best["cycles"] if best else None, default,
-                     d["cycles"] if d["error"] is None else None, table)
+                     d["cycles"] if d["error"] is None else None, table, computed=res.stats["computed"])
     if store is not None:
         store.put(key, {"best": out.best, "cycles": out.cycles, "default": out.default,
                         "default_cycles": out.default_cycles, "table": out.table})
