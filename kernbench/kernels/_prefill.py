@@ -157,10 +157,11 @@ def attention_mesh_kv_kernel(
         """Emit the transfers of every arrival in order; yield its folds (query block, masked,
         k, v, key position) for the pipeline below. Phases start (query loads, fresh stats) as
         they are reached."""
-        for g in range(h_kv):
-            # tl.range: every phase emits the same commands, its addresses moved by a constant
-            # (causal phases differ in their diagonal folds: those are traced in full), so
-            # kernbench traces a few and replays the rest (docs/language.md, "Loops")
+        for g in tl.range(h_kv):
+            # tl.range (both loops): every phase, and every group's phases, emit the same
+            # commands, their addresses moved by a constant (causal phases differ in their
+            # diagonal folds: those are traced in full), so kernbench traces a few and replays
+            # the rest (docs/language.md, "Loops")
             for ph in tl.range(len(phases)):
                 phase = phases[ph]
                 qbs = [_QueryBlock(q0, rows, pos(rank, q0)) for q0, rows in phase]
