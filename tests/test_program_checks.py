@@ -87,3 +87,20 @@ def test_reads_before_or_of_their_own_production_are_refused_by_both(field, valu
         c[field][2] = c["dst"][2]
     ok, err, _, _ = _both(m.hw, p)
     assert not ok and err is not None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_machine())
+def test_unit_queues_are_the_stable_sort_by_pe_and_unit(machine):
+    # The C counting sort against its definition: a stable argsort of pe * N_UNITS + unit.
+    from kernbench.common.pe_commands import N_UNITS, Opcode
+    p = machine.program()
+    c = p.commands
+    q, off, sends, recvs = api._check.unit_queues(c, p.cmd_offsets)
+    pe = np.repeat(np.arange(p.n_pes), np.diff(p.cmd_offsets))
+    key = pe * N_UNITS + c["unit"]
+    np.testing.assert_array_equal(q, np.argsort(key, kind="stable"))
+    np.testing.assert_array_equal(off, np.concatenate([[0], np.cumsum(np.bincount(key, minlength=p.n_pes * N_UNITS))]))
+    np.testing.assert_array_equal(sends, np.flatnonzero(c["opcode"] == Opcode.SEND))
+    np.testing.assert_array_equal(recvs, np.flatnonzero(c["opcode"] == Opcode.RECV))
+    assert q.dtype == off.dtype == sends.dtype == recvs.dtype == np.int64

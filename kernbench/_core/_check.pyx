@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""The program checks of kernbench._core.api, as one pass in C.
+"""The program checks of kernbench._core.api, as one pass in C, and the engine's queues.
 
 api._prepare asks this pass first: when it says every command is valid, its producer and reader
 tables are the ones the numpy checks would build. When it finds anything wrong, api runs the numpy
@@ -10,7 +10,10 @@ Commands are checked PE by PE in stream order, so a read is valid when its tenso
 met earlier in the stream (numpy: produced, once, by an earlier command).
 """
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint8_t
-from ._types cimport Command, OP_DOT, OP_VEC, OP_REDUCE, N_OPCODES, N_PORTS, N_VEC_OPS
+from ._types cimport (Command, OP_DOT, OP_VEC, OP_REDUCE, OP_SEND, OP_RECV, N_OPCODES, N_PORTS,
+                      N_UNITS, N_VEC_OPS)
+
+import numpy as np
 
 # What each opcode needs and is: the bits of api's per-opcode table (api builds it from PROP_BITS)
 cdef enum:
@@ -115,3 +118,44 @@ def check_fast(const Command[::1] commands, const int64_t[::1] cmd_off, const in
                            &unit_base[0], &producer[0] if producer.shape[0] else NULL,
                            &readers[0] if readers.shape[0] else NULL, max_size, max_volume)
     return rc == 0
+
+
+def unit_queues(const Command[::1] commands, const int64_t[::1] cmd_off):
+    """The engine's queues of a checked program (check_fast passed): ``(unit_q, unit_q_off,
+    send_idx, recv_idx)``, int64. Unit u of global PE g runs commands
+    ``unit_q[unit_q_off[g * N_UNITS + u]:unit_q_off[g * N_UNITS + u + 1]]`` in program order (a
+    counting sort by (PE, unit): what a stable argsort of the key would give); ``send_idx`` and
+    ``recv_idx`` are the global indices of the sends and of the recvs, ascending."""
+    cdef int64_t n = commands.shape[0], n_pes = cmd_off.shape[0] - 1
+    cdef int64_t g, i, k, n_send = 0, n_recv = 0
+    off_arr = np.zeros(n_pes * N_UNITS + 1, np.int64)
+    cdef int64_t[::1] off = off_arr
+    with nogil:
+        for g in range(n_pes):
+            for i in range(cmd_off[g], cmd_off[g + 1]):
+                off[g * N_UNITS + commands[i].unit + 1] += 1
+                if commands[i].opcode == OP_SEND:
+                    n_send += 1
+                elif commands[i].opcode == OP_RECV:
+                    n_recv += 1
+        for k in range(n_pes * N_UNITS):
+            off[k + 1] += off[k]
+    q_arr = np.empty(n, np.int64)
+    send_arr = np.empty(n_send, np.int64)
+    recv_arr = np.empty(n_recv, np.int64)
+    pos_arr = off_arr[:-1].copy()
+    cdef int64_t[::1] q = q_arr, pos = pos_arr, sends = send_arr, recvs = recv_arr
+    n_send = n_recv = 0
+    with nogil:
+        for g in range(n_pes):
+            for i in range(cmd_off[g], cmd_off[g + 1]):
+                k = g * N_UNITS + commands[i].unit
+                q[pos[k]] = i
+                pos[k] += 1
+                if commands[i].opcode == OP_SEND:
+                    sends[n_send] = i
+                    n_send += 1
+                elif commands[i].opcode == OP_RECV:
+                    recvs[n_recv] = i
+                    n_recv += 1
+    return q_arr, off_arr, send_arr, recv_arr

@@ -405,15 +405,13 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) ->
         _check_numpy(c, pe, t_off, producer, readers, chk)
         raise AssertionError("kernbench: the fast program check rejected a program the numpy "
                              "checks accept: please report it")  # the two disagree: an engine bug
-    op = c["opcode"]
 
-    port = c["port"]
+    # Each unit's queue (its commands in program order), and the sends and the recvs.
+    unit_q, unit_q_off, send_idx, recv_idx = _check.unit_queues(c, cmd_off)
 
     # Links: wired, and the k-th send on a port matched with the k-th recv on the other end.
     nbr_flat = nbr.ravel()
-    send_idx = np.flatnonzero(op == Opcode.SEND)
-    recv_idx = np.flatnonzero(op == Opcode.RECV)
-    del op
+    port = c["port"]
     s_port, r_port = port[send_idx].astype(np.int64), port[recv_idx].astype(np.int64)
     del port
     s_pe, r_pe = pe[send_idx].astype(np.int64), pe[recv_idx].astype(np.int64)
@@ -460,16 +458,6 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) ->
             f"{int(c['nbytes'][r])} bytes"
         )
 
-    # Each unit's queue: its commands in program order (a stable sort by (PE, unit); 16-bit
-    # keys, when they fit, sort by radix).
-    n_keys = hw.n_pes * N_UNITS
-    kdt = np.uint16 if n_keys <= 1 << 16 else np.int64
-    key = pe.astype(kdt)
-    key *= kdt(N_UNITS)
-    key += c["unit"].astype(kdt)  # units are 0..N_UNITS-1 here
-    unit_q = np.argsort(key, kind="stable").astype(np.int64, copy=False)
-    unit_q_off = np.zeros(n_keys + 1, np.int64)
-    unit_q_off[1:] = np.cumsum(np.bincount(key, minlength=n_keys))
     return {
         "pe": pe,
         "unit_q": unit_q,

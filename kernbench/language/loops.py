@@ -157,10 +157,12 @@ def _replay(b, p: _Plan, R: int) -> None:
         store.append_rows(rec)
         m += k
     b.tensors.extend(p.tensors * R)
+    moved = np.arange(1, R + 1, dtype=np.int64)[:, None] * D  # (R, 1): iteration m's shift
     if p.pinned:
-        b.pinned.extend(x + m_ * D for m_ in range(1, R + 1) for x in p.pinned)
+        b.pinned.extend((moved + np.array(p.pinned, np.int64)).ravel().tolist())
     if p.transposed:
-        b.transposed.update((i + m_ * D, sh) for m_ in range(1, R + 1) for (i, sh) in p.transposed)
+        ids = (moved + np.array([i for i, _ in p.transposed], np.int64)).ravel().tolist()
+        b.transposed.update(zip(ids, [sh for _, sh in p.transposed] * R))
     b.sram_top += R * p.S
 
 
