@@ -79,3 +79,36 @@ def test_random_launches_agree(machine):
         for detail in ("train", "packet"):
             assert _max_cycles_outcome(machine, detail, train.cycles) == train.cycles
             assert _max_cycles_outcome(machine, detail, train.cycles - 1) == "max_cycles"
+
+
+@pytest.mark.parametrize("panel,causal", [("single_user_prefill", False), ("single_user_prefill", True),
+                                          ("multi_user_prefill", False), ("single_user_decode", False),
+                                          ("multi_user_decode", False)])
+def test_shipped_kernels_agree(panel, causal):
+    """Every shipped kernel at Llama-70B head shapes (2K context: 64 KiB K/V messages of 256
+    packets, long enough for train detail's steady-state jump and its DMA stretches): train
+    detail's closed forms equal packet detail's event-by-event run, command by command."""
+    from kernbench.diag import panel_spec, run_panel
+    from kernbench.hw import load_hw
+    hw = load_hw("default")
+    spec = panel_spec(panel, hw, shape="llama70b", context=2048, causal=causal)
+    train, packet = (run_panel(spec, hw, detail=d).result.engine for d in ("train", "packet"))
+    assert train.work["packets"] > 0 or "decode" in panel
+    assert_same_result(train, packet, MAJOR_RESULT_FIELDS)
+
+
+def test_two_level_decode_agrees():
+    import numpy as np
+
+    import kernbench
+    from kernbench.kernels import attention_decode_two_level_kernel
+    ctx = kernbench.Context("default", overrides={"n_cubes": 2, "pes_per_cube": 8})
+    ctx.install_sfr(scope="two_level")
+    S, h_q, h_kv, d = 512, 64, 8, 128
+    q = ctx.replicate(np.zeros((1, h_q, d), np.float16))
+    kv = ctx.empty((S, h_kv, d), "f16")
+    o = ctx.empty((1, h_q, d), "f16")
+    train, packet = (ctx.launch(attention_decode_two_level_kernel, (8, 2), q, kv, kv, o, 1, S, h_q, h_kv, d,
+                                8, 2, mode="timing", detail=det).engine for det in ("train", "packet"))
+    assert train.work["packets"] > 0
+    assert_same_result(train, packet, MAJOR_RESULT_FIELDS)
