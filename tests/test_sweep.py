@@ -116,8 +116,31 @@ def test_a_traced_launch_times_like_a_fresh_launch_and_pickles():
             assert np.array_equal(r.link_counters, fresh.link_counters)
             assert np.array_equal(r.peak_sram, fresh.peak_sram)
             assert r.label(0) == fresh.label(0) and r.source(0) == fresh.source(0)
+            assert np.array_equal(r.engine.cmd_start, fresh.engine.cmd_start)
+            assert np.array_equal(r.engine.cmd_end, fresh.engine.cmd_end)
     with pytest.raises(ValueError, match="traced on 4 cubes x 8 PEs"):
         traced.time(kernbench.load_hw("mesh8"))
+
+
+def test_a_traced_launch_checks_its_program_once(monkeypatch):
+    # The engine's tables (checks, queues, message pairs) depend on the program and the wiring,
+    # not on timing parameters: the first time() makes them, the next ones reuse them.
+    from kernbench._core import api
+    calls = []
+    real = api._prepare
+    monkeypatch.setattr(api, "_prepare", lambda *a: calls.append(1) or real(*a))
+    ctx = kernbench.Context("default")
+    launch = builder(ctx)
+    traced = ctx.trace(launch.kernel, launch.grid, *launch.args)
+    for bw in (4, 8, 32):
+        traced.time(kernbench.load_hw("default", {"link.bytes_per_cycle": bw}))
+    assert len(calls) == 1
+    assert len(pickle_roundtrip(traced)._prepared) == 0  # not shipped to workers
+
+
+def pickle_roundtrip(x):
+    import pickle
+    return pickle.loads(pickle.dumps(x))
 
 
 def test_a_setup_that_reads_the_hardware_splits_its_trace_group():

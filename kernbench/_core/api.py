@@ -479,13 +479,19 @@ def simulate(
     strict_sram: bool = False,
     describe: Callable[[int], str] | None = None,
     source: Callable[[int], str] | None = None,
+    prepared: dict | None = None,
 ) -> EngineResult:
     """Time ``program`` on ``hw`` with the SFR wiring ``neighbours`` ((n_pes, 4) int, -1 = none).
 
     ``detail``: "train" (closed-form packet trains, default) or "packet" (one heap event per
     packet, burst and fold); both give the same cycles. ``max_cycles`` stops a runaway launch with
     MaxCyclesError. ``describe(global_cmd) -> str`` lets the caller name commands (kernel lines)
-    in errors, ``source(global_cmd) -> "file:line"`` gives errors their ``where``. Raises ValueError for malformed input, DeadlockError, MaxCyclesError, and
+    in errors, ``source(global_cmd) -> "file:line"`` gives errors their ``where``. ``prepared``: a
+    dict the caller keeps beside ``program`` (and never changes the program while it does): the
+    first call stores the checked program's tables there (unit queues, message pairs; nothing that
+    depends on timing parameters), later calls with the same neighbours reuse them instead of
+    checking the program again (TracedLaunch.time: one trace, many hardware variants). Raises
+    ValueError for malformed input, DeadlockError, MaxCyclesError, and
     SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity. Ctrl-C (on the main
     thread) stops the run within milliseconds with KeyboardInterrupt, the engine's memory freed.
     """
@@ -504,7 +510,13 @@ def simulate(
     _check_program(hw, program)
     nbr = _check_neighbours(hw, neighbours)
     describe = describe or _default_describe(program.commands)
-    prep = _prepare(hw, nbr, program, describe)
+    key = (hw.n_cubes, hw.pes_per_cube, nbr.tobytes())
+    prep = prepared.get(key) if prepared is not None else None
+    if prep is None:
+        prep = _prepare(hw, nbr, program, describe)
+        if prepared is not None:
+            prepared.clear()  # one wiring at a time: the tables are as big as the program
+            prepared[key] = prep
 
     sim = _engine.Sim(
         hw_params(hw, detail, limit),

@@ -13,7 +13,7 @@ neighbour table and the site keys that name commands in errors and reports.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +42,9 @@ class TracedLaunch:
     kernel_name: str
     kernel_file: str
     args: dict  #: launch arguments by parameter name (memory.arg_repr), as LaunchResult.args
+    #: the engine's tables of the checked program, made by the first time() and reused by the
+    #: next ones (simulate's ``prepared``; not pickled: a worker makes its own once)
+    _prepared: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- naming commands ----------------------------------------------------------------------
     def label(self, i: int) -> str:
@@ -70,7 +73,7 @@ class TracedLaunch:
                 f"machine's shape, trace again on it")
         engine = simulate(hw, self.neighbours, self.program, detail=detail, max_cycles=max_cycles,
                           record_events=record_events, strict_sram=strict_sram,
-                          describe=self.describe, source=self.source)
+                          describe=self.describe, source=self.source, prepared=self._prepared)
         return LaunchResult(hw=hw, sfr=self.sfr, grid=self.grid, mode=self.mode,
                             kernel_name=self.kernel_name, kernel_file=self.kernel_file,
                             args=dict(self.args), program=self.program, engine=engine,
@@ -80,6 +83,7 @@ class TracedLaunch:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["table"] = list(self.table.keys)
+        state["_prepared"] = {}
         return state
 
     #: TracedLaunches unpickled in this process (a sweep checks each reaches a worker once)
