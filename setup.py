@@ -23,6 +23,7 @@ EXTENSIONS = {
     "kernbench._core._dma": ["kernbench/_core/_dma.pyx"],
     "kernbench._core._link": ["kernbench/_core/_link.pyx"],
     "kernbench._core._check": ["kernbench/_core/_check.pyx"],
+    "kernbench._core._replay": ["kernbench/_core/_replay.pyx"],
     "kernbench._core._engine": ["kernbench/_core/_engine.pyx"],
 }
 

@@ -3,7 +3,7 @@ import importlib.util as _util
 import os as _os
 
 #: The compiled extensions (setup.py builds each from its .pyx).
-EXTENSIONS = ("_heap", "_timing", "_dma", "_link", "_check", "_engine")
+EXTENSIONS = ("_heap", "_timing", "_dma", "_link", "_check", "_replay", "_engine")
 
 
 def _not_built(missing: list) -> str:

@@ -12,8 +12,8 @@ addresses. In timing mode kernbench then runs the body's Python for a few iterat
    predecessor: before the loop, unchanged) or A's operand plus D (made in A's predecessor or in
    A: loop-carried or the body's own). Every load and store of B reads the same allocation with
    the same stride as in A, its element offset moved by a constant per iteration.
-3. The iterations after B but the last are emitted without running the body: B's command rows
-   tiled with numpy, the shiftable operands moved by D per iteration (TraceStore.append_rows);
+3. The iterations after B but the last are emitted without running the body: B's commands
+   tiled in C, the shiftable operands moved by D per iteration (TraceStore.append_tiled);
    the tensor table, pinned tensors and SRAM top follow. Only iterations whose loads and stores
    stay inside their allocations (the offsets moved on in closed form) are replayed: replay stops
    before the first iteration that would leave one, and that iteration is traced, so the error
@@ -47,8 +47,6 @@ semantic.register_internal(__file__)
 #: iterations traced before the repetition is proven: 0 (may differ), A and B
 PROBES = 3
 REPLAY_MODES = ("on", "off", "verify")
-#: at most this many command rows are tiled at once (bounds the temporary arrays)
-_CHUNK_ROWS = 1 << 16
 
 
 def _snap(b) -> tuple:
@@ -63,7 +61,7 @@ class _Plan:
     """What replaying B moved on needs (see the module docstring)."""
 
     __slots__ = ("rows", "shift", "D", "S", "tensors", "pinned", "acc", "delta", "t_a", "t_b",
-                 "transposed", "handles")
+                 "transposed", "handles", "cmds")
 
 
 def _span(shape: tuple, stride) -> int:
@@ -111,6 +109,7 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: set, trans_b: 
         delta.append(y[1] - x[1])
     p = _Plan()
     p.rows, p.D, p.S, p.t_a, p.t_b = rows_b, D, S, t_a, t_b
+    p.cmds = (sb[1], se[1])  # B's commands in the store
     p.shift = (ops_b >= t_a).astype(np.int64)
     p.tensors = b.tensors[t_b:t_b + D]
     p.pinned = b.pinned[sb[3]:se[3]]
@@ -144,20 +143,9 @@ def _safe_iterations(p: _Plan, want: int) -> int:
 
 def _replay(b, p: _Plan, R: int) -> None:
     """Emit R iterations of B moved on (m = 1..R), and move the builder's state with them."""
-    store = b.trace_store
-    rows, shift, D = p.rows, p.shift, p.D
-    n = len(rows)
-    per = max(1, _CHUNK_ROWS // max(1, n))
-    m = 1
-    while m <= R:
-        k = min(per, R - m + 1)
-        rec = np.tile(rows, (k, 1))
-        steps = np.repeat(np.arange(m, m + k, dtype=np.int64) * D, n)
-        rec[:, 1:] += np.tile(shift, (k, 1)) * steps[:, None]
-        store.append_rows(rec)
-        m += k
+    b.trace_store.append_tiled(p.cmds[0], p.cmds[1], R, p.D, p.shift)
     b.tensors.extend(p.tensors * R)
-    moved = np.arange(1, R + 1, dtype=np.int64)[:, None] * D  # (R, 1): iteration m's shift
+    moved = np.arange(1, R + 1, dtype=np.int64)[:, None] * p.D  # (R, 1): iteration m's shift
     if p.pinned:
         b.pinned.extend((moved + np.array(p.pinned, np.int64)).ravel().tolist())
     if p.transposed:

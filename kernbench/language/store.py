@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._core import _replay
 from ..common.pe_commands import COMMAND_DTYPE
 from .sites import SiteTable, OUT_BYTES
 
@@ -97,14 +98,33 @@ class TraceStore:
         pending.clear()
         self._move(rec)
 
-    def append_rows(self, rec: np.ndarray) -> None:
-        """Append commands given as (site, src0, src1, src2) rows (int64, shape (n, 4)) to the
-        current program, as if it had recorded them one by one (tl.range replay)."""
+    def append_tiled(self, a: int, z: int, R: int, D: int, shift: np.ndarray) -> None:
+        """Append R copies of the current program's commands a..z (a loop body B, tl.range
+        replay): copy m (1..R) moves operand k of command j on by ``shift[j, k] * m * D`` and
+        numbers its results m iterations further on: the commands tracing those iterations
+        would have recorded (verify mode compares them)."""
         if self.current is None:
-            raise RuntimeError("append_rows: no program is being traced")
+            raise RuntimeError("append_tiled: no program is being traced")
         self.flush()
-        if len(rec):
-            self._move(np.ascontiguousarray(rec, np.int64))
+        n = z - a
+        if R <= 0 or n <= 0:
+            return
+        lo, hi = self.n, self.n + R * n
+        if hi > len(self._commands):
+            self._grow(hi)
+        sites = self._sites[a:z]
+        out_bytes = self.table.fields()[:, OUT_BYTES][sites]
+        made_bytes = out_bytes[out_bytes >= 0]
+        _replay.tile_commands(self._commands[a:z], self._commands[lo:hi],
+                              np.ascontiguousarray(shift, np.uint8), R, D, len(made_bytes))
+        self._sites[lo:hi] = np.tile(sites, R)
+        tiled = np.tile(made_bytes, R)
+        self._tensor_bytes.append(tiled)
+        cur = self._segments[-1]  # after flush: [current, 0, its results so far]
+        cur[0]._tb_parts.append(tiled)
+        cur[0].cmd_end = hi
+        cur[2] += len(tiled)
+        self.n = hi
 
     def rows(self, a: int, z: int) -> np.ndarray:
         """(site, src0, src1, src2) of global commands a..z (int64, (z - a, 4)), flushed or

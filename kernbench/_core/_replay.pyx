@@ -1,0 +1,38 @@
+# cython: language_level=3
+"""tl.range replay's inner loop (kernbench/language/loops.py): a loop body's commands, tiled.
+
+The body B was traced; iteration m after it is B with its operands that name tensors of B or of
+the iteration before moved on by m * D tensors, and its results numbered m * made further on
+(made: results B makes). This writes those copies as whole command records, one pass in C,
+instead of building each field with numpy.
+"""
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from ._types cimport Command
+
+
+def tile_commands(const Command[::1] body, Command[::1] out, const uint8_t[:, ::1] shift,
+                  int64_t R, int64_t D, int64_t made) -> None:
+    """``out[(m - 1) * n + j]`` = ``body[j]`` moved on m iterations, for m = 1..R: operand k
+    (src0, src1, src2) plus ``shift[j, k] * m * D``, the result (if any) plus ``m * made``.
+    ``body``: (n,) records; ``out``: (R * n,); ``shift``: (n, 3) of 0/1. Raises ValueError on
+    shapes that do not fit (nothing written)."""
+    cdef int64_t n = body.shape[0], m, j, base, sd, rd
+    cdef Command c
+    if out.shape[0] != R * n or shift.shape[0] != n or shift.shape[1] != 3 or R < 0:
+        raise ValueError("tile_commands: shapes do not fit")
+    with nogil:
+        for m in range(1, R + 1):
+            base = (m - 1) * n
+            sd = m * D
+            rd = m * made
+            for j in range(n):
+                c = body[j]
+                if shift[j, 0]:
+                    c.src0 = <int32_t> (c.src0 + sd)
+                if shift[j, 1]:
+                    c.src1 = <int32_t> (c.src1 + sd)
+                if shift[j, 2]:
+                    c.src2 = <int32_t> (c.src2 + sd)
+                if c.dst >= 0:
+                    c.dst = <int32_t> (c.dst + rd)
+                out[base + j] = c
