@@ -18,7 +18,7 @@ import numpy as np
 
 from .semantic import NP_DTYPES
 
-__all__ = ["vec_value", "reduce_value", "cast_value", "convert", "view_value", "value_of",
+__all__ = ["vec_value", "vec_compute", "reduce_value", "cast_value", "convert", "view_value", "value_of",
            "IntegerDivisionByZero", "ShiftOutOfRange"]
 
 _F32 = np.dtype(np.float32)
@@ -155,10 +155,56 @@ _FLOAT_FN = {
 }
 
 
+def vec_compute(name: str, args: list, ct: str, widen) -> np.ndarray:
+    """The unrounded result of elementwise op ``name`` (any but fill, arange, cast and copy,
+    which have no compute dtype to dispatch on) with compute dtype ``ct``: each operand of
+    ``args`` (arrays or Python numbers) widened by ``widen`` (vec_value: :func:`convert` to
+    ``ct``; the f64 drift shadow: to float64), ``where``'s condition taken as a mask (nonzero is
+    true), the op computed in the widened type with numpy's broadcasting (the caller broadcasts
+    to the command's shape and rounds). Floating-point overflow and invalid results are silent
+    (inf, NaN). Raises IntegerDivisionByZero for ``//`` by a zero divisor or an int32 ``%`` by
+    one, ShiftOutOfRange for a shift count outside 0..31, ValueError for an unknown ``name``."""
+    if name == "where":
+        c = np.asarray(args[0])
+        c = c if c.dtype == _BOOL else c != 0
+        return np.where(c, widen(args[1]), widen(args[2]))
+    xs = [widen(a) for a in args]
+    with np.errstate(all="ignore"):
+        if name in _ARITH:
+            return _ARITH[name](xs[0], xs[1])
+        if name in _COMPARE:
+            return _COMPARE[name](xs[0], xs[1])
+        if name == "div":
+            return np.divide(xs[0], xs[1])
+        if name == "floordiv":
+            _check_divisor(xs[1])
+            return _trunc_div(xs[0], xs[1])
+        if name == "mod":
+            if ct == "int32":
+                _check_divisor(xs[1])
+            return np.fmod(xs[0], xs[1])
+        if name in _LOGIC:
+            return (_LOGIC if ct == "bool" else _BITWISE)[name](xs[0], xs[1])
+        if name == "invert":
+            return np.logical_not(xs[0]) if ct == "bool" else np.invert(xs[0])
+        if name in ("shl", "shr"):
+            _check_shift(xs[1])
+            return np.left_shift(xs[0], xs[1]) if name == "shl" else np.right_shift(xs[0], xs[1])
+        if name == "neg":
+            return np.negative(xs[0])
+        if name == "abs":
+            return np.abs(xs[0])
+        if name in _FLOAT_FN:
+            return _FLOAT_FN[name](xs[0])
+    raise ValueError(f"unknown elementwise op {name!r}")  # pragma: no cover - the builtins emit only the names above
+
+
 def vec_value(name: str, args: list, ct: str, shape: tuple, out: str, imm=None) -> np.ndarray:
     """The value of elementwise ``name`` on ``args`` (arrays or Python numbers), compute dtype
     ``ct``, broadcast to ``shape`` and rounded to ``out``. ``imm`` carries what is not an
-    operand: the fill value, the arange (start, end), cast's ``saturate``."""
+    operand: the fill value, the arange (start, end), cast's ``saturate``. The ops with a
+    compute dtype are :func:`vec_compute`'s, on the operands converted to ``ct``; what it raises,
+    this raises."""
     if name == "fill":
         return np.full(shape, imm, NP_DTYPES[out]) if out in ("int32", "bool") else \
             _round(np.full(shape, imm, _F32), out)
@@ -168,42 +214,7 @@ def vec_value(name: str, args: list, ct: str, shape: tuple, out: str, imm=None) 
         return cast_value(np.asarray(args[0]), out, saturate=bool(imm))
     if name == "copy":  # broadcast_to: the operand, materialized at the new shape
         return np.ascontiguousarray(np.broadcast_to(np.asarray(args[0]), shape))
-    if name == "where":
-        c = np.asarray(args[0])
-        c = c if c.dtype == _BOOL else c != 0
-        r = np.where(c, convert(args[1], ct), convert(args[2], ct))
-    else:
-        xs = [convert(a, ct) for a in args]
-        with np.errstate(all="ignore"):
-            if name in _ARITH:
-                r = _ARITH[name](xs[0], xs[1])
-            elif name in _COMPARE:
-                r = _COMPARE[name](xs[0], xs[1])
-            elif name == "div":
-                r = np.divide(xs[0], xs[1])
-            elif name == "floordiv":
-                _check_divisor(xs[1])
-                r = _trunc_div(xs[0], xs[1])
-            elif name == "mod":
-                if ct == "int32":
-                    _check_divisor(xs[1])
-                r = np.fmod(xs[0], xs[1])
-            elif name in _LOGIC:
-                r = (_LOGIC if ct == "bool" else _BITWISE)[name](xs[0], xs[1])
-            elif name == "invert":
-                r = np.logical_not(xs[0]) if ct == "bool" else np.invert(xs[0])
-            elif name in ("shl", "shr"):
-                _check_shift(xs[1])
-                r = np.left_shift(xs[0], xs[1]) if name == "shl" else np.right_shift(xs[0], xs[1])
-            elif name == "neg":
-                r = np.negative(xs[0])
-            elif name == "abs":
-                r = np.abs(xs[0])
-            elif name in _FLOAT_FN:
-                r = _FLOAT_FN[name](xs[0])
-            else:  # pragma: no cover - the builtins emit only the names above
-                raise ValueError(f"unknown elementwise op {name!r}")
-    r = np.asarray(r)
+    r = np.asarray(vec_compute(name, args, ct, lambda a: convert(a, ct)))
     if r.shape != shape:
         r = np.broadcast_to(r, shape)
     return np.ascontiguousarray(_round(r, out))

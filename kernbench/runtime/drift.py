@@ -39,8 +39,7 @@ from typing import Optional
 import numpy as np
 
 from ..common.pe_commands import Opcode
-from ..language.numerics import (_ARITH, _COMPARE, _FLOAT_FN, _trunc_div, cast_value, reduce_value,
-                                 value_of, vec_value)
+from ..language.numerics import cast_value, reduce_value, value_of, vec_compute, vec_value
 from ..language.semantic import dtype_name, masked_access
 
 __all__ = ["DriftResult", "Shadow", "DEFAULT_TOLERANCE", "drift_tolerance"]
@@ -121,8 +120,11 @@ def measure(value, shadow) -> float:
 
 # -- the ops in f64 ------------------------------------------------------------------------------
 def shadow_vec(name: str, args: list, ct: str, shape: tuple, out: str, imm=None) -> np.ndarray:
-    """Elementwise ``name`` without rounding: floats in f64, ints and masks as the language
-    computes them (kernbench.language.numerics.vec_value)."""
+    """Elementwise ``name`` without rounding, broadcast to ``shape``: with a float compute dtype
+    ``ct``, the op of kernbench.language.numerics.vec_compute on the operands in f64, a float
+    result kept in f64 (not rounded to ``out``), an int32 or mask result converted as
+    numerics.cast_value does; with an int32 or mask ``ct``, exactly vec_value. A float fill or
+    cast is the f64 value. Raises what vec_value and vec_compute raise."""
     if name == "fill":
         return np.full(shape, imm, _F64) if out not in _EXACT else vec_value(name, args, ct, shape, out, imm)
     if name == "arange":
@@ -134,31 +136,7 @@ def shadow_vec(name: str, args: list, ct: str, shape: tuple, out: str, imm=None)
         return np.ascontiguousarray(np.broadcast_to(np.asarray(args[0]), shape))
     if ct in _EXACT:
         return vec_value(name, args, ct, shape, out, imm)
-    with np.errstate(all="ignore"):
-        if name == "where":
-            c = np.asarray(args[0])
-            r = np.where(c if c.dtype == np.bool_ else c != 0, _f64(args[1]), _f64(args[2]))
-        else:
-            xs = [_f64(a) for a in args]
-            if name in _ARITH:
-                r = _ARITH[name](xs[0], xs[1])
-            elif name in _COMPARE:
-                r = _COMPARE[name](xs[0], xs[1])
-            elif name == "div":
-                r = np.divide(xs[0], xs[1])
-            elif name == "floordiv":
-                r = _trunc_div(xs[0], xs[1])
-            elif name == "mod":
-                r = np.fmod(xs[0], xs[1])
-            elif name == "neg":
-                r = np.negative(xs[0])
-            elif name == "abs":
-                r = np.abs(xs[0])
-            elif name in _FLOAT_FN:
-                r = _FLOAT_FN[name](xs[0])
-            else:  # a float compute dtype has no other ops
-                return vec_value(name, args, ct, shape, out, imm)
-    r = np.asarray(r)
+    r = np.asarray(vec_compute(name, args, ct, _f64))
     if out in _EXACT:
         r = cast_value(r, out) if out == "int32" else r.astype(np.bool_)
     elif r.dtype != _F64:
