@@ -70,6 +70,48 @@ def _probs(tl, s, m):
 
 
 
+def _fold_stats(tl, s, m, l, q_pos0, k_pos0, G, causal):
+    """Stage 2 of a decode fold on scores ``s`` (R, n) f32 of keys k_pos0.. against queries
+    q_pos0..: the causal mask where the block reaches past the newest query, then :func:`_probs`
+    and l' = a l + rowsum p with a = exp(m - m') (m, l None: a group's first fold, a None, l' =
+    rowsum p). Returns (m', p16, a, l')."""
+    if causal and k_pos0 + s.shape[1] - 1 > q_pos0:
+        s = _causal_mask(tl, s, q_pos0, k_pos0, G)
+    m_new, p, p16 = _probs(tl, s, m)
+    if m is None:
+        return m_new, p16, None, tl.sum(p, axis=-1)
+    alpha = tl.exp(m - m_new)
+    return m_new, p16, alpha, l * alpha + tl.sum(p, axis=-1)
+
+
+def _normalise(tl, m, l, o_pieces):
+    """A group's finished partial: (lse = m + log l (R, 1), its o pieces divided by l)."""
+    inv = 1.0 / l
+    return m + tl.log(l), [oc * inv for oc in o_pieces]
+
+
+def _piece_selectors(tl, n_pc):
+    """Masks (1, n_pc, 1) selecting column piece j = 1..n_pc-1 (None for one piece): made once,
+    reused by every :func:`_store_pieces`."""
+    if n_pc == 1:
+        return None
+    col = tl.arange(0, n_pc)
+    return [_view(col == j, (1, n_pc, 1)) for j in range(1, n_pc)]
+
+
+def _store_pieces(tl, o_ptr, g, pieces, col_is, S_q, G, d, h_q):
+    """Store group g's output, held as column pieces (R, cw) f16 (R = S_q * G rows, n_pc pieces
+    of cw = d / n_pc columns), into o (S_q, h_q, d): the pieces assembled into (R, n_pc, cw),
+    row-major (R, d), by one select a piece, then one strided store."""
+    out = pieces[0]
+    if col_is is not None:
+        R, cw = out.shape
+        out = tl.where(col_is[0], _view(pieces[1], (R, 1, cw)), _view(pieces[0], (R, 1, cw)))
+        for j in range(2, len(pieces)):
+            out = tl.where(col_is[j - 1], _view(pieces[j], (R, 1, cw)), out)
+    tl.store(o_ptr + g * G * d * F16_BYTES, _view(out, (S_q, G * d)), stride=h_q * d)
+
+
 def _lse_weights(tl, lse_a, lse_b, forward):
     """Merge weights of two normalised partials, w = e^lse_a / (e^lse_a + e^lse_b) = sigmoid(lse_a -
     lse_b) and u = 1 - w; with ``forward``, first (it is what the next rank waits for) the merged
@@ -139,9 +181,7 @@ def attention_mesh_mlo_kernel(
         """o update of a fold once its P.V is issued; the group's normalisation after its last."""
         o[g] = pv if first else [oc * alpha + pc for oc, pc in zip(o[g], pv)]
         if last:
-            inv = 1.0 / l[g]
-            lse[g] = m[g] + tl.log(l[g])
-            on[g] = [oc * inv for oc in o[g]]
+            lse[g], on[g] = _normalise(tl, m[g], l[g], o[g])
 
     for t, (g, k0, n, first) in enumerate(folds):
         last = t + 1 == len(folds) or folds[t + 1][0] != g
@@ -160,17 +200,8 @@ def attention_mesh_mlo_kernel(
             pg, pfirst, plast, palpha, pp16, pvb = pending
             pv = [tl.dot(pp16, vc) for vc in pvb]
         # stage 2 of this fold before the previous fold's o update: it needs only the scores
-        k_pos0 = rank * S + k0
-        if causal and k_pos0 + n - 1 > q_pos0:
-            s = _causal_mask(tl, s, q_pos0, k_pos0, G)
-        m_old = None if first else m[g]
-        m[g], p, p16 = _probs(tl, s, m_old)
-        if first:
-            alpha = None
-            l[g] = tl.sum(p, axis=-1)
-        else:
-            alpha = tl.exp(m_old - m[g])
-            l[g] = l[g] * alpha + tl.sum(p, axis=-1)
+        m[g], p16, alpha, l[g] = _fold_stats(tl, s, None if first else m[g], None if first else l[g],
+                                             q_pos0, rank * S + k0, G, causal)
         if pending is not None:
             update(pg, pfirst, plast, palpha, pv)
         pending = (g, first, last, alpha, p16, vb)
@@ -259,14 +290,6 @@ def attention_mesh_mlo_kernel(
 
     # ---------------------------------------------------------------- 3. stores, after every load
     # each group's pieces assembled into (R, n_pc, cw), row-major (R, d), by one select a piece
-    if n_pc > 1:
-        col = tl.arange(0, n_pc)
-        col_is = [_view(col == j, (1, n_pc, 1)) for j in range(1, n_pc)]
+    col_is = _piece_selectors(tl, n_pc)
     for g in range(h_kv):
-        pieces = finals[g]
-        out = pieces[0]
-        if n_pc > 1:
-            out = tl.where(col_is[0], _view(pieces[1], (R, 1, cw)), _view(pieces[0], (R, 1, cw)))
-            for j in range(2, n_pc):
-                out = tl.where(col_is[j - 1], _view(pieces[j], (R, 1, cw)), out)
-        tl.store(o_ptr + g * G * d * F16_BYTES, _view(out, (S_q, G * d)), stride=h_q * d)
+        _store_pieces(tl, o_ptr, g, finals[g], col_is, S_q, G, d, h_q)

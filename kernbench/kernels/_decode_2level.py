@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 
-from ._common import F16, F16_BYTES, F32, _causal_mask, _load_kv, _load_q, _view
-from ._decode import _lse_weights, _probs
+from ._common import F16, F16_BYTES, F32, _load_kv, _load_q
+from ._decode import _fold_stats, _lse_weights, _normalise, _piece_selectors, _store_pieces
 
 __all__ = ["attention_decode_two_level_kernel", "DEFAULT_TWO_LEVEL_BLOCK_KV"]
 
@@ -195,19 +195,11 @@ def attention_decode_two_level_kernel(
             finals[g] = across_cubes(cube_partial)
 
     # ---------------------------------------------------------------- stores (PE 0)
-    if n_pc > 1 and pe == 0:
-        col = tl.arange(0, n_pc)
-        col_is = [_view(col == j, (1, n_pc, 1)) for j in range(1, n_pc)]
+    col_is = _piece_selectors(tl, n_pc) if pe == 0 else None
     stored = set()
 
     def store(g):
-        pieces = finals[g]
-        out = pieces[0]
-        if n_pc > 1:
-            out = tl.where(col_is[0], _view(pieces[1], (R, 1, cw)), _view(pieces[0], (R, 1, cw)))
-            for j in range(2, n_pc):
-                out = tl.where(col_is[j - 1], _view(pieces[j], (R, 1, cw)), out)
-        tl.store(o_ptr + g * G * d * F16_BYTES, _view(out, (S_q, G * d)), stride=h_q * d)
+        _store_pieces(tl, o_ptr, g, finals[g], col_is, S_q, G, d, h_q)
         stored.add(g)
 
     # ---------------------------------------------------------------- folds, all groups
@@ -235,9 +227,7 @@ def attention_decode_two_level_kernel(
     def update(t, g, first, last, alpha, pv):
         o[g] = pv if first else [oc * alpha + pc for oc, pc in zip(o[g], pv)]
         if last:
-            inv = 1.0 / l[g]
-            lse[g] = m[g] + tl.log(l[g])
-            on[g] = [oc * inv for oc in o[g]]
+            lse[g], on[g] = _normalise(tl, m[g], l[g], o[g])
             done.append((t, g))
 
     def exchanges_due(t):
@@ -266,17 +256,8 @@ def attention_decode_two_level_kernel(
         if pending is not None and LOOKAHEAD:
             pt, pg, pfirst, plast, palpha, pp16, pvb = pending
             pv = [tl.dot(pp16, vc) for vc in pvb]
-        k_pos0 = rank * S + k0
-        if causal and k_pos0 + n - 1 > q_pos0:
-            s = _causal_mask(tl, s, q_pos0, k_pos0, G)
-        m_old = None if first else m[g]
-        m[g], p, p16 = _probs(tl, s, m_old)
-        if first:
-            alpha = None
-            l[g] = tl.sum(p, axis=-1)
-        else:
-            alpha = tl.exp(m_old - m[g])
-            l[g] = l[g] * alpha + tl.sum(p, axis=-1)
+        m[g], p16, alpha, l[g] = _fold_stats(tl, s, None if first else m[g], None if first else l[g],
+                                             q_pos0, rank * S + k0, G, causal)
         if pending is not None:
             update(pt, pg, pfirst, plast, palpha, pv)
         exchanges_due(t)
