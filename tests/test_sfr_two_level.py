@@ -7,18 +7,13 @@ import numpy as np
 import pytest
 
 import kernbench
-from kernbench.hw import N_PORTS, OPPOSITE, Port, SfrInstall, load_hw
+from test_sfr import _symmetric
+
+from kernbench.hw import N_PORTS, Port, SfrInstall, load_hw
 
 _ = -1  # no neighbour
 
 
-def _symmetric(table):
-    for a in range(table.shape[0]):
-        for p in range(N_PORTS):
-            b = table[a, p]
-            if b >= 0 and table[b, int(OPPOSITE[p])] != a:
-                return False
-    return True
 
 
 # -- neighbour tables, by hand ---------------------------------------------------------------------
