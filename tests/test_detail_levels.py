@@ -73,6 +73,7 @@ def test_random_launches_agree(machine):
         assert isinstance(train, DeadlockError) and isinstance(packet, DeadlockError), (train, packet)
         key = lambda e: sorted((b["pe"], b["unit"], b["cmd"], b["reason"]) for b in e.blocked)  # noqa: E731
         assert key(train) == key(packet)
+        assert train.cycle == packet.cycle  # the last start or end of a command, in both
         return
     assert_same_result(train, packet, MAJOR_RESULT_FIELDS)
     if train.cycles > 1:
@@ -112,3 +113,32 @@ def test_two_level_decode_agrees():
                                 8, 2, mode="timing", detail=det).engine for det in ("train", "packet"))
     assert train.work["packets"] > 0
     assert_same_result(train, packet, MAJOR_RESULT_FIELDS)
+
+
+@pytest.mark.parametrize("h", [7, 1000])
+def test_a_deadlock_is_reported_at_the_same_cycle_in_both_details(h):
+    # PE 1's second recv waits for PE 0's second send, which forwards what PE 0 receives from PE
+    # 1's send, which comes after that recv. Packet detail's clock runs on after the last command
+    # (the last credit flies back h cycles); the reported cycle is the last start or end in both.
+    import kernbench
+
+    def kernel(n, *, tl):
+        if tl.program_id(0) == 0:
+            tl.send("E", tl.zeros((n,), "f16"))
+            tl.send("E", tl.recv("E", (n,), "f16"))
+        else:
+            tl.recv("W", (n,), "f16")
+            tl.send("W", tl.recv("W", (n,), "f16"))
+
+    errors = []
+    for detail in ("train", "packet"):
+        ctx = kernbench.Context("default", overrides={"pes_per_cube": 2, "n_cubes": 1,
+                                                     "link.hop_latency_cycles": h})
+        ctx.install_sfr(scope="pe")
+        with pytest.raises(DeadlockError) as e:
+            ctx.launch(kernel, (2, 1), 1000, mode="timing", detail=detail)
+        errors.append(e.value)
+    train, packet = errors
+    assert train.cycle == packet.cycle > 0
+    assert str(train).splitlines()[0] == str(packet).splitlines()[0]
+    assert [b["text"] for b in train.blocked] == [b["text"] for b in packet.blocked]

@@ -55,3 +55,34 @@ def test_attention_kernels_refuse_heads_that_gqa_cannot_group():
             ctx.launch(kernel, (2, 1), q, kv, kv, o, 4, 4, 6, 4, 8, 2, mode="timing")
     with pytest.raises(KernelError, match=r"d_head must be a positive int, got 0"):
         ctx.launch(attention_mesh_kv_kernel, (2, 1), q, kv, kv, o, 4, 4, 6, 3, 0, 2, mode="timing")
+
+
+def test_attention_kernels_take_numpy_integer_sizes():
+    # Sizes often come from shape arithmetic (np.int64): each kernel runs as with Python ints;
+    # bools and floats are still refused by name.
+    import numpy as np
+    import pytest
+
+    import kernbench
+    from kernbench import KernelError
+    from kernbench.kernels import (attention_decode_two_level_kernel, attention_mesh_kv_kernel,
+                                   attention_mesh_mlo_kernel)
+
+    def launch(kernel, scope, grid, sizes):
+        ctx = kernbench.Context("default", overrides={"n_cubes": 2, "pes_per_cube": 2})
+        ctx.install_sfr(scope)
+        q = ctx.replicate(np.zeros((4, 4, 8), np.float16))
+        kv = ctx.replicate(np.zeros((4, 2, 8), np.float16))
+        o = ctx.empty((4, 4, 8), "f16")
+        return ctx.launch(kernel, grid, q, kv, kv, o, *sizes, mode="timing")
+
+    cases = [(attention_mesh_kv_kernel, "pe", (2, 1), (4, 4, 4, 2, 8, 2)),
+             (attention_mesh_mlo_kernel, "pe", (2, 1), (1, 4, 4, 2, 8, 2)),
+             (attention_decode_two_level_kernel, "two_level", (2, 2), (1, 4, 4, 2, 8, 2, 2))]
+    for kernel, scope, grid, sizes in cases:
+        want = launch(kernel, scope, grid, sizes)
+        got = launch(kernel, scope, grid, tuple(np.int64(s) for s in sizes))
+        assert got.cycles == want.cycles and got.program.n_commands == want.program.n_commands
+        for bad in (True, 4.0):
+            with pytest.raises(KernelError, match=r"must be a positive int"):
+                launch(kernel, scope, grid, (bad,) + sizes[1:])

@@ -194,16 +194,49 @@ def squares(x_ptr, o_ptr, n, *, tl):
         tl.store(o_ptr, x)
 
 
+def stride_grows(x_ptr, o_ptr, n, *, tl):
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * F32, shape=(2, T), stride=T + i // 4)  # the stride changes at 4
+        tl.store(o_ptr, x)
+
+
+def breaks(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n):
+        if i == 6:  # in an iteration replay does not trace: never seen with replay on
+            break
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    tl.store(o_ptr, acc)
+
+
+def nested_special(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n):
+        for j in tl.range(0, 6):
+            x = tl.load(x_ptr + j * T * T * F32, shape=(T, T))  # the same tiles for every i
+            if i == 5 and j == 3:
+                x = x * 2.0
+            acc = acc + x
+    tl.store(o_ptr, acc)
+
+
 @pytest.mark.parametrize("kernel,match", [
     (special_iteration, "iteration 5 .*does not repeat the loop body"),
     (python_state, "replay .*changes the program"),
     (squares, "iteration 3 .*move by a constant per iteration"),
+    (stride_grows, r"iteration 4 .*shape \(2, 8\) and stride 9, the replayed body's shape \(2, 8\) "
+                   r"and stride 8"),
+    (breaks, r"test_tl_range.py:\d+: tl.range replay \(verify mode\): the kernel left this tl.range "
+             r"loop at iteration 6 \(index 6; a break or return"),
+    (nested_special, r"iteration 3 \(index 3\) in iteration index 5 of the tl.range at "
+                     r"test_tl_range.py:\d+ does not repeat"),
 ])
 def test_verify_catches_kernels_outside_the_contract(kernel, match):
     args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 12)  # noqa: E731
     with pytest.raises(KernelError, match=match):
         _launch(kernel, args, "verify")
-    if kernel is not squares:  # (addresses do not change the timing)
+    if kernel in (special_iteration, python_state, breaks, nested_special):  # (addresses and
+        # strides do not change the timing)
         off, on = _launch(kernel, args, "off"), _launch(kernel, args, "on")
         assert off.program.commands.tobytes() != on.program.commands.tobytes()
 
@@ -360,3 +393,17 @@ def test_nested_ranges_exact(n_outer, n_inner):
     # the outer body runs for 4 iterations when it is long enough, the inner for 4 per outer run
     assert outer == (list(range(n_outer)) if n_outer < 5 else [0, 1, 2, n_outer - 1])
     assert len(inner) == len(outer) * min(n_inner, 4 if n_inner >= 5 else n_inner)
+
+
+def test_a_break_replay_would_not_skip_is_no_error():
+    # Left in a traced iteration (before replay starts, or the last one): the program is the one
+    # full tracing gives, in every mode.
+    def early(x_ptr, o_ptr, n, *, tl):
+        for i in tl.range(0, n):
+            if i == 1:
+                break
+            tl.store(o_ptr, tl.load(x_ptr + i * T * T * F32, shape=(T, T)))
+
+    args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 12)  # noqa: E731
+    runs = [_launch(early, args, mode) for mode in ("off", "on", "verify")]
+    assert len({r.program.commands.tobytes() for r in runs}) == 1

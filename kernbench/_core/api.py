@@ -709,10 +709,14 @@ def _raise_deadlock(hw, program, nbr, sim, prep, describe, source=None):
         text = f"\nCycle of waits: {chain} -> {_pe_name(hw, cycle[0]['pe'])} {UNIT_NAMES[cycle[0]['unit']]}"
         for s in _suggestions(hw, program, cycle):
             text += f"\nWhat would remove it: {s}"
+    # The cycle of the last start or end of a command: packet detail's clock runs on after it
+    # (credits still flying back), train detail's does not; this is the same in both.
+    start, end = sim.cmd_start_arr, sim.cmd_end_arr
+    at = int(max(start.max(initial=0), end.max(initial=0)))
     raise DeadlockError(
-        f"deadlock at cycle {sim.now_cycle}: no unit can make progress. Blocked:\n  {lines}{text}",
+        f"deadlock at cycle {at}: no unit can make progress. Blocked:\n  {lines}{text}",
         blocked,
-        int(sim.now_cycle),
+        at,
     )
 
 

@@ -5,6 +5,7 @@ Each helper emits ``tl`` commands like any user's code; nothing here is engine-s
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import replace
 
 F16 = "f16"
@@ -26,19 +27,30 @@ def _view(h, shape):
 def _check_shapes(kernel: str, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal=False,
                   **blocks):
     """The kernel's shape arguments, checked before any command: a clear ValueError instead of
-    heads never written (h_q not a multiple of h_kv) or a malformed ring."""
+    heads never written (h_q not a multiple of h_kv) or a malformed ring. Returns the sizes
+    (S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, then ``blocks`` in order) as Python ints."""
     if not isinstance(causal, bool):
         raise ValueError(f"{kernel}: causal must be True or False, got {causal!r}")
-    sizes = dict(S_q=S_q, S_kv_per_rank=S_kv_per_rank, h_q=h_q, h_kv=h_kv, d_head=d_head,
-                 n_ranks=n_ranks, **blocks)
-    for name, v in sizes.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{kernel}: {name} must be a positive int, got {v!r}")
+    sizes = _positive_ints(kernel, S_q=S_q, S_kv_per_rank=S_kv_per_rank, h_q=h_q, h_kv=h_kv,
+                           d_head=d_head, n_ranks=n_ranks, **blocks)
+    h_q, h_kv = sizes["h_q"], sizes["h_kv"]
     if h_q % h_kv:
         raise ValueError(f"{kernel}: h_q = {h_q} is not a multiple of h_kv = {h_kv} (GQA: each K/V "
                          f"head serves h_q / h_kv query heads)")
     if rank_axis not in (0, 1):
         raise ValueError(f"{kernel}: rank_axis must be 0 (PEs of a cube) or 1 (cubes), got {rank_axis!r}")
+    return tuple(sizes.values())
+
+
+def _positive_ints(kernel: str, **sizes) -> dict:
+    """Each size as a Python int, checked >= 1: ints and numpy integers (from shape arithmetic)
+    pass; bools, floats and anything else raise ValueError naming the argument."""
+    out = {}
+    for name, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{kernel}: {name} must be a positive int, got {v!r}")
+        out[name] = int(v)
+    return out
 
 
 def _rank(rank_axis, tl):

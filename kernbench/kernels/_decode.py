@@ -147,7 +147,8 @@ def attention_mesh_mlo_kernel(
     than keys. See docs/kernels.md for the schedule, what overlaps and the bounds.
     """
     name = "attention_mesh_mlo_kernel"
-    _check_shapes(name, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal, block_kv=block_kv)
+    S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, block_kv = _check_shapes(
+        name, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal, block_kv=block_kv)
     if causal and S_q > n_ranks * S_kv_per_rank:
         raise ValueError(f"{name}: causal needs S_q <= n_ranks * S_kv_per_rank (every query row is one "
                          f"of the context's tokens), got S_q {S_q} > {n_ranks} * {S_kv_per_rank}")

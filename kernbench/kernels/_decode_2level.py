@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from ._common import F16, F16_BYTES, F32, _load_kv, _load_q
+from ._common import F16, F16_BYTES, F32, _load_kv, _load_q, _positive_ints
 from ._decode import _fold_stats, _lse_weights, _normalise, _piece_selectors, _store_pieces
 
 __all__ = ["attention_decode_two_level_kernel", "DEFAULT_TWO_LEVEL_BLOCK_KV"]
@@ -59,10 +59,6 @@ STAGGER = True
 TAIL_BLOCK_KV = 256
 
 
-def _positive(v):
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
 def attention_decode_two_level_kernel(
     q_ptr, k_ptr, v_ptr, o_ptr, S_q, S_kv_per_pe, h_q, h_kv, d_head, n_pes, n_cubes,
     block_kv=DEFAULT_TWO_LEVEL_BLOCK_KV, *, causal=False, tl,
@@ -89,11 +85,9 @@ def attention_decode_two_level_kernel(
     name = "attention_decode_two_level_kernel"
     if not isinstance(causal, bool):
         raise ValueError(f"{name}: causal must be True or False, got {causal!r}")
-    sizes = dict(S_q=S_q, S_kv_per_pe=S_kv_per_pe, h_q=h_q, h_kv=h_kv, d_head=d_head, n_pes=n_pes,
-                 n_cubes=n_cubes, block_kv=block_kv)
-    for arg, v in sizes.items():
-        if not _positive(v):
-            raise ValueError(f"{name}: {arg} must be a positive int, got {v!r}")
+    S_q, S_kv_per_pe, h_q, h_kv, d_head, n_pes, n_cubes, block_kv = _positive_ints(
+        name, S_q=S_q, S_kv_per_pe=S_kv_per_pe, h_q=h_q, h_kv=h_kv, d_head=d_head, n_pes=n_pes,
+        n_cubes=n_cubes, block_kv=block_kv).values()
     if h_q % h_kv:
         raise ValueError(f"{name}: h_q = {h_q} is not a multiple of h_kv = {h_kv} (GQA: each K/V "
                          f"head serves h_q / h_kv query heads)")

@@ -106,7 +106,7 @@ class PEBuilder:
         "tensor_pinned", "handles", "finished",
         "_tb_parts", "_keep", "_cmd", "_tens", "_meta", "_sget",
         "_vec_plans", "_dot_plans", "_reduce_plans", "_other_plans",
-        "_track", "_acc",
+        "_track", "_acc", "left_range", "ranges",
     )
 
     def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str,
@@ -155,6 +155,11 @@ class PEBuilder:
         #: made (every one, views included) and the loads and stores (allocation, element
         #: offset, shape, stride)
         self._track = self._acc = None
+        #: (file, line, iteration, index) of a tl.range loop left before its end in verify
+        #: mode's full pass (break/return in the body): tracing then fails, naming it
+        self.left_range = None
+        #: [file, line, index] of each tl.range loop running, outermost first (for errors)
+        self.ranges = []
 
     @property
     def n_commands(self) -> int:

@@ -188,15 +188,23 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
         else:
             acc = b._acc[s[5]:e[5]]
             for j, ((x, e0, sh, st), (x0, b0, sh0, st0), d) in enumerate(zip(acc, p.acc, p.delta)):
-                if x is not x0 or e0 != b0 + m * d or sh != sh0 or st != st0:
+                if x is not x0 or e0 != b0 + m * d:
                     why = (f"its load/store #{j} reads element {e0} of {x.name!r}; the replayed "
                            f"body's offsets move by {d} per iteration, to element {b0 + m * d} of "
                            f"{x0.name!r}: tl.range may use the index only in addresses that move "
                            f"by a constant per iteration")
                     break
+                if sh != sh0 or st != st0:
+                    why = (f"its load/store #{j} of {x.name!r} has shape {sh} and stride {st}, the "
+                           f"replayed body's shape {sh0} and stride {st0}: a tl.range body keeps its "
+                           f"tiles' shapes and strides; only their offsets may move with the index")
+                    break
     if why is not None:
+        # an inner loop's iteration repeats in every iteration of the loops around it: name those
+        outer = "".join(f" in iteration index {i} of the tl.range at {_base(f)}:{ln}"
+                        for f, ln, i in reversed(b.ranges[:-1]))
         raise semantic.kernel_error(
-            b, f"tl.range: iteration {k} (index {value}) does not repeat the loop body: {why}. "
+            b, f"tl.range: iteration {k} (index {value}){outer} does not repeat the loop body: {why}. "
                f"Replay would emit iteration {PROBES - 1} moved on instead (docs/language.md, "
                f"'tl.range'); use range() for a loop whose iterations differ", where)
 
@@ -224,12 +232,18 @@ def tl_range(tl, r: range):
     owner = b._acc is None
     if owner:
         b._track, b._acc = [], []
+    at = 0  # the iteration running when the loop is left early (GeneratorExit at a yield)
+    skipped = False  # verify's full pass is at an iteration replay would not trace
+    running = [where[0], where[1], None]  # this loop in b.ranges: file, line, current index
+    b.ranges.append(running)
     try:
         snaps = [_snap(b)]
         trans = []
         for k in range(PROBES):
             if k == PROBES - 1:
                 trans.append(set(b.transposed))
+            at = k
+            running[2] = r[k]
             yield r[k]
             snaps.append(_snap(b))
         trans.append(set(b.transposed))
@@ -249,17 +263,31 @@ def tl_range(tl, r: range):
             if owner:
                 b._acc = None  # inner tl.range loops of the last iterations own theirs
             for j in range(k, n):
+                at = j
+                running[2] = r[j]
                 yield r[j]
             return
         # verify, first pass: trace the iterations replay would skip and check each
         for j in range(k, n - 1):
             s = _snap(b)
+            at, skipped = j, True
+            running[2] = r[j]
             yield r[j]
             e = _snap(b)
             _check_iteration(b, p, s, e, j - (PROBES - 1), j, r[j], where)
         if owner:
             b._acc = None
+        at = n - 1
+        running[2] = r[n - 1]
         yield r[n - 1]
+    except GeneratorExit:
+        # The kernel left the loop (break, return) at iteration `at`. With replay on it can only
+        # leave at a traced iteration (a break in a replayed one is never seen, and the program
+        # is wrong); verify's full pass sees the iterations replay skips and names the one left.
+        if skipped and b.left_range is None:
+            b.left_range = (where[0], where[1], at, r[at])
+        raise
     finally:
+        b.ranges.pop()
         if owner:
             b._track = b._acc = None

@@ -272,6 +272,15 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                 f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}: {e}",
                 pe=(p, c), where=f"{file}:{line}",
             ) from e
+        if b.left_range is not None:
+            file, line, k, value = b.left_range
+            raise KernelError(
+                f"PE ({p}, {c}) at {os.path.basename(file)}:{line}: tl.range replay (verify mode): "
+                f"the kernel left this tl.range loop at iteration {k} (index {value}; a break or "
+                f"return in its body), but replay emits the iterations it does not trace as if the "
+                f"loop ran to its end. A tl.range loop runs all its iterations (docs/language.md, "
+                f"'tl.range'): use range() for a loop that may stop early", pe=(p, c),
+                where=f"{file}:{line}")
         # Compact now: the program's handles and Python lists go before the next one.
         b.finish()
 
