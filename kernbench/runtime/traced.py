@@ -83,7 +83,7 @@ class TracedLaunch:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["table"] = list(self.table.keys)
-        state["_prepared"] = {}
+        del state["_prepared"]
         return state
 
     #: TracedLaunches unpickled in this process (a sweep checks each reaches a worker once)
@@ -97,4 +97,5 @@ class TracedLaunch:
             table.index[k] = len(table.keys)
             table.keys.append(k)
         state["table"] = table
+        state["_prepared"] = {}  # (a pickle of an older kernbench has no such field)
         self.__dict__.update(state)
