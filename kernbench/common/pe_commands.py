@@ -442,16 +442,48 @@ class Program:
 
     ``commands[cmd_offsets[g]:cmd_offsets[g+1]]`` is PE g's stream; its tensor ids index
     ``tensor_bytes[tensor_offsets[g]:tensor_offsets[g+1]]`` (and ``tensor_pinned``).
+
+    ``compact`` (optional): an object whose ``expand()`` rebuilds ``commands`` exactly (the
+    launch's TraceStore gives a kernbench.language.store.TiledCommands when tl.range replay tiled
+    rows): :meth:`release_commands` then drops the array and ``commands`` rebuilds it when next
+    read. Pickles carry the compact form only.
     """
 
-    __slots__ = ("commands", "cmd_offsets", "tensor_bytes", "tensor_pinned", "tensor_offsets")
+    __slots__ = ("_commands", "compact", "cmd_offsets", "tensor_bytes", "tensor_pinned", "tensor_offsets")
 
-    def __init__(self, commands, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets):
-        self.commands = commands
+    def __init__(self, commands, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets, compact=None):
+        self._commands = commands
+        self.compact = compact
         self.cmd_offsets = cmd_offsets
         self.tensor_bytes = tensor_bytes
         self.tensor_pinned = tensor_pinned
         self.tensor_offsets = tensor_offsets
+
+    @property
+    def commands(self) -> np.ndarray:
+        """(n_commands,) COMMAND_DTYPE, every PE's stream in global PE order."""
+        c = self._commands
+        if c is None:
+            c = self._commands = self.compact.expand()
+        return c
+
+    def release_commands(self) -> None:
+        """Drop the command array if ``compact`` can rebuild it (a launch's result keeps ~72
+        bytes per command less); ``commands`` rebuilds it, byte for byte, when next read."""
+        if self.compact is not None:
+            self._commands = None
+
+    def __getstate__(self):
+        return (None if self.compact is not None else self._commands, self.compact, self.cmd_offsets,
+                self.tensor_bytes, self.tensor_pinned, self.tensor_offsets)
+
+    def __setstate__(self, state) -> None:
+        if len(state) == 2 and isinstance(state[1], dict):  # pickled by a kernbench without compact
+            slots = state[1]
+            state = (slots["commands"], None, slots["cmd_offsets"], slots["tensor_bytes"],
+                     slots["tensor_pinned"], slots["tensor_offsets"])
+        (self._commands, self.compact, self.cmd_offsets, self.tensor_bytes, self.tensor_pinned,
+         self.tensor_offsets) = state
 
     @property
     def n_pes(self) -> int:

@@ -369,7 +369,9 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
     kernel through the very same check. ``trace_cache`` (a dict, shared by the panels of one
     :func:`run_panels`): a timing-mode panel whose per-rank streams another panel already traced
     (the single_user and multi_user pair of prefill, and of decode) copies them instead of tracing
-    them again (:func:`_stream_key`); the result is the same launch's, exactly."""
+    them again (:func:`_stream_key`); the result is the same launch's, exactly. A panel whose
+    streams enter the cache keeps its command array (Program.release_commands) for the panels
+    that copy it: :func:`run_panels` releases it once they have run."""
     from ..runtime import executor  # runtime sits above kernels; import at use
     from ..runtime.context import Context
 
@@ -404,9 +406,10 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
         traced, _, _ = executor.trace_launch(ctx, spec.kernel, spec.grid, args, kernel_kwargs,
                                              mode=spec.mode, reuse=reuse,
                                              replay=launch_kw.pop("replay", None))
+        source = key not in trace_cache  # its commands stay for the panels that copy them
         trace_cache.setdefault(key, (traced, ranks))
         result = executor.time_traced(ctx, spec.kernel, args, kernel_kwargs, traced, None, None,
-                                      mode=spec.mode, **launch_kw)
+                                      mode=spec.mode, release=not source, **launch_kw)
     else:
         result = ctx.launch(kernel or spec.kernel, spec.grid, *args, mode=spec.mode,
                             kernel_kwargs=kernel_kwargs, **launch_kw)
@@ -541,6 +544,8 @@ def run_panels(panels=None, hw="default", shape: str = "small", context: int | N
             p.tuning = tuning
             p.result.extra["diag"]["tuning"] = {k: v for k, v in tuning.items() if k != "table"}
         out.append(p)
+    for traced, _ in (cache or {}).values():
+        traced.program.release_commands()  # the panels copying its streams have run
     if progress is not None:
         progress("diag", len(specs), len(specs))
     return out

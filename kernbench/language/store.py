@@ -16,7 +16,7 @@ from .sites import SiteTable, OUT_BYTES
 
 _RECORD = np.dtype((np.void, COMMAND_DTYPE.itemsize))  #: a command as an opaque record
 
-__all__ = ["TraceStore"]
+__all__ = ["TraceStore", "TiledCommands"]
 
 
 class TraceStore:
@@ -30,7 +30,7 @@ class TraceStore:
     trims and hands them over."""
 
     __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_sites", "_expected",
-                 "_segments", "_tensor_bytes")
+                 "_segments", "_tensor_bytes", "_tiles")
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.table = SiteTable()
@@ -46,6 +46,8 @@ class TraceStore:
         self._segments: list = []
         #: byte size of every tensor made, in global order (PE, then id): an array per flush
         self._tensor_bytes: list = []
+        #: every append_tiled, in order: (a, z, lo, R, D, shift, made) (:class:`TiledCommands`)
+        self._tiles: list = []
 
     @property
     def n_traced(self) -> int:
@@ -115,8 +117,9 @@ class TraceStore:
         sites = self._sites[a:z]
         out_bytes = self.table.fields()[:, OUT_BYTES][sites]
         made_bytes = out_bytes[out_bytes >= 0]
-        _replay.tile_commands(self._commands[a:z], self._commands[lo:hi],
-                              np.ascontiguousarray(shift, np.uint8), R, D, len(made_bytes))
+        shift = np.array(shift, np.uint8, order="C")  # kept (TiledCommands): a copy of its own
+        _replay.tile_commands(self._commands[a:z], self._commands[lo:hi], shift, R, D, len(made_bytes))
+        self._tiles.append((a, z, lo, R, D, shift, len(made_bytes)))
         self._sites[lo:hi] = np.tile(sites, R)
         tiled = np.tile(made_bytes, R)
         self._tensor_bytes.append(tiled)
@@ -213,3 +216,51 @@ class TraceStore:
             self._sites.resize(self.n, refcheck=False)
             self.closed = True
         return self._commands, self._sites
+
+    def compact(self) -> "TiledCommands | None":
+        """The closed store's commands as :class:`TiledCommands` (None if nothing was tiled)."""
+        if not self.closed:
+            raise RuntimeError("compact() before close()")
+        return TiledCommands(self._commands, self._tiles) if self._tiles else None
+
+
+class TiledCommands:
+    """A launch's command array kept small: the rows tracing wrote and the tl.range tilings that
+    rebuild the rest, exactly (:meth:`expand` equals the array tracing built, byte for byte).
+
+    A Program holds one beside its ``commands`` and drops the array after its launch's timing
+    (Program.release_commands): the replayed rows, most of a long kernel's, then cost nothing
+    until something reads ``commands`` again. ``tiles``: the store's append_tiled calls in
+    order, ``(a, z, lo, R, D, shift, made)``; each copies rows a..z, which precede lo, so
+    rebuilding the traced rows first and the tilings in order rebuilds every row."""
+
+    __slots__ = ("n", "bounds", "literal", "tiles")
+
+    def __init__(self, commands: np.ndarray, tiles: list) -> None:
+        self.n = n = len(commands)
+        self.tiles = tuple(tiles)
+        # the traced rows: the gaps between the tilings' outputs (disjoint, in order)
+        cuts = [0]
+        for a, z, lo, R, _, _, _ in self.tiles:
+            cuts += [lo, lo + R * (z - a)]
+        cuts.append(n)
+        self.bounds = np.array(cuts, np.int64).reshape(-1, 2)
+        if np.any(np.diff(self.bounds.ravel()) < 0):
+            raise AssertionError("TiledCommands: tilings out of order or overlapping")
+        self.literal = np.concatenate([commands[a:z] for a, z in self.bounds])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this keeps (the traced rows and the tilings' shift tables)."""
+        return self.literal.nbytes + self.bounds.nbytes + sum(t[5].nbytes for t in self.tiles)
+
+    def expand(self) -> np.ndarray:
+        """The command array, (n,) COMMAND_DTYPE, rebuilt."""
+        out = np.empty(self.n, COMMAND_DTYPE)
+        k = 0
+        for a, z in self.bounds.tolist():
+            out[a:z] = self.literal[k:k + z - a]
+            k += z - a
+        for a, z, lo, R, D, shift, made in self.tiles:
+            _replay.tile_commands(out[a:z], out[lo:lo + R * (z - a)], shift, R, D, made)
+        return out

@@ -217,7 +217,8 @@ def _assemble(hw, builders: list) -> tuple[Program, np.ndarray, SiteTable]:
     for g, b in enumerate(builders):
         if b is not None and b.pinned:
             tensor_pinned[ten_off[g] + np.asarray(b.pinned, np.int64)] = 1
-    return Program(commands, cmd_off, tensor_bytes, tensor_pinned, ten_off), sites, store.table
+    return (Program(commands, cmd_off, tensor_bytes, tensor_pinned, ten_off, compact=store.compact()),
+            sites, store.table)
 
 
 def replay_mode(replay) -> str:
@@ -401,14 +402,14 @@ def _merge_reused(program: Program, sites: np.ndarray, table: SiteTable, src, ma
     np.cumsum([z - a for _, a, z in ten_src], out=ten_off[1:])
     tb = np.concatenate([p.tensor_bytes[a:z] for p, a, z in ten_src]).astype(np.int64, copy=False)
     tp = np.concatenate([p.tensor_pinned[a:z] for p, a, z in ten_src]).astype(np.uint8, copy=False)
-    if cmd_off[-1] == len(sp.commands) and all(a == z or (p is sp and a == cmd_off[g])
-                                               for g, (p, a, z) in enumerate(cmd_src)):
+    if cmd_off[-1] == sp.n_commands and all(a == z or (p is sp and a == cmd_off[g])
+                                            for g, (p, a, z) in enumerate(cmd_src)):
         # Every stream sits where it sits in the source (diag's multi_user panels: the single_user
         # ranks moved to PE 0 of each cube, the PEs between them silent): share the source's
-        # commands instead of copying them.
+        # commands (or their compact form) instead of copying them.
         same = np.array_equal(rename, np.arange(len(rename)))
-        return (Program(sp.commands, cmd_off, tb, tp, ten_off), src.sites if same else rename[src.sites],
-                table)
+        return (Program(sp._commands, cmd_off, tb, tp, ten_off, compact=sp.compact),
+                src.sites if same else rename[src.sites], table)
     cmds = np.concatenate([p.commands[a:z] for p, a, z in cmd_src])
     sts = np.concatenate([rename[src.sites[a:z]] if p is sp else sites[a:z] for p, a, z in cmd_src])
     return Program(cmds, cmd_off, tb, tp, ten_off), sts.astype(np.int32, copy=False), table
@@ -462,6 +463,12 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
             metas = [None if b is None else b.meta for b in builders]
             handles = [None if b is None else b.handles for b in builders]
         program, sites, table = _assemble(hw, builders)
+        if replay == "verify" and program.compact is not None:
+            # the compact form a launch keeps must rebuild the array it drops, byte for byte
+            u8 = program.commands.view(np.uint8)
+            if not np.array_equal(program.compact.expand().view(np.uint8), u8):
+                raise AssertionError("kernbench: TiledCommands.expand() differs from the traced "
+                                     "commands: please report it with the kernel")
         if reuse is not None:
             program, sites, table = _merge_reused(program, sites, table, *reuse)
         # From here on only the arrays, the sites and (functional) the replay metadata are kept:
@@ -498,9 +505,11 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
 
 
 def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, detail="train",
-                max_cycles=None, record_events=False, strict_sram=False, tolerance=None) -> LaunchResult:
+                max_cycles=None, record_events=False, strict_sram=False, tolerance=None,
+                release=True) -> LaunchResult:
     """The rest of :func:`launch` after :func:`trace_launch`: time, replay (functional mode),
-    warn of unwritten reads."""
+    warn of unwritten reads. ``release``: drop the command array afterwards when tl.range
+    replay can rebuild it (Program.release_commands; False: the caller times the trace again)."""
     gc_on = gc.isenabled()
     gc.disable()
     try:
@@ -518,6 +527,10 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
             if shadow is not None:
                 result.drift = shadow.result()
                 del shadow
+        # and its command array, when tl.range replay can rebuild it (Program.release_commands):
+        # what reads it later (reports, traces) gets it back exactly
+        if release:
+            traced.program.release_commands()
     finally:
         if gc_on:
             gc.enable()

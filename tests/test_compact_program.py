@@ -1,0 +1,85 @@
+"""A launch keeps its command array compact (issue 12, item 4: bytes kept per command).
+
+tl.range replay tiles most of a long kernel's commands from a traced body; the launch's Program
+keeps the traced rows and the tilings (kernbench.language.store.TiledCommands) and drops the
+array after the timing. ``Program.commands`` rebuilds it when read: byte for byte the array full
+tracing builds, so reports, traces and labels read exactly what they read before. (Every launch
+of the suite in verify mode also checks the rebuild against the traced array: executor.)
+"""
+import pickle
+
+import numpy as np
+import pytest
+
+from kernbench.common.pe_commands import COMMAND_DTYPE, Program
+from kernbench.diag import panel_spec, run_panel, run_panels
+from kernbench.hw import load_hw
+from kernbench.language.store import TiledCommands
+
+MESH8 = load_hw("mesh8")
+
+
+def _panel(name, replay, context=4096, **kw):
+    spec = panel_spec(name, MESH8, shape="llama70b", context=context)
+    return run_panel(spec, MESH8, replay=replay, **kw)
+
+
+@pytest.mark.parametrize("name", ["single_user_prefill", "multi_user_prefill"])
+def test_released_array_rebuilds_exactly(name):
+    on, off = _panel(name, "on"), _panel(name, "off")
+    po, pf = on.result.program, off.result.program
+    assert pf.compact is None and pf._commands is not None  # nothing tiled: nothing to drop
+    assert po.compact is not None and po._commands is None  # released after the timing
+    # the compact form is small: the traced rows only (at 4K, 2 of each rank's 16 (group, query
+    # block) iterations: 1/8 of the rows) and the tilings' shift tables
+    assert po.compact.nbytes < 0.15 * po.n_commands * COMMAND_DTYPE.itemsize
+    assert po.commands.tobytes() == pf.commands.tobytes()
+    assert po._commands is not None  # rebuilt once, then kept
+    # what reads the array after the launch reads the same rows
+    assert on.result.cycles == off.result.cycles
+    assert [on.result.label(i) for i in range(0, po.n_commands, 97)] == \
+        [off.result.label(i) for i in range(0, pf.n_commands, 97)]
+    assert str(on.result.profile()) == str(off.result.profile())
+
+
+def test_pickle_carries_the_compact_form_only():
+    p = _panel("single_user_prefill", "on").result.program
+    full = p.commands.copy()
+    blob = pickle.dumps(p)
+    q = pickle.loads(blob)
+    assert q._commands is None and q.commands.tobytes() == full.tobytes()
+    # a Program without a compact form pickles its array
+    r = Program(full, p.cmd_offsets, p.tensor_bytes, p.tensor_pinned, p.tensor_offsets)
+    r.release_commands()  # nothing to rebuild it from: kept
+    blob_full = pickle.dumps(r)
+    assert pickle.loads(blob_full).commands.tobytes() == full.tobytes()
+    # the command array is most of a program's pickle: the compact one is well under half
+    assert len(blob_full) > full.nbytes and len(blob) < 0.4 * len(blob_full)
+
+
+def test_pickle_of_an_older_program_loads():
+    """State as pickle wrote it for the slots of a Program before ``compact`` existed."""
+    c = np.zeros(3, COMMAND_DTYPE)
+    c["n"] = [1, 2, 3]
+    p = Program.__new__(Program)
+    p.__setstate__((None, {"commands": c, "cmd_offsets": np.array([0, 3]),
+                           "tensor_bytes": np.zeros(0, np.int64), "tensor_pinned": np.zeros(0, np.uint8),
+                           "tensor_offsets": np.array([0, 0])}))
+    assert p.compact is None and p.commands["n"].tolist() == [1, 2, 3]
+
+
+def test_run_panels_releases_the_shared_source_last():
+    ps = run_panels(["single_user_prefill", "multi_user_prefill"], hw="mesh8", shape="llama70b",
+                    context=2048, replay="on")
+    a, b = (p.result.program for p in ps)
+    assert a.compact is b.compact is not None
+    assert a._commands is None and b._commands is None
+    assert a.commands.tobytes() == b.commands.tobytes()
+
+
+def test_tilings_out_of_order_are_refused():
+    c = np.zeros(10, COMMAND_DTYPE)
+    shift = np.zeros((2, 3), np.uint8)
+    TiledCommands(c, [(0, 2, 2, 2, 1, shift, 0)])  # rows 2..6 tiled from 0..2: fine
+    with pytest.raises(AssertionError, match="out of order"):
+        TiledCommands(c, [(0, 2, 6, 2, 1, shift, 0), (0, 2, 2, 2, 1, shift, 0)])
