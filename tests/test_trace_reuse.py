@@ -86,3 +86,30 @@ def test_reuse_refused_in_functional_mode():
     traced, _, _ = executor.trace_launch(ctx, k, (1, 1), (), {}, mode="timing")
     with pytest.raises(ValueError, match="timing mode only"):
         executor.trace_launch(ctx, k, (1, 1), (), {}, mode="functional", reuse=(traced, {0: 0}))
+
+
+@pytest.mark.parametrize("kind", ["prefill", "decode"])
+def test_copied_streams_reuse_the_checked_tables(monkeypatch, kind):
+    """The copy is not checked again: the source's tables (checked once) are renumbered for the
+    copy's PEs (api.moved_tables), and equal what checking the copy from scratch gives."""
+    from kernbench._core import api
+
+    hw = load_hw("mesh8")
+    kw = dict(shape="llama70b", context=2048)
+    calls = []
+    real = api._program_tables
+    monkeypatch.setattr(api, "_program_tables", lambda *a: calls.append(1) or real(*a))
+    cache = {}
+    run_panel(panel_spec(f"single_user_{kind}", hw, **kw), hw, trace_cache=cache)
+    (src, _), = cache.values()
+    assert "program" in src._prepared  # kept for the copies (run_panels releases it at the end)
+    reused = run_panel(panel_spec(f"multi_user_{kind}", hw, **kw), hw, trace_cache=cache)
+    assert len(calls) == 1
+    moved = api.moved_tables(src._prepared["program"], src.program, reused.result.program)
+    fresh = real(hw, reused.result.program, str)
+    assert moved.keys() == fresh.keys()
+    for k in fresh:
+        assert np.array_equal(moved[k], fresh[k]), k
+    # a program that is not the source's streams moved gets no tables from it
+    other = run_panel(panel_spec(f"multi_user_{kind}", hw, shape="llama70b", context=4096), hw)
+    assert api.moved_tables(src._prepared["program"], src.program, other.result.program) is None

@@ -385,9 +385,13 @@ def _check_numpy(c, pe, t_off, producer, readers, chk) -> None:
     run(_check_reads, producer, made, readers)
 
 
-def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) -> dict:
-    # The checks (one C pass, the numpy checks when it finds anything wrong), then the tables
-    # the engine indexes: message pairs and per-unit queues.
+_PROGRAM_TABLES = ("pe", "producer", "readers", "unit_q", "unit_q_off", "send_idx", "recv_idx")
+
+
+def _program_tables(hw: HardwareConfig, program: Program, describe) -> dict:
+    """The checks (one C pass, the numpy checks when it finds anything wrong), then the tables
+    the engine indexes that do not depend on the wiring: each command's PE, each tensor's
+    producer and reader count, per-unit queues, the sends and the recvs."""
     c = program.commands
     cmd_off = program.cmd_offsets
     t_off = program.tensor_offsets
@@ -408,6 +412,46 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) ->
 
     # Each unit's queue (its commands in program order), and the sends and the recvs.
     unit_q, unit_q_off, send_idx, recv_idx = _check.unit_queues(c, cmd_off)
+    return {"pe": pe, "producer": producer, "readers": readers, "unit_q": unit_q,
+            "unit_q_off": unit_q_off, "send_idx": send_idx, "recv_idx": recv_idx}
+
+
+def moved_tables(tables: dict, source: Program, program: Program) -> dict | None:
+    """:func:`_program_tables` of ``program`` from those of ``source``, without checking it
+    again, when ``program`` is ``source``'s streams moved to other PEs: the same command array
+    and every PE's stream and tensor table either empty or where some PE of ``source`` has them
+    (the global command and tensor numbering unchanged). None when it is not."""
+    if program.n_commands != source.n_commands or not (
+            program._commands is not None and program._commands is source._commands
+            or program.compact is not None and program.compact is source.compact):
+        return None
+    co, to = program.cmd_offsets, program.tensor_offsets
+    cs, ts = source.cmd_offsets, source.tensor_offsets
+    if to[-1] != ts[-1] or len(program.tensor_bytes) != len(source.tensor_bytes):
+        return None
+    used = np.flatnonzero((np.diff(co) > 0) | (np.diff(to) > 0))
+    s_used = np.flatnonzero((np.diff(cs) > 0) | (np.diff(ts) > 0))
+    if len(used) != len(s_used) or not (np.array_equal(co[used], cs[s_used])
+                                        and np.array_equal(co[used + 1], cs[s_used + 1])
+                                        and np.array_equal(to[used], ts[s_used])
+                                        and np.array_equal(to[used + 1], ts[s_used + 1])):
+        return None
+    n_pes = len(co) - 1
+    counts = np.zeros((n_pes, N_UNITS), np.int64)
+    counts[used] = np.diff(tables["unit_q_off"]).reshape(-1, N_UNITS)[s_used]
+    unit_q_off = np.zeros(n_pes * N_UNITS + 1, np.int64)
+    np.cumsum(counts.ravel(), out=unit_q_off[1:])
+    pe = np.repeat(np.arange(n_pes, dtype=np.int32), np.diff(co))
+    return {**tables, "pe": pe, "unit_q_off": unit_q_off}
+
+
+def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, tables=None) -> dict:
+    # The program's tables (checked; ``tables`` if the caller has them), then the wiring's:
+    # message pairs.
+    t = _program_tables(hw, program, describe) if tables is None else tables
+    c = program.commands
+    pe, send_idx, recv_idx = t["pe"], t["send_idx"], t["recv_idx"]
+    chk = _Checker(hw, c, pe, program.cmd_offsets, describe)
 
     # Links: wired, and the k-th send on a port matched with the k-th recv on the other end.
     nbr_flat = nbr.ravel()
@@ -458,14 +502,7 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe) ->
             f"{int(c['nbytes'][r])} bytes"
         )
 
-    return {
-        "pe": pe,
-        "unit_q": unit_q,
-        "unit_q_off": unit_q_off,
-        "readers": readers,
-        "messages": messages,
-        "producer": producer,
-    }
+    return {**t, "messages": messages}
 
 
 def simulate(
@@ -513,9 +550,10 @@ def simulate(
     key = (hw.n_cubes, hw.pes_per_cube, nbr.tobytes())
     prep = prepared.get(key) if prepared is not None else None
     if prep is None:
-        prep = _prepare(hw, nbr, program, describe)
+        prep = _prepare(hw, nbr, program, describe, prepared.get("program") if prepared else None)
         if prepared is not None:
             prepared.clear()  # one wiring at a time: the tables are as big as the program
+            prepared["program"] = {k: prep[k] for k in _PROGRAM_TABLES}
             prepared[key] = prep
 
     sim = _engine.Sim(

@@ -370,8 +370,8 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
     :func:`run_panels`): a timing-mode panel whose per-rank streams another panel already traced
     (the single_user and multi_user pair of prefill, and of decode) copies them instead of tracing
     them again (:func:`_stream_key`); the result is the same launch's, exactly. A panel whose
-    streams enter the cache keeps its command array (Program.release_commands) for the panels
-    that copy it: :func:`run_panels` releases it once they have run."""
+    streams enter the cache keeps its command array and engine tables (TracedLaunch.release)
+    for the panels that copy it: :func:`run_panels` releases it once they have run."""
     from ..runtime import executor  # runtime sits above kernels; import at use
     from ..runtime.context import Context
 
@@ -545,7 +545,7 @@ def run_panels(panels=None, hw="default", shape: str = "small", context: int | N
             p.result.extra["diag"]["tuning"] = {k: v for k, v in tuning.items() if k != "table"}
         out.append(p)
     for traced, _ in (cache or {}).values():
-        traced.program.release_commands()  # the panels copying its streams have run
+        traced.release()  # the panels copying its streams have run
     if progress is not None:
         progress("diag", len(specs), len(specs))
     return out

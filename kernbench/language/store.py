@@ -79,8 +79,9 @@ class TraceStore:
             c, s = np.empty(big, COMMAND_DTYPE), np.empty(big, np.int32)
         except MemoryError:
             c, s = np.empty(cap, COMMAND_DTYPE), np.empty(cap, np.int32)
-        # a copy of what is filled only (ndarray.resize would zero the whole new capacity)
-        c[:self.n] = self._commands[:self.n]
+        # a copy of what is filled only (ndarray.resize would zero the whole new capacity), as
+        # opaque records (a structured copy goes field by field, 12x slower)
+        c[:self.n].view(_RECORD)[:] = self._commands[:self.n].view(_RECORD)
         s[:self.n] = self._sites[:self.n]
         self._commands, self._sites = c, s
 
@@ -247,7 +248,8 @@ class TiledCommands:
         self.bounds = np.array(cuts, np.int64).reshape(-1, 2)
         if np.any(np.diff(self.bounds.ravel()) < 0):
             raise AssertionError("TiledCommands: tilings out of order or overlapping")
-        self.literal = np.concatenate([commands[a:z] for a, z in self.bounds])
+        rows = commands.view(_RECORD)
+        self.literal = np.concatenate([rows[a:z] for a, z in self.bounds]).view(COMMAND_DTYPE)
 
     @property
     def nbytes(self) -> int:
@@ -258,8 +260,9 @@ class TiledCommands:
         """The command array, (n,) COMMAND_DTYPE, rebuilt."""
         out = np.empty(self.n, COMMAND_DTYPE)
         k = 0
+        lit, rows = self.literal.view(_RECORD), out.view(_RECORD)
         for a, z in self.bounds.tolist():
-            out[a:z] = self.literal[k:k + z - a]
+            rows[a:z] = lit[k:k + z - a]
             k += z - a
         for a, z, lo, R, D, shift, made in self.tiles:
             _replay.tile_commands(out[a:z], out[lo:lo + R * (z - a)], shift, R, D, made)

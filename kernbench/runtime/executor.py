@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from .._core.api import moved_tables
 from ..common.errors import KernbenchError, KernelError, UnwrittenReadWarning
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, pop_operator_target,
                                   push_operator_target)
@@ -485,6 +486,11 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         kernel_name=getattr(kernel, "__name__", repr(kernel)),
         kernel_file=getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>"),
         args=_named_args(kernel, args, kwargs))
+    if reuse is not None and "program" in reuse[0]._prepared:
+        # streams moved, not changed: the source's checked tables, renumbered for these PEs
+        moved = moved_tables(reuse[0]._prepared["program"], reuse[0].program, program)
+        if moved is not None:
+            traced._prepared["program"] = moved
     return traced, metas, handles
 
 
@@ -508,16 +514,14 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
                 max_cycles=None, record_events=False, strict_sram=False, tolerance=None,
                 release=True) -> LaunchResult:
     """The rest of :func:`launch` after :func:`trace_launch`: time, replay (functional mode),
-    warn of unwritten reads. ``release``: drop the command array afterwards when tl.range
-    replay can rebuild it (Program.release_commands; False: the caller times the trace again)."""
+    warn of unwritten reads. ``release``: drop the engine's tables and the command array (when
+    tl.range replay can rebuild it) afterwards (TracedLaunch.release; False: the caller times
+    the trace again or copies it)."""
     gc_on = gc.isenabled()
     gc.disable()
     try:
         result = traced.time(ctx.hw, detail=detail, max_cycles=max_cycles,
                              record_events=record_events, strict_sram=strict_sram)
-        # A launch times its trace once: drop the engine's tables (the result's labels keep
-        # the TracedLaunch alive, and the tables are ~30 bytes per command)
-        traced._prepared.clear()
         unwritten = []
         written = ()
         if mode == "functional":
@@ -527,10 +531,11 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
             if shadow is not None:
                 result.drift = shadow.result()
                 del shadow
-        # and its command array, when tl.range replay can rebuild it (Program.release_commands):
-        # what reads it later (reports, traces) gets it back exactly
+        # A launch times its trace once: drop the engine's tables and (when tl.range replay can
+        # rebuild it) the command array; the result's labels keep the TracedLaunch alive, and
+        # what reads the commands later (reports, traces) gets them back exactly
         if release:
-            traced.program.release_commands()
+            traced.release()
     finally:
         if gc_on:
             gc.enable()

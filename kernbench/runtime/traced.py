@@ -79,6 +79,13 @@ class TracedLaunch:
                             args=dict(self.args), program=self.program, engine=engine,
                             labels=self.label, sources=self.source, name_keys=self.sites)
 
+    def release(self) -> None:
+        """Drop what a next :meth:`time` would reuse: the engine's tables (~30 bytes per
+        command) and, when tl.range replay can rebuild it, the command array
+        (Program.release_commands). A launch does this after its one timing."""
+        self._prepared.clear()
+        self.program.release_commands()
+
     # -- pickling: the site table's keys only (its plans hold code objects) -------------------
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
