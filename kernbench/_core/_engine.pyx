@@ -135,8 +135,9 @@ cdef class Sim:
     cdef int64_t* rings
     cdef int32_t* chan_pes      # train DMA: every channel's members and ring of ended transfers
     cdef int64_t* chan_times    # train DMA: the ring's completion cycles
-    cdef int64_t[::1] t_ready
-    cdef int64_t[::1] t_readers
+    cdef uint8_t[::1] t_ready      # 1 once the tensor's producer has ended (np.zeros: pages
+                                    # the OS zeroes lazily, touched only as tensors are made)
+    cdef int32_t[::1] t_readers    # readers not yet done (a count, far below 2**31)
     cdef int64_t now
     cdef int64_t n_done
     cdef DebugCounters dbg
@@ -182,13 +183,13 @@ cdef class Sim:
         self.t_off = t_off
         self.t_bytes = t_bytes
         self.t_pinned = t_pinned
-        self.t_readers = np.array(t_readers, dtype=np.int64)
+        self.t_readers = np.array(t_readers, dtype=np.int32)
         self.nbr = nbr
         self.max_cycles = max_cycles
         n_pes = self.hw.n_pes
         n_links = n_pes * N_PORTS
         Q = self.hw.queue
-        self.t_ready = np.full(len(t_bytes), -1, dtype=np.int64)
+        self.t_ready = np.zeros(len(t_bytes), dtype=np.uint8)
         self.cmd_start_arr = np.full(len(commands), -1, dtype=np.int64)
         self.cmd_end_arr = np.full(len(commands), -1, dtype=np.int64)
         self.unit_counters = np.zeros((n_pes, N_UNITS), dtype=UNIT_COUNTERS_DTYPE)
@@ -296,15 +297,15 @@ cdef class Sim:
         c = self.unit_q[us.q_pos]
         cmd = &self.cmds[c]
         tbase = self.t_off[pe]
-        if cmd.src0 >= 0 and self.t_ready[tbase + cmd.src0] < 0:
+        if cmd.src0 >= 0 and not self.t_ready[tbase + cmd.src0]:
             us.state = U_WAIT_OPERAND
             us.wait_tensor = tbase + cmd.src0
             return 0
-        if cmd.src1 >= 0 and self.t_ready[tbase + cmd.src1] < 0:
+        if cmd.src1 >= 0 and not self.t_ready[tbase + cmd.src1]:
             us.state = U_WAIT_OPERAND
             us.wait_tensor = tbase + cmd.src1
             return 0
-        if cmd.src2 >= 0 and self.t_ready[tbase + cmd.src2] < 0:
+        if cmd.src2 >= 0 and not self.t_ready[tbase + cmd.src2]:
             us.state = U_WAIT_OPERAND
             us.wait_tensor = tbase + cmd.src2
             return 0
@@ -394,7 +395,7 @@ cdef class Sim:
         t = -1
         if cmd.dst >= 0:
             t = tbase + cmd.dst
-            self.t_ready[t] = self.now
+            self.t_ready[t] = 1
             if self.t_readers[t] == 0 and not self.t_pinned[t]:
                 self._sram(pe, -self.t_bytes[t])
         us.cur = -1
@@ -566,9 +567,6 @@ cdef class Sim:
         rx = np.array([self.links[i].rx_cmd for i in range(n)], np.int64)
         waiting = np.array([self.links[i].tx_waiting for i in range(n)], np.int32)
         return tx, rx, waiting
-
-    def tensor_ready(self):
-        return np.asarray(self.t_ready)
 
 
 cdef inline double _monotonic() noexcept nogil:
