@@ -57,6 +57,15 @@ def test_pickle_carries_the_compact_form_only():
     assert len(blob_full) > full.nbytes and len(blob) < 0.4 * len(blob_full)
 
 
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_every_pickle_protocol(protocol):
+    r = _panel("single_user_prefill", "on", context=1024).result
+    assert r.program.compact is not None
+    q = pickle.loads(pickle.dumps(r, protocol=protocol))
+    assert q.program.commands.tobytes() == r.program.commands.tobytes()
+    assert q.cycles == r.cycles
+
+
 def test_pickle_of_an_older_program_loads():
     """State as pickle wrote it for the slots of a Program before ``compact`` existed."""
     c = np.zeros(3, COMMAND_DTYPE)

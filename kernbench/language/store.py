@@ -251,6 +251,12 @@ class TiledCommands:
         rows = commands.view(_RECORD)
         self.literal = np.concatenate([rows[a:z] for a, z in self.bounds]).view(COMMAND_DTYPE)
 
+    def __getstate__(self):  # (a slotted class needs it for pickle protocols 0 and 1)
+        return self.n, self.bounds, self.literal, self.tiles
+
+    def __setstate__(self, state) -> None:
+        self.n, self.bounds, self.literal, self.tiles = state
+
     @property
     def nbytes(self) -> int:
         """Bytes this keeps (the traced rows and the tilings' shift tables)."""
