@@ -421,9 +421,7 @@ def moved_tables(tables: dict, source: Program, program: Program) -> dict | None
     again, when ``program`` is ``source``'s streams moved to other PEs: the same command array
     and every PE's stream and tensor table either empty or where some PE of ``source`` has them
     (the global command and tensor numbering unchanged). None when it is not."""
-    if program.n_commands != source.n_commands or not (
-            program._commands is not None and program._commands is source._commands
-            or program.compact is not None and program.compact is source.compact):
+    if program.n_commands != source.n_commands or not program.shares_commands(source):
         return None
     co, to = program.cmd_offsets, program.tensor_offsets
     cs, ts = source.cmd_offsets, source.tensor_offsets

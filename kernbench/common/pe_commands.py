@@ -467,6 +467,17 @@ class Program:
             c = self._commands = self.compact.expand()
         return c
 
+    def moved(self, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets) -> "Program":
+        """A Program sharing this one's command array (or its compact form) under other offsets:
+        the same streams placed on other PEs."""
+        return Program(self._commands, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets,
+                       compact=self.compact)
+
+    def shares_commands(self, other: "Program") -> bool:
+        """True if ``other`` holds this one's very command array or compact form (:meth:`moved`)."""
+        return (self._commands is not None and self._commands is other._commands
+                or self.compact is not None and self.compact is other.compact)
+
     def release_commands(self) -> None:
         """Drop the command array if ``compact`` can rebuild it (a launch's result keeps ~72
         bytes per command less); ``commands`` rebuilds it, byte for byte, when next read."""

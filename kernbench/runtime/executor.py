@@ -409,7 +409,7 @@ def _merge_reused(program: Program, sites: np.ndarray, table: SiteTable, src, ma
         # ranks moved to PE 0 of each cube, the PEs between them silent): share the source's
         # commands (or their compact form) instead of copying them.
         same = np.array_equal(rename, np.arange(len(rename)))
-        return (Program(sp._commands, cmd_off, tb, tp, ten_off, compact=sp.compact),
+        return (sp.moved(cmd_off, tb, tp, ten_off),
                 src.sites if same else rename[src.sites], table)
     cmds = np.concatenate([p.commands[a:z] for p, a, z in cmd_src])
     sts = np.concatenate([rename[src.sites[a:z]] if p is sp else sites[a:z] for p, a, z in cmd_src])
