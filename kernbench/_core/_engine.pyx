@@ -19,7 +19,8 @@ its completion event ends it (result ready, operands released, the unit takes it
 units waiting on the result are woken).
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, INT64_MAX
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, realloc, qsort
+from libc.string cimport memcmp, memcpy
 from cpython.exc cimport PyErr_CheckSignals
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 import threading
@@ -111,6 +112,68 @@ cdef struct DebugCounters:
     int64_t broken_at  # cycle
 
 
+# -- steady state: declarations (the section "Steady state" in Sim has the method) -------------
+cdef enum:
+    FF_KEEP = 4          # snapshots kept: a period of up to 4 iterations is recognised
+    # columns of the region table (api._steady_regions builds it)
+    RG_PE = 0            # the PE
+    RG_C0 = 1            # global index of iteration 0's first command
+    RG_N = 2             # commands per iteration
+    RG_ITERS = 3         # iterations (0 .. ITERS - 1)
+    RG_T0 = 4            # global id of iteration 0's first result
+    RG_MADE = 5          # results per iteration (= the operand shift per iteration)
+    RG_DLO = 6           # <= 0: a shifted operand reads at most -DLO iterations back
+    RG_F0 = 7            # its fixed operand tensors: rg_fixed[F0:F1]
+    RG_F1 = 8
+    RG_COLS = 9
+
+cdef struct FFBuf:
+    # A growable int64 buffer.
+    int64_t* p
+    int64_t n
+    int64_t cap
+
+
+cdef inline int _ff_put(FFBuf* b, int64_t v) noexcept nogil:
+    cdef int64_t* q
+    cdef int64_t cap
+    if b.n == b.cap:
+        cap = 1024 if b.cap < 512 else 2 * b.cap
+        q = <int64_t*> realloc(b.p, cap * sizeof(int64_t))
+        if q == NULL:
+            return -1
+        b.p = q
+        b.cap = cap
+    b.p[b.n] = v
+    b.n += 1
+    return 0
+
+
+cdef inline int _ff_reserve(FFBuf* b, int64_t n) noexcept nogil:
+    cdef int64_t* q
+    if n <= b.cap:
+        return 0
+    q = <int64_t*> realloc(b.p, n * sizeof(int64_t))
+    if q == NULL:
+        return -1
+    b.p = q
+    b.cap = n
+    return 0
+
+
+cdef int _ev_cmp(const void* a, const void* b) noexcept nogil:
+    # pop order: (time, prio, seq)
+    cdef const Event* x = <const Event*> a
+    cdef const Event* y = <const Event*> b
+    if x.time != y.time:
+        return -1 if x.time < y.time else 1
+    if x.prio != y.prio:
+        return -1 if x.prio < y.prio else 1
+    if x.seq != y.seq:
+        return -1 if x.seq < y.seq else 1
+    return 0
+
+
 # nonecheck (debug build) would need the GIL to test `self` inside the nogil loop; self is
 # never None there, so the check is off for the class whatever the build.
 @cython.nonecheck(False)
@@ -156,11 +219,35 @@ cdef class Sim:
     cdef public int64_t heap_events
     cdef public int64_t n_folds
     cdef public int64_t n_bursts
+    # steady state (see the section "Steady state" below)
+    cdef const int64_t[:, ::1] rg        # regions: RG_* columns, sorted by (pe, c0)
+    cdef const int64_t[::1] rg_pe_off    # per PE: its regions are rows rg_pe_off[pe]..[pe + 1]
+    cdef const int64_t[::1] rg_fixed     # the regions' fixed operand tensors (global ids)
+    cdef const int64_t[::1] t_readers0   # every tensor's reader count before the run
+    cdef int32_t ff_on
+    cdef int32_t ff_flag                 # the trigger command was issued: snapshot after the event
+    cdef int64_t ff_fired                # that command
+    cdef int64_t ff_trig                 # trigger: the reference PE's next iteration start
+    cdef int64_t ff_trig_rg              # its region
+    cdef int64_t* ff_reg                 # per PE: its region at the snapshot, -1 if none
+    cdef int64_t* ff_lo                  # per PE: window of iterations [lo, hi] at the snapshot
+    cdef int64_t* ff_hi
+    cdef FFBuf ff_cur                    # the snapshot being taken
+    cdef FFBuf ff_ring[FF_KEEP]          # the last FF_KEEP snapshots (ff_ring[(ff_at - j) % FF_KEEP])
+    cdef FFBuf ff_tmp                    # scratch: sorted events, ring rotations, tensor windows
+    cdef int32_t ff_n                    # snapshots in the ring
+    cdef int32_t ff_at                   # index of the newest
+    cdef public int64_t steady_jumps     # jumps made
+    cdef public int64_t steady_commands  # commands whose start and end were written by a jump
 
     def __cinit__(self, dict params, commands, cmd_pe, unit_q, unit_q_off, t_off, t_bytes,
-                  t_pinned, t_readers, nbr, int64_t max_cycles):
+                  t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
+                  region_fixed=None):
         cdef int64_t i, n_pes, n_links, Q, ppc
         cdef LinkState* L
+        self.ff_reg = NULL
+        self.ff_lo = NULL
+        self.ff_hi = NULL
         self.units = NULL
         self.dports = NULL
         self.chans = NULL
@@ -240,12 +327,16 @@ cdef class Sim:
             L.arr = &self.rings[(2 * i + 1) * Q]
         self.now = 0
         self.n_done = 0
+        self.ff_trig = -1
+        if regions is not None and len(regions) and not self.hw.packet_detail:
+            self._ff_init(regions, region_pe_off, region_fixed, t_readers)
 
     def __dealloc__(self):
         self._free_state()
 
     cdef void _free_state(self) noexcept:
         # The C state: freed at dealloc, or as soon as an interrupted run() stops.
+        cdef int i
         free(self.units)
         free(self.dports)
         free(self.chans)
@@ -255,6 +346,17 @@ cdef class Sim:
         free(self.chan_times)
         self.chan_pes = NULL
         self.chan_times = NULL
+        free(self.ff_reg)
+        free(self.ff_lo)
+        free(self.ff_hi)
+        self.ff_reg = self.ff_lo = self.ff_hi = NULL
+        free(self.ff_cur.p)
+        free(self.ff_tmp.p)
+        self.ff_cur.p = self.ff_tmp.p = NULL
+        for i in range(FF_KEEP):
+            free(self.ff_ring[i].p)
+            self.ff_ring[i].p = NULL
+        self.ff_on = 0
         self.units = NULL
         self.dports = NULL
         self.chans = NULL
@@ -321,6 +423,9 @@ cdef class Sim:
         us.state = U_BUSY
         us.wait_tensor = -1
         self.cmd_start[c] = self.now
+        if c == self.ff_trig:
+            self.ff_flag = 1
+            self.ff_fired = c
         if cmd.dst >= 0:
             self._sram(pe, self.t_bytes[tbase + cmd.dst])
         if cmd.opcode == OP_DOT:
@@ -412,6 +517,505 @@ cdef class Sim:
                         return -1
         return 0
 
+    # -- steady state ----------------------------------------------------------------------------
+    # A tl.range loop's iterations issue the same commands, shifted: iteration i + 1 is iteration i
+    # with its command indices n further on and its tensors `made` further on (api._steady_regions
+    # lists these regions, per PE, from the program's compact form). When the whole machine's state
+    # at the start of the reference PE's iteration k equals its state at iteration k - P, with
+    # every time moved on by delta and every index in a region moved on P iterations, the run from
+    # there repeats that stretch: the engine is a deterministic function of its state, and the
+    # commands ahead are the same ones shifted. So it jumps m such stretches at once: times plus
+    # m * delta, indices plus m * P iterations, counters plus m times their growth over the
+    # stretch, and the start and end of every command in between copied from P iterations earlier
+    # plus delta. The comparison (_ff_snapshot) writes every field of the state in a canonical
+    # form: times relative to now, indices relative to the region's iteration k, events in pop
+    # order, rings from their head. A field that only ever bounds a time from below (a link's wire
+    # free cycle, credit and arrival rings, an idle channel's start) is written as "not after now"
+    # when it is in the past: every past value acts the same. Fields a state does not read (the
+    # start of a unit with no command) are written as 0. Nothing else is left out.
+
+    cdef void _ff_init(self, regions, region_pe_off, region_fixed, t_readers):
+        cdef int64_t p, r
+        self.rg = regions
+        self.rg_pe_off = region_pe_off
+        self.rg_fixed = region_fixed
+        self.t_readers0 = t_readers
+        n_pes = self.hw.n_pes
+        self.ff_reg = <int64_t*> calloc(n_pes, sizeof(int64_t))
+        self.ff_lo = <int64_t*> calloc(n_pes, sizeof(int64_t))
+        self.ff_hi = <int64_t*> calloc(n_pes, sizeof(int64_t))
+        if self.ff_reg == NULL or self.ff_lo == NULL or self.ff_hi == NULL:
+            raise MemoryError("kernbench engine: cannot allocate simulator state")
+        for p in range(n_pes):  # the reference PE: the first with a region of 2+ iterations
+            for r in range(self.rg_pe_off[p], self.rg_pe_off[p + 1]):
+                if self.rg[r, RG_ITERS] >= 2:
+                    self.ff_trig_rg = r
+                    self.ff_trig = self.rg[r, RG_C0] + self.rg[r, RG_N]
+                    self.ff_on = 1
+                    return
+
+    cdef inline int64_t _ff_region(self, int32_t pe, int64_t c) noexcept nogil:
+        # the region of PE pe holding command c, -1 if none (regions of a PE are disjoint)
+        cdef int64_t lo = self.rg_pe_off[pe], hi = self.rg_pe_off[pe + 1], mid
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if self.rg[mid, RG_C0] <= c:
+                lo = mid + 1
+            else:
+                hi = mid
+        lo -= 1
+        if lo < self.rg_pe_off[pe] or c >= self.rg[lo, RG_C0] + self.rg[lo, RG_N] * self.rg[lo, RG_ITERS]:
+            return -1
+        return lo
+
+    cdef inline bint _ff_in(self, int32_t pe, int64_t c) noexcept nogil:
+        # command c is in PE pe's region of the snapshot
+        cdef int64_t r = self.ff_reg[pe]
+        return (r >= 0 and c >= self.rg[r, RG_C0]
+                and c < self.rg[r, RG_C0] + self.rg[r, RG_N] * self.rg[r, RG_ITERS])
+
+    cdef inline bint _ff_tin(self, int32_t pe, int64_t t) noexcept nogil:
+        # global tensor t is made in PE pe's region of the snapshot
+        cdef int64_t r = self.ff_reg[pe]
+        return (r >= 0 and t >= self.rg[r, RG_T0]
+                and t < self.rg[r, RG_T0] + self.rg[r, RG_MADE] * self.rg[r, RG_ITERS])
+
+    cdef inline int64_t _ff_front(self, UnitState* us) noexcept nogil:
+        # the unit's running command, else its next one, else -1
+        if us.state == U_BUSY:
+            return us.cur
+        if us.q_pos < us.q_end:
+            return self.unit_q[us.q_pos]
+        return -1
+
+    cdef inline int _ff_cmd(self, FFBuf* b, int32_t pe, int64_t c, int64_t k) noexcept nogil:
+        cdef int64_t r = self.ff_reg[pe]
+        if c < 0:
+            return _ff_put(b, 2) | _ff_put(b, 0)
+        if self._ff_in(pe, c):
+            return _ff_put(b, 1) | _ff_put(b, c - self.rg[r, RG_C0] - k * self.rg[r, RG_N])
+        return _ff_put(b, 0) | _ff_put(b, c)
+
+    cdef inline int64_t _ff_past(self, int64_t t) noexcept nogil:
+        # a lower bound on a time: any value not after now acts as now
+        return t - self.now if t > self.now else 0
+
+    cdef int _ff_snapshot(self, FFBuf* b, int64_t k) noexcept nogil:
+        # b = [now, k, canon length, canon..., raw...]; raw holds what a jump adds to.
+        cdef int32_t pe, u, l, j, n_pes = self.hw.n_pes, ppc = self.hw.pes_per_cube
+        cdef int64_t n_links = n_pes * N_PORTS, Q = self.hw.queue
+        cdef int64_t r, c, c0, n, end, it, lo, hi, t, t0, made, i, slot, base, now = self.now
+        cdef int64_t* raw
+        cdef UnitState* us
+        cdef Channel* ch
+        cdef DmaPort* dp
+        cdef LinkState* L
+        cdef Event* ev
+        cdef int rc = 0
+        b.n = 0
+        rc |= _ff_put(b, now) | _ff_put(b, k) | _ff_put(b, 0)
+        # every PE's region (of its earliest running or next command) and window of iterations
+        for pe in range(n_pes):
+            c = -1
+            for u in range(N_UNITS):
+                i = self._ff_front(&self.units[pe * N_UNITS + u])
+                if i >= 0 and (c < 0 or i < c):
+                    c = i
+            r = self._ff_region(pe, c) if c >= 0 else -1
+            self.ff_reg[pe] = r
+            rc |= _ff_put(b, r)
+            if r < 0:
+                continue
+            c0 = self.rg[r, RG_C0]
+            n = self.rg[r, RG_N]
+            end = c0 + n * self.rg[r, RG_ITERS]
+            lo = INT64_MAX
+            hi = -1
+            for u in range(N_UNITS):
+                us = &self.units[pe * N_UNITS + u]
+                i = self._ff_front(us)
+                if i >= c0 and i < end:
+                    it = (i - c0) // n
+                    lo = it if it < lo else lo
+                    hi = it if it > hi else hi
+                if us.q_pos > self.unit_q_off[pe * N_UNITS + u]:
+                    i = self.unit_q[us.q_pos - 1]  # the last command it started
+                    if i >= c0 and i < end:
+                        it = (i - c0) // n
+                        hi = it if it > hi else hi
+            self.ff_lo[pe] = lo + self.rg[r, RG_DLO]
+            self.ff_hi[pe] = hi
+            rc |= _ff_put(b, self.ff_lo[pe] - k) | _ff_put(b, hi - k)
+        # units
+        for pe in range(n_pes):
+            for u in range(N_UNITS):
+                us = &self.units[pe * N_UNITS + u]
+                i = self._ff_front(us)
+                rc |= _ff_put(b, us.state)
+                rc |= self._ff_cmd(b, pe, us.cur, k)
+                rc |= _ff_put(b, us.start - now if us.cur >= 0 else 0)
+                rc |= self._ff_cmd(b, pe, self.unit_q[us.q_pos] if us.q_pos < us.q_end else -1, k)
+                if us.state == U_IDLE or us.state == U_WAIT_OPERAND:
+                    # in a region it moves on with the run; parked before a later command, not
+                    rc |= _ff_put(b, us.free_since - now if i >= 0 and self._ff_in(pe, i) else us.free_since)
+                else:
+                    rc |= _ff_put(b, 0)
+                if us.state == U_WAIT_OPERAND:
+                    t = us.wait_tensor
+                    if self._ff_in(pe, i) and self._ff_tin(pe, t):
+                        r = self.ff_reg[pe]
+                        rc |= _ff_put(b, 1) | _ff_put(b, t - self.rg[r, RG_T0] - k * self.rg[r, RG_MADE])
+                    else:
+                        rc |= _ff_put(b, 0) | _ff_put(b, t)
+                else:
+                    rc |= _ff_put(b, 2) | _ff_put(b, 0)
+                rc |= _ff_put(b, us.folds_left) | _ff_put(b, us.fold_cycles) | _ff_put(b, us.fold_last)
+        # DMA ports and channels
+        for pe in range(n_pes):
+            dp = &self.dports[pe]
+            rc |= (_ff_put(b, dp.bursts_left) | _ff_put(b, dp.bytes_left) | _ff_put(b, dp.last_cycles)
+                   | _ff_put(b, dp.ideal) | _ff_put(b, dp.requesting))
+        for l in range(self.hw.n_cubes):
+            ch = &self.chans[l]
+            rc |= _ff_put(b, ch.k)
+            if ch.k > 0:
+                rc |= (_ff_put(b, ch.t0 - now) | _ff_put(b, ch.fin_idx) | _ff_put(b, ch.fin_end - now)
+                       | _ff_put(b, ch.fin))
+                for j in range(ch.k):
+                    rc |= _ff_put(b, ch.members[j])
+            else:
+                rc |= _ff_put(b, self._ff_past(ch.t0))
+            rc |= _ff_put(b, ch.ev_time >= 0) | _ff_put(b, ch.ev_time - now if ch.ev_time >= 0 else 0)
+            rc |= _ff_put(b, ch.fq_len)
+            for j in range(ch.fq_len):
+                i = (ch.fq_head + j) % ppc
+                rc |= _ff_put(b, ch.fq_pe[i]) | _ff_put(b, ch.fq_t[i] - now)
+            rc |= (_ff_put(b, ch.last) | _ff_put(b, ch.n_requesting) | _ff_put(b, ch.pending)
+                   | _ff_put(b, self._ff_past(ch.busy_until)) | _ff_put(b, ch.bad))
+        # links: packet numbers relative to the link's next packet, rings from its slot
+        for l in range(n_links):
+            L = &self.links[l]
+            if L.dst < 0:
+                continue
+            base = L.tx_next
+            rc |= _ff_put(b, -1000000 - l)  # (a marker: where a link begins, for reading dumps)
+            rc |= self._ff_cmd(b, L.src, L.tx_cmd, k) | self._ff_cmd(b, L.dst, L.rx_cmd, k)
+            if L.tx_cmd >= 0:
+                rc |= (_ff_put(b, L.tx_start - now) | _ff_put(b, L.tx_ser_full) | _ff_put(b, L.tx_ser_last))
+            rc |= _ff_put(b, L.tx_pkts_left) | _ff_put(b, L.tx_bytes_left) | _ff_put(b, self._ff_past(L.tx_e_prev))
+            if L.rx_cmd >= 0:
+                rc |= (_ff_put(b, L.rx_post - now) | _ff_put(b, L.rx_first - base)
+                       | _ff_put(b, L.rx_end - base))
+            # (rx_drained, rx_arrived, cur_bytes, credits, serialising: packet detail's, unused here)
+            rc |= (_ff_put(b, L.rx_next_first - base) | _ff_put(b, L.rx_drained)
+                   | _ff_put(b, L.rx_arrived) | _ff_put(b, L.cur_bytes) | _ff_put(b, L.credits)
+                   | _ff_put(b, L.serialising) | _ff_put(b, L.tx_waiting) | _ff_put(b, L.tx_slot - base % Q))
+            slot = L.tx_slot
+            for i in range(Q):
+                c = L.cred[slot]
+                rc |= _ff_put(b, -1 if c < 0 else self._ff_past(c)) | _ff_put(b, self._ff_past(L.arr[slot]))
+                slot += 1
+                if slot == Q:
+                    slot = 0
+        # the heap, in pop order; an event's generation relative to its owner's
+        if _ff_reserve(&self.ff_tmp, self.heap.size * (sizeof(Event) // sizeof(int64_t) + 1)):
+            return -1
+        memcpy(self.ff_tmp.p, self.heap.data, self.heap.size * sizeof(Event))
+        ev = <Event*> self.ff_tmp.p
+        qsort(ev, self.heap.size, sizeof(Event), _ev_cmp)
+        rc |= _ff_put(b, self.heap.size)
+        for i in range(self.heap.size):
+            j = ev[i].gen
+            if ev[i].kind == EV_UNIT_DONE or ev[i].kind == EV_FOLD:
+                j = j - self.units[ev[i].obj].gen
+            elif ev[i].kind == EV_ARBITRATE or ev[i].kind == EV_CHAN_DONE:
+                j = j - self.chans[ev[i].obj].gen
+            rc |= (_ff_put(b, ev[i].time - now) | _ff_put(b, ev[i].prio) | _ff_put(b, ev[i].kind)
+                   | _ff_put(b, ev[i].obj) | _ff_put(b, j))
+        # SRAM and tensors: the window of each PE in a region, and its region's fixed operands
+        for pe in range(n_pes):
+            rc |= _ff_put(b, self.sram_live[pe]) | _ff_put(b, self.sram_t[pe] == now)
+            r = self.ff_reg[pe]
+            if r < 0:
+                continue
+            if self.ff_lo[pe] < 0:
+                rc |= _ff_put(b, -1)  # the window reaches before the loop: no jump from here
+            else:
+                made = self.rg[r, RG_MADE]
+                t0 = self.rg[r, RG_T0]
+                for t in range(t0 + self.ff_lo[pe] * made, t0 + (self.ff_hi[pe] + 1) * made):
+                    rc |= _ff_put(b, self.t_ready[t]) | _ff_put(b, self.t_readers[t])
+            for i in range(self.rg[r, RG_F0], self.rg[r, RG_F1]):
+                rc |= _ff_put(b, self.t_ready[self.rg_fixed[i]])
+        b.p[2] = b.n - 3
+        # raw: what a jump adds m times the growth of
+        rc |= (_ff_put(b, self.n_done) | _ff_put(b, self.heap_events) | _ff_put(b, self.n_folds)
+               | _ff_put(b, self.n_bursts) | _ff_put(b, self.dbg.stale_events))
+        raw = <int64_t*> &self.ucnt[0, 0]
+        for i in range(n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))):
+            rc |= _ff_put(b, raw[i])
+        raw = <int64_t*> &self.lcnt[0]
+        for i in range(n_links * (sizeof(LinkCounters) // sizeof(int64_t))):
+            rc |= _ff_put(b, raw[i])
+        for i in range(n_pes * N_UNITS):
+            rc |= _ff_put(b, self.units[i].q_pos)
+        for i in range(n_links):
+            rc |= _ff_put(b, self.links[i].tx_next)
+        for pe in range(n_pes):
+            r = self.ff_reg[pe]
+            if r >= 0:
+                for i in range(self.rg[r, RG_F0], self.rg[r, RG_F1]):
+                    rc |= _ff_put(b, self.t_readers[self.rg_fixed[i]])
+        return -1 if rc else 0
+
+    cdef int64_t _ff_periods(self, const int64_t* old, int64_t P, int64_t delta) noexcept nogil:
+        # How many stretches of P iterations the run may jump from now (0: none): every
+        # command and tensor they touch must exist and repeat, the guard must not be passed.
+        cdef int32_t pe, u, n_pes = self.hw.n_pes
+        cdef int64_t n_links = n_pes * N_PORTS
+        cdef int64_t m = INT64_MAX, r, i, t, a, made, t0, q1, dq, r1, r2, hi
+        cdef const int64_t* raw = old + 3 + old[2] + 5
+        cdef UnitState* us
+        raw += n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))
+        raw += n_links * (sizeof(LinkCounters) // sizeof(int64_t))
+        m = (self.max_cycles - self.now) // delta
+        for i in range(self.heap.size):
+            if self.heap.data[i].time > self.max_cycles:
+                return 0
+        for pe in range(n_pes):
+            for u in range(N_UNITS):
+                us = &self.units[pe * N_UNITS + u]
+                dq = us.q_pos - raw[pe * N_UNITS + u]
+                if dq < 0:
+                    return 0
+                if dq > 0 and (us.q_end - us.q_pos) // dq < m:
+                    m = (us.q_end - us.q_pos) // dq
+        raw += n_pes * N_UNITS + n_links  # the fixed operands' readers
+        for pe in range(n_pes):
+            r = self.ff_reg[pe]
+            if r < 0:
+                continue
+            if self.ff_lo[pe] - P < 0:
+                return 0
+            if (self.rg[r, RG_ITERS] - 1 - self.ff_hi[pe]) // P < m:
+                m = (self.rg[r, RG_ITERS] - 1 - self.ff_hi[pe]) // P
+            for i in range(self.rg[r, RG_F0], self.rg[r, RG_F1]):
+                r1 = raw[0]
+                raw += 1
+                r2 = self.t_readers[self.rg_fixed[i]]
+                if r2 > r1:
+                    return 0
+                if r1 > r2 and (r2 - 1) // (r1 - r2) < m:
+                    m = (r2 - 1) // (r1 - r2)
+        if m <= 0:
+            return 0
+        # The tensors a jump writes (the window and every iteration after it that the stretches
+        # reach) and those it copies from (P iterations back) have the same sizes, pins and
+        # reader counts before the run: iteration by iteration, the same tensors. (A tensor some
+        # later command reads again differs here, and stops the jump before it.)
+        for pe in range(n_pes):
+            r = self.ff_reg[pe]
+            if r < 0:
+                continue
+            made = self.rg[r, RG_MADE]
+            t0 = self.rg[r, RG_T0]
+            hi = self.ff_hi[pe]
+            for t in range(t0 + self.ff_lo[pe] * made, t0 + (hi + m * P + 1) * made):
+                if (self.t_readers0[t] != self.t_readers0[t - P * made] or self.t_bytes[t] != self.t_bytes[t - P * made]
+                        or self.t_pinned[t] != self.t_pinned[t - P * made]):
+                    i = (t - t0) // made  # the first iteration that differs
+                    if i <= hi:
+                        return 0
+                    if (i - 1 - hi) // P < m:
+                        m = (i - 1 - hi) // P
+                    break
+        return m if m > 0 else 0
+
+    cdef int _ff_jump(self, const int64_t* old, int64_t P, int64_t delta, int64_t m) noexcept nogil:
+        # Move the state on m stretches of P iterations (m * delta cycles): see the section's
+        # comment. `old` is the snapshot P iterations back.
+        cdef int32_t pe, u, j, n_pes = self.hw.n_pes, ppc = self.hw.pes_per_cube
+        cdef int64_t n_links = n_pes * N_PORTS, Q = self.hw.queue
+        cdef int64_t D = m * delta, r, i, q, dq, e, t, t0, made, lo, hi, w, dl, s, fr
+        cdef const int64_t* raw = old + 3 + old[2]
+        cdef int64_t* cnt
+        cdef int64_t* tmp
+        cdef UnitState* us
+        cdef Channel* ch
+        cdef LinkState* L
+        # the start and end of every command of the stretches, from P iterations before
+        cdef const int64_t* qraw = raw + 5 + n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t)) \
+            + n_links * (sizeof(LinkCounters) // sizeof(int64_t))
+        for i in range(n_pes * N_UNITS):
+            us = &self.units[i]
+            dq = us.q_pos - qraw[i]
+            if dq == 0:
+                continue
+            for q in range(us.q_pos, us.q_pos + m * dq):
+                self.cmd_start[self.unit_q[q]] = self.cmd_start[self.unit_q[q - dq]] + delta
+            e = us.q_pos - (1 if us.state == U_BUSY else 0)
+            for q in range(e, e + m * dq):
+                self.cmd_end[self.unit_q[q]] = self.cmd_end[self.unit_q[q - dq]] + delta
+            self.steady_commands += m * dq
+        # units
+        for pe in range(n_pes):
+            r = self.ff_reg[pe]
+            for u in range(N_UNITS):
+                us = &self.units[pe * N_UNITS + u]
+                fr = self._ff_front(us)
+                if fr >= 0 and self._ff_in(pe, fr):
+                    if us.cur >= 0:
+                        us.cur += m * P * self.rg[r, RG_N]
+                        us.start += D
+                    if us.state == U_IDLE or us.state == U_WAIT_OPERAND:
+                        us.free_since += D
+                    if us.state == U_WAIT_OPERAND and self._ff_tin(pe, us.wait_tensor):
+                        us.wait_tensor += m * P * self.rg[r, RG_MADE]
+                us.q_pos += m * (us.q_pos - qraw[pe * N_UNITS + u])
+        # channels
+        for j in range(self.hw.n_cubes):
+            ch = &self.chans[j]
+            if ch.k > 0 or ch.t0 > self.now:
+                ch.t0 += D
+            if ch.k > 0:
+                ch.fin_end += D
+            if ch.ev_time >= 0:
+                ch.ev_time += D
+            for i in range(ch.fq_len):
+                ch.fq_t[(ch.fq_head + i) % ppc] += D
+            if ch.busy_until > self.now:
+                ch.busy_until += D
+        # links: packet numbers on by m times the stretch's packets, rings turned with them
+        if _ff_reserve(&self.ff_tmp, 2 * Q):
+            return -1
+        tmp = self.ff_tmp.p
+        for i in range(n_links):
+            L = &self.links[i]
+            if L.dst < 0:
+                continue
+            if L.tx_cmd >= 0 and self._ff_in(L.src, L.tx_cmd):
+                L.tx_cmd += m * P * self.rg[self.ff_reg[L.src], RG_N]
+            if L.rx_cmd >= 0 and self._ff_in(L.dst, L.rx_cmd):
+                L.rx_cmd += m * P * self.rg[self.ff_reg[L.dst], RG_N]
+            L.tx_start += D
+            L.rx_post += D
+            L.rx_last_drain += D
+            if L.tx_e_prev > self.now:
+                L.tx_e_prev += D
+            dl = m * (L.tx_next - qraw[n_pes * N_UNITS + i])
+            L.tx_next += dl
+            L.rx_first += dl
+            L.rx_end += dl
+            L.rx_next_first += dl
+            for q in range(Q):
+                tmp[q] = L.cred[q]
+                tmp[Q + q] = L.arr[q]
+            s = dl % Q
+            for q in range(Q):
+                w = (q + s) % Q
+                L.cred[w] = tmp[q] + D if tmp[q] > self.now else tmp[q]
+                L.arr[w] = tmp[Q + q] + D if tmp[Q + q] > self.now else tmp[Q + q]
+            L.tx_slot = L.tx_next % Q
+        # the heap: every event later by D (its order unchanged)
+        for i in range(self.heap.size):
+            self.heap.data[i].time += D
+        # SRAM and tensors
+        for pe in range(n_pes):
+            if self.sram_t[pe] == self.now:
+                self.sram_t[pe] = self.now + D
+            r = self.ff_reg[pe]
+            if r < 0:
+                continue
+            made = self.rg[r, RG_MADE]
+            t0 = self.rg[r, RG_T0]
+            lo = t0 + self.ff_lo[pe] * made
+            hi = t0 + (self.ff_hi[pe] + 1) * made
+            if _ff_reserve(&self.ff_tmp, 2 * (hi - lo)):
+                return -1
+            tmp = self.ff_tmp.p
+            for t in range(lo, hi):  # the window moves on; behind it, what P iterations before left
+                tmp[2 * (t - lo)] = self.t_ready[t]
+                tmp[2 * (t - lo) + 1] = self.t_readers[t]
+            w = m * P * made
+            for t in range(lo, lo + w):
+                self.t_ready[t] = self.t_ready[t - P * made]
+                self.t_readers[t] = self.t_readers[t - P * made]
+            for t in range(lo, hi):
+                self.t_ready[t + w] = <uint8_t> tmp[2 * (t - lo)]
+                self.t_readers[t + w] = <int32_t> tmp[2 * (t - lo) + 1]
+        # the fixed operands' readers, then the counters
+        raw = qraw + n_pes * N_UNITS + n_links
+        for pe in range(n_pes):
+            r = self.ff_reg[pe]
+            if r < 0:
+                continue
+            for i in range(self.rg[r, RG_F0], self.rg[r, RG_F1]):
+                t = self.rg_fixed[i]
+                self.t_readers[t] = <int32_t> (self.t_readers[t] - m * (raw[0] - self.t_readers[t]))
+                raw += 1
+        raw = old + 3 + old[2]
+        self.n_done += m * (self.n_done - raw[0])
+        self.heap_events += m * (self.heap_events - raw[1])
+        self.n_folds += m * (self.n_folds - raw[2])
+        self.n_bursts += m * (self.n_bursts - raw[3])
+        self.dbg.stale_events += m * (self.dbg.stale_events - raw[4])
+        raw += 5
+        cnt = <int64_t*> &self.ucnt[0, 0]
+        for i in range(n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))):
+            cnt[i] += m * (cnt[i] - raw[i])
+        raw += n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))
+        cnt = <int64_t*> &self.lcnt[0]
+        for i in range(n_links * (sizeof(LinkCounters) // sizeof(int64_t))):
+            cnt[i] += m * (cnt[i] - raw[i])
+        self.now += D
+        self.steady_jumps += 1
+        return 0
+
+    cdef int _steady(self) noexcept nogil:
+        # The reference PE started an iteration: snapshot, compare with the last FF_KEEP, jump
+        # when one repeats; then set the next trigger. -1: out of memory.
+        cdef int64_t r = self.ff_trig_rg, c0 = self.rg[r, RG_C0], n = self.rg[r, RG_N]
+        cdef int64_t fired = self.ff_fired, k = (fired - c0) // n, P, delta, m = 0
+        cdef int32_t j
+        cdef FFBuf* old
+        cdef FFBuf swap
+        if self._ff_snapshot(&self.ff_cur, k):
+            return -1
+        if self.ff_reg[self.rg[r, RG_PE]] != r:
+            self.ff_n = 0  # the reference PE lags behind its own trigger: no comparison
+        for j in range(self.ff_n):
+            old = &self.ff_ring[(self.ff_at - j + FF_KEEP) % FF_KEEP]
+            P = k - old.p[1]
+            delta = self.now - old.p[0]
+            if (P <= 0 or delta <= 0 or old.p[2] != self.ff_cur.p[2]
+                    or memcmp(old.p + 3, self.ff_cur.p + 3, old.p[2] * sizeof(int64_t)) != 0):
+                continue
+            m = self._ff_periods(old.p, P, delta)
+            if m > 0:
+                if self._ff_jump(old.p, P, delta, m):
+                    return -1
+                fired += m * P * n
+                self.ff_n = 0
+            break
+        if m == 0:  # keep this snapshot: the ring's newest
+            self.ff_at = (self.ff_at + 1) % FF_KEEP
+            swap = self.ff_ring[self.ff_at]
+            self.ff_ring[self.ff_at] = self.ff_cur
+            self.ff_cur = swap
+            if self.ff_n < FF_KEEP:
+                self.ff_n += 1
+        # the next trigger: the next iteration, else the reference PE's next region
+        self.ff_trig = fired + n
+        if self.ff_trig >= c0 + n * self.rg[r, RG_ITERS]:
+            self.ff_trig = -1
+            self.ff_n = 0
+            for r in range(r + 1, self.rg_pe_off[self.rg[r, RG_PE] + 1]):
+                if self.rg[r, RG_ITERS] >= 2:
+                    self.ff_trig_rg = r
+                    self.ff_trig = self.rg[r, RG_C0] + self.rg[r, RG_N]
+                    break
+        return 0
+
     # -- loop ----------------------------------------------------------------------------------
     cdef int _loop(self) noexcept nogil:
         cdef Event ev
@@ -486,6 +1090,10 @@ cdef class Sim:
                                        &self.lcnt[ev.obj], ev.obj, ev.kind, self.now)
             if rc:
                 return ST_INTERRUPTED if self.poll.raised else ST_NOMEM
+            if self.ff_flag:
+                self.ff_flag = 0
+                if self._steady():
+                    return ST_NOMEM
             if KB_DEBUG and (ev.kind == EV_ARBITRATE or ev.kind == EV_CHAN_DONE) and self.chans[ev.obj].bad:
                 self.dbg.broken, self.dbg.broken_obj, self.dbg.broken_at = INV_DMA_EPOCH, ev.obj, self.now
                 return ST_INVARIANT
@@ -519,6 +1127,17 @@ cdef class Sim:
             self._free_state()
             raise exc
         return st
+
+    def steady_snapshots(self):
+        """The steady-state snapshots kept at the end of the run, newest first: (now, k, canon)
+        each, canon an int64 array (for tests and for finding what keeps a loop from repeating)."""
+        cdef FFBuf* b
+        cdef int32_t j
+        out = []
+        for j in range(self.ff_n):
+            b = &self.ff_ring[(self.ff_at - j + FF_KEEP) % FF_KEEP]
+            out.append((b.p[0], b.p[1], np.array(<int64_t[:b.p[2]]> (b.p + 3))))
+        return out
 
     @property
     def now_cycle(self):

@@ -119,6 +119,9 @@ class EngineResult:
     detail: str
     events: Optional[np.ndarray] = None  #: EVENT_DTYPE, when record_events=True
     debug: dict = field(default_factory=dict)  #: invariant counters (debug build)
+    #: commands whose start and end the engine wrote by recognising a repeating steady state
+    #: (simulate's ``steady``) instead of running them; the results are those of running them
+    steady_commands: int = 0
 
     @property
     def seconds(self) -> float:
@@ -503,6 +506,81 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, ta
     return {**t, "messages": messages}
 
 
+_RG_COLS = 9  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, f1 (_engine RG_*)
+_SAME_FIELDS = ("opcode", "unit", "m", "n", "k", "nbytes", "sub", "port", "esize")
+
+
+def _steady_regions(program: Program) -> tuple | None:
+    """The repeating regions of ``program`` for the engine's steady-state jumps, or None.
+
+    A region is a run of ``iters`` iterations of ``n`` commands on one PE where iteration i + 1
+    is iteration i with its results ``made`` tensors further on and each operand either the same
+    tensor (a fixed operand: one defined before the loop) or ``made`` further on. The tl.range
+    tilings of the program's compact form (kernbench.language.store.TiledCommands) are such
+    runs, and so is every copy a later tiling makes of one; the innermost are kept. Each is
+    checked here on its first two iterations (a Program's ``compact`` rebuilds its commands
+    exactly; the tilings guarantee the rest). Returns (table (k, 9) int64 in (pe, c0) order, the
+    per-PE offsets into it (n_pes + 1,), the fixed operands' global tensor ids)."""
+    comp = program.compact
+    tiles = getattr(comp, "tiles", None)
+    if not tiles:
+        return None
+    regs: list = []  # (c0, n, iters)
+    for a, z, lo, R, D, _, made in tiles:
+        n = z - a
+        inner = [g for g in regs if g[0] >= a and g[0] + g[1] * g[2] <= z]
+        for m in range(1, R + 1):
+            off = lo + (m - 1) * n - a
+            regs += [(c0 + off, nn, it) for c0, nn, it in inner]
+        if z == lo and D == made and made > 0 and R >= 1:
+            regs.append((a, n, R + 1))
+    regs.sort(key=lambda g: (g[0], -g[1] * g[2]))
+    # the innermost: a region that the next one (in this order) starts inside contains it
+    keep = [g for i, g in enumerate(regs) if i + 1 == len(regs) or regs[i + 1][0] >= g[0] + g[1] * g[2]]
+    c = program.commands
+    cmd_off = np.asarray(program.cmd_offsets, np.int64)
+    t_off = np.asarray(program.tensor_offsets, np.int64)
+    rows, fixed = [], []
+    for c0, n, iters in keep:
+        pe = int(np.searchsorted(cmd_off, c0, "right")) - 1
+        if c0 + n * iters > cmd_off[pe + 1]:
+            continue
+        b0, b1 = c[c0:c0 + n], c[c0 + n:c0 + 2 * n]
+        if any(not np.array_equal(b0[f], b1[f]) for f in _SAME_FIELDS):
+            continue
+        d0, d1 = b0["dst"].astype(np.int64), b1["dst"].astype(np.int64)
+        made = int((d0 >= 0).sum())
+        if made == 0 or not np.array_equal(d0 >= 0, d1 >= 0):
+            continue
+        first = int(d0[d0 >= 0][0])
+        if (not np.array_equal(d0[d0 >= 0], np.arange(first, first + made))
+                or not np.array_equal(d1[d1 >= 0], d0[d0 >= 0] + made)):
+            continue
+        dlo, fx, ok = 0, [], True
+        for f in ("src0", "src1", "src2"):
+            v0, v1 = b0[f].astype(np.int64), b1[f].astype(np.int64)
+            used = v0 >= 0
+            shifted = used & (v1 - v0 == made)
+            same = used & (v1 == v0)
+            if not np.array_equal(used, v1 >= 0) or np.any(used & ~shifted & ~same):
+                ok = False
+                break
+            if shifted.any():
+                dlo = min(dlo, int(((v0[shifted] - first) // made).min()))
+            fx.append(v0[same])
+        t0 = int(t_off[pe]) + first
+        fx = np.unique(np.concatenate(fx)) + t_off[pe]
+        if not ok or np.any((fx >= t0) & (fx < t0 + made * iters)):
+            continue
+        rows.append((pe, c0, n, iters, t0, made, dlo, sum(map(len, fixed)), sum(map(len, fixed)) + len(fx)))
+        fixed.append(fx)
+    if not rows:
+        return None
+    table = np.array(rows, np.int64).reshape(-1, _RG_COLS)
+    pe_off = np.searchsorted(table[:, 0], np.arange(len(cmd_off)), "left").astype(np.int64)
+    return table, pe_off, (np.concatenate(fixed) if fixed else np.zeros(0, np.int64)).astype(np.int64)
+
+
 def simulate(
     hw: HardwareConfig,
     neighbours,
@@ -515,6 +593,7 @@ def simulate(
     describe: Callable[[int], str] | None = None,
     source: Callable[[int], str] | None = None,
     prepared: dict | None = None,
+    steady: bool = True,
 ) -> EngineResult:
     """Time ``program`` on ``hw`` with the SFR wiring ``neighbours`` ((n_pes, 4) int, -1 = none).
 
@@ -525,7 +604,12 @@ def simulate(
     dict the caller keeps beside ``program`` (and never changes the program while it does): the
     first call stores the checked program's tables there (unit queues, message pairs; nothing that
     depends on timing parameters), later calls with the same neighbours reuse them instead of
-    checking the program again (TracedLaunch.time: one trace, many hardware variants). Raises
+    checking the program again (TracedLaunch.time: one trace, many hardware variants).
+    ``steady`` (train detail): where the program repeats a loop body (tl.range; see
+    :func:`_steady_regions`) and the whole machine's state comes back to the same point a whole
+    number of iterations later, moved on in time, the engine jumps over the stretches that repeat
+    it, writing their commands' start and end from the stretch before: every result equals the
+    run without the jumps (``steady=False``), bit for bit. Raises
     ValueError for malformed input, DeadlockError, MaxCyclesError, and
     SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity. Ctrl-C (on the main
     thread) stops the run within milliseconds with KeyboardInterrupt, the engine's memory freed.
@@ -554,6 +638,11 @@ def simulate(
             prepared["program"] = {k: prep[k] for k in _PROGRAM_TABLES}
             prepared[key] = prep
 
+    regions = None
+    if steady and detail == "train":
+        if "regions" not in prep:
+            prep["regions"] = _steady_regions(program)
+        regions = prep["regions"]
     sim = _engine.Sim(
         hw_params(hw, detail, limit),
         program.commands,
@@ -566,6 +655,7 @@ def simulate(
         prep["readers"],
         nbr.ravel(),
         limit,
+        *(regions or ()),
     )
     try:
         status = sim.run()
@@ -630,6 +720,7 @@ def simulate(
         detail=detail,
         events=events,
         debug=sim.debug_counters() if _engine.DEBUG_BUILD else {},
+        steady_commands=int(sim.steady_commands),
     )
 
 
