@@ -336,7 +336,7 @@ def _make_data(spec: PanelSpec):
 
 
 #: launch options a panel launch reusing another panel's streams may take (they go to the engine)
-_REUSE_OPTIONS = frozenset({"detail", "max_cycles", "record_events", "strict_sram", "replay"})
+_REUSE_OPTIONS = frozenset({"detail", "max_cycles", "record_events", "strict_sram", "replay", "steady"})
 
 
 def _rank_pe(spec: PanelSpec, hw: HardwareConfig, r: int) -> int:

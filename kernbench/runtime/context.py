@@ -109,7 +109,7 @@ class Context:
     def launch(self, kernel: Callable, grid, *args, mode: str = "functional", detail: str = "train",
                max_cycles: int | None = None, record_events: bool = False,
                strict_sram: bool = False, kernel_kwargs: Mapping[str, Any] | None = None,
-               drift: "bool | float" = False, replay: str | None = None,
+               drift: "bool | float" = False, replay: str | None = None, steady: bool = True,
                **more_kernel_kwargs) -> LaunchResult:
         """Run ``kernel`` on every program of ``grid`` = (PEs per cube used, cubes used).
 
@@ -117,7 +117,10 @@ class Context:
         ``tl=`` and the keyword arguments: ``kernel_kwargs`` (a dict, for a kernel parameter
         named like a launch option, e.g. ``mode``) and any other keyword. ``mode="functional"`` computes the numbers and writes
         stores to device memory; ``"timing"`` carries shapes only and gives the same cycles.
-        ``detail``, ``max_cycles``, ``record_events``, ``strict_sram`` go to the engine.
+        ``detail``, ``max_cycles``, ``record_events``, ``strict_sram`` go to the engine, and
+        ``steady``: let the engine jump over tl.range iterations that repeat the machine's state
+        exactly (train detail; the same results as ``steady=False``: docs/hardware-model.md,
+        "Steady state").
         ``drift`` (functional mode): also replay every command in float64 and record how far each
         result drifts from it, and the first command out of tolerance (True: 1e-3, or a
         tolerance); the result's ``drift`` holds it (kernbench.runtime.drift, docs/reports.md).
@@ -132,7 +135,7 @@ class Context:
         kw.update(more_kernel_kwargs)
         return executor.launch(self, kernel, grid, args, kw, mode=mode, detail=detail,
                                max_cycles=max_cycles, record_events=record_events, drift=drift,
-                               strict_sram=strict_sram, replay=replay)
+                               strict_sram=strict_sram, replay=replay, steady=steady)
 
     def trace(self, kernel: Callable, grid, *args, mode: str = "timing",
               kernel_kwargs: Mapping[str, Any] | None = None, replay: str | None = None,

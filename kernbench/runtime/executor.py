@@ -496,7 +496,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
 
 def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional",
            detail: str = "train", max_cycles=None, record_events: bool = False,
-           strict_sram: bool = False, drift=False, reuse=None, replay=None) -> LaunchResult:
+           strict_sram: bool = False, drift=False, reuse=None, replay=None, steady: bool = True) -> LaunchResult:
     """Trace, time and (in functional mode) replay one launch; see Context.launch (``reuse``:
     see trace_launch)."""
     tolerance = drift_tolerance(drift)
@@ -507,12 +507,12 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
                                           replay=replay)
     return time_traced(ctx, kernel, args, kwargs, traced, metas, handles, mode=mode, detail=detail,
                        max_cycles=max_cycles, record_events=record_events, strict_sram=strict_sram,
-                       tolerance=tolerance)
+                       tolerance=tolerance, steady=steady)
 
 
 def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, detail="train",
                 max_cycles=None, record_events=False, strict_sram=False, tolerance=None,
-                release=True) -> LaunchResult:
+                release=True, steady=True) -> LaunchResult:
     """The rest of :func:`launch` after :func:`trace_launch`: time, replay (functional mode),
     warn of unwritten reads. ``release``: drop the engine's tables and the command array (when
     tl.range replay can rebuild it) afterwards (TracedLaunch.release; False: the caller times
@@ -521,7 +521,7 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
     gc.disable()
     try:
         result = traced.time(ctx.hw, detail=detail, max_cycles=max_cycles,
-                             record_events=record_events, strict_sram=strict_sram)
+                             record_events=record_events, strict_sram=strict_sram, steady=steady)
         unwritten = []
         written = ()
         if mode == "functional":

@@ -59,10 +59,10 @@ class TracedLaunch:
 
     # -- timing -------------------------------------------------------------------------------
     def time(self, hw: HardwareConfig, *, detail: str = "train", max_cycles: int | None = None,
-             record_events: bool = False, strict_sram: bool = False) -> LaunchResult:
+             record_events: bool = False, strict_sram: bool = False, steady: bool = True) -> LaunchResult:
         """Simulate the program on ``hw`` (any config with the traced shape) and return the
         LaunchResult a fresh ``ctx.launch`` on ``hw`` would (without functional replay: no
-        numbers are written). Raises as the launch would: SramCapacityError, DeadlockError,
+        numbers are written). ``steady``: see Context.launch. Raises as the launch would: SramCapacityError, DeadlockError,
         MaxCyclesError; ValueError for a hardware of another shape."""
         if not isinstance(hw, HardwareConfig):
             raise ValueError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
@@ -73,7 +73,8 @@ class TracedLaunch:
                 f"machine's shape, trace again on it")
         engine = simulate(hw, self.neighbours, self.program, detail=detail, max_cycles=max_cycles,
                           record_events=record_events, strict_sram=strict_sram,
-                          describe=self.describe, source=self.source, prepared=self._prepared)
+                          describe=self.describe, source=self.source, prepared=self._prepared,
+                          steady=steady)
         return LaunchResult(hw=hw, sfr=self.sfr, grid=self.grid, mode=self.mode,
                             kernel_name=self.kernel_name, kernel_file=self.kernel_file,
                             args=dict(self.args), program=self.program, engine=engine,

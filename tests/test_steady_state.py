@@ -1,0 +1,241 @@
+"""The engine's steady-state jumps (issue 12: "recognising a periodic steady state and advancing it
+exactly"): where tl.range iterations bring the whole machine back to the same state a whole
+number of iterations later, the engine jumps the stretches that repeat it. Every result must be
+the one of running them (``steady=False``): cycles, every command's start and end, every counter,
+peak SRAM, heap events, the event record, the errors. Checked on the diag panels, on hardware
+variants, on generated loop kernels, at the cycle guard and through a deadlock; and the jumps
+must really happen where a loop repeats (else these tests would compare a path with itself).
+"""
+import numpy as np
+import pytest
+from engine_helpers import HW_RANGES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kernbench._core import api
+from kernbench.common.errors import DeadlockError, MaxCyclesError
+from kernbench.diag import panel_spec
+from kernbench.hw import load_hw
+from kernbench.runtime import executor
+from kernbench.runtime.context import Context
+from test_tl_range import loop_kernels, make_loop_kernel
+
+MESH8 = load_hw("mesh8")
+DEFAULT = load_hw("default")
+
+#: what a run reports, all of which a jump must leave exactly as running the stretches would
+FIELDS = ("cycles", "cmd_start", "cmd_end", "unit_counters", "link_counters", "peak_sram",
+          "sram_over", "heap_events", "work", "messages", "events", "debug")
+
+
+def assert_same(a, b):
+    for f in FIELDS:
+        x, y = getattr(a, f), getattr(b, f)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), f
+        else:
+            assert x == y, f
+
+
+def _trace_panel(name, hw, context=4096, causal=False):
+    spec = panel_spec(name, hw, shape="llama70b", context=context, causal=causal)
+    ctx = Context(hw)
+    ctx.install_sfr(scope=spec.scope, ring=False)
+    d = spec.d_head
+    kp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16")
+    vp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16")
+    qp = ctx.empty((spec.S_q, spec.h_q, d), "f16")
+    op = ctx.empty((spec.S_q, spec.h_q, d), "f16")
+    args = (qp, kp, vp, op, spec.S_q, spec.S_kv_per_rank, spec.h_q, spec.h_kv, d, spec.n_ranks,
+            spec.rank_axis, *spec.blocks)
+    traced, _, _ = executor.trace_launch(ctx, spec.kernel, spec.grid, args,
+                                         {"causal": True} if causal else {}, mode="timing", replay="on")
+    return traced
+
+
+def _both(traced, hw, **kw):
+    """(steady off, steady on) results of timing ``traced`` on ``hw``, or the errors raised."""
+    out = []
+    for steady in (False, True):
+        try:
+            out.append(traced.time(hw, steady=steady, **kw).engine)
+        except (DeadlockError, MaxCyclesError) as e:
+            out.append(e)
+    return out
+
+
+@pytest.mark.parametrize("hw", [MESH8, DEFAULT], ids=["mesh8", "default"])
+@pytest.mark.parametrize("name,causal", [("single_user_prefill", False), ("single_user_prefill", True),
+                                         ("multi_user_prefill", False), ("single_user_decode", False),
+                                         ("multi_user_decode", False)])
+def test_diag_panels_exact(hw, name, causal):
+    traced = _trace_panel(name, hw, causal=causal)
+    off, on = _both(traced, hw, record_events=True)
+    assert_same(off, on)
+    assert off.steady_commands == 0
+    if name.endswith("prefill") and not causal:
+        # the jumps happen: at 4K each rank runs 16 (K/V group, query block) iterations per ring
+        # step, most of them jumped over
+        assert on.steady_commands > 0.5 * len(on.cmd_end)
+
+
+def test_jumps_are_most_of_a_long_prefill():
+    traced = _trace_panel("single_user_prefill", DEFAULT, context=16384)
+    off, on = _both(traced, DEFAULT)
+    assert_same(off, on)
+    # (16K: 64 iterations per ring step; the first few and the last are run: 89% jumped)
+    assert on.steady_commands > 0.85 * len(on.cmd_end)
+    # a jump skips heap events but reports them: the count is the run's, not the work done
+    assert on.heap_events == off.heap_events
+
+
+def test_packet_detail_never_jumps():
+    traced = _trace_panel("single_user_prefill", MESH8, context=2048)
+    a = traced.time(MESH8, detail="packet")
+    b = traced.time(MESH8)
+    assert a.engine.steady_commands == 0 and b.engine.steady_commands > 0
+    assert a.cycles == b.cycles
+    assert a.engine.cmd_end.tobytes() == b.engine.cmd_end.tobytes()
+
+
+@st.composite
+def hw_variants(draw):
+    """The default preset's shape with random link, DMA, GEMM and vector parameters."""
+    over = {}
+    for key, (lo, hi) in HW_RANGES.items():
+        if draw(st.booleans()):
+            over[key] = draw(st.integers(lo, hi))
+    return DEFAULT.with_overrides(over)
+
+
+_PANEL_TRACES = {}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hw_variants(), st.sampled_from(["single_user_prefill", "multi_user_prefill"]))
+def test_panels_on_hardware_variants_exact(hw, name):
+    """Short receive queues, slow links, narrow channels: DMA epochs cut mid-iteration, sends
+    waiting for credits across iteration boundaries; the jumps stay exact."""
+    if name not in _PANEL_TRACES:
+        _PANEL_TRACES[name] = _trace_panel(name, DEFAULT, context=2048)
+    off, on = _both(_PANEL_TRACES[name], hw)
+    assert_same(off, on)
+
+
+def _loop_trace(case, grid=(2, 1)):
+    k, args_of = make_loop_kernel(*case)
+    ctx = Context("default")
+    ctx.install_sfr(scope="pe")
+    traced, _, _ = executor.trace_launch(ctx, k, grid, args_of(ctx), {}, mode="timing", replay="on")
+    return traced
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loop_kernels(), hw_variants(), st.one_of(st.none(), st.integers(25, 150)))
+def test_generated_loop_kernels_exact(case, hw, trips):
+    """test_tl_range's random loop bodies (loads, masked loads, GEMMs, vector ops, reductions,
+    carried values, sends, pinned loads, views), half of them with long loops."""
+    if trips is not None:
+        case = (case[0], case[1], case[2], trips, *case[4:])
+    traced = _loop_trace(case)
+    off, on = _both(traced, hw, record_events=True)
+    if isinstance(off, Exception):
+        assert type(on) is type(off) and str(on) == str(off)
+    else:
+        assert_same(off, on)
+
+
+def test_a_generated_loop_kernel_jumps():
+    # a body of a load, a GEMM, vector work, a send from PE 0 to PE 1 and a carried accumulator:
+    # 200 iterations, most of them jumped
+    case = ([("load", 0), ("dot", 0x10), ("send", 0), ("carry", 0), ("exp", 2)], 0, 1, 200, 1, 5)
+    traced = _loop_trace(case)
+    off, on = _both(traced, DEFAULT, record_events=True)
+    assert_same(off, on)
+    assert on.steady_commands > 0.9 * len(on.cmd_end)
+
+
+def test_growing_state_is_never_jumped():
+    # a pinned load per iteration: SRAM in use grows every iteration, so no two iterations start
+    # from the same state and nothing is jumped (and the result is still the run's)
+    case = ([("load", 0), ("dot", 0x10), ("pinned", 1), ("exp", 2)], 0, 1, 200, 1, 5)
+    traced = _loop_trace(case)
+    off, on = _both(traced, DEFAULT)
+    assert_same(off, on)
+    assert on.steady_commands == 0
+
+
+def test_cycle_guard_inside_a_jumped_stretch():
+    traced = _trace_panel("single_user_prefill", MESH8)
+    full = traced.time(MESH8, steady=False).cycles
+    for limit in (full // 3, full // 2 + 7, full - 1):
+        off, on = _both(traced, MESH8, max_cycles=limit)
+        assert isinstance(off, MaxCyclesError) and isinstance(on, MaxCyclesError)
+        assert str(on) == str(off) and on.cycle == off.cycle
+
+
+def stuck_after_loop(x_ptr, o_ptr, n, *, tl):
+    """A long repeating loop, then PEs 0 and 1 each wait for the other's message before sending
+    their own: a deadlock."""
+    acc = tl.zeros((16, 16), "f32")
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * 16 * 16 * 4, shape=(16, 16))
+        acc = tl.dot(x, x, acc=acc)
+    if tl.num_programs(0) == 2:
+        port = "E" if tl.program_id(0) == 0 else "W"
+        r = tl.recv(dir=port, shape=(16, 16), dtype="f32")
+        tl.send(dir=port, src=r + acc)
+    tl.store(o_ptr, acc)
+
+
+def test_deadlock_after_jumps_reported_the_same():
+    ctx = Context("default")
+    ctx.install_sfr(scope="pe")
+    n = 120
+    args = (ctx.empty((n * 16, 16), "f32"), ctx.empty((16, 16), "f32"), n)
+    traced, _, _ = executor.trace_launch(ctx, stuck_after_loop, (2, 1), args, {}, mode="timing",
+                                         replay="on")
+    off, on = _both(traced, ctx.hw)
+    assert isinstance(off, DeadlockError) and isinstance(on, DeadlockError)
+    assert str(on) == str(off)
+    assert off.blocked == on.blocked
+
+
+def test_regions_repeat_exactly():
+    """Every region _steady_regions hands the engine really repeats, checked on all its
+    iterations: the same commands, results `made` further on per iteration, each operand fixed
+    or `made` further on (nested tl.range loops: the inner loop's copies inside the outer
+    loop's copies are regions too)."""
+    traced = _trace_panel("single_user_prefill", MESH8)
+    program = traced.program
+    table, pe_off, fixed = api._steady_regions(program)
+    c = program.commands
+    assert len(table) >= 8 and np.all(np.diff(table[:, 1]) > 0)  # one per (PE, ring step) at least
+    assert np.array_equal(pe_off, np.searchsorted(table[:, 0], np.arange(MESH8.n_pes + 1)))
+    t_off = program.tensor_offsets
+    for pe, c0, n, iters, t0, made, dlo, f0, f1 in table.tolist():
+        assert program.cmd_offsets[pe] <= c0 and c0 + n * iters <= program.cmd_offsets[pe + 1]
+        body = c[c0:c0 + n]
+        fx = set(fixed[f0:f1].tolist())
+        for i in range(1, iters):
+            it = c[c0 + i * n:c0 + (i + 1) * n]
+            for f in api._SAME_FIELDS:
+                assert np.array_equal(it[f], body[f])
+            d = body["dst"] >= 0
+            assert np.array_equal(it["dst"][d], body["dst"][d] + i * made)
+            for f in ("src0", "src1", "src2"):
+                v0, v = body[f].astype(np.int64), it[f].astype(np.int64)
+                used = v0 >= 0
+                moved = v - v0 == i * made
+                same = (v == v0) & np.isin(v0 + t_off[pe], list(fx))
+                assert np.all(~used | moved | same)
+                assert np.all((v0[used & moved] - (t0 - t_off[pe])) // made >= dlo)
+
+
+def test_a_program_without_tilings_has_no_regions():
+    ctx = Context("default")
+    ctx.install_sfr(scope="pe")
+    args = (ctx.empty((64 * 16, 16), "f32"), ctx.empty((16, 16), "f32"), 64)
+    off, _, _ = executor.trace_launch(ctx, stuck_after_loop, (1, 1), args, {}, mode="timing",
+                                      replay="off")
+    assert off.program.compact is None and api._steady_regions(off.program) is None
