@@ -201,6 +201,10 @@ def test_deadlock_after_jumps_reported_the_same():
     assert off.blocked == on.blocked
 
 
+def _regions(program):
+    return api._steady_regions(api._steady_bodies(program.commands, program.compact), program)
+
+
 def test_regions_repeat_exactly():
     """Every region _steady_regions hands the engine really repeats, checked on all its
     iterations: the same commands, results `made` further on per iteration, each operand fixed
@@ -208,7 +212,7 @@ def test_regions_repeat_exactly():
     loop's copies are regions too)."""
     traced = _trace_panel("single_user_prefill", MESH8)
     program = traced.program
-    table, pe_off, fixed = api._steady_regions(program)
+    table, pe_off, fixed = _regions(program)
     c = program.commands
     assert len(table) >= 8 and np.all(np.diff(table[:, 1]) > 0)  # one per (PE, ring step) at least
     assert np.array_equal(pe_off, np.searchsorted(table[:, 0], np.arange(MESH8.n_pes + 1)))
@@ -238,4 +242,19 @@ def test_a_program_without_tilings_has_no_regions():
     args = (ctx.empty((64 * 16, 16), "f32"), ctx.empty((16, 16), "f32"), 64)
     off, _, _ = executor.trace_launch(ctx, stuck_after_loop, (1, 1), args, {}, mode="timing",
                                       replay="off")
-    assert off.program.compact is None and api._steady_regions(off.program) is None
+    assert off.program.compact is None and _regions(off.program) is None
+
+
+def test_a_changed_command_loses_its_region_only():
+    """The tilings propose regions; the rows decide. A command changed in the middle of a
+    region's 9th iteration (an array edited after tracing) drops that region and keeps the rest,
+    and the timing stays exact."""
+    traced = _trace_panel("single_user_prefill", MESH8)
+    p = traced.program
+    bodies = api._steady_bodies(p.commands, p.compact)
+    c0, n, iters = bodies[3][:3]
+    changed = p.commands.copy()
+    changed["nbytes"][c0 + 8 * n + 2] += 64 if changed["nbytes"][c0 + 8 * n + 2] > 0 else 0
+    changed["m"][c0 + 8 * n + 2] += 0 if changed["nbytes"][c0 + 8 * n + 2] > 0 else 1
+    after = api._steady_bodies(changed, p.compact)
+    assert [b[:3] for b in after] == [b[:3] for i, b in enumerate(bodies) if i != 3]

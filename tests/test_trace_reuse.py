@@ -107,9 +107,15 @@ def test_copied_streams_reuse_the_checked_tables(monkeypatch, kind):
     assert len(calls) == 1
     moved = api.moved_tables(src._prepared["program"], src.program, reused.result.program)
     fresh = real(hw, reused.result.program, str)
-    assert moved.keys() == fresh.keys()
+    # the checked tables, and the steady-state runs found in the same command array
+    assert moved.keys() - {"steady_bodies"} == fresh.keys()
     for k in fresh:
         assert np.array_equal(moved[k], fresh[k]), k
+    p = reused.result.program
+    bodies = api._steady_bodies(p.commands, p.compact)
+    assert len(moved["steady_bodies"]) == len(bodies) and (kind == "decode" or bodies)
+    for a, b in zip(moved["steady_bodies"], bodies):
+        assert a[:6] == b[:6] and np.array_equal(a[6], b[6])
     # a program that is not the source's streams moved gets no tables from it
     other = run_panel(panel_spec(f"multi_user_{kind}", hw, shape="llama70b", context=4096), hw)
     assert api.moved_tables(src._prepared["program"], src.program, other.result.program) is None

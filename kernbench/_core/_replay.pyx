@@ -7,6 +7,7 @@ the iteration before moved on by m * D tensors, and its results numbered m * mad
 instead of building each field with numpy.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.string cimport memcmp
 from ._types cimport Command
 
 
@@ -36,3 +37,36 @@ def tile_commands(const Command[::1] body, Command[::1] out, const uint8_t[:, ::
                 if c.dst >= 0:
                     c.dst = <int32_t> (c.dst + rd)
                 out[base + j] = c
+
+
+def tiles_repeat(const Command[::1] rows, int64_t n, int64_t iters, int64_t made,
+                 const uint8_t[:, ::1] shift) -> bool:
+    """True if ``rows`` ((iters * n,) records) are their first n (a body) followed by iters - 1
+    copies of it, copy i being what :func:`tile_commands` writes for m = i with D = made: operand
+    k of row j moved on by ``shift[j, k] * i * made``, its result (if any) by ``i * made``. One
+    read of the rows, in C (the engine's steady-state jumps rely on it: kernbench._core.api).
+    Raises ValueError on shapes that do not fit."""
+    cdef int64_t i, j, sd
+    cdef Command c
+    cdef bint ok = True
+    if rows.shape[0] != iters * n or shift.shape[0] != n or shift.shape[1] != 3 or iters < 1:
+        raise ValueError("tiles_repeat: shapes do not fit")
+    with nogil:
+        for i in range(1, iters):
+            sd = i * made
+            for j in range(n):
+                c = rows[j]
+                if shift[j, 0]:
+                    c.src0 = <int32_t> (c.src0 + sd)
+                if shift[j, 1]:
+                    c.src1 = <int32_t> (c.src1 + sd)
+                if shift[j, 2]:
+                    c.src2 = <int32_t> (c.src2 + sd)
+                if c.dst >= 0:
+                    c.dst = <int32_t> (c.dst + sd)
+                if memcmp(&c, &rows[i * n + j], sizeof(Command)) != 0:
+                    ok = False
+                    break
+            if not ok:
+                break
+    return ok

@@ -26,7 +26,7 @@ from ..common.pe_commands import (
     Unit,
 )
 from ..hw.config import ENGINE_HORIZON, ENGINE_MAX_SIZE, ENGINE_MAX_VOLUME, HardwareConfig, check_bounds
-from . import _check, _engine
+from . import _check, _engine, _replay
 
 __all__ = ["simulate", "EngineResult", "hw_params", "MESSAGE_DTYPE", "EVENT_DTYPE", "DETAILS", "MAX_SIZE",
            "MAX_VOLUME"]
@@ -510,21 +510,22 @@ _RG_COLS = 9  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, 
 _SAME_FIELDS = ("opcode", "unit", "m", "n", "k", "nbytes", "sub", "port", "esize")
 
 
-def _steady_regions(program: Program) -> tuple | None:
-    """The repeating regions of ``program`` for the engine's steady-state jumps, or None.
+def _steady_bodies(commands: np.ndarray, compact) -> list:
+    """The repeating runs of ``commands`` that the engine's steady-state jumps may use: each
+    ``(c0, n, iters, made, dlo, first, fixed)``, a run of ``iters`` iterations of ``n`` commands
+    from ``c0`` where iteration i + 1 is iteration i with its results ``made`` tensors further on
+    (the first result of iteration 0 is local tensor ``first``) and each operand either the same
+    tensor (``fixed``: local ids, defined before the run) or ``made`` further on, reading at
+    most ``-dlo`` iterations back.
 
-    A region is a run of ``iters`` iterations of ``n`` commands on one PE where iteration i + 1
-    is iteration i with its results ``made`` tensors further on and each operand either the same
-    tensor (a fixed operand: one defined before the loop) or ``made`` further on. The tl.range
-    tilings of the program's compact form (kernbench.language.store.TiledCommands) are such
-    runs, and so is every copy a later tiling makes of one; the innermost are kept. Each is
-    checked here on its first two iterations (a Program's ``compact`` rebuilds its commands
-    exactly; the tilings guarantee the rest). Returns (table (k, 9) int64 in (pe, c0) order, the
-    per-PE offsets into it (n_pes + 1,), the fixed operands' global tensor ids)."""
-    comp = program.compact
-    tiles = getattr(comp, "tiles", None)
+    The tl.range tilings of ``compact`` (kernbench.language.store.TiledCommands) propose them,
+    with every copy a later tiling makes of one, innermost first; each is then checked on all its
+    rows (_replay.tiles_repeat: one read, in C), so an array changed since it was traced only
+    loses the runs it broke. Depends on the command array only: a Program moved to other PEs
+    (Program.moved) has the same."""
+    tiles = getattr(compact, "tiles", None)
     if not tiles:
-        return None
+        return []
     regs: list = []  # (c0, n, iters)
     for a, z, lo, R, D, _, made in tiles:
         n = z - a
@@ -537,13 +538,10 @@ def _steady_regions(program: Program) -> tuple | None:
     regs.sort(key=lambda g: (g[0], -g[1] * g[2]))
     # the innermost: a region that the next one (in this order) starts inside contains it
     keep = [g for i, g in enumerate(regs) if i + 1 == len(regs) or regs[i + 1][0] >= g[0] + g[1] * g[2]]
-    c = program.commands
-    cmd_off = np.asarray(program.cmd_offsets, np.int64)
-    t_off = np.asarray(program.tensor_offsets, np.int64)
-    rows, fixed = [], []
+    c = commands
+    out = []
     for c0, n, iters in keep:
-        pe = int(np.searchsorted(cmd_off, c0, "right")) - 1
-        if c0 + n * iters > cmd_off[pe + 1]:
+        if c0 + n * iters > len(c):
             continue
         b0, b1 = c[c0:c0 + n], c[c0 + n:c0 + 2 * n]
         if any(not np.array_equal(b0[f], b1[f]) for f in _SAME_FIELDS):
@@ -556,29 +554,51 @@ def _steady_regions(program: Program) -> tuple | None:
         if (not np.array_equal(d0[d0 >= 0], np.arange(first, first + made))
                 or not np.array_equal(d1[d1 >= 0], d0[d0 >= 0] + made)):
             continue
-        dlo, fx, ok = 0, [], True
+        dlo, fixed, shift, ok = 0, [], [], True
         for f in ("src0", "src1", "src2"):
             v0, v1 = b0[f].astype(np.int64), b1[f].astype(np.int64)
             used = v0 >= 0
-            shifted = used & (v1 - v0 == made)
+            moved = used & (v1 - v0 == made)
             same = used & (v1 == v0)
-            if not np.array_equal(used, v1 >= 0) or np.any(used & ~shifted & ~same):
+            if not np.array_equal(used, v1 >= 0) or np.any(used & ~moved & ~same):
                 ok = False
                 break
-            if shifted.any():
-                dlo = min(dlo, int(((v0[shifted] - first) // made).min()))
-            fx.append(v0[same])
-        t0 = int(t_off[pe]) + first
-        fx = np.unique(np.concatenate(fx)) + t_off[pe]
-        if not ok or np.any((fx >= t0) & (fx < t0 + made * iters)):
+            if moved.any():
+                dlo = min(dlo, int(((v0[moved] - first) // made).min()))
+            fixed.append(v0[same])
+            shift.append(moved)
+        if not ok:
             continue
-        rows.append((pe, c0, n, iters, t0, made, dlo, sum(map(len, fixed)), sum(map(len, fixed)) + len(fx)))
-        fixed.append(fx)
+        fixed = np.unique(np.concatenate(fixed))
+        if np.any((fixed >= first) & (fixed < first + made * iters)):
+            continue
+        if not _replay.tiles_repeat(c[c0:c0 + n * iters], n, iters, made,
+                                    np.stack(shift, axis=1).astype(np.uint8)):
+            continue
+        out.append((c0, n, iters, made, dlo, first, fixed))
+    return out
+
+
+def _steady_regions(bodies: list, program: Program) -> tuple | None:
+    """The engine's region table for ``program`` from :func:`_steady_bodies` of its commands:
+    (table (k, 9) int64 in (pe, c0) order, the per-PE offsets into it (n_pes + 1,), the fixed
+    operands' global tensor ids), or None when there is none. A run that crosses from one PE's
+    stream into the next is left out."""
+    cmd_off = np.asarray(program.cmd_offsets, np.int64)
+    t_off = np.asarray(program.tensor_offsets, np.int64)
+    rows, fixed, nf = [], [], 0
+    for c0, n, iters, made, dlo, first, fx in bodies:
+        pe = int(np.searchsorted(cmd_off, c0, "right")) - 1
+        if c0 + n * iters > cmd_off[pe + 1]:
+            continue
+        rows.append((pe, c0, n, iters, int(t_off[pe]) + first, made, dlo, nf, nf + len(fx)))
+        fixed.append(fx + t_off[pe])
+        nf += len(fx)
     if not rows:
         return None
     table = np.array(rows, np.int64).reshape(-1, _RG_COLS)
     pe_off = np.searchsorted(table[:, 0], np.arange(len(cmd_off)), "left").astype(np.int64)
-    return table, pe_off, (np.concatenate(fixed) if fixed else np.zeros(0, np.int64)).astype(np.int64)
+    return table, pe_off, np.concatenate(fixed).astype(np.int64)
 
 
 def simulate(
@@ -641,7 +661,12 @@ def simulate(
     regions = None
     if steady and detail == "train":
         if "regions" not in prep:
-            prep["regions"] = _steady_regions(program)
+            t = prepared.get("program") if prepared is not None else None
+            if "steady_bodies" not in prep:  # (a moved Program's tables may bring them along)
+                prep["steady_bodies"] = _steady_bodies(program.commands, program.compact)
+                if t is not None:
+                    t["steady_bodies"] = prep["steady_bodies"]
+            prep["regions"] = _steady_regions(prep["steady_bodies"], program)
         regions = prep["regions"]
     sim = _engine.Sim(
         hw_params(hw, detail, limit),
