@@ -114,7 +114,8 @@ cdef struct DebugCounters:
 
 # -- steady state: declarations (the section "Steady state" in Sim has the method) -------------
 cdef enum:
-    FF_KEEP = 4          # snapshots kept: a period of up to 4 iterations is recognised
+    FF_KEEP = 4          # snapshots kept: a period of up to 4 strides is recognised
+    FF_STRIDE_MAX = 1 << 30
     # columns of the region table (api._steady_regions builds it)
     RG_PE = 0            # the PE
     RG_C0 = 1            # global index of iteration 0's first command
@@ -232,13 +233,18 @@ cdef class Sim:
     cdef int64_t* ff_reg                 # per PE: its region at the snapshot, -1 if none
     cdef int64_t* ff_lo                  # per PE: window of iterations [lo, hi] at the snapshot
     cdef int64_t* ff_hi
+    cdef uint8_t* ff_idle                # per PE: every unit done (nothing on it can change again)
     cdef FFBuf ff_cur                    # the snapshot being taken
     cdef FFBuf ff_ring[FF_KEEP]          # the last FF_KEEP snapshots (ff_ring[(ff_at - j) % FF_KEEP])
     cdef FFBuf ff_tmp                    # scratch: sorted events, ring rotations, tensor windows
     cdef int32_t ff_n                    # snapshots in the ring
+    cdef int64_t ff_stride               # snapshot every ff_stride-th iteration of the reference
+    cdef int32_t ff_misses               # snapshots in a row that matched none before
+    cdef int64_t ff_events               # heap events at the last snapshot
     cdef int32_t ff_at                   # index of the newest
     cdef public int64_t steady_jumps     # jumps made
     cdef public int64_t steady_commands  # commands whose start and end were written by a jump
+    cdef public int64_t steady_snapshots # snapshots taken
 
     def __cinit__(self, dict params, commands, cmd_pe, unit_q, unit_q_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
@@ -248,6 +254,7 @@ cdef class Sim:
         self.ff_reg = NULL
         self.ff_lo = NULL
         self.ff_hi = NULL
+        self.ff_idle = NULL
         self.units = NULL
         self.dports = NULL
         self.chans = NULL
@@ -349,7 +356,9 @@ cdef class Sim:
         free(self.ff_reg)
         free(self.ff_lo)
         free(self.ff_hi)
+        free(self.ff_idle)
         self.ff_reg = self.ff_lo = self.ff_hi = NULL
+        self.ff_idle = NULL
         free(self.ff_cur.p)
         free(self.ff_tmp.p)
         self.ff_cur.p = self.ff_tmp.p = NULL
@@ -544,7 +553,8 @@ cdef class Sim:
         self.ff_reg = <int64_t*> calloc(n_pes, sizeof(int64_t))
         self.ff_lo = <int64_t*> calloc(n_pes, sizeof(int64_t))
         self.ff_hi = <int64_t*> calloc(n_pes, sizeof(int64_t))
-        if self.ff_reg == NULL or self.ff_lo == NULL or self.ff_hi == NULL:
+        self.ff_idle = <uint8_t*> calloc(n_pes, sizeof(uint8_t))
+        if self.ff_reg == NULL or self.ff_lo == NULL or self.ff_hi == NULL or self.ff_idle == NULL:
             raise MemoryError("kernbench engine: cannot allocate simulator state")
         for p in range(n_pes):  # the reference PE: the first with a region of 2+ iterations
             for r in range(self.rg_pe_off[p], self.rg_pe_off[p + 1]):
@@ -552,6 +562,7 @@ cdef class Sim:
                     self.ff_trig_rg = r
                     self.ff_trig = self.rg[r, RG_C0] + self.rg[r, RG_N]
                     self.ff_on = 1
+                    self.ff_stride = 1
                     return
 
     cdef inline int64_t _ff_region(self, int32_t pe, int64_t c) noexcept nogil:
@@ -617,8 +628,12 @@ cdef class Sim:
         # every PE's region (of its earliest running or next command) and window of iterations
         for pe in range(n_pes):
             c = -1
+            self.ff_idle[pe] = 1
             for u in range(N_UNITS):
-                i = self._ff_front(&self.units[pe * N_UNITS + u])
+                us = &self.units[pe * N_UNITS + u]
+                if us.state != U_DONE:
+                    self.ff_idle[pe] = 0
+                i = self._ff_front(us)
                 if i >= 0 and (c < 0 or i < c):
                     c = i
             r = self._ff_region(pe, c) if c >= 0 else -1
@@ -646,8 +661,12 @@ cdef class Sim:
             self.ff_lo[pe] = lo + self.rg[r, RG_DLO]
             self.ff_hi[pe] = hi
             rc |= _ff_put(b, self.ff_lo[pe] - k) | _ff_put(b, hi - k)
-        # units
+        # units. A PE whose units are all done stays as it is (no command of its own will run,
+        # nothing else touches its units, DMA port, SRAM or tensors): a marker stands for it.
         for pe in range(n_pes):
+            rc |= _ff_put(b, self.ff_idle[pe])
+            if self.ff_idle[pe]:
+                continue
             for u in range(N_UNITS):
                 us = &self.units[pe * N_UNITS + u]
                 i = self._ff_front(us)
@@ -672,6 +691,8 @@ cdef class Sim:
                 rc |= _ff_put(b, us.folds_left) | _ff_put(b, us.fold_cycles) | _ff_put(b, us.fold_last)
         # DMA ports and channels
         for pe in range(n_pes):
+            if self.ff_idle[pe]:
+                continue
             dp = &self.dports[pe]
             rc |= (_ff_put(b, dp.bursts_left) | _ff_put(b, dp.bytes_left) | _ff_put(b, dp.last_cycles)
                    | _ff_put(b, dp.ideal) | _ff_put(b, dp.requesting))
@@ -695,8 +716,8 @@ cdef class Sim:
         # links: packet numbers relative to the link's next packet, rings from its slot
         for l in range(n_links):
             L = &self.links[l]
-            if L.dst < 0:
-                continue
+            if L.dst < 0 or (self.ff_idle[L.src] and self.ff_idle[L.dst]):
+                continue  # unwired, or between two idle PEs: no send or recv will touch it
             base = L.tx_next
             rc |= _ff_put(b, -1000000 - l)  # (a marker: where a link begins, for reading dumps)
             rc |= self._ff_cmd(b, L.src, L.tx_cmd, k) | self._ff_cmd(b, L.dst, L.rx_cmd, k)
@@ -974,41 +995,59 @@ cdef class Sim:
     cdef int _steady(self) noexcept nogil:
         # The reference PE started an iteration: snapshot, compare with the last FF_KEEP, jump
         # when one repeats; then set the next trigger. -1: out of memory.
+        #
+        # A snapshot costs about its length (every unit, link and live tensor of the machine);
+        # an iteration's run, its heap events (~50x a value written). So snapshots are taken every
+        # ff_stride-th iteration only, the stride doubling while a snapshot is longer than 16
+        # times the heap events since the last one (it then costs about a third of them), and after FF_KEEP snapshots in a row that repeat none before
+        # (a loop whose state keeps changing then costs O(log iterations) snapshots). Any two
+        # snapshots compare: P is the iterations between them.
         cdef int64_t r = self.ff_trig_rg, c0 = self.rg[r, RG_C0], n = self.rg[r, RG_N]
         cdef int64_t fired = self.ff_fired, k = (fired - c0) // n, P, delta, m = 0
         cdef int32_t j
         cdef FFBuf* old
         cdef FFBuf swap
-        if self._ff_snapshot(&self.ff_cur, k):
-            return -1
-        if self.ff_reg[self.rg[r, RG_PE]] != r:
-            self.ff_n = 0  # the reference PE lags behind its own trigger: no comparison
-        for j in range(self.ff_n):
-            old = &self.ff_ring[(self.ff_at - j + FF_KEEP) % FF_KEEP]
-            P = k - old.p[1]
-            delta = self.now - old.p[0]
-            if (P <= 0 or delta <= 0 or old.p[2] != self.ff_cur.p[2]
-                    or memcmp(old.p + 3, self.ff_cur.p + 3, old.p[2] * sizeof(int64_t)) != 0):
-                continue
-            m = self._ff_periods(old.p, P, delta)
-            if m > 0:
-                if self._ff_jump(old.p, P, delta, m):
-                    return -1
-                fired += m * P * n
-                self.ff_n = 0
-            break
-        if m == 0:  # keep this snapshot: the ring's newest
-            self.ff_at = (self.ff_at + 1) % FF_KEEP
-            swap = self.ff_ring[self.ff_at]
-            self.ff_ring[self.ff_at] = self.ff_cur
-            self.ff_cur = swap
-            if self.ff_n < FF_KEEP:
-                self.ff_n += 1
+        if k % self.ff_stride == 0:
+            if self._ff_snapshot(&self.ff_cur, k):
+                return -1
+            self.steady_snapshots += 1
+            if self.ff_reg[self.rg[r, RG_PE]] != r:
+                self.ff_n = 0  # the reference PE lags behind its own trigger: no comparison
+            for j in range(self.ff_n):
+                old = &self.ff_ring[(self.ff_at - j + FF_KEEP) % FF_KEEP]
+                P = k - old.p[1]
+                delta = self.now - old.p[0]
+                if (P <= 0 or delta <= 0 or old.p[2] != self.ff_cur.p[2]
+                        or memcmp(old.p + 3, self.ff_cur.p + 3, old.p[2] * sizeof(int64_t)) != 0):
+                    continue
+                m = self._ff_periods(old.p, P, delta)
+                if m > 0:
+                    if self._ff_jump(old.p, P, delta, m):
+                        return -1
+                    fired += m * P * n
+                    self.ff_n = 0
+                    self.ff_misses = 0
+                break
+            if m == 0:  # keep this snapshot: the ring's newest
+                self.ff_misses += 1
+                if ((self.heap_events - self.ff_events) * 16 < self.ff_cur.p[2] or self.ff_misses >= FF_KEEP) \
+                        and self.ff_stride < FF_STRIDE_MAX:
+                    self.ff_stride *= 2
+                    self.ff_misses = 0
+                self.ff_at = (self.ff_at + 1) % FF_KEEP
+                swap = self.ff_ring[self.ff_at]
+                self.ff_ring[self.ff_at] = self.ff_cur
+                self.ff_cur = swap
+                if self.ff_n < FF_KEEP:
+                    self.ff_n += 1
+            self.ff_events = self.heap_events
         # the next trigger: the next iteration, else the reference PE's next region
         self.ff_trig = fired + n
         if self.ff_trig >= c0 + n * self.rg[r, RG_ITERS]:
             self.ff_trig = -1
             self.ff_n = 0
+            self.ff_stride = 1
+            self.ff_misses = 0
             for r in range(r + 1, self.rg_pe_off[self.rg[r, RG_PE] + 1]):
                 if self.rg[r, RG_ITERS] >= 2:
                     self.ff_trig_rg = r
@@ -1128,7 +1167,7 @@ cdef class Sim:
             raise exc
         return st
 
-    def steady_snapshots(self):
+    def steady_ring(self):
         """The steady-state snapshots kept at the end of the run, newest first: (now, k, canon)
         each, canon an int64 array (for tests and for finding what keeps a loop from repeating)."""
         cdef FFBuf* b

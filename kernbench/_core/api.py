@@ -122,6 +122,9 @@ class EngineResult:
     #: commands whose start and end the engine wrote by recognising a repeating steady state
     #: (simulate's ``steady``) instead of running them; the results are those of running them
     steady_commands: int = 0
+    #: the engine's snapshots of its state in search of one (its cost: O(log iterations) for a
+    #: loop that never repeats)
+    steady_snapshots: int = 0
 
     @property
     def seconds(self) -> float:
@@ -746,6 +749,7 @@ def simulate(
         events=events,
         debug=sim.debug_counters() if _engine.DEBUG_BUILD else {},
         steady_commands=int(sim.steady_commands),
+        steady_snapshots=int(sim.steady_snapshots),
     )
 
 
