@@ -177,6 +177,39 @@ def test_cycle_guard_inside_a_jumped_stretch():
         assert str(on) == str(off) and on.cycle == off.cycle
 
 
+def ring_loop(x_ptr, o_ptr, n, *, tl):
+    """4 PEs in an SFR ring: each iteration sends two 4 KB messages east and receives two from
+    the west, with loads, stores and vector work around them (the adversarial review's case of a
+    guard inside a jumped stretch)."""
+    acc = tl.zeros((32, 32), "f32")
+    for i in tl.range(0, n, 2):
+        tl.store(o_ptr, acc)
+        tl.send(dir="E", src=acc)
+        x = tl.load(x_ptr + i * 32 * 32 * 4, shape=(32, 32), after=acc)
+        r = tl.recv(dir="W", shape=(32, 32), dtype="f32")
+        tl.send(dir="E", src=x)
+        r2 = tl.recv(dir="W", shape=(32, 32), dtype="f32")
+        acc = tl.exp(acc + r) + r2
+    tl.store(o_ptr, acc)
+
+
+def test_cycle_guard_at_every_cycle_of_a_ring_loop():
+    """Train detail computes a link's packets ahead, up to the guard: a jump must stop where a
+    stretch would have computed past it. For every guard in a span of the run: the same error at
+    the same cycle (which is the first event past the guard), or none in both."""
+    ctx = Context("default", overrides={"n_cubes": 1, "pes_per_cube": 4})
+    ctx.install_sfr(scope="pe", ring=True)
+    args = (ctx.empty((120 * 32, 32), "f32"), ctx.empty((32, 32), "f32"), 120)
+    traced, _, _ = executor.trace_launch(ctx, ring_loop, (4, 1), args, {}, mode="timing", replay="on")
+    off, on = _both(traced, ctx.hw)
+    assert_same(off, on)
+    assert on.steady_commands > 0
+    span = off.cycles // 3
+    for limit in range(span, span + 1500):
+        a, b = _both(traced, ctx.hw, max_cycles=limit)
+        assert type(a) is type(b) and str(a) == str(b), limit
+
+
 def stuck_after_loop(x_ptr, o_ptr, n, *, tl):
     """A long repeating loop, then PEs 0 and 1 each wait for the other's message before sending
     their own: a deadlock."""

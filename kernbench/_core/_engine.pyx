@@ -799,10 +799,17 @@ cdef class Sim:
         cdef UnitState* us
         raw += n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))
         raw += n_links * (sizeof(LinkCounters) // sizeof(int64_t))
-        m = (self.max_cycles - self.now) // delta
+        # The cycle guard: train detail computes a link's packets ahead, up to the first that
+        # would start past max_cycles (an EV_LIMIT instead). Every time a stretch computes ends
+        # up in the heap or is popped before its end, so the stretches are the run's as long as
+        # the heap's latest event, moved on, is not past the guard.
+        t = self.now
         for i in range(self.heap.size):
-            if self.heap.data[i].time > self.max_cycles:
-                return 0
+            if self.heap.data[i].time > t:
+                t = self.heap.data[i].time
+        if t > self.max_cycles:
+            return 0
+        m = (self.max_cycles - t) // delta
         for pe in range(n_pes):
             for u in range(N_UNITS):
                 us = &self.units[pe * N_UNITS + u]
