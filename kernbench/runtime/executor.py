@@ -25,6 +25,7 @@ from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
 from ..language.semantic import _INTERNAL, forget_lines
 from ..language.semantic import fmt_shape as fmt
+from ..language.sites import SITE_COLUMNS
 from .memory import DeviceArray, PlacementError, arg_repr
 from .drift import Shadow, drift_tolerance
 from .replay import replay
@@ -113,12 +114,13 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
 
     Links are checked in (PE, port) order; the first link with a count or shape/dtype mismatch
     is reported, naming both kernel lines. Vectorized over the whole program."""
-    c = program.commands
     n_pes = hw.n_pes
     counts = np.diff(program.cmd_offsets)
-    op = c["opcode"]
-    send_i = np.flatnonzero(op == Opcode.SEND)
-    recv_i = np.flatnonzero(op == Opcode.RECV)
+    # from the sites (4 bytes a command), not the command records (72)
+    f = table.fields()
+    site_op, site_port = f[:, SITE_COLUMNS.index("opcode")], f[:, SITE_COLUMNS.index("port")]
+    send_i = np.flatnonzero((site_op == Opcode.SEND)[sites])
+    recv_i = np.flatnonzero((site_op == Opcode.RECV)[sites])
     if len(send_i) == 0 and len(recv_i) == 0:
         return
 
@@ -127,9 +129,9 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
 
     nbr_flat = np.asarray(nbr, np.int64).ravel()
     opposite = np.array([int(q) for q in OPPOSITE], np.int64)
-    s_port = c["port"][send_i].astype(np.int64)
+    s_port = site_port[sites[send_i]]
     s_link = pe_of(send_i) * N_PORTS + s_port
-    r_port = c["port"][recv_i].astype(np.int64)
+    r_port = site_port[sites[recv_i]]
     # a recv on (q, back) pairs with the sends of the link (nbr[q, back], OPPOSITE[back])
     r_link = nbr_flat[pe_of(recv_i) * N_PORTS + r_port] * N_PORTS + opposite[r_port]
     n_links = n_pes * N_PORTS
