@@ -175,6 +175,41 @@ cdef int _ev_cmp(const void* a, const void* b) noexcept nogil:
     return 0
 
 
+#: How the steady-state snapshot (Sim._ff_snapshot) writes every field of the engine's state
+#: structs (_types.pxd), and how a jump (Sim._ff_jump) moves it: "time" relative to now (moved on
+#: m * Delta), "past-bound" a lower bound on a time, "now" when in the past, "cmd" / "tensor" an
+#: index relative to its PE's region (moved on m * P iterations; absolute outside it), "queue" a
+#: queue position written as the command there, "packet" relative to the link's next packet (moved
+#: on m times the stretch's packets), "ring" a ring read from its head, "gen" relative to its
+#: owner's (events), "counter" not compared (moved on m times its growth), "value" compared as it
+#: is, "static" never changes during a run. tests/test_steady_state.py checks that every field of
+#: the structs is here.
+STEADY_FIELDS = {
+    "UnitState": {"q_pos": "queue", "q_end": "static", "cur": "cmd", "start": "time",
+                  "free_since": "time", "folds_left": "value", "fold_cycles": "value",
+                  "fold_last": "value", "wait_tensor": "tensor", "state": "value", "gen": "gen"},
+    "DmaPort": {"bursts_left": "value", "bytes_left": "value", "last_cycles": "value", "ideal": "value",
+                "requesting": "value"},
+    "Channel": {"busy_until": "past-bound", "t0": "time", "fin_idx": "value", "fin_end": "time",
+                "ev_time": "time", "members": "value", "fq_pe": "ring", "fq_t": "ring", "k": "value",
+                "fin": "value", "fq_head": "ring", "fq_len": "value", "last": "value", "pending": "value",
+                "gen": "gen", "n_requesting": "value", "bad": "value"},
+    "LinkState": {"tx_cmd": "cmd", "tx_start": "time", "tx_pkts_left": "value", "tx_bytes_left": "value",
+                  "tx_ser_full": "value", "tx_ser_last": "value", "tx_e_prev": "past-bound",
+                  "tx_next": "packet", "tx_slot": "ring", "rx_cmd": "cmd", "rx_post": "time",
+                  "rx_first": "packet", "rx_end": "packet", "rx_next_first": "packet",
+                  "rx_drained": "value", "rx_last_drain": "time", "rx_arrived": "value", "cred": "ring",
+                  "arr": "ring", "cur_bytes": "value", "credits": "value", "serialising": "value",
+                  "tx_waiting": "value", "src": "static", "dst": "static", "port": "static"},
+    "Event": {"time": "time", "seq": "ring", "prio": "value", "kind": "value", "obj": "value",
+              "gen": "gen"},
+    "EventHeap": {"data": "ring", "size": "value", "capacity": "static", "seq": "counter"},
+    "UnitCounters": {f: "counter" for f in ("busy", "commands", "work", "stall_operand", "stall_credit",
+                                            "stall_data", "stall_arbitration")},
+    "LinkCounters": {f: "counter" for f in ("bytes", "packets", "busy", "messages")},
+}
+
+
 # nonecheck (debug build) would need the GIL to test `self` inside the nogil loop; self is
 # never None there, so the check is off for the class whatever the build.
 @cython.nonecheck(False)
