@@ -11,6 +11,18 @@ from libc.string cimport memcmp
 from ._types cimport Command
 
 
+cdef inline void _move_on(Command* c, const uint8_t* shift, int64_t sd, int64_t rd) noexcept nogil:
+    # a body row moved on: operand k by shift[k] * sd, the result (if any) by rd
+    if shift[0]:
+        c.src0 = <int32_t> (c.src0 + sd)
+    if shift[1]:
+        c.src1 = <int32_t> (c.src1 + sd)
+    if shift[2]:
+        c.src2 = <int32_t> (c.src2 + sd)
+    if c.dst >= 0:
+        c.dst = <int32_t> (c.dst + rd)
+
+
 def tile_commands(const Command[::1] body, Command[::1] out, const uint8_t[:, ::1] shift,
                   int64_t R, int64_t D, int64_t made) -> None:
     """``out[(m - 1) * n + j]`` = ``body[j]`` moved on m iterations, for m = 1..R: operand k
@@ -28,14 +40,7 @@ def tile_commands(const Command[::1] body, Command[::1] out, const uint8_t[:, ::
             rd = m * made
             for j in range(n):
                 c = body[j]
-                if shift[j, 0]:
-                    c.src0 = <int32_t> (c.src0 + sd)
-                if shift[j, 1]:
-                    c.src1 = <int32_t> (c.src1 + sd)
-                if shift[j, 2]:
-                    c.src2 = <int32_t> (c.src2 + sd)
-                if c.dst >= 0:
-                    c.dst = <int32_t> (c.dst + rd)
+                _move_on(&c, &shift[j, 0], sd, rd)
                 out[base + j] = c
 
 
@@ -56,14 +61,7 @@ def tiles_repeat(const Command[::1] rows, int64_t n, int64_t iters, int64_t made
             sd = i * made
             for j in range(n):
                 c = rows[j]
-                if shift[j, 0]:
-                    c.src0 = <int32_t> (c.src0 + sd)
-                if shift[j, 1]:
-                    c.src1 = <int32_t> (c.src1 + sd)
-                if shift[j, 2]:
-                    c.src2 = <int32_t> (c.src2 + sd)
-                if c.dst >= 0:
-                    c.dst = <int32_t> (c.dst + sd)
+                _move_on(&c, &shift[j, 0], sd, sd)
                 if memcmp(&c, &rows[i * n + j], sizeof(Command)) != 0:
                     ok = False
                     break
