@@ -513,23 +513,12 @@ _RG_COLS = 9  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, 
 _SAME_FIELDS = ("opcode", "unit", "m", "n", "k", "nbytes", "sub", "port", "esize")
 
 
-def _steady_bodies(commands: np.ndarray, compact) -> list:
-    """The repeating runs of ``commands`` that the engine's steady-state jumps may use: each
-    ``(c0, n, iters, made, dlo, first, fixed)``, a run of ``iters`` iterations of ``n`` commands
-    from ``c0`` where iteration i + 1 is iteration i with its results ``made`` tensors further on
-    (the first result of iteration 0 is local tensor ``first``) and each operand either the same
-    tensor (``fixed``: local ids, defined before the run) or ``made`` further on, reading at
-    most ``-dlo`` iterations back.
-
-    The tl.range tilings of ``compact`` (kernbench.language.store.TiledCommands) propose them,
-    with every copy a later tiling makes of one, innermost first; each is then checked on all its
-    rows (_replay.tiles_repeat: one read, in C), so an array changed since it was traced only
-    loses the runs it broke. Depends on the command array only: a Program moved to other PEs
-    (Program.moved) has the same."""
-    tiles = getattr(compact, "tiles", None)
-    if not tiles:
-        return []
-    regs: list = []  # (c0, n, iters)
+def _tiled_runs(tiles) -> list:
+    """Candidate repeating runs (c0, n, iters) from tl.range tilings ``(a, z, lo, R, D, shift,
+    made)`` (kernbench.language.store.TiledCommands): each tiling whose body is the iteration just
+    before its copies, and every copy a later tiling makes of a run inside its body; the innermost
+    only, in order."""
+    regs: list = []
     for a, z, lo, R, D, _, made in tiles:
         n = z - a
         inner = [g for g in regs if g[0] >= a and g[0] + g[1] * g[2] <= z]
@@ -539,46 +528,68 @@ def _steady_bodies(commands: np.ndarray, compact) -> list:
         if z == lo and D == made and made > 0 and R >= 1:
             regs.append((a, n, R + 1))
     regs.sort(key=lambda g: (g[0], -g[1] * g[2]))
-    # the innermost: a region that the next one (in this order) starts inside contains it
-    keep = [g for i, g in enumerate(regs) if i + 1 == len(regs) or regs[i + 1][0] >= g[0] + g[1] * g[2]]
-    c = commands
+    # a run that the next one (in this order) starts inside contains it
+    return [g for i, g in enumerate(regs) if i + 1 == len(regs) or regs[i + 1][0] >= g[0] + g[1] * g[2]]
+
+
+def _run_body(c: np.ndarray, c0: int, n: int, iters: int) -> tuple | None:
+    """(made, dlo, first, fixed) of the run of ``iters`` iterations of ``n`` commands of ``c``
+    from ``c0`` (see :func:`_steady_bodies`), read off its first two iterations and checked on
+    all (_replay.tiles_repeat); None if it does not repeat so."""
+    if c0 + n * iters > len(c):
+        return None
+    b0, b1 = c[c0:c0 + n], c[c0 + n:c0 + 2 * n]
+    if any(not np.array_equal(b0[f], b1[f]) for f in _SAME_FIELDS):
+        return None
+    d0, d1 = b0["dst"].astype(np.int64), b1["dst"].astype(np.int64)
+    made = int((d0 >= 0).sum())
+    if made == 0 or not np.array_equal(d0 >= 0, d1 >= 0):
+        return None
+    first = int(d0[d0 >= 0][0])
+    if (not np.array_equal(d0[d0 >= 0], np.arange(first, first + made))
+            or not np.array_equal(d1[d1 >= 0], d0[d0 >= 0] + made)):
+        return None
+    dlo, fixed, shift = 0, [], []
+    for f in ("src0", "src1", "src2"):
+        v0, v1 = b0[f].astype(np.int64), b1[f].astype(np.int64)
+        used = v0 >= 0
+        moved = used & (v1 - v0 == made)
+        same = used & (v1 == v0)
+        if not np.array_equal(used, v1 >= 0) or np.any(used & ~moved & ~same):
+            return None
+        if moved.any():
+            dlo = min(dlo, int(((v0[moved] - first) // made).min()))
+        fixed.append(v0[same])
+        shift.append(moved)
+    fixed = np.unique(np.concatenate(fixed))
+    if np.any((fixed >= first) & (fixed < first + made * iters)):
+        return None
+    if not _replay.tiles_repeat(c[c0:c0 + n * iters], n, iters, made,
+                                np.stack(shift, axis=1).astype(np.uint8)):
+        return None
+    return made, dlo, first, fixed
+
+
+def _steady_bodies(commands: np.ndarray, compact) -> list:
+    """The repeating runs of ``commands`` that the engine's steady-state jumps may use: each
+    ``(c0, n, iters, made, dlo, first, fixed)``, a run of ``iters`` iterations of ``n`` commands
+    from ``c0`` where iteration i + 1 is iteration i with its results ``made`` tensors further on
+    (the first result of iteration 0 is local tensor ``first``) and each operand either the same
+    tensor (``fixed``: local ids, defined before the run) or ``made`` further on, reading at
+    most ``-dlo`` iterations back.
+
+    The tl.range tilings of ``compact`` propose them (:func:`_tiled_runs`); each is then checked
+    on all its rows (:func:`_run_body`), so an array changed since it was traced only loses the
+    runs it broke. Depends on the command array only: a Program moved to other PEs
+    (Program.moved) has the same."""
+    tiles = getattr(compact, "tiles", None)
+    if not tiles:
+        return []
     out = []
-    for c0, n, iters in keep:
-        if c0 + n * iters > len(c):
-            continue
-        b0, b1 = c[c0:c0 + n], c[c0 + n:c0 + 2 * n]
-        if any(not np.array_equal(b0[f], b1[f]) for f in _SAME_FIELDS):
-            continue
-        d0, d1 = b0["dst"].astype(np.int64), b1["dst"].astype(np.int64)
-        made = int((d0 >= 0).sum())
-        if made == 0 or not np.array_equal(d0 >= 0, d1 >= 0):
-            continue
-        first = int(d0[d0 >= 0][0])
-        if (not np.array_equal(d0[d0 >= 0], np.arange(first, first + made))
-                or not np.array_equal(d1[d1 >= 0], d0[d0 >= 0] + made)):
-            continue
-        dlo, fixed, shift, ok = 0, [], [], True
-        for f in ("src0", "src1", "src2"):
-            v0, v1 = b0[f].astype(np.int64), b1[f].astype(np.int64)
-            used = v0 >= 0
-            moved = used & (v1 - v0 == made)
-            same = used & (v1 == v0)
-            if not np.array_equal(used, v1 >= 0) or np.any(used & ~moved & ~same):
-                ok = False
-                break
-            if moved.any():
-                dlo = min(dlo, int(((v0[moved] - first) // made).min()))
-            fixed.append(v0[same])
-            shift.append(moved)
-        if not ok:
-            continue
-        fixed = np.unique(np.concatenate(fixed))
-        if np.any((fixed >= first) & (fixed < first + made * iters)):
-            continue
-        if not _replay.tiles_repeat(c[c0:c0 + n * iters], n, iters, made,
-                                    np.stack(shift, axis=1).astype(np.uint8)):
-            continue
-        out.append((c0, n, iters, made, dlo, first, fixed))
+    for c0, n, iters in _tiled_runs(tiles):
+        body = _run_body(commands, c0, n, iters)
+        if body is not None:
+            out.append((c0, n, iters, *body))
     return out
 
 
