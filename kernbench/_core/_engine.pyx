@@ -260,7 +260,6 @@ cdef class Sim:
     cdef const int64_t[::1] rg_pe_off    # per PE: its regions are rows rg_pe_off[pe]..[pe + 1]
     cdef const int64_t[::1] rg_fixed     # the regions' fixed operand tensors (global ids)
     cdef const int64_t[::1] t_readers0   # every tensor's reader count before the run
-    cdef int32_t ff_on
     cdef int32_t ff_flag                 # the trigger command was issued: snapshot after the event
     cdef int64_t ff_fired                # that command
     cdef int64_t ff_trig                 # trigger: the reference PE's next iteration start
@@ -400,7 +399,6 @@ cdef class Sim:
         for i in range(FF_KEEP):
             free(self.ff_ring[i].p)
             self.ff_ring[i].p = NULL
-        self.ff_on = 0
         self.units = NULL
         self.dports = NULL
         self.chans = NULL
@@ -596,7 +594,6 @@ cdef class Sim:
                 if self.rg[r, RG_ITERS] >= 2:
                     self.ff_trig_rg = r
                     self.ff_trig = self.rg[r, RG_C0] + self.rg[r, RG_N]
-                    self.ff_on = 1
                     self.ff_stride = 1
                     return
 
@@ -754,7 +751,6 @@ cdef class Sim:
             if L.dst < 0 or (self.ff_idle[L.src] and self.ff_idle[L.dst]):
                 continue  # unwired, or between two idle PEs: no send or recv will touch it
             base = L.tx_next
-            rc |= _ff_put(b, -1000000 - l)  # (a marker: where a link begins, for reading dumps)
             rc |= self._ff_cmd(b, L.src, L.tx_cmd, k) | self._ff_cmd(b, L.dst, L.rx_cmd, k)
             if L.tx_cmd >= 0:
                 rc |= (_ff_put(b, L.tx_start - now) | _ff_put(b, L.tx_ser_full) | _ff_put(b, L.tx_ser_last))
