@@ -644,21 +644,28 @@ cdef class Sim:
         return t - self.now if t > self.now else 0
 
     cdef int _ff_snapshot(self, FFBuf* b, int64_t k) noexcept nogil:
-        # b = [now, k, canon length, canon..., raw...]; raw holds what a jump adds to.
-        cdef int32_t pe, u, l, j, n_pes = self.hw.n_pes, ppc = self.hw.pes_per_cube
-        cdef int64_t n_links = n_pes * N_PORTS, Q = self.hw.queue
-        cdef int64_t r, c, c0, n, end, it, lo, hi, t, t0, made, i, slot, base, now = self.now
-        cdef int64_t* raw
-        cdef UnitState* us
-        cdef Channel* ch
-        cdef DmaPort* dp
-        cdef LinkState* L
-        cdef Event* ev
-        cdef int rc = 0
+        # b = [now, k, canon length, canon..., raw...]; raw holds what a jump adds to. The parts
+        # run in this order (`or`: in sequence; the later ones read what _ff_put_regions sets).
+        # Within a part, the values of one statement are joined by `|`, whose order of
+        # evaluation C leaves to the compiler: any order, the same in every snapshot of a build,
+        # as the canon is only compared with itself; the header and the raw part, read by
+        # position, are written in sequence.
         b.n = 0
-        rc |= _ff_put(b, now) | _ff_put(b, k) | _ff_put(b, 0)
-        # every PE's region (of its earliest running or next command) and window of iterations
-        for pe in range(n_pes):
+        if (_ff_put(b, self.now) or _ff_put(b, k) or _ff_put(b, 0) or self._ff_put_regions(b, k)
+                or self._ff_put_units(b, k) or self._ff_put_dma(b) or self._ff_put_links(b, k)
+                or self._ff_put_heap(b) or self._ff_put_tensors(b)):
+            return -1
+        b.p[2] = b.n - 3
+        return self._ff_put_raw(b)
+
+    cdef int _ff_put_regions(self, FFBuf* b, int64_t k) noexcept nogil:
+        # Every PE's region (of its earliest running or next command), its window of iterations
+        # [ff_lo, ff_hi] (the live ones and the ones they read back to), whether it is idle.
+        cdef int32_t pe, u
+        cdef int64_t r, c, c0, n, end, it, lo, hi, i
+        cdef UnitState* us
+        cdef int rc = 0
+        for pe in range(self.hw.n_pes):
             c = -1
             self.ff_idle[pe] = 1
             for u in range(N_UNITS):
@@ -693,9 +700,16 @@ cdef class Sim:
             self.ff_lo[pe] = lo + self.rg[r, RG_DLO]
             self.ff_hi[pe] = hi
             rc |= _ff_put(b, self.ff_lo[pe] - k) | _ff_put(b, hi - k)
-        # units. A PE whose units are all done stays as it is (no command of its own will run,
-        # nothing else touches its units, DMA port, SRAM or tensors): a marker stands for it.
-        for pe in range(n_pes):
+        return rc
+
+    cdef int _ff_put_units(self, FFBuf* b, int64_t k) noexcept nogil:
+        # A PE whose units are all done stays as it is (no command of its own will run, nothing
+        # else touches its units, DMA port, SRAM or tensors): a marker stands for it.
+        cdef int32_t pe, u
+        cdef int64_t r, i, t, now = self.now
+        cdef UnitState* us
+        cdef int rc = 0
+        for pe in range(self.hw.n_pes):
             rc |= _ff_put(b, self.ff_idle[pe])
             if self.ff_idle[pe]:
                 continue
@@ -721,8 +735,16 @@ cdef class Sim:
                 else:
                     rc |= _ff_put(b, 2) | _ff_put(b, 0)
                 rc |= _ff_put(b, us.folds_left) | _ff_put(b, us.fold_cycles) | _ff_put(b, us.fold_last)
-        # DMA ports and channels
-        for pe in range(n_pes):
+        return rc
+
+    cdef int _ff_put_dma(self, FFBuf* b) noexcept nogil:
+        # DMA ports of the PEs not idle, and every cube's channel (its epoch, its ring from the head)
+        cdef int32_t pe, l, j, ppc = self.hw.pes_per_cube
+        cdef int64_t i, now = self.now
+        cdef DmaPort* dp
+        cdef Channel* ch
+        cdef int rc = 0
+        for pe in range(self.hw.n_pes):
             if self.ff_idle[pe]:
                 continue
             dp = &self.dports[pe]
@@ -745,8 +767,14 @@ cdef class Sim:
                 rc |= _ff_put(b, ch.fq_pe[i]) | _ff_put(b, ch.fq_t[i] - now)
             rc |= (_ff_put(b, ch.last) | _ff_put(b, ch.n_requesting) | _ff_put(b, ch.pending)
                    | _ff_put(b, self._ff_past(ch.busy_until)) | _ff_put(b, ch.bad))
-        # links: packet numbers relative to the link's next packet, rings from its slot
-        for l in range(n_links):
+        return rc
+
+    cdef int _ff_put_links(self, FFBuf* b, int64_t k) noexcept nogil:
+        # Links: packet numbers relative to the link's next packet, rings from its slot.
+        cdef int64_t l, i, c, slot, base, Q = self.hw.queue, now = self.now
+        cdef LinkState* L
+        cdef int rc = 0
+        for l in range(self.hw.n_pes * N_PORTS):
             L = &self.links[l]
             if L.dst < 0 or (self.ff_idle[L.src] and self.ff_idle[L.dst]):
                 continue  # unwired, or between two idle PEs: no send or recv will touch it
@@ -769,7 +797,13 @@ cdef class Sim:
                 slot += 1
                 if slot == Q:
                     slot = 0
-        # the heap, in pop order; an event's generation relative to its owner's
+        return rc
+
+    cdef int _ff_put_heap(self, FFBuf* b) noexcept nogil:
+        # The heap in pop order; an event's generation relative to its owner's.
+        cdef int64_t i, j
+        cdef Event* ev
+        cdef int rc = 0
         if _ff_reserve(&self.ff_tmp, self.heap.size * (sizeof(Event) // sizeof(int64_t) + 1)):
             return -1
         memcpy(self.ff_tmp.p, self.heap.data, self.heap.size * sizeof(Event))
@@ -782,11 +816,17 @@ cdef class Sim:
                 j = j - self.units[ev[i].obj].gen
             elif ev[i].kind == EV_ARBITRATE or ev[i].kind == EV_CHAN_DONE:
                 j = j - self.chans[ev[i].obj].gen
-            rc |= (_ff_put(b, ev[i].time - now) | _ff_put(b, ev[i].prio) | _ff_put(b, ev[i].kind)
+            rc |= (_ff_put(b, ev[i].time - self.now) | _ff_put(b, ev[i].prio) | _ff_put(b, ev[i].kind)
                    | _ff_put(b, ev[i].obj) | _ff_put(b, j))
-        # SRAM and tensors: the window of each PE in a region, and its region's fixed operands
-        for pe in range(n_pes):
-            rc |= _ff_put(b, self.sram_live[pe]) | _ff_put(b, self.sram_t[pe] == now)
+        return rc
+
+    cdef int _ff_put_tensors(self, FFBuf* b) noexcept nogil:
+        # SRAM, and the tensors: each PE's window in its region, and its region's fixed operands.
+        cdef int32_t pe
+        cdef int64_t r, t, t0, made, i
+        cdef int rc = 0
+        for pe in range(self.hw.n_pes):
+            rc |= _ff_put(b, self.sram_live[pe]) | _ff_put(b, self.sram_t[pe] == self.now)
             r = self.ff_reg[pe]
             if r < 0:
                 continue
@@ -799,21 +839,29 @@ cdef class Sim:
                     rc |= _ff_put(b, self.t_ready[t]) | _ff_put(b, self.t_readers[t])
             for i in range(self.rg[r, RG_F0], self.rg[r, RG_F1]):
                 rc |= _ff_put(b, self.t_ready[self.rg_fixed[i]])
-        b.p[2] = b.n - 3
-        # raw: what a jump adds m times the growth of
-        rc |= (_ff_put(b, self.n_done) | _ff_put(b, self.heap_events) | _ff_put(b, self.n_folds)
-               | _ff_put(b, self.n_bursts) | _ff_put(b, self.dbg.stale_events))
+        return rc
+
+    cdef int _ff_put_raw(self, FFBuf* b) noexcept nogil:
+        # What a jump adds m times the growth of (not compared): the run's counts, the unit and
+        # link counters, queue positions, links' next packets, fixed operands' readers.
+        cdef int32_t pe
+        cdef int64_t r, i, n_links = self.hw.n_pes * N_PORTS
+        cdef int64_t* raw
+        cdef int rc = 0
+        if (_ff_put(b, self.n_done) or _ff_put(b, self.heap_events) or _ff_put(b, self.n_folds)
+                or _ff_put(b, self.n_bursts) or _ff_put(b, self.dbg.stale_events)):
+            return -1
         raw = <int64_t*> &self.ucnt[0, 0]
-        for i in range(n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))):
+        for i in range(self.hw.n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))):
             rc |= _ff_put(b, raw[i])
         raw = <int64_t*> &self.lcnt[0]
         for i in range(n_links * (sizeof(LinkCounters) // sizeof(int64_t))):
             rc |= _ff_put(b, raw[i])
-        for i in range(n_pes * N_UNITS):
+        for i in range(self.hw.n_pes * N_UNITS):
             rc |= _ff_put(b, self.units[i].q_pos)
         for i in range(n_links):
             rc |= _ff_put(b, self.links[i].tx_next)
-        for pe in range(n_pes):
+        for pe in range(self.hw.n_pes):
             r = self.ff_reg[pe]
             if r >= 0:
                 for i in range(self.rg[r, RG_F0], self.rg[r, RG_F1]):
