@@ -789,7 +789,7 @@ cdef class Sim:
             # (rx_drained, rx_arrived, cur_bytes, credits, serialising: packet detail's, unused here)
             rc |= (_ff_put(b, L.rx_next_first - base) | _ff_put(b, L.rx_drained)
                    | _ff_put(b, L.rx_arrived) | _ff_put(b, L.cur_bytes) | _ff_put(b, L.credits)
-                   | _ff_put(b, L.serialising) | _ff_put(b, L.tx_waiting) | _ff_put(b, L.tx_slot - base % Q))
+                   | _ff_put(b, L.serialising) | _ff_put(b, L.tx_waiting))
             slot = L.tx_slot
             for i in range(Q):
                 c = L.cred[slot]
@@ -1252,17 +1252,6 @@ cdef class Sim:
             self._free_state()
             raise exc
         return st
-
-    def steady_ring(self):
-        """The steady-state snapshots kept at the end of the run, newest first: (now, k, canon)
-        each, canon an int64 array (for tests and for finding what keeps a loop from repeating)."""
-        cdef FFBuf* b
-        cdef int32_t j
-        out = []
-        for j in range(self.ff_n):
-            b = &self.ff_ring[(self.ff_at - j + FF_KEEP) % FF_KEEP]
-            out.append((b.p[0], b.p[1], np.array(<int64_t[:b.p[2]]> (b.p + 3))))
-        return out
 
     @property
     def now_cycle(self):
