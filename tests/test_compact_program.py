@@ -10,7 +10,10 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from kernbench._core import _replay
 from kernbench.common.pe_commands import COMMAND_DTYPE, Program
 from kernbench.diag import panel_spec, run_panel, run_panels
 from kernbench.hw import load_hw
@@ -89,6 +92,57 @@ def test_run_panels_releases_the_shared_source_last():
 def test_tilings_out_of_order_are_refused():
     c = np.zeros(10, COMMAND_DTYPE)
     shift = np.zeros((2, 3), np.uint8)
-    TiledCommands(c, [(0, 2, 2, 2, 1, shift, 0)])  # rows 2..6 tiled from 0..2: fine
-    with pytest.raises(AssertionError, match="out of order"):
-        TiledCommands(c, [(0, 2, 6, 2, 1, shift, 0), (0, 2, 2, 2, 1, shift, 0)])
+    TiledCommands.from_array(c, [(0, 2, 2, 2, 1, shift, 0)])  # rows 2..6 tiled from 0..2: fine
+    with pytest.raises(ValueError, match="out of order"):
+        TiledCommands.from_array(c, [(0, 2, 6, 2, 1, shift, 0), (0, 2, 2, 2, 1, shift, 0)])
+
+
+@st.composite
+def _tiled_arrays(draw):
+    """A compact array as a TraceStore builds one: traced rows and tilings, each tiling's body
+    any range of the rows before it (traced, tiled or both: nested tilings), in random order."""
+    n, lit, bounds, tiles = 0, [], [], []
+    for _ in range(draw(st.integers(1, 7))):
+        if n and draw(st.booleans()):
+            a = draw(st.integers(0, n - 1))
+            z = draw(st.integers(a + 1, min(n, a + 12)))
+            R = draw(st.integers(1, 5))
+            shift = np.array(draw(st.lists(st.lists(st.integers(0, 1), min_size=3, max_size=3),
+                                           min_size=z - a, max_size=z - a)), np.uint8)
+            tiles.append((a, z, n, R, draw(st.integers(0, 40)), shift, draw(st.integers(0, 9))))
+            n += R * (z - a)
+        else:
+            k = draw(st.integers(1, 9))
+            rows = np.zeros(k, COMMAND_DTYPE)
+            for f in ("src0", "src1", "src2", "dst", "opcode", "n"):
+                rows[f] = draw(st.lists(st.integers(-1, 50), min_size=k, max_size=k))
+            lit.append(rows)
+            bounds.append((n, n + k))
+            n += k
+    literal = np.concatenate(lit) if lit else np.zeros(0, COMMAND_DTYPE)
+    return TiledCommands(n, bounds, literal, tiles)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_tiled_arrays(), st.data())
+def test_rows_read_back_equal_the_expansion(tc, data):
+    """The engine's reader (CommandSource: any rows, in C; take: vectorized) against expand()
+    (every tiling applied in order over the whole array): the same bytes, nested tilings too."""
+    full = tc.expand()
+    src = tc.source()
+    assert src.rows(0, tc.n).tobytes() == full.tobytes()
+    for _ in range(5):
+        a = data.draw(st.integers(0, tc.n))
+        z = data.draw(st.integers(a, tc.n))
+        assert src.rows(a, z).tobytes() == full[a:z].tobytes()
+    idx = np.array(data.draw(st.lists(st.integers(0, tc.n - 1), max_size=30)), np.int64)
+    assert src.take(idx).tobytes() == full[idx].tobytes()
+    # a run of iterations repeats exactly where a tiling made it (its body the iteration before)
+    for a, z, lo, R, D, shift, made in tc.tiles:
+        if z == lo and D == made:
+            assert _replay.source_repeats(src, a, z - a, R + 1, made, shift)
+            assert _replay.tiles_repeat(full[a:lo + R * (z - a)], z - a, R + 1, made, shift)
+    with pytest.raises(ValueError):
+        src.take([tc.n])
+    with pytest.raises(ValueError):
+        src.rows(0, tc.n + 1)

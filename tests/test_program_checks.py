@@ -1,6 +1,6 @@
 """The engine's program checks have a fast path (kernbench/_core/_check.pyx, one C pass) and the
 numpy checks that name errors (api._check_numpy). The fast path must answer exactly "do the numpy
-checks pass?" and, when they do, build the same producer and reader tables: compared here on
+checks pass?" and, when they do, build the same tables (tensors made, readers per tensor): compared here on
 valid programs and on valid programs with one field of one command overwritten by a value at or
 around every bound the checks draw (docs/reliability.md).
 """
@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernbench._core import api
-from kernbench.common.pe_commands import COMMAND_DTYPE
+from kernbench.common.pe_commands import COMMAND_DTYPE, Unit
+from kernbench.language.store import TiledCommands
 
 FIELDS = [f for f in COMMAND_DTYPE.names if f != "line"]  # line is never checked
 EDGES = [-(1 << 31), -2, -1, 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 1 << 20,
@@ -23,18 +24,29 @@ def _both(hw, program):
     """(fast says valid, numpy's error or None, fast tables, numpy tables)."""
     c, t_off, cmd_off = program.commands, program.tensor_offsets, program.cmd_offsets
     n_t = len(program.tensor_bytes)
-    fp, fr = np.full(n_t, -1, np.int64), np.zeros(n_t, np.int64)
+    fp, fr = np.zeros(n_t, np.uint8), np.zeros(n_t, np.int32)
     ok = api._check.check_fast(c, cmd_off, t_off, api._OP_PROPS, api._UNIT_BASE, fp, fr,
                                api.MAX_SIZE, api.MAX_VOLUME)
+    # the same pass over the rows read back from a compact form (as a tiled program's are), 7
+    # rows at a time (so the reads cross PEs' streams)
+    sp, sr, units = np.zeros(n_t, np.uint8), np.zeros(n_t, np.int32), np.zeros(len(c), np.uint8)
+    link_bytes = api._check.check_source(TiledCommands.from_array(c, []).source(), cmd_off, t_off,
+                                         api._OP_PROPS, api._UNIT_BASE, sp, sr, api.MAX_SIZE,
+                                         api.MAX_VOLUME, units, 7)
+    assert (link_bytes is not None) == ok
+    if ok:
+        assert np.array_equal(sp, fp) and np.array_equal(sr, fr) and np.array_equal(units, c["unit"])
+        links = np.flatnonzero(c["unit"] >= int(Unit.TX_E))
+        assert np.array_equal(link_bytes, c["nbytes"][links])
     pe = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(cmd_off))
-    chk = api._Checker(hw, c, pe, cmd_off, api._default_describe(c))
-    npr, nrd = np.full(n_t, -1, np.int64), np.zeros(n_t, np.int64)
+    chk = api._Checker(hw, cmd_off, api._default_describe(program))
+    npr, nrd = np.full(n_t, -1, np.int64), np.zeros(n_t, np.int32)
     try:
         api._check_numpy(c, pe, t_off, npr, nrd, chk)
         err = None
     except ValueError as e:
         err = e
-    return ok, err, (fp, fr), (npr, nrd)
+    return ok, err, (fp, fr), (npr >= 0, nrd)
 
 
 def _assert_agree(hw, program):

@@ -35,6 +35,7 @@ from ._timing cimport (gemm_folds, gemm_fold_cycles, gemm_fold_steady, gemm_dot_
                        message_ser_cycles)
 from ._dma cimport dma_request, dma_arbitrate, dma_done, dma_done_next
 from ._link cimport link_send_start, link_recv_post, link_packet_event
+from ._replay cimport CommandSource, fill_rows
 
 cnp.import_array()
 
@@ -113,6 +114,10 @@ cdef struct DebugCounters:
 
 
 # -- steady state: declarations (the section "Steady state" in Sim has the method) -------------
+# A compact program's rows are read in blocks of 2**_ROWS_SHIFT (288 KiB of records).
+cdef enum:
+    _ROWS_SHIFT = 12
+
 cdef enum:
     FF_KEEP = 4          # snapshots kept: a period of up to 4 strides is recognised
     FF_STRIDE_MAX = 1 << 30
@@ -217,7 +222,11 @@ cdef class Sim:
     # inputs (validated in api.py)
     cdef HwParams hw
     cdef const Command[::1] cmds
-    cdef const int32_t[::1] cmd_pe
+    # A compact program (api: Program.tiled): cmds is an array of untouched pages, a block of
+    # _ROWS rows read into it through src when the engine first reaches one of them.
+    cdef CommandSource src
+    cdef Command* cmd_buf
+    cdef uint8_t[::1] cmd_read      # per block: read
     cdef const int64_t[::1] unit_q
     cdef const int64_t[::1] unit_q_off
     cdef const int64_t[::1] t_off
@@ -259,7 +268,7 @@ cdef class Sim:
     cdef const int64_t[:, ::1] rg        # regions: RG_* columns, sorted by (pe, c0)
     cdef const int64_t[::1] rg_pe_off    # per PE: its regions are rows rg_pe_off[pe]..[pe + 1]
     cdef const int64_t[::1] rg_fixed     # the regions' fixed operand tensors (global ids)
-    cdef const int64_t[::1] t_readers0   # every tensor's reader count before the run
+    cdef const int32_t[::1] t_readers0   # every tensor's reader count before the run
     cdef int32_t ff_flag                 # the trigger command was issued: snapshot after the event
     cdef int64_t ff_fired                # that command
     cdef int64_t ff_trig                 # trigger: the reference PE's next iteration start
@@ -280,9 +289,9 @@ cdef class Sim:
     cdef public int64_t steady_commands  # commands whose start and end were written by a jump
     cdef public int64_t steady_snapshots # snapshots taken
 
-    def __cinit__(self, dict params, commands, cmd_pe, unit_q, unit_q_off, t_off, t_bytes,
+    def __cinit__(self, dict params, commands, unit_q, unit_q_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
-                  region_fixed=None):
+                  region_fixed=None, CommandSource source=None):
         cdef int64_t i, n_pes, n_links, Q, ppc
         cdef LinkState* L
         self.ff_reg = NULL
@@ -305,7 +314,14 @@ cdef class Sim:
         self.interrupt = None
         self.hw = params
         self.cmds = commands
-        self.cmd_pe = cmd_pe
+        self.src = source
+        self.cmd_buf = NULL
+        if source is not None:
+            if source.src.n != len(commands):
+                raise ValueError("Sim: source and commands differ in length")
+            if len(commands):
+                self._writable(commands)
+            self.cmd_read = np.zeros((len(commands) >> _ROWS_SHIFT) + 1, np.uint8)
         self.unit_q = unit_q
         self.unit_q_off = unit_q_off
         self.t_off = t_off
@@ -410,6 +426,21 @@ cdef class Sim:
         if self.units == NULL:
             raise RuntimeError("kernbench engine: this Sim's run was interrupted and its state freed")
 
+    cdef void _writable(self, Command[::1] rows):
+        self.cmd_buf = &rows[0]
+
+    cdef inline void _read_row(self, int64_t c) noexcept nogil:
+        # a compact program: the block of command c read into cmds, once
+        cdef int64_t k = c >> _ROWS_SHIFT, lo, hi
+        if self.cmd_buf == NULL or self.cmd_read[k]:
+            return
+        lo = k << _ROWS_SHIFT
+        hi = lo + (1 << _ROWS_SHIFT)
+        if hi > self.cmds.shape[0]:
+            hi = self.cmds.shape[0]
+        fill_rows(&self.src.src, lo, hi, &self.cmd_buf[lo])  # in range: cannot fail
+        self.cmd_read[k] = 1
+
     # -- SRAM ----------------------------------------------------------------------------------
     cdef inline void _sram(self, int32_t pe, int64_t delta) noexcept nogil:
         # Live bytes at cycle t count tensors with alloc <= t < free: the value committed to the
@@ -439,6 +470,7 @@ cdef class Sim:
             us.state = U_DONE
             return 0
         c = self.unit_q[us.q_pos]
+        self._read_row(c)
         cmd = &self.cmds[c]
         tbase = self.t_off[pe]
         if cmd.src0 >= 0 and not self.t_ready[tbase + cmd.src0]:
@@ -515,7 +547,9 @@ cdef class Sim:
         cdef UnitState* us = &self.units[pe * N_UNITS + u]
         cdef UnitCounters* cnt = &self.ucnt[pe, u]
         cdef int64_t c = us.cur
-        cdef const Command* cmd = &self.cmds[c]
+        cdef const Command* cmd
+        self._read_row(c)  # (a steady-state jump moves a running command on, to rows not read)
+        cmd = &self.cmds[c]
         cdef int64_t tbase = self.t_off[pe]
         cdef int64_t dur = self.now - us.start
         cdef int64_t t, ser

@@ -7,8 +7,10 @@ the iteration before moved on by m * D tensors, and its results numbered m * mad
 instead of building each field with numpy.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 from ._types cimport Command
+
+import numpy as np
 
 
 cdef inline void _move_on(Command* c, const uint8_t* shift, int64_t sd, int64_t rd) noexcept nogil:
@@ -44,6 +46,19 @@ def tile_commands(const Command[::1] body, Command[::1] out, const uint8_t[:, ::
                 out[base + j] = c
 
 
+cdef inline bint _is_moved_on(const Command* body, const Command* rows, int64_t n, int64_t sd,
+                              const uint8_t* shift) noexcept nogil:
+    # rows[0 .. n] is body moved on by sd (operands with a shift flag and the results alike)
+    cdef int64_t j
+    cdef Command c
+    for j in range(n):
+        c = body[j]
+        _move_on(&c, &shift[3 * j], sd, sd)
+        if memcmp(&c, &rows[j], sizeof(Command)) != 0:
+            return False
+    return True
+
+
 def tiles_repeat(const Command[::1] rows, int64_t n, int64_t iters, int64_t made,
                  const uint8_t[:, ::1] shift) -> bool:
     """True if ``rows`` ((iters * n,) records) are their first n (a body) followed by iters - 1
@@ -51,20 +66,205 @@ def tiles_repeat(const Command[::1] rows, int64_t n, int64_t iters, int64_t made
     k of row j moved on by ``shift[j, k] * i * made``, its result (if any) by ``i * made``. One
     read of the rows, in C (the engine's steady-state jumps rely on it: kernbench._core.api).
     Raises ValueError on shapes that do not fit."""
-    cdef int64_t i, j, sd
-    cdef Command c
+    cdef int64_t i
     cdef bint ok = True
     if rows.shape[0] != iters * n or shift.shape[0] != n or shift.shape[1] != 3 or iters < 1:
         raise ValueError("tiles_repeat: shapes do not fit")
     with nogil:
         for i in range(1, iters):
-            sd = i * made
-            for j in range(n):
-                c = rows[j]
-                _move_on(&c, &shift[j, 0], sd, sd)
-                if memcmp(&c, &rows[i * n + j], sizeof(Command)) != 0:
-                    ok = False
-                    break
-            if not ok:
+            if not _is_moved_on(&rows[0], &rows[i * n], n, i * made, &shift[0, 0]):
+                ok = False
                 break
     return ok
+
+
+def source_repeats(CommandSource src, int64_t c0, int64_t n, int64_t iters, int64_t made,
+                   const uint8_t[:, ::1] shift) -> bool:
+    """:func:`tiles_repeat` of rows c0 .. c0 + iters * n of ``src``, read one iteration at a
+    time (the array is never expanded)."""
+    cdef int64_t i
+    cdef bint ok = True
+    cdef int rc = 0
+    if shift.shape[0] != n or shift.shape[1] != 3 or iters < 1 or n < 1:
+        raise ValueError("source_repeats: shapes do not fit")
+    if c0 < 0 or c0 + n * iters > src.src.n:
+        return False
+    body_arr = np.empty(n, src._keep[0].dtype)
+    it_arr = np.empty(n, src._keep[0].dtype)
+    cdef Command[::1] body = body_arr, it = it_arr
+    with nogil:
+        rc = fill_rows(&src.src, c0, c0 + n, &body[0])
+        for i in range(1, iters):
+            if rc:
+                break
+            rc = fill_rows(&src.src, c0 + i * n, c0 + (i + 1) * n, &it[0])
+            if rc == 0 and not _is_moved_on(&body[0], &it[0], n, i * made, &shift[0, 0]):
+                ok = False
+                break
+    return ok and rc == 0
+
+
+# -- reading a tiled array without expanding it ------------------------------------------------
+# Column indices of CmdSource.seg and CmdSource.tile.
+cdef enum:
+    SEG_LO = 0
+    SEG_HI = 1
+    SEG_TILE = 2
+    SEG_AT = 3
+    SEG_COLS = 4
+    T_A = 0
+    T_Z = 1
+    T_LO = 2
+    T_R = 3
+    T_D = 4
+    T_MADE = 5
+    T_SHIFT = 6
+    T_COLS = 7
+
+
+cdef int fill_rows(const CmdSource* s, int64_t x, int64_t y, Command* out) noexcept nogil:
+    # Rows x..y of the array, written to out[0 .. y - x]: traced rows copied, a tiling's rows
+    # as its body's rows (read the same way: a body precedes its copies) moved on. Moves add up,
+    # so a row copied by nested tilings is its traced row moved on by every level's shift, what
+    # TiledCommands.expand (one tile_commands per tiling, in order) writes. -1 if out of range.
+    cdef int64_t lo = 0, hi = s.n_seg, mid, k, e, off, n, m, j0, j1, j
+    cdef const int64_t* g
+    cdef const int64_t* t
+    if x < 0 or y > s.n or x > y:
+        return -1
+    if x == y:
+        return 0
+    while hi - lo > 1:  # the segment holding x: the last with lo <= x
+        mid = (lo + hi) >> 1
+        if s.seg[mid * SEG_COLS + SEG_LO] <= x:
+            lo = mid
+        else:
+            hi = mid
+    k = lo
+    while x < y:
+        g = &s.seg[k * SEG_COLS]
+        e = g[SEG_HI] if g[SEG_HI] < y else y
+        if g[SEG_TILE] < 0:
+            memcpy(out, &s.literal[g[SEG_AT] + x - g[SEG_LO]], (e - x) * sizeof(Command))
+            out += e - x
+        else:
+            t = &s.tile[g[SEG_TILE] * T_COLS]
+            n = t[T_Z] - t[T_A]
+            off = x - t[T_LO]
+            while off < e - t[T_LO]:
+                m = off // n + 1
+                j0 = off % n
+                j1 = j0 + (e - t[T_LO] - off)
+                if j1 > n:
+                    j1 = n
+                if fill_rows(s, t[T_A] + j0, t[T_A] + j1, out):
+                    return -1
+                for j in range(j0, j1):
+                    _move_on(&out[j - j0], &s.shift[t[T_SHIFT] + 3 * j], m * t[T_D], m * t[T_MADE])
+                out += j1 - j0
+                off += j1 - j0
+        x = e
+        k += 1
+    return 0
+
+
+cdef class CommandSource:
+    """A tiled command array (TiledCommands) as C reads it: :meth:`rows` and :meth:`take` give
+    any of its rows, exactly as the expanded array holds them, without expanding the rest.
+
+    ``n``: rows of the array; ``bounds`` ((k, 2) int64): the traced rows' global ranges, in
+    order, held one after the other in ``literal`` ((sum of the ranges,) records);
+    ``tiles``: the tilings ``(a, z, lo, R, D, shift, made)`` in order (TiledCommands.tiles).
+    Raises ValueError if they do not cover 0..n exactly once, in order."""
+
+    def __init__(self, int64_t n, bounds, literal, tiles):
+        segs, flags, tile_rows = [], [], []
+        at = fo = 0
+        for a, z in np.asarray(bounds, np.int64).reshape(-1, 2).tolist():
+            if z > a:
+                segs.append((a, z, -1, at))
+                at += z - a
+        for i, (a, z, lo, R, D, shift, made) in enumerate(tiles):
+            segs.append((lo, lo + R * (z - a), i, 0))
+            tile_rows.append((a, z, lo, R, D, made, fo))
+            flags.append(np.ascontiguousarray(shift, np.uint8).ravel())
+            fo += 3 * (z - a)
+            if not 0 <= a < z <= lo:
+                raise ValueError("CommandSource: a tiling's body must precede its copies")
+        segs.sort()
+        seg = np.array(segs, np.int64).reshape(-1, SEG_COLS)
+        if len(seg) and (seg[0, SEG_LO] != 0 or seg[-1, SEG_HI] != n
+                         or np.any(seg[1:, SEG_LO] != seg[:-1, SEG_HI])):
+            raise ValueError("CommandSource: traced rows and tilings do not cover the array")
+        if not len(seg) and n:
+            raise ValueError("CommandSource: no rows")
+        lit = np.ascontiguousarray(literal)
+        if len(lit) != at:
+            raise ValueError("CommandSource: literal rows and bounds disagree")
+        tile = np.array(tile_rows, np.int64).reshape(-1, T_COLS)
+        shift = np.concatenate(flags) if flags else np.zeros(1, np.uint8)
+        self._keep = (lit, seg, tile, shift)
+        cdef const Command[::1] lv = lit
+        cdef const int64_t[:, ::1] sv = seg
+        cdef const int64_t[:, ::1] tv = tile
+        cdef const uint8_t[::1] fv = shift
+        self.src.literal = &lv[0] if lv.shape[0] else NULL
+        self.src.n = n
+        self.src.n_seg = sv.shape[0]
+        self.src.seg = &sv[0, 0] if sv.shape[0] else NULL
+        self.src.tile = &tv[0, 0] if tv.shape[0] else NULL
+        self.src.shift = &fv[0]
+
+    @property
+    def n(self) -> int:
+        return self.src.n
+
+    def rows(self, int64_t x, int64_t y, out=None):
+        """Rows x..y, (y - x,) of the array's dtype (written to ``out`` if given)."""
+        if out is None:
+            out = np.empty(max(y - x, 0), self._keep[0].dtype)
+        cdef Command[::1] o = out
+        cdef int rc
+        if o.shape[0] != y - x:
+            raise ValueError("CommandSource.rows: out has the wrong length")
+        with nogil:
+            rc = fill_rows(&self.src, x, y, &o[0] if o.shape[0] else NULL)
+        if rc:
+            raise ValueError(f"CommandSource.rows: {x}..{y} outside 0..{self.src.n}")
+        return out
+
+    def take(self, idx):
+        """Rows ``idx`` (any int array of indices in 0..n), in that order: vectorized, each
+        tiling's rows read as their body's (the distinct body rows once) moved on."""
+        ix = np.asarray(idx, np.int64).ravel()
+        if len(ix) and (ix.min() < 0 or ix.max() >= self.src.n):
+            raise ValueError(f"CommandSource.take: an index outside 0..{self.src.n}")
+        return self._take(ix)
+
+    def _take(self, ix):
+        lit, seg, tile, shift = self._keep
+        out = np.empty(len(ix), lit.dtype)
+        if not len(ix):
+            return out
+        rec = np.dtype((np.void, lit.dtype.itemsize))  # whole records: one copy, not per field
+        k = np.searchsorted(seg[:, SEG_LO], ix, "right") - 1
+        tix = seg[k, SEG_TILE]
+        traced = np.flatnonzero(tix < 0)
+        kl = k[traced]
+        out.view(rec)[traced] = lit.view(rec)[seg[kl, SEG_AT] + ix[traced] - seg[kl, SEG_LO]]
+        tiled = np.flatnonzero(tix >= 0)
+        if len(tiled):
+            t = tile[tix[tiled]]
+            n = t[:, T_Z] - t[:, T_A]
+            off = ix[tiled] - t[:, T_LO]
+            m, j = off // n + 1, off % n
+            body, inv = np.unique(t[:, T_A] + j, return_inverse=True)
+            rows = self._take(body).view(rec)[inv].view(lit.dtype)
+            flags = shift[(t[:, T_SHIFT] + 3 * j)[:, None] + np.arange(3)].astype(np.int64)
+            sd = m * t[:, T_D]
+            for q, f in enumerate(("src0", "src1", "src2")):
+                rows[f] = (rows[f] + flags[:, q] * sd).astype(np.int32)
+            dst = rows["dst"].astype(np.int64)
+            rows["dst"] = np.where(dst >= 0, dst + m * t[:, T_MADE], dst).astype(np.int32)
+            out.view(rec)[tiled] = rows.view(rec)
+        return out

@@ -143,9 +143,9 @@ def _pe_name(hw: HardwareConfig, g: int) -> str:
     return f"PE ({g % hw.pes_per_cube}, {g // hw.pes_per_cube})"
 
 
-def _default_describe(commands: np.ndarray) -> Callable[[int], str]:
+def _default_describe(program: Program) -> Callable[[int], str]:
     def describe(i: int) -> str:
-        c = commands[i]
+        c = program.take([i])[0]
         op = _OP_NAMES.get(int(c["opcode"]), f"opcode {int(c['opcode'])}")
         if op in ("send", "recv") and 0 <= int(c["port"]) < N_PORTS:
             op += (" to " if op == "send" else " from ") + Port(int(c["port"])).name
@@ -154,16 +154,23 @@ def _default_describe(commands: np.ndarray) -> Callable[[int], str]:
     return describe
 
 
+def _cmd_pe(cmd_offsets: np.ndarray, idx) -> np.ndarray:
+    """The global PE of each command of ``idx`` (int64, the shape of ``idx``)."""
+    return np.searchsorted(cmd_offsets, idx, side="right").astype(np.int64) - 1
+
+
 class _Checker:
     """Raises ValueError for the first bad command of a mask, naming PE, command and line."""
 
-    def __init__(self, hw, commands, pe, cmd_offsets, describe):
-        self.hw, self.commands, self.pe, self.cmd_offsets, self.describe = (
-            hw, commands, pe, cmd_offsets, describe)
+    def __init__(self, hw, cmd_offsets, describe):
+        self.hw, self.cmd_offsets, self.describe = hw, cmd_offsets, describe
+
+    def pe(self, i: int) -> int:
+        return int(_cmd_pe(self.cmd_offsets, i))
 
     def local(self, i: int) -> int:
         """Command ``i``'s index within its PE's stream."""
-        return i - int(self.cmd_offsets[int(self.pe[i])])
+        return i - int(self.cmd_offsets[self.pe(i)])
 
     def fail(self, mask: np.ndarray, what: str) -> None:
         self.fail_at(np.flatnonzero(mask), what)
@@ -174,20 +181,24 @@ class _Checker:
             i = int(bad[0])
             extra = f" ({len(bad) - 1} more like it)" if len(bad) > 1 else ""
             raise ValueError(
-                f"{_pe_name(self.hw, int(self.pe[i]))} command #{self.local(i)} "
+                f"{_pe_name(self.hw, self.pe(i))} command #{self.local(i)} "
                 f"[{self.describe(i)}]: {what}{extra}"
             )
 
 
 def _check_program(hw: HardwareConfig, program: Program) -> None:
-    c = program.commands
-    if not isinstance(c, np.ndarray) or c.dtype != COMMAND_DTYPE or c.ndim != 1:
-        raise ValueError(
-            f"commands must be a 1-D array of dtype COMMAND_DTYPE, got "
-            f"{getattr(c, 'dtype', type(c).__name__)}"
-        )
+    cp = program.tiled
+    if cp is None:
+        c = program.commands
+        if not isinstance(c, np.ndarray) or c.dtype != COMMAND_DTYPE or c.ndim != 1:
+            raise ValueError(
+                f"commands must be a 1-D array of dtype COMMAND_DTYPE, got "
+                f"{getattr(c, 'dtype', type(c).__name__)}"
+            )
+    elif not hasattr(cp, "source") or getattr(cp.literal, "dtype", None) != COMMAND_DTYPE:
+        raise ValueError("a Program's compact form must be a TiledCommands of COMMAND_DTYPE rows")
     for name, off, total in (
-        ("cmd_offsets", program.cmd_offsets, len(c)),
+        ("cmd_offsets", program.cmd_offsets, program.n_rows),
         ("tensor_offsets", program.tensor_offsets, len(program.tensor_bytes)),
     ):
         # the array itself goes to the compiled loop, so a list (checked via np.asarray) is not enough
@@ -391,35 +402,52 @@ def _check_numpy(c, pe, t_off, producer, readers, chk) -> None:
     run(_check_reads, producer, made, readers)
 
 
-_PROGRAM_TABLES = ("pe", "producer", "readers", "unit_q", "unit_q_off", "send_idx", "recv_idx")
+_PROGRAM_TABLES = ("readers", "units", "unit_q", "unit_q_off", "send_idx", "recv_idx", "send_bytes",
+                   "recv_bytes")
 
 
 def _program_tables(hw: HardwareConfig, program: Program, describe) -> dict:
     """The checks (one C pass, the numpy checks when it finds anything wrong), then the tables
-    the engine indexes that do not depend on the wiring: each command's PE, each tensor's
-    producer and reader count, per-unit queues, the sends and the recvs."""
-    c = program.commands
+    the engine indexes that do not depend on the wiring: each tensor's reader count (int32),
+    each command's unit, per-unit queues, the sends and the recvs. A program kept compact
+    (Program.tiled) is read a few thousand rows at a time, never expanded."""
     cmd_off = program.cmd_offsets
     t_off = program.tensor_offsets
-    pe = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(cmd_off))
-    chk = _Checker(hw, c, pe, cmd_off, describe)
     n_t = len(program.tensor_bytes)
-    producer = np.full(n_t, -1, np.int64)
-    readers = np.zeros(n_t, np.int64)
+    made = np.zeros(n_t, np.uint8)
+    readers = np.zeros(n_t, np.int32)
     # The C pass answers "all valid?" and builds the tables; only a program with something wrong
     # goes through the numpy checks below, whose errors name the first failing check.
-    if not _check.check_fast(c, cmd_off, t_off, _OP_PROPS, _UNIT_BASE, producer, readers,
-                             MAX_SIZE, MAX_VOLUME):
-        producer.fill(-1)
-        readers.fill(0)
-        _check_numpy(c, pe, t_off, producer, readers, chk)
+    cp = program.tiled
+    if cp is not None:
+        units = np.empty(cp.n, np.uint8)
+        link_bytes = _check.check_source(cp.source(), cmd_off, t_off, _OP_PROPS, _UNIT_BASE,
+                                         made, readers, MAX_SIZE, MAX_VOLUME, units)
+        ok = link_bytes is not None
+    else:
+        c = program.commands
+        ok = _check.check_fast(c, cmd_off, t_off, _OP_PROPS, _UNIT_BASE, made, readers,
+                               MAX_SIZE, MAX_VOLUME)
+        units = np.ascontiguousarray(c["unit"], np.uint8) if ok else None
+    del made
+    if not ok:
+        c = program.commands
+        pe = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(cmd_off))
+        _check_numpy(c, pe, t_off, np.full(n_t, -1, np.int64), np.zeros(n_t, np.int32),
+                     _Checker(hw, cmd_off, describe))
         raise AssertionError("kernbench: the fast program check rejected a program the numpy "
                              "checks accept: please report it")  # the two disagree: an engine bug
 
     # Each unit's queue (its commands in program order), and the sends and the recvs.
-    unit_q, unit_q_off, send_idx, recv_idx = _check.unit_queues(c, cmd_off)
-    return {"pe": pe, "producer": producer, "readers": readers, "unit_q": unit_q,
-            "unit_q_off": unit_q_off, "send_idx": send_idx, "recv_idx": recv_idx}
+    unit_q, unit_q_off, send_idx, recv_idx = _check.unit_queues_of(units, cmd_off)
+    if cp is None:
+        send_bytes, recv_bytes = c["nbytes"][send_idx], c["nbytes"][recv_idx]
+    else:  # the link commands' byte counts, in command order: sends and recvs apart
+        is_send = units[units >= Unit.TX_E] < Unit.RX_E
+        send_bytes, recv_bytes = link_bytes[is_send], link_bytes[~is_send]
+    return {"readers": readers, "units": units, "unit_q": unit_q, "unit_q_off": unit_q_off,
+            "send_idx": send_idx, "recv_idx": recv_idx, "send_bytes": send_bytes,
+            "recv_bytes": recv_bytes}
 
 
 def moved_tables(tables: dict, source: Program, program: Program) -> dict | None:
@@ -445,24 +473,22 @@ def moved_tables(tables: dict, source: Program, program: Program) -> dict | None
     counts[used] = np.diff(tables["unit_q_off"]).reshape(-1, N_UNITS)[s_used]
     unit_q_off = np.zeros(n_pes * N_UNITS + 1, np.int64)
     np.cumsum(counts.ravel(), out=unit_q_off[1:])
-    pe = np.repeat(np.arange(n_pes, dtype=np.int32), np.diff(co))
-    return {**tables, "pe": pe, "unit_q_off": unit_q_off}
+    return {**tables, "unit_q_off": unit_q_off}
 
 
 def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, tables=None) -> dict:
     # The program's tables (checked; ``tables`` if the caller has them), then the wiring's:
     # message pairs.
     t = _program_tables(hw, program, describe) if tables is None else tables
-    c = program.commands
-    pe, send_idx, recv_idx = t["pe"], t["send_idx"], t["recv_idx"]
-    chk = _Checker(hw, c, pe, program.cmd_offsets, describe)
+    send_idx, recv_idx = t["send_idx"], t["recv_idx"]
+    chk = _Checker(hw, program.cmd_offsets, describe)
 
     # Links: wired, and the k-th send on a port matched with the k-th recv on the other end.
     nbr_flat = nbr.ravel()
-    port = c["port"]
-    s_port, r_port = port[send_idx].astype(np.int64), port[recv_idx].astype(np.int64)
-    del port
-    s_pe, r_pe = pe[send_idx].astype(np.int64), pe[recv_idx].astype(np.int64)
+    units = t["units"]
+    s_port = units[send_idx].astype(np.int64) - Unit.TX_E
+    r_port = units[recv_idx].astype(np.int64) - Unit.RX_E
+    s_pe, r_pe = _cmd_pe(program.cmd_offsets, send_idx), _cmd_pe(program.cmd_offsets, recv_idx)
     s_nb = nbr_flat[s_pe * N_PORTS + s_port]
     r_nb = nbr_flat[r_pe * N_PORTS + r_port]
     for idx, nb, p_, verb in ((send_idx, s_nb, s_port, "sends"), (recv_idx, r_nb, r_port, "receives")):
@@ -470,7 +496,7 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, ta
         if len(bad):
             i = int(idx[bad[0]])
             raise ValueError(
-                f"{_pe_name(hw, int(pe[i]))} command #{chk.local(i)} [{describe(i)}] {verb} on port "
+                f"{_pe_name(hw, chk.pe(i))} command #{chk.local(i)} [{describe(i)}] {verb} on port "
                 f"{Port(int(p_[bad[0]])).name}, which has no neighbour under the installed SFR"
             )
     opposite = np.array([int(p) for p in OPPOSITE], np.int64)
@@ -495,15 +521,16 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, ta
     messages["link"] = send_link[so]
     messages["send"] = send_idx[so]
     messages["recv"] = recv_idx[ro]
-    messages["nbytes"] = c["nbytes"][messages["send"]]
-    bad = np.flatnonzero(c["nbytes"][messages["recv"]] != messages["nbytes"])
+    messages["nbytes"] = t["send_bytes"][so]
+    r_bytes = t["recv_bytes"][ro]
+    bad = np.flatnonzero(r_bytes != messages["nbytes"])
     if len(bad):
         m = messages[int(bad[0])]
         s, r = int(m["send"]), int(m["recv"])
         raise ValueError(
-            f"{_pe_name(hw, int(pe[s]))} [{describe(s)}] sends {int(c['nbytes'][s])} bytes but "
-            f"the matching recv on {_pe_name(hw, int(pe[r]))} [{describe(r)}] expects "
-            f"{int(c['nbytes'][r])} bytes"
+            f"{_pe_name(hw, chk.pe(s))} [{describe(s)}] sends {int(m['nbytes'])} bytes but "
+            f"the matching recv on {_pe_name(hw, chk.pe(r))} [{describe(r)}] expects "
+            f"{int(r_bytes[int(bad[0])])} bytes"
         )
 
     return {**t, "messages": messages}
@@ -532,13 +559,18 @@ def _tiled_runs(tiles) -> list:
     return [g for i, g in enumerate(regs) if i + 1 == len(regs) or regs[i + 1][0] >= g[0] + g[1] * g[2]]
 
 
-def _run_body(c: np.ndarray, c0: int, n: int, iters: int) -> tuple | None:
+def _run_body(c, c0: int, n: int, iters: int) -> tuple | None:
     """(made, dlo, first, fixed) of the run of ``iters`` iterations of ``n`` commands of ``c``
-    from ``c0`` (see :func:`_steady_bodies`), read off its first two iterations and checked on
-    all (_replay.tiles_repeat); None if it does not repeat so."""
-    if c0 + n * iters > len(c):
+    (a command array, or a _replay.CommandSource reading a compact one) from ``c0`` (see
+    :func:`_steady_bodies`), read off its first two iterations and checked on all
+    (_replay.tiles_repeat, source_repeats); None if it does not repeat so."""
+    src = c if isinstance(c, _replay.CommandSource) else None
+    if c0 + n * iters > (src.n if src is not None else len(c)):
         return None
-    b0, b1 = c[c0:c0 + n], c[c0 + n:c0 + 2 * n]
+    if src is not None:
+        b0, b1 = src.rows(c0, c0 + n), src.rows(c0 + n, c0 + 2 * n)
+    else:
+        b0, b1 = c[c0:c0 + n], c[c0 + n:c0 + 2 * n]
     if any(not np.array_equal(b0[f], b1[f]) for f in _SAME_FIELDS):
         return None
     d0, d1 = b0["dst"].astype(np.int64), b1["dst"].astype(np.int64)
@@ -564,13 +596,14 @@ def _run_body(c: np.ndarray, c0: int, n: int, iters: int) -> tuple | None:
     fixed = np.unique(np.concatenate(fixed))
     if np.any((fixed >= first) & (fixed < first + made * iters)):
         return None
-    if not _replay.tiles_repeat(c[c0:c0 + n * iters], n, iters, made,
-                                np.stack(shift, axis=1).astype(np.uint8)):
+    shift = np.stack(shift, axis=1).astype(np.uint8)
+    if not (_replay.source_repeats(src, c0, n, iters, made, shift) if src is not None
+            else _replay.tiles_repeat(c[c0:c0 + n * iters], n, iters, made, shift)):
         return None
     return made, dlo, first, fixed
 
 
-def _steady_bodies(commands: np.ndarray, compact) -> list:
+def _steady_bodies(commands: np.ndarray | None, compact) -> list:
     """The repeating runs of ``commands`` that the engine's steady-state jumps may use: each
     ``(c0, n, iters, made, dlo, first, fixed)``, a run of ``iters`` iterations of ``n`` commands
     from ``c0`` where iteration i + 1 is iteration i with its results ``made`` tensors further on
@@ -580,14 +613,16 @@ def _steady_bodies(commands: np.ndarray, compact) -> list:
 
     The tl.range tilings of ``compact`` propose them (:func:`_tiled_runs`); each is then checked
     on all its rows (:func:`_run_body`), so an array changed since it was traced only loses the
-    runs it broke. Depends on the command array only: a Program moved to other PEs
+    runs it broke. ``commands`` None: the rows are read through ``compact`` (Program.tiled),
+    never expanded. Depends on the command array only: a Program moved to other PEs
     (Program.moved) has the same."""
     tiles = getattr(compact, "tiles", None)
     if not tiles:
         return []
+    rows = commands if commands is not None else compact.source()
     out = []
     for c0, n, iters in _tiled_runs(tiles):
-        body = _run_body(commands, c0, n, iters)
+        body = _run_body(rows, c0, n, iters)
         if body is not None:
             out.append((c0, n, iters, *body))
     return out
@@ -662,7 +697,7 @@ def simulate(
     limit = _HORIZON if max_cycles is None else int(max_cycles)
     _check_program(hw, program)
     nbr = _check_neighbours(hw, neighbours)
-    describe = describe or _default_describe(program.commands)
+    describe = describe or _default_describe(program)
     key = (hw.n_cubes, hw.pes_per_cube, nbr.tobytes())
     prep = prepared.get(key) if prepared is not None else None
     if prep is None:
@@ -677,15 +712,19 @@ def simulate(
         if "regions" not in prep:
             t = prepared.get("program") if prepared is not None else None
             if "steady_bodies" not in prep:  # (a moved Program's tables may bring them along)
-                prep["steady_bodies"] = _steady_bodies(program.commands, program.compact)
+                cp = program.tiled
+                prep["steady_bodies"] = _steady_bodies(None if cp is not None else program.commands,
+                                                       program.compact)
                 if t is not None:
                     t["steady_bodies"] = prep["steady_bodies"]
             prep["regions"] = _steady_regions(prep["steady_bodies"], program)
         regions = prep["regions"]
+    # A compact program (Program.tiled) is never expanded: the engine reads a row when it
+    # reaches it, into an array whose untouched pages cost address space only.
+    cp = program.tiled
     sim = _engine.Sim(
         hw_params(hw, detail, limit),
-        program.commands,
-        prep["pe"],
+        program.commands if cp is None else np.empty(cp.n, COMMAND_DTYPE),
         prep["unit_q"],
         prep["unit_q_off"],
         program.tensor_offsets,
@@ -694,7 +733,8 @@ def simulate(
         prep["readers"],
         nbr.ravel(),
         limit,
-        *(regions or ()),
+        *(regions or (None, None, None)),
+        source=cp.source() if cp is not None else None,
     )
     try:
         status = sim.run()
@@ -734,8 +774,8 @@ def simulate(
     events = None
     if record_events:
         events = np.zeros(n, EVENT_DTYPE)
-        events["pe"] = prep["pe"]
-        events["unit"] = program.commands["unit"]
+        events["pe"] = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(program.cmd_offsets))
+        events["unit"] = prep["units"]
         events["cmd"] = np.arange(n)
         events["start"] = cmd_start
         events["end"] = cmd_end
@@ -781,25 +821,40 @@ def _unit_position(hw, g, u, states, describe) -> str:
     return f"its {name} has no more commands"
 
 
+def _producer(program: Program, t: int) -> int:
+    """The global command making global tensor ``t`` (of a checked program), read PE by PE
+    without expanding a compact program (error paths only)."""
+    g = int(np.searchsorted(program.tensor_offsets, t, side="right")) - 1
+    local = t - int(program.tensor_offsets[g])
+    a, z = int(program.cmd_offsets[g]), int(program.cmd_offsets[g + 1])
+    cp = program.tiled
+    for x in range(a, z, 1 << 16):
+        y = min(z, x + (1 << 16))
+        hit = np.flatnonzero((cp.rows(x, y) if cp is not None else program.commands[x:y])["dst"] == local)
+        if len(hit):
+            return x + int(hit[0])
+    raise AssertionError(f"kernbench: tensor {t} has no producer in a checked program")
+
+
 def _blocked_units(hw, program, nbr, sim, prep, describe) -> list[dict]:
     """Every unit that still has work, with what it waits for and who holds that up."""
     states = sim.unit_states()
     state, cur, nxt, wait = states
     tx, _, _ = sim.link_states()
-    cmds = program.commands
+    units = prep["units"]
     out = []
     for g in range(hw.n_pes):
         for u in range(N_UNITS):
             s = int(state[g, u])
             head = f"{_pe_name(hw, g)} {UNIT_NAMES[u]}"
             if s == _WAIT_OPERAND:
-                c, p = int(nxt[g, u]), int(prep["producer"][int(wait[g, u])])
+                c, p = int(nxt[g, u]), _producer(program, int(wait[g, u]))
                 text = (f"{head}: {describe(c)} waits for the result of {describe(p)} on "
-                        f"{UNIT_NAMES[int(cmds['unit'][p])]}, which has not finished")
+                        f"{UNIT_NAMES[int(units[p])]}, which has not finished")
                 out.append(dict(pe=g, unit=u, cmd=c, reason="operand", other_pe=g, other_cmd=p, text=text))
             elif s == _BUSY:
                 c = int(cur[g, u])
-                prt = int(cmds["port"][c])
+                prt = int(program.take([c])["port"][0])
                 other = int(nbr[g, prt])
                 back = int(OPPOSITE[prt])
                 if u >= Unit.RX_E:  # a recv short of data
@@ -821,8 +876,8 @@ def _blocked_units(hw, program, nbr, sim, prep, describe) -> list[dict]:
 def _wait_target(program, b: dict) -> tuple:
     """(PE, unit) that blocked unit ``b`` waits for."""
     if b["reason"] == "operand":
-        return (b["pe"], int(program.commands["unit"][b["other_cmd"]]))
-    port = int(program.commands["port"][b["cmd"]])
+        return (b["pe"], int(program.take([b["other_cmd"]])["unit"][0]))
+    port = int(program.take([b["cmd"]])["port"][0])
     back = int(OPPOSITE[port])
     if b["reason"] == "data":  # a recv waits for the sender's TX unit
         return (b["other_pe"], Unit.TX_E + back)

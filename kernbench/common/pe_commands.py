@@ -467,6 +467,26 @@ class Program:
             c = self._commands = self.compact.expand()
         return c
 
+    @property
+    def tiled(self):
+        """The compact form when the array is not held (the engine then reads rows through it,
+        never expanding them: kernbench._core.api), else None."""
+        return self.compact if self._commands is None else None
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the command array, held or not."""
+        c = self._commands
+        return len(c) if c is not None else self.compact.n
+
+    def take(self, idx) -> np.ndarray:
+        """Commands at global indices ``idx`` (int array), read without expanding a compact
+        form."""
+        cp = self.tiled
+        if cp is None:
+            return self.commands[np.asarray(idx, np.int64)]
+        return cp.source().take(idx)
+
     def moved(self, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets) -> "Program":
         """A Program sharing this one's command array (or its compact form) under other offsets:
         the same streams placed on other PEs."""

@@ -23,23 +23,29 @@ class TraceStore:
     """The commands of every program of one launch, in program order, and the sites naming them.
 
     Builders append (site, src0, src1, src2) per command to ``pending``, one program after the
-    other; :meth:`flush` turns what is pending, of however many programs, into ``commands``
-    (COMMAND_DTYPE) and ``sites`` (int32 index into ``table``) in one vectorized pass. The arrays
-    grow as needed; :meth:`expect` lets the caller size them for the whole launch (an estimate
-    costs address space only: pages are touched as commands arrive). :meth:`close` flushes,
-    trims and hands them over."""
+    other; :meth:`flush` turns what is pending, of however many programs, into COMMAND_DTYPE
+    records (the traced rows, one array) and ``sites`` (int32 index into ``table``, one per
+    command) in one vectorized pass. tl.range replay appends tilings (:meth:`append_tiled`),
+    which are kept as such: the rows they stand for are never written, and are read back exactly
+    (:meth:`rows`, :meth:`slice`, the launch's :class:`TiledCommands`). Global command numbers
+    count traced and tiled rows alike. The arrays grow as needed; :meth:`expect` sizes them for
+    the whole launch (an estimate costs address space only: pages are touched as commands
+    arrive). :meth:`close` flushes, trims and hands them over."""
 
-    __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_sites", "_expected",
-                 "_segments", "_tensor_bytes", "_tiles")
+    __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_n_lit", "_bounds",
+                 "_sites", "_expected", "_segments", "_tensor_bytes", "_tiles")
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.table = SiteTable()
         self.pending: list = []  #: (site, src0, src1, src2) per command not yet in the arrays
-        self.n = 0  #: commands in the arrays
+        self.n = 0  #: commands in the arrays (global numbering: traced and tiled rows)
         self.closed = False
         self.current = None  #: the builder appending to ``pending``
-        self._commands = np.empty(capacity, COMMAND_DTYPE)
-        self._sites = np.empty(capacity, np.int32)
+        self._commands = np.empty(capacity, COMMAND_DTYPE)  #: the traced rows
+        self._n_lit = 0  #: traced rows in ``_commands``
+        #: the traced rows' global ranges [lo, hi], in order (held one after the other)
+        self._bounds: list = []
+        self._sites = np.empty(capacity, np.int32)  #: every command's site, global numbering
         self._expected = 0
         #: per run of one program's commands in ``pending``: [builder, index of its first
         #: command in ``pending``, the builder's results made before it]
@@ -72,18 +78,27 @@ class TraceStore:
         if self.current is builder:
             self.current = None
 
-    def _grow(self, need: int) -> None:
-        cap = max(need, 4 * len(self._commands))  # few copies while the first PE is traced
+    @staticmethod
+    def _grown(arr: np.ndarray, filled: int, need: int, expected: int) -> np.ndarray:
+        cap = max(need, 4 * len(arr))  # few copies while the first PE is traced
         try:  # the expected size costs address space only; fall back to growing if refused
-            big = max(cap, self._expected)
-            c, s = np.empty(big, COMMAND_DTYPE), np.empty(big, np.int32)
+            out = np.empty(max(cap, expected), arr.dtype)
         except MemoryError:
-            c, s = np.empty(cap, COMMAND_DTYPE), np.empty(cap, np.int32)
+            out = np.empty(cap, arr.dtype)
         # a copy of what is filled only (ndarray.resize would zero the whole new capacity), as
         # opaque records (a structured copy goes field by field, 12x slower)
-        c[:self.n].view(_RECORD)[:] = self._commands[:self.n].view(_RECORD)
-        s[:self.n] = self._sites[:self.n]
-        self._commands, self._sites = c, s
+        item = np.dtype((np.void, arr.dtype.itemsize))
+        out[:filled].view(item)[:] = arr[:filled].view(item)
+        return out
+
+    def _room(self, lit: int, glob: int) -> None:
+        """Room for ``lit`` more traced rows and ``glob`` more commands."""
+        if self._n_lit + lit > len(self._commands):
+            # tiled rows take no room here: expect the share of the launch traced so far
+            exp = self._expected * max(self._n_lit, 1) // max(self.n, 1) if self._expected else 0
+            self._commands = self._grown(self._commands, self._n_lit, self._n_lit + lit, exp)
+        if self.n + glob > len(self._sites):
+            self._sites = self._grown(self._sites, self.n, self.n + glob, self._expected)
 
     def flush(self) -> None:
         """Move every pending command into the arrays; each builder gets the byte sizes of the
@@ -105,7 +120,8 @@ class TraceStore:
         """Append R copies of the current program's commands a..z (a loop body B, tl.range
         replay): copy m (1..R) moves operand k of command j on by ``shift[j, k] * m * D`` and
         numbers its results m iterations further on: the commands tracing those iterations
-        would have recorded (verify mode compares them)."""
+        would have recorded (verify mode compares them). The copies are kept as the tiling
+        (sites excepted, one int32 each): :meth:`rows` and :class:`TiledCommands` read them."""
         if self.current is None:
             raise RuntimeError("append_tiled: no program is being traced")
         self.flush()
@@ -113,13 +129,13 @@ class TraceStore:
         if R <= 0 or n <= 0:
             return
         lo, hi = self.n, self.n + R * n
-        if hi > len(self._commands):
-            self._grow(hi)
+        self._room(0, R * n)
         sites = self._sites[a:z]
         out_bytes = self.table.fields()[:, OUT_BYTES][sites]
         made_bytes = out_bytes[out_bytes >= 0]
         shift = np.array(shift, np.uint8, order="C")  # kept (TiledCommands): a copy of its own
-        _replay.tile_commands(self._commands[a:z], self._commands[lo:hi], shift, R, D, len(made_bytes))
+        if shift.shape != (n, 3):
+            raise ValueError("append_tiled: shift must be (z - a, 3)")
         self._tiles.append((a, z, lo, R, D, shift, len(made_bytes)))
         self._sites[lo:hi] = np.tile(sites, R)
         tiled = np.tile(made_bytes, R)
@@ -130,13 +146,27 @@ class TraceStore:
         cur[2] += len(tiled)
         self.n = hi
 
+    def _source(self) -> "_replay.CommandSource":
+        return _replay.CommandSource(self.n, [(lo, hi) for lo, hi, _ in self._bounds],
+                                     self._commands[:self._n_lit], self._tiles)
+
+    def _records(self, a: int, z: int) -> np.ndarray:
+        """Records of global commands a..z (flushed ones): a view when they are traced rows of
+        one range, else read back (a copy)."""
+        if not self._tiles:
+            return self._commands[a:z]
+        for lo, hi, at in self._bounds:
+            if lo <= a and z <= hi:
+                return self._commands[at + a - lo:at + z - lo]
+        return self._source().rows(a, z)
+
     def rows(self, a: int, z: int) -> np.ndarray:
         """(site, src0, src1, src2) of global commands a..z (int64, (z - a, 4)), flushed or
         pending."""
         out = np.empty((z - a, 4), np.int64)
         m = min(z, self.n)
         if a < m:
-            c = self._commands[a:m]
+            c = self._records(a, m)
             out[:m - a, 0] = self._sites[a:m]
             out[:m - a, 1] = c["src0"]
             out[:m - a, 2] = c["src1"]
@@ -152,10 +182,10 @@ class TraceStore:
         segs = self._segments
         a = self.n
         z = a + len(rec)
-        if z > len(self._commands):
-            self._grow(z)
+        self._room(len(rec), len(rec))
         site = rec[:, 0]
-        out = self._commands[a:z]
+        at = self._n_lit
+        out = self._commands[at:at + len(rec)]
         # sites are valid ("raise" would buffer); records taken as opaque 72-byte items (a
         # structured take goes field by field, 30x slower)
         np.take(self.table.records().view(_RECORD), site, out=out.view(_RECORD), mode="clip")
@@ -174,6 +204,11 @@ class TraceStore:
         dst = made - 1 + np.repeat(base - before, lens)
         out["dst"] = np.where(makes, dst, -1)
         self._sites[a:z] = site
+        if self._bounds and self._bounds[-1][1] == a:
+            self._bounds[-1][1] = z
+        else:
+            self._bounds.append([a, z, at])
+        self._n_lit = at + len(rec)
         bounds = [int(x) for x in before] + [int(made[-1])]
         made_bytes = out_bytes[makes]
         self._tensor_bytes.append(made_bytes)
@@ -190,11 +225,13 @@ class TraceStore:
             self._segments.clear()
 
     def slice(self, a: int, z: int) -> tuple:
-        """(commands, sites) of global commands a..z: views once closed, copies before."""
+        """(commands, sites) of global commands a..z: views once closed (read back where
+        tilings stand for them), copies before."""
         self.flush()
+        c = self._records(a, z)
         if self.closed:
-            return self._commands[a:z], self._sites[a:z]
-        return self._commands[a:z].copy(), self._sites[a:z].copy()
+            return c, self._sites[a:z]
+        return (c.copy() if c.base is not None else c), self._sites[a:z].copy()
 
     def tensor_bytes(self) -> np.ndarray:
         """Every tensor's byte size, in global order (flushed ones; all of them once closed)."""
@@ -205,7 +242,7 @@ class TraceStore:
 
     def close(self) -> tuple:
         """Flush, trim to the commands traced and return (commands, sites); nothing is added
-        after."""
+        after. ``commands`` is None when tilings stand for some rows (:meth:`compact`)."""
         if not self.closed:
             if self.current is not None:
                 raise RuntimeError("close() while a PEBuilder is still tracing")
@@ -213,49 +250,77 @@ class TraceStore:
             for plans in self.table.plans.values():
                 plans.clear()  # they hold the kernel's code objects
             # shrinking in place (realloc) moves no data and touches no page
-            self._commands.resize(self.n, refcheck=False)
+            self._commands.resize(self._n_lit, refcheck=False)
             self._sites.resize(self.n, refcheck=False)
             self.closed = True
-        return self._commands, self._sites
+        return (None if self._tiles else self._commands), self._sites
 
     def compact(self) -> "TiledCommands | None":
         """The closed store's commands as :class:`TiledCommands` (None if nothing was tiled)."""
         if not self.closed:
             raise RuntimeError("compact() before close()")
-        return TiledCommands(self._commands, self._tiles) if self._tiles else None
+        if not self._tiles:
+            return None
+        return TiledCommands(self.n, [(lo, hi) for lo, hi, _ in self._bounds], self._commands,
+                             self._tiles)
 
 
 class TiledCommands:
     """A launch's command array kept small: the rows tracing wrote and the tl.range tilings that
-    rebuild the rest, exactly (:meth:`expand` equals the array tracing built, byte for byte).
+    stand for the rest, exactly (:meth:`expand` equals the array full tracing builds, byte for
+    byte; verify mode and tests/test_compact_program.py compare them).
 
-    A Program holds one beside its ``commands`` and drops the array after its launch's timing
-    (Program.release_commands): the replayed rows, most of a long kernel's, then cost nothing
-    until something reads ``commands`` again. ``tiles``: the store's append_tiled calls in
-    order, ``(a, z, lo, R, D, shift, made)``; each copies rows a..z, which precede lo, so
-    rebuilding the traced rows first and the tilings in order rebuilds every row."""
+    A Program holds one in place of its ``commands`` (Program.compact): the tiled rows, most of
+    a long kernel's, cost nothing until something reads ``commands``; the engine's checks and
+    queues read it through :meth:`source` instead (kernbench._core.api). ``bounds`` ((k, 2)):
+    the traced rows' global ranges, in order, held one after the other in ``literal``;
+    ``tiles``: the store's append_tiled calls in order, ``(a, z, lo, R, D, shift, made)``; each
+    copies rows a..z, which precede lo, so rebuilding the traced rows first and the tilings in
+    order rebuilds every row. Raises ValueError when they do not cover 0..n once, in order."""
 
-    __slots__ = ("n", "bounds", "literal", "tiles")
+    __slots__ = ("n", "bounds", "literal", "tiles", "_src")
 
-    def __init__(self, commands: np.ndarray, tiles: list) -> None:
-        self.n = n = len(commands)
+    def __init__(self, n: int, bounds, literal: np.ndarray, tiles: list) -> None:
+        self.n = int(n)
         self.tiles = tuple(tiles)
-        # the traced rows: the gaps between the tilings' outputs (disjoint, in order)
+        self.bounds = np.asarray(bounds, np.int64).reshape(-1, 2)
+        self.literal = literal
+        self._src = None
+        self.source()  # checks that the ranges cover 0..n once, in order
+
+    @classmethod
+    def from_array(cls, commands: np.ndarray, tiles: list) -> "TiledCommands":
+        """The compact form of an expanded ``commands`` whose rows ``tiles`` rebuild."""
         cuts = [0]
-        for a, z, lo, R, _, _, _ in self.tiles:
+        for a, z, lo, R, _, _, _ in tiles:
             cuts += [lo, lo + R * (z - a)]
-        cuts.append(n)
-        self.bounds = np.array(cuts, np.int64).reshape(-1, 2)
-        if np.any(np.diff(self.bounds.ravel()) < 0):
-            raise AssertionError("TiledCommands: tilings out of order or overlapping")
+        cuts.append(len(commands))
+        bounds = np.array(cuts, np.int64).reshape(-1, 2)
+        if np.any(np.diff(bounds.ravel()) < 0):
+            raise ValueError("TiledCommands: tilings out of order or overlapping")
+        bounds = bounds[bounds[:, 1] > bounds[:, 0]]
         rows = commands.view(_RECORD)
-        self.literal = np.concatenate([rows[a:z] for a, z in self.bounds]).view(COMMAND_DTYPE)
+        literal = (np.concatenate([rows[a:z] for a, z in bounds]) if len(bounds)
+                   else rows[:0]).view(COMMAND_DTYPE)
+        return cls(len(commands), bounds, literal, tiles)
 
     def __getstate__(self):  # (a slotted class needs it for pickle protocols 0 and 1)
         return self.n, self.bounds, self.literal, self.tiles
 
     def __setstate__(self, state) -> None:
         self.n, self.bounds, self.literal, self.tiles = state
+        self._src = None
+
+    def source(self) -> "_replay.CommandSource":
+        """The C reader of these rows (kernbench._core._replay.CommandSource): any row, exactly
+        as :meth:`expand` writes it, without expanding the others."""
+        if self._src is None:
+            self._src = _replay.CommandSource(self.n, self.bounds, self.literal, self.tiles)
+        return self._src
+
+    def rows(self, a: int, z: int) -> np.ndarray:
+        """Rows a..z, (z - a,) COMMAND_DTYPE."""
+        return self.source().rows(a, z)
 
     @property
     def nbytes(self) -> int:
@@ -263,7 +328,8 @@ class TiledCommands:
         return self.literal.nbytes + self.bounds.nbytes + sum(t[5].nbytes for t in self.tiles)
 
     def expand(self) -> np.ndarray:
-        """The command array, (n,) COMMAND_DTYPE, rebuilt."""
+        """The command array, (n,) COMMAND_DTYPE, rebuilt: the traced rows, then every tiling
+        in order, one pass in C each (_replay.tile_commands)."""
         out = np.empty(self.n, COMMAND_DTYPE)
         k = 0
         lit, rows = self.literal.view(_RECORD), out.view(_RECORD)
