@@ -133,6 +133,9 @@ cdef enum:
     RG_F1 = 8
     RG_COLS = 9
 
+cdef enum:
+    COPY_COLS = 5        # a jump's start/end copy: q, e, k, dq, delta (apply_copies)
+
 cdef struct FFBuf:
     # A growable int64 buffer.
     int64_t* p
@@ -280,6 +283,7 @@ cdef class Sim:
     cdef FFBuf ff_cur                    # the snapshot being taken
     cdef FFBuf ff_ring[FF_KEEP]          # the last FF_KEEP snapshots (ff_ring[(ff_at - j) % FF_KEEP])
     cdef FFBuf ff_tmp                    # scratch: sorted events, ring rotations, tensor windows
+    cdef FFBuf ff_copies                 # the jumps' start/end copies, COPY_COLS each (apply_copies)
     cdef int32_t ff_n                    # snapshots in the ring
     cdef int64_t ff_stride               # snapshot every ff_stride-th iteration of the reference
     cdef int32_t ff_misses               # snapshots in a row that matched none before
@@ -288,6 +292,7 @@ cdef class Sim:
     cdef public int64_t steady_jumps     # jumps made
     cdef public int64_t steady_commands  # commands whose start and end were written by a jump
     cdef public int64_t steady_snapshots # snapshots taken
+    cdef public int64_t last_end         # cycle the last command ended (the run's cycles)
 
     def __cinit__(self, dict params, commands, unit_q, unit_q_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
@@ -334,8 +339,11 @@ cdef class Sim:
         n_links = n_pes * N_PORTS
         Q = self.hw.queue
         self.t_ready = np.zeros(len(t_bytes), dtype=np.uint8)
-        self.cmd_start_arr = np.full(len(commands), -1, dtype=np.int64)
-        self.cmd_end_arr = np.full(len(commands), -1, dtype=np.int64)
+        # Written once per command, as it starts and ends, or (steady-state jumps) by
+        # apply_copies when read (api: EngineResult): pages of commands a jump skipped are never
+        # touched by the run. Commands that never ran are set to -1 on the error paths only.
+        self.cmd_start_arr = np.empty(len(commands), dtype=np.int64)
+        self.cmd_end_arr = np.empty(len(commands), dtype=np.int64)
         self.unit_counters = np.zeros((n_pes, N_UNITS), dtype=UNIT_COUNTERS_DTYPE)
         self.link_counters = np.zeros(n_links, dtype=LINK_COUNTERS_DTYPE)
         self.sram_peak_arr = np.zeros(n_pes, dtype=np.int64)
@@ -411,7 +419,8 @@ cdef class Sim:
         self.ff_idle = NULL
         free(self.ff_cur.p)
         free(self.ff_tmp.p)
-        self.ff_cur.p = self.ff_tmp.p = NULL
+        free(self.ff_copies.p)
+        self.ff_cur.p = self.ff_tmp.p = self.ff_copies.p = NULL
         for i in range(FF_KEEP):
             free(self.ff_ring[i].p)
             self.ff_ring[i].p = NULL
@@ -556,6 +565,7 @@ cdef class Sim:
         cdef int32_t v
         cdef UnitState* w
         self.cmd_end[c] = self.now
+        self.last_end = self.now  # (now never decreases, and a jump's commands end before it)
         self.n_done += 1
         cnt.busy += dur
         cnt.commands += 1
@@ -987,16 +997,18 @@ cdef class Sim:
         # the start and end of every command of the stretches, from P iterations before
         cdef const int64_t* qraw = raw + 5 + n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t)) \
             + n_links * (sizeof(LinkCounters) // sizeof(int64_t))
+        # (recorded here, written by apply_copies when the arrays are read: each copy reads
+        # commands that had run or that an earlier copy writes, so copies in order are exact)
         for i in range(n_pes * N_UNITS):
             us = &self.units[i]
             dq = us.q_pos - qraw[i]
             if dq == 0:
                 continue
-            for q in range(us.q_pos, us.q_pos + m * dq):
-                self.cmd_start[self.unit_q[q]] = self.cmd_start[self.unit_q[q - dq]] + delta
             e = us.q_pos - (1 if us.state == U_BUSY else 0)
-            for q in range(e, e + m * dq):
-                self.cmd_end[self.unit_q[q]] = self.cmd_end[self.unit_q[q - dq]] + delta
+            if (_ff_put(&self.ff_copies, us.q_pos) or _ff_put(&self.ff_copies, e)
+                    or _ff_put(&self.ff_copies, m * dq) or _ff_put(&self.ff_copies, dq)
+                    or _ff_put(&self.ff_copies, delta)):
+                return -1
             self.steady_commands += m * dq
         # units
         for pe in range(n_pes):
@@ -1291,6 +1303,24 @@ cdef class Sim:
     def now_cycle(self):
         return self.now
 
+    def start_end_copies(self):
+        """The steady-state jumps' copies of start and end cycles, (k, COPY_COLS) int64, in
+        order: what :func:`apply_copies` writes into ``cmd_start_arr`` and ``cmd_end_arr``."""
+        out = np.zeros((self.ff_copies.n // COPY_COLS, COPY_COLS), np.int64)
+        cdef int64_t[:, ::1] o = out
+        if self.ff_copies.n:
+            memcpy(&o[0, 0], self.ff_copies.p, self.ff_copies.n * sizeof(int64_t))
+        return out
+
+    def queue_positions(self):
+        """(n_pes * N_UNITS,) int64: each unit's next position in ``unit_q``."""
+        out = np.zeros(self.hw.n_pes * N_UNITS, np.int64)
+        cdef int64_t i
+        if self.units != NULL:
+            for i in range(self.hw.n_pes * N_UNITS):
+                out[i] = self.units[i].q_pos
+        return out
+
     def debug_counters(self):
         """Invariant counters (debug build only; zeros otherwise)."""
         cdef int64_t bad = 0
@@ -1334,6 +1364,27 @@ cdef class Sim:
         rx = np.array([self.links[i].rx_cmd for i in range(n)], np.int64)
         waiting = np.array([self.links[i].tx_waiting for i in range(n)], np.int32)
         return tx, rx, waiting
+
+
+def apply_copies(int64_t[::1] start, int64_t[::1] end, const int64_t[::1] unit_q,
+                 const int64_t[:, ::1] copies) -> None:
+    """Write the start and end cycles a run's steady-state jumps skipped (Sim.start_end_copies),
+    in order: for each copy (q, e, k, dq, delta), the k commands of ``unit_q`` from position q
+    start ``delta`` cycles after the command dq positions before, and from position e end so.
+    Raises ValueError on a copy outside ``unit_q``."""
+    cdef int64_t r, q, n = unit_q.shape[0]
+    if copies.shape[0] and copies.shape[1] != COPY_COLS:
+        raise ValueError("apply_copies: copies must be (k, 5)")
+    for r in range(copies.shape[0]):
+        if (copies[r, 3] < 1 or copies[r, 2] < 0 or min(copies[r, 0], copies[r, 1]) - copies[r, 3] < 0
+                or max(copies[r, 0], copies[r, 1]) + copies[r, 2] > n):
+            raise ValueError("apply_copies: a copy outside the queues")
+    with nogil:
+        for r in range(copies.shape[0]):
+            for q in range(copies[r, 0], copies[r, 0] + copies[r, 2]):
+                start[unit_q[q]] = start[unit_q[q - copies[r, 3]]] + copies[r, 4]
+            for q in range(copies[r, 1], copies[r, 1] + copies[r, 2]):
+                end[unit_q[q]] = end[unit_q[q - copies[r, 3]]] + copies[r, 4]
 
 
 cdef inline double _monotonic() noexcept nogil:

@@ -111,8 +111,8 @@ class EngineResult:
     link_counters: np.ndarray  #: (n_pes * N_PORTS,) structured, see LINK_COUNTERS_DTYPE
     peak_sram: np.ndarray  #: (n_pes,) peak live bytes
     sram_over: np.ndarray  #: (n_pes,) bool, peak above capacity
-    cmd_start: np.ndarray  #: (n_commands,) start cycle
-    cmd_end: np.ndarray  #: (n_commands,) end cycle
+    cmd_start: np.ndarray  #: (n_commands,) start cycle (written in full on first read)
+    cmd_end: np.ndarray  #: (n_commands,) end cycle (written in full on first read)
     messages: np.ndarray  #: MESSAGE_DTYPE: every send matched with its recv
     heap_events: int  #: pops from the event heap
     work: dict  #: {"packets", "bursts", "folds"}: simulated work items
@@ -125,6 +125,20 @@ class EngineResult:
     #: the engine's snapshots of its state in search of one (its cost: O(log iterations) for a
     #: loop that never repeats)
     steady_snapshots: int = 0
+    #: (unit_q, copies): the start and end cycles the jumps skipped, written into cmd_start and
+    #: cmd_end when either is first read (_engine.apply_copies); None once written
+    start_end_copies: Optional[tuple] = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self):  # a pickle carries the arrays written in full, not the queues
+        self._settle()
+        return self.__dict__
+
+    def _settle(self) -> None:
+        pending = self.__dict__.get("start_end_copies")
+        if pending is not None:
+            self.start_end_copies = None
+            unit_q, copies = pending
+            _engine.apply_copies(self.__dict__["_cmd_start"], self.__dict__["_cmd_end"], unit_q, copies)
 
     @property
     def seconds(self) -> float:
@@ -137,6 +151,23 @@ class EngineResult:
         if not len(self.cmd_end):
             return np.zeros(0, np.int64)
         return np.argsort(self.cmd_end, kind="stable")  # by (end, index): one pass, not lexsort's two
+
+
+def _times(name: str) -> property:
+    # cmd_start and cmd_end: plain arrays to every reader, completed on first read (a timing
+    # run nobody reads them from never touches the pages of the commands a jump skipped)
+    def get(self):
+        self._settle()
+        return self.__dict__["_" + name]
+
+    def put(self, value):
+        self.__dict__["_" + name] = value
+
+    return property(get, put, doc=f"(n_commands,) int64: each command's {name[4:]} cycle")
+
+
+EngineResult.cmd_start = _times("cmd_start")
+EngineResult.cmd_end = _times("cmd_end")
 
 
 def _pe_name(hw: HardwareConfig, g: int) -> str:
@@ -221,6 +252,15 @@ def _check_program(hw: HardwareConfig, program: Program) -> None:
     tp = program.tensor_pinned
     if not isinstance(tp, np.ndarray) or tp.dtype != np.uint8 or tp.shape != tb.shape:
         raise ValueError("tensor_pinned must be uint8 with one entry per tensor")
+
+
+def link_order(links: np.ndarray, n_links: int) -> np.ndarray:
+    """The stable order of ``links`` (int, each in 0..n_links): messages in link order, program
+    order within a link when they come in program order. Radix-sorted (numpy's stable sort of
+    16-bit keys) when the links fit in 16 bits."""
+    if n_links <= 1 << 16:
+        return np.argsort(links.astype(np.uint16), kind="stable")
+    return np.argsort(links, kind="stable")
 
 
 def _check_neighbours(hw: HardwareConfig, neighbours) -> np.ndarray:
@@ -515,8 +555,8 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, ta
             f"{_pe_name(hw, b)} posts {int(nr[lk])} recv(s) on port {OPPOSITE[p].name}: every send "
             f"needs exactly one matching recv"
         )
-    so = np.lexsort((send_idx, send_link))
-    ro = np.lexsort((recv_idx, recv_link))
+    so = link_order(send_link, n_links)  # (send_idx and recv_idx are ascending)
+    ro = link_order(recv_link, n_links)
     messages = np.zeros(len(so), MESSAGE_DTYPE)
     messages["link"] = send_link[so]
     messages["send"] = send_idx[so]
@@ -759,6 +799,8 @@ def simulate(
 
     cmd_start, cmd_end = sim.cmd_start_arr, sim.cmd_end_arr
     n = len(cmd_end)
+    copies = sim.start_end_copies()
+    pending = (prep["unit_q"], copies) if len(copies) else None
     peak = sim.sram_peak_arr
     over = peak > hw.sram.capacity_bytes
     if strict_sram and over.any():
@@ -773,6 +815,9 @@ def simulate(
         )
     events = None
     if record_events:
+        if pending is not None:
+            _engine.apply_copies(cmd_start, cmd_end, *pending)
+            pending = None
         events = np.zeros(n, EVENT_DTYPE)
         events["pe"] = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(program.cmd_offsets))
         events["unit"] = prep["units"]
@@ -782,7 +827,7 @@ def simulate(
         events = events[np.argsort(events["start"], kind="stable")]  # by (start, cmd)
     return EngineResult(
         hw=hw,
-        cycles=int(cmd_end.max()) if n else 0,
+        cycles=int(sim.last_end) if n else 0,
         unit_counters=sim.unit_counters,
         link_counters=sim.link_counters,
         peak_sram=peak,
@@ -801,6 +846,7 @@ def simulate(
         debug=sim.debug_counters() if _engine.DEBUG_BUILD else {},
         steady_commands=int(sim.steady_commands),
         steady_snapshots=int(sim.steady_snapshots),
+        start_end_copies=pending,
     )
 
 
@@ -933,13 +979,29 @@ def _raise_deadlock(hw, program, nbr, sim, prep, describe, source=None):
             text += f"\nWhat would remove it: {s}"
     # The cycle of the last start or end of a command: packet detail's clock runs on after it
     # (credits still flying back), train detail's does not; this is the same in both.
-    start, end = sim.cmd_start_arr, sim.cmd_end_arr
+    start, end = _ran_times(sim, prep)
     at = int(max(start.max(initial=0), end.max(initial=0)))
     raise DeadlockError(
         f"deadlock at cycle {at}: no unit can make progress. Blocked:\n  {lines}{text}",
         blocked,
         at,
     )
+
+
+def _ran_times(sim, prep) -> tuple:
+    """(start, end) of a run that stopped early: the jumps' copies written, -1 for each command
+    that did not start or end."""
+    start, end = sim.cmd_start_arr, sim.cmd_end_arr
+    _engine.apply_copies(start, end, prep["unit_q"], sim.start_end_copies())
+    q_pos, q_off = sim.queue_positions(), prep["unit_q_off"]
+    state = sim.unit_states()[0].ravel()
+    for i in range(len(q_pos)):
+        rest = prep["unit_q"][q_pos[i]:q_off[i + 1]]
+        start[rest] = -1
+        end[rest] = -1
+        if state[i] == _BUSY:
+            end[prep["unit_q"][q_pos[i] - 1]] = -1
+    return start, end
 
 
 def _raise_max_cycles(hw, sim, describe, limit, source=None):

@@ -47,7 +47,7 @@ from . import semantic
 from .numerics import vec_value, view_value
 from .semantic import ITEMSIZE, line_of
 from .sites import REDUCE_SUB, VEC_SUB, SiteTable, label_of, reduce_geometry, site_fields
-from .store import TraceStore
+from .store import TraceStore, join_sizes
 
 __all__ = ["PEBuilder", "SiteTable", "TraceStore", "SRAM_ALIGN", "FLUSH_EVERY", "label_of",
            "site_fields", "VEC_SUB", "REDUCE_SUB"]
@@ -172,7 +172,7 @@ class PEBuilder:
         """Byte size of each tensor (once finished and flushed)."""
         if self.finished:
             self.trace_store.flush()
-        tb = np.concatenate(self._tb_parts) if self._tb_parts else np.zeros(0, np.int64)
+        tb = join_sizes(self._tb_parts)
         if len(tb) > 1 and len(self._tb_parts) > 1:
             self._tb_parts = [tb]
         return tb

@@ -16,7 +16,35 @@ from .sites import SiteTable, OUT_BYTES
 
 _RECORD = np.dtype((np.void, COMMAND_DTYPE.itemsize))  #: a command as an opaque record
 
-__all__ = ["TraceStore", "TiledCommands"]
+__all__ = ["TraceStore", "TiledCommands", "join_sizes"]
+
+
+class _Repeated:
+    """A tiling's tensor byte sizes: ``sizes`` (int64) repeated ``R`` times, kept unexpanded
+    until :func:`join_sizes` writes them where they go."""
+
+    __slots__ = ("sizes", "R")
+
+    def __init__(self, sizes: np.ndarray, R: int) -> None:
+        self.sizes, self.R = sizes, R
+
+    def __len__(self) -> int:
+        return len(self.sizes) * self.R
+
+
+def join_sizes(parts: list) -> np.ndarray:
+    """The parts (int64 arrays and :class:`_Repeated`) one after the other, int64, written
+    once (no per-part copy first)."""
+    out = np.empty(sum(len(p) for p in parts), np.int64)
+    k = 0
+    for p in parts:
+        n = len(p)
+        if isinstance(p, _Repeated):
+            out[k:k + n].reshape(p.R, -1)[:] = p.sizes
+        else:
+            out[k:k + n] = p
+        k += n
+    return out
 
 
 class TraceStore:
@@ -138,7 +166,7 @@ class TraceStore:
             raise ValueError("append_tiled: shift must be (z - a, 3)")
         self._tiles.append((a, z, lo, R, D, shift, len(made_bytes)))
         self._sites[lo:hi] = np.tile(sites, R)
-        tiled = np.tile(made_bytes, R)
+        tiled = _Repeated(made_bytes, R)
         self._tensor_bytes.append(tiled)
         cur = self._segments[-1]  # after flush: [current, 0, its results so far]
         cur[0]._tb_parts.append(tiled)
@@ -236,8 +264,8 @@ class TraceStore:
     def tensor_bytes(self) -> np.ndarray:
         """Every tensor's byte size, in global order (flushed ones; all of them once closed)."""
         parts = self._tensor_bytes
-        if len(parts) != 1:
-            self._tensor_bytes = parts = [np.concatenate(parts) if parts else np.zeros(0, np.int64)]
+        if len(parts) != 1 or not isinstance(parts[0], np.ndarray):
+            self._tensor_bytes = parts = [join_sizes(parts)]
         return parts[0]
 
     def close(self) -> tuple:

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .._core.api import moved_tables
+from .._core.api import link_order, moved_tables
 from ..common.errors import KernbenchError, KernelError, UnwrittenReadWarning
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, pop_operator_target,
                                   push_operator_target)
@@ -140,8 +140,8 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
     wired = nbr_flat >= 0  # tl.send/recv already refused ports with no neighbour
     count_bad = wired & (ns != nr)
     # Messages in link order, program order within a link (stable sorts keep it).
-    s_order = np.argsort(s_link, kind="stable")
-    r_order = np.argsort(r_link, kind="stable")
+    s_order = link_order(s_link, n_links)
+    r_order = link_order(r_link, n_links)
     s_sorted, r_sorted = send_i[s_order], recv_i[r_order]
     s_linkk, r_linkk = s_link[s_order], r_link[r_order]
     # Shapes and dtypes of the links whose counts agree, compared pair by pair.
