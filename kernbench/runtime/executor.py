@@ -119,8 +119,10 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
     # from the sites (4 bytes a command), not the command records (72)
     f = table.fields()
     site_op, site_port = f[:, SITE_COLUMNS.index("opcode")], f[:, SITE_COLUMNS.index("port")]
-    send_i = np.flatnonzero((site_op == Opcode.SEND)[sites])
-    recv_i = np.flatnonzero((site_op == Opcode.RECV)[sites])
+    links = np.flatnonzero(((site_op == Opcode.SEND) | (site_op == Opcode.RECV))[sites])  # one pass
+    link_op = site_op[sites[links]]
+    send_i, recv_i = links[link_op == Opcode.SEND], links[link_op == Opcode.RECV]
+    del links, link_op
     if len(send_i) == 0 and len(recv_i) == 0:
         return
 
