@@ -581,29 +581,31 @@ _SAME_FIELDS = ("opcode", "unit", "m", "n", "k", "nbytes", "sub", "port", "esize
 
 
 def _tiled_runs(tiles) -> list:
-    """Candidate repeating runs (c0, n, iters) from tl.range tilings ``(a, z, lo, R, D, shift,
-    made)`` (kernbench.language.store.TiledCommands): each tiling whose body is the iteration just
-    before its copies, and every copy a later tiling makes of a run inside its body; the innermost
-    only, in order."""
+    """Candidate repeating runs (c0, n, iters, origin) from tl.range tilings ``(a, z, lo, R, D,
+    shift, made)`` (kernbench.language.store.TiledCommands): each tiling whose body is the
+    iteration just before its copies (origin ``("tile", k)``, k the tiling), and every copy
+    tiling k makes of a run inside its body (origin ``("copy", c0 of that run, k)``); the
+    innermost only, in order."""
     regs: list = []
-    for a, z, lo, R, D, _, made in tiles:
+    for k, (a, z, lo, R, D, _, made) in enumerate(tiles):
         n = z - a
         inner = [g for g in regs if g[0] >= a and g[0] + g[1] * g[2] <= z]
         for m in range(1, R + 1):
             off = lo + (m - 1) * n - a
-            regs += [(c0 + off, nn, it) for c0, nn, it in inner]
+            regs += [(c0 + off, nn, it, ("copy", c0, k)) for c0, nn, it, _ in inner]
         if z == lo and D == made and made > 0 and R >= 1:
-            regs.append((a, n, R + 1))
+            regs.append((a, n, R + 1, ("tile", k)))
     regs.sort(key=lambda g: (g[0], -g[1] * g[2]))
     # a run that the next one (in this order) starts inside contains it
     return [g for i, g in enumerate(regs) if i + 1 == len(regs) or regs[i + 1][0] >= g[0] + g[1] * g[2]]
 
 
-def _run_body(c, c0: int, n: int, iters: int) -> tuple | None:
-    """(made, dlo, first, fixed) of the run of ``iters`` iterations of ``n`` commands of ``c``
-    (a command array, or a _replay.CommandSource reading a compact one) from ``c0`` (see
+def _run_body(c, c0: int, n: int, iters: int, known=None) -> tuple | None:
+    """(made, dlo, first, fixed, shift) of the run of ``iters`` iterations of ``n`` commands of
+    ``c`` (a command array, or a _replay.CommandSource reading a compact one) from ``c0`` (see
     :func:`_steady_bodies`), read off its first two iterations and checked on all
-    (_replay.tiles_repeat, source_repeats); None if it does not repeat so."""
+    (_replay.tiles_repeat, source_repeats) unless its operand shifts equal ``known``, those of
+    a run the rows repeat by construction; None if it does not repeat so."""
     src = c if isinstance(c, _replay.CommandSource) else None
     if c0 + n * iters > (src.n if src is not None else len(c)):
         return None
@@ -637,10 +639,12 @@ def _run_body(c, c0: int, n: int, iters: int) -> tuple | None:
     if np.any((fixed >= first) & (fixed < first + made * iters)):
         return None
     shift = np.stack(shift, axis=1).astype(np.uint8)
+    if known is not None and np.array_equal(shift, known):
+        return made, dlo, first, fixed, shift
     if not (_replay.source_repeats(src, c0, n, iters, made, shift) if src is not None
             else _replay.tiles_repeat(c[c0:c0 + n * iters], n, iters, made, shift)):
         return None
-    return made, dlo, first, fixed
+    return made, dlo, first, fixed, shift
 
 
 def _steady_bodies(commands: np.ndarray | None, compact) -> list:
@@ -651,20 +655,34 @@ def _steady_bodies(commands: np.ndarray | None, compact) -> list:
     tensor (``fixed``: local ids, defined before the run) or ``made`` further on, reading at
     most ``-dlo`` iterations back.
 
-    The tl.range tilings of ``compact`` propose them (:func:`_tiled_runs`); each is then checked
-    on all its rows (:func:`_run_body`), so an array changed since it was traced only loses the
-    runs it broke. ``commands`` None: the rows are read through ``compact`` (Program.tiled),
-    never expanded. Depends on the command array only: a Program moved to other PEs
-    (Program.moved) has the same."""
+    The tl.range tilings of ``compact`` propose them (:func:`_tiled_runs`). ``commands`` an
+    array: each run is checked on all its rows (:func:`_run_body`), so an array changed since
+    it was traced only loses the runs it broke. ``commands`` None: the rows are read through
+    ``compact`` (Program.tiled), never expanded, and are what its tilings say; so a tiling's own
+    run repeats by construction when the operands it moves are the ones its first two
+    iterations move, and so does a tiling's copy of a run that repeats when the tiling moves
+    the same operands of every iteration of it (its flags repeat with the run's period); every
+    other run is read and checked in full. Depends on the command array only: a Program moved
+    to other PEs (Program.moved) has the same."""
     tiles = getattr(compact, "tiles", None)
     if not tiles:
         return []
+    trusted = commands is None
     rows = commands if commands is not None else compact.source()
-    out = []
-    for c0, n, iters in _tiled_runs(tiles):
-        body = _run_body(rows, c0, n, iters)
+    out, shifts = [], {}
+    for c0, n, iters, origin in _tiled_runs(tiles):
+        known = None
+        if trusted and origin[0] == "tile":
+            known = tiles[origin[1]][5]
+        elif trusted and origin[1] in shifts:
+            a, flags = tiles[origin[2]][0], tiles[origin[2]][5]
+            f = flags[origin[1] - a:origin[1] - a + n * iters]
+            if len(f) == n * iters and (f.reshape(iters, n, 3) == f[:n]).all():
+                known = shifts[origin[1]]
+        body = _run_body(rows, c0, n, iters, known)
         if body is not None:
-            out.append((c0, n, iters, *body))
+            out.append((c0, n, iters, *body[:4]))
+            shifts[c0] = body[4]
     return out
 
 
