@@ -116,6 +116,7 @@ def _tiled_arrays(draw):
             rows = np.zeros(k, COMMAND_DTYPE)
             for f in ("src0", "src1", "src2", "dst", "opcode", "n"):
                 rows[f] = draw(st.lists(st.integers(-1, 50), min_size=k, max_size=k))
+            rows["unit"] = draw(st.lists(st.integers(0, 10), min_size=k, max_size=k))
             lit.append(rows)
             bounds.append((n, n + k))
             n += k
@@ -135,6 +136,8 @@ def test_rows_read_back_equal_the_expansion(tc, data):
         a = data.draw(st.integers(0, tc.n))
         z = data.draw(st.integers(a, tc.n))
         assert src.rows(a, z).tobytes() == full[a:z].tobytes()
+    for u in (0, 3, 7, 11):  # (the link commands: units TX_E = 3 and up)
+        assert np.array_equal(tc.rows_with_unit(u), np.flatnonzero(full["unit"] >= u))
     idx = np.array(data.draw(st.lists(st.integers(0, tc.n - 1), max_size=30)), np.int64)
     assert src.take(idx).tobytes() == full[idx].tobytes()
     # a run of iterations repeats exactly where a tiling made it (its body the iteration before)

@@ -350,6 +350,41 @@ class TiledCommands:
         """Rows a..z, (z - a,) COMMAND_DTYPE."""
         return self.source().rows(a, z)
 
+    def rows_with_unit(self, lowest: int) -> np.ndarray:
+        """Global indices (ascending, int64) of the rows whose unit is ``lowest`` or above (the
+        link commands: Unit.TX_E), found in the traced rows and each tiling's body, never
+        reading the rows tilings stand for."""
+        hit = np.flatnonzero(self.literal["unit"] >= lowest)
+        segs = [(int(a), int(z), -1, int(at)) for (a, z), at in
+                zip(self.bounds.tolist(), np.cumsum([0] + [z - a for a, z in self.bounds.tolist()]))]
+        segs += [(lo, lo + R * (z - a), k, 0) for k, (a, z, lo, R, _, _, _) in enumerate(self.tiles)]
+        segs.sort()
+        starts = np.array([g[0] for g in segs], np.int64)
+        memo: dict = {}
+
+        def within(x: int, y: int) -> np.ndarray:
+            out = []
+            k = max(int(np.searchsorted(starts, x, "right")) - 1, 0)
+            while k < len(segs) and segs[k][0] < y:
+                lo, hi, t, at = segs[k]
+                a0, z0 = max(x, lo), min(y, hi)
+                if a0 < z0:
+                    if t < 0:
+                        sel = hit[np.searchsorted(hit, at + a0 - lo):np.searchsorted(hit, at + z0 - lo)]
+                        out.append(sel - at + lo)
+                    else:
+                        a, z, _, R = self.tiles[t][:4]
+                        if t not in memo:
+                            memo[t] = within(a, z) - a
+                        n, body = z - a, memo[t]
+                        m0, m1 = (a0 - lo) // n, (z0 - lo - 1) // n + 1
+                        pos = (lo + n * np.arange(m0, m1, dtype=np.int64)[:, None] + body).ravel()
+                        out.append(pos[(pos >= a0) & (pos < z0)])
+                k += 1
+            return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+        return within(0, self.n)
+
     @property
     def nbytes(self) -> int:
         """Bytes this keeps (the traced rows and the tilings' shift tables)."""

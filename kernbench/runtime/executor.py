@@ -19,7 +19,7 @@ import numpy as np
 
 from .._core.api import link_order, moved_tables
 from ..common.errors import KernbenchError, KernelError, UnwrittenReadWarning
-from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, pop_operator_target,
+from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Unit, pop_operator_target,
                                   push_operator_target)
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
@@ -119,7 +119,10 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
     # from the sites (4 bytes a command), not the command records (72)
     f = table.fields()
     site_op, site_port = f[:, SITE_COLUMNS.index("opcode")], f[:, SITE_COLUMNS.index("port")]
-    links = np.flatnonzero(((site_op == Opcode.SEND) | (site_op == Opcode.RECV))[sites])  # one pass
+    if program.tiled is not None:  # from the traced rows and the tilings' bodies
+        links = program.tiled.rows_with_unit(int(Unit.TX_E))
+    else:
+        links = np.flatnonzero(((site_op == Opcode.SEND) | (site_op == Opcode.RECV))[sites])
     link_op = site_op[sites[links]]
     send_i, recv_i = links[link_op == Opcode.SEND], links[link_op == Opcode.RECV]
     del links, link_op
