@@ -395,6 +395,29 @@ def test_nested_ranges_exact(n_outer, n_inner):
     assert len(inner) == len(outer) * min(n_inner, 4 if n_inner >= 5 else n_inner)
 
 
+def kept_views(x_ptr, o_ptr, n_outer, n_inner, *, tl):
+    """Each iteration reads the transposed view the iteration before made, of an inner loop and
+    of the outer one: after a replay, the first traced iteration reads the view of the last
+    replayed one (the handle moved on), which tl.range replay records as a run of views
+    (builder.TransposedViews)."""
+    prev = tl.trans(tl.load(x_ptr, shape=(T, T)))
+    for g in tl.range(0, n_outer):
+        x = tl.load(x_ptr + g * T * T * F32, shape=(T, T))
+        tl.store(o_ptr, tl.dot(x, prev))
+        for j in tl.range(0, n_inner):
+            y = tl.load(x_ptr + (g + j) * T * T * F32, shape=(T, T))
+            tl.store(o_ptr, tl.dot(y, prev))
+            prev = tl.trans(y)
+    tl.store(o_ptr, tl.dot(x, prev))
+
+
+@pytest.mark.parametrize("n_outer,n_inner", [(8, 9), (6, 30)])
+def test_views_of_replayed_iterations_stay_legal(n_outer, n_inner):
+    args = lambda ctx: (ctx.empty(((n_outer + n_inner + 1) * T, T), "f32"),  # noqa: E731
+                        ctx.empty((T, T), "f32"), n_outer, n_inner)
+    _exact(kept_views, args)
+
+
 def test_a_break_replay_would_not_skip_is_no_error():
     # Left in a traced iteration (before replay starts, or the last one): the program is the one
     # full tracing gives, in every mode.

@@ -116,7 +116,7 @@ class PEBuilder:
         self.serial = semantic.next_launch_serial() if serial is None else serial
         self.base = semantic.id_base(self.serial, pe, cube)
         #: (tensor number, shape) of every transposed view tl.trans made (the only legal ones)
-        self.transposed: set = set()
+        self.transposed = TransposedViews()
         #: largest tensor (bytes) this program may make: the engine's bound, and in functional
         #: mode what the host can hold as a numpy value
         self.max_bytes = value_budget() if functional else MAX_TENSOR_BYTES
@@ -519,6 +519,48 @@ class PEBuilder:
         if not self.n_commands:
             return None
         return self.commands, self.tensor_bytes, self.tensor_pinned
+
+
+class TransposedViews:
+    """The (tensor number, shape) pairs of the transposed views tl.trans made: a set to ``in``
+    and :meth:`add`, which also holds tl.range replay's views as runs (numbers first + j *
+    step, j < count, one shape) instead of one entry each. :meth:`mark` and :meth:`since` give
+    what was added between two points, in order, as (first, step, count, shape)."""
+
+    __slots__ = ("_one", "_runs", "_log")
+
+    def __init__(self) -> None:
+        self._one: set = set()
+        self._runs: dict = {}  #: shape -> [(first, step, count)]
+        self._log: list = []
+
+    def __contains__(self, item) -> bool:
+        if item in self._one:
+            return True
+        i, shape = item
+        for first, step, count in self._runs.get(shape, ()):
+            d = i - first
+            if d >= 0 and d % step == 0 and d // step < count:
+                return True
+        return False
+
+    def add(self, item) -> None:
+        if item not in self._one:
+            self._one.add(item)
+            self._log.append((item[0], 1, 1, item[1]))
+
+    def add_run(self, first: int, step: int, count: int, shape: tuple) -> None:
+        """Numbers first, first + step, ... (count of them, step >= 1), all of shape ``shape``."""
+        if count > 0:
+            self._runs.setdefault(shape, []).append((first, step, count))
+            self._log.append((first, step, count, shape))
+
+    def mark(self) -> int:
+        return len(self._log)
+
+    def since(self, a: int, b: int) -> list:
+        """What was added between marks a and b: (first, step, count, shape) each."""
+        return self._log[a:b]
 
 
 def _remember(cache: dict, key, value):

@@ -70,7 +70,7 @@ def _span(shape: tuple, stride) -> int:
     return (shape[0] - 1) * stride + shape[1]
 
 
-def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: set, trans_b: set):
+def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: int):
     """The plan for replaying B (between snapshots ``sb`` and ``se``) checked against A (``sa``
     to ``sb``), or None if B is not A moved on. ``s0``: the start of A's predecessor."""
     store = b.trace_store
@@ -115,7 +115,8 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: set, trans_b: 
     p.pinned = b.pinned[sb[3]:se[3]]
     p.acc = acc_b
     p.delta = delta
-    p.transposed = [(i, sh) for (i, sh) in trans_b - trans_a if i >= t_a]
+    # the transposed views B made (runs: those of its inner loops' replays)
+    p.transposed = [v for v in b.transposed.since(trans_a, trans_b) if v[0] >= t_a]
     # every handle made in A and B naming a tensor of A or B (a view of an older tensor stays)
     lo = b.base + t_a
     p.handles = [h for h in b._track[sa[4]:] if h.id >= lo] if b._track is not None else []
@@ -148,9 +149,12 @@ def _replay(b, p: _Plan, R: int) -> None:
     moved = np.arange(1, R + 1, dtype=np.int64)[:, None] * p.D  # (R, 1): iteration m's shift
     if p.pinned:
         b.pinned.extend((moved + np.array(p.pinned, np.int64)).ravel().tolist())
-    if p.transposed:
-        ids = (moved + np.array([i for i, _ in p.transposed], np.int64)).ravel().tolist()
-        b.transposed.update(zip(ids, [sh for _, sh in p.transposed] * R))
+    for first, step, count, shape in p.transposed:
+        if count == 1:  # one view: its number in each replayed iteration
+            b.transposed.add_run(first + p.D, p.D, R, shape)
+        else:
+            for m in range(1, R + 1):
+                b.transposed.add_run(first + m * p.D, step, count, shape)
     b.sram_top += R * p.S
 
 
@@ -241,12 +245,12 @@ def tl_range(tl, r: range):
         trans = []
         for k in range(PROBES):
             if k == PROBES - 1:
-                trans.append(set(b.transposed))
+                trans.append(b.transposed.mark())
             at = k
             running[2] = r[k]
             yield r[k]
             snaps.append(_snap(b))
-        trans.append(set(b.transposed))
+        trans.append(b.transposed.mark())
         p = _plan(b, snaps[PROBES - 3], snaps[PROBES - 2], snaps[PROBES - 1], snaps[PROBES],
                   trans[0], trans[1])
         k = PROBES
