@@ -47,7 +47,7 @@ def _loop_cpu(hw, nbr, prog, detail) -> float:
     nb = api._check_neighbours(hw, nbr)
     prep = api._prepare(hw, nb, prog, api._default_describe(prog))
     sim = _engine.Sim(api.hw_params(hw, detail, 1 << 62), prog.commands, prep["unit_q"],
-                      prep["unit_q_off"], prog.tensor_offsets, prog.tensor_bytes, prog.tensor_pinned,
+                      prep["unit_q_off"], prog.cmd_offsets, prog.tensor_offsets, prog.tensor_bytes, prog.tensor_pinned,
                       prep["readers"], nb.ravel(), 1 << 62)
     c0 = time.process_time()
     assert sim.run() == _engine.STATUS["ok"]

@@ -111,8 +111,9 @@ def test_unit_queues_are_the_stable_sort_by_pe_and_unit(machine):
     q, off, sends, recvs = api._check.unit_queues(c, p.cmd_offsets)
     pe = np.repeat(np.arange(p.n_pes), np.diff(p.cmd_offsets))
     key = pe * N_UNITS + c["unit"]
-    np.testing.assert_array_equal(q, np.argsort(key, kind="stable"))
+    order = np.argsort(key, kind="stable")  # global indices; the queues hold them per PE
+    np.testing.assert_array_equal(q, order - p.cmd_offsets[pe[order]])
     np.testing.assert_array_equal(off, np.concatenate([[0], np.cumsum(np.bincount(key, minlength=p.n_pes * N_UNITS))]))
     np.testing.assert_array_equal(sends, np.flatnonzero(c["opcode"] == Opcode.SEND))
     np.testing.assert_array_equal(recvs, np.flatnonzero(c["opcode"] == Opcode.RECV))
-    assert q.dtype == off.dtype == sends.dtype == recvs.dtype == np.int64
+    assert off.dtype == sends.dtype == recvs.dtype == np.int64 and q.dtype == np.int32

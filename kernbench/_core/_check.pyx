@@ -210,9 +210,11 @@ def unit_queues(const Command[::1] commands, const int64_t[::1] cmd_off):
 
 def unit_queues_of(const uint8_t[::1] units, const int64_t[::1] cmd_off):
     """The engine's queues of a checked program (check_fast passed) from every command's unit:
-    ``(unit_q, unit_q_off, send_idx, recv_idx)``, int64. Unit u of global PE g runs commands
-    ``unit_q[unit_q_off[g * N_UNITS + u]:unit_q_off[g * N_UNITS + u + 1]]`` in program order (a
-    counting sort by (PE, unit): what a stable argsort of the key would give); ``send_idx`` and
+    ``(unit_q, unit_q_off, send_idx, recv_idx)``. Unit u of global PE g runs commands
+    ``cmd_off[g] + unit_q[unit_q_off[g * N_UNITS + u]:unit_q_off[g * N_UNITS + u + 1]]`` in
+    program order (``unit_q`` int32: indices within the PE's stream, which api keeps below
+    2**31; a counting sort by (PE, unit): what a stable argsort of the key would give);
+    ``unit_q_off`` int64; ``send_idx`` and
     ``recv_idx`` are the global indices of the sends (TX units) and of the recvs (RX units),
     ascending."""
     cdef int64_t n = units.shape[0], n_pes = cmd_off.shape[0] - 1
@@ -231,18 +233,19 @@ def unit_queues_of(const uint8_t[::1] units, const int64_t[::1] cmd_off):
                     n_send += 1
         for k in range(n_pes * N_UNITS):
             off[k + 1] += off[k]
-    q_arr = np.empty(n, np.int64)
+    q_arr = np.empty(n, np.int32)
     send_arr = np.empty(n_send, np.int64)
     recv_arr = np.empty(n_recv, np.int64)
     pos_arr = off_arr[:-1].copy()
-    cdef int64_t[::1] q = q_arr, pos = pos_arr, sends = send_arr, recvs = recv_arr
+    cdef int32_t[::1] q = q_arr
+    cdef int64_t[::1] pos = pos_arr, sends = send_arr, recvs = recv_arr
     n_send = n_recv = 0
     with nogil:
         for g in range(n_pes):
             for i in range(cmd_off[g], cmd_off[g + 1]):
                 u = units[i]
                 k = g * N_UNITS + u
-                q[pos[k]] = i
+                q[pos[k]] = <int32_t> (i - cmd_off[g])
                 pos[k] += 1
                 if u >= UNIT_RX0:
                     recvs[n_recv] = i

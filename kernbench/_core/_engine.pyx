@@ -134,7 +134,7 @@ cdef enum:
     RG_COLS = 9
 
 cdef enum:
-    COPY_COLS = 5        # a jump's start/end copy: q, e, k, dq, delta (apply_copies)
+    COPY_COLS = 6        # a jump's start/end copy: unit, q, e, k, dq, delta (apply_copies)
 
 cdef struct FFBuf:
     # A growable int64 buffer.
@@ -193,7 +193,7 @@ cdef int _ev_cmp(const void* a, const void* b) noexcept nogil:
 #: is, "static" never changes during a run. tests/test_steady_state.py checks that every field of
 #: the structs is here.
 STEADY_FIELDS = {
-    "UnitState": {"q_pos": "queue", "q_end": "static", "cur": "cmd", "start": "time",
+    "UnitState": {"q_base": "static", "q_pos": "queue", "q_end": "static", "cur": "cmd", "start": "time",
                   "free_since": "time", "folds_left": "value", "fold_cycles": "value",
                   "fold_last": "value", "wait_tensor": "tensor", "state": "value", "gen": "gen"},
     "DmaPort": {"bursts_left": "value", "bytes_left": "value", "last_cycles": "value", "ideal": "value",
@@ -230,7 +230,7 @@ cdef class Sim:
     cdef CommandSource src
     cdef Command* cmd_buf
     cdef uint8_t[::1] cmd_read      # per block: read
-    cdef const int64_t[::1] unit_q
+    cdef const int32_t[::1] unit_q       # per unit, its commands' indices in the PE's stream
     cdef const int64_t[::1] unit_q_off
     cdef const int64_t[::1] t_off
     cdef const int64_t[::1] t_bytes
@@ -294,7 +294,7 @@ cdef class Sim:
     cdef public int64_t steady_snapshots # snapshots taken
     cdef public int64_t last_end         # cycle the last command ended (the run's cycles)
 
-    def __cinit__(self, dict params, commands, unit_q, unit_q_off, t_off, t_bytes,
+    def __cinit__(self, dict params, commands, unit_q, unit_q_off, cmd_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
                   region_fixed=None, CommandSource source=None):
         cdef int64_t i, n_pes, n_links, Q, ppc
@@ -368,6 +368,7 @@ cdef class Sim:
                 or heap_init(&self.heap, 4 * n_pes + 64) != 0):
             raise MemoryError("kernbench engine: cannot allocate simulator state")
         for i in range(n_pes * N_UNITS):
+            self.units[i].q_base = cmd_off[i // N_UNITS]
             self.units[i].q_pos = self.unit_q_off[i]
             self.units[i].q_end = self.unit_q_off[i + 1]
             self.units[i].cur = -1
@@ -478,7 +479,7 @@ cdef class Sim:
         if us.q_pos == us.q_end:
             us.state = U_DONE
             return 0
-        c = self.unit_q[us.q_pos]
+        c = us.q_base + self.unit_q[us.q_pos]
         self._read_row(c)
         cmd = &self.cmds[c]
         tbase = self.t_off[pe]
@@ -500,7 +501,7 @@ cdef class Sim:
         if us.q_pos < us.q_end:
             # A unit's queue walks the command array with a stride (commands are stored PE by PE
             # in program order, queued unit by unit): fetch its next command while this one runs.
-            KB_PREFETCH(&self.cmds[self.unit_q[us.q_pos]])
+            KB_PREFETCH(&self.cmds[us.q_base + self.unit_q[us.q_pos]])
         us.cur = c
         us.start = self.now
         us.state = U_BUSY
@@ -672,7 +673,7 @@ cdef class Sim:
         if us.state == U_BUSY:
             return us.cur
         if us.q_pos < us.q_end:
-            return self.unit_q[us.q_pos]
+            return us.q_base + self.unit_q[us.q_pos]
         return -1
 
     cdef inline int _ff_cmd(self, FFBuf* b, int32_t pe, int64_t c, int64_t k) noexcept nogil:
@@ -737,7 +738,7 @@ cdef class Sim:
                     lo = it if it < lo else lo
                     hi = it if it > hi else hi
                 if us.q_pos > self.unit_q_off[pe * N_UNITS + u]:
-                    i = self.unit_q[us.q_pos - 1]  # the last command it started
+                    i = us.q_base + self.unit_q[us.q_pos - 1]  # the last command it started
                     if i >= c0 and i < end:
                         it = (i - c0) // n
                         hi = it if it > hi else hi
@@ -763,7 +764,7 @@ cdef class Sim:
                 rc |= _ff_put(b, us.state)
                 rc |= self._ff_cmd(b, pe, us.cur, k)
                 rc |= _ff_put(b, us.start - now if us.cur >= 0 else 0)
-                rc |= self._ff_cmd(b, pe, self.unit_q[us.q_pos] if us.q_pos < us.q_end else -1, k)
+                rc |= self._ff_cmd(b, pe, us.q_base + self.unit_q[us.q_pos] if us.q_pos < us.q_end else -1, k)
                 if us.state == U_IDLE or us.state == U_WAIT_OPERAND:
                     # in a region it moves on with the run; parked before a later command, not
                     rc |= _ff_put(b, us.free_since - now if i >= 0 and self._ff_in(pe, i) else us.free_since)
@@ -1005,7 +1006,7 @@ cdef class Sim:
             if dq == 0:
                 continue
             e = us.q_pos - (1 if us.state == U_BUSY else 0)
-            if (_ff_put(&self.ff_copies, us.q_pos) or _ff_put(&self.ff_copies, e)
+            if (_ff_put(&self.ff_copies, i) or _ff_put(&self.ff_copies, us.q_pos) or _ff_put(&self.ff_copies, e)
                     or _ff_put(&self.ff_copies, m * dq) or _ff_put(&self.ff_copies, dq)
                     or _ff_put(&self.ff_copies, delta)):
                 return -1
@@ -1352,7 +1353,7 @@ cdef class Sim:
             cur[i] = self.units[i].cur
             wait[i] = self.units[i].wait_tensor
             if self.units[i].q_pos < self.units[i].q_end:
-                nxt[i] = self.unit_q[self.units[i].q_pos]
+                nxt[i] = self.units[i].q_base + self.unit_q[self.units[i].q_pos]
         shape = (self.hw.n_pes, N_UNITS)
         return state.reshape(shape), cur.reshape(shape), nxt.reshape(shape), wait.reshape(shape)
 
@@ -1366,25 +1367,32 @@ cdef class Sim:
         return tx, rx, waiting
 
 
-def apply_copies(int64_t[::1] start, int64_t[::1] end, const int64_t[::1] unit_q,
+def apply_copies(int64_t[::1] start, int64_t[::1] end, const int32_t[::1] unit_q,
+                 const int64_t[::1] unit_q_off, const int64_t[::1] cmd_off,
                  const int64_t[:, ::1] copies) -> None:
     """Write the start and end cycles a run's steady-state jumps skipped (Sim.start_end_copies),
-    in order: for each copy (q, e, k, dq, delta), the k commands of ``unit_q`` from position q
-    start ``delta`` cycles after the command dq positions before, and from position e end so.
-    Raises ValueError on a copy outside ``unit_q``."""
-    cdef int64_t r, q, n = unit_q.shape[0]
+    in order: for each copy (i, q, e, k, dq, delta) of unit i (PE i // N_UNITS), the k commands
+    of its queue from position q start ``delta`` cycles after the command dq positions before,
+    and from position e end so (a queue holds indices in the PE's stream, from cmd_off). Raises
+    ValueError on a copy outside its unit's queue."""
+    cdef int64_t r, q, i, base, lo, hi
     if copies.shape[0] and copies.shape[1] != COPY_COLS:
-        raise ValueError("apply_copies: copies must be (k, 5)")
+        raise ValueError("apply_copies: copies must be (k, 6)")
     for r in range(copies.shape[0]):
-        if (copies[r, 3] < 1 or copies[r, 2] < 0 or min(copies[r, 0], copies[r, 1]) - copies[r, 3] < 0
-                or max(copies[r, 0], copies[r, 1]) + copies[r, 2] > n):
-            raise ValueError("apply_copies: a copy outside the queues")
+        i = copies[r, 0]
+        if not 0 <= i < unit_q_off.shape[0] - 1 or i // N_UNITS >= cmd_off.shape[0] - 1:
+            raise ValueError("apply_copies: no such unit")
+        lo, hi = unit_q_off[i], unit_q_off[i + 1]
+        if (copies[r, 4] < 1 or copies[r, 3] < 0 or min(copies[r, 1], copies[r, 2]) - copies[r, 4] < lo
+                or max(copies[r, 1], copies[r, 2]) + copies[r, 3] > hi):
+            raise ValueError("apply_copies: a copy outside its unit's queue")
     with nogil:
         for r in range(copies.shape[0]):
-            for q in range(copies[r, 0], copies[r, 0] + copies[r, 2]):
-                start[unit_q[q]] = start[unit_q[q - copies[r, 3]]] + copies[r, 4]
-            for q in range(copies[r, 1], copies[r, 1] + copies[r, 2]):
-                end[unit_q[q]] = end[unit_q[q - copies[r, 3]]] + copies[r, 4]
+            base = cmd_off[copies[r, 0] // N_UNITS]
+            for q in range(copies[r, 1], copies[r, 1] + copies[r, 3]):
+                start[base + unit_q[q]] = start[base + unit_q[q - copies[r, 4]]] + copies[r, 5]
+            for q in range(copies[r, 2], copies[r, 2] + copies[r, 3]):
+                end[base + unit_q[q]] = end[base + unit_q[q - copies[r, 4]]] + copies[r, 5]
 
 
 cdef inline double _monotonic() noexcept nogil:

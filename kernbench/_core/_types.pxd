@@ -127,6 +127,8 @@ ctypedef struct LinkCounters:
     int64_t messages            # sends carried
 
 ctypedef struct UnitState:
+    int64_t q_base              # global index of the PE's first command (queues hold indices
+                                # within the PE's stream: command = q_base + unit_q[q])
     int64_t q_pos               # next index into the unit's command queue
     int64_t q_end               # end of the unit's command queue
     int64_t cur                 # global index of the running command, -1 if none

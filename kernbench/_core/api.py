@@ -125,8 +125,9 @@ class EngineResult:
     #: the engine's snapshots of its state in search of one (its cost: O(log iterations) for a
     #: loop that never repeats)
     steady_snapshots: int = 0
-    #: (unit_q, copies): the start and end cycles the jumps skipped, written into cmd_start and
-    #: cmd_end when either is first read (_engine.apply_copies); None once written
+    #: (unit_q, unit_q_off, cmd_offsets, copies): the start and end cycles the jumps skipped,
+    #: written into cmd_start and cmd_end when either is first read (_engine.apply_copies);
+    #: None once written
     start_end_copies: Optional[tuple] = field(default=None, repr=False, compare=False)
 
     def __getstate__(self):  # a pickle carries the arrays written in full, not the queues
@@ -137,8 +138,7 @@ class EngineResult:
         pending = self.__dict__.get("start_end_copies")
         if pending is not None:
             self.start_end_copies = None
-            unit_q, copies = pending
-            _engine.apply_copies(self.__dict__["_cmd_start"], self.__dict__["_cmd_end"], unit_q, copies)
+            _engine.apply_copies(self.__dict__["_cmd_start"], self.__dict__["_cmd_end"], *pending)
 
     @property
     def seconds(self) -> float:
@@ -242,6 +242,8 @@ def _check_program(hw: HardwareConfig, program: Program) -> None:
             )
         if off[0] != 0 or off[-1] != total or np.any(np.diff(off) < 0):
             raise ValueError(f"{name} must rise from 0 to {total}")
+        if len(off) > 1 and int(np.diff(off).max()) >= 1 << 31:  # the engine's queues are int32
+            raise ValueError(f"{name}: a PE's program may have at most 2**31 - 1 entries")
     tb = program.tensor_bytes
     if not isinstance(tb, np.ndarray) or tb.dtype != np.int64:
         raise ValueError(f"tensor_bytes must be int64, got {getattr(tb, 'dtype', type(tb).__name__)}")
@@ -785,6 +787,7 @@ def simulate(
         program.commands if cp is None else np.empty(cp.n, COMMAND_DTYPE),
         prep["unit_q"],
         prep["unit_q_off"],
+        program.cmd_offsets,
         program.tensor_offsets,
         program.tensor_bytes,
         program.tensor_pinned,
@@ -818,7 +821,7 @@ def simulate(
     cmd_start, cmd_end = sim.cmd_start_arr, sim.cmd_end_arr
     n = len(cmd_end)
     copies = sim.start_end_copies()
-    pending = (prep["unit_q"], copies) if len(copies) else None
+    pending = (prep["unit_q"], prep["unit_q_off"], program.cmd_offsets, copies) if len(copies) else None
     peak = sim.sram_peak_arr
     over = peak > hw.sram.capacity_bytes
     if strict_sram and over.any():
@@ -997,7 +1000,7 @@ def _raise_deadlock(hw, program, nbr, sim, prep, describe, source=None):
             text += f"\nWhat would remove it: {s}"
     # The cycle of the last start or end of a command: packet detail's clock runs on after it
     # (credits still flying back), train detail's does not; this is the same in both.
-    start, end = _ran_times(sim, prep)
+    start, end = _ran_times(sim, prep, program)
     at = int(max(start.max(initial=0), end.max(initial=0)))
     raise DeadlockError(
         f"deadlock at cycle {at}: no unit can make progress. Blocked:\n  {lines}{text}",
@@ -1006,19 +1009,21 @@ def _raise_deadlock(hw, program, nbr, sim, prep, describe, source=None):
     )
 
 
-def _ran_times(sim, prep) -> tuple:
+def _ran_times(sim, prep, program) -> tuple:
     """(start, end) of a run that stopped early: the jumps' copies written, -1 for each command
     that did not start or end."""
     start, end = sim.cmd_start_arr, sim.cmd_end_arr
-    _engine.apply_copies(start, end, prep["unit_q"], sim.start_end_copies())
-    q_pos, q_off = sim.queue_positions(), prep["unit_q_off"]
+    q, q_off, cmd_off = prep["unit_q"], prep["unit_q_off"], program.cmd_offsets
+    _engine.apply_copies(start, end, q, q_off, cmd_off, sim.start_end_copies())
+    q_pos = sim.queue_positions()
     state = sim.unit_states()[0].ravel()
     for i in range(len(q_pos)):
-        rest = prep["unit_q"][q_pos[i]:q_off[i + 1]]
+        base = int(cmd_off[i // N_UNITS])
+        rest = base + q[q_pos[i]:q_off[i + 1]].astype(np.int64)
         start[rest] = -1
         end[rest] = -1
         if state[i] == _BUSY:
-            end[prep["unit_q"][q_pos[i] - 1]] = -1
+            end[base + int(q[q_pos[i] - 1])] = -1
     return start, end
 
 
