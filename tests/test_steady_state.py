@@ -341,3 +341,31 @@ def test_two_level_decode_exact():
     traced, _, _ = executor.trace_launch(ctx, kernel, (4, 2), args, {}, mode="timing")
     off, on = _both(traced, ctx.hw, record_events=True)
     assert_same(off, on)
+
+
+def test_skipped_start_and_end_written_once_read_from_threads():
+    """A jump's commands get their start and end cycles when the arrays are first read
+    (EngineResult.start_end_copies): eight threads reading at once all see them whole, and a
+    pickle carries them written."""
+    import pickle
+    import threading
+
+    traced = _trace_panel("single_user_prefill", MESH8)
+    off, on = _both(traced, MESH8)
+    assert on.start_end_copies is not None and on.steady_commands > 0
+    seen, go = [], threading.Barrier(8)
+
+    def read():
+        go.wait()
+        seen.append((on.cmd_end.tobytes(), on.cmd_start.tobytes()))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert on.start_end_copies is None
+    assert set(seen) == {(off.cmd_end.tobytes(), off.cmd_start.tobytes())}
+    _, again = _both(traced, MESH8)
+    back = pickle.loads(pickle.dumps(again))
+    assert back.cmd_start.tobytes() == off.cmd_start.tobytes() and back.start_end_copies is None

@@ -1373,8 +1373,9 @@ def apply_copies(int64_t[::1] start, int64_t[::1] end, const int32_t[::1] unit_q
     """Write the start and end cycles a run's steady-state jumps skipped (Sim.start_end_copies),
     in order: for each copy (i, q, e, k, dq, delta) of unit i (PE i // N_UNITS), the k commands
     of its queue from position q start ``delta`` cycles after the command dq positions before,
-    and from position e end so (a queue holds indices in the PE's stream, from cmd_off). Raises
-    ValueError on a copy outside its unit's queue."""
+    and from position e end so (a queue holds indices in the PE's stream, from cmd_off). Runs
+    holding the GIL, so no other thread reads the arrays half written; writing them twice writes
+    the same values. Raises ValueError on a copy outside its unit's queue."""
     cdef int64_t r, q, i, base, lo, hi
     if copies.shape[0] and copies.shape[1] != COPY_COLS:
         raise ValueError("apply_copies: copies must be (k, 6)")
@@ -1386,13 +1387,12 @@ def apply_copies(int64_t[::1] start, int64_t[::1] end, const int32_t[::1] unit_q
         if (copies[r, 4] < 1 or copies[r, 3] < 0 or min(copies[r, 1], copies[r, 2]) - copies[r, 4] < lo
                 or max(copies[r, 1], copies[r, 2]) + copies[r, 3] > hi):
             raise ValueError("apply_copies: a copy outside its unit's queue")
-    with nogil:
-        for r in range(copies.shape[0]):
-            base = cmd_off[copies[r, 0] // N_UNITS]
-            for q in range(copies[r, 1], copies[r, 1] + copies[r, 3]):
-                start[base + unit_q[q]] = start[base + unit_q[q - copies[r, 4]]] + copies[r, 5]
-            for q in range(copies[r, 2], copies[r, 2] + copies[r, 3]):
-                end[base + unit_q[q]] = end[base + unit_q[q - copies[r, 4]]] + copies[r, 5]
+    for r in range(copies.shape[0]):
+        base = cmd_off[copies[r, 0] // N_UNITS]
+        for q in range(copies[r, 1], copies[r, 1] + copies[r, 3]):
+            start[base + unit_q[q]] = start[base + unit_q[q - copies[r, 4]]] + copies[r, 5]
+        for q in range(copies[r, 2], copies[r, 2] + copies[r, 3]):
+            end[base + unit_q[q]] = end[base + unit_q[q - copies[r, 4]]] + copies[r, 5]
 
 
 cdef inline double _monotonic() noexcept nogil:

@@ -135,10 +135,12 @@ class EngineResult:
         return self.__dict__
 
     def _settle(self) -> None:
+        # written, then marked written: a thread reading meanwhile writes the same values again
+        # (apply_copies holds the GIL)
         pending = self.__dict__.get("start_end_copies")
         if pending is not None:
-            self.start_end_copies = None
             _engine.apply_copies(self.__dict__["_cmd_start"], self.__dict__["_cmd_end"], *pending)
+            self.start_end_copies = None
 
     @property
     def seconds(self) -> float:
