@@ -369,3 +369,13 @@ def test_skipped_start_and_end_written_once_read_from_threads():
     _, again = _both(traced, MESH8)
     back = pickle.loads(pickle.dumps(again))
     assert back.cmd_start.tobytes() == off.cmd_start.tobytes() and back.start_end_copies is None
+
+
+def test_an_array_assigned_before_the_first_read_is_left_as_assigned():
+    traced = _trace_panel("single_user_prefill", MESH8)
+    off, on = _both(traced, MESH8)
+    assert on.start_end_copies is not None
+    mine = np.zeros(len(on.cmd_start), np.int64)
+    on.cmd_start = mine  # the jumps' copies go to the engine's arrays, never to this one
+    assert on.cmd_end.tobytes() == off.cmd_end.tobytes()
+    assert on.cmd_start is mine and not mine.any()

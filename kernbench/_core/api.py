@@ -163,6 +163,7 @@ def _times(name: str) -> property:
         return self.__dict__["_" + name]
 
     def put(self, value):
+        self._settle()  # the pending copies go to the engine's arrays, not to this one
         self.__dict__["_" + name] = value
 
     return property(get, put, doc=f"(n_commands,) int64: each command's {name[4:]} cycle")
