@@ -23,6 +23,7 @@ from libc.stdlib cimport calloc, free, realloc, qsort
 from libc.string cimport memcmp, memcpy
 from cpython.exc cimport PyErr_CheckSignals
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+import mmap
 import threading
 
 import numpy as np
@@ -342,8 +343,8 @@ cdef class Sim:
         # Written once per command, as it starts and ends, or (steady-state jumps) by
         # apply_copies when read (api: EngineResult): pages of commands a jump skipped are never
         # touched by the run. Commands that never ran are set to -1 on the error paths only.
-        self.cmd_start_arr = np.empty(len(commands), dtype=np.int64)
-        self.cmd_end_arr = np.empty(len(commands), dtype=np.int64)
+        self.cmd_start_arr = untouched(len(commands), np.int64)
+        self.cmd_end_arr = untouched(len(commands), np.int64)
         self.unit_counters = np.zeros((n_pes, N_UNITS), dtype=UNIT_COUNTERS_DTYPE)
         self.link_counters = np.zeros(n_links, dtype=LINK_COUNTERS_DTYPE)
         self.sram_peak_arr = np.zeros(n_pes, dtype=np.int64)
@@ -1365,6 +1366,14 @@ cdef class Sim:
         rx = np.array([self.links[i].rx_cmd for i in range(n)], np.int64)
         waiting = np.array([self.links[i].tx_waiting for i in range(n)], np.int32)
         return tx, rx, waiting
+
+
+def untouched(int64_t n, dtype):
+    """An (n,) array of ``dtype`` on pages of its own that cost nothing until written: an
+    anonymous mapping of small pages (numpy asks large arrays for 2 MiB pages, so one write
+    would cost 2 MiB). Its values are zeros until written."""
+    dt = np.dtype(dtype)
+    return np.frombuffer(mmap.mmap(-1, max(n * dt.itemsize, 1)), dt, count=n)
 
 
 def apply_copies(int64_t[::1] start, int64_t[::1] end, const int32_t[::1] unit_q,

@@ -787,7 +787,7 @@ def simulate(
     cp = program.tiled
     sim = _engine.Sim(
         hw_params(hw, detail, limit),
-        program.commands if cp is None else np.empty(cp.n, COMMAND_DTYPE),
+        program.commands if cp is None else _engine.untouched(cp.n, COMMAND_DTYPE),
         prep["unit_q"],
         prep["unit_q_off"],
         program.cmd_offsets,
