@@ -297,7 +297,7 @@ cdef class Sim:
 
     def __cinit__(self, dict params, commands, unit_q, unit_q_off, cmd_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
-                  region_fixed=None, CommandSource source=None):
+                  region_fixed=None, CommandSource source=None, read=None):
         cdef int64_t i, n_pes, n_links, Q, ppc
         cdef LinkState* L
         self.ff_reg = NULL
@@ -327,7 +327,12 @@ cdef class Sim:
                 raise ValueError("Sim: source and commands differ in length")
             if len(commands):
                 self._writable(commands)
-            self.cmd_read = np.zeros((len(commands) >> _ROWS_SHIFT) + 1, np.uint8)
+            # (read: the flags of an earlier run over the same rows buffer, whose read blocks
+            # stay valid: the rows never change)
+            self.cmd_read = (np.zeros(row_blocks(len(commands)), np.uint8) if read is None
+                             else read)
+            if self.cmd_read.shape[0] != row_blocks(len(commands)):
+                raise ValueError("Sim: read must hold one flag per block of rows")
         self.unit_q = unit_q
         self.unit_q_off = unit_q_off
         self.t_off = t_off
@@ -343,8 +348,8 @@ cdef class Sim:
         # Written once per command, as it starts and ends, or (steady-state jumps) by
         # apply_copies when read (api: EngineResult): pages of commands a jump skipped are never
         # touched by the run. Commands that never ran are set to -1 on the error paths only.
-        self.cmd_start_arr = untouched(len(commands), np.int64)
-        self.cmd_end_arr = untouched(len(commands), np.int64)
+        self.cmd_start_arr = np.empty(len(commands), dtype=np.int64)
+        self.cmd_end_arr = np.empty(len(commands), dtype=np.int64)
         self.unit_counters = np.zeros((n_pes, N_UNITS), dtype=UNIT_COUNTERS_DTYPE)
         self.link_counters = np.zeros(n_links, dtype=LINK_COUNTERS_DTYPE)
         self.sram_peak_arr = np.zeros(n_pes, dtype=np.int64)
@@ -1366,6 +1371,11 @@ cdef class Sim:
         rx = np.array([self.links[i].rx_cmd for i in range(n)], np.int64)
         waiting = np.array([self.links[i].tx_waiting for i in range(n)], np.int32)
         return tx, rx, waiting
+
+
+def row_blocks(int64_t n) -> int:
+    """Blocks of rows a Sim reads a compact program's rows in (its ``read`` flags, one each)."""
+    return (n >> _ROWS_SHIFT) + 1
 
 
 def untouched(int64_t n, dtype):

@@ -782,12 +782,20 @@ def simulate(
                     t["steady_bodies"] = prep["steady_bodies"]
             prep["regions"] = _steady_regions(prep["steady_bodies"], program)
         regions = prep["regions"]
-    # A compact program (Program.tiled) is never expanded: the engine reads a row when it
-    # reaches it, into an array whose untouched pages cost address space only.
+    # A compact program (Program.tiled) is never expanded: the engine reads a block of rows
+    # when it reaches it, into an array whose untouched pages cost address space only, kept
+    # with the program's tables so later timings find the blocks read.
     cp = program.tiled
+    rows = None
+    if cp is not None:
+        keep = prepared.get("program", prep) if prepared is not None else prep
+        rows = keep.get("rows")
+        if rows is None:
+            rows = keep["rows"] = (_engine.untouched(cp.n, COMMAND_DTYPE),
+                                   np.zeros(_engine.row_blocks(cp.n), np.uint8))
     sim = _engine.Sim(
         hw_params(hw, detail, limit),
-        program.commands if cp is None else _engine.untouched(cp.n, COMMAND_DTYPE),
+        program.commands if cp is None else rows[0],
         prep["unit_q"],
         prep["unit_q_off"],
         program.cmd_offsets,
@@ -799,6 +807,7 @@ def simulate(
         limit,
         *(regions or (None, None, None)),
         source=cp.source() if cp is not None else None,
+        read=rows[1] if rows is not None else None,
     )
     try:
         status = sim.run()
