@@ -105,8 +105,10 @@ def test_copied_streams_reuse_the_checked_tables(monkeypatch, kind):
     assert len(calls) == 1
     moved = api.moved_tables(src._prepared["program"], src.program, reused.result.program)
     fresh = real(hw, reused.result.program, str)
-    # the checked tables, and the steady-state runs found in the same command array
-    assert moved.keys() - {"steady_bodies"} == fresh.keys()
+    # the checked tables, the steady-state runs found in the same command array, and the rows
+    # the engine read of it (the same compact form: the same rows)
+    assert moved.keys() - {"steady_bodies", "rows"} == fresh.keys()
+    assert "rows" not in moved or moved["rows"] is src._prepared["program"]["rows"]
     for k in fresh:
         assert np.array_equal(moved[k], fresh[k]), k
     p = reused.result.program
