@@ -379,3 +379,45 @@ def test_an_array_assigned_before_the_first_read_is_left_as_assigned():
     on.cmd_start = mine  # the jumps' copies go to the engine's arrays, never to this one
     assert on.cmd_end.tobytes() == off.cmd_end.tobytes()
     assert on.cmd_start is mine and not mine.any()
+
+
+def test_replaced_arrays_are_never_written():
+    """dataclasses.replace with both arrays given: the new result's pending copies go to the
+    engine's arrays, which the original result reads, not to the arrays given."""
+    import dataclasses
+
+    traced = _trace_panel("single_user_prefill", MESH8)
+    off, on = _both(traced, MESH8)
+    n = traced.program.n_commands  # (reading on.cmd_start would write the copies)
+    z1, z2 = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    assert on.start_end_copies is not None
+    new = dataclasses.replace(on, cmd_start=z1, cmd_end=z2)
+    assert new.cmd_start is z1 and new.cmd_end is z2 and not z1.any() and not z2.any()
+    assert on.cmd_start.tobytes() == off.cmd_start.tobytes()
+
+
+def test_threads_timing_one_traced_launch_at_once():
+    """Nine threads time a freshly traced compact program at once: they share the rows the
+    engine reads (kept with the program's tables), each row only ever written whole."""
+    import threading
+
+    ref = _both(_trace_panel("single_user_prefill", MESH8, context=2048), MESH8)[0]
+    for _ in range(3):
+        traced = _trace_panel("single_user_prefill", MESH8, context=2048)
+        out, go = [None] * 9, threading.Barrier(9)
+
+        def run(i):
+            go.wait()
+            try:
+                out[i] = traced.time(MESH8, steady=bool(i % 2))
+            except Exception as e:  # noqa: BLE001 (compared below)
+                out[i] = e
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(9)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for r in out:
+            assert not isinstance(r, Exception), r
+            assert r.cycles == ref.cycles and r.engine.cmd_end.tobytes() == ref.cmd_end.tobytes()

@@ -19,7 +19,7 @@ its completion event ends it (result ready, operands released, the unit takes it
 units waiting on the result are woken).
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, INT64_MAX
-from libc.stdlib cimport calloc, free, realloc, qsort
+from libc.stdlib cimport calloc, free, malloc, realloc, qsort
 from libc.string cimport memcmp, memcpy
 from cpython.exc cimport PyErr_CheckSignals
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -227,9 +227,12 @@ cdef class Sim:
     cdef HwParams hw
     cdef const Command[::1] cmds
     # A compact program (api: Program.tiled): cmds is an array of untouched pages, a block of
-    # _ROWS rows read into it through src when the engine first reaches one of them.
+    # 2**_ROWS_SHIFT rows read into it through src when the engine first reaches one of them
+    # (api keeps the buffer and its flags for later runs; two runs filling one block at once
+    # write the same bytes).
     cdef CommandSource src
     cdef Command* cmd_buf
+    cdef Command* cmd_scratch       # a block is read here, then copied into cmds whole
     cdef uint8_t[::1] cmd_read      # per block: read
     cdef const int32_t[::1] unit_q       # per unit, its commands' indices in the PE's stream
     cdef const int64_t[::1] unit_q_off
@@ -322,11 +325,15 @@ cdef class Sim:
         self.cmds = commands
         self.src = source
         self.cmd_buf = NULL
+        self.cmd_scratch = NULL
         if source is not None:
             if source.src.n != len(commands):
                 raise ValueError("Sim: source and commands differ in length")
             if len(commands):
                 self._writable(commands)
+                self.cmd_scratch = <Command*> malloc((1 << _ROWS_SHIFT) * sizeof(Command))
+                if self.cmd_scratch == NULL:
+                    raise MemoryError("kernbench engine: cannot allocate simulator state")
             # (read: the flags of an earlier run over the same rows buffer, whose read blocks
             # stay valid: the rows never change)
             self.cmd_read = (np.zeros(row_blocks(len(commands)), np.uint8) if read is None
@@ -346,8 +353,8 @@ cdef class Sim:
         Q = self.hw.queue
         self.t_ready = np.zeros(len(t_bytes), dtype=np.uint8)
         # Written once per command, as it starts and ends, or (steady-state jumps) by
-        # apply_copies when read (api: EngineResult): pages of commands a jump skipped are never
-        # touched by the run. Commands that never ran are set to -1 on the error paths only.
+        # apply_copies when read (api: EngineResult): the run does not write the entries of the
+        # commands a jump skipped. Commands that never ran are set to -1 on the error paths only.
         self.cmd_start_arr = np.empty(len(commands), dtype=np.int64)
         self.cmd_end_arr = np.empty(len(commands), dtype=np.int64)
         self.unit_counters = np.zeros((n_pes, N_UNITS), dtype=UNIT_COUNTERS_DTYPE)
@@ -427,6 +434,8 @@ cdef class Sim:
         free(self.ff_cur.p)
         free(self.ff_tmp.p)
         free(self.ff_copies.p)
+        free(self.cmd_scratch)
+        self.cmd_scratch = NULL
         self.ff_cur.p = self.ff_tmp.p = self.ff_copies.p = NULL
         for i in range(FF_KEEP):
             free(self.ff_ring[i].p)
@@ -454,7 +463,12 @@ cdef class Sim:
         hi = lo + (1 << _ROWS_SHIFT)
         if hi > self.cmds.shape[0]:
             hi = self.cmds.shape[0]
-        fill_rows(&self.src.src, lo, hi, &self.cmd_buf[lo])  # in range: cannot fail
+        # Read into this run's scratch, then copied whole: cmds only ever receives a row's final
+        # bytes, so another run sharing the buffer (api keeps it for later timings; threads may
+        # time one program at once) and reading a row of this block meanwhile sees the same
+        # bytes whether it reads before or after (fill_rows writes a copied row, then moves it).
+        fill_rows(&self.src.src, lo, hi, self.cmd_scratch)  # in range: cannot fail
+        memcpy(&self.cmd_buf[lo], self.cmd_scratch, (hi - lo) * sizeof(Command))
         self.cmd_read[k] = 1
 
     # -- SRAM ----------------------------------------------------------------------------------

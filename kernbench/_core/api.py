@@ -125,9 +125,9 @@ class EngineResult:
     #: the engine's snapshots of its state in search of one (its cost: O(log iterations) for a
     #: loop that never repeats)
     steady_snapshots: int = 0
-    #: (unit_q, unit_q_off, cmd_offsets, copies): the start and end cycles the jumps skipped,
-    #: written into cmd_start and cmd_end when either is first read (_engine.apply_copies);
-    #: None once written
+    #: (start, end, unit_q, unit_q_off, cmd_offsets, copies): the start and end cycles the
+    #: jumps skipped, written into the engine's start and end arrays when cmd_start or cmd_end
+    #: is first read (_engine.apply_copies); None once written
     start_end_copies: Optional[tuple] = field(default=None, repr=False, compare=False)
 
     def __getstate__(self):  # a pickle carries the arrays written in full, not the queues
@@ -135,11 +135,13 @@ class EngineResult:
         return self.__dict__
 
     def _settle(self) -> None:
-        # written, then marked written: a thread reading meanwhile writes the same values again
-        # (apply_copies holds the GIL)
+        # Into the engine's own arrays, which the copies name (an array given to the result
+        # instead, by assignment or dataclasses.replace, is never written); written, then marked
+        # written: a thread reading meanwhile writes the same values again (apply_copies holds
+        # the GIL).
         pending = self.__dict__.get("start_end_copies")
         if pending is not None:
-            _engine.apply_copies(self.__dict__["_cmd_start"], self.__dict__["_cmd_end"], *pending)
+            _engine.apply_copies(*pending)
             self.start_end_copies = None
 
     @property
@@ -163,7 +165,6 @@ def _times(name: str) -> property:
         return self.__dict__["_" + name]
 
     def put(self, value):
-        self._settle()  # the pending copies go to the engine's arrays, not to this one
         self.__dict__["_" + name] = value
 
     return property(get, put, doc=f"(n_commands,) int64: each command's {name[4:]} cycle")
@@ -833,7 +834,8 @@ def simulate(
     cmd_start, cmd_end = sim.cmd_start_arr, sim.cmd_end_arr
     n = len(cmd_end)
     copies = sim.start_end_copies()
-    pending = (prep["unit_q"], prep["unit_q_off"], program.cmd_offsets, copies) if len(copies) else None
+    pending = ((cmd_start, cmd_end, prep["unit_q"], prep["unit_q_off"], program.cmd_offsets, copies)
+               if len(copies) else None)
     peak = sim.sram_peak_arr
     over = peak > hw.sram.capacity_bytes
     if strict_sram and over.any():
@@ -849,7 +851,7 @@ def simulate(
     events = None
     if record_events:
         if pending is not None:
-            _engine.apply_copies(cmd_start, cmd_end, *pending)
+            _engine.apply_copies(*pending)
             pending = None
         events = np.zeros(n, EVENT_DTYPE)
         events["pe"] = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(program.cmd_offsets))
