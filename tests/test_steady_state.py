@@ -406,7 +406,7 @@ def test_threads_timing_one_traced_launch_at_once():
         traced = _trace_panel("single_user_prefill", MESH8, context=2048)
         out, go = [None] * 9, threading.Barrier(9)
 
-        def run(i):
+        def run(i, out=out, go=go, traced=traced):
             go.wait()
             try:
                 out[i] = traced.time(MESH8, steady=bool(i % 2))
