@@ -219,6 +219,12 @@ cdef class CommandSource:
     def n(self) -> int:
         return self.src.n
 
+    @property
+    def segments(self) -> np.ndarray:
+        """(k, 4) int64, in row order: each range of rows (lo, hi), the tiling it is a copy of
+        (-1: traced rows) and, for traced rows, their offset in ``literal``. A copy."""
+        return self._keep[1].copy()
+
     def rows(self, int64_t x, int64_t y, out=None):
         """Rows x..y, (y - x,) of the array's dtype (written to ``out`` if given)."""
         if out is None:

@@ -355,11 +355,9 @@ class TiledCommands:
         link commands: Unit.TX_E), found in the traced rows and each tiling's body, never
         reading the rows tilings stand for."""
         hit = np.flatnonzero(self.literal["unit"] >= lowest)
-        segs = [(int(a), int(z), -1, int(at)) for (a, z), at in
-                zip(self.bounds.tolist(), np.cumsum([0] + [z - a for a, z in self.bounds.tolist()]))]
-        segs += [(lo, lo + R * (z - a), k, 0) for k, (a, z, lo, R, _, _, _) in enumerate(self.tiles)]
-        segs.sort()
-        starts = np.array([g[0] for g in segs], np.int64)
+        seg = self.source().segments  # the reader's ranges: (lo, hi, tiling or -1, offset)
+        segs = seg.tolist()
+        starts = seg[:, 0]
         memo: dict = {}
 
         def within(x: int, y: int) -> np.ndarray:
