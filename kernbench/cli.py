@@ -37,6 +37,8 @@ import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .common.errors import pe_label
+
 __all__ = ["main", "parse_value", "parse_grid", "parse_pes", "parse_window", "load_kernel", "DelayedProgress"]
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -445,7 +447,7 @@ def _check_trace_filters(args, hw) -> None:
             if c >= hw.n_cubes:
                 raise CliError(f"--pes: cube {c} is outside {hw.name} (cubes 0-{hw.n_cubes - 1})")
             if p >= hw.pes_per_cube:
-                raise CliError(f"--pes: PE {p} of cube {c} is outside {hw.name} (PEs 0-{hw.pes_per_cube - 1} "
+                raise CliError(f"--pes: {pe_label((p, c))} is outside {hw.name} (PEs 0-{hw.pes_per_cube - 1} "
                                f"per cube)")
         elif x >= hw.n_pes:
             raise CliError(f"--pes: PE {x} is outside {hw.name} (global PE indices 0-{hw.n_pes - 1}: "

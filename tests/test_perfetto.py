@@ -72,7 +72,7 @@ def test_processes_threads_and_args(ring, tmp_path):
     trace = load(p)
     meta = [e for e in trace["traceEvents"] if e["ph"] == "M"]
     procs = {e["pid"]: e["args"]["name"] for e in meta if e["name"] == "process_name"}
-    assert sorted(procs.values()) == [f"cube 0 / PE {p}" for p in range(4)]
+    assert sorted(procs.values()) == [f"PE ({p}, 0)" for p in range(4)]
     threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in meta if e["name"] == "thread_name"}
     # Each ring PE uses DMA, VECTOR, TX_E and RX_W: one named thread each.
     assert sorted(set(threads.values())) == ["DMA", "RX_W", "TX_E", "VECTOR"]
@@ -92,7 +92,7 @@ def test_processes_threads_and_args(ring, tmp_path):
         if a["op"] in ("send", "recv", "load", "store"):
             assert a["bytes"] == 8192
         if a["op"] == "send":
-            assert a["port"] == "E" and a["peer"].startswith("cube 0 / PE ")
+            assert a["port"] == "E" and a["peer"].startswith("PE (")
 
 
 def test_slices_on_one_thread_never_overlap(ring, tmp_path):
@@ -193,7 +193,7 @@ def test_keep_some_pes(ring, tmp_path):
     assert (info["slices"], info["flows"], info["pes"]) == (len(slices(trace)), 3, 2)
     assert info["events"] == len(trace["traceEvents"]) and info["bytes"] == p.stat().st_size
     names = {e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "process_name"}
-    assert names == {"cube 0 / PE 0", "cube 0 / PE 1"}
+    assert names == {"PE (0, 0)", "PE (1, 0)"}
     n0 = int(ring.program.cmd_offsets[2])
     assert len(slices(trace)) == n0  # PE 0 and PE 1's commands
     # Only PE 0 -> PE 1 messages have both ends kept: one per round.
@@ -342,7 +342,7 @@ def test_cli_trace_pes_and_window(capsys, ring_file, tmp_path):
     assert code == 0, err
     trace = load(t)
     procs = {e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "process_name"}
-    assert procs == {"cube 0 / PE 0", "cube 0 / PE 1", "cube 0 / PE 2", "cube 0 / PE 5"}  # 1/0 ran nothing
+    assert procs == {"PE (0, 0)", "PE (1, 0)", "PE (2, 0)", "PE (5, 0)"}  # 1/0 ran nothing
     assert len(slices(trace)) == 4 * 4  # load, send, recv, store on each
     assert Counter(e["id"] for e in trace["traceEvents"] if e["ph"] in "sf") == {0: 2, 1: 2}  # 0->1, 1->2
     assert f"trace  -> {t}  (16 slices on 4 PEs, 2 flows, " in out
@@ -371,7 +371,7 @@ def test_parse_pes_and_window():
     (("--pes", ","), "argument --pes: expected a list of PEs such as 0,3-5"),
     (("--pes", "40"), "--pes: PE 40 is outside default (global PE indices 0-31: 4 cubes x 8 PEs)"),
     (("--pes", "4/0"), "--pes: cube 4 is outside default (cubes 0-3)"),
-    (("--pes", "0/8"), "--pes: PE 8 of cube 0 is outside default (PEs 0-7 per cube)"),
+    (("--pes", "0/8"), "--pes: PE (8, 0) is outside default (PEs 0-7 per cube)"),
     (("--window", "9:5"), "argument --window: bad window '9:5': END (5) is before START (9)"),
     (("--window", "100"), "argument --window: expected START:END in cycles"),
     (("--window", "1.5:9"), "argument --window: bad window '1.5:9': START must be a non-negative integer"),

@@ -68,7 +68,7 @@ def test_gantt_lanes_of_chosen_pes(tmp_path):
     data = r.plot(tmp_path / "g.png", pes=[(2, 0)])
     assert data.gantt_pes == [2]
     # PE 2 uses VECTOR, DMA, TX_E and RX_W: one lane each, in unit order.
-    assert data.gantt_lanes == [("cube 0 / PE 2", u) for u in ("VECTOR", "DMA", "TX_E", "RX_W")]
+    assert data.gantt_lanes == [("PE (2, 0)", u) for u in ("VECTOR", "DMA", "TX_E", "RX_W")]
     assert len(data.row_pes) == 4
 
 

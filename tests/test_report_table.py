@@ -55,7 +55,7 @@ def test_unit_rows_equal_counters(res):
         assert r["busy_pct"]["max"] == pytest.approx(100 * busy.max() / cyc)
         g_min = int(w[np.argmin(busy)])
         assert r["busy_pct"]["min_pe"] == g_min
-        assert r["busy_pct"]["min_pe_name"] == f"cube 0 / PE {g_min}"
+        assert r["busy_pct"]["min_pe_name"] == f"PE ({g_min}, 0)"
         for cause in ("operand", "credit", "data", "arbitration"):
             assert r["stall_pct"][cause] == pytest.approx(100 * uc["stall_" + cause][w, u].mean() / cyc)
 
@@ -71,12 +71,12 @@ def test_hand_derived_figures(res):
     # VECTOR: PE 0 only exps (264); PEs 1 and 2 also add what they received (264 + 72 = 336).
     vec = row(s, "VECTOR")
     assert vec["busy_pct"]["min"] == pytest.approx(100 * EXP_BUSY / cyc)
-    assert vec["busy_pct"]["min_pe_name"] == "cube 0 / PE 0"
+    assert vec["busy_pct"]["min_pe_name"] == "PE (0, 0)"
     assert vec["busy_pct"]["max"] == pytest.approx(100 * (EXP_BUSY + ADD_BUSY) / cyc)
     assert vec["work"] == 3 * 4096 + 2 * 4096
     # TX_E: PEs 0 and 1 send 16 KiB (512 cycles); PE 2, the east end, sends nothing.
     tx = row(s, "TX_E")
-    assert tx["busy_pct"]["min"] == 0.0 and tx["busy_pct"]["min_pe_name"] == "cube 0 / PE 2"
+    assert tx["busy_pct"]["min"] == 0.0 and tx["busy_pct"]["min_pe_name"] == "PE (2, 0)"
     assert tx["busy_pct"]["max"] == pytest.approx(100 * SEND_BUSY / cyc)
     assert tx["work"] == 2 * 16384 and tx["work_unit"] == "byte"
     # DMA bytes: per PE two 16 KiB loads and one 16 KiB store.
@@ -112,7 +112,7 @@ def test_table_text_shows_counter_figures(res):
     gemm_line = next(l for l in text.splitlines() if l.strip().startswith("GEMM "))
     expect = "/".join(f"{100 * v / cyc:.1f}" for v in (busy.min(), busy.mean(), busy.max()))
     assert expect in gemm_line
-    assert "cube 0 / PE 0" in gemm_line
+    assert "PE (0, 0)" in gemm_line
     assert re.search(rf"\s{int(uc['commands'][:, Unit.GEMM].sum())}\s", gemm_line)
     # The DMA row shows the mean arbitration stall inside busy.
     arb = 100 * uc["stall_arbitration"][[0, 1, 2], Unit.DMA].mean() / cyc
@@ -151,10 +151,10 @@ def test_sram_over_capacity_is_flagged():
     s = summarize(r)
     assert r.peak_sram[0] == 3 * 16384
     assert s["sram"]["over_capacity"] is True
-    assert s["sram"]["over_pe_names"] == ["cube 0 / PE 0", "cube 0 / PE 1"]
+    assert s["sram"]["over_pe_names"] == ["PE (0, 0)", "PE (1, 0)"]
     assert s["sram"]["peak_fraction"] == pytest.approx(1.5)
     text = print_report(r, file=io.StringIO())
-    assert "OVER CAPACITY on 2 PEs: cube 0 / PE 0, cube 0 / PE 1" in text
+    assert "OVER CAPACITY on 2 PEs: PE (0, 0), PE (1, 0)" in text
 
 
 def test_empty_launch_reports_zeros():
@@ -207,7 +207,7 @@ def worst_case(res) -> dict:
     10-digit command counts, 4-digit rates."""
     s = summarize(res)
     for r in s["units"]:
-        r["busy_pct"].update(min=100.0, mean=100.0, max=100.0, min_pe_name="cube 4095 / PE 15")
+        r["busy_pct"].update(min=100.0, mean=100.0, max=100.0, min_pe_name="PE (15, 4095)")
         r["stall_pct"] = {k: 100.0 for k in r["stall_pct"]}
         r["commands"], r["work"], r["rate_per_s"] = 1_234_567_890, 1.23e15, 1.57e15
     s["kernel"] = "a_long_kernel_name_for_the_title"

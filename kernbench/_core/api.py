@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from ..common.errors import DeadlockError, EngineInvariantError, MaxCyclesError, SramCapacityError
+from ..common.errors import DeadlockError, EngineInvariantError, MaxCyclesError, SramCapacityError, pe_label
 from ..common.pe_commands import (
     COMMAND_DTYPE,
     N_PORTS,
@@ -175,7 +175,7 @@ EngineResult.cmd_end = _times("cmd_end")
 
 
 def _pe_name(hw: HardwareConfig, g: int) -> str:
-    return f"PE ({g % hw.pes_per_cube}, {g // hw.pes_per_cube})"
+    return pe_label(hw.pe_coords(g))
 
 
 def _default_describe(program: Program) -> Callable[[int], str]:
@@ -267,6 +267,49 @@ def link_order(links: np.ndarray, n_links: int) -> np.ndarray:
     if n_links <= 1 << 16:
         return np.argsort(links.astype(np.uint16), kind="stable")
     return np.argsort(links, kind="stable")
+
+
+class LinkPairs(NamedTuple):
+    """A program's sends paired with its recvs over an SFR install (:func:`pair_links`).
+
+    A link is named by its sending end: global PE g's port p is link ``g * N_PORTS + p``; a recv
+    on port ``back`` of PE q drains link ``nbr[q, back] * N_PORTS + OPPOSITE[back]``."""
+
+    send_link: np.ndarray  #: (n_sends,) int64: each send's link, in command order
+    recv_link: np.ndarray  #: (n_recvs,) int64: the link each recv drains, in command order
+    n_send: np.ndarray  #: (n_links,) int64: sends per link
+    n_recv: np.ndarray  #: (n_links,) int64: recvs per link
+    send_order: np.ndarray  #: (n_sends,) int64: the sends in link order, command order within a link
+    recv_order: np.ndarray  #: (n_recvs,) int64: the recvs likewise
+
+    def count_mismatch(self) -> int:
+        """The first link whose send and recv counts differ, or -1."""
+        bad = np.flatnonzero(self.n_send != self.n_recv)
+        return int(bad[0]) if len(bad) else -1
+
+
+def pair_links(nbr: np.ndarray, send_pe, send_port, recv_pe, recv_port) -> LinkPairs:
+    """The k-th send on each link paired with the k-th recv that drains it: the one message
+    pairing of kernbench (the launch's check names kernel lines from it, the engine's message
+    table is built from it).
+
+    ``nbr``: (n_pes, N_PORTS) int neighbour table (-1: not wired); ``send_pe``/``send_port``:
+    the global PE and port of each send, in command order (int arrays), ``recv_pe``/
+    ``recv_port`` likewise for the recvs. Every port used must be wired (the callers refuse
+    the others first, naming the command). Message k of a link in link order pairs
+    ``send_order[k]`` with ``recv_order[k]`` when the link's counts agree."""
+    nbr_flat = np.asarray(nbr, np.int64).ravel()
+    n_links = len(nbr_flat)
+    send_port = np.asarray(send_port, np.int64)
+    recv_port = np.asarray(recv_port, np.int64)
+    send_link = np.asarray(send_pe, np.int64) * N_PORTS + send_port
+    recv_link = nbr_flat[np.asarray(recv_pe, np.int64) * N_PORTS + recv_port] * N_PORTS + _OPPOSITE[recv_port]
+    return LinkPairs(send_link, recv_link, np.bincount(send_link, minlength=n_links),
+                     np.bincount(recv_link, minlength=n_links),
+                     link_order(send_link, n_links), link_order(recv_link, n_links))
+
+
+_OPPOSITE = np.array([int(q) for q in OPPOSITE], np.int64)
 
 
 def _check_neighbours(hw: HardwareConfig, neighbours) -> np.ndarray:
@@ -545,26 +588,19 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, ta
                 f"{_pe_name(hw, chk.pe(i))} command #{chk.local(i)} [{describe(i)}] {verb} on port "
                 f"{Port(int(p_[bad[0]])).name}, which has no neighbour under the installed SFR"
             )
-    opposite = np.array([int(p) for p in OPPOSITE], np.int64)
-    send_link = s_pe * N_PORTS + s_port
-    recv_link = r_nb.astype(np.int64) * N_PORTS + opposite[r_port]
-    n_links = hw.n_pes * N_PORTS
-    ns = np.bincount(send_link, minlength=n_links)
-    nr = np.bincount(recv_link, minlength=n_links)
-    bad = np.flatnonzero(ns != nr)
-    if len(bad):
-        lk = int(bad[0])
+    lp = pair_links(nbr, s_pe, s_port, r_pe, r_port)
+    lk = lp.count_mismatch()
+    if lk >= 0:
         a, p = lk // N_PORTS, lk % N_PORTS
         b = int(nbr_flat[lk])
         raise ValueError(
-            f"{_pe_name(hw, a)} sends {int(ns[lk])} message(s) on port {Port(p).name} but "
-            f"{_pe_name(hw, b)} posts {int(nr[lk])} recv(s) on port {OPPOSITE[p].name}: every send "
-            f"needs exactly one matching recv"
+            f"{_pe_name(hw, a)} sends {int(lp.n_send[lk])} message(s) on port {Port(p).name} but "
+            f"{_pe_name(hw, b)} posts {int(lp.n_recv[lk])} recv(s) on port {OPPOSITE[p].name}: "
+            f"every send needs exactly one matching recv"
         )
-    so = link_order(send_link, n_links)  # (send_idx and recv_idx are ascending)
-    ro = link_order(recv_link, n_links)
+    so, ro = lp.send_order, lp.recv_order  # (send_idx and recv_idx are ascending)
     messages = np.zeros(len(so), MESSAGE_DTYPE)
-    messages["link"] = send_link[so]
+    messages["link"] = lp.send_link[so]
     messages["send"] = send_idx[so]
     messages["recv"] = recv_idx[ro]
     messages["nbytes"] = t["send_bytes"][so]
@@ -846,7 +882,7 @@ def simulate(
             + ", ".join(f"{name}: {b} bytes" for name, b in bad[:8])
             + (f" and {len(bad) - 8} more" if len(bad) > 8 else ""),
             bad,
-            pe=(g0 % hw.pes_per_cube, g0 // hw.pes_per_cube),
+            pe=hw.pe_coords(g0),
         )
     events = None
     if record_events:
@@ -1001,7 +1037,7 @@ def _suggestions(hw, program, cycle: list) -> list:
 def _raise_deadlock(hw, program, nbr, sim, prep, describe, source=None):
     blocked = _blocked_units(hw, program, nbr, sim, prep, describe)
     for b in blocked:
-        b["pe_coords"] = (b["pe"] % hw.pes_per_cube, b["pe"] // hw.pes_per_cube)
+        b["pe_coords"] = hw.pe_coords(b["pe"])
         b["where"] = source(b["cmd"]) if source is not None else None
         b["label"] = describe(b["cmd"])
     lines = "\n  ".join(b["text"] for b in blocked)
@@ -1051,7 +1087,7 @@ def _raise_max_cycles(hw, sim, describe, limit, source=None):
                 c = int(cur[g, u]) if s == _BUSY else int(nxt[g, u])
                 what = {_WAIT_OPERAND: "waits for an operand at", _BUSY: "is running"}.get(s, "has yet to start")
                 positions.append(dict(pe=g, unit=u, cmd=c, state=s,
-                                      pe_coords=(g % hw.pes_per_cube, g // hw.pes_per_cube),
+                                      pe_coords=hw.pe_coords(g),
                                       where=source(c) if source is not None else None,
                                       text=f"{_pe_name(hw, g)} {UNIT_NAMES[u]} {what} {describe(c)}"))
     lines = "\n  ".join(p["text"] for p in positions[:64])

@@ -5,6 +5,8 @@ kernel line, and what was expected (for people).
 """
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "KernbenchError",
     "DeadlockError",
@@ -13,7 +15,24 @@ __all__ = [
     "EngineInvariantError",
     "KernelError",
     "UnwrittenReadWarning",
+    "pe_label",
+    "pe_at",
 ]
+
+
+def pe_label(pe) -> str:
+    """``"PE (p, c)"``: the one way kernbench names a PE, in errors, reports and traces.
+
+    ``pe``: the PE as a (pe in cube, cube) pair (grid axes 0 and 1); numpy integers print as
+    plain numbers. HardwareConfig.pe_coords turns a global PE index into the pair."""
+    p, c = pe
+    return f"PE ({int(p)}, {int(c)})"
+
+
+def pe_at(pe, file: str, line: int) -> str:
+    """``"PE (p, c) at kernel.py:12"``: a PE and the kernel line it was at (the file's base
+    name; errors keep the full path in their ``where`` field)."""
+    return f"{pe_label(pe)} at {os.path.basename(file)}:{line}"
 
 
 class KernbenchError(Exception):

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..hw.sfr import N_PORTS, OPPOSITE, Port, parse_port
+from ..hw.sfr import N_PORTS, OPPOSITE, PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, parse_port
 
 __all__ = [
     "TensorHandle",
@@ -27,6 +27,9 @@ __all__ = [
     "VecOp",
     "Port",
     "N_PORTS",
+    "PORT_NAMES",
+    "PORT_INDEX",
+    "PORTS_EXPECTED",
     "OPPOSITE",
     "N_UNITS",
     "UNIT_NAMES",

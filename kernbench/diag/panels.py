@@ -25,6 +25,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..common.errors import pe_label
 from ..hw.config import HardwareConfig, load_hw
 from ..kernels.attention import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV,
                                  attention_mesh_kv_kernel, attention_mesh_mlo_kernel, zigzag_positions)
@@ -433,7 +434,7 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
             max_abs, max_rel = max(max_abs, a), max(max_rel, rl)
             used = max(used, tolerance_used(out, ref))
             if not ok:
-                failures.append(f"rank {r} (PE {pe}) output differs from the reference: max abs err {a:.3g}")
+                failures.append(f"rank {r} ({pe_label(pe)}) output differs from the reference: max abs err {a:.3g}")
     summary = summarize(result)
     if summary["sram"]["over_capacity"]:
         failures.append(f"peak SRAM {summary['sram']['peak_bytes']:,} bytes over capacity on "

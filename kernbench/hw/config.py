@@ -132,6 +132,10 @@ class HardwareConfig:
     def n_pes(self) -> int:
         return self.n_cubes * self.pes_per_cube
 
+    def pe_coords(self, g: int) -> tuple:
+        """Global PE index ``g`` (cube * pes_per_cube + pe) -> (pe, cube), as plain ints."""
+        return (int(g) % self.pes_per_cube, int(g) // self.pes_per_cube)
+
     def seconds(self, cycles: int | float) -> float:
         return float(cycles) / (self.clock_ghz * 1e9)
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from .config import HardwareConfig
 
-__all__ = ["Port", "N_PORTS", "OPPOSITE", "SCOPES", "SfrInstall", "parse_port"]
+__all__ = ["Port", "N_PORTS", "PORT_NAMES", "PORT_INDEX", "PORTS_EXPECTED", "OPPOSITE", "SCOPES",
+           "SfrInstall", "parse_port"]
 
 #: the install scopes SfrInstall accepts
 SCOPES = ("pe", "cube", "two_level")
@@ -26,7 +27,13 @@ class Port(IntEnum):
     S = 3
 
 
-N_PORTS = 4
+N_PORTS = len(Port)
+#: the port names by index, the one table every message, label and trace reads: ("E", "W", "N", "S")
+PORT_NAMES = tuple(p.name for p in Port)
+#: a port's index by name, upper or lower case ("E" and "e" -> 0)
+PORT_INDEX = {**{n: i for i, n in enumerate(PORT_NAMES)}, **{n.lower(): i for i, n in enumerate(PORT_NAMES)}}
+#: what a link direction may be, for error messages: "'E', 'W', 'N', 'S'"
+PORTS_EXPECTED = ", ".join(repr(n) for n in PORT_NAMES)
 #: OPPOSITE[p] is the port a packet sent on p arrives at.
 OPPOSITE = (Port.W, Port.E, Port.S, Port.N)
 
@@ -35,11 +42,11 @@ def parse_port(d: "str | int | Port") -> Port:
     """'E' / 'e' / Port.E / 0 -> Port.E; anything else raises ValueError naming what is allowed."""
     if isinstance(d, Port):
         return d
-    if isinstance(d, str) and d.upper() in Port.__members__:
-        return Port[d.upper()]
+    if isinstance(d, str) and d in PORT_INDEX:
+        return Port(PORT_INDEX[d])
     if isinstance(d, int) and not isinstance(d, bool) and 0 <= d < N_PORTS:
         return Port(d)
-    raise ValueError(f"unknown link direction {d!r}: expected one of 'E', 'W', 'N', 'S'")
+    raise ValueError(f"unknown link direction {d!r}: expected one of {PORTS_EXPECTED}")
 
 
 @dataclass(frozen=True)

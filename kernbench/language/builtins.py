@@ -8,8 +8,6 @@ Numbers come later, from functional replay. docs/language.md is the reference.
 """
 from __future__ import annotations
 
-from sys import _getframe
-
 import numpy as np
 
 from ..common.errors import KernelError
@@ -19,7 +17,6 @@ from . import semantic
 from .builder import PEBuilder
 from .numerics import cast_value, view_value
 from .semantic import (
-    _INTERNAL,
     FLOAT_DTYPES,
     PY_FLOAT,
     PY_INT,
@@ -61,14 +58,6 @@ _fmt = semantic.fmt_shape
 _I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
 
 
-def _frame():
-    """The kernel's frame calling a tl builtin (the first frame outside kernbench's language)."""
-    f = _getframe(2)
-    while f.f_code.co_filename in _INTERNAL:
-        f = f.f_back
-    return f
-
-
 def _imm(tr, x, kind: str, ct: str):
     """Python number ``x`` (of scalar kind ``kind``) as an immediate of a ``ct`` op: a float for
     float ops, a numpy int64 for int32 ops (replay tells immediates from tensor numbers by type)."""
@@ -85,7 +74,7 @@ def _imm(tr, x, kind: str, ct: str):
 def _binary_op(name: str, doc: str):
     """The TL method for elementwise ``name`` of two operands (tensors or Python numbers).
 
-    The hottest path of tracing, so the frame walk and operand()'s fast path are inlined here;
+    The hottest path of tracing, so operand()'s fast path is inlined here;
     anything unusual (views, bad values, foreign handles) goes through semantic.operand."""
     what = f"{name} operand"
     check_scalar = name in _CHECK_SCALAR
@@ -93,9 +82,7 @@ def _binary_op(name: str, doc: str):
 
     def op(self, a, b) -> TensorHandle:
         tr = self._b
-        f = _getframe(1)
-        while f.f_code.co_filename in _INTERNAL:
-            f = f.f_back
+        f = site_frame()
         tens = tr.tensors
         base = tr.base
         ta = tb = None
@@ -200,9 +187,7 @@ def _unary_op(name: str, doc: str):
 
     def op(self, x) -> TensorHandle:
         tr = self._b
-        f = _getframe(1)
-        while f.f_code.co_filename in _INTERNAL:
-            f = f.f_back
+        f = site_frame()
         spec, s, d, i, n = operand(tr, x, what)
         types = types_of.get(d)
         if types is None:
@@ -675,9 +660,7 @@ class TL:
     def _reduce(self, name: str, x, axis, where=None) -> TensorHandle:
         tr = self._b
         if where is None:
-            where = _getframe(1)
-            while where.f_code.co_filename in _INTERNAL:
-                where = where.f_back
+            where = site_frame()
         spec, s, d, i, _ = operand(tr, x, f"{name} operand")
         if axis is not None:
             if type(axis) is int and -len(s) <= axis < len(s):

@@ -231,7 +231,7 @@ def tl_range(tl, r: range):
         yield from r
         return
     tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
-    where = semantic.site(1)
+    where = semantic.site()
     check = mode == "check"  # the first pass of verify: every iteration traced and checked
     owner = b._acc is None
     if owner:

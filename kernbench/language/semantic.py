@@ -17,8 +17,8 @@ import sys
 import ml_dtypes
 import numpy as np
 
-from ..common.errors import KernelError
-from ..common.pe_commands import N_PORTS, Port, TensorHandle
+from ..common.errors import KernelError, pe_at, pe_label
+from ..common.pe_commands import N_PORTS, PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, TensorHandle
 
 __all__ = [
     "DTYPES",
@@ -232,7 +232,7 @@ def next_launch_serial() -> int:
 def id_base(serial: int, pe: int, cube: int) -> int:
     """The id of tensor 0 of PE (pe, cube) in launch ``serial``; tensor k is base + k."""
     if not (0 <= pe < 1 << _PE_BITS and 0 <= cube < 1 << _CUBE_BITS):
-        raise ValueError(f"PE ({pe}, {cube}) is beyond what tensor ids can name")
+        raise ValueError(f"{pe_label((pe, cube))} is beyond what tensor ids can name")
     return (((serial << _CUBE_BITS | cube) << _PE_BITS) | pe) << _LOCAL_BITS
 
 
@@ -260,25 +260,25 @@ register_internal(__file__)
 register_internal(sys.modules[TensorHandle.__module__].__file__)
 
 
-def site_frame(depth: int = 1):
-    """The innermost frame outside kernbench's language: the kernel's call site (a frame, for
-    the builder's per-instruction caches; :func:`site` gives its file and line)."""
-    f = sys._getframe(depth + 1)
+def site_frame():
+    """The kernel's frame at a tl call: the innermost frame outside kernbench's language (the
+    files given to :func:`register_internal`). The one place kernbench finds its caller: the
+    builder keys its per-instruction caches on this frame, errors name its line (:func:`site`).
+
+    Walks up only past tl's own frames (a handful), never the whole stack; when every frame is
+    the language's own (no kernel on the stack), the outermost."""
+    f = sys._getframe(1)
     internal = _INTERNAL
     while f.f_code.co_filename in internal and f.f_back is not None:
         f = f.f_back
     return f
 
 
-def site(depth: int = 1) -> tuple:
-    """(file, line) of the innermost frame outside kernbench's language: the kernel's call site.
-
-    Walks up only past tl's own frames (a handful), never the whole stack."""
-    f = sys._getframe(depth)
-    internal = _INTERNAL
-    while f is not None and f.f_code.co_filename in internal:
-        f = f.f_back
-    if f is None:
+def site() -> tuple:
+    """(file, line) of the kernel's call site (:func:`site_frame`), ("<unknown>", 0) when no
+    kernel is on the stack."""
+    f = site_frame()
+    if f.f_code.co_filename in _INTERNAL:
         return ("<unknown>", 0)
     return (f.f_code.co_filename, line_of(f))
 
@@ -312,9 +312,8 @@ def forget_lines() -> None:
 def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
     """A KernelError naming ``tr``'s PE as (pe, cube) and the kernel line."""
     file, line = where if where is not None else site()
-    loc = f"{os.path.basename(file)}:{line}"
     pe = (tr.pe, tr.cube)
-    return KernelError(f"PE {pe} at {loc}: {message}", pe=pe, where=f"{file}:{line}")
+    return KernelError(f"{pe_at(pe, file, line)}: {message}", pe=pe, where=f"{file}:{line}")
 
 
 def fail(tr, message: str):
@@ -417,17 +416,17 @@ def foreign(tr, h, what: str) -> str:
     if isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0:
         serial, pe, cube, local = id_owner(int(i))
         if serial == tr.serial:
-            return (f"{what} is a tensor of PE {(pe, cube)} (its tensor #{local}), not of this PE "
-                    f"{here}: a handle belongs to the program that made it (kept in a closure or a "
+            return (f"{what} is a tensor of {pe_label((pe, cube))} (its tensor #{local}), not of "
+                    f"this {pe_label(here)}: a handle belongs to the program that made it (kept in a closure or a "
                     f"global, it still names the other PE's SRAM); send it with tl.send/tl.recv "
                     f"or compute it on this PE")
         if 0 < serial < tr.serial:
-            return (f"{what} is a tensor of an earlier launch (made on PE {(pe, cube)}, its "
-                    f"tensor #{local}), used on PE {here} of this launch: handles live as long "
+            return (f"{what} is a tensor of an earlier launch (made on {pe_label((pe, cube))}, its "
+                    f"tensor #{local}), used on {pe_label(here)} of this launch: handles live as long "
                     f"as their launch; pass data between launches through device memory")
     n = len(tr.tensors)
     return (f"{what} is a TensorHandle with id {i!r}, which no tl call on this PE made "
-            f"(this PE {here} has {n} tensors); handles belong to the program that made them")
+            f"(this {pe_label(here)} has {n} tensors); handles belong to the program that made them")
 
 
 def operand_slow(tr, h, what: str):
@@ -615,24 +614,19 @@ def check_masked(tr, alloc, e0: int, shape: tuple, stride, mask: np.ndarray, ver
 # -- links ------------------------------------------------------------------------------------
 def port_of(tr, d, verb: str) -> int:
     """A link port with a neighbour under the installed SFR, or a KernelError."""
-    if type(d) is str and len(d) == 1:
-        p = _PORTS.get(d)
-    else:
-        p = None
+    p = PORT_INDEX.get(d) if type(d) is str else None
     if p is None:
         if isinstance(d, Port):
             p = int(d)
-        elif isinstance(d, str) and d.upper() in _PORTS:
-            p = _PORTS[d.upper()]
+        elif isinstance(d, str) and d in PORT_INDEX:  # a str subclass
+            p = PORT_INDEX[d]
         elif isinstance(d, int) and not isinstance(d, bool) and 0 <= d < N_PORTS:
             p = d
         else:
-            fail(tr, f"{verb}: unknown link direction {d!r}: expected one of 'E', 'W', 'N', 'S'")
+            fail(tr, f"{verb}: unknown link direction {d!r}: expected one of {PORTS_EXPECTED}")
     if tr.nbr[p] < 0:
-        fail(tr, f"{verb} on port {Port(p).name}, which has no neighbour under the installed SFR "
+        fail(tr, f"{verb} on port {PORT_NAMES[p]}, which has no neighbour under the installed SFR "
                  f"({tr.sfr_text})")
     return p
 
 
-_PORTS = {p.name: int(p) for p in Port}
-_PORTS.update({p.name.lower(): int(p) for p in Port})

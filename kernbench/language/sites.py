@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..common.pe_commands import COMMAND_DTYPE, Opcode, Unit, VecOp
+from ..common.pe_commands import COMMAND_DTYPE, PORT_NAMES, Opcode, Unit, VecOp
 from . import semantic
 from .semantic import ITEMSIZE, fmt_shape
 
@@ -49,9 +49,6 @@ VEC_SUB = {k: int(v) for k, v in VEC_SUB.items()}
 REDUCE_SUB = {"max": int(VecOp.MAX), "min": int(VecOp.MIN), "sum": int(VecOp.ADD)}
 
 
-_PORT = ("E", "W", "N", "S")
-
-
 def label_of(key: tuple) -> str:
     """A command in the kernel's words, from its site key, e.g. "dot (64,128)x(128,64) f16"."""
     kind = key[0]
@@ -68,9 +65,9 @@ def label_of(key: tuple) -> str:
         ax = "all" if key[5] is None else key[5]
         return f"{key[3]}-reduce {fmt_shape(key[4])} axis {ax} {key[6]}"
     if kind == "send":
-        return f"send to {_PORT[key[3]]} {fmt_shape(key[4])} {key[5]}"
+        return f"send to {PORT_NAMES[key[3]]} {fmt_shape(key[4])} {key[5]}"
     if kind == "recv":
-        return f"recv from {_PORT[key[3]]} {fmt_shape(key[4])} {key[5]}"
+        return f"recv from {PORT_NAMES[key[3]]} {fmt_shape(key[4])} {key[5]}"
     return kind
 
 

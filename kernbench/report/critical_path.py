@@ -133,7 +133,7 @@ class CriticalPath:
 
     def summary(self, top: int = 4) -> str:
         """One line: the largest shares of the path (at most ``top``, each at least 1%), e.g.
-        "62% GEMM dot (256,128)x(128,2048) f16 at _prefill.py:37 on cube 0 / PE 3, 31% VECTOR exp
+        "62% GEMM dot (256,128)x(128,2048) f16 at _prefill.py:37 on PE (3, 0), 31% VECTOR exp
         (256,2048) f32 at _prefill.py:44 on 8 PEs, 7% in 5 more"."""
         shares = self.shares()
         if not shares:

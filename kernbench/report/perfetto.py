@@ -1,6 +1,6 @@
 """A launch as a Chrome trace-event JSON file, for https://ui.perfetto.dev and chrome://tracing.
 
-Layout: one process per PE ("cube c / PE p", sorted by global index), one thread per unit that
+Layout: one process per PE ("PE (p, c)", sorted by global index), one thread per unit that
 ran a command (GEMM, VECTOR, DMA, TX_E, ..., RX_S), one complete slice (``"ph": "X"``) per
 command, named by its label, with its opcode, shape, bytes, kernel source line and exact cycles in
 ``args``. Each link message is a flow (``"ph": "s"`` on the send slice, ``"ph": "f"`` on the
@@ -37,7 +37,8 @@ from typing import Iterable, Optional, Union
 
 import numpy as np
 
-from ..common.pe_commands import N_UNITS, UNIT_NAMES, VEC_OP_NAMES, Opcode, Port
+from ..common.errors import pe_label
+from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
 
 __all__ = ["to_perfetto", "select_pes", "trace_events"]
 
@@ -45,7 +46,6 @@ _OP_NAMES = {int(o): o.name.lower() for o in Opcode}
 _LINK_OPS = (int(Opcode.SEND), int(Opcode.RECV))
 _FLOW_CAT = "link"
 _FLOW_NAME = "message"
-_PORTS = tuple(p.name for p in Port)
 _CHUNK = 1 << 15  #: commands formatted (and held as text) at a time
 _GZIP_LEVEL = 3  #: zlib level of a .gz trace: 6 (gzip's default) writes 26% less but takes 2-3x as long
 
@@ -65,7 +65,7 @@ def select_pes(result, pes) -> np.ndarray:
             p, c = int(x[0]), int(x[1])
             if not (0 <= p < hw.pes_per_cube and 0 <= c < hw.n_cubes):
                 raise ValueError(
-                    f"PE ({p}, {c}) is outside {hw.name} ({hw.pes_per_cube} PEs x {hw.n_cubes} cubes)"
+                    f"{pe_label((p, c))} is outside {hw.name} ({hw.pes_per_cube} PEs x {hw.n_cubes} cubes)"
                 )
             g = c * hw.pes_per_cube + p
         else:
@@ -161,7 +161,7 @@ def _shape(c) -> dict:
                 "elements": m * n * k}
     out = {"bytes": int(c["nbytes"])}
     if op in _LINK_OPS:
-        out["port"] = _PORTS[int(c["port"])]
+        out["port"] = PORT_NAMES[int(c["port"])]
     return out
 
 

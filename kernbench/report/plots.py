@@ -39,7 +39,7 @@ class PlotData:
     path: Optional[str]  #: None when nothing was written (plot without a path)
     heatmap: np.ndarray  #: (rows, units) busy fraction
     row_pes: list  #: global PE index of each heatmap row, top to bottom
-    row_names: list  #: "cube c / PE p" of each row
+    row_names: list  #: "PE (p, c)" of each row
     units: list  #: unit names of the heatmap columns
     gantt_pes: list  #: global PE indices in the timeline
     gantt_lanes: list  #: (PE name, unit name) of each timeline lane, top to bottom

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..common.pe_commands import N_PORTS, UNIT_NAMES, Unit
+from ..common.pe_commands import N_PORTS, PORT_NAMES, UNIT_NAMES, Unit
 
 __all__ = ["summarize", "unit_kinds", "STALL_CAUSES", "WORK_UNITS"]
 
@@ -163,6 +163,6 @@ def summarize(result) -> dict:
 
 
 def _link_name(result, link: int) -> str:
-    """'cube c / PE p port E' for a link id (sender global PE * 4 + port)."""
+    """'PE (p, c) -> E' for a link id (sender global PE * 4 + port)."""
     g, port = divmod(int(link), N_PORTS)
-    return f"{result.pe_name(g)} -> {'EWNS'[port]}"
+    return f"{result.pe_name(g)} -> {PORT_NAMES[port]}"

@@ -17,8 +17,8 @@ import warnings
 
 import numpy as np
 
-from .._core.api import link_order, moved_tables
-from ..common.errors import KernbenchError, KernelError, UnwrittenReadWarning
+from .._core.api import moved_tables, pair_links
+from ..common.errors import KernbenchError, KernelError, UnwrittenReadWarning, pe_at, pe_label
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Unit, pop_operator_target,
                                   push_operator_target)
 from ..language.builder import PEBuilder, SiteTable, TraceStore
@@ -104,10 +104,6 @@ def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
     return user or (kernel_file, 0)
 
 
-def _pe(hw, g: int) -> tuple:
-    return (g % hw.pes_per_cube, g // hw.pes_per_cube)
-
-
 def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, nbr: np.ndarray,
                     grid: tuple) -> None:
     """Pair the k-th send on each port with the k-th recv on the neighbour's opposite port.
@@ -132,23 +128,15 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
     def pe_of(idx: np.ndarray) -> np.ndarray:
         return np.searchsorted(program.cmd_offsets, idx, side="right") - 1
 
+    # (tl.send/recv already refused ports with no neighbour)
     nbr_flat = np.asarray(nbr, np.int64).ravel()
-    opposite = np.array([int(q) for q in OPPOSITE], np.int64)
-    s_port = site_port[sites[send_i]]
-    s_link = pe_of(send_i) * N_PORTS + s_port
-    r_port = site_port[sites[recv_i]]
-    # a recv on (q, back) pairs with the sends of the link (nbr[q, back], OPPOSITE[back])
-    r_link = nbr_flat[pe_of(recv_i) * N_PORTS + r_port] * N_PORTS + opposite[r_port]
+    lp = pair_links(nbr, pe_of(send_i), site_port[sites[send_i]], pe_of(recv_i), site_port[sites[recv_i]])
+    ns, nr = lp.n_send, lp.n_recv
     n_links = n_pes * N_PORTS
-    ns = np.bincount(s_link, minlength=n_links)
-    nr = np.bincount(r_link, minlength=n_links)
-    wired = nbr_flat >= 0  # tl.send/recv already refused ports with no neighbour
-    count_bad = wired & (ns != nr)
-    # Messages in link order, program order within a link (stable sorts keep it).
-    s_order = link_order(s_link, n_links)
-    r_order = link_order(r_link, n_links)
-    s_sorted, r_sorted = send_i[s_order], recv_i[r_order]
-    s_linkk, r_linkk = s_link[s_order], r_link[r_order]
+    count_bad = ns != nr
+    # Messages in link order, program order within a link.
+    s_sorted, r_sorted = send_i[lp.send_order], recv_i[lp.recv_order]
+    s_linkk, r_linkk = lp.send_link[lp.send_order], lp.recv_link[lp.recv_order]
     # Shapes and dtypes of the links whose counts agree, compared pair by pair.
     keys = table.keys
     msg_type = {}
@@ -174,31 +162,31 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
         # Name the first unmatched message on whichever side has more.
         if n_s > n_r:
             k = site(s_sorted[np.searchsorted(s_linkk, lk_count) + n_r])
-            who = (f"PE {_pe(hw, g)} at {os.path.basename(k[1])}:{k[2]} sends message "
+            who = (f"{pe_at(hw.pe_coords(g), k[1], k[2])} sends message "
                    f"#{n_r + 1} on port {Port(p).name}")
         else:
             k = site(r_sorted[np.searchsorted(r_linkk, lk_count) + n_s])
-            who = (f"PE {_pe(hw, q)} at {os.path.basename(k[1])}:{k[2]} posts recv "
+            who = (f"{pe_at(hw.pe_coords(q), k[1], k[2])} posts recv "
                    f"#{n_s + 1} on port {Port(back).name}")
         idle = q if counts[q] == 0 else g if counts[g] == 0 else None
         why = ("" if idle is None else
-               f" (PE {_pe(hw, idle)} ran no program or returned before any tl call; the "
+               f" ({pe_label(hw.pe_coords(idle))} ran no program or returned before any tl call; the "
                f"launch grid is {grid})")
         raise KernelError(
-            f"{who}, but PE {_pe(hw, g)} sends {n_s} message(s) on port "
-            f"{Port(p).name} and PE {_pe(hw, q)} posts {n_r} recv(s) on port "
+            f"{who}, but {pe_label(hw.pe_coords(g))} sends {n_s} message(s) on port "
+            f"{Port(p).name} and {pe_label(hw.pe_coords(q))} posts {n_r} recv(s) on port "
             f"{Port(back).name}{why}: every send needs exactly one matching recv",
-            pe=_pe(hw, g), where=f"{k[1]}:{k[2]}",
+            pe=hw.pe_coords(g), where=f"{k[1]}:{k[2]}",
         )
     g, p = divmod(lk_shape, N_PORTS)
     q, back = int(nbr_flat[lk_shape]), int(OPPOSITE[p])
     s, r = site(ps[mismatch[0]]), site(pr[mismatch[0]])
     raise KernelError(
-        f"PE {_pe(hw, q)} at {os.path.basename(r[1])}:{r[2]}: recv on port "
+        f"{pe_at(hw.pe_coords(q), r[1], r[2])}: recv on port "
         f"{Port(back).name} expects {fmt(r[4])} {r[5]}, but the matching send of "
-        f"PE {_pe(hw, g)} at {os.path.basename(s[1])}:{s[2]} sends {fmt(s[4])} "
+        f"{pe_at(hw.pe_coords(g), s[1], s[2])} sends {fmt(s[4])} "
         f"{s[5]}",
-        pe=_pe(hw, q), where=f"{r[1]}:{r[2]}",
+        pe=hw.pe_coords(q), where=f"{r[1]}:{r[2]}",
     )
 
 
@@ -273,18 +261,18 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             if isinstance(e, AttributeError) and e.obj is tl:
                 # (not a TL.__getattr__: it would slow every tl attribute access)
                 raise KernelError(
-                    f"PE ({p}, {c}) at {os.path.basename(file)}:{line}: tl.{e.name} is not "
+                    f"{pe_at((p, c), file, line)}: tl.{e.name} is not "
                     f"part of kernbench's tl language (docs/language.md, 'Calls' and "
                     f"'Porting from Triton')", pe=(p, c), where=f"{file}:{line}") from None
             raise KernelError(
-                f"kernel {name} raised {type(e).__name__} on PE ({p}, {c}) "
+                f"kernel {name} raised {type(e).__name__} on {pe_label((p, c))} "
                 f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}: {e}",
                 pe=(p, c), where=f"{file}:{line}",
             ) from e
         if b.left_range is not None:
             file, line, k, value = b.left_range
             raise KernelError(
-                f"PE ({p}, {c}) at {os.path.basename(file)}:{line}: tl.range replay (verify mode): "
+                f"{pe_at((p, c), file, line)}: tl.range replay (verify mode): "
                 f"the kernel left this tl.range loop at iteration {k} (index {value}; a break or "
                 f"return in its body), but replay emits the iterations it does not trace as if the "
                 f"loop ran to its end. A tl.range loop runs all its iterations (docs/language.md, "
@@ -315,7 +303,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                     # the error full tracing gives (or the contract violation that explains it)
                     _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, None)
                     raise KernelError(
-                        f"PE {(p, c)}: tl.range replay (verify mode) raised an error full tracing "
+                        f"{pe_label((p, c))}: tl.range replay (verify mode) raised an error full tracing "
                         f"does not: {e} (docs/language.md, 'tl.range')", pe=(p, c),
                         where=e.where) from e
                 if verify and tl._ranged != ranged:
@@ -373,14 +361,14 @@ def _compare_replayed(full, b, pe: tuple) -> None:
 
         k = ta.keys[int(sa[j])] if j < len(sa) else tb.keys[int(sb[j])]
         raise KernelError(
-            f"PE {pe}: tl.range replay (verify mode) changes the program: command #{j} is "
+            f"{pe_label(pe)}: tl.range replay (verify mode) changes the program: command #{j} is "
             f"{name(tb, sb, cb, j)} with replay, {name(ta, sa, ca, j)} traced in full. A tl.range "
             f"body may depend on its index only through addresses, and the kernel may not keep "
             f"Python state across its iterations (docs/language.md, 'tl.range')",
             pe=pe, where=f"{k[1]}:{k[2]}")
     if not (np.array_equal(full.tensor_bytes, b.tensor_bytes)
             and np.array_equal(full.tensor_pinned, b.tensor_pinned)):
-        raise KernelError(f"PE {pe}: tl.range replay (verify mode) changes the program's tensors "
+        raise KernelError(f"{pe_label(pe)}: tl.range replay (verify mode) changes the program's tensors "
                           f"(docs/language.md, 'tl.range')", pe=pe)
 
 
@@ -552,8 +540,7 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
         u = unwritten[0]
         more = f" (and {len(unwritten) - 1} more loads: LaunchResult.unwritten_reads)" if len(unwritten) > 1 else ""
         warnings.warn(UnwrittenReadWarning(
-            f"PE {u['pe']} at {os.path.basename(u['where'].rsplit(':', 1)[0])}:"
-            f"{u['where'].rsplit(':', 1)[1]}: load reads element {u['element']} of {u['array']!r}, "
+            f"{pe_at(u['pe'], *u['where'].rsplit(':', 1))}: load reads element {u['element']} of {u['array']!r}, "
             f"which nothing has written: it holds NaN (int32: -2**31). Store to it, place data with "
             f"ctx.put/shard/replicate, or use Context(unwritten='zero'){more}"), stacklevel=3)
     result.unwritten_reads = unwritten

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..common.errors import KernbenchError
+from ..common.errors import KernbenchError, pe_label
 from ..hw.config import HardwareConfig
 from ..language.numerics import cast_value
 from ..language.semantic import NP_DTYPES, STORAGE_DTYPES, dtype_name
@@ -61,6 +61,17 @@ def _storage_dtype(name) -> str:
     if d is None or d not in STORAGE_DTYPES:
         raise PlacementError(f"unknown dtype {name!r}: expected one of {', '.join(STORAGE_DTYPES)}")
     return d
+
+
+def _pe_text(pe) -> str:
+    """A placement's PE: "PE (p, c)", or as given when it is not a pair (a placement read back
+    from a file written by hand)."""
+    if isinstance(pe, (tuple, list)) and len(pe) == 2:
+        try:
+            return pe_label(pe)
+        except (TypeError, ValueError):
+            pass
+    return f"PE {pe!r}"
 
 
 class DeviceArray:
@@ -109,7 +120,7 @@ class DeviceArray:
         """How it is placed: 'sharded over pe axis 0', 'replicated', 'on PE (0, 1)' or 'empty'."""
         p = self.placement
         return {"shard": f"sharded over {p.get('over')} axis {p.get('axis')}", "replicate": "replicated",
-                "pe": f"on PE {p.get('pe')}", "empty": "empty"}[p["kind"]]
+                "pe": f"on {_pe_text(p.get('pe'))}", "empty": "empty"}[p["kind"]]
 
     def describe(self) -> str:
         """'f16(128, 64)' plus how it is placed (nothing when empty): for messages."""
@@ -230,7 +241,7 @@ class DeviceMemory:
         if isinstance(pe, tuple) and len(pe) == 2:
             p, c = int(pe[0]), int(pe[1])
             if not (0 <= p < hw.pes_per_cube and 0 <= c < hw.n_cubes):
-                raise PlacementError(f"PE {pe} does not exist: {hw.pes_per_cube} PEs x {hw.n_cubes} cubes")
+                raise PlacementError(f"{pe_label(pe)} does not exist: {hw.pes_per_cube} PEs x {hw.n_cubes} cubes")
             return c * hw.pes_per_cube + p
         if isinstance(pe, (int, np.integer)) and 0 <= pe < hw.n_pes:
             return int(pe)
@@ -373,8 +384,7 @@ class DeviceMemory:
     def put(self, x, pe, dtype=None, name: str | None = None) -> DeviceArray:
         a, dt = self._prepare(x, dtype)
         g = self._g(pe)
-        arr = self.allocate(a.shape, dt, name, {"kind": "pe", "pe": (g % self.hw.pes_per_cube,
-                                                                     g // self.hw.pes_per_cube)})
+        arr = self.allocate(a.shape, dt, name, {"kind": "pe", "pe": self.hw.pe_coords(g)})
         self._set(arr, [g], a)
         # the other PEs hold zeros (written: a placement, not forgotten memory)
         self._set(arr, [h for h in range(self.hw.n_pes) if h != g], np.zeros_like(a))

@@ -13,12 +13,11 @@ f32; a store converts to the allocation's dtype.
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..common.errors import KernelError
+from ..common.errors import KernelError, pe_at
 from ..language.numerics import cast_value, reduce_value, value_of, vec_value
 from ..language.semantic import NP_DTYPES, dtype_name, element_indices, fmt_shape, masked_access
 
@@ -57,7 +56,7 @@ def _masked_indices(alloc, e0, shape, stride, mask, pe, file, line, verb):
     semantic.masked_access naming the PE and the line."""
     idx, m, msg = masked_access(alloc, e0, shape, stride, mask)
     if msg is not None:
-        raise KernelError(f"PE {pe} at {os.path.basename(file)}:{line}: masked {verb} of "
+        raise KernelError(f"{pe_at(pe, file, line)}: masked {verb} of "
                           f"{fmt_shape(shape)} {alloc.dtype} {msg}", pe=pe, where=f"{file}:{line}")
     return idx, m
 
@@ -145,7 +144,7 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
         c = program.pe_commands(g)
         ids = np.concatenate([c["src0"], c["src1"], c["src2"]])
         readers.append(np.bincount(ids[ids >= 0], minlength=n_t).tolist())
-    ppc = memory.hw.pes_per_cube
+    hw = memory.hw
     with np.errstate(all="ignore"):
         for g, li, idx in zip(pe_of.tolist(), local.tolist(), order.tolist()):
             m = metas[g][li]
@@ -157,8 +156,8 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
                 try:
                     v[dst] = vec_value(name, [_arg(v, o) for o in ops], ct, shape, dtype, imm)
                 except ArithmeticError as e:  # int32 // or % by zero, a shift out of range
-                    pe = (g % ppc, g // ppc)
-                    raise KernelError(f"PE {pe} at {os.path.basename(m[1])}:{m[2]}: {e}",
+                    pe = hw.pe_coords(g)
+                    raise KernelError(f"{pe_at(pe, m[1], m[2])}: {e}",
                                       pe=pe, where=f"{m[1]}:{m[2]}") from None
             elif kind == "load":
                 alloc, e0, shape, stride, dtype, mspec, other = m[3], m[4], m[5], m[6], m[7], m[8], m[9]
@@ -168,7 +167,7 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
                     bad = _first_unwritten(memory, alloc, g, e0, shape, stride)
                 else:
                     ix, mk = _masked_indices(alloc, e0, shape, stride, value_of(v, mspec),
-                                             (g % ppc, g // ppc), m[1], m[2], "load")
+                                             hw.pe_coords(g), m[1], m[2], "load")
                     bad = _first_unwritten(memory, alloc, g, e0, shape, stride, ix)
                     nd = NP_DTYPES[dtype]
                     o = 0 if other is None else _arg(v, other)
@@ -178,7 +177,7 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
                     out[mk] = flat[ix]
                     v[dst] = out
                 if bad is not None and len(unwritten) < MAX_UNWRITTEN_READS:
-                    unwritten.append({"pe": (g % ppc, g // ppc), "where": f"{m[1]}:{m[2]}",
+                    unwritten.append({"pe": hw.pe_coords(g), "where": f"{m[1]}:{m[2]}",
                                       "array": alloc.name, "element": bad})
             elif kind == "dot":
                 v[dst] = np.matmul(_f32(v, m[3]), _f32(v, m[4]))
@@ -193,7 +192,7 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
                     _mark_written(memory, alloc, g, e0, shape, stride)
                 else:
                     ix, mk = _masked_indices(alloc, e0, shape, stride, value_of(v, mspec),
-                                             (g % ppc, g // ppc), m[1], m[2], "store")
+                                             hw.pe_coords(g), m[1], m[2], "store")
                     memory.writable(alloc, g)[ix] = x.reshape(shape)[mk]
                     _mark_written(memory, alloc, g, e0, shape, stride, ix)
             elif kind == "send":

@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..common.errors import pe_label
 from ..common.pe_commands import N_UNITS, UNIT_NAMES, Program, Unit
 from ..hw.config import HardwareConfig
 from ..hw.sfr import SfrInstall
@@ -58,11 +59,11 @@ class LaunchResult:
     # -- naming ------------------------------------------------------------------------------
     def pe_coords(self, g: int) -> tuple:
         """Global PE index -> (pe, cube)."""
-        return (g % self.hw.pes_per_cube, g // self.hw.pes_per_cube)
+        return self.hw.pe_coords(g)
 
     def pe_name(self, g: int) -> str:
-        p, c = self.pe_coords(g)
-        return f"cube {c} / PE {p}"
+        """Global PE index -> "PE (p, c)" (kernbench.common.errors.pe_label)."""
+        return pe_label(self.hw.pe_coords(g))
 
     def label(self, i: int) -> str:
         if self.labels is not None:

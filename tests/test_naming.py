@@ -1,0 +1,129 @@
+"""One name for each thing: a PE is "PE (p, c)" everywhere, ports come from one table, sends and
+recvs are paired by one function, and a tl call's line is found by one caller-frame helper."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench import KernelError
+from kernbench._core import api
+from kernbench.common.errors import pe_at, pe_label
+from kernbench.hw.sfr import PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, parse_port
+from kernbench.language import semantic, sites
+
+FILE = os.path.basename(__file__)
+
+
+def test_pe_label_prints_plain_numbers():
+    assert pe_label((np.int64(3), np.int32(1))) == "PE (3, 1)"
+    assert pe_at((2, 0), "/some/dir/kern.py", 17) == "PE (2, 0) at kern.py:17"
+
+
+def test_hardware_pe_coords_is_the_grid_order():
+    hw = kernbench.Context("default", overrides={"n_cubes": 3, "pes_per_cube": 4}).hw
+    # global index = cube * pes_per_cube + pe
+    assert [hw.pe_coords(g) for g in (0, 3, 4, 11)] == [(0, 0), (3, 0), (0, 1), (3, 2)]
+    assert all(type(x) is int for x in hw.pe_coords(np.int64(5)))
+
+
+def test_the_same_pe_is_named_alike_by_tracing_the_engine_and_the_report():
+    ctx = kernbench.Context("default", overrides={"n_cubes": 2, "pes_per_cube": 4})
+    ctx.install_sfr("pe")
+    x = ctx.replicate(np.ones(64, np.float32))
+    lines = []
+
+    def bad(x, *, tl):
+        t = tl.load(x, shape=(64,))
+        if tl.program_id(0) == 2 and tl.program_id(1) == 1:
+            lines.append(sys._getframe().f_lineno + 1)
+            t + tl.zeros((3,), "f32")  # shapes (64,) and (3,) do not broadcast
+
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(bad, (4, 2), x, mode="timing")
+    assert str(ei.value).startswith(f"PE (2, 1) at {FILE}:{lines[-1]}: ")
+    assert ei.value.pe == (2, 1)
+
+    def ring(x, *, tl):
+        t = tl.load(x, shape=(64,))
+        if tl.program_id(0) < 3:
+            tl.send("E", t)
+        if tl.program_id(0) > 0:
+            tl.recv("W", shape=(64,), dtype="f32")
+
+    r = ctx.launch(ring, (4, 2), x, mode="timing")
+    g = 6  # PE (2, 1)
+    assert r.pe_name(g) == pe_label(ctx.hw.pe_coords(g)) == "PE (2, 1)"
+    # the engine's own checks name PEs the same way: a wiring that does not reach back
+    nbr = ctx.neighbours().copy()
+    nbr[g, int(Port.E)] = 4  # PE (2, 1)'s E port to PE (0, 1), whose W port is unwired
+    with pytest.raises(ValueError, match=r"^SFR install is not symmetric: PE \(2, 1\) port E reaches "
+                                         r"PE \(0, 1\), whose W port does not reach back$"):
+        api.simulate(ctx.hw, nbr, r.program)
+
+
+def test_one_port_table():
+    assert PORT_NAMES == tuple(p.name for p in Port) == ("E", "W", "N", "S")
+    assert {k: PORT_NAMES[v] for k, v in PORT_INDEX.items()} == {
+        "E": "E", "W": "W", "N": "N", "S": "S", "e": "E", "w": "W", "n": "N", "s": "S"}
+    assert [parse_port(d) for d in ("E", "w", 2, Port.S)] == [Port.E, Port.W, Port.N, Port.S]
+    with pytest.raises(ValueError, match=f"expected one of {PORTS_EXPECTED}$"):
+        parse_port("X")
+    # a send's label names its port from the same table
+    assert sites.label_of(("send", "k.py", 3, 1, (64,), "f32")) == "send to W (64,) f32"
+
+
+def test_tl_refuses_a_bad_port_with_the_tables_list():
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    ctx.install_sfr("pe")
+    x = ctx.replicate(np.ones(64, np.float32))
+
+    def kernel(x, *, tl):
+        tl.send("up", tl.load(x, shape=(64,)))
+
+    with pytest.raises(KernelError, match=f"unknown link direction 'up': expected one of {PORTS_EXPECTED}"):
+        ctx.launch(kernel, (2, 1), x, mode="timing")
+
+
+def test_pair_links_pairs_the_kth_send_with_the_kth_recv_of_each_link():
+    # a line of 3 PEs: 0 -E-> 1 -E-> 2 (and back on W)
+    nbr = np.full((3, 4), -1, np.int64)
+    nbr[0, Port.E], nbr[1, Port.W], nbr[1, Port.E], nbr[2, Port.W] = 1, 0, 2, 1
+    # sends in command order: PE 1 W, PE 0 E, PE 0 E, PE 1 E
+    s_pe, s_port = [1, 0, 0, 1], [Port.W, Port.E, Port.E, Port.E]
+    # recvs: PE 2 W (drains 1 E), PE 1 W (drains 0 E) twice, PE 0 E (drains 1 W)
+    r_pe, r_port = [2, 1, 1, 0], [Port.W, Port.W, Port.W, Port.E]
+    lp = api.pair_links(nbr, s_pe, s_port, r_pe, r_port)
+    E, W = int(Port.E), int(Port.W)
+    assert lp.send_link.tolist() == [4 + W, E, E, 4 + E]
+    assert lp.recv_link.tolist() == [4 + E, E, E, 4 + W]
+    assert lp.count_mismatch() == -1
+    # in link order, command order within a link: link 0E (sends 1, 2 / recvs 1, 2), 1E, 1W
+    assert lp.send_order.tolist() == [1, 2, 3, 0]
+    assert lp.recv_order.tolist() == [1, 2, 0, 3]
+    short = api.pair_links(nbr, s_pe, s_port, r_pe[:2], r_port[:2])
+    assert short.count_mismatch() == E  # link 0 E: two sends, one recv
+
+
+def test_site_frame_is_the_kernels_frame_through_operators_and_helpers():
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.replicate(np.ones((8, 8), np.float32))
+    seen = []
+
+    def helper(tl, t):
+        seen.append(sys._getframe().f_lineno + 1)
+        return t * 2.0  # an operator: TensorHandle.__mul__ then tl.mul, both kernbench's frames
+
+    def kernel(x, *, tl):
+        t = tl.load(x, shape=(8, 8))
+        seen.append(sys._getframe().f_lineno + 1)
+        u = tl.exp(t)
+        helper(tl, u)
+
+    r = ctx.launch(kernel, (1, 1), x, mode="timing")
+    srcs = [r.source(i) for i in range(r.program.n_commands)]
+    assert srcs[1].endswith(f"{FILE}:{seen[0]}") and srcs[2].endswith(f"{FILE}:{seen[1]}")
+    # called from outside the language, the caller itself
+    here = semantic.site(), sys._getframe().f_lineno
+    assert here[0] == (__file__, here[1])
