@@ -127,3 +127,18 @@ def test_site_frame_is_the_kernels_frame_through_operators_and_helpers():
     # called from outside the language, the caller itself
     here = semantic.site(), sys._getframe().f_lineno
     assert here[0] == (__file__, here[1])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_link_order_is_numpys_stable_argsort(seed):
+    rng = np.random.default_rng(seed)
+    n_links = int(rng.integers(1, 70_000))  # both sides of the old 16-bit radix path
+    links = rng.integers(0, n_links, int(rng.integers(0, 50_000)))
+    assert np.array_equal(api.link_order(links, n_links), np.argsort(links, kind="stable"))
+
+
+def test_link_order_refuses_a_link_outside_the_table():
+    with pytest.raises(ValueError, match=r"links must be in 0\.\.7, got -1\.\.3"):
+        api.link_order(np.array([3, -1]), 8)
+    with pytest.raises(ValueError, match=r"links must be in 0\.\.7, got 0\.\.8"):
+        api.link_order(np.array([0, 8]), 8)

@@ -261,12 +261,14 @@ def _check_program(hw: HardwareConfig, program: Program) -> None:
 
 
 def link_order(links: np.ndarray, n_links: int) -> np.ndarray:
-    """The stable order of ``links`` (int, each in 0..n_links): messages in link order, program
-    order within a link when they come in program order. Radix-sorted (numpy's stable sort of
-    16-bit keys) when the links fit in 16 bits."""
-    if n_links <= 1 << 16:
-        return np.argsort(links.astype(np.uint16), kind="stable")
-    return np.argsort(links, kind="stable")
+    """The stable order of ``links`` (ints, each in 0..n_links-1): messages in link order,
+    program order within a link when they come in program order. A counting sort in C
+    (_check.stable_order), the same order as numpy's stable argsort. Raises ValueError for a
+    link outside 0..n_links-1."""
+    links = np.ascontiguousarray(links, np.int64)
+    if len(links) and (int(links.min()) < 0 or int(links.max()) >= n_links):
+        raise ValueError(f"links must be in 0..{n_links - 1}, got {int(links.min())}..{int(links.max())}")
+    return _check.stable_order(links, n_links)
 
 
 class LinkPairs(NamedTuple):

@@ -1,10 +1,49 @@
 """The ``tl`` kernel language: builtins (the documented calls), semantic checks, and the builder
 that turns calls into PE commands. Kernels never import this: they receive ``tl`` as an argument.
 docs/language.md is the reference."""
+import importlib as _importlib
+import os as _os
+import warnings as _warnings
+
 from ..common.pe_commands import TensorHandle
 from .builder import PEBuilder
 from .builtins import TL
 from .semantic import DTYPES, NP_DTYPES, STORAGE_DTYPES, TransposedView, dtype_name
 
 __all__ = ["TL", "PEBuilder", "TensorHandle", "TransposedView", "DTYPES", "NP_DTYPES",
-           "STORAGE_DTYPES", "dtype_name"]
+           "STORAGE_DTYPES", "dtype_name", "TRACING_MODULES", "compiled_tracing"]
+
+#: The tracing layer's modules, plain Python that setup.py compiles with Cython as it is (its
+#: TRACING_MODULES; a test holds the two lists equal).
+TRACING_MODULES = (
+    "kernbench.common.pe_commands",
+    "kernbench.language.builder",
+    "kernbench.language.builtins",
+    "kernbench.language.loops",
+    "kernbench.language.semantic",
+    "kernbench.language.store",
+)
+
+
+def compiled_tracing() -> dict:
+    """{module: True when it runs compiled} for TRACING_MODULES (all False in a build with
+    ``KERNBENCH_PURE_PYTHON=1``; the results are the same either way)."""
+    return {m: not _importlib.import_module(m).__file__.endswith(".py") for m in TRACING_MODULES}
+
+
+def _warn_stale() -> None:
+    """An editable install (``pip install -e .``) compiles these modules next to their .py
+    files, and Python imports the compiled one: after an edit it would run the old code."""
+    stale = []
+    for m in TRACING_MODULES:
+        so = _importlib.import_module(m).__file__
+        py = _os.path.join(_os.path.dirname(so), m.rsplit(".", 1)[1] + ".py")
+        if not so.endswith(".py") and _os.path.exists(py) and _os.path.getmtime(py) > _os.path.getmtime(so):
+            stale.append(py)
+    if stale:
+        _warnings.warn(f"{', '.join(stale)} {'is' if len(stale) == 1 else 'are'} newer than the compiled "
+                       f"module{'s' if len(stale) > 1 else ''} Python imports instead: rebuild "
+                       f"(`pip install -e .`) or delete the compiled modules", RuntimeWarning, stacklevel=2)
+
+
+_warn_stale()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import types
 
 import ml_dtypes
 import numpy as np
@@ -266,12 +267,19 @@ def site_frame():
     builder keys its per-instruction caches on this frame, errors name its line (:func:`site`).
 
     Walks up only past tl's own frames (a handful), never the whole stack; when every frame is
-    the language's own (no kernel on the stack), the outermost."""
-    f = sys._getframe(1)
+    the language's own (no kernel on the stack), the outermost. Called from a tl builtin (or
+    another function of the language)."""
+    f = sys._getframe(_SKIP)
     internal = _INTERNAL
     while f.f_code.co_filename in internal and f.f_back is not None:
         f = f.f_back
     return f
+
+
+# Frames site_frame skips before it walks: its own and its caller's (always the language's); none
+# when this module is compiled (setup.py TRACING_MODULES): compiled functions push no frame, so
+# the innermost Python frame is already the kernel's or a plain-Python frame of the language.
+_SKIP = 2 if type(site_frame) is types.FunctionType else 0
 
 
 def site() -> tuple:

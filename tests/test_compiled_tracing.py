@@ -1,0 +1,56 @@
+"""The tracing layer runs compiled (setup.py compiles its plain-Python modules with Cython); what
+it traces is the same, so the rest of the suite is the exactness check."""
+import os
+import re
+
+import numpy as np
+import pytest
+
+import kernbench
+import kernbench.language as language
+from kernbench.language import semantic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PURE = os.environ.get("KERNBENCH_PURE_PYTHON", "0") not in ("", "0", "false", "False")
+
+
+def test_setup_compiles_the_modules_the_package_lists():
+    path = os.path.join(ROOT, "setup.py")
+    if not os.path.exists(path):
+        pytest.skip("no setup.py next to the tests")
+    body = re.search(r"TRACING_MODULES = \[(.*?)\]", open(path).read(), re.S).group(1)
+    assert tuple(re.findall(r'"([\w.]+)"', body)) == language.TRACING_MODULES
+
+
+@pytest.mark.skipif(PURE, reason="built with KERNBENCH_PURE_PYTHON=1")
+def test_the_installed_tracing_layer_is_compiled():
+    assert all(language.compiled_tracing().values()), language.compiled_tracing()
+    # compiled functions push no frame: the caller-frame helper starts at the innermost one
+    assert semantic._SKIP == 0
+
+
+@pytest.mark.skipif(PURE, reason="built with KERNBENCH_PURE_PYTHON=1")
+def test_a_source_newer_than_its_compiled_module_warns(monkeypatch):
+    real = os.path.getmtime
+    monkeypatch.setattr(os.path, "getmtime", lambda p: real(p) + (1e6 if p.endswith(".py") else 0))
+    with pytest.warns(RuntimeWarning, match=r"builder\.py, .* are newer than the compiled modules"):
+        language._warn_stale()
+
+
+def test_kernel_lines_through_operators_helpers_and_loops():
+    """Compiled or not, every command names the kernel line of its tl call (the frame walk)."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.replicate(np.ones((8, 8), np.float32))
+    here = __file__
+
+    def kernel(x, *, tl):
+        t = tl.load(x, shape=(8, 8))  # line +1
+        for _ in tl.range(6):
+            t = t * 2.0  # line +3: TensorHandle.__mul__ -> tl.mul
+        tl.store(x, tl.exp(t))  # line +4: exp, then store
+
+    first = kernel.__code__.co_firstlineno
+    r = ctx.launch(kernel, (1, 1), x, mode="timing")
+    got = [r.source(i) for i in range(r.program.n_commands)]
+    want = ([f"{here}:{first + 1}"] + [f"{here}:{first + 3}"] * 6 + [f"{here}:{first + 4}"] * 2)
+    assert got == want
