@@ -7,7 +7,11 @@ run traced what it should: 100 commands per program, every program working.
 * tracing: ``executor.trace`` of 512 programs (8 PEs x 64 cubes, preset mesh64) x 100 commands,
   commands per second and microseconds per command;
 * launch: ``ctx.launch(..., mode="timing")`` of the same 512 x 100 commands end to end (trace,
-  program arrays, message check, engine), wall seconds and the share spent tracing.
+  program arrays, message check, engine), wall seconds and the share spent tracing;
+* flagship, every command traced: the Llama-70B single-user prefill kernel at 8K context
+  (4K with ``--quick``) traced with ``replay="off"``, so every command runs the kernel's Python
+  and the tl calls (issue 12, item 2: the cost of a traced command, which tl.range replay only
+  makes rarer), microseconds per command and whether the tracing layer ran compiled.
 
 ``--quick`` shrinks the grid to 8 PEs x 8 cubes.
 """
@@ -16,6 +20,8 @@ from __future__ import annotations
 import time
 
 import kernbench
+from kernbench.diag import panel_spec
+from kernbench.language import compiled_tracing
 from kernbench.runtime import executor
 
 CMDS_PER_PROGRAM = 100
@@ -87,4 +93,26 @@ def test_launch_512_programs_timing_mode(benchmark, quick):
         "launch_s": secs,
         "trace_share": trace_s / secs,
         "simulated_cycles": r.cycles,
+    })
+
+
+def test_trace_flagship_every_command(benchmark, quick):
+    ctx = kernbench.Context("default")
+    spec = panel_spec("single_user_prefill", ctx.hw, shape="llama70b", context=4096 if quick else 8192)
+    ctx.install_sfr(scope=spec.scope, ring=False)
+    kv = [ctx.empty((spec.S_kv_per_rank, spec.h_kv, spec.d_head), "f16") for _ in range(2)]
+    q, o = (ctx.empty((spec.S_q, spec.h_q, spec.d_head), "f16") for _ in range(2))
+    args = (q, *kv, o, spec.S_q, spec.S_kv_per_rank, spec.h_q, spec.h_kv, spec.d_head, spec.n_ranks,
+            spec.rank_axis, *spec.blocks)
+    traced, secs = _pedantic(
+        benchmark, lambda: executor.trace_launch(ctx, spec.kernel, spec.grid, args, {}, mode="timing",
+                                                 replay="off")[0],
+        rounds=2 if quick else 3)
+    n = traced.program.n_commands
+    assert traced.program.tiled is None  # nothing replayed: every command traced
+    assert n > 100_000
+    benchmark.extra_info.update({
+        "commands": n,
+        "us_per_command": secs / n * 1e6,
+        "compiled": all(compiled_tracing().values()),
     })
