@@ -31,9 +31,24 @@ def test_the_installed_tracing_layer_is_compiled():
 
 @pytest.mark.skipif(PURE, reason="built with KERNBENCH_PURE_PYTHON=1")
 def test_a_source_newer_than_its_compiled_module_warns(monkeypatch):
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(language.__file__)))
+    if not os.path.exists(os.path.join(os.path.dirname(pkg), "setup.py")):
+        pytest.skip("an installed package: its files' times are the install's (not checked)")
     real = os.path.getmtime
     monkeypatch.setattr(os.path, "getmtime", lambda p: real(p) + (1e6 if p.endswith(".py") else 0))
     with pytest.warns(RuntimeWarning, match=r"builder\.py, .* are newer than the compiled modules"):
+        language._warn_stale()
+
+
+def test_an_installed_package_is_not_checked(monkeypatch, tmp_path):
+    """In site-packages the .py files may be newer than the compiled ones (the wheel's order):
+    no warning there, only in a source checkout."""
+    real = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: False if p.endswith("setup.py") else real(p))
+    monkeypatch.setattr(os.path, "getmtime", lambda p: 1e12 if p.endswith(".py") else 0.0)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         language._warn_stale()
 
 

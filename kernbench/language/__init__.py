@@ -33,7 +33,12 @@ def compiled_tracing() -> dict:
 
 def _warn_stale() -> None:
     """An editable install (``pip install -e .``) compiles these modules next to their .py
-    files, and Python imports the compiled one: after an edit it would run the old code."""
+    files, and Python imports the compiled one: after an edit it would run the old code. Only a
+    source checkout (setup.py beside the package) is checked: an installed package's files carry
+    the install's times, in no useful order."""
+    root = _os.path.dirname(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
+    if not _os.path.exists(_os.path.join(root, "setup.py")):
+        return
     stale = []
     for m in TRACING_MODULES:
         so = _importlib.import_module(m).__file__
