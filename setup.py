@@ -1,10 +1,11 @@
 """Build the compiled engine (kernbench._core) and the compiled tracing layer.
 
-Every extension is declared in EXTENSIONS below. The tracing layer (TRACING_MODULES: the tl
-builtins, the semantic checks, the builder, the loop replay, the trace store and the handles) is
-plain Python that Cython compiles as it is, about a quarter faster per traced command; the .py
-files stay the source of truth and the package works without their compiled twins
-(``KERNBENCH_PURE_PYTHON=1`` builds the engine only). Two builds:
+Every extension is declared in EXTENSIONS below. The tracing layer (TRACING_MODULES, listed
+in kernbench/language/_compiled.py: the tl builtins, the semantic checks, the builder, the loop
+replay, the trace store and the handles) is plain Python that Cython compiles as it is: a traced
+command costs about 15% less (docs/benchmarks.md). The .py files stay the source of truth, and
+the package works without their compiled twins (``KERNBENCH_PURE_PYTHON=1`` builds the engine
+only). Two builds:
 
 * release (default): bounds and wraparound checks off. The engine's Python entry point
   (kernbench/_core/api.py) validates every array before it reaches a Cython loop, so the
@@ -61,14 +62,10 @@ extensions = [
 # Plain Python modules compiled as they are (no types): the tracing layer's hot calls. Line
 # tracing stays off in both builds: a traced compiled function would push a Python frame, and
 # the language finds the kernel's line by walking frames (semantic.site_frame).
-TRACING_MODULES = [
-    "kernbench.common.pe_commands",
-    "kernbench.language.builder",
-    "kernbench.language.builtins",
-    "kernbench.language.loops",
-    "kernbench.language.semantic",
-    "kernbench.language.store",
-]
+_ns: dict = {}  # (read, not imported: the package is not built yet)
+with open(os.path.join("kernbench", "language", "_compiled.py")) as _f:
+    exec(_f.read(), _ns)
+TRACING_MODULES = _ns["TRACING_MODULES"]
 PURE_PYTHON = os.environ.get("KERNBENCH_PURE_PYTHON", "0") not in ("", "0", "false", "False")
 py_directives = {"language_level": 3, "binding": True}
 # -O1: their C is calls into the Python C API; -O3 made tracing 4% faster for 2.3x the compile

@@ -6,24 +6,13 @@ import os as _os
 import warnings as _warnings
 
 from ..common.pe_commands import TensorHandle
+from ._compiled import TRACING_MODULES
 from .builder import PEBuilder
 from .builtins import TL
 from .semantic import DTYPES, NP_DTYPES, STORAGE_DTYPES, TransposedView, dtype_name
 
 __all__ = ["TL", "PEBuilder", "TensorHandle", "TransposedView", "DTYPES", "NP_DTYPES",
            "STORAGE_DTYPES", "dtype_name", "TRACING_MODULES", "compiled_tracing"]
-
-#: The tracing layer's modules, plain Python that setup.py compiles with Cython as it is (its
-#: TRACING_MODULES; a test holds the two lists equal).
-TRACING_MODULES = (
-    "kernbench.common.pe_commands",
-    "kernbench.language.builder",
-    "kernbench.language.builtins",
-    "kernbench.language.loops",
-    "kernbench.language.semantic",
-    "kernbench.language.store",
-)
-
 
 def compiled_tracing() -> dict:
     """{module: True when it runs compiled} for TRACING_MODULES (all False in a build with
