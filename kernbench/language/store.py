@@ -61,7 +61,7 @@ class TraceStore:
     arrive). :meth:`close` flushes, trims and hands them over."""
 
     __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_n_lit", "_bounds",
-                 "_sites", "_expected", "_segments", "_tensor_bytes", "_tiles")
+                 "_sites", "_expected", "_segments", "_tensor_bytes", "_tiles", "_program")
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.table = SiteTable()
@@ -82,6 +82,9 @@ class TraceStore:
         self._tensor_bytes: list = []
         #: every append_tiled, in order: (a, z, lo, R, D, shift, made) (:class:`TiledCommands`)
         self._tiles: list = []
+        #: where the current program starts: (its first global command, the first of _bounds
+        #: and of _tiles that can hold its rows)
+        self._program = (0, 0, 0)
 
     @property
     def n_traced(self) -> int:
@@ -100,6 +103,8 @@ class TraceStore:
             raise RuntimeError("PEBuilders sharing a TraceStore must be traced one at a time "
                                "(finish() the previous one first)")
         self.current = builder
+        # (its first rows may extend the last range of traced rows: that one is scanned too)
+        self._program = (self.n_traced, max(len(self._bounds) - 1, 0), len(self._tiles))
         self._segments.append([builder, len(self.pending) // 4, 0])
 
     def end(self, builder) -> None:
@@ -183,10 +188,31 @@ class TraceStore:
         one range, else read back (a copy)."""
         if not self._tiles:
             return self._commands[a:z]
-        for lo, hi, at in self._bounds:
+        start, b0, t0 = self._program if self.current is not None else (0, 0, 0)
+        if a < start:
+            b0 = t0 = 0
+        for lo, hi, at in self._bounds[b0:]:
             if lo <= a and z <= hi:
                 return self._commands[at + a - lo:at + z - lo]
-        return self._source().rows(a, z)
+        if a < start:
+            return self._source().rows(a, z)
+        return self._program_source(start, b0, t0).rows(a - start, z - start)
+
+    def _program_source(self, start: int, b0: int, t0: int) -> "_replay.CommandSource":
+        """The current program's rows (global start..n) as a CommandSource numbered from 0: a
+        tl.range loop reads its own iterations back, and a program's tilings copy its own rows
+        only, so the rest of the launch (earlier programs) is left out of the reader."""
+        bounds, first = [], None
+        for lo, hi, at in self._bounds[b0:]:
+            if hi > start:
+                x = max(lo, start)
+                if first is None:
+                    first = at + x - lo
+                bounds.append((x - start, hi - start))
+        tiles = [(a - start, z - start, lo - start, R, D, shift, made)
+                 for a, z, lo, R, D, shift, made in self._tiles[t0:]]
+        lit = self._commands[first:self._n_lit] if first is not None else self._commands[:0]
+        return _replay.CommandSource(self.n - start, bounds, lit, tiles)
 
     def rows(self, a: int, z: int) -> np.ndarray:
         """(site, src0, src1, src2) of global commands a..z (int64, (z - a, 4)), flushed or
