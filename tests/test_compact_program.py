@@ -149,3 +149,37 @@ def test_rows_read_back_equal_the_expansion(tc, data):
         src.take([tc.n])
     with pytest.raises(ValueError):
         src.rows(0, tc.n + 1)
+
+
+def test_a_loop_reads_its_program_back_through_a_reader_of_that_program_only():
+    """While PE (3, 1) is traced, the store reads its rows through a reader of its own rows
+    (numbered from its first command): the same records as the launch-wide reader, for every
+    range of them, tilings of nested loops included."""
+    import kernbench
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 2, "pes_per_cube": 4})
+    x = ctx.empty((64, 64), "f32")
+    seen = []
+
+    def kernel(x_ptr, *, tl):
+        acc = tl.zeros((64, 64), "f32")
+        for i in tl.range(7):
+            t = tl.load(x_ptr + i * 0, shape=(64, 64))
+            for _ in tl.range(6):
+                acc = acc + tl.exp(t)
+            acc = acc * 0.5
+        tl.store(x_ptr, acc)
+        if (tl.program_id(0), tl.program_id(1)) == (3, 1):
+            store = tl._b.trace_store
+            store.flush()
+            start, b0, t0 = store._program
+            assert start > 0 and 0 < t0 < len(store._tiles)  # earlier programs' tilings and its own
+            local = store._program_source(start, b0, t0)
+            whole = store._source()
+            n = store.n - start
+            for a, z in [(0, n), (1, n - 1), (n // 3, 2 * n // 3), (n - 5, n)]:
+                seen.append(np.array_equal(local.rows(a, z).view(np.uint8),
+                                           whole.rows(start + a, start + z).view(np.uint8)))
+
+    ctx.launch(kernel, (4, 2), x, mode="timing", replay="on")
+    assert seen == [True] * 4
