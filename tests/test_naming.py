@@ -5,11 +5,14 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kernbench
 from kernbench import KernelError
 from kernbench._core import api
 from kernbench.common.errors import pe_at, pe_label
+from kernbench.common.pe_commands import OPPOSITE
 from kernbench.hw.sfr import PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, parse_port
 from kernbench.language import semantic, sites
 
@@ -142,3 +145,49 @@ def test_link_order_refuses_a_link_outside_the_table():
         api.link_order(np.array([3, -1]), 8)
     with pytest.raises(ValueError, match=r"links must be in 0\.\.7, got 0\.\.8"):
         api.link_order(np.array([0, 8]), 8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 6), st.lists(st.tuples(st.integers(0, 5), st.sampled_from([1, -1]),
+                                             st.integers(0, 3), st.integers(0, 2)), max_size=40),
+       st.booleans(), st.booleans())
+def test_messages_agree_answers_as_the_pairing(n_pes, msgs, pad, mirror):
+    """api.messages_agree (one pass in C) says True exactly when pair_links pairs every send with
+    a recv of its type: equal counts on every link, the k-th send's type the k-th recv's. A ring
+    of ``n_pes`` PEs (E/W) and random sends and recvs, each a (PE, direction, port, type);
+    with ``mirror``, every send also gets its recv (so most programs agree but the random
+    recvs')."""
+    nbr = np.full((n_pes, 4), -1, np.int32)
+    for g in range(n_pes):
+        nbr[g, Port.E], nbr[g, Port.W] = (g + 1) % n_pes, (g - 1) % n_pes
+    msgs = [(g % n_pes, d, (Port.E, Port.W)[p % 2], t) for g, d, p, t in msgs]
+    if mirror:  # the sends only, each with the recv that drains it
+        msgs = [m for m in msgs if m[1] == 1]
+        msgs += [(int(nbr[g, p]), -1, OPPOSITE[p], t) for g, _, p, t in msgs]
+    msgs.sort(key=lambda m: m[0])  # command order: PE by PE
+    # a site per message kind (direction, port, type); other commands around them when pad
+    kinds = sorted({(d, int(p), t) for _, d, p, t in msgs})
+    site_dir = np.array([0] + [d for d, _, _ in kinds], np.int8)
+    site_port = np.array([0] + [p for _, p, _ in kinds], np.int64)
+    site_type = np.array([-1] + [t for _, _, t in kinds], np.int64)
+    sites, links, counts = [], [], np.zeros(n_pes, np.int64)
+    for g, d, p, t in msgs:
+        if pad:
+            sites.append(0)
+            counts[g] += 1
+        links.append(len(sites))
+        sites.append(1 + kinds.index((d, int(p), t)))
+        counts[g] += 1
+    cmd_off = np.concatenate([[0], np.cumsum(counts)])
+    fast = api.messages_agree(np.array(links, np.int64), np.array(sites, np.int32), cmd_off,
+                              site_dir, site_port, site_type, nbr)
+    sends = [m for m in msgs if m[1] == 1]
+    recvs = [m for m in msgs if m[1] == -1]
+    lp = api.pair_links(nbr, [m[0] for m in sends], [int(m[2]) for m in sends],
+                        [m[0] for m in recvs], [int(m[2]) for m in recvs])
+    st_ = np.array([m[3] for m in sends], np.int64)[lp.send_order]
+    rt_ = np.array([m[3] for m in recvs], np.int64)[lp.recv_order]
+    agree = lp.count_mismatch() == -1 and np.array_equal(st_, rt_)
+    assert fast == agree
+    if mirror:
+        assert fast

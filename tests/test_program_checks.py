@@ -117,3 +117,83 @@ def test_unit_queues_are_the_stable_sort_by_pe_and_unit(machine):
     np.testing.assert_array_equal(sends, np.flatnonzero(c["opcode"] == Opcode.SEND))
     np.testing.assert_array_equal(recvs, np.flatnonzero(c["opcode"] == Opcode.RECV))
     assert off.dtype == sends.dtype == recvs.dtype == np.int64 and q.dtype == np.int32
+
+
+# -- a tiled program's copies checked on their tensor numbers only ------------------------------
+def _agree_tiled(program, tc):
+    """check_source over ``tc`` (a tiling's body read once, its copies checked on their tensor
+    numbers) against check_fast over ``tc.expand()`` (every row in full): the same answer and,
+    when valid, the same tables (made, readers, units, link byte counts)."""
+    full = tc.expand()
+    cmd_off, t_off = program.cmd_offsets, program.tensor_offsets
+    n_t = len(program.tensor_bytes)
+    fm, fr = np.zeros(n_t, np.uint8), np.zeros(n_t, np.int32)
+    ok = api._check.check_fast(full, cmd_off, t_off, api._OP_PROPS, api._UNIT_BASE, fm, fr,
+                               api.MAX_SIZE, api.MAX_VOLUME)
+    sm, sr, units = np.zeros(n_t, np.uint8), np.zeros(n_t, np.int32), np.zeros(len(full), np.uint8)
+    lb = api._check.check_source(tc.source(), cmd_off, t_off, api._OP_PROPS, api._UNIT_BASE, sm, sr,
+                                 api.MAX_SIZE, api.MAX_VOLUME, units, 5)
+    assert (lb is not None) == ok
+    if ok:
+        assert np.array_equal(sm, fm) and np.array_equal(sr, fr)
+        assert np.array_equal(units, full["unit"])
+        assert np.array_equal(lb, full["nbytes"][full["unit"] >= int(Unit.TX_E)])
+    return ok
+
+
+def _replayed_program(case):
+    from test_tl_range import _launch, make_loop_kernel
+
+    k, args = make_loop_kernel(*case)
+    return _launch(k, args, "on").program
+
+
+def _loop_case():
+    from test_tl_range import loop_kernels
+
+    return loop_kernels()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.deferred(_loop_case), st.data())
+def test_tiled_copies_checked_as_the_expanded_rows(case, data):
+    """Generated tl.range kernels (sends and recvs between 2 PEs, masked, pinned, views), their
+    programs as replay keeps them; then the same with one tiling's moves or one traced row's
+    tensor number changed (D, made: the copies name other tensors; src/dst: the body itself
+    changes): the tiled check answers as the row-by-row check of the expanded array."""
+    program = _replayed_program(case)
+    tc = program.compact
+    if tc is None or not tc.tiles:
+        return
+    assert _agree_tiled(program, tc)  # replay keeps a valid program valid
+    for _ in range(3):
+        tiles = list(tc.tiles)
+        literal = tc.literal
+        if data.draw(st.booleans()):
+            i = data.draw(st.integers(0, len(tiles) - 1))
+            a, z, lo, R, D, shift, made = tiles[i]
+            d = data.draw(st.sampled_from([-3, -2, -1, 1, 2, 5, 1 << 31]))
+            if data.draw(st.booleans()):
+                D += d
+            else:
+                made = max(made + d, 0)
+            tiles[i] = (a, z, lo, R, D, shift, made)
+        elif len(literal):
+            literal = literal.copy()
+            j = data.draw(st.integers(0, len(literal) - 1))
+            f = data.draw(st.sampled_from(["src0", "src1", "src2", "dst"]))
+            literal[f][j] = data.draw(st.sampled_from(EDGES) | st.integers(-3, 40))
+        _agree_tiled(program, TiledCommands(tc.n, tc.bounds, literal, tiles))
+
+
+def test_a_kernel_with_nested_loops_and_links_checks_its_copies():
+    """The hand-written ring kernel of tests/test_tl_range.py (nested tl.range, sends/recvs,
+    a pinned tile): tilings inside tilings, checked without expanding them."""
+    from test_tl_range import T, _launch, ring_body
+
+    n = 9
+    r = _launch(ring_body, lambda ctx: (ctx.empty(((2 * n + 2) * T, T), "f32"),
+                                        ctx.empty((T, T), "f32"), n), "on")
+    tc = r.program.compact
+    assert tc is not None and len(tc.tiles) >= 2
+    assert _agree_tiled(r.program, tc)

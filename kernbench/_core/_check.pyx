@@ -9,12 +9,13 @@ theirs. tests/test_engine_errors.py compares both on generated programs, valid a
 Commands are checked PE by PE in stream order, so a read is valid when its tensor was made
 earlier in the stream (numpy: produced, once, by an earlier command).
 """
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint8_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint8_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from ._types cimport (Command, OP_DOT, OP_VEC, OP_REDUCE, N_OPCODES, N_PORTS, N_UNITS,
                       N_VEC_OPS, UNIT_TX0, UNIT_RX0)
-from ._replay cimport CommandSource, fill_rows
+from ._replay cimport (CmdSource, CommandSource, fill_rows, SEG_LO, SEG_HI, SEG_TILE, SEG_COLS,
+                      T_A, T_Z, T_R, T_D, T_MADE, T_SHIFT, T_COLS)
 
 import numpy as np
 
@@ -140,18 +141,115 @@ def check_fast(const Command[::1] commands, const int64_t[::1] cmd_off, const in
 _ROWS = 1 << 16
 
 
+cdef struct LinkBytes:
+    # the link commands' byte counts, in command order (a growing C array)
+    int64_t* v
+    int64_t n
+    int64_t cap
+
+
+cdef inline int _push(LinkBytes* lb, int64_t x) noexcept nogil:
+    cdef int64_t* grown
+    if lb.n == lb.cap:
+        grown = <int64_t*> realloc(lb.v, 2 * lb.cap * sizeof(int64_t))
+        if grown == NULL:
+            return 2
+        lb.v = grown
+        lb.cap *= 2
+    lb.v[lb.n] = x
+    lb.n += 1
+    return 0
+
+
+cdef int _check_span(const CmdSource* s, int64_t x, int64_t y, Command* buf, int64_t rows,
+                     int64_t* g, const int64_t* cmd_off, const int64_t* t_off,
+                     const uint8_t* op_props, const int32_t* unit_base, uint8_t* made,
+                     int32_t* readers, int64_t max_size, double max_volume, uint8_t* units,
+                     LinkBytes* lb) noexcept nogil:
+    # Rows x..y read back ``rows`` at a time into buf and checked row by row (check_rows).
+    cdef int64_t z, i
+    cdef int rc = 0
+    while x < y and rc == 0:
+        z = x + rows if x + rows < y else y
+        rc = fill_rows(s, x, z, buf)
+        if rc == 0:
+            rc = check_rows(buf, x, z, g, cmd_off, t_off, op_props, unit_base, made, readers,
+                            max_size, max_volume)
+        if rc == 0:
+            for i in range(x, z):
+                units[i] = <uint8_t> buf[i - x].unit
+                if units[i] >= UNIT_TX0:
+                    rc = _push(lb, buf[i - x].nbytes)
+                    if rc:
+                        break
+        x = z
+    return rc
+
+
+cdef int _check_copies(const Command* body, int64_t n, const uint8_t* shift, int64_t lo,
+                       int64_t R, int64_t D, int64_t made_step, int64_t g,
+                       const int64_t* t_off, const uint8_t* op_props, uint8_t* made,
+                       int32_t* readers, uint8_t* units, LinkBytes* lb) noexcept nogil:
+    # check_rows over the R copies of a tiling's body (rows lo .. lo + R * n, all on PE g), the
+    # body's rows already checked: a copy differs from its body row only in its tensor numbers
+    # (operand k moved on by shift[k] * m * D, the result by m * made_step: _replay._move_on,
+    # int32 wrap included), so every check that reads no tensor number (opcode, unit, port,
+    # sizes, volume) holds for it as it did for the body; the checks of tensor numbers (range,
+    # presence, made before read, made once) and the reader counts run on the moved numbers.
+    cdef int64_t base = t_off[g], nt = t_off[g + 1] - t_off[g], m, j, i = lo, sd, rd
+    cdef const Command* b
+    cdef const uint8_t* f
+    cdef int32_t s0, s1, s2, d
+    cdef uint8_t props
+    for m in range(1, R + 1):
+        sd = m * D
+        rd = m * made_step
+        for j in range(n):
+            b = &body[j]
+            f = &shift[3 * j]
+            s0 = <int32_t> (b.src0 + sd) if f[0] else b.src0
+            s1 = <int32_t> (b.src1 + sd) if f[1] else b.src1
+            s2 = <int32_t> (b.src2 + sd) if f[2] else b.src2
+            d = <int32_t> (b.dst + rd) if b.dst >= 0 else b.dst
+            if (s0 < -1 or s0 >= nt or s1 < -1 or s1 >= nt or s2 < -1 or s2 >= nt
+                    or d < -1 or d >= nt):
+                return 1
+            props = op_props[b.opcode]
+            if ((props & P_SRC0 and s0 < 0) or (props & P_SRC1 and s1 < 0)
+                    or (props & P_DST and d < 0) or (props & P_NO_RESULT and d >= 0)):
+                return 1
+            if not (_read_ok(s0, base, made, readers) and _read_ok(s1, base, made, readers)
+                    and _read_ok(s2, base, made, readers)):
+                return 1
+            if d >= 0:
+                if made[base + d]:
+                    return 1
+                made[base + d] = 1
+            units[i] = <uint8_t> b.unit
+            if b.unit >= UNIT_TX0 and _push(lb, b.nbytes):
+                return 2
+            i += 1
+    return 0
+
+
 def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::1] t_off,
                  const uint8_t[::1] op_props, const int32_t[::1] unit_base, uint8_t[::1] made,
                  int32_t[::1] readers, int64_t max_size, double max_volume,
                  uint8_t[::1] units, int64_t rows=_ROWS):
-    """:func:`check_fast` of a tiled array read through ``src`` (kernbench._core._replay),
-    ``rows`` rows at a time: the array is never expanded. Also writes every command's unit to
-    ``units`` ((n,) uint8, for :func:`unit_queues_of`). Returns None if a check fails, else the
-    byte counts of the link commands (sends and recvs) in command order (int64)."""
-    cdef int64_t n = src.src.n, x, y, i, g = 0, n_link = 0, cap = 1024
+    """:func:`check_fast` of a tiled array read through ``src`` (kernbench._core._replay): the
+    array is never expanded. Traced rows are read back ``rows`` at a time and checked row by
+    row; a tiling within one PE's stream has its body read once and its copies checked on their
+    tensor numbers only (the rest of a copy is its body row's, checked already: _check_copies).
+    Also writes every command's unit to ``units`` ((n,) uint8, for :func:`unit_queues_of`).
+    Returns None if a check fails, else the byte counts of the link commands (sends and recvs)
+    in command order (int64). Raises ValueError on tables of the wrong size, MemoryError."""
+    cdef const CmdSource* s = &src.src
+    cdef int64_t n = s.n, k, lo, hi, g = 0, a, z, nb, cap_body = 0
+    cdef const int64_t* t
     cdef int rc = 0
-    cdef int64_t* lb
-    cdef int64_t* grown
+    cdef LinkBytes lb
+    cdef Command* body = NULL
+    cdef Command* grown
     cdef int64_t[::1] ov
     if len(op_props) != N_OPCODES or len(unit_base) != N_OPCODES or len(made) != len(readers):
         raise ValueError("check_source: tables of the wrong size")
@@ -163,44 +261,54 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
         return np.zeros(0, np.int64)
     buf_arr = np.empty(min(n, rows), src._keep[0].dtype)
     cdef Command[::1] buf = buf_arr
-    lb = <int64_t*> malloc(cap * sizeof(int64_t))
-    if lb == NULL:
+    cdef uint8_t* made_p = &made[0] if made.shape[0] else NULL
+    cdef int32_t* readers_p = &readers[0] if readers.shape[0] else NULL
+    lb.cap = 1024
+    lb.n = 0
+    lb.v = <int64_t*> malloc(lb.cap * sizeof(int64_t))
+    if lb.v == NULL:
         raise MemoryError()
     with nogil:
-        x = 0
-        while x < n and rc == 0:
-            y = x + buf.shape[0] if x + buf.shape[0] < n else n
-            rc = fill_rows(&src.src, x, y, &buf[0])
-            if rc == 0:
-                rc = check_rows(&buf[0], x, y, &g, &cmd_off[0], &t_off[0], &op_props[0],
-                                &unit_base[0], &made[0] if made.shape[0] else NULL,
-                                &readers[0] if readers.shape[0] else NULL, max_size, max_volume)
-            if rc == 0:
-                for i in range(x, y):
-                    units[i] = <uint8_t> buf[i - x].unit
-                    if units[i] >= UNIT_TX0:
-                        if n_link == cap:
-                            cap *= 2
-                            grown = <int64_t*> realloc(lb, cap * sizeof(int64_t))
-                            if grown == NULL:
-                                rc = 2
-                                break
-                            lb = grown
-                        lb[n_link] = buf[i - x].nbytes
-                        n_link += 1
-            x = y
+        for k in range(s.n_seg):
+            lo, hi = s.seg[k * SEG_COLS + SEG_LO], s.seg[k * SEG_COLS + SEG_HI]
+            if hi <= lo:
+                continue
+            while lo >= cmd_off[g + 1]:
+                g += 1
+            if s.seg[k * SEG_COLS + SEG_TILE] < 0 or hi > cmd_off[g + 1]:
+                rc = _check_span(s, lo, hi, &buf[0], buf.shape[0], &g, &cmd_off[0], &t_off[0],
+                                 &op_props[0], &unit_base[0], made_p, readers_p, max_size,
+                                 max_volume, &units[0], &lb)
+            else:
+                t = &s.tile[s.seg[k * SEG_COLS + SEG_TILE] * T_COLS]
+                a, z = t[T_A], t[T_Z]
+                nb = z - a
+                if nb > cap_body:
+                    grown = <Command*> realloc(body, nb * sizeof(Command))
+                    if grown == NULL:
+                        rc = 2
+                        break
+                    body, cap_body = grown, nb
+                rc = fill_rows(s, a, z, body)
+                if rc == 0:
+                    rc = _check_copies(body, nb, &s.shift[t[T_SHIFT]], lo, t[T_R], t[T_D],
+                                       t[T_MADE], g, &t_off[0], &op_props[0], made_p, readers_p,
+                                       &units[0], &lb)
+            if rc:
+                break
     try:
         if rc == 2:
             raise MemoryError()
         if rc:
             return None
-        out = np.empty(n_link, np.int64)
-        if n_link:
+        out = np.empty(lb.n, np.int64)
+        if lb.n:
             ov = out
-            memcpy(&ov[0], lb, n_link * sizeof(int64_t))
+            memcpy(&ov[0], lb.v, lb.n * sizeof(int64_t))
         return out
     finally:
-        free(lb)
+        free(lb.v)
+        free(body)
 
 
 def unit_queues(const Command[::1] commands, const int64_t[::1] cmd_off):
@@ -274,3 +382,91 @@ def stable_order(const int64_t[::1] keys, int64_t n_keys):
             out[start[k]] = i
             start[k] += 1
     return out_arr
+
+
+def messages_agree(const int64_t[::1] links, const int32_t[::1] sites, const int64_t[::1] cmd_off,
+                   const int8_t[::1] site_dir, const int64_t[::1] site_port,
+                   const int64_t[::1] site_type, const int32_t[:, ::1] nbr,
+                   const int64_t[::1] opposite) -> bool:
+    """True when every link carries as many sends as recvs drain it and the k-th send on each
+    link has the type (shape and dtype) of the k-th recv: api.pair_links' pairing, one pass in
+    C. False also when anything is out of the ordinary (a port with no neighbour): the caller
+    then pairs with numpy, which names the first mismatch.
+
+    ``links``: ascending global indices of the program's sends and recvs (int64); ``sites``:
+    every command's site (int32); per site, ``site_dir`` (int8: 1 send, -1 recv, 0 other),
+    ``site_port`` and ``site_type`` (int64: a number per (shape, dtype)); ``nbr``: (n_pes,
+    N_PORTS) int32 neighbour table; ``opposite``: (N_PORTS,) int64, each port's opposite."""
+    cdef int64_t n = links.shape[0], n_pes = cmd_off.shape[0] - 1, n_links = n_pes * N_PORTS
+    cdef int64_t n_sites = site_dir.shape[0], i, x, g, j, lk, p, q
+    cdef int8_t d
+    cdef bint ok = True
+    if (nbr.shape[0] != n_pes or nbr.shape[1] != N_PORTS or opposite.shape[0] != N_PORTS
+            or site_port.shape[0] != n_sites or site_type.shape[0] != n_sites):
+        raise ValueError("messages_agree: tables of the wrong size")
+    if n == 0:
+        return True
+    counts_arr = np.zeros(2 * n_links + 1, np.int64)  # sends per link, recvs per link, then offsets
+    cdef int64_t[::1] cnt = counts_arr
+    cdef int64_t* ns = &cnt[0]
+    cdef int64_t* nr = &cnt[n_links]
+    types_arr = np.empty(n, np.int64)
+    cdef int64_t[::1] types = types_arr
+    cdef int pass_
+    with nogil:
+        # pass 0 counts each link's sends and recvs; pass 1 writes the sends' types in link
+        # order (command order within a link: ns becomes each link's next slot); pass 2 compares
+        # each recv's type with its link's next send's
+        for pass_ in range(3):
+            g = 0
+            for i in range(n):
+                x = links[i]
+                if x < 0 or x >= cmd_off[n_pes] or (i and x <= links[i - 1]):
+                    ok = False
+                    break
+                while x >= cmd_off[g + 1]:
+                    g += 1
+                j = sites[x]
+                if j < 0 or j >= n_sites:
+                    ok = False
+                    break
+                d = site_dir[j]
+                p = site_port[j]
+                if d == 0 or p < 0 or p >= N_PORTS:
+                    ok = False
+                    break
+                if d > 0:
+                    if pass_ == 0:
+                        ns[g * N_PORTS + p] += 1
+                    elif pass_ == 1:
+                        lk = g * N_PORTS + p
+                        types[ns[lk]] = site_type[j]
+                        ns[lk] += 1
+                else:
+                    q = nbr[g, p]
+                    if q < 0 or q >= n_pes:
+                        ok = False
+                        break
+                    lk = q * N_PORTS + opposite[p]
+                    if pass_ == 0:
+                        nr[lk] += 1
+                    elif pass_ == 2:
+                        if types[nr[lk]] != site_type[j]:
+                            ok = False
+                            break
+                        nr[lk] += 1
+            if not ok:
+                break
+            if pass_ == 0:
+                # equal counts on every link, then both become the link's first slot
+                x = 0
+                for lk in range(n_links):
+                    if ns[lk] != nr[lk]:
+                        ok = False
+                        break
+                    j = ns[lk]
+                    ns[lk] = nr[lk] = x
+                    x += j
+                if not ok:
+                    break
+    return ok

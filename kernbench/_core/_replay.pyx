@@ -104,22 +104,7 @@ def source_repeats(CommandSource src, int64_t c0, int64_t n, int64_t iters, int6
     return ok and rc == 0
 
 
-# -- reading a tiled array without expanding it ------------------------------------------------
-# Column indices of CmdSource.seg and CmdSource.tile.
-cdef enum:
-    SEG_LO = 0
-    SEG_HI = 1
-    SEG_TILE = 2
-    SEG_AT = 3
-    SEG_COLS = 4
-    T_A = 0
-    T_Z = 1
-    T_LO = 2
-    T_R = 3
-    T_D = 4
-    T_MADE = 5
-    T_SHIFT = 6
-    T_COLS = 7
+# -- reading a tiled array without expanding it (SEG_* and T_* columns: _replay.pxd) -------
 
 
 cdef int fill_rows(const CmdSource* s, int64_t x, int64_t y, Command* out) noexcept nogil:

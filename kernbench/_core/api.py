@@ -314,6 +314,23 @@ def pair_links(nbr: np.ndarray, send_pe, send_port, recv_pe, recv_port) -> LinkP
 _OPPOSITE = np.array([int(q) for q in OPPOSITE], np.int64)
 
 
+def messages_agree(links, sites, cmd_off, site_dir, site_port, site_type, nbr) -> bool:
+    """True when :func:`pair_links` would pair every send with a recv of its type on every link
+    (as many of each; the k-th send's shape and dtype those of the k-th recv): one pass in C
+    (_check.messages_agree), no pairing built. False means: pair them to find out what is wrong.
+
+    ``links``: ascending global indices of the sends and recvs; ``sites``: each command's site;
+    per site, ``site_dir`` (1 send, -1 recv, 0 other), ``site_port`` and ``site_type`` (equal
+    numbers for equal (shape, dtype)); ``nbr``: the (n_pes, N_PORTS) neighbour table."""
+    return _check.messages_agree(np.ascontiguousarray(links, np.int64),
+                                 np.ascontiguousarray(sites, np.int32),
+                                 np.ascontiguousarray(cmd_off, np.int64),
+                                 np.ascontiguousarray(site_dir, np.int8),
+                                 np.ascontiguousarray(site_port, np.int64),
+                                 np.ascontiguousarray(site_type, np.int64),
+                                 np.ascontiguousarray(nbr, np.int32), _OPPOSITE)
+
+
 def _check_neighbours(hw: HardwareConfig, neighbours) -> np.ndarray:
     nbr = np.asarray(neighbours)
     if nbr.shape != (hw.n_pes, N_PORTS) or not np.issubdtype(nbr.dtype, np.integer):

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .._core.api import moved_tables, pair_links
+from .._core.api import messages_agree, moved_tables, pair_links
 from ..common.errors import KernbenchError, KernelError, UnwrittenReadWarning, pe_at, pe_label
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Unit, pop_operator_target,
                                   push_operator_target)
@@ -109,7 +109,8 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
     """Pair the k-th send on each port with the k-th recv on the neighbour's opposite port.
 
     Links are checked in (PE, port) order; the first link with a count or shape/dtype mismatch
-    is reported, naming both kernel lines. Vectorized over the whole program."""
+    is reported, naming both kernel lines. A program whose links all agree takes one pass in C
+    (api.messages_agree); only one that does not is paired in numpy, to name the mismatch."""
     n_pes = hw.n_pes
     counts = np.diff(program.cmd_offsets)
     # from the sites (4 bytes a command), not the command records (72)
@@ -119,11 +120,18 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
         links = program.tiled.rows_with_unit(int(Unit.TX_E))
     else:
         links = np.flatnonzero(((site_op == Opcode.SEND) | (site_op == Opcode.RECV))[sites])
+    if len(links) == 0:
+        return
+    keys = table.keys
+    msg_type = {}
+    type_of_site = np.array([msg_type.setdefault((k[4], k[5]), len(msg_type)) if k[0] in ("send", "recv")
+                             else -1 for k in keys], np.int64)
+    site_dir = (site_op == Opcode.SEND).astype(np.int8) - (site_op == Opcode.RECV)
+    if messages_agree(links, sites, program.cmd_offsets, site_dir, site_port, type_of_site, nbr):
+        return  # one pass in C; the pairing below finds what is wrong
     link_op = site_op[sites[links]]
     send_i, recv_i = links[link_op == Opcode.SEND], links[link_op == Opcode.RECV]
     del links, link_op
-    if len(send_i) == 0 and len(recv_i) == 0:
-        return
 
     def pe_of(idx: np.ndarray) -> np.ndarray:
         return np.searchsorted(program.cmd_offsets, idx, side="right") - 1
@@ -138,10 +146,6 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
     s_sorted, r_sorted = send_i[lp.send_order], recv_i[lp.recv_order]
     s_linkk, r_linkk = lp.send_link[lp.send_order], lp.recv_link[lp.recv_order]
     # Shapes and dtypes of the links whose counts agree, compared pair by pair.
-    keys = table.keys
-    msg_type = {}
-    type_of_site = np.array([msg_type.setdefault((k[4], k[5]), len(msg_type)) if k[0] in ("send", "recv")
-                             else -1 for k in keys], np.int64)
     s_ok = ~count_bad[s_linkk]
     r_ok = ~count_bad[r_linkk]
     ps, pr = s_sorted[s_ok], r_sorted[r_ok]
