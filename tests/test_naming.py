@@ -5,14 +5,15 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from engine_helpers import random_machine
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernbench
 from kernbench import KernelError
 from kernbench._core import api
 from kernbench.common.errors import pe_at, pe_label
-from kernbench.common.pe_commands import OPPOSITE
+from kernbench.common.pe_commands import N_PORTS, OPPOSITE, Unit
 from kernbench.hw.sfr import PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, parse_port
 from kernbench.language import semantic, sites
 
@@ -191,3 +192,54 @@ def test_messages_agree_answers_as_the_pairing(n_pes, msgs, pad, mirror):
     assert fast == agree
     if mirror:
         assert fast
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_machine(), st.data())
+def test_message_table_in_c_is_the_numpy_pairing(machine, data):
+    """The engine's message table (_check.message_table, C) against the numpy pairing that names
+    errors (api._messages_numpy, built on pair_links): the same rows on random valid programs;
+    on a program with a recv dropped, a recv's byte count changed, or a link command moved to
+    another port, C refuses (None) exactly when numpy raises."""
+    hw, program = machine.hw, machine.program()
+    nbr = np.ascontiguousarray(machine.neighbours(), np.int32)
+    describe = api._default_describe(program)
+    t = api._program_tables(hw, program, describe)
+
+    def both(t):
+        fast = api._check.message_table(t["units"], t["send_idx"], t["recv_idx"], program.cmd_offsets,
+                                        nbr, api._OPPOSITE, t["send_bytes"], t["recv_bytes"])
+        try:
+            slow = api._messages_numpy(hw, nbr, program, t, describe)
+        except ValueError:
+            slow = None
+        assert (fast is None) == (slow is None)
+        if fast is not None:
+            assert fast.dtype == api.MESSAGE_DTYPE and fast.tobytes() == slow.tobytes()
+        return fast
+
+    assert both(t) is not None  # the generator's programs are valid
+    n = len(t["recv_idx"])
+    if n == 0:
+        return
+    i = data.draw(st.integers(0, n - 1))
+    how = data.draw(st.sampled_from(["drop", "bytes", "port"]))
+    bad = dict(t)
+    if how == "drop":
+        keep = np.arange(n) != i
+        bad["recv_idx"], bad["recv_bytes"] = t["recv_idx"][keep], t["recv_bytes"][keep]
+    elif how == "bytes":
+        bad["recv_bytes"] = t["recv_bytes"].copy()
+        bad["recv_bytes"][i] += data.draw(st.sampled_from([-1, 1, 512]))
+    else:
+        units = bad["units"] = t["units"].copy()
+        x = int(data.draw(st.sampled_from([t["send_idx"], t["recv_idx"]]))[i % len(t["send_idx"])])
+        first = int(Unit.TX_E) if units[x] < int(Unit.RX_E) else int(Unit.RX_E)
+        units[x] = first + data.draw(st.integers(0, N_PORTS - 1))
+    both(bad)
+
+
+def test_message_dtype_is_the_c_structs():
+    assert api.MESSAGE_DTYPE.names == ("link", "send", "recv", "nbytes")
+    assert all(api.MESSAGE_DTYPE[f] == np.int64 for f in api.MESSAGE_DTYPE.names)
+    assert api.MESSAGE_DTYPE.itemsize == 32

@@ -12,7 +12,7 @@ earlier in the stream (numpy: produced, once, by an earlier command).
 from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint8_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
-from ._types cimport (Command, OP_DOT, OP_VEC, OP_REDUCE, N_OPCODES, N_PORTS, N_UNITS,
+from ._types cimport (Command, Message, OP_DOT, OP_VEC, OP_REDUCE, N_OPCODES, N_PORTS, N_UNITS,
                       N_VEC_OPS, UNIT_TX0, UNIT_RX0)
 from ._replay cimport (CmdSource, CommandSource, fill_rows, SEG_LO, SEG_HI, SEG_TILE, SEG_COLS,
                       T_A, T_Z, T_R, T_D, T_MADE, T_SHIFT, T_COLS)
@@ -29,6 +29,11 @@ cdef enum:
     P_MOVE = 32
     P_MNK = 64
     P_N = 128
+
+# The numpy dtype of the C Message struct (as scikit-learn builds NODE_DTYPE from its Node):
+# api.MESSAGE_DTYPE.
+cdef Message _dummy_message
+MESSAGE_DTYPE = np.asarray(<Message[:1]>(&_dummy_message)).dtype
 
 PROP_BITS = {"link": P_LINK, "src0": P_SRC0, "src1": P_SRC1, "dst": P_DST, "no_result": P_NO_RESULT,
              "move": P_MOVE, "mnk": P_MNK, "n": P_N}
@@ -470,3 +475,97 @@ def messages_agree(const int64_t[::1] links, const int32_t[::1] sites, const int
                 if not ok:
                     break
     return ok
+
+
+def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
+                  const int64_t[::1] recv_idx, const int64_t[::1] cmd_off,
+                  const int32_t[:, ::1] nbr, const int64_t[::1] opposite,
+                  const int64_t[::1] send_bytes, const int64_t[::1] recv_bytes):
+    """The program's messages (MESSAGE_DTYPE: link, send, recv, nbytes) in link order, program
+    order within a link: the k-th send on each link paired with the k-th recv that drains it
+    (api.pair_links), three passes in C. None when a send or recv is on a port with no
+    neighbour, a link's send and recv counts differ, or a recv expects other bytes than its
+    send: the caller's numpy pairing then names the first of these.
+
+    ``units``: every command's unit (uint8); ``send_idx``/``recv_idx``: ascending global
+    indices of the sends (TX units) and recvs (RX units), ``send_bytes``/``recv_bytes`` their
+    byte counts; ``nbr``: (n_pes, N_PORTS) int32 neighbour table; ``opposite``: (N_PORTS,)
+    int64. Raises ValueError on tables of the wrong size."""
+    cdef int64_t n_pes = cmd_off.shape[0] - 1, n_links = n_pes * N_PORTS
+    cdef int64_t ns_ = send_idx.shape[0], nr_ = recv_idx.shape[0], i, x, g, p, q, lk, c
+    cdef bint ok = True
+    if (nbr.shape[0] != n_pes or nbr.shape[1] != N_PORTS or opposite.shape[0] != N_PORTS
+            or send_bytes.shape[0] != ns_ or recv_bytes.shape[0] != nr_):
+        raise ValueError("message_table: tables of the wrong size")
+    out_arr = np.empty(ns_, MESSAGE_DTYPE)  # every field written when the pairing succeeds
+    if ns_ == 0 and nr_ == 0:
+        return out_arr
+    if ns_ != nr_:
+        return None
+    cdef Message[::1] out = out_arr
+    slot_arr = np.zeros(2 * n_links, np.int64)  # per link: sends, recvs; then the next slots
+    cdef int64_t[::1] slot = slot_arr
+    cdef int64_t* s_slot = &slot[0]
+    cdef int64_t* r_slot = &slot[n_links]
+    # each send's and recv's link, kept between the passes
+    links_arr = np.empty(ns_ + nr_, np.int64)
+    cdef int64_t[::1] link = links_arr
+    with nogil:
+        g = 0
+        for i in range(ns_):
+            x = send_idx[i]
+            if x < 0 or x >= cmd_off[n_pes] or (i and x <= send_idx[i - 1]):
+                ok = False
+                break
+            while x >= cmd_off[g + 1]:
+                g += 1
+            p = <int64_t> units[x] - UNIT_TX0
+            if p < 0 or p >= N_PORTS or nbr[g, p] < 0:
+                ok = False
+                break
+            lk = g * N_PORTS + p
+            link[i] = lk
+            s_slot[lk] += 1
+        g = 0
+        for i in range(nr_ if ok else 0):
+            x = recv_idx[i]
+            if x < 0 or x >= cmd_off[n_pes] or (i and x <= recv_idx[i - 1]):
+                ok = False
+                break
+            while x >= cmd_off[g + 1]:
+                g += 1
+            p = <int64_t> units[x] - UNIT_RX0
+            if p < 0 or p >= N_PORTS:
+                ok = False
+                break
+            q = nbr[g, p]
+            if q < 0 or q >= n_pes:
+                ok = False
+                break
+            lk = q * N_PORTS + opposite[p]
+            link[ns_ + i] = lk
+            r_slot[lk] += 1
+        if ok:
+            x = 0
+            for lk in range(n_links):
+                if s_slot[lk] != r_slot[lk]:
+                    ok = False
+                    break
+                c = s_slot[lk]
+                s_slot[lk] = r_slot[lk] = x
+                x += c
+        if ok:
+            for i in range(ns_):
+                lk = link[i]
+                out[s_slot[lk]].link = lk
+                out[s_slot[lk]].send = send_idx[i]
+                out[s_slot[lk]].nbytes = send_bytes[i]
+                s_slot[lk] += 1
+            for i in range(nr_):
+                lk = link[ns_ + i]
+                if out[r_slot[lk]].nbytes != recv_bytes[i]:
+                    ok = False
+                    break
+                out[r_slot[lk]].recv = recv_idx[i]
+                r_slot[lk] += 1
+    return out_arr if ok else None

@@ -79,6 +79,14 @@ ctypedef struct Command:
     int32_t esize       # DOT: input element bytes
     int32_t line        # kernel source line (not used by timing)
 
+ctypedef struct Message:
+    # One message of a program: a send paired with the recv that drains its link (api.pair_links).
+    # api.MESSAGE_DTYPE is this struct's dtype.
+    int64_t link        # the sending end: global PE * N_PORTS + port
+    int64_t send        # global command index of the send
+    int64_t recv        # global command index of the recv
+    int64_t nbytes      # bytes carried
+
 ctypedef struct Event:
     int64_t time        # cycle the event fires
     int64_t seq         # push order: the last tie-breaker, so pops are deterministic

@@ -32,9 +32,8 @@ __all__ = ["simulate", "EngineResult", "hw_params", "MESSAGE_DTYPE", "EVENT_DTYP
            "MAX_VOLUME"]
 
 DETAILS = ("train", "packet")
-MESSAGE_DTYPE = np.dtype(
-    [("link", np.int64), ("send", np.int64), ("recv", np.int64), ("nbytes", np.int64)]
-)
+#: A program's messages (EngineResult.messages): the C Message struct's dtype (_types.pxd).
+MESSAGE_DTYPE = _check.MESSAGE_DTYPE
 EVENT_DTYPE = np.dtype(
     [("pe", np.int32), ("unit", np.int32), ("cmd", np.int64), ("start", np.int64), ("end", np.int64)]
 )
@@ -586,8 +585,22 @@ def moved_tables(tables: dict, source: Program, program: Program) -> dict | None
 
 def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, tables=None) -> dict:
     # The program's tables (checked; ``tables`` if the caller has them), then the wiring's:
-    # message pairs.
+    # message pairs, in C (_check.message_table); when it refuses, the numpy pairing names why.
     t = _program_tables(hw, program, describe) if tables is None else tables
+    messages = _check.message_table(t["units"], t["send_idx"], t["recv_idx"], program.cmd_offsets,
+                                    np.ascontiguousarray(nbr, np.int32), _OPPOSITE,
+                                    t["send_bytes"], t["recv_bytes"])
+    if messages is None:
+        _messages_numpy(hw, nbr, program, t, describe)
+        raise AssertionError("kernbench: the fast message pairing refused a program the numpy "
+                             "pairing accepts: please report it")  # an engine bug
+    return {**t, "messages": messages}
+
+
+def _messages_numpy(hw: HardwareConfig, nbr: np.ndarray, program: Program, t: dict, describe) -> np.ndarray:
+    """_check.message_table's messages, built with numpy from :func:`pair_links`; raises
+    ValueError naming the first send or recv on an unwired port, the first link whose counts
+    differ, or the first message whose recv expects other bytes."""
     send_idx, recv_idx = t["send_idx"], t["recv_idx"]
     chk = _Checker(hw, program.cmd_offsets, describe)
 
@@ -633,8 +646,7 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, ta
             f"the matching recv on {_pe_name(hw, chk.pe(r))} [{describe(r)}] expects "
             f"{int(r_bytes[int(bad[0])])} bytes"
         )
-
-    return {**t, "messages": messages}
+    return messages
 
 
 _RG_COLS = 9  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, f1 (_engine RG_*)
