@@ -151,6 +151,57 @@ def test_rows_read_back_equal_the_expansion(tc, data):
         src.rows(0, tc.n + 1)
 
 
+@settings(max_examples=300, deadline=None)
+@given(_tiled_arrays(), st.data())
+def test_moved_on_is_the_rule_on_the_expansion(tc, data):
+    """tl.range's proof in C (source_moved_on, read through the reader) against its rule
+    applied to the expanded rows: B (rows b..b+n) is A (rows a..a+n) with each operand at or
+    above t0 moved on by D and the others unchanged; the flags mark B's operands >= t_a.
+    Compared on random ranges and, so that the answer is often yes, on B built from A."""
+    full = tc.expand()
+    n = data.draw(st.integers(0, tc.n // 2))
+    a = data.draw(st.integers(0, tc.n - 2 * n))
+    b = data.draw(st.integers(a + n, tc.n - n))
+    t0, D, t_a = data.draw(st.integers(-1, 30)), data.draw(st.integers(-5, 40)), data.draw(st.integers(-1, 50))
+    src = tc.source()
+    ops = ("src0", "src1", "src2")
+    if data.draw(st.booleans()) and n:  # B := A moved on, so the rule holds (bar one change)
+        rows = full.copy()
+        for f in ops:
+            x = rows[f][a:a + n].astype(np.int64)
+            rows[f][b:b + n] = np.where(x >= t0, x + D, x)
+        if data.draw(st.booleans()):
+            rows[data.draw(st.sampled_from(ops))][b + data.draw(st.integers(0, n - 1))] += 1
+        tc2 = TiledCommands.from_array(rows, [])
+        full, src = rows, tc2.source()
+    A = np.stack([full[f][a:a + n].astype(np.int64) for f in ops], 1)
+    B = np.stack([full[f][b:b + n].astype(np.int64) for f in ops], 1)
+    want = np.array_equal(np.where(A >= t0, A + D, A), B)
+    shift = np.full((n, 3), 7, np.uint8)
+    rows_at_a_time = data.draw(st.integers(1, 9))
+    assert _replay.source_moved_on(src, a, b, n, t0, D, t_a, shift, rows_at_a_time) == want
+    if want:
+        assert np.array_equal(shift, (B >= t_a).astype(np.uint8))
+    with pytest.raises(ValueError):
+        _replay.source_moved_on(src, 0, tc.n, 1, 0, 0, 0, np.zeros((1, 3), np.uint8))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_tiled_arrays(), st.data())
+def test_reads_any_is_the_rule_on_the_expansion(tc, data):
+    """source_reads_any (C, through the reader) against the expanded rows: does an operand of
+    rows x..y equal one of the watched tensor numbers?"""
+    full = tc.expand()
+    x = data.draw(st.integers(0, tc.n))
+    y = data.draw(st.integers(x, tc.n))
+    watch = np.unique(np.array(data.draw(st.lists(st.integers(-2, 60), max_size=6)), np.int64))
+    ops = np.concatenate([full[f][x:y] for f in ("src0", "src1", "src2")]).astype(np.int64)
+    want = bool(np.isin(ops, watch).any())
+    assert _replay.source_reads_any(tc.source(), x, y, watch, data.draw(st.integers(1, 9))) == want
+    with pytest.raises(ValueError):
+        _replay.source_reads_any(tc.source(), 0, tc.n + 1, watch)
+
+
 def test_a_loop_reads_its_program_back_through_a_reader_of_that_program_only():
     """While PE (3, 1) is traced, the store reads its rows through a reader of its own rows
     (numbered from its first command): the same records as the launch-wide reader, for every

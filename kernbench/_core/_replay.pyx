@@ -104,6 +104,97 @@ def source_repeats(CommandSource src, int64_t c0, int64_t n, int64_t iters, int6
     return ok and rc == 0
 
 
+def source_moved_on(CommandSource src, int64_t a, int64_t b, int64_t n, int64_t t0, int64_t D,
+                    int64_t t_a, uint8_t[:, ::1] shift, int64_t rows=4096) -> bool:
+    """True if rows b .. b + n of ``src`` are rows a .. a + n with each operand (src0, src1,
+    src2) at or above ``t0`` moved on by ``D`` and the others (before ``t0``, or -1) unchanged:
+    tl.range's proof that iteration B repeats iteration A (kernbench.language.loops; the caller
+    compares the sites). Then ``shift`` ((n, 3) uint8) is 1 for each operand of B at or above
+    ``t_a`` (those replay moves on). Both ranges are read ``rows`` rows at a time, never
+    expanded. Raises ValueError on shapes that do not fit or rows outside the array."""
+    cdef int64_t x, y, j, k
+    cdef int rc = 0
+    cdef bint ok = True
+    cdef int64_t oa[3]
+    cdef int64_t ob[3]
+    if shift.shape[0] != n or shift.shape[1] != 3 or n < 0 or rows < 1:
+        raise ValueError("source_moved_on: shapes do not fit")
+    if a < 0 or b < 0 or a + n > src.src.n or b + n > src.src.n:
+        raise ValueError(f"source_moved_on: rows outside 0..{src.src.n}")
+    if n == 0:
+        return True
+    ba_arr = np.empty(min(n, rows), src._keep[0].dtype)
+    bb_arr = np.empty(min(n, rows), src._keep[0].dtype)
+    cdef Command[::1] ba = ba_arr, bb = bb_arr
+    with nogil:
+        x = 0
+        while x < n and ok:
+            y = x + ba.shape[0] if x + ba.shape[0] < n else n
+            rc = fill_rows(&src.src, a + x, a + y, &ba[0])
+            if rc == 0:
+                rc = fill_rows(&src.src, b + x, b + y, &bb[0])
+            if rc:
+                break
+            for j in range(y - x):
+                oa[0], oa[1], oa[2] = ba[j].src0, ba[j].src1, ba[j].src2
+                ob[0], ob[1], ob[2] = bb[j].src0, bb[j].src1, bb[j].src2
+                for k in range(3):
+                    if (oa[k] + D if oa[k] >= t0 else oa[k]) != ob[k]:
+                        ok = False
+                        break
+                    shift[x + j, k] = ob[k] >= t_a
+                if not ok:
+                    break
+            x = y
+    if rc:
+        raise ValueError("source_moved_on: rows outside the array")
+    return ok
+
+
+def source_reads_any(CommandSource src, int64_t x, int64_t y, const int64_t[::1] watch,
+                     int64_t rows=4096) -> bool:
+    """True if an operand (src0, src1, src2) of rows x..y of ``src`` is one of ``watch``
+    (ascending int64): does a tl.range iteration read a tensor whose value tracing knows
+    (kernbench.language.loops)? Read ``rows`` rows at a time, never expanded. Raises ValueError
+    for rows outside the array."""
+    cdef int64_t i, j, k, lo, hi, mid, v, z
+    cdef int rc = 0
+    cdef bint hit = False
+    cdef int64_t n_w = watch.shape[0]
+    if x < 0 or y > src.src.n or x > y or rows < 1:
+        raise ValueError(f"source_reads_any: rows {x}..{y} outside 0..{src.src.n}")
+    if n_w == 0 or x == y:
+        return False
+    buf_arr = np.empty(min(y - x, rows), src._keep[0].dtype)
+    cdef Command[::1] buf = buf_arr
+    cdef int64_t ops[3]
+    with nogil:
+        i = x
+        while i < y and not hit and rc == 0:
+            z = i + buf.shape[0] if i + buf.shape[0] < y else y
+            rc = fill_rows(&src.src, i, z, &buf[0])
+            for j in range(z - i if rc == 0 else 0):
+                ops[0], ops[1], ops[2] = buf[j].src0, buf[j].src1, buf[j].src2
+                for k in range(3):
+                    v = ops[k]
+                    if v < watch[0] or v > watch[n_w - 1]:
+                        continue
+                    lo, hi = 0, n_w  # binary search: watch[lo] <= v < watch[hi]
+                    while hi - lo > 1:
+                        mid = (lo + hi) >> 1
+                        if watch[mid] <= v:
+                            lo = mid
+                        else:
+                            hi = mid
+                    if watch[lo] == v:
+                        hit = True
+                        break
+                if hit:
+                    break
+            i = z
+    return hit
+
+
 # -- reading a tiled array without expanding it (SEG_* and T_* columns: _replay.pxd) -------
 
 

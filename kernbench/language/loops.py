@@ -80,23 +80,18 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
         return None
     if sb[3] - sa[3] != se[3] - sb[3]:
         return None
-    rows_a = store.rows(sa[1], sb[1])
-    rows_b = store.rows(sb[1], se[1])
-    t0 = s0[0]
-    ops_a = rows_a[:, 1:]
-    pred = np.where(ops_a >= t0, ops_a + D, ops_a)
-    if not (np.array_equal(rows_a[:, 0], rows_b[:, 0]) and np.array_equal(pred, rows_b[:, 1:])):
+    t0, t_a, t_b = s0[0], sa[0], sb[0]
+    shift = store.moved_on(sa[1], sb[1], sb[1] - sa[1], t0, D, t_a)
+    if shift is None:
         return None
-    t_a, t_b = sa[0], sb[0]
     if b.tensors[t_a:t_b] != b.tensors[t_b:t_b + D]:
         return None
     if [x + D for x in b.pinned[sa[3]:sb[3]]] != b.pinned[sb[3]:se[3]]:
         return None
     # tensors of A, of A's predecessor or earlier with a value known while tracing, read across
     # iterations: their moved-on values are not known, so they are not replayed
-    ops_b = rows_b[:, 1:]
-    carried = np.unique(ops_b[(ops_b >= t0) & (ops_b < t_b)])
-    if any(int(x) in b.known or int(x) in b.fills for x in carried):
+    watch = [x for x in (*b.known, *b.fills) if t0 <= x < t_b]
+    if watch and store.reads_any(sb[1], se[1], watch):
         return None
     acc_a = b._acc[sa[5]:sb[5]]
     acc_b = b._acc[sb[5]:se[5]]
@@ -108,9 +103,10 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
             return None
         delta.append(y[1] - x[1])
     p = _Plan()
-    p.rows, p.D, p.S, p.t_a, p.t_b = rows_b, D, S, t_a, t_b
+    p.rows = None  # B's (site, operands), read when verify mode compares (_check_iteration)
+    p.D, p.S, p.t_a, p.t_b = D, S, t_a, t_b
     p.cmds = (sb[1], se[1])  # B's commands in the store
-    p.shift = (ops_b >= t_a).astype(np.int64)
+    p.shift = shift
     p.tensors = b.tensors[t_b:t_b + D]
     p.pinned = b.pinned[sb[3]:se[3]]
     p.acc = acc_b
@@ -169,13 +165,16 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
     ``e``, is B moved on by ``m`` iterations; else the KernelError naming what differs."""
     store = b.trace_store
     why = None
-    if e[0] - s[0] != p.D or e[1] - s[1] != len(p.rows) or e[2] - s[2] != p.S:
+    n_rows = p.cmds[1] - p.cmds[0]
+    if e[0] - s[0] != p.D or e[1] - s[1] != n_rows or e[2] - s[2] != p.S:
         why = (f"it makes {e[0] - s[0]} tensors in {e[1] - s[1]} commands "
-               f"({e[2] - s[2]} SRAM bytes), the replayed body {p.D} in {len(p.rows)} ({p.S})")
+               f"({e[2] - s[2]} SRAM bytes), the replayed body {p.D} in {n_rows} ({p.S})")
     else:
+        if p.rows is None:
+            p.rows = store.rows(*p.cmds)
         got = store.rows(s[1], e[1])
         want = p.rows.copy()
-        want[:, 1:] += p.shift * (m * p.D)
+        want[:, 1:] += p.shift.astype(np.int64) * (m * p.D)
         bad = np.flatnonzero((got != want).any(axis=1))
         if len(bad):
             j = int(bad[0])

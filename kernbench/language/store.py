@@ -231,6 +231,32 @@ class TraceStore:
             out[lo - a:] = np.array(p, np.int64).reshape(-1, 4)
         return out
 
+    def moved_on(self, a: int, b: int, n: int, t0: int, D: int, t_a: int):
+        """tl.range's proof (kernbench.language.loops): are the current program's commands
+        b..b+n commands a..a+n with the same sites, each operand at or above tensor ``t0``
+        moved on by ``D`` and the others unchanged? If so, the (n, 3) uint8 flags of B's
+        operands at or above ``t_a`` (those replay moves on), else None. Read in C through
+        the program's reader (_replay.source_moved_on): a body holding replayed inner loops
+        is never expanded."""
+        self.flush()
+        if not np.array_equal(self._sites[a:a + n], self._sites[b:b + n]):
+            return None
+        start, b0, i0 = self._program
+        shift = np.empty((n, 3), np.uint8)
+        src = self._program_source(start, b0, i0)
+        if not _replay.source_moved_on(src, a - start, b - start, n, t0, D, t_a, shift):
+            return None
+        return shift
+
+    def reads_any(self, a: int, z: int, watch) -> bool:
+        """Does a command of the current program's a..z read one of the tensor numbers
+        ``watch`` (an operand equal to one)? Read in C through the program's reader
+        (_replay.source_reads_any)."""
+        self.flush()
+        start, b0, i0 = self._program
+        w = np.unique(np.asarray(watch, np.int64))
+        return _replay.source_reads_any(self._program_source(start, b0, i0), a - start, z - start, w)
+
     def _move(self, rec: np.ndarray) -> None:
         """Turn ``rec`` (the segments' rows, pending already cleared) into COMMAND_DTYPE records."""
         segs = self._segments
