@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernbench._core import api
-from kernbench.common.pe_commands import COMMAND_DTYPE, Unit
+from kernbench.common.pe_commands import COMMAND_DTYPE
 from kernbench.language.store import TiledCommands
 
 FIELDS = [f for f in COMMAND_DTYPE.names if f != "line"]  # line is never checked
@@ -36,8 +36,9 @@ def _both(hw, program):
     assert (link_bytes is not None) == ok
     if ok:
         assert np.array_equal(sp, fp) and np.array_equal(sr, fr) and np.array_equal(units, c["unit"])
-        links = np.flatnonzero(c["unit"] >= int(Unit.TX_E))
-        assert np.array_equal(link_bytes, c["nbytes"][links])
+        _, _, sends, recvs = api._check.unit_queues(c, cmd_off)
+        assert np.array_equal(link_bytes[0], c["nbytes"][sends])
+        assert np.array_equal(link_bytes[1], c["nbytes"][recvs])
     pe = np.repeat(np.arange(hw.n_pes, dtype=np.int32), np.diff(cmd_off))
     chk = api._Checker(hw, cmd_off, api._default_describe(program))
     npr, nrd = np.full(n_t, -1, np.int64), np.zeros(n_t, np.int32)
@@ -137,7 +138,13 @@ def _agree_tiled(program, tc):
     if ok:
         assert np.array_equal(sm, fm) and np.array_equal(sr, fr)
         assert np.array_equal(units, full["unit"])
-        assert np.array_equal(lb, full["nbytes"][full["unit"] >= int(Unit.TX_E)])
+        # the queues through the tilings' bodies: those of the expanded array
+        q, off, sends, recvs = api._check.unit_queues_of(units, cmd_off)
+        tq = api._check.unit_queues_of(units, cmd_off, tc.source())
+        for x, y in zip((q, off, sends, recvs), tq):
+            assert x.dtype == y.dtype and np.array_equal(x, y)
+        assert np.array_equal(lb[0], full["nbytes"][sends])
+        assert np.array_equal(lb[1], full["nbytes"][recvs])
     return ok
 
 

@@ -147,14 +147,18 @@ _ROWS = 1 << 16
 
 
 cdef struct LinkBytes:
-    # the link commands' byte counts, in command order (a growing C array)
+    # the link commands' byte counts, in command order (a growing C array): check_source keeps
+    # two, the sends' (TX units) and the recvs' (RX units)
     int64_t* v
     int64_t n
     int64_t cap
 
 
-cdef inline int _push(LinkBytes* lb, int64_t x) noexcept nogil:
+cdef inline int _push(LinkBytes* lb, int32_t unit, int64_t x) noexcept nogil:
+    # append x to lb[0] (a send) or lb[1] (a recv, unit >= UNIT_RX0); 2 when out of memory
     cdef int64_t* grown
+    if unit >= UNIT_RX0:
+        lb += 1
     if lb.n == lb.cap:
         grown = <int64_t*> realloc(lb.v, 2 * lb.cap * sizeof(int64_t))
         if grown == NULL:
@@ -184,7 +188,7 @@ cdef int _check_span(const CmdSource* s, int64_t x, int64_t y, Command* buf, int
             for i in range(x, z):
                 units[i] = <uint8_t> buf[i - x].unit
                 if units[i] >= UNIT_TX0:
-                    rc = _push(lb, buf[i - x].nbytes)
+                    rc = _push(lb, units[i], buf[i - x].nbytes)
                     if rc:
                         break
         x = z
@@ -231,7 +235,7 @@ cdef int _check_copies(const Command* body, int64_t n, const uint8_t* shift, int
                     return 1
                 made[base + d] = 1
             units[i] = <uint8_t> b.unit
-            if b.unit >= UNIT_TX0 and _push(lb, b.nbytes):
+            if b.unit >= UNIT_TX0 and _push(lb, b.unit, b.nbytes):
                 return 2
             i += 1
     return 0
@@ -246,13 +250,14 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
     row; a tiling within one PE's stream has its body read once and its copies checked on their
     tensor numbers only (the rest of a copy is its body row's, checked already: _check_copies).
     Also writes every command's unit to ``units`` ((n,) uint8, for :func:`unit_queues_of`).
-    Returns None if a check fails, else the byte counts of the link commands (sends and recvs)
-    in command order (int64). Raises ValueError on tables of the wrong size, MemoryError."""
+    Returns None if a check fails, else the byte counts of the sends (TX units) and of the recvs
+    (RX units), each in command order: two int64 arrays. Raises ValueError on tables of the
+    wrong size, MemoryError."""
     cdef const CmdSource* s = &src.src
     cdef int64_t n = s.n, k, lo, hi, g = 0, a, z, nb, cap_body = 0
     cdef const int64_t* t
     cdef int rc = 0
-    cdef LinkBytes lb
+    cdef LinkBytes lb[2]
     cdef Command* body = NULL
     cdef Command* grown
     cdef int64_t[::1] ov
@@ -263,15 +268,18 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
     if rows < 1:
         raise ValueError("check_source: rows must be >= 1")
     if n == 0:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     buf_arr = np.empty(min(n, rows), src._keep[0].dtype)
     cdef Command[::1] buf = buf_arr
     cdef uint8_t* made_p = &made[0] if made.shape[0] else NULL
     cdef int32_t* readers_p = &readers[0] if readers.shape[0] else NULL
-    lb.cap = 1024
-    lb.n = 0
-    lb.v = <int64_t*> malloc(lb.cap * sizeof(int64_t))
-    if lb.v == NULL:
+    for k in range(2):
+        lb[k].cap = 1024
+        lb[k].n = 0
+        lb[k].v = <int64_t*> malloc(lb[k].cap * sizeof(int64_t))
+    if lb[0].v == NULL or lb[1].v == NULL:
+        free(lb[0].v)
+        free(lb[1].v)
         raise MemoryError()
     with nogil:
         for k in range(s.n_seg):
@@ -283,7 +291,7 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
             if s.seg[k * SEG_COLS + SEG_TILE] < 0 or hi > cmd_off[g + 1]:
                 rc = _check_span(s, lo, hi, &buf[0], buf.shape[0], &g, &cmd_off[0], &t_off[0],
                                  &op_props[0], &unit_base[0], made_p, readers_p, max_size,
-                                 max_volume, &units[0], &lb)
+                                 max_volume, &units[0], lb)
             else:
                 t = &s.tile[s.seg[k * SEG_COLS + SEG_TILE] * T_COLS]
                 a, z = t[T_A], t[T_Z]
@@ -298,7 +306,7 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
                 if rc == 0:
                     rc = _check_copies(body, nb, &s.shift[t[T_SHIFT]], lo, t[T_R], t[T_D],
                                        t[T_MADE], g, &t_off[0], &op_props[0], made_p, readers_p,
-                                       &units[0], &lb)
+                                       &units[0], lb)
             if rc:
                 break
     try:
@@ -306,13 +314,17 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
             raise MemoryError()
         if rc:
             return None
-        out = np.empty(lb.n, np.int64)
-        if lb.n:
-            ov = out
-            memcpy(&ov[0], lb.v, lb.n * sizeof(int64_t))
-        return out
+        out = []
+        for k in range(2):
+            arr = np.empty(lb[k].n, np.int64)
+            if lb[k].n:
+                ov = arr
+                memcpy(&ov[0], lb[k].v, lb[k].n * sizeof(int64_t))
+            out.append(arr)
+        return tuple(out)
     finally:
-        free(lb.v)
+        free(lb[0].v)
+        free(lb[1].v)
         free(body)
 
 
@@ -321,7 +333,131 @@ def unit_queues(const Command[::1] commands, const int64_t[::1] cmd_off):
     return unit_queues_of(np.ascontiguousarray(np.asarray(commands)["unit"], np.uint8), cmd_off)
 
 
-def unit_queues_of(const uint8_t[::1] units, const int64_t[::1] cmd_off):
+cdef struct Queues:
+    # unit_queues_of's arrays while they are filled
+    int64_t* off        # (n_pes * N_UNITS + 1,): counts, then offsets
+    int64_t* pos        # (n_pes * N_UNITS,): each queue's next slot
+    int32_t* q
+    int64_t* sends
+    int64_t* recvs
+    int64_t n_send
+    int64_t n_recv
+
+
+cdef void _queue_rows(const uint8_t* units, int64_t x, int64_t y, const int64_t* cmd_off,
+                      int64_t* g_io, Queues* Q, bint fill) noexcept nogil:
+    # rows x..y one by one: counted (fill False) or queued
+    cdef int64_t g = g_io[0], i, k
+    cdef uint8_t u
+    for i in range(x, y):
+        while i >= cmd_off[g + 1]:
+            g += 1
+        u = units[i]
+        k = g * N_UNITS + u
+        if fill:
+            Q.q[Q.pos[k]] = <int32_t> (i - cmd_off[g])
+            Q.pos[k] += 1
+        else:
+            Q.off[k + 1] += 1
+        if u >= UNIT_RX0:
+            if fill:
+                Q.recvs[Q.n_recv] = i
+            Q.n_recv += 1
+        elif u >= UNIT_TX0:
+            if fill:
+                Q.sends[Q.n_send] = i
+            Q.n_send += 1
+    g_io[0] = g
+
+
+cdef int _queue_copies(const uint8_t* units, int64_t a, int64_t n, int64_t lo, int64_t R,
+                       int64_t g, const int64_t* cmd_off, Queues* Q, bint fill) noexcept nogil:
+    # the R copies of body rows a..a+n at rows lo.. (one PE's, g), whose units are the body's:
+    # counted as R times the body's, or queued unit by unit (each queue's entries for every
+    # copy in one run, program order kept within it; the sends and recvs in row order)
+    cdef int64_t cnt[N_UNITS + 1]
+    cdef int64_t j, m, u, t, p, base
+    cdef int64_t* by_unit
+    cdef int64_t* links
+    cdef int64_t n_link = 0
+    for u in range(N_UNITS + 1):
+        cnt[u] = 0
+    for j in range(n):
+        cnt[units[a + j] + 1] += 1
+    if not fill:
+        for u in range(N_UNITS):
+            Q.off[g * N_UNITS + u + 1] += R * cnt[u + 1]
+            if u >= UNIT_RX0:
+                Q.n_recv += R * cnt[u + 1]
+            elif u >= UNIT_TX0:
+                Q.n_send += R * cnt[u + 1]
+        return 0
+    by_unit = <int64_t*> malloc((n if n else 1) * sizeof(int64_t))
+    links = <int64_t*> malloc((n if n else 1) * sizeof(int64_t))
+    if by_unit == NULL or links == NULL:
+        free(by_unit)
+        free(links)
+        return 2
+    for u in range(N_UNITS):
+        cnt[u + 1] += cnt[u]
+    for j in range(n):  # the body's rows grouped by unit (a counting sort: in order within one)
+        u = units[a + j]
+        by_unit[cnt[u]] = j
+        cnt[u] += 1
+        if u >= UNIT_TX0:
+            links[n_link] = j
+            n_link += 1
+    t = 0  # cnt[u] is now the end of unit u's rows; they start where unit u - 1's end
+    for u in range(N_UNITS):
+        p = Q.pos[g * N_UNITS + u]
+        for m in range(R):
+            base = lo + m * n - cmd_off[g]
+            for j in range(t, cnt[u]):
+                Q.q[p] = <int32_t> (base + by_unit[j])
+                p += 1
+        Q.pos[g * N_UNITS + u] = p
+        t = cnt[u]
+    for m in range(R):
+        base = lo + m * n
+        for j in range(n_link):
+            if units[a + links[j]] >= UNIT_RX0:
+                Q.recvs[Q.n_recv] = base + links[j]
+                Q.n_recv += 1
+            else:
+                Q.sends[Q.n_send] = base + links[j]
+                Q.n_send += 1
+    free(by_unit)
+    free(links)
+    return 0
+
+
+cdef int _queue_pass(const uint8_t* units, int64_t n, const int64_t* cmd_off,
+                     const CmdSource* s, Queues* Q, bint fill) noexcept nogil:
+    # every row, in order: a tiling within one PE's stream through its body, the rest row by row
+    cdef int64_t k, lo, hi, g = 0
+    cdef const int64_t* t
+    cdef int rc
+    Q.n_send = Q.n_recv = 0
+    if s == NULL:
+        _queue_rows(units, 0, n, cmd_off, &g, Q, fill)
+        return 0
+    for k in range(s.n_seg):
+        lo, hi = s.seg[k * SEG_COLS + SEG_LO], s.seg[k * SEG_COLS + SEG_HI]
+        if hi <= lo:
+            continue
+        while lo >= cmd_off[g + 1]:
+            g += 1
+        if s.seg[k * SEG_COLS + SEG_TILE] < 0 or hi > cmd_off[g + 1]:
+            _queue_rows(units, lo, hi, cmd_off, &g, Q, fill)
+        else:
+            t = &s.tile[s.seg[k * SEG_COLS + SEG_TILE] * T_COLS]
+            rc = _queue_copies(units, t[T_A], t[T_Z] - t[T_A], lo, t[T_R], g, cmd_off, Q, fill)
+            if rc:
+                return rc
+    return 0
+
+
+def unit_queues_of(const uint8_t[::1] units, const int64_t[::1] cmd_off, CommandSource src=None):
     """The engine's queues of a checked program (check_fast passed) from every command's unit:
     ``(unit_q, unit_q_off, send_idx, recv_idx)``. Unit u of global PE g runs commands
     ``cmd_off[g] + unit_q[unit_q_off[g * N_UNITS + u]:unit_q_off[g * N_UNITS + u + 1]]`` in
@@ -329,43 +465,41 @@ def unit_queues_of(const uint8_t[::1] units, const int64_t[::1] cmd_off):
     2**31; a counting sort by (PE, unit): what a stable argsort of the key would give);
     ``unit_q_off`` int64; ``send_idx`` and
     ``recv_idx`` are the global indices of the sends (TX units) and of the recvs (RX units),
-    ascending."""
-    cdef int64_t n = units.shape[0], n_pes = cmd_off.shape[0] - 1
-    cdef int64_t g, i, k, n_send = 0, n_recv = 0
-    cdef uint8_t u
+    ascending. ``src``: the program's tiled form (its rows are ``units``' commands), whose
+    tilings are queued through their bodies: the same arrays, fewer passes over ``units``.
+    Raises MemoryError."""
+    cdef int64_t n = units.shape[0], n_pes = cmd_off.shape[0] - 1, k
+    cdef int rc
+    cdef Queues Q
+    cdef const CmdSource* s = NULL
+    if src is not None:
+        if src.src.n != n:
+            raise ValueError("unit_queues_of: src and units differ in length")
+        s = &src.src
+    if cmd_off[n_pes] != n:
+        raise ValueError("unit_queues_of: cmd_off must cover units")
     off_arr = np.zeros(n_pes * N_UNITS + 1, np.int64)
     cdef int64_t[::1] off = off_arr
+    Q.off = &off[0]
+    cdef const uint8_t* u_p = &units[0] if n else NULL
     with nogil:
-        for g in range(n_pes):
-            for i in range(cmd_off[g], cmd_off[g + 1]):
-                u = units[i]
-                off[g * N_UNITS + u + 1] += 1
-                if u >= UNIT_RX0:
-                    n_recv += 1
-                elif u >= UNIT_TX0:
-                    n_send += 1
+        rc = _queue_pass(u_p, n, &cmd_off[0], s, &Q, False)
         for k in range(n_pes * N_UNITS):
             off[k + 1] += off[k]
     q_arr = np.empty(n, np.int32)
-    send_arr = np.empty(n_send, np.int64)
-    recv_arr = np.empty(n_recv, np.int64)
+    send_arr = np.empty(Q.n_send, np.int64)
+    recv_arr = np.empty(Q.n_recv, np.int64)
     pos_arr = off_arr[:-1].copy()
     cdef int32_t[::1] q = q_arr
     cdef int64_t[::1] pos = pos_arr, sends = send_arr, recvs = recv_arr
-    n_send = n_recv = 0
+    Q.q = &q[0] if n else NULL
+    Q.pos = &pos[0] if pos.shape[0] else NULL
+    Q.sends = &sends[0] if sends.shape[0] else NULL
+    Q.recvs = &recvs[0] if recvs.shape[0] else NULL
     with nogil:
-        for g in range(n_pes):
-            for i in range(cmd_off[g], cmd_off[g + 1]):
-                u = units[i]
-                k = g * N_UNITS + u
-                q[pos[k]] = <int32_t> (i - cmd_off[g])
-                pos[k] += 1
-                if u >= UNIT_RX0:
-                    recvs[n_recv] = i
-                    n_recv += 1
-                elif u >= UNIT_TX0:
-                    sends[n_send] = i
-                    n_send += 1
+        rc = _queue_pass(u_p, n, &cmd_off[0], s, &Q, True)
+    if rc:
+        raise MemoryError()
     return q_arr, off_arr, send_arr, recv_arr
 
 

@@ -530,7 +530,7 @@ def _program_tables(hw: HardwareConfig, program: Program, describe) -> dict:
         units = np.empty(cp.n, np.uint8)
         link_bytes = _check.check_source(cp.source(), cmd_off, t_off, _OP_PROPS, _UNIT_BASE,
                                          made, readers, MAX_SIZE, MAX_VOLUME, units)
-        ok = link_bytes is not None
+        ok = link_bytes is not None  # (the sends' byte counts, the recvs'), in command order
     else:
         c = program.commands
         ok = _check.check_fast(c, cmd_off, t_off, _OP_PROPS, _UNIT_BASE, made, readers,
@@ -546,12 +546,13 @@ def _program_tables(hw: HardwareConfig, program: Program, describe) -> dict:
                              "checks accept: please report it")  # the two disagree: an engine bug
 
     # Each unit's queue (its commands in program order), and the sends and the recvs.
-    unit_q, unit_q_off, send_idx, recv_idx = _check.unit_queues_of(units, cmd_off)
+    # (a compact program's tilings queued through their bodies)
+    unit_q, unit_q_off, send_idx, recv_idx = _check.unit_queues_of(
+        units, cmd_off, cp.source() if cp is not None else None)
     if cp is None:
         send_bytes, recv_bytes = c["nbytes"][send_idx], c["nbytes"][recv_idx]
-    else:  # the link commands' byte counts, in command order: sends and recvs apart
-        is_send = units[units >= Unit.TX_E] < Unit.RX_E
-        send_bytes, recv_bytes = link_bytes[is_send], link_bytes[~is_send]
+    else:
+        send_bytes, recv_bytes = link_bytes
     return {"readers": readers, "units": units, "unit_q": unit_q, "unit_q_off": unit_q_off,
             "send_idx": send_idx, "recv_idx": recv_idx, "send_bytes": send_bytes,
             "recv_bytes": recv_bytes}
