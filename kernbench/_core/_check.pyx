@@ -10,7 +10,7 @@ Commands are checked PE by PE in stream order, so a read is valid when its tenso
 earlier in the stream (numpy: produced, once, by an earlier command).
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint8_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy
 from ._types cimport (Command, Message, OP_DOT, OP_VEC, OP_REDUCE, N_OPCODES, N_PORTS, N_UNITS,
                       N_VEC_OPS, UNIT_TX0, UNIT_RX0)
@@ -170,6 +170,21 @@ cdef inline int _push(LinkBytes* lb, int32_t unit, int64_t x) noexcept nogil:
     return 0
 
 
+cdef const int64_t* _segment(const CmdSource* s, int64_t k, const int64_t* cmd_off,
+                             int64_t* g, int64_t* lo, int64_t* hi) noexcept nogil:
+    # Segment k of a tiled array: its rows lo..hi, g moved on to the PE of row lo. Its tiling's
+    # row of s.tile when it is a tiling within PE g's stream (read through its body), else NULL
+    # (traced rows, or a tiling across PEs' streams: read row by row; nothing when hi <= lo).
+    lo[0], hi[0] = s.seg[k * SEG_COLS + SEG_LO], s.seg[k * SEG_COLS + SEG_HI]
+    if hi[0] <= lo[0]:
+        return NULL
+    while lo[0] >= cmd_off[g[0] + 1]:
+        g[0] += 1
+    if s.seg[k * SEG_COLS + SEG_TILE] < 0 or hi[0] > cmd_off[g[0] + 1]:
+        return NULL
+    return &s.tile[s.seg[k * SEG_COLS + SEG_TILE] * T_COLS]
+
+
 cdef int _check_span(const CmdSource* s, int64_t x, int64_t y, Command* buf, int64_t rows,
                      int64_t* g, const int64_t* cmd_off, const int64_t* t_off,
                      const uint8_t* op_props, const int32_t* unit_base, uint8_t* made,
@@ -283,17 +298,12 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
         raise MemoryError()
     with nogil:
         for k in range(s.n_seg):
-            lo, hi = s.seg[k * SEG_COLS + SEG_LO], s.seg[k * SEG_COLS + SEG_HI]
-            if hi <= lo:
-                continue
-            while lo >= cmd_off[g + 1]:
-                g += 1
-            if s.seg[k * SEG_COLS + SEG_TILE] < 0 or hi > cmd_off[g + 1]:
+            t = _segment(s, k, &cmd_off[0], &g, &lo, &hi)
+            if t == NULL:
                 rc = _check_span(s, lo, hi, &buf[0], buf.shape[0], &g, &cmd_off[0], &t_off[0],
                                  &op_props[0], &unit_base[0], made_p, readers_p, max_size,
                                  max_volume, &units[0], lb)
             else:
-                t = &s.tile[s.seg[k * SEG_COLS + SEG_TILE] * T_COLS]
                 a, z = t[T_A], t[T_Z]
                 nb = z - a
                 if nb > cap_body:
@@ -442,15 +452,10 @@ cdef int _queue_pass(const uint8_t* units, int64_t n, const int64_t* cmd_off,
         _queue_rows(units, 0, n, cmd_off, &g, Q, fill)
         return 0
     for k in range(s.n_seg):
-        lo, hi = s.seg[k * SEG_COLS + SEG_LO], s.seg[k * SEG_COLS + SEG_HI]
-        if hi <= lo:
-            continue
-        while lo >= cmd_off[g + 1]:
-            g += 1
-        if s.seg[k * SEG_COLS + SEG_TILE] < 0 or hi > cmd_off[g + 1]:
+        t = _segment(s, k, cmd_off, &g, &lo, &hi)
+        if t == NULL:
             _queue_rows(units, lo, hi, cmd_off, &g, Q, fill)
         else:
-            t = &s.tile[s.seg[k * SEG_COLS + SEG_TILE] * T_COLS]
             rc = _queue_copies(units, t[T_A], t[T_Z] - t[T_A], lo, t[T_R], g, cmd_off, Q, fill)
             if rc:
                 return rc
@@ -523,92 +528,133 @@ def stable_order(const int64_t[::1] keys, int64_t n_keys):
     return out_arr
 
 
+# -- messages: the C twin of api.pair_links (the k-th send on a link meets the k-th recv that
+# drains it), for programs that pass; api's numpy pairing names what is wrong in the others.
+cdef int _message_links(const int64_t* idx, int64_t n, const int64_t* cmd_off, int64_t n_pes,
+                        const int64_t* port, bint recv, const int32_t* nbr,
+                        const int64_t* opposite, int64_t* link) noexcept nogil:
+    # each message's link (api.LinkPairs): a send's is its own end (PE * N_PORTS + port), a
+    # recv's the end it drains (the neighbour's, opposite port). 1 if the indices are not
+    # ascending within 0..n_cmds or a port is out of range or has no neighbour.
+    cdef int64_t i, x, g = 0, p, q
+    for i in range(n):
+        x = idx[i]
+        if x < 0 or x >= cmd_off[n_pes] or (i and x <= idx[i - 1]):
+            return 1
+        while x >= cmd_off[g + 1]:
+            g += 1
+        p = port[i]
+        if p < 0 or p >= N_PORTS:
+            return 1
+        q = nbr[g * N_PORTS + p]
+        if q < 0 or q >= n_pes:
+            return 1
+        link[i] = q * N_PORTS + opposite[p] if recv else g * N_PORTS + p
+    return 0
+
+
+cdef int _message_slots(const int64_t* s_link, int64_t n_s, const int64_t* r_link, int64_t n_r,
+                        int64_t n_links, int64_t* s_slot, int64_t* r_slot) noexcept nogil:
+    # message k of a link (its k-th send, its k-th recv in command order) at slot off[link] + k,
+    # the links in order (api.pair_links' send_order/recv_order, inverted): each send's and each
+    # recv's slot. 1 if a link's send and recv counts differ, 2 if out of memory.
+    cdef int64_t i, lk, x = 0, c
+    cdef int64_t* cnt = <int64_t*> calloc(2 * n_links + 1, sizeof(int64_t))
+    if cnt == NULL:
+        return 2
+    for i in range(n_s):
+        cnt[s_link[i]] += 1
+    for i in range(n_r):
+        cnt[n_links + r_link[i]] += 1
+    for lk in range(n_links):
+        if cnt[lk] != cnt[n_links + lk]:
+            free(cnt)
+            return 1
+        c = cnt[lk]
+        cnt[lk] = cnt[n_links + lk] = x
+        x += c
+    for i in range(n_s):  # (a link read before its slot is written: they may share memory)
+        lk = s_link[i]
+        s_slot[i] = cnt[lk]
+        cnt[lk] += 1
+    for i in range(n_r):
+        lk = n_links + r_link[i]
+        r_slot[i] = cnt[lk]
+        cnt[lk] += 1
+    free(cnt)
+    return 0
+
+
+cdef int _pair(const int64_t* s_idx, const int64_t* s_port, int64_t n_s, const int64_t* r_idx,
+               const int64_t* r_port, int64_t n_r, const int64_t* cmd_off, int64_t n_pes,
+               const int32_t* nbr, const int64_t* opposite, int64_t* s_link,
+               int64_t* s_slot, int64_t* r_slot) noexcept nogil:
+    # the pairing: links (_message_links), then slots (_message_slots); s_link is kept (the
+    # message table's link column); the recvs' links go to r_slot, then their slots over them
+    cdef int rc
+    if n_s != n_r:
+        return 1
+    rc = _message_links(s_idx, n_s, cmd_off, n_pes, s_port, False, nbr, opposite, s_link)
+    if rc == 0:
+        rc = _message_links(r_idx, n_r, cmd_off, n_pes, r_port, True, nbr, opposite, r_slot)
+    if rc == 0:
+        rc = _message_slots(s_link, n_s, r_slot, n_r, n_pes * N_PORTS, s_slot, r_slot)
+    return rc
+
+
 def messages_agree(const int64_t[::1] links, const int32_t[::1] sites, const int64_t[::1] cmd_off,
                    const int8_t[::1] site_dir, const int64_t[::1] site_port,
                    const int64_t[::1] site_type, const int32_t[:, ::1] nbr,
                    const int64_t[::1] opposite) -> bool:
     """True when every link carries as many sends as recvs drain it and the k-th send on each
-    link has the type (shape and dtype) of the k-th recv: api.pair_links' pairing, one pass in
-    C. False also when anything is out of the ordinary (a port with no neighbour): the caller
-    then pairs with numpy, which names the first mismatch.
+    link has the type (shape and dtype) of the k-th recv: api.pair_links' pairing, in C
+    (_pair). False also when anything is out of the ordinary (a port with no neighbour): the
+    caller then pairs with numpy, which names the first mismatch.
 
     ``links``: ascending global indices of the program's sends and recvs (int64); ``sites``:
     every command's site (int32); per site, ``site_dir`` (int8: 1 send, -1 recv, 0 other),
     ``site_port`` and ``site_type`` (int64: a number per (shape, dtype)); ``nbr``: (n_pes,
     N_PORTS) int32 neighbour table; ``opposite``: (N_PORTS,) int64, each port's opposite."""
-    cdef int64_t n = links.shape[0], n_pes = cmd_off.shape[0] - 1, n_links = n_pes * N_PORTS
-    cdef int64_t n_sites = site_dir.shape[0], i, x, g, j, lk, p, q
-    cdef int8_t d
-    cdef bint ok = True
+    cdef int64_t n = links.shape[0], n_pes = cmd_off.shape[0] - 1
+    cdef int64_t n_sites = site_dir.shape[0], i, x, j, n_s = 0, n_r = 0
+    cdef int rc = 0
     if (nbr.shape[0] != n_pes or nbr.shape[1] != N_PORTS or opposite.shape[0] != N_PORTS
             or site_port.shape[0] != n_sites or site_type.shape[0] != n_sites):
         raise ValueError("messages_agree: tables of the wrong size")
     if n == 0:
         return True
-    counts_arr = np.zeros(2 * n_links + 1, np.int64)  # sends per link, recvs per link, then offsets
-    cdef int64_t[::1] cnt = counts_arr
-    cdef int64_t* ns = &cnt[0]
-    cdef int64_t* nr = &cnt[n_links]
-    types_arr = np.empty(n, np.int64)
-    cdef int64_t[::1] types = types_arr
-    cdef int pass_
+    # columns: sends' index, port, type, link, slot; then the recvs' index, port, type, slot
+    tab_arr = np.empty((9, n), np.int64)
+    cdef int64_t[:, ::1] tab = tab_arr
     with nogil:
-        # pass 0 counts each link's sends and recvs; pass 1 writes the sends' types in link
-        # order (command order within a link: ns becomes each link's next slot); pass 2 compares
-        # each recv's type with its link's next send's
-        for pass_ in range(3):
-            g = 0
-            for i in range(n):
-                x = links[i]
-                if x < 0 or x >= cmd_off[n_pes] or (i and x <= links[i - 1]):
-                    ok = False
-                    break
-                while x >= cmd_off[g + 1]:
-                    g += 1
-                j = sites[x]
-                if j < 0 or j >= n_sites:
-                    ok = False
-                    break
-                d = site_dir[j]
-                p = site_port[j]
-                if d == 0 or p < 0 or p >= N_PORTS:
-                    ok = False
-                    break
-                if d > 0:
-                    if pass_ == 0:
-                        ns[g * N_PORTS + p] += 1
-                    elif pass_ == 1:
-                        lk = g * N_PORTS + p
-                        types[ns[lk]] = site_type[j]
-                        ns[lk] += 1
-                else:
-                    q = nbr[g, p]
-                    if q < 0 or q >= n_pes:
-                        ok = False
-                        break
-                    lk = q * N_PORTS + opposite[p]
-                    if pass_ == 0:
-                        nr[lk] += 1
-                    elif pass_ == 2:
-                        if types[nr[lk]] != site_type[j]:
-                            ok = False
-                            break
-                        nr[lk] += 1
-            if not ok:
+        for i in range(n):
+            x = links[i]
+            if x < 0 or x >= sites.shape[0] or sites[x] < 0 or sites[x] >= n_sites:
+                rc = 1
                 break
-            if pass_ == 0:
-                # equal counts on every link, then both become the link's first slot
-                x = 0
-                for lk in range(n_links):
-                    if ns[lk] != nr[lk]:
-                        ok = False
-                        break
-                    j = ns[lk]
-                    ns[lk] = nr[lk] = x
-                    x += j
-                if not ok:
+            j = sites[x]
+            if site_dir[j] > 0:
+                tab[0, n_s], tab[1, n_s], tab[2, n_s] = x, site_port[j], site_type[j]
+                n_s += 1
+            elif site_dir[j] < 0:
+                tab[5, n_r], tab[6, n_r], tab[7, n_r] = x, site_port[j], site_type[j]
+                n_r += 1
+            else:
+                rc = 1
+                break
+        if rc == 0:
+            rc = _pair(&tab[0, 0], &tab[1, 0], n_s, &tab[5, 0], &tab[6, 0], n_r, &cmd_off[0],
+                       n_pes, &nbr[0, 0], &opposite[0], &tab[3, 0], &tab[4, 0], &tab[8, 0])
+        if rc == 0:
+            for i in range(n_s):  # the sends' types in link order (over their ports: done)
+                tab[1, tab[4, i]] = tab[2, i]
+            for i in range(n_r):
+                if tab[1, tab[8, i]] != tab[7, i]:
+                    rc = 1
                     break
-    return ok
+    if rc == 2:
+        raise MemoryError()
+    return rc == 0
 
 
 def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
@@ -617,89 +663,56 @@ def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
                   const int64_t[::1] send_bytes, const int64_t[::1] recv_bytes):
     """The program's messages (MESSAGE_DTYPE: link, send, recv, nbytes) in link order, program
     order within a link: the k-th send on each link paired with the k-th recv that drains it
-    (api.pair_links), three passes in C. None when a send or recv is on a port with no
+    (api.pair_links' pairing, in C: _pair). None when a send or recv is on a port with no
     neighbour, a link's send and recv counts differ, or a recv expects other bytes than its
     send: the caller's numpy pairing then names the first of these.
 
     ``units``: every command's unit (uint8); ``send_idx``/``recv_idx``: ascending global
     indices of the sends (TX units) and recvs (RX units), ``send_bytes``/``recv_bytes`` their
     byte counts; ``nbr``: (n_pes, N_PORTS) int32 neighbour table; ``opposite``: (N_PORTS,)
-    int64. Raises ValueError on tables of the wrong size."""
-    cdef int64_t n_pes = cmd_off.shape[0] - 1, n_links = n_pes * N_PORTS
-    cdef int64_t ns_ = send_idx.shape[0], nr_ = recv_idx.shape[0], i, x, g, p, q, lk, c
-    cdef bint ok = True
+    int64. Raises ValueError on tables of the wrong size, MemoryError."""
+    cdef int64_t n_pes = cmd_off.shape[0] - 1, n_s = send_idx.shape[0], n_r = recv_idx.shape[0]
+    cdef int64_t i, x, k
+    cdef int rc = 0
     if (nbr.shape[0] != n_pes or nbr.shape[1] != N_PORTS or opposite.shape[0] != N_PORTS
-            or send_bytes.shape[0] != ns_ or recv_bytes.shape[0] != nr_):
+            or send_bytes.shape[0] != n_s or recv_bytes.shape[0] != n_r):
         raise ValueError("message_table: tables of the wrong size")
-    out_arr = np.empty(ns_, MESSAGE_DTYPE)  # every field written when the pairing succeeds
-    if ns_ == 0 and nr_ == 0:
-        return out_arr
-    if ns_ != nr_:
+    out_arr = np.empty(n_s, MESSAGE_DTYPE)  # every field written when the pairing succeeds
+    if n_s != n_r:
         return None
+    if n_s == 0:
+        return out_arr
     cdef Message[::1] out = out_arr
-    slot_arr = np.zeros(2 * n_links, np.int64)  # per link: sends, recvs; then the next slots
-    cdef int64_t[::1] slot = slot_arr
-    cdef int64_t* s_slot = &slot[0]
-    cdef int64_t* r_slot = &slot[n_links]
-    # each send's and recv's link, kept between the passes
-    links_arr = np.empty(ns_ + nr_, np.int64)
-    cdef int64_t[::1] link = links_arr
+    # columns: the sends' ports, links, slots; the recvs' ports, slots
+    tab_arr = np.empty((5, n_s), np.int64)
+    cdef int64_t[:, ::1] tab = tab_arr
     with nogil:
-        g = 0
-        for i in range(ns_):
+        for i in range(n_s):
             x = send_idx[i]
-            if x < 0 or x >= cmd_off[n_pes] or (i and x <= send_idx[i - 1]):
-                ok = False
+            if x < 0 or x >= units.shape[0]:
+                rc = 1
                 break
-            while x >= cmd_off[g + 1]:
-                g += 1
-            p = <int64_t> units[x] - UNIT_TX0
-            if p < 0 or p >= N_PORTS or nbr[g, p] < 0:
-                ok = False
-                break
-            lk = g * N_PORTS + p
-            link[i] = lk
-            s_slot[lk] += 1
-        g = 0
-        for i in range(nr_ if ok else 0):
+            tab[0, i] = <int64_t> units[x] - UNIT_TX0
             x = recv_idx[i]
-            if x < 0 or x >= cmd_off[n_pes] or (i and x <= recv_idx[i - 1]):
-                ok = False
+            if x < 0 or x >= units.shape[0]:
+                rc = 1
                 break
-            while x >= cmd_off[g + 1]:
-                g += 1
-            p = <int64_t> units[x] - UNIT_RX0
-            if p < 0 or p >= N_PORTS:
-                ok = False
-                break
-            q = nbr[g, p]
-            if q < 0 or q >= n_pes:
-                ok = False
-                break
-            lk = q * N_PORTS + opposite[p]
-            link[ns_ + i] = lk
-            r_slot[lk] += 1
-        if ok:
-            x = 0
-            for lk in range(n_links):
-                if s_slot[lk] != r_slot[lk]:
-                    ok = False
+            tab[3, i] = <int64_t> units[x] - UNIT_RX0
+        if rc == 0:
+            rc = _pair(&send_idx[0], &tab[0, 0], n_s, &recv_idx[0], &tab[3, 0], n_r, &cmd_off[0],
+                       n_pes, &nbr[0, 0], &opposite[0], &tab[1, 0], &tab[2, 0], &tab[4, 0])
+        if rc == 0:
+            for i in range(n_s):
+                k = tab[2, i]
+                out[k].link = tab[1, i]
+                out[k].send = send_idx[i]
+                out[k].nbytes = send_bytes[i]
+            for i in range(n_r):
+                k = tab[4, i]
+                if out[k].nbytes != recv_bytes[i]:
+                    rc = 1
                     break
-                c = s_slot[lk]
-                s_slot[lk] = r_slot[lk] = x
-                x += c
-        if ok:
-            for i in range(ns_):
-                lk = link[i]
-                out[s_slot[lk]].link = lk
-                out[s_slot[lk]].send = send_idx[i]
-                out[s_slot[lk]].nbytes = send_bytes[i]
-                s_slot[lk] += 1
-            for i in range(nr_):
-                lk = link[ns_ + i]
-                if out[r_slot[lk]].nbytes != recv_bytes[i]:
-                    ok = False
-                    break
-                out[r_slot[lk]].recv = recv_idx[i]
-                r_slot[lk] += 1
-    return out_arr if ok else None
+                out[k].recv = recv_idx[i]
+    if rc == 2:
+        raise MemoryError()
+    return out_arr if rc == 0 else None
