@@ -204,3 +204,24 @@ def test_a_kernel_with_nested_loops_and_links_checks_its_copies():
     tc = r.program.compact
     assert tc is not None and len(tc.tiles) >= 2
     assert _agree_tiled(r.program, tc)
+
+
+@pytest.mark.parametrize("name, causal", [(n, False) for n in ("single_user_prefill", "single_user_decode",
+                                                                 "multi_user_prefill", "multi_user_decode")]
+                         + [("single_user_prefill", True), ("multi_user_prefill", True)])
+def test_shipped_kernels_tiled_checks_match_the_row_by_row_ones(name, causal):
+    """Every shipped kernel (the diag panels, causal prefill too, at 4K on mesh8, as replay keeps
+    them): the check through the tilings' bodies and the queues through them against the
+    row-by-row check and queues of the expanded array, bit for bit."""
+    from kernbench.diag import panel_spec, run_panel
+    from kernbench.hw import load_hw
+
+    hw = load_hw("mesh8")
+    spec = panel_spec(name, hw, shape="llama70b", context=4096, causal=causal)
+    r = run_panel(spec, hw, replay="on")
+    program = r.result.program
+    tc = program.compact
+    if spec.kind == "decode":  # no tl.range: nothing tiled, the checks are the row-by-row ones
+        assert tc is None
+        return
+    assert tc is not None and tc.tiles and _agree_tiled(program, tc)
