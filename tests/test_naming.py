@@ -239,6 +239,34 @@ def test_message_table_in_c_is_the_numpy_pairing(machine, data):
     both(bad)
 
 
+def test_the_c_pairing_refuses_a_port_that_a_narrower_column_would_wrap():
+    """The C pairing keeps a port in a byte: a port or unit far outside the table (one that would
+    wrap to a wired port, 257 -> 1) is refused, as the numpy pairing refuses it, not paired."""
+    n_pes = 2
+    nbr = np.full((n_pes, 4), -1, np.int32)
+    nbr[0, Port.E], nbr[1, Port.W] = 1, 0
+    # PE 0 sends E, PE 1 receives from W: one site each
+    links, sites = np.array([0, 1], np.int64), np.array([0, 1], np.int32)
+    cmd_off = np.array([0, 1, 2], np.int64)
+    site_dir, site_type = np.array([1, -1], np.int8), np.array([0, 0], np.int64)
+    good = np.array([int(Port.E), int(Port.W)], np.int64)
+    assert api.messages_agree(links, sites, cmd_off, site_dir, good, site_type, nbr)
+    for k in (0, 1):
+        for far in (256 + int(good[k]), -256 + int(good[k]), 1 << 40):
+            bad = good.copy()
+            bad[k] = far
+            assert not api.messages_agree(links, sites, cmd_off, site_dir, bad, site_type, nbr)
+    # the message table: a unit byte past the TX/RX units
+    units = np.array([int(Unit.TX_E) + int(Port.E), int(Unit.RX_E) + int(Port.W)], np.uint8)
+    idx_s, idx_r, nb = np.array([0], np.int64), np.array([1], np.int64), np.array([64], np.int64)
+    ok = api._check.message_table(units, idx_s, idx_r, cmd_off, nbr, api._OPPOSITE, nb, nb)
+    assert ok is not None and ok["link"].tolist() == [0 * N_PORTS + int(Port.E)]
+    for k in (0, 1):
+        bad = units.copy()
+        bad[k] = 255
+        assert api._check.message_table(bad, idx_s, idx_r, cmd_off, nbr, api._OPPOSITE, nb, nb) is None
+
+
 def test_message_dtype_is_the_c_structs():
     assert api.MESSAGE_DTYPE.names == ("link", "send", "recv", "nbytes")
     assert all(api.MESSAGE_DTYPE[f] == np.int64 for f in api.MESSAGE_DTYPE.names)

@@ -530,9 +530,13 @@ def stable_order(const int64_t[::1] keys, int64_t n_keys):
 
 # -- messages: the C twin of api.pair_links (the k-th send on a link meets the k-th recv that
 # drains it), for programs that pass; api's numpy pairing names what is wrong in the others.
+# Per message the pairing keeps 26 bytes (a port byte, an int32 link and an int64 slot for its
+# send and its recv; _Pairing), the link check 24 more (indices, types): at 128K on 64 cubes
+# (4.2M messages) 210 MB, where int64 columns sized for every link command took 605 MB, and
+# their first touch most of the check's time.
 cdef int _message_links(const int64_t* idx, int64_t n, const int64_t* cmd_off, int64_t n_pes,
-                        const int64_t* port, bint recv, const int32_t* nbr,
-                        const int64_t* opposite, int64_t* link) noexcept nogil:
+                        const int8_t* port, bint recv, const int32_t* nbr,
+                        const int64_t* opposite, int32_t* link) noexcept nogil:
     # each message's link (api.LinkPairs): a send's is its own end (PE * N_PORTS + port), a
     # recv's the end it drains (the neighbour's, opposite port). 1 if the indices are not
     # ascending within 0..n_cmds or a port is out of range or has no neighbour.
@@ -549,11 +553,11 @@ cdef int _message_links(const int64_t* idx, int64_t n, const int64_t* cmd_off, i
         q = nbr[g * N_PORTS + p]
         if q < 0 or q >= n_pes:
             return 1
-        link[i] = q * N_PORTS + opposite[p] if recv else g * N_PORTS + p
+        link[i] = <int32_t> (q * N_PORTS + opposite[p] if recv else g * N_PORTS + p)
     return 0
 
 
-cdef int _message_slots(const int64_t* s_link, int64_t n_s, const int64_t* r_link, int64_t n_r,
+cdef int _message_slots(const int32_t* s_link, int64_t n_s, const int32_t* r_link, int64_t n_r,
                         int64_t n_links, int64_t* s_slot, int64_t* r_slot) noexcept nogil:
     # message k of a link (its k-th send, its k-th recv in command order) at slot off[link] + k,
     # the links in order (api.pair_links' send_order/recv_order, inverted): each send's and each
@@ -573,7 +577,7 @@ cdef int _message_slots(const int64_t* s_link, int64_t n_s, const int64_t* r_lin
         c = cnt[lk]
         cnt[lk] = cnt[n_links + lk] = x
         x += c
-    for i in range(n_s):  # (a link read before its slot is written: they may share memory)
+    for i in range(n_s):
         lk = s_link[i]
         s_slot[i] = cnt[lk]
         cnt[lk] += 1
@@ -585,21 +589,41 @@ cdef int _message_slots(const int64_t* s_link, int64_t n_s, const int64_t* r_lin
     return 0
 
 
-cdef int _pair(const int64_t* s_idx, const int64_t* s_port, int64_t n_s, const int64_t* r_idx,
-               const int64_t* r_port, int64_t n_r, const int64_t* cmd_off, int64_t n_pes,
-               const int32_t* nbr, const int64_t* opposite, int64_t* s_link,
+cdef int _pair(const int64_t* s_idx, const int8_t* s_port, int64_t n_s, const int64_t* r_idx,
+               const int8_t* r_port, int64_t n_r, const int64_t* cmd_off, int64_t n_pes,
+               const int32_t* nbr, const int64_t* opposite, int32_t* s_link, int32_t* r_link,
                int64_t* s_slot, int64_t* r_slot) noexcept nogil:
-    # the pairing: links (_message_links), then slots (_message_slots); s_link is kept (the
-    # message table's link column); the recvs' links go to r_slot, then their slots over them
+    # the pairing: links (_message_links), then slots (_message_slots)
     cdef int rc
     if n_s != n_r:
         return 1
     rc = _message_links(s_idx, n_s, cmd_off, n_pes, s_port, False, nbr, opposite, s_link)
     if rc == 0:
-        rc = _message_links(r_idx, n_r, cmd_off, n_pes, r_port, True, nbr, opposite, r_slot)
+        rc = _message_links(r_idx, n_r, cmd_off, n_pes, r_port, True, nbr, opposite, r_link)
     if rc == 0:
-        rc = _message_slots(s_link, n_s, r_slot, n_r, n_pes * N_PORTS, s_slot, r_slot)
+        rc = _message_slots(s_link, n_s, r_link, n_r, n_pes * N_PORTS, s_slot, r_slot)
     return rc
+
+
+cdef class _Pairing:
+    """The columns _pair writes (and the ports it reads) for n_s sends and n_r recvs, numpy-owned."""
+    cdef object arrays
+    cdef int64_t[::1] s_slot, r_slot
+    cdef int8_t[::1] s_port, r_port
+    cdef int32_t[::1] s_link, r_link
+
+    def __init__(self, int64_t n_s, int64_t n_r):
+        a = self.arrays = [np.empty(max(n, 1), t) for n, t in (
+            (n_s, np.int64), (n_r, np.int64), (n_s, np.int8), (n_r, np.int8), (n_s, np.int32),
+            (n_r, np.int32))]
+        self.s_slot, self.r_slot, self.s_port, self.r_port, self.s_link, self.r_link = a
+
+    cdef int pair(self, const int64_t* s_idx, int64_t n_s, const int64_t* r_idx, int64_t n_r,
+                  const int64_t* cmd_off, int64_t n_pes, const int32_t* nbr,
+                  const int64_t* opposite) noexcept nogil:
+        return _pair(s_idx, &self.s_port[0], n_s, r_idx, &self.r_port[0], n_r, cmd_off, n_pes,
+                     nbr, opposite, &self.s_link[0], &self.r_link[0], &self.s_slot[0],
+                     &self.r_slot[0])
 
 
 def messages_agree(const int64_t[::1] links, const int32_t[::1] sites, const int64_t[::1] cmd_off,
@@ -623,10 +647,9 @@ def messages_agree(const int64_t[::1] links, const int32_t[::1] sites, const int
         raise ValueError("messages_agree: tables of the wrong size")
     if n == 0:
         return True
-    # columns: sends' index, port, type, link, slot; then the recvs' index, port, type, slot
-    tab_arr = np.empty((9, n), np.int64)
-    cdef int64_t[:, ::1] tab = tab_arr
-    with nogil:
+    if n_pes * N_PORTS >= 1 << 30 or n_sites >= 1 << 31:
+        return False  # links and types are int32 here; numpy pairs what does not fit
+    with nogil:  # the sends and recvs counted (and every link command's site checked) first
         for i in range(n):
             x = links[i]
             if x < 0 or x >= sites.shape[0] or sites[x] < 0 or sites[x] >= n_sites:
@@ -634,22 +657,40 @@ def messages_agree(const int64_t[::1] links, const int32_t[::1] sites, const int
                 break
             j = sites[x]
             if site_dir[j] > 0:
-                tab[0, n_s], tab[1, n_s], tab[2, n_s] = x, site_port[j], site_type[j]
                 n_s += 1
             elif site_dir[j] < 0:
-                tab[5, n_r], tab[6, n_r], tab[7, n_r] = x, site_port[j], site_type[j]
                 n_r += 1
             else:
                 rc = 1
                 break
+            if site_port[j] < 0 or site_port[j] >= N_PORTS:
+                rc = 1
+                break
+    if rc or n_s != n_r:
+        return False
+    cdef _Pairing m = _Pairing(n_s, n_r)
+    s_idx_arr, r_idx_arr = np.empty(max(n_s, 1), np.int64), np.empty(max(n_r, 1), np.int64)
+    cdef int64_t[::1] s_idx = s_idx_arr, r_idx = r_idx_arr
+    # each send's type, then (once it is paired) each slot's; each recv's type
+    s_type_arr, r_type_arr = np.empty(max(n_s, 1), np.int32), np.empty(max(n_r, 1), np.int32)
+    cdef int32_t[::1] s_type = s_type_arr, r_type = r_type_arr
+    n_s = n_r = 0
+    with nogil:
+        for i in range(n):
+            x = links[i]
+            j = sites[x]
+            if site_dir[j] > 0:
+                s_idx[n_s], m.s_port[n_s], s_type[n_s] = x, <int8_t> site_port[j], <int32_t> site_type[j]
+                n_s += 1
+            else:
+                r_idx[n_r], m.r_port[n_r], r_type[n_r] = x, <int8_t> site_port[j], <int32_t> site_type[j]
+                n_r += 1
+        rc = m.pair(&s_idx[0], n_s, &r_idx[0], n_r, &cmd_off[0], n_pes, &nbr[0, 0], &opposite[0])
         if rc == 0:
-            rc = _pair(&tab[0, 0], &tab[1, 0], n_s, &tab[5, 0], &tab[6, 0], n_r, &cmd_off[0],
-                       n_pes, &nbr[0, 0], &opposite[0], &tab[3, 0], &tab[4, 0], &tab[8, 0])
-        if rc == 0:
-            for i in range(n_s):  # the sends' types in link order (over their ports: done)
-                tab[1, tab[4, i]] = tab[2, i]
+            for i in range(n_s):  # the sends' types in link order (over their links: done)
+                m.s_link[m.s_slot[i]] = s_type[i]
             for i in range(n_r):
-                if tab[1, tab[8, i]] != tab[7, i]:
+                if m.s_link[m.r_slot[i]] != r_type[i]:
                     rc = 1
                     break
     if rc == 2:
@@ -672,43 +713,46 @@ def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
     byte counts; ``nbr``: (n_pes, N_PORTS) int32 neighbour table; ``opposite``: (N_PORTS,)
     int64. Raises ValueError on tables of the wrong size, MemoryError."""
     cdef int64_t n_pes = cmd_off.shape[0] - 1, n_s = send_idx.shape[0], n_r = recv_idx.shape[0]
-    cdef int64_t i, x, k
+    cdef int64_t i, x, k, p
     cdef int rc = 0
     if (nbr.shape[0] != n_pes or nbr.shape[1] != N_PORTS or opposite.shape[0] != N_PORTS
             or send_bytes.shape[0] != n_s or recv_bytes.shape[0] != n_r):
         raise ValueError("message_table: tables of the wrong size")
     out_arr = np.empty(n_s, MESSAGE_DTYPE)  # every field written when the pairing succeeds
-    if n_s != n_r:
+    if n_s != n_r or n_pes * N_PORTS >= 1 << 30:
         return None
     if n_s == 0:
         return out_arr
     cdef Message[::1] out = out_arr
-    # columns: the sends' ports, links, slots; the recvs' ports, slots
-    tab_arr = np.empty((5, n_s), np.int64)
-    cdef int64_t[:, ::1] tab = tab_arr
+    cdef _Pairing m = _Pairing(n_s, n_r)
     with nogil:
         for i in range(n_s):
             x = send_idx[i]
             if x < 0 or x >= units.shape[0]:
                 rc = 1
                 break
-            tab[0, i] = <int64_t> units[x] - UNIT_TX0
+            p = <int64_t> units[x] - UNIT_TX0
             x = recv_idx[i]
-            if x < 0 or x >= units.shape[0]:
+            if p < 0 or p >= N_PORTS or x < 0 or x >= units.shape[0]:
                 rc = 1
                 break
-            tab[3, i] = <int64_t> units[x] - UNIT_RX0
+            m.s_port[i] = <int8_t> p
+            p = <int64_t> units[x] - UNIT_RX0
+            if p < 0 or p >= N_PORTS:
+                rc = 1
+                break
+            m.r_port[i] = <int8_t> p
         if rc == 0:
-            rc = _pair(&send_idx[0], &tab[0, 0], n_s, &recv_idx[0], &tab[3, 0], n_r, &cmd_off[0],
-                       n_pes, &nbr[0, 0], &opposite[0], &tab[1, 0], &tab[2, 0], &tab[4, 0])
+            rc = m.pair(&send_idx[0], n_s, &recv_idx[0], n_r, &cmd_off[0], n_pes, &nbr[0, 0],
+                        &opposite[0])
         if rc == 0:
             for i in range(n_s):
-                k = tab[2, i]
-                out[k].link = tab[1, i]
+                k = m.s_slot[i]
+                out[k].link = m.s_link[i]
                 out[k].send = send_idx[i]
                 out[k].nbytes = send_bytes[i]
             for i in range(n_r):
-                k = tab[4, i]
+                k = m.r_slot[i]
                 if out[k].nbytes != recv_bytes[i]:
                     rc = 1
                     break
