@@ -11,13 +11,19 @@ run traced what it should: 100 commands per program, every program working.
 * flagship, every command traced: the Llama-70B single-user prefill kernel at 8K context
   (4K with ``--quick``) traced with ``replay="off"``, so every command runs the kernel's Python
   and the tl calls (issue 12, item 2: the cost of a traced command, which tl.range replay only
-  makes rarer), microseconds per command and whether the tracing layer ran compiled.
+  makes rarer), microseconds per command and whether the tracing layer ran compiled;
+* one tl call: each of the calls the flagship kernel makes, alone in a loop (the prefill's
+  shapes: scores (256, 2048) f32, row stats (256, 1), K/V blocks (2048, 128) f16), microseconds
+  per call: where a traced command's cost sits (docs/benchmarks.md, "What a traced command
+  costs").
 
 ``--quick`` shrinks the grid to 8 PEs x 8 cubes.
 """
 from __future__ import annotations
 
 import time
+
+import pytest
 
 import kernbench
 from kernbench.diag import panel_spec
@@ -114,5 +120,53 @@ def test_trace_flagship_every_command(benchmark, quick):
     benchmark.extra_info.update({
         "commands": n,
         "us_per_command": secs / n * 1e6,
+        "compiled": all(compiled_tracing().values()),
+    })
+
+
+#: tl calls of the flagship prefill kernel, on its shapes: name -> (call, commands it makes)
+TL_CALLS = {
+    "add": (lambda tl, v: v["s"] + v["s"], 1),
+    "mul_scalar": (lambda tl, v: v["s"] * 2.0, 1),
+    "sub_broadcast": (lambda tl, v: v["s"] - v["m"], 1),
+    "exp": (lambda tl, v: tl.exp(v["s"]), 1),
+    "cast": (lambda tl, v: tl.cast(v["s"], "f16"), 1),
+    "max_axis": (lambda tl, v: tl.max(v["s"], axis=-1), 1),
+    "trans": (lambda tl, v: tl.trans(v["k"]), 0),  # a view: no command
+    "dot": (lambda tl, v: tl.dot(v["q"], v["kt"]), 1),
+    "load": (lambda tl, v: tl.load(v["k_ptr"], shape=(2048, 128)), 1),
+    "send": (lambda tl, v: tl.send(dir="E", src=v["k"]), 1),
+    "recv": (lambda tl, v: tl.recv(dir="W", shape=(2048, 128), dtype="f16", after=v["m"]), 1),
+}
+
+
+def one_call_kernel(k_ptr, name, n, *, tl):
+    """``n`` calls of TL_CALLS[name] on the prefill's shapes (4 commands of set-up)."""
+    q = tl.load(k_ptr, shape=(256, 128))
+    k = tl.load(k_ptr, shape=(2048, 128))
+    kt = tl.trans(k)
+    s = tl.dot(q, kt)
+    m = tl.max(s, axis=-1)
+    v = {"q": q, "k": k, "kt": kt, "s": s, "m": m, "k_ptr": k_ptr}
+    call = TL_CALLS[name][0]
+    for _ in range(n):
+        call(tl, v)
+
+
+@pytest.mark.parametrize("name", list(TL_CALLS))
+def test_tl_call_cost(benchmark, quick, name):
+    ctx = kernbench.Context("default")
+    ctx.install_sfr(scope="pe", ring=True)  # every PE has an E and a W neighbour
+    k = ctx.empty((2048, 128), "f16")
+    grid, n = (8, 1), 500 if quick else 10_000
+    builders, secs = _pedantic(
+        benchmark, lambda: executor.trace(ctx, one_call_kernel, grid, (k.addr, name, n), {}, False),
+        rounds=2 if quick else 5)
+    per_call = TL_CALLS[name][1]
+    assert [b.n_commands for b in builders if b is not None] == [4 + n * per_call] * grid[0]
+    benchmark.group = "tl call"
+    benchmark.extra_info.update({
+        "calls": grid[0] * n,
+        "us_per_call": secs / (grid[0] * n) * 1e6,
         "compiled": all(compiled_tracing().values()),
     })
