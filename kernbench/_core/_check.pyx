@@ -532,8 +532,8 @@ def stable_order(const int64_t[::1] keys, int64_t n_keys):
 # drains it), for programs that pass; api's numpy pairing names what is wrong in the others.
 # Per message the pairing keeps 26 bytes (a port byte, an int32 link and an int64 slot for its
 # send and its recv; _Pairing), the link check 24 more (indices, types): at 128K on 64 cubes
-# (4.2M messages) 210 MB, where int64 columns sized for every link command took 605 MB, and
-# their first touch most of the check's time.
+# (4,128,768 messages) 206 MB, where int64 columns sized for every link command took 594 MB,
+# and their first touch most of the check's time (docs/benchmarks.md).
 cdef int _message_links(const int64_t* idx, int64_t n, const int64_t* cmd_off, int64_t n_pes,
                         const int8_t* port, bint recv, const int32_t* nbr,
                         const int64_t* opposite, int32_t* link) noexcept nogil:
