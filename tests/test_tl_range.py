@@ -86,6 +86,41 @@ def test_replay_skips_the_body():
     assert RUNS == list(range(50)) * 2
 
 
+def lagged(x_ptr, o_ptr, n, lag, *, tl):
+    """Each load waits for the sum made ``lag`` iterations before (a software pipeline's gate:
+    the prefill kernel's recvs wait two folds back, and a step of its line makes two folds)."""
+    made = [tl.zeros((T, T), "f32")] * lag
+    for i in tl.range(0, n):
+        RUNS.append(i)
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T), after=made[-lag])
+        made = made[1:] + [x + made[-1]]
+    for y in made:
+        tl.store(o_ptr, y)  # every kept handle names its own iteration's tensor after the loop
+
+
+@pytest.mark.parametrize("n", [5, 6, 7, 30])
+@pytest.mark.parametrize("lag", [1, 2])
+def test_a_body_reading_two_iterations_back_replays(n, lag):
+    """Iteration 1 reads a tensor from before the loop where iteration 2 reads iteration 0's:
+    2 is not 1 moved on, so iterations 2 and 3 prove the repetition (one more traced, when a
+    replayed iteration is left after them). The launch is full tracing's."""
+    args = lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((T, T), "f32"), n, lag)  # noqa: E731
+    _exact(lagged, args)
+    RUNS.clear()
+    _launch(lagged, args, "on", grid=(1, 1))
+    probes = loops.PROBES if lag == 1 else loops.MAX_PROBES
+    assert RUNS == (list(range(n)) if n < probes + 2 else [*range(probes), n - 1])
+
+
+def test_a_body_reading_three_iterations_back_is_caught():
+    """Outside the contract: iterations 1 and 2 both read the tensor from before the loop that
+    iteration 3 no longer reads, so the proof passes and replay would be wrong; verify mode
+    names the iteration."""
+    args = lambda ctx: (ctx.empty((9 * T, T), "f32"), ctx.empty((T, T), "f32"), 9, 3)  # noqa: E731
+    with pytest.raises(KernelError, match=r"iteration 3 \(index 3\) does not repeat the loop body"):
+        _launch(lagged, args, "verify")
+
+
 def ragged(x_ptr, o_ptr, N, B, *, tl):
     """Blocks of B over N elements; the last is masked (ragged) and traced for real."""
     total = tl.zeros((B,), "f32")
@@ -251,7 +286,7 @@ def test_verify_is_the_test_suites_default(monkeypatch):
 
 # -- generated loop kernels ----------------------------------------------------------------------
 BODY_OPS = ("load", "load_after", "masked", "add", "mul", "max", "exp", "dot", "dot_t", "reduce",
-            "carry", "store", "send", "pinned", "view")
+            "carry", "store", "send", "pinned", "view", "lag2")
 
 
 @st.composite
@@ -272,7 +307,7 @@ def make_loop_kernel(ops, start, step, trips, n_carry, N):
     def k(x_ptr, o_ptr, *, tl):
         pe = tl.program_id(0)
         carry = [tl.full((T, T), float(c), "f32") for c in range(n_carry)]
-        last = tl.load(x_ptr, shape=(T, T))
+        last = older = tl.load(x_ptr, shape=(T, T))
         for i in tl.range(start, stop, step):
             regs = [last, *carry]
             for op, r in ops:
@@ -313,10 +348,13 @@ def make_loop_kernel(ops, start, step, trips, n_carry, N):
                         regs.append(tl.recv(dir="W", shape=(T, T), dtype="f32"))
                 elif op == "pinned":
                     regs.append(tl.load(blk, shape=(T, T), pinned=True))
+                elif op == "lag2":  # reads the result of two iterations back
+                    regs.append(a + older)
                 elif op == "view":
                     regs.append(tl.reshape(tl.reshape(a, (T * T,)), (T, T)))
-            last = regs[-1]
+            older, last = last, regs[-1]
         tl.store(o_ptr, last)
+        tl.store(o_ptr, older)
         for c in carry:
             tl.store(o_ptr, c)
 

@@ -40,12 +40,14 @@ import numpy as np
 
 from . import semantic
 
-__all__ = ["PROBES", "REPLAY_MODES", "tl_range"]
+__all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "tl_range"]
 
 semantic.register_internal(__file__)
 
 #: iterations traced before the repetition is proven: 0 (may differ), A and B
 PROBES = 3
+#: ... or one more, when the body reads two iterations back (A and B are then 2 and 3)
+MAX_PROBES = 4
 REPLAY_MODES = ("on", "off", "verify")
 
 
@@ -81,7 +83,9 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     if sb[3] - sa[3] != se[3] - sb[3]:
         return None
     t0, t_a, t_b = s0[0], sa[0], sb[0]
-    shift = store.moved_on(sa[1], sb[1], sb[1] - sa[1], t0, D, t_a)
+    # every operand of B the proof moves is at or above t0 + D (a tensor of A's predecessors
+    # or later); those it keeps are below t0: replay moves the operands at or above t0
+    shift = store.moved_on(sa[1], sb[1], sb[1] - sa[1], t0, D, t0)
     if shift is None:
         return None
     if b.tensors[t_a:t_b] != b.tensors[t_b:t_b + D]:
@@ -138,9 +142,10 @@ def _safe_iterations(p: _Plan, want: int) -> int:
     return safe
 
 
-def _replay(b, p: _Plan, R: int) -> None:
-    """Emit R iterations of B moved on (m = 1..R), and move the builder's state with them."""
-    b.trace_store.append_tiled(p.cmds[0], p.cmds[1], R, p.D, p.shift)
+def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
+    """Emit R iterations of B moved on (m = 1..R), and move the builder's state with them.
+    ``loop``: the tl.range's (file, line)."""
+    b.trace_store.append_tiled(p.cmds[0], p.cmds[1], R, p.D, p.shift, loop)
     b.tensors.extend(p.tensors * R)
     moved = np.arange(1, R + 1, dtype=np.int64)[:, None] * p.D  # (R, 1): iteration m's shift
     if p.pinned:
@@ -160,9 +165,11 @@ def _move_handles(handles: list, D: int, S: int) -> None:
         h.addr += S
 
 
-def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, where: tuple) -> None:
+def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, where: tuple,
+                     kb: int) -> None:
     """Verify mode: iteration ``k`` (index value ``value``), traced between snapshots ``s`` and
-    ``e``, is B moved on by ``m`` iterations; else the KernelError naming what differs."""
+    ``e``, is B (iteration ``kb``) moved on by ``m`` iterations; else the KernelError naming
+    what differs."""
     store = b.trace_store
     why = None
     n_rows = p.cmds[1] - p.cmds[0]
@@ -208,7 +215,7 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
                         for f, ln, i in reversed(b.ranges[:-1]))
         raise semantic.kernel_error(
             b, f"tl.range: iteration {k} (index {value}){outer} does not repeat the loop body: {why}. "
-               f"Replay would emit iteration {PROBES - 1} moved on instead (docs/language.md, "
+               f"Replay would emit iteration {kb} moved on instead (docs/language.md, "
                f"'tl.range'); use range() for a loop whose iterations differ", where)
 
 
@@ -240,25 +247,32 @@ def tl_range(tl, r: range):
     running = [where[0], where[1], None]  # this loop in b.ranges: file, line, current index
     b.ranges.append(running)
     try:
-        snaps = [_snap(b)]
-        trans = []
-        for k in range(PROBES):
-            if k == PROBES - 1:
-                trans.append(b.transposed.mark())
+        p = None
+        snaps = [_snap(b)]  # at the start of each traced iteration, and after the last
+        trans = [b.transposed.mark()]
+        for k in range(MAX_PROBES):
+            if k == PROBES:
+                # B is not A moved on: perhaps the body reads two iterations back (iteration 1
+                # reads tensors from before the loop where iteration 2 reads iteration 0's);
+                # then iterations 2 and 3 prove it, when a replayed iteration is left after 3
+                if p is not None or n < MAX_PROBES + 2:
+                    break
             at = k
             running[2] = r[k]
             yield r[k]
             snaps.append(_snap(b))
-        trans.append(b.transposed.mark())
-        p = _plan(b, snaps[PROBES - 3], snaps[PROBES - 2], snaps[PROBES - 1], snaps[PROBES],
-                  trans[0], trans[1])
-        k = PROBES
+            trans.append(b.transposed.mark())
+            if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration k - 3 move on
+                p = _plan(b, snaps[k - 2 if k < PROBES else 0], snaps[k - 1], snaps[k],
+                          snaps[k + 1], trans[k], trans[k + 1])
+        kb = len(snaps) - 2  # B, the iteration replay moves on
+        k = kb + 1
         if owner:
             b._track = None
         if p is not None and not check:
-            R = _safe_iterations(p, n - 1 - PROBES)
+            R = _safe_iterations(p, n - 1 - k)
             if R > 0:
-                _replay(b, p, R)
+                _replay(b, p, R, (where[0], where[1]))
                 _move_handles(p.handles, R * p.D, R * p.S)
                 k += R
         if p is None or not check:
@@ -277,7 +291,7 @@ def tl_range(tl, r: range):
             running[2] = r[j]
             yield r[j]
             e = _snap(b)
-            _check_iteration(b, p, s, e, j - (PROBES - 1), j, r[j], where)
+            _check_iteration(b, p, s, e, j - kb, j, r[j], where, kb)
         if owner:
             b._acc = None
         at = n - 1

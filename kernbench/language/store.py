@@ -61,7 +61,7 @@ class TraceStore:
     arrive). :meth:`close` flushes, trims and hands them over."""
 
     __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_n_lit", "_bounds",
-                 "_sites", "_expected", "_segments", "_tensor_bytes", "_tiles", "_program")
+                 "_sites", "_expected", "_segments", "_tensor_bytes", "_tiles", "_loops", "_program")
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.table = SiteTable()
@@ -82,6 +82,7 @@ class TraceStore:
         self._tensor_bytes: list = []
         #: every append_tiled, in order: (a, z, lo, R, D, shift, made) (:class:`TiledCommands`)
         self._tiles: list = []
+        self._loops: list = []  #: the loop each tiling replays (append_tiled's ``loop``)
         #: where the current program starts: (its first global command, the first of _bounds
         #: and of _tiles that can hold its rows)
         self._program = (0, 0, 0)
@@ -149,12 +150,14 @@ class TraceStore:
         pending.clear()
         self._move(rec)
 
-    def append_tiled(self, a: int, z: int, R: int, D: int, shift: np.ndarray) -> None:
+    def append_tiled(self, a: int, z: int, R: int, D: int, shift: np.ndarray, loop=None) -> None:
         """Append R copies of the current program's commands a..z (a loop body B, tl.range
         replay): copy m (1..R) moves operand k of command j on by ``shift[j, k] * m * D`` and
         numbers its results m iterations further on: the commands tracing those iterations
         would have recorded (verify mode compares them). The copies are kept as the tiling
-        (sites excepted, one int32 each): :meth:`rows` and :class:`TiledCommands` read them."""
+        (sites excepted, one int32 each): :meth:`rows` and :class:`TiledCommands` read them.
+        ``loop``: which loop of the kernel this is (tl.range passes its file and line), the
+        same on every PE and in every iteration of the loops around it."""
         if self.current is None:
             raise RuntimeError("append_tiled: no program is being traced")
         self.flush()
@@ -170,6 +173,7 @@ class TraceStore:
         if shift.shape != (n, 3):
             raise ValueError("append_tiled: shift must be (z - a, 3)")
         self._tiles.append((a, z, lo, R, D, shift, len(made_bytes)))
+        self._loops.append(len(self._loops) if loop is None else loop)
         self._sites[lo:hi] = np.tile(sites, R)
         tiled = _Repeated(made_bytes, R)
         self._tensor_bytes.append(tiled)
@@ -237,25 +241,58 @@ class TraceStore:
         moved on by ``D`` and the others unchanged? If so, the (n, 3) uint8 flags of B's
         operands at or above ``t_a`` (those replay moves on), else None. Read in C through
         the program's reader (_replay.source_moved_on): a body holding replayed inner loops
-        is never expanded."""
+        is never expanded. Rows not yet flushed (a loop of traced commands) are compared as
+        they wait, with the same rule."""
+        rec = self._pending_rows(a, b + n)
+        if rec is not None:
+            ra, rb = rec[:n], rec[b - a:b - a + n]
+            if not np.array_equal(ra[:, 0], rb[:, 0]):
+                return None
+            oa, ob = ra[:, 1:], rb[:, 1:]
+            if not np.array_equal(np.where(oa >= t0, oa + D, oa), ob):
+                return None
+            return (ob >= t_a).astype(np.uint8)
         self.flush()
         if not np.array_equal(self._sites[a:a + n], self._sites[b:b + n]):
             return None
-        start, b0, i0 = self._program
         shift = np.empty((n, 3), np.uint8)
-        src = self._program_source(start, b0, i0)
-        if not _replay.source_moved_on(src, a - start, b - start, n, t0, D, t_a, shift):
+        src, at = self._reader(a, b + n)
+        if not _replay.source_moved_on(src, a - at, b - at, n, t0, D, t_a, shift):
             return None
         return shift
+
+    def _pending_rows(self, a: int, z: int):
+        """(site, src0, src1, src2) of global commands a..z (int64, (z - a, 4)) if all are
+        pending (recorded since the last flush), else None."""
+        if a < self.n or not self.pending:
+            return None
+        p = self.pending[4 * (a - self.n):4 * (z - self.n)]
+        if len(p) != 4 * (z - a):
+            return None
+        return np.array(p, np.int64).reshape(-1, 4)
+
+    def _reader(self, a: int, z: int) -> tuple:
+        """(a CommandSource holding the current program's flushed rows a..z, the global row its
+        row 0 is): the traced rows themselves when a..z is one range of them (a loop of
+        traced commands: a reader of one segment is cheap), else the program's reader."""
+        start, b0, i0 = self._program
+        for lo, hi, at in self._bounds[b0:]:
+            if lo <= a and z <= hi:
+                rows = self._commands[at + a - lo:at + z - lo]
+                return _replay.CommandSource(z - a, ((0, z - a),), rows, ()), a
+        return self._program_source(start, b0, i0), start
 
     def reads_any(self, a: int, z: int, watch) -> bool:
         """Does a command of the current program's a..z read one of the tensor numbers
         ``watch`` (an operand equal to one)? Read in C through the program's reader
-        (_replay.source_reads_any)."""
-        self.flush()
-        start, b0, i0 = self._program
+        (_replay.source_reads_any), or as they wait to be flushed."""
         w = np.unique(np.asarray(watch, np.int64))
-        return _replay.source_reads_any(self._program_source(start, b0, i0), a - start, z - start, w)
+        rec = self._pending_rows(a, z)
+        if rec is not None:
+            return bool(np.isin(rec[:, 1:], w).any())
+        self.flush()
+        src, at = self._reader(a, z)
+        return _replay.source_reads_any(src, a - at, z - at, w)
 
     def _move(self, rec: np.ndarray) -> None:
         """Turn ``rec`` (the segments' rows, pending already cleared) into COMMAND_DTYPE records."""
@@ -342,7 +379,7 @@ class TraceStore:
         if not self._tiles:
             return None
         return TiledCommands(self.n, [(lo, hi) for lo, hi, _ in self._bounds], self._commands,
-                             self._tiles)
+                             self._tiles, self._loops)
 
 
 class TiledCommands:
@@ -356,20 +393,25 @@ class TiledCommands:
     the traced rows' global ranges, in order, held one after the other in ``literal``;
     ``tiles``: the store's append_tiled calls in order, ``(a, z, lo, R, D, shift, made)``; each
     copies rows a..z, which precede lo, so rebuilding the traced rows first and the tilings in
-    order rebuilds every row. Raises ValueError when they do not cover 0..n once, in order."""
+    order rebuilds every row. ``loops``: which loop of the kernel each tiling replays (a
+    hashable key per tiling, alike for the same loop on every PE; default: each its own).
+    Raises ValueError when they do not cover 0..n once, in order."""
 
-    __slots__ = ("n", "bounds", "literal", "tiles", "_src")
+    __slots__ = ("n", "bounds", "literal", "tiles", "loops", "_src")
 
-    def __init__(self, n: int, bounds, literal: np.ndarray, tiles: list) -> None:
+    def __init__(self, n: int, bounds, literal: np.ndarray, tiles: list, loops=None) -> None:
         self.n = int(n)
         self.tiles = tuple(tiles)
+        self.loops = tuple(range(len(self.tiles)) if loops is None else loops)
+        if len(self.loops) != len(self.tiles):
+            raise ValueError("TiledCommands: one loop per tiling")
         self.bounds = np.asarray(bounds, np.int64).reshape(-1, 2)
         self.literal = literal
         self._src = None
         self.source()  # checks that the ranges cover 0..n once, in order
 
     @classmethod
-    def from_array(cls, commands: np.ndarray, tiles: list) -> "TiledCommands":
+    def from_array(cls, commands: np.ndarray, tiles: list, loops=None) -> "TiledCommands":
         """The compact form of an expanded ``commands`` whose rows ``tiles`` rebuild."""
         cuts = [0]
         for a, z, lo, R, _, _, _ in tiles:
@@ -382,13 +424,14 @@ class TiledCommands:
         rows = commands.view(_RECORD)
         literal = (np.concatenate([rows[a:z] for a, z in bounds]) if len(bounds)
                    else rows[:0]).view(COMMAND_DTYPE)
-        return cls(len(commands), bounds, literal, tiles)
+        return cls(len(commands), bounds, literal, tiles, loops)
 
     def __getstate__(self):  # (a slotted class needs it for pickle protocols 0 and 1)
-        return self.n, self.bounds, self.literal, self.tiles
+        return self.n, self.bounds, self.literal, self.tiles, self.loops
 
     def __setstate__(self, state) -> None:
-        self.n, self.bounds, self.literal, self.tiles = state
+        self.n, self.bounds, self.literal, self.tiles = state[:4]
+        self.loops = state[4] if len(state) > 4 else tuple(range(len(self.tiles)))
         self._src = None
 
     def source(self) -> "_replay.CommandSource":
