@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from kernbench._core import api
 from kernbench.common.errors import DeadlockError, MaxCyclesError
 from kernbench.diag import panel_spec
+from kernbench.language import loops
 from kernbench.hw import load_hw
 from kernbench.runtime import executor
 from kernbench.runtime.context import Context
@@ -288,6 +289,49 @@ def test_regions_repeat_exactly():
                 same = (v == v0) & np.isin(v0 + t_off[pe], list(fx))
                 assert np.all(~used | moved | same)
                 assert np.all((v0[used & moved] - (t0 - t_off[pe])) // made >= dlo)
+
+
+def nest(x_ptr, o_ptr, n_outer, n_inner, spread, *, tl):
+    """tl.range in tl.range, the inner loop's trip count n_inner + spread * PE (a ring's steps
+    differ by rank so)."""
+    pe = tl.program_id(0)
+    acc = tl.zeros((8, 8), "f32")
+    for g in tl.range(0, n_outer):
+        h = tl.load(x_ptr + g * 256, shape=(8, 8))
+        for j in tl.range(0, n_inner + spread * pe):
+            h = tl.maximum(h, tl.load(x_ptr + (g + j) * 256, shape=(8, 8))) + acc
+        acc = tl.dot(h, tl.trans(h), acc=acc)
+    tl.store(o_ptr, acc)
+
+
+@pytest.mark.parametrize("n_outer,n_inner,spread,level", [
+    (6, 40, 0, "inner"),   # the inner loop repeats longer: its runs, in every outer iteration
+    (40, 6, 0, "outer"),   # the outer loop repeats longer: its runs, the inner loops inside them
+    (12, 5, 6, "outer"),   # the inner loop's trip count differs by PE (5 .. 47): scored by its
+                           # shortest (a run of 2 iterations), the outer loop (9) is chosen
+])
+def test_one_loop_of_a_nest_is_chosen(n_outer, n_inner, spread, level):
+    """The engine jumps within the runs of one loop of a nest, the same on every PE: the loop
+    whose fewest iterations in a run are the most (api._tiled_runs). Its runs alone are
+    regions, and the jumps give the run's result exactly."""
+    ctx = Context("default")
+    ctx.install_sfr(scope="pe")
+    rows = n_outer + n_inner + spread * 8 + 1
+    args = (ctx.empty((rows * 8, 32), "f32"), ctx.empty((8, 8), "f32"), n_outer, n_inner, spread)
+    traced, _, _ = executor.trace_launch(ctx, nest, (8, 1), args, {}, mode="timing", replay="on")
+    program = traced.program
+    table, _, _ = _regions(program)
+    n_pes = int(np.count_nonzero(np.diff(program.cmd_offsets)))
+    trips = n_outer if level == "outer" else n_inner
+    # a run: iteration B and the replayed ones, all but the probes and the last
+    assert set(table[:, 3].tolist()) == {trips - loops.PROBES}
+    body = np.diff(program.cmd_offsets)[0] // n_outer  # about an outer iteration's commands
+    assert np.all(table[:, 2] >= body // 2) if level == "outer" else np.all(table[:, 2] < body // 4)
+    assert len(table) == (n_pes if level == "outer" else n_pes * n_outer)
+    off, on = _both(traced, DEFAULT)
+    assert_same(off, on)
+    if not spread:  # (PEs alike: the machine repeats; unlike, each drifts from the others)
+        assert on.steady_commands > 0
 
 
 def test_a_program_without_tilings_has_no_regions():

@@ -6,6 +6,7 @@ Cython loop (release build: no bounds checks) see the arrays.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, NamedTuple, Optional
@@ -654,24 +655,72 @@ _RG_COLS = 9  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, 
 _SAME_FIELDS = ("opcode", "unit", "m", "n", "k", "nbytes", "sub", "port", "esize")
 
 
-def _tiled_runs(tiles) -> list:
+def _tiled_runs(tiles, loops=None) -> list:
     """Candidate repeating runs (c0, n, iters, origin) from tl.range tilings ``(a, z, lo, R, D,
     shift, made)`` (kernbench.language.store.TiledCommands): each tiling whose body is the
     iteration just before its copies (origin ``("tile", k)``, k the tiling), and every copy
-    tiling k makes of a run inside its body (origin ``("copy", c0 of that run, k)``); the
-    innermost only, in order."""
-    regs: list = []
+    tiling k makes of a run inside its body (origin ``("copy", c0 of that run, k)``), in order.
+
+    The engine jumps within one run at a time, and only when the whole machine repeats, every
+    PE at once; so of nested loops one is chosen, the same on every PE: ``loops`` names the loop
+    each tiling replays (TiledCommands.loops; default: each its own), and a loop's score is the
+    fewest iterations of any of its runs. The runs kept are those of each loop with no loop
+    inside it of a higher score and no such loop around it. The engine runs about the same few
+    iterations of each run before its state repeats, so the loop with the most iterations
+    leaves the fewest commands to run; and a loop whose trip count differs from PE to PE (a
+    ring's steps, split by rank into both sides and one) scores its shortest: while one PE
+    moves from one such run to the next, the machine as a whole does not repeat."""
+    loops = range(len(tiles)) if loops is None else loops
+    chosen = _chosen_loops([(a, z - a, R + 1, loops[k]) for k, (a, z, lo, R, D, _, made) in enumerate(tiles)
+                            if z == lo and D == made and made > 0 and R >= 1])
+    regs: list = []  # (c0, n, iters, origin) of the chosen loops' runs
+    order: list = []  # (c0, index into regs), sorted
     for k, (a, z, lo, R, D, _, made) in enumerate(tiles):
         n = z - a
-        inner = [g for g in regs if g[0] >= a and g[0] + g[1] * g[2] <= z]
+        i0, i1 = bisect.bisect_left(order, (a, -1)), bisect.bisect_left(order, (z, -1))
+        inner = [regs[i] for _, i in order[i0:i1] if regs[i][0] + regs[i][1] * regs[i][2] <= z]
+        new = []
         for m in range(1, R + 1):
             off = lo + (m - 1) * n - a
-            regs += [(c0 + off, nn, it, ("copy", c0, k)) for c0, nn, it, _ in inner]
-        if z == lo and D == made and made > 0 and R >= 1:
-            regs.append((a, n, R + 1, ("tile", k)))
+            new += [(c0 + off, nn, it, ("copy", c0, k)) for c0, nn, it, _ in inner]
+        if z == lo and D == made and made > 0 and R >= 1 and loops[k] in chosen:
+            new.append((a, n, R + 1, ("tile", k)))
+        for g in new:
+            bisect.insort(order, (g[0], len(regs)))
+            regs.append(g)
     regs.sort(key=lambda g: (g[0], -g[1] * g[2]))
-    # a run that the next one (in this order) starts inside contains it
-    return [g for i, g in enumerate(regs) if i + 1 == len(regs) or regs[i + 1][0] >= g[0] + g[1] * g[2]]
+    out, end = [], 0
+    for g in regs:
+        if g[0] >= end:  # (runs overlapping, or one inside another: the first)
+            out.append(g)
+            end = g[0] + g[1] * g[2]
+    return out
+
+
+def _chosen_loops(runs: list) -> set:
+    """The loops whose runs the engine may jump (:func:`_tiled_runs`), from the tilings' own
+    runs ``(c0, n, iters, loop)`` (their copies repeat their iterations and their nesting)."""
+    score: dict = {}
+    for g in runs:
+        score[g[3]] = min(score.get(g[3], g[2]), g[2])
+    runs = sorted(runs, key=lambda g: (g[0], -g[1] * g[2]))  # a run before the runs inside it
+    parent, stack = [], []
+    for i, (c0, n, it, _) in enumerate(runs):
+        while stack and c0 + n * it > runs[stack[-1]][0] + runs[stack[-1]][1] * runs[stack[-1]][2]:
+            stack.pop()
+        parent.append(stack[-1] if stack else -1)
+        stack.append(i)
+    # loop t is inside loop u when a run of t is inside a run of u (on any PE)
+    inside: dict = {key: set() for key in score}
+    around: dict = {key: set() for key in score}
+    for i, p in enumerate(parent):
+        while p >= 0:
+            if runs[p][3] != runs[i][3]:
+                inside[runs[p][3]].add(runs[i][3])
+                around[runs[i][3]].add(runs[p][3])
+            p = parent[p]
+    chosen = {key for key in score if all(score[key] >= score[t] for t in inside[key])}
+    return {key for key in chosen if not around[key] & chosen}
 
 
 def _run_body(c, c0: int, n: int, iters: int, known=None) -> tuple | None:
@@ -744,7 +793,7 @@ def _steady_bodies(commands: np.ndarray | None, compact) -> list:
     trusted = commands is None
     rows = commands if commands is not None else compact.source()
     out, shifts = [], {}
-    for c0, n, iters, origin in _tiled_runs(tiles):
+    for c0, n, iters, origin in _tiled_runs(tiles, getattr(compact, "loops", None)):
         known = None
         if trusted and origin[0] == "tile":
             known = tiles[origin[1]][5]
