@@ -56,12 +56,13 @@ def _update_o(tl, o, alpha, pv):
 class _QueryBlock:
     """One query block of a phase: its rows, global positions and running (m, l, o)."""
 
-    __slots__ = ("q0", "rows", "pos0", "q", "m", "l", "o", "folds_left")
+    __slots__ = ("q0", "rows", "pos0", "q", "m", "l", "o", "last")
 
     def __init__(self, q0, rows, pos0):
         self.q0, self.rows, self.pos0 = q0, rows, pos0
         self.q = self.m = self.l = self.o = None
-        self.folds_left = 0
+        #: (source rank, first key row) of its last fold in the phase: its o is stored after it
+        self.last = None
 
 
 def attention_mesh_kv_kernel(
@@ -149,59 +150,91 @@ def attention_mesh_kv_kernel(
                 out.append((qb, first, min(kmax, qmax) - pos(src, first) + 1, True))
         return out
 
-    done = []  # o after each fold, in fold order: the gate of later recvs and loads
+    # m' of the last GATE_DEPTH folds, in fold order: the gate of later recvs and loads (a
+    # window of handles, which tl.range replay moves on with the iterations it skips)
+    done = deque(maxlen=GATE_DEPTH)
 
     def gate():
-        return done[-GATE_DEPTH] if len(done) >= GATE_DEPTH else None
+        return done[0] if len(done) == GATE_DEPTH else None
+
+    def arrive(g, qbs, src, came_from, fwd, k0, n):
+        """The transfers of one arrival (block k0:k0+n of rank src's share, from direction
+        ``came_from``, None for this rank's own); yield its folds (query block, masked, k, v, key
+        position, whether it is the query block's last) for the pipeline below."""
+        fl = plan(qbs, src, k0, n)
+        if came_from is None:  # own block: load, send both ways
+            sends = [dr for dr, wired in (("E", east), ("W", west)) if wired]
+            whole = sends or any(fk == k0 and fn == n for _, fk, fn, _ in fl)
+            kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate()) if whole else None
+            vb = _load_kv(tl, v_ptr, k0, n, g, h_kv, d, gate()) if whole else None
+        else:
+            kb = tl.recv(dir=came_from, shape=(n, d), dtype=F16, after=gate())
+            vb = tl.recv(dir=came_from, shape=(n, d), dtype=F16, after=gate())
+            sends = [fwd] if fwd else []
+        for dr in sends:
+            tl.send(dir=dr, src=kb)
+            tl.send(dir=dr, src=vb)
+        for qb, fk, fn, masked in fl:
+            last = qb.last == (src, fk)
+            if fk == k0 and fn == n:
+                yield g, qb, masked, kb, vb, pos(src, k0), last
+            else:  # part of an own block on the diagonal: its own loads
+                yield (g, qb, masked, _load_kv(tl, k_ptr, fk, fn, g, h_kv, d, gate()),
+                       _load_kv(tl, v_ptr, fk, fn, g, h_kv, d, gate()), pos(src, fk), last)
+
+    # Ranks on both sides up to step `both`, then on one side only (W above the middle of the
+    # line, E below it) up to step `far`
+    both, far = min(rank, n_ranks - 1 - rank), max(rank, n_ranks - 1 - rank)
+    side, side_fwd = ("W", "E" if east else None) if rank > both else ("E", "W" if west else None)
+
+    def arrival_order():
+        """(src, k0, n) of every arrival of a phase, in order (block-major: block b of every
+        share before block b + 1)."""
+        for group in block_groups:
+            yield from ((rank, k0, n) for k0, n in group)
+            for step in range(1, far + 1):
+                if step <= both or side == "W":
+                    yield from ((rank - step, k0, n) for k0, n in group)
+                if step <= both or side == "E":
+                    yield from ((rank + step, k0, n) for k0, n in group)
 
     def folds():
-        """Emit the transfers of every arrival in order; yield its folds (query block, masked,
-        k, v, key position) for the pipeline below. Phases start (query loads, fresh stats) as
-        they are reached."""
+        """Emit the transfers of every arrival in order; yield its folds for the pipeline
+        below. Phases start (query loads, fresh stats) as they are reached."""
         for g in tl.range(h_kv):
-            # tl.range (both loops): every phase, and every group's phases, emit the same
-            # commands, their addresses moved by a constant (causal phases differ in their
-            # diagonal folds: those are traced in full), so kernbench traces a few and replays
-            # the rest (docs/language.md, "Loops")
+            # tl.range (every loop here): each K/V group, each phase of a group and each step of
+            # the line along a phase emit the same commands, their addresses moved by a constant
+            # (causal phases differ in their diagonal folds: those are traced in full), so
+            # kernbench traces a few and replays the rest (docs/language.md, "Loops"). A replayed
+            # step runs no Python: what a phase must know about its arrivals (which fold is a
+            # query block's last, after which its o is stored) is worked out before them.
             for ph in tl.range(len(phases)):
-                phase = phases[ph]
-                qbs = [_QueryBlock(q0, rows, pos(rank, q0)) for q0, rows in phase]
-                arrivals = []  # (src, direction or None, forward direction, k0, n)
-                for group in block_groups:  # block-major: block b of every share before block b + 1
-                    arrivals += [(rank, None, None, k0, n) for k0, n in group]
-                    for step in range(1, n_ranks):
-                        if rank - step >= 0:
-                            arrivals += [(rank - step, "W", "E" if east else None, k0, n) for k0, n in group]
-                        if rank + step < n_ranks:
-                            arrivals += [(rank + step, "E", "W" if west else None, k0, n) for k0, n in group]
-                plans = [plan(qbs, src, k0, n) for src, _, _, k0, n in arrivals]
-                for fl in plans:
-                    for qb, *_ in fl:
-                        qb.folds_left += 1
+                qbs = [_QueryBlock(q0, rows, pos(rank, q0)) for q0, rows in phases[ph]]
+                left = len(qbs)
+                for src, k0, n in reversed(list(arrival_order())):
+                    for qb, fk, _, _ in reversed(plan(qbs, src, k0, n)):
+                        if qb.last is None:
+                            qb.last = (src, fk)
+                            left -= 1
+                    if not left:
+                        break
                 for qb in qbs:
                     qb.q = _load_q(tl, q_ptr, qb.q0, qb.rows, g, G, h_q, d, scale)
                     qb.m, qb.l, qb.o = _init_stats(tl, qb.rows * G, d)
-                for (src, came_from, fwd, k0, n), fl in zip(arrivals, plans):
-                    if came_from is None:  # own block: load, send both ways
-                        sends = [dr for dr, wired in (("E", east), ("W", west)) if wired]
-                        whole = sends or any(fk == k0 and fn == n for _, fk, fn, _ in fl)
-                        kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate()) if whole else None
-                        vb = _load_kv(tl, v_ptr, k0, n, g, h_kv, d, gate()) if whole else None
-                    else:
-                        kb = tl.recv(dir=came_from, shape=(n, d), dtype=F16, after=gate())
-                        vb = tl.recv(dir=came_from, shape=(n, d), dtype=F16, after=gate())
-                        sends = [fwd] if fwd else []
-                    for dr in sends:
-                        tl.send(dir=dr, src=kb)
-                        tl.send(dir=dr, src=vb)
-                    for qb, fk, fn, masked in fl:
-                        if fk == k0 and fn == n:
-                            yield g, qb, masked, kb, vb, pos(src, k0)
-                        else:  # part of an own block on the diagonal: its own loads
-                            yield (g, qb, masked, _load_kv(tl, k_ptr, fk, fn, g, h_kv, d, gate()),
-                                   _load_kv(tl, v_ptr, fk, fn, g, h_kv, d, gate()), pos(src, fk))
+                for group in block_groups:  # block-major: block b of every share before block b + 1
+                    for k0, n in group:
+                        yield from arrive(g, qbs, rank, None, None, k0, n)
+                    for step in tl.range(1, both + 1):
+                        for k0, n in group:
+                            yield from arrive(g, qbs, rank - step, "W", "E" if east else None, k0, n)
+                        for k0, n in group:
+                            yield from arrive(g, qbs, rank + step, "E", "W" if west else None, k0, n)
+                    for step in tl.range(both + 1, far + 1):
+                        for k0, n in group:
+                            yield from arrive(g, qbs, rank - step if side == "W" else rank + step,
+                                              side, side_fwd, k0, n)
 
-    def finish(g, qb, masked, s, v, k_pos0, idx):
+    def finish(g, qb, masked, s, v, k_pos0, last, idx):
         """Stage 2 of fold ``idx`` (its scores issued), its P.V, and the l update; the o update
         waits in ``updates`` until the vector unit cannot stall on it (see below)."""
         if masked:
@@ -211,17 +244,16 @@ def attention_mesh_kv_kernel(
         alpha, qb.l = _rescale(tl, qb.m, m_new, qb.l, p)
         qb.m = m_new
         done.append(m_new)
-        updates.append((n_scores, g, qb, alpha, pv))
+        updates.append((n_scores, g, qb, alpha, pv, last))
         # An o update reads its P.V: emitted after the softmax of a fold whose scores the GEMM
         # unit computes after that P.V, it finds it done; emitted earlier, the in-order vector
         # unit would wait for it with the next softmax queued behind.
         while updates and updates[0][0] <= idx:
             update(*updates.popleft()[1:])
 
-    def update(g, qb, alpha, pv):
+    def update(g, qb, alpha, pv, last):
         qb.o = _update_o(tl, qb.o, alpha, pv)
-        qb.folds_left -= 1
-        if not qb.folds_left:
+        if last:
             _store_out(tl, o_ptr, qb.q0, qb.rows, g, G, h_q, d, qb.o, qb.l)
 
     # The pipeline: a fold's softmax runs on the vector unit while the GEMM unit computes the
@@ -233,12 +265,12 @@ def attention_mesh_kv_kernel(
     updates = deque()  # (scores issued before its P.V, o-update arguments)
     later = 0  # score elements of ahead[1:]
     n_scores = 0
-    for g, qb, masked, kb, vb, k_pos0 in folds():
+    for g, qb, masked, kb, vb, k_pos0, last in folds():
         s = _scores(tl, qb.q, kb)
         work = s.shape[0] * s.shape[1]
         if ahead:
             later += work
-        ahead.append(((g, qb, masked, s, vb, k_pos0, n_scores), work))
+        ahead.append(((g, qb, masked, s, vb, k_pos0, last, n_scores), work))
         n_scores += 1
         while len(ahead) > 1 and later >= ahead[0][1]:
             args, _ = ahead.popleft()
