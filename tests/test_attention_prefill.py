@@ -9,7 +9,7 @@ import pytest
 import kernbench
 from kernbench import KernelError
 from kernbench.common.pe_commands import Unit
-from kernbench.diag import attention_reference, check_output, panel_spec
+from kernbench.diag import attention_reference, check_output, panel_spec, run_panel
 from kernbench.hw import load_hw
 from kernbench.kernels import attention_mesh_kv_kernel
 from kernbench.kernels.attention import zigzag_merge, zigzag_positions, zigzag_split
@@ -114,6 +114,32 @@ def test_causal_equals_the_reference(n, S, bq, bkv):
     _, _, out, ref = _launch(n, S, 4, 2, 16, bq, bkv, causal=True, mode="functional")
     ok, err, _ = check_output(out, ref)
     assert ok, err
+
+
+@pytest.mark.parametrize("n, causal", [(13, False), (13, True), (16, True)])
+def test_a_long_line_equals_the_reference(n, causal):
+    """Ranks far from both ends of the line: each phase's steps come from both sides up to
+    step min(r, n - 1 - r), from one side after (two tl.range loops, a query block's o stored
+    after its last fold, worked out before the steps). Functional mode runs every step."""
+    _, _, out, ref = _launch(n, 8, 2, 1, 16, 2, 4, causal=causal, mode="functional")
+    ok, err, _ = check_output(out, ref)
+    assert ok, err
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_steps_of_a_long_line_are_replayed_exactly(causal):
+    """16 ranks (the cubes of mesh64, 4K): verify mode traces every PE in full as well, checks
+    every replayed iteration and compares the programs; the launch is full tracing's. Without
+    the steps replayed each rank would trace 16 of its 64 (K/V group, query block) phases in
+    full (iterations 0, 1, 2 and the last of both loops): a quarter of the commands."""
+    hw = load_hw("mesh64")
+    spec = panel_spec("multi_user_prefill", hw, shape="llama70b", context=4096, cubes=16, causal=causal)
+    r = run_panel(spec, hw, replay="verify")
+    assert r.passed
+    program = r.result.program
+    traced = int(np.diff(program.compact.bounds, axis=1).sum())
+    if not causal:  # (causal phases differ in their diagonal folds: more of them are traced)
+        assert traced < 0.21 * program.n_commands
 
 
 def test_causal_is_a_keyword_after_the_block_sizes():
