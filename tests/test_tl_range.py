@@ -373,6 +373,32 @@ def test_generated_loop_kernels_exact(case):
     _exact(k, args)
 
 
+def _trace(kernel, args_of, grid=(2, 1)):
+    from kernbench.runtime import executor
+    ctx = _ctx()
+    traced, _, _ = executor.trace_launch(ctx, kernel, grid, args_of(ctx), {}, mode="timing", replay="on")
+    return traced.program
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loop_kernels())
+def test_proofs_on_waiting_rows_are_the_proofs_on_flushed_rows(case):
+    """The fast path of tl.range's proof (TraceStore.moved_on and reads_any on rows not yet
+    flushed, compared in numpy) against the C proof on the flushed rows: the same replays,
+    tilings and commands."""
+    from kernbench.language.store import TraceStore
+    k, args = make_loop_kernel(*case)
+    fast = _trace(k, args)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(TraceStore, "_pending_rows", lambda self, a, z: None)
+        slow = _trace(k, args)
+    assert fast.commands.tobytes() == slow.commands.tobytes()
+    tf, ts = (p.compact.tiles if p.compact is not None else () for p in (fast, slow))
+    assert len(tf) == len(ts)
+    for x, y in zip(tf, ts):
+        assert x[:5] == y[:5] and x[6] == y[6] and np.array_equal(x[5], y[5])
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(loop_kernels(), st.integers(0, 100), st.sampled_from(["extra", "skip", "shape"]))
 def test_generated_kernels_outside_the_contract_caught(case, which, how):

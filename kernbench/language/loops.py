@@ -8,10 +8,13 @@ addresses. In timing mode kernbench then runs the body's Python for a few iterat
    tensors made before the loop, an ``if i == 0`` runs there).
 2. Iterations PROBES-2 (A) and PROBES-1 (B) prove the repetition: the same sites (kernel line,
    op, shapes, dtypes) in the same order, the same number D of tensors made and the same SRAM
-   bytes S, and every operand of B either the operand of A (a tensor made before A's
-   predecessor: before the loop, unchanged) or A's operand plus D (made in A's predecessor or in
-   A: loop-carried or the body's own). Every load and store of B reads the same allocation with
-   the same stride as in A, its element offset moved by a constant per iteration.
+   bytes S, and every operand of B either the operand of A (a tensor made before iteration 0:
+   before the loop, unchanged) or A's operand plus D (made in A's predecessor or in A:
+   loop-carried or the body's own). Every load and store of B reads the same allocation with
+   the same stride as in A, its element offset moved by a constant per iteration. A body that
+   reads two iterations back fails this (A reads a tensor from before the loop where B reads
+   iteration 0's): then iteration MAX_PROBES-1 is traced too, and iterations 2 (A) and 3 (B)
+   prove it, under the same rule.
 3. The iterations after B but the last are emitted without running the body: B's commands
    tiled in C, the shiftable operands moved by D per iteration (TraceStore.append_tiled);
    the tensor table, pinned tensors and SRAM top follow. Only iterations whose loads and stores
@@ -262,9 +265,8 @@ def tl_range(tl, r: range):
             yield r[k]
             snaps.append(_snap(b))
             trans.append(b.transposed.mark())
-            if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration k - 3 move on
-                p = _plan(b, snaps[k - 2 if k < PROBES else 0], snaps[k - 1], snaps[k],
-                          snaps[k + 1], trans[k], trans[k + 1])
+            if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration 0 on move on
+                p = _plan(b, snaps[0], snaps[k - 1], snaps[k], snaps[k + 1], trans[k], trans[k + 1])
         kb = len(snaps) - 2  # B, the iteration replay moves on
         k = kb + 1
         if owner:
