@@ -671,11 +671,13 @@ def _tiled_runs(tiles, loops=None) -> list:
     ring's steps, split by rank into both sides and one) scores its shortest: while one PE
     moves from one such run to the next, the machine as a whole does not repeat."""
     loops = range(len(tiles)) if loops is None else loops
-    chosen = _chosen_loops([(a, z - a, R + 1, loops[k]) for k, (a, z, lo, R, D, _, made) in enumerate(tiles)
-                            if z == lo and D == made and made > 0 and R >= 1])
+    # a tiling is a run of its own when its body is the iteration just before its copies
+    own = [z == lo and D == made and made > 0 and R >= 1 for a, z, lo, R, D, _, made in tiles]
+    chosen = _chosen_loops([(t[0], t[1] - t[0], t[3] + 1, loops[k])
+                            for k, t in enumerate(tiles) if own[k]])
     regs: list = []  # (c0, n, iters, origin) of the chosen loops' runs
     order: list = []  # (c0, index into regs), sorted
-    for k, (a, z, lo, R, D, _, made) in enumerate(tiles):
+    for k, (a, z, lo, R, *_) in enumerate(tiles):
         n = z - a
         i0, i1 = bisect.bisect_left(order, (a, -1)), bisect.bisect_left(order, (z, -1))
         inner = [regs[i] for _, i in order[i0:i1] if regs[i][0] + regs[i][1] * regs[i][2] <= z]
@@ -683,7 +685,7 @@ def _tiled_runs(tiles, loops=None) -> list:
         for m in range(1, R + 1):
             off = lo + (m - 1) * n - a
             new += [(c0 + off, nn, it, ("copy", c0, k)) for c0, nn, it, _ in inner]
-        if z == lo and D == made and made > 0 and R >= 1 and loops[k] in chosen:
+        if own[k] and loops[k] in chosen:
             new.append((a, n, R + 1, ("tile", k)))
         for g in new:
             bisect.insort(order, (g[0], len(regs)))
