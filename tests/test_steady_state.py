@@ -334,20 +334,6 @@ def test_one_loop_of_a_nest_is_chosen(n_outer, n_inner, spread, level):
         assert on.steady_commands > 0
 
 
-def test_large_start_and_end_arrays_on_small_pages():
-    """A launch's start and end cycles: from FRESH_BYTES up on small pages of their own (a run
-    whose jumps skip most commands touches the pages it writes only; they are fresh mappings
-    at every allocation anyway), below from numpy (a sweep's next timing reuses the block)."""
-    import mmap
-
-    from kernbench._core import _engine
-    n = _engine.FRESH_BYTES // 8
-    big, small = _engine.cycles_array(n), _engine.cycles_array(n - 1)
-    assert isinstance(big.base.obj, mmap.mmap) and big.dtype == np.int64 and big.shape == (n,)
-    assert small.flags.owndata and small.dtype == np.int64 and small.shape == (n - 1,)
-    big[[0, -1]] = (-1, 7)
-    assert big.flags.writeable and big[0] == -1 and big[-1] == 7 and big[n // 2] == 0
-
 
 def test_a_program_without_tilings_has_no_regions():
     ctx = Context("default")

@@ -19,6 +19,8 @@ from ._replay cimport (CmdSource, CommandSource, fill_rows, SEG_LO, SEG_HI, SEG_
 
 import numpy as np
 
+from . import pages
+
 # What each opcode needs and is: the bits of api's per-opcode table (api builds it from PROP_BITS)
 cdef enum:
     P_LINK = 1
@@ -326,7 +328,7 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
             return None
         out = []
         for k in range(2):
-            arr = np.empty(lb[k].n, np.int64)
+            arr = pages.empty(lb[k].n, np.int64)
             if lb[k].n:
                 ov = arr
                 memcpy(&ov[0], lb[k].v, lb[k].n * sizeof(int64_t))
@@ -491,9 +493,9 @@ def unit_queues_of(const uint8_t[::1] units, const int64_t[::1] cmd_off, Command
         rc = _queue_pass(u_p, n, &cmd_off[0], s, &Q, False)
         for k in range(n_pes * N_UNITS):
             off[k + 1] += off[k]
-    q_arr = np.empty(n, np.int32)
-    send_arr = np.empty(Q.n_send, np.int64)
-    recv_arr = np.empty(Q.n_recv, np.int64)
+    q_arr = pages.empty(n, np.int32)
+    send_arr = pages.empty(Q.n_send, np.int64)
+    recv_arr = pages.empty(Q.n_recv, np.int64)
     pos_arr = off_arr[:-1].copy()
     cdef int32_t[::1] q = q_arr
     cdef int64_t[::1] pos = pos_arr, sends = send_arr, recvs = recv_arr
@@ -514,7 +516,7 @@ def stable_order(const int64_t[::1] keys, int64_t n_keys):
     Returns int64. (The messages of a program in link order: a few links, millions of keys.)"""
     cdef int64_t n = keys.shape[0], i, k
     start_arr = np.zeros(n_keys + 1, np.int64)
-    out_arr = np.empty(n, np.int64)
+    out_arr = pages.empty(n, np.int64)
     cdef int64_t[::1] start = start_arr, out = out_arr
     with nogil:
         for i in range(n):
@@ -613,7 +615,7 @@ cdef class _Pairing:
     cdef int32_t[::1] s_link, r_link
 
     def __init__(self, int64_t n_s, int64_t n_r):
-        a = self.arrays = [np.empty(max(n, 1), t) for n, t in (
+        a = self.arrays = [pages.empty(max(n, 1), t) for n, t in (
             (n_s, np.int64), (n_r, np.int64), (n_s, np.int8), (n_r, np.int8), (n_s, np.int32),
             (n_r, np.int32))]
         self.s_slot, self.r_slot, self.s_port, self.r_port, self.s_link, self.r_link = a
@@ -669,10 +671,10 @@ def messages_agree(const int64_t[::1] links, const int32_t[::1] sites, const int
     if rc or n_s != n_r:
         return False
     cdef _Pairing m = _Pairing(n_s, n_r)
-    s_idx_arr, r_idx_arr = np.empty(max(n_s, 1), np.int64), np.empty(max(n_r, 1), np.int64)
+    s_idx_arr, r_idx_arr = pages.empty(max(n_s, 1), np.int64), pages.empty(max(n_r, 1), np.int64)
     cdef int64_t[::1] s_idx = s_idx_arr, r_idx = r_idx_arr
     # each send's type, then (once it is paired) each slot's; each recv's type
-    s_type_arr, r_type_arr = np.empty(max(n_s, 1), np.int32), np.empty(max(n_r, 1), np.int32)
+    s_type_arr, r_type_arr = pages.empty(max(n_s, 1), np.int32), pages.empty(max(n_r, 1), np.int32)
     cdef int32_t[::1] s_type = s_type_arr, r_type = r_type_arr
     n_s = n_r = 0
     with nogil:
@@ -718,7 +720,7 @@ def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
     if (nbr.shape[0] != n_pes or nbr.shape[1] != N_PORTS or opposite.shape[0] != N_PORTS
             or send_bytes.shape[0] != n_s or recv_bytes.shape[0] != n_r):
         raise ValueError("message_table: tables of the wrong size")
-    out_arr = np.empty(n_s, MESSAGE_DTYPE)  # every field written when the pairing succeeds
+    out_arr = pages.empty(n_s, MESSAGE_DTYPE)  # every field written when the pairing succeeds
     if n_s != n_r or n_pes * N_PORTS >= 1 << 30:
         return None
     if n_s == 0:

@@ -23,7 +23,6 @@ from libc.stdlib cimport calloc, free, malloc, realloc, qsort
 from libc.string cimport memcmp, memcpy
 from cpython.exc cimport PyErr_CheckSignals
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-import mmap
 import threading
 
 import numpy as np
@@ -31,6 +30,7 @@ cimport cython
 cimport numpy as cnp
 
 from ._types cimport *
+from . import pages
 from ._heap cimport heap_init, heap_free, heap_push, heap_pop
 from ._timing cimport (gemm_folds, gemm_fold_cycles, gemm_fold_steady, gemm_dot_cycles, vec_cycles, reduce_cycles,
                        message_ser_cycles)
@@ -250,7 +250,7 @@ cdef class Sim:
     cdef int64_t* rings
     cdef int32_t* chan_pes      # train DMA: every channel's members and ring of ended transfers
     cdef int64_t* chan_times    # train DMA: the ring's completion cycles
-    cdef uint8_t[::1] t_ready      # 1 once the tensor's producer has ended (np.zeros: pages
+    cdef uint8_t[::1] t_ready      # 1 once the tensor's producer has ended (pages.zeros: pages
                                     # the OS zeroes lazily, touched only as tensors are made)
     cdef int32_t[::1] t_readers    # readers not yet done (a count, far below 2**31)
     cdef int64_t now
@@ -351,12 +351,13 @@ cdef class Sim:
         n_pes = self.hw.n_pes
         n_links = n_pes * N_PORTS
         Q = self.hw.queue
-        self.t_ready = np.zeros(len(t_bytes), dtype=np.uint8)
+        self.t_ready = pages.zeros(len(t_bytes), np.uint8)
         # Written once per command, as it starts and ends, or (steady-state jumps) by
         # apply_copies when read (api: EngineResult): the run does not write the entries of the
         # commands a jump skipped. Commands that never ran are set to -1 on the error paths only.
-        self.cmd_start_arr = cycles_array(len(commands))
-        self.cmd_end_arr = cycles_array(len(commands))
+        # (on small pages when large: pages.empty; a jumped run writes a tenth of them)
+        self.cmd_start_arr = pages.empty(len(commands), np.int64)
+        self.cmd_end_arr = pages.empty(len(commands), np.int64)
         self.unit_counters = np.zeros((n_pes, N_UNITS), dtype=UNIT_COUNTERS_DTYPE)
         self.link_counters = np.zeros(n_links, dtype=LINK_COUNTERS_DTYPE)
         self.sram_peak_arr = np.zeros(n_pes, dtype=np.int64)
@@ -1390,30 +1391,6 @@ cdef class Sim:
 def row_blocks(int64_t n) -> int:
     """Blocks of rows a Sim reads a compact program's rows in (its ``read`` flags, one each)."""
     return (n >> _ROWS_SHIFT) + 1
-
-
-#: Arrays of at least this many bytes are new mappings at every allocation, whatever numpy
-#: asks (glibc serves a request above its mmap threshold, at most 32 MiB, with a fresh mapping)
-FRESH_BYTES = 64 << 20
-
-
-def cycles_array(int64_t n):
-    """(n,) int64 for the commands' start or end cycles. Large (FRESH_BYTES and more): on small
-    pages of their own (:func:`untouched`), so a run whose steady-state jumps skip most commands
-    pays for the pages it writes only (numpy's 2 MiB pages fault in whole, each compacted and
-    zeroed: at 128K on 64 cubes 1.2 s of system time and 0.5 GB of peak RSS more). Smaller: from
-    numpy, whose freed blocks the next timing of a sweep reuses, already touched."""
-    if n * 8 >= FRESH_BYTES:
-        return untouched(n, np.int64)
-    return np.empty(n, dtype=np.int64)
-
-
-def untouched(int64_t n, dtype):
-    """An (n,) array of ``dtype`` on pages of its own that cost nothing until written: an
-    anonymous mapping of small pages (numpy asks large arrays for 2 MiB pages, so one write
-    would cost 2 MiB). Its values are zeros until written."""
-    dt = np.dtype(dtype)
-    return np.frombuffer(mmap.mmap(-1, max(n * dt.itemsize, 1)), dt, count=n)
 
 
 def apply_copies(int64_t[::1] start, int64_t[::1] end, const int32_t[::1] unit_q,

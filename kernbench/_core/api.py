@@ -27,7 +27,7 @@ from ..common.pe_commands import (
     Unit,
 )
 from ..hw.config import ENGINE_HORIZON, ENGINE_MAX_SIZE, ENGINE_MAX_VOLUME, HardwareConfig, check_bounds
-from . import _check, _engine, _replay
+from . import _check, _engine, _replay, pages
 
 __all__ = ["simulate", "EngineResult", "hw_params", "MESSAGE_DTYPE", "EVENT_DTYPE", "DETAILS", "MAX_SIZE",
            "MAX_VOLUME"]
@@ -528,7 +528,7 @@ def _program_tables(hw: HardwareConfig, program: Program, describe) -> dict:
     # goes through the numpy checks below, whose errors name the first failing check.
     cp = program.tiled
     if cp is not None:
-        units = np.empty(cp.n, np.uint8)
+        units = pages.empty(cp.n, np.uint8)
         link_bytes = _check.check_source(cp.source(), cmd_off, t_off, _OP_PROPS, _UNIT_BASE,
                                          made, readers, MAX_SIZE, MAX_VOLUME, units)
         ok = link_bytes is not None  # (the sends' byte counts, the recvs'), in command order
@@ -911,7 +911,7 @@ def simulate(
         keep = prepared.get("program", prep) if prepared is not None else prep
         rows = keep.get("rows")
         if rows is None:
-            rows = keep["rows"] = (_engine.untouched(cp.n, COMMAND_DTYPE),
+            rows = keep["rows"] = (pages.untouched(cp.n, COMMAND_DTYPE),
                                    np.zeros(_engine.row_blocks(cp.n), np.uint8))
     sim = _engine.Sim(
         hw_params(hw, detail, limit),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._core import _replay
+from .._core import _replay, pages
 from ..common.pe_commands import COMMAND_DTYPE
 from .sites import SiteTable, OUT_BYTES
 
@@ -35,7 +35,7 @@ class _Repeated:
 def join_sizes(parts: list) -> np.ndarray:
     """The parts (int64 arrays and :class:`_Repeated`) one after the other, int64, written
     once (no per-part copy first)."""
-    out = np.empty(sum(len(p) for p in parts), np.int64)
+    out = pages.empty(sum(len(p) for p in parts), np.int64)
     k = 0
     for p in parts:
         n = len(p)
@@ -116,9 +116,9 @@ class TraceStore:
     def _grown(arr: np.ndarray, filled: int, need: int, expected: int) -> np.ndarray:
         cap = max(need, 4 * len(arr))  # few copies while the first PE is traced
         try:  # the expected size costs address space only; fall back to growing if refused
-            out = np.empty(max(cap, expected), arr.dtype)
+            out = pages.empty(max(cap, expected), arr.dtype)
         except MemoryError:
-            out = np.empty(cap, arr.dtype)
+            out = pages.empty(cap, arr.dtype)
         # a copy of what is filled only (ndarray.resize would zero the whole new capacity), as
         # opaque records (a structured copy goes field by field, 12x slower)
         item = np.dtype((np.void, arr.dtype.itemsize))
@@ -174,7 +174,7 @@ class TraceStore:
             raise ValueError("append_tiled: shift must be (z - a, 3)")
         self._tiles.append((a, z, lo, R, D, shift, len(made_bytes)))
         self._loops.append(len(self._loops) if loop is None else loop)
-        self._sites[lo:hi] = np.tile(sites, R)
+        self._sites[lo:hi].reshape(R, n)[:] = sites  # (no tiled copy first)
         tiled = _Repeated(made_bytes, R)
         self._tensor_bytes.append(tiled)
         cur = self._segments[-1]  # after flush: [current, 0, its results so far]
@@ -366,9 +366,8 @@ class TraceStore:
             self.flush()
             for plans in self.table.plans.values():
                 plans.clear()  # they hold the kernel's code objects
-            # shrinking in place (realloc) moves no data and touches no page
-            self._commands.resize(self._n_lit, refcheck=False)
-            self._sites.resize(self.n, refcheck=False)
+            self._commands = pages.trimmed(self._commands, self._n_lit)
+            self._sites = pages.trimmed(self._sites, self.n)
             self.closed = True
         return (None if self._tiles else self._commands), self._sites
 

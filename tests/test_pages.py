@@ -1,0 +1,97 @@
+"""Large per-command and per-tensor arrays on small pages (kernbench/_core/pages.py): the same
+values as numpy's arrays, only placed differently; a launch whose every array goes there gives
+the same results to the bit."""
+import mmap
+import pickle
+
+import numpy as np
+import pytest
+
+from kernbench._core import pages
+from kernbench._core.api import MESSAGE_DTYPE
+from kernbench.common.pe_commands import COMMAND_DTYPE
+from kernbench.hw import load_hw
+from test_steady_state import FIELDS, _trace_panel
+
+
+def _mapped(a: np.ndarray) -> bool:
+    base = a
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    return isinstance(getattr(base, "obj", base), mmap.mmap)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, COMMAND_DTYPE, MESSAGE_DTYPE])
+def test_from_fresh_bytes_up_on_a_mapping_below_from_numpy(dtype):
+    dt = np.dtype(dtype)
+    n = -(-pages.FRESH_BYTES // dt.itemsize)  # the fewest items of at least FRESH_BYTES
+    for make in (pages.empty, pages.zeros):
+        big, small = make(n, dt), make(n - 1 if (n - 1) * dt.itemsize < pages.FRESH_BYTES else 1, dt)
+        assert big.dtype == dt and big.shape == (n,) and big.flags.writeable and big.flags.c_contiguous
+        assert _mapped(big) and not _mapped(small) and small.flags.owndata
+        assert not big.view(np.uint8).any()  # a fresh mapping reads as zeros
+    assert not pages.zeros(3, dt).view(np.uint8).any()
+
+
+def test_a_mapping_holds_what_is_written_and_pickles_as_numpy():
+    n = pages.FRESH_BYTES // 8
+    a = pages.empty(n, np.int64)
+    a[[0, n // 2, -1]] = (-1, 5, 7)
+    assert (a[0], a[n // 2], a[-1], a[1]) == (-1, 5, 7, 0)
+    b = pickle.loads(pickle.dumps(a[n // 2 - 1:n // 2 + 2]))
+    assert b.tolist() == [0, 5, 0] and b.flags.owndata
+
+
+def test_trimmed_keeps_the_first_items_in_place():
+    own = np.arange(10, dtype=np.int64)
+    t = pages.trimmed(own, 4)
+    assert t is own and t.tolist() == [0, 1, 2, 3]
+    m = pages.untouched(10, np.int32)
+    m[:] = np.arange(10)
+    t = pages.trimmed(m, 3)
+    assert t.tolist() == [0, 1, 2] and np.shares_memory(t, m)
+
+
+def test_untouched_refuses_a_negative_size():
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        pages.untouched(-1, np.int64)
+    assert pages.untouched(0, np.int64).shape == (0,)
+
+
+def test_a_mapping_is_private_to_the_process():
+    """A forked worker (a Dask process, multiprocessing) writing a mapped array must not
+    change the parent's: numpy's memory is copied on write, and so is this (mmap's default,
+    MAP_SHARED, would share it)."""
+    import os
+
+    a = pages.untouched(16, np.int64)
+    pid = os.fork()
+    if pid == 0:  # the child writes and leaves at once
+        a[:] = 9
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert not a.any()
+
+
+@pytest.mark.parametrize("name", ["multi_user_prefill", "single_user_decode"])
+def test_a_launch_on_mappings_only_equals_the_default(monkeypatch, name):
+    """Every array the launch builds through pages (the store's sites and tensor sizes, the
+    checks' units and queues, the message table, the engine's start and end cycles) on a
+    mapping: the program and every result field the same to the bit."""
+    hw = load_hw("mesh8")
+    ref_traced = _trace_panel(name, hw)
+    ref = ref_traced.time(hw, record_events=True).engine
+    monkeypatch.setattr(pages, "FRESH_BYTES", 1)
+    traced = _trace_panel(name, hw)
+    got = traced.time(hw, record_events=True).engine
+    assert _mapped(got.cmd_start) and _mapped(got.cmd_end)
+    assert _mapped(traced.program.tensor_bytes) == (traced.program.tiled is not None)  # (joined)
+    p, q = ref_traced.program, traced.program
+    for f in ("tensor_bytes", "tensor_pinned", "cmd_offsets", "tensor_offsets"):
+        assert getattr(p, f).tobytes() == getattr(q, f).tobytes(), f
+    for f in FIELDS:
+        x, y = getattr(ref, f), getattr(got, f)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), f
+        else:
+            assert x == y, f
