@@ -2,6 +2,7 @@
 values as numpy's arrays, only placed differently; a launch whose every array goes there gives
 the same results to the bit."""
 import mmap
+import os
 import pickle
 
 import numpy as np
@@ -58,12 +59,11 @@ def test_untouched_refuses_a_negative_size():
     assert pages.untouched(0, np.int64).shape == (0,)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_mapping_is_private_to_the_process():
     """A forked worker (a Dask process, multiprocessing) writing a mapped array must not
     change the parent's: numpy's memory is copied on write, and so is this (mmap's default,
     MAP_SHARED, would share it)."""
-    import os
-
     a = pages.untouched(16, np.int64)
     pid = os.fork()
     if pid == 0:  # the child writes and leaves at once

@@ -4,11 +4,12 @@ A launch of tens of millions of commands builds arrays of hundreds of MB (each c
 queue position, start and end cycle; each tensor's size; the messages) and drops them when it
 returns. numpy asks the kernel for 2 MiB pages on every array of 4 MiB and more
 (``madvise(MADV_HUGEPAGE)``), and glibc serves every request of 32 MiB and more with a fresh
-mapping, so each such array is faulted in 2 MiB at a time, each huge page zeroed whole (and
-compacted for, with the kernel's default ``defrag=madvise``) however little of it is written.
-Measured with ``perf`` at 128K on 64 cubes: 30% of the launch in the kernel zeroing huge pages,
-4.5% with numpy's hint off. The arrays here are anonymous mappings of small pages instead: the
-same fresh pages, paid for as they are written.
+mapping, so each such array is faulted in 2 MiB at a time, each huge page zeroed whole however
+little of it is written. Measured with ``perf`` on the single-user 128K prefill (37.5M
+commands; docs/benchmarks.md, "Large arrays on small pages"): 30% of the launch in the kernel
+zeroing huge pages, 4.5% with numpy's hint off. The arrays here are anonymous mappings of small pages instead: the
+same fresh pages, paid for as they are written. (tracemalloc, which numpy reports its own
+allocations to, does not see them: read a large launch's memory off its RSS.)
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ __all__ = ["FRESH_BYTES", "empty", "zeros", "untouched", "trimmed"]
 #: freed blocks the next launch of a sweep reuses, already touched.
 FRESH_BYTES = 32 << 20
 
+_PRIVATE = hasattr(mmap, "MAP_PRIVATE")  # (POSIX)
+
 
 def untouched(n: int, dtype) -> np.ndarray:
     """An (n,) array of ``dtype`` on small pages of its own that cost nothing until written
@@ -32,9 +35,10 @@ def untouched(n: int, dtype) -> np.ndarray:
     if n < 0:
         raise ValueError(f"untouched: n must be >= 0, got {n}")
     dt = np.dtype(dtype)
+    size = max(n * dt.itemsize, 1)
     # private (as numpy's memory: a forked worker's writes stay its own), not mmap's default
-    # shared mapping, whose pages are shmem's
-    buf = mmap.mmap(-1, max(n * dt.itemsize, 1), flags=mmap.MAP_PRIVATE)
+    # shared mapping, whose pages are shmem's; Windows has neither fork nor the flag
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE) if _PRIVATE else mmap.mmap(-1, size)
     return np.frombuffer(buf, dt, count=n)
 
 
