@@ -7,9 +7,10 @@ returns. numpy asks the kernel for 2 MiB pages on every array of 4 MiB and more
 mapping, so each such array is faulted in 2 MiB at a time, each huge page zeroed whole however
 little of it is written. Measured with ``perf`` on the single-user 128K prefill (37.5M
 commands; docs/benchmarks.md, "Large arrays on small pages"): 30% of the launch in the kernel
-zeroing huge pages, 4.5% with numpy's hint off. The arrays here are anonymous mappings of small pages instead: the
-same fresh pages, paid for as they are written. (tracemalloc, which numpy reports its own
-allocations to, does not see them: read a large launch's memory off its RSS.)
+zeroing huge pages, 4.5% with numpy's hint off. The arrays here are anonymous mappings of
+small pages instead: the same fresh pages, paid for as they are written. (tracemalloc, which
+numpy reports its own allocations to, does not see them: read a large launch's memory off its
+RSS.)
 """
 from __future__ import annotations
 
