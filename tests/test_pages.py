@@ -53,6 +53,16 @@ def test_trimmed_keeps_the_first_items_in_place():
     assert t.tolist() == [0, 1, 2] and np.shares_memory(t, m)
 
 
+def test_concatenate_joins_as_numpy_does():
+    parts = [np.arange(3), np.zeros(0, np.int64), np.array([7, -1], np.int32)]
+    got = pages.concatenate(parts, np.int64)
+    assert got.dtype == np.int64 and got.tolist() == np.concatenate(parts).tolist()
+    assert pages.concatenate([], np.int64).shape == (0,)
+    n = pages.FRESH_BYTES // 8
+    big = pages.concatenate([np.ones(n // 2, np.int64), np.full(n - n // 2, 2, np.int64)], np.int64)
+    assert _mapped(big) and big.sum() == n // 2 + 2 * (n - n // 2)
+
+
 def test_untouched_refuses_a_negative_size():
     with pytest.raises(ValueError, match="n must be >= 0"):
         pages.untouched(-1, np.int64)

@@ -345,7 +345,9 @@ cdef class Sim:
         self.t_off = t_off
         self.t_bytes = t_bytes
         self.t_pinned = t_pinned
-        self.t_readers = np.array(t_readers, dtype=np.int32)
+        readers = pages.empty(len(t_readers), np.int32)  # a copy: counted down as reads end
+        readers[:] = t_readers
+        self.t_readers = readers
         self.nbr = nbr
         self.max_cycles = max_cycles
         n_pes = self.hw.n_pes

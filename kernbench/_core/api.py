@@ -251,9 +251,10 @@ def _check_program(hw: HardwareConfig, program: Program) -> None:
     tb = program.tensor_bytes
     if not isinstance(tb, np.ndarray) or tb.dtype != np.int64:
         raise ValueError(f"tensor_bytes must be int64, got {getattr(tb, 'dtype', type(tb).__name__)}")
-    if np.any(tb < 0):
+    # (min and max: no per-tensor temporaries)
+    if len(tb) and tb.min() < 0:
         raise ValueError(f"tensor_bytes must be >= 0 (tensor {int(np.flatnonzero(tb < 0)[0])})")
-    if np.any(tb > MAX_SIZE):
+    if len(tb) and tb.max() > MAX_SIZE:
         raise ValueError(f"tensor_bytes must be at most 2**40 (tensor {int(np.flatnonzero(tb > MAX_SIZE)[0])})")
     tp = program.tensor_pinned
     if not isinstance(tp, np.ndarray) or tp.dtype != np.uint8 or tp.shape != tb.shape:
@@ -522,8 +523,8 @@ def _program_tables(hw: HardwareConfig, program: Program, describe) -> dict:
     cmd_off = program.cmd_offsets
     t_off = program.tensor_offsets
     n_t = len(program.tensor_bytes)
-    made = np.zeros(n_t, np.uint8)
-    readers = np.zeros(n_t, np.int32)
+    made = pages.zeros(n_t, np.uint8)
+    readers = pages.zeros(n_t, np.int32)
     # The C pass answers "all valid?" and builds the tables; only a program with something wrong
     # goes through the numpy checks below, whose errors name the first failing check.
     cp = program.tiled

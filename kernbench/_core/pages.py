@@ -18,7 +18,7 @@ import mmap
 
 import numpy as np
 
-__all__ = ["FRESH_BYTES", "empty", "zeros", "untouched", "trimmed"]
+__all__ = ["FRESH_BYTES", "empty", "zeros", "untouched", "trimmed", "concatenate"]
 
 #: Arrays of at least this many bytes are fresh mappings at every allocation whatever numpy
 #: asks (glibc's mmap threshold is at most 32 MiB on 64-bit: DEFAULT_MMAP_THRESHOLD_MAX), so
@@ -54,6 +54,16 @@ def empty(n: int, dtype) -> np.ndarray:
     until written, which nothing may rely on)."""
     dt = np.dtype(dtype)
     return untouched(n, dt) if n * dt.itemsize >= FRESH_BYTES else np.empty(n, dt)
+
+
+def concatenate(parts: list, dtype) -> np.ndarray:
+    """``np.concatenate(parts)`` of 1-d arrays, as ``dtype``, into :func:`empty`."""
+    out = empty(sum(len(p) for p in parts), dtype)
+    k = 0
+    for p in parts:
+        out[k:k + len(p)] = p
+        k += len(p)
+    return out
 
 
 def trimmed(arr: np.ndarray, n: int) -> np.ndarray:

@@ -473,7 +473,7 @@ class TiledCommands:
                         pos = (lo + n * np.arange(m0, m1, dtype=np.int64)[:, None] + body).ravel()
                         out.append(pos[(pos >= a0) & (pos < z0)])
                 k += 1
-            return np.concatenate(out) if out else np.zeros(0, np.int64)
+            return pages.concatenate(out, np.int64)
 
         return within(0, self.n)
 
