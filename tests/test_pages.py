@@ -27,7 +27,7 @@ def test_from_fresh_bytes_up_on_a_mapping_below_from_numpy(dtype):
     dt = np.dtype(dtype)
     n = -(-pages.FRESH_BYTES // dt.itemsize)  # the fewest items of at least FRESH_BYTES
     for make in (pages.empty, pages.zeros):
-        big, small = make(n, dt), make(n - 1 if (n - 1) * dt.itemsize < pages.FRESH_BYTES else 1, dt)
+        big, small = make(n, dt), make(n - 1, dt)
         assert big.dtype == dt and big.shape == (n,) and big.flags.writeable and big.flags.c_contiguous
         assert _mapped(big) and not _mapped(small) and small.flags.owndata
         assert not big.view(np.uint8).any()  # a fresh mapping reads as zeros

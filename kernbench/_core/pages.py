@@ -57,12 +57,18 @@ def empty(n: int, dtype) -> np.ndarray:
 
 
 def concatenate(parts: list, dtype) -> np.ndarray:
-    """``np.concatenate(parts)`` of 1-d arrays, as ``dtype``, into :func:`empty`."""
+    """``np.concatenate(parts)``, as ``dtype``, into :func:`empty`, each part written once:
+    1-d arrays, or parts kept unexpanded that write themselves (``len(part)`` items,
+    ``part.put(out)``; the trace's repeated tensor sizes)."""
     out = empty(sum(len(p) for p in parts), dtype)
     k = 0
     for p in parts:
-        out[k:k + len(p)] = p
-        k += len(p)
+        n = len(p)
+        if isinstance(p, np.ndarray):
+            out[k:k + n] = p
+        else:
+            p.put(out[k:k + n])
+        k += n
     return out
 
 

@@ -31,20 +31,14 @@ class _Repeated:
     def __len__(self) -> int:
         return len(self.sizes) * self.R
 
+    def put(self, out: np.ndarray) -> None:
+        out.reshape(self.R, -1)[:] = self.sizes
+
 
 def join_sizes(parts: list) -> np.ndarray:
     """The parts (int64 arrays and :class:`_Repeated`) one after the other, int64, written
     once (no per-part copy first)."""
-    out = pages.empty(sum(len(p) for p in parts), np.int64)
-    k = 0
-    for p in parts:
-        n = len(p)
-        if isinstance(p, _Repeated):
-            out[k:k + n].reshape(p.R, -1)[:] = p.sizes
-        else:
-            out[k:k + n] = p
-        k += n
-    return out
+    return pages.concatenate(parts, np.int64)
 
 
 class TraceStore:
