@@ -186,6 +186,34 @@ def test_moved_on_is_the_rule_on_the_expansion(tc, data):
         _replay.source_moved_on(src, 0, tc.n, 1, 0, 0, 0, np.zeros((1, 3), np.uint8))
 
 
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_moved_on_of_rows_not_yet_flushed_is_the_rule(data):
+    """The same proof on rows still waiting in the store (rows_moved_on: (site, src0, src1,
+    src2) int64 rows, a loop of traced commands): B has A's sites and A's operands, those at or
+    above t0 moved on by D; the flags mark B's operands >= t_a. Random rows and, so that the
+    answer is often yes, B built from A with at most one change (a site or an operand)."""
+    n = data.draw(st.integers(0, 12))
+    col = st.lists(st.integers(-1, 40), min_size=4 * n, max_size=4 * n)
+    A = np.array(data.draw(col), np.int64).reshape(n, 4)
+    t0, D, t_a = data.draw(st.integers(-1, 30)), data.draw(st.integers(-5, 40)), data.draw(st.integers(-1, 50))
+    if data.draw(st.booleans()):
+        B = A.copy()
+        B[:, 1:] = np.where(A[:, 1:] >= t0, A[:, 1:] + D, A[:, 1:])
+        if n and data.draw(st.booleans()):
+            B[data.draw(st.integers(0, n - 1)), data.draw(st.integers(0, 3))] += 1
+    else:
+        B = np.array(data.draw(col), np.int64).reshape(n, 4)
+    want = (np.array_equal(A[:, 0], B[:, 0])
+            and np.array_equal(np.where(A[:, 1:] >= t0, A[:, 1:] + D, A[:, 1:]), B[:, 1:]))
+    shift = np.full((n, 3), 7, np.uint8)
+    assert _replay.rows_moved_on(A, B, t0, D, t_a, shift) == want
+    if want:
+        assert np.array_equal(shift, (B[:, 1:] >= t_a).astype(np.uint8))
+    with pytest.raises(ValueError):
+        _replay.rows_moved_on(A, B[:n - 1] if n else np.zeros((1, 4), np.int64), t0, D, t_a, shift)
+
 @settings(max_examples=200, deadline=None)
 @given(_tiled_arrays(), st.data())
 def test_reads_any_is_the_rule_on_the_expansion(tc, data):

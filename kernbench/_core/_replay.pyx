@@ -4,7 +4,8 @@
 The body B was traced; iteration m after it is B with its operands that name tensors of B or of
 the iteration before moved on by m * D tensors, and its results numbered m * made further on
 (made: results B makes). This writes those copies as whole command records, one pass in C,
-instead of building each field with numpy.
+instead of building each field with numpy; and the trace store's flush of traced rows
+(:func:`fill_records`), one pass in C too.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memcmp, memcpy
@@ -193,6 +194,85 @@ def source_reads_any(CommandSource src, int64_t x, int64_t y, const int64_t[::1]
                     break
             i = z
     return hit
+
+
+def fill_records(const int64_t[:, ::1] rec, const Command[::1] table, const int64_t[:, ::1] fields,
+                 int64_t col, const int64_t[::1] starts, const int64_t[::1] base, Command[::1] out,
+                 int32_t[::1] sites, int64_t[::1] made_bytes, int64_t[::1] made) -> int:
+    """The trace store's flush (kernbench.language.store.TraceStore): rows ``rec`` ((n, 4)
+    int64: site, src0, src1, src2) as command records. ``out[i]`` is ``table[site]`` with the
+    operands of row i and, if its site makes a result of ``fields[site, col]`` >= 0 bytes
+    (SiteTable.fields: ``col`` = OUT_BYTES), the result
+    number ``base[k]`` + the results made before it in its segment k (segment k: rows
+    ``starts[k]`` up to ``starts[k + 1]``, the last up to n), else -1; ``sites[i]`` = site. The
+    results' bytes go to ``made_bytes`` in row order and each segment's count of results to
+    ``made[k]``; returns how many results in all. One pass in C (numpy took ~25 calls per
+    flush). Raises ValueError on shapes that do not fit or a site outside the table (nothing
+    is written then)."""
+    cdef int64_t n = rec.shape[0], K = starts.shape[0], n_sites = table.shape[0]
+    cdef int64_t i, k, hi, site, cnt, tot = 0, nb
+    cdef Command c
+    if (rec.shape[1] != 4 or out.shape[0] != n or sites.shape[0] != n or made_bytes.shape[0] < n
+            or base.shape[0] != K or made.shape[0] != K or fields.shape[0] != n_sites
+            or col < 0 or col >= fields.shape[1]
+            or (K == 0 and n > 0) or (K > 0 and starts[0] != 0)):
+        raise ValueError("fill_records: shapes do not fit")
+    for k in range(K):
+        if starts[k] > (starts[k + 1] if k + 1 < K else n):
+            raise ValueError("fill_records: segments out of order")
+    for i in range(n):
+        if rec[i, 0] < 0 or rec[i, 0] >= n_sites:
+            raise ValueError(f"fill_records: site {rec[i, 0]} outside the table (0..{n_sites})")
+    with nogil:
+        for k in range(K):
+            hi = starts[k + 1] if k + 1 < K else n
+            cnt = base[k]
+            for i in range(starts[k], hi):
+                site = rec[i, 0]
+                c = table[site]
+                # (int32 operands, as numpy's assignment of int64 ones casts them)
+                c.src0 = <int32_t> rec[i, 1]
+                c.src1 = <int32_t> rec[i, 2]
+                c.src2 = <int32_t> rec[i, 3]
+                nb = fields[site, col]
+                if nb >= 0:
+                    c.dst = <int32_t> cnt
+                    cnt += 1
+                    made_bytes[tot] = nb
+                    tot += 1
+                else:
+                    c.dst = -1
+                out[i] = c
+                sites[i] = <int32_t> site
+            made[k] = cnt - base[k]
+    return tot
+
+
+def rows_moved_on(const int64_t[:, ::1] ra, const int64_t[:, ::1] rb, int64_t t0, int64_t D,
+                  int64_t t_a, uint8_t[:, ::1] shift) -> bool:
+    """:func:`source_moved_on` for rows not yet flushed: ``ra`` and ``rb`` ((n, 4) int64: site,
+    src0, src1, src2) are iterations A and B; True if B has A's sites and A's operands, those at
+    or above ``t0`` moved on by ``D``; then ``shift[j, k]`` = operand k of B's row j is at or
+    above ``t_a``. Raises ValueError on shapes that do not fit."""
+    cdef int64_t n = ra.shape[0], j, k, oa, ob
+    cdef bint ok = True
+    if rb.shape[0] != n or ra.shape[1] != 4 or rb.shape[1] != 4 or shift.shape[0] != n \
+            or shift.shape[1] != 3:
+        raise ValueError("rows_moved_on: shapes do not fit")
+    with nogil:
+        for j in range(n):
+            if ra[j, 0] != rb[j, 0]:
+                ok = False
+                break
+            for k in range(3):
+                oa, ob = ra[j, k + 1], rb[j, k + 1]
+                if (oa + D if oa >= t0 else oa) != ob:
+                    ok = False
+                    break
+                shift[j, k] = ob >= t_a
+            if not ok:
+                break
+    return ok
 
 
 # -- reading a tiled array without expanding it (SEG_* and T_* columns: _replay.pxd) -------

@@ -149,7 +149,9 @@ def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
     """Emit R iterations of B moved on (m = 1..R), and move the builder's state with them.
     ``loop``: the tl.range's (file, line)."""
     b.trace_store.append_tiled(p.cmds[0], p.cmds[1], R, p.D, p.shift, loop)
-    b.tensors.extend(p.tensors * R)
+    ext = b.tensors.extend
+    for _ in range(R):  # (not p.tensors * R: a temporary list of R bodies, filled and freed)
+        ext(p.tensors)
     moved = np.arange(1, R + 1, dtype=np.int64)[:, None] * p.D  # (R, 1): iteration m's shift
     if p.pinned:
         b.pinned.extend((moved + np.array(p.pinned, np.int64)).ravel().tolist())

@@ -239,13 +239,10 @@ class TraceStore:
         they wait, with the same rule."""
         rec = self._pending_rows(a, b + n)
         if rec is not None:
-            ra, rb = rec[:n], rec[b - a:b - a + n]
-            if not np.array_equal(ra[:, 0], rb[:, 0]):
+            shift = np.empty((n, 3), np.uint8)
+            if not _replay.rows_moved_on(rec[:n], rec[b - a:b - a + n], t0, D, t_a, shift):
                 return None
-            oa, ob = ra[:, 1:], rb[:, 1:]
-            if not np.array_equal(np.where(oa >= t0, oa + D, oa), ob):
-                return None
-            return (ob >= t_a).astype(np.uint8)
+            return shift
         self.flush()
         if not np.array_equal(self._sites[a:a + n], self._sites[b:b + n]):
             return None
@@ -263,7 +260,7 @@ class TraceStore:
         p = self.pending[4 * (a - self.n):4 * (z - self.n)]
         if len(p) != 4 * (z - a):
             return None
-        return np.array(p, np.int64).reshape(-1, 4)
+        return np.fromiter(p, np.int64, len(p)).reshape(-1, 4)
 
     def _reader(self, a: int, z: int) -> tuple:
         """(a CommandSource holding the current program's flushed rows a..z, the global row its
@@ -294,43 +291,34 @@ class TraceStore:
         a = self.n
         z = a + len(rec)
         self._room(len(rec), len(rec))
-        site = rec[:, 0]
         at = self._n_lit
-        out = self._commands[at:at + len(rec)]
-        # sites are valid ("raise" would buffer); records taken as opaque 72-byte items (a
-        # structured take goes field by field, 30x slower)
-        np.take(self.table.records().view(_RECORD), site, out=out.view(_RECORD), mode="clip")
-        out["src0"] = rec[:, 1]
-        out["src1"] = rec[:, 2]
-        out["src2"] = rec[:, 3]
-        out_bytes = self.table.fields()[:, OUT_BYTES][site]
-        makes = out_bytes >= 0
-        made = np.cumsum(makes)  # results made up to and including each command
-        # A result's id is its program's count of results before it: per segment, the count at
-        # the segment's start (the builder's tensors before this flush) plus the running count.
         starts = [seg[1] for seg in segs]
-        lens = np.diff(starts + [len(rec)])
-        before = np.array([int(made[k - 1]) if k else 0 for k in starts], np.int64)
-        base = np.array([seg[2] for seg in segs], np.int64)
-        dst = made - 1 + np.repeat(base - before, lens)
-        out["dst"] = np.where(makes, dst, -1)
-        self._sites[a:z] = site
+        made = np.empty(len(segs), np.int64)
+        made_bytes = np.empty(len(rec), np.int64)
+        # every field from the site's record, the operands from rec, each result numbered by
+        # its program's count of results before it (a segment starts at its builder's count)
+        n_made = _replay.fill_records(
+            rec, self.table.records(), self.table.fields(), OUT_BYTES, np.array(starts, np.int64),
+            np.array([seg[2] for seg in segs], np.int64), self._commands[at:at + len(rec)],
+            self._sites[a:z], made_bytes, made)
         if self._bounds and self._bounds[-1][1] == a:
             self._bounds[-1][1] = z
         else:
             self._bounds.append([a, z, at])
         self._n_lit = at + len(rec)
-        bounds = [int(x) for x in before] + [int(made[-1])]
-        made_bytes = out_bytes[makes]
+        made_bytes = made_bytes[:n_made]
         self._tensor_bytes.append(made_bytes)
+        made = made.tolist()
+        k0 = 0
         for k, seg in enumerate(segs):
-            b = seg[0]
-            b._tb_parts.append(made_bytes[bounds[k]:bounds[k + 1]])
-            b.cmd_end = a + starts[k] + int(lens[k])
+            k1 = k0 + made[k]
+            seg[0]._tb_parts.append(made_bytes[k0:k1])
+            seg[0].cmd_end = a + (starts[k + 1] if k + 1 < len(starts) else len(rec))
+            k0 = k1
         self.n = z
         if self.current is not None:  # its next commands start a new segment
             cur = self._segments[-1]
-            cur[1], cur[2] = 0, cur[2] + bounds[-1] - bounds[-2]
+            cur[1], cur[2] = 0, cur[2] + made[-1]
             del self._segments[:-1]
         else:
             self._segments.clear()
