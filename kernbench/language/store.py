@@ -2,7 +2,7 @@
 
 Builders (kernbench.language.builder) record four ints per command, (site, src0, src1, src2),
 in the store's ``pending`` list, one program after the other; every few thousand commands the
-store turns them into COMMAND_DTYPE records in one vectorized pass (the site gives every field
+store turns them into COMMAND_DTYPE records in one pass in C (the site gives every field
 but the operands, and a result's tensor id is its program's running count of results). The
 array grows in place of a copy-per-program and becomes the launch's Program as it is.
 """
@@ -47,7 +47,7 @@ class TraceStore:
     Builders append (site, src0, src1, src2) per command to ``pending``, one program after the
     other; :meth:`flush` turns what is pending, of however many programs, into COMMAND_DTYPE
     records (the traced rows, one array) and ``sites`` (int32 index into ``table``, one per
-    command) in one vectorized pass. tl.range replay appends tilings (:meth:`append_tiled`),
+    command) in one pass in C (_replay.fill_records). tl.range replay appends tilings (:meth:`append_tiled`),
     which are kept as such: the rows they stand for are never written, and are read back exactly
     (:meth:`rows`, :meth:`slice`, the launch's :class:`TiledCommands`). Global command numbers
     count traced and tiled rows alike. The arrays grow as needed; :meth:`expect` sizes them for
