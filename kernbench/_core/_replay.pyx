@@ -201,14 +201,13 @@ def fill_records(const int64_t[:, ::1] rec, const Command[::1] table, const int6
                  int32_t[::1] sites, int64_t[::1] made_bytes, int64_t[::1] made) -> int:
     """The trace store's flush (kernbench.language.store.TraceStore): rows ``rec`` ((n, 4)
     int64: site, src0, src1, src2) as command records. ``out[i]`` is ``table[site]`` with the
-    operands of row i and, if its site makes a result of ``fields[site, col]`` >= 0 bytes
-    (SiteTable.fields: ``col`` = OUT_BYTES), the result
-    number ``base[k]`` + the results made before it in its segment k (segment k: rows
-    ``starts[k]`` up to ``starts[k + 1]``, the last up to n), else -1; ``sites[i]`` = site. The
-    results' bytes go to ``made_bytes`` in row order and each segment's count of results to
-    ``made[k]``; returns how many results in all. One pass in C (numpy took ~25 calls per
-    flush). Raises ValueError on shapes that do not fit or a site outside the table (nothing
-    is written then)."""
+    operands of row i and, if its site makes a result (of ``fields[site, col]`` >= 0 bytes;
+    SiteTable.fields, ``col`` = OUT_BYTES), the result number ``base[k]`` + the results made
+    before it in its segment k (rows ``starts[k]`` up to ``starts[k + 1]``, the last up to n),
+    else -1; ``sites[i]`` = site. The results' bytes go to ``made_bytes`` in row order and each
+    segment's count of results to ``made[k]``; returns how many results in all. One pass in C
+    (numpy took ~25 calls per flush). Raises ValueError on shapes that do not fit, segments out
+    of order or a site outside the table (nothing is written then)."""
     cdef int64_t n = rec.shape[0], K = starts.shape[0], n_sites = table.shape[0]
     cdef int64_t i, k, hi, site, cnt, tot = 0, nb
     cdef Command c

@@ -47,12 +47,13 @@ class TraceStore:
     Builders append (site, src0, src1, src2) per command to ``pending``, one program after the
     other; :meth:`flush` turns what is pending, of however many programs, into COMMAND_DTYPE
     records (the traced rows, one array) and ``sites`` (int32 index into ``table``, one per
-    command) in one pass in C (_replay.fill_records). tl.range replay appends tilings (:meth:`append_tiled`),
-    which are kept as such: the rows they stand for are never written, and are read back exactly
-    (:meth:`rows`, :meth:`slice`, the launch's :class:`TiledCommands`). Global command numbers
-    count traced and tiled rows alike. The arrays grow as needed; :meth:`expect` sizes them for
-    the whole launch (an estimate costs address space only: pages are touched as commands
-    arrive). :meth:`close` flushes, trims and hands them over."""
+    command) in one pass in C (_replay.fill_records). tl.range replay appends tilings
+    (:meth:`append_tiled`), which are kept as such: the rows they stand for are never written,
+    and are read back exactly (:meth:`rows`, :meth:`slice`, the launch's
+    :class:`TiledCommands`). Global command numbers count traced and tiled rows alike. The
+    arrays grow as needed; :meth:`expect` sizes them for the whole launch (an estimate costs
+    address space only: pages are touched as commands arrive). :meth:`close` flushes, trims and
+    hands them over."""
 
     __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_n_lit", "_bounds",
                  "_sites", "_expected", "_segments", "_tensor_bytes", "_tiles", "_loops", "_program")
