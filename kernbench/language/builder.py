@@ -105,7 +105,7 @@ class PEBuilder:
         "tensors", "pinned", "meta", "sram_top", "cmd_start", "cmd_end", "n_tensors",
         "tensor_pinned", "handles", "finished",
         "_tb_parts", "_keep", "_cmd", "_tens", "_meta", "_sget",
-        "_vec_plans", "_dot_plans", "_reduce_plans", "_other_plans",
+        "_vec_plans", "_dot_plans", "_reduce_plans", "_other_plans", "_entries",
         "_track", "_acc", "left_range", "ranges",
     )
 
@@ -151,6 +151,7 @@ class PEBuilder:
         plans = self.site_table.plans
         self._vec_plans, self._dot_plans = plans["vec"], plans["dot"]
         self._reduce_plans, self._other_plans = plans["reduce"], plans["other"]
+        self._entries = self.site_table.entries
         #: tl.range (kernbench.language.loops), while a loop proves its repetition: the handles
         #: made (every one, views included) and the loads and stores (allocation, element
         #: offset, shape, stride)
@@ -250,6 +251,14 @@ class PEBuilder:
         del plans[8:]
         return p[2]
 
+    def _entry(self, shape: tuple, dtype: str, n: int) -> tuple:
+        """The launch's one tensor-table entry (shape, dtype, n) for these values."""
+        key = (shape, dtype, n)
+        t = self._entries.get(key)
+        if t is None:
+            t = self._entries[key] = key
+        return t
+
     def _new(self, shape: tuple, dtype: str, n: int, nbytes: int, pinned: bool = False) -> TensorHandle:
         if nbytes > self.max_bytes:
             self._too_big(shape, dtype, nbytes)
@@ -258,16 +267,17 @@ class PEBuilder:
             self._flush()
         addr = self.sram_top
         self.sram_top = addr + ((nbytes + _PAD) & _ALIGNED)
+        t = self._entry(shape, dtype, n)
         h = _make_handle(TensorHandle)  # see _make_handle
         h.id = self.base + i
         h.addr = addr
-        h.shape = shape
+        h.shape = t[0]  # the entry's: operands resolve on `is` (semantic.operand)
         h.dtype = dtype
         h.nbytes = nbytes
         h.data = None
         h.space = "sram"
         h.pinned = pinned
-        self._tens((shape, dtype, n))
+        self._tens(t)
         if self._track is not None:
             self._track.append(h)
         if self.functional:
@@ -316,9 +326,7 @@ class PEBuilder:
         p = self._dot_plans.get(f.f_lasti)
         if (p is None or p[0] is not f.f_code or (p[1] is not a_shape and p[1] != a_shape)
                 or (p[2] is not b_shape and p[2] != b_shape) or p[3] is not da or p[4] is not db):
-            t = _DOT_OUT.get((m, n))
-            if t is None:
-                t = _remember(_DOT_OUT, (m, n), ((m, n), "f32", m * n))
+            t = self._entry((m, n), "f32", m * n)
             p = self._replan(self._dot_plans, f, (a_shape, b_shape, da, db),
                              ("dot", a_shape, b_shape, da, db), (t,))
         i = len(self.tensors)
@@ -362,25 +370,30 @@ class PEBuilder:
         nbytes = n * ITEMSIZE[dtype]
         if nbytes > self.max_bytes:
             self._too_big(shape, dtype, nbytes)
+        # The site: the one this instruction made last time when made of the same objects
+        # (shapes are shared tuples, names and dtypes interned strings), else built and interned.
+        p = self._vec_plans.get(f.f_lasti)
+        if (p is None or p[0] is not f.f_code or p[1] is not name
+                or (p[2] is not shape and p[2] != shape) or p[3] is not dtype):
+            p = self._replan(self._vec_plans, f, (name, shape, dtype), ("vec", name, shape, dtype),
+                             (self._entry(shape, dtype, semantic.numel(shape)),))
+        if like is None:
+            like = p[7]  # the launch's entry for the site's result (see _entry)
+            if like[2] != n:  # (a timing-mode view of another size)
+                like = self._entry(shape, dtype, n)
         h = _make_handle(TensorHandle)  # see _make_handle
         h.id = self.base + i
         h.addr = self.sram_top
-        h.shape = shape
+        h.shape = like[0]  # the entry's: operands resolve on `is` (semantic.operand)
         h.dtype = dtype
         h.nbytes = nbytes
         h.data = None
         h.space = "sram"
         h.pinned = False
         self.sram_top += (nbytes + _PAD) & _ALIGNED
-        self._tens((shape, dtype, n) if like is None else like)
+        self._tens(like)
         if self._track is not None:
             self._track.append(h)
-        # The site: the one this instruction made last time when made of the same objects
-        # (shapes are shared tuples, names and dtypes interned strings), else built and interned.
-        p = self._vec_plans.get(f.f_lasti)
-        if (p is None or p[0] is not f.f_code or p[1] is not name
-                or (p[2] is not shape and p[2] != shape) or p[3] is not dtype):
-            p = self._replan(self._vec_plans, f, (name, shape, dtype), ("vec", name, shape, dtype))
         self._cmd((p[4], s0, s1, s2))
         if self.functional:
             self._keep.append(h)
@@ -444,11 +457,9 @@ class PEBuilder:
         p = self._reduce_plans.get(f.f_lasti)
         if (p is None or p[0] is not f.f_code or p[1] is not name
                 or (p[2] is not shape and p[2] != shape) or p[3] != axis or p[4] is not dtype):
-            geom = _REDUCE_OUT.get((shape, axis, dtype))
-            if geom is None:
-                geom = _remember(_REDUCE_OUT, (shape, axis, dtype), reduce_geometry(shape, axis, dtype))
+            out = reduce_geometry(shape, axis, dtype)[3]
             p = self._replan(self._reduce_plans, f, (name, shape, axis, dtype),
-                             ("reduce", name, shape, axis, dtype), (geom[3],))
+                             ("reduce", name, shape, axis, dtype), (self._entry(*out),))
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
             self._flush()
@@ -561,16 +572,3 @@ class TransposedViews:
     def since(self, a: int, b: int) -> list:
         """What was added between marks a and b: (first, step, count, shape) each."""
         return self._log[a:b]
-
-
-def _remember(cache: dict, key, value):
-    """Cache ``value`` under ``key`` (bounded: a kernel repeats a handful of shapes) and return it."""
-    if len(cache) < 4096:
-        cache[key] = value
-    return value
-
-
-#: Result entries of the tensor table by shape, shared by every launch: a kernel's dots and
-#: reductions repeat a few shapes thousands of times, so their results share one tuple.
-_DOT_OUT: dict = {}
-_REDUCE_OUT: dict = {}

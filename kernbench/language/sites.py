@@ -117,7 +117,7 @@ class SiteTable:
     Every PE traced in a launch shares one table, so a command costs one small int for its
     fields, its name and its kernel line."""
 
-    __slots__ = ("index", "keys", "plans", "_labels", "_fields", "_records")
+    __slots__ = ("index", "keys", "plans", "entries", "_labels", "_fields", "_records")
 
     def __init__(self) -> None:
         self.index: dict = {}
@@ -126,6 +126,10 @@ class SiteTable:
         #: time, with the code object and what it was made of (see PEBuilder.vec): a repeated
         #: call skips building its key
         self.plans: dict = {"vec": {}, "dot": {}, "reduce": {}, "other": {}}
+        #: (shape, dtype, element count) -> the one tuple of the launch's tensor tables for it:
+        #: tl.range's proof compares bodies of tensor entries, which is an identity test when
+        #: alike entries are one object (and a comparison of three fields when not)
+        self.entries: dict = {}
         self._labels: dict = {}
         self._fields = np.zeros((0, OUT_BYTES + 1), np.int64)
         self._records = np.zeros(0, COMMAND_DTYPE)
