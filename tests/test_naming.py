@@ -152,12 +152,13 @@ def test_link_order_refuses_a_link_outside_the_table():
 @given(st.integers(1, 6), st.lists(st.tuples(st.integers(0, 5), st.sampled_from([1, -1]),
                                              st.integers(0, 3), st.integers(0, 2)), max_size=40),
        st.booleans(), st.booleans())
-def test_messages_agree_answers_as_the_pairing(n_pes, msgs, pad, mirror):
-    """api.messages_agree (one pass in C) says True exactly when pair_links pairs every send with
-    a recv of its type: equal counts on every link, the k-th send's type the k-th recv's. A ring
-    of ``n_pes`` PEs (E/W) and random sends and recvs, each a (PE, direction, port, type);
-    with ``mirror``, every send also gets its recv (so most programs agree but the random
-    recvs')."""
+def test_the_engines_pairing_checks_types_as_the_numpy_pairing(n_pes, msgs, pad, mirror):
+    """_check.message_table given each command's site and each site's message type (the
+    launch's one link check, api.prepare) pairs a program exactly when pair_links pairs every
+    send with a recv of its type: equal counts on every link, the k-th send's type the k-th
+    recv's. A ring of ``n_pes`` PEs (E/W) and random sends and recvs, each a (PE, direction,
+    port, type) of the same byte count (so only counts and types decide); with ``mirror``,
+    every send also gets its recv (so most programs agree but the random recvs')."""
     nbr = np.full((n_pes, 4), -1, np.int32)
     for g in range(n_pes):
         nbr[g, Port.E], nbr[g, Port.W] = (g + 1) % n_pes, (g - 1) % n_pes
@@ -168,20 +169,24 @@ def test_messages_agree_answers_as_the_pairing(n_pes, msgs, pad, mirror):
     msgs.sort(key=lambda m: m[0])  # command order: PE by PE
     # a site per message kind (direction, port, type); other commands around them when pad
     kinds = sorted({(d, int(p), t) for _, d, p, t in msgs})
-    site_dir = np.array([0] + [d for d, _, _ in kinds], np.int8)
-    site_port = np.array([0] + [p for _, p, _ in kinds], np.int64)
     site_type = np.array([-1] + [t for _, _, t in kinds], np.int64)
-    sites, links, counts = [], [], np.zeros(n_pes, np.int64)
+    sites, units, counts = [], [], np.zeros(n_pes, np.int64)
+    send_idx, recv_idx = [], []
     for g, d, p, t in msgs:
         if pad:
             sites.append(0)
+            units.append(int(Unit.VECTOR))
             counts[g] += 1
-        links.append(len(sites))
+        (send_idx if d == 1 else recv_idx).append(len(sites))
+        units.append((int(Unit.TX_E) if d == 1 else int(Unit.RX_E)) + int(p))
         sites.append(1 + kinds.index((d, int(p), t)))
         counts[g] += 1
     cmd_off = np.concatenate([[0], np.cumsum(counts)])
-    fast = api.messages_agree(np.array(links, np.int64), np.array(sites, np.int32), cmd_off,
-                              site_dir, site_port, site_type, nbr)
+    table = api._check.message_table(
+        np.array(units, np.uint8), np.array(send_idx, np.int64), np.array(recv_idx, np.int64),
+        cmd_off, nbr, api._OPPOSITE, np.full(len(send_idx), 64, np.int64),
+        np.full(len(recv_idx), 64, np.int64), np.array(sites, np.int32), site_type)
+    fast = table is not None
     sends = [m for m in msgs if m[1] == 1]
     recvs = [m for m in msgs if m[1] == -1]
     lp = api.pair_links(nbr, [m[0] for m in sends], [int(m[2]) for m in sends],
@@ -245,18 +250,8 @@ def test_the_c_pairing_refuses_a_port_that_a_narrower_column_would_wrap():
     n_pes = 2
     nbr = np.full((n_pes, 4), -1, np.int32)
     nbr[0, Port.E], nbr[1, Port.W] = 1, 0
-    # PE 0 sends E, PE 1 receives from W: one site each
-    links, sites = np.array([0, 1], np.int64), np.array([0, 1], np.int32)
+    # PE 0 sends E, PE 1 receives from W: one command each; a unit byte past the TX/RX units
     cmd_off = np.array([0, 1, 2], np.int64)
-    site_dir, site_type = np.array([1, -1], np.int8), np.array([0, 0], np.int64)
-    good = np.array([int(Port.E), int(Port.W)], np.int64)
-    assert api.messages_agree(links, sites, cmd_off, site_dir, good, site_type, nbr)
-    for k in (0, 1):
-        for far in (256 + int(good[k]), -256 + int(good[k]), 1 << 40):
-            bad = good.copy()
-            bad[k] = far
-            assert not api.messages_agree(links, sites, cmd_off, site_dir, bad, site_type, nbr)
-    # the message table: a unit byte past the TX/RX units
     units = np.array([int(Unit.TX_E) + int(Port.E), int(Unit.RX_E) + int(Port.W)], np.uint8)
     idx_s, idx_r, nb = np.array([0], np.int64), np.array([1], np.int64), np.array([64], np.int64)
     ok = api._check.message_table(units, idx_s, idx_r, cmd_off, nbr, api._OPPOSITE, nb, nb)
@@ -265,6 +260,18 @@ def test_the_c_pairing_refuses_a_port_that_a_narrower_column_would_wrap():
         bad = units.copy()
         bad[k] = 255
         assert api._check.message_table(bad, idx_s, idx_r, cmd_off, nbr, api._OPPOSITE, nb, nb) is None
+    # typed: a command's site outside the type table is refused, not read
+    one_type = np.array([7], np.int64)
+    for site_of, paired in (([0, 0], True), ([0, 1], False), ([-1, 0], False)):
+        got = api._check.message_table(units, idx_s, idx_r, cmd_off, nbr, api._OPPOSITE, nb, nb,
+                                       np.array(site_of, np.int32), one_type)
+        assert (got is not None) == paired
+    with pytest.raises(ValueError, match="wrong size"):  # sites without types, or too few
+        api._check.message_table(units, idx_s, idx_r, cmd_off, nbr, api._OPPOSITE, nb, nb,
+                                 np.zeros(2, np.int32), None)
+    with pytest.raises(ValueError, match="wrong size"):
+        api._check.message_table(units, idx_s, idx_r, cmd_off, nbr, api._OPPOSITE, nb, nb,
+                                 np.zeros(1, np.int32), one_type)
 
 
 def test_message_dtype_is_the_c_structs():

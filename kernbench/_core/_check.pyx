@@ -628,87 +628,19 @@ cdef class _Pairing:
                      &self.r_slot[0])
 
 
-def messages_agree(const int64_t[::1] links, const int32_t[::1] sites, const int64_t[::1] cmd_off,
-                   const int8_t[::1] site_dir, const int64_t[::1] site_port,
-                   const int64_t[::1] site_type, const int32_t[:, ::1] nbr,
-                   const int64_t[::1] opposite) -> bool:
-    """True when every link carries as many sends as recvs drain it and the k-th send on each
-    link has the type (shape and dtype) of the k-th recv: api.pair_links' pairing, in C
-    (_pair). False also when anything is out of the ordinary (a port with no neighbour): the
-    caller then pairs with numpy, which names the first mismatch.
-
-    ``links``: ascending global indices of the program's sends and recvs (int64); ``sites``:
-    every command's site (int32); per site, ``site_dir`` (int8: 1 send, -1 recv, 0 other),
-    ``site_port`` and ``site_type`` (int64: a number per (shape, dtype)); ``nbr``: (n_pes,
-    N_PORTS) int32 neighbour table; ``opposite``: (N_PORTS,) int64, each port's opposite."""
-    cdef int64_t n = links.shape[0], n_pes = cmd_off.shape[0] - 1
-    cdef int64_t n_sites = site_dir.shape[0], i, x, j, n_s = 0, n_r = 0
-    cdef int rc = 0
-    if (nbr.shape[0] != n_pes or nbr.shape[1] != N_PORTS or opposite.shape[0] != N_PORTS
-            or site_port.shape[0] != n_sites or site_type.shape[0] != n_sites):
-        raise ValueError("messages_agree: tables of the wrong size")
-    if n == 0:
-        return True
-    if n_pes * N_PORTS >= 1 << 30 or n_sites >= 1 << 31:
-        return False  # links and types are int32 here; numpy pairs what does not fit
-    with nogil:  # the sends and recvs counted (and every link command's site checked) first
-        for i in range(n):
-            x = links[i]
-            if x < 0 or x >= sites.shape[0] or sites[x] < 0 or sites[x] >= n_sites:
-                rc = 1
-                break
-            j = sites[x]
-            if site_dir[j] > 0:
-                n_s += 1
-            elif site_dir[j] < 0:
-                n_r += 1
-            else:
-                rc = 1
-                break
-            if site_port[j] < 0 or site_port[j] >= N_PORTS:
-                rc = 1
-                break
-    if rc or n_s != n_r:
-        return False
-    cdef _Pairing m = _Pairing(n_s, n_r)
-    s_idx_arr, r_idx_arr = pages.empty(max(n_s, 1), np.int64), pages.empty(max(n_r, 1), np.int64)
-    cdef int64_t[::1] s_idx = s_idx_arr, r_idx = r_idx_arr
-    # each send's type, then (once it is paired) each slot's; each recv's type
-    s_type_arr, r_type_arr = pages.empty(max(n_s, 1), np.int32), pages.empty(max(n_r, 1), np.int32)
-    cdef int32_t[::1] s_type = s_type_arr, r_type = r_type_arr
-    n_s = n_r = 0
-    with nogil:
-        for i in range(n):
-            x = links[i]
-            j = sites[x]
-            if site_dir[j] > 0:
-                s_idx[n_s], m.s_port[n_s], s_type[n_s] = x, <int8_t> site_port[j], <int32_t> site_type[j]
-                n_s += 1
-            else:
-                r_idx[n_r], m.r_port[n_r], r_type[n_r] = x, <int8_t> site_port[j], <int32_t> site_type[j]
-                n_r += 1
-        rc = m.pair(&s_idx[0], n_s, &r_idx[0], n_r, &cmd_off[0], n_pes, &nbr[0, 0], &opposite[0])
-        if rc == 0:
-            for i in range(n_s):  # the sends' types in link order (over their links: done)
-                m.s_link[m.s_slot[i]] = s_type[i]
-            for i in range(n_r):
-                if m.s_link[m.r_slot[i]] != r_type[i]:
-                    rc = 1
-                    break
-    if rc == 2:
-        raise MemoryError()
-    return rc == 0
-
-
 def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
                   const int64_t[::1] recv_idx, const int64_t[::1] cmd_off,
                   const int32_t[:, ::1] nbr, const int64_t[::1] opposite,
-                  const int64_t[::1] send_bytes, const int64_t[::1] recv_bytes):
+                  const int64_t[::1] send_bytes, const int64_t[::1] recv_bytes,
+                  const int32_t[::1] sites=None, const int64_t[::1] site_type=None):
     """The program's messages (MESSAGE_DTYPE: link, send, recv, nbytes) in link order, program
     order within a link: the k-th send on each link paired with the k-th recv that drains it
     (api.pair_links' pairing, in C: _pair). None when a send or recv is on a port with no
     neighbour, a link's send and recv counts differ, or a recv expects other bytes than its
-    send: the caller's numpy pairing then names the first of these.
+    send: the caller's numpy pairing then names the first of these. Given ``sites`` (every
+    command's site, int32) and ``site_type`` (per site, int64: equal numbers for the link
+    commands of equal shape and dtype), also when a recv expects another shape or dtype than
+    its send: the launch's link check (one pairing for the check and the engine).
 
     ``units``: every command's unit (uint8); ``send_idx``/``recv_idx``: ascending global
     indices of the sends (TX units) and recvs (RX units), ``send_bytes``/``recv_bytes`` their
@@ -717,9 +649,14 @@ def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
     cdef int64_t n_pes = cmd_off.shape[0] - 1, n_s = send_idx.shape[0], n_r = recv_idx.shape[0]
     cdef int64_t i, x, k, p
     cdef int rc = 0
+    cdef bint typed = sites is not None
+    cdef int64_t n_types = 0, ts, tr
     if (nbr.shape[0] != n_pes or nbr.shape[1] != N_PORTS or opposite.shape[0] != N_PORTS
-            or send_bytes.shape[0] != n_s or recv_bytes.shape[0] != n_r):
+            or send_bytes.shape[0] != n_s or recv_bytes.shape[0] != n_r
+            or typed != (site_type is not None) or (typed and sites.shape[0] != units.shape[0])):
         raise ValueError("message_table: tables of the wrong size")
+    if typed:
+        n_types = site_type.shape[0]
     out_arr = pages.empty(n_s, MESSAGE_DTYPE)  # every field written when the pairing succeeds
     if n_s != n_r or n_pes * N_PORTS >= 1 << 30:
         return None
@@ -759,6 +696,12 @@ def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
                     rc = 1
                     break
                 out[k].recv = recv_idx[i]
+        if rc == 0 and typed:  # each pair's shape and dtype (indices checked by the pairing)
+            for k in range(n_s):
+                ts, tr = sites[out[k].send], sites[out[k].recv]
+                if ts < 0 or ts >= n_types or tr < 0 or tr >= n_types or site_type[ts] != site_type[tr]:
+                    rc = 1
+                    break
     if rc == 2:
         raise MemoryError()
     return out_arr if rc == 0 else None

@@ -315,23 +315,6 @@ def pair_links(nbr: np.ndarray, send_pe, send_port, recv_pe, recv_port) -> LinkP
 _OPPOSITE = np.array([int(q) for q in OPPOSITE], np.int64)
 
 
-def messages_agree(links, sites, cmd_off, site_dir, site_port, site_type, nbr) -> bool:
-    """True when :func:`pair_links` would pair every send with a recv of its type on every link
-    (as many of each; the k-th send's shape and dtype those of the k-th recv): one pass in C
-    (_check.messages_agree), no pairing built. False means: pair them to find out what is wrong.
-
-    ``links``: ascending global indices of the sends and recvs; ``sites``: each command's site;
-    per site, ``site_dir`` (1 send, -1 recv, 0 other), ``site_port`` and ``site_type`` (equal
-    numbers for equal (shape, dtype)); ``nbr``: the (n_pes, N_PORTS) neighbour table."""
-    return _check.messages_agree(np.ascontiguousarray(links, np.int64),
-                                 np.ascontiguousarray(sites, np.int32),
-                                 np.ascontiguousarray(cmd_off, np.int64),
-                                 np.ascontiguousarray(site_dir, np.int8),
-                                 np.ascontiguousarray(site_port, np.int64),
-                                 np.ascontiguousarray(site_type, np.int64),
-                                 np.ascontiguousarray(nbr, np.int32), _OPPOSITE)
-
-
 def _check_neighbours(hw: HardwareConfig, neighbours) -> np.ndarray:
     nbr = np.asarray(neighbours)
     if nbr.shape != (hw.n_pes, N_PORTS) or not np.issubdtype(nbr.dtype, np.integer):
@@ -586,18 +569,54 @@ def moved_tables(tables: dict, source: Program, program: Program) -> dict | None
     return {**tables, "unit_q_off": unit_q_off}
 
 
-def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, tables=None) -> dict:
+def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, tables=None,
+             types=None) -> dict | None:
     # The program's tables (checked; ``tables`` if the caller has them), then the wiring's:
-    # message pairs, in C (_check.message_table); when it refuses, the numpy pairing names why.
+    # message pairs, in C (_check.message_table); when it refuses, the numpy pairing names why,
+    # unless the caller checks the pairs' ``types`` (prepare: it names what is wrong its way).
     t = _program_tables(hw, program, describe) if tables is None else tables
     messages = _check.message_table(t["units"], t["send_idx"], t["recv_idx"], program.cmd_offsets,
                                     np.ascontiguousarray(nbr, np.int32), _OPPOSITE,
-                                    t["send_bytes"], t["recv_bytes"])
+                                    t["send_bytes"], t["recv_bytes"], *(types or (None, None)))
     if messages is None:
+        if types is not None:
+            return None
         _messages_numpy(hw, nbr, program, t, describe)
         raise AssertionError("kernbench: the fast message pairing refused a program the numpy "
                              "pairing accepts: please report it")  # an engine bug
     return {**t, "messages": messages}
+
+
+def _keep_prepared(prepared: dict, hw: HardwareConfig, nbr: np.ndarray, prep: dict) -> None:
+    # one wiring at a time: the tables are as big as the program
+    prepared.clear()
+    prepared["program"] = {k: prep[k] for k in _PROGRAM_TABLES}
+    prepared[_prepared_key(hw, nbr)] = prep
+
+
+def _prepared_key(hw: HardwareConfig, nbr: np.ndarray) -> tuple:
+    return (hw.n_cubes, hw.pes_per_cube, nbr.tobytes())
+
+
+def prepare(hw: HardwareConfig, neighbours, program: Program, describe, prepared: dict, *,
+            sites: np.ndarray, site_type: np.ndarray, tables: dict | None = None) -> bool:
+    """Check ``program`` and build the engine's tables for the wiring ``neighbours`` into
+    ``prepared``, as :func:`simulate`'s first call with it would; the launch's one check of
+    its commands and of its links. The links' check: every send paired with the recv that
+    drains its link (the k-th with the k-th), of the same shape and dtype: ``sites`` (every
+    command's site, int32) and ``site_type`` (per site, int64: equal numbers for link commands
+    of equal shape and dtype). ``tables``: the program's checked tables if the caller has them
+    (:func:`moved_tables`). Returns False, storing nothing, when the links do not pair (the
+    caller names the first mismatch); raises as :func:`simulate` does for a program that fails
+    its checks."""
+    _check_program(hw, program)
+    nbr = _check_neighbours(hw, neighbours)
+    prep = _prepare(hw, nbr, program, describe, tables,
+                    (np.ascontiguousarray(sites, np.int32), np.ascontiguousarray(site_type, np.int64)))
+    if prep is None:
+        return False
+    _keep_prepared(prepared, hw, nbr, prep)
+    return True
 
 
 def _messages_numpy(hw: HardwareConfig, nbr: np.ndarray, program: Program, t: dict, describe) -> np.ndarray:
@@ -882,14 +901,11 @@ def simulate(
     _check_program(hw, program)
     nbr = _check_neighbours(hw, neighbours)
     describe = describe or _default_describe(program)
-    key = (hw.n_cubes, hw.pes_per_cube, nbr.tobytes())
-    prep = prepared.get(key) if prepared is not None else None
+    prep = prepared.get(_prepared_key(hw, nbr)) if prepared is not None else None
     if prep is None:
         prep = _prepare(hw, nbr, program, describe, prepared.get("program") if prepared else None)
         if prepared is not None:
-            prepared.clear()  # one wiring at a time: the tables are as big as the program
-            prepared["program"] = {k: prep[k] for k in _PROGRAM_TABLES}
-            prepared[key] = prep
+            _keep_prepared(prepared, hw, nbr, prep)
 
     regions = None
     if steady and detail == "train":

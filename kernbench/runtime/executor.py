@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from .._core import pages
-from .._core.api import messages_agree, moved_tables, pair_links
+from .._core.api import moved_tables, pair_links, prepare
 from ..common.errors import KernbenchError, KernelError, UnwrittenReadWarning, pe_at, pe_label
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Unit, pop_operator_target,
                                   push_operator_target)
@@ -105,13 +105,43 @@ def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
     return user or (kernel_file, 0)
 
 
+def _message_types(table: SiteTable) -> np.ndarray:
+    """Per site, a number for its message type ((shape, dtype) of a send or recv; equal for
+    equal ones), -1 for the other sites: int64."""
+    msg_type: dict = {}
+    return np.array([msg_type.setdefault((k[4], k[5]), len(msg_type)) if k[0] in ("send", "recv")
+                     else -1 for k in table.keys], np.int64)
+
+
+def _check_and_prepare(hw, traced: TracedLaunch, tables) -> None:
+    """The launch's checks, made once: every command (api.prepare: in C) and every link, each
+    send paired with the recv that drains it, of its shape and dtype; the engine's tables for
+    the launch's wiring are built on the way and kept for its first timing (``traced._prepared``).
+    ``tables``: the program's checked tables when it is another's streams moved (api.moved_tables).
+    A link that does not pair is named by :func:`_check_messages`, before anything else
+    wrong, as the launch's link check always did."""
+    program, nbr = traced.program, traced.neighbours
+    try:
+        ok = prepare(hw, nbr, program, traced.describe, traced._prepared, sites=traced.sites,
+                     site_type=_message_types(traced.table), tables=tables)
+    except MemoryError:
+        raise
+    except Exception:
+        _check_messages(hw, program, traced.sites, traced.table, nbr, traced.grid)
+        raise
+    if not ok:
+        _check_messages(hw, program, traced.sites, traced.table, nbr, traced.grid)
+        raise AssertionError("kernbench: the engine's message pairing refused links the launch's "
+                             "numpy pairing accepts: please report it with the kernel")
+
+
 def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, nbr: np.ndarray,
                     grid: tuple) -> None:
     """Pair the k-th send on each port with the k-th recv on the neighbour's opposite port.
 
     Links are checked in (PE, port) order; the first link with a count or shape/dtype mismatch
-    is reported, naming both kernel lines. A program whose links all agree takes one pass in C
-    (api.messages_agree); only one that does not is paired in numpy, to name the mismatch."""
+    is reported, naming both kernel lines. The pairing in numpy, made when the engine's (in C,
+    api.prepare) refuses a launch, to name what is wrong."""
     n_pes = hw.n_pes
     counts = np.diff(program.cmd_offsets)
     # from the sites (4 bytes a command), not the command records (72)
@@ -124,12 +154,7 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
     if len(links) == 0:
         return
     keys = table.keys
-    msg_type = {}
-    type_of_site = np.array([msg_type.setdefault((k[4], k[5]), len(msg_type)) if k[0] in ("send", "recv")
-                             else -1 for k in keys], np.int64)
-    site_dir = (site_op == Opcode.SEND).astype(np.int8) - (site_op == Opcode.RECV)
-    if messages_agree(links, sites, program.cmd_offsets, site_dir, site_port, type_of_site, nbr):
-        return  # one pass in C; the pairing below finds what is wrong
+    type_of_site = _message_types(table)
     link_op = site_op[sites[links]]
     send_i, recv_i = links[link_op == Opcode.SEND], links[link_op == Opcode.RECV]
     del links, link_op
@@ -476,22 +501,20 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         # From here on only the arrays, the sites and (functional) the replay metadata are kept:
         # the builders go, so tensors the kernel did not hold on to are freed as replay goes.
         del builders
-        nbr = ctx.neighbours()
-        _check_messages(hw, program, sites, table, nbr, grid)
+        traced = TracedLaunch(
+            program=program, sites=sites, table=table, neighbours=ctx.neighbours(), sfr=ctx.sfr,
+            grid=grid, mode=mode, shape=(hw.n_cubes, hw.pes_per_cube),
+            kernel_name=getattr(kernel, "__name__", repr(kernel)),
+            kernel_file=getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>"),
+            args=_named_args(kernel, args, kwargs))
+        moved = None
+        if reuse is not None and "program" in reuse[0]._prepared:
+            # streams moved, not changed: the source's checked tables, renumbered for these PEs
+            moved = moved_tables(reuse[0]._prepared["program"], reuse[0].program, program)
+        _check_and_prepare(hw, traced, moved)
     finally:
         if gc_on:
             gc.enable()
-    traced = TracedLaunch(
-        program=program, sites=sites, table=table, neighbours=nbr, sfr=ctx.sfr, grid=grid,
-        mode=mode, shape=(hw.n_cubes, hw.pes_per_cube),
-        kernel_name=getattr(kernel, "__name__", repr(kernel)),
-        kernel_file=getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>"),
-        args=_named_args(kernel, args, kwargs))
-    if reuse is not None and "program" in reuse[0]._prepared:
-        # streams moved, not changed: the source's checked tables, renumbered for these PEs
-        moved = moved_tables(reuse[0]._prepared["program"], reuse[0].program, program)
-        if moved is not None:
-            traced._prepared["program"] = moved
     return traced, metas, handles
 
 
