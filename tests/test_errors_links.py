@@ -142,3 +142,47 @@ def test_recv_from_a_pe_outside_the_grid():
     assert msg.startswith(f"PE (0, 0) at {FILE}:{lines[0]} posts recv #1 on port W, but PE (3, 0) "
                           f"sends 0 message(s) on port E")
     assert "(PE (3, 0) ran no program or returned before any tl call; the launch grid is (2, 1))" in msg
+
+
+def test_links_are_checked_once_at_trace_and_the_tables_kept(monkeypatch):
+    """ctx.trace checks the links (the engine's pairing, each pair's shape and dtype: one pairing
+    per launch) and keeps the engine's tables, so the first timing checks nothing again."""
+    from kernbench._core import api
+
+    lines = {}
+    ctx = kernbench.Context("default", overrides=HW)
+    ctx.install_sfr("pe", ring=True)
+    x = ctx.replicate(np.ones(64, np.float32))
+    with pytest.raises(KernelError, match=r"recv on port W expects \(128,\) f16, but the matching send"):
+        ctx.trace(ring_kernel((128,), "f16", lines), (4, 2), x)  # at trace: no timing asked for
+    good = ring_kernel((64,), "f32", lines)
+    traced = ctx.trace(good, (4, 2), x)
+    assert "program" in traced._prepared and len(traced._prepared) == 2  # the program's, the wiring's
+    want = ctx.launch(good, (4, 2), x, mode="timing").cycles
+
+    def checked_again(*a, **k):
+        raise AssertionError("the program was checked again")
+
+    monkeypatch.setattr(api, "_program_tables", checked_again)
+    monkeypatch.setattr(api._check, "message_table", checked_again)
+    assert traced.time(ctx.hw).cycles == want
+
+
+@pytest.mark.parametrize("links_agree", [False, True])
+def test_a_link_mismatch_is_named_before_a_failed_program_check(monkeypatch, links_agree):
+    """The launch's checks run once, the links' pairing after the program's commands: a link
+    that does not pair is still the error named when the program check fails too (as when the
+    link check ran first), and the program check's own error when the links agree."""
+    from kernbench._core import api
+
+    def failing(*a, **k):
+        raise ValueError("the program check failed")
+
+    monkeypatch.setattr(api, "_program_tables", failing)
+    kernel = ring_kernel((64,) if links_agree else (8, 8), "f32", {})
+    with pytest.raises((KernelError, ValueError)) as ei:
+        launch(kernel, ring=True, mode="timing")
+    if links_agree:
+        assert str(ei.value) == "the program check failed"
+    else:
+        assert isinstance(ei.value, KernelError) and "recv on port W expects (8,8) f32" in str(ei.value)
