@@ -482,6 +482,70 @@ def test_views_of_replayed_iterations_stay_legal(n_outer, n_inner):
     _exact(kept_views, args)
 
 
+@st.composite
+def _view_runs(draw):
+    """Views added one by one and runs of them nested as tl.range replay nests them: a body of
+    D numbers from ``first``, its views (singles, or runs of an inner loop inside it) repeated
+    R times D apart. Returns the operations and every (number, shape) they name."""
+    ops, members = [], set()
+    for _ in range(draw(st.integers(1, 6))):
+        shape = draw(st.sampled_from([(4, 8), (8, 4)]))
+        dims = []
+        span = 0
+        for _ in range(draw(st.integers(0, 3))):  # from the innermost loop out
+            step = span + draw(st.integers(1, 5))
+            count = draw(st.integers(1, 4))
+            dims.insert(0, (step, count))
+            span += step * (count - 1)
+        first = draw(st.integers(0, 60))
+        nums = {first}
+        for step, count in dims:
+            nums = {x + j * step for x in nums for j in range(count)}
+        ops.append((first, tuple(dims), shape))
+        members |= {(x, shape) for x in nums}
+    return ops, members
+
+
+@settings(max_examples=300, deadline=None)
+@given(_view_runs(), st.lists(st.tuples(st.integers(-5, 400), st.sampled_from([(4, 8), (8, 4)])),
+                              max_size=30))
+def test_transposed_view_runs_hold_exactly_their_numbers(case, probes):
+    """builder.TransposedViews: runs nested as replay nests them (one run per replayed loop, not
+    one per outer iteration) hold exactly the numbers the dims make, and no other."""
+    from kernbench.language.builder import TransposedViews
+
+    ops, members = case
+    tv = TransposedViews()
+    m0 = tv.mark()
+    log, singles = [], set()
+    for first, dims, shape in ops:
+        if dims:
+            tv.add_run(first, dims, shape)
+            log.append((first, dims, shape))
+        else:
+            tv.add((first, shape))
+            if (first, shape) not in singles:  # a view made again is logged once
+                singles.add((first, shape))
+                log.append((first, (), shape))
+    for item in members:
+        assert item in tv
+    for item in probes:
+        assert (item in tv) == (item in members)
+    assert tv.since(m0, tv.mark()) == log
+
+
+def test_overlapping_view_runs_are_refused():
+    from kernbench.language.builder import TransposedViews
+
+    tv = TransposedViews()
+    with pytest.raises(ValueError, match="overlap"):
+        tv.add_run(0, ((4, 3), (2, 3)), (4, 8))  # the inner run spans 4: 0, 2, 4 | 4, 6, 8
+    with pytest.raises(ValueError, match="overlap"):
+        tv.add_run(0, ((0, 3),), (4, 8))
+    tv.add_run(0, ((5, 3), (2, 3)), (4, 8))
+    assert (12, (4, 8)) in tv and (14, (4, 8)) in tv and (13, (4, 8)) not in tv and (15, (4, 8)) not in tv
+
+
 def test_a_break_replay_would_not_skip_is_no_error():
     # Left in a traced iteration (before replay starts, or the last one): the program is the one
     # full tracing gives, in every mode.

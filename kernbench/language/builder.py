@@ -534,41 +534,58 @@ class PEBuilder:
 
 class TransposedViews:
     """The (tensor number, shape) pairs of the transposed views tl.trans made: a set to ``in``
-    and :meth:`add`, which also holds tl.range replay's views as runs (numbers first + j *
-    step, j < count, one shape) instead of one entry each. :meth:`mark` and :meth:`since` give
-    what was added between two points, in order, as (first, step, count, shape)."""
+    and :meth:`add`, which also holds tl.range replay's views as runs instead of one entry
+    each: numbers ``first + j0 * step0 + j1 * step1 + ...`` (each ``0 <= jk < countk``) for
+    ``dims = ((step0, count0), (step1, count1), ...)``, outermost first (a loop replayed inside
+    a replayed loop: one run, not one per outer iteration). :meth:`mark` and :meth:`since` give
+    what was added between two points, in order, as (first, dims, shape)."""
 
     __slots__ = ("_one", "_runs", "_log")
 
     def __init__(self) -> None:
         self._one: set = set()
-        self._runs: dict = {}  #: shape -> [(first, step, count)]
+        self._runs: dict = {}  #: shape -> [(first, dims)]
         self._log: list = []
 
     def __contains__(self, item) -> bool:
         if item in self._one:
             return True
         i, shape = item
-        for first, step, count in self._runs.get(shape, ()):
+        for first, dims in self._runs.get(shape, ()):
             d = i - first
-            if d >= 0 and d % step == 0 and d // step < count:
-                return True
+            if d < 0:
+                continue
+            for step, count in dims:  # each step is past what the dims inside it span
+                q = d // step
+                if q >= count:
+                    break
+                d -= q * step
+            else:
+                if d == 0:
+                    return True
         return False
 
     def add(self, item) -> None:
         if item not in self._one:
             self._one.add(item)
-            self._log.append((item[0], 1, 1, item[1]))
+            self._log.append((item[0], (), item[1]))
 
-    def add_run(self, first: int, step: int, count: int, shape: tuple) -> None:
-        """Numbers first, first + step, ... (count of them, step >= 1), all of shape ``shape``."""
-        if count > 0:
-            self._runs.setdefault(shape, []).append((first, step, count))
-            self._log.append((first, step, count, shape))
+    def add_run(self, first: int, dims: tuple, shape: tuple) -> None:
+        """The numbers of ``dims`` from ``first`` (see the class docstring), all of shape
+        ``shape``. Raises ValueError unless every step is >= 1 and past what the dims inside it
+        span (each number is then made one way only)."""
+        span = 0
+        for step, count in reversed(dims):
+            if step < 1 or count < 1 or step <= span:
+                raise ValueError(f"add_run: dims {dims} overlap (each step >= 1 and past the span "
+                                 f"of the dims inside it)")
+            span += step * (count - 1)
+        self._runs.setdefault(shape, []).append((first, dims))
+        self._log.append((first, dims, shape))
 
     def mark(self) -> int:
         return len(self._log)
 
     def since(self, a: int, b: int) -> list:
-        """What was added between marks a and b: (first, step, count, shape) each."""
+        """What was added between marks a and b: (first, dims, shape) each."""
         return self._log[a:b]

@@ -155,12 +155,8 @@ def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
     moved = np.arange(1, R + 1, dtype=np.int64)[:, None] * p.D  # (R, 1): iteration m's shift
     if p.pinned:
         b.pinned.extend((moved + np.array(p.pinned, np.int64)).ravel().tolist())
-    for first, step, count, shape in p.transposed:
-        if count == 1:  # one view: its number in each replayed iteration
-            b.transposed.add_run(first + p.D, p.D, R, shape)
-        else:
-            for m in range(1, R + 1):
-                b.transposed.add_run(first + m * p.D, step, count, shape)
+    for first, dims, shape in p.transposed:  # each view or run of B's, in every iteration
+        b.transposed.add_run(first + p.D, ((p.D, R), *dims), shape)
     b.sram_top += R * p.S
 
 
