@@ -24,6 +24,8 @@ from test_tl_range import loop_kernels, make_loop_kernel
 MESH8 = load_hw("mesh8")
 DEFAULT = load_hw("default")
 
+#: the fields a repeating run's iterations share (all but the tensor numbers and the line)
+SAME_FIELDS = ("opcode", "unit", "m", "n", "k", "nbytes", "sub", "port", "esize")
 #: what a run reports, all of which a jump must leave exactly as running the stretches would
 FIELDS = ("cycles", "cmd_start", "cmd_end", "unit_counters", "link_counters", "peak_sram",
           "sram_over", "heap_events", "work", "messages", "events", "debug")
@@ -278,7 +280,7 @@ def test_regions_repeat_exactly():
         fx = set(fixed[f0:f1].tolist())
         for i in range(1, iters):
             it = c[c0 + i * n:c0 + (i + 1) * n]
-            for f in api._SAME_FIELDS:
+            for f in SAME_FIELDS:
                 assert np.array_equal(it[f], body[f])
             d = body["dst"] >= 0
             assert np.array_equal(it["dst"][d], body["dst"][d] + i * made)
@@ -466,3 +468,94 @@ def test_threads_timing_one_traced_launch_at_once():
         for r in out:
             assert not isinstance(r, Exception), r
             assert r.cycles == ref.cycles and r.engine.cmd_end.tobytes() == ref.cmd_end.tobytes()
+
+
+def _run_step_numpy(b0, b1):
+    """The reading of a run's second iteration against its first that api._run_body made with
+    numpy before _replay.run_step: (made, dlo, first, fixed (unique), shift) or None."""
+    if any(not np.array_equal(b0[f], b1[f]) for f in SAME_FIELDS):
+        return None
+    d0, d1 = b0["dst"].astype(np.int64), b1["dst"].astype(np.int64)
+    made = int((d0 >= 0).sum())
+    if made == 0 or not np.array_equal(d0 >= 0, d1 >= 0):
+        return None
+    first = int(d0[d0 >= 0][0])
+    if (not np.array_equal(d0[d0 >= 0], np.arange(first, first + made))
+            or not np.array_equal(d1[d1 >= 0], d0[d0 >= 0] + made)):
+        return None
+    dlo, fixed, shift = 0, [], []
+    for f in ("src0", "src1", "src2"):
+        v0, v1 = b0[f].astype(np.int64), b1[f].astype(np.int64)
+        used = v0 >= 0
+        moved = used & (v1 - v0 == made)
+        same_ = used & (v1 == v0)
+        if not np.array_equal(used, v1 >= 0) or np.any(used & ~moved & ~same_):
+            return None
+        if moved.any():
+            dlo = min(dlo, int(((v0[moved] - first) // made).min()))
+        fixed.append(v0[same_])
+        shift.append(moved)
+    return made, dlo, first, np.unique(np.concatenate(fixed)), np.stack(shift, axis=1).astype(np.uint8)
+
+
+@st.composite
+def _run_pairs(draw):
+    """Two iterations of a run: b0 random (results numbered from ``first``, operands fixed,
+    of earlier iterations or of this one), b1 = b0 moved on by made, then perhaps one change
+    (a field, a result, an operand) that a repeating run would not have."""
+    from kernbench.common.pe_commands import COMMAND_DTYPE
+
+    n = draw(st.integers(1, 12))
+    first = draw(st.integers(0, 40))
+    b0 = np.zeros(n, COMMAND_DTYPE)
+    has_dst = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    made = sum(has_dst)
+    nxt = first
+    for j in range(n):
+        b0[j]["opcode"] = draw(st.integers(0, 6))
+        b0[j]["m"] = draw(st.integers(0, 3))
+        b0[j]["dst"] = nxt if has_dst[j] else -1
+        nxt += has_dst[j]
+        for f in ("src0", "src1", "src2"):
+            b0[j][f] = draw(st.sampled_from([-1, draw(st.integers(0, max(first - 1, 0))),
+                                             first + draw(st.integers(-3 * max(made, 1), max(made, 1)))]))
+    b1 = b0.copy()
+    b1["dst"] = np.where(b0["dst"] >= 0, b0["dst"] + made, -1)
+    for j in range(n):
+        for f in ("src0", "src1", "src2"):
+            v = int(b0[j][f])
+            if v >= 0 and (v >= first + made * -3 and draw(st.booleans())):
+                b1[j][f] = v + made
+    change = draw(st.sampled_from([None, None, "field", "dst", "operand", "drop"]))
+    j = draw(st.integers(0, n - 1))
+    if change == "field":
+        b1[j]["nbytes"] += 1
+    elif change == "dst":
+        b1[j]["dst"] = -1 if b1[j]["dst"] >= 0 else first
+    elif change == "operand":
+        b1[j]["src1"] = int(b1[j]["src1"]) + draw(st.integers(1, 5))
+    elif change == "drop":
+        b1[j]["src0"] = -1
+    return b0, b1
+
+
+@settings(max_examples=400, deadline=None)
+@given(_run_pairs())
+def test_run_step_in_c_reads_a_run_as_numpy_did(pair):
+    """_replay.run_step (the steady-state regions' reading of a run, one C pass) against the
+    numpy formulation it replaced: the same refusal, or the same made, dlo, first, fixed
+    operands and operand shifts."""
+    from kernbench._core import _replay
+
+    b0, b1 = pair
+    want = _run_step_numpy(b0, b1)
+    shift = np.empty((len(b0), 3), np.uint8)
+    fixed = np.empty(3 * len(b0), np.int64)
+    got = _replay.run_step(b0, b1, shift, fixed)
+    assert (got is None) == (want is None)
+    if got is not None:
+        made, dlo, first, nf = got
+        assert (made, dlo, first) == want[:3]
+        assert np.array_equal(np.unique(fixed[:nf]), want[3]) and np.array_equal(shift, want[4])
+    with pytest.raises(ValueError, match="do not fit"):
+        _replay.run_step(b0, b1, shift[:0], fixed)

@@ -79,6 +79,75 @@ def tiles_repeat(const Command[::1] rows, int64_t n, int64_t iters, int64_t made
     return ok
 
 
+def run_step(const Command[::1] b0, const Command[::1] b1, uint8_t[:, ::1] shift,
+             int64_t[::1] fixed):
+    """What the second iteration ``b1`` of a run does to its first ``b0`` ((n,) records each):
+    the steady-state regions' reading of a repeating run (kernbench._core.api._run_body). None
+    unless every row of ``b1`` is its row of ``b0`` with the same fields but the tensor
+    numbers (opcode, unit, m, n, k, nbytes, sub, port, esize), the results of ``b0`` are
+    numbers first .. first + made - 1 in order and those of ``b1`` each ``made`` further on,
+    and each operand is in both or in neither, the same number (fixed: written to ``fixed``)
+    or ``made`` further on (moved: ``shift[j, k] = 1``). Else (made, dlo, first, n_fixed):
+    dlo the lowest iteration a moved operand of ``b0`` reads, relative to it (<= 0: floor of
+    (operand - first) / made), ``fixed[:n_fixed]`` the fixed operands in row order (repeats
+    kept). Raises ValueError on shapes that do not fit: ``shift`` (n, 3), ``fixed`` >= 3 n."""
+    cdef int64_t n = b0.shape[0], j, k, made = 0, first = -1, dlo = 0, nf = 0, v0, v1, q, a
+    cdef const Command* x
+    cdef const Command* y
+    cdef bint ok = True
+    if b1.shape[0] != n or shift.shape[0] != n or shift.shape[1] != 3 or fixed.shape[0] < 3 * n:
+        raise ValueError("run_step: shapes do not fit")
+    with nogil:
+        for j in range(n):
+            x, y = &b0[j], &b1[j]
+            if (x.opcode != y.opcode or x.unit != y.unit or x.m != y.m or x.n != y.n or x.k != y.k
+                    or x.nbytes != y.nbytes or x.sub != y.sub or x.port != y.port
+                    or x.esize != y.esize or (x.dst >= 0) != (y.dst >= 0)):
+                ok = False
+                break
+            if x.dst >= 0:
+                if made == 0:
+                    first = x.dst
+                elif x.dst != first + made:
+                    ok = False
+                    break
+                made += 1
+        ok = ok and made > 0
+        for j in range(n if ok else 0):
+            x, y = &b0[j], &b1[j]
+            if x.dst >= 0 and y.dst != x.dst + made:
+                ok = False
+                break
+            for k in range(3):
+                v0 = x.src0 if k == 0 else x.src1 if k == 1 else x.src2
+                v1 = y.src0 if k == 0 else y.src1 if k == 1 else y.src2
+                shift[j, k] = 0
+                if (v0 >= 0) != (v1 >= 0):
+                    ok = False
+                    break
+                if v0 < 0:
+                    continue
+                if v1 - v0 == made:
+                    shift[j, k] = 1
+                    a = v0 - first
+                    q = a // made
+                    if a < 0 and q * made != a:  # (C division truncates; the floor is wanted)
+                        q -= 1
+                    if q < dlo:
+                        dlo = q
+                elif v1 == v0:
+                    fixed[nf] = v0
+                    nf += 1
+                else:
+                    ok = False
+                    break
+            if not ok:
+                break
+    if not ok:
+        return None
+    return made, dlo, first, nf
+
+
 def source_repeats(CommandSource src, int64_t c0, int64_t n, int64_t iters, int64_t made,
                    const uint8_t[:, ::1] shift) -> bool:
     """:func:`tiles_repeat` of rows c0 .. c0 + iters * n of ``src``, read one iteration at a

@@ -672,7 +672,6 @@ def _messages_numpy(hw: HardwareConfig, nbr: np.ndarray, program: Program, t: di
 
 
 _RG_COLS = 9  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, f1 (_engine RG_*)
-_SAME_FIELDS = ("opcode", "unit", "m", "n", "k", "nbytes", "sub", "port", "esize")
 
 
 def _tiled_runs(tiles, loops=None) -> list:
@@ -757,33 +756,16 @@ def _run_body(c, c0: int, n: int, iters: int, known=None) -> tuple | None:
     if src is not None:
         b0, b1 = src.rows(c0, c0 + n), src.rows(c0 + n, c0 + 2 * n)
     else:
-        b0, b1 = c[c0:c0 + n], c[c0 + n:c0 + 2 * n]
-    if any(not np.array_equal(b0[f], b1[f]) for f in _SAME_FIELDS):
+        b0, b1 = np.ascontiguousarray(c[c0:c0 + n]), np.ascontiguousarray(c[c0 + n:c0 + 2 * n])
+    shift = np.empty((n, 3), np.uint8)
+    fixed = np.empty(3 * n, np.int64)
+    step = _replay.run_step(b0, b1, shift, fixed)  # (one pass in C)
+    if step is None:
         return None
-    d0, d1 = b0["dst"].astype(np.int64), b1["dst"].astype(np.int64)
-    made = int((d0 >= 0).sum())
-    if made == 0 or not np.array_equal(d0 >= 0, d1 >= 0):
-        return None
-    first = int(d0[d0 >= 0][0])
-    if (not np.array_equal(d0[d0 >= 0], np.arange(first, first + made))
-            or not np.array_equal(d1[d1 >= 0], d0[d0 >= 0] + made)):
-        return None
-    dlo, fixed, shift = 0, [], []
-    for f in ("src0", "src1", "src2"):
-        v0, v1 = b0[f].astype(np.int64), b1[f].astype(np.int64)
-        used = v0 >= 0
-        moved = used & (v1 - v0 == made)
-        same = used & (v1 == v0)
-        if not np.array_equal(used, v1 >= 0) or np.any(used & ~moved & ~same):
-            return None
-        if moved.any():
-            dlo = min(dlo, int(((v0[moved] - first) // made).min()))
-        fixed.append(v0[same])
-        shift.append(moved)
-    fixed = np.unique(np.concatenate(fixed))
+    made, dlo, first, n_fixed = step
+    fixed = np.unique(fixed[:n_fixed])
     if np.any((fixed >= first) & (fixed < first + made * iters)):
         return None
-    shift = np.stack(shift, axis=1).astype(np.uint8)
     if known is not None and np.array_equal(shift, known):
         return made, dlo, first, fixed, shift
     if not (_replay.source_repeats(src, c0, n, iters, made, shift) if src is not None
