@@ -86,8 +86,11 @@ _FLUSH_MASK = FLUSH_EVERY - 1
 #: frame): TensorHandle must stay a plain dataclass with exactly these fields and no
 #: __post_init__ for that to equal calling it.
 _make_handle = object.__new__
-assert not hasattr(TensorHandle, "__post_init__") and TensorHandle.__slots__ == (
-    "id", "addr", "shape", "dtype", "nbytes", "data", "space", "pinned", "__weakref__")
+if hasattr(TensorHandle, "__post_init__") or TensorHandle.__slots__ != (
+        "id", "addr", "shape", "dtype", "nbytes", "data", "space", "pinned", "__weakref__"):
+    raise ImportError("kernbench.language.builder makes TensorHandles field by field: "
+                      "TensorHandle must be a slotted dataclass of exactly id, addr, shape, dtype, "
+                      "nbytes, data, space, pinned and no __post_init__")
 
 
 class PEBuilder:
