@@ -144,7 +144,10 @@ class Context:
         :class:`~kernbench.runtime.traced.TracedLaunch` whose ``time(hw)`` simulates it on any
         hardware of this Context's shape (cubes, PEs per cube) and equals a fresh launch there
         (docs/sweeps.md, "Trace once, time many"). No replay: ``mode="functional"`` only traces
-        with values (the same commands, so the same cycles)."""
+        with values (the same commands, so the same cycles). The launch's checks run here, once
+        (every command; every send paired with the recv that drains its link, of its shape and
+        dtype): a kernel error or links that do not pair raise here as :meth:`launch` raises them,
+        and the engine's tables built on the way are kept for the first ``time()``."""
         kw = dict(kernel_kwargs or {})
         for k in more_kernel_kwargs.keys() & kw.keys():
             raise TypeError(f"kernel argument {k!r} given both in kernel_kwargs and as a keyword")
