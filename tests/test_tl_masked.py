@@ -178,3 +178,41 @@ def test_a_pointer_tensor_is_refused_clearly():
         ctx.launch(kernel, (1, 1), xp)
     with pytest.raises(KernelError, match="load needs shape="):
         ctx.launch(no_shape, (1, 1), xp)
+
+
+def test_a_fill_is_known_by_its_size_not_by_what_came_before(monkeypatch):
+    """A tl.full seeds trace-time values (masks) when it is small (<= KNOWN_FILL_MAX elements,
+    computed only once a fold reads it) and never when larger, whether or not a tl.arange ran
+    before it on the PE. (Once an arange had run, every fill up to KNOWN_MAX elements was
+    computed and kept as it was made: a causal prefill kept each phase's (256, 128) f32
+    accumulator, 134 MB per PE at 64K.)"""
+    from kernbench.language import builder as bm
+
+    seen, made = {}, {}
+    finish = bm.PEBuilder.finish
+
+    def keep(self):
+        if not self.finished:
+            seen[self.pe] = (self.base, set(self.known), set(self.fills))
+        return finish(self)
+
+    monkeypatch.setattr(bm.PEBuilder, "finish", keep)
+    big = (64, bm.KNOWN_FILL_MAX // 32)  # twice the largest fill that seeds a value
+
+    def kernel(x_ptr, *, tl):
+        pid = tl.program_id(0)
+        if pid == 1:
+            tl.arange(0, 8)  # a known value before the fills, on PE 1 only
+        acc = tl.zeros(big)
+        five = tl.full((8,), 5, "int32")
+        m = tl.arange(0, 8) < five  # a fold reads the small fill: a known mask
+        made[pid] = (acc.id, five.id, m.id)
+        tl.store(x_ptr, tl.load(x_ptr, shape=(8,), mask=m, other=0.0), mask=m)
+
+    ctx = kernbench.Context("default", overrides=HW)
+    ctx.launch(kernel, (2, 1), ctx.replicate(np.zeros(8, np.float32)), mode="timing")
+    for pe in (0, 1):
+        base, known, fills = seen[pe]
+        acc, five, m = (i - base for i in made[pe])
+        assert acc not in known and acc not in fills
+        assert five in fills and five in known and m in known

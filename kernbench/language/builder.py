@@ -401,7 +401,7 @@ class PEBuilder:
         if self.functional:
             self._keep.append(h)
             self._meta(("vec", p[5], p[6], name, operands, shape, dtype, ct or dtype, imm))
-        if self.known:
+        if self.known and operands:  # (a fill or an arange: seed() says whether it is known)
             self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
         return h
 
