@@ -174,6 +174,18 @@ def source_repeats(CommandSource src, int64_t c0, int64_t n, int64_t iters, int6
     return ok and rc == 0
 
 
+cdef inline bint _operands_moved_on(int64_t a0, int64_t a1, int64_t a2, int64_t b0, int64_t b1,
+                                    int64_t b2, int64_t t0, int64_t D, int64_t t_a,
+                                    uint8_t* shift) noexcept nogil:
+    # tl.range's proof, one row: B's operands are A's, those at or above t0 moved on by D; then
+    # shift[k] = B's operand k is at or above t_a (replay moves it on)
+    if (a0 + D if a0 >= t0 else a0) != b0 or (a1 + D if a1 >= t0 else a1) != b1 \
+            or (a2 + D if a2 >= t0 else a2) != b2:
+        return False
+    shift[0], shift[1], shift[2] = b0 >= t_a, b1 >= t_a, b2 >= t_a
+    return True
+
+
 def source_moved_on(CommandSource src, int64_t a, int64_t b, int64_t n, int64_t t0, int64_t D,
                     int64_t t_a, uint8_t[:, ::1] shift, int64_t rows=4096) -> bool:
     """True if rows b .. b + n of ``src`` are rows a .. a + n with each operand (src0, src1,
@@ -182,11 +194,9 @@ def source_moved_on(CommandSource src, int64_t a, int64_t b, int64_t n, int64_t 
     compares the sites). Then ``shift`` ((n, 3) uint8) is 1 for each operand of B at or above
     ``t_a`` (those replay moves on). Both ranges are read ``rows`` rows at a time, never
     expanded. Raises ValueError on shapes that do not fit or rows outside the array."""
-    cdef int64_t x, y, j, k
+    cdef int64_t x, y, j
     cdef int rc = 0
     cdef bint ok = True
-    cdef int64_t oa[3]
-    cdef int64_t ob[3]
     if shift.shape[0] != n or shift.shape[1] != 3 or n < 0 or rows < 1:
         raise ValueError("source_moved_on: shapes do not fit")
     if a < 0 or b < 0 or a + n > src.src.n or b + n > src.src.n:
@@ -206,14 +216,9 @@ def source_moved_on(CommandSource src, int64_t a, int64_t b, int64_t n, int64_t 
             if rc:
                 break
             for j in range(y - x):
-                oa[0], oa[1], oa[2] = ba[j].src0, ba[j].src1, ba[j].src2
-                ob[0], ob[1], ob[2] = bb[j].src0, bb[j].src1, bb[j].src2
-                for k in range(3):
-                    if (oa[k] + D if oa[k] >= t0 else oa[k]) != ob[k]:
-                        ok = False
-                        break
-                    shift[x + j, k] = ob[k] >= t_a
-                if not ok:
+                if not _operands_moved_on(ba[j].src0, ba[j].src1, ba[j].src2, bb[j].src0,
+                                          bb[j].src1, bb[j].src2, t0, D, t_a, &shift[x + j, 0]):
+                    ok = False
                     break
             x = y
     if rc:
@@ -322,23 +327,16 @@ def rows_moved_on(const int64_t[:, ::1] ra, const int64_t[:, ::1] rb, int64_t t0
     src0, src1, src2) are iterations A and B; True if B has A's sites and A's operands, those at
     or above ``t0`` moved on by ``D``; then ``shift[j, k]`` = operand k of B's row j is at or
     above ``t_a``. Raises ValueError on shapes that do not fit."""
-    cdef int64_t n = ra.shape[0], j, k, oa, ob
+    cdef int64_t n = ra.shape[0], j
     cdef bint ok = True
     if rb.shape[0] != n or ra.shape[1] != 4 or rb.shape[1] != 4 or shift.shape[0] != n \
             or shift.shape[1] != 3:
         raise ValueError("rows_moved_on: shapes do not fit")
     with nogil:
         for j in range(n):
-            if ra[j, 0] != rb[j, 0]:
+            if ra[j, 0] != rb[j, 0] or not _operands_moved_on(
+                    ra[j, 1], ra[j, 2], ra[j, 3], rb[j, 1], rb[j, 2], rb[j, 3], t0, D, t_a, &shift[j, 0]):
                 ok = False
-                break
-            for k in range(3):
-                oa, ob = ra[j, k + 1], rb[j, k + 1]
-                if (oa + D if oa >= t0 else oa) != ob:
-                    ok = False
-                    break
-                shift[j, k] = ob >= t_a
-            if not ok:
                 break
     return ok
 
