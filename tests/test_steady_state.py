@@ -325,8 +325,9 @@ def test_one_loop_of_a_nest_is_chosen(n_outer, n_inner, spread, level):
     table, _, _ = _regions(program)
     n_pes = int(np.count_nonzero(np.diff(program.cmd_offsets)))
     trips = n_outer if level == "outer" else n_inner
-    # a run: iteration B and the replayed ones, all but the probes and the last
-    assert set(table[:, 3].tolist()) == {trips - loops.PROBES}
+    # a run: iterations A and B (the proof's pair) and the replayed ones: all but iteration 0
+    # and the last
+    assert set(table[:, 3].tolist()) == {trips - loops.PROBES + 1}
     body = np.diff(program.cmd_offsets)[0] // n_outer  # about an outer iteration's commands
     assert np.all(table[:, 2] >= body // 2) if level == "outer" else np.all(table[:, 2] < body // 4)
     assert len(table) == (n_pes if level == "outer" else n_pes * n_outer)
@@ -358,6 +359,46 @@ def test_a_changed_command_loses_its_region_only():
     changed["line"][c0 + 8 * n + 2] += 1  # any field: the rows are compared whole
     after = api._steady_bodies(changed, p.compact)
     assert [b[:3] for b in after] == [b[:3] for i, b in enumerate(bodies) if i != 3]
+
+
+def _from_the_body(runs):
+    """api._tiled_runs as it was: every run from its tiling's body, the probe A left out."""
+    return [(c0 + n, n, it - 1, o, 0) if pr else (c0, n, it, o, pr) for c0, n, it, o, pr in runs]
+
+
+def test_a_run_starts_at_the_proof_s_first_iteration(monkeypatch):
+    """A run starts at iteration A, the one tl.range's proof compared its body B with
+    (kernbench.language.loops): it repeats as B does, and the engine, which compares the state at
+    two iterations of a run, jumps an iteration sooner: more commands jumped, the same result."""
+    traced = _trace_panel("single_user_prefill", MESH8, context=8192)
+    p = traced.program
+    starts = {t[0] for t in p.compact.tiles}  # where each tiling's body B starts
+    bodies = api._steady_bodies(p.commands, p.compact)
+    assert any(c0 + n in starts for c0, n, *_ in bodies)  # runs from the A before a body
+    assert not any(c0 in starts for c0, *_ in bodies)  # none from a body
+    off, on = _both(traced, MESH8)
+    assert_same(off, on)
+    tiled_runs = api._tiled_runs
+    monkeypatch.setattr(api, "_tiled_runs", lambda *a: _from_the_body(tiled_runs(*a)))
+    late = _trace_panel("single_user_prefill", MESH8, context=8192).time(MESH8).engine
+    assert_same(off, late)
+    assert on.steady_commands > late.steady_commands
+
+
+def test_a_run_whose_probe_does_not_repeat_starts_at_the_body():
+    """The tilings propose a run from iteration A; the rows decide: a command changed in A only
+    (an array edited after tracing) leaves the run from B, the rest as they were."""
+    traced = _trace_panel("multi_user_prefill", MESH8)
+    p = traced.program
+    bodies = api._steady_bodies(p.commands, p.compact)
+    starts = {t[0] for t in p.compact.tiles}
+    k = next(i for i, b in enumerate(bodies) if b[0] + b[1] in starts)
+    c0, n, iters = bodies[k][:3]
+    changed = p.commands.copy()
+    changed["line"][c0 + 2] += 1
+    after = api._steady_bodies(changed, p.compact)
+    assert [b[:3] for b in after] == [b[:3] if i != k else (c0 + n, n, iters - 1)
+                                      for i, b in enumerate(bodies)]
 
 
 def test_every_state_field_has_a_place_in_the_snapshot():

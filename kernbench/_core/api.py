@@ -675,10 +675,15 @@ _RG_COLS = 9  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, 
 
 
 def _tiled_runs(tiles, loops=None) -> list:
-    """Candidate repeating runs (c0, n, iters, origin) from tl.range tilings ``(a, z, lo, R, D,
-    shift, made)`` (kernbench.language.store.TiledCommands): each tiling whose body is the
+    """Candidate repeating runs (c0, n, iters, origin, probe) from tl.range tilings ``(a, z, lo,
+    R, D, shift, made)`` (kernbench.language.store.TiledCommands): each tiling whose body is the
     iteration just before its copies (origin ``("tile", k)``, k the tiling), and every copy
     tiling k makes of a run inside its body (origin ``("copy", c0 of that run, k)``), in order.
+    A run starts at the iteration before the tiling's body (``probe`` 1): the loop's proof
+    compared the body with it (kernbench.language.loops, A and B), so it repeats as well, and
+    the engine, which needs two iterations of a run behind it to compare, jumps an iteration
+    sooner. :func:`_steady_bodies` checks it like the rest and drops it (``probe`` 0: the run
+    from the body) if it does not repeat.
 
     The engine jumps within one run at a time, and only when the whole machine repeats, every
     PE at once; so of nested loops one is chosen, the same on every PE: ``loops`` names the loop
@@ -694,7 +699,7 @@ def _tiled_runs(tiles, loops=None) -> list:
     own = [z == lo and D == made and made > 0 and R >= 1 for a, z, lo, R, D, _, made in tiles]
     chosen = _chosen_loops([(t[0], t[1] - t[0], t[3] + 1, loops[k])
                             for k, t in enumerate(tiles) if own[k]])
-    regs: list = []  # (c0, n, iters, origin) of the chosen loops' runs
+    regs: list = []  # (c0, n, iters, origin, probe) of the chosen loops' runs
     order: list = []  # (c0, index into regs), sorted
     for k, (a, z, lo, R, *_) in enumerate(tiles):
         n = z - a
@@ -703,9 +708,9 @@ def _tiled_runs(tiles, loops=None) -> list:
         new = []
         for m in range(1, R + 1):
             off = lo + (m - 1) * n - a
-            new += [(c0 + off, nn, it, ("copy", c0, k)) for c0, nn, it, _ in inner]
+            new += [(c0 + off, nn, it, ("copy", c0, k), pr) for c0, nn, it, _, pr in inner]
         if own[k] and loops[k] in chosen:
-            new.append((a, n, R + 1, ("tile", k)))
+            new.append((a - n, n, R + 2, ("tile", k), 1) if a >= n else (a, n, R + 1, ("tile", k), 0))
         for g in new:
             bisect.insort(order, (g[0], len(regs)))
             regs.append(g)
@@ -797,19 +802,33 @@ def _steady_bodies(commands: np.ndarray | None, compact) -> list:
     trusted = commands is None
     rows = commands if commands is not None else compact.source()
     out, shifts = [], {}
-    for c0, n, iters, origin in _tiled_runs(tiles, getattr(compact, "loops", None)):
+    unprobed = set()  # runs (where proposed) that repeat from the tiling's body only
+
+    def check(c0, n, iters, origin, skip):
+        # the run proposed at c0 - skip * n, its first `skip` iterations left out
         known = None
         if trusted and origin[0] == "tile":
             known = tiles[origin[1]][5]
         elif trusted and origin[1] in shifts:
             a, flags = tiles[origin[2]][0], tiles[origin[2]][5]
-            f = flags[origin[1] - a:origin[1] - a + n * iters]
+            f0 = origin[1] + skip * n - a
+            f = flags[f0:f0 + n * iters]
             if len(f) == n * iters and (f.reshape(iters, n, 3) == f[:n]).all():
                 known = shifts[origin[1]]
-        body = _run_body(rows, c0, n, iters, known)
+        return _run_body(rows, c0, n, iters, known)
+
+    for c0, n, iters, origin, probe in _tiled_runs(tiles, getattr(compact, "loops", None)):
+        key, skip = c0, 0  # (copies of this run name it by where it was proposed)
+        if probe and origin[0] == "copy" and origin[1] in unprobed:
+            c0, iters, skip = c0 + n, iters - 1, 1  # the run it copies repeats from its body only
+        body = check(c0, n, iters, origin, skip)
+        if body is None and probe and not skip:
+            unprobed.add(key)
+            c0, iters = c0 + n, iters - 1
+            body = check(c0, n, iters, origin, 1)
         if body is not None:
             out.append((c0, n, iters, *body[:4]))
-            shifts[c0] = body[4]
+            shifts[key] = body[4]
     return out
 
 
