@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from kernbench._core import api
 from kernbench.common.errors import DeadlockError, MaxCyclesError
 from kernbench.diag import panel_spec
-from kernbench.language import loops
 from kernbench.hw import load_hw
 from kernbench.runtime import executor
 from kernbench.runtime.context import Context
@@ -325,9 +324,9 @@ def test_one_loop_of_a_nest_is_chosen(n_outer, n_inner, spread, level):
     table, _, _ = _regions(program)
     n_pes = int(np.count_nonzero(np.diff(program.cmd_offsets)))
     trips = n_outer if level == "outer" else n_inner
-    # a run: iterations A and B (the proof's pair) and the replayed ones: all but iteration 0
-    # and the last
-    assert set(table[:, 3].tolist()) == {trips - loops.PROBES + 1}
+    # a run: every iteration but the last (traced apart): iteration 0 repeats the body too, as
+    # it reads the h made just before the loop where later ones read the previous iteration's
+    assert set(table[:, 3].tolist()) == {trips - 1}
     body = np.diff(program.cmd_offsets)[0] // n_outer  # about an outer iteration's commands
     assert np.all(table[:, 2] >= body // 2) if level == "outer" else np.all(table[:, 2] < body // 4)
     assert len(table) == (n_pes if level == "outer" else n_pes * n_outer)
@@ -362,20 +361,30 @@ def test_a_changed_command_loses_its_region_only():
 
 
 def _from_the_body(runs):
-    """api._tiled_runs as it was: every run from its tiling's body, the probe A left out."""
-    return [(c0 + n, n, it - 1, o, 0) if pr else (c0, n, it, o, pr) for c0, n, it, o, pr in runs]
+    """api._tiled_runs as it was: every run from its tiling's body, the iterations before it
+    left out."""
+    return [(c0 + pr * n, n, it - pr, o, 0) for c0, n, it, o, pr in runs]
 
 
-def test_a_run_starts_at_the_proof_s_first_iteration(monkeypatch):
-    """A run starts at iteration A, the one tl.range's proof compared its body B with
-    (kernbench.language.loops): it repeats as B does, and the engine, which compares the state at
-    two iterations of a run, jumps an iteration sooner: more commands jumped, the same result."""
+def test_a_run_starts_before_the_replayed_body(monkeypatch):
+    """A run starts at the loop's first iteration where that repeats the body B, else at the
+    proof's A (api.PROBE_BACK): both precede the iterations replay copied from B, and the engine,
+    which compares its state at two iterations of a run, finds the repetition that much sooner:
+    more commands jumped, the same result."""
     traced = _trace_panel("single_user_prefill", MESH8, context=8192)
     p = traced.program
-    starts = {t[0] for t in p.compact.tiles}  # where each tiling's body B starts
-    bodies = api._steady_bodies(p.commands, p.compact)
-    assert any(c0 + n in starts for c0, n, *_ in bodies)  # runs from the A before a body
-    assert not any(c0 in starts for c0, *_ in bodies)  # none from a body
+    runs = api._tiled_runs(p.compact.tiles, p.compact.loops)
+    kept = {b[0]: b[:3] for b in api._steady_bodies(p.commands, p.compact)}
+    tile_runs = [r for r in runs if r[3][0] == "tile"]
+    # (proposed from PROBE_BACK iterations before the body B at c0 + probe * n, if the
+    # launch's commands reach back so far)
+    assert tile_runs and all(pr == min(api.PROBE_BACK, (c0 + pr * n) // n)
+                             for c0, n, _, _, pr in tile_runs)
+    # the prefill's query-block loop: in most K/V groups iteration 0 repeats the body; in the
+    # others the run starts at A
+    from_0 = [r for r in tile_runs if kept.get(r[0]) == tuple(r[:3])]
+    from_a = [r for r in tile_runs if kept.get(r[0] + r[1]) == (r[0] + r[1], r[1], r[2] - 1)]
+    assert from_0 and from_a and len(from_0) + len(from_a) == len(tile_runs)
     off, on = _both(traced, MESH8)
     assert_same(off, on)
     tiled_runs = api._tiled_runs
@@ -385,9 +394,10 @@ def test_a_run_starts_at_the_proof_s_first_iteration(monkeypatch):
     assert on.steady_commands > late.steady_commands
 
 
-def test_a_run_whose_probe_does_not_repeat_starts_at_the_body():
-    """The tilings propose a run from iteration A; the rows decide: a command changed in A only
-    (an array edited after tracing) leaves the run from B, the rest as they were."""
+def test_a_run_whose_first_iteration_does_not_repeat_starts_later():
+    """The tilings propose a run from before the replayed body; the rows decide: a command
+    changed in its first iteration only (an array edited after tracing) leaves the run from the
+    next one, the rest as they were."""
     traced = _trace_panel("multi_user_prefill", MESH8)
     p = traced.program
     bodies = api._steady_bodies(p.commands, p.compact)

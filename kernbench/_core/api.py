@@ -674,16 +674,23 @@ def _messages_numpy(hw: HardwareConfig, nbr: np.ndarray, program: Program, t: di
 _RG_COLS = 9  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, f1 (_engine RG_*)
 
 
+#: iterations before a tiling's body B a steady-state run may start (:func:`_tiled_runs`): the
+#: proof's A and the one before it (iteration 0 when B is 2, language.loops.PROBES - 1), whose
+#: pair the run's check compares; A and B the proof compared
+PROBE_BACK = 2
+
+
 def _tiled_runs(tiles, loops=None) -> list:
     """Candidate repeating runs (c0, n, iters, origin, probe) from tl.range tilings ``(a, z, lo,
     R, D, shift, made)`` (kernbench.language.store.TiledCommands): each tiling whose body is the
     iteration just before its copies (origin ``("tile", k)``, k the tiling), and every copy
     tiling k makes of a run inside its body (origin ``("copy", c0 of that run, k)``), in order.
-    A run starts at the iteration before the tiling's body (``probe`` 1): the loop's proof
-    compared the body with it (kernbench.language.loops, A and B), so it repeats as well, and
-    the engine, which needs two iterations of a run behind it to compare, jumps an iteration
-    sooner. :func:`_steady_bodies` checks it like the rest and drops it (``probe`` 0: the run
-    from the body) if it does not repeat.
+    A run starts up to ``probe`` (<= PROBE_BACK) iterations before the tiling's body: the loop's
+    proof compared the body B with the iteration before it (A, kernbench.language.loops), and
+    the loop's first iteration often repeats them too; the engine, which compares its state at
+    two iterations of a run, then finds the repetition that much sooner. :func:`_steady_bodies`
+    checks them like the rest and starts the run later, at the body at the latest, where they
+    do not repeat.
 
     The engine jumps within one run at a time, and only when the whole machine repeats, every
     PE at once; so of nested loops one is chosen, the same on every PE: ``loops`` names the loop
@@ -710,7 +717,8 @@ def _tiled_runs(tiles, loops=None) -> list:
             off = lo + (m - 1) * n - a
             new += [(c0 + off, nn, it, ("copy", c0, k), pr) for c0, nn, it, _, pr in inner]
         if own[k] and loops[k] in chosen:
-            new.append((a - n, n, R + 2, ("tile", k), 1) if a >= n else (a, n, R + 1, ("tile", k), 0))
+            back = min(PROBE_BACK, a // n)
+            new.append((a - back * n, n, R + 1 + back, ("tile", k), back))
         for g in new:
             bisect.insort(order, (g[0], len(regs)))
             regs.append(g)
@@ -802,10 +810,12 @@ def _steady_bodies(commands: np.ndarray | None, compact) -> list:
     trusted = commands is None
     rows = commands if commands is not None else compact.source()
     out, shifts = [], {}
-    unprobed = set()  # runs (where proposed) that repeat from the tiling's body only
+    skipped = {}  # where a run was proposed -> the iterations before its body it starts after
 
     def check(c0, n, iters, origin, skip):
-        # the run proposed at c0 - skip * n, its first `skip` iterations left out
+        # the run proposed at c0 - skip * n, its first `skip` iterations left out. Trusted, the
+        # first two iterations are compared (_run_body) and the rest repeat by construction:
+        # from the proof's A on, a tiling's copies of its body B, which its proof compared with A
         known = None
         if trusted and origin[0] == "tile":
             known = tiles[origin[1]][5]
@@ -818,16 +828,17 @@ def _steady_bodies(commands: np.ndarray | None, compact) -> list:
         return _run_body(rows, c0, n, iters, known)
 
     for c0, n, iters, origin, probe in _tiled_runs(tiles, getattr(compact, "loops", None)):
-        key, skip = c0, 0  # (copies of this run name it by where it was proposed)
-        if probe and origin[0] == "copy" and origin[1] in unprobed:
-            c0, iters, skip = c0 + n, iters - 1, 1  # the run it copies repeats from its body only
-        body = check(c0, n, iters, origin, skip)
-        if body is None and probe and not skip:
-            unprobed.add(key)
-            c0, iters = c0 + n, iters - 1
-            body = check(c0, n, iters, origin, 1)
+        key = c0  # (copies of this run name it by where it was proposed)
+        # a copy starts where the run it copies does; the others as early as proposed
+        skip = skipped.get(origin[1], 0) if origin[0] == "copy" else 0
+        body = None
+        while body is None and skip <= probe:
+            body = check(c0 + skip * n, n, iters - skip, origin, skip)
+            skip += 1
         if body is not None:
-            out.append((c0, n, iters, *body[:4]))
+            skip -= 1
+            skipped[key] = skip
+            out.append((c0 + skip * n, n, iters - skip, *body[:4]))
             shifts[key] = body[4]
     return out
 
