@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from kernbench.common.errors import KernelError
 from kernbench.language import loops
+from kernbench.language.semantic import id_owner
 from kernbench.runtime.context import Context
 
 T = 8  # tile side
@@ -546,15 +547,151 @@ def test_overlapping_view_runs_are_refused():
     assert (12, (4, 8)) in tv and (14, (4, 8)) in tv and (13, (4, 8)) not in tv and (15, (4, 8)) not in tv
 
 
-def test_a_break_replay_would_not_skip_is_no_error():
+@pytest.mark.parametrize("left_at", [1, 11])
+def test_a_break_replay_would_not_skip_is_no_error(left_at):
     # Left in a traced iteration (before replay starts, or the last one): the program is the one
     # full tracing gives, in every mode.
     def early(x_ptr, o_ptr, n, *, tl):
         for i in tl.range(0, n):
-            if i == 1:
+            if i == left_at:
                 break
             tl.store(o_ptr, tl.load(x_ptr + i * T * T * F32, shape=(T, T)))
 
     args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 12)  # noqa: E731
     runs = [_launch(early, args, mode) for mode in ("off", "on", "verify")]
     assert len({r.program.commands.tobytes() for r in runs}) == 1
+
+
+# -- cases found by a review (each kept as a test: off, on and verify agree) ---------------------
+def _outcomes(kernel, args_of, grid=(1, 1)):
+    """Per replay mode, the launch's program bytes or the KernelError's text and line."""
+    out = {}
+    for mode in ("off", "on", "verify"):
+        try:
+            r = _launch(kernel, args_of, mode, grid)
+            out[mode] = ("ok", r.cycles, r.program.commands.tobytes())
+        except KernelError as e:
+            out[mode] = ("error", str(e), e.where)
+    return out
+
+
+SEEN_IJ = []
+
+
+def prefetching_nest(x_ptr, o_ptr, n_outer, n_inner, C, skip_last, *, tl):
+    """The inner loop prefetches the next block (its last iteration loads nothing); the outer
+    loop's last iteration may do nothing (both allowed: last iterations are traced)."""
+    for i in tl.range(0, n_outer):
+        if skip_last and i == n_outer - 1:
+            continue
+        row = x_ptr + i * C * F32
+        cur = tl.load(row, shape=(8,))
+        acc = tl.zeros((8,), "f32")
+        for j in tl.range(0, n_inner):
+            SEEN_IJ.append((i, j))
+            if j + 1 < n_inner:
+                nxt = tl.load(row + (j + 1) * 8 * F32, shape=(8,))
+            acc = acc + cur
+            cur = nxt
+        tl.store(o_ptr, acc)
+
+
+@pytest.mark.parametrize("skip_last,elements,bad", [(True, 10 * 8 + 17 * 5 + 4, (18, 8)),
+                                                    (False, 125, (10, 8))])
+def test_an_inner_loop_s_replayed_loads_bound_the_outer_replay(skip_last, elements, bad):
+    """The loads of an inner loop's replayed iterations count for the outer loop's bounds (the
+    first and last replayed: offsets move linearly): the load leaving the allocation in outer
+    iteration i, inner iteration 8, is reported there, as full tracing reports it, not missed
+    (the outer loop's traced iterations never reach so far) nor reported elsewhere."""
+    out = {}
+    for mode in ("off", "on", "verify"):
+        SEEN_IJ.clear()
+        with pytest.raises(KernelError) as e:
+            _launch(prefetching_nest, lambda ctx: (ctx.empty((elements,), "f32"),
+                                                   ctx.empty((8,), "f32"), 20, 10, 5, skip_last),
+                    mode, grid=(1, 1))
+        out[mode] = (str(e.value), SEEN_IJ[-1])
+    assert out["off"][1] == bad and "outside allocation" in out["off"][0]
+    assert out["on"] == out["off"] == out["verify"]
+
+
+KINDS = []
+
+
+def flipping_view(x_ptr, o_ptr, n, *, tl):
+    w = tl.load(x_ptr, shape=(T, T))
+    v = w
+    for _ in tl.range(n):
+        v = tl.trans(v)  # a view of w, transposed once more each iteration: no command
+        tl.store(o_ptr, tl.dot(v, w))
+    KINDS.append(type(v).__name__)
+    tl.store(o_ptr, tl.reshape(v, (T * T,)), shape=(T * T,))  # refused for a transposed view
+
+
+@pytest.mark.parametrize("n", [7, 8])
+def test_a_view_whose_kind_changes_each_iteration_is_not_replayed(n):
+    """A loop-carried view of a tensor from before the loop, transposed each iteration: the
+    commands repeat, the view's kind does not, so the loop is traced (the handles A and B make
+    must be alike, kind and shape): after 7 iterations it is a transposed view and the reshape is
+    refused, after 8 a plain one, in every mode."""
+    KINDS.clear()
+    out = _outcomes(flipping_view, lambda ctx: (ctx.empty((T, T), "f32"), ctx.empty((T * T,), "f32"), n))
+    assert out["on"] == out["off"] == out["verify"]
+    assert out["off"][0] == ("error" if n % 2 else "ok")
+    assert set(KINDS) == {"TransposedView" if n % 2 else "TensorHandle"}
+
+
+VIEW_IDS = []
+
+
+def view_two_back(x_ptr, o_ptr, n, *, tl):
+    z = tl.zeros((T, T), "f32")
+    h1 = h2 = z
+    for i in tl.range(n):
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T), after=h2)  # a gate two iterations back
+        if i < n - 1:
+            v = tl.trans(h2)  # a view of that tensor
+        h2, h1 = h1, x * 2.0
+    VIEW_IDS.append(id_owner(v.id)[3])  # (the tensor's number on its PE)
+    tl.store(o_ptr, tl.trans(v))
+
+
+def test_a_view_of_a_tensor_two_iterations_back_is_moved_on():
+    """Replay moves a handle on when it names a tensor made from iteration 0 on (as it moves
+    operands), not only from the proof's first iteration: a view made in iteration 3 (B, the body
+    reading two iterations back) of iteration 1's tensor names, after the loop, the tensor full
+    tracing's does, and the transposed view stays a legal one."""
+    VIEW_IDS.clear()
+    out = _outcomes(view_two_back, lambda ctx: (ctx.empty((12 * T, T), "f32"), ctx.empty((T, T), "f32"), 12))
+    assert out["off"][0] == "ok" and out["on"] == out["off"] == out["verify"]
+    assert len(set(VIEW_IDS[:2])) == 1  # off and on (verify traces twice)
+
+
+ZIP_SEEN = []
+
+
+def zipped(x_ptr, o_ptr, n, *, tl):
+    def g1():
+        for i in tl.range(n):
+            ZIP_SEEN.append(("g1", i))
+            yield tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+
+    def g2():
+        for j in tl.range(n):
+            ZIP_SEEN.append(("g2", j))
+            yield tl.exp(tl.load(x_ptr + (n + j) * T * T * F32, shape=(T, T)))
+    acc = tl.zeros((T, T), "f32")
+    for a, b in zip(g1(), g2()):
+        acc = tl.dot(a, b, acc=acc)
+    tl.store(o_ptr, acc)
+
+
+def test_loops_that_do_not_nest_are_traced():
+    """Two generators, each over its own tl.range, advanced together (zip): neither loop's
+    iterations are its body (the other's run inside them), so both are traced in full, and verify
+    has nothing to complain of (it saw the loops as nested: a negative count of loads)."""
+    ZIP_SEEN.clear()
+    n = 6
+    out = _outcomes(zipped, lambda ctx: (ctx.empty(((2 * n + 8) * T, T), "f32"), ctx.empty((T, T), "f32"), n))
+    assert out["off"][0] == "ok" and out["on"] == out["off"] == out["verify"]
+    assert ZIP_SEEN.count(("g1", n - 2)) == 4  # traced by off, on and verify's two passes

@@ -109,6 +109,19 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
         if x[0] is not y[0] or x[2] != y[2] or x[3] != y[3]:
             return None
         delta.append(y[1] - x[1])
+    # the handles A and B made, views included (a view is no command: the rows above do not
+    # see it): alike one by one, each naming a tensor D further on if made from iteration 0 on
+    # (replay moves those), else the same one; a view's kind or shape that changes from one
+    # iteration to the next (tl.trans of the last iteration's view) is not a repetition
+    lo = b.base + t0
+    if b._track is not None:
+        hb = b._track[sb[4]:se[4]]
+        if sb[4] - sa[4] != len(hb):
+            return None
+        for x, y in zip(b._track[sa[4]:sb[4]], hb):
+            if (type(x) is not type(y) or x.shape != y.shape
+                    or y.id - x.id != (D if x.id >= lo else 0)):
+                return None
     p = _Plan()
     p.rows = None  # B's (site, operands), read when verify mode compares (_check_iteration)
     p.D, p.S, p.t_a, p.t_b = D, S, t_a, t_b
@@ -118,10 +131,11 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     p.pinned = b.pinned[sb[3]:se[3]]
     p.acc = acc_b
     p.delta = delta
-    # the transposed views B made (runs: those of its inner loops' replays)
-    p.transposed = [v for v in b.transposed.since(trans_a, trans_b) if v[0] >= t_a]
-    # every handle made in A and B naming a tensor of A or B (a view of an older tensor stays)
-    lo = b.base + t_a
+    # the transposed views B made of tensors from iteration 0 on (runs: those of its inner
+    # loops' replays); a view of an older tensor is the same one in every iteration
+    p.transposed = [v for v in b.transposed.since(trans_a, trans_b) if v[0] >= t0]
+    # every handle made in A and B naming a tensor made from iteration 0 on (a view of an older
+    # one stays), as replay moves the operands
     p.handles = [h for h in b._track[sa[4]:] if h.id >= lo] if b._track is not None else []
     return p
 
@@ -149,6 +163,13 @@ def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
     """Emit R iterations of B moved on (m = 1..R), and move the builder's state with them.
     ``loop``: the tl.range's (file, line)."""
     b.trace_store.append_tiled(p.cmds[0], p.cmds[1], R, p.D, p.shift, loop)
+    if b._acc is not None:
+        # For the tl.range loops around this one (their proofs and _safe_iterations): the loads
+        # and stores of the first and the last iteration replayed. Each moves by a constant per
+        # iteration, so those two bound the ones between.
+        for (alloc, e0, shape, stride), d in zip(p.acc, p.delta):
+            b._acc.append((alloc, e0 + d, shape, stride))
+            b._acc.append((alloc, e0 + R * d, shape, stride))
     ext = b.tensors.extend
     for _ in range(R):  # (not p.tensors * R: a temporary list of R bodies, filled and freed)
         ext(p.tensors)
@@ -213,7 +234,7 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
     if why is not None:
         # an inner loop's iteration repeats in every iteration of the loops around it: name those
         outer = "".join(f" in iteration index {i} of the tl.range at {_base(f)}:{ln}"
-                        for f, ln, i in reversed(b.ranges[:-1]))
+                        for f, ln, i, _ in reversed(b.ranges[:-1]))
         raise semantic.kernel_error(
             b, f"tl.range: iteration {k} (index {value}){outer} does not repeat the loop body: {why}. "
                f"Replay would emit iteration {kb} moved on instead (docs/language.md, "
@@ -245,7 +266,8 @@ def tl_range(tl, r: range):
         b._track, b._acc = [], []
     at = 0  # the iteration running when the loop is left early (GeneratorExit at a yield)
     skipped = False  # verify's full pass is at an iteration replay would not trace
-    running = [where[0], where[1], None]  # this loop in b.ranges: file, line, current index
+    # this loop in b.ranges: file, line, current index, and whether loops ran interleaved
+    running = [where[0], where[1], None, False]
     b.ranges.append(running)
     try:
         p = None
@@ -263,6 +285,16 @@ def tl_range(tl, r: range):
             yield r[k]
             snaps.append(_snap(b))
             trans.append(b.transposed.mark())
+            if b.ranges[-1] is not running:
+                # Resumed with another tl.range still running inside it that began inside one
+                # of its iterations and is not over (generators zipped, each over a loop): the
+                # loops do not nest, so neither's iterations are its body; none of the loops
+                # running is replayed.
+                for e in b.ranges:
+                    e[3] = True
+            if running[3]:
+                p = None
+                break
             if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration 0 on move on
                 p = _plan(b, snaps[0], snaps[k - 1], snaps[k], snaps[k + 1], trans[k], trans[k + 1])
         kb = len(snaps) - 2  # B, the iteration replay moves on
@@ -291,10 +323,14 @@ def tl_range(tl, r: range):
             running[2] = r[j]
             yield r[j]
             e = _snap(b)
-            _check_iteration(b, p, s, e, j - kb, j, r[j], where, kb)
+            if b.ranges[-1] is not running:
+                for x in b.ranges:
+                    x[3] = True  # (as above: loops interleaved, replay does not run them)
+            if not running[3]:
+                _check_iteration(b, p, s, e, j - kb, j, r[j], where, kb)
         if owner:
             b._acc = None
-        at = n - 1
+        at, skipped = n - 1, False  # (the last iteration is traced by replay too)
         running[2] = r[n - 1]
         yield r[n - 1]
     except GeneratorExit:
@@ -305,6 +341,9 @@ def tl_range(tl, r: range):
             b.left_range = (where[0], where[1], at, r[at])
         raise
     finally:
-        b.ranges.pop()
+        for i in range(len(b.ranges) - 1, -1, -1):  # (its own: loops may end out of order)
+            if b.ranges[i] is running:
+                del b.ranges[i]
+                break
         if owner:
             b._track = b._acc = None
