@@ -138,6 +138,19 @@ def test_a_traced_launch_checks_its_program_once(monkeypatch):
     assert len(pickle_roundtrip(traced)._prepared) == 0  # not shipped to workers
 
 
+def test_a_traced_launch_takes_a_preset_name_and_refuses_bad_options():
+    ctx = kernbench.Context("default")
+    launch = builder(ctx)
+    traced = ctx.trace(launch.kernel, launch.grid, *launch.args)
+    assert traced.time("default").cycles == traced.time(kernbench.load_hw("default")).cycles
+    with pytest.raises(ValueError, match="steady must be True or False, got 'no'"):
+        traced.time(ctx.hw, steady="no")  # (any non-empty string would have meant True)
+    # the engine's options given to the trace go to the kernel, which does not take them: named
+    with pytest.raises(TypeError, match=r"detail: options of the timing, not of the trace "
+                                        r"\(ctx.trace\(...\).time\(hw, detail=...\)"):
+        ctx.trace(launch.kernel, launch.grid, *launch.args, detail="packet")
+
+
 def pickle_roundtrip(x):
     import pickle
     return pickle.loads(pickle.dumps(x))

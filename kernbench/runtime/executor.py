@@ -87,9 +87,18 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
     try:
         sig.bind(*args, tl=None, **kwargs)
     except TypeError as e:
+        timing = [k for k in kwargs if k in TIMING_OPTIONS and k not in ps]
         raise TypeError(f"kernel {where} does not take the launch's arguments: {e} "
                         f"(given {len(args)} positional: {', '.join(type(a).__name__ for a in args) or 'none'}"
-                        f"{'; keywords ' + ', '.join(kwargs) if kwargs else ''})") from None
+                        f"{'; keywords ' + ', '.join(kwargs) if kwargs else ''})"
+                        + (f"; {', '.join(timing)}: options of the timing, not of the trace "
+                           f"(ctx.trace(...).time(hw, {timing[0]}=...), or ctx.launch)" if timing else "")
+                        ) from None
+
+
+#: what TracedLaunch.time (and ctx.launch) take for the engine: given to ctx.trace, they would be
+#: the kernel's keyword arguments (named in the error when the kernel does not take them)
+TIMING_OPTIONS = ("detail", "max_cycles", "record_events", "strict_sram", "steady")
 
 
 def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .._core import simulate
 from ..common.pe_commands import Program
-from ..hw.config import HardwareConfig
+from ..hw.config import HardwareConfig, load_hw
 from ..hw.sfr import SfrInstall
 from ..language.sites import SiteTable
 from .result import LaunchResult
@@ -62,10 +62,13 @@ class TracedLaunch:
              record_events: bool = False, strict_sram: bool = False, steady: bool = True) -> LaunchResult:
         """Simulate the program on ``hw`` (any config with the traced shape) and return the
         LaunchResult a fresh ``ctx.launch`` on ``hw`` would (without functional replay: no
-        numbers are written). ``steady``: see Context.launch. Raises as the launch would: SramCapacityError, DeadlockError,
+        numbers are written). ``hw``: a HardwareConfig or a preset's name (kernbench.hw.load_hw).
+        ``steady``: see Context.launch. Raises as the launch would: SramCapacityError, DeadlockError,
         MaxCyclesError; ValueError for a hardware of another shape."""
+        if isinstance(hw, str):
+            hw = load_hw(hw)
         if not isinstance(hw, HardwareConfig):
-            raise ValueError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
+            raise ValueError(f"hw must be a HardwareConfig or a preset's name, got {type(hw).__name__}")
         if (hw.n_cubes, hw.pes_per_cube) != tuple(self.shape):
             raise ValueError(
                 f"this launch was traced on {self.shape[0]} cubes x {self.shape[1]} PEs; hardware "
