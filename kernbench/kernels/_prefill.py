@@ -187,16 +187,16 @@ def attention_mesh_kv_kernel(
     both, far = min(rank, n_ranks - 1 - rank), max(rank, n_ranks - 1 - rank)
     side, side_fwd = ("W", "E" if east else None) if rank > both else ("E", "W" if west else None)
 
-    def arrival_order():
-        """(src, k0, n) of every arrival of a phase, in order (block-major: block b of every
-        share before block b + 1)."""
-        for group in block_groups:
-            yield from ((rank, k0, n) for k0, n in group)
-            for step in range(1, far + 1):
-                if step <= both or side == "W":
-                    yield from ((rank - step, k0, n) for k0, n in group)
+    def arrivals_backwards():
+        """(src, k0, n) of every arrival of a phase, last first (in order, block-major: block b
+        of every share before block b + 1; at each step W before E)."""
+        for group in reversed(block_groups):
+            for step in range(far, 0, -1):
                 if step <= both or side == "E":
-                    yield from ((rank + step, k0, n) for k0, n in group)
+                    yield from ((rank + step, k0, n) for k0, n in reversed(group))
+                if step <= both or side == "W":
+                    yield from ((rank - step, k0, n) for k0, n in reversed(group))
+            yield from ((rank, k0, n) for k0, n in reversed(group))
 
     def folds():
         """Emit the transfers of every arrival in order; yield its folds for the pipeline
@@ -211,7 +211,7 @@ def attention_mesh_kv_kernel(
             for ph in tl.range(len(phases)):
                 qbs = [_QueryBlock(q0, rows, pos(rank, q0)) for q0, rows in phases[ph]]
                 left = len(qbs)
-                for src, k0, n in reversed(list(arrival_order())):
+                for src, k0, n in arrivals_backwards():  # (most phases stop at the first)
                     for qb, fk, _, _ in reversed(plan(qbs, src, k0, n)):
                         if qb.last is None:
                             qb.last = (src, fk)
