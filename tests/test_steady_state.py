@@ -337,37 +337,6 @@ def test_one_loop_of_a_nest_is_chosen(n_outer, n_inner, spread, level):
 
 
 
-def test_the_loop_around_the_jumped_one_jumps_too(monkeypatch):
-    """The engine's second level (api._tiled_runs(..., outer=True)): the loop around the chosen
-    one has runs of its own, each iteration holding a run of the chosen loop; once the machine
-    repeats from one of its iterations to the next, whole iterations are jumped: more commands
-    jumped than with the inner loop's runs alone, the same result as running them."""
-    ctx = Context("default")
-    ctx.install_sfr(scope="pe")
-    n_outer, n_inner = 12, 40
-    args = (ctx.empty(((n_outer + n_inner + 1) * 8, 32), "f32"), ctx.empty((8, 8), "f32"),
-            n_outer, n_inner, 0)
-
-    def trace():
-        return executor.trace_launch(ctx, nest, (8, 1), args, {}, mode="timing", replay="on")[0]
-    traced = trace()
-    p = traced.program
-    inner = api._steady_bodies(None, p.compact)
-    outer = api._steady_bodies(None, p.compact, outer=True)
-    assert len(outer) == 8 and len(inner) == 8 * n_outer  # a run of each per PE / per iteration
-    for c0, n, iters, *_ in outer:  # every outer iteration holds an inner run
-        assert iters == n_outer - 1  # (iteration 0 repeats: it reads the zeros made before)
-        assert sum(c0 <= b[0] and b[0] + b[1] * b[2] <= c0 + n * iters for b in inner) == iters
-    off, on = _both(traced, DEFAULT)
-    assert_same(off, on)
-    tiled_runs = api._tiled_runs
-    monkeypatch.setattr(api, "_tiled_runs", lambda t, loops=None, outer=False:
-                        [] if outer else tiled_runs(t, loops))
-    one_level = trace().time(DEFAULT).engine
-    assert_same(off, one_level)
-    assert on.steady_commands > one_level.steady_commands
-
-
 def test_a_program_without_tilings_has_no_regions():
     ctx = Context("default")
     ctx.install_sfr(scope="pe")

@@ -293,22 +293,6 @@ cdef class Sim:
     cdef int32_t ff_misses               # snapshots in a row that matched none before
     cdef int64_t ff_events               # heap events at the last snapshot
     cdef int32_t ff_at                   # index of the newest
-    # The loop around the jumped one (api: regions of the second level): its own tables and
-    # tracker, swapped with the ones above while its snapshot is taken (_ff_swap)
-    cdef const int64_t[:, ::1] rg2
-    cdef const int64_t[::1] rg2_pe_off
-    cdef const int64_t[::1] rg2_fixed
-    cdef int32_t ff2_flag
-    cdef int64_t ff2_fired
-    cdef int64_t ff2_trig
-    cdef int64_t ff2_trig_rg
-    cdef FFBuf ff2_ring[FF_KEEP]
-    cdef int32_t ff2_n
-    cdef int64_t ff2_stride
-    cdef int32_t ff2_misses
-    cdef int64_t ff2_events
-    cdef int32_t ff2_at
-    cdef int32_t ff_ref                  # the first level's reference PE, -1 if none
     cdef public int64_t steady_jumps     # jumps made
     cdef public int64_t steady_commands  # commands whose start and end were written by a jump
     cdef public int64_t steady_snapshots # snapshots taken
@@ -316,8 +300,7 @@ cdef class Sim:
 
     def __cinit__(self, dict params, commands, unit_q, unit_q_off, cmd_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
-                  region_fixed=None, CommandSource source=None, read=None, regions2=None,
-                  region2_pe_off=None, region2_fixed=None):
+                  region_fixed=None, CommandSource source=None, read=None):
         cdef int64_t i, n_pes, n_links, Q, ppc
         cdef LinkState* L
         self.ff_reg = NULL
@@ -427,16 +410,8 @@ cdef class Sim:
         self.now = 0
         self.n_done = 0
         self.ff_trig = -1
-        self.ff2_trig = -1
-        self.ff_ref = -1
         if regions is not None and len(regions) and not self.hw.packet_detail:
             self._ff_init(regions, region_pe_off, region_fixed, t_readers)
-            if self.ff_trig >= 0:
-                self.ff_ref = <int32_t> self.rg[self.ff_trig_rg, RG_PE]
-            if regions2 is not None and len(regions2):
-                self._ff_swap()
-                self._ff_init(regions2, region2_pe_off, region2_fixed, t_readers)
-                self._ff_swap()
 
     def __dealloc__(self):
         self._free_state()
@@ -468,8 +443,6 @@ cdef class Sim:
         for i in range(FF_KEEP):
             free(self.ff_ring[i].p)
             self.ff_ring[i].p = NULL
-            free(self.ff2_ring[i].p)
-            self.ff2_ring[i].p = NULL
         self.units = NULL
         self.dports = NULL
         self.chans = NULL
@@ -560,9 +533,6 @@ cdef class Sim:
         if c == self.ff_trig:
             self.ff_flag = 1
             self.ff_fired = c
-        if c == self.ff2_trig:
-            self.ff2_flag = 1
-            self.ff2_fired = c
         if cmd.dst >= 0:
             self._sram(pe, self.t_bytes[tbase + cmd.dst])
         if cmd.opcode == OP_DOT:
@@ -675,20 +645,18 @@ cdef class Sim:
     # start of a unit with no command) are written as 0. Nothing else is left out.
 
     cdef void _ff_init(self, regions, region_pe_off, region_fixed, t_readers):
-        # this level's tables and its first trigger (the second level's: swapped in, _ff_swap)
         cdef int64_t p, r
         self.rg = regions
         self.rg_pe_off = region_pe_off
         self.rg_fixed = region_fixed
         self.t_readers0 = t_readers
         n_pes = self.hw.n_pes
-        if self.ff_reg == NULL:
-            self.ff_reg = <int64_t*> calloc(n_pes, sizeof(int64_t))
-            self.ff_lo = <int64_t*> calloc(n_pes, sizeof(int64_t))
-            self.ff_hi = <int64_t*> calloc(n_pes, sizeof(int64_t))
-            self.ff_idle = <uint8_t*> calloc(n_pes, sizeof(uint8_t))
-            if self.ff_reg == NULL or self.ff_lo == NULL or self.ff_hi == NULL or self.ff_idle == NULL:
-                raise MemoryError("kernbench engine: cannot allocate simulator state")
+        self.ff_reg = <int64_t*> calloc(n_pes, sizeof(int64_t))
+        self.ff_lo = <int64_t*> calloc(n_pes, sizeof(int64_t))
+        self.ff_hi = <int64_t*> calloc(n_pes, sizeof(int64_t))
+        self.ff_idle = <uint8_t*> calloc(n_pes, sizeof(uint8_t))
+        if self.ff_reg == NULL or self.ff_lo == NULL or self.ff_hi == NULL or self.ff_idle == NULL:
+            raise MemoryError("kernbench engine: cannot allocate simulator state")
         for p in range(n_pes):  # the reference PE: the first with a region of 2+ iterations
             for r in range(self.rg_pe_off[p], self.rg_pe_off[p + 1]):
                 if self.rg[r, RG_ITERS] >= 2:
@@ -696,69 +664,6 @@ cdef class Sim:
                     self.ff_trig = self.rg[r, RG_C0] + self.rg[r, RG_N]
                     self.ff_stride = 1
                     return
-
-    cdef void _ff_swap(self) noexcept nogil:
-        # Exchange the two levels' tables and trackers: the steady-state methods work on the
-        # first level's fields, so the second level's snapshot and jump run between two swaps.
-        # (The per-PE scratch, ff_reg .. ff_idle, is set anew by every snapshot: shared.)
-        cdef const int64_t[:, ::1] t2
-        cdef const int64_t[::1] t1
-        cdef FFBuf b
-        cdef int64_t x
-        cdef int32_t y, i
-        t2 = self.rg
-        self.rg = self.rg2
-        self.rg2 = t2
-        t1 = self.rg_pe_off
-        self.rg_pe_off = self.rg2_pe_off
-        self.rg2_pe_off = t1
-        t1 = self.rg_fixed
-        self.rg_fixed = self.rg2_fixed
-        self.rg2_fixed = t1
-        for i in range(FF_KEEP):
-            b = self.ff_ring[i]
-            self.ff_ring[i] = self.ff2_ring[i]
-            self.ff2_ring[i] = b
-        y = self.ff_flag; self.ff_flag = self.ff2_flag; self.ff2_flag = y
-        x = self.ff_fired; self.ff_fired = self.ff2_fired; self.ff2_fired = x
-        x = self.ff_trig; self.ff_trig = self.ff2_trig; self.ff2_trig = x
-        x = self.ff_trig_rg; self.ff_trig_rg = self.ff2_trig_rg; self.ff2_trig_rg = x
-        y = self.ff_n; self.ff_n = self.ff2_n; self.ff2_n = y
-        x = self.ff_stride; self.ff_stride = self.ff2_stride; self.ff2_stride = x
-        y = self.ff_misses; self.ff_misses = self.ff2_misses; self.ff2_misses = y
-        x = self.ff_events; self.ff_events = self.ff2_events; self.ff2_events = x
-        y = self.ff_at; self.ff_at = self.ff2_at; self.ff2_at = y
-
-    cdef void _ff_retrigger(self) noexcept nogil:
-        # After the second level jumped: the first level's snapshots are of another stretch and
-        # its trigger may lie in the commands jumped. Start it afresh at the next iteration of
-        # the reference PE's runs that no unit of it has started.
-        cdef int32_t pe = self.ff_ref, u
-        cdef int64_t c = -1, i, r, c0, n, end, nxt
-        cdef UnitState* us
-        self.ff_n = 0
-        self.ff_stride = 1
-        self.ff_misses = 0
-        self.ff_events = self.heap_events
-        self.ff_trig = -1
-        if pe < 0:
-            return
-        for u in range(N_UNITS):  # the latest command the PE has started
-            us = &self.units[pe * N_UNITS + u]
-            if us.q_pos > self.unit_q_off[pe * N_UNITS + u]:
-                i = us.q_base + self.unit_q[us.q_pos - 1]
-                c = i if i > c else c
-        for r in range(self.rg_pe_off[pe], self.rg_pe_off[pe + 1]):
-            c0 = self.rg[r, RG_C0]
-            n = self.rg[r, RG_N]
-            end = c0 + n * self.rg[r, RG_ITERS]
-            if self.rg[r, RG_ITERS] < 2 or end <= c + 1:
-                continue
-            nxt = c0 + n if c < c0 + n else c0 + n * ((c - c0) // n + 1)
-            if nxt < end:
-                self.ff_trig_rg = r
-                self.ff_trig = nxt
-                return
 
     cdef inline int64_t _ff_region(self, int32_t pe, int64_t c) noexcept nogil:
         # the region of PE pe holding command c, -1 if none (regions of a PE are disjoint)
@@ -986,7 +891,7 @@ cdef class Sim:
     cdef int _ff_put_tensors(self, FFBuf* b) noexcept nogil:
         # SRAM, and the tensors: each PE's window in its region, and its region's fixed operands.
         cdef int32_t pe
-        cdef int64_t r, t, t0, made, i, code, cur, run
+        cdef int64_t r, t, t0, made, i
         cdef int rc = 0
         for pe in range(self.hw.n_pes):
             rc |= _ff_put(b, self.sram_live[pe]) | _ff_put(b, self.sram_t[pe] == self.now)
@@ -996,38 +901,10 @@ cdef class Sim:
             if self.ff_lo[pe] < 0:
                 rc |= _ff_put(b, -1)  # the window reaches before the loop: no jump from here
             else:
-                # Run-length coded: a tensor done (ready, no reader left) or not made yet (its
-                # readers all to come) is one of a run of such; any other as (2, ready, readers
-                # left). Two windows coded alike are alike where their reader counts before the
-                # run are: _ff_periods checks those before a jump (an outer loop's window holds
-                # whole iterations of the loops inside it, done but for a few tensors).
                 made = self.rg[r, RG_MADE]
                 t0 = self.rg[r, RG_T0]
-                code = -1
-                run = 0
                 for t in range(t0 + self.ff_lo[pe] * made, t0 + (self.ff_hi[pe] + 1) * made):
-                    if self.t_ready[t]:
-                        cur = 0 if self.t_readers[t] == 0 else 2
-                    else:
-                        cur = 1 if self.t_readers[t] == self.t_readers0[t] else 2
-                    if cur == code:
-                        run += 1
-                        continue
-                    if run:
-                        rc |= _ff_put(b, code)
-                        rc |= _ff_put(b, run)
-                    if cur == 2:
-                        rc |= _ff_put(b, 2)
-                        rc |= _ff_put(b, self.t_ready[t])
-                        rc |= _ff_put(b, self.t_readers[t])
-                        code = -1
-                        run = 0
-                    else:
-                        code = cur
-                        run = 1
-                if run:
-                    rc |= _ff_put(b, code)
-                    rc |= _ff_put(b, run)
+                    rc |= _ff_put(b, self.t_ready[t]) | _ff_put(b, self.t_readers[t])
             for i in range(self.rg[r, RG_F0], self.rg[r, RG_F1]):
                 rc |= _ff_put(b, self.t_ready[self.rg_fixed[i]])
         return rc
@@ -1344,7 +1221,6 @@ cdef class Sim:
         cdef int rc = 0
         cdef int64_t n_cmds = self.cmds.shape[0]
         cdef int64_t left = self.poll.left
-        cdef int64_t jumps
         for pe in range(n_pes):
             for u in range(N_UNITS):
                 if self._try_issue(pe, u):
@@ -1409,17 +1285,6 @@ cdef class Sim:
                                        &self.lcnt[ev.obj], ev.obj, ev.kind, self.now)
             if rc:
                 return ST_INTERRUPTED if self.poll.raised else ST_NOMEM
-            if self.ff2_flag:  # the outer loop first: its jump moves the inner one's trigger
-                self.ff2_flag = 0
-                jumps = self.steady_jumps
-                self._ff_swap()
-                rc = self._steady()
-                self._ff_swap()
-                if rc:
-                    return ST_NOMEM
-                if self.steady_jumps != jumps:
-                    self.ff_flag = 0
-                    self._ff_retrigger()
             if self.ff_flag:
                 self.ff_flag = 0
                 if self._steady():

@@ -680,7 +680,7 @@ _RG_COLS = 9  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, 
 PROBE_BACK = 2
 
 
-def _tiled_runs(tiles, loops=None, outer: bool = False) -> list:
+def _tiled_runs(tiles, loops=None) -> list:
     """Candidate repeating runs (c0, n, iters, origin, probe) from tl.range tilings ``(a, z, lo,
     R, D, shift, made)`` (kernbench.language.store.TiledCommands): each tiling whose body is the
     iteration just before its copies (origin ``("tile", k)``, k the tiling), and every copy
@@ -700,12 +700,7 @@ def _tiled_runs(tiles, loops=None, outer: bool = False) -> list:
     iterations of each run before its state repeats, so the loop with the most iterations
     leaves the fewest commands to run; and a loop whose trip count differs from PE to PE (a
     ring's steps, split by rank into both sides and one) scores its shortest: while one PE
-    moves from one such run to the next, the machine as a whole does not repeat.
-
-    ``outer``: the runs of the loops right around the chosen ones instead (the engine's second
-    level: it jumps whole iterations of such a loop, each holding runs of the first level, once
-    the machine repeats from one to the next): each tiling's own run, proposed as above, that
-    holds a run of the first level and no other such run of another loop."""
+    moves from one such run to the next, the machine as a whole does not repeat."""
     loops = range(len(tiles)) if loops is None else loops
     # a tiling is a run of its own when its body is the iteration just before its copies
     own = [z == lo and D == made and made > 0 and R >= 1 for a, z, lo, R, D, _, made in tiles]
@@ -728,33 +723,8 @@ def _tiled_runs(tiles, loops=None, outer: bool = False) -> list:
             bisect.insort(order, (g[0], len(regs)))
             regs.append(g)
     regs.sort(key=lambda g: (g[0], -g[1] * g[2]))
-    out = _disjoint(regs)
-    if not outer:
-        return out
-    cand = []
-    for k, (a, z, _, R, *_) in enumerate(tiles):
-        n = z - a
-        if own[k] and loops[k] not in chosen:
-            back = min(PROBE_BACK, a // n)
-            cand.append((a - back * n, n, R + 1 + back, ("tile", k), back))
-    starts = [g[0] for g in out]
-
-    def holds(g, runs, at) -> bool:  # a run of `runs` (sorted, their starts `at`) inside g
-        i = bisect.bisect_left(at, g[0])
-        return i < len(runs) and runs[i][0] + runs[i][1] * runs[i][2] <= g[0] + g[1] * g[2]
-    cand = sorted(g for g in cand if holds(g, out, starts))
-    at = [g[0] for g in cand]
-    inner = [g for g in cand if not any(h is not g and loops[h[3][1]] != loops[g[3][1]]
-                                        and g[0] <= h[0] and h[0] + h[1] * h[2] <= g[0] + g[1] * g[2]
-                                        for h in cand[bisect.bisect_left(at, g[0]):])]
-    inner.sort(key=lambda g: (g[0], -g[1] * g[2]))
-    return _disjoint(inner)
-
-
-def _disjoint(runs: list) -> list:
-    """Of ``runs`` sorted by (start, longest first), those that overlap none before them."""
     out, end = [], 0
-    for g in runs:
+    for g in regs:
         if g[0] >= end:  # (runs overlapping, or one inside another: the first)
             out.append(g)
             end = g[0] + g[1] * g[2]
@@ -817,7 +787,7 @@ def _run_body(c, c0: int, n: int, iters: int, known=None) -> tuple | None:
     return made, dlo, first, fixed, shift
 
 
-def _steady_bodies(commands: np.ndarray | None, compact, outer: bool = False) -> list:
+def _steady_bodies(commands: np.ndarray | None, compact) -> list:
     """The repeating runs of ``commands`` that the engine's steady-state jumps may use: each
     ``(c0, n, iters, made, dlo, first, fixed)``, a run of ``iters`` iterations of ``n`` commands
     from ``c0`` where iteration i + 1 is iteration i with its results ``made`` tensors further on
@@ -833,8 +803,7 @@ def _steady_bodies(commands: np.ndarray | None, compact, outer: bool = False) ->
     iterations move, and so does a tiling's copy of a run that repeats when the tiling moves
     the same operands of every iteration of it (its flags repeat with the run's period); every
     other run is read and checked in full. Depends on the command array only: a Program moved
-    to other PEs (Program.moved) has the same. ``outer``: the engine's second level, the runs
-    of the loops around those (:func:`_tiled_runs`)."""
+    to other PEs (Program.moved) has the same."""
     tiles = getattr(compact, "tiles", None)
     if not tiles:
         return []
@@ -858,7 +827,7 @@ def _steady_bodies(commands: np.ndarray | None, compact, outer: bool = False) ->
                 known = shifts[origin[1]]
         return _run_body(rows, c0, n, iters, known)
 
-    for c0, n, iters, origin, probe in _tiled_runs(tiles, getattr(compact, "loops", None), outer):
+    for c0, n, iters, origin, probe in _tiled_runs(tiles, getattr(compact, "loops", None)):
         key = c0  # (copies of this run name it by where it was proposed)
         # a copy starts where the run it copies does; the others as early as proposed
         skip = skipped.get(origin[1], 0) if origin[0] == "copy" else 0
@@ -952,20 +921,18 @@ def simulate(
         if prepared is not None:
             _keep_prepared(prepared, hw, nbr, prep)
 
-    regions = regions2 = None
+    regions = None
     if steady and detail == "train":
         if "regions" not in prep:
             t = prepared.get("program") if prepared is not None else None
-            for key, outer in (("steady_bodies", False), ("steady_outer", True)):
-                if key not in prep:  # (a moved Program's tables may bring them along)
-                    cp = program.tiled
-                    prep[key] = _steady_bodies(None if cp is not None else program.commands,
-                                               program.compact, outer)
-                    if t is not None:
-                        t[key] = prep[key]
+            if "steady_bodies" not in prep:  # (a moved Program's tables may bring them along)
+                cp = program.tiled
+                prep["steady_bodies"] = _steady_bodies(None if cp is not None else program.commands,
+                                                       program.compact)
+                if t is not None:
+                    t["steady_bodies"] = prep["steady_bodies"]
             prep["regions"] = _steady_regions(prep["steady_bodies"], program)
-            prep["regions2"] = _steady_regions(prep["steady_outer"], program)
-        regions, regions2 = prep["regions"], prep["regions2"]
+        regions = prep["regions"]
     # A compact program (Program.tiled) is never expanded: the engine reads a block of rows
     # when it reaches it, into an array whose untouched pages cost address space only, kept
     # with the program's tables so later timings find the blocks read.
@@ -992,9 +959,6 @@ def simulate(
         *(regions or (None, None, None)),
         source=cp.source() if cp is not None else None,
         read=rows[1] if rows is not None else None,
-        regions2=regions2[0] if regions2 else None,
-        region2_pe_off=regions2[1] if regions2 else None,
-        region2_fixed=regions2[2] if regions2 else None,
     )
     try:
         status = sim.run()
