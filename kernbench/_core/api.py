@@ -828,18 +828,15 @@ def _steady_bodies(commands: np.ndarray | None, compact) -> list:
         return _run_body(rows, c0, n, iters, known)
 
     for c0, n, iters, origin, probe in _tiled_runs(tiles, getattr(compact, "loops", None)):
-        key = c0  # (copies of this run name it by where it was proposed)
-        # a copy starts where the run it copies does; the others as early as proposed
-        skip = skipped.get(origin[1], 0) if origin[0] == "copy" else 0
-        body = None
-        while body is None and skip <= probe:
+        # a copy starts where the run it copies does; the others as early as proposed. (Copies
+        # name a run by where it was proposed, c0.)
+        for skip in range(skipped.get(origin[1], 0) if origin[0] == "copy" else 0, probe + 1):
             body = check(c0 + skip * n, n, iters - skip, origin, skip)
-            skip += 1
-        if body is not None:
-            skip -= 1
-            skipped[key] = skip
-            out.append((c0 + skip * n, n, iters - skip, *body[:4]))
-            shifts[key] = body[4]
+            if body is not None:
+                skipped[c0] = skip
+                out.append((c0 + skip * n, n, iters - skip, *body[:4]))
+                shifts[c0] = body[4]
+                break
     return out
 
 

@@ -241,6 +241,18 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
                f"'tl.range'); use range() for a loop whose iterations differ", where)
 
 
+def _interleaved(b, running: list) -> bool:
+    """Has the loop ``running`` (its entry in ``b.ranges``) run interleaved with another? True
+    once it resumed with another tl.range still running inside it that began inside one of its
+    iterations and is not over (generators advanced together by zip, each over a loop): the
+    loops do not nest, so neither's iterations are its body, and none of the loops running then
+    is replayed or checked."""
+    if b.ranges[-1] is not running:
+        for e in b.ranges:
+            e[3] = True
+    return running[3]
+
+
 def _base(path: str) -> str:
     import os
     return os.path.basename(path)
@@ -285,14 +297,7 @@ def tl_range(tl, r: range):
             yield r[k]
             snaps.append(_snap(b))
             trans.append(b.transposed.mark())
-            if b.ranges[-1] is not running:
-                # Resumed with another tl.range still running inside it that began inside one
-                # of its iterations and is not over (generators zipped, each over a loop): the
-                # loops do not nest, so neither's iterations are its body; none of the loops
-                # running is replayed.
-                for e in b.ranges:
-                    e[3] = True
-            if running[3]:
+            if _interleaved(b, running):
                 p = None
                 break
             if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration 0 on move on
@@ -323,10 +328,7 @@ def tl_range(tl, r: range):
             running[2] = r[j]
             yield r[j]
             e = _snap(b)
-            if b.ranges[-1] is not running:
-                for x in b.ranges:
-                    x[3] = True  # (as above: loops interleaved, replay does not run them)
-            if not running[3]:
+            if not _interleaved(b, running):
                 _check_iteration(b, p, s, e, j - kb, j, r[j], where, kb)
         if owner:
             b._acc = None

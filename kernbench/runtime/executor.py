@@ -59,6 +59,11 @@ _LIBRARY_DIRS = tuple({os.path.normpath(p) + os.sep for key in ("stdlib", "plats
                        if (p := sysconfig.get_paths().get(key))})
 
 
+#: what TracedLaunch.time (and ctx.launch) take for the engine: given to ctx.trace, they would be
+#: the kernel's keyword arguments (named in the error when the kernel does not take them)
+TIMING_OPTIONS = ("detail", "max_cycles", "record_events", "strict_sram", "steady")
+
+
 def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
     """A kernel is a plain function with a keyword-only ``tl`` that the launch's arguments fit:
     checked before tracing, so the error names the kernel's definition, not line 0."""
@@ -95,10 +100,6 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
                            f"(ctx.trace(...).time(hw, {timing[0]}=...), or ctx.launch)" if timing else "")
                         ) from None
 
-
-#: what TracedLaunch.time (and ctx.launch) take for the engine: given to ctx.trace, they would be
-#: the kernel's keyword arguments (named in the error when the kernel does not take them)
-TIMING_OPTIONS = ("detail", "max_cycles", "record_events", "strict_sram", "steady")
 
 
 def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
