@@ -695,3 +695,60 @@ def test_loops_that_do_not_nest_are_traced():
     out = _outcomes(zipped, lambda ctx: (ctx.empty(((2 * n + 8) * T, T), "f32"), ctx.empty((T, T), "f32"), n))
     assert out["off"][0] == "ok" and out["on"] == out["off"] == out["verify"]
     assert ZIP_SEEN.count(("g1", n - 2)) == 4  # traced by off, on and verify's two passes
+
+
+def test_only_the_handles_something_holds_are_compared_and_moved():
+    """The proof's handle checks skip a body's temporaries (nothing but the tracking list holds
+    them: no kernel can see them) and replay moves on only the held ones naming a tensor from
+    iteration 0 on; a held pair that differs in kind, shape or id step still fails the proof."""
+    from kernbench.common.pe_commands import TensorHandle
+    from kernbench.language.semantic import TransposedView
+    from kernbench._core._replay import handles_alike, live_handles
+
+    def h(i, kind=TensorHandle, shape=(T, T)):
+        return kind(i, 0, shape, "f32", 4 * T * T)
+
+    held = [h(100), h(110)]  # A's and B's loop-carried handle, D = 10
+    track = [h(101), held[0], h(111), held[1]]  # temporaries (only the list) and carried ones
+    track += [h(3), h(3)]  # held below: a view of a tensor from before the loop, kept the same
+    keep = track[4:]
+    assert handles_alike(track, 0, 2, 2, 10, 50)
+    assert live_handles(track, 0, 50) == held
+    assert live_handles(track, 4, 0) == keep
+    track[0] = h(105, TransposedView)  # a temporary of another kind, shape and id: unseen
+    assert handles_alike(track, 0, 2, 2, 10, 50)
+    for bad in (h(110, TransposedView), h(110, shape=(T, 1)), h(111)):
+        track[3] = bad
+        assert not handles_alike(track, 0, 2, 2, 10, 50)
+        track[3] = held[1]
+    with pytest.raises(ValueError):
+        handles_alike(track, 0, 5, 2, 10, 50)
+    with pytest.raises(ValueError):
+        live_handles(track, 7, 0)
+
+
+def transposed_every_other(x_ptr, o_ptr, n, *, tl):
+    """A temporary view transposed in every other iteration (the index choosing a view, outside
+    the contract)."""
+    w = tl.load(x_ptr, shape=(T, T))
+    for i in tl.range(n):
+        ALTERNATE.append(i)
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        tmp = tl.trans(x) if i % 2 else tl.reshape(x, (T, T))
+        tl.store(o_ptr, tl.dot(w, tmp))
+
+
+ALTERNATE = []
+
+
+@pytest.mark.parametrize("n", [7, 8])
+def test_a_temporary_view_whose_kind_alternates_is_not_replayed(n):
+    """The handles of such a view are temporaries, which the proof does not compare, but A and B
+    still differ (their dots, and the transposed views they make): the loop is traced in full
+    and replay gives full tracing's launch."""
+    args = lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((T, T), "f32"), n)  # noqa: E731
+    off = _launch(transposed_every_other, args, "off")
+    ALTERNATE.clear()
+    on = _launch(transposed_every_other, args, "on")
+    assert ALTERNATE == list(range(n)) * 2  # (both PEs of the grid)
+    assert_same_launch(off, on)

@@ -9,6 +9,8 @@ instead of building each field with numpy; and the trace store's flush of traced
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memcmp, memcpy
+from cpython.list cimport PyList_GET_ITEM
+from cpython.object cimport PyObject
 from ._types cimport Command
 
 import numpy as np
@@ -339,6 +341,59 @@ def rows_moved_on(const int64_t[:, ::1] ra, const int64_t[:, ::1] rb, int64_t t0
                 ok = False
                 break
     return ok
+
+
+# -- the handles a proof tracks (loops._plan) -----------------------------------------------
+cdef extern from "Python.h":
+    Py_ssize_t _refcount "Py_REFCNT" (PyObject* o)  # (on the pointer: no reference taken)
+
+# A handle only the tracking list holds (reference count 1) is unreachable: no kernel variable,
+# container or frame names it, so whether it is moved on or what it looked like changes nothing
+# a kernel can see. Most of a traced body's handles are such temporaries; these two skip them.
+# (Counts are read on the list's borrowed references, before any is taken.)
+
+
+def handles_alike(list track, Py_ssize_t sa, Py_ssize_t sb, Py_ssize_t n, D,
+                  lo) -> bool:
+    """tl.range's proof on the handles iterations A and B made (``track[sa:sa + n]`` and
+    ``track[sb:sb + n]``, one by one): every pair of which one is still held elsewhere has the
+    same type (a transposed view or not) and shape, and B's ``id`` is A's plus ``D`` if A's is
+    at least ``lo``, else A's. Raises ValueError if the ranges leave the list."""
+    cdef Py_ssize_t j
+    cdef PyObject* px
+    cdef PyObject* py
+    if sa < 0 or sb < 0 or n < 0 or sa + n > len(track) or sb + n > len(track):
+        raise ValueError("handles_alike: ranges outside the list")
+    for j in range(n):
+        px = PyList_GET_ITEM(track, sa + j)
+        py = PyList_GET_ITEM(track, sb + j)
+        if _refcount(px) == 1 and _refcount(py) == 1:
+            continue
+        x = <object> px
+        y = <object> py
+        if type(x) is not type(y) or x.shape != y.shape:
+            return False
+        if y.id - x.id != (D if x.id >= lo else 0):
+            return False
+    return True
+
+
+def live_handles(list track, Py_ssize_t a, lo) -> list:
+    """The handles of ``track[a:]`` still held elsewhere whose ``id`` is at least ``lo``: those
+    tl.range replay moves on. Raises ValueError if ``a`` is outside the list."""
+    cdef Py_ssize_t j, n = len(track)
+    cdef PyObject* p
+    if a < 0 or a > n:
+        raise ValueError("live_handles: start outside the list")
+    out = []
+    for j in range(a, n):
+        p = PyList_GET_ITEM(track, j)
+        if _refcount(p) == 1:
+            continue
+        h = <object> p
+        if h.id >= lo:
+            out.append(h)
+    return out
 
 
 # -- reading a tiled array without expanding it (SEG_* and T_* columns: _replay.pxd) -------

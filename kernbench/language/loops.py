@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._core._replay import handles_alike, live_handles
 from . import semantic
 
 __all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "tl_range"]
@@ -75,9 +76,11 @@ def _span(shape: tuple, stride) -> int:
     return (shape[0] - 1) * stride + shape[1]
 
 
-def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: int):
+def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: int,
+          trans_e: int):
     """The plan for replaying B (between snapshots ``sb`` and ``se``) checked against A (``sa``
-    to ``sb``), or None if B is not A moved on. ``s0``: the start of A's predecessor."""
+    to ``sb``), or None if B is not A moved on. ``s0``: the start of A's predecessor;
+    ``trans_a``, ``trans_b``, ``trans_e``: the transposed views' marks at A, B and B's end."""
     store = b.trace_store
     D = sb[0] - sa[0]
     S = sb[2] - sa[2]
@@ -112,15 +115,27 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     # the handles A and B made, views included (a view is no command: the rows above do not
     # see it): alike one by one, each naming a tensor D further on if made from iteration 0 on
     # (replay moves those), else the same one; a view's kind or shape that changes from one
-    # iteration to the next (tl.trans of the last iteration's view) is not a repetition
+    # iteration to the next (tl.trans of the last iteration's view) is not a repetition. Pairs
+    # of which nothing holds either handle any more (a body's temporaries) are skipped: no
+    # kernel can see them (_core._replay.handles_alike); the transposed views themselves are compared
+    # below whether held or not.
     lo = b.base + t0
     if b._track is not None:
-        hb = b._track[sb[4]:se[4]]
-        if sb[4] - sa[4] != len(hb):
+        if sb[4] - sa[4] != se[4] - sb[4]:
             return None
-        for x, y in zip(b._track[sa[4]:sb[4]], hb):
-            if (type(x) is not type(y) or x.shape != y.shape
-                    or y.id - x.id != (D if x.id >= lo else 0)):
+        if not handles_alike(b._track, sa[4], sb[4], sb[4] - sa[4], D, lo):
+            return None
+    # the transposed views A and B made (tl.trans of a plain view: the registry the engine and
+    # replay read), alike one by one: B's naming a tensor D further on if A's is from iteration
+    # 0 on, else the same one
+    va, vb = b.transposed.since(trans_a, trans_b), b.transposed.since(trans_b, trans_e)
+    if len(va) != len(vb):
+        return None
+    for (fa, da, sha), (fb, db, shb) in zip(va, vb):
+        if sha != shb or fb - fa != (D if fa >= t0 else 0) or len(da) != len(db):
+            return None
+        for (pa, ca), (pb, cb) in zip(da, db):
+            if ca != cb or pb != pa:
                 return None
     p = _Plan()
     p.rows = None  # B's (site, operands), read when verify mode compares (_check_iteration)
@@ -133,10 +148,10 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     p.delta = delta
     # the transposed views B made of tensors from iteration 0 on (runs: those of its inner
     # loops' replays); a view of an older tensor is the same one in every iteration
-    p.transposed = [v for v in b.transposed.since(trans_a, trans_b) if v[0] >= t0]
+    p.transposed = [v for v in vb if v[0] >= t0]
     # every handle made in A and B naming a tensor made from iteration 0 on (a view of an older
-    # one stays), as replay moves the operands
-    p.handles = [h for h in b._track[sa[4]:] if h.id >= lo] if b._track is not None else []
+    # one stays) and still held somewhere, as replay moves the operands
+    p.handles = live_handles(b._track, sa[4], lo) if b._track is not None else []
     return p
 
 
@@ -301,7 +316,8 @@ def tl_range(tl, r: range):
                 p = None
                 break
             if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration 0 on move on
-                p = _plan(b, snaps[0], snaps[k - 1], snaps[k], snaps[k + 1], trans[k], trans[k + 1])
+                p = _plan(b, snaps[0], snaps[k - 1], snaps[k], snaps[k + 1], trans[k - 1], trans[k],
+                          trans[k + 1])
         kb = len(snaps) - 2  # B, the iteration replay moves on
         k = kb + 1
         if owner:
