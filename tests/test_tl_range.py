@@ -752,3 +752,54 @@ def test_a_temporary_view_whose_kind_alternates_is_not_replayed(n):
     on = _launch(transposed_every_other, args, "on")
     assert ALTERNATE == list(range(n)) * 2  # (both PEs of the grid)
     assert_same_launch(off, on)
+
+
+B8 = 8
+
+
+def kept_mask(x_ptr, o_ptr, n, where, *, tl):
+    """A tl.arange mask (known while tracing) made every iteration and kept one more in a
+    variable; ``where`` uses it: after the loop, in the (traced) last iteration, or after an
+    inner loop inside an outer one. Its unmasked elements reach past ``o``'s end."""
+    for _ in tl.range(3 if where == "nested" else 1):
+        m = m_prev = None
+        for i in tl.range(n):
+            m_prev = m
+            m = tl.arange(0, B8) < 6
+            x = tl.load(x_ptr + i * B8 * F32, shape=(B8,))
+            if where == "last" and i == n - 1:
+                tl.store(o_ptr + n * B8 * F32, x, mask=m_prev)
+            else:
+                tl.store(o_ptr + i * B8 * F32, x)
+        if where != "last":
+            tl.store(o_ptr + n * B8 * F32, x, mask=m_prev)
+
+
+def kept_divisor(x_ptr, o_ptr, n, where, *, tl):
+    """A known int32 tensor holding a 0 (or, ``where="moving"``, a mask whose bound follows the
+    index: outside the contract), kept one iteration and used after the loop."""
+    d = d_prev = None
+    for i in tl.range(n):
+        d_prev = d
+        d = tl.arange(0, B8) - 3 if where != "moving" else tl.arange(0, B8) + (i % 2)
+        tl.store(o_ptr, tl.load(x_ptr + i * B8 * F32, shape=(B8,)))
+    tl.store(o_ptr, (tl.arange(0, B8) + 1) // d_prev)
+
+
+@pytest.mark.parametrize("kernel, where, n", [(kept_mask, "after", 12), (kept_mask, "last", 12),
+                                              (kept_mask, "nested", 12), (kept_divisor, "after", 7),
+                                              (kept_divisor, "moving", 7), (kept_divisor, "moving", 8)])
+def test_a_known_value_kept_past_replayed_iterations_stays_known(kernel, where, n):
+    """A handle moved on to a replayed iteration's tensor whose value is known while tracing
+    keeps that value when the proof's two iterations made the same one there (else the loop is
+    traced): a later masked store or division checks it as full tracing does, and raises the
+    same error at the same line (a division by zero; a masked store past the allocation)."""
+    out = _outcomes(kernel, lambda ctx: (ctx.empty((n * B8,), "f32"), ctx.empty((n * B8 + 2,), "f32"),
+                                         n, where))
+    assert out["on"] == out["off"] == out["verify"]
+    if where == "moving":  # the last kept value (iteration n - 2) holds a 0 when n is even
+        assert out["off"][0] == ("error" if n % 2 == 0 else "ok")
+    else:
+        assert out["off"][0] == "error"
+    if out["off"][0] == "error":
+        assert ("division or remainder by zero" if kernel is kept_divisor else "masked store") in out["off"][1]

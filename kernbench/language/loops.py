@@ -67,7 +67,7 @@ class _Plan:
     """What replaying B moved on needs (see the module docstring)."""
 
     __slots__ = ("rows", "shift", "D", "S", "tensors", "pinned", "acc", "delta", "t_a", "t_b",
-                 "transposed", "handles", "cmds")
+                 "transposed", "handles", "known", "cmds")
 
 
 def _span(shape: tuple, stride) -> int:
@@ -152,7 +152,41 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     # every handle made in A and B naming a tensor made from iteration 0 on (a view of an older
     # one stays) and still held somewhere, as replay moves the operands
     p.handles = live_handles(b._track, sa[4], lo) if b._track is not None else []
+    # Those naming a tensor whose value is known while tracing (a tl.arange mask, a small fill)
+    # name, once moved on, a replayed tensor: known too, with the same value, when the iteration
+    # next to it in the proof made the same value there (else the loop is traced: the value may
+    # follow the index). Later commands check with it as full tracing does (a masked store).
+    p.known = []
+    if b.known or b.fills:
+        for i in {h.id - b.base for h in p.handles}:
+            if i in b.known or i in b.fills:
+                if not _same_known(b, i, i + D if i < t_b else i - D):
+                    return None
+                p.known.append(i)
     return p
+
+
+def _same_known(b, i: int, j: int) -> bool:
+    """Do tensors i and j have the same value known while tracing (a fill's recipe, or the
+    computed value, bit for bit)?"""
+    fi, fj = b.fills.get(i), b.fills.get(j)
+    if fi is not None or fj is not None:
+        return fi is not None and fj is not None and fi[0] == fj[0] and fi[1] == fj[1] \
+            and np.asarray(fi[2]).tobytes() == np.asarray(fj[2]).tobytes()
+    ki, kj = b.known.get(i), b.known.get(j)
+    return (ki is not None and kj is not None and ki.dtype == kj.dtype and ki.shape == kj.shape
+            and ki.tobytes() == kj.tobytes())
+
+
+def _move_known(b, p: _Plan, R: int) -> None:
+    """The known values of the tensors p.known, given to the tensors R iterations on (what
+    the handles naming them name once moved on)."""
+    for i in p.known:
+        j = i + R * p.D
+        if i in b.fills:
+            b.fills[j] = b.fills[i]
+        if i in b.known:
+            b.known[j] = b.known[i]
 
 
 def _safe_iterations(p: _Plan, want: int) -> int:
@@ -327,6 +361,7 @@ def tl_range(tl, r: range):
             if R > 0:
                 _replay(b, p, R, (where[0], where[1]))
                 _move_handles(p.handles, R * p.D, R * p.S)
+                _move_known(b, p, R)
                 k += R
         if p is None or not check:
             p = None
