@@ -217,6 +217,55 @@ def test_cycle_guard_at_every_cycle_of_a_ring_loop():
         assert type(a) is type(b) and str(a) == str(b), limit
 
 
+B16 = 16
+BLK16 = B16 * B16 * 4
+
+
+def gated_line(x_ptr, o_ptr, n, *, tl):
+    """Two cubes of an open line: cube 0 sends a tensor from before the loop east every
+    iteration, cube 1 receives it gated on the load of two iterations back, with loads gated
+    alike (a review's case: with a one-packet receive queue the send's packets are computed
+    ahead of the heap, so a stretch's packet can start past the guard with no event there)."""
+    cube = tl.program_id(1)
+    w2 = tl.load(x_ptr + BLK16, shape=(B16, B16))
+    older = tl.load(x_ptr, shape=(B16, B16))
+    last = w2
+    for i in tl.range(0, n):
+        if cube == 0:
+            tl.send(dir="E", src=w2)
+        else:
+            tl.recv(dir="W", shape=(B16, B16), dtype="f32", after=older)
+        a = tl.load(x_ptr + (i + 1) * BLK16, shape=(B16, B16))
+        tl.load(x_ptr + (i + 2) * BLK16, shape=(B16, B16))
+        x = tl.load(x_ptr + i * BLK16, shape=(B16, 2 * B16), after=older)
+        a + tl.max(x, axis=1)
+        y = tl.load(x_ptr + (i + 2) * BLK16, shape=(B16, B16), after=older)
+        older, last = last, y
+    tl.store(o_ptr, last)
+    tl.store(o_ptr, older)
+
+
+def test_cycle_guard_where_a_link_computed_packets_ahead():
+    """A jump moves on the packets a link computed ahead (the wire busy to tx_e_prev) as well
+    as the heap's events: it must not take the run past a guard one of those packets would
+    have tripped. For guards over a third of the run, and every guard in the window where
+    the heap alone allowed such a jump: the same error at the same cycle, or none in both."""
+    ctx = Context("default", overrides={"n_cubes": 4, "pes_per_cube": 2})
+    ctx.install_sfr(scope="cube")
+    n = 20
+    args = (ctx.empty(((n + 8) * B16, B16), "f32"), ctx.empty((B16, B16), "f32"), n)
+    traced, _, _ = executor.trace_launch(ctx, gated_line, (1, 2), args, {}, mode="timing", replay="on")
+    hw = ctx.hw.with_overrides({"link.rx_queue_packets": 1})
+    off, on = _both(traced, hw)
+    assert_same(off, on)
+    assert on.steady_commands > 0
+    full = off.cycles
+    for limit in [*range(full * 3 // 5, full * 3 // 5 + 400), *range(1, full, 97)]:
+        a, b = _both(traced, hw, max_cycles=limit)
+        assert type(a) is type(b) and str(a) == str(b), limit
+        assert getattr(a, "cycle", None) == getattr(b, "cycle", None), limit
+
+
 def stuck_after_loop(x_ptr, o_ptr, n, *, tl):
     """A long repeating loop, then PEs 0 and 1 each wait for the other's message before sending
     their own: a deadlock."""

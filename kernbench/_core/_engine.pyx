@@ -951,12 +951,18 @@ cdef class Sim:
         raw += n_links * (sizeof(LinkCounters) // sizeof(int64_t))
         # The cycle guard: train detail computes a link's packets ahead, up to the first that
         # would start past max_cycles (an EV_LIMIT instead). Every time a stretch computes ends
-        # up in the heap or is popped before its end, so the stretches are the run's as long as
-        # the heap's latest event, moved on, is not past the guard.
+        # up in the heap, is popped before its end, or is a packet computed ahead, which starts
+        # before its link's wire is free (tx_e_prev, the end of the last one computed): the
+        # stretches are the run's as long as none of those, moved on, is past the guard. (Not
+        # the heap's alone: a packet a stretch computes ahead would have stopped the run at its
+        # start, past the guard, with no event of the heap there yet.)
         t = self.now
         for i in range(self.heap.size):
             if self.heap.data[i].time > t:
                 t = self.heap.data[i].time
+        for i in range(n_links):
+            if self.links[i].dst >= 0 and self.links[i].tx_e_prev > t:
+                t = self.links[i].tx_e_prev
         if t > self.max_cycles:
             return 0
         m = (self.max_cycles - t) // delta
