@@ -230,6 +230,42 @@ def test_saturating_cast_to_fp8_and_casts_to_int32():
     np.testing.assert_array_equal(i32.data, [500, -1000, 448, 0, 100000, 3, -3, 2 ** 31 - 1])
 
 
+def _nearest(v: int, dtype) -> float:
+    """The value of ``dtype`` nearest integer ``v`` (ties to the even bit pattern), from every
+    finite value of the format: an oracle independent of any conversion routine."""
+    bits = np.arange(1 << (8 * np.dtype(dtype).itemsize), dtype=np.uint64)
+    vals = bits.astype(np.uint16 if np.dtype(dtype).itemsize == 2 else np.uint8).view(dtype)
+    f = vals.astype(np.float64)
+    ok = np.isfinite(f)
+    f, b = f[ok], bits[ok]
+    d = np.abs(f - v)
+    best = np.flatnonzero(d == d.min())
+    even = [j for j in best if b[j] % 2 == 0]
+    return float(f[(even or best)[0]])
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16", "fp8e4m3", "fp8e5m2"])
+def test_a_saturating_cast_of_int32_rounds_once(dtype):
+    """int32 to a float: the value rounded once to nearest even, saturating or not; with
+    ``saturate`` only the values past the largest finite one differ (clamped to it). (A review
+    found int32 -> f32 -> bf16 under saturate: 2**24 + 2**16 + 1 gave 2**24.)"""
+    nd = {"bf16": ml_dtypes.bfloat16, "f16": np.float16, "fp8e4m3": ml_dtypes.float8_e4m3fn,
+          "fp8e5m2": ml_dtypes.float8_e5m2}[dtype]
+    big = float(ml_dtypes.finfo(nd).max)
+    v = np.array([2 ** 24 + 2 ** 16 + 1, -(2 ** 24 + 2 ** 16 + 1), 2 ** 31 - 1, -2 ** 31, 16777217,
+                  65519, 65520, 70001, 465, 449, 300, 33, -17, 0], np.int32)
+    (plain, sat), _ = run(lambda tl, t: (tl.cast(t, dtype), tl.cast(t, dtype, saturate=True)), v,
+                          dtype="int32")
+    for j, x in enumerate(v.tolist()):
+        want = _nearest(x, nd)
+        got_sat = float(sat.data[j].astype(np.float64))
+        if abs(x) <= big:
+            assert got_sat == want, (x, got_sat, want)
+            assert float(plain.data[j].astype(np.float64)) == want, x
+        else:
+            assert got_sat == (big if x > 0 else -big), x
+
+
 def test_int32_device_arrays():
     ctx = kernbench.Context("default", overrides=HW)
     idx = ctx.put(np.array([5, -2, 7, 1], np.int32), pe=(0, 0), dtype="int32")

@@ -244,9 +244,10 @@ def cast_value(v: np.ndarray, out: str, saturate: bool = False) -> np.ndarray:
         f = np.where(np.isnan(f), 0.0, np.trunc(f))
         return np.clip(f, _I32_MIN, _I32_MAX).astype(_I32)
     if v.dtype.kind in "biu":
-        if not saturate:
-            return _int_to_float(v, out)
-        v = v.astype(np.float64)
+        if saturate:  # clamped as integers (exact), then rounded once, as the plain cast rounds
+            big = min(int(float(ml_dtypes.finfo(nd).max)), 1 << 62)
+            v = np.clip(v.astype(_I64), -big, big)
+        return _int_to_float(v, out)
     if saturate:
         big = float(ml_dtypes.finfo(nd).max)
         with np.errstate(invalid="ignore"):
