@@ -215,6 +215,30 @@ def test_sigmoid_value_and_cost():
     assert r.cycles == 152 + 16 and vec_ops(r) == [("SIGMOID", 128)]
 
 
+@pytest.mark.parametrize("what", ["floordiv", "mod", "cdiv", "fill", "shl", "shr"])
+def test_a_known_divisor_or_shift_count_of_an_unknown_tensor_is_checked_at_trace(what):
+    """Only the right operand known (a tl.arange, a small tl.full) and the left one loaded: the
+    divisor or shift count alone makes the op fail, so timing mode refuses it at trace, at the
+    op's line, as functional mode does (a review found timing mode silent)."""
+    op = {"floordiv": lambda tl, a: a // tl.arange(0, 4),
+          "mod": lambda tl, a: a % tl.arange(0, 4),
+          "cdiv": lambda tl, a: tl.cdiv(a, tl.arange(0, 4)),
+          "fill": lambda tl, a: a // tl.full((4,), 0, "int32"),
+          "shl": lambda tl, a: a << tl.arange(30, 34),
+          "shr": lambda tl, a: a >> (tl.arange(0, 4) - 1)}[what]
+
+    x = np.ones(4, np.float32)
+    for mode in ("functional", "timing"):
+        with pytest.raises(KernelError) as ei:
+            run(lambda tl, t: op(tl, tl.cast(t, "int32")), x, mode=mode)
+        assert f"PE (0, 0) at {FILE}:{op.__code__.co_firstlineno}" in str(ei.value)
+        assert ("shift count" if what in ("shl", "shr") else "division or remainder by zero") in str(ei.value)
+    ok = {"floordiv": lambda tl, a: a // (tl.arange(0, 4) + 1), "shl": lambda tl, a: a << tl.arange(28, 32),
+          "fmod": lambda tl, a: tl.cast(a, "f32") % tl.cast(tl.arange(0, 4), "f32")}  # (fmod: NaN)
+    for f in ok.values():
+        assert run(lambda tl, x, f=f: f(tl, tl.cast(x, "int32")), x, mode="timing")[1].cycles > 0
+
+
 def test_saturating_cast_to_fp8_and_casts_to_int32():
     x = np.array([500.0, -1000.0, 448.0, np.nan, 1.0e5, 3.7, -3.7, 3e9], np.float32)
     (plain, sat, sat5, i32), _ = run(

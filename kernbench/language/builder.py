@@ -44,7 +44,7 @@ import numpy as np
 
 from ..common.pe_commands import TensorHandle
 from . import semantic
-from .numerics import vec_value, view_value
+from .numerics import RIGHT_CHECKED, check_right, vec_value, view_value
 from .semantic import ITEMSIZE, line_of
 from .sites import REDUCE_SUB, VEC_SUB, SiteTable, label_of, reduce_geometry, site_fields
 from .store import TraceStore, join_sizes
@@ -401,7 +401,8 @@ class PEBuilder:
         if self.functional:
             self._keep.append(h)
             self._meta(("vec", p[5], p[6], name, operands, shape, dtype, ct or dtype, imm))
-        if self.known and operands:  # (a fill or an arange: seed() says whether it is known)
+        if operands and (self.known or (self.fills and name in RIGHT_CHECKED)):
+            # (a fill or an arange: seed() says whether it is known)
             self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
         return h
 
@@ -422,37 +423,51 @@ class PEBuilder:
 
     def _fold(self, i: int, name: str, operands: tuple, shape: tuple, n: int, dtype: str,
               ct: str, imm) -> None:
-        """Compute tensor ``i`` now if its operands are known (semantic: masks of tl.arange)."""
-        if n > KNOWN_MAX:
+        """Compute tensor ``i`` now if its operands are known (semantic: masks of tl.arange). A
+        known divisor or shift count is checked even when the other operand is not known (a
+        load divided by a tl.arange): the error full replay would raise, raised at trace."""
+        if name in RIGHT_CHECKED and len(operands) == 2:
+            b = self._value(operands[1])
+            if b is not None:
+                try:
+                    check_right(name, ct, b)
+                except ArithmeticError as e:
+                    semantic.fail(self, str(e))
+        if n > KNOWN_MAX or not self.known:
             return
-        known = self.known
         args = []
         for o in operands:
-            t = type(o)
-            if t is int:
-                v = known.get(o)
-                if v is None and o in self.fills:
-                    v = self._from_fill(o)
-            elif t is tuple:
-                v = known.get(o[0])
-                if v is None and o[0] in self.fills:
-                    v = self._from_fill(o[0])
-                if v is not None:
-                    try:
-                        v = view_value(v, o)
-                    except ValueError:
-                        return
-            else:
-                v = o
+            v = self._value(o)
             if v is None:
                 return
             args.append(v)
         try:
-            known[i] = vec_value(name, args, ct, shape, dtype, imm)
+            self.known[i] = vec_value(name, args, ct, shape, dtype, imm)
         except ValueError:  # a timing-mode view of another size: not a value
             return
         except ArithmeticError as e:
             semantic.fail(self, str(e))
+
+    def _value(self, o):
+        """The value of operand ``o`` known while tracing (a tensor number, a view spec or an
+        immediate), or None."""
+        t = type(o)
+        if t is int:
+            v = self.known.get(o)
+            if v is None and o in self.fills:
+                v = self._from_fill(o)
+            return v
+        if t is tuple:
+            v = self.known.get(o[0])
+            if v is None and o[0] in self.fills:
+                v = self._from_fill(o[0])
+            if v is not None:
+                try:
+                    return view_value(v, o)
+                except ValueError:  # a timing-mode view of another size: not a value
+                    return None
+            return None
+        return o
 
     def reduce(self, f, name: str, spec, src: int, shape: tuple, axis, dtype: str):
         """``name`` (a REDUCE_SUB key) over ``axis`` of a ``shape`` tensor, the axis kept; ``f``

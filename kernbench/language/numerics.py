@@ -19,7 +19,7 @@ import numpy as np
 from .semantic import NP_DTYPES
 
 __all__ = ["vec_value", "vec_compute", "reduce_value", "cast_value", "convert", "view_value", "value_of",
-           "IntegerDivisionByZero", "ShiftOutOfRange"]
+           "check_right", "RIGHT_CHECKED", "IntegerDivisionByZero", "ShiftOutOfRange"]
 
 _F32 = np.dtype(np.float32)
 _I64 = np.dtype(np.int64)
@@ -133,6 +133,20 @@ def _check_shift(s) -> None:
     if np.any((s < 0) | (s > 31)):
         bad = s[(s < 0) | (s > 31)].ravel()[0]
         raise ShiftOutOfRange(f"shift count {int(bad)} is outside 0..31")
+
+
+#: ops whose right operand alone can make them fail: a zero divisor, a shift count out of range
+RIGHT_CHECKED = frozenset(("floordiv", "mod", "shl", "shr"))
+
+
+def check_right(name: str, ct: str, b) -> None:
+    """The check :func:`vec_compute` makes of op ``name``'s right operand ``b`` (compute dtype
+    ``ct``), on its own: the tracer makes it when only that operand's value is known (a
+    ``tl.arange`` divisor of a loaded tensor). Raises IntegerDivisionByZero, ShiftOutOfRange."""
+    if name == "floordiv" or (name == "mod" and ct == "int32"):
+        _check_divisor(b)
+    elif name in ("shl", "shr"):
+        _check_shift(b)
 
 
 def _sigmoid(x):
