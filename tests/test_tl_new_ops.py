@@ -290,6 +290,26 @@ def test_a_saturating_cast_of_int32_rounds_once(dtype):
             assert got_sat == (big if x > 0 else -big), x
 
 
+def test_views_made_by_tl_calls_get_their_data():
+    """After a functional launch a view a tl call made (tl.reshape, tl.trans, x[:, None],
+    x[None, :], a view of a view, a same-dtype cast of a view: the view itself) holds what it reads
+    of its buffer, as the buffer's own handle holds the buffer (a review found them None)."""
+    x = np.arange(6, dtype=np.float32)
+    (a, r, t, col, row, tr2, same), _ = run(
+        lambda tl, a: (a, tl.reshape(a, (2, 3)), tl.trans(tl.reshape(a, (2, 3))), a[:, None],
+                       a[None, :], tl.trans(tl.trans(tl.reshape(a, (3, 2)))),
+                       tl.cast(tl.reshape(a, (3, 2)), "f32")), x)
+    np.testing.assert_array_equal(a.data, x)
+    np.testing.assert_array_equal(r.data, x.reshape(2, 3))
+    np.testing.assert_array_equal(t.data, x.reshape(2, 3).T)
+    np.testing.assert_array_equal(col.data, x[:, None])
+    np.testing.assert_array_equal(row.data, x[None, :])
+    np.testing.assert_array_equal(tr2.data, x.reshape(3, 2))
+    np.testing.assert_array_equal(same.data, x.reshape(3, 2))
+    v, _ = run(lambda tl, a: tl.reshape(a, (2, 3)), x, mode="timing")
+    assert v.data is None  # (timing mode computes no values)
+
+
 def test_int32_device_arrays():
     ctx = kernbench.Context("default", overrides=HW)
     idx = ctx.put(np.array([5, -2, 7, 1], np.int32), pe=(0, 0), dtype="int32")

@@ -106,8 +106,8 @@ class PEBuilder:
         "pe", "cube", "g", "serial", "base", "transposed", "known", "fills", "max_bytes",
         "functional", "memory", "nbr", "sfr_text", "trace_store", "site_table",
         "tensors", "pinned", "meta", "sram_top", "cmd_start", "cmd_end", "n_tensors",
-        "tensor_pinned", "handles", "finished",
-        "_tb_parts", "_keep", "_cmd", "_tens", "_meta", "_sget",
+        "tensor_pinned", "handles", "views", "finished",
+        "_tb_parts", "_keep", "_views", "_cmd", "_tens", "_meta", "_sget",
         "_vec_plans", "_dot_plans", "_reduce_plans", "_other_plans", "_entries",
         "_track", "_acc", "left_range", "ranges",
     )
@@ -146,6 +146,10 @@ class PEBuilder:
         self._tb_parts: list = []  #: tensor byte sizes, an array per flush (set by the store)
         #: functional mode: the handles themselves, for replay (their ids stay unique meanwhile)
         self._keep: list | None = [] if functional else None
+        #: functional mode: the views tl calls made, (handle, tensor number, spec): replay gives
+        #: each the value it reads of its buffer (``views`` once finished)
+        self._views: list | None = [] if functional else None
+        self.views = None
         # Bound methods: the hot path is a few of these per tl call.
         self._cmd = store.pending.extend
         self._tens = self.tensors.append
@@ -536,8 +540,11 @@ class PEBuilder:
         self.tensor_pinned[self.pinned] = 1
         if self.functional:
             self.handles = [weakref.ref(h) for h in self._keep]
+            self.views = {}
+            for h, i, spec in self._views:
+                self.views.setdefault(i, []).append((weakref.ref(h), spec))
         self.finished = True
-        self.tensors = self._keep = None
+        self.tensors = self._keep = self._views = None
         self._cmd = self._tens = self._meta = self._sget = None
         self._vec_plans = self._dot_plans = self._reduce_plans = self._other_plans = None
 

@@ -225,10 +225,15 @@ _NUMPY_TL = {
 
 def _tracked(tr, h):
     """A view ``h``, remembered while a tl.range loop proves its repetition (it is moved on with
-    the tensors it views, kernbench.language.loops)."""
+    the tensors it views, kernbench.language.loops), and in functional mode for replay to fill
+    its ``data`` with what it reads of its buffer."""
     track = getattr(tr, "_track", None)
     if track is not None:
         track.append(h)
+    views = getattr(tr, "_views", None)
+    if views is not None:
+        spec, _, _, i, _ = operand(tr, h, "view")
+        views.append((h, i, spec))
     return h
 
 

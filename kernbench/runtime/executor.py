@@ -497,7 +497,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         metas = handles = None
         if functional:
             metas = [None if b is None else b.meta for b in builders]
-            handles = [None if b is None else b.handles for b in builders]
+            handles = [None if b is None else (b.handles, b.views) for b in builders]
         program, sites, table = _assemble(hw, builders)
         if replay == "verify" and program.compact is not None:
             # its two readers, the C reader the engine uses and the expansion, agree byte for

@@ -115,8 +115,10 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
     """Compute every command of ``program`` and write stores into ``memory``.
 
     ``metas[g]`` is PE g's command metadata (builder.meta, or None for a silent PE);
-    ``handles[g][i]`` a weak reference to the handle returned for tensor i, whose ``.data`` gets
-    the value if the kernel still holds it. Returns the loads of memory nothing had written, in
+    ``handles[g]`` is (builder.handles, builder.views): ``handles[g][0][i]`` a weak reference to
+    the handle returned for tensor i, whose ``.data`` gets the value if the kernel still holds
+    it; ``handles[g][1]`` maps tensor i to weak references to the views tl calls made of it,
+    with their specs, each held one given what it reads of the value. Returns the loads of memory nothing had written, in
     completion order: dicts with pe, where (file:line), array, element (the first, per load),
     at most MAX_UNWRITTEN_READS of them. A value is dropped once its last reader has run, so
     replay holds about what the PEs' SRAM would, not every tensor of the launch.
@@ -204,9 +206,16 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
             if shadow is not None:
                 shadow.after(g, idx, m, v, dst, x if kind == "store" else None)
             if dst >= 0:
-                h = handles[g][dst]()
+                refs, views = handles[g]
+                h = refs[dst]()
                 if h is not None:
                     h.data = v[dst]
+                vs = views.get(dst) if views else None
+                if vs:
+                    for r, spec in vs:
+                        h = r()
+                        if h is not None:
+                            h.data = value_of(v, spec)
             rd = readers[g]
             for sid in srcs_of[idx]:
                 if sid >= 0:
