@@ -1020,7 +1020,7 @@ cdef class Sim:
         # comment. `old` is the snapshot P iterations back.
         cdef int32_t pe, u, j, n_pes = self.hw.n_pes, ppc = self.hw.pes_per_cube
         cdef int64_t n_links = n_pes * N_PORTS, Q = self.hw.queue
-        cdef int64_t D = m * delta, r, i, q, dq, e, t, t0, made, lo, hi, w, dl, s, fr
+        cdef int64_t D = m * delta, r, i, q, dq, e, t, t0, made, lo, hi, w, dl, s, fr, pm, done, nb
         cdef const int64_t* raw = old + 3 + old[2]
         cdef int64_t* cnt
         cdef int64_t* tmp
@@ -1123,9 +1123,18 @@ cdef class Sim:
                 tmp[2 * (t - lo)] = self.t_ready[t]
                 tmp[2 * (t - lo) + 1] = self.t_readers[t]
             w = m * P * made
-            for t in range(lo, lo + w):
-                self.t_ready[t] = self.t_ready[t - P * made]
-                self.t_readers[t] = self.t_readers[t - P * made]
+            # t_ready[t] = t_ready[t - pm] for t in lo .. lo + w (likewise t_readers): the
+            # stretch before lo repeated, copied in doubling blocks, each from lo - pm (the
+            # period before lo and the copies already written: a whole number of periods, and
+            # ending where the block starts). In range: lo - pm >= t0 (_ff_periods: ff_lo >= P)
+            # and the window moved on below ends past lo + w.
+            pm = P * made
+            done = 0
+            while done < w:
+                nb = done + pm if done + pm < w - done else w - done
+                memcpy(&self.t_ready[lo + done], &self.t_ready[lo - pm], nb * sizeof(uint8_t))
+                memcpy(&self.t_readers[lo + done], &self.t_readers[lo - pm], nb * sizeof(int32_t))
+                done += nb
             for t in range(lo, hi):
                 self.t_ready[t + w] = <uint8_t> tmp[2 * (t - lo)]
                 self.t_readers[t + w] = <int32_t> tmp[2 * (t - lo) + 1]
