@@ -803,3 +803,23 @@ def test_a_known_value_kept_past_replayed_iterations_stays_known(kernel, where, 
         assert out["off"][0] == "error"
     if out["off"][0] == "error":
         assert ("division or remainder by zero" if kernel is kept_divisor else "masked store") in out["off"][1]
+
+
+def catches_its_bad_load(x_ptr, o_ptr, n, *, tl):
+    """The load of iteration 20 leaves its allocation; the kernel catches the error and goes on
+    after the loop (a probe for how many blocks fit)."""
+    acc = tl.zeros((B8,), "f32")
+    try:
+        for i in tl.range(0, n):
+            acc = acc + tl.load(x_ptr + i * B8 * F32, shape=(B8,))
+    except KernelError:
+        pass
+    tl.store(o_ptr, acc)
+
+
+def test_verify_accepts_leaving_at_an_iteration_replay_traces():
+    """Replay stops before iteration 20 (its load leaves the allocation) and traces it, so the
+    kernel leaves the loop there with replay on too: verify finds on and off alike and no
+    iteration skipped (it said the loop was left in an iteration replay skips)."""
+    out = _outcomes(catches_its_bad_load, lambda ctx: (ctx.empty((20 * B8,), "f32"), ctx.empty((B8,), "f32"), 100))
+    assert out["off"][0] == "ok" and out["on"] == out["off"] == out["verify"]

@@ -372,14 +372,17 @@ def tl_range(tl, r: range):
                 running[2] = r[j]
                 yield r[j]
             return
-        # verify, first pass: trace the iterations replay would skip and check each
+        # verify, first pass: trace the iterations replay would skip and check each (replay
+        # stops before the first whose loads or stores leave their allocation, and traces it
+        # and the rest: those are not skipped, e.g. a kernel that catches that iteration's error)
+        safe = k + _safe_iterations(p, n - 1 - k)
         for j in range(k, n - 1):
             s = _snap(b)
-            at, skipped = j, True
+            at, skipped = j, j < safe
             running[2] = r[j]
             yield r[j]
             e = _snap(b)
-            if not _interleaved(b, running):
+            if not _interleaved(b, running) and j < safe:
                 _check_iteration(b, p, s, e, j - kb, j, r[j], where, kb)
         if owner:
             b._acc = None
