@@ -117,17 +117,17 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     # (replay moves those), else the same one; a view's kind or shape that changes from one
     # iteration to the next (tl.trans of the last iteration's view) is not a repetition. Pairs
     # of which nothing holds either handle any more (a body's temporaries) are skipped: no
-    # kernel can see them (_core._replay.handles_alike); the transposed views themselves are compared
-    # below whether held or not.
+    # kernel can see them (_core._replay.handles_alike); the transposed views themselves are
+    # compared below whether held or not.
     lo = b.base + t0
     if b._track is not None:
         if sb[4] - sa[4] != se[4] - sb[4]:
             return None
         if not handles_alike(b._track, sa[4], sb[4], sb[4] - sa[4], D, lo):
             return None
-    # the transposed views A and B made (tl.trans of a plain view: the registry the engine and
-    # replay read), alike one by one: B's naming a tensor D further on if A's is from iteration
-    # 0 on, else the same one
+    # the transposed views A and B made (tl.trans of a plain view: the registry a transposed
+    # view is checked against, semantic.operand), alike one by one: B's naming a tensor D
+    # further on if A's is from iteration 0 on, else the same one
     va, vb = b.transposed.since(trans_a, trans_b), b.transposed.since(trans_b, trans_e)
     if len(va) != len(vb):
         return None

@@ -118,8 +118,8 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
     ``handles[g]`` is (builder.handles, builder.views): ``handles[g][0][i]`` a weak reference to
     the handle returned for tensor i, whose ``.data`` gets the value if the kernel still holds
     it; ``handles[g][1]`` maps tensor i to weak references to the views tl calls made of it,
-    with their specs, each held one given what it reads of the value. Returns the loads of memory nothing had written, in
-    completion order: dicts with pe, where (file:line), array, element (the first, per load),
+    with their specs, each held one given what it reads of the value. Returns the loads of
+    memory nothing had written, in completion order: dicts with pe, where (file:line), array, element (the first, per load),
     at most MAX_UNWRITTEN_READS of them. A value is dropped once its last reader has run, so
     replay holds about what the PEs' SRAM would, not every tensor of the launch.
 
