@@ -727,6 +727,9 @@ def test_only_the_handles_something_holds_are_compared_and_moved():
         live_handles(track, 7, 0)
 
 
+ALTERNATE = []  # the iterations transposed_every_other's body ran
+
+
 def transposed_every_other(x_ptr, o_ptr, n, *, tl):
     """A temporary view transposed in every other iteration (the index choosing a view, outside
     the contract)."""
@@ -736,9 +739,6 @@ def transposed_every_other(x_ptr, o_ptr, n, *, tl):
         x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
         tmp = tl.trans(x) if i % 2 else tl.reshape(x, (T, T))
         tl.store(o_ptr, tl.dot(w, tmp))
-
-
-ALTERNATE = []
 
 
 @pytest.mark.parametrize("n", [7, 8])
@@ -776,8 +776,9 @@ def kept_mask(x_ptr, o_ptr, n, where, *, tl):
 
 
 def kept_divisor(x_ptr, o_ptr, n, where, *, tl):
-    """A known int32 tensor holding a 0 (or, ``where="moving"``, a mask whose bound follows the
-    index: outside the contract), kept one iteration and used after the loop."""
+    """A known int32 tensor holding a 0 (or, ``where="moving"``, one whose values follow the
+    index through a Python number: outside the contract), kept one iteration and used as a
+    divisor after the loop."""
     d = d_prev = None
     for i in tl.range(n):
         d_prev = d
