@@ -277,6 +277,34 @@ def test_verify_catches_kernels_outside_the_contract(kernel, match):
         assert off.program.commands.tobytes() != on.program.commands.tobytes()
 
 
+def state_for_the_next_pe(x_ptr, o_ptr, n, *, tl, seen):
+    """PE 0's tl.range body counts its iterations in a Python list (outside the contract); PE 1,
+    which runs no tl.range, stores once per count: with replay it sees the 4 traced iterations."""
+    if tl.program_id(0) == 0:
+        seen.clear()
+        for i in tl.range(0, n):
+            seen.append(i)
+            tl.store(o_ptr + i * T * F32, tl.load(x_ptr + i * T * F32, shape=(T,)))
+    else:
+        for _ in seen:
+            tl.store(o_ptr, tl.exp(tl.load(x_ptr, shape=(T,))))
+
+
+def test_verify_catches_python_state_a_replayed_body_leaves_for_another_pe():
+    """Verify traces the whole launch with replay, then every PE in full: PE 1's program, made
+    from what PE 0's replayed body left, is compared too (a review found verify silent, with
+    full tracing's numbers: it traced PE 0 in full right after replaying it, before PE 1)."""
+    seen = []
+    args = lambda ctx: (ctx.empty((12 * T,), "f32"), ctx.empty((12 * T,), "f32"), 12)  # noqa: E731
+    off = _launch(state_for_the_next_pe, args, "off", seen=seen)
+    assert len(seen) == 12
+    on = _launch(state_for_the_next_pe, args, "on", seen=seen)
+    assert len(seen) == 4 and on.program.n_commands != off.program.n_commands
+    with pytest.raises(KernelError, match=r"PE \(1, 0\): tl.range replay \(verify mode\) changes the program: "
+                                          r"command #12 .*for a PE traced after it"):
+        _launch(state_for_the_next_pe, args, "verify", seen=seen)
+
+
 def test_verify_is_the_test_suites_default(monkeypatch):
     monkeypatch.setenv("KERNBENCH_REPLAY", "verify")
     args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 12)  # noqa: E731

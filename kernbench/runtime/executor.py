@@ -277,8 +277,10 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
     global PE order, and the sites naming them. PEs in ``skip`` (global indices) are not run.
 
     ``replay``: tl.range loops are replayed ("on"), traced in full ("off"), or (``"verify"``)
-    each PE is traced twice, first in full checking every iteration replay would skip, then with
-    replay, and the two programs must be the same (kernbench.language.loops)."""
+    the launch is traced with replay, then, when a PE ran a tl.range loop, every PE again in
+    full, checking every iteration replay skipped; each PE's two programs must be the same
+    (kernbench.language.loops). Every PE, not only those with a loop: Python state a replayed
+    body leaves for a PE traced after it (outside the contract) shows in that PE's program."""
     hw = ctx.hw
     nbr = ctx.neighbours()
     sfr_text = ctx.sfr.describe() if ctx.sfr is not None else "no SFR installed: call ctx.install_sfr()"
@@ -287,6 +289,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
     tl = TL(grid, replay="on" if replay == "verify" else replay)
     store = TraceStore()
     n_programs, traced = grid[0] * grid[1], 0
+    replayed: dict = {}  # verify mode: global PE -> its program traced with replay
     name = getattr(kernel, "__name__", repr(kernel))
     kfile = getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>")
 
@@ -346,14 +349,20 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                         f"{pe_label((p, c))}: tl.range replay (verify mode) raised an error full tracing "
                         f"does not: {e} (docs/language.md, 'tl.range')", pe=(p, c),
                         where=e.where) from e
-                if verify and tl._ranged != ranged:
-                    _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, b)
+                if verify:
+                    replayed[g] = b
                 if b.n_commands:
                     builders[g] = b
                 # Programs of one kernel emit about as many commands each: size the store for
                 # the launch (with room to spare: it costs address space, a regrowth copies).
                 traced += 1
                 store.expect(store.n_traced * n_programs // traced * 5 // 4)
+        if verify and tl._ranged:
+            # after the whole launch, as replay="off" would trace it: any state the replayed
+            # pass left behind is the launch's own, as with replay="on"
+            for g, b in replayed.items():
+                p, c = b.pe, b.cube
+                _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, b)
     finally:
         tl._begin(None)  # a tl kept by the kernel refuses every call from now on
         pop_operator_target(tl)
@@ -404,7 +413,8 @@ def _compare_replayed(full, b, pe: tuple) -> None:
             f"{pe_label(pe)}: tl.range replay (verify mode) changes the program: command #{j} is "
             f"{name(tb, sb, cb, j)} with replay, {name(ta, sa, ca, j)} traced in full. A tl.range "
             f"body may depend on its index only through addresses, and the kernel may not keep "
-            f"Python state across its iterations (docs/language.md, 'tl.range')",
+            f"Python state across its iterations, for its own PE or for a PE traced after it "
+            f"(docs/language.md, 'tl.range')",
             pe=pe, where=f"{k[1]}:{k[2]}")
     if not (np.array_equal(full.tensor_bytes, b.tensor_bytes)
             and np.array_equal(full.tensor_pinned, b.tensor_pinned)):
