@@ -188,3 +188,26 @@ def test_branching_on_a_tensor_value_is_refused(ctx):
     assert f"PE (0, 0) at {FILE}:{lines[0]}: bool(tensor)" in str(ei.value)
     assert ei.value.pe == (0, 0)
     assert "control flow may depend on program ids and arguments, not on tensor values" in str(ei.value)
+
+
+@pytest.mark.parametrize("call", [
+    lambda tl, t: tl.sum(t, axis=1, keep_dims=True),
+    lambda tl, t: tl.exp(t, 1),
+    lambda tl, t: tl.where(t > 0, t),
+    lambda tl, t: tl.dot(t, tl.trans(t), out_dtype="f16"),
+    lambda tl, t: tl.cast(t),
+], ids=["sum_keep_dims", "exp_two_args", "where_two_args", "dot_out_dtype", "cast_no_dtype"])
+def test_a_tl_call_with_a_wrong_signature_names_the_kernel_line(ctx, call):
+    """The compiled tl builtins raise their TypeError inside themselves, in a traceback entry
+    named by their source path ('kernbench/language/builtins.py'): it is kernbench's, so the
+    error names the kernel's line, as the plain Python modules do (a review found builtins.py)."""
+    x = ctx.put(np.ones((2, 3), np.float32), pe=(0, 0))
+
+    def kernel(p, *, tl):
+        call(tl, tl.load(p, shape=(2, 3)))
+
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(kernel, (1, 1), x, mode="functional")
+    line = call.__code__.co_firstlineno
+    assert "raised TypeError on PE (0, 0)" in str(ei.value)
+    assert f" at {FILE}:{line}: " in str(ei.value) and ei.value.where.endswith(f"{FILE}:{line}")

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..common.errors import KernelError, pe_at, pe_label
 from ..common.pe_commands import N_PORTS, PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, TensorHandle
+from ._compiled import TRACING_MODULES
 
 __all__ = [
     "DTYPES",
@@ -259,6 +260,12 @@ def register_internal(path: str) -> None:
 
 register_internal(__file__)
 register_internal(sys.modules[TensorHandle.__module__].__file__)
+# A compiled module's traceback entries carry the source path setup.py gave Cython, relative
+# ("kernbench/language/builtins.py"), not its __file__ (the extension): a tl call with a wrong
+# signature raises inside the compiled function, and the kernel's line is the frame outside it.
+for _m in TRACING_MODULES:
+    register_internal(_m.replace(".", "/") + ".py")
+    register_internal(os.path.join(*_m.split(".")) + ".py")
 
 
 def site_frame():
