@@ -86,7 +86,7 @@ def to_f32_in(v, kind, dt):
 
     A float tensor widens exactly; an int32 tensor "is converted to the float dtype first"
     (int -> f32 -> dt, rounding at dt); a mask is 0/1; a Python number is an immediate of the
-    command (an f32 constant: it never promotes).
+    command: it never promotes, and is an f32 constant cast to ``dt`` (Triton's scalar rule).
     """
     if kind in FLOATS:
         return np.asarray(v).astype(F32).astype(NP[dt]).astype(F32)
@@ -94,7 +94,8 @@ def to_f32_in(v, kind, dt):
         return rnd(np.asarray(v, np.int64).astype(F32), dt).astype(F32)
     if kind == "mask":
         return np.asarray(v, bool).astype(F32)
-    return F32(v)
+    with np.errstate(over="ignore"):
+        return F32(v).astype(NP[dt]).astype(F32)
 
 
 def dtname(kind):
@@ -263,15 +264,15 @@ def f32_to_int32(v):
 
 
 def _cast(k, x, dst, saturate):
-    if k == dst:
+    if k == dst and not (saturate and dst in FLOATS):  # (saturating: +-inf clamped, even to k)
         return Ok(dst, x)
     if dst == "int32":
         if k == "mask":
             return Ok("int32", np.asarray(x, bool).astype(np.int32))
         return Ok("int32", f32_to_int32(np.asarray(x).astype(F32)))
     v = to_f32_in(x, k, "f32")
-    if saturate and dst in FP8_MAX:
-        m = F32(FP8_MAX[dst])
+    if saturate and dst in FLOATS:  # "any float target: f16 clamps to 65504"
+        m = F32(FP8_MAX.get(dst, ml_dtypes.finfo(NP[dst]).max))
         v = np.where(np.isnan(v), v, np.clip(v, -m, m)).astype(F32)
     return Ok(dst, rnd(v, dst))
 

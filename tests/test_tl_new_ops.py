@@ -351,3 +351,68 @@ def test_exp2_log2_and_unknown_calls():
     with pytest.raises(KernelError) as ei:
         run(body, x)
     assert f"PE (0, 0) at {FILE}:{lines[0]}: tl.cumsum is not part of kernbench's tl language" in str(ei.value)
+
+
+@pytest.mark.parametrize("dtype", ["f16", "bf16", "f32", "fp8e5m2"])
+def test_a_saturating_cast_to_the_same_float_dtype_clamps_its_infinities(dtype):
+    """``saturate=True`` clamps +-inf to the largest finite value whatever the source dtype, the
+    target's own included: one cast command then, not the operand returned unchanged (a review
+    found inf kept). Without ``saturate`` a same-dtype cast is the operand itself, no command.
+    Cost (docs/hardware-model.md, default preset): a 4-element cast, ceil(4/64) * 1 + 8 = 9 cycles."""
+    nd = {"f16": np.float16, "bf16": ml_dtypes.bfloat16, "f32": np.float32,
+          "fp8e5m2": ml_dtypes.float8_e5m2}[dtype]
+    big = float(ml_dtypes.finfo(nd).max)
+    x = np.array([np.inf, -np.inf, 1.0, np.nan], np.float32).astype(nd)
+    (sat, same, t), r = run(lambda tl, t: (tl.cast(t, dtype, saturate=True), tl.cast(t, dtype), t), x,
+                            dtype=dtype)
+    got = sat.data.astype(np.float64)
+    assert got[0] == big and got[1] == -big and got[2] == 1.0 and np.isnan(got[3])
+    assert sat.dtype == dtype and same is t  # the plain cast: the loaded tile itself
+    assert vec_ops(r) == [("CAST", 4)]
+
+
+def test_signed_zeros_order_minus_zero_below_plus_zero():
+    """IEEE 754-2019 maximum and minimum: -0 < +0, so the answer does not depend on the order of
+    the operands (numpy's maximum returns the first of two zeros; a review found tl.maximum(+0,
+    -0) = -0). tl.max / tl.min of a row follow the same order; NaN still propagates."""
+    a = np.array([0.0, -0.0, -0.0, 0.0, np.nan, -1.0], np.float32)
+    b = np.array([-0.0, 0.0, -0.0, 0.0, -0.0, -0.0], np.float32)
+    (mx, mn, mx2, mn2, rmax, rmin, smax), _ = run(
+        lambda tl, x, y: (tl.maximum(x, y), tl.minimum(x, y), tl.maximum(y, x), tl.minimum(y, x),
+                          tl.max(tl.reshape(x, (3, 2)), axis=1), tl.min(tl.reshape(x, (3, 2)), axis=1),
+                          tl.maximum(x, 0.0)), a, b)
+    sign = lambda h: np.signbit(h.data).ravel().tolist()  # noqa: E731
+    assert sign(mx) == sign(mx2) == [False, False, True, False, False, True]
+    assert sign(mn) == sign(mn2) == [True, True, True, False, False, True]
+    assert np.isnan(mx.data[4]) and np.isnan(mn.data[4]) and mx.data[5] == 0 and mn.data[5] == -1
+    # rows [+0, -0], [-0, +0], [NaN, -1]
+    assert sign(rmax)[:2] == [False, False] and sign(rmin)[:2] == [True, True]
+    assert np.isnan(rmax.data.ravel()[2]) and np.isnan(rmin.data.ravel()[2])
+    assert not np.signbit(smax.data[[0, 1, 2, 3]]).any()  # max(-0, 0.0) is +0
+
+
+@pytest.mark.parametrize("dtype, number", [("f16", 0.1), ("bf16", 1.00390625), ("f16", 70000.0),
+                                           ("fp8e4m3", 449.0), ("fp8e5m2", 0.1)])
+def test_a_python_number_is_cast_to_its_float_tensors_dtype(dtype, number):
+    """With an f16/bf16/fp8 tensor a Python number is that dtype's value (an f32 constant cast to
+    it, as Triton casts a scalar): x == c holds where x holds the number's value in that dtype,
+    and x - c is 0 there (a review found 0.1 kept as an f32 constant: f16(0.1) == 0.1 false)."""
+    nd = {"f16": np.float16, "bf16": ml_dtypes.bfloat16, "fp8e4m3": ml_dtypes.float8_e4m3fn,
+          "fp8e5m2": ml_dtypes.float8_e5m2}[dtype]
+    with np.errstate(over="ignore"):
+        c = np.float32(number).astype(nd)  # the immediate's value in the tensor's dtype
+    x = np.array([c, 2.0], nd)
+    (eq, diff), _ = run(lambda tl, t: (t == number, t - number), x, dtype=dtype)
+    assert eq.data.tolist() == [True, False] and diff.dtype == dtype
+    d0 = float(diff.data[0].astype(np.float64))
+    assert d0 == 0.0 or (np.isnan(d0) and not np.isfinite(float(np.float64(c))))
+
+
+def test_a_dtype_name_of_a_str_subclass_is_a_name():
+    """np.str_ (an element of an array of names) names a dtype as str does: 'f16' is f16, not
+    numpy's 16-byte float."""
+    x = np.ones(4, np.float32)
+    h, _ = run(lambda tl, t: tl.cast(t, np.str_("f16")), x)
+    assert h.dtype == "f16"
+    ctx = kernbench.Context("default", overrides=HW)
+    assert ctx.put(np.ones(4, np.float32), pe=(0, 0), dtype=np.str_("bf16")).dtype == "bf16"

@@ -558,7 +558,8 @@ class TL:
         return self.floordiv(self.sub(self.add(a, b), 1), b)
 
     def cast(self, x, dtype, saturate: bool = False) -> TensorHandle:
-        """``x`` converted to ``dtype`` (one CAST command); ``x`` itself when already ``dtype``.
+        """``x`` converted to ``dtype`` (one CAST command); ``x`` itself when already ``dtype``,
+        unless ``saturate=True`` on a float (then the cast clamps its +-inf).
 
         To int32: truncates toward zero, saturates, NaN gives 0. To a float: rounds to nearest
         even; fp8e4m3 overflows to NaN and fp8e5m2 to inf unless ``saturate=True``, which
@@ -569,7 +570,7 @@ class TL:
         spec, s, d, i, n = operand(tr, x, "cast operand")
         if type(saturate) is not bool:
             fail(tr, f"cast: saturate must be True or False, got {saturate!r}")
-        if d == dtype:
+        if d == dtype and not (saturate and d in _FLOATS):
             return x
         return tr.vec(f, "cast", (spec,), i, -1, -1, s, n, dtype, None, d, saturate or None)
 

@@ -81,13 +81,16 @@ def _wide(ct: str) -> np.dtype:
 def convert(v, ct: str) -> np.ndarray:
     """Operand ``v`` (an array of any language dtype, or a Python number) converted to ``ct``
     and widened for computing: a float ``ct`` rounds to ``ct`` first (an int32 operand of an f16
-    op is an f16 value), then f32."""
+    op is an f16 value, and so is a Python number: an f32 constant cast to ``ct``, as Triton
+    casts a scalar to its tensor operand's dtype), then f32."""
     if not isinstance(v, np.ndarray):  # an immediate: Python int or float
         if ct == "int32":
             return np.int64(v)
         if ct == "bool":
             return np.bool_(v)
-        return np.float32(v)
+        with np.errstate(over="ignore"):  # (a number past ct's range: inf, NaN for fp8e4m3)
+            f = np.float32(v)
+            return f if ct == "f32" else f.astype(NP_DTYPES[ct]).astype(_F32)
     wide = _wide(ct)
     if ct in ("int32", "bool", "f32"):
         if ct == "int32" and v.dtype.kind == "f":  # never happens by promotion; a cast does this
@@ -153,9 +156,29 @@ def _sigmoid(x):
     return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
 
 
+def _signed_zeros(r, a, b, pick_a):
+    """``r`` (numpy's maximum or minimum of ``a`` and ``b``) with IEEE 754-2019's order of
+    signed zeros, -0 < +0, where ``a`` and ``b`` are both zeros: numpy returns ``a`` there.
+    ``pick_a``: where ``a`` is the answer (max: a is +0; min: a is -0)."""
+    if r.dtype.kind != "f":
+        return r
+    z = (a == 0) & (b == 0)
+    if not np.any(z):
+        return r
+    return np.where(z, np.where(pick_a(a), a, b), r)
+
+
+def _maximum(a, b):
+    return _signed_zeros(np.maximum(a, b), a, b, lambda a: ~np.signbit(a))
+
+
+def _minimum(a, b):
+    return _signed_zeros(np.minimum(a, b), a, b, np.signbit)
+
+
 _ARITH = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "maximum": np.maximum,
-    "minimum": np.minimum,
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "maximum": _maximum,
+    "minimum": _minimum,
 }
 _COMPARE = {
     "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
@@ -244,6 +267,13 @@ def reduce_value(name: str, x: np.ndarray, axis, out: str) -> np.ndarray:
     fn = {"max": np.max, "min": np.min, "sum": np.sum}[name]
     with np.errstate(all="ignore"):
         r = fn(w, axis=axis, keepdims=True)
+    if name != "sum" and r.dtype.kind == "f" and np.any(r == 0):
+        # IEEE 754-2019's order of signed zeros (-0 < +0), as tl.maximum and tl.minimum: a max
+        # that is a zero is +0 if any element is +0, a min -0 if any is -0
+        sign = np.signbit(w)
+        has = np.any((w == 0) & (~sign if name == "max" else sign), axis=axis, keepdims=True)
+        zero = np.asarray(0.0 if name == "max" else -0.0, r.dtype)
+        r = np.where(r == 0, np.where(has, zero, -zero), r)
     return np.ascontiguousarray(_round(r, out))
 
 

@@ -68,7 +68,8 @@ _RANK = {"fp8e4m3": 1, "fp8e5m2": 1, "f16": 2, "bf16": 2, "f32": 3}
 
 def dtype_name(d) -> str | None:
     """Canonical dtype name of a string, numpy dtype or ml_dtypes type; None when unknown."""
-    if type(d) is str:
+    if isinstance(d, str):  # (a str subclass too: np.str_, from an array of names)
+        d = str(d)
         return DTYPES.get(d) or DTYPES.get(d.lower())
     try:
         return _NP_NAME.get(np.dtype(d).name)
