@@ -1,6 +1,8 @@
 """`kernbench diag`: the four panels run and pass; --panel, --shape llama70b and --hw work."""
 import json
 
+import pytest
+
 from kernbench.cli import main
 from kernbench.diag import PANELS
 
@@ -68,3 +70,36 @@ def test_causal_cubes_and_decode_rows(capsys):
     assert "decode: 3 ranks" in out and "S_q 3," in out
     assert "GEMM balance 1.000" in out  # zigzag: every rank the same GEMM work
     assert "2 of 2 panels passed" in out
+
+
+def test_more_cubes_than_the_hardware_has_is_an_error(capsys):
+    """--cubes past the preset's cubes is refused, not run on fewer (a review found 9 cubes run
+    as 4 on the 4-cube default preset, PASS, no word of it)."""
+    code, out, err = run(capsys, "diag", "--cubes", "9", "--panel", "multi_user_decode")
+    assert code == 2 and "cubes must be an int from 1 to the hardware's 4 cubes, got 9" in err
+    from kernbench.diag import panel_spec
+    from kernbench.hw import load_hw
+    hw = load_hw("default")
+    assert panel_spec("multi_user_decode", hw, cubes=4).n_ranks == 4
+    for bad in (0, 5, True, 2.0):
+        with pytest.raises(ValueError, match="cubes must be an int"):
+            panel_spec("multi_user_decode", hw, cubes=bad)
+
+
+def test_causal_tflops_line_gives_the_rate_of_the_unmasked_half():
+    """Causal prefill: the line's first rate counts the FLOPs the GEMM units ran, the second the
+    unmasked half of the attention (PanelSpec.model_flops), both over the launch's seconds."""
+    import re
+
+    from kernbench.diag import panel_spec, run_panel
+    from kernbench.hw import load_hw
+    hw = load_hw("default")
+    spec = panel_spec("single_user_prefill", hw, causal=True)
+    r = run_panel(spec, hw)
+    line = next(ln for ln in r.summary_lines() if "TFLOP/s" in ln)
+    m = re.search(r"; ([0-9.]+) TFLOP/s \(([0-9.]+)%\) counting the unmasked half", line)
+    assert m, line
+    want = spec.model_flops() / hw.seconds(r.result.cycles) / 1e12
+    assert float(m.group(1)) == round(want, 2)
+    assert "counting the unmasked half" not in next(
+        ln for ln in run_panel(panel_spec("single_user_prefill", hw), hw).summary_lines() if "TFLOP/s" in ln)

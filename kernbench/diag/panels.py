@@ -19,6 +19,7 @@ timing mode (no numerics) for the cycle figures.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
@@ -131,6 +132,15 @@ class PanelResult:
     #: ``run_panels(tune=True)``: the tuner's choice for this panel (see :func:`tune_panel`)
     tuning: Optional[dict] = None
 
+    def _model_tflops(self, s: dict) -> str:
+        """Causal: the rate counting the attention's unmasked half (PanelSpec.model_flops, the
+        FlashAttention convention); the line's first rate counts the FLOPs the GEMM units ran,
+        the masked part of the diagonal blocks included."""
+        secs = s["microseconds"] * 1e-6
+        tf = self.spec.model_flops() / secs / 1e12 if secs else 0.0
+        peak = s["totals"]["peak_tflops"]
+        return f"; {tf:.2f} TFLOP/s ({100 * tf / peak if peak else 0.0:.1f}%) counting the unmasked half"
+
     @property
     def name(self) -> str:
         return self.spec.name
@@ -196,7 +206,7 @@ class PanelResult:
             f"cycles {s['cycles']:,} = {fmt_seconds(s['microseconds'] * 1e-6)} at {s['clock_ghz']:g} GHz "
             f"({self.wall_seconds:.2f} s to simulate)",
             f"{t['achieved_tflops']:.2f} TFLOP/s of {t['peak_tflops']:.2f} peak on {s['working_pes']} "
-            f"working PEs ({100 * t['tflops_fraction']:.1f}%)",
+            f"working PEs ({100 * t['tflops_fraction']:.1f}%)" + (self._model_tflops(s) if sp.causal else ""),
             f"utilization (mean over working PEs): GEMM {busy['GEMM']:.0f}%, VECTOR {busy['VECTOR']:.0f}%, "
             f"DMA {busy['DMA']:.0f}%, links {self.link_wire_pct():.0f}% (wire busy, mean over "
             f"{lk['links_used']} used links); GEMM balance {self.gemm_balance():.3f} (least/most busy rank)",
@@ -232,7 +242,10 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
 
     ``causal`` applies to the prefill panels (zigzag layout, causal mask); a decode panel's one
     query row is the newest token, which sees the whole context either way. ``decode_rows``: query
-    rows per sequence of the decode panels (1; more for speculative or chunked decode)."""
+    rows per sequence of the decode panels (1; more for speculative or chunked decode).
+    ``cubes``: the multi-user panels' ranks, 1 .. ``hw.n_cubes`` (None: every cube, at most
+    SMALL_MULTI_USER_CUBES at the small shape); the single-user panels ignore it. Raises
+    ValueError for an unknown panel or shape, or a context, cubes or causal they cannot run."""
     if name not in PANELS:
         raise ValueError(f"unknown diag panel {name!r}: expected one of {', '.join(PANELS)}")
     if shape not in SHAPES:
@@ -243,6 +256,12 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
         grid = (hw.pes_per_cube, 1)
     else:
         default = SMALL_MULTI_USER_CUBES if shape == "small" else hw.n_cubes
+        if cubes is not None:
+            if isinstance(cubes, bool) or not isinstance(cubes, numbers.Integral) \
+                    or not 1 <= cubes <= hw.n_cubes:
+                raise ValueError(f"cubes must be an int from 1 to the hardware's {hw.n_cubes} "
+                                 f"cubes, got {cubes!r}")
+            cubes = int(cubes)
         n_ranks = min(cubes or default, hw.n_cubes)
         scope, rank_axis = "cube", 1
         grid = (hw.pes_per_cube, n_ranks)
