@@ -15,7 +15,7 @@
                     [--out FILE.csv|.parquet] [--plot FILE --x COL --y COL --hue COL] [--pareto COST]
 
 Errors are printed as one line, ``kernbench: error: ...``, with exit status 2; ``--debug`` shows
-the traceback instead. ``diag`` exits 1 when a panel fails, ``run`` when the module's check
+the traceback and the whole message instead (exit status 2 all the same). ``diag`` exits 1 when a panel fails, ``run`` when the module's check
 fails. Runs that take more than a second show a progress bar on a terminal. docs/reports.md
 describes every command.
 
@@ -932,8 +932,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         err.print("kernbench: interrupted", markup=False)
         return 130
     except Exception as e:
-        if debug:
-            raise
+        if debug:  # the whole traceback and message, with an error's exit status all the same
+            traceback.print_exc()
+            return EXIT_ERROR
         err.print(f"kernbench: error: {_one_line(e)}", markup=False)
         return EXIT_ERROR
 
