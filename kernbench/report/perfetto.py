@@ -15,7 +15,9 @@ make them overlap by a nanosecond). The exact cycles are in each slice's ``args`
 A flow starts 1 ns after its send slice starts and ends 1 ns before its recv slice ends (when
 the data has landed), so it always points forward in time, even for a recv posted long before
 the send, and each end lies strictly inside its slice (never on a boundary between back-to-back
-slices, where the binding would be ambiguous). Slices shorter than 2 ns use half their length.
+slices, where the binding would be ambiguous). Slices shorter than 2 ns use half their length;
+a 0 ns slice has no inside, and its end sits on its one time, which a neighbouring slice may
+share (docs/reports.md).
 
 :func:`to_perfetto` streams the file: it formats the events a chunk of commands at a time
 (one ``%`` over a chunk, the names, shapes and sources of each kernel site formatted once) and
