@@ -396,7 +396,7 @@ def check_shape(tr, shape, what: str = "shape") -> tuple:
         fail(tr, f"{what} must be a non-empty tuple of positive ints, got {shape!r}")
     if numel(out) > MAX_ELEMENTS:
         fail(tr, f"{what} {_fmt(out)} has {numel(out)} elements: a tensor holds at most 2**37 "
-                 f"(2**40 bytes)")
+                 f"elements (2**40 bytes at 8 bytes each, whatever its dtype)")
     return out
 
 
