@@ -155,6 +155,10 @@ def test_sram_over_capacity_is_flagged():
     assert s["sram"]["peak_fraction"] == pytest.approx(1.5)
     text = print_report(r, file=io.StringIO())
     assert "OVER CAPACITY on 2 PEs: PE (0, 0), PE (1, 0)" in text
+    assert "peak 48 KiB of 32 KiB (150%)" in text  # 3 significant digits, as every figure
+    # far over: 3 digits, every integer digit grouped (a review found "(3276800.0%)")
+    r = launch(streams, hw=hw.with_overrides({"sram.capacity_bytes": 8}), grid=(2, 1))
+    assert "peak 48 KiB of 8 B (614,400%)" in print_report(r, file=io.StringIO())
 
 
 def test_empty_launch_reports_zeros():

@@ -177,7 +177,7 @@ def _totals(s: dict) -> Table:
         t.add_row("links", "no link traffic")
     sram = Text(
         f"peak {fmt_bytes(sr['peak_bytes'])} of {fmt_bytes(sr['capacity_bytes'])} "
-        f"({100 * sr['peak_fraction']:.1f}%)"
+        f"({fmt_num(100 * sr['peak_fraction'])}%)"
         + (f" on {sr['peak_pe_name']}" if sr["peak_pe_name"] else "")
     )
     if sr["over_capacity"]:
