@@ -132,6 +132,17 @@ def parse_grid(text: str) -> tuple:
     return vals
 
 
+def _unique_args(pairs, option: str) -> dict:
+    """(name, value) pairs of a repeatable option as a dict; a name given twice is a CliError
+    (the second would silently replace the first)."""
+    out: dict = {}
+    for name, value in pairs or []:
+        if name in out:
+            raise CliError(f"{option} {name} is given twice ({out[name]!r} and {value!r}): give it once")
+        out[name] = value
+    return out
+
+
 def _parse_arg(text: str) -> tuple:
     name, eq, value = text.partition("=")
     name = name.strip()
@@ -553,7 +564,7 @@ def cmd_run(args, console) -> int:
         raise CliError(f"kernbench run needs kernbench.Context, which is not available: {e}") from e
     ctx = Context(hw=hw)
     ctx.install_sfr(scope=args.sfr, ring=args.ring)
-    values = dict(args.arg or [])
+    values = _unique_args(args.arg, "--arg")
     launch = launch_args(module, kernel, ctx, values)
     label = f"{args.kernel} on grid {plural(args.grid[0], 'PE')} x {plural(args.grid[1], 'cube')} ({args.mode})"
     with DelayedProgress(f"running {label}", console=_stderr_console()):
@@ -704,8 +715,9 @@ def cmd_sweep(args, console) -> int:
         setup = setup if callable(setup) else getattr(module, "setup", None)
         kw = dict(grid=args.grid, setup=setup, sfr=args.sfr, ring=args.ring)
     cache = False if args.no_cache else (args.cache_dir or True)
-    res = sweep(target, hw=hw, hardware=dict(args.set or []) or None, args=dict(args.arg or []) or None,
-                options=dict(args.option or []) or None, workers=args.workers, scheduler=args.scheduler,
+    res = sweep(target, hw=hw, hardware=_unique_args(args.set, "--set") or None,
+                args=_unique_args(args.arg, "--arg") or None,
+                options=_unique_args(args.option, "--option") or None, workers=args.workers, scheduler=args.scheduler,
                 cache=cache, **kw)
     from rich.console import Console
     from rich.table import Table

@@ -569,3 +569,22 @@ def test_diag_bad_output_path_fails_before_any_panel(capsys, fake_diag, tmp_path
     assert code == 2
     assert "--plot" in one_error_line(err) and "does not exist" in err
     assert calls == {}  # run_panels never ran
+
+
+def test_an_argument_given_twice_is_an_error(capsys, kernels):
+    """--arg n=1K --arg n=2K: which did the user mean? Refused, naming both (a review found the
+    last kept silently). The same for sweep's --set, --arg and --option."""
+    code, _, err = run(capsys, "run", f"{kernels}:vadd", "--grid", "8,1", "--arg", "n=1K", "--arg", "n=2K")
+    assert code == 2
+    assert "--arg n is given twice (1024 and 2048): give it once" in one_error_line(err)
+    code, _, err = run(capsys, "sweep", "--panel", "single_user_decode", "--set", "gemm.rows=16",
+                       "--set", "gemm.rows=32")
+    assert code == 2 and "--set gemm.rows is given twice" in one_error_line(err)
+
+
+@pytest.mark.parametrize("width", [0, -5, "80", 19, True])
+def test_a_report_width_that_is_not_columns_is_refused(width):
+    from kernbench.report.table import emit
+
+    with pytest.raises(ValueError, match="width must be an int of at least 20 columns"):
+        emit("text", file=io.StringIO(), width=width)

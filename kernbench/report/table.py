@@ -209,7 +209,10 @@ def print_report(result, console: Optional[Console] = None, file=None, width: in
 def emit(renderable, console: Optional[Console] = None, file=None, width: int = 120) -> str:
     """Print a rich ``renderable`` to ``console``, else to ``file`` (a path or an open text
     file; plain text), else to standard output (``width`` columns when it is not a terminal);
-    return it as plain text ``width`` columns wide. Every printed report goes through here."""
+    return it as plain text ``width`` columns wide. Every printed report goes through here.
+    Raises ValueError when ``width`` is not an int of at least 20 columns."""
+    if isinstance(width, bool) or not isinstance(width, int) or width < 20:
+        raise ValueError(f"width must be an int of at least 20 columns, got {width!r}")
     buf = io.StringIO()
     recorder = Console(file=buf, width=width, record=True, color_system=None, soft_wrap=False)
     recorder.print(renderable)
