@@ -15,9 +15,9 @@
                     [--out FILE.csv|.parquet] [--plot FILE --x COL --y COL --hue COL] [--pareto COST]
 
 Errors are printed as one line, ``kernbench: error: ...``, with exit status 2; ``--debug`` shows
-the traceback and the whole message instead (exit status 2 all the same). ``diag`` exits 1 when a panel fails, ``run`` when the module's check
-fails. Runs that take more than a second show a progress bar on a terminal. docs/reports.md
-describes every command.
+the traceback and the whole message instead (exit status 2 all the same). ``diag`` exits 1 when
+a panel fails, ``run`` when the module's check fails. Runs that take more than a second show a
+progress bar on a terminal. docs/reports.md describes every command.
 
 ``kernbench.diag.run_panels`` is called with ``progress=callback``; the callback accepts
 ``progress(description, done, total)`` (any of them may be omitted; keywords ``description``,
@@ -717,8 +717,8 @@ def cmd_sweep(args, console) -> int:
     cache = False if args.no_cache else (args.cache_dir or True)
     res = sweep(target, hw=hw, hardware=_unique_args(args.set, "--set") or None,
                 args=_unique_args(args.arg, "--arg") or None,
-                options=_unique_args(args.option, "--option") or None, workers=args.workers, scheduler=args.scheduler,
-                cache=cache, **kw)
+                options=_unique_args(args.option, "--option") or None, workers=args.workers,
+                scheduler=args.scheduler, cache=cache, **kw)
     from rich.console import Console
     from rich.table import Table
 
