@@ -833,7 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("kernel", metavar="MODULE:KERNEL", help="e.g. my_kernels.py:vadd or pkg.mod:attn")
     r.add_argument("--grid", type=parse_grid, required=True, metavar="P,C",
-                   help="PEs per cube used, cubes used (e.g. 8,4)")
+                   help="PEs per cube used, cubes used (e.g. 8,4; 8 alone is 8,1)")
     r.add_argument("--arg", type=_parse_arg, action="append", metavar="NAME=VALUE",
                    help="a kernel (or setup) argument; repeatable")
     r.add_argument("--hw", default="default", metavar="PRESET", help="hardware preset name or TOML path (default: default)")
