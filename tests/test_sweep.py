@@ -249,6 +249,16 @@ def test_cache_keys_see_code_values_and_types(tmp_path):
 
 
 # -- Dask ------------------------------------------------------------------------------------------------
+BY_PATH = """
+def vadd(x_ptr, o_ptr, n, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") + 1.0)
+
+
+def setup(ctx, n):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+"""
+
+
 def _unpickled(dask_worker=None):
     return TracedLaunch.unpickled
 
@@ -270,12 +280,24 @@ def test_a_local_cluster_of_processes_gives_the_serial_rows(tmp_path, monkeypatc
     kw = dict(hardware={"link.bytes_per_cycle": [8, 32], "dma.latency_cycles": [50, 150]},
               args={"chunks": [1, 2, 3]}, options={"strict_sram": [False]}, cache=False)
     serial = sweep(builder, workers=1, **kw)
+    # a kernel module loaded by path, under a name the workers cannot import (what `kernbench
+    # sweep my_kernels.py:vadd` does): shipped by value (a review found the sweep aborted)
+    import importlib.util
+    (tmp_path / "by_path.py").write_text(BY_PATH)
+    spec = importlib.util.spec_from_file_location("kernbench_test_by_path", tmp_path / "by_path.py")
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "kernbench_test_by_path", mod)
+    spec.loader.exec_module(mod)
+    kw2 = dict(hardware={"dma.latency_cycles": [50, 150]}, args={"n": [256, 1024]}, cache=False)
+    serial2 = sweep(mod.vadd, (2, 1), setup=mod.setup, workers=1, **kw2)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
             distributed.Client(lc) as client:
         par = sweep(builder, client=client, **kw)
         received = client.run(_unpickled)
+        par2 = sweep(mod.vadd, (2, 1), setup=mod.setup, client=client, **kw2)
     assert par.stats["workers"] == 2
     assert par.rows == serial.rows
+    assert par2.rows == serial2.rows and all(r["error_type"] is None and r["cycles"] > 0 for r in par2.rows)
     # each trace reaches a worker at most once, however many of its points that worker times
     assert all(n <= par.stats["trace_groups"] for n in received.values()), received
 

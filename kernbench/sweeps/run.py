@@ -205,12 +205,30 @@ def time_one(outcome: TraceOutcome, target: Target, point: Point, hw: HardwareCo
 
 
 # -- Dask tasks (module-level: workers import them) -------------------------------------------------
+class _ByValue:
+    """The sweep's target as cloudpickle bytes, for Dask workers. distributed pickles with plain
+    pickle first, which ships a function by reference whatever cloudpickle was told, so a
+    kernel whose module the workers cannot import (a file loaded by path) would fail there."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, obj):
+        import cloudpickle
+
+        self.data = cloudpickle.dumps(obj)
+
+    def load(self):
+        import cloudpickle
+
+        return cloudpickle.loads(self.data)
+
+
 def _trace_task(target, hw, args, mode):
-    return trace_one(target, hw, args, mode)
+    return trace_one(target.load(), hw, args, mode)
 
 
 def _time_task(outcome, target, point, hw):
-    fig, retraced = time_one(outcome, target, point, hw)
+    fig, retraced = time_one(outcome, target.load(), point, hw)
     return point.index, fig, retraced
 
 
@@ -402,7 +420,7 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
     from distributed import as_completed
 
     _by_value(tgt.fn, tgt.setup)
-    target_f = dc.scatter(tgt, broadcast=True, hash=False)
+    target_f = dc.scatter(_ByValue(tgt), broadcast=True, hash=False)
     futures = []
     point_of = {}
     for members in groups.values():
