@@ -248,6 +248,46 @@ def test_cache_keys_see_code_values_and_types(tmp_path):
     assert c.get(k) == {"a": 1, "b": [1, 2]} and k in c and c.clear() == 1
 
 
+
+def _scaled(x_ptr, o_ptr, n, reps, *, tl):
+    for _ in range(reps):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") * 2.0)
+
+
+def test_cache_keys_see_the_values_code_reads(tmp_path):
+    """What a kernel or builder reads besides its arguments is in its key when it is plain
+    data: a partial's bound values, a closure's cells, the globals its code names (a constant
+    imported from another module, a notebook cell's global), and not only the source files (a
+    review found stale rows served for each). Objects that are not plain data are not hashed."""
+    import functools
+
+    def closure(reps):
+        def kernel(x_ptr, o_ptr, n, *, tl):
+            _scaled(x_ptr, o_ptr, n, reps, tl=tl)
+        return kernel
+
+    assert code_fingerprint(functools.partial(_scaled, reps=1)) != code_fingerprint(functools.partial(_scaled, reps=2))
+    assert code_fingerprint(functools.partial(_scaled, reps=1)) == code_fingerprint(functools.partial(_scaled, reps=1))
+    assert code_fingerprint(closure(1)) != code_fingerprint(closure(2))
+    assert code_fingerprint(closure(3)) == code_fingerprint(closure(3))
+    # a function with no source file reading a global: a notebook cell's, or an imported constant
+    glb = {"REPS": 1, "BLOCKS": (64, np.int64(128)), "obj": object()}
+    exec("def k(n):\n    return n * REPS + BLOCKS[0] + len(str(obj))\n", glb)
+    a = code_fingerprint(glb["k"])
+    glb["obj"] = object()  # not plain data: not hashed, the key stays
+    assert code_fingerprint(glb["k"]) == a
+    glb["REPS"] = 50
+    assert code_fingerprint(glb["k"]) != a
+    glb["REPS"], glb["BLOCKS"] = 1, (64, 256)
+    assert code_fingerprint(glb["k"]) != a
+    # a sweep of the partial with another bound value computes its points again
+    kw = dict(hw="default", args={"n": [256]}, cache=str(tmp_path))
+    setup = lambda ctx, n: (ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n)  # noqa: E731
+    one = sweep(functools.partial(_scaled, reps=1), (1, 1), setup=setup, workers=1, **kw)
+    two = sweep(functools.partial(_scaled, reps=3), (1, 1), setup=setup, workers=1, **kw)
+    assert two.stats["computed"] == 1 and two.rows[0]["cycles"] > one.rows[0]["cycles"]
+    assert sweep(functools.partial(_scaled, reps=3), (1, 1), setup=setup, workers=1, **kw).stats["computed"] == 0
+
 # -- Dask ------------------------------------------------------------------------------------------------
 BY_PATH = """
 def vadd(x_ptr, o_ptr, n, *, tl):

@@ -15,9 +15,11 @@ The folder is ``$KERNBENCH_CACHE``, else ``$XDG_CACHE_HOME/kernbench``, else
 so processes and concurrent runs can share the folder. Delete the folder to clear it.
 
 :func:`code_fingerprint` is the code part of a key: the source of a function's module and of
-the user modules it reaches by name (recursively), plus :func:`kernbench_fingerprint`, the
-hash of kernbench's own source and version. Editing the kernel, a helper it calls in another
-file, or kernbench itself gives new keys; installed third-party packages are not hashed.
+the user modules it reaches by name (recursively), the plain data values it reaches the same way
+(a partial's arguments, closure cells, globals), plus :func:`kernbench_fingerprint`, the hash
+of kernbench's own source and version. Editing the kernel, a helper it calls in another file, a
+constant it reads, or kernbench itself gives new keys; installed third-party packages are not
+hashed.
 """
 from __future__ import annotations
 
@@ -135,14 +137,43 @@ def _names(code: types.CodeType):
             yield from _names(c)
 
 
+def _plain(x: Any, depth: int = 0) -> bool:
+    """Is ``x`` plain data, whose value :func:`canonical` keys exactly: None, numbers, strings,
+    bytes, numpy scalars and arrays, and tuples, lists, dicts and dataclasses of those?"""
+    if x is None or isinstance(x, (bool, int, float, str, bytes, np.generic, np.ndarray)):
+        return True
+    if depth >= 4:
+        return False
+    if isinstance(x, (tuple, list)):
+        return len(x) <= 4096 and all(_plain(v, depth + 1) for v in x)
+    if isinstance(x, dict):
+        return len(x) <= 4096 and all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in x.items())
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return all(_plain(getattr(x, f.name), depth + 1) for f in dataclasses.fields(x))
+    return False
+
+
+def _value(x: Any) -> str | None:
+    """The canonical JSON of plain data ``x`` (:func:`_plain`), else None."""
+    return json.dumps(canonical(x), sort_keys=True) if _plain(x) else None
+
+
 def code_fingerprint(fn: Any, depth: int = 4) -> str:
     """Hash of the code ``fn`` runs: the source files of its module and of every user module it
     reaches through global names, closures and ``functools.partial`` (to ``depth`` levels),
-    plus :func:`kernbench_fingerprint`. A function with no source file (typed at a prompt)
-    counts by its compiled code. A callable object counts by its class and its ``repr``."""
+    plus :func:`kernbench_fingerprint`, plus the values of the plain data (:func:`_plain`) it
+    reaches the same way: a partial's bound arguments, a closure's cells, the globals its code
+    names (a constant imported from another module, a notebook cell's global). A function with
+    no source file (typed at a prompt) counts by its compiled code. A callable object counts by
+    its class and its ``repr``; other objects a function reads are not part of the hash."""
     files: dict[str, str] = {}
     loose: list[str] = []
     seen: set[int] = set()
+
+    def data(tag: str, v: Any) -> None:
+        key = _value(v)
+        if key is not None:
+            loose.append(f"{tag}={key}")
 
     def visit(obj: Any, level: int) -> None:
         if id(obj) in seen or level > depth:
@@ -150,9 +181,11 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
         seen.add(id(obj))
         if isinstance(obj, functools.partial):
             visit(obj.func, level)
-            for a in (*obj.args, *obj.keywords.values()):
-                if callable(a):
-                    visit(a, level)
+            tag = f"partial {getattr(obj.func, '__qualname__', type(obj.func).__qualname__)}"
+            for i, a in enumerate(obj.args):
+                visit(a, level) if callable(a) else data(f"{tag} arg {i}", a)
+            for k, a in obj.keywords.items():
+                visit(a, level) if callable(a) else data(f"{tag} {k}", a)
             return
         if isinstance(obj, types.MethodType):
             visit(obj.__func__, level)
@@ -178,17 +211,24 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
         elif code.co_filename and not os.path.isfile(code.co_filename):
             loose.append(hashlib.sha256(marshal.dumps(code)).hexdigest())
         glb = getattr(obj, "__globals__", {})
-        for name in set(_names(code)):
-            v = glb.get(name)
-            if v is not None and (callable(v) or isinstance(v, types.ModuleType)):
+        where = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+        for name in sorted(set(_names(code))):
+            if name not in glb:
+                continue
+            v = glb[name]
+            if callable(v) or isinstance(v, types.ModuleType):
                 visit(v, level + 1)
-        for cell in getattr(obj, "__closure__", None) or ():
+            else:
+                data(f"{where} global {name}", v)
+        for i, cell in enumerate(getattr(obj, "__closure__", None) or ()):
             try:
                 v = cell.cell_contents
             except ValueError:
                 continue
             if callable(v):
                 visit(v, level + 1)
+            else:
+                data(f"{where} cell {code.co_freevars[i]}", v)
 
     visit(fn, 0)
     h = hashlib.sha256(kernbench_fingerprint().encode())
