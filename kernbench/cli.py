@@ -430,18 +430,19 @@ def _suffixed(path: str, tag: Optional[str]) -> str:
 def _check_output_paths(args) -> None:
     """Every output file option names a file in an existing, writable folder: checked before
     the run, so a typo costs nothing and the error names the option."""
-    for opt in ("trace", "json", "plot", "save"):
+    for opt in ("trace", "json", "plot", "save", "out", "pareto_plot"):
         path = getattr(args, opt, None)
         if not path:
             continue
+        name = "--" + opt.replace("_", "-")
         p = Path(path)
         if p.is_dir():
-            raise CliError(f"--{opt} {path}: is a folder, expected a file name")
+            raise CliError(f"{name} {path}: is a folder, expected a file name")
         folder = p.parent  # Path("t.json").parent is Path(".")
         if not folder.is_dir():
-            raise CliError(f"--{opt} {path}: folder {str(folder)!r} does not exist")
+            raise CliError(f"{name} {path}: folder {str(folder)!r} does not exist")
         if not os.access(folder, os.W_OK):
-            raise CliError(f"--{opt} {path}: folder {str(folder)!r} is not writable")
+            raise CliError(f"{name} {path}: folder {str(folder)!r} is not writable")
 
 
 def _check_trace_filters(args, hw) -> None:
@@ -699,6 +700,14 @@ def cmd_sweep(args, console) -> int:
 
     hw = load_hw(args.hw)
     _check_output_paths(args)
+    # the formats too, before the points are computed (ResultSet.save, plots._save)
+    for opt, suffixes in (("out", (".csv", ".parquet", ".pq")), ("plot", (".png", ".svg")),
+                          ("pareto_plot", (".png", ".svg"))):
+        path = getattr(args, opt)
+        if path and Path(path).suffix.lower() not in suffixes:
+            raise CliError(f"--{opt.replace('_', '-')} {path}: name it {' or '.join(suffixes[:2])}")
+    if args.pareto_plot and not args.pareto:
+        raise CliError("--pareto-plot draws the --pareto front: give --pareto COST too")
     if bool(args.kernel) == bool(args.panel):
         raise CliError("kernbench sweep: give MODULE:KERNEL (with --grid) or --panel NAME, one of them")
     kw = {}

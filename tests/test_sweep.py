@@ -3,6 +3,7 @@ launches), failing points as rows, the on-disk cache, Dask against the serial pa
 tuner and the command line."""
 import json
 import random
+import types
 
 import numpy as np
 import pytest
@@ -343,6 +344,18 @@ def test_a_local_cluster_of_processes_gives_the_serial_rows(tmp_path, monkeypatc
 
 
 # -- plots, files, HTML ------------------------------------------------------------------------------------
+def test_pareto_keeps_rows_tied_on_both_columns():
+    """Rows with the same cost and objective do not beat each other: all are on the front (a
+    review found one kept of twelve tied rows); a row matched on one and worse on the other is
+    not."""
+    from kernbench.sweeps.plots import pareto_rows
+
+    rows = [{"cost": c, "cycles": y, "error": None} for c, y in
+            [(2, 10), (1, 20), (2, 10), (3, 10), (1, 20), (2, 15), (4, 5)]]
+    res = types.SimpleNamespace(rows=rows, columns=["cost", "cycles", "error"])
+    assert pareto_rows(res, "cost") == [1, 4, 0, 2, 6]
+
+
 def test_plot_pareto_files_and_html(tmp_path):
     pytest.importorskip("pandas")
     res = sweep(builder, hardware={"link.bytes_per_cycle": [4, 8, 32, 64]}, args={"chunks": [1, 3]},
@@ -414,4 +427,15 @@ def test_cli_sweep(tmp_path, capsys):
     assert main(argv) == 0 and "(0 computed, 4 from the cache, 4 failed)" in capsys.readouterr().out
     assert main(["sweep", "--panel", "single_user_prefill", "--grid", "8,1"]) == 2
     assert "a panel has its own grid" in capsys.readouterr().err
+    # output paths and formats are checked before any point is computed (a review found them
+    # checked after the sweep, its work lost), and --pareto-plot needs --pareto
+    fresh = ["--cache-dir", str(tmp_path / "fresh")]
+    base = argv[:argv.index("--cache-dir")]
+    for extra, msg in ((["--out", str(tmp_path / "nodir" / "s.csv")], "--out"),
+                       (["--out", str(tmp_path / "s.txt")], "--out"),
+                       (["--plot", str(tmp_path / "s.pdf")], "--plot"),
+                       (["--pareto-plot", str(tmp_path / "f.png")], "--pareto-plot draws the --pareto front")):
+        assert main(base + fresh + extra) == 2
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "fresh").exists()  # nothing computed, nothing cached
     json.dumps(df.to_dict())  # plain data

@@ -76,11 +76,13 @@ def pareto_rows(res, cost: str, objective: str = "cycles") -> list:
     ok = [(r[cost], r[objective], i) for i, r in enumerate(res.rows)
           if r["error"] is None and r[cost] is not None and r[objective] is not None]
     ok.sort()
-    front, best = [], None
-    for _cost, o, i in ok:
-        if best is None or o < best:
+    # a row is on the front unless another has lower-or-equal cost and objective, one of them
+    # lower: rows tied on both are all on it (none beats the other)
+    front, best, best_cost = [], None, None
+    for c, o, i in ok:
+        if best is None or o < best or (o == best and c == best_cost):
             front.append(i)
-            best = o
+            best, best_cost = o, c
     return front
 
 
