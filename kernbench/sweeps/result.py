@@ -66,6 +66,11 @@ class SweepResult:
             df = pd.DataFrame(self.rows, columns=self.columns)
             for c in INT_FIGURES:  # whole numbers stay whole beside a failed point's missing value
                 df[c] = df[c].astype("Int64")
+            for c in self.swept:  # an axis of ints that some points leave out: ints and <NA>
+                vals = [r.get(c) for r in self.rows]
+                given = [v for v in vals if v is not None]
+                if given and len(given) < len(vals) and all(type(v) is int for v in given):
+                    df[c] = pd.array(vals, dtype="Int64")
             self._df = df
         return self._df
 
@@ -86,9 +91,10 @@ class SweepResult:
     def to_parquet(self, path, **kw) -> None:
         require("pyarrow")
         df = self.df.copy()
-        for c in self.swept:  # a column of mixed types (ints and tuples) as text
-            if df[c].map(type).nunique() > 1:
-                df[c] = df[c].map(repr)
+        for c in self.swept:  # a column of mixed types (ints and tuples) as text; missing stays null
+            vals = [r.get(c) for r in self.rows]
+            if len({type(v) for v in vals if v is not None}) > 1:
+                df[c] = [None if v is None else repr(v) for v in vals]
         df.to_parquet(path, index=False, **kw)
 
     def save(self, path) -> None:
