@@ -128,6 +128,31 @@ def test_channel_link_goes_to_the_command_that_opened_the_busy_period():
     assert cp.step_dicts()[0]["other_cmd"] == 3  # PE 1's load opened the busy period
 
 
+def test_a_small_load_served_beside_a_backlog_owes_its_end_to_its_start():
+    """PE 1 loads 256 KiB at cycle 0 (512 bursts, 1,024 cycles of channel alone); PE 0 fills 64
+    elements (0..9), exps 4,096 (ceil(4096/64) * 4 + 8 = 264 cycles: 9..273), then loads 1 KiB (2
+    bursts) after the exp. Round robin serves PE 0's 2 bursts beside PE 1's backlog, not after
+    it: PE 0's load waits a few cycles for the channel and leaves it long before PE 1's does.
+    Its end is set by its start (the exp), so the path has a busy step on it and goes on to the
+    exp, not a channel step back to PE 1's load (a review found the exp chain given 0 path
+    cycles). Moving the load's start earlier by the exp's 264 cycles would move its end."""
+    p0, p1 = StreamBuilder(), StreamBuilder()
+    f = p0.vec(VecOp.FILL, 64, line=70)
+    x = p0.vec(VecOp.EXP, 4096, f, line=71)
+    a = p0.load(1024, after=x, line=72)
+    p0.vec(VecOp.EXP, 65536, a, line=73)
+    p1.load(262144, line=80)
+    r = launch([p0, p1])
+    fx = command_facts(r)
+    assert (int(fx.start[1]), int(fx.end[1])) == (9, 273)
+    assert int(fx.start[2]) == 273 and int(fx.arbitration[2]) > 0  # it did wait for the channel
+    assert int(fx.end[2]) < int(fx.end[4])  # and left it long before PE 1's load
+    rows = path_rows(r)
+    assert [(pe, line, kind) for pe, line, kind, *_ in rows] == [
+        (0, 70, "busy"), (0, 71, "busy"), (0, 72, "busy"), (0, 73, "busy")]
+    assert rows[2][3:5] == (273, int(fx.end[2]))
+
+
 @pytest.mark.parametrize("make", [line_pipeline, ring_exchange])
 def test_path_tiles_the_launch(make):
     r = make()

@@ -13,10 +13,12 @@ the event record of ``record_events=True``) and the program, by the engine's own
     the send (``"data"`` step, the hop, on the recv);
   * a **send** short of credits ends once the receiver posted the recv its credits waited for:
     the path goes to that recv's start (``"credit"`` step on the send, from the post to its end);
-  * a **DMA** command that waited for the cube's memory channel (arbitration stall) ends when
-    the channel has served everything requested before it in the same busy period: the path goes
-    to the start of the command that opened that busy period (``"channel"`` step on the DMA
-    command, from that start to its end). A channel busy period is a run of overlapping
+  * a **DMA** command that waited for the cube's memory channel (arbitration stall) and ended
+    after everything requested before it in the same busy period had left the channel ends when
+    the channel has served all that: the path goes to the start of the command that opened that
+    busy period (``"channel"`` step on the DMA command, from that start to its end). One that
+    ended first (round robin served it beside a longer backlog, not after it) owes its end to
+    its own start: a ``"busy"`` step, its stall inside it. A channel busy period is a run of overlapping
     ``[start, end - dma.latency_cycles]`` intervals of the cube's DMA commands: while a command
     has bursts pending the channel is never idle (it is work-conserving), so the union of those
     intervals is exactly when the channel was busy;
@@ -180,14 +182,15 @@ def _pct(f: float) -> str:
 
 
 # -- the walk ---------------------------------------------------------------------------------
-def _channel_openers(result, fx) -> np.ndarray:
+def _channel_openers(result, fx) -> tuple:
     """For every DMA command, the command that opened its cube's channel busy period (-1 for
-    other commands); see the module docstring."""
+    other commands), and whether its last burst left the channel no earlier than those of every
+    command requested before it in that period (see the module docstring)."""
     n = len(fx.start)
     opener = np.full(n, -1, np.int64)
     dma = np.flatnonzero((fx.opcode == Opcode.LOAD) | (fx.opcode == Opcode.STORE))
     if not len(dma):
-        return opener
+        return opener, np.zeros(n, bool)
     lat = int(result.hw.dma.latency_cycles)
     cube = fx.pe[dma] // result.hw.pes_per_cube
     s = fx.start[dma]
@@ -202,7 +205,10 @@ def _channel_openers(result, fx) -> np.ndarray:
     new |= np.r_[True, cube[1:] != cube[:-1]]
     period = np.cumsum(new) - 1
     opener[idx] = idx[np.flatnonzero(new)][period]
-    return opener
+    # did it leave the channel after every command requested before it in its busy period?
+    served_all = np.zeros(n, bool)
+    served_all[idx] = (e + cube * big) >= prev_max
+    return opener, served_all
 
 
 def _link_messages(result, fx):
@@ -240,7 +246,7 @@ def critical_path(result) -> CriticalPath:
     start, end, prev, prods, opcode = fx.start, fx.end, fx.prev, fx.producers, fx.opcode
     hop = int(result.hw.link.hop_latency_cycles)
     Q = int(result.hw.link.rx_queue_packets)
-    opener = _channel_openers(result, fx)
+    opener, served_all = _channel_openers(result, fx)
     m_link, m_first, m_pk, m_recv, msg_of_send = _link_messages(result, fx)
     peer = fx.peer
     is_dma = (opcode == Opcode.LOAD) | (opcode == Opcode.STORE)
@@ -290,7 +296,8 @@ def critical_path(result) -> CriticalPath:
         guard -= 1
         if at_end:
             op = int(opcode[c])
-            if is_dma[c] and arb[c] > 0 and opener[c] >= 0 and start[opener[c]] < start[c]:
+            if (is_dma[c] and arb[c] > 0 and opener[c] >= 0 and start[opener[c]] < start[c]
+                    and served_all[c]):
                 d = int(opener[c])
                 steps.append([c, int(start[d]), int(end[c]), _CHANNEL, -1, int(arb[c]), d])
                 c, at_end = d, False
