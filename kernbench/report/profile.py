@@ -197,8 +197,9 @@ def render_profile(prof: dict, top: Optional[int] = None, title: Optional[str] =
     parts = [_ProfileTable(prof, top, title)]
     if top and len(prof["lines"]) > top:
         parts.append(Text(f"... and {len(prof['lines']) - top} more lines", style="dim"))
-    parts.append(Text(f"busy and stall: % of {prof['cycles']:,} cycles x {prof['working_pes']} working "
-                      f"PEs, summed over the units a line used; busy includes the waits inside it "
+    pes = f"{prof['working_pes']} working PE{'' if prof['working_pes'] == 1 else 's'}"
+    parts.append(Text(f"busy and stall: % of {prof['cycles']:,} cycles x {pes}, "
+                      f"summed over the units a line used; busy includes the waits inside it "
                       f"(credit, data, arb); path: % of the critical path", style="dim"))
     if prof["critical_path"] is not None:
         parts.append(Text(prof["critical_path"]["summary"]))
