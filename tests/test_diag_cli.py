@@ -103,3 +103,33 @@ def test_causal_tflops_line_gives_the_rate_of_the_unmasked_half():
     assert float(m.group(1)) == round(want, 2)
     assert "counting the unmasked half" not in next(
         ln for ln in run_panel(panel_spec("single_user_prefill", hw), hw).summary_lines() if "TFLOP/s" in ln)
+
+
+def test_attainable_counts_dma_latency_and_whole_bursts():
+    """PanelResult.attainable's DMA bounds, derived by hand (docs/hardware-model.md, defaults:
+    256 B/cycle channel, latency 150). (a) One PE, 20 loads of 512 B: the in-order DMA unit runs
+    each alone in ceil(512/256) = 2 burst cycles + 150 = 152, so 20 x 152 = 3,040 cycles, the
+    launch itself; the bound named the channel's 40 before (a review found it 76x too low). (b)
+    Bursts of 264 B: each holds the channel ceil(264/256) = 2 cycles; two PEs loading 100 bursts
+    each keep it 400 cycles busy, the launch 400 + 150 = 550 (bytes / 256 would say 207)."""
+    import kernbench
+    from kernbench.diag.panels import PanelResult
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.empty((256 * 20,), "f16")
+
+    def loads(p, *, tl):
+        for i in range(20):
+            tl.load(p + i * 512, shape=(256,), dtype="f16")
+
+    r = ctx.launch(loads, (1, 1), x, mode="timing")
+    assert r.cycles == 3040 and PanelResult(None, r, True, None, None, 0.0).attainable() == (3040, "DMA")
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2, "dma.burst_bytes": 264})
+    x = ctx.empty((13200,), "f16")  # 26,400 B: 100 bursts of 264
+
+    def one_load(p, *, tl):
+        tl.load(p, shape=(13200,), dtype="f16")
+
+    r = ctx.launch(one_load, (2, 1), x, mode="timing")
+    assert r.cycles == 550
+    assert PanelResult(None, r, True, None, None, 0.0).attainable() == (400, "memory channel")

@@ -159,10 +159,13 @@ class PanelResult:
 
     def attainable(self) -> tuple[int, str]:
         """The model's bound on this launch, read off the counters: the busy cycles of its
-        busiest resource, ``(cycles, resource)``. Resources: the GEMM and vector units of each
-        working PE (busy = the cycles their commands ran), each cube's memory channel (the DMA
-        bytes of its PEs at ``dma.channel_bytes_per_cycle``) and each link (serialisation
-        cycles). No schedule of the same commands can finish sooner."""
+        busiest resource, ``(cycles, resource)``. Resources (docs/hardware-model.md): the GEMM
+        and vector units of each working PE (busy = the cycles their commands ran), each PE's
+        DMA unit (its commands one after another, each its bursts and ``dma.latency_cycles``:
+        busy less arbitration stall), each cube's memory channel (the cycles its PEs' bursts
+        held it, each burst ``ceil(bytes / dma.channel_bytes_per_cycle)``: DMA busy less
+        arbitration and latency) and each link (serialisation cycles). No schedule of the same
+        commands can finish sooner."""
         from ..common.pe_commands import Unit
 
         res = self.result
@@ -171,9 +174,12 @@ class PanelResult:
         wp = res.working_pes
         bounds = {"GEMM": int(uc["busy"][wp, int(Unit.GEMM)].max(initial=0)),
                   "VECTOR": int(uc["busy"][wp, int(Unit.VECTOR)].max(initial=0))}
-        dma = uc["work"][:, int(Unit.DMA)].astype(np.int64)
-        per_cube = np.bincount(np.arange(len(dma)) // hw.pes_per_cube, weights=dma)
-        bounds["memory channel"] = int(math.ceil(per_cube.max(initial=0) / hw.dma.channel_bytes_per_cycle))
+        d = int(Unit.DMA)
+        alone = uc["busy"][:, d].astype(np.int64) - uc["stall_arbitration"][:, d]
+        bounds["DMA"] = int(alone.max(initial=0))
+        bursts = alone - int(hw.dma.latency_cycles) * uc["commands"][:, d].astype(np.int64)
+        per_cube = np.bincount(np.arange(len(bursts)) // hw.pes_per_cube, weights=bursts)
+        bounds["memory channel"] = int(per_cube.max(initial=0))
         bounds["link"] = int(res.link_counters["busy"].max(initial=0))
         name = max(bounds, key=bounds.get)
         return bounds[name], name
