@@ -82,3 +82,41 @@ def test_a_freed_array_is_a_placement_error_at_launch(ctx):
     ctx.free(a)
     with pytest.raises(PlacementError, match="was freed"):
         ctx.launch(lambda p, *, tl: None, (1, 1), a)
+
+
+def test_pe_coordinates_offsets_and_gather_indices_must_be_ints_in_range():
+    """A PE given as floats, strings or bools, a gather of a PE or cube that does not exist, and
+    a float byte offset are refused; before, gather(pe=-1) read a PE that does not exist (NaN),
+    pe=3 of 2 read another cube's PE, and x + 4.9 read from byte 4 (a review's cases)."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 2, "pes_per_cube": 2})
+    x = ctx.shard(np.arange(8, dtype=np.float32).reshape(4, 2), over="cube", axis=0)
+    assert ctx.gather(x).tolist() == np.arange(8).reshape(4, 2).tolist()
+    for kw in ({"over": "cube", "pe": -1}, {"over": "cube", "pe": 2}, {"over": "pe", "cube": -1},
+               {"over": "pe", "cube": 2}, {"over": "cube", "pe": 0.5}, {"over": "all", "parts": 1.5},
+               {"over": "all", "parts": 0}):
+        with pytest.raises(PlacementError, match="gather: (pe|cube|parts) must be"):
+            ctx.gather(x, **kw)
+    for pe in ((0.7, 0), ("1", 0), (True, 0), True, 1.0, (float("nan"), 0)):
+        with pytest.raises(PlacementError, match="PE must be"):
+            ctx.read(x, pe)
+        with pytest.raises(PlacementError, match="PE must be"):
+            ctx.put(np.ones(2, np.float32), pe=pe)
+    assert ctx.read(x, (np.int64(1), 0)).shape == (2, 2)
+    for off in (4.9, "8", float("nan"), True):
+        with pytest.raises(TypeError, match="a byte offset is an int"):
+            x + off
+    assert x + np.int64(8) == x.addr + 8 and 8 + x == x.addr + 8
+
+
+@pytest.mark.parametrize("option", ["strict_sram", "record_events", "steady"])
+def test_launch_flags_must_be_bools(ctx, option):
+    """strict_sram='no' turned strict SRAM on (any object's truthiness counted)."""
+    x = ctx.empty((4,), "f32")
+
+    def k(p, *, tl):
+        tl.load(p, shape=(4,))
+
+    for bad in ("no", 0.0, 1, None):
+        with pytest.raises(ValueError, match=f"{option} must be True or False"):
+            ctx.launch(k, (1, 1), x, mode="timing", **{option: bad})
+    assert ctx.launch(k, (1, 1), x, mode="timing", **{option: False}).cycles > 0

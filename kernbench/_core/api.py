@@ -897,8 +897,9 @@ def simulate(
     """
     if detail not in DETAILS:
         raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
-    if not isinstance(steady, (bool, np.bool_)):
-        raise ValueError(f"steady must be True or False, got {steady!r}")
+    for name, flag in (("steady", steady), ("strict_sram", strict_sram), ("record_events", record_events)):
+        if not isinstance(flag, (bool, np.bool_)):  # ("no" would be true)
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
     if not isinstance(hw, HardwareConfig):
         raise ValueError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
     check_bounds(hw)  # a frozen config can still be changed with object.__setattr__

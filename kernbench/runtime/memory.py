@@ -74,6 +74,11 @@ def _pe_text(pe) -> str:
     return f"PE {pe!r}"
 
 
+def _whole(x) -> bool:
+    """An int (Python or numpy), not a bool: a PE index, a count, a byte offset."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
 class DeviceArray:
     """One allocation: ``shape``/``dtype`` per PE at byte address ``addr`` in every PE's space.
 
@@ -108,6 +113,9 @@ class DeviceArray:
         return self.addr
 
     def __add__(self, nbytes: int) -> int:
+        """The byte address ``nbytes`` past the array's start (an int, as in a kernel)."""
+        if not _whole(nbytes):
+            raise TypeError(f"{self.name!r} + {nbytes!r}: a byte offset is an int")
         return self.addr + int(nbytes)
 
     __radd__ = __add__
@@ -238,14 +246,14 @@ class DeviceMemory:
     # -- per-PE contents --------------------------------------------------------------------
     def _g(self, pe) -> int:
         hw = self.hw
-        if isinstance(pe, tuple) and len(pe) == 2:
+        if isinstance(pe, tuple) and len(pe) == 2 and all(_whole(x) for x in pe):
             p, c = int(pe[0]), int(pe[1])
             if not (0 <= p < hw.pes_per_cube and 0 <= c < hw.n_cubes):
-                raise PlacementError(f"{pe_label(pe)} does not exist: {hw.pes_per_cube} PEs x {hw.n_cubes} cubes")
+                raise PlacementError(f"{pe_label((p, c))} does not exist: {hw.pes_per_cube} PEs x {hw.n_cubes} cubes")
             return c * hw.pes_per_cube + p
-        if isinstance(pe, (int, np.integer)) and 0 <= pe < hw.n_pes:
+        if _whole(pe) and 0 <= pe < hw.n_pes:
             return int(pe)
-        raise PlacementError(f"PE must be (pe, cube) or a global index < {hw.n_pes}, got {pe!r}")
+        raise PlacementError(f"PE must be (pe, cube) of ints or a global index < {hw.n_pes}, got {pe!r}")
 
     def _fresh(self, arr: DeviceArray) -> np.ndarray:
         """The flat contents of memory nothing has written (see ``unwritten``)."""
@@ -415,6 +423,11 @@ class DeviceMemory:
                                    f"gather it, e.g. gather(arr, over='pe', axis=0)")
         axis = 0 if axis is None else axis
         hw = self.hw
+        for name, v, top in (("pe", pe, hw.pes_per_cube), ("cube", cube, hw.n_cubes)):
+            if not _whole(v) or not 0 <= v < top:
+                raise PlacementError(f"gather: {name} must be an int from 0 to {top - 1}, got {v!r}")
+        if parts is not None and (not _whole(parts) or parts < 1):
+            raise PlacementError(f"gather: parts must be a positive int, got {parts!r}")
         if over == "pe":
             gs = [cube * hw.pes_per_cube + i for i in range(parts or hw.pes_per_cube)]
         elif over == "cube":
