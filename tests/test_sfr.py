@@ -207,3 +207,20 @@ def test_self_loop_keeps_message_order():
     ctx.launch(k, (1, 1), x, o)
     # row i of o is the i-th message: row i of x (0..63, 64..127, 128..191)
     assert (ctx.read(o, (0, 0)) == np.arange(3 * 64).reshape(3, 64)).all()
+
+
+def test_an_sfr_installed_while_the_kernel_traces_is_an_error():
+    """The trace checks its links against the wiring installed at the launch; a kernel that
+    installs another while it is traced gets a clear ValueError, not the link pairing's raw one
+    against the new wiring (a review's case)."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 2, "pes_per_cube": 2})
+    ctx.install_sfr("pe", ring=True)
+
+    def k(*, tl):
+        tl.send("E", tl.zeros((4,), "f32"))
+        tl.recv("W", (4,), "f32")
+        if tl.program_id(0) == 1:
+            ctx.install_sfr("pe", ring=False)
+
+    with pytest.raises(ValueError, match="the SFR install changed while the kernel was traced"):
+        ctx.launch(k, (2, 1))

@@ -503,7 +503,11 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         if reuse is not None and functional:
             raise ValueError("reuse: functional mode replays values per PE; reuse is timing mode only")
         skip = frozenset(reuse[1]) if reuse is not None else frozenset()
+        nbr, sfr = ctx.neighbours(), ctx.sfr  # the wiring the trace checks the links against
         builders = trace(ctx, kernel, grid, k_args, k_kwargs, functional, skip, replay)
+        if ctx.sfr is not sfr or not np.array_equal(ctx.neighbours(), nbr):
+            raise ValueError("the SFR install changed while the kernel was traced (install_sfr "
+                             "called from the kernel?): install the wiring before the launch")
         metas = handles = None
         if functional:
             metas = [None if b is None else b.meta for b in builders]
@@ -522,7 +526,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         # the builders go, so tensors the kernel did not hold on to are freed as replay goes.
         del builders
         traced = TracedLaunch(
-            program=program, sites=sites, table=table, neighbours=ctx.neighbours(), sfr=ctx.sfr,
+            program=program, sites=sites, table=table, neighbours=nbr, sfr=sfr,
             grid=grid, mode=mode, shape=(hw.n_cubes, hw.pes_per_cube),
             kernel_name=getattr(kernel, "__name__", repr(kernel)),
             kernel_file=getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>"),
