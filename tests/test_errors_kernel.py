@@ -211,3 +211,31 @@ def test_a_tl_call_with_a_wrong_signature_names_the_kernel_line(ctx, call):
     line = call.__code__.co_firstlineno
     assert "raised TypeError on PE (0, 0)" in str(ei.value)
     assert f" at {FILE}:{line}: " in str(ei.value) and ei.value.where.endswith(f"{FILE}:{line}")
+
+
+def test_an_error_inside_kernbench_names_the_kernel_line_not_kernbench(monkeypatch):
+    """An exception raised in kernbench's own code under a kernel's call (out of memory while the
+    trace grows) names the kernel's line, in a checkout as installed (a review found
+    'at pages.py:42'); the shipped kernels' files stay kernel lines."""
+    from kernbench._core import pages
+    from kernbench.runtime import executor
+
+    def no_memory(*a, **k):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(pages.mmap, "mmap", no_memory)
+    with pytest.raises(MemoryError, match=r"cannot map 400,000,000 bytes for 100,000,000 items of int32"):
+        pages.untouched(10 ** 8, "int32")
+    monkeypatch.undo()
+    inner = os.path.join(executor._PACKAGE_DIR, "_core", "somewhere.py")
+    shipped = os.path.join(executor._KERNELS_DIR, "helper.py")
+    ns: dict = {}
+    exec(compile("def fail():\n    raise MemoryError('x')\n", inner, "exec"), ns)
+    exec(compile("def call(f):\n    f()\n", shipped, "exec"), ns)
+    with pytest.raises(MemoryError) as ei:
+        ns["call"](ns["fail"])
+    assert executor._kernel_site(ei.value, __file__) == (shipped, 2)  # the shipped kernel's line
+    with pytest.raises(MemoryError) as ei:
+        line = sys._getframe().f_lineno + 1
+        ns["fail"]()
+    assert executor._kernel_site(ei.value, __file__) == (__file__, line)  # not somewhere.py

@@ -32,14 +32,18 @@ _PRIVATE = hasattr(mmap, "MAP_PRIVATE")  # (POSIX)
 def untouched(n: int, dtype) -> np.ndarray:
     """An (n,) array of ``dtype`` on small pages of its own that cost nothing until written
     (a private anonymous mapping); its values are zeros until written. Raises ValueError if
-    n < 0."""
+    n < 0, MemoryError if the host cannot map it."""
     if n < 0:
         raise ValueError(f"untouched: n must be >= 0, got {n}")
     dt = np.dtype(dtype)
     size = max(n * dt.itemsize, 1)
     # private (as numpy's memory: a forked worker's writes stay its own), not mmap's default
     # shared mapping, whose pages are shmem's; Windows has neither fork nor the flag
-    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE) if _PRIVATE else mmap.mmap(-1, size)
+    try:
+        buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE) if _PRIVATE else mmap.mmap(-1, size)
+    except (OSError, OverflowError) as e:  # (the host's address space or overcommit limit)
+        raise MemoryError(f"kernbench: cannot map {size:,} bytes for {n:,} items of {dt}: the launch "
+                          f"needs more memory than this host gives ({e})") from None
     return np.frombuffer(buf, dt, count=n)
 
 

@@ -57,6 +57,10 @@ def _check_grid(hw, grid) -> tuple:
 
 _LIBRARY_DIRS = tuple({os.path.normpath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
                        if (p := sysconfig.get_paths().get(key))})
+#: kernbench's own files (not a kernel's line, installed or in a checkout), but for the shipped
+#: kernels, which are kernels like any other
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_KERNELS_DIR = os.path.join(_PACKAGE_DIR, "kernels") + os.sep
 
 
 #: what TracedLaunch.time (and ctx.launch) take for the engine: given to ctx.trace, they would be
@@ -109,8 +113,9 @@ def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
     user = None
     for fr in traceback.extract_tb(exc.__traceback__):
         f = fr.filename
-        if f == kernel_file or (f not in _INTERNAL and f != __file__
-                                and not os.path.normpath(f).startswith(_LIBRARY_DIRS)):
+        a = os.path.abspath(f)
+        if f == kernel_file or (f not in _INTERNAL and not os.path.normpath(f).startswith(_LIBRARY_DIRS)
+                                and (not a.startswith(_PACKAGE_DIR) or a.startswith(_KERNELS_DIR))):
             user = (f, fr.lineno)
     return user or (kernel_file, 0)
 
