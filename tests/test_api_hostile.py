@@ -120,3 +120,25 @@ def test_launch_flags_must_be_bools(ctx, option):
         with pytest.raises(ValueError, match=f"{option} must be True or False"):
             ctx.launch(k, (1, 1), x, mode="timing", **{option: bad})
     assert ctx.launch(k, (1, 1), x, mode="timing", **{option: False}).cycles > 0
+
+
+def test_wrong_objects_for_free_empty_like_label_and_kernel_kwargs_are_clear_errors(ctx):
+    """Raw AttributeError and IndexError before (a review's cases): free and empty_like of
+    something not a device array, a label past the launch's commands, a kernel_kwargs key not a
+    str."""
+    with pytest.raises(PlacementError, match="expected a device array of this context, got int"):
+        ctx.free(3)
+    with pytest.raises(PlacementError, match=r"empty_like: expected a device array, got ndarray"):
+        ctx.empty_like(np.ones(4))
+    x = ctx.empty((4,), "f32")
+
+    def k(p, *, tl, **kw):
+        tl.load(p, shape=(4,))
+
+    r = ctx.launch(k, (1, 1), x, mode="timing")
+    assert r.label(0).startswith("load")
+    for i in (1, -1, 10 ** 9, 0.0, True):
+        with pytest.raises(IndexError, match="is not one of this launch's 1 commands"):
+            r.label(i)
+    with pytest.raises(TypeError, match="a kernel parameter is named by a str, got 1"):
+        ctx.launch(k, (1, 1), x, mode="timing", kernel_kwargs={1: 1})

@@ -130,6 +130,9 @@ class Context:
         "on" (docs/language.md, 'tl.range').
         Returns a LaunchResult (cycles, seconds, counters, peak SRAM, events on request)."""
         kw = dict(kernel_kwargs or {})
+        for k in kw:
+            if not isinstance(k, str):
+                raise TypeError(f"kernel_kwargs: a kernel parameter is named by a str, got {k!r}")
         for k in more_kernel_kwargs.keys() & kw.keys():
             raise TypeError(f"kernel argument {k!r} given both in kernel_kwargs and as a keyword")
         kw.update(more_kernel_kwargs)
@@ -149,6 +152,9 @@ class Context:
         dtype): a kernel error or links that do not pair raise here as :meth:`launch` raises them,
         and the engine's tables built on the way are kept for the first ``time()``."""
         kw = dict(kernel_kwargs or {})
+        for k in kw:
+            if not isinstance(k, str):
+                raise TypeError(f"kernel_kwargs: a kernel parameter is named by a str, got {k!r}")
         for k in more_kernel_kwargs.keys() & kw.keys():
             raise TypeError(f"kernel argument {k!r} given both in kernel_kwargs and as a keyword")
         kw.update(more_kernel_kwargs)

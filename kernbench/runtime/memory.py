@@ -198,6 +198,8 @@ class DeviceMemory:
         self._last = None
 
     def _index(self, arr: DeviceArray) -> int:
+        if not isinstance(arr, DeviceArray):
+            raise PlacementError(f"expected a device array of this context, got {type(arr).__name__}")
         i = bisect.bisect_left(self._bases, arr.addr)
         if i >= len(self._arrays) or self._arrays[i] is not arr:
             raise PlacementError(f"{arr!r} is not a live allocation of this context")
@@ -399,6 +401,9 @@ class DeviceMemory:
         return arr
 
     def empty_like(self, like: DeviceArray, dtype=None, name: str | None = None) -> DeviceArray:
+        if not isinstance(like, DeviceArray):
+            raise PlacementError(f"empty_like: expected a device array, got {type(like).__name__} "
+                                 f"(for a numpy array: ctx.empty(a.shape, a.dtype))")
         return self.allocate(like.shape, like.dtype if dtype is None else dtype, name,
                              dict(like.placement))
 

@@ -66,6 +66,11 @@ class LaunchResult:
         return pe_label(self.hw.pe_coords(g))
 
     def label(self, i: int) -> str:
+        """Command ``i``'s label (the kernel's words: the tl call and shapes). Raises IndexError
+        naming the launch's command count for an ``i`` outside it."""
+        n = self.program.n_commands
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+            raise IndexError(f"label: command {i!r} is not one of this launch's {n} commands (0..{n - 1})")
         if self.labels is not None:
             return self.labels(i)
         from .._core.api import _default_describe
