@@ -182,10 +182,11 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
         if isinstance(obj, functools.partial):
             visit(obj.func, level)
             tag = f"partial {getattr(obj.func, '__qualname__', type(obj.func).__qualname__)}"
-            for i, a in enumerate(obj.args):
-                visit(a, level) if callable(a) else data(f"{tag} arg {i}", a)
-            for k, a in obj.keywords.items():
-                visit(a, level) if callable(a) else data(f"{tag} {k}", a)
+            for k, a in [*enumerate(obj.args), *obj.keywords.items()]:
+                if callable(a):
+                    visit(a, level)
+                else:
+                    data(f"{tag} {k}", a)
             return
         if isinstance(obj, types.MethodType):
             visit(obj.__func__, level)

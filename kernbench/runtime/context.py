@@ -25,6 +25,19 @@ from .traced import TracedLaunch
 __all__ = ["Context"]
 
 
+def _kernel_kwargs(kernel_kwargs, more: dict) -> dict:
+    """The kernel's keyword arguments: ``kernel_kwargs`` (a mapping of str names) and the launch's
+    other keywords; a name in both, or one not a str, is a TypeError."""
+    kw = dict(kernel_kwargs or {})
+    for k in kw:
+        if not isinstance(k, str):
+            raise TypeError(f"kernel_kwargs: a kernel parameter is named by a str, got {k!r}")
+    for k in more.keys() & kw.keys():
+        raise TypeError(f"kernel argument {k!r} given both in kernel_kwargs and as a keyword")
+    kw.update(more)
+    return kw
+
+
 class Context:
     """One simulated machine: hardware, SFR wiring, device memory; launches kernels on it.
 
@@ -129,13 +142,7 @@ class Context:
         with replay, check they agree); None: the environment variable KERNBENCH_REPLAY, else
         "on" (docs/language.md, 'tl.range').
         Returns a LaunchResult (cycles, seconds, counters, peak SRAM, events on request)."""
-        kw = dict(kernel_kwargs or {})
-        for k in kw:
-            if not isinstance(k, str):
-                raise TypeError(f"kernel_kwargs: a kernel parameter is named by a str, got {k!r}")
-        for k in more_kernel_kwargs.keys() & kw.keys():
-            raise TypeError(f"kernel argument {k!r} given both in kernel_kwargs and as a keyword")
-        kw.update(more_kernel_kwargs)
+        kw = _kernel_kwargs(kernel_kwargs, more_kernel_kwargs)
         return executor.launch(self, kernel, grid, args, kw, mode=mode, detail=detail,
                                max_cycles=max_cycles, record_events=record_events, drift=drift,
                                strict_sram=strict_sram, replay=replay, steady=steady)
@@ -151,11 +158,5 @@ class Context:
         (every command; every send paired with the recv that drains its link, of its shape and
         dtype): a kernel error or links that do not pair raise here as :meth:`launch` raises them,
         and the engine's tables built on the way are kept for the first ``time()``."""
-        kw = dict(kernel_kwargs or {})
-        for k in kw:
-            if not isinstance(k, str):
-                raise TypeError(f"kernel_kwargs: a kernel parameter is named by a str, got {k!r}")
-        for k in more_kernel_kwargs.keys() & kw.keys():
-            raise TypeError(f"kernel argument {k!r} given both in kernel_kwargs and as a keyword")
-        kw.update(more_kernel_kwargs)
+        kw = _kernel_kwargs(kernel_kwargs, more_kernel_kwargs)
         return executor.trace_launch(self, kernel, grid, args, kw, mode=mode, replay=replay)[0]
