@@ -109,13 +109,15 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
 def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
     """(file, line) of the innermost traceback frame of the user's code: outside kernbench and
     outside the standard library and installed packages (numpy raising inside a helper names
-    the helper's line), the kernel's own file always counting as the user's."""
+    the helper's line), the kernel's own file and the shipped kernels' files (kernbench.kernels,
+    installed or not) always counting as the user's."""
     user = None
     for fr in traceback.extract_tb(exc.__traceback__):
         f = fr.filename
         a = os.path.abspath(f)
-        if f == kernel_file or (f not in _INTERNAL and not os.path.normpath(f).startswith(_LIBRARY_DIRS)
-                                and (not a.startswith(_PACKAGE_DIR) or a.startswith(_KERNELS_DIR))):
+        if f == kernel_file or a.startswith(_KERNELS_DIR) or (
+                f not in _INTERNAL and not a.startswith(_PACKAGE_DIR)
+                and not os.path.normpath(f).startswith(_LIBRARY_DIRS)):
             user = (f, fr.lineno)
     return user or (kernel_file, 0)
 
