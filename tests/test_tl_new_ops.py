@@ -357,8 +357,7 @@ def test_exp2_log2_and_unknown_calls():
 def test_a_saturating_cast_to_the_same_float_dtype_clamps_its_infinities(dtype):
     """``saturate=True`` clamps +-inf to the largest finite value whatever the source dtype, the
     target's own included: one cast command then, not the operand returned unchanged (a review
-    found inf kept). Without ``saturate`` a same-dtype cast is the operand itself, no command.
-    Cost (docs/hardware-model.md, default preset): a 4-element cast, ceil(4/64) * 1 + 8 = 9 cycles."""
+    found inf kept). Without ``saturate`` a same-dtype cast is the operand itself, no command."""
     nd = {"f16": np.float16, "bf16": ml_dtypes.bfloat16, "f32": np.float32,
           "fp8e5m2": ml_dtypes.float8_e5m2}[dtype]
     big = float(ml_dtypes.finfo(nd).max)
