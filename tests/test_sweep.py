@@ -289,6 +289,48 @@ def test_cache_keys_see_the_values_code_reads(tmp_path):
     assert two.stats["computed"] == 1 and two.rows[0]["cycles"] > one.rows[0]["cycles"]
     assert sweep(functools.partial(_scaled, reps=3), (1, 1), setup=setup, workers=1, **kw).stats["computed"] == 0
 
+def test_cache_keys_see_the_code_that_runs_defaults_sets_and_big_data(tmp_path, monkeypatch):
+    """Four stale rows a review found, each now a new key: a kernel module edited on disk but
+    not reloaded (its old code ran, stored under the new file's key, and was served after the
+    reload), a default argument changed, a set global, and plain data longer than 4,096 items
+    or nested deeper than 4 levels (left out of the key)."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    src = tmp_path / "kb_stale_probe.py"
+    src.write_text("def f(n):\n    return n + 1\n")
+    mod = importlib.import_module("kb_stale_probe")
+    try:
+        before = code_fingerprint(mod.f)
+        src.write_text("def f(n):\n    return n + 5\n")
+        edited = code_fingerprint(mod.f)  # the old code runs: not the edited file's key
+        importlib.reload(mod)
+        assert len({before, edited, code_fingerprint(mod.f)}) == 3
+    finally:
+        sys.modules.pop("kb_stale_probe", None)
+
+    keys = set()
+    for reps in (1, 4):
+        glb: dict = {}
+        exec(f"def k(n, reps={reps}, *, scale=2):\n    return n * reps * scale\n", glb)
+        keys.add(code_fingerprint(glb["k"]))
+        glb["k"].__kwdefaults__ = {"scale": 3}
+        keys.add(code_fingerprint(glb["k"]))
+    assert len(keys) == 4
+
+    glb = {"S": {1}, "BIG": [1] + [0] * 5000, "DEEP": [[[[[1]]]]]}
+    exec("def k(n):\n    return n * len(S) * BIG[0] * DEEP[0][0][0][0][0]\n", glb)
+    a = code_fingerprint(glb["k"])
+    seen = {a}
+    for name, v in (("S", {1, 2}), ("BIG", [4] + [0] * 5000), ("DEEP", [[[[[4]]]]])):
+        old, glb[name] = glb[name], v
+        seen.add(code_fingerprint(glb["k"]))
+        glb[name] = old
+    assert len(seen) == 4 and code_fingerprint(glb["k"]) == a
+    assert digest({"b", "a"}) == digest({"a", "b"}) != digest(frozenset({"a"}))
+
+
 # -- Dask ------------------------------------------------------------------------------------------------
 BY_PATH = """
 def vadd(x_ptr, o_ptr, n, *, tl):

@@ -27,7 +27,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import marshal
 import math
 import os
 import sys
@@ -54,8 +53,8 @@ def cache_dir() -> Path:
 def canonical(x: Any) -> Any:
     """``x`` as plain JSON data that is equal exactly when the values are: numpy scalars as
     Python numbers (``np.int64(32)`` and ``32`` give one key), floats by their repr (NaN and
-    inf too), tuples tagged apart from lists, arrays by dtype, shape and a hash of their bytes,
-    dataclasses by their fields, functions by :func:`code_fingerprint`."""
+    inf too), tuples tagged apart from lists, sets by their elements, arrays by dtype, shape and
+    a hash of their bytes, dataclasses by their fields, functions by :func:`code_fingerprint`."""
     if x is None or isinstance(x, (bool, str)):
         return x
     if isinstance(x, np.generic):
@@ -71,6 +70,8 @@ def canonical(x: Any) -> Any:
     if isinstance(x, dict):
         return {"dict": sorted(([json.dumps(canonical(k), sort_keys=True), canonical(v)]
                                 for k, v in x.items()), key=lambda kv: kv[0])}
+    if isinstance(x, (set, frozenset)):  # by their elements, in an order of their own
+        return {"set": sorted(json.dumps(canonical(v), sort_keys=True) for v in x)}
     if isinstance(x, np.ndarray):
         return {"ndarray": [str(x.dtype), list(x.shape),
                             hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()]}
@@ -137,20 +138,49 @@ def _names(code: types.CodeType):
             yield from _names(c)
 
 
+#: nesting of plain data keyed by value (deeper: not plain data, see :func:`_plain`); well
+#: inside the interpreter's recursion limit, which :func:`canonical` recurses against
+PLAIN_DEPTH = 64
+
+
 def _plain(x: Any, depth: int = 0) -> bool:
     """Is ``x`` plain data, whose value :func:`canonical` keys exactly: None, numbers, strings,
-    bytes, numpy scalars and arrays, and tuples, lists, dicts and dataclasses of those?"""
+    bytes, numpy scalars and arrays, and tuples, lists, sets, dicts and dataclasses of those
+    (of any length, nested up to PLAIN_DEPTH levels)?"""
     if x is None or isinstance(x, (bool, int, float, str, bytes, np.generic, np.ndarray)):
         return True
-    if depth >= 4:
+    if depth >= PLAIN_DEPTH:
         return False
-    if isinstance(x, (tuple, list)):
-        return len(x) <= 4096 and all(_plain(v, depth + 1) for v in x)
+    if isinstance(x, (tuple, list, set, frozenset)):
+        return all(_plain(v, depth + 1) for v in x)
     if isinstance(x, dict):
-        return len(x) <= 4096 and all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in x.items())
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in x.items())
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
         return all(_plain(getattr(x, f.name), depth + 1) for f in dataclasses.fields(x))
     return False
+
+
+def _code_digest(code: types.CodeType) -> str:
+    """SHA-256 of what ``code`` runs: its bytecode, names, constants and those of the code
+    objects nested in it (marshal's bytes are not used: they depend on reference counts). The
+    code that runs, not the file on disk: a module edited but not reloaded runs its old code."""
+    h = hashlib.sha256()
+
+    def walk(c: types.CodeType) -> None:
+        h.update(c.co_code)
+        h.update(repr((c.co_names, c.co_varnames, c.co_freevars, c.co_cellvars, c.co_argcount,
+                       c.co_posonlyargcount, c.co_kwonlyargcount, c.co_flags, c.co_name,
+                       c.co_firstlineno)).encode())
+        for k in c.co_consts:
+            if isinstance(k, types.CodeType):
+                walk(k)
+            elif isinstance(k, frozenset):  # (a set literal: its repr's order is the hash seed's)
+                h.update(repr(sorted(map(repr, k))).encode())
+            else:
+                h.update(f"{type(k).__name__}:{k!r}".encode())
+
+    walk(code)
+    return h.hexdigest()
 
 
 def _value(x: Any) -> str | None:
@@ -163,8 +193,9 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
     reaches through global names, closures and ``functools.partial`` (to ``depth`` levels),
     plus :func:`kernbench_fingerprint`, plus the values of the plain data (:func:`_plain`) it
     reaches the same way: a partial's bound arguments, a closure's cells, the globals its code
-    names (a constant imported from another module, a notebook cell's global). A function with
-    no source file (typed at a prompt) counts by its compiled code. A callable object counts by
+    names (a constant imported from another module, a notebook cell's global), and a user
+    function's default arguments. Every user function counts by the code it runs as well as by
+    its file (:func:`_code_digest`: a module edited but not reloaded runs its old code). A callable object counts by
     its class and its ``repr``; other objects a function reads are not part of the hash."""
     files: dict[str, str] = {}
     loose: list[str] = []
@@ -200,6 +231,12 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
             mod = sys.modules.get(obj.__module__)
             if mod is not None:
                 visit(mod, level)
+            if _user_file(getattr(mod, "__file__", None)):  # the methods it runs
+                for name, v in sorted(vars(obj).items()):
+                    if isinstance(v, (staticmethod, classmethod)):
+                        v = v.__func__
+                    if isinstance(v, types.FunctionType):
+                        visit(v, level + 1)
             return
         code = getattr(obj, "__code__", None)
         if not isinstance(code, types.CodeType):
@@ -207,12 +244,20 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
                 loose.append(f"{type(obj).__module__}.{type(obj).__qualname__}:{obj!r}")
                 visit(type(obj), level)  # its module's source
             return
-        if _user_file(code.co_filename) and os.path.isfile(code.co_filename):
-            files.setdefault(os.path.abspath(code.co_filename), _file_hash(code.co_filename))
-        elif code.co_filename and not os.path.isfile(code.co_filename):
-            loose.append(hashlib.sha256(marshal.dumps(code)).hexdigest())
-        glb = getattr(obj, "__globals__", {})
         where = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+        user = _user_file(code.co_filename) or not os.path.isfile(code.co_filename or "")
+        if user:  # the code that runs, and its file (other functions of it, and error lines)
+            loose.append(f"{where} code {_code_digest(code)}")
+            if os.path.isfile(code.co_filename):
+                files.setdefault(os.path.abspath(code.co_filename), _file_hash(code.co_filename))
+            defaults = [*enumerate(getattr(obj, "__defaults__", None) or ()),
+                        *sorted((getattr(obj, "__kwdefaults__", None) or {}).items())]
+            for k, v in defaults:
+                if callable(v):
+                    visit(v, level + 1)
+                else:
+                    data(f"{where} default {k}", v)
+        glb = getattr(obj, "__globals__", {})
         for name in sorted(set(_names(code))):
             if name not in glb:
                 continue
