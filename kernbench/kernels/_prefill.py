@@ -147,7 +147,9 @@ def attention_mesh_kv_kernel(
                 if seen > 0:
                     out.append((qb, k0, seen, False))
                 first = k0 + max(seen, 0)
-                out.append((qb, first, min(kmax, qmax) - pos(src, first) + 1, True))
+                after = min(kmax, qmax) - pos(src, first) + 1  # keys some rows see (masked)
+                if after > 0:  # (none when the block's rows see exactly the first `seen`)
+                    out.append((qb, first, after, True))
         return out
 
     # m' of the last GATE_DEPTH folds, in fold order: the gate of later recvs and loads (a
@@ -224,11 +226,13 @@ def attention_mesh_kv_kernel(
                 for group in block_groups:  # block-major: block b of every share before block b + 1
                     for k0, n in group:
                         yield from arrive(g, qbs, rank, None, None, k0, n)
+                    settle(min(qb.rows for qb in qbs) * G * min(n for _, n in group))
                     for step in tl.range(1, both + 1):
                         for k0, n in group:
                             yield from arrive(g, qbs, rank - step, "W", "E" if east else None, k0, n)
                         for k0, n in group:
                             yield from arrive(g, qbs, rank + step, "E", "W" if west else None, k0, n)
+                    settle(min(qb.rows for qb in qbs) * G * min(n for _, n in group))
                     for step in tl.range(both + 1, far + 1):
                         for k0, n in group:
                             yield from arrive(g, qbs, rank - step if side == "W" else rank + step,
@@ -265,6 +269,18 @@ def attention_mesh_kv_kernel(
     updates = deque()  # (scores issued before its P.V, o-update arguments)
     later = 0  # score elements of ahead[1:]
     n_scores = 0
+
+    def settle(work):
+        """Before a tl.range loop whose folds each hold at least ``work`` score elements: a fold
+        waiting in ``ahead`` with more would hold the pipeline back for several of the loop's
+        iterations (a full block before a ragged one's small folds), so the iterations tl.range
+        compares would not be those it replays; its softmax is issued now. Otherwise the
+        loop's first fold leaves ``ahead`` holding it alone, the same in every iteration."""
+        nonlocal later
+        if any(w > work for _, w in ahead):
+            while ahead:
+                finish(*ahead.popleft()[0])
+            later = 0
     for g, qb, masked, kb, vb, k_pos0, last in folds():
         s = _scores(tl, qb.q, kb)
         work = s.shape[0] * s.shape[1]
