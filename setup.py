@@ -2,10 +2,11 @@
 
 Every extension is declared in EXTENSIONS below. The tracing layer (TRACING_MODULES, listed
 in kernbench/language/_compiled.py: the tl builtins, the semantic checks, the builder, the loop
-replay, the trace store and the handles) is plain Python that Cython compiles as it is: a traced
-command costs about 15% less (docs/benchmarks.md). The .py files stay the source of truth, and
-the package works without their compiled twins (``KERNBENCH_PURE_PYTHON=1`` builds the engine
-only). Two builds:
+replay, the trace store and the handles) is plain Python that Cython compiles as it is, with
+augmenting .pxd files beside three of them (builder, builtins, store) that give the builder and
+the pending commands C types (docs/benchmarks.md has what each step saved). The .py files stay
+the source of truth, and the package works without their compiled twins
+(``KERNBENCH_PURE_PYTHON=1`` builds the engine and kernbench.language._handles only). Two builds:
 
 * release (default): bounds and wraparound checks off. The engine's Python entry point
   (kernbench/_core/api.py) validates every array before it reaches a Cython loop, so the
@@ -30,6 +31,7 @@ EXTENSIONS = {
     "kernbench._core._check": ["kernbench/_core/_check.pyx"],
     "kernbench._core._replay": ["kernbench/_core/_replay.pyx"],
     "kernbench._core._engine": ["kernbench/_core/_engine.pyx"],
+    "kernbench.language._handles": ["kernbench/language/_handles.pyx"],
 }
 
 directives = {
@@ -59,9 +61,10 @@ extensions = [
     for name, sources in EXTENSIONS.items()
 ]
 
-# Plain Python modules compiled as they are (no types): the tracing layer's hot calls. Line
-# tracing stays off in both builds: a traced compiled function would push a Python frame, and
-# the language finds the kernel's line by walking frames (semantic.site_frame).
+# Plain Python modules compiled as they are (typed only by the .pxd beside a few): the tracing
+# layer's hot calls. Line tracing stays off in both builds: a traced compiled function would
+# push a Python frame, and the language finds the kernel's line by walking frames
+# (semantic.site_frame).
 _ns: dict = {}  # (read, not imported: the package is not built yet)
 with open(os.path.join("kernbench", "language", "_compiled.py")) as _f:
     exec(_f.read(), _ns)

@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kernbench
 from kernbench import KernelError
@@ -50,6 +52,32 @@ def refused(body, x=None, exact_line=True):
 def test_handle_is_a_dataclass_of_exactly_eight_fields():
     names = [f.name for f in dataclasses.fields(TensorHandle)]
     assert names == ["id", "addr", "shape", "dtype", "nbytes", "data", "space", "pinned"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2 ** 62), st.integers(0, 2 ** 40), st.lists(st.integers(1, 4096), max_size=3),
+       st.sampled_from(["f16", "bf16", "f32", "int32", "bool"]), st.integers(0, 2 ** 40), st.booleans())
+def test_the_builders_handles_are_the_dataclasses(i, addr, shape, dtype, nbytes, pinned):
+    """The builder makes its handles in C (kernbench.language._handles: the eight slots stored
+    at the offsets the dataclass's descriptors give); each equals the dataclass constructor's
+    field for field, is weakly referenceable and is freed with its last reference."""
+    import gc
+    import weakref
+
+    from kernbench.language._handles import FIELDS, new_handle
+
+    assert FIELDS == tuple(f.name for f in dataclasses.fields(TensorHandle))
+    shape = tuple(shape)
+    h = new_handle(i, addr, shape, dtype, nbytes, pinned)
+    ref = TensorHandle(i, addr, shape, dtype, nbytes, None, "sram", pinned)
+    assert type(h) is TensorHandle
+    assert [getattr(h, f) for f in FIELDS] == [getattr(ref, f) for f in FIELDS]
+    assert h.shape is shape and type(h.pinned) is bool
+    assert dataclasses.replace(h, shape=(1,)).id == i  # a view, as users make them
+    w = weakref.ref(h)
+    del h
+    gc.collect()
+    assert w() is None
 
 
 def test_eq_and_ne_are_elementwise():

@@ -112,3 +112,30 @@ def test_flush_in_c_writes_what_numpy_wrote(data):
     with pytest.raises(ValueError, match="do not fit"):  # the first segment must start at row 0
         _replay.fill_records(rec, table, fields, OUT_BYTES, np.array(starts, np.int64) + 1,
                              np.array(base, np.int64), out, sites, made_bytes, made)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.lists(st.one_of(
+    st.tuples(st.just("push"), st.lists(st.integers(-1, 2 ** 40), min_size=4, max_size=4)),
+    st.tuples(st.just("rows"), st.tuples(st.integers(0, 40), st.integers(0, 40))),
+    st.tuples(st.just("take"), st.none())), max_size=80))
+def test_pending_rows_are_what_was_pushed(capacity, ops):
+    """The store's pending rows (a C buffer that doubles when full: the builder pushes four ints
+    per command with a C call) read back as a list of the pushed rows would: ``rows`` any
+    range, ``take`` all of them and none left."""
+    from kernbench.language.store import Pending
+
+    p, model = Pending(capacity), []
+    for op, arg in ops:
+        if op == "push":
+            p.push(*arg)
+            model.append(arg)
+        elif op == "rows":
+            a, z = arg
+            got = p.rows(a, z)
+            assert got.dtype == np.int64 and got.shape == (len(model[a:z]), 4)
+            assert got.tolist() == model[a:z]
+        else:
+            assert p.take().tolist() == model and p.n == 0
+            model = []
+        assert p.n == len(model)

@@ -31,9 +31,10 @@ def _warn_stale() -> None:
     stale = []
     for m in TRACING_MODULES:
         so = _importlib.import_module(m).__file__
-        py = _os.path.join(_os.path.dirname(so), m.rsplit(".", 1)[1] + ".py")
-        if not so.endswith(".py") and _os.path.exists(py) and _os.path.getmtime(py) > _os.path.getmtime(so):
-            stale.append(py)
+        for ext in (".py", ".pxd"):  # (a .pxd gives the compiled module its C types)
+            src = _os.path.join(_os.path.dirname(so), m.rsplit(".", 1)[1] + ext)
+            if not so.endswith(".py") and _os.path.exists(src) and _os.path.getmtime(src) > _os.path.getmtime(so):
+                stale.append(src)
     if stale:
         _warnings.warn(f"{', '.join(stale)} {'is' if len(stale) == 1 else 'are'} newer than the compiled "
                        f"module{'s' if len(stale) > 1 else ''} Python imports instead: rebuild "

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """The builder: turns checked ``tl`` calls into one PE's command stream.
 
 One :class:`PEBuilder` per traced program. It assigns tensor ids (SSA: one producer each) and SRAM
@@ -48,6 +49,7 @@ from .numerics import RIGHT_CHECKED, check_right, vec_value, view_value
 from .semantic import ITEMSIZE, line_of
 from .sites import REDUCE_SUB, VEC_SUB, SiteTable, label_of, reduce_geometry, site_fields
 from .store import TraceStore, join_sizes
+from ._handles import new_handle
 
 __all__ = ["PEBuilder", "SiteTable", "TraceStore", "SRAM_ALIGN", "FLUSH_EVERY", "label_of",
            "site_fields", "VEC_SUB", "REDUCE_SUB"]
@@ -82,10 +84,9 @@ def value_budget() -> int:
 FLUSH_EVERY = 1 << 14
 _FLUSH_MASK = FLUSH_EVERY - 1
 
-#: Handles are made field by field (a tl call makes one; the dataclass __init__ costs a Python
-#: frame): TensorHandle must stay a plain dataclass with exactly these fields and no
-#: __post_init__ for that to equal calling it.
-_make_handle = object.__new__
+#: Handles are made in C, field by field (a tl call makes one; the dataclass __init__ costs a
+#: Python frame): TensorHandle must stay a plain dataclass with exactly these fields and no
+#: __post_init__ for that to equal calling it (_handles.new_handle reads the slots' layout).
 if hasattr(TensorHandle, "__post_init__") or TensorHandle.__slots__ != (
         "id", "addr", "shape", "dtype", "nbytes", "data", "space", "pinned", "__weakref__"):
     raise ImportError("kernbench.language.builder makes TensorHandles field by field: "
@@ -102,15 +103,6 @@ class PEBuilder:
     store, ``tensor_bytes`` and ``tensor_pinned`` its tensor table, and in functional mode
     ``meta`` (replay metadata per command) and ``handles`` (a weak reference per tensor id)."""
 
-    __slots__ = (
-        "pe", "cube", "g", "serial", "base", "transposed", "known", "fills", "max_bytes",
-        "functional", "memory", "nbr", "sfr_text", "trace_store", "site_table",
-        "tensors", "pinned", "meta", "sram_top", "cmd_start", "cmd_end", "n_tensors",
-        "tensor_pinned", "handles", "views", "finished",
-        "_tb_parts", "_keep", "_views", "_cmd", "_tens", "_meta", "_sget",
-        "_vec_plans", "_dot_plans", "_reduce_plans", "_other_plans", "_entries",
-        "_track", "_acc", "left_range", "ranges",
-    )
 
     def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str,
                  store: TraceStore | None = None, serial: int | None = None):
@@ -151,7 +143,7 @@ class PEBuilder:
         self._views: list | None = [] if functional else None
         self.views = None
         # Bound methods: the hot path is a few of these per tl call.
-        self._cmd = store.pending.extend
+        self._cmd = store.pending
         self._tens = self.tensors.append
         self._meta = self.meta.append if functional else None
         self._sget = self.site_table.index.get
@@ -275,15 +267,8 @@ class PEBuilder:
         addr = self.sram_top
         self.sram_top = addr + ((nbytes + _PAD) & _ALIGNED)
         t = self._entry(shape, dtype, n)
-        h = _make_handle(TensorHandle)  # see _make_handle
-        h.id = self.base + i
-        h.addr = addr
-        h.shape = t[0]  # the entry's: operands resolve on `is` (semantic.operand)
-        h.dtype = dtype
-        h.nbytes = nbytes
-        h.data = None
-        h.space = "sram"
-        h.pinned = pinned
+        # (the entry's shape: operands resolve on `is`, semantic.operand)
+        h = new_handle(self.base + i, addr, t[0], dtype, nbytes, pinned)
         self._tens(t)
         if self._track is not None:
             self._track.append(h)
@@ -307,7 +292,7 @@ class PEBuilder:
             self._acc.append((alloc, e0, shape, stride))
         m_id = -1 if mask is None else mask[1]
         o_id = other[1] if type(other) is tuple else -1
-        self._cmd((j, after, m_id, o_id))
+        self._cmd.push(j, after, m_id, o_id)
         if self.functional:
             ospec = other[0] if type(other) is tuple else other
             self._meta(("load", file, line, alloc, e0, shape, stride, dtype,
@@ -321,7 +306,7 @@ class PEBuilder:
         j, file, line = self._site_at(f, key)
         if self._acc is not None:
             self._acc.append((alloc, e0, shape, stride))
-        self._cmd((j, src, -1 if mask is None else mask[1], -1))
+        self._cmd.push(j, src, -1 if mask is None else mask[1], -1)
         if self.functional:
             self._meta(("store", file, line, spec, alloc, e0, shape, stride,
                         None if mask is None else mask[0]))
@@ -343,20 +328,12 @@ class PEBuilder:
         nbytes = 4 * t[2]
         if nbytes > self.max_bytes:
             self._too_big(t[0], "f32", nbytes)
-        h = _make_handle(TensorHandle)  # see _make_handle
-        h.id = self.base + i
-        h.addr = self.sram_top
-        h.shape = t[0]
-        h.dtype = "f32"
-        h.nbytes = nbytes
-        h.data = None
-        h.space = "sram"
-        h.pinned = False
+        h = new_handle(self.base + i, self.sram_top, t[0], "f32", nbytes, False)
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens(t)
         if self._track is not None:
             self._track.append(h)
-        self._cmd((p[5], ia, ib, -1))
+        self._cmd.push(p[5], ia, ib, -1)
         if self.functional:
             self._keep.append(h)
             self._meta(("dot", p[6], p[7], sa, sb, a_shape, b_shape, da, db))
@@ -388,20 +365,13 @@ class PEBuilder:
             like = p[7]  # the launch's entry for the site's result (see _entry)
             if like[2] != n:  # (a timing-mode view of another size)
                 like = self._entry(shape, dtype, n)
-        h = _make_handle(TensorHandle)  # see _make_handle
-        h.id = self.base + i
-        h.addr = self.sram_top
-        h.shape = like[0]  # the entry's: operands resolve on `is` (semantic.operand)
-        h.dtype = dtype
-        h.nbytes = nbytes
-        h.data = None
-        h.space = "sram"
-        h.pinned = False
+        # (the entry's shape: operands resolve on `is`, semantic.operand)
+        h = new_handle(self.base + i, self.sram_top, like[0], dtype, nbytes, False)
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens(like)
         if self._track is not None:
             self._track.append(h)
-        self._cmd((p[4], s0, s1, s2))
+        self._cmd.push(p[4], s0, s1, s2)
         if self.functional:
             self._keep.append(h)
             self._meta(("vec", p[5], p[6], name, operands, shape, dtype, ct or dtype, imm))
@@ -489,20 +459,12 @@ class PEBuilder:
         nbytes = t[2] * ITEMSIZE[dtype]
         if nbytes > self.max_bytes:
             self._too_big(t[0], dtype, nbytes)
-        h = _make_handle(TensorHandle)  # see _make_handle
-        h.id = self.base + i
-        h.addr = self.sram_top
-        h.shape = t[0]
-        h.dtype = dtype
-        h.nbytes = nbytes
-        h.data = None
-        h.space = "sram"
-        h.pinned = False
+        h = new_handle(self.base + i, self.sram_top, t[0], dtype, nbytes, False)
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self._tens(t)
         if self._track is not None:
             self._track.append(h)
-        self._cmd((p[5], src, -1, -1))
+        self._cmd.push(p[5], src, -1, -1)
         if self.functional:
             self._keep.append(h)
             self._meta(("reduce", p[6], p[7], name, spec, shape, axis, dtype))
@@ -511,14 +473,14 @@ class PEBuilder:
     # -- links ------------------------------------------------------------------------------
     def send(self, f, spec, src: int, port: int, shape: tuple, dtype: str, n: int) -> None:
         j, file, line = self._site_at(f, ("send", port, shape, dtype))
-        self._cmd((j, src, -1, -1))
+        self._cmd.push(j, src, -1, -1)
         if self.functional:
             self._meta(("send", file, line, spec, port, shape, dtype))
 
     def recv(self, f, port: int, shape: tuple, dtype: str, n: int, after: int = -1):
         h = self._new(shape, dtype, n, n * ITEMSIZE[dtype])
         j, file, line = self._site_at(f, ("recv", port, shape, dtype))
-        self._cmd((j, after, -1, -1))
+        self._cmd.push(j, after, -1, -1)
         if self.functional:
             self._meta(("recv", file, line, port, shape, dtype))
         return h
@@ -533,7 +495,7 @@ class PEBuilder:
         store = self.trace_store
         self.cmd_end = store.n_traced
         store.end(self)
-        if len(store.pending) >= 4 * FLUSH_EVERY:
+        if store.pending.n >= FLUSH_EVERY:
             store.flush()
         self.n_tensors = n_t = len(self.tensors)
         self.tensor_pinned = np.zeros(n_t, np.uint8)

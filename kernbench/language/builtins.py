@@ -37,6 +37,11 @@ from .semantic import (
 __all__ = ["TL"]
 
 
+def _no_program():
+    raise KernelError("this tl object is not tracing a program: its launch has ended. A kernel "
+                      "must use the tl it is passed, during its own launch")
+
+
 class _NoProgram:
     """Stands in for the builder when no program is being traced (after the launch): any use of
     ``tl`` then is a clear error, not an AttributeError from deep inside a call."""
@@ -44,8 +49,7 @@ class _NoProgram:
     __slots__ = ()
 
     def __getattr__(self, name):
-        raise KernelError("this tl object is not tracing a program: its launch has ended. A kernel "
-                          "must use the tl it is passed, during its own launch")
+        _no_program()
 
 
 _NO_PROGRAM = _NoProgram()
@@ -81,7 +85,10 @@ def _binary_op(name: str, doc: str):
     types_of: dict = {}  # (kind a, kind b) -> binary_types(name, ...) (a dict: thread-safe)
 
     def op(self, a, b) -> TensorHandle:
-        tr = self._b
+        b_ = self._b
+        if type(b_) is not PEBuilder and not isinstance(b_, PEBuilder):
+            _no_program()
+        tr: PEBuilder = b_
         f = site_frame()
         tens = tr.tensors
         base = tr.base
@@ -186,7 +193,10 @@ def _unary_op(name: str, doc: str):
     types_of: dict = {}  # dtype -> unary_types(name, dtype)
 
     def op(self, x) -> TensorHandle:
-        tr = self._b
+        b_ = self._b
+        if type(b_) is not PEBuilder and not isinstance(b_, PEBuilder):
+            _no_program()
+        tr: PEBuilder = b_
         f = site_frame()
         spec, s, d, i, n = operand(tr, x, what)
         types = types_of.get(d)
@@ -262,7 +272,7 @@ class TL:
         self._b: PEBuilder = _NO_PROGRAM
         self._serial = semantic.next_launch_serial()  #: tensor ids of this launch carry it
 
-    def _begin(self, builder: PEBuilder) -> None:
+    def _begin(self, builder) -> None:
         """Trace the next program into ``builder`` (None: no program; any call is an error)."""
         self._b = _NO_PROGRAM if builder is None else builder
 

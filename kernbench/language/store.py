@@ -1,7 +1,8 @@
+# cython: annotation_typing=False
 """The TraceStore: every command of a launch, as it is traced, in one growing array.
 
 Builders (kernbench.language.builder) record four ints per command, (site, src0, src1, src2),
-in the store's ``pending`` list, one program after the other; every few thousand commands the
+in the store's ``pending`` rows (:class:`Pending`), one program after the other; every few thousand commands the
 store turns them into COMMAND_DTYPE records in one pass in C (the site gives every field
 but the operands, and a result's tensor id is its program's running count of results). The
 array grows in place of a copy-per-program and becomes the launch's Program as it is.
@@ -16,7 +17,44 @@ from .sites import SiteTable, OUT_BYTES
 
 _RECORD = np.dtype((np.void, COMMAND_DTYPE.itemsize))  #: a command as an opaque record
 
-__all__ = ["TraceStore", "TiledCommands", "join_sizes"]
+__all__ = ["TraceStore", "TiledCommands", "Pending", "join_sizes"]
+
+
+class Pending:
+    """The commands recorded since the store's last flush: (site, src0, src1, src2) as int64
+    rows of ``arr`` (the first ``n``), which doubles when full. Compiled (store.pxd),
+    :meth:`push` writes four C integers: no tuple or list entry per command."""
+
+    def __init__(self, capacity: int = 1 << 12) -> None:
+        self.arr = np.empty((max(int(capacity), 1), 4), np.int64)
+        self.buf = self.arr  # (compiled: a typed view of it)
+        self.n = 0
+
+    def push(self, j, s0, s1, s2) -> None:
+        """Record a command: site ``j``, operands ``s0``, ``s1``, ``s2`` (-1: none)."""
+        n = self.n
+        if n == len(self.arr):
+            self._grow()
+        self.buf[n, 0] = j
+        self.buf[n, 1] = s0
+        self.buf[n, 2] = s1
+        self.buf[n, 3] = s2
+        self.n = n + 1
+
+    def _grow(self) -> None:
+        arr = np.empty((2 * len(self.arr), 4), np.int64)
+        arr[:self.n] = self.arr[:self.n]
+        self.arr = self.buf = arr
+
+    def rows(self, a: int, z: int) -> np.ndarray:
+        """A copy of rows a..z (those recorded of them)."""
+        return self.arr[a:min(z, self.n)].copy()
+
+    def take(self) -> np.ndarray:
+        """A copy of every row recorded; none is left."""
+        out = self.arr[:self.n].copy()
+        self.n = 0
+        return out
 
 
 class _Repeated:
@@ -44,7 +82,7 @@ def join_sizes(parts: list) -> np.ndarray:
 class TraceStore:
     """The commands of every program of one launch, in program order, and the sites naming them.
 
-    Builders append (site, src0, src1, src2) per command to ``pending``, one program after the
+    Builders push (site, src0, src1, src2) per command to ``pending``, one program after the
     other; :meth:`flush` turns what is pending, of however many programs, into COMMAND_DTYPE
     records (the traced rows, one array) and ``sites`` (int32 index into ``table``, one per
     command) in one pass in C (_replay.fill_records). tl.range replay appends tilings
@@ -60,7 +98,7 @@ class TraceStore:
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.table = SiteTable()
-        self.pending: list = []  #: (site, src0, src1, src2) per command not yet in the arrays
+        self.pending = Pending()  #: (site, src0, src1, src2) per command not yet in the arrays
         self.n = 0  #: commands in the arrays (global numbering: traced and tiled rows)
         self.closed = False
         self.current = None  #: the builder appending to ``pending``
@@ -85,7 +123,7 @@ class TraceStore:
     @property
     def n_traced(self) -> int:
         """Commands traced so far, pending ones included."""
-        return self.n + len(self.pending) // 4
+        return self.n + self.pending.n
 
     def expect(self, n_commands: int) -> None:
         """Size the next growth for about ``n_commands`` commands in all."""
@@ -101,7 +139,7 @@ class TraceStore:
         self.current = builder
         # (its first rows may extend the last range of traced rows: that one is scanned too)
         self._program = (self.n_traced, max(len(self._bounds) - 1, 0), len(self._tiles))
-        self._segments.append([builder, len(self.pending) // 4, 0])
+        self._segments.append([builder, self.pending.n, 0])
 
     def end(self, builder) -> None:
         if self.current is builder:
@@ -134,16 +172,14 @@ class TraceStore:
         tensors its moved commands make (``_tb_parts``) and its range (``cmd_end``)."""
         pending = self.pending
         segs = self._segments
-        if not pending:  # nothing to move; only the current program's segment goes on
+        if not pending.n:  # nothing to move; only the current program's segment goes on
             if self.current is not None:
                 del segs[:-1]
                 segs[0][1] = 0
             else:
                 segs.clear()
             return
-        rec = np.fromiter(pending, np.int64, len(pending)).reshape(-1, 4)
-        pending.clear()
-        self._move(rec)
+        self._move(pending.take())
 
     def append_tiled(self, a: int, z: int, R: int, D: int, shift: np.ndarray, loop=None) -> None:
         """Append R copies of the current program's commands a..z (a loop body B, tl.range
@@ -226,8 +262,7 @@ class TraceStore:
             out[:m - a, 3] = c["src2"]
         lo = max(a, self.n)
         if lo < z:
-            p = self.pending[4 * (lo - self.n):4 * (z - self.n)]
-            out[lo - a:] = np.array(p, np.int64).reshape(-1, 4)
+            out[lo - a:] = self.pending.rows(lo - self.n, z - self.n)
         return out
 
     def moved_on(self, a: int, b: int, n: int, t0: int, D: int, t_a: int):
@@ -256,12 +291,12 @@ class TraceStore:
     def _pending_rows(self, a: int, z: int):
         """(site, src0, src1, src2) of global commands a..z (int64, (z - a, 4)) if all are
         pending (recorded since the last flush), else None."""
-        if a < self.n or not self.pending:
+        if a < self.n or not self.pending.n:
             return None
-        p = self.pending[4 * (a - self.n):4 * (z - self.n)]
-        if len(p) != 4 * (z - a):
+        p = self.pending.rows(a - self.n, z - self.n)
+        if len(p) != z - a:
             return None
-        return np.fromiter(p, np.int64, len(p)).reshape(-1, 4)
+        return p
 
     def _reader(self, a: int, z: int) -> tuple:
         """(a CommandSource holding the current program's flushed rows a..z, the global row its

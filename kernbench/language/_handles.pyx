@@ -1,0 +1,78 @@
+# cython: language_level=3
+"""Making a TensorHandle in C: the builder makes one per tl call that produces a tensor.
+
+A TensorHandle is a slotted dataclass (kernbench.common.pe_commands): its fields live at fixed
+offsets that the type's member descriptors record. :func:`new_handle` allocates one with the
+type's own allocator and stores the eight fields at those offsets: what ``object.__new__``
+followed by eight attribute stores does, without the eight attribute lookups (about a sixth of
+a traced command's cost). The layout is read from the descriptors at import and checked there:
+anything else (another field order, a field that is not a plain object slot) is an ImportError.
+"""
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF
+
+from kernbench.common.pe_commands import TensorHandle
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        const char *name
+        int type
+        Py_ssize_t offset
+        int flags
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
+    object PyType_GenericAlloc(PyTypeObject *t, Py_ssize_t n)  # (a new reference)
+    ctypedef PyObject *(*allocfunc)(PyTypeObject *, Py_ssize_t)
+    ctypedef struct _AllocOf "PyTypeObject":  # (the one field read of the type object)
+        allocfunc tp_alloc
+
+cdef enum:
+    T_OBJECT_EX = 16  # structmember.h: a plain object slot (AttributeError while unset)
+    N_FIELDS = 8
+
+#: TensorHandle's fields, in the order new_handle takes them
+FIELDS = ("id", "addr", "shape", "dtype", "nbytes", "data", "space", "pinned")
+
+cdef Py_ssize_t _offset[N_FIELDS]
+cdef PyTypeObject *_type = <PyTypeObject *>TensorHandle
+cdef object _sram = "sram"
+
+
+cdef int _layout() except -1:
+    member = type(TensorHandle.__dict__["id"])
+    if <void *>(<_AllocOf *>_type).tp_alloc != <void *>PyType_GenericAlloc:
+        raise ImportError("kernbench.language._handles: TensorHandle must be allocated by "
+                          "PyType_GenericAlloc (a plain slotted class)")
+    for i, name in enumerate(FIELDS):
+        d = TensorHandle.__dict__.get(name)
+        if type(d) is not member or (<PyMemberDescrObject *>d).d_member.type != T_OBJECT_EX:
+            raise ImportError(f"kernbench.language._handles: TensorHandle.{name} must be a plain "
+                              f"slot (a slotted dataclass of {', '.join(FIELDS)})")
+        _offset[i] = (<PyMemberDescrObject *>d).d_member.offset
+    return 0
+
+
+_layout()
+
+
+cdef inline void _put(PyObject *h, int i, object v) noexcept:
+    # a fresh object: the slot is NULL, nothing to release
+    Py_INCREF(v)
+    (<PyObject **>((<char *>h) + _offset[i]))[0] = <PyObject *>v
+
+
+cpdef object new_handle(object id, object addr, object shape, object dtype, object nbytes,
+                        bint pinned):
+    """A TensorHandle(id, addr, shape, dtype, nbytes, data=None, space="sram", pinned), equal
+    field for field to the dataclass's constructor's (tests/test_tl_handles.py)."""
+    h = PyType_GenericAlloc(_type, 0)
+    cdef PyObject *p = <PyObject *>h
+    _put(p, 0, id)
+    _put(p, 1, addr)
+    _put(p, 2, shape)
+    _put(p, 3, dtype)
+    _put(p, 4, nbytes)
+    _put(p, 5, None)
+    _put(p, 6, _sram)
+    _put(p, 7, True if pinned else False)
+    return h

@@ -1,0 +1,31 @@
+# Augmenting declarations for builder.py (compiled as it is: setup.py, TRACING_MODULES). The
+# builder as an extension type: its fields are C struct members and its hot methods C calls,
+# for its own methods and for the tl builtins, which declare the builder's type (builtins.py).
+from kernbench.language.store cimport Pending
+
+
+cdef class PEBuilder:
+    cdef public object pe, cube, g, serial, base, transposed, known, fills, max_bytes
+    cdef public bint functional
+    cdef public object memory, nbr, sfr_text, trace_store, site_table
+    cdef public object tensors, pinned, meta, sram_top, cmd_start, cmd_end, n_tensors
+    cdef public object tensor_pinned, handles, views, finished
+    cdef public Pending _cmd
+    cdef public object _tb_parts, _keep, _views, _tens, _meta, _sget
+    cdef public object _vec_plans, _dot_plans, _reduce_plans, _other_plans, _entries
+    cdef public object _track, _acc, left_range, ranges
+
+    cpdef _flush(self)
+    cpdef _site(self, key)
+    cpdef _replan(self, plans, f, parts, key, extra=*)
+    cpdef _site_at(self, f, what)
+    cpdef _entry(self, shape, dtype, n)
+    cpdef _new(self, shape, dtype, n, nbytes, pinned=*)
+    cpdef load(self, f, alloc, e0, shape, n, dtype, stride, pinned=*, after=*, mask=*, other=*)
+    cpdef store(self, f, spec, src, alloc, e0, shape, n, stride, mask=*)
+    cpdef dot(self, f, sa, sb, ia, ib, a_shape, b_shape, da, db, m, n, k)
+    cpdef vec(self, f, name, operands, s0, s1, s2, shape, n, dtype, like=*, ct=*, imm=*)
+    cpdef reduce(self, f, name, spec, src, shape, axis, dtype)
+    cpdef send(self, f, spec, src, port, shape, dtype, n)
+    cpdef recv(self, f, port, shape, dtype, n, after=*)
+from kernbench.language._handles cimport new_handle
