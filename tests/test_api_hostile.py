@@ -39,6 +39,15 @@ def test_complex_and_non_numeric_data_are_refused(ctx):
         ctx.replicate(np.array(["a", "b"]))
 
 
+@pytest.mark.parametrize("call", ["put", "replicate", "shard"])
+def test_ragged_lists_are_refused_as_placement_errors(ctx, call):
+    data = [[1.0, 2.0], [3.0]]
+    place = {"put": lambda: ctx.put(data, (0, 0)), "replicate": lambda: ctx.replicate(data),
+             "shard": lambda: ctx.shard(data)}[call]
+    with pytest.raises(PlacementError, match="not a rectangular array of numbers"):
+        place()
+
+
 def test_shard_parts_must_be_an_int(ctx):
     with pytest.raises(PlacementError, match="parts must be an int"):
         ctx.shard(np.ones((2, 4), np.float32), parts=True)

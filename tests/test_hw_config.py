@@ -111,6 +111,13 @@ def test_bad_toml_is_rejected_naming_the_key(tmp_path, text, message):
         load_hw(str(path))
 
 
+def test_toml_nested_beyond_the_readers_recursion_is_a_config_error(tmp_path):
+    p = tmp_path / "deep.toml"
+    p.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(HardwareConfigError, match="nested too deeply"):
+        load_hw(p)
+
+
 def test_partial_toml_keeps_the_other_defaults(tmp_path):
     hw = load_hw(_toml(tmp_path, 'name = "tiny"\nn_cubes = 1\nclock_ghz = 2\n[link]\nbytes_per_cycle = 64\n'))
     assert (hw.name, hw.n_cubes, hw.link.bytes_per_cycle) == ("tiny", 1, 64)

@@ -471,6 +471,9 @@ def load_hw(
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise HardwareConfigError(f"{source}: not valid TOML: {e}") from None
+        except RecursionError:  # (tomllib recurses per nesting level)
+            raise HardwareConfigError(f"{source}: nested too deeply to read (a hardware file is "
+                                      f"at most a few tables deep)") from None
         cfg = from_dict(data, source=source)
     if overrides:
         cfg = cfg.with_overrides(overrides)

@@ -47,7 +47,10 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
         if "bfloat16" in str(getattr(t, "dtype", "")):
             return np.asarray(t.float().numpy()).astype(NP_DTYPES["bf16"]), "bf16"
         x = t.numpy()
-    a = np.asarray(x)
+    try:
+        a = np.asarray(x)
+    except ValueError as e:  # a ragged nested list: numpy has no array for it
+        raise PlacementError(f"the data is not a rectangular array of numbers ({e})") from None
     if a.dtype.kind == "c":
         raise PlacementError(f"complex data ({a.dtype}) has no kernbench dtype: pass the real and "
                              f"imaginary parts as two arrays")
