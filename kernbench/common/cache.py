@@ -232,7 +232,7 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
             if mod is not None:
                 visit(mod, level)
             if _user_file(getattr(mod, "__file__", None)):  # the methods it runs
-                for name, v in sorted(vars(obj).items()):
+                for _, v in sorted(vars(obj).items(), key=lambda kv: kv[0]):
                     if isinstance(v, (staticmethod, classmethod)):
                         v = v.__func__
                     if isinstance(v, types.FunctionType):
