@@ -331,6 +331,43 @@ def test_cache_keys_see_the_code_that_runs_defaults_sets_and_big_data(tmp_path, 
     assert digest({"b", "a"}) == digest({"a", "b"}) != digest(frozenset({"a"}))
 
 
+def _zeros(o_ptr, n, *, tl):
+    tl.store(o_ptr, tl.zeros((n,), "f32"))
+
+
+def _lanes_from_memory(ctx):
+    n = ctx.memory.hw.vector.lanes * 4
+    return Launch(_zeros, (1, 1), ctx.empty((n,), "f32"), n)
+
+
+def _lanes_from_vars(ctx):
+    n = vars(ctx.hw)["vector"].lanes * 4
+    return Launch(_zeros, (1, 1), ctx.empty((n,), "f32"), n)
+
+
+def _lanes_read_while_tracing(ctx):
+    o = ctx.empty((4096,), "f32")
+
+    def kernel(o_ptr, *, tl):  # a kernel made by a factory, reading the hardware as it traces
+        _zeros(o_ptr, ctx.hw.vector.lanes * 4, tl=tl)
+    return Launch(kernel, (1, 1), o)
+
+
+@pytest.mark.parametrize("build", [_lanes_from_memory, _lanes_from_vars, _lanes_read_while_tracing])
+def test_a_trace_is_reused_only_where_the_hardware_it_read_agrees(build):
+    """A trace serves another point only when the hardware keys it read agree; reads through
+    ctx.memory.hw, vars(ctx.hw) and a kernel reading ctx.hw as it is traced count too (a review
+    found each served one trace to every point: rows of the first point's shapes)."""
+    lanes, base = [16, 64, 256], {"n_cubes": 1, "pes_per_cube": 1}
+    res = sweep(build, hw=base, hardware={"vector.lanes": lanes}, workers=1, cache=False, progress=False)
+    fresh = []
+    for n in lanes:
+        ctx = kernbench.Context(base, {"vector.lanes": n})
+        launch = build(ctx)
+        fresh.append(ctx.launch(launch.kernel, launch.grid, *launch.args, mode="timing").cycles)
+    assert [r["cycles"] for r in res.rows] == fresh and len(set(fresh)) == 3
+
+
 # -- Dask ------------------------------------------------------------------------------------------------
 BY_PATH = """
 def vadd(x_ptr, o_ptr, n, *, tl):

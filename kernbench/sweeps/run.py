@@ -108,13 +108,14 @@ def make_target(target, grid=None, setup=None, sfr=None, ring=False) -> Target:
 # -- what the trace read of the hardware -----------------------------------------------------------
 class _RecordingHw(HardwareConfig):
     """A HardwareConfig that notes which of its top-level fields are read (a setup choosing a
-    block size from ``ctx.hw.sram``); a sub-config read counts as reading all its keys."""
+    block size from ``ctx.hw.sram``); a sub-config read counts as reading all its keys, and
+    reading ``__dict__`` (``vars(ctx.hw)``) as reading every field."""
 
     def __getattribute__(self, name):
-        if name in _TOP:
+        if name in _TOP or name == "__dict__":
             reads = object.__getattribute__(self, "__dict__").get("_kb_reads")
             if reads is not None:
-                reads.add(name)
+                reads.update(_TOP if name == "__dict__" else (name,))
         return object.__getattribute__(self, name)
 
 
@@ -160,13 +161,16 @@ def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str) -> Trac
     stage = "setup"
     try:
         ctx = Context(hw)
-        ctx.hw = rec  # the builder / setup sees a recording config; memory keeps the real one
+        # The builder or setup, and the kernel as it is traced (a kernel made by a factory may
+        # read ctx.hw then), see a recording config, through ctx.hw and ctx.memory.hw alike.
+        ctx.hw = ctx.memory.hw = rec
         try:
             launch = target.build(ctx, dict(args))
+            stage = "trace"
+            traced = ctx.trace(launch.kernel, launch.grid, *launch.args, mode=mode,
+                               kernel_kwargs=launch.kwargs)
         finally:
-            ctx.hw = hw
-        stage = "trace"
-        traced = ctx.trace(launch.kernel, launch.grid, *launch.args, mode=mode, kernel_kwargs=launch.kwargs)
+            ctx.hw = ctx.memory.hw = hw
         error = None
     except Exception as e:
         from ..common.errors import KernbenchError
