@@ -42,6 +42,15 @@ def _no_program():
                       "must use the tl it is passed, during its own launch")
 
 
+def _builder(tl) -> PEBuilder:
+    """The builder ``tl`` traces into (compiled: a C call returning its C type, builtins.pxd),
+    or the error of a tl whose launch has ended."""
+    b = tl._b
+    if type(b) is not PEBuilder and not isinstance(b, PEBuilder):
+        _no_program()
+    return b
+
+
 class _NoProgram:
     """Stands in for the builder when no program is being traced (after the launch): any use of
     ``tl`` then is a clear error, not an AttributeError from deep inside a call."""
@@ -85,10 +94,7 @@ def _binary_op(name: str, doc: str):
     types_of: dict = {}  # (kind a, kind b) -> binary_types(name, ...) (a dict: thread-safe)
 
     def op(self, a, b) -> TensorHandle:
-        b_ = self._b
-        if type(b_) is not PEBuilder and not isinstance(b_, PEBuilder):
-            _no_program()
-        tr: PEBuilder = b_
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         tens = tr.tensors
         base = tr.base
@@ -193,10 +199,7 @@ def _unary_op(name: str, doc: str):
     types_of: dict = {}  # dtype -> unary_types(name, dtype)
 
     def op(self, x) -> TensorHandle:
-        b_ = self._b
-        if type(b_) is not PEBuilder and not isinstance(b_, PEBuilder):
-            _no_program()
-        tr: PEBuilder = b_
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         spec, s, d, i, n = operand(tr, x, what)
         types = types_of.get(d)
@@ -326,7 +329,7 @@ class TL:
         only unmasked elements must lie inside the allocation (checked at trace when the mask is
         known then, e.g. built from tl.arange, else in functional replay). A masked load costs
         the whole tile's bytes, like an unmasked one (docs/hardware-model.md)."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         if shape is None:
             fail(tr, "load needs shape=: the tile's shape (kernbench loads a tile from a base "
@@ -370,7 +373,7 @@ class TL:
         the kernel means to write: a tensor of another shape is an error. ``stride`` as in
         :meth:`load`. ``mask`` (a bool mask broadcasting to x's shape) writes only where it is
         true; bounds and cost as for a masked :meth:`load`."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         spec, s, d, i, n = operand(tr, x, "store value")
         if shape is not None:
@@ -417,7 +420,7 @@ class TL:
         bandwidth); int32 and masks are refused (cast first). Accumulation is f32. One DOT
         command (docs/hardware-model.md); ``acc`` adds one f32 VEC add of M*N elements: the
         output-stationary array starts each fold from zeroed accumulators."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         sa, ash, da, ia, _ = operand(tr, a, "dot a")
         sb, bsh, db, ib, _ = operand(tr, b, "dot b")
@@ -435,7 +438,7 @@ class TL:
     # -- views (no command) --------------------------------------------------------------------
     def trans(self, x: TensorHandle) -> TensorHandle:
         """``x`` with its last two axes swapped: metadata only, same tensor id, no command."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         spec, s, d, i, _ = operand(tr, x, "trans operand")
         if len(s) < 2:
             return x
@@ -449,7 +452,7 @@ class TL:
         """A view of ``x``'s buffer with another shape: same tensor id, no command. Same rule
         as a ``TensorHandle(id=x.id, shape=...)`` made by hand: the element count must match in
         functional mode; a transposed view cannot be reshaped."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         shape = check_shape(tr, shape, "reshape shape")
         spec, s, d, i, _ = operand(tr, x, "reshape operand")
         if isinstance(x, TransposedView):
@@ -462,7 +465,7 @@ class TL:
 
     def _getitem(self, x: TensorHandle, key) -> TensorHandle:
         """``x[:, None]``, ``x[None, :]``, ``x[..., None]``: a view with new axes of size 1."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         spec, s, d, i, _ = operand(tr, x, "indexed tensor")
         key = key if type(key) is tuple else (key,)
         ok = all(k is None or k is Ellipsis or (type(k) is slice and k == slice(None))
@@ -531,7 +534,7 @@ class TL:
         rounded like a mul written by hand (``x ** 3`` is ``x * (x * x)``, ``x ** 4`` is
         ``(x * x) * (x * x)``); ``n == 0`` a fill of ones; ``n == 1`` x itself; ``n < 0`` then
         ``1 / that`` (floats only)."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         spec, s, d, i, _ = operand(tr, x, "** base")
         if scalar_kind(n) != PY_INT or not -64 <= int(n) <= 64:
             fail(tr, f"** takes a Python int exponent in -64..64, got {n!r}: for other powers "
@@ -574,7 +577,7 @@ class TL:
         To int32: truncates toward zero, saturates, NaN gives 0. To a float: rounds to nearest
         even; fp8e4m3 overflows to NaN and fp8e5m2 to inf unless ``saturate=True``, which
         clamps to the largest finite value (NaN stays NaN)."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         dtype = check_dtype(tr, dtype)
         spec, s, d, i, n = operand(tr, x, "cast operand")
@@ -587,7 +590,7 @@ class TL:
     def broadcast_to(self, x, shape) -> TensorHandle:
         """``x`` broadcast to ``shape`` (numpy's rule) as a new tensor: one VEC copy of
         ``numel(shape)`` elements; ``x`` itself when it has that shape."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         shape = check_shape(tr, shape, "broadcast_to shape")
         spec, s, d, i, _ = operand(tr, x, "broadcast_to operand")
@@ -602,7 +605,7 @@ class TL:
         """``a`` where ``cond`` is true (non-zero) else ``b``, with broadcasting; ``a`` and ``b``
         may be Python numbers. One SELECT command reading up to three tensors. Dtype: ``a`` and
         ``b`` promoted (two masks: a mask; two Python numbers: int32 or f32)."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         sc, shape, dc, ic, _ = operand(tr, cond, "where condition")
         vals, kinds, ids = [], [], [ic]
@@ -630,7 +633,7 @@ class TL:
     def full(self, shape, value, dtype="f32") -> TensorHandle:
         """A new tensor of ``shape`` filled with ``value`` (one FILL command); int32 takes an
         integral value."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         shape = check_shape(tr, shape, "full shape")
         dtype = check_dtype(tr, dtype)
@@ -658,7 +661,7 @@ class TL:
         """int32 ``[start, start + 1, ..., end - 1]`` (``arange(n)``: from 0), Python ints with
         ``end > start``: one FILL-cost command of ``end - start`` elements. Its value is known
         while tracing, so masks built from it are checked at trace."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         if end is None:
             start, end = 0, start
@@ -674,7 +677,7 @@ class TL:
 
     # -- reductions --------------------------------------------------------------------------
     def _reduce(self, name: str, x, axis, where=None) -> TensorHandle:
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         if where is None:
             where = site_frame()
         spec, s, d, i, _ = operand(tr, x, f"{name} operand")
@@ -703,7 +706,7 @@ class TL:
         """``exp(x - max) / sum(exp(x - max))`` along ``axis``: five commands (max-reduce, sub,
         exp, sum-reduce, div), each rounded to ``x``'s dtype like the same ops written by hand.
         Float tensors only."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         spec, s, d, i, n = operand(tr, x, "softmax operand")
         semantic.float_operand(tr, d, "softmax", "its operand")
@@ -724,7 +727,7 @@ class TL:
         Returns at once: the port's send side (TX unit) carries the message while the PE goes
         on, so a kernel may send to both neighbours and then receive from both. The k-th send on
         a port is received by the neighbour's k-th recv on the opposite port."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         port = semantic.port_of(tr, dir, "send")
         spec, s, d, i, n = operand(tr, src, "send src")
@@ -736,7 +739,7 @@ class TL:
         Must match the sender's shape and dtype. ``after=h`` posts the recv only once tensor
         ``h`` is ready (the recv's receive-queue slot is not claimed before then); without it
         the recv is posted as soon as its RX unit reaches it."""
-        tr = self._b
+        tr: PEBuilder = _builder(self)
         f = site_frame()
         port = semantic.port_of(tr, dir, "recv")
         shape = check_shape(tr, shape, "recv shape")
