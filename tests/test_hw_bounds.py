@@ -414,7 +414,7 @@ def test_a_utf8_toml_file_is_read_as_utf8_whatever_the_locale(tmp_path):
 def test_an_unreadable_toml_path_is_refused_naming_it(tmp_path):
     d = tmp_path / "dir.toml"
     d.mkdir()
-    with pytest.raises(HardwareConfigError, match=rf"hardware file '{re.escape(str(d))}' does not exist"):
+    with pytest.raises(HardwareConfigError, match=rf"hardware file '{re.escape(str(d))}' is not a file"):
         load_hw(d)
 
 

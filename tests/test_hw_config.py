@@ -111,6 +111,31 @@ def test_bad_toml_is_rejected_naming_the_key(tmp_path, text, message):
         load_hw(str(path))
 
 
+@pytest.mark.parametrize("name", ["[/]", "[bold]x", "$\\foo$", "a\nb", "", "x" * 201])
+def test_a_hardware_name_is_plain_text(name):
+    """Tables (rich markup) and plot titles (matplotlib mathtext) show the name: a review found
+    "[/]" broke report() and `kernbench hw show`, "$\\foo$" broke plot()."""
+    with pytest.raises(HardwareConfigError, match="hardware key 'name' must be plain text"):
+        load_hw("default", {"name": name})
+    assert load_hw("default", {"name": "mesh8 (tuned) v2"}).name == "mesh8 (tuned) v2"
+
+
+@pytest.mark.parametrize("args, match", [
+    (("x" * 300,), "unknown hardware preset"),  # (an OSError: name too long, before)
+    (("x" * 300 + ".toml",), "File name too long"),
+    (("/dev/null",), "is not a file"),
+    (("/tmp/",), "is not a file"),
+    (({1: 1},), "hardware keys are names"),
+    (({"gemm": {2: 3}},), "got int 2 in 'gemm'"),
+    (("default", "gemm.rows"), "overrides must be a dict"),
+    (("default", 0), "overrides must be a dict"),
+    ((3,), "hw must be a preset's name"),
+])
+def test_odd_hardware_arguments_are_config_errors(args, match):
+    with pytest.raises(HardwareConfigError, match=match):
+        load_hw(*args)
+
+
 def test_toml_nested_beyond_the_readers_recursion_is_a_config_error(tmp_path):
     p = tmp_path / "deep.toml"
     p.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")

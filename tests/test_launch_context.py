@@ -158,3 +158,17 @@ def test_device_array_of_another_context_is_refused():
     # the same launch with b's own arrays works: o gets y's 2s
     b.launch(_copy, (1, 1), y, o, 64)
     assert (b.read(o, (0, 0)) == 2).all()
+
+
+def test_a_context_takes_hardware_of_its_own_shape_only():
+    """ctx.hw may become another config of the same cubes x PEs (timing keys); another shape or
+    not a config is a clear ValueError (was a neighbour-table error at the next launch, or an
+    AttributeError)."""
+    ctx = kernbench.Context("default")
+    ctx.hw = load_hw("default", {"link.bytes_per_cycle": 8})
+    assert ctx.hw.link.bytes_per_cycle == 8
+    with pytest.raises(ValueError, match="laid out for 4 cubes x 8 PEs, not 8 x 8"):
+        ctx.hw = load_hw("mesh8")
+    for bad in (None, {"n_cubes": 4}):
+        with pytest.raises(ValueError, match="must be a HardwareConfig"):
+            ctx.hw = bad

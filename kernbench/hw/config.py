@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -171,6 +172,11 @@ class HardwareConfig:
 
 
 #: HardwareConfig's own field types (its sub-configs are checked against their defaults' types)
+#: a hardware name's longest, and what it may not hold: rich markup ([ ]), matplotlib
+#: mathtext ($ \), control characters (the tables and plot titles that show it)
+MAX_NAME = 200
+_UNSHOWN = re.compile(r"[\[\]$\\\x00-\x1f\x7f]")
+
 _TOP_TYPES = {"name": str, "n_cubes": int, "pes_per_cube": int, "clock_ghz": float, "gemm": GemmConfig,
               "vector": VectorConfig, "dma": DmaConfig, "link": LinkConfig, "sram": SramConfig}
 
@@ -384,6 +390,10 @@ def _checked_fields(cfg: Any, prefix: str, frozen: bool = False) -> dict[str, An
             if not isinstance(v, str):
                 raise HardwareConfigError(f"hardware key '{key}' must be str, got {type(v).__name__} {v!r}")
             new = str(v)
+            if key == "name" and (not new or len(new) > MAX_NAME or _UNSHOWN.search(new)):
+                raise HardwareConfigError(
+                    f"hardware key 'name' must be plain text of 1 to {MAX_NAME} characters (tables and "
+                    f"plot titles show it: no [ ] $ \\ or control characters), got {new[:80]!r}")
         else:
             new = _number(key, want, v)
         if new is not v:  # int(), float() and str() of an exact int, float or str return it as is
@@ -428,6 +438,9 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str) -> Any:
     defaults = cls()
     kwargs = {}
     for key, value in data.items():
+        if not isinstance(key, str):
+            raise HardwareConfigError(f"{source}: hardware keys are names (str), got "
+                                      f"{type(key).__name__} {key!r}" + (f" in '{prefix[:-1]}'" if prefix else ""))
         full = prefix + key
         if key not in known:
             raise HardwareConfigError(f"{source}: unknown hardware key '{full}'")
@@ -475,22 +488,36 @@ def load_hw(
             raise HardwareConfigError(f"{source}: nested too deeply to read (a hardware file is "
                                       f"at most a few tables deep)") from None
         cfg = from_dict(data, source=source)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise HardwareConfigError(f"overrides must be a dict of hardware keys to values, got "
+                                  f"{type(overrides).__name__} {overrides!r}")
     if overrides:
         cfg = cfg.with_overrides(overrides)
     return cfg
 
 
 def _read_toml_source(hw: "str | Path") -> tuple[str, str]:
+    if not isinstance(hw, (str, Path)):
+        raise HardwareConfigError(f"hw must be a preset's name, a TOML file's path, a dict or a "
+                                  f"HardwareConfig, got {type(hw).__name__}")
     s = str(hw)
     if s.endswith(".toml") or "/" in s or "\\" in s:
         path = Path(s)
-        if not path.is_file():
-            raise HardwareConfigError(f"hardware file '{s}' does not exist")
+        try:
+            exists, is_file = path.exists(), path.is_file()
+        except OSError as e:  # (a name too long for the file system, ...)
+            raise HardwareConfigError(f"hardware file '{s[:200]}': {e.strerror}") from None
+        if not is_file:
+            raise HardwareConfigError(f"hardware file '{s}' " + ("is not a file" if exists else "does not exist"))
         return _decode_toml(path, f"hardware file '{s}'"), str(path)
     entry = _preset_dir().joinpath(s + ".toml")
-    if not entry.is_file():
+    try:
+        known = entry.is_file()
+    except OSError:  # (a name too long for the file system: no preset's)
+        known = False
+    if not known:
         raise HardwareConfigError(
-            f"unknown hardware preset '{s}' (presets: {', '.join(list_presets())})"
+            f"unknown hardware preset '{s[:200]}' (presets: {', '.join(list_presets())})"
         )
     return _decode_toml(entry, f"hardware preset '{s}'"), f"preset '{s}'"
 

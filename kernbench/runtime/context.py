@@ -50,12 +50,30 @@ class Context:
 
     def __init__(self, hw: "str | Path | HardwareConfig | Mapping" = "default",
                  overrides: Mapping[str, Any] | None = None, unwritten: str = "nan"):
-        self.hw: HardwareConfig = load_hw(hw, overrides)
+        self._hw: HardwareConfig = load_hw(hw, overrides)
         self.sfr: SfrInstall | None = None
         #: ``unwritten="nan"``: device memory nothing has written holds NaN (int32: -2**31), so a
         #: kernel reading it by mistake shows; "zero": zeros
         self.memory = DeviceMemory(self.hw, unwritten)
         self._nbr = np.full((self.hw.n_pes, N_PORTS), -1, np.int32)
+
+    @property
+    def hw(self) -> HardwareConfig:
+        """The machine's hardware. Another config of the same shape (cubes x PEs) may be set
+        (timing keys: bandwidths, latencies, ...); a config of another shape raises ValueError
+        (the memory and the SFR wiring are laid out for this one: make a new Context)."""
+        return self._hw
+
+    @hw.setter
+    def hw(self, hw: HardwareConfig) -> None:
+        if not isinstance(hw, HardwareConfig):
+            raise ValueError(f"Context.hw must be a HardwareConfig, got {type(hw).__name__} (a "
+                             f"preset's name or a dict: kernbench.hw.load_hw)")
+        if (hw.n_cubes, hw.pes_per_cube) != (self._hw.n_cubes, self._hw.pes_per_cube):
+            raise ValueError(f"this Context's memory and SFR wiring are laid out for "
+                             f"{self._hw.n_cubes} cubes x {self._hw.pes_per_cube} PEs, not "
+                             f"{hw.n_cubes} x {hw.pes_per_cube} ('{hw.name}'): make a new Context")
+        self._hw = hw
 
     def __repr__(self) -> str:
         sfr = self.sfr.describe() if self.sfr else "no SFR installed"
