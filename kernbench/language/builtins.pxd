@@ -3,3 +3,4 @@
 from kernbench.language.builder cimport PEBuilder
 
 cdef PEBuilder _builder(object tl)
+from kernbench.language.semantic cimport operand, site_frame
