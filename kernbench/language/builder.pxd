@@ -5,15 +5,18 @@ from kernbench.language.store cimport Pending
 
 
 cdef class PEBuilder:
-    cdef public object pe, cube, g, serial, base, transposed, known, fills, max_bytes
+    cdef public object pe, cube, g, serial, base, transposed, max_bytes
+    cdef public dict known, fills
     cdef public bint functional
     cdef public object memory, nbr, sfr_text, trace_store, site_table
-    cdef public object tensors, pinned, meta, sram_top, cmd_start, cmd_end, n_tensors
+    cdef public list tensors, pinned
+    cdef public object meta, sram_top, cmd_start, cmd_end, n_tensors
     cdef public object tensor_pinned, handles, views, finished
     cdef public Pending _cmd
-    cdef public object _tb_parts, _keep, _views, _tens, _meta, _sget
-    cdef public object _vec_plans, _dot_plans, _reduce_plans, _other_plans, _entries
-    cdef public object _track, _acc, left_range, ranges
+    cdef public list _keep, _track, _acc
+    cdef public object _tb_parts, _views, _meta, _sget
+    cdef public dict _vec_plans, _dot_plans, _reduce_plans, _other_plans, _entries
+    cdef public object left_range, ranges
 
     cpdef _flush(self)
     cpdef _site(self, key)

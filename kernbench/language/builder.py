@@ -142,9 +142,8 @@ class PEBuilder:
         #: each the value it reads of its buffer (``views`` once finished)
         self._views: list | None = [] if functional else None
         self.views = None
-        # Bound methods: the hot path is a few of these per tl call.
+        # The store's pending rows and bound methods: the hot path is a few of these per tl call.
         self._cmd = store.pending
-        self._tens = self.tensors.append
         self._meta = self.meta.append if functional else None
         self._sget = self.site_table.index.get
         plans = self.site_table.plans
@@ -269,7 +268,7 @@ class PEBuilder:
         t = self._entry(shape, dtype, n)
         # (the entry's shape: operands resolve on `is`, semantic.operand)
         h = new_handle(self.base + i, addr, t[0], dtype, nbytes, pinned)
-        self._tens(t)
+        self.tensors.append(t)
         if self._track is not None:
             self._track.append(h)
         if self.functional:
@@ -330,7 +329,7 @@ class PEBuilder:
             self._too_big(t[0], "f32", nbytes)
         h = new_handle(self.base + i, self.sram_top, t[0], "f32", nbytes, False)
         self.sram_top += (nbytes + _PAD) & _ALIGNED
-        self._tens(t)
+        self.tensors.append(t)
         if self._track is not None:
             self._track.append(h)
         self._cmd.push(p[5], ia, ib, -1)
@@ -368,7 +367,7 @@ class PEBuilder:
         # (the entry's shape: operands resolve on `is`, semantic.operand)
         h = new_handle(self.base + i, self.sram_top, like[0], dtype, nbytes, False)
         self.sram_top += (nbytes + _PAD) & _ALIGNED
-        self._tens(like)
+        self.tensors.append(like)
         if self._track is not None:
             self._track.append(h)
         self._cmd.push(p[4], s0, s1, s2)
@@ -461,7 +460,7 @@ class PEBuilder:
             self._too_big(t[0], dtype, nbytes)
         h = new_handle(self.base + i, self.sram_top, t[0], dtype, nbytes, False)
         self.sram_top += (nbytes + _PAD) & _ALIGNED
-        self._tens(t)
+        self.tensors.append(t)
         if self._track is not None:
             self._track.append(h)
         self._cmd.push(p[5], src, -1, -1)
@@ -507,7 +506,7 @@ class PEBuilder:
                 self.views.setdefault(i, []).append((weakref.ref(h), spec))
         self.finished = True
         self.tensors = self._keep = self._views = None
-        self._cmd = self._tens = self._meta = self._sget = None
+        self._cmd = self._meta = self._sget = None
         self._vec_plans = self._dot_plans = self._reduce_plans = self._other_plans = None
 
     def build(self):
