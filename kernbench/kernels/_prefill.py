@@ -226,13 +226,15 @@ def attention_mesh_kv_kernel(
                 for group in block_groups:  # block-major: block b of every share before block b + 1
                     for k0, n in group:
                         yield from arrive(g, qbs, rank, None, None, k0, n)
-                    settle(min(qb.rows for qb in qbs) * G * min(n for _, n in group))
+                    # (a step's folds: the group's blocks against every query block)
+                    fold_work = min(qb.rows for qb in qbs) * G * min(n for _, n in group)
+                    settle(fold_work)
                     for step in tl.range(1, both + 1):
                         for k0, n in group:
                             yield from arrive(g, qbs, rank - step, "W", "E" if east else None, k0, n)
                         for k0, n in group:
                             yield from arrive(g, qbs, rank + step, "E", "W" if west else None, k0, n)
-                    settle(min(qb.rows for qb in qbs) * G * min(n for _, n in group))
+                    settle(fold_work)
                     for step in tl.range(both + 1, far + 1):
                         for k0, n in group:
                             yield from arrive(g, qbs, rank - step if side == "W" else rank + step,
@@ -281,6 +283,7 @@ def attention_mesh_kv_kernel(
             while ahead:
                 finish(*ahead.popleft()[0])
             later = 0
+
     for g, qb, masked, kb, vb, k_pos0, last in folds():
         s = _scores(tl, qb.q, kb)
         work = s.shape[0] * s.shape[1]

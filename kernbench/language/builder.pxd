@@ -12,7 +12,7 @@ cdef class PEBuilder:
     cdef public list tensors, pinned
     cdef public object meta, sram_top, cmd_start, cmd_end, n_tensors
     cdef public object tensor_pinned, handles, views, finished
-    cdef public Pending _cmd
+    cdef public Pending _pending
     cdef public list _keep, _track, _acc
     cdef public object _tb_parts, _views, _meta, _sget
     cdef public dict _vec_plans, _dot_plans, _reduce_plans, _other_plans, _entries

@@ -1,4 +1,5 @@
 # cython: annotation_typing=False
+# (builder.pxd declares the builder's C types; the annotations below are documentation)
 """The builder: turns checked ``tl`` calls into one PE's command stream.
 
 One :class:`PEBuilder` per traced program. It assigns tensor ids (SSA: one producer each) and SRAM
@@ -103,7 +104,6 @@ class PEBuilder:
     store, ``tensor_bytes`` and ``tensor_pinned`` its tensor table, and in functional mode
     ``meta`` (replay metadata per command) and ``handles`` (a weak reference per tensor id)."""
 
-
     def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str,
                  store: TraceStore | None = None, serial: int | None = None):
         self.pe, self.cube, self.g = pe, cube, g
@@ -143,7 +143,7 @@ class PEBuilder:
         self._views: list | None = [] if functional else None
         self.views = None
         # The store's pending rows and bound methods: the hot path is a few of these per tl call.
-        self._cmd = store.pending
+        self._pending = store.pending
         self._meta = self.meta.append if functional else None
         self._sget = self.site_table.index.get
         plans = self.site_table.plans
@@ -291,7 +291,7 @@ class PEBuilder:
             self._acc.append((alloc, e0, shape, stride))
         m_id = -1 if mask is None else mask[1]
         o_id = other[1] if type(other) is tuple else -1
-        self._cmd.push(j, after, m_id, o_id)
+        self._pending.push(j, after, m_id, o_id)
         if self.functional:
             ospec = other[0] if type(other) is tuple else other
             self._meta(("load", file, line, alloc, e0, shape, stride, dtype,
@@ -305,7 +305,7 @@ class PEBuilder:
         j, file, line = self._site_at(f, key)
         if self._acc is not None:
             self._acc.append((alloc, e0, shape, stride))
-        self._cmd.push(j, src, -1 if mask is None else mask[1], -1)
+        self._pending.push(j, src, -1 if mask is None else mask[1], -1)
         if self.functional:
             self._meta(("store", file, line, spec, alloc, e0, shape, stride,
                         None if mask is None else mask[0]))
@@ -332,7 +332,7 @@ class PEBuilder:
         self.tensors.append(t)
         if self._track is not None:
             self._track.append(h)
-        self._cmd.push(p[5], ia, ib, -1)
+        self._pending.push(p[5], ia, ib, -1)
         if self.functional:
             self._keep.append(h)
             self._meta(("dot", p[6], p[7], sa, sb, a_shape, b_shape, da, db))
@@ -370,7 +370,7 @@ class PEBuilder:
         self.tensors.append(like)
         if self._track is not None:
             self._track.append(h)
-        self._cmd.push(p[4], s0, s1, s2)
+        self._pending.push(p[4], s0, s1, s2)
         if self.functional:
             self._keep.append(h)
             self._meta(("vec", p[5], p[6], name, operands, shape, dtype, ct or dtype, imm))
@@ -463,7 +463,7 @@ class PEBuilder:
         self.tensors.append(t)
         if self._track is not None:
             self._track.append(h)
-        self._cmd.push(p[5], src, -1, -1)
+        self._pending.push(p[5], src, -1, -1)
         if self.functional:
             self._keep.append(h)
             self._meta(("reduce", p[6], p[7], name, spec, shape, axis, dtype))
@@ -472,14 +472,14 @@ class PEBuilder:
     # -- links ------------------------------------------------------------------------------
     def send(self, f, spec, src: int, port: int, shape: tuple, dtype: str, n: int) -> None:
         j, file, line = self._site_at(f, ("send", port, shape, dtype))
-        self._cmd.push(j, src, -1, -1)
+        self._pending.push(j, src, -1, -1)
         if self.functional:
             self._meta(("send", file, line, spec, port, shape, dtype))
 
     def recv(self, f, port: int, shape: tuple, dtype: str, n: int, after: int = -1):
         h = self._new(shape, dtype, n, n * ITEMSIZE[dtype])
         j, file, line = self._site_at(f, ("recv", port, shape, dtype))
-        self._cmd.push(j, after, -1, -1)
+        self._pending.push(j, after, -1, -1)
         if self.functional:
             self._meta(("recv", file, line, port, shape, dtype))
         return h
@@ -506,7 +506,7 @@ class PEBuilder:
                 self.views.setdefault(i, []).append((weakref.ref(h), spec))
         self.finished = True
         self.tensors = self._keep = self._views = None
-        self._cmd = self._meta = self._sget = None
+        self._pending = self._meta = self._sget = None
         self._vec_plans = self._dot_plans = self._reduce_plans = self._other_plans = None
 
     def build(self):

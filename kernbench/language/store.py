@@ -1,11 +1,13 @@
 # cython: annotation_typing=False
+# (store.pxd declares Pending's C types; the annotations below are documentation)
 """The TraceStore: every command of a launch, as it is traced, in one growing array.
 
 Builders (kernbench.language.builder) record four ints per command, (site, src0, src1, src2),
-in the store's ``pending`` rows (:class:`Pending`), one program after the other; every few thousand commands the
-store turns them into COMMAND_DTYPE records in one pass in C (the site gives every field
-but the operands, and a result's tensor id is its program's running count of results). The
-array grows in place of a copy-per-program and becomes the launch's Program as it is.
+in the store's ``pending`` rows (:class:`Pending`), one program after the other; every few
+thousand commands the store turns them into COMMAND_DTYPE records in one pass in C (the site
+gives every field but the operands, and a result's tensor id is its program's running count of
+results). The array grows in place of a copy-per-program and becomes the launch's Program as it
+is.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ class Pending:
     def push(self, j, s0, s1, s2) -> None:
         """Record a command: site ``j``, operands ``s0``, ``s1``, ``s2`` (-1: none)."""
         n = self.n
-        if n == len(self.arr):
+        if n == self.buf.shape[0]:
             self._grow()
         self.buf[n, 0] = j
         self.buf[n, 1] = s0
