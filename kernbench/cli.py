@@ -817,7 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "files get the panel name before the suffix (trace.json -> trace.NAME.json).")
     d.add_argument("--panel", action="append", metavar="NAME", help="run only this panel (repeatable)")
     d.add_argument("--hw", metavar="PRESET", help="hardware preset name or TOML path")
-    d.add_argument("--shape", choices=("small", "llama70b"), help="problem shapes of the panels")
+    d.add_argument("--shape", choices=("small", "llama70b"), help="problem shapes of the panels (default small)")
     d.add_argument("--context", type=_positive_int, metavar="N", help="context length in tokens (4K = 4096)")
     d.add_argument("--cubes", type=_positive_int, metavar="N",
                    help="cubes of the multi_user panels (default: 4 at --shape small, every cube of the preset at llama70b)")

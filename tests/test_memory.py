@@ -225,3 +225,35 @@ def test_every_placement_call_takes_a_documented_name(ctx):
     ctx.free(x)
     with pytest.raises(Exception, match="'weights' was freed"):
         ctx.read(x, (0, 0))
+
+
+def _plus_cube(x_ptr, o_ptr, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(64,), dtype="f32") + 1000 * tl.program_id(1))
+
+
+def test_gather_warns_when_the_copies_it_did_not_read_differ():
+    """gather reads one copy of an array the machine holds several of (cube 0's shards, PE
+    (0, 0)'s replica). A launch on one cube leaves the other copies unwritten: no warning. A
+    launch over every cube writes them differently: a UserWarning naming the first that
+    differs (a new user checked a 4-cube launch against cube 0 alone); cube= reads another."""
+    import warnings
+
+    ctx = kernbench.Context("default")  # 4 cubes of 8 PEs
+    X = np.arange(8 * 64, dtype=np.float32).reshape(8, 64)
+    x = ctx.shard(X)
+    o = ctx.empty_like(x)
+    ctx.launch(_plus_cube, (8, 1), x, o)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(ctx.gather(o), X) and np.array_equal(ctx.gather(x), X)
+    ctx.launch(_plus_cube, (8, ctx.hw.n_cubes), x, o)
+    with pytest.warns(UserWarning, match=r"gather\('a1'\) read cube 0's copy, but other copies differ "
+                                         r"\(the first at PE \(0, 1\)\)"):
+        ctx.gather(o)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(ctx.gather(o, cube=2), X + 2000)
+    r = ctx.replicate(np.zeros(64, np.float32))
+    ctx.launch(_plus_cube, (1, 2), x, r)  # PE 0 of cubes 0 and 1 store to their copy
+    with pytest.warns(UserWarning, match=r"read PE \(0, 0\)'s copy, but other copies differ"):
+        ctx.gather(r)

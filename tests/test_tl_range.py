@@ -176,9 +176,12 @@ def test_functional_mode_traces_every_iteration():
     assert RUNS == list(range(n))
 
 
-def test_replay_mode_checked():
+def test_replay_mode_checked(monkeypatch):
     with pytest.raises(ValueError, match="replay must be one of"):
         _launch(flash_like, _flash_args(5), "sometimes")
+    monkeypatch.setenv("KERNBENCH_REPLAY", "yes")  # the message names where the mode came from
+    with pytest.raises(ValueError, match="the environment variable KERNBENCH_REPLAY must be one of"):
+        _launch(flash_like, _flash_args(5), None)
 
 
 # -- errors in skipped iterations ----------------------------------------------------------------

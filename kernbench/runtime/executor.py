@@ -269,10 +269,12 @@ def replay_mode(replay) -> str:
     the environment variable KERNBENCH_REPLAY (default "on")."""
     from ..language.loops import REPLAY_MODES
 
+    what = "replay"
     if replay is None:
+        what = "the environment variable KERNBENCH_REPLAY"
         replay = os.environ.get("KERNBENCH_REPLAY", "").strip().lower() or "on"
     if replay not in REPLAY_MODES:
-        raise ValueError(f"replay must be one of {REPLAY_MODES} (tl.range loop replay; "
+        raise ValueError(f"{what} must be one of {REPLAY_MODES} (tl.range loop replay; "
                          f"docs/language.md), got {replay!r}")
     return replay
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -411,19 +412,27 @@ class DeviceMemory:
                              dict(like.placement))
 
     def gather(self, arr: DeviceArray, over: str | None = None, axis: int | None = None,
-               parts: int | None = None, pe: int = 0, cube: int = 0) -> np.ndarray:
-        """Put shards back together: over "pe" concatenates PEs 0..parts-1 of ``cube``, over
-        "cube" PE ``pe`` of cubes 0..parts-1, over "all" global PEs 0..parts-1, along ``axis``.
-        Defaults come from how the array was placed; a replicated array or one put on a PE
-        reads back that copy."""
+               parts: int | None = None, pe: int | None = None, cube: int | None = None) -> np.ndarray:
+        """Put shards back together: over "pe" concatenates PEs 0..parts-1 of ``cube`` (default
+        0), over "cube" PE ``pe`` (default 0) of cubes 0..parts-1, over "all" global PEs
+        0..parts-1, along ``axis``. Defaults come from how the array was placed; a replicated
+        array or one put on a PE reads back that copy. Read with the defaults, an array of which
+        the machine holds several copies (a replicated one, or shards over the PEs of every
+        cube) warns (UserWarning) when the other copies differ from the one read: a launch
+        over several cubes wrote them (``gather(cube=c)``, ``read_all`` read the others)."""
         self._check_live(arr)
         p = arr.placement
         kind = p["kind"]
+        chosen = pe is not None or cube is not None
+        pe, cube = (0 if pe is None else pe), (0 if cube is None else cube)
         if over is None:
             if kind == "shard":
                 over, axis, parts = p["over"], p["axis"] if axis is None else axis, parts or p["parts"]
             elif kind == "replicate":
-                return self.read(arr, (pe, cube))
+                out = self.read(arr, (pe, cube))
+                if not chosen:
+                    self._copies_agree(arr, [[g] for g in range(self.hw.n_pes)], "PE (0, 0)'s")
+                return out
             elif kind == "pe":
                 return self.read(arr, p["pe"])
             else:
@@ -446,7 +455,45 @@ class DeviceMemory:
             raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {over!r}")
         if any(g >= hw.n_pes for g in gs):
             raise PlacementError(f"gather over {over} reaches past the machine ({hw.n_pes} PEs)")
-        return np.concatenate([self.flat(arr, g).reshape(arr.shape) for g in gs], axis=axis)
+        out = np.concatenate([self.flat(arr, g).reshape(arr.shape) for g in gs], axis=axis)
+        if not chosen and kind == "shard" and over == p["over"]:
+            if over == "pe":  # the same PEs of every cube hold copies
+                self._copies_agree(arr, [[c * hw.pes_per_cube + g for g in gs]
+                                         for c in range(hw.n_cubes)], "cube 0's")
+            elif over == "cube":  # every PE of a cube holds its cube's shard
+                self._copies_agree(arr, [[g + q for g in gs] for q in range(hw.pes_per_cube)],
+                                   "PE 0's of each cube")
+        return out
+
+    def _copies_agree(self, arr: DeviceArray, copies: list, read: str) -> None:
+        """Warn when copy k (global PEs ``copies[k]``, one per shard) differs byte for byte from
+        copy 0, the one gather read, where both were written (memory nothing wrote is not a copy
+        that differs: a launch on one cube leaves the others' outputs unwritten)."""
+        def elements(g):  # (numel, itemsize) bytes, and which were written (None: all)
+            return (self.flat(arr, g).view(np.uint8).reshape(arr.numel, -1),
+                    arr._written.get(g, False))
+
+        first = [elements(g) for g in copies[0]]
+        for other in copies[1:]:
+            differ = False
+            for g, (fb, fw) in zip(other, first):
+                ob, ow = elements(g)
+                if fw is False or ow is False:
+                    continue
+                both = fw if ow is None else (ow if fw is None else fw & ow)
+                if both is None:
+                    differ = not np.array_equal(ob, fb)
+                else:
+                    differ = not np.array_equal(ob[both], fb[both])
+                if differ:
+                    break
+            if differ:
+                where = pe_label(self.hw.pe_coords(other[0]))
+                warnings.warn(f"gather({arr.name!r}) read {read} copy, but other copies differ (the "
+                              f"first at {where}): a launch over several cubes or PEs wrote each; "
+                              f"pass cube= or pe= to read another, or read_all() for every one",
+                              UserWarning, stacklevel=4)
+                return
 
 
 def arg_repr(v: Any) -> Any:
