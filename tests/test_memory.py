@@ -248,8 +248,9 @@ def test_gather_warns_when_the_copies_it_did_not_read_differ():
         assert np.array_equal(ctx.gather(o), X) and np.array_equal(ctx.gather(x), X)
     ctx.launch(_plus_cube, (8, ctx.hw.n_cubes), x, o)
     with pytest.warns(UserWarning, match=r"gather\('a1'\) read cube 0's copy, but other copies differ "
-                                         r"\(the first at PE \(0, 1\)\)"):
+                                         r"\(the first at PE \(0, 1\)\)") as w:
         ctx.gather(o)
+    assert w[0].filename == __file__
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.array_equal(ctx.gather(o, cube=2), X + 2000)

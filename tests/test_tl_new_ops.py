@@ -415,3 +415,40 @@ def test_a_dtype_name_of_a_str_subclass_is_a_name():
     assert h.dtype == "f16"
     ctx = kernbench.Context("default", overrides=HW)
     assert ctx.put(np.ones(4, np.float32), pe=(0, 0), dtype=np.str_("bf16")).dtype == "bf16"
+
+
+def test_tritons_to_method_is_a_cast_and_its_cache_hints_are_accepted():
+    """``x.to(tl.float16)`` is tl.cast (Triton's method); a bit cast or another rounding is
+    refused naming the line; load and store take Triton's cache hints and ignore them (a new
+    user's port of a Triton kernel met raw AttributeError and TypeError)."""
+    x = np.linspace(-3, 3, 64, dtype=np.float32)
+    ctx = kernbench.Context("default", overrides=HW)
+    xp, op = ctx.put(x, pe=(0, 0)), ctx.empty((64,), "f16")
+
+    def kernel(x_ptr, o_ptr, *, tl):
+        v = tl.load(x_ptr, shape=(64,), cache_modifier=".cg", eviction_policy="evict_last", volatile=False)
+        tl.store(o_ptr, v.to(tl.float16), cache_modifier=".wb", eviction_policy="evict_first")
+
+    r = ctx.launch(kernel, (1, 1), xp, op)
+    np.testing.assert_array_equal(ctx.read(op, (0, 0)), x.astype(np.float16))
+    assert sum(1 for c in r.program.commands if c["opcode"] == int(Opcode.VEC)
+               and c["sub"] == int(VecOp.CAST)) == 1
+    for kw, match in (("bitcast=True", "kernbench has no bit casts"),
+                      ("fp_downcast_rounding='rtz'", "rounds to nearest even")):
+        src = (f"def bad(x_ptr, o_ptr, *, tl):\n"
+               f"    tl.store(o_ptr, tl.load(x_ptr, shape=(64,)).to(tl.float16, {kw}))\n")
+        ns: dict = {}
+        exec(compile(src, "bad_kernel.py", "exec"), ns)
+        with pytest.raises(KernelError, match=rf"PE \(0, 0\) at bad_kernel.py:2: .*{match}"):
+            ctx.launch(ns["bad"], (1, 1), xp, op)
+
+
+def test_a_numpy_array_given_as_a_pointer_says_to_place_it():
+    ctx = kernbench.Context("default", overrides=HW)
+
+    def kernel(x_ptr, *, tl):
+        tl.load(x_ptr, shape=(8,))
+
+    with pytest.raises(KernelError, match=r"got a numpy array \(8,64\) float32: place it on the device "
+                                          r"first \(ctx.shard, ctx.replicate or ctx.put\)"):
+        ctx.launch(kernel, (1, 1), np.zeros((8, 64), np.float32))

@@ -48,6 +48,7 @@ def test_a_load_of_unwritten_memory_is_reported_with_pe_and_line():
         r = ctx.launch(kernel, (2, 1), x, o)
     msg = str(w[0].message)
     assert f"PE (1, 0) at {FILE}:{lines[0]}: load reads element 4 of 'scratch', which nothing has written" in msg
+    assert w[0].filename == __file__  # the warning points at the launch call, not kernbench's code
     assert r.unwritten_reads == [{"pe": (1, 0), "where": f"{__file__}:{lines[0]}", "array": "scratch",
                                   "element": 4}]
     out = ctx.read(o, (1, 0))

@@ -6,6 +6,7 @@ kernel line, and what was expected (for people).
 from __future__ import annotations
 
 import os
+import sys
 
 __all__ = [
     "KernbenchError",
@@ -17,6 +18,7 @@ __all__ = [
     "UnwrittenReadWarning",
     "pe_label",
     "pe_at",
+    "user_stacklevel",
 ]
 
 
@@ -33,6 +35,19 @@ def pe_at(pe, file: str, line: int) -> str:
     """``"PE (p, c) at kernel.py:12"``: a PE and the kernel line it was at (the file's base
     name; errors keep the full path in their ``where`` field)."""
     return f"{pe_label(pe)} at {os.path.basename(file)}:{line}"
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` of a ``warnings.warn`` made by this function's caller that names the
+    first frame outside the kernbench package: the user's call (``ctx.launch``, ``gather``),
+    however many of kernbench's own frames lie between."""
+    f, level = sys._getframe(1), 1
+    while f.f_back is not None and os.path.abspath(f.f_code.co_filename).startswith(_PACKAGE_DIR):
+        f, level = f.f_back, level + 1
+    return level
 
 
 class KernbenchError(Exception):

@@ -299,6 +299,11 @@ class TensorHandle:
     def T(self):
         return _ops().trans(self)
 
+    def to(self, dtype, fp_downcast_rounding=None, bitcast=False):
+        """This tensor converted to ``dtype``: ``tl.cast(self, dtype)`` (Triton's
+        ``x.to(tl.float16)``). Rounds to nearest even; ``bitcast=True`` is refused."""
+        return _ops()._to(self, dtype, fp_downcast_rounding, bitcast)
+
     @property
     def ndim(self) -> int:
         return len(self.shape)

@@ -313,7 +313,7 @@ class TL:
     # -- memory ------------------------------------------------------------------------------
     def load(self, ptr, shape=None, dtype=None, stride=None, pinned: bool = False,
              after: TensorHandle | None = None, mask: TensorHandle | None = None,
-             other=None) -> TensorHandle:
+             other=None, cache_modifier=None, eviction_policy=None, volatile=None) -> TensorHandle:
         """DMA ``shape`` elements from this PE's device memory at byte address ``ptr`` into SRAM.
 
         ``ptr`` is a device array's address plus a byte offset; every PE reads its own copy of
@@ -328,7 +328,9 @@ class TL:
         ``other`` (a Python number or a tensor broadcasting to ``shape``; default 0) elsewhere;
         only unmasked elements must lie inside the allocation (checked at trace when the mask is
         known then, e.g. built from tl.arange, else in functional replay). A masked load costs
-        the whole tile's bytes, like an unmasked one (docs/hardware-model.md)."""
+        the whole tile's bytes, like an unmasked one (docs/hardware-model.md). Triton's cache
+        hints (``cache_modifier``, ``eviction_policy``, ``volatile``) are accepted and ignored:
+        the model has no cache."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
         if shape is None:
@@ -365,14 +367,15 @@ class TL:
         return tr.load(f, alloc, e0, shape, numel(shape), dtype, stride, pinned, a, mk, oth)
 
     def store(self, ptr, x: TensorHandle, shape=None, stride=None,
-              mask: TensorHandle | None = None) -> None:
+              mask: TensorHandle | None = None, cache_modifier=None, eviction_policy=None) -> None:
         """DMA tensor ``x`` from SRAM to this PE's device memory at byte address ``ptr``.
 
         Values are converted to the allocation's dtype (f16 rounding when it holds f16); the
         STORE moves ``numel * allocation itemsize`` bytes. ``shape``, when given, is the shape
         the kernel means to write: a tensor of another shape is an error. ``stride`` as in
         :meth:`load`. ``mask`` (a bool mask broadcasting to x's shape) writes only where it is
-        true; bounds and cost as for a masked :meth:`load`."""
+        true; bounds and cost as for a masked :meth:`load`. Triton's cache hints are accepted
+        and ignored, as in :meth:`load`."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
         spec, s, d, i, n = operand(tr, x, "store value")
@@ -586,6 +589,17 @@ class TL:
         if d == dtype and not (saturate and d in _FLOATS):
             return x
         return tr.vec(f, "cast", (spec,), i, -1, -1, s, n, dtype, None, d, saturate or None)
+
+    def _to(self, x, dtype, fp_downcast_rounding=None, bitcast=False) -> TensorHandle:
+        """``x.to(dtype)`` (Triton's cast method, TensorHandle.to): :meth:`cast`. Rounding is to
+        nearest even (``fp_downcast_rounding`` None or "rtne"); there is no bit cast."""
+        if bitcast is not False:
+            fail(_builder(self), f"x.to(dtype, bitcast={bitcast!r}): kernbench has no bit casts "
+                                 f"(reinterpreting a tensor's bits); tl.cast converts values")
+        if fp_downcast_rounding not in (None, "rtne"):
+            fail(_builder(self), f"x.to(dtype, fp_downcast_rounding={fp_downcast_rounding!r}): "
+                                 f"kernbench rounds to nearest even ('rtne') only")
+        return self.cast(x, dtype)
 
     def broadcast_to(self, x, shape) -> TensorHandle:
         """``x`` broadcast to ``shape`` (numpy's rule) as a new tensor: one VEC copy of

@@ -551,9 +551,15 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
                  f"Triton')")
     if not isinstance(ptr, (int, np.integer)) or isinstance(ptr, bool):
         addr = getattr(ptr, "addr", None)
-        if addr is None:
+        if isinstance(ptr, np.ndarray):  # host data passed where device memory was meant
             fail(tr, f"{verb}: pointer must be an int byte address (a device array or ptr + "
-                     f"offset), got {type(ptr).__name__} {ptr!r}")
+                     f"offset), got a numpy array {fmt_shape(ptr.shape)} {ptr.dtype}: place it on "
+                     f"the device first (ctx.shard, ctx.replicate or ctx.put) and pass what that "
+                     f"returns")
+        if addr is None:
+            r = repr(ptr)
+            fail(tr, f"{verb}: pointer must be an int byte address (a device array or ptr + "
+                     f"offset), got {type(ptr).__name__} {r if len(r) <= 80 else r[:77] + '...'}")
         ptr = addr
     ptr = int(ptr)
     alloc = tr.memory.find_near(ptr) if masked else tr.memory.find(ptr)

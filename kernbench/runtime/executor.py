@@ -19,7 +19,8 @@ import numpy as np
 
 from .._core import pages
 from .._core.api import moved_tables, pair_links, prepare
-from ..common.errors import KernbenchError, KernelError, UnwrittenReadWarning, pe_at, pe_label
+from ..common.errors import (KernbenchError, KernelError, UnwrittenReadWarning, pe_at, pe_label,
+                             user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Unit, pop_operator_target,
                                   push_operator_target)
 from ..language.builder import PEBuilder, SiteTable, TraceStore
@@ -603,7 +604,7 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
         warnings.warn(UnwrittenReadWarning(
             f"{pe_at(u['pe'], *u['where'].rsplit(':', 1))}: load reads element {u['element']} of {u['array']!r}, "
             f"which nothing has written: it holds NaN (int32: -2**31). Store to it, place data with "
-            f"ctx.put/shard/replicate, or use Context(unwritten='zero'){more}"), stacklevel=3)
+            f"ctx.put/shard/replicate, or use Context(unwritten='zero'){more}"), stacklevel=user_stacklevel())
     result.unwritten_reads = unwritten
     result.written_args = written
     return result

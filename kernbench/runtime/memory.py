@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..common.errors import KernbenchError, pe_label
+from ..common.errors import KernbenchError, pe_label, user_stacklevel
 from ..hw.config import HardwareConfig
 from ..language.numerics import cast_value
 from ..language.semantic import NP_DTYPES, STORAGE_DTYPES, dtype_name
@@ -492,7 +492,7 @@ class DeviceMemory:
                 warnings.warn(f"gather({arr.name!r}) read {read} copy, but other copies differ (the "
                               f"first at {where}): a launch over several cubes or PEs wrote each; "
                               f"pass cube= or pe= to read another, or read_all() for every one",
-                              UserWarning, stacklevel=4)
+                              UserWarning, stacklevel=user_stacklevel())
                 return
 
 
