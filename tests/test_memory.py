@@ -247,7 +247,7 @@ def test_gather_warns_when_the_copies_it_did_not_read_differ():
         warnings.simplefilter("error")
         assert np.array_equal(ctx.gather(o), X) and np.array_equal(ctx.gather(x), X)
     ctx.launch(_plus_cube, (8, ctx.hw.n_cubes), x, o)
-    with pytest.warns(UserWarning, match=r"gather\('a1'\) read cube 0's copy, but other copies differ "
+    with pytest.warns(UserWarning, match=r"gather\('a1'\) read the copy of cube 0, but other copies differ "
                                          r"\(the first at PE \(0, 1\)\)") as w:
         ctx.gather(o)
     assert w[0].filename == __file__
@@ -256,5 +256,10 @@ def test_gather_warns_when_the_copies_it_did_not_read_differ():
         assert np.array_equal(ctx.gather(o, cube=2), X + 2000)
     r = ctx.replicate(np.zeros(64, np.float32))
     ctx.launch(_plus_cube, (1, 2), x, r)  # PE 0 of cubes 0 and 1 store to their copy
-    with pytest.warns(UserWarning, match=r"read PE \(0, 0\)'s copy, but other copies differ"):
+    with pytest.warns(UserWarning, match=r"read the copy on PE \(0, 0\), but other copies differ"):
         ctx.gather(r)
+    c = ctx.shard(np.zeros((ctx.hw.n_cubes, 64), np.float32), over="cube")  # every PE of a cube: its row
+    ctx.launch(_plus_cube, (2, 1), x, c)  # PEs 0 and 1 of cube 0 store different rows of x
+    with pytest.warns(UserWarning, match=r"read the copies on PE 0 of each cube, but other copies "
+                                         r"differ \(the first at PE \(1, 0\)\)"):
+        ctx.gather(c)

@@ -195,8 +195,9 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
     reaches the same way: a partial's bound arguments, a closure's cells, the globals its code
     names (a constant imported from another module, a notebook cell's global), and a user
     function's default arguments. Every user function counts by the code it runs as well as by
-    its file (:func:`_code_digest`: a module edited but not reloaded runs its old code). A callable object counts by
-    its class and its ``repr``; other objects a function reads are not part of the hash."""
+    its file (:func:`_code_digest`: a module edited but not reloaded runs its old code). A
+    callable object counts by its class and its ``repr``; other objects a function reads are not
+    part of the hash."""
     files: dict[str, str] = {}
     loose: list[str] = []
     seen: set[int] = set()

@@ -431,7 +431,7 @@ class DeviceMemory:
             elif kind == "replicate":
                 out = self.read(arr, (pe, cube))
                 if not chosen:
-                    self._copies_agree(arr, [[g] for g in range(self.hw.n_pes)], "PE (0, 0)'s")
+                    self._copies_agree(arr, [[g] for g in range(self.hw.n_pes)], "the copy on PE (0, 0)")
                 return out
             elif kind == "pe":
                 return self.read(arr, p["pe"])
@@ -459,10 +459,10 @@ class DeviceMemory:
         if not chosen and kind == "shard" and over == p["over"]:
             if over == "pe":  # the same PEs of every cube hold copies
                 self._copies_agree(arr, [[c * hw.pes_per_cube + g for g in gs]
-                                         for c in range(hw.n_cubes)], "cube 0's")
+                                         for c in range(hw.n_cubes)], "the copy of cube 0")
             elif over == "cube":  # every PE of a cube holds its cube's shard
                 self._copies_agree(arr, [[g + q for g in gs] for q in range(hw.pes_per_cube)],
-                                   "PE 0's of each cube")
+                                   "the copies on PE 0 of each cube")
         return out
 
     def _copies_agree(self, arr: DeviceArray, copies: list, read: str) -> None:
@@ -489,7 +489,7 @@ class DeviceMemory:
                     break
             if differ:
                 where = pe_label(self.hw.pe_coords(other[0]))
-                warnings.warn(f"gather({arr.name!r}) read {read} copy, but other copies differ (the "
+                warnings.warn(f"gather({arr.name!r}) read {read}, but other copies differ (the "
                               f"first at {where}): a launch over several cubes or PEs wrote each; "
                               f"pass cube= or pe= to read another, or read_all() for every one",
                               UserWarning, stacklevel=user_stacklevel())
