@@ -540,3 +540,71 @@ def test_cli_sweep(tmp_path, capsys):
         assert msg in capsys.readouterr().err
     assert not (tmp_path / "fresh").exists()  # nothing computed, nothing cached
     json.dumps(df.to_dict())  # plain data
+
+
+class _Scale:
+    def __call__(self, v):
+        return v * 2.0
+
+
+def test_cache_keys_hold_no_addresses_and_see_module_values_classes_and_enums(tmp_path, monkeypatch):
+    """A callable object with object's repr (a memory address) is keyed by its class and plain
+    state, an object-dtype array by its elements: the same key in every process (a default
+    ``act=Scale()`` missed the cache on every run). What code reads and the key now sees: a user
+    module's attribute set at run time (``cfg.BLOCK = 256``), which class a global names
+    (``np.float16`` or ``np.float32``), an enum member."""
+    import enum
+    import importlib
+    import sys
+
+    keys = set()
+    for _ in range(2):  # two instances at two addresses: one key
+        glb = {"_Scale": _Scale}
+        exec("def k(n, *, act=_Scale()):\n    return act(n)\n", glb)
+        keys.add(code_fingerprint(glb["k"]))
+    assert len(keys) == 1
+    assert digest(np.array([1, "a", None], dtype=object)) == digest(np.array([1, "a", None], dtype=object))
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "kb_cfg_probe.py").write_text("BLOCK = 1024\n")
+    cfg = importlib.import_module("kb_cfg_probe")
+    try:
+        glb = {"cfg": cfg, "DT": np.float32, "Mode": enum.Enum("Mode", "A B")}
+        glb["MODE"] = glb["Mode"].A
+        exec("def k(n):\n    return n // cfg.BLOCK, DT, MODE\n", glb)
+        seen = {code_fingerprint(glb["k"])}
+        cfg.BLOCK = 256
+        seen.add(code_fingerprint(glb["k"]))
+        glb["DT"] = np.float16
+        seen.add(code_fingerprint(glb["k"]))
+        glb["MODE"] = glb["Mode"].B
+        seen.add(code_fingerprint(glb["k"]))
+        assert len(seen) == 4
+    finally:
+        sys.modules.pop("kb_cfg_probe", None)
+
+
+def _latency_read_from_a_copy(ctx, n, reps):
+    import copy
+
+    hw = copy.deepcopy(ctx.hw)  # (a copy's reads: the whole config counts as read)
+    m = n if hw.dma.latency_cycles < 150 else n // 2
+    return ctx.empty((m,), "f32"), ctx.empty((m,), "f32"), m, reps
+
+
+def _latency_read_from_a_pickle(ctx, n, reps):
+    import pickle
+
+    hw = pickle.loads(pickle.dumps(ctx.hw))
+    m = n if hw.dma.latency_cycles < 150 else n // 2
+    return ctx.empty((m,), "f32"), ctx.empty((m,), "f32"), m, reps
+
+
+@pytest.mark.parametrize("setup", [_latency_read_from_a_copy, _latency_read_from_a_pickle])
+def test_a_setup_reading_a_copy_of_the_hardware_gets_its_own_traces(setup):
+    res = sweep(_scaled, (8, 1), setup=setup, hardware={"dma.latency_cycles": [100, 200]},
+                args={"n": [4096], "reps": [1]}, cache=False, progress=False, workers=1)
+    assert res.stats["traces"] == 2
+    for row, lat in zip(res.rows, (100, 200)):
+        ctx = kernbench.Context("default", {"dma.latency_cycles": lat})
+        assert row["cycles"] == ctx.launch(_scaled, (8, 1), *setup(ctx, 4096, 1), mode="timing").cycles

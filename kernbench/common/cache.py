@@ -24,6 +24,7 @@ hashed.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import hashlib
 import json
@@ -73,6 +74,8 @@ def canonical(x: Any) -> Any:
     if isinstance(x, (set, frozenset)):  # by their elements, in an order of their own
         return {"set": sorted(json.dumps(canonical(v), sort_keys=True) for v in x)}
     if isinstance(x, np.ndarray):
+        if x.dtype.hasobject:  # (its bytes are pointers: keyed by its elements)
+            return {"ndarray": [str(x.dtype), list(x.shape), canonical(x.tolist())]}
         return {"ndarray": [str(x.dtype), list(x.shape),
                             hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()]}
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
@@ -147,8 +150,10 @@ def _plain(x: Any, depth: int = 0) -> bool:
     """Is ``x`` plain data, whose value :func:`canonical` keys exactly: None, numbers, strings,
     bytes, numpy scalars and arrays, and tuples, lists, sets, dicts and dataclasses of those
     (of any length, nested up to PLAIN_DEPTH levels)?"""
-    if x is None or isinstance(x, (bool, int, float, str, bytes, np.generic, np.ndarray)):
-        return True
+    if isinstance(x, np.ndarray) and x.dtype.hasobject:
+        return depth < PLAIN_DEPTH and _plain(x.tolist(), depth + 1)
+    if x is None or isinstance(x, (bool, int, float, str, bytes, np.generic, np.ndarray, enum.Enum)):
+        return True  # (an enum member by its repr: its class and name)
     if depth >= PLAIN_DEPTH:
         return False
     if isinstance(x, (tuple, list, set, frozenset)):
@@ -181,6 +186,20 @@ def _code_digest(code: types.CodeType) -> str:
 
     walk(code)
     return h.hexdigest()
+
+
+def _object_key(obj: Any) -> str:
+    """A callable object (or a library class) in a code key: its class, and its ``repr`` only
+    when its class writes one (object's default repr holds a memory address, which differs in
+    every process), else its plain-data ``__dict__``."""
+    t = obj if isinstance(obj, type) else type(obj)
+    name = f"{t.__module__}.{t.__qualname__}"
+    if isinstance(obj, type):
+        return f"class {name}"
+    if type(obj).__repr__ is not object.__repr__:
+        return f"{name}:{obj!r}"
+    state = _value(getattr(obj, "__dict__", None))
+    return f"{name}:{state if state is not None else '(no plain state)'}"
 
 
 def _value(x: Any) -> str | None:
@@ -232,6 +251,7 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
             mod = sys.modules.get(obj.__module__)
             if mod is not None:
                 visit(mod, level)
+            loose.append(_object_key(obj))  # which class (np.float16 or np.float32, ...)
             if _user_file(getattr(mod, "__file__", None)):  # the methods it runs
                 for _, v in sorted(vars(obj).items(), key=lambda kv: kv[0]):
                     if isinstance(v, (staticmethod, classmethod)):
@@ -242,7 +262,7 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
         code = getattr(obj, "__code__", None)
         if not isinstance(code, types.CodeType):
             if callable(obj):  # a callable object: its class's code and its state
-                loose.append(f"{type(obj).__module__}.{type(obj).__qualname__}:{obj!r}")
+                loose.append(_object_key(obj))
                 visit(type(obj), level)  # its module's source
             return
         where = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
@@ -263,7 +283,14 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
             if name not in glb:
                 continue
             v = glb[name]
-            if callable(v) or isinstance(v, types.ModuleType):
+            if isinstance(v, types.ModuleType):
+                visit(v, level + 1)
+                if _user_file(getattr(v, "__file__", None)):  # the module's values the code names
+                    for attr in sorted(set(_names(code))):
+                        a = getattr(v, attr, None)
+                        if a is not None and not callable(a) and not isinstance(a, types.ModuleType):
+                            data(f"{where} {name}.{attr}", a)
+            elif callable(v):
                 visit(v, level + 1)
             else:
                 data(f"{where} global {name}", v)

@@ -106,16 +106,22 @@ def make_target(target, grid=None, setup=None, sfr=None, ring=False) -> Target:
 
 
 # -- what the trace read of the hardware -----------------------------------------------------------
+#: what reads the whole config at once: its ``__dict__`` (``vars(ctx.hw)``) and the ways to
+#: copy or pickle it (a copy's reads would not be noted here)
+_WHOLE = frozenset({"__dict__", "__reduce_ex__", "__reduce__", "__getstate__", "__deepcopy__",
+                    "__copy__"})
+
+
 class _RecordingHw(HardwareConfig):
     """A HardwareConfig that notes which of its top-level fields are read (a setup choosing a
     block size from ``ctx.hw.sram``); a sub-config read counts as reading all its keys, and
-    reading ``__dict__`` (``vars(ctx.hw)``) as reading every field."""
+    reading it whole (``vars``, a copy, a pickle) as reading every field."""
 
     def __getattribute__(self, name):
-        if name in _TOP or name == "__dict__":
+        if name in _TOP or name in _WHOLE:
             reads = object.__getattribute__(self, "__dict__").get("_kb_reads")
             if reads is not None:
-                reads.update(_TOP if name == "__dict__" else (name,))
+                reads.update(_TOP if name in _WHOLE else (name,))
         return object.__getattribute__(self, name)
 
 
