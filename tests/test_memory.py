@@ -233,9 +233,10 @@ def _plus_cube(x_ptr, o_ptr, *, tl):
 
 def test_gather_warns_when_the_copies_it_did_not_read_differ():
     """gather reads one copy of an array the machine holds several of (cube 0's shards, PE
-    (0, 0)'s replica). A launch on one cube leaves the other copies unwritten: no warning. A
-    launch over every cube writes them differently: a UserWarning naming the first that
-    differs (a new user checked a 4-cube launch against cube 0 alone); cube= reads another."""
+    (0, 0)'s replica). A launch on one cube leaves the other copies unwritten or as placed: no
+    warning. A launch over every cube writes them differently: a UserWarning naming the first
+    that differs (a new user checked a 4-cube launch against cube 0 alone); cube= reads
+    another."""
     import warnings
 
     ctx = kernbench.Context("default")  # 4 cubes of 8 PEs
@@ -243,9 +244,14 @@ def test_gather_warns_when_the_copies_it_did_not_read_differ():
     x = ctx.shard(X)
     o = ctx.empty_like(x)
     ctx.launch(_plus_cube, (8, 1), x, o)
+    placed = ctx.shard(np.zeros((8, 64), np.float32))  # the other cubes' copies stay as placed
+    ctx.launch(_plus_cube, (8, 1), x, placed)
+    ctx.launch(_plus_cube, (8, 1), x, x)  # in place, on cube 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert np.array_equal(ctx.gather(o), X) and np.array_equal(ctx.gather(x), X)
+        assert np.array_equal(ctx.gather(o), X) and np.array_equal(ctx.gather(placed), X)
+        assert np.array_equal(ctx.gather(x), X)
+    x = ctx.shard(X)
     ctx.launch(_plus_cube, (8, ctx.hw.n_cubes), x, o)
     with pytest.warns(UserWarning, match=r"gather\('a1'\) read the copy of cube 0, but other copies differ "
                                          r"\(the first at PE \(0, 1\)\)") as w:
@@ -258,6 +264,10 @@ def test_gather_warns_when_the_copies_it_did_not_read_differ():
     ctx.launch(_plus_cube, (1, 2), x, r)  # PE 0 of cubes 0 and 1 store to their copy
     with pytest.warns(UserWarning, match=r"read the copy on PE \(0, 0\), but other copies differ"):
         ctx.gather(r)
+    e = ctx.empty((64,), "f32")  # no placement: gather(over=) says how, and still warns
+    ctx.launch(_plus_cube, (1, 2), x, e)
+    with pytest.warns(UserWarning, match=r"read the copy of cube 0, but other copies differ"):
+        ctx.gather(e, over="pe", axis=0, parts=1)
     c = ctx.shard(np.zeros((ctx.hw.n_cubes, 64), np.float32), over="cube")  # every PE of a cube: its row
     ctx.launch(_plus_cube, (2, 1), x, c)  # PEs 0 and 1 of cube 0 store different rows of x
     with pytest.warns(UserWarning, match=r"read the copies on PE 0 of each cube, but other copies "

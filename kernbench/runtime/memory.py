@@ -90,7 +90,7 @@ class DeviceArray:
     pointer into it. Read back with :meth:`read`, :meth:`gather` or :meth:`read_all`."""
 
     __slots__ = ("name", "addr", "shape", "dtype", "itemsize", "numel", "nbytes", "placement",
-                 "_memory", "_data", "_written", "freed")
+                 "_memory", "_data", "_written", "_stored", "freed")
 
     def __init__(self, memory: "DeviceMemory", name: str, addr: int, shape: tuple, dtype: str,
                  placement: dict):
@@ -107,6 +107,7 @@ class DeviceArray:
         #: global PE -> what has been written: None = all of it, else a flat bool mask (absent:
         #: nothing). Functional replay reports a load of unwritten elements.
         self._written: dict[int, np.ndarray | None] = {}
+        self._stored: set = set()  #: global PEs whose copy a launch has stored to
         self.freed = False
 
     @property
@@ -284,7 +285,9 @@ class DeviceMemory:
         return arr._written[g]
 
     def writable(self, arr: DeviceArray, g: int) -> np.ndarray:
-        """PE ``g``'s contents, flat and private to it (copied from a shared array on first write)."""
+        """PE ``g``'s contents, flat and private to it (copied from a shared array on first write):
+        what a launch's stores write to (functional replay)."""
+        arr._stored.add(g)
         d = arr._data.get(g)
         if d is None:
             d = self._fresh(arr)
@@ -456,7 +459,7 @@ class DeviceMemory:
         if any(g >= hw.n_pes for g in gs):
             raise PlacementError(f"gather over {over} reaches past the machine ({hw.n_pes} PEs)")
         out = np.concatenate([self.flat(arr, g).reshape(arr.shape) for g in gs], axis=axis)
-        if not chosen and kind == "shard" and over == p["over"]:
+        if not chosen:
             if over == "pe":  # the same PEs of every cube hold copies
                 self._copies_agree(arr, [[c * hw.pes_per_cube + g for g in gs]
                                          for c in range(hw.n_cubes)], "the copy of cube 0")
@@ -467,8 +470,12 @@ class DeviceMemory:
 
     def _copies_agree(self, arr: DeviceArray, copies: list, read: str) -> None:
         """Warn when copy k (global PEs ``copies[k]``, one per shard) differs byte for byte from
-        copy 0, the one gather read, where both were written (memory nothing wrote is not a copy
-        that differs: a launch on one cube leaves the others' outputs unwritten)."""
+        copy 0, the one gather read, where a launch stored to copy k and both were written (a
+        launch on one cube leaves the other cubes' copies as placed, or unwritten: not copies
+        that differ)."""
+        if not arr._stored:
+            return
+
         def elements(g):  # (numel, itemsize) bytes, and which were written (None: all)
             return (self.flat(arr, g).view(np.uint8).reshape(arr.numel, -1),
                     arr._written.get(g, False))
@@ -477,6 +484,8 @@ class DeviceMemory:
         for other in copies[1:]:
             differ = False
             for g, (fb, fw) in zip(other, first):
+                if g not in arr._stored:
+                    continue
                 ob, ow = elements(g)
                 if fw is False or ow is False:
                     continue
