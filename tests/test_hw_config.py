@@ -111,7 +111,8 @@ def test_bad_toml_is_rejected_naming_the_key(tmp_path, text, message):
         load_hw(str(path))
 
 
-@pytest.mark.parametrize("name", ["[/]", "[bold]x", "$\\foo$", "a\nb", "", "x" * 201])
+@pytest.mark.parametrize("name", ["[/]", "[bold]x", "$\\foo$", "a\nb", "", "x" * 201, "a\x85b", "a\u2028b",
+                                  "a\u202eb"])
 def test_a_hardware_name_is_plain_text(name):
     """Tables (rich markup) and plot titles (matplotlib mathtext) show the name: a review found
     "[/]" broke report() and `kernbench hw show`, "$\\foo$" broke plot()."""

@@ -433,6 +433,10 @@ def test_tritons_to_method_is_a_cast_and_its_cache_hints_are_accepted():
     np.testing.assert_array_equal(ctx.read(op, (0, 0)), x.astype(np.float16))
     assert sum(1 for c in r.program.commands if c["opcode"] == int(Opcode.VEC)
                and c["sub"] == int(VecOp.CAST)) == 1
+    def falsy(x_ptr, o_ptr, *, tl):  # bitcast=0 asks for no bit cast
+        tl.store(o_ptr, tl.load(x_ptr, shape=(64,)).to(tl.float16, bitcast=0))
+
+    ctx.launch(falsy, (1, 1), xp, op)
     for kw, match in (("bitcast=True", "kernbench has no bit casts"),
                       ("fp_downcast_rounding='rtz'", "rounds to nearest even")):
         src = (f"def bad(x_ptr, o_ptr, *, tl):\n"
@@ -441,6 +445,12 @@ def test_tritons_to_method_is_a_cast_and_its_cache_hints_are_accepted():
         exec(compile(src, "bad_kernel.py", "exec"), ns)
         with pytest.raises(KernelError, match=rf"PE \(0, 0\) at bad_kernel.py:2: .*{match}"):
             ctx.launch(ns["bad"], (1, 1), xp, op)
+
+    def bad_hint(x_ptr, *, tl):
+        tl.load(x_ptr, shape=(64,), cache_modifier=object())
+
+    with pytest.raises(KernelError, match="load: cache_modifier is a Triton cache hint, a str"):
+        ctx.launch(bad_hint, (1, 1), xp)
 
 
 def test_a_numpy_array_given_as_a_pointer_says_to_place_it():

@@ -1,6 +1,7 @@
 """A handle belongs to the program (PE) and the launch that made it: used anywhere else it is
 refused naming both PEs, even when a kernel copies only its eight fields (docs/language.md,
 "Ids are unique across PEs and launches")."""
+import dataclasses
 import os
 import sys
 
@@ -86,6 +87,13 @@ def test_an_id_from_nowhere_is_refused(ctx):
         tl.exp(TensorHandle(id=0, shape=(8,), dtype="f16"))
 
     assert "TensorHandle with id 0, which no tl call on this PE made" in str(launch_fails(ctx, kernel, x))
+
+    def moved(ptr, *, tl):  # an id of this PE's, past its tensors (a review: "of PE (0, 0), not
+        h = tl.load(ptr, shape=(8,))  # of this PE (0, 0)" named one PE twice)
+        tl.exp(dataclasses.replace(h, id=h.id + 5))
+
+    msg = str(launch_fails(ctx, moved, x))
+    assert "which no tl call on this PE made (this PE (0, 0) has 1 tensors)" in msg, msg
 
 
 def test_ids_are_unique_across_pes_and_launches(ctx):

@@ -37,6 +37,16 @@ from .semantic import (
 __all__ = ["TL"]
 
 
+def _cache_hints(tr, verb: str, cache_modifier, eviction_policy, volatile) -> None:
+    """Triton's cache hints of a load or store: strings (and a bool), accepted and ignored."""
+    for name, v in (("cache_modifier", cache_modifier), ("eviction_policy", eviction_policy)):
+        if v is not None and not isinstance(v, str):
+            fail(tr, f"{verb}: {name} is a Triton cache hint, a str such as '.cg' or 'evict_last' "
+                     f"(ignored: the model has no cache), got {type(v).__name__} {v!r}")
+    if volatile is not None and type(volatile) is not bool:
+        fail(tr, f"{verb}: volatile is True or False (ignored: the model has no cache), got {volatile!r}")
+
+
 def _no_program():
     raise KernelError("this tl object is not tracing a program: its launch has ended. A kernel "
                       "must use the tl it is passed, during its own launch")
@@ -333,6 +343,8 @@ class TL:
         the model has no cache."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
+        if cache_modifier is not None or eviction_policy is not None or volatile is not None:
+            _cache_hints(tr, "load", cache_modifier, eviction_policy, volatile)
         if shape is None:
             fail(tr, "load needs shape=: the tile's shape (kernbench loads a tile from a base "
                      "address, not a tensor of pointers)")
@@ -378,6 +390,8 @@ class TL:
         and ignored, as in :meth:`load`."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
+        if cache_modifier is not None or eviction_policy is not None:
+            _cache_hints(tr, "store", cache_modifier, eviction_policy, None)
         spec, s, d, i, n = operand(tr, x, "store value")
         if shape is not None:
             want = check_shape(tr, shape, "store shape")
@@ -593,7 +607,7 @@ class TL:
     def _to(self, x, dtype, fp_downcast_rounding=None, bitcast=False) -> TensorHandle:
         """``x.to(dtype)`` (Triton's cast method, TensorHandle.to): :meth:`cast`. Rounding is to
         nearest even (``fp_downcast_rounding`` None or "rtne"); there is no bit cast."""
-        if bitcast is not False:
+        if bitcast:
             fail(_builder(self), f"x.to(dtype, bitcast={bitcast!r}): kernbench has no bit casts "
                                  f"(reinterpreting a tensor's bits); tl.cast converts values")
         if fp_downcast_rounding not in (None, "rtne"):

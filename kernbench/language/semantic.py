@@ -431,7 +431,7 @@ def foreign(tr, h, what: str) -> str:
     here = (tr.pe, tr.cube)
     if isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0:
         serial, pe, cube, local = id_owner(int(i))
-        if serial == tr.serial:
+        if serial == tr.serial and (pe, cube) != here:
             return (f"{what} is a tensor of {pe_label((pe, cube))} (its tensor #{local}), not of "
                     f"this {pe_label(here)}: a handle belongs to the program that made it (kept in a closure or a "
                     f"global, it still names the other PE's SRAM); send it with tl.send/tl.recv "
