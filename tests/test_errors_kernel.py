@@ -227,7 +227,7 @@ def test_an_error_inside_kernbench_names_the_kernel_line_not_kernbench(monkeypat
     with pytest.raises(MemoryError, match=r"cannot map 400,000,000 bytes for 100,000,000 items of int32"):
         pages.untouched(10 ** 8, "int32")
     monkeypatch.undo()
-    inner = os.path.join(executor._PACKAGE_DIR, "_core", "somewhere.py")
+    inner = os.path.join(executor.PACKAGE_DIR, "_core", "somewhere.py")
     shipped = os.path.join(executor._KERNELS_DIR, "helper.py")
     ns: dict = {}
     exec(compile("def fail():\n    raise MemoryError('x')\n", inner, "exec"), ns)

@@ -37,7 +37,9 @@ def pe_at(pe, file: str, line: int) -> str:
     return f"{pe_label(pe)} at {os.path.basename(file)}:{line}"
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+#: the kernbench package's folder (with a trailing separator): frames of files in it are
+#: kernbench's own, not the user's
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def user_stacklevel() -> int:
@@ -45,7 +47,7 @@ def user_stacklevel() -> int:
     first frame outside the kernbench package: the user's call (``ctx.launch``, ``gather``),
     however many of kernbench's own frames lie between."""
     f, level = sys._getframe(1), 1
-    while f.f_back is not None and os.path.abspath(f.f_code.co_filename).startswith(_PACKAGE_DIR):
+    while f.f_back is not None and os.path.abspath(f.f_code.co_filename).startswith(PACKAGE_DIR):
         f, level = f.f_back, level + 1
     return level
 

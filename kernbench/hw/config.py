@@ -171,13 +171,13 @@ class HardwareConfig:
         return to_dict(self)
 
 
-#: HardwareConfig's own field types (its sub-configs are checked against their defaults' types)
 #: a hardware name's longest, and what it may not hold: rich markup ([ ]), matplotlib
 #: mathtext ($ \), control characters, line separators and bidirectional overrides (the
 #: tables and plot titles that show it)
 MAX_NAME = 200
 _UNSHOWN = re.compile(r"[\[\]$\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
+#: HardwareConfig's own field types (its sub-configs are checked against their defaults' types)
 _TOP_TYPES = {"name": str, "n_cubes": int, "pes_per_cube": int, "clock_ghz": float, "gemm": GemmConfig,
               "vector": VectorConfig, "dma": DmaConfig, "link": LinkConfig, "sram": SramConfig}
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from .._core import pages
 from .._core.api import moved_tables, pair_links, prepare
-from ..common.errors import (KernbenchError, KernelError, UnwrittenReadWarning, pe_at, pe_label,
-                             user_stacklevel)
+from ..common.errors import (PACKAGE_DIR, KernbenchError, KernelError, UnwrittenReadWarning, pe_at,
+                             pe_label, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Unit, pop_operator_target,
                                   push_operator_target)
 from ..language.builder import PEBuilder, SiteTable, TraceStore
@@ -60,8 +60,7 @@ _LIBRARY_DIRS = tuple({os.path.normpath(p) + os.sep for key in ("stdlib", "plats
                        if (p := sysconfig.get_paths().get(key))})
 #: kernbench's own files (not a kernel's line, installed or in a checkout), but for the shipped
 #: kernels, which are kernels like any other
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_KERNELS_DIR = os.path.join(_PACKAGE_DIR, "kernels") + os.sep
+_KERNELS_DIR = os.path.join(PACKAGE_DIR, "kernels") + os.sep
 
 
 #: what TracedLaunch.time (and ctx.launch) take for the engine: given to ctx.trace, they would be
@@ -117,7 +116,7 @@ def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
         f = fr.filename
         a = os.path.abspath(f)
         if f == kernel_file or a.startswith(_KERNELS_DIR) or (
-                f not in _INTERNAL and not a.startswith(_PACKAGE_DIR)
+                f not in _INTERNAL and not a.startswith(PACKAGE_DIR)
                 and not os.path.normpath(f).startswith(_LIBRARY_DIRS)):
             user = (f, fr.lineno)
     return user or (kernel_file, 0)
