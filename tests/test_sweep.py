@@ -303,7 +303,8 @@ def test_cache_keys_see_the_code_that_runs_defaults_sets_and_big_data(tmp_path, 
     mod = importlib.import_module("kb_stale_probe")
     try:
         before = code_fingerprint(mod.f)
-        src.write_text("def f(n):\n    return n + 5\n")
+        # (another length too: a reload within the same second must not take the stale .pyc)
+        src.write_text("def f(n):\n    return n + 500\n")
         edited = code_fingerprint(mod.f)  # the old code runs: not the edited file's key
         importlib.reload(mod)
         assert len({before, edited, code_fingerprint(mod.f)}) == 3
