@@ -13,7 +13,6 @@ results wrap modulo 2**32 as C's conversions do.
 """
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
 from .semantic import NP_DTYPES
@@ -277,6 +276,13 @@ def reduce_value(name: str, x: np.ndarray, axis, out: str) -> np.ndarray:
     return np.ascontiguousarray(_round(r, out))
 
 
+def _finfo_max(nd: np.dtype) -> float:
+    """The largest finite value of float dtype ``nd`` (ml_dtypes.finfo: numpy's and its own;
+    imported here, as NP_DTYPES imports it, only when needed)."""
+    import ml_dtypes
+    return float(ml_dtypes.finfo(nd).max)
+
+
 def cast_value(v: np.ndarray, out: str, saturate: bool = False) -> np.ndarray:
     """``v`` converted to ``out``: float -> int32 truncates toward zero and saturates (NaN ->
     0); to fp8 with ``saturate`` clamps to the largest finite value first (NaN stays NaN)."""
@@ -289,11 +295,11 @@ def cast_value(v: np.ndarray, out: str, saturate: bool = False) -> np.ndarray:
         return np.clip(f, _I32_MIN, _I32_MAX).astype(_I32)
     if v.dtype.kind in "biu":
         if saturate:  # clamped as integers (exact), then rounded once, as the plain cast rounds
-            big = min(int(float(ml_dtypes.finfo(nd).max)), 1 << 62)
+            big = min(int(_finfo_max(nd)), 1 << 62)
             v = np.clip(v.astype(_I64), -big, big)
         return _int_to_float(v, out)
     if saturate:
-        big = float(ml_dtypes.finfo(nd).max)
+        big = _finfo_max(nd)
         with np.errstate(invalid="ignore"):
             v = np.clip(v.astype(np.float64), -big, big).astype(_F32)  # exact: v was f32-exact
     if v.dtype == nd:

@@ -14,8 +14,8 @@ import itertools
 import os
 import sys
 import types
+from collections.abc import Mapping
 
-import ml_dtypes
 import numpy as np
 
 from ..common.errors import KernelError, pe_at, pe_label
@@ -35,18 +35,54 @@ __all__ = [
     "kernel_error",
 ]
 
-# -- dtypes -----------------------------------------------------------------------------------
-#: Canonical dtype name -> numpy storage dtype. "bool" is what comparisons produce.
-NP_DTYPES = {
-    "f16": np.dtype(np.float16),
-    "bf16": np.dtype(ml_dtypes.bfloat16),
-    "f32": np.dtype(np.float32),
-    "fp8e4m3": np.dtype(ml_dtypes.float8_e4m3fn),
-    "fp8e5m2": np.dtype(ml_dtypes.float8_e5m2),
-    "int32": np.dtype(np.int32),
-    "bool": np.dtype(np.bool_),
-}
-ITEMSIZE = {k: v.itemsize for k, v in NP_DTYPES.items()}
+# -- dtypes ---------------------------------------------------------------------------------
+#: The storage dtypes ml_dtypes defines: canonical name -> its attribute in ml_dtypes.
+_ML_DTYPES = {"bf16": "bfloat16", "fp8e4m3": "float8_e4m3fn", "fp8e5m2": "float8_e5m2"}
+
+
+class _NumpyDtypes(Mapping):
+    """Canonical dtype name -> numpy storage dtype (a read-only mapping; "bool" is what
+    comparisons produce).
+
+    bf16 and the fp8s are ml_dtypes' types, imported when one is first looked up: importing
+    ml_dtypes registers its ufunc loops with numpy, about 0.85 s of CPU and most of
+    ``import kernbench`` (docs/benchmarks.md), and a timing-mode launch never needs them."""
+
+    __slots__ = ("_d",)
+    _NAMES = ("f16", "bf16", "f32", "fp8e4m3", "fp8e5m2", "int32", "bool")
+
+    def __init__(self) -> None:
+        self._d = {"f16": np.dtype(np.float16), "f32": np.dtype(np.float32),
+                   "int32": np.dtype(np.int32), "bool": np.dtype(np.bool_)}
+
+    def __getitem__(self, name):
+        try:
+            return self._d[name]
+        except KeyError:
+            if type(name) is not str or name not in _ML_DTYPES:
+                raise
+        import ml_dtypes  # (idempotent: two threads may both fill the same values)
+        self._d.update({k: np.dtype(getattr(ml_dtypes, a)) for k, a in _ML_DTYPES.items()})
+        return self._d[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._NAMES
+
+    def __iter__(self):
+        return iter(self._NAMES)
+
+    def __len__(self) -> int:
+        return len(self._NAMES)
+
+    def __repr__(self) -> str:
+        return f"NP_DTYPES({', '.join(self._NAMES)})"
+
+
+#: Canonical dtype name -> numpy storage dtype (bf16 and fp8 from ml_dtypes, at first use).
+NP_DTYPES = _NumpyDtypes()
+#: Bytes per element of each storage dtype (without importing ml_dtypes; a test holds it to
+#: NP_DTYPES).
+ITEMSIZE = {"f16": 2, "bf16": 2, "f32": 4, "fp8e4m3": 1, "fp8e5m2": 1, "int32": 4, "bool": 1}
 #: Names a kernel may use for a storage dtype (loads, recv, full, cast, device memory).
 STORAGE_DTYPES = ("f16", "bf16", "f32", "fp8e4m3", "fp8e5m2", "int32")
 #: The float dtypes (what tl.dot takes, what float functions return).
