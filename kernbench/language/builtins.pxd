@@ -4,3 +4,7 @@ from kernbench.language.builder cimport PEBuilder
 
 cdef PEBuilder _builder(object tl)
 from kernbench.language.semantic cimport operand, site_frame
+
+# Every elementwise TL method is one C call into these (the checks, the plan and the command).
+cdef object _binary(object self, object a, object b, str name)
+cdef object _unary(object self, object x, str name)

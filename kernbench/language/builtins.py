@@ -94,103 +94,103 @@ def _imm(tr, x, kind: str, ct: str):
     return float(x)
 
 
-def _binary_op(name: str, doc: str):
-    """The TL method for elementwise ``name`` of two operands (tensors or Python numbers).
+def _binary(self, a, b, name: str) -> TensorHandle:
+    """What the TL method for elementwise ``name`` of two operands (tensors or Python numbers)
+    does (compiled: a C function, builtins.pxd, each method one call into it).
 
     The hottest path of tracing, so operand()'s fast path is inlined here;
     anything unusual (views, bad values, foreign handles) goes through semantic.operand."""
-    what = f"{name} operand"
-    check_scalar = name in _CHECK_SCALAR
-    types_of: dict = {}  # (kind a, kind b) -> binary_types(name, ...) (a dict: thread-safe)
+    tr: PEBuilder = _builder(self)
+    f = site_frame()
+    tens = tr.tensors
+    base = tr.base
+    ta = tb = None
+    if type(a) is TensorHandle:
+        try:
+            sa = a.id - base
+            if sa >= 0:
+                ta = tens[sa]
+                if a.shape is not ta[0]:
+                    ta = None
+        except (IndexError, TypeError):
+            ta = None
+        if ta is None:
+            sa, ash, da, s0, n = operand(tr, a, f"{name} operand")
+        else:
+            s0 = sa
+            ash, da, n = ta
+        ka = da
+    elif isinstance(a, TensorHandle):
+        sa, ash, da, s0, n = operand(tr, a, f"{name} operand")
+        ka = da
+    else:
+        sa = None
+        ka = PY_FLOAT if type(a) is float else scalar_kind(a)
+        if ka is None:
+            fail(tr, f"{name}: expected a tensor or a Python number, got {type(a).__name__}")
+    if type(b) is TensorHandle:
+        try:
+            sb = b.id - base
+            if sb >= 0:
+                tb = tens[sb]
+                if b.shape is not tb[0]:
+                    tb = None
+        except (IndexError, TypeError):
+            tb = None
+        if tb is None:
+            sb, bsh, db, s1, nb = operand(tr, b, f"{name} operand")
+        else:
+            s1 = sb
+            bsh, db, nb = tb
+        kb = db
+    elif isinstance(b, TensorHandle):
+        sb, bsh, db, s1, nb = operand(tr, b, f"{name} operand")
+        kb = db
+    else:
+        sb = None
+        kb = PY_FLOAT if type(b) is float else scalar_kind(b)
+        if kb is None:
+            fail(tr, f"{name}: expected a tensor or a Python number, got {type(b).__name__}")
+    types = _BINARY_TYPES.get((name, ka, kb))
+    if types is None:
+        types = _BINARY_TYPES[(name, ka, kb)] = binary_types(name, ka, kb)
+    if type(types) is str:
+        fail(tr, types)
+    ct, out = types
+    if sa is not None:
+        like = ta
+        if sb is not None:
+            if ash is not bsh and ash != bsh:
+                ash = broadcast(tr, ash, bsh, name)
+                n = numel(ash)
+                like = None
+            ops = (sa, sb)
+        else:
+            if name in _CHECK_SCALAR:
+                _check_scalar(tr, name, b, ct)
+            ops, s1 = (sa, float(b) if kb is PY_FLOAT and ct in _FLOATS else _imm(tr, b, kb, ct)), -1
+    elif sb is not None:
+        ops, s0, s1, ash, n, like = (float(a) if ka is PY_FLOAT and ct in _FLOATS
+                                     else _imm(tr, a, ka, ct), sb), s1, -1, bsh, nb, tb
+    else:
+        fail(tr, f"{name} needs at least one tensor operand, got {type(a).__name__} and "
+                 f"{type(b).__name__}")
+    if like is not None and like[1] != out:
+        like = None
+    return tr.vec(f, name, ops, s0, s1, -1, ash, n, out, like, ct)
 
-    def op(self, a, b) -> TensorHandle:
-        tr: PEBuilder = _builder(self)
-        f = site_frame()
-        tens = tr.tensors
-        base = tr.base
-        ta = tb = None
-        if type(a) is TensorHandle:
-            try:
-                sa = a.id - base
-                if sa >= 0:
-                    ta = tens[sa]
-                    if a.shape is not ta[0]:
-                        ta = None
-            except (IndexError, TypeError):
-                ta = None
-            if ta is None:
-                sa, ash, da, s0, n = operand(tr, a, what)
-            else:
-                s0 = sa
-                ash, da, n = ta
-            ka = da
-        elif isinstance(a, TensorHandle):
-            sa, ash, da, s0, n = operand(tr, a, what)
-            ka = da
-        else:
-            sa = None
-            ka = PY_FLOAT if type(a) is float else scalar_kind(a)
-            if ka is None:
-                fail(tr, f"{name}: expected a tensor or a Python number, got {type(a).__name__}")
-        if type(b) is TensorHandle:
-            try:
-                sb = b.id - base
-                if sb >= 0:
-                    tb = tens[sb]
-                    if b.shape is not tb[0]:
-                        tb = None
-            except (IndexError, TypeError):
-                tb = None
-            if tb is None:
-                sb, bsh, db, s1, nb = operand(tr, b, what)
-            else:
-                s1 = sb
-                bsh, db, nb = tb
-            kb = db
-        elif isinstance(b, TensorHandle):
-            sb, bsh, db, s1, nb = operand(tr, b, what)
-            kb = db
-        else:
-            sb = None
-            kb = PY_FLOAT if type(b) is float else scalar_kind(b)
-            if kb is None:
-                fail(tr, f"{name}: expected a tensor or a Python number, got {type(b).__name__}")
-        types = types_of.get((ka, kb))
-        if types is None:
-            types = types_of[(ka, kb)] = binary_types(name, ka, kb)
-        if type(types) is str:
-            fail(tr, types)
-        ct, out = types
-        if sa is not None:
-            like = ta
-            if sb is not None:
-                if ash is not bsh and ash != bsh:
-                    ash = broadcast(tr, ash, bsh, name)
-                    n = numel(ash)
-                    like = None
-                ops = (sa, sb)
-            else:
-                if check_scalar:
-                    _check_scalar(tr, name, b, ct)
-                ops, s1 = (sa, float(b) if kb is PY_FLOAT and ct in _FLOATS else _imm(tr, b, kb, ct)), -1
-        elif sb is not None:
-            ops, s0, s1, ash, n, like = (float(a) if ka is PY_FLOAT and ct in _FLOATS
-                                         else _imm(tr, a, ka, ct), sb), s1, -1, bsh, nb, tb
-        else:
-            fail(tr, f"{name} needs at least one tensor operand, got {type(a).__name__} and "
-                     f"{type(b).__name__}")
-        if like is not None and like[1] != out:
-            like = None
-        return tr.vec(f, name, ops, s0, s1, -1, ash, n, out, like, ct)
-
-    op.__name__ = name
-    op.__qualname__ = f"TL.{name}"
-    op.__doc__ = doc
-    return op
 
 
 _FLOATS = frozenset(FLOAT_DTYPES)
 _CHECK_SCALAR = ("floordiv", "mod", "shl", "shr")
+#: What _binary and _unary learn, shared by every launch (they hold only the language's rules):
+#: (name, operand kind, operand kind) -> binary_types(...), (name, dtype) -> unary_types(...)
+#: (dicts: a lookup and an insert are thread-safe, and a race only computes a value twice).
+_BINARY_TYPES: dict = {}
+_UNARY_TYPES: dict = {}
+#: unary op -> how its operand is named in messages
+_UNARY_OPERAND = {name: f"{name} operand" for name in (
+    "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sigmoid", "neg", "abs", "invert")}
 
 
 def _check_scalar(tr, name: str, x, ct: str) -> None:
@@ -203,30 +203,22 @@ def _check_scalar(tr, name: str, x, ct: str) -> None:
         fail(tr, f"{semantic.OP_SYMBOL[name]}: integer division or remainder by zero")
 
 
-def _unary_op(name: str, doc: str):
-    """The TL method for elementwise ``name`` of one tensor."""
-    what = f"{name} operand"
-    types_of: dict = {}  # dtype -> unary_types(name, dtype)
-
-    def op(self, x) -> TensorHandle:
-        tr: PEBuilder = _builder(self)
-        f = site_frame()
-        spec, s, d, i, n = operand(tr, x, what)
-        types = types_of.get(d)
-        if types is None:
-            types = types_of[d] = unary_types(name, d)
-        if type(types) is str:
-            fail(tr, types)
-        ct, out = types
-        like = tr.tensors[i] if spec is i else None  # its own buffer: the result is alike
-        if like is not None and (like[0] is not s or like[1] != out):
-            like = None
-        return tr.vec(f, name, (spec,), i, -1, -1, s, n, out, like, ct)
-
-    op.__name__ = name
-    op.__qualname__ = f"TL.{name}"
-    op.__doc__ = doc
-    return op
+def _unary(self, x, name: str) -> TensorHandle:
+    """What the TL method for elementwise ``name`` of one tensor does (compiled: a C function,
+    builtins.pxd)."""
+    tr: PEBuilder = _builder(self)
+    f = site_frame()
+    spec, s, d, i, n = operand(tr, x, _UNARY_OPERAND[name])
+    types = _UNARY_TYPES.get((name, d))
+    if types is None:
+        types = _UNARY_TYPES[(name, d)] = unary_types(name, d)
+    if type(types) is str:
+        fail(tr, types)
+    ct, out = types
+    like = tr.tensors[i] if spec is i else None  # its own buffer: the result is alike
+    if like is not None and (like[0] is not s or like[1] != out):
+        like = None
+    return tr.vec(f, name, (spec,), i, -1, -1, s, n, out, like, ct)
 
 
 #: numpy function name -> the tl call to use instead (messages).
@@ -516,35 +508,121 @@ class TL:
         return _tracked(tr, TensorHandle(x.id, x.addr, new, d, x.nbytes, None, x.space, x.pinned))
 
     # -- elementwise -------------------------------------------------------------------------
-    add = _binary_op("add", "``a + b`` elementwise with broadcasting; either may be a Python number (immediate).")
-    sub = _binary_op("sub", "``a - b`` elementwise with broadcasting.")
-    mul = _binary_op("mul", "``a * b`` elementwise with broadcasting.")
-    div = _binary_op("div", "``a / b``: true division (int32 and masks give f32); the vector unit's div cost.")
-    floordiv = _binary_op("floordiv", "``a // b`` of int32 (and masks, Python ints), truncating toward zero like C; div cost.")
-    mod = _binary_op("mod", "``a % b``: int32 remainder with the dividend's sign (C), or float fmod; div cost.")
-    maximum = _binary_op("maximum", "Elementwise maximum with broadcasting (NaN propagates).")
-    minimum = _binary_op("minimum", "Elementwise minimum with broadcasting (NaN propagates).")
-    lt = _binary_op("lt", "``a < b`` -> bool mask (compare cost). Also the ``<`` operator.")
-    le = _binary_op("le", "``a <= b`` -> bool mask. Also the ``<=`` operator.")
-    gt = _binary_op("gt", "``a > b`` -> bool mask. Also the ``>`` operator.")
-    ge = _binary_op("ge", "``a >= b`` -> bool mask. Also the ``>=`` operator.")
-    eq = _binary_op("eq", "``a == b`` -> bool mask. Also the ``==`` operator.")
-    ne = _binary_op("ne", "``a != b`` -> bool mask. Also the ``!=`` operator.")
-    and_ = _binary_op("and_", "``a & b``: logical and of masks, bitwise and of int32 (bitwise cost).")
-    or_ = _binary_op("or_", "``a | b``: logical or of masks, bitwise or of int32.")
-    xor = _binary_op("xor", "``a ^ b``: logical xor of masks, bitwise xor of int32.")
-    shl = _binary_op("shl", "``a << s`` of int32, s in 0..31 (bitwise cost).")
-    shr = _binary_op("shr", "``a >> s`` of int32, arithmetic, s in 0..31.")
-    exp = _unary_op("exp", "Elementwise e**x (exp cost); int32 and masks give f32.")
-    exp2 = _unary_op("exp2", "Elementwise 2**x (exp cost).")
-    log = _unary_op("log", "Elementwise natural log (log cost).")
-    log2 = _unary_op("log2", "Elementwise log base 2 (log cost).")
-    sqrt = _unary_op("sqrt", "Elementwise square root (sqrt cost).")
-    rsqrt = _unary_op("rsqrt", "Elementwise 1/sqrt(x) (rsqrt cost).")
-    sigmoid = _unary_op("sigmoid", "Elementwise 1 / (1 + exp(-x)) (sigmoid cost).")
-    neg = _unary_op("neg", "Elementwise ``-x`` (copy cost); masks give int32. Also unary minus.")
-    abs = _unary_op("abs", "Elementwise ``|x|`` (copy cost); masks give int32.")
-    invert = _unary_op("invert", "``~x``: logical not of a mask, bitwise not of int32 (bitwise cost).")
+    def add(self, a, b) -> TensorHandle:
+        """``a + b`` elementwise with broadcasting; either may be a Python number (immediate)."""
+        return _binary(self, a, b, "add")
+
+    def sub(self, a, b) -> TensorHandle:
+        """``a - b`` elementwise with broadcasting."""
+        return _binary(self, a, b, "sub")
+
+    def mul(self, a, b) -> TensorHandle:
+        """``a * b`` elementwise with broadcasting."""
+        return _binary(self, a, b, "mul")
+
+    def div(self, a, b) -> TensorHandle:
+        """``a / b``: true division (int32 and masks give f32); the vector unit's div cost."""
+        return _binary(self, a, b, "div")
+
+    def floordiv(self, a, b) -> TensorHandle:
+        """``a // b`` of int32 (and masks, Python ints), truncating toward zero like C; div cost."""
+        return _binary(self, a, b, "floordiv")
+
+    def mod(self, a, b) -> TensorHandle:
+        """``a % b``: int32 remainder with the dividend's sign (C), or float fmod; div cost."""
+        return _binary(self, a, b, "mod")
+
+    def maximum(self, a, b) -> TensorHandle:
+        """Elementwise maximum with broadcasting (NaN propagates)."""
+        return _binary(self, a, b, "maximum")
+
+    def minimum(self, a, b) -> TensorHandle:
+        """Elementwise minimum with broadcasting (NaN propagates)."""
+        return _binary(self, a, b, "minimum")
+
+    def lt(self, a, b) -> TensorHandle:
+        """``a < b`` -> bool mask (compare cost). Also the ``<`` operator."""
+        return _binary(self, a, b, "lt")
+
+    def le(self, a, b) -> TensorHandle:
+        """``a <= b`` -> bool mask. Also the ``<=`` operator."""
+        return _binary(self, a, b, "le")
+
+    def gt(self, a, b) -> TensorHandle:
+        """``a > b`` -> bool mask. Also the ``>`` operator."""
+        return _binary(self, a, b, "gt")
+
+    def ge(self, a, b) -> TensorHandle:
+        """``a >= b`` -> bool mask. Also the ``>=`` operator."""
+        return _binary(self, a, b, "ge")
+
+    def eq(self, a, b) -> TensorHandle:
+        """``a == b`` -> bool mask. Also the ``==`` operator."""
+        return _binary(self, a, b, "eq")
+
+    def ne(self, a, b) -> TensorHandle:
+        """``a != b`` -> bool mask. Also the ``!=`` operator."""
+        return _binary(self, a, b, "ne")
+
+    def and_(self, a, b) -> TensorHandle:
+        """``a & b``: logical and of masks, bitwise and of int32 (bitwise cost)."""
+        return _binary(self, a, b, "and_")
+
+    def or_(self, a, b) -> TensorHandle:
+        """``a | b``: logical or of masks, bitwise or of int32."""
+        return _binary(self, a, b, "or_")
+
+    def xor(self, a, b) -> TensorHandle:
+        """``a ^ b``: logical xor of masks, bitwise xor of int32."""
+        return _binary(self, a, b, "xor")
+
+    def shl(self, a, b) -> TensorHandle:
+        """``a << s`` of int32, s in 0..31 (bitwise cost)."""
+        return _binary(self, a, b, "shl")
+
+    def shr(self, a, b) -> TensorHandle:
+        """``a >> s`` of int32, arithmetic, s in 0..31."""
+        return _binary(self, a, b, "shr")
+
+    def exp(self, x) -> TensorHandle:
+        """Elementwise e**x (exp cost); int32 and masks give f32."""
+        return _unary(self, x, "exp")
+
+    def exp2(self, x) -> TensorHandle:
+        """Elementwise 2**x (exp cost)."""
+        return _unary(self, x, "exp2")
+
+    def log(self, x) -> TensorHandle:
+        """Elementwise natural log (log cost)."""
+        return _unary(self, x, "log")
+
+    def log2(self, x) -> TensorHandle:
+        """Elementwise log base 2 (log cost)."""
+        return _unary(self, x, "log2")
+
+    def sqrt(self, x) -> TensorHandle:
+        """Elementwise square root (sqrt cost)."""
+        return _unary(self, x, "sqrt")
+
+    def rsqrt(self, x) -> TensorHandle:
+        """Elementwise 1/sqrt(x) (rsqrt cost)."""
+        return _unary(self, x, "rsqrt")
+
+    def sigmoid(self, x) -> TensorHandle:
+        """Elementwise 1 / (1 + exp(-x)) (sigmoid cost)."""
+        return _unary(self, x, "sigmoid")
+
+    def neg(self, x) -> TensorHandle:
+        """Elementwise ``-x`` (copy cost); masks give int32. Also unary minus."""
+        return _unary(self, x, "neg")
+
+    def abs(self, x) -> TensorHandle:
+        """Elementwise ``|x|`` (copy cost); masks give int32."""
+        return _unary(self, x, "abs")
+
+    def invert(self, x) -> TensorHandle:
+        """``~x``: logical not of a mask, bitwise not of int32 (bitwise cost)."""
+        return _unary(self, x, "invert")
 
     def pow(self, x, n) -> TensorHandle:
         """``x ** n`` for a Python int ``n`` with ``|n| <= 64``: square-and-multiply muls, each
