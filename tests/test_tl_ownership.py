@@ -109,3 +109,106 @@ def test_ids_are_unique_across_pes_and_launches(ctx):
     # per program: the load, the exp and a view of the load (same id): 2 distinct ids
     assert len(ids) == 2 * 4 * 3
     assert len(set(ids)) == 2 * 4 * 2
+
+
+# -- a tl belongs to its launch, in its thread ---------------------------------------------------
+
+@pytest.mark.parametrize("call", ["load", "exp", "zeros", "program_id", "range"])
+def test_a_nested_launch_that_uses_the_outer_tl_is_refused_and_the_outer_goes_on(ctx, call):
+    """A kernel that launches another: while the nested launch runs, the outer launch's tl
+    refuses every call (before, a call added commands to the outer PE's program), naming the
+    nested PE and line; after it, the outer kernel traces on as if nothing happened."""
+    x = ctx.replicate(np.ones(8, np.float32))
+    y = ctx.empty((8,), "f32")
+    lines, errors = [], []
+
+    def inner(ptr, *, tl, outer):
+        t = tl.load(ptr, shape=(8,))
+        f = {"load": lambda: outer.load(ptr, shape=(8,)), "exp": lambda: outer.exp(t),
+             "zeros": lambda: outer.zeros((8,)), "program_id": lambda: outer.program_id(1),
+             "range": lambda: list(outer.range(8))}[call]
+        lines.append(f.__code__.co_firstlineno)
+        f()
+
+    def kernel(ptr, out, *, tl):
+        t = tl.load(ptr, shape=(8,))
+        with pytest.raises(KernelError) as ei:
+            ctx.launch(inner, (1, 1), ptr, kernel_kwargs={"outer": tl})
+        errors.append(ei.value)
+        tl.store(out, t * 2.0)
+
+    ctx.launch(kernel, (1, 1), x, y)
+    e = errors[0]
+    assert e.pe == (0, 0) and e.where.endswith(f"{FILE}:{lines[0]}")
+    assert "waiting for the launch its kernel started (a nested ctx.launch) to end" in str(e)
+    np.testing.assert_array_equal(ctx.read(y, (0, 0)), np.full(8, 2.0, np.float32))
+
+
+def test_a_tl_of_a_launch_tracing_on_another_thread_is_refused():
+    """Thread A's kernel keeps its tl where thread B's kernel finds it, and waits while B runs:
+    B's call is refused naming B's PE and line (before, it added commands to A's program, and
+    A's cycles were silently wrong); A's launch then ends with its own result."""
+    import threading
+
+    shared, lines = {}, []
+    a_in, b_done = threading.Event(), threading.Event()
+
+    def kernel_a(ptr, out, *, tl):
+        t = tl.load(ptr, shape=(8,))
+        shared["tl"], shared["t"] = tl, t
+        a_in.set()
+        assert b_done.wait(60)
+        tl.store(out, t + 1.0)
+
+    def kernel_b(ptr, *, tl):
+        t = tl.load(ptr, shape=(8,))
+        lines.append(sys._getframe().f_lineno + 1)
+        shared["tl"].exp(shared["t"])
+        tl.store(ptr, t)
+
+    def run_a(result):
+        c = kernbench.Context("default", overrides=HW)
+        x, y = c.replicate(np.ones(8, np.float32)), c.empty((8,), "f32")
+        c.launch(kernel_a, (1, 1), x, y)
+        result["a"] = c.read(y, (0, 0))
+
+    result = {}
+    ta = threading.Thread(target=run_a, args=(result,))
+    ta.start()
+    assert a_in.wait(60)
+    try:
+        c = kernbench.Context("default", overrides=HW)
+        with pytest.raises(KernelError) as ei:
+            c.launch(kernel_b, (1, 1), c.replicate(np.ones(8, np.float32)))
+    finally:
+        b_done.set()
+        ta.join(60)
+    assert ei.value.pe == (0, 0) and ei.value.where.endswith(f"{FILE}:{lines[0]}")
+    assert "this tl is tracing PE (0, 0) of a launch on another thread" in str(ei.value)
+    np.testing.assert_array_equal(result["a"], np.full(8, 2.0, np.float32))
+
+
+def test_a_tl_used_outside_any_launch_on_another_thread_names_no_pe():
+    """A thread that traces nothing and calls a tracing launch's tl: the error is the same,
+    without a PE (there is no program of that thread to name)."""
+    import threading
+
+    shared = {}
+    a_in, b_done = threading.Event(), threading.Event()
+
+    def kernel_a(*, tl):
+        shared["tl"] = tl
+        a_in.set()
+        assert b_done.wait(60)
+
+    c = kernbench.Context("default", overrides=HW)
+    ta = threading.Thread(target=lambda: c.launch(kernel_a, (1, 1)))
+    ta.start()
+    assert a_in.wait(60)
+    try:
+        with pytest.raises(KernelError, match="of a launch on another thread") as ei:
+            shared["tl"].zeros((8,))
+    finally:
+        b_done.set()
+        ta.join(60)
+    assert ei.value.pe is None

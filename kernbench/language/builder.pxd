@@ -8,6 +8,7 @@ cdef class PEBuilder:
     cdef public object pe, cube, g, serial, base, transposed, max_bytes
     cdef public dict known, fills
     cdef public bint functional
+    cdef public unsigned long thread
     cdef public object memory, nbr, sfr_text, trace_store, site_table
     cdef public list tensors, pinned
     cdef public object meta, sram_top, cmd_start, cmd_end, n_tensors
@@ -31,4 +32,4 @@ cdef class PEBuilder:
     cpdef reduce(self, f, name, spec, src, shape, axis, dtype)
     cpdef send(self, f, spec, src, port, shape, dtype, n)
     cpdef recv(self, f, port, shape, dtype, n, after=*)
-from kernbench.language._handles cimport new_handle
+from kernbench.language._handles cimport new_handle, this_thread

@@ -50,7 +50,7 @@ from .numerics import RIGHT_CHECKED, check_right, vec_value, view_value
 from .semantic import ITEMSIZE, line_of
 from .sites import REDUCE_SUB, VEC_SUB, SiteTable, label_of, reduce_geometry, site_fields
 from .store import TraceStore, join_sizes
-from ._handles import new_handle
+from ._handles import new_handle, this_thread
 
 __all__ = ["PEBuilder", "SiteTable", "TraceStore", "SRAM_ALIGN", "FLUSH_EVERY", "label_of",
            "site_fields", "VEC_SUB", "REDUCE_SUB"]
@@ -107,6 +107,8 @@ class PEBuilder:
     def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str,
                  store: TraceStore | None = None, serial: int | None = None):
         self.pe, self.cube, self.g = pe, cube, g
+        #: the thread tracing this program: a tl call from another thread is refused
+        self.thread = this_thread()
         #: the launch's serial; tensor k of this program has id ``base + k`` (semantic.id_base)
         self.serial = semantic.next_launch_serial() if serial is None else serial
         self.base = semantic.id_base(self.serial, pe, cube)

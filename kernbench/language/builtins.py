@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..common.errors import KernelError
-from ..common.pe_commands import TensorHandle
+from ..common.errors import KernelError, pe_label
+from ..common.pe_commands import TensorHandle, operator_targets
+from ._handles import this_thread
 from .loops import tl_range
 from . import semantic
 from .builder import PEBuilder
@@ -47,31 +48,53 @@ def _cache_hints(tr, verb: str, cache_modifier, eviction_policy, volatile) -> No
         fail(tr, f"{verb}: volatile is True or False (ignored: the model has no cache), got {volatile!r}")
 
 
-def _no_program():
-    raise KernelError("this tl object is not tracing a program: its launch has ended. A kernel "
-                      "must use the tl it is passed, during its own launch")
-
-
 def _builder(tl) -> PEBuilder:
     """The builder ``tl`` traces into (compiled: a C call returning its C type, builtins.pxd),
-    or the error of a tl whose launch has ended."""
-    b = tl._b
-    if type(b) is not PEBuilder and not isinstance(b, PEBuilder):
-        _no_program()
+    or the error of a tl that is not tracing a program of this thread (_not_tracing)."""
+    o = tl._b
+    if type(o) is not PEBuilder and not isinstance(o, PEBuilder):
+        _not_tracing(o)
+    b = o
+    if b.thread != this_thread():
+        _not_tracing(b)
     return b
 
 
-class _NoProgram:
-    """Stands in for the builder when no program is being traced (after the launch): any use of
-    ``tl`` then is a clear error, not an AttributeError from deep inside a call."""
+def _not_tracing(b):
+    """Raise the error of a tl call whose ``tl`` is not tracing a program of this thread: ``b``
+    stands in for its builder (a _NoProgram) or is another thread's. The error names the PE and
+    line of the program this thread traces, if any (the call is then that kernel's)."""
+    if isinstance(b, PEBuilder):
+        why = (f"this tl is tracing {pe_label((b.pe, b.cube))} of a launch on another thread. A "
+               f"kernel must use the tl it is passed (a tl kept in a global or a closure is "
+               f"another launch's)")
+    else:
+        why = b.why
+    here = operator_targets()
+    tr = here[-1]._b if here else None
+    if isinstance(tr, PEBuilder) and tr.thread == this_thread():
+        fail(tr, why)
+    raise KernelError(why)
 
-    __slots__ = ()
+
+class _NoProgram:
+    """Stands in for the builder while ``tl`` traces no program (after its launch, or while a
+    launch started inside its kernel runs): any use of ``tl`` then is a clear error, not an
+    AttributeError from deep inside a call."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
 
     def __getattr__(self, name):
-        _no_program()
+        _not_tracing(self)
 
 
-_NO_PROGRAM = _NoProgram()
+_NO_PROGRAM = _NoProgram("this tl object is not tracing a program: its launch has ended. A kernel "
+                         "must use the tl it is passed, during its own launch")
+_WAITING = _NoProgram("this tl's launch is waiting for the launch its kernel started (a nested "
+                      "ctx.launch) to end: the nested kernel must use the tl it is passed")
 
 semantic.register_internal(__file__)
 
@@ -281,20 +304,27 @@ class TL:
         """Trace the next program into ``builder`` (None: no program; any call is an error)."""
         self._b = _NO_PROGRAM if builder is None else builder
 
+    def _wait(self):
+        """A launch starts inside this tl's kernel: until it ends (``_begin`` of what this
+        returns), any call of this tl is an error (the nested kernel must use its own)."""
+        b, self._b = self._b, _WAITING
+        return b
+
     # -- program ids -------------------------------------------------------------------------
     def program_id(self, axis: int = 0) -> int:
         """This program's index along grid ``axis``: 0 = PE within its cube, 1 = cube."""
+        tr = _builder(self)
         if axis == 0:
-            return self._b.pe
+            return tr.pe
         if axis == 1:
-            return self._b.cube
-        fail(self._b, f"program_id: axis must be 0 (PE) or 1 (cube), got {axis!r}")
+            return tr.cube
+        fail(tr, f"program_id: axis must be 0 (PE) or 1 (cube), got {axis!r}")
 
     def num_programs(self, axis: int = 0) -> int:
         """Grid size along ``axis``: 0 = PEs per cube used, 1 = cubes used."""
         if axis == 0 or axis == 1:
             return self._grid[axis]
-        fail(self._b, f"num_programs: axis must be 0 (PE) or 1 (cube), got {axis!r}")
+        fail(_builder(self), f"num_programs: axis must be 0 (PE) or 1 (cube), got {axis!r}")
 
     # -- loops -------------------------------------------------------------------------------
     def range(self, start, stop=None, step=1, num_stages=None, loop_unroll_factor=None,
@@ -305,6 +335,7 @@ class TL:
         its Python (kernbench.language.loops; docs/language.md, 'tl.range', has the contract).
         Functional mode traces every iteration. Triton's tuning arguments (num_stages, ...) are
         accepted and ignored."""
+        _builder(self)  # (the loop reads tl's builder when it starts)
         r = range(start) if stop is None else range(start, stop, step)
         return tl_range(self, r)
 
@@ -657,10 +688,10 @@ class TL:
         if ka in (PY_INT, semantic.PY_BOOL) and kb in (PY_INT, semantic.PY_BOOL):
             a, b = int(a), int(b)
             if b == 0:
-                fail(self._b, "cdiv: division by zero")
+                fail(_builder(self), "cdiv: division by zero")
             return (a + b - 1) // b
         if PY_FLOAT in (ka, kb):
-            fail(self._b, f"cdiv takes ints and int32 tensors, got {a!r} and {b!r}")
+            fail(_builder(self), f"cdiv takes ints and int32 tensors, got {a!r} and {b!r}")
         if kb is not None:
             return self.floordiv(self.add(a, int(b) - 1), b)
         return self.floordiv(self.sub(self.add(a, b), 1), b)
@@ -857,17 +888,17 @@ class TL:
 
     # -- what TensorHandle refuses -------------------------------------------------------------
     def _no_value(self, h, what: str):
-        fail(self._b, f"{what}: a tensor has no value while a kernel is traced: control flow may "
+        fail(_builder(self), f"{what}: a tensor has no value while a kernel is traced: control flow may "
                       f"depend on program ids and arguments, not on tensor values (choose per "
                       f"element with tl.where; test handles with `is None`)")
 
     def _refuse(self, h, message: str):
-        fail(self._b, message)
+        fail(_builder(self), message)
 
     def _numpy(self, h, fname: str, method: str):
         use = _NUMPY_TL.get(fname)
         if use is None:
             use = f"tl.{fname}" if hasattr(TL, fname) else "the tl calls (docs/language.md)"
         how = "" if method == "__call__" else f".{method}"
-        fail(self._b, f"numpy's {fname}{how} on a tensor handle: a handle has no value while the "
+        fail(_builder(self), f"numpy's {fname}{how} on a tensor handle: a handle has no value while the "
                       f"kernel is traced, so numpy cannot compute on it; use {use}")

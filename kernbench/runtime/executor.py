@@ -21,8 +21,8 @@ from .._core import pages
 from .._core.api import moved_tables, pair_links, prepare
 from ..common.errors import (PACKAGE_DIR, KernbenchError, KernelError, UnwrittenReadWarning, pe_at,
                              pe_label, user_stacklevel)
-from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Unit, pop_operator_target,
-                                  push_operator_target)
+from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Unit, operator_targets,
+                                  pop_operator_target, push_operator_target)
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
 from ..language.semantic import _INTERNAL, forget_lines
@@ -333,6 +333,9 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         # Compact now: the program's handles and Python lists go before the next one.
         b.finish()
 
+    # A launch started inside a kernel: the outer launch's tl refuses calls until this one ends.
+    outer = operator_targets()
+    outer, held = (outer[-1], outer[-1]._wait()) if outer else (None, None)
     push_operator_target(tl)
     # Tracing allocates a few small tuples per command and no reference cycles; left on, the
     # cyclic GC rescans the growing command lists and halves tracing speed.
@@ -375,6 +378,8 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
     finally:
         tl._begin(None)  # a tl kept by the kernel refuses every call from now on
         pop_operator_target(tl)
+        if outer is not None:
+            outer._begin(held)
         forget_lines()
         if gc_on:
             gc.enable()
