@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .common.errors import pe_label
+from .common.shown import rich_text
 
 __all__ = ["main", "parse_value", "parse_grid", "parse_pes", "parse_window", "load_kernel", "DelayedProgress"]
 
@@ -357,7 +358,7 @@ class DelayedProgress:
         self.enabled = self.console.is_terminal if enabled is None else enabled
         self.delay = delay
         self._progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),  # the user's names
             MofNCompleteColumn(), TimeElapsedColumn(),
             console=self.console, transient=True,
         )
@@ -482,16 +483,15 @@ def _write_outputs(result, args, console, tag=None) -> None:
         if not info["slices"]:
             what += (f": no command overlaps the window (the launch ran {result.cycles:,} cycles)"
                      if args.window is not None else ": the chosen PEs ran no command")
-        console.print(f"trace  -> {path}  ({what}; open in https://ui.perfetto.dev)",
-                      highlight=False, markup=False, soft_wrap=True)
+        console.print(rich_text(f"trace  -> {path}  ({what}; open in https://ui.perfetto.dev)"), soft_wrap=True)
     if args.json:
         path = _suffixed(args.json, tag)
         result.to_json(path)
-        console.print(f"json   -> {path}", soft_wrap=True)
+        console.print(rich_text(f"json   -> {path}"), soft_wrap=True)
     if args.plot:
         path = _suffixed(args.plot, tag)
         result.plot(path)
-        console.print(f"plot   -> {path}", soft_wrap=True)
+        console.print(rich_text(f"plot   -> {path}"), soft_wrap=True)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -510,7 +510,8 @@ def cmd_hw_list(args, console) -> int:
     presets = [load_hw(name) for name in list_presets()]
     for hw in sorted(presets, key=lambda hw: (hw.n_pes, hw.name)):  # smallest machine first
         t.add_row(
-            hw.name, f"{hw.n_cubes:,}", f"{hw.pes_per_cube:,}", f"{hw.clock_ghz:g}", fmt_num(hw.peak_tflops()),
+            rich_text(hw.name), f"{hw.n_cubes:,}", f"{hw.pes_per_cube:,}", f"{hw.clock_ghz:g}",
+            fmt_num(hw.peak_tflops()),
             fmt_num(hw.memory_gbps()), fmt_num(hw.link_gbps()), fmt_num(hw.sram.capacity_bytes / (1 << 20)),
         )
     console.print(t)
@@ -532,11 +533,13 @@ def cmd_hw_show(args, console) -> int:
     from .report.table import fmt_num, plural
 
     hw = load_hw(args.name)
-    t = Table(title=f"hardware '{hw.name}' (docs/hardware-model.md)", title_justify="left")
+    # the name (title and row) as it is: a Text, not markup
+    t = Table(title=rich_text(f"hardware '{hw.name}' (docs/hardware-model.md)", "table.title"),
+              title_justify="left")
     t.add_column("key")
     t.add_column("value", justify="right")
     for key, value in _flatten(hw.to_dict()):
-        t.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+        t.add_row(key, rich_text(f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value))
     console.print(t)
     console.print(
         f"PEs             {hw.n_pes:,} ({plural(hw.n_cubes, 'cube')} x {hw.pes_per_cube})\n"
@@ -597,7 +600,7 @@ def _save_arrays(ctx, result, named: dict, path: str, console) -> None:
     with open(path, "wb") as f:  # np.savez would append .npz to a name without it
         np.savez(f, **arrays)
     what = ", ".join(result.written_args) if result.written_args else "nothing: the kernel stored to no array argument"
-    console.print(f"save   -> {path}  ({what})", highlight=False, markup=False, soft_wrap=True)
+    console.print(rich_text(f"save   -> {path}  ({what})"), soft_wrap=True)
 
 
 def _run_check(module, kernel, ctx, named: dict, result, console) -> int:
@@ -613,21 +616,20 @@ def _run_check(module, kernel, ctx, named: dict, result, console) -> int:
     if not callable(check):
         raise CliError(f"{check_name} in {_module_label(module)} is not a function")
     if result.mode != "functional":
-        console.print(f"check  skipped: {where} needs --mode functional (timing mode computes no "
-                      f"numbers)", highlight=False, markup=False, soft_wrap=True)
+        console.print(rich_text(f"check  skipped: {where} needs --mode functional (timing mode computes no "
+                                f"numbers)"), soft_wrap=True)
         return EXIT_OK
     try:
         ok = check(ctx, named, result)
     except Exception as e:  # the check's own failure: say where, as for setup
         tb = traceback.extract_tb(e.__traceback__)
         at = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
-        console.print(f"check  FAILED: {where} raised {type(e).__name__}{at}: {e}",
-                      highlight=False, markup=False, soft_wrap=True)
+        console.print(rich_text(f"check  FAILED: {where} raised {type(e).__name__}{at}: {e}"), soft_wrap=True)
         return EXIT_FAILED
     if ok is False:
-        console.print(f"check  FAILED: {where} returned False", highlight=False, markup=False, soft_wrap=True)
+        console.print(rich_text(f"check  FAILED: {where} returned False"), soft_wrap=True)
         return EXIT_FAILED
-    console.print(f"check  passed: {where}", highlight=False, markup=False, soft_wrap=True)
+    console.print(rich_text(f"check  passed: {where}"), soft_wrap=True)
     return EXIT_OK
 
 
@@ -671,10 +673,10 @@ def cmd_diag(args, console) -> int:
     for p in panels:
         ok = bool(p.passed)
         failed += not ok
-        mark = "[bold green]PASS[/]" if ok else "[bold red]FAIL[/]"
-        console.print(f"{mark} {p.name}")
+        mark = rich_text("PASS", "bold green") if ok else rich_text("FAIL", "bold red")
+        console.print(mark + " " + p.name)
         for line in p.summary_lines():  # unwrapped: a wrap could split a figure from its name
-            console.print(f"     {line}", highlight=False, markup=False, soft_wrap=True)
+            console.print(rich_text(f"     {line}"), soft_wrap=True)
         if args.table and p.result is not None:
             p.result.report(console=console)
         if p.result is not None:
@@ -743,26 +745,27 @@ def cmd_sweep(args, console) -> int:
     heads = [*res.swept, "cycles", "TFLOP/s", "roofline", "GEMM busy", "link bytes", "peak SRAM",
              "error (--out FILE: the message)" if res.failed else "error"]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
-    t = Table(title=f"sweep on {hw.name}", title_justify="left")
+    # the user's names and values as they are: Text, not markup
+    t = Table(title=rich_text(f"sweep on {hw.name}", "table.title"), title_justify="left")
     for i, h in enumerate(heads):
-        t.add_column(h, justify="left" if i == len(heads) - 1 else "right", no_wrap=True, min_width=widths[i])
+        t.add_column(rich_text(h), justify="left" if i == len(heads) - 1 else "right", no_wrap=True,
+                     min_width=widths[i])
     for row in cells:
-        t.add_row(*row)
+        t.add_row(*map(rich_text, row))
     # every figure whole: as wide as the table needs (a terminal wraps it rather than cut a number)
     Console(file=console.file, width=max(console.width, sum(widths) + 3 * len(widths) + 1),
             highlight=False).print(t)
-    console.print(res.summary(), highlight=False, markup=False, soft_wrap=True)
+    console.print(rich_text(res.summary()), soft_wrap=True)
     if args.out:
         res.save(args.out)
-        console.print(f"rows   -> {args.out}", highlight=False, markup=False, soft_wrap=True)
+        console.print(rich_text(f"rows   -> {args.out}"), soft_wrap=True)
     if args.plot:
         res.plot(x=args.x or (res.swept[-1] if res.swept else "cycles"), y=args.y, hue=args.hue, path=args.plot)
-        console.print(f"plot   -> {args.plot}", highlight=False, markup=False, soft_wrap=True)
+        console.print(rich_text(f"plot   -> {args.plot}"), soft_wrap=True)
     if args.pareto:
         front = res.pareto(args.pareto, objective=args.y, path=args.pareto_plot)
-        console.print(f"Pareto front ({args.y} against {args.pareto}):", highlight=False)
-        console.print(front[[*res.swept, args.y, args.pareto]].to_string(index=False), highlight=False,
-                      markup=False, soft_wrap=True)
+        console.print(rich_text(f"Pareto front ({args.y} against {args.pareto}):"))
+        console.print(rich_text(front[[*res.swept, args.y, args.pareto]].to_string(index=False)), soft_wrap=True)
     return EXIT_OK
 
 
@@ -950,13 +953,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return EXIT_ERROR
         return args.func(args, console)
     except KeyboardInterrupt:
-        err.print("kernbench: interrupted", markup=False)
+        err.print(rich_text("kernbench: interrupted"))
         return 130
     except Exception as e:
         if debug:  # the whole traceback and message, with an error's exit status all the same
             traceback.print_exc()
             return EXIT_ERROR
-        err.print(f"kernbench: error: {_one_line(e)}", markup=False)
+        err.print(rich_text(f"kernbench: error: {_one_line(e)}"))  # the message as it is
         return EXIT_ERROR
 
 

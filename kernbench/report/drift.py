@@ -16,6 +16,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from ..common.shown import rich_text
 from .table import emit
 from .commands import command_facts, line_groups
 
@@ -98,6 +99,7 @@ def _short(src: str) -> str:
 
 
 def render_drift(summary: dict, title: Optional[str] = None):
+    title = None if title is None else rich_text(title, "table.title")  # the kernel's name as it is
     t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, show_edge=False)
     t.add_column("line", no_wrap=True)
     t.add_column("op", overflow="ellipsis", no_wrap=True, max_width=36)
@@ -110,8 +112,9 @@ def render_drift(summary: dict, title: Optional[str] = None):
     for ln in summary["lines"]:
         op = ln["labels"][0] + (f" +{len(ln['labels']) - 1}" if len(ln["labels"]) > 1 else "")
         style = "bold red" if ln["source"] == origin else ("yellow" if ln["over"] else None)
-        t.add_row(ln["short"], op, f"{ln['commands']:,}", _fmt(ln["max_drift"]), _fmt(ln["median_drift"]),
-                  _fmt(ln["max_rounding"]), f"{ln['over']:,}" if ln["over"] else "-", style=style)
+        t.add_row(rich_text(ln["short"]), rich_text(op), f"{ln['commands']:,}", _fmt(ln["max_drift"]),
+                  _fmt(ln["median_drift"]), _fmt(ln["max_rounding"]), f"{ln['over']:,}" if ln["over"] else "-",
+                  style=style)
     note = Text("drift: max |value - f64 shadow| / max |shadow| of each result (ints and masks: the "
                 "share of elements that differ); own rounding: the same between the result and its "
                 "op in f64 on the launch's own operands", style="dim")

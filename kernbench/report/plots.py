@@ -13,6 +13,7 @@ from typing import Iterable, Optional, Union
 import numpy as np
 
 from ..common.pe_commands import UNIT_NAMES, Opcode
+from ..common.shown import plain_texts
 from .perfetto import select_pes
 from .summary import unit_kinds
 
@@ -147,8 +148,8 @@ def plot(
     else:
         step = int(np.ceil(len(working) / 32))
         ax_h.set_yticks(range(0, len(working), step), names[::step], fontsize=6)
-    ax_h.set_title(f"{result.kernel_name} on {result.hw.name}: busy / {cycles:,} cycles per unit "
-                   f"({len(working)} working PEs)", fontsize=10)
+    plain_texts(ax_h.set_title(f"{result.kernel_name} on {result.hw.name}: busy / {cycles:,} cycles per "
+                               f"unit ({len(working)} working PEs)", fontsize=10))
     fig.colorbar(im, ax=ax_h, fraction=0.03, pad=0.01, label="busy fraction")
 
     # Gantt --------------------------------------------------------------------------------

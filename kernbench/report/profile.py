@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..common.pe_commands import N_UNITS, UNIT_NAMES
+from ..common.shown import rich_text
 from .table import emit
 from .commands import UNIT_ORDER, command_facts, line_groups
 from .critical_path import critical_path
@@ -139,14 +140,17 @@ class _ProfileTable:
                       if any(u in d["busy"] for d in prof["lines"] for u in us)]
         used_stalls = [s for s in STALLS if any(d["stall"][s] for d in prof["lines"])]
         with_path = prof["critical_path"] is not None
-        t = Table(title=self.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+        title = None if self.title is None else rich_text(self.title, "table.title")  # the kernel's name, as it is
+        t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
                   show_edge=False, padding=0)  # one space between columns: the box's divider
         rows = []
         for d in lines:
             op = d["labels"][0] if d["labels"] else ""
             if len(d["labels"]) > 1:
                 op += f" +{len(d['labels']) - 1}"
-            head = [d["short"], op] if wide else [Text(d["short"] + "\n").append(op, style="dim")]
+            # file names and labels are the user's text: a Text, which rich shows as it is
+            short = rich_text(d["short"])
+            head = [short, rich_text(op)] if wide else [short.append("\n").append(op, style="dim")]
             nums = [f"{d['commands']:,}"]
             nums += [_pct(sum(d["busy"].get(u, 0) for u in us), total) for _, us in used_units]
             if wide:
@@ -175,7 +179,7 @@ class _ProfileTable:
                   for j, h in enumerate(heads)]
         # what the figures leave to the text (a one-space divider before each figure column)
         room = max(12, width - sum(w + 1 for w in widths) - (1 if wide else 0))
-        line_w = max([len("line")] + [len(r[0][0]) if wide else len(r[0][0].plain.split("\n")[0]) for r in rows])
+        line_w = max([len("line")] + [len(r[0][0].plain.split("\n")[0]) for r in rows])
         if wide:
             t.add_column("line", no_wrap=True, overflow="ellipsis", max_width=min(line_w, room // 2))
             t.add_column("op", no_wrap=True, overflow="ellipsis", max_width=max(8, min(40, room - line_w)))

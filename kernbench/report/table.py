@@ -17,6 +17,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from ..common.shown import rich_text
 from .summary import summarize
 
 __all__ = ["print_report", "render_report", "fmt_num", "fmt_count", "fmt_bytes", "fmt_seconds", "plural"]
@@ -121,7 +122,7 @@ def _title(s: dict) -> str:
 
 def _unit_table(s: dict, columns, title: Optional[str] = None) -> Table:
     t = Table(
-        title=title,
+        title=None if title is None else rich_text(title, "table.title"),  # the user's names, as they are
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,

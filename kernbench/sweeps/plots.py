@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..common.shown import plain_texts
+
 __all__ = ["line_plot", "pareto", "pareto_rows"]
 
 
@@ -35,12 +37,18 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
     series: dict = {}
     for r in rows:
         series.setdefault(r[hue] if hue else None, {}).setdefault(r[x], []).append(r[y])
+    numeric = all(isinstance(_num(r[x]), (int, float)) for r in rows)
+    # x values that are not all numbers are categories, one tick each in value order, labelled
+    # here rather than by matplotlib's category axis so that a label shows as it is
+    cats = {} if numeric else {v: i for i, v in enumerate(sorted({r[x] for r in rows}, key=_sort_key))}
     for h, pts in series.items():
         xs = sorted(pts, key=_sort_key)
         ys = [sum(pts[v]) / len(pts[v]) for v in xs]
         label = f"{hue}={h}" if hue else None
-        ax.plot([_num(v) for v in xs], ys, marker="o", label=label)
-    numeric = all(isinstance(_num(v), (int, float)) for r in rows for v in (r[x],))
+        ax.plot([cats[v] for v in xs] if cats else xs, ys, marker="o", label=label)
+    if cats:
+        ax.set_xticks(range(len(cats)), [str(v) for v in cats])
+        plain_texts([lab for t in ax.xaxis.get_major_ticks() for lab in (t.label1, t.label2)])
     if logx is None:
         vals = sorted({_num(r[x]) for r in rows}) if numeric else []
         logx = numeric and len(vals) > 2 and vals[0] > 0 and vals[-1] / vals[0] >= 16
@@ -48,13 +56,13 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
         ax.set_xscale("log", base=2)
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    # the user's text (names, values, the title), shown as it is
+    plain_texts(ax.set_xlabel(x), ax.set_ylabel(y))
     failed = len(res.rows) - len(rows)
-    ax.set_title(title or f"{y} vs {x} on {res.hw.name}" + (f" ({failed} failed points left out)" if failed else ""),
-                 fontsize=10)
+    plain_texts(ax.set_title(title or f"{y} vs {x} on {res.hw.name}"
+                             + (f" ({failed} failed points left out)" if failed else ""), fontsize=10))
     if hue:
-        ax.legend(fontsize=8)
+        plain_texts(ax.legend(fontsize=8).get_texts())
     ax.grid(True, alpha=0.3)
     if path is not None:
         _save(fig, path)
@@ -99,10 +107,11 @@ def pareto(res, cost: str, objective: str = "cycles", path=None, ax=None, label=
         for i in front:
             r = res.rows[i]
             text = label.format(**r) if label else ", ".join(f"{k}={r[k]}" for k in res.swept)
-            ax.annotate(text, (r[cost], r[objective]), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel(cost)
-        ax.set_ylabel(objective)
-        ax.set_title(f"Pareto front: {objective} against {cost} on {res.hw.name}", fontsize=10)
+            plain_texts(ax.annotate(text, (r[cost], r[objective]), fontsize=6, xytext=(3, 3),
+                                    textcoords="offset points"))
+        # the user's text (names, values), shown as it is
+        plain_texts(ax.set_xlabel(cost), ax.set_ylabel(objective),
+                    ax.set_title(f"Pareto front: {objective} against {cost} on {res.hw.name}", fontsize=10))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         if path is not None:
