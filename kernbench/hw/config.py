@@ -171,11 +171,12 @@ class HardwareConfig:
         return to_dict(self)
 
 
-#: a hardware name's longest, and what it may not hold: rich markup ([ ]), matplotlib
-#: mathtext ($ \), control characters, line separators and bidirectional overrides (the
-#: tables and plot titles that show it)
+#: a hardware name's longest, and what it may not hold: what no table row or plot title can show
+#: on one line (control characters, line separators, bidirectional overrides). Any other text
+#: is a name: "mesh8 [HBM3e]", "a100-like $2/h"; the places that show it show it as it is
+#: (kernbench.common.shown).
 MAX_NAME = 200
-_UNSHOWN = re.compile(r"[\[\]$\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSHOWN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 #: HardwareConfig's own field types (its sub-configs are checked against their defaults' types)
 _TOP_TYPES = {"name": str, "n_cubes": int, "pes_per_cube": int, "clock_ghz": float, "gemm": GemmConfig,
@@ -393,8 +394,8 @@ def _checked_fields(cfg: Any, prefix: str, frozen: bool = False) -> dict[str, An
             new = str(v)
             if key == "name" and (not new or len(new) > MAX_NAME or _UNSHOWN.search(new)):
                 raise HardwareConfigError(
-                    f"hardware key 'name' must be plain text of 1 to {MAX_NAME} characters (tables and "
-                    f"plot titles show it: no [ ] $ \\ or control characters), got {new[:80]!r}")
+                    f"hardware key 'name' must be 1 to {MAX_NAME} characters on one line (no control "
+                    f"character, line separator or bidirectional override), got {new[:80]!r}")
         else:
             new = _number(key, want, v)
         if new is not v:  # int(), float() and str() of an exact int, float or str return it as is
