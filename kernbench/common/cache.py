@@ -15,11 +15,12 @@ The folder is ``$KERNBENCH_CACHE``, else ``$XDG_CACHE_HOME/kernbench``, else
 so processes and concurrent runs can share the folder. Delete the folder to clear it.
 
 :func:`code_fingerprint` is the code part of a key: the source of a function's module and of
-the user modules it reaches by name (recursively), the plain data values it reaches the same way
-(a partial's arguments, closure cells, globals), plus :func:`kernbench_fingerprint`, the hash
-of kernbench's own source and version. Editing the kernel, a helper it calls in another file, a
-constant it reads, or kernbench itself gives new keys; installed third-party packages are not
-hashed.
+the user modules it reaches by name (recursively), the values it reaches the same way (a
+partial's arguments, closure cells, defaults, globals: plain data by value, the callables held
+in it by their code, a library's by name), plus :func:`kernbench_fingerprint`, the hash of
+kernbench's own source and version. Editing the kernel, a helper it calls in another file or
+holds in a dict, a constant it reads, or kernbench itself gives new keys; installed third-party
+packages are not hashed.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import sysconfig
 import tempfile
@@ -55,35 +57,9 @@ def canonical(x: Any) -> Any:
     """``x`` as plain JSON data that is equal exactly when the values are: numpy scalars as
     Python numbers (``np.int64(32)`` and ``32`` give one key), floats by their repr (NaN and
     inf too), tuples tagged apart from lists, sets by their elements, arrays by dtype, shape and
-    a hash of their bytes, dataclasses by their fields, functions by :func:`code_fingerprint`."""
-    if x is None or isinstance(x, (bool, str)):
-        return x
-    if isinstance(x, np.generic):
-        return canonical(x.item())
-    if isinstance(x, int):
-        return x
-    if isinstance(x, float):
-        return x if math.isfinite(x) else {"float": repr(x)}
-    if isinstance(x, tuple):
-        return {"tuple": [canonical(v) for v in x]}
-    if isinstance(x, list):
-        return [canonical(v) for v in x]
-    if isinstance(x, dict):
-        return {"dict": sorted(([json.dumps(canonical(k), sort_keys=True), canonical(v)]
-                                for k, v in x.items()), key=lambda kv: kv[0])}
-    if isinstance(x, (set, frozenset)):  # by their elements, in an order of their own
-        return {"set": sorted(json.dumps(canonical(v), sort_keys=True) for v in x)}
-    if isinstance(x, np.ndarray):
-        if x.dtype.hasobject:  # (its bytes are pointers: keyed by its elements)
-            return {"ndarray": [str(x.dtype), list(x.shape), canonical(x.tolist())]}
-        return {"ndarray": [str(x.dtype), list(x.shape),
-                            hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()]}
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return {"dataclass": f"{type(x).__module__}.{type(x).__qualname__}",
-                "fields": {f.name: canonical(getattr(x, f.name)) for f in dataclasses.fields(x)}}
-    if callable(x):
-        return {"code": code_fingerprint(x)}
-    return {"repr": f"{type(x).__module__}.{type(x).__qualname__}:{x!r}"}
+    a hash of their bytes, dataclasses by their fields, functions by :func:`code_fingerprint`, a
+    container met again inside itself by how many levels up it is."""
+    return _Walk(lambda walk, f: {"code": code_fingerprint(f)}, _repr_key)(x)
 
 
 def digest(*parts: Any) -> str:
@@ -141,28 +117,203 @@ def _names(code: types.CodeType):
             yield from _names(c)
 
 
-#: nesting of plain data keyed by value (deeper: not plain data, see :func:`_plain`); well
-#: inside the interpreter's recursion limit, which :func:`canonical` recurses against
+#: nesting of data keyed by value: a value nested deeper is ``{"deeper": PLAIN_DEPTH}`` in the
+#: key; well inside the interpreter's recursion limit, which the walk recurses against
 PLAIN_DEPTH = 64
+#: callables held in a callable's state (its defaults and cells, a partial's arguments, an
+#: object's attributes) are keyed with their own state to this depth, deeper ones by name
+#: (and code): their own facts are in the fingerprint anyway (:func:`code_fingerprint`)
+REF_DEPTH = 4
+_ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+")  #: a memory address in a repr (differs per process)
+_CONTAINERS = (tuple, list, dict, set, frozenset, np.ndarray)
+_PLAIN_SCALARS = (bool, int, float, str, bytes, np.generic)
+_BUILTIN_CALLABLES = (types.BuiltinFunctionType, types.MethodWrapperType, types.MethodDescriptorType,
+                      types.WrapperDescriptorType, types.ClassMethodDescriptorType, np.ufunc)
 
 
-def _plain(x: Any, depth: int = 0) -> bool:
-    """Is ``x`` plain data, whose value :func:`canonical` keys exactly: None, numbers, strings,
-    bytes, numpy scalars and arrays, and tuples, lists, sets, dicts and dataclasses of those
-    (of any length, nested up to PLAIN_DEPTH levels)?"""
-    if isinstance(x, np.ndarray) and x.dtype.hasobject:
-        return depth < PLAIN_DEPTH and _plain(x.tolist(), depth + 1)
-    if x is None or isinstance(x, (bool, int, float, str, bytes, np.generic, np.ndarray, enum.Enum)):
-        return True  # (an enum member by its repr: its class and name)
-    if depth >= PLAIN_DEPTH:
-        return False
-    if isinstance(x, (tuple, list, set, frozenset)):
-        return all(_plain(v, depth + 1) for v in x)
-    if isinstance(x, dict):
-        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in x.items())
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return all(_plain(getattr(x, f.name), depth + 1) for f in dataclasses.fields(x))
-    return False
+class _Walk:
+    """The walk behind :func:`canonical` and the values in :func:`code_fingerprint`: plain data
+    by value, a container (tuple, list, dict, set, object array, dataclass) met again inside
+    itself as ``{"cycle": levels up}``, a callable by ``on_callable(walk, c)``, any other object
+    by ``on_object(x)``; with ``limit``, what is nested deeper as ``{"deeper": limit}``.
+    ``stack`` holds the ids of the containers and callables being walked (never in a key)."""
+
+    def __init__(self, on_callable, on_object, limit: int | None = None):
+        self.on_callable, self.on_object, self.limit = on_callable, on_object, limit
+        self.stack: list[int] = []
+        self.callables = 0  #: how many of the stack are callables
+
+    def inside(self, owner: Any, fn, callable_owner: bool = True) -> Any:
+        """``fn()`` with ``owner`` on the stack (its state is being walked)."""
+        self.stack.append(id(owner))
+        self.callables += callable_owner
+        try:
+            return fn()
+        finally:
+            self.stack.pop()
+            self.callables -= callable_owner
+
+    def __call__(self, x: Any) -> Any:
+        if x is None or isinstance(x, (bool, str)):
+            return x
+        if isinstance(x, np.generic):
+            v = x.item()
+            return _repr_key(x) if isinstance(v, np.generic) else self(v)
+        if isinstance(x, int):
+            return x
+        if isinstance(x, float):
+            return x if math.isfinite(x) else {"float": repr(x)}
+        if isinstance(x, np.ndarray) and not x.dtype.hasobject:
+            return {"ndarray": [str(x.dtype), list(x.shape),
+                                hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()]}
+        dc = dataclasses.is_dataclass(x) and not isinstance(x, type)
+        if callable(x) and not isinstance(x, _CONTAINERS):
+            return self.on_callable(self, x)
+        if not (dc or isinstance(x, _CONTAINERS)):
+            return self.on_object(x)
+        if id(x) in self.stack:
+            return {"cycle": len(self.stack) - self.stack.index(id(x))}
+        if self.limit is not None and len(self.stack) >= self.limit:
+            return {"deeper": self.limit}
+        return self.inside(x, lambda: self._container(x), callable_owner=False)
+
+    def _container(self, x: Any) -> Any:
+        if isinstance(x, tuple):
+            return {"tuple": [self(v) for v in x]}
+        if isinstance(x, list):
+            return [self(v) for v in x]
+        if isinstance(x, dict):
+            return {"dict": sorted(([json.dumps(self(k), sort_keys=True), self(v)]
+                                    for k, v in x.items()), key=lambda kv: kv[0])}
+        if isinstance(x, (set, frozenset)):  # by their elements, in an order of their own
+            return {"set": sorted(json.dumps(self(v), sort_keys=True) for v in x)}
+        if isinstance(x, np.ndarray):  # (an object array: its bytes are pointers, keyed by its elements)
+            return {"ndarray": [str(x.dtype), list(x.shape), self(x.tolist())]}
+        return {"dataclass": f"{type(x).__module__}.{type(x).__qualname__}",
+                "fields": {f.name: self(getattr(x, f.name)) for f in dataclasses.fields(x)}}
+
+
+def _repr_key(x: Any) -> dict:
+    return {"repr": f"{type(x).__module__}.{type(x).__qualname__}:{x!r}"}
+
+
+def _class_key(x: Any) -> dict:
+    """An object that is neither plain data nor callable, read by code: by its class (its
+    repr may hold an address, its state anything); an enum member, bytes, a complex or a numpy
+    dtype by its repr."""
+    if isinstance(x, (enum.Enum, bytes, complex, np.dtype)):
+        return _repr_key(x)
+    return {"object": f"{type(x).__module__}.{type(x).__qualname__}"}
+
+
+def _user_module(name: Any) -> bool:
+    mod = sys.modules.get(name) if isinstance(name, str) else None
+    return mod is not None and _user_file(getattr(mod, "__file__", None))
+
+
+def _user_code(code: types.CodeType) -> bool:
+    """Code of the user's: from a user file, or from none (a notebook cell, exec)."""
+    return _user_file(code.co_filename) or not os.path.isfile(code.co_filename or "")
+
+
+def _callable_name(c: Any) -> str:
+    """``module.qualname`` of a callable (of its class for a callable object), no address."""
+    qn = getattr(c, "__qualname__", None)
+    qn = qn if isinstance(qn, str) else getattr(c, "__name__", None)
+    if not isinstance(qn, str):
+        return f"{type(c).__module__}.{type(c).__qualname__}"
+    mod = getattr(c, "__module__", None)
+    if not isinstance(mod, str):  # (a method of a builtin type: its class's module)
+        owner = getattr(c, "__objclass__", None) or getattr(c, "__self__", None)
+        owner = owner if owner is None or isinstance(owner, type) else type(owner)
+        mod = getattr(owner, "__module__", "") or ""
+    return f"{mod}.{qn}"
+
+
+def _library_callable(c: Any) -> bool:
+    """A builtin, a numpy ufunc, a library's named callable object (numpy's array-function
+    dispatchers): keyed by its name."""
+    if isinstance(c, _BUILTIN_CALLABLES):
+        return True
+    return (isinstance(getattr(c, "__qualname__", None), str) and not _user_module(getattr(c, "__module__", None))
+            and not _user_module(type(c).__module__))
+
+
+def _object_key(obj: Any, walk: _Walk) -> dict:
+    """A callable object, or the object a method is bound to, in a code key: its class, and its
+    ``repr`` only when its class writes one (an address in it, ``at 0x...``, cut: it differs
+    in every process), else its attributes (``__dict__``), a dataclass its fields, plain data its
+    value; callables in them by :func:`_ref`."""
+    t = obj if isinstance(obj, type) else type(obj)
+    name = f"{t.__module__}.{t.__qualname__}"
+    if isinstance(obj, type):
+        return {"class": name}
+    if id(obj) in walk.stack:  # (an object met again inside its own state)
+        return {"class": name, "again": True}
+    if obj is None or isinstance(obj, _PLAIN_SCALARS + _CONTAINERS):
+        return {"class": name, "value": walk(obj)}
+    if dataclasses.is_dataclass(obj):
+        return {"class": name, "fields": walk.inside(obj, lambda: {
+            f.name: walk(getattr(obj, f.name)) for f in dataclasses.fields(obj)})}
+    if type(obj).__repr__ is not object.__repr__:
+        try:
+            return {"class": name, "repr": _ADDRESS.sub("at 0x?", repr(obj))}
+        except Exception:  # noqa: BLE001 (a repr that fails: the class alone)
+            return {"class": name}
+    state = getattr(obj, "__dict__", None)
+    return {"class": name, "state": walk.inside(obj, lambda: walk(dict(state))) if isinstance(state, dict) else None}
+
+
+def _ref(walk: _Walk, c: Any) -> dict:
+    """A callable in a code key, wherever it is held (a global, a cell, a default, a dict's
+    value, a dataclass field, a partial's argument): the same in every process.
+
+    - a user function (its file the user's, or none: a lambda, a notebook cell): ``module.qualname``,
+      :func:`_code_digest` of the code it runs, its defaults and closure cells
+    - a library function, builtin or ufunc (``np.exp``, ``math.sqrt``, a kernbench function): its
+      ``module.qualname`` (and the object a builtin method is bound to, a library closure's cells)
+    - a class: its ``module.qualname``; a partial: its function and arguments; a bound method: its
+      function and :func:`_object_key` of its object; a callable object: :func:`_object_key`
+    - met again inside its own state (a closure holding itself): ``{"again": name}``; held more
+      than REF_DEPTH callables deep: its name and code only
+    """
+    name = _callable_name(c)
+    if id(c) in walk.stack:
+        return {"again": name}
+    if isinstance(c, type):
+        return {"class": name}
+    deep = walk.callables >= REF_DEPTH
+    code = getattr(c, "__code__", None)
+    if isinstance(c, functools.partial):
+        kind, state = "partial", lambda: {"func": walk(c.func), "args": walk(list(c.args)),
+                                          "keywords": walk(dict(c.keywords))}
+    elif isinstance(c, types.MethodType):
+        kind, state = "method", lambda: {"func": walk(c.__func__), "of": _object_key(c.__self__, walk)}
+    elif isinstance(code, types.CodeType):
+        cells = {}
+        for var, cell in zip(code.co_freevars, getattr(c, "__closure__", None) or ()):
+            try:
+                cells[var] = cell.cell_contents
+            except ValueError:  # (an empty cell)
+                pass
+        if not _user_code(code):  # (a library's closure: with its cells, the values it was made with)
+            return {"lib": name} if deep or not cells else {"lib": name, **walk.inside(c, lambda: {"cells": walk(cells)})}
+        kind, state = "fn", lambda: {"defaults": walk(list(getattr(c, "__defaults__", None) or ())),
+                                     "kwdefaults": walk(dict(getattr(c, "__kwdefaults__", None) or {})),
+                                     "cells": walk(cells)}
+        if deep:
+            return {"fn": name, "code": _code_digest(code)}
+        return {"fn": name, "code": _code_digest(code), **walk.inside(c, state)}
+    elif _library_callable(c):
+        bound = getattr(c, "__self__", None)
+        if bound is None or isinstance(bound, (types.ModuleType, type)):
+            return {"lib": name}
+        kind, state = "lib", lambda: {"of": _object_key(bound, walk)}
+    else:
+        if deep:
+            return {"object": name}
+        return {"object": name, **_object_key(c, walk)}
+    return {kind: name} if deep else {kind: name, **walk.inside(c, state)}
 
 
 def _code_digest(code: types.CodeType) -> str:
@@ -188,59 +339,46 @@ def _code_digest(code: types.CodeType) -> str:
     return h.hexdigest()
 
 
-def _object_key(obj: Any) -> str:
-    """A callable object (or a library class) in a code key: its class, and its ``repr`` only
-    when its class writes one (object's default repr holds a memory address, which differs in
-    every process), else its plain-data ``__dict__``."""
-    t = obj if isinstance(obj, type) else type(obj)
-    name = f"{t.__module__}.{t.__qualname__}"
-    if isinstance(obj, type):
-        return f"class {name}"
-    if type(obj).__repr__ is not object.__repr__:
-        return f"{name}:{obj!r}"
-    state = _value(getattr(obj, "__dict__", None))
-    return f"{name}:{state if state is not None else '(no plain state)'}"
-
-
-def _value(x: Any) -> str | None:
-    """The canonical JSON of plain data ``x`` (:func:`_plain`), else None."""
-    return json.dumps(canonical(x), sort_keys=True) if _plain(x) else None
-
-
 def code_fingerprint(fn: Any, depth: int = 4) -> str:
     """Hash of the code ``fn`` runs: the source files of its module and of every user module it
-    reaches through global names, closures and ``functools.partial`` (to ``depth`` levels),
-    plus :func:`kernbench_fingerprint`, plus the values of the plain data (:func:`_plain`) it
-    reaches the same way: a partial's bound arguments, a closure's cells, the globals its code
-    names (a constant imported from another module, a notebook cell's global), and a user
-    function's default arguments. Every user function counts by the code it runs as well as by
-    its file (:func:`_code_digest`: a module edited but not reloaded runs its old code). A
-    callable object counts by its class and its ``repr``; other objects a function reads are not
-    part of the hash."""
+    reaches through global names, closures, defaults, ``functools.partial`` and the data those
+    hold (to ``depth`` levels), plus :func:`kernbench_fingerprint`, plus the values it reaches
+    the same way: a partial's bound arguments, a closure's cells, the globals its code names (a
+    constant imported from another module, a notebook cell's global), a user module's attributes
+    it reads, and a user function's default arguments. Each value is keyed by :class:`_Walk`:
+    plain data by value, every callable in it (a dict of functions, a dataclass field holding
+    one, ``np.exp``) by :func:`_ref`, and each such callable is then reached in turn. Every user
+    function counts by the code it runs as well as by its file (:func:`_code_digest`: a module
+    edited but not reloaded runs its old code). Another object a function reads counts by its
+    class only (:func:`_class_key`)."""
     files: dict[str, str] = {}
     loose: list[str] = []
-    seen: set[int] = set()
+    seen: set[int] = set()  # (ids of what was visited: never in the key)
 
-    def data(tag: str, v: Any) -> None:
-        key = _value(v)
-        if key is not None:
-            loose.append(f"{tag}={key}")
+    def reach(tag: str, v: Any, level: int) -> None:
+        """``v`` in the key under ``tag``, then every callable met in it visited at ``level``
+        (in the order of their keys: a set's order is the process's)."""
+        found: list[tuple[str, Any]] = []
+
+        def on_callable(walk: _Walk, c: Any) -> dict:
+            key = _ref(walk, c)
+            found.append((json.dumps(key, sort_keys=True), c))
+            return key
+
+        loose.append(f"{tag}={json.dumps(_Walk(on_callable, _class_key, PLAIN_DEPTH)(v), sort_keys=True)}")
+        for _, c in sorted(found, key=lambda kc: kc[0]):
+            visit(c, level)
 
     def visit(obj: Any, level: int) -> None:
         if id(obj) in seen or level > depth:
             return
         seen.add(id(obj))
-        if isinstance(obj, functools.partial):
+        if isinstance(obj, functools.partial):  # (its arguments are in its key: reach)
             visit(obj.func, level)
-            tag = f"partial {getattr(obj.func, '__qualname__', type(obj.func).__qualname__)}"
-            for k, a in [*enumerate(obj.args), *obj.keywords.items()]:
-                if callable(a):
-                    visit(a, level)
-                else:
-                    data(f"{tag} {k}", a)
             return
         if isinstance(obj, types.MethodType):
             visit(obj.__func__, level)
+            visit(obj.__self__ if isinstance(obj.__self__, type) else type(obj.__self__), level)
             return
         if isinstance(obj, types.ModuleType):
             f = getattr(obj, "__file__", None)
@@ -251,67 +389,53 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
             mod = sys.modules.get(obj.__module__)
             if mod is not None:
                 visit(mod, level)
-            loose.append(_object_key(obj))  # which class (np.float16 or np.float32, ...)
-            if _user_file(getattr(mod, "__file__", None)):  # the methods it runs
-                for _, v in sorted(vars(obj).items(), key=lambda kv: kv[0]):
-                    if isinstance(v, (staticmethod, classmethod)):
-                        v = v.__func__
-                    if isinstance(v, types.FunctionType):
-                        visit(v, level + 1)
+            loose.append(f"class {obj.__module__}.{obj.__qualname__}")
+            for _, v in sorted(vars(obj).items(), key=lambda kv: kv[0]):  # the user methods it runs
+                if isinstance(v, (staticmethod, classmethod)):
+                    v = v.__func__
+                if isinstance(v, types.FunctionType) and _user_code(v.__code__):
+                    visit(v, level + 1)
             return
         code = getattr(obj, "__code__", None)
         if not isinstance(code, types.CodeType):
-            if callable(obj):  # a callable object: its class's code and its state
-                loose.append(_object_key(obj))
-                visit(type(obj), level)  # its module's source
+            if callable(obj):  # a callable object (its state is in its key): its class's code
+                visit(type(obj), level)
             return
         where = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
-        user = _user_file(code.co_filename) or not os.path.isfile(code.co_filename or "")
-        if user:  # the code that runs, and its file (other functions of it, and error lines)
+        if _user_code(code):  # the code that runs, and its file (other functions of it, and error lines)
             loose.append(f"{where} code {_code_digest(code)}")
             if os.path.isfile(code.co_filename):
                 files.setdefault(os.path.abspath(code.co_filename), _file_hash(code.co_filename))
-            defaults = [*enumerate(getattr(obj, "__defaults__", None) or ()),
-                        *sorted((getattr(obj, "__kwdefaults__", None) or {}).items())]
-            for k, v in defaults:
-                if callable(v):
-                    visit(v, level + 1)
-                else:
-                    data(f"{where} default {k}", v)
+            reach(f"{where} defaults", [list(getattr(obj, "__defaults__", None) or ()),
+                                        dict(getattr(obj, "__kwdefaults__", None) or {})], level + 1)
         glb = getattr(obj, "__globals__", {})
-        for name in sorted(set(_names(code))):
+        names = sorted(set(_names(code)))
+        for name in names:
             if name not in glb:
                 continue
             v = glb[name]
             if isinstance(v, types.ModuleType):
                 visit(v, level + 1)
                 if _user_file(getattr(v, "__file__", None)):  # the module's values the code names
-                    for attr in sorted(set(_names(code))):
+                    for attr in names:
                         a = getattr(v, attr, None)
-                        if a is not None and not callable(a) and not isinstance(a, types.ModuleType):
-                            data(f"{where} {name}.{attr}", a)
-            elif callable(v):
-                visit(v, level + 1)
+                        if a is not None and not isinstance(a, types.ModuleType):
+                            reach(f"{where} {name}.{attr}", a, level + 1)
             else:
-                data(f"{where} global {name}", v)
+                reach(f"{where} global {name}", v, level + 1)
         for i, cell in enumerate(getattr(obj, "__closure__", None) or ()):
             try:
                 v = cell.cell_contents
             except ValueError:
                 continue
-            if callable(v):
-                visit(v, level + 1)
-            else:
-                data(f"{where} cell {code.co_freevars[i]}", v)
+            reach(f"{where} cell {code.co_freevars[i]}", v, level + 1)
 
-    visit(fn, 0)
+    reach("fn", fn, 0)
     h = hashlib.sha256(kernbench_fingerprint().encode())
     for path in sorted(files):
         h.update(f"{path}\0{files[path]}\0".encode())
     for s in sorted(loose):
         h.update(s.encode())
-    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-    h.update(f"{getattr(fn, '__module__', '')}.{name}".encode())
     return h.hexdigest()
 
 
