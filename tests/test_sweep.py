@@ -1,8 +1,15 @@
 """Design-space sweeps (docs/sweeps.md): the grid, trace once / time many (exact against fresh
 launches), failing points as rows, the on-disk cache, Dask against the serial path, plots, the
 tuner and the command line."""
+import dataclasses
+import functools
+import importlib
 import json
+import math
+import os
 import random
+import subprocess
+import sys
 import types
 
 import numpy as np
@@ -583,6 +590,239 @@ def test_cache_keys_hold_no_addresses_and_see_module_values_classes_and_enums(tm
         assert len(seen) == 4
     finally:
         sys.modules.pop("kb_cfg_probe", None)
+
+
+# -- callables held in data: in the key ------------------------------------------------------------
+_HELD_SRC = """
+def helper(x):
+    return x + {n}
+
+
+lam = lambda x: x * {n}  # noqa: E731
+
+
+class Cls:
+    def __call__(self, x):
+        return x - {n}
+
+
+class Scale:
+    def __init__(self, s):
+        self.s = s
+
+    def __call__(self, x):
+        return x * self.s
+
+    def method(self, x):
+        return x * self.s
+"""
+
+
+@dataclasses.dataclass
+class _Held:
+    f: object
+
+
+def _apply(f, x):
+    return f(x)
+
+
+_HOLDERS = {"dict": lambda c: {"act": c}, "list": lambda c: [c], "tuple": lambda c: (1, c),
+            "set": lambda c: {c}, "dataclass": lambda c: _Held(c), "partial": lambda c: functools.partial(_apply, c)}
+
+
+def _held_key(held, where: str) -> str:
+    """The key of a function reaching ``held`` as a global, a closure cell or a default."""
+    if where == "cell":
+        def kernel(x):
+            return held
+        return code_fingerprint(kernel)
+    glb = {"H": held}
+    exec("def k(x):\n    return H\n" if where == "global" else "def k(x, h=H):\n    return h\n", glb)
+    return code_fingerprint(glb["k"])
+
+
+def _load_held(tmp_path, n: int, pad: str = ""):
+    # (another length each time: a reload within the same second must not take the stale .pyc)
+    (tmp_path / "kb_held_probe.py").write_text(_HELD_SRC.format(n=n) + pad)
+    if "kb_held_probe" in sys.modules:
+        return importlib.reload(sys.modules["kb_held_probe"])
+    return importlib.import_module("kb_held_probe")
+
+
+@pytest.mark.parametrize("where", ["global", "cell", "default"])
+@pytest.mark.parametrize("holder", sorted(_HOLDERS))
+def test_cache_keys_see_callables_held_in_data(holder, where, tmp_path, monkeypatch):
+    """A callable inside plain data (``ACT = {"act": np.exp}``, ``OPS = [helper]``, a dataclass
+    field, a partial's argument) is in the key: a user function, lambda or class by its code, a
+    library callable by its name, a callable object and a bound method's object by class and
+    state. Before, a container holding a callable was not plain data and was left out of the key
+    whole (each case here kept its key: stale rows), and a partial bound to a method kept its key
+    when the method's object changed."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        m = _load_held(tmp_path, 1)
+        old = {"function": m.helper, "lambda": m.lam, "class": m.Cls,
+               "object": m.Scale(2), "method": m.Scale(2).method}
+        m = _load_held(tmp_path, 22, "# edited\n")  # the functions' bodies edited, the module reloaded
+        new = {"function": m.helper, "lambda": m.lam, "class": m.Cls,
+               "object": m.Scale(3), "method": m.Scale(3).method}
+        old["object"], old["method"] = m.Scale(2), m.Scale(2).method  # (the same class: only the state)
+    finally:
+        sys.modules.pop("kb_held_probe", None)
+    old.update(ufunc=np.exp, builtin=math.sqrt, numpy_function=np.sum, source_less=eval("lambda x: x + 1"))
+    new.update(ufunc=np.tanh, builtin=math.cos, numpy_function=np.prod, source_less=eval("lambda x: x + 2"))
+    wrap = _HOLDERS[holder]
+    for kind in old:
+        key = _held_key(wrap(old[kind]), where)
+        assert _held_key(wrap(old[kind]), where) == key, kind  # nothing changed: the same key
+        assert _held_key(wrap(new[kind]), where) != key, kind
+
+
+_ACTS = {"act": _scaled}
+
+
+def _act_builder(ctx, n):
+    return Launch(_ACTS["act"], (1, 1), ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n, 2)
+
+
+def _scaled_thrice(x_ptr, o_ptr, n, reps, *, tl):
+    _scaled(x_ptr, o_ptr, n, reps * 3, tl=tl)
+
+
+def test_a_sweep_recomputes_when_a_kernel_held_in_a_dict_changes(tmp_path, monkeypatch):
+    """The builder launches the kernel a module dict holds: another kernel there is a new key
+    (it was the same key, and the first kernel's rows were served)."""
+    kw = dict(hw="default", args={"n": [256]}, cache=str(tmp_path), workers=1, progress=False)
+    one = sweep(_act_builder, **kw)
+    assert sweep(_act_builder, **kw).stats["computed"] == 0
+    monkeypatch.setitem(_ACTS, "act", _scaled_thrice)
+    three = sweep(_act_builder, **kw)
+    assert three.stats["computed"] == 1 and three.rows[0]["cycles"] > one.rows[0]["cycles"]
+
+
+def test_cache_keys_see_callables_a_user_module_holds(tmp_path, monkeypatch):
+    """``cfg.ACT["act"](x)``, ``cfg.helper(x)`` with cfg a user module: its attributes are keyed
+    the same way (before: a dict holding a function left out, a function attribute not followed,
+    so a helper's own module was not hashed)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "kb_held_dep.py").write_text("def inner(x):\n    return x + 1\n")
+    (tmp_path / "kb_held_cfg.py").write_text(
+        "import numpy as np\nimport kb_held_dep\n\nACT = {'act': np.exp}\n\n\n"
+        "def helper(x):\n    return kb_held_dep.inner(x)\n")
+    cfg = importlib.import_module("kb_held_cfg")
+    try:
+        glb = {"cfg": cfg}
+        exec("def k(x):\n    return cfg.ACT['act'](x) + cfg.helper(x)\n", glb)
+        a = code_fingerprint(glb["k"])
+        assert code_fingerprint(glb["k"]) == a
+        cfg.ACT = {"act": np.tanh}
+        b = code_fingerprint(glb["k"])
+        (tmp_path / "kb_held_dep.py").write_text("def inner(x):\n    return x + 500\n")  # the helper's helper
+        assert len({a, b, code_fingerprint(glb["k"])}) == 3
+    finally:
+        sys.modules.pop("kb_held_cfg", None)
+        sys.modules.pop("kb_held_dep", None)
+
+
+_CYCLES_SRC = """
+import numpy as np
+
+
+def fact(n):
+    return 1 if n <= 1 else n * fact(n - 1)
+
+
+def even(n):
+    return n == 0 or odd(n - 1)
+
+
+def odd(n):
+    return n != 0 and even(n - 1)
+
+
+def _looped():
+    def again(n):
+        return n and again(n - 1)
+    return again
+
+
+again = _looped()
+REG = {"scale": 2}
+
+
+def via_registry(x):
+    return REG["fn"](x) * REG["scale"]
+
+
+REG["fn"] = via_registry
+LOOP = [1]
+LOOP.append(LOOP)
+
+
+def reads_loop(x):
+    return LOOP[0]
+
+
+class Holder:
+    def __init__(self):
+        self.me = self.run
+        self.ops = {"exp": np.exp, "fns": [fact, even], "self": self}
+
+    def __call__(self, x):
+        return self.me(x)
+
+    def run(self, x):
+        return self.ops["exp"](x)
+
+
+holder = Holder()
+SET = {fact, even, odd, np.exp, np.tanh, again, holder}
+npsum = np.sum
+normal = np.random.default_rng(0).normal
+
+
+def everything(x):
+    return fact(x), even(x), again(x), via_registry(x), reads_loop(x), holder(x), SET, npsum, normal
+"""
+_CYCLE_NAMES = ["fact", "even", "odd", "again", "via_registry", "reads_loop", "holder", "everything"]
+_CYCLE_KEYS = f"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import kb_cycles_probe as m
+from kernbench.common.cache import code_fingerprint, digest
+keys = {{name: code_fingerprint(getattr(m, name)) for name in {_CYCLE_NAMES!r}}}
+keys["digest"] = digest(m.LOOP, m.REG, m.SET, {{"ops": m.holder.ops}})
+print(json.dumps(keys))
+"""
+
+
+def test_cache_keys_of_recursive_code_and_data_terminate_and_agree_across_processes(tmp_path, monkeypatch):
+    """A function that calls itself, two that call each other, a closure holding itself, a dict
+    holding a function whose globals hold that dict, a list holding itself, an object whose
+    attributes hold its own bound method and itself, a set of functions (in an order of each
+    process's): each key is computed (no endless recursion), is the same in three processes of
+    three hash seeds, and still changes with what it reads. np.sum (its repr holds an address)
+    and a bound method of a numpy Generator gave another key in every process."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "kb_cycles_probe.py").write_text(_CYCLES_SRC)
+    m = importlib.import_module("kb_cycles_probe")
+    try:
+        here = {name: code_fingerprint(getattr(m, name)) for name in _CYCLE_NAMES}
+        here["digest"] = digest(m.LOOP, m.REG, m.SET, {"ops": m.holder.ops})
+        assert here == {**{name: code_fingerprint(getattr(m, name)) for name in _CYCLE_NAMES},
+                        "digest": digest(m.LOOP, m.REG, m.SET, {"ops": m.holder.ops})}
+        assert len(set(here.values())) == len(here)
+        for seed in ("0", "12345"):
+            out = subprocess.run([sys.executable, "-c", _CYCLE_KEYS, str(tmp_path)], capture_output=True, text=True,
+                                 env={**os.environ, "PYTHONHASHSEED": seed}, check=True, timeout=300)
+            assert json.loads(out.stdout) == here
+        m.REG["scale"] = 3
+        assert code_fingerprint(m.via_registry) != here["via_registry"]
+        m.holder.ops["exp"] = np.tanh
+        assert code_fingerprint(m.holder) != here["holder"]
+    finally:
+        sys.modules.pop("kb_cycles_probe", None)
 
 
 def _latency_read_from_a_copy(ctx, n, reps):
