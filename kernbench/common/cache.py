@@ -144,7 +144,8 @@ class _Walk:
         self.callables = 0  #: how many of the stack are callables
 
     def inside(self, owner: Any, fn, callable_owner: bool = True) -> Any:
-        """``fn()`` with ``owner`` on the stack (its state is being walked)."""
+        """``fn()`` with ``owner`` on the stack (its state is being walked; ``callable_owner``:
+        it counts towards REF_DEPTH)."""
         self.stack.append(id(owner))
         self.callables += callable_owner
         try:
@@ -254,14 +255,16 @@ def _object_key(obj: Any, walk: _Walk) -> dict:
         return {"class": name, "value": walk(obj)}
     if dataclasses.is_dataclass(obj):
         return {"class": name, "fields": walk.inside(obj, lambda: {
-            f.name: walk(getattr(obj, f.name)) for f in dataclasses.fields(obj)})}
+            f.name: walk(getattr(obj, f.name)) for f in dataclasses.fields(obj)}, callable(obj))}
     if type(obj).__repr__ is not object.__repr__:
         try:
             return {"class": name, "repr": _ADDRESS.sub("at 0x?", repr(obj))}
         except Exception:  # noqa: BLE001 (a repr that fails: the class alone)
             return {"class": name}
     state = getattr(obj, "__dict__", None)
-    return {"class": name, "state": walk.inside(obj, lambda: walk(dict(state))) if isinstance(state, dict) else None}
+    if not isinstance(state, dict):
+        return {"class": name, "state": None}
+    return {"class": name, "state": walk.inside(obj, lambda: walk(dict(state)), callable(obj))}
 
 
 def _ref(walk: _Walk, c: Any) -> dict:
