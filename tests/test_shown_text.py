@@ -200,3 +200,26 @@ def test_pareto_plot_shows_names_and_labels_as_they_are(tmp_path):
     assert ax.get_xlabel() == "$\\cost$"
     fig.savefig(tmp_path / "f.png")
 
+
+
+def test_sweeps_drawn_on_one_axes_share_its_categories(tmp_path):
+    """Two sweeps of string values on one ``ax=``: each point sits at its value's tick, the
+    values new to the second sweep after those of the first (a review found the second sweep's
+    ticks replacing the first's: "$x$" labelled "b")."""
+    from kernbench.sweeps.plots import line_plot
+
+    def res(tags, base):
+        return _fake_sweep([{"tag": t, "cycles": base + i, "error": None} for i, t in enumerate(tags)],
+                           ["tag"])
+
+    fig = matplotlib.figure.Figure()
+    ax = fig.add_subplot()
+    line_plot(res(["a", "b", "$x$"], 10), x="tag", ax=ax)
+    line_plot(res(["b", "c"], 20), x="tag", ax=ax)
+    ticks = dict(zip(ax.get_xticks(), (t.get_text() for t in ax.get_xticklabels())))
+    for line, want in zip(ax.get_lines(), [{"$x$": 12, "a": 10, "b": 11}, {"b": 20, "c": 21}]):
+        got = {ticks[x]: y for x, y in zip(line.get_xdata(), line.get_ydata())}
+        assert got == want
+    assert sorted(ticks.values()) == sorted(["a", "b", "$x$", "c"])
+    fig.savefig(tmp_path / "two.png")
+    _literal(fig, "$x$")

@@ -39,8 +39,12 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
         series.setdefault(r[hue] if hue else None, {}).setdefault(r[x], []).append(r[y])
     numeric = all(isinstance(_num(r[x]), (int, float)) for r in rows)
     # x values that are not all numbers are categories, one tick each in value order, labelled
-    # here rather than by matplotlib's category axis so that a label shows as it is
-    cats = {} if numeric else {v: i for i, v in enumerate(sorted({r[x] for r in rows}, key=_sort_key))}
+    # here rather than by matplotlib's category axis so that a label shows as it is. Their
+    # positions are kept on the Axes: sweeps drawn on one ``ax=`` share them, a value new to it
+    # placed after those it has (as the category axis did).
+    cats = {} if numeric else ax.__dict__.setdefault("_kernbench_x_categories", {})
+    for v in () if numeric else sorted({r[x] for r in rows}, key=_sort_key):
+        cats.setdefault(v, len(cats))
     for h, pts in series.items():
         xs = sorted(pts, key=_sort_key)
         ys = [sum(pts[v]) / len(pts[v]) for v in xs]
