@@ -67,3 +67,33 @@ def test_the_mapping_holds_every_storage_dtype_and_the_item_sizes_agree():
     assert "bf16" in NP_DTYPES and "bfloat16" not in NP_DTYPES and 3 not in NP_DTYPES
     with pytest.raises(KeyError):
         NP_DTYPES["bfloat16"]  # (a spelling: dtype_name gives the canonical name)
+
+
+def test_the_mapping_does_what_the_dict_did():
+    """A review's cases: numpy dtypes are not names (np.dtype("int32") == "int32"), and copy,
+    | and pickling (every protocol) give the dict of the same dtypes."""
+    import pickle
+
+    import numpy as np
+
+    assert np.dtype("int32") not in NP_DTYPES and np.dtype(bool) not in NP_DTYPES
+    want = {k: NP_DTYPES[k] for k in ITEMSIZE}
+    assert NP_DTYPES.copy() == want and type(NP_DTYPES.copy()) is dict
+    assert NP_DTYPES | {"x": 1} == {**want, "x": 1} and {"f16": 0} | NP_DTYPES == want
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        assert pickle.loads(pickle.dumps(NP_DTYPES, protocol)) == want
+
+
+def test_a_saturating_f16_cast_does_not_import_ml_dtypes():
+    out = _run("""
+        import sys
+        import numpy as np
+        import kernbench
+        def k(x, y, *, tl):
+            tl.store(y, tl.cast(tl.load(x, shape=(4,)) * 1e6, "f16", saturate=True))
+        ctx = kernbench.Context("default")
+        x, y = ctx.replicate(np.ones(4, np.float32)), ctx.empty((4,), "f16")
+        ctx.launch(k, (1, 1), x, y)
+        print(ctx.read(y, 0).tolist(), "ml_dtypes" in sys.modules)
+    """)
+    assert out == "[65504.0, 65504.0, 65504.0, 65504.0] False"

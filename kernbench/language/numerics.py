@@ -277,8 +277,10 @@ def reduce_value(name: str, x: np.ndarray, axis, out: str) -> np.ndarray:
 
 
 def _finfo_max(nd: np.dtype) -> float:
-    """The largest finite value of float dtype ``nd`` (ml_dtypes.finfo: numpy's and its own;
-    imported here, as NP_DTYPES imports it, only when needed)."""
+    """The largest finite value of float dtype ``nd`` (numpy's finfo for its own floats,
+    ml_dtypes' for bf16 and fp8: imported here, as NP_DTYPES imports it, only when needed)."""
+    if nd.type in (np.float16, np.float32, np.float64):
+        return float(np.finfo(nd).max)
     import ml_dtypes
     return float(ml_dtypes.finfo(nd).max)
 

@@ -66,7 +66,8 @@ class _NumpyDtypes(Mapping):
         return self._d[name]
 
     def __contains__(self, name) -> bool:
-        return name in self._NAMES
+        # (a name, not a numpy dtype: np.dtype("int32") == "int32")
+        return isinstance(name, str) and name in self._NAMES
 
     def __iter__(self):
         return iter(self._NAMES)
@@ -76,6 +77,19 @@ class _NumpyDtypes(Mapping):
 
     def __repr__(self) -> str:
         return f"NP_DTYPES({', '.join(self._NAMES)})"
+
+    # What the dict it was also did.
+    def copy(self) -> dict:
+        return dict(self)
+
+    def __or__(self, other):
+        return dict(self) | other if isinstance(other, Mapping) else NotImplemented
+
+    def __ror__(self, other):
+        return dict(other) | dict(self) if isinstance(other, Mapping) else NotImplemented
+
+    def __reduce__(self):
+        return (dict, (dict(self),))  # (unpickled, a plain dict of the same dtypes)
 
 
 #: Canonical dtype name -> numpy storage dtype (bf16 and fp8 from ml_dtypes, at first use).
