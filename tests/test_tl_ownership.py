@@ -212,3 +212,32 @@ def test_a_tl_used_outside_any_launch_on_another_thread_names_no_pe():
         b_done.set()
         ta.join(60)
     assert ei.value.pe is None
+
+
+def test_a_waiting_tl_called_from_another_thread_says_another_thread():
+    """A tl waiting for the launch its kernel started, called from a thread that traces
+    nothing: the error is the other-thread one (a review found the nested-launch message,
+    which speaks of the nested kernel, given to another thread)."""
+    import threading
+
+    shared = {}
+    a_in, b_done = threading.Event(), threading.Event()
+
+    def inner(*, tl):
+        a_in.set()
+        assert b_done.wait(60)
+
+    def outer(*, tl):
+        shared["tl"] = tl
+        ctx.launch(inner, (1, 1))
+
+    ctx = kernbench.Context("default", overrides=HW)
+    ta = threading.Thread(target=lambda: ctx.launch(outer, (1, 1)))
+    ta.start()
+    assert a_in.wait(60)
+    try:
+        with pytest.raises(KernelError, match="this tl is tracing PE \\(0, 0\\) of a launch on another thread"):
+            shared["tl"].zeros((8,))
+    finally:
+        b_done.set()
+        ta.join(60)

@@ -64,7 +64,9 @@ def _not_tracing(b):
     """Raise the error of a tl call whose ``tl`` is not tracing a program of this thread: ``b``
     stands in for its builder (a _NoProgram) or is another thread's. The error names the PE and
     line of the program this thread traces, if any (the call is then that kernel's)."""
-    if isinstance(b, PEBuilder):
+    if isinstance(b, PEBuilder) or (b.waiting is not None and b.waiting.thread != this_thread()):
+        if not isinstance(b, PEBuilder):
+            b = b.waiting
         why = (f"this tl is tracing {pe_label((b.pe, b.cube))} of a launch on another thread. A "
                f"kernel must use the tl it is passed (a tl kept in a global or a closure is "
                f"another launch's)")
@@ -82,10 +84,11 @@ class _NoProgram:
     launch started inside its kernel runs): any use of ``tl`` then is a clear error, not an
     AttributeError from deep inside a call."""
 
-    __slots__ = ("why",)
+    __slots__ = ("why", "waiting")
 
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str, waiting=None) -> None:
         self.why = why
+        self.waiting = waiting  #: the builder of a tl waiting for a nested launch
 
     def __getattr__(self, name):
         _not_tracing(self)
@@ -93,8 +96,8 @@ class _NoProgram:
 
 _NO_PROGRAM = _NoProgram("this tl object is not tracing a program: its launch has ended. A kernel "
                          "must use the tl it is passed, during its own launch")
-_WAITING = _NoProgram("this tl's launch is waiting for the launch its kernel started (a nested "
-                      "ctx.launch) to end: the nested kernel must use the tl it is passed")
+_WAITING = ("this tl's launch is waiting for the launch its kernel started (a nested ctx.launch) "
+            "to end: the nested kernel must use the tl it is passed")
 
 semantic.register_internal(__file__)
 
@@ -307,7 +310,8 @@ class TL:
     def _wait(self):
         """A launch starts inside this tl's kernel: until it ends (``_begin`` of what this
         returns), any call of this tl is an error (the nested kernel must use its own)."""
-        b, self._b = self._b, _WAITING
+        b = self._b
+        self._b = _NoProgram(_WAITING, b if isinstance(b, PEBuilder) else None)
         return b
 
     # -- program ids -------------------------------------------------------------------------
