@@ -6,7 +6,7 @@ replay, the trace store and the handles) is plain Python that Cython compiles as
 augmenting .pxd files beside three of them (builder, builtins, store) that give the builder and
 the pending commands C types (docs/benchmarks.md has what each step saved). The .py files stay
 the source of truth, and the package works without their compiled twins
-(``KERNBENCH_PURE_PYTHON=1`` builds the engine and kernbench.language._handles only). Two builds:
+(``KERNBENCH_PURE_PYTHON=1`` builds the engine, kernbench.language._handles and _caller only). Two builds:
 
 * release (default): bounds and wraparound checks off. The engine's Python entry point
   (kernbench/_core/api.py) validates every array before it reaches a Cython loop, so the
@@ -32,6 +32,7 @@ EXTENSIONS = {
     "kernbench._core._replay": ["kernbench/_core/_replay.pyx"],
     "kernbench._core._engine": ["kernbench/_core/_engine.pyx"],
     "kernbench.language._handles": ["kernbench/language/_handles.pyx"],
+    "kernbench.language._caller": ["kernbench/language/_caller.pyx"],
 }
 
 directives = {

@@ -1,3 +1,2 @@
 cpdef object new_handle(object id, object addr, object shape, object dtype, object nbytes,
                         bint pinned)
-cpdef unsigned long this_thread() noexcept

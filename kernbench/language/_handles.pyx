@@ -1,6 +1,5 @@
 # cython: language_level=3
-"""The tracing layer's two C helpers: making a TensorHandle (the builder makes one per tl call
-that produces a tensor), and the calling thread's identity (every tl call checks it).
+"""Making a TensorHandle in C: the builder makes one per tl call that produces a tensor.
 
 A TensorHandle is a slotted dataclass (kernbench.common.pe_commands): its fields live at fixed
 offsets that the type's member descriptors record. :func:`new_handle` allocates one with the
@@ -10,7 +9,6 @@ a traced command's cost). The layout is read from the descriptors at import and 
 anything else (another field order, a field that is not a plain object slot) is an ImportError.
 """
 from cpython.object cimport PyObject, PyTypeObject
-from cpython.pythread cimport PyThread_get_thread_ident
 from cpython.ref cimport Py_INCREF
 
 from kernbench.common.pe_commands import TensorHandle
@@ -79,8 +77,3 @@ cpdef object new_handle(object id, object addr, object shape, object dtype, obje
     _put(p, 7, True if pinned else False)
     return h
 
-
-cpdef unsigned long this_thread() noexcept:
-    """``threading.get_ident()`` as a C call: a builder records the thread that traces it, and
-    every tl call compares (builtins._builder), for the cost of a compare."""
-    return PyThread_get_thread_ident()

@@ -32,4 +32,5 @@ cdef class PEBuilder:
     cpdef reduce(self, f, name, spec, src, shape, axis, dtype)
     cpdef send(self, f, spec, src, port, shape, dtype, n)
     cpdef recv(self, f, port, shape, dtype, n, after=*)
-from kernbench.language._handles cimport new_handle, this_thread
+from kernbench.language._caller cimport frame_code, frame_lasti, this_thread
+from kernbench.language._handles cimport new_handle

@@ -50,7 +50,8 @@ from .numerics import RIGHT_CHECKED, check_right, vec_value, view_value
 from .semantic import ITEMSIZE, line_of
 from .sites import REDUCE_SUB, VEC_SUB, SiteTable, label_of, reduce_geometry, site_fields
 from .store import TraceStore, join_sizes
-from ._handles import new_handle, this_thread
+from ._caller import frame_code, frame_lasti, this_thread
+from ._handles import new_handle
 
 __all__ = ["PEBuilder", "SiteTable", "TraceStore", "SRAM_ALIGN", "FLUSH_EVERY", "label_of",
            "site_fields", "VEC_SUB", "REDUCE_SUB"]
@@ -216,7 +217,7 @@ class PEBuilder:
         ``plans[offset]`` is an instruction's latest plan, ``plans[~offset]`` a few older ones:
         a call that alternates (a loop over ports, a helper called for K then V) finds its plan
         there instead of building its site key again."""
-        co, lasti = f.f_code, f.f_lasti
+        co, lasti = frame_code(f), frame_lasti(f)
         n = len(parts) + 1
         cur = plans.get(lasti)
         older = plans.get(~lasti) or []
@@ -237,14 +238,14 @@ class PEBuilder:
         """(site, file, line) of a command ``what`` = (kind, *key after file and line) made at
         frame ``f``, from the plans of ``f``'s instruction (a few: a loop over ports or a
         helper loading K then V alternates between them)."""
-        co = f.f_code
-        plans = self._other_plans.get(f.f_lasti)
+        co, lasti = frame_code(f), frame_lasti(f)
+        plans = self._other_plans.get(lasti)
         if plans is not None:
             for p in plans:
                 if p[0] is co and p[1] == what:
                     return p[2]
         else:
-            plans = self._other_plans[f.f_lasti] = []
+            plans = self._other_plans[lasti] = []
         file, line = co.co_filename, line_of(f)
         p = (co, what, (self._site((what[0], file, line) + what[1:]), file, line))
         plans.insert(0, p)
@@ -316,8 +317,8 @@ class PEBuilder:
     def dot(self, f, sa, sb, ia: int, ib: int, a_shape, b_shape, da: str, db: str,
             m: int, n: int, k: int):
         """GEMM of a ``a_shape`` and a ``b_shape`` tensor; ``f`` is the kernel's calling frame."""
-        p = self._dot_plans.get(f.f_lasti)
-        if (p is None or p[0] is not f.f_code or (p[1] is not a_shape and p[1] != a_shape)
+        p = self._dot_plans.get(frame_lasti(f))
+        if (p is None or p[0] is not frame_code(f) or (p[1] is not a_shape and p[1] != a_shape)
                 or (p[2] is not b_shape and p[2] != b_shape) or p[3] is not da or p[4] is not db):
             t = self._entry((m, n), "f32", m * n)
             p = self._replan(self._dot_plans, f, (a_shape, b_shape, da, db),
@@ -357,8 +358,8 @@ class PEBuilder:
             self._too_big(shape, dtype, nbytes)
         # The site: the one this instruction made last time when made of the same objects
         # (shapes are shared tuples, names and dtypes interned strings), else built and interned.
-        p = self._vec_plans.get(f.f_lasti)
-        if (p is None or p[0] is not f.f_code or p[1] is not name
+        p = self._vec_plans.get(frame_lasti(f))
+        if (p is None or p[0] is not frame_code(f) or p[1] is not name
                 or (p[2] is not shape and p[2] != shape) or p[3] is not dtype):
             p = self._replan(self._vec_plans, f, (name, shape, dtype), ("vec", name, shape, dtype),
                              (self._entry(shape, dtype, semantic.numel(shape)),))
@@ -447,8 +448,8 @@ class PEBuilder:
     def reduce(self, f, name: str, spec, src: int, shape: tuple, axis, dtype: str):
         """``name`` (a REDUCE_SUB key) over ``axis`` of a ``shape`` tensor, the axis kept; ``f``
         is the kernel's calling frame."""
-        p = self._reduce_plans.get(f.f_lasti)
-        if (p is None or p[0] is not f.f_code or p[1] is not name
+        p = self._reduce_plans.get(frame_lasti(f))
+        if (p is None or p[0] is not frame_code(f) or p[1] is not name
                 or (p[2] is not shape and p[2] != shape) or p[3] != axis or p[4] is not dtype):
             out = reduce_geometry(shape, axis, dtype)[3]
             p = self._replan(self._reduce_plans, f, (name, shape, axis, dtype),

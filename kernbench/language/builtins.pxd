@@ -2,7 +2,7 @@
 # builder's C type, so the hot builtins reach its fields and methods as C (see builder.pxd).
 cimport cython
 
-from kernbench.language._handles cimport this_thread
+from kernbench.language._caller cimport this_thread
 from kernbench.language.builder cimport PEBuilder
 from kernbench.language.semantic cimport operand, site_frame
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..common.errors import KernelError, pe_label
 from ..common.pe_commands import TensorHandle, operator_targets
-from ._handles import this_thread
+from ._caller import this_thread
 from .loops import tl_range
 from . import semantic
 from .builder import PEBuilder

@@ -13,13 +13,13 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-import types
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..common.errors import KernelError, pe_at, pe_label
 from ..common.pe_commands import N_PORTS, PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, TensorHandle
+from ._caller import kernel_frame
 from ._compiled import TRACING_MODULES
 
 __all__ = [
@@ -324,20 +324,11 @@ def site_frame():
     files given to :func:`register_internal`). The one place kernbench finds its caller: the
     builder keys its per-instruction caches on this frame, errors name its line (:func:`site`).
 
-    Walks up only past tl's own frames (a handful), never the whole stack; when every frame is
-    the language's own (no kernel on the stack), the outermost. Called from a tl builtin (or
-    another function of the language)."""
-    f = sys._getframe(_SKIP)
-    internal = _INTERNAL
-    while f.f_code.co_filename in internal and f.f_back is not None:
-        f = f.f_back
-    return f
-
-
-# Frames site_frame skips before it walks: its own and its caller's (always the language's); none
-# when this module is compiled (setup.py TRACING_MODULES): compiled functions push no frame, so
-# the innermost Python frame is already the kernel's or a plain-Python frame of the language.
-_SKIP = 2 if type(site_frame) is types.FunctionType else 0
+    Walks out from the innermost Python frame only past tl's own frames (a handful, none when
+    this module and the builtins are compiled: compiled functions push no frame), never the
+    whole stack; when every frame is the language's own (no kernel on the stack), the
+    outermost. The walk is C (kernbench.language._caller)."""
+    return kernel_frame(_INTERNAL)
 
 
 def site() -> tuple:
