@@ -28,11 +28,36 @@ def test_the_installed_tracing_layer_is_compiled():
     assert all(language.compiled_tracing().values()), language.compiled_tracing()
 
 
-def test_the_frame_walk_starts_where_the_build_needs():
-    # compiled functions push no frame: the caller-frame helper starts at the innermost one;
-    # as plain Python it skips its own frame and its caller's (a builtin of the language)
-    compiled = language.compiled_tracing()["kernbench.language.semantic"]
-    assert semantic._SKIP == (0 if compiled else 2)
+def test_the_frame_walk_finds_the_innermost_frame_outside_the_given_files():
+    """kernbench.language._caller.kernel_frame, the C walk behind semantic.site_frame (compiled
+    or not: as plain Python the language's own frames are walked past like any in the set)."""
+    import sys
+
+    from kernbench.language._caller import frame_code, frame_lasti, kernel_frame
+
+    here = sys._getframe()
+    assert semantic.site_frame() is here  # (the language's frames, if any, walked past)
+
+    def inner():
+        return kernel_frame({__file__}), sys._getframe()
+
+    got, f = inner()
+    while f.f_code.co_filename == __file__ and f.f_back is not None:
+        f = f.f_back
+    assert got is f and got.f_code.co_filename != __file__
+    stack, f = set(), here
+    while f is not None:
+        stack.add(f.f_code.co_filename)
+        f = f.f_back
+    assert kernel_frame(stack).f_back is None  # every frame in the set: the outermost
+    with pytest.raises(TypeError):
+        kernel_frame(frozenset(stack))  # (a set, as semantic keeps them)
+    def probe(f):  # (f, the caller's frame, paused at this call)
+        return frame_code(f) is f.f_code, frame_lasti(f) == f.f_lasti
+
+    assert probe(here) == (True, True)
+    fake = type("F", (), {"f_code": "c", "f_lasti": 7})()  # not a frame: read by attribute
+    assert (frame_code(fake), frame_lasti(fake)) == ("c", 7)
 
 
 @pytest.mark.skipif(PURE, reason="built with KERNBENCH_PURE_PYTHON=1")

@@ -80,6 +80,28 @@ def test_the_builders_handles_are_the_dataclasses(i, addr, shape, dtype, nbytes,
     assert w() is None
 
 
+def test_the_fields_read_in_c_are_the_attributes():
+    """kernbench.language._handles.handle_id / handle_shape read a TensorHandle's slots in C (the
+    tl calls' operand checks): the attribute's value for a handle, a subclass, another object
+    (by attribute), and the attribute's error for an unset slot."""
+    from kernbench.language._handles import handle_id, handle_shape
+    from kernbench.language.semantic import TransposedView
+
+    h = TensorHandle(7, 0, (2, 3))
+    assert handle_id(h) == 7 and handle_shape(h) is h.shape
+    v = TransposedView(8, 0, (3, 2))
+    assert handle_id(v) == 8 and handle_shape(v) is v.shape
+    other = type("Like", (), {"id": 9, "shape": (1,)})()
+    assert (handle_id(other), handle_shape(other)) == (9, (1,))
+    del h.id, h.shape
+    with pytest.raises(AttributeError):
+        handle_id(h)
+    with pytest.raises(AttributeError):
+        handle_shape(h)
+    with pytest.raises(AttributeError):
+        handle_id(3)
+
+
 def test_eq_and_ne_are_elementwise():
     # The issue's case: x + (x == 0.0) * 5 adds 5 where x is 0 (a mask in arithmetic is 0/1).
     x = np.array([0.0, 1.0, -2.0, 0.0], np.float16)

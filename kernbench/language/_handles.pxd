@@ -1,2 +1,4 @@
 cpdef object new_handle(object id, object addr, object shape, object dtype, object nbytes,
                         bint pinned)
+cpdef object handle_id(object h)
+cpdef object handle_shape(object h)

@@ -8,7 +8,7 @@ followed by eight attribute stores does, without the eight attribute lookups (ab
 a traced command's cost). The layout is read from the descriptors at import and checked there:
 anything else (another field order, a field that is not a plain object slot) is an ImportError.
 """
-from cpython.object cimport PyObject, PyTypeObject
+from cpython.object cimport Py_TYPE, PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF
 
 from kernbench.common.pe_commands import TensorHandle
@@ -77,3 +77,25 @@ cpdef object new_handle(object id, object addr, object shape, object dtype, obje
     _put(p, 7, True if pinned else False)
     return h
 
+
+
+# The two fields every tl call reads of its operands, at their slots: what the member
+# descriptors do, without the attribute lookup (semantic.operand, builtins._binary).
+cpdef object handle_id(object h):
+    """``h.id``, read at its slot when ``h`` is a TensorHandle itself (else by attribute)."""
+    cdef PyObject *v
+    if Py_TYPE(h) is _type:
+        v = (<PyObject **>((<char *><PyObject *>h) + _offset[0]))[0]
+        if v is not NULL:
+            return <object>v
+    return h.id
+
+
+cpdef object handle_shape(object h):
+    """``h.shape``, read at its slot when ``h`` is a TensorHandle itself (else by attribute)."""
+    cdef PyObject *v
+    if Py_TYPE(h) is _type:
+        v = (<PyObject **>((<char *><PyObject *>h) + _offset[2]))[0]
+        if v is not NULL:
+            return <object>v
+    return h.shape

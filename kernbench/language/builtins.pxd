@@ -3,6 +3,7 @@
 cimport cython
 
 from kernbench.language._caller cimport this_thread
+from kernbench.language._handles cimport handle_id, handle_shape
 from kernbench.language.builder cimport PEBuilder
 from kernbench.language.semantic cimport operand, site_frame
 

@@ -13,6 +13,7 @@ import numpy as np
 from ..common.errors import KernelError, pe_label
 from ..common.pe_commands import TensorHandle, operator_targets
 from ._caller import this_thread
+from ._handles import handle_id, handle_shape
 from .loops import tl_range
 from . import semantic
 from .builder import PEBuilder
@@ -133,10 +134,10 @@ def _binary(self, a, b, name: str) -> TensorHandle:
     ta = tb = None
     if type(a) is TensorHandle:
         try:
-            sa = a.id - base
+            sa = handle_id(a) - base
             if sa >= 0:
                 ta = tens[sa]
-                if a.shape is not ta[0]:
+                if handle_shape(a) is not ta[0]:
                     ta = None
         except (IndexError, TypeError):
             ta = None
@@ -156,10 +157,10 @@ def _binary(self, a, b, name: str) -> TensorHandle:
             fail(tr, f"{name}: expected a tensor or a Python number, got {type(a).__name__}")
     if type(b) is TensorHandle:
         try:
-            sb = b.id - base
+            sb = handle_id(b) - base
             if sb >= 0:
                 tb = tens[sb]
-                if b.shape is not tb[0]:
+                if handle_shape(b) is not tb[0]:
                     tb = None
         except (IndexError, TypeError):
             tb = None

@@ -20,6 +20,7 @@ import numpy as np
 from ..common.errors import KernelError, pe_at, pe_label
 from ..common.pe_commands import N_PORTS, PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, TensorHandle
 from ._caller import kernel_frame
+from ._handles import handle_id, handle_shape
 from ._compiled import TRACING_MODULES
 
 __all__ = [
@@ -456,10 +457,10 @@ def operand(tr, h, what: str = "operand"):
     bitcast). Fast path: a plain handle whose shape is the very tuple of its buffer (the handle
     the builder returned, or a copy of it), which the slow path would resolve the same way."""
     try:
-        i = h.id - tr.base
+        i = handle_id(h) - tr.base
         if i >= 0 and type(h) is TensorHandle:
             t = tr.tensors[i]
-            if h.shape is t[0]:
+            if handle_shape(h) is t[0]:
                 return i, t[0], t[1], i, t[2]
     except (AttributeError, IndexError, TypeError):
         pass
