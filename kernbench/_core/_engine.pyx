@@ -21,9 +21,7 @@ units waiting on the result are woken).
 from libc.stdint cimport int32_t, int64_t, uint8_t, INT64_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc, qsort
 from libc.string cimport memcmp, memcpy
-from cpython.exc cimport PyErr_CheckSignals
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-import threading
+from cpython.ref cimport Py_XDECREF
 
 import numpy as np
 cimport cython
@@ -86,16 +84,10 @@ STATUS = {"ok": ST_OK, "deadlock": ST_DEADLOCK, "max_cycles": ST_MAX_CYCLES, "no
 UNIT_STATE_NAMES = {U_IDLE: "idle", U_WAIT_OPERAND: "operand", U_BUSY: "busy", U_DONE: "done"}
 
 # -- Ctrl-C ------------------------------------------------------------------------------------
-# Work items between two signal checks: 2**16 is ~2-4 ms of packet-detail events (30-60 ns each)
-# in the release build; one check (take the free GIL, PyErr_CheckSignals) costs about a microsecond.
-# While another thread holds the GIL (pure Python), taking it waits up to the switch interval
-# (5 ms): the period then doubles until that wait is below 1/128 of the loop time between
-# checks, up to 2**23 (~0.5 s), and halves back once it is below 1/1024.
-cdef enum:
-    _SIGNAL_PERIOD = 1 << 16
-    _SIGNAL_PERIOD_MAX = 1 << 23
-SIGNAL_CHECK_PERIOD = _SIGNAL_PERIOD
-SIGNAL_CHECK_PERIOD_MAX = _SIGNAL_PERIOD_MAX
+# Work items between two signal checks, and the most the period grows to while another thread
+# holds the GIL (the signal poll, shared with the passes before and after the loop: _types.pxd)
+SIGNAL_CHECK_PERIOD = SIGNAL_PERIOD
+SIGNAL_CHECK_PERIOD_MAX = SIGNAL_PERIOD_MAX
 
 
 # What the engine keeps only in the debug build: statistics, and the invariant that broke (the
@@ -260,7 +252,6 @@ cdef class Sim:
     cdef int64_t n_done
     cdef DebugCounters dbg
     cdef SignalPoll poll
-    cdef object interrupt  # the exception a signal handler raised during the loop
     # outputs
     cdef public object cmd_start_arr, cmd_end_arr, unit_counters, link_counters
     cdef public object sram_peak_arr, sram_live_arr
@@ -318,12 +309,11 @@ cdef class Sim:
         self.chan_pes = NULL
         self.chan_times = NULL
         self.heap.data = NULL
-        self.poll.check = _check_signals
-        self.poll.owner = <void*> self
-        self.poll.period = _SIGNAL_PERIOD
+        self.poll.check = _check_signals  # (run() starts the poll: signal_poll_start)
+        self.poll.exc = NULL
+        self.poll.period = SIGNAL_PERIOD
         self.poll.left = INT64_MAX
         self.poll.raised = 0
-        self.interrupt = None
         self.hw = params
         self.cmds = commands
         self.src = source
@@ -418,6 +408,7 @@ cdef class Sim:
 
     def __dealloc__(self):
         self._free_state()
+        Py_XDECREF(self.poll.exc)  # (NULL: run() raised it)
 
     cdef void _free_state(self) noexcept:
         # The C state: freed at dealloc, or as soon as an interrupted run() stops.
@@ -1327,18 +1318,13 @@ cdef class Sim:
         during the loop (Ctrl-C: KeyboardInterrupt), frees the C state and raises that exception."""
         cdef int st
         self._check_live()
-        self.poll.raised = 0
-        self.poll.period = _SIGNAL_PERIOD
-        self.poll.last = _monotonic()
         # Python runs signal handlers in the main thread only: elsewhere, never take the GIL.
-        on_main = threading.current_thread() is threading.main_thread()
-        self.poll.left = _SIGNAL_PERIOD if on_main else INT64_MAX
+        signal_poll_start(&self.poll, -1)
         with nogil:
             st = self._loop()
         if st == ST_INTERRUPTED:
-            exc, self.interrupt = self.interrupt, None
             self._free_state()
-            raise exc
+            signal_poll_raise(&self.poll)
         return st
 
     @property
@@ -1439,34 +1425,3 @@ def apply_copies(int64_t[::1] start, int64_t[::1] end, const int32_t[::1] unit_q
             start[base + unit_q[q]] = start[base + unit_q[q - copies[r, 4]]] + copies[r, 5]
         for q in range(copies[r, 2], copies[r, 2] + copies[r, 3]):
             end[base + unit_q[q]] = end[base + unit_q[q - copies[r, 4]]] + copies[r, 5]
-
-
-cdef inline double _monotonic() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + 1e-9 * ts.tv_nsec
-
-
-cdef int _check_signals(SignalPoll* p) noexcept nogil:
-    # The signal check of the loop and of poll_signals: run Python's signal handlers; 1 if one
-    # raised (the exception is kept on the Sim). Then the period adapts to the GIL's wait.
-    cdef double t0 = _monotonic(), t1, wait, span
-    with gil:
-        t1 = _monotonic()
-        try:
-            PyErr_CheckSignals()
-        except BaseException as e:
-            (<Sim> p.owner).interrupt = e
-            p.raised = 1
-    if p.raised:
-        return 1
-    wait = t1 - t0
-    span = t0 - p.last
-    if wait * 128 > span:
-        if p.period < _SIGNAL_PERIOD_MAX:
-            p.period *= 2
-    elif wait * 1024 < span and p.period > _SIGNAL_PERIOD:
-        p.period //= 2
-    p.left = p.period
-    p.last = _monotonic()
-    return 0

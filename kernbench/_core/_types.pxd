@@ -1,6 +1,11 @@
 # Shared C types of the engine. Every field is in cycles, bytes or counts as its comment says.
 # The enums mirror kernbench/common/pe_commands.py (Opcode, Unit); _engine checks they agree.
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, INT64_MAX
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+from cpython.pythread cimport PyThread_get_thread_ident
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from posix.unistd cimport getpid
 
 cdef enum:
     # Opcode
@@ -219,22 +224,139 @@ ctypedef struct EventHeap:
     int64_t seq                 # next sequence number
 
 # -- signals (Ctrl-C) --------------------------------------------------------------------------
-# The loop runs without the GIL, so Python's signal handlers cannot run during it. It counts heap
-# events (in a local), and train detail counts the packets it computes inside one event (`left`,
-# poll_signals); every `period` of either, check(p) takes the GIL briefly and runs the handlers
-# (PyErr_CheckSignals). When one raises, check returns 1 and `raised` is set: the loop leaves
-# with ST_INTERRUPTED and Sim.run raises the handler's exception once the GIL is back.
+# The engine's loop and the long C passes before and after it (the program checks and queues,
+# _check; the tl.range tilings' reads, _replay; the jumps' copies, _engine.apply_copies) run
+# without the GIL, so Python's signal handlers cannot run during them. Each counts its work items
+# (heap events, train packets, rows) in a local kept in a register (signal_tick, per item or per
+# run of items: signal_run_end; the engine's loop and train detail count inline); every `period`
+# of them, check(p) (_check_signals) takes the GIL
+# briefly and runs the handlers (PyErr_CheckSignals). When one raises, check returns 1 and keeps
+# the exception: the loop stops with an error code (the engine: ST_INTERRUPTED) and the caller
+# raises it with signal_poll_raise once the GIL is back. Python runs signal handlers in the main
+# thread only: elsewhere, signal_poll_start sets `left` to INT64_MAX, which never counts down to 0,
+# and the GIL is never taken.
+#
+# Work items between two checks: 2**16 is ~2-4 ms of packet-detail events (30-60 ns each) in the
+# release build, and less of rows (5-30 ns each); one check (take the free GIL,
+# PyErr_CheckSignals) costs about a microsecond. While another thread holds the GIL (pure
+# Python), taking it waits up to the switch interval (5 ms): the period then doubles until that
+# wait is below 1/128 of the loop time between checks, up to 2**23 (~0.5 s), and halves back once
+# it is below 1/1024.
+cdef enum:
+    SIGNAL_PERIOD = 1 << 16
+    SIGNAL_PERIOD_MAX = 1 << 23
+
 cdef struct SignalPoll
 ctypedef int (*signal_check_fn)(SignalPoll* p) noexcept nogil
 
 cdef struct SignalPoll:
-    int64_t left                # train packets before the next check (set by run(), where the
-                                # loop's own count of heap events starts too)
+    int64_t left                # work items before the next check (the engine: train packets;
+                                # its loop counts heap events in a local of its own)
     int64_t period              # work items between checks (longer while the GIL is contended)
     double last                 # monotonic seconds when the previous check ended
-    signal_check_fn check       # _engine's check (takes the GIL)
-    void* owner                 # the Sim (borrowed: it owns this struct)
+    signal_check_fn check       # _check_signals (takes the GIL)
+    PyObject* exc               # the exception a handler raised (a reference owned here until
+                                # signal_poll_raise raises it), else NULL
     int32_t raised              # 1 once a handler has raised
+
+
+cdef inline double monotonic() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+cdef inline int _check_signals(SignalPoll* p) noexcept nogil:
+    # The check: run Python's signal handlers; 1 if one raised (its exception kept in p.exc).
+    # Then the period adapts to the GIL's wait.
+    cdef double t0 = monotonic(), t1, wait, span
+    with gil:
+        t1 = monotonic()
+        try:
+            PyErr_CheckSignals()
+        except BaseException as e:
+            if p.exc == NULL:
+                Py_INCREF(e)
+                p.exc = <PyObject*> e
+            p.raised = 1
+    if p.raised:
+        return 1
+    wait = t1 - t0
+    span = t0 - p.last
+    if wait * 128 > span:
+        if p.period < SIGNAL_PERIOD_MAX:
+            p.period *= 2
+    elif wait * 1024 < span and p.period > SIGNAL_PERIOD:
+        p.period //= 2
+    p.left = p.period
+    p.last = monotonic()
+    return 0
+
+
+cdef extern from *:
+    """
+    /* kernbench _types.pxd, signal_poll_start: the main thread's ident, in the process it is of
+       (each module keeps its own; -1: not looked up yet) */
+    static unsigned long kernbench_main_ident = 0;
+    static long kernbench_main_pid = -1;
+    """
+    unsigned long kb_main_ident "kernbench_main_ident"
+    long kb_main_pid "kernbench_main_pid"
+
+
+cdef inline int signal_poll_start(SignalPoll* p, int64_t work) except -1:
+    # With the GIL, before a loop of about `work` items (-1: not known): checks every period on the
+    # main thread, none elsewhere nor when the loop ends before the first would come. No Python
+    # code runs here but the first time in a process (its main thread's ident, then kept: a
+    # forked child's main thread is the one that forked), so a signal that is pending as the
+    # loop starts is seen by its first check.
+    global kb_main_ident, kb_main_pid
+    p.check = _check_signals
+    p.exc = NULL
+    p.raised = 0
+    p.period = SIGNAL_PERIOD
+    p.left = INT64_MAX
+    p.last = 0
+    if work >= 0 and work < SIGNAL_PERIOD:
+        return 0
+    if kb_main_pid != getpid():
+        import threading
+        kb_main_ident = threading.main_thread().ident
+        kb_main_pid = getpid()
+    if PyThread_get_thread_ident() == kb_main_ident:
+        p.left = SIGNAL_PERIOD
+        p.last = monotonic()
+    return 0
+
+
+cdef inline int signal_poll_raise(SignalPoll* p) except -1:
+    # With the GIL, after the loop: raise the exception a handler raised during it, if any.
+    cdef object exc
+    if p.exc == NULL:
+        return 0
+    exc = <object> p.exc
+    Py_XDECREF(p.exc)  # (exc holds its own reference)
+    p.exc = NULL
+    raise exc
+
+
+cdef inline bint signal_tick(SignalPoll* p, int64_t* left, int64_t k) noexcept nogil:
+    # k more work items done, counted down in *left (the loop's local copy of p.left: inlined, a
+    # register); every p.period items, the check. 1 when a handler raised: the loop must stop.
+    left[0] -= k
+    if left[0] > 0:
+        return 0
+    if p.check(p):
+        return 1
+    left[0] = p.left
+    return 0
+
+
+cdef inline int64_t signal_run_end(int64_t i, int64_t y, int64_t left) noexcept nogil:
+    # A loop too tight for a count per item runs its items i..y in runs that end where the next
+    # check is due (left: its count), signal_tick(p, &left, run length) after each: nothing is
+    # added per item. (Off the main thread left is INT64_MAX: one run.)
+    return i + left if y - i > left else y
 
 
 cdef inline int poll_signals(SignalPoll* p) noexcept nogil:
