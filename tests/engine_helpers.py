@@ -6,16 +6,22 @@ from docs/hardware-model.md.
 """
 from __future__ import annotations
 
+import _thread
+import functools
+import operator
+import signal
+import traceback
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from kernbench._core import simulate
 from kernbench.common.pe_commands import Program, StreamBuilder, Unit, VecOp
 from kernbench.hw import SfrInstall
 
 __all__ = ["Machine", "Run", "fill", "MAJOR_RESULT_FIELDS", "assert_same_result",
-           "random_hw", "random_machine", "HW_RANGES"]
+           "random_hw", "random_machine", "HW_RANGES", "call_interrupted", "pass_result"]
 
 
 def fill(sb: StreamBuilder, nbytes: int, n: int = 64) -> int:
@@ -237,3 +243,43 @@ def random_machine(draw, max_cubes=3, max_pes_per_cube=4, max_local=6, max_messa
                 anyt.append(t)
                 tainted.add(t)
     return m
+
+
+def call_interrupted(fn, *args) -> KeyboardInterrupt:
+    """``fn(*args)`` with SIGINT already pending as it starts: it must raise KeyboardInterrupt
+    from the signal poll of its C pass (_types.pxd). ``_thread.interrupt_main`` trips the
+    signal and ``map`` calls ``fn`` right after, from C, with no Python bytecode between (where
+    Python would run the handler first), so the pass's first check sees it; ``fn`` must run no
+    Python code before it either (kernbench._core.pages.empty, which the passes call to
+    allocate their outputs, is Python: replace it with numpy.empty). Returns the exception; a
+    signal still pending after the call is dropped."""
+    armed = True
+
+    def handler(signum, frame):
+        if armed:
+            raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            list(map(operator.call, (_thread.interrupt_main, functools.partial(fn, *args))))
+    finally:
+        armed = False
+        signal.signal(signal.SIGINT, old)  # runs a pending handler (disarmed) first
+    tb = "".join(traceback.format_tb(info.value.__traceback__))
+    assert "_check_signals" in tb, tb  # raised by the pass's poll, not by Python code around it
+    return info.value
+
+
+def _flat(x):
+    if isinstance(x, np.ndarray):
+        return [x.dtype.str, x.shape, x.tobytes()]
+    if isinstance(x, (tuple, list)):
+        return [_flat(y) for y in x]
+    return x
+
+
+def pass_result(fn, args) -> list:
+    """What ``fn(*args)`` returns and every array among ``args`` after it (those it writes), as
+    bytes: equal for two runs that give the same results bit for bit."""
+    return _flat([fn(*args), [a for a in args if isinstance(a, np.ndarray)]])

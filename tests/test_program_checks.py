@@ -3,15 +3,21 @@ numpy checks that name errors (api._check_numpy). The fast path must answer exac
 checks pass?" and, when they do, build the same tables (tensors made, readers per tensor): compared here on
 valid programs and on valid programs with one field of one command overwritten by a value at or
 around every bound the checks draw (docs/reliability.md).
+
+Ctrl-C during the check pass (and the queues and the message pairing after it): KeyboardInterrupt
+from the pass's signal poll, and the same results when the pass runs again.
 """
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
-from engine_helpers import random_machine
+from engine_helpers import call_interrupted, pass_result, random_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernbench._core import api
-from kernbench.common.pe_commands import COMMAND_DTYPE
+import kernbench
+from kernbench._core import api, pages
+from kernbench.common.pe_commands import COMMAND_DTYPE, Unit
 from kernbench.language.store import TiledCommands
 
 FIELDS = [f for f in COMMAND_DTYPE.names if f != "line"]  # line is never checked
@@ -225,3 +231,113 @@ def test_shipped_kernels_tiled_checks_match_the_row_by_row_ones(name, causal):
         assert tc is None
         return
     assert tc is not None and tc.tiles and _agree_tiled(program, tc)
+
+
+# -- Ctrl-C during the check pass ---------------------------------------------------------------
+#: iterations of the big launch's loop: every pass below goes well past its first signal check
+#: (SIGNAL_PERIOD = 2**16 work items, kernbench/_core/_types.pxd)
+BIG = 3 << 16
+
+
+def counter(n, *, tl):
+    acc = tl.zeros((8,), "f32")
+    for _ in tl.range(0, n):
+        acc = acc + 1.0
+
+
+def _counter_context():
+    ctx = kernbench.Context("default")
+    ctx.install_sfr(scope="pe")
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def big():
+    """A launch of BIG + 1 commands (a tl.range loop kept as one tiling) and the inputs of every
+    pass of its check: the tiled rows, the expanded ones, the units; and messages on one link
+    between two PEs (BIG sends on PE 0's east port, BIG recvs on PE 1's west port)."""
+    p = _counter_context().launch(counter, (1, 1), BIG, mode="timing").program
+    tc = p.compact
+    assert tc is not None and tc.tiles
+    full = tc.expand()
+    nbr = np.full((2, 4), -1, np.int32)
+    nbr[0, 0], nbr[1, 1] = 1, 0  # PE 0's east port faces PE 1's west port
+    link_units = np.repeat(np.array([Unit.TX_E, Unit.RX_W], np.uint8), BIG)
+    return SimpleNamespace(p=p, tc=tc, full=full, units=np.ascontiguousarray(full["unit"], np.uint8),
+                           nbr=nbr, link_units=link_units, link_off=np.array([0, BIG, 2 * BIG], np.int64))
+
+
+def _tables(b):
+    n_t = len(b.p.tensor_bytes)
+    return np.zeros(n_t, np.uint8), np.zeros(n_t, np.int32)
+
+
+# Each pass: (the C function, its arguments with fresh output arrays). The function is called
+# as it is (call_interrupted: no Python frame of ours between the signal and the pass).
+def _check_fast(b):
+    return api._check.check_fast, (b.full, b.p.cmd_offsets, b.p.tensor_offsets, api._OP_PROPS,
+                                   api._UNIT_BASE, *_tables(b), api.MAX_SIZE, api.MAX_VOLUME)
+
+
+def _check_source(b):
+    return api._check.check_source, (b.tc.source(), b.p.cmd_offsets, b.p.tensor_offsets,
+                                     api._OP_PROPS, api._UNIT_BASE, *_tables(b), api.MAX_SIZE,
+                                     api.MAX_VOLUME, np.zeros(len(b.full), np.uint8))
+
+
+def _message_table(b):
+    idx = np.arange(2 * BIG, dtype=np.int64)
+    nbytes = np.full(BIG, 64, np.int64)
+    return api._check.message_table, (b.link_units, idx[:BIG], idx[BIG:], b.link_off, b.nbr,
+                                      api._OPPOSITE, nbytes, nbytes)
+
+
+PASSES = {
+    "check_fast": _check_fast,
+    "check_source": _check_source,
+    "unit_queues_of": lambda b: (api._check.unit_queues_of, (b.units, b.p.cmd_offsets)),
+    "unit_queues_of_tiled": lambda b: (api._check.unit_queues_of,
+                                       (b.units, b.p.cmd_offsets, b.tc.source())),
+    "message_table": _message_table,
+    "stable_order": lambda b: (api._check.stable_order,
+                               (np.arange(2 * BIG, dtype=np.int64) % 7, 7)),
+}
+
+
+@pytest.mark.parametrize("name", PASSES)
+def test_ctrl_c_stops_the_check_pass_and_it_runs_again_alike(big, name, monkeypatch):
+    """SIGINT pending as the pass starts: KeyboardInterrupt from its signal poll (not after the
+    whole pass); then the same pass, uninterrupted, gives what it gave before, bit for bit."""
+    want = pass_result(*PASSES[name](big))
+    assert want[0] is not None and want[0] is not False  # a valid program: the whole pass runs
+    fn, args = PASSES[name](big)
+    with monkeypatch.context() as m:
+        m.setattr(pages, "empty", np.empty)  # (no Python code between the signal and the poll)
+        call_interrupted(fn, *args)
+    assert pass_result(*PASSES[name](big)) == want
+
+
+def test_ctrl_c_in_a_launchs_check_pass_leaves_the_context_usable(monkeypatch):
+    """A launch whose check pass (check_source, through the tiling) is interrupted raises
+    KeyboardInterrupt from that pass; the same Context then launches the small and the big
+    kernel with the cycles of an uninterrupted Context."""
+    small = _counter_context().launch(counter, (1, 1), 10, mode="timing")
+    want = _counter_context().launch(counter, (1, 1), BIG, mode="timing")
+    ctx = _counter_context()
+    real = api._check.check_source
+    stopped = []
+
+    def interrupted(*args):
+        stopped.append(call_interrupted(real, *args))
+        raise stopped[-1]
+
+    monkeypatch.setattr(api._check, "check_source", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ctx.launch(counter, (1, 1), BIG, mode="timing")
+    assert len(stopped) == 1
+    monkeypatch.setattr(api._check, "check_source", real)
+    again = ctx.launch(counter, (1, 1), 10, mode="timing")
+    assert again.cycles == small.cycles
+    assert np.array_equal(again.unit_counters, small.unit_counters)
+    big_again = ctx.launch(counter, (1, 1), BIG, mode="timing")
+    assert big_again.cycles == want.cycles and big_again.program.n_commands == BIG + 1

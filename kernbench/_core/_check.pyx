@@ -8,12 +8,18 @@ theirs. tests/test_engine_errors.py compares both on generated programs, valid a
 
 Commands are checked PE by PE in stream order, so a read is valid when its tensor was made
 earlier in the stream (numpy: produced, once, by an earlier command).
+
+Ctrl-C: the passes over every command (the checks, the queues, the message pairing) run without
+the GIL and poll Python's signal handlers every SIGNAL_PERIOD rows (the engine's signal poll,
+_types.pxd); when one raises (KeyboardInterrupt), the pass stops with ST_INTERRUPTED and the
+function raises that exception once the GIL is back, its output arrays partly written.
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint8_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy
 from ._types cimport (Command, Message, OP_DOT, OP_VEC, OP_REDUCE, N_OPCODES, N_PORTS, N_UNITS,
-                      N_VEC_OPS, UNIT_TX0, UNIT_RX0)
+                      N_VEC_OPS, UNIT_TX0, UNIT_RX0, ST_INTERRUPTED, SignalPoll, signal_poll_start,
+                      signal_poll_raise, signal_tick, signal_run_end)
 from ._replay cimport (CmdSource, CommandSource, fill_rows, SEG_LO, SEG_HI, SEG_TILE, SEG_COLS,
                       T_A, T_Z, T_R, T_D, T_MADE, T_SHIFT, T_COLS)
 
@@ -53,76 +59,83 @@ cdef inline bint _read_ok(int64_t x, int64_t base, uint8_t* made, int32_t* reade
 cdef int check_rows(const Command* cmds, int64_t x, int64_t y, int64_t* g_io,
                     const int64_t* cmd_off, const int64_t* t_off, const uint8_t* op_props,
                     const int32_t* unit_base, uint8_t* made, int32_t* readers,
-                    int64_t max_size, double max_volume) noexcept nogil:
+                    int64_t max_size, double max_volume, SignalPoll* poll) noexcept nogil:
     # Commands x..y, cmds[0] being command x; g_io[0]: a PE at or before command x's, left at
     # the PE of the last one (so consecutive ranges continue where the last one stopped).
-    cdef int64_t g = g_io[0], i, nt, base
+    cdef int64_t g = g_io[0], i, nt, base, r = x, e
+    cdef int64_t left = poll.left  # (the signal poll's count: written back)
     cdef const Command* c
     cdef int32_t op
     cdef uint8_t props
     cdef int32_t expected
-    for i in range(x, y):
-        while i >= cmd_off[g + 1]:
-            g += 1
-        g_io[0] = g
-        base = t_off[g]
-        nt = t_off[g + 1] - base
-        c = &cmds[i - x]
-        op = c.opcode
-        if <uint32_t> op >= N_OPCODES:
-            return 1
-        props = op_props[op]
-        expected = unit_base[op]
-        if props & P_LINK:
-            if <uint32_t> c.port >= N_PORTS:
+    while r < y:  # in runs between two signal checks
+        e = signal_run_end(r, y, left)
+        for i in range(r, e):
+            while i >= cmd_off[g + 1]:
+                g += 1
+            g_io[0] = g
+            base = t_off[g]
+            nt = t_off[g + 1] - base
+            c = &cmds[i - x]
+            op = c.opcode
+            if <uint32_t> op >= N_OPCODES:
                 return 1
-            expected += c.port
-        if c.unit != expected:
-            return 1
-        if (c.src0 < -1 or c.src0 >= nt or c.src1 < -1 or c.src1 >= nt
-                or c.src2 < -1 or c.src2 >= nt or c.dst < -1 or c.dst >= nt):
-            return 1
-        if ((props & P_SRC0 and c.src0 < 0) or (props & P_SRC1 and c.src1 < 0)
-                or (props & P_DST and c.dst < 0) or (props & P_NO_RESULT and c.dst >= 0)):
-            return 1
-        if op == OP_DOT:
-            if c.m < 1 or c.n < 1 or c.k < 1 or c.esize < 1 or c.esize > 8:
+            props = op_props[op]
+            expected = unit_base[op]
+            if props & P_LINK:
+                if <uint32_t> c.port >= N_PORTS:
+                    return 1
+                expected += c.port
+            if c.unit != expected:
                 return 1
-        elif op == OP_REDUCE:
-            if c.m < 1 or c.n < 1 or c.k < 1:
+            if (c.src0 < -1 or c.src0 >= nt or c.src1 < -1 or c.src1 >= nt
+                    or c.src2 < -1 or c.src2 >= nt or c.dst < -1 or c.dst >= nt):
                 return 1
-        elif op == OP_VEC:
-            if c.n < 1:
+            if ((props & P_SRC0 and c.src0 < 0) or (props & P_SRC1 and c.src1 < 0)
+                    or (props & P_DST and c.dst < 0) or (props & P_NO_RESULT and c.dst >= 0)):
                 return 1
-        if (op == OP_VEC or op == OP_REDUCE) and <uint32_t> c.sub >= N_VEC_OPS:
-            return 1
-        if props & P_MOVE and (c.nbytes < 1 or c.nbytes > max_size):
-            return 1
-        if props & P_MNK:
-            if c.m > max_size or c.k > max_size:
+            if op == OP_DOT:
+                if c.m < 1 or c.n < 1 or c.k < 1 or c.esize < 1 or c.esize > 8:
+                    return 1
+            elif op == OP_REDUCE:
+                if c.m < 1 or c.n < 1 or c.k < 1:
+                    return 1
+            elif op == OP_VEC:
+                if c.n < 1:
+                    return 1
+            if (op == OP_VEC or op == OP_REDUCE) and <uint32_t> c.sub >= N_VEC_OPS:
                 return 1
-            if <double> c.m * <double> c.n * <double> c.k > max_volume:
+            if props & P_MOVE and (c.nbytes < 1 or c.nbytes > max_size):
                 return 1
-        if props & P_N and c.n > max_size:
-            return 1
-        # reads first: a command may not read its own result
-        if not (_read_ok(c.src0, base, made, readers) and _read_ok(c.src1, base, made, readers)
-                and _read_ok(c.src2, base, made, readers)):
-            return 1
-        if c.dst >= 0:
-            if made[base + c.dst]:
-                return 1  # produced twice
-            made[base + c.dst] = 1
+            if props & P_MNK:
+                if c.m > max_size or c.k > max_size:
+                    return 1
+                if <double> c.m * <double> c.n * <double> c.k > max_volume:
+                    return 1
+            if props & P_N and c.n > max_size:
+                return 1
+            # reads first: a command may not read its own result
+            if not (_read_ok(c.src0, base, made, readers) and _read_ok(c.src1, base, made, readers)
+                    and _read_ok(c.src2, base, made, readers)):
+                return 1
+            if c.dst >= 0:
+                if made[base + c.dst]:
+                    return 1  # produced twice
+                made[base + c.dst] = 1
+        if signal_tick(poll, &left, e - r):
+            return ST_INTERRUPTED
+        r = e
+    poll.left = left
     return 0
 
 
 cdef int check_program(const Command* cmds, const int64_t* cmd_off, const int64_t* t_off,
                        int64_t n_pes, const uint8_t* op_props, const int32_t* unit_base,
                        uint8_t* made, int32_t* readers, int64_t max_size,
-                       double max_volume) noexcept nogil:
+                       double max_volume, SignalPoll* poll) noexcept nogil:
     cdef int64_t g = 0
     return check_rows(cmds, 0, cmd_off[n_pes], &g, cmd_off, t_off, op_props, unit_base, made,
-                      readers, max_size, max_volume)
+                      readers, max_size, max_volume, poll)
 
 
 def check_fast(const Command[::1] commands, const int64_t[::1] cmd_off, const int64_t[::1] t_off,
@@ -131,16 +144,20 @@ def check_fast(const Command[::1] commands, const int64_t[::1] cmd_off, const in
     """True when every command passes api's checks; ``made`` (uint8 zeros) and ``readers``
     (int32 zeros) then hold 1 for each tensor produced and its read count. The caller checked the
     arrays' shapes (api._check_program): cmd_off and t_off have n_pes + 1 rising entries ending
-    at len(commands) and len(made), op_props and unit_base one entry per opcode."""
+    at len(commands) and len(made), op_props and unit_base one entry per opcode. A signal
+    handler's exception (Ctrl-C: KeyboardInterrupt) stops the pass and propagates."""
     cdef int rc
+    cdef SignalPoll poll
     if len(op_props) != N_OPCODES or len(unit_base) != N_OPCODES or len(made) != len(readers):
         raise ValueError("check_fast: tables of the wrong size")
     if len(commands) == 0:
         return True
+    signal_poll_start(&poll, commands.shape[0])
     with nogil:
         rc = check_program(&commands[0], &cmd_off[0], &t_off[0], cmd_off.shape[0] - 1, &op_props[0],
                            &unit_base[0], &made[0] if made.shape[0] else NULL,
-                           &readers[0] if readers.shape[0] else NULL, max_size, max_volume)
+                           &readers[0] if readers.shape[0] else NULL, max_size, max_volume, &poll)
+    signal_poll_raise(&poll)
     return rc == 0
 
 
@@ -191,7 +208,7 @@ cdef int _check_span(const CmdSource* s, int64_t x, int64_t y, Command* buf, int
                      int64_t* g, const int64_t* cmd_off, const int64_t* t_off,
                      const uint8_t* op_props, const int32_t* unit_base, uint8_t* made,
                      int32_t* readers, int64_t max_size, double max_volume, uint8_t* units,
-                     LinkBytes* lb) noexcept nogil:
+                     LinkBytes* lb, SignalPoll* poll) noexcept nogil:
     # Rows x..y read back ``rows`` at a time into buf and checked row by row (check_rows).
     cdef int64_t z, i
     cdef int rc = 0
@@ -200,7 +217,7 @@ cdef int _check_span(const CmdSource* s, int64_t x, int64_t y, Command* buf, int
         rc = fill_rows(s, x, z, buf)
         if rc == 0:
             rc = check_rows(buf, x, z, g, cmd_off, t_off, op_props, unit_base, made, readers,
-                            max_size, max_volume)
+                            max_size, max_volume, poll)
         if rc == 0:
             for i in range(x, z):
                 units[i] = <uint8_t> buf[i - x].unit
@@ -215,7 +232,8 @@ cdef int _check_span(const CmdSource* s, int64_t x, int64_t y, Command* buf, int
 cdef int _check_copies(const Command* body, int64_t n, const uint8_t* shift, int64_t lo,
                        int64_t R, int64_t D, int64_t made_step, int64_t g,
                        const int64_t* t_off, const uint8_t* op_props, uint8_t* made,
-                       int32_t* readers, uint8_t* units, LinkBytes* lb) noexcept nogil:
+                       int32_t* readers, uint8_t* units, LinkBytes* lb,
+                       SignalPoll* poll) noexcept nogil:
     # check_rows over the R copies of a tiling's body (rows lo .. lo + R * n, all on PE g), the
     # body's rows already checked: a copy differs from its body row only in its tensor numbers
     # (operand k moved on by shift[k] * m * D, the result by m * made_step: _replay._move_on,
@@ -223,38 +241,45 @@ cdef int _check_copies(const Command* body, int64_t n, const uint8_t* shift, int
     # sizes, volume) holds for it as it did for the body; the checks of tensor numbers (range,
     # presence, made before read, made once) and the reader counts run on the moved numbers.
     cdef int64_t base = t_off[g], nt = t_off[g + 1] - t_off[g], m, j, i = lo, sd, rd
+    cdef int64_t left = poll.left, m0 = 1, m1
     cdef const Command* b
     cdef const uint8_t* f
     cdef int32_t s0, s1, s2, d
     cdef uint8_t props
-    for m in range(1, R + 1):
-        sd = m * D
-        rd = m * made_step
-        for j in range(n):
-            b = &body[j]
-            f = &shift[3 * j]
-            s0 = <int32_t> (b.src0 + sd) if f[0] else b.src0
-            s1 = <int32_t> (b.src1 + sd) if f[1] else b.src1
-            s2 = <int32_t> (b.src2 + sd) if f[2] else b.src2
-            d = <int32_t> (b.dst + rd) if b.dst >= 0 else b.dst
-            if (s0 < -1 or s0 >= nt or s1 < -1 or s1 >= nt or s2 < -1 or s2 >= nt
-                    or d < -1 or d >= nt):
-                return 1
-            props = op_props[b.opcode]
-            if ((props & P_SRC0 and s0 < 0) or (props & P_SRC1 and s1 < 0)
-                    or (props & P_DST and d < 0) or (props & P_NO_RESULT and d >= 0)):
-                return 1
-            if not (_read_ok(s0, base, made, readers) and _read_ok(s1, base, made, readers)
-                    and _read_ok(s2, base, made, readers)):
-                return 1
-            if d >= 0:
-                if made[base + d]:
+    while n and m0 <= R:  # copies m0..m1 in one run between two signal checks
+        m1 = signal_run_end(m0, R + 1, (left - 1) // n + 1)
+        for m in range(m0, m1):
+            sd = m * D
+            rd = m * made_step
+            for j in range(n):
+                b = &body[j]
+                f = &shift[3 * j]
+                s0 = <int32_t> (b.src0 + sd) if f[0] else b.src0
+                s1 = <int32_t> (b.src1 + sd) if f[1] else b.src1
+                s2 = <int32_t> (b.src2 + sd) if f[2] else b.src2
+                d = <int32_t> (b.dst + rd) if b.dst >= 0 else b.dst
+                if (s0 < -1 or s0 >= nt or s1 < -1 or s1 >= nt or s2 < -1 or s2 >= nt
+                        or d < -1 or d >= nt):
                     return 1
-                made[base + d] = 1
-            units[i] = <uint8_t> b.unit
-            if b.unit >= UNIT_TX0 and _push(lb, b.unit, b.nbytes):
-                return 2
-            i += 1
+                props = op_props[b.opcode]
+                if ((props & P_SRC0 and s0 < 0) or (props & P_SRC1 and s1 < 0)
+                        or (props & P_DST and d < 0) or (props & P_NO_RESULT and d >= 0)):
+                    return 1
+                if not (_read_ok(s0, base, made, readers) and _read_ok(s1, base, made, readers)
+                        and _read_ok(s2, base, made, readers)):
+                    return 1
+                if d >= 0:
+                    if made[base + d]:
+                        return 1
+                    made[base + d] = 1
+                units[i] = <uint8_t> b.unit
+                if b.unit >= UNIT_TX0 and _push(lb, b.unit, b.nbytes):
+                    return 2
+                i += 1
+        if signal_tick(poll, &left, (m1 - m0) * n):
+            return ST_INTERRUPTED
+        m0 = m1
+    poll.left = left
     return 0
 
 
@@ -269,12 +294,14 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
     Also writes every command's unit to ``units`` ((n,) uint8, for :func:`unit_queues_of`).
     Returns None if a check fails, else the byte counts of the sends (TX units) and of the recvs
     (RX units), each in command order: two int64 arrays. Raises ValueError on tables of the
-    wrong size, MemoryError."""
+    wrong size, MemoryError; a signal handler's exception (Ctrl-C: KeyboardInterrupt) stops the
+    pass and propagates."""
     cdef const CmdSource* s = &src.src
     cdef int64_t n = s.n, k, lo, hi, g = 0, a, z, nb, cap_body = 0
     cdef const int64_t* t
     cdef int rc = 0
     cdef LinkBytes lb[2]
+    cdef SignalPoll poll
     cdef Command* body = NULL
     cdef Command* grown
     cdef int64_t[::1] ov
@@ -298,13 +325,14 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
         free(lb[0].v)
         free(lb[1].v)
         raise MemoryError()
+    signal_poll_start(&poll, n)
     with nogil:
         for k in range(s.n_seg):
             t = _segment(s, k, &cmd_off[0], &g, &lo, &hi)
             if t == NULL:
                 rc = _check_span(s, lo, hi, &buf[0], buf.shape[0], &g, &cmd_off[0], &t_off[0],
                                  &op_props[0], &unit_base[0], made_p, readers_p, max_size,
-                                 max_volume, &units[0], lb)
+                                 max_volume, &units[0], lb, &poll)
             else:
                 a, z = t[T_A], t[T_Z]
                 nb = z - a
@@ -318,10 +346,11 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
                 if rc == 0:
                     rc = _check_copies(body, nb, &s.shift[t[T_SHIFT]], lo, t[T_R], t[T_D],
                                        t[T_MADE], g, &t_off[0], &op_props[0], made_p, readers_p,
-                                       &units[0], lb)
+                                       &units[0], lb, &poll)
             if rc:
                 break
     try:
+        signal_poll_raise(&poll)
         if rc == 2:
             raise MemoryError()
         if rc:
@@ -356,39 +385,51 @@ cdef struct Queues:
     int64_t n_recv
 
 
-cdef void _queue_rows(const uint8_t* units, int64_t x, int64_t y, const int64_t* cmd_off,
-                      int64_t* g_io, Queues* Q, bint fill) noexcept nogil:
-    # rows x..y one by one: counted (fill False) or queued
-    cdef int64_t g = g_io[0], i, k
+cdef int _queue_rows(const uint8_t* units, int64_t x, int64_t y, const int64_t* cmd_off,
+                     int64_t* g_io, Queues* Q, bint fill, SignalPoll* poll) noexcept nogil:
+    # rows x..y one by one: counted (fill False) or queued; ST_INTERRUPTED if a handler raised
+    cdef int64_t g = g_io[0], i, k, e
+    cdef int64_t left = poll.left
     cdef uint8_t u
-    for i in range(x, y):
-        while i >= cmd_off[g + 1]:
-            g += 1
-        u = units[i]
-        k = g * N_UNITS + u
-        if fill:
-            Q.q[Q.pos[k]] = <int32_t> (i - cmd_off[g])
-            Q.pos[k] += 1
-        else:
-            Q.off[k + 1] += 1
-        if u >= UNIT_RX0:
+    while x < y:  # in runs between two signal checks
+        e = signal_run_end(x, y, left)
+        for i in range(x, e):
+            while i >= cmd_off[g + 1]:
+                g += 1
+            u = units[i]
+            k = g * N_UNITS + u
             if fill:
-                Q.recvs[Q.n_recv] = i
-            Q.n_recv += 1
-        elif u >= UNIT_TX0:
-            if fill:
-                Q.sends[Q.n_send] = i
-            Q.n_send += 1
+                Q.q[Q.pos[k]] = <int32_t> (i - cmd_off[g])
+                Q.pos[k] += 1
+            else:
+                Q.off[k + 1] += 1
+            if u >= UNIT_RX0:
+                if fill:
+                    Q.recvs[Q.n_recv] = i
+                Q.n_recv += 1
+            elif u >= UNIT_TX0:
+                if fill:
+                    Q.sends[Q.n_send] = i
+                Q.n_send += 1
+        if signal_tick(poll, &left, e - x):
+            return ST_INTERRUPTED
+        x = e
     g_io[0] = g
+    poll.left = left
+    return 0
 
 
 cdef int _queue_copies(const uint8_t* units, int64_t a, int64_t n, int64_t lo, int64_t R,
-                       int64_t g, const int64_t* cmd_off, Queues* Q, bint fill) noexcept nogil:
+                       int64_t g, const int64_t* cmd_off, Queues* Q, bint fill,
+                       SignalPoll* poll) noexcept nogil:
     # the R copies of body rows a..a+n at rows lo.. (one PE's, g), whose units are the body's:
     # counted as R times the body's, or queued unit by unit (each queue's entries for every
-    # copy in one run, program order kept within it; the sends and recvs in row order)
+    # copy in one run, program order kept within it; the sends and recvs in row order).
+    # 2 if out of memory, ST_INTERRUPTED if a signal handler raised.
     cdef int64_t cnt[N_UNITS + 1]
-    cdef int64_t j, m, u, t, p, base
+    cdef int64_t j, m, u, t, p, base, k, m0, m1
+    cdef int64_t left = poll.left
+    cdef int rc = 0
     cdef int64_t* by_unit
     cdef int64_t* links
     cdef int64_t n_link = 0
@@ -419,48 +460,65 @@ cdef int _queue_copies(const uint8_t* units, int64_t a, int64_t n, int64_t lo, i
         if u >= UNIT_TX0:
             links[n_link] = j
             n_link += 1
+    # (copies m0..m1 in one run between two signal checks, each k rows)
     t = 0  # cnt[u] is now the end of unit u's rows; they start where unit u - 1's end
     for u in range(N_UNITS):
         p = Q.pos[g * N_UNITS + u]
-        for m in range(R):
-            base = lo + m * n - cmd_off[g]
-            for j in range(t, cnt[u]):
-                Q.q[p] = <int32_t> (base + by_unit[j])
-                p += 1
+        k = cnt[u] - t
+        m0 = 0
+        while k and m0 < R and rc == 0:
+            m1 = signal_run_end(m0, R, (left - 1) // k + 1)
+            for m in range(m0, m1):
+                base = lo + m * n - cmd_off[g]
+                for j in range(t, cnt[u]):
+                    Q.q[p] = <int32_t> (base + by_unit[j])
+                    p += 1
+            if signal_tick(poll, &left, (m1 - m0) * k):
+                rc = ST_INTERRUPTED
+            m0 = m1
         Q.pos[g * N_UNITS + u] = p
         t = cnt[u]
-    for m in range(R):
-        base = lo + m * n
-        for j in range(n_link):
-            if units[a + links[j]] >= UNIT_RX0:
-                Q.recvs[Q.n_recv] = base + links[j]
-                Q.n_recv += 1
-            else:
-                Q.sends[Q.n_send] = base + links[j]
-                Q.n_send += 1
+        if rc:
+            break
+    m0 = 0
+    while n_link and m0 < R and rc == 0:
+        m1 = signal_run_end(m0, R, (left - 1) // n_link + 1)
+        for m in range(m0, m1):
+            base = lo + m * n
+            for j in range(n_link):
+                if units[a + links[j]] >= UNIT_RX0:
+                    Q.recvs[Q.n_recv] = base + links[j]
+                    Q.n_recv += 1
+                else:
+                    Q.sends[Q.n_send] = base + links[j]
+                    Q.n_send += 1
+        if signal_tick(poll, &left, (m1 - m0) * n_link):
+            rc = ST_INTERRUPTED
+        m0 = m1
     free(by_unit)
     free(links)
-    return 0
+    poll.left = left
+    return rc
 
 
 cdef int _queue_pass(const uint8_t* units, int64_t n, const int64_t* cmd_off,
-                     const CmdSource* s, Queues* Q, bint fill) noexcept nogil:
+                     const CmdSource* s, Queues* Q, bint fill, SignalPoll* poll) noexcept nogil:
     # every row, in order: a tiling within one PE's stream through its body, the rest row by row
     cdef int64_t k, lo, hi, g = 0
     cdef const int64_t* t
-    cdef int rc
+    cdef int rc = 0
     Q.n_send = Q.n_recv = 0
     if s == NULL:
-        _queue_rows(units, 0, n, cmd_off, &g, Q, fill)
-        return 0
+        return _queue_rows(units, 0, n, cmd_off, &g, Q, fill, poll)
     for k in range(s.n_seg):
         t = _segment(s, k, cmd_off, &g, &lo, &hi)
         if t == NULL:
-            _queue_rows(units, lo, hi, cmd_off, &g, Q, fill)
+            rc = _queue_rows(units, lo, hi, cmd_off, &g, Q, fill, poll)
         else:
-            rc = _queue_copies(units, t[T_A], t[T_Z] - t[T_A], lo, t[T_R], g, cmd_off, Q, fill)
-            if rc:
-                return rc
+            rc = _queue_copies(units, t[T_A], t[T_Z] - t[T_A], lo, t[T_R], g, cmd_off, Q, fill,
+                               poll)
+        if rc:
+            return rc
     return 0
 
 
@@ -474,10 +532,12 @@ def unit_queues_of(const uint8_t[::1] units, const int64_t[::1] cmd_off, Command
     ``recv_idx`` are the global indices of the sends (TX units) and of the recvs (RX units),
     ascending. ``src``: the program's tiled form (its rows are ``units``' commands), whose
     tilings are queued through their bodies: the same arrays, fewer passes over ``units``.
-    Raises MemoryError."""
+    Raises MemoryError; a signal handler's exception (Ctrl-C: KeyboardInterrupt) stops it and
+    propagates."""
     cdef int64_t n = units.shape[0], n_pes = cmd_off.shape[0] - 1, k
     cdef int rc
     cdef Queues Q
+    cdef SignalPoll poll
     cdef const CmdSource* s = NULL
     if src is not None:
         if src.src.n != n:
@@ -489,10 +549,12 @@ def unit_queues_of(const uint8_t[::1] units, const int64_t[::1] cmd_off, Command
     cdef int64_t[::1] off = off_arr
     Q.off = &off[0]
     cdef const uint8_t* u_p = &units[0] if n else NULL
+    signal_poll_start(&poll, 2 * n)
     with nogil:
-        rc = _queue_pass(u_p, n, &cmd_off[0], s, &Q, False)
+        rc = _queue_pass(u_p, n, &cmd_off[0], s, &Q, False, &poll)
         for k in range(n_pes * N_UNITS):
             off[k + 1] += off[k]
+    signal_poll_raise(&poll)
     q_arr = pages.empty(n, np.int32)
     send_arr = pages.empty(Q.n_send, np.int64)
     recv_arr = pages.empty(Q.n_recv, np.int64)
@@ -504,7 +566,8 @@ def unit_queues_of(const uint8_t[::1] units, const int64_t[::1] cmd_off, Command
     Q.sends = &sends[0] if sends.shape[0] else NULL
     Q.recvs = &recvs[0] if recvs.shape[0] else NULL
     with nogil:
-        rc = _queue_pass(u_p, n, &cmd_off[0], s, &Q, True)
+        rc = _queue_pass(u_p, n, &cmd_off[0], s, &Q, True, &poll)
+    signal_poll_raise(&poll)
     if rc:
         raise MemoryError()
     return q_arr, off_arr, send_arr, recv_arr
@@ -513,20 +576,38 @@ def unit_queues_of(const uint8_t[::1] units, const int64_t[::1] cmd_off, Command
 def stable_order(const int64_t[::1] keys, int64_t n_keys):
     """The stable order of ``keys`` (int64, each in 0..n_keys-1, checked by the caller): what
     ``np.argsort(keys, kind="stable")`` gives, by a counting sort, O(len(keys) + n_keys).
-    Returns int64. (The messages of a program in link order: a few links, millions of keys.)"""
-    cdef int64_t n = keys.shape[0], i, k
+    Returns int64. (The messages of a program in link order: a few links, millions of keys.)
+    A signal handler's exception (Ctrl-C: KeyboardInterrupt) stops it and propagates."""
+    cdef int64_t n = keys.shape[0], i, k, a, e
+    cdef int64_t left
+    cdef SignalPoll poll
     start_arr = np.zeros(n_keys + 1, np.int64)
     out_arr = pages.empty(n, np.int64)
     cdef int64_t[::1] start = start_arr, out = out_arr
+    signal_poll_start(&poll, 2 * n)
     with nogil:
-        for i in range(n):
-            start[keys[i] + 1] += 1
-        for k in range(n_keys):
+        left = poll.left
+        a = 0
+        while a < n:  # (in runs between two signal checks)
+            e = signal_run_end(a, n, left)
+            for i in range(a, e):
+                start[keys[i] + 1] += 1
+            if signal_tick(&poll, &left, e - a):
+                break
+            a = e
+        for k in range(n_keys if not poll.raised else 0):
             start[k + 1] += start[k]
-        for i in range(n):
-            k = keys[i]
-            out[start[k]] = i
-            start[k] += 1
+        a = 0 if not poll.raised else n
+        while a < n:
+            e = signal_run_end(a, n, left)
+            for i in range(a, e):
+                k = keys[i]
+                out[start[k]] = i
+                start[k] += 1
+            if signal_tick(&poll, &left, e - a):
+                break
+            a = e
+    signal_poll_raise(&poll)
     return out_arr
 
 
@@ -538,72 +619,109 @@ def stable_order(const int64_t[::1] keys, int64_t n_keys):
 # and their first touch most of the check's time (docs/benchmarks.md).
 cdef int _message_links(const int64_t* idx, int64_t n, const int64_t* cmd_off, int64_t n_pes,
                         const int8_t* port, bint recv, const int32_t* nbr,
-                        const int64_t* opposite, int32_t* link) noexcept nogil:
+                        const int64_t* opposite, int32_t* link, SignalPoll* poll) noexcept nogil:
     # each message's link (api.LinkPairs): a send's is its own end (PE * N_PORTS + port), a
     # recv's the end it drains (the neighbour's, opposite port). 1 if the indices are not
     # ascending within 0..n_cmds or a port is out of range or has no neighbour.
-    cdef int64_t i, x, g = 0, p, q
-    for i in range(n):
-        x = idx[i]
-        if x < 0 or x >= cmd_off[n_pes] or (i and x <= idx[i - 1]):
+    cdef int64_t i, x, g = 0, p, q, a = 0, e
+    cdef int64_t left = poll.left
+    while a < n:  # (in runs between two signal checks)
+        e = signal_run_end(a, n, left)
+        for i in range(a, e):
+            x = idx[i]
+            if x < 0 or x >= cmd_off[n_pes] or (i and x <= idx[i - 1]):
+                return 1
+            while x >= cmd_off[g + 1]:
+                g += 1
+            p = port[i]
+            if p < 0 or p >= N_PORTS:
+                return 1
+            q = nbr[g * N_PORTS + p]
+            if q < 0 or q >= n_pes:
+                return 1
+            link[i] = <int32_t> (q * N_PORTS + opposite[p] if recv else g * N_PORTS + p)
+        if signal_tick(poll, &left, e - a):
+            return ST_INTERRUPTED
+        a = e
+    poll.left = left
+    return 0
+
+
+cdef inline bint _count_links(const int32_t* link, int64_t n, int64_t* cnt, SignalPoll* poll,
+                              int64_t* left) noexcept nogil:
+    # cnt[link[i]] += 1 for each i, in runs between two signal checks; 1 if a handler raised
+    cdef int64_t i, a = 0, e
+    while a < n:
+        e = signal_run_end(a, n, left[0])
+        for i in range(a, e):
+            cnt[link[i]] += 1
+        if signal_tick(poll, left, e - a):
             return 1
-        while x >= cmd_off[g + 1]:
-            g += 1
-        p = port[i]
-        if p < 0 or p >= N_PORTS:
+        a = e
+    return 0
+
+
+cdef inline bint _slot_links(const int32_t* link, int64_t n, int64_t* cnt, int64_t* slot,
+                             SignalPoll* poll, int64_t* left) noexcept nogil:
+    # each i's slot: the next of its link's (cnt), in runs between two signal checks; 1 if a
+    # handler raised
+    cdef int64_t i, a = 0, e, lk
+    while a < n:
+        e = signal_run_end(a, n, left[0])
+        for i in range(a, e):
+            lk = link[i]
+            slot[i] = cnt[lk]
+            cnt[lk] += 1
+        if signal_tick(poll, left, e - a):
             return 1
-        q = nbr[g * N_PORTS + p]
-        if q < 0 or q >= n_pes:
-            return 1
-        link[i] = <int32_t> (q * N_PORTS + opposite[p] if recv else g * N_PORTS + p)
+        a = e
     return 0
 
 
 cdef int _message_slots(const int32_t* s_link, int64_t n_s, const int32_t* r_link, int64_t n_r,
-                        int64_t n_links, int64_t* s_slot, int64_t* r_slot) noexcept nogil:
+                        int64_t n_links, int64_t* s_slot, int64_t* r_slot,
+                        SignalPoll* poll) noexcept nogil:
     # message k of a link (its k-th send, its k-th recv in command order) at slot off[link] + k,
     # the links in order (api.pair_links' send_order/recv_order, inverted): each send's and each
-    # recv's slot. 1 if a link's send and recv counts differ, 2 if out of memory.
-    cdef int64_t i, lk, x = 0, c
+    # recv's slot. 1 if a link's send and recv counts differ, 2 if out of memory,
+    # ST_INTERRUPTED if a signal handler raised.
+    cdef int64_t lk, x = 0, c
+    cdef int64_t left = poll.left
+    cdef int rc = 0
     cdef int64_t* cnt = <int64_t*> calloc(2 * n_links + 1, sizeof(int64_t))
     if cnt == NULL:
         return 2
-    for i in range(n_s):
-        cnt[s_link[i]] += 1
-    for i in range(n_r):
-        cnt[n_links + r_link[i]] += 1
-    for lk in range(n_links):
+    if (_count_links(s_link, n_s, cnt, poll, &left)
+            or _count_links(r_link, n_r, cnt + n_links, poll, &left)):
+        rc = ST_INTERRUPTED
+    for lk in range(n_links if rc == 0 else 0):
         if cnt[lk] != cnt[n_links + lk]:
-            free(cnt)
-            return 1
+            rc = 1
+            break
         c = cnt[lk]
         cnt[lk] = cnt[n_links + lk] = x
         x += c
-    for i in range(n_s):
-        lk = s_link[i]
-        s_slot[i] = cnt[lk]
-        cnt[lk] += 1
-    for i in range(n_r):
-        lk = n_links + r_link[i]
-        r_slot[i] = cnt[lk]
-        cnt[lk] += 1
+    if rc == 0 and (_slot_links(s_link, n_s, cnt, s_slot, poll, &left)
+                    or _slot_links(r_link, n_r, cnt + n_links, r_slot, poll, &left)):
+        rc = ST_INTERRUPTED
     free(cnt)
-    return 0
+    poll.left = left
+    return rc
 
 
 cdef int _pair(const int64_t* s_idx, const int8_t* s_port, int64_t n_s, const int64_t* r_idx,
                const int8_t* r_port, int64_t n_r, const int64_t* cmd_off, int64_t n_pes,
                const int32_t* nbr, const int64_t* opposite, int32_t* s_link, int32_t* r_link,
-               int64_t* s_slot, int64_t* r_slot) noexcept nogil:
+               int64_t* s_slot, int64_t* r_slot, SignalPoll* poll) noexcept nogil:
     # the pairing: links (_message_links), then slots (_message_slots)
     cdef int rc
     if n_s != n_r:
         return 1
-    rc = _message_links(s_idx, n_s, cmd_off, n_pes, s_port, False, nbr, opposite, s_link)
+    rc = _message_links(s_idx, n_s, cmd_off, n_pes, s_port, False, nbr, opposite, s_link, poll)
     if rc == 0:
-        rc = _message_links(r_idx, n_r, cmd_off, n_pes, r_port, True, nbr, opposite, r_link)
+        rc = _message_links(r_idx, n_r, cmd_off, n_pes, r_port, True, nbr, opposite, r_link, poll)
     if rc == 0:
-        rc = _message_slots(s_link, n_s, r_link, n_r, n_pes * N_PORTS, s_slot, r_slot)
+        rc = _message_slots(s_link, n_s, r_link, n_r, n_pes * N_PORTS, s_slot, r_slot, poll)
     return rc
 
 
@@ -622,10 +740,10 @@ cdef class _Pairing:
 
     cdef int pair(self, const int64_t* s_idx, int64_t n_s, const int64_t* r_idx, int64_t n_r,
                   const int64_t* cmd_off, int64_t n_pes, const int32_t* nbr,
-                  const int64_t* opposite) noexcept nogil:
+                  const int64_t* opposite, SignalPoll* poll) noexcept nogil:
         return _pair(s_idx, &self.s_port[0], n_s, r_idx, &self.r_port[0], n_r, cmd_off, n_pes,
                      nbr, opposite, &self.s_link[0], &self.r_link[0], &self.s_slot[0],
-                     &self.r_slot[0])
+                     &self.r_slot[0], poll)
 
 
 def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
@@ -645,10 +763,13 @@ def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
     ``units``: every command's unit (uint8); ``send_idx``/``recv_idx``: ascending global
     indices of the sends (TX units) and recvs (RX units), ``send_bytes``/``recv_bytes`` their
     byte counts; ``nbr``: (n_pes, N_PORTS) int32 neighbour table; ``opposite``: (N_PORTS,)
-    int64. Raises ValueError on tables of the wrong size, MemoryError."""
+    int64. Raises ValueError on tables of the wrong size, MemoryError; a signal handler's
+    exception (Ctrl-C: KeyboardInterrupt) stops it and propagates."""
     cdef int64_t n_pes = cmd_off.shape[0] - 1, n_s = send_idx.shape[0], n_r = recv_idx.shape[0]
-    cdef int64_t i, x, k, p
+    cdef int64_t i, x, k, p, a, e
+    cdef int64_t left
     cdef int rc = 0
+    cdef SignalPoll poll
     cdef bint typed = sites is not None
     cdef int64_t n_types = 0, ts, tr
     if (nbr.shape[0] != n_pes or nbr.shape[1] != N_PORTS or opposite.shape[0] != N_PORTS
@@ -664,44 +785,71 @@ def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
         return out_arr
     cdef Message[::1] out = out_arr
     cdef _Pairing m = _Pairing(n_s, n_r)
+    signal_poll_start(&poll, 8 * n_s)  # (about: 8 passes over the messages)
     with nogil:
-        for i in range(n_s):
-            x = send_idx[i]
-            if x < 0 or x >= units.shape[0]:
-                rc = 1
-                break
-            p = <int64_t> units[x] - UNIT_TX0
-            x = recv_idx[i]
-            if p < 0 or p >= N_PORTS or x < 0 or x >= units.shape[0]:
-                rc = 1
-                break
-            m.s_port[i] = <int8_t> p
-            p = <int64_t> units[x] - UNIT_RX0
-            if p < 0 or p >= N_PORTS:
-                rc = 1
-                break
-            m.r_port[i] = <int8_t> p
+        left = poll.left
+        a = 0
+        while a < n_s:  # (every pass over the messages in runs between two signal checks)
+            e = signal_run_end(a, n_s, left)
+            for i in range(a, e):
+                x = send_idx[i]
+                if x < 0 or x >= units.shape[0]:
+                    rc = 1
+                    break
+                p = <int64_t> units[x] - UNIT_TX0
+                x = recv_idx[i]
+                if p < 0 or p >= N_PORTS or x < 0 or x >= units.shape[0]:
+                    rc = 1
+                    break
+                m.s_port[i] = <int8_t> p
+                p = <int64_t> units[x] - UNIT_RX0
+                if p < 0 or p >= N_PORTS:
+                    rc = 1
+                    break
+                m.r_port[i] = <int8_t> p
+            if rc == 0 and signal_tick(&poll, &left, e - a):
+                rc = ST_INTERRUPTED
+            a = e if rc == 0 else n_s
+        poll.left = left
         if rc == 0:
             rc = m.pair(&send_idx[0], n_s, &recv_idx[0], n_r, &cmd_off[0], n_pes, &nbr[0, 0],
-                        &opposite[0])
-        if rc == 0:
-            for i in range(n_s):
+                        &opposite[0], &poll)
+        left = poll.left
+        a = 0 if rc == 0 else n_s
+        while a < n_s:
+            e = signal_run_end(a, n_s, left)
+            for i in range(a, e):
                 k = m.s_slot[i]
                 out[k].link = m.s_link[i]
                 out[k].send = send_idx[i]
                 out[k].nbytes = send_bytes[i]
-            for i in range(n_r):
+            if signal_tick(&poll, &left, e - a):
+                rc = ST_INTERRUPTED
+            a = e if rc == 0 else n_s
+        a = 0 if rc == 0 else n_r
+        while a < n_r:
+            e = signal_run_end(a, n_r, left)
+            for i in range(a, e):
                 k = m.r_slot[i]
                 if out[k].nbytes != recv_bytes[i]:
                     rc = 1
                     break
                 out[k].recv = recv_idx[i]
-        if rc == 0 and typed:  # each pair's shape and dtype (indices checked by the pairing)
-            for k in range(n_s):
+            if rc == 0 and signal_tick(&poll, &left, e - a):
+                rc = ST_INTERRUPTED
+            a = e if rc == 0 else n_r
+        a = 0 if rc == 0 and typed else n_s  # each pair's shape and dtype (indices checked by
+        while a < n_s:                       # the pairing)
+            e = signal_run_end(a, n_s, left)
+            for k in range(a, e):
                 ts, tr = sites[out[k].send], sites[out[k].recv]
                 if ts < 0 or ts >= n_types or tr < 0 or tr >= n_types or site_type[ts] != site_type[tr]:
                     rc = 1
                     break
+            if rc == 0 and signal_tick(&poll, &left, e - a):
+                rc = ST_INTERRUPTED
+            a = e if rc == 0 else n_s
+    signal_poll_raise(&poll)
     if rc == 2:
         raise MemoryError()
     return out_arr if rc == 0 else None
