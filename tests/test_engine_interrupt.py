@@ -1,6 +1,8 @@
 """Ctrl-C during a long engine run: the nogil loop runs Python's signal handlers every
 SIGNAL_CHECK_PERIOD work items, so KeyboardInterrupt stops it within milliseconds; the engine's
-memory is freed and the same process and Context launch again with identical results.
+memory is freed and the same process and Context launch again with identical results. The same
+for the passes over every command outside the loop: tl.range replay's (kernbench/_core/_replay.pyx)
+and the jumps' copies (_engine.apply_copies); the check pass's are in tests/test_program_checks.py.
 
 Runs are sized by a calibration launch (the debug build is ~50x slower than the release build),
 so every test takes about the same time on both.
@@ -21,10 +23,11 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from engine_helpers import assert_same_result
+from engine_helpers import assert_same_result, call_interrupted, pass_result
 
 import kernbench
-from kernbench._core import _engine
+from kernbench._core import _engine, _replay
+from kernbench.common.pe_commands import N_UNITS
 
 HW = {"n_cubes": 1, "pes_per_cube": 4}
 
@@ -208,3 +211,93 @@ def test_a_handler_that_does_not_raise_runs_during_the_loop_and_changes_nothing(
         signal.signal(signal.SIGUSR1, old)
     assert len(ran) == 1 and ran[0] < end - 0.2 * secs  # handled mid-run, not at its end
     assert_same_launch(got, want)
+
+
+# -- the passes over every command outside the loop -----------------------------------------------
+#: iterations of the loop below: every pass goes well past its first signal check
+BIG = 3 << 16
+
+
+def counter(n, *, tl):
+    acc = tl.zeros((8,), "f32")
+    for _ in tl.range(0, n):
+        acc = acc + 1.0
+
+
+@pytest.fixture(scope="module")
+def tiled():
+    """A launch of BIG + 1 commands kept as one tiling (its body the loop's first iteration),
+    read as the array, its tiling and its C reader."""
+    ctx = kernbench.Context("default")
+    ctx.install_sfr(scope="pe")
+    tc = ctx.launch(counter, (1, 1), BIG, mode="timing").program.compact
+    assert tc is not None and len(tc.tiles) == 1
+    return tc, tc.expand(), tc.source()
+
+
+def _tile(t):
+    a, z, lo, R, D, shift, made = t[0].tiles[0]
+    return t[1], a, z - a, lo, R, D, shift, made
+
+
+def _tile_commands(t):
+    full, a, n, lo, R, D, shift, made = _tile(t)
+    return _replay.tile_commands, (full[a:a + n], np.empty(R * n, full.dtype), shift, R, D, made)
+
+
+def _tiles_repeat(t):
+    full, a, n, lo, R, D, shift, made = _tile(t)
+    return _replay.tiles_repeat, (full[a:lo + R * n], n, R + 1, made, shift)
+
+
+def _source_repeats(t):
+    full, a, n, lo, R, D, shift, made = _tile(t)
+    return _replay.source_repeats, (t[2], a, n, R + 1, made, shift)
+
+
+def _fill_records(t):
+    n = 2 * BIG
+    rec = np.full((n, 4), -1, np.int64)
+    rec[:, 0] = np.arange(n) % 2  # sites 0 and 1: the first makes an 8-byte result, the other none
+    return _replay.fill_records, (rec, t[1][:2], np.array([[8], [-1]], np.int64), 0,
+                                  np.zeros(1, np.int64), np.zeros(1, np.int64),
+                                  np.zeros(n, t[1].dtype), np.zeros(n, np.int32),
+                                  np.zeros(n, np.int64), np.zeros(1, np.int64))
+
+
+def _apply_copies(t):
+    # one unit's queue of n commands; one copy: each starts and ends 5 cycles after the one before
+    n = 2 * BIG
+    start, end = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    start[0], end[0] = 7, 9
+    q_off = np.full(N_UNITS + 1, n, np.int64)
+    q_off[0] = 0
+    return _engine.apply_copies, (start, end, np.arange(n, dtype=np.int32), q_off,
+                                  np.array([0, n], np.int64),
+                                  np.array([[0, 1, 1, n - 1, 1, 5]], np.int64))
+
+
+PASSES = {
+    "tile_commands": _tile_commands,
+    "tiles_repeat": _tiles_repeat,
+    "source_repeats": _source_repeats,
+    "source_moved_on": lambda t: (_replay.source_moved_on,
+                                  (t[2], 1, 2, BIG - 2, 0, 1, 0, np.zeros((BIG - 2, 3), np.uint8))),
+    "source_reads_any": lambda t: (_replay.source_reads_any,
+                                   (t[2], 0, BIG + 1, np.array([1 << 40], np.int64))),
+    "rows": lambda t: (t[2].rows, (0, BIG + 1, np.empty(BIG + 1, t[1].dtype))),
+    "fill_records": _fill_records,
+    "apply_copies": _apply_copies,
+}
+
+
+@pytest.mark.parametrize("name", PASSES)
+def test_ctrl_c_stops_a_pass_over_every_command_and_it_runs_again_alike(tiled, name):
+    """SIGINT pending as the pass starts: KeyboardInterrupt from its signal poll (not after the
+    whole pass); then the same pass, uninterrupted, gives what it gave before, bit for bit."""
+    want = pass_result(*PASSES[name](tiled))
+    if name in ("tiles_repeat", "source_repeats", "source_moved_on"):
+        assert want[0] is True  # (the whole pass ran)
+    fn, args = PASSES[name](tiled)
+    call_interrupted(fn, *args)
+    assert pass_result(*PASSES[name](tiled)) == want

@@ -1407,8 +1407,11 @@ def apply_copies(int64_t[::1] start, int64_t[::1] end, const int32_t[::1] unit_q
     of its queue from position q start ``delta`` cycles after the command dq positions before,
     and from position e end so (a queue holds indices in the PE's stream, from cmd_off). Runs
     holding the GIL, so no other thread reads the arrays half written; writing them twice writes
-    the same values. Raises ValueError on a copy outside its unit's queue."""
-    cdef int64_t r, q, i, base, lo, hi
+    the same values (a signal handler's exception, Ctrl-C: KeyboardInterrupt, stops it midway
+    and propagates: the caller writes them all again). Raises ValueError on a copy outside its
+    unit's queue."""
+    cdef int64_t r, q, i, base, lo, hi, work = 0, left, a, z, e, dq, delta
+    cdef SignalPoll poll
     if copies.shape[0] and copies.shape[1] != COPY_COLS:
         raise ValueError("apply_copies: copies must be (k, 6)")
     for r in range(copies.shape[0]):
@@ -1419,9 +1422,28 @@ def apply_copies(int64_t[::1] start, int64_t[::1] end, const int32_t[::1] unit_q
         if (copies[r, 4] < 1 or copies[r, 3] < 0 or min(copies[r, 1], copies[r, 2]) - copies[r, 4] < lo
                 or max(copies[r, 1], copies[r, 2]) + copies[r, 3] > hi):
             raise ValueError("apply_copies: a copy outside its unit's queue")
+        work += 2 * copies[r, 3]
+    signal_poll_start(&poll, work)  # (the GIL held: the check takes it again, at no wait)
+    left = poll.left
     for r in range(copies.shape[0]):
         base = cmd_off[copies[r, 0] // N_UNITS]
-        for q in range(copies[r, 1], copies[r, 1] + copies[r, 3]):
-            start[base + unit_q[q]] = start[base + unit_q[q - copies[r, 4]]] + copies[r, 5]
-        for q in range(copies[r, 2], copies[r, 2] + copies[r, 3]):
-            end[base + unit_q[q]] = end[base + unit_q[q - copies[r, 4]]] + copies[r, 5]
+        dq, delta = copies[r, 4], copies[r, 5]
+        a, z = copies[r, 1], copies[r, 1] + copies[r, 3]
+        while a < z:  # (in runs between two signal checks)
+            e = signal_run_end(a, z, left)
+            for q in range(a, e):
+                start[base + unit_q[q]] = start[base + unit_q[q - dq]] + delta
+            if signal_tick(&poll, &left, e - a):
+                break
+            a = e
+        a, z = copies[r, 2], copies[r, 2] + copies[r, 3]
+        while a < z and not poll.raised:
+            e = signal_run_end(a, z, left)
+            for q in range(a, e):
+                end[base + unit_q[q]] = end[base + unit_q[q - dq]] + delta
+            if signal_tick(&poll, &left, e - a):
+                break
+            a = e
+        if poll.raised:
+            break
+    signal_poll_raise(&poll)

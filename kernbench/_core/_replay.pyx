@@ -6,12 +6,19 @@ the iteration before moved on by m * D tensors, and its results numbered m * mad
 (made: results B makes). This writes those copies as whole command records, one pass in C,
 instead of building each field with numpy; and the trace store's flush of traced rows
 (:func:`fill_records`), one pass in C too.
+
+Ctrl-C: the passes that can run over every command of a launch (writing or comparing a tiling's
+copies, reading rows back, the flush) run without the GIL and poll Python's signal handlers every
+SIGNAL_PERIOD rows (the engine's signal poll, _types.pxd); when one raises (KeyboardInterrupt),
+the pass stops and the function raises that exception once the GIL is back, its output partly
+written.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memcmp, memcpy
 from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject
-from ._types cimport Command
+from ._types cimport (Command, SIGNAL_PERIOD, SignalPoll, signal_poll_start, signal_poll_raise,
+                      signal_tick, signal_run_end)
 
 import numpy as np
 
@@ -34,19 +41,28 @@ def tile_commands(const Command[::1] body, Command[::1] out, const uint8_t[:, ::
     (src0, src1, src2) plus ``shift[j, k] * m * D``, the result (if any) plus ``m * made``.
     ``body``: (n,) records; ``out``: (R * n,); ``shift``: (n, 3) of 0/1. Raises ValueError on
     shapes that do not fit (nothing written)."""
-    cdef int64_t n = body.shape[0], m, j, base, sd, rd
+    cdef int64_t n = body.shape[0], m, j, base, sd, rd, left, m0 = 1, m1
     cdef Command c
+    cdef SignalPoll poll
     if out.shape[0] != R * n or shift.shape[0] != n or shift.shape[1] != 3 or R < 0:
         raise ValueError("tile_commands: shapes do not fit")
+    signal_poll_start(&poll, R * n)
     with nogil:
-        for m in range(1, R + 1):
-            base = (m - 1) * n
-            sd = m * D
-            rd = m * made
-            for j in range(n):
-                c = body[j]
-                _move_on(&c, &shift[j, 0], sd, rd)
-                out[base + j] = c
+        left = poll.left
+        while n and m0 <= R:  # copies m0..m1 in one run between two signal checks
+            m1 = signal_run_end(m0, R + 1, (left - 1) // n + 1)
+            for m in range(m0, m1):
+                base = (m - 1) * n
+                sd = m * D
+                rd = m * made
+                for j in range(n):
+                    c = body[j]
+                    _move_on(&c, &shift[j, 0], sd, rd)
+                    out[base + j] = c
+            if signal_tick(&poll, &left, (m1 - m0) * n):
+                break
+            m0 = m1
+    signal_poll_raise(&poll)
 
 
 cdef inline bint _is_moved_on(const Command* body, const Command* rows, int64_t n, int64_t sd,
@@ -69,15 +85,24 @@ def tiles_repeat(const Command[::1] rows, int64_t n, int64_t iters, int64_t made
     k of row j moved on by ``shift[j, k] * i * made``, its result (if any) by ``i * made``. One
     read of the rows, in C (the engine's steady-state jumps rely on it: kernbench._core.api).
     Raises ValueError on shapes that do not fit."""
-    cdef int64_t i
+    cdef int64_t i, left, i0 = 1, i1
     cdef bint ok = True
+    cdef SignalPoll poll
     if rows.shape[0] != iters * n or shift.shape[0] != n or shift.shape[1] != 3 or iters < 1:
         raise ValueError("tiles_repeat: shapes do not fit")
+    signal_poll_start(&poll, iters * n)
     with nogil:
-        for i in range(1, iters):
-            if not _is_moved_on(&rows[0], &rows[i * n], n, i * made, &shift[0, 0]):
-                ok = False
+        left = poll.left
+        while n and ok and i0 < iters:  # iterations i0..i1 in one run between two signal checks
+            i1 = signal_run_end(i0, iters, (left - 1) // n + 1)
+            for i in range(i0, i1):
+                if not _is_moved_on(&rows[0], &rows[i * n], n, i * made, &shift[0, 0]):
+                    ok = False
+                    break
+            if ok and signal_tick(&poll, &left, (i1 - i0) * n):
                 break
+            i0 = i1
+    signal_poll_raise(&poll)
     return ok
 
 
@@ -154,9 +179,10 @@ def source_repeats(CommandSource src, int64_t c0, int64_t n, int64_t iters, int6
                    const uint8_t[:, ::1] shift) -> bool:
     """:func:`tiles_repeat` of rows c0 .. c0 + iters * n of ``src``, read one iteration at a
     time (the array is never expanded)."""
-    cdef int64_t i
+    cdef int64_t i, left
     cdef bint ok = True
     cdef int rc = 0
+    cdef SignalPoll poll
     if shift.shape[0] != n or shift.shape[1] != 3 or iters < 1 or n < 1:
         raise ValueError("source_repeats: shapes do not fit")
     if c0 < 0 or c0 + n * iters > src.src.n:
@@ -164,15 +190,18 @@ def source_repeats(CommandSource src, int64_t c0, int64_t n, int64_t iters, int6
     body_arr = np.empty(n, src._keep[0].dtype)
     it_arr = np.empty(n, src._keep[0].dtype)
     cdef Command[::1] body = body_arr, it = it_arr
+    signal_poll_start(&poll, iters * n)
     with nogil:
+        left = poll.left
         rc = fill_rows(&src.src, c0, c0 + n, &body[0])
         for i in range(1, iters):
-            if rc:
+            if rc or signal_tick(&poll, &left, n):
                 break
             rc = fill_rows(&src.src, c0 + i * n, c0 + (i + 1) * n, &it[0])
             if rc == 0 and not _is_moved_on(&body[0], &it[0], n, i * made, &shift[0, 0]):
                 ok = False
                 break
+    signal_poll_raise(&poll)
     return ok and rc == 0
 
 
@@ -196,9 +225,10 @@ def source_moved_on(CommandSource src, int64_t a, int64_t b, int64_t n, int64_t 
     compares the sites). Then ``shift`` ((n, 3) uint8) is 1 for each operand of B at or above
     ``t_a`` (those replay moves on). Both ranges are read ``rows`` rows at a time, never
     expanded. Raises ValueError on shapes that do not fit or rows outside the array."""
-    cdef int64_t x, y, j
+    cdef int64_t x, y, j, left
     cdef int rc = 0
     cdef bint ok = True
+    cdef SignalPoll poll
     if shift.shape[0] != n or shift.shape[1] != 3 or n < 0 or rows < 1:
         raise ValueError("source_moved_on: shapes do not fit")
     if a < 0 or b < 0 or a + n > src.src.n or b + n > src.src.n:
@@ -208,10 +238,14 @@ def source_moved_on(CommandSource src, int64_t a, int64_t b, int64_t n, int64_t 
     ba_arr = np.empty(min(n, rows), src._keep[0].dtype)
     bb_arr = np.empty(min(n, rows), src._keep[0].dtype)
     cdef Command[::1] ba = ba_arr, bb = bb_arr
+    signal_poll_start(&poll, n)
     with nogil:
+        left = poll.left
         x = 0
         while x < n and ok:
             y = x + ba.shape[0] if x + ba.shape[0] < n else n
+            if signal_tick(&poll, &left, y - x):
+                break
             rc = fill_rows(&src.src, a + x, a + y, &ba[0])
             if rc == 0:
                 rc = fill_rows(&src.src, b + x, b + y, &bb[0])
@@ -223,6 +257,7 @@ def source_moved_on(CommandSource src, int64_t a, int64_t b, int64_t n, int64_t 
                     ok = False
                     break
             x = y
+    signal_poll_raise(&poll)
     if rc:
         raise ValueError("source_moved_on: rows outside the array")
     return ok
@@ -234,10 +269,11 @@ def source_reads_any(CommandSource src, int64_t x, int64_t y, const int64_t[::1]
     (ascending int64): does a tl.range iteration read a tensor whose value tracing knows
     (kernbench.language.loops)? Read ``rows`` rows at a time, never expanded. Raises ValueError
     for rows outside the array."""
-    cdef int64_t i, j, k, lo, hi, mid, v, z
+    cdef int64_t i, j, k, lo, hi, mid, v, z, left
     cdef int rc = 0
     cdef bint hit = False
     cdef int64_t n_w = watch.shape[0]
+    cdef SignalPoll poll
     if x < 0 or y > src.src.n or x > y or rows < 1:
         raise ValueError(f"source_reads_any: rows {x}..{y} outside 0..{src.src.n}")
     if n_w == 0 or x == y:
@@ -245,10 +281,14 @@ def source_reads_any(CommandSource src, int64_t x, int64_t y, const int64_t[::1]
     buf_arr = np.empty(min(y - x, rows), src._keep[0].dtype)
     cdef Command[::1] buf = buf_arr
     cdef int64_t ops[3]
+    signal_poll_start(&poll, y - x)
     with nogil:
+        left = poll.left
         i = x
         while i < y and not hit and rc == 0:
             z = i + buf.shape[0] if i + buf.shape[0] < y else y
+            if signal_tick(&poll, &left, z - i):
+                break
             rc = fill_rows(&src.src, i, z, &buf[0])
             for j in range(z - i if rc == 0 else 0):
                 ops[0], ops[1], ops[2] = buf[j].src0, buf[j].src1, buf[j].src2
@@ -269,6 +309,7 @@ def source_reads_any(CommandSource src, int64_t x, int64_t y, const int64_t[::1]
                 if hit:
                     break
             i = z
+    signal_poll_raise(&poll)
     return hit
 
 
@@ -285,8 +326,9 @@ def fill_records(const int64_t[:, ::1] rec, const Command[::1] table, const int6
     (numpy took ~25 calls per flush). Raises ValueError on shapes that do not fit, segments out
     of order or a site outside the table (nothing is written then)."""
     cdef int64_t n = rec.shape[0], K = starts.shape[0], n_sites = table.shape[0]
-    cdef int64_t i, k, hi, site, cnt, tot = 0, nb
+    cdef int64_t i, k, hi, site, cnt, tot = 0, nb, left, a, e
     cdef Command c
+    cdef SignalPoll poll
     if (rec.shape[1] != 4 or out.shape[0] != n or sites.shape[0] != n or made_bytes.shape[0] < n
             or base.shape[0] != K or made.shape[0] != K or fields.shape[0] != n_sites
             or col < 0 or col >= fields.shape[1]
@@ -298,28 +340,39 @@ def fill_records(const int64_t[:, ::1] rec, const Command[::1] table, const int6
     for i in range(n):
         if rec[i, 0] < 0 or rec[i, 0] >= n_sites:
             raise ValueError(f"fill_records: site {rec[i, 0]} outside the table (0..{n_sites})")
+    signal_poll_start(&poll, n)
     with nogil:
+        left = poll.left
         for k in range(K):
             hi = starts[k + 1] if k + 1 < K else n
             cnt = base[k]
-            for i in range(starts[k], hi):
-                site = rec[i, 0]
-                c = table[site]
-                # (int32 operands, as numpy's assignment of int64 ones casts them)
-                c.src0 = <int32_t> rec[i, 1]
-                c.src1 = <int32_t> rec[i, 2]
-                c.src2 = <int32_t> rec[i, 3]
-                nb = fields[site, col]
-                if nb >= 0:
-                    c.dst = <int32_t> cnt
-                    cnt += 1
-                    made_bytes[tot] = nb
-                    tot += 1
-                else:
-                    c.dst = -1
-                out[i] = c
-                sites[i] = <int32_t> site
+            a = starts[k]
+            while a < hi:  # (in runs between two signal checks)
+                e = signal_run_end(a, hi, left)
+                for i in range(a, e):
+                    site = rec[i, 0]
+                    c = table[site]
+                    # (int32 operands, as numpy's assignment of int64 ones casts them)
+                    c.src0 = <int32_t> rec[i, 1]
+                    c.src1 = <int32_t> rec[i, 2]
+                    c.src2 = <int32_t> rec[i, 3]
+                    nb = fields[site, col]
+                    if nb >= 0:
+                        c.dst = <int32_t> cnt
+                        cnt += 1
+                        made_bytes[tot] = nb
+                        tot += 1
+                    else:
+                        c.dst = -1
+                    out[i] = c
+                    sites[i] = <int32_t> site
+                if signal_tick(&poll, &left, e - a):
+                    break
+                a = e
             made[k] = cnt - base[k]
+            if poll.raised:
+                break
+    signal_poll_raise(&poll)
     return tot
 
 
@@ -508,10 +561,24 @@ cdef class CommandSource:
             out = np.empty(max(y - x, 0), self._keep[0].dtype)
         cdef Command[::1] o = out
         cdef int rc
+        cdef int64_t a, z, left
+        cdef SignalPoll poll
         if o.shape[0] != y - x:
             raise ValueError("CommandSource.rows: out has the wrong length")
+        signal_poll_start(&poll, y - x)
         with nogil:
-            rc = fill_rows(&self.src, x, y, &o[0] if o.shape[0] else NULL)
+            # SIGNAL_PERIOD rows at a time, the signal poll between (each call reads its rows
+            # exactly as one call over all of them would)
+            rc = -1 if x < 0 or y > self.src.n or x > y else 0  # (fill_rows' range check)
+            left = poll.left
+            a = x
+            while rc == 0 and a < y:
+                z = a + SIGNAL_PERIOD if y - a > SIGNAL_PERIOD else y
+                rc = fill_rows(&self.src, a, z, &o[a - x])
+                if rc == 0 and signal_tick(&poll, &left, z - a):
+                    break
+                a = z
+        signal_poll_raise(&poll)
         if rc:
             raise ValueError(f"CommandSource.rows: {x}..{y} outside 0..{self.src.n}")
         return out
