@@ -893,7 +893,8 @@ def simulate(
     run without the jumps (``steady=False``), bit for bit. Raises
     ValueError for malformed input, DeadlockError, MaxCyclesError, and
     SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity. Ctrl-C (on the main
-    thread) stops the run within milliseconds with KeyboardInterrupt, the engine's memory freed.
+    thread) stops the run, or the program's checks before it, within milliseconds with
+    KeyboardInterrupt, the engine's memory freed.
     """
     if detail not in DETAILS:
         raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
