@@ -78,24 +78,22 @@ cpdef object new_handle(object id, object addr, object shape, object dtype, obje
     return h
 
 
-
 # The two fields every tl call reads of its operands, at their slots: what the member
 # descriptors do, without the attribute lookup (semantic.operand, builtins._binary).
-cpdef object handle_id(object h):
-    """``h.id``, read at its slot when ``h`` is a TensorHandle itself (else by attribute)."""
+cdef inline object _field(object h, int i, str name):
     cdef PyObject *v
     if Py_TYPE(h) is _type:
-        v = (<PyObject **>((<char *><PyObject *>h) + _offset[0]))[0]
+        v = (<PyObject **>((<char *><PyObject *>h) + _offset[i]))[0]
         if v is not NULL:
             return <object>v
-    return h.id
+    return getattr(h, name)  # (another type, or an unset slot: its AttributeError)
+
+
+cpdef object handle_id(object h):
+    """``h.id``, read at its slot when ``h`` is a TensorHandle itself (else by attribute)."""
+    return _field(h, 0, "id")
 
 
 cpdef object handle_shape(object h):
     """``h.shape``, read at its slot when ``h`` is a TensorHandle itself (else by attribute)."""
-    cdef PyObject *v
-    if Py_TYPE(h) is _type:
-        v = (<PyObject **>((<char *><PyObject *>h) + _offset[2]))[0]
-        if v is not NULL:
-            return <object>v
-    return h.shape
+    return _field(h, 2, "shape")
