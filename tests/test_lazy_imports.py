@@ -80,6 +80,7 @@ def test_the_mapping_does_what_the_dict_did():
     want = {k: NP_DTYPES[k] for k in ITEMSIZE}
     assert NP_DTYPES.copy() == want and type(NP_DTYPES.copy()) is dict
     assert NP_DTYPES | {"x": 1} == {**want, "x": 1} and {"f16": 0} | NP_DTYPES == want
+    assert NP_DTYPES | NP_DTYPES == want  # (another Mapping, not a dict)
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
         assert pickle.loads(pickle.dumps(NP_DTYPES, protocol)) == want
 

@@ -84,10 +84,10 @@ class _NumpyDtypes(Mapping):
         return dict(self)
 
     def __or__(self, other):
-        return dict(self) | other if isinstance(other, Mapping) else NotImplemented
+        return {**self, **other} if isinstance(other, Mapping) else NotImplemented
 
     def __ror__(self, other):
-        return dict(other) | dict(self) if isinstance(other, Mapping) else NotImplemented
+        return {**other, **self} if isinstance(other, Mapping) else NotImplemented
 
     def __reduce__(self):
         return (dict, (dict(self),))  # (unpickled, a plain dict of the same dtypes)
