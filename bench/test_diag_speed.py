@@ -32,7 +32,7 @@ def _child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def test_kernbench_diag_command_line(benchmark, quick):
+def test_kernbench_diag_command_line(benchmark, quick, tmp_path):
     """``kernbench diag --shape llama70b --hw mesh8`` in a fresh interpreter, imports included:
     what a user waits for at the shell. extra_info: the child processes' CPU time (user plus
     system) beside the benchmark's own timer, and that of ``import kernbench.cli`` alone."""
@@ -44,7 +44,8 @@ def test_kernbench_diag_command_line(benchmark, quick):
 
     def run():
         t = _child_cpu()
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        # (from tmp_path, not the checkout: Python would import its source tree, unbuilt)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
         cpu.append(_child_cpu() - t)
         assert out.returncode == 0, out.stderr
         assert "4 of 4 panels passed" in out.stdout
@@ -52,7 +53,7 @@ def test_kernbench_diag_command_line(benchmark, quick):
     benchmark.pedantic(run, rounds=2 if quick else 3, iterations=1)
     t = _child_cpu()
     out = subprocess.run([sys.executable, "-c", "import sys, kernbench.cli; print('ml_dtypes' in sys.modules)"],
-                         capture_output=True, text=True, check=True, timeout=300)
+                         capture_output=True, text=True, check=True, timeout=300, cwd=tmp_path)
     benchmark.extra_info.update({"context": int(context), "cpu_s": min(cpu),
                                  "import_cpu_s": _child_cpu() - t,
                                  "imports_ml_dtypes": out.stdout.strip() == "True"})

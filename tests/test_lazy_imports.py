@@ -8,6 +8,7 @@ process has imported ml_dtypes long ago.
 """
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -16,8 +17,9 @@ from kernbench.language.semantic import ITEMSIZE, NP_DTYPES, STORAGE_DTYPES
 
 
 def _run(code: str) -> str:
+    # (run from the temporary folder, not the checkout: Python would import its source tree)
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, cwd=tempfile.gettempdir())
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 

@@ -815,7 +815,8 @@ def test_cache_keys_of_recursive_code_and_data_terminate_and_agree_across_proces
         assert len(set(here.values())) == len(here)
         for seed in ("0", "12345"):
             out = subprocess.run([sys.executable, "-c", _CYCLE_KEYS, str(tmp_path)], capture_output=True, text=True,
-                                 env={**os.environ, "PYTHONHASHSEED": seed}, check=True, timeout=300)
+                                 env={**os.environ, "PYTHONHASHSEED": seed}, check=True, timeout=300,
+                                 cwd=tmp_path)  # (not the checkout: its source tree has no engine)
             assert json.loads(out.stdout) == here
         m.REG["scale"] = 3
         assert code_fingerprint(m.via_registry) != here["via_registry"]
