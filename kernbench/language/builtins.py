@@ -65,12 +65,11 @@ def _not_tracing(b):
     """Raise the error of a tl call whose ``tl`` is not tracing a program of this thread: ``b``
     stands in for its builder (a _NoProgram) or is another thread's. The error names the PE and
     line of the program this thread traces, if any (the call is then that kernel's)."""
-    if isinstance(b, PEBuilder) or (b.waiting is not None and b.waiting.thread != this_thread()):
-        if not isinstance(b, PEBuilder):
-            b = b.waiting
-        why = (f"this tl is tracing {pe_label((b.pe, b.cube))} of a launch on another thread. A "
-               f"kernel must use the tl it is passed (a tl kept in a global or a closure is "
-               f"another launch's)")
+    other = b if isinstance(b, PEBuilder) else b.waiting  # (the builder of a tl waiting)
+    if other is not None and other.thread != this_thread():
+        why = (f"this tl is tracing {pe_label((other.pe, other.cube))} of a launch on another "
+               f"thread. A kernel must use the tl it is passed (a tl kept in a global or a "
+               f"closure is another launch's)")
     else:
         why = b.why
     here = operator_targets()
