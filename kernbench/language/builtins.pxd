@@ -5,11 +5,20 @@ cimport cython
 from kernbench.language._caller cimport this_thread
 from kernbench.language._handles cimport handle_id, handle_shape
 from kernbench.language.builder cimport PEBuilder
-from kernbench.language.semantic cimport operand, site_frame
+from kernbench.language.semantic cimport (binary_types, broadcast, check_dtype, check_shape, numel,
+                                          operand, port_of, site_frame, unary_types)
+
+# tl as an extension type: which program it traces (``_b``) is a C field, read in one step by
+# every call (_builder), where an instance attribute took a type lookup and a descriptor call.
+cdef class TL:
+    cdef public object _b, _grid, _serial, _replay, _ranged
 
 @cython.locals(b=PEBuilder)
-cdef PEBuilder _builder(object tl)
+cdef PEBuilder _builder(TL tl)
 
 # Every elementwise TL method is one C call into these (the checks, the plan and the command).
-cdef object _binary(object self, object a, object b, str name)
-cdef object _unary(object self, object x, str name)
+cdef object _binary(TL self, object a, object b, str name)
+cdef object _unary(TL self, object x, str name)
+
+# What _binary and _unary learn (builtins.py): typed, so a lookup is a C call.
+cdef dict _BINARY_TYPES, _UNARY_TYPES, _UNARY_OPERAND

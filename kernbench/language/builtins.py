@@ -31,6 +31,7 @@ from .semantic import (
     fail,
     numel,
     operand,
+    port_of,
     scalar_kind,
     site_frame,
     unary_types,
@@ -292,6 +293,7 @@ class TL:
     fp8e5m2 = float8e5m2 = "fp8e5m2"
     int32 = "int32"
 
+    # (compiled, builtins.pxd declares these as the extension type's C fields)
     __slots__ = ("_b", "_grid", "_serial", "_replay", "_ranged")
 
     def __init__(self, grid: tuple, replay: str = "on"):
@@ -300,7 +302,7 @@ class TL:
         #: iteration and check it repeats: verify mode's first pass)
         self._replay = replay
         self._ranged = 0  #: tl.range loops that could replay, traced so far
-        self._b: PEBuilder = _NO_PROGRAM
+        self._b = _NO_PROGRAM
         self._serial = semantic.next_launch_serial()  #: tensor ids of this launch carry it
 
     def _begin(self, builder) -> None:
@@ -870,7 +872,7 @@ class TL:
         a port is received by the neighbour's k-th recv on the opposite port."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
-        port = semantic.port_of(tr, dir, "send")
+        port = port_of(tr, dir, "send")
         spec, s, d, i, n = operand(tr, src, "send src")
         tr.send(f, spec, i, port, s, d, n)
 
@@ -882,7 +884,7 @@ class TL:
         the recv is posted as soon as its RX unit reaches it."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
-        port = semantic.port_of(tr, dir, "recv")
+        port = port_of(tr, dir, "recv")
         shape = check_shape(tr, shape, "recv shape")
         dtype = check_dtype(tr, dtype, allow_bool=True)  # a sent mask is received as "bool"
         a = -1

@@ -1,7 +1,21 @@
 # Augmenting declarations for semantic.py (compiled as it is: setup.py, TRACING_MODULES): the
-# two checks every tl call makes, as C calls for the builtins (builtins.pxd cimports them).
+# checks every tl call makes, as C calls for the builtins (builtins.pxd cimports them). The
+# caches and tables are typed dicts, so a lookup is a C call instead of a bound-method call.
+cimport cython
+
 from kernbench.language._caller cimport kernel_frame
 from kernbench.language._handles cimport handle_id, handle_shape
 
+cdef dict _BIN_TYPES, _BROADCAST, _LINES
+
 cpdef object site_frame()
 cpdef tuple operand(tr, h, str what=*)
+cpdef object binary_types(str name, str a, str b)
+cpdef object unary_types(str name, str d)
+@cython.locals(table=dict)
+cpdef str check_dtype(tr, d, str what=*, bint allow_bool=*)
+cpdef tuple check_shape(tr, shape, str what=*)
+cpdef object numel(shape)
+cpdef tuple broadcast(tr, tuple a, tuple b, str op)
+@cython.locals(table=dict)
+cpdef object port_of(tr, d, str verb)

@@ -399,7 +399,8 @@ _fmt = fmt_shape
 
 def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:
     """Canonical storage dtype or a KernelError naming what is allowed."""
-    name = DTYPES.get(d) if type(d) is str else None
+    table = DTYPES  # (typed dict in semantic.pxd: .get is then a C call, not a method lookup)
+    name = table.get(d) if type(d) is str else None
     if name is not None:
         return name
     if allow_bool and (d == "bool" or d is bool or d is np.bool_):
@@ -426,6 +427,12 @@ def check_shape(tr, shape, what: str = "shape") -> tuple:
         else:
             if shape and n <= MAX_ELEMENTS:
                 return shape
+    return _check_shape_slow(tr, shape, what)
+
+
+def _check_shape_slow(tr, shape, what: str) -> tuple:
+    """check_shape for anything but a tuple of ints within bounds (its generators would make
+    check_shape a closure, which a C call cannot be)."""
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
         shape = (shape,)
     try:
@@ -678,7 +685,8 @@ def check_masked(tr, alloc, e0: int, shape: tuple, stride, mask: np.ndarray, ver
 # -- links ------------------------------------------------------------------------------------
 def port_of(tr, d, verb: str) -> int:
     """A link port with a neighbour under the installed SFR, or a KernelError."""
-    p = PORT_INDEX.get(d) if type(d) is str else None
+    table = PORT_INDEX  # (typed dict in semantic.pxd, as in check_dtype)
+    p = table.get(d) if type(d) is str else None
     if p is None:
         if isinstance(d, Port):
             p = int(d)
