@@ -79,7 +79,7 @@ cpdef object new_handle(object id, object addr, object shape, object dtype, obje
 
 
 # The two fields every tl call reads of its operands, at their slots: what the member
-# descriptors do, without the attribute lookup (semantic.operand, builtins._binary).
+# descriptors do, without the attribute lookup (PEBuilder.operand, builtins._binary).
 cdef inline object _field(object h, int i, str name):
     cdef PyObject *v
     if Py_TYPE(h) is _type:

@@ -24,6 +24,7 @@ cdef class PEBuilder:
     cpdef _replan(self, plans, f, parts, key, extra=*)
     cpdef _site_at(self, f, what)
     cpdef _entry(self, shape, dtype, n)
+    cpdef tuple operand(self, h, str what=*)
     cpdef _new(self, shape, dtype, n, nbytes, pinned=*)
     cpdef load(self, f, alloc, e0, shape, n, dtype, stride, pinned=*, after=*, mask=*, other=*)
     cpdef store(self, f, spec, src, alloc, e0, shape, n, stride, mask=*)
@@ -33,4 +34,4 @@ cdef class PEBuilder:
     cpdef send(self, f, spec, src, port, shape, dtype, n)
     cpdef recv(self, f, port, shape, dtype, n, after=*)
 from kernbench.language._caller cimport frame_code, frame_lasti, this_thread
-from kernbench.language._handles cimport new_handle
+from kernbench.language._handles cimport handle_id, handle_shape, new_handle

@@ -30,7 +30,7 @@ replay needs to compute the value. Layout, ``(kind, file, line, ...)`` by kind:
 - ``recv``:   port, shape, dtype
 
 A spec is a tensor number (the tensor's index on its PE: its id minus the builder's ``base``),
-or ``(number, shape, transposed)`` for a view (see semantic.operand). While a program is
+or ``(number, shape, transposed)`` for a view (see PEBuilder.operand). While a program is
 traced, tensor numbers index ``tensors``: (buffer shape, dtype, element count).
 An elementwise result of its operand's shape and dtype shares the operand's tuple, so the table
 costs about a pointer per tensor; it holds no handle, so the handles the kernel drops are freed
@@ -51,7 +51,7 @@ from .semantic import ITEMSIZE, line_of
 from .sites import REDUCE_SUB, VEC_SUB, SiteTable, label_of, reduce_geometry, site_fields
 from .store import TraceStore, join_sizes
 from ._caller import frame_code, frame_lasti, this_thread
-from ._handles import new_handle
+from ._handles import handle_id, handle_shape, new_handle
 
 __all__ = ["PEBuilder", "SiteTable", "TraceStore", "SRAM_ALIGN", "FLUSH_EVERY", "label_of",
            "site_fields", "VEC_SUB", "REDUCE_SUB"]
@@ -260,6 +260,25 @@ class PEBuilder:
             t = self._entries[key] = key
         return t
 
+    def operand(self, h, what: str = "operand") -> tuple:
+        """Resolve tensor operand ``h`` of a tl call -> (spec, shape, dtype, tensor number, numel).
+
+        ``spec`` is what functional replay needs: the tensor number on this PE, or (number,
+        shape, transposed) for a view. The buffer's dtype wins over the handle's (a view is a
+        reshape, not a bitcast). Here the fast path, from this program's tensor table: a plain
+        handle whose shape is the very tuple of its buffer (the handle a tl call returned, or a
+        copy of it). Views, transposed views and bad values go to semantic.operand_slow, which
+        resolves such a handle the same way and words the errors ("what" names the operand)."""
+        try:
+            i = handle_id(h) - self.base
+            if i >= 0 and type(h) is TensorHandle:
+                t = self.tensors[i]
+                if handle_shape(h) is t[0]:
+                    return i, t[0], t[1], i, t[2]
+        except (AttributeError, IndexError, TypeError):
+            pass
+        return semantic.operand_slow(self, h, what)
+
     def _new(self, shape: tuple, dtype: str, n: int, nbytes: int, pinned: bool = False) -> TensorHandle:
         if nbytes > self.max_bytes:
             self._too_big(shape, dtype, nbytes)
@@ -269,7 +288,7 @@ class PEBuilder:
         addr = self.sram_top
         self.sram_top = addr + ((nbytes + _PAD) & _ALIGNED)
         t = self._entry(shape, dtype, n)
-        # (the entry's shape: operands resolve on `is`, semantic.operand)
+        # (the entry's shape: operands resolve on `is`, PEBuilder.operand)
         h = new_handle(self.base + i, addr, t[0], dtype, nbytes, pinned)
         self.tensors.append(t)
         if self._track is not None:
@@ -367,7 +386,7 @@ class PEBuilder:
             like = p[7]  # the launch's entry for the site's result (see _entry)
             if like[2] != n:  # (a timing-mode view of another size)
                 like = self._entry(shape, dtype, n)
-        # (the entry's shape: operands resolve on `is`, semantic.operand)
+        # (the entry's shape: operands resolve on `is`, PEBuilder.operand)
         h = new_handle(self.base + i, self.sram_top, like[0], dtype, nbytes, False)
         self.sram_top += (nbytes + _PAD) & _ALIGNED
         self.tensors.append(like)

@@ -6,7 +6,7 @@ from kernbench.language._caller cimport this_thread
 from kernbench.language._handles cimport handle_id, handle_shape
 from kernbench.language.builder cimport PEBuilder
 from kernbench.language.semantic cimport (binary_types, broadcast, check_dtype, check_shape, numel,
-                                          operand, port_of, site_frame, unary_types)
+                                          port_of, site_frame, unary_types)
 
 # tl as an extension type: which program it traces (``_b``) is a C field, read in one step by
 # every call (_builder), where an instance attribute took a type lookup and a descriptor call.

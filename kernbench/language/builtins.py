@@ -30,7 +30,6 @@ from .semantic import (
     check_shape,
     fail,
     numel,
-    operand,
     port_of,
     scalar_kind,
     site_frame,
@@ -125,8 +124,8 @@ def _binary(self, a, b, name: str) -> TensorHandle:
     """What the TL method for elementwise ``name`` of two operands (tensors or Python numbers)
     does (compiled: a C function, builtins.pxd, each method one call into it).
 
-    The hottest path of tracing, so operand()'s fast path is inlined here;
-    anything unusual (views, bad values, foreign handles) goes through semantic.operand."""
+    The hottest path of tracing, so PEBuilder.operand's fast path is inlined here;
+    anything unusual (views, bad values, foreign handles) goes through PEBuilder.operand."""
     tr: PEBuilder = _builder(self)
     f = site_frame()
     tens = tr.tensors
@@ -142,13 +141,13 @@ def _binary(self, a, b, name: str) -> TensorHandle:
         except (IndexError, TypeError):
             ta = None
         if ta is None:
-            sa, ash, da, s0, n = operand(tr, a, f"{name} operand")
+            sa, ash, da, s0, n = tr.operand(a, f"{name} operand")
         else:
             s0 = sa
             ash, da, n = ta
         ka = da
     elif isinstance(a, TensorHandle):
-        sa, ash, da, s0, n = operand(tr, a, f"{name} operand")
+        sa, ash, da, s0, n = tr.operand(a, f"{name} operand")
         ka = da
     else:
         sa = None
@@ -165,13 +164,13 @@ def _binary(self, a, b, name: str) -> TensorHandle:
         except (IndexError, TypeError):
             tb = None
         if tb is None:
-            sb, bsh, db, s1, nb = operand(tr, b, f"{name} operand")
+            sb, bsh, db, s1, nb = tr.operand(b, f"{name} operand")
         else:
             s1 = sb
             bsh, db, nb = tb
         kb = db
     elif isinstance(b, TensorHandle):
-        sb, bsh, db, s1, nb = operand(tr, b, f"{name} operand")
+        sb, bsh, db, s1, nb = tr.operand(b, f"{name} operand")
         kb = db
     else:
         sb = None
@@ -235,7 +234,7 @@ def _unary(self, x, name: str) -> TensorHandle:
     builtins.pxd)."""
     tr: PEBuilder = _builder(self)
     f = site_frame()
-    spec, s, d, i, n = operand(tr, x, _UNARY_OPERAND[name])
+    spec, s, d, i, n = tr.operand(x, _UNARY_OPERAND[name])
     types = _UNARY_TYPES.get((name, d))
     if types is None:
         types = _UNARY_TYPES[(name, d)] = unary_types(name, d)
@@ -274,7 +273,7 @@ def _tracked(tr, h):
         track.append(h)
     views = getattr(tr, "_views", None)
     if views is not None:
-        spec, _, _, i, _ = operand(tr, h, "view")
+        spec, _, _, i, _ = tr.operand(h, "view")
         views.append((h, i, spec))
     return h
 
@@ -390,7 +389,7 @@ class TL:
             if mask is None:
                 fail(tr, "load: other= gives the value of masked-off elements; it needs mask=")
             if isinstance(other, TensorHandle):
-                ospec, osh, od, oi, _ = operand(tr, other, "load other")
+                ospec, osh, od, oi, _ = tr.operand(other, "load other")
                 if broadcast(tr, osh, shape, "load other") != shape:
                     fail(tr, f"load: other of shape {_fmt(osh)} does not broadcast to the load "
                              f"shape {_fmt(shape)}")
@@ -404,7 +403,7 @@ class TL:
                     other = int(cast_value(np.array([float(other)]), "int32")[0])
                     k = PY_INT
                 oth = _imm(tr, other, k, dtype if dtype == "int32" else "f32")
-        a = -1 if after is None else operand(tr, after, "load after")[3]
+        a = -1 if after is None else tr.operand(after, "load after")[3]
         return tr.load(f, alloc, e0, shape, numel(shape), dtype, stride, pinned, a, mk, oth)
 
     def store(self, ptr, x: TensorHandle, shape=None, stride=None,
@@ -421,7 +420,7 @@ class TL:
         f = site_frame()
         if cache_modifier is not None or eviction_policy is not None:
             _cache_hints(tr, "store", cache_modifier, eviction_policy, None)
-        spec, s, d, i, n = operand(tr, x, "store value")
+        spec, s, d, i, n = tr.operand(x, "store value")
         if shape is not None:
             want = check_shape(tr, shape, "store shape")
             if want != s:
@@ -436,7 +435,7 @@ class TL:
 
     def _mask(self, tr, mask, shape: tuple, verb: str) -> tuple:
         """(spec, tensor number) of a load/store mask, checked."""
-        mspec, msh, md, mi, _ = operand(tr, mask, f"{verb} mask")
+        mspec, msh, md, mi, _ = tr.operand(mask, f"{verb} mask")
         if md != "bool":
             article = "an" if md[0] in "aeiou" else "a"
             fail(tr, f"{verb}: mask must be a bool mask (a comparison such as offs < n), got "
@@ -468,13 +467,13 @@ class TL:
         output-stationary array starts each fold from zeroed accumulators."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
-        sa, ash, da, ia, _ = operand(tr, a, "dot a")
-        sb, bsh, db, ib, _ = operand(tr, b, "dot b")
+        sa, ash, da, ia, _ = tr.operand(a, "dot a")
+        sb, bsh, db, ib, _ = tr.operand(b, "dot b")
         semantic.float_operand(tr, da, "dot", "a")
         semantic.float_operand(tr, db, "dot", "b")
         m, n, k = semantic.dot_shapes(tr, ash, bsh)
         if acc is not None:
-            _, csh, dc, _, _ = operand(tr, acc, "dot acc")
+            _, csh, dc, _, _ = tr.operand(acc, "dot acc")
             if dc != "f32" or csh != (m, n):
                 fail(tr, f"dot: acc must be an f32 tensor of the result's shape ({m},{n}), got "
                          f"{_fmt(csh)} {dc}")
@@ -485,7 +484,7 @@ class TL:
     def trans(self, x: TensorHandle) -> TensorHandle:
         """``x`` with its last two axes swapped: metadata only, same tensor id, no command."""
         tr: PEBuilder = _builder(self)
-        spec, s, d, i, _ = operand(tr, x, "trans operand")
+        spec, s, d, i, _ = tr.operand(x, "trans operand")
         if len(s) < 2:
             return x
         t = s[:-2] + (s[-1], s[-2])
@@ -500,11 +499,11 @@ class TL:
         functional mode; a transposed view cannot be reshaped."""
         tr: PEBuilder = _builder(self)
         shape = check_shape(tr, shape, "reshape shape")
-        spec, s, d, i, _ = operand(tr, x, "reshape operand")
+        spec, s, d, i, _ = tr.operand(x, "reshape operand")
         if isinstance(x, TransposedView):
             fail(tr, "reshape of a transposed view: reshape before tl.trans, or store and reload")
         h = TensorHandle(x.id, x.addr, shape, d, x.nbytes, None, x.space, x.pinned)
-        operand(tr, h, "reshape result")  # the view rule, checked here with this line
+        tr.operand(h, "reshape result")  # the view rule, checked here with this line
         return _tracked(tr, h)
 
     view = reshape
@@ -512,7 +511,7 @@ class TL:
     def _getitem(self, x: TensorHandle, key) -> TensorHandle:
         """``x[:, None]``, ``x[None, :]``, ``x[..., None]``: a view with new axes of size 1."""
         tr: PEBuilder = _builder(self)
-        spec, s, d, i, _ = operand(tr, x, "indexed tensor")
+        spec, s, d, i, _ = tr.operand(x, "indexed tensor")
         key = key if type(key) is tuple else (key,)
         ok = all(k is None or k is Ellipsis or (type(k) is slice and k == slice(None))
                  for k in key)
@@ -667,7 +666,7 @@ class TL:
         ``(x * x) * (x * x)``); ``n == 0`` a fill of ones; ``n == 1`` x itself; ``n < 0`` then
         ``1 / that`` (floats only)."""
         tr: PEBuilder = _builder(self)
-        spec, s, d, i, _ = operand(tr, x, "** base")
+        spec, s, d, i, _ = tr.operand(x, "** base")
         if scalar_kind(n) != PY_INT or not -64 <= int(n) <= 64:
             fail(tr, f"** takes a Python int exponent in -64..64, got {n!r}: for other powers "
                      f"write tl.exp(p * tl.log(x)), or tl.sqrt / tl.rsqrt")
@@ -712,7 +711,7 @@ class TL:
         tr: PEBuilder = _builder(self)
         f = site_frame()
         dtype = check_dtype(tr, dtype)
-        spec, s, d, i, n = operand(tr, x, "cast operand")
+        spec, s, d, i, n = tr.operand(x, "cast operand")
         if type(saturate) is not bool:
             fail(tr, f"cast: saturate must be True or False, got {saturate!r}")
         if d == dtype and not (saturate and d in _FLOATS):
@@ -736,7 +735,7 @@ class TL:
         tr: PEBuilder = _builder(self)
         f = site_frame()
         shape = check_shape(tr, shape, "broadcast_to shape")
-        spec, s, d, i, _ = operand(tr, x, "broadcast_to operand")
+        spec, s, d, i, _ = tr.operand(x, "broadcast_to operand")
         if s == shape:
             return x
         if broadcast(tr, s, shape, "broadcast_to") != shape:
@@ -750,11 +749,11 @@ class TL:
         ``b`` promoted (two masks: a mask; two Python numbers: int32 or f32)."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
-        sc, shape, dc, ic, _ = operand(tr, cond, "where condition")
+        sc, shape, dc, ic, _ = tr.operand(cond, "where condition")
         vals, kinds, ids = [], [], [ic]
         for x, what in ((a, "where a"), (b, "where b")):
             if isinstance(x, TensorHandle):
-                spec, s, d, i, _ = operand(tr, x, what)
+                spec, s, d, i, _ = tr.operand(x, what)
                 shape = broadcast(tr, shape, s, "where")
                 vals.append(spec)
                 kinds.append(d)
@@ -823,7 +822,7 @@ class TL:
         tr: PEBuilder = _builder(self)
         if where is None:
             where = site_frame()
-        spec, s, d, i, _ = operand(tr, x, f"{name} operand")
+        spec, s, d, i, _ = tr.operand(x, f"{name} operand")
         if axis is not None:
             if type(axis) is int and -len(s) <= axis < len(s):
                 axis %= len(s)
@@ -851,7 +850,7 @@ class TL:
         Float tensors only."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
-        spec, s, d, i, n = operand(tr, x, "softmax operand")
+        spec, s, d, i, n = tr.operand(x, "softmax operand")
         semantic.float_operand(tr, d, "softmax", "its operand")
         m = self._reduce("max", x, axis, f)
         mi, zi = m.id - tr.base, None
@@ -873,7 +872,7 @@ class TL:
         tr: PEBuilder = _builder(self)
         f = site_frame()
         port = port_of(tr, dir, "send")
-        spec, s, d, i, n = operand(tr, src, "send src")
+        spec, s, d, i, n = tr.operand(src, "send src")
         tr.send(f, spec, i, port, s, d, n)
 
     def recv(self, dir, shape, dtype, after: TensorHandle | None = None) -> TensorHandle:
@@ -889,7 +888,7 @@ class TL:
         dtype = check_dtype(tr, dtype, allow_bool=True)  # a sent mask is received as "bool"
         a = -1
         if after is not None:
-            a = operand(tr, after, "recv after")[3]
+            a = tr.operand(after, "recv after")[3]
         return tr.recv(f, port, shape, dtype, numel(shape), a)
 
     # -- what TensorHandle refuses -------------------------------------------------------------

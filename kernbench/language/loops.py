@@ -126,7 +126,7 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
         if not handles_alike(b._track, sa[4], sb[4], sb[4] - sa[4], D, lo):
             return None
     # the transposed views A and B made (tl.trans of a plain view: the registry a transposed
-    # view is checked against, semantic.operand), alike one by one: B's naming a tensor D
+    # view is checked against, PEBuilder.operand), alike one by one: B's naming a tensor D
     # further on if A's is from iteration 0 on, else the same one
     va, vb = b.transposed.since(trans_a, trans_b), b.transposed.since(trans_b, trans_e)
     if len(va) != len(vb):

@@ -4,12 +4,10 @@
 cimport cython
 
 from kernbench.language._caller cimport kernel_frame
-from kernbench.language._handles cimport handle_id, handle_shape
 
 cdef dict _BIN_TYPES, _BROADCAST, _LINES
 
 cpdef object site_frame()
-cpdef tuple operand(tr, h, str what=*)
 cpdef object binary_types(str name, str a, str b)
 cpdef object unary_types(str name, str d)
 @cython.locals(table=dict)

@@ -20,7 +20,6 @@ import numpy as np
 from ..common.errors import KernelError, pe_at, pe_label
 from ..common.pe_commands import N_PORTS, PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, TensorHandle
 from ._caller import kernel_frame
-from ._handles import handle_id, handle_shape
 from ._compiled import TRACING_MODULES
 
 __all__ = [
@@ -456,24 +455,6 @@ def numel(shape) -> int:
     return n
 
 
-def operand(tr, h, what: str = "operand"):
-    """Resolve a tensor operand -> (spec, shape, dtype, tensor number, numel).
-
-    ``spec`` is what functional replay needs: the tensor number on this PE, or (number, shape,
-    transposed) for a view. The buffer's dtype wins over the handle's (a view is a reshape, not a
-    bitcast). Fast path: a plain handle whose shape is the very tuple of its buffer (the handle
-    the builder returned, or a copy of it), which the slow path would resolve the same way."""
-    try:
-        i = handle_id(h) - tr.base
-        if i >= 0 and type(h) is TensorHandle:
-            t = tr.tensors[i]
-            if handle_shape(h) is t[0]:
-                return i, t[0], t[1], i, t[2]
-    except (AttributeError, IndexError, TypeError):
-        pass
-    return operand_slow(tr, h, what)
-
-
 def foreign(tr, h, what: str) -> str:
     """Why handle ``h`` (whose id is not this PE's) cannot be used here."""
     i = h.id
@@ -495,7 +476,8 @@ def foreign(tr, h, what: str) -> str:
 
 
 def operand_slow(tr, h, what: str):
-    """operand() for views, transposed views and bad values."""
+    """PEBuilder.operand for views, transposed views and bad values: the checks and their
+    errors, naming the operand ``what``."""
     if not isinstance(h, TensorHandle):
         fail(tr, f"{what} must be a tensor (a TensorHandle from a tl call), got {type(h).__name__} {h!r}")
     tensors = tr.tensors
