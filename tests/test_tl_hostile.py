@@ -142,3 +142,21 @@ def test_a_tensor_the_host_cannot_hold_is_refused_in_functional_mode_only():
     _, r = run(lambda tl, p: tl.full((10 ** 5, 10 ** 5), 1.0), mode="timing")
     # fill of 10**10 elements: ceil(10**10 / 64) * 1 + 8 cycles
     assert r.cycles == -(-10 ** 10 // 64) + 8
+
+
+@pytest.mark.parametrize("iterations, where", [(2 ** 23 + 1, "# after line"), (2 ** 25, "# body line")])
+def test_a_program_past_2_62_bytes_of_tensors_is_refused(iterations, where, monkeypatch):
+    # Each iteration makes a 2**39-byte tensor (2**37 f32). 2**25 iterations: tl.range replays
+    # those that fit and traces the first past 2**62, named at its line as full tracing names
+    # it. 2**23 + 1: the iterations take 2**62 + 2**39 bytes, so the tensor after the loop
+    # starts past 2**62.
+    # Replay on, not the tests' verify (conftest.py): that traces all 2**23 iterations (150 s).
+    monkeypatch.setenv("KERNBENCH_REPLAY", "on")
+    def body(tl, p):
+        for _ in tl.range(iterations):  # loop line
+            tl.zeros((2 ** 37,), "f32")  # body line
+        tl.zeros((64,), "f32")  # after line
+    msg = refused(body, mode="timing")
+    line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(where))
+    assert msg.startswith(f"PE (0, 0) at {FILE}:{line}: this program's tensors take more than "
+                          f"2**62 bytes"), msg

@@ -1,6 +1,8 @@
 # Augmenting declarations for builder.py (compiled as it is: setup.py, TRACING_MODULES). The
 # builder as an extension type: its fields are C struct members and its hot methods C calls,
 # for its own methods and for the tl builtins, which declare the builder's type (builtins.py).
+cimport cython
+
 from kernbench.language.store cimport Pending
 
 
@@ -11,7 +13,8 @@ cdef class PEBuilder:
     cdef public unsigned long thread
     cdef public object memory, nbr, sfr_text, trace_store, site_table
     cdef public list tensors, pinned
-    cdef public object meta, sram_top, cmd_start, cmd_end, n_tensors
+    cdef public object meta, cmd_start, cmd_end, n_tensors
+    cdef public long long sram_top
     cdef public object tensor_pinned, handles, views, finished
     cdef public Pending _pending
     cdef public list _keep, _track, _acc
@@ -25,13 +28,20 @@ cdef class PEBuilder:
     cpdef _site_at(self, f, what)
     cpdef _entry(self, shape, dtype, n)
     cpdef tuple operand(self, h, str what=*)
+    @cython.locals(addr=cython.longlong)
+    cdef object _place(self, long long nbytes)
     cpdef _new(self, shape, dtype, n, nbytes, pinned=*)
     cpdef load(self, f, alloc, e0, shape, n, dtype, stride, pinned=*, after=*, mask=*, other=*)
     cpdef store(self, f, spec, src, alloc, e0, shape, n, stride, mask=*)
+    @cython.locals(p=tuple, t=tuple)
     cpdef dot(self, f, sa, sb, ia, ib, a_shape, b_shape, da, db, m, n, k)
+    @cython.locals(p=tuple)
     cpdef vec(self, f, name, operands, s0, s1, s2, shape, n, dtype, like=*, ct=*, imm=*)
+    @cython.locals(p=tuple, t=tuple)
     cpdef reduce(self, f, name, spec, src, shape, axis, dtype)
     cpdef send(self, f, spec, src, port, shape, dtype, n)
     cpdef recv(self, f, port, shape, dtype, n, after=*)
 from kernbench.language._caller cimport frame_code, frame_lasti, this_thread
 from kernbench.language._handles cimport handle_id, handle_shape, new_handle
+
+cdef long long _PAD, _ALIGNED, _TOP_MAX

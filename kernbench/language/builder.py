@@ -62,6 +62,11 @@ semantic.register_internal(__file__)
 #: owns liveness, so addresses are unique per PE and never reused).
 SRAM_ALIGN = 64
 _PAD, _ALIGNED = SRAM_ALIGN - 1, -SRAM_ALIGN
+#: Highest running SRAM top a tensor may start at (bytes): one more tensor of at most 2**40
+#: bytes then stays within the 64-bit top (builder.pxd). tl.range replays no further
+#: (kernbench.language.loops).
+SRAM_TOP_MAX = 1 << 62
+_TOP_MAX = SRAM_TOP_MAX
 
 #: Largest tensor (elements) computed while tracing when its operands are known, and largest
 #: tl.full that seeds such a computation: index vectors and masks, not tiles.
@@ -279,17 +284,37 @@ class PEBuilder:
             pass
         return semantic.operand_slow(self, h, what)
 
+    def _place(self, nbytes: int) -> int:
+        """The SRAM address of a new tensor of ``nbytes`` (at most MAX_TENSOR_BYTES, checked by
+        the caller): the next in program order, at SRAM_ALIGN. The running top is a C integer
+        (builder.pxd), so this costs no Python arithmetic."""
+        addr = self.sram_top
+        if addr > _TOP_MAX:
+            self._past_top()
+        self.sram_top = addr + ((nbytes + _PAD) & _ALIGNED)
+        return addr
+
+    def skip_sram(self, nbytes: int) -> None:
+        """Move the SRAM top past ``nbytes`` (aligned) handed out without :meth:`_place`: the
+        tensors of the iterations tl.range replays. Same bound as :meth:`_place`."""
+        top = self.sram_top + nbytes
+        if top > _TOP_MAX:
+            self._past_top()
+        self.sram_top = top
+
+    def _past_top(self):
+        semantic.fail(self, "this program's tensors take more than 2**62 bytes in all: SRAM "
+                            "addresses past that are not represented")
+
     def _new(self, shape: tuple, dtype: str, n: int, nbytes: int, pinned: bool = False) -> TensorHandle:
         if nbytes > self.max_bytes:
             self._too_big(shape, dtype, nbytes)
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
             self._flush()
-        addr = self.sram_top
-        self.sram_top = addr + ((nbytes + _PAD) & _ALIGNED)
         t = self._entry(shape, dtype, n)
         # (the entry's shape: operands resolve on `is`, PEBuilder.operand)
-        h = new_handle(self.base + i, addr, t[0], dtype, nbytes, pinned)
+        h = new_handle(self.base + i, self._place(nbytes), t[0], dtype, nbytes, pinned)
         self.tensors.append(t)
         if self._track is not None:
             self._track.append(h)
@@ -349,8 +374,7 @@ class PEBuilder:
         nbytes = 4 * t[2]
         if nbytes > self.max_bytes:
             self._too_big(t[0], "f32", nbytes)
-        h = new_handle(self.base + i, self.sram_top, t[0], "f32", nbytes, False)
-        self.sram_top += (nbytes + _PAD) & _ALIGNED
+        h = new_handle(self.base + i, self._place(nbytes), t[0], "f32", nbytes, False)
         self.tensors.append(t)
         if self._track is not None:
             self._track.append(h)
@@ -387,8 +411,7 @@ class PEBuilder:
             if like[2] != n:  # (a timing-mode view of another size)
                 like = self._entry(shape, dtype, n)
         # (the entry's shape: operands resolve on `is`, PEBuilder.operand)
-        h = new_handle(self.base + i, self.sram_top, like[0], dtype, nbytes, False)
-        self.sram_top += (nbytes + _PAD) & _ALIGNED
+        h = new_handle(self.base + i, self._place(nbytes), like[0], dtype, nbytes, False)
         self.tensors.append(like)
         if self._track is not None:
             self._track.append(h)
@@ -480,8 +503,7 @@ class PEBuilder:
         nbytes = t[2] * ITEMSIZE[dtype]
         if nbytes > self.max_bytes:
             self._too_big(t[0], dtype, nbytes)
-        h = new_handle(self.base + i, self.sram_top, t[0], dtype, nbytes, False)
-        self.sram_top += (nbytes + _PAD) & _ALIGNED
+        h = new_handle(self.base + i, self._place(nbytes), t[0], dtype, nbytes, False)
         self.tensors.append(t)
         if self._track is not None:
             self._track.append(h)

@@ -43,6 +43,7 @@ import numpy as np
 
 from .._core._replay import handles_alike, live_handles
 from . import semantic
+from .builder import SRAM_TOP_MAX
 
 __all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "tl_range"]
 
@@ -189,10 +190,14 @@ def _move_known(b, p: _Plan, R: int) -> None:
             b.known[j] = b.known[i]
 
 
-def _safe_iterations(p: _Plan, want: int) -> int:
+def _safe_iterations(b, p: _Plan, want: int) -> int:
     """How many of the ``want`` iterations after B keep every load and store inside its
-    allocation (unmasked footprint), the offsets moving on by their constant per iteration."""
+    allocation (unmasked footprint), the offsets moving on by their constant per iteration,
+    and the SRAM top within its bound (PEBuilder.skip_sram): the first iteration that would
+    fail is traced, so its error names its line as full tracing does."""
     safe = want
+    if p.S:
+        safe = min(safe, max(0, (SRAM_TOP_MAX - b.sram_top) // p.S))
     for (alloc, e0, shape, stride), d in zip(p.acc, p.delta):
         span = _span(shape, stride)
         numel = alloc.numel
@@ -211,6 +216,7 @@ def _safe_iterations(p: _Plan, want: int) -> int:
 def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
     """Emit R iterations of B moved on (m = 1..R), and move the builder's state with them.
     ``loop``: the tl.range's (file, line)."""
+    b.skip_sram(R * p.S)  # (within the bound: _safe_iterations)
     b.trace_store.append_tiled(p.cmds[0], p.cmds[1], R, p.D, p.shift, loop)
     if b._acc is not None:
         # For the tl.range loops around this one (their proofs and _safe_iterations): the loads
@@ -227,7 +233,6 @@ def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
         b.pinned.extend((moved + np.array(p.pinned, np.int64)).ravel().tolist())
     for first, dims, shape in p.transposed:  # each view or run of B's, in every iteration
         b.transposed.add_run(first + p.D, ((p.D, R), *dims), shape)
-    b.sram_top += R * p.S
 
 
 def _move_handles(handles: list, D: int, S: int) -> None:
@@ -357,7 +362,7 @@ def tl_range(tl, r: range):
         if owner:
             b._track = None
         if p is not None and not check:
-            R = _safe_iterations(p, n - 1 - k)
+            R = _safe_iterations(b, p, n - 1 - k)
             if R > 0:
                 _replay(b, p, R, (where[0], where[1]))
                 _move_handles(p.handles, R * p.D, R * p.S)
@@ -375,7 +380,7 @@ def tl_range(tl, r: range):
         # verify, first pass: trace the iterations replay would skip and check each (replay
         # stops before the first whose loads or stores leave their allocation, and traces it
         # and the rest: those are not skipped, e.g. a kernel that catches that iteration's error)
-        safe = k + _safe_iterations(p, n - 1 - k)
+        safe = k + _safe_iterations(b, p, n - 1 - k)
         for j in range(k, n - 1):
             s = _snap(b)
             at, skipped = j, j < safe
