@@ -245,6 +245,8 @@ def counter(n, *, tl):
         acc = acc + 1.0
 
 
+# The counter launches replay their tl.range (replay="on"): the tests' default, verify
+# (conftest.py), traces all BIG iterations, 4 s a launch; these tests are about the passes after.
 def _counter_context():
     ctx = kernbench.Context("default")
     ctx.install_sfr(scope="pe")
@@ -256,7 +258,7 @@ def big():
     """A launch of BIG + 1 commands (a tl.range loop kept as one tiling) and the inputs of every
     pass of its check: the tiled rows, the expanded ones, the units; and messages on one link
     between two PEs (BIG sends on PE 0's east port, BIG recvs on PE 1's west port)."""
-    p = _counter_context().launch(counter, (1, 1), BIG, mode="timing").program
+    p = _counter_context().launch(counter, (1, 1), BIG, mode="timing", replay="on").program
     tc = p.compact
     assert tc is not None and tc.tiles
     full = tc.expand()
@@ -321,8 +323,8 @@ def test_ctrl_c_in_a_launchs_check_pass_leaves_the_context_usable(monkeypatch):
     """A launch whose check pass (check_source, through the tiling) is interrupted raises
     KeyboardInterrupt from that pass; the same Context then launches the small and the big
     kernel with the cycles of an uninterrupted Context."""
-    small = _counter_context().launch(counter, (1, 1), 10, mode="timing")
-    want = _counter_context().launch(counter, (1, 1), BIG, mode="timing")
+    small = _counter_context().launch(counter, (1, 1), 10, mode="timing", replay="on")
+    want = _counter_context().launch(counter, (1, 1), BIG, mode="timing", replay="on")
     ctx = _counter_context()
     real = api._check.check_source
     stopped = []
@@ -333,11 +335,11 @@ def test_ctrl_c_in_a_launchs_check_pass_leaves_the_context_usable(monkeypatch):
 
     monkeypatch.setattr(api._check, "check_source", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        ctx.launch(counter, (1, 1), BIG, mode="timing")
+        ctx.launch(counter, (1, 1), BIG, mode="timing", replay="on")
     assert len(stopped) == 1
     monkeypatch.setattr(api._check, "check_source", real)
-    again = ctx.launch(counter, (1, 1), 10, mode="timing")
+    again = ctx.launch(counter, (1, 1), 10, mode="timing", replay="on")
     assert again.cycles == small.cycles
     assert np.array_equal(again.unit_counters, small.unit_counters)
-    big_again = ctx.launch(counter, (1, 1), BIG, mode="timing")
+    big_again = ctx.launch(counter, (1, 1), BIG, mode="timing", replay="on")
     assert big_again.cycles == want.cycles and big_again.program.n_commands == BIG + 1
