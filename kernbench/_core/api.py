@@ -713,9 +713,10 @@ def _tiled_runs(tiles, loops=None) -> list:
         i0, i1 = bisect.bisect_left(order, (a, -1)), bisect.bisect_left(order, (z, -1))
         inner = [regs[i] for _, i in order[i0:i1] if regs[i][0] + regs[i][1] * regs[i][2] <= z]
         new = []
-        for m in range(1, R + 1):
-            off = lo + (m - 1) * n - a
-            new += [(c0 + off, nn, it, ("copy", c0, k), pr) for c0, nn, it, _, pr in inner]
+        if inner:  # (a loop of 2**20 iterations with none inside: no pass over them)
+            for m in range(1, R + 1):
+                off = lo + (m - 1) * n - a
+                new += [(c0 + off, nn, it, ("copy", c0, k), pr) for c0, nn, it, _, pr in inner]
         if own[k] and loops[k] in chosen:
             back = min(PROBE_BACK, a // n)
             new.append((a - back * n, n, R + 1 + back, ("tile", k), back))
