@@ -17,6 +17,7 @@ cdef class TL:
 cdef PEBuilder _builder(TL tl)
 
 # Every elementwise TL method is one C call into these (the checks, the plan and the command).
+@cython.locals(tens=list, ta=tuple, tb=tuple, like=tuple)
 cdef object _binary(TL self, object a, object b, str name)
 cdef object _unary(TL self, object x, str name)
 
