@@ -153,7 +153,7 @@ def test_a_program_past_2_62_bytes_of_tensors_is_refused(iterations, where, monk
     # Replay on, not the tests' verify (conftest.py): that traces all 2**23 iterations (150 s).
     monkeypatch.setenv("KERNBENCH_REPLAY", "on")
     def body(tl, p):
-        for _ in tl.range(iterations):  # loop line
+        for _ in tl.range(iterations):
             tl.zeros((2 ** 37,), "f32")  # body line
         tl.zeros((64,), "f32")  # after line
     msg = refused(body, mode="timing")
