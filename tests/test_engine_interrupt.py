@@ -117,7 +117,13 @@ def test_ctrl_c_stops_a_long_launch_in_a_subprocess(tmp_path):
     engine time): it exits within seconds with a plain KeyboardInterrupt traceback."""
     n = 1 << 32  # 16 GiB messages of 256-byte packets: 4 PEs x 2 x 2**26 packets x 3 events
     script = tmp_path / "long_launch.py"
+    # The script installs Python's Ctrl-C handler itself: a test run started as a background
+    # command of a non-interactive shell (`python -m pytest ... &`, nohup) starts with SIGINT
+    # ignored, its children inherit that, and Python then installs no handler (the launch ran on).
     script.write_text(textwrap.dedent(f"""
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
         import kernbench
 
         def ring(n, *, tl):
