@@ -160,3 +160,39 @@ def test_a_program_past_2_62_bytes_of_tensors_is_refused(iterations, where, monk
     line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(where))
     assert msg.startswith(f"PE (0, 0) at {FILE}:{line}: this program's tensors take more than "
                           f"2**62 bytes"), msg
+
+
+def test_tensor_ids_hold_tensors_per_pe_numbers_of_one_pe():
+    # Why the bound below is 2**32: a PE's tensor ids are its base plus the tensor's number, and
+    # the number's bits end where the PE's begin. Its last number is still its own; the next
+    # is PE (1, 0)'s tensor 0.
+    from kernbench.language import semantic
+    n = semantic.TENSORS_PER_PE
+    assert n == 2 ** 32
+    base = semantic.id_base(7, 0, 0)
+    assert semantic.id_owner(base + n - 1) == (7, 0, 0, n - 1)
+    assert base + n == semantic.id_base(7, 1, 0)
+
+
+@pytest.mark.parametrize("replay", ["on", "off", "verify"])
+@pytest.mark.parametrize("iterations, where", [(2 ** 16, "# after tensor"), (2 ** 17, "# body tensor")])
+def test_a_program_past_its_tensor_numbers_is_refused(iterations, where, replay, monkeypatch):
+    # A PE makes at most semantic.TENSORS_PER_PE tensors (2**32; the test above says why). The
+    # real bound takes a 32 GB tensor table to reach, so the builder reads it at its start and
+    # this test lowers it to 2**16 (the builder needs a multiple of FLUSH_EVERY, 2**14). 2**17
+    # iterations of one tensor: the iteration making tensor 2**16 is refused at its line, with
+    # tl.range replay (which replays those before it and traces it) as without. 2**16: the loop
+    # makes tensors 0..2**16 - 1, and the one after it is refused.
+    from kernbench.language import semantic
+    monkeypatch.setattr(semantic, "TENSORS_PER_PE", 2 ** 16)
+    monkeypatch.setenv("KERNBENCH_REPLAY", replay)
+
+    def body(tl, p):
+        for _ in tl.range(iterations):
+            tl.zeros((4,), "f32")  # body tensor
+        tl.zeros((4,), "f32")  # after tensor
+
+    msg = refused(body, mode="timing")
+    line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(where))
+    assert msg.startswith(f"PE (0, 0) at {FILE}:{line}: this program makes more than 65,536 "
+                          f"tensors (2**16): a tensor id keeps 16 bits"), msg

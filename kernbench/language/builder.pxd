@@ -14,7 +14,7 @@ cdef class PEBuilder:
     cdef public object memory, nbr, sfr_text, trace_store, site_table
     cdef public list tensors, pinned
     cdef public object meta, cmd_start, cmd_end, n_tensors
-    cdef public long long sram_top
+    cdef public long long sram_top, max_tensors
     cdef public object tensor_pinned, handles, views, finished
     cdef public Pending _pending
     cdef public list _keep, _track, _acc
@@ -22,7 +22,7 @@ cdef class PEBuilder:
     cdef public dict _vec_plans, _dot_plans, _reduce_plans, _other_plans, _entries
     cdef public object left_range, ranges
 
-    cpdef _flush(self)
+    cpdef _flush(self, long long i)
     cpdef _site(self, key)
     cpdef _replan(self, plans, f, parts, key, extra=*)
     @cython.locals(p=tuple, plans=list)

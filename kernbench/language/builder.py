@@ -123,6 +123,12 @@ class PEBuilder:
         #: largest tensor (bytes) this program may make: the engine's bound, and in functional
         #: mode what the host can hold as a numpy value
         self.max_bytes = value_budget() if functional else MAX_TENSOR_BYTES
+        #: tensors this program may make: the numbers a tensor id holds (semantic.TENSORS_PER_PE,
+        #: a multiple of FLUSH_EVERY: the flush before tensor k * FLUSH_EVERY checks it)
+        self.max_tensors = semantic.TENSORS_PER_PE
+        if self.max_tensors % FLUSH_EVERY or self.max_tensors <= 0:
+            raise ValueError(f"semantic.TENSORS_PER_PE must be a positive multiple of "
+                             f"FLUSH_EVERY ({FLUSH_EVERY}), got {self.max_tensors}")
         #: tensor number -> value, for tensors computed from constants while tracing (tl.arange
         #: and the index arithmetic and masks built on it): masked accesses are checked at trace
         self.known: dict = {}
@@ -205,8 +211,11 @@ class PEBuilder:
         semantic.fail(self, f"a {semantic.fmt_shape(shape)} {dtype} tensor is {nbytes:,} bytes: at most "
                             f"2**40 (what the engine's byte counters represent)")
 
-    def _flush(self) -> None:
-        """Move the recorded commands into the store's arrays (before a new tensor is made)."""
+    def _flush(self, i: int) -> None:
+        """Move the recorded commands into the store's arrays, before tensor number ``i`` (a
+        multiple of FLUSH_EVERY) is made; refuse it past the tensor numbers an id holds."""
+        if i >= self.max_tensors:
+            self._past_tensors()
         if self.trace_store.current is not self:
             raise RuntimeError("PEBuilders sharing a TraceStore must be traced one at a time")
         self.trace_store.flush()
@@ -302,6 +311,12 @@ class PEBuilder:
             self._past_top()
         self.sram_top = top
 
+    def _past_tensors(self):
+        m = self.max_tensors
+        semantic.fail(self, f"this program makes more than {m:,} tensors (2**{m.bit_length() - 1}): "
+                            f"a tensor id keeps {m.bit_length() - 1} bits for the tensor's number "
+                            f"on its PE, so the next would share an id with another PE's")
+
     def _past_top(self):
         semantic.fail(self, "this program's tensors take more than 2**62 bytes in all: SRAM "
                             "addresses past that are not represented")
@@ -311,7 +326,7 @@ class PEBuilder:
             self._too_big(shape, dtype, nbytes)
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
-            self._flush()
+            self._flush(i)
         t = self._entry(shape, dtype, n)
         # (the entry's shape: operands resolve on `is`, PEBuilder.operand)
         h = new_handle(self.base + i, self._place(nbytes), t[0], dtype, nbytes, pinned)
@@ -369,7 +384,7 @@ class PEBuilder:
                              ("dot", a_shape, b_shape, da, db), (t,))
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
-            self._flush()
+            self._flush(i)
         t = p[8]
         nbytes = 4 * t[2]
         if nbytes > self.max_bytes:
@@ -395,7 +410,7 @@ class PEBuilder:
         # _new inlined: this is the most frequent command.
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
-            self._flush()
+            self._flush(i)
         nbytes = n * ITEMSIZE[dtype]
         if nbytes > self.max_bytes:
             self._too_big(shape, dtype, nbytes)
@@ -498,7 +513,7 @@ class PEBuilder:
                              ("reduce", name, shape, axis, dtype), (self._entry(*out),))
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
-            self._flush()
+            self._flush(i)
         t = p[8]
         nbytes = t[2] * ITEMSIZE[dtype]
         if nbytes > self.max_bytes:

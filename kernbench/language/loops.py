@@ -193,9 +193,10 @@ def _move_known(b, p: _Plan, R: int) -> None:
 def _safe_iterations(b, p: _Plan, want: int) -> int:
     """How many of the ``want`` iterations after B keep every load and store inside its
     allocation (unmasked footprint), the offsets moving on by their constant per iteration,
-    and the SRAM top within its bound (PEBuilder.skip_sram): the first iteration that would
-    fail is traced, so its error names its line as full tracing does."""
-    safe = want
+    the SRAM top within its bound (PEBuilder.skip_sram) and the tensor numbers within the ids'
+    (PEBuilder.max_tensors): the first iteration that would fail is traced, so its error names
+    its line as full tracing does."""
+    safe = min(want, max(0, (b.max_tensors - len(b.tensors)) // p.D))  # (D > 0: _plan)
     if p.S:
         safe = min(safe, max(0, (SRAM_TOP_MAX - b.sram_top) // p.S))
     for (alloc, e0, shape, stride), d in zip(p.acc, p.delta):

@@ -24,6 +24,7 @@ from ._compiled import TRACING_MODULES
 
 __all__ = [
     "DTYPES",
+    "TENSORS_PER_PE",
     "NP_DTYPES",
     "ITEMSIZE",
     "TransposedView",
@@ -274,6 +275,8 @@ def reduce_dtype(name: str, d: str) -> str:
 # recognised as another PE's or another launch's even when a kernel copies only its fields.
 # The builder's command arrays hold the tensor number alone.
 _PE_BITS, _CUBE_BITS, _LOCAL_BITS = 24, 24, 32
+#: tensors one PE's program may make: the tensor numbers an id holds (PEBuilder refuses the next)
+TENSORS_PER_PE = 1 << _LOCAL_BITS
 _LAUNCHES = itertools.count(1)
 
 
