@@ -855,3 +855,53 @@ def test_verify_accepts_leaving_at_an_iteration_replay_traces():
     iteration skipped (it said the loop was left in an iteration replay skips)."""
     out = _outcomes(catches_its_bad_load, lambda ctx: (ctx.empty((20 * B8,), "f32"), ctx.empty((B8,), "f32"), 100))
     assert out["off"][0] == "ok" and out["on"] == out["off"] == out["verify"]
+
+
+# -- a tl.range is iterable like a range ---------------------------------------------------------
+def test_a_tl_range_runs_whole_every_time_it_is_iterated():
+    # (a review's case: the object was a generator, so a second for over it ran no iteration)
+    # 6 iterations twice, then 6 x 6 nested over the same object: 12 + 36 additions of 1.
+    def kernel(o_ptr, *, tl):
+        if tl.program_id(0):
+            return
+        rr = tl.range(0, 6)
+        assert len(rr) == 6
+        acc = tl.zeros((T,), "f32")
+        for _ in rr:
+            acc = acc + 1.0
+        for _ in rr:
+            acc = acc + 1.0
+        for _ in rr:
+            for _ in rr:
+                acc = acc + 1.0
+        tl.store(o_ptr, acc)
+
+    ctx = _ctx()
+    o = ctx.empty((T,), "f32")
+    ctx.launch(kernel, (2, 1), o)
+    np.testing.assert_array_equal(ctx.read(o, (0, 0)), np.full(T, 48.0, np.float32))
+    _exact(kernel, lambda c: (c.empty((T,), "f32"),))
+
+
+# -- outside the contract: a slot chosen by the index ------------------------------------------
+def test_verify_catches_a_double_buffer_whose_slot_the_index_picks():
+    # (a review's case) bufs[i % 2]: replay moves both slots' handles on by the iterations it
+    # skips, so after an odd number the slots hold each other's tensors and the load after the
+    # loop waits for the wrong one (docs/language.md, the contract). Full tracing and replay
+    # differ (7 iterations: 4 replayed, 9: 6; 6 of them is even and agrees), and verify names it.
+    def kernel(x_ptr, o_ptr, n, *, tl):
+        bufs = [tl.zeros((T, T)), tl.zeros((T, T))]
+        for i in tl.range(0, n):
+            x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+            bufs[i % 2] = tl.exp(x)
+        y = tl.load(x_ptr, shape=(T, T), after=bufs[1])
+        tl.store(o_ptr, y)
+
+    def args_of(n):
+        return lambda c: (c.empty((n * T, T), "f32"), c.empty((T, T), "f32"), n)
+
+    off = _launch(kernel, args_of(9), "off")
+    on = _launch(kernel, args_of(9), "on")
+    assert on.program.commands.tobytes() != off.program.commands.tobytes()
+    with pytest.raises(KernelError, match="tl.range replay \\(verify mode\\) changes the program"):
+        _launch(kernel, args_of(9), "verify")

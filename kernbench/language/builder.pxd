@@ -7,7 +7,7 @@ from kernbench.language.store cimport Pending
 
 
 cdef class PEBuilder:
-    cdef public object pe, cube, g, serial, base, transposed, max_bytes
+    cdef public object pe, cube, g, serial, base, transposed, max_bytes, max_table_bytes
     cdef public dict known, fills
     cdef public bint functional
     cdef public unsigned long thread

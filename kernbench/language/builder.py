@@ -54,6 +54,7 @@ from ._caller import frame_code, frame_lasti, this_thread
 from ._handles import handle_id, handle_shape, new_handle
 
 __all__ = ["PEBuilder", "SiteTable", "TraceStore", "SRAM_ALIGN", "FLUSH_EVERY", "label_of",
+           "host_memory", "table_bytes", "TABLE_BYTES_PER_COMMAND", "TABLE_BYTES_PER_TENSOR",
            "site_fields", "VEC_SUB", "REDUCE_SUB"]
 
 semantic.register_internal(__file__)
@@ -76,14 +77,42 @@ KNOWN_FILL_MAX = 1 << 12
 MAX_TENSOR_BYTES = 1 << 40  #: the engine's bound on a tensor's bytes (kernbench._core.api)
 
 
+def host_memory() -> int:
+    """The host's physical memory, bytes (16 GiB where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 16 << 30
+
+
+def past_memory(b, n_commands: int, n_tensors: int, what: str = "") -> str:
+    """Why program ``b`` is refused at ``n_commands`` commands in its launch and ``n_tensors``
+    tensors of its own (``what``: how it got there)."""
+    def size(x):
+        return f"{x / 2 ** 30:,.1f} GiB" if x >= 1 << 30 else f"{x / 2 ** 20:,.1f} MiB"
+    return (f"{what}this launch would hold {n_commands:,} commands and this PE {n_tensors:,} "
+            f"tensors: their tables take at least {size(table_bytes(n_commands, n_tensors))}, "
+            f"more than this host's {size(b.max_table_bytes)} of memory (docs/reliability.md)")
+
+
 def value_budget() -> int:
     """Most bytes one tensor may take in functional mode: an eighth of the host's physical
     memory (replay holds the live values and computes some in f32 beside them)."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        total = 16 << 30
-    return min(MAX_TENSOR_BYTES, max(total // 8, 1 << 20))
+    return min(MAX_TENSOR_BYTES, max(host_memory() // 8, 1 << 20))
+
+
+#: What a launch's tables keep per command and per tensor, bytes, at least (the command array's
+#: sites, each command's unit, queue slot, start and end; each tensor's table entry, size,
+#: readers): 38M commands and 34M tensors peak at 1.65 GB (docs/benchmarks.md, 64 cubes).
+TABLE_BYTES_PER_COMMAND = 32
+TABLE_BYTES_PER_TENSOR = 16
+
+
+def table_bytes(n_commands: int, n_tensors: int) -> int:
+    """A lower bound on the bytes a launch of ``n_commands`` commands and ``n_tensors`` tensors
+    keeps in its tables. Tracing refuses a program past the host's memory with it (PEBuilder,
+    tl.range replay) before it takes that memory."""
+    return n_commands * TABLE_BYTES_PER_COMMAND + n_tensors * TABLE_BYTES_PER_TENSOR
 
 
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
@@ -126,6 +155,8 @@ class PEBuilder:
         #: tensors this program may make: the numbers a tensor id holds (semantic.TENSORS_PER_PE,
         #: a multiple of FLUSH_EVERY: the flush before tensor k * FLUSH_EVERY checks it)
         self.max_tensors = semantic.TENSORS_PER_PE
+        #: what the launch's tables may take (table_bytes): the host's memory
+        self.max_table_bytes = host_memory()
         if self.max_tensors % FLUSH_EVERY or self.max_tensors <= 0:
             raise ValueError(f"semantic.TENSORS_PER_PE must be a positive multiple of "
                              f"FLUSH_EVERY ({FLUSH_EVERY}), got {self.max_tensors}")
@@ -216,6 +247,8 @@ class PEBuilder:
         multiple of FLUSH_EVERY) is made; refuse it past the tensor numbers an id holds."""
         if i >= self.max_tensors:
             self._past_tensors()
+        if table_bytes(self.trace_store.n_traced, i) > self.max_table_bytes:
+            self._past_memory(self.trace_store.n_traced, i)
         if self.trace_store.current is not self:
             raise RuntimeError("PEBuilders sharing a TraceStore must be traced one at a time")
         self.trace_store.flush()
@@ -316,6 +349,9 @@ class PEBuilder:
         semantic.fail(self, f"this program makes more than {m:,} tensors (2**{m.bit_length() - 1}): "
                             f"a tensor id keeps {m.bit_length() - 1} bits for the tensor's number "
                             f"on its PE, so the next would share an id with another PE's")
+
+    def _past_memory(self, n_commands: int, n_tensors: int):
+        semantic.fail(self, past_memory(self, n_commands, n_tensors))
 
     def _past_top(self):
         semantic.fail(self, "this program's tensors take more than 2**62 bytes in all: SRAM "

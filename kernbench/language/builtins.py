@@ -14,7 +14,7 @@ from ..common.errors import KernelError, pe_label
 from ..common.pe_commands import TensorHandle, operator_targets
 from ._caller import this_thread
 from ._handles import handle_id, handle_shape
-from .loops import tl_range
+from .loops import TlRange
 from . import semantic
 from .builder import PEBuilder
 from .numerics import cast_value, view_value
@@ -342,7 +342,7 @@ class TL:
         accepted and ignored."""
         _builder(self)  # (the loop reads tl's builder when it starts)
         r = range(start) if stop is None else range(start, stop, step)
-        return tl_range(self, r)
+        return TlRange(self, r)  # (each for over it a loop of its own, as over a range)
 
     def static_range(self, start, stop=None, step=1):
         """``range(start, stop, step)``: Triton's unrolled loop is a Python loop here too."""

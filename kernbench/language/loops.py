@@ -43,9 +43,9 @@ import numpy as np
 
 from .._core._replay import handles_alike, live_handles
 from . import semantic
-from .builder import SRAM_TOP_MAX
+from .builder import SRAM_TOP_MAX, past_memory, table_bytes
 
-__all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "tl_range"]
+__all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "TlRange", "tl_range"]
 
 semantic.register_internal(__file__)
 
@@ -214,6 +214,18 @@ def _safe_iterations(b, p: _Plan, want: int) -> int:
     return safe
 
 
+def _check_memory(b, p: _Plan, R: int, where: tuple) -> None:
+    """Refuse replaying R iterations at the loop's line when the launch's tables would then
+    take more than the host's memory (builder.table_bytes): before replay takes it, where
+    the host would otherwise run out of memory (or swap) first."""
+    cmds = b.trace_store.n_traced + R * (p.cmds[1] - p.cmds[0])
+    tensors = len(b.tensors) + R * p.D
+    if table_bytes(cmds, tensors) > b.max_table_bytes:
+        raise semantic.kernel_error(
+            b, past_memory(b, cmds, tensors, f"tl.range: replaying {R:,} more iterations of this "
+                                              f"loop, "), where)
+
+
 def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
     """Emit R iterations of B moved on (m = 1..R), and move the builder's state with them.
     ``loop``: the tl.range's (file, line)."""
@@ -229,8 +241,8 @@ def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
     ext = b.tensors.extend
     for _ in range(R):  # (not p.tensors * R: a temporary list of R bodies, filled and freed)
         ext(p.tensors)
-    moved = np.arange(1, R + 1, dtype=np.int64)[:, None] * p.D  # (R, 1): iteration m's shift
     if p.pinned:
+        moved = np.arange(1, R + 1, dtype=np.int64)[:, None] * p.D  # (R, 1): iteration m's shift
         b.pinned.extend((moved + np.array(p.pinned, np.int64)).ravel().tolist())
     for first, dims, shape in p.transposed:  # each view or run of B's, in every iteration
         b.transposed.add_run(first + p.D, ((p.D, R), *dims), shape)
@@ -313,6 +325,26 @@ def _base(path: str) -> str:
     return os.path.basename(path)
 
 
+class TlRange:
+    """What ``tl.range`` returns: like ``range``, iterable again and again (each ``for`` over it
+    is a tl.range loop of its own, :func:`tl_range`) and with its ``len``."""
+
+    __slots__ = ("_tl", "_r")
+
+    def __init__(self, tl, r: range) -> None:
+        self._tl, self._r = tl, r
+
+    def __iter__(self):
+        return tl_range(self._tl, self._r)
+
+    def __len__(self) -> int:
+        return len(self._r)
+
+    def __repr__(self) -> str:
+        r = self._r
+        return f"tl.range({r.start}, {r.stop}, {r.step})"
+
+
 def tl_range(tl, r: range):
     """The generator behind ``tl.range`` (see the module docstring).
 
@@ -365,6 +397,7 @@ def tl_range(tl, r: range):
         if p is not None and not check:
             R = _safe_iterations(b, p, n - 1 - k)
             if R > 0:
+                _check_memory(b, p, R, where)
                 _replay(b, p, R, (where[0], where[1]))
                 _move_handles(p.handles, R * p.D, R * p.S)
                 _move_known(b, p, R)
