@@ -244,7 +244,8 @@ class PEBuilder:
 
     def _flush(self, i: int) -> None:
         """Move the recorded commands into the store's arrays, before tensor number ``i`` (a
-        multiple of FLUSH_EVERY) is made; refuse it past the tensor numbers an id holds."""
+        multiple of FLUSH_EVERY) is made; refuse it past the tensor numbers an id holds, or
+        when the launch's tables would take more than the host's memory (table_bytes)."""
         if i >= self.max_tensors:
             self._past_tensors()
         if table_bytes(self.trace_store.n_traced, i) > self.max_table_bytes:
