@@ -204,11 +204,11 @@ def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, w
     # (a review's case: a tl.range of 5e9 iterations grew the host's memory by 0.6 GB/s.) The
     # launch's tables take at least 32 bytes per command and 16 per tensor
     # (builder.table_bytes); past the host's memory, tracing refuses the program. Here the
-    # host is made 16 MiB: 2**22 iterations of one command and one tensor need 192 MiB. With
+    # host is made 4 MiB: 2**22 iterations of one command and one tensor need 192 MiB. With
     # replay, at the tl.range line before replaying (iterations 0-2 are traced); traced in
-    # full, at the tensor past 16 MiB / 48 bytes (the check runs every 2**14 tensors).
+    # full, at the tensor past 4 MiB / 48 bytes (the check runs every 2**14 tensors).
     from kernbench.language import builder
-    monkeypatch.setattr(builder, "host_memory", lambda: 16 << 20)
+    monkeypatch.setattr(builder, "host_memory", lambda: 4 << 20)
     monkeypatch.setenv("KERNBENCH_REPLAY", replay)
 
     def body(tl, p):
@@ -218,7 +218,7 @@ def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, w
     msg = refused(body, mode="timing")
     line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(where))
     assert msg.startswith(f"PE (0, 0) at {FILE}:{line}: "), msg
-    assert "B, more than this host's 16.0 MiB of memory (docs/reliability.md)" in msg, msg
+    assert "B, more than this host's 4.0 MiB of memory (docs/reliability.md)" in msg, msg
     if replay == "on":
         assert msg.split(": ", 1)[1].startswith("tl.range: replaying 4,194,300 more iterations "
                                                 "of this loop, this launch would hold"), msg
