@@ -285,3 +285,15 @@ def test_nested_override_names_the_whole_key(hw):
 
     with pytest.raises(HardwareConfigError, match=r"unknown hardware key 'gemm.rows.x'"):
         hw.with_overrides({"gemm.rows.x": 3})
+
+
+def test_an_override_given_as_a_table_sets_its_keys_and_keeps_the_others():
+    # (a review's case: {"gemm": {"rows": 8}} replaced the whole section, its other keys reset
+    # to the defaults instead of the base config's)
+    base = {"gemm": {"rows": 16, "cols": 16, "accumulator_buffers": 2},
+            "vector": {"op_cycles": {"exp": 9}}}
+    hw = load_hw(base, {"gemm": {"rows": 8}, "vector.op_cycles": {"add": 2}})
+    assert (hw.gemm.rows, hw.gemm.cols, hw.gemm.accumulator_buffers) == (8, 16, 2)
+    assert (hw.vector.op_cycles.exp, hw.vector.op_cycles.add) == (9, 2)
+    with pytest.raises(HardwareConfigError, match="unknown hardware key 'gemm.rowz'"):
+        load_hw(base, {"gemm": {"rowz": 8}})

@@ -273,3 +273,44 @@ def test_gather_warns_when_the_copies_it_did_not_read_differ():
     with pytest.warns(UserWarning, match=r"read the copies on PE 0 of each cube, but other copies "
                                          r"differ \(the first at PE \(1, 0\)\)"):
         ctx.gather(c)
+
+
+# -- a review's cases ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, np.float16, np.float32])
+def test_float_data_placed_as_int32_truncates_and_saturates_whatever_its_float_type(ctx, dtype):
+    # (bf16 and fp8 arrays are numpy kind "V": they once fell to astype, giving 0 for NaN and
+    # for values past int32, with a RuntimeWarning) -- as a kernel's cast (docs/language.md)
+    # the largest magnitude each holds (e4m3 448, f16 65504) or one past int32 (saturates)
+    big = {ml_dtypes.float8_e4m3fn: 448.0, np.float16: 65504.0}.get(dtype, 1e10)
+    x = np.array([big, -big, np.nan, 3.7, -3.7], dtype=dtype)
+    top = min(int(big), 2 ** 31 - 1)
+    want = [top, -top - (big > 2 ** 31), 0, 3, -3]
+    got = ctx.read(ctx.replicate(x, dtype="int32"), (0, 0))
+    assert got.dtype == np.int32 and got.tolist() == want
+
+
+def test_int64_data_past_2_24_by_default_is_refused_at_minus_2_63_too(ctx):
+    # (abs(-2**63) wraps to -2**63 in int64: the bound was checked on a negative maximum)
+    for a in ([-2 ** 63, 5], [-2 ** 24 - 1], [2 ** 24 + 1]):
+        with pytest.raises(PlacementError, match="holds integers exactly only up to 2\\*\\*24"):
+            ctx.replicate(np.array(a, np.int64))
+    assert ctx.read(ctx.replicate(np.array([-2 ** 24, 2 ** 24], np.int64)), (0, 0)).tolist() == [-2 ** 24, 2 ** 24]
+
+
+def test_another_contexts_array_is_refused_by_every_reader(ctx):
+    # (its global PE numbers are another machine's: PE (1, 1) of a 2-PE cube read as (3, 0))
+    other = kernbench.Context("default", overrides={"pes_per_cube": 2})
+    a = other.put(np.array([42.0], np.float32), pe=(1, 1))
+    for call in (lambda: ctx.read(a, (1, 1)), lambda: ctx.gather(a), lambda: ctx.read_all(a),
+                 lambda: ctx.empty_like(a), lambda: ctx.free(a)):
+        with pytest.raises(PlacementError, match="another Context|not a live allocation"):
+            call()
+    assert other.read(a, (1, 1)).tolist() == [42.0]
+
+
+@pytest.mark.parametrize("kw, what", [(dict(axis=5), "axis"), (dict(axis="a"), "axis"),
+                                      (dict(axis=True), "axis"), (dict(parts=0), "parts")])
+def test_gather_refuses_a_bad_axis_or_parts(ctx, kw, what):
+    s = ctx.shard(np.arange(16, dtype=np.float32).reshape(8, 2))
+    with pytest.raises(PlacementError, match=f"gather: {what} must be"):
+        ctx.gather(s, **kw)

@@ -198,6 +198,13 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
         node = node[p]
     if parts[-1] not in node:
         raise HardwareConfigError(f"unknown hardware key '{key}'")
+    if isinstance(value, Mapping) and isinstance(node[parts[-1]], dict):
+        # a table of keys: each set on its own, the section's others kept (not reset to defaults)
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise HardwareConfigError(f"hardware override keys must be strings, got {k!r} in '{key}'")
+            _set_dotted(data, f"{key}.{k}", v)
+        return
     node[parts[-1]] = value
 
 

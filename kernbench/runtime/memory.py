@@ -21,7 +21,7 @@ import numpy as np
 from ..common.errors import KernbenchError, pe_label, user_stacklevel
 from ..hw.config import HardwareConfig
 from ..language.numerics import cast_value
-from ..language.semantic import NP_DTYPES, STORAGE_DTYPES, dtype_name
+from ..language.semantic import FLOAT_DTYPES, NP_DTYPES, STORAGE_DTYPES, dtype_name
 
 __all__ = ["DeviceArray", "DeviceMemory", "BASE_ADDR", "ALIGN", "to_numpy", "PlacementError"]
 
@@ -322,6 +322,11 @@ class DeviceMemory:
         return out
 
     def _check_live(self, arr: DeviceArray) -> None:
+        if not isinstance(arr, DeviceArray):
+            raise PlacementError(f"expected a device array of this context, got {type(arr).__name__}")
+        if arr._memory is not self:
+            # its address and PE numbering mean nothing here (another machine's, perhaps)
+            raise PlacementError(f"{arr.name!r} belongs to another Context: read it through that one")
         if arr.freed:
             raise PlacementError(f"{arr.name!r} was freed")
 
@@ -331,13 +336,14 @@ class DeviceMemory:
         name = _storage_dtype(dtype) if dtype is not None else (
             inferred if inferred in STORAGE_DTYPES else "f32")
         if dtype is None and a.dtype.kind in "iu" and a.size and (
-                int(np.abs(a.astype(np.int64)).max()) > 2 ** 24 if a.dtype.kind == "i" else int(a.max()) > 2 ** 24):
+                int(a.max()) > 2 ** 24 or int(a.min()) < -2 ** 24):  # (not abs: |-2**63| wraps)
             raise PlacementError(f"{a.dtype} data becomes f32 by default, which holds integers exactly "
                                  f"only up to 2**24 (this data reaches {int(np.abs(a.astype(np.float64)).max()):.0f}): "
                                  f"pass dtype='int32' to keep them integers, or dtype='f32' to round")
         if a.ndim == 0:
             a = a.reshape(1)
-        if name == "int32" and a.dtype.kind == "f":  # as a kernel's cast: truncate, saturate, NaN -> 0
+        # as a kernel's cast: truncate, saturate, NaN -> 0 (bf16 and fp8 arrays are numpy kind "V")
+        if name == "int32" and (a.dtype.kind == "f" or inferred in FLOAT_DTYPES):
             return cast_value(a, "int32"), name
         if name == "int32" and a.dtype.kind in "iu" and a.size and (
                 int(a.min()) < -2 ** 31 or int(a.max()) > 2 ** 31 - 1):
@@ -411,6 +417,7 @@ class DeviceMemory:
         if not isinstance(like, DeviceArray):
             raise PlacementError(f"empty_like: expected a device array, got {type(like).__name__} "
                                  f"(for a numpy array: ctx.empty(a.shape, a.dtype))")
+        self._check_live(like)  # (its placement names this machine's PEs)
         return self.allocate(like.shape, like.dtype if dtype is None else dtype, name,
                              dict(like.placement))
 
@@ -430,7 +437,8 @@ class DeviceMemory:
         pe, cube = (0 if pe is None else pe), (0 if cube is None else cube)
         if over is None:
             if kind == "shard":
-                over, axis, parts = p["over"], p["axis"] if axis is None else axis, parts or p["parts"]
+                over, axis = p["over"], p["axis"] if axis is None else axis
+                parts = p["parts"] if parts is None else parts
             elif kind == "replicate":
                 out = self.read(arr, (pe, cube))
                 if not chosen:
@@ -448,6 +456,9 @@ class DeviceMemory:
                 raise PlacementError(f"gather: {name} must be an int from 0 to {top - 1}, got {v!r}")
         if parts is not None and (not _whole(parts) or parts < 1):
             raise PlacementError(f"gather: parts must be a positive int, got {parts!r}")
+        if not _whole(axis) or not -len(arr.shape) <= axis < len(arr.shape):
+            raise PlacementError(f"gather: axis must be an int from {-len(arr.shape)} to "
+                                 f"{len(arr.shape) - 1} (the array has shape {arr.shape}), got {axis!r}")
         if over == "pe":
             gs = [cube * hw.pes_per_cube + i for i in range(parts or hw.pes_per_cube)]
         elif over == "cube":
