@@ -395,3 +395,27 @@ def test_cli_pes_and_window_need_trace(capsys, tmp_path, cmd):
     for opt, value in (("--pes", "0"), ("--window", "0:10")):
         code, _, err = run_cli(capsys, *argv, opt, value)
         assert code == 2 and f"kernbench: error: {opt} filters the trace: give --trace FILE too" in err
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(pes=0), "pes must be None or an iterable"), (dict(pes="0,3"), "pes must be None"),
+    (dict(pes=["1"]), "global index or a \\(pe, cube\\) pair of ints"),
+    (dict(pes=[(0, 0.5)]), "pair of ints"), (dict(pes=[True]), "pair of ints"),
+    (dict(window=(1,)), "cycle window must be"), (dict(window="0:10"), "cycle window must be"),
+    (dict(window=(1.5, 3)), "cycle window must be"), (dict(critical_path="yes"), "critical_path"),
+])
+def test_bad_arguments_get_a_value_error_naming_them(ring, tmp_path, kw, match):
+    # (a review's cases: raw TypeErrors, or a string of PEs read character by character)
+    with pytest.raises(ValueError, match=match):
+        ring.to_perfetto(str(tmp_path / "t.json"), **kw)
+
+
+def test_a_path_that_is_not_a_writable_file_gets_a_value_error(ring, tmp_path):
+    for path, match in ((None, "path must be a file path"), (tmp_path, "is a directory"),
+                        (tmp_path / "missing" / "t.json", "does not exist")):
+        with pytest.raises(ValueError, match=match):
+            ring.to_perfetto(path)
+    n = ring.program.n_commands
+    for i in (n, -1, 10 ** 6, 1.0, True):  # (source once indexed numpy: -1 gave the last line)
+        with pytest.raises(IndexError, match="is not one of this launch's"):
+            ring.source(i)

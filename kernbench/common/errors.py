@@ -5,10 +5,12 @@ kernel line, and what was expected (for people).
 """
 from __future__ import annotations
 
+import numbers
 import os
 import sys
 
 __all__ = [
+    "is_whole",
     "KernbenchError",
     "DeadlockError",
     "MaxCyclesError",
@@ -116,3 +118,8 @@ class UnwrittenReadWarning(UserWarning):
     """Functional replay loaded device memory that nothing had written (it reads as NaN, or as
     zeros with ``Context(unwritten="zero")``). The message names the PE, the kernel line and the
     allocation; ``LaunchResult.unwritten_reads`` lists every such load."""
+
+
+def is_whole(x) -> bool:
+    """An int (Python or numpy), not a bool: a PE index, a count, a cycle, a byte offset."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)

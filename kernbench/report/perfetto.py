@@ -39,7 +39,7 @@ from typing import Iterable, Optional, Union
 
 import numpy as np
 
-from ..common.errors import pe_label
+from ..common.errors import is_whole as _whole, pe_label
 from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
 
 __all__ = ["to_perfetto", "select_pes", "trace_events"]
@@ -53,17 +53,21 @@ _GZIP_LEVEL = 3  #: zlib level of a .gz trace: 6 (gzip's default) writes 26% les
 
 
 # -- choosing what to keep ---------------------------------------------------------------------
+
 def select_pes(result, pes) -> np.ndarray:
     """Global PE indices from ``pes``: None (every working PE), or an iterable of global indices
     and/or ``(pe, cube)`` pairs. Raises ValueError naming a PE outside the machine."""
     hw = result.hw
     if pes is None:
         return np.asarray(result.working_pes, dtype=np.int64)
+    if isinstance(pes, (str, bytes)) or not isinstance(pes, Iterable):
+        raise ValueError(f"pes must be None or an iterable of global PE indices and (pe, cube) "
+                         f"pairs, e.g. [0, (1, 0)], got {pes!r}")
     out = []
     for x in pes:
         if isinstance(x, (tuple, list)):
-            if len(x) != 2:
-                raise ValueError(f"a PE is a global index or a (pe, cube) pair, got {x!r}")
+            if len(x) != 2 or not all(_whole(v) for v in x):
+                raise ValueError(f"a PE is a global index or a (pe, cube) pair of ints, got {x!r}")
             p, c = int(x[0]), int(x[1])
             if not (0 <= p < hw.pes_per_cube and 0 <= c < hw.n_cubes):
                 raise ValueError(
@@ -71,6 +75,8 @@ def select_pes(result, pes) -> np.ndarray:
                 )
             g = c * hw.pes_per_cube + p
         else:
+            if not _whole(x):
+                raise ValueError(f"a PE is a global index or a (pe, cube) pair of ints, got {x!r}")
             g = int(x)
             if not 0 <= g < hw.n_pes:
                 raise ValueError(f"PE index {g} is outside {hw.name} ({hw.n_pes} PEs)")
@@ -94,6 +100,10 @@ class _Selection:
         keep = keep_pe[self.pe_of] if n else np.zeros(0, dtype=bool)
         self.window = None
         if window is not None:
+            if (not isinstance(window, (tuple, list)) or len(window) != 2
+                    or not all(v is None or _whole(v) for v in window)):
+                raise ValueError(f"cycle window must be (first, last): two int cycles, either "
+                                 f"None for an open end, got {window!r}")
             lo, hi = window
             lo = 0 if lo is None else int(lo)
             hi = None if hi is None else int(hi)
@@ -366,6 +376,15 @@ def to_perfetto(
     Returns what was written: ``{"path", "bytes", "events", "slices", "flows", "pes",
     "otherData"}`` (and ``"critical_path_slices"``; :func:`trace_events` gives the events
     themselves)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"to_perfetto: path must be a file path (str or pathlib.Path), got {path!r}")
+    where = Path(path)
+    if where.is_dir():
+        raise ValueError(f"to_perfetto: {str(where)!r} is a directory: give a file path in it")
+    if not where.parent.is_dir():
+        raise ValueError(f"to_perfetto: folder {str(where.parent)!r} does not exist")
+    if not isinstance(critical_path, (bool, np.bool_)):
+        raise ValueError(f"to_perfetto: critical_path must be True or False, got {critical_path!r}")
     sel = _Selection(result, pes, window)
     other = _other_data(result, sel)
     meta = _metadata(result, sel)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..common.errors import KernbenchError, pe_label, user_stacklevel
+from ..common.errors import is_whole as _whole
 from ..hw.config import HardwareConfig
 from ..language.numerics import cast_value
 from ..language.semantic import FLOAT_DTYPES, NP_DTYPES, STORAGE_DTYPES, dtype_name
@@ -76,11 +77,6 @@ def _pe_text(pe) -> str:
         except (TypeError, ValueError):
             pass
     return f"PE {pe!r}"
-
-
-def _whole(x) -> bool:
-    """An int (Python or numpy), not a bool: a PE index, a count, a byte offset."""
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 class DeviceArray:

@@ -79,7 +79,10 @@ class LaunchResult:
 
     def source(self, i: int) -> str:
         """file:line of the tl call that emitted command ``i`` (a helper's file when the kernel
-        called one)."""
+        called one). Raises IndexError as :meth:`label` does."""
+        n = self.program.n_commands
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+            raise IndexError(f"source: command {i!r} is not one of this launch's {n} commands (0..{n - 1})")
         if self.sources is not None:
             return self.sources(i)
         return f"{self.kernel_file}:{int(self.program.commands['line'][i])}"
