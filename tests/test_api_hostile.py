@@ -151,3 +151,6 @@ def test_wrong_objects_for_free_empty_like_label_and_kernel_kwargs_are_clear_err
             r.label(i)
     with pytest.raises(TypeError, match="a kernel parameter is named by a str, got 1"):
         ctx.launch(k, (1, 1), x, mode="timing", kernel_kwargs={1: 1})
+    for bad in ([1], [("a", 1)], "ab"):  # (dict() of these: a raw TypeError, or keys from pairs)
+        with pytest.raises(TypeError, match="kernel_kwargs must be a dict"):
+            ctx.launch(k, (1, 1), x, mode="timing", kernel_kwargs=bad)

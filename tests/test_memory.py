@@ -314,3 +314,9 @@ def test_gather_refuses_a_bad_axis_or_parts(ctx, kw, what):
     s = ctx.shard(np.arange(16, dtype=np.float32).reshape(8, 2))
     with pytest.raises(PlacementError, match=f"gather: {what} must be"):
         ctx.gather(s, **kw)
+
+
+def test_shard_refuses_a_bool_axis(ctx):
+    # (a review's case: axis=True was axis 1; bools are refused everywhere else an int is asked)
+    with pytest.raises(PlacementError, match="axis True is out of range"):
+        ctx.shard(np.zeros((8, 2), np.float32), axis=True)

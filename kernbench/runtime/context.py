@@ -28,6 +28,9 @@ __all__ = ["Context"]
 def _kernel_kwargs(kernel_kwargs, more: dict) -> dict:
     """The kernel's keyword arguments: ``kernel_kwargs`` (a mapping of str names) and the launch's
     other keywords; a name in both, or one not a str, is a TypeError."""
+    if kernel_kwargs is not None and not isinstance(kernel_kwargs, Mapping):
+        raise TypeError(f"kernel_kwargs must be a dict of the kernel's keyword arguments, got "
+                        f"{type(kernel_kwargs).__name__} {kernel_kwargs!r}")
     kw = dict(kernel_kwargs or {})
     for k in kw:
         if not isinstance(k, str):

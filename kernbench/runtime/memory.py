@@ -377,7 +377,7 @@ class DeviceMemory:
         a, dt = self._prepare(x, dtype)
         targets = self._shard_targets(over, parts)
         n = len(targets)
-        if not isinstance(axis, (int, np.integer)) or not -a.ndim <= axis < a.ndim:
+        if not _whole(axis) or not -a.ndim <= axis < a.ndim:
             raise PlacementError(f"axis {axis!r} is out of range for an array of shape {a.shape}")
         axis = int(axis) % a.ndim
         if a.shape[axis] % n:
