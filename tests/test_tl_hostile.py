@@ -174,17 +174,19 @@ def test_tensor_ids_hold_tensors_per_pe_numbers_of_one_pe():
     assert base + n == semantic.id_base(7, 1, 0)
 
 
-@pytest.mark.parametrize("replay", ["on", "off", "verify"])
-@pytest.mark.parametrize("iterations, where", [(2 ** 16, "# after tensor"), (2 ** 17, "# body tensor")])
+@pytest.mark.parametrize("iterations, where, replay", [
+    (2 ** 15, "# after tensor", "on"), (2 ** 15, "# after tensor", "off"),
+    (2 ** 16, "# body tensor", "on"), (2 ** 16, "# body tensor", "off"),
+    (2 ** 16, "# body tensor", "verify")])  # (verify traces every iteration, checking each)
 def test_a_program_past_its_tensor_numbers_is_refused(iterations, where, replay, monkeypatch):
     # A PE makes at most semantic.TENSORS_PER_PE tensors (2**32; the test above says why). The
     # real bound takes a 32 GB tensor table to reach, so the builder reads it at its start and
-    # this test lowers it to 2**16 (the builder needs a multiple of FLUSH_EVERY, 2**14). 2**17
-    # iterations of one tensor: the iteration making tensor 2**16 is refused at its line, with
-    # tl.range replay (which replays those before it and traces it) as without. 2**16: the loop
-    # makes tensors 0..2**16 - 1, and the one after it is refused.
+    # this test lowers it to 2**15 (the builder needs a multiple of FLUSH_EVERY, 2**14). 2**16
+    # iterations of one tensor: the iteration making tensor 2**15 is refused at its line, with
+    # tl.range replay (which replays those before it and traces it) as without. 2**15: the loop
+    # makes tensors 0..2**15 - 1, and the one after it is refused.
     from kernbench.language import semantic
-    monkeypatch.setattr(semantic, "TENSORS_PER_PE", 2 ** 16)
+    monkeypatch.setattr(semantic, "TENSORS_PER_PE", 2 ** 15)
     monkeypatch.setenv("KERNBENCH_REPLAY", replay)
 
     def body(tl, p):
@@ -194,21 +196,20 @@ def test_a_program_past_its_tensor_numbers_is_refused(iterations, where, replay,
 
     msg = refused(body, mode="timing")
     line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(where))
-    assert msg.startswith(f"PE (0, 0) at {FILE}:{line}: this program makes more than 65,536 "
-                          f"tensors (2**16): a tensor id keeps 16 bits"), msg
+    assert msg.startswith(f"PE (0, 0) at {FILE}:{line}: this program makes more than 32,768 "
+                          f"tensors (2**15): a tensor id keeps 15 bits"), msg
 
 
-@pytest.mark.parametrize("replay, where", [("on", "# the loop"), ("off", "# a tensor"),
-                                           ("verify", "# a tensor")])
+@pytest.mark.parametrize("replay, where", [("on", "# the loop"), ("off", "# a tensor")])
 def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, where, monkeypatch):
     # (a review's case: a tl.range of 5e9 iterations grew the host's memory by 0.6 GB/s.) The
     # launch's tables take at least 32 bytes per command and 16 per tensor
     # (builder.table_bytes); past the host's memory, tracing refuses the program. Here the
-    # host is made 4 MiB: 2**22 iterations of one command and one tensor need 192 MiB. With
+    # host is made 2 MiB: 2**22 iterations of one command and one tensor need 192 MiB. With
     # replay, at the tl.range line before replaying (iterations 0-2 are traced); traced in
-    # full, at the tensor past 4 MiB / 48 bytes (the check runs every 2**14 tensors).
+    # full, at the tensor past 2 MiB / 48 bytes (the check runs every 2**14 tensors).
     from kernbench.language import builder
-    monkeypatch.setattr(builder, "host_memory", lambda: 4 << 20)
+    monkeypatch.setattr(builder, "host_memory", lambda: 2 << 20)
     monkeypatch.setenv("KERNBENCH_REPLAY", replay)
 
     def body(tl, p):
@@ -218,7 +219,7 @@ def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, w
     msg = refused(body, mode="timing")
     line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(where))
     assert msg.startswith(f"PE (0, 0) at {FILE}:{line}: "), msg
-    assert "B, more than this host's 4.0 MiB of memory (docs/reliability.md)" in msg, msg
+    assert "B, more than this host's 2.0 MiB of memory (docs/reliability.md)" in msg, msg
     if replay == "on":
         assert msg.split(": ", 1)[1].startswith("tl.range: replaying 4,194,300 more iterations "
                                                 "of this loop, this launch would hold"), msg
