@@ -137,10 +137,16 @@ def _agree_tiled(program, tc):
     fm, fr = np.zeros(n_t, np.uint8), np.zeros(n_t, np.int32)
     ok = api._check.check_fast(full, cmd_off, t_off, api._OP_PROPS, api._UNIT_BASE, fm, fr,
                                api.MAX_SIZE, api.MAX_VOLUME)
-    sm, sr, units = np.zeros(n_t, np.uint8), np.zeros(n_t, np.int32), np.zeros(len(full), np.uint8)
-    lb = api._check.check_source(tc.source(), cmd_off, t_off, api._OP_PROPS, api._UNIT_BASE, sm, sr,
-                                 api.MAX_SIZE, api.MAX_VOLUME, units, 5)
-    assert (lb is not None) == ok
+    tables = []
+    for closed in (True, False):  # copies answered from their body at once, or copy by copy
+        sm, sr, units = np.zeros(n_t, np.uint8), np.zeros(n_t, np.int32), np.zeros(len(full), np.uint8)
+        lb = api._check.check_source(tc.source(), cmd_off, t_off, api._OP_PROPS, api._UNIT_BASE,
+                                     sm, sr, api.MAX_SIZE, api.MAX_VOLUME, units, 5, closed=closed)
+        assert (lb is not None) == ok
+        tables.append((sm, sr, units, lb))
+    if ok:  # the same tables either way
+        for x, y in zip(tables[0][:3] + tables[0][3], tables[1][:3] + tables[1][3]):
+            assert x.dtype == y.dtype and np.array_equal(x, y)
     if ok:
         assert np.array_equal(sm, fm) and np.array_equal(sr, fr)
         assert np.array_equal(units, full["unit"])
@@ -172,8 +178,9 @@ def _loop_case():
 def test_tiled_copies_checked_as_the_expanded_rows(case, data):
     """Generated tl.range kernels (sends and recvs between 2 PEs, masked, pinned, views), their
     programs as replay keeps them; then the same with one tiling's moves or one traced row's
-    tensor number changed (D, made: the copies name other tensors; src/dst: the body itself
-    changes): the tiled check answers as the row-by-row check of the expanded array."""
+    tensor number changed (D, made or both: the copies name other tensors; src/dst: the body
+    itself changes): the tiled check answers as the row-by-row check of the expanded array,
+    with its copies answered at once from their body (_check_copies_closed) or copy by copy."""
     program = _replayed_program(case)
     tc = program.compact
     if tc is None or not tc.tiles:
@@ -186,10 +193,13 @@ def test_tiled_copies_checked_as_the_expanded_rows(case, data):
             i = data.draw(st.integers(0, len(tiles) - 1))
             a, z, lo, R, D, shift, made = tiles[i]
             d = data.draw(st.sampled_from([-3, -2, -1, 1, 2, 5, 1 << 31]))
-            if data.draw(st.booleans()):
+            which = data.draw(st.sampled_from(["D", "made", "both"]))
+            if which == "D":
                 D += d
-            else:
+            elif which == "made":
                 made = max(made + d, 0)
+            else:  # (the copies' windows moved: still of the form the closed check answers for)
+                D, made = D + d, max(made + d, 0)
             tiles[i] = (a, z, lo, R, D, shift, made)
         elif len(literal):
             literal = literal.copy()
@@ -343,3 +353,45 @@ def test_ctrl_c_in_a_launchs_check_pass_leaves_the_context_usable(monkeypatch):
     assert np.array_equal(again.unit_counters, small.unit_counters)
     big_again = ctx.launch(counter, (1, 1), BIG, mode="timing", replay="on")
     assert big_again.cycles == want.cycles and big_again.program.n_commands == BIG + 1
+
+
+def test_copies_reading_every_window_are_checked_as_the_expanded_rows():
+    """The copies' reads moved to every kind of tensor the closed check tells apart (a tiling's
+    body reading its own earlier or later row's result, the last iteration's, two back, a later
+    copy's, one before the tiling; a read kept fixed inside the copies' windows), one operand of
+    the hand-written ring kernel's tiling bodies at a time: the tiled check, with its copies
+    answered at once and copy by copy, answers as the row-by-row check of the expanded array,
+    and both answers come up (a valid program stays valid for some moves)."""
+    from test_tl_range import T, _launch, ring_body
+
+    n = 9
+    r = _launch(ring_body, lambda ctx: (ctx.empty(((2 * n + 2) * T, T), "f32"),
+                                        ctx.empty((T, T), "f32"), n), "on")
+    tc = r.program.compact
+    starts = np.cumsum(np.concatenate([[0], tc.bounds[:, 1] - tc.bounds[:, 0]]))
+    seen = set()
+    for a, z, lo, _, D, shift, _ in tc.tiles:
+        k = np.searchsorted(tc.bounds[:, 0], a, side="right") - 1
+        if not (tc.bounds[k, 0] <= a and z <= tc.bounds[k, 1]):
+            continue  # (a body holding copies: its rows are not all literal)
+        at = starts[k] + a - tc.bounds[k, 0]  # the body's first row in literal
+        dst = tc.literal["dst"][at:at + z - a]
+        F = int(dst[dst >= 0].min())
+        for j in range(z - a):
+            for f, field in enumerate(("src0", "src1", "src2")):
+                if tc.literal[field][at + j] < 0:
+                    continue
+                for x in (F + j % D, F - D, F - D + j % D, F - 2 * D, F + D, F + 2 * D, F - 1,
+                          F + D - 1, 0):
+                    if x < 0:
+                        continue
+                    literal = tc.literal.copy()
+                    literal[field][at + j] = x
+                    sh = shift.copy()
+                    for flag in (1, 0):  # moved on per copy, or kept (fixed)
+                        sh[j, f] = flag
+                        tiles = [(a2, z2, lo2, R2, D2, sh if (a2, lo2) == (a, lo) else s2, m2)
+                                 for a2, z2, lo2, R2, D2, s2, m2 in tc.tiles]
+                        seen.add(_agree_tiled(r.program, TiledCommands(tc.n, tc.bounds, literal,
+                                                                       tiles)))
+    assert seen == {True, False}

@@ -14,9 +14,9 @@ the GIL and poll Python's signal handlers every SIGNAL_PERIOD rows (the engine's
 _types.pxd); when one raises (KeyboardInterrupt), the pass stops with ST_INTERRUPTED and the
 function raises that exception once the GIL is back, its output arrays partly written.
 """
-from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint8_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint8_t, INT32_MAX, INT64_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from ._types cimport (Command, Message, OP_DOT, OP_VEC, OP_REDUCE, N_OPCODES, N_PORTS, N_UNITS,
                       N_VEC_OPS, UNIT_TX0, UNIT_RX0, ST_INTERRUPTED, SignalPoll, signal_poll_start,
                       signal_poll_raise, signal_tick, signal_run_end)
@@ -283,15 +283,220 @@ cdef int _check_copies(const Command* body, int64_t n, const uint8_t* shift, int
     return 0
 
 
+cdef enum:
+    NOT_CLOSED = -1  # _check_copies_closed: the tiling is not of the form it answers for
+
+
+cdef inline int64_t _floor_div(int64_t a, int64_t b) noexcept nogil:
+    # a // b rounded down (b > 0; cdivision truncates toward zero)
+    cdef int64_t q = a / b
+    if a % b != 0 and a < 0:
+        q -= 1
+    return q
+
+
+cdef struct Closed:
+    # what _check_copies_closed reads off a tiling's body
+    int64_t F                # the body's first result: window 0 is F .. F + D
+    int64_t n_dst            # the body's results
+    int64_t* row_of          # per window offset: the body row making that tensor, -1 if none
+    int64_t* rd              # the moved reads' tensor numbers in the body, n_rd of them
+    int64_t n_rd
+    int64_t* fx              # the fixed reads' tensor numbers, n_fx of them
+    int64_t n_fx
+    int32_t* lk_unit         # the body's link rows (units, byte counts), n_lk of them
+    int64_t* lk_bytes
+    int64_t n_lk
+    uint8_t* units           # every body row's unit
+
+
+cdef int _closed_read(const Closed* c, int64_t x, int64_t j, int64_t R, int64_t D, int64_t base,
+                      const uint8_t* made) noexcept nogil:
+    # 0 when copies 1..R of body row j read the moved operand x (+ m * D) made, else 1
+    cdef int64_t q, m, hi
+    # (q is -1 or 0 for the reads of the same or the last iteration: no division for those)
+    if x >= c.F:
+        q = 0 if x - c.F < D else _floor_div(x - c.F, D)
+    else:
+        q = -1 if c.F - x <= D else _floor_div(x - c.F, D)
+    if q > 0:
+        if 1 + q <= R:
+            return 1  # copy 1 reads a later copy's result
+        for m in range(1, R + 1):  # past the windows: made before the tiling, or never
+            if not made[base + x + m * D]:
+                return 1
+    elif q == 0:  # its own copy's: made by an earlier row
+        if not 0 <= c.row_of[x - c.F] < j:
+            return 1
+    else:
+        hi = -q if -q < R else R
+        for m in range(1, hi + 1):  # window 0 and below: made before the tiling, or never
+            if not made[base + x + m * D]:
+                return 1
+        if R > -q and c.row_of[x - q * D - c.F] < 0:  # an earlier copy's
+            return 1
+    return 0
+
+
+cdef int _closed_plan(const Command* body, int64_t n, const uint8_t* shift, int64_t R, int64_t D,
+                      int64_t base, int64_t nt, const uint8_t* op_props, const uint8_t* made,
+                      Closed* c) noexcept nogil:
+    # The body's facts (c) and the checks of every copy: 0 all pass, 1 one fails, NOT_CLOSED
+    # the tiling is not of the form _check_copies_closed answers for.
+    cdef int64_t j, k, x
+    cdef const Command* b
+    cdef int32_t ops[3]
+    cdef uint8_t props
+    for k in range(D):
+        c.row_of[k] = -1
+    for j in range(n):
+        if body[j].dst >= 0:
+            if c.row_of[body[j].dst - c.F] >= 0:
+                return NOT_CLOSED  # (a body making a tensor twice)
+            c.row_of[body[j].dst - c.F] = j
+    for j in range(n):
+        b = &body[j]
+        props = op_props[b.opcode]
+        c.units[j] = <uint8_t> b.unit
+        if b.unit >= UNIT_TX0:
+            c.lk_unit[c.n_lk] = b.unit
+            c.lk_bytes[c.n_lk] = b.nbytes
+            c.n_lk += 1
+        if b.dst >= 0:
+            if props & P_NO_RESULT or b.dst + R * D >= nt:
+                return 1
+        elif b.dst < -1 or props & P_DST:
+            return 1
+        ops[0], ops[1], ops[2] = b.src0, b.src1, b.src2
+        for k in range(3):
+            x = ops[k]
+            if shift[3 * j + k]:
+                if x + D < 0 or x + R * D > INT32_MAX:
+                    return NOT_CLOSED  # (a number reaching -1, or wrapping)
+                if x + R * D >= nt or _closed_read(c, x, j, R, D, base, made):
+                    return 1
+                c.rd[c.n_rd] = x
+                c.n_rd += 1
+            elif x < 0:
+                if x < -1 or (k == 0 and props & P_SRC0) or (k == 1 and props & P_SRC1):
+                    return 1
+            else:
+                if x >= nt:
+                    return 1
+                if c.F + D <= x < c.F + (R + 1) * D:
+                    return NOT_CLOSED  # (a fixed read of a copy's result)
+                if not made[base + x]:
+                    return 1
+                c.fx[c.n_fx] = x
+                c.n_fx += 1
+    return 0
+
+
+cdef int _closed_apply(const Closed* c, const Command* body, int64_t n, int64_t lo, int64_t R,
+                       int64_t D, int64_t base, uint8_t* made, int32_t* readers, uint8_t* units,
+                       LinkBytes* lb, SignalPoll* poll) noexcept nogil:
+    # The tables of copies 1..R that all pass (_closed_plan)
+    cdef int64_t k, j, m, m0 = 1, m1, sd
+    cdef int64_t left = poll.left
+    for k in range(c.n_fx):
+        readers[base + c.fx[k]] += <int32_t> R
+    if c.n_dst == D:  # (every tensor of a window made: the windows whole)
+        memset(&made[base + c.F + D], 1, R * D)
+    else:
+        for m in range(1, R + 1):
+            for j in range(n):
+                if body[j].dst >= 0:
+                    made[base + body[j].dst + m * D] = 1
+    while m0 <= R:  # copies m0..m1 in one run between two signal checks
+        m1 = signal_run_end(m0, R + 1, (left - 1) // n + 1)
+        for m in range(m0, m1):
+            sd = m * D
+            memcpy(&units[lo + (m - 1) * n], c.units, n)
+            for k in range(c.n_rd):
+                readers[base + c.rd[k] + sd] += 1
+            for k in range(c.n_lk):
+                if _push(lb, c.lk_unit[k], c.lk_bytes[k]):
+                    return 2
+        if signal_tick(poll, &left, (m1 - m0) * n):
+            return ST_INTERRUPTED
+        m0 = m1
+    poll.left = left
+    return 0
+
+
+cdef int _check_copies_closed(const Command* body, int64_t n, const uint8_t* shift, int64_t lo,
+                              int64_t R, int64_t D, int64_t made_step, int64_t g,
+                              const int64_t* t_off, const uint8_t* op_props, uint8_t* made,
+                              int32_t* readers, uint8_t* units, LinkBytes* lb,
+                              SignalPoll* poll) noexcept nogil:
+    # _check_copies' answer and tables without checking copy by copy, for the tilings replay
+    # makes: the body's results are within the D tensors F .. F + D (D = made_step; window 0),
+    # so copy m makes its results in window m = F + m * D .. F + (m + 1) * D, which nothing made
+    # before the tiling (checked: one pass over those bytes of ``made``). Then every check is a
+    # fact about the body, the same for all copies or linear in m (_closed_plan):
+    # - a tensor number moved on is x + m * D: in range for m = 1..R when it is at m = 1 and R;
+    # - a copy's results are made once (the windows are the copies' own, the body's results
+    #   distinct);
+    # - a read of x + m * D, x in window q of the body (q = (x - F) // D), reads window m + q
+    #   (_closed_read): q > 0, a later copy's (not made yet: fails) or, past window R, a tensor
+    #   made before the tiling or never; q == 0, its own copy's, made by an earlier row iff the
+    #   body's row that makes x is earlier; q < 0, an earlier copy's (made iff the body makes
+    #   x - q * D) or, at window 0 and below, a tensor whose made flag the copies never change;
+    # - a fixed read (operand not moved) outside the windows: its made flag, never changed.
+    # The tables (_closed_apply): units copied per copy, the link byte counts pushed per copy,
+    # moved reads counted per copy (fixed ones R at once), the windows marked made. NOT_CLOSED,
+    # nothing written, when the tiling is not of that form (results outside one window of D,
+    # a window past the PE's tensors or made already, tensor numbers that would reach -1 or
+    # wrap int32, a fixed read inside the windows): _check_copies then checks copy by copy.
+    cdef int64_t base = t_off[g], nt = t_off[g + 1] - t_off[g], j, top = -1, v
+    cdef Closed c
+    cdef int rc
+    if n <= 0 or R <= 0 or D <= 0 or made_step != D:
+        return NOT_CLOSED
+    c.F, c.n_dst, c.n_rd, c.n_fx, c.n_lk = INT64_MAX, 0, 0, 0, 0
+    for j in range(n):
+        if body[j].dst >= 0:
+            c.F = body[j].dst if body[j].dst < c.F else c.F
+            top = body[j].dst if body[j].dst > top else top
+            c.n_dst += 1
+    if c.n_dst == 0 or top - c.F >= D or c.F + (R + 1) * D > nt or c.F + (R + 1) * D > INT32_MAX:
+        return NOT_CLOSED
+    for v in range(base + c.F + D, base + c.F + (R + 1) * D):
+        if made[v]:
+            return NOT_CLOSED
+    c.row_of = <int64_t*> malloc(D * sizeof(int64_t))
+    c.rd = <int64_t*> malloc(3 * n * sizeof(int64_t))
+    c.fx = <int64_t*> malloc(3 * n * sizeof(int64_t))
+    c.lk_unit = <int32_t*> malloc(n * sizeof(int32_t))
+    c.lk_bytes = <int64_t*> malloc(n * sizeof(int64_t))
+    c.units = <uint8_t*> malloc(n)
+    if (c.row_of == NULL or c.rd == NULL or c.fx == NULL or c.lk_unit == NULL
+            or c.lk_bytes == NULL or c.units == NULL):
+        rc = 2
+    else:
+        rc = _closed_plan(body, n, shift, R, D, base, nt, op_props, made, &c)
+        if rc == 0:
+            rc = _closed_apply(&c, body, n, lo, R, D, base, made, readers, units, lb, poll)
+    free(c.row_of)
+    free(c.rd)
+    free(c.fx)
+    free(c.lk_unit)
+    free(c.lk_bytes)
+    free(c.units)
+    return rc
+
+
 def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::1] t_off,
                  const uint8_t[::1] op_props, const int32_t[::1] unit_base, uint8_t[::1] made,
                  int32_t[::1] readers, int64_t max_size, double max_volume,
-                 uint8_t[::1] units, int64_t rows=_ROWS):
+                 uint8_t[::1] units, int64_t rows=_ROWS, bint closed=True):
     """:func:`check_fast` of a tiled array read through ``src`` (kernbench._core._replay): the
     array is never expanded. Traced rows are read back ``rows`` at a time and checked row by
     row; a tiling within one PE's stream has its body read once and its copies checked on their
-    tensor numbers only (the rest of a copy is its body row's, checked already: _check_copies).
-    Also writes every command's unit to ``units`` ((n,) uint8, for :func:`unit_queues_of`).
+    tensor numbers only (the rest of a copy is its body row's, checked already: _check_copies),
+    or, for a tiling of the form replay makes (its copies' results in windows of their own),
+    all at once from facts about its body (_check_copies_closed; ``closed=False``: copy by copy
+    always, what the tests compare it with). Also writes every command's unit to ``units`` ((n,) uint8, for :func:`unit_queues_of`).
     Returns None if a check fails, else the byte counts of the sends (TX units) and of the recvs
     (RX units), each in command order: two int64 arrays. Raises ValueError on tables of the
     wrong size, MemoryError; a signal handler's exception (Ctrl-C: KeyboardInterrupt) stops the
@@ -299,7 +504,7 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
     cdef const CmdSource* s = &src.src
     cdef int64_t n = s.n, k, lo, hi, g = 0, a, z, nb, cap_body = 0
     cdef const int64_t* t
-    cdef int rc = 0
+    cdef int rc = 0, closed_done
     cdef LinkBytes lb[2]
     cdef SignalPoll poll
     cdef Command* body = NULL
@@ -343,7 +548,16 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
                         break
                     body, cap_body = grown, nb
                 rc = fill_rows(s, a, z, body)
-                if rc == 0:
+                closed_done = 0
+                if rc == 0 and closed:
+                    rc = _check_copies_closed(body, nb, &s.shift[t[T_SHIFT]], lo, t[T_R], t[T_D],
+                                              t[T_MADE], g, &t_off[0], &op_props[0], made_p,
+                                              readers_p, &units[0], lb, &poll)
+                    if rc == NOT_CLOSED:
+                        rc = 0
+                    else:
+                        closed_done = 1
+                if rc == 0 and not closed_done:
                     rc = _check_copies(body, nb, &s.shift[t[T_SHIFT]], lo, t[T_R], t[T_D],
                                        t[T_MADE], g, &t_off[0], &op_props[0], made_p, readers_p,
                                        &units[0], lb, &poll)
