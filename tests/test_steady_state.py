@@ -659,3 +659,35 @@ def test_run_step_in_c_reads_a_run_as_numpy_did(pair):
         assert np.array_equal(np.unique(fixed[:nf]), want[3]) and np.array_equal(shift, want[4])
     with pytest.raises(ValueError, match="do not fit"):
         _replay.run_step(b0, b1, shift[:0], fixed)
+
+
+def test_a_run_never_starts_in_the_stream_before_its_own():
+    """A loop at the head of a PE's stream whose first iteration is shorter than the rest (no
+    pipeline to drain into it): PROBE_BACK iterations of the body's length before the body
+    reach into the previous PE's stream, where they overlap that stream's last run, and one
+    of the two was dropped, so the machine never repeated as a whole. Tilings (a, z, lo, R, D,
+    shift, made): PE 0's stream is rows 0..100, PE 1's 100..200."""
+    shift = np.zeros((10, 3), np.uint8)
+    tiles = [(40, 50, 50, 5, 7, shift, 7),  # PE 0: body 40..50, copies to 100
+             (115, 125, 125, 7, 7, shift, 7)]  # PE 1: body 15 rows into its stream
+    old = api._tiled_runs(tiles)  # (one stream assumed: the run from row 95 is dropped)
+    assert [r[0] for r in old] == [20]
+    runs = api._tiled_runs(tiles, None, np.array([0, 100, 200]))
+    # PE 1's run starts one iteration before its body (two would be row 95)
+    assert [(c0, n, it, pr) for c0, n, it, _, pr in runs] == [(20, 10, 8, 2), (105, 10, 9, 1)]
+
+
+def test_the_causal_prefill_on_a_line_of_cubes_jumps():
+    """The causal multi-user prefill (its K/V groups' loop replays its last iteration too, so
+    each rank's run reaches the end of its stream, and the next rank's loop starts 20-odd rows
+    short of two body lengths into its stream): every rank has its run, the engine jumps,
+    and the result is the run without jumps."""
+    traced = _trace_panel("multi_user_prefill", MESH8, context=16384, causal=True)
+    p = traced.program
+    bodies = api._steady_bodies(None, p.compact, p.cmd_offsets)
+    working = np.flatnonzero(np.diff(p.cmd_offsets))
+    assert sorted(int(np.searchsorted(p.cmd_offsets, b[0], side="right") - 1) for b in bodies) \
+        == working.tolist()
+    off, on = _both(traced, MESH8)
+    assert_same(off, on)
+    assert on.steady_commands > 0

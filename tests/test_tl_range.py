@@ -333,14 +333,14 @@ def loop_kernels(draw):
     return ops, start, step, trips, n_carry, N
 
 
-def make_loop_kernel(ops, start, step, trips, n_carry, N):
+def make_loop_kernel(ops, start, step, trips, n_carry, N, replay_last=False):
     stop = start + step * trips
 
     def k(x_ptr, o_ptr, *, tl):
         pe = tl.program_id(0)
         carry = [tl.full((T, T), float(c), "f32") for c in range(n_carry)]
         last = older = tl.load(x_ptr, shape=(T, T))
-        for i in tl.range(start, stop, step):
+        for i in tl.range(start, stop, step, replay_last=replay_last):
             regs = [last, *carry]
             for op, r in ops:
                 a, b = regs[r % len(regs)], regs[(r >> 4) % len(regs)]
@@ -402,6 +402,17 @@ def make_loop_kernel(ops, start, step, trips, n_carry, N):
 @example(([("add", 0), ("view", 0)], 0, 1, 5, 0, 1))  # a view of a tensor from before the loop
 def test_generated_loop_kernels_exact(case):
     k, args = make_loop_kernel(*case)
+    _exact(k, args)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loop_kernels())
+@example(([("carry", 1)], 0, 1, 4, 1, 1))  # a handle two iterations old held past the loop
+@example(([("carry", 0)], 0, 1, 5, 1, 1))
+def test_generated_loop_kernels_with_their_last_iteration_replayed_exact(case):
+    """The generated bodies do the same work in every iteration, the last too: replayed with
+    the others (replay_last=True), the launch is full tracing's, and verify mode agrees."""
+    k, args = make_loop_kernel(*case, replay_last=True)
     _exact(k, args)
 
 
@@ -746,6 +757,7 @@ def test_only_the_handles_something_holds_are_compared_and_moved():
     assert handles_alike(track, 0, 2, 2, 10, 50)
     assert live_handles(track, 0, 50) == held
     assert live_handles(track, 4, 0) == keep
+    assert live_handles(track, 0, 50, 2) == held[:1] and live_handles(track, 2, 0, 2) == []
     track[0] = h(105, TransposedView)  # a temporary of another kind, shape and id: unseen
     assert handles_alike(track, 0, 2, 2, 10, 50)
     for bad in (h(110, TransposedView), h(110, shape=(T, 1)), h(111)):
@@ -754,8 +766,9 @@ def test_only_the_handles_something_holds_are_compared_and_moved():
         track[3] = held[1]
     with pytest.raises(ValueError):
         handles_alike(track, 0, 5, 2, 10, 50)
-    with pytest.raises(ValueError):
-        live_handles(track, 7, 0)
+    for a, z in ((7, -1), (3, 2), (0, 7)):
+        with pytest.raises(ValueError):
+            live_handles(track, a, 0, z)
 
 
 ALTERNATE = []  # the iterations transposed_every_other's body ran
@@ -905,3 +918,98 @@ def test_verify_catches_a_double_buffer_whose_slot_the_index_picks():
     assert on.program.commands.tobytes() != off.program.commands.tobytes()
     with pytest.raises(KernelError, match="tl.range replay \\(verify mode\\) changes the program"):
         _launch(kernel, args_of(9), "verify")
+
+
+# -- replay_last: the last iteration replayed with the others ------------------------------------
+def flash_last(x_ptr, o_ptr, n, *, tl):
+    """flash_like, its loop's last iteration replayed too."""
+    acc = tl.zeros((T, T), "f32")
+    m = tl.full((T, 1), -1e9, "f32")
+    for i in tl.range(0, n, replay_last=True):
+        RUNS.append(i)
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        s = tl.dot(x, tl.trans(x))
+        m2 = tl.maximum(m, tl.max(s, axis=1))
+        p = tl.exp(s - m2)
+        acc = tl.dot(p, x, acc=acc * tl.exp(m - m2))
+        m = m2
+    tl.store(o_ptr, acc)
+    tl.store(o_ptr, p)  # a handle of the last iteration, after the loop
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6, 50])
+def test_replay_last_replays_the_last_iteration_exactly(n):
+    """The body's Python runs for iterations 0, 1 and 2 only (all of them below 4 iterations:
+    nothing would be left to replay); the launch is full tracing's, handles after the loop
+    naming the last iteration's tensors."""
+    _exact(flash_last, _flash_args(n))
+    RUNS.clear()
+    _launch(flash_last, _flash_args(n), "on", grid=(1, 1))
+    assert RUNS == (list(range(n)) if n < loops.PROBES + 1 else [0, 1, 2])
+
+
+def last_differs(x_ptr, o_ptr, n, *, tl):
+    """Outside replay_last's promise: the last iteration does one more command."""
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n, replay_last=True):
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        acc = acc + x
+        if i == n - 1:
+            acc = acc * 2.0
+    tl.store(o_ptr, acc)
+
+
+def test_verify_catches_a_last_iteration_that_does_not_repeat_the_body():
+    """replay_last on a loop whose last iteration differs: replay emits the body instead (the
+    launch differs from full tracing's), and verify mode names the last iteration."""
+    n = 9
+    args = lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((T, T), "f32"), n)  # noqa: E731
+    on, off = _launch(last_differs, args, "on"), _launch(last_differs, args, "off")
+    assert on.program.n_commands == off.program.n_commands - 2  # (one command per PE)
+    with pytest.raises(KernelError, match=r"iteration 8 \(index 8\) does not repeat the loop body"):
+        _launch(last_differs, args, "verify")
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None, np.bool_(True)])
+def test_replay_last_must_be_a_bool(bad):
+    def k(x_ptr, o_ptr, *, tl):
+        for _ in tl.range(0, 4, replay_last=bad):
+            tl.store(o_ptr, tl.load(x_ptr, shape=(T, T)))
+
+    with pytest.raises(KernelError, match=r"replay_last is True or False, got"):
+        _launch(k, lambda ctx: (ctx.empty((T, T), "f32"), ctx.empty((T, T), "f32")), "on")
+
+
+def test_tl_range_repr_names_replay_last():
+    seen = []
+
+    def k(o_ptr, *, tl):
+        seen.extend([repr(tl.range(2, 9, 3)), repr(tl.range(5, replay_last=True))])
+        tl.store(o_ptr, tl.zeros((T, T), "f32"))
+
+    _launch(k, lambda ctx: (ctx.empty((T, T), "f32"),), "on", grid=(1, 1))
+    assert seen == ["tl.range(2, 9, 3)", "tl.range(0, 5, 1, replay_last=True)"]
+
+
+def kept_from_before_a(x_ptr, o_ptr, n, *, tl):
+    """Handles held from iteration 0 at the end of iteration 2: one kept (first), one two
+    iterations old in every iteration (older). Replay moves neither; a traced last iteration
+    assigns older again, so replay_last traces it here."""
+    last = older = first = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n, replay_last=True):
+        RUNS.append(i)
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        if i == 0:
+            first = x
+        older, last = last, x + 1.0
+    tl.store(o_ptr, first)
+    tl.store(o_ptr, older)
+    tl.store(o_ptr, last)
+
+
+@pytest.mark.parametrize("n", [5, 6, 30])
+def test_replay_last_traces_the_last_iteration_when_a_handle_from_iteration_0_is_held(n):
+    _exact(kept_from_before_a, _flash_args(n))
+    RUNS.clear()
+    _launch(kept_from_before_a, _flash_args(n), "on", grid=(1, 1))
+    assert RUNS == [0, 1, 2, n - 1]

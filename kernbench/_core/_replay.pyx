@@ -431,15 +431,18 @@ def handles_alike(list track, Py_ssize_t sa, Py_ssize_t sb, Py_ssize_t n, D,
     return True
 
 
-def live_handles(list track, Py_ssize_t a, lo) -> list:
-    """The handles of ``track[a:]`` still held elsewhere whose ``id`` is at least ``lo``: those
-    tl.range replay moves on. Raises ValueError if ``a`` is outside the list."""
+def live_handles(list track, Py_ssize_t a, lo, Py_ssize_t z=-1) -> list:
+    """The handles of ``track[a:z]`` (z = -1: to the end) still held elsewhere whose ``id`` is
+    at least ``lo``: those tl.range replay moves on. Raises ValueError if ``a`` or ``z`` is
+    outside the list."""
     cdef Py_ssize_t j, n = len(track)
     cdef PyObject* p
-    if a < 0 or a > n:
-        raise ValueError("live_handles: start outside the list")
+    if z == -1:
+        z = n
+    if a < 0 or a > z or z > n:
+        raise ValueError("live_handles: start or end outside the list")
     out = []
-    for j in range(a, n):
+    for j in range(a, z):
         p = PyList_GET_ITEM(track, j)
         if _refcount(p) == 1:
             continue

@@ -680,7 +680,7 @@ _RG_COLS = 9  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, 
 PROBE_BACK = 2
 
 
-def _tiled_runs(tiles, loops=None) -> list:
+def _tiled_runs(tiles, loops=None, starts=None) -> list:
     """Candidate repeating runs (c0, n, iters, origin, probe) from tl.range tilings ``(a, z, lo,
     R, D, shift, made)`` (kernbench.language.store.TiledCommands): each tiling whose body is the
     iteration just before its copies (origin ``("tile", k)``, k the tiling), and every copy
@@ -690,7 +690,10 @@ def _tiled_runs(tiles, loops=None) -> list:
     the loop's first iteration often repeats them too; the engine, which compares its state at
     two iterations of a run, then finds the repetition that much sooner. :func:`_steady_bodies`
     checks them like the rest and starts the run later, at the body at the latest, where they
-    do not repeat.
+    do not repeat. Never before its PE's stream (``starts``: each stream's first row, ascending,
+    Program.cmd_offsets; default: one stream): a run reaching into the stream before (a loop
+    whose first iteration is shorter than the rest, at the head of its stream) would overlap
+    that stream's last run, and one of the two would be dropped below.
 
     The engine jumps within one run at a time, and only when the whole machine repeats, every
     PE at once; so of nested loops one is chosen, the same on every PE: ``loops`` names the loop
@@ -702,6 +705,7 @@ def _tiled_runs(tiles, loops=None) -> list:
     ring's steps, split by rank into both sides and one) scores its shortest: while one PE
     moves from one such run to the next, the machine as a whole does not repeat."""
     loops = range(len(tiles)) if loops is None else loops
+    starts = np.zeros(1, np.int64) if starts is None else np.asarray(starts, np.int64)
     # a tiling is a run of its own when its body is the iteration just before its copies
     own = [z == lo and D == made and made > 0 and R >= 1 for a, z, lo, R, D, _, made in tiles]
     chosen = _chosen_loops([(t[0], t[1] - t[0], t[3] + 1, loops[k])
@@ -718,7 +722,8 @@ def _tiled_runs(tiles, loops=None) -> list:
                 off = lo + (m - 1) * n - a
                 new += [(c0 + off, nn, it, ("copy", c0, k), pr) for c0, nn, it, _, pr in inner]
         if own[k] and loops[k] in chosen:
-            back = min(PROBE_BACK, a // n)
+            s = int(starts[np.searchsorted(starts, a, side="right") - 1])  # its stream's first row
+            back = min(PROBE_BACK, (a - s) // n)
             new.append((a - back * n, n, R + 1 + back, ("tile", k), back))
         for g in new:
             bisect.insort(order, (g[0], len(regs)))
@@ -788,7 +793,7 @@ def _run_body(c, c0: int, n: int, iters: int, known=None) -> tuple | None:
     return made, dlo, first, fixed, shift
 
 
-def _steady_bodies(commands: np.ndarray | None, compact) -> list:
+def _steady_bodies(commands: np.ndarray | None, compact, starts=None) -> list:
     """The repeating runs of ``commands`` that the engine's steady-state jumps may use: each
     ``(c0, n, iters, made, dlo, first, fixed)``, a run of ``iters`` iterations of ``n`` commands
     from ``c0`` where iteration i + 1 is iteration i with its results ``made`` tensors further on
@@ -803,8 +808,9 @@ def _steady_bodies(commands: np.ndarray | None, compact) -> list:
     run repeats by construction when the operands it moves are the ones its first two
     iterations move, and so does a tiling's copy of a run that repeats when the tiling moves
     the same operands of every iteration of it (its flags repeat with the run's period); every
-    other run is read and checked in full. Depends on the command array only: a Program moved
-    to other PEs (Program.moved) has the same."""
+    other run is read and checked in full. ``starts``: the PEs' streams' first rows
+    (Program.cmd_offsets; :func:`_tiled_runs`). Depends on the command array and where its
+    streams start only: a Program moved to other PEs (Program.moved) has the same."""
     tiles = getattr(compact, "tiles", None)
     if not tiles:
         return []
@@ -828,7 +834,7 @@ def _steady_bodies(commands: np.ndarray | None, compact) -> list:
                 known = shifts[origin[1]]
         return _run_body(rows, c0, n, iters, known)
 
-    for c0, n, iters, origin, probe in _tiled_runs(tiles, getattr(compact, "loops", None)):
+    for c0, n, iters, origin, probe in _tiled_runs(tiles, getattr(compact, "loops", None), starts):
         # a copy starts where the run it copies does; the others as early as proposed. (Copies
         # name a run by where it was proposed, c0.)
         for skip in range(skipped.get(origin[1], 0) if origin[0] == "copy" else 0, probe + 1):
@@ -928,7 +934,7 @@ def simulate(
             if "steady_bodies" not in prep:  # (a moved Program's tables may bring them along)
                 cp = program.tiled
                 prep["steady_bodies"] = _steady_bodies(None if cp is not None else program.commands,
-                                                       program.compact)
+                                                       program.compact, program.cmd_offsets)
                 if t is not None:
                     t["steady_bodies"] = prep["steady_bodies"]
             prep["regions"] = _steady_regions(prep["steady_bodies"], program)

@@ -203,13 +203,15 @@ def attention_mesh_kv_kernel(
     def folds():
         """Emit the transfers of every arrival in order; yield its folds for the pipeline
         below. Phases start (query loads, fresh stats) as they are reached."""
-        for g in tl.range(h_kv):
+        for g in tl.range(h_kv, replay_last=True):
             # tl.range (every loop here): each K/V group, each phase of a group and each step of
             # the line along a phase emit the same commands, their addresses moved by a constant
             # (causal phases differ in their diagonal folds: those are traced in full), so
             # kernbench traces a few and replays the rest (docs/language.md, "Loops"). A replayed
             # step runs no Python: what a phase must know about its arrivals (which fold is a
-            # query block's last, after which its o is stored) is worked out before them.
+            # query block's last, after which its o is stored) is worked out before them. The
+            # last K/V group is the others' work on other heads (replay_last: replayed, not
+            # traced); a line's last step and a ragged last phase are not.
             for ph in tl.range(len(phases)):
                 qbs = [_QueryBlock(q0, rows, pos(rank, q0)) for q0, rows in phases[ph]]
                 left = len(qbs)

@@ -25,7 +25,8 @@ addresses. In timing mode kernbench then runs the body's Python for a few iterat
    replayed), so the Python variables holding them name the tensors of the last replayed
    iterations; then the remaining iterations (at least the last) are traced for real: a
    ragged last block is traced, not guessed, and handles that outlive the loop name the last
-   iteration's tensors.
+   iteration's tensors. ``tl.range(..., replay_last=True)`` says the last iteration repeats the
+   body too: it is replayed with the others (still traced where replay has to stop).
 
 Functional mode traces every iteration (replay computes values per command). Nested
 ``tl.range`` loops replay at every level: an outer loop's body holds its inner loops' traced and
@@ -68,7 +69,7 @@ class _Plan:
     """What replaying B moved on needs (see the module docstring)."""
 
     __slots__ = ("rows", "shift", "D", "S", "tensors", "pinned", "acc", "delta", "t_a", "t_b",
-                 "transposed", "handles", "known", "cmds")
+                 "transposed", "handles", "known", "cmds", "early")
 
 
 def _span(shape: tuple, stride) -> int:
@@ -153,6 +154,11 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     # every handle made in A and B naming a tensor made from iteration 0 on (a view of an older
     # one stays) and still held somewhere, as replay moves the operands
     p.handles = live_handles(b._track, sa[4], lo) if b._track is not None else []
+    # A handle still held from before A (iteration 0) naming a tensor of the loop's: a value
+    # kept from iteration 0 (`first = x`), or one two iterations old (`older, last = last, x`),
+    # neither of which replay moves on. The traced last iteration puts the second right (its
+    # variables are assigned again); replay_last cannot tell them apart, so traces the last.
+    p.early = b._track is not None and bool(live_handles(b._track, s0[4], lo, sa[4]))
     # Those naming a tensor whose value is known while tracing (a tl.arange mask, a small fill)
     # name, once moved on, a replayed tensor: known too, with the same value, when the iteration
     # next to it in the proof made the same value there (else the loop is traced: the value may
@@ -329,24 +335,27 @@ class TlRange:
     """What ``tl.range`` returns: like ``range``, iterable again and again (each ``for`` over it
     is a tl.range loop of its own, :func:`tl_range`) and with its ``len``."""
 
-    __slots__ = ("_tl", "_r")
+    __slots__ = ("_tl", "_r", "_last")
 
-    def __init__(self, tl, r: range) -> None:
-        self._tl, self._r = tl, r
+    def __init__(self, tl, r: range, replay_last: bool = False) -> None:
+        self._tl, self._r, self._last = tl, r, replay_last
 
     def __iter__(self):
-        return tl_range(self._tl, self._r)
+        return tl_range(self._tl, self._r, self._last)
 
     def __len__(self) -> int:
         return len(self._r)
 
     def __repr__(self) -> str:
         r = self._r
-        return f"tl.range({r.start}, {r.stop}, {r.step})"
+        last = ", replay_last=True" if self._last else ""
+        return f"tl.range({r.start}, {r.stop}, {r.step}{last})"
 
 
-def tl_range(tl, r: range):
-    """The generator behind ``tl.range`` (see the module docstring).
+def tl_range(tl, r: range, replay_last: bool = False):
+    """The generator behind ``tl.range`` (see the module docstring). ``replay_last``: the last
+    iteration is replayed too (the kernel says it repeats the body: no ragged last block),
+    not traced; verify mode checks it as the other replayed ones.
 
     The outermost loop proving its repetition owns the builder's ``_track`` (handles) and
     ``_acc`` (loads and stores) lists; a loop inside it records into the same lists (its
@@ -354,7 +363,8 @@ def tl_range(tl, r: range):
     b = tl._b
     mode = tl._replay
     n = len(r)
-    if mode == "off" or getattr(b, "functional", True) or n < PROBES + 2:
+    tail = 0 if replay_last else 1  # iterations traced after the replayed ones: the last
+    if mode == "off" or getattr(b, "functional", True) or n < PROBES + 1 + tail:
         yield from r
         return
     tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
@@ -377,7 +387,7 @@ def tl_range(tl, r: range):
                 # B is not A moved on: perhaps the body reads two iterations back (iteration 1
                 # reads tensors from before the loop where iteration 2 reads iteration 0's);
                 # then iterations 2 and 3 prove it, when a replayed iteration is left after 3
-                if p is not None or n < MAX_PROBES + 2:
+                if p is not None or n < MAX_PROBES + 1 + tail:
                     break
             at = k
             running[2] = r[k]
@@ -392,10 +402,12 @@ def tl_range(tl, r: range):
                           trans[k + 1])
         kb = len(snaps) - 2  # B, the iteration replay moves on
         k = kb + 1
+        if p is not None and p.early:
+            tail = 1  # (replay_last: a handle from before A is held, see _plan)
         if owner:
             b._track = None
         if p is not None and not check:
-            R = _safe_iterations(b, p, n - 1 - k)
+            R = _safe_iterations(b, p, n - tail - k)
             if R > 0:
                 _check_memory(b, p, R, where)
                 _replay(b, p, R, (where[0], where[1]))
@@ -414,8 +426,8 @@ def tl_range(tl, r: range):
         # verify, first pass: trace the iterations replay would skip and check each (replay
         # stops before the first whose loads or stores leave their allocation, and traces it
         # and the rest: those are not skipped, e.g. a kernel that catches that iteration's error)
-        safe = k + _safe_iterations(b, p, n - 1 - k)
-        for j in range(k, n - 1):
+        safe = k + _safe_iterations(b, p, n - tail - k)
+        for j in range(k, n - tail):
             s = _snap(b)
             at, skipped = j, j < safe
             running[2] = r[j]
@@ -425,9 +437,10 @@ def tl_range(tl, r: range):
                 _check_iteration(b, p, s, e, j - kb, j, r[j], where, kb)
         if owner:
             b._acc = None
-        at, skipped = n - 1, False  # (the last iteration is traced by replay too)
-        running[2] = r[n - 1]
-        yield r[n - 1]
+        if tail:
+            at, skipped = n - 1, False  # (the last iteration is traced by replay too)
+            running[2] = r[n - 1]
+            yield r[n - 1]
     except GeneratorExit:
         # The kernel left the loop (break, return) at iteration `at`. With replay on it can only
         # leave at a traced iteration (a break in a replayed one is never seen, and the program
