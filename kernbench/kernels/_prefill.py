@@ -124,6 +124,9 @@ def attention_mesh_kv_kernel(
         phases = [[(q0, min(bq, c - q0)), (c + q0, min(bq, c - q0))] for q0 in range(0, c, bq)]
     else:
         phases = [[(q0, min(bq, S_q - q0))] for q0 in range(0, S_q, bq)]
+    # the last phase does the others' work (tl.range replay_last) when its query blocks are
+    # as tall; causal phases differ in their diagonal folds anyway
+    phases_alike = not causal and all(rows == bq for ph in phases for _, rows in ph)
 
     def plan(qbs, src, k0, n):
         """The folds of one arrival: [(query block, first key row, key rows, masked)].
@@ -210,9 +213,10 @@ def attention_mesh_kv_kernel(
             # kernbench traces a few and replays the rest (docs/language.md, "Loops"). A replayed
             # step runs no Python: what a phase must know about its arrivals (which fold is a
             # query block's last, after which its o is stored) is worked out before them. The
-            # last K/V group is the others' work on other heads (replay_last: replayed, not
-            # traced); a line's last step and a ragged last phase are not.
-            for ph in tl.range(len(phases)):
+            # last K/V group is the others' work on other heads, and the last phase the
+            # others' on other query rows when its blocks are as tall (replay_last: replayed,
+            # not traced); a line's last step is not (it stores the query blocks' o).
+            for ph in tl.range(len(phases), replay_last=phases_alike):
                 qbs = [_QueryBlock(q0, rows, pos(rank, q0)) for q0, rows in phases[ph]]
                 left = len(qbs)
                 for src, k0, n in arrivals_backwards():  # (most phases stop at the first)
