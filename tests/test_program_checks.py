@@ -395,3 +395,21 @@ def test_copies_reading_every_window_are_checked_as_the_expanded_rows():
                         seen.add(_agree_tiled(r.program, TiledCommands(tc.n, tc.bounds, literal,
                                                                        tiles)))
     assert seen == {True, False}
+
+
+@pytest.mark.parametrize("big", [1 << 31, 1 << 33, (1 << 62) + 1, 3_500_000_000_000_000_000])
+def test_a_tiling_moving_by_more_than_the_tensor_numbers_is_checked_as_the_expanded_rows(big):
+    """A hand-built tiling whose copies move by D = made far past any PE's tensors (int32 tensor
+    numbers wrap; (R + 1) * D past int64 for the largest): the closed check leaves it to the
+    copy-by-copy one, and both answer as the expanded rows (no MemoryError, no read past the
+    body's tables)."""
+    from test_tl_range import T, _launch, ring_body
+
+    n = 6
+    r = _launch(ring_body, lambda ctx: (ctx.empty(((2 * n + 2) * T, T), "f32"),
+                                        ctx.empty((T, T), "f32"), n), "on")
+    tc = r.program.compact
+    for i, (a, z, lo, R, _, shift, _) in enumerate(tc.tiles):
+        tiles = list(tc.tiles)
+        tiles[i] = (a, z, lo, R, big, shift, big)
+        _agree_tiled(r.program, TiledCommands(tc.n, tc.bounds, tc.literal, tiles))

@@ -1013,3 +1013,43 @@ def test_replay_last_traces_the_last_iteration_when_a_handle_from_iteration_0_is
     RUNS.clear()
     _launch(kept_from_before_a, _flash_args(n), "on", grid=(1, 1))
     assert RUNS == [0, 1, 2, n - 1]
+
+
+def chain(x_ptr, o_ptr, n, depth, last, *, tl):
+    """Handles passed down a chain of ``depth`` variables, the oldest stored after the loop."""
+    held = [tl.zeros((T, T), "f32")] * depth
+    for i in tl.range(0, n, replay_last=last):
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T), after=held[-1])
+        held = held[1:] + [x + 1.0]
+    tl.store(o_ptr, held[0])
+
+
+@pytest.mark.parametrize("last", [False, True])
+@pytest.mark.parametrize("n", [5, 12])
+def test_handles_held_two_iterations_old_are_replayed_and_three_are_caught(n, last):
+    """Within the contract (docs/language.md): a chain of three (its oldest two iterations old)
+    is exactly full tracing's. A chain of four holds one three iterations old, which no traced
+    iteration moves on: outside it, and verify says so."""
+    args = lambda depth: lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((T, T), "f32"), n,  # noqa: E731
+                                      depth, last)
+    _exact(chain, args(3))
+    with pytest.raises(KernelError, match=r"changes the program.*more than two iterations old"):
+        _launch(chain, args(4), "verify")
+
+
+def index_after_the_loop(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n, replay_last=True):
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    for _ in range(i):  # the body's index after the loop: 2 with replay_last, not n - 1
+        acc = acc * 2.0
+    tl.store(o_ptr, acc)
+
+
+def test_verify_names_a_value_a_replay_last_body_left_behind():
+    n = 9
+    args = lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((T, T), "f32"), n)  # noqa: E731
+    on, off = _launch(index_after_the_loop, args, "on"), _launch(index_after_the_loop, args, "off")
+    assert on.program.n_commands < off.program.n_commands
+    with pytest.raises(KernelError, match=r"after a loop with replay_last=True, a Python value"):
+        _launch(index_after_the_loop, args, "verify")

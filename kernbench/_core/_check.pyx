@@ -451,8 +451,8 @@ cdef int _check_copies_closed(const Command* body, int64_t n, const uint8_t* shi
     cdef int64_t base = t_off[g], nt = t_off[g + 1] - t_off[g], j, top = -1, v
     cdef Closed c
     cdef int rc
-    if n <= 0 or R <= 0 or D <= 0 or made_step != D:
-        return NOT_CLOSED
+    if n <= 0 or R <= 0 or D <= 0 or made_step != D or R >= INT32_MAX or D > INT32_MAX // (R + 1):
+        return NOT_CLOSED  # ((R + 1) * D below must not wrap int64: a hand-built tiling's D)
     c.F, c.n_dst, c.n_rd, c.n_fx, c.n_lk = INT64_MAX, 0, 0, 0, 0
     for j in range(n):
         if body[j].dst >= 0:
