@@ -53,10 +53,10 @@ def _exact(kernel, args_of, grid=(2, 1)):
 RUNS = []
 
 
-def flash_like(x_ptr, o_ptr, n, *, tl):
+def flash_like(x_ptr, o_ptr, n, last=False, *, tl):
     acc = tl.zeros((T, T), "f32")
     m = tl.full((T, 1), -1e9, "f32")
-    for i in tl.range(0, n):
+    for i in tl.range(0, n, replay_last=last):  # (last: replayed too, not traced)
         RUNS.append(i)
         x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
         s = tl.dot(x, tl.trans(x))
@@ -68,8 +68,8 @@ def flash_like(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, p)  # a handle of the last iteration, after the loop
 
 
-def _flash_args(n):
-    return lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((T, T), "f32"), n)
+def _flash_args(n, last=False):
+    return lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((T, T), "f32"), n, last)
 
 
 @pytest.mark.parametrize("n", [1, 4, 5, 6, 13, 50])
@@ -921,30 +921,14 @@ def test_verify_catches_a_double_buffer_whose_slot_the_index_picks():
 
 
 # -- replay_last: the last iteration replayed with the others ------------------------------------
-def flash_last(x_ptr, o_ptr, n, *, tl):
-    """flash_like, its loop's last iteration replayed too."""
-    acc = tl.zeros((T, T), "f32")
-    m = tl.full((T, 1), -1e9, "f32")
-    for i in tl.range(0, n, replay_last=True):
-        RUNS.append(i)
-        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
-        s = tl.dot(x, tl.trans(x))
-        m2 = tl.maximum(m, tl.max(s, axis=1))
-        p = tl.exp(s - m2)
-        acc = tl.dot(p, x, acc=acc * tl.exp(m - m2))
-        m = m2
-    tl.store(o_ptr, acc)
-    tl.store(o_ptr, p)  # a handle of the last iteration, after the loop
-
-
 @pytest.mark.parametrize("n", [3, 4, 5, 6, 50])
 def test_replay_last_replays_the_last_iteration_exactly(n):
     """The body's Python runs for iterations 0, 1 and 2 only (all of them below 4 iterations:
     nothing would be left to replay); the launch is full tracing's, handles after the loop
     naming the last iteration's tensors."""
-    _exact(flash_last, _flash_args(n))
+    _exact(flash_like, _flash_args(n, last=True))
     RUNS.clear()
-    _launch(flash_last, _flash_args(n), "on", grid=(1, 1))
+    _launch(flash_like, _flash_args(n, last=True), "on", grid=(1, 1))
     assert RUNS == (list(range(n)) if n < loops.PROBES + 1 else [0, 1, 2])
 
 
@@ -991,27 +975,27 @@ def test_tl_range_repr_names_replay_last():
     assert seen == ["tl.range(2, 9, 3)", "tl.range(0, 5, 1, replay_last=True)"]
 
 
-def kept_from_before_a(x_ptr, o_ptr, n, *, tl):
+def kept_from_before_a(x_ptr, o_ptr, n, last, *, tl):
     """Handles held from iteration 0 at the end of iteration 2: one kept (first), one two
     iterations old in every iteration (older). Replay moves neither; a traced last iteration
     assigns older again, so replay_last traces it here."""
-    last = older = first = tl.zeros((T, T), "f32")
-    for i in tl.range(0, n, replay_last=True):
+    newest = older = first = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n, replay_last=last):
         RUNS.append(i)
         x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
         if i == 0:
             first = x
-        older, last = last, x + 1.0
+        older, newest = newest, x + 1.0
     tl.store(o_ptr, first)
     tl.store(o_ptr, older)
-    tl.store(o_ptr, last)
+    tl.store(o_ptr, newest)
 
 
 @pytest.mark.parametrize("n", [5, 6, 30])
 def test_replay_last_traces_the_last_iteration_when_a_handle_from_iteration_0_is_held(n):
-    _exact(kept_from_before_a, _flash_args(n))
+    _exact(kept_from_before_a, _flash_args(n, last=True))
     RUNS.clear()
-    _launch(kept_from_before_a, _flash_args(n), "on", grid=(1, 1))
+    _launch(kept_from_before_a, _flash_args(n, last=True), "on", grid=(1, 1))
     assert RUNS == [0, 1, 2, n - 1]
 
 
