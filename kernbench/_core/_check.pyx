@@ -504,7 +504,7 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
     cdef const CmdSource* s = &src.src
     cdef int64_t n = s.n, k, lo, hi, g = 0, a, z, nb, cap_body = 0
     cdef const int64_t* t
-    cdef int rc = 0, closed_done
+    cdef int rc = 0
     cdef LinkBytes lb[2]
     cdef SignalPoll poll
     cdef Command* body = NULL
@@ -548,16 +548,13 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
                         break
                     body, cap_body = grown, nb
                 rc = fill_rows(s, a, z, body)
-                closed_done = 0
-                if rc == 0 and closed:
-                    rc = _check_copies_closed(body, nb, &s.shift[t[T_SHIFT]], lo, t[T_R], t[T_D],
-                                              t[T_MADE], g, &t_off[0], &op_props[0], made_p,
-                                              readers_p, &units[0], lb, &poll)
-                    if rc == NOT_CLOSED:
-                        rc = 0
-                    else:
-                        closed_done = 1
-                if rc == 0 and not closed_done:
+                if rc == 0:
+                    rc = NOT_CLOSED
+                    if closed:
+                        rc = _check_copies_closed(body, nb, &s.shift[t[T_SHIFT]], lo, t[T_R],
+                                                  t[T_D], t[T_MADE], g, &t_off[0], &op_props[0],
+                                                  made_p, readers_p, &units[0], lb, &poll)
+                if rc == NOT_CLOSED:  # (not of the closed form: copy by copy)
                     rc = _check_copies(body, nb, &s.shift[t[T_SHIFT]], lo, t[T_R], t[T_D],
                                        t[T_MADE], g, &t_off[0], &op_props[0], made_p, readers_p,
                                        &units[0], lb, &poll)
