@@ -14,6 +14,7 @@ the source of truth, and the package works without their compiled twins
 * debug (``KERNBENCH_DEBUG=1 pip install .``): bounds/wraparound/initialized checks on,
   line tracing compiled in, and the engine's invariant checks (KERNBENCH_DEBUG macro) on.
 """
+import hashlib
 import os
 
 import numpy as np
@@ -85,17 +86,74 @@ py_extensions = [] if PURE_PYTHON else [
 # Release and debug builds keep their generated C and objects apart, so switching
 # KERNBENCH_DEBUG never reuses the other build's files.
 BUILD_BASE = os.path.join("build", "debug" if DEBUG else "release")
+CYTHON_DIR = os.path.join(BUILD_BASE, "cython")
+
+# Every .pxd/.pxi of the package: any module may cimport any of them (hashed whole, not traced
+# module by module: a change to one regenerates every module, which is rare and always right).
+PXD_FILES = sorted(
+    os.path.join(root, name)
+    for root, _, names in os.walk("kernbench")
+    for name in names
+    if name.endswith((".pxd", ".pxi"))
+)
+
+
+def _inputs_digest(ext, cython_directives):
+    """SHA-256 of everything a module's generated C and its compiled object depend on: the
+    Cython and numpy versions (their own .pxd and headers), the directives, the C macros and
+    flags, the source and the package's .pxd files. Python's version is not in it: the build
+    directory of the objects (build/*/lib.<platform>-<python>) already names it."""
+    import Cython
+
+    h = hashlib.sha256()
+    for part in (Cython.__version__, np.__version__, repr(sorted(cython_directives.items())),
+                 repr(ext.define_macros), repr(ext.extra_compile_args)):
+        h.update(part.encode() + b"\0")
+    for path in [*ext.sources, *PXD_FILES]:
+        with open(path, "rb") as f:
+            h.update(path.encode() + b"\0" + hashlib.sha256(f.read()).digest())
+    return h.hexdigest()
+
+
+def cythonize_changed(exts, cython_directives):
+    """cythonize() the modules whose inputs changed since their C was generated; keep the rest.
+
+    Cython decides by timestamps, and each `pip install .` builds in a fresh isolated
+    environment whose Cython/Includes/*.pxd are newer than any C generated before: every
+    install regenerated every module that cimports libc, and setuptools then recompiled it
+    (70-80 s of CI's second install, which changed nothing). Here a digest of the inputs,
+    kept beside the generated C, decides instead: a kept .c keeps its mtime, so setuptools
+    finds the extension it built from it up to date and does not compile it again.
+    """
+    kept, changed, stamps = [], [], []
+    for ext in exts:
+        (source,) = ext.sources
+        c_file = os.path.join(CYTHON_DIR, os.path.splitext(source)[0] + ".c")
+        stamp = c_file + ".inputs"
+        digest = _inputs_digest(ext, cython_directives)
+        try:
+            with open(stamp) as f:
+                same = f.read() == digest and os.path.exists(c_file)
+        except OSError:
+            same = False
+        if same:
+            ext.sources = [c_file]
+            kept.append(ext)
+        else:
+            changed.append(ext)
+            stamps.append((stamp, digest))
+    # force: the digest, not Cython's timestamps, has said which modules changed
+    out = kept + (cythonize(changed, compiler_directives=cython_directives, build_dir=CYTHON_DIR,
+                            force=True) if changed else [])
+    for stamp, digest in stamps:  # written once the C is: a failed run leaves no stamp
+        with open(stamp, "w") as f:
+            f.write(digest)
+    return out
+
 
 setup(
-    ext_modules=cythonize(
-        extensions,
-        compiler_directives=directives,
-        build_dir=os.path.join(BUILD_BASE, "cython"),
-    ) + cythonize(
-        py_extensions,
-        compiler_directives=py_directives,
-        build_dir=os.path.join(BUILD_BASE, "cython"),
-    ),
+    ext_modules=cythonize_changed(extensions, directives)
+    + cythonize_changed(py_extensions, py_directives),
     # two extensions compile at once (CI has 2 cores)
     options={"build": {"build_base": BUILD_BASE}, "build_ext": {"parallel": 2}},
 )
