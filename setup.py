@@ -87,6 +87,9 @@ py_extensions = [] if PURE_PYTHON else [
 # KERNBENCH_DEBUG never reuses the other build's files.
 BUILD_BASE = os.path.join("build", "debug" if DEBUG else "release")
 CYTHON_DIR = os.path.join(BUILD_BASE, "cython")
+# Cython and the C compiler run this many modules at once (CI has 2 cores; gcc -O3 on the
+# largest module takes about 0.5 GB)
+JOBS = max(1, min(os.cpu_count() or 1, 8))
 
 # Every .pxd/.pxi of the package: any module may cimport any of them (hashed whole, not traced
 # module by module: a change to one regenerates every module, which is rare and always right).
@@ -144,16 +147,20 @@ def cythonize_changed(exts, cython_directives):
             stamps.append((stamp, digest))
     # force: the digest, not Cython's timestamps, has said which modules changed
     out = kept + (cythonize(changed, compiler_directives=cython_directives, build_dir=CYTHON_DIR,
-                            force=True) if changed else [])
+                            force=True, nthreads=JOBS) if changed else [])
     for stamp, digest in stamps:  # written once the C is: a failed run leaves no stamp
         with open(stamp, "w") as f:
             f.write(digest)
     return out
 
 
+ext_modules = (cythonize_changed(extensions, directives)
+               + cythonize_changed(py_extensions, py_directives))
+# largest C first: JOBS compilers take the next module as one finishes, and a long module
+# left for last would keep one of them running alone
+ext_modules.sort(key=lambda ext: -os.path.getsize(ext.sources[0]))
+
 setup(
-    ext_modules=cythonize_changed(extensions, directives)
-    + cythonize_changed(py_extensions, py_directives),
-    # two extensions compile at once (CI has 2 cores)
-    options={"build": {"build_base": BUILD_BASE}, "build_ext": {"parallel": 2}},
+    ext_modules=ext_modules,
+    options={"build": {"build_base": BUILD_BASE}, "build_ext": {"parallel": JOBS}},
 )
