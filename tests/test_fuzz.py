@@ -13,11 +13,10 @@ For every generated case:
   * no two commands overlap on one unit and each unit runs in program order (record_events);
   * a rerun in a fresh Context is identical (cycles, counters, events, outputs).
 
-Profiles: by default (CI) a derandomized run of FAST_EXAMPLES examples (deterministic: the same
-examples every run), DEBUG_EXAMPLES of them on the debug build (CI runs the suite on both: the
-debug build's bounds checks and invariants on a third of the release build's cases, where each
-costs about twice as much, keep CI within its budget); ``KERNBENCH_FUZZ_EXAMPLES=100000``
-selects the long profile, randomized (``KERNBENCH_FUZZ_SEED`` fixes its seed).
+Profiles: by default (CI, on the release and the debug build alike) a derandomized run of
+FAST_EXAMPLES examples (deterministic: the same examples every run);
+``KERNBENCH_FUZZ_EXAMPLES=100000`` selects the long profile, randomized
+(``KERNBENCH_FUZZ_SEED`` fixes its seed).
 """
 from __future__ import annotations
 
@@ -30,20 +29,18 @@ from hypothesis import HealthCheck, given, seed, settings
 from fuzz import reference as R
 from fuzz.kernels import DTYPES, NIN, NOUT, KernelCase, build_case, kernels
 from fuzz.reference import Op, RegMeta
-from kernbench._core import DEBUG_BUILD
 from kernbench.common.errors import DeadlockError
 from kernbench.common.pe_commands import N_PORTS, UNIT_NAMES, Port, Unit
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 FAST_EXAMPLES = 1500
-DEBUG_EXAMPLES = 500
 _LONG = os.environ.get("KERNBENCH_FUZZ_EXAMPLES")
 if _LONG:
     PROFILE = settings(max_examples=int(_LONG), deadline=None, derandomize=False, database=None,
                        suppress_health_check=list(HealthCheck), print_blob=True)
 else:
-    PROFILE = settings(max_examples=DEBUG_EXAMPLES if DEBUG_BUILD else FAST_EXAMPLES,
+    PROFILE = settings(max_examples=FAST_EXAMPLES,
                        deadline=None, derandomize=True, database=None,
                        suppress_health_check=list(HealthCheck), print_blob=True)
 
