@@ -32,6 +32,21 @@ def test_allocation_shapes_must_be_positive_ints(ctx, shape):
         ctx.empty(shape, "f32")
 
 
+@pytest.mark.parametrize("name", [5, b"x", "two\nlines", "tab\there", "\x1b[31mred", ("a",)])
+@pytest.mark.parametrize("how", ["empty", "replicate", "shard", "put", "empty_like"])
+def test_allocation_names_must_be_printable_text(ctx, name, how):
+    like = ctx.empty((2,), "f32", name="like")
+    x = np.zeros((2, 2), np.float32)
+    make = {"empty": lambda: ctx.empty((2,), "f32", name=name),
+            "replicate": lambda: ctx.replicate(x, name=name),
+            "shard": lambda: ctx.shard(x, name=name),
+            "put": lambda: ctx.put(x, (0, 0), name=name),
+            "empty_like": lambda: ctx.empty_like(like, name=name)}[how]
+    with pytest.raises(PlacementError, match="name must be a str of printable characters"):
+        make()
+    assert ctx.empty((2,), "f32", name="ok name · 1").name == "ok name · 1"
+
+
 def test_complex_and_non_numeric_data_are_refused(ctx):
     with pytest.raises(PlacementError, match="complex data"):
         ctx.replicate(np.ones(4, np.complex64))

@@ -175,6 +175,10 @@ class DeviceMemory:
                                and d >= 1 for d in dims):
             raise PlacementError(f"shape must be a non-empty tuple of positive ints, got {shape!r}")
         shape = tuple(int(d) for d in dims)
+        # names are printed raw in reports, tables and Perfetto tracks: text on one line
+        if name is not None and not (isinstance(name, str) and name.isprintable()):
+            raise PlacementError(f"name must be a str of printable characters (or None: a0, a1, ...), "
+                                 f"got {name!r}")
         dtype = _storage_dtype(dtype)
         nbytes = math.prod(shape) * NP_DTYPES[dtype].itemsize  # Python ints: no wrap-around
         if nbytes > MAX_ALLOCATION:
