@@ -276,6 +276,17 @@ def _module_label(module) -> str:
     return module.__name__
 
 
+def _raised_at(e: BaseException) -> str:
+    """' at FILE:LINE' of the innermost frame of a user's setup or check that raised ``e``:
+    the user's own line, not the kernbench one that refused what it was given (ctx.empty's
+    shape check, say); kernbench's frame only if the error has no other (empty: no frames)."""
+    tb = traceback.extract_tb(e.__traceback__)
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    user = [f for f in tb if not os.path.abspath(f.filename).startswith(package)]
+    frame = (user or tb)[-1] if tb else None
+    return f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
+
+
 def kernel_params(kernel) -> list:
     """The kernel's launch parameters: every parameter but keyword-only ``tl``."""
     try:
@@ -311,10 +322,8 @@ def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
         try:
             got = setup(ctx, **values)
         except Exception as e:  # the user's setup failed, not kernbench: say so, and where
-            tb = traceback.extract_tb(e.__traceback__)
-            at = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
             raise CliError(f"{setup_name}(ctx, ...) in {_module_label(module)} raised "
-                           f"{type(e).__name__}{at}: {e}") from e
+                           f"{type(e).__name__}{_raised_at(e)}: {e}") from e
         if isinstance(got, (tuple, list)):
             return tuple(got)
         if isinstance(got, dict):
@@ -622,9 +631,8 @@ def _run_check(module, kernel, ctx, named: dict, result, console) -> int:
     try:
         ok = check(ctx, named, result)
     except Exception as e:  # the check's own failure: say where, as for setup
-        tb = traceback.extract_tb(e.__traceback__)
-        at = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
-        console.print(rich_text(f"check  FAILED: {where} raised {type(e).__name__}{at}: {e}"), soft_wrap=True)
+        console.print(rich_text(f"check  FAILED: {where} raised {type(e).__name__}{_raised_at(e)}: {e}"),
+                      soft_wrap=True)
         return EXIT_FAILED
     if ok is False:
         console.print(rich_text(f"check  FAILED: {where} returned False"), soft_wrap=True)

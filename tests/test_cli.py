@@ -439,6 +439,20 @@ def test_an_error_in_setup_says_it_came_from_setup(capsys, tmp_path):
     assert "setup(ctx, ...) in" in line and "raised KeyError at bad_setup.py:2: 'missing'" in line
 
 
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_a_bad_arg_refused_inside_kernbench_points_at_the_setup_line(capsys, tmp_path, n):
+    """`--arg n=0` reaches ctx.empty((n,), ...) through setup: the error names setup's line,
+    the one the user can change, not kernbench's shape check that refused it."""
+    mod = tmp_path / "sized_setup.py"
+    mod.write_text("def setup(ctx, n):\n    x = ctx.empty((n,), 'f32')\n    return {'x_ptr': x}\n\n"
+                   "def k(x_ptr, n, *, tl):\n    pass\n")
+    code, _, err = run(capsys, "run", f"{mod}:k", "--grid", "1,1", "--arg", f"n={n}")
+    assert code == 2
+    line = one_error_line(err)
+    assert (f"raised PlacementError at sized_setup.py:2: shape must be a non-empty tuple of "
+            f"positive ints, got ({n},)") in line, line
+
+
 # -- run: modules beside the kernel file, --save, the check hook, output paths -------------------
 def test_a_kernel_file_imports_a_module_beside_it(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))  # the run puts the file's folder on it
