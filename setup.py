@@ -145,6 +145,8 @@ def cythonize_changed(exts, cython_directives):
             ext.sources = [c_file]
             kept.append(ext)
         else:
+            if os.path.exists(stamp):  # a run stopped while the C is written must not keep it
+                os.remove(stamp)
             changed.append(ext)
             stamps.append((stamp, digest))
     # force: the digest, not Cython's timestamps, has said which modules changed
