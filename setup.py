@@ -19,10 +19,14 @@ the source of truth, and the package works without their compiled twins
 """
 import hashlib
 import os
+import sys
+import sysconfig
+from importlib.machinery import EXTENSION_SUFFIXES
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext as _build_ext
 
 DEBUG = os.environ.get("KERNBENCH_DEBUG", "0") not in ("", "0", "false", "False")
 
@@ -103,45 +107,53 @@ PXD_FILES = sorted(
 )
 
 
-def _inputs_digest(ext, cython_directives):
-    """SHA-256 of everything a module's generated C and its compiled object depend on: the
-    Cython and numpy versions (their own .pxd and headers), the directives, the C macros and
-    flags, the source and the package's .pxd files. Python's version is not in it: the build
-    directory of the objects (build/*/lib.<platform>-<python>) already names it."""
-    import Cython
-
+def _digest(parts, paths=()):
+    """SHA-256 (hex) of ``parts`` (strings) and of the contents of the files ``paths``."""
     h = hashlib.sha256()
-    for part in (Cython.__version__, np.__version__, repr(sorted(cython_directives.items())),
-                 repr(ext.define_macros), repr(ext.extra_compile_args)):
+    for part in parts:
         h.update(part.encode() + b"\0")
-    for path in [*ext.sources, *PXD_FILES]:
+    for path in paths:
         with open(path, "rb") as f:
             h.update(path.encode() + b"\0" + hashlib.sha256(f.read()).digest())
     return h.hexdigest()
 
 
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _write(path, text):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def cythonize_changed(exts, cython_directives):
-    """cythonize() the modules whose inputs changed since their C was generated; keep the rest.
+    """cythonize() the modules whose Cython inputs changed since their C was generated; keep
+    the C of the rest.
 
     Cython decides by timestamps, and each `pip install .` builds in a fresh isolated
     environment whose Cython/Includes/*.pxd are newer than any C generated before: every
     install regenerated every module that cimports libc, and setuptools then recompiled it
-    (70-80 s of CI's second install, which changed nothing). Here a digest of the inputs,
-    kept beside the generated C, decides instead: a kept .c keeps its mtime, so setuptools
-    finds the extension it built from it up to date and does not compile it again.
+    (70-80 s of CI's second install, which changed nothing). Here a digest of what the C is
+    generated from (the Cython and numpy versions: their own .pxd; the directives; the source
+    and every .pxd of the package), stored beside the C, decides instead. Whether the C is
+    compiled again is build_ext's decision below.
     """
+    import Cython
+
     kept, changed, stamps = [], [], []
     for ext in exts:
         (source,) = ext.sources
         c_file = os.path.join(CYTHON_DIR, os.path.splitext(source)[0] + ".c")
         stamp = c_file + ".inputs"
-        digest = _inputs_digest(ext, cython_directives)
-        try:
-            with open(stamp) as f:
-                same = f.read() == digest and os.path.exists(c_file)
-        except OSError:
-            same = False
-        if same:
+        digest = _digest([Cython.__version__, np.__version__, repr(sorted(cython_directives.items()))],
+                         [source, *PXD_FILES])
+        if _read(stamp) == digest and os.path.exists(c_file):
             ext.sources = [c_file]
             kept.append(ext)
         else:
@@ -153,9 +165,67 @@ def cythonize_changed(exts, cython_directives):
     out = kept + (cythonize(changed, compiler_directives=cython_directives, build_dir=CYTHON_DIR,
                             force=True, nthreads=JOBS) if changed else [])
     for stamp, digest in stamps:  # written once the C is: a failed run leaves no stamp
-        with open(stamp, "w") as f:
-            f.write(digest)
+        _write(stamp, digest)
     return out
+
+
+# What the C compiler and the linker read besides an Extension's own fields: the environment
+# (CC=..., CFLAGS=... reach distutils from there) and the interpreter's build configuration.
+COMPILER_ENV = ("CC", "CXX", "CFLAGS", "CPPFLAGS", "CXXFLAGS", "LDFLAGS", "LDSHARED", "AR",
+                "ARFLAGS", "ARCHFLAGS", "MACOSX_DEPLOYMENT_TARGET", "SETUPTOOLS_EXT_SUFFIX")
+COMPILER_CONFIG = ("CC", "CXX", "CFLAGS", "CCSHARED", "LDSHARED", "LDFLAGS", "CPPFLAGS",
+                   "EXT_SUFFIX", "SOABI")
+
+
+class build_ext(_build_ext):
+    """setuptools' build_ext, deciding by digest rather than by timestamps whether to compile.
+
+    An extension is compiled and linked again unless the digest of everything that goes into
+    it (its C file's contents, every field of its Extension, numpy's version for its headers,
+    the compiler variables of the environment and of the interpreter's build, the Python
+    version), stored in build_temp when it was last built, is the current one and its file
+    exists. A run stopped mid-link leaves no stamp, so its half-written file is rebuilt.
+    Outside in-place builds, extension files in build_lib that this build does not make (a
+    KERNBENCH_PURE_PYTHON=1 build after a compiled one; a module since removed) are deleted
+    first, so no wheel ships a compiled module that shadows its current .py.
+    """
+
+    def run(self):
+        if not self.inplace and os.path.isdir(self.build_lib):
+            made = {ext.name for ext in self.extensions}
+            for root, _, names in os.walk(self.build_lib):
+                for name in names:
+                    sfx = next((s for s in EXTENSION_SUFFIXES if name.endswith(s)), None)
+                    if sfx is None:
+                        continue
+                    path = os.path.join(root, name)
+                    module = os.path.relpath(path[: -len(sfx)], self.build_lib).replace(os.sep, ".")
+                    if module not in made:
+                        os.remove(path)
+        super().run()
+
+    def _compile_digest(self, ext):
+        numpy_include = np.get_include()  # (a path in each isolated build env: named by version)
+        fields = {k: v for k, v in vars(ext).items() if k not in ("sources", "include_dirs")}
+        fields["include_dirs"] = [f"numpy {np.__version__}" if d == numpy_include else d
+                                  for d in ext.include_dirs]
+        return _digest([sys.version, repr(sorted(fields.items(), key=lambda kv: kv[0])),
+                        repr([(k, os.environ.get(k)) for k in COMPILER_ENV]),
+                        repr(sysconfig.get_config_vars(*COMPILER_CONFIG))],
+                       [*ext.sources, *ext.depends])
+
+    def build_extension(self, ext):
+        target = self.get_ext_fullpath(ext.name)
+        stamp = os.path.join(self.build_temp, ext.name + ".inputs")
+        digest = self._compile_digest(ext)
+        if _read(stamp) == digest and os.path.exists(target):
+            return  # built from these very inputs
+        if os.path.exists(stamp):
+            os.remove(stamp)
+        if os.path.exists(target):
+            os.remove(target)  # (setuptools would keep a file newer than its sources)
+        super().build_extension(ext)
+        _write(stamp, digest)
 
 
 ext_modules = (cythonize_changed(extensions, directives)
@@ -166,5 +236,6 @@ ext_modules.sort(key=lambda ext: -os.path.getsize(ext.sources[0]))
 
 setup(
     ext_modules=ext_modules,
+    cmdclass={"build_ext": build_ext},
     options={"build": {"build_base": BUILD_BASE}, "build_ext": {"parallel": JOBS}},
 )
