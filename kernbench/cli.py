@@ -276,15 +276,16 @@ def _module_label(module) -> str:
     return module.__name__
 
 
-def _raised_at(e: BaseException) -> str:
-    """' at FILE:LINE' of the innermost frame of a user's setup or check that raised ``e``:
-    the user's own line, not the kernbench one that refused what it was given (ctx.empty's
-    shape check, say); kernbench's frame only if the error has no other (empty: no frames)."""
+def _raised_at(e: BaseException, module) -> str:
+    """' at FILE:LINE' of the user's innermost line in an error a setup or check raised
+    (runtime.executor.user_frame: the user's own line, not the kernbench one that refused what
+    it was given, ctx.empty's shape check say); the innermost frame if none is the user's."""
+    from .runtime.executor import user_frame
+
     tb = traceback.extract_tb(e.__traceback__)
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    user = [f for f in tb if not os.path.abspath(f.filename).startswith(package)]
-    frame = (user or tb)[-1] if tb else None
-    return f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
+    site = user_frame(e, getattr(module, "__file__", None)) or (
+        (tb[-1].filename, tb[-1].lineno) if tb else None)
+    return f" at {os.path.basename(site[0])}:{site[1]}" if site else ""
 
 
 def kernel_params(kernel) -> list:
@@ -323,7 +324,7 @@ def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
             got = setup(ctx, **values)
         except Exception as e:  # the user's setup failed, not kernbench: say so, and where
             raise CliError(f"{setup_name}(ctx, ...) in {_module_label(module)} raised "
-                           f"{type(e).__name__}{_raised_at(e)}: {e}") from e
+                           f"{type(e).__name__}{_raised_at(e, module)}: {e}") from e
         if isinstance(got, (tuple, list)):
             return tuple(got)
         if isinstance(got, dict):
@@ -631,7 +632,7 @@ def _run_check(module, kernel, ctx, named: dict, result, console) -> int:
     try:
         ok = check(ctx, named, result)
     except Exception as e:  # the check's own failure: say where, as for setup
-        console.print(rich_text(f"check  FAILED: {where} raised {type(e).__name__}{_raised_at(e)}: {e}"),
+        console.print(rich_text(f"check  FAILED: {where} raised {type(e).__name__}{_raised_at(e, module)}: {e}"),
                       soft_wrap=True)
         return EXIT_FAILED
     if ok is False:

@@ -106,20 +106,26 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
 
 
 
-def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
-    """(file, line) of the innermost traceback frame of the user's code: outside kernbench and
-    outside the standard library and installed packages (numpy raising inside a helper names
-    the helper's line), the kernel's own file and the shipped kernels' files (kernbench.kernels,
-    installed or not) always counting as the user's."""
+def user_frame(exc: BaseException, own_file: str | None = None) -> tuple | None:
+    """(file, line) of the innermost traceback frame of the user's code, None without one:
+    outside kernbench and outside the standard library and installed packages (numpy raising
+    inside a helper names the helper's line), ``own_file`` (a kernel's, a setup's) and the
+    shipped kernels' files (kernbench.kernels, installed or not) always counting as the user's.
+    The one rule for a kernel's error, a `kernbench run` setup or check, and a sweep point."""
     user = None
     for fr in traceback.extract_tb(exc.__traceback__):
         f = fr.filename
         a = os.path.abspath(f)
-        if f == kernel_file or a.startswith(_KERNELS_DIR) or (
+        if f == own_file or a.startswith(_KERNELS_DIR) or (
                 f not in _INTERNAL and not a.startswith(PACKAGE_DIR)
                 and not os.path.normpath(f).startswith(_LIBRARY_DIRS)):
             user = (f, fr.lineno)
-    return user or (kernel_file, 0)
+    return user
+
+
+def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
+    """user_frame, else the kernel's file at line 0."""
+    return user_frame(exc, kernel_file) or (kernel_file, 0)
 
 
 def _message_types(table: SiteTable) -> np.ndarray:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
-import traceback
 
 import numpy as np
 
@@ -75,14 +73,12 @@ def row_figures(result) -> dict:
 
 
 def _where(e: BaseException) -> str | None:
-    """The innermost frame outside kernbench of an error that carries no ``where`` (a setup or
-    builder that raised): file:line."""
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    site = None
-    for fr in traceback.extract_tb(e.__traceback__):
-        if not os.path.abspath(fr.filename).startswith(pkg):
-            site = f"{fr.filename}:{fr.lineno}"
-    return site
+    """file:line of the user's innermost line in an error that carries no ``where`` (a setup or
+    builder that raised): runtime.executor.user_frame."""
+    from ..runtime.executor import user_frame
+
+    site = user_frame(e)
+    return f"{site[0]}:{site[1]}" if site else None
 
 
 def error_figures(e: BaseException, stage: str = "") -> dict:
