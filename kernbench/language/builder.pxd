@@ -3,7 +3,7 @@
 # for its own methods and for the tl builtins, which declare the builder's type (builtins.py).
 cimport cython
 
-from kernbench.language.store cimport Pending
+from kernbench.language.store cimport Pending, TensorTable
 
 
 cdef class PEBuilder:
@@ -12,7 +12,8 @@ cdef class PEBuilder:
     cdef public bint functional
     cdef public unsigned long thread
     cdef public object memory, nbr, sfr_text, trace_store, site_table
-    cdef public list tensors, pinned
+    cdef public TensorTable tensors
+    cdef public list pinned
     cdef public object meta, cmd_start, cmd_end, n_tensors
     cdef public long long sram_top, max_tensors
     cdef public object tensor_pinned, handles, views, finished

@@ -49,7 +49,7 @@ from . import semantic
 from .numerics import RIGHT_CHECKED, check_right, vec_value, view_value
 from .semantic import ITEMSIZE, line_of
 from .sites import REDUCE_SUB, VEC_SUB, SiteTable, label_of, reduce_geometry, site_fields
-from .store import TraceStore, join_sizes
+from .store import TensorTable, TraceStore, join_sizes
 from ._caller import frame_code, frame_lasti, this_thread
 from ._handles import handle_id, handle_shape, new_handle
 
@@ -170,8 +170,9 @@ class PEBuilder:
         self.sfr_text = sfr_text
         self.trace_store = store = TraceStore() if store is None else store
         self.site_table = store.table
-        #: by tensor id: (buffer shape, dtype, element count), shared between tensors alike
-        self.tensors: list = []
+        #: by tensor number: (buffer shape, dtype, element count), shared between tensors alike
+        #: (a replayed loop's kept as its body and count)
+        self.tensors = TensorTable()
         self.pinned: list = []  #: ids of pinned tensors (rare, so kept sparse)
         self.meta: list | None = [] if functional else None
         self.sram_top = 0
@@ -320,10 +321,10 @@ class PEBuilder:
         try:
             i = handle_id(h) - self.base
             if i >= 0 and type(h) is TensorHandle:
-                t = self.tensors[i]
+                t = self.tensors.entry(i)
                 if handle_shape(h) is t[0]:
                     return i, t[0], t[1], i, t[2]
-        except (AttributeError, IndexError, TypeError):
+        except (AttributeError, IndexError, TypeError, OverflowError):
             pass
         return semantic.operand_slow(self, h, what)
 

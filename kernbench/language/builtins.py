@@ -128,14 +128,16 @@ def _binary(self, a, b, name: str) -> TensorHandle:
     anything unusual (views, bad values, foreign handles) goes through PEBuilder.operand."""
     tr: PEBuilder = _builder(self)
     f = site_frame()
-    tens = tr.tensors
-    base = tr.base
+    tens = tr.tensors.tail  # (the tensors since the last replayed loop; earlier ones: operand)
+    base = tr.base + tr.tensors.tail0
+    t0 = tr.tensors.tail0
     ta = tb = None
     if type(a) is TensorHandle:
         try:
             sa = handle_id(a) - base
             if sa >= 0:
                 ta = tens[sa]
+                sa += t0
                 if handle_shape(a) is not ta[0]:
                     ta = None
         except (IndexError, TypeError):
@@ -159,6 +161,7 @@ def _binary(self, a, b, name: str) -> TensorHandle:
             sb = handle_id(b) - base
             if sb >= 0:
                 tb = tens[sb]
+                sb += t0
                 if handle_shape(b) is not tb[0]:
                     tb = None
         except (IndexError, TypeError):
@@ -241,7 +244,7 @@ def _unary(self, x, name: str) -> TensorHandle:
     if type(types) is str:
         fail(tr, types)
     ct, out = types
-    like = tr.tensors[i] if spec is i else None  # its own buffer: the result is alike
+    like = tr.tensors.entry(i) if spec is i else None  # its own buffer: the result is alike
     if like is not None and (like[0] is not s or like[1] != out):
         like = None
     return tr.vec(f, name, (spec,), i, -1, -1, s, n, out, like, ct)

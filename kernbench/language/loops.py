@@ -244,9 +244,7 @@ def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
         for (alloc, e0, shape, stride), d in zip(p.acc, p.delta):
             b._acc.append((alloc, e0 + d, shape, stride))
             b._acc.append((alloc, e0 + R * d, shape, stride))
-    ext = b.tensors.extend
-    for _ in range(R):  # (not p.tensors * R: a temporary list of R bodies, filled and freed)
-        ext(p.tensors)
+    b.tensors.repeat(p.tensors, R)  # (kept as the body and R: PEBuilder.tensors)
     if p.pinned:
         moved = np.arange(1, R + 1, dtype=np.int64)[:, None] * p.D  # (R, 1): iteration m's shift
         b.pinned.extend((moved + np.array(p.pinned, np.int64)).ravel().tolist())

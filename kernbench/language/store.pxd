@@ -9,3 +9,17 @@ cdef class Pending:
 
     @cython.locals(n=Py_ssize_t)
     cpdef push(self, long long j, long long s0, long long s1, long long s2)
+
+
+cdef class TensorTable:
+    cdef public list tail, starts, segs
+    cdef public Py_ssize_t tail0
+
+    cpdef append(self, entry)
+    @cython.locals(j=Py_ssize_t, k=Py_ssize_t, body=list)
+    cpdef entry(self, Py_ssize_t i)
+    @cython.locals(out=list, k=Py_ssize_t, body=list, n=Py_ssize_t, s0=Py_ssize_t, e=Py_ssize_t,
+                   j=Py_ssize_t, c=Py_ssize_t)
+    cpdef list span(self, Py_ssize_t a, Py_ssize_t z)
+    @cython.locals(n=Py_ssize_t)
+    cpdef repeat(self, list body, Py_ssize_t R)

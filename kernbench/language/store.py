@@ -11,6 +11,8 @@ is.
 """
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from .._core import _replay, pages
@@ -57,6 +59,87 @@ class Pending:
         out = self.arr[:self.n].copy()
         self.n = 0
         return out
+
+
+class TensorTable:
+    """A program's tensor table while it is traced (PEBuilder.tensors): tensor number ->
+    (buffer shape, dtype, element count), one entry shared between the tensors alike. Read
+    like a list (``len``, ``t[i]``, ``t[a:b]``, :meth:`append`), but the iterations tl.range
+    replays are kept as their body and a count (:meth:`repeat`), not an entry per tensor: a
+    128K prefill on 64 cubes replays 34M tensors, whose list slots took 270 MB and 0.33 s to
+    fill and free (docs/benchmarks.md).
+
+    ``tail``: the entries traced since the last :meth:`repeat`, from number ``tail0`` on (the
+    builder's hot paths index it directly); ``segs``: the earlier ones, each (entries, R): the
+    list R times over (R = 1: traced), from number ``starts[k]`` on."""
+
+    def __init__(self) -> None:
+        self.tail = []
+        self.tail0 = 0
+        self.starts = []
+        self.segs = []
+
+    def __len__(self) -> int:
+        return self.tail0 + len(self.tail)
+
+    def append(self, entry) -> None:
+        self.tail.append(entry)
+
+    def entry(self, i):
+        """The entry of tensor number ``i`` (>= 0); IndexError past the last."""
+        j = i - self.tail0
+        if j >= 0:
+            return self.tail[j]
+        if i < 0:
+            raise IndexError(f"tensor number {i} out of range")
+        k = bisect.bisect_right(self.starts, i) - 1
+        body = self.segs[k][0]
+        return body[(i - self.starts[k]) % len(body)]
+
+    def span(self, a, z) -> list:
+        """The entries of tensor numbers a .. z (0 <= a, z <= len), as a list."""
+        z = max(a, z)
+        if a >= self.tail0:
+            return self.tail[a - self.tail0:z - self.tail0]
+        out = []
+        k = bisect.bisect_right(self.starts, a) - 1
+        while a < z:
+            if k >= len(self.segs):  # (the tail)
+                out.extend(self.tail[a - self.tail0:z - self.tail0])
+                break
+            body, R = self.segs[k]
+            n, s0 = len(body), self.starts[k]
+            e = min(z, s0 + n * R)  # this segment's part
+            while a < e:  # (whole repeats of the body at list speed, the ends sliced)
+                j = (a - s0) % n
+                c = min(n - j, e - a)
+                out.extend(body[j:j + c] if c < n else body)
+                a += c
+            k += 1
+        return out
+
+    def repeat(self, body: list, R) -> None:
+        """Append the entries ``body`` R times over (a replayed loop's iterations)."""
+        if R <= 0 or not body:
+            return
+        n = self.tail0 + len(self.tail)
+        if self.tail:
+            self.starts.append(self.tail0)
+            self.segs.append((self.tail, 1))
+        self.starts.append(n)
+        self.segs.append((body, R))
+        self.tail = []
+        self.tail0 = n + R * len(body)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            a, z, step = i.indices(len(self))
+            if step != 1:
+                raise ValueError("TensorTable: slices of step 1 only")
+            return self.span(a, z)
+        if i < 0:
+            i += len(self)
+        return self.entry(i)
 
 
 class _Repeated:

@@ -1,0 +1,73 @@
+"""The tracing builder's tensor table (kernbench.language.store.TensorTable): read like the
+list of one entry per tensor it replaces, with a replayed loop's iterations kept as the body
+and a count. Compared with that list on random appends, repeats, lookups and slices; and a
+replay of 10**9 iterations is kept in the size of its body."""
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernbench.language.store import TensorTable
+
+#: a program's steps: append one entry, or repeat a body of k new entries R times
+_steps = st.lists(st.one_of(st.tuples(st.just("append")),
+                            st.tuples(st.just("repeat"), st.integers(0, 5), st.integers(0, 4))),
+                  max_size=30)
+
+
+def _build(steps):
+    table, ref, serial = TensorTable(), [], 0
+    for step in steps:
+        if step[0] == "append":
+            entry = ("t", serial)
+            table.append(entry)
+            ref.append(entry)
+            serial += 1
+        else:
+            _, k, R = step
+            body = [("b", serial, j) for j in range(k)]
+            serial += 1
+            table.repeat(body, R)
+            for _ in range(R):
+                ref.extend(body)
+    return table, ref
+
+
+@settings(max_examples=300, deadline=None)
+@given(_steps, st.data())
+def test_the_table_reads_as_the_list_it_replaces(steps, data):
+    table, ref = _build(steps)
+    assert len(table) == len(ref)
+    for i in range(len(ref)):
+        assert table.entry(i) is ref[i] and table[i] is ref[i]
+    if ref:
+        assert table[-1] is ref[-1]
+    a = data.draw(st.integers(0, len(ref)))
+    z = data.draw(st.integers(0, len(ref) + 3))
+    got = table[a:z]
+    assert got == ref[a:z] and all(x is y for x, y in zip(got, ref[a:z]))
+    assert table.span(a, max(a, min(z, len(ref)))) == ref[a:z]
+    for bad in (len(ref), len(ref) + 7, -1):
+        with pytest.raises(IndexError):
+            table.entry(bad)
+
+
+def test_a_long_replay_is_kept_as_its_body():
+    table = TensorTable()
+    table.append(("q",))
+    body = [("s",), ("p",), ("o",)]
+    table.repeat(body, 10**9)
+    table.append(("out",))
+    assert len(table) == 1 + 3 * 10**9 + 1
+    assert table.entry(1 + 3 * 123_456_789 + 2) is body[2]
+    assert table.entry(len(table) - 1) == ("out",) and table.entry(0) == ("q",)
+    # the entries held: the traced ones and the body once, not a slot per tensor
+    assert sum(len(entries) for entries, _ in table.segs) + len(table.tail) == 1 + 3 + 1
+    assert table[2:8] == [body[1], body[2], body[0], body[1], body[2], body[0]]
+
+
+def test_an_empty_or_zero_repeat_changes_nothing():
+    table = TensorTable()
+    table.append(("a",))
+    table.repeat([], 5)
+    table.repeat([("x",)], 0)
+    assert len(table) == 1 and table.segs == [] and table.tail == [("a",)]
