@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernbench.language import store
 from kernbench.language.store import TensorTable
 
 #: a program's steps: append one entry, or repeat a body of k new entries R times
@@ -33,9 +34,15 @@ def _build(steps):
 
 
 @settings(max_examples=300, deadline=None)
-@given(_steps, st.data())
-def test_the_table_reads_as_the_list_it_replaces(steps, data):
-    table, ref = _build(steps)
+@given(_steps, st.sampled_from([0, 3, store.TAIL_EXTEND]), st.data())
+def test_the_table_reads_as_the_list_it_replaces(steps, tail_extend, data):
+    # (tail_extend 0: every replay a segment of its own; the default: these small ones on the tail)
+    saved = store.TAIL_EXTEND
+    store.TAIL_EXTEND = tail_extend
+    try:
+        table, ref = _build(steps)
+    finally:
+        store.TAIL_EXTEND = saved
     assert len(table) == len(ref)
     for i in range(len(ref)):
         assert table.entry(i) is ref[i] and table[i] is ref[i]
@@ -63,6 +70,17 @@ def test_a_long_replay_is_kept_as_its_body():
     # the entries held: the traced ones and the body once, not a slot per tensor
     assert sum(len(entries) for entries, _ in table.segs) + len(table.tail) == 1 + 3 + 1
     assert table[2:8] == [body[1], body[2], body[0], body[1], body[2], body[0]]
+
+
+def test_a_short_replay_goes_on_the_tail():
+    # a few entries in all: no segment (a plain loop of many short tl.range loops would leave
+    # one each, and every lookup before the last would go to bisection)
+    table = TensorTable()
+    table.append(("a",))
+    table.repeat([("b",), ("c",)], store.TAIL_EXTEND // 2)
+    assert table.segs == [] and len(table.tail) == 1 + store.TAIL_EXTEND
+    table.repeat([("d",)], store.TAIL_EXTEND + 1)
+    assert len(table.segs) == 2 and table.tail0 == len(table)
 
 
 def test_an_empty_or_zero_repeat_changes_nothing():

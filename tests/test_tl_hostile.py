@@ -52,10 +52,69 @@ def test_hand_made_views_with_bad_shapes_are_refused(mode, shape):
     assert "(a view of tensor #0): shape" in msg
 
 
-@pytest.mark.parametrize("bad_id", ["0", 0.0, True, None])
-def test_ids_that_are_not_ints_are_refused(bad_id):
-    msg = refused(lambda tl, p: (tl.load(p, shape=(2, 3)), TH(id=bad_id, shape=(2, 3)) + 0.0))
+class _Minus:
+    """An id whose subtraction answers 0 or True: resolved to no tensor, whatever it says."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def __sub__(self, other):
+        return self.answer
+
+    def __repr__(self):
+        return f"_Minus({self.answer!r})"
+
+
+_ELEMENTWISE = {
+    "h + 0.0": lambda tl, h: h + 0.0,
+    "h * h": lambda tl, h: h * h,
+    "tl.maximum(h, h)": lambda tl, h: tl.maximum(h, h),
+    "tl.exp(h)": lambda tl, h: tl.exp(h),
+}
+
+
+@pytest.mark.parametrize("mode", ["functional", "timing"])
+@pytest.mark.parametrize("op", list(_ELEMENTWISE))
+@pytest.mark.parametrize("bad_id", ["0", 0.0, True, None, np.int64(5), np.uint64(2 ** 63), _Minus(0),
+                                    _Minus(True)])
+def test_ids_that_are_not_ints_are_refused(bad_id, op, mode):
+    # (a review found np.int64 ids raising a raw OverflowError from the binary ops, and an id
+    # whose subtraction answered 0 or True resolved to a tensor, or to a constant: a wrong value)
+    msg = refused(lambda tl, p: (tl.load(p, shape=(2, 3)),
+                                 _ELEMENTWISE[op](tl, TH(id=bad_id, shape=(2, 3)))), mode=mode)
     assert "which no tl call on this PE made" in msg
+
+
+@pytest.mark.parametrize("call", ["a + 1.0", "a + a", "tl.exp(a)", "tl.store(o, a)", "tl.zeros"])
+def test_a_tl_call_from_a_callback_as_the_program_ends_is_refused(call):
+    # A weakref callback on a handle runs as the program ends (its handles let go): its tl
+    # calls reached the finished program's tables, and the compiled builtins crashed the
+    # interpreter on them (a review's case). Python ignores a callback's exception, so the
+    # callback keeps what it raised.
+    import weakref
+    ctx = kernbench.Context("default", overrides=HW)
+    x = ctx.put(np.ones(4, np.float32), pe=(0, 0))
+    o = ctx.put(np.zeros(4, np.float32), pe=(0, 0))
+    raised, refs = [], []
+
+    def kernel(x, o, *, tl):
+        a = tl.load(x, shape=(4,))
+        h = tl.load(x, shape=(4,))
+
+        def callback(_):
+            try:
+                {"a + 1.0": lambda: a + 1.0, "a + a": lambda: a + a, "tl.exp(a)": lambda: tl.exp(a),
+                 "tl.store(o, a)": lambda: tl.store(o, a), "tl.zeros": lambda: tl.zeros((4,), "f32")}[call]()
+            except BaseException as e:  # noqa: BLE001 (what the callback raised is the test)
+                raised.append(e)
+
+        refs.append(weakref.ref(h, callback))
+        tl.store(o, a + h)
+
+    r = ctx.launch(kernel, (1, 1), x, o)
+    assert r.cycles > 0 and np.array_equal(ctx.read(o, pe=(0, 0)), np.full(4, 2, np.float32))
+    assert len(raised) == 1 and isinstance(raised[0], KernelError), raised
+    assert "after this PE's program ended" in str(raised[0]) and str(raised[0]).startswith("PE (0, 0) at ")
 
 
 def test_shapes_of_bools_and_oversized_tensors_are_refused():

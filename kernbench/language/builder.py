@@ -319,11 +319,13 @@ class PEBuilder:
         copy of it). Views, transposed views and bad values go to semantic.operand_slow, which
         resolves such a handle the same way and words the errors ("what" names the operand)."""
         try:
-            i = handle_id(h) - self.base
-            if i >= 0 and type(h) is TensorHandle:
-                t = self.tensors.entry(i)
-                if handle_shape(h) is t[0]:
-                    return i, t[0], t[1], i, t[2]
+            i = handle_id(h)
+            if type(i) is int and type(h) is TensorHandle:  # (other ids: operand_slow's checks)
+                i -= self.base
+                if i >= 0:
+                    t = self.tensors.entry(i)
+                    if handle_shape(h) is t[0]:
+                        return i, t[0], t[1], i, t[2]
         except (AttributeError, IndexError, TypeError, OverflowError):
             pass
         return semantic.operand_slow(self, h, what)

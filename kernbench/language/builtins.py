@@ -58,6 +58,9 @@ def _builder(tl) -> PEBuilder:
     b = o
     if b.thread != this_thread():
         _not_tracing(b)
+    if b.finished:  # (a call from a callback run as the program ends: its tables are gone)
+        fail(b, "this tl call comes after this PE's program ended (from a callback or a "
+                "generator run as the kernel returned): tl calls belong in the kernel's own run")
     return b
 
 
@@ -133,15 +136,18 @@ def _binary(self, a, b, name: str) -> TensorHandle:
     t0 = tr.tensors.tail0
     ta = tb = None
     if type(a) is TensorHandle:
-        try:
-            sa = handle_id(a) - base
+        sa = handle_id(a)
+        if type(sa) is int:  # (any other id: operand's checks and errors)
+            sa -= base
             if sa >= 0:
-                ta = tens[sa]
-                sa += t0
-                if handle_shape(a) is not ta[0]:
+                try:
+                    ta = tens[sa]
+                except IndexError:
                     ta = None
-        except (IndexError, TypeError):
-            ta = None
+                if ta is not None:
+                    sa += t0
+                    if handle_shape(a) is not ta[0]:
+                        ta = None
         if ta is None:
             sa, ash, da, s0, n = tr.operand(a, f"{name} operand")
         else:
@@ -157,15 +163,18 @@ def _binary(self, a, b, name: str) -> TensorHandle:
         if ka is None:
             fail(tr, f"{name}: expected a tensor or a Python number, got {type(a).__name__}")
     if type(b) is TensorHandle:
-        try:
-            sb = handle_id(b) - base
+        sb = handle_id(b)
+        if type(sb) is int:
+            sb -= base
             if sb >= 0:
-                tb = tens[sb]
-                sb += t0
-                if handle_shape(b) is not tb[0]:
+                try:
+                    tb = tens[sb]
+                except IndexError:
                     tb = None
-        except (IndexError, TypeError):
-            tb = None
+                if tb is not None:
+                    sb += t0
+                    if handle_shape(b) is not tb[0]:
+                        tb = None
         if tb is None:
             sb, bsh, db, s1, nb = tr.operand(b, f"{name} operand")
         else:

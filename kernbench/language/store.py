@@ -61,6 +61,10 @@ class Pending:
         return out
 
 
+#: a replay of at most this many tensors extends TensorTable's tail instead of making a segment
+TAIL_EXTEND = 1 << 12
+
+
 class TensorTable:
     """A program's tensor table while it is traced (PEBuilder.tensors): tensor number ->
     (buffer shape, dtype, element count), one entry shared between the tensors alike. Read
@@ -119,8 +123,14 @@ class TensorTable:
         return out
 
     def repeat(self, body: list, R) -> None:
-        """Append the entries ``body`` R times over (a replayed loop's iterations)."""
+        """Append the entries ``body`` R times over (a replayed loop's iterations). A few
+        entries in all go on the tail (a loop of a few short iterations, inside a plain Python
+        loop, would otherwise leave a segment each and send the next lookups to bisection)."""
         if R <= 0 or not body:
+            return
+        if R * len(body) <= TAIL_EXTEND:
+            for _ in range(R):
+                self.tail.extend(body)
             return
         n = self.tail0 + len(self.tail)
         if self.tail:
