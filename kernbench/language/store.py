@@ -69,9 +69,9 @@ class TensorTable:
     """A program's tensor table while it is traced (PEBuilder.tensors): tensor number ->
     (buffer shape, dtype, element count), one entry shared between the tensors alike. Read
     like a list (``len``, ``t[i]``, ``t[a:b]``, :meth:`append`), but the iterations tl.range
-    replays are kept as their body and a count (:meth:`repeat`), not an entry per tensor: a
-    128K prefill on 64 cubes replays 34M tensors, whose list slots took 270 MB and 0.33 s to
-    fill and free (docs/benchmarks.md).
+    replays are kept as their body and a count (:meth:`repeat`), not an entry per tensor, so
+    a replay costs its body, not its iterations (a loop of 500,000 iterations on 8 PEs traces
+    in about half the time: docs/benchmarks.md).
 
     ``tail``: the entries traced since the last :meth:`repeat`, from number ``tail0`` on (the
     builder's hot paths index it directly); ``segs``: the earlier ones, each (entries, R): the
@@ -90,7 +90,8 @@ class TensorTable:
         self.tail.append(entry)
 
     def entry(self, i):
-        """The entry of tensor number ``i`` (>= 0); IndexError past the last."""
+        """The entry of tensor number ``i`` (>= 0): IndexError past the last or below 0
+        (compiled: OverflowError past a C ssize_t)."""
         j = i - self.tail0
         if j >= 0:
             return self.tail[j]
