@@ -132,22 +132,20 @@ def _binary(self, a, b, name: str) -> TensorHandle:
     tr: PEBuilder = _builder(self)
     f = site_frame()
     tens = tr.tensors.tail  # (the tensors since the last replayed loop; earlier ones: operand)
-    base = tr.base + tr.tensors.tail0
     t0 = tr.tensors.tail0
+    base = tr.base
     ta = tb = None
     if type(a) is TensorHandle:
         sa = handle_id(a)
         if type(sa) is int:  # (any other id: operand's checks and errors)
             sa -= base
-            if sa >= 0:
+            if sa >= t0:
                 try:
-                    ta = tens[sa]
+                    ta = tens[sa - t0]
                 except IndexError:
                     ta = None
-                if ta is not None:
-                    sa += t0
-                    if handle_shape(a) is not ta[0]:
-                        ta = None
+                if ta is not None and handle_shape(a) is not ta[0]:
+                    ta = None
         if ta is None:
             sa, ash, da, s0, n = tr.operand(a, f"{name} operand")
         else:
@@ -166,15 +164,13 @@ def _binary(self, a, b, name: str) -> TensorHandle:
         sb = handle_id(b)
         if type(sb) is int:
             sb -= base
-            if sb >= 0:
+            if sb >= t0:
                 try:
-                    tb = tens[sb]
+                    tb = tens[sb - t0]
                 except IndexError:
                     tb = None
-                if tb is not None:
-                    sb += t0
-                    if handle_shape(b) is not tb[0]:
-                        tb = None
+                if tb is not None and handle_shape(b) is not tb[0]:
+                    tb = None
         if tb is None:
             sb, bsh, db, s1, nb = tr.operand(b, f"{name} operand")
         else:
