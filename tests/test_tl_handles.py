@@ -202,3 +202,84 @@ def test_operators_outside_a_trace_are_a_clear_error():
     with pytest.raises(RuntimeError, match="only be used inside a kernel being traced"):
         bool(h)
     assert (h == h) is True and (h == TensorHandle(id=0)) is False  # identity outside a trace
+
+
+class _Sub(TensorHandle):
+    """A user's subclass: its fields are read by attribute."""
+
+    __slots__ = ()
+
+
+@pytest.mark.parametrize("source", [TensorHandle, "TransposedView", _Sub])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_views_made_in_c_are_the_dataclasses(source, transposed):
+    """tl.trans makes its views in C (_handles.view_of): each equals the constructor's,
+    ``TensorHandle(...)`` or ``TransposedView(...)`` of the source's id, addr, nbytes, space and
+    pinned with the new shape and dtype, whatever the source's type; a missing field is the
+    source's AttributeError."""
+    import weakref
+
+    from kernbench.language._handles import FIELDS, view_of
+    from kernbench.language.semantic import TransposedView
+
+    cls = TransposedView if source == "TransposedView" else source
+    src = cls(3 << 40, 4096, (8, 16), "bf16", 256, np.zeros(1), "sram", True)
+    shape = (16, 8)
+    v = view_of(src, shape, "f16", transposed)
+    ref = (TransposedView if transposed else TensorHandle)(
+        src.id, src.addr, shape, "f16", src.nbytes, None, src.space, src.pinned)
+    assert type(v) is type(ref)
+    assert [getattr(v, f) for f in FIELDS] == [getattr(ref, f) for f in FIELDS]
+    assert v.shape is shape and v.id is src.id and v.data is None
+    w = weakref.ref(v)
+    del v
+    assert w() is None
+    del src.nbytes
+    with pytest.raises(AttributeError):
+        view_of(src, shape, "f16", transposed)
+
+
+class _Int(int):
+    pass
+
+
+_SHAPES = [(16, 8), (16, 8.0), (16, True), (np.int64(16), 8), [16, 8], (), (8, 16), (128,),
+           (4, 32), (2, 16, 4), (16, 0), (-16, -8), (2 ** 40, 2 ** 40), "16x8", None]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["functional", "timing"]), st.sampled_from(_SHAPES),
+       st.sampled_from(["same", "other", "intsub", "float", "missing", "next"]),
+       st.sampled_from(["TransposedView", "TensorHandle", "replace"]))
+def test_operand_fast_path_of_views_equals_the_checks(mode, shape, id_kind, kind):
+    """PEBuilder.operand resolves a transposed view tl.trans made without semantic.operand_slow:
+    for any view, hand-made or replaced (shapes of floats, bools, numpy ints, lists, other
+    element counts; ids of another tensor, an int subclass or a float), it answers what operand_slow does,
+    value for value, or refuses with the same message."""
+    from kernbench.language import semantic
+    from kernbench.language.semantic import TransposedView
+
+    seen = []
+
+    def body(tl, t):
+        b = tl._b
+        kt = tl.trans(tl.exp(tl.reshape(t, (8, 16))))  # a buffer (8, 16), its view (16, 8)
+        tl.exp(t)  # a second tensor: "next" names it
+        i = {"same": kt.id, "other": t.id, "intsub": _Int(kt.id), "float": float(kt.id),
+             "missing": kt.id + 999, "next": kt.id + 1}[id_kind]
+        if kind == "replace":
+            h = dataclasses.replace(kt, id=i, shape=shape)
+        else:
+            cls = TransposedView if kind == "TransposedView" else TensorHandle
+            h = cls(i, kt.addr, shape, kt.dtype, kt.nbytes)
+        for resolve in (lambda: b.operand(h, "x"), lambda: semantic.operand_slow(b, h, "x")):
+            try:
+                seen.append(("ok", resolve()))
+            except KernelError as e:
+                seen.append(("refused", str(e)))
+        return kt
+
+    run(body, np.ones(128, np.float16), mode=mode)
+    assert len(seen) == 2 and seen[0] == seen[1], seen
+    if (id_kind, kind, repr(shape)) == ("same", "TransposedView", "(16, 8)"):
+        assert seen[0][1][0][2] is True  # (number, shape, transposed): the view read transposed

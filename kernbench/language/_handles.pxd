@@ -2,3 +2,4 @@ cpdef object new_handle(object id, object addr, object shape, object dtype, obje
                         bint pinned)
 cpdef object handle_id(object h)
 cpdef object handle_shape(object h)
+cpdef object view_of(object h, object shape, object dtype, bint transposed)

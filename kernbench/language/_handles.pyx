@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""Making a TensorHandle in C: the builder makes one per tl call that produces a tensor.
+"""Making a TensorHandle in C: the builder makes one per tl call that produces a tensor, and
+tl.trans, tl.reshape and indexing one per view (:func:`view_of`, a TransposedView for tl.trans).
 
 A TensorHandle is a slotted dataclass (kernbench.common.pe_commands): its fields live at fixed
 offsets that the type's member descriptors record. :func:`new_handle` allocates one with the
@@ -12,6 +13,7 @@ from cpython.object cimport Py_TYPE, PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF
 
 from kernbench.common.pe_commands import TensorHandle
+from kernbench.language.semantic import TransposedView
 
 cdef extern from "Python.h":
     ctypedef struct PyMemberDef:
@@ -35,6 +37,7 @@ FIELDS = ("id", "addr", "shape", "dtype", "nbytes", "data", "space", "pinned")
 
 cdef Py_ssize_t _offset[N_FIELDS]
 cdef PyTypeObject *_type = <PyTypeObject *>TensorHandle
+cdef PyTypeObject *_tview = <PyTypeObject *>TransposedView
 cdef object _sram = "sram"
 
 
@@ -49,6 +52,12 @@ cdef int _layout() except -1:
             raise ImportError(f"kernbench.language._handles: TensorHandle.{name} must be a plain "
                               f"slot (a slotted dataclass of {', '.join(FIELDS)})")
         _offset[i] = (<PyMemberDescrObject *>d).d_member.offset
+    # tl.trans's views are made here too: a subclass adding no slot has the same layout
+    if (not issubclass(TransposedView, TensorHandle) or TransposedView.__slots__ != ()
+            or TransposedView.__basicsize__ != TensorHandle.__basicsize__
+            or <void *>(<_AllocOf *>_tview).tp_alloc != <void *>PyType_GenericAlloc):
+        raise ImportError("kernbench.language._handles: TransposedView must be a TensorHandle "
+                          "subclass adding no slot (__slots__ = ())")
     return 0
 
 
@@ -82,7 +91,7 @@ cpdef object new_handle(object id, object addr, object shape, object dtype, obje
 # descriptors do, without the attribute lookup (PEBuilder.operand, builtins._binary).
 cdef inline object _field(object h, int i, str name):
     cdef PyObject *v
-    if Py_TYPE(h) is _type:
+    if Py_TYPE(h) is _type or Py_TYPE(h) is _tview:
         v = (<PyObject **>((<char *><PyObject *>h) + _offset[i]))[0]
         if v is not NULL:
             return <object>v
@@ -90,10 +99,35 @@ cdef inline object _field(object h, int i, str name):
 
 
 cpdef object handle_id(object h):
-    """``h.id``, read at its slot when ``h`` is a TensorHandle itself (else by attribute)."""
+    """``h.id``, read at its slot when ``h`` is a TensorHandle or TransposedView itself (else by
+    attribute)."""
     return _field(h, 0, "id")
 
 
 cpdef object handle_shape(object h):
-    """``h.shape``, read at its slot when ``h`` is a TensorHandle itself (else by attribute)."""
+    """``h.shape``, read at its slot when ``h`` is a TensorHandle or TransposedView itself (else
+    by attribute)."""
     return _field(h, 2, "shape")
+
+
+cpdef object view_of(object h, object shape, object dtype, bint transposed):
+    """A view of handle ``h``: ``TensorHandle(h.id, h.addr, shape, dtype, h.nbytes, None, h.space,
+    h.pinned)``, or with ``transposed`` the same as a ``TransposedView`` (tl.trans), made field
+    by field without the dataclass's Python ``__init__`` (equal to it:
+    tests/test_tl_handles.py). Raises ``h``'s AttributeError for a missing field."""
+    cdef object id = _field(h, 0, "id")
+    cdef object addr = _field(h, 1, "addr")
+    cdef object nbytes = _field(h, 4, "nbytes")
+    cdef object space = _field(h, 6, "space")
+    cdef object pinned = _field(h, 7, "pinned")
+    v = PyType_GenericAlloc(_tview if transposed else _type, 0)
+    cdef PyObject *p = <PyObject *>v
+    _put(p, 0, id)
+    _put(p, 1, addr)
+    _put(p, 2, shape)
+    _put(p, 3, dtype)
+    _put(p, 4, nbytes)
+    _put(p, 5, None)
+    _put(p, 6, space)
+    _put(p, 7, pinned)
+    return v

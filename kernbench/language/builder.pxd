@@ -6,8 +6,17 @@ cimport cython
 from kernbench.language.store cimport Pending, TensorTable
 
 
+cdef class TransposedViews:
+    cdef public set _one
+    cdef public dict _runs
+    cdef public list _log
+
+    cpdef add(self, tuple item)
+
+
 cdef class PEBuilder:
-    cdef public object pe, cube, g, serial, base, transposed, max_bytes, max_table_bytes
+    cdef public object pe, cube, g, serial, base, max_bytes, max_table_bytes
+    cdef public TransposedViews transposed
     cdef public dict known, fills
     cdef public bint functional
     cdef public unsigned long thread

@@ -47,7 +47,7 @@ import numpy as np
 from ..common.pe_commands import TensorHandle
 from . import semantic
 from .numerics import RIGHT_CHECKED, check_right, vec_value, view_value
-from .semantic import ITEMSIZE, line_of
+from .semantic import ITEMSIZE, MAX_ELEMENTS as _MAX_ELEMENTS, TransposedView, line_of
 from .sites import REDUCE_SUB, VEC_SUB, SiteTable, label_of, reduce_geometry, site_fields
 from .store import TensorTable, TraceStore, join_sizes
 from ._caller import frame_code, frame_lasti, this_thread
@@ -316,16 +316,30 @@ class PEBuilder:
         shape, transposed) for a view. The buffer's dtype wins over the handle's (a view is a
         reshape, not a bitcast). Here the fast path, from this program's tensor table: a plain
         handle whose shape is the very tuple of its buffer (the handle a tl call returned, or a
-        copy of it). Views, transposed views and bad values go to semantic.operand_slow, which
-        resolves such a handle the same way and words the errors ("what" names the operand)."""
+        copy of it); and a transposed view tl.trans made (its (number, shape) among the
+        builder's, its shape a tuple of ints that the buffer's element count allows). Other
+        views and bad values go to semantic.operand_slow, which resolves such a handle the same
+        way and words the errors ("what" names the operand)."""
         try:
             i = handle_id(h)
-            if type(i) is int and type(h) is TensorHandle:  # (other ids: operand_slow's checks)
-                i -= self.base
+            th = type(h)
+            if type(i) is int and (th is TensorHandle or th is TransposedView):
+                i -= self.base  # (ids that are not ints: operand_slow's checks)
                 if i >= 0:
                     t = self.tensors.entry(i)
-                    if handle_shape(h) is t[0]:
-                        return i, t[0], t[1], i, t[2]
+                    s = handle_shape(h)
+                    if th is TensorHandle:
+                        if s is t[0]:
+                            return i, t[0], t[1], i, t[2]
+                    elif type(s) is tuple and (i, s) in self.transposed._one:
+                        n = 1  # what check_shape accepts as it is; numel
+                        for d in s:
+                            if type(d) is not int or d < 1:
+                                n = 0
+                                break
+                            n *= d
+                        if s and 0 < n <= _MAX_ELEMENTS and (n == t[2] or not self.functional):
+                            return (i, s, True), s, t[1], i, n
         except (AttributeError, IndexError, TypeError, OverflowError):
             pass
         return semantic.operand_slow(self, h, what)
@@ -623,9 +637,8 @@ class TransposedViews:
     each: numbers ``first + j0 * step0 + j1 * step1 + ...`` (each ``0 <= jk < countk``) for
     ``dims = ((step0, count0), (step1, count1), ...)``, outermost first (a loop replayed inside
     a replayed loop: one run, not one per outer iteration). :meth:`mark` and :meth:`since` give
-    what was added between two points, in order, as (first, dims, shape)."""
-
-    __slots__ = ("_one", "_runs", "_log")
+    what was added between two points, in order, as (first, dims, shape). (An extension type
+    when compiled, builder.pxd: tl.trans adds to it and operand reads ``_one`` as C.)"""
 
     def __init__(self) -> None:
         self._one: set = set()

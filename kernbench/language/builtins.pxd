@@ -3,10 +3,11 @@
 cimport cython
 
 from kernbench.language._caller cimport this_thread
-from kernbench.language._handles cimport handle_id, handle_shape
+from kernbench.language._handles cimport handle_id, handle_shape, view_of
 from kernbench.language.builder cimport PEBuilder
-from kernbench.language.semantic cimport (binary_types, broadcast, check_dtype, check_shape, numel,
-                                          port_of, site_frame, unary_types)
+from kernbench.language.semantic cimport (binary_types, broadcast, check_dtype, check_shape,
+                                          dot_shapes, float_operand, numel, port_of,
+                                          reduce_dtype, site_frame, unary_types)
 
 # tl as an extension type: which program it traces (``_b``) is a C field, read in one step by
 # every call (_builder), where an instance attribute took a type lookup and a descriptor call.
@@ -15,6 +16,7 @@ cdef class TL:
 
 @cython.locals(b=PEBuilder)
 cdef PEBuilder _builder(TL tl)
+cdef object _tracked(PEBuilder tr, h)
 
 # Every elementwise TL method is one C call into these (the checks, the plan and the command).
 @cython.locals(tens=list, ta=tuple, tb=tuple, like=tuple)

@@ -13,7 +13,7 @@ import numpy as np
 from ..common.errors import KernelError, pe_label
 from ..common.pe_commands import TensorHandle, operator_targets
 from ._caller import this_thread
-from ._handles import handle_id, handle_shape
+from ._handles import handle_id, handle_shape, view_of
 from .loops import TlRange
 from . import semantic
 from .builder import PEBuilder
@@ -28,9 +28,12 @@ from .semantic import (
     broadcast,
     check_dtype,
     check_shape,
+    dot_shapes,
     fail,
+    float_operand,
     numel,
     port_of,
+    reduce_dtype,
     scalar_kind,
     site_frame,
     unary_types,
@@ -272,14 +275,14 @@ _NUMPY_TL = {
 }
 
 
-def _tracked(tr, h):
+def _tracked(tr: PEBuilder, h):
     """A view ``h``, remembered while a tl.range loop proves its repetition (it is moved on with
     the tensors it views, kernbench.language.loops), and in functional mode for replay to fill
     its ``data`` with what it reads of its buffer."""
-    track = getattr(tr, "_track", None)
+    track = tr._track
     if track is not None:
         track.append(h)
-    views = getattr(tr, "_views", None)
+    views = tr._views
     if views is not None:
         spec, _, _, i, _ = tr.operand(h, "view")
         views.append((h, i, spec))
@@ -483,9 +486,9 @@ class TL:
         f = site_frame()
         sa, ash, da, ia, _ = tr.operand(a, "dot a")
         sb, bsh, db, ib, _ = tr.operand(b, "dot b")
-        semantic.float_operand(tr, da, "dot", "a")
-        semantic.float_operand(tr, db, "dot", "b")
-        m, n, k = semantic.dot_shapes(tr, ash, bsh)
+        float_operand(tr, da, "dot", "a")
+        float_operand(tr, db, "dot", "b")
+        m, n, k = dot_shapes(tr, ash, bsh)
         if acc is not None:
             _, csh, dc, _, _ = tr.operand(acc, "dot acc")
             if dc != "f32" or csh != (m, n):
@@ -501,11 +504,11 @@ class TL:
         spec, s, d, i, _ = tr.operand(x, "trans operand")
         if len(s) < 2:
             return x
-        t = s[:-2] + (s[-1], s[-2])
-        if isinstance(x, TransposedView):
-            return _tracked(tr, TensorHandle(x.id, x.addr, t, d, x.nbytes, None, x.space, x.pinned))
+        t = (s[1], s[0]) if len(s) == 2 else s[:-2] + (s[-1], s[-2])
+        if type(x) is not TensorHandle and isinstance(x, TransposedView):  # transposed back
+            return _tracked(tr, view_of(x, t, d, False))
         tr.transposed.add((i, t))
-        return _tracked(tr, TransposedView(x.id, x.addr, t, d, x.nbytes, None, x.space, x.pinned))
+        return _tracked(tr, view_of(x, t, d, True))
 
     def reshape(self, x: TensorHandle, shape) -> TensorHandle:
         """A view of ``x``'s buffer with another shape: same tensor id, no command. Same rule
@@ -516,7 +519,7 @@ class TL:
         spec, s, d, i, _ = tr.operand(x, "reshape operand")
         if isinstance(x, TransposedView):
             fail(tr, "reshape of a transposed view: reshape before tl.trans, or store and reload")
-        h = TensorHandle(x.id, x.addr, shape, d, x.nbytes, None, x.space, x.pinned)
+        h = view_of(x, shape, d, False)
         tr.operand(h, "reshape result")  # the view rule, checked here with this line
         return _tracked(tr, h)
 
@@ -554,8 +557,8 @@ class TL:
                 fail(tr, f"a new axis inside a transposed view {_fmt(s)}: only leading axes can be "
                          f"added to it (x[None]); index before tl.trans")
             tr.transposed.add((i, new))
-            return _tracked(tr, TransposedView(x.id, x.addr, new, d, x.nbytes, None, x.space, x.pinned))
-        return _tracked(tr, TensorHandle(x.id, x.addr, new, d, x.nbytes, None, x.space, x.pinned))
+            return _tracked(tr, view_of(x, new, d, True))
+        return _tracked(tr, view_of(x, new, d, False))
 
     # -- elementwise -------------------------------------------------------------------------
     def add(self, a, b) -> TensorHandle:
@@ -842,7 +845,7 @@ class TL:
                 axis %= len(s)
             else:
                 axis = semantic.axis_of(tr, axis, len(s), name)
-        return tr.reduce(where, name, spec, i, s, axis, semantic.reduce_dtype(name, d))
+        return tr.reduce(where, name, spec, i, s, axis, reduce_dtype(name, d))
 
     def max(self, x, axis=None) -> TensorHandle:
         """Maximum along ``axis`` (None: all elements), keeping the reduced axis with size 1 so
@@ -865,7 +868,7 @@ class TL:
         tr: PEBuilder = _builder(self)
         f = site_frame()
         spec, s, d, i, n = tr.operand(x, "softmax operand")
-        semantic.float_operand(tr, d, "softmax", "its operand")
+        float_operand(tr, d, "softmax", "its operand")
         m = self._reduce("max", x, axis, f)
         mi, zi = m.id - tr.base, None
         z = tr.vec(f, "sub", (spec, mi), i, mi, -1, s, n, d)
@@ -899,7 +902,7 @@ class TL:
         f = site_frame()
         port = port_of(tr, dir, "recv")
         shape = check_shape(tr, shape, "recv shape")
-        dtype = check_dtype(tr, dtype, allow_bool=True)  # a sent mask is received as "bool"
+        dtype = check_dtype(tr, dtype, "dtype", True)  # (allow_bool: a sent mask is received as "bool")
         a = -1
         if after is not None:
             a = tr.operand(after, "recv after")[3]
