@@ -474,7 +474,8 @@ class PEBuilder:
         if (p is None or p[0] is not frame_code(f) or p[1] is not name
                 or (p[2] is not shape and p[2] != shape) or p[3] is not dtype):
             p = self._replan(self._vec_plans, f, (name, shape, dtype), ("vec", name, shape, dtype),
-                             (self._entry(shape, dtype, semantic.numel(shape)),))
+                             (self._entry(shape, dtype, semantic.numel(shape)),
+                              name in RIGHT_CHECKED))
         if like is None:
             like = p[7]  # the launch's entry for the site's result (see _entry)
             if like[2] != n:  # (a timing-mode view of another size)
@@ -488,7 +489,7 @@ class PEBuilder:
         if self.functional:
             self._keep.append(h)
             self._meta(("vec", p[5], p[6], name, operands, shape, dtype, ct or dtype, imm))
-        if operands and (self.known or (self.fills and name in RIGHT_CHECKED)):
+        if operands and (self.known or (self.fills and p[8])):  # (p[8]: name in RIGHT_CHECKED)
             # (a fill or an arange: seed() says whether it is known)
             self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
         return h
