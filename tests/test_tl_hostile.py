@@ -117,6 +117,78 @@ def test_a_tl_call_from_a_callback_as_the_program_ends_is_refused(call):
     assert "after this PE's program ended" in str(raised[0]) and str(raised[0]).startswith("PE (0, 0) at ")
 
 
+@pytest.mark.parametrize("transposed", [False, True])
+def test_the_builders_operand_after_the_program_ended_is_refused(transposed):
+    # The builder kept past its program (tl._b) resolving a handle: its tensor table is gone.
+    # The compiled fast path crashed the interpreter on it (a review's case).
+    ctx = kernbench.Context("default", overrides=HW)
+    x = ctx.put(np.ones((2, 3), np.float16), pe=(0, 0))
+    keep = {}
+
+    def kernel(x, *, tl):
+        a = tl.load(x, shape=(2, 3))
+        keep["b"], keep["h"] = tl._b, (tl.trans(a) if transposed else a)
+
+    ctx.launch(kernel, (1, 1), x)
+    with pytest.raises(KernelError, match="after this PE's program ended"):
+        keep["b"].operand(keep["h"], "x")
+
+
+class _Raising:
+    """A shape element whose hash, or equality, raises."""
+
+    def __init__(self, v, what):
+        self.v, self.what = v, what
+
+    def __hash__(self):
+        if self.what == "hash":
+            raise ValueError("bad hash")
+        return hash(self.v)
+
+    def __eq__(self, other):
+        raise ValueError("bad eq")
+
+    def __int__(self):
+        return self.v
+
+
+@pytest.mark.parametrize("what", ["hash", "eq"])
+@pytest.mark.parametrize("mode", ["functional", "timing"])
+def test_view_shapes_of_objects_that_raise_are_refused_as_shapes(what, mode):
+    # A hand-made transposed view of tl.trans's shape with an element that is not an int: the
+    # view's shape is refused, not the element's own exception raised (a review's case: the
+    # fast path looked the shape up among tl.trans's views before checking its elements).
+    from kernbench.language.semantic import TransposedView
+
+    def body(tl, p):
+        a = tl.load(p, shape=(2, 3))
+        tl.trans(a)  # (3, 2) is a transposed view of tensor 0
+        return tl.exp(TransposedView(a.id, a.addr, (3, _Raising(2, what)), a.dtype, a.nbytes))
+
+    msg = refused(body, mode=mode)
+    assert "(a view of tensor #0): shape must be a non-empty tuple of positive ints" in msg
+
+
+def test_a_view_of_the_buffers_shape_as_a_tuple_subclass_is_the_buffer():
+    # A shape equal to the buffer's (a tuple subclass, numpy ints) is the buffer's own shape:
+    # tl.dot refused it with Cython's TypeError for its argument type (a review's case), the
+    # reductions took it as it was.
+    class Tup(tuple):
+        pass
+
+    def body(tl, p):
+        a = tl.load(p, shape=(2, 3))
+        va = TH(a.id, a.addr, Tup((2, 3)), a.dtype, a.nbytes)
+        vb = TH(a.id, a.addr, (np.int64(2), np.int64(3)), a.dtype, a.nbytes)
+        return tl.dot(va, tl.trans(vb)), tl.sum(vb, axis=0), tl.dot(a, tl.trans(a))
+
+    (d, s, ref), _ = run(body)
+    assert type(d.shape) is tuple and d.shape == (2, 2) and type(s.shape) is tuple
+    assert all(type(n) is int for n in d.shape + s.shape)
+    np.testing.assert_array_equal(d.data, ref.data)
+    np.testing.assert_array_equal(s.data, A.sum(axis=0, keepdims=True))
+
+
 def test_shapes_of_bools_and_oversized_tensors_are_refused():
     assert "must be a non-empty tuple of positive ints, got (2, True)" in refused(
         lambda tl, p: tl.load(p, shape=(2, True)))

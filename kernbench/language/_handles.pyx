@@ -70,11 +70,10 @@ cdef inline void _put(PyObject *h, int i, object v) noexcept:
     (<PyObject **>((<char *>h) + _offset[i]))[0] = <PyObject *>v
 
 
-cpdef object new_handle(object id, object addr, object shape, object dtype, object nbytes,
-                        bint pinned):
-    """A TensorHandle(id, addr, shape, dtype, nbytes, data=None, space="sram", pinned), equal
-    field for field to the dataclass's constructor's (tests/test_tl_handles.py)."""
-    h = PyType_GenericAlloc(_type, 0)
+cdef inline object _make(PyTypeObject *tp, object id, object addr, object shape, object dtype,
+                         object nbytes, object space, object pinned):
+    # a handle of type ``tp`` (TensorHandle or TransposedView: the same slots), data None
+    h = PyType_GenericAlloc(tp, 0)
     cdef PyObject *p = <PyObject *>h
     _put(p, 0, id)
     _put(p, 1, addr)
@@ -82,9 +81,16 @@ cpdef object new_handle(object id, object addr, object shape, object dtype, obje
     _put(p, 3, dtype)
     _put(p, 4, nbytes)
     _put(p, 5, None)
-    _put(p, 6, _sram)
-    _put(p, 7, True if pinned else False)
+    _put(p, 6, space)
+    _put(p, 7, pinned)
     return h
+
+
+cpdef object new_handle(object id, object addr, object shape, object dtype, object nbytes,
+                        bint pinned):
+    """A TensorHandle(id, addr, shape, dtype, nbytes, data=None, space="sram", pinned), equal
+    field for field to the dataclass's constructor's (tests/test_tl_handles.py)."""
+    return _make(_type, id, addr, shape, dtype, nbytes, _sram, True if pinned else False)
 
 
 # The two fields every tl call reads of its operands, at their slots: what the member
@@ -120,14 +126,4 @@ cpdef object view_of(object h, object shape, object dtype, bint transposed):
     cdef object nbytes = _field(h, 4, "nbytes")
     cdef object space = _field(h, 6, "space")
     cdef object pinned = _field(h, 7, "pinned")
-    v = PyType_GenericAlloc(_tview if transposed else _type, 0)
-    cdef PyObject *p = <PyObject *>v
-    _put(p, 0, id)
-    _put(p, 1, addr)
-    _put(p, 2, shape)
-    _put(p, 3, dtype)
-    _put(p, 4, nbytes)
-    _put(p, 5, None)
-    _put(p, 6, space)
-    _put(p, 7, pinned)
-    return v
+    return _make(_tview if transposed else _type, id, addr, shape, dtype, nbytes, space, pinned)

@@ -320,25 +320,27 @@ class PEBuilder:
         builder's, its shape a tuple of ints that the buffer's element count allows). Other
         views and bad values go to semantic.operand_slow, which resolves such a handle the same
         way and words the errors ("what" names the operand)."""
+        tens = self.tensors  # (None once the program ended: operand_slow refuses)
         try:
             i = handle_id(h)
             th = type(h)
-            if type(i) is int and (th is TensorHandle or th is TransposedView):
+            if type(i) is int and (th is TensorHandle or th is TransposedView) and tens is not None:
                 i -= self.base  # (ids that are not ints: operand_slow's checks)
                 if i >= 0:
-                    t = self.tensors.entry(i)
+                    t = tens.entry(i)
                     s = handle_shape(h)
                     if th is TensorHandle:
                         if s is t[0]:
                             return i, t[0], t[1], i, t[2]
-                    elif type(s) is tuple and (i, s) in self.transposed._one:
-                        n = 1  # what check_shape accepts as it is; numel
+                    elif type(s) is tuple and s:
+                        n = 1  # what check_shape accepts as it is (ints: hashed safely); numel
                         for d in s:
                             if type(d) is not int or d < 1:
                                 n = 0
                                 break
                             n *= d
-                        if s and 0 < n <= _MAX_ELEMENTS and (n == t[2] or not self.functional):
+                        if (0 < n <= _MAX_ELEMENTS and (n == t[2] or not self.functional)
+                                and (i, s) in self.transposed._one):
                             return (i, s, True), s, t[1], i, n
         except (AttributeError, IndexError, TypeError, OverflowError):
             pass

@@ -62,8 +62,7 @@ def _builder(tl) -> PEBuilder:
     if b.thread != this_thread():
         _not_tracing(b)
     if b.finished:  # (a call from a callback run as the program ends: its tables are gone)
-        fail(b, "this tl call comes after this PE's program ended (from a callback or a "
-                "generator run as the kernel returned): tl calls belong in the kernel's own run")
+        semantic.program_ended(b)
     return b
 
 

@@ -481,6 +481,8 @@ def foreign(tr, h, what: str) -> str:
 def operand_slow(tr, h, what: str):
     """PEBuilder.operand for views, transposed views and bad values: the checks and their
     errors, naming the operand ``what``."""
+    if tr.finished:
+        program_ended(tr)
     if not isinstance(h, TensorHandle):
         fail(tr, f"{what} must be a tensor (a TensorHandle from a tl call), got {type(h).__name__} {h!r}")
     tensors = tr.tensors
@@ -492,6 +494,8 @@ def operand_slow(tr, h, what: str):
     buf = tensors[i][0]
     if s is not buf and s != buf:  # a view: its shape is the kernel's, check it like one
         s = check_shape(tr, s, f"{what} (a view of tensor #{i}): shape")
+    elif s is not buf:  # equal (a copy, a tuple subclass, numpy ints): the buffer's own tuple
+        s = buf
     _, dtype, nbuf = tensors[i]
     n = numel(s)
     if n != nbuf and tr.functional:
@@ -506,6 +510,13 @@ def operand_slow(tr, h, what: str):
     if s == buf and not trans:
         return i, s, dtype, i, n
     return (i, s, trans), s, dtype, i, n
+
+
+def program_ended(tr):
+    """Raise the KernelError of a tl call on PE ``tr``'s program after it ended (its tables are
+    gone): from a callback or a generator run as the kernel returned."""
+    fail(tr, "this tl call comes after this PE's program ended (from a callback or a "
+             "generator run as the kernel returned): tl calls belong in the kernel's own run")
 
 
 def is_scalar(x) -> bool:
