@@ -169,6 +169,22 @@ def test_view_shapes_of_objects_that_raise_are_refused_as_shapes(what, mode):
     assert "(a view of tensor #0): shape must be a non-empty tuple of positive ints" in msg
 
 
+@pytest.mark.parametrize("mode", ["functional", "timing"])
+def test_view_shapes_that_do_not_compare_are_checked_as_shapes(mode):
+    # A view's shape is compared with its buffer's first: an element whose == raises where the
+    # buffer has its value let that ValueError out, and a numpy array answered == with an
+    # array whose truth raised (a review's cases, before and after the fast path). Such a shape
+    # is checked as a shape: refused, or, for an array of ints, taken as that tuple.
+    msg = refused(lambda tl, p: tl.exp(TH(tl.load(p, shape=(2, 3)).id, shape=(2, _Raising(3, "eq")))),
+                  mode=mode)
+    assert "(a view of tensor #0): shape must be a non-empty tuple of positive ints" in msg
+    out, _ = run(lambda tl, p: tl.exp(TH(tl.load(p, shape=(2, 3)).id, shape=np.array([2, 3]))),
+                 mode=mode)
+    assert out.shape == (2, 3) and all(type(n) is int for n in out.shape)
+    if mode == "functional":
+        np.testing.assert_allclose(out.data, np.exp(A), rtol=1e-6)
+
+
 def test_a_view_of_the_buffers_shape_as_a_tuple_subclass_is_the_buffer():
     # A shape equal to the buffer's (a tuple subclass, numpy ints) is the buffer's own shape:
     # tl.dot refused it with Cython's TypeError for its argument type (a review's case), the

@@ -492,7 +492,7 @@ def operand_slow(tr, h, what: str):
         fail(tr, foreign(tr, h, what))
     s = h.shape
     buf = tensors[i][0]
-    if s is not buf and s != buf:  # a view: its shape is the kernel's, check it like one
+    if s is not buf and not _equal_shape(s, buf):  # a view: its shape is the kernel's, checked
         s = check_shape(tr, s, f"{what} (a view of tensor #{i}): shape")
     elif s is not buf:  # equal (a copy, a tuple subclass, numpy ints): the buffer's own tuple
         s = buf
@@ -510,6 +510,15 @@ def operand_slow(tr, h, what: str):
     if s == buf and not trans:
         return i, s, dtype, i, n
     return (i, s, trans), s, dtype, i, n
+
+
+def _equal_shape(s, buf: tuple) -> bool:
+    """``s == buf`` as a bool; a comparison that raises or answers no bool (a numpy array, an
+    element whose ``==`` raises) is "not equal", so check_shape words the refusal."""
+    try:
+        return bool(s == buf)
+    except Exception:  # noqa: BLE001 (any error of the kernel's object: its shape is checked instead)
+        return False
 
 
 def program_ended(tr):
