@@ -63,6 +63,33 @@ def test_concatenate_joins_as_numpy_does():
     assert _mapped(big) and big.sum() == n // 2 + 2 * (n - n // 2)
 
 
+def _resident_bytes() -> int:
+    """The process's resident bytes (/proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * mmap.PAGESIZE
+
+
+@pytest.mark.skipif(not pages._POPULATE or not os.path.exists("/proc/self/statm"),
+                    reason="MAP_POPULATE and smaps are Linux's")
+@pytest.mark.parametrize("make", [pages.empty, pages.zeros])
+def test_a_dense_array_is_mapped_at_once_a_sparse_one_as_written(make):
+    """``dense``: every page resident from the start (the caller fills it whole); otherwise none
+    until written. Either reads as zeros and takes writes alike."""
+    n = 2 * pages.FRESH_BYTES // 4
+    r0 = _resident_bytes()
+    sparse = make(n, np.int32)
+    r1 = _resident_bytes()
+    dense = make(n, np.int32, dense=True)
+    r2 = _resident_bytes()
+    assert _mapped(dense) and _mapped(sparse)
+    assert r1 - r0 < sparse.nbytes // 8 and r2 - r1 >= dense.nbytes * 0.95
+    for a in (dense, sparse):
+        a[::4096] = 7
+        assert not a[1::4096].any() and (a[::4096] == 7).all() and int(a.sum()) == 7 * len(a[::4096])
+    small = make(16, np.int32, dense=True)  # below FRESH_BYTES: numpy's, as before
+    assert not _mapped(small) and small.shape == (16,)
+
+
 def test_untouched_refuses_a_negative_size():
     with pytest.raises(ValueError, match="n must be >= 0"):
         pages.untouched(-1, np.int64)

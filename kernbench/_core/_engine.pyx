@@ -338,7 +338,7 @@ cdef class Sim:
         self.t_off = t_off
         self.t_bytes = t_bytes
         self.t_pinned = t_pinned
-        readers = pages.empty(len(t_readers), np.int32)  # a copy: counted down as reads end
+        readers = pages.empty(len(t_readers), np.int32, dense=True)  # a copy: counted down as reads end
         readers[:] = t_readers
         self.t_readers = readers
         self.nbr = nbr
