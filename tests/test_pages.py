@@ -70,23 +70,24 @@ def _resident_bytes() -> int:
 
 
 @pytest.mark.skipif(not pages._POPULATE or not os.path.exists("/proc/self/statm"),
-                    reason="MAP_POPULATE and smaps are Linux's")
+                    reason="MAP_POPULATE and statm are Linux's")
 @pytest.mark.parametrize("make", [pages.empty, pages.zeros])
-def test_a_dense_array_is_mapped_at_once_a_sparse_one_as_written(make):
-    """``dense``: every page resident from the start (the caller fills it whole); otherwise none
-    until written. Either reads as zeros and takes writes alike."""
+def test_an_array_filled_whole_is_mapped_at_once_a_sparse_one_as_written(make):
+    """By default (the caller fills it whole) every page is resident from the start; ``sparse``
+    and ``untouched``: none until written. Each reads as zeros and takes writes alike."""
     n = 2 * pages.FRESH_BYTES // 4
     r0 = _resident_bytes()
-    sparse = make(n, np.int32)
+    sparse = make(n, np.int32, sparse=True)
+    untouched = pages.untouched(n, np.int32)
     r1 = _resident_bytes()
-    dense = make(n, np.int32, dense=True)
+    whole = make(n, np.int32)
     r2 = _resident_bytes()
-    assert _mapped(dense) and _mapped(sparse)
-    assert r1 - r0 < sparse.nbytes // 8 and r2 - r1 >= dense.nbytes * 0.95
-    for a in (dense, sparse):
+    assert _mapped(whole) and _mapped(sparse)
+    assert r1 - r0 < sparse.nbytes // 8 and r2 - r1 >= whole.nbytes * 0.95
+    for a in (whole, sparse, untouched):
         a[::4096] = 7
         assert not a[1::4096].any() and (a[::4096] == 7).all() and int(a.sum()) == 7 * len(a[::4096])
-    small = make(16, np.int32, dense=True)  # below FRESH_BYTES: numpy's, as before
+    small = make(16, np.int32, sparse=True)  # below FRESH_BYTES: numpy's, as before
     assert not _mapped(small) and small.shape == (16,)
 
 

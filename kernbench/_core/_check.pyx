@@ -568,7 +568,7 @@ def check_source(CommandSource src, const int64_t[::1] cmd_off, const int64_t[::
             return None
         out = []
         for k in range(2):
-            arr = pages.empty(lb[k].n, np.int64, dense=True)
+            arr = pages.empty(lb[k].n, np.int64)
             if lb[k].n:
                 ov = arr
                 memcpy(&ov[0], lb[k].v, lb[k].n * sizeof(int64_t))
@@ -766,9 +766,9 @@ def unit_queues_of(const uint8_t[::1] units, const int64_t[::1] cmd_off, Command
         for k in range(n_pes * N_UNITS):
             off[k + 1] += off[k]
     signal_poll_raise(&poll)
-    q_arr = pages.empty(n, np.int32, dense=True)
-    send_arr = pages.empty(Q.n_send, np.int64, dense=True)
-    recv_arr = pages.empty(Q.n_recv, np.int64, dense=True)
+    q_arr = pages.empty(n, np.int32)
+    send_arr = pages.empty(Q.n_send, np.int64)
+    recv_arr = pages.empty(Q.n_recv, np.int64)
     pos_arr = off_arr[:-1].copy()
     cdef int32_t[::1] q = q_arr
     cdef int64_t[::1] pos = pos_arr, sends = send_arr, recvs = recv_arr
@@ -793,7 +793,7 @@ def stable_order(const int64_t[::1] keys, int64_t n_keys):
     cdef int64_t left
     cdef SignalPoll poll
     start_arr = np.zeros(n_keys + 1, np.int64)
-    out_arr = pages.empty(n, np.int64, dense=True)
+    out_arr = pages.empty(n, np.int64)
     cdef int64_t[::1] start = start_arr, out = out_arr
     signal_poll_start(&poll, 2 * n)
     with nogil:
@@ -944,7 +944,7 @@ cdef class _Pairing:
     cdef int32_t[::1] s_link, r_link
 
     def __init__(self, int64_t n_s, int64_t n_r):
-        a = self.arrays = [pages.empty(max(n, 1), t, dense=True) for n, t in (
+        a = self.arrays = [pages.empty(max(n, 1), t) for n, t in (
             (n_s, np.int64), (n_r, np.int64), (n_s, np.int8), (n_r, np.int8), (n_s, np.int32),
             (n_r, np.int32))]
         self.s_slot, self.r_slot, self.s_port, self.r_port, self.s_link, self.r_link = a
@@ -989,7 +989,7 @@ def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
         raise ValueError("message_table: tables of the wrong size")
     if typed:
         n_types = site_type.shape[0]
-    out_arr = pages.empty(n_s, MESSAGE_DTYPE, dense=True)  # every field written when the pairing succeeds
+    out_arr = pages.empty(n_s, MESSAGE_DTYPE)  # every field written when the pairing succeeds
     if n_s != n_r or n_pes * N_PORTS >= 1 << 30:
         return None
     if n_s == 0:

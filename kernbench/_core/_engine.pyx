@@ -338,7 +338,7 @@ cdef class Sim:
         self.t_off = t_off
         self.t_bytes = t_bytes
         self.t_pinned = t_pinned
-        readers = pages.empty(len(t_readers), np.int32, dense=True)  # a copy: counted down as reads end
+        readers = pages.empty(len(t_readers), np.int32)  # a copy: counted down as reads end
         readers[:] = t_readers
         self.t_readers = readers
         self.nbr = nbr
@@ -346,13 +346,13 @@ cdef class Sim:
         n_pes = self.hw.n_pes
         n_links = n_pes * N_PORTS
         Q = self.hw.queue
-        self.t_ready = pages.zeros(len(t_bytes), np.uint8)
+        self.t_ready = pages.zeros(len(t_bytes), np.uint8, sparse=True)
         # Written once per command, as it starts and ends, or (steady-state jumps) by
         # apply_copies when read (api: EngineResult): the run does not write the entries of the
         # commands a jump skipped. Commands that never ran are set to -1 on the error paths only.
         # (on small pages when large: pages.empty; a jumped run writes a tenth of them)
-        self.cmd_start_arr = pages.empty(len(commands), np.int64)
-        self.cmd_end_arr = pages.empty(len(commands), np.int64)
+        self.cmd_start_arr = pages.empty(len(commands), np.int64, sparse=True)
+        self.cmd_end_arr = pages.empty(len(commands), np.int64, sparse=True)
         self.unit_counters = np.zeros((n_pes, N_UNITS), dtype=UNIT_COUNTERS_DTYPE)
         self.link_counters = np.zeros(n_links, dtype=LINK_COUNTERS_DTYPE)
         self.sram_peak_arr = np.zeros(n_pes, dtype=np.int64)

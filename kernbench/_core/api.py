@@ -506,13 +506,13 @@ def _program_tables(hw: HardwareConfig, program: Program, describe) -> dict:
     cmd_off = program.cmd_offsets
     t_off = program.tensor_offsets
     n_t = len(program.tensor_bytes)
-    made = pages.zeros(n_t, np.uint8, dense=True)
-    readers = pages.zeros(n_t, np.int32, dense=True)
+    made = pages.zeros(n_t, np.uint8)
+    readers = pages.zeros(n_t, np.int32)
     # The C pass answers "all valid?" and builds the tables; only a program with something wrong
     # goes through the numpy checks below, whose errors name the first failing check.
     cp = program.tiled
     if cp is not None:
-        units = pages.empty(cp.n, np.uint8, dense=True)
+        units = pages.empty(cp.n, np.uint8)
         link_bytes = _check.check_source(cp.source(), cmd_off, t_off, _OP_PROPS, _UNIT_BASE,
                                          made, readers, MAX_SIZE, MAX_VOLUME, units)
         ok = link_bytes is not None  # (the sends' byte counts, the recvs'), in command order

@@ -8,8 +8,8 @@ mapping, so each such array is faulted in 2 MiB at a time, each huge page zeroed
 little of it is written. Measured with ``perf`` on the single-user 128K prefill (37.5M
 commands; docs/benchmarks.md, "Large arrays on small pages"): 30% of the launch in the kernel
 zeroing huge pages, 4.5% with numpy's hint off. The arrays here are anonymous mappings of
-small pages instead: the same fresh pages, paid for as they are written, or all at once for an
-array its caller fills whole (``dense``). (tracemalloc, which
+small pages instead: mapped all at once for an array its caller fills whole, as they are written
+for the others (``sparse``). (tracemalloc, which
 numpy reports its own allocations to, does not see them: read a large launch's memory off its
 RSS.)
 """
@@ -32,13 +32,16 @@ _PRIVATE = hasattr(mmap, "MAP_PRIVATE")  # (POSIX)
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
-def untouched(n: int, dtype, dense: bool = False) -> np.ndarray:
+def untouched(n: int, dtype) -> np.ndarray:
     """An (n,) array of ``dtype`` on small pages of its own that cost nothing until written
-    (a private anonymous mapping); its values are zeros until written. ``dense``: the caller
-    writes (nearly) every item, so every page is mapped at once (``MAP_POPULATE``: one pass in
-    the kernel instead of a trap per 4 KiB page as they are first written; 12-15% less system
-    time on the 128K launches, docs/benchmarks.md). Raises ValueError if n < 0, MemoryError if
-    the host cannot map it."""
+    (a private anonymous mapping); its values are zeros until written. Raises ValueError if
+    n < 0, MemoryError if the host cannot map it."""
+    return _mapping(n, dtype, False)
+
+
+def _mapping(n: int, dtype, populate: bool) -> np.ndarray:
+    # untouched's mapping; ``populate``: every page mapped at once (MAP_POPULATE, where there is
+    # one: one pass in the kernel instead of a trap per 4 KiB page as each is first written)
     if n < 0:
         raise ValueError(f"untouched: n must be >= 0, got {n}")
     dt = np.dtype(dtype)
@@ -46,33 +49,36 @@ def untouched(n: int, dtype, dense: bool = False) -> np.ndarray:
     # private (as numpy's memory: a forked worker's writes stay its own), not mmap's default
     # shared mapping, whose pages are shmem's; Windows has neither fork nor the flag
     try:
-        buf = (mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | (_POPULATE if dense else 0)) if _PRIVATE
-               else mmap.mmap(-1, size))
+        buf = (mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | (_POPULATE if populate else 0))
+               if _PRIVATE else mmap.mmap(-1, size))
     except (OSError, OverflowError) as e:  # (the host's address space or overcommit limit)
         raise MemoryError(f"kernbench: cannot map {size:,} bytes for {n:,} items of {dt}: the launch "
                           f"needs more memory than this host gives ({e})") from None
     return np.frombuffer(buf, dt, count=n)
 
 
-def zeros(n: int, dtype, dense: bool = False) -> np.ndarray:
-    """``np.zeros(n, dtype)``; from FRESH_BYTES up, on small pages (:func:`untouched`, as
-    ``dense``)."""
+def zeros(n: int, dtype, sparse: bool = False) -> np.ndarray:
+    """``np.zeros(n, dtype)``; from FRESH_BYTES up, on small pages of its own, every page mapped
+    at once for an array its caller writes whole (12-15% less system time on the 128K
+    launches than faulting them in as written: docs/benchmarks.md, "Arrays filled whole mapped
+    at once"). ``sparse``: the caller writes only some items (a capacity, a record of the
+    commands that run): pages mapped as written (:func:`untouched`)."""
     dt = np.dtype(dtype)
-    return untouched(n, dt, dense) if n * dt.itemsize >= FRESH_BYTES else np.zeros(n, dt)
+    return _mapping(n, dt, not sparse) if n * dt.itemsize >= FRESH_BYTES else np.zeros(n, dt)
 
 
-def empty(n: int, dtype, dense: bool = False) -> np.ndarray:
-    """``np.empty(n, dtype)``; from FRESH_BYTES up, on small pages (:func:`untouched`, as
-    ``dense``: zeros until written, which nothing may rely on)."""
+def empty(n: int, dtype, sparse: bool = False) -> np.ndarray:
+    """``np.empty(n, dtype)``; from FRESH_BYTES up, as :func:`zeros` (zeros until written,
+    which nothing may rely on)."""
     dt = np.dtype(dtype)
-    return untouched(n, dt, dense) if n * dt.itemsize >= FRESH_BYTES else np.empty(n, dt)
+    return _mapping(n, dt, not sparse) if n * dt.itemsize >= FRESH_BYTES else np.empty(n, dt)
 
 
 def concatenate(parts: list, dtype) -> np.ndarray:
     """``np.concatenate(parts)``, as ``dtype``, into :func:`empty`, each part written once:
     1-d arrays, or parts kept unexpanded that write themselves (``len(part)`` items,
     ``part.put(out)``; the trace's repeated tensor sizes)."""
-    out = empty(sum(len(p) for p in parts), dtype, dense=True)
+    out = empty(sum(len(p) for p in parts), dtype)
     k = 0
     for p in parts:
         n = len(p)

@@ -245,9 +245,9 @@ class TraceStore:
     def _grown(arr: np.ndarray, filled: int, need: int, expected: int) -> np.ndarray:
         cap = max(need, 4 * len(arr))  # few copies while the first PE is traced
         try:  # the expected size costs address space only; fall back to growing if refused
-            out = pages.empty(max(cap, expected), arr.dtype)
+            out = pages.empty(max(cap, expected), arr.dtype, sparse=True)
         except MemoryError:
-            out = pages.empty(cap, arr.dtype)
+            out = pages.empty(cap, arr.dtype, sparse=True)
         # a copy of what is filled only (ndarray.resize would zero the whole new capacity), as
         # opaque records (a structured copy goes field by field, 12x slower)
         item = np.dtype((np.void, arr.dtype.itemsize))

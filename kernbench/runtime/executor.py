@@ -262,7 +262,7 @@ def _assemble(hw, builders: list) -> tuple[Program, np.ndarray, SiteTable]:
     if cmd_off[-1] != store.n or ten_off[-1] != len(tensor_bytes) or any(
             b is not None and b.cmd_start != cmd_off[g] for g, b in enumerate(builders)):
         raise AssertionError("traced programs are not in global PE order in their store")
-    tensor_pinned = pages.zeros(len(tensor_bytes), np.uint8)
+    tensor_pinned = pages.zeros(len(tensor_bytes), np.uint8, sparse=True)  # (few pinned)
     for g, b in enumerate(builders):
         if b is not None and b.pinned:
             tensor_pinned[ten_off[g] + np.asarray(b.pinned, np.int64)] = 1
