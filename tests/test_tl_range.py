@@ -1,13 +1,15 @@
 """tl.range loop-body replay (issue 12, item 1): exactly the launch full tracing gives, for
 hand-written and generated loop kernels within the contract; verify mode catches kernels
 outside it; a bad access in a skipped iteration is reported at that iteration."""
+import types
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kernbench.common.errors import KernelError
-from kernbench.language import loops
+from kernbench.language import loops, store
 from kernbench.language.semantic import id_owner
 from kernbench.runtime.context import Context
 
@@ -75,6 +77,48 @@ def _flash_args(n, last=False):
 @pytest.mark.parametrize("n", [1, 4, 5, 6, 13, 50])
 def test_flash_like_exact(n):
     _exact(flash_like, _flash_args(n))
+
+
+def sibling_nests(x_ptr, o_ptr, K, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for k in range(K):  # nests one after the other, each three tl.range loops deep
+        for g in tl.range(0, 6):
+            for i in tl.range(0, 5):
+                for j in tl.range(0, 6):
+                    x = tl.load(x_ptr + (((k * 6 + g) * 5 + i) * 6 + j) * T * T * F32, shape=(T, T))
+                    acc = acc + x
+    tl.store(o_ptr, acc)
+
+
+def _sibling_args(K):
+    return lambda ctx: (ctx.empty((K * 180 * T, T), "f32"), ctx.empty((T, T), "f32"), K)
+
+
+def test_sibling_nests_exact_and_each_proof_reads_its_own_nest(monkeypatch):
+    """Nests one after the other replay exactly (against full tracing, and in verify mode),
+    and a loop's proof reads back the rows of its own nest: the reader it builds holds the same
+    number of tilings whatever the nests before it. (It held every tiling of the program, and
+    found a traced range by scanning every one before it: tracing grew as the square of the
+    nests, bench/test_range_replay.py.)"""
+    _exact(sibling_nests, _sibling_args(3))
+    real = store._replay
+    held = []
+
+    def counting(n, bounds, literal, tiles):
+        held.append((n, len(tiles)))
+        return real.CommandSource(n, bounds, literal, tiles)
+
+    spy = types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if not k.startswith("__")})
+    spy.CommandSource = counting
+    monkeypatch.setattr(store, "_replay", spy)
+    most = []
+    for K in (3, 12):
+        held.clear()
+        r = _launch(sibling_nests, _sibling_args(K), "on", grid=(1, 1))
+        proofs = [t for n, t in held if n < r.program.n_commands]  # (not the launch's own reader)
+        assert proofs, "no proof read tiled rows back"
+        most.append(max(proofs))
+    assert most[0] == most[1], most
 
 
 def test_replay_skips_the_body():

@@ -153,6 +153,18 @@ class TensorTable:
         return self.entry(i)
 
 
+def _first(r) -> int:
+    return r[0]  # a traced range's first row (TraceStore._bounds: [lo, hi, at])
+
+
+def _tile_lo(t) -> int:
+    return t[2]  # a tiling's first copied row (TraceStore._tiles: (a, z, lo, R, ...))
+
+
+def _tile_end(t) -> int:
+    return t[2] + t[3] * (t[1] - t[0])  # the row after its last copy
+
+
 class _Repeated:
     """A tiling's tensor byte sizes: ``sizes`` (int64) repeated ``R`` times, kept unexpanded
     until :func:`join_sizes` writes them where they go."""
@@ -330,9 +342,11 @@ class TraceStore:
         return self._program_source(start, b0, t0).rows(a - start, z - start)
 
     def _program_source(self, start: int, b0: int, t0: int) -> "_replay.CommandSource":
-        """The current program's rows (global start..n) as a CommandSource numbered from 0: a
-        tl.range loop reads its own iterations back, and a program's tilings copy its own rows
-        only, so the rest of the launch (earlier programs) is left out of the reader."""
+        """The current program's rows from global row ``start`` (its first, or one :meth:`_reader`
+        chose) to n as a CommandSource numbered from 0: ``b0``, ``t0`` the first of ``_bounds``
+        and of ``_tiles`` that can hold them. Every tiling from ``t0`` on must have its body at
+        or after ``start`` (a program's tilings copy its own rows only, so the rest of the
+        launch is left out; CommandSource refuses a body before its row 0)."""
         bounds, first = [], None
         for lo, hi, at in self._bounds[b0:]:
             if hi > start:
@@ -397,13 +411,32 @@ class TraceStore:
     def _reader(self, a: int, z: int) -> tuple:
         """(a CommandSource holding the current program's flushed rows a..z, the global row its
         row 0 is): the traced rows themselves when a..z is one range of them (a loop of
-        traced commands: a reader of one segment is cheap), else the program's reader."""
+        traced commands: a reader of one segment is cheap), else the program's rows from the
+        lowest one a..z needs on. A tiling's rows are read from its body's, which precede them,
+        so that row is the lowest body start of the tilings from a on, taken again from there
+        until none lies lower: a loop's proof reads back its own iterations, not every tiling
+        of the program before them (building that reader grew with the program)."""
         start, b0, i0 = self._program
-        for lo, hi, at in self._bounds[b0:]:
+        bounds, tiles = self._bounds, self._tiles
+        k = bisect.bisect_right(bounds, a, b0, key=_first) - 1  # the range holding a, if traced
+        if k >= b0:
+            lo, hi, at = bounds[k]
             if lo <= a and z <= hi:
                 rows = self._commands[at + a - lo:at + z - lo]
                 return _replay.CommandSource(z - a, ((0, z - a),), rows, ()), a
-        return self._program_source(start, b0, i0), start
+        x = a
+        while True:
+            j = bisect.bisect_right(tiles, x, i0, key=_tile_lo)  # the first tiling after x, or
+            if j > i0 and _tile_end(tiles[j - 1]) > x:           # the one whose copies hold x
+                j -= 1
+            low = min([x] + [t[0] for t in tiles[j:]])
+            if low == x:
+                break
+            x = low
+        if x < start:  # (cannot be: a tiling's body is its own program's rows)
+            raise RuntimeError("TraceStore: a tiling's body lies before its program")
+        return self._program_source(x, max(bisect.bisect_right(bounds, x, b0, key=_first) - 1, b0),
+                                    j), x
 
     def reads_any(self, a: int, z: int, watch) -> bool:
         """Does a command of the current program's a..z read one of the tensor numbers
