@@ -121,6 +121,46 @@ def test_sibling_nests_exact_and_each_proof_reads_its_own_nest(monkeypatch):
     assert most[0] == most[1], most
 
 
+def _checked_readers(monkeypatch) -> list:
+    """Make every proof's reader (TraceStore._reader, from the lowest row its rows need) read
+    its rows as a reader of the whole program would, bit for bit; returns the list of checked
+    calls, each whether its reader holds tilings."""
+    real = store.TraceStore._reader
+    seen = []
+
+    def checked(self, a, z):
+        src, at = real(self, a, z)
+        start, b0, i0 = self._program
+        whole = self._program_source(start, b0, i0).rows(a - start, z - start)
+        assert src.rows(a - at, z - at).tobytes() == whole.tobytes(), (a, z, at)
+        seen.append(bool((src.segments[:, 2] >= 0).any()))  # (read through tilings?)
+        return src, at
+
+    monkeypatch.setattr(store.TraceStore, "_reader", checked)
+    monkeypatch.setattr(store.TraceStore, "_pending_rows", lambda self, a, z: None)  # (all read)
+    return seen
+
+
+def test_proof_readers_read_what_the_whole_program_reader_reads(monkeypatch):
+    """The bounded reader on the shipped prefill kernel (nested tl.range loops in a generator
+    consumed between yields), on nests one after the other and on generated loop kernels:
+    every read the rows a whole-program reader gives, with every proof sent through it."""
+    from attention_helpers import small_spec, with_mode
+    from kernbench.diag import run_panel
+    from kernbench.hw import load_hw
+    seen = _checked_readers(monkeypatch)
+    spec = with_mode(small_spec("prefill", 4, 2, 0, h_kv=6, rows=32, block=4), "timing")  # 8 phases
+    assert run_panel(spec, load_hw("mesh8")).passed
+    assert any(seen), "the prefill kernel's proofs read no tiled rows"
+    seen.clear()
+    _launch(sibling_nests, _sibling_args(3), "on")
+    assert any(seen)
+    for case in [([("add", 0), ("carry", 1)], 0, 1, 6, 1, 1), ([("carry", 0), ("view", 0)], 1, 2, 7, 0, 2)]:
+        k, args = make_loop_kernel(*case)
+        _launch(k, args, "on")
+    assert len(seen) > 20
+
+
 def test_replay_skips_the_body():
     RUNS.clear()
     _launch(flash_like, _flash_args(50), "on")
