@@ -217,3 +217,53 @@ def test_a_fill_is_known_by_its_size_not_by_what_came_before(monkeypatch):
         acc, five, m = (i - base for i in made[pe])
         assert acc not in known and acc not in fills
         assert five in fills and five in known and m in known
+
+
+def test_a_known_value_is_computed_when_read_and_only_then(monkeypatch):
+    """A value made from known ones (a causal mask: tl.arange, //, >=) is computed when
+    something reads it (a masked access, a divisor, a tl.range proof), not when made: a mask
+    that only feeds a tl.where on scores is never computed (it cost a causal prefill 27% of its
+    tracing). What is read is computed exactly as before: a masked load whose mask ends a
+    chain of 2,000 known adds (computed without recursion) is refused or accepted at its
+    element, at its line."""
+    from kernbench.language import builder as bm
+    from kernbench.runtime import executor
+
+    seen, made, lines = {}, {}, []
+
+    class Spy(bm.PEBuilder):
+        def finish(self):
+            if not self.finished:
+                seen[self.pe] = (self.base, set(self.known), set(self.lazy))
+            return super().finish()
+
+    monkeypatch.setattr(executor, "PEBuilder", Spy)
+    ctx = kernbench.Context("default", overrides=HW)
+    xp = ctx.replicate(np.ones(N, np.float32))
+
+    def kernel(x_ptr, n_ok, *, tl):
+        if tl.program_id(0):
+            return
+        s = tl.load(x_ptr, shape=(2, 4))
+        qpos = tl.arange(4, 6) // 2
+        causal = qpos[:, None] >= tl.arange(0, 4)[None, :]
+        s = tl.where(causal, s, -1e30)  # s is not known: nor is this, and causal is not read
+        offs = tl.arange(0, BLOCK)
+        for _ in range(2000):
+            offs = offs + 1
+        m = offs < 2000 + n_ok
+        made["ids"] = (qpos.id, causal.id, s.id, offs.id, m.id)
+        lines.append(sys._getframe().f_lineno + 1)
+        tl.load(x_ptr + 4 * 4, shape=(BLOCK,), mask=m)  # elements 4 .. 4 + n_ok - 1 unmasked
+
+    r = ctx.launch(kernel, (1, 1), xp, 6, mode="timing")
+    assert r.cycles > 0
+    base, known, lazy = seen[0]
+    qpos, causal, s, offs, m = (i - base for i in made["ids"])
+    assert qpos in lazy and causal in lazy and qpos not in known and causal not in known
+    assert s not in lazy and s not in known  # (an operand not known: no value at all)
+    assert offs in known and m in known and not any(offs - 2000 < i <= m for i in lazy)
+    with pytest.raises(KernelError) as ei:  # element 4 + 6 = 10 of 10 unmasked
+        ctx.launch(kernel, (1, 1), xp, 7, mode="timing")
+    assert f"PE (0, 0) at {FILE}:{lines[-1]}" in str(ei.value)
+    assert "reaches element 10 of allocation" in str(ei.value)

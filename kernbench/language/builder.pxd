@@ -17,7 +17,7 @@ cdef class TransposedViews:
 cdef class PEBuilder:
     cdef public object pe, cube, g, serial, base, max_bytes, max_table_bytes
     cdef public TransposedViews transposed
-    cdef public dict known, fills
+    cdef public dict known, fills, lazy
     cdef public bint functional
     cdef public unsigned long thread
     cdef public object memory, nbr, sfr_text, trace_store, site_table

@@ -164,6 +164,10 @@ class PEBuilder:
         #: and the index arithmetic and masks built on it): masked accesses are checked at trace
         self.known: dict = {}
         self.fills: dict = {}  #: tensor number -> (shape, dtype, value) of small tl.full tensors
+        #: tensor number -> (name, operands, ct, shape, dtype, imm): a value of known operands,
+        #: computed when something reads it (known_value). Most are never read: a causal mask
+        #: (tl.arange, //, >=) feeds a tl.where on scores, whose value is not known.
+        self.lazy: dict = {}
         self.functional = functional
         self.memory = memory  #: DeviceMemory: pointer lookups for loads and stores
         self.nbr = tuple(int(q) for q in nbr)  #: this PE's row of the SFR neighbour table
@@ -525,32 +529,85 @@ class PEBuilder:
                     semantic.fail(self, str(e))
         if n > KNOWN_MAX or not self.known:
             return
-        args = []
+        # Known when every operand is: computed when read (known_value), not now. The only
+        # errors computing it can raise are the right operand's, checked above at this line;
+        # a view of another size makes it unknown when computed, as it would now.
+        known, lazy, fills = self.known, self.lazy, self.fills
         for o in operands:
-            v = self._value(o)
-            if v is None:
+            t = type(o)
+            if t is tuple:
+                o = o[0]
+            elif t is not int:
+                continue  # an immediate
+            if o not in known and o not in lazy and o not in fills:
                 return
-            args.append(v)
-        try:
-            self.known[i] = vec_value(name, args, ct, shape, dtype, imm)
-        except ValueError:  # a timing-mode view of another size: not a value
-            return
-        except ArithmeticError as e:
-            semantic.fail(self, str(e))
+        lazy[i] = (name, operands, ct, shape, dtype, imm)
+
+    def known_value(self, i):
+        """The value of tensor number ``i`` known while tracing (an ndarray), or None."""
+        v = self.computed(i)
+        if v is None and i in self.fills:
+            return self._from_fill(i)
+        return v
+
+    def computed(self, i):
+        """Tensor ``i``'s value if it is an arange or computed from known values (a small fill
+        read by nothing yet is not: see ``fills``), else None."""
+        v = self.known.get(i)
+        if v is None and i in self.lazy:
+            return self._force(i)
+        return v
+
+    def has_known(self, i) -> bool:
+        """Whether tensor number ``i`` has a value known while tracing (computing it if it
+        is not yet: a view of another size among its operands makes it unknown)."""
+        return self.known_value(i) is not None
+
+    def _force(self, i):
+        """Compute the value of lazy tensor ``i``, and of the lazy tensors it reads first, into
+        ``known``: operands first, without recursion (an index carried through a long
+        loop is a long chain); what the eager computation would have raised was raised
+        when each was made. Returns the value, or None (a view of another size)."""
+        lazy, known = self.lazy, self.known
+        todo = [i]
+        while todo:
+            j = todo[-1]
+            r = lazy.get(j)
+            if r is None:  # computed meanwhile (read twice by a later one)
+                todo.pop()
+                continue
+            ready = True
+            for o in r[1]:
+                t = type(o)
+                k = o[0] if t is tuple else o if t is int else None
+                if k is not None and k in lazy:
+                    todo.append(k)
+                    ready = False
+            if not ready:
+                continue
+            todo.pop()
+            del lazy[j]
+            args = []
+            for o in r[1]:
+                v = self._value(o)
+                if v is None:
+                    break
+                args.append(v)
+            else:
+                try:
+                    known[j] = vec_value(r[0], args, r[2], r[3], r[4], r[5])
+                except ValueError:  # a timing-mode view of another size: not a value
+                    pass
+        return known.get(i)
 
     def _value(self, o):
         """The value of operand ``o`` known while tracing (a tensor number, a view spec or an
         immediate), or None."""
         t = type(o)
         if t is int:
-            v = self.known.get(o)
-            if v is None and o in self.fills:
-                v = self._from_fill(o)
-            return v
+            return self.known_value(o)
         if t is tuple:
-            v = self.known.get(o[0])
-            if v is None and o[0] in self.fills:
-                v = self._from_fill(o[0])
+            v = self.known_value(o[0])
             if v is not None:
                 try:
                     return view_value(v, o)

@@ -462,7 +462,7 @@ class TL:
         return (mspec, mi)
 
     def _check_known_mask(self, tr, mk, alloc, e0, shape, stride, verb) -> None:
-        v = tr.known.get(mk[1])
+        v = tr.computed(mk[1])
         if v is None:
             return  # checked in functional replay
         if type(mk[0]) is tuple:

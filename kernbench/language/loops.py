@@ -103,6 +103,9 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     # tensors of A, of A's predecessor or earlier with a value known while tracing, read across
     # iterations: their moved-on values are not known, so they are not replayed
     watch = [x for x in (*b.known, *b.fills) if t0 <= x < t_b]
+    maybe = [x for x in b.lazy if t0 <= x < t_b]  # known if their operands' views fit
+    if maybe and store.reads_any(sb[1], se[1], watch + maybe):
+        watch += [x for x in maybe if b.has_known(x)]  # (computed only when B reads one)
     if watch and store.reads_any(sb[1], se[1], watch):
         return None
     acc_a = b._acc[sa[5]:sb[5]]
@@ -166,7 +169,7 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     p.known = []
     if b.known or b.fills:
         for i in {h.id - b.base for h in p.handles}:
-            if i in b.known or i in b.fills:
+            if i in b.known or i in b.fills or (i in b.lazy and b.has_known(i)):
                 if not _same_known(b, i, i + D if i < t_b else i - D):
                     return None
                 p.known.append(i)
@@ -180,7 +183,7 @@ def _same_known(b, i: int, j: int) -> bool:
     if fi is not None or fj is not None:
         return fi is not None and fj is not None and fi[0] == fj[0] and fi[1] == fj[1] \
             and np.asarray(fi[2]).tobytes() == np.asarray(fj[2]).tobytes()
-    ki, kj = b.known.get(i), b.known.get(j)
+    ki, kj = b.computed(i), b.computed(j)
     return (ki is not None and kj is not None and ki.dtype == kj.dtype and ki.shape == kj.shape
             and ki.tobytes() == kj.tobytes())
 

@@ -126,7 +126,8 @@ def _trunc_div(a, b):
 
 
 def _check_divisor(b) -> None:
-    if np.any(np.asarray(b) == 0):
+    # (a scalar, the usual divisor, compared directly: np.any on one is ~20x slower)
+    if (b == 0 if type(b) is not np.ndarray else np.any(b == 0)):
         raise IntegerDivisionByZero("integer division or remainder by zero")
 
 
