@@ -262,3 +262,32 @@ def test_a_loop_reads_its_program_back_through_a_reader_of_that_program_only():
 
     ctx.launch(kernel, (4, 2), x, mode="timing", replay="on")
     assert seen == [True] * 4
+
+
+def test_the_engine_reads_traced_rows_in_place_and_copies_only_the_other_blocks():
+    """The engine reads a compact program's rows a block (2**8 rows) at a time, when it first
+    reaches one: a block of traced rows, all of one run, where the trace keeps them (a causal
+    prefill traces most of its rows: they are not copied into the row buffer the program keeps
+    for later timings, nor its pages faulted in); any other block (a tiling's rows, or rows of
+    two runs) into that buffer. Every row run (steady=False): the start and end cycles of the
+    same launch traced in full, and the buffer's read flags set on exactly the other blocks."""
+    from test_steady_state import _trace_panel, assert_same
+
+    from kernbench._core import _engine
+
+    hw = load_hw("default")
+    traced = _trace_panel("single_user_prefill", hw, causal=True)
+    full = _trace_panel("single_user_prefill", hw, causal=True, replay="off")
+    assert full.program.tiled is None and traced.program.tiled is not None
+    assert_same(full.time(hw, steady=False).engine, traced.time(hw, steady=False).engine)
+    n = traced.program.tiled.n
+    seg = traced.program.tiled.source().segments
+    read = traced._prepared["program"]["rows"][1]
+    assert len(read) == _engine.row_blocks(n)
+    want = []
+    for k in range(len(read)):
+        lo, hi = k << 8, min((k + 1) << 8, n)
+        s = seg[np.searchsorted(seg[:, 0], lo, side="right") - 1] if lo < n else None
+        want.append(lo < n and not (s[2] < 0 and hi <= s[1]))
+    assert read.astype(bool).tolist() == want
+    assert 0 < sum(want) < len(want) - 1  # blocks of both kinds

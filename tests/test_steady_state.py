@@ -43,7 +43,7 @@ def assert_same(a, b):
             assert x == y, f
 
 
-def _trace_panel(name, hw, context=4096, causal=False):
+def _trace_panel(name, hw, context=4096, causal=False, replay="on"):
     spec = panel_spec(name, hw, shape="llama70b", context=context, causal=causal)
     ctx = Context(hw)
     ctx.install_sfr(scope=spec.scope, ring=False)
@@ -55,7 +55,7 @@ def _trace_panel(name, hw, context=4096, causal=False):
     args = (qp, kp, vp, op, spec.S_q, spec.S_kv_per_rank, spec.h_q, spec.h_kv, d, spec.n_ranks,
             spec.rank_axis, *spec.blocks)
     traced, _, _ = executor.trace_launch(ctx, spec.kernel, spec.grid, args,
-                                         {"causal": True} if causal else {}, mode="timing", replay="on")
+                                         {"causal": True} if causal else {}, mode="timing", replay=replay)
     return traced
 
 

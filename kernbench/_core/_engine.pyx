@@ -34,7 +34,7 @@ from ._timing cimport (gemm_folds, gemm_fold_cycles, gemm_fold_steady, gemm_dot_
                        message_ser_cycles)
 from ._dma cimport dma_request, dma_arbitrate, dma_done, dma_done_next
 from ._link cimport link_send_start, link_recv_post, link_packet_event
-from ._replay cimport CommandSource, fill_rows
+from ._replay cimport CommandSource, fill_rows, traced_rows
 
 cnp.import_array()
 
@@ -227,6 +227,9 @@ cdef class Sim:
     # write the same bytes).
     cdef CommandSource src
     cdef Command* cmd_buf
+    # per block: where its rows are read from, set when the engine first reaches it (NULL:
+    # not yet): the traced rows themselves for a block of traced rows, else the block in cmds
+    cdef const Command** cmd_blk
     cdef Command* cmd_scratch       # a block is read here, then copied into cmds whole
     cdef uint8_t[::1] cmd_read      # per block: read
     cdef const int32_t[::1] unit_q       # per unit, its commands' indices in the PE's stream
@@ -318,6 +321,7 @@ cdef class Sim:
         self.cmds = commands
         self.src = source
         self.cmd_buf = NULL
+        self.cmd_blk = NULL
         self.cmd_scratch = NULL
         if source is not None:
             if source.src.n != len(commands):
@@ -325,7 +329,8 @@ cdef class Sim:
             if len(commands):
                 self._writable(commands)
                 self.cmd_scratch = <Command*> malloc((1 << _ROWS_SHIFT) * sizeof(Command))
-                if self.cmd_scratch == NULL:
+                self.cmd_blk = <const Command**> calloc(row_blocks(len(commands)), sizeof(Command*))
+                if self.cmd_scratch == NULL or self.cmd_blk == NULL:
                     raise MemoryError("kernbench engine: cannot allocate simulator state")
             # (read: the flags of an earlier run over the same rows buffer, whose read blocks
             # stay valid: the rows never change)
@@ -433,6 +438,8 @@ cdef class Sim:
         free(self.ff_copies.p)
         free(self.cmd_scratch)
         self.cmd_scratch = NULL
+        free(self.cmd_blk)
+        self.cmd_blk = NULL
         self.ff_cur.p = self.ff_tmp.p = self.ff_copies.p = NULL
         for i in range(FF_KEEP):
             free(self.ff_ring[i].p)
@@ -451,22 +458,47 @@ cdef class Sim:
     cdef void _writable(self, Command[::1] rows):
         self.cmd_buf = &rows[0]
 
-    cdef inline void _read_row(self, int64_t c) noexcept nogil:
-        # a compact program: the block of command c read into cmds, once
-        cdef int64_t k = c >> _ROWS_SHIFT, lo, hi
-        if self.cmd_buf == NULL or self.cmd_read[k]:
-            return
-        lo = k << _ROWS_SHIFT
-        hi = lo + (1 << _ROWS_SHIFT)
+    cdef inline const Command* _row(self, int64_t c) noexcept nogil:
+        # command c's row: in the program's array, or a compact program's block, placed once
+        cdef const Command* b
+        if self.cmd_blk == NULL:
+            return &self.cmds[c]
+        b = self.cmd_blk[c >> _ROWS_SHIFT]
+        if b == NULL:
+            b = self._place(c >> _ROWS_SHIFT)
+        return b + (c & ((1 << _ROWS_SHIFT) - 1))
+
+    cdef const Command* _place(self, int64_t k) noexcept nogil:
+        # Block k of a compact program. Traced rows all of one segment are read where the trace
+        # keeps them: no copy, and no fresh pages of cmds (a causal prefill traces most of its
+        # rows). Else the block is read into cmds, once.
+        cdef int64_t lo = k << _ROWS_SHIFT, hi = lo + (1 << _ROWS_SHIFT)
+        cdef const Command* b
         if hi > self.cmds.shape[0]:
             hi = self.cmds.shape[0]
-        # Read into this run's scratch, then copied whole: cmds only ever receives a row's final
-        # bytes, so another run sharing the buffer (api keeps it for later timings; threads may
-        # time one program at once) and reading a row of this block meanwhile sees the same
-        # bytes whether it reads before or after (fill_rows writes a copied row, then moves it).
-        fill_rows(&self.src.src, lo, hi, self.cmd_scratch)  # in range: cannot fail
-        memcpy(&self.cmd_buf[lo], self.cmd_scratch, (hi - lo) * sizeof(Command))
-        self.cmd_read[k] = 1
+        b = traced_rows(&self.src.src, lo, hi)
+        if b == NULL:
+            if not self.cmd_read[k]:
+                # Read into this run's scratch, then copied whole: cmds only ever receives a
+                # row's final bytes, so another run sharing the buffer (api keeps it for later
+                # timings; threads may time one program at once) and reading a row of this
+                # block meanwhile sees the same bytes whether it reads before or after
+                # (fill_rows writes a copied row, then moves it).
+                fill_rows(&self.src.src, lo, hi, self.cmd_scratch)  # in range: cannot fail
+                memcpy(&self.cmd_buf[lo], self.cmd_scratch, (hi - lo) * sizeof(Command))
+                self.cmd_read[k] = 1
+            b = &self.cmd_buf[lo]
+        self.cmd_blk[k] = b
+        return b
+
+    cdef inline void _prefetch(self, int64_t c) noexcept nogil:
+        cdef const Command* b
+        if self.cmd_blk == NULL:
+            KB_PREFETCH(&self.cmds[c])
+        else:
+            b = self.cmd_blk[c >> _ROWS_SHIFT]
+            if b != NULL:  # (a block not placed yet is placed when its command issues)
+                KB_PREFETCH(b + (c & ((1 << _ROWS_SHIFT) - 1)))
 
     # -- SRAM ----------------------------------------------------------------------------------
     cdef inline void _sram(self, int32_t pe, int64_t delta) noexcept nogil:
@@ -497,8 +529,7 @@ cdef class Sim:
             us.state = U_DONE
             return 0
         c = us.q_base + self.unit_q[us.q_pos]
-        self._read_row(c)
-        cmd = &self.cmds[c]
+        cmd = self._row(c)
         tbase = self.t_off[pe]
         if cmd.src0 >= 0 and not self.t_ready[tbase + cmd.src0]:
             us.state = U_WAIT_OPERAND
@@ -518,7 +549,7 @@ cdef class Sim:
         if us.q_pos < us.q_end:
             # A unit's queue walks the command array with a stride (commands are stored PE by PE
             # in program order, queued unit by unit): fetch its next command while this one runs.
-            KB_PREFETCH(&self.cmds[us.q_base + self.unit_q[us.q_pos]])
+            self._prefetch(us.q_base + self.unit_q[us.q_pos])
         us.cur = c
         us.start = self.now
         us.state = U_BUSY
@@ -575,8 +606,7 @@ cdef class Sim:
         cdef UnitCounters* cnt = &self.ucnt[pe, u]
         cdef int64_t c = us.cur
         cdef const Command* cmd
-        self._read_row(c)  # (a steady-state jump moves a running command on, to rows not read)
-        cmd = &self.cmds[c]
+        cmd = self._row(c)  # (a steady-state jump moves a running command on, to rows not read)
         cdef int64_t tbase = self.t_off[pe]
         cdef int64_t dur = self.now - us.start
         cdef int64_t t, ser

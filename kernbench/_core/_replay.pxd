@@ -29,6 +29,7 @@ cdef enum:
     T_COLS = 7
 
 cdef int fill_rows(const CmdSource* s, int64_t x, int64_t y, Command* out) noexcept nogil
+cdef const Command* traced_rows(const CmdSource* s, int64_t x, int64_t y) noexcept nogil
 
 cdef class CommandSource:
     cdef CmdSource src

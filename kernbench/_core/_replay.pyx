@@ -455,6 +455,26 @@ def live_handles(list track, Py_ssize_t a, lo, Py_ssize_t z=-1) -> list:
 # -- reading a tiled array without expanding it (SEG_* and T_* columns: _replay.pxd) -------
 
 
+cdef const Command* traced_rows(const CmdSource* s, int64_t x, int64_t y) noexcept nogil:
+    # Rows x..y where the trace keeps them, when they are all traced rows of one segment (what
+    # fill_rows would copy from there, byte for byte); NULL otherwise (a tiling's rows, or out of
+    # range).
+    cdef int64_t lo = 0, hi = s.n_seg, mid
+    cdef const int64_t* g
+    if x < 0 or y > s.n or x >= y:
+        return NULL
+    while hi - lo > 1:  # the segment holding x (as fill_rows finds it)
+        mid = (lo + hi) >> 1
+        if s.seg[mid * SEG_COLS + SEG_LO] <= x:
+            lo = mid
+        else:
+            hi = mid
+    g = &s.seg[lo * SEG_COLS]
+    if g[SEG_TILE] >= 0 or y > g[SEG_HI]:
+        return NULL
+    return &s.literal[g[SEG_AT] + x - g[SEG_LO]]
+
+
 cdef int fill_rows(const CmdSource* s, int64_t x, int64_t y, Command* out) noexcept nogil:
     # Rows x..y of the array, written to out[0 .. y - x]: traced rows copied, a tiling's rows
     # as its body's rows (read the same way: a body precedes its copies) moved on. Moves add up,
