@@ -267,3 +267,27 @@ def test_a_known_value_is_computed_when_read_and_only_then(monkeypatch):
         ctx.launch(kernel, (1, 1), xp, 7, mode="timing")
     assert f"PE (0, 0) at {FILE}:{lines[-1]}" in str(ei.value)
     assert "reaches element 10 of allocation" in str(ei.value)
+
+
+@pytest.mark.parametrize("mode", ["timing", "functional"])
+def test_computing_a_known_value_warns_of_nothing(mode):
+    """A known value is computed when read (another op's line, or never): numpy's warnings
+    while computing it (a cast overflowing f16) would name the wrong line, so none is shown,
+    whether the value is read (a mask made of it) or not; the launch is the same."""
+    import warnings
+
+    ctx = kernbench.Context("default", overrides=HW)
+    xp = ctx.replicate(np.ones(N, np.float32))
+
+    def unread(x_ptr, *, tl):
+        big = tl.full((4,), 1e30, "f16")  # inf in f16
+        big + tl.arange(0, 4)
+
+    def read(x_ptr, *, tl):
+        h = (tl.arange(0, 4) * 100000).to("f16")  # 1e5 .. 3e5: inf in f16
+        tl.load(x_ptr, shape=(4,), mask=h > 0)
+
+    for kernel in (unread, read):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert ctx.launch(kernel, (1, 1), xp, mode=mode).cycles > 0

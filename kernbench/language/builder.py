@@ -512,7 +512,8 @@ class PEBuilder:
 
     def _from_fill(self, i: int):
         shape, dtype, imm = self.fills[i]
-        v = self.known[i] = vec_value("fill", [], dtype, shape, dtype, imm)
+        with np.errstate(all="ignore"):  # (see _force)
+            v = self.known[i] = vec_value("fill", [], dtype, shape, dtype, imm)
         return v
 
     def _fold(self, i: int, name: str, operands: tuple, shape: tuple, n: int, dtype: str,
@@ -567,7 +568,14 @@ class PEBuilder:
         """Compute the value of lazy tensor ``i``, and of the lazy tensors it reads first, into
         ``known``: operands first, without recursion (an index carried through a long
         loop is a long chain); what the eager computation would have raised was raised
-        when each was made. Returns the value, or None (a view of another size)."""
+        when each was made. Returns the value, or None (a view of another size). numpy's
+        warnings (a cast overflowing f16) are not shown: computed when read, they would name the
+        reader's line, and the value is the trace's own (functional mode computes the tensor's
+        value in replay)."""
+        with np.errstate(all="ignore"):
+            return self._compute(i)
+
+    def _compute(self, i):
         lazy, known = self.lazy, self.known
         todo = [i]
         while todo:
