@@ -17,6 +17,11 @@ run traced what it should: 100 commands per program, every program working.
   per call: where a traced command's cost sits (docs/benchmarks.md, "What a traced command
   costs").
 
+* causal masks: a loop of scores tiles masked as the causal prefill's diagonal folds are
+  (``_causal_mask``: ``tl.arange``, ``//``, ``>=`` of two views, then ``tl.where``) against the
+  same loop with a mask that is not known (``s > 0``), microseconds per fold: what the known
+  values cost, computed only when read (docs/benchmarks.md, "Known values computed when read").
+
 ``--quick`` shrinks the grid to 8 PEs x 8 cubes.
 """
 from __future__ import annotations
@@ -170,3 +175,34 @@ def test_tl_call_cost(benchmark, quick, name):
         "us_per_call": secs / (grid[0] * n) * 1e6,
         "compiled": all(compiled_tracing().values()),
     })
+
+
+def _masked_folds(s_ptr, n, known, *, tl):
+    from kernbench.kernels._common import _causal_mask
+    s = tl.load(s_ptr, shape=(256, 31))
+    for i in range(n):
+        if known:
+            _causal_mask(tl, s, 32 * i, 32 * i - 8, 8)
+        else:
+            tl.where(s > 0.0, s, -1e30)
+
+
+def test_trace_causal_masks(benchmark, quick):
+    """Microseconds per masked fold with the causal mask and with an unknown one, traced in
+    one run (their difference is what the mask's known values cost)."""
+    n = 300 if quick else 3000
+    ctx = kernbench.Context("default")
+    s = ctx.empty((256, 31), "f32")
+    cpu = {}
+
+    def run():
+        for known in (True, False):
+            t0 = time.process_time()
+            ctx.trace(_masked_folds, (1, 1), s, n, known, mode="timing", replay="off")
+            cpu[known] = min(cpu.get(known, 1e9), time.process_time() - t0)
+
+    benchmark.pedantic(run, rounds=1 if quick else 3, iterations=1, warmup_rounds=0)
+    mask, plain = 1e6 * cpu[True] / n, 1e6 * cpu[False] / n
+    assert mask > 0 and plain > 0
+    benchmark.extra_info.update({"folds": n, "us_per_masked_fold": mask,
+                                 "us_per_unknown_mask_fold": plain, "ratio": mask / plain})
