@@ -934,6 +934,32 @@ def test_a_known_value_kept_past_replayed_iterations_stays_known(kernel, where, 
         assert ("division or remainder by zero" if kernel is kept_divisor else "masked store") in out["off"][1]
 
 
+BODIES_RUN = []
+
+
+def carried_offsets(x_ptr, o_ptr, n, *, tl):
+    """A known index vector carried from one iteration to the next (``offs = offs + B8``, its
+    value computed only when read): its mask lets an element past ``o``'s end in the last
+    iteration. A known value read across iterations turns replay off, so every iteration's
+    Python runs and the store is refused at its element in the last one."""
+    offs = tl.arange(0, B8) - B8
+    for i in tl.range(n):
+        BODIES_RUN.append(i)
+        offs = offs + B8
+        tl.store(o_ptr + i * B8 * F32, tl.load(x_ptr + i * B8 * F32, shape=(B8,)),
+                 mask=offs < n * B8 - 1)  # (o holds n * B8 - 2 elements)
+
+
+def test_a_known_value_carried_across_iterations_turns_replay_off():
+    n = 9
+    BODIES_RUN.clear()
+    out = _outcomes(carried_offsets, lambda ctx: (ctx.empty((n * B8,), "f32"), ctx.empty((n * B8 - 2,), "f32"), n))
+    assert BODIES_RUN == list(range(n)) * 4  # off, on, verify (twice): every body run
+    assert out["on"] == out["off"] == out["verify"]
+    assert out["off"][0] == "error" and "masked store" in out["off"][1]
+    assert f"element {n * B8 - 2} of allocation" in out["off"][1]
+
+
 def catches_its_bad_load(x_ptr, o_ptr, n, *, tl):
     """The load of iteration 20 leaves its allocation; the kernel catches the error and goes on
     after the loop (a probe for how many blocks fit)."""
