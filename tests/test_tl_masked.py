@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import kernbench
 from kernbench import KernelError
@@ -291,3 +293,136 @@ def test_computing_a_known_value_warns_of_nothing(mode):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert ctx.launch(kernel, (1, 1), xp, mode=mode).cycles > 0
+
+
+def _eager_spy(monkeypatch, checked):
+    """A builder that computes every known value as it is made (the way it was computed
+    before it was kept as a recipe), beside the builder's own, and at the PE's end compares
+    each with what the recipe computes when read: the same dtype, shape and bytes, or both
+    unknown (a view of another size)."""
+    from kernbench.language import builder as bm
+    from kernbench.language.numerics import vec_value, view_value
+    from kernbench.runtime import executor
+
+    class Eager(bm.PEBuilder):
+        def _fold(self, i, name, operands, shape, n, dtype, ct, imm):
+            super()._fold(i, name, operands, shape, n, dtype, ct, imm)
+            if i not in self.lazy:
+                return
+            if not hasattr(self, "_eager"):
+                self._eager = {}
+            args = []
+            for o in operands:
+                t = type(o)
+                if t is int or t is tuple:
+                    k = o if t is int else o[0]
+                    v = self._eager.get(k, self.known.get(k))
+                    if v is None and k in self.fills:
+                        sh, dt, im = self.fills[k]
+                        v = vec_value("fill", [], dt, sh, dt, im)
+                    if v is not None and t is tuple:
+                        try:
+                            v = view_value(v, o)
+                        except ValueError:
+                            v = None
+                    if v is None:
+                        self._eager[i] = None
+                        return
+                    o = v
+                args.append(o)
+            with np.errstate(all="ignore"):
+                try:
+                    self._eager[i] = vec_value(name, args, ct, shape, dtype, imm)
+                except ValueError:
+                    self._eager[i] = None
+
+        def finish(self):
+            if not self.finished:
+                for i, want in getattr(self, "_eager", {}).items():
+                    got = self.known_value(i)
+                    assert (got is None) == (want is None), i
+                    if got is not None:
+                        assert got.dtype == want.dtype and got.shape == want.shape, i
+                        assert got.tobytes() == want.tobytes(), i
+                    checked.append(i)
+            return super().finish()
+
+    monkeypatch.setattr(executor, "PEBuilder", Eager)
+
+
+def test_known_values_computed_when_read_equal_those_computed_when_made_shipped(monkeypatch):
+    """The shipped causal prefill (its masks) and the ring kernels of the diag's small panels:
+    every known value, computed when read, equals the value computed as it was made."""
+    from kernbench.diag import panel_spec, run_panel
+    from kernbench.hw import load_hw
+
+    checked = []
+    _eager_spy(monkeypatch, checked)
+    hw = load_hw("default")
+    for spec in (panel_spec("single_user_prefill", hw, shape="llama70b", context=2048, causal=True),
+                 panel_spec("single_user_prefill", hw, causal=True),
+                 panel_spec("single_user_decode", hw)):
+        assert run_panel(spec, hw).passed
+    assert len(checked) > 100
+
+
+_OPS = ["+", "-", "*", "//", "%", "<", ">=", "&", "max", "where", "f16", "view"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ops=st.lists(st.tuples(st.sampled_from(_OPS), st.integers(-3, 9), st.integers(0, 5)),
+                    min_size=1, max_size=25))
+def test_known_values_computed_when_read_equal_those_computed_when_made_generated(ops):
+    """Random chains of known ops (int32, masks, f16 casts, [:, None] views to (8, 8), fills, Python
+    numbers, several reading one value), every value read at the end (a masked load of the
+    last mask): computed when read, each equals the value computed when made."""
+    import _pytest.monkeypatch
+
+    checked = []
+    mp = _pytest.monkeypatch.MonkeyPatch()
+    try:
+        _eager_spy(mp, checked)
+
+        def kernel(x_ptr, *, tl):
+            vals = [tl.arange(0, 8) - 3, tl.full((8,), 2, "int32")]
+            for op, c, j in ops:
+                a, b = vals[-1], vals[j % len(vals)]
+                if a.dtype != b.dtype:
+                    b = c
+                if op == "+":
+                    r = a + b
+                elif op == "-":
+                    r = a - c
+                elif op == "*":
+                    r = a * b
+                elif op in ("//", "%"):
+                    if a.dtype != "int32":
+                        continue
+                    d = c if c != 0 else 7
+                    r = a // d if op == "//" else a % d
+                elif op == "<":
+                    r = (a < c).to("int32") if a.dtype != "bool" else a
+                elif op == ">=":
+                    r = tl.where(a >= c, a, b)
+                elif op == "&":
+                    r = (a > c) & (a < c + 4)
+                    r = r.to("int32")
+                elif op == "max":
+                    r = tl.maximum(a, b)
+                elif op == "where":
+                    r = tl.where(a > 0, a, c)
+                elif op == "f16":
+                    r = (a * 1000).to("f16").to("int32") if a.dtype == "int32" else a
+                elif len(a.shape) == 1:  # views: a column against the row, (8, 8)
+                    r = tl.where(a[:, None] >= b[None, :], a[:, None], c)
+                else:
+                    r = a
+                vals.append(r)
+            m = vals[-1] > 0 if vals[-1].dtype != "bool" else vals[-1]
+            tl.load(x_ptr, shape=m.shape, mask=m)
+
+        ctx = kernbench.Context("default", overrides=HW)
+        ctx.launch(kernel, (1, 1), ctx.replicate(np.ones(64, np.float32)), mode="timing")
+    finally:
+        mp.undo()
+    assert checked  # (the last mask, at least, was computed when read)
