@@ -264,30 +264,49 @@ def test_a_loop_reads_its_program_back_through_a_reader_of_that_program_only():
     assert seen == [True] * 4
 
 
-def test_the_engine_reads_traced_rows_in_place_and_copies_only_the_other_blocks():
+def test_the_engine_reads_traced_rows_in_place_and_fills_the_others_into_a_pool_of_slots():
     """The engine reads a compact program's rows a block (2**8 rows) at a time, when it first
     reaches one: a block of traced rows, all of one run, where the trace keeps them (a causal
-    prefill traces most of its rows: they are not copied into the row buffer the program keeps
-    for later timings, nor its pages faulted in); any other block (a tiling's rows, or rows of
-    two runs) into that buffer. Every row run (steady=False): the start and end cycles of the
-    same launch traced in full, and the buffer's read flags set on exactly the other blocks."""
+    prefill traces most of its rows: neither copied nor its pages faulted in); any other block
+    (a tiling's rows, or rows of two runs) into a slot of the run's pool, the slots taken in
+    turn, a slot's block dropped and filled again when reached again. The start and end cycles
+    are those of the same launch traced in full whatever the pool's size (1 slot: every change
+    of block fills one, even between a command's start and its end), with every row run and
+    with steady-state jumps; a pool as large as the program fills exactly the blocks that are
+    not one run of traced rows, once each."""
     from test_steady_state import _trace_panel, assert_same
 
-    from kernbench._core import _engine
+    from kernbench._core import _engine, api
 
     hw = load_hw("default")
     traced = _trace_panel("single_user_prefill", hw, causal=True)
     full = _trace_panel("single_user_prefill", hw, causal=True, replay="off")
     assert full.program.tiled is None and traced.program.tiled is not None
-    assert_same(full.time(hw, steady=False).engine, traced.time(hw, steady=False).engine)
     n = traced.program.tiled.n
     seg = traced.program.tiled.source().segments
-    read = traced._prepared["program"]["rows"][1]
-    assert len(read) == _engine.row_blocks(n)
-    want = []
-    for k in range(len(read)):
+    in_place = 0
+    for k in range(_engine.row_blocks(n)):
         lo, hi = k << 8, min((k + 1) << 8, n)
-        s = seg[np.searchsorted(seg[:, 0], lo, side="right") - 1] if lo < n else None
-        want.append(lo < n and not (s[2] < 0 and hi <= s[1]))
-    assert read.astype(bool).tolist() == want
-    assert 0 < sum(want) < len(want) - 1  # blocks of both kinds
+        if lo < n:
+            s = seg[np.searchsorted(seg[:, 0], lo, side="right") - 1]
+            in_place += bool(s[2] < 0 and hi <= s[1])
+    others = -(-n // 256) - in_place
+    assert 0 < in_place and 0 < others  # blocks of both kinds
+
+    def timed(program, steady, slots=None):
+        return api.simulate(hw, traced.neighbours, program, steady=steady, row_slots=slots)
+
+    for steady in (False, True):
+        ref = timed(full.program, steady)
+        assert ref.row_blocks == {"in_place": 0, "filled": 0}
+        for slots in (None, 1, 2, 64, 1 << 20):
+            got = timed(traced.program, steady, slots)
+            assert_same(ref, got)
+            if not steady:
+                assert got.row_blocks["in_place"] == in_place
+                filled = got.row_blocks["filled"]
+                assert filled == others if slots == 1 << 20 else filled >= others
+                if slots == 1:
+                    assert filled > others  # blocks dropped and filled again
+    with pytest.raises(ValueError, match="row_slots must be a positive int"):
+        timed(traced.program, False, 0)

@@ -221,17 +221,22 @@ cdef class Sim:
     # inputs (validated in api.py)
     cdef HwParams hw
     cdef const Command[::1] cmds
-    # A compact program (api: Program.tiled): cmds is an array of untouched pages, a block of
-    # 2**_ROWS_SHIFT rows read into it through src when the engine first reaches one of them
-    # (api keeps the buffer and its flags for later runs; two runs filling one block at once
-    # write the same bytes).
+    cdef int64_t n_cmds
+    # A compact program (api: Program.tiled; cmds then empty): its rows are read through src,
+    # 2**_ROWS_SHIFT at a time, when the engine first reaches a block of them. A block of traced
+    # rows of one run is read where the trace keeps them; any other block (a tiling's rows, or
+    # rows of two runs) is filled into a slot of this run's pool, the slots taken in turn, so a
+    # slot's old block is dropped and filled again if reached again. The pool holds 2 blocks per
+    # unit, more than the units read at once: what a run touches stays near what it simulates,
+    # not its program's length.
     cdef CommandSource src
-    cdef Command* cmd_buf
-    # per block: where its rows are read from, set when the engine first reaches it (NULL:
-    # not yet): the traced rows themselves for a block of traced rows, else the block in cmds
+    # per block: where its rows are read from (NULL: not yet, or dropped from the pool)
     cdef const Command** cmd_blk
-    cdef Command* cmd_scratch       # a block is read here, then copied into cmds whole
-    cdef uint8_t[::1] cmd_read      # per block: read
+    cdef Command* row_pool          # n_slots blocks of 2**_ROWS_SHIFT rows
+    cdef int64_t* slot_blk          # the block each slot holds, -1 none
+    cdef int64_t n_slots, slot_next
+    cdef public int64_t blocks_in_place  # blocks of traced rows read where the trace keeps them
+    cdef public int64_t blocks_filled    # blocks filled into the pool (again when dropped first)
     cdef const int32_t[::1] unit_q       # per unit, its commands' indices in the PE's stream
     cdef const int64_t[::1] unit_q_off
     cdef const int64_t[::1] t_off
@@ -297,7 +302,7 @@ cdef class Sim:
 
     def __cinit__(self, dict params, commands, unit_q, unit_q_off, cmd_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
-                  region_fixed=None, CommandSource source=None, read=None):
+                  region_fixed=None, CommandSource source=None, row_slots=None):
         cdef int64_t i, n_pes, n_links, Q, ppc
         cdef LinkState* L
         self.ff_reg = NULL
@@ -318,26 +323,29 @@ cdef class Sim:
         self.poll.left = INT64_MAX
         self.poll.raised = 0
         self.hw = params
-        self.cmds = commands
         self.src = source
-        self.cmd_buf = NULL
         self.cmd_blk = NULL
-        self.cmd_scratch = NULL
-        if source is not None:
-            if source.src.n != len(commands):
-                raise ValueError("Sim: source and commands differ in length")
-            if len(commands):
-                self._writable(commands)
-                self.cmd_scratch = <Command*> malloc((1 << _ROWS_SHIFT) * sizeof(Command))
-                self.cmd_blk = <const Command**> calloc(row_blocks(len(commands)), sizeof(Command*))
-                if self.cmd_scratch == NULL or self.cmd_blk == NULL:
+        self.row_pool = NULL
+        self.slot_blk = NULL
+        self.n_slots = self.slot_next = 0
+        self.blocks_in_place = self.blocks_filled = 0
+        if source is None:
+            self.cmds = commands
+            self.n_cmds = len(commands)
+        else:
+            if commands is not None and len(commands):
+                raise ValueError("Sim: a compact program's rows come from source, not commands")
+            self.cmds = np.empty(0, COMMAND_STRUCT_DTYPE)
+            self.n_cmds = source.src.n
+            if self.n_cmds:
+                self.n_slots = self._pool_slots(row_slots, unit_q_off)
+                self.cmd_blk = <const Command**> calloc(row_blocks(self.n_cmds), sizeof(Command*))
+                self.row_pool = <Command*> malloc(self.n_slots * (1 << _ROWS_SHIFT) * sizeof(Command))
+                self.slot_blk = <int64_t*> malloc(self.n_slots * sizeof(int64_t))
+                if self.cmd_blk == NULL or self.row_pool == NULL or self.slot_blk == NULL:
                     raise MemoryError("kernbench engine: cannot allocate simulator state")
-            # (read: the flags of an earlier run over the same rows buffer, whose read blocks
-            # stay valid: the rows never change)
-            self.cmd_read = (np.zeros(row_blocks(len(commands)), np.uint8) if read is None
-                             else read)
-            if self.cmd_read.shape[0] != row_blocks(len(commands)):
-                raise ValueError("Sim: read must hold one flag per block of rows")
+                for i in range(self.n_slots):
+                    self.slot_blk[i] = -1
         self.unit_q = unit_q
         self.unit_q_off = unit_q_off
         self.t_off = t_off
@@ -356,8 +364,8 @@ cdef class Sim:
         # apply_copies when read (api: EngineResult): the run does not write the entries of the
         # commands a jump skipped. Commands that never ran are set to -1 on the error paths only.
         # (on small pages when large: pages.empty; a jumped run writes a tenth of them)
-        self.cmd_start_arr = pages.empty(len(commands), np.int64, sparse=True)
-        self.cmd_end_arr = pages.empty(len(commands), np.int64, sparse=True)
+        self.cmd_start_arr = pages.empty(self.n_cmds, np.int64, sparse=True)
+        self.cmd_end_arr = pages.empty(self.n_cmds, np.int64, sparse=True)
         self.unit_counters = np.zeros((n_pes, N_UNITS), dtype=UNIT_COUNTERS_DTYPE)
         self.link_counters = np.zeros(n_links, dtype=LINK_COUNTERS_DTYPE)
         self.sram_peak_arr = np.zeros(n_pes, dtype=np.int64)
@@ -436,9 +444,11 @@ cdef class Sim:
         free(self.ff_cur.p)
         free(self.ff_tmp.p)
         free(self.ff_copies.p)
-        free(self.cmd_scratch)
-        self.cmd_scratch = NULL
+        free(self.row_pool)
+        free(self.slot_blk)
         free(self.cmd_blk)
+        self.row_pool = NULL
+        self.slot_blk = NULL
         self.cmd_blk = NULL
         self.ff_cur.p = self.ff_tmp.p = self.ff_copies.p = NULL
         for i in range(FF_KEEP):
@@ -455,11 +465,22 @@ cdef class Sim:
         if self.units == NULL:
             raise RuntimeError("kernbench engine: this Sim's run was interrupted and its state freed")
 
-    cdef void _writable(self, Command[::1] rows):
-        self.cmd_buf = &rows[0]
+    def _pool_slots(self, row_slots, unit_q_off) -> int:
+        """Slots of the row pool: ``row_slots`` (tests: a few, to drop blocks often), else 2 per
+        unit of every PE with commands (a unit reads one block at a time: 64 cubes at 128K
+        fill no block twice from 8 per PE on), at least 64; never more than the program's
+        blocks."""
+        cdef int64_t blocks = row_blocks(self.n_cmds)
+        if row_slots is not None:
+            if not isinstance(row_slots, (int, np.integer)) or isinstance(row_slots, bool) or row_slots < 1:
+                raise ValueError(f"Sim: row_slots must be a positive int, got {row_slots!r}")
+            return min(int(row_slots), blocks)
+        per_pe = np.diff(np.asarray(unit_q_off, np.int64)[::N_UNITS])
+        return min(max(64, 2 * N_UNITS * int(np.count_nonzero(per_pe))), blocks)
 
     cdef inline const Command* _row(self, int64_t c) noexcept nogil:
-        # command c's row: in the program's array, or a compact program's block, placed once
+        # command c's row: in the program's array, or a compact program's block. Valid until
+        # the next call (which may drop the block from the pool): callers copy the row.
         cdef const Command* b
         if self.cmd_blk == NULL:
             return &self.cmds[c]
@@ -470,24 +491,24 @@ cdef class Sim:
 
     cdef const Command* _place(self, int64_t k) noexcept nogil:
         # Block k of a compact program. Traced rows all of one segment are read where the trace
-        # keeps them: no copy, and no fresh pages of cmds (a causal prefill traces most of its
-        # rows). Else the block is read into cmds, once.
-        cdef int64_t lo = k << _ROWS_SHIFT, hi = lo + (1 << _ROWS_SHIFT)
+        # keeps them: no copy, no fresh pages (a causal prefill traces most of its rows). Else
+        # the block is filled into the pool's next slot, dropping the block it held.
+        cdef int64_t lo = k << _ROWS_SHIFT, hi = lo + (1 << _ROWS_SHIFT), s
         cdef const Command* b
-        if hi > self.cmds.shape[0]:
-            hi = self.cmds.shape[0]
+        if hi > self.n_cmds:
+            hi = self.n_cmds
         b = traced_rows(&self.src.src, lo, hi)
-        if b == NULL:
-            if not self.cmd_read[k]:
-                # Read into this run's scratch, then copied whole: cmds only ever receives a
-                # row's final bytes, so another run sharing the buffer (api keeps it for later
-                # timings; threads may time one program at once) and reading a row of this
-                # block meanwhile sees the same bytes whether it reads before or after
-                # (fill_rows writes a copied row, then moves it).
-                fill_rows(&self.src.src, lo, hi, self.cmd_scratch)  # in range: cannot fail
-                memcpy(&self.cmd_buf[lo], self.cmd_scratch, (hi - lo) * sizeof(Command))
-                self.cmd_read[k] = 1
-            b = &self.cmd_buf[lo]
+        if b != NULL:
+            self.blocks_in_place += 1
+        else:
+            s = self.slot_next
+            self.slot_next = s + 1 if s + 1 < self.n_slots else 0
+            if self.slot_blk[s] >= 0:
+                self.cmd_blk[self.slot_blk[s]] = NULL
+            b = &self.row_pool[s << _ROWS_SHIFT]
+            fill_rows(&self.src.src, lo, hi, <Command*> b)  # in range: cannot fail
+            self.slot_blk[s] = k
+            self.blocks_filled += 1
         self.cmd_blk[k] = b
         return b
 
@@ -520,7 +541,7 @@ cdef class Sim:
     cdef int _try_issue(self, int32_t pe, int32_t u) noexcept nogil:
         cdef UnitState* us = &self.units[pe * N_UNITS + u]
         cdef UnitCounters* cnt
-        cdef const Command* cmd
+        cdef Command cmd  # (a copy: _row)
         cdef int64_t c, tbase, t, folds, fc
         cdef int32_t link, src, port, cube
         if us.state == U_BUSY or us.state == U_DONE:
@@ -529,7 +550,7 @@ cdef class Sim:
             us.state = U_DONE
             return 0
         c = us.q_base + self.unit_q[us.q_pos]
-        cmd = self._row(c)
+        cmd = self._row(c)[0]
         tbase = self.t_off[pe]
         if cmd.src0 >= 0 and not self.t_ready[tbase + cmd.src0]:
             us.state = U_WAIT_OPERAND
@@ -605,8 +626,8 @@ cdef class Sim:
         cdef UnitState* us = &self.units[pe * N_UNITS + u]
         cdef UnitCounters* cnt = &self.ucnt[pe, u]
         cdef int64_t c = us.cur
-        cdef const Command* cmd
-        cmd = self._row(c)  # (a steady-state jump moves a running command on, to rows not read)
+        cdef Command cmd  # (a copy: _row)
+        cmd = self._row(c)[0]  # (a steady-state jump moves a running command on, to rows not read)
         cdef int64_t tbase = self.t_off[pe]
         cdef int64_t dur = self.now - us.start
         cdef int64_t t, ser
@@ -1258,7 +1279,7 @@ cdef class Sim:
         cdef UnitState* us
         cdef LinkState* L
         cdef int rc = 0
-        cdef int64_t n_cmds = self.cmds.shape[0]
+        cdef int64_t n_cmds = self.n_cmds
         cdef int64_t left = self.poll.left
         for pe in range(n_pes):
             for u in range(N_UNITS):
