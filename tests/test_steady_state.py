@@ -79,6 +79,9 @@ def test_diag_panels_exact(hw, name, causal):
     off, on = _both(traced, hw, record_events=True)
     assert_same(off, on)
     assert off.steady_commands == 0
+    if traced.program.tiled is not None:  # a row pool of 2 blocks (Sim._place), every row run
+        assert_same(off, api.simulate(hw, traced.neighbours, traced.program, steady=False,
+                                      record_events=True, row_slots=2))
     if name.endswith("prefill") and not causal:
         # the jumps happen: at 4K each rank runs 16 (K/V group, query block) iterations per ring
         # step, most of them jumped over
@@ -140,7 +143,8 @@ def _loop_trace(case, grid=(2, 1)):
 @given(loop_kernels(), hw_variants(), st.one_of(st.none(), st.integers(25, 150)))
 def test_generated_loop_kernels_exact(case, hw, trips):
     """test_tl_range's random loop bodies (loads, masked loads, GEMMs, vector ops, reductions,
-    carried values, sends, pinned loads, views), half of them with long loops."""
+    carried values, sends, pinned loads, views), half of them with long loops; a replayed
+    program's timing also with a row pool of one block (Sim._place)."""
     if trips is not None:
         case = (case[0], case[1], case[2], trips, *case[4:])
     traced = _loop_trace(case)
@@ -150,6 +154,11 @@ def test_generated_loop_kernels_exact(case, hw, trips):
         assert type(on) is type(off) and str(on) == str(off)
     else:
         assert_same(off, on)
+        if traced.program.tiled is not None:
+            # a pool of one block: every change of block drops the one read before
+            for steady in (False, True):
+                assert_same(off, api.simulate(hw, traced.neighbours, traced.program, steady=steady,
+                                              record_events=True, row_slots=1))
 
 
 def test_a_generated_loop_kernel_jumps():
