@@ -273,7 +273,8 @@ def test_the_engine_reads_traced_rows_in_place_and_fills_the_others_into_a_pool_
     are those of the same launch traced in full whatever the pool's size (1 slot: every change
     of block fills one, even between a command's start and its end), with every row run and
     with steady-state jumps; a pool as large as the program fills exactly the blocks that are
-    not one run of traced rows, once each."""
+    not one run of traced rows, once each. The pool is kept for the program's next timing: the
+    blocks still in it are read from there."""
     from test_steady_state import _trace_panel, assert_same
 
     from kernbench._core import _engine, api
@@ -285,20 +286,21 @@ def test_the_engine_reads_traced_rows_in_place_and_fills_the_others_into_a_pool_
     n = traced.program.tiled.n
     seg = traced.program.tiled.source().segments
     in_place = 0
+    assert [_engine.row_blocks(x) for x in (0, 1, 255, 256, 257, 512)] == [0, 1, 1, 1, 2, 2]
     for k in range(_engine.row_blocks(n)):
         lo, hi = k << 8, min((k + 1) << 8, n)
-        if lo < n:
-            s = seg[np.searchsorted(seg[:, 0], lo, side="right") - 1]
-            in_place += bool(s[2] < 0 and hi <= s[1])
-    others = -(-n // 256) - in_place
+        s = seg[np.searchsorted(seg[:, 0], lo, side="right") - 1]
+        in_place += bool(s[2] < 0 and hi <= s[1])
+    others = _engine.row_blocks(n) - in_place
     assert 0 < in_place and 0 < others  # blocks of both kinds
 
     def timed(program, steady, slots=None):
         return api.simulate(hw, traced.neighbours, program, steady=steady, row_slots=slots)
 
+    ref_all = timed(full.program, False)
     for steady in (False, True):
         ref = timed(full.program, steady)
-        assert ref.row_blocks == {"in_place": 0, "filled": 0}
+        assert ref.row_blocks == {"in_place": 0, "filled": 0, "kept": 0}
         for slots in (None, 1, 2, 64, 1 << 20):
             got = timed(traced.program, steady, slots)
             assert_same(ref, got)
@@ -310,3 +312,12 @@ def test_the_engine_reads_traced_rows_in_place_and_fills_the_others_into_a_pool_
                     assert filled > others  # blocks dropped and filled again
     with pytest.raises(ValueError, match="row_slots must be a positive int"):
         timed(traced.program, False, 0)
+    # the pool is kept with the program's tables: a next timing reads the blocks still in it
+    # (all of them from a pool as large as the program) and fills the others
+    prepared = {}
+    for slots, kept in ((1 << 20, 0), (1 << 20, others), (3, 0), (3, 3), (None, 0)):
+        got = api.simulate(hw, traced.neighbours, traced.program, steady=False, row_slots=slots,
+                           prepared=prepared)
+        assert_same(ref_all, got)
+        assert got.row_blocks["kept"] == kept and got.row_blocks["in_place"] == in_place
+        assert got.row_blocks["filled"] >= others - kept

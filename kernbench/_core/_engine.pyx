@@ -225,18 +225,20 @@ cdef class Sim:
     # A compact program (api: Program.tiled; cmds then empty): its rows are read through src,
     # 2**_ROWS_SHIFT at a time, when the engine first reaches a block of them. A block of traced
     # rows of one run is read where the trace keeps them; any other block (a tiling's rows, or
-    # rows of two runs) is filled into a slot of this run's pool, the slots taken in turn, so a
+    # rows of two runs) is filled into a slot of the row pool, the slots taken in turn, so a
     # slot's old block is dropped and filled again if reached again. The pool holds 2 blocks per
     # unit, more than the units read at once: what a run touches stays near what it simulates,
-    # not its program's length.
+    # not its program's length. Its arrays are the caller's (api keeps them with the program for
+    # its next timing, whose blocks still in the pool are read from there; rows never change).
     cdef CommandSource src
     # per block: where its rows are read from (NULL: not yet, or dropped from the pool)
     cdef const Command** cmd_blk
-    cdef Command* row_pool          # n_slots blocks of 2**_ROWS_SHIFT rows
-    cdef int64_t* slot_blk          # the block each slot holds, -1 none
-    cdef int64_t n_slots, slot_next
+    cdef Command[::1] pool_rows     # n_slots blocks of 2**_ROWS_SHIFT rows
+    cdef int64_t[::1] pool_blk      # the block each slot holds (-1 none), then the next slot
+    cdef int64_t n_slots
     cdef public int64_t blocks_in_place  # blocks of traced rows read where the trace keeps them
     cdef public int64_t blocks_filled    # blocks filled into the pool (again when dropped first)
+    cdef public int64_t blocks_kept      # blocks found in the pool from an earlier run
     cdef const int32_t[::1] unit_q       # per unit, its commands' indices in the PE's stream
     cdef const int64_t[::1] unit_q_off
     cdef const int64_t[::1] t_off
@@ -302,7 +304,7 @@ cdef class Sim:
 
     def __cinit__(self, dict params, commands, unit_q, unit_q_off, cmd_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
-                  region_fixed=None, CommandSource source=None, row_slots=None):
+                  region_fixed=None, CommandSource source=None, row_pool=None):
         cdef int64_t i, n_pes, n_links, Q, ppc
         cdef LinkState* L
         self.ff_reg = NULL
@@ -325,10 +327,8 @@ cdef class Sim:
         self.hw = params
         self.src = source
         self.cmd_blk = NULL
-        self.row_pool = NULL
-        self.slot_blk = NULL
-        self.n_slots = self.slot_next = 0
-        self.blocks_in_place = self.blocks_filled = 0
+        self.n_slots = 0
+        self.blocks_in_place = self.blocks_filled = self.blocks_kept = 0
         if source is None:
             self.cmds = commands
             self.n_cmds = len(commands)
@@ -338,14 +338,7 @@ cdef class Sim:
             self.cmds = np.empty(0, COMMAND_STRUCT_DTYPE)
             self.n_cmds = source.src.n
             if self.n_cmds:
-                self.n_slots = self._pool_slots(row_slots, unit_q_off)
-                self.cmd_blk = <const Command**> calloc(row_blocks(self.n_cmds), sizeof(Command*))
-                self.row_pool = <Command*> malloc(self.n_slots * (1 << _ROWS_SHIFT) * sizeof(Command))
-                self.slot_blk = <int64_t*> malloc(self.n_slots * sizeof(int64_t))
-                if self.cmd_blk == NULL or self.row_pool == NULL or self.slot_blk == NULL:
-                    raise MemoryError("kernbench engine: cannot allocate simulator state")
-                for i in range(self.n_slots):
-                    self.slot_blk[i] = -1
+                self._take_pool(row_pool)
         self.unit_q = unit_q
         self.unit_q_off = unit_q_off
         self.t_off = t_off
@@ -444,11 +437,7 @@ cdef class Sim:
         free(self.ff_cur.p)
         free(self.ff_tmp.p)
         free(self.ff_copies.p)
-        free(self.row_pool)
-        free(self.slot_blk)
         free(self.cmd_blk)
-        self.row_pool = NULL
-        self.slot_blk = NULL
         self.cmd_blk = NULL
         self.ff_cur.p = self.ff_tmp.p = self.ff_copies.p = NULL
         for i in range(FF_KEEP):
@@ -465,22 +454,36 @@ cdef class Sim:
         if self.units == NULL:
             raise RuntimeError("kernbench engine: this Sim's run was interrupted and its state freed")
 
-    def _pool_slots(self, row_slots, unit_q_off) -> int:
-        """Slots of the row pool: ``row_slots`` (tests: a few, to drop blocks often), else 2 per
-        unit of every PE with commands (a unit reads one block at a time: 64 cubes at 128K
-        fill no block twice from 8 per PE on), at least 64; never more than the program's
-        blocks."""
-        cdef int64_t blocks = row_blocks(self.n_cmds)
-        if row_slots is not None:
-            if not isinstance(row_slots, (int, np.integer)) or isinstance(row_slots, bool) or row_slots < 1:
-                raise ValueError(f"Sim: row_slots must be a positive int, got {row_slots!r}")
-            return min(int(row_slots), blocks)
-        per_pe = np.diff(np.asarray(unit_q_off, np.int64)[::N_UNITS])
-        return min(max(64, 2 * N_UNITS * int(np.count_nonzero(per_pe))), blocks)
+    def _take_pool(self, row_pool) -> None:
+        """Read blocks into ``row_pool`` = (rows, blocks): rows ((n_slots * 2**8,) records of
+        COMMAND_STRUCT_DTYPE), blocks ((n_slots + 1,) int64: the block each slot holds, -1 none,
+        then the next slot to fill), as :func:`new_row_pool` makes them or an earlier run of the
+        same program left them. Raises ValueError for arrays that do not fit."""
+        cdef int64_t s, k, blocks = row_blocks(self.n_cmds)
+        if not isinstance(row_pool, tuple) or len(row_pool) != 2:
+            raise ValueError("Sim: a compact program needs row_pool = (rows, blocks) (new_row_pool)")
+        rows, blk = row_pool
+        if (not isinstance(rows, np.ndarray) or rows.dtype != COMMAND_STRUCT_DTYPE
+                or not isinstance(blk, np.ndarray) or blk.dtype != np.int64 or blk.ndim != 1
+                or len(blk) < 2 or rows.shape != ((len(blk) - 1) << _ROWS_SHIFT,)):
+            raise ValueError("Sim: row_pool's arrays do not fit (new_row_pool makes them)")
+        self.n_slots = len(blk) - 1
+        if not (0 <= blk[self.n_slots] < self.n_slots) or ((blk[:-1] < -1) | (blk[:-1] >= blocks)).any():
+            raise ValueError("Sim: row_pool's blocks are not this program's")
+        self.pool_rows = rows
+        self.pool_blk = blk
+        self.cmd_blk = <const Command**> calloc(blocks, sizeof(Command*))
+        if self.cmd_blk == NULL:
+            raise MemoryError("kernbench engine: cannot allocate simulator state")
+        for s in range(self.n_slots):
+            k = self.pool_blk[s]
+            if k >= 0:
+                self.cmd_blk[k] = &self.pool_rows[s << _ROWS_SHIFT]
+                self.blocks_kept += 1
 
     cdef inline const Command* _row(self, int64_t c) noexcept nogil:
         # command c's row: in the program's array, or a compact program's block. Valid until
-        # the next call (which may drop the block from the pool): callers copy the row.
+        # the next call, which may drop the block from the pool: read it before another.
         cdef const Command* b
         if self.cmd_blk == NULL:
             return &self.cmds[c]
@@ -501,13 +504,14 @@ cdef class Sim:
         if b != NULL:
             self.blocks_in_place += 1
         else:
-            s = self.slot_next
-            self.slot_next = s + 1 if s + 1 < self.n_slots else 0
-            if self.slot_blk[s] >= 0:
-                self.cmd_blk[self.slot_blk[s]] = NULL
-            b = &self.row_pool[s << _ROWS_SHIFT]
+            s = self.pool_blk[self.n_slots]
+            self.pool_blk[self.n_slots] = s + 1 if s + 1 < self.n_slots else 0
+            if self.pool_blk[s] >= 0:
+                self.cmd_blk[self.pool_blk[s]] = NULL
+            self.pool_blk[s] = -1  # (while filled: a run interrupted here leaves no wrong block)
+            b = &self.pool_rows[s << _ROWS_SHIFT]
             fill_rows(&self.src.src, lo, hi, <Command*> b)  # in range: cannot fail
-            self.slot_blk[s] = k
+            self.pool_blk[s] = k
             self.blocks_filled += 1
         self.cmd_blk[k] = b
         return b
@@ -541,7 +545,7 @@ cdef class Sim:
     cdef int _try_issue(self, int32_t pe, int32_t u) noexcept nogil:
         cdef UnitState* us = &self.units[pe * N_UNITS + u]
         cdef UnitCounters* cnt
-        cdef Command cmd  # (a copy: _row)
+        cdef const Command* cmd  # (valid until the next _row: read before any other issue)
         cdef int64_t c, tbase, t, folds, fc
         cdef int32_t link, src, port, cube
         if us.state == U_BUSY or us.state == U_DONE:
@@ -550,7 +554,7 @@ cdef class Sim:
             us.state = U_DONE
             return 0
         c = us.q_base + self.unit_q[us.q_pos]
-        cmd = self._row(c)[0]
+        cmd = self._row(c)
         tbase = self.t_off[pe]
         if cmd.src0 >= 0 and not self.t_ready[tbase + cmd.src0]:
             us.state = U_WAIT_OPERAND
@@ -626,8 +630,8 @@ cdef class Sim:
         cdef UnitState* us = &self.units[pe * N_UNITS + u]
         cdef UnitCounters* cnt = &self.ucnt[pe, u]
         cdef int64_t c = us.cur
-        cdef Command cmd  # (a copy: _row)
-        cmd = self._row(c)[0]  # (a steady-state jump moves a running command on, to rows not read)
+        cdef const Command* cmd  # (valid until the next _row: read before any other issue)
+        cmd = self._row(c)  # (a steady-state jump moves a running command on, to rows not read)
         cdef int64_t tbase = self.t_off[pe]
         cdef int64_t dur = self.now - us.start
         cdef int64_t t, ser
@@ -1445,9 +1449,34 @@ cdef class Sim:
         return tx, rx, waiting
 
 
+def pool_slots(row_slots, unit_q_off, int64_t n) -> int:
+    """Slots of a row pool for a compact program of ``n`` rows: ``row_slots`` (tests: a few, to
+    drop blocks often), else 2 per unit of every PE with commands (``unit_q_off``: the unit
+    queues' offsets; a unit reads one block at a time: 64 cubes at 128K fill no block twice
+    from 8 per PE on), at least 64; never more than the program's blocks, at least 1. Raises
+    ValueError for a row_slots that is not a positive int."""
+    cdef int64_t blocks = max(row_blocks(n), 1)
+    if row_slots is not None:
+        if not isinstance(row_slots, (int, np.integer)) or isinstance(row_slots, bool) or row_slots < 1:
+            raise ValueError(f"row_slots must be a positive int, got {row_slots!r}")
+        return min(int(row_slots), blocks)
+    per_pe = np.diff(np.asarray(unit_q_off, np.int64)[::N_UNITS])
+    return min(max(64, 2 * N_UNITS * int(np.count_nonzero(per_pe))), blocks)
+
+
+def new_row_pool(int64_t slots) -> tuple:
+    """An empty row pool of ``slots`` blocks for Sim(row_pool=...): (rows, blocks)."""
+    blk = np.full(slots + 1, -1, np.int64)
+    blk[slots] = 0
+    return pages.empty(slots << _ROWS_SHIFT, COMMAND_STRUCT_DTYPE, sparse=True), blk
+
+
 def row_blocks(int64_t n) -> int:
-    """Blocks of rows a Sim reads a compact program's rows in (its ``read`` flags, one each)."""
-    return (n >> _ROWS_SHIFT) + 1
+    """Blocks of 2**8 rows a Sim reads a compact program of ``n`` rows in (the last may be
+    short): ceil(n / 256). Raises ValueError for n < 0."""
+    if n < 0:
+        raise ValueError(f"row_blocks: n must be >= 0, got {n}")
+    return (n + (1 << _ROWS_SHIFT) - 1) >> _ROWS_SHIFT
 
 
 def apply_copies(int64_t[::1] start, int64_t[::1] end, const int32_t[::1] unit_q,

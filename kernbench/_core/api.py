@@ -126,8 +126,9 @@ class EngineResult:
     #: loop that never repeats)
     steady_snapshots: int = 0
     #: a compact program's rows as the engine read them, in blocks of 256: "in_place" (traced
-    #: rows, read where the trace keeps them) and "filled" (into its pool: a tiling's rows, or
-    #: a block dropped and reached again); both 0 for a program held as one array
+    #: rows, read where the trace keeps them), "filled" (into the row pool: a tiling's rows, or
+    #: a block dropped and reached again) and "kept" (in the pool from the program's last
+    #: timing); all 0 for a program held as one array
     row_blocks: dict = field(default_factory=dict, compare=False)
     #: (start, end, unit_q, unit_q_off, cmd_offsets, copies): the start and end cycles the
     #: jumps skipped, written into the engine's start and end arrays when cmd_start or cmd_end
@@ -570,7 +571,8 @@ def moved_tables(tables: dict, source: Program, program: Program) -> dict | None
     counts[used] = np.diff(tables["unit_q_off"]).reshape(-1, N_UNITS)[s_used]
     unit_q_off = np.zeros(n_pes * N_UNITS + 1, np.int64)
     np.cumsum(counts.ravel(), out=unit_q_off[1:])
-    return {**tables, "unit_q_off": unit_q_off}
+    # (not the row pool: each program's timings fill their own, never one shared by two runs)
+    return {**{k: v for k, v in tables.items() if k != "row_pool"}, "unit_q_off": unit_q_off}
 
 
 def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, tables=None,
@@ -905,7 +907,8 @@ def simulate(
     run without the jumps (``steady=False``), bit for bit. ``row_slots``: a compact program's
     rows that are not traced rows (a tiling's) are read 256 at a time into a pool of this many
     blocks (None: 2 per unit of every PE with commands, at least 64), a block dropped and read
-    again when its slot is needed; results do not depend on it (tests pass 1 or 2). Raises
+    again when its slot is needed; the pool is kept in ``prepared`` for the next call. Results do
+    not depend on it (tests pass 1 or 2). Raises
     ValueError for malformed input, DeadlockError, MaxCyclesError, and
     SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity. Ctrl-C (on the main
     thread) stops the run, or the program's checks before it, within milliseconds with
@@ -948,8 +951,17 @@ def simulate(
             prep["regions"] = _steady_regions(prep["steady_bodies"], program)
         regions = prep["regions"]
     # A compact program (Program.tiled) is never expanded: the engine reads a block of rows
-    # when it reaches it (in place when traced, else into a pool of 2 blocks per unit).
+    # when it reaches it (in place when traced, else into a pool of 2 blocks per unit). The
+    # pool is kept with the program's tables for its next timing (taken out while a run uses
+    # it: two threads timing one program at once never share one).
     cp = program.tiled
+    pool = keep = None
+    if cp is not None:
+        keep = prepared.get("program", prep) if prepared is not None else prep
+        slots = _engine.pool_slots(row_slots, prep["unit_q_off"], cp.n)
+        pool = keep.pop("row_pool", None)
+        if pool is None or len(pool[1]) != slots + 1:
+            pool = _engine.new_row_pool(slots)
     sim = _engine.Sim(
         hw_params(hw, detail, limit),
         program.commands if cp is None else None,
@@ -964,10 +976,12 @@ def simulate(
         limit,
         *(regions or (None, None, None)),
         source=cp.source() if cp is not None else None,
-        row_slots=row_slots,
+        row_pool=pool,
     )
     try:
         status = sim.run()
+        if pool is not None:
+            keep["row_pool"] = pool
     except BaseException:
         # A signal handler raised during the loop (Ctrl-C: KeyboardInterrupt). run() has freed
         # the engine's C state; drop its arrays too, as the traceback keeps this frame alive.
@@ -1037,7 +1051,8 @@ def simulate(
         debug=sim.debug_counters() if _engine.DEBUG_BUILD else {},
         steady_commands=int(sim.steady_commands),
         steady_snapshots=int(sim.steady_snapshots),
-        row_blocks={"in_place": int(sim.blocks_in_place), "filled": int(sim.blocks_filled)},
+        row_blocks={"in_place": int(sim.blocks_in_place), "filled": int(sim.blocks_filled),
+                    "kept": int(sim.blocks_kept)},
         start_end_copies=pending,
     )
 
