@@ -34,7 +34,8 @@ cdef class PEBuilder:
 
     cpdef _flush(self, long long i)
     cpdef _site(self, key)
-    cpdef _replan(self, plans, f, parts, key, extra=*)
+    cpdef _memo(self, dict plans, f, tuple parts)
+    cpdef _replan(self, dict plans, f, tuple parts, tuple key, tuple extra=*)
     @cython.locals(p=tuple, plans=list)
     cpdef _site_at(self, f, what)
     cpdef _entry(self, shape, dtype, n)
@@ -49,6 +50,8 @@ cdef class PEBuilder:
     cpdef dot(self, f, sa, sb, ia, ib, a_shape, b_shape, da, db, m, n, k)
     @cython.locals(p=tuple, like=tuple)
     cpdef vec(self, f, name, operands, s0, s1, s2, shape, n, dtype, like=*, ct=*, imm=*)
+    @cython.locals(known=dict, lazy=dict, fills=dict)
+    cpdef _fold(self, i, name, operands, shape, n, dtype, ct, imm)
     @cython.locals(p=tuple, t=tuple)
     cpdef reduce(self, f, name, spec, src, shape, axis, dtype)
     cpdef send(self, f, spec, src, port, shape, dtype, n)

@@ -263,28 +263,30 @@ class PEBuilder:
         j = self._sget(key)
         return self.site_table.add(key) if j is None else j
 
-    def _replan(self, plans: dict, f, parts: tuple, key: tuple, extra: tuple = ()) -> tuple:
-        """The plan for a call at frame ``f`` made of ``parts``: (code, *parts, site, file, line,
-        *extra), the site's key being (key[0], file, line, *key[1:]).
+    def _memo(self, plans: dict, f, parts: tuple):
+        """The plan made before for a call at frame ``f`` made of ``parts`` (made the
+        instruction's latest, ``plans[offset]``), or None if there is none yet.
 
-        ``plans[offset]`` is an instruction's latest plan, ``plans[~offset]`` a few older ones:
-        a call that alternates (a loop over ports, a helper called for K then V) finds its plan
-        there instead of building its site key again."""
-        co, lasti = frame_code(f), frame_lasti(f)
-        n = len(parts) + 1
-        cur = plans.get(lasti)
-        older = plans.get(~lasti) or []
-        for q in ([cur] if cur is not None else []) + older:
-            if q[0] is co and q[1:n] == parts:
-                break
-        else:
-            file, line = co.co_filename, line_of(f)
-            q = (co, *parts, self._site((key[0], file, line) + key[1:]), file, line, *extra)
-        if q is not cur:
-            if cur is not None:
-                older = [cur] + [x for x in older if x is not q]
-                plans[~lasti] = older[:8]
+        Plans are kept per (instruction, code object, parts): a call that alternates between
+        a few (a loop over ports, a helper called for K then V, a softmax on full score tiles
+        and on a causal diagonal's ragged ones) finds each in one lookup instead of building
+        its site key again. A plan holds its code object, so the ``id`` in its key stays that
+        object's while the plan is kept."""
+        lasti = frame_lasti(f)
+        q = plans.get((lasti, id(frame_code(f)), parts))
+        if q is not None:
             plans[lasti] = q
+        return q
+
+    def _replan(self, plans: dict, f, parts: tuple, key: tuple, extra: tuple = ()) -> tuple:
+        """A new plan for a call at frame ``f`` made of ``parts`` (:meth:`_memo` found none):
+        (code, *parts, site, file, line, *extra), the site's key being (key[0], file, line,
+        *key[1:]); kept for :meth:`_memo` and made the instruction's latest."""
+        co, lasti = frame_code(f), frame_lasti(f)
+        file, line = co.co_filename, line_of(f)
+        q = (co, *parts, self._site((key[0], file, line) + key[1:]), file, line, *extra)
+        plans[(lasti, id(co), parts)] = q
+        plans[lasti] = q
         return q
 
     def _site_at(self, f, what: tuple) -> tuple:
@@ -439,9 +441,11 @@ class PEBuilder:
         p = self._dot_plans.get(frame_lasti(f))
         if (p is None or p[0] is not frame_code(f) or (p[1] is not a_shape and p[1] != a_shape)
                 or (p[2] is not b_shape and p[2] != b_shape) or p[3] is not da or p[4] is not db):
-            t = self._entry((m, n), "f32", m * n)
-            p = self._replan(self._dot_plans, f, (a_shape, b_shape, da, db),
-                             ("dot", a_shape, b_shape, da, db), (t,))
+            p = self._memo(self._dot_plans, f, (a_shape, b_shape, da, db))
+            if p is None:
+                t = self._entry((m, n), "f32", m * n)
+                p = self._replan(self._dot_plans, f, (a_shape, b_shape, da, db),
+                                 ("dot", a_shape, b_shape, da, db), (t,))
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
             self._flush(i)
@@ -479,9 +483,11 @@ class PEBuilder:
         p = self._vec_plans.get(frame_lasti(f))
         if (p is None or p[0] is not frame_code(f) or p[1] is not name
                 or (p[2] is not shape and p[2] != shape) or p[3] is not dtype):
-            p = self._replan(self._vec_plans, f, (name, shape, dtype), ("vec", name, shape, dtype),
-                             (self._entry(shape, dtype, semantic.numel(shape)),
-                              name in RIGHT_CHECKED))
+            p = self._memo(self._vec_plans, f, (name, shape, dtype))
+            if p is None:
+                p = self._replan(self._vec_plans, f, (name, shape, dtype), ("vec", name, shape, dtype),
+                                 (self._entry(shape, dtype, semantic.numel(shape)),
+                                  name in RIGHT_CHECKED))
         if like is None:
             like = p[7]  # the launch's entry for the site's result (see _entry)
             if like[2] != n:  # (a timing-mode view of another size)
@@ -630,9 +636,11 @@ class PEBuilder:
         p = self._reduce_plans.get(frame_lasti(f))
         if (p is None or p[0] is not frame_code(f) or p[1] is not name
                 or (p[2] is not shape and p[2] != shape) or p[3] != axis or p[4] is not dtype):
-            out = reduce_geometry(shape, axis, dtype)[3]
-            p = self._replan(self._reduce_plans, f, (name, shape, axis, dtype),
-                             ("reduce", name, shape, axis, dtype), (self._entry(*out),))
+            p = self._memo(self._reduce_plans, f, (name, shape, axis, dtype))
+            if p is None:
+                out = reduce_geometry(shape, axis, dtype)[3]
+                p = self._replan(self._reduce_plans, f, (name, shape, axis, dtype),
+                                 ("reduce", name, shape, axis, dtype), (self._entry(*out),))
         i = len(self.tensors)
         if not i & _FLUSH_MASK and i:
             self._flush(i)
