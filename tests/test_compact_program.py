@@ -230,6 +230,40 @@ def test_reads_any_is_the_rule_on_the_expansion(tc, data):
         _replay.source_reads_any(tc.source(), 0, tc.n + 1, watch)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_reader_of_rows_alone_reads_as_the_general_one(data):
+    """CommandSource.of_rows (a run of traced rows: what tl.range's proofs read) against the
+    general reader of the same rows: rows, take, segments, the proof and the watch, the same
+    answers; empty runs too; anything but a contiguous run of COMMAND_DTYPE rows refused."""
+    n = data.draw(st.integers(0, 20))
+    rows = np.zeros(n, COMMAND_DTYPE)
+    for f in ("src0", "src1", "src2", "dst", "opcode", "unit", "n"):
+        rows[f] = data.draw(st.lists(st.integers(-1, 40), min_size=n, max_size=n))
+    fast, slow = _replay.CommandSource.of_rows(rows), _replay.CommandSource(n, ((0, n),), rows, ())
+    assert fast.n == slow.n == n
+    assert np.array_equal(fast.segments, slow.segments)
+    a = data.draw(st.integers(0, n))
+    z = data.draw(st.integers(a, n))
+    assert fast.rows(a, z).tobytes() == slow.rows(a, z).tobytes() == rows[a:z].tobytes()
+    idx = np.array(data.draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=10 if n else 0)), np.int64)
+    assert fast.take(idx).tobytes() == slow.take(idx).tobytes()
+    watch = np.unique(np.array(data.draw(st.lists(st.integers(-2, 45), max_size=5)), np.int64))
+    assert _replay.source_reads_any(fast, a, z, watch) == _replay.source_reads_any(slow, a, z, watch)
+    k = data.draw(st.integers(0, n // 2))
+    t0, D = data.draw(st.integers(-1, 30)), data.draw(st.integers(-3, 9))
+    s1, s2 = np.zeros((k, 3), np.uint8), np.ones((k, 3), np.uint8)
+    assert (_replay.source_moved_on(fast, 0, k, k, t0, D, t0, s1)
+            == _replay.source_moved_on(slow, 0, k, k, t0, D, t0, s2))
+    assert np.array_equal(s1, s2) or not _replay.source_moved_on(slow, 0, k, k, t0, D, t0, s2)
+    with pytest.raises(ValueError):
+        fast.rows(0, n + 1)
+    with pytest.raises(ValueError):
+        _replay.CommandSource.of_rows(np.zeros(4, COMMAND_DTYPE)[::2])
+    with pytest.raises(ValueError):
+        _replay.CommandSource.of_rows(np.zeros(4, np.int64))
+
+
 def test_a_loop_reads_its_program_back_through_a_reader_of_that_program_only():
     """While PE (3, 1) is traced, the store reads its rows through a reader of its own rows
     (numbered from its first command): the same records as the launch-wide reader, for every

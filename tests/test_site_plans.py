@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernbench
+from kernbench.language import builder
 
 FILE = os.path.basename(__file__)
 
@@ -125,3 +126,23 @@ def test_a_plan_names_the_frame_of_the_call_not_of_the_last_one():
     x = ctx.replicate(np.ones((4, 8), np.float32))
     r = ctx.launch(kernel, (1, 1), x, mode="timing")
     assert r.program.commands["line"][1:].tolist() == seen
+
+
+@pytest.mark.parametrize("cap", [1, 2, 5])
+def test_plans_dropped_past_the_cap_make_the_same_commands(monkeypatch, cap):
+    """Past PLANS_MAX plans of a kind the builder drops them and makes them again as met (so a
+    kernel compiling a function per call keeps no plan per call): the same commands, sites and
+    labels as with every plan kept, in both modes."""
+    rows = [1 + (7 * j) % 11 for j in range(40)]
+    ctx = _ctx()
+    x = ctx.replicate(np.ones((24, 8), np.float16))
+
+    def launch(mode):
+        r = ctx.launch(one_instruction, (1, 1), x, rows, mode=mode)
+        return (r.program.commands.tobytes(), [r.label(i) for i in range(r.program.n_commands)],
+                [r.source(i) for i in range(r.program.n_commands)])
+
+    kept = {mode: launch(mode) for mode in ("timing", "functional")}
+    monkeypatch.setattr(builder, "PLANS_MAX", cap)
+    for mode in ("timing", "functional"):
+        assert launch(mode) == kept[mode]

@@ -22,6 +22,13 @@ from ._types cimport (Command, SIGNAL_PERIOD, SignalPoll, signal_poll_start, sig
 
 import numpy as np
 
+#: a reader's tables when it has no tilings (CommandSource.of_rows): read-only, so sharing them
+#: shares nothing a reader could change
+_NO_TILES = np.zeros((0, T_COLS), np.int64)
+_NO_TILES.flags.writeable = False
+_NO_SHIFT = np.zeros(1, np.uint8)
+_NO_SHIFT.flags.writeable = False
+
 
 cdef inline void _move_on(Command* c, const uint8_t* shift, int64_t sd, int64_t rd) noexcept nogil:
     # a body row moved on: operand k by shift[k] * sd, the result (if any) by rd
@@ -567,6 +574,31 @@ cdef class CommandSource:
         self.src.seg = &sv[0, 0] if sv.shape[0] else NULL
         self.src.tile = &tv[0, 0] if tv.shape[0] else NULL
         self.src.shift = &fv[0]
+
+    @staticmethod
+    def of_rows(rows):
+        """A reader of ``rows`` (a contiguous (n,) COMMAND_DTYPE array) alone: what
+        ``CommandSource(n, ((0, n),), rows, ())`` builds, without its general checks (one run
+        of traced rows: tl.range's proofs read their loop's rows this way, many times a
+        launch). Raises ValueError for anything else."""
+        if not isinstance(rows, np.ndarray) or rows.ndim != 1 or not rows.flags.c_contiguous:
+            raise ValueError("CommandSource.of_rows: a contiguous 1-D array of rows")
+        cdef const Command[::1] lv = rows
+        cdef int64_t n = lv.shape[0]
+        cdef CommandSource out = CommandSource.__new__(CommandSource)
+        seg = np.empty((1 if n else 0, SEG_COLS), np.int64)
+        cdef int64_t[:, ::1] sv = seg
+        cdef const uint8_t[::1] fv = _NO_SHIFT
+        if n:
+            sv[0, SEG_LO], sv[0, SEG_HI], sv[0, SEG_TILE], sv[0, SEG_AT] = 0, n, -1, 0
+        out._keep = (rows, seg, _NO_TILES, _NO_SHIFT)
+        out.src.literal = &lv[0] if n else NULL
+        out.src.n = n
+        out.src.n_seg = sv.shape[0]
+        out.src.seg = &sv[0, 0] if n else NULL
+        out.src.tile = NULL
+        out.src.shift = &fv[0]
+        return out
 
     @property
     def n(self) -> int:

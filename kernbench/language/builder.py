@@ -118,6 +118,10 @@ def table_bytes(n_commands: int, n_tensors: int) -> int:
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
 #: bound on the Python lists a program holds.
 FLUSH_EVERY = 1 << 14
+#: plans kept per kind (vec, dot, reduce) in a launch: past it they are dropped and made again
+#: as met (sites stay interned: the same commands), so a kernel making code objects as it runs
+#: (exec, a function compiled per call) does not keep one plan per call
+PLANS_MAX = 1 << 14
 _FLUSH_MASK = FLUSH_EVERY - 1
 
 #: Handles are made in C, field by field (a tl call makes one; the dataclass __init__ costs a
@@ -271,7 +275,7 @@ class PEBuilder:
         a few (a loop over ports, a helper called for K then V, a softmax on full score tiles
         and on a causal diagonal's ragged ones) finds each in one lookup instead of building
         its site key again. A plan holds its code object, so the ``id`` in its key stays that
-        object's while the plan is kept."""
+        object's while the plan is kept; at most PLANS_MAX are kept per kind."""
         lasti = frame_lasti(f)
         q = plans.get((lasti, id(frame_code(f)), parts))
         if q is not None:
@@ -285,6 +289,8 @@ class PEBuilder:
         co, lasti = frame_code(f), frame_lasti(f)
         file, line = co.co_filename, line_of(f)
         q = (co, *parts, self._site((key[0], file, line) + key[1:]), file, line, *extra)
+        if len(plans) >= PLANS_MAX:
+            plans.clear()
         plans[(lasti, id(co), parts)] = q
         plans[lasti] = q
         return q
@@ -502,9 +508,27 @@ class PEBuilder:
             self._keep.append(h)
             self._meta(("vec", p[5], p[6], name, operands, shape, dtype, ct or dtype, imm))
         if operands and (self.known or (self.fills and p[8])):  # (p[8]: name in RIGHT_CHECKED)
-            # (a fill or an arange: seed() says whether it is known)
-            self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
+            # (a fill or an arange: seed() says whether it is known). Once a kernel has made a
+            # mask, most of its commands still read no known value: those skip _fold, which
+            # would only find that out (a divisor's check aside: RIGHT_CHECKED always goes).
+            if p[8] or self._valued(operands):
+                self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
         return h
+
+    def _valued(self, operands: tuple) -> bool:
+        """Whether every tensor operand of a vec command (a tensor number, or a view's (number,
+        ...)) has a value known, lazy or filled while tracing: the only case in which
+        :meth:`_fold` records the result, bar the divisor check."""
+        known, lazy, fills = self.known, self.lazy, self.fills
+        for o in operands:
+            t = type(o)
+            if t is tuple:
+                o = o[0]
+            elif t is not int:
+                continue  # an immediate
+            if o not in known and o not in lazy and o not in fills:
+                return False
+        return True
 
     def seed(self, i: int, name: str, shape: tuple, dtype: str, imm) -> None:
         """Tensor ``i`` (an arange, or a fill) has a value known while tracing. An arange is
@@ -539,16 +563,8 @@ class PEBuilder:
         # Known when every operand is: computed when read (known_value), not now. The only
         # errors computing it can raise are the right operand's, checked above at this line;
         # a view of another size makes it unknown when computed, as it would now.
-        known, lazy, fills = self.known, self.lazy, self.fills
-        for o in operands:
-            t = type(o)
-            if t is tuple:
-                o = o[0]
-            elif t is not int:
-                continue  # an immediate
-            if o not in known and o not in lazy and o not in fills:
-                return
-        lazy[i] = (name, operands, ct, shape, dtype, imm)
+        if self._valued(operands):
+            self.lazy[i] = (name, operands, ct, shape, dtype, imm)
 
     def known_value(self, i):
         """The value of tensor number ``i`` known while tracing (an ndarray), or None."""

@@ -422,8 +422,7 @@ class TraceStore:
         if k >= b0:
             lo, hi, at = bounds[k]
             if lo <= a and z <= hi:
-                rows = self._commands[at + a - lo:at + z - lo]
-                return _replay.CommandSource(z - a, ((0, z - a),), rows, ()), a
+                return _replay.CommandSource.of_rows(self._commands[at + a - lo:at + z - lo]), a
         x = a
         while True:
             j = bisect.bisect_right(tiles, x, i0, key=_tile_lo)  # the first tiling after x, or
