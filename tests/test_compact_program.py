@@ -264,6 +264,20 @@ def test_a_reader_of_rows_alone_reads_as_the_general_one(data):
         _replay.CommandSource.of_rows(np.zeros(4, np.int64))
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_reads_any_of_rows_not_yet_flushed_is_the_rule(data):
+    """rows_read_any (C: rows still waiting in the store, (site, src0, src1, src2) int64)
+    against numpy's isin on the operand columns; the site column is not an operand."""
+    n = data.draw(st.integers(0, 15))
+    rows = np.array(data.draw(st.lists(st.integers(-2, 50), min_size=4 * n, max_size=4 * n)),
+                    np.int64).reshape(n, 4)
+    watch = np.unique(np.array(data.draw(st.lists(st.integers(-2, 55), max_size=6)), np.int64))
+    assert _replay.rows_read_any(rows, watch) == bool(np.isin(rows[:, 1:], watch).any())
+    with pytest.raises(ValueError):
+        _replay.rows_read_any(np.zeros((2, 3), np.int64), watch)
+
+
 def test_a_loop_reads_its_program_back_through_a_reader_of_that_program_only():
     """While PE (3, 1) is traced, the store reads its rows through a reader of its own rows
     (numbered from its first command): the same records as the launch-wide reader, for every

@@ -276,7 +276,7 @@ def source_reads_any(CommandSource src, int64_t x, int64_t y, const int64_t[::1]
     (ascending int64): does a tl.range iteration read a tensor whose value tracing knows
     (kernbench.language.loops)? Read ``rows`` rows at a time, never expanded. Raises ValueError
     for rows outside the array."""
-    cdef int64_t i, j, k, lo, hi, mid, v, z, left
+    cdef int64_t i, j, z, left
     cdef int rc = 0
     cdef bint hit = False
     cdef int64_t n_w = watch.shape[0]
@@ -299,24 +299,45 @@ def source_reads_any(CommandSource src, int64_t x, int64_t y, const int64_t[::1]
             rc = fill_rows(&src.src, i, z, &buf[0])
             for j in range(z - i if rc == 0 else 0):
                 ops[0], ops[1], ops[2] = buf[j].src0, buf[j].src1, buf[j].src2
-                for k in range(3):
-                    v = ops[k]
-                    if v < watch[0] or v > watch[n_w - 1]:
-                        continue
-                    lo, hi = 0, n_w  # binary search: watch[lo] <= v < watch[hi]
-                    while hi - lo > 1:
-                        mid = (lo + hi) >> 1
-                        if watch[mid] <= v:
-                            lo = mid
-                        else:
-                            hi = mid
-                    if watch[lo] == v:
-                        hit = True
-                        break
-                if hit:
+                if _watched(ops[0], &watch[0], n_w) or _watched(ops[1], &watch[0], n_w) \
+                        or _watched(ops[2], &watch[0], n_w):
+                    hit = True
                     break
             i = z
     signal_poll_raise(&poll)
+    return hit
+
+
+cdef inline bint _watched(int64_t v, const int64_t* watch, int64_t n_w) noexcept nogil:
+    # Is v one of watch[0 .. n_w] (ascending, n_w >= 1)? A binary search: watch[lo] <= v < watch[hi].
+    cdef int64_t lo = 0, hi = n_w, mid
+    if v < watch[0] or v > watch[n_w - 1]:
+        return False
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if watch[mid] <= v:
+            lo = mid
+        else:
+            hi = mid
+    return watch[lo] == v
+
+
+def rows_read_any(const int64_t[:, ::1] rows, const int64_t[::1] watch) -> bool:
+    """:func:`source_reads_any` for rows not yet flushed: True if an operand (columns 1..3) of
+    ``rows`` ((n, 4) int64: site, src0, src1, src2, as they wait in the store) is one of
+    ``watch`` (ascending int64). Raises ValueError on rows that are not (n, 4)."""
+    cdef int64_t j, n = rows.shape[0], n_w = watch.shape[0]
+    cdef bint hit = False
+    if rows.shape[1] != 4:
+        raise ValueError("rows_read_any: rows must be (n, 4)")
+    if n_w == 0:
+        return False
+    with nogil:
+        for j in range(n):
+            if _watched(rows[j, 1], &watch[0], n_w) or _watched(rows[j, 2], &watch[0], n_w) \
+                    or _watched(rows[j, 3], &watch[0], n_w):
+                hit = True
+                break
     return hit
 
 

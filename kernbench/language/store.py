@@ -444,7 +444,7 @@ class TraceStore:
         w = np.unique(np.asarray(watch, np.int64))
         rec = self._pending_rows(a, z)
         if rec is not None:
-            return bool(np.isin(rec[:, 1:], w).any())
+            return _replay.rows_read_any(rec, w)
         self.flush()
         src, at = self._reader(a, z)
         return _replay.source_reads_any(src, a - at, z - at, w)
