@@ -390,7 +390,8 @@ class TraceStore:
                 return None
             return shift
         self.flush()
-        if not np.array_equal(self._sites[a:a + n], self._sites[b:b + n]):
+        # (a body's few rows: their bytes compared cost less than numpy's array_equal)
+        if self._sites[a:a + n].tobytes() != self._sites[b:b + n].tobytes():
             return None
         shift = np.empty((n, 3), np.uint8)
         src, at = self._reader(a, b + n)
@@ -441,7 +442,7 @@ class TraceStore:
         """Does a command of the current program's a..z read one of the tensor numbers
         ``watch`` (an operand equal to one)? Read in C through the program's reader
         (_replay.source_reads_any), or as they wait to be flushed."""
-        w = np.unique(np.asarray(watch, np.int64))
+        w = np.array(sorted({int(x) for x in watch}), np.int64)  # (a few: np.unique costs more)
         rec = self._pending_rows(a, z)
         if rec is not None:
             return _replay.rows_read_any(rec, w)
