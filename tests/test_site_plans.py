@@ -11,10 +11,12 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kernbench
+from kernbench.diag import panel_spec, run_panel
+from kernbench.hw import load_hw
 from kernbench.language import builder
 
 FILE = os.path.basename(__file__)
@@ -146,3 +148,46 @@ def test_plans_dropped_past_the_cap_make_the_same_commands(monkeypatch, cap):
     monkeypatch.setattr(builder, "PLANS_MAX", cap)
     for mode in ("timing", "functional"):
         assert launch(mode) == kept[mode]
+
+
+def _every_name(r):
+    n = r.program.n_commands
+    return (r.cycles, r.program.commands.tobytes(), [r.label(i) for i in range(n)],
+            [r.source(i) for i in range(0, n, 7)])
+
+
+@pytest.mark.parametrize("preset, panel, causal", [
+    ("default", "single_user_prefill", False), ("default", "single_user_prefill", True),
+    ("mesh8", "multi_user_prefill", True), ("default", "single_user_decode", True),
+    ("mesh8", "multi_user_decode", False)])
+def test_shipped_kernels_name_their_commands_alike_with_every_plan_made_again(monkeypatch, preset,
+                                                                             panel, causal):
+    """The shipped kernels (diag panels, 2K context; causal prefill's softmax alternates shapes
+    at one instruction) with the plans kept, and with PLANS_MAX = 1 (every plan but the last
+    dropped: nearly every call builds its site key again, the slow path): the same cycles,
+    command bytes, labels and sources."""
+    hw = load_hw(preset)
+    spec = panel_spec(panel, hw, shape="llama70b", context=2048, causal=causal)
+    kept = _every_name(run_panel(spec, hw).result)
+    monkeypatch.setattr(builder, "PLANS_MAX", 1)
+    assert _every_name(run_panel(spec, hw).result) == kept
+
+
+def _loop_case():
+    from test_tl_range import loop_kernels
+
+    return loop_kernels()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.deferred(_loop_case))
+def test_generated_loop_kernels_name_their_commands_alike_with_every_plan_made_again(case):
+    """The generated tl.range kernels (tests/test_tl_range.py), replayed, with the plans kept
+    and with PLANS_MAX = 1: the same launch, command for command."""
+    from test_tl_range import _launch, make_loop_kernel
+
+    k, args = make_loop_kernel(*case)
+    kept = _every_name(_launch(k, args, "on"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(builder, "PLANS_MAX", 1)
+        assert _every_name(_launch(k, args, "on")) == kept

@@ -511,8 +511,8 @@ def _trace(kernel, args_of, grid=(2, 1)):
 @given(loop_kernels())
 def test_proofs_on_waiting_rows_are_the_proofs_on_flushed_rows(case):
     """The fast path of tl.range's proof (TraceStore.moved_on and reads_any on rows not yet
-    flushed, compared in numpy) against the C proof on the flushed rows: the same replays,
-    tilings and commands."""
+    flushed: _replay.rows_moved_on and rows_read_any) against the proof read through the
+    flushed rows' reader: the same replays, tilings and commands."""
     from kernbench.language.store import TraceStore
     k, args = make_loop_kernel(*case)
     fast = _trace(k, args)
