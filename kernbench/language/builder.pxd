@@ -36,7 +36,7 @@ cdef class PEBuilder:
     cpdef _site(self, key)
     cpdef _memo(self, dict plans, f, tuple parts)
     cpdef _replan(self, dict plans, f, tuple parts, tuple key, tuple extra=*)
-    @cython.locals(p=tuple, plans=dict)
+    @cython.locals(p=tuple, plans=list)
     cpdef _site_at(self, f, what)
     cpdef _entry(self, shape, dtype, n)
     @cython.locals(t=tuple)

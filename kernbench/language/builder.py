@@ -118,9 +118,9 @@ def table_bytes(n_commands: int, n_tensors: int) -> int:
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
 #: bound on the Python lists a program holds.
 FLUSH_EVERY = 1 << 14
-#: plans kept per kind (vec, dot, reduce, the rest) in a launch: past it they are dropped and
-#: made again as met (sites stay interned: the same commands), so a kernel making code objects
-#: as it runs (exec, a function compiled per call) does not keep one plan per call
+#: plans kept per kind (vec, dot, reduce) in a launch: past it they are dropped and made again
+#: as met (sites stay interned: the same commands), so a kernel making code objects as it runs
+#: (exec, a function compiled per call) does not keep one plan per call
 PLANS_MAX = 1 << 14
 _FLUSH_MASK = FLUSH_EVERY - 1
 
@@ -297,20 +297,21 @@ class PEBuilder:
 
     def _site_at(self, f, what: tuple) -> tuple:
         """(site, file, line) of a command ``what`` = (kind, *key after file and line) made at
-        frame ``f``: kept per (instruction, code object, ``what``) as :meth:`_memo` keeps plans
-        (a loop over ports, a helper loading K then V, a causal diagonal's loads of moving
-        widths: each found in one lookup), at most PLANS_MAX."""
+        frame ``f``, from the plans of ``f``'s instruction (a few: a loop over ports or a
+        helper loading K then V alternates between them)."""
         co, lasti = frame_code(f), frame_lasti(f)
-        plans = self._other_plans
-        key = (lasti, id(co), what)
-        p = plans.get(key)
-        if p is None:
-            file, line = co.co_filename, line_of(f)
-            p = (co, (self._site((what[0], file, line) + what[1:]), file, line))
-            if len(plans) >= PLANS_MAX:
-                plans.clear()
-            plans[key] = p
-        return p[1]
+        plans = self._other_plans.get(lasti)
+        if plans is not None:
+            for p in plans:
+                if p[0] is co and p[1] == what:
+                    return p[2]
+        else:
+            plans = self._other_plans[lasti] = []
+        file, line = co.co_filename, line_of(f)
+        p = (co, what, (self._site((what[0], file, line) + what[1:]), file, line))
+        plans.insert(0, p)
+        del plans[8:]
+        return p[2]
 
     def _entry(self, shape: tuple, dtype: str, n: int) -> tuple:
         """The launch's one tensor-table entry (shape, dtype, n) for these values."""
