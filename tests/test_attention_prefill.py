@@ -102,6 +102,28 @@ def test_causal_gemm_work_derived_by_hand_and_equal_on_every_rank():
     assert r.unit_counters["busy"][[0, 1], int(Unit.GEMM)].tolist() == [2 * 8 * 144] * 2
 
 
+def test_causal_k_v_groups_drain_their_pipeline_and_replay_from_the_third():
+    """Causal: a K/V group's folds are all finished at its end (its last P.V issued before the
+    next group's first score dot), so no group reads the last one's tensors, and tl.range
+    proves the repetition from groups 0 and 1 (replay_first): every group after them is
+    replayed. (Causal phases differ in their diagonal folds, so a traced group runs the
+    kernel's Python for every phase: 2 of h_kv groups traced instead of 3.)"""
+    # n = 2 ranks, 8 rows each, G = 1, d = 16, block_q 2, block_kv 4, as in the test above:
+    # 2 phases of 7 folds per group and rank, 14 score dots (K = d = 16) and 14 P.V dots
+    # (K = the fold's keys, at most 4) per group; h_kv = 4 groups
+    _, r, _, _ = _launch(2, 8, 4, 4, 16, 2, 4, causal=True)
+    for pe in (0, 1):
+        cmds = r.program.pe_commands(pe)
+        kinds = ["QK" if kk == 16 else "PV" for kk in cmds["k"][cmds["unit"] == int(Unit.GEMM)]]
+        assert len(kinds) == 4 * 28
+        for g in range(4):
+            group = kinds[28 * g:28 * (g + 1)]
+            assert group.count("QK") == 14 and group[-2:] == ["PV", "PV"], (pe, g, group)
+    # one tiling per PE: groups 2 and 3 replayed from group 1
+    tiles = r.program.compact.tiles
+    assert [t[3] for t in tiles] == [2, 2]
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 def test_causal_zigzag_balances_the_ranks(n):
     _, r, _, _ = _launch(n, 64, 2, 1, 32, 8, 16, causal=True)

@@ -417,14 +417,14 @@ def loop_kernels(draw):
     return ops, start, step, trips, n_carry, N
 
 
-def make_loop_kernel(ops, start, step, trips, n_carry, N, replay_last=False):
+def make_loop_kernel(ops, start, step, trips, n_carry, N, replay_last=False, replay_first=False):
     stop = start + step * trips
 
     def k(x_ptr, o_ptr, *, tl):
         pe = tl.program_id(0)
         carry = [tl.full((T, T), float(c), "f32") for c in range(n_carry)]
         last = older = tl.load(x_ptr, shape=(T, T))
-        for i in tl.range(start, stop, step, replay_last=replay_last):
+        for i in tl.range(start, stop, step, replay_last=replay_last, replay_first=replay_first):
             regs = [last, *carry]
             for op, r in ops:
                 a, b = regs[r % len(regs)], regs[(r >> 4) % len(regs)]
@@ -1147,3 +1147,139 @@ def test_verify_names_a_value_a_replay_last_body_left_behind():
     assert on.program.n_commands < off.program.n_commands
     with pytest.raises(KernelError, match=r"after a loop with replay_last=True, a Python value"):
         _launch(index_after_the_loop, args, "verify")
+
+
+# -- replay_first: iterations 0 and 1 prove the repetition ---------------------------------------
+def closed_body(x_ptr, o_ptr, n, last, *, tl):
+    """Each iteration reads only what it loads itself: nothing carried across iterations."""
+    for i in tl.range(0, n, replay_last=last, replay_first=True):
+        RUNS.append(i)
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        s = tl.dot(x, tl.trans(x))
+        tl.store(o_ptr + i * T * T * F32, tl.exp(s) + x)
+
+
+def _blocks_args(n, last=False):
+    return lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((n * T, T), "f32"), n, last)
+
+
+@pytest.mark.parametrize("last", [False, True])
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 9, 40])
+def test_replay_first_traces_iterations_0_and_1_of_a_closed_body(n, last):
+    """A body that carries nothing: iterations 0 and 1 prove it, replay emits 2 .. n - 2 (and
+    the last with replay_last), and the launch is full tracing's; verify mode agrees. Loops
+    too short to leave a replayed iteration are traced in full."""
+    _exact(closed_body, _blocks_args(n, last))
+    RUNS.clear()
+    _launch(closed_body, _blocks_args(n, last), "on", grid=(1, 1))
+    tail = [] if last else [n - 1]
+    assert RUNS == (list(range(n)) if n < 3 + len(tail) else [0, 1] + tail)
+
+
+def carried(x_ptr, o_ptr, n, kind, *, tl):
+    """replay_first on bodies iterations 0 and 1 cannot prove: each is exact all the same, its
+    iteration 2 traced. ``kind``: what the body carries."""
+    c = tl.load(x_ptr, shape=(T, T))
+    acc = older = newest = first = c
+    for i in tl.range(0, n, replay_first=True):
+        RUNS.append(i)
+        x = tl.load(x_ptr + (i + 1) * T * T * F32, shape=(T, T))
+        if kind == "acc":  # loop-carried: iteration 0 reads c where iteration 1 reads 0's
+            acc = acc + x
+        elif kind == "constant":  # c read in every iteration: as `a = b = init` below, in 0 and 1
+            tl.store(o_ptr, x * c)
+        elif kind == "lag2":  # read two iterations back: c in 0 and 1, iteration 0's in 2
+            tl.store(o_ptr, x + older)
+            older, newest = newest, x
+        elif kind == "kept":  # iteration 0's x kept, not read: held after iteration 1
+            if i == 0:
+                first = x
+            tl.store(o_ptr, x + 1.0)
+        elif kind == "older":  # iteration 0's x held two iterations, not read
+            older, newest = newest, x + 1.0
+    tl.store(o_ptr, acc)
+    tl.store(o_ptr, older)
+    tl.store(o_ptr, newest)
+    tl.store(o_ptr, first)
+
+
+@pytest.mark.parametrize("kind", ["acc", "constant", "lag2", "kept", "older"])
+@pytest.mark.parametrize("n", [5, 12])
+def test_replay_first_traces_iteration_2_where_0_and_1_cannot_prove_it(n, kind):
+    """Iteration 1 reads a tensor from before the loop or iteration 0's, or a handle iteration
+    0 made is still held after iteration 1: a constant read in both looks as the first value
+    of one read two iterations back (`a = b = init`), a handle held two iterations
+    (`older, newest = newest, x`) as one kept from iteration 0 (`if i == 0: first = x`), and
+    only iteration 2 tells them apart; so the proof is iterations 1 and 2 (2 and 3 two
+    iterations back), as without the keyword."""
+    args = lambda ctx: (ctx.empty(((n + 2) * T, T), "f32"), ctx.empty((T, T), "f32"), n, kind)  # noqa: E731
+    _exact(carried, args)
+    RUNS.clear()
+    _launch(carried, args, "on", grid=(1, 1))
+    probes = loops.MAX_PROBES if kind == "lag2" else loops.PROBES
+    assert RUNS == list(range(probes)) + [n - 1]
+
+
+def first_off_the_line(x_ptr, o_ptr, n, last, *, tl):
+    """Outside replay_first's promise: iteration 0 loads block 1, iteration i block 2 i."""
+    for i in tl.range(0, n, replay_last=last, replay_first=True):
+        x = tl.load(x_ptr + (1 if i == 0 else 2 * i) * T * T * F32, shape=(T, T))
+        tl.store(o_ptr, x + 1.0)
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_verify_catches_a_first_iteration_off_the_others_line(last):
+    """The addresses of iteration 0 are the one thing iterations 0 and 1 cannot check: replay
+    moves iteration 1's loads on by iteration 0's step. Timing does not depend on addresses
+    (the launch is full tracing's, its commands the same), but the loads' bounds checks do:
+    with 2 n + 1 blocks every load is in bounds, and verify mode names iteration 2 and the
+    load; with n + 1, full tracing refuses the first load past the end where replay with
+    replay_last finds none, and verify refuses the kernel."""
+    n = 9
+    args = lambda blocks: lambda ctx: (ctx.empty((blocks * T, T), "f32"),  # noqa: E731
+                                       ctx.empty((T, T), "f32"), n, last)
+    on, off = _launch(first_off_the_line, args(2 * n + 1), "on"), \
+        _launch(first_off_the_line, args(2 * n + 1), "off")
+    assert_same_launch(on, off)
+    with pytest.raises(KernelError, match=r"iteration 2 \(index 2\) does not repeat the loop body: "
+                                          r"its load/store #0 reads element"):
+        _launch(first_off_the_line, args(2 * n + 1), "verify")
+    with pytest.raises(KernelError, match=r"load"):
+        _launch(first_off_the_line, args(n + 1), "off")
+    with pytest.raises(KernelError):
+        _launch(first_off_the_line, args(n + 1), "verify")
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None, np.bool_(True)])
+def test_replay_first_must_be_a_bool(bad):
+    def k(x_ptr, o_ptr, *, tl):
+        for _ in tl.range(0, 4, replay_first=bad):
+            tl.store(o_ptr, tl.load(x_ptr, shape=(T, T)))
+
+    with pytest.raises(KernelError, match=r"replay_first is True or False, got"):
+        _launch(k, lambda ctx: (ctx.empty((T, T), "f32"), ctx.empty((T, T), "f32")), "on")
+
+
+def test_tl_range_repr_names_replay_first():
+    seen = []
+
+    def k(o_ptr, *, tl):
+        seen.extend([repr(tl.range(5, replay_first=True)),
+                     repr(tl.range(1, 5, 2, replay_last=True, replay_first=True))])
+        tl.store(o_ptr, tl.zeros((T, T), "f32"))
+
+    _launch(k, lambda ctx: (ctx.empty((T, T), "f32"),), "on", grid=(1, 1))
+    assert seen == ["tl.range(0, 5, 1, replay_first=True)",
+                    "tl.range(1, 5, 2, replay_last=True, replay_first=True)"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loop_kernels(), st.booleans())
+@example(([("load", 0), ("store", 0)], 0, 1, 6, 0, 1), False)  # closed: 0 and 1 prove it
+@example(([("load", 0), ("lag2", 3)], 0, 1, 7, 0, 1), True)  # iteration 0's read in 2
+def test_generated_loop_kernels_with_their_first_iteration_proving_exact(case, last):
+    """The generated bodies' addresses are on one line from iteration 0 (replay_first's
+    promise): whether iterations 0 and 1 prove the repetition or 1 and 2 do, the launch is
+    full tracing's, and verify mode agrees."""
+    k, args = make_loop_kernel(*case, replay_last=last, replay_first=True)
+    _exact(k, args)

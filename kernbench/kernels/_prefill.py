@@ -206,7 +206,9 @@ def attention_mesh_kv_kernel(
     def folds():
         """Emit the transfers of every arrival in order; yield its folds for the pipeline
         below. Phases start (query loads, fresh stats) as they are reached."""
-        for g in tl.range(h_kv, replay_last=True):
+        for g in tl.range(h_kv, replay_last=True, replay_first=causal):
+            if causal:
+                done.clear()  # (a group's first loads wait for none of the last group's folds)
             # tl.range (every loop here): each K/V group, each phase of a group and each step of
             # the line along a phase emit the same commands, their addresses moved by a constant
             # (causal phases differ in their diagonal folds: those are traced in full), so
@@ -245,6 +247,8 @@ def attention_mesh_kv_kernel(
                         for k0, n in group:
                             yield from arrive(g, qbs, rank - step if side == "W" else rank + step,
                                               side, side_fwd, k0, n)
+            if causal:
+                yield None  # the group's folds drained (below)
 
     def finish(g, qb, masked, s, v, k_pos0, last, idx):
         """Stage 2 of fold ``idx`` (its scores issued), its P.V, and the l update; the o update
@@ -290,7 +294,22 @@ def attention_mesh_kv_kernel(
                 finish(*ahead.popleft()[0])
             later = 0
 
-    for g, qb, masked, kb, vb, k_pos0, last in folds():
+    def drain():
+        """Every fold's softmax and o update issued: at a K/V group's end, so that no group's
+        commands read the last one's tensors (its first loads wait for none of them either) and
+        tl.range proves the repetition from groups 0 and 1 (replay_first)."""
+        nonlocal later
+        while ahead:
+            finish(*ahead.popleft()[0])
+        later = 0
+        while updates:
+            update(*updates.popleft()[1:])
+
+    for fold in folds():
+        if fold is None:  # a K/V group's end: its folds finished and its o updated
+            drain()
+            continue
+        g, qb, masked, kb, vb, k_pos0, last = fold
         s = _scores(tl, qb.q, kb)
         work = s.shape[0] * s.shape[1]
         if ahead:
@@ -301,7 +320,4 @@ def attention_mesh_kv_kernel(
             args, _ = ahead.popleft()
             later -= ahead[0][1]
             finish(*args)
-    while ahead:
-        finish(*ahead.popleft()[0])
-    while updates:
-        update(*updates.popleft()[1:])
+    drain()

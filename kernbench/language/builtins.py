@@ -344,21 +344,28 @@ class TL:
     # -- loops -------------------------------------------------------------------------------
     def range(self, start, stop=None, step=1, num_stages=None, loop_unroll_factor=None,
               warp_specialize=None, flatten=None, disallow_acc_multi_buffer=None, *,
-              replay_last=False):
+              replay_last=False, replay_first=False):
         """``range(start, stop, step)`` for a loop whose iterations do the same work on other
         tensors and addresses: in timing mode the body is traced for a few iterations and the
         last, and the iterations between are replayed from the traced ones without running
         its Python (kernbench.language.loops; docs/language.md, 'tl.range', has the contract).
         ``replay_last=True`` (kernbench's): the last iteration does the same work too (no
         ragged last block), so it is replayed with the others instead of traced; verify mode
-        checks it. Functional mode traces every iteration. Triton's tuning arguments
-        (num_stages, ...) are accepted and ignored. Raises KernelError when replay_last is not
-        True or False."""
+        checks it. ``replay_first=True`` (kernbench's): the first iteration does the same work
+        too (no ``if i == 0``, its addresses on the others' line, nothing read two iterations
+        back), so iterations 0 and 1 prove the repetition and replay starts at 2: one traced
+        iteration fewer when the body carries no tensor from one iteration to the next (else
+        iteration 2 is traced as without it). Functional mode traces every iteration. Triton's
+        tuning arguments (num_stages, ...) are accepted and ignored. Raises KernelError when
+        replay_last or replay_first is not True or False."""
         tr = _builder(self)  # (the loop reads tl's builder when it starts)
         if replay_last is not True and replay_last is not False:
             fail(tr, f"tl.range: replay_last is True or False, got {replay_last!r}")
+        if replay_first is not True and replay_first is not False:
+            fail(tr, f"tl.range: replay_first is True or False, got {replay_first!r}")
         r = range(start) if stop is None else range(start, stop, step)
-        return TlRange(self, r, replay_last)  # (each for over it a loop of its own, as over a range)
+        # (each for over it a loop of its own, as over a range)
+        return TlRange(self, r, replay_last, replay_first)
 
     def static_range(self, start, stop=None, step=1):
         """``range(start, stop, step)``: Triton's unrolled loop is a Python loop here too."""

@@ -27,6 +27,9 @@ addresses. In timing mode kernbench then runs the body's Python for a few iterat
    ragged last block is traced, not guessed, and handles that outlive the loop name the last
    iteration's tensors. ``tl.range(..., replay_last=True)`` says the last iteration repeats the
    body too: it is replayed with the others (still traced where replay has to stop).
+   ``replay_first=True`` says so of iteration 0: iterations 0 and 1 are then A and B when B
+   reads only tensors it made itself (a body that carries nothing across iterations), and
+   replay starts at iteration 2 (PROBES - 1 traced iterations instead of PROBES).
 
 Functional mode traces every iteration (replay computes values per command). Nested
 ``tl.range`` loops replay at every level: an outer loop's body holds its inner loops' traced and
@@ -81,8 +84,9 @@ def _span(shape: tuple, stride) -> int:
 def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: int,
           trans_e: int):
     """The plan for replaying B (between snapshots ``sb`` and ``se``) checked against A (``sa``
-    to ``sb``), or None if B is not A moved on. ``s0``: the start of A's predecessor;
-    ``trans_a``, ``trans_b``, ``trans_e``: the transposed views' marks at A, B and B's end."""
+    to ``sb``), or None if B is not A moved on. ``s0``: the start of A's predecessor, or A's
+    own (``s0 is sa``: A is iteration 0, replay_first); ``trans_a``, ``trans_b``, ``trans_e``:
+    the transposed views' marks at A, B and B's end."""
     store = b.trace_store
     D = sb[0] - sa[0]
     S = sb[2] - sa[2]
@@ -96,6 +100,13 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     shift = store.moved_on(sa[1], sb[1], sb[1] - sa[1], t0, D, t0)
     if shift is None:
         return None
+    if s0 is sa and t_a:
+        # A is iteration 0: a tensor from before the loop that A and B both read may be a
+        # constant or the first value of one read two iterations back (`a = b = init`), whose
+        # iteration 2 reads iteration 0's; only iteration 2 tells, so B may read none
+        ops = store.rows(sb[1], se[1])[:, 1:]
+        if ((ops >= 0) & (ops < t_a)).any():
+            return None
     if b.tensors[t_a:t_b] != b.tensors[t_b:t_b + D]:
         return None
     if [x + D for x in b.pinned[sa[3]:sb[3]]] != b.pinned[sb[3]:se[3]]:
@@ -127,6 +138,11 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     lo = b.base + t0
     if b._track is not None:
         if sb[4] - sa[4] != se[4] - sb[4]:
+            return None
+        if s0 is sa and live_handles(b._track, sa[4], lo, sb[4]):
+            # A is iteration 0 and a handle it made is still held: one two iterations old
+            # (`older, last = last, x`), which replay moves on, or one kept from iteration 0
+            # (`if i == 0: first = x`), which it must not; only iteration 2 tells
             return None
         if not handles_alike(b._track, sa[4], sb[4], sb[4] - sa[4], D, lo):
             return None
@@ -336,13 +352,13 @@ class TlRange:
     """What ``tl.range`` returns: like ``range``, iterable again and again (each ``for`` over it
     is a tl.range loop of its own, :func:`tl_range`) and with its ``len``."""
 
-    __slots__ = ("_tl", "_r", "_last")
+    __slots__ = ("_tl", "_r", "_last", "_first")
 
-    def __init__(self, tl, r: range, replay_last: bool = False) -> None:
-        self._tl, self._r, self._last = tl, r, replay_last
+    def __init__(self, tl, r: range, replay_last: bool = False, replay_first: bool = False) -> None:
+        self._tl, self._r, self._last, self._first = tl, r, replay_last, replay_first
 
     def __iter__(self):
-        return tl_range(self._tl, self._r, self._last)
+        return tl_range(self._tl, self._r, self._last, self._first)
 
     def __len__(self) -> int:
         return len(self._r)
@@ -350,13 +366,19 @@ class TlRange:
     def __repr__(self) -> str:
         r = self._r
         last = ", replay_last=True" if self._last else ""
-        return f"tl.range({r.start}, {r.stop}, {r.step}{last})"
+        first = ", replay_first=True" if self._first else ""
+        return f"tl.range({r.start}, {r.stop}, {r.step}{last}{first})"
 
 
-def tl_range(tl, r: range, replay_last: bool = False):
+def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False):
     """The generator behind ``tl.range`` (see the module docstring). ``replay_last``: the last
     iteration is replayed too (the kernel says it repeats the body: no ragged last block),
-    not traced; verify mode checks it as the other replayed ones.
+    not traced; verify mode checks it as the other replayed ones. ``replay_first``: the
+    kernel says iteration 0 is the body too (its loads and stores on the others' line of
+    addresses), so iterations 0 (A) and 1 (B) may prove the repetition and replay starts at
+    2. That proof also asks that B read only tensors it made (none from before the loop, none
+    of iteration 0's: a loop-carried value fails it); else iteration 2 is traced and proves
+    it as without the keyword.
 
     The outermost loop proving its repetition owns the builder's ``_track`` (handles) and
     ``_acc`` (loads and stores) lists; a loop inside it records into the same lists (its
@@ -365,7 +387,8 @@ def tl_range(tl, r: range, replay_last: bool = False):
     mode = tl._replay
     n = len(r)
     tail = 0 if replay_last else 1  # iterations traced after the replayed ones: the last
-    if mode == "off" or getattr(b, "functional", True) or n < PROBES + 1 + tail:
+    head = PROBES - 1 if replay_first else PROBES  # iterations traced before them, at least
+    if mode == "off" or getattr(b, "functional", True) or n < head + 1 + tail:
         yield from r
         return
     tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
@@ -384,6 +407,8 @@ def tl_range(tl, r: range, replay_last: bool = False):
         snaps = [_snap(b)]  # at the start of each traced iteration, and after the last
         trans = [b.transposed.mark()]
         for k in range(MAX_PROBES):
+            if k == PROBES - 1 and p is not None:
+                break  # (replay_first: iterations 0 and 1 proved it)
             if k == PROBES:
                 # B is not A moved on: perhaps the body reads two iterations back (iteration 1
                 # reads tensors from before the loop where iteration 2 reads iteration 0's);
@@ -401,6 +426,8 @@ def tl_range(tl, r: range, replay_last: bool = False):
             if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration 0 on move on
                 p = _plan(b, snaps[0], snaps[k - 1], snaps[k], snaps[k + 1], trans[k - 1], trans[k],
                           trans[k + 1])
+            elif k == 1 and replay_first:  # A = 0, B = 1: B reads only its own (_plan)
+                p = _plan(b, snaps[0], snaps[0], snaps[1], snaps[2], trans[0], trans[1], trans[2])
         kb = len(snaps) - 2  # B, the iteration replay moves on
         k = kb + 1
         if p is not None and p.early:
