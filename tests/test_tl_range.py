@@ -1220,6 +1220,36 @@ def test_replay_first_traces_iteration_2_where_0_and_1_cannot_prove_it(n, kind):
     assert RUNS == list(range(probes)) + [n - 1]
 
 
+def chain_of_three(x_ptr, o_ptr, n, outer, *, tl):
+    """A chain of three handles (within the contract) through a loop of n iterations with
+    replay_first and replay_last, ``outer`` times inside an outer tl.range."""
+    for i in tl.range(0, outer):
+        a = b = c = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        for j in tl.range(0, n, replay_last=True, replay_first=True):
+            RUNS.append(j)
+            y = tl.load(x_ptr + (n * i + j + 1) * T * T * F32, shape=(T, T)) + 1.0
+            tl.store(o_ptr + j * T * T * F32, y)
+            a, b, c = b, c, y
+        tl.store(o_ptr, a + b + c)
+
+
+@pytest.mark.parametrize("outer", [1, 6])
+@pytest.mark.parametrize("n", [3, 4, 5])
+def test_replay_first_and_last_on_a_short_loop_trace_each_iteration_once(n, outer):
+    """Iterations 0 and 1 cannot prove a body holding a handle of iteration 0 (the chain), so
+    1 and 2 do; on 3 iterations that leaves none to replay, and the last iteration, traced
+    because a handle from before iteration 1 is held, was one of the probes. Verify mode ran
+    it twice and refused a kernel within the contract (a review's case)."""
+    args = lambda ctx: (ctx.empty(((n * outer + 8) * T, T), "f32"),  # noqa: E731
+                        ctx.empty((n * T, T), "f32"), n, outer)
+    _exact(chain_of_three, args)
+    if outer == 1:  # verify: the loop with replay, then in full; neither runs an index twice
+        RUNS.clear()
+        _launch(chain_of_three, args, "verify", grid=(1, 1))
+        first, full = RUNS[:-n], RUNS[-n:]
+        assert full == list(range(n)) and first == sorted(set(first)) and first[-1] == n - 1
+
+
 def first_off_the_line(x_ptr, o_ptr, n, last, *, tl):
     """Outside replay_first's promise: iteration 0 loads block 1, iteration i block 2 i."""
     for i in tl.range(0, n, replay_last=last, replay_first=True):

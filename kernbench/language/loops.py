@@ -465,7 +465,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 _check_iteration(b, p, s, e, j - kb, j, r[j], where, kb)
         if owner:
             b._acc = None
-        if tail:
+        if tail and k < n:  # (replay_first on 3 iterations: the probes may have traced it)
             at, skipped = n - 1, False  # (the last iteration is traced by replay too)
             running[2] = r[n - 1]
             yield r[n - 1]
