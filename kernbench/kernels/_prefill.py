@@ -217,7 +217,10 @@ def attention_mesh_kv_kernel(
             # query block's last, after which its o is stored) is worked out before them. The
             # last K/V group is the others' work on other heads, and the last phase the
             # others' on other query rows when its blocks are as tall (replay_last: replayed,
-            # not traced); a line's last step is not (it stores the query blocks' o).
+            # not traced); a line's last step is not (it stores the query blocks' o). Causal,
+            # a traced group runs every phase's Python, so groups carry nothing from one to the
+            # next (the pipeline drained at the end, below) and groups 0 and 1 prove the loop
+            # (replay_first): 2 traced instead of 3, for one exposed softmax per group.
             for ph in tl.range(len(phases), replay_last=phases_alike):
                 qbs = [_QueryBlock(q0, rows, pos(rank, q0)) for q0, rows in phases[ph]]
                 left = len(qbs)
