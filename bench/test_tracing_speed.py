@@ -22,6 +22,10 @@ run traced what it should: 100 commands per program, every program working.
   same loop with a mask that is not known (``s > 0``), microseconds per fold: what the known
   values cost, computed only when read (docs/benchmarks.md, "Known values computed when read").
 
+* causal prefill: the Llama-70B single-user causal prefill at 32K (8K with ``--quick``) traced
+  with replay, whose traced K/V groups run the kernel's Python for every phase: microseconds
+  per command and per traced command.
+
 ``--quick`` shrinks the grid to 8 PEs x 8 cubes.
 """
 from __future__ import annotations
@@ -126,6 +130,39 @@ def test_trace_flagship_every_command(benchmark, quick):
         "commands": n,
         "us_per_command": secs / n * 1e6,
         "compiled": all(compiled_tracing().values()),
+    })
+
+
+def test_trace_causal_prefill(benchmark, quick):
+    """Causal prefill on one cube (32K, 8K with --quick), traced with replay: its phases differ
+    in their diagonal folds, so only the K/V group loop replays (groups 2 .. 7, proven on 0 and
+    1: tl.range replay_first) and the traced groups run the kernel's Python for every phase.
+    Microseconds per command and per traced command (the issue 12 target for causal prefill
+    at 128K: docs/benchmarks.md)."""
+    import numpy as np
+    ctx = kernbench.Context("default")
+    spec = panel_spec("single_user_prefill", ctx.hw, shape="llama70b", context=8192 if quick else 32768,
+                      causal=True)
+    ctx.install_sfr(scope=spec.scope, ring=False)
+    kv = [ctx.empty((spec.S_kv_per_rank, spec.h_kv, spec.d_head), "f16") for _ in range(2)]
+    q, o = (ctx.empty((spec.S_q, spec.h_q, spec.d_head), "f16") for _ in range(2))
+    args = (q, *kv, o, spec.S_q, spec.S_kv_per_rank, spec.h_q, spec.h_kv, spec.d_head, spec.n_ranks,
+            spec.rank_axis, *spec.blocks)
+    traced, secs = _pedantic(
+        benchmark, lambda: executor.trace_launch(ctx, spec.kernel, spec.grid, args, {"causal": True},
+                                                 mode="timing")[0],
+        rounds=2 if quick else 3)
+    program = traced.program
+    n = program.n_commands
+    rows = int(np.diff(program.compact.bounds, axis=1).sum())  # the commands traced in Python
+    # 2 of the 8 K/V groups traced (at most: a traced group's longer step loops replay too)
+    assert 0 < rows <= n * 2 // spec.h_kv
+    benchmark.extra_info.update({
+        "context": spec.context,
+        "commands": n,
+        "traced_commands": rows,
+        "us_per_command": secs / n * 1e6,
+        "us_per_traced_command": secs / rows * 1e6,
     })
 
 
