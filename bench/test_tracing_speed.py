@@ -111,14 +111,20 @@ def test_launch_512_programs_timing_mode(benchmark, quick):
     })
 
 
-def test_trace_flagship_every_command(benchmark, quick):
+def _single_user_prefill(context: int, causal: bool = False):
+    """(ctx, spec, kernel arguments) of the Llama-70B single-user prefill panel on one cube."""
     ctx = kernbench.Context("default")
-    spec = panel_spec("single_user_prefill", ctx.hw, shape="llama70b", context=4096 if quick else 8192)
+    spec = panel_spec("single_user_prefill", ctx.hw, shape="llama70b", context=context, causal=causal)
     ctx.install_sfr(scope=spec.scope, ring=False)
     kv = [ctx.empty((spec.S_kv_per_rank, spec.h_kv, spec.d_head), "f16") for _ in range(2)]
     q, o = (ctx.empty((spec.S_q, spec.h_q, spec.d_head), "f16") for _ in range(2))
     args = (q, *kv, o, spec.S_q, spec.S_kv_per_rank, spec.h_q, spec.h_kv, spec.d_head, spec.n_ranks,
             spec.rank_axis, *spec.blocks)
+    return ctx, spec, args
+
+
+def test_trace_flagship_every_command(benchmark, quick):
+    ctx, spec, args = _single_user_prefill(4096 if quick else 8192)
     traced, secs = _pedantic(
         benchmark, lambda: executor.trace_launch(ctx, spec.kernel, spec.grid, args, {}, mode="timing",
                                                  replay="off")[0],
@@ -140,14 +146,7 @@ def test_trace_causal_prefill(benchmark, quick):
     Microseconds per command and per traced command (the issue 12 target for causal prefill
     at 128K: docs/benchmarks.md)."""
     import numpy as np
-    ctx = kernbench.Context("default")
-    spec = panel_spec("single_user_prefill", ctx.hw, shape="llama70b", context=8192 if quick else 32768,
-                      causal=True)
-    ctx.install_sfr(scope=spec.scope, ring=False)
-    kv = [ctx.empty((spec.S_kv_per_rank, spec.h_kv, spec.d_head), "f16") for _ in range(2)]
-    q, o = (ctx.empty((spec.S_q, spec.h_q, spec.d_head), "f16") for _ in range(2))
-    args = (q, *kv, o, spec.S_q, spec.S_kv_per_rank, spec.h_q, spec.h_kv, spec.d_head, spec.n_ranks,
-            spec.rank_axis, *spec.blocks)
+    ctx, spec, args = _single_user_prefill(8192 if quick else 32768, causal=True)
     traced, secs = _pedantic(
         benchmark, lambda: executor.trace_launch(ctx, spec.kernel, spec.grid, args, {"causal": True},
                                                  mode="timing")[0],

@@ -1064,13 +1064,14 @@ def test_verify_catches_a_last_iteration_that_does_not_repeat_the_body():
         _launch(last_differs, args, "verify")
 
 
+@pytest.mark.parametrize("keyword", ["replay_last", "replay_first"])
 @pytest.mark.parametrize("bad", [1, "yes", None, np.bool_(True)])
-def test_replay_last_must_be_a_bool(bad):
+def test_replay_keywords_must_be_bools(bad, keyword):
     def k(x_ptr, o_ptr, *, tl):
-        for _ in tl.range(0, 4, replay_last=bad):
+        for _ in tl.range(0, 4, **{keyword: bad}):
             tl.store(o_ptr, tl.load(x_ptr, shape=(T, T)))
 
-    with pytest.raises(KernelError, match=r"replay_last is True or False, got"):
+    with pytest.raises(KernelError, match=rf"{keyword} is True or False, got"):
         _launch(k, lambda ctx: (ctx.empty((T, T), "f32"), ctx.empty((T, T), "f32")), "on")
 
 
@@ -1278,16 +1279,6 @@ def test_verify_catches_a_first_iteration_off_the_others_line(last):
         _launch(first_off_the_line, args(n + 1), "off")
     with pytest.raises(KernelError):
         _launch(first_off_the_line, args(n + 1), "verify")
-
-
-@pytest.mark.parametrize("bad", [1, "yes", None, np.bool_(True)])
-def test_replay_first_must_be_a_bool(bad):
-    def k(x_ptr, o_ptr, *, tl):
-        for _ in tl.range(0, 4, replay_first=bad):
-            tl.store(o_ptr, tl.load(x_ptr, shape=(T, T)))
-
-    with pytest.raises(KernelError, match=r"replay_first is True or False, got"):
-        _launch(k, lambda ctx: (ctx.empty((T, T), "f32"), ctx.empty((T, T), "f32")), "on")
 
 
 def test_tl_range_repr_names_replay_first():
