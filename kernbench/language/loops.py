@@ -325,9 +325,12 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
         # an inner loop's iteration repeats in every iteration of the loops around it: name those
         outer = "".join(f" in iteration index {i} of the tl.range at {_base(f)}:{ln}"
                         for f, ln, i, _ in reversed(b.ranges[:-1]))
+        # (B = 1 only where iterations 0 and 1 proved it: replay_first's promise is in question)
+        first = (" (replay_first=True: iterations 0 and 1 proved it, so iteration 0 must do the "
+                 "others' work, its loads and stores on their line of addresses)") if kb == 1 else ""
         raise semantic.kernel_error(
             b, f"tl.range: iteration {k} (index {value}){outer} does not repeat the loop body: {why}. "
-               f"Replay would emit iteration {kb} moved on instead (docs/language.md, "
+               f"Replay would emit iteration {kb} moved on instead{first} (docs/language.md, "
                f"'tl.range'); use range() for a loop whose iterations differ", where)
 
 
