@@ -352,10 +352,10 @@ class TL:
         ``replay_last=True`` (kernbench's): the last iteration does the same work too (no
         ragged last block), so it is replayed with the others instead of traced; verify mode
         checks it. ``replay_first=True`` (kernbench's): the first iteration does the same work
-        too (no ``if i == 0``, its addresses on the others' line, nothing read two iterations
-        back), so iterations 0 and 1 prove the repetition and replay starts at 2: one traced
-        iteration fewer when the body carries no tensor from one iteration to the next (else
-        iteration 2 is traced as without it). Functional mode traces every iteration. Triton's
+        too (no ``if i == 0``, its loads' and stores' addresses on the others' line), so
+        iterations 0 and 1 prove the repetition and replay starts at 2: one traced iteration
+        fewer when the body carries no tensor from one iteration to the next (else iteration 2
+        is traced as without it). Functional mode traces every iteration. Triton's
         tuning arguments (num_stages, ...) are accepted and ignored. Raises KernelError when
         replay_last or replay_first is not True or False."""
         tr = _builder(self)  # (the loop reads tl's builder when it starts)
