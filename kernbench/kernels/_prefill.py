@@ -291,20 +291,21 @@ def attention_mesh_kv_kernel(
         iterations (a full block before a ragged one's small folds), so the iterations tl.range
         compares would not be those it replays; its softmax is issued now. Otherwise the
         loop's first fold leaves ``ahead`` holding it alone, the same in every iteration."""
-        nonlocal later
         if any(w > work for _, w in ahead):
-            while ahead:
-                finish(*ahead.popleft()[0])
-            later = 0
+            finish_ahead()
+
+    def finish_ahead():
+        """The softmax of every fold whose scores are issued."""
+        nonlocal later
+        while ahead:
+            finish(*ahead.popleft()[0])
+        later = 0
 
     def drain():
         """Every fold's softmax and o update issued: at a K/V group's end, so that no group's
         commands read the last one's tensors (its first loads wait for none of them either) and
         tl.range proves the repetition from groups 0 and 1 (replay_first)."""
-        nonlocal later
-        while ahead:
-            finish(*ahead.popleft()[0])
-        later = 0
+        finish_ahead()
         while updates:
             update(*updates.popleft()[1:])
 
