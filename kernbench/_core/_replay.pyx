@@ -459,6 +459,32 @@ def handles_alike(list track, Py_ssize_t sa, Py_ssize_t sb, Py_ssize_t n, D,
     return True
 
 
+def handles_moving(list track, Py_ssize_t sa, Py_ssize_t sb, Py_ssize_t n, D, lo):
+    """:func:`handles_alike` for a body whose shapes may move (tl.range(..., shapes_move=True)):
+    the pairs of which one is still held elsewhere have the same type and B's ``id`` is A's
+    plus ``D`` if A's is at least ``lo``, else A's; their shapes may differ. Then the list of
+    ``(j, A's shape, B's shape)`` of the held pairs whose shapes differ (the caller checks
+    that they move by a step), else None. Raises ValueError if the ranges leave the list."""
+    cdef Py_ssize_t j
+    cdef PyObject* px
+    cdef PyObject* py
+    if sa < 0 or sb < 0 or n < 0 or sa + n > len(track) or sb + n > len(track):
+        raise ValueError("handles_moving: ranges outside the list")
+    out = []
+    for j in range(n):
+        px = PyList_GET_ITEM(track, sa + j)
+        py = PyList_GET_ITEM(track, sb + j)
+        if _refcount(px) == 1 and _refcount(py) == 1:
+            continue
+        x = <object> px
+        y = <object> py
+        if type(x) is not type(y) or y.id - x.id != (D if x.id >= lo else 0):
+            return None
+        if x.shape != y.shape:
+            out.append((j, x.shape, y.shape))
+    return out
+
+
 def live_handles(list track, Py_ssize_t a, lo, Py_ssize_t z=-1) -> list:
     """The handles of ``track[a:z]`` (z = -1: to the end) still held elsewhere whose ``id`` is
     at least ``lo``: those tl.range replay moves on. Raises ValueError if ``a`` or ``z`` is

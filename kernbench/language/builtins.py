@@ -344,7 +344,7 @@ class TL:
     # -- loops -------------------------------------------------------------------------------
     def range(self, start, stop=None, step=1, num_stages=None, loop_unroll_factor=None,
               warp_specialize=None, flatten=None, disallow_acc_multi_buffer=None, *,
-              replay_last=False, replay_first=False):
+              replay_last=False, replay_first=False, shapes_move=False):
         """``range(start, stop, step)`` for a loop whose iterations do the same work on other
         tensors and addresses: in timing mode the body is traced for a few iterations and the
         last, and the iterations between are replayed from the traced ones without running
@@ -356,16 +356,22 @@ class TL:
         iterations 0 and 1 prove the repetition and replay starts at 2: one traced iteration
         fewer when the body carries no tensor from one iteration to the next (else iteration 2
         is traced as without it). Functional mode traces every iteration. Triton's
-        tuning arguments (num_stages, ...) are accepted and ignored. Raises KernelError when
-        replay_last or replay_first is not True or False."""
+        tuning arguments (num_stages, ...) are accepted and ignored. ``shapes_move=True``
+        (kernbench's): the tiles' shapes may move by a constant per iteration too, as the
+        addresses do (a causal diagonal block's keys growing by a query block per iteration);
+        the proof then accepts iterations A and B whose commands differ only so, and replay
+        moves the shapes on with the addresses (docs/language.md, 'tl.range'). Raises
+        KernelError when replay_last, replay_first or shapes_move is not True or False."""
         tr = _builder(self)  # (the loop reads tl's builder when it starts)
         if replay_last is not True and replay_last is not False:
             fail(tr, f"tl.range: replay_last is True or False, got {replay_last!r}")
         if replay_first is not True and replay_first is not False:
             fail(tr, f"tl.range: replay_first is True or False, got {replay_first!r}")
+        if shapes_move is not True and shapes_move is not False:
+            fail(tr, f"tl.range: shapes_move is True or False, got {shapes_move!r}")
         r = range(start) if stop is None else range(start, stop, step)
         # (each for over it a loop of its own, as over a range)
-        return TlRange(self, r, replay_last, replay_first)
+        return TlRange(self, r, replay_last, replay_first, shapes_move)
 
     def static_range(self, start, stop=None, step=1):
         """``range(start, stop, step)``: Triton's unrolled loop is a Python loop here too."""

@@ -45,9 +45,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._core._replay import handles_alike, live_handles
+from .._core._replay import handles_alike, handles_moving, live_handles
 from . import semantic
-from .builder import SRAM_TOP_MAX, past_memory, table_bytes
+from .builder import SRAM_ALIGN, SRAM_TOP_MAX, past_memory, table_bytes
+from .semantic import ITEMSIZE, MAX_ELEMENTS
 
 __all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "TlRange", "tl_range"]
 
@@ -72,7 +73,7 @@ class _Plan:
     """What replaying B moved on needs (see the module docstring)."""
 
     __slots__ = ("rows", "shift", "D", "S", "tensors", "pinned", "acc", "delta", "t_a", "t_b",
-                 "transposed", "handles", "known", "cmds", "early")
+                 "transposed", "handles", "known", "cmds", "early", "moves", "top")
 
 
 def _span(shape: tuple, stride) -> int:
@@ -81,23 +82,190 @@ def _span(shape: tuple, stride) -> int:
     return (shape[0] - 1) * stride + shape[1]
 
 
+#: the site kinds whose shapes may move (tl.range(..., shapes_move=True)). Every shape rule the
+#: semantic layer applies to them holds at each point of a line once it holds at two points
+#: where no moving dimension is 1: equal dimensions (the dot's inner one, an elementwise op's
+#: operands), broadcasting against a constant 1, a reduction's axis. Their bounds (elements,
+#: bytes, a load's span and stride, the SRAM top) hold up to a point, and are checked at every
+#: iteration replayed (_Moves.fits, _safe_iterations). Unmasked loads and stores only (a
+#: mask's footprint is its values'); no fill or arange (values known while tracing).
+MOVING_KINDS = frozenset({"vec", "reduce", "dot", "load", "store"})
+_VALUED = frozenset({"fill", "arange"})
+
+
+def _delta(x, y):
+    """The step per iteration from shape x (A's) to shape y (B's): a tuple, one int per
+    dimension; None when they are not shapes of one rank, or a dimension that moves is 1 at
+    either (broadcasting could hold at A and B and fail between: MOVING_KINDS)."""
+    if type(x) is not tuple or type(y) is not tuple or len(x) != len(y):
+        return None
+    d = []
+    for a, c in zip(x, y):
+        if type(a) is not int or type(c) is not int or (a != c and (a < 2 or c < 2)):
+            return None
+        d.append(c - a)
+    return tuple(d)
+
+
+def _moved(shape: tuple, d: tuple, m: int) -> tuple:
+    """``shape`` moved on ``m`` steps ``d``."""
+    return tuple([x + m * k for x, k in zip(shape, d)])
+
+
+def _stays(shape: tuple, d: tuple, m: int) -> bool:
+    """Is every dimension of ``shape`` moved on ``m`` steps ``d`` that moves still >= 2 (as
+    _delta asks of A and B)?"""
+    return all(k == 0 or x + m * k >= 2 for x, k in zip(shape, d))
+
+
+def _key_delta(ka: tuple, kb: tuple):
+    """Site key kb (B's) against ka (A's): per component None where equal, else its shape's
+    step (_delta); None (not a list) when they differ otherwise or name no MOVING_KINDS."""
+    if len(ka) != len(kb) or ka[0] != kb[0] or ka[0] not in MOVING_KINDS:
+        return None
+    if ka[0] == "vec" and (ka[3] in _VALUED or kb[3] in _VALUED):
+        return None
+    if ka[0] in ("load", "store") and len(ka) != 6:  # (a masked access: its key is longer)
+        return None
+    out = []
+    for x, y in zip(ka, kb):
+        if x == y:
+            out.append(None)
+            continue
+        d = _delta(x, y)
+        if d is None:
+            return None
+        out.append(d)
+    return out
+
+
+def _aligned(nbytes: int) -> int:
+    return (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN  # (PEBuilder._place)
+
+
+def _entry(b, shape: tuple, dtype: str) -> tuple:
+    """The launch's one tensor-table entry for (shape, dtype, numel) (PEBuilder._entry)."""
+    key = (shape, dtype, semantic.numel(shape))
+    t = b._entries.get(key)
+    if t is None:
+        t = b._entries[key] = key
+    return t
+
+
+class _Moves:
+    """What moves in a body whose shapes move (tl.range(..., shapes_move=True)), each by a
+    constant step per iteration from B's (m = 0; A's is m = -1): the sites of B's rows
+    (``groups``: row positions, B's key, the step of each component), its tensors' entries
+    (``ent``: (tensor index, B's shape, dtype, step)) and so their SRAM sizes (``size``: B's,
+    aligned), its loads' and stores' shapes (``acc``) and its transposed views' (``trans``),
+    a step each or None."""
+
+    __slots__ = ("groups", "body", "ent", "size", "acc", "trans", "views", "held", "track")
+
+    def sites(self, table, m: int, out: np.ndarray) -> None:
+        """Write the sites of iteration B + m into ``out`` (a copy of B's rows' sites)."""
+        for pos, key, comps in self.groups:
+            out[pos] = table.add(tuple([c if d is None else _moved(c, d, m)
+                                        for c, d in zip(key, comps)]))
+
+    def entries(self, b, m: int) -> list:
+        """The tensor-table entries of iteration B + m."""
+        out = list(self.body)
+        for j, shape, dtype, d in self.ent:
+            out[j] = _entry(b, _moved(shape, d, m), dtype)
+        return out
+
+    def sizes(self, m: int) -> np.ndarray:
+        """The SRAM bytes (aligned) of each tensor of iteration B + m."""
+        size = self.size.copy()
+        for j, shape, dtype, d in self.ent:
+            size[j] = _aligned(semantic.numel(_moved(shape, d, m)) * ITEMSIZE[dtype])
+        return size
+
+    def fits(self, b, m: int) -> bool:
+        """Are the shapes of iteration B + m within the builder's bounds: every dimension that
+        moves at least 2 (_delta), every tensor at most MAX_ELEMENTS elements and b.max_bytes
+        bytes (as PEBuilder checks a traced one)?"""
+        shapes = [(c, d) for _, key, comps in self.groups for c, d in zip(key, comps)
+                  if d is not None]
+        shapes += [(v[2], d) for v, d in zip(self.views, self.trans) if d is not None]
+        shapes += [(shape, d) for _, shape, _, d in self.ent]
+        for c, d in shapes:
+            if not _stays(c, d, m):
+                return False
+        for _, shape, dtype, d in self.ent:
+            n = semantic.numel(_moved(shape, d, m))
+            if n > MAX_ELEMENTS or n * ITEMSIZE[dtype] > b.max_bytes:
+                return False
+        return True
+
+
+def _moves(b, sa: tuple, sb: tuple, se: tuple, D: int, S: int):
+    """The _Moves taking iteration A (snapshots ``sa`` to ``sb``) to B (``sb`` to ``se``);
+    None when nothing but addresses moves (the usual proof), False when they differ in another
+    way: a site other than by a shape's step or of another kind (MOVING_KINDS), an entry in
+    dtype, or SRAM sizes that do not add up to the SRAM each took (a tensor not placed in
+    order: then addresses do not follow from sizes)."""
+    store = b.trace_store
+    ra = store.rows(sa[1], sb[1])[:, 0]
+    rb = store.rows(sb[1], se[1])[:, 0]
+    groups = []
+    diff = np.flatnonzero(ra != rb)
+    if len(diff):
+        pairs: dict = {}
+        for j in diff.tolist():
+            pairs.setdefault((int(ra[j]), int(rb[j])), []).append(j)
+        keys = store.table.keys
+        for (x, y), pos in pairs.items():
+            comps = _key_delta(keys[x], keys[y])
+            if comps is None:
+                return False
+            groups.append((np.array(pos, np.int64), keys[y], comps))
+    t_a, t_b = sa[0], sb[0]
+    ea, eb = b.tensors.span(t_a, t_b), b.tensors.span(t_b, t_b + D)
+    ent = []
+    for j, (x, y) in enumerate(zip(ea, eb)):
+        if x is y or x == y:
+            continue
+        if x[1] != y[1] or x[2] != semantic.numel(x[0]) or y[2] != semantic.numel(y[0]):
+            return False
+        d = _delta(x[0], y[0])
+        if d is None:
+            return False
+        ent.append((j, y[0], y[1], d))
+    if not groups and not ent:
+        return None
+    size_a = np.array([_aligned(x[2] * ITEMSIZE[x[1]]) for x in ea], np.int64)
+    size_b = np.array([_aligned(x[2] * ITEMSIZE[x[1]]) for x in eb], np.int64)
+    if int(size_a.sum()) != S or int(size_b.sum()) != se[2] - sb[2]:
+        return False
+    mv = _Moves()
+    mv.groups, mv.body, mv.ent, mv.size = groups, eb, ent, size_b
+    mv.acc = mv.trans = mv.views = None  # (_plan: with the loads, views and handles it compares)
+    mv.held, mv.track = {}, (0, 1)
+    return mv
+
+
 def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: int,
-          trans_e: int):
+          trans_e: int, moving: bool = False):
     """The plan for replaying B (between snapshots ``sb`` and ``se``) checked against A (``sa``
     to ``sb``), or None if B is not A moved on. ``s0``: the start of A's predecessor, or A's
     own (``s0 is sa``: A is iteration 0, replay_first); ``trans_a``, ``trans_b``, ``trans_e``:
-    the transposed views' marks at A, B and B's end."""
+    the transposed views' marks at A, B and B's end. ``moving`` (shapes_move=True): B may
+    also differ from A in shapes that move by a constant step (_Moves)."""
     store = b.trace_store
     D = sb[0] - sa[0]
     S = sb[2] - sa[2]
-    if D != se[0] - sb[0] or S != se[2] - sb[2] or sb[1] - sa[1] != se[1] - sb[1] or D <= 0:
+    if D != se[0] - sb[0] or sb[1] - sa[1] != se[1] - sb[1] or D <= 0:
+        return None
+    if S != se[2] - sb[2] and not moving:
         return None
     if sb[3] - sa[3] != se[3] - sb[3]:
         return None
     t0, t_a, t_b = s0[0], sa[0], sb[0]
     # every operand of B the proof moves is at or above t0 + D (a tensor of A's predecessors
     # or later); those it keeps are below t0: replay moves the operands at or above t0
-    shift = store.moved_on(sa[1], sb[1], sb[1] - sa[1], t0, D, t0)
+    shift = store.moved_on(sa[1], sb[1], sb[1] - sa[1], t0, D, t0, sites=not moving)
     if shift is None:
         return None
     if s0 is sa and t_a:
@@ -107,7 +275,12 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
         ops = store.rows(sb[1], se[1])[:, 1:]
         if ((ops >= 0) & (ops < t_a)).any():
             return None
-    if b.tensors[t_a:t_b] != b.tensors[t_b:t_b + D]:
+    mv = None
+    if moving:
+        mv = _moves(b, sa, sb, se, D, S)
+        if mv is False:
+            return None
+    if mv is None and (S != se[2] - sb[2] or b.tensors.span(t_a, t_b) != b.tensors.span(t_b, t_b + D)):
         return None
     if [x + D for x in b.pinned[sa[3]:sb[3]]] != b.pinned[sb[3]:se[3]]:
         return None
@@ -124,9 +297,17 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     if len(acc_a) != len(acc_b):
         return None
     delta = []
+    acc_moves = []  # (shapes_move) each load's or store's shape step, None where it stays
     for x, y in zip(acc_a, acc_b):
-        if x[0] is not y[0] or x[2] != y[2] or x[3] != y[3]:
+        if x[0] is not y[0] or x[3] != y[3]:
             return None
+        if x[2] != y[2]:
+            d = _delta(x[2], y[2]) if mv is not None else None
+            if d is None:
+                return None
+            acc_moves.append(d)
+        else:
+            acc_moves.append(None)
         delta.append(y[1] - x[1])
     # the handles A and B made, views included (a view is no command: the rows above do not
     # see it): alike one by one, each naming a tensor D further on if made from iteration 0 on
@@ -144,32 +325,58 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
             # (`older, last = last, x`), which replay moves on, or one kept from iteration 0
             # (`if i == 0: first = x`), which it must not; only iteration 2 tells
             return None
-        if not handles_alike(b._track, sa[4], sb[4], sb[4] - sa[4], D, lo):
+        if mv is not None:
+            # (shapes_move: a handle held may name a tensor whose shape moves, by its step)
+            hm = handles_moving(b._track, sa[4], sb[4], sb[4] - sa[4], D, lo)
+            if hm is None:
+                return None
+            mv.held = {}
+            for j, x, y in hm:
+                d = _delta(x, y)
+                if d is None:
+                    return None
+                mv.held[j] = d
+            mv.track = (sa[4], sb[4] - sa[4])
+        elif not handles_alike(b._track, sa[4], sb[4], sb[4] - sa[4], D, lo):
             return None
     # the transposed views A and B made (tl.trans of a plain view: the registry a transposed
     # view is checked against, PEBuilder.operand), alike one by one: B's naming a tensor D
-    # further on if A's is from iteration 0 on, else the same one
+    # further on if A's is from iteration 0 on, else the same one (shapes_move: its shape
+    # moving by a constant step, as its tensor's does)
     va, vb = b.transposed.since(trans_a, trans_b), b.transposed.since(trans_b, trans_e)
     if len(va) != len(vb):
         return None
+    trans_moves = []
     for (fa, da, sha), (fb, db, shb) in zip(va, vb):
-        if sha != shb or fb - fa != (D if fa >= t0 else 0) or len(da) != len(db):
+        if fb - fa != (D if fa >= t0 else 0) or len(da) != len(db):
             return None
+        d = None
+        if sha != shb:
+            d = _delta(sha, shb) if mv is not None and fa >= t0 else None
+            if d is None:
+                return None
+        trans_moves.append(d)
         for (pa, ca), (pb, cb) in zip(da, db):
             if ca != cb or pb != pa:
                 return None
     p = _Plan()
     p.rows = None  # B's (site, operands), read when verify mode compares (_check_iteration)
-    p.D, p.S, p.t_a, p.t_b = D, S, t_a, t_b
+    p.D, p.S, p.t_a, p.t_b = D, se[2] - sb[2], t_a, t_b
     p.cmds = (sb[1], se[1])  # B's commands in the store
+    p.top = sb[2]  # the SRAM top where B starts
     p.shift = shift
-    p.tensors = b.tensors[t_b:t_b + D]
+    p.tensors = b.tensors.span(t_b, t_b + D)
     p.pinned = b.pinned[sb[3]:se[3]]
     p.acc = acc_b
     p.delta = delta
     # the transposed views B made of tensors from iteration 0 on (runs: those of its inner
     # loops' replays); a view of an older tensor is the same one in every iteration
     p.transposed = [v for v in vb if v[0] >= t0]
+    if mv is not None:
+        mv.acc = acc_moves
+        mv.trans = [d for v, d in zip(vb, trans_moves) if v[0] >= t0]
+        mv.views = p.transposed
+    p.moves = mv
     # every handle made in A and B naming a tensor made from iteration 0 on (a view of an older
     # one stays) and still held somewhere, as replay moves the operands
     p.handles = live_handles(b._track, sa[4], lo) if b._track is not None else []
@@ -222,6 +429,14 @@ def _safe_iterations(b, p: _Plan, want: int) -> int:
     (PEBuilder.max_tensors): the first iteration that would fail is traced, so its error names
     its line as full tracing does."""
     safe = min(want, max(0, (b.max_tensors - len(b.tensors)) // p.D))  # (D > 0: _plan)
+    if p.moves is not None:
+        # shapes move: each iteration checked in turn, its sizes, shapes and accesses
+        top = b.sram_top
+        for m in range(1, safe + 1):
+            top += int(p.moves.sizes(m).sum())
+            if top > SRAM_TOP_MAX or not p.moves.fits(b, m) or not _accesses_fit(p, m):
+                return m - 1
+        return safe
     if p.S:
         safe = min(safe, max(0, (SRAM_TOP_MAX - b.sram_top) // p.S))
     for (alloc, e0, shape, stride), d in zip(p.acc, p.delta):
@@ -239,6 +454,22 @@ def _safe_iterations(b, p: _Plan, want: int) -> int:
     return safe
 
 
+def _accesses_fit(p: _Plan, m: int) -> bool:
+    """Does every load and store of iteration B + m (offsets and, shapes_move, shapes moved
+    on) stay inside its allocation, with a stride its rows fit (semantic.region)?"""
+    for (alloc, e0, shape, stride), d, ds in zip(p.acc, p.delta, p.moves.acc):
+        if ds is not None:
+            if not _stays(shape, ds, m):
+                return False
+            shape = _moved(shape, ds, m)
+            if stride is not None and not shape[1] <= stride <= max(alloc.numel, shape[1]):
+                return False
+        e = e0 + m * d
+        if e < 0 or e + _span(shape, stride) > alloc.numel:
+            return False
+    return True
+
+
 def _check_memory(b, p: _Plan, R: int, where: tuple) -> None:
     """Refuse replaying R iterations at the loop's line when the launch's tables would then
     take more than the host's memory (builder.table_bytes): before replay takes it, where
@@ -254,6 +485,9 @@ def _check_memory(b, p: _Plan, R: int, where: tuple) -> None:
 def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
     """Emit R iterations of B moved on (m = 1..R), and move the builder's state with them.
     ``loop``: the tl.range's (file, line)."""
+    if p.moves is not None:
+        _replay_moving(b, p, R)
+        return
     b.skip_sram(R * p.S)  # (within the bound: _safe_iterations)
     b.trace_store.append_tiled(p.cmds[0], p.cmds[1], R, p.D, p.shift, loop)
     if b._acc is not None:
@@ -271,6 +505,62 @@ def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
         b.transposed.add_run(first + p.D, ((p.D, R), *dims), shape)
 
 
+def _replay_moving(b, p: _Plan, R: int) -> None:
+    """_replay of a body whose shapes move (shapes_move): the R iterations after B written as
+    rows, each with its own sites (its shapes moved on), not a tiling of B's (whose copies
+    have B's sites); the tensor table, SRAM top and views follow, iteration by iteration, and
+    the handles held are moved to their tensors' SRAM addresses."""
+    mv = p.moves
+    store = b.trace_store
+    rec = store.rows(*p.cmds)  # B's rows: (site, src0, src1, src2)
+    out = np.empty((R, len(rec), 4), np.int64)
+    out[:] = rec
+    step = np.arange(1, R + 1, dtype=np.int64) * p.D
+    out[:, :, 1:] += step[:, None, None] * p.shift.astype(np.int64)[None]
+    sites = rec[:, 0].copy()
+    starts = [p.top, p.top + p.S]  # SRAM top where iterations B, B + 1, ... start
+    entries = []
+    for m in range(1, R + 1):
+        mv.sites(store.table, m, sites)
+        out[m - 1, :, 0] = sites
+        entries += mv.entries(b, m)
+        starts.append(starts[-1] + int(mv.sizes(m).sum()))
+    store.pending.extend(out.reshape(-1, 4))
+    b.tensors.tail.extend(entries)
+    b.skip_sram(starts[-1] - starts[1])  # (within the bound: _safe_iterations)
+    if b._acc is not None:  # (for the loops around this one: as _replay)
+        for (alloc, e0, shape, stride), d, ds in zip(p.acc, p.delta, mv.acc):
+            for m in (1, R):
+                b._acc.append((alloc, e0 + m * d, shape if ds is None else _moved(shape, ds, m),
+                               stride))
+    if p.pinned:
+        moved = np.arange(1, R + 1, dtype=np.int64)[:, None] * p.D
+        b.pinned.extend((moved + np.array(p.pinned, np.int64)).ravel().tolist())
+    for (first, dims, shape), ds in zip(p.transposed, mv.trans):
+        if ds is None:
+            b.transposed.add_run(first + p.D, ((p.D, R), *dims), shape)
+        else:
+            for m in range(1, R + 1):
+                b.transposed.add_run(first + m * p.D, dims, _moved(shape, ds, m))
+    # The handles held: each names its tensor R iterations on (an id R * D further), at the
+    # SRAM address that tensor has there (sizes move, so not R * S further)
+    where = {}
+    if mv.held and b._track is not None:  # (each held handle's place among A's and B's)
+        a, n = mv.track
+        where = {id(h): (q - a) % n for q, h in enumerate(b._track[a:a + 2 * n], a)}
+    for h in p.handles:
+        i, j = divmod(h.id - b.base - p.t_b, p.D)  # its tensor's iteration (B's: 0) and index
+        m = i + R
+        start = starts[m] if m >= 0 else p.top - sum(int(mv.sizes(k).sum()) for k in range(m, 0))
+        h.addr = start + int(mv.sizes(m)[:j].sum())
+        h.id += R * p.D
+        d = mv.held.get(where.get(id(h)))
+        if d is not None:  # its shape moves: the entry's own tuple when it is its buffer's
+            shape = _moved(h.shape, d, R)
+            e = b.tensors.entry(h.id - b.base)
+            h.shape = e[0] if e[0] == shape else shape
+
+
 def _move_handles(handles: list, D: int, S: int) -> None:
     for h in handles:
         h.id += D
@@ -285,15 +575,21 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
     store = b.trace_store
     why = None
     n_rows = p.cmds[1] - p.cmds[0]
-    if e[0] - s[0] != p.D or e[1] - s[1] != n_rows or e[2] - s[2] != p.S:
+    mv = p.moves
+    S = p.S if mv is None else int(mv.sizes(m).sum())
+    if e[0] - s[0] != p.D or e[1] - s[1] != n_rows or e[2] - s[2] != S:
         why = (f"it makes {e[0] - s[0]} tensors in {e[1] - s[1]} commands "
-               f"({e[2] - s[2]} SRAM bytes), the replayed body {p.D} in {n_rows} ({p.S})")
+               f"({e[2] - s[2]} SRAM bytes), the replayed body {p.D} in {n_rows} ({S})")
     else:
         if p.rows is None:
             p.rows = store.rows(*p.cmds)
         got = store.rows(s[1], e[1])
         want = p.rows.copy()
         want[:, 1:] += p.shift.astype(np.int64) * (m * p.D)
+        if mv is not None:  # (its shapes moved on m steps)
+            sites = want[:, 0].copy()
+            mv.sites(store.table, m, sites)
+            want[:, 0] = sites
         bad = np.flatnonzero((got != want).any(axis=1))
         if len(bad):
             j = int(bad[0])
@@ -303,13 +599,17 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
                    f"{_base(kg[1])}:{kg[2]} on tensors {tuple(int(x) for x in got[j, 1:])}, the "
                    f"replayed body's {store.table.label(int(want[j, 0]))} at {_base(kw[1])}:{kw[2]} "
                    f"on {tuple(int(x) for x in want[j, 1:])}")
-        elif b.tensors[s[0]:e[0]] != p.tensors:
+        elif b.tensors.span(s[0], e[0]) != (p.tensors if mv is None else mv.entries(b, m)):
             why = "its tensors differ in shape or dtype from the replayed body's"
         elif e[5] - s[5] != len(p.acc):
             why = f"it makes {e[5] - s[5]} loads and stores, the replayed body {len(p.acc)}"
         else:
             acc = b._acc[s[5]:e[5]]
-            for j, ((x, e0, sh, st), (x0, b0, sh0, st0), d) in enumerate(zip(acc, p.acc, p.delta)):
+            moved = mv.acc if mv is not None else [None] * len(p.acc)
+            for j, ((x, e0, sh, st), (x0, b0, sh0, st0), d, ds) in enumerate(
+                    zip(acc, p.acc, p.delta, moved)):
+                if ds is not None:
+                    sh0 = _moved(sh0, ds, m)
                 if x is not x0 or e0 != b0 + m * d:
                     why = (f"its load/store #{j} reads element {e0} of {x.name!r}; the replayed "
                            f"body's offsets move by {d} per iteration, to element {b0 + m * d} of "
@@ -355,13 +655,15 @@ class TlRange:
     """What ``tl.range`` returns: like ``range``, iterable again and again (each ``for`` over it
     is a tl.range loop of its own, :func:`tl_range`) and with its ``len``."""
 
-    __slots__ = ("_tl", "_r", "_last", "_first")
+    __slots__ = ("_tl", "_r", "_last", "_first", "_moving")
 
-    def __init__(self, tl, r: range, replay_last: bool = False, replay_first: bool = False) -> None:
+    def __init__(self, tl, r: range, replay_last: bool = False, replay_first: bool = False,
+                 shapes_move: bool = False) -> None:
         self._tl, self._r, self._last, self._first = tl, r, replay_last, replay_first
+        self._moving = shapes_move
 
     def __iter__(self):
-        return tl_range(self._tl, self._r, self._last, self._first)
+        return tl_range(self._tl, self._r, self._last, self._first, self._moving)
 
     def __len__(self) -> int:
         return len(self._r)
@@ -370,10 +672,12 @@ class TlRange:
         r = self._r
         last = ", replay_last=True" if self._last else ""
         first = ", replay_first=True" if self._first else ""
-        return f"tl.range({r.start}, {r.stop}, {r.step}{last}{first})"
+        moving = ", shapes_move=True" if self._moving else ""
+        return f"tl.range({r.start}, {r.stop}, {r.step}{last}{first}{moving})"
 
 
-def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False):
+def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False,
+             shapes_move: bool = False):
     """The generator behind ``tl.range`` (see the module docstring). ``replay_last``: the last
     iteration is replayed too (the kernel says it repeats the body: no ragged last block),
     not traced; verify mode checks it as the other replayed ones. ``replay_first``: the
@@ -428,9 +732,10 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 break
             if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration 0 on move on
                 p = _plan(b, snaps[0], snaps[k - 1], snaps[k], snaps[k + 1], trans[k - 1], trans[k],
-                          trans[k + 1])
+                          trans[k + 1], shapes_move)
             elif k == 1 and replay_first:  # A = 0, B = 1: B reads only its own (_plan)
-                p = _plan(b, snaps[0], snaps[0], snaps[1], snaps[2], trans[0], trans[1], trans[2])
+                p = _plan(b, snaps[0], snaps[0], snaps[1], snaps[2], trans[0], trans[1], trans[2],
+                          shapes_move)
         kb = len(snaps) - 2  # B, the iteration replay moves on
         k = kb + 1
         if p is not None and p.early:
@@ -442,7 +747,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             if R > 0:
                 _check_memory(b, p, R, where)
                 _replay(b, p, R, (where[0], where[1]))
-                _move_handles(p.handles, R * p.D, R * p.S)
+                if p.moves is None:  # (_replay_moving moves them to their addresses)
+                    _move_handles(p.handles, R * p.D, R * p.S)
                 _move_known(b, p, R)
                 k += R
         if p is None or not check:

@@ -45,6 +45,16 @@ class Pending:
         self.buf[n, 3] = s2
         self.n = n + 1
 
+    def extend(self, rows) -> None:
+        """Record the commands ``rows`` ((k, 4) int64: site, src0, src1, src2 each) at once:
+        tl.range's replay of a body whose shapes move (kernbench.language.loops)."""
+        rows = np.asarray(rows, np.int64).reshape(-1, 4)
+        k = len(rows)
+        while self.n + k > len(self.arr):
+            self._grow()
+        self.arr[self.n:self.n + k] = rows
+        self.n += k
+
     def _grow(self) -> None:
         arr = np.empty((2 * len(self.arr), 4), np.int64)
         arr[:self.n] = self.arr[:self.n]
@@ -375,23 +385,27 @@ class TraceStore:
             out[lo - a:] = self.pending.rows(lo - self.n, z - self.n)
         return out
 
-    def moved_on(self, a: int, b: int, n: int, t0: int, D: int, t_a: int):
+    def moved_on(self, a: int, b: int, n: int, t0: int, D: int, t_a: int, sites: bool = True):
         """tl.range's proof (kernbench.language.loops): are the current program's commands
         b..b+n commands a..a+n with the same sites, each operand at or above tensor ``t0``
         moved on by ``D`` and the others unchanged? If so, the (n, 3) uint8 flags of B's
         operands at or above ``t_a`` (those replay moves on), else None. Read in C through
         the program's reader (_replay.source_moved_on): a body holding replayed inner loops
         is never expanded. Rows not yet flushed (a loop of traced commands) are compared as
-        they wait, with the same rule."""
+        they wait, with the same rule. ``sites=False``: the operands only (a body whose
+        shapes move: the caller compares the sites)."""
         rec = self._pending_rows(a, b + n)
         if rec is not None:
             shift = np.empty((n, 3), np.uint8)
+            if not sites:  # (rows_moved_on compares the sites too)
+                rec = rec.copy()
+                rec[b - a:b - a + n, 0] = rec[:n, 0]
             if not _replay.rows_moved_on(rec[:n], rec[b - a:b - a + n], t0, D, t_a, shift):
                 return None
             return shift
         self.flush()
         # (a body's few rows: their bytes compared cost less than numpy's array_equal)
-        if self._sites[a:a + n].tobytes() != self._sites[b:b + n].tobytes():
+        if sites and self._sites[a:a + n].tobytes() != self._sites[b:b + n].tobytes():
             return None
         shift = np.empty((n, 3), np.uint8)
         src, at = self._reader(a, b + n)
