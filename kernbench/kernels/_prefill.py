@@ -125,8 +125,19 @@ def attention_mesh_kv_kernel(
     else:
         phases = [[(q0, min(bq, S_q - q0))] for q0 in range(0, S_q, bq)]
     # the last phase does the others' work (tl.range replay_last) when its query blocks are
-    # as tall; causal phases differ in their diagonal folds anyway
+    # as tall; causal phases differ in their diagonal folds
     phases_alike = not causal and all(rows == bq for ph in phases for _, rows in ph)
+    # Causal: the phases whose query blocks lie in one K/V block (a run) fold the same blocks
+    # whole and the same block on the diagonal, whose unmasked keys grow by a query block a
+    # phase; so a run is a tl.range whose shapes move (shapes_move). When every block is whole
+    # (bkv a multiple of bq, c of bkv) and steps follow (two ranks or more), each diagonal
+    # fold is followed by a whole one and the pipeline issues the same commands in every
+    # phase of a run but its first and its last (whose diagonal fold, one query block short of
+    # the block, and the masked one after it hold as much work as a whole fold: the softmax
+    # waiting before them is issued one fold sooner); otherwise one loop over every phase.
+    moving = causal and n_ranks > 1 and bkv % bq == 0 and c % bkv == 0
+    runs = ([range(j, j + bkv // bq) for j in range(0, len(phases), bkv // bq)] if moving
+            else [range(len(phases))])
 
     def plan(qbs, src, k0, n):
         """The folds of one arrival: [(query block, first key row, key rows, masked)].
@@ -203,6 +214,11 @@ def attention_mesh_kv_kernel(
                     yield from ((rank - step, k0, n) for k0, n in reversed(group))
             yield from ((rank, k0, n) for k0, n in reversed(group))
 
+    def phase_indices():
+        """Every phase, run by run (``runs`` above), each run a tl.range."""
+        for run in runs:
+            yield from tl.range(run.start, run.stop, replay_last=phases_alike, shapes_move=moving)
+
     def folds():
         """Emit the transfers of every arrival in order; yield its folds for the pipeline
         below. Phases start (query loads, fresh stats) as they are reached."""
@@ -221,7 +237,7 @@ def attention_mesh_kv_kernel(
             # a traced group runs every phase's Python, so groups carry nothing from one to the
             # next (the pipeline drained at the end, below) and groups 0 and 1 prove the loop
             # (replay_first): 2 traced instead of 3, for one exposed softmax per group.
-            for ph in tl.range(len(phases), replay_last=phases_alike):
+            for ph in phase_indices():
                 qbs = [_QueryBlock(q0, rows, pos(rank, q0)) for q0, rows in phases[ph]]
                 left = len(qbs)
                 for src, k0, n in arrivals_backwards():  # (most phases stop at the first)
