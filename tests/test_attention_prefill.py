@@ -124,6 +124,46 @@ def test_causal_k_v_groups_drain_their_pipeline_and_replay_from_the_third():
     assert [t[3] for t in tiles] == [2, 2]
 
 
+def test_causal_phases_on_one_diagonal_block_replay_with_their_shapes_moving(monkeypatch):
+    """Causal: the phases whose query blocks lie in one K/V block (a run) differ only in the
+    keys of their diagonal folds, one query block more a phase, so each run is a tl.range with
+    shapes_move: the launch is full tracing's, and only a run's first iterations (those the
+    proof reads) and its last run the kernel's Python (the last: its diagonal and masked folds
+    hold as much work as a whole block, so the softmax before them comes one fold sooner)."""
+    import kernbench.kernels._prefill as prefill
+
+    calls = []
+    load_q = prefill._load_q
+    monkeypatch.setattr(prefill, "_load_q", lambda *a: calls.append(a[3]) or load_q(*a))
+    # n = 2 ranks, S = 64 rows each: chunks of c = 32 rows; block_q 4, block_kv 32: one K/V
+    # block a chunk, so one run of 32 / 4 = 8 phases per K/V group; h_kv = 2 groups (too few
+    # for the group loop to replay: both traced). G = 32, d = 64: a query block's o is
+    # (4 * 32, 64), more elements than a fill whose value tracing keeps (KNOWN_FILL_MAX), which
+    # the next phase's o updates could not read across a replay. A run's iteration 0 differs
+    # (its diagonal fold has 1 key), so iteration 1 reads what no later iteration reads of its
+    # predecessor and the proof takes A = 2, B = 3 (loops.MAX_PROBES); traced: phases 0-3 and
+    # 7 of each run. 2 ranks x 2 groups x 5 phases x 2 query blocks = 40 query loads, against
+    # 2 x 2 x 8 x 2 = 64 in full.
+    runs = {}
+    for replay in ("off", "on"):
+        calls.clear()
+        ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+        ctx.install_sfr("pe")
+        qp, kp, vp = (ctx.shard(np.zeros((2, 64, h, 64), np.float16), axis=0, over="pe", parts=2)
+                      for h in (64, 2, 2))
+        o = ctx.empty((64, 64, 64), "f16")
+        runs[replay] = ctx.launch(attention_mesh_kv_kernel, (2, 1), qp, kp, vp, o, 64, 64, 64, 2, 64, 2,
+                                  0, 4, 32, causal=True, mode="timing", replay=replay, record_events=True)
+        assert len(calls) == (64 if replay == "off" else 40)
+    a, b = runs["off"], runs["on"]
+    assert a.cycles == b.cycles and np.array_equal(a.peak_sram, b.peak_sram)
+    assert a.events.tobytes() == b.events.tobytes()
+    assert a.unit_counters.tobytes() == b.unit_counters.tobytes()
+    assert a.program.commands.tobytes() == b.program.commands.tobytes()
+    assert [a.label(i) for i in range(a.program.n_commands)] == \
+        [b.label(i) for i in range(b.program.n_commands)]
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 def test_causal_zigzag_balances_the_ranks(n):
     _, r, _, _ = _launch(n, 64, 2, 1, 32, 8, 16, causal=True)
@@ -134,7 +174,9 @@ def test_causal_zigzag_balances_the_ranks(n):
 @pytest.mark.parametrize("n, S, bq, bkv", [(2, 16, 4, 8), (3, 10, 4, 2), (4, 8, 2, 4),
                                            # 1-row query blocks: the diagonal fold of a row
                                            # sees its own block's keys up to itself, none masked
-                                           (1, 4, 1, 2), (2, 8, 1, 4), (3, 6, 1, 2048)])
+                                           (1, 4, 1, 2), (2, 8, 1, 4), (3, 6, 1, 2048),
+                                           # runs of 8 phases on a diagonal block (shapes_move)
+                                           (2, 64, 4, 32), (3, 32, 2, 16)])
 def test_causal_equals_the_reference(n, S, bq, bkv):
     _, _, out, ref = _launch(n, S, 4, 2, 16, bq, bkv, causal=True, mode="functional")
     ok, err, _ = check_output(out, ref)
