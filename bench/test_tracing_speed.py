@@ -140,11 +140,12 @@ def test_trace_flagship_every_command(benchmark, quick):
 
 
 def test_trace_causal_prefill(benchmark, quick):
-    """Causal prefill on one cube (32K, 8K with --quick), traced with replay: its phases differ
-    in their diagonal folds, so only the K/V group loop replays (groups 2 .. 7, proven on 0 and
-    1: tl.range replay_first) and the traced groups run the kernel's Python for every phase.
-    Microseconds per command and per traced command (the issue 12 target for causal prefill
-    at 128K: docs/benchmarks.md)."""
+    """Causal prefill on one cube (32K, 8K with --quick), traced with replay: the K/V group loop
+    replays groups 2 .. 7 (proven on 0 and 1: tl.range replay_first), and in the traced groups
+    each run of phases on one diagonal K/V block replays its phases but its first four and its
+    last (tl.range shapes_move: their diagonal folds' keys grow by a query block a phase).
+    Microseconds per command and per command traced in Python (the issue 12 target for causal
+    prefill at 128K: docs/benchmarks.md)."""
     import numpy as np
     ctx, spec, args = _single_user_prefill(8192 if quick else 32768, causal=True)
     traced, secs = _pedantic(
@@ -153,15 +154,22 @@ def test_trace_causal_prefill(benchmark, quick):
         rounds=2 if quick else 3)
     program = traced.program
     n = program.n_commands
-    rows = int(np.diff(program.compact.bounds, axis=1).sum())  # the commands traced in Python
-    # 2 of the 8 K/V groups traced (at most: a traced group's longer step loops replay too)
+    rows = int(np.diff(program.compact.bounds, axis=1).sum())  # the traced rows
+    python = rows - traced.replayed_rows  # those whose Python ran
+    # 2 of the 8 K/V groups in rows (at most: a traced group's longer step loops replay too);
+    # of each run of phases (block_kv / block_q of them, the block clamped to the chunk of
+    # S_q / 2 rows: 64 at 32K, 16 at 8K), 5 traced in Python (the proof's 0-3, the last)
+    bq, bkv = spec.blocks
+    run = min(bkv, spec.S_q // 2) // bq
     assert 0 < rows <= n * 2 // spec.h_kv
+    assert 0 < python <= rows * 6 // run
     benchmark.extra_info.update({
         "context": spec.context,
         "commands": n,
-        "traced_commands": rows,
+        "traced_commands": python,
+        "replayed_rows": traced.replayed_rows,
         "us_per_command": secs / n * 1e6,
-        "us_per_traced_command": secs / rows * 1e6,
+        "us_per_traced_command": secs / python * 1e6,
     })
 
 

@@ -526,6 +526,7 @@ def _replay_moving(b, p: _Plan, R: int) -> None:
         entries += mv.entries(b, m)
         starts.append(starts[-1] + int(mv.sizes(m).sum()))
     store.pending.extend(out.reshape(-1, 4))
+    store.replayed += out.shape[0] * out.shape[1]
     b.tensors.tail.extend(entries)
     b.skip_sram(starts[-1] - starts[1])  # (within the bound: _safe_iterations)
     if b._acc is not None:  # (for the loops around this one: as _replay)

@@ -212,11 +212,15 @@ class TraceStore:
     hands them over."""
 
     __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_n_lit", "_bounds",
-                 "_sites", "_expected", "_segments", "_tensor_bytes", "_tiles", "_loops", "_program")
+                 "_sites", "_expected", "_segments", "_tensor_bytes", "_tiles", "_loops", "_program",
+                 "replayed")
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.table = SiteTable()
         self.pending = Pending()  #: (site, src0, src1, src2) per command not yet in the arrays
+        #: rows tl.range replay wrote as traced rows (a body whose shapes move): traced rows
+        #: whose Python did not run
+        self.replayed = 0
         self.n = 0  #: commands in the arrays (global numbering: traced and tiled rows)
         self.closed = False
         self.current = None  #: the builder appending to ``pending``

@@ -535,6 +535,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
             metas = [None if b is None else b.meta for b in builders]
             handles = [None if b is None else (b.handles, b.views) for b in builders]
         program, sites, table = _assemble(hw, builders)
+        replayed = next((b.trace_store.replayed for b in builders if b is not None), 0)
         if replay == "verify" and program.compact is not None:
             # its two readers, the C reader the engine uses and the expansion, agree byte for
             # byte (each PE's rows were compared with full tracing above)
@@ -552,7 +553,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
             grid=grid, mode=mode, shape=(hw.n_cubes, hw.pes_per_cube),
             kernel_name=getattr(kernel, "__name__", repr(kernel)),
             kernel_file=getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>"),
-            args=_named_args(kernel, args, kwargs))
+            args=_named_args(kernel, args, kwargs), replayed_rows=replayed)
         moved = None
         if reuse is not None and "program" in reuse[0]._prepared:
             # streams moved, not changed: the source's checked tables, renumbered for these PEs

@@ -45,6 +45,10 @@ class TracedLaunch:
     #: the engine's tables of the checked program, made by the first time() and reused by the
     #: next ones (simulate's ``prepared``; not pickled: a worker makes its own once)
     _prepared: dict = field(default_factory=dict, repr=False, compare=False)
+    #: of the program's traced rows (``program.compact.bounds``, or all its commands without
+    #: tilings), those tl.range replay wrote without running the kernel's Python (a body
+    #: whose shapes move: kernbench.language.loops), on the PEs traced in this launch
+    replayed_rows: int = 0
 
     # -- naming commands ----------------------------------------------------------------------
     def label(self, i: int) -> str:
