@@ -30,6 +30,10 @@ addresses. In timing mode kernbench then runs the body's Python for a few iterat
    ``replay_first=True`` says so of iteration 0: iterations 0 and 1 are then A and B when B
    reads only tensors it made itself (a body that carries nothing across iterations), and
    replay starts at iteration 2 (PROBES - 1 traced iterations instead of PROBES).
+   ``shapes_move=True`` says the tiles' shapes may move by a constant step per iteration too:
+   A and B may then differ in shapes (_Moves: each moving dimension >= 2, MOVING_KINDS only),
+   and the iterations replayed are written as rows with their own sites, tensor entries and
+   SRAM sizes (_replay_moving), each checked against the bounds first (_safe_iterations).
 
 Functional mode traces every iteration (replay computes values per command). Nested
 ``tl.range`` loops replay at every level: an outer loop's body holds its inner loops' traced and
