@@ -516,21 +516,31 @@ def _replay_moving(b, p: _Plan, R: int) -> None:
     the handles held are moved to their tensors' SRAM addresses."""
     mv = p.moves
     store = b.trace_store
-    rec = store.rows(*p.cmds)  # B's rows: (site, src0, src1, src2)
-    out = np.empty((R, len(rec), 4), np.int64)
-    out[:] = rec
-    step = np.arange(1, R + 1, dtype=np.int64) * p.D
-    out[:, :, 1:] += step[:, None, None] * p.shift.astype(np.int64)[None]
+    b0, b1 = p.cmds
+    n = b1 - b0
+    store.flush()
+    rec = store.rows(b0, b1)  # B's rows: (site, src0, src1, src2)
+    shift = p.shift.astype(np.int64)
+    # B as the store keeps it: traced rows, and the tilings of its inner loops' replays, which
+    # each copy keeps as tilings of its own rows (whose sites are the copy's), not as rows
+    parts = store.layout(b0, b1) or [(b0, b1, None)]
     sites = rec[:, 0].copy()
     starts = [p.top, p.top + p.S]  # SRAM top where iterations B, B + 1, ... start
     entries = []
     for m in range(1, R + 1):
         mv.sites(store.table, m, sites)
-        out[m - 1, :, 0] = sites
+        for x, y, k in parts:
+            if k is None:
+                r = rec[x - b0:y - b0].copy()
+                r[:, 0] = sites[x - b0:y - b0]
+                r[:, 1:] += shift[x - b0:y - b0] * (m * p.D)
+                store.pending.extend(r)
+                store.replayed += y - x
+            else:
+                ta, tz, tR, tD, tshift, loop = store.tiling(k)
+                store.append_tiled(ta + m * n, tz + m * n, tR, tD, tshift, loop)
         entries += mv.entries(b, m)
         starts.append(starts[-1] + int(mv.sizes(m).sum()))
-    store.pending.extend(out.reshape(-1, 4))
-    store.replayed += out.shape[0] * out.shape[1]
     b.tensors.tail.extend(entries)
     b.skip_sram(starts[-1] - starts[1])  # (within the bound: _safe_iterations)
     if b._acc is not None:  # (for the loops around this one: as _replay)

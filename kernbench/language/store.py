@@ -336,6 +336,37 @@ class TraceStore:
         cur[2] += len(tiled)
         self.n = hi
 
+    def layout(self, a: int, z: int) -> list | None:
+        """How the current program's flushed rows a..z are kept, in order: ``(x, y, None)`` for
+        traced rows x..y, ``(x, y, k)`` for the copies x..y of tiling k (``tiling(k)``), whose
+        body lies in a..z too; None when they do not cover a..z so (a tiling reaching out of
+        it). tl.range's replay of a body whose shapes move copies it part by part
+        (kernbench.language.loops._replay_moving)."""
+        start, b0, t0 = self._program
+        out = []
+        for lo, hi, _ in self._bounds[b0:]:
+            if hi > a and lo < z:
+                out.append((max(lo, a), min(hi, z), None))
+        for k in range(t0, len(self._tiles)):
+            ta, tz, lo, R = self._tiles[k][:4]
+            hi = lo + R * (tz - ta)
+            if hi > a and lo < z:
+                if lo < a or hi > z or ta < a:
+                    return None
+                out.append((lo, hi, k))
+        out.sort()
+        at = a
+        for x, y, _ in out:
+            if x != at:
+                return None
+            at = y
+        return out if at == z else None
+
+    def tiling(self, k: int) -> tuple:
+        """Tiling k as append_tiled took it: (a, z, R, D, shift, loop)."""
+        a, z, _, R, D, shift, _ = self._tiles[k]
+        return a, z, R, D, shift, self._loops[k]
+
     def _source(self) -> "_replay.CommandSource":
         return _replay.CommandSource(self.n, [(lo, hi) for lo, hi, _ in self._bounds],
                                      self._commands[:self._n_lit], self._tiles)
