@@ -199,10 +199,16 @@ def nested(x_ptr, o_ptr, n, *, tl):
 
 def test_nested_exact():
     args = lambda ctx: (ctx.empty((2048, 32), "f32"), ctx.empty((5 * R, 32), "f32"), 9)  # noqa: E731
-    _, ran = _exact(nested, args)
+    on, ran = _exact(nested, args)
     # the outer loop traced its iterations 0, 1, 2 and 4; each traced its moving loop's 0, 1,
     # 2 and 8 (the rest replayed)
     assert ran == [(g, i) for g in (0, 1, 2, 4) for i in (0, 1, 2, 8)]
+    # The innermost loop (6 steps: 0, 1, 2, 5 traced) is one tiling of 2 copies in each of the
+    # moving loop's iterations, the 5 replayed ones included (each copy keeps its inner loop's
+    # tiling, of its own rows): 9 per traced outer iteration, 36, and the outer loop's own
+    # tiling of its iteration 3.
+    tiles = on.program.compact.tiles
+    assert len(tiles) == 4 * 9 + 1 and sorted(t[3] for t in tiles) == [1] + [2] * 36
 
 
 def test_two_pes_and_replay_first():
