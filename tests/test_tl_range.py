@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from replay_helpers import assert_same_launch
 
 from kernbench.common.errors import KernelError
 from kernbench.language import loops, store
@@ -27,20 +28,6 @@ def _launch(kernel, args_of, replay, grid=(2, 1), **kw):
     ctx = _ctx()
     args = args_of(ctx)
     return ctx.launch(kernel, grid, *args, mode="timing", replay=replay, record_events=True, **kw)
-
-
-def assert_same_launch(a, b):
-    """Cycles, every counter, peak SRAM, the event record and the program itself."""
-    assert a.cycles == b.cycles
-    for name in ("unit_counters", "link_counters"):
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.tobytes() == y.tobytes(), name
-    assert np.array_equal(a.peak_sram, b.peak_sram)
-    assert a.events.tobytes() == b.events.tobytes()
-    pa, pb = a.program, b.program
-    for f in ("commands", "cmd_offsets", "tensor_bytes", "tensor_pinned", "tensor_offsets"):
-        assert getattr(pa, f).tobytes() == getattr(pb, f).tobytes(), f
-    assert [a.label(i) for i in range(pa.n_commands)] == [b.label(i) for i in range(pb.n_commands)]
 
 
 def _exact(kernel, args_of, grid=(2, 1)):

@@ -6,10 +6,10 @@ the event record and the program, or the error and its message; and traced once 
 mode, which checks every iteration replay skipped."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from replay_helpers import assert_same_launch
 
 from kernbench.common.errors import KernelError
 from kernbench.runtime.context import Context
@@ -35,29 +35,21 @@ def _outcome(kernel, args_of, replay, grid=(1, 1)):
     return out, list(RUNS)
 
 
-def assert_same_launch(a, b):
-    """Cycles, every counter, peak SRAM, the event record and the program itself."""
+def _same(a, b):
+    """Two launches the same (replay_helpers.assert_same_launch), or the same error message."""
     if isinstance(a, str) or isinstance(b, str):
         assert a == b
         return
-    assert a.cycles == b.cycles
-    for name in ("unit_counters", "link_counters"):
-        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
-    assert np.array_equal(a.peak_sram, b.peak_sram)
-    assert a.events.tobytes() == b.events.tobytes()
-    pa, pb = a.program, b.program
-    for f in ("commands", "cmd_offsets", "tensor_bytes", "tensor_pinned", "tensor_offsets"):
-        assert getattr(pa, f).tobytes() == getattr(pb, f).tobytes(), f
-    assert [a.label(i) for i in range(pa.n_commands)] == [b.label(i) for i in range(pb.n_commands)]
+    assert_same_launch(a, b)
 
 
 def _exact(kernel, args_of, grid=(1, 1)):
     """Replay equals full tracing, and verify mode finds nothing: the iterations replay ran."""
     off, _ = _outcome(kernel, args_of, "off", grid)
     on, ran = _outcome(kernel, args_of, "on", grid)
-    assert_same_launch(off, on)
+    _same(off, on)
     ver, _ = _outcome(kernel, args_of, "verify", grid)
-    assert_same_launch(off, ver)
+    _same(off, ver)
     return on, ran
 
 
@@ -285,6 +277,6 @@ def test_generated_moving_bodies_exact(ops, w0, step, n, rows):
     args = lambda ctx: (ctx.empty((rows, 32), "f32"), ctx.empty((R, 32), "f32"))  # noqa: E731
     off, _ = _outcome(kern, args, "off")
     on, _ = _outcome(kern, args, "on")
-    assert_same_launch(off, on)
+    _same(off, on)
     ver, _ = _outcome(kern, args, "verify")
-    assert_same_launch(off, ver)
+    _same(off, ver)

@@ -439,31 +439,18 @@ def handles_alike(list track, Py_ssize_t sa, Py_ssize_t sb, Py_ssize_t n, D,
     """tl.range's proof on the handles iterations A and B made (``track[sa:sa + n]`` and
     ``track[sb:sb + n]``, one by one): every pair of which one is still held elsewhere has the
     same type (a transposed view or not) and shape, and B's ``id`` is A's plus ``D`` if A's is
-    at least ``lo``, else A's. Raises ValueError if the ranges leave the list."""
-    cdef Py_ssize_t j
-    cdef PyObject* px
-    cdef PyObject* py
-    if sa < 0 or sb < 0 or n < 0 or sa + n > len(track) or sb + n > len(track):
-        raise ValueError("handles_alike: ranges outside the list")
-    for j in range(n):
-        px = PyList_GET_ITEM(track, sa + j)
-        py = PyList_GET_ITEM(track, sb + j)
-        if _refcount(px) == 1 and _refcount(py) == 1:
-            continue
-        x = <object> px
-        y = <object> py
-        if type(x) is not type(y) or x.shape != y.shape:
-            return False
-        if y.id - x.id != (D if x.id >= lo else 0):
-            return False
-    return True
+    at least ``lo``, else A's (:func:`handles_moving` finds no shape moving). Raises ValueError
+    if the ranges leave the list."""
+    moved = handles_moving(track, sa, sb, n, D, lo)
+    return moved is not None and not moved
 
 
 def handles_moving(list track, Py_ssize_t sa, Py_ssize_t sb, Py_ssize_t n, D, lo):
-    """:func:`handles_alike` for a body whose shapes may move (tl.range(..., shapes_move=True)):
-    the pairs of which one is still held elsewhere have the same type and B's ``id`` is A's
-    plus ``D`` if A's is at least ``lo``, else A's; their shapes may differ. Then the list of
-    ``(j, A's shape, B's shape)`` of the held pairs whose shapes differ (the caller checks
+    """tl.range's proof on the handles iterations A and B made (``track[sa:sa + n]`` and
+    ``track[sb:sb + n]``, one by one): every pair of which one is still held elsewhere has the
+    same type (a transposed view or not), and B's ``id`` is A's plus ``D`` if A's is at least
+    ``lo``, else A's. Then the list of ``(j, A's shape, B's shape)`` of those pairs whose
+    shapes differ (a body whose shapes move, tl.range(..., shapes_move=True): the caller checks
     that they move by a step), else None. Raises ValueError if the ranges leave the list."""
     cdef Py_ssize_t j
     cdef PyObject* px
