@@ -164,6 +164,23 @@ def test_causal_phases_on_one_diagonal_block_replay_with_their_shapes_moving(mon
         [b.label(i) for i in range(b.program.n_commands)]
 
 
+@pytest.mark.parametrize("n, S, bq, bkv", [(2, 64, 4, 32), (3, 128, 4, 32), (4, 96, 8, 48),
+                                           (2, 160, 4, 80), (5, 64, 2, 16)])
+def test_causal_runs_keep_the_contract(n, S, bq, bkv):
+    """Verify mode traces each launch with replay and in full and checks every phase a run
+    replayed (its commands, tensors and addresses): the kernel's runs keep shapes_move's
+    contract whatever the ranks and blocks (one K/V block a chunk or several; G = 32, d = 64:
+    the o tiles are past KNOWN_FILL_MAX, so runs replay)."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": max(n, 2)})
+    ctx.install_sfr("pe")
+    qp, kp, vp = (ctx.shard(np.zeros((n, S, h, 64), np.float16), axis=0, over="pe", parts=n)
+                  for h in (64, 2, 2))
+    o = ctx.empty((S, 64, 64), "f16")
+    traced = ctx.trace(attention_mesh_kv_kernel, (n, 1), qp, kp, vp, o, S, S, 64, 2, 64, n, 0, bq, bkv,
+                       causal=True, replay="verify")
+    assert traced.replayed_rows > 0
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4])
 def test_causal_zigzag_balances_the_ranks(n):
     _, r, _, _ = _launch(n, 64, 2, 1, 32, 8, 16, causal=True)
