@@ -85,6 +85,30 @@ def test_moving_body_exact_and_replayed(n, w0, step):
     assert ran == [0, 1, 2, n - 1]
 
 
+def held_past_the_loop(x_ptr, o_ptr, n, *, tl):
+    """replay_last: no iteration traced after the replayed ones, so the handles held after the
+    loop (one of the last iteration, one of the one before: ``older, last = last, x``) are
+    the ones replay moved on, their shapes with them."""
+    q = tl.load(x_ptr, shape=(R, 32))
+    older = last = q
+    for i in tl.range(0, n, replay_last=True, shapes_move=True):
+        RUNS.append(i)
+        k = tl.load(x_ptr + 64 * i * F32, shape=(4 + 4 * i, 32))
+        older, last = last, tl.exp(tl.dot(q, tl.trans(k)))
+    tl.store(o_ptr, tl.sum(last, axis=1))
+    tl.store(o_ptr, tl.sum(older, axis=1))
+    tl.store(o_ptr, last)  # (R, 4 + 4 * (n - 1)): its shape is the last iteration's
+
+
+def test_handles_held_past_the_loop_have_the_last_iterations_shapes():
+    """(A review found the shapes of the handles held left at B's: the loop that owns the
+    tracking list had dropped it before replaying.)"""
+    args = lambda ctx: (ctx.empty((4096, 32), "f32"), ctx.empty((R, 256), "f32"), 12)  # noqa: E731
+    on, ran = _exact(held_past_the_loop, args)
+    assert ran == [0, 1, 2]
+    assert on.label(on.program.n_commands - 1).startswith("store (8,48) f32")
+
+
 def test_without_the_keyword_a_moving_body_is_traced():
     def plain(x_ptr, o_ptr, n, w0, step, *, tl):
         q = tl.load(x_ptr, shape=(R, 32))

@@ -162,7 +162,7 @@ class _Moves:
     (``groups``: row positions, B's key, the step of each component), its tensors' entries
     (``ent``: (tensor index, B's shape, dtype, step)) and so their SRAM sizes (``size``: B's,
     aligned), its loads' and stores' shapes (``acc``) and its transposed views' (``trans``),
-    a step each or None."""
+    a step each or None, and the handles held whose shapes move (``held``: id -> step)."""
 
     __slots__ = ("groups", "body", "ent", "size", "acc", "trans", "views", "held", "track")
 
@@ -384,6 +384,13 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     # every handle made in A and B naming a tensor made from iteration 0 on (a view of an older
     # one stays) and still held somewhere, as replay moves the operands
     p.handles = live_handles(b._track, sa[4], lo) if b._track is not None else []
+    if mv is not None and mv.held:
+        # each held handle whose shape moves, by its place among A's and B's handles (found
+        # here: the loop that owns the tracking list drops it before replaying)
+        a, n = mv.track
+        place = {id(h): (q - a) % n for q, h in enumerate(b._track[a:a + 2 * n], a)}
+        mv.held = {id(h): mv.held[place[id(h)]] for h in p.handles
+                   if place.get(id(h)) in mv.held}
     # A handle still held from before A (iteration 0) naming a tensor of the loop's: a value
     # kept from iteration 0 (`first = x`), or one two iterations old (`older, last = last, x`),
     # neither of which replay moves on. The traced last iteration puts the second right (its
@@ -559,17 +566,13 @@ def _replay_moving(b, p: _Plan, R: int) -> None:
                 b.transposed.add_run(first + m * p.D, dims, _moved(shape, ds, m))
     # The handles held: each names its tensor R iterations on (an id R * D further), at the
     # SRAM address that tensor has there (sizes move, so not R * S further)
-    where = {}
-    if mv.held and b._track is not None:  # (each held handle's place among A's and B's)
-        a, n = mv.track
-        where = {id(h): (q - a) % n for q, h in enumerate(b._track[a:a + 2 * n], a)}
     for h in p.handles:
         i, j = divmod(h.id - b.base - p.t_b, p.D)  # its tensor's iteration (B's: 0) and index
         m = i + R
         start = starts[m] if m >= 0 else p.top - sum(int(mv.sizes(k).sum()) for k in range(m, 0))
         h.addr = start + int(mv.sizes(m)[:j].sum())
         h.id += R * p.D
-        d = mv.held.get(where.get(id(h)))
+        d = mv.held.get(id(h))
         if d is not None:  # its shape moves: the entry's own tuple when it is its buffer's
             shape = _moved(h.shape, d, R)
             e = b.tensors.entry(h.id - b.base)
