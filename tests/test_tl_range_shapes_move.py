@@ -109,6 +109,45 @@ def test_handles_held_past_the_loop_have_the_last_iterations_shapes():
     assert on.label(on.program.n_commands - 1).startswith("store (8,48) f32")
 
 
+def view_of_a_tensor_before_the_loop(x_ptr, o_ptr, n, *, tl):
+    """A view (timing mode: its element count need not be its buffer's) of a tensor from
+    before the loop, whose shape moves and which is held past it: replay keeps its id and
+    moves its shape."""
+    big = tl.load(x_ptr, shape=(64, 32), stride=256)
+    for i in tl.range(0, n, shapes_move=True, replay_last=True):
+        RUNS.append(i)
+        v = tl.reshape(big, (4 + 2 * i, 32))
+        tl.store(o_ptr + i * F32, tl.sum(v, axis=1))
+    tl.store(o_ptr + 300 * F32, tl.sum(v, axis=1))  # (22, 32) at n = 10
+
+
+def test_a_view_of_a_tensor_before_the_loop_moves_its_shape():
+    """(A review found it left at iteration B's shape.)"""
+    args = lambda ctx: (ctx.empty((64, 256), "f32"), ctx.empty((64, 256), "f32"), 10)  # noqa: E731
+    on, ran = _exact(view_of_a_tensor_before_the_loop, args)
+    assert ran == [0, 1, 2]
+    assert "sum-reduce (22,32)" in on.label(on.program.n_commands - 2)
+
+
+def concave(x_ptr, o_ptr, gn, *, tl):
+    """A moving loop inside another: a tile without stride= whose two dimensions move in
+    opposite ways, (2 + i) x (30 - i), reaches furthest at i = 14, not at either end. The loop
+    around it bounds the inner loop's accesses by its first and last replayed ones, so such a
+    tile is not moved (traced): outer iteration 5's load past the allocation is found there."""
+    for g in tl.range(0, gn, replay_last=True):
+        for i in tl.range(0, 20, shapes_move=True):
+            x = tl.load(x_ptr + g * F32, shape=(2 + i, 30 - i))
+            tl.store(o_ptr, tl.sum(tl.sum(x, axis=1), axis=0))
+
+
+def test_a_footprint_not_linear_in_the_index_is_traced():
+    """(A review found replay missing outer iteration 5's error, or reporting iteration 7's.)"""
+    args = lambda ctx: (ctx.empty((260,), "f32"), ctx.empty((1, 1), "f32"), 8)  # noqa: E731
+    off, _ = _outcome(concave, args, "off")
+    assert isinstance(off, str) and "load of (16,16) f32 at byte offset 20 runs outside" in off
+    _exact(concave, args)
+
+
 def test_without_the_keyword_a_moving_body_is_traced():
     def plain(x_ptr, o_ptr, n, w0, step, *, tl):
         q = tl.load(x_ptr, shape=(R, 32))

@@ -164,7 +164,8 @@ class _Moves:
     aligned), its loads' and stores' shapes (``acc``) and its transposed views' (``trans``),
     a step each or None, and the handles held whose shapes move (``held``: id -> step)."""
 
-    __slots__ = ("groups", "body", "ent", "size", "acc", "trans", "views", "held", "track")
+    __slots__ = ("groups", "body", "ent", "size", "acc", "trans", "views", "held", "track",
+                 "views_before")
 
     def sites(self, table, m: int, out: np.ndarray) -> None:
         """Write the sites of iteration B + m into ``out`` (a copy of B's rows' sites)."""
@@ -246,7 +247,7 @@ def _moves(b, sa: tuple, sb: tuple, se: tuple, D: int, S: int):
     mv = _Moves()
     mv.groups, mv.body, mv.ent, mv.size = groups, eb, ent, size_b
     mv.acc = mv.trans = mv.views = None  # (_plan: with the loads, views and handles it compares)
-    mv.held, mv.track = {}, (0, 1)
+    mv.held, mv.track, mv.views_before = {}, (0, 1), []
     return mv
 
 
@@ -307,7 +308,10 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
             return None
         if x[2] != y[2]:
             d = _delta(x[2], y[2]) if mv is not None else None
-            if d is None:
+            if d is None or (x[3] is None and sum(k != 0 for k in d) > 1):
+                # (a tile without stride= whose dimensions move two at once: its footprint,
+                # their product, is not linear in the index, and the loops around this one
+                # bound its accesses by the first and last replayed: traced instead)
                 return None
             acc_moves.append(d)
         else:
@@ -341,6 +345,11 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
                     return None
                 mv.held[j] = d
             mv.track = (sa[4], sb[4] - sa[4])
+            # a view of a tensor from before the loop whose shape moves (timing mode lets a
+            # view's element count differ from its buffer's): replay keeps its id but moves
+            # its shape (either of A's and B's; moving one nothing holds changes nothing)
+            mv.views_before = [(b._track[q + j], d) for j, d in mv.held.items()
+                               for q in (sa[4], sb[4]) if b._track[q + j].id < lo]
         elif not handles_alike(b._track, sa[4], sb[4], sb[4] - sa[4], D, lo):
             return None
     # the transposed views A and B made (tl.trans of a plain view: the registry a transposed
@@ -577,6 +586,8 @@ def _replay_moving(b, p: _Plan, R: int) -> None:
             shape = _moved(h.shape, d, R)
             e = b.tensors.entry(h.id - b.base)
             h.shape = e[0] if e[0] == shape else shape
+    for h, d in mv.views_before:
+        h.shape = _moved(h.shape, d, R)
 
 
 def _move_handles(handles: list, D: int, S: int) -> None:
