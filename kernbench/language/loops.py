@@ -606,10 +606,10 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
     n_rows = p.cmds[1] - p.cmds[0]
     mv = p.moves
     S = p.S if mv is None else int(mv.sizes(m).sum())
-    if e[0] - s[0] != p.D or e[1] - s[1] != n_rows or e[2] - s[2] != S:
+    if e[0] - s[0] != p.D or e[1] - s[1] != n_rows:
         why = (f"it makes {e[0] - s[0]} tensors in {e[1] - s[1]} commands "
                f"({e[2] - s[2]} SRAM bytes), the replayed body {p.D} in {n_rows} ({S})")
-    else:
+    else:  # (SRAM bytes that differ: after the commands, which name the shape that does)
         if p.rows is None:
             p.rows = store.rows(*p.cmds)
         got = store.rows(s[1], e[1])
@@ -630,6 +630,8 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
                    f"on {tuple(int(x) for x in want[j, 1:])}")
         elif b.tensors.span(s[0], e[0]) != (p.tensors if mv is None else mv.entries(b, m)):
             why = "its tensors differ in shape or dtype from the replayed body's"
+        elif e[2] - s[2] != S:
+            why = f"its tensors take {e[2] - s[2]} SRAM bytes, the replayed body's {S}"
         elif e[5] - s[5] != len(p.acc):
             why = f"it makes {e[5] - s[5]} loads and stores, the replayed body {len(p.acc)}"
         else:
@@ -648,7 +650,9 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
                 if sh != sh0 or st != st0:
                     why = (f"its load/store #{j} of {x.name!r} has shape {sh} and stride {st}, the "
                            f"replayed body's shape {sh0} and stride {st0}: a tl.range body keeps its "
-                           f"tiles' shapes and strides; only their offsets may move with the index")
+                           f"tiles' shapes and strides; only their offsets may move with the index"
+                           + (" (and, with shapes_move=True, their shapes by a constant step)"
+                              if mv is not None else ""))
                     break
     if why is not None:
         # an inner loop's iteration repeats in every iteration of the loops around it: name those
