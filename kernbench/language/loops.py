@@ -165,7 +165,7 @@ class _Moves:
     a step each or None, and the handles held whose shapes move (``held``: id -> step)."""
 
     __slots__ = ("groups", "body", "ent", "size", "acc", "trans", "views", "held", "track",
-                 "views_before")
+                 "views_before", "sized")
 
     def sites(self, table, m: int, out: np.ndarray) -> None:
         """Write the sites of iteration B + m into ``out`` (a copy of B's rows' sites)."""
@@ -186,6 +186,14 @@ class _Moves:
         for j, shape, dtype, d in self.ent:
             size[j] = _aligned(semantic.numel(_moved(shape, d, m)) * ITEMSIZE[dtype])
         return size
+
+    def total(self, m: int) -> int:
+        """The SRAM bytes iteration B + m takes (kept: the bounds, replay and verify ask for
+        the same iterations)."""
+        t = self.sized.get(m)
+        if t is None:
+            t = self.sized[m] = int(self.sizes(m).sum())
+        return t
 
     def fits(self, b, m: int) -> bool:
         """Are the shapes of iteration B + m within the builder's bounds: every dimension that
@@ -247,7 +255,7 @@ def _moves(b, sa: tuple, sb: tuple, se: tuple, D: int, S: int):
     mv = _Moves()
     mv.groups, mv.body, mv.ent, mv.size = groups, eb, ent, size_b
     mv.acc = mv.trans = mv.views = None  # (_plan: with the loads, views and handles it compares)
-    mv.held, mv.track, mv.views_before = {}, (0, 1), []
+    mv.held, mv.track, mv.views_before, mv.sized = {}, (0, 1), [], {}
     return mv
 
 
@@ -453,7 +461,7 @@ def _safe_iterations(b, p: _Plan, want: int) -> int:
         # shapes move: each iteration checked in turn, its sizes, shapes and accesses
         top = b.sram_top
         for m in range(1, safe + 1):
-            top += int(p.moves.sizes(m).sum())
+            top += p.moves.total(m)
             if top > SRAM_TOP_MAX or not p.moves.fits(b, m) or not _accesses_fit(p, m):
                 return m - 1
         return safe
@@ -556,7 +564,7 @@ def _replay_moving(b, p: _Plan, R: int) -> None:
                 ta, tz, tR, tD, tshift, loop = store.tiling(k)
                 store.append_tiled(ta + m * n, tz + m * n, tR, tD, tshift, loop)
         entries += mv.entries(b, m)
-        starts.append(starts[-1] + int(mv.sizes(m).sum()))
+        starts.append(starts[-1] + mv.total(m))
     b.tensors.tail.extend(entries)
     b.skip_sram(starts[-1] - starts[1])  # (within the bound: _safe_iterations)
     if b._acc is not None:  # (for the loops around this one: as _replay)
@@ -575,11 +583,15 @@ def _replay_moving(b, p: _Plan, R: int) -> None:
                 b.transposed.add_run(first + m * p.D, dims, _moved(shape, ds, m))
     # The handles held: each names its tensor R iterations on (an id R * D further), at the
     # SRAM address that tensor has there (sizes move, so not R * S further)
+    offsets: dict = {}  # iteration -> its tensors' offsets from its start (the last two, mostly)
     for h in p.handles:
         i, j = divmod(h.id - b.base - p.t_b, p.D)  # its tensor's iteration (B's: 0) and index
         m = i + R
-        start = starts[m] if m >= 0 else p.top - sum(int(mv.sizes(k).sum()) for k in range(m, 0))
-        h.addr = start + int(mv.sizes(m)[:j].sum())
+        if m not in offsets:
+            size = mv.sizes(m)
+            offsets[m] = np.cumsum(size) - size
+        start = starts[m] if m >= 0 else p.top - sum(mv.total(k) for k in range(m, 0))
+        h.addr = start + int(offsets[m][j])
         h.id += R * p.D
         d = mv.held.get(id(h))
         if d is not None:  # its shape moves: the entry's own tuple when it is its buffer's
@@ -605,7 +617,7 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
     why = None
     n_rows = p.cmds[1] - p.cmds[0]
     mv = p.moves
-    S = p.S if mv is None else int(mv.sizes(m).sum())
+    S = p.S if mv is None else mv.total(m)
     if e[0] - s[0] != p.D or e[1] - s[1] != n_rows:
         why = (f"it makes {e[0] - s[0]} tensors in {e[1] - s[1]} commands "
                f"({e[2] - s[2]} SRAM bytes), the replayed body {p.D} in {n_rows} ({S})")
