@@ -4,7 +4,7 @@ priority come out in the order they were pushed, which makes every run determini
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernbench._core._heap import _selftest_order
+from kernbench._core._heap import _selftest_ops, _selftest_order
 
 
 def _expected(items):
@@ -43,3 +43,35 @@ def test_random_pushes(items):
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 2)), max_size=200))
 def test_random_pushes_with_many_ties(items):
     assert _selftest_order(items) == _expected(items)
+
+
+def _model(ops):
+    # a sorted list of (time, prio, push number): what every pop must return
+    live, out, idx = [], [], 0
+    for op in ops:
+        if op is None:
+            if live:
+                live.sort()
+                out.append(live.pop(0)[2])
+        else:
+            live.append((op[0], op[1], idx))
+            idx += 1
+    return out + [e[2] for e in sorted(live)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.tuples(st.integers(0, 40), st.integers(0, 2))), max_size=400))
+def test_pushes_and_pops_interleaved(ops):
+    # the engine pushes while it pops (an event's handler schedules the next): every pop is the
+    # smallest (time, prio, push order) then in the heap, at every size the 4-ary sift reaches
+    assert _selftest_ops(ops) == _model(ops)
+
+
+def test_interleaved_deep_heap():
+    # thousands live at once (sift-down through 5+ levels of four children), with ties
+    ops = []
+    for i in range(6000):
+        ops.append(((i * 7919) % 97, i % 3))
+        if i % 3 == 2:
+            ops.append(None)
+    assert _selftest_ops(ops) == _model(ops)

@@ -110,3 +110,27 @@ def _selftest_order(list items):
         return out
     finally:
         heap_free(&h)
+
+
+def _selftest_ops(list ops):
+    """Run ``ops``, each (time, prio) to push (the event numbered by its push) or None to pop:
+    returns the popped events' numbers in order, then the rest as the heap empties (for tests:
+    pushes and pops interleaved, as the engine makes them)."""
+    cdef EventHeap h
+    cdef Event ev
+    cdef int idx = 0
+    heap_init(&h, 4)
+    try:
+        out = []
+        for op in ops:
+            if op is None:
+                if heap_pop(&h, &ev):
+                    out.append(ev.obj)
+            else:
+                heap_push(&h, op[0], op[1], 0, idx, 0)
+                idx += 1
+        while heap_pop(&h, &ev):
+            out.append(ev.obj)
+        return out
+    finally:
+        heap_free(&h)
