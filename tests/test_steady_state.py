@@ -316,7 +316,8 @@ def _bodies(program):
 
 
 def _regions(program):
-    return api._steady_regions(_bodies(program), program)
+    units = np.ascontiguousarray(program.commands["unit"], np.uint8)
+    return api._steady_regions(_bodies(program), program, units)
 
 
 def test_regions_repeat_exactly():
@@ -331,9 +332,16 @@ def test_regions_repeat_exactly():
     assert len(table) >= 8 and np.all(np.diff(table[:, 1]) > 0)  # one per (PE, ring step) at least
     assert np.array_equal(pe_off, np.searchsorted(table[:, 0], np.arange(MESH8.n_pes + 1)))
     t_off = program.tensor_offsets
-    for pe, c0, n, iters, t0, made, dlo, f0, f1 in table.tolist():
+    for pe, c0, n, iters, t0, made, dlo, f0, f1, mid in table.tolist():
         assert program.cmd_offsets[pe] <= c0 and c0 + n * iters <= program.cmd_offsets[pe + 1]
         body = c[c0:c0 + n]
+        # the middle trigger: on the first command's unit, the nearest such to n // 2; else 0
+        on_unit = np.flatnonzero(body["unit"][1:] == body["unit"][0]) + 1
+        if len(on_unit):
+            assert 0 < mid < n and body["unit"][mid] == body["unit"][0]
+            assert abs(mid - n // 2) == np.abs(on_unit - n // 2).min()
+        else:
+            assert mid == 0
         fx = set(fixed[f0:f1].tolist())
         for i in range(1, iters):
             it = c[c0 + i * n:c0 + (i + 1) * n]
@@ -700,3 +708,47 @@ def test_the_causal_prefill_on_a_line_of_cubes_jumps():
     off, on = _both(traced, MESH8)
     assert_same(off, on)
     assert on.steady_commands > 0
+
+
+MESH64 = load_hw("mesh64")
+
+
+@pytest.mark.parametrize("name,hw,context,causal", [
+    ("single_user_prefill", MESH8, 8192, True),
+    ("multi_user_prefill", MESH8, 16384, True),
+    ("multi_user_prefill", MESH64, 4096, True),
+    ("single_user_prefill", MESH8, 8192, False),
+    ("multi_user_prefill", MESH64, 4096, False),
+], ids=["causal-1cube", "causal-8cubes", "causal-64cubes", "plain-1cube", "plain-64cubes"])
+def test_the_middle_trigger_never_jumps_less(monkeypatch, name, hw, context, causal):
+    """The engine also snapshots the middles of a loop's iterations 0 and 1 (RG_MID,
+    _engine Sim._ff_middle) and jumps from 1.5 when they repeat and the jump is at least
+    ITERS - 3 iterations. Timed with the middles (api._mid_trigger) and with the starts only
+    (it answering 0): the same results, and never fewer commands jumped."""
+    traced = _trace_panel(name, hw, context=context, causal=causal)
+    both = traced.time(hw).engine
+    monkeypatch.setattr(api, "_mid_trigger", lambda units, c0, n: 0)
+    traced._prepared.clear()  # (the region table is kept with the engine's tables)
+    starts = traced.time(hw).engine
+    assert_same(starts, both)
+    assert both.steady_commands >= starts.steady_commands
+
+
+def test_a_loop_repeating_from_its_first_middle_jumps_from_there():
+    """Causal prefill on one cube at 8K: each PE's stream is one region, its 8 K/V groups (the
+    loop replays groups 2 .. 7 and its runs start at group 0, _tiled_runs). Group 0 starts on
+    an idle machine, so the states at the starts of groups 1 and 2 are the first starts that
+    repeat: a jump from 2 whose windows end in group 2 takes 8 - 1 - 2 = 5 groups. The states
+    at the middles of groups 0 and 1 already repeat, with every PE's window ending in group 1:
+    a jump from 1.5 takes 8 - 1 - 1 = 6 groups (>= 8 - 3), 6/8 of the commands, and only the
+    first 1.5 groups and the last half run."""
+    traced = _trace_panel("single_user_prefill", MESH8, context=8192, causal=True)
+    p = traced.program
+    table, _, _ = api._steady_regions(api._steady_bodies(None, p.compact, p.cmd_offsets), p,
+                                      np.zeros(p.n_commands, np.uint8))
+    working = np.flatnonzero(np.diff(p.cmd_offsets))
+    assert table[:, 0].tolist() == working.tolist() and (table[:, 3] == 8).all()  # one run each
+    assert (table[:, 1] == p.cmd_offsets[working]).all() and (table[:, 2] * 8 == np.diff(p.cmd_offsets)[working]).all()
+    off, on = _both(traced, MESH8)
+    assert_same(off, on)
+    assert on.steady_commands * 8 == p.n_commands * 6

@@ -127,7 +127,8 @@ cdef enum:
     RG_DLO = 6           # <= 0: a shifted operand reads at most -DLO iterations back
     RG_F0 = 7            # its fixed operand tensors: rg_fixed[F0:F1]
     RG_F1 = 8
-    RG_COLS = 9
+    RG_MID = 9           # 0 < MID < N: the middle trigger's offset in an iteration (_ff_next), else 0
+    RG_COLS = 10
 
 cdef enum:
     COPY_COLS = 6        # a jump's start/end copy: unit, q, e, k, dq, delta (apply_copies)
@@ -282,7 +283,7 @@ cdef class Sim:
     cdef const int32_t[::1] t_readers0   # every tensor's reader count before the run
     cdef int32_t ff_flag                 # the trigger command was issued: snapshot after the event
     cdef int64_t ff_fired                # that command
-    cdef int64_t ff_trig                 # trigger: the reference PE's next iteration start
+    cdef int64_t ff_trig                 # trigger: the reference PE's next iteration start or middle (_ff_next)
     cdef int64_t ff_trig_rg              # its region
     cdef int64_t* ff_reg                 # per PE: its region at the snapshot, -1 if none
     cdef int64_t* ff_lo                  # per PE: window of iterations [lo, hi] at the snapshot
@@ -290,6 +291,8 @@ cdef class Sim:
     cdef uint8_t* ff_idle                # per PE: every unit done (nothing on it can change again)
     cdef FFBuf ff_cur                    # the snapshot being taken
     cdef FFBuf ff_ring[FF_KEEP]          # the last FF_KEEP snapshots (ff_ring[(ff_at - j) % FF_KEEP])
+    cdef FFBuf ff_mid                    # the snapshot at iteration 0's middle (_ff_next), if ff_mid_k == 0
+    cdef int64_t ff_mid_k                # 0: ff_mid holds iteration 0's middle; -1: none
     cdef FFBuf ff_tmp                    # scratch: sorted events, ring rotations, tensor windows
     cdef FFBuf ff_copies                 # the jumps' start/end copies, COPY_COLS each (apply_copies)
     cdef int32_t ff_n                    # snapshots in the ring
@@ -410,6 +413,8 @@ cdef class Sim:
         self.n_done = 0
         self.ff_trig = -1
         if regions is not None and len(regions) and not self.hw.packet_detail:
+            if regions.shape[1] != RG_COLS:
+                raise ValueError(f"Sim: the region table has {regions.shape[1]} columns, expected {RG_COLS} (RG_*)")
             self._ff_init(regions, region_pe_off, region_fixed, t_readers)
 
     def __dealloc__(self):
@@ -435,11 +440,12 @@ cdef class Sim:
         self.ff_reg = self.ff_lo = self.ff_hi = NULL
         self.ff_idle = NULL
         free(self.ff_cur.p)
+        free(self.ff_mid.p)
         free(self.ff_tmp.p)
         free(self.ff_copies.p)
         free(self.cmd_blk)
         self.cmd_blk = NULL
-        self.ff_cur.p = self.ff_tmp.p = self.ff_copies.p = NULL
+        self.ff_cur.p = self.ff_mid.p = self.ff_tmp.p = self.ff_copies.p = NULL
         for i in range(FF_KEEP):
             free(self.ff_ring[i].p)
             self.ff_ring[i].p = NULL
@@ -710,9 +716,23 @@ cdef class Sim:
             for r in range(self.rg_pe_off[p], self.rg_pe_off[p + 1]):
                 if self.rg[r, RG_ITERS] >= 2:
                     self.ff_trig_rg = r
-                    self.ff_trig = self.rg[r, RG_C0] + self.rg[r, RG_N]
+                    self.ff_trig = self._ff_next(r, -1)
                     self.ff_stride = 1
                     return
+
+    cdef inline int64_t _ff_next(self, int64_t r, int64_t fired) noexcept nogil:
+        # The reference PE's trigger after command `fired` of region r (-1: none yet): the start
+        # of each iteration from the second (_steady), and when the region has a middle (command
+        # RG_MID of an iteration, on its first command's unit, so that the triggers issue in
+        # order) the middles of iterations 0 and 1 before them (_ff_middle).
+        cdef int64_t c0 = self.rg[r, RG_C0], n = self.rg[r, RG_N], mid = self.rg[r, RG_MID], k
+        if fired < 0:
+            self.ff_mid_k = -1
+            return c0 + mid if mid > 0 else c0 + n
+        k = (fired - c0) // n
+        if fired == c0 + k * n and mid > 0 and k <= 1:
+            return fired + mid
+        return c0 + (k + 1) * n
 
     cdef inline int64_t _ff_region(self, int32_t pe, int64_t c) noexcept nogil:
         # the region of PE pe holding command c, -1 if none (regions of a PE are disjoint)
@@ -760,15 +780,17 @@ cdef class Sim:
         # a lower bound on a time: any value not after now acts as now
         return t - self.now if t > self.now else 0
 
-    cdef int _ff_snapshot(self, FFBuf* b, int64_t k) noexcept nogil:
-        # b = [now, k, canon length, canon..., raw...]; raw holds what a jump adds to. The parts
+    cdef int _ff_snapshot(self, FFBuf* b, int64_t k, int64_t j) noexcept nogil:
+        # b = [now, k, canon length, canon..., raw...], taken as the reference PE starts command
+        # j of its iteration k; raw holds what a jump adds to. The canon starts with j (two
+        # snapshots at other offsets never match). The parts
         # run in this order (`or`: in sequence; the later ones read what _ff_put_regions sets).
         # Within a part, the values of one statement are joined by `|`, whose order of
         # evaluation C leaves to the compiler: any order, the same in every snapshot of a build,
         # as the canon is only compared with itself; the header and the raw part, read by
         # position, are written in sequence.
         b.n = 0
-        if (_ff_put(b, self.now) or _ff_put(b, k) or _ff_put(b, 0) or self._ff_put_regions(b, k)
+        if (_ff_put(b, self.now) or _ff_put(b, k) or _ff_put(b, 0) or _ff_put(b, j) or self._ff_put_regions(b, k)
                 or self._ff_put_units(b, k) or self._ff_put_dma(b) or self._ff_put_links(b, k)
                 or self._ff_put_heap(b) or self._ff_put_tensors(b)):
             return -1
@@ -1212,6 +1234,46 @@ cdef class Sim:
         self.steady_jumps += 1
         return 0
 
+    cdef int64_t _ff_middle(self, int64_t r, int64_t k, int64_t j) noexcept nogil:
+        # The reference PE is at command j (RG_MID) of iteration k of region r, k = 0 or 1:
+        # snapshot; at iteration 1, compare with iteration 0's and jump if they repeat and the
+        # jump takes m >= ITERS - 3 iterations. Returns the commands jumped, -1: out of memory.
+        #
+        # A loop whose first iteration starts on an idle machine often repeats from its middle
+        # on: from 0.5 and 1.5 rather than from the starts of 1 and 2, and its jump then lands
+        # half an iteration later (8 causal prefill K/V groups on 64 cubes: 2 simulated instead
+        # of 3, docs/benchmarks.md). A PE ahead of the reference by half an iteration or more
+        # shortens m, and a jump from a later start might take more: the starts' first
+        # comparison (_steady) is at iteration 2, and lands at most ITERS - 3 iterations on
+        # (every PE's window ends at 2 or later), so a jump of m >= ITERS - 3 from here never
+        # simulates more than the starts would. Otherwise nothing changes: these two snapshots
+        # are not kept in the ring nor counted as misses, and the starts go on as without them.
+        cdef int64_t delta, m
+        if k == 0:
+            if self._ff_snapshot(&self.ff_mid, 0, j):
+                return -1
+            self.steady_snapshots += 1
+            self.ff_mid_k = 0 if self.ff_reg[self.rg[r, RG_PE]] == r else -1
+            return 0
+        if k != 1 or self.ff_mid_k != 0:
+            return 0
+        self.ff_mid_k = -1
+        if self._ff_snapshot(&self.ff_cur, 1, j):
+            return -1
+        self.steady_snapshots += 1
+        delta = self.now - self.ff_mid.p[0]
+        if (self.ff_reg[self.rg[r, RG_PE]] != r or delta <= 0 or self.ff_mid.p[2] != self.ff_cur.p[2]
+                or memcmp(self.ff_mid.p + 3, self.ff_cur.p + 3, self.ff_mid.p[2] * sizeof(int64_t)) != 0):
+            return 0
+        m = self._ff_periods(self.ff_mid.p, 1, delta)
+        if m <= 0 or m < self.rg[r, RG_ITERS] - 3:
+            return 0
+        if self._ff_jump(self.ff_mid.p, 1, delta, m):
+            return -1
+        self.ff_n = 0
+        self.ff_misses = 0
+        return m * self.rg[r, RG_N]
+
     cdef int _steady(self) noexcept nogil:
         # The reference PE started an iteration: snapshot, compare with the last FF_KEEP, jump
         # when one repeats; then set the next trigger. -1: out of memory.
@@ -1221,14 +1283,19 @@ cdef class Sim:
         # ff_stride-th iteration only, the stride doubling while a snapshot is longer than 16
         # times the heap events since the last one (it then costs about a third of them), and after FF_KEEP snapshots in a row that repeat none before
         # (a loop whose state keeps changing then costs O(log iterations) snapshots). Any two
-        # snapshots compare: P is the iterations between them.
+        # snapshots at one offset compare: P is the iterations between them.
         cdef int64_t r = self.ff_trig_rg, c0 = self.rg[r, RG_C0], n = self.rg[r, RG_N]
         cdef int64_t fired = self.ff_fired, k = (fired - c0) // n, P, delta, m = 0
         cdef int32_t j
         cdef FFBuf* old
         cdef FFBuf swap
-        if k % self.ff_stride == 0:
-            if self._ff_snapshot(&self.ff_cur, k):
+        if fired != c0 + k * n:  # an iteration's middle
+            m = self._ff_middle(r, k, fired - c0 - k * n)
+            if m < 0:
+                return -1
+            fired += m
+        elif k % self.ff_stride == 0:
+            if self._ff_snapshot(&self.ff_cur, k, 0):
                 return -1
             self.steady_snapshots += 1
             if self.ff_reg[self.rg[r, RG_PE]] != r:
@@ -1261,8 +1328,9 @@ cdef class Sim:
                 if self.ff_n < FF_KEEP:
                     self.ff_n += 1
             self.ff_events = self.heap_events
-        # the next trigger: the next iteration, else the reference PE's next region
-        self.ff_trig = fired + n
+        # the next trigger: the next start or middle of an iteration, else the reference PE's
+        # next region
+        self.ff_trig = self._ff_next(r, fired)
         if self.ff_trig >= c0 + n * self.rg[r, RG_ITERS]:
             self.ff_trig = -1
             self.ff_n = 0
@@ -1271,7 +1339,7 @@ cdef class Sim:
             for r in range(r + 1, self.rg_pe_off[self.rg[r, RG_PE] + 1]):
                 if self.rg[r, RG_ITERS] >= 2:
                     self.ff_trig_rg = r
-                    self.ff_trig = self.rg[r, RG_C0] + self.rg[r, RG_N]
+                    self.ff_trig = self._ff_next(r, -1)
                     break
         return 0
 
