@@ -128,7 +128,8 @@ cdef enum:
     RG_F0 = 7            # its fixed operand tensors: rg_fixed[F0:F1]
     RG_F1 = 8
     RG_MID = 9           # 0 < MID < N: the middle trigger's offset in an iteration (_ff_next), else 0
-    RG_COLS = 10
+    RG_U0 = 10           # the unit of an iteration's first command (and of its middle trigger)
+    RG_COLS = 11
 
 cdef enum:
     COPY_COLS = 6        # a jump's start/end copy: unit, q, e, k, dq, delta (apply_copies)
@@ -293,6 +294,8 @@ cdef class Sim:
     cdef FFBuf ff_ring[FF_KEEP]          # the last FF_KEEP snapshots (ff_ring[(ff_at - j) % FF_KEEP])
     cdef FFBuf ff_mid                    # the snapshot at iteration 0's middle (_ff_next), if ff_mid_k == 0
     cdef int64_t ff_mid_k                # 0: ff_mid holds iteration 0's middle; -1: none
+    cdef int64_t ff_rg_events            # heap events when the reference PE's region's triggers began
+    cdef int64_t ff_len                  # the last snapshot's canon length (0: none yet)
     cdef FFBuf ff_tmp                    # scratch: sorted events, ring rotations, tensor windows
     cdef FFBuf ff_copies                 # the jumps' start/end copies, COPY_COLS each (apply_copies)
     cdef int32_t ff_n                    # snapshots in the ring
@@ -716,9 +719,25 @@ cdef class Sim:
             for r in range(self.rg_pe_off[p], self.rg_pe_off[p + 1]):
                 if self.rg[r, RG_ITERS] >= 2:
                     self.ff_trig_rg = r
-                    self.ff_trig = self._ff_next(r, -1)
+                    self.ff_trig = self._ff_first(r)
                     self.ff_stride = 1
                     return
+
+    cdef int64_t _ff_first(self, int64_t r) noexcept nogil:
+        # Region r's first trigger (_ff_next) that its unit has not issued yet; -1: it issued
+        # them all. (When the reference PE moves on to its next region, another of its units
+        # may have run ahead into it: a trigger already issued would never fire, and no
+        # snapshot would be taken for the rest of the run.)
+        cdef int64_t end = self.rg[r, RG_C0] + self.rg[r, RG_N] * self.rg[r, RG_ITERS], nxt = -1, t
+        cdef UnitState* us
+        if self.rg[r, RG_U0] >= 0:  # (-1: not known; the triggers are taken as they come)
+            us = &self.units[self.rg[r, RG_PE] * N_UNITS + self.rg[r, RG_U0]]
+            nxt = us.q_base + self.unit_q[us.q_pos] if us.q_pos < us.q_end else INT64_MAX
+        self.ff_rg_events = self.heap_events
+        t = self._ff_next(r, -1)
+        while t < nxt and t < end:
+            t = self._ff_next(r, t)
+        return t if t < end else -1
 
     cdef inline int64_t _ff_next(self, int64_t r, int64_t fired) noexcept nogil:
         # The reference PE's trigger after command `fired` of region r (-1: none yet): the start
@@ -795,6 +814,7 @@ cdef class Sim:
                 or self._ff_put_heap(b) or self._ff_put_tensors(b)):
             return -1
         b.p[2] = b.n - 3
+        self.ff_len = b.p[2]
         return self._ff_put_raw(b)
 
     cdef int _ff_put_regions(self, FFBuf* b, int64_t k) noexcept nogil:
@@ -1246,10 +1266,17 @@ cdef class Sim:
         # shortens m, and a jump from a later start might take more: the starts' first
         # comparison (_steady) is at iteration 2, and lands at most ITERS - 3 iterations on
         # (every PE's window ends at 2 or later), so a jump of m >= ITERS - 3 from here never
-        # simulates more than the starts would. Otherwise nothing changes: these two snapshots
-        # are not kept in the ring nor counted as misses, and the starts go on as without them.
+        # simulates more of this run than the starts would. Otherwise the starts go on as
+        # without these two snapshots: not kept in the ring, nor counted as misses. (The next
+        # run's triggers may then have issued: _ff_first.)
         cdef int64_t delta, m
         if k == 0:
+            # A snapshot costs about its length, what the middles save at most an iteration:
+            # none while half an iteration's heap events are fewer than a sixteenth of the last
+            # snapshot's length (a small body on a large machine; api._mid_trigger leaves out
+            # loops of many iterations).
+            if (self.heap_events - self.ff_rg_events) * 16 < self.ff_len:
+                return 0
             if self._ff_snapshot(&self.ff_mid, 0, j):
                 return -1
             self.steady_snapshots += 1
@@ -1338,9 +1365,10 @@ cdef class Sim:
             self.ff_misses = 0
             for r in range(r + 1, self.rg_pe_off[self.rg[r, RG_PE] + 1]):
                 if self.rg[r, RG_ITERS] >= 2:
-                    self.ff_trig_rg = r
-                    self.ff_trig = self._ff_next(r, -1)
-                    break
+                    self.ff_trig = self._ff_first(r)
+                    if self.ff_trig >= 0:
+                        self.ff_trig_rg = r
+                        break
         return 0
 
     # -- loop ----------------------------------------------------------------------------------

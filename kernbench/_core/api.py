@@ -677,7 +677,7 @@ def _messages_numpy(hw: HardwareConfig, nbr: np.ndarray, program: Program, t: di
     return messages
 
 
-_RG_COLS = 10  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, f1, mid (_engine RG_*)
+_RG_COLS = 11  # the engine's region table: pe, c0, n, iters, t0, made, dlo, f0, f1, mid, u0 (_engine RG_*)
 
 
 #: iterations before a tiling's body B a steady-state run may start (:func:`_tiled_runs`): the
@@ -853,13 +853,19 @@ def _steady_bodies(commands: np.ndarray | None, compact, starts=None) -> list:
     return out
 
 
-def _mid_trigger(units: np.ndarray, c0: int, n: int) -> int:
+#: the most iterations of a run the engine snapshots the middles of (_mid_trigger): they save at
+#: most one iteration, for two snapshots, so only where an iteration is a large share of the run
+MID_ITERS_MAX = 16
+
+
+def _mid_trigger(units: np.ndarray, c0: int, n: int, iters: int) -> int:
     """The offset in an iteration of ``n`` commands from ``c0`` of the engine's middle trigger
     (_engine RG_MID): the command on the unit of the iteration's first (``units``: each
-    command's, _program_tables), other than it, nearest to ``n // 2``; 0 if there is none.
-    On the first command's unit, the triggers issue in the order they come: a unit runs its
-    queue in program order, while another unit's command may start before an earlier one."""
-    if n < 2:
+    command's, _program_tables), other than it, nearest to ``n // 2``; 0 if there is none or
+    the run has more than MID_ITERS_MAX ``iters``. On the first command's unit, the triggers
+    issue in the order they come: a unit runs its queue in program order, while another unit's
+    command may start before an earlier one."""
+    if n < 2 or iters > MID_ITERS_MAX:
         return 0
     same = np.flatnonzero(units[c0 + 1:c0 + n] == units[c0]) + 1
     return int(same[np.argmin(np.abs(same - n // 2))]) if len(same) else 0
@@ -870,7 +876,8 @@ def _steady_regions(bodies: list, program: Program, units: np.ndarray | None = N
     (table (k, _RG_COLS) int64 in (pe, c0) order, the per-PE offsets into it (n_pes + 1,), the
     fixed operands' global tensor ids), or None when there is none. A run that crosses from one
     PE's stream into the next is left out. ``units`` (each command's unit, uint8): the middle
-    triggers (:func:`_mid_trigger`); None: none (the engine snapshots iteration starts only)."""
+    triggers (:func:`_mid_trigger`) and the units the triggers are on; None: no middles, and
+    the engine takes a region's triggers as they come (its starts only)."""
     cmd_off = np.asarray(program.cmd_offsets, np.int64)
     t_off = np.asarray(program.tensor_offsets, np.int64)
     rows, fixed, nf = [], [], 0
@@ -878,8 +885,8 @@ def _steady_regions(bodies: list, program: Program, units: np.ndarray | None = N
         pe = int(np.searchsorted(cmd_off, c0, "right")) - 1
         if c0 + n * iters > cmd_off[pe + 1]:
             continue
-        mid = _mid_trigger(units, c0, n) if units is not None else 0
-        rows.append((pe, c0, n, iters, int(t_off[pe]) + first, made, dlo, nf, nf + len(fx), mid))
+        mid, u0 = (_mid_trigger(units, c0, n, iters), int(units[c0])) if units is not None else (0, -1)
+        rows.append((pe, c0, n, iters, int(t_off[pe]) + first, made, dlo, nf, nf + len(fx), mid, u0))
         fixed.append(fx + t_off[pe])
         nf += len(fx)
     if not rows:
