@@ -734,8 +734,10 @@ cdef class Sim:
             us = &self.units[self.rg[r, RG_PE] * N_UNITS + self.rg[r, RG_U0]]
             nxt = us.q_base + self.unit_q[us.q_pos] if us.q_pos < us.q_end else INT64_MAX
         self.ff_rg_events = self.heap_events
+        if nxt >= end:
+            return -1
         t = self._ff_next(r, -1)
-        while t < nxt and t < end:
+        while t < nxt:  # (two per iteration the unit ran ahead at most: less than it issued)
             t = self._ff_next(r, t)
         return t if t < end else -1
 
