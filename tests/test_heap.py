@@ -63,12 +63,12 @@ def _model(ops):
 @given(st.lists(st.one_of(st.none(), st.tuples(st.integers(0, 40), st.integers(0, 2))), max_size=400))
 def test_pushes_and_pops_interleaved(ops):
     # the engine pushes while it pops (an event's handler schedules the next): every pop is the
-    # smallest (time, prio, push order) then in the heap, at every size the 4-ary sift reaches
+    # smallest (time, prio, push order) then in the heap, at every size the sift reaches
     assert _selftest_ops(ops) == _model(ops)
 
 
 def test_interleaved_deep_heap():
-    # thousands live at once (sift-down through 5+ levels of four children), with ties
+    # thousands live at once (sift-down through 11+ levels), with ties
     ops = []
     for i in range(6000):
         ops.append(((i * 7919) % 97, i % 3))

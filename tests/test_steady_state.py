@@ -812,7 +812,7 @@ def small_nests(x_ptr, o_ptr, n_outer, n_inner, *, tl):
     tl.store(o_ptr, acc)
 
 
-def test_middles_are_not_snapshotted_where_a_snapshot_costs_more():
+def test_middles_are_not_snapshotted_where_a_snapshot_costs_more(monkeypatch):
     """One PE of 512 (mesh64) runs 40 loops of 12 small iterations: a snapshot (every unit and
     link of the machine) is far longer than half an iteration's heap events, so after the first
     loop the engine takes no middle snapshots (Sim._ff_middle): about as many snapshots as
@@ -822,13 +822,9 @@ def test_middles_are_not_snapshotted_where_a_snapshot_costs_more():
     traced, _, _ = executor.trace_launch(ctx, small_nests, (1, 1), (x, o, 40, 12), {}, mode="timing")
     hw = ctx.hw
     both = traced.time(hw).engine
-    mid = api._mid_trigger
-    try:
-        api._mid_trigger = lambda units, c0, n, iters: 0
-        traced._prepared.clear()
-        starts = traced.time(hw).engine
-    finally:
-        api._mid_trigger = mid
+    monkeypatch.setattr(api, "_mid_trigger", lambda units, c0, n, iters: 0)
+    traced._prepared.clear()
+    starts = traced.time(hw).engine
     assert_same(starts, both)
     assert starts.steady_snapshots == 80 and starts.steady_commands > 0
     assert both.steady_snapshots <= starts.steady_snapshots + 2

@@ -801,17 +801,17 @@ cdef class Sim:
         # a lower bound on a time: any value not after now acts as now
         return t - self.now if t > self.now else 0
 
-    cdef int _ff_snapshot(self, FFBuf* b, int64_t k, int64_t j) noexcept nogil:
-        # b = [now, k, canon length, canon..., raw...], taken as the reference PE starts command
-        # j of its iteration k; raw holds what a jump adds to. The canon starts with j (two
-        # snapshots at other offsets never match). The parts
+    cdef int _ff_snapshot(self, FFBuf* b, int64_t k) noexcept nogil:
+        # b = [now, k, canon length, canon..., raw...], taken as the reference PE starts a
+        # command of its iteration k (its start, or its middle: _ff_middle keeps those apart);
+        # raw holds what a jump adds to. The parts
         # run in this order (`or`: in sequence; the later ones read what _ff_put_regions sets).
         # Within a part, the values of one statement are joined by `|`, whose order of
         # evaluation C leaves to the compiler: any order, the same in every snapshot of a build,
         # as the canon is only compared with itself; the header and the raw part, read by
         # position, are written in sequence.
         b.n = 0
-        if (_ff_put(b, self.now) or _ff_put(b, k) or _ff_put(b, 0) or _ff_put(b, j) or self._ff_put_regions(b, k)
+        if (_ff_put(b, self.now) or _ff_put(b, k) or _ff_put(b, 0) or self._ff_put_regions(b, k)
                 or self._ff_put_units(b, k) or self._ff_put_dma(b) or self._ff_put_links(b, k)
                 or self._ff_put_heap(b) or self._ff_put_tensors(b)):
             return -1
@@ -1256,8 +1256,8 @@ cdef class Sim:
         self.steady_jumps += 1
         return 0
 
-    cdef int64_t _ff_middle(self, int64_t r, int64_t k, int64_t j) noexcept nogil:
-        # The reference PE is at command j (RG_MID) of iteration k of region r, k = 0 or 1:
+    cdef int64_t _ff_middle(self, int64_t r, int64_t k) noexcept nogil:
+        # The reference PE is at the middle (command RG_MID) of iteration k of region r, k = 0 or 1:
         # snapshot; at iteration 1, compare with iteration 0's and jump if they repeat and the
         # jump takes m >= ITERS - 3 iterations. Returns the commands jumped, -1: out of memory.
         #
@@ -1279,7 +1279,7 @@ cdef class Sim:
             # loops of many iterations).
             if (self.heap_events - self.ff_rg_events) * 16 < self.ff_len:
                 return 0
-            if self._ff_snapshot(&self.ff_mid, 0, j):
+            if self._ff_snapshot(&self.ff_mid, 0):
                 return -1
             self.steady_snapshots += 1
             self.ff_mid_k = 0 if self.ff_reg[self.rg[r, RG_PE]] == r else -1
@@ -1287,7 +1287,7 @@ cdef class Sim:
         if k != 1 or self.ff_mid_k != 0:
             return 0
         self.ff_mid_k = -1
-        if self._ff_snapshot(&self.ff_cur, 1, j):
+        if self._ff_snapshot(&self.ff_cur, 1):
             return -1
         self.steady_snapshots += 1
         delta = self.now - self.ff_mid.p[0]
@@ -1319,12 +1319,12 @@ cdef class Sim:
         cdef FFBuf* old
         cdef FFBuf swap
         if fired != c0 + k * n:  # an iteration's middle
-            m = self._ff_middle(r, k, fired - c0 - k * n)
+            m = self._ff_middle(r, k)
             if m < 0:
                 return -1
             fired += m
         elif k % self.ff_stride == 0:
-            if self._ff_snapshot(&self.ff_cur, k, 0):
+            if self._ff_snapshot(&self.ff_cur, k):
                 return -1
             self.steady_snapshots += 1
             if self.ff_reg[self.rg[r, RG_PE]] != r:
