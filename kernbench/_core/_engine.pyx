@@ -168,6 +168,21 @@ cdef inline int _ff_reserve(FFBuf* b, int64_t n) noexcept nogil:
     return 0
 
 
+cdef inline int _ff_put_bytes(FFBuf* b, const void* src, int64_t nbytes) noexcept nogil:
+    # nbytes bytes in ceil(nbytes / 8) slots, the last one's padding zero (snapshots are
+    # compared with memcmp): a tensor window's 1-byte ready flags and 4-byte reader counts
+    # take 5 bytes a tensor instead of two slots of 8
+    cdef int64_t k = (nbytes + 7) >> 3
+    if k <= 0:
+        return 0
+    if b.n + k > b.cap and _ff_reserve(b, max(2 * b.cap, b.n + k)) != 0:
+        return -1
+    b.p[b.n + k - 1] = 0
+    memcpy(b.p + b.n, src, nbytes)
+    b.n += k
+    return 0
+
+
 cdef int _ev_cmp(const void* a, const void* b) noexcept nogil:
     # pop order: (time, prio, seq)
     cdef const Event* x = <const Event*> a
@@ -984,7 +999,7 @@ cdef class Sim:
     cdef int _ff_put_tensors(self, FFBuf* b) noexcept nogil:
         # SRAM, and the tensors: each PE's window in its region, and its region's fixed operands.
         cdef int32_t pe
-        cdef int64_t r, t, t0, made, i
+        cdef int64_t r, t, n, made, i
         cdef int rc = 0
         for pe in range(self.hw.n_pes):
             rc |= _ff_put(b, self.sram_live[pe]) | _ff_put(b, self.sram_t[pe] == self.now)
@@ -995,9 +1010,11 @@ cdef class Sim:
                 rc |= _ff_put(b, -1)  # the window reaches before the loop: no jump from here
             else:
                 made = self.rg[r, RG_MADE]
-                t0 = self.rg[r, RG_T0]
-                for t in range(t0 + self.ff_lo[pe] * made, t0 + (self.ff_hi[pe] + 1) * made):
-                    rc |= _ff_put(b, self.t_ready[t]) | _ff_put(b, self.t_readers[t])
+                t = self.rg[r, RG_T0] + self.ff_lo[pe] * made
+                n = (self.ff_hi[pe] + 1 - self.ff_lo[pe]) * made
+                if n > 0:  # (the window's tensors are a contiguous range of ids)
+                    rc |= (_ff_put_bytes(b, &self.t_ready[t], n)
+                           | _ff_put_bytes(b, &self.t_readers[t], n * sizeof(int32_t)))
             for i in range(self.rg[r, RG_F0], self.rg[r, RG_F1]):
                 rc |= _ff_put(b, self.t_ready[self.rg_fixed[i]])
         return rc
