@@ -113,7 +113,7 @@ def test_a_mapping_is_private_to_the_process():
 
 @pytest.mark.parametrize("name", ["multi_user_prefill", "single_user_decode"])
 def test_a_launch_on_mappings_only_equals_the_default(monkeypatch, name):
-    """Every array the launch builds through pages (the store's sites and tensor sizes, the
+    """Every array the launch builds through pages (the store's sites and tensor size indices, the
     checks' units and queues, the message table, the engine's start and end cycles) on a
     mapping: the program and every result field the same to the bit."""
     hw = load_hw("mesh8")
@@ -123,7 +123,8 @@ def test_a_launch_on_mappings_only_equals_the_default(monkeypatch, name):
     traced = _trace_panel(name, hw)
     got = traced.time(hw, record_events=True).engine
     assert _mapped(got.cmd_start) and _mapped(got.cmd_end)
-    assert _mapped(traced.program.tensor_bytes) == (traced.program.tiled is not None)  # (joined)
+    sizes = traced.program.sizes  # (the tensors' sizes as uint16 indices: Program.sizes)
+    assert sizes is not None and _mapped(sizes[0])
     p, q = ref_traced.program, traced.program
     for f in ("tensor_bytes", "tensor_pinned", "cmd_offsets", "tensor_offsets"):
         assert getattr(p, f).tobytes() == getattr(q, f).tobytes(), f

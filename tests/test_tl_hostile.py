@@ -350,11 +350,11 @@ def test_a_program_past_its_tensor_numbers_is_refused(iterations, where, replay,
 @pytest.mark.parametrize("replay, where", [("on", "# the loop"), ("off", "# a tensor")])
 def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, where, monkeypatch):
     # (a review's case: a tl.range of 5e9 iterations grew the host's memory by 0.6 GB/s.) The
-    # launch's tables take at least 32 bytes per command and 16 per tensor
+    # launch's tables take at least 32 bytes per command and 12 per tensor
     # (builder.table_bytes); past the host's memory, tracing refuses the program. Here the
-    # host is made 2 MiB: 2**22 iterations of one command and one tensor need 192 MiB. With
+    # host is made 2 MiB: 2**22 iterations of one command and one tensor need 176 MiB. With
     # replay, at the tl.range line before replaying (iterations 0-2 are traced); traced in
-    # full, at the tensor past 2 MiB / 48 bytes (the check runs every 2**14 tensors).
+    # full, at the tensor past 2 MiB / 44 bytes (the check runs every 2**14 tensors).
     from kernbench.language import builder
     monkeypatch.setattr(builder, "host_memory", lambda: 2 << 20)
     monkeypatch.setenv("KERNBENCH_REPLAY", replay)

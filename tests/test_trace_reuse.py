@@ -49,6 +49,8 @@ def test_multi_user_reuses_single_user_streams_exactly(kind, causal):
         assert pa.compact is ps.compact and pa._commands is None and ps._commands is None
     else:
         assert pa.commands is ps.commands
+    # and the tensor sizes stay indices into the source's table (Program.sizes)
+    assert pa.sizes is not None and ps.sizes is not None and pa.sizes[1] is ps.sizes[1]
     fresh = run_panel(multi, hw, record_events=True)
     _same(reused, fresh)
     # and the streams it copied are the single_user panel's, rank by rank

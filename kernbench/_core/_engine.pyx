@@ -18,7 +18,7 @@ component times it (GEMM/VECTOR by formula, DMA on the cube channel, SEND/RECV o
 its completion event ends it (result ready, operands released, the unit takes its next command,
 units waiting on the result are woken).
 """
-from libc.stdint cimport int32_t, int64_t, uint8_t, INT64_MAX
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, INT64_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc, qsort
 from libc.string cimport memcmp, memcpy
 from cpython.ref cimport Py_XDECREF
@@ -259,7 +259,10 @@ cdef class Sim:
     cdef const int32_t[::1] unit_q       # per unit, its commands' indices in the PE's stream
     cdef const int64_t[::1] unit_q_off
     cdef const int64_t[::1] t_off
-    cdef const int64_t[::1] t_bytes
+    cdef const int64_t[::1] t_bytes      # every tensor's size (bytes), unless t_small:
+    cdef const uint16_t[::1] t_size_idx  # its index into t_size_tab instead (2 bytes a tensor)
+    cdef const int64_t[::1] t_size_tab   # the distinct sizes (Program.sizes)
+    cdef bint t_small
     cdef const uint8_t[::1] t_pinned
     cdef const int32_t[::1] nbr
     cdef int64_t max_cycles
@@ -325,7 +328,7 @@ cdef class Sim:
 
     def __cinit__(self, dict params, commands, unit_q, unit_q_off, cmd_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
-                  region_fixed=None, CommandSource source=None, row_pool=None):
+                  region_fixed=None, CommandSource source=None, row_pool=None, t_sizes=None):
         cdef int64_t i, n_pes, n_links, Q, ppc
         cdef LinkState* L
         self.ff_reg = NULL
@@ -363,7 +366,15 @@ cdef class Sim:
         self.unit_q = unit_q
         self.unit_q_off = unit_q_off
         self.t_off = t_off
-        self.t_bytes = t_bytes
+        # a tensor's size: t_bytes[t], or t_size_tab[t_size_idx[t]] given t_sizes (a launch's
+        # tensors as indices into their few distinct sizes: a quarter of the bytes to touch)
+        self.t_small = t_sizes is not None
+        if self.t_small:
+            self.t_size_idx, self.t_size_tab = t_sizes
+            n_t = len(t_sizes[0])
+        else:
+            self.t_bytes = t_bytes
+            n_t = len(t_bytes)
         self.t_pinned = t_pinned
         readers = pages.empty(len(t_readers), np.int32)  # a copy: counted down as reads end
         readers[:] = t_readers
@@ -373,7 +384,7 @@ cdef class Sim:
         n_pes = self.hw.n_pes
         n_links = n_pes * N_PORTS
         Q = self.hw.queue
-        self.t_ready = pages.zeros(len(t_bytes), np.uint8, sparse=True)
+        self.t_ready = pages.zeros(n_t, np.uint8, sparse=True)
         # Written once per command, as it starts and ends, or (steady-state jumps) by
         # apply_copies when read (api: EngineResult): the run does not write the entries of the
         # commands a jump skipped. Commands that never ran are set to -1 on the error paths only.
@@ -559,11 +570,17 @@ cdef class Sim:
             self.sram_t[pe] = self.now
         self.sram_live[pe] += delta
 
+    cdef inline int64_t _size(self, int64_t t) noexcept nogil:
+        # global tensor t's size in bytes
+        if self.t_small:
+            return self.t_size_tab[self.t_size_idx[t]]
+        return self.t_bytes[t]
+
     cdef inline void _release(self, int32_t pe, int64_t t) noexcept nogil:
         # one reader of global tensor t is done
         self.t_readers[t] -= 1
         if self.t_readers[t] == 0 and not self.t_pinned[t]:
-            self._sram(pe, -self.t_bytes[t])
+            self._sram(pe, -self._size(t))
 
     # -- issue ---------------------------------------------------------------------------------
     cdef int _try_issue(self, int32_t pe, int32_t u) noexcept nogil:
@@ -608,7 +625,7 @@ cdef class Sim:
             self.ff_flag = 1
             self.ff_fired = c
         if cmd.dst >= 0:
-            self._sram(pe, self.t_bytes[tbase + cmd.dst])
+            self._sram(pe, self._size(tbase + cmd.dst))
         if cmd.opcode == OP_DOT:
             folds = gemm_folds(&self.hw, cmd.m, cmd.n)
             fc = gemm_fold_cycles(&self.hw, cmd.k, cmd.esize)
@@ -685,7 +702,7 @@ cdef class Sim:
             t = tbase + cmd.dst
             self.t_ready[t] = 1
             if self.t_readers[t] == 0 and not self.t_pinned[t]:
-                self._sram(pe, -self.t_bytes[t])
+                self._sram(pe, -self._size(t))
         us.cur = -1
         us.state = U_IDLE
         us.free_since = self.now
@@ -1112,7 +1129,7 @@ cdef class Sim:
             t0 = self.rg[r, RG_T0]
             hi = self.ff_hi[pe]
             for t in range(t0 + self.ff_lo[pe] * made, t0 + (hi + m * P + 1) * made):
-                if (self.t_readers0[t] != self.t_readers0[t - P * made] or self.t_bytes[t] != self.t_bytes[t - P * made]
+                if (self.t_readers0[t] != self.t_readers0[t - P * made] or self._size(t) != self._size(t - P * made)
                         or self.t_pinned[t] != self.t_pinned[t - P * made]):
                     i = (t - t0) // made  # the first iteration that differs
                     if i <= hi:

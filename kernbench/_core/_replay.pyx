@@ -13,7 +13,8 @@ SIGNAL_PERIOD rows (the engine's signal poll, _types.pxd); when one raises (Keyb
 the pass stops and the function raises that exception once the GIL is back, its output partly
 written.
 """
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy
 from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject
@@ -707,3 +708,79 @@ cdef class CommandSource:
             rows["dst"] = np.where(dst >= 0, dst + m * t[:, T_MADE], dst).astype(np.int32)
             out.view(rec)[tiled] = rows.view(rec)
         return out
+
+
+cdef enum:
+    _MAX_SIZES = 65535     # the most distinct sizes (uint16 indices)
+    _SIZE_SLOTS = 1 << 17  # the hash table's slots: at most half full
+
+#: the most distinct tensor sizes :func:`index_sizes` numbers (uint16 indices)
+MAX_SIZES = _MAX_SIZES
+
+
+def index_sizes(list parts, uint16_t[::1] out):
+    """Every tensor's byte size as an index into a table of the distinct sizes: ``parts`` is
+    a list of ``(sizes, R)`` (int64 arrays, each repeated R times in a row), ``out`` (uint16,
+    as long as all of them) receives the indices, in order. Returns the table (int64, the sizes
+    in the order first met: equal sizes, equal indices, so ``table[out]`` is the sizes joined),
+    or None, ``out`` partly written, when there are more than MAX_SIZES distinct sizes. One
+    pass in C, a hash of the sizes (a launch's tensors have a few hundred sizes at most);
+    a repeated part is indexed once and its indices copied. Raises ValueError if ``out`` is too
+    short."""
+    cdef int64_t total = 0, k = 0, n, R, i, j, v, h, done, nb, n_tab = 0
+    cdef const int64_t[::1] a
+    for part in parts:
+        total += len(part[0]) * int(part[1])
+    if total > out.shape[0]:
+        raise ValueError("index_sizes: out is shorter than the parts")
+    cdef int64_t* keys = <int64_t*> malloc(_SIZE_SLOTS * sizeof(int64_t))
+    cdef int32_t* vals = <int32_t*> malloc(_SIZE_SLOTS * sizeof(int32_t))
+    cdef int64_t* tab = <int64_t*> malloc((_MAX_SIZES + 1) * sizeof(int64_t))
+    cdef bint full = False
+    if keys == NULL or vals == NULL or tab == NULL:
+        free(keys)
+        free(vals)
+        free(tab)
+        raise MemoryError()
+    try:
+        for i in range(_SIZE_SLOTS):
+            vals[i] = -1
+        for part in parts:
+            a = np.ascontiguousarray(part[0], np.int64)
+            R = int(part[1])
+            n = a.shape[0]
+            if n == 0 or R <= 0:
+                continue
+            with nogil:
+                for i in range(n):
+                    v = a[i]
+                    # (Fibonacci hashing: sizes are multiples of small powers of two)
+                    h = <int64_t> ((<uint64_t> v * <uint64_t> 0x9E3779B97F4A7C15) >> 47)
+                    while vals[h] >= 0 and keys[h] != v:
+                        h = (h + 1) & (_SIZE_SLOTS - 1)
+                    if vals[h] < 0:
+                        if n_tab == _MAX_SIZES:
+                            full = True
+                            break
+                        keys[h] = v
+                        vals[h] = <int32_t> n_tab
+                        tab[n_tab] = v
+                        n_tab += 1
+                    out[k + i] = <uint16_t> vals[h]
+                if not full:
+                    done = n  # the part's other R - 1 copies, in doubling blocks
+                    while done < n * R:
+                        nb = done if done < n * R - done else n * R - done
+                        memcpy(&out[k + done], &out[k], nb * sizeof(uint16_t))
+                        done += nb
+            if full:
+                return None
+            k += n * R
+        table = np.empty(n_tab, np.int64)
+        for j in range(n_tab):
+            table[j] = tab[j]
+        return table
+    finally:
+        free(keys)
+        free(vals)
+        free(tab)

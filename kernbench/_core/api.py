@@ -239,7 +239,7 @@ def _check_program(hw: HardwareConfig, program: Program) -> None:
         raise ValueError("a Program's compact form must be a TiledCommands of COMMAND_DTYPE rows")
     for name, off, total in (
         ("cmd_offsets", program.cmd_offsets, program.n_rows),
-        ("tensor_offsets", program.tensor_offsets, len(program.tensor_bytes)),
+        ("tensor_offsets", program.tensor_offsets, _n_tensors(program)),
     ):
         # the array itself goes to the compiled loop, so a list (checked via np.asarray) is not enough
         if not isinstance(off, np.ndarray):
@@ -253,17 +253,49 @@ def _check_program(hw: HardwareConfig, program: Program) -> None:
             raise ValueError(f"{name} must rise from 0 to {total}")
         if len(off) > 1 and int(np.diff(off).max()) >= 1 << 31:  # the engine's queues are int32
             raise ValueError(f"{name}: a PE's program may have at most 2**31 - 1 entries")
-    tb = program.tensor_bytes
-    if not isinstance(tb, np.ndarray) or tb.dtype != np.int64:
-        raise ValueError(f"tensor_bytes must be int64, got {getattr(tb, 'dtype', type(tb).__name__)}")
-    # (min and max: no per-tensor temporaries)
+    sizes = _sizes(program)
+    if sizes is not None:  # (idx, table): the table's sizes checked, each index within it
+        idx, tb = sizes
+        if (not isinstance(idx, np.ndarray) or idx.dtype != np.uint16 or idx.ndim != 1
+                or not isinstance(tb, np.ndarray) or tb.dtype != np.int64 or tb.ndim != 1):
+            raise ValueError("a Program's sizes must be (uint16 indices, int64 table)")
+        if len(idx) and int(idx.max()) >= len(tb):
+            raise ValueError(f"sizes: tensor {int(np.flatnonzero(idx >= len(tb))[0])} indexes past "
+                             f"the table of {len(tb)} sizes")
+        n_t = len(idx)
+    else:
+        tb = program.tensor_bytes
+        if not isinstance(tb, np.ndarray) or tb.dtype != np.int64:
+            raise ValueError(f"tensor_bytes must be int64, got {getattr(tb, 'dtype', type(tb).__name__)}")
+        if tb.ndim != 1:
+            raise ValueError(f"tensor_bytes must be 1-D, one size per tensor, got shape {tb.shape}")
+        n_t = len(tb)
+    # (min and max: no per-tensor temporaries; a tensor named by its index into the table)
     if len(tb) and tb.min() < 0:
-        raise ValueError(f"tensor_bytes must be >= 0 (tensor {int(np.flatnonzero(tb < 0)[0])})")
+        raise ValueError(f"tensor_bytes must be >= 0 (tensor {_first_tensor(sizes, tb < 0)})")
     if len(tb) and tb.max() > MAX_SIZE:
-        raise ValueError(f"tensor_bytes must be at most 2**40 (tensor {int(np.flatnonzero(tb > MAX_SIZE)[0])})")
+        raise ValueError(f"tensor_bytes must be at most 2**40 (tensor {_first_tensor(sizes, tb > MAX_SIZE)})")
     tp = program.tensor_pinned
-    if not isinstance(tp, np.ndarray) or tp.dtype != np.uint8 or tp.shape != tb.shape:
+    if not isinstance(tp, np.ndarray) or tp.dtype != np.uint8 or tp.shape != (n_t,):
         raise ValueError("tensor_pinned must be uint8 with one entry per tensor")
+
+
+def _sizes(program: Program):
+    """The Program's tensor sizes as (idx, table) when it holds them so (Program.sizes), else
+    None (its int64 ``tensor_bytes``)."""
+    return program.sizes if program._tensor_bytes is None else None
+
+
+def _n_tensors(program: Program) -> int:
+    sizes = _sizes(program)
+    return len(sizes[0]) if sizes is not None else len(program.tensor_bytes)
+
+
+def _first_tensor(sizes, bad: np.ndarray) -> int:
+    # the first tensor whose size is flagged in ``bad`` (per size, or per tensor without sizes)
+    if sizes is None:
+        return int(np.flatnonzero(bad)[0])
+    return int(np.flatnonzero(np.isin(sizes[0], np.flatnonzero(bad)))[0])
 
 
 def link_order(links: np.ndarray, n_links: int) -> np.ndarray:
@@ -510,7 +542,7 @@ def _program_tables(hw: HardwareConfig, program: Program, describe) -> dict:
     (Program.tiled) is read a few thousand rows at a time, never expanded."""
     cmd_off = program.cmd_offsets
     t_off = program.tensor_offsets
-    n_t = len(program.tensor_bytes)
+    n_t = _n_tensors(program)
     made = pages.zeros(n_t, np.uint8)
     readers = pages.zeros(n_t, np.int32)
     # The C pass answers "all valid?" and builds the tables; only a program with something wrong
@@ -557,7 +589,7 @@ def moved_tables(tables: dict, source: Program, program: Program) -> dict | None
         return None
     co, to = program.cmd_offsets, program.tensor_offsets
     cs, ts = source.cmd_offsets, source.tensor_offsets
-    if to[-1] != ts[-1] or len(program.tensor_bytes) != len(source.tensor_bytes):
+    if to[-1] != ts[-1] or _n_tensors(program) != _n_tensors(source):
         return None
     used = np.flatnonzero((np.diff(co) > 0) | (np.diff(to) > 0))
     s_used = np.flatnonzero((np.diff(cs) > 0) | (np.diff(ts) > 0))
@@ -990,7 +1022,7 @@ def simulate(
         prep["unit_q_off"],
         program.cmd_offsets,
         program.tensor_offsets,
-        program.tensor_bytes,
+        program.tensor_bytes if _sizes(program) is None else None,
         program.tensor_pinned,
         prep["readers"],
         nbr.ravel(),
@@ -998,6 +1030,7 @@ def simulate(
         *(regions or (None, None, None)),
         source=cp.source() if cp is not None else None,
         row_pool=pool,
+        t_sizes=_sizes(program),
     )
     try:
         status = sim.run()

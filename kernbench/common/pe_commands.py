@@ -455,17 +455,48 @@ class Program:
     launch's TraceStore gives a kernbench.language.store.TiledCommands when tl.range replay tiled
     rows): :meth:`release_commands` then drops the array and ``commands`` rebuilds it when next
     read. Pickles carry the compact form only.
+
+    ``sizes`` (optional, with ``tensor_bytes`` None): the tensor sizes as ``(idx, table)``,
+    ``idx`` uint16 per tensor into ``table`` (int64, the distinct sizes): a launch's tensors in
+    2 bytes each (TraceStore.tensor_sizes), which the engine reads as they are. Reading
+    ``tensor_bytes`` then builds the int64 array (``table[idx]``) and drops ``sizes``, so that
+    array is the one every later check and timing reads.
     """
 
-    __slots__ = ("_commands", "compact", "cmd_offsets", "tensor_bytes", "tensor_pinned", "tensor_offsets")
+    __slots__ = ("_commands", "compact", "cmd_offsets", "_tensor_bytes", "sizes", "tensor_pinned",
+                 "tensor_offsets")
 
-    def __init__(self, commands, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets, compact=None):
+    def __init__(self, commands, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets, compact=None,
+                 sizes=None):
         self._commands = commands
         self.compact = compact
         self.cmd_offsets = cmd_offsets
-        self.tensor_bytes = tensor_bytes
+        self._tensor_bytes = tensor_bytes
+        self.sizes = sizes if tensor_bytes is None else None
         self.tensor_pinned = tensor_pinned
         self.tensor_offsets = tensor_offsets
+
+    @property
+    def tensor_bytes(self) -> np.ndarray:
+        """(n_tensors,) int64: every tensor's size in bytes, PE by PE (``sizes`` expanded when
+        the Program holds them so)."""
+        tb = self._tensor_bytes
+        if tb is None and self.sizes is not None:
+            idx, table = self.sizes
+            tb = self._tensor_bytes = np.asarray(table, np.int64)[np.asarray(idx, np.intp)]
+            self.sizes = None
+        return tb
+
+    @tensor_bytes.setter
+    def tensor_bytes(self, value) -> None:
+        self._tensor_bytes = value
+        self.sizes = None
+
+    @property
+    def n_tensors(self) -> int:
+        """Tensors in the tensor table (without building ``tensor_bytes``)."""
+        return len(self.sizes[0]) if self._tensor_bytes is None and self.sizes is not None \
+            else len(self._tensor_bytes)
 
     @property
     def commands(self) -> np.ndarray:
@@ -495,11 +526,12 @@ class Program:
             return self.commands[np.asarray(idx, np.int64)]
         return cp.source().take(idx)
 
-    def moved(self, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets) -> "Program":
+    def moved(self, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets, sizes=None) -> "Program":
         """A Program sharing this one's command array (or its compact form) under other offsets:
-        the same streams placed on other PEs."""
+        the same streams placed on other PEs (``sizes``: the tensor sizes as ``(idx, table)``,
+        with ``tensor_bytes`` None)."""
         return Program(self._commands, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets,
-                       compact=self.compact)
+                       compact=self.compact, sizes=sizes)
 
     def shares_commands(self, other: "Program") -> bool:
         """True if ``other`` holds this one's very command array or compact form (:meth:`moved`)."""
@@ -514,15 +546,17 @@ class Program:
 
     def __getstate__(self):
         return (None if self.compact is not None else self._commands, self.compact, self.cmd_offsets,
-                self.tensor_bytes, self.tensor_pinned, self.tensor_offsets)
+                self._tensor_bytes, self.tensor_pinned, self.tensor_offsets, self.sizes)
 
     def __setstate__(self, state) -> None:
         if len(state) == 2 and isinstance(state[1], dict):  # pickled by a kernbench without compact
             slots = state[1]
             state = (slots["commands"], None, slots["cmd_offsets"], slots["tensor_bytes"],
                      slots["tensor_pinned"], slots["tensor_offsets"])
-        (self._commands, self.compact, self.cmd_offsets, self.tensor_bytes, self.tensor_pinned,
-         self.tensor_offsets) = state
+        if len(state) == 6:  # (pickled by a kernbench without sizes)
+            state = (*state, None)
+        (self._commands, self.compact, self.cmd_offsets, self._tensor_bytes, self.tensor_pinned,
+         self.tensor_offsets, self.sizes) = state
 
     @property
     def n_pes(self) -> int:

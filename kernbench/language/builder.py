@@ -102,10 +102,11 @@ def value_budget() -> int:
 
 
 #: What a launch's tables keep per command and per tensor, bytes, at least (the command array's
-#: sites, each command's unit, queue slot, start and end; each tensor's table entry, size,
-#: readers): 38M commands and 34M tensors peak at 1.65 GB (docs/benchmarks.md, 64 cubes).
+#: sites, each command's unit, queue slot, start and end; each tensor's size index
+#: (Program.sizes), pin, ready flag and reader counts, the checks' and the engine's): 38M
+#: commands and 34M tensors peak at 1.15 GB (docs/benchmarks.md, 64 cubes).
 TABLE_BYTES_PER_COMMAND = 32
-TABLE_BYTES_PER_TENSOR = 16
+TABLE_BYTES_PER_TENSOR = 12
 
 
 def table_bytes(n_commands: int, n_tensors: int) -> int:

@@ -553,6 +553,16 @@ class TraceStore:
             self._tensor_bytes = parts = [join_sizes(parts)]
         return parts[0]
 
+    def tensor_sizes(self) -> tuple | None:
+        """Every tensor's byte size as ``(idx, table)``: ``table[idx]`` is :meth:`tensor_bytes`,
+        ``idx`` uint16 (2 bytes a tensor, not 8; a repeated part indexed once), ``table`` the
+        distinct sizes (int64, in the order first met). None when there are more than
+        _replay.MAX_SIZES distinct sizes (then :meth:`tensor_bytes`)."""
+        parts = [(p, 1) if isinstance(p, np.ndarray) else (p.sizes, p.R) for p in self._tensor_bytes]
+        idx = pages.empty(sum(len(p) * R for p, R in parts), np.uint16)
+        table = _replay.index_sizes(parts, idx)
+        return None if table is None else (idx, table)
+
     def close(self) -> tuple:
         """Flush, trim to the commands traced and return (commands, sites); nothing is added
         after. ``commands`` is None when tilings stand for some rows (:meth:`compact`)."""

@@ -258,15 +258,20 @@ def _assemble(hw, builders: list) -> tuple[Program, np.ndarray, SiteTable]:
     np.cumsum(n_cmd, out=cmd_off[1:])
     ten_off = np.zeros(hw.n_pes + 1, np.int64)
     np.cumsum(n_ten, out=ten_off[1:])
-    tensor_bytes = store.tensor_bytes()
-    if cmd_off[-1] != store.n or ten_off[-1] != len(tensor_bytes) or any(
+    # the tensors' sizes as indices into their few distinct sizes (2 bytes a tensor, not 8:
+    # Program.sizes), or as int64 when there are too many
+    sizes = store.tensor_sizes()
+    tensor_bytes = store.tensor_bytes() if sizes is None else None
+    n_t = len(sizes[0]) if sizes is not None else len(tensor_bytes)
+    if cmd_off[-1] != store.n or ten_off[-1] != n_t or any(
             b is not None and b.cmd_start != cmd_off[g] for g, b in enumerate(builders)):
         raise AssertionError("traced programs are not in global PE order in their store")
-    tensor_pinned = pages.zeros(len(tensor_bytes), np.uint8, sparse=True)  # (few pinned)
+    tensor_pinned = pages.zeros(n_t, np.uint8, sparse=True)  # (few pinned)
     for g, b in enumerate(builders):
         if b is not None and b.pinned:
             tensor_pinned[ten_off[g] + np.asarray(b.pinned, np.int64)] = 1
-    return (Program(commands, cmd_off, tensor_bytes, tensor_pinned, ten_off, compact=store.compact()),
+    return (Program(commands, cmd_off, tensor_bytes, tensor_pinned, ten_off, compact=store.compact(),
+                    sizes=sizes),
             sites, store.table)
 
 
@@ -468,7 +473,12 @@ def _merge_reused(program: Program, sites: np.ndarray, table: SiteTable, src, ma
     np.cumsum([z - a for _, a, z in cmd_src], out=cmd_off[1:])
     ten_off = np.zeros(program.n_pes + 1, np.int64)
     np.cumsum([z - a for _, a, z in ten_src], out=ten_off[1:])
-    tb = np.concatenate([p.tensor_bytes[a:z] for p, a, z in ten_src]).astype(np.int64, copy=False)
+    tb = sizes = None
+    if sp.sizes is not None and sp._tensor_bytes is None and all(p is sp or a == z for p, a, z in ten_src):
+        # (the source's sizes as indices into its table, kept so: Program.sizes)
+        sizes = (np.concatenate([sp.sizes[0][a:z] for p, a, z in ten_src]), sp.sizes[1])
+    else:
+        tb = np.concatenate([p.tensor_bytes[a:z] for p, a, z in ten_src]).astype(np.int64, copy=False)
     tp = np.concatenate([p.tensor_pinned[a:z] for p, a, z in ten_src]).astype(np.uint8, copy=False)
     if cmd_off[-1] == sp.n_commands and all(a == z or (p is sp and a == cmd_off[g])
                                             for g, (p, a, z) in enumerate(cmd_src)):
@@ -476,11 +486,11 @@ def _merge_reused(program: Program, sites: np.ndarray, table: SiteTable, src, ma
         # ranks moved to PE 0 of each cube, the PEs between them silent): share the source's
         # commands (or their compact form) instead of copying them.
         same = np.array_equal(rename, np.arange(len(rename)))
-        return (sp.moved(cmd_off, tb, tp, ten_off),
+        return (sp.moved(cmd_off, tb, tp, ten_off, sizes),
                 src.sites if same else rename[src.sites], table)
     cmds = np.concatenate([p.commands[a:z] for p, a, z in cmd_src])
     sts = np.concatenate([rename[src.sites[a:z]] if p is sp else sites[a:z] for p, a, z in cmd_src])
-    return Program(cmds, cmd_off, tb, tp, ten_off), sts.astype(np.int32, copy=False), table
+    return Program(cmds, cmd_off, tb, tp, ten_off, sizes=sizes), sts.astype(np.int32, copy=False), table
 
 
 def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional",
