@@ -585,7 +585,8 @@ def moved_tables(tables: dict, source: Program, program: Program) -> dict | None
     again, when ``program`` is ``source``'s streams moved to other PEs: the same command array
     and every PE's stream and tensor table either empty or where some PE of ``source`` has them
     (the global command and tensor numbering unchanged). None when it is not."""
-    if program.n_commands != source.n_commands or not program.shares_commands(source):
+    if (program.n_commands != source.n_commands or not program.shares_commands(source)
+            or not all(k in tables for k in _PAIRING_INPUTS)):
         return None
     co, to = program.cmd_offsets, program.tensor_offsets
     cs, ts = source.cmd_offsets, source.tensor_offsets
@@ -630,6 +631,22 @@ def _keep_prepared(prepared: dict, hw: HardwareConfig, nbr: np.ndarray, prep: di
     prepared.clear()
     prepared["program"] = {k: prep[k] for k in _PROGRAM_TABLES}
     prepared[_prepared_key(hw, nbr)] = prep
+
+
+#: the tables only the link pairing reads (the message table is made from them): each send's
+#: and recv's global index and byte count, 32 bytes a message
+_PAIRING_INPUTS = ("send_idx", "recv_idx", "send_bytes", "recv_bytes")
+
+
+def drop_pairing_inputs(prepared: dict) -> None:
+    """Drop from ``prepared`` (:func:`simulate`'s) the tables only the link pairing reads:
+    the engine reads the message table made from them. For a program timed once more on the
+    wiring it was prepared for (a launch: 32 bytes a message fewer while the engine runs);
+    timing it on another wiring prepares every table again."""
+    for t in prepared.values():
+        if isinstance(t, dict):
+            for k in _PAIRING_INPUTS:
+                t.pop(k, None)
 
 
 def _prepared_key(hw: HardwareConfig, nbr: np.ndarray) -> tuple:
@@ -987,7 +1004,10 @@ def simulate(
     describe = describe or _default_describe(program)
     prep = prepared.get(_prepared_key(hw, nbr)) if prepared is not None else None
     if prep is None:
-        prep = _prepare(hw, nbr, program, describe, prepared.get("program") if prepared else None)
+        tables = prepared.get("program") if prepared else None
+        if tables is not None and not all(k in tables for k in _PAIRING_INPUTS):
+            tables = None  # (drop_pairing_inputs: checked and prepared again)
+        prep = _prepare(hw, nbr, program, describe, tables)
         if prepared is not None:
             _keep_prepared(prepared, hw, nbr, prep)
 

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from .._core import pages
-from .._core.api import moved_tables, pair_links, prepare
+from .._core.api import drop_pairing_inputs, moved_tables, pair_links, prepare
 from ..common.errors import (PACKAGE_DIR, KernbenchError, KernelError, UnwrittenReadWarning, pe_at,
                              pe_label, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Unit, operator_targets,
@@ -595,12 +595,15 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
                 max_cycles=None, record_events=False, strict_sram=False, tolerance=None,
                 release=True, steady=True) -> LaunchResult:
     """The rest of :func:`launch` after :func:`trace_launch`: time, replay (functional mode),
-    warn of unwritten reads. ``release``: drop the engine's tables and the command array (when
+    warn of unwritten reads. ``release``: drop the tables only the link pairing reads before
+    timing (api.drop_pairing_inputs), and the engine's tables and the command array (when
     tl.range replay can rebuild it) afterwards (TracedLaunch.release; False: the caller times
     the trace again or copies it)."""
     gc_on = gc.isenabled()
     gc.disable()
     try:
+        if release:  # (timed once, on the wiring it was prepared for: the pairing is done)
+            drop_pairing_inputs(traced._prepared)
         result = traced.time(ctx.hw, detail=detail, max_cycles=max_cycles,
                              record_events=record_events, strict_sram=strict_sram, steady=steady)
         unwritten = []

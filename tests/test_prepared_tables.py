@@ -1,0 +1,84 @@
+"""The engine's tables of a checked program (simulate's ``prepared``): a launch, which times its
+trace once on the wiring it was prepared for, drops the tables only the link pairing reads
+(api.drop_pairing_inputs) before the engine runs; a trace without them times the same, and on
+another wiring prepares them again."""
+import numpy as np
+import pytest
+
+from kernbench._core import api
+from kernbench.diag import panel_spec, run_panel
+from kernbench.hw import load_hw
+from kernbench.runtime.traced import TracedLaunch
+from test_steady_state import _trace_panel, assert_same
+
+
+def test_a_launch_drops_the_pairing_inputs_before_the_engine_runs(monkeypatch):
+    """run_panel (ctx.launch): when the engine runs, no prepared table holds the sends' and
+    recvs' indices or byte counts (32 bytes a message: 126 MB at 128K on 64 cubes), and the
+    launch equals one that keeps them (a trace cache's source panel keeps its tables)."""
+    hw = load_hw("mesh8")
+    spec = panel_spec("single_user_prefill", hw, shape="llama70b", context=4096)
+    seen = []
+    time = TracedLaunch.time
+
+    def spy(self, *a, **k):
+        seen.append([sorted(t) for t in self._prepared.values() if isinstance(t, dict)])
+        return time(self, *a, **k)
+
+    monkeypatch.setattr(TracedLaunch, "time", spy)
+    dropped = run_panel(spec, hw, record_events=True)
+    assert seen and seen[-1] and all(k not in t for t in seen[-1] for k in api._PAIRING_INPUTS)
+    assert any("messages" in t for t in seen[-1])
+    cache = {}
+    kept = run_panel(spec, hw, trace_cache=cache, record_events=True)  # (release=False: kept)
+    assert all(k in seen[-1][0] or k in seen[-1][1] for k in api._PAIRING_INPUTS)
+    (src, _), = cache.values()
+    assert all(k in src._prepared["program"] for k in api._PAIRING_INPUTS)
+    assert_same(kept.result.engine, dropped.result.engine)
+
+
+def test_a_trace_without_them_times_alike_and_prepares_another_wiring_again():
+    hw = load_hw("mesh8")
+    traced = _trace_panel("multi_user_prefill", hw)
+    want = traced.time(hw, record_events=True).engine
+    api.drop_pairing_inputs(traced._prepared)
+    assert "program" in traced._prepared
+    assert not any(k in t for t in traced._prepared.values() for k in api._PAIRING_INPUTS)
+    assert_same(want, traced.time(hw, record_events=True).engine)  # the same wiring
+    # another wiring (the launch's links and a spare one): every table prepared again, the
+    # pairing's inputs with them, and the result that of preparing from nothing
+    nbr = np.array(traced.neighbours, np.int64)
+    spare = np.flatnonzero((nbr < 0).all(axis=1))
+    assert len(spare) >= 2
+    a, b = int(spare[0]), int(spare[1])
+    nbr[a, 0], nbr[b, 1] = b, a  # (E of a to W of b: a link no command uses)
+    got = api.simulate(hw, nbr, traced.program, prepared=traced._prepared, record_events=True)
+    assert all(k in traced._prepared["program"] for k in api._PAIRING_INPUTS)
+    assert_same(api.simulate(hw, nbr, traced.program, record_events=True), got)
+    assert_same(want, got)
+
+
+def test_tables_without_them_are_not_moved():
+    """api.moved_tables (diag's streams copied to other PEs) refuses a source whose pairing
+    inputs were dropped: the copy is checked and prepared from nothing."""
+    hw = load_hw("mesh8")
+    traced = _trace_panel("single_user_prefill", hw)
+    traced.time(hw)
+    tables = dict(traced._prepared["program"])
+    p = traced.program
+    moved = p.moved(p.cmd_offsets, p._tensor_bytes, p.tensor_pinned, p.tensor_offsets, p.sizes)
+    assert api.moved_tables(tables, p, moved) is not None
+    api.drop_pairing_inputs({"program": tables})
+    assert api.moved_tables(tables, p, moved) is None
+
+
+@pytest.mark.parametrize("key", api._PAIRING_INPUTS)
+def test_the_pairing_inputs_are_what_the_pairing_reads(key, monkeypatch):
+    """Each of them is read by the pairing: without it, preparing a wiring fails (so dropping
+    them is what makes it prepare again)."""
+    hw = load_hw("mesh8")
+    traced = _trace_panel("single_user_decode", hw)
+    tables = api._program_tables(hw, traced.program, traced.describe)
+    del tables[key]
+    with pytest.raises(KeyError):
+        api._prepare(hw, np.asarray(traced.neighbours), traced.program, traced.describe, tables)
