@@ -171,6 +171,31 @@ def test_a_generated_loop_kernel_jumps():
     assert on.steady_commands > 0.9 * len(on.cmd_end)
 
 
+def test_a_unit_past_the_loop_stops_the_jumps():
+    """A review's case (hypothesis, test_tl_range): a pinned load, an add of the last two
+    iterations' results (`a + older`) and a store per iteration, 23 iterations. The add chain
+    needs no load, so the vector unit runs through the loop and past it while the DMA unit is
+    in its middle; the two handles after the loop (`last`, `older`) are stored there. The
+    loop's second-to-last result is read by the next iteration's add, its own store and the
+    store after the loop: as many readers as any other result, but the vector unit has already
+    done the add, so it has two reads to go, not one. A jump copied the reads left from a
+    result of an earlier iteration: one too few, so the result was freed as its loop store
+    ended (cycle 6,795), not the store after the loop (7,248), and PE 0's peak SRAM came out
+    6,656 bytes instead of 6,912 (start and end cycles all right). A unit whose
+    last command is past the run, having run through it, now sets the window to the run's end
+    (_ff_passed): no jump from there. The same kernel with 40 iterations jumped 112 commands,
+    exactly, before; none now (the same rule)."""
+    for trips in (23, 40):
+        case = ([("pinned", 0), ("lag2", 0), ("store", 244)], 0, 1, trips, 2, 1)
+        traced = _loop_trace(case)
+        off, on = _both(traced, DEFAULT, record_events=True)
+        assert_same(off, on)
+        assert on.steady_commands == 0
+    # the loops the jumps are for keep them: every unit within the loop until its end
+    case = ([("load", 0), ("dot", 0x10), ("send", 0), ("carry", 0), ("exp", 2)], 0, 1, 200, 1, 5)
+    assert _both(_loop_trace(case), DEFAULT)[1].steady_commands > 0
+
+
 def test_growing_state_is_never_jumped():
     # a pinned load per iteration: SRAM in use grows every iteration, so no two iterations start
     # from the same state and nothing is jumped (and the result is still the run's); the search

@@ -890,10 +890,31 @@ cdef class Sim:
                     if i >= c0 and i < end:
                         it = (i - c0) // n
                         hi = it if it > hi else hi
+                    elif i >= end and self._ff_passed(pe * N_UNITS + u, c0, end):
+                        # A unit that ran through the run and past it has read the tensors of
+                        # its last iterations as the commands after the loop will not (a
+                        # tensor an after-loop command reads has as many readers as one the
+                        # next iteration reads, but not the same ones done): the window
+                        # reaches the run's end, so no jump from here.
+                        hi = self.rg[r, RG_ITERS] - 1
             self.ff_lo[pe] = lo + self.rg[r, RG_DLO]
             self.ff_hi[pe] = hi
             rc |= _ff_put(b, self.ff_lo[pe] - k) | _ff_put(b, hi - k)
         return rc
+
+    cdef bint _ff_passed(self, int64_t ui, int64_t c0, int64_t end) noexcept nogil:
+        # Did unit ui start a command in [c0, end) (global indices) before its last started one?
+        # Its queue is in program order: the first entry at or after c0, by bisection.
+        cdef UnitState* us = &self.units[ui]
+        cdef int64_t a = self.unit_q_off[ui], z = us.q_pos - 1, mid
+        cdef int64_t lo_rel = c0 - us.q_base
+        while a < z:
+            mid = (a + z) >> 1
+            if self.unit_q[mid] < lo_rel:
+                a = mid + 1
+            else:
+                z = mid
+        return a < us.q_pos - 1 and self.unit_q[a] < end - us.q_base
 
     cdef int _ff_put_units(self, FFBuf* b, int64_t k) noexcept nogil:
         # A PE whose units are all done stays as it is (no command of its own will run, nothing
