@@ -146,3 +146,89 @@ def test_too_many_distinct_sizes_keep_the_int64_sizes(monkeypatch):
     assert traced.program.sizes is None and traced.program._tensor_bytes.dtype == np.int64
     assert traced.program.tensor_bytes.tobytes() == ref.program.tensor_bytes.tobytes()
     assert_same(ref.time(hw, record_events=True).engine, traced.time(hw, record_events=True).engine)
+
+
+# -- a review's cases (the change's adversarial review) -------------------------------------------
+def test_a_bad_size_no_tensor_has_is_harmless():
+    """A table entry out of range that no tensor indexes is not a tensor's size: accepted (the
+    check raised IndexError looking for its tensor); one a tensor has is named by that tensor."""
+    hw = load_hw("mesh8")
+    traced = _trace_panel("single_user_decode", hw)
+    p, nbr = traced.program, traced.neighbours
+    idx = np.zeros(p.n_tensors, np.uint16)
+    want = api.simulate(hw, nbr, Program(p.commands, p.cmd_offsets, None, p.tensor_pinned,
+                                         p.tensor_offsets, sizes=(idx, np.array([512], np.int64))))
+    for bad in (-8, (1 << 40) + 8):
+        table = np.array([512, bad], np.int64)
+        got = api.simulate(hw, nbr, Program(p.commands, p.cmd_offsets, None, p.tensor_pinned,
+                                            p.tensor_offsets, sizes=(idx, table)))
+        assert_same(want, got)
+
+
+def test_sizes_are_checked_when_tensor_bytes_is_built():
+    """Reading tensor_bytes checks the indices and the table as the checks do (it cast and
+    wrapped them before: int64 indices of -1 read as the table's last size)."""
+    p = _trace_panel("single_user_decode", load_hw("mesh8")).program
+    n = p.n_tensors
+    bad = [((np.full(n, -1, np.int64), np.array([64], np.int64)), "uint16 indices, int64 table"),
+           ((np.zeros(n, np.uint16), np.array([64], np.int32)), "uint16 indices, int64 table"),
+           ((np.zeros(n, np.uint16), np.array([64, 0, 128, 0], np.int64)[::2]), "contiguous"),
+           ((np.full(n, 7, np.uint16), np.array([64], np.int64)), "tensor 0 indexes past the table of 1 sizes"),
+           ({"idx": 0}, "got dict"), ((np.zeros(n, np.uint16),), "got tuple")]
+    for sizes, match in bad:
+        q = Program(p.commands, p.cmd_offsets, None, p.tensor_pinned, p.tensor_offsets, sizes=sizes)
+        with pytest.raises(ValueError, match=match):
+            getattr(q, "tensor_bytes")
+        with pytest.raises(ValueError, match=match):
+            api.simulate(load_hw("mesh8"), np.full((64, 4), -1), q)
+    with pytest.raises(ValueError, match="not both"):
+        Program(p.commands, p.cmd_offsets, p.tensor_bytes, p.tensor_pinned, p.tensor_offsets,
+                sizes=(np.zeros(n, np.uint16), np.array([64], np.int64)))
+    with pytest.raises(ValueError, match="tensor_bytes must be int64, got NoneType"):
+        getattr(Program(p.commands, p.cmd_offsets, None, p.tensor_pinned, p.tensor_offsets), "n_tensors")
+
+
+def test_index_sizes_refuses_a_negative_repeat():
+    """A part repeated a negative number of times made the length check short and the pass wrote
+    past ``out`` (a segfault): refused."""
+    out = np.empty(4, np.uint16)
+    with pytest.raises(ValueError, match="repeated -1 times"):
+        _replay.index_sizes([(np.arange(4, dtype=np.int64), 1), (np.arange(2, dtype=np.int64), -1),
+                             (np.arange(4, dtype=np.int64), 1)], out)
+    with pytest.raises(ValueError, match="out is shorter"):
+        _replay.index_sizes([(np.arange(3, dtype=np.int64), 1 << 62)], out)
+
+
+def test_the_engine_gets_the_sizes_it_checked(monkeypatch):
+    """simulate reads the sizes once: another thread building tensor_bytes (which drops sizes)
+    between the checks and the engine changes nothing (the engine got neither array)."""
+    hw = load_hw("mesh8")
+    traced = _trace_panel("single_user_prefill", hw)
+    want = traced.time(hw, record_events=True).engine
+    p = traced.program
+    fresh = Program(p.commands, p.cmd_offsets, None, p.tensor_pinned, p.tensor_offsets, sizes=p.sizes)
+    check = api._check_neighbours
+
+    def meanwhile(hw_, nbr):
+        getattr(fresh, "tensor_bytes")  # (another thread's read)
+        return check(hw_, nbr)
+
+    monkeypatch.setattr(api, "_check_neighbours", meanwhile)
+    got = api.simulate(hw, traced.neighbours, fresh, record_events=True)
+    assert fresh.sizes is None
+    assert_same(want, got)
+
+
+def test_a_program_without_sizes_pickles_as_before():
+    """Six fields, as a kernbench before sizes wrote and reads them."""
+    p = _trace_panel("single_user_decode", load_hw("mesh8")).program
+    q = Program(p.commands, p.cmd_offsets, p.tensor_bytes, p.tensor_pinned, p.tensor_offsets)
+    assert len(q.__getstate__()) == 6 and len(p.__getstate__()) in (6, 7)
+
+
+def test_a_partial_reuse_reads_the_source_sizes_without_building_them():
+    from kernbench.runtime.executor import _bytes_of
+    p = _trace_panel("single_user_prefill", load_hw("mesh8")).program
+    idx, table = p.sizes
+    assert np.array_equal(_bytes_of(p, 3, 17), table[idx[3:17].astype(np.intp)])
+    assert p.sizes is not None and p._tensor_bytes is None

@@ -730,9 +730,11 @@ def index_sizes(list parts, uint16_t[::1] out):
     cdef int64_t total = 0, k = 0, n, R, i, j, v, h, done, nb, n_tab = 0
     cdef const int64_t[::1] a
     for part in parts:
-        total += len(part[0]) * int(part[1])
-    if total > out.shape[0]:
-        raise ValueError("index_sizes: out is shorter than the parts")
+        n, R = len(part[0]), int(part[1])
+        if R < 0 or (n and R > (out.shape[0] - total) // n):  # (no product that overflows)
+            raise ValueError("index_sizes: out is shorter than the parts" if R >= 0 else
+                             f"index_sizes: a part repeated {R} times")
+        total += n * R
     cdef int64_t* keys = <int64_t*> malloc(_SIZE_SLOTS * sizeof(int64_t))
     cdef int32_t* vals = <int32_t*> malloc(_SIZE_SLOTS * sizeof(int32_t))
     cdef int64_t* tab = <int64_t*> malloc((_MAX_SIZES + 1) * sizeof(int64_t))

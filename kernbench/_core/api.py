@@ -16,6 +16,7 @@ import numpy as np
 from ..common.errors import DeadlockError, EngineInvariantError, MaxCyclesError, SramCapacityError, pe_label
 from ..common.pe_commands import (
     COMMAND_DTYPE,
+    check_sizes,
     N_PORTS,
     N_UNITS,
     OPPOSITE,
@@ -226,7 +227,9 @@ class _Checker:
             )
 
 
-def _check_program(hw: HardwareConfig, program: Program) -> None:
+def _check_program(hw: HardwareConfig, program: Program) -> tuple:
+    """Check ``program``'s arrays; returns its tensor sizes as checked, ``(tensor_bytes, None)``
+    or ``(None, (idx, table))`` (Program.sizes), read once: what the engine is given."""
     cp = program.tiled
     if cp is None:
         c = program.commands
@@ -237,9 +240,11 @@ def _check_program(hw: HardwareConfig, program: Program) -> None:
             )
     elif not hasattr(cp, "source") or getattr(cp.literal, "dtype", None) != COMMAND_DTYPE:
         raise ValueError("a Program's compact form must be a TiledCommands of COMMAND_DTYPE rows")
+    tb, sizes = _tensor_sizes(program)
+    n_t = len(sizes[0]) if sizes is not None else len(tb)
     for name, off, total in (
         ("cmd_offsets", program.cmd_offsets, program.n_rows),
-        ("tensor_offsets", program.tensor_offsets, _n_tensors(program)),
+        ("tensor_offsets", program.tensor_offsets, n_t),
     ):
         # the array itself goes to the compiled loop, so a list (checked via np.asarray) is not enough
         if not isinstance(off, np.ndarray):
@@ -253,49 +258,42 @@ def _check_program(hw: HardwareConfig, program: Program) -> None:
             raise ValueError(f"{name} must rise from 0 to {total}")
         if len(off) > 1 and int(np.diff(off).max()) >= 1 << 31:  # the engine's queues are int32
             raise ValueError(f"{name}: a PE's program may have at most 2**31 - 1 entries")
-    sizes = _sizes(program)
-    if sizes is not None:  # (idx, table): the table's sizes checked, each index within it
-        idx, tb = sizes
-        if (not isinstance(idx, np.ndarray) or idx.dtype != np.uint16 or idx.ndim != 1
-                or not isinstance(tb, np.ndarray) or tb.dtype != np.int64 or tb.ndim != 1):
-            raise ValueError("a Program's sizes must be (uint16 indices, int64 table)")
-        if len(idx) and int(idx.max()) >= len(tb):
-            raise ValueError(f"sizes: tensor {int(np.flatnonzero(idx >= len(tb))[0])} indexes past "
-                             f"the table of {len(tb)} sizes")
-        n_t = len(idx)
-    else:
-        tb = program.tensor_bytes
-        if not isinstance(tb, np.ndarray) or tb.dtype != np.int64:
-            raise ValueError(f"tensor_bytes must be int64, got {getattr(tb, 'dtype', type(tb).__name__)}")
-        if tb.ndim != 1:
-            raise ValueError(f"tensor_bytes must be 1-D, one size per tensor, got shape {tb.shape}")
-        n_t = len(tb)
-    # (min and max: no per-tensor temporaries; a tensor named by its index into the table)
-    if len(tb) and tb.min() < 0:
-        raise ValueError(f"tensor_bytes must be >= 0 (tensor {_first_tensor(sizes, tb < 0)})")
-    if len(tb) and tb.max() > MAX_SIZE:
-        raise ValueError(f"tensor_bytes must be at most 2**40 (tensor {_first_tensor(sizes, tb > MAX_SIZE)})")
     tp = program.tensor_pinned
     if not isinstance(tp, np.ndarray) or tp.dtype != np.uint8 or tp.shape != (n_t,):
         raise ValueError("tensor_pinned must be uint8 with one entry per tensor")
+    return tb, sizes
 
 
-def _sizes(program: Program):
-    """The Program's tensor sizes as (idx, table) when it holds them so (Program.sizes), else
-    None (its int64 ``tensor_bytes``)."""
-    return program.sizes if program._tensor_bytes is None else None
+def _tensor_sizes(program: Program) -> tuple:
+    """The Program's tensor sizes, checked: ``(tensor_bytes, None)`` (int64, one per tensor) or
+    ``(None, (idx, table))`` when it holds them as uint16 indices into a table of sizes
+    (Program.sizes; sizes no tensor uses are not checked). Read once, so that another thread
+    building ``tensor_bytes`` meanwhile (which drops ``sizes``) changes nothing here."""
+    tb, sizes = program._tensor_bytes, program.sizes
+    if tb is None and sizes is not None:
+        sizes = check_sizes(sizes)
+        idx, table = sizes
+        for bad, what in ((table < 0, "must be >= 0"), (table > MAX_SIZE, "must be at most 2**40")):
+            if bad.any():  # (the first tensor of such a size; a size no tensor has is harmless)
+                used = np.flatnonzero(np.isin(idx, np.flatnonzero(bad)))
+                if len(used):
+                    raise ValueError(f"tensor_bytes {what} (tensor {int(used[0])})")
+        return None, sizes
+    if not isinstance(tb, np.ndarray) or tb.dtype != np.int64:
+        raise ValueError(f"tensor_bytes must be int64, got {getattr(tb, 'dtype', type(tb).__name__)}")
+    if tb.ndim != 1:
+        raise ValueError(f"tensor_bytes must be 1-D, one size per tensor, got shape {tb.shape}")
+    # (min and max: no per-tensor temporaries)
+    if len(tb) and tb.min() < 0:
+        raise ValueError(f"tensor_bytes must be >= 0 (tensor {int(np.flatnonzero(tb < 0)[0])})")
+    if len(tb) and tb.max() > MAX_SIZE:
+        raise ValueError(f"tensor_bytes must be at most 2**40 (tensor {int(np.flatnonzero(tb > MAX_SIZE)[0])})")
+    return tb, None
 
 
 def _n_tensors(program: Program) -> int:
-    sizes = _sizes(program)
-    return len(sizes[0]) if sizes is not None else len(program.tensor_bytes)
-
-
-def _first_tensor(sizes, bad: np.ndarray) -> int:
-    # the first tensor whose size is flagged in ``bad`` (per size, or per tensor without sizes)
-    if sizes is None:
-        return int(np.flatnonzero(bad)[0])
-    return int(np.flatnonzero(np.isin(sizes[0], np.flatnonzero(bad)))[0])
+    # (a Program's tensor count, without building tensor_bytes from its sizes)
+    return program.n_tensors
 
 
 def link_order(links: np.ndarray, n_links: int) -> np.ndarray:
@@ -999,7 +997,7 @@ def simulate(
         raise ValueError(f"max_cycles must be an int in 1..2**62, got {max_cycles!r}")
     # Without a guard the loop still stops at the horizon, where int64 cycle arithmetic ends.
     limit = _HORIZON if max_cycles is None else int(max_cycles)
-    _check_program(hw, program)
+    tb, sizes = _check_program(hw, program)  # (read once: what the engine is given)
     nbr = _check_neighbours(hw, neighbours)
     describe = describe or _default_describe(program)
     prep = prepared.get(_prepared_key(hw, nbr)) if prepared is not None else None
@@ -1042,7 +1040,7 @@ def simulate(
         prep["unit_q_off"],
         program.cmd_offsets,
         program.tensor_offsets,
-        program.tensor_bytes if _sizes(program) is None else None,
+        tb,
         program.tensor_pinned,
         prep["readers"],
         nbr.ravel(),
@@ -1050,7 +1048,7 @@ def simulate(
         *(regions or (None, None, None)),
         source=cp.source() if cp is not None else None,
         row_pool=pool,
-        t_sizes=_sizes(program),
+        t_sizes=sizes,
     )
     try:
         status = sim.run()

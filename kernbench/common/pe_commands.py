@@ -22,6 +22,7 @@ from ..hw.sfr import N_PORTS, OPPOSITE, PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, 
 
 __all__ = [
     "TensorHandle",
+    "check_sizes",
     "Opcode",
     "Unit",
     "VecOp",
@@ -445,6 +446,25 @@ COMMAND_DTYPE = np.dtype(
 )
 
 
+def check_sizes(sizes) -> tuple:
+    """``sizes`` (Program.sizes) as ``(idx, table)``, checked: ``idx`` a 1-D uint16 array, one
+    index per tensor, each below ``len(table)``; ``table`` a 1-D C-contiguous int64 array of
+    sizes (bytes). Raises ValueError naming what is wrong (the first tensor indexing past the
+    table)."""
+    if not isinstance(sizes, tuple) or len(sizes) != 2:
+        raise ValueError(f"a Program's sizes must be (uint16 indices, int64 table), got "
+                         f"{type(sizes).__name__}")
+    idx, table = sizes
+    if (not isinstance(idx, np.ndarray) or idx.dtype != np.uint16 or idx.ndim != 1
+            or not isinstance(table, np.ndarray) or table.dtype != np.int64 or table.ndim != 1
+            or not idx.flags.c_contiguous or not table.flags.c_contiguous):
+        raise ValueError("a Program's sizes must be (uint16 indices, int64 table), 1-D and contiguous")
+    if len(idx) and int(idx.max()) >= len(table):
+        raise ValueError(f"sizes: tensor {int(np.flatnonzero(idx >= len(table))[0])} indexes past "
+                         f"the table of {len(table)} sizes")
+    return idx, table
+
+
 class Program:
     """Every PE's command stream and tensor table, concatenated (CSR by global PE index).
 
@@ -468,11 +488,13 @@ class Program:
 
     def __init__(self, commands, cmd_offsets, tensor_bytes, tensor_pinned, tensor_offsets, compact=None,
                  sizes=None):
+        if tensor_bytes is not None and sizes is not None:
+            raise ValueError("Program: give the tensor sizes as tensor_bytes or as sizes, not both")
         self._commands = commands
         self.compact = compact
         self.cmd_offsets = cmd_offsets
         self._tensor_bytes = tensor_bytes
-        self.sizes = sizes if tensor_bytes is None else None
+        self.sizes = sizes
         self.tensor_pinned = tensor_pinned
         self.tensor_offsets = tensor_offsets
 
@@ -482,8 +504,8 @@ class Program:
         the Program holds them so)."""
         tb = self._tensor_bytes
         if tb is None and self.sizes is not None:
-            idx, table = self.sizes
-            tb = self._tensor_bytes = np.asarray(table, np.int64)[np.asarray(idx, np.intp)]
+            idx, table = check_sizes(self.sizes)
+            tb = self._tensor_bytes = table[idx.astype(np.intp)]
             self.sizes = None
         return tb
 
@@ -494,9 +516,16 @@ class Program:
 
     @property
     def n_tensors(self) -> int:
-        """Tensors in the tensor table (without building ``tensor_bytes``)."""
-        return len(self.sizes[0]) if self._tensor_bytes is None and self.sizes is not None \
-            else len(self._tensor_bytes)
+        """Tensors in the tensor table (without building ``tensor_bytes``). Raises ValueError if
+        the Program holds neither."""
+        if self._tensor_bytes is not None:
+            return len(self._tensor_bytes)
+        if isinstance(self.sizes, tuple) and len(self.sizes) == 2:
+            return len(self.sizes[0])  # (checked by the checks that read them)
+        if self.sizes is not None:
+            check_sizes(self.sizes)  # (raises)
+        raise ValueError("tensor_bytes must be int64, got NoneType (a Program holds its tensor sizes "
+                         "as tensor_bytes or as sizes)")
 
     @property
     def commands(self) -> np.ndarray:
@@ -545,8 +574,10 @@ class Program:
             self._commands = None
 
     def __getstate__(self):
-        return (None if self.compact is not None else self._commands, self.compact, self.cmd_offsets,
-                self._tensor_bytes, self.tensor_pinned, self.tensor_offsets, self.sizes)
+        state = (None if self.compact is not None else self._commands, self.compact, self.cmd_offsets,
+                 self._tensor_bytes, self.tensor_pinned, self.tensor_offsets)
+        # (six fields without sizes: what a kernbench before them reads)
+        return state if self.sizes is None else (*state, self.sizes)
 
     def __setstate__(self, state) -> None:
         if len(state) == 2 and isinstance(state[1], dict):  # pickled by a kernbench without compact

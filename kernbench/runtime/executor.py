@@ -449,6 +449,15 @@ def _compare_replayed(full, b, pe: tuple) -> None:
                           f"(docs/language.md, 'tl.range')", pe=pe)
 
 
+def _bytes_of(p: Program, a: int, z: int) -> np.ndarray:
+    """Sizes of tensors a..z of ``p`` (int64), without building all of ``p.tensor_bytes`` from
+    its sizes (Program.sizes: ``p`` keeps them)."""
+    if p._tensor_bytes is None and p.sizes is not None:
+        idx, table = p.sizes
+        return table[idx[a:z].astype(np.intp)]
+    return p.tensor_bytes[a:z]
+
+
 def _merge_reused(program: Program, sites: np.ndarray, table: SiteTable, src, mapping: dict) -> tuple:
     """``program`` (the traced PEs) with PE g's stream taken from PE mapping[g] of the
     TracedLaunch ``src``: commands, tensor table and sites (renamed into ``table``)."""
@@ -478,7 +487,7 @@ def _merge_reused(program: Program, sites: np.ndarray, table: SiteTable, src, ma
         # (the source's sizes as indices into its table, kept so: Program.sizes)
         sizes = (np.concatenate([sp.sizes[0][a:z] for p, a, z in ten_src]), sp.sizes[1])
     else:
-        tb = np.concatenate([p.tensor_bytes[a:z] for p, a, z in ten_src]).astype(np.int64, copy=False)
+        tb = np.concatenate([_bytes_of(p, a, z) for p, a, z in ten_src]).astype(np.int64, copy=False)
     tp = np.concatenate([p.tensor_pinned[a:z] for p, a, z in ten_src]).astype(np.uint8, copy=False)
     if cmd_off[-1] == sp.n_commands and all(a == z or (p is sp and a == cmd_off[g])
                                             for g, (p, a, z) in enumerate(cmd_src)):
