@@ -178,14 +178,14 @@ def test_sizes_are_checked_when_tensor_bytes_is_built():
     for sizes, match in bad:
         q = Program(p.commands, p.cmd_offsets, None, p.tensor_pinned, p.tensor_offsets, sizes=sizes)
         with pytest.raises(ValueError, match=match):
-            getattr(q, "tensor_bytes")
+            _ = q.tensor_bytes
         with pytest.raises(ValueError, match=match):
             api.simulate(load_hw("mesh8"), np.full((64, 4), -1), q)
     with pytest.raises(ValueError, match="not both"):
         Program(p.commands, p.cmd_offsets, p.tensor_bytes, p.tensor_pinned, p.tensor_offsets,
                 sizes=(np.zeros(n, np.uint16), np.array([64], np.int64)))
     with pytest.raises(ValueError, match="tensor_bytes must be int64, got NoneType"):
-        getattr(Program(p.commands, p.cmd_offsets, None, p.tensor_pinned, p.tensor_offsets), "n_tensors")
+        _ = Program(p.commands, p.cmd_offsets, None, p.tensor_pinned, p.tensor_offsets).n_tensors
 
 
 def test_index_sizes_refuses_a_negative_repeat():
@@ -210,7 +210,7 @@ def test_the_engine_gets_the_sizes_it_checked(monkeypatch):
     check = api._check_neighbours
 
     def meanwhile(hw_, nbr):
-        getattr(fresh, "tensor_bytes")  # (another thread's read)
+        _ = fresh.tensor_bytes  # (another thread's read)
         return check(hw_, nbr)
 
     monkeypatch.setattr(api, "_check_neighbours", meanwhile)
