@@ -726,7 +726,7 @@ def index_sizes(list parts, uint16_t[::1] out):
     or None, ``out`` partly written, when there are more than MAX_SIZES distinct sizes. One
     pass in C, a hash of the sizes (a launch's tensors have a few hundred sizes at most);
     a repeated part is indexed once and its indices copied. Raises ValueError if ``out`` is too
-    short."""
+    short or a part is repeated a negative number of times."""
     cdef int64_t total = 0, k = 0, n, R, i, j, v, h, done, nb, n_tab = 0
     cdef const int64_t[::1] a
     for part in parts:

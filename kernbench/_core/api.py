@@ -291,11 +291,6 @@ def _tensor_sizes(program: Program) -> tuple:
     return tb, None
 
 
-def _n_tensors(program: Program) -> int:
-    # (a Program's tensor count, without building tensor_bytes from its sizes)
-    return program.n_tensors
-
-
 def link_order(links: np.ndarray, n_links: int) -> np.ndarray:
     """The stable order of ``links`` (ints, each in 0..n_links-1): messages in link order,
     program order within a link when they come in program order. A counting sort in C
@@ -540,7 +535,7 @@ def _program_tables(hw: HardwareConfig, program: Program, describe) -> dict:
     (Program.tiled) is read a few thousand rows at a time, never expanded."""
     cmd_off = program.cmd_offsets
     t_off = program.tensor_offsets
-    n_t = _n_tensors(program)
+    n_t = program.n_tensors  # (without building tensor_bytes from its sizes)
     made = pages.zeros(n_t, np.uint8)
     readers = pages.zeros(n_t, np.int32)
     # The C pass answers "all valid?" and builds the tables; only a program with something wrong
@@ -588,7 +583,7 @@ def moved_tables(tables: dict, source: Program, program: Program) -> dict | None
         return None
     co, to = program.cmd_offsets, program.tensor_offsets
     cs, ts = source.cmd_offsets, source.tensor_offsets
-    if to[-1] != ts[-1] or _n_tensors(program) != _n_tensors(source):
+    if to[-1] != ts[-1] or program.n_tensors != source.n_tensors:
         return None
     used = np.flatnonzero((np.diff(co) > 0) | (np.diff(to) > 0))
     s_used = np.flatnonzero((np.diff(cs) > 0) | (np.diff(ts) > 0))
