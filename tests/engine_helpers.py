@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import _thread
 import functools
+import gc
 import operator
 import signal
 import traceback
@@ -260,11 +261,17 @@ def call_interrupted(fn, *args) -> KeyboardInterrupt:
             raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGINT, handler)
+    # no garbage collection meanwhile either: a collection runs gc.callbacks (hypothesis
+    # registers one), Python code that would take the signal before the pass does (seen in CI)
+    gc_on = gc.isenabled()
+    gc.disable()
     try:
         with pytest.raises(KeyboardInterrupt) as info:
             list(map(operator.call, (_thread.interrupt_main, functools.partial(fn, *args))))
     finally:
         armed = False
+        if gc_on:
+            gc.enable()
         signal.signal(signal.SIGINT, old)  # runs a pending handler (disarmed) first
     tb = "".join(traceback.format_tb(info.value.__traceback__))
     assert "_check_signals" in tb, tb  # raised by the pass's poll, not by Python code around it
