@@ -6,12 +6,14 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from kernbench._core import _replay, api
 from kernbench.common.pe_commands import Program
 from kernbench.hw import load_hw
 from kernbench.runtime.traced import TracedLaunch
-from test_steady_state import _trace_panel, assert_same
+from test_steady_state import DEFAULT, _loop_trace, _trace_panel, assert_same
+from test_tl_range import loop_kernels
 
 
 def _joined(parts):
@@ -72,6 +74,32 @@ def test_a_launch_on_size_indices_equals_one_on_int64_sizes(name, causal):
         want = plain.time(hw, steady=steady, record_events=True).engine
         assert_same(want, got)
     assert p.sizes is not None  # (timing read them as they are)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loop_kernels())
+def test_generated_loop_kernels_on_size_indices_equal_int64_sizes(case):
+    """test_tl_range's random loop bodies (pinned loads, carried values, sends, views ...): the
+    launch on the size indices equals the launch on the int64 sizes, every field to the bit,
+    with the jumps and without (or raises the same error)."""
+    traced = _loop_trace(case)
+    p = traced.program
+    assert p.sizes is not None
+    plain = TracedLaunch(**{**traced.__dict__, "program": _with_bytes(p), "_prepared": {}})
+    for steady in (True, False):
+        got = want = None
+        try:
+            got = traced.time(DEFAULT, steady=steady, record_events=True).engine
+        except Exception as e:  # (a generated kernel may deadlock: the same error both ways)
+            got = e
+        try:
+            want = plain.time(DEFAULT, steady=steady, record_events=True).engine
+        except Exception as e:
+            want = e
+        if isinstance(want, Exception):
+            assert type(got) is type(want) and str(got) == str(want)
+        else:
+            assert_same(want, got)
 
 
 def test_reading_tensor_bytes_builds_them_and_drops_the_indices():
@@ -222,8 +250,10 @@ def test_the_engine_gets_the_sizes_it_checked(monkeypatch):
 def test_a_program_without_sizes_pickles_as_before():
     """Six fields, as a kernbench before sizes wrote and reads them."""
     p = _trace_panel("single_user_decode", load_hw("mesh8")).program
+    state = p.__getstate__()
+    assert len(state) == 7 and state[6] is p.sizes and state[3] is None  # (the indices, kept)
     q = Program(p.commands, p.cmd_offsets, p.tensor_bytes, p.tensor_pinned, p.tensor_offsets)
-    assert len(q.__getstate__()) == 6 and len(p.__getstate__()) in (6, 7)
+    assert len(q.__getstate__()) == 6 and len(p.__getstate__()) == 6  # (p holds int64 sizes now)
 
 
 def test_a_partial_reuse_reads_the_source_sizes_without_building_them():
