@@ -496,7 +496,7 @@ def _write_outputs(result, args, console, tag=None) -> None:
         console.print(rich_text(f"trace  -> {path}  ({what}; open in https://ui.perfetto.dev)"), soft_wrap=True)
     if args.json:
         path = _suffixed(args.json, tag)
-        result.to_json(path)
+        result.write_json(path)  # (a chunk at a time: a long launch's file without its dict)
         console.print(rich_text(f"json   -> {path}"), soft_wrap=True)
     if args.plot:
         path = _suffixed(args.plot, tag)

@@ -60,10 +60,10 @@ def test_lower_layers_never_import_their_consumers(layer):
 def test_result_views_still_work_without_the_runtime_importing_reports():
     # kernbench.report registers the views on import; `import kernbench` imports it.
     from kernbench.report import (critical_path, launch_html, plot, print_drift, print_profile,
-                                  print_report, to_json, to_perfetto)
+                                  print_report, to_json, to_perfetto, write_json)
     from kernbench.runtime import result
 
-    assert result._VIEWS == {"report": print_report, "to_json": to_json,
+    assert result._VIEWS == {"report": print_report, "to_json": to_json, "write_json": write_json,
                              "to_perfetto": to_perfetto, "plot": plot, "profile": print_profile,
                              "critical_path": critical_path, "drift_report": print_drift,
                              "repr_html": launch_html}

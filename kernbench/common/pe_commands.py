@@ -445,6 +445,9 @@ COMMAND_DTYPE = np.dtype(
     align=True,
 )
 
+#: rows Program.columns reads from a compact program at a time (a 19 MB buffer)
+COLUMN_CHUNK = 1 << 18
+
 
 def check_sizes(sizes) -> tuple:
     """``sizes`` (Program.sizes) as ``(idx, table)``, checked: ``idx`` a 1-D uint16 array, one
@@ -546,6 +549,31 @@ class Program:
         """Rows of the command array, held or not."""
         c = self._commands
         return len(c) if c is not None else self.compact.n
+
+    def columns(self, *names: str) -> tuple:
+        """Fields ``names`` of every command, one (n_commands,) array each in its
+        COMMAND_DTYPE dtype, read without keeping the command array: a view of the held array,
+        or, from the compact form, a copy filled ``COLUMN_CHUNK`` rows at a time (a report on a
+        long launch then holds the fields it reads, not the 72-byte rows). Raises ValueError
+        naming a field that is not one."""
+        bad = [f for f in names if f not in COMMAND_DTYPE.names]
+        if bad:
+            raise ValueError(f"columns: {bad[0]!r} is not a command field "
+                             f"(fields: {', '.join(COMMAND_DTYPE.names)})")
+        cp = self.tiled
+        if cp is None:
+            c = self.commands
+            return tuple(c[f] for f in names)
+        n = cp.n
+        out = tuple(np.empty(n, COMMAND_DTYPE[f]) for f in names)
+        src = cp.source()
+        buf = np.empty(min(n, COLUMN_CHUNK), COMMAND_DTYPE)
+        for a in range(0, n, COLUMN_CHUNK):
+            z = min(a + COLUMN_CHUNK, n)
+            rows = src.rows(a, z, out=buf[:z - a])
+            for f, o in zip(names, out):
+                o[a:z] = rows[f]
+        return out
 
     def take(self, idx) -> np.ndarray:
         """Commands at global indices ``idx`` (int array), read without expanding a compact

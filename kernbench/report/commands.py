@@ -29,7 +29,10 @@ __all__ = ["CommandFacts", "command_facts", "line_groups", "LineGroups"]
 
 @dataclass
 class CommandFacts:
-    """Arrays by global command index (``n`` commands)."""
+    """Arrays by global command index (``n`` commands), int64. The stalls (``operand``,
+    ``credit``, ``data``, ``arbitration``) and ``prev_end`` are computed from the fields each
+    time they are read, not kept: a long launch's facts hold eight numbers a command and the
+    producers' three."""
 
     pe: np.ndarray  #: global PE
     unit: np.ndarray  #: Unit index
@@ -37,18 +40,43 @@ class CommandFacts:
     start: np.ndarray
     end: np.ndarray
     prev: np.ndarray  #: the command before it on its unit (-1: the first)
-    prev_end: np.ndarray  #: end of ``prev`` (0 for the first)
     producers: np.ndarray  #: (n, 3) the command producing each operand src0..src2 (-1: none)
     ideal: np.ndarray  #: cycles the command takes alone: formula (GEMM, VECTOR), DMA alone, serialisation (links)
-    operand: np.ndarray  #: operand stall (idle before it on its unit)
-    credit: np.ndarray  #: inside busy, sends
-    data: np.ndarray  #: inside busy, recvs
-    arbitration: np.ndarray  #: inside busy, DMA
     peer: np.ndarray  #: the matching recv of a send and send of a recv (-1 otherwise)
 
     @property
     def busy(self) -> np.ndarray:
         return self.end - self.start
+
+    @property
+    def prev_end(self) -> np.ndarray:
+        """End of ``prev`` (0 for the first)."""
+        return np.where(self.prev >= 0, self.end[np.maximum(self.prev, 0)], 0)
+
+    @property
+    def operand(self) -> np.ndarray:
+        """Operand stall: idle on its unit before it."""
+        return self.start - self.prev_end
+
+    def _inside(self, op: int) -> np.ndarray:
+        # busy beyond the command's alone time, for commands of opcode ``op`` (0 elsewhere)
+        return np.where(self.opcode == op, self.end - self.start - self.ideal, 0)
+
+    @property
+    def credit(self) -> np.ndarray:
+        """Inside busy, sends: waiting for credits."""
+        return self._inside(Opcode.SEND)
+
+    @property
+    def data(self) -> np.ndarray:
+        """Inside busy, recvs: waiting for data (never negative)."""
+        return np.maximum(self._inside(Opcode.RECV), 0)
+
+    @property
+    def arbitration(self) -> np.ndarray:
+        """Inside busy, DMA: waiting for the cube's channel."""
+        return np.where((self.opcode == Opcode.LOAD) | (self.opcode == Opcode.STORE),
+                        self.end - self.start - self.ideal, 0)
 
 
 def _per_size(sizes: np.ndarray, fn) -> np.ndarray:
@@ -57,6 +85,10 @@ def _per_size(sizes: np.ndarray, fn) -> np.ndarray:
         return np.zeros(0, np.int64)
     uniq, inv = np.unique(sizes, return_inverse=True)
     return np.array([fn(int(s)) for s in uniq], np.int64)[inv]
+
+
+#: the command fields :func:`command_facts` reads
+_FACT_FIELDS = ("unit", "opcode", "dst", "src0", "src1", "src2", "nbytes")
 
 
 def command_facts(result) -> CommandFacts:
@@ -69,7 +101,8 @@ def command_facts(result) -> CommandFacts:
 
     prog = result.program
     e = result.engine
-    c = prog.commands
+    # the fields read, not the 72-byte rows: a compact program is never expanded here
+    c = dict(zip(_FACT_FIELDS, prog.columns(*_FACT_FIELDS)))
     n = prog.n_commands
     n_pes = prog.n_pes
     pe = np.repeat(np.arange(n_pes, dtype=np.int64), np.diff(prog.cmd_offsets))
@@ -85,7 +118,6 @@ def command_facts(result) -> CommandFacts:
     if n > 1:
         same = key[order[1:]] == key[order[:-1]]
         prev[order[1:][same]] = order[:-1][same]
-    prev_end = np.where(prev >= 0, end[np.maximum(prev, 0)], 0)
 
     # Producers of the operands: tensor (PE-local id + the PE's first global id) -> its command.
     t_off = prog.tensor_offsets
@@ -110,13 +142,6 @@ def command_facts(result) -> CommandFacts:
     ideal[is_dma] = _per_size(nbytes[is_dma], lambda b: _timing.dma_alone_cycles(params, b))
     link = is_send | is_recv
     ideal[link] = _per_size(nbytes[link], lambda b: _timing.link_message_cycles(params, b) - hop)
-    busy = end - start
-    zeros = np.zeros(n, np.int64)
-    arbitration = np.where(is_dma, busy - ideal, zeros)
-    credit = np.where(is_send, busy - ideal, zeros)
-    data = np.where(is_recv, np.maximum(busy - ideal, 0), zeros)
-    operand = start - prev_end
-
     peer = np.full(n, -1, np.int64)
     msgs = e.messages
     if len(msgs):
@@ -126,8 +151,7 @@ def command_facts(result) -> CommandFacts:
         peer[r_idx] = s_idx
 
     facts = CommandFacts(pe=pe, unit=unit, opcode=opcode, start=start, end=end, prev=prev,
-                         prev_end=prev_end, producers=producers, ideal=ideal, operand=operand,
-                         credit=credit, data=data, arbitration=arbitration, peer=peer)
+                         producers=producers, ideal=ideal, peer=peer)
     try:
         result._kb_command_facts = (result.engine, facts)
     except AttributeError:  # a result type that takes no new attributes: compute each time
@@ -182,9 +206,9 @@ def line_groups(result) -> LineGroups:
                            np.int64, n)
     else:
         seen = {}
-        cmds = prog.commands
-        fields = np.stack([cmds[f].astype(np.int64) for f in ("line", "opcode", "unit", "sub", "m", "n", "k",
-                                                                "nbytes")], axis=1) if n else np.zeros((0, 8), np.int64)
+        fields = np.stack([x.astype(np.int64) for x in prog.columns("line", "opcode", "unit", "sub", "m", "n",
+                                                                      "k", "nbytes")],
+                          axis=1) if n else np.zeros((0, 8), np.int64)
         _, keys = np.unique(fields, axis=0, return_inverse=True) if n else (None, np.zeros(0, np.int64))
         keys = np.asarray(keys, np.int64).reshape(-1)
     size = int(keys.max()) + 1 if n else 0

@@ -14,7 +14,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Program
+from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Program, check_sizes
 from ..hw.config import from_dict as hw_from_dict
 from ..hw.sfr import SfrInstall
 from ..language.semantic import dtype_name
@@ -24,7 +24,7 @@ from .drift import drift_summary
 from .profile import profile
 from .summary import summarize
 
-__all__ = ["to_json", "load_json", "from_json", "FORMAT", "jsonable"]
+__all__ = ["to_json", "write_json", "load_json", "from_json", "FORMAT", "jsonable"]
 
 FORMAT = "kernbench.launch/1"
 
@@ -63,19 +63,94 @@ def _from_columns(cols: dict, dtype: np.dtype, shape=None) -> np.ndarray:
     return out
 
 
-def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None = None) -> dict:
-    """The launch as a JSON-ready dict; written to ``path`` if given. See the module docstring.
+class _Column:
+    """A long list of the document (one entry per command, tensor or message), made ``JSON_CHUNK``
+    entries at a time: :func:`write_json` writes it chunk by chunk, :func:`to_json` joins the
+    chunks into one list. ``part(lo, hi)`` gives entries lo..hi as JSON-ready values; ``text(lo,
+    hi)``, when given, the same as JSON text (", "-joined, as json.dumps writes them);
+    ``release()`` drops what was read for it, once it is written."""
 
-    Per command it stores start and end cycles and the program itself, so the file grows with
-    the number of commands (never with packets)."""
+    __slots__ = ("n", "part", "text", "release")
+
+    def __init__(self, n: int, part, text=None, release=None):
+        self.n, self.part, self.text = int(n), part, text
+        self.release = release or (lambda: None)
+
+    @classmethod
+    def of(cls, a, n: int | None = None) -> "_Column":
+        """An array of ints or bools, or a function giving it, called when the column is first
+        read (``n``: its length), so that an array made for the file (a command field) is held
+        only while it is written."""
+        held: list = [] if callable(a) else [np.asarray(a)]
+
+        def arr() -> np.ndarray:
+            if not held:
+                held.append(np.asarray(a()))
+            return held[0]
+
+        def part(lo, hi):
+            return arr()[lo:hi].tolist()
+
+        def text(lo, hi):
+            v = arr()[lo:hi]
+            if v.dtype == np.bool_:
+                return ", ".join(["true" if x else "false" for x in v.tolist()])
+            return ", ".join(map(str, v.tolist()))  # (ints: str is json's text)
+
+        return cls(len(held[0]) if n is None else n, part, text, held.clear if callable(a) else None)
+
+    def tolist(self) -> list:
+        return self.part(0, self.n)
+
+
+def _int_columns(a: np.ndarray) -> dict:
+    """A structured array's fields as columns."""
+    return {name: _Column.of(a[name]) for name in a.dtype.names}
+
+
+def _named(result, n: int, name: str):
+    """Commands' labels or sources (``name``) as a column: with the launch's kernel sites
+    (``name_keys``) each site is named once and its name copied to its commands; else each
+    command is named by itself."""
+    one = result.label if name == "labels" else result.source
+    keys = getattr(result, "name_keys", None)
+    if keys is None or len(keys) != n:
+        return _Column(n, lambda lo, hi: [one(i) for i in range(lo, hi)])
+    keys = np.asarray(keys)
+    names: dict = {}  # site -> its name, json-encoded
+
+    def encoded(lo, hi) -> list:
+        ks = keys[lo:hi]
+        out = []
+        for k, i in zip(ks.tolist(), range(lo, hi)):
+            t = names.get(k)
+            if t is None:
+                t = names[k] = json.dumps(one(i))
+            out.append(t)
+        return out
+
+    return _Column(n, lambda lo, hi: [json.loads(t) for t in encoded(lo, hi)],
+                   lambda lo, hi: ", ".join(encoded(lo, hi)))
+
+
+def _document(result, named_by_site: bool) -> dict:
+    """The launch's document with its long lists as :class:`_Column` (see :func:`to_json`)."""
     e = result.engine
     prog = result.program
-    # Names the launch gave its commands (callables in memory), stored as lists.
+    n = prog.n_commands
     labels = sources = None
-    if result.labels is not None:
-        labels = [result.label(i) for i in range(prog.n_commands)]
-    if getattr(result, "sources", None) is not None:
-        sources = [result.source(i) for i in range(prog.n_commands)]
+    if named_by_site:
+        if result.labels is not None:
+            labels = _named(result, n, "labels")
+        if getattr(result, "sources", None) is not None:
+            sources = _named(result, n, "sources")
+    else:  # each command named by itself (what to_json has always done)
+        if result.labels is not None:
+            labels = _Column(n, lambda lo, hi: [result.label(i) for i in range(lo, hi)])
+        if getattr(result, "sources", None) is not None:
+            sources = _Column(n, lambda lo, hi: [result.source(i) for i in range(lo, hi)])
+    # each command field read while it is written: a compact program is never expanded
+    commands = {name: _Column.of(lambda name=name: prog.columns(name)[0], n) for name in COMMAND_DTYPE.names}
     doc = {
         "format": FORMAT,
         "kernel": {"name": result.kernel_name, "file": result.kernel_file, "args": jsonable(result.args)},
@@ -97,17 +172,17 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
             "debug": jsonable(e.debug),
         },
         "commands": {
-            "start": np.asarray(e.cmd_start).tolist(),
-            "end": np.asarray(e.cmd_end).tolist(),
-            "completion_order": np.asarray(e.completion_order).tolist(),
+            "start": _Column.of(np.asarray(e.cmd_start)),
+            "end": _Column.of(np.asarray(e.cmd_end)),
+            "completion_order": _Column.of(np.asarray(e.completion_order)),
             "events_recorded": e.events is not None,
         },
-        "messages": _columns(e.messages),
+        "messages": _int_columns(e.messages),
         "program": {
-            "commands": _columns(prog.commands),
+            "commands": commands,
             "cmd_offsets": prog.cmd_offsets.tolist(),
-            "tensor_bytes": prog.tensor_bytes.tolist(),
-            "tensor_pinned": prog.tensor_pinned.tolist(),
+            "tensor_bytes": _Column.of(lambda: _tensor_bytes(prog), prog.n_tensors),
+            "tensor_pinned": _Column.of(prog.tensor_pinned),
             "tensor_offsets": prog.tensor_offsets.tolist(),
         },
         "labels": labels,
@@ -118,11 +193,93 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
         "drift": drift_summary(result) if getattr(result, "drift", None) is not None else None,
         "extra": jsonable(result.extra),
     }
+    return doc
+
+
+def _tensor_bytes(prog: Program) -> np.ndarray:
+    """Every tensor's size in bytes, leaving the Program's own form of them (sizes as indices
+    stay indices)."""
+    if prog.sizes is not None:
+        idx, table = check_sizes(prog.sizes)
+        return table[idx.astype(np.intp)]
+    return prog.tensor_bytes
+
+
+def _joined(x):
+    """``x`` with every :class:`_Column` in it made a list."""
+    if isinstance(x, _Column):
+        return x.tolist()
+    if isinstance(x, dict):
+        return {k: _joined(v) for k, v in x.items()}
+    return x
+
+
+def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None = None) -> dict:
+    """The launch as a JSON-ready dict; written to ``path`` if given. See the module docstring.
+
+    Per command it stores start and end cycles and the program itself, so the dict grows with
+    the number of commands (never with packets): several hundred bytes of Python objects a
+    command. To save a long launch, :func:`write_json` writes the same file a chunk at a time
+    without building the dict."""
+    doc = _joined(_document(result, named_by_site=False))
     if path is not None:
         text = json.dumps(doc, indent=indent)  # one-shot dumps uses the C encoder
         with open(path, "w") as f:
             f.write(text)
     return doc
+
+
+def write_json(result, path: Union[str, Path]) -> int:
+    """Write :func:`to_json`'s document to ``path`` (the text ``json.dumps(to_json(result))``
+    writes, byte for byte: tests/test_export.py), streaming its per-command lists
+    ``JSON_CHUNK`` entries at a time, so memory stays near the launch's own whatever the
+    number of commands (``kernbench ... --json`` writes with it). Each kernel site's label and
+    source are encoded once. Returns the bytes written. A partial file is removed if writing
+    fails."""
+    doc = _document(result, named_by_site=True)
+    path = str(path)
+    ok = False
+    with open(path, "w") as f:
+        try:
+            _write(doc, f.write)
+            ok = True
+        finally:
+            if not ok:
+                f.close()
+                try:
+                    Path(path).unlink()
+                except OSError:
+                    pass
+    return Path(path).stat().st_size
+
+
+#: entries of a per-command list formatted (and held as text) at a time by write_json
+JSON_CHUNK = 1 << 16
+
+
+def _write(x, out) -> None:
+    """``x`` as json.dumps writes it (default separators), through ``out(str)``."""
+    if isinstance(x, _Column):
+        out("[")
+        sep = ""
+        for lo in range(0, x.n, JSON_CHUNK):
+            hi = min(lo + JSON_CHUNK, x.n)
+            if x.text is not None:
+                t = x.text(lo, hi)
+            else:
+                t = ", ".join(json.dumps(v) for v in x.part(lo, hi))
+            out(sep + t)
+            sep = ", "
+        out("]")
+        x.release()
+    elif isinstance(x, dict) and any(isinstance(v, (dict, _Column)) for v in x.values()):
+        out("{")
+        for j, (k, v) in enumerate(x.items()):
+            out((", " if j else "") + json.dumps(str(k)) + ": ")
+            _write(v, out)
+        out("}")
+    else:
+        out(json.dumps(x))
 
 
 def load_json(path: Union[str, Path]) -> dict:
@@ -175,7 +332,7 @@ def _from_doc(doc: dict):
         n = len(start)
         events = np.zeros(n, EVENT_DTYPE)
         events["pe"] = np.repeat(np.arange(prog.n_pes), np.diff(prog.cmd_offsets))
-        events["unit"] = prog.commands["unit"]
+        (events["unit"],) = prog.columns("unit")
         events["cmd"] = np.arange(n)
         events["start"] = start
         events["end"] = end

@@ -115,7 +115,7 @@ class _Selection:
             self.window = [lo, hi]
         self.keep = keep
         self.idx = np.flatnonzero(keep)
-        self.units = prog.commands["unit"].astype(np.int64)
+        (self.units,) = prog.columns("unit")  # (int32: a compact program is not expanded)
         self.clock_ghz = float(hw.clock_ghz)
         # The PE on the other end of every link command, from the engine's send/recv matching.
         send = np.asarray(e.messages["send"], dtype=np.int64)
@@ -180,7 +180,7 @@ def _shape(c) -> dict:
 def _static(result, i: int) -> tuple:
     """(label, cat, args but the per-command numbers) of command ``i``: the same for every
     command of one kernel site."""
-    c = result.program.commands[i]
+    c = result.program.take([i])[0]
     op = int(c["opcode"])
     label = result.label(i)
     args = {"op": _OP_NAMES[op], **_shape(c), "source": result.source(i)}
@@ -209,8 +209,8 @@ class _Sites:
             self.statics = [_static(result, int(first[k])) for k in used.tolist()]
             self.codes = group_of[ks]
         else:
-            cmds = result.program.commands
-            fields = np.stack([cmds[f][idx].astype(np.int64) for f in
+            cmds = result.program.take(idx)
+            fields = np.stack([cmds[f].astype(np.int64) for f in
                                ("opcode", "unit", "sub", "port", "m", "n", "k", "nbytes", "esize")], axis=1)
             seen: dict = {}
             codes = np.empty(len(idx), dtype=np.int64)

@@ -116,8 +116,7 @@ def plot(
     prog = result.program
     start = np.asarray(result.engine.cmd_start, dtype=np.int64)
     end = np.asarray(result.engine.cmd_end, dtype=np.int64)
-    cmd_units = prog.commands["unit"]
-    opcodes = prog.commands["opcode"]
+    cmd_units, opcodes = prog.columns("unit", "opcode")
     lanes = []  # (g, u, command indices)
     for g in gantt_pes:
         lo, hi = int(prog.cmd_offsets[g]), int(prog.cmd_offsets[g + 1])

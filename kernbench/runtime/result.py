@@ -75,7 +75,7 @@ class LaunchResult:
             return self.labels(i)
         from .._core.api import _default_describe
 
-        return _default_describe(self.program.commands)(i)
+        return _default_describe(self.program)(i)
 
     def source(self, i: int) -> str:
         """file:line of the tl call that emitted command ``i`` (a helper's file when the kernel
@@ -85,7 +85,7 @@ class LaunchResult:
             raise IndexError(f"source: command {i!r} is not one of this launch's {n} commands (0..{n - 1})")
         if self.sources is not None:
             return self.sources(i)
-        return f"{self.kernel_file}:{int(self.program.commands['line'][i])}"
+        return f"{self.kernel_file}:{int(self.program.take([i])[0]['line'])}"
 
     # -- figures -----------------------------------------------------------------------------
     @property
@@ -157,6 +157,11 @@ class LaunchResult:
         """Every counter as JSON; see kernbench.report.export.to_json."""
         return _view("to_json")(self, path, **kw)
 
+    def write_json(self, path):
+        """Write to_json's document to ``path`` a chunk at a time (for long launches); returns
+        the bytes written. See kernbench.report.export.write_json."""
+        return _view("write_json")(self, path)
+
     def to_perfetto(self, path, **kw):
         """A Chrome trace-event JSON for ui.perfetto.dev; see kernbench.report.perfetto."""
         return _view("to_perfetto")(self, path, **kw)
@@ -203,7 +208,7 @@ def _unit_index(unit) -> int:
 #: LaunchResult method name -> the function (result, ...) that makes that view.
 _VIEWS: dict = {}
 #: the views kernbench.report provides (``repr_html`` is ``_repr_html_``)
-VIEW_NAMES = ("report", "to_json", "to_perfetto", "plot", "profile", "critical_path", "drift_report",
+VIEW_NAMES = ("report", "to_json", "write_json", "to_perfetto", "plot", "profile", "critical_path", "drift_report",
               "repr_html")
 
 

@@ -1,0 +1,145 @@
+"""write_json: to_json's document written a chunk at a time (the CLI's --json), byte for byte
+the text json.dumps(to_json(result)) gives; and the reports reading a long launch's command
+fields (Program.columns) without expanding a compact program."""
+import json
+
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench.common import pe_commands
+from kernbench.common.pe_commands import COMMAND_DTYPE
+from kernbench.diag import panel_spec, run_panel
+from kernbench.hw import load_hw
+from kernbench.report import critical_path, export, from_json, profile, to_json, to_perfetto, write_json
+
+from report_helpers import line_pipeline, ring_exchange
+
+MESH8 = load_hw("mesh8")
+
+
+def _panel(name="single_user_prefill", context=4096, causal=False):
+    spec = panel_spec(name, MESH8, shape="llama70b", context=context, causal=causal)
+    return run_panel(spec, MESH8).result
+
+
+@pytest.fixture(scope="module")
+def prefill():
+    """A replayed launch: its program compact (tilings), its tensor sizes as indices."""
+    r = _panel()
+    assert r.program.tiled is not None and r.program.sizes is not None
+    return r
+
+
+def _launched():
+    def scale(x_ptr, o_ptr, n, *, tl):
+        x = tl.load(x_ptr, shape=(n,), dtype="f32")
+        tl.store(o_ptr, x * 2.0)
+
+    ctx = kernbench.Context(hw="default")
+    ctx.install_sfr(scope="pe")
+    x = ctx.shard(np.arange(4 * 256, dtype=np.float32), axis=0, parts=4)
+    return ctx.launch(scale, (4, 1), x, ctx.empty_like(x), 256, mode="timing")
+
+
+def _same_text(r, path):
+    n = write_json(r, path)
+    text = path.read_text()
+    assert n == len(text.encode())
+    assert text == json.dumps(to_json(r))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: line_pipeline(n_pes=3, record_events=True),
+    lambda: ring_exchange(n_pes=4, rounds=2),
+    lambda: ring_exchange(n_pes=4, rounds=1, labels=lambda i: f"command {i}"),
+    _launched,
+], ids=["line_pipeline", "ring_exchange", "custom_labels", "ctx_launch"])
+def test_file_is_to_jsons_text(make, tmp_path):
+    _same_text(make(), tmp_path / "r.json")
+
+
+def test_a_replayed_launch_is_written_without_expanding(prefill, tmp_path):
+    """Each kernel site's label and source written once and copied (name_keys): the same text
+    as naming every command; the program stays compact and its sizes indices."""
+    r = prefill
+    assert r.name_keys is not None and len(r.name_keys) == r.program.n_commands
+    _same_text(r, tmp_path / "p.json")
+    # to_json read the program too, but through columns: neither form was changed
+    assert r.program.tiled is not None and r.program.sizes is not None
+
+
+def test_chunk_boundaries(monkeypatch, tmp_path):
+    """Lists cut every 7 entries (and a list shorter than a chunk, an empty one: decode's
+    messages) write the same text."""
+    monkeypatch.setattr(export, "JSON_CHUNK", 7)
+    for make in (lambda: line_pipeline(n_pes=3), lambda: ring_exchange(n_pes=4, rounds=3)):
+        _same_text(make(), tmp_path / "c.json")
+    r = ring_exchange(n_pes=4, rounds=3)
+    write_json(r, tmp_path / "c.json")
+    back = from_json(tmp_path / "c.json")
+    assert np.array_equal(back.engine.cmd_end, r.engine.cmd_end)
+    assert to_json(back) == to_json(r)
+
+
+def test_a_failed_write_leaves_no_file(monkeypatch, tmp_path):
+    r = ring_exchange(n_pes=4, rounds=1)
+
+    def boom(lo, hi):
+        raise RuntimeError("disk full")
+
+    doc = export._document
+
+    def broken(result, named_by_site):
+        d = doc(result, named_by_site)
+        d["commands"]["end"].text = boom
+        return d
+
+    monkeypatch.setattr(export, "_document", broken)
+    p = tmp_path / "x.json"
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_json(r, p)
+    assert not p.exists()
+
+
+def test_result_method_and_the_views():
+    r = ring_exchange(n_pes=4, rounds=1)
+    assert r.write_json.__doc__ and "chunk" in r.write_json.__doc__
+
+
+@pytest.mark.parametrize("names", [("unit",), ("dst", "src0", "nbytes", "line"), COMMAND_DTYPE.names])
+def test_columns_equal_the_expanded_fields(prefill, names, monkeypatch):
+    """Program.columns on the compact program (read 1,000 rows at a time here, so its last
+    chunk is partial) equals the fields of the expanded array, dtype and all; the compact
+    program stays compact."""
+    prog = prefill.program
+    monkeypatch.setattr(pe_commands, "COLUMN_CHUNK", 1000)
+    cols = prog.columns(*names)
+    assert prog.tiled is not None
+    full = prog.compact.expand()
+    assert len(cols) == len(names)
+    for f, c in zip(names, cols):
+        assert c.dtype == COMMAND_DTYPE[f] and c.tobytes() == full[f].tobytes(), f
+    # an expanded program gives views of its array
+    held = pe_commands.Program(full, prog.cmd_offsets, prog.tensor_bytes.copy(), prog.tensor_pinned,
+                               prog.tensor_offsets)
+    (u,) = held.columns("unit")
+    assert u.base is not None and np.shares_memory(u, full)
+
+
+def test_columns_refuses_a_name_that_is_not_a_field(prefill):
+    with pytest.raises(ValueError, match=r"'units' is not a command field \(fields: m, n, k"):
+        prefill.program.columns("unit", "units")
+
+
+def test_reports_leave_a_compact_program_compact(tmp_path):
+    """The profile, the critical path, the trace and the JSON of a replayed launch read the
+    fields they need: the 72-byte rows are never rebuilt and kept on the result."""
+    r = _panel(context=2048)
+    assert r.program.tiled is not None
+    profile(r)
+    critical_path(r).to_dict()
+    to_perfetto(r, tmp_path / "t.json")
+    r.label(5), r.source(5)
+    write_json(r, tmp_path / "r.json")
+    assert r.program.tiled is not None
