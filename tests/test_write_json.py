@@ -49,12 +49,34 @@ def _same_text(r, path):
     assert text == json.dumps(to_json(r))
 
 
+def _functional_with_drift():
+    def k(x_ptr, o_ptr, n, *, tl):
+        x = tl.load(x_ptr, shape=(n,), dtype="f16")
+        tl.store(o_ptr, tl.exp(x) * 2.0)
+
+    ctx = kernbench.Context(hw="default")
+    x = ctx.shard(np.linspace(0, 1, 4 * 64).astype(np.float16), axis=0, parts=4)
+    return ctx.launch(k, (4, 1), x, ctx.empty_like(x), 64, mode="functional", drift=True)
+
+
+def _rebuilt():
+    """A result read back from JSON: labels and sources per command, no kernel sites."""
+    r = from_json(to_json(_launched()))
+    assert getattr(r, "name_keys", None) is None
+    return r
+
+
 @pytest.mark.parametrize("make", [
     lambda: line_pipeline(n_pes=3, record_events=True),
     lambda: ring_exchange(n_pes=4, rounds=2),
     lambda: ring_exchange(n_pes=4, rounds=1, labels=lambda i: f"command {i}"),
     _launched,
-], ids=["line_pipeline", "ring_exchange", "custom_labels", "ctx_launch"])
+    _functional_with_drift,
+    _rebuilt,
+    lambda: _panel("single_user_decode"),
+    lambda: _panel(context=2048, causal=True),
+], ids=["line_pipeline", "ring_exchange", "custom_labels", "ctx_launch", "functional_drift", "from_json",
+        "decode_panel", "causal_prefill"])
 def test_file_is_to_jsons_text(make, tmp_path):
     _same_text(make(), tmp_path / "r.json")
 
