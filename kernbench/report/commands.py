@@ -111,25 +111,34 @@ def command_facts(result) -> CommandFacts:
     start = np.asarray(e.cmd_start, dtype=np.int64)
     end = np.asarray(e.cmd_end, dtype=np.int64)
 
-    # Each unit's queue in program order: a stable sort by (PE, unit).
+    # Each unit's queue in program order: a stable sort by (PE, unit). The keys are few (PEs x
+    # units), so as int16 numpy sorts them by radix, the same order a stable sort of any kind
+    # gives.
     key = pe * N_UNITS + unit
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(key.astype(np.int16) if n_pes * N_UNITS <= (1 << 15) else key, kind="stable")
     prev = np.full(n, -1, np.int64)
     if n > 1:
-        same = key[order[1:]] == key[order[:-1]]
+        ks = key[order]
+        same = ks[1:] == ks[:-1]
         prev[order[1:][same]] = order[:-1][same]
+        del ks, same
+    del key, order
 
-    # Producers of the operands: tensor (PE-local id + the PE's first global id) -> its command.
+    # Producers of the operands: tensor (PE-local id + the PE's first global id) -> its command;
+    # the table's last entry, -1, is what an operand that is none (-1) reads.
     t_off = prog.tensor_offsets
-    producer_of_tensor = np.full(int(t_off[-1]), -1, np.int64)
-    dst = c["dst"].astype(np.int64)
-    made = dst >= 0
-    producer_of_tensor[t_off[pe[made]] + dst[made]] = np.flatnonzero(made)
-    producers = np.full((n, 3), -1, np.int64)
+    n_t = int(t_off[-1])
+    producer_of_tensor = np.full(n_t + 1, -1, np.int64)
+    t_base = np.repeat(np.asarray(t_off[:-1], np.int64), np.diff(prog.cmd_offsets))
+    dst = c["dst"]
+    made = np.flatnonzero(dst >= 0)
+    producer_of_tensor[t_base[made] + dst[made]] = made
+    del made
+    producers = np.empty((n, 3), np.int64)
     for j, f in enumerate(("src0", "src1", "src2")):
-        s = c[f].astype(np.int64)
-        has = s >= 0
-        producers[has, j] = producer_of_tensor[t_off[pe[has]] + s[has]]
+        s = c[f]
+        producers[:, j] = producer_of_tensor.take(np.where(s >= 0, t_base + s, n_t))
+    del t_base, producer_of_tensor
 
     params = hw_params(result.hw)
     hop = int(params["hop_latency"])
@@ -138,7 +147,6 @@ def command_facts(result) -> CommandFacts:
     is_send = opcode == Opcode.SEND
     is_recv = opcode == Opcode.RECV
     nbytes = c["nbytes"].astype(np.int64)
-    ideal = ideal.copy()
     ideal[is_dma] = _per_size(nbytes[is_dma], lambda b: _timing.dma_alone_cycles(params, b))
     link = is_send | is_recv
     ideal[link] = _per_size(nbytes[link], lambda b: _timing.link_message_cycles(params, b) - hop)
