@@ -165,3 +165,13 @@ def test_reports_leave_a_compact_program_compact(tmp_path):
     r.label(5), r.source(5)
     write_json(r, tmp_path / "r.json")
     assert r.program.tiled is not None
+
+
+def test_bad_paths_are_named(tmp_path):
+    r = ring_exchange(n_pes=4, rounds=1)
+    with pytest.raises(ValueError, match="is a directory"):
+        write_json(r, tmp_path)
+    with pytest.raises(ValueError, match="folder .*nowhere.* does not exist"):
+        write_json(r, tmp_path / "nowhere" / "r.json")
+    with pytest.raises(ValueError, match="must be a file path"):
+        write_json(r, 3)

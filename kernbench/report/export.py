@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Union
 
@@ -236,6 +237,13 @@ def write_json(result, path: Union[str, Path]) -> int:
     number of commands (``kernbench ... --json`` writes with it). Each kernel site's label and
     source are encoded once. Returns the bytes written. A partial file is removed if writing
     fails."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"write_json: path must be a file path (str or pathlib.Path), got {path!r}")
+    where = Path(path)
+    if where.is_dir():
+        raise ValueError(f"write_json: {str(where)!r} is a directory: give a file path in it")
+    if not where.parent.is_dir():
+        raise ValueError(f"write_json: folder {str(where.parent)!r} does not exist")
     doc = _document(result, named_by_site=True)
     path = str(path)
     ok = False
