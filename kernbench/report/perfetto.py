@@ -20,8 +20,9 @@ a 0 ns slice has no inside, and its end sits on its one time, which a neighbouri
 share (docs/reports.md).
 
 :func:`to_perfetto` streams the file: it formats the events a chunk of commands at a time
-(one ``%`` over a chunk, the names, shapes and sources of each kernel site formatted once) and
-writes each chunk as it goes, so memory stays a few numbers per command whatever the run's size.
+(the slices in C, kernbench/report/_tracefmt.pyx, byte for byte what the ``_SLICE`` template
+gives; the names, shapes and sources of each kernel site formatted once) and writes each chunk
+as it goes, so memory stays a few numbers per command whatever the run's size.
 A path ending in ``.gz`` is gzip-compressed (Perfetto and chrome://tracing open ``.json.gz``).
 :func:`trace_events` builds the same events as a list of dicts (memory grows with the run: for
 small launches and tests).
@@ -41,6 +42,7 @@ import numpy as np
 
 from ..common.errors import is_whole as _whole, pe_label
 from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
+from . import _tracefmt
 
 __all__ = ["to_perfetto", "select_pes", "trace_events"]
 
@@ -307,6 +309,40 @@ _FLOW_F = (f',\n{{"name":"{_FLOW_NAME}","cat":"{_FLOW_CAT}","ph":"f","id":%d,"ts
            f'"bp":"e"}}')
 
 
+def _blobs(heads, static_args, peer_names) -> tuple:
+    """The static parts by group, each as (UTF-8 blob, int64 offsets): what _tracefmt.slices
+    reads."""
+    out = []
+    for parts in (heads, static_args, peer_names):
+        enc = [x.encode() for x in parts]
+        at = np.zeros(len(enc) + 1, np.int64)
+        np.cumsum([len(x) for x in enc], out=at[1:])
+        out += [b"".join(enc), at]
+    return tuple(out)
+
+
+def _slice_columns(sel, sites, lo: int) -> tuple:
+    """The per-slice numbers of kept commands ``lo..lo + _CHUNK`` (int64 columns): group, start
+    and end in ns, pid, tid, command, start and end cycle, peer name index."""
+    i = sel.idx[lo:lo + _CHUNK]
+    g = sel.pe_of[i]
+    return (np.ascontiguousarray(sites.codes[lo:lo + _CHUNK], np.int64), sel.ns(sel.start[i]),
+            sel.ns(sel.end[i]), g + 1, _tid(g, sel.units[i]).astype(np.int64), i,
+            sel.start[i], sel.end[i], sel.peer[i] + 1)
+
+
+def _slices_text(heads, static_args, peer_names, columns) -> str:
+    """:func:`_tracefmt.slices`'s text made with the Python template (``_SLICE``): the
+    reference tests/test_perfetto.py compares the C formatter with."""
+    codes, t0, t1, pid, tid, i, s0, s1, peer = columns
+    d = t1 - t0
+    cols = (heads[codes].tolist(), (t0 // 1000).tolist(), (t0 % 1000).tolist(),
+            (d // 1000).tolist(), (d % 1000).tolist(), pid.tolist(), tid.tolist(),
+            static_args[codes].tolist(), i.tolist(), s0.tolist(), s1.tolist(),
+            (s1 - s0).tolist(), peer_names[peer].tolist())
+    return (_SLICE * len(i)) % tuple(chain.from_iterable(zip(*cols)))
+
+
 class _Writer:
     """Writes byte chunks to ``path`` on a background thread (gzip when the name ends in .gz):
     compressing and writing release the GIL, so they overlap the formatting of the next chunk.
@@ -335,10 +371,11 @@ class _Writer:
                 except BaseException as e:  # reported by write() / close() on the caller's thread
                     self.error = e
 
-    def write(self, text: str) -> None:
+    def write(self, text) -> None:
+        """Queue ``text`` (str, or bytes already UTF-8)."""
         if self.error is not None:
             raise self.error
-        self.queue.put(text.encode())
+        self.queue.put(text if isinstance(text, bytes) else text.encode())
 
     def close(self, ok: bool = True) -> None:
         """Finish writing; when ``ok`` is False (the caller failed) the partial file goes."""
@@ -400,7 +437,7 @@ def to_perfetto(
     ok = False
     first = True
 
-    def emit(text: str) -> None:
+    def emit(text) -> None:
         nonlocal first
         if not text:
             return
@@ -413,18 +450,9 @@ def to_perfetto(
         writer.write(head[:-1] + ',"traceEvents":[')
         emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in meta))
         idx = sel.idx
+        blobs = _blobs(heads, static_args, peer_names)
         for lo in range(0, len(idx), _CHUNK):
-            i = idx[lo:lo + _CHUNK]
-            t0, t1 = sel.ns(sel.start[i]), sel.ns(sel.end[i])
-            d = t1 - t0
-            g, u = sel.pe_of[i], sel.units[i]
-            s0, s1 = sel.start[i], sel.end[i]
-            codes = sites.codes[lo:lo + _CHUNK]
-            cols = (heads[codes].tolist(), (t0 // 1000).tolist(), (t0 % 1000).tolist(),
-                    (d // 1000).tolist(), (d % 1000).tolist(), (g + 1).tolist(), _tid(g, u).tolist(),
-                    static_args[codes].tolist(), i.tolist(), s0.tolist(), s1.tolist(),
-                    (s1 - s0).tolist(), peer_names[sel.peer[i] + 1].tolist())
-            emit((_SLICE * len(i)) % tuple(chain.from_iterable(zip(*cols))))
+            emit(_tracefmt.slices(*blobs, *_slice_columns(sel, sites, lo)))
         n_flows = len(sel.flow_id)
         for lo in range(0, n_flows, _CHUNK):
             hi = lo + _CHUNK

@@ -1,0 +1,149 @@
+# cython: language_level=3
+"""The Perfetto trace's slices as JSON text, formatted in C (kernbench.report.perfetto).
+
+:func:`slices` writes a chunk of slices exactly as the Python template ``perfetto._SLICE``
+formats them with ``%`` (tests/test_perfetto.py compares the two byte for byte): the same
+numbers in the same places, integers as Python writes them (``%d``), the microsecond fields
+split as Python's floor ``//`` and ``%`` split them. The static parts of a slice (its name and
+category, its arguments but the numbers, its peer) are formatted once per kernel site in
+Python and passed as one blob each with offsets; the loop over slices runs without the GIL.
+"""
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
+import numpy as np
+
+cdef enum:
+    N_INT = 9          # integers written per slice
+    INT_CHARS = 20     # the most an int64 takes ("-9223372036854775808")
+
+cdef inline char* _lit(char* p, const char* s) noexcept nogil:
+    # a C string literal (one of the template's fixed parts), without its NUL
+    while s[0]:
+        p[0] = s[0]
+        p += 1
+        s += 1
+    return p
+
+
+cdef inline char* _put(char* p, const unsigned char* s, int64_t n) noexcept nogil:
+    if n > 0:
+        memcpy(p, s, n)
+    return p + n
+
+
+cdef inline char* _int(char* p, int64_t v) noexcept nogil:
+    # v in decimal, as Python's str(int) writes it
+    cdef char tmp[INT_CHARS + 1]
+    cdef int k = 0
+    cdef uint64_t u
+    if v < 0:
+        p[0] = c'-'
+        p += 1
+        u = <uint64_t>(-(v + 1)) + 1  # (INT64_MIN too)
+    else:
+        u = <uint64_t>v
+    while True:
+        tmp[k] = <char>(c'0' + u % 10)
+        k += 1
+        u //= 10
+        if u == 0:
+            break
+    while k > 0:
+        k -= 1
+        p[0] = tmp[k]
+        p += 1
+    return p
+
+
+cdef inline char* _micros(char* p, int64_t ns) noexcept nogil:
+    # "%d.%03d" % (ns // 1000, ns % 1000), Python's floor division and modulo
+    cdef int64_t q = ns // 1000
+    cdef int64_t r = ns - q * 1000
+    if r < 0:  # C truncates toward zero: back to the floor
+        q -= 1
+        r += 1000
+    p = _int(p, q)
+    p[0] = c'.'
+    p[1] = <char>(c'0' + r // 100)
+    p[2] = <char>(c'0' + (r // 10) % 10)
+    p[3] = <char>(c'0' + r % 10)
+    return p + 4
+
+
+cdef const unsigned char* _base(const unsigned char[:] blob) noexcept:
+    return &blob[0] if blob.shape[0] else NULL
+
+
+def slices(const unsigned char[:] heads, const int64_t[::1] heads_at, const unsigned char[:] args,
+           const int64_t[::1] args_at, const unsigned char[:] peers, const int64_t[::1] peers_at,
+           const int64_t[::1] code, const int64_t[::1] t0, const int64_t[::1] t1,
+           const int64_t[::1] pid, const int64_t[::1] tid, const int64_t[::1] cmd,
+           const int64_t[::1] s0, const int64_t[::1] s1, const int64_t[::1] peer) -> bytes:
+    """Slices ``0..n`` as ``perfetto._SLICE % ...`` writes them, one after the other, as bytes.
+
+    ``heads``, ``args``, ``peers``: the static parts (UTF-8), group ``g``'s at
+    ``blob[at[g]:at[g + 1]]``; per slice (int64, (n,) each): its group ``code``, start and end
+    in whole nanoseconds ``t0``, ``t1``, ``pid``, ``tid``, command ``cmd``, start and end
+    cycles ``s0``, ``s1``, and ``peer`` (an index into ``peers``). Raises ValueError when the
+    columns differ in length or an index or offset is outside its table."""
+    cdef Py_ssize_t n = code.shape[0], i, cap
+    cdef int64_t c, q
+    cdef char* buf
+    cdef char* p
+    cdef const unsigned char* hp = _base(heads)
+    cdef const unsigned char* ap = _base(args)
+    cdef const unsigned char* pp = _base(peers)
+    if not (t0.shape[0] == t1.shape[0] == pid.shape[0] == tid.shape[0] == cmd.shape[0] == s0.shape[0]
+            == s1.shape[0] == peer.shape[0] == n):
+        raise ValueError("slices: every column must have one entry per slice")
+    cdef Py_ssize_t n_h = heads_at.shape[0] - 1, n_a = args_at.shape[0] - 1, n_p = peers_at.shape[0] - 1
+    if n_h < 0 or n_a != n_h or n_p < 0:
+        raise ValueError("slices: heads and args need one offset per group and one more")
+    most = 0
+    for at, size in ((np.asarray(heads_at), heads.shape[0]), (np.asarray(args_at), args.shape[0]),
+                     (np.asarray(peers_at), peers.shape[0])):
+        d = np.diff(at)
+        if (len(d) and d.min() < 0) or at[0] != 0 or at[-1] > size:
+            raise ValueError("slices: offsets must rise from 0 within their blob")
+        most += int(d.max()) if len(d) else 0
+    if n and (np.min(code) < 0 or np.max(code) >= n_h or np.min(peer) < 0 or np.max(peer) >= n_p):
+        raise ValueError("slices: a group or peer index outside its table")
+    cap = n * (128 + most + N_INT * (INT_CHARS + 5))
+    buf = <char*>malloc(cap if cap > 0 else 1)
+    if buf is NULL:
+        raise MemoryError()
+    p = buf
+    try:
+        with nogil:
+            for i in range(n):
+                c = code[i]
+                p = _lit(p, b',\n{')
+                p = _put(p, hp + heads_at[c], heads_at[c + 1] - heads_at[c])
+                p = _lit(p, b',"ph":"X","ts":')
+                p = _micros(p, t0[i])
+                p = _lit(p, b',"dur":')
+                p = _micros(p, t1[i] - t0[i])
+                p = _lit(p, b',"pid":')
+                p = _int(p, pid[i])
+                p = _lit(p, b',"tid":')
+                p = _int(p, tid[i])
+                p = _lit(p, b',"args":{')
+                p = _put(p, ap + args_at[c], args_at[c + 1] - args_at[c])
+                p = _lit(p, b'"cmd":')
+                p = _int(p, cmd[i])
+                p = _lit(p, b',"start_cycle":')
+                p = _int(p, s0[i])
+                p = _lit(p, b',"end_cycle":')
+                p = _int(p, s1[i])
+                p = _lit(p, b',"cycles":')
+                p = _int(p, s1[i] - s0[i])
+                q = peer[i]
+                p = _put(p, pp + peers_at[q], peers_at[q + 1] - peers_at[q])
+                p = _lit(p, b'}}')
+        return PyBytes_FromStringAndSize(buf, p - buf)
+    finally:
+        free(buf)

@@ -1,0 +1,113 @@
+"""The Perfetto trace's slices formatted in C (kernbench/report/_tracefmt.pyx): byte for byte the
+text of the Python template perfetto._SLICE, on launches (whole files, with PE and window
+filters, gzip) and on generated columns (any int64, negative ones included, where Python's
+floor division splits the microseconds), and clear errors for columns that do not fit."""
+import gzip
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernbench.diag import panel_spec, run_panel
+from kernbench.hw import load_hw
+from kernbench.report import perfetto, to_perfetto
+from kernbench.report import _tracefmt
+
+from report_helpers import line_pipeline, ring_exchange
+
+MESH8 = load_hw("mesh8")
+
+
+def _python_slices(heads, heads_at, args, args_at, peers, peers_at, *columns):
+    """_tracefmt.slices made with the Python template: the reference."""
+    def parts(blob, at):
+        out = np.empty(len(at) - 1, object)
+        for g in range(len(at) - 1):
+            out[g] = bytes(blob[at[g]:at[g + 1]]).decode()
+        return out
+
+    return perfetto._slices_text(parts(heads, heads_at), parts(args, args_at), parts(peers, peers_at),
+                                 columns).encode()
+
+
+def _read(path):
+    with (gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")) as f:
+        return f.read()
+
+
+def _panel(name, context, causal=False):
+    return run_panel(panel_spec(name, MESH8, shape="llama70b", context=context, causal=causal), MESH8).result
+
+
+@pytest.mark.parametrize("make,kw", [
+    (lambda: line_pipeline(n_pes=3, record_events=True), {}),
+    (lambda: ring_exchange(n_pes=4, rounds=3), {"critical_path": True}),
+    (lambda: ring_exchange(n_pes=4, rounds=3, labels=lambda i: f"command \u00e9 {i}"), {"pes": [1, (2, 0)]}),
+    (lambda: _panel("single_user_prefill", 4096), {}),
+    (lambda: _panel("single_user_prefill", 2048, causal=True), {"window": (20_000, 90_000)}),
+    (lambda: _panel("multi_user_decode", 4096), {}),
+], ids=["line_pipeline", "ring_critical_path", "ring_pes_labels", "prefill", "causal_window", "decode"])
+@pytest.mark.parametrize("suffix", [".json", ".json.gz"])
+def test_files_equal_the_python_templates(make, kw, suffix, tmp_path, monkeypatch):
+    r = make()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "p").mkdir()
+    fast = tmp_path / "c" / ("t" + suffix)  # (one name: gzip's header holds it)
+    to_perfetto(r, fast, **kw)
+    calls = []
+    monkeypatch.setattr(perfetto._tracefmt, "slices", lambda *a: calls.append(1) or _python_slices(*a))
+    slow = tmp_path / "p" / ("t" + suffix)
+    to_perfetto(r, slow, **kw)
+    assert calls  # (the template made the second file)
+    a, b = _read(fast), _read(slow)
+    assert a == b and len(a) > 100
+    if suffix == ".json.gz":  # the same compressed bytes too (mtime 0)
+        assert fast.read_bytes() == slow.read_bytes()
+
+
+ints = st.integers(-(1 << 62), 1 << 62)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_generated_columns_equal_the_python_template(data):
+    n_groups = data.draw(st.integers(1, 4))
+    texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+    heads = [data.draw(texts) for _ in range(n_groups)]
+    args = [data.draw(texts) + "," for _ in range(n_groups)]
+    peers = [""] + [data.draw(texts) for _ in range(data.draw(st.integers(0, 3)))]
+    n = data.draw(st.integers(0, 20))
+    cols = [np.array([data.draw(st.integers(0, n_groups - 1)) for _ in range(n)], np.int64)]
+    cols += [np.array([data.draw(ints) for _ in range(n)], np.int64) for _ in range(7)]
+    cols.append(np.array([data.draw(st.integers(0, len(peers) - 1)) for _ in range(n)], np.int64))
+    blobs = perfetto._blobs(np.array(heads, object), np.array(args, object), np.array(peers, object))
+    assert _tracefmt.slices(*blobs, *cols) == _python_slices(*blobs, *cols)
+
+
+def test_the_extremes_of_int64():
+    lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    blobs = perfetto._blobs(np.array(["h"], object), np.array(["a,"], object), np.array([""], object))
+    for t0, s0 in ((lo, lo), (hi, 0), (-1, -1), (-999, 999), (-1000, -1001)):
+        cols = [np.array([0]), np.array([t0]), np.array([t0]), np.array([lo]), np.array([hi]),
+                np.array([0]), np.array([s0]), np.array([s0]), np.array([0])]
+        cols = [c.astype(np.int64) for c in cols]
+        assert _tracefmt.slices(*blobs, *cols) == _python_slices(*blobs, *cols)
+
+
+def test_columns_that_do_not_fit_are_refused():
+    blobs = perfetto._blobs(np.array(["h"], object), np.array(["a,"], object), np.array([""], object))
+    one = np.zeros(1, np.int64)
+    good = [one] * 9
+    assert _tracefmt.slices(*blobs, *good).startswith(b',\n{h,"ph":"X","ts":0.000')
+    with pytest.raises(ValueError, match="one entry per slice"):
+        _tracefmt.slices(*blobs, *good[:8], np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="group or peer index outside"):
+        _tracefmt.slices(*blobs, np.ones(1, np.int64), *good[1:])
+    with pytest.raises(ValueError, match="group or peer index outside"):
+        _tracefmt.slices(*blobs, *good[:8], np.full(1, -1, np.int64))
+    bad_at = np.array([0, 5], np.int64)  # past the end of a 1-byte blob
+    with pytest.raises(ValueError, match="offsets must rise from 0 within their blob"):
+        _tracefmt.slices(blobs[0], bad_at, *blobs[2:], *good)
+    with pytest.raises(ValueError, match="one offset per group"):
+        _tracefmt.slices(blobs[0], blobs[1], blobs[2], np.zeros(3, np.int64), *blobs[4:], *good)
