@@ -138,6 +138,26 @@ def test_cdiv():
     np.testing.assert_array_equal(out[2].data, [0, 1, 1, 1, 1, 2])
 
 
+def test_cdiv_of_negative_operands_is_tritons_formula():
+    """A review's case (triton-lang/triton#954): (a + b - 1) // b with each path's own //, as
+    Triton computes it: Python ints floor, int32 tensors truncate, so tl.cdiv(-36, 5) is -7 of
+    ints and -6 of a tensor; for a >= 0, b > 0 both are the ceiling (docs/language.md)."""
+    a = np.arange(-40, 41, dtype=np.int64)
+    for b in (5, 3, 1, -2, -7):
+        ints, _ = run(lambda tl, b=b: tuple(tl.cdiv(int(x), b) for x in a))
+        assert list(ints) == [(int(x) + b - 1) // b for x in a]  # Python's floor
+        (t,), _ = run(lambda tl, b=b: (tl.cdiv(tl.arange(0, 81) - 40, b),))
+        num = a + b - 1
+        trunc = np.sign(num) * np.sign(b) * (np.abs(num) // abs(b))  # C's truncation
+        np.testing.assert_array_equal(t.data, trunc)
+        ok = a >= 0 if b > 0 else np.zeros(len(a), bool)
+        ceil = -((-a) // b)
+        np.testing.assert_array_equal(t.data[ok], ceil[ok])
+        assert [ints[i] for i in np.flatnonzero(ok)] == ceil[ok].tolist()
+    (t,), _ = run(lambda tl: (tl.cdiv(tl.full((1,), -36, "int32"), 5),))
+    assert int(t.data[0]) == -6 and run(lambda tl: (tl.cdiv(-36, 5),))[0] == (-7,)
+
+
 def test_pow_is_square_and_multiply():
     x = np.array([1.1, -2.3, 0.7, 3.3], np.float16)
     f = x.astype(np.float32)

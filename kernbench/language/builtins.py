@@ -716,8 +716,10 @@ class TL:
         return self.div(1.0, r) if n < 0 else r
 
     def cdiv(self, a, b):
-        """Ceiling division ``(a + b - 1) // b``: of Python ints an int (no command); of int32
-        tensors an add and a ``//`` (Triton's tl.cdiv)."""
+        """Triton's tl.cdiv, ``(a + b - 1) // b``: of Python ints an int (no command); of int32
+        tensors an add and a ``//``. The ceiling of ``a / b`` for ``a >= 0, b > 0``; for negative
+        operands the results are Triton's, which differ between the two paths (Python's ``//``
+        floors, a tensor's truncates: docs/language.md, the Calls table)."""
         ka, kb = scalar_kind(a), scalar_kind(b)
         if ka in (PY_INT, semantic.PY_BOOL) and kb in (PY_INT, semantic.PY_BOOL):
             a, b = int(a), int(b)
