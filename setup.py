@@ -41,7 +41,7 @@ EXTENSIONS = {
     "kernbench._core._engine": ["kernbench/_core/_engine.pyx"],
     "kernbench.language._handles": ["kernbench/language/_handles.pyx"],
     "kernbench.language._caller": ["kernbench/language/_caller.pyx"],
-    "kernbench.report._tracefmt": ["kernbench/report/_tracefmt.pyx"],
+    "kernbench.report._format": ["kernbench/report/_format.pyx"],
 }
 
 directives = {

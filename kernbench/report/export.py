@@ -20,6 +20,7 @@ from ..hw.config import from_dict as hw_from_dict
 from ..hw.sfr import SfrInstall
 from ..language.semantic import dtype_name
 from ..runtime.result import LaunchResult
+from . import _format
 from .critical_path import critical_path
 from .drift import drift_summary
 from .profile import profile
@@ -68,7 +69,7 @@ class _Column:
     """A long list of the document (one entry per command, tensor or message), made ``JSON_CHUNK``
     entries at a time: :func:`write_json` writes it chunk by chunk, :func:`to_json` joins the
     chunks into one list. ``part(lo, hi)`` gives entries lo..hi as JSON-ready values; ``text(lo,
-    hi)``, when given, the same as JSON text (", "-joined, as json.dumps writes them);
+    hi)``, when given, the same as JSON text (bytes, ", "-joined, as json.dumps writes them);
     ``release()`` drops what was read for it, once it is written."""
 
     __slots__ = ("n", "part", "text", "release")
@@ -94,9 +95,11 @@ class _Column:
 
         def text(lo, hi):
             v = arr()[lo:hi]
+            if v.dtype.kind in "iu" and (v.dtype.itemsize < 8 or v.dtype.kind == "i"):
+                return _format.ints(np.ascontiguousarray(v, np.int64), _SEP)  # (in C)
             if v.dtype == np.bool_:
-                return ", ".join(["true" if x else "false" for x in v.tolist()])
-            return ", ".join(map(str, v.tolist()))  # (ints: str is json's text)
+                return ", ".join(["true" if x else "false" for x in v.tolist()]).encode()
+            return ", ".join(map(str, v.tolist())).encode()  # (ints: str is json's text)
 
         return cls(len(held[0]) if n is None else n, part, text, held.clear if callable(a) else None)
 
@@ -117,21 +120,31 @@ def _named(result, n: int, name: str):
     keys = getattr(result, "name_keys", None)
     if keys is None or len(keys) != n:
         return _Column(n, lambda lo, hi: [one(i) for i in range(lo, hi)])
-    keys = np.asarray(keys)
-    names: dict = {}  # site -> its name, json-encoded
+    keys = np.asarray(keys, np.int64)
+    made: list = []
 
-    def encoded(lo, hi) -> list:
-        ks = keys[lo:hi]
-        out = []
-        for k, i in zip(ks.tolist(), range(lo, hi)):
-            t = names.get(k)
-            if t is None:
-                t = names[k] = json.dumps(one(i))
-            out.append(t)
-        return out
+    def groups() -> tuple:
+        # each site's name, json-encoded, in one blob (offsets ``at``), and each site's group
+        if not made:
+            first = np.full(int(keys.max()) + 1 if n else 0, -1, np.int64)
+            first[keys[::-1]] = np.arange(n - 1, -1, -1)  # each site's first command
+            used = np.flatnonzero(first >= 0)
+            group = np.full(len(first), -1, np.int64)
+            group[used] = np.arange(len(used))
+            enc = [json.dumps(one(int(first[k]))).encode() for k in used.tolist()]
+            at = np.zeros(len(enc) + 1, np.int64)
+            np.cumsum([len(t) for t in enc], out=at[1:])
+            made.append((b"".join(enc), at, group))
+        return made[0]
 
-    return _Column(n, lambda lo, hi: [json.loads(t) for t in encoded(lo, hi)],
-                   lambda lo, hi: ", ".join(encoded(lo, hi)))
+    def text(lo, hi) -> bytes:
+        blob, at, group = groups()
+        return _format.picks(blob, at, group[keys[lo:hi]], _SEP)
+
+    def part(lo, hi) -> list:
+        return json.loads(b"[" + text(lo, hi) + b"]")
+
+    return _Column(n, part, text)
 
 
 def _document(result, named_by_site: bool) -> dict:
@@ -232,7 +245,7 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
 
 def write_json(result, path: Union[str, Path]) -> int:
     """Write :func:`to_json`'s document to ``path`` (the text ``json.dumps(to_json(result))``
-    writes, byte for byte: tests/test_export.py), streaming its per-command lists
+    writes, byte for byte: tests/test_write_json.py), streaming its per-command lists
     ``JSON_CHUNK`` entries at a time, so memory stays near the launch's own whatever the
     number of commands (``kernbench ... --json`` writes with it). Each kernel site's label and
     source are encoded once. Returns the bytes written. A partial file is removed if writing
@@ -247,7 +260,7 @@ def write_json(result, path: Union[str, Path]) -> int:
     doc = _document(result, named_by_site=True)
     path = str(path)
     ok = False
-    with open(path, "w") as f:
+    with open(path, "wb") as f:
         try:
             _write(doc, f.write)
             ok = True
@@ -263,31 +276,32 @@ def write_json(result, path: Union[str, Path]) -> int:
 
 #: entries of a per-command list formatted (and held as text) at a time by write_json
 JSON_CHUNK = 1 << 16
+_SEP = b", "  #: json.dumps's item separator
 
 
 def _write(x, out) -> None:
-    """``x`` as json.dumps writes it (default separators), through ``out(str)``."""
+    """``x`` as json.dumps writes it (default separators; ASCII), through ``out(bytes)``."""
     if isinstance(x, _Column):
-        out("[")
-        sep = ""
+        out(b"[")
+        sep = b""
         for lo in range(0, x.n, JSON_CHUNK):
             hi = min(lo + JSON_CHUNK, x.n)
             if x.text is not None:
                 t = x.text(lo, hi)
             else:
-                t = ", ".join(json.dumps(v) for v in x.part(lo, hi))
+                t = ", ".join(json.dumps(v) for v in x.part(lo, hi)).encode()
             out(sep + t)
-            sep = ", "
-        out("]")
+            sep = _SEP
+        out(b"]")
         x.release()
     elif isinstance(x, dict) and any(isinstance(v, (dict, _Column)) for v in x.values()):
-        out("{")
+        out(b"{")
         for j, (k, v) in enumerate(x.items()):
-            out((", " if j else "") + json.dumps(str(k)) + ": ")
+            out((", " if j else "").encode() + json.dumps(str(k)).encode() + b": ")
             _write(v, out)
-        out("}")
+        out(b"}")
     else:
-        out(json.dumps(x))
+        out(json.dumps(x).encode())
 
 
 def load_json(path: Union[str, Path]) -> dict:

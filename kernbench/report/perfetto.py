@@ -20,7 +20,7 @@ a 0 ns slice has no inside, and its end sits on its one time, which a neighbouri
 share (docs/reports.md).
 
 :func:`to_perfetto` streams the file: it formats the events a chunk of commands at a time
-(the slices in C, kernbench/report/_tracefmt.pyx, byte for byte what the ``_SLICE`` template
+(the slices in C, kernbench/report/_format.pyx, byte for byte what the ``_SLICE`` template
 gives; the names, shapes and sources of each kernel site formatted once) and writes each chunk
 as it goes, so memory stays a few numbers per command whatever the run's size.
 A path ending in ``.gz`` is gzip-compressed (Perfetto and chrome://tracing open ``.json.gz``).
@@ -42,7 +42,7 @@ import numpy as np
 
 from ..common.errors import is_whole as _whole, pe_label
 from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
-from . import _tracefmt
+from . import _format
 
 __all__ = ["to_perfetto", "select_pes", "trace_events"]
 
@@ -310,7 +310,7 @@ _FLOW_F = (f',\n{{"name":"{_FLOW_NAME}","cat":"{_FLOW_CAT}","ph":"f","id":%d,"ts
 
 
 def _blobs(heads, static_args, peer_names) -> tuple:
-    """The static parts by group, each as (UTF-8 blob, int64 offsets): what _tracefmt.slices
+    """The static parts by group, each as (UTF-8 blob, int64 offsets): what _format.slices
     reads."""
     out = []
     for parts in (heads, static_args, peer_names):
@@ -332,8 +332,8 @@ def _slice_columns(sel, sites, lo: int) -> tuple:
 
 
 def _slices_text(heads, static_args, peer_names, columns) -> str:
-    """:func:`_tracefmt.slices`'s text made with the Python template (``_SLICE``): the
-    reference tests/test_perfetto.py compares the C formatter with."""
+    """:func:`_format.slices`'s text made with the Python template (``_SLICE``): the
+    reference tests/test_report_format.py compares the C formatter with."""
     codes, t0, t1, pid, tid, i, s0, s1, peer = columns
     d = t1 - t0
     cols = (heads[codes].tolist(), (t0 // 1000).tolist(), (t0 % 1000).tolist(),
@@ -452,7 +452,7 @@ def to_perfetto(
         idx = sel.idx
         blobs = _blobs(heads, static_args, peer_names)
         for lo in range(0, len(idx), _CHUNK):
-            emit(_tracefmt.slices(*blobs, *_slice_columns(sel, sites, lo)))
+            emit(_format.slices(*blobs, *_slice_columns(sel, sites, lo)))
         n_flows = len(sel.flow_id)
         for lo in range(0, n_flows, _CHUNK):
             hi = lo + _CHUNK

@@ -1,7 +1,9 @@
-"""The Perfetto trace's slices formatted in C (kernbench/report/_tracefmt.pyx): byte for byte the
-text of the Python template perfetto._SLICE, on launches (whole files, with PE and window
-filters, gzip) and on generated columns (any int64, negative ones included, where Python's
-floor division splits the microseconds), and clear errors for columns that do not fit."""
+"""Report text formatted in C (kernbench/report/_format.pyx). The Perfetto trace's slices: byte
+for byte the text of the Python template perfetto._SLICE, on launches (whole files, with PE and
+window filters, gzip) and on generated columns (any int64, negative ones included, where
+Python's floor division splits the microseconds), and clear errors for columns that do not fit.
+The launch JSON's lists (ints, and a few strings picked per entry): json.dumps's text."""
+import json
 import gzip
 
 import numpy as np
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 from kernbench.diag import panel_spec, run_panel
 from kernbench.hw import load_hw
 from kernbench.report import perfetto, to_perfetto
-from kernbench.report import _tracefmt
+from kernbench.report import _format
 
 from report_helpers import line_pipeline, ring_exchange
 
@@ -20,7 +22,7 @@ MESH8 = load_hw("mesh8")
 
 
 def _python_slices(heads, heads_at, args, args_at, peers, peers_at, *columns):
-    """_tracefmt.slices made with the Python template: the reference."""
+    """_format.slices made with the Python template: the reference."""
     def parts(blob, at):
         out = np.empty(len(at) - 1, object)
         for g in range(len(at) - 1):
@@ -56,7 +58,7 @@ def test_files_equal_the_python_templates(make, kw, suffix, tmp_path, monkeypatc
     fast = tmp_path / "c" / ("t" + suffix)  # (one name: gzip's header holds it)
     to_perfetto(r, fast, **kw)
     calls = []
-    monkeypatch.setattr(perfetto._tracefmt, "slices", lambda *a: calls.append(1) or _python_slices(*a))
+    monkeypatch.setattr(perfetto._format, "slices", lambda *a: calls.append(1) or _python_slices(*a))
     slow = tmp_path / "p" / ("t" + suffix)
     to_perfetto(r, slow, **kw)
     assert calls  # (the template made the second file)
@@ -82,7 +84,7 @@ def test_generated_columns_equal_the_python_template(data):
     cols += [np.array([data.draw(ints) for _ in range(n)], np.int64) for _ in range(7)]
     cols.append(np.array([data.draw(st.integers(0, len(peers) - 1)) for _ in range(n)], np.int64))
     blobs = perfetto._blobs(np.array(heads, object), np.array(args, object), np.array(peers, object))
-    assert _tracefmt.slices(*blobs, *cols) == _python_slices(*blobs, *cols)
+    assert _format.slices(*blobs, *cols) == _python_slices(*blobs, *cols)
 
 
 def test_the_extremes_of_int64():
@@ -92,22 +94,50 @@ def test_the_extremes_of_int64():
         cols = [np.array([0]), np.array([t0]), np.array([t0]), np.array([lo]), np.array([hi]),
                 np.array([0]), np.array([s0]), np.array([s0]), np.array([0])]
         cols = [c.astype(np.int64) for c in cols]
-        assert _tracefmt.slices(*blobs, *cols) == _python_slices(*blobs, *cols)
+        assert _format.slices(*blobs, *cols) == _python_slices(*blobs, *cols)
 
 
 def test_columns_that_do_not_fit_are_refused():
     blobs = perfetto._blobs(np.array(["h"], object), np.array(["a,"], object), np.array([""], object))
     one = np.zeros(1, np.int64)
     good = [one] * 9
-    assert _tracefmt.slices(*blobs, *good).startswith(b',\n{h,"ph":"X","ts":0.000')
+    assert _format.slices(*blobs, *good).startswith(b',\n{h,"ph":"X","ts":0.000')
     with pytest.raises(ValueError, match="one entry per slice"):
-        _tracefmt.slices(*blobs, *good[:8], np.zeros(2, np.int64))
+        _format.slices(*blobs, *good[:8], np.zeros(2, np.int64))
     with pytest.raises(ValueError, match="group or peer index outside"):
-        _tracefmt.slices(*blobs, np.ones(1, np.int64), *good[1:])
+        _format.slices(*blobs, np.ones(1, np.int64), *good[1:])
     with pytest.raises(ValueError, match="group or peer index outside"):
-        _tracefmt.slices(*blobs, *good[:8], np.full(1, -1, np.int64))
+        _format.slices(*blobs, *good[:8], np.full(1, -1, np.int64))
     bad_at = np.array([0, 5], np.int64)  # past the end of a 1-byte blob
     with pytest.raises(ValueError, match="offsets must rise from 0 within their blob"):
-        _tracefmt.slices(blobs[0], bad_at, *blobs[2:], *good)
+        _format.slices(blobs[0], bad_at, *blobs[2:], *good)
     with pytest.raises(ValueError, match="one offset per group"):
-        _tracefmt.slices(blobs[0], blobs[1], blobs[2], np.zeros(3, np.int64), *blobs[4:], *good)
+        _format.slices(blobs[0], blobs[1], blobs[2], np.zeros(3, np.int64), *blobs[4:], *good)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-(1 << 63), (1 << 63) - 1), max_size=40))
+def test_int_lists_are_json_dumps_text(values):
+    a = np.array(values, np.int64)
+    assert _format.ints(a, b", ") == json.dumps(values)[1:-1].encode()
+    assert _format.ints(a, b"") == "".join(map(str, values)).encode()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=6), min_size=1, max_size=5), st.data())
+def test_picked_strings_are_json_dumps_text(names, data):
+    code = data.draw(st.lists(st.integers(0, len(names) - 1), max_size=30))
+    enc = [json.dumps(x).encode() for x in names]
+    at = np.cumsum([0] + [len(t) for t in enc]).astype(np.int64)
+    got = _format.picks(b"".join(enc), at, np.array(code, np.int64), b", ")
+    assert got == json.dumps([names[c] for c in code])[1:-1].encode()
+
+
+def test_picks_refuses_what_does_not_fit():
+    blob, at = b"ab", np.array([0, 1, 2], np.int64)
+    with pytest.raises(ValueError, match="a code outside the groups"):
+        _format.picks(blob, at, np.array([2], np.int64), b", ")
+    with pytest.raises(ValueError, match="offsets must rise"):
+        _format.picks(blob, np.array([0, 3], np.int64), np.array([0], np.int64), b", ")
+    with pytest.raises(ValueError, match="offsets must rise"):
+        _format.picks(blob, np.array([0, 2, 1], np.int64), np.array([0], np.int64), b", ")

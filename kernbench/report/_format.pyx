@@ -1,12 +1,14 @@
 # cython: language_level=3
-"""The Perfetto trace's slices as JSON text, formatted in C (kernbench.report.perfetto).
+"""Report text formatted in C: the Perfetto trace's slices (kernbench.report.perfetto) and the
+long lists of the launch JSON (kernbench.report.export).
 
 :func:`slices` writes a chunk of slices exactly as the Python template ``perfetto._SLICE``
-formats them with ``%`` (tests/test_perfetto.py compares the two byte for byte): the same
+formats them with ``%`` (tests/test_report_format.py compares the two byte for byte): the same
 numbers in the same places, integers as Python writes them (``%d``), the microsecond fields
 split as Python's floor ``//`` and ``%`` split them. The static parts of a slice (its name and
 category, its arguments but the numbers, its peer) are formatted once per kernel site in
 Python and passed as one blob each with offsets; the loop over slices runs without the GIL.
+:func:`ints` and :func:`picks` write a list's entries as ``json.dumps`` does (", " between).
 """
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -144,6 +146,61 @@ def slices(const unsigned char[:] heads, const int64_t[::1] heads_at, const unsi
                 q = peer[i]
                 p = _put(p, pp + peers_at[q], peers_at[q + 1] - peers_at[q])
                 p = _lit(p, b'}}')
+        return PyBytes_FromStringAndSize(buf, p - buf)
+    finally:
+        free(buf)
+
+
+def ints(const int64_t[::1] values, const unsigned char[:] sep) -> bytes:
+    """``values`` in decimal, ``sep`` between: ``sep.join(str(v) for v in values)`` as bytes
+    (what json.dumps writes for a list of ints, with sep ", ")."""
+    cdef Py_ssize_t n = values.shape[0], i, k = sep.shape[0]
+    cdef const unsigned char* sp = _base(sep)
+    cdef char* buf = <char*>malloc(n * (INT_CHARS + 1 + k) + 1)
+    cdef char* p
+    if buf is NULL:
+        raise MemoryError()
+    p = buf
+    try:
+        with nogil:
+            for i in range(n):
+                if i:
+                    p = _put(p, sp, k)
+                p = _int(p, values[i])
+        return PyBytes_FromStringAndSize(buf, p - buf)
+    finally:
+        free(buf)
+
+
+def picks(const unsigned char[:] blob, const int64_t[::1] at, const int64_t[::1] code,
+          const unsigned char[:] sep) -> bytes:
+    """Group ``code[i]``'s text (``blob[at[g]:at[g + 1]]``) for each entry, ``sep`` between:
+    a list of a few distinct strings (each already JSON) written as json.dumps writes it.
+    Raises ValueError for offsets that do not rise within the blob or a code outside them."""
+    cdef Py_ssize_t n = code.shape[0], i, k = sep.shape[0], cap
+    cdef int64_t c
+    cdef Py_ssize_t n_g = at.shape[0] - 1
+    cdef const unsigned char* bp = _base(blob)
+    cdef const unsigned char* sp = _base(sep)
+    cdef char* buf
+    cdef char* p
+    a = np.asarray(at)
+    if n_g < 0 or a[0] != 0 or a[-1] > blob.shape[0] or (n_g and np.diff(a).min() < 0):
+        raise ValueError("picks: offsets must rise from 0 within their blob")
+    if n and (np.min(code) < 0 or np.max(code) >= n_g):
+        raise ValueError("picks: a code outside the groups")
+    cap = n * ((int(np.diff(a).max()) if n_g else 0) + k) + 1
+    buf = <char*>malloc(cap)
+    if buf is NULL:
+        raise MemoryError()
+    p = buf
+    try:
+        with nogil:
+            for i in range(n):
+                if i:
+                    p = _put(p, sp, k)
+                c = code[i]
+                p = _put(p, bp + at[c], at[c + 1] - at[c])
         return PyBytes_FromStringAndSize(buf, p - buf)
     finally:
         free(buf)
