@@ -112,16 +112,19 @@ def command_facts(result) -> CommandFacts:
     end = np.asarray(e.cmd_end, dtype=np.int64)
 
     # Each unit's queue in program order: a stable sort by (PE, unit). The keys are few (PEs x
-    # units), so as int16 numpy sorts them by radix, the same order a stable sort of any kind
-    # gives.
-    key = pe * N_UNITS + unit
-    order = np.argsort(key.astype(np.int16) if n_pes * N_UNITS <= (1 << 15) else key, kind="stable")
+    # units): as int16 numpy sorts them by radix, the same order a stable sort of any kind gives.
+    # (Temporaries are few and narrow: a long launch's time here is the kernel zeroing the pages
+    # of each new array.)
+    counts = np.diff(prog.cmd_offsets)
+    kt = np.int16 if n_pes * N_UNITS <= (1 << 15) else np.int64
+    key = np.repeat((np.arange(n_pes, dtype=np.int64) * N_UNITS).astype(kt), counts)
+    key += c["unit"].astype(kt)
+    order = np.argsort(key, kind="stable")
     prev = np.full(n, -1, np.int64)
     if n > 1:
         ks = key[order]
-        same = ks[1:] == ks[:-1]
-        prev[order[1:][same]] = order[:-1][same]
-        del ks, same
+        prev[order[1:]] = np.where(ks[1:] == ks[:-1], order[:-1], -1)
+        del ks
     del key, order
 
     # Producers of the operands: tensor (PE-local id + the PE's first global id) -> its command;
@@ -129,16 +132,21 @@ def command_facts(result) -> CommandFacts:
     t_off = prog.tensor_offsets
     n_t = int(t_off[-1])
     producer_of_tensor = np.full(n_t + 1, -1, np.int64)
-    t_base = np.repeat(np.asarray(t_off[:-1], np.int64), np.diff(prog.cmd_offsets))
+    t_base = np.repeat(np.asarray(t_off[:-1], np.int64), counts)
     dst = c["dst"]
     made = np.flatnonzero(dst >= 0)
     producer_of_tensor[t_base[made] + dst[made]] = made
     del made
-    producers = np.empty((n, 3), np.int64)
+    # (3, n) filled a row at a time; the facts hold its (n, 3) view
+    producers = np.empty((3, n), np.int64)
+    at = np.empty(n, np.int64)
     for j, f in enumerate(("src0", "src1", "src2")):
         s = c[f]
-        producers[:, j] = producer_of_tensor.take(np.where(s >= 0, t_base + s, n_t))
-    del t_base, producer_of_tensor
+        np.add(t_base, s, out=at)
+        at[s < 0] = n_t
+        np.take(producer_of_tensor, at, out=producers[j])
+    producers = producers.T
+    del t_base, producer_of_tensor, at
 
     params = hw_params(result.hw)
     hop = int(params["hop_latency"])
@@ -146,7 +154,7 @@ def command_facts(result) -> CommandFacts:
     is_dma = (opcode == Opcode.LOAD) | (opcode == Opcode.STORE)
     is_send = opcode == Opcode.SEND
     is_recv = opcode == Opcode.RECV
-    nbytes = c["nbytes"].astype(np.int64)
+    nbytes = np.asarray(c["nbytes"], np.int64)  # (int64 already: no copy)
     ideal[is_dma] = _per_size(nbytes[is_dma], lambda b: _timing.dma_alone_cycles(params, b))
     link = is_send | is_recv
     ideal[link] = _per_size(nbytes[link], lambda b: _timing.link_message_cycles(params, b) - hop)
