@@ -18,6 +18,9 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 
 import numpy as np
 
+#: bound on the times :func:`slices` takes (the engine's horizon, kernbench._core.api._HORIZON)
+LIMIT = 1 << 62
+
 cdef enum:
     N_INT = 9          # integers written per slice
     INT_CHARS = 20     # the most an int64 takes ("-9223372036854775808")
@@ -91,7 +94,8 @@ def slices(const unsigned char[:] heads, const int64_t[::1] heads_at, const unsi
     ``blob[at[g]:at[g + 1]]``; per slice (int64, (n,) each): its group ``code``, start and end
     in whole nanoseconds ``t0``, ``t1``, ``pid``, ``tid``, command ``cmd``, start and end
     cycles ``s0``, ``s1``, and ``peer`` (an index into ``peers``). Raises ValueError when the
-    columns differ in length or an index or offset is outside its table."""
+    columns differ in length, an index or offset is outside its table, or a start or end is
+    outside +-2**62 (``LIMIT``: beyond the engine's horizon; within it the durations fit)."""
     cdef Py_ssize_t n = code.shape[0], i, cap
     cdef int64_t c, q
     cdef char* buf
@@ -114,6 +118,10 @@ def slices(const unsigned char[:] heads, const int64_t[::1] heads_at, const unsi
         most += int(d.max()) if len(d) else 0
     if n and (np.min(code) < 0 or np.max(code) >= n_h or np.min(peer) < 0 or np.max(peer) >= n_p):
         raise ValueError("slices: a group or peer index outside its table")
+    # times within +-2**62 (the engine's horizon), so that t1 - t0 and s1 - s0 fit an int64
+    if n and any(np.min(x) <= -LIMIT or np.max(x) >= LIMIT
+                 for x in (np.asarray(t0), np.asarray(t1), np.asarray(s0), np.asarray(s1))):
+        raise ValueError("slices: a start or end outside +-2**62")
     cap = n * (128 + most + N_INT * (INT_CHARS + 5))
     buf = <char*>malloc(cap if cap > 0 else 1)
     if buf is NULL:
