@@ -75,3 +75,22 @@ def ring_exchange(n_pes=4, rounds=2, nbytes=8192, **kw):
         streams.append(b)
     hw = load_hw("default").with_overrides(n_cubes=2, pes_per_cube=n_pes)
     return launch(streams, hw=hw, sfr=SfrInstall("pe", ring=True), grid=(n_pes, 1), **kw)
+
+
+def scale(x_ptr, o_ptr, n, *, tl):
+    """A kernel: load, times two, store (its load is on the line after the def)."""
+    x = tl.load(x_ptr, shape=(n,), dtype="f32")
+    tl.store(o_ptr, x * 2.0)
+
+
+def scale_launch():
+    """``scale`` launched through ctx.launch on 4 PEs of the default machine (timing mode): a
+    result with the launch's labels, sources and kernel sites."""
+    import numpy as np
+
+    import kernbench
+
+    ctx = kernbench.Context(hw="default")
+    ctx.install_sfr(scope="pe")
+    x = ctx.shard(np.arange(4 * 256, dtype=np.float32), axis=0, parts=4)
+    return ctx.launch(scale, (4, 1), x, ctx.empty_like(x), 256, mode="timing")

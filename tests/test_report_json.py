@@ -7,7 +7,7 @@ import pytest
 from kernbench.common.pe_commands import Unit
 from kernbench.report import from_json, load_json, summarize, to_json
 
-from report_helpers import line_pipeline, ring_exchange
+from report_helpers import line_pipeline, ring_exchange, scale, scale_launch
 
 
 @pytest.fixture(scope="module")
@@ -91,22 +91,12 @@ def test_load_rejects_other_json(tmp_path):
 
 
 def test_context_launch_keeps_labels_and_sources(tmp_path):
-    import kernbench
-
-    def scale(x_ptr, o_ptr, n, *, tl):
-        x = tl.load(x_ptr, shape=(n,), dtype="f32")
-        tl.store(o_ptr, x * 2.0)
-
-    ctx = kernbench.Context(hw="default")
-    ctx.install_sfr(scope="pe")
-    x = ctx.shard(np.arange(4 * 256, dtype=np.float32), axis=0, parts=4)
-    o = ctx.empty_like(x)
-    r = ctx.launch(scale, (4, 1), x, o, 256, mode="timing")
+    r = scale_launch()
     doc = to_json(r, tmp_path / "c.json")
     n = r.program.n_commands
     assert doc["labels"] == [r.label(i) for i in range(n)]
     assert doc["sources"] == [r.source(i) for i in range(n)]
-    assert doc["sources"][0].endswith(f"test_report_json.py:{scale.__code__.co_firstlineno + 1}")
+    assert doc["sources"][0].endswith(f"report_helpers.py:{scale.__code__.co_firstlineno + 2}")
     back = from_json(tmp_path / "c.json")
     assert [back.source(i) for i in range(n)] == doc["sources"]
     assert to_json(back) == doc

@@ -13,7 +13,7 @@ from kernbench.diag import panel_spec, run_panel
 from kernbench.hw import load_hw
 from kernbench.report import critical_path, export, from_json, profile, to_json, to_perfetto, write_json
 
-from report_helpers import line_pipeline, ring_exchange
+from report_helpers import line_pipeline, ring_exchange, scale_launch
 
 MESH8 = load_hw("mesh8")
 
@@ -29,17 +29,6 @@ def prefill():
     r = _panel()
     assert r.program.tiled is not None and r.program.sizes is not None
     return r
-
-
-def _launched():
-    def scale(x_ptr, o_ptr, n, *, tl):
-        x = tl.load(x_ptr, shape=(n,), dtype="f32")
-        tl.store(o_ptr, x * 2.0)
-
-    ctx = kernbench.Context(hw="default")
-    ctx.install_sfr(scope="pe")
-    x = ctx.shard(np.arange(4 * 256, dtype=np.float32), axis=0, parts=4)
-    return ctx.launch(scale, (4, 1), x, ctx.empty_like(x), 256, mode="timing")
 
 
 def _same_text(r, path):
@@ -61,7 +50,7 @@ def _functional_with_drift():
 
 def _rebuilt():
     """A result read back from JSON: labels and sources per command, no kernel sites."""
-    r = from_json(to_json(_launched()))
+    r = from_json(to_json(scale_launch()))
     assert getattr(r, "name_keys", None) is None
     return r
 
@@ -70,7 +59,7 @@ def _rebuilt():
     lambda: line_pipeline(n_pes=3, record_events=True),
     lambda: ring_exchange(n_pes=4, rounds=2),
     lambda: ring_exchange(n_pes=4, rounds=1, labels=lambda i: f"command {i}"),
-    _launched,
+    scale_launch,
     _functional_with_drift,
     _rebuilt,
     lambda: _panel("single_user_decode"),

@@ -11,6 +11,7 @@ import sys
 
 __all__ = [
     "is_whole",
+    "check_output_file",
     "KernbenchError",
     "DeadlockError",
     "MaxCyclesError",
@@ -123,3 +124,17 @@ class UnwrittenReadWarning(UserWarning):
 def is_whole(x) -> bool:
     """An int (Python or numpy), not a bool: a PE index, a count, a cycle, a byte offset."""
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def check_output_file(path, who: str) -> None:
+    """Raise ValueError, naming ``who`` (the writer: "to_perfetto", ...), unless ``path`` is a
+    file path (str or os.PathLike) in a folder that exists, not a directory itself."""
+    from pathlib import Path
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"{who}: path must be a file path (str or pathlib.Path), got {path!r}")
+    where = Path(path)
+    if where.is_dir():
+        raise ValueError(f"{who}: {str(where)!r} is a directory: give a file path in it")
+    if not where.parent.is_dir():
+        raise ValueError(f"{who}: folder {str(where.parent)!r} does not exist")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
+from ..common.errors import check_output_file
 from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Program, check_sizes
 from ..hw.config import from_dict as hw_from_dict
 from ..hw.sfr import SfrInstall
@@ -250,13 +250,7 @@ def write_json(result, path: Union[str, Path]) -> int:
     number of commands (``kernbench ... --json`` writes with it). Each kernel site's label and
     source are encoded once. Returns the bytes written. A partial file is removed if writing
     fails."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"write_json: path must be a file path (str or pathlib.Path), got {path!r}")
-    where = Path(path)
-    if where.is_dir():
-        raise ValueError(f"write_json: {str(where)!r} is a directory: give a file path in it")
-    if not where.parent.is_dir():
-        raise ValueError(f"write_json: folder {str(where.parent)!r} does not exist")
+    check_output_file(path, "write_json")
     doc = _document(result, named_by_site=True)
     path = str(path)
     ok = False

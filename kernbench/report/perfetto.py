@@ -40,7 +40,7 @@ from typing import Iterable, Optional, Union
 
 import numpy as np
 
-from ..common.errors import is_whole as _whole, pe_label
+from ..common.errors import check_output_file, is_whole as _whole, pe_label
 from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
 from . import _format
 
@@ -413,13 +413,7 @@ def to_perfetto(
     Returns what was written: ``{"path", "bytes", "events", "slices", "flows", "pes",
     "otherData"}`` (and ``"critical_path_slices"``; :func:`trace_events` gives the events
     themselves)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"to_perfetto: path must be a file path (str or pathlib.Path), got {path!r}")
-    where = Path(path)
-    if where.is_dir():
-        raise ValueError(f"to_perfetto: {str(where)!r} is a directory: give a file path in it")
-    if not where.parent.is_dir():
-        raise ValueError(f"to_perfetto: folder {str(where.parent)!r} does not exist")
+    check_output_file(path, "to_perfetto")
     if not isinstance(critical_path, (bool, np.bool_)):
         raise ValueError(f"to_perfetto: critical_path must be True or False, got {critical_path!r}")
     sel = _Selection(result, pes, window)
