@@ -79,6 +79,14 @@ cdef inline char* _micros(char* p, int64_t ns) noexcept nogil:
     return p + 4
 
 
+cdef char* _alloc(Py_ssize_t cap) except NULL:
+    # a text buffer of ``cap`` bytes (one at least), freed by its caller
+    cdef char* buf = <char*>malloc(cap if cap > 0 else 1)
+    if buf is NULL:
+        raise MemoryError()
+    return buf
+
+
 cdef const unsigned char* _base(const unsigned char[:] blob) noexcept:
     return &blob[0] if blob.shape[0] else NULL
 
@@ -96,7 +104,7 @@ def slices(const unsigned char[:] heads, const int64_t[::1] heads_at, const unsi
     cycles ``s0``, ``s1``, and ``peer`` (an index into ``peers``). Raises ValueError when the
     columns differ in length, an index or offset is outside its table, or a start or end is
     outside +-2**62 (``LIMIT``: beyond the engine's horizon; within it the durations fit)."""
-    cdef Py_ssize_t n = code.shape[0], i, cap
+    cdef Py_ssize_t n = code.shape[0], i
     cdef int64_t c, q
     cdef char* buf
     cdef char* p
@@ -122,10 +130,7 @@ def slices(const unsigned char[:] heads, const int64_t[::1] heads_at, const unsi
     if n and any(np.min(x) <= -LIMIT or np.max(x) >= LIMIT
                  for x in (np.asarray(t0), np.asarray(t1), np.asarray(s0), np.asarray(s1))):
         raise ValueError("slices: a start or end outside +-2**62")
-    cap = n * (128 + most + N_INT * (INT_CHARS + 5))
-    buf = <char*>malloc(cap if cap > 0 else 1)
-    if buf is NULL:
-        raise MemoryError()
+    buf = _alloc(n * (128 + most + N_INT * (INT_CHARS + 5)))
     p = buf
     try:
         with nogil:
@@ -159,25 +164,34 @@ def slices(const unsigned char[:] heads, const int64_t[::1] heads_at, const unsi
         free(buf)
 
 
-def ints(const int64_t[::1] values, const unsigned char[:] sep) -> bytes:
-    """``values`` in decimal, ``sep`` between: ``sep.join(str(v) for v in values)`` as bytes
-    (what json.dumps writes for a list of ints, with sep ", ")."""
-    cdef Py_ssize_t n = values.shape[0], i, k = sep.shape[0]
+cdef bytes _joined(Py_ssize_t n, Py_ssize_t most, const unsigned char[:] sep, const int64_t* v,
+                   const unsigned char* blob, const int64_t* at):
+    # entries 0..n, sep between: v[i] in decimal, or with ``blob``, group v[i]'s text
+    # blob[at[v[i]]:at[v[i] + 1]] (``most``: the longest entry)
+    cdef Py_ssize_t i, k = sep.shape[0]
     cdef const unsigned char* sp = _base(sep)
-    cdef char* buf = <char*>malloc(n * (INT_CHARS + 1 + k) + 1)
-    cdef char* p
-    if buf is NULL:
-        raise MemoryError()
-    p = buf
+    cdef char* buf = _alloc(n * (most + k))
+    cdef char* p = buf
     try:
         with nogil:
             for i in range(n):
                 if i:
                     p = _put(p, sp, k)
-                p = _int(p, values[i])
+                if blob is NULL:
+                    p = _int(p, v[i])
+                else:
+                    p = _put(p, blob + at[v[i]], at[v[i] + 1] - at[v[i]])
         return PyBytes_FromStringAndSize(buf, p - buf)
     finally:
         free(buf)
+
+
+def ints(const int64_t[::1] values, const unsigned char[:] sep) -> bytes:
+    """``values`` in decimal, ``sep`` between: ``sep.join(str(v) for v in values)`` as bytes
+    (what json.dumps writes for a list of ints, with sep ", ")."""
+    if values.shape[0] == 0:
+        return b""
+    return _joined(values.shape[0], INT_CHARS, sep, &values[0], NULL, NULL)
 
 
 def picks(const unsigned char[:] blob, const int64_t[::1] at, const int64_t[::1] code,
@@ -185,30 +199,15 @@ def picks(const unsigned char[:] blob, const int64_t[::1] at, const int64_t[::1]
     """Group ``code[i]``'s text (``blob[at[g]:at[g + 1]]``) for each entry, ``sep`` between:
     a list of a few distinct strings (each already JSON) written as json.dumps writes it.
     Raises ValueError for offsets that do not rise within the blob or a code outside them."""
-    cdef Py_ssize_t n = code.shape[0], i, k = sep.shape[0], cap
-    cdef int64_t c
-    cdef Py_ssize_t n_g = at.shape[0] - 1
-    cdef const unsigned char* bp = _base(blob)
-    cdef const unsigned char* sp = _base(sep)
-    cdef char* buf
-    cdef char* p
+    cdef Py_ssize_t n = code.shape[0], n_g = at.shape[0] - 1
     a = np.asarray(at)
     if n_g < 0 or a[0] != 0 or a[-1] > blob.shape[0] or (n_g and np.diff(a).min() < 0):
         raise ValueError("picks: offsets must rise from 0 within their blob")
     if n and (np.min(code) < 0 or np.max(code) >= n_g):
         raise ValueError("picks: a code outside the groups")
-    cap = n * ((int(np.diff(a).max()) if n_g else 0) + k) + 1
-    buf = <char*>malloc(cap)
-    if buf is NULL:
-        raise MemoryError()
-    p = buf
-    try:
-        with nogil:
-            for i in range(n):
-                if i:
-                    p = _put(p, sp, k)
-                c = code[i]
-                p = _put(p, bp + at[c], at[c + 1] - at[c])
-        return PyBytes_FromStringAndSize(buf, p - buf)
-    finally:
-        free(buf)
+    if n == 0:
+        return b""
+    # (an empty blob: every group's text is empty, and nothing is read from it)
+    cdef unsigned char nothing = 0
+    return _joined(n, int(np.diff(a).max()), sep, &code[0], _base(blob) if blob.shape[0] else &nothing,
+                   &at[0])
