@@ -151,3 +151,30 @@ def test_picks_refuses_what_does_not_fit():
         _format.picks(blob, np.array([0, 3], np.int64), np.array([0], np.int64), b", ")
     with pytest.raises(ValueError, match="offsets must rise"):
         _format.picks(blob, np.array([0, 2, 1], np.int64), np.array([0], np.int64), b", ")
+
+
+def test_buffers_must_be_contiguous_and_given():
+    """A review's cases: a strided or reversed byte buffer was read as if contiguous (wrong
+    text, or bytes past the buffer) and None passed as empty. Each is refused now."""
+    v = np.array([1, 2], np.int64)
+    with pytest.raises(ValueError, match="contiguous"):
+        _format.ints(v, np.frombuffer(b",Yx ", np.uint8)[::2])
+    with pytest.raises(ValueError, match="contiguous"):
+        _format.ints(v, np.frombuffer(b"x ,", np.uint8)[::-1])
+    with pytest.raises(ValueError, match="contiguous"):
+        _format.ints(np.arange(4, dtype=np.int64)[::2], b", ")
+    with pytest.raises(ValueError, match="contiguous"):
+        _format.picks(np.frombuffer(b'"Xa"', np.uint8)[::2], np.array([0, 2], np.int64),
+                      np.zeros(1, np.int64), b", ")
+    with pytest.raises(TypeError):
+        _format.ints(None, b", ")
+    with pytest.raises(TypeError):
+        _format.ints(v, None)
+    with pytest.raises(TypeError):
+        _format.picks(b"a", np.array([0, 1], np.int64), np.zeros(1, np.int64), None)
+    blobs = perfetto._blobs(np.array(["HH"], object), np.array(["a,"], object), np.array([""], object))
+    good = [np.zeros(1, np.int64)] * 9
+    with pytest.raises(ValueError, match="contiguous"):
+        _format.slices(np.frombuffer(b"HxHx", np.uint8)[::2], *blobs[1:], *good)
+    with pytest.raises(TypeError):
+        _format.slices(*blobs, *good[:8], None)

@@ -164,3 +164,31 @@ def test_bad_paths_are_named(tmp_path):
         write_json(r, tmp_path / "nowhere" / "r.json")
     with pytest.raises(ValueError, match="must be a file path"):
         write_json(r, 3)
+
+
+def test_labels_replaced_after_the_launch_are_written_one_by_one(tmp_path):
+    """A review's case: a ctx.launch result whose labels or sources were replaced afterwards
+    (dataclasses.replace) keeps its name_keys, and write_json named each site from its first
+    command. Such a result's commands are named one by one now (commands.site_keys), in the
+    file, the trace and the profile."""
+    import dataclasses
+
+    from kernbench.report import profile
+    from kernbench.report.commands import site_keys
+
+    r = scale_launch()
+    assert site_keys(r) is not None
+    n = r.program.n_commands
+    for field in ("labels", "sources"):
+        other = dataclasses.replace(r, **{field: lambda i: f"cmd {i}"})
+        assert site_keys(other) is None
+        _same_text(other, tmp_path / f"{field}.json")
+        doc = json.loads((tmp_path / f"{field}.json").read_text())
+        assert doc[field] == [f"cmd {i}" for i in range(n)]
+    other = dataclasses.replace(r, labels=lambda i: f"cmd {i}")
+    to_perfetto(other, tmp_path / "t.json")
+    names = [e["name"] for e in json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+             if e.get("ph") == "X"]
+    assert sorted(names) == sorted(f"cmd {i}" for i in range(n))
+    labels = {lab for line in profile(other)["lines"] for lab in line["labels"]}
+    assert labels == {f"cmd {i}" for i in range(n)}

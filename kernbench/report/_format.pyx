@@ -87,21 +87,25 @@ cdef char* _alloc(Py_ssize_t cap) except NULL:
     return buf
 
 
-cdef const unsigned char* _base(const unsigned char[:] blob) noexcept:
+cdef const unsigned char* _base(const unsigned char[::1] blob) noexcept:
     return &blob[0] if blob.shape[0] else NULL
 
 
-def slices(const unsigned char[:] heads, const int64_t[::1] heads_at, const unsigned char[:] args,
-           const int64_t[::1] args_at, const unsigned char[:] peers, const int64_t[::1] peers_at,
-           const int64_t[::1] code, const int64_t[::1] t0, const int64_t[::1] t1,
-           const int64_t[::1] pid, const int64_t[::1] tid, const int64_t[::1] cmd,
-           const int64_t[::1] s0, const int64_t[::1] s1, const int64_t[::1] peer) -> bytes:
+def slices(const unsigned char[::1] heads not None, const int64_t[::1] heads_at not None,
+           const unsigned char[::1] args not None, const int64_t[::1] args_at not None,
+           const unsigned char[::1] peers not None, const int64_t[::1] peers_at not None,
+           const int64_t[::1] code not None, const int64_t[::1] t0 not None,
+           const int64_t[::1] t1 not None, const int64_t[::1] pid not None,
+           const int64_t[::1] tid not None, const int64_t[::1] cmd not None,
+           const int64_t[::1] s0 not None, const int64_t[::1] s1 not None,
+           const int64_t[::1] peer not None) -> bytes:
     """Slices ``0..n`` as ``perfetto._SLICE % ...`` writes them, one after the other, as bytes.
 
     ``heads``, ``args``, ``peers``: the static parts (UTF-8), group ``g``'s at
     ``blob[at[g]:at[g + 1]]``; per slice (int64, (n,) each): its group ``code``, start and end
     in whole nanoseconds ``t0``, ``t1``, ``pid``, ``tid``, command ``cmd``, start and end
-    cycles ``s0``, ``s1``, and ``peer`` (an index into ``peers``). Raises ValueError when the
+    cycles ``s0``, ``s1``, and ``peer`` (an index into ``peers``). Every argument contiguous
+    (bytes, or C-contiguous arrays; else ValueError; None: TypeError). Raises ValueError when the
     columns differ in length, an index or offset is outside its table, or a start or end is
     outside +-2**62 (``LIMIT``: beyond the engine's horizon; within it the durations fit)."""
     cdef Py_ssize_t n = code.shape[0], i
@@ -164,7 +168,7 @@ def slices(const unsigned char[:] heads, const int64_t[::1] heads_at, const unsi
         free(buf)
 
 
-cdef bytes _joined(Py_ssize_t n, Py_ssize_t most, const unsigned char[:] sep, const int64_t* v,
+cdef bytes _joined(Py_ssize_t n, Py_ssize_t most, const unsigned char[::1] sep, const int64_t* v,
                    const unsigned char* blob, const int64_t* at):
     # entries 0..n, sep between: v[i] in decimal, or with ``blob``, group v[i]'s text
     # blob[at[v[i]]:at[v[i] + 1]] (``most``: the longest entry)
@@ -186,7 +190,7 @@ cdef bytes _joined(Py_ssize_t n, Py_ssize_t most, const unsigned char[:] sep, co
         free(buf)
 
 
-def ints(const int64_t[::1] values, const unsigned char[:] sep) -> bytes:
+def ints(const int64_t[::1] values not None, const unsigned char[::1] sep not None) -> bytes:
     """``values`` in decimal, ``sep`` between: ``sep.join(str(v) for v in values)`` as bytes
     (what json.dumps writes for a list of ints, with sep ", ")."""
     if values.shape[0] == 0:
@@ -194,8 +198,8 @@ def ints(const int64_t[::1] values, const unsigned char[:] sep) -> bytes:
     return _joined(values.shape[0], INT_CHARS, sep, &values[0], NULL, NULL)
 
 
-def picks(const unsigned char[:] blob, const int64_t[::1] at, const int64_t[::1] code,
-          const unsigned char[:] sep) -> bytes:
+def picks(const unsigned char[::1] blob not None, const int64_t[::1] at not None,
+          const int64_t[::1] code not None, const unsigned char[::1] sep not None) -> bytes:
     """Group ``code[i]``'s text (``blob[at[g]:at[g + 1]]``) for each entry, ``sep`` between:
     a list of a few distinct strings (each already JSON) written as json.dumps writes it.
     Raises ValueError for offsets that do not rise within the blob or a code outside them."""

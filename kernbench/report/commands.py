@@ -24,7 +24,7 @@ import numpy as np
 
 from ..common.pe_commands import N_UNITS, Opcode, Unit
 
-__all__ = ["CommandFacts", "command_facts", "line_groups", "LineGroups"]
+__all__ = ["CommandFacts", "command_facts", "line_groups", "LineGroups", "site_keys"]
 
 
 @dataclass
@@ -175,6 +175,21 @@ def command_facts(result) -> CommandFacts:
     return facts
 
 
+def site_keys(result):
+    """``result.name_keys`` as int64 when a report may name each kernel site once from it, else
+    None: one key per command, and the result's labels and sources still the ones the launch
+    gave with those keys (a result whose ``labels`` or ``sources`` were replaced afterwards, e.g.
+    with dataclasses.replace, may name commands of one site apart: its commands are then
+    named one by one)."""
+    keys = getattr(result, "name_keys", None)
+    if keys is None or len(keys) != result.program.n_commands:
+        return None
+    for fn in (getattr(result, "labels", None), getattr(result, "sources", None)):
+        if fn is not None and getattr(getattr(fn, "__self__", None), "sites", None) is not keys:
+            return None
+    return np.asarray(keys, dtype=np.int64)
+
+
 @dataclass
 class LineGroups:
     """Every command's kernel source line, as an index into ``sources``."""
@@ -212,9 +227,9 @@ def line_groups(result) -> LineGroups:
         return cached[1]
     prog = result.program
     n = prog.n_commands
-    keys = getattr(result, "name_keys", None)
-    if keys is not None and len(keys) == n:
-        keys = np.asarray(keys, dtype=np.int64)
+    keys = site_keys(result)
+    if keys is not None:
+        pass
     elif result.sources is not None or result.labels is not None:
         # one key per distinct (source, label): a LaunchResult rebuilt from JSON
         seen: dict = {}

@@ -21,6 +21,7 @@ from ..hw.sfr import SfrInstall
 from ..language.semantic import dtype_name
 from ..runtime.result import LaunchResult
 from . import _format
+from .commands import site_keys
 from .critical_path import critical_path
 from .drift import drift_summary
 from .profile import profile
@@ -114,13 +115,12 @@ def _int_columns(a: np.ndarray) -> dict:
 
 def _named(result, n: int, name: str):
     """Commands' labels or sources (``name``) as a column: with the launch's kernel sites
-    (``name_keys``) each site is named once and its name copied to its commands; else each
-    command is named by itself."""
+    (``name_keys``, as commands.site_keys trusts them) each site is named once and its name
+    copied to its commands; else each command is named by itself."""
     one = result.label if name == "labels" else result.source
-    keys = getattr(result, "name_keys", None)
-    if keys is None or len(keys) != n:
+    keys = site_keys(result)
+    if keys is None:
         return _Column(n, lambda lo, hi: [one(i) for i in range(lo, hi)])
-    keys = np.asarray(keys, np.int64)
     made: list = []
 
     def groups() -> tuple:
@@ -248,7 +248,8 @@ def write_json(result, path: Union[str, Path]) -> int:
     writes, byte for byte: tests/test_write_json.py), streaming its per-command lists
     ``JSON_CHUNK`` entries at a time, so memory stays near the launch's own whatever the
     number of commands (``kernbench ... --json`` writes with it). Each kernel site's label and
-    source are encoded once. Returns the bytes written. A partial file is removed if writing
+    source are encoded once (when the labels and sources are the launch's own:
+    commands.site_keys; else each command's). Returns the bytes written. A partial file is removed if writing
     fails."""
     check_output_file(path, "write_json")
     doc = _document(result, named_by_site=True)

@@ -43,6 +43,7 @@ import numpy as np
 from ..common.errors import check_output_file, is_whole as _whole, pe_label
 from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
 from . import _format
+from .commands import site_keys
 
 __all__ = ["to_perfetto", "select_pes", "trace_events"]
 
@@ -192,15 +193,15 @@ def _static(result, i: int) -> tuple:
 class _Sites:
     """Each kept command's group of equal static content, and that content formatted once.
 
-    With ``result.name_keys`` (ctx.launch gives it: the kernel site of every command) a group is
-    a site. Without (a LaunchResult rebuilt from JSON, or made by hand), commands are grouped by
-    their label, source and command fields, naming each command once."""
+    With ``result.name_keys`` (ctx.launch gives it: the kernel site of every command; see
+    commands.site_keys) a group is a site. Without (a LaunchResult rebuilt from JSON, made by
+    hand, or whose labels were replaced), commands are grouped by their label, source and
+    command fields, naming each command once."""
 
     def __init__(self, result, idx: np.ndarray):
-        keys = getattr(result, "name_keys", None)
+        keys = site_keys(result)
         self.statics: list = []  # group -> (label, cat, args)
         if keys is not None:
-            keys = np.asarray(keys, dtype=np.int64)
             ks = keys[idx]
             size = int(ks.max()) + 1 if len(ks) else 0
             first = np.full(size, -1, dtype=np.int64)
