@@ -78,6 +78,10 @@ def test_a_replayed_launch_is_written_without_expanding(prefill, tmp_path):
     _same_text(r, tmp_path / "p.json")
     # to_json read the program too, but through columns: neither form was changed
     assert r.program.tiled is not None and r.program.sizes is not None
+    idx, table = r.program.sizes
+    sizes = r.program.byte_sizes()
+    assert sizes.dtype == np.int64 and sizes.tolist() == [int(table[i]) for i in idx]
+    assert r.program.sizes is not None
 
 
 def test_chunk_boundaries(monkeypatch, tmp_path):

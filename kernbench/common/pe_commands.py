@@ -507,10 +507,18 @@ class Program:
         the Program holds them so)."""
         tb = self._tensor_bytes
         if tb is None and self.sizes is not None:
-            idx, table = check_sizes(self.sizes)
-            tb = self._tensor_bytes = table[idx.astype(np.intp)]
+            tb = self._tensor_bytes = self.byte_sizes()
             self.sizes = None
         return tb
+
+    def byte_sizes(self) -> np.ndarray:
+        """(n_tensors,) int64: every tensor's size in bytes, leaving the form the Program holds
+        them in as it is (sizes as indices stay indices; a report reads them so). Raises
+        ValueError for sizes that do not check (check_sizes)."""
+        if self._tensor_bytes is not None or self.sizes is None:
+            return self._tensor_bytes
+        idx, table = check_sizes(self.sizes)
+        return table[idx.astype(np.intp)]
 
     @tensor_bytes.setter
     def tensor_bytes(self, value) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..common.pe_commands import N_UNITS, Opcode, Unit
 
-__all__ = ["CommandFacts", "command_facts", "line_groups", "LineGroups", "site_keys"]
+__all__ = ["CommandFacts", "command_facts", "line_groups", "LineGroups", "site_keys", "first_of_keys"]
 
 
 @dataclass
@@ -190,6 +190,20 @@ def site_keys(result):
     return np.asarray(keys, dtype=np.int64)
 
 
+def first_of_keys(keys: np.ndarray, idx: np.ndarray | None = None) -> tuple:
+    """For int keys (one per command of ``idx``, default 0..n): ``(used, first, group)``,
+    the keys present in ascending order, the first command of each (indexed by key; -1 where
+    absent) and each key's group number (its rank among ``used``; -1 where absent)."""
+    idx = np.arange(len(keys), dtype=np.int64) if idx is None else idx
+    size = int(keys.max()) + 1 if len(keys) else 0
+    first = np.full(size, -1, np.int64)
+    first[keys[::-1]] = idx[::-1]  # (the last write wins: the first command)
+    used = np.flatnonzero(first >= 0)
+    group = np.full(size, -1, np.int64)
+    group[used] = np.arange(len(used))
+    return used, first, group
+
+
 @dataclass
 class LineGroups:
     """Every command's kernel source line, as an index into ``sources``."""
@@ -242,11 +256,9 @@ def line_groups(result) -> LineGroups:
                           axis=1) if n else np.zeros((0, 8), np.int64)
         _, keys = np.unique(fields, axis=0, return_inverse=True) if n else (None, np.zeros(0, np.int64))
         keys = np.asarray(keys, np.int64).reshape(-1)
-    size = int(keys.max()) + 1 if n else 0
-    first = np.full(size, -1, np.int64)
-    first[keys[::-1]] = np.arange(n - 1, -1, -1)
+    used, first, _ = first_of_keys(keys)
+    size = len(first)
     count = np.bincount(keys, minlength=size)
-    used = np.flatnonzero(first >= 0)
     line_index: dict = {}
     line_of_key = np.full(size, -1, np.int64)
     site_labels: list = []

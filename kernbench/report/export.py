@@ -15,13 +15,13 @@ from typing import Any, Union
 import numpy as np
 
 from ..common.errors import check_output_file
-from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Program, check_sizes
+from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Program
 from ..hw.config import from_dict as hw_from_dict
 from ..hw.sfr import SfrInstall
 from ..language.semantic import dtype_name
 from ..runtime.result import LaunchResult
 from . import _format
-from .commands import site_keys
+from .commands import first_of_keys, site_keys
 from .critical_path import critical_path
 from .drift import drift_summary
 from .profile import profile
@@ -126,11 +126,7 @@ def _named(result, n: int, name: str):
     def groups() -> tuple:
         # each site's name, json-encoded, in one blob (offsets ``at``), and each site's group
         if not made:
-            first = np.full(int(keys.max()) + 1 if n else 0, -1, np.int64)
-            first[keys[::-1]] = np.arange(n - 1, -1, -1)  # each site's first command
-            used = np.flatnonzero(first >= 0)
-            group = np.full(len(first), -1, np.int64)
-            group[used] = np.arange(len(used))
+            used, first, group = first_of_keys(keys)
             enc = [json.dumps(one(int(first[k]))).encode() for k in used.tolist()]
             at = np.zeros(len(enc) + 1, np.int64)
             np.cumsum([len(t) for t in enc], out=at[1:])
@@ -195,7 +191,7 @@ def _document(result, named_by_site: bool) -> dict:
         "program": {
             "commands": commands,
             "cmd_offsets": prog.cmd_offsets.tolist(),
-            "tensor_bytes": _Column.of(lambda: _tensor_bytes(prog), prog.n_tensors),
+            "tensor_bytes": _Column.of(prog.byte_sizes, prog.n_tensors),
             "tensor_pinned": _Column.of(prog.tensor_pinned),
             "tensor_offsets": prog.tensor_offsets.tolist(),
         },
@@ -208,15 +204,6 @@ def _document(result, named_by_site: bool) -> dict:
         "extra": jsonable(result.extra),
     }
     return doc
-
-
-def _tensor_bytes(prog: Program) -> np.ndarray:
-    """Every tensor's size in bytes, leaving the Program's own form of them (sizes as indices
-    stay indices)."""
-    if prog.sizes is not None:
-        idx, table = check_sizes(prog.sizes)
-        return table[idx.astype(np.intp)]
-    return prog.tensor_bytes
 
 
 def _joined(x):

@@ -43,7 +43,7 @@ import numpy as np
 from ..common.errors import check_output_file, is_whole as _whole, pe_label
 from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
 from . import _format
-from .commands import site_keys
+from .commands import first_of_keys, site_keys
 
 __all__ = ["to_perfetto", "select_pes", "trace_events"]
 
@@ -203,12 +203,7 @@ class _Sites:
         self.statics: list = []  # group -> (label, cat, args)
         if keys is not None:
             ks = keys[idx]
-            size = int(ks.max()) + 1 if len(ks) else 0
-            first = np.full(size, -1, dtype=np.int64)
-            first[ks[::-1]] = idx[::-1]  # the first command of each key (last write wins)
-            group_of = np.full(size, -1, dtype=np.int64)
-            used = np.flatnonzero(first >= 0)
-            group_of[used] = np.arange(len(used))
+            used, first, group_of = first_of_keys(ks, idx)
             self.statics = [_static(result, int(first[k])) for k in used.tolist()]
             self.codes = group_of[ks]
         else:
