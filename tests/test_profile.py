@@ -51,6 +51,32 @@ def test_per_command_stalls_sum_to_the_engine_counters(name):
 
 
 @pytest.mark.parametrize("name", CASES)
+def test_facts_equal_a_command_by_command_reference(name):
+    """command_facts builds its arrays vectorized (radix-sorted queue keys, a sentinel for the
+    producers): each equals a plain loop over every PE's commands in program order."""
+    r = CASES[name]()
+    fx = command_facts(r)
+    prog = r.program
+    c = prog.take(np.arange(prog.n_commands))
+    prev = np.full(prog.n_commands, -1, np.int64)
+    producers = np.full((prog.n_commands, 3), -1, np.int64)
+    for g in range(prog.n_pes):
+        last_on_unit, made_by = {}, {}
+        for i in range(int(prog.cmd_offsets[g]), int(prog.cmd_offsets[g + 1])):
+            u = int(c["unit"][i])
+            prev[i] = last_on_unit.get(u, -1)
+            last_on_unit[u] = i
+            for j, f in enumerate(("src0", "src1", "src2")):
+                producers[i, j] = made_by.get(int(c[f][i]), -1) if c[f][i] >= 0 else -1
+            if c["dst"][i] >= 0:
+                made_by[int(c["dst"][i])] = i
+    assert fx.prev.tolist() == prev.tolist()
+    assert fx.producers.tolist() == producers.tolist()
+    assert fx.pe.tolist() == np.repeat(np.arange(prog.n_pes), np.diff(prog.cmd_offsets)).tolist()
+    assert fx.unit.tolist() == c["unit"].tolist() and fx.opcode.tolist() == c["opcode"].tolist()
+
+
+@pytest.mark.parametrize("name", CASES)
 def test_lines_add_up_to_the_counters(name):
     r = CASES[name]()
     p = profile(r)
