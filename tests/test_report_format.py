@@ -33,6 +33,12 @@ def _python_slices(heads, heads_at, args, args_at, peers, peers_at, *columns):
                                  columns).encode()
 
 
+def _python_flows(head_s, head_f, *columns):
+    """_format.flows made with the Python templates: the reference."""
+    assert (head_s, head_f) == perfetto._FLOW_HEADS
+    return perfetto._flows_text(columns).encode()
+
+
 def _read(path):
     with (gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")) as f:
         return f.read()
@@ -59,9 +65,12 @@ def test_files_equal_the_python_templates(make, kw, suffix, tmp_path, monkeypatc
     to_perfetto(r, fast, **kw)
     calls = []
     monkeypatch.setattr(perfetto._format, "slices", lambda *a: calls.append(1) or _python_slices(*a))
+    monkeypatch.setattr(perfetto._format, "flows", lambda *a: calls.append(2) or _python_flows(*a))
     slow = tmp_path / "p" / ("t" + suffix)
     to_perfetto(r, slow, **kw)
-    assert calls  # (the template made the second file)
+    assert 1 in calls  # (the templates made the second file)
+    if to_perfetto(r, tmp_path / "n.json", **kw)["flows"]:
+        assert 2 in calls
     a, b = _read(fast), _read(slow)
     assert a == b and len(a) > 100
     if suffix == ".json.gz":  # the same compressed bytes too (mtime 0)
@@ -85,6 +94,40 @@ def test_generated_columns_equal_the_python_template(data):
     cols.append(np.array([data.draw(st.integers(0, len(peers) - 1)) for _ in range(n)], np.int64))
     blobs = perfetto._blobs(np.array(heads, object), np.array(args, object), np.array(peers, object))
     assert _format.slices(*blobs, *cols) == _python_slices(*blobs, *cols)
+
+
+floats = st.floats(allow_nan=True, allow_infinity=True) | st.floats(-1e7, 1e7) | st.sampled_from(
+    [0.0, -0.0, 0.001, 1e-7, 1e16, 123456789.125, 5e-324, 1.7976931348623157e308, -1e22])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_generated_flows_equal_the_python_templates(data):
+    """Flow events: ids, pids and tids any int64, timestamps any float64 (%r: repr's shortest
+    digits, exponents, -0.0, subnormals, inf and nan as Python writes them)."""
+    n = data.draw(st.integers(0, 20))
+    any_int = st.integers(-(1 << 63), (1 << 63) - 1)
+    cols = []
+    for kind in ("i", "f", "i", "i", "f", "i", "i"):
+        draw = any_int if kind == "i" else floats
+        cols.append(np.array([data.draw(draw) for _ in range(n)], np.int64 if kind == "i" else np.float64))
+    assert _format.flows(*perfetto._FLOW_HEADS, *cols) == _python_flows(*perfetto._FLOW_HEADS, *cols)
+
+
+def test_flows_refuse_what_does_not_fit():
+    one_i, one_f = np.zeros(1, np.int64), np.zeros(1, np.float64)
+    good = [one_i, one_f, one_i, one_i, one_f, one_i, one_i]
+    text = _format.flows(*perfetto._FLOW_HEADS, *good)
+    assert text == _python_flows(*perfetto._FLOW_HEADS, *good)
+    assert json.loads("[" + text.decode()[1:] + "]")[1]["bp"] == "e"
+    with pytest.raises(ValueError, match="one entry per flow"):
+        _format.flows(*perfetto._FLOW_HEADS, *good[:6], np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="contiguous"):
+        _format.flows(*perfetto._FLOW_HEADS, np.zeros(4, np.int64)[::2], *good[1:])
+    with pytest.raises(ValueError):  # (float64 timestamps, not int64)
+        _format.flows(*perfetto._FLOW_HEADS, one_i, one_i, *good[2:])
+    with pytest.raises(TypeError):
+        _format.flows(None, perfetto._FLOW_HEADS[1], *good)
 
 
 def test_the_bounds_of_the_times():

@@ -8,6 +8,8 @@ numbers in the same places, integers as Python writes them (``%d``), the microse
 split as Python's floor ``//`` and ``%`` split them. The static parts of a slice (its name and
 category, its arguments but the numbers, its peer) are formatted once per kernel site in
 Python and passed as one blob each with offsets; the loop over slices runs without the GIL.
+:func:`flows` writes a chunk of link messages' flow events as ``perfetto._FLOW_S`` and
+``_FLOW_F`` do, their float timestamps as ``%r`` (``repr``) writes them.
 :func:`ints` and :func:`picks` write a list's entries as ``json.dumps`` does (", " between).
 """
 from libc.stdint cimport int64_t, uint64_t
@@ -15,6 +17,13 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free
+
+cdef extern from "Python.h":
+    # repr(float)'s digits (the shortest that read back the same double), as %r writes them
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
+                                int* ptype) except NULL
+    int Py_DTSF_ADD_DOT_0
 
 import numpy as np
 
@@ -163,6 +172,70 @@ def slices(const unsigned char[::1] heads not None, const int64_t[::1] heads_at 
                 q = peer[i]
                 p = _put(p, pp + peers_at[q], peers_at[q + 1] - peers_at[q])
                 p = _lit(p, b'}}')
+        return PyBytes_FromStringAndSize(buf, p - buf)
+    finally:
+        free(buf)
+
+
+cdef enum:
+    FLOW_CHARS = 256   # a flow's two events but their heads: six ints, two floats (~24), the rest
+
+
+cdef inline char* _float(char* p, double v) except NULL:
+    # repr(v): the shortest digits that read back v ("1.5", "0.001", "1e+16", "inf")
+    cdef char* s = PyOS_double_to_string(v, c'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+    cdef char* q = s
+    while q[0]:
+        p[0] = q[0]
+        p += 1
+        q += 1
+    PyMem_Free(s)
+    return p
+
+
+def flows(const unsigned char[::1] head_s not None, const unsigned char[::1] head_f not None,
+          const int64_t[::1] ids not None, const double[::1] ts_s not None,
+          const int64_t[::1] pid_s not None, const int64_t[::1] tid_s not None,
+          const double[::1] ts_f not None, const int64_t[::1] pid_f not None,
+          const int64_t[::1] tid_f not None) -> bytes:
+    """Flows ``0..n`` as ``(perfetto._FLOW_S + perfetto._FLOW_F) % ...`` writes them, one after
+    the other, as bytes: for flow i its start event (``head_s``, the template's text up to the
+    id, then id ``ids[i]``, timestamp ``ts_s[i]`` in microseconds, ``pid_s[i]``, ``tid_s[i]``)
+    and its end event (``head_f``, ``ids[i]``, ``ts_f[i]``, ``pid_f[i]``, ``tid_f[i]``,
+    ``"bp":"e"``). Integers as ``%d`` writes them, the float64 timestamps as ``%r``. Every
+    argument contiguous (bytes, or C-contiguous arrays; else ValueError; None: TypeError);
+    ValueError when the columns differ in length."""
+    cdef Py_ssize_t n = ids.shape[0], i
+    cdef char* buf
+    cdef char* p
+    if not (ts_s.shape[0] == pid_s.shape[0] == tid_s.shape[0] == ts_f.shape[0] == pid_f.shape[0]
+            == tid_f.shape[0] == n):
+        raise ValueError("flows: every column must have one entry per flow")
+    cdef Py_ssize_t ks = head_s.shape[0], kf = head_f.shape[0]
+    cdef const unsigned char* hs = _base(head_s)
+    cdef const unsigned char* hf = _base(head_f)
+    buf = _alloc(n * (FLOW_CHARS + ks + kf))
+    p = buf
+    try:
+        for i in range(n):  # (with the GIL: repr's digits come from Python's allocator)
+            p = _put(p, hs, ks)
+            p = _int(p, ids[i])
+            p = _lit(p, b',"ts":')
+            p = _float(p, ts_s[i])
+            p = _lit(p, b',"pid":')
+            p = _int(p, pid_s[i])
+            p = _lit(p, b',"tid":')
+            p = _int(p, tid_s[i])
+            p = _lit(p, b'}')
+            p = _put(p, hf, kf)
+            p = _int(p, ids[i])
+            p = _lit(p, b',"ts":')
+            p = _float(p, ts_f[i])
+            p = _lit(p, b',"pid":')
+            p = _int(p, pid_f[i])
+            p = _lit(p, b',"tid":')
+            p = _int(p, tid_f[i])
+            p = _lit(p, b',"bp":"e"}')
         return PyBytes_FromStringAndSize(buf, p - buf)
     finally:
         free(buf)

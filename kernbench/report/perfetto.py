@@ -305,6 +305,30 @@ _FLOW_F = (f',\n{{"name":"{_FLOW_NAME}","cat":"{_FLOW_CAT}","ph":"f","id":%d,"ts
            f'"bp":"e"}}')
 
 
+#: the flow templates' text up to the id: what _format.flows writes from
+_FLOW_HEADS = tuple(t[:t.index("%d")].encode() for t in (_FLOW_S, _FLOW_F))
+
+
+def _flow_columns(sel, lo: int, hi: int) -> tuple:
+    """The numbers of kept flows ``lo..hi``: id (int64), start ts (float64, microseconds), pid,
+    tid (int64) of the send end, then ts, pid, tid of the recv end."""
+    s, r = sel.flow_send[lo:hi], sel.flow_recv[lo:hi]
+    ts_s, ts_f = sel.flow_times(lo, hi)
+    gs, gr = sel.pe_of[s], sel.pe_of[r]
+    return (np.ascontiguousarray(sel.flow_id[lo:hi], np.int64),
+            np.ascontiguousarray(ts_s, np.float64), (gs + 1).astype(np.int64),
+            _tid(gs, sel.units[s]).astype(np.int64), np.ascontiguousarray(ts_f, np.float64),
+            (gr + 1).astype(np.int64), _tid(gr, sel.units[r]).astype(np.int64))
+
+
+def _flows_text(columns) -> str:
+    """:func:`_format.flows`'s text made with the Python templates (``_FLOW_S``, ``_FLOW_F``):
+    the reference tests/test_report_format.py compares the C formatter with."""
+    ids, ts_s, pid_s, tid_s, ts_f, pid_f, tid_f = (c.tolist() for c in columns)
+    return ((_FLOW_S + _FLOW_F) * len(ids)) % tuple(chain.from_iterable(zip(
+        ids, ts_s, pid_s, tid_s, ids, ts_f, pid_f, tid_f)))
+
+
 def _blobs(heads, static_args, peer_names) -> tuple:
     """The static parts by group, each as (UTF-8 blob, int64 offsets): what _format.slices
     reads."""
@@ -445,15 +469,7 @@ def to_perfetto(
             emit(_format.slices(*blobs, *_slice_columns(sel, sites, lo)))
         n_flows = len(sel.flow_id)
         for lo in range(0, n_flows, _CHUNK):
-            hi = lo + _CHUNK
-            s, r = sel.flow_send[lo:hi], sel.flow_recv[lo:hi]
-            ts_s, ts_f = sel.flow_times(lo, hi)
-            ids = sel.flow_id[lo:hi].tolist()
-            gs, gr = sel.pe_of[s], sel.pe_of[r]
-            fmt = (_FLOW_S + _FLOW_F) * len(s)
-            emit(fmt % tuple(chain.from_iterable(zip(
-                ids, ts_s.tolist(), (gs + 1).tolist(), _tid(gs, sel.units[s]).tolist(),
-                ids, ts_f.tolist(), (gr + 1).tolist(), _tid(gr, sel.units[r]).tolist()))))
+            emit(_format.flows(*_FLOW_HEADS, *_flow_columns(sel, lo, lo + _CHUNK)))
         path_events = _path_events(result, sel) if critical_path else []
         emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in path_events))
         writer.write("\n]}\n")
