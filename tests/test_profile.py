@@ -76,6 +76,36 @@ def test_facts_equal_a_command_by_command_reference(name):
     assert fx.unit.tolist() == c["unit"].tolist() and fx.opcode.tolist() == c["opcode"].tolist()
 
 
+def test_narrow_facts_report_as_int64_facts():
+    """The facts keep command numbers as int32 (index_dtype), PEs as int32, units and opcodes
+    as int8: 34 bytes a command instead of 72. The profile and the critical path of a launch
+    whose cycles pass 2**31 on 8 cubes (mesh8, 32K: 2.7e9 cycles; the critical path's channel
+    openers multiply a cube number by a cycle count) equal those made from the same facts
+    widened to int64."""
+    import dataclasses
+
+    from kernbench.diag import panel_spec, run_panel
+    from kernbench.hw import load_hw
+    from kernbench.report import critical_path
+    from kernbench.report.commands import CommandFacts, index_dtype
+
+    hw = load_hw("mesh8")
+    r = run_panel(panel_spec("multi_user_prefill", hw, shape="llama70b", context=32768), hw).result
+    assert r.cycles > 2 ** 31 and r.hw.n_cubes > 1
+    fx = command_facts(r)
+    kept = {f.name: getattr(fx, f.name).dtype for f in dataclasses.fields(CommandFacts)}
+    assert kept == {"pe": np.int32, "unit": np.int8, "opcode": np.int8, "start": np.int64,
+                    "end": np.int64, "prev": np.int32, "producers": np.int32, "ideal": np.int64,
+                    "peer": np.int32}
+    assert index_dtype(2 ** 31 - 2) == np.int32 and index_dtype(2 ** 31 - 1) == np.int64
+    wide = CommandFacts(**{f: getattr(fx, f).astype(np.int64) for f in kept})
+    r64 = dataclasses.replace(r)
+    r64._kb_command_facts = (r64.engine, wide)
+    assert profile(r64) == profile(r)
+    assert critical_path(r64).to_dict() == critical_path(r).to_dict()
+    assert len(critical_path(r).steps) > 10
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_lines_add_up_to_the_counters(name):
     r = CASES[name]()

@@ -24,15 +24,17 @@ import numpy as np
 
 from ..common.pe_commands import N_UNITS, Opcode, Unit
 
-__all__ = ["CommandFacts", "command_facts", "line_groups", "LineGroups", "site_keys", "first_of_keys"]
+__all__ = ["CommandFacts", "command_facts", "index_dtype", "line_groups", "LineGroups", "site_keys", "first_of_keys"]
 
 
 @dataclass
 class CommandFacts:
-    """Arrays by global command index (``n`` commands), int64. The stalls (``operand``,
-    ``credit``, ``data``, ``arbitration``) and ``prev_end`` are computed from the fields each
-    time they are read, not kept: a long launch's facts hold eight numbers a command and the
-    producers' three."""
+    """Arrays by global command index (``n`` commands). Cycles (``start``, ``end``, ``ideal``)
+    are int64; ``pe`` int32; ``unit`` and ``opcode`` int8; the command numbers (``prev``,
+    ``producers``, ``peer``; -1 for none) int32, or int64 from 2**31 - 1 commands up
+    (:func:`index_dtype`). The stalls (``operand``, ``credit``, ``data``, ``arbitration``) and
+    ``prev_end`` are computed from the fields each time they are read (int64), not kept: a long
+    launch's facts hold 34 bytes a command besides the engine's start and end."""
 
     pe: np.ndarray  #: global PE
     unit: np.ndarray  #: Unit index
@@ -79,6 +81,12 @@ class CommandFacts:
                         self.end - self.start - self.ideal, 0)
 
 
+def index_dtype(n: int) -> np.dtype:
+    """The dtype the facts keep command numbers of an ``n``-command launch in (with -1 for
+    none): int32 while every number fits, else int64."""
+    return np.dtype(np.int32 if n < np.iinfo(np.int32).max else np.int64)
+
+
 def _per_size(sizes: np.ndarray, fn) -> np.ndarray:
     """``fn(size)`` for every entry, computed once per distinct size (the engine's own formula)."""
     if not len(sizes):
@@ -105,9 +113,10 @@ def command_facts(result) -> CommandFacts:
     c = dict(zip(_FACT_FIELDS, prog.columns(*_FACT_FIELDS)))
     n = prog.n_commands
     n_pes = prog.n_pes
-    pe = np.repeat(np.arange(n_pes, dtype=np.int64), np.diff(prog.cmd_offsets))
-    unit = c["unit"].astype(np.int64)
-    opcode = c["opcode"].astype(np.int64)
+    ix = index_dtype(n)
+    pe = np.repeat(np.arange(n_pes, dtype=np.int32), np.diff(prog.cmd_offsets))
+    unit = c["unit"].astype(np.int8)
+    opcode = c["opcode"].astype(np.int8)
     start = np.asarray(e.cmd_start, dtype=np.int64)
     end = np.asarray(e.cmd_end, dtype=np.int64)
 
@@ -120,7 +129,7 @@ def command_facts(result) -> CommandFacts:
     key = np.repeat((np.arange(n_pes, dtype=np.int64) * N_UNITS).astype(kt), counts)
     key += c["unit"].astype(kt)
     order = np.argsort(key, kind="stable")
-    prev = np.full(n, -1, np.int64)
+    prev = np.full(n, -1, ix)
     if n > 1:
         ks = key[order]
         prev[order[1:]] = np.where(ks[1:] == ks[:-1], order[:-1], -1)
@@ -131,14 +140,14 @@ def command_facts(result) -> CommandFacts:
     # the table's last entry, -1, is what an operand that is none (-1) reads.
     t_off = prog.tensor_offsets
     n_t = int(t_off[-1])
-    producer_of_tensor = np.full(n_t + 1, -1, np.int64)
+    producer_of_tensor = np.full(n_t + 1, -1, ix)
     t_base = np.repeat(np.asarray(t_off[:-1], np.int64), counts)
     dst = c["dst"]
     made = np.flatnonzero(dst >= 0)
     producer_of_tensor[t_base[made] + dst[made]] = made
     del made
     # (3, n) filled a row at a time; the facts hold its (n, 3) view
-    producers = np.empty((3, n), np.int64)
+    producers = np.empty((3, n), ix)
     at = np.empty(n, np.int64)
     for j, f in enumerate(("src0", "src1", "src2")):
         s = c[f]
@@ -158,7 +167,7 @@ def command_facts(result) -> CommandFacts:
     ideal[is_dma] = _per_size(nbytes[is_dma], lambda b: _timing.dma_alone_cycles(params, b))
     link = is_send | is_recv
     ideal[link] = _per_size(nbytes[link], lambda b: _timing.link_message_cycles(params, b) - hop)
-    peer = np.full(n, -1, np.int64)
+    peer = np.full(n, -1, ix)
     msgs = e.messages
     if len(msgs):
         s_idx = np.asarray(msgs["send"], np.int64)

@@ -192,7 +192,7 @@ def _channel_openers(result, fx) -> tuple:
     if not len(dma):
         return opener, np.zeros(n, bool)
     lat = int(result.hw.dma.latency_cycles)
-    cube = fx.pe[dma] // result.hw.pes_per_cube
+    cube = fx.pe[dma].astype(np.int64) // result.hw.pes_per_cube  # (int64: times a cycle count below)
     s = fx.start[dma]
     e = fx.end[dma] - lat  # the last burst left the channel
     order = np.lexsort((dma, s, cube))
