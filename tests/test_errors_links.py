@@ -114,6 +114,28 @@ def test_more_sends_than_recvs():
     assert str(ei.value).startswith(
         f"PE (0, 0) at {FILE}:{lines['second']} sends message #2 on port E, but PE (0, 0) sends 2 "
         f"message(s) on port E and PE (1, 0) posts 1 recv(s) on port W")
+    assert ei.value.pe == (0, 0) and ei.value.where.endswith(f"{FILE}:{lines['second']}")
+
+
+def test_more_recvs_than_sends_names_the_receiver():
+    """A review's case: the error named the receiving PE and its line in its text, but its
+    ``pe`` was the sender's. ``pe`` and ``where`` are the PE and line the text names: the first
+    unmatched message's, sender or receiver."""
+    lines = {}
+
+    def kernel(x, *, tl):
+        t = tl.load(x, shape=(64,))
+        if tl.program_id(0) == 2:
+            tl.send("E", t)
+        elif tl.program_id(0) == 3:
+            tl.recv("W", (64,), "f32")
+            lines["second"] = sys._getframe().f_lineno + 1
+            tl.recv("W", (64,), "f32")
+
+    with pytest.raises(KernelError) as ei:
+        launch(kernel)
+    assert str(ei.value).startswith(f"PE (3, 0) at {FILE}:{lines['second']} posts recv #2 on port W")
+    assert ei.value.pe == (3, 0) and ei.value.where.endswith(f"{FILE}:{lines['second']}")
 
 
 def test_send_to_a_pe_outside_the_grid():
@@ -142,6 +164,7 @@ def test_recv_from_a_pe_outside_the_grid():
     assert msg.startswith(f"PE (0, 0) at {FILE}:{lines[0]} posts recv #1 on port W, but PE (3, 0) "
                           f"sends 0 message(s) on port E")
     assert "(PE (3, 0) ran no program or returned before any tl call; the launch grid is (2, 1))" in msg
+    assert ei.value.pe == (0, 0) and ei.value.where.endswith(f"{FILE}:{lines[0]}")
 
 
 def test_links_are_checked_once_at_trace_and_the_tables_kept(monkeypatch):

@@ -213,12 +213,13 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
         q, back = int(nbr_flat[lk_count]), int(OPPOSITE[p])
         n_s, n_r = int(ns[lk_count]), int(nr[lk_count])
         # Name the first unmatched message on whichever side has more.
+        # (the error's pe and where: the PE and line of that message, the one the text names)
         if n_s > n_r:
-            k = site(s_sorted[np.searchsorted(s_linkk, lk_count) + n_r])
+            k, at = site(s_sorted[np.searchsorted(s_linkk, lk_count) + n_r]), g
             who = (f"{pe_at(hw.pe_coords(g), k[1], k[2])} sends message "
                    f"#{n_r + 1} on port {Port(p).name}")
         else:
-            k = site(r_sorted[np.searchsorted(r_linkk, lk_count) + n_s])
+            k, at = site(r_sorted[np.searchsorted(r_linkk, lk_count) + n_s]), q
             who = (f"{pe_at(hw.pe_coords(q), k[1], k[2])} posts recv "
                    f"#{n_s + 1} on port {Port(back).name}")
         idle = q if counts[q] == 0 else g if counts[g] == 0 else None
@@ -229,7 +230,7 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
             f"{who}, but {pe_label(hw.pe_coords(g))} sends {n_s} message(s) on port "
             f"{Port(p).name} and {pe_label(hw.pe_coords(q))} posts {n_r} recv(s) on port "
             f"{Port(back).name}{why}: every send needs exactly one matching recv",
-            pe=hw.pe_coords(g), where=f"{k[1]}:{k[2]}",
+            pe=hw.pe_coords(at), where=f"{k[1]}:{k[2]}",
         )
     g, p = divmod(lk_shape, N_PORTS)
     q, back = int(nbr_flat[lk_shape]), int(OPPOSITE[p])
