@@ -430,6 +430,78 @@ def test_a_local_cluster_of_processes_gives_the_serial_rows(tmp_path, monkeypatc
     assert all(n <= par.stats["trace_groups"] for n in received.values()), received
 
 
+GUARD_PROBE = """\
+from kernbench.sweeps.run import unguarded_script_line as u
+def f(): return u()
+print("top", u())
+print("fn", f())
+if __name__ == "__main__":
+    print("guard", u())
+    print("guard-fn", f())
+if "__main__" == __name__:
+    print("guard2", u())
+"""
+
+UNGUARDED_SWEEP = """\
+import kernbench
+
+def k(x_ptr, o_ptr, n, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") + 1.0)
+
+def setup(ctx, n):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+
+res = kernbench.sweep(k, (2, 1), setup=setup, hardware={"link.bytes_per_cycle": [16, 32]},
+                      args={"n": [256]}, workers=2, cache=False)
+print("rows", len(res.rows), sum(r["cycles"] > 0 for r in res.rows), res.stats["workers"])
+"""
+
+
+def _run_script(tmp_path, name, text):
+    import kernbench
+
+    path = tmp_path / name
+    path.write_text(text)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__))))
+    return subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120), str(path)
+
+
+def test_a_call_from_a_scripts_top_level_is_told_from_a_guarded_one(tmp_path):
+    """unguarded_script_line: the script's statement a call comes from, when it is at the top
+    level outside `if __name__ == "__main__":` (directly or through a function), else None."""
+    out, path = _run_script(tmp_path, "probe.py", GUARD_PROBE)
+    assert out.returncode == 0, out.stderr
+    got = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+    assert got == {"top": repr((path, 3)), "fn": repr((path, 4)), "guard": "None",
+                   "guard-fn": "None", "guard2": "None"}
+    # a package's __main__.py (python -m pkg, as python -m kernbench sweep): never run again
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "__main__.py").write_text(GUARD_PROBE)
+    import kernbench
+
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__))))
+    out = subprocess.run([sys.executable, "-m", "pkg"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert set(line.split(" ", 1)[1] for line in out.stdout.splitlines()) == {"None"}
+
+
+def test_a_sweep_at_a_scripts_top_level_runs_here_and_says_why(tmp_path):
+    """A review's case: docs/sweeps.md's first example pasted into a script, without the
+    `if __name__ == "__main__":` guard, died with "Nanny failed to start" and a 477-line
+    traceback (each Dask worker imports the script again). It runs in this process now, with a
+    warning naming the script's line and the fix."""
+    pytest.importorskip("distributed")
+    out, path = _run_script(tmp_path, "unguarded.py", UNGUARDED_SWEEP)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "rows 2 2 1"
+    assert "kernbench.sweep ran in this process, not on 2 Dask workers" in out.stderr
+    assert "unguarded.py:9: UserWarning" in out.stderr  # (attributed to the sweep call)
+    assert '`if __name__ == "__main__":`' in out.stderr and "Nanny" not in out.stderr
+
+
 # -- plots, files, HTML ------------------------------------------------------------------------------------
 def test_parquet_keeps_a_missing_swept_value_missing(tmp_path):
     """Explicit points whose keys differ leave some swept values out: in .df and the Parquet

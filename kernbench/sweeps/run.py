@@ -14,6 +14,7 @@ docs/sweeps.md describes the API. The pieces:
 """
 from __future__ import annotations
 
+import ast
 import gc
 import inspect
 import logging
@@ -302,6 +303,49 @@ def _by_value(*fns) -> None:
                 pass
 
 
+def _is_main_guard(node) -> bool:
+    # `if __name__ == "__main__":` (either way round)
+    t = node.test if isinstance(node, ast.If) else None
+    if not (isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq)):
+        return False
+    sides = [t.left, t.comparators[0]]
+    return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+
+
+def unguarded_script_line(frame=None) -> tuple | None:
+    """``(path, line)`` of the statement of the running script (the ``__main__`` module, a file)
+    from which this call comes, when that statement is at the script's top level outside
+    ``if __name__ == "__main__":``; else None (an interactive session, a guarded call, a
+    package's ``__main__.py``, which multiprocessing never runs again, as ``python -m kernbench``;
+    a script that cannot be read). Worker processes started by spawning import the script
+    again, running such a statement in each of them."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    spec = getattr(main, "__spec__", None)
+    if (not path or os.path.splitext(os.path.basename(path))[0] == "__main__"
+            or (spec is not None and str(spec.name).endswith(".__main__"))):
+        return None  # (multiprocessing runs a __main__.py only in the parent: python -m pkg)
+    f = frame if frame is not None else sys._getframe(1)
+    top = None
+    while f is not None:  # the outermost frame of the script's own top-level code
+        if f.f_code.co_name == "<module>" and f.f_globals.get("__name__") == "__main__":
+            top = f
+        f = f.f_back
+    if top is None or top.f_code.co_filename != path:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            tree = ast.parse(fh.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    line = top.f_lineno
+    for node in tree.body:
+        if node.lineno <= line <= (node.end_lineno or node.lineno):
+            return None if _is_main_guard(node) else (path, line)
+    return None
+
+
 def _dask_client(workers, client, scheduler):
     """(client, cleanup) for the run, or (None, None) for the serial path."""
     if client is not None:
@@ -320,6 +364,21 @@ def _dask_client(workers, client, scheduler):
     n = int(workers) if workers is not None else (os.cpu_count() or 1)
     if n <= 1:
         return None, None
+    import dask
+
+    if dask.config.get("distributed.worker.multiprocessing-method", "spawn") != "fork":
+        at = unguarded_script_line()
+        if at is not None:
+            # Each worker would import the script again and run this sweep in its bootstrap:
+            # multiprocessing refuses that ("Nanny failed to start"). The rows are the same
+            # either way; say how to get the workers.
+            warnings.warn(
+                f"kernbench.sweep ran in this process, not on {n} Dask workers: it is called from "
+                f"the top level of the script {os.path.basename(at[0])} (line {at[1]}), and worker "
+                f"processes import the script again. Put the sweep under "
+                f'`if __name__ == "__main__":` to run it on Dask, or pass workers=1 to choose '
+                f"this (docs/sweeps.md, On Dask)", stacklevel=3)
+            return None, None
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=logging.ERROR)
     c = Client(cluster)
