@@ -202,3 +202,33 @@ def test_report_table_and_json(tmp_path):
     assert "drift: first out of tolerance" in r._repr_html_()  # Jupyter shows the verdict too
     with pytest.raises(ValueError, match="no drift record"):
         launch(attention_q16, drift=False)[0].drift_report()
+
+
+def test_float_to_int32_conversions_drift_nothing():
+    """A review's case: a float tensor stored to an int32 allocation, or given as a masked
+    int32 load's `other`, drifted 0.75 though the launch's values were exactly the language's
+    conversion of the exact inputs (the shadow was converted by numpy's astype: NaN and values
+    past int32 to INT_MIN, not the saturating, NaN -> 0 conversion the launch makes). Now every
+    path converts the shadow as the launch does: no drift, as the explicit tl.cast had."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    x = ctx.put(np.array([3e9, np.nan, np.inf, 1.5, -3e9, -np.inf, -2.5, 7.0], np.float32), pe=(0, 0))
+    n = ctx.put(np.arange(8), pe=(0, 0), dtype="int32")
+    o1, o2, o3 = ctx.empty((8,), "int32"), ctx.empty((8,), "int32"), ctx.empty((8,), "int32")
+
+    def k(x_ptr, n_ptr, o1_ptr, o2_ptr, o3_ptr, *, tl):
+        if tl.program_id(0):
+            return
+        v = tl.load(x_ptr, shape=(8,), dtype="f32")
+        tl.store(o1_ptr, v)  # the store converts f32 -> int32
+        tl.store(o2_ptr, tl.cast(v, "int32"))  # the same, by an explicit cast
+        m = tl.arange(0, 8) < 0  # all masked off: every element is `other`
+        tl.store(o3_ptr, tl.load(n_ptr, shape=(8,), dtype="int32", mask=m, other=v))
+        tl.store(n_ptr, v)  # and read back through memory (the shadow's overlay)
+        tl.store(o3_ptr, tl.load(n_ptr, shape=(8,), dtype="int32") + 0)
+
+    r = ctx.launch(k, (1, 1), x, n, o1, o2, o3, mode="functional", drift=True)
+    want = [2147483647, 0, 2147483647, 1, -2147483648, -2147483648, -2, 7]
+    assert ctx.read(o1, (0, 0)).tolist() == want and ctx.read(o2, (0, 0)).tolist() == want
+    assert ctx.read(o3, (0, 0)).tolist() == want
+    assert r.drift.passed and float(np.max(r.drift.drift)) == 0.0
+    assert measure(np.array(want, np.int32), np.array([3e9, np.nan, np.inf, 1.5, -3e9, -np.inf, -2.5, 7.0])) == 0.0

@@ -65,6 +65,39 @@ def test_other_as_a_tensor_and_a_2d_strided_masked_load():
     np.testing.assert_array_equal(seen["t"].data, want)
 
 
+@pytest.mark.parametrize("dtype", ["f16", "bf16", "fp8e4m3", "f32"])
+def test_a_python_float_other_is_an_f32_constant_cast_to_the_load(dtype):
+    """A review's case: a masked load's Python-float ``other`` was rounded from f64 to f16
+    directly (1 + 2**-11 + 2**-40 -> 1.0009765625) where every other Python number is an f32
+    constant cast to the dtype (f64 -> f32 -> f16: 1.0), as Triton casts a load's ``other``.
+    Now the same as ``x + val``, ``tl.where`` and ``tl.full``."""
+    import ml_dtypes
+
+    # just above half an ulp at 1 of the dtype, by less than f32 keeps: f32 rounds it to the tie
+    val = 1 + {"f16": 2 ** -11, "bf16": 2 ** -8, "fp8e4m3": 2 ** -4, "f32": 2 ** -24}[dtype] + 2 ** -40
+    nd = {"f16": np.float16, "bf16": ml_dtypes.bfloat16, "fp8e4m3": ml_dtypes.float8_e4m3fn,
+          "f32": np.float32}[dtype]
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    a = ctx.put(np.zeros(4), pe=(0, 0), dtype=dtype)
+    seen = {}
+
+    def k(a_ptr, *, tl):
+        if tl.program_id(0):
+            return
+        m = tl.arange(0, 4) < 0
+        seen["load other"] = tl.load(a_ptr, shape=(4,), dtype=dtype, mask=m, other=val)
+        x = tl.load(a_ptr, shape=(4,), dtype=dtype)
+        seen["x + val"] = x + val
+        seen["where"] = tl.where(m, x, val)
+        seen["full"] = tl.full((4,), val, dtype)
+
+    ctx.launch(k, (1, 1), a, mode="functional")
+    want = float(nd(np.float32(val)))
+    assert {name: float(h.data[0]) for name, h in seen.items()} == dict.fromkeys(seen, want)
+    if dtype != "f32":
+        assert want != float(nd(val))  # (the case double rounding tells apart)
+
+
 @pytest.mark.parametrize("mode", ["functional", "timing"])
 def test_a_known_mask_that_lets_an_element_out_is_refused_at_trace(mode):
     ctx = kernbench.Context("default", overrides=HW)

@@ -93,14 +93,22 @@ def _f64(a) -> np.ndarray:
     return a if a.dtype == _F64 else a.astype(_F64)
 
 
+def _as(v, dtype: str) -> np.ndarray:
+    """Shadow values ``v`` read as a load of ``dtype`` reads them: converted as the launch
+    converts (numerics.cast_value: a float to int32 truncates, saturates, NaN -> 0) for an
+    int32 or mask load, else in f64."""
+    v = np.asarray(v)
+    return cast_value(v, dtype) if dtype in _EXACT else _f64(v)
+
+
 def measure(value, shadow) -> float:
     """The drift of ``value`` from ``shadow`` (module docstring)."""
     a = np.asarray(value)
     s = np.asarray(shadow)
     if a.size == 0:
         return 0.0
-    if _is_exact(a):
-        return float(np.mean(a.reshape(-1) != s.reshape(-1).astype(a.dtype)))
+    if _is_exact(a):  # (the shadow converted as the launch converts: NaN -> 0, saturating)
+        return float(np.mean(a.reshape(-1) != cast_value(s.reshape(-1), dtype_name(a.dtype))))
     a, s = _f64(a).reshape(-1), _f64(s).reshape(-1)
     fa, fs = np.isfinite(a), np.isfinite(s)
     if not (fa.all() and fs.all()):
@@ -265,20 +273,20 @@ class Shadow:
             if ov is not None:
                 w = _region(ov.written, e0, shape, stride)
                 if w.any():
-                    s[w] = _region(ov.values, e0, shape, stride)[w]
+                    s[w] = _as(_region(ov.values, e0, shape, stride)[w], dtype)
                     self.load_deps[idx] = np.unique(_region(ov.writer, e0, shape, stride)[w])
             return s
         ix, mk, _ = masked_access(alloc, e0, shape, stride, value_of(v, mspec))
         if other is not None and type(other) in (int, tuple):  # a tensor fills the masked-off elements
             o = np.asarray(value_of(self.sh[g], other))
-            fill = np.array(np.broadcast_to(o if dtype in _EXACT else _f64(o), shape))
+            fill = np.array(np.broadcast_to(_as(o, dtype), shape))
             fill[mk] = s[mk]
             s = fill
         if ov is not None:
             w = ov.written[ix]
             if w.any():
                 sub = s[mk]
-                sub[w] = ov.values[ix][w]
+                sub[w] = _as(ov.values[ix][w], dtype)
                 s[mk] = sub
                 self.load_deps[idx] = np.unique(ov.writer[ix][w])
         return s

@@ -173,8 +173,11 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
                     bad = _first_unwritten(memory, alloc, g, e0, shape, stride, ix)
                     nd = NP_DTYPES[dtype]
                     o = 0 if other is None else _arg(v, other)
+                    # (a Python number is an f32 constant cast to the load's dtype, as an
+                    # operator's is and as Triton's load casts `other`: f64 -> f32 -> f16)
                     out = np.array(_to(np.asarray(o), nd) if isinstance(o, np.ndarray)
-                                   else cast_value(np.asarray(o), dtype), nd)
+                                   else cast_value(np.asarray(o, None if dtype == "int32" else np.float32),
+                                                   dtype), nd)
                     out = np.array(np.broadcast_to(out, shape))
                     out[mk] = flat[ix]
                     v[dst] = out
