@@ -87,7 +87,7 @@ def test_narrow_facts_report_as_int64_facts():
     from kernbench.diag import panel_spec, run_panel
     from kernbench.hw import load_hw
     from kernbench.report import critical_path
-    from kernbench.report.commands import CommandFacts, index_dtype
+    from kernbench.report.commands import CommandFacts, index_dtype, keep_report
 
     hw = load_hw("mesh8")
     r = run_panel(panel_spec("multi_user_prefill", hw, shape="llama70b", context=32768), hw).result
@@ -100,10 +100,38 @@ def test_narrow_facts_report_as_int64_facts():
     assert index_dtype(2 ** 31 - 2) == np.int32 and index_dtype(2 ** 31 - 1) == np.int64
     wide = CommandFacts(**{f: getattr(fx, f).astype(np.int64) for f in kept})
     r64 = dataclasses.replace(r)
-    r64._kb_command_facts = (r64.engine, wide)
+    keep_report(r64, "_kb_command_facts", wide)
     assert profile(r64) == profile(r)
     assert critical_path(r64).to_dict() == critical_path(r).to_dict()
     assert len(critical_path(r).steps) > 10
+
+
+def test_reports_kept_on_a_result_are_made_again_when_their_inputs_are_replaced():
+    """A review's case: the profile's line groups, the facts and the critical path were kept on
+    a result by its engine alone, so a result whose sources (or hw) were replaced after a first
+    report kept reporting the old ones, unlike a result given them before any report."""
+    import dataclasses
+
+    from kernbench.report import critical_path
+
+    def src(i):
+        return f"/elsewhere/gen.py:{i % 3}"
+
+    a, b = line_pipeline(n_pes=3), line_pipeline(n_pes=3)
+    before = profile(a)
+    a.sources = src
+    b.sources = src
+    assert profile(a) == profile(b) != before
+    assert sorted(d["source"] for d in profile(a)["lines"]) == [f"/elsewhere/gen.py:{k}" for k in range(3)]
+    # a slower DMA: the facts' alone times (ideal) and the stalls they give are made again
+    slow = dataclasses.replace(a.hw, dma=dataclasses.replace(a.hw.dma, latency_cycles=a.hw.dma.latency_cycles * 3))
+    fx = command_facts(a)
+    a.hw = slow
+    b.hw = slow
+    assert command_facts(a) is not fx
+    assert (command_facts(a).ideal == command_facts(b).ideal).all()
+    assert critical_path(a).to_dict() == critical_path(b).to_dict()
+    assert command_facts(a) is command_facts(a)  # (kept while nothing changes)
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..common.pe_commands import N_UNITS, Opcode, Unit
 
-__all__ = ["CommandFacts", "command_facts", "index_dtype", "line_groups", "LineGroups", "site_keys", "first_of_keys"]
+__all__ = ["CommandFacts", "command_facts", "index_dtype", "kept_report", "keep_report", "line_groups", "LineGroups", "site_keys", "first_of_keys"]
 
 
 @dataclass
@@ -81,6 +81,35 @@ class CommandFacts:
                         self.end - self.start - self.ideal, 0)
 
 
+#: what a report kept on a result is made from, compared by identity when it is read again
+_REPORT_INPUTS = ("engine", "program", "hw", "labels", "sources", "name_keys")
+
+
+def kept_report(result, name: str):
+    """The report kept on ``result`` under attribute ``name`` by :func:`keep_report`, or None
+    when there is none or any of its inputs (the result's engine, program, hw, labels, sources,
+    name_keys) was replaced since (``result.sources = f``, ``result.hw = other``: the report is
+    made again)."""
+    got = getattr(result, name, None)
+    if got is None:
+        return None
+    key, value = got
+    if len(key) != len(_REPORT_INPUTS) or any(
+            a is not getattr(result, k, None) for a, k in zip(key, _REPORT_INPUTS)):
+        return None
+    return value
+
+
+def keep_report(result, name: str, value):
+    """Keep ``value`` on ``result`` under ``name`` with the inputs it was made from; returns
+    ``value`` (a result type that takes no new attributes: nothing kept, made each time)."""
+    try:
+        setattr(result, name, (tuple(getattr(result, k, None) for k in _REPORT_INPUTS), value))
+    except AttributeError:
+        pass
+    return value
+
+
 def index_dtype(n: int) -> np.dtype:
     """The dtype the facts keep command numbers of an ``n``-command launch in (with -1 for
     none): int32 while every number fits, else int64."""
@@ -101,9 +130,9 @@ _FACT_FIELDS = ("unit", "opcode", "dst", "src0", "src1", "src2", "nbytes")
 
 def command_facts(result) -> CommandFacts:
     """The :class:`CommandFacts` of ``result`` (computed once, then kept on the result)."""
-    cached = getattr(result, "_kb_command_facts", None)
-    if cached is not None and cached[0] is result.engine:
-        return cached[1]
+    cached = kept_report(result, "_kb_command_facts")
+    if cached is not None:
+        return cached
     from .._core import _timing
     from .._core.api import hw_params
 
@@ -177,11 +206,7 @@ def command_facts(result) -> CommandFacts:
 
     facts = CommandFacts(pe=pe, unit=unit, opcode=opcode, start=start, end=end, prev=prev,
                          producers=producers, ideal=ideal, peer=peer)
-    try:
-        result._kb_command_facts = (result.engine, facts)
-    except AttributeError:  # a result type that takes no new attributes: compute each time
-        pass
-    return facts
+    return keep_report(result, "_kb_command_facts", facts)
 
 
 def site_keys(result):
@@ -245,9 +270,9 @@ def line_groups(result) -> LineGroups:
 
     Uses the launch's kernel sites (``name_keys``) when it has them (each site named once), else
     each command's source, else the program's ``line`` field in the kernel's file."""
-    cached = getattr(result, "_kb_line_groups", None)
-    if cached is not None and cached[0] is result.engine:
-        return cached[1]
+    cached = kept_report(result, "_kb_line_groups")
+    if cached is not None:
+        return cached
     prog = result.program
     n = prog.n_commands
     keys = site_keys(result)
@@ -288,11 +313,7 @@ def line_groups(result) -> LineGroups:
     groups = LineGroups(line_of=line_of_key[keys] if n else np.zeros(0, np.int64),
                         sources=list(line_index), labels=labels, key_of=keys, key_line=line_of_key,
                         key_label={int(k): result.label(int(first[k])) for k in used.tolist()})
-    try:
-        result._kb_line_groups = (result.engine, groups)
-    except AttributeError:
-        pass
-    return groups
+    return keep_report(result, "_kb_line_groups", groups)
 
 
 UNIT_ORDER = (Unit.GEMM, Unit.VECTOR, Unit.DMA, Unit.TX_E, Unit.TX_W, Unit.TX_N, Unit.TX_S,

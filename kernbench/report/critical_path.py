@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..common.pe_commands import UNIT_NAMES, Opcode
-from .commands import command_facts, line_groups
+from .commands import command_facts, keep_report, kept_report, line_groups
 from .table import plural
 
 __all__ = ["CriticalPath", "critical_path", "perfetto_events", "STEP_KINDS"]
@@ -234,9 +234,9 @@ def _link_messages(result, fx):
 
 def critical_path(result) -> CriticalPath:
     """The critical path of ``result`` (see the module docstring); kept on the result once made."""
-    cached = getattr(result, "_kb_critical_path", None)
-    if cached is not None and cached[0] is result.engine:
-        return cached[1]
+    cached = kept_report(result, "_kb_critical_path")
+    if cached is not None:
+        return cached
     fx = command_facts(result)
     lines = line_groups(result)
     n = len(fx.start)
@@ -327,12 +327,7 @@ def critical_path(result) -> CriticalPath:
         c, at_end = q, True
     steps.reverse()
     arr = np.array([tuple(s) for s in steps], _STEP_DTYPE) if steps else np.zeros(0, _STEP_DTYPE)
-    path = CriticalPath(result, arr, cycles, lines)
-    try:
-        result._kb_critical_path = (result.engine, path)
-    except AttributeError:
-        pass
-    return path
+    return keep_report(result, "_kb_critical_path", CriticalPath(result, arr, cycles, lines))
 
 
 # -- Perfetto ---------------------------------------------------------------------------------
