@@ -929,15 +929,24 @@ def _stderr_console():
     return Console(stderr=True)
 
 
+#: lines of an error's message shown under its first line: a deadlock's diagnosis (the
+#: cycle of waits and what would remove it), which the list of blocked units above them hides
+_DIAGNOSIS = ("Cycle of waits:", "What would remove it:")
+
+
 def _one_line(e: BaseException) -> str:
+    """An error's message for the terminal: its first line (with a list's first item), the
+    count of lines left out, and under it the lines that say why (_DIAGNOSIS)."""
     text = str(e).strip() or type(e).__name__
     lines = [l.strip() for l in text.splitlines() if l.strip()]
     first, rest = lines[0], lines[1:]
     if first.endswith(":") and rest:  # "Blocked:" and a list: show the list's first item
         first, rest = f"{first} {rest[0]}", rest[1:]
+    why = [l for l in rest if l.startswith(_DIAGNOSIS)]
+    rest = [l for l in rest if not l.startswith(_DIAGNOSIS)]
     if rest:
         first += f" ({len(rest)} more {'line' if len(rest) == 1 else 'lines'}; rerun with --debug for all)"
-    return first
+    return "\n".join([first, *why])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

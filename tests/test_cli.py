@@ -388,14 +388,20 @@ def test_run_dotted_module_with_per_kernel_setup(capsys, kernels, monkeypatch):
     assert "336 cycles" in out
 
 
-def test_run_deadlock_is_one_line(capsys, kernels):
+def test_run_deadlock_is_one_line_and_its_cycle(capsys, kernels):
+    """The first blocked unit on one line, and under it the cycle of waits and what would
+    remove it (a review found them left to --debug)."""
     code, _, err = run(capsys, "run", f"{kernels}:ring_deadlock", "--grid", "8,1", "--ring",
                        "--arg", "n=64")
     assert code == 2
-    line = one_error_line(err)
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and lines[0].startswith("kernbench: error: ")
+    line = lines[0]
     assert "deadlock at cycle" in line and "rerun with --debug for all" in line
     # The first blocked unit is on the line: PE (0, 0) sends only after its recv, which waits.
     assert "Blocked: PE (0, 0) TX_E" in line and "user_kernels.py:" in line
+    assert lines[1].startswith("Cycle of waits: PE (0, 0) TX_E -> PE (0, 0) RX_W -> PE (7, 0) TX_E")
+    assert all(x.startswith(("Cycle of waits:", "What would remove it:")) for x in lines[1:])
 
 
 def test_run_kernel_error_is_one_line(capsys, kernels):
