@@ -662,6 +662,8 @@ def cmd_diag(args, console) -> int:
         kw["shape"] = args.shape
     if args.context is not None:
         kw["context"] = args.context
+        # (a context is a llama70b shape's: it implies --shape llama70b, as for `kernbench sweep`)
+        kw.setdefault("shape", "llama70b")
     if args.cubes is not None:
         kw["cubes"] = args.cubes
     if args.causal:
@@ -829,8 +831,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "files get the panel name before the suffix (trace.json -> trace.NAME.json).")
     d.add_argument("--panel", action="append", metavar="NAME", help="run only this panel (repeatable)")
     d.add_argument("--hw", metavar="PRESET", help="hardware preset name or TOML path")
-    d.add_argument("--shape", choices=("small", "llama70b"), help="problem shapes of the panels (default small)")
-    d.add_argument("--context", type=_positive_int, metavar="N", help="context length in tokens (4K = 4096)")
+    d.add_argument("--shape", choices=("small", "llama70b"),
+                   help="problem shapes of the panels (default small; llama70b with --context)")
+    d.add_argument("--context", type=_positive_int, metavar="N",
+                   help="context length in tokens (4K = 4096) of the llama70b shapes")
     d.add_argument("--cubes", type=_positive_int, metavar="N",
                    help="cubes of the multi_user panels (default: 4 at --shape small, every cube of the preset at llama70b)")
     d.add_argument("--causal", action="store_true",

@@ -49,6 +49,16 @@ def test_llama70b_shape(capsys, tmp_path):
     assert data["extra"]["diag"]["passed"] is True and data["extra"]["diag"]["tolerance_used"] is None
 
 
+def test_a_context_implies_the_llama70b_shapes(capsys):
+    """A review's case: `kernbench diag --context N` without --shape failed ("--context applies
+    to --shape llama70b only") where `kernbench sweep --panel ... --context N` took llama70b
+    shapes. A context implies them in both; --shape small with a context is still refused."""
+    code, out, _ = run(capsys, "diag", "--context", "2048", "--panel", "single_user_prefill")
+    assert code == 0 and "S_q 256, context 2048, h_q 64, h_kv 8, d_head 128" in out
+    code, _, err = run(capsys, "diag", "--shape", "small", "--context", "2048", "--panel", "single_user_prefill")
+    assert code == 2 and "--context applies to --shape llama70b only" in err
+
+
 def test_other_hardware(capsys):
     code, out, _ = run(capsys, "diag", "--hw", "mesh8", "--panel", "multi_user_prefill")
     assert code == 0
