@@ -61,6 +61,65 @@ def test_an_unknown_tl_call_names_the_helper_line(ctx):
     assert f"PE (0, 0) at {FILE}:{line}: tl.no_such_call is not part of kernbench's tl language" in str(ei.value)
 
 
+def _first_line_error(ctx, kernel):
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(kernel, (1, 1), ctx.replicate(np.ones((4, 8), np.float32)))
+    return ei.value
+
+
+def test_porting_mistakes_say_what_to_write_instead(ctx):
+    """A review's cases: Triton's tl calls and tensor methods kernbench has not, Triton's
+    keep_dims, and a handle's data read while tracing gave a bare AttributeError or TypeError
+    (the PE and line, but not the fix). Each names the PE, the line and what to write."""
+    def line_of(fn, k=1):
+        return fn.__code__.co_firstlineno + k
+
+    def fdiv(x_ptr, *, tl):
+        return tl.fdiv(tl.load(x_ptr, shape=(4, 8)), 2.0)
+
+    e = _first_line_error(ctx, fdiv)
+    assert str(e).endswith("tl.fdiv is not part of kernbench's tl language (docs/language.md, 'Calls' "
+                           "and 'Porting from Triton'). Instead: a / b.")
+    assert e.pe == (0, 0) and e.where.endswith(f"{FILE}:{line_of(fdiv)}")
+
+    def atomic(x_ptr, *, tl):
+        tl.atomic_add(x_ptr, 1.0)
+
+    assert "Instead: nothing: PEs do not share memory; combine over links" in str(_first_line_error(ctx, atomic))
+
+    def method(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        return x.sum(0)
+
+    e = _first_line_error(ctx, method)
+    assert str(e) == (f"PE (0, 0) at {FILE}:{line_of(method, 2)}: a TensorHandle has no method sum (a "
+                      f"Triton tensor's): write tl.sum(x, axis) (docs/language.md, 'Porting from Triton')")
+
+    def keep_dims(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        tl.store(x_ptr, x - tl.max(x, 1, keep_dims=True))  # (True: what kernbench does anyway)
+        return tl.sum(x, 1, keep_dims=False)
+
+    e = _first_line_error(ctx, keep_dims)
+    assert str(e).startswith(f"PE (0, 0) at {FILE}:{line_of(keep_dims, 3)}: sum: keep_dims=False: "
+                             f"kernbench keeps the reduced axis (size 1) always")
+
+    def data(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        return x.data[0]
+
+    e = _first_line_error(ctx, data)
+    assert "raised TypeError" in str(e) and e.where.endswith(f"{FILE}:{line_of(data, 2)}")
+    assert str(e).endswith("(a TensorHandle's data is None while the kernel is traced: it holds the "
+                           "tensor's value only after a functional launch; compute with tl calls on "
+                           "the handle itself)")
+
+    def other_type_error(x_ptr, *, tl):
+        return None[0]
+
+    assert "data is None" not in str(_first_line_error(ctx, other_type_error))
+
+
 def test_kernel_without_a_keyword_only_tl(ctx):
     def kernel(n):
         return n
@@ -191,7 +250,7 @@ def test_branching_on_a_tensor_value_is_refused(ctx):
 
 
 @pytest.mark.parametrize("call, name", [
-    (lambda tl, t: tl.sum(t, axis=1, keep_dims=True), "sum"),
+    (lambda tl, t: tl.sum(t, axis=1, dtype="f32"), "sum"),
     (lambda tl, t: tl.exp(t, 1), "exp"),
     (lambda tl, t: tl.add(t), "add"),
     (lambda tl, t: tl.maximum(t, t, t), "maximum"),
@@ -199,7 +258,7 @@ def test_branching_on_a_tensor_value_is_refused(ctx):
     (lambda tl, t: tl.where(t > 0, t), "where"),
     (lambda tl, t: tl.dot(t, tl.trans(t), out_dtype="f16"), "dot"),
     (lambda tl, t: tl.cast(t), "cast"),
-], ids=["sum_keep_dims", "exp_two_args", "add_one_arg", "maximum_three_args", "invert_no_arg",
+], ids=["sum_dtype", "exp_two_args", "add_one_arg", "maximum_three_args", "invert_no_arg",
         "where_two_args", "dot_out_dtype", "cast_no_dtype"])
 def test_a_tl_call_with_a_wrong_signature_names_the_kernel_line(ctx, call, name):
     """The compiled tl builtins raise their TypeError inside themselves, in a traceback entry

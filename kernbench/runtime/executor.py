@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import linecache
 import os
 import sysconfig
 import traceback
@@ -21,10 +22,11 @@ from .._core import pages
 from .._core.api import drop_pairing_inputs, moved_tables, pair_links, prepare
 from ..common.errors import (PACKAGE_DIR, KernbenchError, KernelError, UnwrittenReadWarning, pe_at,
                              pe_label, user_stacklevel)
-from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Unit, operator_targets,
+from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, TensorHandle, Unit, operator_targets,
                                   pop_operator_target, push_operator_target)
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
+from ..language.porting import method_hint, tl_hint
 from ..language.semantic import _INTERNAL, forget_lines
 from ..language.semantic import fmt_shape as fmt
 from ..language.sites import SITE_COLUMNS
@@ -121,6 +123,17 @@ def user_frame(exc: BaseException, own_file: str | None = None) -> tuple | None:
                 and not os.path.normpath(f).startswith(_LIBRARY_DIRS)):
             user = (f, fr.lineno)
     return user
+
+
+def _none_data_hint(e: BaseException, file: str, line: int) -> str:
+    """The hint for a kernel that used a handle's ``data`` while tracing (None then: a
+    TypeError on None at a line reading ``.data``), else ""."""
+    if not isinstance(e, TypeError) or "NoneType" not in str(e):
+        return ""
+    if ".data" not in linecache.getline(file, line):
+        return ""
+    return (" (a TensorHandle's data is None while the kernel is traced: it holds the tensor's "
+            "value only after a functional launch; compute with tl calls on the handle itself)")
 
 
 def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
@@ -327,10 +340,17 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                 raise KernelError(
                     f"{pe_at((p, c), file, line)}: tl.{e.name} is not "
                     f"part of kernbench's tl language (docs/language.md, 'Calls' and "
-                    f"'Porting from Triton')", pe=(p, c), where=f"{file}:{line}") from None
+                    f"'Porting from Triton').{tl_hint(e.name)}", pe=(p, c),
+                    where=f"{file}:{line}") from None
+            if isinstance(e, AttributeError) and isinstance(e.obj, TensorHandle) and method_hint(e.name):
+                raise KernelError(
+                    f"{pe_at((p, c), file, line)}: a TensorHandle has no method {e.name} (a Triton "
+                    f"tensor's): write {method_hint(e.name)} (docs/language.md, 'Porting from "
+                    f"Triton')", pe=(p, c), where=f"{file}:{line}") from None
+            why = _none_data_hint(e, file, line)
             raise KernelError(
                 f"kernel {name} raised {type(e).__name__} on {pe_label((p, c))} "
-                f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}: {e}",
+                f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}: {e}{why}",
                 pe=(p, c), where=f"{file}:{line}",
             ) from e
         if b.left_range is not None:

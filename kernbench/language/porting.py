@@ -1,0 +1,52 @@
+"""What a kernel ported from Triton reaches for and kernbench's language has instead: the
+hints the launch adds to the error of a ``tl.<name>`` that is not a call here, or of a Triton
+tensor method called on a TensorHandle. docs/language.md, "Porting from Triton", is the
+whole table; these are its rows a kernel runs into as an AttributeError."""
+from __future__ import annotations
+
+__all__ = ["TL_INSTEAD", "METHOD_INSTEAD", "tl_hint", "method_hint"]
+
+#: Triton's ``tl.<name>`` -> what to write here
+TL_INSTEAD = {
+    "fdiv": "a / b", "div_rn": "a / b",
+    "device_print": "nothing while tracing: read h.data after a functional launch",
+    "device_assert": "nothing while tracing: read h.data after a functional launch",
+    "static_print": "print() of Python values (shapes, dtypes) while tracing",
+    "static_assert": "a Python assert",
+    "debug_barrier": "nothing: each unit runs in program order and operands are tracked",
+    "multiple_of": "nothing: a compiler hint, leave it out",
+    "max_contiguous": "nothing: a compiler hint, leave it out",
+    "max_constancy": "nothing: a compiler hint, leave it out",
+    "constexpr": "a plain Python value",
+    "view": "tl.reshape(x, shape)",
+    "permute": "tl.trans(x) for a 2-D tensor",
+    "ravel": "tl.reshape(x, (n,))",
+    "expand_dims": "x[:, None] or x[None, :]",
+    "pow": "x ** n for a Python int n, else tl.exp(p * tl.log(x))",
+}
+for _a in ("add", "sub", "max", "min", "and", "or", "xor", "xchg", "cas"):
+    TL_INSTEAD[f"atomic_{_a}"] = "nothing: PEs do not share memory; combine over links (tl.send / tl.recv)"
+del _a
+
+#: Triton's tensor methods -> the tl call here
+METHOD_INSTEAD = {
+    "sum": "tl.sum(x, axis)", "max": "tl.max(x, axis)", "min": "tl.min(x, axis)",
+    "reshape": "tl.reshape(x, shape)", "view": "tl.reshape(x, shape)",
+    "trans": "tl.trans(x) (or x.T)", "permute": "tl.trans(x) for a 2-D tensor",
+    "exp": "tl.exp(x)", "log": "tl.log(x)", "sqrt": "tl.sqrt(x)", "abs": "abs(x)",
+    "broadcast_to": "tl.broadcast_to(x, shape)", "softmax": "tl.softmax(x)",
+    "cast": "x.to(dtype) or tl.cast(x, dtype)", "astype": "x.to(dtype) or tl.cast(x, dtype)",
+    "numpy": "h.data after a functional launch", "item": "h.data after a functional launch",
+    "tolist": "h.data after a functional launch",
+}
+
+
+def tl_hint(name: str) -> str:
+    """``" Instead: ..."`` for a Triton ``tl.<name>`` kernbench does not have, else ""."""
+    got = TL_INSTEAD.get(name)
+    return f" Instead: {got}." if got else ""
+
+
+def method_hint(name: str) -> str | None:
+    """What to write for Triton tensor method ``x.<name>(...)`` on a TensorHandle, or None."""
+    return METHOD_INSTEAD.get(name)
