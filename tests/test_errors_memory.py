@@ -133,3 +133,32 @@ def test_nothing_runs_after_a_bad_store():
     with pytest.raises(KernelError):
         ctx.launch(kernel, (1, 1), o)
     assert np.isnan(ctx.read(o, 0)).all() and not o.has_data
+
+
+def test_a_global_offset_into_a_sharded_array_says_it_is_sharded():
+    """A review's case: a Triton-style global offset (pid * rows) into an array sharded over the
+    PEs ran past its allocation with "allocate ... and pass the array", though it was passed.
+    The error says the array is sharded and each PE holds its own part at the array's address."""
+    import kernbench as kb
+
+    ctx = kb.Context("default")
+    x = ctx.shard(np.ones((8 * 32, 512), np.float32), axis=0)
+
+    def k(x_ptr, *, tl):
+        pid = tl.program_id(0)
+        tl.load(x_ptr + pid * 32 * 512 * 4, shape=(32, 512))
+
+    with pytest.raises(kb.KernelError) as ei:
+        ctx.launch(k, (8, 1), x)
+    assert ei.value.pe == (1, 0)
+    assert (f"'{x.name}' is sharded: each PE holds only its own part, (32, 512), at the array's "
+            f"address, so index it with the PE's local offsets, not the whole array's") in str(ei.value)
+    # past an array that is not sharded (or past the whole size): no such hint
+    y = ctx.replicate(np.ones((32, 512), np.float32))
+
+    def k2(y_ptr, *, tl):
+        tl.load(y_ptr + 32 * 512 * 4, shape=(32, 512))
+
+    with pytest.raises(kb.KernelError) as ei:
+        ctx.launch(k2, (1, 1), y)
+    assert "is sharded" not in str(ei.value)

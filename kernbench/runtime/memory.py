@@ -242,7 +242,14 @@ class DeviceMemory:
             a = self._arrays[i]
             past = ptr - (a.addr + a.nbytes)
             how = "just past the end" if past == 0 else f"{past} bytes past the end"
-            return f"{how} of {a.name!r} ({a.nbytes} bytes at {a.addr:#x})"
+            text = f"{how} of {a.name!r} ({a.nbytes} bytes at {a.addr:#x})"
+            p = a.placement
+            if p.get("kind") == "shard" and p.get("parts", 1) > 1 and past < a.nbytes * (p["parts"] - 1):
+                # (within the whole array's size: a global offset, as Triton kernels index)
+                text += (f"; {a.name!r} is sharded: each PE holds only its own part, "
+                         f"{tuple(a.shape)}, at the array's address, so index it with the "
+                         f"PE's local offsets, not the whole array's")
+            return text
         a = self._arrays[0]
         return f"below the first allocation {a.name!r} at {a.addr:#x}"
 
