@@ -15,22 +15,34 @@ The folder is ``$KERNBENCH_CACHE``, else ``$XDG_CACHE_HOME/kernbench``, else
 so processes and concurrent runs can share the folder. Delete the folder to clear it.
 
 :func:`code_fingerprint` is the code part of a key: the source of a function's module and of
-the user modules it reaches by name (recursively), the values it reaches the same way (a
-partial's arguments, closure cells, defaults, globals: plain data by value, the callables held
-in it by their code, a library's by name), plus :func:`kernbench_fingerprint`, the hash of
-kernbench's own source and version. Editing the kernel, a helper it calls in another file or
-holds in a dict, a constant it reads, or kernbench itself gives new keys; installed third-party
-packages are not hashed.
+every user module it reaches (a global name, a submodule read as an attribute, ``cfg.sub.X``, an
+``import`` inside a function, a module held in a closure cell, a default or data), followed over
+the whole graph of user code however many hops away, the values it reaches the same way (a
+partial's arguments, closure cells, defaults, globals, the attributes of reached user modules
+that user code names: plain data by value, the callables held in it by their code, a library's by
+name), plus :func:`kernbench_fingerprint`, the hash of kernbench's own source and version.
+Editing the kernel, a helper it calls in another file or holds in a dict, a constant it reads,
+or kernbench itself gives new keys; installed third-party packages are not hashed. A value the
+key cannot hold faithfully raises :class:`NotCanonical` (data nested deeper than
+:data:`PLAIN_DEPTH`; with ``strict=True`` also an object keyed by its repr or class only): the
+caller does not cache it, rather than serve another value's entry.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import decimal
 import enum
+import dis
+import fractions
 import functools
 import hashlib
+import importlib.machinery
+import importlib.util
 import json
 import math
 import os
+import pathlib
 import re
 import sys
 import sysconfig
@@ -41,7 +53,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DiskCache", "cache_dir", "canonical", "digest", "code_fingerprint", "kernbench_fingerprint"]
+__all__ = ["DiskCache", "cache_dir", "canonical", "digest", "code_fingerprint", "kernbench_fingerprint",
+           "NotCanonical"]
 
 
 def cache_dir() -> Path:
@@ -53,18 +66,36 @@ def cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "kernbench"
 
 
-def canonical(x: Any) -> Any:
+class NotCanonical(TypeError):
+    """A value a key cannot hold faithfully (:func:`canonical` with ``strict=True``,
+    :func:`code_fingerprint`): whatever holds it is not cached, and a sweep point holding it
+    shares no trace with another."""
+
+
+def canonical(x: Any, strict: bool = False) -> Any:
     """``x`` as plain JSON data that is equal exactly when the values are: numpy scalars as
     Python numbers (``np.int64(32)`` and ``32`` give one key), floats by their repr (NaN and
-    inf too), tuples tagged apart from lists, sets by their elements, arrays by dtype, shape and
-    a hash of their bytes, dataclasses by their fields, functions by :func:`code_fingerprint`, a
-    container met again inside itself by how many levels up it is."""
+    inf too), tuples tagged apart from lists, dicts in their insertion order, sets by their
+    elements, arrays by dtype, shape and a hash of their bytes, dataclasses by their fields, a
+    subclass of those (a namedtuple, an OrderedDict) with its class, functions by
+    :func:`code_fingerprint`, a container met again inside itself by how many levels up it is;
+    any other object by its repr.
+
+    ``strict``: raise :class:`NotCanonical` where the form could be the same for values that
+    differ: an object whose repr need not show its state (only bytes, complex, ranges, enum
+    members, paths, decimals, fractions and numpy dtypes are keyed by repr), a module, a
+    container subclass with attributes of its own, data nested deeper than :data:`PLAIN_DEPTH`,
+    and in a callable's key what :func:`code_fingerprint` with ``strict=True`` refuses."""
+    if strict:
+        return _Walk(lambda walk, f: {"code": code_fingerprint(f, strict=True)}, _faithful_repr_key,
+                     PLAIN_DEPTH, strict=True)(x)
     return _Walk(lambda walk, f: {"code": code_fingerprint(f)}, _repr_key)(x)
 
 
-def digest(*parts: Any) -> str:
-    """SHA-256 (hex) of the canonical form of ``parts``: a cache key."""
-    text = json.dumps(canonical(list(parts)), sort_keys=True, separators=(",", ":"))
+def digest(*parts: Any, strict: bool = False) -> str:
+    """SHA-256 (hex) of the canonical form of ``parts``: a cache key. ``strict``: as for
+    :func:`canonical` (raises :class:`NotCanonical`)."""
+    text = json.dumps(canonical(list(parts), strict), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -117,29 +148,34 @@ def _names(code: types.CodeType):
             yield from _names(c)
 
 
-#: nesting of data keyed by value: a value nested deeper is ``{"deeper": PLAIN_DEPTH}`` in the
-#: key; well inside the interpreter's recursion limit, which the walk recurses against
+#: nesting of data keyed by value: a value nested deeper cannot be keyed (:class:`NotCanonical`:
+#: not cached); well inside the interpreter's recursion limit, which the walk recurses against
 PLAIN_DEPTH = 64
 #: callables held in a callable's state (its defaults and cells, a partial's arguments, an
 #: object's attributes) are keyed with their own state to this depth, deeper ones by name
-#: (and code): their own facts are in the fingerprint anyway (:func:`code_fingerprint`)
+#: (and code): their own state is in the fingerprint anyway, each callable being visited in turn
+#: (:func:`code_fingerprint`)
 REF_DEPTH = 4
 _ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+")  #: a memory address in a repr (differs per process)
 _CONTAINERS = (tuple, list, dict, set, frozenset, np.ndarray)
 _PLAIN_SCALARS = (bool, int, float, str, bytes, np.generic)
 _BUILTIN_CALLABLES = (types.BuiltinFunctionType, types.MethodWrapperType, types.MethodDescriptorType,
                       types.WrapperDescriptorType, types.ClassMethodDescriptorType, np.ufunc)
+#: objects whose repr shows all they hold: keyed by it even with ``strict``
+_FAITHFUL_REPR = (bytes, bytearray, complex, range, enum.Enum, pathlib.PurePath, decimal.Decimal,
+                  fractions.Fraction, np.dtype, np.generic)
 
 
 class _Walk:
     """The walk behind :func:`canonical` and the values in :func:`code_fingerprint`: plain data
     by value, a container (tuple, list, dict, set, object array, dataclass) met again inside
     itself as ``{"cycle": levels up}``, a callable by ``on_callable(walk, c)``, any other object
-    by ``on_object(x)``; with ``limit``, what is nested deeper as ``{"deeper": limit}``.
-    ``stack`` holds the ids of the containers and callables being walked (never in a key)."""
+    by ``on_object(x)``; with ``limit``, what is nested deeper raises :class:`NotCanonical`.
+    ``strict``: a value keyed by less than what it holds raises NotCanonical too. ``stack``
+    holds the ids of the containers and callables being walked (never in a key)."""
 
-    def __init__(self, on_callable, on_object, limit: int | None = None):
-        self.on_callable, self.on_object, self.limit = on_callable, on_object, limit
+    def __init__(self, on_callable, on_object, limit: int | None = None, strict: bool = False):
+        self.on_callable, self.on_object, self.limit, self.strict = on_callable, on_object, limit, strict
         self.stack: list[int] = []
         self.callables = 0  #: how many of the stack are callables
 
@@ -165,8 +201,10 @@ class _Walk:
         if isinstance(x, float):
             return x if math.isfinite(x) else {"float": repr(x)}
         if isinstance(x, np.ndarray) and not x.dtype.hasobject:
-            return {"ndarray": [str(x.dtype), list(x.shape),
-                                hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()]}
+            return self._typed(x, {"ndarray": [str(x.dtype), list(x.shape),
+                                               hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()]})
+        if isinstance(x, slice):
+            return {"slice": [self(x.start), self(x.stop), self(x.step)]}
         dc = dataclasses.is_dataclass(x) and not isinstance(x, type)
         if callable(x) and not isinstance(x, _CONTAINERS):
             return self.on_callable(self, x)
@@ -175,27 +213,47 @@ class _Walk:
         if id(x) in self.stack:
             return {"cycle": len(self.stack) - self.stack.index(id(x))}
         if self.limit is not None and len(self.stack) >= self.limit:
-            return {"deeper": self.limit}
+            raise NotCanonical(f"data nested deeper than {self.limit} levels cannot be keyed")
         return self.inside(x, lambda: self._container(x), callable_owner=False)
+
+    def _typed(self, x: Any, key: dict) -> dict:
+        """``key`` of a container, with its class when it is a subclass (a namedtuple is not a
+        tuple to the code reading it); with ``strict``, a subclass holding attributes of its own
+        (a masked array's mask) raises."""
+        if type(x) in _CONTAINERS:
+            return key
+        if self.strict and getattr(x, "__dict__", None):
+            raise NotCanonical(f"a {type(x).__qualname__} holds attributes besides its items")
+        key = {**key, "class": f"{type(x).__module__}.{type(x).__qualname__}"}
+        if isinstance(x, collections.defaultdict):
+            key["default"] = self(x.default_factory)
+        return key
 
     def _container(self, x: Any) -> Any:
         if isinstance(x, tuple):
-            return {"tuple": [self(v) for v in x]}
+            return self._typed(x, {"tuple": [self(v) for v in x]})
         if isinstance(x, list):
-            return [self(v) for v in x]
-        if isinstance(x, dict):
-            return {"dict": sorted(([json.dumps(self(k), sort_keys=True), self(v)]
-                                    for k, v in x.items()), key=lambda kv: kv[0])}
+            return self._typed(x, {"list": [self(v) for v in x]}) if type(x) is not list else [self(v) for v in x]
+        if isinstance(x, dict):  # (in order: code iterating it sees its order)
+            return self._typed(x, {"dict": [[self(k), self(v)] for k, v in x.items()]})
         if isinstance(x, (set, frozenset)):  # by their elements, in an order of their own
-            return {"set": sorted(json.dumps(self(v), sort_keys=True) for v in x)}
+            return self._typed(x, {"set": sorted(json.dumps(self(v), sort_keys=True) for v in x)})
         if isinstance(x, np.ndarray):  # (an object array: its bytes are pointers, keyed by its elements)
-            return {"ndarray": [str(x.dtype), list(x.shape), self(x.tolist())]}
+            return self._typed(x, {"ndarray": [str(x.dtype), list(x.shape), self(x.tolist())]})
         return {"dataclass": f"{type(x).__module__}.{type(x).__qualname__}",
                 "fields": {f.name: self(getattr(x, f.name)) for f in dataclasses.fields(x)}}
 
 
 def _repr_key(x: Any) -> dict:
     return {"repr": f"{type(x).__module__}.{type(x).__qualname__}:{x!r}"}
+
+
+def _faithful_repr_key(x: Any) -> dict:
+    """An object keyed by its repr when that shows all it holds; else :class:`NotCanonical`."""
+    if isinstance(x, _FAITHFUL_REPR):
+        return _repr_key(x)
+    raise NotCanonical(f"a {type(x).__module__}.{type(x).__qualname__} is keyed by its repr or class, "
+                       f"which need not show its state")
 
 
 def _class_key(x: Any) -> dict:
@@ -244,7 +302,8 @@ def _object_key(obj: Any, walk: _Walk) -> dict:
     """A callable object, or the object a method is bound to, in a code key: its class, and its
     ``repr`` only when its class writes one (an address in it, ``at 0x...``, cut: it differs
     in every process), else its attributes (``__dict__``), a dataclass its fields, plain data its
-    value; callables in them by :func:`_ref`."""
+    value; callables in them by :func:`_ref`. With the walk's ``strict``, a repr that need not
+    show the state, or state out of ``__dict__``, raises :class:`NotCanonical`."""
     t = obj if isinstance(obj, type) else type(obj)
     name = f"{t.__module__}.{t.__qualname__}"
     if isinstance(obj, type):
@@ -257,12 +316,16 @@ def _object_key(obj: Any, walk: _Walk) -> dict:
         return {"class": name, "fields": walk.inside(obj, lambda: {
             f.name: walk(getattr(obj, f.name)) for f in dataclasses.fields(obj)}, callable(obj))}
     if type(obj).__repr__ is not object.__repr__:
+        if walk.strict:
+            _faithful_repr_key(obj)  # (raises: a repr need not show the state)
         try:
             return {"class": name, "repr": _ADDRESS.sub("at 0x?", repr(obj))}
         except Exception:  # noqa: BLE001 (a repr that fails: the class alone)
             return {"class": name}
     state = getattr(obj, "__dict__", None)
     if not isinstance(state, dict):
+        if walk.strict:
+            raise NotCanonical(f"a {name} keeps its state out of __dict__ (slots, C fields)")
         return {"class": name, "state": None}
     return {"class": name, "state": walk.inside(obj, lambda: walk(dict(state)), callable(obj))}
 
@@ -342,24 +405,92 @@ def _code_digest(code: types.CodeType) -> str:
     return h.hexdigest()
 
 
-def code_fingerprint(fn: Any, depth: int = 4) -> str:
+def _imports(code: types.CodeType, package: str | None):
+    """Names of the modules an ``import`` in ``code`` (or the code nested in it) binds or reads:
+    ``import a.b`` gives ``a`` and ``a.b``, ``from .c import d`` the resolved ``pkg.c`` and
+    ``pkg.c.d`` (which is a module only when d is a submodule)."""
+    for c in _codes(code):
+        prev: list = [None, None]  # the arguments of the two instructions before: level, fromlist
+        for ins in dis.get_instructions(c):
+            if ins.opname == "IMPORT_NAME":
+                level, fromlist = prev
+                level = level if isinstance(level, int) else 0
+                try:
+                    base = importlib.util.resolve_name("." * level + ins.argval, package) if level else ins.argval
+                except (ImportError, ValueError):
+                    continue
+                parts = base.split(".")
+                yield from (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+                for f in fromlist if isinstance(fromlist, tuple) else ():
+                    yield f"{base}.{f}"
+            prev = [prev[1], ins.argval if ins.opname == "LOAD_CONST" else None]
+
+
+def _find_spec(name: str):
+    """The spec of module ``name`` found on its path, importing neither it nor its parents
+    (None: not found)."""
+    mod = sys.modules.get(name)
+    if mod is not None:
+        return getattr(mod, "__spec__", None)
+    parent = name.rpartition(".")[0]
+    path = None
+    if parent:
+        pm = sys.modules.get(parent)
+        path = getattr(pm, "__path__", None) if pm is not None else getattr(
+            _find_spec(parent), "submodule_search_locations", None)
+        if path is None:
+            return None
+    try:
+        return importlib.machinery.PathFinder.find_spec(name, path)
+    except (ImportError, ValueError):
+        return None
+
+
+def _codes(code: types.CodeType):
+    yield code
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            yield from _codes(c)
+
+
+def code_fingerprint(fn: Any, strict: bool = False) -> str:
     """Hash of the code ``fn`` runs: the source files of its module and of every user module it
-    reaches through global names, closures, defaults, ``functools.partial`` and the data those
-    hold (to ``depth`` levels), plus :func:`kernbench_fingerprint`, plus the values it reaches
-    the same way: a partial's bound arguments, a closure's cells, the globals its code names (a
-    constant imported from another module, a notebook cell's global), a user module's attributes
-    it reads, and a user function's default arguments. Each value is keyed by :class:`_Walk`:
-    plain data by value, every callable in it (a dict of functions, a dataclass field holding
-    one, ``np.exp``) by :func:`_ref`, and each such callable is then reached in turn. Every user
-    function counts by the code it runs as well as by its file (:func:`_code_digest`: a module
-    edited but not reloaded runs its old code). Another object a function reads counts by its
-    class only (:func:`_class_key`)."""
+    reaches, plus :func:`kernbench_fingerprint`, plus the values it reaches: a partial's bound
+    arguments, a closure's cells, the globals its code names (a constant imported from another
+    module, a notebook cell's global), a user function's default arguments, and the attributes
+    of every user module reached that some user code reached names (``cfg.BLOCK``,
+    ``pkg.sub.helper``: a module attribute that is a module is reached in turn).
+
+    A user module is reached as a global name, an attribute of a reached module, a module an
+    ``import`` inside the code names (``import tiles`` in the kernel's body), or a value held
+    anywhere a value is reached (a closure cell: a kernel made by ``make_kernel(cfg_module)``, a
+    default, a dict). Each value is keyed by :class:`_Walk`: plain data by value, every callable
+    in it (a dict of functions, a dataclass field holding one, ``np.exp``) by :func:`_ref`, and
+    each such callable is then visited in turn: the whole graph of user code, however many hops
+    away, a visited set ending its cycles. Every user function counts by the code it runs as well
+    as by its file (:func:`_code_digest`: a module edited but not reloaded runs its old code).
+    Another object a function reads counts by its class only (:func:`_class_key`).
+
+    Raises :class:`NotCanonical` for data nested deeper than :data:`PLAIN_DEPTH` (its key would
+    leave the deeper part out); with ``strict``, also where a value is keyed by its repr or class
+    only (:func:`canonical`'s ``strict``)."""
     files: dict[str, str] = {}
     loose: list[str] = []
     seen: set[int] = set()  # (ids of what was visited: never in the key)
+    alive: list = []  # (what the ids in seen name, kept alive: an id is not reused meanwhile)
+    todo: list = []  # callables and modules met, to visit
+    modules: dict[str, types.ModuleType] = {}  # user modules reached, by name
+    names: set[str] = set()  # every name user code reached reads (globals, attributes, imports)
+    read: set[tuple[str, str]] = set()  # (module, attribute) pairs already keyed
 
-    def reach(tag: str, v: Any, level: int) -> None:
-        """``v`` in the key under ``tag``, then every callable met in it visited at ``level``
+    def on_object(x: Any) -> dict:
+        if isinstance(x, types.ModuleType):  # (visited: its file, and the attributes code names)
+            todo.append(x)
+            return {"module": x.__name__}
+        return _faithful_repr_key(x) if strict else _class_key(x)
+
+    def reach(tag: str, v: Any, how=None) -> None:
+        """``v`` (or ``how(walk)``) in the key under ``tag``; every callable met in it is visited
         (in the order of their keys: a set's order is the process's)."""
         found: list[tuple[str, Any]] = []
 
@@ -368,72 +499,106 @@ def code_fingerprint(fn: Any, depth: int = 4) -> str:
             found.append((json.dumps(key, sort_keys=True), c))
             return key
 
-        loose.append(f"{tag}={json.dumps(_Walk(on_callable, _class_key, PLAIN_DEPTH)(v), sort_keys=True)}")
-        for _, c in sorted(found, key=lambda kc: kc[0]):
-            visit(c, level)
+        walk = _Walk(on_callable, on_object, PLAIN_DEPTH, strict)
+        loose.append(f"{tag}={json.dumps(walk(v) if how is None else how(walk), sort_keys=True)}")
+        todo.extend(c for _, c in sorted(found, key=lambda kc: kc[0]))
 
-    def visit(obj: Any, level: int) -> None:
-        if id(obj) in seen or level > depth:
+    def visit(obj: Any) -> None:
+        if id(obj) in seen:
             return
         seen.add(id(obj))
-        if isinstance(obj, functools.partial):  # (its arguments are in its key: reach)
-            visit(obj.func, level)
-            return
-        if isinstance(obj, types.MethodType):
-            visit(obj.__func__, level)
-            visit(obj.__self__ if isinstance(obj.__self__, type) else type(obj.__self__), level)
-            return
+        alive.append(obj)
         if isinstance(obj, types.ModuleType):
             f = getattr(obj, "__file__", None)
             if _user_file(f):
                 files.setdefault(os.path.abspath(f), _file_hash(f))
+                modules.setdefault(obj.__name__, obj)
+            return
+        if isinstance(obj, functools.partial):  # (its arguments again here: its key may be a deep one's)
+            todo.append(obj.func)
+            reach(f"partial of {_callable_name(obj.func)}", {"args": list(obj.args), "keywords": dict(obj.keywords)})
+            return
+        if isinstance(obj, types.MethodType):
+            todo.append(obj.__func__)
+            me = obj.__self__
+            todo.append(me if isinstance(me, type) else type(me))
+            if not isinstance(me, (type, types.ModuleType)):
+                reach(f"method {_callable_name(obj)} of", None, lambda walk: _object_key(me, walk))
             return
         if isinstance(obj, type):
-            mod = sys.modules.get(obj.__module__)
-            if mod is not None:
-                visit(mod, level)
+            f = getattr(sys.modules.get(obj.__module__), "__file__", None)
+            if _user_file(f):  # (its file; its methods' globals are reached from them)
+                files.setdefault(os.path.abspath(f), _file_hash(f))
             loose.append(f"class {obj.__module__}.{obj.__qualname__}")
             for _, v in sorted(vars(obj).items(), key=lambda kv: kv[0]):  # the user methods it runs
                 if isinstance(v, (staticmethod, classmethod)):
                     v = v.__func__
                 if isinstance(v, types.FunctionType) and _user_code(v.__code__):
-                    visit(v, level + 1)
+                    todo.append(v)
             return
         code = getattr(obj, "__code__", None)
         if not isinstance(code, types.CodeType):
-            if callable(obj):  # a callable object (its state is in its key): its class's code
-                visit(type(obj), level)
+            if not callable(obj):
+                return
+            if _library_callable(obj):  # (by name; a builtin method by the object it is bound to)
+                me = getattr(obj, "__self__", None)
+                if me is not None and not isinstance(me, (types.ModuleType, type)):
+                    reach(f"method {_callable_name(obj)} of", None, lambda walk: _object_key(me, walk))
+                return
+            todo.append(type(obj))  # a callable object: its class's code, and its state
+            reach(f"object {_callable_name(obj)}", None, lambda walk: _object_key(obj, walk))
             return
         where = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+        glb = getattr(obj, "__globals__", {})
+        code_names = sorted(set(_names(code)))
         if _user_code(code):  # the code that runs, and its file (other functions of it, and error lines)
             loose.append(f"{where} code {_code_digest(code)}")
             if os.path.isfile(code.co_filename):
                 files.setdefault(os.path.abspath(code.co_filename), _file_hash(code.co_filename))
             reach(f"{where} defaults", [list(getattr(obj, "__defaults__", None) or ()),
-                                        dict(getattr(obj, "__kwdefaults__", None) or {})], level + 1)
-        glb = getattr(obj, "__globals__", {})
-        names = sorted(set(_names(code)))
-        for name in names:
+                                        dict(getattr(obj, "__kwdefaults__", None) or {})])
+            names.update(code_names)
+            package = glb.get("__package__") or glb.get("__name__")
+            for name in sorted(set(_imports(code, package if isinstance(package, str) else None))):
+                m = sys.modules.get(name)
+                if isinstance(m, types.ModuleType):
+                    todo.append(m)
+                elif name not in sys.modules:  # not imported yet: the file the import will run
+                    f = getattr(_find_spec(name), "origin", None)
+                    if isinstance(f, str) and os.path.isfile(f) and _user_file(f):
+                        files.setdefault(os.path.abspath(f), _file_hash(f))
+        for name in code_names:
             if name not in glb:
                 continue
             v = glb[name]
             if isinstance(v, types.ModuleType):
-                visit(v, level + 1)
-                if _user_file(getattr(v, "__file__", None)):  # the module's values the code names
-                    for attr in names:
-                        a = getattr(v, attr, None)
-                        if a is not None and not isinstance(a, types.ModuleType):
-                            reach(f"{where} {name}.{attr}", a, level + 1)
+                todo.append(v)
             else:
-                reach(f"{where} global {name}", v, level + 1)
+                reach(f"{where} global {name}", v)
         for i, cell in enumerate(getattr(obj, "__closure__", None) or ()):
             try:
                 v = cell.cell_contents
             except ValueError:
                 continue
-            reach(f"{where} cell {code.co_freevars[i]}", v, level + 1)
+            reach(f"{where} cell {code.co_freevars[i]}", v)
 
-    reach("fn", fn, 0)
+    reach("fn", fn)
+    while todo:
+        while todo:
+            visit(todo.pop())
+        # the values of reached user modules that user code names: cfg.BLOCK, pkg.sub (a module:
+        # visited, its own attributes then read), pkg.sub.helper (a function: visited)
+        for mname in sorted(modules):
+            mod = modules[mname]
+            for attr in sorted(names & set(vars(mod))):
+                if (mname, attr) in read:
+                    continue
+                read.add((mname, attr))
+                v = vars(mod)[attr]
+                if isinstance(v, types.ModuleType):
+                    todo.append(v)
+                else:
+                    reach(f"module {mname}.{attr}", v)
     h = hashlib.sha256(kernbench_fingerprint().encode())
     for path in sorted(files):
         h.update(f"{path}\0{files[path]}\0".encode())

@@ -2,8 +2,8 @@
 
 A sweep launches one kernel (or launch builder) at every point of hardware overrides x kernel
 arguments x launch options, traces it once per group of points whose trace is the same (same
-arguments, mode and machine shape) and times that trace under each point's hardware, in this
-process or on Dask workers; each row equals a fresh ``ctx.launch``. Results are cached on disk
+arguments, mode, replay mode and machine shape) and times that trace under each point's
+hardware, in this process or on Dask workers; each row equals a fresh ``ctx.launch``. Results are cached on disk
 (kernbench.common.cache), so a re-run computes only new points.
 
 The core needs nothing more than kernbench; ``.df``, files and Dask need

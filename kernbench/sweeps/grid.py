@@ -21,8 +21,9 @@ import numpy as np
 
 __all__ = ["Launch", "Point", "expand_axis", "points_of", "LAUNCH_OPTIONS", "DEFAULT_OPTIONS"]
 
-#: launch options a sweep may vary, with their defaults (a sweep times: mode "timing")
-DEFAULT_OPTIONS = {"mode": "timing", "detail": "train", "strict_sram": False, "max_cycles": None}
+#: launch options a sweep may vary, with their defaults (a sweep times: mode "timing"; replay
+#: None: the environment variable KERNBENCH_REPLAY, else "on", as ctx.launch)
+DEFAULT_OPTIONS = {"mode": "timing", "detail": "train", "strict_sram": False, "max_cycles": None, "replay": None}
 LAUNCH_OPTIONS = tuple(DEFAULT_OPTIONS)
 
 

@@ -6,7 +6,7 @@ docs/sweeps.md describes the API. The pieces:
   or a launch builder), picklable so Dask workers get it;
 - :func:`trace_one`: build the launch on a Context and trace it, recording which hardware keys
   the setup or builder read (``ctx.hw``): those, with the machine's shape, are what the trace
-  depends on;
+  depends on (a functional-mode point is launched whole there: traced, timed and replayed);
 - :func:`time_one`: time a traced launch under one point's hardware (tracing again, for that
   point alone, when the setup read a key whose value differs there);
 - :func:`sweep`: expand the points, read the cache, group the rest by what their trace depends
@@ -15,17 +15,23 @@ docs/sweeps.md describes the API. The pieces:
 from __future__ import annotations
 
 import ast
+import copyreg
 import gc
 import inspect
+import io
 import logging
+import marshal
 import os
+import pickle
 import sys
 import time
+import types
 import warnings
+from collections import ChainMap
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
-from ..common.cache import DiskCache, canonical, code_fingerprint, digest
+from ..common.cache import DiskCache, NotCanonical, canonical, code_fingerprint, digest
 from ..hw.config import HardwareConfig, HardwareConfigError, load_hw
 from .figures import FIGURES, cacheable, error_figures, row_figures
 from .grid import Launch, Point, points_of
@@ -35,7 +41,7 @@ __all__ = ["sweep", "Target", "trace_one", "time_one", "SHAPE_KEYS", "SWEEP_EXTR
 #: hardware keys every trace depends on (the machine's shape)
 SHAPE_KEYS = ("n_cubes", "pes_per_cube")
 SWEEP_EXTRA_HINT = 'pip install "kernbench[sweep]"'
-_KEY_VERSION = "kernbench.sweep-point/1"
+_KEY_VERSION = "kernbench.sweep-point/2"
 _TOP = tuple(f.name for f in fields(HardwareConfig))
 
 
@@ -155,17 +161,26 @@ class TraceOutcome:
     traced: Any  #: kernbench.runtime.TracedLaunch, or None
     error: dict | None  #: error figures
     reads: dict  #: dotted key -> value
+    figures: dict | None = None  #: a functional-mode launch run whole: its row (error or not)
 
     def fits(self, hw: HardwareConfig) -> bool:
         return all(hw_value(hw, k) == v for k, v in self.reads.items())
 
 
-def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str) -> TraceOutcome:
-    """Build the launch on a fresh Context of ``hw`` and trace it."""
-    from ..runtime import Context
+def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str, replay: str | None = None,
+              options: dict | None = None) -> TraceOutcome:
+    """Build the launch on a fresh Context of ``hw`` and trace it. ``replay``: the tl.range
+    replay mode ("on", "off", "verify"; None: KERNBENCH_REPLAY, as ctx.launch). In functional
+    mode with the point's launch ``options`` (detail, max_cycles, strict_sram) the launch is run
+    whole, as ``ctx.launch(..., mode="functional")`` runs it (traced, timed, then replayed on
+    this Context's memory, where errors only replay finds are raised): the outcome's
+    ``figures`` are its row, and it serves no other point."""
+    from ..runtime import Context, executor
+    from ..runtime.context import _kernel_kwargs
 
     rec = _recording(hw)
     stage = "setup"
+    figures = None
     try:
         ctx = Context(hw)
         # The builder or setup, and the kernel as it is traced (a kernel made by a factory may
@@ -174,11 +189,21 @@ def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str) -> Trac
         try:
             launch = target.build(ctx, dict(args))
             stage = "trace"
-            traced = ctx.trace(launch.kernel, launch.grid, *launch.args, mode=mode,
-                               kernel_kwargs=launch.kwargs)
+            kw = _kernel_kwargs(launch.kwargs, {})
+            traced, metas, handles = executor.trace_launch(ctx, launch.kernel, launch.grid, launch.args, kw,
+                                                           mode=mode, replay=replay)
         finally:
             ctx.hw = ctx.memory.hw = hw
         error = None
+        if mode == "functional" and options is not None:
+            try:
+                figures = row_figures(executor.time_traced(
+                    ctx, launch.kernel, launch.args, kw, traced, metas, handles, mode="functional",
+                    detail=options["detail"], max_cycles=options["max_cycles"],
+                    strict_sram=bool(options["strict_sram"])))
+            except Exception as e:  # (as time_one's: the engine's or replay's error, no stage)
+                figures = error_figures(e)
+            traced = None
     except Exception as e:
         from ..common.errors import KernbenchError
 
@@ -190,18 +215,22 @@ def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str) -> Trac
     for top in sorted(read - set(SHAPE_KEYS)):
         for k, v in _leaves(getattr(hw, top), top + "."):
             reads[k] = v
-    return TraceOutcome(traced, error, reads)
+    return TraceOutcome(traced, error, reads, figures)
 
 
 def time_one(outcome: TraceOutcome, target: Target, point: Point, hw: HardwareConfig) -> tuple:
-    """``(figures, retraced)`` of one point, timing ``outcome``'s trace under ``hw``."""
+    """``(figures, retraced)`` of one point, timing ``outcome``'s trace under ``hw`` (a
+    functional-mode point: the row of its whole launch, launched again when ``outcome`` has
+    none)."""
+    o = point.options
     retraced = False
-    if not outcome.fits(hw):
-        outcome = trace_one(target, hw, point.args, point.options["mode"])
+    if not outcome.fits(hw) or (o["mode"] == "functional" and outcome.error is None and outcome.figures is None):
+        outcome = trace_one(target, hw, point.args, o["mode"], o.get("replay"), o)
         retraced = True
     if outcome.error is not None:
         return dict(outcome.error), retraced
-    o = point.options
+    if outcome.figures is not None:
+        return dict(outcome.figures), retraced
     gc_on = gc.isenabled()
     gc.disable()  # as ctx.launch does: the cyclic GC would rescan a worker's many objects
     try:
@@ -216,6 +245,26 @@ def time_one(outcome: TraceOutcome, target: Target, point: Point, hw: HardwareCo
 
 
 # -- Dask tasks (module-level: workers import them) -------------------------------------------------
+def _code_by_marshal(code: types.CodeType):
+    return marshal.loads, (marshal.dumps(code),)
+
+
+def _dumps(obj) -> bytes:
+    """cloudpickle's bytes of ``obj``, code shipped by value keeping its file name: cloudpickle
+    writes ``<dynamic-code>`` there, and a worker's error rows (``error_where``, the message)
+    would not name the kernel's file as the serial path's do. The code goes as marshal's bytes
+    (code constants always marshal; the workers run this Python, as cloudpickle needs anyway)."""
+    import cloudpickle
+
+    class Pickler(cloudpickle.Pickler):
+        dispatch_table = ChainMap({types.CodeType: _code_by_marshal},
+                                  getattr(cloudpickle.Pickler, "dispatch_table", copyreg.dispatch_table))
+
+    buf = io.BytesIO()
+    Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buf.getvalue()
+
+
 class _ByValue:
     """The sweep's target as cloudpickle bytes, for Dask workers. distributed pickles with plain
     pickle first, which ships a function by reference whatever cloudpickle was told, so a
@@ -224,9 +273,7 @@ class _ByValue:
     __slots__ = ("data",)
 
     def __init__(self, obj):
-        import cloudpickle
-
-        self.data = cloudpickle.dumps(obj)
+        self.data = _dumps(obj)
 
     def load(self):
         import cloudpickle
@@ -234,8 +281,8 @@ class _ByValue:
         return cloudpickle.loads(self.data)
 
 
-def _trace_task(target, hw, args, mode):
-    return trace_one(target.load(), hw, args, mode)
+def _trace_task(target, hw, args, mode, replay, options):
+    return trace_one(target.load(), hw, args, mode, replay, options)
 
 
 def _time_task(outcome, target, point, hw):
@@ -258,8 +305,26 @@ def _check_hw_keys(base: HardwareConfig, pts: list) -> None:
                                       f"({', '.join(key + '.' + k for k in node)})")
 
 
-def _group_key(point: Point, hw: HardwareConfig) -> str:
-    return digest(point.args, point.options["mode"], [hw.n_cubes, hw.pes_per_cube])
+def _group_key(point: Point, hw: HardwareConfig, args_key) -> str:
+    """The points that may share a trace: the same arguments (``args_key``, their strict
+    canonical form), mode, replay mode and machine shape. A point whose arguments have no
+    faithful form (``args_key`` None: an object keyed by its repr) and a functional-mode point
+    (its replay writes its own Context's memory) are a group of their own."""
+    if args_key is None or point.options["mode"] == "functional":
+        return f"own:{point.index}"
+    return digest(args_key, point.options["mode"], point.options["replay"], [hw.n_cubes, hw.pes_per_cube])
+
+
+def _replay_option(value):
+    """The replay mode a launch with option ``value`` uses (None: KERNBENCH_REPLAY, read here,
+    where the sweep is called: workers get it explicitly); a bad value stays, to fail its points
+    as it fails ctx.launch."""
+    from ..runtime.executor import replay_mode
+
+    try:
+        return replay_mode(value)
+    except ValueError:
+        return value
 
 
 class _Progress:
@@ -400,9 +465,12 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     Launch(kernel, grid, *args, **kwargs)``. ``hw``: the base hardware (preset, TOML path, dict
     or HardwareConfig). ``hardware``, ``args``, ``options``: the axes (kernbench.sweeps.grid):
     dotted hardware keys, kernel/builder arguments, launch options (mode, detail, strict_sram,
-    max_cycles). ``workers``: Dask worker processes on this machine (default one per core when
+    max_cycles, replay: None reads KERNBENCH_REPLAY here; a functional-mode point is a whole
+    functional launch, replay included). ``workers``: Dask worker processes on this machine (default one per core when
     dask.distributed is installed; 1: in this process); ``client`` / ``scheduler``: an existing
-    Dask cluster. ``cache``: True (the kernbench cache folder), a folder, or False."""
+    Dask cluster. ``cache``: True (the kernbench cache folder), a folder, or False; a point whose
+    arguments have no faithful key (an object keyed by its repr) is neither cached nor shares a
+    trace, and a target whose code reads data too deep to key is not cached (a warning)."""
     from .result import SweepResult
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -410,10 +478,25 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     base = load_hw(hw)
     pts = points_of(hardware, args, options)
     _check_hw_keys(base, pts)
+    for p in pts:  # (the environment's replay mode changes the rows: in the keys, given to workers)
+        p.options["replay"] = _replay_option(p.options["replay"])
     store = None
     if cache:
         store = DiskCache("sweep", None if cache is True else cache)
-    ident = tgt.identity() if store is not None else None
+    ident = None
+    if store is not None:
+        try:
+            ident = tgt.identity()
+        except NotCanonical as e:
+            warnings.warn(f"kernbench.sweep: not cached: the target's key cannot hold what its code "
+                          f"reads ({e})", stacklevel=2)
+            store = None
+    args_keys: list = [None] * len(pts)
+    for p in pts:
+        try:
+            args_keys[p.index] = canonical(p.args, strict=True)
+        except NotCanonical:  # (an argument keyed by its repr: its own trace, not cached)
+            pass
 
     rows: list = [None] * len(pts)
     hws: list = [None] * len(pts)
@@ -427,8 +510,8 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
         except HardwareConfigError as e:
             hw_id = [base.to_dict(), p.hw]
             rows[p.index] = error_figures(e, "hardware")
-        if store is not None:
-            keys[p.index] = digest(_KEY_VERSION, ident, hw_id, p.args, p.options)
+        if store is not None and args_keys[p.index] is not None:
+            keys[p.index] = digest(_KEY_VERSION, ident, hw_id, args_keys[p.index], p.options)
             if rows[p.index] is None:  # (a bad config is known at once: nothing to cache)
                 hit = store.get(keys[p.index])
                 if isinstance(hit, dict) and set(hit) == set(FIGURES):
@@ -440,13 +523,13 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
 
     groups: dict[str, list[Point]] = {}
     for p in todo:
-        groups.setdefault(_group_key(p, hws[p.index]), []).append(p)
+        groups.setdefault(_group_key(p, hws[p.index], args_keys[p.index]), []).append(p)
     stats = {"points": len(pts), "cached": n_cached, "computed": len(todo), "trace_groups": len(groups),
              "traces": 0, "workers": 1}
 
     def done(p: Point, fig: dict) -> None:
         rows[p.index] = fig
-        if store is not None and cacheable(fig):
+        if keys[p.index] is not None and cacheable(fig):
             store.put(keys[p.index], fig)
         bar.advance()
 
@@ -477,7 +560,7 @@ def _run_serial(tgt: Target, groups: dict, hws: list, done: Callable) -> int:
             hw = hws[p.index]
             oc = next((o for o in outcomes if o.fits(hw)), None)
             if oc is None:
-                oc = trace_one(tgt, hw, p.args, p.options["mode"])
+                oc = trace_one(tgt, hw, p.args, p.options["mode"], p.options["replay"], p.options)
                 outcomes.append(oc)
                 traces += 1
             fig, _ = time_one(oc, tgt, p, hw)
@@ -497,7 +580,7 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
         # The trace stays on the worker that made it; each other worker fetches it once, when it
         # runs its first point of the group (Dask keeps a task's inputs until its last dependent).
         tf = dc.submit(_trace_task, target_f, hws[first.index], first.args, first.options["mode"],
-                       pure=False, priority=10)
+                       first.options["replay"], first.options, pure=False, priority=10)
         for p in members:
             f = dc.submit(_time_task, tf, target_f, p, hws[p.index], pure=False)
             futures.append(f)

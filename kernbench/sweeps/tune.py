@@ -9,21 +9,25 @@ Kernels stay plain functions: the tuner launches them (through a sweep) with eac
 keyword arguments and never wraps their definition. Every config is timed with
 ``strict_sram=True``: a config whose peak SRAM passes capacity fails and is not chosen. The
 choice is cached (kernbench.common.cache, namespace "tune") by everything that determines it:
-the target's code, the fixed arguments (the shapes), the configs, the hardware and the options;
-the points themselves are in the sweep cache, so a new config list times only its new configs.
+the target's code, the fixed arguments (the shapes), the configs, the hardware and the options
+(the tl.range replay mode too); the points themselves are in the sweep cache, so a new config
+list times only its new configs. The cache holds the figures of each config by its place in the
+list, never the configs: a result from the cache is the fresh one (``t.best`` is one of the
+configs given, a tuple still a tuple), and a config no JSON holds (a function) is cached all the
+same. Configs the key cannot hold faithfully (an object keyed by its repr) are not cached.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..common.cache import DiskCache, digest
+from ..common.cache import DiskCache, NotCanonical, digest
 from ..hw.config import load_hw
-from .run import make_target, sweep
+from .run import _replay_option, make_target, sweep
 
 __all__ = ["tune", "TuneResult"]
 
-_KEY_VERSION = "kernbench.tune/1"
+_KEY_VERSION = "kernbench.tune/2"
 
 
 @dataclass
@@ -72,25 +76,41 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
     default = dict(default or {})
     base = load_hw(hw)
     opts = {**(options or {}), "strict_sram": True}
+    opts["replay"] = _replay_option(opts.get("replay"))  # (KERNBENCH_REPLAY read here: in the key)
     tgt = make_target(target, grid, setup, sfr, ring)
+    todo = configs + ([default] if default not in configs else [])
     store = DiskCache("tune", None if cache is True else cache) if cache else None
-    key = digest(_KEY_VERSION, tgt.identity(), base.to_dict(), fixed, configs, default, opts) if store is not None else None
+    key = None
+    if store is not None:
+        try:
+            key = digest(_KEY_VERSION, tgt.identity(), base.to_dict(), fixed, configs, default, opts, strict=True)
+        except NotCanonical:  # (a config keyed by its repr: the choice is made again each time)
+            store = None
     if store is not None:
         hit = store.get(key)
-        if isinstance(hit, dict) and "table" in hit:
-            return TuneResult(hit["best"], hit["cycles"], hit["default"], hit["default_cycles"], hit["table"],
-                              from_cache=True)
-    todo = configs + ([default] if default not in configs else [])
+        if (isinstance(hit, dict) and isinstance(hit.get("rows"), list) and len(hit["rows"]) == len(todo)
+                and all(isinstance(r, dict) and set(r) == set(_FIGURES) for r in hit["rows"])):
+            return _result(todo, len(configs), default, hit["rows"], 0, from_cache=True)
     res = sweep(tgt, hw=base, args=[{**fixed, **c} for c in todo], options={k: [v] for k, v in opts.items()},
                 workers=workers, client=client, cache=cache, progress=progress)
-    table = [{"config": c, "cycles": r["cycles"], "error": r["error"], "error_type": r["error_type"]}
-             for c, r in zip(todo, res.rows)]
-    ok = [t for t in table[:len(configs)] if t["error"] is None]
+    rows = [{k: r[k] for k in _FIGURES} for r in res.rows]
+    out = _result(todo, len(configs), default, rows, res.stats["computed"])
+    if store is not None:  # (by position in the list: plain JSON whatever the configs hold)
+        store.put(key, {"rows": rows})
+    return out
+
+
+_FIGURES = ("cycles", "error", "error_type")  #: what the tune cache keeps of each config's row
+
+
+def _result(todo: list, n_configs: int, default: dict, rows: list, computed: int,
+            from_cache: bool = False) -> TuneResult:
+    """The TuneResult of the configs ``todo`` (the first ``n_configs`` the candidates, then the
+    default if it is not one of them) from their rows, fresh or from the cache alike."""
+    table = [{"config": c, **{k: r[k] for k in _FIGURES}} for c, r in zip(todo, rows)]
+    ok = [t for t in table[:n_configs] if t["error"] is None]
     best = min(ok, key=lambda t: t["cycles"]) if ok else None
     d = table[todo.index(default)]
-    out = TuneResult(best["config"] if best else None, best["cycles"] if best else None, default,
-                     d["cycles"] if d["error"] is None else None, table, computed=res.stats["computed"])
-    if store is not None:
-        store.put(key, {"best": out.best, "cycles": out.cycles, "default": out.default,
-                        "default_cycles": out.default_cycles, "table": out.table})
-    return out
+    return TuneResult(best["config"] if best else None, best["cycles"] if best else None, default,
+                      d["cycles"] if d["error"] is None else None, table, from_cache=from_cache,
+                      computed=computed)

@@ -1,0 +1,457 @@
+"""A sweep's or tuner's row is a fresh launch's, cached or not (docs/sweeps.md): the cache key
+follows every user module the code reaches (however far, however reached), a point whose
+arguments have no faithful key shares no trace and no cache entry, a cached tune result is the
+fresh one, the replay mode is in the key, functional points replay, and Dask's error rows name
+the kernel's file. Each test is a case a review found served stale or wrong rows."""
+import enum
+import importlib
+import os
+import pathlib
+import sys
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench.common.cache import NotCanonical, canonical, code_fingerprint, digest
+from kernbench.sweeps import sweep, tune
+from kernbench.sweeps.figures import row_figures
+
+
+def _write(root: pathlib.Path, files: dict) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.fixture
+def user_modules(tmp_path, monkeypatch):
+    """Write modules under tmp_path (importable); those imported are dropped from sys.modules after."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = set(sys.modules)
+    yield lambda files: _write(tmp_path, files)
+    for name in set(sys.modules) - before:
+        sys.modules.pop(name, None)
+
+
+# -- F1: every user module the code reaches ---------------------------------------------------------
+# Each case: (the files, the module and attribute of the function keyed, the file edited and the
+# module reloaded after). The edit keeps the old text's length apart (a reload within one second
+# must not take the stale .pyc).
+_REACH = {
+    "submodule read as an attribute": (
+        {"kbx_a/__init__.py": "", "kbx_a/tiles.py": "BLOCK = 64\n",
+         "kbx_a_k.py": "import kbx_a.tiles\n\n\ndef k(n):\n    return n // kbx_a.tiles.BLOCK\n"},
+        ("kbx_a_k", "k"), "kbx_a/tiles.py", "kbx_a.tiles"),
+    "module imported in the function's body": (
+        {"kbx_b_tiles.py": "BLOCK = 64\n",
+         "kbx_b_k.py": "def k(n):\n    import kbx_b_tiles\n    return n // kbx_b_tiles.BLOCK\n"},
+        ("kbx_b_k", "k"), "kbx_b_tiles.py", "kbx_b_tiles"),
+    "module from-imported in the function's body": (
+        {"kbx_f/__init__.py": "", "kbx_f/tiles.py": "BLOCK = 64\n",
+         "kbx_f/k.py": "def k(n):\n    from . import tiles\n    return n // tiles.BLOCK\n"},
+        ("kbx_f.k", "k"), "kbx_f/tiles.py", "kbx_f.tiles"),
+    "module held in a closure cell": (
+        {"kbx_c_tiles.py": "BLOCK = 64\n",
+         "kbx_c_k.py": "import importlib\n\n\ndef make_kernel(cfg):\n    def k(n):\n        return n // cfg.BLOCK\n"
+                       "    return k\n\n\nk = make_kernel(importlib.import_module('kbx_c_tiles'))\n"},
+        ("kbx_c_k", "k"), "kbx_c_tiles.py", "kbx_c_tiles"),
+    "helper function in a submodule": (
+        {"kbx_d/__init__.py": "", "kbx_d/ops.py": "def extra(n):\n    return n + 1\n",
+         "kbx_d_k.py": "import kbx_d.ops\n\n\ndef k(n):\n    return kbx_d.ops.extra(n)\n"},
+        ("kbx_d_k", "k"), "kbx_d/ops.py", "kbx_d.ops"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_REACH))
+def test_cache_keys_follow_every_user_module_the_code_reaches(case, user_modules, tmp_path):
+    """docs/sweeps.md promises the key covers every user module the code reaches: a submodule
+    read as ``pkg.sub.X`` (module attributes that are modules were skipped), a module imported
+    inside the kernel, one held in a closure cell (a kernel factory's ``cfg``), a helper in a
+    submodule. Editing each served a stale cached row."""
+    files, (mod, attr), edited, reloaded = _REACH[case]
+    user_modules(files)
+    fn = getattr(importlib.import_module(mod), attr)
+    key = code_fingerprint(fn)
+    assert code_fingerprint(fn) == key  # nothing changed: the same key
+    text = (tmp_path / edited).read_text()
+    (tmp_path / edited).write_text(text.replace("64", "32").replace("+ 1", "+ 500") + "# edited\n")
+    on_disk = code_fingerprint(fn)  # the file edited, not reloaded (or, imported in the body, not yet imported)
+    if reloaded in sys.modules:
+        importlib.reload(sys.modules[reloaded])
+    else:
+        importlib.import_module(reloaded)
+    assert len({key, on_disk, code_fingerprint(fn)}) == 3
+    if "BLOCK" in text:  # a value set at run time, no file edited
+        again = code_fingerprint(fn)
+        sys.modules[reloaded].BLOCK = 7
+        assert code_fingerprint(fn) != again
+
+
+_KMOD = """\
+import kbx_s.tiles
+
+
+def kern(x_ptr, o_ptr, n, *, tl):
+    B = kbx_s.tiles.BLOCK
+    for i in tl.range(0, n // B):
+        tl.store(o_ptr + i * B * 4, tl.exp(tl.load(x_ptr + i * B * 4, shape=(B,), dtype="f32")))
+
+
+def setup(ctx, n):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+"""
+
+
+def _fresh_cycles(kern, setup, n, **launch) -> int:
+    ctx = kernbench.Context("default")
+    ctx.install_sfr("pe")
+    return ctx.launch(kern, (1, 1), *setup(ctx, n), mode="timing", **launch).cycles
+
+
+def test_a_sweep_recomputes_when_a_submodule_it_reads_changes(user_modules, tmp_path):
+    """The review's script: the kernel reads ``cfgpkg.tiles.BLOCK``; after BLOCK was edited
+    (and the module reloaded) the cached row of the old BLOCK was served."""
+    user_modules({"kbx_s/__init__.py": "", "kbx_s/tiles.py": "BLOCK = 64\n", "kbx_s_kmod.py": _KMOD})
+    km = importlib.import_module("kbx_s_kmod")
+    kw = dict(setup=km.setup, args={"n": [4096]}, workers=1, cache=tmp_path / "cache", progress=False)
+    first = sweep(km.kern, (1, 1), **kw)
+    assert sweep(km.kern, (1, 1), **kw).stats["cached"] == 1
+    (tmp_path / "kbx_s" / "tiles.py").write_text("BLOCK = 32  # edited\n")
+    importlib.reload(sys.modules["kbx_s.tiles"])
+    again = sweep(km.kern, (1, 1), **kw)
+    assert again.stats["computed"] == 1
+    assert again.rows[0]["cycles"] == _fresh_cycles(km.kern, km.setup, 4096) != first.rows[0]["cycles"]
+
+
+# -- F2: no depth bound ---------------------------------------------------------------------------------
+def _chain(n: int) -> dict:
+    files = {f"kbx_m{i}.py": f"import kbx_m{i + 1}\n\n\ndef f{i}():\n    return kbx_m{i + 1}.f{i + 1}()\n"
+             for i in range(n)}
+    files[f"kbx_m{n}.py"] = f"BLOCK = 64\n\n\ndef f{n}():\n    return BLOCK\n"
+    return files
+
+
+@pytest.mark.parametrize("hops", [5, 40])
+def test_cache_keys_follow_user_code_however_many_modules_away(hops, user_modules, tmp_path):
+    """The fingerprint stopped 4 levels deep: a constant 5 module hops from the kernel was
+    served stale. It follows the whole graph now (40 hops: no recursion limit either)."""
+    user_modules(_chain(hops))
+    f0 = importlib.import_module("kbx_m0").f0
+    key = code_fingerprint(f0)
+    (tmp_path / f"kbx_m{hops}.py").write_text(f"BLOCK = 32\n\n\ndef f{hops}():\n    return BLOCK\n# edited\n")
+    assert code_fingerprint(f0) != key
+    importlib.reload(sys.modules[f"kbx_m{hops}"])
+    assert f0() == 32 and len({key, code_fingerprint(f0)}) == 2
+
+
+def test_modules_importing_each_other_terminate_and_agree(user_modules, tmp_path):
+    user_modules({"kbx_p.py": "import kbx_q\n\nN = 1\n\n\ndef p(n):\n    return n and kbx_q.q(n - 1) + N\n",
+                  "kbx_q.py": "import kbx_p\n\n\ndef q(n):\n    return n and kbx_p.p(n - 1)\n"})
+    p = importlib.import_module("kbx_p").p
+    key = code_fingerprint(p)
+    assert code_fingerprint(p) == key
+    sys.modules["kbx_p"].N = 2
+    assert code_fingerprint(p) != key
+
+
+def _deep(n):
+    v = [1]
+    for _ in range(n):
+        v = [v]
+    return v
+
+
+_DEEP = {"cfg": _deep(80)}
+
+
+def _deep_kernel(x_ptr, o_ptr, n, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") * float(len(_DEEP["cfg"])))
+
+
+def test_data_deeper_than_the_key_holds_is_not_cached(tmp_path):
+    """What the key cannot hold whole (data nested deeper than PLAIN_DEPTH) was keyed as
+    ``{"deeper": 64}``: an edit below it kept the key. Now the target is not cached (a warning
+    says so), and such a point is computed every time."""
+    with pytest.raises(NotCanonical, match="deeper than 64"):
+        code_fingerprint(_deep_kernel)
+    setup = lambda ctx, n: (ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n)  # noqa: E731
+    kw = dict(setup=setup, args={"n": [256]}, workers=1, cache=tmp_path, progress=False)
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="not cached: the target's key cannot hold"):
+            res = sweep(_deep_kernel, (1, 1), **kw)
+        assert res.stats["computed"] == 1 and res.rows[0]["error"] is None
+
+
+# -- F3: no shared trace or cache entry without a faithful key ------------------------------------------
+class Cfg:
+    """A config whose repr shows its name only."""
+
+    def __init__(self, name, block):
+        self.name, self.block = name, block
+
+    def __repr__(self):
+        return f"Cfg({self.name!r})"
+
+
+def _blocked(x_ptr, o_ptr, n, B, *, tl):
+    for i in tl.range(0, n // B):
+        tl.store(o_ptr + i * B * 4, tl.exp(tl.load(x_ptr + i * B * 4, shape=(B,), dtype="f32")))
+
+
+def _cfg_setup(ctx, n, cfg):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n, cfg.block
+
+
+def test_arguments_with_the_same_repr_get_their_own_traces_and_no_cache(tmp_path):
+    """Two configs of one repr and different state shared one trace (wrong rows even with
+    cache=False) and one cache entry."""
+    cfgs = [Cfg("t", 64), Cfg("t", 16)]
+    fresh = [_fresh_cycles(_blocked, lambda ctx, n, c=c: _cfg_setup(ctx, n, c), 4096) for c in cfgs]
+    assert fresh[0] != fresh[1]
+    res = sweep(_blocked, (1, 1), setup=_cfg_setup, args={"n": [4096], "cfg": cfgs}, workers=1, cache=False)
+    assert [r["cycles"] for r in res.rows] == fresh and res.stats["traces"] == 2
+    kw = dict(setup=_cfg_setup, args={"n": [4096], "cfg": cfgs}, workers=1, cache=tmp_path, progress=False)
+    for _ in range(2):
+        res = sweep(_blocked, (1, 1), **kw)
+        assert res.stats["computed"] == 2 and [r["cycles"] for r in res.rows] == fresh
+
+
+def _sizes(x_ptr, o_ptr, sizes, *, tl):
+    off = 0
+    for n in sizes:
+        t = tl.load(x_ptr + off * 4, shape=(n,), dtype="f32")
+        for _ in range(10 if off == 0 else 1):
+            t = tl.exp(t)
+        tl.store(o_ptr + off * 4, t)
+        off += n
+
+
+def _layers_setup(ctx, layers):
+    return ctx.empty((8192,), "f32"), ctx.empty((8192,), "f32"), list(layers.values())
+
+
+def test_dicts_keep_their_order_in_trace_groups_and_keys(tmp_path):
+    """Dicts equal up to insertion order were one key (sorted items): a setup iterating
+    ``.values()`` got the first one's trace."""
+    a, b = {"q": 4096, "k": 16}, {"k": 16, "q": 4096}
+    fresh = []
+    for layers in (a, b):
+        ctx = kernbench.Context("default")
+        ctx.install_sfr("pe")
+        fresh.append(ctx.launch(_sizes, (1, 1), *_layers_setup(ctx, layers), mode="timing").cycles)
+    assert fresh[0] != fresh[1]
+    for cache in (False, tmp_path):
+        res = sweep(_sizes, (1, 1), setup=_layers_setup, args={"layers": [a, b]}, workers=1, cache=cache)
+        assert [r["cycles"] for r in res.rows] == fresh
+    assert sweep(_sizes, (1, 1), setup=_layers_setup, args={"layers": [b, a]}, workers=1,
+                 cache=tmp_path).stats["computed"] == 0  # (each order is its own entry)
+    assert digest(a) != digest(b) and digest(a) == digest(dict(a))
+
+
+class Mode(enum.Enum):
+    A = 1
+
+
+def test_strict_keys_refuse_what_they_cannot_hold():
+    """canonical(strict=True): a value keyed by less than what it holds raises; a type whose
+    repr is its value is keyed by it; a container subclass keeps its class."""
+    P = namedtuple("P", "x y")
+    assert digest(P(1, 2)) != digest((1, 2)) and digest(OrderedDict(a=1)) != digest({"a": 1})
+    for ok in (b"ab", 1 + 2j, range(3), Mode.A, pathlib.Path("/x"), np.dtype("f4"), slice(1, 4),
+               {"t": (1, [2.5, None])}, P(1, 2), np.arange(3)):
+        assert canonical(ok, strict=True) == canonical(ok, strict=True)
+
+    class Act:
+        def __init__(self, s):
+            self.s = s
+
+        def __repr__(self):
+            return "Act"
+
+        def __call__(self, x):
+            return x * self.s
+
+    for bad in (Cfg("t", 1), [object()], {"m": np}, Act(2), np.ma.array([1, 2], mask=[0, 1]), _deep(80)):
+        with pytest.raises(NotCanonical):
+            canonical(bad, strict=True)
+    canonical(Cfg("t", 1))  # (not strict: by its repr, as before)
+
+
+# -- F4: a cached tune result is the fresh one ----------------------------------------------------------
+def _pair(x_ptr, o_ptr, n, blk, *, tl):
+    a, _ = blk
+    for i in tl.range(0, n // a):
+        tl.store(o_ptr + i * a * 4, tl.load(x_ptr + i * a * 4, shape=(a,), dtype="f32") * 2.0)
+
+
+def _pair_setup(ctx, n, blk):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n, blk
+
+
+def _act_kernel(x_ptr, o_ptr, n, act, *, tl):
+    t = tl.load(x_ptr, shape=(n,), dtype="f32")
+    tl.store(o_ptr, act(t) if act is not None else t)
+
+
+def _act_setup(ctx, n, act):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n, act
+
+
+def _square(t):
+    return t * t
+
+
+def test_a_cached_tune_result_is_the_fresh_one(tmp_path):
+    """Configs went through JSON: tuples came back as lists (``t.best in configs`` False)."""
+    cfgs = [{"blk": (64, 1)}, {"blk": (256, 3)}]
+    kw = dict(args={"n": 4096}, default={"blk": (64, 1)}, grid=(1, 1), setup=_pair_setup, cache=tmp_path)
+    fresh = tune(_pair, cfgs, **kw)
+    cached = tune(_pair, cfgs, **kw)
+    assert cached.from_cache and not fresh.from_cache
+    assert cached.best == fresh.best and cached.best in cfgs and isinstance(cached.best["blk"], tuple)
+    assert cached.default == fresh.default and isinstance(cached.default["blk"], tuple)
+    assert cached.table == fresh.table and (cached.cycles, cached.default_cycles) == (fresh.cycles, fresh.default_cycles)
+
+
+def test_a_tune_over_callables_caches_and_one_over_reprs_does_not(tmp_path):
+    """A config holding a function made cache=True raise ``cannot store function in the cache``
+    after every launch ran; a config keyed by its repr shared a cache entry."""
+    kw = dict(args={"n": 4096}, grid=(1, 1), setup=_act_setup)
+    cfgs = [{"act": None}, {"act": _square}]
+    plain = tune(_act_kernel, cfgs, cache=False, **kw)
+    fresh = tune(_act_kernel, cfgs, cache=tmp_path, **kw)
+    cached = tune(_act_kernel, cfgs, cache=tmp_path, **kw)
+    assert (plain.best, plain.table) == (fresh.best, fresh.table) == (cached.best, cached.table)
+    assert cached.from_cache and cached.table[1]["config"]["act"] is _square
+    kw = dict(args={"n": 4096}, grid=(1, 1), setup=_cfg_setup, cache=tmp_path)
+    first = tune(_blocked, [{"cfg": Cfg("t", 64)}], **kw)
+    other = tune(_blocked, [{"cfg": Cfg("t", 16)}], **kw)
+    assert not other.from_cache and other.cycles != first.cycles
+
+
+# -- F5: the replay mode is in the key ------------------------------------------------------------------
+def _breaks_range(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((64,), "f32")
+    for i in tl.range(0, n):
+        t = tl.load(x_ptr + i * 256, shape=(64,), dtype="f32")
+        if i == 5:  # breaks the tl.range contract: what verify mode finds
+            for _ in range(20):
+                t = tl.exp(t)
+        acc = acc + t
+    tl.store(o_ptr, acc)
+
+
+def _range_setup(ctx, n):
+    return ctx.empty((64 * n,), "f32"), ctx.empty((64,), "f32"), n
+
+
+def test_the_replay_mode_is_in_the_sweep_and_tune_keys(tmp_path, monkeypatch):
+    """KERNBENCH_REPLAY (or the replay option) changes the rows: on, off and verify each have
+    their entry (a cached row hid verify's error, or served it under on)."""
+    kw = dict(setup=_range_setup, args={"n": [10]}, workers=1, cache=tmp_path, progress=False)
+    rows = {}
+    for mode in ("on", "verify", "off", "on"):
+        monkeypatch.setenv("KERNBENCH_REPLAY", mode)
+        res = sweep(_breaks_range, (1, 1), **kw)
+        rows.setdefault(mode, res.rows[0])
+        assert res.rows[0] == rows[mode]
+        ctx = kernbench.Context("default")
+        ctx.install_sfr("pe")
+        try:
+            fresh = row_figures(ctx.launch(_breaks_range, (1, 1), *_range_setup(ctx, 10), mode="timing"))
+        except kernbench.KernbenchError as e:
+            fresh = {"error_type": type(e).__name__}
+        assert res.rows[0]["error_type"] == fresh["error_type"] and res.rows[0]["commands"] == fresh.get("commands")
+    assert rows["verify"]["error_type"] == "KernelError"
+    assert rows["on"]["error"] is None and rows["off"]["commands"] > rows["on"]["commands"]
+    # the option, whatever the environment says
+    res = sweep(_breaks_range, (1, 1), options={"replay": ["off", "verify"]}, **kw)
+    assert res.stats["cached"] == 2 and [r["replay"] for r in res.rows] == ["off", "verify"]
+    assert res.rows[0]["commands"] == rows["off"]["commands"] and res.rows[1]["error_type"] == "KernelError"
+    tkw = dict(args={"n": 10}, grid=(1, 1), setup=_range_setup, cache=tmp_path)
+    monkeypatch.setenv("KERNBENCH_REPLAY", "on")
+    assert tune(_breaks_range, [{}], **tkw).best == {}
+    monkeypatch.setenv("KERNBENCH_REPLAY", "verify")
+    t = tune(_breaks_range, [{}], **tkw)
+    assert not t.from_cache and t.best is None and t.table[0]["error_type"] == "KernelError"
+
+
+# -- F6: functional points replay -----------------------------------------------------------------------
+def _divide(x_ptr, o_ptr, *, tl):
+    a = tl.load(x_ptr, shape=(16,), dtype="int32")
+    tl.store(o_ptr, tl.arange(0, 16) // a)  # a holds a 0 when zero=True: integer division by zero
+
+
+def _divide_setup(ctx, zero=True):
+    a = np.array([1] * 15 + [0 if zero else 3], np.int32)
+    return ctx.replicate(a, dtype="int32"), ctx.empty((16,), "int32")
+
+
+def _fresh_functional(zero, hw=None):
+    ctx = kernbench.Context("default", overrides=hw or {})
+    ctx.install_sfr("pe")
+    try:
+        return row_figures(ctx.launch(_divide, (1, 1), *_divide_setup(ctx, zero), mode="functional"))
+    except kernbench.KernbenchError as e:
+        return {"error_type": type(e).__name__, "error": str(e), "error_where": e.where}
+
+
+def test_functional_points_are_fresh_functional_launches():
+    """options={"mode": ["functional"]} traced and timed, never replayed: an error only replay
+    finds (an integer division by zero on loaded data) was missing from the rows."""
+    res = sweep(_divide, (1, 1), setup=_divide_setup, args={"zero": [True, False]},
+                hardware={"dma.latency_cycles": [50, 150]}, options={"mode": ["functional", "timing"]},
+                workers=1, cache=False)
+    for row in res.rows:
+        if row["mode"] == "timing":
+            assert row["error"] is None
+            continue
+        fresh = _fresh_functional(row["zero"], {"dma.latency_cycles": row["dma.latency_cycles"]})
+        assert {k: row[k] for k in fresh} == fresh
+        assert (row["error_type"] == "KernelError") == row["zero"]
+    assert "division or remainder by zero" in res.rows[0]["error"]
+    assert res.stats["traces"] == 6  # a launch per functional point, a trace per timing group
+
+
+# -- F7: Dask's error rows name the kernel's file -------------------------------------------------------
+KBAD = """\
+def kbad(x_ptr, o_ptr, n, *, tl):
+    t = tl.load(x_ptr, shape=(n,), dtype="f32")
+    tl.store(o_ptr, tl.dot(t, t))  # KernelError at this line
+
+
+def setup(ctx, n):
+    if n > 100:
+        raise RuntimeError("no data for n=%d" % n)
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+"""
+
+
+def test_dask_error_rows_name_the_kernels_file_as_the_serial_path_does(tmp_path, monkeypatch):
+    """cloudpickle ships code by value with co_filename "<dynamic-code>": a worker's error rows
+    named ``<dynamic-code>:3`` (and were cached so)."""
+    distributed = pytest.importorskip("distributed")
+    # (as test_sweep.py's LocalCluster test: the workers must import the kernbench this process runs)
+    mine = os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__)))
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if os.path.abspath(p or os.curdir) == mine
+                                      or not os.path.isdir(os.path.join(p or os.curdir, "kernbench"))])
+    monkeypatch.chdir(tmp_path)
+    import importlib.util
+
+    (tmp_path / "kbad.py").write_text(KBAD)
+    spec = importlib.util.spec_from_file_location("kernbench_test_kbad", tmp_path / "kbad.py")
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "kernbench_test_kbad", mod)
+    spec.loader.exec_module(mod)
+    kw = dict(setup=mod.setup, args={"n": [64, 128]}, hardware={"dma.latency_cycles": [50, 150]})
+    serial = sweep(mod.kbad, (1, 1), workers=1, cache=False, **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        par = sweep(mod.kbad, (1, 1), client=client, cache=tmp_path / "cache", **kw)
+    assert par.rows == serial.rows
+    assert serial.rows[0]["error_where"] == f"{tmp_path / 'kbad.py'}:3" and "kbad.py:3" in serial.rows[0]["error"]
+    assert serial.rows[2]["error_where"] == f"{tmp_path / 'kbad.py'}:8"  # (the setup that raised)
+    assert sweep(mod.kbad, (1, 1), workers=1, cache=tmp_path / "cache", **kw).rows[:2] == serial.rows[:2]
