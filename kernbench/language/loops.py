@@ -47,8 +47,6 @@ every iteration. docs/language.md, "tl.range", has the contract.
 """
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from .._core._replay import handles_alike, handles_moving, live_handles
@@ -79,52 +77,7 @@ class _Plan:
     """What replaying B moved on needs (see the module docstring)."""
 
     __slots__ = ("rows", "shift", "D", "S", "tensors", "pinned", "acc", "delta", "t_a", "t_b",
-                 "transposed", "handles", "known", "cmds", "early", "kept", "moves", "top")
-
-
-def _kept_pairs(track: list, a0: int, a: int, z: int, lo: int) -> list:
-    """(j0, ja, weakref, weakref) of each handle of iteration 0 (``track[j0]``, ``a0 <= j0 < a``)
-    held elsewhere than ``track`` with the one at its place in A (``track[ja]``, ``a <= ja <
-    z``), held too; [] when the two iterations made different numbers of handles (iteration 0
-    is not the body: nothing to pair)."""
-    if a - a0 != z - a:
-        return []
-    held = {id(h) for h in live_handles(track, a0, lo, z)}
-    out = []
-    for j in range(a - a0):
-        h0, ha = track[a0 + j], track[a + j]
-        if id(h0) in held and id(ha) in held and type(h0) is type(ha):
-            out.append((a0 + j, a + j, weakref.ref(h0), weakref.ref(ha)))
-    return out
-
-
-def _held(track, j: int, ref) -> bool:
-    """Is the handle ``ref`` names still held by the kernel: alive, and when an outer loop's
-    tracking list ``track`` still holds it at ``j``, held elsewhere too."""
-    h = ref()
-    if h is None:
-        return False
-    listed = track is not None and j < len(track) and track[j] is h
-    h = None  # (only the list's reference and the kernel's count below)
-    return not listed or bool(live_handles(track, j, 0, j + 1))
-
-
-def _check_kept(b, kept: list, replayed: int) -> None:
-    """After a replayed loop: refuse one whose handles of iteration 0 and A, paired by
-    :func:`_kept_pairs`, both outlive it. The body keeps its handles longer than the two
-    iterations replay moves on (a list it appends to, a window of three or more): replay made
-    none for the ``replayed`` iterations it skipped, so what the kernel does with them after
-    the loop would miss theirs or read older ones, silently."""
-    track = b._track  # (an outer loop's, still proving its own repetition; else None)
-    for j0, ja, r0, ra in kept:
-        if _held(track, j0, r0) and _held(track, ja, ra):
-            raise semantic.kernel_error(b, (
-                f"tl.range: a tensor the body made in its first iteration and the same one of the "
-                f"next are both still held after the loop: the body keeps its handles longer than "
-                f"two iterations (a list it appends to? a window of three or more?). Replay makes "
-                f"no handles for the {replayed} iteration(s) it skips, so what holds them would "
-                f"miss theirs: keep handles at most two iterations old (docs/language.md), or "
-                f"trace this loop in full (a plain range, or replay=\"off\")"))
+                 "transposed", "handles", "known", "cmds", "early", "moves", "top")
 
 
 def _span(shape: tuple, stride) -> int:
@@ -460,10 +413,6 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     # neither of which replay moves on. The traced last iteration puts the second right (its
     # variables are assigned again); replay_last cannot tell them apart, so traces the last.
     p.early = b._track is not None and bool(live_handles(b._track, s0[4], lo, sa[4]))
-    # ... and when one is held with the one made at its place in A (`outs.append(x)`: every
-    # iteration's kept), weak references to the pair: if both outlive the loop, something holds
-    # every iteration's handle, which replay cannot make for the iterations it skips
-    p.kept = _kept_pairs(b._track, s0[4], sa[4], sb[4], lo) if p.early else []
     # Those naming a tensor whose value is known while tracing (a tl.arange mask, a small fill)
     # name, once moved on, a replayed tensor: known too, with the same value, when the iteration
     # next to it in the proof made the same value there (else the loop is traced: the value may
@@ -869,8 +818,6 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 _move_known(b, p, R)
                 k += R
         if p is None or not check:
-            kept = p.kept if p is not None and k > kb + 1 else None  # (replayed: k moved on)
-            replayed = k - kb - 1
             p = None
             if owner:
                 b._acc = None  # inner tl.range loops of the last iterations own theirs
@@ -878,8 +825,6 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 at = j
                 running[2] = r[j]
                 yield r[j]
-            if kept:
-                _check_kept(b, kept, replayed)
             return
         # verify, first pass: trace the iterations replay would skip and check each (replay
         # stops before the first whose loads or stores leave their allocation, and traces it
