@@ -1367,3 +1367,15 @@ def test_generated_loop_kernels_with_their_first_iteration_proving_exact(case, l
     full tracing's, and verify mode agrees."""
     k, args = make_loop_kernel(*case, replay_last=last, replay_first=True)
     _exact(k, args)
+
+
+def test_a_window_of_three_the_last_iteration_does_not_shift_is_caught_by_verify():
+    """Outside the contract (docs/language.md): replay leaves iteration 0's tensor in the
+    window's oldest slot, which only the last iteration's shift would replace; the program
+    differs from full tracing, and verify mode says so."""
+    n = 12
+    args = lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((T, T), "f32"), n, 3, False)  # noqa: E731
+    off, on = _launch(keeps_first_and_a_window, args, "off"), _launch(keeps_first_and_a_window, args, "on")
+    assert off.program.commands.tobytes() != on.program.commands.tobytes()
+    with pytest.raises(KernelError, match=r"tl.range replay \(verify mode\) changes the program"):
+        _launch(keeps_first_and_a_window, args, "verify")
