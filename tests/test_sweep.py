@@ -440,6 +440,14 @@ if __name__ == "__main__":
     print("guard-fn", f())
 if "__main__" == __name__:
     print("guard2", u())
+else:
+    print("else", u())
+def deco(fn):
+    print("deco", u())
+    return fn
+@deco
+def g():
+    pass
 """
 
 UNGUARDED_SWEEP = """\
@@ -473,8 +481,10 @@ def test_a_call_from_a_scripts_top_level_is_told_from_a_guarded_one(tmp_path):
     out, path = _run_script(tmp_path, "probe.py", GUARD_PROBE)
     assert out.returncode == 0, out.stderr
     got = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+    # (a decorator runs at the top level: a review found it taken for guarded; and a guard
+    # whose else branch calls anything, which the workers run as they import the script: guard2)
     assert got == {"top": repr((path, 3)), "fn": repr((path, 4)), "guard": "None",
-                   "guard-fn": "None", "guard2": "None"}
+                   "guard-fn": "None", "guard2": repr((path, 9)), "deco": repr((path, 15))}
     # a package's __main__.py (python -m pkg, as python -m kernbench sweep): never run again
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")

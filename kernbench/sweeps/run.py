@@ -381,7 +381,8 @@ def _is_main_guard(node) -> bool:
 def unguarded_script_line(frame=None) -> tuple | None:
     """``(path, line)`` of the statement of the running script (the ``__main__`` module, a file)
     from which this call comes, when that statement is at the script's top level outside
-    ``if __name__ == "__main__":``; else None (an interactive session, a guarded call, a
+    ``if __name__ == "__main__":`` (a decorator's line included), or inside one whose ``else``
+    branch calls anything (the workers run that branch); else None (an interactive session, a guarded call, a
     package's ``__main__.py``, which multiprocessing never runs again, as ``python -m kernbench``;
     a script that cannot be read). Worker processes started by spawning import the script
     again, running such a statement in each of them."""
@@ -406,9 +407,19 @@ def unguarded_script_line(frame=None) -> tuple | None:
         return None
     line = top.f_lineno
     for node in tree.body:
-        if node.lineno <= line <= (node.end_lineno or node.lineno):
-            return None if _is_main_guard(node) else (path, line)
+        if _first_line(node) <= line <= (node.end_lineno or node.lineno):
+            if not _is_main_guard(node):
+                return path, line
+            # The guard's else branch runs where __name__ is not "__main__": in every worker,
+            # as it imports the script. One that calls anything may start the sweep there.
+            calls = any(isinstance(x, ast.Call) for x in ast.walk(ast.Module(node.orelse, [])))
+            return (path, line) if calls else None
     return None
+
+
+def _first_line(node) -> int:
+    # a statement's first line, its decorators' included (a call in a decorator runs there)
+    return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
 
 
 def _dask_client(workers, client, scheduler):
