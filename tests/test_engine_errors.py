@@ -417,6 +417,9 @@ def test_strict_sram_raises_and_default_flags():
     with pytest.raises(SramCapacityError, match=r"peak SRAM above capacity \(4096 bytes\) on PE \(1, 0\): 5000 bytes") as ei:
         m.run(strict_sram=True)
     assert ei.value.over == [("PE (1, 0)", 5000)]
+    # where: the second load's start, when the DMA unit (in order) is done with the first
+    assert ei.value.pe == (1, 0) and ei.value.cycle == r.start((1, 0), 1) == r.end((1, 0), 0) > 0
+    assert "; first on PE (1, 0) at cycle" in str(ei.value) and "5,000 bytes live" in str(ei.value)
 
 
 # -- the interpreter survives anything ------------------------------------------------------------

@@ -1,5 +1,8 @@
 """The launch Context: hardware resolution, SFR installs, argument forwarding, and what a
 LaunchResult carries."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -7,6 +10,8 @@ import kernbench
 from kernbench import SramCapacityError
 from kernbench.common.pe_commands import Unit
 from kernbench.hw import HardwareConfigError, load_hw
+
+FILE = os.path.basename(__file__)
 
 
 def test_hardware_from_preset_overrides_path_and_object(tmp_path):
@@ -112,6 +117,35 @@ def test_strict_sram_raises_from_the_engine():
     assert r.engine.sram_over[0] and r.peak_sram[0] == 2 * 512 * 1024 * 4
     with pytest.raises(SramCapacityError):
         ctx.launch(k, (1, 1), mode="timing", strict_sram=True)
+
+
+def test_strict_sram_names_where_it_first_went_above_capacity():
+    """The error names the PE, the kernel line and the cycle where live SRAM first rose above
+    capacity (a review found only the PEs and peak bytes). Derived from docs/hardware-model.md
+    (vector unit: a fill of n f32 elements takes ceil(n / 64) * 1 + 8 cycles, an exp
+    ceil(n / 64) * 4 + 8; a result is allocated when its command starts, an operand freed when
+    its last reader ends): n = 128 * 1024, the fill 0 -> 2,056, exp b 2,056 -> 10,256, exp c
+    from 10,256, when a (read again at the end), b (read by c) and c are live: 3 x 512 KiB =
+    1,572,864 bytes above the 1 MiB capacity; at 2,056, a and b alone are exactly 1 MiB."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "sram.capacity_bytes": 1 << 20})
+    lines = []
+
+    def k(*, tl):
+        a = tl.zeros((128, 1024), "f32")
+        b = tl.exp(a)
+        lines.append(sys._getframe().f_lineno + 1)
+        c = tl.exp(b)
+        tl.exp(c) + a
+
+    r = ctx.launch(k, (1, 1), mode="timing")
+    assert r.engine.cmd_start.tolist()[:3] == [0, 2056, 10256] and r.peak_sram[0] == 1572864
+    with pytest.raises(SramCapacityError) as ei:
+        ctx.launch(k, (1, 1), mode="timing", strict_sram=True)
+    e = ei.value
+    assert e.pe == (0, 0) and e.cycle == 10256 and e.where.endswith(f"{FILE}:{lines[0]}")
+    assert str(e) == ("peak SRAM above capacity (1048576 bytes) on PE (0, 0): 1572864 bytes; first on "
+                      f"PE (0, 0) at cycle 10,256, 1,572,864 bytes live, as exp (128,1024) f32 "
+                      f"({FILE}:{lines[0]}) allocated its result")
 
 
 def test_pinned_loads_stay_live():

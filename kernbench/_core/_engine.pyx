@@ -285,6 +285,10 @@ cdef class Sim:
     # outputs
     cdef public object cmd_start_arr, cmd_end_arr, unit_counters, link_counters
     cdef public object sram_peak_arr, sram_live_arr
+    #: per PE, where its live SRAM first rose above capacity: (cycle, the command that allocated
+    #: last then, live bytes), -1s when it never did (the peak is committed once a cycle's
+    #: changes are in, so the first peak above capacity is that cycle's)
+    cdef public object sram_over_arr
     cdef int64_t[::1] cmd_start
     cdef int64_t[::1] cmd_end
     cdef UnitCounters[:, ::1] ucnt
@@ -292,6 +296,8 @@ cdef class Sim:
     cdef int64_t[::1] sram_live
     cdef int64_t[::1] sram_peak
     cdef int64_t[::1] sram_t
+    cdef int64_t[:, ::1] sram_over
+    cdef int64_t[::1] sram_last_alloc  # per PE: the last command to allocate its result
     cdef public int64_t heap_events
     cdef public int64_t n_folds
     cdef public int64_t n_bursts
@@ -402,6 +408,9 @@ cdef class Sim:
         self.sram_peak = self.sram_peak_arr
         self.sram_live = self.sram_live_arr
         self.sram_t = np.zeros(n_pes, dtype=np.int64)
+        self.sram_over_arr = np.full((n_pes, 3), -1, dtype=np.int64)
+        self.sram_over = self.sram_over_arr
+        self.sram_last_alloc = np.full(n_pes, -1, dtype=np.int64)
 
         self.units = <UnitState*> calloc(n_pes * N_UNITS, sizeof(UnitState))
         self.dports = <DmaPort*> calloc(n_pes, sizeof(DmaPort))
@@ -566,9 +575,18 @@ cdef class Sim:
         # peak is the one after every change of a cycle, whatever order the changes came in.
         if self.sram_t[pe] != self.now:
             if self.sram_live[pe] > self.sram_peak[pe]:
-                self.sram_peak[pe] = self.sram_live[pe]
+                self._new_peak(pe)
             self.sram_t[pe] = self.now
         self.sram_live[pe] += delta
+
+    cdef inline void _new_peak(self, int32_t pe) noexcept nogil:
+        # commit cycle sram_t[pe]'s live bytes as the peak; the first above capacity is noted
+        # (a peak, so never before one: the ones before were within capacity)
+        self.sram_peak[pe] = self.sram_live[pe]
+        if self.sram_live[pe] > self.hw.sram_capacity and self.sram_over[pe, 0] < 0:
+            self.sram_over[pe, 0] = self.sram_t[pe]
+            self.sram_over[pe, 1] = self.sram_last_alloc[pe]
+            self.sram_over[pe, 2] = self.sram_live[pe]
 
     cdef inline int64_t _size(self, int64_t t) noexcept nogil:
         # global tensor t's size in bytes
@@ -626,6 +644,7 @@ cdef class Sim:
             self.ff_fired = c
         if cmd.dst >= 0:
             self._sram(pe, self._size(tbase + cmd.dst))
+            self.sram_last_alloc[pe] = c  # (after: a commit in _sram is an earlier cycle's)
         if cmd.opcode == OP_DOT:
             folds = gemm_folds(&self.hw, cmd.m, cmd.n)
             fc = gemm_fold_cycles(&self.hw, cmd.k, cmd.esize)
@@ -1516,7 +1535,7 @@ cdef class Sim:
                     return ST_INVARIANT
         for pe in range(n_pes):
             if self.sram_live[pe] > self.sram_peak[pe]:
-                self.sram_peak[pe] = self.sram_live[pe]
+                self._new_peak(pe)
         if self.n_done < n_cmds:
             return ST_DEADLOCK
         return ST_OK

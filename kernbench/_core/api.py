@@ -1077,13 +1077,24 @@ def simulate(
     over = peak > hw.sram.capacity_bytes
     if strict_sram and over.any():
         bad = [(_pe_name(hw, int(g)), int(peak[g])) for g in np.flatnonzero(over)]
-        g0 = int(np.flatnonzero(over)[0])
+        # the PE that went above capacity first, where (the engine notes the cycle, the command
+        # that allocated last in it, the live bytes): its kernel line is the error's
+        first = sim.sram_over_arr
+        g0 = min(np.flatnonzero(over).tolist(), key=lambda g: (int(first[g, 0]) < 0, int(first[g, 0]), g))
+        at, c, live = (int(x) for x in first[g0])
+        what = where = ""
+        if c >= 0:
+            what = (f"; first on {_pe_name(hw, g0)} at cycle {at:,}, {live:,} bytes live, as "
+                    f"{describe(c) if describe is not None else f'command {c}'} allocated its result")
+            where = source(c) if source is not None else None
         raise SramCapacityError(
             f"peak SRAM above capacity ({hw.sram.capacity_bytes} bytes) on "
             + ", ".join(f"{name}: {b} bytes" for name, b in bad[:8])
-            + (f" and {len(bad) - 8} more" if len(bad) > 8 else ""),
+            + (f" and {len(bad) - 8} more" if len(bad) > 8 else "") + what,
             bad,
             pe=hw.pe_coords(g0),
+            where=where or None,
+            cycle=at if c >= 0 else None,
         )
     events = None
     if record_events:

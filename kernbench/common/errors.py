@@ -89,12 +89,18 @@ class MaxCyclesError(KernbenchError, RuntimeError):
 
 
 class SramCapacityError(KernbenchError, RuntimeError):
-    """Peak live SRAM above capacity with ``strict_sram=True``."""
+    """Peak live SRAM above capacity with ``strict_sram=True``. ``over``: [(PE name, peak
+    bytes)] of every PE above capacity; ``pe``, ``where`` ("file:line") and ``cycle``: the PE
+    that went above first, the kernel line of the command that allocated last in the cycle it
+    did, and that cycle (None when not known)."""
 
-    def __init__(self, message: str, over: list[tuple], pe: tuple | None = None):
+    def __init__(self, message: str, over: list[tuple], pe: tuple | None = None,
+                 where: str | None = None, cycle: int | None = None):
         super().__init__(message)
         self.over = over
         self.pe = pe
+        self.where = where
+        self.cycle = cycle
 
 
 class EngineInvariantError(KernbenchError, RuntimeError):
