@@ -193,6 +193,19 @@ cdef inline char* _float(char* p, double v) except NULL:
     return p
 
 
+cdef inline char* _flow_event(char* p, const unsigned char* head, Py_ssize_t k, int64_t ident,
+                              double ts, int64_t pid, int64_t tid) except NULL:
+    # one end of a flow but its closing: the head, then its id, timestamp, pid and tid
+    p = _put(p, head, k)
+    p = _int(p, ident)
+    p = _lit(p, b',"ts":')
+    p = _float(p, ts)
+    p = _lit(p, b',"pid":')
+    p = _int(p, pid)
+    p = _lit(p, b',"tid":')
+    return _int(p, tid)
+
+
 def flows(const unsigned char[::1] head_s not None, const unsigned char[::1] head_f not None,
           const int64_t[::1] ids not None, const double[::1] ts_s not None,
           const int64_t[::1] pid_s not None, const int64_t[::1] tid_s not None,
@@ -218,23 +231,9 @@ def flows(const unsigned char[::1] head_s not None, const unsigned char[::1] hea
     p = buf
     try:
         for i in range(n):  # (with the GIL: repr's digits come from Python's allocator)
-            p = _put(p, hs, ks)
-            p = _int(p, ids[i])
-            p = _lit(p, b',"ts":')
-            p = _float(p, ts_s[i])
-            p = _lit(p, b',"pid":')
-            p = _int(p, pid_s[i])
-            p = _lit(p, b',"tid":')
-            p = _int(p, tid_s[i])
+            p = _flow_event(p, hs, ks, ids[i], ts_s[i], pid_s[i], tid_s[i])
             p = _lit(p, b'}')
-            p = _put(p, hf, kf)
-            p = _int(p, ids[i])
-            p = _lit(p, b',"ts":')
-            p = _float(p, ts_f[i])
-            p = _lit(p, b',"pid":')
-            p = _int(p, pid_f[i])
-            p = _lit(p, b',"tid":')
-            p = _int(p, tid_f[i])
+            p = _flow_event(p, hf, kf, ids[i], ts_f[i], pid_f[i], tid_f[i])
             p = _lit(p, b',"bp":"e"}')
         return PyBytes_FromStringAndSize(buf, p - buf)
     finally:
