@@ -721,27 +721,6 @@ class TlRange:
         return f"tl.range({r.start}, {r.stop}, {r.step}{last}{first}{moving})"
 
 
-def _indexed(b, r: range):
-    """``r``'s values, with the loop in ``b.ranges`` (file, line, current index) while it runs,
-    so that an error in its body names the iteration (semantic.fail), as a replayed loop's does.
-    A ``tl`` not tracing a program (its builder stands in: no ``ranges``) just iterates."""
-    if getattr(type(b), "ranges", None) is None:
-        yield from r
-        return
-    where = semantic.site()
-    running = [where[0], where[1], None, False]
-    b.ranges.append(running)
-    try:
-        for x in r:
-            running[2] = x
-            yield x
-    finally:
-        for i in range(len(b.ranges) - 1, -1, -1):  # (its own: loops may end out of order)
-            if b.ranges[i] is running:
-                del b.ranges[i]
-                break
-
-
 def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False,
              shapes_move: bool = False):
     """The generator behind ``tl.range`` (see the module docstring). ``replay_last``: the last
@@ -762,7 +741,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
     tail = 0 if replay_last else 1  # iterations traced after the replayed ones: the last
     head = PROBES - 1 if replay_first else PROBES  # iterations traced before them, at least
     if mode == "off" or getattr(b, "functional", True) or n < head + 1 + tail:
-        yield from _indexed(b, r)
+        yield from r
         return
     tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
     where = semantic.site()

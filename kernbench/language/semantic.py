@@ -377,16 +377,7 @@ def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
 
 
 def fail(tr, message: str):
-    """Raise the KernelError for ``message`` at the kernel's current line; inside tl.range
-    loops, naming the iteration of each (innermost first: ``(in iteration index 97 of the
-    tl.range at k.py:12)``)."""
-    try:
-        ranges = tr.ranges
-    except Exception:  # (not a builder: no loops to name)
-        ranges = None
-    if ranges:
-        message += " (in " + ", ".join(f"iteration index {r[2]} of the tl.range at "
-                                       f"{os.path.basename(r[0])}:{r[1]}" for r in reversed(ranges)) + ")"
+    """Raise the KernelError for ``message`` at the kernel's current line."""
     raise kernel_error(tr, message, site())
 
 
