@@ -3,11 +3,16 @@ follows every user module the code reaches (however far, however reached), a poi
 arguments have no faithful key shares no trace and no cache entry, a cached tune result is the
 fresh one, the replay mode is in the key, functional points replay, and Dask's error rows name
 the kernel's file. Each test is a case a review found served stale or wrong rows."""
+import collections
+import dataclasses
+import datetime
 import enum
 import importlib
+import logging
 import os
 import pathlib
 import sys
+import uuid
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -455,3 +460,168 @@ def test_dask_error_rows_name_the_kernels_file_as_the_serial_path_does(tmp_path,
     assert serial.rows[0]["error_where"] == f"{tmp_path / 'kbad.py'}:3" and "kbad.py:3" in serial.rows[0]["error"]
     assert serial.rows[2]["error_where"] == f"{tmp_path / 'kbad.py'}:8"  # (the setup that raised)
     assert sweep(mod.kbad, (1, 1), workers=1, cache=tmp_path / "cache", **kw).rows[:2] == serial.rows[:2]
+
+
+# -- review E, F1: a class's base classes are in the code key ------------------------------------------
+def test_a_method_inherited_from_a_base_class_in_another_module_is_in_the_key(user_modules, tmp_path):
+    """The key held the class's file and methods but not its bases': editing ``Base.n`` in its own
+    module served the old row."""
+    user_modules({"kbe_base.py": "class Base:\n    def n(self):\n        return 1024\n",
+                  "kbe_cfg.py": "from kbe_base import Base\n\n\nclass Cfg(Base):\n    pass\n",
+                  "kbe_k.py": "from kbe_cfg import Cfg\n\n\ndef k(x):\n    return x + Cfg().n()\n"})
+    k = importlib.import_module("kbe_k").k
+    key = code_fingerprint(k)
+    (tmp_path / "kbe_base.py").write_text("class Base:\n    def n(self):\n        return 4096\n# edited\n")
+    on_disk = code_fingerprint(k)
+    assert on_disk != key
+    sys.modules["kbe_base"].Base.n = lambda self: 4096  # the code that runs, not only the file
+    assert len({key, on_disk, code_fingerprint(k)}) == 3
+
+
+# -- review E, F2: the code of an argument's class is in its key ---------------------------------------
+_CFGS = """\
+import collections
+import dataclasses
+import enum
+
+
+@dataclasses.dataclass
+class DC:
+    n: int
+
+    def size(self):
+        return self.n
+
+
+class Mode(enum.Enum):
+    A = 1
+
+    def size(self):
+        return self.value
+
+
+class NT(collections.namedtuple("NT", "n")):
+    def size(self):
+        return self.n
+"""
+
+
+@pytest.mark.parametrize("kind", ["DC(1024)", "Mode.A", "NT(1024)", "[DC(1024)]"])
+def test_the_code_of_an_arguments_class_is_in_its_key(kind, user_modules, tmp_path):
+    """An argument that is a user class's instance was keyed by its class name and values:
+    editing its method (``cfg.size()``) served the old row. Data reached by code too."""
+    user_modules({"kbe_cfgs.py": _CFGS, "kbe_kd.py": f"from kbe_cfgs import DC, Mode, NT\n\nCFG = {kind}\n\n\n"
+                  "def k(x):\n    return x + len(CFG)\n"})
+    mod = importlib.import_module("kbe_cfgs")
+    arg = eval(kind, vars(mod))
+    k = importlib.import_module("kbe_kd").k
+    key, code = digest(arg, strict=True), code_fingerprint(k)
+    assert digest(arg, strict=True) == key
+    (tmp_path / "kbe_cfgs.py").write_text(_CFGS.replace("return self.n", "return self.n * 4") + "# edited\n")
+    assert digest(arg, strict=True) != key and code_fingerprint(k) != code
+
+
+# -- review E, F3: different arguments get different strict keys ---------------------------------------
+class IMode(enum.IntEnum):
+    FAST = 1
+
+
+class SMode(str, enum.Enum):
+    X = "x"
+
+
+class MyInt(int):
+    pass
+
+
+@dataclasses.dataclass
+class DCfg:
+    n: int
+
+
+def _with_extra():
+    c = DCfg(1)
+    c.extra = 4096
+    return c
+
+
+@pytest.mark.parametrize("a, b", [
+    (1, IMode.FAST), ("x", SMode.X), (1, MyInt(1)), (DCfg(1), _with_extra()), ({1}, frozenset({1})),
+    (300, np.int16(300)), (1.5, np.float32(1.5)), (True, np.bool_(True)), (7, np.uint64(7)),
+    ((1, 2.0), np.void((1, 2.0), dtype=[("a", "i4"), ("b", "f8")])),
+], ids=["intenum", "strenum", "int-subclass", "dataclass-extra", "frozenset", "int16", "float32", "bool_",
+        "uint64", "void"])
+def test_different_arguments_get_different_strict_keys(a, b):
+    """Each pair was one strict key (one trace group, one cache entry) for values code tells apart."""
+    assert canonical(a, strict=True) != canonical(b, strict=True)
+
+
+def test_int64_and_float64_keep_the_key_of_python_numbers():
+    assert canonical(np.int64(32), strict=True) == canonical(32, strict=True)
+    assert canonical(np.float64(2.5), strict=True) == canonical(2.5, strict=True)
+    assert canonical([np.int64(3)], strict=True) == canonical([3], strict=True)
+
+
+def test_an_intenum_argument_gets_its_own_trace():
+    """1 and IMode.FAST (equal, but not to the code) shared one trace."""
+    def setup(ctx, v):
+        n = 4096 if isinstance(v, IMode) else 1024
+        return ctx.empty((8192,), "f32"), ctx.empty((8192,), "f32"), n
+
+    res = sweep(_deep_free, (1, 1), setup=setup, args=[{"v": [v]} for v in (1, IMode.FAST)], workers=1, cache=False)
+    assert res.stats["trace_groups"] == 2 and res.rows[0]["cycles"] != res.rows[1]["cycles"]
+
+
+def _deep_free(x_ptr, o_ptr, n, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") + 1.0)
+
+
+# -- review E, F5: ordinary arguments have strict keys; globals read by an argument's code as the target's
+@pytest.mark.parametrize("a, b", [
+    (datetime.date(2020, 1, 1), datetime.date(2020, 1, 2)),
+    (datetime.datetime(2020, 1, 1), datetime.datetime(2020, 1, 1, fold=1)),
+    (datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc), datetime.datetime(2020, 1, 1)),
+    (datetime.timedelta(days=1), datetime.timedelta(days=1, microseconds=1)),
+    (Ellipsis, None),
+    (uuid.UUID(int=1), uuid.UUID(int=2)),
+    (collections.deque([1, 2]), collections.deque([1, 2], maxlen=3)),
+    (collections.deque([1, 2]), [1, 2]),
+    (np.datetime64("2020-01-01", "D"), np.datetime64("2020-01-01", "m")),
+    (np.timedelta64(5, "s"), np.timedelta64(5, "ms")),
+], ids=["date", "datetime-fold", "datetime-tz", "timedelta", "ellipsis", "uuid", "deque-maxlen", "deque-list",
+        "datetime64", "timedelta64"])
+def test_ordinary_arguments_have_strict_keys(a, b):
+    """These were refused by strict keys (uncached, ungrouped) though what they hold is known."""
+    ka, kb = canonical(a, strict=True), canonical(b, strict=True)
+    assert ka == canonical(a, strict=True) and ka != kb
+
+
+def test_strict_keys_still_refuse_what_a_repr_hides():
+    class TZ(datetime.tzinfo):
+        def __init__(self, h):
+            self.h = h
+
+        def utcoffset(self, dt):
+            return datetime.timedelta(hours=self.h)
+
+    for bad in (datetime.datetime(2020, 1, 1, tzinfo=TZ(1)), collections.deque([Cfg("t", 1)])):
+        with pytest.raises(NotCanonical):
+            canonical(bad, strict=True)
+
+
+_LOG = logging.getLogger("kernbench.test.review_e")
+
+
+def _logging_act(t):
+    _LOG.debug("act")
+    return t * t
+
+
+def test_a_kernel_argument_reading_a_logger_global_is_cached_and_grouped(tmp_path):
+    """A callable argument whose code reads a module-level Logger made its point uncached and
+    ungrouped: the target's own globals are keyed by class; an argument's are now too."""
+    canonical({"act": _logging_act}, strict=True)
+    kw = dict(setup=_act_setup, args={"n": [1024], "act": [_logging_act]}, workers=1, cache=tmp_path,
+              progress=False)
+    assert sweep(_act_kernel, (1, 1), **kw).stats["computed"] == 1
+    assert sweep(_act_kernel, (1, 1), **kw).stats["cached"] == 1
