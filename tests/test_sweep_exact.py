@@ -63,6 +63,12 @@ _REACH = {
          "kbx_c_k.py": "import importlib\n\n\ndef make_kernel(cfg):\n    def k(n):\n        return n // cfg.BLOCK\n"
                        "    return k\n\n\nk = make_kernel(importlib.import_module('kbx_c_tiles'))\n"},
         ("kbx_c_k", "k"), "kbx_c_tiles.py", "kbx_c_tiles"),
+    "a value a module's __getattr__ serves": (
+        {"kbx_g_helpers.py": "def block():\n    return 64\n",
+         "kbx_g.py": "import kbx_g_helpers\n\n\ndef __getattr__(name):\n    if name == 'BLOCK':\n"
+                     "        return kbx_g_helpers.block()\n    raise AttributeError(name)\n",
+         "kbx_g_k.py": "import kbx_g\n\n\ndef k(n):\n    return n // kbx_g.BLOCK\n"},
+        ("kbx_g_k", "k"), "kbx_g_helpers.py", "kbx_g_helpers"),
     "helper function in a submodule": (
         {"kbx_d/__init__.py": "", "kbx_d/ops.py": "def extra(n):\n    return n + 1\n",
          "kbx_d_k.py": "import kbx_d.ops\n\n\ndef k(n):\n    return kbx_d.ops.extra(n)\n"},
@@ -625,3 +631,105 @@ def test_a_kernel_argument_reading_a_logger_global_is_cached_and_grouped(tmp_pat
               progress=False)
     assert sweep(_act_kernel, (1, 1), **kw).stats["computed"] == 1
     assert sweep(_act_kernel, (1, 1), **kw).stats["cached"] == 1
+
+
+# -- a review of the keys above: regressions and crashes ------------------------------------------
+def test_one_object_without_a_faithful_key_shares_its_trace_across_hardware(tmp_path):
+    """A review's case: one unkeyable config swept over 6 hardware points was traced 6 times
+    (each such point a group of its own). The points holding the very same object share one
+    trace; their rows equal fresh launches; nothing is cached."""
+    cfg = Cfg("t", 64)
+    bws = [8, 16, 32, 64, 128, 256]
+    res = sweep(_blocked, (1, 1), setup=_cfg_setup, args={"n": [4096], "cfg": [cfg]},
+                hardware={"link.bytes_per_cycle": bws}, workers=1, cache=tmp_path, progress=False)
+    assert res.stats["traces"] == 1 and res.stats["trace_groups"] == 1
+    fresh = []
+    for b in bws:
+        ctx = kernbench.Context("default", overrides={"link.bytes_per_cycle": b})
+        ctx.install_sfr("pe")
+        fresh.append(ctx.launch(_blocked, (1, 1), *_cfg_setup(ctx, 4096, cfg), mode="timing").cycles)
+    assert [r["cycles"] for r in res.rows] == fresh
+    again = sweep(_blocked, (1, 1), setup=_cfg_setup, args={"n": [4096], "cfg": [cfg]},
+                  hardware={"link.bytes_per_cycle": bws}, workers=1, cache=tmp_path, progress=False)
+    assert again.stats["cached"] == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _SizedCfg:
+    block: int
+
+    def size(self):
+        return self.block
+
+
+def test_a_user_class_in_every_point_is_fingerprinted_once(monkeypatch):
+    """A review's case: the class of a user-class argument was fingerprinted again at every
+    point (1.35 s a point with a large package behind it: 200 points, 270 s)."""
+    from kernbench.common import cache
+
+    calls = []
+    real = cache.code_fingerprint
+
+    def counting(fn, strict=False):
+        if fn is _SizedCfg:
+            calls.append(strict)
+        return real(fn, strict)
+
+    monkeypatch.setattr(cache, "code_fingerprint", counting)
+    res = sweep(_blocked, (1, 1), setup=lambda ctx, n, cfg: _cfg_setup(ctx, n, types_ns(cfg.size())),
+                args={"n": [4096], "cfg": [_SizedCfg(64)]}, hardware={"link.bytes_per_cycle": [8, 16, 32, 64]},
+                workers=1, cache=False, progress=False)
+    assert res.stats["traces"] == 1 and len(res.rows) == 4
+    assert calls == [True]
+
+
+def types_ns(block):
+    return Cfg("", block)
+
+
+class _Registry:
+    """A callable whose __getattr__ raises KeyError for any name it lacks."""
+
+    def __init__(self):
+        self.table = {"block": 64}
+
+    def __getattr__(self, name):
+        return self.table[name]
+
+    def __call__(self):
+        return self.block
+
+
+def _plus_one(x_ptr, o_ptr, n, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") + 1.0)
+
+
+def test_a_callable_whose_getattr_raises_is_keyed_without_a_crash(tmp_path):
+    """A review's case: KeyError('__qualname__') escaped from the key of such an argument."""
+    res = sweep(_plus_one, (1, 1), setup=lambda ctx, n, extra=None: (ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n),
+                args={"n": [64], "extra": [_Registry()]}, workers=1, cache=tmp_path, progress=False)
+    assert res.rows[0]["error_type"] is None and res.rows[0]["cycles"] > 0
+
+
+def _tune_setup(ctx, n, B):
+    if os.path.exists(os.environ.get("KB_TEST_FAIL_FLAG", "/nonexistent")):
+        raise OSError("device busy")
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n, B
+
+
+def test_tune_times_a_default_equal_to_a_config_but_not_the_same_value(tmp_path, monkeypatch):
+    """A review's cases: a default {"B": 64.0} took the row of the config {"B": 64} (== but not
+    the same launch: a float block fails); and rows whose errors are not determined by the key
+    (an OSError in the setup) were cached by tune."""
+    t = tune(_blocked, [{"B": 64}, {"B": 16}], args={"n": 4096}, default={"B": 64.0}, grid=(1, 1),
+             setup=_tune_setup, cache=False)
+    assert t.default_cycles is None and t.table[-1]["config"] == {"B": 64.0} and len(t.table) == 3
+    flag = tmp_path / "fail"
+    monkeypatch.setenv("KB_TEST_FAIL_FLAG", str(flag))
+    flag.write_text("")
+    cache_dir = tmp_path / "c"
+    t1 = tune(_blocked, [{"B": 64}, {"B": 16}], args={"n": 4096}, grid=(1, 1), setup=_tune_setup, cache=cache_dir)
+    assert t1.best is None and {r["error_type"] for r in t1.table[:2]} == {"OSError"}
+    flag.unlink()
+    t2 = tune(_blocked, [{"B": 64}, {"B": 16}], args={"n": 4096}, grid=(1, 1), setup=_tune_setup, cache=cache_dir)
+    assert not t2.from_cache and t2.best == {"B": 64}

@@ -74,7 +74,7 @@ class NotCanonical(TypeError):
     shares no trace with another."""
 
 
-def canonical(x: Any, strict: bool = False) -> Any:
+def canonical(x: Any, strict: bool = False, class_codes: dict | None = None) -> Any:
     """``x`` as plain JSON data that is equal exactly when the values are: np.int64 and
     np.float64 as Python numbers (``np.int64(32)`` and ``32`` give one key), with ``strict``
     another numpy scalar with its dtype (without, as the Python number), floats by their repr
@@ -93,12 +93,14 @@ def canonical(x: Any, strict: bool = False) -> Any:
     a container subclass with attributes of its own, data nested deeper than
     :data:`PLAIN_DEPTH`, and in a callable's key what :func:`code_fingerprint` with
     ``strict=True`` refuses (what its code reads from globals is keyed as without ``strict``:
-    by class, as for a target)."""
+    by class, as for a target). ``class_codes``: a dict the caller keeps across calls for the
+    user classes' fingerprints (a sweep keys every point's arguments: a class met at every
+    point is fingerprinted once, not once a point)."""
     if strict:
         return _Walk(lambda walk, f: {"code": code_fingerprint(f, strict=True)}, _faithful_repr_key,
-                     PLAIN_DEPTH, strict=True, on_class=_class_code(True))(x)
-    return _Walk(lambda walk, f: {"code": code_fingerprint(f)}, _repr_key, on_class=_class_code(False),
-                 dtypes=False)(x)
+                     PLAIN_DEPTH, strict=True, on_class=_class_code(True, class_codes))(x)
+    return _Walk(lambda walk, f: {"code": code_fingerprint(f)}, _repr_key,
+                 on_class=_class_code(False, class_codes), dtypes=False)(x)
 
 
 def digest(*parts: Any, strict: bool = False) -> str:
@@ -306,7 +308,7 @@ def _user_class(t: type) -> bool:
     """A class of the user's, or with one among its bases: defined in a user module or in one
     with no file (a notebook's ``__main__``)."""
     for c in getattr(t, "__mro__", ()):
-        name = getattr(c, "__module__", None)
+        name = _attr(c, "__module__")
         mod = sys.modules.get(name) if isinstance(name, str) else None
         if mod is None or name in sys.builtin_module_names:
             continue
@@ -316,15 +318,16 @@ def _user_class(t: type) -> bool:
     return False
 
 
-def _class_code(strict: bool):
+def _class_code(strict: bool, memo: dict | None = None):
     """``on_class`` of a :class:`_Walk` keying arguments: a user class's
-    :func:`code_fingerprint` (once per walk)."""
-    memo: dict = {}
+    :func:`code_fingerprint`, once per ``memo`` (a dict the caller keeps; default: this walk's)."""
+    memo = {} if memo is None else memo
 
     def on_class(t: type) -> str:
-        if t not in memo:
-            memo[t] = code_fingerprint(t, strict=strict)
-        return memo[t]
+        key = (t, strict)
+        if key not in memo:
+            memo[key] = code_fingerprint(t, strict=strict)
+        return memo[key]
     return on_class
 
 
@@ -373,15 +376,24 @@ def _user_code(code: types.CodeType) -> bool:
     return _user_file(code.co_filename) or not os.path.isfile(code.co_filename or "")
 
 
+def _attr(c: Any, name: str):
+    """``getattr(c, name, None)``, None too when the object's ``__getattr__`` raises anything
+    (a registry raising KeyError for a name it lacks)."""
+    try:
+        return getattr(c, name, None)
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _callable_name(c: Any) -> str:
     """``module.qualname`` of a callable (of its class for a callable object), no address."""
-    qn = getattr(c, "__qualname__", None)
-    qn = qn if isinstance(qn, str) else getattr(c, "__name__", None)
+    qn = _attr(c, "__qualname__")
+    qn = qn if isinstance(qn, str) else _attr(c, "__name__")
     if not isinstance(qn, str):
         return f"{type(c).__module__}.{type(c).__qualname__}"
-    mod = getattr(c, "__module__", None)
+    mod = _attr(c, "__module__")
     if not isinstance(mod, str):  # (a method of a builtin type: its class's module)
-        owner = getattr(c, "__objclass__", None) or getattr(c, "__self__", None)
+        owner = _attr(c, "__objclass__") or _attr(c, "__self__")
         owner = owner if owner is None or isinstance(owner, type) else type(owner)
         mod = getattr(owner, "__module__", "") or ""
     return f"{mod}.{qn}"
@@ -392,7 +404,7 @@ def _library_callable(c: Any) -> bool:
     dispatchers): keyed by its name."""
     if isinstance(c, _BUILTIN_CALLABLES):
         return True
-    return (isinstance(getattr(c, "__qualname__", None), str) and not _user_module(getattr(c, "__module__", None))
+    return (isinstance(_attr(c, "__qualname__"), str) and not _user_module(_attr(c, "__module__"))
             and not _user_module(type(c).__module__))
 
 
@@ -420,7 +432,7 @@ def _object_key(obj: Any, walk: _Walk) -> dict:
             return {"class": name, "repr": _ADDRESS.sub("at 0x?", repr(obj))}
         except Exception:  # noqa: BLE001 (a repr that fails: the class alone)
             return {"class": name}
-    state = getattr(obj, "__dict__", None)
+    state = _attr(obj, "__dict__")
     if not isinstance(state, dict):
         if walk.strict:
             raise NotCanonical(f"a {name} keeps its state out of __dict__ (slots, C fields)")
@@ -447,7 +459,7 @@ def _ref(walk: _Walk, c: Any) -> dict:
     if isinstance(c, type):
         return {"class": name}
     deep = walk.callables >= REF_DEPTH
-    code = getattr(c, "__code__", None)
+    code = _attr(c, "__code__")
     if isinstance(c, functools.partial):
         kind, state = "partial", lambda: {"func": walk(c.func), "args": walk(list(c.args)),
                                           "keywords": walk(dict(c.keywords))}
@@ -455,21 +467,21 @@ def _ref(walk: _Walk, c: Any) -> dict:
         kind, state = "method", lambda: {"func": walk(c.__func__), "of": _object_key(c.__self__, walk)}
     elif isinstance(code, types.CodeType):
         cells = {}
-        for var, cell in zip(code.co_freevars, getattr(c, "__closure__", None) or ()):
+        for var, cell in zip(code.co_freevars, _attr(c, "__closure__") or ()):
             try:
                 cells[var] = cell.cell_contents
             except ValueError:  # (an empty cell)
                 pass
         if not _user_code(code):  # (a library's closure: with its cells, the values it was made with)
             return {"lib": name} if deep or not cells else {"lib": name, **walk.inside(c, lambda: {"cells": walk(cells)})}
-        kind, state = "fn", lambda: {"defaults": walk(list(getattr(c, "__defaults__", None) or ())),
-                                     "kwdefaults": walk(dict(getattr(c, "__kwdefaults__", None) or {})),
+        kind, state = "fn", lambda: {"defaults": walk(list(_attr(c, "__defaults__") or ())),
+                                     "kwdefaults": walk(dict(_attr(c, "__kwdefaults__") or {})),
                                      "cells": walk(cells)}
         if deep:
             return {"fn": name, "code": _code_digest(code)}
         return {"fn": name, "code": _code_digest(code), **walk.inside(c, state)}
     elif _library_callable(c):
-        bound = getattr(c, "__self__", None)
+        bound = _attr(c, "__self__")
         if bound is None or isinstance(bound, (types.ModuleType, type)):
             return {"lib": name}
         kind, state = "lib", lambda: {"of": _object_key(bound, walk)}
@@ -615,7 +627,7 @@ def code_fingerprint(fn: Any, strict: bool = False) -> str:
         seen.add(id(obj))
         alive.append(obj)
         if isinstance(obj, types.ModuleType):
-            f = getattr(obj, "__file__", None)
+            f = _attr(obj, "__file__")
             if _user_file(f):
                 files.setdefault(os.path.abspath(f), _file_hash(f))
                 modules.setdefault(obj.__name__, obj)
@@ -643,12 +655,12 @@ def code_fingerprint(fn: Any, strict: bool = False) -> str:
                 if isinstance(v, types.FunctionType) and _user_code(v.__code__):
                     todo.append(v)
             return
-        code = getattr(obj, "__code__", None)
+        code = _attr(obj, "__code__")
         if not isinstance(code, types.CodeType):
             if not callable(obj):
                 return
             if _library_callable(obj):  # (by name; a builtin method by the object it is bound to)
-                me = getattr(obj, "__self__", None)
+                me = _attr(obj, "__self__")
                 if me is not None and not isinstance(me, (types.ModuleType, type)):
                     reach(f"method {_callable_name(obj)} of", None, lambda walk: _object_key(me, walk))
                 return
@@ -662,8 +674,8 @@ def code_fingerprint(fn: Any, strict: bool = False) -> str:
             loose.append(f"{where} code {_code_digest(code)}")
             if os.path.isfile(code.co_filename):
                 files.setdefault(os.path.abspath(code.co_filename), _file_hash(code.co_filename))
-            reach(f"{where} defaults", [list(getattr(obj, "__defaults__", None) or ()),
-                                        dict(getattr(obj, "__kwdefaults__", None) or {})])
+            reach(f"{where} defaults", [list(_attr(obj, "__defaults__") or ()),
+                                        dict(_attr(obj, "__kwdefaults__") or {})])
             names.update(code_names)
             package = glb.get("__package__") or glb.get("__name__")
             for name in sorted(set(_imports(code, package if isinstance(package, str) else None))):
@@ -682,7 +694,7 @@ def code_fingerprint(fn: Any, strict: bool = False) -> str:
                 todo.append(v)
             else:
                 reach(f"{where} global {name}", v, strict=False)
-        for i, cell in enumerate(getattr(obj, "__closure__", None) or ()):
+        for i, cell in enumerate(_attr(obj, "__closure__") or ()):
             try:
                 v = cell.cell_contents
             except ValueError:
@@ -697,11 +709,24 @@ def code_fingerprint(fn: Any, strict: bool = False) -> str:
         # visited, its own attributes then read), pkg.sub.helper (a function: visited)
         for mname in sorted(modules):
             mod = modules[mname]
-            for attr in sorted(names & set(vars(mod))):
+            # (a module's __getattr__ serves names its dict lacks: read them through it)
+            served = names & set(vars(mod))
+            ga = vars(mod).get("__getattr__")
+            if callable(ga):  # (its code, and what it reads, are what those names run)
+                served = names
+                if id(ga) not in seen:
+                    todo.append(ga)
+            for attr in sorted(served):
                 if (mname, attr) in read:
                     continue
                 read.add((mname, attr))
-                v = vars(mod)[attr]
+                if attr in vars(mod):
+                    v = vars(mod)[attr]
+                else:
+                    try:
+                        v = getattr(mod, attr)
+                    except Exception:  # noqa: BLE001 (a name it does not serve: nothing to key)
+                        continue
                 if isinstance(v, types.ModuleType):
                     todo.append(v)
                 else:

@@ -5,6 +5,8 @@ import html
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .figures import FIGURES
 
 #: figures that are whole numbers (pandas "Int64": a failed point's is <NA>)
@@ -27,9 +29,8 @@ def require(module: str):
 
 def _plain(v: Any) -> Any:
     """A swept value as a plain Python value (numpy scalars as numbers)."""
-    item = getattr(v, "item", None)
-    if item is not None and getattr(v, "ndim", 1) == 0:
-        return item()
+    if isinstance(v, np.generic):  # (any other object as it is: its __getattr__ may raise)
+        return v.item()
     return v
 
 

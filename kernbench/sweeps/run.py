@@ -307,12 +307,15 @@ def _check_hw_keys(base: HardwareConfig, pts: list) -> None:
 
 def _group_key(point: Point, hw: HardwareConfig, args_key) -> str:
     """The points that may share a trace: the same arguments (``args_key``, their strict
-    canonical form), mode, replay mode and machine shape. A point whose arguments have no
-    faithful form (``args_key`` None: an object keyed by its repr) and a functional-mode point
-    (its replay writes its own Context's memory) are a group of their own."""
-    if args_key is None or point.options["mode"] == "functional":
+    canonical form), mode, replay mode and machine shape. Points whose arguments have no
+    faithful form (``args_key`` None: an object keyed by its repr) share a trace only with
+    points holding the very same objects (the sweep keeps them all alive meanwhile, so their
+    ids are theirs); a functional-mode point (its replay writes its own Context's memory) is a
+    group of its own."""
+    if point.options["mode"] == "functional":
         return f"own:{point.index}"
-    return digest(args_key, point.options["mode"], point.options["replay"], [hw.n_cubes, hw.pes_per_cube])
+    args = args_key if args_key is not None else {"same objects": [[k, id(v)] for k, v in point.args.items()]}
+    return digest(args, point.options["mode"], point.options["replay"], [hw.n_cubes, hw.pes_per_cube])
 
 
 def _replay_option(value):
@@ -503,10 +506,11 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
                           f"reads ({e})", stacklevel=2)
             store = None
     args_keys: list = [None] * len(pts)
+    class_codes: dict = {}  # (a class met at every point: fingerprinted once)
     for p in pts:
         try:
-            args_keys[p.index] = canonical(p.args, strict=True)
-        except NotCanonical:  # (an argument keyed by its repr: its own trace, not cached)
+            args_keys[p.index] = canonical(p.args, strict=True, class_codes=class_codes)
+        except NotCanonical:  # (an argument keyed by its repr: not cached, grouped by identity)
             pass
 
     rows: list = [None] * len(pts)

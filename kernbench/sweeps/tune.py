@@ -23,6 +23,7 @@ from typing import Any
 
 from ..common.cache import DiskCache, NotCanonical, digest
 from ..hw.config import load_hw
+from .figures import cacheable
 from .run import _replay_option, make_target, sweep
 
 __all__ = ["tune", "TuneResult"]
@@ -78,7 +79,10 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
     opts = {**(options or {}), "strict_sram": True}
     opts["replay"] = _replay_option(opts.get("replay"))  # (KERNBENCH_REPLAY read here: in the key)
     tgt = make_target(target, grid, setup, sfr, ring)
-    todo = configs + ([default] if default not in configs else [])
+    # (the default is one of the configs only when it is the same value: {"B": 64.0} is not
+    # {"B": 64}, though ==; it is then timed itself)
+    at = next((i for i, c in enumerate(configs) if _same(c, default)), None)
+    todo = configs + ([default] if at is None else [])
     store = DiskCache("tune", None if cache is True else cache) if cache else None
     key = None
     if store is not None:
@@ -95,9 +99,19 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
                 workers=workers, client=client, cache=cache, progress=progress)
     rows = [{k: r[k] for k in _FIGURES} for r in res.rows]
     out = _result(todo, len(configs), default, rows, res.stats["computed"])
-    if store is not None:  # (by position in the list: plain JSON whatever the configs hold)
+    # (by position in the list: plain JSON whatever the configs hold; not when a row's error is
+    # not determined by the key, an OSError in a setup: the sweep does not cache those either)
+    if store is not None and all(cacheable(r) for r in res.rows):
         store.put(key, {"rows": rows})
     return out
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Are two configs the same value (their strict keys equal; without one, the same object)?"""
+    try:  # (as the keys' text: 64 and 64.0 differ there, not under ==)
+        return digest(a, strict=True) == digest(b, strict=True)
+    except NotCanonical:
+        return a is b
 
 
 _FIGURES = ("cycles", "error", "error_type")  #: what the tune cache keeps of each config's row
@@ -110,7 +124,7 @@ def _result(todo: list, n_configs: int, default: dict, rows: list, computed: int
     table = [{"config": c, **{k: r[k] for k in _FIGURES}} for c, r in zip(todo, rows)]
     ok = [t for t in table[:n_configs] if t["error"] is None]
     best = min(ok, key=lambda t: t["cycles"]) if ok else None
-    d = table[todo.index(default)]
+    d = table[next(i for i, c in enumerate(todo) if c is default or _same(c, default))]
     return TuneResult(best["config"] if best else None, best["cycles"] if best else None, default,
                       d["cycles"] if d["error"] is None else None, table, from_cache=from_cache,
                       computed=computed)
