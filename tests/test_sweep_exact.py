@@ -676,15 +676,11 @@ def test_a_user_class_in_every_point_is_fingerprinted_once(monkeypatch):
         return real(fn, strict)
 
     monkeypatch.setattr(cache, "code_fingerprint", counting)
-    res = sweep(_blocked, (1, 1), setup=lambda ctx, n, cfg: _cfg_setup(ctx, n, types_ns(cfg.size())),
+    res = sweep(_blocked, (1, 1), setup=lambda ctx, n, cfg: _cfg_setup(ctx, n, Cfg("", cfg.size())),
                 args={"n": [4096], "cfg": [_SizedCfg(64)]}, hardware={"link.bytes_per_cycle": [8, 16, 32, 64]},
                 workers=1, cache=False, progress=False)
     assert res.stats["traces"] == 1 and len(res.rows) == 4
     assert calls == [True]
-
-
-def types_ns(block):
-    return Cfg("", block)
 
 
 class _Registry:

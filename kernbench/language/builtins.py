@@ -861,33 +861,32 @@ class TL:
                 axis = semantic.axis_of(tr, axis, len(s), name)
         return tr.reduce(where, name, spec, i, s, axis, reduce_dtype(name, d))
 
-    def _keep_dims(self, name: str, keep_dims) -> None:
-        # Triton's keyword: kernbench always keeps the reduced axis (True is what it does)
-        if keep_dims is not True:
-            fail(_builder(self), f"{name}: keep_dims={keep_dims!r}: kernbench keeps the reduced axis "
-                                 f"(size 1) always, so the result broadcasts against its operand; "
-                                 f"leave keep_dims out (or True), drop a [:, None] that follows, or "
-                                 f"tl.reshape the result (docs/language.md, 'Porting from Triton')")
+    def _refuse_keep_dims(self, name: str, keep_dims) -> None:
+        # Triton's keyword other than True: kernbench always keeps the reduced axis
+        fail(_builder(self), f"{name}: keep_dims={keep_dims!r}: kernbench keeps the reduced axis "
+                             f"(size 1) always, so the result broadcasts against its operand; "
+                             f"leave keep_dims out (or True), drop a [:, None] that follows, or "
+                             f"tl.reshape the result (docs/language.md, 'Porting from Triton')")
 
     def max(self, x, axis=None, keep_dims=True) -> TensorHandle:
         """Maximum along ``axis`` (None: all elements), keeping the reduced axis with size 1 so
         the result broadcasts against ``x``. One REDUCE command. NaN propagates. ``keep_dims``
         (Triton's keyword): True only (KernelError otherwise: the axis is always kept)."""
         if keep_dims is not True:
-            self._keep_dims("max", keep_dims)
+            self._refuse_keep_dims("max", keep_dims)
         return self._reduce("max", x, axis)
 
     def min(self, x, axis=None, keep_dims=True) -> TensorHandle:
         """Minimum along ``axis``, reduced axis kept with size 1 (``keep_dims``: as :meth:`max`)."""
         if keep_dims is not True:
-            self._keep_dims("min", keep_dims)
+            self._refuse_keep_dims("min", keep_dims)
         return self._reduce("min", x, axis)
 
     def sum(self, x, axis=None, keep_dims=True) -> TensorHandle:
         """Sum along ``axis`` (f32 accumulation, rounded to ``x``'s dtype; masks and int32 give
         int32), axis kept with size 1 (``keep_dims``: as :meth:`max`)."""
         if keep_dims is not True:
-            self._keep_dims("sum", keep_dims)
+            self._refuse_keep_dims("sum", keep_dims)
         return self._reduce("sum", x, axis)
 
     def softmax(self, x, axis=-1) -> TensorHandle:

@@ -23,10 +23,9 @@ TL_INSTEAD = {
     "ravel": "tl.reshape(x, (n,))",
     "expand_dims": "x[:, None] or x[None, :]",
     "pow": "x ** n for a Python int n, else tl.exp(p * tl.log(x))",
+    **{f"atomic_{op}": "nothing: PEs do not share memory; combine over links (tl.send / tl.recv)"
+       for op in ("add", "sub", "max", "min", "and", "or", "xor", "xchg", "cas")},
 }
-for _a in ("add", "sub", "max", "min", "and", "or", "xor", "xchg", "cas"):
-    TL_INSTEAD[f"atomic_{_a}"] = "nothing: PEs do not share memory; combine over links (tl.send / tl.recv)"
-del _a
 
 #: Triton's tensor methods -> the tl call here
 METHOD_INSTEAD = {

@@ -24,7 +24,8 @@ import numpy as np
 
 from ..common.pe_commands import N_UNITS, Opcode, Unit
 
-__all__ = ["CommandFacts", "command_facts", "index_dtype", "kept_report", "keep_report", "line_groups", "LineGroups", "site_keys", "first_of_keys"]
+__all__ = ["CommandFacts", "command_facts", "index_dtype", "kept_report", "keep_report", "line_groups",
+           "LineGroups", "site_keys", "first_of_keys"]
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..common.errors import KernelError, pe_at
-from ..language.numerics import cast_value, reduce_value, value_of, vec_value
+from ..language.numerics import cast_value, convert, reduce_value, value_of, vec_value
 from ..language.semantic import NP_DTYPES, dtype_name, element_indices, fmt_shape, masked_access
 
 __all__ = ["replay", "value_of"]
@@ -173,11 +173,10 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
                     bad = _first_unwritten(memory, alloc, g, e0, shape, stride, ix)
                     nd = NP_DTYPES[dtype]
                     o = 0 if other is None else _arg(v, other)
-                    # (a Python number is an f32 constant cast to the load's dtype, as an
-                    # operator's is and as Triton's load casts `other`: f64 -> f32 -> f16)
+                    # (a Python number as an operator's: an f32 constant cast to the load's
+                    # dtype, as Triton's load casts `other`; numerics.convert)
                     out = np.array(_to(np.asarray(o), nd) if isinstance(o, np.ndarray)
-                                   else cast_value(np.asarray(o, None if dtype == "int32" else np.float32),
-                                                   dtype), nd)
+                                   else cast_value(np.asarray(convert(o, dtype)), dtype), nd)
                     out = np.array(np.broadcast_to(out, shape))
                     out[mk] = flat[ix]
                     v[dst] = out
