@@ -30,7 +30,10 @@ def fails_on(body, pe=(1, 1), mode="functional"):
         ctx.launch(kernel, (4, 2), x, o, mode=mode)
     e = ei.value
     assert e.pe == pe
-    assert str(e).startswith(f"PE {pe} at {FILE}:{lines[-1]}: "), str(e)
+    # the failing call is in body, which the kernel called: the error names both lines
+    call = kernel.__code__.co_firstlineno + 2
+    assert str(e).startswith(f"PE {pe} at {FILE}:{lines[-1]} (in "), str(e)
+    assert f", called from kernel at {FILE}:{call}): " in str(e), str(e)
     return str(e)
 
 

@@ -32,7 +32,10 @@ def fails_on(body, pe=(2, 1), mode="functional", shape=(64, 64)):
         ctx.launch(kernel, (4, 2), x, mode=mode)
     e = ei.value
     assert e.pe == pe
-    assert str(e).startswith(f"PE {pe} at {FILE}:{lines[-1]}: "), str(e)
+    # the failing call is in body, which the kernel called: the error names both lines
+    call = kernel.__code__.co_firstlineno + 3
+    assert str(e).startswith(f"PE {pe} at {FILE}:{lines[-1]} (in "), str(e)
+    assert f", called from kernel at {FILE}:{call}): " in str(e), str(e)
     assert e.where.endswith(f"{FILE}:{lines[-1]}")
     return str(e)
 

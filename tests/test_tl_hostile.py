@@ -25,10 +25,22 @@ def run(body, x=A, mode="functional", dtype=None):
 
     def kernel(ptr, *, tl):
         if tl.program_id(0) == 0:
-            seen["out"] = body(tl, ptr)
+            seen["out"] = body(tl, ptr)  # (kernel calls body)
 
     r = ctx.launch(kernel, (1, 1), p, mode=mode)
     return seen.get("out"), r
+
+
+def _line_of(marker: str) -> int:
+    """The line of this file that ends with ``marker``."""
+    return next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(marker))
+
+
+def at(line: int) -> str:
+    """How an error in a body run by :func:`refused` names its line and the calls to it."""
+    return (f"PE (0, 0) at {FILE}:{line} (in body, called from wrapped at "
+            f"{FILE}:{_line_of('# (wrapped calls body)')}, from kernel at "
+            f"{FILE}:{_line_of('# (kernel calls body)')})")
 
 
 def refused(body, mode="functional", **kw):
@@ -36,7 +48,7 @@ def refused(body, mode="functional", **kw):
 
     def wrapped(tl, ptr):
         lines.append(sys._getframe().f_lineno + 1)
-        return body(tl, ptr)
+        return body(tl, ptr)  # (wrapped calls body)
 
     with pytest.raises(KernelError) as ei:
         run(wrapped, mode=mode, **kw)
@@ -305,7 +317,7 @@ def test_a_program_past_2_62_bytes_of_tensors_is_refused(iterations, where, monk
         tl.zeros((64,), "f32")  # after line
     msg = refused(body, mode="timing")
     line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(where))
-    assert msg.startswith(f"PE (0, 0) at {FILE}:{line}: this program's tensors take more than "
+    assert msg.startswith(f"{at(line)}: this program's tensors take more than "
                           f"2**62 bytes"), msg
 
 
@@ -343,7 +355,7 @@ def test_a_program_past_its_tensor_numbers_is_refused(iterations, where, replay,
 
     msg = refused(body, mode="timing")
     line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(where))
-    assert msg.startswith(f"PE (0, 0) at {FILE}:{line}: this program makes more than 32,768 "
+    assert msg.startswith(f"{at(line)}: this program makes more than 32,768 "
                           f"tensors (2**15): a tensor id keeps 15 bits"), msg
 
 
@@ -365,7 +377,7 @@ def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, w
 
     msg = refused(body, mode="timing")
     line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(where))
-    assert msg.startswith(f"PE (0, 0) at {FILE}:{line}: "), msg
+    assert msg.startswith(f"{at(line)}: "), msg
     assert "B, more than this host's 2.0 MiB of memory (docs/reliability.md)" in msg, msg
     if replay == "on":
         assert msg.split(": ", 1)[1].startswith("tl.range: replaying 4,194,300 more iterations "

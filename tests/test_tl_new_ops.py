@@ -370,7 +370,9 @@ def test_exp2_log2_and_unknown_calls():
 
     with pytest.raises(KernelError) as ei:
         run(body, x)
-    assert f"PE (0, 0) at {FILE}:{lines[0]}: tl.cumsum is not part of kernbench's tl language" in str(ei.value)
+    call = run.__code__.co_firstlineno + 9  # (kernel's line calling body)
+    assert (f"PE (0, 0) at {FILE}:{lines[0]} (in body, called from kernel at {FILE}:{call}): "
+            f"tl.cumsum is not part of kernbench's tl language") in str(ei.value)
 
 
 @pytest.mark.parametrize("dtype", ["f16", "bf16", "f32", "fp8e5m2"])

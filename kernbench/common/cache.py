@@ -46,7 +46,6 @@ import os
 import pathlib
 import re
 import sys
-import sysconfig
 import tempfile
 import types
 import uuid
@@ -54,6 +53,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .errors import LIBRARY_DIRS
 
 __all__ = ["DiskCache", "cache_dir", "canonical", "digest", "code_fingerprint", "kernbench_fingerprint",
            "NotCanonical"]
@@ -112,8 +113,6 @@ def digest(*parts: Any, strict: bool = False) -> str:
 
 # -- code fingerprints ---------------------------------------------------------------------------
 _PKG = Path(__file__).resolve().parent.parent  #: the kernbench package folder
-_LIBRARY_DIRS = tuple({os.path.normpath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
-                       if (p := sysconfig.get_paths().get(key))})
 
 
 @functools.lru_cache(maxsize=None)
@@ -142,7 +141,7 @@ def _user_file(path: str | None) -> bool:
     p = os.path.normpath(os.path.abspath(path))
     if p.startswith(str(_PKG) + os.sep):
         return False
-    return not p.startswith(_LIBRARY_DIRS)
+    return not p.startswith(LIBRARY_DIRS)
 
 
 def _file_hash(path: str) -> str:

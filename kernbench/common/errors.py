@@ -8,6 +8,7 @@ from __future__ import annotations
 import numbers
 import os
 import sys
+import sysconfig
 
 __all__ = [
     "is_whole",
@@ -43,6 +44,10 @@ def pe_at(pe, file: str, line: int) -> str:
 #: the kernbench package's folder (with a trailing separator): frames of files in it are
 #: kernbench's own, not the user's
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+#: where the standard library and installed packages live (with trailing separators): their
+#: frames are not the user's, nor is their code part of a user's sweep key
+LIBRARY_DIRS = tuple({os.path.normpath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
+                      if (p := sysconfig.get_paths().get(key))})
 
 
 def user_stacklevel() -> int:

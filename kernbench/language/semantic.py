@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..common.errors import KernelError, pe_at, pe_label
+from ..common.errors import LIBRARY_DIRS, PACKAGE_DIR, KernelError, pe_at, pe_label
 from ..common.pe_commands import N_PORTS, PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, TensorHandle
 from ._caller import kernel_frame
 from ._compiled import TRACING_MODULES
@@ -343,6 +343,64 @@ def site() -> tuple:
     return (f.f_code.co_filename, line_of(f))
 
 
+#: the shipped kernels' folder: kernels like any other, although inside kernbench's package
+_KERNELS_DIR = os.path.join(PACKAGE_DIR, "kernels") + os.sep
+
+
+def is_user_file(file: str, own_file: str | None = None) -> bool:
+    """Whether a frame of ``file`` is the user's code: outside kernbench and outside the
+    standard library and installed packages; ``own_file`` (a kernel's, a setup's) and the shipped
+    kernels' files (kernbench.kernels, installed or not) always count as the user's. The one rule
+    for which frames an error names (:func:`kernel_error`, executor.user_frame)."""
+    if file == own_file:
+        return True
+    a = os.path.abspath(file)
+    return a.startswith(_KERNELS_DIR) or (
+        file not in _INTERNAL and not a.startswith(PACKAGE_DIR)
+        and not os.path.normpath(file).startswith(LIBRARY_DIRS))
+
+
+#: callers an error names at most: the innermost ones and the outermost (the kernel)
+_CHAIN_MAX = 6
+#: the frames Python makes for comprehensions and generator expressions
+_COMPREHENSIONS = frozenset(("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"))
+
+
+def called_from(frames: list) -> str:
+    """The text an error adds after its line when the tl call (or the raise) was in a function
+    the kernel called: `` (in helper, called from kernel at k.py:7)``, "" when it was in the
+    kernel itself. ``frames``: (file, line, function name) of the user's frames, innermost first
+    (the first is the error's own line). A caller repeated in a row (recursion) is named once with
+    its count; a chain still longer keeps its innermost callers and the outermost one."""
+    # a comprehension's frame, on its function's line, is that function's own line
+    frames = [fr for fr, out in zip(frames, frames[1:] + [None])
+              if not (fr[2] in _COMPREHENSIONS and out is not None and out[:2] == fr[:2])]
+    if len(frames) < 2:
+        return ""
+    runs: list = []  # [caller, times]
+    for fr in frames[1:]:
+        if runs and runs[-1][0] == fr:
+            runs[-1][1] += 1
+        else:
+            runs.append([fr, 1])
+    parts = [f"{name} at {os.path.basename(file)}:{line}" + (f" ({k} times)" if k > 1 else "")
+             for (file, line, name), k in runs]
+    if len(parts) > _CHAIN_MAX:
+        hidden = sum(k for _, k in runs[_CHAIN_MAX - 1:-1])
+        parts = parts[:_CHAIN_MAX - 1] + [f"{hidden} more calls", parts[-1]]
+    return f" (in {frames[0][2]}, called from " + ", from ".join(parts) + ")"
+
+
+def _frames_out(f) -> list:
+    """(file, line, function name) of frame ``f`` and of the user's frames that called it, out
+    to the first frame that is not the user's (the launch running the kernel): innermost first."""
+    out = []
+    while f is not None and is_user_file(f.f_code.co_filename):
+        out.append((f.f_code.co_filename, line_of(f), f.f_code.co_name))
+        f = f.f_back
+    return out
+
+
 #: id(code) + instruction offset -> (code, offset, line). A live code object holds its bytecode
 #: inline, so the keys of live code objects never collide; an entry of a dead one is caught by
 #: the identity check.
@@ -370,15 +428,24 @@ def forget_lines() -> None:
 
 
 def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
-    """A KernelError naming ``tr``'s PE as (pe, cube) and the kernel line."""
-    file, line = where if where is not None else site()
+    """A KernelError naming ``tr``'s PE as (pe, cube) and the kernel line: ``where`` (file, line),
+    else the tl call's (:func:`site`). When that line is the one running (a tl call's, a tl.range
+    loop's) in a function the kernel called, the message names the calls that led there too
+    (:func:`called_from`); ``where`` stays the innermost line."""
+    f = site_frame()
+    here = ("<unknown>", 0) if f.f_code.co_filename in _INTERNAL else (f.f_code.co_filename, line_of(f))
+    if where is None:
+        where = here
+    chain = called_from(_frames_out(f)) if tuple(where) == here else ""
+    file, line = where
     pe = (tr.pe, tr.cube)
-    return KernelError(f"{pe_at(pe, file, line)}: {message}", pe=pe, where=f"{file}:{line}")
+    return KernelError(f"{pe_at(pe, file, line)}{chain}: {message}", pe=pe, where=f"{file}:{line}")
 
 
 def fail(tr, message: str):
-    """Raise the KernelError for ``message`` at the kernel's current line."""
-    raise kernel_error(tr, message, site())
+    """Raise the KernelError for ``message`` at the kernel's current line (and the calls that
+    led there: :func:`kernel_error`)."""
+    raise kernel_error(tr, message)
 
 
 # -- values -----------------------------------------------------------------------------------

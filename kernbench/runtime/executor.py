@@ -12,7 +12,6 @@ import gc
 import inspect
 import linecache
 import os
-import sysconfig
 import traceback
 import warnings
 
@@ -20,14 +19,14 @@ import numpy as np
 
 from .._core import pages
 from .._core.api import drop_pairing_inputs, moved_tables, pair_links, prepare
-from ..common.errors import (PACKAGE_DIR, KernbenchError, KernelError, UnwrittenReadWarning, pe_at,
+from ..common.errors import (KernbenchError, KernelError, UnwrittenReadWarning, pe_at,
                              pe_label, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, TensorHandle, Unit, operator_targets,
                                   pop_operator_target, push_operator_target)
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
 from ..language.porting import method_hint, tl_hint
-from ..language.semantic import _INTERNAL, forget_lines
+from ..language.semantic import called_from, forget_lines, is_user_file
 from ..language.semantic import fmt_shape as fmt
 from ..language.sites import SITE_COLUMNS
 from .memory import DeviceArray, PlacementError, arg_repr
@@ -58,11 +57,6 @@ def _check_grid(hw, grid) -> tuple:
     return g
 
 
-_LIBRARY_DIRS = tuple({os.path.normpath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
-                       if (p := sysconfig.get_paths().get(key))})
-#: kernbench's own files (not a kernel's line, installed or in a checkout), but for the shipped
-#: kernels, which are kernels like any other
-_KERNELS_DIR = os.path.join(PACKAGE_DIR, "kernels") + os.sep
 
 
 #: what TracedLaunch.time (and ctx.launch) take for the engine: given to ctx.trace, they would be
@@ -108,21 +102,20 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
 
 
 
+def user_frames(exc: BaseException, own_file: str | None = None) -> list:
+    """(file, line, function name) of the traceback frames of the user's code
+    (semantic.is_user_file: numpy raising inside a helper names the helper's line), innermost
+    first; [] without one."""
+    return [(fr.filename, fr.lineno, fr.name) for fr in traceback.extract_tb(exc.__traceback__)
+            if is_user_file(fr.filename, own_file)][::-1]
+
+
 def user_frame(exc: BaseException, own_file: str | None = None) -> tuple | None:
-    """(file, line) of the innermost traceback frame of the user's code, None without one:
-    outside kernbench and outside the standard library and installed packages (numpy raising
-    inside a helper names the helper's line), ``own_file`` (a kernel's, a setup's) and the
-    shipped kernels' files (kernbench.kernels, installed or not) always counting as the user's.
-    The one rule for a kernel's error, a `kernbench run` setup or check, and a sweep point."""
-    user = None
-    for fr in traceback.extract_tb(exc.__traceback__):
-        f = fr.filename
-        a = os.path.abspath(f)
-        if f == own_file or a.startswith(_KERNELS_DIR) or (
-                f not in _INTERNAL and not a.startswith(PACKAGE_DIR)
-                and not os.path.normpath(f).startswith(_LIBRARY_DIRS)):
-            user = (f, fr.lineno)
-    return user
+    """(file, line) of the innermost traceback frame of the user's code (:func:`user_frames`),
+    None without one. The one rule for a kernel's error, a `kernbench run` setup or check, and a
+    sweep point."""
+    frames = user_frames(exc, own_file)
+    return frames[0][:2] if frames else None
 
 
 def _none_data_hint(e: BaseException, file: str, line: int) -> str:
@@ -137,8 +130,12 @@ def _none_data_hint(e: BaseException, file: str, line: int) -> str:
 
 
 def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
-    """user_frame, else the kernel's file at line 0."""
-    return user_frame(exc, kernel_file) or (kernel_file, 0)
+    """(file, line, calls) of a kernel's Python error: its innermost user frame (the kernel's file
+    at line 0 without one) and the text naming the calls that led there (semantic.called_from)."""
+    frames = user_frames(exc, kernel_file)
+    if not frames:
+        return kernel_file, 0, ""
+    return frames[0][0], frames[0][1], called_from(frames)
 
 
 def _message_types(table: SiteTable) -> np.ndarray:
@@ -334,23 +331,24 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         except KernbenchError:
             raise
         except Exception as e:
-            file, line = _kernel_site(e, kfile)
+            file, line, calls = _kernel_site(e, kfile)
             if isinstance(e, AttributeError) and e.obj is tl:
                 # (not a TL.__getattr__: it would slow every tl attribute access)
                 raise KernelError(
-                    f"{pe_at((p, c), file, line)}: tl.{e.name} is not "
+                    f"{pe_at((p, c), file, line)}{calls}: tl.{e.name} is not "
                     f"part of kernbench's tl language (docs/language.md, 'Calls' and "
                     f"'Porting from Triton').{tl_hint(e.name)}", pe=(p, c),
                     where=f"{file}:{line}") from None
             if isinstance(e, AttributeError) and isinstance(e.obj, TensorHandle) and method_hint(e.name):
                 raise KernelError(
-                    f"{pe_at((p, c), file, line)}: a TensorHandle has no method {e.name} (a Triton "
+                    f"{pe_at((p, c), file, line)}{calls}: a TensorHandle has no method {e.name} (a Triton "
                     f"tensor's): write {method_hint(e.name)} (docs/language.md, 'Porting from "
                     f"Triton')", pe=(p, c), where=f"{file}:{line}") from None
             why = _none_data_hint(e, file, line)
             raise KernelError(
                 f"kernel {name} raised {type(e).__name__} on {pe_label((p, c))} "
-                f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}: {e}{why}",
+                f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}{calls}: "
+                f"{e}{why}",
                 pe=(p, c), where=f"{file}:{line}",
             ) from e
         if b.left_range is not None:

@@ -1,0 +1,207 @@
+"""An error in a function the kernel called names the calls that led there (a new user's review:
+a helper called from several places named only the helper's line). The chain runs from the
+error's line out to the kernel's, innermost first; `.where` stays the innermost line; a caller
+repeated in a row (recursion) is named once with its count; comprehension frames, on their
+function's line, are that function's."""
+import os
+
+import pytest
+
+import kernbench
+from kernbench import KernelError
+from kernbench.language.semantic import called_from
+
+FILE = os.path.basename(__file__)
+
+
+def line_of(marker: str) -> int:
+    """The line of this file that ends with ``marker``."""
+    return next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(marker))
+
+
+def at(marker: str) -> str:
+    return f"{FILE}:{line_of(marker)}"
+
+
+@pytest.fixture
+def ctx():
+    return kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+
+
+def launch_error(ctx, kernel, *args, **kw) -> KernelError:
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(kernel, (1, 1), *args, **kw)
+    return ei.value
+
+
+def scores(tl, q):
+    return tl.dot(q, q)  # (scores: the bad dot)
+
+
+def fold(tl, q):
+    return scores(tl, q) * 2.0  # (fold calls scores)
+
+
+def test_a_tl_error_in_a_helper_names_each_call_out_to_the_kernel(ctx):
+    x = ctx.empty((64, 32), "f16")
+
+    def kernel(p, *, tl):
+        q = tl.load(p, shape=(64, 32), dtype="f16")
+        fold(tl, q)  # (kernel calls fold)
+
+    e = launch_error(ctx, kernel, x)
+    assert str(e) == (f"PE (0, 0) at {at('# (scores: the bad dot)')} (in scores, called from fold at "
+                      f"{at('# (fold calls scores)')}, from kernel at {at('# (kernel calls fold)')}): "
+                      f"dot shape mismatch: (64,32) x (64,32); expected b.shape[0] == a.shape[1] = 32, "
+                      f"got 64")
+    assert e.where.endswith(at("# (scores: the bad dot)")) and e.pe == (0, 0)
+
+
+def test_an_error_in_the_kernel_itself_names_no_calls(ctx):
+    # (the test function that launched the kernel is the user's too, but not a call of the kernel)
+    x = ctx.empty((64, 32), "f16")
+
+    def kernel(p, *, tl):
+        q = tl.load(p, shape=(64, 32), dtype="f16")
+        tl.dot(q, q)  # (the kernel's own bad dot)
+
+    assert str(launch_error(ctx, kernel, x)).startswith(
+        f"PE (0, 0) at {at('# (the kernel' + chr(39) + 's own bad dot)')}: dot shape mismatch")
+
+
+def lookup(table, k):
+    return table[k]  # (lookup raises)
+
+
+def test_a_python_exception_in_a_helper_names_the_calls(ctx):
+    def kernel(*, tl):
+        lookup({}, "key")  # (kernel calls lookup)
+
+    e = launch_error(ctx, kernel)
+    assert str(e) == (f"kernel kernel raised KeyError on PE (0, 0) (program_id(0)=0, program_id(1)=0) "
+                      f"at {at('# (lookup raises)')} (in lookup, called from kernel at "
+                      f"{at('# (kernel calls lookup)')}): 'key'")
+    assert isinstance(e.__cause__, KeyError)
+
+
+def descend(tl, x, k):
+    if k == 0:
+        return tl.sum(x, axis=5)  # (descend: the bad axis)
+    return descend(tl, x, k - 1)  # (descend recurses)
+
+
+def test_recursion_names_the_repeated_caller_once_with_its_count(ctx):
+    def kernel(*, tl):
+        x = tl.zeros((4, 4), "f32")
+        descend(tl, x, 9)  # (kernel calls descend)
+
+    msg = str(launch_error(ctx, kernel))
+    assert msg.startswith(f"PE (0, 0) at {at('# (descend: the bad axis)')} (in descend, called from "
+                          f"descend at {at('# (descend recurses)')} (9 times), from kernel at "
+                          f"{at('# (kernel calls descend)')}): "), msg
+
+
+def ping(tl, x, k):
+    return pong(tl, x, k - 1) if k else tl.sum(x, axis=5)  # (ping)
+
+
+def pong(tl, x, k):
+    return ping(tl, x, k - 1)  # (pong)
+
+
+def test_a_long_chain_keeps_its_innermost_callers_and_the_kernel(ctx):
+    def kernel(*, tl):
+        ping(tl, tl.zeros((4, 4), "f32"), 20)  # (kernel calls ping)
+
+    msg = str(launch_error(ctx, kernel))
+    head = msg.split("): ", 1)[0]
+    # 20 callers alternating pong and ping, then the kernel: 5 named, 15 counted, the kernel
+    names = [f"pong at {at('# (pong)')}", f"ping at {at('# (ping)')}"]
+    assert head == (f"PE (0, 0) at {at('# (ping)')} (in ping, called from "
+                    + ", from ".join(names[i % 2] for i in range(5))
+                    + f", from 15 more calls, from kernel at {at('# (kernel calls ping)')}"), head
+
+
+def test_a_generator_the_kernel_iterates_is_named_at_the_line_that_resumed_it(ctx):
+    def blocks(tl):
+        for k in range(3):
+            yield tl.zeros((4, 4), "f32") if k < 2 else tl.zeros((4, 4), "f64")  # (blocks)
+
+    def kernel(*, tl):
+        for _ in blocks(tl):  # (kernel iterates blocks)
+            pass
+
+    msg = str(launch_error(ctx, kernel))
+    assert msg.startswith(f"PE (0, 0) at {at('# (blocks)')} (in blocks, called from kernel at "
+                          f"{at('# (kernel iterates blocks)')}): unknown dtype 'f64'"), msg
+
+
+def test_comprehensions_are_their_functions_line(ctx):
+    def kernel(*, tl):
+        xs = [tl.zeros((4, 4), "f32") for _ in range(2)]
+        [tl.sum(x, axis=5) for x in xs]  # (a comprehension in the kernel)
+
+    msg = str(launch_error(ctx, kernel))
+    assert msg.startswith(f"PE (0, 0) at {at('# (a comprehension in the kernel)')}: "), msg
+
+    def kernel2(*, tl):
+        x = tl.zeros((4, 4), "f32")
+        [descend(tl, x, 0) for _ in range(2)]  # (a comprehension calls descend)
+
+    msg = str(launch_error(ctx, kernel2))
+    assert msg.startswith(f"PE (0, 0) at {at('# (descend: the bad axis)')} (in descend, called from "
+                          f"kernel2 at {at('# (a comprehension calls descend)')}): "), msg
+
+
+def load_block(tl, p, i):
+    return tl.load(p + i * 128, shape=(64,), dtype="f16")  # (load_block)
+
+
+@pytest.mark.parametrize("mode", ["timing", "functional"])
+def test_the_chain_is_the_same_with_and_without_tl_range_replay(ctx, mode):
+    # iteration 99's load runs past the array: replay traces it (it cannot replay a load it
+    # cannot prove in bounds), so every replay mode names the same calls
+    x = ctx.empty((100 * 64 - 32,), "f16")
+
+    def kernel(p, *, tl):
+        for i in tl.range(100):
+            tl.exp(load_block(tl, p, i))  # (kernel calls load_block)
+
+    msgs = {replay: str(launch_error(ctx, kernel, x, replay=replay, mode=mode))
+            for replay in ("on", "off", "verify")}
+    assert len(set(msgs.values())) == 1, msgs
+    assert msgs["on"].startswith(f"PE (0, 0) at {at('# (load_block)')} (in load_block, called from "
+                                 f"kernel at {at('# (kernel calls load_block)')}): load of (64,) f16 "
+                                 f"at byte offset 12672 runs outside allocation"), msgs["on"]
+
+
+def long_loop(tl):
+    for _ in tl.range(2 ** 22):  # (long_loop's tl.range)
+        tl.zeros((4,), "f32")
+
+
+def test_a_tl_range_error_at_its_loop_line_names_the_calls(ctx, monkeypatch):
+    # replaying 2**22 iterations would take more than the host's memory (made 2 MiB here): refused
+    # at the loop's line before replay (tests/test_tl_hostile.py), inside the function the kernel
+    # called
+    from kernbench.language import builder
+    monkeypatch.setattr(builder, "host_memory", lambda: 2 << 20)
+
+    def kernel(*, tl):
+        long_loop(tl)  # (kernel calls long_loop)
+
+    msg = str(launch_error(ctx, kernel, replay="on", mode="timing"))
+    assert msg.startswith(f"PE (0, 0) at {at('# (long_loop' + chr(39) + 's tl.range)')} (in long_loop, "
+                          f"called from kernel at {at('# (kernel calls long_loop)')}): tl.range: "
+                          f"replaying "), msg
+
+
+def test_called_from_formats_what_it_is_given():
+    assert called_from([]) == "" and called_from([("k.py", 3, "kernel")]) == ""
+    assert called_from([("/a/h.py", 3, "h"), ("/a/k.py", 9, "kernel")]) == " (in h, called from kernel at k.py:9)"
+    # a comprehension's frame on its caller's line is dropped; a genexpr resumed elsewhere is kept
+    assert called_from([("k.py", 4, "<listcomp>"), ("k.py", 4, "kernel")]) == ""
+    assert called_from([("k.py", 4, "<genexpr>"), ("k.py", 6, "kernel")]) == \
+        " (in <genexpr>, called from kernel at k.py:6)"
+    assert called_from([("h.py", 1, "h")] + [("h.py", 2, "h")] * 3 + [("k.py", 5, "k")]) == \
+        " (in h, called from h at h.py:2 (3 times), from k at k.py:5)"
