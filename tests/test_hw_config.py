@@ -243,6 +243,28 @@ def test_every_field_can_be_overridden():
         assert node == new_value, key
 
 
+def test_a_variant_is_named_by_what_its_overrides_change():
+    # (a new user's review: Context({"n_cubes": 2}) reported its hardware as "default", and every
+    # variant of a preset went into reports and traces under the preset's name)
+    assert load_hw("mesh8", {"n_cubes": 2, "link": {"bytes_per_cycle": 64}}).name == \
+        "mesh8 (n_cubes=2, link.bytes_per_cycle=64)"  # (field order, not the overrides')
+    assert load_hw({"n_cubes": 2}).name == "default (n_cubes=2)"  # a dict: the default's keys changed
+    assert load_hw("mesh8", {"n_cubes": 8}).name == "mesh8"  # nothing changed
+    assert load_hw("mesh8", {"n_cubes": 2, "name": "small"}).name == "small"  # a name given wins
+    assert load_hw().with_overrides(clock_ghz=2).name == "default (clock_ghz=2.0)"
+    assert load_hw({"clock_ghz": 1.5}).name == "default"  # (the default's clock)
+    fast = load_hw().with_overrides(clock_ghz=2.0)
+    assert fast.with_overrides(clock_ghz=2).name == fast.name  # (an int equal to the float)
+    # a variant of a variant says both steps
+    assert load_hw("mesh8").with_overrides(n_cubes=4).with_overrides(gemm__rows=16).name == \
+        "mesh8 (n_cubes=4) (gemm.rows=16)"
+    # too long a list for a name (at most 200 characters): the count
+    hw = load_hw("default", {"name": "n" * 190})
+    many = hw.with_overrides({"gemm.rows": 16, "gemm.cols": 16, "n_cubes": 2})
+    assert many.name == "n" * (200 - len(" (3 keys changed)")) + " (3 keys changed)"
+    assert load_hw(many.to_dict()) == many  # (the name round-trips as any other)
+
+
 def test_load_hw_applies_overrides_and_accepts_a_config():
     hw = load_hw("mesh8", overrides={"link.rx_queue_packets": 4})
     assert hw.n_cubes == 8 and hw.link.rx_queue_packets == 4

@@ -159,13 +159,19 @@ class HardwareConfig:
     # -- construction ------------------------------------------------------------------
     def with_overrides(self, overrides: Mapping[str, Any] | None = None, **kw: Any) -> "HardwareConfig":
         """A copy with fields replaced. Keys are dotted paths: ``{"link.bytes_per_cycle": 64}``;
-        keyword form uses ``__`` for the dot: ``with_overrides(link__bytes_per_cycle=64)``."""
+        keyword form uses ``__`` for the dot: ``with_overrides(link__bytes_per_cycle=64)``.
+
+        Unless the overrides give a ``name``, the copy's name says what changed, so reports and
+        traces do not call a variant by its base's name: ``mesh8`` with ``n_cubes=2`` is
+        ``"mesh8 (n_cubes=2)"`` (:func:`variant_name`). Raises HardwareConfigError naming a bad
+        key or value."""
         items = dict(overrides or {})
         items.update({k.replace("__", "."): v for k, v in kw.items()})
         data = to_dict(self)
         for key, value in items.items():
             _set_dotted(data, key, value)
-        return from_dict(data, source="overrides")
+        cfg = from_dict(data, source="overrides")
+        return cfg if "name" in items else variant_name(self, cfg)
 
     def to_dict(self) -> dict:
         return to_dict(self)
@@ -185,6 +191,32 @@ _TOP_TYPES = {"name": str, "n_cubes": int, "pes_per_cube": int, "clock_ghz": flo
 
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def _flat(data: Mapping, prefix: str = "") -> dict:
+    """Nested dicts as {dotted key: value}."""
+    out = {}
+    for k, v in data.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def variant_name(base: "HardwareConfig", cfg: "HardwareConfig") -> "HardwareConfig":
+    """``cfg`` named as the variant of ``base`` it is: base's name and the keys whose values
+    differ, in field order (``"mesh8 (n_cubes=2, link.bytes_per_cycle=64)"``); base's name when
+    none differs; ``"mesh8 (5 keys changed)"`` when the list would not fit a name (MAX_NAME)."""
+    was, now = _flat(to_dict(base)), _flat(to_dict(cfg))
+    changed = [f"{k}={v}" for k, v in now.items() if k != "name" and v != was[k]]
+    name = base.name
+    if changed:
+        name = f"{base.name} ({', '.join(changed)})"
+        if len(name) > MAX_NAME or _UNSHOWN.search(name):
+            tail = f" ({len(changed)} key{'s' if len(changed) > 1 else ''} changed)"
+            name = base.name[:MAX_NAME - len(tail)] + tail
+    return cfg if name == cfg.name else dataclasses.replace(cfg, name=name)
 
 
 def _set_dotted(data: dict, key: str, value: Any) -> None:
@@ -487,6 +519,8 @@ def load_hw(
         cfg = hw
     elif isinstance(hw, Mapping):
         cfg = from_dict(hw)
+        if "name" not in hw:  # (the keys it gives change the default machine's: named so)
+            cfg = variant_name(HardwareConfig(), cfg)
     else:
         text, source = _read_toml_source(hw)
         try:
