@@ -468,12 +468,12 @@ def _check_trace_filters(args, hw) -> None:
         if isinstance(x, tuple):
             p, c = x
             if c >= hw.n_cubes:
-                raise CliError(f"--pes: cube {c} is outside {hw.name} (cubes 0-{hw.n_cubes - 1})")
+                raise CliError(f"--pes: cube {c} is outside {hw.label} (cubes 0-{hw.n_cubes - 1})")
             if p >= hw.pes_per_cube:
-                raise CliError(f"--pes: {pe_label((p, c))} is outside {hw.name} (PEs 0-{hw.pes_per_cube - 1} "
+                raise CliError(f"--pes: {pe_label((p, c))} is outside {hw.label} (PEs 0-{hw.pes_per_cube - 1} "
                                f"per cube)")
         elif x >= hw.n_pes:
-            raise CliError(f"--pes: PE {x} is outside {hw.name} (global PE indices 0-{hw.n_pes - 1}: "
+            raise CliError(f"--pes: PE {x} is outside {hw.label} (global PE indices 0-{hw.n_pes - 1}: "
                            f"{plural(hw.n_cubes, 'cube')} x {hw.pes_per_cube} PEs)")
 
 
@@ -544,7 +544,7 @@ def cmd_hw_show(args, console) -> int:
 
     hw = load_hw(args.name)
     # the name (title and row) as it is: a Text, not markup
-    t = Table(title=rich_text(f"hardware '{hw.name}' (docs/hardware-model.md)", "table.title"),
+    t = Table(title=rich_text(f"hardware '{hw.label}' (docs/hardware-model.md)", "table.title"),
               title_justify="left")
     t.add_column("key")
     t.add_column("value", justify="right")
@@ -757,7 +757,7 @@ def cmd_sweep(args, console) -> int:
              "error (--out FILE: the message)" if res.failed else "error"]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
     # the user's names and values as they are: Text, not markup
-    t = Table(title=rich_text(f"sweep on {hw.name}", "table.title"), title_justify="left")
+    t = Table(title=rich_text(f"sweep on {hw.label}", "table.title"), title_justify="left")
     for i, h in enumerate(heads):
         t.add_column(rich_text(h), justify="left" if i == len(heads) - 1 else "right", no_wrap=True,
                      min_width=widths[i])

@@ -205,3 +205,105 @@ def test_called_from_formats_what_it_is_given():
         " (in <genexpr>, called from kernel at k.py:6)"
     assert called_from([("h.py", 1, "h")] + [("h.py", 2, "h")] * 3 + [("k.py", 5, "k")]) == \
         " (in h, called from h at h.py:2 (3 times), from k at k.py:5)"
+
+
+# -- a review's cases ---------------------------------------------------------------------------
+import contextlib  # noqa: E402
+
+
+@contextlib.contextmanager
+def tile(tl):
+    yield tl.sum(tl.zeros((4, 4), "f32"), axis=5)  # (tile's bad axis)
+
+
+def test_library_frames_between_are_skipped_not_the_end_of_the_chain(ctx):
+    # (contextlib's frames sit between the helper and the kernel: the chain stopped there)
+    def kernel(*, tl):
+        with tile(tl):  # (kernel enters tile)
+            pass
+
+    msg = str(launch_error(ctx, kernel))
+    assert msg.startswith(f"PE (0, 0) at {at('# (tile' + chr(39) + 's bad axis)')} (in tile, called "
+                          f"from kernel at {at('# (kernel enters tile)')}): "), msg
+
+
+def test_a_kernel_file_among_the_libraries_is_the_users(ctx, tmp_path):
+    # a kernel (and its helper) in a file under site-packages: the kernel's own file counts as the
+    # user's, for a tl error as for a Python exception
+    import sysconfig
+    fake = os.path.join(sysconfig.get_paths()["purelib"], "kb_user_kernels_probe.py")
+    src = ("def helper(tl):\n    return tl.sum(tl.zeros((4, 4), 'f32'), axis=5)\n"
+           "def pyhelper():\n    return {}['k']\n"
+           "def kernel(bad_python, *, tl):\n    return pyhelper() if bad_python else helper(tl)\n")
+    ns: dict = {}
+    exec(compile(src, fake, "exec"), ns)
+    base = os.path.basename(fake)
+    assert str(launch_error(ctx, ns["kernel"], False)).startswith(
+        f"PE (0, 0) at {base}:2 (in helper, called from kernel at {base}:6): ")
+    assert f"at {base}:4 (in pyhelper, called from kernel at {base}:6): 'k'" in str(
+        launch_error(ctx, ns["kernel"], True))
+
+
+def parse(d):
+    return d["block"]  # (parse raises)
+
+
+def report(errs):
+    raise errs[0]  # (report raises again)
+
+
+def test_an_exception_raised_again_names_the_calls_that_raised_it(ctx):
+    # (the traceback of `raise errs[0]` holds the first raise's entries behind the second's: it
+    # read "called from kernel at <first call>, from report at ..., from kernel at ...")
+    def kernel(*, tl):
+        errs = []
+        try:
+            parse({})  # (kernel calls parse)
+        except KeyError as e:
+            errs.append(e)
+        report(errs)
+
+    msg = str(launch_error(ctx, kernel))
+    assert f"at {at('# (parse raises)')} (in parse, called from kernel at {at('# (kernel calls parse)')}): " \
+           f"'block'" in msg, msg
+
+
+def test_a_relative_file_with_the_working_folder_gone_is_still_a_kernel_error(ctx, tmp_path):
+    src = "def helper(tl):\n    return tl.sum(tl.zeros((4, 4), 'f32'), axis=5)\n" \
+          "def kernel(*, tl):\n    helper(tl)\n"
+    ns: dict = {}
+    exec(compile(src, "<kernel-text>", "exec"), ns)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    here = os.getcwd()
+    os.chdir(gone)
+    try:
+        gone.rmdir()
+        msg = str(launch_error(ctx, ns["kernel"]))
+    finally:
+        os.chdir(here)
+    assert msg.startswith("PE (0, 0) at <kernel-text>:2 (in helper, called from kernel at <kernel-text>:4): ")
+
+
+def test_two_lambdas_on_one_line_are_two_callers_and_a_comprehension_is_its_function(ctx):
+    def kernel(*, tl):
+        (lambda: (lambda: descend(tl, tl.zeros((4, 4), "f32"), 0))())()  # (two lambdas)
+
+    msg = str(launch_error(ctx, kernel))
+    two = at("# (two lambdas)")
+    assert f"(in descend, called from <lambda> at {two}, from <lambda> at {two}, from kernel at {two}): " in msg
+
+    def kernel2(*, tl):
+        xs = [tl.zeros((4, 4), "f32")]
+        return [x
+                + tl.sum(x, axis=5)  # (a comprehension's second line)
+                for x in xs]
+
+    msg = str(launch_error(ctx, kernel2))
+    assert msg.startswith(f"PE (0, 0) at {at(chr(35) + ' (a comprehension' + chr(39) + 's second line)')}: "), msg
+
+
+def test_a_cap_never_hides_a_single_call():
+    frames = [("k.py", i, f"f{i}") for i in range(8)]  # the error's line and 7 callers
+    assert "more calls" not in called_from(frames)
+    assert "from 2 more calls, from f8 at k.py:8)" in called_from(frames + [("k.py", 8, "f8")])

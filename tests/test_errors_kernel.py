@@ -260,7 +260,7 @@ def test_branching_on_a_tensor_value_is_refused(ctx):
     (lambda tl, t: tl.maximum(t, t, t), "maximum"),
     (lambda tl, t: tl.invert(), "invert"),
     (lambda tl, t: tl.where(t > 0, t), "where"),
-    (lambda tl, t: tl.dot(t, tl.trans(t), out_dtype="f16"), "dot"),
+    (lambda tl, t: tl.dot(t, tl.trans(t), out_type="f16"), "dot"),
     (lambda tl, t: tl.cast(t), "cast"),
 ], ids=["sum_dtype", "exp_two_args", "add_one_arg", "maximum_three_args", "invert_no_arg",
         "where_two_args", "dot_out_dtype", "cast_no_dtype"])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import kernbench
+
 from kernbench.hw.config import KEY_BOUNDS
 from kernbench.hw import HardwareConfig, HardwareConfigError, list_presets, load_hw
 
@@ -243,26 +245,34 @@ def test_every_field_can_be_overridden():
         assert node == new_value, key
 
 
-def test_a_variant_is_named_by_what_its_overrides_change():
+def test_a_variant_is_labelled_by_what_its_overrides_change(tmp_path):
     # (a new user's review: Context({"n_cubes": 2}) reported its hardware as "default", and every
     # variant of a preset went into reports and traces under the preset's name)
-    assert load_hw("mesh8", {"n_cubes": 2, "link": {"bytes_per_cycle": 64}}).name == \
-        "mesh8 (n_cubes=2, link.bytes_per_cycle=64)"  # (field order, not the overrides')
-    assert load_hw({"n_cubes": 2}).name == "default (n_cubes=2)"  # a dict: the default's keys changed
-    assert load_hw("mesh8", {"n_cubes": 8}).name == "mesh8"  # nothing changed
-    assert load_hw("mesh8", {"n_cubes": 2, "name": "small"}).name == "small"  # a name given wins
-    assert load_hw().with_overrides(clock_ghz=2).name == "default (clock_ghz=2.0)"
-    assert load_hw({"clock_ghz": 1.5}).name == "default"  # (the default's clock)
+    v = load_hw("mesh8", {"n_cubes": 2, "link": {"bytes_per_cycle": 64}})
+    assert v.label == "mesh8 (n_cubes=2, link.bytes_per_cycle=64)"  # (field order)
+    assert v.name == "mesh8"  # the name is kept: a config is its values (below)
+    assert load_hw({"n_cubes": 2}).label == "default (n_cubes=2)"  # a dict changes the default's keys
+    toml = tmp_path / "small.toml"
+    toml.write_text("n_cubes = 2\n[gemm]\nrows = 16\n")
+    assert load_hw(toml).label == "default (n_cubes=2, gemm.rows=16)"  # so does a TOML file
+    assert load_hw("mesh8", {"n_cubes": 8}).label == "mesh8"  # nothing changed
+    assert load_hw("mesh8", {"n_cubes": 2, "name": "small"}).label == "small"  # not a preset's name
     fast = load_hw().with_overrides(clock_ghz=2.0)
-    assert fast.with_overrides(clock_ghz=2).name == fast.name  # (an int equal to the float)
-    # a variant of a variant says both steps
-    assert load_hw("mesh8").with_overrides(n_cubes=4).with_overrides(gemm__rows=16).name == \
-        "mesh8 (n_cubes=4) (gemm.rows=16)"
-    # too long a list for a name (at most 200 characters): the count
-    hw = load_hw("default", {"name": "n" * 190})
-    many = hw.with_overrides({"gemm.rows": 16, "gemm.cols": 16, "n_cubes": 2})
-    assert many.name == "n" * (200 - len(" (3 keys changed)")) + " (3 keys changed)"
-    assert load_hw(many.to_dict()) == many  # (the name round-trips as any other)
+    assert fast.label == "default (clock_ghz=2.0)" and fast.with_overrides(clock_ghz=2).label == fast.label
+    # steps of overrides: what differs from the preset, once
+    assert load_hw("mesh8").with_overrides(n_cubes=4).with_overrides(gemm__rows=16).label == \
+        "mesh8 (n_cubes=4, gemm.rows=16)"
+    assert load_hw("mesh8", {"n_cubes": 2}).with_overrides(n_cubes=8).label == "mesh8"
+    # equal values are equal configs, however they were made (a sweep's cache key and trace groups)
+    a = load_hw("default", {"n_cubes": 2, "gemm.rows": 16})
+    b = load_hw({"n_cubes": 2}).with_overrides(gemm__rows=16)
+    assert a == b and hash(a) == hash(b) and a.label == b.label
+    # a long list: the count
+    many = {f"vector.op_cycles.{op}": 9 for op in ("add", "sub", "mul", "max", "min", "compare", "select",
+                                                   "copy", "cast", "fill", "div", "exp", "log", "sqrt")}
+    assert load_hw("default", many).label.endswith(" keys changed)")
+    assert kernbench.Context("mesh8", overrides={"n_cubes": 2}).__repr__().startswith(
+        "Context(hw='mesh8 (n_cubes=2)', 2 cubes x 8 PEs")
 
 
 def test_load_hw_applies_overrides_and_accepts_a_config():

@@ -6,6 +6,7 @@ that use them. A config is immutable; derive variants with :meth:`HardwareConfig
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import tomllib
@@ -161,17 +162,23 @@ class HardwareConfig:
         """A copy with fields replaced. Keys are dotted paths: ``{"link.bytes_per_cycle": 64}``;
         keyword form uses ``__`` for the dot: ``with_overrides(link__bytes_per_cycle=64)``.
 
-        Unless the overrides give a ``name``, the copy's name says what changed, so reports and
-        traces do not call a variant by its base's name: ``mesh8`` with ``n_cubes=2`` is
-        ``"mesh8 (n_cubes=2)"`` (:func:`variant_name`). Raises HardwareConfigError naming a bad
-        key or value."""
+        The copy keeps the name (a config is its values: equal values, equal configs, one
+        cache key); :attr:`label` says what changed. Raises HardwareConfigError naming a bad key
+        or value."""
         items = dict(overrides or {})
         items.update({k.replace("__", "."): v for k, v in kw.items()})
         data = to_dict(self)
         for key, value in items.items():
             _set_dotted(data, key, value)
-        cfg = from_dict(data, source="overrides")
-        return cfg if "name" in items else variant_name(self, cfg)
+        return from_dict(data, source="overrides")
+
+    @property
+    def label(self) -> str:
+        """How reports, traces and errors name this machine: its name, and when that is a
+        preset's, the keys whose values differ from the preset's, in field order (``mesh8`` with
+        ``n_cubes=2``: ``"mesh8 (n_cubes=2)"``; a dict or TOML file without a name changes the
+        ``default`` preset's keys); ``"mesh8 (12 keys changed)"`` when the list is long."""
+        return _label(self)
 
     def to_dict(self) -> dict:
         return to_dict(self)
@@ -204,19 +211,24 @@ def _flat(data: Mapping, prefix: str = "") -> dict:
     return out
 
 
-def variant_name(base: "HardwareConfig", cfg: "HardwareConfig") -> "HardwareConfig":
-    """``cfg`` named as the variant of ``base`` it is: base's name and the keys whose values
-    differ, in field order (``"mesh8 (n_cubes=2, link.bytes_per_cycle=64)"``); base's name when
-    none differs; ``"mesh8 (5 keys changed)"`` when the list would not fit a name (MAX_NAME)."""
+def _label(cfg: "HardwareConfig") -> str:
+    base = _preset(cfg.name)
+    if base is None:
+        return cfg.name
     was, now = _flat(to_dict(base)), _flat(to_dict(cfg))
     changed = [f"{k}={v}" for k, v in now.items() if k != "name" and v != was[k]]
-    name = base.name
-    if changed:
-        name = f"{base.name} ({', '.join(changed)})"
-        if len(name) > MAX_NAME or _UNSHOWN.search(name):
-            tail = f" ({len(changed)} key{'s' if len(changed) > 1 else ''} changed)"
-            name = base.name[:MAX_NAME - len(tail)] + tail
-    return cfg if name == cfg.name else dataclasses.replace(cfg, name=name)
+    if not changed:
+        return cfg.name
+    text = ", ".join(changed)
+    if len(text) > MAX_NAME:
+        text = f"{len(changed)} keys changed"
+    return f"{cfg.name} ({text})"
+
+
+@functools.lru_cache(maxsize=None)
+def _preset(name: str) -> "HardwareConfig | None":
+    # a preset's config by its name (None for any other name): read once, a config is immutable
+    return load_hw(name) if name in list_presets() else None
 
 
 def _set_dotted(data: dict, key: str, value: Any) -> None:
@@ -519,8 +531,6 @@ def load_hw(
         cfg = hw
     elif isinstance(hw, Mapping):
         cfg = from_dict(hw)
-        if "name" not in hw:  # (the keys it gives change the default machine's: named so)
-            cfg = variant_name(HardwareConfig(), cfg)
     else:
         text, source = _read_toml_source(hw)
         try:

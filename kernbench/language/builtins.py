@@ -122,7 +122,25 @@ def _imm(tr, x, kind: str, ct: str):
         return np.int64(v)
     if kind == PY_INT and abs(int(x)) > 2 ** 127:
         fail(tr, f"the Python int {x} is too large for a float operand")
-    return float(x)
+    v = float(x)
+    if ct == "fp8e4m3":
+        _e4m3_number(tr, v, "an fp8e4m3 operand")
+    return v
+
+
+#: the largest magnitude that rounds to a finite fp8e4m3 (448 is its largest value; past 464
+#: rounding gives NaN: it has no infinity)
+_E4M3_FINITE = 464.0
+
+
+def _e4m3_number(tr, v: float, what: str) -> None:
+    """Refuse a Python number that fp8e4m3 cannot hold: a number is an f32 constant cast to its
+    operand's dtype, and this one would be NaN (fp8e4m3, the 'fn' variant, has no infinity), so
+    a mask's -inf or a bound like 1000 would turn every result it reaches into NaN, silently."""
+    if abs(v) > _E4M3_FINITE:  # (NaN compares False: a NaN asked for stays NaN)
+        fail(tr, f"the Python number {v!r} has no fp8e4m3 value for {what}: fp8e4m3 has no "
+                 f"infinity and rounds magnitudes above 464 to NaN (448 is its largest). Use a "
+                 f"finite value (-448 as a mask's -inf), or cast the tensor to f16/f32 first")
 
 
 def _binary(self, a, b, name: str) -> TensorHandle:
@@ -204,9 +222,9 @@ def _binary(self, a, b, name: str) -> TensorHandle:
         else:
             if name in _CHECK_SCALAR:
                 _check_scalar(tr, name, b, ct)
-            ops, s1 = (sa, float(b) if kb is PY_FLOAT and ct in _FLOATS else _imm(tr, b, kb, ct)), -1
+            ops, s1 = (sa, float(b) if kb is PY_FLOAT and ct in _WIDE_FLOATS else _imm(tr, b, kb, ct)), -1
     elif sb is not None:
-        ops, s0, s1, ash, n, like = (float(a) if ka is PY_FLOAT and ct in _FLOATS
+        ops, s0, s1, ash, n, like = (float(a) if ka is PY_FLOAT and ct in _WIDE_FLOATS
                                      else _imm(tr, a, ka, ct), sb), s1, -1, bsh, nb, tb
     else:
         fail(tr, f"{name} needs at least one tensor operand, got {type(a).__name__} and "
@@ -218,6 +236,8 @@ def _binary(self, a, b, name: str) -> TensorHandle:
 
 
 _FLOATS = frozenset(FLOAT_DTYPES)
+#: float dtypes that every float Python number rounds to without NaN (_imm checks the others)
+_WIDE_FLOATS = _FLOATS - {"fp8e4m3"}
 _CHECK_SCALAR = ("floordiv", "mod", "shl", "shr")
 #: What _binary and _unary learn, shared by every launch (they hold only the language's rules):
 #: (name, operand kind, operand kind) -> binary_types(...), (name, dtype) -> unary_types(...)
@@ -272,6 +292,23 @@ _NUMPY_TL = {
     "asarray": "nothing: replay fills h.data after the launch",
     "array": "nothing: replay fills h.data after the launch",
 }
+
+
+def _dot_options(tr, input_precision, allow_tf32, max_num_imprecise_acc, out_dtype) -> None:
+    """Refuse Triton's tl.dot keywords that ask for another computation than kernbench's."""
+    if input_precision is not None and input_precision != "ieee":
+        fail(tr, f"dot: input_precision={input_precision!r}: kernbench computes f32 inputs at full "
+                 f"f32 precision ('ieee'); TF32 and its 3-pass variants are not modelled (Triton "
+                 f"defaults to tf32 on NVIDIA GPUs, so a ported kernel's f32 dots are exact here)")
+    if allow_tf32 is not None and allow_tf32 is not False:
+        fail(tr, f"dot: allow_tf32={allow_tf32!r}: kernbench computes f32 inputs at full f32 "
+                 f"precision; write allow_tf32=False or leave it out")
+    if max_num_imprecise_acc is not None and max_num_imprecise_acc != 0:
+        fail(tr, f"dot: max_num_imprecise_acc={max_num_imprecise_acc!r}: kernbench accumulates "
+                 f"every product in f32 (no imprecise fp8 accumulation); leave it out")
+    if check_dtype(tr, out_dtype, "dot out_dtype") != "f32":
+        fail(tr, f"dot: out_dtype={out_dtype!r}: the GEMM unit accumulates in f32 and gives f32; "
+                 f"cast the result (tl.cast(tl.dot(a, b), ...))")
 
 
 def _tracked(tr: PEBuilder, h):
@@ -431,6 +468,8 @@ class TL:
                 if dtype == "int32" and k == PY_FLOAT:  # converted as a cast would: NaN -> 0, saturating
                     other = int(cast_value(np.array([float(other)]), "int32")[0])
                     k = PY_INT
+                elif dtype == "fp8e4m3":
+                    _e4m3_number(tr, float(other), "an fp8e4m3 load's other")
                 oth = _imm(tr, other, k, dtype if dtype == "int32" else "f32")
         a = -1 if after is None else tr.operand(after, "load after")[3]
         return tr.load(f, alloc, e0, shape, numel(shape), dtype, stride, pinned, a, mk, oth)
@@ -486,16 +525,27 @@ class TL:
         semantic.check_masked(tr, alloc, e0, shape, stride, v, verb)
 
     # -- GEMM --------------------------------------------------------------------------------
-    def dot(self, a: TensorHandle, b: TensorHandle, acc: TensorHandle | None = None) -> TensorHandle:
+    def dot(self, a: TensorHandle, b: TensorHandle, acc: TensorHandle | None = None,
+            input_precision=None, allow_tf32=None, max_num_imprecise_acc=None,
+            out_dtype="f32") -> TensorHandle:
         """Matrix product of 2-D ``a`` (M, K) and ``b`` (K, N) on the GEMM unit -> f32 (M, N);
         with ``acc`` (an f32 (M, N) tensor) -> ``acc + a @ b``. Also ``a @ b``.
 
         Inputs f16/bf16 (2-byte operands), fp8 (1 byte) or f32 (4 bytes, costs operand
         bandwidth); int32 and masks are refused (cast first). Accumulation is f32. One DOT
         command (docs/hardware-model.md); ``acc`` adds one f32 VEC add of M*N elements: the
-        output-stationary array starts each fold from zeroed accumulators."""
+        output-stationary array starts each fold from zeroed accumulators.
+
+        Triton's other keywords, as far as they describe what kernbench computes (f32 inputs at
+        full f32 precision, every product accumulated exactly in f32, an f32 result):
+        ``input_precision`` None or "ieee", ``allow_tf32`` None or False,
+        ``max_num_imprecise_acc`` None or 0, ``out_dtype`` f32; anything else is a KernelError
+        saying what kernbench computes instead."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
+        if not (input_precision is None and allow_tf32 is None and max_num_imprecise_acc is None
+                and out_dtype == "f32"):
+            _dot_options(tr, input_precision, allow_tf32, max_num_imprecise_acc, out_dtype)
         sa, ash, da, ia, _ = tr.operand(a, "dot a")
         sb, bsh, db, ib, _ = tr.operand(b, "dot b")
         float_operand(tr, da, "dot", "a")
@@ -822,6 +872,8 @@ class TL:
                 imm = float(value)
             except OverflowError:
                 fail(tr, f"full: value {value!r} is too large for {dtype}")
+            if dtype == "fp8e4m3":
+                _e4m3_number(tr, imm, "tl.full's value")
         h = tr.vec(f, "fill", (), -1, -1, -1, shape, numel(shape), dtype, None, dtype, imm)
         tr.seed(h.id - tr.base, "fill", shape, dtype, imm)
         return h

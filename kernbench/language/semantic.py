@@ -10,6 +10,7 @@ a couple of identity checks.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
@@ -169,6 +170,10 @@ def scalar_kind(x) -> str | None:
         return PY_INT
     if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "biuf":
         return scalar_kind(x[()])  # numpy gives 0-d arrays where it means numbers
+    if isinstance(x, np.generic) and type(x).__module__.startswith("ml_dtypes"):
+        # (ml_dtypes' scalars, bfloat16(0.1), are numpy scalars of its own kinds: their value)
+        v = x.item()
+        return scalar_kind(v) if type(v) in (int, float) else None
     return None
 
 
@@ -352,53 +357,88 @@ def is_user_file(file: str, own_file: str | None = None) -> bool:
     standard library and installed packages; ``own_file`` (a kernel's, a setup's) and the shipped
     kernels' files (kernbench.kernels, installed or not) always count as the user's. The one rule
     for which frames an error names (:func:`kernel_error`, executor.user_frame)."""
-    if file == own_file:
-        return True
-    a = os.path.abspath(file)
-    return a.startswith(_KERNELS_DIR) or (
-        file not in _INTERNAL and not a.startswith(PACKAGE_DIR)
-        and not os.path.normpath(file).startswith(LIBRARY_DIRS))
+    return file == own_file or _user_file(file) == 1
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_file(file: str) -> int:
+    # 1: the user's; 0: a library's; -1: kernbench's own (where a launch runs its kernel). Cached:
+    # an error's chain asks for every frame out to the launch (abspath reads the working folder)
+    try:
+        a = os.path.abspath(file)
+    except OSError:  # (a relative name, "<string>", with the working folder gone)
+        a = file
+    if a.startswith(_KERNELS_DIR):
+        return 1
+    if file in _INTERNAL or a.startswith(PACKAGE_DIR):
+        return -1
+    return 0 if os.path.normpath(file).startswith(LIBRARY_DIRS) else 1
 
 
 #: callers an error names at most: the innermost ones and the outermost (the kernel)
 _CHAIN_MAX = 6
-#: the frames Python makes for comprehensions and generator expressions
-_COMPREHENSIONS = frozenset(("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"))
+#: the frames Python makes for comprehensions (always run by the function they are written in)
+_COMPREHENSIONS = frozenset(("<listcomp>", "<dictcomp>", "<setcomp>"))
+
+
+def user_calls(entries: list, own_file: str | None = None) -> list:
+    """The user's frames of a call stack: ``entries`` are (code, line) innermost first (the
+    error's own line first), out to the frame a kernbench launch called, the kernel's, which is
+    the last. Returns (file, line, function name, code) of the first entry, the kernel's and
+    every entry between in the user's code (is_user_file, the kernel's file counting as the
+    user's: library frames between, contextlib's, numpy's, are skipped)."""
+    if not entries:
+        return []
+    own = own_file if own_file is not None else entries[-1][0].co_filename
+    out = []
+    for k, (co, line) in enumerate(entries):
+        if k == 0 or k == len(entries) - 1 or is_user_file(co.co_filename, own):
+            out.append((co.co_filename, line, co.co_name, co))
+    return out
 
 
 def called_from(frames: list) -> str:
     """The text an error adds after its line when the tl call (or the raise) was in a function
     the kernel called: `` (in helper, called from kernel at k.py:7)``, "" when it was in the
-    kernel itself. ``frames``: (file, line, function name) of the user's frames, innermost first
-    (the first is the error's own line). A caller repeated in a row (recursion) is named once with
-    its count; a chain still longer keeps its innermost callers and the outermost one."""
-    # a comprehension's frame, on its function's line, is that function's own line
-    frames = [fr for fr, out in zip(frames, frames[1:] + [None])
-              if not (fr[2] in _COMPREHENSIONS and out is not None and out[:2] == fr[:2])]
+    kernel itself. ``frames``: (file, line, function name[, code]) of the user's frames
+    (:func:`user_calls`), innermost first (the first is the error's own line). A comprehension
+    is the function it is written in; the same function calling from the same line in a row
+    (recursion) is named once with its count; a chain still longer keeps its innermost callers
+    and the outermost one."""
+    frames = [fr for fr in frames[:-1] if fr[2] not in _COMPREHENSIONS] + frames[-1:]
     if len(frames) < 2:
         return ""
     runs: list = []  # [caller, times]
     for fr in frames[1:]:
-        if runs and runs[-1][0] == fr:
+        key = (fr[3] if len(fr) > 3 else fr[2], fr[0], fr[1])  # (code when known: two lambdas differ)
+        if runs and runs[-1][2] == key:
             runs[-1][1] += 1
         else:
-            runs.append([fr, 1])
+            runs.append([fr, 1, key])
     parts = [f"{name} at {os.path.basename(file)}:{line}" + (f" ({k} times)" if k > 1 else "")
-             for (file, line, name), k in runs]
-    if len(parts) > _CHAIN_MAX:
-        hidden = sum(k for _, k in runs[_CHAIN_MAX - 1:-1])
+             for (file, line, name, *_), k, _ in runs]
+    if len(parts) > _CHAIN_MAX + 1:  # (a placeholder for two callers at least)
+        hidden = sum(k for _, k, _ in runs[_CHAIN_MAX - 1:-1])
         parts = parts[:_CHAIN_MAX - 1] + [f"{hidden} more calls", parts[-1]]
     return f" (in {frames[0][2]}, called from " + ", from ".join(parts) + ")"
 
 
+#: frames walked at most looking for the launch (past Python's default recursion limit)
+_WALK_MAX = 10_000
+
+
 def _frames_out(f) -> list:
-    """(file, line, function name) of frame ``f`` and of the user's frames that called it, out
-    to the first frame that is not the user's (the launch running the kernel): innermost first."""
-    out = []
-    while f is not None and is_user_file(f.f_code.co_filename):
-        out.append((f.f_code.co_filename, line_of(f), f.f_code.co_name))
+    """:func:`user_calls` of the stack from frame ``f`` out to the launch that runs the kernel
+    (the first frame of kernbench's own code): (file, line, function name, code), innermost
+    first; the stack out to its end when no launch is on it."""
+    entries = []
+    while f is not None and len(entries) < _WALK_MAX:
+        co = f.f_code
+        if entries and _user_file(co.co_filename) == -1:
+            break
+        entries.append((co, line_of(f)))
         f = f.f_back
-    return out
+    return user_calls(entries)
 
 
 #: id(code) + instruction offset -> (code, offset, line). A live code object holds its bytecode

@@ -147,7 +147,7 @@ def plot(
     else:
         step = int(np.ceil(len(working) / 32))
         ax_h.set_yticks(range(0, len(working), step), names[::step], fontsize=6)
-    plain_texts(ax_h.set_title(f"{result.kernel_name} on {result.hw.name}: busy / {cycles:,} cycles per "
+    plain_texts(ax_h.set_title(f"{result.kernel_name} on {result.hw.label}: busy / {cycles:,} cycles per "
                                f"unit ({len(working)} working PEs)", fontsize=10))
     fig.colorbar(im, ax=ax_h, fraction=0.03, pad=0.01, label="busy fraction")
 

@@ -138,7 +138,7 @@ def summarize(result) -> dict:
         "kernel_file": result.kernel_file,
         "mode": result.mode,
         "grid": [int(x) for x in result.grid],
-        "hw": hw.name,
+        "hw": hw.label,
         "clock_ghz": hw.clock_ghz,
         "cycles": cycles,
         "seconds": seconds,

@@ -12,7 +12,6 @@ import gc
 import inspect
 import linecache
 import os
-import traceback
 import warnings
 
 import numpy as np
@@ -51,7 +50,7 @@ def _check_grid(hw, grid) -> tuple:
         raise ValueError(f"grid must be (PEs per cube used, cubes used), two ints, got {grid!r}")
     if not (1 <= g[0] <= hw.pes_per_cube and 1 <= g[1] <= hw.n_cubes):
         raise ValueError(
-            f"grid {g} does not fit the hardware '{hw.name}': expected 1..{hw.pes_per_cube} PEs per "
+            f"grid {g} does not fit the hardware '{hw.label}': expected 1..{hw.pes_per_cube} PEs per "
             f"cube and 1..{hw.n_cubes} cubes"
         )
     return g
@@ -103,11 +102,25 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
 
 
 def user_frames(exc: BaseException, own_file: str | None = None) -> list:
-    """(file, line, function name) of the traceback frames of the user's code
-    (semantic.is_user_file: numpy raising inside a helper names the helper's line), innermost
-    first; [] without one."""
-    return [(fr.filename, fr.lineno, fr.name) for fr in traceback.extract_tb(exc.__traceback__)
-            if is_user_file(fr.filename, own_file)][::-1]
+    """(file, line, function name, code) of the traceback frames of the user's code
+    (semantic.user_calls: numpy raising inside a helper names the helper's line), innermost
+    first; [] without one. An exception raised again from where it was kept (``raise errs[0]``)
+    names the calls that raised it first: the traceback's entries between two of one frame's
+    were not its callers."""
+    entries: list = []  # (frame, line), outermost first
+    tb = exc.__traceback__
+    while tb is not None:
+        fr = tb.tb_frame
+        for k, (seen, _) in enumerate(entries):
+            if seen is fr:  # (the frame raised again: its inner entry is the call that raised)
+                del entries[k:]
+                entries.append((fr, tb.tb_lineno))
+                break
+        else:
+            entries.append((fr, tb.tb_lineno))
+        tb = tb.tb_next
+    return [(fr.f_code.co_filename, line, fr.f_code.co_name, fr.f_code)
+            for fr, line in reversed(entries) if is_user_file(fr.f_code.co_filename, own_file)]
 
 
 def user_frame(exc: BaseException, own_file: str | None = None) -> tuple | None:

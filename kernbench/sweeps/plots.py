@@ -63,7 +63,7 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
     # the user's text (names, values, the title), shown as it is
     plain_texts(ax.set_xlabel(x), ax.set_ylabel(y))
     failed = len(res.rows) - len(rows)
-    plain_texts(ax.set_title(title or f"{y} vs {x} on {res.hw.name}"
+    plain_texts(ax.set_title(title or f"{y} vs {x} on {res.hw.label}"
                              + (f" ({failed} failed points left out)" if failed else ""), fontsize=10))
     if hue:
         plain_texts(ax.legend(fontsize=8).get_texts())
@@ -115,7 +115,7 @@ def pareto(res, cost: str, objective: str = "cycles", path=None, ax=None, label=
                                     textcoords="offset points"))
         # the user's text (names, values), shown as it is
         plain_texts(ax.set_xlabel(cost), ax.set_ylabel(objective),
-                    ax.set_title(f"Pareto front: {objective} against {cost} on {res.hw.name}", fontsize=10))
+                    ax.set_title(f"Pareto front: {objective} against {cost} on {res.hw.label}", fontsize=10))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         if path is not None:

@@ -139,7 +139,7 @@ class SweepResult:
         return f"SweepResult({self.summary()}; columns: {', '.join(self.swept)} + figures)"
 
     def _repr_html_(self) -> str:
-        head = f"<p><b>kernbench sweep</b> on {html.escape(self.hw.name)}: {html.escape(self.summary())}</p>"
+        head = f"<p><b>kernbench sweep</b> on {html.escape(self.hw.label)}: {html.escape(self.summary())}</p>"
         try:
             cols = [*self.swept, "cycles", "seconds", "tflops", "roofline_fraction", "busy_GEMM",
                     "link_bytes", "sram_peak_bytes", "error"]

@@ -1,0 +1,121 @@
+"""Public bug reports of Triton, numpy and ml_dtypes rebuilt as kernels (a review's cases, each a
+kind): kernbench is right or refuses, never silently wrong.
+
+- fp8e4m3 has no infinity (tinygrad#18274; softmax NaN from -inf masks, vllm-fork#682): a Python
+  number an fp8e4m3 operand cannot hold is refused, where it became NaN silently.
+- Triton's tl.dot keywords (triton#1800, #5895: TF32 by default on NVIDIA): taken where they ask
+  for what kernbench computes (exact f32 products), refused otherwise.
+- ml_dtypes scalars were numbers on the left of an operator and refused on the right.
+"""
+import ml_dtypes
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench import KernelError
+
+HW = {"n_cubes": 1, "pes_per_cube": 2}
+E4M3 = ml_dtypes.float8_e4m3fn
+
+
+def run(body, x, dtype=None):
+    """``body(tl, tile)`` on PE (0, 0) with ``x`` loaded whole: its result's data."""
+    ctx = kernbench.Context("default", overrides=HW)
+    p = ctx.put(x, pe=(0, 0), dtype=dtype)
+    out = {}
+
+    def kernel(ptr, *, tl):
+        if tl.program_id(0) == 0:
+            out["r"] = body(tl, ptr, tl.load(ptr, shape=x.shape))
+
+    ctx.launch(kernel, (1, 1), p, mode="functional")
+    r = out["r"]
+    return tuple(h.data for h in r) if isinstance(r, tuple) else r.data
+
+
+def refused(body, x, dtype=None) -> str:
+    with pytest.raises(KernelError) as ei:
+        run(body, x, dtype)
+    return str(ei.value)
+
+
+X8 = np.array([1, 2, 3, 4], E4M3)
+
+
+@pytest.mark.parametrize("body", [
+    lambda tl, p, t: tl.load(p, shape=(4,), mask=tl.arange(0, 4) < 2, other=float("-inf")),
+    lambda tl, p, t: tl.where(tl.arange(0, 4) < 2, t, float("-inf")),
+    lambda tl, p, t: tl.maximum(t, -1e30),
+    lambda tl, p, t: t < 1000.0,
+    lambda tl, p, t: t * 0 + 500,
+    lambda tl, p, t: 1000 - t,
+    lambda tl, p, t: tl.full((4,), float("inf"), "fp8e4m3"),
+], ids=["load_other", "where", "maximum", "compare", "add_int", "reflected", "full"])
+def test_a_number_fp8e4m3_cannot_hold_is_refused(body):
+    # (before: x = [1, 2, nan, nan] and a NaN max and softmax from a half-masked row; t < 1000
+    # all False; t * 0 + 500 NaN everywhere)
+    msg = refused(body, X8, "fp8e4m3")
+    assert "has no fp8e4m3 value" in msg and "448" in msg and msg.startswith("PE (0, 0) at "), msg
+
+
+def test_fp8e4m3_numbers_it_can_hold_are_taken():
+    # 464 rounds to 448 (the largest; docs/language.md "fp8 overflow"); NaN asked for stays NaN;
+    # -448 masks as -inf would: the masked row's max is the unmasked elements'
+    lo, nan, mx = run(lambda tl, p, t: (t * 0 + 464, t + float("nan"),
+                                        tl.max(tl.where(tl.arange(0, 4) < 2, t, -448.0))), X8, "fp8e4m3")
+    assert lo.dtype == E4M3 and np.all(lo.astype(np.float32) == 448)
+    assert np.all(np.isnan(nan.astype(np.float32)))
+    assert float(np.asarray(mx).astype(np.float32).ravel()[0]) == 2.0
+    # the other fp8 has infinities: -inf stays -inf there
+    x5 = X8.astype(ml_dtypes.float8_e5m2)
+    m = run(lambda tl, p, t: tl.where(tl.arange(0, 4) < 2, t, float("-inf")), x5, "fp8e5m2")
+    assert np.array_equal(m.astype(np.float32), [1, 2, -np.inf, -np.inf])
+
+
+A = np.array([[1 + 2.0 ** -20, 3.0], [0.5, -1.0]], np.float32)
+
+
+@pytest.mark.parametrize("kw", [
+    {"input_precision": "ieee"}, {"allow_tf32": False}, {"out_dtype": "f32"}, {"out_dtype": np.float32},
+    {"max_num_imprecise_acc": None}, {"max_num_imprecise_acc": 0},
+    {"input_precision": None, "allow_tf32": None, "out_dtype": "float32"}])
+def test_tritons_dot_keywords_that_ask_for_exact_f32_are_taken(kw):
+    plain, with_kw = run(lambda tl, p, t: (tl.dot(t, t), tl.dot(t, t, **kw)), A)
+    np.testing.assert_array_equal(plain, with_kw)
+    # f32 products are exact, not TF32's 10-bit mantissas: 2**-20 survives
+    want = (A.astype(np.float64) @ A.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(with_kw, want)
+    assert with_kw[0, 0] != np.float32(1 + 1.5)  # (TF32 would drop the 2**-20 of a[0, 0]**2)
+
+
+@pytest.mark.parametrize("kw, says", [
+    ({"input_precision": "tf32"}, "full f32 precision ('ieee')"),
+    ({"input_precision": "tf32x3"}, "TF32 and its 3-pass variants are not modelled"),
+    ({"allow_tf32": True}, "write allow_tf32=False or leave it out"),
+    ({"max_num_imprecise_acc": 32}, "no imprecise fp8 accumulation"),
+    ({"out_dtype": "f16"}, "accumulates in f32 and gives f32"),
+    ({"out_dtype": "f64"}, "unknown dot out_dtype 'f64'"),
+])
+def test_tritons_dot_keywords_asking_for_another_computation_are_refused(kw, says):
+    msg = refused(lambda tl, p, t: tl.dot(t, t, **kw), A)
+    assert says in msg and msg.startswith("PE (0, 0) at "), msg
+
+
+@pytest.mark.parametrize("scalar", [ml_dtypes.bfloat16(0.1), E4M3(3.5), ml_dtypes.float8_e5m2(-2.0),
+                                    np.float16(0.1)])
+def test_an_ml_dtypes_scalar_is_a_number_on_either_side(scalar):
+    x = np.array([1.0, 2.5, -3.0, 7.0], np.float16)
+    v = float(scalar)  # (its value, exactly: every one of these is an f32)
+    got = run(lambda tl, p, t: (t + scalar, scalar + t, t + v, tl.maximum(t, scalar),
+                                tl.where(t > 0, scalar, t), t < scalar), x)
+    np.testing.assert_array_equal(got[0], got[1])
+    np.testing.assert_array_equal(got[0], got[2])
+    np.testing.assert_array_equal(got[3], np.maximum(x, np.float16(v)))
+    np.testing.assert_array_equal(got[4], np.where(x > 0, np.float16(v), x))
+    np.testing.assert_array_equal(got[5], x < np.float16(v))
+
+
+def test_a_masked_load_reads_zero_where_masked_off_without_other():
+    x = np.array([5.0, 6.0, 7.0, 8.0], np.float32)
+    got = run(lambda tl, p, t: tl.load(p, shape=(4,), mask=tl.arange(0, 4) < 2), x)
+    np.testing.assert_array_equal(got, [5, 6, 0, 0])
