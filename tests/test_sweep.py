@@ -164,6 +164,22 @@ def pickle_roundtrip(x):
     return pickle.loads(pickle.dumps(x))
 
 
+def logging_builder(ctx, log):
+    """A builder that logs the context it was given (repr names the hardware's label)."""
+    log.append(repr(ctx))
+    return builder(ctx)
+
+
+def test_a_setup_that_logs_its_hardware_label_shares_one_trace():
+    # (a review's case: the label lists every key that differs from the preset, and reading it
+    # counted as reading them all: six traces for six points that trace alike)
+    log = []
+    res = sweep(functools.partial(logging_builder, log=log), cache=False, workers=1,
+                hardware={"link.bytes_per_cycle": [16, 32, 64], "dma.latency_cycles": [100, 150]})
+    assert res.stats["trace_groups"] == 1 and res.stats["traces"] == 1 and res.stats["points"] == 6
+    assert len(log) == 1 and log[0].startswith("Context(hw='default (")
+
+
 def test_a_setup_that_reads_the_hardware_splits_its_trace_group():
     res = sweep(hw_reading_builder, hardware={"sram.capacity_bytes": [1 << 19, 1 << 24],
                                               "link.bytes_per_cycle": [8, 32]}, cache=False, workers=1)
