@@ -468,12 +468,12 @@ def _check_trace_filters(args, hw) -> None:
         if isinstance(x, tuple):
             p, c = x
             if c >= hw.n_cubes:
-                raise CliError(f"--pes: cube {c} is outside {hw.label} (cubes 0-{hw.n_cubes - 1})")
+                raise CliError(f"--pes: cube {c} is outside {hw.name} (cubes 0-{hw.n_cubes - 1})")
             if p >= hw.pes_per_cube:
-                raise CliError(f"--pes: {pe_label((p, c))} is outside {hw.label} (PEs 0-{hw.pes_per_cube - 1} "
+                raise CliError(f"--pes: {pe_label((p, c))} is outside {hw.name} (PEs 0-{hw.pes_per_cube - 1} "
                                f"per cube)")
         elif x >= hw.n_pes:
-            raise CliError(f"--pes: PE {x} is outside {hw.label} (global PE indices 0-{hw.n_pes - 1}: "
+            raise CliError(f"--pes: PE {x} is outside {hw.name} (global PE indices 0-{hw.n_pes - 1}: "
                            f"{plural(hw.n_cubes, 'cube')} x {hw.pes_per_cube} PEs)")
 
 

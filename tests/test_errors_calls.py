@@ -307,3 +307,45 @@ def test_a_cap_never_hides_a_single_call():
     frames = [("k.py", i, f"f{i}") for i in range(8)]  # the error's line and 7 callers
     assert "more calls" not in called_from(frames)
     assert "from 2 more calls, from f8 at k.py:8)" in called_from(frames + [("k.py", 8, "f8")])
+
+
+def test_a_generator_expression_the_kernel_runs_on_its_line_is_the_kernels(ctx):
+    # (a second review's case: tuple(... for x in xs) in the kernel read "(in <genexpr>, called
+    # from kernel at the same line)")
+    def kernel(*, tl):
+        xs = [tl.zeros((4, 4), "f32")]
+        tuple(tl.sum(x, axis=5) for x in xs)  # (a genexpr the kernel runs)
+
+    msg = str(launch_error(ctx, kernel))
+    assert msg.startswith(f"PE (0, 0) at {at('# (a genexpr the kernel runs)')}: sum: "), msg
+
+
+try:
+    {}["made before the launch"]
+except KeyError as e:
+    SAVED = e
+
+
+def test_an_exception_made_before_the_launch_and_raised_in_the_kernel_names_the_kernel(ctx):
+    # (its traceback goes on into this module's top level, which did not call the kernel)
+    def kernel(*, tl):
+        raise SAVED  # (kernel raises the saved one)
+
+    msg = str(launch_error(ctx, kernel))
+    assert msg.endswith(f"at {at('# (kernel raises the saved one)')}: 'made before the launch'"), msg
+
+
+def caught(d):
+    try:
+        return d["inner"]
+    except KeyError as e:
+        return e  # (returned, not raised: the kernel raises it)
+
+
+def test_an_exception_a_helper_returned_is_named_where_the_kernel_raises_it(ctx):
+    def kernel(*, tl):
+        e = caught({})
+        raise e  # (kernel raises what caught returned)
+
+    msg = str(launch_error(ctx, kernel))
+    assert msg.endswith(f"at {at('# (kernel raises what caught returned)')}: 'inner'"), msg

@@ -164,20 +164,26 @@ def pickle_roundtrip(x):
     return pickle.loads(pickle.dumps(x))
 
 
-def logging_builder(ctx, log):
-    """A builder that logs the context it was given (repr names the hardware's label)."""
-    log.append(repr(ctx))
+def logging_builder(ctx, log, label=False):
+    """A builder that logs the context it was given, or its hardware's label."""
+    log.append(ctx.hw.label if label else repr(ctx))
     return builder(ctx)
 
 
-def test_a_setup_that_logs_its_hardware_label_shares_one_trace():
-    # (a review's case: the label lists every key that differs from the preset, and reading it
-    # counted as reading them all: six traces for six points that trace alike)
+def test_a_setup_that_logs_its_context_shares_one_trace_and_one_reading_the_label_does_not():
+    # (a review's case: repr(ctx) named the hardware's label, which lists every key that differs
+    # from the preset: reading it is reading them all, six traces for six points that trace
+    # alike. repr names the hardware by name and size; the label is for reports.) A setup that
+    # does read the label depends on the keys it lists, and the points' labels differ.
+    hardware = {"link.bytes_per_cycle": [16, 32, 64], "dma.latency_cycles": [100, 150]}
     log = []
-    res = sweep(functools.partial(logging_builder, log=log), cache=False, workers=1,
-                hardware={"link.bytes_per_cycle": [16, 32, 64], "dma.latency_cycles": [100, 150]})
+    res = sweep(functools.partial(logging_builder, log=log), cache=False, workers=1, hardware=hardware)
     assert res.stats["trace_groups"] == 1 and res.stats["traces"] == 1 and res.stats["points"] == 6
-    assert len(log) == 1 and log[0].startswith("Context(hw='default (")
+    assert log == ["Context(hw='default', 4 cubes x 8 PEs, no SFR installed)"]
+    log = []
+    res = sweep(functools.partial(logging_builder, log=log, label=True), cache=False, workers=1,
+                hardware=hardware)
+    assert res.stats["traces"] == 6 and len(set(log)) == 6
 
 
 def test_a_setup_that_reads_the_hardware_splits_its_trace_group():

@@ -119,3 +119,48 @@ def test_a_masked_load_reads_zero_where_masked_off_without_other():
     x = np.array([5.0, 6.0, 7.0, 8.0], np.float32)
     got = run(lambda tl, p, t: tl.load(p, shape=(4,), mask=tl.arange(0, 4) < 2), x)
     np.testing.assert_array_equal(got, [5, 6, 0, 0])
+
+
+# -- a second review's cases ---------------------------------------------------------------------
+def test_fp8e4m3_takes_the_numbers_whose_f32_constant_it_holds():
+    # the check reads the f32 constant the number becomes: 464.0000001 is 464 there (-> 448)
+    got = run(lambda tl, p, t: (t * 0 + 464.0000001, tl.full((4,), -464.00001, "fp8e4m3"),
+                                tl.load(p, shape=(4,), mask=tl.arange(0, 4) < 2, other=464.00001)),
+              X8, "fp8e4m3")
+    assert [g.astype(np.float32).tolist() for g in got] == [[448] * 4, [-448] * 4, [1, 2, 448, 448]]
+    assert "has no fp8e4m3 value" in refused(lambda tl, p, t: t * 0 + 464.0001, X8, "fp8e4m3")
+    # a Python int too large for any float: the float operand's message, not a raw OverflowError
+    msg = refused(lambda tl, p, t: tl.load(p, shape=(4,), mask=tl.arange(0, 4) < 2, other=10 ** 400),
+                  X8, "fp8e4m3")
+    assert "is too large for a float operand" in msg, msg
+
+
+@pytest.mark.parametrize("kw", [{"input_precision": "IEEE"}, {"allow_tf32": 0}, {"allow_tf32": np.False_},
+                                {"max_num_imprecise_acc": False}])
+def test_tritons_dot_keywords_read_as_triton_reads_them(kw):
+    plain, with_kw = run(lambda tl, p, t: (tl.dot(t, t), tl.dot(t, t, **kw)), A)
+    np.testing.assert_array_equal(plain, with_kw)
+
+
+def test_a_dot_keyword_of_another_type_is_named():
+    msg = refused(lambda tl, p, t: tl.dot(t, t, input_precision=t), A)
+    assert "dot: input_precision must be a string ('ieee'), got TensorHandle" in msg, msg
+
+
+def test_a_0d_ml_dtypes_array_is_a_number_on_either_side():
+    x = np.array([1.0, 2.0, 3.0, 4.0], np.float16)
+    z = np.array(0.5, ml_dtypes.bfloat16)
+    got = run(lambda tl, p, t: (z + t, t + z, t < z, tl.where(t > 2, t, z), tl.full((4,), z, "f16")), x)
+    np.testing.assert_array_equal(got[0], got[1])
+    np.testing.assert_array_equal(got[1], x + np.float16(0.5))
+    np.testing.assert_array_equal(got[2], x < 0.5)
+    np.testing.assert_array_equal(got[3], np.where(x > 2, x, np.float16(0.5)))
+    np.testing.assert_array_equal(got[4], [0.5] * 4)
+
+
+def test_an_int_like_that_is_not_an_int_is_named_as_what_it_is():
+    # (an ml_dtypes int4 prints as 1: "axis 1 is out of range ... expected an int in [-2, 1]")
+    msg = refused(lambda tl, p, t: tl.sum(tl.zeros((4, 4), "f32"), axis=ml_dtypes.int4(1)), A)
+    assert "sum: axis must be an int in [-2, 1] or None, got ml_dtypes.int4 1" in msg, msg
+    msg = refused(lambda tl, p, t: tl.zeros((ml_dtypes.int4(2), 8), "f32"), A)
+    assert "got (2, 8) (element 0 is a ml_dtypes.int4 2, not an int)" in msg, msg

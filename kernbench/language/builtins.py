@@ -137,7 +137,9 @@ def _e4m3_number(tr, v: float, what: str) -> None:
     """Refuse a Python number that fp8e4m3 cannot hold: a number is an f32 constant cast to its
     operand's dtype, and this one would be NaN (fp8e4m3, the 'fn' variant, has no infinity), so
     a mask's -inf or a bound like 1000 would turn every result it reaches into NaN, silently."""
-    if abs(v) > _E4M3_FINITE:  # (NaN compares False: a NaN asked for stays NaN)
+    with np.errstate(over="ignore"):
+        f = np.float32(v)  # (the constant: 464.0000001 is 464 there, which rounds to 448)
+    if abs(float(f)) > _E4M3_FINITE:  # (NaN compares False: a NaN asked for stays NaN)
         fail(tr, f"the Python number {v!r} has no fp8e4m3 value for {what}: fp8e4m3 has no "
                  f"infinity and rounds magnitudes above 464 to NaN (448 is its largest). Use a "
                  f"finite value (-448 as a mask's -inf), or cast the tensor to f16/f32 first")
@@ -296,14 +298,16 @@ _NUMPY_TL = {
 
 def _dot_options(tr, input_precision, allow_tf32, max_num_imprecise_acc, out_dtype) -> None:
     """Refuse Triton's tl.dot keywords that ask for another computation than kernbench's."""
-    if input_precision is not None and input_precision != "ieee":
+    if input_precision is not None and not isinstance(input_precision, str):
+        fail(tr, f"dot: input_precision must be a string ('ieee'), got {type(input_precision).__name__}")
+    if input_precision is not None and input_precision.lower() != "ieee":
         fail(tr, f"dot: input_precision={input_precision!r}: kernbench computes f32 inputs at full "
                  f"f32 precision ('ieee'); TF32 and its 3-pass variants are not modelled (Triton "
                  f"defaults to tf32 on NVIDIA GPUs, so a ported kernel's f32 dots are exact here)")
-    if allow_tf32 is not None and allow_tf32 is not False:
+    if allow_tf32:  # (as Triton reads it: tf32 when true)
         fail(tr, f"dot: allow_tf32={allow_tf32!r}: kernbench computes f32 inputs at full f32 "
                  f"precision; write allow_tf32=False or leave it out")
-    if max_num_imprecise_acc is not None and max_num_imprecise_acc != 0:
+    if max_num_imprecise_acc:  # (None or 0: every product accumulated in full)
         fail(tr, f"dot: max_num_imprecise_acc={max_num_imprecise_acc!r}: kernbench accumulates "
                  f"every product in f32 (no imprecise fp8 accumulation); leave it out")
     if check_dtype(tr, out_dtype, "dot out_dtype") != "f32":
@@ -468,9 +472,9 @@ class TL:
                 if dtype == "int32" and k == PY_FLOAT:  # converted as a cast would: NaN -> 0, saturating
                     other = int(cast_value(np.array([float(other)]), "int32")[0])
                     k = PY_INT
-                elif dtype == "fp8e4m3":
-                    _e4m3_number(tr, float(other), "an fp8e4m3 load's other")
                 oth = _imm(tr, other, k, dtype if dtype == "int32" else "f32")
+                if dtype == "fp8e4m3":
+                    _e4m3_number(tr, oth, "an fp8e4m3 load's other")
         a = -1 if after is None else tr.operand(after, "load after")[3]
         return tr.load(f, alloc, e0, shape, numel(shape), dtype, stride, pinned, a, mk, oth)
 
@@ -544,7 +548,7 @@ class TL:
         tr: PEBuilder = _builder(self)
         f = site_frame()
         if not (input_precision is None and allow_tf32 is None and max_num_imprecise_acc is None
-                and out_dtype == "f32"):
+                and type(out_dtype) is str and out_dtype == "f32"):
             _dot_options(tr, input_precision, allow_tf32, max_num_imprecise_acc, out_dtype)
         sa, ash, da, ia, _ = tr.operand(a, "dot a")
         sb, bsh, db, ib, _ = tr.operand(b, "dot b")

@@ -168,7 +168,9 @@ def scalar_kind(x) -> str | None:
         return PY_FLOAT
     if isinstance(x, int):
         return PY_INT
-    if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "biuf":
+    if isinstance(x, np.ndarray) and x.ndim == 0 and (
+            x.dtype.kind in "biuf" or type(x.dtype).__module__.startswith("ml_dtypes")
+            or type(x[()]).__module__.startswith("ml_dtypes")):
         return scalar_kind(x[()])  # numpy gives 0-d arrays where it means numbers
     if isinstance(x, np.generic) and type(x).__module__.startswith("ml_dtypes"):
         # (ml_dtypes' scalars, bfloat16(0.1), are numpy scalars of its own kinds: their value)
@@ -379,6 +381,7 @@ def _user_file(file: str) -> int:
 _CHAIN_MAX = 6
 #: the frames Python makes for comprehensions (always run by the function they are written in)
 _COMPREHENSIONS = frozenset(("<listcomp>", "<dictcomp>", "<setcomp>"))
+_GENEXPR = "<genexpr>"
 
 
 def user_calls(entries: list, own_file: str | None = None) -> list:
@@ -402,10 +405,15 @@ def called_from(frames: list) -> str:
     the kernel called: `` (in helper, called from kernel at k.py:7)``, "" when it was in the
     kernel itself. ``frames``: (file, line, function name[, code]) of the user's frames
     (:func:`user_calls`), innermost first (the first is the error's own line). A comprehension
-    is the function it is written in; the same function calling from the same line in a row
+    is the function it is written in (a generator expression too, when run on its own line); the
+    same function calling from the same line in a row
     (recursion) is named once with its count; a chain still longer keeps its innermost callers
     and the outermost one."""
-    frames = [fr for fr in frames[:-1] if fr[2] not in _COMPREHENSIONS] + frames[-1:]
+    # a comprehension is its function's; a generator expression too where that function runs it
+    # (tuple(... for x in xs)): its caller is on its own line
+    frames = [fr for fr, out in zip(frames[:-1], frames[1:])
+              if fr[2] not in _COMPREHENSIONS and not (fr[2] == _GENEXPR and out[:2] == fr[:2])] \
+        + frames[-1:]
     if len(frames) < 2:
         return ""
     runs: list = []  # [caller, times]
@@ -551,7 +559,13 @@ def _check_shape_slow(tr, shape, what: str) -> tuple:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        fail(tr, f"{what} must be a non-empty tuple of positive ints, got {shape!r}")
+        odd = ""
+        try:
+            odd = next((f" (element {i} is a {_not_int(s)}, not an int)" for i, s in enumerate(shape)
+                        if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_))), "")
+        except TypeError:  # (not iterable)
+            pass
+        fail(tr, f"{what} must be a non-empty tuple of positive ints, got {shape!r}{odd}")
     if numel(out) > MAX_ELEMENTS:
         fail(tr, f"{what} {_fmt(out)} has {numel(out)} elements: a tensor holds at most 2**37 "
                  f"elements (2**40 bytes at 8 bytes each, whatever its dtype)")
@@ -676,8 +690,18 @@ def axis_of(tr, axis, ndim: int, op: str) -> int:
     """A reduction axis in 0..ndim-1 (negative counts from the end)."""
     if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) and -ndim <= axis < ndim:
         return int(axis) % ndim
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        fail(tr, f"{op}: axis must be an int in [{-ndim}, {ndim - 1}] or None, got {_not_int(axis)}")
     fail(tr, f"{op}: axis {axis!r} is out of range for a {ndim}-D tensor: expected an int in "
              f"[{-ndim}, {ndim - 1}] or None")
+
+
+def _not_int(x) -> str:
+    """How a message names a value that is not an int where one is expected: its type and
+    value (an ml_dtypes int4 prints like an int)."""
+    t = type(x)
+    name = t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
+    return f"{name} {x!r}"
 
 
 def dot_shapes(tr, a: tuple, b: tuple) -> tuple:

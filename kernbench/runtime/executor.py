@@ -8,6 +8,7 @@ mismatch is reported with both kernel lines rather than as a malformed program.
 """
 from __future__ import annotations
 
+import dis
 import gc
 import inspect
 import linecache
@@ -50,7 +51,7 @@ def _check_grid(hw, grid) -> tuple:
         raise ValueError(f"grid must be (PEs per cube used, cubes used), two ints, got {grid!r}")
     if not (1 <= g[0] <= hw.pes_per_cube and 1 <= g[1] <= hw.n_cubes):
         raise ValueError(
-            f"grid {g} does not fit the hardware '{hw.label}': expected 1..{hw.pes_per_cube} PEs per "
+            f"grid {g} does not fit the hardware '{hw.name}': expected 1..{hw.pes_per_cube} PEs per "
             f"cube and 1..{hw.n_cubes} cubes"
         )
     return g
@@ -104,23 +105,37 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
 def user_frames(exc: BaseException, own_file: str | None = None) -> list:
     """(file, line, function name, code) of the traceback frames of the user's code
     (semantic.user_calls: numpy raising inside a helper names the helper's line), innermost
-    first; [] without one. An exception raised again from where it was kept (``raise errs[0]``)
-    names the calls that raised it first: the traceback's entries between two of one frame's
-    were not its callers."""
-    entries: list = []  # (frame, line), outermost first
+    first; [] without one. An exception raised again, ``raise e``, where it was not made
+    names the calls that raised it first when they were this raise's callers (``raise errs[0]``
+    in a helper: the traceback's entries between two of one frame's were not its callers), else
+    the ``raise`` (an exception made before the launch, or returned by a helper): what the
+    traceback holds past it is an earlier raise, elsewhere."""
+    entries: list = []  # (frame, line, instruction offset), outermost first
     tb = exc.__traceback__
     while tb is not None:
         fr = tb.tb_frame
-        for k, (seen, _) in enumerate(entries):
-            if seen is fr:  # (the frame raised again: its inner entry is the call that raised)
+        for k, e in enumerate(entries):
+            if e[0] is fr:  # (the frame raised again: its inner entry is the call that raised)
                 del entries[k:]
-                entries.append((fr, tb.tb_lineno))
                 break
-        else:
-            entries.append((fr, tb.tb_lineno))
+        entries.append((fr, tb.tb_lineno, tb.tb_lasti))
         tb = tb.tb_next
+    for k, (fr, _, lasti) in enumerate(entries[:-1]):
+        if _raises_here(fr.f_code, lasti):
+            del entries[k + 1:]
+            break
     return [(fr.f_code.co_filename, line, fr.f_code.co_name, fr.f_code)
-            for fr, line in reversed(entries) if is_user_file(fr.f_code.co_filename, own_file)]
+            for fr, line, _ in reversed(entries) if is_user_file(fr.f_code.co_filename, own_file)]
+
+
+_RAISE_VARARGS = dis.opmap["RAISE_VARARGS"]
+
+
+def _raises_here(code, lasti: int) -> bool:
+    """Whether the instruction at byte offset ``lasti`` of ``code`` is a ``raise X`` (not a call:
+    what a traceback holds past it was raised before, elsewhere)."""
+    raw = code.co_code
+    return 0 <= lasti < len(raw) - 1 and raw[lasti] == _RAISE_VARARGS and raw[lasti + 1] >= 1
 
 
 def user_frame(exc: BaseException, own_file: str | None = None) -> tuple | None:

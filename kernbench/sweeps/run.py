@@ -131,13 +131,6 @@ class _RecordingHw(HardwareConfig):
                 reads.update(_TOP if name in _WHOLE else (name,))
         return object.__getattribute__(self, name)
 
-    @property
-    def label(self) -> str:
-        # a name for people (repr(ctx) in a setup's log): a read of the name, not of every key
-        # it lists, which a trace shared by points of other values does not depend on
-        _ = self.name
-        return HardwareConfig(**{f.name: object.__getattribute__(self, f.name) for f in fields(self)}).label
-
 
 def _recording(hw: HardwareConfig) -> _RecordingHw:
     rec = _RecordingHw(**{f.name: object.__getattribute__(hw, f.name) for f in fields(hw)})
