@@ -164,3 +164,12 @@ def test_an_int_like_that_is_not_an_int_is_named_as_what_it_is():
     assert "sum: axis must be an int in [-2, 1] or None, got ml_dtypes.int4 1" in msg, msg
     msg = refused(lambda tl, p, t: tl.zeros((ml_dtypes.int4(2), 8), "f32"), A)
     assert "got (2, 8) (element 0 is a ml_dtypes.int4 2, not an int)" in msg, msg
+
+
+def test_an_int_past_int32_is_named_exactly():
+    # (the fp8e4m3 check's float in the same compiled function made Cython type the int path's
+    # value a C double: "the Python int 9.223372036854776e+18")
+    x = np.arange(4, dtype=np.int32)
+    for big in (np.uint64(2 ** 63), 2 ** 53 + 1):
+        msg = refused(lambda tl, p, t: t + big, x, "int32")
+        assert f"the Python int {int(big)} does not fit an int32 operand" in msg, msg

@@ -122,10 +122,10 @@ def _imm(tr, x, kind: str, ct: str):
         return np.int64(v)
     if kind == PY_INT and abs(int(x)) > 2 ** 127:
         fail(tr, f"the Python int {x} is too large for a float operand")
-    v = float(x)
+    f = float(x)  # (not v: Cython would type v a C double for the int path too)
     if ct == "fp8e4m3":
-        _e4m3_number(tr, v, "an fp8e4m3 operand")
-    return v
+        _e4m3_number(tr, f, "an fp8e4m3 operand")
+    return f
 
 
 #: the largest magnitude that rounds to a finite fp8e4m3 (448 is its largest value; past 464
