@@ -171,5 +171,5 @@ def test_an_int_past_int32_is_named_exactly():
     # value a C double: "the Python int 9.223372036854776e+18")
     x = np.arange(4, dtype=np.int32)
     for big in (np.uint64(2 ** 63), 2 ** 53 + 1):
-        msg = refused(lambda tl, p, t: t + big, x, "int32")
+        msg = refused(lambda tl, p, t, big=big: t + big, x, "int32")
         assert f"the Python int {int(big)} does not fit an int32 operand" in msg, msg
