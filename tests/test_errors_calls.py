@@ -349,3 +349,51 @@ def test_an_exception_a_helper_returned_is_named_where_the_kernel_raises_it(ctx)
 
     msg = str(launch_error(ctx, kernel))
     assert msg.endswith(f"at {at('# (kernel raises what caught returned)')}: 'inner'"), msg
+
+
+def work(x):
+    raise ValueError(f"worker {x}")  # (work raises)
+
+
+def test_an_exception_a_worker_thread_raised_names_the_worker(ctx):
+    # (a third review's case: the library's `raise self._exception` in Future.result cut the
+    # chain there, naming the .result() line)
+    import concurrent.futures as cf
+
+    def kernel(*, tl):
+        with cf.ThreadPoolExecutor(1) as ex:
+            ex.submit(work, 1).result()  # (kernel waits for work)
+
+    msg = str(launch_error(ctx, kernel))
+    assert f"at {at('# (work raises)')} (in work, called from kernel at {at('# (kernel waits for work)')}): " \
+           f"worker 1" in msg, msg
+
+
+class Oops(Exception):
+    def __init__(self):
+        super().__init__(f"limit {NO_SUCH_NAME}")  # noqa: F821  (Oops.__init__ fails)
+
+
+def check(x):
+    if x > 3:
+        raise Oops  # (check raises the class)
+
+
+def test_an_exception_class_whose_init_fails_names_the_init(ctx):
+    def kernel(*, tl):
+        check(5)  # (kernel calls check)
+
+    msg = str(launch_error(ctx, kernel))
+    assert "raised NameError" in msg and f"at {at('(Oops.__init__ fails)')} (in __init__, called from " \
+           f"check at {at('# (check raises the class)')}, from kernel at {at('# (kernel calls check)')})" in msg, msg
+
+
+def test_a_multi_line_generator_expression_the_kernel_runs_is_the_kernels(ctx):
+    def kernel(*, tl):
+        xs = [tl.zeros((4, 4), "f32")]
+        tuple(
+            tl.sum(x, axis=5)  # (a multi-line genexpr's body)
+            for x in xs)
+
+    msg = str(launch_error(ctx, kernel))
+    assert msg.startswith(f"PE (0, 0) at {at(chr(35) + ' (a multi-line genexpr' + chr(39) + 's body)')}: "), msg

@@ -163,7 +163,7 @@ def test_an_int_like_that_is_not_an_int_is_named_as_what_it_is():
     msg = refused(lambda tl, p, t: tl.sum(tl.zeros((4, 4), "f32"), axis=ml_dtypes.int4(1)), A)
     assert "sum: axis must be an int in [-2, 1] or None, got ml_dtypes.int4 1" in msg, msg
     msg = refused(lambda tl, p, t: tl.zeros((ml_dtypes.int4(2), 8), "f32"), A)
-    assert "got (2, 8) (element 0 is a ml_dtypes.int4 2, not an int)" in msg, msg
+    assert "got (2, 8) (element 0 is ml_dtypes.int4 2, not an int)" in msg, msg
 
 
 def test_an_int_past_int32_is_named_exactly():
@@ -173,3 +173,13 @@ def test_an_int_past_int32_is_named_exactly():
     for big in (np.uint64(2 ** 63), 2 ** 53 + 1):
         msg = refused(lambda tl, p, t, big=big: t + big, x, "int32")
         assert f"the Python int {int(big)} does not fit an int32 operand" in msg, msg
+
+
+def test_a_dot_flag_without_a_truth_value_is_named():
+    msg = refused(lambda tl, p, t: tl.dot(t, t, allow_tf32=np.array([True, False])), A)
+    assert "dot: allow_tf32 must be a bool or a number, got ndarray" in msg, msg
+
+
+def test_an_fp8e4m3_refusal_names_the_number_given():
+    msg = refused(lambda tl, p, t: t + np.longdouble("1e400"), X8, "fp8e4m3")
+    assert "the Python number 1e+400 has no fp8e4m3 value" in msg, msg

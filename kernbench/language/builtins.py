@@ -124,7 +124,7 @@ def _imm(tr, x, kind: str, ct: str):
         fail(tr, f"the Python int {x} is too large for a float operand")
     f = float(x)  # (not v: Cython would type v a C double for the int path too)
     if ct == "fp8e4m3":
-        _e4m3_number(tr, f, "an fp8e4m3 operand")
+        _e4m3_number(tr, f, "an fp8e4m3 operand", x)
     return f
 
 
@@ -133,14 +133,15 @@ def _imm(tr, x, kind: str, ct: str):
 _E4M3_FINITE = 464.0
 
 
-def _e4m3_number(tr, v: float, what: str) -> None:
+def _e4m3_number(tr, v: float, what: str, given=None) -> None:
     """Refuse a Python number that fp8e4m3 cannot hold: a number is an f32 constant cast to its
     operand's dtype, and this one would be NaN (fp8e4m3, the 'fn' variant, has no infinity), so
     a mask's -inf or a bound like 1000 would turn every result it reaches into NaN, silently."""
     with np.errstate(over="ignore"):
         f = np.float32(v)  # (the constant: 464.0000001 is 464 there, which rounds to 448)
     if abs(float(f)) > _E4M3_FINITE:  # (NaN compares False: a NaN asked for stays NaN)
-        fail(tr, f"the Python number {v!r} has no fp8e4m3 value for {what}: fp8e4m3 has no "
+        shown = repr(v) if given is None else str(given)  # (str: numpy's repr names its type)
+        fail(tr, f"the Python number {shown} has no fp8e4m3 value for {what}: fp8e4m3 has no "
                  f"infinity and rounds magnitudes above 464 to NaN (448 is its largest). Use a "
                  f"finite value (-448 as a mask's -inf), or cast the tensor to f16/f32 first")
 
@@ -296,6 +297,15 @@ _NUMPY_TL = {
 }
 
 
+def _flag(tr, name: str, v) -> bool:
+    """A tl.dot keyword read as Triton reads it, true or false; one with no truth value (an
+    array) named."""
+    try:
+        return bool(v)
+    except (TypeError, ValueError):
+        fail(tr, f"dot: {name} must be a bool or a number, got {type(v).__name__}")
+
+
 def _dot_options(tr, input_precision, allow_tf32, max_num_imprecise_acc, out_dtype) -> None:
     """Refuse Triton's tl.dot keywords that ask for another computation than kernbench's."""
     if input_precision is not None and not isinstance(input_precision, str):
@@ -304,10 +314,10 @@ def _dot_options(tr, input_precision, allow_tf32, max_num_imprecise_acc, out_dty
         fail(tr, f"dot: input_precision={input_precision!r}: kernbench computes f32 inputs at full "
                  f"f32 precision ('ieee'); TF32 and its 3-pass variants are not modelled (Triton "
                  f"defaults to tf32 on NVIDIA GPUs, so a ported kernel's f32 dots are exact here)")
-    if allow_tf32:  # (as Triton reads it: tf32 when true)
+    if _flag(tr, "allow_tf32", allow_tf32):  # (as Triton reads it: tf32 when true)
         fail(tr, f"dot: allow_tf32={allow_tf32!r}: kernbench computes f32 inputs at full f32 "
                  f"precision; write allow_tf32=False or leave it out")
-    if max_num_imprecise_acc:  # (None or 0: every product accumulated in full)
+    if _flag(tr, "max_num_imprecise_acc", max_num_imprecise_acc):  # (None or 0: all in full)
         fail(tr, f"dot: max_num_imprecise_acc={max_num_imprecise_acc!r}: kernbench accumulates "
                  f"every product in f32 (no imprecise fp8 accumulation); leave it out")
     if check_dtype(tr, out_dtype, "dot out_dtype") != "f32":

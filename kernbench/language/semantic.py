@@ -412,7 +412,7 @@ def called_from(frames: list) -> str:
     # a comprehension is its function's; a generator expression too where that function runs it
     # (tuple(... for x in xs)): its caller is on its own line
     frames = [fr for fr, out in zip(frames[:-1], frames[1:])
-              if fr[2] not in _COMPREHENSIONS and not (fr[2] == _GENEXPR and out[:2] == fr[:2])] \
+              if fr[2] not in _COMPREHENSIONS and not (fr[2] == _GENEXPR and _runs_own(fr, out))] \
         + frames[-1:]
     if len(frames) < 2:
         return ""
@@ -429,6 +429,15 @@ def called_from(frames: list) -> str:
         hidden = sum(k for _, k, _ in runs[_CHAIN_MAX - 1:-1])
         parts = parts[:_CHAIN_MAX - 1] + [f"{hidden} more calls", parts[-1]]
     return f" (in {frames[0][2]}, called from " + ", from ".join(parts) + ")"
+
+
+def _runs_own(gen: tuple, out: tuple) -> bool:
+    """Whether generator expression ``gen`` runs in the function that wrote it (``out``, its
+    caller: ``tuple(f(x) for x in xs)``), not in another it was handed to: its code is one of
+    the caller's constants (its line, when the frames carry no code)."""
+    if len(gen) > 3 and len(out) > 3:
+        return any(c is gen[3] for c in out[3].co_consts)
+    return out[:2] == gen[:2]
 
 
 #: frames walked at most looking for the launch (past Python's default recursion limit)
@@ -561,8 +570,9 @@ def _check_shape_slow(tr, shape, what: str) -> tuple:
     if not ok:
         odd = ""
         try:
-            odd = next((f" (element {i} is a {_not_int(s)}, not an int)" for i, s in enumerate(shape)
-                        if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_))), "")
+            odd = next((f" (element {i} is {_not_int(s)}, not an int)" for i, s in enumerate(shape)
+                        if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_))),
+                       "") if isinstance(shape, (tuple, list)) else ""
         except TypeError:  # (not iterable)
             pass
         fail(tr, f"{what} must be a non-empty tuple of positive ints, got {shape!r}{odd}")

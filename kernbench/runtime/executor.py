@@ -121,7 +121,11 @@ def user_frames(exc: BaseException, own_file: str | None = None) -> list:
         entries.append((fr, tb.tb_lineno, tb.tb_lasti))
         tb = tb.tb_next
     for k, (fr, _, lasti) in enumerate(entries[:-1]):
-        if _raises_here(fr.f_code, lasti):
+        inner = entries[k + 1][0]
+        if (is_user_file(fr.f_code.co_filename, own_file) and _raises_here(fr.f_code, lasti)
+                and not (inner.f_back is fr and inner.f_code.co_name in ("__init__", "__new__"))):
+            # (a library's raise hands on a worker's exception, Future.result: not cut; nor is
+            # `raise Oops` whose __init__, called by the raise itself, failed)
             del entries[k + 1:]
             break
     return [(fr.f_code.co_filename, line, fr.f_code.co_name, fr.f_code)
