@@ -317,6 +317,8 @@ _INTERNAL = set()
 def register_internal(path: str) -> None:
     """Frames from ``path`` are skipped when naming the kernel line of a tl call."""
     _INTERNAL.add(path)
+    if "_user_file" in globals():  # (registered after a lookup: the cached answers may change)
+        _user_file.cache_clear()
 
 
 register_internal(__file__)
@@ -405,12 +407,11 @@ def called_from(frames: list) -> str:
     the kernel called: `` (in helper, called from kernel at k.py:7)``, "" when it was in the
     kernel itself. ``frames``: (file, line, function name[, code]) of the user's frames
     (:func:`user_calls`), innermost first (the first is the error's own line). A comprehension
-    is the function it is written in (a generator expression too, when run on its own line); the
-    same function calling from the same line in a row
-    (recursion) is named once with its count; a chain still longer keeps its innermost callers
-    and the outermost one."""
+    is the function it is written in (a generator expression too, when that function runs it);
+    the same function calling from the same line in a row (recursion) is named once with its
+    count; a chain still longer keeps its innermost callers and the outermost one."""
     # a comprehension is its function's; a generator expression too where that function runs it
-    # (tuple(... for x in xs)): its caller is on its own line
+    # (tuple(... for x in xs)), not where another function it was handed to does
     frames = [fr for fr, out in zip(frames[:-1], frames[1:])
               if fr[2] not in _COMPREHENSIONS and not (fr[2] == _GENEXPR and _runs_own(fr, out))] \
         + frames[-1:]
