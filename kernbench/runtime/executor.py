@@ -57,8 +57,6 @@ def _check_grid(hw, grid) -> tuple:
     return g
 
 
-
-
 #: what TracedLaunch.time (and ctx.launch) take for the engine: given to ctx.trace, they would be
 #: the kernel's keyword arguments (named in the error when the kernel does not take them)
 TIMING_OPTIONS = ("detail", "max_cycles", "record_events", "strict_sram", "steady")
