@@ -278,14 +278,17 @@ def _module_label(module) -> str:
 
 def _raised_at(e: BaseException, module) -> str:
     """' at FILE:LINE' of the user's innermost line in an error a setup or check raised
-    (runtime.executor.user_frame: the user's own line, not the kernbench one that refused what
-    it was given, ctx.empty's shape check say); the innermost frame if none is the user's."""
-    from .runtime.executor import user_frame
+    (runtime.executor.user_frames: the user's own line, not the kernbench one that refused what
+    it was given, ctx.empty's shape check say), and the calls that led there from the setup or
+    check (semantic.called_from); the innermost frame if none is the user's."""
+    from .language.semantic import called_from
+    from .runtime.executor import user_frames
 
+    frames = user_frames(e, getattr(module, "__file__", None))
+    if frames:
+        return f" at {os.path.basename(frames[0][0])}:{frames[0][1]}{called_from(frames)}"
     tb = traceback.extract_tb(e.__traceback__)
-    site = user_frame(e, getattr(module, "__file__", None)) or (
-        (tb[-1].filename, tb[-1].lineno) if tb else None)
-    return f" at {os.path.basename(site[0])}:{site[1]}" if site else ""
+    return f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
 
 
 def kernel_params(kernel) -> list:

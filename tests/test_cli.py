@@ -445,6 +445,19 @@ def test_an_error_in_setup_says_it_came_from_setup(capsys, tmp_path):
     assert "setup(ctx, ...) in" in line and "raised KeyError at bad_setup.py:2: 'missing'" in line
 
 
+def test_an_error_in_a_function_setup_called_names_the_calls(capsys, tmp_path):
+    # (a review's case: a kernel's errors named the calls to a helper, a setup's did not)
+    mod = tmp_path / "helper_setup.py"
+    mod.write_text("def load(d):\n    return d['missing']\n\n"
+                   "def setup(ctx, **args):\n    return load({})\n\n"
+                   "def k(*, tl):\n    pass\n")
+    code, _, err = run(capsys, "run", f"{mod}:k", "--grid", "1,1")
+    assert code == 2
+    line = one_error_line(err)
+    assert ("raised KeyError at helper_setup.py:2 (in load, called from setup at helper_setup.py:5): "
+            "'missing'") in line, line
+
+
 @pytest.mark.parametrize("n", ["0", "-3"])
 def test_a_bad_arg_refused_inside_kernbench_points_at_the_setup_line(capsys, tmp_path, n):
     """`--arg n=0` reaches ctx.empty((n,), ...) through setup: the error names setup's line,

@@ -94,7 +94,8 @@ def test_tritons_dot_keywords_that_ask_for_exact_f32_are_taken(kw):
     ({"allow_tf32": True}, "write allow_tf32=False or leave it out"),
     ({"max_num_imprecise_acc": 32}, "no imprecise fp8 accumulation"),
     ({"out_dtype": "f16"}, "accumulates in f32 and gives f32"),
-    ({"out_dtype": "f64"}, "unknown dot out_dtype 'f64'"),
+    ({"out_dtype": "f64"}, "out_dtype f32 or tl.float32 only"),
+    ({"out_dtype": "int32"}, "the GEMM unit accumulates in f32 and gives f32"),
 ])
 def test_tritons_dot_keywords_asking_for_another_computation_are_refused(kw, says):
     msg = refused(lambda tl, p, t: tl.dot(t, t, **kw), A)
@@ -183,3 +184,16 @@ def test_a_dot_flag_without_a_truth_value_is_named():
 def test_an_fp8e4m3_refusal_names_the_number_given():
     msg = refused(lambda tl, p, t: t + np.longdouble("1e400"), X8, "fp8e4m3")
     assert "the Python number 1e+400 has no fp8e4m3 value" in msg, msg
+
+
+def test_fp8e4m3_refusals_read_the_same_either_side_and_say_what_to_do_where():
+    # (a review's cases: bf16(1e4) * t printed 9984.0, t * bf16(1e4) 9984; a load's other was told
+    # to cast a tensor it had not loaded yet; cdiv named the 999 it adds, not the user's 1000)
+    left = refused(lambda tl, p, t: ml_dtypes.bfloat16(1e4) * t, X8, "fp8e4m3")
+    right = refused(lambda tl, p, t: t * ml_dtypes.bfloat16(1e4), X8, "fp8e4m3")
+    assert "the Python number 9984.0 has no" in left and "the Python number 9984.0 has no" in right
+    msg = refused(lambda tl, p, t: tl.load(p, shape=(4,), mask=tl.arange(0, 4) < 2, other=float("-inf")),
+                  X8, "fp8e4m3")
+    assert "or load with other=0 and mask with tl.where in f16/f32" in msg, msg
+    msg = refused(lambda tl, p, t: tl.cdiv(t, 1000), X8, "fp8e4m3")
+    assert "cdiv takes ints and int32 tensors, got a fp8e4m3 tensor" in msg, msg

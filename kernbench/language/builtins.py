@@ -8,6 +8,8 @@ Numbers come later, from functional replay. docs/language.md is the reference.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..common.errors import KernelError, pe_label
@@ -133,17 +135,19 @@ def _imm(tr, x, kind: str, ct: str):
 _E4M3_FINITE = 464.0
 
 
-def _e4m3_number(tr, v: float, what: str, given=None) -> None:
+def _e4m3_number(tr, v: float, what: str, given=None,
+                 fix: str = "or cast the tensor to f16/f32 first") -> None:
     """Refuse a Python number that fp8e4m3 cannot hold: a number is an f32 constant cast to its
     operand's dtype, and this one would be NaN (fp8e4m3, the 'fn' variant, has no infinity), so
     a mask's -inf or a bound like 1000 would turn every result it reaches into NaN, silently."""
     with np.errstate(over="ignore"):
         f = np.float32(v)  # (the constant: 464.0000001 is 464 there, which rounds to 448)
     if abs(float(f)) > _E4M3_FINITE:  # (NaN compares False: a NaN asked for stays NaN)
-        shown = repr(v) if given is None else str(given)  # (str: numpy's repr names its type)
+        # (its value as a float; past a float's range, as given: str, numpy's repr names its type)
+        shown = repr(v) if given is None or math.isfinite(v) else str(given)
         fail(tr, f"the Python number {shown} has no fp8e4m3 value for {what}: fp8e4m3 has no "
                  f"infinity and rounds magnitudes above 464 to NaN (448 is its largest). Use a "
-                 f"finite value (-448 as a mask's -inf), or cast the tensor to f16/f32 first")
+                 f"finite value (-448 as a mask's -inf), {fix}")
 
 
 def _binary(self, a, b, name: str) -> TensorHandle:
@@ -320,9 +324,9 @@ def _dot_options(tr, input_precision, allow_tf32, max_num_imprecise_acc, out_dty
     if _flag(tr, "max_num_imprecise_acc", max_num_imprecise_acc):  # (None or 0: all in full)
         fail(tr, f"dot: max_num_imprecise_acc={max_num_imprecise_acc!r}: kernbench accumulates "
                  f"every product in f32 (no imprecise fp8 accumulation); leave it out")
-    if check_dtype(tr, out_dtype, "dot out_dtype") != "f32":
-        fail(tr, f"dot: out_dtype={out_dtype!r}: the GEMM unit accumulates in f32 and gives f32; "
-                 f"cast the result (tl.cast(tl.dot(a, b), ...))")
+    if semantic.dtype_name(out_dtype) != "f32":
+        fail(tr, f"dot: out_dtype={out_dtype!r}: the GEMM unit accumulates in f32 and gives f32 "
+                 f"(out_dtype f32 or tl.float32 only); cast the result (tl.cast(tl.dot(a, b), ...))")
 
 
 def _tracked(tr: PEBuilder, h):
@@ -484,7 +488,8 @@ class TL:
                     k = PY_INT
                 oth = _imm(tr, other, k, dtype if dtype == "int32" else "f32")
                 if dtype == "fp8e4m3":
-                    _e4m3_number(tr, oth, "an fp8e4m3 load's other")
+                    _e4m3_number(tr, oth, "an fp8e4m3 load's other", other,
+                                 "or load with other=0 and mask with tl.where in f16/f32")
         a = -1 if after is None else tr.operand(after, "load after")[3]
         return tr.load(f, alloc, e0, shape, numel(shape), dtype, stride, pinned, a, mk, oth)
 
@@ -785,6 +790,9 @@ class TL:
         operands the results are Triton's, which differ between the two paths (Python's ``//``
         floors, a tensor's truncates: docs/language.md, the Calls table)."""
         ka, kb = scalar_kind(a), scalar_kind(b)
+        for x in (a, b):  # (a float tensor: refused as cdiv's, not as the add it becomes)
+            if isinstance(x, TensorHandle) and getattr(x, "dtype", None) not in ("int32", "bool"):
+                fail(_builder(self), f"cdiv takes ints and int32 tensors, got a {x.dtype} tensor")
         if ka in (PY_INT, semantic.PY_BOOL) and kb in (PY_INT, semantic.PY_BOOL):
             a, b = int(a), int(b)
             if b == 0:
