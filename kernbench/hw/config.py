@@ -174,7 +174,7 @@ class HardwareConfig:
 
     @property
     def label(self) -> str:
-        """How reports, traces and errors name this machine: its name, and when that is a
+        """How reports, traces and plots name this machine: its name, and when that is a
         preset's, the keys whose values differ from the preset's, in field order (``mesh8`` with
         ``n_cubes=2``: ``"mesh8 (n_cubes=2)"``; a dict or TOML file without a name changes the
         ``default`` preset's keys); ``"mesh8 (12 keys changed)"`` when the list is long."""
@@ -200,23 +200,23 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def _flat(data: Mapping, prefix: str = "") -> dict:
-    """Nested dicts as {dotted key: value}."""
-    out = {}
-    for k, v in data.items():
-        if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+def leaves(obj, prefix: str = ""):
+    """(dotted key, value) of every leaf of a config or sub-config ``obj`` (its fields read by
+    attribute, in field order): ``("link.bytes_per_cycle", 32)``, ...; ``prefix`` names ``obj``
+    ("link."), and a value that is not a config is the one leaf ``prefix`` names."""
+    if hasattr(obj, "__dataclass_fields__"):
+        for f in fields(obj):
+            yield from leaves(getattr(obj, f.name), prefix + f.name + ".")
+    else:
+        yield prefix[:-1], obj
 
 
 def _label(cfg: "HardwareConfig") -> str:
     base = _preset(cfg.name)
     if base is None:
         return cfg.name
-    was, now = _flat(to_dict(base)), _flat(to_dict(cfg))
-    changed = [f"{k}={v}" for k, v in now.items() if k != "name" and v != was[k]]
+    was = dict(leaves(base))
+    changed = [f"{k}={v}" for k, v in leaves(cfg) if k != "name" and v != was[k]]
     if not changed:
         return cfg.name
     text = ", ".join(changed)

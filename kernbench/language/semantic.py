@@ -569,13 +569,9 @@ def _check_shape_slow(tr, shape, what: str) -> tuple:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        odd = ""
-        try:
-            odd = next((f" (element {i} is {_not_int(s)}, not an int)" for i, s in enumerate(shape)
-                        if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_))),
-                       "") if isinstance(shape, (tuple, list)) else ""
-        except TypeError:  # (not iterable)
-            pass
+        odd = next((f" (element {i} is {_not_int(s)}, not an int)" for i, s in enumerate(shape)
+                    if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_))),
+                   "") if isinstance(shape, (tuple, list)) else ""
         fail(tr, f"{what} must be a non-empty tuple of positive ints, got {shape!r}{odd}")
     if numel(out) > MAX_ELEMENTS:
         fail(tr, f"{what} {_fmt(out)} has {numel(out)} elements: a tensor holds at most 2**37 "

@@ -32,7 +32,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
 from ..common.cache import DiskCache, NotCanonical, canonical, code_fingerprint, digest
-from ..hw.config import HardwareConfig, HardwareConfigError, load_hw
+from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw
 from .figures import FIGURES, cacheable, error_figures, row_figures
 from .grid import Launch, Point, points_of
 
@@ -138,14 +138,6 @@ def _recording(hw: HardwareConfig) -> _RecordingHw:
     return rec
 
 
-def _leaves(obj, prefix: str):
-    if hasattr(obj, "__dataclass_fields__"):
-        for f in fields(obj):
-            yield from _leaves(getattr(obj, f.name), prefix + f.name + ".")
-    else:
-        yield prefix[:-1], obj
-
-
 def hw_value(hw: HardwareConfig, key: str):
     obj = hw
     for part in key.split("."):
@@ -213,7 +205,7 @@ def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str, replay:
     read = object.__getattribute__(rec, "_kb_reads")
     reads = {}
     for top in sorted(read - set(SHAPE_KEYS)):
-        for k, v in _leaves(getattr(hw, top), top + "."):
+        for k, v in leaves(getattr(hw, top), top + "."):
             reads[k] = v
     return TraceOutcome(traced, error, reads, figures)
 
