@@ -31,7 +31,7 @@ from ..hw.config import HardwareConfig, load_hw
 from ..kernels.attention import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV,
                                  attention_mesh_kv_kernel, attention_mesh_mlo_kernel, zigzag_positions)
 from ..report.summary import summarize
-from ..report.table import fmt_seconds
+from ..report.table import fmt_bytes, fmt_seconds
 
 __all__ = [
     "PANELS",
@@ -218,8 +218,8 @@ class PanelResult:
             f"{lk['links_used']} used links); GEMM balance {self.gemm_balance():.3f} (least/most busy rank)",
             "attainable {:,} cycles (busiest resource: {}, docs/kernels.md); the launch takes {:.3f}x that".format(
                 *self.attainable(), s["cycles"] / max(1, self.attainable()[0])),
-            f"link bytes {lk['bytes']:,} ({lk['achieved_gbps']:.1f} GB/s); peak SRAM {sram['peak_bytes'] / 2**20:.2f} MiB of "
-            f"{sram['capacity_bytes'] / 2**20:.0f} MiB" + (" (OVER CAPACITY)" if sram["over_capacity"] else ""),
+            f"link bytes {lk['bytes']:,} ({lk['achieved_gbps']:.1f} GB/s); peak SRAM {fmt_bytes(sram['peak_bytes'])} of "
+            f"{fmt_bytes(sram['capacity_bytes'])}" + (" (OVER CAPACITY)" if sram["over_capacity"] else ""),
         ]
         if self.tuning is not None:
             lines.append(tuning_line(self.tuning))
