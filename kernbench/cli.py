@@ -513,7 +513,7 @@ def cmd_hw_list(args, console) -> int:
     from rich.table import Table
 
     from .hw import list_presets, load_hw
-    from .report.table import fmt_num
+    from .report.table import fmt_num, fmt_value
 
     t = Table(title="hardware presets (kernbench hw show NAME)", title_justify="left",
               box=box.SIMPLE_HEAD, header_style="bold")
@@ -523,7 +523,7 @@ def cmd_hw_list(args, console) -> int:
     presets = [load_hw(name) for name in list_presets()]
     for hw in sorted(presets, key=lambda hw: (hw.n_pes, hw.name)):  # smallest machine first
         t.add_row(
-            rich_text(hw.name), f"{hw.n_cubes:,}", f"{hw.pes_per_cube:,}", f"{hw.clock_ghz:g}",
+            rich_text(hw.name), f"{hw.n_cubes:,}", f"{hw.pes_per_cube:,}", fmt_value(hw.clock_ghz),
             fmt_num(hw.peak_tflops()),
             fmt_num(hw.memory_gbps()), fmt_num(hw.link_gbps()), fmt_num(hw.sram.capacity_bytes / (1 << 20)),
         )
@@ -711,7 +711,7 @@ def _parse_choices(text: str) -> tuple:
 
 def cmd_sweep(args, console) -> int:
     from .hw import load_hw
-    from .report.table import fmt_bytes
+    from .report.table import fmt_bytes, fmt_num
     from .sweeps import panel_launch, sweep
 
     hw = load_hw(args.hw)
@@ -751,7 +751,7 @@ def cmd_sweep(args, console) -> int:
     for r in res.rows:
         ok = r["error"] is None
         cells.append((*(str(r[c]) for c in res.swept),
-                      f"{r['cycles']:,}" if ok else "-", f"{r['tflops']:.3g}" if ok else "-",
+                      f"{r['cycles']:,}" if ok else "-", fmt_num(r['tflops']) if ok else "-",
                       f"{100 * r['roofline_fraction']:.1f}%" if ok else "-",
                       f"{r['busy_GEMM']:.1f}%" if ok else "-", fmt_bytes(r["link_bytes"]) if ok else "-",
                       (fmt_bytes(r["sram_peak_bytes"]) + (" OVER" if r["sram_over"] else "")) if ok else "-",

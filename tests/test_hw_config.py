@@ -259,6 +259,8 @@ def test_a_variant_is_labelled_by_what_its_overrides_change(tmp_path):
     assert load_hw("mesh8", {"n_cubes": 2, "name": "small"}).label == "small"  # not a preset's name
     fast = load_hw().with_overrides(clock_ghz=2.0)
     assert fast.label == "default (clock_ghz=2.0)" and fast.with_overrides(clock_ghz=2).label == fast.label
+    # never in exponent form, as reports print figures (a review found "clock_ghz=1e-09" in one)
+    assert load_hw().with_overrides(clock_ghz=1e-9).label == "default (clock_ghz=0.000000001)"
     # steps of overrides: what differs from the preset, once
     assert load_hw("mesh8").with_overrides(n_cubes=4).with_overrides(gemm__rows=16).label == \
         "mesh8 (n_cubes=4, gemm.rows=16)"

@@ -1,9 +1,11 @@
 """The utilization table and the summary figures behind it equal the engine counters they come from."""
 import io
+import math
 import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from rich.console import Console
 
 from kernbench.common.pe_commands import StreamBuilder, Unit, VecOp
@@ -254,6 +256,45 @@ def test_figures_format_alike():
     assert [fmt_seconds(t) for t in (2.74464, 0.0123, 1.741e-6, 8.413e-7, 0)] == \
         ["2.745 s", "12.3 ms", "1.741 us", "841.3 ns", "0 ns"]
     assert (plural(1, "cube"), plural(4, "cube"), plural(1234, "PE")) == ("1 cube", "4 cubes", "1,234 PEs")
+    # never in exponent form (docs/reports.md; a review found 9.11e-08 TFLOP/s and 6.872e+04 s)
+    assert [fmt_num(x) for x in (9.11e-08, 4.5649e-05, -0.000123)] == ["0.0000000911", "0.0000456", "-0.000123"]
+    assert [fmt_seconds(t) for t in (68719.7389, 5208.0, 9999.6)] == ["68,720 s", "5,208 s", "10,000 s"]
+    assert fmt_count(1.25e-7, "B") == "0.000000125 B"
+
+
+@given(st.floats(min_value=-1e30, max_value=1e30, allow_nan=False))
+@settings(max_examples=300, deadline=None)
+def test_figures_are_never_in_exponent_form_and_keep_their_digits(x):
+    from kernbench.report.table import fmt_bytes, fmt_count, fmt_num, fmt_seconds, fmt_value
+
+    for f in (fmt_num, fmt_count, fmt_bytes, fmt_seconds, fmt_value):
+        assert "e" not in f(x).split(" ")[0].lower(), (f.__name__, x, f(x))
+    back = float(fmt_num(x).replace(",", ""))
+    # 3 significant digits (every integer digit from 1,000 up): within half a unit of the third
+    assert abs(back - x) <= 0.5 * 10 ** (math.floor(math.log10(abs(x))) - 2) + 0.5 if x else back == 0
+    assert float(fmt_value(x)) == x  # a value as given: every digit repr would show
+
+
+def test_a_report_of_tiny_rates_and_long_times_has_no_exponent():
+    # a review's cases: 2 FLOPs beside an 8 MiB load (TFLOP/s of 1e-7), and a 68,720 s launch
+    import kernbench
+
+    def k(x_ptr, *, tl):
+        a = tl.zeros((1, 1), "f16")
+        tl.dot(a, a)
+        tl.load(x_ptr, shape=(1 << 22,), dtype="f16")
+
+    ctx = kernbench.Context("default")
+    text = ctx.launch(k, (1, 1), ctx.empty((1 << 22,), "f16"), mode="timing").report(file=io.StringIO())
+    assert "0.0000000911 TFLOP/s" in text and not re.search(r"\d[eE][+-]?\d", text)
+
+    def big(*, tl):
+        a = tl.zeros((1 << 12, 1 << 12), "f16")
+        tl.dot(a, a)
+
+    ctx = kernbench.Context("default", overrides={"gemm.rows": 1, "gemm.cols": 1, "clock_ghz": 1e-9})
+    text = ctx.launch(big, (1, 1), mode="timing").report(file=io.StringIO())
+    assert " at 0.000000001 GHz" in text and not re.search(r"\d[eE][+-]?\d", text)
 
 
 def test_report_lines_count_in_words(res):

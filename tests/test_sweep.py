@@ -223,6 +223,12 @@ def test_failing_points_are_rows_with_their_error_pe_and_line():
     assert kern["error_type"] == "KernelError" and kern["error_pe"] == "(3, 0)"
     assert kern["error_where"].endswith(f"test_sweep.py:{ring_gemm.__code__.co_firstlineno + 3}")
     assert len(res.failed) == 7  # 4 bad configs, 2 kernel errors, 1 over SRAM
+    # every point computed, from the cache or refused (a review found "computed" and "failed"
+    # adding up past the points: the refused ones counted as neither computed nor cached)
+    st = res.stats
+    assert (st["points"], st["computed"], st["cached"], st["refused"]) == (8, 4, 0, 4)
+    assert res.summary().startswith("8 points (4 computed, 0 from the cache, 4 refused: bad "
+                                    "hardware); 7 failed; ")
     df = res.df
     assert list(df.columns) == res.columns and df["cycles"].isna().sum() == 7
 
@@ -630,14 +636,18 @@ def test_cli_sweep(tmp_path, capsys):
             "--hue", "n", "--pareto", "link.bytes_per_cycle"]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "8 points (4 computed, 0 from the cache, 4 failed)" in text  # hop latency 0: a bad config
+    # hop latency 0: a bad config, refused before any launch; the counts partition the points
+    # (a review found "4 computed, 0 from the cache, 4 failed" adding up past the 8 points when
+    # a computed one failed too)
+    assert "8 points (4 computed, 0 from the cache, 4 refused: bad hardware); 4 failed" in text
     assert "HardwareConfigError" in text and "Pareto front" in text
     import pandas as pd
 
     df = pd.read_csv(out)
     assert len(df) == 8 and set(df["n"]) == {256, 1024}
     assert (tmp_path / "p.png").is_file()
-    assert main(argv) == 0 and "(0 computed, 4 from the cache, 4 failed)" in capsys.readouterr().out
+    assert main(argv) == 0 and "(0 computed, 4 from the cache, 4 refused: bad hardware); 4 failed" \
+        in capsys.readouterr().out
     assert main(["sweep", "--panel", "single_user_prefill", "--grid", "8,1"]) == 2
     assert "a panel has its own grid" in capsys.readouterr().err
     # output paths and formats are checked before any point is computed (a review found them

@@ -31,7 +31,7 @@ from ..hw.config import HardwareConfig, load_hw
 from ..kernels.attention import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV,
                                  attention_mesh_kv_kernel, attention_mesh_mlo_kernel, zigzag_positions)
 from ..report.summary import summarize
-from ..report.table import fmt_bytes, fmt_seconds
+from ..report.table import fmt_bytes, fmt_seconds, fmt_value
 
 __all__ = [
     "PANELS",
@@ -209,7 +209,7 @@ class PanelResult:
             f"S_q {sp.S_q}, context {sp.context}, h_q {sp.h_q}, h_kv {sp.h_kv}, d_head {sp.d_head}, "
             f"blocks {sp.blocks}",
             check,
-            f"cycles {s['cycles']:,} = {fmt_seconds(s['microseconds'] * 1e-6)} at {s['clock_ghz']:g} GHz "
+            f"cycles {s['cycles']:,} = {fmt_seconds(s['microseconds'] * 1e-6)} at {fmt_value(s['clock_ghz'])} GHz "
             f"({self.wall_seconds:.2f} s to simulate)",
             f"{t['achieved_tflops']:.2f} TFLOP/s of {t['peak_tflops']:.2f} peak on {s['working_pes']} "
             f"working PEs ({100 * t['tflops_fraction']:.1f}%)" + (self._model_tflops(s) if sp.causal else ""),

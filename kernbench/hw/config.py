@@ -216,13 +216,19 @@ def _label(cfg: "HardwareConfig") -> str:
     if base is None:
         return cfg.name
     was = dict(leaves(base))
-    changed = [f"{k}={v}" for k, v in leaves(cfg) if k != "name" and v != was[k]]
+    changed = [f"{k}={_shown(v)}" for k, v in leaves(cfg) if k != "name" and v != was[k]]
     if not changed:
         return cfg.name
     text = ", ".join(changed)
     if len(text) > MAX_NAME:
         text = f"{len(changed)} keys changed"
     return f"{cfg.name} ({text})"
+
+
+def _shown(v) -> str:
+    # a float as repr writes it but never in exponent form (as reports print figures): 2.0,
+    # 0.000000001
+    return np.format_float_positional(v, trim="0") if isinstance(v, float) and math.isfinite(v) else str(v)
 
 
 @functools.lru_cache(maxsize=None)

@@ -8,9 +8,11 @@ All figures come from :func:`kernbench.report.summary.summarize`.
 from __future__ import annotations
 
 import io
+import math
 import os
 from typing import Optional
 
+import numpy as np
 from rich import box
 from rich.console import Console, Group
 from rich.measure import Measurement
@@ -20,7 +22,8 @@ from rich.text import Text
 from ..common.shown import rich_text
 from .summary import summarize
 
-__all__ = ["print_report", "render_report", "fmt_num", "fmt_count", "fmt_bytes", "fmt_seconds", "plural"]
+__all__ = ["print_report", "render_report", "fmt_num", "fmt_value", "fmt_count", "fmt_bytes", "fmt_seconds",
+           "plural"]
 
 # The stall counted inside busy that each unit can have (the others are always zero there):
 # credits for a send, data for a recv, channel arbitration for DMA; GEMM and VECTOR have none.
@@ -28,12 +31,21 @@ _INSIDE = {"TX": "credit", "RX": "data", "DMA": "arbitration"}
 _SHORT = {"credit": "credit", "data": "data", "arbitration": "arb"}
 
 
-def fmt_num(x: float) -> str:
-    """A figure to 3 significant digits, never in exponent form: 0.841, 98.3, 1,573, 24,576."""
+def fmt_num(x: float, digits: int = 3) -> str:
+    """A figure to ``digits`` (3 or more) significant digits, never in exponent form: 0.841,
+    98.3, 1,573, 24,576, 0.0000000911; from 1,000 up every integer digit, grouped."""
     x = float(x)
-    if abs(x) >= 999.5:  # would round to 4 digits: show every integer digit, grouped
+    if abs(x) >= 999.5:  # (rounds to 4 digits or more: as many as ``digits`` or more shown)
         return f"{x:,.0f}"
-    return f"{x:.3g}"
+    if not math.isfinite(x):
+        return str(x)
+    return np.format_float_positional(x, precision=digits, unique=False, fractional=False, trim="-")
+
+
+def fmt_value(x: float) -> str:
+    """A value as given (a clock, a tolerance), never in exponent form: 1.5, 0.000000001, 1500."""
+    x = float(x)
+    return np.format_float_positional(x, trim="-") if math.isfinite(x) else str(x)
 
 
 def fmt_count(x: float, unit: str = "") -> str:
@@ -42,7 +54,7 @@ def fmt_count(x: float, unit: str = "") -> str:
     for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= factor:
             return f"{fmt_num(x / factor)} {prefix}{unit}"
-    return f"{x:.0f} {unit}".rstrip() if x == int(x) else f"{x:.3g} {unit}".rstrip()
+    return f"{x:.0f} {unit}".rstrip() if x == int(x) else f"{fmt_num(x)} {unit}".rstrip()
 
 
 def fmt_bytes(n: float) -> str:
@@ -55,12 +67,13 @@ def fmt_bytes(n: float) -> str:
 
 
 def fmt_seconds(t: float) -> str:
-    """A duration in the largest unit that keeps it >= 1: 2.745 s, 1.741 us, 841.3 ns."""
+    """A duration in the largest unit that keeps it >= 1, to 4 significant digits, never in
+    exponent form: 2.745 s, 1.741 us, 841.3 ns, 68,720 s."""
     t = float(t)
     for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
         if abs(t) >= factor:
-            return f"{t / factor:.4g} {unit}"
-    return f"{t / 1e-9:.4g} ns"
+            return f"{fmt_num(t / factor, 4)} {unit}"
+    return f"{fmt_num(t / 1e-9, 4)} ns"
 
 
 def plural(n: int, word: str) -> str:
@@ -162,7 +175,7 @@ def _totals(s: dict) -> Table:
     t = Table.grid(padding=(0, 0))
     t.add_column(no_wrap=True, min_width=10)
     t.add_column(overflow="fold")
-    t.add_row("time", f"{s['cycles']:,} cycles = {fmt_seconds(s['seconds'])} at {s['clock_ghz']:g} GHz "
+    t.add_row("time", f"{s['cycles']:,} cycles = {fmt_seconds(s['seconds'])} at {fmt_value(s['clock_ghz'])} GHz "
               f"({plural(s['commands'], 'command')})")
     t.add_row("GEMM", f"{fmt_count(tot['flops'], 'FLOP')}: {fmt_num(tot['achieved_tflops'])} of "
               f"{fmt_num(tot['peak_tflops'])} TFLOP/s peak ({100 * tot['tflops_fraction']:.1f}%)")

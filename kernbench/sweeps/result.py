@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..report.table import plural
 from .figures import FIGURES
 
 #: figures that are whole numbers (pandas "Int64": a failed point's is <NA>)
@@ -130,10 +131,12 @@ class SweepResult:
         s = self.stats
         failed = len(self.failed)
         workers = s.get("workers") or 1
-        return (f"{s['points']} points ({s['computed']} computed, {s['cached']} from the cache"
-                f"{f', {failed} failed' if failed else ''}); {s['traces']} traces for "
-                f"{s['trace_groups']} trace groups; {s['wall_seconds']:.2f} s wall"
-                + (f" on {workers} workers" if workers > 1 else ""))
+        refused = s.get("refused", 0)
+        return (f"{plural(s['points'], 'point')} ({s['computed']:,} computed, {s['cached']:,} from the cache"
+                + (f", {refused:,} refused: bad hardware" if refused else "") + ")"
+                + (f"; {failed:,} failed" if failed else "")
+                + f"; {plural(s['traces'], 'trace')} for {plural(s['trace_groups'], 'trace group')}; "
+                f"{s['wall_seconds']:.2f} s wall" + (f" on {workers} workers" if workers > 1 else ""))
 
     def __repr__(self) -> str:
         return f"SweepResult({self.summary()}; columns: {', '.join(self.swept)} + figures)"

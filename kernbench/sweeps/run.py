@@ -531,8 +531,10 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     groups: dict[str, list[Point]] = {}
     for p in todo:
         groups.setdefault(_group_key(p, hws[p.index], args_keys[p.index]), []).append(p)
-    stats = {"points": len(pts), "cached": n_cached, "computed": len(todo), "trace_groups": len(groups),
-             "traces": 0, "workers": 1}
+    # (every point is computed, from the cache or refused: its hardware config is bad)
+    stats = {"points": len(pts), "cached": n_cached, "computed": len(todo),
+             "refused": len(pts) - n_cached - len(todo), "trace_groups": len(groups), "traces": 0,
+             "workers": 1}
 
     def done(p: Point, fig: dict) -> None:
         rows[p.index] = fig
