@@ -31,6 +31,7 @@ import contextlib
 import inspect
 import itertools
 import math
+import re
 import zlib
 from typing import NamedTuple
 from unittest import mock
@@ -38,11 +39,11 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from kernbench import Context, load_hw
+from kernbench import Context, KernelError, load_hw
 from kernbench.diag.panels import ATOL, RTOL, attention_reference, check_output
 from kernbench.kernels import _decode, _prefill
-from kernbench.kernels.attention import (attention_mesh_kv_kernel, attention_mesh_mlo_kernel,
-                                         zigzag_positions, zigzag_split)
+from kernbench.kernels.attention import (attention_decode_two_level_kernel, attention_mesh_kv_kernel,
+                                         attention_mesh_mlo_kernel, zigzag_positions, zigzag_split)
 
 MESH8 = load_hw("mesh8")  # 8 cubes of 8 PEs: an 8-rank ring on either axis
 #: where |ref| <= SMALL_REF, the error must stay under SMALL_ATOL (no relative slack)
@@ -440,3 +441,69 @@ def test_causal_cases_catch_a_missing_mask(case):
     assert e.diag_ok and e.small_ok, e.describe(case.id)
     unmasked = run_case(case, mask=False)
     assert not unmasked.diag_ok, unmasked.describe(f"{case.id} launched without causal=True")
+
+
+# -- keys that score -inf (FlashAttention-2's guard in its softmax: "we don't want (-inf - (-inf))")
+@pytest.mark.parametrize("keys", ["first block", "a rank's every key", "the last block"])
+@pytest.mark.parametrize("kind", ["prefill", "decode"])
+def test_keys_scoring_minus_inf_get_weight_zero(kind, keys):
+    """Keys of -inf against all-positive queries score -inf: softmax gives them weight 0 and the
+    f64 reference is finite. A review found NaN everywhere when such keys filled the first block a
+    rank folds (the running max started at -inf: exp(-inf - -inf)), and in decode when they filled
+    a rank's whole shard (l = 0: 0 / 0)."""
+    case = (P(2, 0, 4, 1, 64, 1, False, "random", "even") if kind == "prefill"
+            else D(2, 0, 4, 1, 64, 1, False, "random", "even", 4))
+    q, k, v = make_inputs(case, seed_of(case))
+    q = np.abs(q) + np.float16(0.1)  # every score of a -inf key is -inf (not NaN)
+    S_kv, block = case.dims()[1], case.dims()[2][-1]
+    rows = {"first block": range(0, block), "a rank's every key": range(0, S_kv),
+            "the last block": range(2 * S_kv - block, 2 * S_kv)}[keys]
+    k = k.copy()
+    k[list(rows)] = -np.inf
+    ref = rank_refs(case, reference(case, q, k, v))
+    assert np.isfinite(ref).all()
+    e = errors(launch(case, q, k, v), ref)
+    assert e.diag_ok and e.small_ok, e.describe(f"{case.id}, -inf keys: {keys}")
+
+
+def test_the_two_level_decode_gives_minus_inf_keys_weight_zero():
+    ctx = Context("default", overrides={"n_cubes": 2, "pes_per_cube": 2})
+    ctx.install_sfr(scope="two_level")
+    rng = np.random.default_rng(1)
+    S_q, h_q, h_kv, d, S, N = 1, 4, 1, 32, 8, 4
+    q = (np.abs(rng.standard_normal((S_q, h_q, d))) + 0.1).astype(np.float16)
+    k = rng.standard_normal((N * S, h_kv, d)).astype(np.float16)
+    v = rng.standard_normal((N * S, h_kv, d)).astype(np.float16)
+    k[:4] = -np.inf  # the first block of rank 0
+    k[S:2 * S] = -np.inf  # every key of rank 1
+    ref = attention_reference(q, k, v)
+    assert np.isfinite(ref).all()
+    qp, op = ctx.replicate(q), ctx.empty((S_q, h_q, d), "f16")
+    kp = ctx.shard(k.reshape(N, S, h_kv, d), axis=0, over="all")
+    vp = ctx.shard(v.reshape(N, S, h_kv, d), axis=0, over="all")
+    ctx.launch(attention_decode_two_level_kernel, (2, 2), qp, kp, vp, op, S_q, S, h_q, h_kv, d, 2, 2, 4)
+    ok, max_abs, _ = check_output(ctx.read(op, (0, 0)).astype(np.float64), ref)
+    assert ok, max_abs
+
+
+@pytest.mark.parametrize("kind", ["prefill", "decode"])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_n_ranks_must_match_the_grid(kind, axis):
+    """A review launched decode with n_ranks=1 on 4 PEs: no error, and under causal the other PEs
+    placed their keys past the context and stored the mean of V. Both kernels refuse it now."""
+    case = (P(2, axis, 1, 1, 64, 1, False, "random", "even") if kind == "prefill"
+            else D(2, axis, 1, 1, 64, 1, True, "random", "even", 1))
+    S_q, S_kv, blocks = case.dims()
+    q, k, v = make_inputs(case, 0)
+    ctx = Context(MESH8)
+    scope = "pe" if axis == 0 else "cube"
+    ctx.install_sfr(scope=scope, ring=False)
+    kp = ctx.shard(k.reshape(2, S_kv, 1, 64), axis=0, over=scope, parts=2)
+    vp = ctx.shard(v.reshape(2, S_kv, 1, 64), axis=0, over=scope, parts=2)
+    qp = ctx.shard(q.reshape(2, S_q, 1, 64), axis=0, over=scope, parts=2) if kind == "prefill" else ctx.replicate(q)
+    op = ctx.empty((S_q, 1, 64), "f16")
+    grid = (4, 1) if axis == 0 else (MESH8.pes_per_cube, 4)
+    along = "PEs of a cube (grid axis 0)" if axis == 0 else "cubes (grid axis 1)"
+    with pytest.raises(KernelError, match=rf"n_ranks = 2, but the grid has 4 {re.escape(along)}"):
+        ctx.launch(KERNELS[kind], grid, qp, kp, vp, op, S_q, S_kv, 1, 1, 64, 2, axis, *blocks,
+                   **({"causal": True} if case.causal else {}))

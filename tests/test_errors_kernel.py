@@ -254,16 +254,16 @@ def test_branching_on_a_tensor_value_is_refused(ctx):
 
 
 @pytest.mark.parametrize("call, name", [
-    (lambda tl, t: tl.sum(t, axis=1, dtype="f32"), "sum"),
+    (lambda tl, t: tl.sum(t, 1, True, "f32", 5), "sum"),
     (lambda tl, t: tl.exp(t, 1), "exp"),
     (lambda tl, t: tl.add(t), "add"),
-    (lambda tl, t: tl.maximum(t, t, t), "maximum"),
+    (lambda tl, t: tl.maximum(t, t, None, t), "maximum"),
     (lambda tl, t: tl.invert(), "invert"),
-    (lambda tl, t: tl.where(t > 0, t), "where"),
+    (lambda tl, t: tl.where(t > 0, t, t, t), "where"),
     (lambda tl, t: tl.dot(t, tl.trans(t), out_type="f16"), "dot"),
     (lambda tl, t: tl.cast(t), "cast"),
-], ids=["sum_dtype", "exp_two_args", "add_one_arg", "maximum_three_args", "invert_no_arg",
-        "where_two_args", "dot_out_dtype", "cast_no_dtype"])
+], ids=["sum_five_args", "exp_two_args", "add_one_arg", "maximum_four_args", "invert_no_arg",
+        "where_four_args", "dot_out_dtype", "cast_no_dtype"])
 def test_a_tl_call_with_a_wrong_signature_names_the_kernel_line(ctx, call, name):
     """The compiled tl builtins raise their TypeError inside themselves, in a traceback entry
     named by their source path ('kernbench/language/builtins.py'): it is kernbench's, so the

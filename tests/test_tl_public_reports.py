@@ -197,3 +197,83 @@ def test_fp8e4m3_refusals_read_the_same_either_side_and_say_what_to_do_where():
     assert "or load with other=0 and mask with tl.where in f16/f32" in msg, msg
     msg = refused(lambda tl, p, t: tl.cdiv(t, 1000), X8, "fp8e4m3")
     assert "cdiv takes ints and int32 tensors, got a fp8e4m3 tensor" in msg, msg
+
+
+# -- Triton's own spellings (a port of triton-lang/triton's test_core.py, run as a peer suite) ---
+
+F = np.array([[-2.5, 0.0, 1.5], [3.0, -1.0, 2.25]], np.float32)
+
+
+def _softmax(x, axis):
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+def test_triton_keywords_compute_what_triton_does():
+    # each Triton spelling against kernbench's own (or numpy): the same values, bit for bit
+    same = [
+        (lambda tl, p, t: tl.cast(t, tl.float16, fp_downcast_rounding="rtne"), F.astype(np.float16)),
+        (lambda tl, p, t: tl.cast(t, tl.float16, "rtne"), F.astype(np.float16)),  # Triton's 3rd positional
+        (lambda tl, p, t: tl.cast(t, tl.float16, bitcast=False), F.astype(np.float16)),
+        (lambda tl, p, t: t.to(tl.float8e4nv), F.astype(E4M3)),
+        (lambda tl, p, t: tl.cast(t, tl.float8e5), F.astype(ml_dtypes.float8_e5m2)),
+        (lambda tl, p, t: tl.cast(t, "float8e4nv"), F.astype(E4M3)),
+        (lambda tl, p, t: tl.maximum(t, 1.0, propagate_nan=tl.PropagateNan.ALL), np.maximum(F, 1)),
+        (lambda tl, p, t: tl.minimum(t, 1.0, propagate_nan=True), np.minimum(F, 1)),
+        (lambda tl, p, t: tl.trans(t, 1, 0), F.T),
+        (lambda tl, p, t: tl.trans(t, (1, 0)), F.T),
+        (lambda tl, p, t: tl.trans(t, 0, 1), F),
+        (lambda tl, p, t: tl.reshape(t, 3, 2), F.reshape(3, 2)),
+        (lambda tl, p, t: tl.reshape(t, (6,), can_reorder=True), F.reshape(6)),
+        (lambda tl, p, t: tl.reshape(t, shape=(3, 2)), F.reshape(3, 2)),
+        (lambda tl, p, t: tl.broadcast_to(tl.sum(t, 0), 2, 3),
+         np.broadcast_to(F.sum(0, keepdims=True), (2, 3))),
+        (lambda tl, p, t: tl.where(condition=t > 0, x=t, y=0.0), np.where(F > 0, F, 0)),
+        (lambda tl, p, t: tl.sum(t, 1, dtype=tl.float16),
+         F.astype(np.float16).astype(np.float32).sum(1, keepdims=True).astype(np.float16)),
+        (lambda tl, p, t: tl.max(t, 1, return_indices=False), F.max(1, keepdims=True)),
+        (lambda tl, p, t: tl.softmax(t, dim=1, ieee_rounding=True), _softmax(F, 1)),
+    ]
+    for body, want in same:
+        got = run(body, F)
+        assert got.dtype == want.dtype and np.array_equal(got, want), (body, got, want)
+    # Triton's softmax reduces axis 0 when given dim; kernbench's default is the last axis
+    np.testing.assert_allclose(run(lambda tl, p, t: tl.softmax(t, dim=0), F), _softmax(F, 0), rtol=1e-6)
+    np.testing.assert_allclose(run(lambda tl, p, t: tl.softmax(t), F), _softmax(F, 1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("body, says", [
+    (lambda tl, p, t: tl.cast(t, tl.float16, fp_downcast_rounding="rtz"), "rounds to nearest even ('rtne') only"),
+    (lambda tl, p, t: tl.cast(t, tl.int32, bitcast=True), "kernbench has no bit casts"),
+    (lambda tl, p, t: tl.cast(t, tl.int32, bitcast=np.array([1, 0])), "bitcast must be True or False"),
+    (lambda tl, p, t: tl.maximum(t, 1.0, propagate_nan=tl.PropagateNan.NONE), "always propagates NaN"),
+    (lambda tl, p, t: tl.minimum(t, 1.0, propagate_nan="all"), "propagate_nan must be tl.PropagateNan.ALL"),
+    (lambda tl, p, t: tl.max(t, 1, return_indices=True), "kernbench has no argmax"),
+    (lambda tl, p, t: tl.min(t, 1, return_indices=True), "kernbench has no argmin"),
+    (lambda tl, p, t: tl.softmax(t, dim=None), "dim=None is Triton's axis 0"),
+    (lambda tl, p, t: tl.softmax(t, 0, dim=1), "the axis given twice"),
+    (lambda tl, p, t: tl.trans(t, 1, 1), "kernbench's trans swaps the last two axes ((1, 0)) only"),
+    (lambda tl, p, t: tl.reshape(t, (6,), shape=(6,)), "the shape given twice"),
+    (lambda tl, p, t: tl.broadcast_to(t), "broadcast_to: missing the shape"),
+    (lambda tl, p, t: tl.where(t > 0, t, 0.0, condition=t > 0), "cond given twice"),
+    (lambda tl, p, t: tl.where(condition=t > 0, x=t), "b given not at all"),
+    (lambda tl, p, t: tl.where(t > 0, t), "where takes three arguments"),
+    (lambda tl, p, t: t.to(tl.float8e4b15), "kernbench has no other fp8"),
+    (lambda tl, p, t: tl.sqrt_rn(t), "tl.sqrt(x) (correctly rounded here)"),
+])
+def test_triton_keywords_kernbench_does_not_compute_are_refused_naming_why(body, says):
+    msg = refused(body, F)
+    assert says in msg and "PE (0, 0)" in msg, msg
+
+
+def test_a_python_int_is_the_f32_constant_of_its_value_like_a_float():
+    # a review found x * 10**40 refused while x * 1e40 gave inf, and 10**400's refusal printing
+    # all 401 digits
+    x = np.array([1.0, -2.0], np.float32)
+    big = run(lambda tl, p, t: (t * 10 ** 40, t * 1e40, t * (2 ** 127 + 2 ** 100)), x)
+    assert np.array_equal(big[0], big[1]) and np.isinf(big[0]).all()
+    # past 2**127 but within f32's range: finite (a first version refused every int past 2**127)
+    assert big[2][0] == np.float32(2.0 ** 127 + 2.0 ** 100) and np.isfinite(big[2][0])
+    msg = refused(lambda tl, p, t: t * 10 ** 400, x)
+    assert "the Python int 100000... (401 digits) is too large for a float operand: past f64's range" \
+        in msg and len(msg) < 400, msg

@@ -319,6 +319,15 @@ def breaks(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc)
 
 
+def zipped_short(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    # zip stops the tl.range after 6 iterations with no break in the body (a review's case: verify named it
+    # "a break or return in its body")
+    for _, i in zip(range(6), tl.range(0, n)):
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    tl.store(o_ptr, acc)
+
+
 def nested_special(x_ptr, o_ptr, n, *, tl):
     acc = tl.zeros((T, T), "f32")
     for i in tl.range(0, n):
@@ -337,7 +346,9 @@ def nested_special(x_ptr, o_ptr, n, *, tl):
     (stride_grows, r"iteration 4 .*shape \(2, 8\) and stride 9, the replayed body's shape \(2, 8\) "
                    r"and stride 8"),
     (breaks, r"test_tl_range.py:\d+: tl.range replay \(verify mode\): the kernel left this tl.range "
-             r"loop at iteration 6 \(index 6; a break or return"),
+             r"loop at iteration 6 \(index 6: a break or return"),
+    (zipped_short, r"left this tl.range loop at iteration 5 \(index 5: a break or return in its "
+                   r"body, or a zip with a shorter iterable\)"),
     (nested_special, r"iteration 3 \(index 3\) in iteration index 5 of the tl.range at "
                      r"test_tl_range.py:\d+ does not repeat"),
 ])
@@ -345,7 +356,7 @@ def test_verify_catches_kernels_outside_the_contract(kernel, match):
     args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 12)  # noqa: E731
     with pytest.raises(KernelError, match=match):
         _launch(kernel, args, "verify")
-    if kernel in (special_iteration, python_state, breaks, nested_special):  # (addresses and
+    if kernel in (special_iteration, python_state, breaks, zipped_short, nested_special):  # (addresses and
         # strides do not change the timing)
         off, on = _launch(kernel, args, "off"), _launch(kernel, args, "on")
         assert off.program.commands.tobytes() != on.program.commands.tobytes()

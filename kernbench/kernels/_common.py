@@ -4,7 +4,6 @@ Each helper emits ``tl`` commands like any user's code; nothing here is engine-s
 """
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import replace
 
@@ -25,10 +24,12 @@ def _view(h, shape):
 
 
 def _check_shapes(kernel: str, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal=False,
-                  **blocks):
+                  tl=None, **blocks):
     """The kernel's shape arguments, checked before any command: a clear ValueError instead of
-    heads never written (h_q not a multiple of h_kv) or a malformed ring. Returns the sizes
-    (S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, then ``blocks`` in order) as Python ints."""
+    heads never written (h_q not a multiple of h_kv) or a malformed ring; with ``tl``, also
+    ``n_ranks`` against the launch's grid along ``rank_axis`` (a rank past n_ranks would place its
+    keys past the context: a silent wrong answer under causal). Returns the sizes (S_q,
+    S_kv_per_rank, h_q, h_kv, d_head, n_ranks, then ``blocks`` in order) as Python ints."""
     if not isinstance(causal, bool):
         raise ValueError(f"{kernel}: causal must be True or False, got {causal!r}")
     sizes = _positive_ints(kernel, S_q=S_q, S_kv_per_rank=S_kv_per_rank, h_q=h_q, h_kv=h_kv,
@@ -39,6 +40,11 @@ def _check_shapes(kernel: str, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, r
                          f"head serves h_q / h_kv query heads)")
     if rank_axis not in (0, 1):
         raise ValueError(f"{kernel}: rank_axis must be 0 (PEs of a cube) or 1 (cubes), got {rank_axis!r}")
+    if tl is not None and tl.num_programs(axis=rank_axis) != sizes["n_ranks"]:
+        along = "PEs of a cube (grid axis 0)" if rank_axis == 0 else "cubes (grid axis 1)"
+        raise ValueError(f"{kernel}: n_ranks = {sizes['n_ranks']}, but the grid has "
+                         f"{tl.num_programs(axis=rank_axis)} {along}: launch it with one rank per "
+                         f"program along rank_axis {rank_axis}")
     return tuple(sizes.values())
 
 
@@ -74,7 +80,11 @@ def _load_kv(tl, ptr, k0, n, g, h_kv, d, after):
 
 
 def _init_stats(tl, R, d):
-    return (tl.full((R, 1), -math.inf, dtype=F32), tl.zeros((R, 1), dtype=F32), tl.zeros((R, d), dtype=F32))
+    # m starts at MASKED_SCORE, not -inf: a first block whose scores are all -inf (keys of -inf)
+    # then gives p = exp(-inf - -1e30) = 0, not exp(-inf - -inf) = NaN (FlashAttention-2 guards
+    # the same in its softmax); any finite f16 score (|s| < 2**40) is above it, so m is otherwise
+    # the same, and exp(-1e30 - m) = 0 rescales as exp(-inf) did
+    return (tl.full((R, 1), MASKED_SCORE, dtype=F32), tl.zeros((R, 1), dtype=F32), tl.zeros((R, d), dtype=F32))
 
 
 def _fold(tl, q, k, v, m, l, o):

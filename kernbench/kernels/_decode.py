@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from ._common import (DEFAULT_DECODE_BLOCK_KV, F16, F16_BYTES, F32, _causal_mask, _check_shapes, _load_kv,
+from ._common import (DEFAULT_DECODE_BLOCK_KV, F16, F16_BYTES, F32, MASKED_SCORE, _causal_mask, _check_shapes, _load_kv,
                       _load_q, _rank, _view)
 
 __all__ = ["attention_mesh_mlo_kernel"]
@@ -64,7 +64,9 @@ def _probs(tl, s, m):
     p = exp(s - m') unnormalised (the division by l happens once, after the last fold), and p in
     f16 for the array. Returns (m', p, p16)."""
     rm = tl.max(s, axis=-1)
-    m_new = rm if m is None else tl.maximum(m, rm)
+    # (a group's first fold: m' no lower than MASKED_SCORE, so a block of -inf scores gives p = 0,
+    # not exp(-inf - -inf) = NaN; later folds have m >= MASKED_SCORE already)
+    m_new = tl.maximum(rm, MASKED_SCORE) if m is None else tl.maximum(m, rm)
     p = tl.exp(s - m_new)
     return m_new, p, tl.cast(p, F16)
 
@@ -84,9 +86,16 @@ def _fold_stats(tl, s, m, l, q_pos0, k_pos0, G, causal):
     return m_new, p16, alpha, l * alpha + tl.sum(p, axis=-1)
 
 
+#: the least l a partial is divided by (a rank whose every key scored -inf has l = 0)
+L_FLOOR = 1e-30
+
+
 def _normalise(tl, m, l, o_pieces):
-    """A group's finished partial: (lse = m + log l (R, 1), its o pieces divided by l)."""
-    inv = 1.0 / l
+    """A group's finished partial: (lse = m + log l (R, 1), its o pieces divided by l). l is 0
+    only where every key of the rank scored -inf (a masked or visible key adds at least
+    exp(0) = 1 to it): there the partial is o = 0 with lse = -inf, which every merge weighs 0,
+    rather than 0 / 0 = NaN (l read as at least L_FLOOR: the same for any other l)."""
+    inv = 1.0 / tl.maximum(l, L_FLOOR)
     return m + tl.log(l), [oc * inv for oc in o_pieces]
 
 
@@ -148,7 +157,7 @@ def attention_mesh_mlo_kernel(
     """
     name = "attention_mesh_mlo_kernel"
     S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, block_kv = _check_shapes(
-        name, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal, block_kv=block_kv)
+        name, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal, tl=tl, block_kv=block_kv)
     if causal and S_q > n_ranks * S_kv_per_rank:
         raise ValueError(f"{name}: causal needs S_q <= n_ranks * S_kv_per_rank (every query row is one "
                          f"of the context's tokens), got S_q {S_q} > {n_ranks} * {S_kv_per_rank}")

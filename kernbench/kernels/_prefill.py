@@ -88,7 +88,7 @@ def attention_mesh_kv_kernel(
     """
     S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, block_q, block_kv = _check_shapes(
         "attention_mesh_kv_kernel", S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal,
-        block_q=block_q, block_kv=block_kv)
+        tl=tl, block_q=block_q, block_kv=block_kv)
     if causal and (S_q != S_kv_per_rank or S_q % 2):
         raise ValueError(f"attention_mesh_kv_kernel: causal (zigzag layout) needs S_q == S_kv_per_rank "
                          f"and even (two equal chunks per rank), got S_q {S_q}, S_kv_per_rank {S_kv_per_rank}")

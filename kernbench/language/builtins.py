@@ -8,6 +8,7 @@ Numbers come later, from functional replay. docs/language.md is the reference.
 """
 from __future__ import annotations
 
+import enum
 import math
 
 import numpy as np
@@ -101,6 +102,18 @@ class _NoProgram:
         _not_tracing(self)
 
 
+#: an argument not given (where's two spellings: kernbench's cond/a/b and Triton's condition/x/y)
+_UNSET = object()
+
+
+def _one_of(tr, call: str, name: str, mine, theirs):
+    # one argument given by kernbench's name or Triton's, not both, not neither
+    if (mine is _UNSET) == (theirs is _UNSET):
+        fail(tr, f"{call}: {name} given {'twice' if mine is not _UNSET else 'not at all'} "
+                 f"(where(cond, a, b), or Triton's where(condition, x, y))")
+    return theirs if mine is _UNSET else mine
+
+
 _NO_PROGRAM = _NoProgram("this tl object is not tracing a program: its launch has ended. A kernel "
                          "must use the tl it is passed, during its own launch")
 _WAITING = ("this tl's launch is waiting for the launch its kernel started (a nested ctx.launch) "
@@ -122,12 +135,20 @@ def _imm(tr, x, kind: str, ct: str):
         if not _I32_MIN <= v <= _I32_MAX:
             fail(tr, f"the Python int {v} does not fit an int32 operand (-2**31 .. 2**31 - 1)")
         return np.int64(v)
-    if kind == PY_INT and abs(int(x)) > 2 ** 127:
-        fail(tr, f"the Python int {x} is too large for a float operand")
-    f = float(x)  # (not v: Cython would type v a C double for the int path too)
+    try:
+        f = float(x)  # (not v: Cython would type v a C double for the int path too)
+    except OverflowError:  # (an int past f64's range; one within it is an f32 constant, inf if past f32's)
+        _past_f64(tr, "a float operand", x)
     if ct == "fp8e4m3":
         _e4m3_number(tr, f, "an fp8e4m3 operand", x)
     return f
+
+
+def _past_f64(tr, what: str, x) -> None:
+    """Refuse a Python int too large for any float (its digits abbreviated)."""
+    digits = str(abs(int(x)))
+    fail(tr, f"the Python int {'-' if int(x) < 0 else ''}{digits[:6]}... ({len(digits)} digits) is "
+             f"too large for {what}: past f64's range, it has no f32 constant")
 
 
 #: the largest magnitude that rounds to a finite fp8e4m3 (448 is its largest value; past 464
@@ -301,13 +322,13 @@ _NUMPY_TL = {
 }
 
 
-def _flag(tr, name: str, v) -> bool:
-    """A tl.dot keyword read as Triton reads it, true or false; one with no truth value (an
-    array) named."""
+def _flag(tr, call: str, name: str, v) -> bool:
+    """A Triton keyword of ``call`` read as Triton reads it, true or false; one with no truth
+    value (an array) named."""
     try:
         return bool(v)
     except (TypeError, ValueError):
-        fail(tr, f"dot: {name} must be a bool or a number, got {type(v).__name__}")
+        fail(tr, f"{call}: {name} must be a bool or a number, got {type(v).__name__}")
 
 
 def _dot_options(tr, input_precision, allow_tf32, max_num_imprecise_acc, out_dtype) -> None:
@@ -318,16 +339,62 @@ def _dot_options(tr, input_precision, allow_tf32, max_num_imprecise_acc, out_dty
         fail(tr, f"dot: input_precision={input_precision!r}: kernbench computes f32 inputs at full "
                  f"f32 precision ('ieee'); TF32 and its 3-pass variants are not modelled (Triton "
                  f"defaults to tf32 on NVIDIA GPUs, so a ported kernel's f32 dots are exact here)")
-    if _flag(tr, "allow_tf32", allow_tf32):  # (as Triton reads it: tf32 when true)
+    if _flag(tr, "dot", "allow_tf32", allow_tf32):  # (as Triton reads it: tf32 when true)
         fail(tr, f"dot: allow_tf32={allow_tf32!r}: kernbench computes f32 inputs at full f32 "
                  f"precision; write allow_tf32=False or leave it out")
-    if _flag(tr, "max_num_imprecise_acc", max_num_imprecise_acc):  # (None or 0: all in full)
+    if _flag(tr, "dot", "max_num_imprecise_acc", max_num_imprecise_acc):  # (None or 0: all in full)
         fail(tr, f"dot: max_num_imprecise_acc={max_num_imprecise_acc!r}: kernbench accumulates "
                  f"every product in f32 (no imprecise fp8 accumulation); leave it out")
     if semantic.dtype_name(out_dtype) != "f32":
         fail(tr, f"dot: out_dtype={out_dtype!r}: the GEMM unit accumulates in f32 and gives f32 "
                  f"(out_dtype f32 or tl.float32 only); cast the result (tl.cast(tl.dot(a, b), ...))")
 
+
+
+def _cast_options(tr, call: str, fp_downcast_rounding, bitcast) -> None:
+    """Refuse Triton's cast keywords that ask for another conversion than kernbench's."""
+    try:
+        bit = bool(bitcast)
+    except (TypeError, ValueError):
+        fail(tr, f"{call}, bitcast=...): bitcast must be True or False, got {type(bitcast).__name__}")
+    if bit:
+        fail(tr, f"{call}, bitcast={bitcast!r}): kernbench has no bit casts (reinterpreting a "
+                 f"tensor's bits); tl.cast converts values")
+    if fp_downcast_rounding is not None and (not isinstance(fp_downcast_rounding, str)
+                                             or fp_downcast_rounding.lower() != "rtne"):
+        fail(tr, f"{call}, fp_downcast_rounding={fp_downcast_rounding!r}): kernbench rounds to "
+                 f"nearest even ('rtne') only")
+
+
+class PropagateNan(enum.Enum):
+    """Triton's NaN modes of tl.maximum and tl.minimum (``tl.PropagateNan``). kernbench's
+    maximum and minimum always propagate NaN: ``ALL``; ``NONE`` (a NaN operand dropped, as IEEE
+    maxNum does) is refused."""
+
+    NONE = 0x0000
+    ALL = 0xFFFF
+
+
+def _propagate_nan(tr, name: str, v) -> None:
+    """Accept Triton's ``propagate_nan`` keyword when it asks for what kernbench computes."""
+    if v is None or v is PropagateNan.ALL or v is True:
+        return
+    if v is PropagateNan.NONE or v is False:
+        fail(tr, f"{name}: propagate_nan={v!r}: kernbench's {name} always propagates NaN "
+                 f"(PropagateNan.ALL); a NaN operand dropped (PropagateNan.NONE) is not modelled: "
+                 f"leave propagate_nan out, or tl.where(x != x, other, x) first")
+    fail(tr, f"{name}: propagate_nan must be tl.PropagateNan.ALL (or left out), got {v!r}")
+
+
+def _dims(tr, dims: tuple, shape, what: str):
+    """Triton's ``*shape`` form: ``f(x, 2, 3)``, ``f(x, (2, 3))`` or ``f(x, shape=(2, 3))``."""
+    if shape is not None:
+        if dims:
+            fail(tr, f"{what}: the shape given twice (positionally and as shape=)")
+        return shape
+    if not dims:
+        fail(tr, f"{what}: missing the shape")
+    return dims[0] if len(dims) == 1 else dims
 
 def _tracked(tr: PEBuilder, h):
     """A view ``h``, remembered while a tl.range loop proves its repetition (it is moved on with
@@ -353,9 +420,10 @@ class TL:
     f16 = float16 = "f16"
     bf16 = bfloat16 = "bf16"
     f32 = float32 = "f32"
-    fp8e4m3 = float8e4m3 = "fp8e4m3"
-    fp8e5m2 = float8e5m2 = "fp8e5m2"
+    fp8e4m3 = float8e4m3 = float8e4nv = "fp8e4m3"  # (float8e4nv, float8e5: Triton's names)
+    fp8e5m2 = float8e5m2 = float8e5 = "fp8e5m2"
     int32 = "int32"
+    PropagateNan = PropagateNan  #: Triton's NaN modes of maximum and minimum
 
     # (compiled, builtins.pxd declares these as the extension type's C fields)
     __slots__ = ("_b", "_grid", "_serial", "_replay", "_ranged")
@@ -579,10 +647,23 @@ class TL:
         return d if acc is None else self.add(acc, d)
 
     # -- views (no command) --------------------------------------------------------------------
-    def trans(self, x: TensorHandle) -> TensorHandle:
-        """``x`` with its last two axes swapped: metadata only, same tensor id, no command."""
+    def trans(self, x: TensorHandle, *dims) -> TensorHandle:
+        """``x`` with its last two axes swapped: metadata only, same tensor id, no command.
+        ``dims`` (Triton's permutation, ``tl.trans(x, 1, 0)`` or ``tl.trans(x, (1, 0))``): that
+        swap, or the identity (``x`` itself); any other permutation is refused."""
         tr: PEBuilder = _builder(self)
         spec, s, d, i, _ = tr.operand(x, "trans operand")
+        if dims:
+            p = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+            p = tuple(p)
+            k = len(s)
+            ident = tuple(range(k))
+            swap = ident[:-2] + (k - 1, k - 2) if k >= 2 else ident
+            if p == ident:
+                return x
+            if p != swap:
+                fail(tr, f"trans: dims {p!r} for a {k}-D tensor {_fmt(s)}: kernbench's trans swaps "
+                         f"the last two axes ({swap!r}) only")
         if len(s) < 2:
             return x
         t = (s[1], s[0]) if len(s) == 2 else s[:-2] + (s[-1], s[-2])
@@ -591,12 +672,14 @@ class TL:
         tr.transposed.add((i, t))
         return _tracked(tr, view_of(x, t, d, True))
 
-    def reshape(self, x: TensorHandle, shape) -> TensorHandle:
+    def reshape(self, x: TensorHandle, *dims, shape=None, can_reorder: bool = False) -> TensorHandle:
         """A view of ``x``'s buffer with another shape: same tensor id, no command. Same rule
         as a ``TensorHandle(id=x.id, shape=...)`` made by hand: the element count must match in
-        functional mode; a transposed view cannot be reshaped."""
+        functional mode; a transposed view cannot be reshaped. The shape as a tuple, as ints
+        (Triton's ``tl.reshape(x, 2, 3)``) or ``shape=``; ``can_reorder`` (Triton's) changes
+        nothing: the elements keep their order either way."""
         tr: PEBuilder = _builder(self)
-        shape = check_shape(tr, shape, "reshape shape")
+        shape = check_shape(tr, _dims(tr, dims, shape, "reshape"), "reshape shape")
         spec, s, d, i, _ = tr.operand(x, "reshape operand")
         if isinstance(x, TransposedView):
             fail(tr, "reshape of a transposed view: reshape before tl.trans, or store and reload")
@@ -666,12 +749,18 @@ class TL:
         """``a % b``: int32 remainder with the dividend's sign (C), or float fmod; div cost."""
         return _binary(self, a, b, "mod")
 
-    def maximum(self, a, b) -> TensorHandle:
-        """Elementwise maximum with broadcasting (NaN propagates)."""
+    def maximum(self, a, b, propagate_nan=None) -> TensorHandle:
+        """Elementwise maximum with broadcasting (NaN propagates: Triton's
+        ``propagate_nan=tl.PropagateNan.ALL``; ``NONE`` is refused)."""
+        if propagate_nan is not None:
+            _propagate_nan(_builder(self), "maximum", propagate_nan)
         return _binary(self, a, b, "maximum")
 
-    def minimum(self, a, b) -> TensorHandle:
-        """Elementwise minimum with broadcasting (NaN propagates)."""
+    def minimum(self, a, b, propagate_nan=None) -> TensorHandle:
+        """Elementwise minimum with broadcasting (NaN propagates; ``propagate_nan``: as
+        :meth:`maximum`)."""
+        if propagate_nan is not None:
+            _propagate_nan(_builder(self), "minimum", propagate_nan)
         return _binary(self, a, b, "minimum")
 
     def lt(self, a, b) -> TensorHandle:
@@ -804,15 +893,22 @@ class TL:
             return self.floordiv(self.add(a, int(b) - 1), b)
         return self.floordiv(self.sub(self.add(a, b), 1), b)
 
-    def cast(self, x, dtype, saturate: bool = False) -> TensorHandle:
+    def cast(self, x, dtype, saturate: bool = False, *, fp_downcast_rounding=None,
+             bitcast=False) -> TensorHandle:
         """``x`` converted to ``dtype`` (one CAST command); ``x`` itself when already ``dtype``,
         unless ``saturate=True`` on a float (then the cast clamps its +-inf).
 
         To int32: truncates toward zero, saturates, NaN gives 0. To a float: rounds to nearest
         even; fp8e4m3 overflows to NaN and fp8e5m2 to inf unless ``saturate=True``, which
-        clamps to the largest finite value (NaN stays NaN)."""
+        clamps to the largest finite value (NaN stays NaN). Triton's keywords:
+        ``fp_downcast_rounding`` None or "rtne" (what kernbench does; "rtz" is refused), and
+        ``bitcast`` False (True is refused: there are no bit casts). Triton's third positional
+        argument is the rounding: a string or None there is read as it."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
+        if saturate is None or isinstance(saturate, str):  # (Triton's cast(x, dtype, "rtne"))
+            saturate, fp_downcast_rounding = False, saturate
+        _cast_options(tr, "tl.cast(x, dtype", fp_downcast_rounding, bitcast)
         dtype = check_dtype(tr, dtype)
         spec, s, d, i, n = tr.operand(x, "cast operand")
         if type(saturate) is not bool:
@@ -824,20 +920,16 @@ class TL:
     def _to(self, x, dtype, fp_downcast_rounding=None, bitcast=False) -> TensorHandle:
         """``x.to(dtype)`` (Triton's cast method, TensorHandle.to): :meth:`cast`. Rounding is to
         nearest even (``fp_downcast_rounding`` None or "rtne"); there is no bit cast."""
-        if bitcast:
-            fail(_builder(self), f"x.to(dtype, bitcast={bitcast!r}): kernbench has no bit casts "
-                                 f"(reinterpreting a tensor's bits); tl.cast converts values")
-        if fp_downcast_rounding not in (None, "rtne"):
-            fail(_builder(self), f"x.to(dtype, fp_downcast_rounding={fp_downcast_rounding!r}): "
-                                 f"kernbench rounds to nearest even ('rtne') only")
+        _cast_options(_builder(self), "x.to(dtype", fp_downcast_rounding, bitcast)
         return self.cast(x, dtype)
 
-    def broadcast_to(self, x, shape) -> TensorHandle:
+    def broadcast_to(self, x, *dims, shape=None) -> TensorHandle:
         """``x`` broadcast to ``shape`` (numpy's rule) as a new tensor: one VEC copy of
-        ``numel(shape)`` elements; ``x`` itself when it has that shape."""
+        ``numel(shape)`` elements; ``x`` itself when it has that shape. The shape as a tuple,
+        as ints (Triton's ``tl.broadcast_to(x, 2, 3)``) or ``shape=``."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
-        shape = check_shape(tr, shape, "broadcast_to shape")
+        shape = check_shape(tr, _dims(tr, dims, shape, "broadcast_to"), "broadcast_to shape")
         spec, s, d, i, _ = tr.operand(x, "broadcast_to operand")
         if s == shape:
             return x
@@ -846,12 +938,19 @@ class TL:
                      f"give {_fmt(broadcast(tr, s, shape, 'broadcast_to'))})")
         return tr.vec(f, "copy", (spec,), i, -1, -1, shape, numel(shape), d, None, d)
 
-    def where(self, cond, a, b) -> TensorHandle:
+    def where(self, cond=_UNSET, a=_UNSET, b=_UNSET, *, condition=_UNSET, x=_UNSET,
+              y=_UNSET) -> TensorHandle:
         """``a`` where ``cond`` is true (non-zero) else ``b``, with broadcasting; ``a`` and ``b``
         may be Python numbers. One SELECT command reading up to three tensors. Dtype: ``a`` and
-        ``b`` promoted (two masks: a mask; two Python numbers: int32 or f32)."""
+        ``b`` promoted (two masks: a mask; two Python numbers: int32 or f32). Triton's keyword
+        names ``condition``, ``x``, ``y`` work too."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
+        if condition is not _UNSET or x is not _UNSET or y is not _UNSET:
+            cond, a, b = (_one_of(tr, "where", n, u, t)
+                          for n, u, t in (("cond", cond, condition), ("a", a, x), ("b", b, y)))
+        elif cond is _UNSET or a is _UNSET or b is _UNSET:
+            fail(tr, "where takes three arguments: where(cond, a, b)")
         sc, shape, dc, ic, _ = tr.operand(cond, "where condition")
         vals, kinds, ids = [], [], [ic]
         for x, what in ((a, "where a"), (b, "where b")):
@@ -893,7 +992,7 @@ class TL:
             try:
                 imm = float(value)
             except OverflowError:
-                fail(tr, f"full: value {value!r} is too large for {dtype}")
+                _past_f64(tr, f"tl.full's {dtype} value", value)
             if dtype == "fp8e4m3":
                 _e4m3_number(tr, imm, "tl.full's value")
         h = tr.vec(f, "fill", (), -1, -1, -1, shape, numel(shape), dtype, None, dtype, imm)
@@ -942,33 +1041,59 @@ class TL:
                              f"leave keep_dims out (or True), drop a [:, None] that follows, or "
                              f"tl.reshape the result (docs/language.md, 'Porting from Triton')")
 
-    def max(self, x, axis=None, keep_dims=True) -> TensorHandle:
+    def _refuse_indices(self, name: str, return_indices) -> None:
+        if _flag(_builder(self), name, "return_indices", return_indices):
+            fail(_builder(self), f"{name}: return_indices={return_indices!r}: kernbench has no "
+                                 f"arg{name} (the index of the {name}imum); leave it out")
+
+    def max(self, x, axis=None, keep_dims=True, *, return_indices=False,
+            return_indices_tie_break_left=True) -> TensorHandle:
         """Maximum along ``axis`` (None: all elements), keeping the reduced axis with size 1 so
         the result broadcasts against ``x``. One REDUCE command. NaN propagates. ``keep_dims``
-        (Triton's keyword): True only (KernelError otherwise: the axis is always kept)."""
+        (Triton's keyword): True only (KernelError otherwise: the axis is always kept).
+        ``return_indices`` (Triton's): False only (there is no argmax)."""
         if keep_dims is not True:
             self._refuse_keep_dims("max", keep_dims)
+        if return_indices is not False:
+            self._refuse_indices("max", return_indices)
         return self._reduce("max", x, axis)
 
-    def min(self, x, axis=None, keep_dims=True) -> TensorHandle:
-        """Minimum along ``axis``, reduced axis kept with size 1 (``keep_dims``: as :meth:`max`)."""
+    def min(self, x, axis=None, keep_dims=True, *, return_indices=False,
+            return_indices_tie_break_left=True) -> TensorHandle:
+        """Minimum along ``axis``, reduced axis kept with size 1 (``keep_dims``,
+        ``return_indices``: as :meth:`max`)."""
         if keep_dims is not True:
             self._refuse_keep_dims("min", keep_dims)
+        if return_indices is not False:
+            self._refuse_indices("min", return_indices)
         return self._reduce("min", x, axis)
 
-    def sum(self, x, axis=None, keep_dims=True) -> TensorHandle:
+    def sum(self, x, axis=None, keep_dims=True, dtype=None) -> TensorHandle:
         """Sum along ``axis`` (f32 accumulation, rounded to ``x``'s dtype; masks and int32 give
-        int32), axis kept with size 1 (``keep_dims``: as :meth:`max`)."""
+        int32), axis kept with size 1 (``keep_dims``: as :meth:`max`). ``dtype`` (Triton's):
+        ``x`` cast to it first (a CAST command unless ``x`` has it), then summed as that dtype."""
         if keep_dims is not True:
             self._refuse_keep_dims("sum", keep_dims)
+        if dtype is not None:
+            x = self.cast(x, dtype)
         return self._reduce("sum", x, axis)
 
-    def softmax(self, x, axis=-1) -> TensorHandle:
-        """``exp(x - max) / sum(exp(x - max))`` along ``axis``: five commands (max-reduce, sub,
-        exp, sum-reduce, div), each rounded to ``x``'s dtype like the same ops written by hand.
-        Float tensors only."""
+    def softmax(self, x, axis=-1, *, dim=_UNSET, keep_dims=False, ieee_rounding=False) -> TensorHandle:
+        """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (default the last):
+        five commands (max-reduce, sub, exp, sum-reduce, div), each rounded to ``x``'s dtype like the
+        same ops written by hand. Float tensors only. Triton's keywords: ``dim`` an axis (Triton's
+        ``dim=None`` means axis 0, not kernbench's last axis: refused, write the axis);
+        ``keep_dims`` and ``ieee_rounding`` change nothing (the result has ``x``'s shape; the
+        division is exact, IEEE-rounded)."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
+        if dim is not _UNSET:
+            if dim is None:
+                fail(tr, "softmax: dim=None is Triton's axis 0 (its default), and kernbench's "
+                         "default is the last axis: write the axis (dim=0 as Triton computes it)")
+            if axis != -1:
+                fail(tr, f"softmax: the axis given twice (axis={axis!r}, dim={dim!r})")
+            axis = dim
         spec, s, d, i, n = tr.operand(x, "softmax operand")
         float_operand(tr, d, "softmax", "its operand")
         m = self._reduce("max", x, axis, f)

@@ -8,7 +8,9 @@ __all__ = ["TL_INSTEAD", "METHOD_INSTEAD", "tl_hint", "method_hint"]
 
 #: Triton's ``tl.<name>`` -> what to write here
 TL_INSTEAD = {
-    "fdiv": "a / b", "div_rn": "a / b",
+    "fdiv": "a / b", "div_rn": "a / b", "sqrt_rn": "tl.sqrt(x) (correctly rounded here)",
+    **{name: "tl.fp8e4m3 (Triton's float8e4nv) or tl.fp8e5m2 (float8e5): kernbench has no other fp8"
+       for name in ("float8e4b15", "float8e4b8", "float8e5b16")},
     "device_print": "nothing while tracing: read h.data after a functional launch",
     "device_assert": "nothing while tracing: read h.data after a functional launch",
     "static_print": "print() of Python values (shapes, dtypes) while tracing",

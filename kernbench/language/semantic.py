@@ -109,8 +109,10 @@ DTYPES = {
     **{k: "f16" for k in ("f16", "fp16", "float16", "half")},
     **{k: "bf16" for k in ("bf16", "bfloat16")},
     **{k: "f32" for k in ("f32", "fp32", "float32", "float")},
-    **{k: "fp8e4m3" for k in ("fp8e4m3", "fp8_e4m3", "e4m3", "f8e4m3", "fp8e4m3fn", "float8_e4m3fn")},
-    **{k: "fp8e5m2" for k in ("fp8e5m2", "fp8_e5m2", "e5m2", "f8e5m2", "float8_e5m2")},
+    **{k: "fp8e4m3" for k in ("fp8e4m3", "fp8_e4m3", "e4m3", "f8e4m3", "fp8e4m3fn", "float8_e4m3fn",
+                              "float8e4m3", "float8e4nv")},
+    **{k: "fp8e5m2" for k in ("fp8e5m2", "fp8_e5m2", "e5m2", "f8e5m2", "float8_e5m2", "float8e5m2",
+                              "float8e5")},
     **{k: "int32" for k in ("int32", "i32")},
 }
 _NP_NAME = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float8_e4m3fn": "fp8e4m3",

@@ -385,8 +385,8 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             file, line, k, value = b.left_range
             raise KernelError(
                 f"{pe_at((p, c), file, line)}: tl.range replay (verify mode): "
-                f"the kernel left this tl.range loop at iteration {k} (index {value}; a break or "
-                f"return in its body), but replay emits the iterations it does not trace as if the "
+                f"the kernel left this tl.range loop at iteration {k} (index {value}: a break or "
+                f"return in its body, or a zip with a shorter iterable), but replay emits the iterations it does not trace as if the "
                 f"loop ran to its end. A tl.range loop runs all its iterations (docs/language.md, "
                 f"'tl.range'): use range() for a loop that may stop early", pe=(p, c),
                 where=f"{file}:{line}")
