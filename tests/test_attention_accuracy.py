@@ -507,3 +507,23 @@ def test_n_ranks_must_match_the_grid(kind, axis):
     with pytest.raises(KernelError, match=rf"n_ranks = 2, but the grid has 4 {re.escape(along)}"):
         ctx.launch(KERNELS[kind], grid, qp, kp, vp, op, S_q, S_kv, 1, 1, 64, 2, axis, *blocks,
                    **({"causal": True} if case.causal else {}))
+
+
+@pytest.mark.parametrize("wrong", ["q", "k", "v", "o"])
+@pytest.mark.parametrize("kind", ["prefill", "decode"])
+def test_arrays_of_another_dtype_are_named_as_the_kernels_inputs(kind, wrong):
+    """The kernels read f16 q, k, v and write f16 o. A review found f32 inputs refused as a load to
+    rewrite ("expected dtype='f32' (cast after loading instead)") and, worse, an f32 o accepted:
+    the store converted, but the kernel's byte offsets assume f16, so the rows landed in the wrong
+    places (max error 1.6)."""
+    S, h, d = 8, 2, 16
+    S_q = S if kind == "prefill" else 1
+    ctx = Context(MESH8)
+    ctx.install_sfr(scope="pe", ring=False)
+    shapes = {"q": (S_q, h, d), "k": (S, 1, d), "v": (S, 1, d), "o": (S_q, h, d)}
+    arrs = [ctx.empty(shapes[n], "f32" if n == wrong else "f16") for n in "qkvo"]
+    want = ("store of dtype=f16 to allocation 'a3', which holds f32" if wrong == "o" else
+            f"{'k and v' if wrong == 'k' or (wrong == 'v' and kind == 'prefill') else wrong} must be "
+            f"f16 arrays (the attention kernels read f16 q, k and v")
+    with pytest.raises(KernelError, match=re.escape(want)):
+        ctx.launch(KERNELS[kind], (2, 1), *arrs, S_q, S, h, 1, d, 2, 0, mode="timing")

@@ -195,3 +195,22 @@ def test_strided_load_cycles(name):
     want = -(-nbytes // 256) + 150
     assert ctx.launch(strided, (1, 1), xa).cycles == want
     assert ctx.launch(contiguous, (1, 1), xa).cycles == want
+
+
+def test_a_store_with_dtype_refuses_an_allocation_of_another_dtype():
+    """``dtype=`` on a store states the dtype the kernel's byte offsets assume, as on a load;
+    without it a store converts to what the allocation holds (both: docs/language.md)."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    out32, out16 = ctx.empty((4,), "f32"), ctx.empty((4,), "f16")
+
+    def k(o_ptr, dt, *, tl):
+        tl.store(o_ptr, tl.full((4,), 1.5, "f16"), dtype=dt)
+
+    ctx.launch(k, (1, 1), out16, "f16")
+    ctx.launch(k, (1, 1), out32, None)  # converts, as before
+    assert ctx.read(out32, (0, 0)).tolist() == [1.5] * 4 and ctx.read(out16, (0, 0)).tolist() == [1.5] * 4
+    with pytest.raises(kernbench.KernelError, match=r"PE \(0, 0\) at test_load_store_dtypes.py:\d+: store of "
+                                                    r"dtype=f16 to allocation 'a0', which holds f32"):
+        ctx.launch(k, (1, 1), out32, "f16")
+    with pytest.raises(kernbench.KernelError, match="unknown store dtype 'f64'"):
+        ctx.launch(k, (1, 1), out32, "f64")

@@ -71,12 +71,23 @@ def _load_q(tl, q_ptr, q0, rows, g, G, h_q, d, scale):
     ``scale`` in f32. Rounding q * scale to f16 would put an error of |s| * 2**-11 on every score
     (0.3 at score std 30); an f32 operand costs the dot no cycles while (R + C) * K * 4 bytes per
     fold stay under the SRAM bound (docs/hardware-model.md), as they do at d <= 190."""
-    q = tl.load(q_ptr + (q0 * h_q + g * G) * d * F16_BYTES, shape=(rows, G * d), dtype=F16, stride=h_q * d)
+    q = _load_f16(tl, "q", q_ptr + (q0 * h_q + g * G) * d * F16_BYTES, shape=(rows, G * d), stride=h_q * d)
     return tl.cast(_view(q, (rows * G, d)), F32) * scale
 
 
-def _load_kv(tl, ptr, k0, n, g, h_kv, d, after):
-    return tl.load(ptr + (k0 * h_kv + g) * d * F16_BYTES, shape=(n, d), dtype=F16, stride=h_kv * d, after=after)
+def _load_kv(tl, ptr, k0, n, g, h_kv, d, after, what="k and v"):
+    return _load_f16(tl, what, ptr + (k0 * h_kv + g) * d * F16_BYTES, shape=(n, d), stride=h_kv * d, after=after)
+
+
+def _load_f16(tl, what: str, ptr, **kw):
+    """``tl.load(ptr, **kw)`` of an f16 array, read as the array holds it (the same command): an
+    array of another dtype is named as the kernel's input, not as a load to rewrite."""
+    x = tl.load(ptr, **kw)
+    if x.dtype != F16:
+        raise ValueError(f"{what} must be f16 arrays (the attention kernels read f16 q, k and v, "
+                         f"docs/kernels.md), got {x.dtype}: place them as f16, e.g. "
+                         f"ctx.shard(x.astype(np.float16), ...)")
+    return x
 
 
 def _init_stats(tl, R, d):
@@ -108,7 +119,7 @@ def _merge(tl, m, l, o, m2, l2, o2):
 
 def _store_out(tl, o_ptr, q0, rows, g, G, h_q, d, o, l):
     out = tl.cast(o / l, F16)
-    tl.store(o_ptr + (q0 * h_q + g * G) * d * F16_BYTES, _view(out, (rows, G * d)), stride=h_q * d)
+    tl.store(o_ptr + (q0 * h_q + g * G) * d * F16_BYTES, _view(out, (rows, G * d)), stride=h_q * d, dtype=F16)
 
 
 

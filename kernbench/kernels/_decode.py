@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from ._common import (DEFAULT_DECODE_BLOCK_KV, F16, F16_BYTES, F32, MASKED_SCORE, _causal_mask, _check_shapes, _load_kv,
+from ._common import (DEFAULT_DECODE_BLOCK_KV, F16, F16_BYTES, F32, MASKED_SCORE, _causal_mask, _check_shapes, _load_f16, _load_kv,
                       _load_q, _rank, _view)
 
 __all__ = ["attention_mesh_mlo_kernel"]
@@ -118,7 +118,7 @@ def _store_pieces(tl, o_ptr, g, pieces, col_is, S_q, G, d, h_q):
         out = tl.where(col_is[0], _view(pieces[1], (R, 1, cw)), _view(pieces[0], (R, 1, cw)))
         for j in range(2, len(pieces)):
             out = tl.where(col_is[j - 1], _view(pieces[j], (R, 1, cw)), out)
-    tl.store(o_ptr + g * G * d * F16_BYTES, _view(out, (S_q, G * d)), stride=h_q * d)
+    tl.store(o_ptr + g * G * d * F16_BYTES, _view(out, (S_q, G * d)), stride=h_q * d, dtype=F16)
 
 
 def _lse_weights(tl, lse_a, lse_b, forward):
@@ -176,7 +176,7 @@ def attention_mesh_mlo_kernel(
 
     def load_v(k0, n, g, c, after):
         """Column piece c (n, cw) of V block (k0, n) of group g."""
-        return tl.load(v_ptr + ((k0 * h_kv + g) * d + c * cw) * F16_BYTES, shape=(n, cw), dtype=F16,
+        return _load_f16(tl, "v", v_ptr + ((k0 * h_kv + g) * d + c * cw) * F16_BYTES, shape=(n, cw),
                        stride=h_kv * d, after=after)
 
     # ---------------------------------------------------------------- 1. folds, all groups

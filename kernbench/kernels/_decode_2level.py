@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from ._common import F16, F16_BYTES, F32, _load_kv, _load_q, _positive_ints
+from ._common import F16, F16_BYTES, F32, _load_f16, _load_kv, _load_q, _positive_ints
 from ._decode import _fold_stats, _lse_weights, _normalise, _piece_selectors, _store_pieces
 
 __all__ = ["attention_decode_two_level_kernel", "DEFAULT_TWO_LEVEL_BLOCK_KV"]
@@ -112,7 +112,7 @@ def attention_decode_two_level_kernel(
     n_pc = d // cw
 
     def load_v(k0, n, g, c, after):
-        return tl.load(v_ptr + ((k0 * h_kv + g) * d + c * cw) * F16_BYTES, shape=(n, cw), dtype=F16,
+        return _load_f16(tl, "v", v_ptr + ((k0 * h_kv + g) * d + c * cw) * F16_BYTES, shape=(n, cw),
                        stride=h_kv * d, after=after)
 
     # ---------------------------------------------------------------- the exchange of one group

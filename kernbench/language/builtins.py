@@ -562,17 +562,22 @@ class TL:
         return tr.load(f, alloc, e0, shape, numel(shape), dtype, stride, pinned, a, mk, oth)
 
     def store(self, ptr, x: TensorHandle, shape=None, stride=None,
-              mask: TensorHandle | None = None, cache_modifier=None, eviction_policy=None) -> None:
+              mask: TensorHandle | None = None, cache_modifier=None, eviction_policy=None, *,
+              dtype=None) -> None:
         """DMA tensor ``x`` from SRAM to this PE's device memory at byte address ``ptr``.
 
         Values are converted to the allocation's dtype (f16 rounding when it holds f16); the
         STORE moves ``numel * allocation itemsize`` bytes. ``shape``, when given, is the shape
-        the kernel means to write: a tensor of another shape is an error. ``stride`` as in
+        the kernel means to write: a tensor of another shape is an error. ``dtype``, when given,
+        is the dtype the kernel means to write to (the one its byte offsets assume): an
+        allocation of another dtype is an error, as for :meth:`load`. ``stride`` as in
         :meth:`load`. ``mask`` (a bool mask broadcasting to x's shape) writes only where it is
         true; bounds and cost as for a masked :meth:`load`. Triton's cache hints are accepted
         and ignored, as in :meth:`load`."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
+        if dtype is not None:
+            dtype = check_dtype(tr, dtype, "store dtype")
         if cache_modifier is not None or eviction_policy is not None:
             _cache_hints(tr, "store", cache_modifier, eviction_policy, None)
         spec, s, d, i, n = tr.operand(x, "store value")
@@ -582,7 +587,7 @@ class TL:
                 fail(tr, f"store of the wrong size: expected a tensor of shape {_fmt(want)} "
                          f"({numel(want)} elements), got {_fmt(s)} ({numel(s)} elements)")
         mk = self._mask(tr, mask, s, "store") if mask is not None else None
-        alloc, e0, _, stride = semantic.region(tr, ptr, s, None, stride, "store",
+        alloc, e0, _, stride = semantic.region(tr, ptr, s, dtype, stride, "store",
                                                masked=mk is not None)
         if mk is not None:
             self._check_known_mask(tr, mk, alloc, e0, s, stride, "store")

@@ -764,6 +764,10 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
     if dtype is None:
         dtype = alloc.dtype
     elif dtype != alloc.dtype:
+        if verb.startswith("store"):
+            fail(tr, f"{verb} of dtype={dtype} to allocation {alloc.name!r}, which holds {alloc.dtype}: "
+                     f"the kernel's byte offsets assume {dtype} elements (a store converts its tensor "
+                     f"to the allocation's dtype; pass an array of {dtype})")
         fail(tr, f"{verb} as {dtype} from allocation {alloc.name!r}, which holds {alloc.dtype}: "
                  f"expected dtype={alloc.dtype!r} (cast after loading instead)")
     isz = alloc.itemsize
