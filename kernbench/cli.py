@@ -539,6 +539,18 @@ def _flatten(d: dict, prefix: str = ""):
             yield prefix + k, v
 
 
+def _value_text(v) -> str:
+    """A hardware or swept value as a table shows it: ints grouped, floats as given but never in
+    exponent form (reports' rule), anything else as str."""
+    from .report.table import fmt_value
+
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    return fmt_value(v) if isinstance(v, float) else str(v)
+
+
 def cmd_hw_show(args, console) -> int:
     from rich.table import Table
 
@@ -552,7 +564,7 @@ def cmd_hw_show(args, console) -> int:
     t.add_column("key")
     t.add_column("value", justify="right")
     for key, value in _flatten(hw.to_dict()):
-        t.add_row(key, rich_text(f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value))
+        t.add_row(key, rich_text(_value_text(value)))
     console.print(t)
     console.print(
         f"PEs             {hw.n_pes:,} ({plural(hw.n_cubes, 'cube')} x {hw.pes_per_cube})\n"
@@ -750,7 +762,7 @@ def cmd_sweep(args, console) -> int:
     cells = []
     for r in res.rows:
         ok = r["error"] is None
-        cells.append((*(str(r[c]) for c in res.swept),
+        cells.append((*(_value_text(r[c]) for c in res.swept),
                       f"{r['cycles']:,}" if ok else "-", fmt_num(r['tflops']) if ok else "-",
                       f"{100 * r['roofline_fraction']:.1f}%" if ok else "-",
                       f"{r['busy_GEMM']:.1f}%" if ok else "-", fmt_bytes(r["link_bytes"]) if ok else "-",
@@ -788,7 +800,7 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors raise CliError (one line, exit 2) instead of printing usage and exiting."""
 
     def error(self, message):
-        raise CliError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise CliError(f"{message} (see {self.prog} --help)")  # ("kernbench: error: " goes before)
 
 
 def _add_outputs(p, save: bool = False) -> None:

@@ -1,6 +1,7 @@
 """The kernbench command line: exit status and key output of each command; errors are one line."""
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -76,6 +77,18 @@ def test_hw_show_of_one_cube(capsys, tmp_path):
     code, out, err = run(capsys, "hw", "show", str(one))
     assert code == 0, err
     assert "PEs             8 (1 cube x 8)" in out
+
+
+def test_hw_show_of_a_slow_clock_has_no_exponent(capsys, tmp_path):
+    # a review found "clock_ghz │ 1e-09" in the key table (the footer's figures were plain)
+    import kernbench.hw
+
+    toml = (Path(kernbench.hw.__file__).parent / "presets" / "default.toml").read_text()
+    slow = tmp_path / "slow.toml"
+    slow.write_text(toml.replace("clock_ghz = 1.5", "clock_ghz = 0.000000001"))
+    code, out, err = run(capsys, "hw", "show", str(slow))
+    assert code == 0, err
+    assert "0.000000001" in out and not re.search(r"\d[eE][+-]?\d", out), out
 
 
 @pytest.mark.parametrize("argv", [["hw", "show", "nope"], ["diag", "--hw", "nope"],

@@ -36,6 +36,20 @@ def test_kernel_exception_is_reraised_with_the_program_id(ctx):
     assert isinstance(e.__cause__, ZeroDivisionError)
 
 
+def test_a_bare_stop_iteration_says_what_it_means(ctx):
+    # a review's case: next() by hand on a tl.range, replay on: "raised StopIteration ...: " and
+    # nothing after the colon
+    def kernel(*, tl):
+        it = iter(tl.range(100))
+        for _ in range(10):
+            next(it)
+            tl.zeros((8,), "f32")
+
+    with pytest.raises(KernelError, match=r"raised StopIteration on PE \(0, 0\) .*: next\(\) past the "
+                                          r"end of an iterator \(a tl.range advanced by next\(\)"):
+        ctx.launch(kernel, (1, 1), mode="timing", replay="on")
+
+
 def helper_that_fails(tl):
     return {}["no_such_key"]
 

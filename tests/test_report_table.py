@@ -170,6 +170,9 @@ def test_empty_launch_reports_zeros():
     assert all(x["busy_pct"]["min_pe"] is None and x["commands"] == 0 for x in s["units"])
     text = print_report(r, file=io.StringIO())
     assert "0 cycles" in text and "no link traffic" in text
+    # the peaks of the working PEs and their cubes' channels: none (a review found one PE's)
+    assert s["totals"]["peak_tflops"] == 0 and s["totals"]["memory_peak_gbps"] == 0
+    assert "0 of 0 TFLOP/s peak" in text and "0 of 0 GB/s (0 cube channels)" in text
 
 
 def test_north_south_rows_appear_when_used():
@@ -260,6 +263,11 @@ def test_figures_format_alike():
     assert [fmt_num(x) for x in (9.11e-08, 4.5649e-05, -0.000123)] == ["0.0000000911", "0.0000456", "-0.000123"]
     assert [fmt_seconds(t) for t in (68719.7389, 5208.0, 9999.6)] == ["68,720 s", "5,208 s", "10,000 s"]
     assert fmt_count(1.25e-7, "B") == "0.000000125 B"
+    # more digits keep them up to 1,000, and a duration takes the next unit once rounded to it (a
+    # review found 1,499,300 cycles at 1.5 GHz printed "1,000 us")
+    assert [fmt_num(999.7, 4), fmt_num(5208.4, 4), fmt_num(-1234.5)] == ["999.7", "5,208", "-1,234"]
+    assert [fmt_seconds(t) for t in (999.5e-6, 999.96e-6, 1499300 / 1.5e9)] == ["999.5 us", "1 ms", "999.5 us"]
+    assert fmt_num(2 ** 70) == "1,180,591,620,717,411,303,424" and fmt_count(float("nan"), "B") == "nan B"
 
 
 @given(st.floats(min_value=-1e30, max_value=1e30, allow_nan=False))

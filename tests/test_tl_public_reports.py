@@ -237,6 +237,12 @@ def test_triton_keywords_compute_what_triton_does():
     for body, want in same:
         got = run(body, F)
         assert got.dtype == want.dtype and np.array_equal(got, want), (body, got, want)
+    # Triton's third positional argument of tl.cast is the rounding: "rtne" rounds (a review found
+    # it read as saturate=True by the compiled signature: 1e5 gave 65504, not inf)
+    big = np.array([[1e5, -1e5, 1.0]], np.float32)
+    assert run(lambda tl, p, t: tl.cast(t, tl.float16, "rtne"), big).tolist() == [[np.inf, -np.inf, 1]], \
+        "rtne rounds; it does not saturate"
+    assert run(lambda tl, p, t: tl.cast(t, tl.float16, 1), big).tolist() == [[65504, -65504, 1]]  # truth value
     # Triton's softmax reduces axis 0 when given dim; kernbench's default is the last axis
     np.testing.assert_allclose(run(lambda tl, p, t: tl.softmax(t, dim=0), F), _softmax(F, 0), rtol=1e-6)
     np.testing.assert_allclose(run(lambda tl, p, t: tl.softmax(t), F), _softmax(F, 1), rtol=1e-6)
@@ -259,6 +265,12 @@ def test_triton_keywords_compute_what_triton_does():
     (lambda tl, p, t: tl.where(condition=t > 0, x=t), "b given not at all"),
     (lambda tl, p, t: tl.where(t > 0, t), "where takes three arguments"),
     (lambda tl, p, t: t.to(tl.float8e4b15), "kernbench has no other fp8"),
+    (lambda tl, p, t: tl.cast(t, tl.float16, "rtz"), "rounds to nearest even ('rtne') only"),
+    (lambda tl, p, t: tl.cast(t, tl.float16, "rtne", fp_downcast_rounding="rtne"), "the rounding given twice"),
+    (lambda tl, p, t: tl.cast(t, tl.float16, saturate=[1]), "saturate must be True or False"),
+    (lambda tl, p, t: tl.softmax(t, -1, dim=0), "the axis given twice"),
+    (lambda tl, p, t: tl.trans(t, 1.0, 0), "trans: dims must be ints"),
+    (lambda tl, p, t: tl.full((2,), 10 ** 400, "int32"), "the Python int 100000... (401 digits) does not fit"),
     (lambda tl, p, t: tl.sqrt_rn(t), "tl.sqrt(x) (correctly rounded here)"),
 ])
 def test_triton_keywords_kernbench_does_not_compute_are_refused_naming_why(body, says):

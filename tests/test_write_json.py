@@ -170,6 +170,24 @@ def test_bad_paths_are_named(tmp_path):
         write_json(r, 3)
 
 
+def test_every_writer_names_a_missing_folder(tmp_path):
+    """A new user's case: to_json, plot and a report to a file raised a bare FileNotFoundError
+    (write_json and to_perfetto named the folder); each names the writer and the folder now,
+    before drawing or writing anything."""
+    from kernbench.report import print_profile, print_report
+
+    r = ring_exchange(n_pes=4, rounds=1)
+    gone = tmp_path / "nowhere"
+    for name, call in (("to_json", lambda: r.to_json(gone / "r.json")),
+                       ("plot", lambda: r.plot(gone / "p.png")),
+                       ("report", lambda: print_report(r, file=gone / "r.txt")),
+                       ("report", lambda: print_profile(r, file=str(gone / "p.txt"))),
+                       ("to_perfetto", lambda: r.to_perfetto(gone / "t.json"))):
+        with pytest.raises(ValueError, match=rf"^{name}: folder .*nowhere.* does not exist$"):
+            call()
+    assert not gone.exists()
+
+
 def test_labels_replaced_after_the_launch_are_written_one_by_one(tmp_path):
     """A review's case: a ctx.launch result whose labels or sources were replaced afterwards
     (dataclasses.replace) keeps its name_keys, and write_json named each site from its first

@@ -31,7 +31,7 @@ from ..hw.config import HardwareConfig, load_hw
 from ..kernels.attention import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV,
                                  attention_mesh_kv_kernel, attention_mesh_mlo_kernel, zigzag_positions)
 from ..report.summary import summarize
-from ..report.table import fmt_bytes, fmt_seconds, fmt_value
+from ..report.table import fmt_bytes, fmt_num, fmt_seconds, fmt_value
 
 __all__ = [
     "PANELS",
@@ -197,7 +197,7 @@ class PanelResult:
         if self.max_abs_err is None:
             check = "check: timing mode, no numerics"
         else:
-            check = (f"check: max abs err {self.max_abs_err:.2e}; worst element at "
+            check = (f"check: max abs err {fmt_num(self.max_abs_err)}; worst element at "
                      f"{100 * self.tolerance_used:.0f}% of its tolerance {ATOL:g} + {RTOL:g}*|ref| "
                      f"(vs f64 reference)")
         busy = self.unit_mean_busy()

@@ -91,11 +91,10 @@ def _load_f16(tl, what: str, ptr, **kw):
 
 
 def _init_stats(tl, R, d):
-    # m starts at MASKED_SCORE, not -inf: a first block whose scores are all -inf (keys of -inf)
-    # then gives p = exp(-inf - -1e30) = 0, not exp(-inf - -inf) = NaN (FlashAttention-2 guards
-    # the same in its softmax); any finite f16 score (|s| < 2**40) is above it, so m is otherwise
-    # the same, and exp(-1e30 - m) = 0 rescales as exp(-inf) did
-    return (tl.full((R, 1), MASKED_SCORE, dtype=F32), tl.zeros((R, 1), dtype=F32), tl.zeros((R, d), dtype=F32))
+    # m starts at M_FLOOR, not -inf: a first block whose scores are all -inf (keys of -inf) then
+    # gives p = exp(-inf - M_FLOOR) = 0, not exp(-inf - -inf) = NaN (FlashAttention-2 guards the
+    # same in its softmax)
+    return (tl.full((R, 1), M_FLOOR, dtype=F32), tl.zeros((R, 1), dtype=F32), tl.zeros((R, d), dtype=F32))
 
 
 def _fold(tl, q, k, v, m, l, o):
@@ -124,11 +123,17 @@ def _store_out(tl, o_ptr, q0, rows, g, G, h_q, d, o, l):
 
 
 
-#: masked scores: a finite stand-in for -inf, so a row with no visible key in one block gives
-#: exp(-1e30 - m) = 0 rather than exp(-inf - -inf) = NaN; the first visible key rescales such a
-#: row's partial sums by exp(-1e30 - m) = 0 (decode: a partial with lse ~ -1e30, which every
-#: merge weighs 0)
+#: masked scores: a finite stand-in for -inf, below M_FLOOR: a row with no visible key in one
+#: block gives p = exp(-1e30 - M_FLOOR) = 0 (and l = 0) rather than exp(-inf - -inf) = NaN; the
+#: first visible key rescales such a row's partial sums by exp(M_FLOOR - m) = 0 (decode: a rank
+#: that sees none of its keys has l = 0, a partial o = 0 with lse ~ M_FLOOR, which every merge
+#: with a seen key weighs 0)
 MASKED_SCORE = -1e30
+#: the least running max m: above MASKED_SCORE, so a masked key weighs exp(-1e30 - m) = 0 however
+#: few keys a row sees (a row whose visible keys all score -inf ends 0 / 0 = NaN, as softmax of
+#: them does, not the mean of the masked ones), and far below any finite score of f16 inputs
+#: (|s| < 2**40), so m, and every p and rescale, is otherwise what it would be from -inf
+M_FLOOR = -1e29
 
 
 def _causal_mask(tl, s, q_pos0, k_pos0, G):

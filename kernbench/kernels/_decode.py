@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from ._common import (DEFAULT_DECODE_BLOCK_KV, F16, F16_BYTES, F32, MASKED_SCORE, _causal_mask, _check_shapes, _load_f16, _load_kv,
+from ._common import (DEFAULT_DECODE_BLOCK_KV, F16, F16_BYTES, F32, M_FLOOR, _causal_mask, _check_shapes, _load_f16, _load_kv,
                       _load_q, _rank, _view)
 
 __all__ = ["attention_mesh_mlo_kernel"]
@@ -64,9 +64,9 @@ def _probs(tl, s, m):
     p = exp(s - m') unnormalised (the division by l happens once, after the last fold), and p in
     f16 for the array. Returns (m', p, p16)."""
     rm = tl.max(s, axis=-1)
-    # (a group's first fold: m' no lower than MASKED_SCORE, so a block of -inf scores gives p = 0,
-    # not exp(-inf - -inf) = NaN; later folds have m >= MASKED_SCORE already)
-    m_new = tl.maximum(rm, MASKED_SCORE) if m is None else tl.maximum(m, rm)
+    # (a group's first fold: m' no lower than M_FLOOR, as prefill's m starts: a block of -inf
+    # scores gives p = 0, not exp(-inf - -inf) = NaN, and masked keys weigh 0)
+    m_new = tl.maximum(rm, M_FLOOR) if m is None else tl.maximum(m, rm)
     p = tl.exp(s - m_new)
     return m_new, p, tl.cast(p, F16)
 
@@ -80,8 +80,8 @@ def _fold_stats(tl, s, m, l, q_pos0, k_pos0, G, causal):
     if causal and k_pos0 + s.shape[1] - 1 > q_pos0:
         s = _causal_mask(tl, s, q_pos0, k_pos0, G)
     m_new, p, p16 = _probs(tl, s, m)
-    if m is None:
-        return m_new, p16, None, tl.sum(p, axis=-1)
+    if m is None:  # (l from L_FLOOR: see _normalise)
+        return m_new, p16, None, tl.sum(p, axis=-1) + L_FLOOR
     alpha = tl.exp(m - m_new)
     return m_new, p16, alpha, l * alpha + tl.sum(p, axis=-1)
 
@@ -92,10 +92,11 @@ L_FLOOR = 1e-30
 
 def _normalise(tl, m, l, o_pieces):
     """A group's finished partial: (lse = m + log l (R, 1), its o pieces divided by l). l is 0
-    only where every key of the rank scored -inf (a masked or visible key adds at least
-    exp(0) = 1 to it): there the partial is o = 0 with lse = -inf, which every merge weighs 0,
-    rather than 0 / 0 = NaN (l read as at least L_FLOOR: the same for any other l)."""
-    inv = 1.0 / tl.maximum(l, L_FLOOR)
+    only where the rank sees none of its keys, or every one it sees scores -inf (a seen key of
+    finite score adds at least exp(0) = 1 to it): l read as at least L_FLOOR, the partial there
+    is o = 0 with lse = M_FLOOR + log L_FLOOR (finite: two such partials merge without NaN),
+    which every merge with a seen key weighs 0; any other l is itself."""
+    inv = 1.0 / l
     return m + tl.log(l), [oc * inv for oc in o_pieces]
 
 

@@ -102,8 +102,17 @@ class _NoProgram:
         _not_tracing(self)
 
 
-#: an argument not given (where's two spellings: kernbench's cond/a/b and Triton's condition/x/y)
-_UNSET = object()
+class _Unset:
+    """An argument not given (where's two spellings, kernbench's cond/a/b and Triton's
+    condition/x/y; softmax's axis beside Triton's dim)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+_UNSET = _Unset()
 
 
 def _one_of(tr, call: str, name: str, mine, theirs):
@@ -133,7 +142,7 @@ def _imm(tr, x, kind: str, ct: str):
     if ct == "int32" or ct == "bool":
         v = int(x)
         if not _I32_MIN <= v <= _I32_MAX:
-            fail(tr, f"the Python int {v} does not fit an int32 operand (-2**31 .. 2**31 - 1)")
+            fail(tr, f"the Python int {_int_shown(v)} does not fit an int32 operand (-2**31 .. 2**31 - 1)")
         return np.int64(v)
     try:
         f = float(x)  # (not v: Cython would type v a C double for the int path too)
@@ -144,11 +153,18 @@ def _imm(tr, x, kind: str, ct: str):
     return f
 
 
+def _int_shown(v) -> str:
+    """A Python int as a message shows it: whole up to 30 digits, else its first six and its
+    length (10**400 printed all 401)."""
+    digits = str(abs(int(v)))
+    sign = "-" if int(v) < 0 else ""
+    return f"{sign}{digits}" if len(digits) <= 30 else f"{sign}{digits[:6]}... ({len(digits)} digits)"
+
+
 def _past_f64(tr, what: str, x) -> None:
-    """Refuse a Python int too large for any float (its digits abbreviated)."""
-    digits = str(abs(int(x)))
-    fail(tr, f"the Python int {'-' if int(x) < 0 else ''}{digits[:6]}... ({len(digits)} digits) is "
-             f"too large for {what}: past f64's range, it has no f32 constant")
+    """Refuse a Python int too large for any float."""
+    fail(tr, f"the Python int {_int_shown(x)} is too large for {what}: past f64's range, it has "
+             f"no f32 constant")
 
 
 #: the largest magnitude that rounds to a finite fp8e4m3 (448 is its largest value; past 464
@@ -660,7 +676,9 @@ class TL:
         spec, s, d, i, _ = tr.operand(x, "trans operand")
         if dims:
             p = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-            p = tuple(p)
+            if any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in p):
+                fail(tr, f"trans: dims must be ints (a permutation of the axes), got {tuple(p)!r}")
+            p = tuple(int(a) for a in p)
             k = len(s)
             ident = tuple(range(k))
             swap = ident[:-2] + (k - 1, k - 2) if k >= 2 else ident
@@ -898,7 +916,7 @@ class TL:
             return self.floordiv(self.add(a, int(b) - 1), b)
         return self.floordiv(self.sub(self.add(a, b), 1), b)
 
-    def cast(self, x, dtype, saturate: bool = False, *, fp_downcast_rounding=None,
+    def cast(self, x, dtype, saturate=False, *, fp_downcast_rounding=None,
              bitcast=False) -> TensorHandle:
         """``x`` converted to ``dtype`` (one CAST command); ``x`` itself when already ``dtype``,
         unless ``saturate=True`` on a float (then the cast clamps its +-inf).
@@ -912,12 +930,18 @@ class TL:
         tr: PEBuilder = _builder(self)
         f = site_frame()
         if saturate is None or isinstance(saturate, str):  # (Triton's cast(x, dtype, "rtne"))
+            if fp_downcast_rounding is not None:
+                fail(tr, f"tl.cast(x, dtype, {saturate!r}, fp_downcast_rounding="
+                         f"{fp_downcast_rounding!r}): the rounding given twice")
             saturate, fp_downcast_rounding = False, saturate
         _cast_options(tr, "tl.cast(x, dtype", fp_downcast_rounding, bitcast)
         dtype = check_dtype(tr, dtype)
         spec, s, d, i, n = tr.operand(x, "cast operand")
         if type(saturate) is not bool:
-            fail(tr, f"cast: saturate must be True or False, got {saturate!r}")
+            # (a number or numpy bool by its truth value, as the compiled signature once read it)
+            if not isinstance(saturate, (int, float, np.bool_, np.number)):
+                fail(tr, f"cast: saturate must be True or False, got {saturate!r}")
+            saturate = bool(saturate)
         if d == dtype and not (saturate and d in _FLOATS):
             return x
         return tr.vec(f, "cast", (spec,), i, -1, -1, s, n, dtype, None, d, saturate or None)
@@ -1083,7 +1107,7 @@ class TL:
             x = self.cast(x, dtype)
         return self._reduce("sum", x, axis)
 
-    def softmax(self, x, axis=-1, *, dim=_UNSET, keep_dims=False, ieee_rounding=False) -> TensorHandle:
+    def softmax(self, x, axis=_UNSET, *, dim=_UNSET, keep_dims=False, ieee_rounding=False) -> TensorHandle:
         """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (default the last):
         five commands (max-reduce, sub, exp, sum-reduce, div), each rounded to ``x``'s dtype like the
         same ops written by hand. Float tensors only. Triton's keywords: ``dim`` an axis (Triton's
@@ -1096,9 +1120,11 @@ class TL:
             if dim is None:
                 fail(tr, "softmax: dim=None is Triton's axis 0 (its default), and kernbench's "
                          "default is the last axis: write the axis (dim=0 as Triton computes it)")
-            if axis != -1:
+            if axis is not _UNSET:
                 fail(tr, f"softmax: the axis given twice (axis={axis!r}, dim={dim!r})")
             axis = dim
+        elif axis is _UNSET:
+            axis = -1
         spec, s, d, i, n = tr.operand(x, "softmax operand")
         float_operand(tr, d, "softmax", "its operand")
         m = self._reduce("max", x, axis, f)

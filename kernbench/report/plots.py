@@ -12,6 +12,7 @@ from typing import Iterable, Optional, Union
 
 import numpy as np
 
+from ..common.errors import check_output_file
 from ..common.pe_commands import UNIT_NAMES, Opcode
 from ..common.shown import plain_texts
 from .perfetto import select_pes
@@ -101,7 +102,10 @@ def plot(
     return a :class:`PlotData`.
 
     Without ``path`` nothing is written: it returns the matplotlib ``Figure``, which Jupyter
-    shows inline as a cell's value (its PlotData is ``figure.kernbench_plot``)."""
+    shows inline as a cell's value (its PlotData is ``figure.kernbench_plot``). Raises
+    ValueError for a ``path`` in a folder that does not exist (before drawing anything)."""
+    if path is not None:
+        check_output_file(path, "plot")
     # The Agg canvas directly: no pyplot, no global backend switch in the caller's process.
     from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -90,10 +90,10 @@ def summarize(result) -> dict:
     cubes_used = sorted({int(g) // hw.pes_per_cube for g in working})
 
     flops = int(uc["work"][:, Unit.GEMM].sum())
-    peak_tflops = hw.peak_tflops(max(1, n_work))
+    peak_tflops = hw.peak_tflops(n_work)  # (of the working PEs: none, none; a review found one's)
     achieved_tflops = flops / seconds / 1e12 if seconds else 0.0
     dma_bytes = int(uc["work"][:, Unit.DMA].sum())
-    memory_peak = hw.memory_gbps(max(1, len(cubes_used)))
+    memory_peak = hw.memory_gbps(len(cubes_used))
     memory_gbps = dma_bytes / seconds / 1e9 if seconds else 0.0
 
     link_bytes = lc["bytes"].astype(np.int64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 import os
 from typing import Optional
 
@@ -19,6 +20,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from ..common.errors import check_output_file
 from ..common.shown import rich_text
 from .summary import summarize
 
@@ -33,13 +35,20 @@ _SHORT = {"credit": "credit", "data": "data", "arbitration": "arb"}
 
 def fmt_num(x: float, digits: int = 3) -> str:
     """A figure to ``digits`` (3 or more) significant digits, never in exponent form: 0.841,
-    98.3, 1,573, 24,576, 0.0000000911; from 1,000 up every integer digit, grouped."""
+    98.3, 1,573, 24,576, 0.0000000911; integer digits grouped, every one of them once there are
+    more than ``digits``."""
+    if isinstance(x, numbers.Integral) and not isinstance(x, bool) and abs(x) >= 10 ** digits:
+        return f"{int(x):,}"  # (exact, past float's range too)
     x = float(x)
-    if abs(x) >= 999.5:  # (rounds to 4 digits or more: as many as ``digits`` or more shown)
-        return f"{x:,.0f}"
     if not math.isfinite(x):
         return str(x)
-    return np.format_float_positional(x, precision=digits, unique=False, fractional=False, trim="-")
+    if abs(x) >= 10 ** digits - 0.5:  # rounds to more integer digits than ``digits``: all of them
+        return f"{x:,.0f}"
+    s = np.format_float_positional(x, precision=digits, unique=False, fractional=False, trim="-")
+    whole, dot, frac = s.partition(".")
+    if len(whole.lstrip("-")) > 3:  # (digits > 3: 5208.4 to 4 digits is 5,208)
+        whole = ("-" if whole.startswith("-") else "") + f"{int(whole.lstrip('-')):,}"
+    return whole + dot + frac
 
 
 def fmt_value(x: float) -> str:
@@ -51,6 +60,8 @@ def fmt_value(x: float) -> str:
 def fmt_count(x: float, unit: str = "") -> str:
     """1234567 -> '1.23 M' (SI prefixes, 3 significant figures)."""
     x = float(x)
+    if not math.isfinite(x):
+        return f"{x} {unit}".rstrip()
     for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= factor:
             return f"{fmt_num(x / factor)} {prefix}{unit}"
@@ -67,11 +78,11 @@ def fmt_bytes(n: float) -> str:
 
 
 def fmt_seconds(t: float) -> str:
-    """A duration in the largest unit that keeps it >= 1, to 4 significant digits, never in
-    exponent form: 2.745 s, 1.741 us, 841.3 ns, 68,720 s."""
+    """A duration in the largest unit that keeps it >= 1 once rounded, to 4 significant digits,
+    never in exponent form: 2.745 s, 1.741 us, 841.3 ns, 1 ms (not 1,000 us), 68,720 s."""
     t = float(t)
     for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
-        if abs(t) >= factor:
+        if abs(float(f"{t / factor:.4g}")) >= 1:
             return f"{fmt_num(t / factor, 4)} {unit}"
     return f"{fmt_num(t / 1e-9, 4)} ns"
 
@@ -224,9 +235,12 @@ def emit(renderable, console: Optional[Console] = None, file=None, width: int = 
     """Print a rich ``renderable`` to ``console``, else to ``file`` (a path or an open text
     file; plain text), else to standard output (``width`` columns when it is not a terminal);
     return it as plain text ``width`` columns wide. Every printed report goes through here.
-    Raises ValueError when ``width`` is not an int of at least 20 columns."""
+    Raises ValueError when ``width`` is not an int of at least 20 columns, or ``file`` is a path
+    in a folder that does not exist."""
     if isinstance(width, bool) or not isinstance(width, int) or width < 20:
         raise ValueError(f"width must be an int of at least 20 columns, got {width!r}")
+    if console is None and isinstance(file, (str, os.PathLike)):
+        check_output_file(file, "report")  # (before the report is drawn)
     buf = io.StringIO()
     recorder = Console(file=buf, width=width, record=True, color_system=None, soft_wrap=False)
     recorder.print(renderable)

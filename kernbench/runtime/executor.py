@@ -159,6 +159,15 @@ def _none_data_hint(e: BaseException, file: str, line: int) -> str:
             "value only after a functional launch; compute with tl calls on the handle itself)")
 
 
+def _stop_hint(e: BaseException) -> str:
+    """What a bare StopIteration (a next() past an iterator's end) means in a kernel, else ""."""
+    if type(e) is not StopIteration or str(e):
+        return ""
+    return ("next() past the end of an iterator (a tl.range advanced by next(): with replay on, "
+            "the iterations it replays go by at once, so drive a tl.range with a for loop, or use "
+            "range())")
+
+
 def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
     """(file, line, calls) of a kernel's Python error: its innermost user frame (the kernel's file
     at line 0 without one) and the text naming the calls that led there (semantic.called_from)."""
@@ -374,7 +383,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                     f"{pe_at((p, c), file, line)}{calls}: a TensorHandle has no method {e.name} (a Triton "
                     f"tensor's): write {method_hint(e.name)} (docs/language.md, 'Porting from "
                     f"Triton')", pe=(p, c), where=f"{file}:{line}") from None
-            why = _none_data_hint(e, file, line)
+            why = _none_data_hint(e, file, line) or _stop_hint(e)
             raise KernelError(
                 f"kernel {name} raised {type(e).__name__} on {pe_label((p, c))} "
                 f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}{calls}: "
@@ -386,7 +395,8 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             raise KernelError(
                 f"{pe_at((p, c), file, line)}: tl.range replay (verify mode): "
                 f"the kernel left this tl.range loop at iteration {k} (index {value}: a break or "
-                f"return in its body, or a zip with a shorter iterable), but replay emits the iterations it does not trace as if the "
+                f"return in its body, or its iterator left unfinished: a zip with a shorter "
+                f"iterable, islice, next()), but replay emits the iterations it does not trace as if the "
                 f"loop ran to its end. A tl.range loop runs all its iterations (docs/language.md, "
                 f"'tl.range'): use range() for a loop that may stop early", pe=(p, c),
                 where=f"{file}:{line}")
