@@ -29,9 +29,11 @@ SYBIL = Sybil(parsers=[PythonCodeBlockParser(), SkipParser(), ClearNamespacePars
 
 
 def _is_block(example) -> bool:
-    """A code block (not a skip or clear-namespace directive, and not hidden setup)."""
-    start = example.document.text[example.region.start:example.region.start + 20]
-    return start.lstrip().startswith(("```", ">>>"))
+    """A code block or a hidden one (not a skip or clear-namespace directive). Hidden blocks are
+    tests too: one after a file's last visible block (the asserts that hold a block's printed
+    figures) was never run (a review found kernels.md's ``assert r.cycles == 69970`` stale)."""
+    start = example.document.text[example.region.start:example.region.start + 40]
+    return start.lstrip().startswith(("```", ">>>", "<!-- invisible-code-block"))
 
 
 class _Doc:
