@@ -934,7 +934,8 @@ class TL:
                 fail(tr, f"tl.cast(x, dtype, {saturate!r}, fp_downcast_rounding="
                          f"{fp_downcast_rounding!r}): the rounding given twice")
             saturate, fp_downcast_rounding = False, saturate
-        _cast_options(tr, "tl.cast(x, dtype", fp_downcast_rounding, bitcast)
+        if fp_downcast_rounding is not None or bitcast is not False:  # (a call only when given)
+            _cast_options(tr, "tl.cast(x, dtype", fp_downcast_rounding, bitcast)
         dtype = check_dtype(tr, dtype)
         spec, s, d, i, n = tr.operand(x, "cast operand")
         if type(saturate) is not bool:
