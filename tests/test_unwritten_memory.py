@@ -80,7 +80,18 @@ def test_timing_mode_reads_nothing_and_reports_nothing():
     x = ctx.empty((8,), "fp8e5m2")
     r = ctx.launch(lambda p, *, tl: tl.load(p, shape=(8,)), (1, 1), x, mode="timing")
     assert r.unwritten_reads == [] and r.cycles > 0
-    assert ctx.read(x, (0, 0)).dtype == ml_dtypes.float8_e5m2
+    # a read of an array a timing launch was given, which nothing wrote, says so (a new user read
+    # the NaN of a timing launch's output as its result)
+    with pytest.warns(UserWarning, match=r"'a0' was passed to a timing-mode launch, which computes no "
+                                         r"values, and nothing has written it"):
+        assert ctx.read(x, (0, 0)).dtype == ml_dtypes.float8_e5m2
+    with pytest.warns(UserWarning, match="timing-mode launch"):
+        ctx.read_all(x)
+    # a functional launch after it: a copy nothing wrote is unwritten by design, no warning
+    ctx.launch(lambda p, *, tl: tl.load(p, shape=(8,), mask=tl.arange(0, 8) < 0), (1, 1), x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ctx.read(x, (0, 0))
 
 
 def test_unwritten_must_be_nan_or_zero():

@@ -654,9 +654,15 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
                          "mode carries shapes only)")
     traced, metas, handles = trace_launch(ctx, kernel, grid, args, kwargs, mode=mode, reuse=reuse,
                                           replay=replay)
-    return time_traced(ctx, kernel, args, kwargs, traced, metas, handles, mode=mode, detail=detail,
-                       max_cycles=max_cycles, record_events=record_events, strict_sram=strict_sram,
-                       tolerance=tolerance, steady=steady)
+    result = time_traced(ctx, kernel, args, kwargs, traced, metas, handles, mode=mode, detail=detail,
+                         max_cycles=max_cycles, record_events=record_events, strict_sram=strict_sram,
+                         tolerance=tolerance, steady=steady)
+    # the arguments' last launch: a read of a copy nothing has written warns after a timing one
+    # (it computed no values), not after a functional one (that copy is not written by design)
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, DeviceArray):
+            a.timed = mode == "timing"
+    return result
 
 
 def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, detail="train",

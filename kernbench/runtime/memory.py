@@ -86,7 +86,7 @@ class DeviceArray:
     pointer into it. Read back with :meth:`read`, :meth:`gather` or :meth:`read_all`."""
 
     __slots__ = ("name", "addr", "shape", "dtype", "itemsize", "numel", "nbytes", "placement",
-                 "_memory", "_data", "_written", "_stored", "freed")
+                 "_memory", "_data", "_written", "_stored", "freed", "timed")
 
     def __init__(self, memory: "DeviceMemory", name: str, addr: int, shape: tuple, dtype: str,
                  placement: dict):
@@ -105,6 +105,9 @@ class DeviceArray:
         self._written: dict[int, np.ndarray | None] = {}
         self._stored: set = set()  #: global PEs whose copy a launch has stored to
         self.freed = False
+        #: passed to a timing-mode launch (which computes no values): a read of a copy nothing
+        #: has written warns that it is the never-written NaN, not a result
+        self.timed = False
 
     @property
     def ptr(self) -> int:
@@ -150,6 +153,13 @@ class DeviceArray:
     def read_all(self) -> np.ndarray:
         """Every PE's contents: shape (n_cubes, pes_per_cube, *self.shape)."""
         return self._memory.read_all(self)
+
+
+def _warn_timed(arr: DeviceArray) -> None:
+    warnings.warn(f"{arr.name!r} was passed to a timing-mode launch, which computes no values, and "
+                  f"nothing has written it: it reads as never-written memory (NaN; int32 -2**31), "
+                  f"not a result. Launch with mode='functional' (the default) to compute it",
+                  UserWarning, stacklevel=user_stacklevel())
 
 
 class DeviceMemory:
@@ -317,10 +327,18 @@ class DeviceMemory:
 
     def read(self, arr: DeviceArray, pe) -> np.ndarray:
         self._check_live(arr)
-        return np.array(self.flat(arr, self._g(pe))).reshape(arr.shape)
+        g = self._g(pe)
+        if arr.timed and g not in arr._data:
+            _warn_timed(arr)
+        return self._read(arr, g)
+
+    def _read(self, arr: DeviceArray, g: int) -> np.ndarray:
+        return np.array(self.flat(arr, g)).reshape(arr.shape)
 
     def read_all(self, arr: DeviceArray) -> np.ndarray:
         self._check_live(arr)
+        if arr.timed and not arr._data:
+            _warn_timed(arr)
         hw = self.hw
         out = np.empty((hw.n_cubes, hw.pes_per_cube) + arr.shape, NP_DTYPES[arr.dtype])
         out.reshape(-1)[:] = self._fresh(arr)[0] if arr.numel else 0
@@ -438,6 +456,8 @@ class DeviceMemory:
         cube) warns (UserWarning) when the other copies differ from the one read: a launch
         over several cubes wrote them (``gather(cube=c)``, ``read_all`` read the others)."""
         self._check_live(arr)
+        if arr.timed and not arr._data:
+            _warn_timed(arr)
         p = arr.placement
         kind = p["kind"]
         chosen = pe is not None or cube is not None
@@ -447,12 +467,12 @@ class DeviceMemory:
                 over, axis = p["over"], p["axis"] if axis is None else axis
                 parts = p["parts"] if parts is None else parts
             elif kind == "replicate":
-                out = self.read(arr, (pe, cube))
+                out = self._read(arr, self._g((pe, cube)))
                 if not chosen:
                     self._copies_agree(arr, [[g] for g in range(self.hw.n_pes)], "the copy on PE (0, 0)")
                 return out
             elif kind == "pe":
-                return self.read(arr, p["pe"])
+                return self._read(arr, self._g(p["pe"]))
             else:
                 raise PlacementError(f"{arr.name!r} was allocated without a placement: say how to "
                                    f"gather it, e.g. gather(arr, over='pe', axis=0)")
