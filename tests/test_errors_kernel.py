@@ -45,8 +45,8 @@ def test_a_bare_stop_iteration_says_what_it_means(ctx):
             next(it)
             tl.zeros((8,), "f32")
 
-    with pytest.raises(KernelError, match=r"raised StopIteration on PE \(0, 0\) .*: next\(\) past the "
-                                          r"end of an iterator \(a tl.range advanced by next\(\)"):
+    with pytest.raises(KernelError, match=r"raised StopIteration on PE \(0, 0\) .*: StopIteration: a next\(\) "
+                                          r"past the end of an iterator \(for a tl.range advanced by next\(\)"):
         ctx.launch(kernel, (1, 1), mode="timing", replay="on")
 
 

@@ -37,7 +37,7 @@ def test_install_sfr():
     assert nbr[3, 0] == 0 and nbr[0, 1] == 3 and nbr[4, 0] == 5  # E of PE 3 wraps to PE 0
     ctx.install_sfr(scope="cube")
     assert ctx.neighbours()[0, 0] == 4 and ctx.neighbours()[1, 0] == -1
-    with pytest.raises(ValueError, match="scope must be 'pe' or 'cube'"):
+    with pytest.raises(ValueError, match="scope must be 'pe' .*, 'cube' .* or 'two_level'"):
         ctx.install_sfr(scope="mesh")
     assert "scope cube" in repr(ctx)
 

@@ -268,6 +268,10 @@ def test_figures_format_alike():
     assert [fmt_num(999.7, 4), fmt_num(5208.4, 4), fmt_num(-1234.5)] == ["999.7", "5,208", "-1,234"]
     assert [fmt_seconds(t) for t in (999.5e-6, 999.96e-6, 1499300 / 1.5e9)] == ["999.5 us", "1 ms", "999.5 us"]
     assert fmt_num(2 ** 70) == "1,180,591,620,717,411,303,424" and fmt_count(float("nan"), "B") == "nan B"
+    # a unit once rounded to it, as fmt_seconds (a review found "1,000 kFLOP" and "1,024 KiB")
+    assert (fmt_count(999_999, "FLOP"), fmt_bytes(1048575), fmt_bytes(1023)) == ("1 MFLOP", "1 MiB", "1,023 B")
+    with pytest.raises(ValueError, match="digits must be an int of 3 or more"):
+        fmt_num(0.012345, 2)
 
 
 @given(st.floats(min_value=-1e30, max_value=1e30, allow_nan=False))

@@ -108,7 +108,7 @@ def test_old_installs_unchanged(scope, ring):
 # -- validation and description --------------------------------------------------------------------
 
 def test_bad_scope_and_ring_are_refused_with_clear_errors():
-    with pytest.raises(ValueError, match=r"SFR install scope must be 'pe' or 'cube', got 'chip'; or 'two_level'"):
+    with pytest.raises(ValueError, match=r"SFR install scope must be 'pe' \(the PEs of each cube on E/W\), 'cube' \(PE 0 of every cube on E/W\) or 'two_level' \(both: PE 0s on N/S\), got 'chip'"):
         SfrInstall("chip")
     with pytest.raises(ValueError, match=r"got 'two-level'.*did you mean 'two_level'\?"):
         SfrInstall("two-level")

@@ -215,6 +215,7 @@ def test_triton_keywords_compute_what_triton_does():
         (lambda tl, p, t: tl.cast(t, tl.float16, fp_downcast_rounding="rtne"), F.astype(np.float16)),
         (lambda tl, p, t: tl.cast(t, tl.float16, "rtne"), F.astype(np.float16)),  # Triton's 3rd positional
         (lambda tl, p, t: tl.cast(t, tl.float16, bitcast=False), F.astype(np.float16)),
+        (lambda tl, p, t: tl.cast(t, tl.float16, None, fp_downcast_rounding="rtne"), F.astype(np.float16)),
         (lambda tl, p, t: t.to(tl.float8e4nv), F.astype(E4M3)),
         (lambda tl, p, t: tl.cast(t, tl.float8e5), F.astype(ml_dtypes.float8_e5m2)),
         (lambda tl, p, t: tl.cast(t, "float8e4nv"), F.astype(E4M3)),
@@ -271,6 +272,8 @@ def test_triton_keywords_compute_what_triton_does():
     (lambda tl, p, t: tl.softmax(t, -1, dim=0), "the axis given twice"),
     (lambda tl, p, t: tl.trans(t, 1.0, 0), "trans: dims must be ints"),
     (lambda tl, p, t: tl.full((2,), 10 ** 400, "int32"), "the Python int 100000... (401 digits) does not fit"),
+    (lambda tl, p, t: tl.reshape(t, (10 ** 400,)), "100000... (401 digits)"),  # (a shape: every digit once)
+    (lambda tl, p, t: tl.sum(t, 10 ** 400), "100000... (401 digits)"),
     (lambda tl, p, t: tl.sqrt_rn(t), "tl.sqrt(x) (correctly rounded here)"),
 ])
 def test_triton_keywords_kernbench_does_not_compute_are_refused_naming_why(body, says):

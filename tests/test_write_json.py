@@ -1,6 +1,7 @@
 """write_json: to_json's document written a chunk at a time (the CLI's --json), byte for byte
 the text json.dumps(to_json(result)) gives; and the reports reading a long launch's command
 fields (Program.columns) without expanding a compact program."""
+import io
 import json
 
 import numpy as np
@@ -180,12 +181,17 @@ def test_every_writer_names_a_missing_folder(tmp_path):
     gone = tmp_path / "nowhere"
     for name, call in (("to_json", lambda: r.to_json(gone / "r.json")),
                        ("plot", lambda: r.plot(gone / "p.png")),
-                       ("report", lambda: print_report(r, file=gone / "r.txt")),
-                       ("report", lambda: print_profile(r, file=str(gone / "p.txt"))),
+                       ("print_report", lambda: print_report(r, file=gone / "r.txt")),
+                       ("print_profile", lambda: print_profile(r, file=str(gone / "p.txt"))),
                        ("to_perfetto", lambda: r.to_perfetto(gone / "t.json"))):
         with pytest.raises(ValueError, match=rf"^{name}: folder .*nowhere.* does not exist$"):
             call()
     assert not gone.exists()
+    with pytest.raises(ValueError, match="^to_json: the path is empty"):
+        r.to_json("")
+    buf = io.BytesIO()  # (a file object: savefig's to write, as before the check)
+    r.plot(buf)
+    assert buf.getvalue()[:4] == b"\x89PNG"
 
 
 def test_labels_replaced_after_the_launch_are_written_one_by_one(tmp_path):

@@ -144,6 +144,8 @@ def check_output_file(path, who: str) -> None:
 
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"{who}: path must be a file path (str or pathlib.Path), got {path!r}")
+    if not os.fspath(path):
+        raise ValueError(f"{who}: the path is empty: give a file path")
     where = Path(path)
     if where.is_dir():
         raise ValueError(f"{who}: {str(where)!r} is a directory: give a file path in it")

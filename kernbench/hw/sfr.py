@@ -75,8 +75,9 @@ class SfrInstall:
             if isinstance(self.scope, str) and self.scope.lower().replace("-", "_") in ("two_level", "twolevel",
                                                                                        "2level", "2_level"):
                 hint = " (did you mean 'two_level'?)"
-            raise ValueError(f"SFR install scope must be 'pe' or 'cube', got {self.scope!r}; or 'two_level': "
-                             f"the PEs of each cube on E/W and PE 0 of every cube on N/S{hint}")
+            raise ValueError(f"SFR install scope must be 'pe' (the PEs of each cube on E/W), 'cube' (PE 0 "
+                             f"of every cube on E/W) or 'two_level' (both: PE 0s on N/S), got "
+                             f"{self.scope!r}{hint}")
         if not isinstance(self.ring, (bool, np.bool_)):
             raise ValueError(f"SFR install ring must be True or False, got {self.ring!r}")
 

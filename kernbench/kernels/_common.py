@@ -84,9 +84,9 @@ def _load_f16(tl, what: str, ptr, **kw):
     array of another dtype is named as the kernel's input, not as a load to rewrite."""
     x = tl.load(ptr, **kw)
     if x.dtype != F16:
-        raise ValueError(f"{what} must be f16 arrays (the attention kernels read f16 q, k and v, "
-                         f"docs/kernels.md), got {x.dtype}: place them as f16, e.g. "
-                         f"ctx.shard(x.astype(np.float16), ...)")
+        raise ValueError(f"{what} must be an f16 array (the attention kernels read f16 q, k and v, "
+                         f"docs/kernels.md), got {x.dtype}: place it as f16, e.g. "
+                         f"ctx.shard({what}.astype(np.float16), ...)")
     return x
 
 

@@ -234,7 +234,7 @@ def attention_decode_two_level_kernel(
         if t == 0:
             q[g] = _load_q(tl, q_ptr, 0, S_q, g, G, h_q, d, scale)
         gate = scores[t - GATE_DEPTH] if t >= GATE_DEPTH else None
-        kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate)
+        kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate, what="k")
         vb = [load_v(k0, n, g, c, gate) for c in range(n_pc)]
         if pe == 0 and first:
             for sg in sorted(finals):

@@ -181,8 +181,8 @@ def attention_mesh_kv_kernel(
         if came_from is None:  # own block: load, send both ways
             sends = [dr for dr, wired in (("E", east), ("W", west)) if wired]
             whole = sends or any(fk == k0 and fn == n for _, fk, fn, _ in fl)
-            kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate()) if whole else None
-            vb = _load_kv(tl, v_ptr, k0, n, g, h_kv, d, gate()) if whole else None
+            kb = _load_kv(tl, k_ptr, k0, n, g, h_kv, d, gate(), what="k") if whole else None
+            vb = _load_kv(tl, v_ptr, k0, n, g, h_kv, d, gate(), what="v") if whole else None
         else:
             kb = tl.recv(dir=came_from, shape=(n, d), dtype=F16, after=gate())
             vb = tl.recv(dir=came_from, shape=(n, d), dtype=F16, after=gate())
@@ -195,8 +195,8 @@ def attention_mesh_kv_kernel(
             if fk == k0 and fn == n:
                 yield g, qb, masked, kb, vb, pos(src, k0), last
             else:  # part of an own block on the diagonal: its own loads
-                yield (g, qb, masked, _load_kv(tl, k_ptr, fk, fn, g, h_kv, d, gate()),
-                       _load_kv(tl, v_ptr, fk, fn, g, h_kv, d, gate()), pos(src, fk), last)
+                yield (g, qb, masked, _load_kv(tl, k_ptr, fk, fn, g, h_kv, d, gate(), what="k"),
+                       _load_kv(tl, v_ptr, fk, fn, g, h_kv, d, gate(), what="v"), pos(src, fk), last)
 
     # Ranks on both sides up to step `both`, then on one side only (W above the middle of the
     # line, E below it) up to step `far`

@@ -930,10 +930,10 @@ class TL:
         tr: PEBuilder = _builder(self)
         f = site_frame()
         if saturate is None or isinstance(saturate, str):  # (Triton's cast(x, dtype, "rtne"))
-            if fp_downcast_rounding is not None:
+            if saturate is not None and fp_downcast_rounding is not None:
                 fail(tr, f"tl.cast(x, dtype, {saturate!r}, fp_downcast_rounding="
                          f"{fp_downcast_rounding!r}): the rounding given twice")
-            saturate, fp_downcast_rounding = False, saturate
+            saturate, fp_downcast_rounding = False, (fp_downcast_rounding if saturate is None else saturate)
         if fp_downcast_rounding is not None or bitcast is not False:  # (a call only when given)
             _cast_options(tr, "tl.cast(x, dtype", fp_downcast_rounding, bitcast)
         dtype = check_dtype(tr, dtype)

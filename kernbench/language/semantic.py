@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import re
 import sys
 from collections.abc import Mapping
 
@@ -499,7 +500,17 @@ def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
     chain = called_from(_frames_out(f)) if tuple(where) == here else ""
     file, line = where
     pe = (tr.pe, tr.cube)
+    if len(message) > 200:  # (a Python int of hundreds of digits, given as a shape or an axis)
+        message = _LONG_DIGITS.sub(_digits_shown, message)
     return KernelError(f"{pe_at(pe, file, line)}{chain}: {message}", pe=pe, where=f"{file}:{line}")
+
+
+#: a run of more digits than any size or value a message names for itself (2**62 has 19)
+_LONG_DIGITS = re.compile(r"\d{31,}")
+
+
+def _digits_shown(m) -> str:
+    return f"{m.group()[:6]}... ({len(m.group())} digits)"
 
 
 def fail(tr, message: str):
@@ -846,8 +857,12 @@ def port_of(tr, d, verb: str) -> int:
         else:
             fail(tr, f"{verb}: unknown link direction {d!r}: expected one of {PORTS_EXPECTED}")
     if tr.nbr[p] < 0:
+        text = tr.sfr_text
+        hint = "" if text.startswith("no SFR") else (
+            ": ctx.install_sfr(scope, ring=True) closes a line into a ring, scope 'cube' links PE 0 "
+            "of each cube (kernbench run: --sfr SCOPE --ring; docs/hardware-model.md)")
         fail(tr, f"{verb} on port {PORT_NAMES[p]}, which has no neighbour under the installed SFR "
-                 f"({tr.sfr_text})")
+                 f"({text}){hint}")
     return p
 
 

@@ -127,4 +127,4 @@ def print_drift(result, console: Optional[Console] = None, file=None, width: int
     s = drift_summary(result)
     renderable = render_drift(s, title=f"{result.kernel_name}: numeric drift from an f64 shadow "
                                        f"(tolerance {s['tolerance']:g})")
-    return emit(renderable, console, file, width)
+    return emit(renderable, console, file, width, who="print_drift")

@@ -218,4 +218,4 @@ def print_profile(result, console: Optional[Console] = None, file=None, width: i
     prof = profile(result, sort=sort, path=path)
     renderable = render_profile(prof, top=top, title=f"{result.kernel_name}: per-line profile "
                                 f"({result.cycles:,} cycles, sorted by {sort})")
-    return emit(renderable, console, file, width)
+    return emit(renderable, console, file, width, who="print_profile")

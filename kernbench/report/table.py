@@ -37,6 +37,8 @@ def fmt_num(x: float, digits: int = 3) -> str:
     """A figure to ``digits`` (3 or more) significant digits, never in exponent form: 0.841,
     98.3, 1,573, 24,576, 0.0000000911; integer digits grouped, every one of them once there are
     more than ``digits``."""
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 3:
+        raise ValueError(f"fmt_num: digits must be an int of 3 or more, got {digits!r}")
     if isinstance(x, numbers.Integral) and not isinstance(x, bool) and abs(x) >= 10 ** digits:
         return f"{int(x):,}"  # (exact, past float's range too)
     x = float(x)
@@ -51,6 +53,11 @@ def fmt_num(x: float, digits: int = 3) -> str:
     return whole + dot + frac
 
 
+def _rounds_to_one(v: float, digits: int = 3) -> bool:
+    """Whether ``v`` shown to ``digits`` significant digits is 1 or more in magnitude."""
+    return math.isfinite(v) and abs(float(f"{v:.{digits}g}")) >= 1
+
+
 def fmt_value(x: float) -> str:
     """A value as given (a clock, a tolerance), never in exponent form: 1.5, 0.000000001, 1500."""
     x = float(x)
@@ -63,7 +70,7 @@ def fmt_count(x: float, unit: str = "") -> str:
     if not math.isfinite(x):
         return f"{x} {unit}".rstrip()
     for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= factor:
+        if _rounds_to_one(x / factor):  # (999,999 is 1 M, not 1,000 k)
             return f"{fmt_num(x / factor)} {prefix}{unit}"
     return f"{x:.0f} {unit}".rstrip() if x == int(x) else f"{fmt_num(x)} {unit}".rstrip()
 
@@ -72,9 +79,9 @@ def fmt_bytes(n: float) -> str:
     """1536 -> '1.5 KiB' (binary prefixes)."""
     n = float(n)
     for factor, prefix in ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
-        if abs(n) >= factor:
+        if _rounds_to_one(n / factor):  # (1,048,575 B is 1 MiB, not 1,024 KiB)
             return f"{fmt_num(n / factor)} {prefix}"
-    return f"{n:.0f} B"
+    return f"{n:,.0f} B"
 
 
 def fmt_seconds(t: float) -> str:
@@ -82,7 +89,7 @@ def fmt_seconds(t: float) -> str:
     never in exponent form: 2.745 s, 1.741 us, 841.3 ns, 1 ms (not 1,000 us), 68,720 s."""
     t = float(t)
     for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
-        if abs(float(f"{t / factor:.4g}")) >= 1:
+        if _rounds_to_one(t / factor, 4):
             return f"{fmt_num(t / factor, 4)} {unit}"
     return f"{fmt_num(t / 1e-9, 4)} ns"
 
@@ -231,16 +238,17 @@ def print_report(result, console: Optional[Console] = None, file=None, width: in
     return emit(render_report(result), console, file, width)
 
 
-def emit(renderable, console: Optional[Console] = None, file=None, width: int = 120) -> str:
+def emit(renderable, console: Optional[Console] = None, file=None, width: int = 120,
+         who: str = "print_report") -> str:
     """Print a rich ``renderable`` to ``console``, else to ``file`` (a path or an open text
     file; plain text), else to standard output (``width`` columns when it is not a terminal);
     return it as plain text ``width`` columns wide. Every printed report goes through here.
     Raises ValueError when ``width`` is not an int of at least 20 columns, or ``file`` is a path
-    in a folder that does not exist."""
+    in a folder that does not exist (naming ``who``, the printing function)."""
     if isinstance(width, bool) or not isinstance(width, int) or width < 20:
         raise ValueError(f"width must be an int of at least 20 columns, got {width!r}")
     if console is None and isinstance(file, (str, os.PathLike)):
-        check_output_file(file, "report")  # (before the report is drawn)
+        check_output_file(file, who)  # (before the report is drawn)
     buf = io.StringIO()
     recorder = Console(file=buf, width=width, record=True, color_system=None, soft_wrap=False)
     recorder.print(renderable)

@@ -163,9 +163,9 @@ def _stop_hint(e: BaseException) -> str:
     """What a bare StopIteration (a next() past an iterator's end) means in a kernel, else ""."""
     if type(e) is not StopIteration or str(e):
         return ""
-    return ("next() past the end of an iterator (a tl.range advanced by next(): with replay on, "
-            "the iterations it replays go by at once, so drive a tl.range with a for loop, or use "
-            "range())")
+    return ("StopIteration: a next() past the end of an iterator (for a tl.range advanced by "
+            "next(): with replay on, the iterations it replays go by at once; drive a tl.range "
+            "with a for loop, or use range())")
 
 
 def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
