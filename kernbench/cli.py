@@ -791,7 +791,8 @@ def cmd_sweep(args, console) -> int:
     if args.pareto:
         front = res.pareto(args.pareto, objective=args.y, path=args.pareto_plot)
         console.print(rich_text(f"Pareto front ({args.y} against {args.pareto}):"))
-        console.print(rich_text(front[[*res.swept, args.y, args.pareto]].to_string(index=False)), soft_wrap=True)
+        cols = list(dict.fromkeys([*res.swept, args.y, args.pareto]))  # (a swept cost once)
+        console.print(rich_text(front[cols].to_string(index=False)), soft_wrap=True)
     return EXIT_OK
 
 
@@ -889,7 +890,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("sweep", parents=[common], help="time a kernel over a grid of hardware x arguments x options",
                        description="Run a kernel (MODULE:KERNEL, with the module's setup as for `run`) or a diag "
                        "panel at every point of the cartesian product of --set (hardware keys), --arg (kernel "
-                       "arguments) and --option (mode, detail, strict_sram, max_cycles) values; trace once per "
+                       "arguments) and --option (mode, detail, strict_sram, max_cycles, replay) values; trace once per "
                        "trace group, time each point, on Dask workers when installed; rows cached on disk "
                        "(docs/sweeps.md). Comma lists are the values to sweep.")
     w.add_argument("kernel", nargs="?", metavar="MODULE:KERNEL", help="e.g. my_kernels.py:vadd (or use --panel)")
@@ -908,7 +909,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--arg", type=_parse_choices, action="append", metavar="NAME=V1,V2",
                    help="kernel (or setup) argument values to sweep, e.g. block_kv=512,1K (repeatable)")
     w.add_argument("--option", type=_parse_choices, action="append", metavar="NAME=V1,V2",
-                   help="launch option values: mode, detail, strict_sram, max_cycles (repeatable)")
+                   help="launch option values: mode, detail, strict_sram, max_cycles, replay (repeatable)")
     w.add_argument("--workers", type=_positive_int, metavar="N",
                    help="Dask worker processes on this machine (default: one per core; 1: in this process)")
     w.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")

@@ -1,5 +1,6 @@
 """Link mistakes: ports with no neighbour, sends and recvs that do not match."""
 import os
+import re
 import sys
 
 import numpy as np
@@ -209,3 +210,22 @@ def test_a_link_mismatch_is_named_before_a_failed_program_check(monkeypatch, lin
         assert str(ei.value) == "the program check failed"
     else:
         assert isinstance(ei.value, KernelError) and "recv on port W expects (8,8) f32" in str(ei.value)
+
+
+@pytest.mark.parametrize("scope, ring, pe, port, says", [
+    ("pe", False, 0, "W", "the line is open at its ends: ring=True closes it into a ring; scope 'cube' links "
+                          "PE 0 of each cube across cubes"),
+    ("pe", True, 0, "N", "N and S are wired only by scope 'two_level'"),
+    ("cube", True, 1, "E", "scope 'cube' wires PE 0 of each cube only"),
+    ("two_level", True, 0, "W", "two_level's E/W lines inside the cubes stay open"),
+    ("two_level", True, 1, "S", "two_level wires N and S of PE 0 of each cube only"),
+])
+def test_an_unwired_port_says_what_would_wire_it(scope, ring, pe, port, says):
+    """A review found one fixed hint for every scope and port (pointing an N/S send to scope
+    'cube', and a PE 1 under scope 'cube' with a ring to the ring it had)."""
+    def kernel(x, *, tl):
+        if tl.program_id(0) == pe and tl.program_id(1) == 0:
+            tl.send(dir=port, src=tl.zeros((8,), "f32"))
+
+    with pytest.raises(KernelError, match=re.escape(f"PE ({pe}, 0) at ") + ".*" + re.escape(says)):
+        launch(kernel, scope=scope, ring=ring)

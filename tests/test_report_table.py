@@ -272,6 +272,7 @@ def test_figures_format_alike():
     assert (fmt_count(999_999, "FLOP"), fmt_bytes(1048575), fmt_bytes(1023)) == ("1 MFLOP", "1 MiB", "1,023 B")
     with pytest.raises(ValueError, match="digits must be an int of 3 or more"):
         fmt_num(0.012345, 2)
+    assert (fmt_seconds(float("inf")), fmt_num(999.7, np.int64(4))) == ("inf s", "999.7")
 
 
 @given(st.floats(min_value=-1e30, max_value=1e30, allow_nan=False))

@@ -641,6 +641,9 @@ def test_cli_sweep(tmp_path, capsys):
     # a computed one failed too)
     assert "8 points (4 computed, 0 from the cache, 4 refused: bad hardware); 4 failed" in text
     assert "HardwareConfigError" in text and "Pareto front" in text
+    # the cost is a swept column: shown once (a review found it twice in the front's table)
+    head = text.splitlines()[next(i for i, ln in enumerate(text.splitlines()) if ln.startswith("Pareto front")) + 1]
+    assert head.split().count("link.bytes_per_cycle") == 1, head
     import pandas as pd
 
     df = pd.read_csv(out)
@@ -964,3 +967,22 @@ def test_a_setup_reading_a_copy_of_the_hardware_gets_its_own_traces(setup):
     for row, lat in zip(res.rows, (100, 200)):
         ctx = kernbench.Context("default", {"dma.latency_cycles": lat})
         assert row["cycles"] == ctx.launch(_scaled, (8, 1), *setup(ctx, 4096, 1), mode="timing").cycles
+
+
+def test_a_target_dask_cannot_pickle_is_named_with_the_way_out():
+    """A review's case: a builder closing over a lock ran serially but raised a bare "cannot
+    pickle '_thread.lock' object" on Dask."""
+    import threading
+
+    from kernbench.sweeps.run import _run_dask, make_target
+
+    lock = threading.Lock()
+
+    def locked(ctx, M=16):
+        with lock:
+            return builder(ctx, M=M)
+
+    with pytest.raises(TypeError, match=r"kernbench.sweep on Dask: the target cannot be pickled for the "
+                                        r"workers \(TypeError: cannot pickle '_thread.lock' object\); pass "
+                                        r"workers=1"):
+        _run_dask(None, make_target(locked, None, None, None, False), {}, [], None)

@@ -83,10 +83,18 @@ def test_timing_mode_reads_nothing_and_reports_nothing():
     # a read of an array a timing launch was given, which nothing wrote, says so (a new user read
     # the NaN of a timing launch's output as its result)
     with pytest.warns(UserWarning, match=r"'a0' was passed to a timing-mode launch, which computes no "
-                                         r"values, and nothing has written it"):
+                                         r"values, and nothing has written the copy read: it reads as "
+                                         r"never-written memory \(NaN; int32 -2\*\*31\)"):
         assert ctx.read(x, (0, 0)).dtype == ml_dtypes.float8_e5m2
     with pytest.warns(UserWarning, match="timing-mode launch"):
         ctx.read_all(x)
+    # a pointer into the array (o + 0) marks it too, and with unwritten="zero" the text says zeros
+    # (a review's cases: neither warned or said so)
+    zctx = kernbench.Context("default", overrides=HW, unwritten="zero")
+    z = zctx.empty((8,), "f32")
+    zctx.launch(lambda p, *, tl: tl.store(p, tl.zeros((8,), "f32")), (1, 1), z + 0, mode="timing")
+    with pytest.warns(UserWarning, match=r"never-written memory \(zeros\)"):
+        zctx.read(z, (0, 0))
     # a functional launch after it: a copy nothing wrote is unwritten by design, no warning
     ctx.launch(lambda p, *, tl: tl.load(p, shape=(8,), mask=tl.arange(0, 8) < 0), (1, 1), x)
     with warnings.catch_warnings():

@@ -189,9 +189,17 @@ def test_every_writer_names_a_missing_folder(tmp_path):
     assert not gone.exists()
     with pytest.raises(ValueError, match="^to_json: the path is empty"):
         r.to_json("")
-    buf = io.BytesIO()  # (a file object: savefig's to write, as before the check)
+    buf = io.BytesIO()  # (a binary file object: savefig's to write, as before the check)
     r.plot(buf)
     assert buf.getvalue()[:4] == b"\x89PNG"
+    # anything else that is not a path is refused (a review found to_json(3) writing the JSON into
+    # file descriptor 3 and closing it, and to_json(True) into stdout)
+    for bad in (3, True, io.StringIO(), b"x.json"):
+        with pytest.raises(ValueError, match="^to_json: path must be a file path"):
+            r.to_json(bad)
+    for bad in (3, io.StringIO()):
+        with pytest.raises(ValueError, match="^plot: path must be a file path"):
+            r.plot(bad)
 
 
 def test_labels_replaced_after_the_launch_are_written_one_by_one(tmp_path):

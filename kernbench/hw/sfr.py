@@ -95,6 +95,24 @@ class SfrInstall:
             _wire(table, cube_line, Port.S, Port.N, self.ring)
         return table
 
+    def unwired_hint(self, port: int, pe: int) -> str:
+        """What would wire port ``port`` of the PE ``pe`` of its cube, which this install leaves
+        without a neighbour: the text a send or recv on it is refused with."""
+        if port in (Port.N, Port.S):
+            if self.scope != "two_level":
+                return ("N and S are wired only by scope 'two_level', between the PE 0s of the "
+                        "cubes; scopes 'pe' and 'cube' wire E and W")
+            return ("two_level wires N and S of PE 0 of each cube only" if pe != 0 else
+                    "the N/S line of cubes is open at its ends: ring=True closes it")
+        if self.scope == "cube" and pe != 0:
+            return ("scope 'cube' wires PE 0 of each cube only; scope 'pe' (or 'two_level') wires "
+                    "the PEs of a cube on E/W")
+        if self.scope == "two_level":
+            return ("two_level's E/W lines inside the cubes stay open (its ring=True closes the N/S "
+                    "line of cubes); scope 'pe' with ring=True closes them")
+        across = "; scope 'cube' links PE 0 of each cube across cubes" if self.scope == "pe" else ""
+        return f"the line is open at its ends: ring=True closes it into a ring{across}"
+
     def describe(self) -> str:
         shape = 'a closed ring' if self.ring else 'an open line'
         if self.scope == "two_level":

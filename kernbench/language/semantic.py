@@ -858,9 +858,10 @@ def port_of(tr, d, verb: str) -> int:
             fail(tr, f"{verb}: unknown link direction {d!r}: expected one of {PORTS_EXPECTED}")
     if tr.nbr[p] < 0:
         text = tr.sfr_text
-        hint = "" if text.startswith("no SFR") else (
-            ": ctx.install_sfr(scope, ring=True) closes a line into a ring, scope 'cube' links PE 0 "
-            "of each cube (kernbench run: --sfr SCOPE --ring; docs/hardware-model.md)")
+        install = getattr(text, "install", None)  # (executor.SfrText: the install it describes)
+        hint = "" if install is None else (
+            f": {install.unwired_hint(p, tr.pe)} (ctx.install_sfr(scope, ring=...); kernbench run: "
+            f"--sfr SCOPE [--ring]; docs/hardware-model.md)")
         fail(tr, f"{verb} on port {PORT_NAMES[p]}, which has no neighbour under the installed SFR "
                  f"({text}){hint}")
     return p

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Union
 
@@ -223,7 +222,7 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
     the number of commands (never with packets): several hundred bytes of Python objects a
     command. To save a long launch, :func:`write_json` writes the same file a chunk at a time
     without building the dict."""
-    if isinstance(path, (str, os.PathLike)):
+    if path is not None:
         check_output_file(path, "to_json")
     doc = _joined(_document(result, named_by_site=False))
     if path is not None:

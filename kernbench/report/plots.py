@@ -6,7 +6,7 @@ command, one bar per command coloured by opcode.
 """
 from __future__ import annotations
 
-import os
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Union
@@ -105,7 +105,7 @@ def plot(
     Without ``path`` nothing is written: it returns the matplotlib ``Figure``, which Jupyter
     shows inline as a cell's value (its PlotData is ``figure.kernbench_plot``). Raises
     ValueError for a ``path`` in a folder that does not exist (before drawing anything)."""
-    if isinstance(path, (str, os.PathLike)):  # (a file object, a BytesIO, is savefig's to check)
+    if path is not None and not isinstance(path, (io.BufferedIOBase, io.RawIOBase)):  # (a binary file: savefig's)
         check_output_file(path, "plot")
     # The Agg canvas directly: no pyplot, no global backend switch in the caller's process.
     from matplotlib.figure import Figure

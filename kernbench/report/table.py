@@ -37,8 +37,9 @@ def fmt_num(x: float, digits: int = 3) -> str:
     """A figure to ``digits`` (3 or more) significant digits, never in exponent form: 0.841,
     98.3, 1,573, 24,576, 0.0000000911; integer digits grouped, every one of them once there are
     more than ``digits``."""
-    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 3:
+    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 3:
         raise ValueError(f"fmt_num: digits must be an int of 3 or more, got {digits!r}")
+    digits = int(digits)
     if isinstance(x, numbers.Integral) and not isinstance(x, bool) and abs(x) >= 10 ** digits:
         return f"{int(x):,}"  # (exact, past float's range too)
     x = float(x)
@@ -88,6 +89,8 @@ def fmt_seconds(t: float) -> str:
     """A duration in the largest unit that keeps it >= 1 once rounded, to 4 significant digits,
     never in exponent form: 2.745 s, 1.741 us, 841.3 ns, 1 ms (not 1,000 us), 68,720 s."""
     t = float(t)
+    if not math.isfinite(t):
+        return f"{t} s"
     for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
         if _rounds_to_one(t / factor, 4):
             return f"{fmt_num(t / factor, 4)} {unit}"

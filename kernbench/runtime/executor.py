@@ -29,7 +29,7 @@ from ..language.porting import method_hint, tl_hint
 from ..language.semantic import called_from, forget_lines, is_user_file
 from ..language.semantic import fmt_shape as fmt
 from ..language.sites import SITE_COLUMNS
-from .memory import DeviceArray, PlacementError, arg_repr
+from .memory import BASE_ADDR, DeviceArray, PlacementError, arg_repr
 from .drift import Shadow, drift_tolerance
 from .replay import replay
 from .result import LaunchResult
@@ -157,6 +157,19 @@ def _none_data_hint(e: BaseException, file: str, line: int) -> str:
         return ""
     return (" (a TensorHandle's data is None while the kernel is traced: it holds the tensor's "
             "value only after a functional launch; compute with tl calls on the handle itself)")
+
+
+class SfrText(str):
+    """An SFR install's description (what errors print) carrying the install, which names what
+    would wire a port it leaves without a neighbour (semantic.port_of)."""
+
+    def __new__(cls, install):
+        self = super().__new__(cls, install.describe())
+        self.install = install
+        return self
+
+    def __reduce__(self):
+        return (SfrText, (self.install,))
 
 
 def _stop_hint(e: BaseException) -> str:
@@ -353,7 +366,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
     body leaves for a PE traced after it (outside the contract) shows in that PE's program."""
     hw = ctx.hw
     nbr = ctx.neighbours()
-    sfr_text = ctx.sfr.describe() if ctx.sfr is not None else "no SFR installed: call ctx.install_sfr()"
+    sfr_text = SfrText(ctx.sfr) if ctx.sfr is not None else "no SFR installed: call ctx.install_sfr()"
     builders: list = [None] * hw.n_pes
     verify = replay == "verify" and not functional
     tl = TL(grid, replay="on" if replay == "verify" else replay)
@@ -660,6 +673,8 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     # the arguments' last launch: a read of a copy nothing has written warns after a timing one
     # (it computed no values), not after a functional one (that copy is not written by design)
     for a in (*args, *kwargs.values()):
+        if isinstance(a, (int, np.integer)) and not isinstance(a, bool):  # (a pointer into one: o + 0)
+            a = ctx.memory.find(int(a)) if a >= BASE_ADDR else None
         if isinstance(a, DeviceArray):
             a.timed = mode == "timing"
     return result

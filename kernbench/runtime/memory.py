@@ -155,9 +155,10 @@ class DeviceArray:
         return self._memory.read_all(self)
 
 
-def _warn_timed(arr: DeviceArray) -> None:
+def _warn_timed(arr: DeviceArray, unwritten: str) -> None:
+    holds = "zeros" if unwritten == "zero" else "NaN; int32 -2**31"
     warnings.warn(f"{arr.name!r} was passed to a timing-mode launch, which computes no values, and "
-                  f"nothing has written it: it reads as never-written memory (NaN; int32 -2**31), "
+                  f"nothing has written the copy read: it reads as never-written memory ({holds}), "
                   f"not a result. Launch with mode='functional' (the default) to compute it",
                   UserWarning, stacklevel=user_stacklevel())
 
@@ -327,9 +328,11 @@ class DeviceMemory:
 
     def read(self, arr: DeviceArray, pe) -> np.ndarray:
         self._check_live(arr)
-        g = self._g(pe)
+        return self._read_warned(arr, self._g(pe))
+
+    def _read_warned(self, arr: DeviceArray, g: int) -> np.ndarray:
         if arr.timed and g not in arr._data:
-            _warn_timed(arr)
+            _warn_timed(arr, self.unwritten)
         return self._read(arr, g)
 
     def _read(self, arr: DeviceArray, g: int) -> np.ndarray:
@@ -337,8 +340,8 @@ class DeviceMemory:
 
     def read_all(self, arr: DeviceArray) -> np.ndarray:
         self._check_live(arr)
-        if arr.timed and not arr._data:
-            _warn_timed(arr)
+        if arr.timed and len(arr._data) < self.hw.n_pes:  # (it reads every copy)
+            _warn_timed(arr, self.unwritten)
         hw = self.hw
         out = np.empty((hw.n_cubes, hw.pes_per_cube) + arr.shape, NP_DTYPES[arr.dtype])
         out.reshape(-1)[:] = self._fresh(arr)[0] if arr.numel else 0
@@ -456,8 +459,6 @@ class DeviceMemory:
         cube) warns (UserWarning) when the other copies differ from the one read: a launch
         over several cubes wrote them (``gather(cube=c)``, ``read_all`` read the others)."""
         self._check_live(arr)
-        if arr.timed and not arr._data:
-            _warn_timed(arr)
         p = arr.placement
         kind = p["kind"]
         chosen = pe is not None or cube is not None
@@ -467,12 +468,12 @@ class DeviceMemory:
                 over, axis = p["over"], p["axis"] if axis is None else axis
                 parts = p["parts"] if parts is None else parts
             elif kind == "replicate":
-                out = self._read(arr, self._g((pe, cube)))
+                out = self._read_warned(arr, self._g((pe, cube)))
                 if not chosen:
                     self._copies_agree(arr, [[g] for g in range(self.hw.n_pes)], "the copy on PE (0, 0)")
                 return out
             elif kind == "pe":
-                return self._read(arr, self._g(p["pe"]))
+                return self._read_warned(arr, self._g(p["pe"]))
             else:
                 raise PlacementError(f"{arr.name!r} was allocated without a placement: say how to "
                                    f"gather it, e.g. gather(arr, over='pe', axis=0)")
@@ -496,6 +497,8 @@ class DeviceMemory:
             raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {over!r}")
         if any(g >= hw.n_pes for g in gs):
             raise PlacementError(f"gather over {over} reaches past the machine ({hw.n_pes} PEs)")
+        if arr.timed and any(g not in arr._data for g in gs):
+            _warn_timed(arr, self.unwritten)
         out = np.concatenate([self.flat(arr, g).reshape(arr.shape) for g in gs], axis=axis)
         if not chosen:
             if over == "pe":  # the same PEs of every cube hold copies

@@ -273,6 +273,10 @@ class _ByValue:
         return cloudpickle.loads(self.data)
 
 
+def _shipped(target: "_ByValue") -> "_ByValue":
+    return target
+
+
 def _trace_task(target, hw, args, mode, replay, options):
     return trace_one(target.load(), hw, args, mode, replay, options)
 
@@ -581,7 +585,15 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
     from distributed import as_completed
 
     _by_value(tgt.fn, tgt.setup)
-    target_f = dc.scatter(_ByValue(tgt), broadcast=True, hash=False)
+    try:
+        shipped = _ByValue(tgt)
+    except Exception as e:  # (the serial path needs no pickling: say how to get it)
+        raise TypeError(f"kernbench.sweep on Dask: the target cannot be pickled for the workers "
+                        f"({type(e).__name__}: {e}); pass workers=1 to run the sweep in this "
+                        f"process (docs/sweeps.md, On Dask)") from e
+    # A task, not scattered data: when a worker is lost the scheduler computes it again on
+    # another, where scattered data would be gone and every point's task with it
+    target_f = dc.submit(_shipped, shipped, pure=False, priority=20)
     futures = []
     point_of = {}
     for members in groups.values():
