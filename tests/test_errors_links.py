@@ -216,7 +216,8 @@ def test_a_link_mismatch_is_named_before_a_failed_program_check(monkeypatch, lin
     ("pe", False, 0, "W", "the line is open at its ends: ring=True closes it into a ring; scope 'cube' links "
                           "PE 0 of each cube across cubes"),
     ("pe", True, 0, "N", "N and S are wired only by scope 'two_level'"),
-    ("cube", True, 1, "E", "scope 'cube' wires PE 0 of each cube only"),
+    ("cube", True, 1, "E", "scope 'cube' wires PE 0 of each cube only; scope 'pe' wires the PEs of a cube on "
+                           "E/W (ring=True wires the line's ends too)"),
     ("two_level", True, 0, "W", "two_level's E/W lines inside the cubes stay open"),
     ("two_level", True, 1, "S", "two_level wires N and S of PE 0 of each cube only"),
 ])

@@ -200,6 +200,14 @@ def test_every_writer_names_a_missing_folder(tmp_path):
     for bad in (3, io.StringIO()):
         with pytest.raises(ValueError, match="^plot: path must be a file path"):
             r.plot(bad)
+    import tempfile  # (a tempfile's wrapper is a binary file too: a review found it refused)
+
+    with tempfile.NamedTemporaryFile(suffix=".png") as f:
+        r.plot(f)
+        assert f.tell() > 0
+    (tmp_path / "r.bin").write_bytes(b"")
+    with open(tmp_path / "r.bin", "rb") as f, pytest.raises(ValueError, match="not open for writing"):
+        r.plot(f)
 
 
 def test_labels_replaced_after_the_launch_are_written_one_by_one(tmp_path):

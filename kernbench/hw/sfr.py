@@ -101,12 +101,13 @@ class SfrInstall:
         if port in (Port.N, Port.S):
             if self.scope != "two_level":
                 return ("N and S are wired only by scope 'two_level', between the PE 0s of the "
-                        "cubes; scopes 'pe' and 'cube' wire E and W")
+                        "cubes (ring=True wires the line's ends too); scopes 'pe' and 'cube' wire E "
+                        "and W")
             return ("two_level wires N and S of PE 0 of each cube only" if pe != 0 else
                     "the N/S line of cubes is open at its ends: ring=True closes it")
         if self.scope == "cube" and pe != 0:
-            return ("scope 'cube' wires PE 0 of each cube only; scope 'pe' (or 'two_level') wires "
-                    "the PEs of a cube on E/W")
+            return ("scope 'cube' wires PE 0 of each cube only; scope 'pe' wires the PEs of a cube "
+                    "on E/W (ring=True wires the line's ends too)")
         if self.scope == "two_level":
             return ("two_level's E/W lines inside the cubes stay open (its ring=True closes the N/S "
                     "line of cubes); scope 'pe' with ring=True closes them")

@@ -7,6 +7,7 @@ command, one bar per command coloured by opcode.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Union
@@ -91,6 +92,12 @@ def _figure_class(Figure):
     return _FIGURE[0]
 
 
+def _binary_file(path) -> bool:
+    """A file object open in binary mode (open(..., "wb"), a BytesIO, a tempfile's wrapper)."""
+    return (not isinstance(path, (str, bytes, os.PathLike, io.TextIOBase)) and hasattr(path, "write")
+            and "b" in getattr(path, "mode", "b"))
+
+
 def plot(
     result,
     path: Union[str, Path, None] = None,
@@ -105,7 +112,10 @@ def plot(
     Without ``path`` nothing is written: it returns the matplotlib ``Figure``, which Jupyter
     shows inline as a cell's value (its PlotData is ``figure.kernbench_plot``). Raises
     ValueError for a ``path`` in a folder that does not exist (before drawing anything)."""
-    if path is not None and not isinstance(path, (io.BufferedIOBase, io.RawIOBase)):  # (a binary file: savefig's)
+    if _binary_file(path):  # (savefig writes to it)
+        if not getattr(path, "writable", lambda: True)():
+            raise ValueError(f"plot: the file object {path!r} is not open for writing")
+    elif path is not None:
         check_output_file(path, "plot")
     # The Agg canvas directly: no pyplot, no global backend switch in the caller's process.
     from matplotlib.figure import Figure

@@ -29,7 +29,7 @@ from ..language.porting import method_hint, tl_hint
 from ..language.semantic import called_from, forget_lines, is_user_file
 from ..language.semantic import fmt_shape as fmt
 from ..language.sites import SITE_COLUMNS
-from .memory import BASE_ADDR, DeviceArray, PlacementError, arg_repr
+from .memory import DeviceArray, PlacementError, arg_repr
 from .drift import Shadow, drift_tolerance
 from .replay import replay
 from .result import LaunchResult
@@ -672,9 +672,9 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
                          tolerance=tolerance, steady=steady)
     # the arguments' last launch: a read of a copy nothing has written warns after a timing one
     # (it computed no values), not after a functional one (that copy is not written by design)
+    # (arrays passed as arrays: an int may be a pointer into one, o + 0, or a size that happens to
+    # equal an address, so ints mark nothing)
     for a in (*args, *kwargs.values()):
-        if isinstance(a, (int, np.integer)) and not isinstance(a, bool):  # (a pointer into one: o + 0)
-            a = ctx.memory.find(int(a)) if a >= BASE_ADDR else None
         if isinstance(a, DeviceArray):
             a.timed = mode == "timing"
     return result
