@@ -208,6 +208,18 @@ def test_every_writer_names_a_missing_folder(tmp_path):
     (tmp_path / "r.bin").write_bytes(b"")
     with open(tmp_path / "r.bin", "rb") as f, pytest.raises(ValueError, match="not open for writing"):
         r.plot(f)
+    import codecs
+    import gzip
+
+    with gzip.open(tmp_path / "p.png.gz", "wb") as f:  # (gzip's mode is an int)
+        r.plot(f)
+    assert gzip.decompress((tmp_path / "p.png.gz").read_bytes())[:4] == b"\x89PNG"
+    with codecs.open(tmp_path / "t.txt", "w", encoding="utf-8") as f, pytest.raises(ValueError, match="^plot: path"):
+        r.plot(f)  # (a text writer whose mode reads "wb")
+    closed = io.BytesIO()
+    closed.close()
+    with pytest.raises(ValueError, match="^plot: the file object .* is closed"):
+        r.plot(closed)
 
 
 def test_labels_replaced_after_the_launch_are_written_one_by_one(tmp_path):

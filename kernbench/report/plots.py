@@ -6,6 +6,7 @@ command, one bar per command coloured by opcode.
 """
 from __future__ import annotations
 
+import codecs
 import io
 import os
 from dataclasses import dataclass, field
@@ -93,9 +94,16 @@ def _figure_class(Figure):
 
 
 def _binary_file(path) -> bool:
-    """A file object open in binary mode (open(..., "wb"), a BytesIO, a tempfile's wrapper)."""
-    return (not isinstance(path, (str, bytes, os.PathLike, io.TextIOBase)) and hasattr(path, "write")
-            and "b" in getattr(path, "mode", "b"))
+    """A file object open in binary mode: an io binary stream (open(..., "wb"), a BytesIO), or one
+    whose ``mode`` says so (a tempfile's wrapper: "rb+"; gzip's: an int). Text writers, codecs'
+    too, and objects without a mode are not: they go to the path check (ValueError)."""
+    if isinstance(path, (str, bytes, os.PathLike, io.TextIOBase, codecs.StreamWriter,
+                         codecs.StreamReaderWriter)) or not hasattr(path, "write"):
+        return False
+    if isinstance(path, (io.BufferedIOBase, io.RawIOBase)):
+        return True
+    mode = getattr(path, "mode", None)
+    return (isinstance(mode, str) and "b" in mode) or (isinstance(mode, int) and not isinstance(mode, bool))
 
 
 def plot(
@@ -113,6 +121,8 @@ def plot(
     shows inline as a cell's value (its PlotData is ``figure.kernbench_plot``). Raises
     ValueError for a ``path`` in a folder that does not exist (before drawing anything)."""
     if _binary_file(path):  # (savefig writes to it)
+        if getattr(path, "closed", False):
+            raise ValueError(f"plot: the file object {path!r} is closed")
         if not getattr(path, "writable", lambda: True)():
             raise ValueError(f"plot: the file object {path!r} is not open for writing")
     elif path is not None:

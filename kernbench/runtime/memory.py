@@ -306,6 +306,7 @@ class DeviceMemory:
         """PE ``g``'s contents, flat and private to it (copied from a shared array on first write):
         what a launch's stores write to (functional replay)."""
         arr._stored.add(g)
+        arr.timed = False  # (a functional launch wrote it, through a pointer too: no timing warning)
         d = arr._data.get(g)
         if d is None:
             d = self._fresh(arr)
