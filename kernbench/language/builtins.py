@@ -142,7 +142,7 @@ def _imm(tr, x, kind: str, ct: str):
     if ct == "int32" or ct == "bool":
         v = int(x)
         if not _I32_MIN <= v <= _I32_MAX:
-            fail(tr, f"the Python int {_int_shown(v)} does not fit an int32 operand (-2**31 .. 2**31 - 1)")
+            fail(tr, f"the Python int {v} does not fit an int32 operand (-2**31 .. 2**31 - 1)")
         return np.int64(v)
     try:
         f = float(x)  # (not v: Cython would type v a C double for the int path too)
@@ -153,18 +153,10 @@ def _imm(tr, x, kind: str, ct: str):
     return f
 
 
-def _int_shown(v) -> str:
-    """A Python int as a message shows it: whole up to 30 digits, else its first six and its
-    length (10**400 printed all 401)."""
-    digits = str(abs(int(v)))
-    sign = "-" if int(v) < 0 else ""
-    return f"{sign}{digits}" if len(digits) <= 30 else f"{sign}{digits[:6]}... ({len(digits)} digits)"
-
-
 def _past_f64(tr, what: str, x) -> None:
-    """Refuse a Python int too large for any float."""
-    fail(tr, f"the Python int {_int_shown(x)} is too large for {what}: past f64's range, it has "
-             f"no f32 constant")
+    """Refuse a Python int too large for any float (its digits abbreviated: semantic.kernel_error)."""
+    fail(tr, f"the Python int {int(x)} is too large for {what}: past f64's range, it has no f32 "
+             f"constant")
 
 
 #: the largest magnitude that rounds to a finite fp8e4m3 (448 is its largest value; past 464
@@ -366,7 +358,6 @@ def _dot_options(tr, input_precision, allow_tf32, max_num_imprecise_acc, out_dty
                  f"(out_dtype f32 or tl.float32 only); cast the result (tl.cast(tl.dot(a, b), ...))")
 
 
-
 def _cast_options(tr, call: str, fp_downcast_rounding, bitcast) -> None:
     """Refuse Triton's cast keywords that ask for another conversion than kernbench's."""
     try:
@@ -411,6 +402,7 @@ def _dims(tr, dims: tuple, shape, what: str):
     if not dims:
         fail(tr, f"{what}: missing the shape")
     return dims[0] if len(dims) == 1 else dims
+
 
 def _tracked(tr: PEBuilder, h):
     """A view ``h``, remembered while a tl.range loop proves its repetition (it is moved on with
@@ -1114,7 +1106,7 @@ class TL:
         same ops written by hand. Float tensors only. Triton's keywords: ``dim`` an axis (Triton's
         ``dim=None`` means axis 0, not kernbench's last axis: refused, write the axis);
         ``keep_dims`` and ``ieee_rounding`` change nothing (the result has ``x``'s shape; the
-        division is exact, IEEE-rounded)."""
+        division is IEEE-rounded either way)."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
         if dim is not _UNSET:

@@ -500,13 +500,14 @@ def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
     chain = called_from(_frames_out(f)) if tuple(where) == here else ""
     file, line = where
     pe = (tr.pe, tr.cube)
-    if len(message) > 200:  # (a Python int of hundreds of digits, given as a shape or an axis)
-        message = _LONG_DIGITS.sub(_digits_shown, message)
+    # (a Python int of hundreds of digits, as an operand, a shape or an axis: its first six)
+    message = _LONG_DIGITS.sub(_digits_shown, message)
     return KernelError(f"{pe_at(pe, file, line)}{chain}: {message}", pe=pe, where=f"{file}:{line}")
 
 
-#: a run of more digits than any size or value a message names for itself (2**62 has 19)
-_LONG_DIGITS = re.compile(r"\d{31,}")
+#: a run of more digits than any size or value a message names for itself or a kernel means
+#: (2**127 has 39): the number shown by its first six digits and its length
+_LONG_DIGITS = re.compile(r"\d{41,}")
 
 
 def _digits_shown(m) -> str:

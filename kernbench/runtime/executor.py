@@ -670,10 +670,10 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     result = time_traced(ctx, kernel, args, kwargs, traced, metas, handles, mode=mode, detail=detail,
                          max_cycles=max_cycles, record_events=record_events, strict_sram=strict_sram,
                          tolerance=tolerance, steady=steady)
-    # the arguments' last launch: a read of a copy nothing has written warns after a timing one
-    # (it computed no values), not after a functional one (that copy is not written by design)
-    # (arrays passed as arrays: an int may be a pointer into one, o + 0, or a size that happens to
-    # equal an address, so ints mark nothing)
+    # The arguments' last launch: a read of a copy nothing has written warns after a timing one
+    # (it computed no values), not after a functional one (unwritten by design; its stores clear
+    # the flag through pointers too). Arrays passed as arrays only: an int may be a size that
+    # equals an address.
     for a in (*args, *kwargs.values()):
         if isinstance(a, DeviceArray):
             a.timed = mode == "timing"

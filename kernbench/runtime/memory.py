@@ -106,7 +106,7 @@ class DeviceArray:
         self._stored: set = set()  #: global PEs whose copy a launch has stored to
         self.freed = False
         #: passed to a timing-mode launch (which computes no values): a read of a copy nothing
-        #: has written warns that it is the never-written NaN, not a result
+        #: has written warns that it is never-written memory, not a result
         self.timed = False
 
     @property
