@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import os
@@ -242,7 +243,10 @@ def load_kernel(spec: str):
         folder = str(path.resolve().parent)
         if folder not in sys.path:
             sys.path.insert(0, folder)
-        sp = importlib.util.spec_from_file_location(name, path)
+        # (read as Python source whatever its suffix, as `python FILE` does; without the loader
+        # a name not ending in .py has no spec)
+        sp = importlib.util.spec_from_file_location(
+            name, path, loader=importlib.machinery.SourceFileLoader(name, str(path)))
         module = importlib.util.module_from_spec(sp)
         sys.modules[name] = module  # so dataclasses and pickling inside the kernel file work
         try:

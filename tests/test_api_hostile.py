@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import kernbench
+from kernbench.hw import HardwareConfigError
 from kernbench.runtime import PlacementError
 
 HW = {"n_cubes": 1, "pes_per_cube": 2}
@@ -169,3 +170,152 @@ def test_wrong_objects_for_free_empty_like_label_and_kernel_kwargs_are_clear_err
     for bad in ([1], [("a", 1)], "ab"):  # (dict() of these: a raw TypeError, or keys from pairs)
         with pytest.raises(TypeError, match="kernel_kwargs must be a dict"):
             ctx.launch(k, (1, 1), x, mode="timing", kernel_kwargs=bad)
+
+
+# -- a review's cases (2026-12-05): arrays inside containers, memory past the host, failed launches
+def _copy(ptrs, o, *, tl):
+    tl.store(o, tl.load(ptrs[0], shape=(8,)))
+
+
+def test_a_device_array_inside_a_container_is_checked_like_an_argument(ctx):
+    # (it reaches the kernel as itself: another Context's address once read whatever this one
+    # held there, silently)
+    other = kernbench.Context("default", overrides=HW)
+    ctx.replicate(np.full(8, 111.0, np.float32), name="mine")  # (at the address 'theirs' has there)
+    theirs = other.replicate(np.full(8, 7.0, np.float32), name="theirs")
+    out = ctx.empty((8,), "f32", name="out")
+    for arg, path in [((theirs,), "[0]"), ([[theirs]], "[0][0]"), ({"k": theirs}, "['k']")]:
+        with pytest.raises(ValueError, match=r"launch argument 'ptrs' \(positional #0\)"
+                                             + __import__("re").escape(path)
+                                             + r" \(device array 'theirs' .*belongs to another Context"):
+            ctx.launch(lambda ptrs, o, *, tl: None, (1, 1), arg, out)
+    freed = ctx.empty((8,), "f32", name="old")
+    ctx.free(freed)
+    with pytest.raises(PlacementError, match=r"launch argument 'ptrs' \(positional #0\)\[0\] "
+                                             r"\(device array 'old'\) was freed"):
+        ctx.launch(_copy, (1, 1), (freed,), out)
+
+
+def test_a_device_array_the_launch_does_not_see_is_checked_at_its_load(ctx):
+    # (inside an object: the load names the PE, the line and the array)
+    import types
+
+    other = kernbench.Context("default", overrides=HW)
+    theirs = other.replicate(np.full(8, 7.0, np.float32), name="theirs")
+    out = ctx.empty((8,), "f32")
+
+    def k(box, o, *, tl):
+        tl.store(o, tl.load(box.ptr, shape=(8,)))  # the load
+
+    with pytest.raises(kernbench.KernelError, match=r"PE \(0, 0\) at test_api_hostile.py:\d+: load: "
+                                                    r"device array 'theirs' .*belongs to another Context"):
+        ctx.launch(k, (1, 1), types.SimpleNamespace(ptr=theirs), out)
+    ctx.free(freed := ctx.empty((8,), "f32", name="gone"))
+    with pytest.raises(kernbench.KernelError, match=r"load: device array 'gone' \(at 0x[0-9a-f]+\) was freed"):
+        ctx.launch(k, (1, 1), types.SimpleNamespace(ptr=freed), out)
+
+
+def test_a_pointer_into_a_freed_array_names_it(ctx):
+    ctx.replicate(np.ones(8, np.float32), name="x")
+    old = ctx.empty((8,), "f32", name="old")
+    ptr = old + 8
+    ctx.free(old)
+    with pytest.raises(kernbench.KernelError, match=r"8 bytes into 'old' \(32 bytes at 0x[0-9a-f]+\), "
+                                                    r"which was freed"):
+        ctx.launch(lambda p, *, tl: tl.load(p, shape=(2,)), (1, 1), ptr)
+
+
+def test_a_copy_past_an_eighth_of_host_memory_is_refused_where_it_would_be_made(ctx, monkeypatch):
+    # (a raw numpy MemoryError once, from building the whole copy for a store of 8 elements)
+    from kernbench.runtime import memory
+
+    monkeypatch.setattr(memory, "value_budget", lambda: 1 << 20)
+    big = ctx.empty((1 << 19,), "f32", name="big")  # 2 MiB a PE: past the (patched) 1 MiB
+    x = ctx.replicate(np.ones(8, np.float32), name="x")
+
+    def k(p, q, *, tl):
+        tl.store(q, tl.load(p, shape=(8,)))  # the store
+
+    with pytest.raises(kernbench.KernelError, match=r"PE \(0, 0\) at test_api_hostile.py:\d+: 'big' takes "
+                                                    r"2.0 MiB per PE: .* at most an eighth of this host's "
+                                                    r"memory \(1.0 MiB\); launch with mode='timing'") as e:
+        ctx.launch(k, (1, 1), x, big)
+    assert e.value.pe == (0, 0) and e.value.where.endswith(f"test_api_hostile.py:{k.__code__.co_firstlineno + 1}")
+    with pytest.raises(PlacementError, match="'big' takes 2.0 MiB per PE"):
+        ctx.read(big, (0, 0))
+    assert ctx.read_all(ctx.empty((4,), "f32")).shape == (1, 2, 4)  # (no whole copy made to fill)
+    assert ctx.launch(k, (1, 1), x, big, mode="timing").cycles > 0
+
+
+def test_a_launch_that_raises_in_replay_leaves_device_memory_as_it_was(ctx):
+    # (the stores replayed before the error stayed: half a launch's output, read back silently)
+    x = ctx.replicate(np.arange(8, dtype=np.int32), dtype="int32", name="x")
+    z = ctx.replicate(np.array([1, 1, 1, 1, 1, 1, 1, 0], np.int32), dtype="int32", name="z")
+    placed = ctx.replicate(np.full(8, -7, np.int32), dtype="int32", name="placed")  # shared, read-only
+    written = ctx.empty((8,), "int32", name="written")
+    fresh = ctx.empty((8,), "int32", name="fresh")
+    part = ctx.empty((8,), "int32", name="part")
+
+    def fill(o, w, *, tl):  # writes all of `w` and the first half of `o` on every PE
+        tl.store(w, tl.full((8,), 5, "int32"))
+        tl.store(o, tl.full((4,), 3, "int32"))
+
+    ctx.launch(fill, (2, 1), part, written)
+
+    def k(x_ptr, z_ptr, a, b, c, d, *, tl):
+        v = tl.load(x_ptr, shape=(8,))
+        for o in (a, b, c, d):
+            tl.store(o, v + 100)
+        tl.store(a, v // tl.load(z_ptr, shape=(8,)))  # divides by zero: found in replay
+
+    arrays = (placed, written, fresh, part)
+    before = [ctx.read_all(a) for a in arrays]
+    state = [({g: d is None or d.flags.writeable for g, d in a._data.items()},
+              {g: None if w is None else w.copy() for g, w in a._written.items()}, set(a._stored))
+             for a in arrays]
+    with pytest.raises(kernbench.KernelError, match="division or remainder by zero"):
+        ctx.launch(k, (2, 1), x, z, *arrays)
+    for a, b, (data, wr, stored) in zip(arrays, before, state):
+        np.testing.assert_array_equal(ctx.read_all(a), b)
+        assert {g: d.flags.writeable for g, d in a._data.items()} == data, a.name
+        assert set(a._written) == set(wr) and set(a._stored) == stored, a.name
+        for g, w in wr.items():
+            assert (a._written[g] is None) if w is None else np.array_equal(a._written[g], w)
+    # the memory is usable: the same launch without the division writes every array
+    ctx.launch(fill, (2, 1), fresh, placed)
+    np.testing.assert_array_equal(ctx.read(placed, (1, 0)), np.full(8, 5))
+
+
+def test_a_path_is_a_hardware_file_whatever_its_name(tmp_path, monkeypatch):
+    # (Path("default") loaded the preset 'default', not the file ./default)
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    Path("default").write_text("n_cubes = 1\npes_per_cube = 2\n")
+    assert kernbench.Context(Path("default")).hw.n_cubes == 1
+    assert kernbench.Context("default").hw.n_cubes != 1  # (a str without a slash: the preset)
+    with pytest.raises(HardwareConfigError, match="hardware file 'mesh8' does not exist"):
+        kernbench.Context(Path("mesh8"))
+
+
+def test_hardware_config_errors_are_kernbench_errors():
+    from kernbench.common.errors import KernbenchError
+
+    with pytest.raises(KernbenchError) as e:
+        kernbench.Context("default", overrides={"n_cubes": 0})
+    assert isinstance(e.value, ValueError) and e.value.pe is None and e.value.where is None
+
+
+def test_a_kernel_exception_whose_str_raises_is_still_named(ctx):
+    class BadConfig(Exception):
+        def __str__(self):
+            return f"{self.args[0] / self.args[1]}"
+
+    def k(*, tl):
+        raise BadConfig(64, 0)
+
+    with pytest.raises(kernbench.KernelError, match=r"kernel k raised BadConfig on PE \(0, 0\) .*"
+                                                    r"<unprintable BadConfig: its __str__ raised "
+                                                    r"ZeroDivisionError; args \(64, 0\)>") as e:
+        ctx.launch(k, (1, 1))
+    assert e.value.pe == (0, 0)

@@ -634,3 +634,13 @@ def test_a_report_width_that_is_not_columns_is_refused(width):
 
     with pytest.raises(ValueError, match="width must be an int of at least 20 columns"):
         emit("text", file=io.StringIO(), width=width)
+
+
+def test_a_kernel_file_without_the_py_suffix_is_read_as_python(capsys, tmp_path, monkeypatch):
+    # (an AttributeError on a spec of None once: "'NoneType' object has no attribute 'loader'")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "kern.txt").write_text("def k(*, tl):\n    tl.full((8,), 1.0, dtype='f32')\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "run", "./kern.txt:k", "--grid", "1,1")
+    assert code == 0, err
+    assert "k on default: grid 1 PE x 1 cube" in out

@@ -320,3 +320,25 @@ def test_shard_refuses_a_bool_axis(ctx):
     # (a review's case: axis=True was axis 1; bools are refused everywhere else an int is asked)
     with pytest.raises(PlacementError, match="axis True is out of range"):
         ctx.shard(np.zeros((8, 2), np.float32), axis=True)
+
+
+def test_gather_of_a_put_array_reads_the_pe_asked_for(ctx):
+    # (pe= and cube= were ignored: the put PE's copy came back, and pe=99 was not checked)
+    big = kernbench.Context("default", overrides={"n_cubes": 2, "pes_per_cube": 2})
+    p = big.put(np.array([5.0, 6.0]), (1, 1))
+    np.testing.assert_array_equal(big.gather(p), [5.0, 6.0])
+    np.testing.assert_array_equal(big.gather(p, pe=0, cube=0), big.read(p, (0, 0)))
+    np.testing.assert_array_equal(big.gather(p, pe=1), big.read(p, (1, 1)))  # (its cube: the put one's)
+    with pytest.raises(PlacementError, match=r"PE \(99, 1\) does not exist"):
+        big.gather(p, pe=99)
+
+
+def test_placed_data_past_a_float_dtype_converts_as_a_cast_without_numpy_warnings(ctx):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (numpy's "overflow encountered in cast" from inside kernbench)
+        a = ctx.replicate(np.array([1e300, -1e300, 1.0]))
+        h = ctx.replicate(np.array([1e5, 2.0]), dtype="f16")
+    np.testing.assert_array_equal(ctx.read(a, (0, 0)), [np.inf, -np.inf, 1.0])
+    np.testing.assert_array_equal(ctx.read(h, (0, 0)), [np.inf, 2.0])

@@ -986,3 +986,53 @@ def test_a_target_dask_cannot_pickle_is_named_with_the_way_out():
                                         r"workers \(TypeError: cannot pickle '_thread.lock' object\); pass "
                                         r"workers=1"):
         _run_dask(None, make_target(locked, None, None, None, False), {}, [], None)
+
+
+# -- a review's cases (2026-12-05): workers, cache and arguments Dask cannot take ----------------
+def _vadd(x_ptr, o_ptr, n, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") + 1.0)
+
+
+def _vadd_setup(ctx, n):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+
+
+@pytest.mark.parametrize("kw, err, says", [
+    ({"workers": "two"}, ValueError, "workers must be a positive int"),
+    ({"workers": -3}, ValueError, "workers must be a positive int"),
+    ({"workers": 1.9}, ValueError, "workers must be a positive int"),
+    ({"workers": True}, ValueError, "workers must be a positive int"),
+    ({"cache": 5}, TypeError, "cache must be True, False or a folder"),
+    ({"cache": b"/tmp/x"}, TypeError, "cache must be True, False or a folder"),
+])
+def test_workers_and_cache_are_checked_before_anything_runs(kw, err, says):
+    with pytest.raises(err, match=says):
+        kernbench.sweep(_vadd, (2, 1), setup=_vadd_setup, hw={"n_cubes": 1, "pes_per_cube": 2},
+                        args={"n": [8, 16]}, **{"workers": 1, "cache": False, **kw})
+
+
+def test_a_cache_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "not_a_folder"
+    f.write_text("x")
+    with pytest.raises(ValueError, match="cache must be a folder, and .* is a file"):
+        kernbench.sweep(_vadd, (2, 1), setup=_vadd_setup, hw={"n_cubes": 1, "pes_per_cube": 2},
+                        args={"n": [8]}, workers=1, cache=str(f))
+    import numpy as np  # (numpy ints are ints for workers=)
+
+    res = kernbench.sweep(_vadd, (2, 1), setup=_vadd_setup, hw={"n_cubes": 1, "pes_per_cube": 2},
+                          args={"n": [8]}, workers=np.int64(1), cache=False)
+    assert res.rows[0]["cycles"] > 0
+
+
+def test_an_argument_dask_cannot_pickle_is_named_with_the_way_out():
+    # (Dask's own error named its task graph, "Could not serialize object of type LLGExpr")
+    import threading
+
+    from kernbench.sweeps.grid import points_of
+    from kernbench.sweeps.run import _check_args_ship
+
+    pts = points_of(None, {"n": [8, 16], "lock": [threading.Lock()]}, None)
+    with pytest.raises(TypeError, match=r"argument 'lock' = <unlocked _thread.lock object .*> cannot be "
+                                        r"pickled for the workers .*pass workers=1"):
+        _check_args_ship(pts)
+    _check_args_ship(points_of(None, {"n": [8, 16]}, None))  # (picklable: nothing raised)

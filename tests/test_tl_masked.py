@@ -459,3 +459,80 @@ def test_known_values_computed_when_read_equal_those_computed_when_made_generate
     finally:
         mp.undo()
     assert checked  # (the last mask, at least, was computed when read)
+
+
+# -- a review's cases (2026-12-05): a halo before the allocation, overlapping masked stores ------
+@pytest.mark.parametrize("known", [True, False])
+@pytest.mark.parametrize("mode", ["functional", "timing"])
+def test_a_halo_before_the_allocation_is_masked_off(known, mode):
+    # Triton's stencil idiom o[i] = x[i - 1]: the tile starts one element before x, its first
+    # element masked off (refused once, naming another allocation's end). The allocation before
+    # x is as long as the guard gap, so x - 4 is as near x as the gap after it allows.
+    ctx = kernbench.Context("default", overrides=HW)
+    ctx.replicate(np.zeros(1024, np.float32), name="first")  # 4,096 bytes: x starts a gap after it
+    x = ctx.replicate(np.arange(100, 110, dtype=np.float32), name="x")
+    o = ctx.empty((10,), "f32", name="o")
+    keep = ctx.replicate(np.array([0] + [1] * 9, np.float32))  # the same mask, as data
+
+    def kernel(x_ptr, o_ptr, k_ptr, *, tl):
+        offs = tl.arange(0, 10)
+        m = offs >= 1 if known else tl.load(k_ptr, shape=(10,)) > 0.0
+        v = tl.load(x_ptr - 4, shape=(10,), mask=m, other=0.0)
+        tl.store(o_ptr - 4, v + 1.0, mask=(offs >= 1) & (offs < 11))  # a halo store too
+
+    ctx.launch(kernel, (1, 1), x, o, keep, mode=mode)
+    if mode == "functional":
+        np.testing.assert_array_equal(ctx.read(o, (0, 0))[:9], np.arange(101, 110, dtype=np.float32))
+
+    def unmasked(x_ptr, *, tl):
+        tl.load(x_ptr - 4, shape=(10,), mask=tl.arange(0, 10) >= 0)  # the halo element too
+
+    with pytest.raises(KernelError, match=r"reaches element -1 of allocation 'x'"):
+        ctx.launch(unmasked, (1, 1), x, mode=mode)
+
+
+def test_a_masked_access_between_two_allocations_takes_the_nearer():
+    # (past the end of the one before, or before the one after: whose dtype the access reads)
+    ctx = kernbench.Context("default", overrides=HW)
+    a = ctx.replicate(np.arange(1024, dtype=np.float32), name="a")  # 4,096 bytes: b is a gap after it
+    b = ctx.replicate(np.arange(8, dtype=np.int32), dtype="int32", name="b")
+    seen = {}
+
+    def kernel(a_ptr, b_ptr, *, tl):
+        offs = tl.arange(0, 4)
+        seen["tail"] = tl.load(a_ptr + 4096, shape=(4,), mask=offs < 0)  # all past a's end: a's
+        seen["halo"] = tl.load(b_ptr - 8, shape=(4,), mask=offs >= 2)  # two before b: b's
+
+    ctx.launch(kernel, (1, 1), a, b)
+    assert seen["tail"].dtype == "f32" and seen["halo"].dtype == "int32"
+    np.testing.assert_array_equal(seen["halo"].data, [0, 0, 0, 1])
+
+
+@pytest.mark.parametrize("known", [True, False])
+def test_a_masked_store_whose_rows_overlap_where_unmasked_is_refused(known):
+    # Triton's forgotten `cols < N`: a 4-column tile stored with stride 3 writes element 3 twice
+    # (the later row won, silently)
+    ctx = kernbench.Context("default", overrides=HW)
+    d = ctx.empty((7,), "f32", name="d")  # (the last row reaches element 6)
+    rows_ok = ctx.replicate(np.ones(2, np.float32))
+    lines = []
+
+    def kernel(d_ptr, r_ptr, *, tl):
+        rows = tl.arange(0, 2)[:, None] if known else tl.load(r_ptr, shape=(2,))[:, None]
+        m = tl.broadcast_to((rows < 2) if known else (rows > 0.0), (2, 4))
+        lines.append(sys._getframe().f_lineno + 1)
+        tl.store(d_ptr, tl.full((2, 4), 1.0, "f32"), stride=3, mask=m)
+
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(kernel, (1, 1), d, rows_ok)
+    msg = str(ei.value)
+    assert f"PE (0, 0) at {FILE}:{lines[-1]}" in msg, msg
+    assert ("masked store of (2,4) f32 writes element 3 of allocation 'd' twice where the mask is "
+            "true: its rows (4 columns, 3 elements apart) overlap") in msg
+
+    def fixed(d_ptr, *, tl):  # the columns past each row masked off: accepted
+        m = (tl.arange(0, 2)[:, None] < 2) & (tl.arange(0, 4)[None, :] < 3)
+        tl.store(d_ptr, tl.full((2, 4), 1.0, "f32"), stride=3, mask=m)
+
+    ctx.launch(fixed, (1, 1), d)
+    np.testing.assert_array_equal(ctx.read(d, (0, 0))[:6], np.ones(6))

@@ -321,3 +321,14 @@ def test_strided_load_and_store_of_a_column_block():
     out = ctx.read(o, (0, 0))
     np.testing.assert_array_equal(out[:, 8:12], m[:, 4:8] + 1000)
     assert np.isnan(out[:, :8]).all()  # never written: NaN
+
+
+@pytest.mark.parametrize("dtype", ["f16", "bf16", "f32"])
+def test_a_sum_of_negative_zeros_is_negative_zero(dtype):
+    # IEEE addition keeps -0 only when every addend is -0 (numpy's sum starts from +0: a review)
+    x = np.array([[-0.0, -0.0], [-0.0, 0.0], [1.0, -1.0]], np.float32)
+    for axis, want in ((-1, [[-0.0], [0.0], [0.0]]), (None, [[0.0]])):
+        got, _ = run(lambda tl, t, axis=axis: tl.sum(t, axis=axis), x, dtype=dtype)
+        np.testing.assert_array_equal(np.signbit(got.astype(F32)), np.signbit(np.array(want, F32)))
+    one, _ = run(lambda tl, t: tl.sum(t, axis=0), np.array([-0.0, 2.0], np.float32)[None, :], dtype=dtype)
+    assert np.signbit(one.astype(F32)).tolist() == [[True, False]]  # (a size-1 axis: a no-op)

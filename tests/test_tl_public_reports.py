@@ -233,6 +233,8 @@ def test_triton_keywords_compute_what_triton_does():
         (lambda tl, p, t: tl.sum(t, 1, dtype=tl.float16),
          F.astype(np.float16).astype(np.float32).sum(1, keepdims=True).astype(np.float16)),
         (lambda tl, p, t: tl.max(t, 1, return_indices=False), F.max(1, keepdims=True)),
+        (lambda tl, p, t: tl.max(t, 1, propagate_nan=tl.PropagateNan.ALL), F.max(1, keepdims=True)),
+        (lambda tl, p, t: tl.min(t, 0, propagate_nan=True), F.min(0, keepdims=True)),
         (lambda tl, p, t: tl.softmax(t, dim=1, ieee_rounding=True), _softmax(F, 1)),
     ]
     for body, want in same:
@@ -256,6 +258,11 @@ def test_triton_keywords_compute_what_triton_does():
     (lambda tl, p, t: tl.maximum(t, 1.0, propagate_nan=tl.PropagateNan.NONE), "always propagates NaN"),
     (lambda tl, p, t: tl.minimum(t, 1.0, propagate_nan="all"), "propagate_nan must be tl.PropagateNan.ALL"),
     (lambda tl, p, t: tl.max(t, 1, return_indices=True), "kernbench has no argmax"),
+    (lambda tl, p, t: tl.max(t, 1, propagate_nan=tl.PropagateNan.NONE), "kernbench's max always propagates NaN"),
+    (lambda tl, p, t: tl.min(t, 1, propagate_nan="x"), "min: propagate_nan must be tl.PropagateNan.ALL"),
+    (lambda tl, p, t: tl.full((2,), 3e9, "int32"), "the Python float 3000000000.0 does not fit an int32"),
+    (lambda tl, p, t: t.to(tl.int1), "Instead: a mask: what a comparison returns (x != 0 for x.to(tl.int1))"),
+    (lambda tl, p, t: tl.cast(t, "bool"), "(a mask is what a comparison returns: x != 0, not a cast or a fill)"),
     (lambda tl, p, t: tl.min(t, 1, return_indices=True), "kernbench has no argmin"),
     (lambda tl, p, t: tl.softmax(t, dim=None), "dim=None is Triton's axis 0"),
     (lambda tl, p, t: tl.softmax(t, 0, dim=1), "the axis given twice"),

@@ -112,3 +112,13 @@ def test_timing_mode_reads_nothing_and_reports_nothing():
 def test_unwritten_must_be_nan_or_zero():
     with pytest.raises(ValueError, match="unwritten must be one of"):
         kernbench.Context("default", overrides=HW, unwritten="garbage")
+
+
+def test_an_array_inside_a_container_gets_the_timing_warning_too():
+    # (the kernel receives it as itself: only the arrays passed were marked)
+    ctx = kernbench.Context("default", overrides=HW)
+    o = ctx.empty((8,), "f32", name="o")
+    ctx.launch(lambda ptrs, *, tl: tl.store(ptrs["o"], tl.zeros((8,), "f32")), (1, 1), {"o": o},
+               mode="timing")
+    with pytest.warns(UserWarning, match="'o' was passed to a timing-mode launch"):
+        ctx.read(o, (0, 0))

@@ -17,6 +17,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..common.errors import KernbenchError
+
 __all__ = [
     "GemmConfig",
     "VectorOpCycles",
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 
-class HardwareConfigError(ValueError):
+class HardwareConfigError(KernbenchError, ValueError):
     """A hardware config key is unknown, has the wrong type, or a value outside its bounds
     (KEY_BOUNDS; docs/hardware-model.md, "Key bounds"); a hardware file cannot be read."""
 
@@ -560,7 +562,8 @@ def _read_toml_source(hw: "str | Path") -> tuple[str, str]:
         raise HardwareConfigError(f"hw must be a preset's name, a TOML file's path, a dict or a "
                                   f"HardwareConfig, got {type(hw).__name__}")
     s = str(hw)
-    if s.endswith(".toml") or "/" in s or "\\" in s:
+    # (a Path is a file, whatever its name: Path("default") is ./default, not the preset)
+    if isinstance(hw, Path) or s.endswith(".toml") or "/" in s or "\\" in s:
         path = Path(s)
         try:
             exists, is_file = path.exists(), path.is_file()

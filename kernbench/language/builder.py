@@ -85,14 +85,17 @@ def host_memory() -> int:
         return 16 << 30
 
 
+def bytes_text(x: int) -> str:
+    """``x`` bytes (1 MiB or more) as GiB or MiB, for messages about host memory."""
+    return f"{x / 2 ** 30:,.1f} GiB" if x >= 1 << 30 else f"{x / 2 ** 20:,.1f} MiB"
+
+
 def past_memory(b, n_commands: int, n_tensors: int, what: str = "") -> str:
     """Why program ``b`` is refused at ``n_commands`` commands in its launch and ``n_tensors``
     tensors of its own (``what``: how it got there)."""
-    def size(x):
-        return f"{x / 2 ** 30:,.1f} GiB" if x >= 1 << 30 else f"{x / 2 ** 20:,.1f} MiB"
     return (f"{what}this launch would hold {n_commands:,} commands and this PE {n_tensors:,} "
-            f"tensors: their tables take at least {size(table_bytes(n_commands, n_tensors))}, "
-            f"more than this host's {size(b.max_table_bytes)} of memory (docs/reliability.md)")
+            f"tensors: their tables take at least {bytes_text(table_bytes(n_commands, n_tensors))}, "
+            f"more than this host's {bytes_text(b.max_table_bytes)} of memory (docs/reliability.md)")
 
 
 def value_budget() -> int:

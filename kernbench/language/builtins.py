@@ -142,7 +142,8 @@ def _imm(tr, x, kind: str, ct: str):
     if ct == "int32" or ct == "bool":
         v = int(x)
         if not _I32_MIN <= v <= _I32_MAX:
-            fail(tr, f"the Python int {v} does not fit an int32 operand (-2**31 .. 2**31 - 1)")
+            shown = f"float {float(x)!r}" if isinstance(x, (float, np.floating)) else f"int {v}"
+            fail(tr, f"the Python {shown} does not fit an int32 operand (-2**31 .. 2**31 - 1)")
         return np.int64(v)
     try:
         f = float(x)  # (not v: Cython would type v a C double for the int path too)
@@ -1069,11 +1070,14 @@ class TL:
                                  f"arg{name} (the index of the {name}imum); leave it out")
 
     def max(self, x, axis=None, keep_dims=True, *, return_indices=False,
-            return_indices_tie_break_left=True) -> TensorHandle:
+            return_indices_tie_break_left=True, propagate_nan=None) -> TensorHandle:
         """Maximum along ``axis`` (None: all elements), keeping the reduced axis with size 1 so
         the result broadcasts against ``x``. One REDUCE command. NaN propagates. ``keep_dims``
         (Triton's keyword): True only (KernelError otherwise: the axis is always kept).
-        ``return_indices`` (Triton's): False only (there is no argmax)."""
+        ``return_indices`` (Triton's): False only (there is no argmax). ``propagate_nan``
+        (Triton's): ``tl.PropagateNan.ALL`` or left out, as for :meth:`maximum`."""
+        if propagate_nan is not None:
+            _propagate_nan(_builder(self), "max", propagate_nan)
         if keep_dims is not True:
             self._refuse_keep_dims("max", keep_dims)
         if return_indices is not False:
@@ -1081,9 +1085,11 @@ class TL:
         return self._reduce("max", x, axis)
 
     def min(self, x, axis=None, keep_dims=True, *, return_indices=False,
-            return_indices_tie_break_left=True) -> TensorHandle:
+            return_indices_tie_break_left=True, propagate_nan=None) -> TensorHandle:
         """Minimum along ``axis``, reduced axis kept with size 1 (``keep_dims``,
-        ``return_indices``: as :meth:`max`)."""
+        ``return_indices``, ``propagate_nan``: as :meth:`max`)."""
+        if propagate_nan is not None:
+            _propagate_nan(_builder(self), "min", propagate_nan)
         if keep_dims is not True:
             self._refuse_keep_dims("min", keep_dims)
         if return_indices is not False:

@@ -274,6 +274,10 @@ def reduce_value(name: str, x: np.ndarray, axis, out: str) -> np.ndarray:
         has = np.any((w == 0) & (~sign if name == "max" else sign), axis=axis, keepdims=True)
         zero = np.asarray(0.0 if name == "max" else -0.0, r.dtype)
         r = np.where(r == 0, np.where(has, zero, -zero), r)
+    elif name == "sum" and r.dtype.kind == "f" and np.any(r == 0):
+        # IEEE addition: a sum is -0 only when every addend is -0 (numpy's starts from +0)
+        neg = np.all((w == 0) & np.signbit(w), axis=axis, keepdims=True)
+        r = np.where(neg & (r == 0), np.asarray(-0.0, r.dtype), r)
     return np.ascontiguousarray(_round(r, out))
 
 

@@ -25,6 +25,8 @@ TL_INSTEAD = {
     "ravel": "tl.reshape(x, (n,))",
     "expand_dims": "x[:, None] or x[None, :]",
     "pow": "x ** n for a Python int n, else tl.exp(p * tl.log(x))",
+    **{name: "a mask: what a comparison returns (x != 0 for x.to(tl.int1)); int32 otherwise"
+       for name in ("int1", "int8", "int16", "int64", "uint8", "uint16", "uint32", "uint64")},
     **{f"atomic_{op}": "nothing: PEs do not share memory; combine over links (tl.send / tl.recv)"
        for op in ("add", "sub", "max", "min", "and", "or", "xor", "xchg", "cas")},
 }

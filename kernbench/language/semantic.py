@@ -548,7 +548,9 @@ def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:
         return "bool"
     name = dtype_name(d)
     if name is None or (name == "bool" and not allow_bool):
-        fail(tr, f"unknown {what} {d!r}: expected one of {', '.join(STORAGE_DTYPES)}")
+        mask = (" (a mask is what a comparison returns: x != 0, not a cast or a fill)"
+                if name == "bool" or d is bool or (type(d) is str and d.lower() in ("bool", "int1")) else "")
+        fail(tr, f"unknown {what} {d!r}: expected one of {', '.join(STORAGE_DTYPES)}{mask}")
     return name
 
 
@@ -747,7 +749,8 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
     """Check a load/store at ``ptr`` -> (allocation, element offset, dtype, row stride or None).
 
     The access must start inside an allocation, on an element boundary, and end inside it. A
-    masked access may reach past the end (and start in the guard gap after its allocation):
+    masked access may reach past the end (and start in the guard gap after its allocation, or
+    up to 4 KiB before it: DeviceMemory.find_near):
     :func:`check_masked` bounds its unmasked elements when the mask is known at trace, replay
     otherwise."""
     if isinstance(ptr, TensorHandle):
@@ -766,6 +769,11 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
             r = repr(ptr)
             fail(tr, f"{verb}: pointer must be an int byte address (a device array or ptr + "
                      f"offset), got {type(ptr).__name__} {r if len(r) <= 80 else r[:77] + '...'}")
+        # (a device array reaches a kernel as itself only inside a container or an object:
+        # the launch checks, and turns into addresses, only the arrays it is passed)
+        why = tr.memory.not_here(ptr)
+        if why is not None:
+            fail(tr, f"{verb}: {why}")
         ptr = addr
     ptr = int(ptr)
     alloc = tr.memory.find_near(ptr) if masked else tr.memory.find(ptr)
@@ -820,9 +828,11 @@ def element_indices(e0: int, shape: tuple, stride) -> np.ndarray:
             + np.arange(shape[1], dtype=np.int64)[None, :])
 
 
-def masked_access(alloc, e0: int, shape: tuple, stride, mask: np.ndarray) -> tuple:
+def masked_access(alloc, e0: int, shape: tuple, stride, mask: np.ndarray, store: bool = False) -> tuple:
     """(indices of the unmasked elements, the mask broadcast to ``shape``, None) of a masked
-    access, or (..., the message) when an unmasked element lies outside ``alloc``. The one
+    access, or (..., the message) when an unmasked element lies outside ``alloc``, or (a
+    ``store``) two unmasked elements of a tile wider than its stride are one element: which
+    would win is the order of a tile's elements, not something a kernel should rest on. The one
     rule for both the trace-time check (known masks) and replay (the others)."""
     m = np.broadcast_to(mask if mask.dtype == np.bool_ else mask != 0, shape)
     idx = element_indices(e0, shape, stride)[m]
@@ -832,13 +842,19 @@ def masked_access(alloc, e0: int, shape: tuple, stride, mask: np.ndarray) -> tup
         msg = (f"reaches element {int(idx[bad][0])} of allocation {alloc.name!r} ({alloc.numel} "
                f"elements) where the mask is true: only masked-off elements may lie outside the "
                f"allocation")
+    elif store and stride is not None and stride < shape[1] and idx.size:
+        u, counts = np.unique(idx, return_counts=True)
+        if u.size != idx.size:
+            msg = (f"writes element {int(u[counts > 1][0])} of allocation {alloc.name!r} twice where "
+                   f"the mask is true: its rows ({shape[1]} columns, {stride} elements apart) overlap; "
+                   f"mask off the columns past each row (e.g. cols < {stride})")
     return idx, m, msg
 
 
 def check_masked(tr, alloc, e0: int, shape: tuple, stride, mask: np.ndarray, verb: str) -> None:
     """Every element of a masked access where the (known) ``mask`` is true lies inside
     ``alloc``, or a KernelError naming the first that does not."""
-    msg = masked_access(alloc, e0, shape, stride, mask)[2]
+    msg = masked_access(alloc, e0, shape, stride, mask, verb.startswith("store"))[2]
     if msg is not None:
         fail(tr, f"masked {verb} of {_fmt(shape)} {alloc.dtype} {msg}")
 

@@ -148,10 +148,27 @@ def user_frame(exc: BaseException, own_file: str | None = None) -> tuple | None:
     return frames[0][:2] if frames else None
 
 
+def _exc_text(e: BaseException) -> str:
+    """``str(e)``, or what it is when its ``__str__`` itself raises (a user's exception class)."""
+    try:
+        return str(e)
+    except Exception as inner:
+        return (f"<unprintable {type(e).__name__}: its __str__ raised {type(inner).__name__}; "
+                f"args {_short_repr(e.args)}>")
+
+
+def _short_repr(x) -> str:
+    try:
+        r = repr(x)
+    except Exception:
+        return "(unprintable)"
+    return r if len(r) <= 200 else r[:197] + "..."
+
+
 def _none_data_hint(e: BaseException, file: str, line: int) -> str:
     """The hint for a kernel that used a handle's ``data`` while tracing (None then: a
     TypeError on None at a line reading ``.data``), else ""."""
-    if not isinstance(e, TypeError) or "NoneType" not in str(e):
+    if not isinstance(e, TypeError) or "NoneType" not in _exc_text(e):
         return ""
     if ".data" not in linecache.getline(file, line):
         return ""
@@ -174,7 +191,7 @@ class SfrText(str):
 
 def _stop_hint(e: BaseException) -> str:
     """What a bare StopIteration (a next() past an iterator's end) means in a kernel, else ""."""
-    if type(e) is not StopIteration or str(e):
+    if type(e) is not StopIteration or _exc_text(e):
         return ""
     return ("StopIteration: a next() past the end of an iterator (for a tl.range advanced by "
             "next(): with replay on, the iterations it replays go by at once; drive a tl.range "
@@ -400,7 +417,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             raise KernelError(
                 f"kernel {name} raised {type(e).__name__} on {pe_label((p, c))} "
                 f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}{calls}: "
-                f"{e}{why}",
+                f"{_exc_text(e)}{why}",
                 pe=(p, c), where=f"{file}:{line}",
             ) from e
         if b.left_range is not None:
@@ -590,18 +607,17 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     _check_kernel(kernel, args, kwargs)
     grid = _check_grid(hw, grid)
-    for key, a in [*enumerate(args), *kwargs.items()]:
-        if not isinstance(a, DeviceArray):
-            continue
+    for key, path, a in _device_arrays(args, kwargs):
         if a._memory is not ctx.memory:
             # Its address means nothing here: the kernel would read whatever this Context holds
             # at it (another allocation, or nothing).
             raise ValueError(
-                f"launch argument {_arg_name(kernel, key)} (device array {a.name!r} at "
+                f"launch argument {_arg_name(kernel, key)}{path} (device array {a.name!r} at "
                 f"{a.addr:#x}) belongs to another Context: expected a device array of this "
                 f"Context (from its put, shard, replicate, empty or empty_like)")
         if a.freed:
-            raise PlacementError(f"launch argument {a.name!r} was freed")
+            raise PlacementError(f"launch argument {_arg_name(kernel, key)}{path} (device array "
+                                 f"{a.name!r}) was freed")
     # Kernels see pointers as plain ints: pointer arithmetic stays int arithmetic.
     k_args = tuple(a.addr if isinstance(a, DeviceArray) else a for a in args)
     k_kwargs = {k: (a.addr if isinstance(a, DeviceArray) else a) for k, a in kwargs.items()}
@@ -674,10 +690,32 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     # (it computed no values), not after a functional one (unwritten by design; its stores clear
     # the flag through pointers too). Arrays passed as arrays only: an int may be a size that
     # equals an address.
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, DeviceArray):
-            a.timed = mode == "timing"
+    for _, _, a in _device_arrays(args, kwargs):
+        a.timed = mode == "timing"
     return result
+
+
+#: how deep :func:`_device_arrays` looks into containers (a launch's arguments are flat or
+#: nearly: a tuple of pointers, a dict of arrays)
+_NESTING = 4
+
+
+def _device_arrays(args: tuple, kwargs: dict):
+    """(argument key, path inside it, array) of every DeviceArray among a launch's arguments:
+    themselves, or inside tuples, lists and dicts (their values) up to _NESTING deep; the
+    kernel receives an argument's address, a contained array as itself (semantic.region checks
+    it at its load or store too)."""
+    def walk(x, path, depth):
+        if isinstance(x, DeviceArray):
+            yield path, x
+        elif depth < _NESTING and isinstance(x, (tuple, list, dict)):
+            items = x.items() if isinstance(x, dict) else enumerate(x)
+            for k, v in items:
+                yield from walk(v, f"{path}[{k!r}]", depth + 1)
+
+    for key, a in [*enumerate(args), *kwargs.items()]:
+        for path, arr in walk(a, "", 0):
+            yield key, path, arr
 
 
 def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, detail="train",

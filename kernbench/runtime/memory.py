@@ -21,6 +21,8 @@ import numpy as np
 from ..common.errors import KernbenchError, pe_label, user_stacklevel
 from ..common.errors import is_whole as _whole
 from ..hw.config import HardwareConfig
+from ..language.builder import bytes_text as _bytes_text
+from ..language.builder import value_budget
 from ..language.numerics import cast_value
 from ..language.semantic import FLOAT_DTYPES, NP_DTYPES, STORAGE_DTYPES, dtype_name
 
@@ -174,6 +176,9 @@ class DeviceMemory:
         self.unwritten = unwritten
         self._arrays: list[DeviceArray] = []  #: live allocations by address
         self._bases: list[int] = []
+        #: freed allocations by address (never reused): errors name what a pointer pointed into
+        self._freed: list[DeviceArray] = []
+        self._freed_bases: list[int] = []
         self._top = BASE_ADDR
         self._count = 0  # allocations made, for default names
         self._last: DeviceArray | None = None  # lookups repeat the same allocation
@@ -208,6 +213,10 @@ class DeviceMemory:
         """Release ``arr``; later pointers into it are out of bounds. Its address is not reused."""
         i = self._index(arr)
         del self._arrays[i], self._bases[i]
+        # (addresses only grow: appending keeps the freed list sorted)
+        j = bisect.bisect_left(self._freed_bases, arr.addr)
+        self._freed.insert(j, arr)
+        self._freed_bases.insert(j, arr.addr)
         arr.freed = True
         arr._data.clear()
         arr._written.clear()
@@ -235,17 +244,45 @@ class DeviceMemory:
         return None
 
     def find_near(self, ptr: int) -> DeviceArray | None:
-        """The allocation whose range or guard gap holds ``ptr`` (a masked access may start
-        past the end of its allocation when every element there is masked off), or None."""
+        """The allocation of a masked access at ``ptr``, or None: the one whose range holds it,
+        else the one whose guard gap after it holds it (a tail block whose elements past the end
+        are masked off) or the one it lies at most ALIGN bytes before (a halo: ``x_ptr - 4``
+        with the first element masked off), the nearer of the two when both. Only the access's
+        unmasked elements must lie inside it (semantic.masked_access): a wrong pick cannot read
+        a neighbour, whose elements lie past the gap."""
         a = self.find(ptr)
-        if a is None:
-            i = bisect.bisect_right(self._bases, ptr) - 1
-            if i >= 0 and ptr < self._arrays[i].addr + self._arrays[i].nbytes + ALIGN:
-                a = self._arrays[i]
-        return a
+        if a is not None:
+            return a
+        i = bisect.bisect_right(self._bases, ptr) - 1
+        before = after = None
+        if i >= 0 and ptr < self._arrays[i].addr + self._arrays[i].nbytes + ALIGN:
+            before = self._arrays[i]
+        if i + 1 < len(self._arrays) and self._arrays[i + 1].addr - ptr <= ALIGN:
+            after = self._arrays[i + 1]
+        if before is not None and after is not None:
+            return before if ptr - (before.addr + before.nbytes) <= after.addr - ptr else after
+        return before if before is not None else after
+
+    def not_here(self, arr) -> str | None:
+        """Why device array ``arr`` (a kernel's pointer, passed as the array itself: inside a
+        tuple or an object) cannot be read here: another Context's, or freed; None when it can."""
+        if not isinstance(arr, DeviceArray):
+            return None
+        if arr._memory is not self:
+            return (f"device array {arr.name!r} (at {arr.addr:#x}) belongs to another Context: "
+                    f"its address means nothing in this one; expected a device array of this "
+                    f"Context (from its put, shard, replicate, empty or empty_like)")
+        if arr.freed:
+            return f"device array {arr.name!r} (at {arr.addr:#x}) was freed"
+        return None
 
     def describe_near(self, ptr: int) -> str:
         """Which allocation ``ptr`` is closest to, for error messages."""
+        j = bisect.bisect_right(self._freed_bases, ptr) - 1
+        if j >= 0 and ptr < self._freed[j].addr + self._freed[j].nbytes:
+            a = self._freed[j]
+            return (f"{ptr - a.addr} bytes into {a.name!r} ({a.nbytes} bytes at {a.addr:#x}), "
+                    f"which was freed")
         if not self._arrays:
             return "no device memory is allocated"
         i = bisect.bisect_right(self._bases, ptr) - 1
@@ -280,12 +317,23 @@ class DeviceMemory:
             return int(pe)
         raise PlacementError(f"PE must be (pe, cube) of ints or a global index < {hw.n_pes}, got {pe!r}")
 
-    def _fresh(self, arr: DeviceArray) -> np.ndarray:
-        """The flat contents of memory nothing has written (see ``unwritten``)."""
-        dt = NP_DTYPES[arr.dtype]
+    def _fill(self, arr: DeviceArray):
+        """What an element of ``arr`` nothing has written holds (see ``unwritten``)."""
         if self.unwritten == "zero":
-            return np.zeros(arr.numel, dt)
-        return np.full(arr.numel, INT32_POISON if dt.kind == "i" else np.nan, dt)
+            return 0
+        return INT32_POISON if NP_DTYPES[arr.dtype].kind == "i" else np.nan
+
+    def _fresh(self, arr: DeviceArray) -> np.ndarray:
+        """The flat contents of memory nothing has written (see ``unwritten``): one PE's copy
+        in host memory. Raises PlacementError for a copy past :func:`value_budget`."""
+        if arr.nbytes > value_budget():
+            raise PlacementError(
+                f"{arr.name!r} takes {_bytes_text(arr.nbytes)} per PE: its values (what a "
+                f"functional launch loads and stores, what a read returns) live in host memory, "
+                f"one copy per PE, and a copy may take at most an eighth of this host's memory "
+                f"({_bytes_text(value_budget())}); launch with mode='timing', which computes no "
+                f"values, or allocate less")
+        return np.full(arr.numel, self._fill(arr), NP_DTYPES[arr.dtype])
 
     def flat(self, arr: DeviceArray, g: int) -> np.ndarray:
         """PE ``g``'s contents, flat (read-only view; unwritten memory as ``unwritten`` says)."""
@@ -345,7 +393,7 @@ class DeviceMemory:
             _warn_timed(arr, self.unwritten)
         hw = self.hw
         out = np.empty((hw.n_cubes, hw.pes_per_cube) + arr.shape, NP_DTYPES[arr.dtype])
-        out.reshape(-1)[:] = self._fresh(arr)[0] if arr.numel else 0
+        out.reshape(-1)[:] = self._fill(arr)
         for g, d in arr._data.items():
             out[g // hw.pes_per_cube, g % hw.pes_per_cube] = d.reshape(arr.shape)
         return out
@@ -380,9 +428,13 @@ class DeviceMemory:
                                  f"(min {int(a.min())}, max {int(a.max())}): convert them on the host "
                                  f"as you mean them")
         try:
-            return a.astype(NP_DTYPES[name]), name
+            # as a kernel's cast (docs/language.md): past the dtype's range is inf (NaN in
+            # fp8e4m3), without numpy's warning from inside kernbench
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = a.astype(NP_DTYPES[name])
         except (TypeError, ValueError) as e:
             raise PlacementError(f"cannot store {a.dtype} data as {name}: {e}") from None
+        return out, name
 
     def _shard_targets(self, over: str, parts: int | None) -> list[list[int]]:
         """Global PEs holding each shard, by shard index."""
@@ -455,7 +507,8 @@ class DeviceMemory:
         """Put shards back together: over "pe" concatenates PEs 0..parts-1 of ``cube`` (default
         0), over "cube" PE ``pe`` (default 0) of cubes 0..parts-1, over "all" global PEs
         0..parts-1, along ``axis``. Defaults come from how the array was placed; a replicated
-        array or one put on a PE reads back that copy. Read with the defaults, an array of which
+        array reads back PE (0, 0)'s copy and one put on a PE that PE's (``pe=``, ``cube=``: the
+        copy of another PE, the other coordinate defaulting to the default copy's). Read with the defaults, an array of which
         the machine holds several copies (a replicated one, or shards over the PEs of every
         cube) warns (UserWarning) when the other copies differ from the one read: a launch
         over several cubes wrote them (``gather(cube=c)``, ``read_all`` read the others)."""
@@ -463,7 +516,8 @@ class DeviceMemory:
         p = arr.placement
         kind = p["kind"]
         chosen = pe is not None or cube is not None
-        pe, cube = (0 if pe is None else pe), (0 if cube is None else cube)
+        home = p["pe"] if kind == "pe" and over is None else (0, 0)  # (put: the copy it was put on)
+        pe, cube = (home[0] if pe is None else pe), (home[1] if cube is None else cube)
         if over is None:
             if kind == "shard":
                 over, axis = p["over"], p["axis"] if axis is None else axis
@@ -473,8 +527,8 @@ class DeviceMemory:
                 if not chosen:
                     self._copies_agree(arr, [[g] for g in range(self.hw.n_pes)], "the copy on PE (0, 0)")
                 return out
-            elif kind == "pe":
-                return self._read_warned(arr, self._g(p["pe"]))
+            elif kind == "pe":  # (pe=, cube=: another PE's copy, as for a replicated array)
+                return self._read_warned(arr, self._g((pe, cube)))
             else:
                 raise PlacementError(f"{arr.name!r} was allocated without a placement: say how to "
                                    f"gather it, e.g. gather(arr, over='pe', axis=0)")

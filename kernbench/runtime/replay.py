@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..common.errors import KernelError, pe_at
 from ..language.numerics import cast_value, convert, reduce_value, value_of, vec_value
 from ..language.semantic import NP_DTYPES, dtype_name, element_indices, fmt_shape, masked_access
+from .memory import PlacementError
 
 __all__ = ["replay", "value_of"]
 
@@ -54,7 +55,7 @@ def _arg(v: list, o):
 def _masked_indices(alloc, e0, shape, stride, mask, pe, file, line, verb):
     """(indices of the unmasked elements, the mask broadcast to ``shape``), or the KernelError of
     semantic.masked_access naming the PE and the line."""
-    idx, m, msg = masked_access(alloc, e0, shape, stride, mask)
+    idx, m, msg = masked_access(alloc, e0, shape, stride, mask, verb == "store")
     if msg is not None:
         raise KernelError(f"{pe_at(pe, file, line)}: masked {verb} of "
                           f"{fmt_shape(shape)} {alloc.dtype} {msg}", pe=pe, where=f"{file}:{line}")
@@ -111,8 +112,50 @@ def _mark_written(memory, alloc, g: int, e0: int, shape: tuple, stride, idx=None
         alloc._written[g] = None  # all written: loads need not look again
 
 
+_ABSENT = object()
+
+
+def _contents(memory, alloc, g: int, m, undo: dict | None = None):
+    """PE ``g``'s copy of ``alloc`` for the load or store of metadata ``m``; for a store
+    (``undo`` given) writable, its state before the launch's first store to it kept in
+    ``undo``. Memory's refusal (a copy too big for host memory) as a KernelError naming the PE
+    and the kernel line."""
+    try:
+        if undo is None:
+            return memory.flat(alloc, g)
+        if (id(alloc), g) not in undo:
+            d = alloc._data.get(g)
+            if d is not None and d.flags.writeable:  # (a read-only one is replaced, not written)
+                d = d.copy()
+            w = alloc._written.get(g, _ABSENT)
+            undo[id(alloc), g] = (alloc, g, d, w.copy() if isinstance(w, np.ndarray) else w,
+                                  g in alloc._stored, alloc.timed)
+        return memory.writable(alloc, g)
+    except PlacementError as e:
+        pe = memory.hw.pe_coords(g)
+        raise KernelError(f"{pe_at(pe, m[1], m[2])}: {e}", pe=pe, where=f"{m[1]}:{m[2]}") from None
+
+
+def _restore(undo: dict) -> None:
+    """Put back the copies a failed launch stored to, as they were before it."""
+    for alloc, g, d, w, stored, timed in undo.values():
+        if d is None:
+            alloc._data.pop(g, None)
+        else:
+            alloc._data[g] = d
+        if w is _ABSENT:
+            alloc._written.pop(g, None)
+        else:
+            alloc._written[g] = w
+        if not stored:
+            alloc._stored.discard(g)
+        alloc.timed = timed
+
+
 def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> list:
-    """Compute every command of ``program`` and write stores into ``memory``.
+    """Compute every command of ``program`` and write stores into ``memory``; a launch that
+    raises here (an int32 division by zero, a masked access out of bounds found in replay,
+    Ctrl-C) leaves device memory as it was before the launch (docs/reliability.md).
 
     ``metas[g]`` is PE g's command metadata (builder.meta, or None for a silent PE);
     ``handles[g]`` is (builder.handles, builder.views): ``handles[g][0][i]`` a weak reference to
@@ -125,6 +168,15 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
 
     ``shadow`` (kernbench.runtime.drift.Shadow, the launch's ``drift`` option) is told every
     command once its value is computed, before its operands may be dropped."""
+    undo: dict = {}
+    try:
+        return _replay(program, engine, metas, handles, memory, shadow, undo)
+    except BaseException:
+        _restore(undo)
+        raise
+
+
+def _replay(program, engine, metas: list, handles: list, memory, shadow, undo: dict) -> list:
     order = engine.completion_order
     unwritten: list = []
     if len(order) == 0:
@@ -163,7 +215,7 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
                                       pe=pe, where=f"{m[1]}:{m[2]}") from None
             elif kind == "load":
                 alloc, e0, shape, stride, dtype, mspec, other = m[3], m[4], m[5], m[6], m[7], m[8], m[9]
-                flat = memory.flat(alloc, g)
+                flat = _contents(memory, alloc, g, m)
                 if mspec is None:
                     v[dst] = np.array(_region(flat, e0, shape, stride))
                     bad = _first_unwritten(memory, alloc, g, e0, shape, stride)
@@ -192,12 +244,12 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
                 spec, alloc, e0, shape, stride, mspec = m[3], m[4], m[5], m[6], m[7], m[8]
                 x = _to(value_of(v, spec), NP_DTYPES[alloc.dtype])
                 if mspec is None:
-                    _region(memory.writable(alloc, g), e0, shape, stride)[...] = x.reshape(shape)
+                    _region(_contents(memory, alloc, g, m, undo), e0, shape, stride)[...] = x.reshape(shape)
                     _mark_written(memory, alloc, g, e0, shape, stride)
                 else:
                     ix, mk = _masked_indices(alloc, e0, shape, stride, value_of(v, mspec),
                                              hw.pe_coords(g), m[1], m[2], "store")
-                    memory.writable(alloc, g)[ix] = x.reshape(shape)[mk]
+                    _contents(memory, alloc, g, m, undo)[ix] = x.reshape(shape)[mk]
                     _mark_written(memory, alloc, g, e0, shape, stride, ix)
             elif kind == "send":
                 stash[idx] = value_of(v, m[3])

@@ -21,6 +21,7 @@ import inspect
 import io
 import logging
 import marshal
+import numbers
 import os
 import pickle
 import sys
@@ -273,6 +274,28 @@ class _ByValue:
         return cloudpickle.loads(self.data)
 
 
+def _check_args_ship(points: list) -> None:
+    """Raise TypeError naming the first argument value of ``points`` that cannot be pickled for
+    Dask's workers (each distinct value tried once), before any task is submitted: Dask's own
+    error names only its task graph."""
+    import cloudpickle
+
+    seen: set = set()
+    for p in points:
+        for k, v in p.args.items():
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            try:
+                cloudpickle.dumps(v)
+            except Exception as e:
+                r = repr(v)
+                raise TypeError(f"kernbench.sweep on Dask: argument {k!r} = "
+                                f"{r if len(r) <= 80 else r[:77] + '...'} cannot be pickled for the "
+                                f"workers ({type(e).__name__}: {e}); pass workers=1 to run the sweep "
+                                f"in this process (docs/sweeps.md, On Dask)") from e
+
+
 def _shipped(target: "_ByValue") -> "_ByValue":
     return target
 
@@ -483,6 +506,16 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     trace, and a target whose code reads data too deep to key is not cached (a warning)."""
     from .result import SweepResult
 
+    if workers is not None and (not isinstance(workers, numbers.Integral) or isinstance(workers, bool)
+                                or workers < 1):
+        raise ValueError(f"kernbench.sweep: workers must be a positive int (Dask worker processes on "
+                         f"this machine; 1: in this process) or None (one per core), got {workers!r}")
+    if not isinstance(cache, bool) and not isinstance(cache, (str, os.PathLike)):
+        raise TypeError(f"kernbench.sweep: cache must be True, False or a folder (a str or "
+                        f"os.PathLike), got {type(cache).__name__} {cache!r}")
+    if not isinstance(cache, bool) and os.path.exists(os.path.expanduser(cache)) \
+            and not os.path.isdir(os.path.expanduser(cache)):
+        raise ValueError(f"kernbench.sweep: cache must be a folder, and {os.fspath(cache)!r} is a file")
     t0, c0 = time.perf_counter(), time.process_time()
     tgt = make_target(target, grid, setup, sfr, ring)
     base = load_hw(hw)
@@ -591,6 +624,7 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
         raise TypeError(f"kernbench.sweep on Dask: the target cannot be pickled for the workers "
                         f"({type(e).__name__}: {e}); pass workers=1 to run the sweep in this "
                         f"process (docs/sweeps.md, On Dask)") from e
+    _check_args_ship([p for members in groups.values() for p in members])
     # A task, not scattered data: when a worker is lost the scheduler computes it again on
     # another, where scattered data would be gone and every point's task with it
     target_f = dc.submit(_shipped, shipped, pure=False, priority=20)
