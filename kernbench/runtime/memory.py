@@ -213,7 +213,7 @@ class DeviceMemory:
         """Release ``arr``; later pointers into it are out of bounds. Its address is not reused."""
         i = self._index(arr)
         del self._arrays[i], self._bases[i]
-        # (addresses only grow: appending keeps the freed list sorted)
+        # (freed in any order: kept sorted by address, for describe_near)
         j = bisect.bisect_left(self._freed_bases, arr.addr)
         self._freed.insert(j, arr)
         self._freed_bases.insert(j, arr.addr)
