@@ -705,17 +705,25 @@ def _device_arrays(args: tuple, kwargs: dict):
     themselves, or inside tuples, lists and dicts (their values) up to _NESTING deep; the
     kernel receives an argument's address, a contained array as itself (semantic.region checks
     it at its load or store too)."""
-    def walk(x, path, depth):
-        if isinstance(x, DeviceArray):
-            yield path, x
-        elif depth < _NESTING and isinstance(x, (tuple, list, dict)):
-            items = x.items() if isinstance(x, dict) else enumerate(x)
-            for k, v in items:
-                yield from walk(v, f"{path}[{k!r}]", depth + 1)
+    kinds = (DeviceArray, tuple, list, dict)
+
+    def walk(x, keys, depth):
+        values = x.values() if isinstance(x, dict) else x
+        # (the element types, gathered in C: a long list of numbers is passed over at once)
+        if not any(issubclass(t, kinds) for t in set(map(type, values))):
+            return
+        for k, v in (x.items() if isinstance(x, dict) else enumerate(x)):
+            if isinstance(v, DeviceArray):
+                yield keys + (k,), v
+            elif depth < _NESTING and isinstance(v, kinds):
+                yield from walk(v, keys + (k,), depth + 1)
 
     for key, a in [*enumerate(args), *kwargs.items()]:
-        for path, arr in walk(a, "", 0):
-            yield key, path, arr
+        if isinstance(a, DeviceArray):
+            yield key, "", a
+        elif isinstance(a, kinds):
+            for keys, arr in walk(a, (), 1):
+                yield key, "".join(f"[{k!r}]" for k in keys), arr
 
 
 def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, detail="train",
