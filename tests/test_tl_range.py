@@ -1364,3 +1364,44 @@ def test_a_window_of_three_the_last_iteration_does_not_shift_is_caught_by_verify
     assert off.program.commands.tobytes() != on.program.commands.tobytes()
     with pytest.raises(KernelError, match=r"tl.range replay \(verify mode\) changes the program"):
         _launch(keeps_first_and_a_window, args, "verify")
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "replace", "pickle"])
+def test_a_copied_handle_carried_across_replay_is_refused_not_read_as_another_tensor(how):
+    # (a review: the copy was not moved on with the iterations replay emits, so the traced
+    # iteration after them read iteration 2's tensor: 26,120 cycles against 26,334, silently)
+    import copy
+    import dataclasses
+    import pickle
+    import sys
+
+    make = {"copy": copy.copy, "deepcopy": copy.deepcopy, "replace": dataclasses.replace,
+            "pickle": lambda h: pickle.loads(pickle.dumps(h))}[how]
+    ctx = Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.replicate(np.zeros(8 * 16, np.float32))
+    o = ctx.empty((8 * 16,), "f32")
+    lines = []
+
+    def k(x_ptr, o_ptr, *, tl):
+        acc = tl.zeros((16,))
+        for i in tl.range(0, 8):
+            lines.append(sys._getframe().f_lineno + 1)
+            acc = make(acc + tl.load(x_ptr + 4 * 16 * i, shape=(16,)))
+            tl.store(o_ptr + 4 * 16 * i, acc)
+
+    full = ctx.launch(k, (1, 1), x, o, mode="timing", replay="off").cycles
+    assert ctx.launch(k, (1, 1), x, o).cycles == full  # functional mode traces every iteration
+    with pytest.raises(KernelError, match=rf"PE \(0, 0\) at test_tl_range.py:{lines[-1]}: add "
+                                                    r"operand names tensor #\d+, made in an iteration "
+                                                    r"of the tl.range loop at test_tl_range.py:\d+ "
+                                                    r"that proved the loop"):
+        ctx.launch(k, (1, 1), x, o, mode="timing")
+    # the handle itself (or a view of it) carried: replayed, exact
+    def plain(x_ptr, o_ptr, *, tl):
+        acc = tl.zeros((16,))
+        for i in tl.range(0, 8):
+            acc = tl.reshape(acc + tl.load(x_ptr + 4 * 16 * i, shape=(16,)), (16,))
+            tl.store(o_ptr + 4 * 16 * i, acc)
+
+    assert (ctx.launch(plain, (1, 1), x, o, mode="timing").cycles
+            == ctx.launch(plain, (1, 1), x, o, mode="timing", replay="off").cycles)

@@ -795,6 +795,11 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 if p.moves is None:  # (_replay_moving moves them to their addresses)
                     _move_handles(p.handles, R * p.D, R * p.S)
                 _move_known(b, p, R)
+                # A and B's tensors: a handle still naming one was not moved on (a copy made
+                # inside the loop); it is refused where used, not read as the wrong tensor. But
+                # the tensors the moved handles name now (R = 1: A's moved onto B's) stay
+                b.tensors.disown(p.t_a, p.t_b + p.D, (where[0], where[1]),
+                                 {h.id - b.base for h in p.handles})
                 k += R
         if p is None or not check:
             p = None

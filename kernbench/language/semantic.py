@@ -622,6 +622,21 @@ def foreign(tr, h, what: str) -> str:
             f"(this {pe_label(here)} has {n} tensors); handles belong to the program that made them")
 
 
+class ReplayedPast(tuple):
+    """The shape of a tensor tl.range replay has moved past (one of the two iterations that
+    proved the loop), in its table entry: equal to the shape, but not the tuple a handle tl made
+    holds, so an operand naming the tensor leaves the fast paths (``is``) for
+    semantic.operand_slow, which refuses it. Only a handle replay could not move on names such
+    a tensor: one not made by a tl call (copy.copy, dataclasses.replace, pickle) inside the
+    loop. ``loop``: the tl.range's (file, line)."""
+
+    def __new__(cls, shape, loop):
+        self = super().__new__(cls, shape)
+        self.loop = loop
+        return self
+
+
+
 def operand_slow(tr, h, what: str):
     """PEBuilder.operand for views, transposed views and bad values: the checks and their
     errors, naming the operand ``what``."""
@@ -636,6 +651,14 @@ def operand_slow(tr, h, what: str):
         fail(tr, foreign(tr, h, what))
     s = h.shape
     buf = tensors[i][0]
+    if type(buf) is ReplayedPast:
+        fail(tr, f"{what} names tensor #{i}, made in an iteration of the tl.range loop at "
+                 f"{os.path.basename(buf.loop[0])}:{buf.loop[1]} that proved the loop before replay "
+                 f"emitted the next ones: this handle was not made by a tl call (a copy.copy, "
+                 f"copy.deepcopy, dataclasses.replace or pickle of one, or TensorHandle(...)), so "
+                 f"replay could not move it on to the last iteration's tensor. Carry the handle a "
+                 f"tl call returned (or a view of it) across iterations, or launch with "
+                 f"replay='off' (docs/language.md, 'tl.range')")
     if s is not buf and not _equal_shape(s, buf):  # a view: its shape is the kernel's, checked
         s = check_shape(tr, s, f"{what} (a view of tensor #{i}): shape")
     elif s is not buf:  # equal (a copy, a tuple subclass, numpy ints): the buffer's own tuple

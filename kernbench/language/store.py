@@ -17,6 +17,7 @@ import numpy as np
 
 from .._core import _replay, pages
 from ..common.pe_commands import COMMAND_DTYPE
+from .semantic import ReplayedPast
 from .sites import SiteTable, OUT_BYTES
 
 _RECORD = np.dtype((np.void, COMMAND_DTYPE.itemsize))  #: a command as an opaque record
@@ -132,6 +133,30 @@ class TensorTable:
                 a += c
             k += 1
         return out
+
+    def disown(self, a, z, loop: tuple, keep: set) -> None:
+        """Mark tensors a .. z (traced, since the last repeat or in a traced segment) but those
+        in ``keep`` as moved past by tl.range replay: their entries' shapes become
+        :class:`ReplayedPast`."""
+        made: dict = {}
+        for i in range(a, z):
+            if i in keep:
+                continue
+            if i >= self.tail0:
+                lst, j = self.tail, i - self.tail0
+            else:
+                k = bisect.bisect_right(self.starts, i) - 1
+                lst, R = self.segs[k]
+                if R != 1:  # (a repeated body: replayed tensors, not traced ones)
+                    continue
+                j = i - self.starts[k]
+            e = lst[j]
+            if type(e[0]) is ReplayedPast:  # (an inner loop's, moved past already)
+                continue
+            new = made.get(id(e))
+            if new is None:
+                new = made[id(e)] = (ReplayedPast(e[0], loop),) + tuple(e[1:])
+            lst[j] = new
 
     def repeat(self, body: list, R) -> None:
         """Append the entries ``body`` R times over (a replayed loop's iterations). A few
