@@ -38,7 +38,7 @@ import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .common.errors import pe_label
+from .common.errors import exc_text, pe_label
 from .common.shown import rich_text
 
 __all__ = ["main", "parse_value", "parse_grid", "parse_pes", "parse_window", "load_kernel", "DelayedProgress"]
@@ -253,7 +253,7 @@ def load_kernel(spec: str):
             sp.loader.exec_module(module)
         except Exception as e:
             sys.modules.pop(name, None)
-            raise CliError(f"importing {mod_name} failed: {type(e).__name__}: {e}") from e
+            raise CliError(f"importing {mod_name} failed: {type(e).__name__}: {exc_text(e)}") from e
     else:
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))  # like `python -m`: modules in the current directory
@@ -262,9 +262,9 @@ def load_kernel(spec: str):
         except ModuleNotFoundError as e:
             if e.name and mod_name.startswith(e.name):
                 raise CliError(f"cannot import kernel module {mod_name!r}: no module named {e.name!r}") from e
-            raise CliError(f"importing {mod_name} failed: {type(e).__name__}: {e}") from e
+            raise CliError(f"importing {mod_name} failed: {type(e).__name__}: {exc_text(e)}") from e
         except Exception as e:
-            raise CliError(f"importing {mod_name} failed: {type(e).__name__}: {e}") from e
+            raise CliError(f"importing {mod_name} failed: {type(e).__name__}: {exc_text(e)}") from e
     kernel = getattr(module, attr, None)
     if kernel is None:
         raise CliError(f"module {mod_name!r} has no kernel named {attr!r}")
@@ -322,7 +322,7 @@ def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
             inspect.signature(setup).bind(ctx, **values)
         except TypeError as e:
             raise CliError(
-                f"{setup_name}{inspect.signature(setup)} in {_module_label(module)}: {e} "
+                f"{setup_name}{inspect.signature(setup)} in {_module_label(module)}: {exc_text(e)} "
                 f"(every --arg goes to it as a keyword)"
             ) from e
         except ValueError:
@@ -331,7 +331,7 @@ def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
             got = setup(ctx, **values)
         except Exception as e:  # the user's setup failed, not kernbench: say so, and where
             raise CliError(f"{setup_name}(ctx, ...) in {_module_label(module)} raised "
-                           f"{type(e).__name__}{_raised_at(e, module)}: {e}") from e
+                           f"{type(e).__name__}{_raised_at(e, module)}: {exc_text(e)}") from e
         if isinstance(got, (tuple, list)):
             return tuple(got)
         if isinstance(got, dict):
@@ -651,7 +651,7 @@ def _run_check(module, kernel, ctx, named: dict, result, console) -> int:
     try:
         ok = check(ctx, named, result)
     except Exception as e:  # the check's own failure: say where, as for setup
-        console.print(rich_text(f"check  FAILED: {where} raised {type(e).__name__}{_raised_at(e, module)}: {e}"),
+        console.print(rich_text(f"check  FAILED: {where} raised {type(e).__name__}{_raised_at(e, module)}: {exc_text(e)}"),
                       soft_wrap=True)
         return EXIT_FAILED
     if ok is False:
@@ -961,7 +961,7 @@ _DIAGNOSIS = ("Cycle of waits:", "What would remove it:")
 def _one_line(e: BaseException) -> str:
     """An error's message for the terminal: its first line (with a list's first item), the
     count of lines left out, and under it the lines that say why (_DIAGNOSIS)."""
-    text = str(e).strip() or type(e).__name__
+    text = exc_text(e).strip() or type(e).__name__
     lines = [l.strip() for l in text.splitlines() if l.strip()]
     first, rest = lines[0], lines[1:]
     if first.endswith(":") and rest:  # "Blocked:" and a list: show the list's first item

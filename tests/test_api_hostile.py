@@ -244,6 +244,16 @@ def test_a_copy_past_an_eighth_of_host_memory_is_refused_where_it_would_be_made(
     with pytest.raises(PlacementError, match="'big' takes 2.0 MiB per PE"):
         ctx.read(big, (0, 0))
     assert ctx.read_all(ctx.empty((4,), "f32")).shape == (1, 2, 4)  # (no whole copy made to fill)
+    # every copy at once: a read_all or a gather past the budget in all (a review: a raw
+    # MemoryError, and an OOM kill of a 47 GiB gather)
+    half = ctx.empty((100_000,), "f32", name="half")  # 400 KB a PE, 800 KB on both
+    assert ctx.read(half, (1, 0)).shape == (100_000,)
+    monkeypatch.setattr(memory, "value_budget", lambda: 600_000)
+    for read in (lambda: ctx.read_all(half), lambda: ctx.gather(half, over="pe", axis=0)):
+        with pytest.raises(PlacementError, match=r"of 'half' would return 2 copies of 390.6 KiB "
+                                                 r"\(781.2 KiB\): more than an eighth of this host's "
+                                                 r"memory \(585.9 KiB\); read the PEs one at a time"):
+            read()
     assert ctx.launch(k, (1, 1), x, big, mode="timing").cycles > 0
 
 
@@ -319,3 +329,43 @@ def test_a_kernel_exception_whose_str_raises_is_still_named(ctx):
                                                     r"ZeroDivisionError; args \(64, 0\)>") as e:
         ctx.launch(k, (1, 1))
     assert e.value.pe == (0, 0)
+
+
+def test_a_failed_launch_keeps_the_timing_flag_and_undoes_only_what_it_overwrote(ctx, monkeypatch):
+    # (a review: the flag was snapshotted per PE and the last PE's, already cleared, won; and
+    # the undo log copied each PE's whole copy, 500x slower for 8 elements of 64 MB)
+    from kernbench.runtime import replay
+
+    big = ctx.empty((1 << 16,), "int32", name="big")
+    ctx.launch(lambda o, *, tl: tl.store(o, tl.full((8,), 1, "int32")), (2, 1), big)  # private copies
+    t = ctx.empty((8,), "int32", name="t")
+    ctx.launch(lambda o, *, tl: tl.store(o, tl.full((8,), 1, "int32")), (1, 1), t, mode="timing")
+    z = ctx.replicate(np.zeros(8, np.int32), dtype="int32")
+    kept = []
+    real = replay._Undo.keep
+    monkeypatch.setattr(replay._Undo, "keep", lambda self, *a, **k: (real(self, *a, **k),
+                                                                      kept.append(self.saved[-1][-1].size)))
+
+    def k(b, t_ptr, z_ptr, *, tl):
+        tl.store(b, tl.full((8,), 2, "int32"))
+        tl.store(t_ptr, tl.full((8,), 2, "int32"))
+        tl.store(b, tl.full((8,), 3, "int32") // tl.load(z_ptr, shape=(8,)))
+
+    with pytest.raises(kernbench.KernelError, match="division or remainder by zero"):
+        ctx.launch(k, (2, 1), big, t, z)
+    assert kept and max(kept) == 8  # the 8 elements each store overwrote, not 65,536
+    np.testing.assert_array_equal(ctx.read(big, (1, 0))[:8], np.ones(8))
+    assert t.timed
+    with pytest.warns(UserWarning, match="'t' was passed to a timing-mode launch"):
+        ctx.read(t, (1, 0))
+
+
+def test_drift_refuses_a_shadow_past_an_eighth_of_host_memory(ctx, monkeypatch):
+    from kernbench.runtime import drift
+
+    monkeypatch.setattr(drift, "value_budget", lambda: 1 << 20)
+    o = ctx.empty((1 << 16,), "f32", name="o")  # 17 bytes an element: 1.1 MB
+    with pytest.raises(PlacementError, match=r"drift: the f64 shadow of 'o' takes 17 bytes an element, "
+                                             r"1.1 MiB for a PE's copy"):
+        ctx.launch(lambda p, *, tl: tl.store(p, tl.zeros((8,), "f32")), (1, 1), o, drift=True)
+    assert not o._data  # (undone)

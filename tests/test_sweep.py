@@ -1014,9 +1014,16 @@ def test_workers_and_cache_are_checked_before_anything_runs(kw, err, says):
 def test_a_cache_that_is_a_file_is_refused(tmp_path):
     f = tmp_path / "not_a_folder"
     f.write_text("x")
-    with pytest.raises(ValueError, match="cache must be a folder, and .* is a file"):
+    for cache in (str(f), f / "sub" / "folder"):  # (a file on the way: a raw NotADirectoryError once)
+        with pytest.raises(ValueError, match="cache must be a folder .*not_a_folder' is a file"):
+            kernbench.sweep(_vadd, (2, 1), setup=_vadd_setup, hw={"n_cubes": 1, "pes_per_cube": 2},
+                            args={"n": [8]}, workers=1, cache=cache)
+    with pytest.raises(ValueError, match="cache must be a folder .*got ''"):  # (the default, silently)
         kernbench.sweep(_vadd, (2, 1), setup=_vadd_setup, hw={"n_cubes": 1, "pes_per_cube": 2},
-                        args={"n": [8]}, workers=1, cache=str(f))
+                        args={"n": [8]}, workers=1, cache="")
+    made = kernbench.sweep(_vadd, (2, 1), setup=_vadd_setup, hw={"n_cubes": 1, "pes_per_cube": 2},
+                           args={"n": [8]}, workers=1, cache=tmp_path / "new" / "cache")
+    assert made.rows[0]["cycles"] > 0 and (tmp_path / "new" / "cache").is_dir()
     import numpy as np  # (numpy ints are ints for workers=)
 
     res = kernbench.sweep(_vadd, (2, 1), setup=_vadd_setup, hw={"n_cubes": 1, "pes_per_cube": 2},
@@ -1036,3 +1043,16 @@ def test_an_argument_dask_cannot_pickle_is_named_with_the_way_out():
                                         r"pickled for the workers .*pass workers=1"):
         _check_args_ship(pts)
     _check_args_ship(points_of(None, {"n": [8, 16]}, None))  # (picklable: nothing raised)
+
+
+def test_a_setup_error_whose_str_raises_is_a_row_not_a_crash():
+    class Bad(Exception):
+        def __str__(self):
+            return str(1 / 0)
+
+    def setup(ctx, n):
+        raise Bad(n)
+
+    res = kernbench.sweep(_vadd, (2, 1), setup=setup, hw={"n_cubes": 1, "pes_per_cube": 2},
+                          args={"n": [8]}, workers=1, cache=False)
+    assert "<unprintable Bad: its __str__ raised ZeroDivisionError; args (8,)>" in res.rows[0]["error"]

@@ -491,8 +491,9 @@ def test_a_halo_before_the_allocation_is_masked_off(known, mode):
         ctx.launch(unmasked, (1, 1), x, mode=mode)
 
 
-def test_a_masked_access_between_two_allocations_takes_the_nearer():
-    # (past the end of the one before, or before the one after: whose dtype the access reads)
+def test_a_masked_access_between_two_allocations_takes_the_one_it_reaches():
+    # (past the end of the one before, or before the one after: whose dtype the access reads;
+    # a review found a first rule, the nearer end, gave a halo of 2 KiB or more to the one before)
     ctx = kernbench.Context("default", overrides=HW)
     a = ctx.replicate(np.arange(1024, dtype=np.float32), name="a")  # 4,096 bytes: b is a gap after it
     b = ctx.replicate(np.arange(8, dtype=np.int32), dtype="int32", name="b")
@@ -502,10 +503,13 @@ def test_a_masked_access_between_two_allocations_takes_the_nearer():
         offs = tl.arange(0, 4)
         seen["tail"] = tl.load(a_ptr + 4096, shape=(4,), mask=offs < 0)  # all past a's end: a's
         seen["halo"] = tl.load(b_ptr - 8, shape=(4,), mask=offs >= 2)  # two before b: b's
+        # a 4 KiB halo (the row above b's first, masked off)
+        seen["row"] = tl.load(b_ptr - 4096, shape=(1032,), mask=tl.arange(0, 1032) >= 1024)
 
     ctx.launch(kernel, (1, 1), a, b)
-    assert seen["tail"].dtype == "f32" and seen["halo"].dtype == "int32"
+    assert seen["tail"].dtype == "f32" and seen["halo"].dtype == "int32" and seen["row"].dtype == "int32"
     np.testing.assert_array_equal(seen["halo"].data, [0, 0, 0, 1])
+    np.testing.assert_array_equal(seen["row"].data[1024:], np.arange(8))
 
 
 @pytest.mark.parametrize("known", [True, False])

@@ -60,6 +60,25 @@ def user_stacklevel() -> int:
     return level
 
 
+def exc_text(e: BaseException) -> str:
+    """``str(e)``, or what ``e`` is when its ``__str__`` itself raises (a user's exception
+    class): the one way a kernel's, setup's or check's exception is put into a message."""
+    try:
+        return str(e)
+    except Exception as inner:
+        return (f"<unprintable {type(e).__name__}: its __str__ raised {type(inner).__name__}; "
+                f"args {short_repr(e.args)}>")
+
+
+def short_repr(x, limit: int = 200) -> str:
+    """``repr(x)`` cut to ``limit`` characters, or a placeholder when the repr raises."""
+    try:
+        r = repr(x)
+    except Exception as e:
+        return f"<{type(x).__name__} whose repr raised {type(e).__name__}>"
+    return r if len(r) <= limit else r[:limit - 3] + "..."
+
+
 class KernbenchError(Exception):
     """Base of kernbench's own errors. Every one carries ``pe`` (the PE as (pe, cube), or None
     when no PE is at fault) and ``where`` (the kernel's "file:line", or None), so that a program,

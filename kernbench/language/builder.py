@@ -86,8 +86,11 @@ def host_memory() -> int:
 
 
 def bytes_text(x: int) -> str:
-    """``x`` bytes (1 MiB or more) as GiB or MiB, for messages about host memory."""
-    return f"{x / 2 ** 30:,.1f} GiB" if x >= 1 << 30 else f"{x / 2 ** 20:,.1f} MiB"
+    """``x`` bytes as GiB, MiB, KiB or bytes, for messages about host memory."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if x >= 1 << shift:
+            return f"{x / 2 ** shift:,.1f} {unit}"
+    return f"{x:,} bytes"
 
 
 def past_memory(b, n_commands: int, n_tensors: int, what: str = "") -> str:

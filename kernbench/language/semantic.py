@@ -799,7 +799,14 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
             fail(tr, f"{verb}: {why}")
         ptr = addr
     ptr = int(ptr)
-    alloc = tr.memory.find_near(ptr) if masked else tr.memory.find(ptr)
+    if masked:
+        # (the elements the tile spans: a halo before an allocation reaches into it)
+        extent = numel(shape)
+        if stride is not None and len(shape) == 2 and type(stride) is int and stride > 0:
+            extent = (shape[0] - 1) * stride + shape[1]
+        alloc = tr.memory.find_near(ptr, extent)
+    else:
+        alloc = tr.memory.find(ptr)
     if alloc is None:
         fail(tr, f"{verb} at address {ptr:#x} is outside every device allocation "
                  f"({tr.memory.describe_near(ptr)}); allocate with ctx.empty/shard/replicate and "

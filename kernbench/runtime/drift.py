@@ -39,8 +39,10 @@ from typing import Optional
 import numpy as np
 
 from ..common.pe_commands import Opcode
+from ..language.builder import bytes_text, value_budget
 from ..language.numerics import cast_value, reduce_value, value_of, vec_compute, vec_value
 from ..language.semantic import dtype_name, masked_access
+from .memory import PlacementError
 
 __all__ = ["DriftResult", "Shadow", "DEFAULT_TOLERANCE", "drift_tolerance"]
 
@@ -175,6 +177,10 @@ def _region(flat: np.ndarray, e0: int, shape: tuple, stride) -> np.ndarray:
     return region(flat, e0, shape, stride)
 
 
+#: bytes an _Overlay keeps per element of its allocation (f64 value, written flag, int64 writer)
+OVERLAY_BYTES = 17
+
+
 class _Overlay:
     """One allocation on one PE: what this launch's stores wrote, as the shadow stored it."""
 
@@ -295,6 +301,12 @@ class Shadow:
         key = (id(alloc), g)
         ov = self.overlay.get(key)
         if ov is None:
+            if OVERLAY_BYTES * alloc.numel > value_budget():
+                raise PlacementError(
+                    f"drift: the f64 shadow of {alloc.name!r} takes {OVERLAY_BYTES} bytes an element, "
+                    f"{bytes_text(OVERLAY_BYTES * alloc.numel)} for a PE's copy: more than an eighth of "
+                    f"this host's memory ({bytes_text(value_budget())}); measure drift on a smaller "
+                    f"launch")
             ov = self.overlay[key] = _Overlay(int(alloc.numel))
         s = _f64(s) if not _is_exact(np.asarray(s)) else np.asarray(s).astype(_F64)
         if mask is None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .._core import pages
 from .._core.api import drop_pairing_inputs, moved_tables, pair_links, prepare
-from ..common.errors import (KernbenchError, KernelError, UnwrittenReadWarning, pe_at,
+from ..common.errors import (KernbenchError, KernelError, UnwrittenReadWarning, exc_text, pe_at,
                              pe_label, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, TensorHandle, Unit, operator_targets,
                                   pop_operator_target, push_operator_target)
@@ -148,27 +148,10 @@ def user_frame(exc: BaseException, own_file: str | None = None) -> tuple | None:
     return frames[0][:2] if frames else None
 
 
-def _exc_text(e: BaseException) -> str:
-    """``str(e)``, or what it is when its ``__str__`` itself raises (a user's exception class)."""
-    try:
-        return str(e)
-    except Exception as inner:
-        return (f"<unprintable {type(e).__name__}: its __str__ raised {type(inner).__name__}; "
-                f"args {_short_repr(e.args)}>")
-
-
-def _short_repr(x) -> str:
-    try:
-        r = repr(x)
-    except Exception:
-        return "(unprintable)"
-    return r if len(r) <= 200 else r[:197] + "..."
-
-
 def _none_data_hint(e: BaseException, file: str, line: int) -> str:
     """The hint for a kernel that used a handle's ``data`` while tracing (None then: a
     TypeError on None at a line reading ``.data``), else ""."""
-    if not isinstance(e, TypeError) or "NoneType" not in _exc_text(e):
+    if not isinstance(e, TypeError) or "NoneType" not in exc_text(e):
         return ""
     if ".data" not in linecache.getline(file, line):
         return ""
@@ -191,7 +174,7 @@ class SfrText(str):
 
 def _stop_hint(e: BaseException) -> str:
     """What a bare StopIteration (a next() past an iterator's end) means in a kernel, else ""."""
-    if type(e) is not StopIteration or _exc_text(e):
+    if type(e) is not StopIteration or exc_text(e):
         return ""
     return ("StopIteration: a next() past the end of an iterator (for a tl.range advanced by "
             "next(): with replay on, the iterations it replays go by at once; drive a tl.range "
@@ -417,7 +400,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             raise KernelError(
                 f"kernel {name} raised {type(e).__name__} on {pe_label((p, c))} "
                 f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}{calls}: "
-                f"{_exc_text(e)}{why}",
+                f"{exc_text(e)}{why}",
                 pe=(p, c), where=f"{file}:{line}",
             ) from e
         if b.left_range is not None:
@@ -696,26 +679,31 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
 
 
 #: how deep :func:`_device_arrays` looks into containers (a launch's arguments are flat or
-#: nearly: a tuple of pointers, a dict of arrays)
-_NESTING = 4
+#: nearly: a tuple of pointers, a dict of arrays), and the most items of a container whose
+#: containers it looks into
+_NESTING, _WIDE = 4, 4096
 
 
 def _device_arrays(args: tuple, kwargs: dict):
     """(argument key, path inside it, array) of every DeviceArray among a launch's arguments:
-    themselves, or inside tuples, lists and dicts (their values) up to _NESTING deep; the
-    kernel receives an argument's address, a contained array as itself (semantic.region checks
-    it at its load or store too)."""
+    themselves, or inside tuples, lists and dicts (their values) up to _NESTING deep (past
+    _WIDE items, a container's own arrays only); the kernel receives an argument's address, a
+    contained array as itself (semantic.region checks it at its load or store too)."""
     kinds = (DeviceArray, tuple, list, dict)
 
     def walk(x, keys, depth):
         values = x.values() if isinstance(x, dict) else x
-        # (the element types, gathered in C: a long list of numbers is passed over at once)
-        if not any(issubclass(t, kinds) for t in set(map(type, values))):
+        # (the element types, gathered in C: a long list of numbers is passed over at once,
+        # and a long one of containers is not looked into: a table, not arrays)
+        types = set(map(type, values))
+        deeper = depth < _NESTING and len(values) <= _WIDE and any(
+            issubclass(t, (tuple, list, dict)) for t in types)
+        if not deeper and not any(issubclass(t, DeviceArray) for t in types):
             return
         for k, v in (x.items() if isinstance(x, dict) else enumerate(x)):
             if isinstance(v, DeviceArray):
                 yield keys + (k,), v
-            elif depth < _NESTING and isinstance(v, kinds):
+            elif deeper and isinstance(v, kinds):
                 yield from walk(v, keys + (k,), depth + 1)
 
     for key, a in [*enumerate(args), *kwargs.items()]:

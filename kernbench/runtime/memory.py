@@ -243,25 +243,24 @@ class DeviceMemory:
                 return a
         return None
 
-    def find_near(self, ptr: int) -> DeviceArray | None:
-        """The allocation of a masked access at ``ptr``, or None: the one whose range holds it,
-        else the one whose guard gap after it holds it (a tail block whose elements past the end
-        are masked off) or the one it lies at most ALIGN bytes before (a halo: ``x_ptr - 4``
-        with the first element masked off), the nearer of the two when both. Only the access's
-        unmasked elements must lie inside it (semantic.masked_access): a wrong pick cannot read
-        a neighbour, whose elements lie past the gap."""
+    def find_near(self, ptr: int, extent: int = 1) -> DeviceArray | None:
+        """The allocation of a masked access at ``ptr`` spanning ``extent`` elements, or None:
+        the one whose range holds ``ptr``, else the one it lies at most ALIGN bytes before when
+        the access reaches into it (a halo: ``x_ptr - 4`` with the first element masked off),
+        else the one whose guard gap after it holds ``ptr`` (a block past the end, masked off).
+        Only the access's unmasked elements must lie inside it (semantic.masked_access): a
+        wrong pick cannot read a neighbour, whose elements lie past the gap."""
         a = self.find(ptr)
         if a is not None:
             return a
         i = bisect.bisect_right(self._bases, ptr) - 1
-        before = after = None
-        if i >= 0 and ptr < self._arrays[i].addr + self._arrays[i].nbytes + ALIGN:
-            before = self._arrays[i]
-        if i + 1 < len(self._arrays) and self._arrays[i + 1].addr - ptr <= ALIGN:
+        if i + 1 < len(self._arrays):
             after = self._arrays[i + 1]
-        if before is not None and after is not None:
-            return before if ptr - (before.addr + before.nbytes) <= after.addr - ptr else after
-        return before if before is not None else after
+            if after.addr - ptr <= ALIGN and ptr + extent * after.itemsize > after.addr:
+                return after
+        if i >= 0 and ptr < self._arrays[i].addr + self._arrays[i].nbytes + ALIGN:
+            return self._arrays[i]
+        return None
 
     def not_here(self, arr) -> str | None:
         """Why device array ``arr`` (a kernel's pointer, passed as the array itself: inside a
@@ -322,6 +321,15 @@ class DeviceMemory:
         if self.unwritten == "zero":
             return 0
         return INT32_POISON if NP_DTYPES[arr.dtype].kind == "i" else np.nan
+
+    def _within_budget(self, arr: DeviceArray, copies: int, what: str) -> None:
+        """Refuse a read of ``copies`` copies of ``arr`` past :func:`value_budget` at once."""
+        if copies * arr.nbytes > value_budget():
+            raise PlacementError(
+                f"{what} of {arr.name!r} would return {copies} copies of "
+                f"{_bytes_text(arr.nbytes)} ({_bytes_text(copies * arr.nbytes)}): more than an "
+                f"eighth of this host's memory ({_bytes_text(value_budget())}); read the PEs one at "
+                f"a time (ctx.read(arr, pe))")
 
     def _fresh(self, arr: DeviceArray) -> np.ndarray:
         """The flat contents of memory nothing has written (see ``unwritten``): one PE's copy
@@ -392,6 +400,7 @@ class DeviceMemory:
         if arr.timed and len(arr._data) < self.hw.n_pes:  # (it reads every copy)
             _warn_timed(arr, self.unwritten)
         hw = self.hw
+        self._within_budget(arr, hw.n_pes, "read_all")
         out = np.empty((hw.n_cubes, hw.pes_per_cube) + arr.shape, NP_DTYPES[arr.dtype])
         out.reshape(-1)[:] = self._fill(arr)
         for g, d in arr._data.items():
@@ -554,6 +563,7 @@ class DeviceMemory:
             raise PlacementError(f"gather over {over} reaches past the machine ({hw.n_pes} PEs)")
         if arr.timed and any(g not in arr._data for g in gs):
             _warn_timed(arr, self.unwritten)
+        self._within_budget(arr, len(gs), "gather")
         out = np.concatenate([self.flat(arr, g).reshape(arr.shape) for g in gs], axis=axis)
         if not chosen:
             if over == "pe":  # the same PEs of every cube hold copies

@@ -115,41 +115,68 @@ def _mark_written(memory, alloc, g: int, e0: int, shape: tuple, stride, idx=None
 _ABSENT = object()
 
 
-def _contents(memory, alloc, g: int, m, undo: dict | None = None):
+class _Undo:
+    """What a launch's stores changed, to put back if the launch fails in replay: per (array,
+    PE) copy, the objects it held before the first store (a copy made private by the store is
+    dropped again), and, where a store wrote into a copy or a written-mask the array held
+    before, the elements it overwrote (a store's own size, not the copy's)."""
+
+    __slots__ = ("first", "timed", "saved")
+
+    def __init__(self) -> None:
+        self.first: dict = {}  #: (id(array), PE) -> (array, PE, contents, written mask, stored)
+        self.timed: dict = {}  #: id(array) -> (array, its timing-read flag)
+        self.saved: list = []  #: (flat array, e0 or indices, shape, stride, the old elements)
+
+    def before(self, alloc, g: int) -> None:
+        """Called before PE ``g``'s copy of ``alloc`` is made writable for a store."""
+        if (id(alloc), g) not in self.first:
+            self.first[id(alloc), g] = (alloc, g, alloc._data.get(g), alloc._written.get(g, _ABSENT),
+                                        g in alloc._stored)
+            self.timed.setdefault(id(alloc), (alloc, alloc.timed))
+
+    def keep(self, alloc, g: int, flat, e0, shape, stride, ix=None) -> None:
+        """Keep the elements a store at ``e0`` (or indices ``ix``) is about to overwrite in
+        ``flat`` and in the written mask, where they are the array's own from before."""
+        d, w = self.first[id(alloc), g][2:4]
+        for arr, old in ((flat, d), (alloc._written.get(g), w)):
+            if arr is not None and arr is old:
+                region = arr[ix] if ix is not None else _region(arr, e0, shape, stride)
+                self.saved.append((arr, e0, shape, stride, ix, region.copy()))
+
+    def restore(self) -> None:
+        for arr, e0, shape, stride, ix, old in reversed(self.saved):
+            if ix is not None:
+                arr[ix] = old
+            else:
+                _region(arr, e0, shape, stride)[...] = old
+        for alloc, g, d, w, stored in self.first.values():
+            if d is None:
+                alloc._data.pop(g, None)
+            else:
+                alloc._data[g] = d
+            if w is _ABSENT:
+                alloc._written.pop(g, None)
+            else:
+                alloc._written[g] = w
+            if not stored:
+                alloc._stored.discard(g)
+        for alloc, timed in self.timed.values():
+            alloc.timed = timed
+
+
+def _contents(memory, alloc, g: int, m, undo: _Undo | None = None):
     """PE ``g``'s copy of ``alloc`` for the load or store of metadata ``m``; for a store
-    (``undo`` given) writable, its state before the launch's first store to it kept in
-    ``undo``. Memory's refusal (a copy too big for host memory) as a KernelError naming the PE
-    and the kernel line."""
+    (``undo`` given) writable, what it held first kept in ``undo``. Memory's refusal (a copy
+    too big for host memory) as a KernelError naming the PE and the kernel line."""
     try:
         if undo is None:
             return memory.flat(alloc, g)
-        if (id(alloc), g) not in undo:
-            d = alloc._data.get(g)
-            if d is not None and d.flags.writeable:  # (a read-only one is replaced, not written)
-                d = d.copy()
-            w = alloc._written.get(g, _ABSENT)
-            undo[id(alloc), g] = (alloc, g, d, w.copy() if isinstance(w, np.ndarray) else w,
-                                  g in alloc._stored, alloc.timed)
+        undo.before(alloc, g)
         return memory.writable(alloc, g)
     except PlacementError as e:
         pe = memory.hw.pe_coords(g)
         raise KernelError(f"{pe_at(pe, m[1], m[2])}: {e}", pe=pe, where=f"{m[1]}:{m[2]}") from None
-
-
-def _restore(undo: dict) -> None:
-    """Put back the copies a failed launch stored to, as they were before it."""
-    for alloc, g, d, w, stored, timed in undo.values():
-        if d is None:
-            alloc._data.pop(g, None)
-        else:
-            alloc._data[g] = d
-        if w is _ABSENT:
-            alloc._written.pop(g, None)
-        else:
-            alloc._written[g] = w
-        if not stored:
-            alloc._stored.discard(g)
-        alloc.timed = timed
 
 
 def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> list:
@@ -168,15 +195,15 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
 
     ``shadow`` (kernbench.runtime.drift.Shadow, the launch's ``drift`` option) is told every
     command once its value is computed, before its operands may be dropped."""
-    undo: dict = {}
+    undo = _Undo()
     try:
         return _replay(program, engine, metas, handles, memory, shadow, undo)
     except BaseException:
-        _restore(undo)
+        undo.restore()
         raise
 
 
-def _replay(program, engine, metas: list, handles: list, memory, shadow, undo: dict) -> list:
+def _replay(program, engine, metas: list, handles: list, memory, shadow, undo: _Undo) -> list:
     order = engine.completion_order
     unwritten: list = []
     if len(order) == 0:
@@ -244,12 +271,16 @@ def _replay(program, engine, metas: list, handles: list, memory, shadow, undo: d
                 spec, alloc, e0, shape, stride, mspec = m[3], m[4], m[5], m[6], m[7], m[8]
                 x = _to(value_of(v, spec), NP_DTYPES[alloc.dtype])
                 if mspec is None:
-                    _region(_contents(memory, alloc, g, m, undo), e0, shape, stride)[...] = x.reshape(shape)
+                    flat = _contents(memory, alloc, g, m, undo)
+                    undo.keep(alloc, g, flat, e0, shape, stride)
+                    _region(flat, e0, shape, stride)[...] = x.reshape(shape)
                     _mark_written(memory, alloc, g, e0, shape, stride)
                 else:
                     ix, mk = _masked_indices(alloc, e0, shape, stride, value_of(v, mspec),
                                              hw.pe_coords(g), m[1], m[2], "store")
-                    _contents(memory, alloc, g, m, undo)[ix] = x.reshape(shape)[mk]
+                    flat = _contents(memory, alloc, g, m, undo)
+                    undo.keep(alloc, g, flat, e0, shape, stride, ix)
+                    flat[ix] = x.reshape(shape)[mk]
                     _mark_written(memory, alloc, g, e0, shape, stride, ix)
             elif kind == "send":
                 stash[idx] = value_of(v, m[3])

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..common.errors import KernbenchError
+from ..common.errors import KernbenchError, exc_text
 from ..common.pe_commands import Unit
 from ..hw.config import HardwareConfigError
 from ..report.summary import summarize
@@ -85,7 +85,7 @@ def error_figures(e: BaseException, stage: str = "") -> dict:
     """A failed point's figures: the error's message, type, PE (``"(pe, cube)"``) and
     ``file:line``; every other figure None."""
     out = empty_figures()
-    msg = str(e).strip() or type(e).__name__
+    msg = exc_text(e).strip() or type(e).__name__
     out["error"] = f"{stage}: {msg}" if stage else msg
     out["error_type"] = type(e).__name__
     pe = getattr(e, "pe", None)

@@ -32,6 +32,7 @@ from collections import ChainMap
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
+from ..common.errors import exc_text, short_repr
 from ..common.cache import DiskCache, NotCanonical, canonical, code_fingerprint, digest
 from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw
 from .figures import FIGURES, cacheable, error_figures, row_figures
@@ -289,10 +290,9 @@ def _check_args_ship(points: list) -> None:
             try:
                 cloudpickle.dumps(v)
             except Exception as e:
-                r = repr(v)
-                raise TypeError(f"kernbench.sweep on Dask: argument {k!r} = "
-                                f"{r if len(r) <= 80 else r[:77] + '...'} cannot be pickled for the "
-                                f"workers ({type(e).__name__}: {e}); pass workers=1 to run the sweep "
+                raise TypeError(f"kernbench.sweep on Dask: argument {k!r} = {short_repr(v, 80)} cannot "
+                                f"be pickled for the workers ({type(e).__name__}: {exc_text(e)}); pass "
+                                f"workers=1 to run the sweep "
                                 f"in this process (docs/sweeps.md, On Dask)") from e
 
 
@@ -513,9 +513,14 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     if not isinstance(cache, bool) and not isinstance(cache, (str, os.PathLike)):
         raise TypeError(f"kernbench.sweep: cache must be True, False or a folder (a str or "
                         f"os.PathLike), got {type(cache).__name__} {cache!r}")
-    if not isinstance(cache, bool) and os.path.exists(os.path.expanduser(cache)) \
-            and not os.path.isdir(os.path.expanduser(cache)):
-        raise ValueError(f"kernbench.sweep: cache must be a folder, and {os.fspath(cache)!r} is a file")
+    if not isinstance(cache, bool):
+        folder = os.path.abspath(os.path.expanduser(os.fspath(cache))) if os.fspath(cache) else ""
+        # (the folder, or the first of its parents that exists, must be a folder)
+        while folder and not os.path.exists(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)
+        if not folder or not os.path.isdir(folder):
+            raise ValueError(f"kernbench.sweep: cache must be a folder (or one that can be made), got "
+                             f"{os.fspath(cache)!r}" + (f": {folder!r} is a file" if folder else ""))
     t0, c0 = time.perf_counter(), time.process_time()
     tgt = make_target(target, grid, setup, sfr, ring)
     base = load_hw(hw)
@@ -622,7 +627,7 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
         shipped = _ByValue(tgt)
     except Exception as e:  # (the serial path needs no pickling: say how to get it)
         raise TypeError(f"kernbench.sweep on Dask: the target cannot be pickled for the workers "
-                        f"({type(e).__name__}: {e}); pass workers=1 to run the sweep in this "
+                        f"({type(e).__name__}: {exc_text(e)}); pass workers=1 to run the sweep in this "
                         f"process (docs/sweeps.md, On Dask)") from e
     _check_args_ship([p for members in groups.values() for p in members])
     # A task, not scattered data: when a worker is lost the scheduler computes it again on
