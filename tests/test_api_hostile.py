@@ -369,3 +369,37 @@ def test_drift_refuses_a_shadow_past_an_eighth_of_host_memory(ctx, monkeypatch):
                                              r"1.1 MiB for a PE's copy"):
         ctx.launch(lambda p, *, tl: tl.store(p, tl.zeros((8,), "f32")), (1, 1), o, drift=True)
     assert not o._data  # (undone)
+
+
+def test_a_pointer_into_another_contexts_array_is_refused_wherever_it_goes(ctx):
+    # (a review: the array's own check was passed by arithmetic, b.p + 0, inside an object)
+    import pickle
+    import types
+
+    from kernbench.runtime.memory import DevicePointer
+
+    other = kernbench.Context("default", overrides=HW)
+    ctx.replicate(np.full(8, 111.0, np.float32), name="mine")  # (at the address 'theirs' has there)
+    theirs = other.replicate(np.full(8, 7.0, np.float32), name="theirs")
+    out = ctx.empty((8,), "f32", name="out")
+    with pytest.raises(ValueError, match=r"launch argument 'p' \(positional #0\) \(0x10000000, an address "
+                                         r"into device array 'theirs'\) belongs to another Context"):
+        ctx.launch(lambda p, o, *, tl: None, (1, 1), theirs + 0, out)
+
+    def k(box, o, *, tl):
+        v = tl.load(box.p + 4, shape=(7,))  # the load
+        tl.store(o + 4, v)
+
+    for p in (theirs + 0, theirs.ptr, theirs + 8 - 8):
+        with pytest.raises(kernbench.KernelError, match=r"load: address 0x10000004, into device array "
+                                                        r"'theirs' of another Context"):
+            ctx.launch(k, (1, 1), types.SimpleNamespace(p=p), out)
+    # an address into this Context's array: loads as before, and the kernel gets plain ints
+    seen = []
+    x = ctx.replicate(np.arange(8, dtype=np.float32), name="x")
+    ctx.launch(lambda p, o, *, tl: (seen.append(type(p)), tl.store(o, tl.load(p, shape=(6,)))), (1, 1),
+               x + 8, out)
+    assert seen == [int] and ctx.read(out, (0, 0))[:6].tolist() == [2, 3, 4, 5, 6, 7]
+    p = x + 8
+    assert isinstance(p, DevicePointer) and p == x.addr + 8 and type(p - x.ptr) is int
+    assert type(pickle.loads(pickle.dumps(p))) is int and pickle.loads(pickle.dumps(p)) == p

@@ -798,6 +798,10 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
         if why is not None:
             fail(tr, f"{verb}: {why}")
         ptr = addr
+    elif type(ptr) is not int:  # (a DevicePointer: its array's Context is checked)
+        why = tr.memory.not_here(ptr)
+        if why is not None:
+            fail(tr, f"{verb}: {why}")
     ptr = int(ptr)
     if masked:
         # (the elements the tile spans: a halo before an allocation reaches into it)

@@ -29,7 +29,7 @@ from ..language.porting import method_hint, tl_hint
 from ..language.semantic import called_from, forget_lines, is_user_file
 from ..language.semantic import fmt_shape as fmt
 from ..language.sites import SITE_COLUMNS
-from .memory import DeviceArray, PlacementError, arg_repr
+from .memory import DeviceArray, DevicePointer, PlacementError, arg_repr
 from .drift import Shadow, drift_tolerance
 from .replay import replay
 from .result import LaunchResult
@@ -601,9 +601,14 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         if a.freed:
             raise PlacementError(f"launch argument {_arg_name(kernel, key)}{path} (device array "
                                  f"{a.name!r}) was freed")
+    for key, a in [*enumerate(args), *kwargs.items()]:
+        if isinstance(a, DevicePointer) and a.array._memory is not ctx.memory:
+            raise ValueError(f"launch argument {_arg_name(kernel, key)} ({a:#x}, an address into "
+                             f"device array {a.array.name!r}) belongs to another Context: expected "
+                             f"an address into a device array of this Context")
     # Kernels see pointers as plain ints: pointer arithmetic stays int arithmetic.
-    k_args = tuple(a.addr if isinstance(a, DeviceArray) else a for a in args)
-    k_kwargs = {k: (a.addr if isinstance(a, DeviceArray) else a) for k, a in kwargs.items()}
+    k_args = tuple(_plain(a) for a in args)
+    k_kwargs = {k: _plain(a) for k, a in kwargs.items()}
     functional = mode == "functional"
 
     # Tracing, program assembly and replay make a few small acyclic objects per command; the
@@ -676,6 +681,14 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     for _, _, a in _device_arrays(args, kwargs):
         a.timed = mode == "timing"
     return result
+
+
+def _plain(a):
+    """A launch argument as the kernel gets it: a device array or a pointer into one as its
+    plain int address, anything else as it is."""
+    if isinstance(a, DeviceArray):
+        return a.addr
+    return int(a) if isinstance(a, DevicePointer) else a
 
 
 #: how deep :func:`_device_arrays` looks into containers (a launch's arguments are flat or

@@ -26,7 +26,7 @@ from ..language.builder import value_budget
 from ..language.numerics import cast_value
 from ..language.semantic import FLOAT_DTYPES, NP_DTYPES, STORAGE_DTYPES, dtype_name
 
-__all__ = ["DeviceArray", "DeviceMemory", "BASE_ADDR", "ALIGN", "to_numpy", "PlacementError"]
+__all__ = ["DeviceArray", "DevicePointer", "DeviceMemory", "BASE_ADDR", "ALIGN", "to_numpy", "PlacementError"]
 
 BASE_ADDR = 0x1000_0000  #: first allocation's address; smaller ints are never valid pointers
 ALIGN = 4096  #: allocation alignment, and the guard gap after each allocation
@@ -112,17 +112,19 @@ class DeviceArray:
         self.timed = False
 
     @property
-    def ptr(self) -> int:
-        return self.addr
+    def ptr(self) -> "DevicePointer":
+        """The array's address as a :class:`DevicePointer`."""
+        return DevicePointer(self.addr, self)
 
     def __int__(self) -> int:
         return self.addr
 
-    def __add__(self, nbytes: int) -> int:
-        """The byte address ``nbytes`` past the array's start (an int, as in a kernel)."""
+    def __add__(self, nbytes: int) -> "DevicePointer":
+        """The byte address ``nbytes`` past the array's start: an int (a
+        :class:`DevicePointer`, which a load or store checks belongs to its Context)."""
         if not _whole(nbytes):
             raise TypeError(f"{self.name!r} + {nbytes!r}: a byte offset is an int")
-        return self.addr + int(nbytes)
+        return DevicePointer(self.addr + int(nbytes), self)
 
     __radd__ = __add__
 
@@ -155,6 +157,34 @@ class DeviceArray:
     def read_all(self) -> np.ndarray:
         """Every PE's contents: shape (n_cubes, pes_per_cube, *self.shape)."""
         return self._memory.read_all(self)
+
+
+class DevicePointer(int):
+    """A byte address into device array ``array`` (``arr + nbytes``, ``arr.ptr``): an int in
+    every way, which remembers its array so that a load or store in another Context's launch
+    is refused (semantic.region) instead of reading what that Context holds at the address.
+    Adding or subtracting an int keeps it a DevicePointer; the difference of two is a plain
+    int. Pickled as a plain int. A launch gives a kernel its arguments' plain addresses."""
+
+    def __new__(cls, addr: int, array: "DeviceArray"):
+        p = super().__new__(cls, addr)
+        p.array = array
+        return p
+
+    def __add__(self, other):
+        r = int.__add__(self, other)
+        return r if r is NotImplemented else DevicePointer(r, self.array)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        r = int.__sub__(self, other)
+        if r is NotImplemented or isinstance(other, DevicePointer):
+            return r
+        return DevicePointer(r, self.array)
+
+    def __reduce__(self):
+        return (int, (int(self),))
 
 
 def _warn_timed(arr: DeviceArray, unwritten: str) -> None:
@@ -264,7 +294,14 @@ class DeviceMemory:
 
     def not_here(self, arr) -> str | None:
         """Why device array ``arr`` (a kernel's pointer, passed as the array itself: inside a
-        tuple or an object) cannot be read here: another Context's, or freed; None when it can."""
+        tuple or an object), or a :class:`DevicePointer` into one, cannot be read here: another
+        Context's, or freed; None when it can."""
+        if isinstance(arr, DevicePointer):
+            if arr.array._memory is self:
+                return None  # (freed: the address is outside every allocation, and says so)
+            return (f"address {int(arr):#x}, into device array {arr.array.name!r} of another "
+                    f"Context: its address means nothing in this one; expected a device array of "
+                    f"this Context (from its put, shard, replicate, empty or empty_like)")
         if not isinstance(arr, DeviceArray):
             return None
         if arr._memory is not self:
@@ -620,6 +657,8 @@ def arg_repr(v: Any) -> Any:
                 "addr": v.addr}
     if isinstance(v, np.ndarray):
         return {"shape": list(v.shape), "dtype": dtype_name(v.dtype) or str(v.dtype)}
+    if isinstance(v, DevicePointer):
+        return int(v)
     if isinstance(v, (int, float, str, bool, type(None))):
         return v
     return repr(v)
