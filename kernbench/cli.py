@@ -461,6 +461,14 @@ def _check_output_paths(args) -> None:
             raise CliError(f"{name} {path}: folder {str(folder)!r} does not exist")
         if not os.access(folder, os.W_OK):
             raise CliError(f"{name} {path}: folder {str(folder)!r} is not writable")
+        if opt == "plot" and p.suffix.lower() not in _PLOT_SUFFIXES:  # (matplotlib's, by name)
+            raise CliError(f"{name} {path}: matplotlib writes {', '.join(_PLOT_SUFFIXES[1:6])}, ... "
+                           f"(by the file's suffix), not {p.suffix!r}")
+
+
+#: the file suffixes matplotlib's savefig writes ("" : its default, PNG)
+_PLOT_SUFFIXES = ("", ".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".svgz", ".tif",
+                  ".tiff", ".webp", ".pgf", ".raw", ".rgba")
 
 
 def _check_trace_filters(args, hw) -> None:
@@ -722,7 +730,11 @@ def _parse_choices(text: str) -> tuple:
     name = name.strip()
     if not eq or not _IDENT.match(name) or not value.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE or NAME=V1,V2,..., got {text!r}")
-    return name, [parse_value(v) for v in value.split(",") if v.strip()]
+    values = value.split(",")
+    if any(not v.strip() for v in values[:-1]):  # (a trailing comma is a one-value list's)
+        raise argparse.ArgumentTypeError(f"an empty value in {text!r}: NAME=V1,V2,... with no empty "
+                                         f"one between commas")
+    return name, [parse_value(v) for v in values if v.strip()]
 
 
 def cmd_sweep(args, console) -> int:

@@ -644,3 +644,20 @@ def test_a_kernel_file_without_the_py_suffix_is_read_as_python(capsys, tmp_path,
     code, out, err = run(capsys, "run", "./kern.txt:k", "--grid", "1,1")
     assert code == 0, err
     assert "k on default: grid 1 PE x 1 cube" in out
+
+
+def test_a_sweep_value_list_with_an_empty_value_is_refused():
+    # (--arg n=8,,16 dropped the empty value silently: a review)
+    import argparse
+
+    assert cli._parse_choices("n=8,16") == ("n", [8, 16])
+    assert cli._parse_choices("n=8,") == ("n", [8])
+    with pytest.raises(argparse.ArgumentTypeError, match=r"an empty value in 'n=8,,16'"):
+        cli._parse_choices("n=8,,16")
+
+
+def test_a_plot_file_matplotlib_cannot_write_is_refused_before_the_run(capsys, tmp_path):
+    # (it failed only after the launch had run: a review)
+    code, _, err = run(capsys, "diag", "--plot", str(tmp_path / "p.xyz"))
+    assert code == 2
+    assert "--plot" in one_error_line(err) and "not '.xyz'" in err
