@@ -122,3 +122,18 @@ def test_an_array_inside_a_container_gets_the_timing_warning_too():
                mode="timing")
     with pytest.warns(UserWarning, match="'o' was passed to a timing-mode launch"):
         ctx.read(o, (0, 0))
+
+
+def test_an_array_reached_as_an_object_or_by_its_pointer_gets_the_timing_warning():
+    # (a review: only arrays passed as themselves, or in shallow containers, were marked)
+    import types
+
+    ctx = kernbench.Context("default", overrides=HW)
+    deep = ctx.empty((8,), "f32", name="deep")
+    ptr = ctx.empty((8,), "f32", name="ptr")
+    ctx.launch(lambda box, *, tl: tl.store(box.o, tl.zeros((8,), "f32")), (1, 1),
+               types.SimpleNamespace(o=deep), mode="timing")
+    ctx.launch(lambda p, *, tl: tl.store(p, tl.zeros((8,), "f32")), (1, 1), ptr + 0, mode="timing")
+    for a in (deep, ptr):
+        with pytest.warns(UserWarning, match=f"'{a.name}' was passed to a timing-mode launch"):
+            ctx.read(a, (0, 0))

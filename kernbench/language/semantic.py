@@ -797,11 +797,13 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
         why = tr.memory.not_here(ptr)
         if why is not None:
             fail(tr, f"{verb}: {why}")
+        tr.memory.used(ptr, tr.functional)
         ptr = addr
     elif type(ptr) is not int:  # (a DevicePointer: its array's Context is checked)
         why = tr.memory.not_here(ptr)
         if why is not None:
             fail(tr, f"{verb}: {why}")
+        tr.memory.used(ptr, tr.functional)
     ptr = int(ptr)
     if masked:
         # (the elements the tile spans: a halo before an allocation reaches into it)

@@ -680,6 +680,9 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     # equals an address.
     for _, _, a in _device_arrays(args, kwargs):
         a.timed = mode == "timing"
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, DevicePointer):  # (an address into an array: arr + nbytes)
+            a.array.timed = mode == "timing"
     return result
 
 

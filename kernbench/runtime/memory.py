@@ -312,6 +312,13 @@ class DeviceMemory:
             return f"device array {arr.name!r} (at {arr.addr:#x}) was freed"
         return None
 
+    def used(self, ptr, functional: bool) -> None:
+        """A kernel reached device array ``ptr`` (or a DevicePointer into one) as an object, not
+        as a launch argument: its timing-read flag follows the launch as an argument's does."""
+        arr = ptr.array if isinstance(ptr, DevicePointer) else ptr
+        if isinstance(arr, DeviceArray):
+            arr.timed = not functional
+
     def describe_near(self, ptr: int) -> str:
         """Which allocation ``ptr`` is closest to, for error messages."""
         j = bisect.bisect_right(self._freed_bases, ptr) - 1
