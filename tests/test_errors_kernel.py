@@ -326,3 +326,20 @@ def test_an_error_inside_kernbench_names_the_kernel_line_not_kernbench(monkeypat
         line = sys._getframe().f_lineno + 1
         ns["fail"]()
     assert executor._kernel_site(ei.value, __file__) == (__file__, line, "")  # not somewhere.py
+
+
+def test_a_kernel_error_the_kernel_raises_itself_gets_its_pe_and_line():
+    # (a review: it passed through with .pe and .where None)
+    import kernbench
+    from kernbench import KernelError
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+
+    def k(*, tl):
+        if tl.program_id(0) == 1:
+            raise KernelError("block size must divide the row")  # the raise
+
+    with pytest.raises(KernelError, match="block size must divide the row") as e:
+        ctx.launch(k, (2, 1))
+    assert e.value.pe == (1, 0)
+    assert e.value.where.endswith(f"test_errors_kernel.py:{k.__code__.co_firstlineno + 2}")

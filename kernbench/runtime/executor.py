@@ -380,7 +380,10 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         tl._begin(b)
         try:
             kernel(*args, tl=tl, **kwargs)
-        except KernbenchError:
+        except KernbenchError as e:
+            if isinstance(e, KernelError) and e.pe is None:  # (the kernel's own raise: where it was)
+                file, line, _ = _kernel_site(e, kfile)
+                e.pe, e.where = (p, c), f"{file}:{line}"
             raise
         except Exception as e:
             file, line, calls = _kernel_site(e, kfile)
