@@ -540,3 +540,26 @@ def test_a_masked_store_whose_rows_overlap_where_unmasked_is_refused(known):
 
     ctx.launch(fixed, (1, 1), d)
     np.testing.assert_array_equal(ctx.read(d, (0, 0))[:6], np.ones(6))
+
+
+def test_a_block_masked_off_past_the_data_keeps_its_array_whatever_follows_it():
+    # Triton's vector add on a grid one block larger than the data: the last block starts in
+    # x's guard gap, all masked off. A review found it took the allocation after x (its dtype
+    # and its cost), and refused dtype="f32" naming that allocation.
+    n = 1000
+
+    def add(x_ptr, o_ptr, *, tl):
+        offs = tl.program_id(0) * n + tl.arange(0, n)
+        v = tl.load(x_ptr + 4 * tl.program_id(0) * n, shape=(n,), mask=offs < n, other=0.0, dtype="f32")
+        tl.store(o_ptr + 4 * tl.program_id(0) * n, v, mask=offs < n)
+
+    cycles = set()
+    for neighbour in ("f32", "f16", "int32"):
+        ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 4})
+        x = ctx.replicate(np.ones(n, np.float32), name="x")
+        ctx.replicate(np.zeros(n, np.float32), dtype=neighbour, name="neighbour")  # right after x
+        out = ctx.empty((n,), "f32", name="out")
+        cycles.add(ctx.launch(add, (3, 1), x, out, mode="timing").cycles)
+        ctx.launch(add, (3, 1), x, out)
+        np.testing.assert_array_equal(ctx.read(out, (0, 0)), np.ones(n))
+    assert len(cycles) == 1

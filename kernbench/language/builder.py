@@ -47,7 +47,7 @@ import numpy as np
 from ..common.pe_commands import TensorHandle
 from . import semantic
 from .numerics import RIGHT_CHECKED, check_right, vec_value, view_value
-from .semantic import ITEMSIZE, MAX_ELEMENTS as _MAX_ELEMENTS, TransposedView, line_of
+from .semantic import ITEMSIZE, MAX_ELEMENTS as _MAX_ELEMENTS, ReplayedPast, TransposedView, line_of
 from .sites import REDUCE_SUB, VEC_SUB, SiteTable, label_of, reduce_geometry, site_fields
 from .store import TensorTable, TraceStore, join_sizes
 from ._caller import frame_code, frame_lasti, this_thread
@@ -359,7 +359,8 @@ class PEBuilder:
                                 break
                             n *= d
                         if (0 < n <= _MAX_ELEMENTS and (n == t[2] or not self.functional)
-                                and (i, s) in self.transposed._one):
+                                and (i, s) in self.transposed._one
+                                and type(t[0]) is not ReplayedPast):  # (operand_slow refuses)
                             return (i, s, True), s, t[1], i, n
         except (AttributeError, IndexError, TypeError, OverflowError):
             pass

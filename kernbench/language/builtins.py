@@ -541,10 +541,11 @@ class TL:
         if dtype is not None:
             dtype = check_dtype(tr, dtype)
         mk = self._mask(tr, mask, shape, "load") if mask is not None else None
+        mv = self._known_mask(tr, mk) if mk is not None else None
         alloc, e0, dtype, stride = semantic.region(tr, ptr, shape, dtype, stride, "load",
-                                                   masked=mk is not None)
-        if mk is not None:
-            self._check_known_mask(tr, mk, alloc, e0, shape, stride, "load")
+                                                   masked=mk is not None, mask_value=mv)
+        if mv is not None:
+            semantic.check_masked(tr, alloc, e0, shape, stride, mv, "load")
         oth = None
         if other is not None:
             if mask is None:
@@ -596,10 +597,11 @@ class TL:
                 fail(tr, f"store of the wrong size: expected a tensor of shape {_fmt(want)} "
                          f"({numel(want)} elements), got {_fmt(s)} ({numel(s)} elements)")
         mk = self._mask(tr, mask, s, "store") if mask is not None else None
+        mv = self._known_mask(tr, mk) if mk is not None else None
         alloc, e0, _, stride = semantic.region(tr, ptr, s, dtype, stride, "store",
-                                               masked=mk is not None)
-        if mk is not None:
-            self._check_known_mask(tr, mk, alloc, e0, s, stride, "store")
+                                               masked=mk is not None, mask_value=mv)
+        if mv is not None:
+            semantic.check_masked(tr, alloc, e0, s, stride, mv, "store")
         tr.store(f, spec, i, alloc, e0, s, n, stride, mk)
 
     def _mask(self, tr, mask, shape: tuple, verb: str) -> tuple:
@@ -614,16 +616,16 @@ class TL:
                      f"{_fmt(shape)}")
         return (mspec, mi)
 
-    def _check_known_mask(self, tr, mk, alloc, e0, shape, stride, verb) -> None:
+    def _known_mask(self, tr, mk):
+        """The value of mask ``mk`` ((spec, tensor number)) when known at trace, else None
+        (then functional replay checks the access)."""
         v = tr.computed(mk[1])
-        if v is None:
-            return  # checked in functional replay
-        if type(mk[0]) is tuple:
-            try:
-                v = view_value(v, mk[0])
-            except ValueError:
-                return
-        semantic.check_masked(tr, alloc, e0, shape, stride, v, verb)
+        if v is None or type(mk[0]) is not tuple:
+            return v
+        try:
+            return view_value(v, mk[0])
+        except ValueError:
+            return None
 
     # -- GEMM --------------------------------------------------------------------------------
     def dot(self, a: TensorHandle, b: TensorHandle, acc: TensorHandle | None = None,

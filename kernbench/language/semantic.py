@@ -635,6 +635,9 @@ class ReplayedPast(tuple):
         self.loop = loop
         return self
 
+    def __reduce__(self):
+        return (ReplayedPast, (tuple(self), self.loop))
+
 
 
 def operand_slow(tr, h, what: str):
@@ -768,12 +771,30 @@ def float_operand(tr, dtype: str, op: str, what: str) -> None:
 
 
 # -- device memory ----------------------------------------------------------------------------
-def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: bool = False):
+def _reaches(alloc, ptr: int, shape: tuple, stride, mask) -> bool:
+    """Does a masked access at ``ptr`` (before ``alloc``) let an element of ``alloc`` in (mask
+    None: unknown at trace; does the tile reach into ``alloc``)?"""
+    off = ptr - alloc.addr
+    if off % alloc.itemsize:
+        return False
+    try:
+        if mask is None:
+            idx = element_indices(off // alloc.itemsize, shape, stride)
+        else:
+            idx = masked_access(alloc, off // alloc.itemsize, shape, stride, mask)[0]
+    except (TypeError, ValueError):  # (a bad stride or mask: refused below)
+        return False
+    return bool(((idx >= 0) & (idx < alloc.numel)).any())
+
+
+def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: bool = False,
+           mask_value=None):
     """Check a load/store at ``ptr`` -> (allocation, element offset, dtype, row stride or None).
 
     The access must start inside an allocation, on an element boundary, and end inside it. A
     masked access may reach past the end (and start in the guard gap after its allocation, or
-    up to 4 KiB before it: DeviceMemory.find_near):
+    up to 4 KiB before it: DeviceMemory.near; ``mask_value``, the mask when known at trace,
+    says which when both):
     :func:`check_masked` bounds its unmasked elements when the mask is known at trace, replay
     otherwise."""
     if isinstance(ptr, TensorHandle):
@@ -805,14 +826,17 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
             fail(tr, f"{verb}: {why}")
         tr.memory.used(ptr, tr.functional)
     ptr = int(ptr)
-    if masked:
-        # (the elements the tile spans: a halo before an allocation reaches into it)
-        extent = numel(shape)
-        if stride is not None and len(shape) == 2 and type(stride) is int and stride > 0:
-            extent = (shape[0] - 1) * stride + shape[1]
-        alloc = tr.memory.find_near(ptr, extent)
-    else:
-        alloc = tr.memory.find(ptr)
+    alloc = tr.memory.find(ptr)
+    if alloc is None and masked:
+        # Outside every allocation: past the end of the one before (a block masked off, as a
+        # grid larger than the data makes) or just before the next (a halo). When both may
+        # be, the next if the mask (known at trace) lets one of its elements in, else the one
+        # before; with a mask known only in replay, the next if the tile reaches into it.
+        before, after = tr.memory.near(ptr)
+        alloc = before if before is not None else after
+        if before is not None and after is not None \
+                and _reaches(after, ptr, shape, stride, mask_value):
+            alloc = after
     if alloc is None:
         fail(tr, f"{verb} at address {ptr:#x} is outside every device allocation "
                  f"({tr.memory.describe_near(ptr)}); allocate with ctx.empty/shard/replicate and "

@@ -273,24 +273,18 @@ class DeviceMemory:
                 return a
         return None
 
-    def find_near(self, ptr: int, extent: int = 1) -> DeviceArray | None:
-        """The allocation of a masked access at ``ptr`` spanning ``extent`` elements, or None:
-        the one whose range holds ``ptr``, else the one it lies at most ALIGN bytes before when
-        the access reaches into it (a halo: ``x_ptr - 4`` with the first element masked off),
-        else the one whose guard gap after it holds ``ptr`` (a block past the end, masked off).
-        Only the access's unmasked elements must lie inside it (semantic.masked_access): a
-        wrong pick cannot read a neighbour, whose elements lie past the gap."""
-        a = self.find(ptr)
-        if a is not None:
-            return a
+    def near(self, ptr: int) -> tuple:
+        """(before, after): the allocations a masked access at ``ptr``, outside every one, may
+        belong to (semantic.region picks): the one whose guard gap after it holds ``ptr`` (a
+        block past the end, masked off) and the one ``ptr`` lies at most ALIGN bytes before
+        (a halo: ``x_ptr - 4`` with the first element masked off); None where there is none."""
         i = bisect.bisect_right(self._bases, ptr) - 1
-        if i + 1 < len(self._arrays):
-            after = self._arrays[i + 1]
-            if after.addr - ptr <= ALIGN and ptr + extent * after.itemsize > after.addr:
-                return after
+        before = after = None
         if i >= 0 and ptr < self._arrays[i].addr + self._arrays[i].nbytes + ALIGN:
-            return self._arrays[i]
-        return None
+            before = self._arrays[i]
+        if i + 1 < len(self._arrays) and self._arrays[i + 1].addr - ptr <= ALIGN:
+            after = self._arrays[i + 1]
+        return before, after
 
     def not_here(self, arr) -> str | None:
         """Why device array ``arr`` (a kernel's pointer, passed as the array itself: inside a
