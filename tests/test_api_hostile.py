@@ -390,7 +390,10 @@ def test_a_pointer_into_another_contexts_array_is_refused_wherever_it_goes(ctx):
         v = tl.load(box.p + 4, shape=(7,))  # the load
         tl.store(o + 4, v)
 
-    for p in (theirs + 0, theirs.ptr, theirs + 8 - 8):
+    import copy
+
+    for p in (theirs + 0, theirs.ptr, theirs + 8 - 8, theirs.ptr + np.int64(0), copy.copy(theirs.ptr),
+              copy.deepcopy(theirs + 0), theirs.ptr - np.int32(0)):
         with pytest.raises(kernbench.KernelError, match=r"load: address 0x10000004, into device array "
                                                         r"'theirs' of another Context"):
             ctx.launch(k, (1, 1), types.SimpleNamespace(p=p), out)

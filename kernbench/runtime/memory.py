@@ -163,8 +163,10 @@ class DevicePointer(int):
     """A byte address into device array ``array`` (``arr + nbytes``, ``arr.ptr``): an int in
     every way, which remembers its array so that a load or store in another Context's launch
     is refused (semantic.region) instead of reading what that Context holds at the address.
-    Adding or subtracting an int keeps it a DevicePointer; the difference of two is a plain
-    int. Pickled as a plain int. A launch gives a kernel its arguments' plain addresses."""
+    Adding or subtracting an int (a numpy integer on the right too) keeps it a DevicePointer;
+    the difference of two is a plain int, and so is any other arithmetic (``p * 1``, ``p | 0``,
+    ``np.int64(4) + p``). Pickled as a plain int. A launch gives a kernel its arguments' plain
+    addresses."""
 
     def __new__(cls, addr: int, array: "DeviceArray"):
         p = super().__new__(cls, addr)
@@ -172,16 +174,26 @@ class DevicePointer(int):
         return p
 
     def __add__(self, other):
+        if isinstance(other, np.integer):  # (numpy's own add would make it an np.int64)
+            other = int(other)
         r = int.__add__(self, other)
         return r if r is NotImplemented else DevicePointer(r, self.array)
 
     __radd__ = __add__
 
     def __sub__(self, other):
+        if isinstance(other, np.integer):
+            other = int(other)
         r = int.__sub__(self, other)
         if r is NotImplemented or isinstance(other, DevicePointer):
             return r
         return DevicePointer(r, self.array)
+
+    def __copy__(self):
+        return self  # (an int: immutable)
+
+    def __deepcopy__(self, memo):
+        return self
 
     def __reduce__(self):
         return (int, (int(self),))
