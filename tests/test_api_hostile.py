@@ -1,6 +1,7 @@
 """Hostile calls to the host API (Context, placement, SFR installs, reports): each is refused with
 a clear error naming what was expected, never accepted silently or answered with a raw error."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -385,6 +386,10 @@ def test_a_pointer_into_another_contexts_array_is_refused_wherever_it_goes(ctx):
     with pytest.raises(ValueError, match=r"launch argument 'p' \(positional #0\) \(0x10000000, an address "
                                          r"into device array 'theirs'\) belongs to another Context"):
         ctx.launch(lambda p, o, *, tl: None, (1, 1), theirs + 0, out)
+    for arg, path in (([theirs.ptr], "[0]"), ({"a": theirs + 4}, "['a']"), (((theirs - 4,),), "[0][0]")):
+        with pytest.raises(ValueError, match=r"launch argument 'p' \(positional #0\)" + re.escape(path)
+                                             + r" \(device array 'theirs' .*belongs to another Context"):
+            ctx.launch(lambda p, o, *, tl: None, (1, 1), arg, out)
 
     def k(box, o, *, tl):
         v = tl.load(box.p + 4, shape=(7,))  # the load

@@ -837,10 +837,16 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
         if before is not None and after is not None \
                 and _reaches(after, ptr, shape, stride, mask_value):
             alloc = after
+        if alloc is None and mask_value is not None and not np.any(mask_value):
+            # every element masked off (a grid larger than the data): no address is read, the
+            # block belongs to the allocation its pointer ran past, however far
+            alloc = tr.memory.below(ptr)
     if alloc is None:
         fail(tr, f"{verb} at address {ptr:#x} is outside every device allocation "
                  f"({tr.memory.describe_near(ptr)}); allocate with ctx.empty/shard/replicate and "
-                 f"pass the array (or its address + a byte offset)")
+                 f"pass the array (or its address + a byte offset)"
+                 + (" (a masked access may start at most 4 KiB outside its allocation, unless its "
+                    "mask, known at trace, masks off every element)" if masked else ""))
     if dtype is None:
         dtype = alloc.dtype
     elif dtype != alloc.dtype:

@@ -705,10 +705,11 @@ _NESTING, _WIDE = 4, 4096
 
 def _device_arrays(args: tuple, kwargs: dict):
     """(argument key, path inside it, array) of every DeviceArray among a launch's arguments:
-    themselves, or inside tuples, lists and dicts (their values) up to _NESTING deep (past
+    themselves, or, themselves or a DevicePointer's, inside tuples, lists and dicts (their
+    values) up to _NESTING deep (past
     _WIDE items, a container's own arrays only); the kernel receives an argument's address, a
     contained array as itself (semantic.region checks it at its load or store too)."""
-    kinds = (DeviceArray, tuple, list, dict)
+    kinds = (DeviceArray, DevicePointer, tuple, list, dict)
 
     def walk(x, keys, depth):
         values = x.values() if isinstance(x, dict) else x
@@ -717,18 +718,20 @@ def _device_arrays(args: tuple, kwargs: dict):
         types = set(map(type, values))
         deeper = depth < _NESTING and len(values) <= _WIDE and any(
             issubclass(t, (tuple, list, dict)) for t in types)
-        if not deeper and not any(issubclass(t, DeviceArray) for t in types):
+        if not deeper and not any(issubclass(t, (DeviceArray, DevicePointer)) for t in types):
             return
         for k, v in (x.items() if isinstance(x, dict) else enumerate(x)):
             if isinstance(v, DeviceArray):
                 yield keys + (k,), v
+            elif isinstance(v, DevicePointer):  # (an address into one: arr + nbytes)
+                yield keys + (k,), v.array
             elif deeper and isinstance(v, kinds):
                 yield from walk(v, keys + (k,), depth + 1)
 
     for key, a in [*enumerate(args), *kwargs.items()]:
         if isinstance(a, DeviceArray):
             yield key, "", a
-        elif isinstance(a, kinds):
+        elif isinstance(a, (tuple, list, dict)):
             for keys, arr in walk(a, (), 1):
                 yield key, "".join(f"[{k!r}]" for k in keys), arr
 

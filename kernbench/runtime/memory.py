@@ -128,6 +128,12 @@ class DeviceArray:
 
     __radd__ = __add__
 
+    def __sub__(self, nbytes: int) -> "DevicePointer":
+        """The byte address ``nbytes`` before the array's start (a halo's, for a masked access)."""
+        if not _whole(nbytes):
+            raise TypeError(f"{self.name!r} - {nbytes!r}: a byte offset is an int")
+        return DevicePointer(self.addr - int(nbytes), self)
+
     @property
     def has_data(self) -> bool:
         return bool(self._data)
@@ -284,6 +290,12 @@ class DeviceMemory:
                 self._last = a
                 return a
         return None
+
+    def below(self, ptr: int) -> DeviceArray | None:
+        """The allocation starting at or below ``ptr`` nearest it (an access whose every element
+        is masked off belongs to it however far past its end), or None."""
+        i = bisect.bisect_right(self._bases, ptr) - 1
+        return self._arrays[i] if i >= 0 else None
 
     def near(self, ptr: int) -> tuple:
         """(before, after): the allocations a masked access at ``ptr``, outside every one, may
