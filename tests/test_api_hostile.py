@@ -195,6 +195,9 @@ def test_a_device_array_inside_a_container_is_checked_like_an_argument(ctx):
     with pytest.raises(PlacementError, match=r"launch argument 'ptrs' \(positional #0\)\[0\] "
                                              r"\(device array 'old'\) was freed"):
         ctx.launch(_copy, (1, 1), (freed,), out)
+    with pytest.raises(PlacementError, match=r"launch argument 'ptrs' \(positional #0\) \(0x[0-9a-f]+, an "
+                                             r"address into device array 'old'\) was freed"):
+        ctx.launch(lambda ptrs, o, *, tl: None, (1, 1), freed + 4, out)
 
 
 def test_a_device_array_the_launch_does_not_see_is_checked_at_its_load(ctx):
@@ -219,7 +222,7 @@ def test_a_device_array_the_launch_does_not_see_is_checked_at_its_load(ctx):
 def test_a_pointer_into_a_freed_array_names_it(ctx):
     ctx.replicate(np.ones(8, np.float32), name="x")
     old = ctx.empty((8,), "f32", name="old")
-    ptr = old + 8
+    ptr = int(old + 8)  # (a plain int: a DevicePointer into a freed array is refused at launch)
     ctx.free(old)
     with pytest.raises(kernbench.KernelError, match=r"8 bytes into 'old' \(32 bytes at 0x[0-9a-f]+\), "
                                                     r"which was freed"):

@@ -771,6 +771,10 @@ def float_operand(tr, dtype: str, op: str, what: str) -> None:
 
 
 # -- device memory ----------------------------------------------------------------------------
+#: device addresses lie below this (allocations: 2**40 bytes each, never reused)
+_ADDRESS_TOP = 1 << 62
+
+
 def _reaches(alloc, ptr: int, shape: tuple, stride, mask) -> bool:
     """Does a masked access at ``ptr`` (before ``alloc``) let an element of ``alloc`` in (mask
     None: unknown at trace; does the tile reach into ``alloc``)?"""
@@ -826,27 +830,27 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
             fail(tr, f"{verb}: {why}")
         tr.memory.used(ptr, tr.functional)
     ptr = int(ptr)
+    if not 0 <= ptr < _ADDRESS_TOP:
+        fail(tr, f"{verb} at address {ptr:#x}: outside the device address space (0 .. 2**62)")
     alloc = tr.memory.find(ptr)
     if alloc is None and masked:
         # Outside every allocation: past the end of the one before (a block masked off, as a
         # grid larger than the data makes) or just before the next (a halo). When both may
         # be, the next if the mask (known at trace) lets one of its elements in, else the one
         # before; with a mask known only in replay, the next if the tile reaches into it.
+        # (An address cannot say which array it came from: a block masked off further out,
+        # nearer another array, would take that array's dtype and cost; it is refused.)
         before, after = tr.memory.near(ptr)
-        alloc = before if before is not None else after
-        if before is not None and after is not None \
-                and _reaches(after, ptr, shape, stride, mask_value):
+        alloc = before
+        if after is not None and _reaches(after, ptr, shape, stride, mask_value):
             alloc = after
-        if alloc is None and mask_value is not None and not np.any(mask_value):
-            # every element masked off (a grid larger than the data): no address is read, the
-            # block belongs to the allocation its pointer ran past, however far
-            alloc = tr.memory.below(ptr)
     if alloc is None:
         fail(tr, f"{verb} at address {ptr:#x} is outside every device allocation "
                  f"({tr.memory.describe_near(ptr)}); allocate with ctx.empty/shard/replicate and "
                  f"pass the array (or its address + a byte offset)"
-                 + (" (a masked access may start at most 4 KiB outside its allocation, unless its "
-                    "mask, known at trace, masks off every element)" if masked else ""))
+                 + (" (a masked access may start at most 4 KiB past the end of its allocation, "
+                    "or before it when its mask lets an element of it in: a program whose whole "
+                    "block lies past the data returns before its loads and stores)" if masked else ""))
     if dtype is None:
         dtype = alloc.dtype
     elif dtype != alloc.dtype:

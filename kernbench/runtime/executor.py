@@ -609,6 +609,9 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
             raise ValueError(f"launch argument {_arg_name(kernel, key)} ({a:#x}, an address into "
                              f"device array {a.array.name!r}) belongs to another Context: expected "
                              f"an address into a device array of this Context")
+        if isinstance(a, DevicePointer) and a.array.freed:
+            raise PlacementError(f"launch argument {_arg_name(kernel, key)} ({a:#x}, an address into "
+                                 f"device array {a.array.name!r}) was freed")
     # Kernels see pointers as plain ints: pointer arithmetic stays int arithmetic.
     k_args = tuple(_plain(a) for a in args)
     k_kwargs = {k: _plain(a) for k, a in kwargs.items()}

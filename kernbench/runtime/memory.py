@@ -291,12 +291,6 @@ class DeviceMemory:
                 return a
         return None
 
-    def below(self, ptr: int) -> DeviceArray | None:
-        """The allocation starting at or below ``ptr`` nearest it (an access whose every element
-        is masked off belongs to it however far past its end), or None."""
-        i = bisect.bisect_right(self._bases, ptr) - 1
-        return self._arrays[i] if i >= 0 else None
-
     def near(self, ptr: int) -> tuple:
         """(before, after): the allocations a masked access at ``ptr``, outside every one, may
         belong to (semantic.region picks): the one whose guard gap after it holds ``ptr`` (a
