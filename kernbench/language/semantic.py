@@ -817,18 +817,17 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
             r = repr(ptr)
             fail(tr, f"{verb}: pointer must be an int byte address (a device array or ptr + "
                      f"offset), got {type(ptr).__name__} {r if len(r) <= 80 else r[:77] + '...'}")
-        # (a device array reaches a kernel as itself only inside a container or an object:
-        # the launch checks, and turns into addresses, only the arrays it is passed)
+        if not isinstance(addr, (int, np.integer)) or isinstance(addr, bool):
+            fail(tr, f"{verb}: pointer {type(ptr).__name__} has an addr that is not an int: {addr!r}")
+    if type(ptr) is not int:
+        # A device array (reaching a kernel as itself only inside a container or an object:
+        # the launch turns the arrays it is passed into addresses) or a DevicePointer into
+        # one: its Context is checked, and its timing-read flag follows the launch
         why = tr.memory.not_here(ptr)
         if why is not None:
             fail(tr, f"{verb}: {why}")
         tr.memory.used(ptr, tr.functional)
-        ptr = addr
-    elif type(ptr) is not int:  # (a DevicePointer: its array's Context is checked)
-        why = tr.memory.not_here(ptr)
-        if why is not None:
-            fail(tr, f"{verb}: {why}")
-        tr.memory.used(ptr, tr.functional)
+        ptr = getattr(ptr, "addr", ptr)
     ptr = int(ptr)
     if not 0 <= ptr < _ADDRESS_TOP:
         fail(tr, f"{verb} at address {ptr:#x}: outside the device address space (0 .. 2**62)")

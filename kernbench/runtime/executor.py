@@ -593,25 +593,16 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     _check_kernel(kernel, args, kwargs)
     grid = _check_grid(hw, grid)
-    for key, path, a in _device_arrays(args, kwargs):
+    for key, path, a, what in _device_arrays(args, kwargs):
         if a._memory is not ctx.memory:
             # Its address means nothing here: the kernel would read whatever this Context holds
             # at it (another allocation, or nothing).
             raise ValueError(
-                f"launch argument {_arg_name(kernel, key)}{path} (device array {a.name!r} at "
-                f"{a.addr:#x}) belongs to another Context: expected a device array of this "
-                f"Context (from its put, shard, replicate, empty or empty_like)")
+                f"launch argument {_arg_name(kernel, key)}{path} ({what}) belongs to another "
+                f"Context: expected a device array of this Context (from its put, shard, "
+                f"replicate, empty or empty_like), or an address into one")
         if a.freed:
-            raise PlacementError(f"launch argument {_arg_name(kernel, key)}{path} (device array "
-                                 f"{a.name!r}) was freed")
-    for key, a in [*enumerate(args), *kwargs.items()]:
-        if isinstance(a, DevicePointer) and a.array._memory is not ctx.memory:
-            raise ValueError(f"launch argument {_arg_name(kernel, key)} ({a:#x}, an address into "
-                             f"device array {a.array.name!r}) belongs to another Context: expected "
-                             f"an address into a device array of this Context")
-        if isinstance(a, DevicePointer) and a.array.freed:
-            raise PlacementError(f"launch argument {_arg_name(kernel, key)} ({a:#x}, an address into "
-                                 f"device array {a.array.name!r}) was freed")
+            raise PlacementError(f"launch argument {_arg_name(kernel, key)}{path} ({what}) was freed")
     # Kernels see pointers as plain ints: pointer arithmetic stays int arithmetic.
     k_args = tuple(_plain(a) for a in args)
     k_kwargs = {k: _plain(a) for k, a in kwargs.items()}
@@ -684,11 +675,8 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     # (it computed no values), not after a functional one (unwritten by design; its stores clear
     # the flag through pointers too). Arrays passed as arrays only: an int may be a size that
     # equals an address.
-    for _, _, a in _device_arrays(args, kwargs):
+    for _, _, a, _ in _device_arrays(args, kwargs):
         a.timed = mode == "timing"
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, DevicePointer):  # (an address into an array: arr + nbytes)
-            a.array.timed = mode == "timing"
     return result
 
 
@@ -707,12 +695,17 @@ _NESTING, _WIDE = 4, 4096
 
 
 def _device_arrays(args: tuple, kwargs: dict):
-    """(argument key, path inside it, array) of every DeviceArray among a launch's arguments:
-    themselves, or, themselves or a DevicePointer's, inside tuples, lists and dicts (their
-    values) up to _NESTING deep (past
-    _WIDE items, a container's own arrays only); the kernel receives an argument's address, a
+    """(argument key, path inside it, array, what it is for an error) of every DeviceArray
+    among a launch's arguments, and of every DevicePointer's (an address into one: arr +
+    nbytes): themselves, or inside tuples, lists and dicts (their values) up to _NESTING deep
+    (past _WIDE items, a container's own only). The kernel receives an argument's address, a
     contained array as itself (semantic.region checks it at its load or store too)."""
-    kinds = (DeviceArray, DevicePointer, tuple, list, dict)
+    def found(v):  # (array, what) of an array or a pointer into one, else None
+        if isinstance(v, DeviceArray):
+            return v, f"device array {v.name!r} at {v.addr:#x}"
+        if isinstance(v, DevicePointer):
+            return v.array, f"{int(v):#x}, an address into device array {v.array.name!r}"
+        return None
 
     def walk(x, keys, depth):
         values = x.values() if isinstance(x, dict) else x
@@ -724,19 +717,19 @@ def _device_arrays(args: tuple, kwargs: dict):
         if not deeper and not any(issubclass(t, (DeviceArray, DevicePointer)) for t in types):
             return
         for k, v in (x.items() if isinstance(x, dict) else enumerate(x)):
-            if isinstance(v, DeviceArray):
-                yield keys + (k,), v
-            elif isinstance(v, DevicePointer):  # (an address into one: arr + nbytes)
-                yield keys + (k,), v.array
-            elif deeper and isinstance(v, kinds):
+            f = found(v)
+            if f is not None:
+                yield (keys + (k,), *f)
+            elif deeper and isinstance(v, (tuple, list, dict)):
                 yield from walk(v, keys + (k,), depth + 1)
 
     for key, a in [*enumerate(args), *kwargs.items()]:
-        if isinstance(a, DeviceArray):
-            yield key, "", a
+        f = found(a)
+        if f is not None:
+            yield (key, "", *f)
         elif isinstance(a, (tuple, list, dict)):
-            for keys, arr in walk(a, (), 1):
-                yield key, "".join(f"[{k!r}]" for k in keys), arr
+            for keys, arr, what in walk(a, (), 1):
+                yield key, "".join(f"[{k!r}]" for k in keys), arr, what
 
 
 def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, detail="train",
