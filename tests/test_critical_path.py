@@ -99,6 +99,60 @@ def test_credit_link_goes_to_the_late_recv():
     ]
 
 
+def test_credit_link_never_goes_to_a_recv_posted_after_the_send_ended():
+    """PE 0 sends three messages east from one 16 KiB load: 8 KiB (32 packets: PE 1's whole
+    queue), 256 B (1 packet) and 7,936 B (31 packets). PE 1 posts the first recv after an exp
+    of 65,536 elements, the second after another exp of 4,096, then the third.
+
+    Derivation. The load ends at 32 * 2 + 150 = 214. Send 1: packets 0..31 leave by
+    214 + 32 * 8 = 470 and wait. Send 2 starts at 470; its packet 32 needs packet 0's credit,
+    back at 4104 + 50 = 4154 (recv 1 posted at 4104 = 1024 * 4 + 8), so it leaves 4154..4162:
+    a credit stall of 4162 - 470 - 8 = 3,684. Send 3's packets 33..63 have their credits
+    (4154) and stream 4162..4410. The second exp runs 4104..4368 (64 * 4 + 8), so recv 2 is
+    posted at 4368, after send 2 ended: its post cannot have held send 2, whose credit came
+    from recv 1 (a review found a credit step from 4368 back to 4162, -206 cycles). Recv 3 is
+    posted when recv 2 ends (its packet landed at 4212, drained at 4368), and ends when the
+    last packet lands, 4410 + 50 = 4460.
+    Path: exp 1 (PE 1) 0..4104; send 2's credit wait 4104..4162 (slack its stall); send 3
+    4162..4410 (unit order, slack 4162 - 214); data in flight 4410..4460 (slack 4460 - 4368)."""
+    p0, p1 = StreamBuilder(), StreamBuilder()
+    t = p0.load(16384, line=30)
+    p0.send("E", t, 8192, line=31)
+    p0.send("E", t, 256, line=32)
+    p0.send("E", t, 7936, line=33)
+    e1 = p1.vec(VecOp.EXP, 65536, line=40)
+    p1.recv("W", 8192, after=e1, line=41)
+    e2 = p1.vec(VecOp.EXP, 4096, line=42)
+    p1.recv("W", 256, after=e2, line=43)
+    p1.recv("W", 7936, line=44)
+    r = launch([p0, p1])
+    assert r.cycles == 4460
+    assert r.unit_counters["stall_credit"][0, Unit.TX_E] == 3684
+    assert path_rows(r) == [
+        (1, 40, "busy", 0, 4104, "launch start", 0),
+        (0, 32, "credit", 4104, 4162, "operand", 3684),
+        (0, 33, "busy", 4162, 4410, "unit order", 4162 - 214),
+        (1, 44, "data", 4410, 4460, "send -> recv", 4460 - 4368),
+    ]
+
+
+def test_slack_counts_one_command_once_however_many_inputs_it_is():
+    """A command reading one tensor twice, made by the command before it on its unit: that
+    one command is its only input, so the slack is its start minus cycle 0, not a tie with
+    itself (a review found 0). Load of 16 KiB 0..214; exp of 4,096 on it 214..478 (64 * 4 +
+    8); add of the exp to itself 478..550 (64 + 8)."""
+    p = StreamBuilder()
+    t = p.load(16384, line=30)
+    d = p.vec(VecOp.EXP, 4096, t, line=31)
+    p.vec(VecOp.ADD, 4096, d, d, line=32)
+    r = launch([p])
+    assert path_rows(r) == [
+        (0, 30, "busy", 0, 214, "launch start", 0),
+        (0, 31, "busy", 214, 478, "operand", 214),
+        (0, 32, "busy", 478, 550, "unit order", 478),
+    ]
+
+
 def test_channel_link_goes_to_the_command_that_opened_the_busy_period():
     """PE 1 loads 64 KiB at cycle 0 (one train of 128 bursts to cycle 256); PE 0 fills 64 elements
     (1 + 8 = 9 cycles), then loads 64 KiB after it, then exps 65,536 elements.

@@ -204,6 +204,30 @@ def test_report_table_and_json(tmp_path):
         launch(attention_q16, drift=False)[0].drift_report()
 
 
+def test_json_round_trip_keeps_the_record(tmp_path):
+    """from_json rebuilds result.drift from the JSON's drift_record (a review found it dropped:
+    the rebuilt launch's drift_report said to relaunch with drift=True), NaN (nothing compared)
+    and an infinite drift included, and to_json of the rebuilt launch is the document again."""
+    import dataclasses
+    import json
+    from kernbench.report import from_json
+    r, _ = launch(attention_q16)
+    d = r.drift
+    drift = d.drift.copy()
+    nan_at = [next(i for i in range(len(drift)) if i != d.origin)]
+    drift[nan_at[0]] = np.nan  # (as a command with nothing to compare has)
+    drift[d.origin] = np.inf
+    r = dataclasses.replace(r, drift=dataclasses.replace(d, drift=drift))
+    doc = json.loads(json.dumps(r.to_json(tmp_path / "d.json")))
+    assert doc["drift_record"]["drift"][d.origin] == "inf" and doc["drift_record"]["drift"][nan_at[0]] is None
+    back = from_json(tmp_path / "d.json")
+    for f in ("drift", "local", "order"):
+        np.testing.assert_array_equal(getattr(back.drift, f), getattr(r.drift, f))
+    assert (back.drift.tolerance, back.drift.first, back.drift.origin) == (d.tolerance, d.first, d.origin)
+    assert back.drift_report(width=120) == r.drift_report(width=120)
+    assert json.loads(json.dumps(back.to_json())) == doc
+
+
 def test_float_to_int32_conversions_drift_nothing():
     """A review's case: a float tensor stored to an int32 allocation, or given as a masked
     int32 load's `other`, drifted 0.75 though the launch's values were exactly the language's

@@ -165,6 +165,32 @@ def test_slice_durations_sum_to_busy_counters(ring, tmp_path):
             assert dur_us[(g, u)] * cycles_per_us == pytest.approx(busy[g, u], abs=1.5 * n[(g, u)] + 1e-6)
 
 
+def test_a_flow_starts_inside_its_send_when_its_recv_lasts_0_ns(tmp_path):
+    """Two back-to-back 4 KiB sends (16 packets each: both fit the queue) whose recvs are posted
+    after an exp of 65,536 elements (4104 cycles), long after the data landed: each recv lasts
+    0 cycles. Each end has its own inset: the send's end 1 ns into its 85-86 ns slice, not on
+    the boundary it shares with the other send (a review found the 0 ns recv's inset, 0, used
+    for both ends)."""
+    from kernbench.common.pe_commands import StreamBuilder, VecOp
+    from report_helpers import launch
+    p0, p1 = StreamBuilder(), StreamBuilder()
+    t = p0.load(4096, line=30)
+    p0.send("E", t, 4096, line=31)
+    p0.send("E", t, 4096, line=32)
+    big = p1.vec(VecOp.EXP, 65536, line=40)
+    p1.recv("W", 4096, after=big, line=41)
+    p1.recv("W", 4096, line=42)
+    r = launch([p0, p1])
+    assert (r.engine.cmd_end - r.engine.cmd_start)[[4, 5]].tolist() == [0, 0]  # (PE 1's recvs)
+    to_perfetto(r, tmp_path / "t.json")
+    trace = load(tmp_path / "t.json")
+    starts = [ev for ev in trace["traceEvents"] if ev["ph"] == "s"]
+    assert len(starts) == 2
+    for ev in starts:
+        send = enclosing(trace, ev)  # strictly inside exactly one slice
+        assert send["args"]["op"] == "send" and round(ev["ts"] - send["ts"], 6) == 0.001
+
+
 def test_back_to_back_slices_share_their_boundary(tmp_path):
     # A slice ending at cycle c and the next starting at c meet at one nanosecond, whatever the
     # rounding: Perfetto keeps whole nanoseconds and would nest an overlapping slice.

@@ -208,6 +208,12 @@ def test_sort_and_top(prefill):
         profile(prefill, sort="cost")
     text = print_profile(prefill, file=io.StringIO(), top=3)
     assert f"and {len(by_line) - 3} more lines" in text
+    # top is None or a positive int: 0 printed every line and -1 dropped one while saying
+    # "... and 4 more lines" (a review)
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="top: expected None"):
+            print_profile(prefill, file=io.StringIO(), top=bad)
+    assert print_profile(prefill, file=io.StringIO(), top=np.int64(3)) == text
 
 
 def test_json_and_a_result_rebuilt_from_it(tmp_path):

@@ -173,6 +173,31 @@ def test_empty_launch_reports_zeros():
     # the peaks of the working PEs and their cubes' channels: none (a review found one PE's)
     assert s["totals"]["peak_tflops"] == 0 and s["totals"]["memory_peak_gbps"] == 0
     assert "0 of 0 TFLOP/s peak" in text and "0 of 0 GB/s (0 cube channels)" in text
+    # the result's own peak and the SRAM line agree: no working PE, none named (a review found
+    # one PE's peak and "on PE (0, 0)")
+    assert r.peak_tflops == 0 and s["sram"]["peak_pe"] is None
+    assert "on PE" not in text
+
+
+def test_busiest_link_is_the_one_busy_longest():
+    """PE 0 sends 64 messages of 4 bytes east (a packet each: ceil(4 / 32) = 1 cycle on the
+    wire, 64 busy cycles, 256 bytes); PE 1 sends one of 260 bytes east (packets of 256 and 4
+    bytes: 8 + 1 = 9 busy cycles, 260 bytes). The busiest link is PE 0's, which carried fewer
+    bytes (a review found the one with the most bytes named, with its 2.5% busy)."""
+    p0, p1, p2 = StreamBuilder(), StreamBuilder(), StreamBuilder()
+    t = p0.load(256, line=30)
+    for _ in range(64):
+        p0.send("E", t, 4, line=31)
+        p1.recv("W", 4, line=40)
+    u = p1.load(512, line=41)
+    p1.send("E", u, 260, line=42)
+    p2.recv("W", 260, line=50)
+    r = launch([p0, p1, p2])
+    busy = r.engine.link_counters["busy"]
+    assert busy[0 * 4 + 0] == 64 and busy[1 * 4 + 0] == 9  # (link id = PE * 4 + port, E = 0)
+    ln = summarize(r)["links"]
+    assert ln["busiest_link"] == 0 and ln["busiest_link_name"] == "PE (0, 0) -> E"
+    assert ln["busiest_link_busy_pct"] == pytest.approx(100 * 64 / r.cycles)
 
 
 def test_north_south_rows_appear_when_used():

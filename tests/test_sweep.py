@@ -68,6 +68,24 @@ def fresh_figures(row_hw: dict, M: int, chunks: int, strict=False) -> dict:
     return row_figures(r)
 
 
+def test_bound_is_none_without_flops_or_dma_bytes():
+    """A launch of vector work and a link message only: neither roofline term has work, so
+    the row's bound is "none" (a review found "GEMM", from 0 >= 0)."""
+    from kernbench.common.pe_commands import StreamBuilder, VecOp
+    from report_helpers import launch
+    p0, p1 = StreamBuilder(), StreamBuilder()
+    t = p0.vec(VecOp.EXP, 4096, line=30)
+    p0.send("E", t, 4096, line=31)
+    p1.recv("W", 4096, line=40)
+    f = row_figures(launch([p0, p1]))
+    assert f["dma_bytes"] == 0 and f["tflops"] == 0 and f["link_bytes"] == 4096
+    assert f["bound"] == "none" and f["roofline_fraction"] == 0.0
+    # one DMA byte makes it memory-bound
+    p = StreamBuilder()
+    p.load(512, line=30)
+    assert row_figures(launch([p]))["bound"] == "memory"
+
+
 # -- the grid -------------------------------------------------------------------------------------------
 def test_axes_expand_products_lists_and_numpy_values():
     assert expand_axis({"a": [1, 2], "b": range(2)}, "x") == [{"a": 1, "b": 0}, {"a": 1, "b": 1},

@@ -109,7 +109,9 @@ class CriticalPath:
 
     def shares(self) -> list:
         """The path's cycles grouped by (source line, unit, kind), largest first: dicts with
-        source, short (file.py:line), unit, kind, cycles, fraction, pes (sorted), label."""
+        source, short (file.py:line), unit, kind, cycles, fraction, pes (sorted), label (of the
+        group's longest step's command) and more_labels (how many other labels its commands
+        have: a line with a cast and an add on one unit is one group)."""
         if not len(self.steps):
             return []
         fx = command_facts(self.result)
@@ -126,10 +128,12 @@ class CriticalPath:
             pes = sorted(set(fx.pe[cmd[members]].tolist()))
             longest = int(cmd[members[np.argmax(dur[members])]])
             line, unit, kind = k // 64, (k // 4) % 16, k % 4
+            label = self.result.label(longest)
+            others = {g.key_label[int(s)] for s in np.unique(g.key_of[cmd[members]]).tolist()} - {label}
             out.append({"source": g.sources[line], "short": g.short(line), "unit": UNIT_NAMES[unit],
                         "kind": STEP_KINDS[kind], "cycles": int(cyc[j]),
                         "fraction": float(cyc[j]) / self.cycles if self.cycles else 0.0,
-                        "pes": pes, "label": self.result.label(longest)})
+                        "pes": pes, "label": label, "more_labels": len(others)})
         out.sort(key=lambda d: -d["cycles"])
         return out
 
@@ -145,11 +149,13 @@ class CriticalPath:
         for s in shown:
             pes = s["pes"]
             who = self.result.pe_name(pes[0]) if len(pes) == 1 else f"{len(pes)} PEs"
+            # (+N: N more kinds of command of the line on this unit, as the profile marks them)
+            label = s["label"] + (f" +{s['more_labels']}" if s["more_labels"] else "")
             what = {
-                "busy": f"{s['unit']} {s['label']}",
-                "data": f"data in flight to {s['unit']} {s['label']}",
-                "credit": f"{s['unit']} {s['label']} waiting for the receiver's credits",
-                "channel": f"DMA {s['label']} waiting for the memory channel",
+                "busy": f"{s['unit']} {label}",
+                "data": f"data in flight to {s['unit']} {label}",
+                "credit": f"{s['unit']} {label} waiting for the receiver's credits",
+                "channel": f"DMA {label} waiting for the memory channel",
             }[s["kind"]]
             parts.append(f"{_pct(s['fraction'])} {what} at {s['short']} on {who}")
         rest = shares[len(shown):]
@@ -269,7 +275,9 @@ def critical_path(result) -> CriticalPath:
         if cands[0][0] != t:  # only at cycle 0: no input held it
             return -1, _V_START, t
         best, best_via = cands[0][2], cands[0][3]
-        runner = cands[1][0] if len(cands) > 1 else 0
+        # the next-latest *other* command: one command can be several inputs (the command before
+        # on the unit that also made an operand, ``d + d``), which is no runner-up
+        runner = next((x[0] for x in cands[1:] if x[2] != best), 0)
         return best, best_via, t - max(runner, 0)
 
     def credit_holder(c):
@@ -278,12 +286,15 @@ def critical_path(result) -> CriticalPath:
         if m < 0:
             return -1
         lk, lo = m_link[m], m_first[m] - Q
+        # a credit comes back a hop after the post that drained its packet: a recv posted later
+        # than a hop before the send's end cannot have held it
+        latest = int(end[c]) - hop
         # messages on this link whose packets lie within Q before this message's last packet
         j = m
         best, best_r = -1, int(start[c])
         while j >= 0 and m_link[j] == lk and m_first[j] + m_pk[j] > lo:
             r = int(m_recv[j])
-            if int(start[r]) > best_r:
+            if best_r < int(start[r]) <= latest:
                 best, best_r = r, int(start[r])
             j -= 1
         return best

@@ -201,9 +201,30 @@ def _document(result, named_by_site: bool) -> dict:
         "profile": profile(result, sort="line")["lines"],
         "critical_path": critical_path(result).to_dict(),
         "drift": drift_summary(result) if getattr(result, "drift", None) is not None else None,
+        "drift_record": _drift_record(getattr(result, "drift", None)),
         "extra": jsonable(result.extra),
     }
     return doc
+
+
+def _floats(a) -> list:
+    # exact JSON floats: NaN (nothing compared) as None, infinities as "inf" / "-inf"
+    return [v if math.isfinite(v) else (None if v != v else ("inf" if v > 0 else "-inf"))
+            for v in np.asarray(a, np.float64).tolist()]
+
+
+def _unfloats(xs) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in xs], np.float64)
+
+
+def _drift_record(d) -> dict | None:
+    """The drift record itself (what drift_report reads), so from_json rebuilds it."""
+    if d is None:
+        return None
+    return {"tolerance": float(d.tolerance), "drift": _floats(d.drift), "local": _floats(d.local),
+            "first": None if d.first is None else int(d.first),
+            "origin": None if d.origin is None else int(d.origin),
+            "order": np.asarray(d.order, np.int64).tolist()}
 
 
 def _joined(x):
@@ -318,6 +339,7 @@ def from_json(doc: Union[dict, str, Path]):
 def _from_doc(doc: dict):
     from .._core import LINK_COUNTERS_DTYPE, UNIT_COUNTERS_DTYPE
     from .._core.api import EVENT_DTYPE, MESSAGE_DTYPE, EngineResult
+    from ..runtime.drift import DriftResult
 
     hw = hw_from_dict(doc["hw"], source="launch JSON")
     p = doc["program"]
@@ -362,6 +384,10 @@ def _from_doc(doc: dict):
     labels = doc.get("labels")
     sources = doc.get("sources")
     sfr = doc.get("sfr")
+    d = doc.get("drift_record")  # (None: no drift, or a file from before it was kept)
+    drift = None if d is None else DriftResult(
+        float(d["tolerance"]), _unfloats(d["drift"]), _unfloats(d["local"]), d["first"], d["origin"],
+        np.asarray(d["order"], np.int64))
     return LaunchResult(
         hw=hw,
         sfr=None if sfr is None else SfrInstall(sfr["scope"], bool(sfr["ring"])),
@@ -375,4 +401,5 @@ def _from_doc(doc: dict):
         labels=(labels.__getitem__ if labels is not None else None),
         sources=(sources.__getitem__ if sources is not None else None),
         extra=doc.get("extra") or {},
+        drift=drift,
     )

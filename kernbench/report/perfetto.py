@@ -150,10 +150,11 @@ class _Selection:
         s, r = self.flow_send[lo:hi], self.flow_recv[lo:hi]
         s0, s1 = self.ns(self.start[s]), self.ns(self.end[s])
         r0, r1 = self.ns(self.start[r]), self.ns(self.end[r])
-        inset = np.minimum.reduce([np.ones(len(s)), (s1 - s0) / 2, (r1 - r0) / 2, (r1 - s0) / 2])
-        inset = np.maximum(inset, 0.0)
-        t_start = s0 + inset
-        t_end = np.maximum(r1 - inset, t_start)  # never before the start, whatever the input
+        # each end its own inset: a 0 ns recv must not pull the send's end onto its boundary
+        both = np.minimum(np.ones(len(s)), (r1 - s0) / 2)  # (the start stays before the end)
+        t_start = s0 + np.maximum(np.minimum(both, (s1 - s0) / 2), 0.0)
+        t_end = r1 - np.maximum(np.minimum(both, (r1 - r0) / 2), 0.0)
+        t_end = np.maximum(t_end, t_start)  # never before the start, whatever the input
         return t_start / 1000.0, t_end / 1000.0
 
 

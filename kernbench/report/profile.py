@@ -18,6 +18,7 @@ path's one-line summary.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Optional
 
 import numpy as np
@@ -195,9 +196,16 @@ class _ProfileTable:
         yield self.table(options.max_width >= _WIDE, options.max_width)
 
 
+def _check_top(top) -> None:
+    if top is not None and (not isinstance(top, numbers.Integral) or isinstance(top, bool) or top < 1):
+        raise ValueError(f"top: expected None (every line) or a positive int, got {top!r}")
+
+
 def render_profile(prof: dict, top: Optional[int] = None, title: Optional[str] = None):
     """The profile (from :func:`profile`) as a rich renderable: the table, what its figures are
-    and the critical path's summary."""
+    and the critical path's summary. Raises ValueError for a ``top`` that is not None or a
+    positive int."""
+    _check_top(top)
     parts = [_ProfileTable(prof, top, title)]
     if top and len(prof["lines"]) > top:
         parts.append(Text(f"... and {len(prof['lines']) - top} more lines", style="dim"))
@@ -215,6 +223,7 @@ def print_profile(result, console: Optional[Console] = None, file=None, width: i
     """Print the per-line profile of ``result`` (a table sorted by ``sort``, the first ``top``
     lines) and the critical path's summary; returns the plain text. ``console``, ``file`` and
     ``width`` as for :func:`kernbench.report.print_report`."""
+    _check_top(top)  # (before the profile is made)
     prof = profile(result, sort=sort, path=path)
     renderable = render_profile(prof, top=top, title=f"{result.kernel_name}: per-line profile "
                                 f"({result.cycles:,} cycles, sorted by {sort})")

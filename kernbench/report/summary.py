@@ -100,7 +100,10 @@ def summarize(result) -> dict:
     used_links = np.flatnonzero(link_bytes > 0)
     total_link = int(link_bytes.sum())
     link_gbps = total_link / seconds / 1e9 if seconds else 0.0
-    busiest = int(used_links[np.argmax(link_bytes[used_links])]) if len(used_links) else None
+    # busiest: the most busy cycles (small packets keep a link busy for few bytes), then bytes
+    busiest = (int(used_links[np.lexsort((-link_bytes[used_links],
+                                          -lc["busy"][used_links].astype(np.int64)))[0]])
+               if len(used_links) else None)
     links = {
         "bytes": total_link,
         "packets": int(lc["packets"].sum()),
@@ -117,7 +120,7 @@ def summarize(result) -> dict:
 
     peak = np.asarray(result.peak_sram, dtype=np.int64)
     over = np.flatnonzero(np.asarray(result.engine.sram_over, dtype=bool))
-    if len(peak):
+    if len(peak) and peak.max() > 0:  # (no PE held anything: no PE to name)
         g_peak = int(np.argmax(peak))
     else:
         g_peak = None

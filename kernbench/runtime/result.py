@@ -129,7 +129,7 @@ class LaunchResult:
     @property
     def peak_tflops(self) -> float:
         """GEMM peak of the working PEs."""
-        return self.hw.peak_tflops(max(1, len(self.working_pes)))
+        return self.hw.peak_tflops(len(self.working_pes))  # (no working PE: 0)
 
     def utilization(self, unit: "int | str") -> np.ndarray:
         """Busy fraction of ``unit`` on each working PE (in the order of ``working_pes``).

@@ -34,7 +34,8 @@ def row_figures(result) -> dict:
 
     ``roofline_fraction``: the roofline bound over the cycles taken, the bound being the larger
     of the GEMM time (all FLOPs at the peak of the working PEs) and the memory time (the most
-    DMA bytes of one cube over its channel); ``bound`` names which. ``busy_*``: mean busy % of
+    DMA bytes of one cube over its channel); ``bound`` names which ("none" for a launch with
+    neither FLOPs nor DMA bytes). ``busy_*``: mean busy % of
     the unit over the working PEs."""
     s = summarize(result)
     hw = result.hw
@@ -55,7 +56,8 @@ def row_figures(result) -> dict:
         "peak_tflops": float(t["peak_tflops"]),
         "tflops_fraction": float(t["tflops_fraction"]),
         "roofline_fraction": float(bound_cycles / cycles) if cycles else 0.0,
-        "bound": "GEMM" if gemm_cycles >= mem_cycles else "memory",
+        "bound": ("none" if gemm_cycles == mem_cycles == 0  # (neither FLOPs nor DMA bytes)
+                  else "GEMM" if gemm_cycles >= mem_cycles else "memory"),
         **{f"busy_{u}": float(busy.get(u, 0.0)) for u in BUSY_UNITS},
         "dma_bytes": int(t["dma_bytes"]),
         "memory_gbps": float(t["memory_gbps"]),
