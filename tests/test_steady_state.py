@@ -196,6 +196,35 @@ def test_a_unit_past_the_loop_stops_the_jumps():
     assert _both(_loop_trace(case), DEFAULT)[1].steady_commands > 0
 
 
+def _swap_lag2(x_ptr, o_ptr, n, *, tl):
+    a = tl.load(x_ptr, shape=(8, 8))
+    b = tl.zeros((8, 8), "f32")
+    for _ in tl.range(0, n, replay_last=True):
+        a, b = b, tl.exp(a)  # each iteration reads the result of two iterations back
+    tl.store(o_ptr, a)  # the DMA unit parks here from the start, waiting for the loop's
+    tl.store(o_ptr, b)  # second-to-last result
+
+
+def test_a_unit_parked_past_the_loop_waiting_for_its_tensor_stops_the_jump_before_it():
+    """A review's case: the stores after a replay_last loop wait (DMA parked past the run: it
+    does not move on with a jump) for the loop's last two results. Each is read once, by the
+    store, as every other result is read once by the exp two iterations on, so the reader
+    counts did not stop a jump: it skipped the iteration that makes the awaited tensor, whose
+    end is what wakes the unit, and the launch ended in a DeadlockError at cycle 247 for every
+    even trip count from 8 (537 cycles with steady=False). A jump now stops before the
+    iteration making a tensor a unit parked past the run waits for."""
+    jumped = 0
+    for n in (*range(3, 21), 64):
+        ctx = Context("default")
+        x, o = ctx.empty((8, 8), "f32"), ctx.empty((8, 8), "f32")
+        traced = executor.trace_launch(ctx, _swap_lag2, (1, 1), (x, o, n), {}, mode="timing")[0]
+        off, on = _both(traced, DEFAULT, record_events=True)
+        assert not isinstance(on, Exception), (n, on)
+        assert_same(off, on)
+        jumped += on.steady_commands
+    assert jumped > 0  # (the iterations before the awaited one still jump)
+
+
 def test_growing_state_is_never_jumped():
     # a pinned load per iteration: SRAM in use grows every iteration, so no two iterations start
     # from the same state and nothing is jumped (and the result is still the run's); the search

@@ -1155,6 +1155,27 @@ cdef class Sim:
                     return 0
                 if r1 > r2 and (r2 - 1) // (r1 - r2) < m:
                     m = (r2 - 1) // (r1 - r2)
+        # A unit parked on a later command (past its region: it does not move on) that waits for
+        # a tensor of the region: the run makes that tensor, and only the run's own command
+        # ending wakes the unit, so the jump stops before the iteration that makes it (a
+        # review's deadlock: the store after a replay_last loop, waiting for the loop's last
+        # tensors, whose reader counts match the loop's own)
+        for pe in range(n_pes):
+            r = self.ff_reg[pe]
+            if r < 0 or self.rg[r, RG_MADE] == 0:
+                continue
+            for u in range(N_UNITS):
+                us = &self.units[pe * N_UNITS + u]
+                if us.state != U_WAIT_OPERAND or not self._ff_tin(pe, us.wait_tensor):
+                    continue
+                i = self._ff_front(us)
+                if i >= 0 and self._ff_in(pe, i):
+                    continue  # (it moves on with the run, its wait too)
+                i = (us.wait_tensor - self.rg[r, RG_T0]) // self.rg[r, RG_MADE]  # the iteration
+                if i <= self.ff_hi[pe]:
+                    return 0
+                if (i - 1 - self.ff_hi[pe]) // P < m:
+                    m = (i - 1 - self.ff_hi[pe]) // P
         if m <= 0:
             return 0
         # The tensors a jump writes (the window and every iteration after it that the stretches
