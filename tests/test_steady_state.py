@@ -9,7 +9,7 @@ must really happen where a loop repeats (else these tests would compare a path w
 import numpy as np
 import pytest
 from engine_helpers import HW_RANGES
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kernbench._core import api
@@ -131,8 +131,8 @@ def test_panels_on_hardware_variants_exact(hw, name):
     assert_same(off, on)
 
 
-def _loop_trace(case, grid=(2, 1)):
-    k, args_of = make_loop_kernel(*case)
+def _loop_trace(case, grid=(2, 1), replay_last=False, older_first=False):
+    k, args_of = make_loop_kernel(*case, replay_last=replay_last, older_first=older_first)
     ctx = Context("default")
     ctx.install_sfr(scope="pe")
     traced, _, _ = executor.trace_launch(ctx, k, grid, args_of(ctx), {}, mode="timing", replay="on")
@@ -140,14 +140,19 @@ def _loop_trace(case, grid=(2, 1)):
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(loop_kernels(), hw_variants(), st.one_of(st.none(), st.integers(25, 150)))
-def test_generated_loop_kernels_exact(case, hw, trips):
+@given(loop_kernels(), hw_variants(), st.one_of(st.none(), st.integers(25, 150)), st.booleans(),
+       st.booleans())
+# a review's case: the stores after a replay_last loop wait for its last two results, each read
+# once as every result is (two iterations on): a jump skipped the iteration that makes one
+@example(([("older", 0)], 0, 1, 14, 0, 1), DEFAULT, None, True, True)
+def test_generated_loop_kernels_exact(case, hw, trips, replay_last, older_first):
     """test_tl_range's random loop bodies (loads, masked loads, GEMMs, vector ops, reductions,
-    carried values, sends, pinned loads, views), half of them with long loops; a replayed
-    program's timing also with a row pool of one block (Sim._place)."""
+    carried values, sends, pinned loads, views), half of them with long loops, half with their
+    last iteration in the run (replay_last), the loop's last two results stored after it in
+    either order; a replayed program's timing also with a row pool of one block (Sim._place)."""
     if trips is not None:
         case = (case[0], case[1], case[2], trips, *case[4:])
-    traced = _loop_trace(case)
+    traced = _loop_trace(case, replay_last=replay_last, older_first=older_first)
     _bodies(traced.program)
     off, on = _both(traced, hw, record_events=True)
     if isinstance(off, Exception):

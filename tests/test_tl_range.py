@@ -446,7 +446,7 @@ def test_verify_is_the_test_suites_default(monkeypatch):
 
 # -- generated loop kernels ----------------------------------------------------------------------
 BODY_OPS = ("load", "load_after", "masked", "add", "mul", "max", "exp", "dot", "dot_t", "reduce",
-            "carry", "store", "send", "pinned", "view", "lag2")
+            "carry", "store", "send", "pinned", "view", "lag2", "older")
 
 
 @st.composite
@@ -461,7 +461,8 @@ def loop_kernels(draw):
     return ops, start, step, trips, n_carry, N
 
 
-def make_loop_kernel(ops, start, step, trips, n_carry, N, replay_last=False, replay_first=False):
+def make_loop_kernel(ops, start, step, trips, n_carry, N, replay_last=False, replay_first=False,
+                     older_first=False):
     stop = start + step * trips
 
     def k(x_ptr, o_ptr, *, tl):
@@ -510,11 +511,13 @@ def make_loop_kernel(ops, start, step, trips, n_carry, N, replay_last=False, rep
                     regs.append(tl.load(blk, shape=(T, T), pinned=True))
                 elif op == "lag2":  # reads the result of two iterations back
                     regs.append(a + older)
+                elif op == "older":  # reads only the result of two iterations back: alone in a
+                    regs.append(tl.exp(older))  # body, each result is read once, two on
                 elif op == "view":
                     regs.append(tl.reshape(tl.reshape(a, (T * T,)), (T, T)))
             older, last = last, regs[-1]
-        tl.store(o_ptr, last)
-        tl.store(o_ptr, older)
+        for h in ((older, last) if older_first else (last, older)):
+            tl.store(o_ptr, h)
         for c in carry:
             tl.store(o_ptr, c)
 
