@@ -436,6 +436,38 @@ def test_verify_catches_python_state_a_replayed_body_leaves_for_another_pe():
         _launch(state_for_the_next_pe, args, "verify", seen=seen)
 
 
+def error_for_the_next_pe(x_ptr, o_ptr, n, *, tl, seen):
+    """As state_for_the_next_pe, PE 1 reading an address from the count: past the array (an
+    error) unless it saw all n iterations."""
+    if tl.program_id(0) == 0:
+        seen.clear()
+        for i in tl.range(0, n):
+            seen.append(i)
+            tl.store(o_ptr + i * T * F32, tl.load(x_ptr + i * T * F32, shape=(T,)))
+    else:
+        tl.store(o_ptr, tl.load(x_ptr + (n - len(seen)) * (1 << 20), shape=(T,)))
+
+
+def test_verify_names_replay_for_an_error_python_state_a_replayed_body_left_causes_on_another_pe():
+    """A review's case: PE 1, which runs no loop, raises with the state PE 0's replayed body
+    left; verify reported it as the kernel's own error, though full tracing raises nothing. The
+    PEs before it are now traced again in full to tell: replay caused it."""
+    seen = []
+    args = lambda ctx: (ctx.empty((12 * T,), "f32"), ctx.empty((12 * T,), "f32"), 12)  # noqa: E731
+    _launch(error_for_the_next_pe, args, "off", seen=seen)
+    with pytest.raises(KernelError, match="outside every device allocation") as e:
+        _launch(error_for_the_next_pe, args, "on", seen=seen)
+    assert "replay" not in str(e.value)
+    with pytest.raises(KernelError, match=r"PE \(1, 0\): tl.range replay \(verify mode\) raised an error full "
+                                          r"tracing does not: PE \(1, 0\) at .*outside every device allocation"):
+        _launch(error_for_the_next_pe, args, "verify", seen=seen)
+    # an error full tracing raises too is the kernel's own, as full tracing gives it
+    bad = lambda ctx: (ctx.empty((12 * T,), "f32"), ctx.empty((12 * T,), "f32"), 13)  # noqa: E731
+    with pytest.raises(KernelError, match="outside every device allocation") as e:
+        _launch(error_for_the_next_pe, bad, "verify", seen=seen)
+    assert "replay" not in str(e.value)
+
+
 def test_verify_is_the_test_suites_default(monkeypatch):
     monkeypatch.setenv("KERNBENCH_REPLAY", "verify")
     args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 12)  # noqa: E731

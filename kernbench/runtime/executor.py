@@ -435,13 +435,17 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                     continue
                 b = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr[g],
                               sfr_text=sfr_text, store=store, serial=tl._serial)
-                ranged = tl._ranged
                 try:
                     run(b, p, c)
                 except KernelError as e:
-                    if not verify or tl._ranged == ranged:
+                    if not verify or not tl._ranged:
                         raise
-                    # the error full tracing gives (or the contract violation that explains it)
+                    # the error full tracing gives (or the contract violation that explains it),
+                    # with the Python state full tracing leaves: the PEs before this one traced
+                    # again in full first, in order (a loop replayed on one of them may have left
+                    # state this PE read: a review's counter)
+                    for g2, b2 in replayed.items():
+                        _verify(run, ctx, functional, nbr[g2], sfr_text, tl, b2.pe, b2.cube, g2, b2)
                     _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, None)
                     raise KernelError(
                         f"{pe_label((p, c))}: tl.range replay (verify mode) raised an error full tracing "
