@@ -45,3 +45,54 @@ def test_eight_threads_of_launches_equal_the_serial_results(fast_switching):
     with ThreadPoolExecutor(max_workers=8) as pool:
         threaded = list(pool.map(lambda j: one(*j), jobs * 2))
     assert threaded == serial * 2
+
+
+def copy(x_ptr, o_ptr, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(64,), dtype="f32") + 0.0)
+
+
+def test_threads_sharing_one_context_allocate_launch_and_free(fast_switching, monkeypatch):
+    """A review's case: four threads allocating on one Context at once got arrays at one
+    address (the allocator's read-modify-write of its top, and its table unsorted): outputs
+    holding another thread's data, and "outside every device allocation" errors. Allocation,
+    free and the address lookups are locked now. (Each array made yields the GIL, as a busy
+    machine's thread switch would there: the race every time, not by chance.)"""
+    import threading
+    import time
+    from kernbench.runtime.memory import DeviceArray
+    made = DeviceArray.__init__
+
+    def yielding(self, *a, **kw):
+        time.sleep(0)
+        made(self, *a, **kw)
+
+    monkeypatch.setattr(DeviceArray, "__init__", yielding)
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    go = threading.Barrier(4)
+    bad = []
+
+    def work(t):
+        go.wait()
+        mine = []
+        try:
+            for i in range(100):
+                x = np.full((2, 64), 1000 * t + i, np.float32)
+                xp = ctx.shard(x, over="pe")
+                mine.append((x, xp, ctx.empty_like(xp), ctx.empty((8,), "f32")))
+            for x, xp, o, spare in mine[:25]:
+                ctx.free(spare)  # (frees shift the table the lookups search)
+                ctx.launch(copy, (2, 1), xp, o)
+                if not np.array_equal(ctx.gather(o), x):
+                    bad.append((t, float(x.flat[0])))
+        except Exception as e:  # (a thread's exception would not fail the test by itself)
+            bad.append((t, repr(e)))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    m = ctx.memory
+    addrs = [a.addr for a in m.arrays]
+    assert len(addrs) == 4 * (3 * 100 - 25) and len(set(addrs)) == len(addrs)
+    assert addrs == sorted(addrs) and not bad

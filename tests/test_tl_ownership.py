@@ -113,6 +113,26 @@ def test_ids_are_unique_across_pes_and_launches(ctx):
 
 # -- a tl belongs to its launch, in its thread ---------------------------------------------------
 
+def test_a_nested_launch_stores_before_the_outer_launch_computes_its_values(ctx):
+    """docs/language.md: a nested launch's stores land when it returns; the outer launch
+    computes its values after its own trace, so its load (before the nested launch in the
+    kernel's Python) reads what the nested launch stored (a review asked for it written)."""
+    a = ctx.replicate(np.ones(8, np.float32))
+    o = ctx.empty((8,), "f32")
+
+    def inner(p, *, tl):
+        tl.store(p, tl.full((8,), 7.0, "f32"))
+
+    def outer(a_ptr, o_ptr, *, tl):
+        x = tl.load(a_ptr, shape=(8,), dtype="f32")
+        if tl.program_id(0) == 0:
+            ctx.launch(inner, (1, 1), a_ptr)
+        tl.store(o_ptr, x + 1.0)
+
+    ctx.launch(outer, (1, 1), a, o)
+    assert (ctx.read(o, (0, 0)) == 8.0).all()
+
+
 @pytest.mark.parametrize("call", ["load", "exp", "zeros", "program_id", "range"])
 def test_a_nested_launch_that_uses_the_outer_tl_is_refused_and_the_outer_goes_on(ctx, call):
     """A kernel that launches another: while the nested launch runs, the outer launch's tl

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import threading
 import warnings
 from typing import Any
 
@@ -214,7 +215,10 @@ def _warn_timed(arr: DeviceArray, unwritten: str) -> None:
 
 
 class DeviceMemory:
-    """Every allocation of a Context, with the per-PE contents (functional mode)."""
+    """Every allocation of a Context, with the per-PE contents (functional mode).
+
+    Threads may share it: the table of allocations changes and is searched under a lock (a
+    review found four threads allocating at once giving two arrays one address)."""
 
     def __init__(self, hw: HardwareConfig, unwritten: str = "nan"):
         if unwritten not in UNWRITTEN:
@@ -230,6 +234,14 @@ class DeviceMemory:
         self._top = BASE_ADDR
         self._count = 0  # allocations made, for default names
         self._last: DeviceArray | None = None  # lookups repeat the same allocation
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # -- allocation ------------------------------------------------------------------------
     def allocate(self, shape, dtype, name: str | None = None, placement: dict | None = None) -> DeviceArray:
@@ -249,26 +261,28 @@ class DeviceMemory:
             raise PlacementError(f"an allocation of {shape} {dtype} is {nbytes} bytes per PE: at most "
                                  f"2**40 bytes (what the engine's byte counters and the address "
                                  f"space represent)")
-        self._count += 1
-        arr = DeviceArray(self, name or f"a{self._count - 1}", self._top, shape,
-                          dtype, placement or {"kind": "empty"})
-        self._top += (arr.nbytes + ALIGN - 1) // ALIGN * ALIGN + ALIGN
-        self._arrays.append(arr)
-        self._bases.append(arr.addr)
+        with self._lock:
+            self._count += 1
+            arr = DeviceArray(self, name or f"a{self._count - 1}", self._top, shape,
+                              dtype, placement or {"kind": "empty"})
+            self._top += (arr.nbytes + ALIGN - 1) // ALIGN * ALIGN + ALIGN
+            self._arrays.append(arr)
+            self._bases.append(arr.addr)
         return arr
 
     def free(self, arr: DeviceArray) -> None:
         """Release ``arr``; later pointers into it are out of bounds. Its address is not reused."""
-        i = self._index(arr)
-        del self._arrays[i], self._bases[i]
-        # (freed in any order: kept sorted by address, for describe_near)
-        j = bisect.bisect_left(self._freed_bases, arr.addr)
-        self._freed.insert(j, arr)
-        self._freed_bases.insert(j, arr.addr)
-        arr.freed = True
+        with self._lock:
+            i = self._index(arr)
+            del self._arrays[i], self._bases[i]
+            # (freed in any order: kept sorted by address, for describe_near)
+            j = bisect.bisect_left(self._freed_bases, arr.addr)
+            self._freed.insert(j, arr)
+            self._freed_bases.insert(j, arr.addr)
+            arr.freed = True
+            self._last = None
         arr._data.clear()
         arr._written.clear()
-        self._last = None
 
     def _index(self, arr: DeviceArray) -> int:
         if not isinstance(arr, DeviceArray):
@@ -283,12 +297,13 @@ class DeviceMemory:
         a = self._last
         if a is not None and a.addr <= ptr < a.addr + a.nbytes:
             return a
-        i = bisect.bisect_right(self._bases, ptr) - 1
-        if i >= 0:
-            a = self._arrays[i]
-            if ptr < a.addr + a.nbytes:
-                self._last = a
-                return a
+        with self._lock:  # (a free in another thread shifts the table)
+            i = bisect.bisect_right(self._bases, ptr) - 1
+            if i >= 0:
+                a = self._arrays[i]
+                if ptr < a.addr + a.nbytes:
+                    self._last = a
+                    return a
         return None
 
     def near(self, ptr: int) -> tuple:
@@ -296,12 +311,13 @@ class DeviceMemory:
         belong to (semantic.region picks): the one whose guard gap after it holds ``ptr`` (a
         block past the end, masked off) and the one ``ptr`` lies at most ALIGN bytes before
         (a halo: ``x_ptr - 4`` with the first element masked off); None where there is none."""
-        i = bisect.bisect_right(self._bases, ptr) - 1
-        before = after = None
-        if i >= 0 and ptr < self._arrays[i].addr + self._arrays[i].nbytes + ALIGN:
-            before = self._arrays[i]
-        if i + 1 < len(self._arrays) and self._arrays[i + 1].addr - ptr <= ALIGN:
-            after = self._arrays[i + 1]
+        with self._lock:
+            i = bisect.bisect_right(self._bases, ptr) - 1
+            before = after = None
+            if i >= 0 and ptr < self._arrays[i].addr + self._arrays[i].nbytes + ALIGN:
+                before = self._arrays[i]
+            if i + 1 < len(self._arrays) and self._arrays[i + 1].addr - ptr <= ALIGN:
+                after = self._arrays[i + 1]
         return before, after
 
     def not_here(self, arr) -> str | None:
@@ -333,6 +349,10 @@ class DeviceMemory:
 
     def describe_near(self, ptr: int) -> str:
         """Which allocation ``ptr`` is closest to, for error messages."""
+        with self._lock:
+            return self._describe_near(ptr)
+
+    def _describe_near(self, ptr: int) -> str:
         j = bisect.bisect_right(self._freed_bases, ptr) - 1
         if j >= 0 and ptr < self._freed[j].addr + self._freed[j].nbytes:
             a = self._freed[j]
