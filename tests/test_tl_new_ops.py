@@ -158,6 +158,34 @@ def test_cdiv_of_negative_operands_is_tritons_formula():
     assert int(t.data[0]) == -6 and run(lambda tl: (tl.cdiv(-36, 5),))[0] == (-7,)
 
 
+def test_cdiv_and_softmax_errors_name_themselves():
+    """A review's cases: tl.cdiv(x, -2**31) was refused naming -2**31 - 1, a number the kernel
+    never wrote, tl.cdiv(x, 0) as "//", and tl.softmax's axis errors as "max"'s."""
+    x = lambda tl: tl.arange(0, 4)  # noqa: E731
+    for b in (-2**31, 2**31):
+        with pytest.raises(KernelError, match=rf"cdiv: b = {b}: cdiv computes \(a \+ b - 1\) // b in int32"):
+            run(lambda tl, b=b: tl.cdiv(x(tl), b))
+    with pytest.raises(KernelError, match="cdiv: division by zero"):
+        run(lambda tl: tl.cdiv(x(tl), 0))
+    b = -(2**31) + 1  # (b and b - 1 fit: int32's truncating // of a + b - 1 = i - 2**31)
+    (t,), _ = run(lambda tl: (tl.cdiv(x(tl), b),))
+    np.testing.assert_array_equal(t.data, [1, 1, 0, 0])  # -2**31 / b = 1.0000000005, then <= 1
+    for axis, what in ((5, "softmax: axis 5 is out of range"), ("a", "softmax: axis must be an int")):
+        with pytest.raises(KernelError, match=what):
+            run(lambda tl, axis=axis: tl.softmax(tl.zeros((4, 4), "f32"), axis))
+
+
+def test_a_timedelta_is_no_number():
+    """A review's case: np.timedelta64 is a numpy signed integer by class; f32 + timedelta64(5)
+    added 5, with a unit it failed inside kernbench blamed on the kernel. Refused as datetime64
+    is (numpy refuses float32 + timedelta64 too)."""
+    for v in (np.timedelta64(5), np.timedelta64(5, "s"), np.datetime64("2020-01-01")):
+        with pytest.raises(KernelError, match=f"add: expected a tensor or a Python number, got {type(v).__name__}"):
+            run(lambda tl, v=v: tl.zeros((4,), "f32") + v)
+        with pytest.raises(KernelError, match="expected|number|value"):
+            run(lambda tl, v=v: tl.full((3,), v, "int32"))
+
+
 def test_pow_is_square_and_multiply():
     x = np.array([1.1, -2.3, 0.7, 3.3], np.float16)
     f = x.astype(np.float32)

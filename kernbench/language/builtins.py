@@ -908,7 +908,14 @@ class TL:
         if PY_FLOAT in (ka, kb):
             fail(_builder(self), f"cdiv takes ints and int32 tensors, got {a!r} and {b!r}")
         if kb is not None:
-            return self.floordiv(self.add(a, int(b) - 1), b)
+            b = int(b)
+            if b == 0:
+                fail(_builder(self), "cdiv: division by zero")
+            if not -(1 << 31) < b < 1 << 31:  # (b and b - 1 are int32 operands)
+                fail(_builder(self), f"cdiv: b = {b}: cdiv computes (a + b - 1) // b in int32, "
+                                     f"so b and b - 1 must fit int32 (an int b in "
+                                     f"[{-(1 << 31) + 1}, {(1 << 31) - 1}])")
+            return self.floordiv(self.add(a, b - 1), b)
         return self.floordiv(self.sub(self.add(a, b), 1), b)
 
     def cast(self, x, dtype, saturate=False, *, fp_downcast_rounding=None,
@@ -1128,6 +1135,8 @@ class TL:
             axis = -1
         spec, s, d, i, n = tr.operand(x, "softmax operand")
         float_operand(tr, d, "softmax", "its operand")
+        if axis is not None:  # (checked as softmax's, not as the max it starts with)
+            axis = semantic.axis_of(tr, axis, len(s), "softmax")
         m = self._reduce("max", x, axis, f)
         mi, zi = m.id - tr.base, None
         z = tr.vec(f, "sub", (spec, mi), i, mi, -1, s, n, d)

@@ -165,6 +165,8 @@ def scalar_kind(x) -> str | None:
         return PY_INT
     if t is bool or isinstance(x, np.bool_):
         return PY_BOOL
+    if isinstance(x, np.timedelta64):  # (a numpy signed integer by class, a duration by meaning)
+        return None
     if isinstance(x, (np.integer,)):
         return PY_INT
     if isinstance(x, (float, np.floating)):
