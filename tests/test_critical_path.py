@@ -153,6 +153,31 @@ def test_slack_counts_one_command_once_however_many_inputs_it_is():
     ]
 
 
+def _two_ops_one_line(x_ptr, o_ptr, *, tl):
+    a = tl.load(x_ptr, shape=(64, 64), dtype="f16")
+    d = tl.dot(a, a)
+    e = tl.exp(a) + tl.cast(d, "f16")  # one line: an exp, a cast and an add on VECTOR
+    tl.store(o_ptr, e)
+
+
+def test_a_share_of_several_ops_on_one_line_says_how_many_more():
+    """A review's case: the summary named a line's VECTOR share by its longest command alone
+    (the cast) for the cycles of the cast and the add after it; the profile marks such a line
+    +N. The share counts the other labels of its commands on the path (more_labels) and the
+    summary writes them as +N."""
+    ctx = kernbench.Context("default")
+    x, o = ctx.empty((64 * 64,), "f16"), ctx.empty((64 * 64,), "f16")
+    r = ctx.launch(_two_ops_one_line, (1, 1), x, o, mode="timing")
+    cp = critical_path(r)
+    on_path = sorted({s["label"] for s in cp.step_dicts() if s["unit"] == "VECTOR"})
+    assert len(on_path) >= 2  # (the cast and the add, at least)
+    (share,) = [s for s in cp.shares() if s["unit"] == "VECTOR"]
+    assert share["label"] in on_path and share["more_labels"] == len(on_path) - 1
+    assert f"VECTOR {share['label']} +{len(on_path) - 1} at" in cp.summary()
+    one = [s for s in cp.shares() if s["unit"] == "GEMM"][0]
+    assert one["more_labels"] == 0 and f"GEMM {one['label']} at" in cp.summary()
+
+
 def test_channel_link_goes_to_the_command_that_opened_the_busy_period():
     """PE 1 loads 64 KiB at cycle 0 (one train of 128 bursts to cycle 256); PE 0 fills 64 elements
     (1 + 8 = 9 cycles), then loads 64 KiB after it, then exps 65,536 elements.

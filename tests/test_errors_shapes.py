@@ -112,7 +112,7 @@ def test_bad_shapes():
     def body(tl, t, mark):
         mark(); tl.zeros((4, -1))  # noqa: E702
 
-    assert "full shape must be a non-empty tuple of positive ints, got (4, -1)" in fails_on(body)
+    assert "zeros shape must be a non-empty tuple of positive ints, got (4, -1)" in fails_on(body)
 
 
 def test_non_tensor_operands():

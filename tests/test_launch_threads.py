@@ -96,3 +96,41 @@ def test_threads_sharing_one_context_allocate_launch_and_free(fast_switching, mo
     addrs = [a.addr for a in m.arrays]
     assert len(addrs) == 4 * (3 * 100 - 25) and len(set(addrs)) == len(addrs)
     assert addrs == sorted(addrs) and not bad
+
+
+def half(o_ptr, off, *, tl):
+    tl.store(o_ptr + off * 4, tl.full((32,), 1.0 + off, "f32"))
+
+
+def test_two_threads_storing_disjoint_halves_of_one_array_both_land(monkeypatch):
+    """A review's case: each thread's first store to a PE's copy made (or copied) its own
+    buffer, unlocked, and the last one installed won: one half lost. The copy is made once,
+    under the Context's lock (a thread switch forced where it was made)."""
+    import threading
+    import time
+    from kernbench.runtime.memory import DeviceMemory
+    fresh = DeviceMemory._fresh
+
+    def slow(self, arr):
+        time.sleep(0.02)
+        return fresh(self, arr)
+
+    monkeypatch.setattr(DeviceMemory, "_fresh", slow)
+    for fill in ("empty", "replicate"):
+        ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2}, unwritten="zero")
+        o = ctx.empty((64,), "f32") if fill == "empty" else ctx.replicate(np.zeros(64, np.float32))
+        errors = []
+
+        def work(off, ctx=ctx, o=o, errors=errors):
+            try:
+                ctx.launch(half, (1, 1), o, off)
+            except Exception as e:  # (a thread's exception would not fail the test)
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=work, args=(off,)) for off in (0, 32)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        got = ctx.read(o, (0, 0))
+        assert not errors and (got[:32] == 1.0).all() and (got[32:] == 33.0).all(), fill

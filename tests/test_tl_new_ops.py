@@ -167,6 +167,10 @@ def test_cdiv_and_softmax_errors_name_themselves():
             run(lambda tl, b=b: tl.cdiv(x(tl), b))
     with pytest.raises(KernelError, match="cdiv: division by zero"):
         run(lambda tl: tl.cdiv(x(tl), 0))
+    for bad in ("2", None, np.timedelta64(2)):  # (named as cdiv's, not the add it becomes)
+        for a, b in ((x, bad), (bad, x)):
+            with pytest.raises(KernelError, match="cdiv takes ints and int32 tensors, got"):
+                run(lambda tl, a=a, b=b: tl.cdiv(a(tl) if callable(a) else a, b(tl) if callable(b) else b))
     b = -(2**31) + 1  # (b and b - 1 fit: int32's truncating // of a + b - 1 = i - 2**31)
     (t,), _ = run(lambda tl: (tl.cdiv(x(tl), b),))
     np.testing.assert_array_equal(t.data, [1, 1, 0, 0])  # -2**31 / b = 1.0000000005, then <= 1
@@ -184,6 +188,70 @@ def test_a_timedelta_is_no_number():
             run(lambda tl, v=v: tl.zeros((4,), "f32") + v)
         with pytest.raises(KernelError, match="expected|number|value"):
             run(lambda tl, v=v: tl.full((3,), v, "int32"))
+
+
+def test_a_timedelta_is_no_int_anywhere():
+    """A review's case: after scalar_kind, np.timedelta64 (a numpy signed integer by class) was
+    still taken as an int by every other check: a shape, an axis, trans's dims, a pointer
+    offset, program_id's axis, the grid, max_cycles, a hardware key, profile's top. numpy
+    refuses them all ("cannot be interpreted as an integer"); so does kernbench now."""
+    from kernbench.hw.config import HardwareConfigError
+    td = np.timedelta64
+    for body in (lambda tl: tl.zeros((td(4),), "f32"), lambda tl: tl.zeros(td(4, "s"), "f32"),
+                 lambda tl: tl.sum(tl.zeros((4, 4), "f32"), axis=td(0)),
+                 lambda tl: tl.softmax(tl.zeros((4, 4), "f32"), td(0)),
+                 lambda tl: tl.trans(tl.zeros((4, 2), "f32"), td(1), td(0)),
+                 lambda tl: tl.reshape(tl.zeros((4, 2), "f32"), (td(8),)),
+                 lambda tl: tl.broadcast_to(tl.zeros((1, 2), "f32"), (td(3), 2)),
+                 lambda tl: tl.program_id(td(0)), lambda tl: tl.num_programs(td(1))):
+        with pytest.raises(KernelError):
+            run(body)
+    ctx = kernbench.Context("default", overrides=HW)
+    x = ctx.put(np.arange(16, dtype=np.float32), pe=(0, 0))
+
+    def ld(x_ptr, off, shape, *, tl):
+        tl.load(x_ptr + off, shape=shape)
+
+    for off, shape in ((td(16), (4,)), (16, (td(4),))):
+        with pytest.raises(KernelError):
+            ctx.launch(ld, (1, 1), x, off, shape)
+    with pytest.raises(TypeError):
+        x + td(16)
+    with pytest.raises(ValueError):
+        ctx.launch(ld, (td(1), 1), x, 0, (4,))
+    with pytest.raises(ValueError):
+        ctx.launch(ld, (1, 1), x, 0, (4,), max_cycles=td(100))
+    with pytest.raises(HardwareConfigError):
+        kernbench.Context("default", overrides={"n_cubes": td(1), "pes_per_cube": 2})
+
+
+def test_program_id_axis_and_pinned_are_not_converted():
+    """A review's kind: compiled, an argument annotated int was converted with int() and one
+    annotated bool by truth before the checks saw it: program_id(1.7) was axis 1 and
+    program_id(True) too, load(pinned="False") pinned the tile. Refused now; numpy ints and
+    bools are their values."""
+    for axis in (1.7, True, np.float64(1.0), "1", None):
+        with pytest.raises(KernelError, match="program_id: axis must be 0 .PE. or 1 .cube."):
+            run(lambda tl, a=axis: tl.program_id(a))
+        with pytest.raises(KernelError, match="num_programs: axis must be 0"):
+            run(lambda tl, a=axis: tl.num_programs(a))
+    assert run(lambda tl: (tl.program_id(np.int64(1)), tl.num_programs(np.int32(1))))[0] == (0, 1)
+    for v in ("False", 0, None, 2):
+        with pytest.raises(KernelError, match="load: pinned must be True or False"):
+            _load_pinned(v)
+    assert _load_pinned(np.bool_(True)) is True and _load_pinned(False) is False
+
+
+def _load_pinned(v):
+    ctx = kernbench.Context("default", overrides=HW)
+    x = ctx.put(np.zeros(8, np.float32), pe=(0, 0))
+    seen = []
+
+    def k(x_ptr, *, tl):
+        seen.append(tl.load(x_ptr, shape=(8,), pinned=v).pinned)
+
+    ctx.launch(k, (1, 1), x, mode="timing")
+    return seen[0]
 
 
 def test_pow_is_square_and_multiply():

@@ -468,6 +468,55 @@ def test_verify_names_replay_for_an_error_python_state_a_replayed_body_left_caus
     assert "replay" not in str(e.value)
 
 
+def slot_counter(x_ptr, o_ptr, n, *, tl, log):
+    """A slot per program, in trace order (state across PEs, not iterations); slot 1 reads past
+    the array: the kernel's own bug, on PE 1, with or without replay."""
+    slot = len(log)
+    log.append(slot)
+    if tl.program_id(0) == 0:
+        for i in tl.range(0, n):
+            tl.store(o_ptr + i * T * F32, tl.load(x_ptr + i * T * F32, shape=(T,)))
+    tl.store(o_ptr, tl.load(x_ptr + slot * n * T * F32, shape=(T,)))
+
+
+def scratch_from_the_count(x_ptr, o_ptr, n, *, tl, seen, ctx):
+    """PE 1 sizes a host allocation by what PE 0's tl.range body counted: a PlacementError
+    (size 0) with replay's 4 traced iterations, nothing in full."""
+    if tl.program_id(0) == 0:
+        seen.clear()
+        for i in tl.range(0, n):
+            seen.append(i)
+            tl.store(o_ptr + i * T * F32, tl.load(x_ptr + i * T * F32, shape=(T,)))
+    else:
+        ctx.empty((len(seen) - 4,), "f32")
+
+
+def test_verify_keeps_the_kernels_own_error_when_earlier_pes_do_not_trace_again_alike():
+    """A review's cases after the fix above: tracing the PEs before the failing one again runs
+    their Python again, and a kernel keeping a slot counter across PEs then saw other slots:
+    verify named PE (0, 0) at another address for PE (1, 0)'s own error. When the earlier PEs
+    do not trace again alike, the launch's error stands. And an error that is no KernelError
+    (a PlacementError of the kernel's Python) is told apart too."""
+    log = []
+    args = lambda ctx: (ctx.empty((12 * T,), "f32"), ctx.empty((12 * T,), "f32"), 12)  # noqa: E731
+    errors = {}
+    for replay in ("off", "verify"):
+        log.clear()
+        with pytest.raises(KernelError, match="outside every device allocation") as e:
+            _launch(slot_counter, args, replay, log=log)
+        errors[replay] = (e.value.pe, str(e.value))
+    assert errors["verify"] == errors["off"] and errors["off"][0] == (1, 0)
+    seen = []
+    ctx = _ctx()
+    a = args(ctx)
+    ctx.launch(scratch_from_the_count, (2, 1), *a, mode="timing", replay="off",
+               kernel_kwargs={"seen": seen, "ctx": ctx})
+    with pytest.raises(KernelError, match=r"PE \(1, 0\): tl.range replay \(verify mode\) raised an error full "
+                                          r"tracing does not: PlacementError: shape must be"):
+        ctx.launch(scratch_from_the_count, (2, 1), *a, mode="timing", replay="verify",
+                   kernel_kwargs={"seen": seen, "ctx": ctx})
+
+
 def test_verify_is_the_test_suites_default(monkeypatch):
     monkeypatch.setenv("KERNBENCH_REPLAY", "verify")
     args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 12)  # noqa: E731

@@ -1650,7 +1650,7 @@ def pool_slots(row_slots, unit_q_off, int64_t n) -> int:
     ValueError for a row_slots that is not a positive int."""
     cdef int64_t blocks = max(row_blocks(n), 1)
     if row_slots is not None:
-        if not isinstance(row_slots, (int, np.integer)) or isinstance(row_slots, bool) or row_slots < 1:
+        if not isinstance(row_slots, (int, np.integer)) or isinstance(row_slots, (bool, np.timedelta64)) or row_slots < 1:
             raise ValueError(f"row_slots must be a positive int, got {row_slots!r}")
         return min(int(row_slots), blocks)
     per_pe = np.diff(np.asarray(unit_q_off, np.int64)[::N_UNITS])

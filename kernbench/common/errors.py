@@ -10,6 +10,8 @@ import os
 import sys
 import sysconfig
 
+import numpy as np
+
 __all__ = [
     "is_whole",
     "check_output_file",
@@ -153,7 +155,7 @@ class UnwrittenReadWarning(UserWarning):
 
 def is_whole(x) -> bool:
     """An int (Python or numpy), not a bool: a PE index, a count, a cycle, a byte offset."""
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.timedelta64))
 
 
 def check_output_file(path, who: str) -> None:

@@ -263,7 +263,7 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
     else:
         default = SMALL_MULTI_USER_CUBES if shape == "small" else hw.n_cubes
         if cubes is not None:
-            if isinstance(cubes, bool) or not isinstance(cubes, numbers.Integral) \
+            if isinstance(cubes, (bool, np.timedelta64)) or not isinstance(cubes, numbers.Integral) \
                     or not 1 <= cubes <= hw.n_cubes:
                 raise ValueError(f"cubes must be an int from 1 to the hardware's {hw.n_cubes} "
                                  f"cubes, got {cubes!r}")

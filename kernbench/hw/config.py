@@ -401,7 +401,7 @@ def _number(key: str, want: type, v: Any) -> int | float:
 
     numpy integer and floating scalars count as numbers (a grid built with numpy or pandas
     yields them); bools (Python or numpy) are refused, as are NaN and inf."""
-    if isinstance(v, (bool, np.bool_)):
+    if isinstance(v, (bool, np.bool_, np.timedelta64)):  # (timedelta64: a numpy int by class)
         ok = False
     elif want is int:
         ok = isinstance(v, (int, np.integer))

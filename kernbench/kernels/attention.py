@@ -55,7 +55,7 @@ def zigzag_positions(seq_len: int, n_ranks: int):
     import numpy as np
 
     for name, v in (("seq_len", seq_len), ("n_ranks", n_ranks)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+        if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.timedelta64)) or v < 1:
             raise ValueError(f"zigzag_positions: {name} must be a positive int, got {v!r}")
     if seq_len % (2 * n_ranks):
         raise ValueError(f"zigzag_positions: seq_len {seq_len} is not a multiple of 2 * n_ranks = "

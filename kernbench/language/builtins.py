@@ -180,6 +180,21 @@ def _e4m3_number(tr, v: float, what: str, given=None,
                  f"finite value (-448 as a mask's -inf), {fix}")
 
 
+def _bool_arg(tr, v, what: str) -> bool:
+    """A bool argument of kernbench's own given as a numpy bool: its value; anything else is
+    refused (a string "False" is true by truth, an int may be a count). Triton's keywords are
+    read as Triton reads them instead (_flag)."""
+    if isinstance(v, np.bool_):
+        return bool(v)
+    fail(tr, f"{what} must be True or False, got {type(v).__name__} {v!r}")
+
+
+def _grid_axis(axis) -> bool:
+    """A grid axis: an int (Python or numpy; not a bool or timedelta64) 0 or 1."""
+    return (type(axis) is int or (isinstance(axis, np.integer) and not isinstance(axis, np.timedelta64))) \
+        and (axis == 0 or axis == 1)
+
+
 def _binary(self, a, b, name: str) -> TensorHandle:
     """What the TL method for elementwise ``name`` of two operands (tensors or Python numbers)
     does (compiled: a C function, builtins.pxd, each method one call into it).
@@ -458,19 +473,20 @@ class TL:
         return b
 
     # -- program ids -------------------------------------------------------------------------
-    def program_id(self, axis: int = 0) -> int:
-        """This program's index along grid ``axis``: 0 = PE within its cube, 1 = cube."""
+    # (tl's arguments carry no int or bool annotation: compiled, Cython would convert them with
+    # int() or by truth before the checks see them: program_id(1.7) was axis 1, pinned="False"
+    # pinned the tile; their types are in the docstrings)
+    def program_id(self, axis=0) -> int:
+        """This program's index along grid ``axis`` (an int): 0 = PE within its cube, 1 = cube."""
         tr = _builder(self)
-        if axis == 0:
-            return tr.pe
-        if axis == 1:
-            return tr.cube
+        if _grid_axis(axis):
+            return tr.pe if axis == 0 else tr.cube
         fail(tr, f"program_id: axis must be 0 (PE) or 1 (cube), got {axis!r}")
 
-    def num_programs(self, axis: int = 0) -> int:
-        """Grid size along ``axis``: 0 = PEs per cube used, 1 = cubes used."""
-        if axis == 0 or axis == 1:
-            return self._grid[axis]
+    def num_programs(self, axis=0) -> int:
+        """Grid size along ``axis`` (an int): 0 = PEs per cube used, 1 = cubes used."""
+        if _grid_axis(axis):
+            return self._grid[int(axis)]
         fail(_builder(self), f"num_programs: axis must be 0 (PE) or 1 (cube), got {axis!r}")
 
     # -- loops -------------------------------------------------------------------------------
@@ -510,7 +526,7 @@ class TL:
         return range(start) if stop is None else range(start, stop, step)
 
     # -- memory ------------------------------------------------------------------------------
-    def load(self, ptr, shape=None, dtype=None, stride=None, pinned: bool = False,
+    def load(self, ptr, shape=None, dtype=None, stride=None, pinned=False,
              after: TensorHandle | None = None, mask: TensorHandle | None = None,
              other=None, cache_modifier=None, eviction_policy=None, volatile=None) -> TensorHandle:
         """DMA ``shape`` elements from this PE's device memory at byte address ``ptr`` into SRAM.
@@ -519,7 +535,7 @@ class TL:
         the allocation. ``dtype`` defaults to (and must equal) the allocation's dtype. With
         ``stride`` (elements between row starts) a 2-D ``shape`` reads ``rows`` rows of ``cols``
         elements, e.g. a column block of a row-major matrix. One LOAD on the DMA unit moving
-        ``numel * itemsize`` bytes. ``pinned`` keeps the tile in SRAM to the end of the launch.
+        ``numel * itemsize`` bytes. ``pinned`` (a bool) keeps the tile in SRAM to the end of the launch.
         ``after=h`` starts the load only once tensor ``h`` is ready: the way a kernel bounds how
         far its DMA prefetch runs ahead (double buffering) and so its live SRAM.
 
@@ -537,6 +553,8 @@ class TL:
         if shape is None:
             fail(tr, "load needs shape=: the tile's shape (kernbench loads a tile from a base "
                      "address, not a tensor of pointers)")
+        if pinned is not False and pinned is not True:
+            pinned = _bool_arg(tr, pinned, "load: pinned")
         shape = check_shape(tr, shape, "load shape")
         if dtype is not None:
             dtype = check_dtype(tr, dtype)
@@ -671,7 +689,7 @@ class TL:
         spec, s, d, i, _ = tr.operand(x, "trans operand")
         if dims:
             p = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-            if any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in p):
+            if any(isinstance(a, (bool, np.timedelta64)) or not isinstance(a, (int, np.integer)) for a in p):
                 fail(tr, f"trans: dims must be ints (a permutation of the axes), got {tuple(p)!r}")
             p = tuple(int(a) for a in p)
             k = len(s)
@@ -690,13 +708,15 @@ class TL:
         tr.transposed.add((i, t))
         return _tracked(tr, view_of(x, t, d, True))
 
-    def reshape(self, x: TensorHandle, *dims, shape=None, can_reorder: bool = False) -> TensorHandle:
+    def reshape(self, x: TensorHandle, *dims, shape=None, can_reorder=False) -> TensorHandle:
         """A view of ``x``'s buffer with another shape: same tensor id, no command. Same rule
         as a ``TensorHandle(id=x.id, shape=...)`` made by hand: the element count must match in
         functional mode; a transposed view cannot be reshaped. The shape as a tuple, as ints
         (Triton's ``tl.reshape(x, 2, 3)``) or ``shape=``; ``can_reorder`` (Triton's) changes
         nothing: the elements keep their order either way."""
         tr: PEBuilder = _builder(self)
+        if can_reorder is not False and can_reorder is not True:
+            _flag(tr, "reshape", "can_reorder", can_reorder)  # (Triton's: read as Triton reads it)
         shape = check_shape(tr, _dims(tr, dims, shape, "reshape"), "reshape shape")
         spec, s, d, i, _ = tr.operand(x, "reshape operand")
         if isinstance(x, TransposedView):
@@ -897,9 +917,12 @@ class TL:
         operands the results are Triton's, which differ between the two paths (Python's ``//``
         floors, a tensor's truncates: docs/language.md, the Calls table)."""
         ka, kb = scalar_kind(a), scalar_kind(b)
-        for x in (a, b):  # (a float tensor: refused as cdiv's, not as the add it becomes)
-            if isinstance(x, TensorHandle) and getattr(x, "dtype", None) not in ("int32", "bool"):
-                fail(_builder(self), f"cdiv takes ints and int32 tensors, got a {x.dtype} tensor")
+        for x, k in ((a, ka), (b, kb)):  # (refused as cdiv's, not as the add it becomes)
+            if isinstance(x, TensorHandle):
+                if getattr(x, "dtype", None) not in ("int32", "bool"):
+                    fail(_builder(self), f"cdiv takes ints and int32 tensors, got a {x.dtype} tensor")
+            elif k is None:
+                fail(_builder(self), f"cdiv takes ints and int32 tensors, got {type(x).__name__} {x!r}")
         if ka in (PY_INT, semantic.PY_BOOL) and kb in (PY_INT, semantic.PY_BOOL):
             a, b = int(a), int(b)
             if b == 0:
@@ -1009,9 +1032,13 @@ class TL:
     def full(self, shape, value, dtype="f32") -> TensorHandle:
         """A new tensor of ``shape`` filled with ``value`` (one FILL command); int32 takes an
         integral value."""
+        return self._full(shape, value, dtype, "full")
+
+    def _full(self, shape, value, dtype, name: str) -> TensorHandle:
+        # (full and zeros: their errors name the call the kernel made)
         tr: PEBuilder = _builder(self)
         f = site_frame()
-        shape = check_shape(tr, shape, "full shape")
+        shape = check_shape(tr, shape, f"{name} shape")
         dtype = check_dtype(tr, dtype)
         k = scalar_kind(value)
         if k is None:
@@ -1033,7 +1060,7 @@ class TL:
 
     def zeros(self, shape, dtype="f32") -> TensorHandle:
         """``full(shape, 0, dtype)``."""
-        return self.full(shape, 0, dtype)
+        return self._full(shape, 0, dtype, "zeros")
 
     def arange(self, start, end=None) -> TensorHandle:
         """int32 ``[start, start + 1, ..., end - 1]`` (``arange(n)``: from 0), Python ints with

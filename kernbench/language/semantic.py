@@ -578,17 +578,18 @@ def check_shape(tr, shape, what: str = "shape") -> tuple:
 def _check_shape_slow(tr, shape, what: str) -> tuple:
     """check_shape for anything but a tuple of ints within bounds (its generators would make
     check_shape a closure, which a C call cannot be)."""
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_, np.timedelta64)):
         shape = (shape,)
     try:
         out = tuple(int(d) for d in shape)
         ok = len(out) > 0 and all(d >= 1 and isinstance(s, (int, np.integer))
-                                  and not isinstance(s, (bool, np.bool_)) for d, s in zip(out, shape))
+                                  and not isinstance(s, (bool, np.bool_, np.timedelta64))
+                                  for d, s in zip(out, shape))
     except (TypeError, ValueError):
         ok = False
     if not ok:
         odd = next((f" (element {i} is {_not_int(s)}, not an int)" for i, s in enumerate(shape)
-                    if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_))),
+                    if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_, np.timedelta64))),
                    "") if isinstance(shape, (tuple, list)) else ""
         fail(tr, f"{what} must be a non-empty tuple of positive ints, got {shape!r}{odd}")
     if numel(out) > MAX_ELEMENTS:
@@ -608,7 +609,7 @@ def foreign(tr, h, what: str) -> str:
     """Why handle ``h`` (whose id is not this PE's) cannot be used here."""
     i = h.id
     here = (tr.pe, tr.cube)
-    if isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0:
+    if isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.timedelta64)) and i >= 0:
         serial, pe, cube, local = id_owner(int(i))
         if serial == tr.serial and (pe, cube) != here:
             return (f"{what} is a tensor of {pe_label((pe, cube))} (its tensor #{local}), not of "
@@ -651,7 +652,7 @@ def operand_slow(tr, h, what: str):
         fail(tr, f"{what} must be a tensor (a TensorHandle from a tl call), got {type(h).__name__} {h!r}")
     tensors = tr.tensors
     hid = h.id
-    i = int(hid) - tr.base if isinstance(hid, (int, np.integer)) and not isinstance(hid, bool) else -1
+    i = int(hid) - tr.base if isinstance(hid, (int, np.integer)) and not isinstance(hid, (bool, np.timedelta64)) else -1
     if not 0 <= i < len(tensors):
         fail(tr, foreign(tr, h, what))
     s = h.shape
@@ -701,7 +702,8 @@ def program_ended(tr):
 
 
 def is_scalar(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, TensorHandle)
+    return (isinstance(x, (int, float, np.integer, np.floating))
+            and not isinstance(x, (TensorHandle, np.timedelta64)))
 
 
 def broadcast(tr, a: tuple, b: tuple, op: str) -> tuple:
@@ -739,9 +741,9 @@ def _broadcast(tr, a: tuple, b: tuple, op: str) -> tuple:
 
 def axis_of(tr, axis, ndim: int, op: str) -> int:
     """A reduction axis in 0..ndim-1 (negative counts from the end)."""
-    if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) and -ndim <= axis < ndim:
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.timedelta64)) and -ndim <= axis < ndim:
         return int(axis) % ndim
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, (bool, np.timedelta64)):
         fail(tr, f"{op}: axis must be an int in [{-ndim}, {ndim - 1}] or None, got {_not_int(axis)}")
     fail(tr, f"{op}: axis {axis!r} is out of range for a {ndim}-D tensor: expected an int in "
              f"[{-ndim}, {ndim - 1}] or None")
@@ -808,7 +810,7 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
                  f"no pointer tensors; pass the base address (an int: the array plus a byte offset) "
                  f"with shape= (and stride=, mask=) for the tile (docs/language.md, 'Porting from "
                  f"Triton')")
-    if not isinstance(ptr, (int, np.integer)) or isinstance(ptr, bool):
+    if not isinstance(ptr, (int, np.integer)) or isinstance(ptr, (bool, np.timedelta64)):
         addr = getattr(ptr, "addr", None)
         if isinstance(ptr, np.ndarray):  # host data passed where device memory was meant
             fail(tr, f"{verb}: pointer must be an int byte address (a device array or ptr + "
@@ -819,7 +821,7 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
             r = repr(ptr)
             fail(tr, f"{verb}: pointer must be an int byte address (a device array or ptr + "
                      f"offset), got {type(ptr).__name__} {r if len(r) <= 80 else r[:77] + '...'}")
-        if not isinstance(addr, (int, np.integer)) or isinstance(addr, bool):
+        if not isinstance(addr, (int, np.integer)) or isinstance(addr, (bool, np.timedelta64)):
             fail(tr, f"{verb}: pointer {type(ptr).__name__} has an addr that is not an int: {addr!r}")
     if type(ptr) is not int:
         # A device array (reaching a kernel as itself only inside a container or an object:
@@ -876,7 +878,7 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
         # A masked tile may be wider than its stride (a power-of-two block over a narrow
         # matrix): the columns past the row are masked off, so rows never overlap where read.
         lo = 1 if masked else shape[1]
-        if (not isinstance(stride, (int, np.integer)) or isinstance(stride, bool)
+        if (not isinstance(stride, (int, np.integer)) or isinstance(stride, (bool, np.timedelta64))
                 or not lo <= stride <= max(alloc.numel, shape[1])):
             fail(tr, f"{verb}: stride must be an int from {'1' if masked else f'the row length {lo}'} "
                      f"to the allocation's {alloc.numel} elements, got {stride!r}"

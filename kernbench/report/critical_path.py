@@ -35,7 +35,8 @@ could gain before another input would set the time instead (0: a tie):
 
 Credits: a send may wait for the credits of a packet up to ``link.rx_queue_packets`` before its
 own, of an earlier message on the link; the recv held responsible is the latest-posted recv of
-the messages within that window that was posted after the send started.
+the messages within that window that was posted after the send started and at least a hop
+before it ended (a credit comes back a hop after the post that drains its packet).
 """
 from __future__ import annotations
 

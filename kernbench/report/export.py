@@ -200,7 +200,8 @@ def _document(result, named_by_site: bool) -> dict:
         "summary": summarize(result),
         "profile": profile(result, sort="line")["lines"],
         "critical_path": critical_path(result).to_dict(),
-        "drift": drift_summary(result) if getattr(result, "drift", None) is not None else None,
+        # (plain JSON: a drift of inf or NaN as null, as elsewhere; the record keeps them exactly)
+        "drift": jsonable(drift_summary(result)) if getattr(result, "drift", None) is not None else None,
         "drift_record": _drift_record(getattr(result, "drift", None)),
         "extra": jsonable(result.extra),
     }

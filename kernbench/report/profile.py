@@ -197,7 +197,7 @@ class _ProfileTable:
 
 
 def _check_top(top) -> None:
-    if top is not None and (not isinstance(top, numbers.Integral) or isinstance(top, bool) or top < 1):
+    if top is not None and (not isinstance(top, numbers.Integral) or isinstance(top, (bool, np.timedelta64)) or top < 1):
         raise ValueError(f"top: expected None (every line) or a positive int, got {top!r}")
 
 

@@ -37,10 +37,10 @@ def fmt_num(x: float, digits: int = 3) -> str:
     """A figure to ``digits`` (3 or more) significant digits, never in exponent form: 0.841,
     98.3, 1,573, 24,576, 0.0000000911; integer digits grouped, every one of them once there are
     more than ``digits``."""
-    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 3:
+    if isinstance(digits, (bool, np.timedelta64)) or not isinstance(digits, numbers.Integral) or digits < 3:
         raise ValueError(f"fmt_num: digits must be an int of 3 or more, got {digits!r}")
     digits = int(digits)
-    if isinstance(x, numbers.Integral) and not isinstance(x, bool) and abs(x) >= 10 ** digits:
+    if isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.timedelta64)) and abs(x) >= 10 ** digits:
         return f"{int(x):,}"  # (exact, past float's range too)
     x = float(x)
     if not math.isfinite(x):

@@ -58,7 +58,7 @@ def drift_tolerance(drift) -> Optional[float]:
         return None
     if drift is True:
         return DEFAULT_TOLERANCE
-    if isinstance(drift, (int, float, np.integer, np.floating)) and not isinstance(drift, bool) \
+    if isinstance(drift, (int, float, np.integer, np.floating)) and not isinstance(drift, (bool, np.timedelta64)) \
             and np.isfinite(drift) and drift > 0:
         return float(drift)
     raise ValueError(f"drift must be True, False or a positive tolerance (e.g. 1e-3), got {drift!r}")

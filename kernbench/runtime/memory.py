@@ -181,6 +181,8 @@ class DevicePointer(int):
         return p
 
     def __add__(self, other):
+        if isinstance(other, np.timedelta64):  # (a numpy signed integer by class; no offset)
+            return NotImplemented
         if isinstance(other, np.integer):  # (numpy's own add would make it an np.int64)
             other = int(other)
         r = int.__add__(self, other)
@@ -189,6 +191,8 @@ class DevicePointer(int):
     __radd__ = __add__
 
     def __sub__(self, other):
+        if isinstance(other, np.timedelta64):
+            return NotImplemented
         if isinstance(other, np.integer):
             other = int(other)
         r = int.__sub__(self, other)
@@ -247,7 +251,7 @@ class DeviceMemory:
     def allocate(self, shape, dtype, name: str | None = None, placement: dict | None = None) -> DeviceArray:
         """Reserve ``shape``/``dtype`` per PE at a fresh address (no data: unwritten memory)."""
         dims = shape if isinstance(shape, (tuple, list)) else (shape,)
-        if not dims or not all(isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_))
+        if not dims or not all(isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_, np.timedelta64))
                                and d >= 1 for d in dims):
             raise PlacementError(f"shape must be a non-empty tuple of positive ints, got {shape!r}")
         shape = tuple(int(d) for d in dims)
@@ -430,9 +434,11 @@ class DeviceMemory:
     def written(self, arr: DeviceArray, g: int) -> np.ndarray | None:
         """Which of PE ``g``'s elements have been written: None when all, else a flat bool
         array (writable: stores mark what they write)."""
-        if g not in arr._written:
-            arr._written[g] = np.zeros(arr.numel, np.bool_)
-        return arr._written[g]
+        w = arr._written.get(g, False)
+        if w is False:
+            with self._lock:  # (two threads storing at once make one mask, not one each)
+                w = arr._written.setdefault(g, np.zeros(arr.numel, np.bool_))
+        return w
 
     def writable(self, arr: DeviceArray, g: int) -> np.ndarray:
         """PE ``g``'s contents, flat and private to it (copied from a shared array on first write):
@@ -440,12 +446,17 @@ class DeviceMemory:
         arr._stored.add(g)
         arr.timed = False  # (a functional launch wrote it, through a pointer too: no timing warning)
         d = arr._data.get(g)
-        if d is None:
-            d = self._fresh(arr)
-            arr._data[g] = d
-        elif not d.flags.writeable:
-            d = d.copy()
-            arr._data[g] = d
+        if d is None or not d.flags.writeable:
+            # made or copied once, under the lock: two threads storing into one array at once
+            # write one copy (each its own, and the last one installed won: a review)
+            with self._lock:
+                d = arr._data.get(g)
+                if d is None:
+                    d = self._fresh(arr)
+                    arr._data[g] = d
+                elif not d.flags.writeable:
+                    d = d.copy()
+                    arr._data[g] = d
         return d
 
     def _set(self, arr: DeviceArray, pes, values: np.ndarray) -> None:
@@ -538,7 +549,7 @@ class DeviceMemory:
             targets = lambda i: [i]  # noqa: E731
         else:
             raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {over!r}")
-        if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) or not 1 <= n <= lim:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_, np.timedelta64)) or not 1 <= n <= lim:
             raise PlacementError(f"parts must be an int in 1..{lim} ({what}), got {n!r}")
         return [targets(i) for i in range(int(n))]
 
