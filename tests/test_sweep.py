@@ -1074,3 +1074,27 @@ def test_a_setup_error_whose_str_raises_is_a_row_not_a_crash():
     res = kernbench.sweep(_vadd, (2, 1), setup=setup, hw={"n_cubes": 1, "pes_per_cube": 2},
                           args={"n": [8]}, workers=1, cache=False)
     assert "<unprintable Bad: its __str__ raised ZeroDivisionError; args (8,)>" in res.rows[0]["error"]
+
+
+# -- review H4: fixes of the sweep layer, each with the case that found it --------------------------
+def _ops(x_ptr, o_ptr, n, commands, *, tl):
+    x = tl.load(x_ptr, shape=(n,), dtype="f32")
+    for _ in range(commands):
+        x = x + 1.0
+    tl.store(o_ptr, x)
+
+
+def _ops_setup(ctx, n, commands):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n, commands
+
+
+@pytest.mark.parametrize("axis", ["args", "hardware", "list of args"])
+def test_a_swept_name_that_is_a_figure_column_is_refused_before_running(axis):
+    """An argument named "commands" was overwritten in its row by the figure of that name."""
+    kw = {"args": {"n": [256], "commands": [1, 4]}, "hardware": {"cycles": [1]},
+          "list of args": [{"n": 256, "commands": 1}]}[axis]
+    key = "args" if axis == "list of args" else axis
+    with pytest.raises(ValueError, match=r"name '(commands|cycles)' is the name of a figure column"):
+        sweep(_ops, (8, 1), setup=_ops_setup, workers=1, cache=False, **{key: kw})
+    with pytest.raises(ValueError, match="figure column"):
+        points_of(None, {"error": [1]}, None)

@@ -19,6 +19,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .figures import FIGURES
+
 __all__ = ["Launch", "Point", "expand_axis", "points_of", "LAUNCH_OPTIONS", "DEFAULT_OPTIONS"]
 
 #: launch options a sweep may vary, with their defaults (a sweep times: mode "timing"; replay
@@ -92,8 +94,8 @@ def expand_axis(axis: "Mapping | list | None", what: str) -> list[dict]:
 
 
 def points_of(hardware, args, options) -> list[Point]:
-    """Every point of the sweep, in row order. Raises for an unknown launch option or a name
-    given on two axes (a column each)."""
+    """Every point of the sweep, in row order. Raises for an unknown launch option, a name
+    given on two axes (a column each) or a name of a figure column (``commands``, ``cycles``)."""
     hw_pts = expand_axis(hardware, "hardware key")
     arg_pts = expand_axis(args, "argument")
     opt_pts = expand_axis(options, "launch option")
@@ -108,6 +110,12 @@ def points_of(hardware, args, options) -> list[Point]:
         both = sorted(na & nb)
         if both:
             raise ValueError(f"{both[0]!r} is given both in {a} and in {b}: each swept name is one column")
+    for axis, na in names.items():
+        clash = sorted(na & set(FIGURES))  # (a row holds swept values and figures by name alike)
+        if clash:
+            raise ValueError(f"{axis} name {clash[0]!r} is the name of a figure column of every row "
+                             f"(kernbench.sweeps.figures.FIGURES), which would overwrite its swept value: "
+                             f"rename the {'argument' if axis == 'args' else 'key'} (e.g. {clash[0] + '_'!r})")
     out = []
     for i, (a, o, h) in enumerate(itertools.product(arg_pts, opt_pts, hw_pts)):
         out.append(Point(index=i, hw=dict(h), args=dict(a), options={**DEFAULT_OPTIONS, **o},
