@@ -1098,3 +1098,37 @@ def test_a_swept_name_that_is_a_figure_column_is_refused_before_running(axis):
         sweep(_ops, (8, 1), setup=_ops_setup, workers=1, cache=False, **{key: kw})
     with pytest.raises(ValueError, match="figure column"):
         points_of(None, {"error": [1]}, None)
+
+
+def _dims_kernel(x_ptr, o_ptr, dims, reps=4, *, tl):
+    n = dims if isinstance(dims, int) else dims[0] * dims[1]
+    x = tl.load(x_ptr, shape=(n,), dtype="f32")
+    for _ in range(reps):
+        x = x * 1.5
+    tl.store(o_ptr, x)
+
+
+def _dims_setup(ctx, dims, reps=4):
+    n = dims if isinstance(dims, int) else int(np.prod(dims))
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), dims, reps
+
+
+def _dims_launch(dims, reps):
+    ctx = kernbench.Context("default")
+    ctx.install_sfr("pe")
+    return ctx.launch(_dims_kernel, (8, 1), *_dims_setup(ctx, dims, reps), mode="timing", strict_sram=True).cycles
+
+
+@pytest.mark.parametrize("fixed, configs", [
+    ({"dims": [64, 64]}, [{"reps": 32}, {"reps": 8}, {"reps": 1}]),          # a list-valued fixed argument
+    ({"dims": range(16, 18)}, [{"reps": 8}, {"reps": 1}]),                   # a range
+    ({}, [{"dims": [32, 64], "reps": 2}, {"dims": np.array([64, 64]), "reps": 1}]),  # list/array configs
+])
+def test_tune_times_each_config_as_one_point_whatever_its_values(fixed, configs):
+    """A list in the fixed arguments or a config was a set of choices to the sweep: each config
+    became several points and tune paired configs with another launch's row."""
+    t = tune(_dims_kernel, configs, grid=(8, 1), setup=_dims_setup, args=fixed, cache=False)
+    want = [_dims_launch(c.get("dims", fixed.get("dims")), c["reps"]) for c in configs]
+    assert [r["cycles"] for r in t.table[:len(configs)]] == want
+    assert len(t.table) == len(configs) + 1 and t.cycles == min(want)
+    assert t.best == configs[want.index(min(want))]

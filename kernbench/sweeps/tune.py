@@ -95,8 +95,12 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
         if (isinstance(hit, dict) and isinstance(hit.get("rows"), list) and len(hit["rows"]) == len(todo)
                 and all(isinstance(r, dict) and set(r) == set(_FIGURES) for r in hit["rows"])):
             return _result(todo, len(configs), default, hit["rows"], 0, from_cache=True)
-    res = sweep(tgt, hw=base, args=[{**fixed, **c} for c in todo], options={k: [v] for k, v in opts.items()},
-                workers=workers, client=client, cache=cache, progress=progress)
+    # Each value as the one choice of its axis: a list, range or array is an argument's value
+    # here, never a set of choices (each config is exactly one point, its row at its place)
+    res = sweep(tgt, hw=base, args=[{k: [v] for k, v in {**fixed, **c}.items()} for c in todo],
+                options={k: [v] for k, v in opts.items()}, workers=workers, client=client, cache=cache,
+                progress=progress)
+    assert len(res.rows) == len(todo)
     rows = [{k: r[k] for k in _FIGURES} for r in res.rows]
     out = _result(todo, len(configs), default, rows, res.stats["computed"])
     # (by position in the list: plain JSON whatever the configs hold; not when a row's error is
