@@ -1132,3 +1132,35 @@ def test_tune_times_each_config_as_one_point_whatever_its_values(fixed, configs)
     assert [r["cycles"] for r in t.table[:len(configs)]] == want
     assert len(t.table) == len(configs) + 1 and t.cycles == min(want)
     assert t.best == configs[want.index(min(want))]
+
+
+@pytest.mark.filterwarnings("ignore:.*which nothing has written")
+@pytest.mark.parametrize("mode", ["timing", "functional"])
+def test_strict_sram_is_checked_as_ctx_launch_checks_it_not_coerced(mode):
+    """options={"strict_sram": ["False"]} ran strict (bool("False") is True) while its row said
+    'False'; ctx.launch refuses such a value."""
+    vals = ["False", "off", "0", 0, None, False, np.bool_(False), True]
+    res = sweep(_vadd, (8, 1), setup=_vadd_setup, args={"n": [2048]}, hardware={"sram.capacity_bytes": [4096]},
+                options={"strict_sram": vals, "mode": [mode]}, workers=1, cache=False)
+    for r in res.rows[:5]:
+        assert r["error_type"] == "ValueError", r
+        assert f"strict_sram must be True or False, got {r['strict_sram']!r}" in r["error"]
+    assert [r["error_type"] for r in res.rows[5:]] == [None, None, "SramCapacityError"]
+
+
+def test_cli_sweep_strict_sram_off_is_a_row_naming_the_option(tmp_path, capsys):
+    from kernbench.cli import main
+
+    pytest.importorskip("pandas")
+    kfile = tmp_path / "vk.py"
+    kfile.write_text("def k(x_ptr, o_ptr, n, *, tl):\n"
+                     "    tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype='f32') + 1.0)\n"
+                     "def setup(ctx, n):\n"
+                     "    return (ctx.empty((n,), 'f32'), ctx.empty((n,), 'f32'), n)\n")
+    out = tmp_path / "rows.csv"
+    assert main(["sweep", f"{kfile}:k", "--grid", "8,1", "--arg", "n=2K", "--set", "sram.capacity_bytes=4096",
+                 "--option", "strict_sram=off", "--workers", "1", "--no-cache", "--out", str(out)]) == 0
+    import pandas as pd
+
+    row = pd.read_csv(out).iloc[0]
+    assert row["error_type"] == "ValueError" and "strict_sram must be True or False, got 'off'" in row["error"]

@@ -194,7 +194,7 @@ def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str, replay:
                 figures = row_figures(executor.time_traced(
                     ctx, launch.kernel, launch.args, kw, traced, metas, handles, mode="functional",
                     detail=options["detail"], max_cycles=options["max_cycles"],
-                    strict_sram=bool(options["strict_sram"])))
+                    strict_sram=options["strict_sram"]))
             except Exception as e:  # (as time_one's: the engine's or replay's error, no stage)
                 figures = error_figures(e)
             traced = None
@@ -229,7 +229,7 @@ def time_one(outcome: TraceOutcome, target: Target, point: Point, hw: HardwareCo
     gc.disable()  # as ctx.launch does: the cyclic GC would rescan a worker's many objects
     try:
         res = outcome.traced.time(hw, detail=o["detail"], max_cycles=o["max_cycles"],
-                                  strict_sram=bool(o["strict_sram"]))
+                                  strict_sram=o["strict_sram"])
         return row_figures(res), retraced
     except Exception as e:
         return error_figures(e), retraced
