@@ -1164,3 +1164,21 @@ def test_cli_sweep_strict_sram_off_is_a_row_naming_the_option(tmp_path, capsys):
 
     row = pd.read_csv(out).iloc[0]
     assert row["error_type"] == "ValueError" and "strict_sram must be True or False, got 'off'" in row["error"]
+
+
+def test_a_cache_folder_that_cannot_be_written_returns_the_rows_and_warns_once(tmp_path):
+    """Every point was computed, then the first cache write raised out of the sweep (a raw
+    PermissionError / IsADirectoryError): all rows lost. Here the namespace folders are files
+    (a read-only folder would not stop root)."""
+    (tmp_path / "sweep").write_text("not a folder")
+    (tmp_path / "tune").write_text("not a folder")
+    kw = dict(setup=_vadd_setup, args={"n": [256, 512, 1024]}, workers=1)
+    with pytest.warns(UserWarning, match=r"not cached: the cache folder .*sweep' cannot be written "
+                                         r"\((NotADirectoryError|FileExistsError)") as got:
+        res = sweep(_vadd, (8, 1), cache=tmp_path, **kw)
+    assert len([w for w in got if "not cached" in str(w.message)]) == 1
+    assert res.rows == sweep(_vadd, (8, 1), cache=False, **kw).rows and res.rows[0]["cycles"] > 0
+    with pytest.warns(UserWarning) as got:
+        t = tune(_vadd, [{"n": 256}, {"n": 512}], grid=(8, 1), setup=_vadd_setup, default={"n": 256}, cache=tmp_path)
+    assert t.best == {"n": 256} and t.cycles == res.rows[0]["cycles"]
+    assert sorted(str(w.message).split(":")[0] for w in got) == ["kernbench.sweep", "kernbench.sweeps.tune"]

@@ -578,10 +578,16 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
              "refused": len(pts) - n_cached - len(todo), "trace_groups": len(groups), "traces": 0,
              "workers": 1}
 
+    unwritable: list = []  # (the cache folder refused a write: the rest are not tried)
+
     def done(p: Point, fig: dict) -> None:
         rows[p.index] = fig
-        if keys[p.index] is not None and cacheable(fig):
-            store.put(keys[p.index], fig)
+        if keys[p.index] is not None and cacheable(fig) and not unwritable:
+            try:
+                store.put(keys[p.index], fig)
+            except OSError as e:  # (read-only, full, an entry that is a folder: the rows still count)
+                unwritable.append(e)
+                warnings.warn(not_cached_message("kernbench.sweep", store, e), stacklevel=4)
         bar.advance()
 
     bar = _Progress(len(todo), progress)
@@ -601,6 +607,12 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     stats["wall_seconds"] = time.perf_counter() - t0
     stats["cpu_seconds_client"] = time.process_time() - c0
     return SweepResult(pts, rows, base, stats)
+
+
+def not_cached_message(who: str, store: DiskCache, e: OSError) -> str:
+    return (f"{who}: the results were not cached: the cache folder {str(store.folder)!r} cannot be "
+            f"written ({type(e).__name__}: {exc_text(e)}); the results returned are complete (pass "
+            f"cache=False, or another folder, to silence this)")
 
 
 def _run_serial(tgt: Target, groups: dict, hws: list, done: Callable) -> int:

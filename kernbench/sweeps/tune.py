@@ -18,13 +18,14 @@ same. Configs the key cannot hold faithfully (an object keyed by its repr) are n
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..common.cache import DiskCache, NotCanonical, digest
 from ..hw.config import load_hw
 from .figures import cacheable
-from .run import _replay_option, make_target, sweep
+from .run import _replay_option, make_target, not_cached_message, sweep
 
 __all__ = ["tune", "TuneResult"]
 
@@ -106,7 +107,10 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
     # (by position in the list: plain JSON whatever the configs hold; not when a row's error is
     # not determined by the key, an OSError in a setup: the sweep does not cache those either)
     if store is not None and all(cacheable(r) for r in res.rows):
-        store.put(key, {"rows": rows})
+        try:
+            store.put(key, {"rows": rows})
+        except OSError as e:  # (as the sweep's: the choice is made, only not kept)
+            warnings.warn(not_cached_message("kernbench.sweeps.tune", store, e), stacklevel=2)
     return out
 
 
