@@ -1182,3 +1182,54 @@ def test_a_cache_folder_that_cannot_be_written_returns_the_rows_and_warns_once(t
         t = tune(_vadd, [{"n": 256}, {"n": 512}], grid=(8, 1), setup=_vadd_setup, default={"n": 256}, cache=tmp_path)
     assert t.best == {"n": 256} and t.cycles == res.rows[0]["cycles"]
     assert sorted(str(w.message).split(":")[0] for w in got) == ["kernbench.sweep", "kernbench.sweeps.tune"]
+
+
+def _reads_a_file(x_ptr, o_ptr, n, path, *, tl):
+    with open(path) as f:  # (a table read while tracing)
+        scale = float(f.read())
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") * scale)
+
+
+def _reads_a_file_setup(ctx, n, path):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n, path
+
+
+def test_a_kernel_error_caused_by_the_machine_is_not_cached(tmp_path):
+    """An OSError raised inside the kernel became a KernelError row, which was cached: once the
+    file was there the re-run still served the error."""
+    from kernbench.common.errors import KernelError
+    from kernbench.sweeps.figures import cacheable, error_figures
+
+    table = tmp_path / "scale.txt"
+    kw = dict(setup=_reads_a_file_setup, args={"n": [256], "path": [str(table)]}, workers=1, cache=tmp_path / "c")
+    first = sweep(_reads_a_file, (8, 1), **kw)
+    assert first.rows[0]["error_type"] == "KernelError" and "FileNotFoundError" in first.rows[0]["error"]
+    assert first.stats["uncacheable"] == 1 and set(first.rows[0]) == set(first.columns)
+    table.write_text("2.0")
+    again = sweep(_reads_a_file, (8, 1), **kw)
+    assert again.stats["cached"] == 0 and again.rows[0]["error"] is None and again.rows[0]["cycles"] > 0
+    assert sweep(_reads_a_file, (8, 1), **kw).stats["cached"] == 1
+    # the chain, however it is made: "raise ... from e", an error raised while handling another
+    for inner in (OSError("disk"), MemoryError(), ModuleNotFoundError("x")):
+        try:
+            try:
+                raise inner
+            except Exception as e:
+                raise KernelError("kernel raised") from e
+        except KernelError as k:
+            by_cause = k
+        try:
+            try:
+                raise inner
+            except Exception:
+                raise KernelError("while handling")  # noqa: B904 (__context__ only)
+        except KernelError as k:
+            by_context = k
+        assert not cacheable(error_figures(by_cause)) and not cacheable(error_figures(by_context))
+    try:
+        try:
+            raise IndexError("the code's own")
+        except IndexError as e:
+            raise KernelError("kernel raised") from e
+    except KernelError as k:
+        assert cacheable(error_figures(k))  # (the code's error: determined by the key)

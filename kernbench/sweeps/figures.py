@@ -94,15 +94,41 @@ def error_figures(e: BaseException, stage: str = "") -> dict:
     out["error_pe"] = f"({pe[0]}, {pe[1]})" if isinstance(pe, tuple) and len(pe) == 2 else None
     where = getattr(e, "where", None) if isinstance(e, KernbenchError) else None
     out["error_where"] = where or _where(e)
+    if _from_environment(e):
+        out[TRANSIENT] = True
     return out
+
+
+#: a row's mark (not a column: the sweep takes it off) that its error came from the machine
+TRANSIENT = "_transient"
+#: failures of the machine, not of the code: a KernelError caused by one (a file the kernel reads
+#: missing, memory running out) need not happen again
+_ENVIRONMENT = (OSError, MemoryError, ImportError)
+
+
+def _from_environment(e: BaseException) -> bool:
+    """Is ``e``, or an exception in its cause chain (``__cause__``, ``__context__``), one of
+    :data:`_ENVIRONMENT`?"""
+    seen: set = set()
+    todo = [e]
+    while todo:
+        x = todo.pop()
+        if x is None or id(x) in seen:  # (a chain may loop)
+            continue
+        seen.add(id(x))
+        if isinstance(x, _ENVIRONMENT):
+            return True
+        todo += [x.__cause__, x.__context__]
+    return False
 
 
 def cacheable(figures: dict) -> bool:
     """A row whose result is determined by its key: no error, or one of kernbench's own errors
-    (kernel, deadlock, SRAM, max cycles, hardware config). Anything else (a setup raising an
-    OSError, memory running out) is computed again next time."""
+    (kernel, deadlock, SRAM, max cycles, hardware config) not caused by the machine. Anything
+    else (a setup raising an OSError, memory running out, a KernelError whose cause chain holds
+    one: :func:`error_figures` marks it) is computed again next time."""
     t = figures.get("error_type")
-    return t is None or t in _DETERMINISTIC
+    return t is None or (t in _DETERMINISTIC and not figures.get(TRANSIENT))
 
 
 _DETERMINISTIC = {c.__name__ for c in (KernbenchError, HardwareConfigError)} | {

@@ -40,7 +40,8 @@ class SweepResult:
     arguments, launch options the sweep gave), then :data:`~kernbench.sweeps.figures.FIGURES`.
 
     ``rows`` (list of dicts) needs nothing; ``df`` needs pandas. ``stats``: points, cached,
-    computed, trace_groups, traces, workers, wall_seconds, cpu_seconds_client."""
+    computed, trace_groups, traces, workers, uncacheable (rows whose failure need not recur: not
+    cached), wall_seconds, cpu_seconds_client."""
 
     def __init__(self, points: list, figures: list, hw, stats: dict):
         self.points = points

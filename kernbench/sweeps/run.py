@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping
 from ..common.errors import exc_text, short_repr
 from ..common.cache import DiskCache, NotCanonical, canonical, code_fingerprint, digest
 from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw
-from .figures import FIGURES, cacheable, error_figures, row_figures
+from .figures import FIGURES, TRANSIENT, cacheable, error_figures, row_figures
 from .grid import Launch, Point, points_of
 
 __all__ = ["sweep", "Target", "trace_one", "time_one", "SHAPE_KEYS", "SWEEP_EXTRA_HINT"]
@@ -576,13 +576,16 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     # (every point is computed, from the cache or refused: its hardware config is bad)
     stats = {"points": len(pts), "cached": n_cached, "computed": len(todo),
              "refused": len(pts) - n_cached - len(todo), "trace_groups": len(groups), "traces": 0,
-             "workers": 1}
+             "workers": 1, "uncacheable": 0}
 
     unwritable: list = []  # (the cache folder refused a write: the rest are not tried)
 
     def done(p: Point, fig: dict) -> None:
+        ok = cacheable(fig)
+        fig.pop(TRANSIENT, None)  # (a mark for cacheable, not a column)
+        stats["uncacheable"] += not ok
         rows[p.index] = fig
-        if keys[p.index] is not None and cacheable(fig) and not unwritable:
+        if keys[p.index] is not None and ok and not unwritable:
             try:
                 store.put(keys[p.index], fig)
             except OSError as e:  # (read-only, full, an entry that is a folder: the rows still count)

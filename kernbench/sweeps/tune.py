@@ -24,7 +24,6 @@ from typing import Any
 
 from ..common.cache import DiskCache, NotCanonical, digest
 from ..hw.config import load_hw
-from .figures import cacheable
 from .run import _replay_option, make_target, not_cached_message, sweep
 
 __all__ = ["tune", "TuneResult"]
@@ -106,7 +105,7 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
     out = _result(todo, len(configs), default, rows, res.stats["computed"])
     # (by position in the list: plain JSON whatever the configs hold; not when a row's error is
     # not determined by the key, an OSError in a setup: the sweep does not cache those either)
-    if store is not None and all(cacheable(r) for r in res.rows):
+    if store is not None and res.stats["uncacheable"] == 0:
         try:
             store.put(key, {"rows": rows})
         except OSError as e:  # (as the sweep's: the choice is made, only not kept)
