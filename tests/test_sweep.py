@@ -1233,3 +1233,31 @@ def test_a_kernel_error_caused_by_the_machine_is_not_cached(tmp_path):
             raise KernelError("kernel raised") from e
     except KernelError as k:
         assert cacheable(error_figures(k))  # (the code's error: determined by the key)
+
+
+def _rows_kernel(x_ptr, o_ptr, *, tl):
+    n = _rows_kernel.ROWS  # (a config kept on the function object)
+    tl.store(o_ptr, tl.exp(tl.load(x_ptr, shape=(n, 64), dtype="f32")), shape=(n, 64))
+
+
+def _rows_setup(ctx):
+    return ctx.empty((64, 64), "f32"), ctx.empty((64, 64), "f32")
+
+
+def test_cache_keys_see_a_functions_attributes(tmp_path, monkeypatch):
+    """kernel.ROWS = 64 after a sweep with ROWS = 4 served the first sweep's row."""
+    kw = dict(setup=_rows_setup, args=[{}], workers=1, cache=tmp_path)
+    got = {}
+    for rows in (4, 64, 4):
+        monkeypatch.setattr(_rows_kernel, "ROWS", rows, raising=False)
+        res = sweep(_rows_kernel, (1, 1), **kw)
+        got.setdefault(rows, []).append((res.rows[0]["cycles"], res.stats["cached"]))
+    assert got[4][0][0] != got[64][0][0] and got[64][0][1] == 0 and got[4][1] == (got[4][0][0], 1)
+    # a function held in data (an argument, a global) by its attributes too
+    def f():
+        return 0
+    keys = []
+    for v in (1, 2):
+        f.BLOCK = v
+        keys.append((digest({"act": f}, strict=True), code_fingerprint(f)))
+    assert keys[0][0] != keys[1][0] and keys[0][1] != keys[1][1]

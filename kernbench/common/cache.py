@@ -444,7 +444,7 @@ def _ref(walk: _Walk, c: Any) -> dict:
     value, a dataclass field, a partial's argument): the same in every process.
 
     - a user function (its file the user's, or none: a lambda, a notebook cell): ``module.qualname``,
-      :func:`_code_digest` of the code it runs, its defaults and closure cells
+      :func:`_code_digest` of the code it runs, its defaults, closure cells and attributes
     - a library function, builtin or ufunc (``np.exp``, ``math.sqrt``, a kernbench function): its
       ``module.qualname`` (and the object a builtin method is bound to, a library closure's cells)
     - a class: its ``module.qualname``; a partial: its function and arguments; a bound method: its
@@ -473,9 +473,14 @@ def _ref(walk: _Walk, c: Any) -> dict:
                 pass
         if not _user_code(code):  # (a library's closure: with its cells, the values it was made with)
             return {"lib": name} if deep or not cells else {"lib": name, **walk.inside(c, lambda: {"cells": walk(cells)})}
-        kind, state = "fn", lambda: {"defaults": walk(list(_attr(c, "__defaults__") or ())),
-                                     "kwdefaults": walk(dict(_attr(c, "__kwdefaults__") or {})),
-                                     "cells": walk(cells)}
+        attrs = _fn_attributes(c)
+
+        def state():
+            got = {"defaults": walk(list(_attr(c, "__defaults__") or ())),
+                   "kwdefaults": walk(dict(_attr(c, "__kwdefaults__") or {})), "cells": walk(cells)}
+            if attrs:  # (code may read them: kernel.ROWS; absent, the key is as it was)
+                got["attributes"] = walk(attrs)
+            return got
         if deep:
             return {"fn": name, "code": _code_digest(code)}
         return {"fn": name, "code": _code_digest(code), **walk.inside(c, state)}
@@ -489,6 +494,13 @@ def _ref(walk: _Walk, c: Any) -> dict:
             return {"object": name}
         return {"object": name, **_object_key(c, walk)}
     return {kind: name} if deep else {kind: name, **walk.inside(c, state)}
+
+
+def _fn_attributes(fn: Any) -> dict:
+    """The attributes set on a function object (``kernel.ROWS = 64``; what ``functools.wraps``
+    copies, ``__wrapped__`` among them)."""
+    d = _attr(fn, "__dict__")
+    return dict(d) if isinstance(d, dict) else {}
 
 
 def _code_digest(code: types.CodeType) -> str:
@@ -566,7 +578,8 @@ def code_fingerprint(fn: Any, strict: bool = False) -> str:
     """Hash of the code ``fn`` runs: the source files of its module and of every user module it
     reaches, plus :func:`kernbench_fingerprint`, plus the values it reaches: a partial's bound
     arguments, a closure's cells, the globals its code names (a constant imported from another
-    module, a notebook cell's global), a user function's default arguments, and the attributes
+    module, a notebook cell's global), a user function's default arguments and the attributes
+    set on it (``kernel.ROWS``), and the attributes
     of every user module reached that some user code reached names (``cfg.BLOCK``,
     ``pkg.sub.helper``: a module attribute that is a module is reached in turn).
 
@@ -675,6 +688,9 @@ def code_fingerprint(fn: Any, strict: bool = False) -> str:
                 files.setdefault(os.path.abspath(code.co_filename), _file_hash(code.co_filename))
             reach(f"{where} defaults", [list(_attr(obj, "__defaults__") or ()),
                                         dict(_attr(obj, "__kwdefaults__") or {})])
+            attrs = _fn_attributes(obj)
+            if attrs:  # (its attributes, as its globals: read by code, kernel.ROWS)
+                reach(f"{where} attributes", attrs, strict=False)
             names.update(code_names)
             package = glb.get("__package__") or glb.get("__name__")
             for name in sorted(set(_imports(code, package if isinstance(package, str) else None))):
