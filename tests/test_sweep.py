@@ -1261,3 +1261,34 @@ def test_cache_keys_see_a_functions_attributes(tmp_path, monkeypatch):
         f.BLOCK = v
         keys.append((digest({"act": f}, strict=True), code_fingerprint(f)))
     assert keys[0][0] != keys[1][0] and keys[0][1] != keys[1][1]
+
+
+class _SlotBase:
+    __slots__ = ("cols",)
+
+
+class _Tiles(_SlotBase):
+    __slots__ = ("rows", "__pad")
+
+    def __init__(self, rows, cols=64, pad=None):
+        self.rows, self.cols = rows, cols
+        if pad is not None:
+            self.__pad = pad
+
+    def kernel(self, x_ptr, o_ptr, *, tl):
+        tl.store(o_ptr, tl.exp(tl.load(x_ptr, shape=(self.rows, self.cols), dtype="f32")),
+                 shape=(self.rows, self.cols))
+
+
+def test_cache_keys_see_the_slots_of_a_bound_methods_object(tmp_path):
+    """A bound-method kernel on an object with __slots__ (no __dict__) was keyed {"state": None}:
+    another object's sweep served the first one's rows."""
+    kw = dict(setup=_rows_setup, args=[{}], workers=1, cache=tmp_path)
+    a = sweep(_Tiles(4).kernel, (1, 1), **kw)
+    b = sweep(_Tiles(64).kernel, (1, 1), **kw)
+    assert b.stats["cached"] == 0 and b.rows[0]["cycles"] != a.rows[0]["cycles"]
+    assert sweep(_Tiles(64).kernel, (1, 1), **kw).stats["cached"] == 1  # (an equal object: the same key)
+    fp = [code_fingerprint(t.kernel) for t in (_Tiles(4), _Tiles(4, cols=32), _Tiles(4, pad=None),
+                                               _Tiles(4, pad=0), _Tiles(4, pad=["unset"]))]
+    assert len(set(fp)) == 4 and fp[0] == fp[2]  # (a base class's slot, a private one, unset vs any value)
+    assert digest(_Tiles(4).kernel, strict=True) != digest(_Tiles(8).kernel, strict=True)

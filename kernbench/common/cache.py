@@ -410,9 +410,10 @@ def _library_callable(c: Any) -> bool:
 def _object_key(obj: Any, walk: _Walk) -> dict:
     """A callable object, or the object a method is bound to, in a code key: its class, and its
     ``repr`` only when its class writes one (an address in it, ``at 0x...``, cut: it differs
-    in every process), else its attributes (``__dict__``), a dataclass its fields, plain data its
-    value; callables in them by :func:`_ref`. With the walk's ``strict``, a repr that need not
-    show the state, or state out of ``__dict__``, raises :class:`NotCanonical`."""
+    in every process), else its attributes (``__dict__``, and the ``__slots__`` of every class
+    of its MRO, an unset one told apart), a dataclass its fields, plain data its value;
+    callables in them by :func:`_ref`. With the walk's ``strict``, a repr that need not show the
+    state, or state out of both (C fields), raises :class:`NotCanonical`."""
     t = obj if isinstance(obj, type) else type(obj)
     name = f"{t.__module__}.{t.__qualname__}"
     if isinstance(obj, type):
@@ -432,11 +433,43 @@ def _object_key(obj: Any, walk: _Walk) -> dict:
         except Exception:  # noqa: BLE001 (a repr that fails: the class alone)
             return {"class": name}
     state = _attr(obj, "__dict__")
-    if not isinstance(state, dict):
+    slots = _slot_state(obj)
+    if not isinstance(state, dict) and slots is None:
         if walk.strict:
-            raise NotCanonical(f"a {name} keeps its state out of __dict__ (slots, C fields)")
+            raise NotCanonical(f"a {name} keeps its state out of __dict__ and __slots__ (C fields)")
         return {"class": name, "state": None}
-    return {"class": name, "state": walk.inside(obj, lambda: walk(dict(state)), callable(obj))}
+    key = {"class": name}
+    if isinstance(state, dict):
+        key["state"] = walk.inside(obj, lambda: walk(dict(state)), callable(obj))
+    if slots:  # (absent when there are none: an object with a __dict__ only keeps its key)
+        key["slots"] = walk.inside(obj, lambda: walk(slots), callable(obj))
+    return key
+
+
+def _slot_state(obj: Any) -> dict | None:
+    """The values of ``obj``'s ``__slots__`` over its whole MRO, by class and name: ``["set",
+    value]``, or ``["unset"]`` (no value is keyed so); None when no class of its MRO declares
+    slots other than ``__dict__``/``__weakref__``."""
+    out: dict = {}
+    found = False
+    for c in type(obj).__mro__:
+        declared = vars(c).get("__slots__")
+        if declared is None:
+            continue
+        for slot in [declared] if isinstance(declared, str) else declared:
+            if slot in ("__dict__", "__weakref__"):
+                continue
+            found = True
+            # (a private slot is stored under its mangled name)
+            attr = f"_{c.__name__.lstrip('_')}{slot}" if slot.startswith("__") and not slot.endswith("__") else slot
+            desc = vars(c).get(attr)
+            try:
+                v = desc.__get__(obj, c) if hasattr(desc, "__get__") else getattr(obj, attr)
+            except AttributeError:
+                out[f"{c.__qualname__}.{attr}"] = ["unset"]
+                continue
+            out[f"{c.__qualname__}.{attr}"] = ["set", v]
+    return out if found else None
 
 
 def _ref(walk: _Walk, c: Any) -> dict:
