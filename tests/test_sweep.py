@@ -1292,3 +1292,41 @@ def test_cache_keys_see_the_slots_of_a_bound_methods_object(tmp_path):
                                                _Tiles(4, pad=0), _Tiles(4, pad=["unset"]))]
     assert len(set(fp)) == 4 and fp[0] == fp[2]  # (a base class's slot, a private one, unset vs any value)
     assert digest(_Tiles(4).kernel, strict=True) != digest(_Tiles(8).kernel, strict=True)
+
+
+_TUNED_REPS = {kernbench.load_hw("default"): 16, kernbench.load_hw("mesh8"): 4}  # (per machine)
+
+
+def _tuned_builder(ctx, n):
+    ctx.install_sfr("pe")
+    reps = _TUNED_REPS.get(ctx.hw, 1) + (ctx.hw == kernbench.load_hw("default"))
+    return Launch(_scaled, (8, 1), ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n, reps)
+
+
+@pytest.mark.filterwarnings("ignore:.*which nothing has written")
+def test_a_builder_sees_ctx_hw_equal_and_hashing_as_the_plain_config():
+    """ctx.hw was a recording subclass during a sweep: == a HardwareConfig was False (the
+    dataclass __eq__ wants the same class) and dict lookups missed, so the sweep launched
+    another configuration than a plain launch on the same hardware."""
+    import copy
+    import pickle
+
+    from kernbench.sweeps.run import _recording
+
+    default = kernbench.load_hw("default")
+    res = sweep(_tuned_builder, hw="default", args={"n": [1024]},
+                hardware={"link.bytes_per_cycle": [default.link.bytes_per_cycle, 2 * default.link.bytes_per_cycle]},
+                workers=1, cache=False)
+    reps = []
+    for row in res.rows:
+        ctx = kernbench.Context(default.with_overrides({"link.bytes_per_cycle": row["link.bytes_per_cycle"]}))
+        launch = _tuned_builder(ctx, 1024)
+        reps.append(launch.args[-1])
+        assert row["error"] is None and row["cycles"] == ctx.launch(launch.kernel, launch.grid, *launch.args).cycles
+    assert reps == [17, 1] and res.stats["traces"] == 2  # (== reads every key: a trace per machine)
+    # whatever else a builder does with ctx.hw sees the plain config
+    rec = _recording(default)
+    assert rec == default and default == rec and hash(rec) == hash(default) and rec != kernbench.load_hw("mesh8")
+    assert isinstance(rec, kernbench.HardwareConfig) and dataclasses.asdict(rec) == dataclasses.asdict(default)
+    for other in (dataclasses.replace(rec, name="x"), copy.copy(rec), copy.deepcopy(rec), pickle.loads(pickle.dumps(rec))):
+        assert type(other) is kernbench.HardwareConfig and other.to_dict() == {**default.to_dict(), "name": other.name}

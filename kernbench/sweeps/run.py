@@ -124,7 +124,14 @@ _WHOLE = frozenset({"__dict__", "__reduce_ex__", "__reduce__", "__getstate__", "
 class _RecordingHw(HardwareConfig):
     """A HardwareConfig that notes which of its top-level fields are read (a setup choosing a
     block size from ``ctx.hw.sram``); a sub-config read counts as reading all its keys, and
-    reading it whole (``vars``, a copy, a pickle) as reading every field."""
+    reading it whole (``vars``, a copy, a pickle, ``==``, ``hash``) as reading every field.
+
+    To the code reading it, it is the plain config: its ``__class__`` is HardwareConfig, so the
+    dataclass ``==`` (which wants the same class) and ``hash`` match a HardwareConfig's (a
+    table of tuned values keyed by config), and ``dataclasses.replace``, copies and pickles
+    give plain configs."""
+
+    __class__ = property(lambda self: HardwareConfig)  # (type() still tells it apart)
 
     def __getattribute__(self, name):
         if name in _TOP or name in _WHOLE:
@@ -132,6 +139,10 @@ class _RecordingHw(HardwareConfig):
             if reads is not None:
                 reads.update(_TOP if name in _WHOLE else (name,))
         return object.__getattribute__(self, name)
+
+    def __reduce_ex__(self, protocol):
+        # (copy, deepcopy, pickle: a plain config; reading this method noted every field read)
+        return HardwareConfig, tuple(object.__getattribute__(self, f) for f in _TOP)
 
 
 def _recording(hw: HardwareConfig) -> _RecordingHw:
