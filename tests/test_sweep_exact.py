@@ -729,3 +729,57 @@ def test_tune_times_a_default_equal_to_a_config_but_not_the_same_value(tmp_path,
     flag.unlink()
     t2 = tune(_blocked, [{"B": 64}, {"B": 16}], args={"n": 4096}, grid=(1, 1), setup=_tune_setup, cache=cache_dir)
     assert not t2.from_cache and t2.best == {"B": 64}
+
+
+# -- review H4 #1: Dask workers run the code the cache key names, not their own copy ----------------
+_DK_HELP = ["def helper(x):\n    return x + 1.0\n",
+            "def helper(x):\n    y = x + 1.0\n    y = y * 2.0\n    y = y * 3.0\n    return y + 4.0\n"]
+_DK_IMP = ["REPS = 1\n", "REPS = 3  # edited\n"]
+_DK_KERN = ["import kbx_dk_help\n\n\ndef kern(x_ptr, o_ptr, n, *, tl):\n    import kbx_dk_imp\n"
+            "    x = tl.load(x_ptr, shape=(n,), dtype='f32')\n    for _ in range(kbx_dk_imp.REPS):\n"
+            "        x = kbx_dk_help.helper(x)\n    tl.store(o_ptr, x)\n",
+            "import kbx_dk_help\n\n\ndef kern(x_ptr, o_ptr, n, *, tl):\n    import kbx_dk_imp\n"
+            "    x = tl.load(x_ptr, shape=(n,), dtype='f32') * 2.0\n    for _ in range(kbx_dk_imp.REPS):\n"
+            "        x = kbx_dk_help.helper(x)\n    tl.store(o_ptr, x)\n"]
+_DK_BUILD = ("import kernbench.sweeps\nimport kbx_dk_kern\n\n\ndef build(ctx, n):\n    ctx.install_sfr('pe')\n"
+             "    return kernbench.sweeps.Launch(kbx_dk_kern.kern, (8, 1), ctx.empty((n,), 'f32'), "
+             "ctx.empty((n,), 'f32'), n)\n")
+
+
+@pytest.mark.filterwarnings("ignore:.*which nothing has written")
+def test_dask_workers_run_the_helper_and_kernel_modules_the_key_names(user_modules, tmp_path, monkeypatch):
+    """Only the target's (and setup's) own module was shipped by value: a helper module the
+    kernel reaches, the kernel a builder returns, a module imported in the kernel's body ran as
+    the workers had imported it (edited since, or not reloaded here): stale rows under the new
+    key, and serial and Dask rows differing for one key."""
+    distributed = pytest.importorskip("distributed")
+    # (as test_sweep.py's LocalCluster test: the workers must import the kernbench this process runs)
+    mine = os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__)))
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if os.path.abspath(p or os.curdir) == mine
+                                      or not os.path.isdir(os.path.join(p or os.curdir, "kernbench"))])
+    user_modules({"kbx_dk_help.py": _DK_HELP[0], "kbx_dk_imp.py": _DK_IMP[0], "kbx_dk_kern.py": _DK_KERN[0],
+                  "kbx_dk_build.py": _DK_BUILD})
+    import kbx_dk_build
+    import kbx_dk_help
+    import kbx_dk_imp
+    import kbx_dk_kern
+
+    kw = dict(args={"n": [256, 512, 1024, 2048]}, cache=tmp_path / "cache")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        for v in (0, 1):
+            if v:  # every module edited, and reloaded here (a notebook's autoreload)
+                for name, text, mod in (("kbx_dk_help", _DK_HELP, kbx_dk_help), ("kbx_dk_imp", _DK_IMP, kbx_dk_imp),
+                                        ("kbx_dk_kern", _DK_KERN, kbx_dk_kern)):
+                    (tmp_path / f"{name}.py").write_text(text[1])
+                    importlib.reload(mod)
+            serial = sweep(kbx_dk_build.build, workers=1, cache=False, args=kw["args"])
+            par = sweep(kbx_dk_build.build, client=client, **kw)
+            assert par.stats["computed"] == 4 and par.rows == serial.rows, v
+        # edited on disk, not reloaded here: the workers run this process's code, as the serial path
+        (tmp_path / "kbx_dk_help.py").write_text(_DK_HELP[0] + "# edited, not reloaded\n")
+        (tmp_path / "kbx_dk_imp.py").write_text("REPS = 7  # not reloaded\n")
+        par = sweep(kbx_dk_build.build, client=client, **kw)
+    assert par.stats["computed"] == 4 and par.rows == sweep(kbx_dk_build.build, workers=1, cache=False, args=kw["args"]).rows
+    assert sweep(kbx_dk_build.build, workers=1, **kw).stats["cached"] == 4
+    assert "kbx_dk_help" not in __import__("cloudpickle").list_registry_pickle_by_value()  # (left as it was)
