@@ -783,3 +783,42 @@ def test_dask_workers_run_the_helper_and_kernel_modules_the_key_names(user_modul
     assert par.stats["computed"] == 4 and par.rows == sweep(kbx_dk_build.build, workers=1, cache=False, args=kw["args"]).rows
     assert sweep(kbx_dk_build.build, workers=1, **kw).stats["cached"] == 4
     assert "kbx_dk_help" not in __import__("cloudpickle").list_registry_pickle_by_value()  # (left as it was)
+
+
+_DA_CFG = ["import dataclasses\n\n\n@dataclasses.dataclass\nclass Cfg:\n    reps: int\n\n\n"
+           "def act(x):\n    return x + 1.0\n",
+           "import dataclasses\n\n\n@dataclasses.dataclass\nclass Cfg:\n    reps: int\n\n\n"
+           "def act(x):\n    return (x + 1.0) * 2.0 + 3.0  # edited\n"]
+_DA_KERN = ("import kbx_da_cfg\n\n\ndef kern(x_ptr, o_ptr, n, reps, act, *, tl):\n"
+            "    x = tl.load(x_ptr, shape=(n,), dtype='f32')\n    for _ in range(reps):\n        x = act(x)\n"
+            "    tl.store(o_ptr, x)\n\n\ndef setup(ctx, n, cfg, act):\n"
+            "    assert isinstance(cfg, kbx_da_cfg.Cfg), type(cfg)  # (one class, the setup's and the argument's)\n"
+            "    return ctx.empty((n,), 'f32'), ctx.empty((n,), 'f32'), n, cfg.reps, act\n")
+
+
+@pytest.mark.filterwarnings("ignore:.*which nothing has written")
+def test_dask_workers_run_the_code_of_arguments_the_key_names(user_modules, tmp_path, monkeypatch):
+    """An argument holding a user function or a user class's instance went by reference: the
+    workers ran their own copy of its module (stale once edited), and its class was not the
+    class the setup's shipped module holds."""
+    distributed = pytest.importorskip("distributed")
+    mine = os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__)))
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if os.path.abspath(p or os.curdir) == mine
+                                      or not os.path.isdir(os.path.join(p or os.curdir, "kernbench"))])
+    user_modules({"kbx_da_cfg.py": _DA_CFG[0], "kbx_da_kern.py": _DA_KERN})
+    import kbx_da_cfg
+    import kbx_da_kern
+
+    def args():
+        return {"n": [256, 512], "cfg": [kbx_da_cfg.Cfg(1), kbx_da_cfg.Cfg(3)], "act": [kbx_da_cfg.act]}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        for v in (0, 1):
+            if v:
+                (tmp_path / "kbx_da_cfg.py").write_text(_DA_CFG[1])
+                importlib.reload(kbx_da_cfg)
+            kw = dict(setup=kbx_da_kern.setup, args=args())
+            serial = sweep(kbx_da_kern.kern, (8, 1), workers=1, cache=False, **kw)
+            par = sweep(kbx_da_kern.kern, (8, 1), client=client, cache=tmp_path / "c", **kw)
+            assert all(r["error"] is None for r in serial.rows), serial.rows[0]["error"]
+            assert par.stats["computed"] == 4 and par.rows == serial.rows, v
