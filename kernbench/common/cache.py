@@ -18,7 +18,7 @@ so processes and concurrent runs can share the folder. Delete the folder to clea
 every user module it reaches (a global name, a submodule read as an attribute, ``cfg.sub.X``, an
 ``import`` inside a function, a module held in a closure cell, a default or data), followed over
 the whole graph of user code however many hops away, the values it reaches the same way (a
-partial's arguments, closure cells, defaults, globals, the attributes of reached user modules
+partial's arguments, closure cells, defaults, a function's attributes, globals, the attributes of reached user modules
 that user code names: plain data by value, the callables held in it by their code, a library's by
 name), plus :func:`kernbench_fingerprint`, the hash of kernbench's own source and version.
 Editing the kernel, a helper it calls in another file or holds in a dict, a constant it reads,
