@@ -23,7 +23,6 @@ import inspect
 import io
 import logging
 import marshal
-import numbers
 import os
 import pickle
 import sys
@@ -34,7 +33,7 @@ from collections import ChainMap
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
-from ..common.errors import exc_text, short_repr
+from ..common.errors import exc_text, is_whole, short_repr
 from ..common.cache import DiskCache, NotCanonical, canonical, code_fingerprint, digest
 from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw
 from .figures import FIGURES, TRANSIENT, cacheable, error_figures, row_figures
@@ -574,8 +573,7 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     trace, and a target whose code reads data too deep to key is not cached (a warning)."""
     from .result import SweepResult
 
-    if workers is not None and (not isinstance(workers, numbers.Integral) or isinstance(workers, bool)
-                                or workers < 1):
+    if workers is not None and (not is_whole(workers) or workers < 1):
         raise ValueError(f"kernbench.sweep: workers must be a positive int (Dask worker processes on "
                          f"this machine; 1: in this process) or None (one per core), got {workers!r}")
     if not isinstance(cache, bool) and not isinstance(cache, (str, os.PathLike)):
