@@ -1409,7 +1409,7 @@ cdef class Sim:
         # (a loop whose state keeps changing then costs O(log iterations) snapshots). Any two
         # snapshots at one offset compare: P is the iterations between them.
         cdef int64_t r = self.ff_trig_rg, c0 = self.rg[r, RG_C0], n = self.rg[r, RG_N]
-        cdef int64_t fired = self.ff_fired, k = (fired - c0) // n, P, delta, m = 0
+        cdef int64_t fired = self.ff_fired, k = (fired - c0) // n, P, delta, m = 0, n_rg, q, rj
         cdef int32_t j
         cdef FFBuf* old
         cdef FFBuf swap
@@ -1452,19 +1452,23 @@ cdef class Sim:
                 if self.ff_n < FF_KEEP:
                     self.ff_n += 1
             self.ff_events = self.heap_events
-        # the next trigger: the next start or middle of an iteration, else the reference PE's
-        # next region
+        # the next trigger: the next start or middle of an iteration, else the next region of
+        # 2+ iterations not run through yet: the reference PE's, else another PE's (any PE's
+        # iterations may set the snapshots; a review found one short loop on PE 0 leaving a
+        # long one on PE 1 without jumps)
         self.ff_trig = self._ff_next(r, fired)
         if self.ff_trig >= c0 + n * self.rg[r, RG_ITERS]:
             self.ff_trig = -1
             self.ff_n = 0
             self.ff_stride = 1
             self.ff_misses = 0
-            for r in range(r + 1, self.rg_pe_off[self.rg[r, RG_PE] + 1]):
-                if self.rg[r, RG_ITERS] >= 2:
-                    self.ff_trig = self._ff_first(r)
+            n_rg = self.rg.shape[0]
+            for q in range(1, n_rg):
+                rj = (r + q) % n_rg
+                if self.rg[rj, RG_ITERS] >= 2:
+                    self.ff_trig = self._ff_first(rj)
                     if self.ff_trig >= 0:
-                        self.ff_trig_rg = r
+                        self.ff_trig_rg = rj
                         break
         return 0
 
