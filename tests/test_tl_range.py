@@ -408,14 +408,20 @@ def test_kept_handles_within_the_contract_replay_exactly(n, depth, shift_last):
     assert len(on.program.compact.tiles)
 
 
+def _count_on_pe0(x_ptr, o_ptr, n, tl, seen):
+    """PE 0's tl.range body counting its iterations in a Python list (outside the contract:
+    with replay the list holds the 4 traced iterations), copying a row each."""
+    seen.clear()
+    for i in tl.range(0, n):
+        seen.append(i)
+        tl.store(o_ptr + i * T * F32, tl.load(x_ptr + i * T * F32, shape=(T,)))
+
+
 def state_for_the_next_pe(x_ptr, o_ptr, n, *, tl, seen):
     """PE 0's tl.range body counts its iterations in a Python list (outside the contract); PE 1,
     which runs no tl.range, stores once per count: with replay it sees the 4 traced iterations."""
     if tl.program_id(0) == 0:
-        seen.clear()
-        for i in tl.range(0, n):
-            seen.append(i)
-            tl.store(o_ptr + i * T * F32, tl.load(x_ptr + i * T * F32, shape=(T,)))
+        _count_on_pe0(x_ptr, o_ptr, n, tl, seen)
     else:
         for _ in seen:
             tl.store(o_ptr, tl.exp(tl.load(x_ptr, shape=(T,))))
@@ -440,10 +446,7 @@ def error_for_the_next_pe(x_ptr, o_ptr, n, *, tl, seen):
     """As state_for_the_next_pe, PE 1 reading an address from the count: past the array (an
     error) unless it saw all n iterations."""
     if tl.program_id(0) == 0:
-        seen.clear()
-        for i in tl.range(0, n):
-            seen.append(i)
-            tl.store(o_ptr + i * T * F32, tl.load(x_ptr + i * T * F32, shape=(T,)))
+        _count_on_pe0(x_ptr, o_ptr, n, tl, seen)
     else:
         tl.store(o_ptr, tl.load(x_ptr + (n - len(seen)) * (1 << 20), shape=(T,)))
 
@@ -483,10 +486,7 @@ def scratch_from_the_count(x_ptr, o_ptr, n, *, tl, seen, ctx):
     """PE 1 sizes a host allocation by what PE 0's tl.range body counted: a PlacementError
     (size 0) with replay's 4 traced iterations, nothing in full."""
     if tl.program_id(0) == 0:
-        seen.clear()
-        for i in tl.range(0, n):
-            seen.append(i)
-            tl.store(o_ptr + i * T * F32, tl.load(x_ptr + i * T * F32, shape=(T,)))
+        _count_on_pe0(x_ptr, o_ptr, n, tl, seen)
     else:
         ctx.empty((len(seen) - 4,), "f32")
 
