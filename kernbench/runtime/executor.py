@@ -523,13 +523,15 @@ def _compare_replayed(full, b, pe: tuple) -> None:
 
         k = ta.keys[int(sa[j])] if j < len(sa) else tb.keys[int(sb[j])]
         raise KernelError(
-            f"{pe_label(pe)}: tl.range replay (verify mode) changes the program: command #{j} is "
-            f"{name(tb, sb, cb, j)} with replay, {name(ta, sa, ca, j)} traced in full. A tl.range "
-            f"body may depend on its index only through addresses, and the kernel may not keep "
+            f"{pe_at(pe, k[1], k[2])}: tl.range replay (verify mode) changes the program: command #{j} is "
+            f"{name(tb, sb, cb, j)} with replay, {name(ta, sa, ca, j)} traced in full (operands and "
+            f"results: this PE's tensor numbers). A tl.range body may depend on its index only "
+            f"through addresses (not through a branch, `if i == 5`, nor a handle picked from a list "
+            f"by the index, `chunks[(r - i) % n]`), and the kernel may not keep "
             f"Python state across its iterations, for its own PE or for a PE traced after it: nor "
             f"handles more than two iterations old (a, b, c, d = b, c, d, new), nor, after a loop with "
             f"replay_last=True, a Python value its body assigned (the index included: it keeps a "
-            f"traced iteration's value) (docs/language.md, 'tl.range')",
+            f"traced iteration's value); write such a loop with range() (docs/language.md, 'tl.range')",
             pe=pe, where=f"{k[1]}:{k[2]}")
     if not (np.array_equal(full.tensor_bytes, b.tensor_bytes)
             and np.array_equal(full.tensor_pinned, b.tensor_pinned)):
