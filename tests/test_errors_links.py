@@ -148,7 +148,9 @@ def test_send_to_a_pe_outside_the_grid():
         launch(kernel, grid=(2, 1))
     msg = str(ei.value)
     assert "PE (2, 0) posts 0 recv(s) on port W (PE (2, 0) ran no program" in msg
-    assert "the launch grid is (2, 1)" in msg
+    # (outside the grid: how to get a smaller ring, a new user asked)
+    assert "the launch grid is (2, 1): the SFR install wires the cube's " in msg
+    assert "overrides={'pes_per_cube': 2}" in msg
 
 
 def test_recv_from_a_pe_outside_the_grid():
@@ -164,7 +166,7 @@ def test_recv_from_a_pe_outside_the_grid():
     msg = str(ei.value)
     assert msg.startswith(f"PE (0, 0) at {FILE}:{lines[0]} posts recv #1 on port W, but PE (3, 0) "
                           f"sends 0 message(s) on port E")
-    assert "(PE (3, 0) ran no program or returned before any tl call; the launch grid is (2, 1))" in msg
+    assert "(PE (3, 0) ran no program or returned before any tl call; the launch grid is (2, 1): the SFR" in msg
     assert ei.value.pe == (0, 0) and ei.value.where.endswith(f"{FILE}:{lines[0]}")
 
 

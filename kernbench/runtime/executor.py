@@ -285,9 +285,13 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
             who = (f"{pe_at(hw.pe_coords(q), k[1], k[2])} posts recv "
                    f"#{n_s + 1} on port {Port(back).name}")
         idle = q if counts[q] == 0 else g if counts[g] == 0 else None
+        outside = idle is not None and not (hw.pe_coords(idle)[0] < grid[0] and hw.pe_coords(idle)[1] < grid[1])
         why = ("" if idle is None else
                f" ({pe_label(hw.pe_coords(idle))} ran no program or returned before any tl call; the "
-               f"launch grid is {grid})")
+               f"launch grid is {grid}"
+               + (f": the SFR install wires the cube's {hw.pes_per_cube} PEs (a ring closes over all "
+                  f"of them), so launch them all, or a Context with overrides={{'pes_per_cube': "
+                  f"{grid[0]}}}" if outside else "") + ")")
         raise KernelError(
             f"{who}, but {pe_label(hw.pe_coords(g))} sends {n_s} message(s) on port "
             f"{Port(p).name} and {pe_label(hw.pe_coords(q))} posts {n_r} recv(s) on port "
