@@ -767,8 +767,6 @@ def test_dask_workers_run_the_helper_and_kernel_modules_the_key_names(user_modul
     kw = dict(args={"n": [256, 512, 1024, 2048]}, cache=tmp_path / "cache")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
             distributed.Client(lc) as client:
-        for name in ("kbx_dk_help", "kbx_dk_imp", "kbx_dk_kern"):  # (a long-lived cluster: every worker holds them)
-            client.run(importlib.import_module, name)
         for v in (0, 1):
             if v:  # every module edited, and reloaded here (a notebook's autoreload)
                 for name, text, mod in (("kbx_dk_help", _DK_HELP, kbx_dk_help), ("kbx_dk_imp", _DK_IMP, kbx_dk_imp),
@@ -815,7 +813,6 @@ def test_dask_workers_run_the_code_of_arguments_the_key_names(user_modules, tmp_
         return {"n": [256, 512], "cfg": [kbx_da_cfg.Cfg(1), kbx_da_cfg.Cfg(3)], "act": [kbx_da_cfg.act]}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
             distributed.Client(lc) as client:
-        client.run(importlib.import_module, "kbx_da_cfg")  # (a long-lived cluster: every worker holds it)
         for v in (0, 1):
             if v:
                 (tmp_path / "kbx_da_cfg.py").write_text(_DA_CFG[1])
