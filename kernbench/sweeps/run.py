@@ -15,9 +15,7 @@ docs/sweeps.md describes the API. The pieces:
 from __future__ import annotations
 
 import ast
-import contextlib
 import copyreg
-import dataclasses
 import gc
 import inspect
 import io
@@ -290,17 +288,30 @@ def _dumps(obj) -> bytes:
 
 
 class _ByValue:
-    """The sweep's target (or a point's arguments) as cloudpickle bytes, for Dask workers.
-    distributed pickles with plain pickle first, which ships a function by reference whatever
-    cloudpickle was told, so a kernel whose module the workers cannot import (a file loaded by
-    path) would fail there. Made inside :func:`_by_value`, the user modules the cache key covers
-    go by value; ``imported`` (those an ``import`` in the code names) are put in the worker's
-    ``sys.modules`` when loaded."""
+    """The sweep's target as cloudpickle bytes, for Dask workers. distributed pickles with plain
+    pickle first, which ships a function by reference whatever cloudpickle was told, so a
+    kernel whose module the workers cannot import (a file loaded by path) would fail there.
+
+    ``modules``: the user modules the target's cache key covers (``Target.user_modules``),
+    pickled by value (``cloudpickle.register_pickle_by_value`` while the bytes are made): a
+    worker runs this process's code, the code the key names, never its own imported copy or
+    the file on its disk (a helper edited since, or not reloaded here). Those an ``import``
+    inside the code names go whole, and are put in the worker's ``sys.modules`` when loaded."""
 
     __slots__ = ("data",)
 
-    def __init__(self, obj, imported: dict | None = None):
-        self.data = _dumps((obj, imported or {}))
+    def __init__(self, obj, modules: dict | None = None):
+        import cloudpickle
+
+        mods = {n: sys.modules[n] for n in sorted(modules or {}) if _shippable(n)}
+        added = [m for n, m in mods.items() if n not in cloudpickle.list_registry_pickle_by_value()]
+        for m in added:
+            cloudpickle.register_pickle_by_value(m)
+        try:  # (registered only meanwhile: other pickling in this process is left as it was)
+            self.data = _dumps((obj, {n: m for n, m in mods.items() if modules[n]}))
+        finally:
+            for m in added:
+                cloudpickle.unregister_pickle_by_value(m)
 
     def load(self):
         import cloudpickle
@@ -310,50 +321,11 @@ class _ByValue:
         return obj
 
 
-@contextlib.contextmanager
-def _by_value(modules: dict):
-    """Pickle the user modules ``modules`` names (name -> named by an ``import`` in the code;
-    ``Target.user_modules``) by value meanwhile (``cloudpickle.register_pickle_by_value``):
-    a worker runs this process's code, the code the cache key names, never its own imported
-    copy or the file on its disk (a helper edited since, or not reloaded here). Yields the
-    modules to put in the workers' ``sys.modules`` (for :class:`_ByValue`)."""
-    import cloudpickle
-
-    mods = {n: sys.modules[n] for n in sorted(modules) if _shippable(n)}
-    added = [m for n, m in mods.items() if n not in cloudpickle.list_registry_pickle_by_value()]
-    for m in added:
-        cloudpickle.register_pickle_by_value(m)
-    try:  # (registered only meanwhile: other pickling in this process is left as it was)
-        yield {n: m for n, m in mods.items() if modules[n]}
-    finally:
-        for m in added:
-            cloudpickle.unregister_pickle_by_value(m)
-
-
 def _shippable(name: str) -> bool:
     # a user module by name in sys.modules; not __main__ (cloudpickle ships its code by value,
     # and a worker's own __main__ is not to be replaced)
     return (not name.startswith("__") and isinstance(sys.modules.get(name), types.ModuleType)
             and not name.partition(".")[0] == "kernbench")
-
-
-def _args_modules(points: list) -> dict:
-    """The user modules the points' argument values reach (a function, a user class's
-    instance: their code is in the point's key), each distinct value walked once; plain
-    numbers, strings and numeric arrays reach none."""
-    reached: dict = {}
-    seen: set = set()
-    for p in points:
-        for v in p.args.values():
-            if id(v) in seen or v is None or type(v) in (bool, int, float, str, bytes) or (
-                    type(v).__module__ == "numpy" and not getattr(getattr(v, "dtype", None), "hasobject", True)):
-                continue
-            seen.add(id(v))
-            try:
-                code_fingerprint(v, reached=reached)
-            except NotCanonical:  # (too deep to key: the modules met until then)
-                pass
-    return reached
 
 
 def _check_args_ship(points: list) -> None:
@@ -382,15 +354,11 @@ def _shipped(target: "_ByValue") -> "_ByValue":
 
 
 def _trace_task(target, hw, args, mode, replay, options):
-    tgt = target.load()  # (first: the modules an argument's code imports are put in place)
-    return trace_one(tgt, hw, args.load() if isinstance(args, _ByValue) else args, mode, replay, options)
+    return trace_one(target.load(), hw, args, mode, replay, options)
 
 
 def _time_task(outcome, target, point, hw):
-    tgt = target.load()
-    if isinstance(point.args, _ByValue):
-        point = dataclasses.replace(point, args=point.args.load())
-    fig, retraced = time_one(outcome, tgt, point, hw)
+    fig, retraced = time_one(outcome, target.load(), point, hw)
     return point.index, fig, retraced
 
 
@@ -703,27 +671,13 @@ def _run_serial(tgt: Target, groups: dict, hws: list, done: Callable) -> int:
 def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
     from distributed import as_completed
 
-    points = [p for members in groups.values() for p in members]
-    modules = dict(tgt.user_modules())
-    arg_modules = _args_modules(points)
-    for n, imported in arg_modules.items():
-        modules[n] = modules.get(n, False) or imported
-    with _by_value(modules) as imported:
-        try:
-            shipped = _ByValue(tgt, imported)
-        except Exception as e:  # (the serial path needs no pickling: say how to get it)
-            raise TypeError(f"kernbench.sweep on Dask: the target cannot be pickled for the workers "
-                            f"({type(e).__name__}: {exc_text(e)}); pass workers=1 to run the sweep in this "
-                            f"process (docs/sweeps.md, On Dask)") from e
-        _check_args_ship(points)
-        # Arguments that reach user code go by value too, with the target's modules (one class
-        # for the setup's isinstance and the argument): only then, plain ones as they were
-        try:
-            shipped_args = {p.index: _ByValue(p.args) for p in points} if arg_modules else {}
-        except Exception as e:
-            raise TypeError(f"kernbench.sweep on Dask: the arguments cannot be pickled by value for the "
-                            f"workers ({type(e).__name__}: {exc_text(e)}); pass workers=1 to run the sweep "
-                            f"in this process (docs/sweeps.md, On Dask)") from e
+    try:
+        shipped = _ByValue(tgt, tgt.user_modules())
+    except Exception as e:  # (the serial path needs no pickling: say how to get it)
+        raise TypeError(f"kernbench.sweep on Dask: the target cannot be pickled for the workers "
+                        f"({type(e).__name__}: {exc_text(e)}); pass workers=1 to run the sweep in this "
+                        f"process (docs/sweeps.md, On Dask)") from e
+    _check_args_ship([p for members in groups.values() for p in members])
     # A task, not scattered data: when a worker is lost the scheduler computes it again on
     # another, where scattered data would be gone and every point's task with it
     target_f = dc.submit(_shipped, shipped, pure=False, priority=20)
@@ -733,11 +687,10 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
         first = members[0]
         # The trace stays on the worker that made it; each other worker fetches it once, when it
         # runs its first point of the group (Dask keeps a task's inputs until its last dependent).
-        tf = dc.submit(_trace_task, target_f, hws[first.index], shipped_args.get(first.index, first.args),
-                       first.options["mode"], first.options["replay"], first.options, pure=False, priority=10)
+        tf = dc.submit(_trace_task, target_f, hws[first.index], first.args, first.options["mode"],
+                       first.options["replay"], first.options, pure=False, priority=10)
         for p in members:
-            sp = dataclasses.replace(p, args=shipped_args[p.index]) if shipped_args else p
-            f = dc.submit(_time_task, tf, target_f, sp, hws[p.index], pure=False)
+            f = dc.submit(_time_task, tf, target_f, p, hws[p.index], pure=False)
             futures.append(f)
             point_of[f.key] = p
         del tf
