@@ -607,7 +607,7 @@ def _codes(code: types.CodeType):
             yield from _codes(c)
 
 
-def code_fingerprint(fn: Any, strict: bool = False, reached: dict | None = None) -> str:
+def code_fingerprint(fn: Any, strict: bool = False) -> str:
     """Hash of the code ``fn`` runs: the source files of its module and of every user module it
     reaches, plus :func:`kernbench_fingerprint`, plus the values it reaches: a partial's bound
     arguments, a closure's cells, the globals its code names (a constant imported from another
@@ -631,12 +631,7 @@ def code_fingerprint(fn: Any, strict: bool = False, reached: dict | None = None)
     Raises :class:`NotCanonical` for data nested deeper than :data:`PLAIN_DEPTH` (its key would
     leave the deeper part out); with ``strict``, also where a value is keyed by its repr or class
     only (:func:`canonical`'s ``strict``), except what code reads from globals or a reached
-    module's attributes: keyed as without ``strict`` (a Logger by its class).
-
-    ``reached``: a dict filled with the names of the user modules (imported: in ``sys.modules``)
-    whose code or values the key covers: True for one an ``import`` inside user code names (code
-    run elsewhere, on a Dask worker, imports it there), else False. What runs the code elsewhere
-    ships these by value, so that it runs the code the key names (kernbench.sweeps.run)."""
+    module's attributes: keyed as without ``strict`` (a Logger by its class)."""
     files: dict[str, str] = {}
     loose: list[str] = []
     seen: set[int] = set()  # (ids of what was visited: never in the key)
@@ -671,10 +666,6 @@ def code_fingerprint(fn: Any, strict: bool = False, reached: dict | None = None)
         loose.append(f"{tag}={json.dumps(walk(v) if how is None else how(walk), sort_keys=True)}")
         todo.extend(c for _, c in sorted(found, key=lambda kc: kc[0]))
 
-    def covered(name: Any, imported: bool = False) -> None:
-        if reached is not None and _user_module(name):
-            reached[name] = reached.get(name, False) or imported
-
     def visit(obj: Any) -> None:
         if id(obj) in seen:
             return
@@ -685,7 +676,6 @@ def code_fingerprint(fn: Any, strict: bool = False, reached: dict | None = None)
             if _user_file(f):
                 files.setdefault(os.path.abspath(f), _file_hash(f))
                 modules.setdefault(obj.__name__, obj)
-                covered(obj.__name__)
             return
         if isinstance(obj, functools.partial):  # (its arguments again here: its key may be a deep one's)
             todo.append(obj.func)
@@ -703,7 +693,6 @@ def code_fingerprint(fn: Any, strict: bool = False, reached: dict | None = None)
             if _user_file(f):  # (its file; its methods' globals are reached from them)
                 files.setdefault(os.path.abspath(f), _file_hash(f))
             loose.append(f"class {obj.__module__}.{obj.__qualname__}")
-            covered(obj.__module__)
             todo.extend(b for b in obj.__mro__[1:] if _user_class(b))  # (the methods it inherits)
             for _, v in sorted(vars(obj).items(), key=lambda kv: kv[0]):  # the user methods it runs
                 if isinstance(v, (staticmethod, classmethod)):
@@ -728,7 +717,6 @@ def code_fingerprint(fn: Any, strict: bool = False, reached: dict | None = None)
         code_names = sorted(set(_names(code)))
         if _user_code(code):  # the code that runs, and its file (other functions of it, and error lines)
             loose.append(f"{where} code {_code_digest(code)}")
-            covered(glb.get("__name__"))
             if os.path.isfile(code.co_filename):
                 files.setdefault(os.path.abspath(code.co_filename), _file_hash(code.co_filename))
             reach(f"{where} defaults", [list(_attr(obj, "__defaults__") or ()),
@@ -742,7 +730,6 @@ def code_fingerprint(fn: Any, strict: bool = False, reached: dict | None = None)
                 m = sys.modules.get(name)
                 if isinstance(m, types.ModuleType):
                     todo.append(m)
-                    covered(name, imported=True)
                 elif name not in sys.modules:  # not imported yet: the file the import will run
                     f = getattr(_find_spec(name), "origin", None)
                     if isinstance(f, str) and os.path.isfile(f) and _user_file(f):

@@ -28,7 +28,7 @@ import time
 import types
 import warnings
 from collections import ChainMap
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
 from ..common.errors import exc_text, is_whole, short_repr
@@ -66,29 +66,11 @@ class Target:
     setup: Callable | None = None
     sfr: str | None = None
     ring: bool = False
-    #: the user modules its code fingerprints cover (:meth:`user_modules`), noted by identity()
-    reached: dict | None = field(default=None, repr=False, compare=False)
 
     def identity(self) -> list:
         """What of the target goes into every cache key besides its code."""
-        reached: dict = {}
-        ident = [self.kind, canonical(self.grid), self.sfr, bool(self.ring), code_fingerprint(self.fn, reached=reached),
-                 None if self.setup is None else code_fingerprint(self.setup, reached=reached)]
-        self.reached = reached
-        return ident
-
-    def user_modules(self) -> dict:
-        """The user modules whose code the target's key covers (name -> named by an ``import``
-        inside its code; kernbench.common.cache.code_fingerprint): Dask ships them by value."""
-        if self.reached is None:
-            reached: dict = {}
-            for fn in (self.fn, self.setup):
-                try:
-                    code_fingerprint(fn, reached=reached)
-                except NotCanonical:  # (data too deep to key: the modules met until then)
-                    pass
-            self.reached = reached
-        return self.reached
+        return [self.kind, canonical(self.grid), self.sfr, bool(self.ring),
+                code_fingerprint(self.fn), None if self.setup is None else code_fingerprint(self.setup)]
 
     def build(self, ctx, args: dict) -> Launch:
         if self.kind == "builder":
@@ -290,42 +272,17 @@ def _dumps(obj) -> bytes:
 class _ByValue:
     """The sweep's target as cloudpickle bytes, for Dask workers. distributed pickles with plain
     pickle first, which ships a function by reference whatever cloudpickle was told, so a
-    kernel whose module the workers cannot import (a file loaded by path) would fail there.
-
-    ``modules``: the user modules the target's cache key covers (``Target.user_modules``),
-    pickled by value (``cloudpickle.register_pickle_by_value`` while the bytes are made): a
-    worker runs this process's code, the code the key names, never its own imported copy or
-    the file on its disk (a helper edited since, or not reloaded here). Those an ``import``
-    inside the code names go whole, and are put in the worker's ``sys.modules`` when loaded."""
+    kernel whose module the workers cannot import (a file loaded by path) would fail there."""
 
     __slots__ = ("data",)
 
-    def __init__(self, obj, modules: dict | None = None):
-        import cloudpickle
-
-        mods = {n: sys.modules[n] for n in sorted(modules or {}) if _shippable(n)}
-        added = [m for n, m in mods.items() if n not in cloudpickle.list_registry_pickle_by_value()]
-        for m in added:
-            cloudpickle.register_pickle_by_value(m)
-        try:  # (registered only meanwhile: other pickling in this process is left as it was)
-            self.data = _dumps((obj, {n: m for n, m in mods.items() if modules[n]}))
-        finally:
-            for m in added:
-                cloudpickle.unregister_pickle_by_value(m)
+    def __init__(self, obj):
+        self.data = _dumps(obj)
 
     def load(self):
         import cloudpickle
 
-        obj, imported = cloudpickle.loads(self.data)
-        sys.modules.update(imported)  # (an import in the code gets the shipped module)
-        return obj
-
-
-def _shippable(name: str) -> bool:
-    # a user module by name in sys.modules; not __main__ (cloudpickle ships its code by value,
-    # and a worker's own __main__ is not to be replaced)
-    return (not name.startswith("__") and isinstance(sys.modules.get(name), types.ModuleType)
-            and not name.partition(".")[0] == "kernbench")
+        return cloudpickle.loads(self.data)
 
 
 def _check_args_ship(points: list) -> None:
@@ -423,6 +380,24 @@ class _Progress:
     def close(self):
         if self.p is not None:
             self.p.stop()
+
+
+def _by_value(*fns) -> None:
+    """Dask workers unpickle functions by module name; a kernel module they cannot import (a
+    file loaded by path, a test module) is shipped by value instead."""
+    import cloudpickle
+
+    from ..common.cache import _user_file
+
+    for fn in fns:
+        mod = sys.modules.get(getattr(fn, "__module__", None) or "")
+        if mod is None or mod.__name__ == "__main__":
+            continue
+        if _user_file(getattr(mod, "__file__", None)):
+            try:
+                cloudpickle.register_pickle_by_value(mod)
+            except ValueError:
+                pass
 
 
 def _is_main_guard(node) -> bool:
@@ -671,8 +646,9 @@ def _run_serial(tgt: Target, groups: dict, hws: list, done: Callable) -> int:
 def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
     from distributed import as_completed
 
+    _by_value(tgt.fn, tgt.setup)
     try:
-        shipped = _ByValue(tgt, tgt.user_modules())
+        shipped = _ByValue(tgt)
     except Exception as e:  # (the serial path needs no pickling: say how to get it)
         raise TypeError(f"kernbench.sweep on Dask: the target cannot be pickled for the workers "
                         f"({type(e).__name__}: {exc_text(e)}); pass workers=1 to run the sweep in this "
