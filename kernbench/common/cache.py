@@ -517,6 +517,9 @@ def _ref(walk: _Walk, c: Any) -> dict:
         if deep:
             return {"fn": name, "code": _code_digest(code)}
         return {"fn": name, "code": _code_digest(code), **walk.inside(c, state)}
+    elif callable(_attr(c, "__wrapped__")):
+        # a wrapper object (functools.lru_cache, cache): the function it wraps is what runs
+        kind, state = "wrapper", lambda: {"wrapped": walk(_attr(c, "__wrapped__"))}
     elif _library_callable(c):
         bound = _attr(c, "__self__")
         if bound is None or isinstance(bound, (types.ModuleType, type)):
@@ -704,6 +707,9 @@ def code_fingerprint(fn: Any, strict: bool = False) -> str:
         if not isinstance(code, types.CodeType):
             if not callable(obj):
                 return
+            wrapped = _attr(obj, "__wrapped__")
+            if callable(wrapped):  # (a wrapper object, functools.lru_cache: the function it wraps runs)
+                todo.append(wrapped)
             if _library_callable(obj):  # (by name; a builtin method by the object it is bound to)
                 me = _attr(obj, "__self__")
                 if me is not None and not isinstance(me, (types.ModuleType, type)):

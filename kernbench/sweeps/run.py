@@ -131,14 +131,21 @@ class _RecordingHw(HardwareConfig):
 
     To the code reading it, it is the plain config: its ``__class__`` is HardwareConfig, so the
     dataclass ``==`` (which wants the same class) and ``hash`` match a HardwareConfig's (a
-    table of tuned values keyed by config), and ``dataclasses.replace``, copies and pickles
-    give plain configs."""
+    table of tuned values keyed by config), ``vars`` gives its fields, and
+    ``dataclasses.replace``, copies and pickles give plain configs; only ``type(ctx.hw)``
+    tells it apart."""
 
     __class__ = property(lambda self: HardwareConfig)  # (type() still tells it apart)
+    # the reads noted in a slot, not the instance's __dict__: vars(ctx.hw) is the plain
+    # config's (a builder's HardwareConfig(**vars(ctx.hw)) failed on it: a review)
+    __slots__ = ("_kb_reads",)
 
     def __getattribute__(self, name):
         if name in _TOP or name in _WHOLE:
-            reads = object.__getattribute__(self, "__dict__").get("_kb_reads")
+            try:
+                reads = object.__getattribute__(self, "_kb_reads")
+            except AttributeError:  # (not set yet)
+                reads = None
             if reads is not None:
                 reads.update(_TOP if name in _WHOLE else (name,))
         return object.__getattribute__(self, name)
@@ -636,7 +643,8 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
                 store.put(keys[p.index], fig)
             except OSError as e:  # (read-only, full, an entry that is a folder: the rows still count)
                 unwritable.append(e)
-                warnings.warn(not_cached_message("kernbench.sweep", store, e), stacklevel=4)
+                warnings.warn(not_cached_message("kernbench.sweep", store, e), CacheNotWrittenWarning,
+                              stacklevel=4)
         bar.advance()
 
     bar = _Progress(len(todo), progress)
@@ -656,6 +664,10 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     stats["wall_seconds"] = time.perf_counter() - t0
     stats["cpu_seconds_client"] = time.process_time() - c0
     return SweepResult(pts, rows, base, stats)
+
+
+class CacheNotWrittenWarning(UserWarning):
+    """The cache folder refused a write: the results returned are complete, not cached."""
 
 
 def not_cached_message(who: str, store: DiskCache, e: OSError) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..common.cache import DiskCache, NotCanonical, digest
 from ..hw.config import load_hw
-from .run import _replay_option, make_target, not_cached_message, sweep
+from .run import CacheNotWrittenWarning, _replay_option, make_target, not_cached_message, sweep
 
 __all__ = ["tune", "TuneResult"]
 
@@ -97,19 +97,32 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
             return _result(todo, len(configs), default, hit["rows"], 0, from_cache=True)
     # Each value as the one choice of its axis: a list, range or array is an argument's value
     # here, never a set of choices (each config is exactly one point, its row at its place)
-    res = sweep(tgt, hw=base, args=[{k: [v] for k, v in {**fixed, **c}.items()} for c in todo],
-                options={k: [v] for k, v in opts.items()}, workers=workers, client=client, cache=cache,
-                progress=progress)
+    # (the sweep's own warnings passed on as they were, but its cache's: tune says it once)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = sweep(tgt, hw=base, args=[{k: [v] for k, v in {**fixed, **c}.items()} for c in todo],
+                    options={k: [v] for k, v in opts.items()}, workers=workers, client=client, cache=cache,
+                    progress=progress)
+    unwritable = None
+    for w in caught:
+        if issubclass(w.category, CacheNotWrittenWarning):
+            unwritable = unwritable or w
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     assert len(res.rows) == len(todo)
     rows = [{k: r[k] for k in _FIGURES} for r in res.rows]
     out = _result(todo, len(configs), default, rows, res.stats["computed"])
     # (by position in the list: plain JSON whatever the configs hold; not when a row's error is
     # not determined by the key, an OSError in a setup: the sweep does not cache those either)
-    if store is not None and res.stats["uncacheable"] == 0:
+    if unwritable is not None:  # (the folder refused the sweep's rows: not tried again)
+        warnings.warn(str(unwritable.message).replace("kernbench.sweep:", "kernbench.sweeps.tune:", 1),
+                      CacheNotWrittenWarning, stacklevel=2)
+    elif store is not None and res.stats["uncacheable"] == 0:
         try:
             store.put(key, {"rows": rows})
         except OSError as e:  # (as the sweep's: the choice is made, only not kept)
-            warnings.warn(not_cached_message("kernbench.sweeps.tune", store, e), stacklevel=2)
+            warnings.warn(not_cached_message("kernbench.sweeps.tune", store, e), CacheNotWrittenWarning,
+                          stacklevel=2)
     return out
 
 
