@@ -610,7 +610,7 @@ def _codes(code: types.CodeType):
             yield from _codes(c)
 
 
-def code_fingerprint(fn: Any, strict: bool = False, files_too: bool = True) -> str:
+def code_fingerprint(fn: Any, strict: bool = False) -> str:
     """Hash of the code ``fn`` runs: the source files of its module and of every user module it
     reaches, plus :func:`kernbench_fingerprint`, plus the values it reaches: a partial's bound
     arguments, a closure's cells, the globals its code names (a constant imported from another
@@ -634,10 +634,7 @@ def code_fingerprint(fn: Any, strict: bool = False, files_too: bool = True) -> s
     Raises :class:`NotCanonical` for data nested deeper than :data:`PLAIN_DEPTH` (its key would
     leave the deeper part out); with ``strict``, also where a value is keyed by its repr or class
     only (:func:`canonical`'s ``strict``), except what code reads from globals or a reached
-    module's attributes: keyed as without ``strict`` (a Logger by its class).
-
-    ``files_too=False`` leaves the source files out (the code that runs and the values stay): what
-    a Dask worker on another machine, which may not hold the files, can check it runs."""
+    module's attributes: keyed as without ``strict`` (a Logger by its class)."""
     files: dict[str, str] = {}
     loose: list[str] = []
     seen: set[int] = set()  # (ids of what was visited: never in the key)
@@ -789,7 +786,7 @@ def code_fingerprint(fn: Any, strict: bool = False, files_too: bool = True) -> s
                 else:
                     reach(f"module {mname}.{attr}", v, strict=False)
     h = hashlib.sha256(kernbench_fingerprint().encode())
-    for path in sorted(files) if files_too else ():
+    for path in sorted(files):
         h.update(f"{path}\0{files[path]}\0".encode())
     for s in sorted(loose):
         h.update(s.encode())

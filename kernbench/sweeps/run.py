@@ -71,11 +71,10 @@ class Target:
         """What of the target goes into every cache key besides its code."""
         return [self.kind, canonical(self.grid), self.sfr, bool(self.ring), *self.code()]
 
-    def code(self, files_too: bool = True) -> list:
+    def code(self) -> list:
         """The fingerprints of its function's and setup's code, and of what they reach
         (kernbench.common.cache.code_fingerprint): the code part of every cache key."""
-        return [code_fingerprint(f, files_too=files_too) if f is not None else None
-                for f in (self.fn, self.setup)]
+        return [code_fingerprint(self.fn), None if self.setup is None else code_fingerprint(self.setup)]
 
     def build(self, ctx, args: dict) -> Launch:
         if self.kind == "builder":
@@ -308,7 +307,7 @@ class _ByValue:
 
         obj = cloudpickle.loads(self.data)
         if self.code is not None and not self.checked:
-            if obj.code(files_too=False) != self.code:  # (the code and values: a worker may lack the files)
+            if obj.code() != self.code:
                 raise StaleCodeError(
                     "this Dask worker's copy of the kernel's code, or of a module it reads, differs "
                     "from the sweeping process's, whose code the cache keys name: a module edited "
@@ -698,7 +697,7 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
 
     _by_value(tgt.fn, tgt.setup)
     try:
-        shipped = _ByValue(tgt, tgt.code(files_too=False))
+        shipped = _ByValue(tgt, tgt.code())
     except Exception as e:  # (the serial path needs no pickling: say how to get it)
         raise TypeError(f"kernbench.sweep on Dask: the target cannot be pickled for the workers "
                         f"({type(e).__name__}: {exc_text(e)}); pass workers=1 to run the sweep in this "
