@@ -468,55 +468,6 @@ def test_dask_error_rows_name_the_kernels_file_as_the_serial_path_does(tmp_path,
     assert sweep(mod.kbad, (1, 1), workers=1, cache=tmp_path / "cache", **kw).rows[:2] == serial.rows[:2]
 
 
-STALE_KERN = """import kstale_helpers
-
-
-def kern(x_ptr, o_ptr, n, *, tl):
-    x = tl.load(x_ptr, shape=(n,), dtype="f32")
-    tl.store(o_ptr, kstale_helpers.helper(x))
-
-
-def setup(ctx, n):
-    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
-"""
-
-
-def test_a_dask_worker_running_another_copy_of_the_code_gives_error_rows_never_cached(tmp_path, monkeypatch):
-    """A review's case: on a long-lived cluster the workers ran the helper module they had
-    imported before it was edited (and reloaded here): the new key was filled with the old
-    code's rows. Each worker now checks the code it runs against the fingerprints the keys
-    name: another copy is a StaleCodeError row, not cached; restarted workers compute it."""
-    distributed = pytest.importorskip("distributed")
-    mine = os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__)))
-    monkeypatch.setattr(sys, "path", [str(tmp_path)] + [
-        p for p in sys.path if os.path.abspath(p or os.curdir) == mine
-        or not os.path.isdir(os.path.join(p or os.curdir, "kernbench"))])
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "kstale_kern.py").write_text(STALE_KERN)
-    (tmp_path / "kstale_helpers.py").write_text("def helper(x):\n    return x + 1.0\n")
-    for m in ("kstale_kern", "kstale_helpers"):
-        monkeypatch.delitem(sys.modules, m, raising=False)
-    kern = importlib.import_module("kstale_kern")
-    helpers = importlib.import_module("kstale_helpers")
-    kw = dict(setup=kern.setup, args={"n": [256, 512]}, cache=tmp_path / "cache")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
-            distributed.Client(lc) as client:
-        first = sweep(kern.kern, (8, 1), client=client, **kw)
-        assert [r["error"] for r in first.rows] == [None, None]
-        client.run(importlib.import_module, "kstale_helpers")  # (every worker holds the old copy)
-        (tmp_path / "kstale_helpers.py").write_text("def helper(x):\n    return (x + 1.0) * 2.0 * 3.0\n")
-        importlib.invalidate_caches()
-        importlib.reload(helpers)
-        stale = sweep(kern.kern, (8, 1), client=client, **kw)
-        assert [r["error_type"] for r in stale.rows] == ["DaskError:StaleCodeError"] * 2
-        assert "client.restart()" in stale.rows[0]["error"]
-        assert sweep(kern.kern, (8, 1), workers=1, **kw).stats["cached"] == 0  # (nothing cached)
-        client.restart()
-        fresh = sweep(kern.kern, (8, 1), client=client, setup=kern.setup, args={"n": [256, 512]}, cache=False)
-    serial = sweep(kern.kern, (8, 1), workers=1, setup=kern.setup, args={"n": [256, 512]}, cache=False)
-    assert fresh.rows == serial.rows and serial.rows[0]["cycles"] > first.rows[0]["cycles"]
-
-
 # -- review E, F1: a class's base classes are in the code key ------------------------------------------
 def test_a_method_inherited_from_a_base_class_in_another_module_is_in_the_key(user_modules, tmp_path):
     """The key held the class's file and methods but not its bases': editing ``Base.n`` in its own

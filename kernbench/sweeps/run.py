@@ -69,12 +69,8 @@ class Target:
 
     def identity(self) -> list:
         """What of the target goes into every cache key besides its code."""
-        return [self.kind, canonical(self.grid), self.sfr, bool(self.ring), *self.code()]
-
-    def code(self) -> list:
-        """The fingerprints of its function's and setup's code, and of what they reach
-        (kernbench.common.cache.code_fingerprint): the code part of every cache key."""
-        return [code_fingerprint(self.fn), None if self.setup is None else code_fingerprint(self.setup)]
+        return [self.kind, canonical(self.grid), self.sfr, bool(self.ring),
+                code_fingerprint(self.fn), None if self.setup is None else code_fingerprint(self.setup)]
 
     def build(self, ctx, args: dict) -> Launch:
         if self.kind == "builder":
@@ -283,50 +279,17 @@ def _dumps(obj) -> bytes:
 class _ByValue:
     """The sweep's target as cloudpickle bytes, for Dask workers. distributed pickles with plain
     pickle first, which ships a function by reference whatever cloudpickle was told, so a
-    kernel whose module the workers cannot import (a file loaded by path) would fail there.
+    kernel whose module the workers cannot import (a file loaded by path) would fail there."""
 
-    With it, the fingerprints of the target's code in this process (``code``: the code the
-    cache keys name). A module the code reaches by reference is the worker's own copy: one it
-    imported before the module was edited (a long-lived cluster), or the file on its disk when
-    this process has not reloaded an edit (a notebook). :meth:`load` refuses a target whose
-    code differs there: its rows would be another code's, cached under this code's keys."""
+    __slots__ = ("data",)
 
-    __slots__ = ("data", "code", "checked")
-
-    def __init__(self, obj, code=None):
+    def __init__(self, obj):
         self.data = _dumps(obj)
-        self.code = code
-        self.checked = False  # (a worker keeps this object: it checks the code once)
-
-    def __reduce__(self):
-        # (to another worker: unchecked there)
-        return _shipped_again, (self.data, self.code)
 
     def load(self):
         import cloudpickle
 
-        obj = cloudpickle.loads(self.data)
-        if self.code is not None and not self.checked:
-            if obj.code() != self.code:
-                raise StaleCodeError(
-                    "this Dask worker's copy of the kernel's code, or of a module it reads, differs "
-                    "from the sweeping process's, whose code the cache keys name: a module edited "
-                    "since the worker imported it (restart the workers: client.restart()), or an "
-                    "edit on disk this process has not loaded (importlib.reload it here); or pass "
-                    "workers=1 (docs/sweeps.md, On Dask)")
-            self.checked = True
-        return obj
-
-
-def _shipped_again(data: bytes, code) -> _ByValue:
-    b = _ByValue.__new__(_ByValue)
-    b.data, b.code, b.checked = data, code, False
-    return b
-
-
-class StaleCodeError(RuntimeError):
-    """A Dask worker's copy of a sweep's code differs from the sweeping process's (its row
-    is an error, never cached)."""
+        return cloudpickle.loads(self.data)
 
 
 def _check_args_ship(points: list) -> None:
@@ -697,7 +660,7 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
 
     _by_value(tgt.fn, tgt.setup)
     try:
-        shipped = _ByValue(tgt, tgt.code())
+        shipped = _ByValue(tgt)
     except Exception as e:  # (the serial path needs no pickling: say how to get it)
         raise TypeError(f"kernbench.sweep on Dask: the target cannot be pickled for the workers "
                         f"({type(e).__name__}: {exc_text(e)}); pass workers=1 to run the sweep in this "
