@@ -1282,6 +1282,20 @@ class _Tiles(_SlotBase):
                  shape=(self.rows, self.cols))
 
 
+def test_cache_keys_see_a_classs_properties_and_attributes():
+    """A review's case: a class was keyed by its name and plain methods: a property's body or a
+    class attribute (ROWS = 256) edited in a notebook cell (no file to hash) served the old
+    row. Both are in the key; the same class made again keys the same."""
+    cell = ("class Tiling:\n    ROWS = {rows}\n    @property\n    def rows(self):\n        return {prop}\n"
+            "def k(x):\n    return x + min(Tiling().rows, Tiling.ROWS)\n")
+    keys = {}
+    for rows, prop in ((256, 256), (128, 256), (256, 128), (256, 256)):
+        ns = {}
+        exec(compile(cell.format(rows=rows, prop=prop), "<cell>", "exec"), ns)
+        keys.setdefault(code_fingerprint(ns["k"]), []).append((rows, prop))
+    assert sorted(keys.values()) == [[(128, 256)], [(256, 128)], [(256, 256), (256, 256)]]
+
+
 def test_cache_keys_see_the_function_an_lru_cache_wraps():
     """A review's case: an lru_cache wrapper (no code of its own) was keyed by its name alone:
     its helper edited in a notebook cell served the old row. The function it wraps is keyed."""

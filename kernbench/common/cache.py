@@ -697,11 +697,17 @@ def code_fingerprint(fn: Any, strict: bool = False) -> str:
                 files.setdefault(os.path.abspath(f), _file_hash(f))
             loose.append(f"class {obj.__module__}.{obj.__qualname__}")
             todo.extend(b for b in obj.__mro__[1:] if _user_class(b))  # (the methods it inherits)
-            for _, v in sorted(vars(obj).items(), key=lambda kv: kv[0]):  # the user methods it runs
+            for k, v in sorted(vars(obj).items(), key=lambda kv: kv[0]):  # the user code it runs
                 if isinstance(v, (staticmethod, classmethod)):
                     v = v.__func__
-                if isinstance(v, types.FunctionType) and _user_code(v.__code__):
-                    todo.append(v)
+                if isinstance(v, property):  # (a property's functions: its body is code too)
+                    todo.extend(f for f in (v.fget, v.fset, v.fdel) if f is not None)
+                elif isinstance(v, types.FunctionType):
+                    if _user_code(v.__code__):
+                        todo.append(v)
+                elif not k.startswith("__") and not isinstance(v, type):
+                    # its class attributes (ROWS = 256), read as a global is: by value
+                    reach(f"class {obj.__module__}.{obj.__qualname__}.{k}", v, strict=False)
             return
         code = _attr(obj, "__code__")
         if not isinstance(code, types.CodeType):
