@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from ..common.errors import DeadlockError, EngineInvariantError, MaxCyclesError, SramCapacityError, pe_label
+from ..common.errors import DeadlockError, EngineInvariantError, MaxCyclesError, SramCapacityError, is_whole, pe_label
 from ..common.pe_commands import (
     COMMAND_DTYPE,
     check_sizes,
@@ -987,7 +987,7 @@ def simulate(
     check_bounds(hw)  # a frozen config can still be changed with object.__setattr__
     if not isinstance(program, Program):
         raise ValueError(f"program must be a kernbench Program, got {type(program).__name__}")
-    if max_cycles is not None and (not isinstance(max_cycles, (int, np.integer)) or isinstance(max_cycles, (bool, np.timedelta64))
+    if max_cycles is not None and (not is_whole(max_cycles)
                                    or not 1 <= max_cycles <= _HORIZON):
         raise ValueError(f"max_cycles must be an int in 1..2**62, got {max_cycles!r}")
     # Without a guard the loop still stops at the horizon, where int64 cycle arithmetic ends.

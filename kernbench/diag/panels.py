@@ -19,14 +19,13 @@ timing mode (no numerics) for the cycle figures.
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
 
-from ..common.errors import pe_label
+from ..common.errors import is_whole, pe_label
 from ..hw.config import HardwareConfig, load_hw
 from ..kernels.attention import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV,
                                  attention_mesh_kv_kernel, attention_mesh_mlo_kernel, zigzag_positions)
@@ -263,7 +262,7 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
     else:
         default = SMALL_MULTI_USER_CUBES if shape == "small" else hw.n_cubes
         if cubes is not None:
-            if isinstance(cubes, (bool, np.timedelta64)) or not isinstance(cubes, numbers.Integral) \
+            if not is_whole(cubes) \
                     or not 1 <= cubes <= hw.n_cubes:
                 raise ValueError(f"cubes must be an int from 1 to the hardware's {hw.n_cubes} "
                                  f"cubes, got {cubes!r}")

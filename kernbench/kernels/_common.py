@@ -4,10 +4,9 @@ Each helper emits ``tl`` commands like any user's code; nothing here is engine-s
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import replace
 
-import numpy as np
+from ..common.errors import is_whole
 
 F16 = "f16"
 F32 = "f32"
@@ -55,7 +54,7 @@ def _positive_ints(kernel: str, **sizes) -> dict:
     pass; bools, floats and anything else raise ValueError naming the argument."""
     out = {}
     for name, v in sizes.items():
-        if isinstance(v, (bool, np.timedelta64)) or not isinstance(v, numbers.Integral) or v < 1:
+        if not is_whole(v) or v < 1:
             raise ValueError(f"{kernel}: {name} must be a positive int, got {v!r}")
         out[name] = int(v)
     return out

@@ -24,6 +24,7 @@ See docs/kernels.md for the schedule, what overlaps and the block-size choices.
 """
 from __future__ import annotations
 
+from ..common.errors import is_whole
 from ._common import DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV
 from ._decode import attention_mesh_mlo_kernel
 from ._decode_2level import DEFAULT_TWO_LEVEL_BLOCK_KV, attention_decode_two_level_kernel
@@ -55,7 +56,7 @@ def zigzag_positions(seq_len: int, n_ranks: int):
     import numpy as np
 
     for name, v in (("seq_len", seq_len), ("n_ranks", n_ranks)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.timedelta64)) or v < 1:
+        if not is_whole(v) or v < 1:
             raise ValueError(f"zigzag_positions: {name} must be a positive int, got {v!r}")
     if seq_len % (2 * n_ranks):
         raise ValueError(f"zigzag_positions: seq_len {seq_len} is not a multiple of 2 * n_ranks = "

@@ -18,7 +18,6 @@ path's one-line summary.
 """
 from __future__ import annotations
 
-import numbers
 from typing import Optional
 
 import numpy as np
@@ -27,6 +26,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from ..common.errors import is_whole
 from ..common.pe_commands import N_UNITS, UNIT_NAMES
 from ..common.shown import rich_text
 from .table import emit
@@ -197,7 +197,7 @@ class _ProfileTable:
 
 
 def _check_top(top) -> None:
-    if top is not None and (not isinstance(top, numbers.Integral) or isinstance(top, (bool, np.timedelta64)) or top < 1):
+    if top is not None and (not is_whole(top) or top < 1):
         raise ValueError(f"top: expected None (every line) or a positive int, got {top!r}")
 
 

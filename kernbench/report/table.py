@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import math
-import numbers
 import os
 from typing import Optional
 
@@ -20,7 +19,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from ..common.errors import check_output_file
+from ..common.errors import check_output_file, is_whole
 from ..common.shown import rich_text
 from .summary import summarize
 
@@ -37,10 +36,10 @@ def fmt_num(x: float, digits: int = 3) -> str:
     """A figure to ``digits`` (3 or more) significant digits, never in exponent form: 0.841,
     98.3, 1,573, 24,576, 0.0000000911; integer digits grouped, every one of them once there are
     more than ``digits``."""
-    if isinstance(digits, (bool, np.timedelta64)) or not isinstance(digits, numbers.Integral) or digits < 3:
+    if not is_whole(digits) or digits < 3:
         raise ValueError(f"fmt_num: digits must be an int of 3 or more, got {digits!r}")
     digits = int(digits)
-    if isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.timedelta64)) and abs(x) >= 10 ** digits:
+    if is_whole(x) and abs(x) >= 10 ** digits:
         return f"{int(x):,}"  # (exact, past float's range too)
     x = float(x)
     if not math.isfinite(x):

@@ -19,8 +19,8 @@ import numpy as np
 
 from .._core import pages
 from .._core.api import drop_pairing_inputs, moved_tables, pair_links, prepare
-from ..common.errors import (KernbenchError, KernelError, UnwrittenReadWarning, exc_text, pe_at,
-                             pe_label, user_stacklevel)
+from ..common.errors import (KernbenchError, KernelError, UnwrittenReadWarning, exc_text, is_whole,
+                             pe_at, pe_label, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, TensorHandle, Unit, operator_targets,
                                   pop_operator_target, push_operator_target)
 from ..language.builder import PEBuilder, SiteTable, TraceStore
@@ -43,8 +43,7 @@ MODES = ("functional", "timing")
 def _check_grid(hw, grid) -> tuple:
     try:
         g = tuple(int(x) for x in grid)
-        ok = len(g) == 2 and all(x == y and isinstance(y, (int, np.integer))
-                                 and not isinstance(y, (bool, np.bool_, np.timedelta64)) for x, y in zip(g, grid))
+        ok = len(g) == 2 and all(x == y and is_whole(y) for x, y in zip(g, grid))
     except (TypeError, ValueError):
         ok = False
     if not ok:

@@ -251,8 +251,7 @@ class DeviceMemory:
     def allocate(self, shape, dtype, name: str | None = None, placement: dict | None = None) -> DeviceArray:
         """Reserve ``shape``/``dtype`` per PE at a fresh address (no data: unwritten memory)."""
         dims = shape if isinstance(shape, (tuple, list)) else (shape,)
-        if not dims or not all(isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_, np.timedelta64))
-                               and d >= 1 for d in dims):
+        if not dims or not all(_whole(d) and d >= 1 for d in dims):
             raise PlacementError(f"shape must be a non-empty tuple of positive ints, got {shape!r}")
         shape = tuple(int(d) for d in dims)
         # names are printed raw in reports, tables and Perfetto tracks: text on one line
@@ -549,7 +548,7 @@ class DeviceMemory:
             targets = lambda i: [i]  # noqa: E731
         else:
             raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {over!r}")
-        if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_, np.timedelta64)) or not 1 <= n <= lim:
+        if not _whole(n) or not 1 <= n <= lim:
             raise PlacementError(f"parts must be an int in 1..{lim} ({what}), got {n!r}")
         return [targets(i) for i in range(int(n))]
 

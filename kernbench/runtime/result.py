@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..common.errors import pe_label
+from ..common.errors import is_whole, pe_label
 from ..common.pe_commands import N_UNITS, UNIT_NAMES, Program, Unit
 from ..hw.config import HardwareConfig
 from ..hw.sfr import SfrInstall
@@ -69,7 +69,7 @@ class LaunchResult:
         """Command ``i``'s label (the kernel's words: the tl call and shapes). Raises IndexError
         naming the launch's command count for an ``i`` outside it."""
         n = self.program.n_commands
-        if isinstance(i, (bool, np.timedelta64)) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+        if not is_whole(i) or not 0 <= i < n:
             raise IndexError(f"label: command {i!r} is not one of this launch's {n} commands (0..{n - 1})")
         if self.labels is not None:
             return self.labels(i)
@@ -81,7 +81,7 @@ class LaunchResult:
         """file:line of the tl call that emitted command ``i`` (a helper's file when the kernel
         called one). Raises IndexError as :meth:`label` does."""
         n = self.program.n_commands
-        if isinstance(i, (bool, np.timedelta64)) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+        if not is_whole(i) or not 0 <= i < n:
             raise IndexError(f"source: command {i!r} is not one of this launch's {n} commands (0..{n - 1})")
         if self.sources is not None:
             return self.sources(i)
@@ -198,7 +198,7 @@ def _unit_index(unit) -> int:
             return int(Unit[unit.strip().upper()])
         except KeyError:
             pass
-    elif isinstance(unit, (int, np.integer)) and not isinstance(unit, (bool, np.bool_, np.timedelta64)):
+    elif is_whole(unit):
         if 0 <= unit < N_UNITS:
             return int(unit)
     raise ValueError(f"unknown unit {unit!r}: expected one of {', '.join(UNIT_NAMES[:N_UNITS])} "
