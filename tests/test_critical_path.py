@@ -207,6 +207,28 @@ def test_channel_link_goes_to_the_command_that_opened_the_busy_period():
     assert cp.step_dicts()[0]["other_cmd"] == 3  # PE 1's load opened the busy period
 
 
+def test_requests_in_one_cycle_the_last_served_takes_a_channel_step():
+    """All 8 PEs of a cube load 64 KiB at cycle 0 (128 bursts each).
+
+    Derivation. Round robin from PE 0 grants one burst a PE in turn, 2 cycles each: 1,024 bursts
+    leave by 2,048, PE p's last at 2,034 + 2p, so its load ends at 2,184 + 2p (+ latency 150);
+    PE 7's at 2,198, the launch's end. Alone a load takes 128 * 2 + 150 = 406: PE 7 waited
+    2,198 - 406 = 1,792 cycles for the channel. It left after everything requested with it, so
+    its end is the channel's: a channel step 0..2,198 with that stall as its slack, the opener
+    PE 0's load (a review found it called a busy step with slack 0, "a tie", because the period
+    opened in its own request cycle); the path goes on from its own start, cycle 0. PE 6's load
+    (ends 2,196, before PE 7's) would be a busy step: it left first."""
+    streams = [StreamBuilder() for _ in range(8)]
+    for p, sb in enumerate(streams):
+        sb.load(65536, line=90 + p)
+    r = launch(streams)
+    fx = command_facts(r)
+    assert [int(fx.end[i]) for i in range(8)] == [2184 + 2 * p for p in range(8)]
+    assert int(fx.arbitration[7]) == 1792 and r.cycles == 2198
+    assert path_rows(r) == [(7, 97, "channel", 0, 2198, "launch start", 1792)]
+    assert critical_path(r).step_dicts()[0]["other_cmd"] == 0
+
+
 def test_a_small_load_served_beside_a_backlog_owes_its_end_to_its_start():
     """PE 1 loads 256 KiB at cycle 0 (512 bursts, 1,024 cycles of channel alone); PE 0 fills 64
     elements (0..9), exps 4,096 (ceil(4096/64) * 4 + 8 = 264 cycles: 9..273), then loads 1 KiB (2

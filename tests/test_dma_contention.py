@@ -161,6 +161,25 @@ def test_eight_pes_in_one_cube_pop_a_handful_of_events():
     assert train.heap_events == 8 + 7
 
 
+def test_round_robin_starts_at_pe_0_and_keeps_its_pointer_while_idle():
+    """docs/hardware-model.md: before serving anyone the channel starts after PE 7 (PE 0 first),
+    and the pointer stays put while the channel is idle (a review found neither written).
+    PEs 3 and 5 load 512 B (one burst each) at cycle 0: PE 3's burst 0..2, PE 5's 2..4; the loads
+    end at 152 and 154. Then PEs 3 and 6 each fill 18,688 elements (ceil(18688 / 64) + 8 = 300
+    cycles) and load 512 B after it: both request at 300 on an idle channel whose last grant
+    went to PE 5, so PE 6 goes first, 300..302 (ends 452), PE 3 302..304 (ends 454)."""
+    m = Machine(load_hw())
+    for p in (3, 5):
+        m[p, 0].load(512)
+    for p in (3, 6):
+        f = m[p, 0].vec(VecOp.FILL, 18688)
+        m[p, 0].load(512, after=f)
+    _assert_exact(*_both(m))
+    r = m.run()
+    assert (r.end((3, 0), 0), r.end((5, 0), 0)) == (152, 154)
+    assert (r.start((6, 0), 1), r.end((6, 0), 1), r.end((3, 0), 2)) == (300, 452, 454)
+
+
 @pytest.mark.parametrize("arrive", range(95, 110))
 def test_request_at_every_cycle_around_a_grant(arrive):
     # PE 0 streams 64 KiB alone (grants every 2 cycles); PE 1 asks for 3 bursts at cycles around

@@ -115,6 +115,22 @@ def test_bad_shapes():
     assert "zeros shape must be a non-empty tuple of positive ints, got (4, -1)" in fails_on(body)
 
 
+@pytest.mark.parametrize("mode", ["timing", "functional"])
+def test_more_axes_than_a_tensor_has(mode):
+    """A review's case: a 65-axis tl.full, or 64 None keys on a 1-D tensor, leaked numpy's
+    "maximum supported dimension" ValueError (no PE, no line) in functional mode while timing
+    mode ran it. Both modes now refuse past 32 axes (numpy 1.x's limit) at the kernel's line."""
+    def full(tl, t, mark):
+        mark(); tl.full((1,) * 33, 7, "int32")  # noqa: E702
+
+    def index(tl, t, mark):
+        mark(); tl.full((1,), 7, "int32")[(None,) * 32]  # noqa: E702
+
+    assert "full shape has 33 axes: a tensor has at most 32" in fails_on(full, mode=mode)
+    assert "gives a view that has 33 axes: a tensor has at most 32" in fails_on(index, mode=mode)
+    fails_on(lambda tl, t, mark: (mark(), tl.full((1,) * 32, 7, "int32")[None] + 1), mode=mode)
+
+
 def test_non_tensor_operands():
     def body(tl, t, mark):
         mark(); tl.exp(np.ones(4))  # noqa: E702

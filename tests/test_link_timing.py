@@ -212,6 +212,23 @@ def test_small_queue_throttles_a_posted_receiver():
     assert r.unit(1, Unit.RX_W)["stall_data"] == 243
 
 
+def test_small_packets_make_the_uncontended_formula_credit_bound():
+    """docs/hardware-model.md says sum(ser_i) + h holds where credits do not bind, and that with
+    4-byte packets a 1 KiB message takes 789 cycles, not 306 (a review found the formula stated
+    without the condition). Derivation: 256 packets of 1 cycle (ceil(4/32)); the send starts at
+    16 (a fill of 512 elements: ceil(512 / 64) * 1 + 8), packets
+    0..31 end at 17..48; packet i + 32 waits for c_i = e_i + 2h (the recv was posted at 0), so
+    e_(i+32) = e_i + 101: e_255 = e_31 + 7 * 101 = 755, the recv ends at 805 = 16 + 789."""
+    hw = load_hw().with_overrides({"link.packet_bytes": 4})
+    m = Machine(hw)
+    x = fill(m[0, 0], 1024, 512)
+    m[0, 0].send("E", x, 1024)
+    m[1, 0].recv("W", 1024)
+    r = m.run()
+    assert r.start(0, 1) == 16 and r.end(0, 1) == 755 and r.end(1, 0) == 805
+    assert r.end(1, 0) - r.start(0, 1) == 789 != 256 * 1 + 50
+
+
 def _huge_message(hw, nbytes):
     m = Machine(hw, SfrInstall("pe"))
     m[0, 0].send("E", fill(m[0, 0], nbytes), nbytes)

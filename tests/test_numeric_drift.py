@@ -256,3 +256,34 @@ def test_float_to_int32_conversions_drift_nothing():
     assert ctx.read(o3, (0, 0)).tolist() == want
     assert r.drift.passed and float(np.max(r.drift.drift)) == 0.0
     assert measure(np.array(want, np.int32), np.array([3e9, np.nan, np.inf, 1.5, -3e9, -np.inf, -2.5, 7.0])) == 0.0
+
+
+@pytest.mark.parametrize("op", ["floordiv", "mod", "shl"])
+def test_an_int_op_undefined_only_in_the_shadow_is_drift_not_a_crash(op):
+    """A review's case (the class of flagos-ai/FlagGems#204): the f16 product 0.1 * 10 rounds
+    to 1.0, so the launch's int32 cast is 1, while the unrounded shadow's 0.99976 casts to 0.
+    `100 // c` (or `%`, or `1 << (c - 1)`) is fine in the launch and undefined in the shadow:
+    drift=True raised numerics' bare IntegerDivisionByZero (no PE, no line) from a launch that
+    runs without it. Now the launch's outputs are the same, that op's drift is inf, and it is
+    the first one out of tolerance (the cast itself drifts too: it is the origin's candidate)."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.replicate(np.array([0.1, 0.1], np.float16), dtype="f16")
+
+    def k(x_ptr, o_ptr, *, tl):
+        c = tl.cast(tl.load(x_ptr, shape=(2,)) * 10.0, "int32")
+        tl.store(o_ptr, 100 // c if op == "floordiv" else (100 % c if op == "mod" else 1 << (c - 1)))
+
+    want = {"floordiv": 100, "mod": 0, "shl": 1}[op]
+    outs = []
+    for drift in (False, True):
+        o = ctx.empty((2,), "int32")
+        r = ctx.launch(k, (1, 1), x, o, mode="functional", drift=drift)
+        outs.append(ctx.read(o, (0, 0)).tolist())
+    assert outs == [[want, want]] * 2
+    d = r.drift
+    labels = [r.label(i) for i in range(len(d.drift))]
+    cast = next(i for i, s in enumerate(labels) if s.startswith("cast"))
+    assert d.drift[cast] == 1.0  # both elements differ: 1 against 0
+    undefined = [i for i in range(len(d.drift)) if d.drift[i] == np.inf]
+    assert len(undefined) == 1 and labels[undefined[0]].startswith(("floordiv", "mod", "shl"))
+    assert not d.passed

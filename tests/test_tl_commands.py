@@ -112,7 +112,8 @@ def test_where_reads_three_tensors_and_full_reads_none():
     ((64, 128), -1, (64, 128, 1), (64, 1)),  # row reduction: inner 1
     ((64, 128), 0, (1, 64, 128), (1, 128)),  # leading axis: lane-parallel
     ((4, 8, 16), 1, (4, 8, 16), (4, 1, 16)),
-    ((64, 128), None, (1, 64 * 128, 1), (1, 1)),
+    ((64, 128), None, (1, 64 * 128, 1), (1, 1)),  # axis=None: one row of every element
+    ((8, 100, 1), 1, (8, 100, 1), (8, 1, 1)),  # not the last axis, but inner 1: a row reduction
 ])
 def test_reduce_outer_reduced_inner(shape, axis, mnk, out):
     seen = {}

@@ -138,6 +138,29 @@ def test_cdiv():
     np.testing.assert_array_equal(out[2].data, [0, 1, 1, 1, 1, 2])
 
 
+def test_cdiv_with_a_tensor_divisor_costs_what_the_calls_table_says():
+    """A review's case: tl.cdiv(7, t) emitted an add, a sub and a //, where the Calls table
+    says an add and a //. Now an int a with a tensor b is b + (a - 1) (the same int32 bits as
+    a + b - 1), one add; two tensors take an add, a sub and a //, as the table now says.
+
+    Cycles (docs/hardware-model.md, vector unit: ceil(n / 64) * op cycles + latency 8; fill and
+    add 1, // 4): arange(1, 71): 2 + 8 = 10; the add 10; the // 2 * 4 + 8 = 16: 36 for
+    tl.cdiv(7, b); with a = arange(0, 70) too: 10 + 10 + add 10 + sub 10 + // 16 = 56."""
+    b = lambda tl: tl.arange(1, 71)  # noqa: E731
+    for mode in ("timing", "functional"):
+        t, r = run(lambda tl: tl.cdiv(7, b(tl)), mode=mode)
+        assert vec_ops(r) == [("FILL", 70), ("ADD", 70), ("DIV", 70)] and r.cycles == 36
+        if mode == "functional":
+            np.testing.assert_array_equal(t.data, -(-7 // np.arange(1, 71)))
+        t, r = run(lambda tl: tl.cdiv(tl.arange(0, 70), b(tl)), mode=mode)
+        assert [op for op, _ in vec_ops(r)] == ["FILL", "FILL", "ADD", "SUB", "DIV"]
+        assert r.cycles == 56
+    for a in (-(2 ** 31), 2 ** 31 - 1):  # a - 1 leaves int32 (or a itself would): the add's own error or wrap
+        t, _ = run(lambda tl, a=a: tl.cdiv(a, b(tl)))
+        want = ((np.int64(a) + np.arange(1, 71) - 1 + 2 ** 31) % 2 ** 32 - 2 ** 31)
+        np.testing.assert_array_equal(t.data, np.trunc(want / np.arange(1, 71)).astype(np.int64))
+
+
 def test_cdiv_of_negative_operands_is_tritons_formula():
     """A review's case (triton-lang/triton#954): (a + b - 1) // b with each path's own //, as
     Triton computes it: Python ints floor, int32 tensors truncate, so tl.cdiv(-36, 5) is -7 of
@@ -523,6 +546,31 @@ def test_a_python_number_is_cast_to_its_float_tensors_dtype(dtype, number):
     assert eq.data.tolist() == [True, False] and diff.dtype == dtype
     d0 = float(diff.data[0].astype(np.float64))
     assert d0 == 0.0 or (np.isnan(d0) and not np.isfinite(float(np.float64(c))))
+
+
+@pytest.mark.parametrize("big", [2 ** 60 + 2 ** 36 + 1, -(2 ** 60 + 2 ** 36 + 1), 2 ** 54 + 2 ** 30 + 1,
+                                 2 ** 100 - 1, 2 ** 128 - 2 ** 103, 2 ** 128 - 2 ** 103 - 1, 2 ** 200])
+def test_a_python_int_past_2_53_is_its_nearest_f32(big):
+    """A review's case (numpy/numpy#20687): a Python int is "the f32 constant of its value"
+    (docs/language.md, "Promotion"), but went through f64 first, rounding twice: with
+    BIG = 2**60 + 2**36 + 1 (nearest f32: 2**60 + 2**37), an f32 tensor holding BIG (placed by
+    the host, which rounds once) compared unequal to BIG, x - BIG was 1.4e11 and tl.full(BIG)
+    was 2**60. The expected value here is the exact nearest f32, worked out with fractions:
+    round half to even on the int itself; past (2 - 2**-24) * 2**127, inf."""
+    from fractions import Fraction
+    exact = Fraction(big)
+    with np.errstate(over="ignore"):
+        lo = np.float32(float(big))  # a candidate: the nearest f32 is it or a neighbour
+    cands = [np.nextafter(lo, np.float32(-np.inf)), lo, np.nextafter(lo, np.float32(np.inf))]
+    cands = [c for c in cands if np.isfinite(c)]
+    best = min(cands, key=lambda c: (abs(Fraction(float(c)) - exact), int(c.view(np.uint32)) & 1))
+    limit = Fraction(2 ** 128 - 2 ** 103)  # halfway between f32's largest and 2**128: ties go up (even)
+    want = np.float32(np.inf) if abs(exact) >= limit else best
+    x = np.array([want, 1.0], np.float32)
+    (eq, diff, full), _ = run(lambda tl, t: (t == big, t - big, tl.full((2,), big, "f32")), x)
+    assert eq.data.tolist() == [True, False]
+    assert full.data[0] == want
+    assert diff.data[0] == 0 or (np.isinf(want) and np.isnan(diff.data[0]))
 
 
 def test_a_dtype_name_of_a_str_subclass_is_a_name():

@@ -20,7 +20,7 @@ from ._handles import handle_id, handle_shape, view_of
 from .loops import TlRange
 from . import semantic
 from .builder import PEBuilder
-from .numerics import cast_value, view_value
+from .numerics import cast_value, f32_of_int, view_value
 from .semantic import (
     FLOAT_DTYPES,
     PY_FLOAT,
@@ -134,6 +134,8 @@ _fmt = semantic.fmt_shape
 
 
 _I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
+#: ints below this in magnitude are exact in f64, so float() then f32 rounds them once
+_F64_EXACT = 2.0 ** 53
 
 
 def _imm(tr, x, kind: str, ct: str):
@@ -149,6 +151,8 @@ def _imm(tr, x, kind: str, ct: str):
         f = float(x)  # (not v: Cython would type v a C double for the int path too)
     except OverflowError:  # (an int past f64's range; one within it is an f32 constant, inf if past f32's)
         _past_f64(tr, "a float operand", x)
+    if kind == PY_INT and not -_F64_EXACT < f < _F64_EXACT:
+        f = f32_of_int(int(x))
     if ct == "fp8e4m3":
         _e4m3_number(tr, f, "an fp8e4m3 operand", x)
     return f
@@ -753,6 +757,8 @@ class TL:
                 new.append(s[ax])
                 ax += 1
         new = tuple(new) + tuple(s[ax:])
+        if len(new) > semantic.MAX_NDIM:
+            fail(tr, semantic.too_many_axes(f"indexing {_fmt(s)} with {len(key)} keys gives a view that", len(new)))
         if isinstance(x, TransposedView):
             lead = len(new) - len(s)
             if new[lead:] != s or any(v != 1 for v in new[:lead]):
@@ -912,8 +918,8 @@ class TL:
         return self.div(1.0, r) if n < 0 else r
 
     def cdiv(self, a, b):
-        """Triton's tl.cdiv, ``(a + b - 1) // b``: of Python ints an int (no command); of int32
-        tensors an add and a ``//``. The ceiling of ``a / b`` for ``a >= 0, b > 0``; for negative
+        """Triton's tl.cdiv, ``(a + b - 1) // b``: of Python ints an int (no command); with an
+        int32 tensor an add and a ``//`` (two tensors: an add, a sub and a ``//``). The ceiling of ``a / b`` for ``a >= 0, b > 0``; for negative
         operands the results are Triton's, which differ between the two paths (Python's ``//``
         floors, a tensor's truncates: docs/language.md, the Calls table)."""
         ka, kb = scalar_kind(a), scalar_kind(b)
@@ -939,6 +945,8 @@ class TL:
                                      f"so b and b - 1 must fit int32 (an int b in "
                                      f"[{-(1 << 31) + 1}, {(1 << 31) - 1}])")
             return self.floordiv(self.add(a, b - 1), b)
+        if ka is not None and _I32_MIN < int(a) <= _I32_MAX:  # (a - 1 + b: the same int32 bits, one add)
+            return self.floordiv(self.add(b, int(a) - 1), b)
         return self.floordiv(self.sub(self.add(a, b), 1), b)
 
     def cast(self, x, dtype, saturate=False, *, fp_downcast_rounding=None,
@@ -1052,6 +1060,8 @@ class TL:
                 imm = float(value)
             except OverflowError:
                 _past_f64(tr, f"tl.full's {dtype} value", value)
+            if k == PY_INT and not -_F64_EXACT < imm < _F64_EXACT:
+                imm = f32_of_int(int(value))
             if dtype == "fp8e4m3":
                 _e4m3_number(tr, imm, "tl.full's value")
         h = tr.vec(f, "fill", (), -1, -1, -1, shape, numel(shape), dtype, None, dtype, imm)

@@ -18,7 +18,7 @@ import numpy as np
 from .semantic import NP_DTYPES
 
 __all__ = ["vec_value", "vec_compute", "reduce_value", "cast_value", "convert", "view_value", "value_of",
-           "check_right", "RIGHT_CHECKED", "IntegerDivisionByZero", "ShiftOutOfRange"]
+           "f32_of_int", "check_right", "RIGHT_CHECKED", "IntegerDivisionByZero", "ShiftOutOfRange"]
 
 _F32 = np.dtype(np.float32)
 _I64 = np.dtype(np.int64)
@@ -33,6 +33,26 @@ class IntegerDivisionByZero(ArithmeticError):
 
 class ShiftOutOfRange(ArithmeticError):
     """A shift count outside 0..31 (replay turns it into a KernelError)."""
+
+
+def f32_of_int(v: int) -> float:
+    """Python int ``v`` rounded once, to nearest even, to f32 (24 significant bits), as a Python
+    float (exact: the f32 value itself; +-inf past f32's range). ``float(v)`` then f32 rounds
+    twice for |v| > 2**53 (to f64's 53 bits first): 2**60 + 2**36 + 1 would be 2**60, not the
+    nearest f32, 2**60 + 2**37 (numpy/numpy#20687)."""
+    a = -v if v < 0 else v
+    drop = a.bit_length() - 24
+    if drop > 0:
+        q, r = divmod(a, 1 << drop)
+        half = 1 << (drop - 1)
+        if r > half or (r == half and q & 1):
+            q += 1
+        a = q << drop
+    if a.bit_length() > 128:  # (f32's largest is (2 - 2**-23) * 2**127: past it, inf)
+        f = float("inf")
+    else:
+        f = float(a)
+    return -f if v < 0 else f
 
 
 def view_value(v: np.ndarray, spec: tuple) -> np.ndarray:

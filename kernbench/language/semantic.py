@@ -252,8 +252,9 @@ def _binary_types(name: str, a: str, b: str):
     if name in LOGIC or name in SHIFT:
         if is_float:
             what = "bitwise and logical ops" if name in LOGIC else "shifts"
-            return (f"{sym}: {what} take masks, int32 tensors and Python ints, not floats "
-                    f"(a float operand of dtype {a if not a.startswith('#') else b})")
+            fl = a if a in _RANK or a == PY_FLOAT else b
+            shown = "a Python float" if fl == PY_FLOAT else f"a float operand of dtype {fl}"
+            return f"{sym}: {what} take masks, int32 tensors and Python ints, not floats ({shown})"
         if name in SHIFT:
             return "int32", "int32"
         ct = _value_dtype(a, b, True)
@@ -559,6 +560,9 @@ def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:
 #: Most elements a tensor may have: its bytes (8 per element at most) stay within what the
 #: engine's counters represent (2**40 bytes per tensor).
 MAX_ELEMENTS = 1 << 37
+#: The most axes a shape or view may have: numpy 1.x's limit (2.x allows 64), so functional
+#: replay never meets numpy's own refusal, and timing mode refuses what functional mode would.
+MAX_NDIM = 32
 
 
 def check_shape(tr, shape, what: str = "shape") -> tuple:
@@ -570,7 +574,7 @@ def check_shape(tr, shape, what: str = "shape") -> tuple:
                 break
             n *= d
         else:
-            if shape and n <= MAX_ELEMENTS:
+            if shape and n <= MAX_ELEMENTS and len(shape) <= MAX_NDIM:
                 return shape
     return _check_shape_slow(tr, shape, what)
 
@@ -592,10 +596,18 @@ def _check_shape_slow(tr, shape, what: str) -> tuple:
                     if not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_, np.timedelta64))),
                    "") if isinstance(shape, (tuple, list)) else ""
         fail(tr, f"{what} must be a non-empty tuple of positive ints, got {shape!r}{odd}")
+    if len(out) > MAX_NDIM:
+        fail(tr, too_many_axes(what, len(out)))
     if numel(out) > MAX_ELEMENTS:
         fail(tr, f"{what} {_fmt(out)} has {numel(out)} elements: a tensor holds at most 2**37 "
                  f"elements (2**40 bytes at 8 bytes each, whatever its dtype)")
     return out
+
+
+def too_many_axes(what: str, ndim: int) -> str:
+    """The refusal of a shape or view of more than MAX_NDIM axes."""
+    return (f"{what} has {ndim} axes: a tensor has at most {MAX_NDIM} (numpy 1.x's limit, which "
+            f"functional replay computes with)")
 
 
 def numel(shape) -> int:

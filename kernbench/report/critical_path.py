@@ -14,9 +14,10 @@ the event record of ``record_events=True``) and the program, by the engine's own
   * a **send** short of credits ends once the receiver posted the recv its credits waited for:
     the path goes to that recv's start (``"credit"`` step on the send, from the post to its end);
   * a **DMA** command that waited for the cube's memory channel (arbitration stall) and ended
-    after everything requested before it in the same busy period had left the channel ends when
-    the channel has served all that: the path goes to the start of the command that opened that
-    busy period (``"channel"`` step on the DMA command, from that start to its end). One that
+    after everything requested before it (or in the same cycle) in the same busy period had
+    left the channel ends when the channel has served all that: the path goes to the start of
+    the command that opened that busy period (``"channel"`` step on the DMA command, from that
+    start to its end; from its own start when the period opened in its request cycle). One that
     ended first (round robin served it beside a longer backlog, not after it) owes its end to
     its own start: a ``"busy"`` step, its stall inside it. A channel busy period is a run of overlapping
     ``[start, end - dma.latency_cycles]`` intervals of the cube's DMA commands: while a command
@@ -212,9 +213,14 @@ def _channel_openers(result, fx) -> tuple:
     new |= np.r_[True, cube[1:] != cube[:-1]]
     period = np.cumsum(new) - 1
     opener[idx] = idx[np.flatnonzero(new)][period]
-    # did it leave the channel after every command requested before it in its busy period?
+    # did it leave the channel after every command requested before it, or in the same cycle,
+    # in its busy period? (the running max through the last request of its cycle and cube)
+    key = e + cube * big
+    incl = np.maximum.accumulate(key)
+    last_of_cycle = np.r_[(s[1:] != s[:-1]) | (cube[1:] != cube[:-1]), True]
+    through = incl[np.flatnonzero(last_of_cycle)][np.cumsum(np.r_[0, last_of_cycle[:-1]])]
     served_all = np.zeros(n, bool)
-    served_all[idx] = (e + cube * big) >= prev_max
+    served_all[idx] = key >= through
     return opener, served_all
 
 
@@ -308,11 +314,15 @@ def critical_path(result) -> CriticalPath:
         guard -= 1
         if at_end:
             op = int(opcode[c])
-            if (is_dma[c] and arb[c] > 0 and opener[c] >= 0 and start[opener[c]] < start[c]
-                    and served_all[c]):
+            if is_dma[c] and arb[c] > 0 and opener[c] >= 0 and served_all[c]:
                 d = int(opener[c])
-                steps.append([c, int(start[d]), int(end[c]), _CHANNEL, -1, int(arb[c]), d])
-                c, at_end = d, False
+                if start[d] < start[c]:
+                    steps.append([c, int(start[d]), int(end[c]), _CHANNEL, -1, int(arb[c]), d])
+                    c, at_end = d, False
+                else:  # the busy period opened in its own request cycle: on to its own start
+                    steps.append([c, int(start[c]), int(end[c]), _CHANNEL, -1, int(arb[c]),
+                                  d if d != c else -1])
+                    at_end = False
                 continue
             if op == SEND and credit[c] > 0:
                 r = credit_holder(c)

@@ -17,6 +17,9 @@ For every command with a result (and every store: its stored value) it records
   over the tensor (the largest error relative to the tensor's largest value; elements that are
   the same infinity or NaN in both are left out, a non-finite value on one side only is
   ``inf``). For int32 and mask results: the fraction of elements that differ;
+  An int32 op the shadow cannot compute from its own operands (a division by zero or a shift
+  past 31, where the launch's operands differ and are fine) has drift ``inf`` and passes the
+  launch's value on as its shadow;
 - ``local``: the rounding this command alone introduced, the same measure between its value and
   the f64 result of its op on the launch's own operands (0 for loads and recvs, which copy).
 
@@ -40,7 +43,8 @@ import numpy as np
 
 from ..common.pe_commands import Opcode
 from ..language.builder import bytes_text, value_budget
-from ..language.numerics import cast_value, reduce_value, value_of, vec_compute, vec_value
+from ..language.numerics import (IntegerDivisionByZero, ShiftOutOfRange, cast_value, reduce_value, value_of,
+                                 vec_compute, vec_value)
 from ..language.semantic import dtype_name, masked_access
 from .memory import PlacementError
 
@@ -221,8 +225,8 @@ class Shadow:
         msgs = engine.messages
         self.send_of = dict(zip(msgs["recv"].tolist(), msgs["send"].tolist()))
 
-    def _record(self, idx: int, value, shadow, local: float) -> None:
-        d = measure(value, shadow)
+    def _record(self, idx: int, value, shadow, local: float, undefined: bool = False) -> None:
+        d = float("inf") if undefined else measure(value, shadow)
         self.drift[idx] = d
         self.local[idx] = local
         if self.first is None and d > self.tolerance:
@@ -233,10 +237,18 @@ class Shadow:
         sh = self.sh[g]
         if kind == "vec":
             name, ops, shape, dtype, ct, imm = m[3], m[4], m[5], m[6], m[7], m[8]
-            s = shadow_vec(name, [_arg(sh, o) for o in ops], ct, shape, dtype, imm)
             exact = shadow_vec(name, [_arg(v, o) for o in ops], ct, shape, dtype, imm)
-            sh[dst] = s
-            self._record(idx, v[dst], s, measure(v[dst], exact))
+            try:
+                s = shadow_vec(name, [_arg(sh, o) for o in ops], ct, shape, dtype, imm)
+            except (IntegerDivisionByZero, ShiftOutOfRange):
+                # the shadow's own int32 operands (a cast of an unrounded value) make the op
+                # undefined where the launch's are fine: no shadow value, so the launch's
+                # goes on, and the drift is inf (the shadow could not follow the launch here)
+                sh[dst] = v[dst]
+                self._record(idx, v[dst], v[dst], measure(v[dst], exact), undefined=True)
+            else:
+                sh[dst] = s
+                self._record(idx, v[dst], s, measure(v[dst], exact))
         elif kind == "dot":
             with np.errstate(all="ignore"):
                 s = np.matmul(_f64(value_of(sh, m[3])), _f64(value_of(sh, m[4])))
