@@ -191,18 +191,19 @@ def test_loads_double_buffered(sched):
 
 def test_messages_split_and_counted(sched):
     """One exchange, with the partials cut into messages. 8 ranks: west half 0..3 scans E, east
-    half 4..7 scans W; per group (2) a partial is its lse (8 x 1 f32) and k = 4 pieces (8 x 32 f32,
-    1 KiB: no message carries a whole 4 KiB o), the output 4 pieces of (8 x 32 f16).
-      rank 0 (end):     sends its partial E (2 x 5), receives the output from E (2 x 4)
-      ranks 1, 2:       partial in from W (2 x 5) and on E; output in from E (2 x 4) and on W
-      rank 3 (centre):  partial in from W (2 x 5); group 0 is its turn: rank 4's half in (5), the
-                        output back E (4); group 1 is rank 4's: its half out E (5), output in (4)
+    half 4..7 scans W; per group (2) a partial is its lse (m and log l, 8 x 1 f32 each) and k = 4
+    pieces (8 x 32 f32, 1 KiB: no message carries a whole 4 KiB o), the output 4 pieces of
+    (8 x 32 f16).
+      rank 0 (end):     sends its partial E (2 x 6), receives the output from E (2 x 4)
+      ranks 1, 2:       partial in from W (2 x 6) and on E; output in from E (2 x 4) and on W
+      rank 3 (centre):  partial in from W (2 x 6); group 0 is its turn: rank 4's half in (6), the
+                        output back E (4); group 1 is rank 4's: its half out E (6), output in (4)
     and the east half mirrored."""
     R, k = SCHED["G"], 4
     uc = sched.unit_counters["commands"]
     want = {  # rank: (RX_W, RX_E, TX_E, TX_W)
-        0: (0, 8, 10, 0), 1: (10, 8, 10, 8), 2: (10, 8, 10, 8), 3: (10, 9, 9, 8),
-        4: (9, 10, 8, 9), 5: (8, 10, 8, 10), 6: (8, 10, 8, 10), 7: (8, 0, 0, 10)}
+        0: (0, 8, 12, 0), 1: (12, 8, 12, 8), 2: (12, 8, 12, 8), 3: (12, 10, 10, 8),
+        4: (10, 12, 8, 10), 5: (8, 12, 8, 12), 6: (8, 12, 8, 12), 7: (8, 0, 0, 12)}
     for rank, counts in want.items():
         g = rank * PPC
         assert (uc[g, Unit.RX_W], uc[g, Unit.RX_E], uc[g, Unit.TX_E], uc[g, Unit.TX_W]) == counts, rank
@@ -215,7 +216,8 @@ def test_messages_split_and_counted(sched):
 
 def expected_messages(n, rank, h_kv, k):
     """(RX_W, RX_E, TX_E, TX_W) commands of a rank: the west half [0, c) scans E, the east half
-    [c, n) W, c = ceil(n / 2). Per group a partial is 1 + k messages (lse, k pieces), the output k.
+    [c, n) W, c = ceil(n / 2). Per group a partial is 2 + k messages (lse: m and log l; k pieces),
+    the output k.
     Off the centre: the partial comes in from the far side (but at an end) and goes on toward the
     centre, the output comes back and goes on (but at an end). A centre swaps with the other centre:
     in its turns (even groups west, odd east) the other half's partial in and the output back; in
@@ -225,14 +227,14 @@ def expected_messages(n, rank, h_kv, k):
     c = (n + 1) // 2
     west = rank < c
     end = rank in (0, n - 1)
-    far_in = 0 if end else h_kv * (1 + k)
+    far_in = 0 if end else h_kv * (2 + k)
     far_out = 0 if end else h_kv * k
     if rank in (c - 1, c):
         mine = sum((g % 2 == 0) == west for g in range(h_kv))
-        near_in = mine * (1 + k) + (h_kv - mine) * k
-        near_out = mine * k + (h_kv - mine) * (1 + k)
+        near_in = mine * (2 + k) + (h_kv - mine) * k
+        near_out = mine * k + (h_kv - mine) * (2 + k)
     else:
-        near_in, near_out = h_kv * k, h_kv * (1 + k)
+        near_in, near_out = h_kv * k, h_kv * (2 + k)
     return (far_in, near_in, near_out, far_out) if west else (near_in, far_in, far_out, near_out)
 
 
@@ -250,6 +252,43 @@ def test_every_partial_and_output_received_once(n, piece_cols):
     assert errors(outs, ref)[2]
 
 
+@pytest.mark.parametrize("a", [64, 512, 2048, 65504])
+@pytest.mark.parametrize("variant", ["ring_pe", "ring_cube", "two_level"])
+def test_partials_merge_exactly_at_huge_scores(variant, a):
+    """A numerical oracle's case: 2 ranks of 2 keys, q = k = a in every element (d 16), so the
+    scores tie at 16 a**2 / 4 = 4 a**2 except rank 1's second key (k = -a: weight 0). Rank 0's
+    two keys have v = 1, rank 1's tied key v = -1: softmax gives (1 + 1 - 1) / 3 = 1/3 exactly.
+    The partials' lse was one f32, m + log l: at a = 512 (scores 1.05e6, f32 step 0.125) log 2
+    became 0.75, weights 0.68:0.32 and the output 0.358; from a = 2048 (step 2) log 2 was lost
+    and the output 0. The lse is now the pair (m, log l), merged by their differences: the
+    output is f16(1/3) (0.333252) on every rank, as prefill gives, at any magnitude."""
+    from kernbench.kernels import attention_decode_two_level_kernel
+    d, n = 16, 2
+    q = np.full((1, 1, d), a, np.float16)
+    k = np.full((n, 2, 1, d), a, np.float16)
+    k[1, 1] = -a
+    v = np.zeros((n, 2, 1, d), np.float16)
+    v[0], v[1, 0], v[1, 1] = 1, -1, 5
+    ctx = kernbench.Context(MESH8)
+    op = ctx.empty((1, 1, d), "f16")
+    if variant == "two_level":
+        ctx.install_sfr(scope="two_level")
+        kp, vp = ctx.shard(k, axis=0, over="all", parts=n), ctx.shard(v, axis=0, over="all", parts=n)
+        ctx.launch(attention_decode_two_level_kernel, (n, 1), ctx.replicate(q), kp, vp, op, 1, 2, 1, 1, d,
+                   n, 1, 2)
+        pes = [(0, 0)]
+    else:
+        scope = "pe" if variant == "ring_pe" else "cube"
+        ctx.install_sfr(scope=scope, ring=False)
+        kp, vp = ctx.shard(k, axis=0, over=scope, parts=n), ctx.shard(v, axis=0, over=scope, parts=n)
+        grid = (n, 1) if scope == "pe" else (PPC, n)
+        ctx.launch(attention_mesh_mlo_kernel, grid, ctx.replicate(q), kp, vp, op, 1, 2, 1, 1, d, n,
+                   0 if scope == "pe" else 1, 2)
+        pes = [(r, 0) if scope == "pe" else (0, r) for r in range(n)]
+    for pe in pes:
+        assert ctx.read(op, pe).ravel().tolist() == [float(np.float16(1 / 3))] * d, pe
+
+
 # ---------------------------------------------------------------------- cycles derived by hand
 def test_cycles_by_hand():
     """One query row, one head (G 1, h_kv 1), d 32, one block of 32 keys per rank
@@ -262,21 +301,24 @@ def test_cycles_by_hand():
       DMA  K (32, 32) f16, 2 KiB = 4 bursts: 8 + 150                  151 - 309
       GEMM S = q K^T (1,32)x(32,32): 1 fold, 32 + 32 + 32 - 2 = 94     309 - 403
       DMA  V (32, 32): 158                                            309 - 467
-      VEC  rowmax: 1 x (1 + log2 64) + 8 = 15; s - m 9; exp 4 + 8 = 12; cast 9;
-           rowsum 15 (l; the first fold: no rescale)                  403 - 463
-      VEC  1 / l: div 4 + 8 = 12; log l 12; m + log l 9               463 - 496
+      VEC  rowmax: 1 x (1 + log2 64) + 8 = 15; m = max(rowmax, M_FLOOR) 9; s - m 9;
+           exp 4 + 8 = 12; cast 9; rowsum 15 and + L_FLOOR 9 (l; the first fold: no
+           rescale)                                                  403 - 481
+      VEC  1 / l: div 4 + 8 = 12; log l 12 (the lse is (m, log l))    481 - 505
       GEMM P V (1,32)x(32,32): 94, once V is in                       467 - 561
       VEC  o * (1 / l) 9; cast to f16 9 (one rank: the output)        561 - 579
       DMA  store (1, 32) f16: 1 + 150                                 579 - 730
 
-    Two ranks over cubes: both fold as above up to o * (1 / l) at 570 (lse at 496). Rank 1
-    (east; group 0 is rank 0's turn) sends its lse (4 B: 1 cycle) at 496, landing at rank 0 at
-    547, and its o (128 B: 4 cycles) at 570, landing at 624. Rank 0: w = sigmoid(lse0 - lse1):
-    sub 570 - 579 (its own o * (1 / l) first), sigmoid 12 - 591, u = 1 - w 9 - 600;
-    o0 * w 9 - 609; o1 * u waits for o1: 624 - 633; add 642; cast 651. It stores (651 - 802) and
-    sends the output (64 B: 2 cycles, 651 - 653) to rank 1, which has it at 703 and stores it:
-    703 + 151 = 854."""
+    Two ranks over cubes: both fold as above (m at 427, log l at 505, o * (1 / l) at 570).
+    Rank 1 (east; group 0 is rank 0's turn) sends its lse, m (4 B: 1 cycle) 427 - 428 and log l
+    505 - 506, landing at rank 0 at 478 and 556, and its o (128 B: 4 cycles) 570 - 574, landing
+    at 624. Rank 0 (the received partial is b), after its own o * (1 / l) (561 - 570), each an
+    (R, 1) op of 9 cycles: M = max(m0, m1) 570 - 579, m0 - M 588, m1 - M 597, t0 = log l0 + (m0 -
+    M) 606, t1 = log l1 + (m1 - M) 615, delta = t0 - t1 624, w = sigmoid(delta) 12 - 636, u = 1 -
+    w 645; o0 * w 654; o1 * u (o1 landed at 624) 663; add 672; cast 681. It stores (681 - 832)
+    and sends the output (64 B: 2 cycles, 681 - 683) to rank 1, which has it at 733 and stores
+    it: 733 + 151 = 884."""
     r, _, _ = launch(1, 1, 0, d=32, S=32, block=32, h_kv=1, mode="timing")
     assert r.cycles == 730
     r, _, _ = launch(2, 1, 1, d=32, S=32, block=32, h_kv=1, mode="timing")
-    assert r.cycles == 854
+    assert r.cycles == 884

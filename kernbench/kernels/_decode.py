@@ -6,7 +6,7 @@
    QK^T(t + 1) while the vector unit runs fold t's softmax; the loads of fold t wait for the
    scores of fold t - 2 (about two blocks live). P.V may be split into column pieces, multiples of
    the array's width (same folds, same cycles), so the partial o is born cut into messages. After
-   a group's last fold its partial is normalised once: (lse = m + log l, o / l).
+   a group's last fold its partial is normalised once: (lse = (m, log l), o / l).
 2. **One exchange for all groups**, after the last fold. The west half of the line scans eastward
    (each rank merges the prefix from W with its own partial and forwards it E, piece by piece), the
    east half westward; the two centre ranks swap their halves, merge them into the final output,
@@ -41,7 +41,7 @@ def _piece_cols(d, R, n_ranks, h_kv):
 
         (hops to the centre) x (merge hop + broadcast hop) + h_kv x (centre's vector per group)
 
-    with a merge hop = serialisation + HOP + 2 vector ops (the lse's 6-op hop at the least), and
+    with a merge hop = serialisation + HOP + 2 vector ops (the lse's 7-op hop at the least), and
     per group 8 + 3k ops forwarding, (3 + 4k) / 2 settling and k - 1 assembling (docs/kernels.md)."""
     def op(n):
         return -(-n // LANES) + VEC_LATENCY
@@ -50,7 +50,7 @@ def _piece_cols(d, R, n_ranks, h_kv):
     best = None
     for w in [w for w in range(ARRAY_COLS, d, ARRAY_COLS) if d % w == 0] + [d]:
         k, el = d // w, R * w
-        hop = max(-(-4 * el // LINK_BYTES) + HOP + 2 * op(el), 1 + HOP + 6 * small)
+        hop = max(-(-4 * el // LINK_BYTES) + HOP + 2 * op(el), 1 + HOP + 7 * small)
         bcast = -(-2 * el // LINK_BYTES) + HOP
         per_group = 8 * small + 3 * k * op(el) + (3 * small + 4 * k * op(el)) / 2 + (k - 1) * op(R * d)
         est = ((n_ranks + 1) // 2 - 1) * (hop + bcast) + h_kv * per_group
@@ -91,13 +91,27 @@ L_FLOOR = 1e-30
 
 
 def _normalise(tl, m, l, o_pieces):
-    """A group's finished partial: (lse = m + log l (R, 1), its o pieces divided by l). l is 0
-    only where the rank sees none of its keys, or every one it sees scores -inf (a seen key of
-    finite score adds at least exp(0) = 1 to it): l read as at least L_FLOOR, the partial there
-    is o = 0 with lse = M_FLOOR + log L_FLOOR (finite: two such partials merge without NaN),
-    which every merge with a seen key weighs 0; any other l is itself."""
+    """A group's finished partial: (lse, its o pieces divided by l), lse = (m, log l), each (R, 1)
+    f32: the log-sum-exp m + log l kept as its two terms, since one f32 holding their sum keeps
+    log l only to the step of m's magnitude (at |m| ~ 1e6, 0.125: log 2 would be 0.75, and the
+    merge weights of a 2:1 split 0.68:0.32). l is 0 only where the rank sees none of its keys, or
+    every one it sees scores -inf (a seen key of finite score adds at least exp(0) = 1 to it): l
+    read as at least L_FLOOR, the partial there is o = 0 with lse = (M_FLOOR, log L_FLOOR)
+    (finite: two such partials merge without NaN), which every merge with a seen key weighs 0;
+    any other l is itself."""
     inv = 1.0 / l
-    return m + tl.log(l), [oc * inv for oc in o_pieces]
+    return (m, tl.log(l)), [oc * inv for oc in o_pieces]
+
+
+def _send_lse(tl, direction, lse):
+    """Send a partial's lse, its two (R, 1) f32 terms, m first."""
+    for x in lse:
+        tl.send(dir=direction, src=x)
+
+
+def _recv_lse(tl, direction, R):
+    """Receive a partial's lse sent by :func:`_send_lse`: (m, log l), each (R, 1) f32."""
+    return tuple(tl.recv(dir=direction, shape=(R, 1), dtype=F32) for _ in range(2))
 
 
 def _piece_selectors(tl, n_pc):
@@ -122,15 +136,29 @@ def _store_pieces(tl, o_ptr, g, pieces, col_is, S_q, G, d, h_q):
     tl.store(o_ptr + g * G * d * F16_BYTES, _view(out, (S_q, G * d)), stride=h_q * d, dtype=F16)
 
 
-def _lse_weights(tl, lse_a, lse_b, forward):
-    """Merge weights of two normalised partials, w = e^lse_a / (e^lse_a + e^lse_b) = sigmoid(lse_a -
-    lse_b) and u = 1 - w; with ``forward``, first (it is what the next rank waits for) the merged
-    lse = max(lse_a, lse_b) - log(sigmoid(|lse_a - lse_b|)): the log of the larger weight, >= 1/2,
-    so exact where the other underflows. Returns (w, u, lse or None)."""
-    delta = lse_a - lse_b
+def _lse_weights(tl, lse_a, lse_b, forward, received="a"):
+    """Merge weights of two normalised partials whose lse are (m, log l) pairs. With M = max(m_a,
+    m_b), t_x = log l_x + (m_x - M) is lse_x - M, kept exact however large m is (the m's
+    difference first: Sterbenz, or a weight that underflows anyway); w = e^lse_a / (e^lse_a +
+    e^lse_b) = sigmoid(delta), delta = t_a - t_b, and u = 1 - w. With ``forward``, the merged
+    lse: (M, max(t_a, t_b) - log(sigmoid(|delta|))), the log of the larger weight, >= 1/2, so
+    exact where the other underflows; M is what it sends first, one op after the m's arrive.
+    ``received`` ("a" or "b"), the partial that comes over the link: the ops on the other's
+    log l go first, so those after its log l lands are t, delta, |delta|, sigmoid, log, max and
+    a sub. Returns (w, u, lse or None)."""
+    (m_a, ll_a), (m_b, ll_b) = lse_a, lse_b
+    big = tl.maximum(m_a, m_b)
+    d_a, d_b = m_a - big, m_b - big
+    if received == "a":
+        t_b = ll_b + d_b
+        t_a = ll_a + d_a
+    else:
+        t_a = ll_a + d_a
+        t_b = ll_b + d_b
+    delta = t_a - t_b
     lse = None
     if forward:
-        lse = tl.maximum(lse_a, lse_b) - tl.log(tl.sigmoid(abs(delta)))
+        lse = (big, tl.maximum(t_a, t_b) - tl.log(tl.sigmoid(abs(delta))))
     w = tl.sigmoid(delta)
     return w, 1.0 - w, lse
 
@@ -184,7 +212,7 @@ def attention_mesh_mlo_kernel(
     folds = [(g, k0, min(bkv, S - k0), b == 0)
              for g in range(h_kv) for b, k0 in enumerate(range(0, S, bkv))]
     q, m, l, o = {}, {}, {}, {}  # group -> queries and running stats (o: column pieces (R, cw))
-    lse, on = {}, {}  # group -> normalised partial: lse (R, 1), o / l pieces
+    lse, on = {}, {}  # group -> normalised partial: lse (m, log l) (R, 1) each, o / l pieces
     pending = None  # (group, first, last, alpha, p16, V pieces): the fold whose P.V is next
     scores = []  # s of every fold so far: the gates of later loads
 
@@ -232,7 +260,7 @@ def attention_mesh_mlo_kernel(
         end = rank in (0, n_ranks - 1)  # nothing comes from, nor goes to, beyond it
 
         def recv_partial(direction):
-            return (tl.recv(dir=direction, shape=(R, 1), dtype=F32),
+            return (_recv_lse(tl, direction, R),
                     [tl.recv(dir=direction, shape=(R, cw), dtype=F32) for _ in range(n_pc)])
 
         half = {}  # group -> this half's partial up to and including this rank
@@ -244,14 +272,14 @@ def attention_mesh_mlo_kernel(
             if end:
                 half[g] = (lse[g], on[g])
                 if send:
-                    tl.send(dir=toward, src=lse[g])
+                    _send_lse(tl, toward, lse[g])
                     for x in on[g]:
                         tl.send(dir=toward, src=x)
                 return
             lse_in, o_in = recv_partial(away)
             w, u, lse_h = _lse_weights(tl, lse_in, lse[g], forward=True)
             if send:
-                tl.send(dir=toward, src=lse_h)
+                _send_lse(tl, toward, lse_h)
             own = [x * u for x in on[g]]
             out = []
             for xi, xo in zip(o_in, own):
@@ -269,12 +297,12 @@ def attention_mesh_mlo_kernel(
             lse_h, o_h = half[g]
             if (g % 2 == 0) == west:
                 lse_o, o_o = recv_partial(toward)
-                w, u, _ = _lse_weights(tl, lse_h, lse_o, forward=False)
+                w, u, _ = _lse_weights(tl, lse_h, lse_o, forward=False, received="b")
                 finals[g] = [tl.cast(xh * w + xo * u, F16) for xh, xo in zip(o_h, o_o)]
                 for x in finals[g]:
                     tl.send(dir=toward, src=x)
             else:
-                tl.send(dir=toward, src=lse_h)
+                _send_lse(tl, toward, lse_h)
                 for x in o_h:
                     tl.send(dir=toward, src=x)
                 finals[g] = [tl.recv(dir=toward, shape=(R, cw), dtype=F16) for _ in range(n_pc)]

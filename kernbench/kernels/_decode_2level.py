@@ -7,7 +7,7 @@ docs/kernels.md, "Two-level decode", has the schedule and the measured figures).
    on the scores of fold t - 2), but memory-bound: the 8 PEs of a cube share one memory channel, so
    the P.V of fold t is issued before the score dot of fold t + 1 (LOOKAHEAD), PE p > 0 cuts its
    first block short (STAGGER) and the last block is folded in shorter pieces (TAIL_BLOCK_KV).
-   After a group's last fold its partial is normalised once: (lse = m + log l, o / l).
+   After a group's last fold its partial is normalised once: (lse = (m, log l), o / l).
 2. **The exchange of group g runs under the folds of later groups**: it is emitted EXCHANGE_LAG
    folds after the group's last fold. Inside a cube the PEs form an open line on E/W: PE p receives
    the merged partial of PEs p + 1 .. P - 1 from E, merges its own in front and sends the result W,
@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from ._common import F16, F16_BYTES, F32, _load_f16, _load_kv, _load_q, _positive_ints
-from ._decode import _fold_stats, _lse_weights, _normalise, _piece_selectors, _store_pieces
+from ._decode import _fold_stats, _lse_weights, _normalise, _piece_selectors, _recv_lse, _send_lse, _store_pieces
 
 __all__ = ["attention_decode_two_level_kernel", "DEFAULT_TWO_LEVEL_BLOCK_KV"]
 
@@ -117,11 +117,11 @@ def attention_decode_two_level_kernel(
 
     # ---------------------------------------------------------------- the exchange of one group
     def recv_partial(direction):
-        return (tl.recv(dir=direction, shape=(R, 1), dtype=F32),
+        return (_recv_lse(tl, direction, R),
                 [tl.recv(dir=direction, shape=(R, cw), dtype=F32) for _ in range(n_pc)])
 
     def send_partial(direction, lse_x, o_x):
-        tl.send(dir=direction, src=lse_x)
+        _send_lse(tl, direction, lse_x)
         for x in o_x:
             tl.send(dir=direction, src=x)
 
@@ -129,9 +129,9 @@ def attention_decode_two_level_kernel(
         """merge(a, b) of two partials (lse, pieces), the received one ``a_in`` ("a" or "b");
         with ``direction``, each piece is sent on as soon as it is merged (the lse first)."""
         (lse_a, o_a), (lse_b, o_b) = a, b
-        w, u, lse = _lse_weights(tl, lse_a, lse_b, forward=True)
+        w, u, lse = _lse_weights(tl, lse_a, lse_b, forward=True, received=a_in)
         if direction is not None:
-            tl.send(dir=direction, src=lse)
+            _send_lse(tl, direction, lse)
         own = [x * (w if a_in == "b" else u) for x in (o_a if a_in == "b" else o_b)]  # before arrival
         out = []
         for xi, xo in zip(o_b if a_in == "b" else o_a, own):
@@ -172,7 +172,7 @@ def attention_decode_two_level_kernel(
             send_partial(toward, *half)
             other = recv_partial(toward)
             a, b = (half, other) if north else (other, half)
-            w, u, _ = _lse_weights(tl, a[0], b[0], forward=False)
+            w, u, _ = _lse_weights(tl, a[0], b[0], forward=False, received="b" if north else "a")
             final = [tl.cast(xa * w + xb * u, F16) for xa, xb in zip(a[1], b[1])]
         else:
             final = [tl.recv(dir=toward, shape=(R, cw), dtype=F16) for _ in range(n_pc)]
