@@ -194,7 +194,7 @@ class PanelResult:
         s, sp = self.summary, self.spec
         t = s["totals"]
         if self.max_abs_err is None:
-            check = "check: timing mode, no numerics"
+            check = "check: timing mode, no numerics (PASS: it ran and its peak SRAM fits)"
         else:
             check = (f"check: max abs err {fmt_num(self.max_abs_err)}; worst element at "
                      f"{100 * self.tolerance_used:.0f}% of its tolerance {ATOL:g} + {RTOL:g}*|ref| "

@@ -432,8 +432,8 @@ def to_perfetto(
     ``pes`` keeps; ``window`` applies to it too.
 
     Returns what was written: ``{"path", "bytes", "events", "slices", "flows", "pes",
-    "otherData"}`` (and ``"critical_path_slices"``; :func:`trace_events` gives the events
-    themselves)."""
+    "otherData", "critical_path_slices"}`` (the last 0 without ``critical_path``;
+    :func:`trace_events` gives the events themselves)."""
     check_output_file(path, "to_perfetto")
     if not isinstance(critical_path, (bool, np.bool_)):
         raise ValueError(f"to_perfetto: critical_path must be True or False, got {critical_path!r}")
