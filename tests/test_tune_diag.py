@@ -100,8 +100,8 @@ def test_cli_tune_prints_the_choice_and_hits_the_cache(capsys, tmp_path, launche
             "--cache-dir", str(tmp_path)]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "tuned: blocks (64,) chosen of 3 configs; gain 1.1947x over the default blocks (32,) " \
-           "(3,099 -> 2,594 cycles) (3 launches in" in out
+    assert "tuned: blocks (64,) chosen of 3 configs; gain 1.1791x over the default blocks (32,) " \
+           "(3,266 -> 2,770 cycles) (3 launches in" in out
     assert "tuned: blocks (32, 32) chosen of 9 configs; gain" in out
     assert "blocks (64,)\n" in out and "2 of 2 panels passed" in out
     assert launches == {"sweeps": 2, "computed": 12}
@@ -109,7 +109,7 @@ def test_cli_tune_prints_the_choice_and_hits_the_cache(capsys, tmp_path, launche
     out2 = capsys.readouterr().out
     assert out2.count("(from the cache)") == 2 and launches["sweeps"] == 2  # no candidate launched again
     # the panel itself runs the chosen blocks: its cycles are the tuned ones
-    assert "cycles 2,594 = " in out2
+    assert "cycles 2,770 = " in out2
 
 
 def test_cli_llama70b_tune(capsys, tmp_path):

@@ -42,7 +42,7 @@ def _piece_cols(d, R, n_ranks, h_kv):
         (hops to the centre) x (merge hop + broadcast hop) + h_kv x (centre's vector per group)
 
     with a merge hop = serialisation + HOP + 2 vector ops (the lse's 7-op hop at the least), and
-    per group 8 + 3k ops forwarding, (3 + 4k) / 2 settling and k - 1 assembling (docs/kernels.md)."""
+    per group 13 + 3k ops forwarding, (8 + 4k) / 2 settling and k - 1 assembling (docs/kernels.md)."""
     def op(n):
         return -(-n // LANES) + VEC_LATENCY
 
@@ -52,7 +52,7 @@ def _piece_cols(d, R, n_ranks, h_kv):
         k, el = d // w, R * w
         hop = max(-(-4 * el // LINK_BYTES) + HOP + 2 * op(el), 1 + HOP + 7 * small)
         bcast = -(-2 * el // LINK_BYTES) + HOP
-        per_group = 8 * small + 3 * k * op(el) + (3 * small + 4 * k * op(el)) / 2 + (k - 1) * op(R * d)
+        per_group = 13 * small + 3 * k * op(el) + (8 * small + 4 * k * op(el)) / 2 + (k - 1) * op(R * d)
         est = ((n_ranks + 1) // 2 - 1) * (hop + bcast) + h_kv * per_group
         if best is None or est < best[0]:
             best = (est, w)
