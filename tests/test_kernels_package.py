@@ -86,3 +86,33 @@ def test_attention_kernels_take_numpy_integer_sizes():
         for bad in (True, 4.0):
             with pytest.raises(KernelError, match=r"must be a positive int"):
                 launch(kernel, scope, grid, (bad,) + sizes[1:])
+
+
+def test_attention_kernels_refuse_more_blocks_than_a_trace_can_plan():
+    # A review's case: S_kv_per_rank = 10**9 with 8-key blocks made the decode kernel build a
+    # list of 2.5e8 folds before its first load (whose bounds check would have named the too
+    # small arrays): a MemoryError with no message, or the OOM killer. Past 2**22 blocks per rank
+    # each kernel now refuses at its first line; within it, the first load's check speaks.
+    import numpy as np
+    import pytest
+
+    import kernbench
+    from kernbench import KernelError
+    from kernbench.kernels import (attention_decode_two_level_kernel, attention_mesh_kv_kernel,
+                                   attention_mesh_mlo_kernel)
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    q, kv = ctx.replicate(np.zeros((4, 4, 8), np.float16)), ctx.replicate(np.zeros((4, 2, 8), np.float16))
+    o = ctx.empty((4, 4, 8), "f16")
+    many = r"make [\d,]+ K/V blocks \(over the h_kv heads\) per rank, more than the 4,194,304"
+    ctx.install_sfr("pe")
+    with pytest.raises(KernelError, match=many):
+        ctx.launch(attention_mesh_mlo_kernel, (2, 1), q, kv, kv, o, 1, 10**9, 4, 2, 8, 2, 0, 8, mode="timing")
+    with pytest.raises(KernelError, match=r"make [\d,]+ query blocks per rank"):
+        ctx.launch(attention_mesh_kv_kernel, (2, 1), q, kv, kv, o, 10**9, 4, 4, 2, 8, 2, 0, 1, mode="timing")
+    with pytest.raises(KernelError, match="load"):  # within the bound: the first load's own check
+        ctx.launch(attention_mesh_mlo_kernel, (2, 1), q, kv, kv, o, 1, 10**9, 4, 2, 8, 2, mode="timing")
+    ctx.install_sfr(scope="two_level")
+    with pytest.raises(KernelError, match=many):
+        ctx.launch(attention_decode_two_level_kernel, (2, 1), q, kv, kv, o, 1, 10**9, 4, 2, 8, 2, 1, 8,
+                   mode="timing")

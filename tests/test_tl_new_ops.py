@@ -155,8 +155,9 @@ def test_cdiv_with_a_tensor_divisor_costs_what_the_calls_table_says():
         t, r = run(lambda tl: tl.cdiv(tl.arange(0, 70), b(tl)), mode=mode)
         assert [op for op, _ in vec_ops(r)] == ["FILL", "FILL", "ADD", "SUB", "DIV"]
         assert r.cycles == 56
-    for a in (-(2 ** 31), 2 ** 31 - 1):  # a - 1 leaves int32 (or a itself would): the add's own error or wrap
-        t, _ = run(lambda tl, a=a: tl.cdiv(a, b(tl)))
+    for a in (-(2 ** 31), 2 ** 31 - 1):  # a - 1 wraps (a review found -2**31 took three commands)
+        t, r = run(lambda tl, a=a: tl.cdiv(a, b(tl)))
+        assert [op for op, _ in vec_ops(r)] == ["FILL", "ADD", "DIV"]
         want = ((np.int64(a) + np.arange(1, 71) - 1 + 2 ** 31) % 2 ** 32 - 2 ** 31)
         np.testing.assert_array_equal(t.data, np.trunc(want / np.arange(1, 71)).astype(np.int64))
 

@@ -41,12 +41,37 @@ def _check_shapes(kernel: str, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, r
                          f"head serves h_q / h_kv query heads)")
     if rank_axis not in (0, 1):
         raise ValueError(f"{kernel}: rank_axis must be 0 (PEs of a cube) or 1 (cubes), got {rank_axis!r}")
+    _check_block_counts(kernel, sizes["S_q"], sizes["S_kv_per_rank"], h_kv, **{
+        k: sizes[k] for k in ("block_q", "block_kv") if k in sizes})
     if tl is not None and tl.num_programs(axis=rank_axis) != sizes["n_ranks"]:
         along = "PEs of a cube (grid axis 0)" if rank_axis == 0 else "cubes (grid axis 1)"
         raise ValueError(f"{kernel}: n_ranks = {sizes['n_ranks']}, but the grid has "
                          f"{tl.num_programs(axis=rank_axis)} {along}: launch it with one rank per "
                          f"program along rank_axis {rank_axis}")
     return tuple(sizes.values())
+
+
+#: the most blocks a kernel plans per rank (query blocks; K/V blocks times the K/V heads): its
+#: Python lists of blocks stay small (a few hundred MiB at most) and any launch within it is one a
+#: trace can finish; past it a kernel would run the host out of memory before its first load's
+#: bounds check could say the arrays are too small
+MAX_BLOCKS = 1 << 22
+
+
+def _check_block_counts(kernel: str, S_q: int, S_kv: int, h_kv: int, block_q: int | None = None,
+                        block_kv: int | None = None) -> None:
+    """Refuse (ValueError) a launch planning more than MAX_BLOCKS blocks per rank."""
+    counts = []
+    if block_q is not None:
+        counts.append(("query blocks", -(-S_q // min(block_q, S_q)), f"S_q = {S_q}, block_q = {block_q}"))
+    if block_kv is not None:
+        counts.append(("K/V blocks (over the h_kv heads)", h_kv * -(-S_kv // min(block_kv, S_kv)),
+                       f"S_kv_per_rank = {S_kv}, block_kv = {block_kv}, h_kv = {h_kv}"))
+    for what, n, given in counts:
+        if n > MAX_BLOCKS:
+            raise ValueError(f"{kernel}: {given} make {n:,} {what} per rank, more than the "
+                             f"{MAX_BLOCKS:,} (2**22) a kernel plans: larger blocks, or a shorter "
+                             f"sequence per rank (more ranks)")
 
 
 def _positive_ints(kernel: str, **sizes) -> dict:

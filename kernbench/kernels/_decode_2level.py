@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from ._common import F16, F16_BYTES, F32, _load_f16, _load_kv, _load_q, _positive_ints
+from ._common import F16, F16_BYTES, F32, _check_block_counts, _load_f16, _load_kv, _load_q, _positive_ints
 from ._decode import _fold_stats, _lse_weights, _normalise, _piece_selectors, _recv_lse, _send_lse, _store_pieces
 
 __all__ = ["attention_decode_two_level_kernel", "DEFAULT_TWO_LEVEL_BLOCK_KV"]
@@ -91,6 +91,7 @@ def attention_decode_two_level_kernel(
     if h_q % h_kv:
         raise ValueError(f"{name}: h_q = {h_q} is not a multiple of h_kv = {h_kv} (GQA: each K/V "
                          f"head serves h_q / h_kv query heads)")
+    _check_block_counts(name, S_q, S_kv_per_pe, h_kv, block_kv=block_kv)
     grid = (tl.num_programs(axis=0), tl.num_programs(axis=1))
     if grid != (n_pes, n_cubes):
         raise ValueError(f"{name}: launch it with grid (n_pes, n_cubes) = ({n_pes}, {n_cubes}), got "

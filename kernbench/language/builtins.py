@@ -945,8 +945,10 @@ class TL:
                                      f"so b and b - 1 must fit int32 (an int b in "
                                      f"[{-(1 << 31) + 1}, {(1 << 31) - 1}])")
             return self.floordiv(self.add(a, b - 1), b)
-        if ka is not None and _I32_MIN < int(a) <= _I32_MAX:  # (a - 1 + b: the same int32 bits, one add)
-            return self.floordiv(self.add(b, int(a) - 1), b)
+        if ka is not None and _I32_MIN <= int(a) <= _I32_MAX:
+            # b + (a - 1), a - 1 wrapped to int32 (-2**31 - 1 is 2**31 - 1): the same int32
+            # bits as (a + b) - 1, one add
+            return self.floordiv(self.add(b, (int(a) - 1 - _I32_MIN) % (1 << 32) + _I32_MIN), b)
         return self.floordiv(self.sub(self.add(a, b), 1), b)
 
     def cast(self, x, dtype, saturate=False, *, fp_downcast_rounding=None,

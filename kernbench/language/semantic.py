@@ -574,7 +574,7 @@ def check_shape(tr, shape, what: str = "shape") -> tuple:
                 break
             n *= d
         else:
-            if shape and n <= MAX_ELEMENTS and len(shape) <= MAX_NDIM:
+            if shape and n <= MAX_ELEMENTS and len(shape) <= 32:  # (MAX_NDIM: a literal is a C compare)
                 return shape
     return _check_shape_slow(tr, shape, what)
 
