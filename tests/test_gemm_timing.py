@@ -138,6 +138,20 @@ def test_array_shape_from_overrides():
     assert r.res.work["folds"] == 63
 
 
+def test_a_partial_fold_is_charged_whole_operand_slices():
+    """docs/hardware-model.md: a partial fold streams the whole R x K and K x C slices (padded
+    lanes included), where SCALE-Sim v2 issues no reads for them (an independent checker's
+    case). On a 128 x 8 array, (1,300) x (300,1) in f32 (4-byte elements, as the fills' bytes
+    here): one fold, max(300 + 128 + 8 - 2, ceil((128 + 8) * 300 * 4 / 256)) = max(434, 638) =
+    638, where SCALE-Sim prints 433 (one less than its 434 demand rows)."""
+    m = Machine(load_hw().with_overrides({"gemm.rows": 128, "gemm.cols": 8}))
+    s = m[0, 0]
+    a, b = fill(s, 300 * 4), fill(s, 300 * 4)
+    s.dot(a, b, 1, 1, 300, esize=4)
+    r = m.run()
+    assert r.end(0, 2) - r.start(0, 2) == 638
+
+
 def _two_buffers(detail):
     hw = load_hw().with_overrides({"gemm.accumulator_buffers": 2})
     return build_edge_folds(hw).run(detail=detail), build_sram_bound(
