@@ -895,8 +895,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a kernel (or setup) argument; repeatable")
     r.add_argument("--hw", default="default", metavar="PRESET", help="hardware preset name or TOML path (default: default)")
     r.add_argument("--sfr", choices=SCOPES, default="pe",
-                   help="SFR install scope: the PEs of each cube in a line (pe), PE 0 of each cube (cube), or "
-                        "both, on E/W and N/S (two_level)")
+                   help="SFR install scope (default: pe, an open line): the PEs of each cube in a line (pe), PE 0 "
+                        "of each cube (cube), or both, on E/W and N/S (two_level)")
     r.add_argument("--ring", action="store_true", help="close the SFR line into a ring")
     r.add_argument("--mode", choices=("functional", "timing"), default="timing",
                    help="timing: shapes only (fast); functional: also compute the numbers (default: timing)")

@@ -137,6 +137,9 @@ def test_more_recvs_than_sends_names_the_receiver():
         launch(kernel)
     assert str(ei.value).startswith(f"PE (3, 0) at {FILE}:{lines['second']} posts recv #2 on port W")
     assert ei.value.pe == (3, 0) and ei.value.where.endswith(f"{FILE}:{lines['second']}")
+    # and says what to do (a new user found it stated the rule only)
+    assert str(ei.value).endswith("every send needs exactly one matching recv (send it from PE (2, 0) "
+                                  "with tl.send(dir='E', ...), or drop the recv)")
 
 
 def test_send_to_a_pe_outside_the_grid():
@@ -148,6 +151,7 @@ def test_send_to_a_pe_outside_the_grid():
         launch(kernel, grid=(2, 1))
     msg = str(ei.value)
     assert "PE (2, 0) posts 0 recv(s) on port W (PE (2, 0) ran no program" in msg
+    assert msg.endswith("(post a tl.recv(dir='W', ...) on PE (2, 0) for it, or drop the send)")
     # (outside the grid: how to get a smaller ring, a new user asked)
     assert "the launch grid is (2, 1): the SFR install wires the cube's " in msg
     assert "overrides={'pes_per_cube': 2}" in msg

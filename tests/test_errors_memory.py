@@ -44,7 +44,8 @@ def test_load_past_the_end(mode):
 
     msg = fails_on(body, mode=mode)
     assert ("load of (64,64) f16 at byte offset 4096 runs outside allocation 'x' "
-            "(8192 bytes = 4096 x f16): it would reach element 6143, the last is 4095") in msg
+            "(8192 bytes = 4096 x f16): it would reach element 6143, the last is 4095 (a smaller "
+            "shape= or offset; for a ragged last tile, mask= the elements past the end)") in msg
 
 
 def test_store_past_the_end():

@@ -900,7 +900,8 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
     if end > alloc.numel and not masked:
         fail(tr, f"{verb} of {_fmt(shape)} {dtype} at byte offset {off} runs outside allocation "
                  f"{alloc.name!r} ({alloc.nbytes} bytes = {alloc.numel} x {dtype}): it would reach "
-                 f"element {end - 1}, the last is {alloc.numel - 1}")
+                 f"element {end - 1}, the last is {alloc.numel - 1} (a smaller shape= or offset; for a "
+                 f"ragged last tile, mask= the elements past the end)")
     return alloc, e0, dtype, stride
 
 

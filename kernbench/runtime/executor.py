@@ -291,10 +291,14 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
                + (f": the SFR install wires the cube's {hw.pes_per_cube} PEs (a ring closes over all "
                   f"of them), so launch them all, or a Context with overrides={{'pes_per_cube': "
                   f"{grid[0]}}}" if outside else "") + ")")
+        fix = (f"post a tl.recv(dir={Port(back).name!r}, ...) on {pe_label(hw.pe_coords(q))} for it, or "
+               f"drop the send" if n_s > n_r else
+               f"send it from {pe_label(hw.pe_coords(g))} with tl.send(dir={Port(p).name!r}, ...), or "
+               f"drop the recv")
         raise KernelError(
             f"{who}, but {pe_label(hw.pe_coords(g))} sends {n_s} message(s) on port "
             f"{Port(p).name} and {pe_label(hw.pe_coords(q))} posts {n_r} recv(s) on port "
-            f"{Port(back).name}{why}: every send needs exactly one matching recv",
+            f"{Port(back).name}{why}: every send needs exactly one matching recv ({fix})",
             pe=hw.pe_coords(at), where=f"{k[1]}:{k[2]}",
         )
     g, p = divmod(lk_shape, N_PORTS)
