@@ -82,6 +82,16 @@ def test_causal_cubes_and_decode_rows(capsys):
     assert "2 of 2 panels passed" in out
 
 
+def test_more_decode_rows_than_the_context_is_an_error(capsys):
+    """A review's case: --decode-rows 1000000000 leaked numpy's "Unable to allocate 1.86 TiB"
+    through the CLI. The query rows are the context's newest tokens: at most the context
+    (small shape: 8 ranks x 64 K/V rows = 512), refused before any array is placed."""
+    code, out, err = run(capsys, "diag", "--panel", "single_user_decode", "--decode-rows", "1000000000")
+    assert code == 2 and "decode_rows must be at most the context's 512 tokens" in err
+    code, out, _ = run(capsys, "diag", "--panel", "single_user_decode", "--decode-rows", "512")
+    assert code == 0 and "S_q 512," in out
+
+
 def test_more_cubes_than_the_hardware_has_is_an_error(capsys):
     """--cubes past the preset's cubes is refused, not run on fewer (a review found 9 cubes run
     as 4 on the 4-cube default preset, PASS, no word of it)."""

@@ -104,6 +104,19 @@ def test_axes_expand_products_lists_and_numpy_values():
         sweep(builder, hardware={"link.speed": [1]}, cache=False, workers=1)
 
 
+def test_a_grid_past_ten_million_points_is_refused_before_it_is_listed():
+    """A review's case: hardware axes of 10,000 values x 3 (1e12 points) or args={"n":
+    range(1, 10**9)} ran the host out of memory listing the points (a bare MemoryError, or
+    the OOM killer). Counted first now, each refused at once with the product named."""
+    with pytest.raises(ValueError, match=r"the hardware keys' product \(10,000 x 10,000 x 10,000\) "
+                                         r"makes 1,000,000,000,000 points: a sweep takes at most 10,000,000"):
+        points_of({"a": range(10**4), "b": range(10**4), "c": range(10**4)}, None, None)
+    with pytest.raises(ValueError, match=r"argument 'n' makes 999,999,999 points"):
+        sweep(builder, args={"n": range(1, 10**9)}, cache=False, workers=1)
+    with pytest.raises(ValueError, match=r"args x options x hardware \(4,000 x 1 x 4,000\) makes 16,000,000"):
+        points_of({"a": range(4000)}, {"n": range(4000)}, None)
+
+
 def test_sweep_is_the_function_and_the_package_imports_without_pandas():
     import kernbench.sweeps
 

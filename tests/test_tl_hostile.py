@@ -360,6 +360,30 @@ def test_a_program_past_its_tensor_numbers_is_refused(iterations, where, replay,
                           f"tensors (2**15): a tensor id keeps 15 bits"), msg
 
 
+def test_functional_mode_counts_its_replay_records_against_the_hosts_memory(monkeypatch):
+    # A review's case: functional mode keeps a replay record per command (813-832 bytes a
+    # command measured in all), but the refusal counted 44, so a functional loop of 1e7 tiny
+    # adds ran the host out of memory (a bare MemoryError from replay) long before tracing
+    # refused it. With the host made 32 MiB: 32 + 768 + 12 = 812 bytes per command and tensor
+    # refuse at the first check past 41,000 of them, 3 * 2**14 = 49,152 (the check runs every
+    # 2**14 tensors); timing mode, 44 bytes each, traces all 2**17.
+    from kernbench.language import builder
+    monkeypatch.setattr(builder, "host_memory", lambda: 32 << 20)
+
+    def body(tl, p):
+        x = tl.zeros((4,), "f32")
+        for _ in range(2 ** 17):
+            x = x + 1.0  # (one command, one tensor)
+
+    msg = refused(body, mode="functional")
+    assert "this launch would hold 49,152 commands" in msg, msg
+    assert "functional mode keeps each command's replay record too: use mode='timing'" in msg, msg
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    p = ctx.empty((4,), "f32")
+    r = ctx.launch(lambda p, *, tl: body(tl, p), (1, 1), p, mode="timing")
+    assert r.program.n_commands == 2 ** 17 + 1
+
+
 @pytest.mark.parametrize("replay, where", [("on", "# the loop"), ("off", "# a tensor")])
 def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, where, monkeypatch):
     # (a review's case: a tl.range of 5e9 iterations grew the host's memory by 0.6 GB/s.) The
@@ -379,7 +403,20 @@ def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, w
     msg = refused(body, mode="timing")
     line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith(where))
     assert msg.startswith(f"{at(line)}: "), msg
-    assert "B, more than this host's 2.0 MiB of memory (docs/reliability.md)" in msg, msg
+    assert "B, more than the 2.0 MiB of memory this process may take (docs/reliability.md)" in msg, msg
     if replay == "on":
         assert msg.split(": ", 1)[1].startswith("tl.range: replaying 4,194,300 more iterations "
                                                 "of this loop, this launch would hold"), msg
+
+
+def test_the_memory_a_launch_may_take_follows_ulimit(tmp_path):
+    # A review ran its cases under `ulimit -v 8000000`: the refusals compared with the host's
+    # 23 GiB, so the limit's bare MemoryError came first. builder.host_memory now takes the
+    # smaller of the host's memory and the address-space limit (and a cgroup's memory.max).
+    import subprocess
+    code = ("import resource; from kernbench.language import builder as b; "
+            "lim = 6 << 30; resource.setrlimit(resource.RLIMIT_AS, (lim, resource.getrlimit(resource.RLIMIT_AS)[1])); "
+            "print(b.host_memory() == min(lim, b.os.sysconf('SC_PAGE_SIZE') * b.os.sysconf('SC_PHYS_PAGES')), "
+            "b.value_budget() == b.host_memory() // 8)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.split() == ["True", "True"], out.stderr

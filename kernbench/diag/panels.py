@@ -294,6 +294,9 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
             S_q = decode_rows
             blocks = (DEFAULT_DECODE_BLOCK_KV,)
         mode = "timing"
+    if kind == "decode" and S_q > n_ranks * S_kv:
+        raise ValueError(f"decode_rows must be at most the context's {n_ranks * S_kv:,} tokens (the "
+                         f"query rows are its newest), got {S_q:,}")
     causal = bool(causal) and kind == "prefill"
     if causal and S_q % 2:
         raise ValueError(f"causal prefill needs an even number of rows per rank (two zigzag "

@@ -55,6 +55,7 @@ from ._handles import handle_id, handle_shape, new_handle
 
 __all__ = ["PEBuilder", "SiteTable", "TraceStore", "SRAM_ALIGN", "FLUSH_EVERY", "label_of",
            "host_memory", "table_bytes", "TABLE_BYTES_PER_COMMAND", "TABLE_BYTES_PER_TENSOR",
+           "REPLAY_BYTES_PER_COMMAND",
            "site_fields", "VEC_SUB", "REDUCE_SUB"]
 
 semantic.register_internal(__file__)
@@ -78,11 +79,29 @@ MAX_TENSOR_BYTES = 1 << 40  #: the engine's bound on a tensor's bytes (kernbench
 
 
 def host_memory() -> int:
-    """The host's physical memory, bytes (16 GiB where the OS does not say)."""
+    """The memory this process may take, bytes: the host's physical memory (16 GiB where the
+    OS does not say), or less where an address-space limit (``ulimit -v``) or the cgroup's
+    ``memory.max`` says so."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        n = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
-        return 16 << 30
+        n = 16 << 30
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            n = min(n, soft)
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            text = f.read().strip()
+        if text.isdigit():
+            n = min(n, int(text))
+    except (OSError, ValueError):
+        pass
+    return n
 
 
 def bytes_text(x: int) -> str:
@@ -96,9 +115,14 @@ def bytes_text(x: int) -> str:
 def past_memory(b, n_commands: int, n_tensors: int, what: str = "") -> str:
     """Why program ``b`` is refused at ``n_commands`` commands in its launch and ``n_tensors``
     tensors of its own (``what``: how it got there)."""
+    functional = bool(getattr(b, "functional", False))
+    per = (" (functional mode keeps each command's replay record too: use mode='timing' for "
+           "the cycles alone)" if functional else "")
     return (f"{what}this launch would hold {n_commands:,} commands and this PE {n_tensors:,} "
-            f"tensors: their tables take at least {bytes_text(table_bytes(n_commands, n_tensors))}, "
-            f"more than this host's {bytes_text(b.max_table_bytes)} of memory (docs/reliability.md)")
+            f"tensors: their tables take at least "
+            f"{bytes_text(table_bytes(n_commands, n_tensors, functional))}, more than the "
+            f"{bytes_text(b.max_table_bytes)} of memory this process may take{per} "
+            f"(docs/reliability.md)")
 
 
 def value_budget() -> int:
@@ -113,13 +137,19 @@ def value_budget() -> int:
 #: commands and 34M tensors peak at 1.15 GB (docs/benchmarks.md, 64 cubes).
 TABLE_BYTES_PER_COMMAND = 32
 TABLE_BYTES_PER_TENSOR = 12
+#: What functional mode keeps per command besides, at least: its replay record (a tuple of the
+#: op's metadata), its share of the completion order and of the values' bookkeeping; a kernel
+#: of tiny tensors measured 813-832 bytes a command in all (docs/reliability.md)
+REPLAY_BYTES_PER_COMMAND = 768
 
 
-def table_bytes(n_commands: int, n_tensors: int) -> int:
+def table_bytes(n_commands: int, n_tensors: int, functional: bool = False) -> int:
     """A lower bound on the bytes a launch of ``n_commands`` commands and ``n_tensors`` tensors
-    keeps in its tables. Tracing refuses a program past the host's memory with it (PEBuilder,
-    tl.range replay) before it takes that memory."""
-    return n_commands * TABLE_BYTES_PER_COMMAND + n_tensors * TABLE_BYTES_PER_TENSOR
+    keeps in its tables (``functional``: with replay's record of every command). Tracing
+    refuses a program past the host's memory with it (PEBuilder, tl.range replay) before it
+    takes that memory."""
+    per = TABLE_BYTES_PER_COMMAND + (REPLAY_BYTES_PER_COMMAND if functional else 0)
+    return n_commands * per + n_tensors * TABLE_BYTES_PER_TENSOR
 
 
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
@@ -264,7 +294,7 @@ class PEBuilder:
         when the launch's tables would take more than the host's memory (table_bytes)."""
         if i >= self.max_tensors:
             self._past_tensors()
-        if table_bytes(self.trace_store.n_traced, i) > self.max_table_bytes:
+        if table_bytes(self.trace_store.n_traced, i, self.functional) > self.max_table_bytes:
             self._past_memory(self.trace_store.n_traced, i)
         if self.trace_store.current is not self:
             raise RuntimeError("PEBuilders sharing a TraceStore must be traced one at a time")

@@ -14,6 +14,7 @@ then launch options, then hardware (the last key of a dict varies fastest).
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -59,12 +60,26 @@ class Point:
     options_swept: dict = field(default_factory=dict)  #: the options the sweep gave (not defaults)
 
 
-def _choices(v: Any) -> list:
+#: the most points a sweep takes: each is a launch (or a row of one), so past it a sweep would
+#: run the host out of memory listing them, or not end in a day
+MAX_POINTS = 10 ** 7
+
+
+def _too_many(n: int, what: str) -> ValueError:
+    return ValueError(f"{what} makes {n:,} points: a sweep takes at most {MAX_POINTS:,} (each point "
+                      f"is a launch); sweep fewer values, or a coarser grid first")
+
+
+def _choices(v: Any, what: str = "a sweep axis") -> list:
     if isinstance(v, (list, range)):
+        if len(v) > MAX_POINTS:
+            raise _too_many(len(v), what)
         return list(v)
     if isinstance(v, np.ndarray):
         if v.ndim != 1:
             raise ValueError(f"a numpy array of choices must be 1-D, got shape {v.shape}")
+        if len(v) > MAX_POINTS:
+            raise _too_many(len(v), what)
         return list(v)
     return [v]
 
@@ -78,10 +93,13 @@ def expand_axis(axis: "Mapping | list | None", what: str) -> list[dict]:
         for k in keys:
             if not isinstance(k, str):
                 raise TypeError(f"{what} names must be strings, got {k!r}")
-        lists = [_choices(axis[k]) for k in keys]
+        lists = [_choices(axis[k], f"{what} {k!r}") for k in keys]
         for k, c in zip(keys, lists):
             if not c:
                 raise ValueError(f"{what} {k!r} has no values to sweep")
+        n = math.prod(len(c) for c in lists)
+        if n > MAX_POINTS:
+            raise _too_many(n, f"the {what}s' product ({' x '.join(f'{len(c):,}' for c in lists)})")
         return [dict(zip(keys, combo)) for combo in itertools.product(*lists)]
     if isinstance(axis, (list, tuple)):
         out = []
@@ -89,6 +107,8 @@ def expand_axis(axis: "Mapping | list | None", what: str) -> list[dict]:
             if not isinstance(item, Mapping):
                 raise TypeError(f"{what}: a list of points must hold dicts, got {type(item).__name__}")
             out += expand_axis(item, what)
+            if len(out) > MAX_POINTS:
+                raise _too_many(len(out), f"the {what} points")
         return out
     raise TypeError(f"{what} must be a dict of choices or a list of dicts, got {type(axis).__name__}")
 
@@ -116,6 +136,10 @@ def points_of(hardware, args, options) -> list[Point]:
             raise ValueError(f"{axis} name {clash[0]!r} is the name of a figure column of every row "
                              f"(kernbench.sweeps.figures.FIGURES), which would overwrite its swept value: "
                              f"rename the {'argument' if axis == 'args' else 'key'} (e.g. {clash[0] + '_'!r})")
+    n = len(arg_pts) * len(opt_pts) * len(hw_pts)
+    if n > MAX_POINTS:
+        raise _too_many(n, f"args x options x hardware ({len(arg_pts):,} x {len(opt_pts):,} x "
+                           f"{len(hw_pts):,})")
     out = []
     for i, (a, o, h) in enumerate(itertools.product(arg_pts, opt_pts, hw_pts)):
         out.append(Point(index=i, hw=dict(h), args=dict(a), options={**DEFAULT_OPTIONS, **o},
