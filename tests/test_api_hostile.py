@@ -261,6 +261,26 @@ def test_a_copy_past_an_eighth_of_host_memory_is_refused_where_it_would_be_made(
     assert ctx.launch(k, (1, 1), x, big, mode="timing").cycles > 0
 
 
+def test_a_placement_past_an_eighth_of_host_memory_is_refused_before_its_copy(ctx, monkeypatch):
+    # (a review: ctx.replicate of a 256 GiB broadcast view of one float, a few bytes to the
+    # caller, leaked numpy's "Unable to allocate 256. GiB" from the placement's conversion)
+    from kernbench.runtime import memory
+
+    huge = np.broadcast_to(np.float32(1), (1 << 36,))
+    for place in (ctx.replicate, lambda x: ctx.shard(x, over="pe"), lambda x: ctx.put(x, (0, 0))):
+        with pytest.raises(PlacementError, match=r"\(68719476736,\) f32 data takes 256.0 GiB: a "
+                                                 r"placement keeps one copy of it in host memory"):
+            place(huge)
+    # the budget, not the host: 2 MiB of f16 from int64 data passes at 4 MiB, not at 1 MiB
+    x = np.zeros(1 << 20, np.int64)
+    monkeypatch.setattr(memory, "value_budget", lambda: 4 << 20)
+    assert ctx.replicate(x, dtype="f16").nbytes == 2 << 20
+    monkeypatch.setattr(memory, "value_budget", lambda: 1 << 20)
+    with pytest.raises(PlacementError, match=r"f16 data takes 2.0 MiB: .*\(1.0 MiB\); for the "
+                                             r"cycles alone allocate it with ctx.empty"):
+        ctx.replicate(x, dtype="f16")
+
+
 def test_a_launch_that_raises_in_replay_leaves_device_memory_as_it_was(ctx):
     # (the stores replayed before the error stayed: half a launch's output, read back silently)
     x = ctx.replicate(np.arange(8, dtype=np.int32), dtype="int32", name="x")

@@ -507,6 +507,15 @@ class DeviceMemory:
         a, inferred = to_numpy(x)
         name = _storage_dtype(dtype) if dtype is not None else (
             inferred if inferred in STORAGE_DTYPES else "f32")
+        nbytes = a.size * NP_DTYPES[name].itemsize
+        if nbytes > value_budget():
+            # (a broadcast view of a scalar is a few bytes to the caller; the placement's copy is
+            # the whole array: numpy's own MemoryError once, from the conversion below)
+            raise PlacementError(
+                f"{a.shape} {name} data takes {_bytes_text(nbytes)}: a placement keeps one copy of "
+                f"it in host memory, and a copy may take at most an eighth of this host's memory "
+                f"({_bytes_text(value_budget())}); for the cycles alone allocate it with "
+                f"ctx.empty(shape, dtype) and launch with mode='timing'")
         if dtype is None and a.dtype.kind in "iu" and a.size and (
                 int(a.max()) > 2 ** 24 or int(a.min()) < -2 ** 24):  # (not abs: |-2**63| wraps)
             raise PlacementError(f"{a.dtype} data becomes f32 by default, which holds integers exactly "
