@@ -125,3 +125,39 @@ def test_array_arguments_are_shape_and_dtype_fields(tmp_path):
 
     r = ctx.launch(host_table, (1, 1), np.zeros((4, 8), np.float16), mode="timing")
     assert to_json(r)["kernel"]["args"]["table"] == {"shape": [4, 8], "dtype": "f16"}
+
+
+def test_a_report_past_the_memory_this_process_may_take_is_refused_up_front(monkeypatch, tmp_path):
+    # (a resource review: to_json of a ~1e8-command launch, ~1 KB a command as Python objects,
+    # and the profile's and critical path's facts ended in numpy's MemoryError from deep inside)
+    import kernbench
+    from kernbench.language import builder
+
+    def k(x, *, tl):
+        a = tl.load(x, shape=(64,))
+        for _ in range(50):
+            a = a + 1.0
+        tl.store(x, a)
+
+    ctx = kernbench.Context(hw="default")
+    x = ctx.replicate(np.zeros(64, np.float32))
+    r = ctx.launch(k, (8, 1), x, mode="timing")
+    n = r.program.n_commands
+    assert n == 8 * 52  # a load, 50 adds and a store on each of 8 PEs
+    # to_json at 800 bytes a command: 332,800 bytes; the facts at 34: 14,144
+    monkeypatch.setattr(builder, "host_memory", lambda: 800 * n - 1)
+    with pytest.raises(MemoryError, match=r"to_json: this launch's 416 commands need at least "
+                                          r"325.0 KiB \(800 bytes a command\), more than the .* "
+                                          r"result.write_json\(path\) writes the same file"):
+        r.to_json()
+    r.critical_path()  # the facts fit
+    monkeypatch.setattr(builder, "host_memory", lambda: 34 * n - 1)
+    r2 = ctx.launch(k, (8, 1), x, mode="timing")
+    for call in (r2.critical_path, lambda: r2.profile(), lambda: r2.write_json(tmp_path / "x.json")):
+        with pytest.raises(MemoryError, match=r"the per-command facts of the profile, the critical "
+                                              r"path and the drift report: this launch's 416 commands "
+                                              r"need at least 13.8 KiB"):
+            call()
+    assert not (tmp_path / "x.json").exists()  # (write_json removes what it began)
+    monkeypatch.setattr(builder, "host_memory", lambda: 34 * n)
+    assert r2.critical_path().cycles == r2.cycles

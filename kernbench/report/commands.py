@@ -24,7 +24,7 @@ import numpy as np
 
 from ..common.pe_commands import N_UNITS, Opcode, Unit
 
-__all__ = ["CommandFacts", "command_facts", "index_dtype", "kept_report", "keep_report", "line_groups",
+__all__ = ["CommandFacts", "check_report_memory", "command_facts", "index_dtype", "kept_report", "keep_report", "line_groups",
            "LineGroups", "site_keys", "first_of_keys"]
 
 
@@ -129,11 +129,37 @@ def _per_size(sizes: np.ndarray, fn) -> np.ndarray:
 _FACT_FIELDS = ("unit", "opcode", "dst", "src0", "src1", "src2", "nbytes")
 
 
+#: What a report keeps a command beyond the launch's own tables, bytes, at least: the facts
+#: (CommandFacts: 34) the profile, the critical path and the drift report stand on; to_json's
+#: dict of Python ints and lists (1.0 KB measured at 32K on mesh64, docs/reports.md)
+FACTS_BYTES_PER_COMMAND = 34
+JSON_BYTES_PER_COMMAND = 800
+
+
+def check_report_memory(result, per_command: int, call: str, instead: str) -> None:
+    """Refuse ``call`` on ``result`` up front when its ``per_command`` bytes a command (a lower
+    bound) pass the memory this process may take (``builder.host_memory``): a MemoryError that
+    says so and what to use ``instead``, not numpy's, raised from deep inside, or the OOM
+    killer."""
+    from ..language.builder import bytes_text, host_memory
+
+    n = int(result.program.n_commands)
+    need, have = n * per_command, host_memory()
+    if need > have:
+        raise MemoryError(f"{call}: this launch's {n:,} commands need at least {bytes_text(need)} "
+                          f"({per_command} bytes a command), more than the {bytes_text(have)} of "
+                          f"memory this process may take (docs/reports.md); {instead}")
+
+
 def command_facts(result) -> CommandFacts:
-    """The :class:`CommandFacts` of ``result`` (computed once, then kept on the result)."""
+    """The :class:`CommandFacts` of ``result`` (computed once, then kept on the result). Raises
+    MemoryError up front when they cannot fit (:func:`check_report_memory`)."""
     cached = kept_report(result, "_kb_command_facts")
     if cached is not None:
         return cached
+    check_report_memory(result, FACTS_BYTES_PER_COMMAND, "the per-command facts of the profile, "
+                        "the critical path and the drift report",
+                        "result.report() reads the engine's counters alone")
     from .._core import _timing
     from .._core.api import hw_params
 

@@ -21,7 +21,7 @@ from ..hw.sfr import SfrInstall
 from ..language.semantic import dtype_name
 from ..runtime.result import LaunchResult
 from . import _format
-from .commands import first_of_keys, site_keys
+from .commands import JSON_BYTES_PER_COMMAND, check_report_memory, first_of_keys, site_keys
 from .critical_path import critical_path
 from .drift import drift_summary
 from .profile import profile
@@ -246,6 +246,8 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
     without building the dict."""
     if path is not None:
         check_output_file(path, "to_json")
+    check_report_memory(result, JSON_BYTES_PER_COMMAND, "to_json",
+                        "result.write_json(path) writes the same file a chunk at a time")
     doc = _joined(_document(result, named_by_site=False))
     if path is not None:
         text = json.dumps(doc, indent=indent)  # one-shot dumps uses the C encoder
