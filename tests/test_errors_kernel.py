@@ -50,6 +50,22 @@ def test_a_bare_stop_iteration_says_what_it_means(ctx):
         ctx.launch(kernel, (1, 1), mode="timing", replay="on")
 
 
+def test_a_generator_exit_from_the_kernel_is_its_error_not_a_stop(ctx):
+    # (a review: GeneratorExit, a BaseException, passed through raw, without PE or line)
+    line = []
+
+    def kernel(*, tl):
+        if tl.program_id(0) == 1:
+            line.append(sys._getframe().f_lineno + 1)
+            raise GeneratorExit("closed")
+
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(kernel, (2, 1))
+    assert str(ei.value).startswith(f"kernel kernel raised GeneratorExit on PE (1, 0) (program_id(0)=1, "
+                                    f"program_id(1)=0) at {FILE}:{line[0]}: ")
+    assert isinstance(ei.value.__cause__, GeneratorExit)
+
+
 def helper_that_fails(tl):
     return {}["no_such_key"]
 

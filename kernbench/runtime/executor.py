@@ -392,7 +392,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                 file, line, _ = _kernel_site(e, kfile)
                 e.pe, e.where = (p, c), f"{file}:{line}"
             raise
-        except Exception as e:
+        except (Exception, GeneratorExit) as e:  # (GeneratorExit: a kernel's bug, not a stop)
             file, line, calls = _kernel_site(e, kfile)
             if isinstance(e, AttributeError) and e.obj is tl:
                 # (not a TL.__getattr__: it would slow every tl attribute access)
