@@ -871,7 +871,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cubes of the multi_user panels (default: 4 at --shape small, every cube of the preset at llama70b)")
     d.add_argument("--causal", action="store_true",
                    help="prefill panels causal, in the zigzag layout (the TFLOP/s line adds the rate counting "
-                        "the unmasked half)")
+                        "the unmasked half); decode panels too with --decode-rows 2 or more (the rows are the "
+                        "newest tokens)")
     d.add_argument("--decode-rows", type=_positive_int, metavar="N",
                    help="query rows per sequence of the decode panels (default 1; more: speculative or chunked decode)")
     d.add_argument("--tune", action="store_true",

@@ -1,6 +1,7 @@
 """`kernbench diag`: the four panels run and pass; --panel, --shape llama70b and --hw work."""
 import json
 
+import numpy as np
 import pytest
 
 from kernbench.cli import main
@@ -77,9 +78,38 @@ def test_causal_cubes_and_decode_rows(capsys):
                        "--panel", "multi_user_prefill", "--panel", "multi_user_decode")
     assert code == 0, out
     assert "prefill causal (zigzag): 3 ranks (open line over cubes" in out
-    assert "decode: 3 ranks" in out and "S_q 3," in out
+    assert "decode causal (query rows the newest tokens): 3 ranks" in out and "S_q 3," in out
     assert "GEMM balance 1.000" in out  # zigzag: every rank the same GEMM work
     assert "2 of 2 panels passed" in out
+
+
+def test_causal_decode_panels_of_several_rows_mask_the_newer_tokens():
+    """A review's case: --causal --decode-rows 4 ran the decode panels without the mask (the
+    older rows saw the newer tokens) and checked them against a reference without it, PASS.
+    Several decode rows are the newest tokens, each seeing the keys up to its own (docs/kernels.md,
+    "Decode"); one row sees the whole context, causal or not."""
+    from kernbench.diag import panel_spec, run_panel
+    from kernbench.diag.panels import _make_data, attention_reference, check_output
+    from kernbench.hw import load_hw
+    hw = load_hw("default")
+    assert not panel_spec("single_user_decode", hw, causal=True).causal  # one row: no mask
+    for name in ("single_user_decode", "multi_user_decode"):
+        spec = panel_spec(name, hw, causal=True, decode_rows=4)
+        assert spec.causal and spec.S_q == 4
+        r = run_panel(spec, hw)
+        assert r.passed, r.failures
+        assert r.result.extra["diag"]["causal"] is True
+        assert "decode causal (query rows the newest tokens)" in r.summary_lines()[0]
+        # the mask matters at this shape: the unmasked answer is outside the tolerance
+        q, k, v = _make_data(spec)
+        n, S = spec.n_ranks, spec.S_kv_per_rank
+        k_all, v_all = k.reshape(n * S, spec.h_kv, -1), v.reshape(n * S, spec.h_kv, -1)
+        causal = attention_reference(q, k_all, v_all, q_pos=n * S - 4 + np.arange(4), k_pos=np.arange(n * S))
+        full = attention_reference(q, k_all, v_all)
+        assert not check_output(causal.astype(np.float16), full)[0]  # (r.passed: against causal)
+        # model FLOPs: row i sees n S - (3 - i) keys
+        seen = sum(n * S - (3 - i) for i in range(4))
+        assert spec.model_flops() == 4 * spec.h_q * seen * spec.d_head
 
 
 def test_more_decode_rows_than_the_context_is_an_error(capsys):

@@ -93,7 +93,9 @@ class PanelSpec:
     mode: str  #: "functional" (small) or "timing" (llama70b)
     shape: str
     seed: int = 0
-    causal: bool = False  #: prefill only: causal mask, zigzag layout (kernbench.kernels.attention)
+    #: causal mask: prefill in the zigzag layout; decode with its query rows the newest tokens
+    #: (several rows only: one row sees the whole context either way; kernbench.kernels.attention)
+    causal: bool = False
 
     @property
     def kernel(self) -> Callable:
@@ -107,12 +109,16 @@ class PanelSpec:
     def model_flops(self) -> int:
         """Attention FLOPs of the whole launch: QK^T and PV, every query row of every rank
         against the whole context (prefill: each rank its own rows; decode: every rank
-        computes the shared rows' output); causal prefill counts half."""
+        computes the shared rows' output); causal prefill counts half, causal decode the keys
+        each row sees (row i of S_q: the context less S_q - 1 - i)."""
         per_rank_rows = self.S_q * self.h_q
         if self.kind == "prefill":
             full = 4 * per_rank_rows * self.context * self.d_head * self.n_ranks
             # causal: the unmasked half (the FlashAttention convention, Dao 2023, benchmarks)
             return full // 2 if self.causal else full
+        if self.causal:  # row i sees context - (S_q - 1 - i) keys
+            seen = self.S_q * self.context - self.S_q * (self.S_q - 1) // 2
+            return 4 * self.h_q * seen * self.d_head
         return 4 * per_rank_rows * self.context * self.d_head  # K/V read once, split over ranks
 
 
@@ -132,13 +138,13 @@ class PanelResult:
     tuning: Optional[dict] = None
 
     def _model_tflops(self, s: dict) -> str:
-        """Causal: the rate counting the attention's unmasked half (PanelSpec.model_flops, the
-        FlashAttention convention); the line's first rate counts the FLOPs the GEMM units ran,
-        the masked part of the diagonal blocks included."""
+        """Causal: the rate counting the attention's unmasked part (PanelSpec.model_flops, the
+        FlashAttention convention: half, for prefill); the line's first rate counts the FLOPs the
+        GEMM units ran, the masked part of the diagonal blocks included."""
         secs = s["microseconds"] * 1e-6
         tf = self.spec.model_flops() / secs / 1e12 if secs else 0.0
         peak = s["totals"]["peak_tflops"]
-        return f"; {tf:.2f} TFLOP/s ({100 * tf / peak if peak else 0.0:.1f}%) counting the unmasked half"
+        return f"; {tf:.2f} TFLOP/s ({100 * tf / peak if peak else 0.0:.1f}%) counting the unmasked {'half' if self.spec.kind == 'prefill' else 'part'}"
 
     @property
     def name(self) -> str:
@@ -203,7 +209,7 @@ class PanelResult:
         lk = s["links"]
         sram = s["sram"]
         lines = [
-            f"{sp.kind}{' causal (zigzag)' if sp.causal else ''}: {sp.n_ranks} ranks (open line over "
+            f"{sp.kind}{_causal_text(sp)}: {sp.n_ranks} ranks (open line over "
             f"{'PEs' if sp.scope == 'pe' else 'cubes'}, SFR scope {sp.scope}, rank_axis {sp.rank_axis}), "
             f"S_q {sp.S_q}, context {sp.context}, h_q {sp.h_q}, h_kv {sp.h_kv}, d_head {sp.d_head}, "
             f"blocks {sp.blocks}",
@@ -245,8 +251,9 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
                decode_rows: int = 1) -> PanelSpec:
     """The launch a panel makes on ``hw`` at ``shape`` (``context`` tokens for llama70b).
 
-    ``causal`` applies to the prefill panels (zigzag layout, causal mask); a decode panel's one
-    query row is the newest token, which sees the whole context either way. ``decode_rows``: query
+    ``causal`` applies to the prefill panels (zigzag layout, causal mask) and to decode panels of
+    several rows (the newest tokens, each row seeing the keys up to its own); a decode panel's
+    one query row is the newest token, which sees the whole context either way. ``decode_rows``: query
     rows per sequence of the decode panels (1; more for speculative or chunked decode).
     ``cubes``: the multi-user panels' ranks, 1 .. ``hw.n_cubes`` (None: every cube, at most
     SMALL_MULTI_USER_CUBES at the small shape); the single-user panels ignore it. Raises
@@ -297,8 +304,9 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
     if kind == "decode" and S_q > n_ranks * S_kv:
         raise ValueError(f"decode_rows must be at most the context's {n_ranks * S_kv:,} tokens (the "
                          f"query rows are its newest), got {S_q:,}")
-    causal = bool(causal) and kind == "prefill"
-    if causal and S_q % 2:
+    # (one decode row is the newest token: it sees the whole context, causal or not)
+    causal = bool(causal) and (kind == "prefill" or S_q > 1)
+    if causal and kind == "prefill" and S_q % 2:
         raise ValueError(f"causal prefill needs an even number of rows per rank (two zigzag "
                          f"chunks), got {S_q}")
     return PanelSpec(name=name, kind=kind, scope=scope, rank_axis=rank_axis, n_ranks=n_ranks,
@@ -451,10 +459,16 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
         max_abs = max_rel = used = 0.0
         # causal: rank r's rows are the zigzag positions zpos[r], the K/V of every rank in rank
         # order are zpos.ravel() (the data is random either way; the layout gives it positions)
-        zpos = zigzag_positions(n * spec.S_kv_per_rank, n) if spec.causal else None
+        # causal decode: the query rows are the newest tokens, the K/V in rank order
+        ctx_len = n * spec.S_kv_per_rank
+        zpos = zigzag_positions(ctx_len, n) if spec.causal and spec.kind == "prefill" else None
         for r in range(n):
             pe = (r, 0) if spec.rank_axis == 0 else (0, r)
-            pos = dict(q_pos=zpos[r], k_pos=zpos.ravel()) if spec.causal else {}
+            pos = {}
+            if zpos is not None:
+                pos = dict(q_pos=zpos[r], k_pos=zpos.ravel())
+            elif spec.causal:
+                pos = dict(q_pos=ctx_len - S_q + np.arange(S_q), k_pos=np.arange(ctx_len))
             ref = attention_reference(q[r] if spec.kind == "prefill" else q, k_all, v_all, **pos)
             out = ctx.read(op, pe).reshape(S_q, h_q, d)
             ok, a, rl = check_output(out, ref)
@@ -473,6 +487,13 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
     return PanelResult(spec=spec, result=result, passed=not failures, max_abs_err=max_abs,
                        max_rel_err=max_rel, wall_seconds=wall, summary=summary, failures=failures,
                        tolerance_used=used if functional else None)
+
+
+def _causal_text(sp: PanelSpec) -> str:
+    """The panel header's word on its mask."""
+    if not sp.causal:
+        return ""
+    return " causal (zigzag)" if sp.kind == "prefill" else " causal (query rows the newest tokens)"
 
 
 def _effective_blocks(spec: PanelSpec, blocks) -> tuple:
