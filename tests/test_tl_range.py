@@ -1317,6 +1317,49 @@ def test_verify_names_a_value_a_replay_last_body_left_behind():
         _launch(index_after_the_loop, args, "verify")
 
 
+def index_addresses_after_the_loop(x_ptr, o_ptr, n, how, *, tl):
+    """After a replay_last loop the index is a traced iteration's (2), not n - 1: a load, a
+    store or a load's other= that uses it after the loop is the same timing-mode program with a
+    different address or value (commands hold neither)."""
+    for i in tl.range(0, n, replay_last=True):
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    if how == "store":
+        tl.store(o_ptr + i * T * T * F32, x)
+    elif how == "load":
+        tl.store(o_ptr, tl.load(x_ptr + i * T * T * F32, shape=(T, T)) + x)
+    else:  # other=
+        m = tl.arange(0, T)[:, None] < T - 1
+        tl.store(o_ptr, tl.load(x_ptr, shape=(T, T), mask=m, other=float(i)) + x)
+
+
+@pytest.mark.parametrize("how", ["store", "load", "other"])
+def test_an_address_after_a_replay_last_loop_that_uses_its_index_is_the_same_program(how):
+    # (a review: the store after the loop goes to row 2 with replay, row 8 traced in full. A
+    # timing-mode program holds no element offsets: the launch is full tracing's, cycles,
+    # counters and event record; verify has nothing to report, bar an error full tracing
+    # raises; functional mode traces every iteration and stores where full tracing does. The
+    # shipped prefill kernel's drained pipeline stores after its replay_last group loop so.)
+    n = 9
+    args = lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((n * T, T), "f32"), n, how)  # noqa: E731
+    _exact(index_addresses_after_the_loop, args)
+    if how == "store":
+        ctx = _ctx()
+        x = ctx.replicate(np.ones((n * T, T), np.float32))
+        o = ctx.replicate(np.zeros((n * T, T), np.float32))
+        ctx.launch(index_addresses_after_the_loop, (1, 1), x, o, n, how, mode="functional")
+        rows = np.flatnonzero(ctx.read(o, (0, 0)).reshape(n, -1).any(axis=1))
+        assert rows.tolist() == [n - 1]
+    if how != "store":
+        return
+    # out of bounds in full tracing only: verify gives full tracing's error
+    small = lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((4 * T, T), "f32"), n, "store")  # noqa: E731
+    assert _launch(index_addresses_after_the_loop, small, "on").cycles > 0
+    for replay in ("off", "verify"):
+        with pytest.raises(KernelError, match=r"store at address 0x[0-9a-f]+ is outside every device "
+                                              r"allocation \(1024 bytes past the end"):
+            _launch(index_addresses_after_the_loop, small, replay)
+
+
 # -- replay_first: iterations 0 and 1 prove the repetition ---------------------------------------
 def closed_body(x_ptr, o_ptr, n, last, *, tl):
     """Each iteration reads only what it loads itself: nothing carried across iterations."""
