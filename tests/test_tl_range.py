@@ -1338,7 +1338,7 @@ def test_an_address_after_a_replay_last_loop_that_uses_its_index_is_the_same_pro
     # timing-mode program holds no element offsets: the launch is full tracing's, cycles,
     # counters and event record; verify has nothing to report, bar an error full tracing
     # raises; functional mode traces every iteration and stores where full tracing does. The
-    # shipped prefill kernel's drained pipeline stores after its replay_last group loop so.)
+    # prefill kernel's pipeline, drained after its replay_last loops, stores its last blocks so.)
     n = 9
     args = lambda ctx: (ctx.empty((n * T, T), "f32"), ctx.empty((n * T, T), "f32"), n, how)  # noqa: E731
     _exact(index_addresses_after_the_loop, args)
