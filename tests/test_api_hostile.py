@@ -281,6 +281,33 @@ def test_a_placement_past_an_eighth_of_host_memory_is_refused_before_its_copy(ct
         ctx.replicate(x, dtype="f16")
 
 
+@pytest.mark.parametrize("which", ["load", "store"])
+def test_an_array_freed_while_the_kernel_is_traced_is_refused_in_replay(ctx, which):
+    # (a review: the load was traced while the array lived, then the kernel freed it; replay
+    # read "never written" NaN, stored it, and the warning said nothing had written the array)
+    s = ctx.replicate(np.arange(4, dtype=np.float32) + 1, name="s")
+    d = ctx.empty((4,), "f32", name="d")
+    gone = s if which == "load" else d
+
+    def k(s_ptr, d_ptr, *, tl):  # (freed after the command using it is traced)
+        x = tl.load(s_ptr, shape=(4,))
+        if which == "load":
+            ctx.free(gone)
+        tl.store(d_ptr, x)
+        if which == "store":
+            ctx.free(gone)
+
+    line = k.__code__.co_firstlineno + (1 if which == "load" else 4)
+    with pytest.raises(kernbench.KernelError, match=rf"PE \(0, 0\) at test_api_hostile.py:{line}: "
+                                                    rf"{which} of '{gone.name}', which was freed while "
+                                                    r"the launch ran \(ctx.free in the kernel"):
+        ctx.launch(k, (1, 1), s, d)
+    if which == "load":
+        assert 0 not in d._data  # the failed launch stored nothing
+    else:
+        assert ctx.read(s, (0, 0)).tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
 def test_a_launch_that_raises_in_replay_leaves_device_memory_as_it_was(ctx):
     # (the stores replayed before the error stayed: half a launch's output, read back silently)
     x = ctx.replicate(np.arange(8, dtype=np.int32), dtype="int32", name="x")

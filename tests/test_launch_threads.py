@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import kernbench
+from kernbench.common.errors import UnwrittenReadWarning
 
 HW = {"n_cubes": 1, "pes_per_cube": 4}
 
@@ -134,3 +135,61 @@ def test_two_threads_storing_disjoint_halves_of_one_array_both_land(monkeypatch)
             th.join()
         got = ctx.read(o, (0, 0))
         assert not errors and (got[:32] == 1.0).all() and (got[32:] == 33.0).all(), fill
+
+
+@pytest.mark.parametrize("fill", ["empty", "replicate", "written"])
+def test_a_failed_launch_puts_back_only_its_own_elements_when_another_launch_stored_meanwhile(
+        monkeypatch, fill):
+    """A review's race: a launch failing in replay put back the copy it had made private (a
+    replicated array's shared one, or none at all), dropping the stores another thread's launch
+    had made into that copy meanwhile, to other elements: read back as -7, silently. Here the
+    other launch's store runs between the failing launch's first store and its undo, every
+    time (DeviceMemory.writable wrapped); its elements must stay, the failed launch's go back."""
+    from kernbench.runtime.memory import DeviceMemory
+    from kernbench.runtime.replay import _mark_written
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    if fill == "empty":
+        d = ctx.empty((8,), "int32", name="d")
+    elif fill == "replicate":
+        d = ctx.replicate(np.full(8, -7, np.int32), dtype="int32", name="d")
+    else:  # a copy a launch already made private, half of it written
+        d = ctx.empty((8,), "int32", name="d")
+        ctx.launch(lambda p, *, tl: tl.store(p, tl.full((4,), -7, "int32")), (1, 1), d)
+    before = ctx.read(d, (0, 0)).copy()
+    z = ctx.replicate(np.zeros(4, np.int32), dtype="int32")
+    writable = DeviceMemory.writable
+    other = []
+
+    def meanwhile(self, arr, g):
+        out = writable(self, arr, g)
+        if arr is d and not other:  # another launch's store to d[4:8], into the same copy
+            flat = writable(self, arr, g)
+            flat[4:] = [41, 42, 43, 44]
+            _mark_written(self, arr, g, 4, (4,), None)
+            other.append(True)
+        return out
+
+    monkeypatch.setattr(DeviceMemory, "writable", meanwhile)
+
+    def k(p, zp, *, tl):
+        tl.store(p, tl.full((4,), 5, "int32"))  # d[0:4]
+        tl.store(p, tl.arange(0, 4) // tl.load(zp, shape=(4,)))  # divides by zero in replay
+
+    with pytest.raises(kernbench.KernelError, match="division or remainder by zero"):
+        ctx.launch(k, (1, 1), d, z)
+    monkeypatch.undo()
+    assert other
+    got = ctx.read(d, (0, 0))
+    assert got[4:].tolist() == [41, 42, 43, 44]  # the other launch's stores stay
+    assert got[:4].tolist() == before[:4].tolist()  # the failed launch's are put back
+    # which elements were written: the other launch's and those written before (an empty
+    # array's d[0:4] stays unwritten: a load of it is reported, at element 0)
+    out = ctx.empty((8,), "int32")
+    copy = lambda p, o, *, tl: tl.store(o, tl.load(p, shape=(8,)))  # noqa: E731
+    if fill == "empty":
+        with pytest.warns(UnwrittenReadWarning, match="element 0 of 'd'"):
+            r = ctx.launch(copy, (1, 1), d, out)
+    else:
+        r = ctx.launch(copy, (1, 1), d, out)
+    assert [u["element"] for u in r.unwritten_reads] == ([0] if fill == "empty" else [])

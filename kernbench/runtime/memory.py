@@ -89,7 +89,7 @@ class DeviceArray:
     pointer into it. Read back with :meth:`read`, :meth:`gather` or :meth:`read_all`."""
 
     __slots__ = ("name", "addr", "shape", "dtype", "itemsize", "numel", "nbytes", "placement",
-                 "_memory", "_data", "_written", "_stored", "freed", "timed")
+                 "_memory", "_data", "_written", "_stored", "_writes", "freed", "timed")
 
     def __init__(self, memory: "DeviceMemory", name: str, addr: int, shape: tuple, dtype: str,
                  placement: dict):
@@ -107,6 +107,9 @@ class DeviceArray:
         #: nothing). Functional replay reports a load of unwritten elements.
         self._written: dict[int, np.ndarray | None] = {}
         self._stored: set = set()  #: global PEs whose copy a launch has stored to
+        #: global PE -> stores made into its copy (DeviceMemory.writable): a failed launch puts
+        #: back the copies it made private only when no other thread's launch stored meanwhile
+        self._writes: dict[int, int] = {}
         self.freed = False
         #: passed to a timing-mode launch (which computes no values): a read of a copy nothing
         #: has written warns that it is never-written memory, not a result
@@ -442,20 +445,20 @@ class DeviceMemory:
     def writable(self, arr: DeviceArray, g: int) -> np.ndarray:
         """PE ``g``'s contents, flat and private to it (copied from a shared array on first write):
         what a launch's stores write to (functional replay)."""
-        arr._stored.add(g)
-        arr.timed = False  # (a functional launch wrote it, through a pointer too: no timing warning)
-        d = arr._data.get(g)
-        if d is None or not d.flags.writeable:
-            # made or copied once, under the lock: two threads storing into one array at once
-            # write one copy (each its own, and the last one installed won: a review)
-            with self._lock:
-                d = arr._data.get(g)
-                if d is None:
-                    d = self._fresh(arr)
-                    arr._data[g] = d
-                elif not d.flags.writeable:
-                    d = d.copy()
-                    arr._data[g] = d
+        # under the lock: two threads storing into one array at once write one copy (each its
+        # own, and the last one installed won: a review), and a failed launch's undo counts the
+        # stores made meanwhile (replay._Undo) with the copy it would put back
+        with self._lock:
+            arr._stored.add(g)
+            arr.timed = False  # (a functional launch wrote it, through a pointer too: no timing warning)
+            arr._writes[g] = arr._writes.get(g, 0) + 1
+            d = arr._data.get(g)
+            if d is None:
+                d = self._fresh(arr)
+                arr._data[g] = d
+            elif not d.flags.writeable:
+                d = d.copy()
+                arr._data[g] = d
         return d
 
     def _set(self, arr: DeviceArray, pes, values: np.ndarray) -> None:

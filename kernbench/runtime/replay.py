@@ -119,60 +119,111 @@ class _Undo:
     """What a launch's stores changed, to put back if the launch fails in replay: per (array,
     PE) copy, the objects it held before the first store (a copy made private by the store is
     dropped again), and, where a store wrote into a copy or a written-mask the array held
-    before, the elements it overwrote (a store's own size, not the copy's)."""
+    before, the elements it overwrote (a store's own size, not the copy's). Where another
+    thread's launch stored into a copy meanwhile (``DeviceArray._writes`` moved on by more than
+    this launch's stores), the copy and its mask stay and only this launch's elements are put
+    back: dropping them would drop that launch's stores too (a review's race)."""
 
-    __slots__ = ("first", "timed", "saved")
+    __slots__ = ("first", "timed", "saved", "stores", "regions")
 
     def __init__(self) -> None:
-        self.first: dict = {}  #: (id(array), PE) -> (array, PE, contents, written mask, stored)
+        #: (id(array), PE) -> (array, PE, contents, written mask, stored, its store count)
+        self.first: dict = {}
         self.timed: dict = {}  #: id(array) -> (array, its timing-read flag)
         self.saved: list = []  #: (flat array, e0 or indices, shape, stride, the old elements)
+        self.stores: dict = {}  #: (id(array), PE) -> stores this launch made into the copy
+        self.regions: list = []  #: ((id(array), PE), e0, shape, stride, indices) of each store
 
-    def before(self, alloc, g: int) -> None:
+    def before(self, memory, alloc, g: int) -> None:
         """Called before PE ``g``'s copy of ``alloc`` is made writable for a store."""
-        if (id(alloc), g) not in self.first:
-            self.first[id(alloc), g] = (alloc, g, alloc._data.get(g), alloc._written.get(g, _ABSENT),
-                                        g in alloc._stored)
-            self.timed.setdefault(id(alloc), (alloc, alloc.timed))
+        key = (id(alloc), g)
+        if key not in self.first:
+            with memory._lock:  # (the copy and its store count as one: another thread's store
+                # between the two would be counted as this launch's: a review's race)
+                self.first[key] = (alloc, g, alloc._data.get(g), alloc._written.get(g, _ABSENT),
+                                   g in alloc._stored, alloc._writes.get(g, 0))
+                self.timed.setdefault(id(alloc), (alloc, alloc.timed))
+        self.stores[key] = self.stores.get(key, 0) + 1
 
     def keep(self, alloc, g: int, flat, e0, shape, stride, ix=None) -> None:
         """Keep the elements a store at ``e0`` (or indices ``ix``) is about to overwrite in
         ``flat`` and in the written mask, where they are the array's own from before."""
-        d, w = self.first[id(alloc), g][2:4]
+        key = (id(alloc), g)
+        d, w = self.first[key][2:4]
+        self.regions.append((key, e0, shape, stride, ix))
         for arr, old in ((flat, d), (alloc._written.get(g), w)):
             if arr is not None and arr is old:
                 region = arr[ix] if ix is not None else _region(arr, e0, shape, stride)
                 self.saved.append((arr, e0, shape, stride, ix, region.copy()))
 
-    def restore(self) -> None:
-        for arr, e0, shape, stride, ix, old in reversed(self.saved):
-            if ix is not None:
-                arr[ix] = old
-            else:
-                _region(arr, e0, shape, stride)[...] = old
-        for alloc, g, d, w, stored in self.first.values():
-            if d is None:
-                alloc._data.pop(g, None)
-            else:
-                alloc._data[g] = d
-            if w is _ABSENT:
-                alloc._written.pop(g, None)
-            else:
-                alloc._written[g] = w
-            if not stored:
-                alloc._stored.discard(g)
-        for alloc, timed in self.timed.values():
-            alloc.timed = timed
+    def restore(self, memory) -> None:
+        with memory._lock:  # (no store of another thread between the count and the put back)
+            alone = {key: e[0]._writes.get(e[1], 0) - e[5] == self.stores[key]
+                     for key, e in self.first.items()}
+            for arr, e0, shape, stride, ix, old in reversed(self.saved):
+                _put(arr, e0, shape, stride, ix, old)
+            for key, (alloc, g, d, w, stored, _) in self.first.items():
+                if alone[key]:
+                    if d is None:
+                        alloc._data.pop(g, None)
+                    else:
+                        alloc._data[g] = d
+                    if w is _ABSENT:
+                        alloc._written.pop(g, None)
+                    else:
+                        alloc._written[g] = w
+                    if not stored:
+                        alloc._stored.discard(g)
+                else:
+                    self._put_back_elements(memory, key, alloc, g, d, w)
+            if all(alone.values()):
+                for alloc, timed in self.timed.values():
+                    alloc.timed = timed
+
+    def _put_back_elements(self, memory, key, alloc, g: int, d, w) -> None:
+        """Another launch stored into PE ``g``'s copy of ``alloc`` too: this launch's elements
+        back as they were, in the copy and mask the array holds now."""
+        regions = [r[1:] for r in self.regions if r[0] == key]
+        cur = alloc._data.get(g)
+        if cur is not None and cur is not d:  # a copy this launch made: from the one before
+            for e0, shape, stride, ix in regions:
+                old = memory._fill(alloc) if d is None else (
+                    d[ix] if ix is not None else _region(d, e0, shape, stride))
+                _put(cur, e0, shape, stride, ix, old)
+        if w is None:  # all written before: the mask was never touched
+            return
+        m = alloc._written.get(g, _ABSENT)
+        if m is None:  # (every element written since: the mask dropped)
+            m = alloc._written[g] = np.ones(alloc.numel, np.bool_)
+        if m is _ABSENT or m is w:  # (the elements were put back into w itself, above)
+            return
+        for e0, shape, stride, ix in regions:
+            old = False if w is _ABSENT else (w[ix] if ix is not None else _region(w, e0, shape, stride))
+            _put(m, e0, shape, stride, ix, old)
+
+
+def _put(arr, e0, shape, stride, ix, old) -> None:
+    if ix is not None:
+        arr[ix] = old
+    else:
+        _region(arr, e0, shape, stride)[...] = old
 
 
 def _contents(memory, alloc, g: int, m, undo: _Undo | None = None):
     """PE ``g``'s copy of ``alloc`` for the load or store of metadata ``m``; for a store
     (``undo`` given) writable, what it held first kept in ``undo``. Memory's refusal (a copy
-    too big for host memory) as a KernelError naming the PE and the kernel line."""
+    too big for host memory) as a KernelError naming the PE and the kernel line, as is an
+    array freed after the command was traced (its values are gone, not unwritten)."""
+    if alloc.freed:
+        pe = memory.hw.pe_coords(g)
+        raise KernelError(f"{pe_at(pe, m[1], m[2])}: {m[0]} of {alloc.name!r}, which was freed while "
+                          f"the launch ran (ctx.free in the kernel, or in another thread): free an "
+                          f"array once the launches that use it have returned", pe=pe,
+                          where=f"{m[1]}:{m[2]}")
     try:
         if undo is None:
             return memory.flat(alloc, g)
-        undo.before(alloc, g)
+        undo.before(memory, alloc, g)
         return memory.writable(alloc, g)
     except PlacementError as e:
         pe = memory.hw.pe_coords(g)
@@ -199,7 +250,7 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
     try:
         return _replay(program, engine, metas, handles, memory, shadow, undo)
     except BaseException:
-        undo.restore()
+        undo.restore(memory)
         raise
 
 
