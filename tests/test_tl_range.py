@@ -275,8 +275,36 @@ def test_bad_load_reported_at_its_iteration(replay):
     assert SEEN[-1] == 97
     assert "PE (0, 0)" in str(e.value) and "outside" in str(e.value)
     assert e.value.where.endswith(f":{overrun.__code__.co_firstlineno + 3}")
-    if replay == "on":
-        assert SEEN == [0, 1, 2, 97]
+    if replay == "on":  # (then, on the error, the PE again in full to tell its cause: the
+        # same error full tracing raises, so it stands as raised)
+        assert SEEN[:4] == [0, 1, 2, 97] and SEEN[4:] == list(range(98))
+
+
+def running_width(x_ptr, o_ptr, n, *, tl):
+    """A Python counter carried across iterations sets the last block's width (outside the
+    contract): replayed iterations do not count it down, so the last traced one loads past x."""
+    acc = tl.zeros((T, 1), "f32")
+    rem = n * T - 3
+    for i in tl.range(0, n):
+        w = min(T, rem)
+        acc = acc + tl.sum(tl.load(x_ptr + i * T * F32, shape=(T, w), stride=n * T - 3), axis=1)
+        rem -= T
+    tl.store(o_ptr, acc)
+
+
+def test_an_error_after_replayed_iterations_says_whether_full_tracing_raises_it():
+    # (a review: Triton's running-width loop raised "load ... runs outside allocation" with
+    # replay on, fine with it off, with no word of replay)
+    n = 10
+    args = lambda ctx: (ctx.empty((T, n * T - 3), "f32"), ctx.empty((T, 1), "f32"), n)  # noqa: E731
+    off = _launch(running_width, args, "off", grid=(1, 1))
+    assert off.cycles > 0
+    with pytest.raises(KernelError, match=r"^PE \(0, 0\): tl.range replay raised an error full tracing "
+                                          r"does not: PE \(0, 0\) at test_tl_range.py:\d+: load of "
+                                          r"\(8,8\) f32 .* runs outside allocation .*\(the loop body keeps "
+                                          r"Python state across its iterations") as e:
+        _launch(running_width, args, "on", grid=(1, 1))
+    assert e.value.pe == (0, 0) and e.value.where.endswith(f":{running_width.__code__.co_firstlineno + 7}")
 
 
 # -- outside the contract: verify mode catches it -------------------------------------------------

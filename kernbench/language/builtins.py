@@ -476,6 +476,12 @@ class TL:
         self._b = _NoProgram(_WAITING, b if isinstance(b, PEBuilder) else None)
         return b
 
+    @property
+    def math(self):
+        """Triton's ``tl.math`` namespace: the same calls as ``tl`` here (``tl.math.exp2(x)`` is
+        ``tl.exp2(x)``); a Triton math function kernbench lacks is refused as ``tl.<name>`` is."""
+        return self
+
     # -- program ids -------------------------------------------------------------------------
     # (tl's arguments carry no int or bool annotation: compiled, Cython would convert them with
     # int() or by truth before the checks see them: program_id(1.7) was axis 1, pinned="False"
@@ -951,8 +957,8 @@ class TL:
             return self.floordiv(self.add(b, (int(a) - 1 - _I32_MIN) % (1 << 32) + _I32_MIN), b)
         return self.floordiv(self.sub(self.add(a, b), 1), b)
 
-    def cast(self, x, dtype, saturate=False, *, fp_downcast_rounding=None,
-             bitcast=False) -> TensorHandle:
+    def cast(self, x, dtype, saturate=False, bitcast=False, *,
+             fp_downcast_rounding=None) -> TensorHandle:
         """``x`` converted to ``dtype`` (one CAST command); ``x`` itself when already ``dtype``,
         unless ``saturate=True`` on a float (then the cast clamps its +-inf).
 
@@ -961,7 +967,8 @@ class TL:
         clamps to the largest finite value (NaN stays NaN). Triton's keywords:
         ``fp_downcast_rounding`` None or "rtne" (what kernbench does; "rtz" is refused), and
         ``bitcast`` False (True is refused: there are no bit casts). Triton's third positional
-        argument is the rounding: a string or None there is read as it."""
+        argument is the rounding: a string or None there is read as it, so Triton's
+        ``tl.cast(x, dtype, None, False)`` runs as written."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
         if saturate is None or isinstance(saturate, str):  # (Triton's cast(x, dtype, "rtne"))
