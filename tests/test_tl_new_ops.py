@@ -620,6 +620,24 @@ def test_tritons_to_method_is_a_cast_and_its_cache_hints_are_accepted():
         ctx.launch(bad_hint, (1, 1), xp)
 
 
+def test_tritons_tl_math_and_cast_positionals_run_as_written():
+    """A Triton-tutorials port: tutorial 06's ``tl.math.exp2`` was refused as "tl.math is not
+    part of kernbench's tl language", and ``tl.cast(x, tl.float16, None, False)`` (Triton's
+    signature: rounding, then bitcast) raised a TypeError."""
+    x = np.linspace(-3, 3, 16, dtype=np.float32)
+    (e2, l2, c16, c_r), _ = run(lambda tl, t: (tl.math.exp2(t), tl.math.log2(abs(t) + 1.0),
+                                                 tl.cast(t, tl.float16, None, False),
+                                                 tl.cast(t, tl.float16, "rtne", 0)), x)
+    np.testing.assert_array_equal(e2.data, np.exp2(x))
+    np.testing.assert_array_equal(l2.data, np.log2(np.abs(x) + np.float32(1)))
+    np.testing.assert_array_equal(c16.data, x.astype(np.float16))
+    np.testing.assert_array_equal(c_r.data, x.astype(np.float16))
+    for call, match in (("tl.cast(t, tl.float16, None, True)", "kernbench has no bit casts"),
+                        ("tl.math.fma(t, t, t)", "tl.fma is not part of kernbench's tl language")):
+        with pytest.raises(KernelError, match=match):
+            run(lambda tl, t, call=call: eval(call, {"tl": tl, "t": t}), x)
+
+
 def test_a_numpy_array_given_as_a_pointer_says_to_place_it():
     ctx = kernbench.Context("default", overrides=HW)
 
