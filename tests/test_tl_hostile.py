@@ -409,6 +409,41 @@ def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, w
                                                 "of this loop, this launch would hold"), msg
 
 
+def test_traced_rows_count_against_the_hosts_memory_and_a_growth_that_cannot_map_is_refused(monkeypatch):
+    # (a review: under ulimit -v 3 GB an unrolled kernel's 67M-row command table (72 bytes a
+    # row) ran into "kernel k raised MemoryError" while the bound, 32 bytes a command, allowed
+    # 94M.) A traced command is counted with its row: 32 + 72 bytes, and 12 a tensor, so with
+    # 3 MiB the flush at tensor 2**15 (32,768 commands and tensors: 3.8 MiB) refuses, where
+    # without the rows (1.4 MiB) it passed.
+    from kernbench._core import pages
+    from kernbench.language import builder
+    assert builder.table_bytes(10, 4, literal=10) == 10 * 32 + 4 * 12 + 10 * 72
+    monkeypatch.setattr(builder, "host_memory", lambda: 3 << 20)
+
+    def body(tl, p):
+        for _ in range(2 ** 16):
+            tl.zeros((4,), "f32")  # an unrolled tensor
+
+    msg = refused(body, mode="timing")
+    line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith("# an unrolled tensor"))
+    assert msg.startswith(f"{at(line)}: this launch would hold 32,768 commands and this PE 32,768 tensors: "
+                          f"their tables take at least 3.6 MiB, more than the 3.0 MiB"), msg
+    # a growth of the rows that cannot be mapped (an address-space limit counts what it
+    # reserves) is refused at the same line, not raised as the kernel's MemoryError
+    monkeypatch.setattr(builder, "host_memory", lambda: 1 << 40)
+    empty = pages.empty
+
+    def tight(n, dtype, sparse=False):
+        if n > 2 ** 14:
+            raise MemoryError(f"kernbench: cannot map {n * 72:,} bytes")
+        return empty(n, dtype, sparse)
+
+    monkeypatch.setattr(pages, "empty", tight)
+    msg = refused(body, mode="timing")
+    assert msg.startswith(f"{at(line)}: this launch's command tables could not grow past 16,384 "
+                          f"commands (kernbench: cannot map"), msg
+
+
 def test_the_memory_a_launch_may_take_follows_ulimit(tmp_path):
     # A review ran its cases under `ulimit -v 8000000`: the refusals compared with the host's
     # 23 GiB, so the limit's bare MemoryError came first. builder.host_memory now takes the

@@ -52,7 +52,8 @@ def _mapping(n: int, dtype, populate: bool) -> np.ndarray:
         buf = (mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | (_POPULATE if populate else 0))
                if _PRIVATE else mmap.mmap(-1, size))
     except (OSError, OverflowError) as e:  # (the host's address space or overcommit limit)
-        raise MemoryError(f"kernbench: cannot map {size:,} bytes for {n:,} items of {dt}: the launch "
+        what = dt if dt.fields is None else f"{dt.itemsize} bytes"  # (a record's repr is long)
+        raise MemoryError(f"kernbench: cannot map {size:,} bytes for {n:,} items of {what}: the launch "
                           f"needs more memory than this host gives ({e})") from None
     return np.frombuffer(buf, dt, count=n)
 

@@ -44,7 +44,7 @@ import weakref
 
 import numpy as np
 
-from ..common.pe_commands import TensorHandle
+from ..common.pe_commands import COMMAND_DTYPE, TensorHandle
 from . import semantic
 from .numerics import RIGHT_CHECKED, check_right, vec_value, view_value
 from .semantic import ITEMSIZE, MAX_ELEMENTS as _MAX_ELEMENTS, ReplayedPast, TransposedView, line_of
@@ -112,15 +112,16 @@ def bytes_text(x: int) -> str:
     return f"{x:,} bytes"
 
 
-def past_memory(b, n_commands: int, n_tensors: int, what: str = "") -> str:
-    """Why program ``b`` is refused at ``n_commands`` commands in its launch and ``n_tensors``
-    tensors of its own (``what``: how it got there)."""
+def past_memory(b, n_commands: int, n_tensors: int, what: str = "", literal: int = 0) -> str:
+    """Why program ``b`` is refused at ``n_commands`` commands in its launch (``literal`` of
+    them held as traced rows) and ``n_tensors`` tensors of its own (``what``: how it got
+    there)."""
     functional = bool(getattr(b, "functional", False))
     per = (" (functional mode keeps each command's replay record too: use mode='timing' for "
            "the cycles alone)" if functional else "")
     return (f"{what}this launch would hold {n_commands:,} commands and this PE {n_tensors:,} "
             f"tensors: their tables take at least "
-            f"{bytes_text(table_bytes(n_commands, n_tensors, functional))}, more than the "
+            f"{bytes_text(table_bytes(n_commands, n_tensors, functional, literal))}, more than the "
             f"{bytes_text(b.max_table_bytes)} of memory this process may take{per} "
             f"(docs/reliability.md)")
 
@@ -141,15 +142,20 @@ TABLE_BYTES_PER_TENSOR = 12
 #: op's metadata), its share of the completion order and of the values' bookkeeping; a kernel
 #: of tiny tensors measured 813-832 bytes a command in all (docs/reliability.md)
 REPLAY_BYTES_PER_COMMAND = 768
+#: What a traced command (not one tl.range replay tiled) keeps besides: its COMMAND_DTYPE row,
+#: which the launch's program holds (an unrolled kernel's 67M commands took 4.8 GB of rows
+#: where the bound without them said 2.1: a review)
+LITERAL_BYTES_PER_COMMAND = COMMAND_DTYPE.itemsize
 
 
-def table_bytes(n_commands: int, n_tensors: int, functional: bool = False) -> int:
-    """A lower bound on the bytes a launch of ``n_commands`` commands and ``n_tensors`` tensors
-    keeps in its tables (``functional``: with replay's record of every command). Tracing
-    refuses a program past the host's memory with it (PEBuilder, tl.range replay) before it
-    takes that memory."""
+def table_bytes(n_commands: int, n_tensors: int, functional: bool = False, literal: int = 0) -> int:
+    """A lower bound on the bytes a launch of ``n_commands`` commands (``literal`` of them held
+    as traced rows) and ``n_tensors`` tensors keeps in its tables (``functional``: with
+    replay's record of every command). Tracing refuses a program past the host's memory with
+    it (PEBuilder, tl.range replay) before it takes that memory."""
     per = TABLE_BYTES_PER_COMMAND + (REPLAY_BYTES_PER_COMMAND if functional else 0)
-    return n_commands * per + n_tensors * TABLE_BYTES_PER_TENSOR
+    return (n_commands * per + n_tensors * TABLE_BYTES_PER_TENSOR
+            + literal * LITERAL_BYTES_PER_COMMAND)
 
 
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
@@ -294,11 +300,20 @@ class PEBuilder:
         when the launch's tables would take more than the host's memory (table_bytes)."""
         if i >= self.max_tensors:
             self._past_tensors()
-        if table_bytes(self.trace_store.n_traced, i, self.functional) > self.max_table_bytes:
-            self._past_memory(self.trace_store.n_traced, i)
+        lit = self.trace_store.n_literal
+        if table_bytes(self.trace_store.n_traced, i, self.functional, lit) > self.max_table_bytes:
+            self._past_memory(self.trace_store.n_traced, i, lit)
         if self.trace_store.current is not self:
             raise RuntimeError("PEBuilders sharing a TraceStore must be traced one at a time")
-        self.trace_store.flush()
+        try:
+            self.trace_store.flush()
+        except MemoryError as e:
+            # the rows' next growth could not be mapped (an address-space limit counts what a
+            # growth reserves, not only what it fills): the same refusal, at this tensor
+            semantic.fail(self, f"this launch's command tables could not grow past "
+                                f"{self.trace_store.n_traced:,} commands ({e}); this process may "
+                                f"take {bytes_text(self.max_table_bytes)} (docs/reliability.md): "
+                                f"fewer commands (tl.range loops replay theirs), or more memory")
 
     def _site(self, key: tuple) -> int:
         j = self._sget(key)
@@ -420,8 +435,8 @@ class PEBuilder:
                             f"a tensor id keeps {m.bit_length() - 1} bits for the tensor's number "
                             f"on its PE, so the next would share an id with another PE's")
 
-    def _past_memory(self, n_commands: int, n_tensors: int):
-        semantic.fail(self, past_memory(self, n_commands, n_tensors))
+    def _past_memory(self, n_commands: int, n_tensors: int, literal: int = 0):
+        semantic.fail(self, past_memory(self, n_commands, n_tensors, "", literal))
 
     def _past_top(self):
         semantic.fail(self, "this program's tensors take more than 2**62 bytes in all: SRAM "

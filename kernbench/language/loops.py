@@ -504,10 +504,11 @@ def _check_memory(b, p: _Plan, R: int, where: tuple) -> None:
     the host would otherwise run out of memory (or swap) first."""
     cmds = b.trace_store.n_traced + R * (p.cmds[1] - p.cmds[0])
     tensors = len(b.tensors) + R * p.D
-    if table_bytes(cmds, tensors) > b.max_table_bytes:
+    lit = b.trace_store.n_literal  # (the rows traced so far: replay's own are tiled, mostly)
+    if table_bytes(cmds, tensors, literal=lit) > b.max_table_bytes:
         raise semantic.kernel_error(
             b, past_memory(b, cmds, tensors, f"tl.range: replaying {R:,} more iterations of this "
-                                              f"loop, "), where)
+                                              f"loop, ", lit), where)
 
 
 def _replay(b, p: _Plan, R: int, loop: tuple) -> None:

@@ -272,6 +272,11 @@ class TraceStore:
         """Commands traced so far, pending ones included."""
         return self.n + self.pending.n
 
+    @property
+    def n_literal(self) -> int:
+        """Commands held as COMMAND_DTYPE rows (traced ones, not tiled), pending ones included."""
+        return self._n_lit + self.pending.n
+
     def expect(self, n_commands: int) -> None:
         """Size the next growth for about ``n_commands`` commands in all."""
         self._expected = int(n_commands)
