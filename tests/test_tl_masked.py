@@ -254,6 +254,26 @@ def test_a_fill_is_known_by_its_size_not_by_what_came_before(monkeypatch):
         assert five in fills and five in known and m in known
 
 
+@pytest.mark.parametrize("make", ["tl.full((8,), 1, 'int32') == 1", "tl.full((8,), tl.program_id(0)) >= 0",
+                                  "(tl.zeros((8,)) == 0) & (tl.full((8,), 2.0) > 1.0)"])
+@pytest.mark.parametrize("mode", ["timing", "functional"])
+def test_a_mask_of_fills_alone_is_known_at_trace(make, mode):
+    """A review: a mask made of small fills and numbers, with no tl.arange before it on the PE,
+    was left to replay, so timing mode let a masked store 4 elements past its array through
+    (functional mode refused it); made after an unrelated tl.arange it was checked. A
+    comparison folds fills too now: refused at the store's line in both modes, before replay."""
+    ns: dict = {}
+    src = (f"def k(p, *, tl):\n"
+           f"    m = {make}\n"
+           f"    tl.store(p + 4 * 28, tl.zeros((8,)), mask=m)\n")
+    exec(compile(src, "fills_mask.py", "exec"), ns)
+    ctx = kernbench.Context("default", overrides=HW)
+    o = ctx.empty((32,), "f32", name="o")
+    with pytest.raises(KernelError, match=r"PE \(0, 0\) at fills_mask.py:3: masked store of \(8,\) f32 "
+                                          r"reaches element 32 of allocation 'o'"):
+        ctx.launch(ns["k"], (1, 1), o, mode=mode)
+
+
 def test_a_known_value_is_computed_when_read_and_only_then(monkeypatch):
     """A value made from known ones (a causal mask: tl.arange, //, >=) is computed when
     something reads it (a masked access, a divisor, a tl.range proof), not when made: a mask

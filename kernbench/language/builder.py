@@ -158,6 +158,11 @@ def table_bytes(n_commands: int, n_tensors: int, functional: bool = False, liter
             + literal * LITERAL_BYTES_PER_COMMAND)
 
 
+#: vec commands folded when only fills are known (no tl.arange yet): a divisor's check, and the
+#: comparisons, which make masks of fills (a review: `tl.full((8,), 1) == 1` as a store's mask
+#: was left to replay, so timing mode let its store run past the array)
+_FOLD_WITH_FILLS = RIGHT_CHECKED | frozenset(("lt", "le", "gt", "ge", "eq", "ne"))
+
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
 #: bound on the Python lists a program holds.
 FLUSH_EVERY = 1 << 14
@@ -546,7 +551,7 @@ class PEBuilder:
             if p is None:
                 p = self._replan(self._vec_plans, f, (name, shape, dtype), ("vec", name, shape, dtype),
                                  (self._entry(shape, dtype, semantic.numel(shape)),
-                                  name in RIGHT_CHECKED))
+                                  name in _FOLD_WITH_FILLS))
         if like is None:
             like = p[7]  # the launch's entry for the site's result (see _entry)
             if like[2] != n:  # (a timing-mode view of another size)
@@ -560,10 +565,11 @@ class PEBuilder:
         if self.functional:
             self._keep.append(h)
             self._meta(("vec", p[5], p[6], name, operands, shape, dtype, ct or dtype, imm))
-        if operands and (self.known or (self.fills and p[8])):  # (p[8]: name in RIGHT_CHECKED)
+        if operands and (self.known or self.lazy or (self.fills and p[8])):  # (p[8]: _FOLD_WITH_FILLS)
             # (a fill or an arange: seed() says whether it is known). Once a kernel has made a
             # mask, most of its commands still read no known value: those skip _fold, which
-            # would only find that out (a divisor's check aside: RIGHT_CHECKED always goes).
+            # would only find that out (a divisor's check aside: RIGHT_CHECKED always goes; and a
+            # comparison, which may make a mask of fills alone: tl.full((8,), pid) >= 0).
             if p[8] or self._valued(operands):
                 self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
         return h
@@ -611,7 +617,7 @@ class PEBuilder:
                     check_right(name, ct, b)
                 except ArithmeticError as e:
                     semantic.fail(self, str(e))
-        if n > KNOWN_MAX or not self.known:
+        if n > KNOWN_MAX or not (self.known or self.fills):
             return
         # Known when every operand is: computed when read (known_value), not now. The only
         # errors computing it can raise are the right operand's, checked above at this line;
