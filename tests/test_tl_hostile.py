@@ -409,6 +409,30 @@ def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, w
                                                 "of this loop, this launch would hold"), msg
 
 
+@pytest.mark.parametrize("a, b, match", [
+    ((2 ** 19, 1), (1, 2 ** 19), r"its \(524288,524288\) result has 274,877,906,944 elements, more than "
+                                 r"a tensor's 2\*\*37"),
+    ((2 ** 17, 2 ** 17), (2 ** 17, 2 ** 17), r"2,251,799,813,685,248 multiply-adds \(M \* N \* K\), more "
+                                             r"than one GEMM command's 2\*\*50")])
+def test_a_dot_past_a_tensors_elements_or_the_engines_volume_is_refused_at_its_line(a, b, match):
+    # (a reliability audit: a dot's result skipped the 2**37-element bound every other tensor
+    # has, and M * N * K past 2**50 met the engine's check after tracing, a plain ValueError
+    # without PE or line)
+    def body(tl, p):
+        x = tl.load(p, shape=a, dtype="fp8e4m3")
+        y = tl.load(p, shape=b, dtype="fp8e4m3")
+        tl.dot(x, y)  # the dot
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    big = ctx.empty((2 ** 34,), "fp8e4m3")
+
+    def kernel(p, *, tl):
+        body(tl, p)
+
+    with pytest.raises(KernelError, match=r"PE \(0, 0\) at test_tl_hostile.py:\d+ \(in body.*: dot .*" + match):
+        ctx.launch(kernel, (1, 1), big, mode="timing")
+
+
 def test_traced_rows_count_against_the_hosts_memory_and_a_growth_that_cannot_map_is_refused(monkeypatch):
     # (a review: under ulimit -v 3 GB an unrolled kernel's 67M-row command table (72 bytes a
     # row) ran into "kernel k raised MemoryError" while the bound, 32 bytes a command, allowed

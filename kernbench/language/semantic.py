@@ -21,6 +21,7 @@ import numpy as np
 
 from ..common.errors import LIBRARY_DIRS, PACKAGE_DIR, KernelError, pe_at, pe_label
 from ..common.pe_commands import N_PORTS, PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, TensorHandle
+from ..hw.config import ENGINE_MAX_VOLUME
 from ._caller import kernel_frame
 from ._compiled import TRACING_MODULES
 
@@ -560,6 +561,8 @@ def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:
 #: Most elements a tensor may have: its bytes (8 per element at most) stay within what the
 #: engine's counters represent (2**40 bytes per tensor).
 MAX_ELEMENTS = 1 << 37
+#: most multiply-adds one dot may take: the engine's bound on M * N * K
+MAX_DOT_VOLUME = ENGINE_MAX_VOLUME
 #: The most axes a shape or view may have: numpy 1.x's limit (2.x allows 64), so functional
 #: replay never meets numpy's own refusal, and timing mode refuses what functional mode would.
 MAX_NDIM = 32
@@ -776,7 +779,16 @@ def dot_shapes(tr, a: tuple, b: tuple) -> tuple:
     if a[1] != b[0]:
         fail(tr, f"dot shape mismatch: {_fmt(a)} x {_fmt(b)}; expected b.shape[0] == a.shape[1] "
                  f"= {a[1]}, got {b[0]}")
-    return a[0], b[1], a[1]
+    m, n, k = a[0], b[1], a[1]
+    # (the result is a tensor as any: at most MAX_ELEMENTS; the engine times at most 2**50
+    # multiply-adds a command, and refused more only after tracing, without PE or line)
+    if m * n > MAX_ELEMENTS:
+        fail(tr, f"dot {_fmt(a)} x {_fmt(b)}: its ({m},{n}) result has {m * n:,} elements, more "
+                 f"than a tensor's 2**37: split the dot into blocks")
+    if m * n * k > MAX_DOT_VOLUME:
+        fail(tr, f"dot {_fmt(a)} x {_fmt(b)}: {m * n * k:,} multiply-adds (M * N * K), more than "
+                 f"one GEMM command's 2**50: split the dot into blocks")
+    return m, n, k
 
 
 def float_operand(tr, dtype: str, op: str, what: str) -> None:
