@@ -445,3 +445,60 @@ def test_a_path_that_is_not_a_writable_file_gets_a_value_error(ring, tmp_path):
     for i in (n, -1, 10 ** 6, 1.0, True):  # (source once indexed numpy: -1 gave the last line)
         with pytest.raises(IndexError, match="is not one of this launch's"):
             ring.source(i)
+
+
+def test_a_write_that_fails_leaves_no_partial_file(tmp_path):
+    """A trace review: a .json.gz whose last block could not be written (a full disk; here a
+    file-size limit, EFBIG) stayed behind truncated, and so did to_json's file; .json and
+    write_json were removed. Every writer now removes what it began and raises the OSError."""
+    import subprocess
+    import sys
+    code = f"""
+import os, resource, signal, kernbench
+def k(x_ptr, o_ptr, *, tl):
+    t = tl.load(x_ptr, shape=(16, 16), dtype="f16")
+    for i in tl.range(0, 3000):
+        t = t * 2.0
+    tl.store(o_ptr, t)
+ctx = kernbench.Context("default"); ctx.install_sfr("pe")
+x = ctx.empty((16, 16), "f16"); o = ctx.empty((16, 16), "f16")
+r = ctx.launch(k, (8, 1), x, o, mode="timing")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+for name, write in (("a.json", r.to_perfetto), ("b.json.gz", r.to_perfetto), ("c.json", r.write_json),
+                    ("d.json", r.to_json)):
+    p = os.path.join({str(tmp_path)!r}, name)
+    try:
+        write(p)
+        print(name, "written")
+    except OSError as e:
+        print(name, e.errno, os.path.exists(p))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    import errno
+    assert out.stdout.split("\n")[:4] == [f"{n} {errno.EFBIG} False" for n in
+                                          ("a.json", "b.json.gz", "c.json", "d.json")], out.stdout + out.stderr
+
+
+def test_the_critical_path_track_has_a_thread_id_of_its_own(tmp_path):
+    """A trace review: the path's thread was tid 1, PE (0, 0)'s GEMM unit's too; viewers that
+    key threads by tid alone merge them. Every thread id in the file is its own."""
+    import json
+
+    import kernbench
+
+    def k(x_ptr, *, tl):
+        t = tl.load(x_ptr, shape=(16, 16), dtype="f16")
+        tl.store(x_ptr, tl.dot(t, t).to("f16"))
+
+    ctx = kernbench.Context("default")
+    r = ctx.launch(k, (2, 1), ctx.empty((16, 16), "f16"), mode="timing")
+    r.to_perfetto(tmp_path / "t.json", critical_path=True)
+    ev = json.loads((tmp_path / "t.json").read_text())
+    ev = ev["traceEvents"] if isinstance(ev, dict) else ev
+    names = {}
+    for e in ev:
+        if e.get("ph") == "M" and e["name"] == "thread_name":
+            names.setdefault(e["tid"], set()).add((e["pid"], e["args"]["name"]))
+    assert all(len(v) == 1 for v in names.values()), names
+    assert any(n == "critical path" for v in names.values() for _, n in v)

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..common.pe_commands import UNIT_NAMES, Opcode
+from ..common.pe_commands import N_UNITS, UNIT_NAMES, Opcode
 from .commands import command_facts, keep_report, kept_report, line_groups
 from .table import plural
 
@@ -358,10 +358,13 @@ def perfetto_events(result, path: CriticalPath, pid: int, window=None) -> list:
     one slice per step (named by its command's unit, label and line). ``window`` =
     (first_cycle, last_cycle or None) keeps the steps overlapping it."""
     ghz = float(result.hw.clock_ghz)
+    # (a thread id of its own: the units' run 1 .. n_pes * N_UNITS, perfetto._tid, and viewers
+    # that key threads by tid alone would merge the path into PE (0, 0)'s GEMM)
+    tid = int(result.hw.n_pes) * N_UNITS + 1
     events = [
         {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "critical path"}},
         {"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0, "args": {"sort_index": -1}},
-        {"name": "thread_name", "ph": "M", "pid": pid, "tid": 1, "args": {"name": "critical path"}},
+        {"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": "critical path"}},
     ]
     lo, hi = (0, None) if window is None else (int(window[0] or 0), window[1])
     for s in path.step_dicts():
@@ -373,7 +376,7 @@ def perfetto_events(result, path: CriticalPath, pid: int, window=None) -> list:
         events.append({
             "name": f"{s['unit']} {s['label']}{kind} ({os.path.basename(s['source'])}, {s['pe_name']})",
             "cat": "critical_path", "ph": "X", "ts": t0 / 1000, "dur": (t1 - t0) / 1000,
-            "pid": pid, "tid": 1, "cname": "terrible",
+            "pid": pid, "tid": tid, "cname": "terrible",
             "args": {"cmd": s["cmd"], "pe": s["pe_name"], "source": s["source"], "kind": s["kind"],
                      "via": s["via"], "slack_cycles": s["slack"], "start_cycle": s["start_cycle"],
                      "end_cycle": s["end_cycle"], "cycles": s["cycles"],

@@ -251,8 +251,15 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
     doc = _joined(_document(result, named_by_site=False))
     if path is not None:
         text = json.dumps(doc, indent=indent)  # one-shot dumps uses the C encoder
-        with open(path, "w") as f:
-            f.write(text)
+        try:
+            with open(path, "w") as f:
+                f.write(text)
+        except BaseException:  # (a full disk: no partial file left, as write_json leaves none)
+            try:
+                Path(path).unlink()
+            except OSError:
+                pass
+            raise
     return doc
 
 

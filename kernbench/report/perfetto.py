@@ -402,7 +402,11 @@ class _Writer:
         """Finish writing; when ``ok`` is False (the caller failed) the partial file goes."""
         self.queue.put(None)
         self.thread.join()
-        self.file.close()
+        try:
+            self.file.close()  # (a gzip file writes its last block and trailer here)
+        except OSError as e:  # (a full disk: a truncated gzip left behind, once)
+            if self.error is None:
+                self.error = e
         if not ok or self.error is not None:
             try:
                 os.remove(self.path)
