@@ -106,3 +106,41 @@ def test_other_indexing_is_refused(key):
 def test_a_new_axis_inside_a_transposed_view_is_refused():
     with pytest.raises(KernelError, match="only leading axes can be added"):
         run(lambda tl, t: tl.trans(t)[:, None, :])
+
+
+def test_a_hand_made_views_shape_is_checked_before_anything_compares_it():
+    """A reliability audit: a view whose shape elements were an int subclass answering True to
+    every ``==`` was compared with its buffer's shape first, taken as it, and a (1, 1) view of
+    6 elements computed on (2, 3) in functional mode. Only tuples of ints and numpy integers are
+    compared (as plain ints); anything else is checked as a shape."""
+    import kernbench
+    from kernbench.common.errors import KernelError
+    from kernbench.common.pe_commands import TensorHandle
+
+    calls = []
+
+    class LieInt(int):
+        def __eq__(self, other):
+            calls.append(other)
+            return True
+
+        __hash__ = int.__hash__
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    p = ctx.put(np.arange(6, dtype=np.float32).reshape(2, 3), pe=(0, 0))
+
+    def k(ptr, *, tl):
+        a = tl.load(ptr, shape=(2, 3))
+        tl.exp(TensorHandle(a.id, a.addr, (LieInt(1), LieInt(1)), a.dtype, a.nbytes))
+
+    with pytest.raises(KernelError, match=r"a view of tensor 0 with shape \(1,1\) \(1 elements\), but its "
+                                          r"buffer is \(2,3\)"):
+        ctx.launch(k, (1, 1), p)
+    assert not calls
+
+    def same(ptr, *, tl):  # numpy integers and a tuple subclass: the buffer's shape, as before
+        a = tl.load(ptr, shape=(2, 3))
+        tl.store(ptr, tl.exp(TensorHandle(a.id, a.addr, (np.int64(2), np.int32(3)), a.dtype, a.nbytes)))
+
+    ctx.launch(same, (1, 1), p)
+    np.testing.assert_allclose(ctx.read(p, (0, 0)), np.exp(np.arange(6, dtype=np.float32).reshape(2, 3)), rtol=1e-6)

@@ -701,12 +701,17 @@ def operand_slow(tr, h, what: str):
 
 
 def _equal_shape(s, buf: tuple) -> bool:
-    """``s == buf`` as a bool; a comparison that raises or answers no bool (a numpy array, an
-    element whose ``==`` raises) is "not equal", so check_shape words the refusal."""
-    try:
-        return bool(s == buf)
-    except Exception:  # noqa: BLE001 (any error of the kernel's object: its shape is checked instead)
+    """Whether ``s`` is ``buf`` written another way: a tuple (or tuple subclass) of ints or
+    numpy integers, equal element by element. Anything else (a list, a numpy array, an int
+    subclass whose ``==`` says what it likes: a review's view taken as its buffer's shape) is
+    "not equal", so check_shape checks it and words the refusal. Compared as plain ints, no
+    ``__eq__`` of the kernel's objects runs."""
+    if not isinstance(s, tuple) or len(s) != len(buf):
         return False
+    for x in s:
+        if type(x) is not int and not isinstance(x, np.integer):
+            return False
+    return tuple([int(x) for x in s]) == buf
 
 
 def program_ended(tr):
