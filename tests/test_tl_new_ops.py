@@ -633,6 +633,9 @@ def test_tritons_tl_math_and_cast_positionals_run_as_written():
     np.testing.assert_array_equal(c16.data, x.astype(np.float16))
     np.testing.assert_array_equal(c_r.data, x.astype(np.float16))
     for call, match in (("tl.cast(t, tl.float16, None, True)", "kernbench has no bit casts"),
+                        ("tl.cast(t, 'f16', saturate='yes')", r"tl.cast\(x, dtype, 'yes'\): a str third "
+                                                              r"argument is Triton's rounding.*saturate "
+                                                              r"\(the third argument otherwise\) is True or False"),
                         ("tl.math.fma(t, t, t)", "tl.fma is not part of kernbench's tl language")):
         with pytest.raises(KernelError, match=match):
             run(lambda tl, t, call=call: eval(call, {"tl": tl, "t": t}), x)

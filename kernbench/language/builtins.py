@@ -975,6 +975,10 @@ class TL:
             if saturate is not None and fp_downcast_rounding is not None:
                 fail(tr, f"tl.cast(x, dtype, {saturate!r}, fp_downcast_rounding="
                          f"{fp_downcast_rounding!r}): the rounding given twice")
+            if isinstance(saturate, str) and saturate.lower() != "rtne":
+                fail(tr, f"tl.cast(x, dtype, {saturate!r}): a str third argument is Triton's "
+                         f"rounding, and kernbench rounds to nearest even ('rtne') only; "
+                         f"kernbench's saturate (the third argument otherwise) is True or False")
             saturate, fp_downcast_rounding = False, (fp_downcast_rounding if saturate is None else saturate)
         if fp_downcast_rounding is not None or bitcast is not False:  # (a call only when given)
             _cast_options(tr, "tl.cast(x, dtype", fp_downcast_rounding, bitcast)
