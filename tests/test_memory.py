@@ -291,8 +291,9 @@ def test_float_data_placed_as_int32_truncates_and_saturates_whatever_its_float_t
 
 def test_int64_data_past_2_24_by_default_is_refused_at_minus_2_63_too(ctx):
     # (abs(-2**63) wraps to -2**63 in int64: the bound was checked on a negative maximum)
-    for a in ([-2 ** 63, 5], [-2 ** 24 - 1], [2 ** 24 + 1]):
-        with pytest.raises(PlacementError, match="holds integers exactly only up to 2\\*\\*24"):
+    for a, far in (([-2 ** 63, 5], -2 ** 63), ([-2 ** 24 - 1], -2 ** 24 - 1), ([2 ** 24 + 1], 2 ** 24 + 1)):
+        with pytest.raises(PlacementError, match=f"holds integers exactly only up to 2\\*\\*24 in "
+                                                 f"magnitude \\(this data reaches {far}\\)"):
             ctx.replicate(np.array(a, np.int64))
     assert ctx.read(ctx.replicate(np.array([-2 ** 24, 2 ** 24], np.int64)), (0, 0)).tolist() == [-2 ** 24, 2 ** 24]
 

@@ -521,8 +521,10 @@ class DeviceMemory:
                 f"ctx.empty(shape, dtype) and launch with mode='timing'")
         if dtype is None and a.dtype.kind in "iu" and a.size and (
                 int(a.max()) > 2 ** 24 or int(a.min()) < -2 ** 24):  # (not abs: |-2**63| wraps)
+            hi, lo = int(a.max()), int(a.min())
+            far = hi if hi >= -lo else lo  # (the value furthest from 0, with its sign)
             raise PlacementError(f"{a.dtype} data becomes f32 by default, which holds integers exactly "
-                                 f"only up to 2**24 (this data reaches {int(np.abs(a.astype(np.float64)).max()):.0f}): "
+                                 f"only up to 2**24 in magnitude (this data reaches {far}): "
                                  f"pass dtype='int32' to keep them integers, or dtype='f32' to round")
         if a.ndim == 0:
             a = a.reshape(1)
