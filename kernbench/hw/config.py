@@ -191,7 +191,7 @@ class HardwareConfig:
 #: is a name: "mesh8 [HBM3e]", "a100-like $2/h"; the places that show it show it as it is
 #: (kernbench.common.shown).
 MAX_NAME = 200
-_UNSHOWN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSHOWN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 #: HardwareConfig's own field types (its sub-configs are checked against their defaults' types)
 _TOP_TYPES = {"name": str, "n_cubes": int, "pes_per_cube": int, "clock_ghz": float, "gemm": GemmConfig,
@@ -454,7 +454,7 @@ def _checked_fields(cfg: Any, prefix: str, frozen: bool = False) -> dict[str, An
             if key == "name" and (not new or len(new) > MAX_NAME or _UNSHOWN.search(new)):
                 raise HardwareConfigError(
                     f"hardware key 'name' must be 1 to {MAX_NAME} characters on one line (no control "
-                    f"character, line separator or bidirectional override), got {new[:80]!r}")
+                    f"character, line separator, bidirectional override or lone surrogate), got {new[:80]!r}")
         else:
             new = _number(key, want, v)
         if new is not v:  # int(), float() and str() of an exact int, float or str return it as is
