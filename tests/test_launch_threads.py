@@ -137,9 +137,10 @@ def test_two_threads_storing_disjoint_halves_of_one_array_both_land(monkeypatch)
         assert not errors and (got[:32] == 1.0).all() and (got[32:] == 33.0).all(), fill
 
 
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("fill", ["empty", "replicate", "written"])
 def test_a_failed_launch_puts_back_only_its_own_elements_when_another_launch_stored_meanwhile(
-        monkeypatch, fill):
+        monkeypatch, fill, masked):
     """A review's race: a launch failing in replay put back the copy it had made private (a
     replicated array's shared one, or none at all), dropping the stores another thread's launch
     had made into that copy meanwhile, to other elements: read back as -7, silently. Here the
@@ -157,7 +158,7 @@ def test_a_failed_launch_puts_back_only_its_own_elements_when_another_launch_sto
         d = ctx.empty((8,), "int32", name="d")
         ctx.launch(lambda p, *, tl: tl.store(p, tl.full((4,), -7, "int32")), (1, 1), d)
     before = ctx.read(d, (0, 0)).copy()
-    z = ctx.replicate(np.zeros(4, np.int32), dtype="int32")
+    z = ctx.replicate(np.zeros(8, np.int32), dtype="int32")  # (a mask known only in replay)
     writable = DeviceMemory.writable
     other = []
 
@@ -173,7 +174,10 @@ def test_a_failed_launch_puts_back_only_its_own_elements_when_another_launch_sto
     monkeypatch.setattr(DeviceMemory, "writable", meanwhile)
 
     def k(p, zp, *, tl):
-        tl.store(p, tl.full((4,), 5, "int32"))  # d[0:4]
+        if masked:  # d[0:4] through a mask (its indices kept as bits, made again to put back)
+            tl.store(p, tl.full((8,), 5, "int32"), mask=tl.arange(0, 8) < tl.load(zp, shape=(8,)) + 4)
+        else:
+            tl.store(p, tl.full((4,), 5, "int32"))  # d[0:4]
         tl.store(p, tl.arange(0, 4) // tl.load(zp, shape=(4,)))  # divides by zero in replay
 
     with pytest.raises(kernbench.KernelError, match="division or remainder by zero"):

@@ -569,7 +569,9 @@ class PEBuilder:
             # (a fill or an arange: seed() says whether it is known). Once a kernel has made a
             # mask, most of its commands still read no known value: those skip _fold, which
             # would only find that out (a divisor's check aside: RIGHT_CHECKED always goes; and a
-            # comparison, which may make a mask of fills alone: tl.full((8,), pid) >= 0).
+            # comparison, which may make a mask of fills alone: tl.full((8,), pid) >= 0). Not
+            # arithmetic on fills alone: an accumulator's first update (tl.zeros(...) * 0.5)
+            # would become a value carried across a tl.range loop, which turns replay off.
             if p[8] or self._valued(operands):
                 self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
         return h

@@ -300,10 +300,18 @@ class TraceStore:
     @staticmethod
     def _grown(arr: np.ndarray, filled: int, need: int, expected: int) -> np.ndarray:
         cap = max(need, 4 * len(arr))  # few copies while the first PE is traced
-        try:  # the expected size costs address space only; fall back to growing if refused
-            out = pages.empty(max(cap, expected), arr.dtype, sparse=True)
-        except MemoryError:
-            out = pages.empty(cap, arr.dtype, sparse=True)
+        # the expected size costs address space only; where that is refused (an address-space
+        # limit counts it), smaller growths, down to what is needed (a review: a kernel that
+        # fitted was refused for its 4x growth)
+        sizes = sorted({max(cap, expected), cap, max(need, 2 * len(arr)), need + need // 4, need},
+                       reverse=True)
+        for size in sizes:
+            try:
+                out = pages.empty(size, arr.dtype, sparse=True)
+                break
+            except MemoryError:
+                if size == sizes[-1]:
+                    raise
         # a copy of what is filled only (ndarray.resize would zero the whole new capacity), as
         # opaque records (a structured copy goes field by field, 12x slower)
         item = np.dtype((np.void, arr.dtype.itemsize))

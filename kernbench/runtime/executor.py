@@ -396,8 +396,12 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                     and (store.replayed, len(store._tiles)) != mark):
                 # raised after iterations whose Python replay skipped: Python state the body
                 # carries (a counter, a running width) is a traced iteration's here (a review:
-                # a load past its array with no word of replay)
-                _explain_replayed_error(e, run, ctx, functional, nbr[b.g], sfr_text, tl, p, c, b)
+                # a load past its array with no word of replay). A note, shown with the
+                # traceback: the message stays full tracing's, as replay promises
+                e.add_note("(tl.range iterations were replayed on this PE before this error, "
+                           "without running their Python: if the loop body carries Python state "
+                           "across iterations (a counter, a running width), replay='verify' tells "
+                           "whether full tracing raises it too; docs/language.md, 'tl.range')")
             raise
         except (Exception, GeneratorExit) as e:  # (GeneratorExit: a kernel's bug, not a stop)
             file, line, calls = _kernel_site(e, kfile)
@@ -497,36 +501,6 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         if gc_on:
             gc.enable()
     return builders
-
-
-#: replay="on": a program of at most this many commands that raises after replayed tl.range
-#: iterations is traced again in full to tell the error's cause (past it, a resource refusal
-#: most likely: the error stands, with a word on replay)
-EXPLAIN_COMMANDS_MAX = 1 << 21
-
-
-def _explain_replayed_error(e, run, ctx, functional, nbr, sfr_text, tl, p, c, b) -> None:
-    """replay="on": PE (p, c) raised ``e`` after tl.range iterations whose Python replay skipped.
-    Traced again in full, checking every iteration as verify mode does: full tracing's own
-    error (the same, or a loop body that does not repeat, named at its iteration) is raised
-    instead of ``e``; none, and ``e`` came from Python state the replayed iterations did not
-    update (a counter carried across them), which the error then says."""
-    if b.n_commands > EXPLAIN_COMMANDS_MAX:
-        e.args = (f"{e.args[0]} (raised after tl.range iterations replayed without running their "
-                  f"Python: replay='verify' tells whether full tracing raises it too)",)
-        return
-    try:
-        _verify(run, ctx, functional, nbr, sfr_text, tl, p, c, b.g, None)
-    except KernbenchError as full:
-        if str(full) == str(e):
-            return
-        raise full from None
-    raise KernelError(
-        f"{pe_label((p, c))}: tl.range replay raised an error full tracing does not: {exc_text(e)} "
-        f"(the loop body keeps Python state across its iterations, which replayed iterations do "
-        f"not update: a counter, a running width; write such a loop with range(), or compute the "
-        f"state from the index; docs/language.md, 'tl.range')", pe=(p, c),
-        where=getattr(e, "where", None)) from e
 
 
 def _verify(run, ctx, functional, nbr, sfr_text, tl, p, c, g, b) -> None:

@@ -23,7 +23,7 @@ from ..common.errors import KernbenchError, pe_label, user_stacklevel
 from ..common.errors import is_whole as _whole
 from ..hw.config import HardwareConfig
 from ..language.builder import bytes_text as _bytes_text
-from ..language.builder import value_budget
+from ..language.builder import host_memory, value_budget
 from ..language.numerics import cast_value
 from ..language.semantic import FLOAT_DTYPES, NP_DTYPES, STORAGE_DTYPES, dtype_name
 
@@ -506,18 +506,23 @@ class DeviceMemory:
             raise PlacementError(f"{arr.name!r} was freed")
 
     # -- placement --------------------------------------------------------------------------
-    def _prepare(self, x, dtype) -> tuple[np.ndarray, str]:
+    def _prepare(self, x, dtype, parts: int = 1) -> tuple[np.ndarray, str]:
+        """``x`` as an array of its storage dtype, for a placement in ``parts`` pieces (a shard's:
+        one per PE's copy)."""
         a, inferred = to_numpy(x)
         name = _storage_dtype(dtype) if dtype is not None else (
             inferred if inferred in STORAGE_DTYPES else "f32")
         nbytes = a.size * NP_DTYPES[name].itemsize
-        if nbytes > value_budget():
-            # (a broadcast view of a scalar is a few bytes to the caller; the placement's copy is
-            # the whole array: numpy's own MemoryError once, from the conversion below)
+        if -(-nbytes // parts) > value_budget() or nbytes > host_memory():
+            # (a broadcast view of a scalar is a few bytes to the caller; a PE's copy of it is
+            # not: numpy's own MemoryError once, from the conversion below)
+            what = "a placement keeps one copy of it" if parts == 1 else \
+                f"a shard in {parts} parts keeps {_bytes_text(-(-nbytes // parts))} a PE"
             raise PlacementError(
-                f"{a.shape} {name} data takes {_bytes_text(nbytes)}: a placement keeps one copy of "
-                f"it in host memory, and a copy may take at most an eighth of this host's memory "
-                f"({_bytes_text(value_budget())}); for the cycles alone allocate it with "
+                f"{a.shape} {name} data takes {_bytes_text(nbytes)}: {what} in host memory, and a "
+                f"PE's copy may take at most an eighth of this host's memory "
+                f"({_bytes_text(value_budget())}), the whole at most the memory this process may "
+                f"take ({_bytes_text(host_memory())}); for the cycles alone allocate it with "
                 f"ctx.empty(shape, dtype) and launch with mode='timing'")
         if dtype is None and a.dtype.kind in "iu" and a.size and (
                 int(a.max()) > 2 ** 24 or int(a.min()) < -2 ** 24):  # (not abs: |-2**63| wraps)
@@ -568,8 +573,8 @@ class DeviceMemory:
 
     def shard(self, x, axis: int = 0, over: str = "pe", parts: int | None = None, dtype=None,
               name: str | None = None) -> DeviceArray:
-        a, dt = self._prepare(x, dtype)
         targets = self._shard_targets(over, parts)
+        a, dt = self._prepare(x, dtype, len(targets))
         n = len(targets)
         if not _whole(axis) or not -a.ndim <= axis < a.ndim:
             raise PlacementError(f"axis {axis!r} is out of range for an array of shape {a.shape}")

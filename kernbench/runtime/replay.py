@@ -132,7 +132,10 @@ class _Undo:
         self.timed: dict = {}  #: id(array) -> (array, its timing-read flag)
         self.saved: list = []  #: (flat array, e0 or indices, shape, stride, the old elements)
         self.stores: dict = {}  #: (id(array), PE) -> stores this launch made into the copy
-        self.regions: list = []  #: ((id(array), PE), e0, shape, stride, indices) of each store
+        #: ((id(array), PE), e0, shape, stride, the mask as bits or None) of each store into a
+        #: copy or written-mask this launch made (the elements another launch's store meanwhile
+        #: would share the copy with); a mask as bits, 1/64 of its indices' bytes
+        self.regions: list = []
 
     def before(self, memory, alloc, g: int) -> None:
         """Called before PE ``g``'s copy of ``alloc`` is made writable for a store."""
@@ -145,12 +148,14 @@ class _Undo:
                 self.timed.setdefault(id(alloc), (alloc, alloc.timed))
         self.stores[key] = self.stores.get(key, 0) + 1
 
-    def keep(self, alloc, g: int, flat, e0, shape, stride, ix=None) -> None:
-        """Keep the elements a store at ``e0`` (or indices ``ix``) is about to overwrite in
-        ``flat`` and in the written mask, where they are the array's own from before."""
+    def keep(self, alloc, g: int, flat, e0, shape, stride, ix=None, mk=None) -> None:
+        """Keep the elements a store at ``e0`` (or indices ``ix``, of mask ``mk``) is about to
+        overwrite in ``flat`` and in the written mask, where they are the array's own from
+        before; where they are not (a copy or mask this launch made), where the store is."""
         key = (id(alloc), g)
         d, w = self.first[key][2:4]
-        self.regions.append((key, e0, shape, stride, ix))
+        if flat is not d or w is _ABSENT:
+            self.regions.append((key, e0, shape, stride, None if ix is None else np.packbits(mk)))
         for arr, old in ((flat, d), (alloc._written.get(g), w)):
             if arr is not None and arr is old:
                 region = arr[ix] if ix is not None else _region(arr, e0, shape, stride)
@@ -183,7 +188,13 @@ class _Undo:
     def _put_back_elements(self, memory, key, alloc, g: int, d, w) -> None:
         """Another launch stored into PE ``g``'s copy of ``alloc`` too: this launch's elements
         back as they were, in the copy and mask the array holds now."""
-        regions = [r[1:] for r in self.regions if r[0] == key]
+        regions = []
+        for _, e0, shape, stride, bits in (r for r in self.regions if r[0] == key):
+            ix = None
+            if bits is not None:  # (the indices again, from the mask: as the store found them)
+                mk = np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).astype(bool)
+                ix = masked_access(alloc, e0, shape, stride, mk, True)[0]
+            regions.append((e0, shape, stride, ix))
         cur = alloc._data.get(g)
         if cur is not None and cur is not d:  # a copy this launch made: from the one before
             for e0, shape, stride, ix in regions:
@@ -330,7 +341,7 @@ def _replay(program, engine, metas: list, handles: list, memory, shadow, undo: _
                     ix, mk = _masked_indices(alloc, e0, shape, stride, value_of(v, mspec),
                                              hw.pe_coords(g), m[1], m[2], "store")
                     flat = _contents(memory, alloc, g, m, undo)
-                    undo.keep(alloc, g, flat, e0, shape, stride, ix)
+                    undo.keep(alloc, g, flat, e0, shape, stride, ix, mk)
                     flat[ix] = x.reshape(shape)[mk]
                     _mark_written(memory, alloc, g, e0, shape, stride, ix)
             elif kind == "send":
