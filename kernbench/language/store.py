@@ -273,6 +273,12 @@ class TraceStore:
         return self.n + self.pending.n
 
     @property
+    def replay_mark(self) -> tuple:
+        """What tl.range replay has emitted so far (rows replayed as traced rows, tilings): it
+        moves exactly when an iteration is replayed."""
+        return (self.replayed, len(self._tiles))
+
+    @property
     def n_literal(self) -> int:
         """Commands held as COMMAND_DTYPE rows (traced ones, not tiled), pending ones included."""
         return self._n_lit + self.pending.n

@@ -385,7 +385,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
 
     def run(b, p, c):
         tl._begin(b)
-        mark = (store.replayed, len(store._tiles))  # (replay="on": iterations replayed so far)
+        mark = store.replay_mark  # (replay="on": iterations replayed so far)
         try:
             kernel(*args, tl=tl, **kwargs)
         except KernbenchError as e:
@@ -393,7 +393,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                 file, line, _ = _kernel_site(e, kfile)
                 e.pe, e.where = (p, c), f"{file}:{line}"
             if (replay == "on" and tl._replay == "on" and isinstance(e, KernelError)
-                    and (store.replayed, len(store._tiles)) != mark):
+                    and store.replay_mark != mark):
                 # raised after iterations whose Python replay skipped: Python state the body
                 # carries (a counter, a running width) is a traced iteration's here (a review:
                 # a load past its array with no word of replay). A note, shown with the
