@@ -8,6 +8,7 @@ import pytest
 
 import kernbench
 from kernbench.common.pe_commands import StreamBuilder, Unit, VecOp
+from kernbench.hw import load_hw
 from kernbench.report.commands import command_facts
 from kernbench.report.critical_path import critical_path
 from kernbench.report.profile import profile
@@ -134,6 +135,98 @@ def test_credit_link_never_goes_to_a_recv_posted_after_the_send_ended():
         (0, 33, "busy", 4162, 4410, "unit order", 4162 - 214),
         (1, 44, "data", 4410, 4460, "send -> recv", 4460 - 4368),
     ]
+
+
+def _gated_send(gate, q=2, packet_bytes=256, nbytes=16384, fill=4096, hop=50, bw=32):
+    """PE 0 fills ``fill`` f32 elements and sends ``nbytes`` east; PE 1 posts its recv after a
+    fill of ``gate`` elements (none: at cycle 0) and adds what it got."""
+    p0, p1 = StreamBuilder(), StreamBuilder()
+    t = p0.vec(VecOp.FILL, fill, line=30)
+    p0.send("E", t, nbytes, line=31)
+    got = p1.recv("W", nbytes, after=p1.vec(VecOp.FILL, gate, line=40) if gate else -1, line=41)
+    p1.vec(VecOp.ADD, 64, got, line=42)
+    hw = load_hw("default").with_overrides({
+        "link.rx_queue_packets": q, "link.packet_bytes": packet_bytes,
+        "link.hop_latency_cycles": hop, "link.bytes_per_cycle": bw})
+    return launch([p0, p1], hw=hw)
+
+
+def test_credit_bound_link_blames_no_recv_whose_post_held_nothing():
+    """A credit-bound link (link.rx_queue_packets = 2: a credit's round trip 2 * 50 + 8 = 108
+    cycles against 2 * 8 of serialisation) and a recv posted before the first packet lands: the
+    post holds nothing, so the path is the same as with the recv posted at cycle 0.
+
+    Derivation. The fill of 4096 elements takes 4096 / 64 + 8 = 72 cycles: the send starts at 72.
+    Packet 0 leaves 72..80 and lands at 130; the recv is posted at 6144 / 64 + 8 = 104 (gated) or
+    0, both before 130, so packet 0 drains at 130 and its credit is back at 180 either way.
+    Packets 2k and 2k + 1 start at 72 + 108k and 80 + 108k (each needs the credit of the packet
+    two before, back 108 after it started); the last, 63, leaves 3428..3436: the send ends at
+    3436 with 3436 - 72 - 64 * 8 = 2,852 cycles of credit stall, the recv at 3486 and the add
+    (64 / 64 + 8 = 9 cycles) at 3495. No recv's post is on the path: the send is a busy step
+    from its start (a review found a credit step from the gated post at 104, slack 2,852, where
+    shortening the gate gains nothing)."""
+    gated, free = _gated_send(6144), _gated_send(None)
+    assert gated.cycles == free.cycles == 3495
+    assert gated.unit_counters["stall_credit"][0, Unit.TX_E] == 2852
+    rows = [
+        (0, 30, "busy", 0, 72, "launch start", 0),
+        (0, 31, "busy", 72, 3436, "operand", 72),
+        (1, 41, "data", 3436, 3486, "send -> recv", None),
+        (1, 42, "busy", 3486, 3495, "operand", None),
+    ]
+    for r, post in ((gated, 104), (free, 0)):
+        got = path_rows(r)
+        assert [x[:5] for x in got] == [x[:5] for x in rows]
+        assert got[2][6] == 3486 - post  # data: the landing minus the recv's post
+        assert got[1][6] == 72
+
+
+def test_credit_walk_follows_the_engine_and_names_only_posts_that_hold():
+    """Random credit-bound and posted-late links (2..4 messages of 1 B .. 20 KiB on random
+    packet sizes, queues, hops and bandwidths; the recv gated 0 .. 3,000 cycles): the link's
+    recurrence the critical path walks (_link.packet_starts) ends every send where the engine
+    did; and when no post held the first send's end (the walk reaches its start), it ends at the
+    same cycle with every recv posted at cycle 0 (a chain without a post, and no input later).
+    (A later send's start may itself wait for an earlier send that a post held: the path goes
+    there by unit order.)"""
+    from kernbench._core import _link
+    rng = np.random.default_rng(56)
+    for _case in range(60):
+        q = int(rng.integers(1, 9))
+        P = int(rng.choice([4, 32, 100, 256]))
+        hop, bw = int(rng.integers(1, 80)), int(rng.choice([1, 7, 32]))
+        sizes = [int(rng.integers(1, 20481)) for _ in range(int(rng.integers(2, 5)))]
+        gates = [int(rng.choice([0, 64, 640, 6400, 64000])) for _ in sizes]
+        hw = load_hw("default").with_overrides({
+            "link.rx_queue_packets": q, "link.packet_bytes": P, "link.hop_latency_cycles": hop,
+            "link.bytes_per_cycle": bw})
+
+        def run(gates, sizes=sizes, hw=hw):
+            p0, p1 = StreamBuilder(), StreamBuilder()
+            t = p0.vec(VecOp.FILL, 20480 // 4, line=30)
+            for nb in sizes:
+                p0.send("E", t, nb, line=31)
+            for nb, g in zip(sizes, gates):
+                p1.recv("W", nb, after=p1.vec(VecOp.FILL, g, line=40) if g else -1, line=41)
+            return launch([p0, p1], hw=hw)
+
+        r = run(gates)
+        fx = command_facts(r)
+        msgs = r.engine.messages
+        T = np.ascontiguousarray(fx.start[msgs["send"]], np.int64)
+        post = np.ascontiguousarray(fx.start[msgs["recv"]], np.int64)
+        nb = np.ascontiguousarray(msgs["nbytes"], np.int64)
+        s = np.empty(int(((nb + P - 1) // P).sum()), np.int64)
+        _link.packet_starts(T, post, nb, P, bw, hop, q, s)
+        ends = [_link.post_holder(s, T, post, nb, m, P, bw, hop, q) for m in range(len(nb))]
+        assert [e for e, _ in ends] == fx.end[msgs["send"]].tolist()
+        assert all(k >= -1 for _, k in ends)
+        free = run([0] * len(sizes))
+        free_end = command_facts(free).end[free.engine.messages["send"]].tolist()
+        for m, (_e, k) in enumerate(ends):
+            assert k == -1 or (0 <= k <= m and post[k] > 0)
+        if ends[0][1] == -1:  # (the first send starts at the same cycle in both runs)
+            assert free_end[0] == ends[0][0], _case
 
 
 def test_slack_counts_one_command_once_however_many_inputs_it_is():

@@ -26,6 +26,8 @@ from ._types cimport (HwParams, EventHeap, LinkState, LinkCounters, EV_PKT_SENT,
 from ._heap cimport heap_push
 from ._timing cimport cdiv, packet_cycles
 
+import numpy as np
+
 
 cdef inline int64_t _max(int64_t a, int64_t b) noexcept nogil:
     return a if a >= b else b
@@ -257,3 +259,99 @@ cdef int link_recv_post(const HwParams* hw, EventHeap* heap, LinkState* L, LinkC
     if L.tx_waiting:
         return _train_advance(hw, heap, L, cnt, link, poll)
     return 0
+
+
+# -- reports: which recv's post held a send's credits ------------------------------------------
+
+def packet_starts(const int64_t[::1] T, const int64_t[::1] r, const int64_t[::1] nbytes,
+                  int64_t packet_bytes, int64_t link_bw, int64_t hop, int64_t queue,
+                  int64_t[::1] s) -> None:
+    """``s_i`` of every packet of one link's messages, by the recurrence of the module docstring:
+    message k (in link order) has send start ``T[k]``, recv post ``r[k]`` and ``nbytes[k]`` >= 1
+    bytes (cycles and bytes, int64); ``s`` holds the link's packets (sum of ceil(nbytes / P)).
+    For the critical path (kernbench.report.critical_path): the engine keeps no packet times.
+    Raises ValueError on sizes that do not fit."""
+    cdef int64_t n = T.shape[0], k, j, npk, i = 0, e = 0, c, ser, a, rk, total = 0
+    cdef HwParams hw
+    if r.shape[0] != n or nbytes.shape[0] != n or packet_bytes < 1 or link_bw < 1 or queue < 1:
+        raise ValueError("packet_starts: sizes do not fit")
+    for k in range(n):
+        if nbytes[k] < 1:
+            raise ValueError("packet_starts: a message of no bytes")
+        total += cdiv(nbytes[k], packet_bytes)
+    if s.shape[0] != total:
+        raise ValueError("packet_starts: s must hold every packet")
+    hw.packet_bytes, hw.link_bw = packet_bytes, link_bw
+    cred = np.zeros(queue, np.int64)  # c_{i-Q} of the packet Q before, by slot i % Q (0 at first)
+    cdef int64_t[::1] cr = cred
+    with nogil:
+        for k in range(n):
+            npk = cdiv(nbytes[k], packet_bytes)
+            rk = r[k]
+            for j in range(npk):
+                ser = packet_cycles(&hw, packet_bytes if j < npk - 1
+                                    else nbytes[k] - (npk - 1) * packet_bytes)
+                c = cr[i % queue]
+                s[i] = _max(_max(e, T[k]), c)
+                e = s[i] + ser
+                a = e + hop
+                cr[i % queue] = _max(a, rk) + hop
+                i += 1
+
+
+def post_holder(const int64_t[::1] s, const int64_t[::1] T, const int64_t[::1] r,
+                const int64_t[::1] nbytes, int64_t m, int64_t packet_bytes, int64_t link_bw,
+                int64_t hop, int64_t queue) -> tuple:
+    """Why message ``m`` of a link (arrays as :func:`packet_starts`, ``s`` its result for at
+    least messages 0..m) ends when it does: the recurrence walked back from m's last packet,
+    each packet's start to the term that set it (a send's start first, then the wire, then a
+    credit back a round trip after its packet landed, then a recv's post).
+    Returns ``(e_last, k)``: m's last packet's end (cycles) and the message whose recv's post
+    held a credit on the way (-1 when the walk reaches a send's start: the sender, the wire and
+    the link's own credit round trip set the end, no post held it; -2 when ``s`` does not
+    follow the recurrence)."""
+    cdef int64_t n = T.shape[0], i, k, j, kj, lo, npk, ser, sj, aj, e_last
+    cdef HwParams hw
+    if m < 0 or m >= n or r.shape[0] != n or nbytes.shape[0] != n or packet_bytes < 1 or link_bw < 1:
+        raise ValueError("post_holder: sizes do not fit")
+    hw.packet_bytes, hw.link_bw = packet_bytes, link_bw
+    first = np.zeros(n + 1, np.int64)
+    cdef int64_t[::1] f = first
+    for k in range(n):
+        f[k + 1] = f[k] + cdiv(nbytes[k], packet_bytes)
+    if s.shape[0] < f[m + 1]:
+        raise ValueError("post_holder: s must hold message m's packets")
+    k, i = m, f[m + 1] - 1
+    npk = f[m + 1] - f[m]
+    e_last = s[i] + packet_cycles(&hw, nbytes[m] - (npk - 1) * packet_bytes)
+    while True:
+        while i < f[k]:
+            k -= 1
+        if s[i] == T[k]:
+            return e_last, -1
+        if i > 0:  # the packet before on the wire (this message's, or the one before's)
+            j = i - 1
+            kj = k if j >= f[k] else k - 1
+            sj = s[j] + _ser(&hw, j, f[kj], f[kj + 1], nbytes[kj], packet_bytes)
+            if sj == s[i]:
+                i = j
+                continue
+        j = i - queue
+        if j < 0:  # (cannot be: the packet's start is one of the three terms)
+            return e_last, -2
+        kj = k
+        while j < f[kj]:
+            kj -= 1
+        aj = s[j] + _ser(&hw, j, f[kj], f[kj + 1], nbytes[kj], packet_bytes) + hop
+        if _max(aj, r[kj]) + hop != s[i]:  # (cannot be: s is not this recurrence's)
+            return e_last, -2
+        if aj >= r[kj]:  # drained as it landed: the link's own round trip
+            i = j
+            continue
+        return e_last, kj
+
+
+cdef inline int64_t _ser(const HwParams* hw, int64_t j, int64_t lo, int64_t hi, int64_t nbytes,
+                         int64_t packet_bytes) noexcept nogil:
+    # serialisation of packet j of a message holding packets lo..hi-1 of nbytes
+    return packet_cycles(hw, packet_bytes if j < hi - 1 else nbytes - (hi - 1 - lo) * packet_bytes)

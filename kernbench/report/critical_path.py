@@ -11,8 +11,9 @@ the event record of ``record_events=True``) and the program, by the engine's own
 
   * a **recv** that waited for data ends one hop after its matching send ends: the path goes to
     the send (``"data"`` step, the hop, on the recv);
-  * a **send** short of credits ends once the receiver posted the recv its credits waited for:
-    the path goes to that recv's start (``"credit"`` step on the send, from the post to its end);
+  * a **send** whose credits came back late because a recv was posted after its packet
+    landed ends a hop after that post (and the rest of its packets): the path goes to that
+    recv's start (``"credit"`` step on the send, from the post to its end; see Credits below);
   * a **DMA** command that waited for the cube's memory channel (arbitration stall) and ended
     after everything requested before it (or in the same cycle) in the same busy period had
     left the channel ends when the channel has served all that: the path goes to the start of
@@ -34,10 +35,16 @@ could gain before another input would set the time instead (0: a tie):
 - ``credit``: the send's credit stall (its end minus its start and serialisation);
 - ``channel``: the DMA command's arbitration stall (its end minus its start and its time alone).
 
-Credits: a send may wait for the credits of a packet up to ``link.rx_queue_packets`` before its
-own, of an earlier message on the link; the recv held responsible is the latest-posted recv of
-the messages within that window that was posted after the send started and at least a hop
-before it ended (a credit comes back a hop after the post that drains its packet).
+Credits: which recv's post held a send is read off the link's recurrence
+(docs/hardware-model.md, "SFR links"; _link.packet_starts recomputes every packet's start from
+the sends' starts and the recvs' posts), walked back from the send's last packet to the term
+that set each packet's start: the send's start (then no recv held it: the send is a busy step),
+the wire (the packet before), a credit back a round trip after its packet landed (the packet
+``link.rx_queue_packets`` before), or a credit back a hop after a recv's post that came later
+than its packet (that recv is the one; it may be an earlier message's). On a tie the walk takes
+them in that order, so a post is named only where it set the time alone. A credit-bound link
+(small packets or queue) stalls a send for credits with every recv posted early: that stall is
+inside a busy step.
 """
 from __future__ import annotations
 
@@ -225,24 +232,17 @@ def _channel_openers(result, fx) -> tuple:
 
 
 def _link_messages(result, fx):
-    """Per message (in the engine's order: by link, then program order): send, recv, its first
-    packet number on the link, its packets; and the message index of every send."""
-    e = result.engine
-    msgs = e.messages
+    """Per message (in the engine's order: by link, then program order): its link, packets,
+    send, recv and bytes (int64); and the message index of every send (-1: not a send)."""
+    msgs = result.engine.messages
     n = len(fx.start)
     P = int(result.hw.link.packet_bytes)
-    nb = np.asarray(msgs["nbytes"], np.int64)
-    pk = (nb + P - 1) // P
-    link = np.asarray(msgs["link"], np.int64)
-    first = np.zeros(len(msgs), np.int64)
-    if len(msgs):
-        cum = np.cumsum(pk)
-        starts = np.r_[True, link[1:] != link[:-1]]
-        base = np.maximum.accumulate(np.where(starts, np.r_[0, cum[:-1]], 0))
-        first = np.r_[0, cum[:-1]] - base
+    nb = np.ascontiguousarray(msgs["nbytes"], np.int64)
+    send = np.asarray(msgs["send"], np.int64)
     msg_of_send = np.full(n, -1, np.int64)
-    msg_of_send[np.asarray(msgs["send"], np.int64)] = np.arange(len(msgs))
-    return link, first, pk, np.asarray(msgs["recv"], np.int64), msg_of_send
+    msg_of_send[send] = np.arange(len(msgs))
+    return (np.asarray(msgs["link"], np.int64), (nb + P - 1) // P, send,
+            np.asarray(msgs["recv"], np.int64), nb, msg_of_send)
 
 
 def critical_path(result) -> CriticalPath:
@@ -260,7 +260,7 @@ def critical_path(result) -> CriticalPath:
     hop = int(result.hw.link.hop_latency_cycles)
     Q = int(result.hw.link.rx_queue_packets)
     opener, served_all = _channel_openers(result, fx)
-    m_link, m_first, m_pk, m_recv, msg_of_send = _link_messages(result, fx)
+    m_link, m_pk, m_send, m_recv, m_nbytes, msg_of_send = _link_messages(result, fx)
     peer = fx.peer
     is_dma = (opcode == Opcode.LOAD) | (opcode == Opcode.STORE)
     arb, credit = fx.arbitration, fx.credit
@@ -287,24 +287,31 @@ def critical_path(result) -> CriticalPath:
         runner = next((x[0] for x in cands[1:] if x[2] != best), 0)
         return best, best_via, t - max(runner, 0)
 
+    from .._core import _link
+    link_lo = np.r_[0, np.flatnonzero(m_link[1:] != m_link[:-1]) + 1]  # each link's first message
+    P, bw = int(result.hw.link.packet_bytes), int(result.hw.link.bytes_per_cycle)
+    packet_starts = {}  # link's first message -> its packets' starts (through the messages read)
+
     def credit_holder(c):
-        """The recv whose late post held send c's credits (-1: none, the link's own round trip)."""
+        """The recv whose post held send c's credits (-1: none; the send's start, the wire and
+        the link's own credit round trip set its end): the link's recurrence walked back from
+        the send's last packet (_link.post_holder)."""
         m = int(msg_of_send[c])
         if m < 0:
             return -1
-        lk, lo = m_link[m], m_first[m] - Q
-        # a credit comes back a hop after the post that drained its packet: a recv posted later
-        # than a hop before the send's end cannot have held it
-        latest = int(end[c]) - hop
-        # messages on this link whose packets lie within Q before this message's last packet
-        j = m
-        best, best_r = -1, int(start[c])
-        while j >= 0 and m_link[j] == lk and m_first[j] + m_pk[j] > lo:
-            r = int(m_recv[j])
-            if best_r < int(start[r]) <= latest:
-                best, best_r = r, int(start[r])
-            j -= 1
-        return best
+        g = int(np.searchsorted(link_lo, m, side="right")) - 1
+        lo, hi = int(link_lo[g]), int(link_lo[g + 1]) if g + 1 < len(link_lo) else len(m_link)
+        T = np.ascontiguousarray(start[m_send[lo:hi]], np.int64)
+        r = np.ascontiguousarray(start[m_recv[lo:hi]], np.int64)
+        nb = m_nbytes[lo:hi]
+        s = packet_starts.get(lo)
+        if s is None:  # (once per link: every packet's start)
+            s = packet_starts[lo] = np.empty(int(m_pk[lo:hi].sum()), np.int64)
+            _link.packet_starts(T, r, nb, P, bw, hop, Q, s)
+        e_last, k = _link.post_holder(s, T, r, nb, m - lo, P, bw, hop, Q)
+        if e_last != int(end[c]) or k < 0:  # (a mismatch cannot be: then no holder is named)
+            return -1
+        return int(m_recv[lo + k])
 
     steps = []
     c = int(np.argmax(end))  # the first command to end at the last cycle
