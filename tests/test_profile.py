@@ -258,3 +258,52 @@ def test_cli_run_profile(tmp_path, capsys):
     assert "critical path (" in out and "critical-path track" in out
     trace = json.load(open(tmp_path / "t.json"))
     assert any(e.get("args", {}).get("name") == "critical path" for e in trace["traceEvents"])
+
+
+def _growing_keys(q_ptr, k_ptr, o_ptr, n, *, tl):
+    q = tl.load(q_ptr, shape=(8, 32), dtype="f32")
+    o = tl.zeros((8, 32), "f32")
+    for i in tl.range(0, n, shapes_move=True):
+        k = tl.load(k_ptr + 64 * i * 4, shape=(4 + 4 * i, 32), dtype="f32")
+        p = tl.exp(tl.dot(q, tl.trans(k)))
+        o = o + tl.dot(p, k)  # 20 dots, one label each (their shapes move), and 20 adds of one
+    tl.store(o_ptr, o)
+
+
+def test_a_line_is_named_by_its_busiest_op_not_its_commonest_label():
+    """The line ``o = o + tl.dot(p, k)`` of a shapes_move loop: 20 dots of 20 shapes (a label
+    each) and 20 adds of one label. The adds' label has the most busy cycles of any one label
+    (20 * 12 = 240: (8, 32) f32 is 256 / 64 + 8 = 12 cycles, docs/hardware-model.md) while the
+    dots take more together; the op column names the dots, by the busiest: the last, with the
+    longest K (80), whose fold K + R + C - 2 is the longest (a review found the add named)."""
+    import kernbench
+    ctx = kernbench.Context("default")
+    q, k, o = ctx.empty((8, 32), "f32"), ctx.empty((1024, 32), "f32"), ctx.empty((8, 32), "f32")
+    r = ctx.launch(_growing_keys, (1, 1), q, k, o, 20, mode="timing")
+    at = _growing_keys.__code__.co_firstlineno + 6  # the line of ``o = o + tl.dot(p, k)``
+    line = next(d for d in profile(r)["lines"] if d["source"].endswith(f":{at}"))
+    assert line["busy"]["VECTOR"] == 20 * 12 < line["busy"]["GEMM"]
+    assert line["labels"][0] == "dot (8,80)x(80,32) f32"
+    assert len(line["labels"]) == 21 and "add (8,32) f32" in line["labels"]
+
+
+def test_a_long_file_name_is_cut_on_its_left_keeping_its_line(tmp_path, monkeypatch):
+    """A helper in a file whose name is longer than the line column: the row keeps its ":2"
+    (cut on the left, with an ellipsis) at 80 and at 120 columns (a review found the name cut
+    on its right, the line number gone)."""
+    import kernbench
+    name = "a_really_quite_long_helper_module_name_for_testing_widths"
+    (tmp_path / f"{name}.py").write_text("def helper(tl, x):\n    return tl.exp(x)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    helper = __import__(name).helper
+
+    def k(x_ptr, o_ptr, *, tl):
+        tl.store(o_ptr, helper(tl, tl.load(x_ptr, shape=(4096,), dtype="f32")))
+
+    ctx = kernbench.Context("default")
+    r = ctx.launch(k, (1, 1), ctx.empty((4096,), "f32"), ctx.empty((4096,), "f32"), mode="timing")
+    for width in (80, 120):
+        text = print_profile(r, file=io.StringIO(), width=width)
+        assert max(len(x) for x in text.splitlines()) <= width
+        row = next(x for x in text.splitlines() if x.startswith("…") and "widths.py:2 " in x)
+        assert row.split()[0].endswith("_for_testing_widths.py:2")

@@ -277,14 +277,23 @@ class LineGroups:
     key_label: dict = None  #: site -> its label
 
     def labels_by(self, weight: np.ndarray) -> list:
-        """Per line index, its labels ordered by ``weight`` (per command) summed over each
-        label's commands, largest first."""
+        """Per line index, its labels ordered by ``weight`` (per command): first by their op's
+        (a label's first word: ``dot``, ``add``, ``load``, ``sum-reduce``, ...) weight summed
+        over the line's commands of that op, then by the label's own, largest first. A line of
+        dots whose shapes move (one label each) and one add a step is named by its busiest dot."""
         w = np.bincount(self.key_of, weights=weight, minlength=len(self.key_line))
         out = [dict() for _ in self.sources]
         for k, lab in self.key_label.items():
             d = out[int(self.key_line[k])]
             d[lab] = d.get(lab, 0.0) + float(w[k])
-        return [sorted(d, key=lambda lab: -d[lab]) for d in out]
+        ranked = []
+        for d in out:
+            op: dict = {}
+            for lab, x in d.items():
+                o = lab.split(" ", 1)[0]
+                op[o] = op.get(o, 0.0) + x
+            ranked.append(sorted(d, key=lambda lab: (-op[lab.split(" ", 1)[0]], -d[lab])))
+        return ranked
 
     def short(self, i: int) -> str:
         """``file.py:line`` of line index ``i``."""

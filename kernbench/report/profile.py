@@ -149,9 +149,7 @@ class _ProfileTable:
             op = d["labels"][0] if d["labels"] else ""
             if len(d["labels"]) > 1:
                 op += f" +{len(d['labels']) - 1}"
-            # file names and labels are the user's text: a Text, which rich shows as it is
-            short = rich_text(d["short"])
-            head = [short, rich_text(op)] if wide else [short.append("\n").append(op, style="dim")]
+            head = (d["short"], op)
             nums = [f"{d['commands']:,}"]
             nums += [_pct(sum(d["busy"].get(u, 0) for u in us), total) for _, us in used_units]
             if wide:
@@ -180,15 +178,21 @@ class _ProfileTable:
                   for j, h in enumerate(heads)]
         # what the figures leave to the text (a one-space divider before each figure column)
         room = max(12, width - sum(w + 1 for w in widths) - (1 if wide else 0))
-        line_w = max([len("line")] + [len(r[0][0].plain.split("\n")[0]) for r in rows])
+        line_w = max([len("line")] + [len(r[0][0]) for r in rows])
         if wide:
-            t.add_column("line", no_wrap=True, overflow="ellipsis", max_width=min(line_w, room // 2))
+            short_w = min(line_w, room // 2)
+            t.add_column("line", no_wrap=True, overflow="ellipsis", max_width=short_w)
             t.add_column("op", no_wrap=True, overflow="ellipsis", max_width=max(8, min(40, room - line_w)))
         else:
-            t.add_column("line / op", no_wrap=True, overflow="ellipsis", max_width=min(room, 40))
+            short_w = min(room, 40)
+            t.add_column("line / op", no_wrap=True, overflow="ellipsis", max_width=short_w)
         for h, w in zip(heads, widths):
             t.add_column(h, justify="right", no_wrap=True, min_width=w)
-        for head, nums, style in rows:
+        for (short, op), nums, style in rows:
+            # file names and labels are the user's text: a Text, which rich shows as it is. A
+            # long file name is cut on its left: its ":line" is how a reader finds the code.
+            short = rich_text(short if len(short) <= short_w else "…" + short[len(short) - short_w + 1:])
+            head = [short, rich_text(op)] if wide else [short.append("\n").append(op, style="dim")]
             t.add_row(*head, *nums, style=style)
         return t
 
