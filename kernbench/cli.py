@@ -615,7 +615,9 @@ def cmd_run(args, console) -> int:
     # every kernel argument by name (device arrays as DeviceArray), and the --arg values setup took
     named = {**values, **{p.name: v for p, v in zip(kernel_params(kernel), launch)}}
     if args.save:
-        _save_arrays(ctx, result, named, args.save, console)
+        from .runtime.executor import argument_arrays
+        _save_arrays(ctx, result, {**named, **argument_arrays(kernel, tuple(launch), {})}, args.save,
+                     console)
     return _run_check(module, kernel, ctx, named, result, console)
 
 

@@ -193,6 +193,149 @@ def test_generators_and_async_functions_are_not_kernels(ctx):
             ctx.launch(k, (1, 1))
 
 
+def test_a_generator_or_async_kernel_behind_a_wrapper_or_call_is_refused(ctx):
+    """A generator or coroutine function behind functools.wraps, or as a class's __call__: its
+    call returns a generator or coroutine and runs nothing (a review: the launch ran as an empty
+    program, 0 cycles, its output never written). Refused before tracing where the function can
+    be found, else by what the call returned."""
+    import functools
+
+    def deco(f):
+        @functools.wraps(f)
+        def w(*a, **k):
+            return f(*a, **k)
+        return w
+
+    def gen(o_ptr, *, tl):
+        tl.store(o_ptr, tl.full((4,), 1.0, "f32"))
+        yield
+
+    async def coro(o_ptr, *, tl):
+        tl.store(o_ptr, tl.full((4,), 1.0, "f32"))
+
+    class Gen:
+        def __call__(self, o_ptr, *, tl):
+            yield tl.store(o_ptr, tl.full((4,), 1.0, "f32"))
+
+    def hidden(o_ptr, *, tl):  # (no __wrapped__ to follow: what it returns tells)
+        return gen(o_ptr, tl=tl)
+
+    o = ctx.empty((4,), "f32")
+    for k in (deco(gen), deco(coro), Gen(), hidden):
+        with pytest.raises(TypeError, match="generator or async") as ei:
+            ctx.launch(k, (1, 1), o)
+        assert "never run" in str(ei.value) or "never ran" in str(ei.value)
+
+
+def test_a_memoised_kernel_is_refused(ctx):
+    """functools.cache / lru_cache: the launch calls the kernel once per PE with the same
+    arguments and the same tl, so the cache answered PEs 1.. without running them (a review:
+    only PE 0's row written, silently)."""
+    import functools
+
+    def dbl(o_ptr, *, tl):  # (each PE's own copy of o)
+        tl.store(o_ptr, tl.full((4,), 2.0 + tl.program_id(0), "f32"))
+
+    o = ctx.empty((4,), "f32")
+    for memo in (functools.cache, functools.lru_cache(maxsize=8)):
+        with pytest.raises(TypeError, match="is memoised .*once per PE"):
+            ctx.launch(memo(dbl), (4, 1), o)
+    ctx.launch(functools.cache(dbl).__wrapped__, (4, 1), o)
+    assert [ctx.read(o, pe=(p, 0)).tolist() for p in range(4)] == [[2.0 + p] * 4 for p in range(4)]
+
+
+def test_a_decorator_is_checked_against_its_own_signature_too(ctx):
+    """A functools.wraps wrapper whose own parameters differ from the wrapped function's (it
+    passes tl positionally, or binds an argument): inspect.signature follows __wrapped__, and
+    the launch was refused though the wrapper takes its arguments (a review)."""
+    import functools
+
+    def tl_first(f):
+        @functools.wraps(f)
+        def w(*args, tl):
+            return f(tl, *args)
+        return w
+
+    def bind_scale(f):
+        @functools.wraps(f)
+        def w(o_ptr, *, tl):
+            return f(o_ptr, 3.0, tl=tl)
+        return w
+
+    @tl_first
+    def positional(tl, o_ptr):
+        tl.store(o_ptr, tl.full((4,), 2.0, "f32"))
+
+    @bind_scale
+    def scaled(o_ptr, scale, *, tl):
+        tl.store(o_ptr, tl.full((4,), scale, "f32"))
+
+    o = ctx.empty((4,), "f32")
+    ctx.launch(positional, (1, 1), o)
+    assert ctx.read(o, pe=(0, 0)).tolist() == [2.0] * 4
+    ctx.launch(scaled, (1, 1), o)
+    assert ctx.read(o, pe=(0, 0)).tolist() == [3.0] * 4
+    # the wrapped function takes (o, 4.0), its wrapper does not: the call fails before any line
+    # of the kernel runs, at the wrapped function's def
+    line = scaled.__wrapped__.__code__.co_firstlineno
+    with pytest.raises(KernelError, match=rf"kernel scaled raised TypeError .* at {FILE}:{line}: "):
+        ctx.launch(scaled, (1, 1), o, 4.0)
+
+
+def test_partials_and_callable_instances_are_named_by_their_function(ctx):
+    """Errors and reports name a functools.partial by its function and a callable instance by
+    its class, with the file:line of the code (a review found `functools.partial(<function ...
+    at 0x...>)` with no line, and reports whose kernel name held a memory address)."""
+    import functools
+
+    def dbl(x_ptr, o_ptr, n, *, tl):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") * 2.0)
+
+    class Dbl:
+        def __call__(self, x_ptr, o_ptr, n, *, tl):
+            tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") * 2.0)
+
+    x, o = ctx.empty((4,), "f32"), ctx.empty((4,), "f32")
+    line = dbl.__code__.co_firstlineno
+    with pytest.raises(TypeError, match=rf"kernel dbl \({FILE}:{line}\) does not take"):
+        ctx.launch(functools.partial(dbl, x), (1, 1), o)
+    call_line = Dbl.__call__.__code__.co_firstlineno
+    with pytest.raises(TypeError, match=rf"kernel Dbl \({FILE}:{call_line}\) does not take"):
+        ctx.launch(Dbl(), (1, 1), x, o)
+    for k, name in ((functools.partial(dbl, x), "dbl"), (Dbl(), "Dbl")):
+        args = (o, 4) if name == "dbl" else (x, o, 4)
+        r = ctx.launch(k, (1, 1), *args, mode="timing")
+        assert (r.kernel_name, r.kernel_file) == (name, __file__)
+        assert "0x" not in r.to_json()["kernel"]["name"]
+
+
+def test_written_args_inside_star_args_kwargs_and_containers(ctx):
+    """written_args names an array passed through *args, **kwargs or a list by its path (a
+    review: () for each, and `kernbench run --save` wrote an empty file)."""
+    def star(*args, tl):
+        tl.store(args[1], tl.load(args[0], shape=(4,), dtype="f32"))
+
+    def kws(x_ptr, *, tl, **kw):
+        tl.store(kw["out"], tl.load(x_ptr, shape=(4,), dtype="f32"))
+
+    def listed(ptrs, *, tl):
+        tl.store(ptrs[1], tl.load(ptrs[0], shape=(4,), dtype="f32"))
+
+    x, o = ctx.put(np.ones(4, np.float32), pe=(0, 0)), ctx.empty((4,), "f32")
+    assert ctx.launch(star, (1, 1), x, o).written_args == ("args[1]",)
+    assert ctx.launch(kws, (1, 1), x, out=o).written_args == ("kw['out']",)
+    assert ctx.launch(listed, (1, 1), [x, o]).written_args == ("ptrs[1]",)
+
+
+def test_a_one_shot_iterator_grid_is_checked_like_a_tuple(ctx):
+    """A grid given as an iterator: its values were used up by the int conversion, and the
+    whole-number check compared nothing, so (7.9, 1.0) ran as (7, 1) (a review)."""
+    for grid in (iter([3.9, 1.0]), map(float, ["3.9", "1"])):
+        with pytest.raises(ValueError, match=r"grid must be .* got \(3\.9, 1\.0\)"):
+            ctx.launch(lambda *, tl: None, grid)
+    assert ctx.launch(lambda *, tl: None, iter([2, 1]), mode="timing").grid == (2, 1)
+
+
 def test_a_kernel_parameter_named_like_a_launch_option(ctx):
     seen = []
 

@@ -86,6 +86,15 @@ def test_attention_kernels_take_numpy_integer_sizes():
         for bad in (True, 4.0):
             with pytest.raises(KernelError, match=r"must be a positive int"):
                 launch(kernel, scope, grid, (bad,) + sizes[1:])
+    # rank_axis (after the sizes of the two ring kernels): a numpy int is an axis; a bool or a
+    # float equal to 0 or 1 is refused by the kernel's own check (a review: tl.num_programs's
+    # refusal, deeper, named the kernel's argument as an axis of num_programs)
+    for kernel, scope, grid, sizes in cases[:2]:
+        assert launch(kernel, scope, grid, sizes + (np.int64(0),)).cycles == launch(
+            kernel, scope, grid, sizes + (0,)).cycles
+        for bad in (False, True, np.False_, 0.0, 1.0):
+            with pytest.raises(KernelError, match=r"rank_axis must be 0 \(PEs of a cube\) or 1 \(cubes\), got"):
+                launch(kernel, scope, grid, sizes + (bad,))
 
 
 def test_attention_kernels_refuse_more_blocks_than_a_trace_can_plan():

@@ -76,7 +76,41 @@ def test_a_handle_of_an_earlier_launch_is_refused(ctx):
             tl.store(ptr, kept["h"] + t)
 
     msg = str(launch_fails(ctx, second, x))
-    assert "tensor of an earlier launch (made on PE (1, 1)" in msg and "used on PE (1, 1)" in msg
+    assert "tensor of another launch (an earlier one" in msg and "made on PE (1, 1)" in msg and "used on PE (1, 1)" in msg
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_handle_from_a_forked_process_is_refused(ctx):
+    """A forked child numbers its launches from its pid times 2**32: a handle it sends back
+    (pickled) names no launch of its parent's (a review: the child's first launch had the
+    parent's next serial, and its handle silently read the parent's own tensor #0)."""
+    import pickle
+
+    x = ctx.replicate(np.ones(8, np.float16))
+
+    def first(ptr, *, tl):
+        kept["h"] = tl.load(ptr, shape=(8,))
+
+    kept = {}
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one launch, its handle back through the pipe
+        try:
+            ctx.launch(first, (1, 1), x)
+            os.write(w, pickle.dumps(kept["h"]))
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        h = pickle.loads(f.read())
+    os.waitpid(pid, 0)
+
+    def second(ptr, *, tl):
+        t = tl.load(ptr, shape=(8,))  # this launch's tensor #0, as the child's was
+        tl.store(ptr, h + t)
+
+    msg = str(launch_fails(ctx, second, x))
+    assert "tensor of another launch" in msg or "which no tl call on this PE made" in msg
 
 
 def test_an_id_from_nowhere_is_refused(ctx):
@@ -204,7 +238,7 @@ def test_a_tl_of_a_launch_tracing_on_another_thread_is_refused():
         b_done.set()
         ta.join(60)
     assert ei.value.pe == (0, 0) and ei.value.where.endswith(f"{FILE}:{lines[0]}")
-    assert "this tl is tracing PE (0, 0) of a launch on another thread" in str(ei.value)
+    assert "this tl is tracing PE (0, 0) on another thread" in str(ei.value)
     np.testing.assert_array_equal(result["a"], np.full(8, 2.0, np.float32))
 
 
@@ -226,7 +260,7 @@ def test_a_tl_used_outside_any_launch_on_another_thread_names_no_pe():
     ta.start()
     assert a_in.wait(60)
     try:
-        with pytest.raises(KernelError, match="of a launch on another thread") as ei:
+        with pytest.raises(KernelError, match="on another thread") as ei:
             shared["tl"].zeros((8,))
     finally:
         b_done.set()
@@ -256,7 +290,7 @@ def test_a_waiting_tl_called_from_another_thread_says_another_thread():
     ta.start()
     assert a_in.wait(60)
     try:
-        with pytest.raises(KernelError, match="this tl is tracing PE \\(0, 0\\) of a launch on another thread"):
+        with pytest.raises(KernelError, match="this tl is tracing PE \\(0, 0\\) on another thread"):
             shared["tl"].zeros((8,))
     finally:
         b_done.set()

@@ -39,7 +39,7 @@ def _check_shapes(kernel: str, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, r
     if h_q % h_kv:
         raise ValueError(f"{kernel}: h_q = {h_q} is not a multiple of h_kv = {h_kv} (GQA: each K/V "
                          f"head serves h_q / h_kv query heads)")
-    if rank_axis not in (0, 1):
+    if not is_whole(rank_axis) or rank_axis not in (0, 1):  # (True and 1.0 are == 1, not axes)
         raise ValueError(f"{kernel}: rank_axis must be 0 (PEs of a cube) or 1 (cubes), got {rank_axis!r}")
     _check_block_counts(kernel, sizes["S_q"], sizes["S_kv_per_rank"], h_kv, **{
         k: sizes[k] for k in ("block_q", "block_kv") if k in sizes})

@@ -75,9 +75,10 @@ def _not_tracing(b):
     line of the program this thread traces, if any (the call is then that kernel's)."""
     other = b if isinstance(b, PEBuilder) else b.waiting  # (the builder of a tl waiting)
     if other is not None and other.thread != this_thread():
-        why = (f"this tl is tracing {pe_label((other.pe, other.cube))} of a launch on another "
-               f"thread. A kernel must use the tl it is passed (a tl kept in a global or a "
-               f"closure is another launch's)")
+        why = (f"this tl is tracing {pe_label((other.pe, other.cube))} on another thread. A "
+               f"kernel must use the tl it is passed, on the thread the launch calls it on (a tl "
+               f"kept in a global or a closure is another launch's; a decorator that runs the "
+               f"kernel on a thread pool runs it away from its launch)")
     else:
         why = b.why
     here = operator_targets()

@@ -291,11 +291,31 @@ def reduce_dtype(name: str, d: str) -> str:
 _PE_BITS, _CUBE_BITS, _LOCAL_BITS = 24, 24, 32
 #: tensors one PE's program may make: the tensor numbers an id holds (PEBuilder refuses the next)
 TENSORS_PER_PE = 1 << _LOCAL_BITS
-_LAUNCHES = itertools.count(1)
+
+def _launch_counter():
+    # Launch numbers from 1 in a main process; in a child process (a fork, or a spawned Dask or
+    # multiprocessing worker) from its pid times 2**32, so that a handle a child sends back
+    # (pickled) cannot name a tensor of a launch of its parent's or of another child's.
+    mp = sys.modules.get("multiprocessing")  # (a spawned worker has imported it to start)
+    child = mp is not None and mp.parent_process() is not None
+    return itertools.count((os.getpid() << 32) + 1 if child else 1)
+
+
+_LAUNCHES = _launch_counter()
+
+
+def _forked() -> None:
+    global _LAUNCHES
+    _LAUNCHES = itertools.count((os.getpid() << 32) + 1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 def next_launch_serial() -> int:
-    """A process-wide unique launch number (thread-safe: count() is atomic under the GIL)."""
+    """A process-wide unique launch number (thread-safe: count() is atomic under the GIL);
+    unique across the processes a main process forks or spawns too (:func:`_launch_counter`)."""
     return next(_LAUNCHES)
 
 
@@ -632,9 +652,10 @@ def foreign(tr, h, what: str) -> str:
                     f"global, it still names the other PE's SRAM); send it with tl.send/tl.recv "
                     f"or compute it on this PE")
         if 0 < serial < tr.serial:
-            return (f"{what} is a tensor of an earlier launch (made on {pe_label((pe, cube))}, its "
-                    f"tensor #{local}), used on {pe_label(here)} of this launch: handles live as long "
-                    f"as their launch; pass data between launches through device memory")
+            return (f"{what} is a tensor of another launch (an earlier one, or one whose kernel "
+                    f"started this launch; made on {pe_label((pe, cube))}, its tensor #{local}), "
+                    f"used on {pe_label(here)} of this launch: handles live as long as their "
+                    f"launch and are used in it; pass data between launches through device memory")
     n = len(tr.tensors)
     return (f"{what} is a TensorHandle with id {i!r}, which no tl call on this PE made "
             f"(this {pe_label(here)} has {n} tensors); handles belong to the program that made them")

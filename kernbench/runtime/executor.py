@@ -9,10 +9,12 @@ mismatch is reported with both kernel lines rather than as a malformed program.
 from __future__ import annotations
 
 import dis
+import functools
 import gc
 import inspect
 import linecache
 import os
+import types
 import warnings
 
 import numpy as np
@@ -35,13 +37,14 @@ from .replay import replay
 from .result import LaunchResult
 from .traced import TracedLaunch
 
-__all__ = ["launch", "trace_launch", "time_traced", "MODES"]
+__all__ = ["launch", "trace_launch", "time_traced", "MODES", "argument_arrays", "kernel_where"]
 
 MODES = ("functional", "timing")
 
 
 def _check_grid(hw, grid) -> tuple:
     try:
+        grid = tuple(grid)  # (once: an iterator would be used up by the first pass)
         g = tuple(int(x) for x in grid)
         ok = len(g) == 2 and all(x == y and is_whole(y) for x, y in zip(g, grid))
     except (TypeError, ValueError):
@@ -61,42 +64,145 @@ def _check_grid(hw, grid) -> tuple:
 TIMING_OPTIONS = ("detail", "max_cycles", "record_events", "strict_sram", "steady")
 
 
+def kernel_function(kernel):
+    """``(function, name)``: the Python function a kernel runs, found through
+    ``functools.partial``, bound methods, a callable instance's ``__call__`` and decorators'
+    ``__wrapped__``, and the kernel's name (a callable instance's class name); function None
+    when none is found (a builtin or C callable). What names the kernel in errors and reports
+    and whose file is the kernel's."""
+    k, name = kernel, None
+    for _ in range(64):  # (a __wrapped__ cycle stops here)
+        try:
+            if isinstance(k, functools.partial):
+                k = k.func
+                continue
+            if inspect.ismethod(k):
+                k = k.__func__
+                continue
+            w = getattr(k, "__wrapped__", None)
+            if w is not None and w is not k:
+                k = w
+                continue
+            if isinstance(getattr(k, "__code__", None), types.CodeType):
+                return k, name or getattr(k, "__name__", None) or k.__code__.co_name
+            call = None if isinstance(k, type) else type(k).__dict__.get("__call__") or next((c.__dict__["__call__"] for c in type(k).__mro__ if "__call__" in c.__dict__), None)
+            if call is None or not isinstance(getattr(call, "__code__", None), types.CodeType):
+                break
+            name = name or type(k).__name__
+            k = call
+        except Exception:  # (an object whose attributes raise: no function to name)
+            break
+    return None, name or getattr(kernel, "__name__", None) or type(kernel).__name__
+
+
+def kernel_where(kernel) -> tuple:
+    """``(name, file, first line)`` of a kernel (:func:`kernel_function`; file "<kernel>" and
+    line 0 when it has no Python function)."""
+    f, name = kernel_function(kernel)
+    if f is None:
+        return name, "<kernel>", 0
+    return name, f.__code__.co_filename, f.__code__.co_firstlineno
+
+
+def _wrappers(kernel):
+    """The kernel and every object its ``__wrapped__`` and ``functools.partial`` chain reaches."""
+    k, seen = kernel, []
+    for _ in range(64):
+        seen.append(k)
+        try:
+            nxt = k.func if isinstance(k, functools.partial) else getattr(k, "__wrapped__", None)
+        except Exception:
+            break
+        if nxt is None or any(nxt is x for x in seen):
+            break
+        k = nxt
+    return seen
+
+
+def _signatures(kernel) -> list:
+    """The kernel's signatures to check a launch's arguments against: the wrapped function's
+    (``inspect.signature`` follows ``__wrapped__``), then the outermost callable's own when it
+    differs (a decorator's wrapper that takes other parameters than what it wraps)."""
+    out = []
+    for follow in (True, False):
+        try:
+            sig = inspect.signature(kernel, follow_wrapped=follow)
+        except (TypeError, ValueError):
+            continue
+        if all(sig != x for x in out):
+            out.append(sig)
+    return out
+
+
+def _sig_error(sig, args: tuple, kwargs: dict):
+    """What is wrong with launching a kernel of signature ``sig`` on these arguments: None,
+    ("tl", None) when it takes no keyword-only tl, or ("bind", the TypeError)."""
+    ps = sig.parameters
+    if not (("tl" in ps and ps["tl"].kind == inspect.Parameter.KEYWORD_ONLY) or any(
+            p.kind == inspect.Parameter.VAR_KEYWORD for p in ps.values())):
+        return "tl", None
+    try:
+        sig.bind(*args, tl=None, **kwargs)
+    except TypeError as e:
+        return "bind", e
+    return None
+
+
 def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
     """A kernel is a plain function with a keyword-only ``tl`` that the launch's arguments fit:
     checked before tracing, so the error names the kernel's definition, not line 0."""
     if not callable(kernel):
         raise TypeError(f"kernel must be a function taking a keyword-only tl, got {kernel!r}")
-    code = getattr(kernel, "__code__", None)
-    where = (f"{getattr(kernel, '__name__', repr(kernel))} "
-             f"({os.path.basename(code.co_filename)}:{code.co_firstlineno})" if code else repr(kernel))
-    if inspect.isgeneratorfunction(kernel) or inspect.iscoroutinefunction(kernel) or \
-            inspect.isasyncgenfunction(kernel):
+    name, file, first = kernel_where(kernel)
+    where = f"{name} ({os.path.basename(file)}:{first})" if first else name
+    f, _ = kernel_function(kernel)
+    if f is not None and (inspect.isgeneratorfunction(f) or inspect.iscoroutinefunction(f)
+                          or inspect.isasyncgenfunction(f)):
         raise TypeError(f"kernel {where} is a generator or async function: a kernel is a plain "
                         f"function that calls tl (its body would never run)")
-    try:
-        sig = inspect.signature(kernel)
-    except (TypeError, ValueError):
-        return  # a builtin or C callable: nothing to check ahead
-    ps = sig.parameters
-    tl_ok = ("tl" in ps and ps["tl"].kind == inspect.Parameter.KEYWORD_ONLY) or any(
-        p.kind == inspect.Parameter.VAR_KEYWORD for p in ps.values())
-    if not tl_ok:
-        raise TypeError(f"kernel {where} must take tl as a keyword-only parameter: "
-                        f"def {getattr(kernel, '__name__', 'kernel')}(..., *, tl)")
-    for name in kwargs:
-        if name == "tl":
+    for w in _wrappers(kernel):
+        if callable(getattr(w, "cache_info", None)) and callable(getattr(w, "cache_clear", None)):
+            # (functools.cache / lru_cache): every program of a launch is called with the same
+            # arguments, so the cache would answer all but the first without running them
+            raise TypeError(f"kernel {where} is memoised (functools.cache or lru_cache): the "
+                            f"launch calls it once per PE with the same arguments, and the cache "
+                            f"would answer every PE but the first without running it. Launch the "
+                            f"function itself (its __wrapped__)")
+    for key in kwargs:
+        if key == "tl":
             raise TypeError("tl is passed by the launch; it cannot be a kernel argument")
-    try:
-        sig.bind(*args, tl=None, **kwargs)
-    except TypeError as e:
-        timing = [k for k in kwargs if k in TIMING_OPTIONS and k not in ps]
-        raise TypeError(f"kernel {where} does not take the launch's arguments: {e} "
-                        f"(given {len(args)} positional: {', '.join(type(a).__name__ for a in args) or 'none'}"
-                        f"{'; keywords ' + ', '.join(kwargs) if kwargs else ''})"
-                        + (f"; {', '.join(timing)}: options of the timing, not of the trace "
-                           f"(ctx.trace(...).time(hw, {timing[0]}=...), or ctx.launch)" if timing else "")
-                        ) from None
+    sigs = _signatures(kernel)
+    if not sigs:
+        return  # a builtin or C callable: nothing to check ahead
+    errors = [_sig_error(sig, args, kwargs) for sig in sigs]
+    if any(e is None for e in errors):
+        return  # (the wrapped function's, or the decorator's own, takes them)
+    what, e = errors[0]
+    if what == "tl":
+        raise TypeError(f"kernel {where} must take tl as a keyword-only parameter: "
+                        f"def {name}(..., *, tl)")
+    ps = sigs[0].parameters
+    timing = [k for k in kwargs if k in TIMING_OPTIONS and k not in ps]
+    raise TypeError(f"kernel {where} does not take the launch's arguments: {e} "
+                    f"(given {len(args)} positional: {', '.join(type(a).__name__ for a in args) or 'none'}"
+                    f"{'; keywords ' + ', '.join(kwargs) if kwargs else ''})"
+                    + (f"; {', '.join(timing)}: options of the timing, not of the trace "
+                       f"(ctx.trace(...).time(hw, {timing[0]}=...), or ctx.launch)" if timing else "")
+                    ) from None
 
+
+def _check_returned(value, where: str) -> None:
+    """A kernel returns nothing the launch reads; a generator, coroutine or other awaitable
+    means its body never ran (a generator or async kernel behind a wrapper or ``__call__``,
+    which :func:`_check_kernel` cannot see): a TypeError."""
+    if inspect.isgenerator(value) or inspect.iscoroutine(value) or inspect.isasyncgen(value) \
+            or inspect.isawaitable(value):
+        close = getattr(value, "close", None)
+        if callable(close):
+            close()  # (no "never awaited" warning on top of the error)
+        raise TypeError(f"kernel {where} returned a {type(value).__name__}: it is a generator or "
+                        f"async function behind a wrapper, and its body never ran. A kernel is "
+                        f"a plain function that calls tl")
 
 
 def user_frames(exc: BaseException, own_file: str | None = None) -> list:
@@ -180,12 +286,14 @@ def _stop_hint(e: BaseException) -> str:
             "with a for loop, or use range())")
 
 
-def _kernel_site(exc: BaseException, kernel_file: str) -> tuple:
-    """(file, line, calls) of a kernel's Python error: its innermost user frame (the kernel's file
-    at line 0 without one) and the text naming the calls that led there (semantic.called_from)."""
+def _kernel_site(exc: BaseException, kernel_file: str, kernel_line: int = 0) -> tuple:
+    """(file, line, calls) of a kernel's Python error: its innermost user frame (without one,
+    the kernel's file at its ``def``: a call that failed before the kernel's body ran, such as
+    a decorator's wrapper given arguments it does not take) and the text naming the calls that
+    led there (semantic.called_from)."""
     frames = user_frames(exc, kernel_file)
     if not frames:
-        return kernel_file, 0, ""
+        return kernel_file, kernel_line, ""
     return frames[0][0], frames[0][1], called_from(frames)
 
 
@@ -380,17 +488,16 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
     store = TraceStore()
     n_programs, traced = grid[0] * grid[1], 0
     replayed: dict = {}  # verify mode: global PE -> its program traced with replay
-    name = getattr(kernel, "__name__", repr(kernel))
-    kfile = getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>")
+    name, kfile, kline = kernel_where(kernel)
 
     def run(b, p, c):
         tl._begin(b)
         mark = store.replay_mark  # (replay="on": iterations replayed so far)
         try:
-            kernel(*args, tl=tl, **kwargs)
+            returned = kernel(*args, tl=tl, **kwargs)
         except KernbenchError as e:
             if isinstance(e, KernelError) and e.pe is None:  # (the kernel's own raise: where it was)
-                file, line, _ = _kernel_site(e, kfile)
+                file, line, _ = _kernel_site(e, kfile, kline)
                 e.pe, e.where = (p, c), f"{file}:{line}"
             if (replay == "on" and tl._replay == "on" and isinstance(e, KernelError)
                     and store.replay_mark != mark):
@@ -404,7 +511,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                            "whether full tracing raises it too; docs/language.md, 'tl.range')")
             raise
         except (Exception, GeneratorExit) as e:  # (GeneratorExit: a kernel's bug, not a stop)
-            file, line, calls = _kernel_site(e, kfile)
+            file, line, calls = _kernel_site(e, kfile, kline)
             if isinstance(e, AttributeError) and e.obj is tl:
                 # (not a TL.__getattr__: it would slow every tl attribute access)
                 raise KernelError(
@@ -424,6 +531,8 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                 f"{exc_text(e)}{why}",
                 pe=(p, c), where=f"{file}:{line}",
             ) from e
+        if returned is not None:
+            _check_returned(returned, name)
         if b.left_range is not None:
             file, line, k, value = b.left_range
             raise KernelError(
@@ -676,8 +785,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         traced = TracedLaunch(
             program=program, sites=sites, table=table, neighbours=nbr, sfr=sfr,
             grid=grid, mode=mode, shape=(hw.n_cubes, hw.pes_per_cube),
-            kernel_name=getattr(kernel, "__name__", repr(kernel)),
-            kernel_file=getattr(getattr(kernel, "__code__", None), "co_filename", "<kernel>"),
+            kernel_name=kernel_where(kernel)[0], kernel_file=kernel_where(kernel)[1],
             args=_named_args(kernel, args, kwargs), replayed_rows=replayed)
         moved = None
         if reuse is not None and "program" in reuse[0]._prepared:
@@ -815,30 +923,45 @@ def _arg_name(kernel, key) -> str:
     their keyword, positional ones by the parameter they bind to), else its position."""
     if isinstance(key, str):
         return repr(key)
-    try:
-        params = [p.name for p in inspect.signature(kernel).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
+    sigs = _signatures(kernel)
+    params = [p.name for p in sigs[0].parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)] if sigs else []
     return f"{params[key]!r} (positional #{key})" if key < len(params) else f"#{key} (positional)"
 
 
+def argument_arrays(kernel, args: tuple, kwargs: dict) -> dict:
+    """Name -> DeviceArray of every device array among a launch's arguments, named as
+    LaunchResult.args names them (the parameter it binds to) and, inside ``*args``,
+    ``**kwargs`` or a tuple, list or dict, by its path in it: ``args[1]``, ``kws['o']``."""
+    out = {}
+    for k, v in _bound(kernel, args, kwargs):
+        if isinstance(v, DeviceArray):
+            out.setdefault(str(k), v)
+        elif isinstance(v, (tuple, list, dict)):
+            for _key, path, a, what in _device_arrays((v,), {}):
+                if what.startswith("device array"):  # (itself, not an address into it)
+                    out.setdefault(f"{k}{path}", a)
+    return out
+
+
 def _written_args(kernel, args: tuple, kwargs: dict, program: Program, metas: list) -> tuple:
-    """Names (as in LaunchResult.args) of the device-array arguments some store wrote to."""
+    """Names (:func:`argument_arrays`) of the device-array arguments some store wrote to."""
     stores = np.flatnonzero(program.commands["opcode"] == Opcode.STORE)
     pes = np.searchsorted(program.cmd_offsets, stores, side="right") - 1
     local = stores - program.cmd_offsets[pes]
     stored = {id(metas[g][i][4]) for g, i in zip(pes.tolist(), local.tolist())}  # the allocation
-    return tuple(str(k) for k, v in _bound(kernel, args, kwargs)
-                 if isinstance(v, DeviceArray) and id(v) in stored)
+    return tuple(k for k, v in argument_arrays(kernel, args, kwargs).items() if id(v) in stored)
 
 
 def _bound(kernel, args: tuple, kwargs: dict) -> list:
-    """(parameter name or position, value) of every launch argument."""
-    try:
-        return list(inspect.signature(kernel).bind_partial(*args, **kwargs).arguments.items())
-    except (TypeError, ValueError):
-        return list(enumerate(args)) + list(kwargs.items())
+    """(parameter name or position, value) of every launch argument, by the first of the
+    kernel's signatures (:func:`_signatures`) they bind to."""
+    for sig in _signatures(kernel):
+        try:
+            return list(sig.bind_partial(*args, **kwargs).arguments.items())
+        except TypeError:
+            continue
+    return list(enumerate(args)) + list(kwargs.items())
 
 
 def _named_args(kernel, args: tuple, kwargs: dict) -> dict:
