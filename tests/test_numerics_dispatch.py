@@ -40,3 +40,34 @@ def test_int32_errors_and_unknown_op():
     assert np.isnan(shadow_vec("mod", [np.array([1.0], np.float32), 0.0], "f32", (1,), "f32")).all()
     with pytest.raises(ValueError):
         vec_compute("nope", [_X], "f32", np.asarray)
+
+
+def test_a_float_sum_is_pairwise_along_any_axis_and_view():
+    """docs/language.md, "Order and accuracy": [2**24, 1, ..., 1] (127 ones) sums to
+    2**24 + 112 in numpy's pairwise order (eight partial sums over the block of 128: the ones
+    beside 2**24 in its partial, 15 of them, are lost; the other seven partials of 16 ones are
+    exact), 2**24 left to right. Along the last axis of a tile, along axis 0, of a tl.trans
+    view and over all axes of one: the same order (a review found 2**24 for the last
+    three: numpy sums pairwise only along a contiguous inner loop)."""
+    import kernbench
+
+    v = np.array([2 ** 24] + [1] * 127, np.float32)
+    ctx = kernbench.Context("default")
+    col = ctx.replicate(np.repeat(v[:, None], 2, axis=1))  # (128, 2)
+    row = ctx.replicate(np.repeat(v[None, :], 2, axis=0))  # (2, 128)
+    keep = {}
+
+    def k(colp, rowp, *, tl):
+        c = tl.load(colp, shape=(128, 2))
+        r = tl.load(rowp, shape=(2, 128))
+        keep["row"] = tl.sum(r, -1)
+        keep["axis 0"] = tl.sum(c, 0)
+        keep["trans"] = tl.sum(tl.trans(c), 1)
+        keep["all"] = tl.sum(tl.trans(c), None)
+
+    ctx.launch(k, (1, 1), col, row)
+    for name in ("row", "axis 0", "trans"):
+        assert (keep[name].data.ravel() == 2 ** 24 + 112).all(), name
+    # all axes of the transposed view: one pairwise pass over its 256 elements in row-major
+    # order, the view's (both copies of v, one after the other)
+    assert keep["all"].data.item() == np.sum(np.concatenate([v, v]))

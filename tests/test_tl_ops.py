@@ -171,7 +171,10 @@ def test_softmax_is_the_five_ops_by_hand(dtype, axis):
     m = x.max(axis=axis, keepdims=True).astype(nd).astype(F32)
     z = (x - m).astype(nd).astype(F32)
     e = np.exp(z).astype(nd).astype(F32)
-    t = e.sum(axis=axis, keepdims=True).astype(nd).astype(F32)
+    # summed pairwise along the axis (docs/language.md, "Order and accuracy"), numpy's order
+    # for a contiguous last axis: axis 0 moved last first (numpy adds a leading axis in order)
+    t = np.expand_dims(np.ascontiguousarray(np.moveaxis(e, axis, -1)).sum(-1), axis)
+    t = t.astype(nd).astype(F32)
     want = (e / t).astype(nd)
     assert h.dtype == dtype
     np.testing.assert_array_equal(got, want)
@@ -284,7 +287,8 @@ def test_views_and_reshape_read_the_same_buffer():
 
     got, _ = run(f, a, dtype="f32")
     x = a.astype(F32).reshape(8, 4)
-    np.testing.assert_array_equal(got, x.sum(0, keepdims=True) * 2)
+    # the 8 elements of each column summed pairwise (docs/language.md, "Order and accuracy")
+    np.testing.assert_array_equal(got, np.ascontiguousarray(x.T).sum(-1)[None, :] * 2)
 
 
 def test_store_rounds_to_the_allocation_dtype():

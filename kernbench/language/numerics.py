@@ -286,7 +286,10 @@ def reduce_value(name: str, x: np.ndarray, axis, out: str) -> np.ndarray:
         w = x.astype(_F32, copy=False)
     fn = {"max": np.max, "min": np.min, "sum": np.sum}[name]
     with np.errstate(all="ignore"):
-        r = fn(w, axis=axis, keepdims=True)
+        if name == "sum" and w.dtype.kind == "f":
+            r = _pairwise_sum(w, axis)
+        else:
+            r = fn(w, axis=axis, keepdims=True)
     if name != "sum" and r.dtype.kind == "f" and np.any(r == 0):
         # IEEE 754-2019's order of signed zeros (-0 < +0), as tl.maximum and tl.minimum: a max
         # that is a zero is +0 if any element is +0, a min -0 if any is -0
@@ -299,6 +302,19 @@ def reduce_value(name: str, x: np.ndarray, axis, out: str) -> np.ndarray:
         neg = np.all((w == 0) & np.signbit(w), axis=axis, keepdims=True)
         r = np.where(neg & (r == 0), np.asarray(-0.0, r.dtype), r)
     return np.ascontiguousarray(_round(r, out))
+
+
+def _pairwise_sum(w: np.ndarray, axis) -> np.ndarray:
+    """The f32 sum of ``w`` over ``axis`` (None: all), kept, in numpy's pairwise order along
+    the reduced elements in row-major order whatever ``w``'s memory layout: numpy sums
+    pairwise only along a contiguous inner loop (a transposed view, or an axis that is not the
+    last, it adds left to right), so the reduced axis is made the contiguous last one first.
+    (A review found tl.sum of a tensor and of its transposed view differ.)"""
+    if axis is None:
+        return np.sum(np.ascontiguousarray(w).reshape(-1)).reshape((1,) * w.ndim)
+    ax = axis % w.ndim
+    last = np.ascontiguousarray(np.moveaxis(w, ax, -1))
+    return np.expand_dims(np.sum(last, axis=-1), ax)
 
 
 def _finfo_max(nd: np.dtype) -> float:

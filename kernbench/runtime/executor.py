@@ -85,7 +85,8 @@ def kernel_function(kernel):
                 continue
             if isinstance(getattr(k, "__code__", None), types.CodeType):
                 return k, name or getattr(k, "__name__", None) or k.__code__.co_name
-            call = None if isinstance(k, type) else type(k).__dict__.get("__call__") or next((c.__dict__["__call__"] for c in type(k).__mro__ if "__call__" in c.__dict__), None)
+            call = None if isinstance(k, type) else next(
+                (c.__dict__["__call__"] for c in type(k).__mro__ if "__call__" in c.__dict__), None)
             if call is None or not isinstance(getattr(call, "__code__", None), types.CodeType):
                 break
             name = name or type(k).__name__
