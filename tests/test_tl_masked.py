@@ -532,6 +532,30 @@ def test_a_masked_access_between_two_allocations_takes_the_one_it_reaches():
     np.testing.assert_array_equal(seen["row"].data[1024:], np.arange(8))
 
 
+@pytest.mark.parametrize("mode", ["functional", "timing"])
+def test_a_block_before_an_allocation_masked_off_whole_is_refused_as_docs_say(mode):
+    """A block 32 bytes before an allocation, every element masked off, not within 4 KiB past
+    another's end: it may as well be a block far past another array (the address does not say),
+    so it is refused (docs/language.md, "Pointers": a review found the docs allowed it without
+    saying the mask must let an element in). With one element let in it is the halo's."""
+    ctx = kernbench.Context("default", overrides=HW)
+    x = ctx.replicate(np.arange(8, dtype=np.float32), name="x")
+    seen = {}
+
+    def off_whole(x_ptr, *, tl):
+        tl.load(x_ptr - 32, shape=(8,), mask=tl.arange(0, 8) < 0, other=-1.0)
+
+    def one_in(x_ptr, *, tl):
+        seen["v"] = tl.load(x_ptr - 28, shape=(8,), mask=tl.arange(0, 8) >= 7, other=-1.0)
+
+    with pytest.raises(KernelError, match="outside every device allocation .*or before it when its "
+                                          "mask lets an element of it in"):
+        ctx.launch(off_whole, (1, 1), x, mode=mode)
+    ctx.launch(one_in, (1, 1), x, mode=mode)
+    if mode == "functional":
+        assert seen["v"].data.tolist() == [-1.0] * 7 + [0.0]
+
+
 @pytest.mark.parametrize("known", [True, False])
 def test_a_masked_store_whose_rows_overlap_where_unmasked_is_refused(known):
     # Triton's forgotten `cols < N`: a 4-column tile stored with stride 3 writes element 3 twice
