@@ -115,6 +115,12 @@ def test_a_grid_past_ten_million_points_is_refused_before_it_is_listed():
         sweep(builder, args={"n": range(1, 10**9)}, cache=False, workers=1)
     with pytest.raises(ValueError, match=r"args x options x hardware \(4,000 x 1 x 4,000\) makes 16,000,000"):
         points_of({"a": range(4000)}, {"n": range(4000)}, None)
+    # a list of point dicts: counted before any is listed (a review: 12M dicts built, 2.4 GB and
+    # 5 s, before the refusal; 10,000,001 one-point dicts took 28 s)
+    with pytest.raises(ValueError, match=r"the hardware key points makes 12,000,000 points"):
+        points_of([{"a": range(6 * 10**6)}, {"b": range(6 * 10**6)}], None, None)
+    with pytest.raises(ValueError, match=r"the argument points makes 10,000,001 points"):
+        points_of(None, [{}] * (10**7 + 1), None)
 
 
 def test_sweep_is_the_function_and_the_package_imports_without_pandas():
@@ -272,6 +278,74 @@ def test_a_setup_that_raises_is_a_row_naming_its_line():
     assert [r["error_type"] for r in res.rows] == ["RuntimeError", "RuntimeError"]
     assert "setup raised RuntimeError: no data for M=32" == res.rows[1]["error"]
     assert res.rows[0]["error_where"].endswith(f"test_sweep.py:{broken.__code__.co_firstlineno + 1}")
+
+
+def test_a_setup_that_exits_is_its_points_row():
+    """sys.exit() in a setup: its point's row (a review: it ended a serial sweep with no rows,
+    and killed a Dask worker four times before a KilledWorker row)."""
+    def quits(ctx, M=16):
+        if M == 32:
+            sys.exit("no data for M=32")
+        return builder(ctx, M=M)
+
+    res = sweep(quits, args={"M": [16, 32]}, cache=False, workers=1)
+    assert [r["error_type"] for r in res.rows] == [None, "SystemExit"]
+    assert res.rows[0]["cycles"] > 0
+
+
+def test_a_sweep_of_no_points_keeps_its_columns_and_figure_dtypes_do_not_depend_on_outcomes():
+    """hardware=[] with args={"M": [...]}: no points, yet the column M (a review: swept was []
+    and df["M"] a KeyError). Every float figure is float64 and sram_over pandas "boolean"
+    whether every point failed or none did (a review: object when all failed)."""
+    pytest.importorskip("pandas")
+    zero = sweep(builder, args={"M": [16, 32]}, hardware=[], cache=False, workers=1)
+    assert zero.swept == ["M"] and list(zero.df.columns[:1]) == ["M"] and len(zero.df) == 0
+    bad = sweep(builder, args={"M": [16]}, hardware={"link.bytes_per_cycle": [0]}, cache=False, workers=1)
+    ok = sweep(builder, args={"M": [16]}, cache=False, workers=1)
+    assert bad.rows[0]["error"] is not None and ok.rows[0]["error"] is None
+    from kernbench.sweeps.result import BOOL_FIGURES, FLOAT_FIGURES
+    for res in (bad, ok, zero):
+        assert all(res.df[c].dtype == "float64" for c in FLOAT_FIGURES)
+        assert all(str(res.df[c].dtype) == "boolean" for c in BOOL_FIGURES)
+
+
+TILE = """\
+import dataclasses
+
+@dataclasses.dataclass
+class Tile:
+    n: int
+"""
+
+
+def test_an_argument_the_workers_cannot_rebuild_is_each_points_row_not_a_hang(tmp_path, monkeypatch):
+    """An argument of a class from a module loaded by path: it pickles here, and the workers
+    cannot import its module. Shipped as a task argument it failed in the worker's connection
+    handler, which distributed does not report, and the sweep waited forever (a review);
+    shipped as bytes and unpickled in the task, each point is a DaskError row."""
+    distributed = pytest.importorskip("distributed")
+    import importlib.util
+
+    import kernbench
+
+    mine = os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__)))
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if os.path.abspath(p or os.curdir) == mine
+                                      or not os.path.isdir(os.path.join(p or os.curdir, "kernbench"))])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiles_by_path.py").write_text(TILE)
+    spec = importlib.util.spec_from_file_location("kernbench_test_tiles", tmp_path / "tiles_by_path.py")
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "kernbench_test_tiles", mod)
+    spec.loader.exec_module(mod)
+
+    def tiled(ctx, tile):
+        return builder(ctx, M=tile.n)
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        res = sweep(tiled, args={"tile": [mod.Tile(16), mod.Tile(32)]}, client=client, cache=False)
+    assert [r["error_type"] for r in res.rows] == ["DaskError:ModuleNotFoundError"] * 2
+    assert all("kernbench_test_tiles" in r["error"] for r in res.rows)
 
 
 # -- the cache ---------------------------------------------------------------------------------------------
@@ -507,6 +581,14 @@ def deco(fn):
 @deco
 def g():
     pass
+if __name__ != "__main__":
+    pass
+else:
+    print("ne-else", u())
+if "__main__" != __name__:
+    len("workers run this")
+else:
+    print("ne-calls", u())
 """
 
 UNGUARDED_SWEEP = """\
@@ -542,8 +624,11 @@ def test_a_call_from_a_scripts_top_level_is_told_from_a_guarded_one(tmp_path):
     got = dict(line.split(" ", 1) for line in out.stdout.splitlines())
     # (a decorator runs at the top level: a review found it taken for guarded; and a guard
     # whose else branch calls anything, which the workers run as they import the script: guard2)
+    # (and `if __name__ != "__main__": ... else:`, the else the guarded branch: a review found
+    # it taken for unguarded; guarded unless the branch the workers run calls anything)
     assert got == {"top": repr((path, 3)), "fn": repr((path, 4)), "guard": "None",
-                   "guard-fn": "None", "guard2": repr((path, 9)), "deco": repr((path, 15))}
+                   "guard-fn": "None", "guard2": repr((path, 9)), "deco": repr((path, 15)),
+                   "ne-else": "None", "ne-calls": repr((path, 25))}
     # a package's __main__.py (python -m pkg, as python -m kernbench sweep): never run again
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")

@@ -84,32 +84,44 @@ def _choices(v: Any, what: str = "a sweep axis") -> list:
     return [v]
 
 
+def _mapping_choices(axis: Mapping, what: str) -> tuple:
+    """(names, their lists of choices) of a dict axis: names must be strings, every list
+    non-empty."""
+    keys = list(axis)
+    for k in keys:
+        if not isinstance(k, str):
+            raise TypeError(f"{what} names must be strings, got {k!r}")
+    lists = [_choices(axis[k], f"{what} {k!r}") for k in keys]
+    for k, c in zip(keys, lists):
+        if not c:
+            raise ValueError(f"{what} {k!r} has no values to sweep")
+    return keys, lists
+
+
 def expand_axis(axis: "Mapping | list | None", what: str) -> list[dict]:
     """The points of one axis (see the module docstring)."""
     if axis is None:
         return [{}]
     if isinstance(axis, Mapping):
-        keys = list(axis)
-        for k in keys:
-            if not isinstance(k, str):
-                raise TypeError(f"{what} names must be strings, got {k!r}")
-        lists = [_choices(axis[k], f"{what} {k!r}") for k in keys]
-        for k, c in zip(keys, lists):
-            if not c:
-                raise ValueError(f"{what} {k!r} has no values to sweep")
+        keys, lists = _mapping_choices(axis, what)
         n = math.prod(len(c) for c in lists)
         if n > MAX_POINTS:
             raise _too_many(n, f"the {what}s' product ({' x '.join(f'{len(c):,}' for c in lists)})")
         return [dict(zip(keys, combo)) for combo in itertools.product(*lists)]
     if isinstance(axis, (list, tuple)):
-        out = []
+        # counted before any point is listed (each dict makes one point at least)
+        if len(axis) > MAX_POINTS:
+            raise _too_many(len(axis), f"the {what} points")
+        parts, n = [], 0
         for item in axis:
             if not isinstance(item, Mapping):
                 raise TypeError(f"{what}: a list of points must hold dicts, got {type(item).__name__}")
-            out += expand_axis(item, what)
-            if len(out) > MAX_POINTS:
-                raise _too_many(len(out), f"the {what} points")
-        return out
+            keys, lists = _mapping_choices(item, what)
+            n += math.prod(len(c) for c in lists)
+            if n > MAX_POINTS:
+                raise _too_many(n, f"the {what} points")
+            parts.append((keys, lists))
+        return [dict(zip(keys, combo)) for keys, lists in parts for combo in itertools.product(*lists)]
     raise TypeError(f"{what} must be a dict of choices or a list of dicts, got {type(axis).__name__}")
 
 

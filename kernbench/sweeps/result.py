@@ -8,11 +8,16 @@ from typing import Any
 import numpy as np
 
 from ..report.table import plural
-from .figures import FIGURES
+from .figures import BUSY_UNITS, FIGURES
 
 #: figures that are whole numbers (pandas "Int64": a failed point's is <NA>)
 INT_FIGURES = ("cycles", "dma_bytes", "link_bytes", "link_messages", "sram_peak_bytes", "sram_capacity_bytes",
                "commands", "working_pes")
+#: the figures that are floats (float64, NaN where a point failed) and the flag (pandas
+#: "boolean", <NA> where a point failed): their dtypes whatever the rows' outcomes
+FLOAT_FIGURES = ("seconds", "tflops", "peak_tflops", "tflops_fraction", "roofline_fraction",
+                 *(f"busy_{u}" for u in BUSY_UNITS), "memory_gbps", "link_gbps", "sram_fraction")
+BOOL_FIGURES = ("sram_over",)
 
 __all__ = ["SweepResult", "require"]
 
@@ -43,12 +48,13 @@ class SweepResult:
     computed, trace_groups, traces, workers, uncacheable (rows whose failure need not recur: not
     cached), wall_seconds, cpu_seconds_client."""
 
-    def __init__(self, points: list, figures: list, hw, stats: dict):
+    def __init__(self, points: list, figures: list, hw, stats: dict, names: list | None = None):
         self.points = points
         self.hw = hw  #: the base HardwareConfig
         self.stats = stats
+        #: the swept names, the first columns (``names``: those of a sweep of no points)
         self.swept = list(dict.fromkeys(k for p in points for k in
-                                        (*p.args, *p.options_swept, *p.hw)))
+                                        (*p.args, *p.options_swept, *p.hw))) if points else list(names or ())
         self.rows = [{**{k: None for k in self.swept},
                       **{k: _plain(v) for k, v in p.values().items()}, **fig}
                      for p, fig in zip(points, figures)]
@@ -69,6 +75,10 @@ class SweepResult:
             df = pd.DataFrame(self.rows, columns=self.columns)
             for c in INT_FIGURES:  # whole numbers stay whole beside a failed point's missing value
                 df[c] = df[c].astype("Int64")
+            for c in FLOAT_FIGURES:  # (object when every point failed: their None)
+                df[c] = df[c].astype("float64")
+            for c in BOOL_FIGURES:
+                df[c] = df[c].astype("boolean")
             for c in self.swept:  # an axis of ints that some points leave out: ints and <NA>
                 vals = [r.get(c) for r in self.rows]
                 given = [v for v in vals if v is not None]

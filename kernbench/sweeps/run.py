@@ -35,7 +35,7 @@ from ..common.errors import exc_text, is_whole, short_repr
 from ..common.cache import DiskCache, NotCanonical, canonical, code_fingerprint, digest
 from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw
 from .figures import FIGURES, TRANSIENT, cacheable, error_figures, row_figures
-from .grid import Launch, Point, points_of
+from .grid import Launch, Point, expand_axis, points_of
 
 __all__ = ["sweep", "Target", "trace_one", "time_one", "SHAPE_KEYS", "SWEEP_EXTRA_HINT"]
 
@@ -215,7 +215,8 @@ def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str, replay:
             except Exception as e:  # (as time_one's: the engine's or replay's error, no stage)
                 figures = error_figures(e)
             traced = None
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # (SystemExit: a setup's sys.exit() is its point's
+        # error, on Dask, where it would end the worker, as here)
         from ..common.errors import KernbenchError
 
         traced = None
@@ -318,10 +319,14 @@ def _shipped(target: "_ByValue") -> "_ByValue":
 
 
 def _trace_task(target, hw, args, mode, replay, options):
-    return trace_one(target.load(), hw, args, mode, replay, options)
+    # (args arrive as bytes, unpickled here: a value a worker cannot rebuild fails this task,
+    # which is the point's row; as a task argument it failed in the worker's connection
+    # handler, where distributed reports nothing, and the sweep waited forever)
+    return trace_one(target.load(), hw, args.load(), mode, replay, options)
 
 
 def _time_task(outcome, target, point, hw):
+    point = point.load()
     fig, retraced = time_one(outcome, target.load(), point, hw)
     return point.index, fig, retraced
 
@@ -407,14 +412,17 @@ def _by_value(*fns) -> None:
                 pass
 
 
-def _is_main_guard(node) -> bool:
-    # `if __name__ == "__main__":` (either way round)
+def _main_guard(node) -> str | None:
+    """``"=="`` for ``if __name__ == "__main__":``, ``"!="`` for ``if __name__ != "__main__":``
+    (either way round), else None."""
     t = node.test if isinstance(node, ast.If) else None
-    if not (isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq)):
-        return False
+    if not (isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], (ast.Eq, ast.NotEq))):
+        return None
     sides = [t.left, t.comparators[0]]
-    return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
-            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+    if (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides)):
+        return "==" if isinstance(t.ops[0], ast.Eq) else "!="
+    return None
 
 
 def unguarded_script_line(frame=None) -> tuple | None:
@@ -447,11 +455,14 @@ def unguarded_script_line(frame=None) -> tuple | None:
     line = top.f_lineno
     for node in tree.body:
         if _first_line(node) <= line <= (node.end_lineno or node.lineno):
-            if not _is_main_guard(node):
+            guard = _main_guard(node)
+            if guard is None:
                 return path, line
-            # The guard's else branch runs where __name__ is not "__main__": in every worker,
-            # as it imports the script. One that calls anything may start the sweep there.
-            calls = any(isinstance(x, ast.Call) for x in ast.walk(ast.Module(node.orelse, [])))
+            # The guard's branch for __name__ other than "__main__" (the else of ==, the body of
+            # !=) runs in every worker, as it imports the script. One that calls anything may
+            # start the sweep there.
+            workers = node.orelse if guard == "==" else node.body
+            calls = any(isinstance(x, ast.Call) for x in ast.walk(ast.Module(workers, [])))
             return (path, line) if calls else None
     return None
 
@@ -626,7 +637,11 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
         bar.close()
     stats["wall_seconds"] = time.perf_counter() - t0
     stats["cpu_seconds_client"] = time.process_time() - c0
-    return SweepResult(pts, rows, base, stats)
+    # (a sweep of no points still has its swept columns: the names its other axes give)
+    names = None if pts else list(dict.fromkeys(
+        k for axis, what in ((args, "argument"), (options, "launch option"), (hardware, "hardware key"))
+        for q in expand_axis(axis, what) for k in q))
+    return SweepResult(pts, rows, base, stats, names)
 
 
 class CacheNotWrittenWarning(UserWarning):
@@ -675,10 +690,11 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
         first = members[0]
         # The trace stays on the worker that made it; each other worker fetches it once, when it
         # runs its first point of the group (Dask keeps a task's inputs until its last dependent).
-        tf = dc.submit(_trace_task, target_f, hws[first.index], first.args, first.options["mode"],
-                       first.options["replay"], first.options, pure=False, priority=10)
+        tf = dc.submit(_trace_task, target_f, hws[first.index], _ByValue(first.args),
+                       first.options["mode"], first.options["replay"], first.options, pure=False,
+                       priority=10)
         for p in members:
-            f = dc.submit(_time_task, tf, target_f, p, hws[p.index], pure=False)
+            f = dc.submit(_time_task, tf, target_f, _ByValue(p), hws[p.index], pure=False)
             futures.append(f)
             point_of[f.key] = p
         del tf
