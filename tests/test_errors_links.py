@@ -98,6 +98,17 @@ def test_recv_dtype_differs_from_send():
     assert f"{FILE}:{lines['send']} sends (64,) f32" in str(ei.value)
 
 
+def test_an_unknown_recv_dtype_names_bool_too():
+    """tl.recv takes "bool" (a mask sent with tl.send); its unknown-dtype refusal says so (a
+    review: it listed the storage dtypes only)."""
+    def kernel(x, *, tl):
+        tl.recv("W", (8,), "mask")
+
+    with pytest.raises(KernelError, match=r"unknown dtype 'mask': expected one of f16, bf16, f32, "
+                                          r"fp8e4m3, fp8e5m2, int32, or bool \(a mask sent with tl.send\)"):
+        launch(kernel, ring=True)
+
+
 def test_more_sends_than_recvs():
     lines = {}
 

@@ -195,6 +195,11 @@ def test_cdiv_and_softmax_errors_name_themselves():
         for a, b in ((x, bad), (bad, x)):
             with pytest.raises(KernelError, match="cdiv takes ints and int32 tensors, got"):
                 run(lambda tl, a=a, b=b: tl.cdiv(a(tl) if callable(a) else a, b(tl) if callable(b) else b))
+    # a float beside a tensor: the tensor named by its dtype and shape, not its handle's repr
+    # with its 80-bit id (a review)
+    with pytest.raises(KernelError, match=r"cdiv takes ints and int32 tensors, got a int32 \(4,\) "
+                                          r"tensor and 2\.0$"):
+        run(lambda tl: tl.cdiv(x(tl), 2.0))
     b = -(2**31) + 1  # (b and b - 1 fit: int32's truncating // of a + b - 1 = i - 2**31)
     (t,), _ = run(lambda tl: (tl.cdiv(x(tl), b),))
     np.testing.assert_array_equal(t.data, [1, 1, 0, 0])  # -2**31 / b = 1.0000000005, then <= 1

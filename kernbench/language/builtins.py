@@ -942,7 +942,9 @@ class TL:
                 fail(_builder(self), "cdiv: division by zero")
             return (a + b - 1) // b
         if PY_FLOAT in (ka, kb):
-            fail(_builder(self), f"cdiv takes ints and int32 tensors, got {a!r} and {b!r}")
+            what = [f"a {x.dtype} {semantic.fmt_shape(x.shape)} tensor" if isinstance(x, TensorHandle) else repr(x)
+                    for x in (a, b)]
+            fail(_builder(self), f"cdiv takes ints and int32 tensors, got {what[0]} and {what[1]}")
         if kb is not None:
             b = int(b)
             if b == 0:

@@ -574,7 +574,8 @@ def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:
     if name is None or (name == "bool" and not allow_bool):
         mask = (" (a mask is what a comparison returns: x != 0, not a cast or a fill)"
                 if name == "bool" or d is bool or (type(d) is str and d.lower() in ("bool", "int1")) else "")
-        fail(tr, f"unknown {what} {d!r}: expected one of {', '.join(STORAGE_DTYPES)}{mask}")
+        fail(tr, f"unknown {what} {d!r}: expected one of {', '.join(STORAGE_DTYPES)}"
+                 f"{', or bool (a mask sent with tl.send)' if allow_bool else ''}{mask}")
     return name
 
 
