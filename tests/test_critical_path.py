@@ -229,6 +229,41 @@ def test_credit_walk_follows_the_engine_and_names_only_posts_that_hold():
             assert free_end[0] == ends[0][0], _case
 
 
+def test_the_credit_walk_runs_from_where_the_link_starts_afresh_and_not_past_its_bound():
+    """The walk is run from the latest message whose send started with every earlier credit
+    back (_link.walk_start), and not at all past WALK_PACKETS packets, where the latest post
+    that could have held a packet is named (a breaker: a 2**36-byte message on 1-byte packets,
+    timed by the engine in a millisecond, made the walk allocate 512 GiB; 20,000 sends of 1 MiB
+    cost 20x the old path, every walk from the link's first packet).
+
+    walk_start, by hand (P = 256, h = 50, Q = 32): three 8 KiB messages (32 packets each);
+    message 1's send starts at 1000, after message 0's credits (its send ends at 500, its recv
+    posted at 0: back by max(500 + 50, 0) + 50 = 600); message 2's at 1100, before message 1's
+    (its send ends 1300, recv posted 900: back by 1400): it starts at message 1."""
+    import importlib
+
+    from kernbench._core import _link
+    cp_mod = importlib.import_module("kernbench.report.critical_path")  # (the module, not the function)
+
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    T, r, se, nb = i64(0, 1000, 1100), i64(0, 900, 0), i64(500, 1300, 2000), i64(8192, 8192, 8192)
+    assert _link.walk_start(T, r, se, nb, 2, 256, 50, 32, 1 << 20) == 1
+    assert _link.walk_start(T, r, se, nb, 1, 256, 50, 32, 1 << 20) == 1
+    assert _link.walk_start(T, r, se, nb, 0, 256, 50, 32, 1 << 20) == 0
+    assert _link.walk_start(T, r, se, nb, 2, 256, 50, 32, 0) == -1  # (no start within the bound)
+    # 2**36 bytes on 1-byte packets, the recv posted at 64000 / 64 + 8 = 1008: past the bound,
+    # the post is named (posted after the first packet could land: 2 + 1 + 50 + ...)
+    assert 1 << 36 > cp_mod.WALK_PACKETS
+    p0, p1 = StreamBuilder(), StreamBuilder()
+    t = p0.vec(VecOp.FILL, 64, line=30)
+    p0.send("E", t, 1 << 36, line=31)
+    p1.recv("W", 1 << 36, after=p1.vec(VecOp.FILL, 64000, line=39), line=40)
+    r = launch([p0, p1], hw=load_hw("default").with_overrides({"link.packet_bytes": 1}))
+    rows = path_rows(r)
+    assert [x[:3] for x in rows] == [(1, 39, "busy"), (0, 31, "credit"), (1, 40, "data")]
+    assert rows[1][3] == 1008 and rows[-1][4] == r.cycles
+
+
 def test_slack_counts_one_command_once_however_many_inputs_it_is():
     """A command reading one tensor twice, made by the command before it on its unit: that
     one command is its only input, so the slack is its start minus cycle 0, not a tie with

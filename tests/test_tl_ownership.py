@@ -113,6 +113,40 @@ def test_a_handle_from_a_forked_process_is_refused(ctx):
     assert "tensor of another launch" in msg or "which no tl call on this PE made" in msg
 
 
+def _child_handle(_):
+    """In a spawned or forkserver worker: one launch, its handle back (pickled by the pool)."""
+    c = kernbench.Context("default", overrides=HW)
+    x = c.replicate(np.full(8, 5.0, np.float16))
+    kept = {}
+
+    def first(ptr, *, tl):
+        kept["h"] = tl.load(ptr, shape=(8,))
+
+    c.launch(first, (1, 1), x)
+    return kept["h"]
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_handle_from_a_spawned_worker_is_refused(ctx, method):
+    """A spawned or forkserver child imports kernbench before multiprocessing marks it a child:
+    its launch numbers are chosen at its first launch, from its pid (a breaker found the child's
+    first handle named the parent's next launch, and the parent's own tensor #0 was read)."""
+    import multiprocessing
+
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} start method here")
+    with multiprocessing.get_context(method).Pool(1) as pool:
+        h = pool.map(_child_handle, [0])[0]
+    x = ctx.replicate(np.ones(8, np.float16))
+
+    def second(ptr, *, tl):
+        t = tl.load(ptr, shape=(8,))
+        tl.store(ptr, h + t)
+
+    msg = str(launch_fails(ctx, second, x))
+    assert "tensor of another launch" in msg or "which no tl call on this PE made" in msg
+
+
 def test_an_id_from_nowhere_is_refused(ctx):
     x = ctx.replicate(np.ones(8, np.float16))
 

@@ -299,6 +299,41 @@ def packet_starts(const int64_t[::1] T, const int64_t[::1] r, const int64_t[::1]
                 i += 1
 
 
+def walk_start(const int64_t[::1] T, const int64_t[::1] r, const int64_t[::1] send_end,
+               const int64_t[::1] nbytes, int64_t m, int64_t packet_bytes, int64_t hop,
+               int64_t queue, int64_t max_steps) -> int:
+    """The latest message j0 <= m of one link (arrays as :func:`packet_starts`; ``send_end``
+    each send's end cycle) from which the recurrence can be run afresh, exactly: every credit
+    of the ``queue`` packets before j0's first is back by j0's send start (a credit is back by
+    ``max(send_end + hop, r) + hop`` of its message: its packet lands by its send's end plus a
+    hop), and the wire is free then (the TX unit ran the sends one after the other). Message 0
+    always is. ``max_steps`` bounds the messages read (then 0)."""
+    cdef int64_t j0, j, back, bound, steps = 0, found = 0
+    cdef int64_t n = T.shape[0]
+    if (m < 0 or m >= n or r.shape[0] != n or send_end.shape[0] != n or nbytes.shape[0] != n
+            or packet_bytes < 1):
+        raise ValueError("walk_start: sizes do not fit")
+    with nogil:
+        j0 = m
+        while j0 > 0:
+            back = 0
+            j = j0 - 1
+            bound = 0
+            while j >= 0 and back < queue:
+                bound = _max(bound, _max(send_end[j] + hop, r[j]) + hop)
+                back += cdiv(nbytes[j], packet_bytes)
+                j -= 1
+                steps += 1
+            if bound <= T[j0]:
+                found = j0
+                break
+            if steps > max_steps:
+                found = -1
+                break
+            j0 -= 1
+    return found
+
+
 def post_holder(const int64_t[::1] s, const int64_t[::1] T, const int64_t[::1] r,
                 const int64_t[::1] nbytes, int64_t m, int64_t packet_bytes, int64_t link_bw,
                 int64_t hop, int64_t queue) -> tuple:

@@ -15,6 +15,7 @@ import itertools
 import os
 import re
 import sys
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -292,16 +293,19 @@ _PE_BITS, _CUBE_BITS, _LOCAL_BITS = 24, 24, 32
 #: tensors one PE's program may make: the tensor numbers an id holds (PEBuilder refuses the next)
 TENSORS_PER_PE = 1 << _LOCAL_BITS
 
+_LAUNCHES = None  # (made at the first launch: _launch_counter)
+_LAUNCHES_LOCK = threading.Lock()
+
+
 def _launch_counter():
-    # Launch numbers from 1 in a main process; in a child process (a fork, or a spawned Dask or
-    # multiprocessing worker) from its pid times 2**32, so that a handle a child sends back
-    # (pickled) cannot name a tensor of a launch of its parent's or of another child's.
-    mp = sys.modules.get("multiprocessing")  # (a spawned worker has imported it to start)
+    # Launch numbers from 1 in a main process; in a child process (a fork, or a spawned or
+    # forkserver Dask or multiprocessing worker) from its pid times 2**32, so that a handle a
+    # child sends back (pickled) cannot name a tensor of a launch of its parent's or of another
+    # child's. Decided at the first launch, not at import: a spawned child imports kernbench
+    # (re-importing the main script) before multiprocessing marks it a child.
+    mp = sys.modules.get("multiprocessing")
     child = mp is not None and mp.parent_process() is not None
     return itertools.count((os.getpid() << 32) + 1 if child else 1)
-
-
-_LAUNCHES = _launch_counter()
 
 
 def _forked() -> None:
@@ -314,8 +318,14 @@ if hasattr(os, "register_at_fork"):
 
 
 def next_launch_serial() -> int:
-    """A process-wide unique launch number (thread-safe: count() is atomic under the GIL);
-    unique across the processes a main process forks or spawns too (:func:`_launch_counter`)."""
+    """A process-wide unique launch number (thread-safe: count() is atomic under the GIL, the
+    first one made under a lock); unique across the processes a main process forks or spawns
+    too (:func:`_launch_counter`)."""
+    global _LAUNCHES
+    if _LAUNCHES is None:
+        with _LAUNCHES_LOCK:
+            if _LAUNCHES is None:
+                _LAUNCHES = _launch_counter()
     return next(_LAUNCHES)
 
 

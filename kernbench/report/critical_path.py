@@ -42,7 +42,9 @@ that set each packet's start: the send's start (then no recv held it: the send i
 the wire (the packet before), a credit back a round trip after its packet landed (the packet
 ``link.rx_queue_packets`` before), or a credit back a hop after a recv's post that came later
 than its packet (that recv is the one; it may be an earlier message's). On a tie the walk takes
-them in that order, so a post is named only where it set the time alone. A credit-bound link
+them in that order: a post it names set the time, possibly tied with another chain. The
+recurrence is run from the latest message whose send started with every earlier credit back
+(_link.walk_start); past WALK_PACKETS packets, :func:`_post_bound` names the recv. A credit-bound link
 (small packets or queue) stalls a send for credits with every recv posted early: that stall is
 inside a busy step.
 """
@@ -245,6 +247,31 @@ def _link_messages(result, fx):
             np.asarray(msgs["recv"], np.int64), nb, msg_of_send)
 
 
+#: the most packets the credit walk simulates for one send (an int64 each), and the most
+#: messages it reads back looking for where the link's recurrence starts afresh; past them
+#: :func:`_post_bound` names the recv (docs/reports.md)
+WALK_PACKETS, WALK_MESSAGES = 1 << 24, 1 << 20
+
+
+def _post_bound(c, T, r, nb, m, P, bw, hop, Q, end, recvs) -> int:
+    """The recv named for send c (message ``m`` of its link's messages ``T``, ``r``, ``nb``;
+    ``recvs`` their recv commands) where the walk is not made: the latest post, after the send
+    began and at least a hop before it ended, of the messages within ``Q`` packets before the
+    send's last, that could have held one of its message's packets (posted after that message's
+    first packet could land: its send's start, the packet's serialisation and a hop); -1 when
+    none could (then exactly none did)."""
+    latest, best, best_r = int(end[c]) - hop, -1, int(T[m])
+    back = 0
+    j = m
+    while j >= 0 and (j == m or back < Q):
+        first_lands = int(T[j]) + -(-min(int(nb[j]), P) // bw) + hop
+        if best_r < int(r[j]) <= latest and int(r[j]) > first_lands:
+            best, best_r = int(recvs[j]), int(r[j])
+        back += -(-int(nb[j]) // P)
+        j -= 1
+    return best
+
+
 def critical_path(result) -> CriticalPath:
     """The critical path of ``result`` (see the module docstring); kept on the result once made."""
     cached = kept_report(result, "_kb_critical_path")
@@ -290,28 +317,40 @@ def critical_path(result) -> CriticalPath:
     from .._core import _link
     link_lo = np.r_[0, np.flatnonzero(m_link[1:] != m_link[:-1]) + 1]  # each link's first message
     P, bw = int(result.hw.link.packet_bytes), int(result.hw.link.bytes_per_cycle)
-    packet_starts = {}  # link's first message -> its packets' starts (through the messages read)
+    walked = {}  # (link's first message, walk start) -> (messages simulated, packets' starts)
+
+    def link_of(m):
+        g = int(np.searchsorted(link_lo, m, side="right")) - 1
+        return int(link_lo[g]), int(link_lo[g + 1]) if g + 1 < len(link_lo) else len(m_link)
 
     def credit_holder(c):
         """The recv whose post held send c's credits (-1: none; the send's start, the wire and
         the link's own credit round trip set its end): the link's recurrence walked back from
-        the send's last packet (_link.post_holder)."""
+        the send's last packet (_link.post_holder), run from the latest message from which it
+        can start afresh (_link.walk_start); past WALK_PACKETS packets, :func:`_post_bound`."""
         m = int(msg_of_send[c])
         if m < 0:
             return -1
-        g = int(np.searchsorted(link_lo, m, side="right")) - 1
-        lo, hi = int(link_lo[g]), int(link_lo[g + 1]) if g + 1 < len(link_lo) else len(m_link)
-        T = np.ascontiguousarray(start[m_send[lo:hi]], np.int64)
-        r = np.ascontiguousarray(start[m_recv[lo:hi]], np.int64)
-        nb = m_nbytes[lo:hi]
-        s = packet_starts.get(lo)
-        if s is None:  # (once per link: every packet's start)
-            s = packet_starts[lo] = np.empty(int(m_pk[lo:hi].sum()), np.int64)
-            _link.packet_starts(T, r, nb, P, bw, hop, Q, s)
-        e_last, k = _link.post_holder(s, T, r, nb, m - lo, P, bw, hop, Q)
+        lo, hi = link_of(m)
+        sends, recvs = m_send[lo:m + 1], m_recv[lo:m + 1]
+        T = np.ascontiguousarray(start[sends], np.int64)
+        r = np.ascontiguousarray(start[recvs], np.int64)
+        nb = m_nbytes[lo:m + 1]
+        mm = m - lo
+        j0 = _link.walk_start(T, r, np.ascontiguousarray(end[sends], np.int64), nb, mm, P, hop, Q,
+                              WALK_MESSAGES)
+        if j0 < 0 or int(m_pk[lo + j0:m + 1].sum()) > WALK_PACKETS:
+            return _post_bound(c, T, r, nb, mm, P, bw, hop, Q, end, recvs)
+        got = walked.get((lo, j0))
+        if got is None or got[0] < mm:  # (once per walk start: later messages' steps reuse it)
+            s = np.empty(int(m_pk[lo + j0:m + 1].sum()), np.int64)
+            _link.packet_starts(T[j0:], r[j0:], nb[j0:], P, bw, hop, Q, s)
+            got = walked[(lo, j0)] = (mm, s)
+        s = got[1]
+        e_last, k = _link.post_holder(s, T[j0:], r[j0:], nb[j0:], mm - j0, P, bw, hop, Q)
         if e_last != int(end[c]) or k < 0:  # (a mismatch cannot be: then no holder is named)
             return -1
-        return int(m_recv[lo + k])
+        return int(recvs[j0 + k])
 
     steps = []
     c = int(np.argmax(end))  # the first command to end at the last cycle

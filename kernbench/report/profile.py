@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -178,7 +179,7 @@ class _ProfileTable:
                   for j, h in enumerate(heads)]
         # what the figures leave to the text (a one-space divider before each figure column)
         room = max(12, width - sum(w + 1 for w in widths) - (1 if wide else 0))
-        line_w = max([len("line")] + [len(r[0][0]) for r in rows])
+        line_w = max([len("line")] + [cell_len(r[0][0]) for r in rows])
         if wide:
             short_w = min(line_w, room // 2)
             t.add_column("line", no_wrap=True, overflow="ellipsis", max_width=short_w)
@@ -191,13 +192,24 @@ class _ProfileTable:
         for (short, op), nums, style in rows:
             # file names and labels are the user's text: a Text, which rich shows as it is. A
             # long file name is cut on its left: its ":line" is how a reader finds the code.
-            short = rich_text(short if len(short) <= short_w else "…" + short[len(short) - short_w + 1:])
+            short = rich_text(_cut_left(short, short_w))
             head = [short, rich_text(op)] if wide else [short.append("\n").append(op, style="dim")]
             t.add_row(*head, *nums, style=style)
         return t
 
     def __rich_console__(self, console, options):
         yield self.table(options.max_width >= _WIDE, options.max_width)
+
+
+def _cut_left(text: str, width: int) -> str:
+    """``text`` in at most ``width`` terminal cells, cut on its left behind an ellipsis (a wide
+    character, CJK, takes two cells: rich measures cells, not characters)."""
+    if cell_len(text) <= width:
+        return text
+    i = 0
+    while i < len(text) and cell_len(text[i:]) > width - 1:
+        i += 1
+    return "…" + text[i:]
 
 
 def _check_top(top) -> None:

@@ -69,21 +69,26 @@ def kernel_function(kernel):
     ``functools.partial``, bound methods, a callable instance's ``__call__`` and decorators'
     ``__wrapped__``, and the kernel's name (a callable instance's class name); function None
     when none is found (a builtin or C callable). What names the kernel in errors and reports
-    and whose file is the kernel's."""
-    k, name = kernel, None
-    for _ in range(64):  # (a __wrapped__ cycle stops here)
-        try:
+    and whose file is the kernel's. A ``__wrapped__`` cycle stops at the first function met;
+    an object whose attributes raise is named by its type."""
+    k, name, first, seen = kernel, None, None, []
+    try:
+        while len(seen) < 64 and not any(k is x for x in seen):
+            seen.append(k)
             if isinstance(k, functools.partial):
                 k = k.func
                 continue
             if inspect.ismethod(k):
                 k = k.__func__
                 continue
+            has_code = isinstance(getattr(k, "__code__", None), types.CodeType)
+            if has_code and first is None:
+                first = k
             w = getattr(k, "__wrapped__", None)
             if w is not None and w is not k:
                 k = w
                 continue
-            if isinstance(getattr(k, "__code__", None), types.CodeType):
+            if has_code:
                 return k, name or getattr(k, "__name__", None) or k.__code__.co_name
             call = None if isinstance(k, type) else next(
                 (c.__dict__["__call__"] for c in type(k).__mro__ if "__call__" in c.__dict__), None)
@@ -91,9 +96,15 @@ def kernel_function(kernel):
                 break
             name = name or type(k).__name__
             k = call
-        except Exception:  # (an object whose attributes raise: no function to name)
-            break
-    return None, name or getattr(kernel, "__name__", None) or type(kernel).__name__
+    except Exception:  # (an object whose attributes raise: what was found so far)
+        pass
+    if first is not None:
+        return first, name or getattr(first, "__name__", None) or first.__code__.co_name
+    try:
+        fallback = getattr(kernel, "__name__", None)
+    except Exception:
+        fallback = None
+    return None, name or (fallback if isinstance(fallback, str) else None) or type(kernel).__name__
 
 
 def kernel_where(kernel) -> tuple:
@@ -128,7 +139,7 @@ def _signatures(kernel) -> list:
     for follow in (True, False):
         try:
             sig = inspect.signature(kernel, follow_wrapped=follow)
-        except (TypeError, ValueError):
+        except Exception:  # (a builtin; an object whose attributes raise: nothing to check ahead)
             continue
         if all(sig != x for x in out):
             out.append(sig)
@@ -162,7 +173,11 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
         raise TypeError(f"kernel {where} is a generator or async function: a kernel is a plain "
                         f"function that calls tl (its body would never run)")
     for w in _wrappers(kernel):
-        if callable(getattr(w, "cache_info", None)) and callable(getattr(w, "cache_clear", None)):
+        try:
+            memo = callable(getattr(w, "cache_info", None)) and callable(getattr(w, "cache_clear", None))
+        except Exception:  # (an object whose attributes raise: no memo to see)
+            memo = False
+        if memo:
             # (functools.cache / lru_cache): every program of a launch is called with the same
             # arguments, so the cache would answer all but the first without running them
             raise TypeError(f"kernel {where} is memoised (functools.cache or lru_cache): the "
@@ -192,18 +207,29 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
                     ) from None
 
 
-def _check_returned(value, where: str) -> None:
-    """A kernel returns nothing the launch reads; a generator, coroutine or other awaitable
-    means its body never ran (a generator or async kernel behind a wrapper or ``__call__``,
-    which :func:`_check_kernel` cannot see): a TypeError."""
-    if inspect.isgenerator(value) or inspect.iscoroutine(value) or inspect.isasyncgen(value) \
-            or inspect.isawaitable(value):
-        close = getattr(value, "close", None)
-        if callable(close):
-            close()  # (no "never awaited" warning on top of the error)
-        raise TypeError(f"kernel {where} returned a {type(value).__name__}: it is a generator or "
-                        f"async function behind a wrapper, and its body never ran. A kernel is "
-                        f"a plain function that calls tl")
+def _check_returned(value, tl, name: str, pe: tuple, file: str, line: int) -> None:
+    """A kernel returns nothing the launch reads. A generator, coroutine or async generator
+    that has not started and holds this launch's ``tl`` is a kernel body that never ran (a
+    generator or async function behind a wrapper that returns it, which :func:`_check_kernel`
+    cannot see): a KernelError naming the PE and the kernel's ``def``. Anything else returned
+    is ignored."""
+    frame = None
+    for attr in ("gi_frame", "cr_frame", "ag_frame"):
+        frame = getattr(value, attr, None) if frame is None else frame
+    if frame is None or not (inspect.isgenerator(value) or inspect.iscoroutine(value)
+                             or inspect.isasyncgen(value)):
+        return
+    try:
+        holds_tl = any(v is tl for v in frame.f_locals.values())
+    except Exception:
+        holds_tl = False
+    if not holds_tl:
+        return
+    value.close()  # (no "never awaited" warning on top of the error)
+    raise KernelError(f"{pe_at(pe, file, line)}: kernel {name} returned a {type(value).__name__} "
+                      f"that holds tl and never ran: a generator or async function called by the "
+                      f"kernel and returned, its body not run. A kernel is a plain function that "
+                      f"calls tl", pe=pe, where=f"{file}:{line}")
 
 
 def user_frames(exc: BaseException, own_file: str | None = None) -> list:
@@ -533,7 +559,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                 pe=(p, c), where=f"{file}:{line}",
             ) from e
         if returned is not None:
-            _check_returned(returned, name)
+            _check_returned(returned, tl, name, (p, c), kfile, kline)
         if b.left_range is not None:
             file, line, k, value = b.left_range
             raise KernelError(
