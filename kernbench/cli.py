@@ -337,6 +337,13 @@ def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
         if isinstance(got, dict):
             # --arg values setup took that are not kernel parameters were setup's alone.
             values = {k: v for k, v in values.items() if k in names}
+            extra = sorted(set(got) - names, key=str)
+            if extra:  # (setup's, not the user's --arg: say whose)
+                raise CliError(
+                    f"{setup_name}(ctx, ...) in {_module_label(module)} returned {extra[0]!r}, which "
+                    f"kernel {getattr(kernel, '__name__', kernel)} has no parameter for (parameters: "
+                    f"{', '.join(p.name for p in params) or 'none'}); a setup for another kernel of the "
+                    f"module is named setup_<kernel>")
             values.update(got)
         else:
             raise CliError(
@@ -446,14 +453,20 @@ def _suffixed(path: str, tag: Optional[str]) -> str:
 
 
 def _check_output_paths(args) -> None:
-    """Every output file option names a file in an existing, writable folder: checked before
-    the run, so a typo costs nothing and the error names the option."""
+    """Every output file option names a file in an existing, writable folder, each its own
+    (two options naming one file: the second would overwrite the first): checked before the
+    run, so a typo costs nothing and the error names the options."""
+    seen: dict = {}
     for opt in ("trace", "json", "plot", "save", "out", "pareto_plot"):
         path = getattr(args, opt, None)
         if not path:
             continue
         name = "--" + opt.replace("_", "-")
         p = Path(path)
+        same = seen.setdefault(os.path.normcase(os.path.abspath(path)), name)
+        if same != name:
+            raise CliError(f"{same} and {name} both name {path}: the second would overwrite the "
+                           f"first; give each its own file")
         if p.is_dir():
             raise CliError(f"{name} {path}: is a folder, expected a file name")
         folder = p.parent  # Path("t.json").parent is Path(".")
@@ -804,8 +817,12 @@ def cmd_sweep(args, console) -> int:
         res.save(args.out)
         console.print(rich_text(f"rows   -> {args.out}"), soft_wrap=True)
     if args.plot:
-        res.plot(x=args.x or (res.swept[-1] if res.swept else "cycles"), y=args.y, hue=args.hue, path=args.plot)
-        console.print(rich_text(f"plot   -> {args.plot}"), soft_wrap=True)
+        ax = res.plot(x=args.x or (res.swept[-1] if res.swept else "cycles"), y=args.y, hue=args.hue,
+                      path=args.plot)
+        mean = ax.get_ylabel() if ax.get_ylabel().startswith("mean ") else ""
+        console.print(rich_text(f"plot   -> {args.plot}" + (f"  (y: {mean}: the points that share x and "
+                                                            f"hue, differing in another swept value)"
+                                                            if mean else "")), soft_wrap=True)
     if args.pareto:
         front = res.pareto(args.pareto, objective=args.y, path=args.pareto_plot)
         console.print(rich_text(f"Pareto front ({args.y} against {args.pareto}):"))

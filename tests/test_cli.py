@@ -444,7 +444,9 @@ def test_setup_only_arguments_do_not_reach_the_kernel():
     mod.setup = lambda ctx, rows, n: {"x_ptr": rows * 100}
     assert cli.launch_args(mod, k, None, {"rows": 3, "n": 7}) == (300, 7)
     mod.setup = lambda ctx, n: {"x_ptr": 1, "bogus": 2}
-    with pytest.raises(cli.CliError, match="kernel k has no parameter 'bogus'"):
+    # (named as setup's: the user never passed it; a new user read it as their --arg)
+    with pytest.raises(cli.CliError, match=r"setup\(ctx, \.\.\.\) in .* returned 'bogus', which kernel k "
+                                           r"has no parameter for \(parameters: x_ptr, n\)"):
         cli.launch_args(mod, k, None, {"n": 7})
 
 
@@ -607,6 +609,20 @@ def test_a_bad_output_path_fails_before_the_run_and_names_its_option(capsys, tmp
     assert not marker.exists()  # failed before the kernel's module was even imported
     code, _, err = run(capsys, "run", f"{k}:k", "--grid", "1,1", opt, str(tmp_path))
     assert code == 2 and f"{opt} {tmp_path}: is a folder, expected a file name" in one_error_line(err)
+
+
+def test_two_outputs_naming_one_file_fail_before_the_run(capsys, tmp_path):
+    """--trace out.json --json out.json: the JSON overwrote the trace, and both were reported
+    written (a new user). Refused before the kernel's module is imported, naming both options."""
+    marker = tmp_path / "imported"
+    k = tmp_path / "marks.py"
+    k.write_text(f"open({str(marker)!r}, 'w').close()\n\ndef k(*, tl):\n    pass\n")
+    out = tmp_path / "out.json"
+    code, _, err = run(capsys, "run", f"{k}:k", "--grid", "1,1", "--trace", str(out), "--json", str(out))
+    assert code == 2
+    assert one_error_line(err) == (f"kernbench: error: --trace and --json both name {out}: the second "
+                                   f"would overwrite the first; give each its own file")
+    assert not marker.exists() and not out.exists()
 
 
 def test_diag_bad_output_path_fails_before_any_panel(capsys, fake_diag, tmp_path):

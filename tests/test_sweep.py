@@ -715,6 +715,13 @@ def test_plot_pareto_files_and_html(tmp_path):
     assert "<table" in res._repr_html_() and "8 points" in repr(res)
     with pytest.raises(ValueError, match="no column 'nope'"):
         res.plot(x="nope")
+    # without the hue, each x averages the two chunks values: the y label says so (a new user
+    # found a plot of means labelled "cycles", matching no run)
+    assert res.plot(x="link.bytes_per_cycle", hue="chunks").get_ylabel() == "cycles"
+    ax = res.plot(x="link.bytes_per_cycle")
+    assert ax.get_ylabel() == "mean cycles (2 points each)"
+    want = [np.mean([r["cycles"] for r in rows if r["link.bytes_per_cycle"] == b]) for b in (4, 8, 32, 64)]
+    assert ax.get_lines()[-1].get_ydata().tolist() == want
 
 
 # -- the tuner ---------------------------------------------------------------------------------------------

@@ -62,8 +62,14 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
         ax.set_xscale("log", base=2)
     if logy:
         ax.set_yscale("log")
-    # the user's text (names, values, the title), shown as it is
-    plain_texts(ax.set_xlabel(x), ax.set_ylabel(y))
+    # the user's text (names, values, the title), shown as it is. Points that share x and hue
+    # but differ in another swept value are averaged: the y label says so and over how many
+    counts = [len(v) for pts in series.values() for v in pts.values()]
+    ylabel = y
+    if counts and max(counts) > 1:
+        lo, hi = min(counts), max(counts)
+        ylabel = f"mean {y} ({lo if lo == hi else f'{lo}-{hi}'} points each)"
+    plain_texts(ax.set_xlabel(x), ax.set_ylabel(ylabel))
     failed = len(res.rows) - len(rows)
     plain_texts(ax.set_title(title or f"{y} vs {x} on {res.hw.label}"
                              + (f" ({failed} failed points left out)" if failed else ""), fontsize=10))
