@@ -333,3 +333,24 @@ def test_an_override_given_as_a_table_sets_its_keys_and_keeps_the_others():
     assert (hw.vector.op_cycles.exp, hw.vector.op_cycles.add) == (9, 2)
     with pytest.raises(HardwareConfigError, match="unknown hardware key 'gemm.rowz'"):
         load_hw(base, {"gemm": {"rowz": 8}})
+
+
+def test_an_int_past_pythons_text_limit_is_refused_naming_its_key(tmp_path):
+    """A value of more than 4300 digits: its repr raises (Python's int-to-text limit), and the
+    refusal met ValueError instead of HardwareConfigError; a TOML file holding one met tomllib's
+    ValueError, naming neither file nor key (a review)."""
+    for key in ("n_cubes", "clock_ghz"):
+        with pytest.raises(HardwareConfigError, match=rf"hardware key '{key}' must be at most .* got an "
+                                                      r"int of 16,610 bits"):
+            load_hw().with_overrides({key: 10 ** 5000})
+    big = tmp_path / "big.toml"
+    big.write_text("[gemm]\nrows = 1" + "0" * 5000 + "\n")
+    with pytest.raises(HardwareConfigError, match=rf"{re.escape(str(big))}: a number TOML cannot read here"):
+        load_hw(str(big))
+
+
+def test_a_toml_file_with_a_byte_order_mark_loads(tmp_path):
+    """Windows editors write a UTF-8 byte-order mark; it was read as an invalid first statement."""
+    f = tmp_path / "bom.toml"
+    f.write_bytes(b"\xef\xbb\xbfn_cubes = 2\n")
+    assert load_hw(str(f)).n_cubes == 2

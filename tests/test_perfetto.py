@@ -502,3 +502,27 @@ def test_the_critical_path_track_has_a_thread_id_of_its_own(tmp_path):
             names.setdefault(e["tid"], set()).add((e["pid"], e["args"]["name"]))
     assert all(len(v) == 1 for v in names.values()), names
     assert any(n == "critical path" for v in names.values() for _, n in v)
+
+
+def test_a_trace_past_two_to_the_62_nanoseconds_is_refused_naming_the_clock(tmp_path):
+    """clock_ghz 1e-9 (the documented minimum) makes 10**9 ns a cycle: a 2-PE message on a
+    slow link passes 2**62 ns, which the trace's times cannot hold. The formatter's internal
+    bound refused it ("slices: a start or end outside +-2**62"); now a ValueError naming the
+    cycles and the clock, and no file (a review)."""
+    ctx = kernbench.Context("default", overrides={"clock_ghz": 1e-9, "link.rx_queue_packets": 1,
+                                                  "link.packet_bytes": 1, "link.hop_latency_cycles": 2**20})
+    ctx.install_sfr("pe")
+
+    def pair(o_ptr, *, tl):
+        if tl.program_id(0) == 0:
+            tl.send("E", tl.zeros((1000,), "f32"))
+        else:
+            tl.store(o_ptr, tl.recv("W", (1000,), "f32"))
+
+    r = ctx.launch(pair, (2, 1), ctx.empty((1000,), "f32"), mode="timing")
+    assert r.cycles / 1e-9 > 2 ** 62
+    path = tmp_path / "t.json"
+    with pytest.raises(ValueError, match=r"to_perfetto: [\d,]+ cycles at 1e-09 GHz are .* ns, past the "
+                                         r"2\*\*62 ns a trace's times hold"):
+        r.to_perfetto(str(path))
+    assert not path.exists()

@@ -216,14 +216,14 @@ class PanelResult:
             check,
             f"cycles {s['cycles']:,} = {fmt_seconds(s['microseconds'] * 1e-6)} at {fmt_value(s['clock_ghz'])} GHz "
             f"({self.wall_seconds:.2f} s to simulate)",
-            f"{t['achieved_tflops']:.2f} TFLOP/s of {t['peak_tflops']:.2f} peak on {s['working_pes']} "
-            f"working PEs ({100 * t['tflops_fraction']:.1f}%)" + (self._model_tflops(s) if sp.causal else ""),
+            f"{fmt_num(t['achieved_tflops'])} TFLOP/s of {fmt_num(t['peak_tflops'])} peak on "
+            f"{s['working_pes']} working PEs ({fmt_num(100 * t['tflops_fraction'])}%)" + (self._model_tflops(s) if sp.causal else ""),
             f"utilization (mean over working PEs): GEMM {busy['GEMM']:.0f}%, VECTOR {busy['VECTOR']:.0f}%, "
             f"DMA {busy['DMA']:.0f}%, links {self.link_wire_pct():.0f}% (wire busy, mean over "
             f"{lk['links_used']} used links); GEMM balance {self.gemm_balance():.3f} (least/most busy rank)",
             "attainable {:,} cycles (busiest resource: {}, docs/kernels.md); the launch takes {:.3f}x that".format(
                 *self.attainable(), s["cycles"] / max(1, self.attainable()[0])),
-            f"link bytes {lk['bytes']:,} ({lk['achieved_gbps']:.1f} GB/s); peak SRAM {fmt_bytes(sram['peak_bytes'])} of "
+            f"link bytes {lk['bytes']:,} ({fmt_num(lk['achieved_gbps'])} GB/s); peak SRAM {fmt_bytes(sram['peak_bytes'])} of "
             f"{fmt_bytes(sram['capacity_bytes'])}" + (" (OVER CAPACITY)" if sram["over_capacity"] else ""),
         ]
         if self.tuning is not None:

@@ -396,6 +396,14 @@ def _show_bound(b: int | float) -> str:
     return f"{b:g}" if isinstance(b, float) else str(b)
 
 
+def _shown_number(v) -> str:
+    """``repr(v)``, or for an int past 2**64 its size in bits: ``repr`` of an int of more than
+    4300 digits raises (Python's int-to-text limit), and a refusal should not echo it whole."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and abs(int(v)).bit_length() > 64:
+        return f"an int of {abs(int(v)).bit_length():,} bits"
+    return repr(v)
+
+
 def _number(key: str, want: type, v: Any) -> int | float:
     """``v`` as a plain int or float for a key of type ``want``, within KEY_BOUNDS[key].
 
@@ -410,6 +418,7 @@ def _number(key: str, want: type, v: Any) -> int | float:
     if not ok:
         raise HardwareConfigError(f"hardware key '{key}' must be {want.__name__}, got {type(v).__name__} {v!r}")
     lo, hi = KEY_BOUNDS[key]
+    got = _shown_number(v)
     if want is int:
         v = int(v)
     else:
@@ -417,15 +426,15 @@ def _number(key: str, want: type, v: Any) -> int | float:
             v = float(v)
         except OverflowError:  # an int beyond any float, so beyond the bound
             raise HardwareConfigError(
-                f"hardware key '{key}' must be at most {_show_bound(hi)}, got {v!r}") from None
+                f"hardware key '{key}' must be at most {_show_bound(hi)}, got {got}") from None
         if not math.isfinite(v):
-            raise HardwareConfigError(f"hardware key '{key}' must be a finite number, got {v!r}")
+            raise HardwareConfigError(f"hardware key '{key}' must be a finite number, got {got}")
     if v <= 0:
-        raise HardwareConfigError(f"hardware key '{key}' must be positive, got {v!r}")
+        raise HardwareConfigError(f"hardware key '{key}' must be positive, got {got}")
     if v < lo:
-        raise HardwareConfigError(f"hardware key '{key}' must be at least {_show_bound(lo)}, got {v!r}")
+        raise HardwareConfigError(f"hardware key '{key}' must be at least {_show_bound(lo)}, got {got}")
     if v > hi:
-        raise HardwareConfigError(f"hardware key '{key}' must be at most {_show_bound(hi)}, got {v!r}")
+        raise HardwareConfigError(f"hardware key '{key}' must be at most {_show_bound(hi)}, got {got}")
     return v
 
 
@@ -548,6 +557,9 @@ def load_hw(
         except RecursionError:  # (tomllib recurses per nesting level)
             raise HardwareConfigError(f"{source}: nested too deeply to read (a hardware file is "
                                       f"at most a few tables deep)") from None
+        except ValueError as e:  # (an int of more than 4300 digits: Python's int-from-text limit)
+            raise HardwareConfigError(f"{source}: a number TOML cannot read here ({e}); hardware "
+                                      f"values are at most 2**62") from None
         cfg = from_dict(data, source=source)
     if overrides is not None and not isinstance(overrides, Mapping):
         raise HardwareConfigError(f"overrides must be a dict of hardware keys to values, got "
@@ -586,11 +598,14 @@ def _read_toml_source(hw: "str | Path") -> tuple[str, str]:
 
 def _decode_toml(entry, what: str) -> str:
     """The text of a TOML file. TOML is UTF-8 by definition, so it is decoded as UTF-8 whatever
-    the locale (read_text() would use the locale's encoding)."""
+    the locale (read_text() would use the locale's encoding); a leading byte-order mark is
+    skipped."""
     try:
         raw = entry.read_bytes()
     except OSError as e:
         raise HardwareConfigError(f"{what} cannot be read: {e.strerror or e}") from None
+    if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Windows editors write one)
+        raw = raw[3:]
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:

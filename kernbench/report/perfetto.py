@@ -131,8 +131,17 @@ class _Selection:
         self.flow_send, self.flow_recv = send[both], recv[both]
 
     def ns(self, cycles: np.ndarray) -> np.ndarray:
-        """Cycles -> whole nanoseconds (module docstring); cycles / GHz is exact where it can be."""
-        return np.rint(cycles / self.clock_ghz).astype(np.int64)
+        """Cycles -> whole nanoseconds (module docstring); cycles / GHz is exact where it can be.
+        Raises ValueError past 2**62 ns (a clock below 1 GHz makes more nanoseconds than
+        cycles: 2**33 cycles at 1e-9 GHz), which a trace's times cannot hold."""
+        t = np.rint(np.asarray(cycles) / self.clock_ghz)
+        if t.size and float(np.abs(t).max()) >= 2.0 ** 62:
+            far = float(np.abs(np.asarray(cycles, np.float64)).max())
+            raise ValueError(f"to_perfetto: {far:,.0f} cycles at {self.clock_ghz:g} GHz are "
+                             f"{far / self.clock_ghz:.3g} ns, past the 2**62 ns a trace's times "
+                             f"hold: no Perfetto trace of this launch (its report and JSON hold "
+                             f"the cycles)")
+        return t.astype(np.int64)
 
     def used_threads(self) -> list:
         """[(pe, [units])] of the kept commands, by PE then unit."""

@@ -20,7 +20,7 @@ from ..common.pe_commands import UNIT_NAMES, Opcode
 from ..common.shown import plain_texts
 from .perfetto import select_pes
 from .summary import unit_kinds
-from .table import fmt_value
+from .table import fmt_num, fmt_value
 
 __all__ = ["plot", "PlotData", "default_gantt_pes"]
 
@@ -192,7 +192,7 @@ def plot(
     ax_g.set_yticks(range(len(lanes)), [f"{p}  {u}" for p, u in reversed(lane_names)], fontsize=7)
     ax_g.set_ylim(-0.6, max(0.6, len(lanes) - 0.4))
     ax_g.set_xlim(0, max(1, cycles))
-    ax_g.set_xlabel(f"cycle ({fmt_value(result.hw.clock_ghz)} GHz: 1 us = {result.hw.clock_ghz * 1e3:,.0f} cycles)")
+    ax_g.set_xlabel(f"cycle ({fmt_value(result.hw.clock_ghz)} GHz: 1 us = {fmt_num(result.hw.clock_ghz * 1e3)} cycles)")
     ax_g.set_title("timeline of " + (", ".join(result.pe_name(g) for g in gantt_pes) or "no PE"), fontsize=10)
     used_ops = sorted({int(o) for _, _, idx in lanes for o in opcodes[idx]})
     if used_ops:
