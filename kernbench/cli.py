@@ -463,10 +463,15 @@ def _check_output_paths(args) -> None:
             continue
         name = "--" + opt.replace("_", "-")
         p = Path(path)
-        same = seen.setdefault(os.path.normcase(os.path.abspath(path)), name)
-        if same != name:
-            raise CliError(f"{same} and {name} both name {path}: the second would overwrite the "
-                           f"first; give each its own file")
+        # the file written: matplotlib adds .png to a plot's name without a suffix; a symlink
+        # or another spelling of one file is that file
+        written = str(path) + ".png" if opt in ("plot", "pareto_plot") and not p.suffix else str(path)
+        key = os.path.normcase(os.path.realpath(written))
+        same = seen.get(key) or next((n for k, n in seen.items() if _same_file(k, key)), None)
+        if same is not None:
+            raise CliError(f"{same} and {name} both name {written}: the second would overwrite "
+                           f"the first; give each its own file")
+        seen[key] = name
         if p.is_dir():
             raise CliError(f"{name} {path}: is a folder, expected a file name")
         folder = p.parent  # Path("t.json").parent is Path(".")
@@ -477,6 +482,14 @@ def _check_output_paths(args) -> None:
         if opt == "plot" and p.suffix.lower() not in _PLOT_SUFFIXES:  # (matplotlib's, by name)
             raise CliError(f"{name} {path}: matplotlib writes {', '.join(_PLOT_SUFFIXES[1:6])}, ... "
                            f"(by the file's suffix), not {p.suffix!r}")
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two existing paths are one file (a hard link); False when either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 #: the file suffixes matplotlib's savefig writes ("" : its default, PNG)

@@ -623,6 +623,17 @@ def test_two_outputs_naming_one_file_fail_before_the_run(capsys, tmp_path):
     assert one_error_line(err) == (f"kernbench: error: --trace and --json both name {out}: the second "
                                    f"would overwrite the first; give each its own file")
     assert not marker.exists() and not out.exists()
+    # (a breaker's spellings of one file: a symlink to it; a plot named without a suffix, which
+    # matplotlib writes as .png)
+    (tmp_path / "real.json").write_text("")
+    (tmp_path / "link.json").symlink_to(tmp_path / "real.json")
+    code, _, err = run(capsys, "run", f"{k}:k", "--grid", "1,1", "--trace", str(tmp_path / "link.json"),
+                       "--json", str(tmp_path / "real.json"))
+    assert code == 2 and "--trace and --json both name" in one_error_line(err)
+    code, _, err = run(capsys, "run", f"{k}:k", "--grid", "1,1", "--json", str(tmp_path / "p.png"),
+                       "--plot", str(tmp_path / "p"))
+    assert code == 2 and "--json and --plot both name" in one_error_line(err)
+    assert not marker.exists()
 
 
 def test_diag_bad_output_path_fails_before_any_panel(capsys, fake_diag, tmp_path):

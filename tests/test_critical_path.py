@@ -218,7 +218,8 @@ def test_credit_walk_follows_the_engine_and_names_only_posts_that_hold():
         nb = np.ascontiguousarray(msgs["nbytes"], np.int64)
         s = np.empty(int(((nb + P - 1) // P).sum()), np.int64)
         _link.packet_starts(T, post, nb, P, bw, hop, q, s)
-        ends = [_link.post_holder(s, T, post, nb, m, P, bw, hop, q) for m in range(len(nb))]
+        first = np.r_[0, np.cumsum((nb + P - 1) // P)].astype(np.int64)
+        ends = [_link.post_holder(s, T, post, nb, first, m, P, bw, hop, q) for m in range(len(nb))]
         assert [e for e, _ in ends] == fx.end[msgs["send"]].tolist()
         assert all(k >= -1 for _, k in ends)
         free = run([0] * len(sizes))
@@ -231,12 +232,12 @@ def test_credit_walk_follows_the_engine_and_names_only_posts_that_hold():
 
 def test_the_credit_walk_runs_from_where_the_link_starts_afresh_and_not_past_its_bound():
     """The walk is run from the latest message whose send started with every earlier credit
-    back (_link.walk_start), and not at all past WALK_PACKETS packets, where the latest post
+    back (_link.restart_points), and not at all past WALK_PACKETS packets, where the latest post
     that could have held a packet is named (a breaker: a 2**36-byte message on 1-byte packets,
     timed by the engine in a millisecond, made the walk allocate 512 GiB; 20,000 sends of 1 MiB
     cost 20x the old path, every walk from the link's first packet).
 
-    walk_start, by hand (P = 256, h = 50, Q = 32): three 8 KiB messages (32 packets each);
+    restart_points, by hand (P = 256, h = 50, Q = 32): three 8 KiB messages (32 packets each);
     message 1's send starts at 1000, after message 0's credits (its send ends at 500, its recv
     posted at 0: back by max(500 + 50, 0) + 50 = 600); message 2's at 1100, before message 1's
     (its send ends 1300, recv posted 900: back by 1400): it starts at message 1."""
@@ -247,10 +248,18 @@ def test_the_credit_walk_runs_from_where_the_link_starts_afresh_and_not_past_its
 
     i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
     T, r, se, nb = i64(0, 1000, 1100), i64(0, 900, 0), i64(500, 1300, 2000), i64(8192, 8192, 8192)
-    assert _link.walk_start(T, r, se, nb, 2, 256, 50, 32, 1 << 20) == 1
-    assert _link.walk_start(T, r, se, nb, 1, 256, 50, 32, 1 << 20) == 1
-    assert _link.walk_start(T, r, se, nb, 0, 256, 50, 32, 1 << 20) == 0
-    assert _link.walk_start(T, r, se, nb, 2, 256, 50, 32, 0) == -1  # (no start within the bound)
+    first = np.r_[0, np.cumsum((nb + 255) // 256)].astype(np.int64)
+    ok = np.empty(3, np.uint8)
+    _link.restart_points(T, r, se, first, 50, 32, ok)
+    assert ok.tolist() == [1, 1, 0]
+    # the queue sets how far back credits reach: message 0's recv posted at 3000 (its credits
+    # back by 3050), message 2's send at 2000 (message 1's back by 1400). With Q = 32 message
+    # 2's window is message 1 alone: a restart; with Q = 64 it holds message 0 too: none
+    T2, r2 = i64(0, 1000, 2000), i64(3000, 900, 0)
+    _link.restart_points(T2, r2, se, first, 50, 32, ok)
+    assert ok.tolist() == [1, 0, 1]
+    _link.restart_points(T2, r2, se, first, 50, 64, ok)
+    assert ok.tolist() == [1, 0, 0]
     # 2**36 bytes on 1-byte packets, the recv posted at 64000 / 64 + 8 = 1008: past the bound,
     # the post is named (posted after the first packet could land: 2 + 1 + 50 + ...)
     assert 1 << 36 > cp_mod.WALK_PACKETS

@@ -230,10 +230,33 @@ def test_a_generator_or_async_kernel_behind_a_wrapper_or_call_is_refused(ctx):
             ctx.launch(k, (1, 1), o)
     line = hidden.__code__.co_firstlineno
     with pytest.raises(KernelError, match=rf"PE \(0, 0\) at {FILE}:{line}: kernel hidden returned a "
-                                          r"generator that holds tl and never ran"):
+                                          r"generator that never started"):
         ctx.launch(hidden, (1, 1), o)
     ctx.launch(ran, (1, 1), o)
     assert ctx.read(o, pe=(0, 0)).tolist() == [3.0] * 4
+
+    # a breaker's cases: a coroutine reaching tl through self (not its own locals) was run as an
+    # empty program; a generator the kernel started, then returned, was called never run
+    class Via:
+        def __call__(self, o_ptr, *, tl):
+            self.tl = tl
+            return self.body(o_ptr)
+
+        async def body(self, o_ptr):
+            self.tl.store(o_ptr, self.tl.full((4,), 1.0, "f32"))
+
+    def started(o_ptr, *, tl):
+        def g():
+            yield tl.full((4,), 5.0, "f32")
+            yield None
+        it = g()
+        tl.store(o_ptr, next(it))
+        return it
+
+    with pytest.raises(KernelError, match="returned a coroutine that never started"):
+        ctx.launch(Via(), (1, 1), o)
+    ctx.launch(started, (1, 1), o)
+    assert ctx.read(o, pe=(0, 0)).tolist() == [5.0] * 4
 
 
 def test_a_memoised_kernel_is_refused(ctx):

@@ -522,7 +522,7 @@ def test_a_trace_past_two_to_the_62_nanoseconds_is_refused_naming_the_clock(tmp_
     r = ctx.launch(pair, (2, 1), ctx.empty((1000,), "f32"), mode="timing")
     assert r.cycles / 1e-9 > 2 ** 62
     path = tmp_path / "t.json"
-    with pytest.raises(ValueError, match=r"to_perfetto: [\d,]+ cycles at 1e-09 GHz are .* ns, past the "
+    with pytest.raises(ValueError, match=r"to_perfetto: times up to [\d,]+ cycles at 1e-09 GHz are .* ns, past the "
                                          r"2\*\*62 ns a trace's times hold"):
         r.to_perfetto(str(path))
     assert not path.exists()

@@ -147,6 +147,58 @@ def test_a_handle_from_a_spawned_worker_is_refused(ctx, method):
     assert "tensor of another launch" in msg or "which no tl call on this PE made" in msg
 
 
+SPAWN_AT_TOP = """\
+import multiprocessing
+import numpy as np
+import kernbench
+
+HW = {"n_cubes": 1, "pes_per_cube": 1}
+
+def first(ptr, *, tl):
+    KEPT["h"] = tl.load(ptr, shape=(8,))
+
+KEPT = {}
+WARM = kernbench.Context("default", overrides=HW)  # a launch at the top level: a spawned child
+WARM.launch(first, (1, 1), WARM.replicate(np.ones(8, np.float16)))  # runs it as it re-imports
+
+def child(_):
+    c = kernbench.Context("default", overrides=HW)
+    c.launch(first, (1, 1), c.replicate(np.full(8, 5.0, np.float16)))
+    return KEPT["h"]
+
+if __name__ == "__main__":
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        h = pool.map(child, [0])[0]
+    ctx = kernbench.Context("default", overrides=HW)
+    x = ctx.replicate(np.ones(8, np.float16))
+
+    def second(ptr, *, tl):
+        t = tl.load(ptr, shape=(8,))
+        tl.store(ptr, h + t)
+
+    try:
+        ctx.launch(second, (1, 1), x)
+        print("accepted", ctx.read(x, pe=(0, 0)).tolist())
+    except kernbench.KernelError as e:
+        print("refused", str(e)[:80])
+"""
+
+
+def test_a_handle_from_a_spawned_worker_that_launched_as_it_imported_is_refused(tmp_path):
+    """The main script launches at its top level, so a spawned child launches as it re-imports
+    the script, before multiprocessing marks it a child: it must still number its launches as a
+    child's (a breaker: the child's handle was read as the parent's own tensor #0)."""
+    import subprocess
+
+    path = tmp_path / "spawn_at_top.py"
+    path.write_text(SPAWN_AT_TOP)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__))))
+    out = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("refused"), out.stdout
+
+
 def test_an_id_from_nowhere_is_refused(ctx):
     x = ctx.replicate(np.ones(8, np.float16))
 

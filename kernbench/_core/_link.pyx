@@ -20,7 +20,7 @@ before them (whose credits came back unclamped too), every later period of Q pac
 last one Delta later: the loop adds m * Delta to the Q credit slots and to e and jumps m * Q packets,
 stopping short of the message's last packet (docs/hardware-model.md, "Engine detail levels").
 """
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from ._types cimport (HwParams, EventHeap, LinkState, LinkCounters, EV_PKT_SENT, EV_PKT_ARRIVE,
                       EV_CREDIT, EV_TX_DONE, EV_RX_DONE, EV_LIMIT, PRIO_NORMAL, SignalPoll)
 from ._heap cimport heap_push
@@ -299,46 +299,44 @@ def packet_starts(const int64_t[::1] T, const int64_t[::1] r, const int64_t[::1]
                 i += 1
 
 
-def walk_start(const int64_t[::1] T, const int64_t[::1] r, const int64_t[::1] send_end,
-               const int64_t[::1] nbytes, int64_t m, int64_t packet_bytes, int64_t hop,
-               int64_t queue, int64_t max_steps) -> int:
-    """The latest message j0 <= m of one link (arrays as :func:`packet_starts`; ``send_end``
-    each send's end cycle) from which the recurrence can be run afresh, exactly: every credit
-    of the ``queue`` packets before j0's first is back by j0's send start (a credit is back by
-    ``max(send_end + hop, r) + hop`` of its message: its packet lands by its send's end plus a
-    hop), and the wire is free then (the TX unit ran the sends one after the other). Message 0
-    always is. ``max_steps`` bounds the messages read (then 0)."""
-    cdef int64_t j0, j, back, bound, steps = 0, found = 0
-    cdef int64_t n = T.shape[0]
-    if (m < 0 or m >= n or r.shape[0] != n or send_end.shape[0] != n or nbytes.shape[0] != n
-            or packet_bytes < 1):
-        raise ValueError("walk_start: sizes do not fit")
+def restart_points(const int64_t[::1] T, const int64_t[::1] r, const int64_t[::1] send_end,
+                   const int64_t[::1] first, int64_t hop, int64_t queue, uint8_t[::1] out) -> None:
+    """``out[j]`` = 1 where the recurrence can be run afresh from message j of one link
+    (arrays as :func:`packet_starts`; ``send_end`` each send's end cycle, ``first`` each
+    message's first packet number, n + 1 entries): every credit of the ``queue`` packets before
+    j's first is back by j's send start (a credit is back by ``max(send_end + hop, r) + hop`` of
+    its message: its packets land by its send's end plus a hop), and the wire is free then (the
+    TX unit ran the sends one after the other). Message 0 always is. One pass: the messages
+    holding those packets slide forward with j, their largest bound kept in a monotone queue."""
+    cdef int64_t n = T.shape[0], j, jq = 0, head = 0, tail = 0, bound
+    if (r.shape[0] != n or send_end.shape[0] != n or first.shape[0] != n + 1 or out.shape[0] != n
+            or queue < 1):
+        raise ValueError("restart_points: sizes do not fit")
+    dq = np.empty(max(n, 1), np.int64)  # message indices, their bounds decreasing
+    cdef int64_t[::1] q = dq
     with nogil:
-        j0 = m
-        while j0 > 0:
-            back = 0
-            j = j0 - 1
-            bound = 0
-            while j >= 0 and back < queue:
-                bound = _max(bound, _max(send_end[j] + hop, r[j]) + hop)
-                back += cdiv(nbytes[j], packet_bytes)
-                j -= 1
-                steps += 1
-            if bound <= T[j0]:
-                found = j0
-                break
-            if steps > max_steps:
-                found = -1
-                break
-            j0 -= 1
-    return found
+        for j in range(n):
+            if j > 0:
+                # message j - 1 enters the window; those wholly before packet first[j] - Q leave
+                bound = _max(send_end[j - 1] + hop, r[j - 1]) + hop
+                while tail > head and _max(send_end[q[tail - 1]] + hop, r[q[tail - 1]]) + hop <= bound:
+                    tail -= 1
+                q[tail] = j - 1
+                tail += 1
+                while jq < j and first[jq + 1] <= first[j] - queue:
+                    jq += 1
+                while tail > head and q[head] < jq:
+                    head += 1
+            out[j] = 1 if (j == 0 or tail == head
+                           or _max(send_end[q[head]] + hop, r[q[head]]) + hop <= T[j]) else 0
 
 
 def post_holder(const int64_t[::1] s, const int64_t[::1] T, const int64_t[::1] r,
-                const int64_t[::1] nbytes, int64_t m, int64_t packet_bytes, int64_t link_bw,
-                int64_t hop, int64_t queue) -> tuple:
+                const int64_t[::1] nbytes, const int64_t[::1] first, int64_t m,
+                int64_t packet_bytes, int64_t link_bw, int64_t hop, int64_t queue) -> tuple:
     """Why message ``m`` of a link (arrays as :func:`packet_starts`, ``s`` its result for at
-    least messages 0..m) ends when it does: the recurrence walked back from m's last packet,
+    least messages 0..m, ``first`` each message's first packet number in ``s``, n + 1
+    entries) ends when it does: the recurrence walked back from m's last packet,
     each packet's start to the term that set it (a send's start first, then the wire, then a
     credit back a round trip after its packet landed, then a recv's post).
     Returns ``(e_last, k)``: m's last packet's end (cycles) and the message whose recv's post
@@ -347,13 +345,11 @@ def post_holder(const int64_t[::1] s, const int64_t[::1] T, const int64_t[::1] r
     follow the recurrence)."""
     cdef int64_t n = T.shape[0], i, k, j, kj, lo, npk, ser, sj, aj, e_last
     cdef HwParams hw
-    if m < 0 or m >= n or r.shape[0] != n or nbytes.shape[0] != n or packet_bytes < 1 or link_bw < 1:
+    if (m < 0 or m >= n or r.shape[0] != n or nbytes.shape[0] != n or first.shape[0] != n + 1
+            or packet_bytes < 1 or link_bw < 1):
         raise ValueError("post_holder: sizes do not fit")
     hw.packet_bytes, hw.link_bw = packet_bytes, link_bw
-    first = np.zeros(n + 1, np.int64)
-    cdef int64_t[::1] f = first
-    for k in range(n):
-        f[k + 1] = f[k] + cdiv(nbytes[k], packet_bytes)
+    cdef const int64_t[::1] f = first
     if s.shape[0] < f[m + 1]:
         raise ValueError("post_holder: s must hold message m's packets")
     k, i = m, f[m + 1] - 1

@@ -401,7 +401,11 @@ def _shown_number(v) -> str:
     4300 digits raises (Python's int-to-text limit), and a refusal should not echo it whole."""
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and abs(int(v)).bit_length() > 64:
         return f"an int of {abs(int(v)).bit_length():,} bits"
-    return repr(v)
+    try:
+        r = repr(v)
+    except Exception:  # (a container holding such an int: its repr raises too)
+        return "(too long to show)"
+    return r if len(r) <= 120 else r[:117] + "..."
 
 
 def _number(key: str, want: type, v: Any) -> int | float:
@@ -416,7 +420,8 @@ def _number(key: str, want: type, v: Any) -> int | float:
     else:  # an int stands for a float
         ok = isinstance(v, (int, float, np.integer, np.floating))
     if not ok:
-        raise HardwareConfigError(f"hardware key '{key}' must be {want.__name__}, got {type(v).__name__} {v!r}")
+        raise HardwareConfigError(f"hardware key '{key}' must be {want.__name__}, got {type(v).__name__} "
+                                  f"{_shown_number(v)}")
     lo, hi = KEY_BOUNDS[key]
     got = _shown_number(v)
     if want is int:

@@ -302,9 +302,12 @@ def _launch_counter():
     # forkserver Dask or multiprocessing worker) from its pid times 2**32, so that a handle a
     # child sends back (pickled) cannot name a tensor of a launch of its parent's or of another
     # child's. Decided at the first launch, not at import: a spawned child imports kernbench
-    # (re-importing the main script) before multiprocessing marks it a child.
+    # (re-importing the main script) before multiprocessing marks it a child; a launch the
+    # script makes as it is re-imported sees the child's _inheriting flag.
     mp = sys.modules.get("multiprocessing")
-    child = mp is not None and mp.parent_process() is not None
+    # (_inheriting: set while a spawned child re-imports the main script, before parent_process)
+    child = mp is not None and (mp.parent_process() is not None
+                                or getattr(mp.current_process(), "_inheriting", False))
     return itertools.count((os.getpid() << 32) + 1 if child else 1)
 
 

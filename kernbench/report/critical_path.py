@@ -44,7 +44,7 @@ the wire (the packet before), a credit back a round trip after its packet landed
 than its packet (that recv is the one; it may be an earlier message's). On a tie the walk takes
 them in that order: a post it names set the time, possibly tied with another chain. The
 recurrence is run from the latest message whose send started with every earlier credit back
-(_link.walk_start); past WALK_PACKETS packets, :func:`_post_bound` names the recv. A credit-bound link
+(_link.restart_points); past WALK_PACKETS packets, :func:`_post_bound` names the recv. A credit-bound link
 (small packets or queue) stalls a send for credits with every recv posted early: that stall is
 inside a busy step.
 """
@@ -247,10 +247,9 @@ def _link_messages(result, fx):
             np.asarray(msgs["recv"], np.int64), nb, msg_of_send)
 
 
-#: the most packets the credit walk simulates for one send (an int64 each), and the most
-#: messages it reads back looking for where the link's recurrence starts afresh; past them
+#: the most packets the credit walk simulates for one send (an int64 each); past them
 #: :func:`_post_bound` names the recv (docs/reports.md)
-WALK_PACKETS, WALK_MESSAGES = 1 << 24, 1 << 20
+WALK_PACKETS = 1 << 24
 
 
 def _post_bound(c, T, r, nb, m, P, bw, hop, Q, end, recvs) -> int:
@@ -318,6 +317,7 @@ def critical_path(result) -> CriticalPath:
     link_lo = np.r_[0, np.flatnonzero(m_link[1:] != m_link[:-1]) + 1]  # each link's first message
     P, bw = int(result.hw.link.packet_bytes), int(result.hw.link.bytes_per_cycle)
     walked = {}  # (link's first message, walk start) -> (messages simulated, packets' starts)
+    links = {}  # link's first message -> its messages' arrays (credit_holder)
 
     def link_of(m):
         g = int(np.searchsorted(link_lo, m, side="right")) - 1
@@ -327,27 +327,34 @@ def critical_path(result) -> CriticalPath:
         """The recv whose post held send c's credits (-1: none; the send's start, the wire and
         the link's own credit round trip set its end): the link's recurrence walked back from
         the send's last packet (_link.post_holder), run from the latest message from which it
-        can start afresh (_link.walk_start); past WALK_PACKETS packets, :func:`_post_bound`."""
+        can start afresh (_link.restart_points); past WALK_PACKETS packets, :func:`_post_bound`."""
         m = int(msg_of_send[c])
         if m < 0:
             return -1
         lo, hi = link_of(m)
-        sends, recvs = m_send[lo:m + 1], m_recv[lo:m + 1]
-        T = np.ascontiguousarray(start[sends], np.int64)
-        r = np.ascontiguousarray(start[recvs], np.int64)
-        nb = m_nbytes[lo:m + 1]
+        arrays = links.get(lo)
+        if arrays is None:  # (once per link: its messages' arrays and where the walk may start)
+            sends = m_send[lo:hi]
+            T = np.ascontiguousarray(start[sends], np.int64)
+            r = np.ascontiguousarray(start[m_recv[lo:hi]], np.int64)
+            first = np.r_[0, np.cumsum(m_pk[lo:hi])].astype(np.int64)
+            ok = np.empty(hi - lo, np.uint8)
+            _link.restart_points(T, r, np.ascontiguousarray(end[sends], np.int64), first, hop, Q, ok)
+            arrays = links[lo] = (T, r, m_nbytes[lo:hi], first, np.flatnonzero(ok))
+        T, r, nb, first, restarts = arrays
+        recvs = m_recv[lo:hi]
         mm = m - lo
-        j0 = _link.walk_start(T, r, np.ascontiguousarray(end[sends], np.int64), nb, mm, P, hop, Q,
-                              WALK_MESSAGES)
-        if j0 < 0 or int(m_pk[lo + j0:m + 1].sum()) > WALK_PACKETS:
+        j0 = int(restarts[np.searchsorted(restarts, mm, side="right") - 1])
+        if int(first[mm + 1] - first[j0]) > WALK_PACKETS:
             return _post_bound(c, T, r, nb, mm, P, bw, hop, Q, end, recvs)
         got = walked.get((lo, j0))
         if got is None or got[0] < mm:  # (once per walk start: later messages' steps reuse it)
-            s = np.empty(int(m_pk[lo + j0:m + 1].sum()), np.int64)
-            _link.packet_starts(T[j0:], r[j0:], nb[j0:], P, bw, hop, Q, s)
-            got = walked[(lo, j0)] = (mm, s)
-        s = got[1]
-        e_last, k = _link.post_holder(s, T[j0:], r[j0:], nb[j0:], mm - j0, P, bw, hop, Q)
+            s = np.empty(int(first[mm + 1] - first[j0]), np.int64)
+            _link.packet_starts(T[j0:mm + 1], r[j0:mm + 1], nb[j0:mm + 1], P, bw, hop, Q, s)
+            got = walked[(lo, j0)] = (mm, s, first[j0:] - first[j0])
+        _, s, rel = got
+        e_last, k = _link.post_holder(s, T[j0:mm + 1], r[j0:mm + 1], nb[j0:mm + 1], rel[:mm - j0 + 2],
+                                      mm - j0, P, bw, hop, Q)
         if e_last != int(end[c]) or k < 0:  # (a mismatch cannot be: then no holder is named)
             return -1
         return int(recvs[j0 + k])
@@ -413,9 +420,11 @@ def perfetto_events(result, path: CriticalPath, pid: int, window=None) -> list:
         {"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": "critical path"}},
     ]
     lo, hi = (0, None) if window is None else (int(window[0] or 0), window[1])
+    from .perfetto import check_ns
     for s in path.step_dicts():
         if s["end_cycle"] < lo or (hi is not None and s["start_cycle"] > int(hi)):
             continue
+        check_ns(float(s["end_cycle"]), ghz)
         t0 = round(s["start_cycle"] / ghz)
         t1 = round(s["end_cycle"] / ghz)
         kind = "" if s["kind"] == "busy" else f" [{s['kind']}]"

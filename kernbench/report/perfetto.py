@@ -87,6 +87,15 @@ def select_pes(result, pes) -> np.ndarray:
     return np.unique(np.asarray(out, dtype=np.int64))
 
 
+
+def check_ns(cycles: float, clock_ghz: float) -> None:
+    """Raise ValueError when ``cycles`` at ``clock_ghz`` pass 2**62 ns, which a trace's times
+    cannot hold (a clock below 1 GHz makes more nanoseconds than cycles)."""
+    if cycles / clock_ghz >= 2.0 ** 62:
+        raise ValueError(f"to_perfetto: times up to {cycles:,.0f} cycles at {clock_ghz:g} GHz are "
+                         f"{cycles / clock_ghz:.3g} ns, past the 2**62 ns a trace's times hold: no "
+                         f"Perfetto trace of this launch (its report and JSON hold the cycles)")
+
 class _Selection:
     """The kept commands and messages, and every per-command number both writers need."""
 
@@ -135,12 +144,8 @@ class _Selection:
         Raises ValueError past 2**62 ns (a clock below 1 GHz makes more nanoseconds than
         cycles: 2**33 cycles at 1e-9 GHz), which a trace's times cannot hold."""
         t = np.rint(np.asarray(cycles) / self.clock_ghz)
-        if t.size and float(np.abs(t).max()) >= 2.0 ** 62:
-            far = float(np.abs(np.asarray(cycles, np.float64)).max())
-            raise ValueError(f"to_perfetto: {far:,.0f} cycles at {self.clock_ghz:g} GHz are "
-                             f"{far / self.clock_ghz:.3g} ns, past the 2**62 ns a trace's times "
-                             f"hold: no Perfetto trace of this launch (its report and JSON hold "
-                             f"the cycles)")
+        if t.size:
+            check_ns(float(np.abs(np.asarray(cycles, np.float64)).max()), self.clock_ghz)
         return t.astype(np.int64)
 
     def used_threads(self) -> list:

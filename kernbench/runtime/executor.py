@@ -207,29 +207,29 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
                     ) from None
 
 
-def _check_returned(value, tl, name: str, pe: tuple, file: str, line: int) -> None:
-    """A kernel returns nothing the launch reads. A generator, coroutine or async generator
-    that has not started and holds this launch's ``tl`` is a kernel body that never ran (a
-    generator or async function behind a wrapper that returns it, which :func:`_check_kernel`
-    cannot see): a KernelError naming the PE and the kernel's ``def``. Anything else returned
-    is ignored."""
-    frame = None
-    for attr in ("gi_frame", "cr_frame", "ag_frame"):
-        frame = getattr(value, attr, None) if frame is None else frame
-    if frame is None or not (inspect.isgenerator(value) or inspect.iscoroutine(value)
-                             or inspect.isasyncgen(value)):
+def _check_returned(value, name: str, pe: tuple, file: str, line: int) -> None:
+    """A kernel returns nothing the launch reads. A coroutine it returns unstarted, a live async
+    generator, or an unstarted generator other than a generator expression is a body that never
+    ran (a
+    generator or async function behind a wrapper that calls it and returns what it made, which
+    :func:`_check_kernel` cannot see): a KernelError naming the PE and the kernel's ``def``.
+    Anything else returned, a started generator included, is ignored."""
+    if inspect.iscoroutine(value):
+        unrun = inspect.getcoroutinestate(value) == inspect.CORO_CREATED
+    elif inspect.isasyncgen(value):  # (only an event loop runs one: live, it was not run)
+        unrun = value.ag_frame is not None and not value.ag_running
+    elif inspect.isgenerator(value):
+        unrun = (inspect.getgeneratorstate(value) == inspect.GEN_CREATED
+                 and value.gi_code.co_name != "<genexpr>")
+    else:
         return
-    try:
-        holds_tl = any(v is tl for v in frame.f_locals.values())
-    except Exception:
-        holds_tl = False
-    if not holds_tl:
+    if not unrun:
         return
     value.close()  # (no "never awaited" warning on top of the error)
     raise KernelError(f"{pe_at(pe, file, line)}: kernel {name} returned a {type(value).__name__} "
-                      f"that holds tl and never ran: a generator or async function called by the "
-                      f"kernel and returned, its body not run. A kernel is a plain function that "
-                      f"calls tl", pe=pe, where=f"{file}:{line}")
+                      f"that never started: a generator or async function called by the kernel "
+                      f"and returned, its body not run. A kernel is a plain function that calls "
+                      f"tl", pe=pe, where=f"{file}:{line}")
 
 
 def user_frames(exc: BaseException, own_file: str | None = None) -> list:
@@ -559,7 +559,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                 pe=(p, c), where=f"{file}:{line}",
             ) from e
         if returned is not None:
-            _check_returned(returned, tl, name, (p, c), kfile, kline)
+            _check_returned(returned, name, (p, c), kfile, kline)
         if b.left_range is not None:
             file, line, k, value = b.left_range
             raise KernelError(
