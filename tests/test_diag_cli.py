@@ -136,6 +136,38 @@ def test_more_cubes_than_the_hardware_has_is_an_error(capsys):
             panel_spec("multi_user_decode", hw, cubes=bad)
 
 
+def test_the_python_entry_refuses_what_the_cli_refuses():
+    """panel_spec / run_panels (a review): context=0 ran the default 32K context; causal="no"
+    ran causal; decode_rows 0, 2.5, -3 or True and a context of 1024.0 or -8 met numpy's or a
+    placement's errors, or a misleading one; panels="single_user_decode" was read letter by
+    letter. Each is a ValueError naming the argument."""
+    from kernbench.diag import panel_spec, run_panels
+    from kernbench.hw import load_hw
+    hw = load_hw("default")
+    for bad in (0, -8, 1024.0, True):
+        with pytest.raises(ValueError, match=r"context must be None \(the shape's\) or a positive int"):
+            panel_spec("single_user_prefill", hw, shape="llama70b", context=bad)
+    for bad in (0, 2.5, -3, True):
+        with pytest.raises(ValueError, match="decode_rows must be a positive int"):
+            panel_spec("single_user_decode", hw, decode_rows=bad)
+    for bad in ("no", 1, None):
+        with pytest.raises(ValueError, match="causal must be True or False"):
+            panel_spec("single_user_prefill", hw, causal=bad)
+    with pytest.raises(ValueError, match=r"panels must be a list of panel names, got the string "
+                                         r"'single_user_decode': pass \['single_user_decode'\]"):
+        run_panels("single_user_decode")
+    assert panel_spec("single_user_decode", hw, decode_rows=np.int64(2)).S_q == 2
+
+
+def test_a_timing_panel_over_sram_says_fail_on_its_check_line(capsys):
+    """--context 4K --decode-rows 1K: the decode panel's peak SRAM is over capacity, the panel
+    FAILs, and its check line said "PASS: it ran and its peak SRAM fits" (a review)."""
+    code, out, _ = run(capsys, "diag", "--context", "4K", "--decode-rows", "1K", "--panel", "single_user_decode")
+    assert code == 1
+    assert "check: timing mode, no numerics (FAIL: its peak SRAM is over capacity)" in out
+    assert "PASS: it ran" not in out
+
+
 def test_causal_tflops_line_gives_the_rate_of_the_unmasked_half():
     """Causal prefill: the line's first rate counts the FLOPs the GEMM units ran, the second the
     unmasked half of the attention (PanelSpec.model_flops), both over the launch's seconds."""

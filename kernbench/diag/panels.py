@@ -200,7 +200,8 @@ class PanelResult:
         s, sp = self.summary, self.spec
         t = s["totals"]
         if self.max_abs_err is None:
-            check = "check: timing mode, no numerics (PASS: it ran and its peak SRAM fits)"
+            check = ("check: timing mode, no numerics (" + ("FAIL: its peak SRAM is over capacity)"
+                     if s["sram"]["over_capacity"] else "PASS: it ran and its peak SRAM fits)"))
         else:
             check = (f"check: max abs err {fmt_num(self.max_abs_err)}; worst element at "
                      f"{100 * self.tolerance_used:.0f}% of its tolerance {ATOL:g} + {RTOL:g}*|ref| "
@@ -258,10 +259,18 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
     ``cubes``: the multi-user panels' ranks, 1 .. ``hw.n_cubes`` (None: every cube, at most
     SMALL_MULTI_USER_CUBES at the small shape); the single-user panels ignore it. Raises
     ValueError for an unknown panel or shape, or a context, cubes or causal they cannot run."""
-    if name not in PANELS:
+    if not isinstance(name, str) or name not in PANELS:
         raise ValueError(f"unknown diag panel {name!r}: expected one of {', '.join(PANELS)}")
-    if shape not in SHAPES:
+    if not isinstance(shape, str) or shape not in SHAPES:
         raise ValueError(f"unknown diag shape {shape!r}: expected one of {', '.join(SHAPES)}")
+    if not isinstance(causal, (bool, np.bool_)):
+        raise ValueError(f"causal must be True or False, got {causal!r}")
+    if not is_whole(decode_rows) or decode_rows < 1:
+        raise ValueError(f"decode_rows must be a positive int, got {decode_rows!r}")
+    decode_rows = int(decode_rows)
+    if context is not None and (not is_whole(context) or context < 1):
+        raise ValueError(f"context must be None (the shape's) or a positive int of tokens, got "
+                         f"{context!r}")
     users, kind = name.split("_user_")
     if users == "single":
         scope, rank_axis, n_ranks = "pe", 0, hw.pes_per_cube
@@ -290,7 +299,7 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
         mode = "functional"
     else:
         dims = LLAMA70B
-        ctx_len = context or LLAMA70B_CONTEXT
+        ctx_len = LLAMA70B_CONTEXT if context is None else int(context)
         if ctx_len % n_ranks:
             raise ValueError(f"context {ctx_len} does not split evenly over {n_ranks} ranks")
         S_kv = ctx_len // n_ranks
@@ -571,6 +580,9 @@ def run_panels(panels=None, hw="default", shape: str = "small", context: int | N
 
     ``progress(description, done, total)`` is called before each panel and once at the end."""
     cfg = load_hw(hw)
+    if isinstance(panels, str):  # (one name: a list of its letters otherwise)
+        raise ValueError(f"panels must be a list of panel names, got the string {panels!r}: "
+                         f"pass [{panels!r}]")
     names = list(panels) if panels else list(PANELS)
     specs = [panel_spec(n, cfg, shape=shape, context=context, cubes=cubes, causal=causal,
                         decode_rows=decode_rows) for n in names]
