@@ -397,13 +397,15 @@ def _show_bound(b: int | float) -> str:
 
 
 def _shown_number(v) -> str:
-    """``repr(v)``, or for an int past 2**64 its size in bits: ``repr`` of an int of more than
-    4300 digits raises (Python's int-to-text limit), and a refusal should not echo it whole."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and abs(int(v)).bit_length() > 64:
-        return f"an int of {abs(int(v)).bit_length():,} bits"
+    """``repr(v)``, cut to 120 characters; for an int whose repr raises (more than 4300 digits:
+    Python's int-to-text limit) its size in bits, for anything else whose repr raises (a
+    container holding such an int) a placeholder: a refusal should neither raise nor echo it
+    whole."""
     try:
         r = repr(v)
-    except Exception:  # (a container holding such an int: its repr raises too)
+    except Exception:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return f"an int of {abs(int(v)).bit_length():,} bits"
         return "(too long to show)"
     return r if len(r) <= 120 else r[:117] + "..."
 
@@ -423,7 +425,6 @@ def _number(key: str, want: type, v: Any) -> int | float:
         raise HardwareConfigError(f"hardware key '{key}' must be {want.__name__}, got {type(v).__name__} "
                                   f"{_shown_number(v)}")
     lo, hi = KEY_BOUNDS[key]
-    got = _shown_number(v)
     if want is int:
         v = int(v)
     else:
@@ -431,15 +432,15 @@ def _number(key: str, want: type, v: Any) -> int | float:
             v = float(v)
         except OverflowError:  # an int beyond any float, so beyond the bound
             raise HardwareConfigError(
-                f"hardware key '{key}' must be at most {_show_bound(hi)}, got {got}") from None
+                f"hardware key '{key}' must be at most {_show_bound(hi)}, got {_shown_number(v)}") from None
         if not math.isfinite(v):
-            raise HardwareConfigError(f"hardware key '{key}' must be a finite number, got {got}")
+            raise HardwareConfigError(f"hardware key '{key}' must be a finite number, got {_shown_number(v)}")
     if v <= 0:
-        raise HardwareConfigError(f"hardware key '{key}' must be positive, got {got}")
+        raise HardwareConfigError(f"hardware key '{key}' must be positive, got {_shown_number(v)}")
     if v < lo:
-        raise HardwareConfigError(f"hardware key '{key}' must be at least {_show_bound(lo)}, got {got}")
+        raise HardwareConfigError(f"hardware key '{key}' must be at least {_show_bound(lo)}, got {_shown_number(v)}")
     if v > hi:
-        raise HardwareConfigError(f"hardware key '{key}' must be at most {_show_bound(hi)}, got {got}")
+        raise HardwareConfigError(f"hardware key '{key}' must be at most {_show_bound(hi)}, got {_shown_number(v)}")
     return v
 
 
