@@ -343,3 +343,40 @@ def test_placed_data_past_a_float_dtype_converts_as_a_cast_without_numpy_warning
         h = ctx.replicate(np.array([1e5, 2.0]), dtype="f16")
     np.testing.assert_array_equal(ctx.read(a, (0, 0)), [np.inf, -np.inf, 1.0])
     np.testing.assert_array_equal(ctx.read(h, (0, 0)), [np.inf, 2.0])
+
+
+def test_structured_longdouble_and_huge_int_data_are_refused_saying_why(ctx):
+    """A review's cases: a one-field structured array skipped every conversion rule (NaN to int32
+    as -2**31, int64 values past 2**24 rounded, past int32 wrapped), np.longdouble rounded twice
+    (1 + 2**-11 + 2**-40 to f16 gave 1.0), and ints past int64 were "not numbers"."""
+    rec = np.array([(np.nan,), (1e10,)], dtype=[("a", "f4")])
+    for dt in (None, "int32"):
+        with pytest.raises(PlacementError, match=r"structured or raw-bytes array, not numbers: pass a "
+                                                 r"field's array"):
+            ctx.replicate(rec, dtype=dt)
+    assert ctx.read(ctx.replicate(rec["a"], dtype="int32"), (0, 0)).tolist() == [0, 2**31 - 1]
+    if np.dtype(np.longdouble).itemsize > 8:
+        with pytest.raises(PlacementError, match=r"kernbench rounds from float64 at most; convert it first"):
+            ctx.replicate(np.array([1 + 2**-11], np.longdouble), dtype="f16")
+    with pytest.raises(PlacementError, match="Python ints beyond int64"):
+        ctx.replicate([1, 2**70])
+
+
+def test_gather_refuses_an_argument_its_over_does_not_use_and_parts_past_the_level(ctx):
+    """A review: gather(over="pe", parts=5) on 4 PEs a cube read the next cube's PE 0 as its
+    fifth piece; gather(shard over PEs, pe=3) and gather(shard over cubes, cube=1) ignored the
+    argument (and the differing-copies warning with it)."""
+    x = ctx.shard(np.arange(ctx.hw.pes_per_cube * 2, dtype=np.float32), over="pe")
+    with pytest.raises(PlacementError, match=rf"gather over 'pe': parts must be an int in "
+                                             rf"1..{ctx.hw.pes_per_cube} \(PEs per cube\)"):
+        ctx.gather(x, over="pe", parts=ctx.hw.pes_per_cube + 1)
+    with pytest.raises(PlacementError, match=r"gather over 'pe' reads every PE of a cube: pe= chooses "
+                                             r"nothing there; cube= chooses the cube"):
+        ctx.gather(x, pe=1)
+    np.testing.assert_array_equal(ctx.gather(x, cube=ctx.hw.n_cubes - 1), np.arange(ctx.hw.pes_per_cube * 2))
+    c = ctx.shard(np.arange(ctx.hw.n_cubes * 2, dtype=np.float32), over="cube")
+    with pytest.raises(PlacementError, match=r"gather over 'cube' reads one PE of every cube: cube= "
+                                             r"chooses nothing there; pe= chooses the PE"):
+        ctx.gather(c, cube=1)
+    with pytest.raises(PlacementError, match=r"gather over 'cube': parts must be an int in"):
+        ctx.gather(c, over="cube", parts=ctx.hw.n_cubes + 1)

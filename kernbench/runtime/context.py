@@ -115,8 +115,9 @@ class Context:
         return self.memory.put(x, pe, dtype, name)
 
     def empty(self, shape, dtype, name: str | None = None) -> DeviceArray:
-        """Reserve ``shape``/``dtype`` per PE with no data (reads as zeros): outputs, and every
-        input of a timing-mode launch, which needs shapes only."""
+        """Reserve ``shape``/``dtype`` per PE with no data (read before a store it holds NaN,
+        int32 -2**31, or zeros with ``Context(unwritten="zero")``: docs/language.md): outputs,
+        and every input of a timing-mode launch, which needs shapes only."""
         return self.memory.allocate(shape, dtype, name)
 
     def empty_like(self, like: DeviceArray, dtype=None, name: str | None = None) -> DeviceArray:

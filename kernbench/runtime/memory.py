@@ -3,7 +3,8 @@
 An allocation (:class:`DeviceArray`) occupies the same address range in every PE's space, so a
 pointer is an int valid on every PE and ``tl.load(q_ptr, ...)`` on each rank reads that rank's own
 shard. The per-PE contents differ by placement: sharded over the PEs of a cube, over cubes, over
-every PE, replicated, put on one PE, or left empty (zeros, or no data at all in timing mode).
+every PE, replicated, put on one PE, or left empty (unwritten: NaN, int32 -2**31, or zeros
+with unwritten="zero"; no data at all in timing mode).
 
 Addresses start at :data:`BASE_ADDR` and each allocation is followed by a guard gap, so a null or
 overrunning pointer lands outside every allocation and is reported instead of silently reading
@@ -59,9 +60,21 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
     if a.dtype.kind == "c":
         raise PlacementError(f"complex data ({a.dtype}) has no kernbench dtype: pass the real and "
                              f"imaginary parts as two arrays")
+    if a.dtype.kind == "O" and a.size and all(isinstance(v, int) for v in a.flat[:64]):
+        raise PlacementError("the data holds Python ints beyond int64 (numpy keeps them as "
+                             "objects): kernbench stores int32 and floats; pass values in range")
     if a.dtype.kind not in "biufV":
         raise PlacementError(f"{a.dtype} data is not numbers: expected a numeric array")
-    return a, dtype_name(a.dtype) if a.dtype.kind in "fV" else None
+    name = dtype_name(a.dtype) if a.dtype.kind in "fV" else None
+    if a.dtype.kind == "V" and name is None:  # (ml_dtypes' bf16 and fp8 are kind V; a
+        # structured or raw-bytes dtype is not a number type: its fields skipped every rule)
+        raise PlacementError(f"{a.dtype} data is a structured or raw-bytes array, not numbers: pass "
+                             f"a field's array (a['name']) or a numeric array")
+    if a.dtype.kind == "f" and a.dtype.itemsize > 8:  # (np.longdouble: numpy's casts from it
+        # round through float32 or float64, twice)
+        raise PlacementError(f"{a.dtype} data: kernbench rounds from float64 at most; convert it "
+                             f"first (a.astype(np.float64)), which rounds it once")
+    return a, name
 
 
 def _storage_dtype(name) -> str:
@@ -69,6 +82,13 @@ def _storage_dtype(name) -> str:
     if d is None or d not in STORAGE_DTYPES:
         raise PlacementError(f"unknown dtype {name!r}: expected one of {', '.join(STORAGE_DTYPES)}")
     return d
+
+
+def _which_copy(arr) -> str:
+    """The gather arguments that choose another copy of ``arr``: cube= for a shard over the
+    PEs of a cube, pe= for one over cubes, either for a replicated array."""
+    over = arr.placement.get("over") if arr.placement.get("kind") == "shard" else None
+    return "cube=" if over == "pe" else "pe=" if over == "cube" else "cube= or pe="
 
 
 def _pe_text(pe) -> str:
@@ -630,6 +650,7 @@ class DeviceMemory:
         p = arr.placement
         kind = p["kind"]
         chosen = pe is not None or cube is not None
+        given_pe, given_cube = pe is not None, cube is not None
         home = p["pe"] if kind == "pe" and over is None else (0, 0)  # (put: the copy it was put on)
         pe, cube = (home[0] if pe is None else pe), (home[1] if cube is None else cube)
         if over is None:
@@ -656,6 +677,21 @@ class DeviceMemory:
         if not _whole(axis) or not -len(arr.shape) <= axis < len(arr.shape):
             raise PlacementError(f"gather: axis must be an int from {-len(arr.shape)} to "
                                  f"{len(arr.shape) - 1} (the array has shape {arr.shape}), got {axis!r}")
+        # (the argument an over leaves no choice of is refused, not ignored: pe= of a shard over
+        # the PEs of a cube, cube= of one over cubes, either of one over all PEs)
+        unused = [n for n, g in (("pe", given_pe), ("cube", given_cube))
+                  if g and (over == "all" or (over == "pe") == (n == "pe"))]
+        if unused and over in ("pe", "cube", "all"):
+            raise PlacementError(f"gather over {over!r} reads {'every PE of a cube' if over == 'pe' else 'one PE of every cube' if over == 'cube' else 'every PE'}: "
+                                 f"{unused[0]}= chooses nothing there"
+                                 + ("; cube= chooses the cube" if over == "pe" else
+                                    "; pe= chooses the PE" if over == "cube" else ""))
+        if over == "pe" and parts is not None and parts > hw.pes_per_cube:
+            raise PlacementError(f"gather over 'pe': parts must be an int in 1..{hw.pes_per_cube} "
+                                 f"(PEs per cube), got {parts!r}")
+        if over == "cube" and parts is not None and parts > hw.n_cubes:
+            raise PlacementError(f"gather over 'cube': parts must be an int in 1..{hw.n_cubes} "
+                                 f"(cubes), got {parts!r}")
         if over == "pe":
             gs = [cube * hw.pes_per_cube + i for i in range(parts or hw.pes_per_cube)]
         elif over == "cube":
@@ -711,7 +747,7 @@ class DeviceMemory:
                 where = pe_label(self.hw.pe_coords(other[0]))
                 warnings.warn(f"gather({arr.name!r}) read {read}, but other copies differ (the "
                               f"first at {where}): a launch over several cubes or PEs wrote each; "
-                              f"pass cube= or pe= to read another, or read_all() for every one",
+                              f"pass {_which_copy(arr)} to read another, or read_all() for every one",
                               UserWarning, stacklevel=user_stacklevel())
                 return
 
