@@ -369,6 +369,70 @@ def test_kernels_whose_attributes_raise_or_whose_wrapped_chain_cycles_run_and_ar
     assert ctx.read(o, pe=(0, 0)).tolist() == [2.0] * 4
 
 
+def test_errors_through_generated_or_library_code_name_the_kernels_line(ctx):
+    """A review's cases. A frozen dataclass config assigned to, and a dataclass holding tiles
+    compared with ==: their __setattr__ and __eq__ are code dataclasses generates (file
+    "<string>"), which was named instead of the kernel's line. A tl error raised through a
+    library's Python (heapq, contextlib, numpy.testing) named the library's file:line."""
+    import contextlib
+    import dataclasses
+    import heapq
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        block: int
+
+    @dataclasses.dataclass
+    class Tiles:
+        t: object
+
+    lines = {}
+
+    def frozen(*, tl):
+        cfg = Cfg(8)
+        lines["frozen"] = sys._getframe().f_lineno + 1
+        cfg.block = 16
+
+    def eq(*, tl):
+        a, b = Tiles(tl.zeros((8,), "f32")), Tiles(tl.zeros((16,), "f32"))
+        lines["eq"] = sys._getframe().f_lineno + 1
+        return a == b
+
+    def via_heapq(*, tl):
+        h = tl.zeros((8,), "f32")
+        lines["via_heapq"] = sys._getframe().f_lineno + 1
+        heapq.nlargest(1, [h, h])
+
+    def via_exitstack(*, tl):  # (the callback runs as the with block exits: the with's line)
+        lines["via_exitstack"] = sys._getframe().f_lineno + 1
+        with contextlib.ExitStack() as st:
+            st.callback(tl.zeros, (8,), "f64")
+
+    for k in (frozen, eq, via_heapq, via_exitstack):
+        for mode in ("functional", "timing"):
+            with pytest.raises(KernelError) as ei:
+                ctx.launch(k, (1, 1), mode=mode)
+            assert ei.value.where == f"{__file__}:{lines[k.__name__]}", (k.__name__, mode, str(ei.value))
+            assert f"at {FILE}:{lines[k.__name__]}" in str(ei.value).splitlines()[0], str(ei.value)
+
+
+def test_a_kernel_packages_helpers_are_its_own_lines_for_every_error(ctx, tmp_path):
+    """A kernel package installed among the libraries (site-packages): a Python error in its
+    helper named the kernel's call line, a tl error in the same helper the helper's line (a
+    review). The files beside the kernel's are its own: both name the helper's line."""
+    import sysconfig
+    sp = os.path.join(sysconfig.get_paths()["purelib"], "kernbench_test_pkg")
+    helpers, kern = os.path.join(sp, "helpers.py"), os.path.join(sp, "attn.py")
+    g = {}
+    exec(compile('def h_raise(tl):\n    tl.zeros((8,), "f32")\n    raise ValueError("bad block")\n\n'
+                 'def h_tl(tl):\n    return tl.zeros((8,), "f64")\n', helpers, "exec"), g)
+    exec(compile("def k_raise(*, tl):\n    h_raise(tl)\n\ndef k_tl(*, tl):\n    h_tl(tl)\n", kern, "exec"), g)
+    for name, line in (("k_raise", 3), ("k_tl", 6)):
+        with pytest.raises(KernelError) as ei:
+            ctx.launch(g[name], (1, 1), mode="timing")
+        assert ei.value.where == f"{helpers}:{line}", (name, ei.value.where)
+
+
 def test_written_args_inside_star_args_kwargs_and_containers(ctx):
     """written_args names an array passed through *args, **kwargs or a list by its path (a
     review: () for each, and `kernbench run --save` wrote an empty file)."""

@@ -194,6 +194,8 @@ class PEBuilder:
     def __init__(self, pe: int, cube: int, g: int, *, functional: bool, memory, nbr, sfr_text: str,
                  store: TraceStore | None = None, serial: int | None = None):
         self.pe, self.cube, self.g = pe, cube, g
+        #: the kernel's file (set by the launch): its errors name lines beside it as the user's
+        self.kernel_file = None
         #: the thread tracing this program: a tl call from another thread is refused
         self.thread = this_thread()
         #: the launch's serial; tensor k of this program has id ``base + k`` (semantic.id_base)

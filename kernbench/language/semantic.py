@@ -398,10 +398,31 @@ _KERNELS_DIR = os.path.join(PACKAGE_DIR, "kernels") + os.sep
 
 def is_user_file(file: str, own_file: str | None = None) -> bool:
     """Whether a frame of ``file`` is the user's code: outside kernbench and outside the
-    standard library and installed packages; ``own_file`` (a kernel's, a setup's) and the shipped
-    kernels' files (kernbench.kernels, installed or not) always count as the user's. The one rule
-    for which frames an error names (:func:`kernel_error`, executor.user_frame)."""
-    return file == own_file or _user_file(file) == 1
+    standard library and installed packages; ``own_file`` (a kernel's, a setup's), the files
+    beside it (a kernel package's helpers, installed or not) and the shipped kernels' files
+    (kernbench.kernels) always count as the user's. The one rule for which frames an error
+    names (:func:`kernel_error`, executor.user_frame), with :func:`is_user_code`."""
+    return (file == own_file or _user_file(file) == 1
+            or (own_file is not None and _beside(file, own_file)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _beside(file: str, own_file: str) -> bool:
+    # (a file in the kernel's own folder, outside kernbench: its package's helpers)
+    try:
+        return (os.path.dirname(os.path.abspath(file)) == os.path.dirname(os.path.abspath(own_file))
+                and _user_file(file) != -1)
+    except (OSError, ValueError):
+        return False
+
+
+def is_user_code(code, own_file: str | None = None) -> bool:
+    """:func:`is_user_file` for a code object: code Python generates for a library (a
+    dataclass's ``__init__``, ``__eq__``, ``__setattr__``, exec'd as "<string>") is not the
+    user's, though its file name is no library's."""
+    if code.co_filename == "<string>" and code.co_qualname.startswith("__create_fn__."):
+        return False
+    return is_user_file(code.co_filename, own_file)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -437,7 +458,7 @@ def user_calls(entries: list, own_file: str | None = None) -> list:
     own = own_file if own_file is not None else entries[-1][0].co_filename
     out = []
     for k, (co, line) in enumerate(entries):
-        if k == 0 or k == len(entries) - 1 or is_user_file(co.co_filename, own):
+        if k == 0 or k == len(entries) - 1 or is_user_code(co, own):
             out.append((co.co_filename, line, co.co_name, co))
     return out
 
@@ -531,6 +552,14 @@ def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
     loop's) in a function the kernel called, the message names the calls that led there too
     (:func:`called_from`); ``where`` stays the innermost line."""
     f = site_frame()
+    # the innermost frame of the user's code: out of a library's frames (heapq's, numpy's, a
+    # dataclass's generated __eq__) that called tl, to the kernel's line that called them
+    own = getattr(tr, "kernel_file", None)
+    g = f
+    while g is not None and not is_user_code(g.f_code, own):
+        g = None if _user_file(g.f_code.co_filename) == -1 else g.f_back  # (kernbench: none)
+    if g is not None:
+        f = g
     here = ("<unknown>", 0) if f.f_code.co_filename in _INTERNAL else (f.f_code.co_filename, line_of(f))
     if where is None:
         where = here

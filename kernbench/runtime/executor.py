@@ -28,7 +28,7 @@ from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Tens
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
 from ..language.porting import method_hint, tl_hint
-from ..language.semantic import called_from, forget_lines, is_user_file
+from ..language.semantic import called_from, forget_lines, is_user_code
 from ..language.semantic import fmt_shape as fmt
 from ..language.sites import SITE_COLUMNS
 from .memory import DeviceArray, DevicePointer, PlacementError, arg_repr
@@ -252,14 +252,14 @@ def user_frames(exc: BaseException, own_file: str | None = None) -> list:
         tb = tb.tb_next
     for k, (fr, _, lasti) in enumerate(entries[:-1]):
         inner = entries[k + 1][0]
-        if (is_user_file(fr.f_code.co_filename, own_file) and _raises_here(fr.f_code, lasti)
+        if (is_user_code(fr.f_code, own_file) and _raises_here(fr.f_code, lasti)
                 and not (inner.f_back is fr and inner.f_code.co_name in ("__init__", "__new__"))):
             # (a library's raise hands on a worker's exception, Future.result: not cut; nor is
             # `raise Oops` whose __init__, called by the raise itself, failed)
             del entries[k + 1:]
             break
     return [(fr.f_code.co_filename, line, fr.f_code.co_name, fr.f_code)
-            for fr, line, _ in reversed(entries) if is_user_file(fr.f_code.co_filename, own_file)]
+            for fr, line, _ in reversed(entries) if is_user_code(fr.f_code, own_file)]
 
 
 _RAISE_VARARGS = dis.opmap["RAISE_VARARGS"]
@@ -589,6 +589,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                     continue
                 b = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr[g],
                               sfr_text=sfr_text, store=store, serial=tl._serial)
+                b.kernel_file = kfile  # (its errors name the kernel's package's lines as its own)
                 try:
                     run(b, p, c)
                 except KernbenchError as e:
@@ -644,6 +645,7 @@ def _verify(run, ctx, functional, nbr, sfr_text, tl, p, c, g, b) -> None:
     skipped, and compare with ``b`` (its program traced with replay)."""
     full = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr,
                      sfr_text=sfr_text, store=TraceStore(), serial=tl._serial)
+    full.kernel_file = b.kernel_file
     tl._replay = "check"
     try:
         run(full, p, c)
