@@ -296,13 +296,25 @@ def _raised_at(e: BaseException, module) -> str:
 
 
 def kernel_params(kernel) -> list:
-    """The kernel's launch parameters: every parameter but keyword-only ``tl``."""
+    """The kernel's launch parameters: every named parameter but ``tl`` (positional ones, then
+    keyword-only ones, in the signature's order)."""
     try:
         sig = inspect.signature(kernel)
     except (TypeError, ValueError):
         return []
     return [p for p in sig.parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "tl"]
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "tl"]
+
+
+class LaunchArgs(tuple):
+    """The positional arguments of a launch (a tuple), and ``kwargs``: its keyword-only ones."""
+
+    kwargs: dict = {}
+
+    def __new__(cls, args=(), kwargs=None):
+        self = super().__new__(cls, args)
+        self.kwargs = dict(kwargs or {})
+        return self
 
 
 def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
@@ -333,7 +345,7 @@ def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
             raise CliError(f"{setup_name}(ctx, ...) in {_module_label(module)} raised "
                            f"{type(e).__name__}{_raised_at(e, module)}: {exc_text(e)}") from e
         if isinstance(got, (tuple, list)):
-            return tuple(got)
+            return LaunchArgs(got)
         if isinstance(got, dict):
             # --arg values setup took that are not kernel parameters were setup's alone.
             values = {k: v for k, v in values.items() if k in names}
@@ -356,16 +368,23 @@ def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
             f"kernel {kernel.__name__} has no parameter {unknown[0]!r} "
             f"(parameters: {', '.join(p.name for p in params) or 'none'})"
         )
-    out = []
+    out, kw = [], {}
     for p in params:
-        if p.name in values:
+        if p.kind == p.KEYWORD_ONLY:
+            if p.name in values:
+                kw[p.name] = values[p.name]
+            elif p.default is p.empty:
+                hint = "" if setup else " (or define setup(ctx, **args) in its module, see --help)"
+                raise CliError(f"kernel {kernel.__name__} needs argument {p.name!r}: pass --arg "
+                               f"{p.name}=VALUE{hint}")
+        elif p.name in values:
             out.append(values[p.name])
         elif p.default is not p.empty:
             out.append(p.default)
         else:
             hint = "" if setup else " (or define setup(ctx, **args) in its module, see --help)"
             raise CliError(f"kernel {kernel.__name__} needs argument {p.name!r}: pass --arg {p.name}=VALUE{hint}")
-    return tuple(out)
+    return LaunchArgs(out, kw)
 
 
 # -- progress ------------------------------------------------------------------------------------
@@ -540,7 +559,9 @@ def _write_outputs(result, args, console, tag=None) -> None:
         result.write_json(path)  # (a chunk at a time: a long launch's file without its dict)
         console.print(rich_text(f"json   -> {path}"), soft_wrap=True)
     if args.plot:
-        path = _suffixed(args.plot, tag)
+        # (a name without a suffix is matplotlib's PNG: p -> p.<panel>.png, not p.<panel>,
+        # whose "suffix" matplotlib would read as the format)
+        path = _suffixed(args.plot if Path(args.plot).suffix else args.plot + ".png", tag)
         result.plot(path)
         console.print(rich_text(f"plot   -> {path}"), soft_wrap=True)
 
@@ -635,14 +656,14 @@ def cmd_run(args, console) -> int:
     launch = launch_args(module, kernel, ctx, values)
     label = f"{args.kernel} on grid {plural(args.grid[0], 'PE')} x {plural(args.grid[1], 'cube')} ({args.mode})"
     with DelayedProgress(f"running {label}", console=_stderr_console()):
-        result = ctx.launch(kernel, args.grid, *launch, mode=args.mode)
+        result = ctx.launch(kernel, args.grid, *launch, mode=args.mode, kernel_kwargs=launch.kwargs)
     result.report(console=console)
     _write_outputs(result, args, console)
     # every kernel argument by name (device arrays as DeviceArray), and the --arg values setup took
-    named = {**values, **{p.name: v for p, v in zip(kernel_params(kernel), launch)}}
+    named = {**values, **{p.name: v for p, v in zip(kernel_params(kernel), launch)}, **launch.kwargs}
     if args.save:
         from .runtime.executor import argument_arrays
-        _save_arrays(ctx, result, {**named, **argument_arrays(kernel, tuple(launch), {})}, args.save,
+        _save_arrays(ctx, result, {**named, **argument_arrays(kernel, tuple(launch), launch.kwargs)}, args.save,
                      console)
     return _run_check(module, kernel, ctx, named, result, console)
 

@@ -450,6 +450,26 @@ def test_setup_only_arguments_do_not_reach_the_kernel():
         cli.launch_args(mod, k, None, {"n": 7})
 
 
+def test_keyword_only_kernel_parameters_are_filled_by_name():
+    """def k(x, *, tl, scale=1.0): --arg scale=2 was dropped (scale 1 ran) where setup returned a
+    dict, and a setup returning scale was refused (a breaker). Every named parameter but tl is
+    filled by name; keyword-only ones go to the launch as keywords."""
+    mod = types.ModuleType("m")
+
+    def k(x, *, tl, scale=1.0, bias):
+        pass
+
+    mod.setup = lambda ctx, **args: {"x": 5}
+    got = cli.launch_args(mod, k, None, {"scale": 2.0, "bias": 1})
+    assert got == (5,) and got.kwargs == {"scale": 2.0, "bias": 1}
+    mod.setup = lambda ctx: {"x": 5, "scale": 3.0, "bias": 0}
+    got = cli.launch_args(mod, k, None, {})
+    assert got == (5,) and got.kwargs == {"scale": 3.0, "bias": 0}
+    mod.setup = lambda ctx: {"x": 5}
+    with pytest.raises(cli.CliError, match="kernel k needs argument 'bias'"):
+        cli.launch_args(mod, k, None, {})
+
+
 def test_an_error_in_setup_says_it_came_from_setup(capsys, tmp_path):
     mod = tmp_path / "bad_setup.py"
     mod.write_text("def setup(ctx, **args):\n    return {}['missing']\n\n"

@@ -219,7 +219,11 @@ def test_credit_walk_follows_the_engine_and_names_only_posts_that_hold():
         s = np.empty(int(((nb + P - 1) // P).sum()), np.int64)
         _link.packet_starts(T, post, nb, P, bw, hop, q, s)
         first = np.r_[0, np.cumsum((nb + P - 1) // P)].astype(np.int64)
-        ends = [_link.post_holder(s, T, post, nb, first, m, P, bw, hop, q) for m in range(len(nb))]
+        memo = np.full(len(s), -3, np.int64)
+        ends = [_link.post_holder(s, T, post, nb, first, m, P, bw, hop, q, memo) for m in range(len(nb))]
+        # (the memo each walk leaves changes no later answer: each walked alone, afresh)
+        assert ends == [_link.post_holder(s, T, post, nb, first, m, P, bw, hop, q,
+                                          np.full(len(s), -3, np.int64)) for m in range(len(nb))]
         assert [e for e, _ in ends] == fx.end[msgs["send"]].tolist()
         assert all(k >= -1 for _, k in ends)
         free = run([0] * len(sizes))

@@ -156,6 +156,13 @@ def test_the_python_entry_refuses_what_the_cli_refuses():
     with pytest.raises(ValueError, match=r"panels must be a list of panel names, got the string "
                                          r"'single_user_decode': pass \['single_user_decode'\]"):
         run_panels("single_user_decode")
+    with pytest.raises(ValueError, match=r"panels: no panel given"):
+        run_panels([])
+    # a sweep's panel builder hands its values on unchanged: "no" is refused, not made True
+    from kernbench.sweeps.panels import panel_launch
+    import kernbench
+    with pytest.raises(ValueError, match="causal must be True or False"):
+        panel_launch("single_user_prefill", shape="llama70b", context=4096)(kernbench.Context(hw), causal="no")
     assert panel_spec("single_user_decode", hw, decode_rows=np.int64(2)).S_q == 2
 
 
@@ -215,3 +222,13 @@ def test_attainable_counts_dma_latency_and_whole_bursts():
     r = ctx.launch(one_load, (2, 1), x, mode="timing")
     assert r.cycles == 550
     assert PanelResult(None, r, True, None, None, 0.0).attainable() == (400, "memory channel")
+
+
+def test_a_plot_name_without_a_suffix_is_a_png_per_panel(capsys, tmp_path, monkeypatch):
+    """--plot p with two panels: p.<panel> made matplotlib read the panel's name as the format
+    (exit 2 after the first panel ran, a breaker); each panel's plot is p.<panel>.png."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "diag", "--panel", "single_user_decode", "--panel", "multi_user_decode",
+                       "--plot", "p")
+    assert code == 0, err
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["p.multi_user_decode.png", "p.single_user_decode.png"]

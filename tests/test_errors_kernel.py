@@ -255,6 +255,14 @@ def test_a_generator_or_async_kernel_behind_a_wrapper_or_call_is_refused(ctx):
 
     with pytest.raises(KernelError, match="returned a coroutine that never started"):
         ctx.launch(Via(), (1, 1), o)
+
+    def agen_kernel(o_ptr, *, tl):  # (an async generator has no close(): a breaker's crash)
+        async def agen():
+            yield tl.store(o_ptr, tl.full((4,), 1.0, "f32"))
+        return agen()
+
+    with pytest.raises(KernelError, match="returned a async_generator that never started"):
+        ctx.launch(agen_kernel, (1, 1), o)
     ctx.launch(started, (1, 1), o)
     assert ctx.read(o, pe=(0, 0)).tolist() == [5.0] * 4
 
@@ -431,6 +439,56 @@ def test_a_kernel_packages_helpers_are_its_own_lines_for_every_error(ctx, tmp_pa
         with pytest.raises(KernelError) as ei:
             ctx.launch(g[name], (1, 1), mode="timing")
         assert ei.value.where == f"{helpers}:{line}", (name, ei.value.where)
+
+
+def test_a_tl_error_in_a_del_or_a_generators_finally_fails_the_launch(ctx):
+    """A local object's __del__ and a local generator's finally run as the kernel returns, inside
+    the program (docs/reliability.md); Python only prints what they raise ("Exception ignored
+    in"), and the launch returned normally without the command (a review). The KernelError is
+    the launch's, naming its line; other unraisable exceptions still go to Python's hook."""
+    lines = {}
+    x, o = ctx.empty((8,), "f32"), ctx.empty((8,), "f32")
+
+    def k_del(x, o, *, tl):
+        class Flush:
+            def __del__(self):
+                lines["k_del"] = sys._getframe().f_lineno + 1
+                tl.store(o, tl.zeros((8,), "f64"))
+        f = Flush()  # noqa: F841
+        tl.load(x, shape=(8,), dtype="f32")
+
+    def k_gen(x, o, *, tl):
+        def g():
+            try:
+                yield
+            finally:
+                lines["k_gen"] = sys._getframe().f_lineno + 1
+                tl.store(o, tl.zeros((16,), "f32"))
+        it = g()
+        next(it)
+        tl.load(x, shape=(8,), dtype="f32")
+
+    for k in (k_del, k_gen):
+        for mode in ("functional", "timing"):
+            with pytest.raises(KernelError) as ei:
+                ctx.launch(k, (1, 1), x, o, mode=mode)
+            assert ei.value.where == f"{__file__}:{lines[k.__name__]}", (k.__name__, mode, str(ei.value))
+
+    class Noisy:
+        def __del__(self):
+            raise RuntimeError("not kernbench's")
+
+    seen = []
+    ctx.launch(lambda *, tl: None, (1, 1))  # (kernbench's hook is installed by now)
+    kb_hook = sys.unraisablehook
+    prev, kb_hook.previous = kb_hook.previous, seen.append  # (what it hands others on to)
+    try:
+        def k_noisy(*, tl):
+            n = Noisy()  # noqa: F841
+        ctx.launch(k_noisy, (1, 1))
+    finally:
+        kb_hook.previous = prev
+    assert len(seen) == 1 and isinstance(seen[0].exc_value, RuntimeError)
 
 
 def test_written_args_inside_star_args_kwargs_and_containers(ctx):

@@ -354,3 +354,10 @@ def test_a_toml_file_with_a_byte_order_mark_loads(tmp_path):
     f = tmp_path / "bom.toml"
     f.write_bytes(b"\xef\xbb\xbfn_cubes = 2\n")
     assert load_hw(str(f)).n_cubes == 2
+
+
+def test_a_huge_negative_float_key_is_refused_as_not_positive():
+    """clock_ghz=-10**400 was refused as "must be at most 1000" (a breaker)."""
+    for v, shown in ((-10 ** 400, "-1000000"), (-10 ** 5000, "a negative int of 16,610 bits")):
+        with pytest.raises(HardwareConfigError, match=rf"'clock_ghz' must be positive, got {shown}"):
+            load_hw().with_overrides({"clock_ghz": v})

@@ -380,3 +380,19 @@ def test_gather_refuses_an_argument_its_over_does_not_use_and_parts_past_the_lev
         ctx.gather(c, cube=1)
     with pytest.raises(PlacementError, match=r"gather over 'cube': parts must be an int in"):
         ctx.gather(c, over="cube", parts=ctx.hw.n_cubes + 1)
+
+
+def test_other_ml_dtypes_numbers_convert_and_mixed_huge_ints_are_refused(ctx):
+    """A breaker's cases of the last fix: ml_dtypes' int4 and fnuz fp8 arrays (kind V, numbers)
+    were refused as structured; [2**63, -1] (numpy: float64) skipped every integer rule;
+    object arrays of small ints were called ints beyond int64."""
+    import ml_dtypes
+    a = np.array([1, 2, -3], ml_dtypes.int4)
+    assert ctx.read(ctx.replicate(a), (0, 0)).tolist() == [1.0, 2.0, -3.0]
+    b = np.array([1.5, -0.25], ml_dtypes.float8_e4m3fnuz)
+    assert ctx.read(ctx.replicate(b, dtype="f16"), (0, 0)).tolist() == [1.5, -0.25]
+    for dt in ("int32", None):
+        with pytest.raises(PlacementError, match="Python ints beyond int64"):
+            ctx.replicate([2**63, -1], dtype=dt)
+    with pytest.raises(PlacementError, match="object data is not numbers"):
+        ctx.replicate(np.array([1, 2], dtype=object))

@@ -333,7 +333,8 @@ def restart_points(const int64_t[::1] T, const int64_t[::1] r, const int64_t[::1
 
 def post_holder(const int64_t[::1] s, const int64_t[::1] T, const int64_t[::1] r,
                 const int64_t[::1] nbytes, const int64_t[::1] first, int64_t m,
-                int64_t packet_bytes, int64_t link_bw, int64_t hop, int64_t queue) -> tuple:
+                int64_t packet_bytes, int64_t link_bw, int64_t hop, int64_t queue,
+                int64_t[::1] memo) -> tuple:
     """Why message ``m`` of a link (arrays as :func:`packet_starts`, ``s`` its result for at
     least messages 0..m, ``first`` each message's first packet number in ``s``, n + 1
     entries) ends when it does: the recurrence walked back from m's last packet,
@@ -342,44 +343,74 @@ def post_holder(const int64_t[::1] s, const int64_t[::1] T, const int64_t[::1] r
     Returns ``(e_last, k)``: m's last packet's end (cycles) and the message whose recv's post
     held a credit on the way (-1 when the walk reaches a send's start: the sender, the wire and
     the link's own credit round trip set the end, no post held it; -2 when ``s`` does not
-    follow the recurrence)."""
-    cdef int64_t n = T.shape[0], i, k, j, kj, lo, npk, ser, sj, aj, e_last
+    follow the recurrence). ``memo`` (one int64 a packet of ``s``, -3 where unknown) keeps each
+    packet's answer: a later walk that meets a packet an earlier one passed stops there, so the
+    walks of a link's sends cost its packets once, not once each."""
+    cdef int64_t n = T.shape[0], i, npk, e_last, k
     cdef HwParams hw
     if (m < 0 or m >= n or r.shape[0] != n or nbytes.shape[0] != n or first.shape[0] != n + 1
-            or packet_bytes < 1 or link_bw < 1):
+            or packet_bytes < 1 or link_bw < 1 or queue < 1):
         raise ValueError("post_holder: sizes do not fit")
     hw.packet_bytes, hw.link_bw = packet_bytes, link_bw
-    cdef const int64_t[::1] f = first
-    if s.shape[0] < f[m + 1]:
-        raise ValueError("post_holder: s must hold message m's packets")
-    k, i = m, f[m + 1] - 1
-    npk = f[m + 1] - f[m]
+    if s.shape[0] < first[m + 1] or memo.shape[0] < first[m + 1]:
+        raise ValueError("post_holder: s and memo must hold message m's packets")
+    i = first[m + 1] - 1
+    npk = first[m + 1] - first[m]
     e_last = s[i] + packet_cycles(&hw, nbytes[m] - (npk - 1) * packet_bytes)
+    with nogil:
+        k = _walk(&hw, s, T, r, nbytes, first, m, i, hop, queue, memo, -3)
+        if k >= -1:  # (the same steps again, each packet passed given the answer)
+            _walk(&hw, s, T, r, nbytes, first, m, i, hop, queue, memo, k)
+    return e_last, k
+
+
+cdef int64_t _msg_of(const int64_t[::1] f, int64_t j, int64_t k) noexcept nogil:
+    # the message holding packet j, at most k: f[result] <= j < f[result + 1]
+    cdef int64_t lo = 0, hi = k, mid
+    if j >= f[k]:
+        return k
+    while lo < hi:  # (the last message whose first packet is <= j)
+        mid = (lo + hi + 1) // 2
+        if f[mid] <= j:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+cdef int64_t _walk(const HwParams* hw, const int64_t[::1] s, const int64_t[::1] T,
+                   const int64_t[::1] r, const int64_t[::1] nbytes, const int64_t[::1] f,
+                   int64_t k, int64_t i, int64_t hop, int64_t queue, int64_t[::1] memo,
+                   int64_t answer) noexcept nogil:
+    # post_holder's walk from packet i (of message k). answer -3: find the answer (stopping
+    # at a packet whose answer memo holds); else write it for every packet the walk passes
+    cdef int64_t j, kj, sj, aj, pb = hw.packet_bytes
     while True:
-        while i < f[k]:
-            k -= 1
+        if memo[i] != -3:
+            return memo[i]
+        if answer != -3:
+            memo[i] = answer
+        k = _msg_of(f, i, k)
         if s[i] == T[k]:
-            return e_last, -1
+            return -1
         if i > 0:  # the packet before on the wire (this message's, or the one before's)
             j = i - 1
             kj = k if j >= f[k] else k - 1
-            sj = s[j] + _ser(&hw, j, f[kj], f[kj + 1], nbytes[kj], packet_bytes)
+            sj = s[j] + _ser(hw, j, f[kj], f[kj + 1], nbytes[kj], pb)
             if sj == s[i]:
                 i = j
                 continue
         j = i - queue
         if j < 0:  # (cannot be: the packet's start is one of the three terms)
-            return e_last, -2
-        kj = k
-        while j < f[kj]:
-            kj -= 1
-        aj = s[j] + _ser(&hw, j, f[kj], f[kj + 1], nbytes[kj], packet_bytes) + hop
+            return -2
+        kj = _msg_of(f, j, k)
+        aj = s[j] + _ser(hw, j, f[kj], f[kj + 1], nbytes[kj], pb) + hop
         if _max(aj, r[kj]) + hop != s[i]:  # (cannot be: s is not this recurrence's)
-            return e_last, -2
+            return -2
         if aj >= r[kj]:  # drained as it landed: the link's own round trip
             i = j
             continue
-        return e_last, kj
+        return kj
 
 
 cdef inline int64_t _ser(const HwParams* hw, int64_t j, int64_t lo, int64_t hi, int64_t nbytes,

@@ -583,7 +583,9 @@ def run_panels(panels=None, hw="default", shape: str = "small", context: int | N
     if isinstance(panels, str):  # (one name: a list of its letters otherwise)
         raise ValueError(f"panels must be a list of panel names, got the string {panels!r}: "
                          f"pass [{panels!r}]")
-    names = list(panels) if panels else list(PANELS)
+    names = list(PANELS) if panels is None else list(panels)
+    if not names:
+        raise ValueError(f"panels: no panel given (None runs all: {', '.join(PANELS)})")
     specs = [panel_spec(n, cfg, shape=shape, context=context, cubes=cubes, causal=causal,
                         decode_rows=decode_rows) for n in names]
     out = []

@@ -405,7 +405,7 @@ def _shown_number(v) -> str:
         r = repr(v)
     except Exception:
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-            return f"an int of {abs(int(v)).bit_length():,} bits"
+            return f"{'a negative' if v < 0 else 'an'} int of {abs(int(v)).bit_length():,} bits"
         return "(too long to show)"
     return r if len(r) <= 120 else r[:117] + "..."
 
@@ -430,9 +430,11 @@ def _number(key: str, want: type, v: Any) -> int | float:
     else:
         try:
             v = float(v)
-        except OverflowError:  # an int beyond any float, so beyond the bound
+        except OverflowError:  # an int beyond any float, so beyond the bound (or below 0)
             raise HardwareConfigError(
-                f"hardware key '{key}' must be at most {_show_bound(hi)}, got {_shown_number(v)}") from None
+                f"hardware key '{key}' must be "
+                + ("positive" if int(v) < 0 else f"at most {_show_bound(hi)}")
+                + f", got {_shown_number(v)}") from None
         if not math.isfinite(v):
             raise HardwareConfigError(f"hardware key '{key}' must be a finite number, got {_shown_number(v)}")
     if v <= 0:

@@ -351,10 +351,13 @@ def critical_path(result) -> CriticalPath:
         if got is None or got[0] < mm:  # (once per walk start: later messages' steps reuse it)
             s = np.empty(int(first[mm + 1] - first[j0]), np.int64)
             _link.packet_starts(T[j0:mm + 1], r[j0:mm + 1], nb[j0:mm + 1], P, bw, hop, Q, s)
-            got = walked[(lo, j0)] = (mm, s, first[j0:] - first[j0])
-        _, s, rel = got
+            memo = np.full(len(s), -3, np.int64)  # (each packet's answer, as walks find it)
+            if got is not None:  # (the packets simulated before are the same: their answers too)
+                memo[:len(got[3])] = got[3]
+            got = walked[(lo, j0)] = (mm, s, first[j0:] - first[j0], memo)
+        _, s, rel, memo = got
         e_last, k = _link.post_holder(s, T[j0:mm + 1], r[j0:mm + 1], nb[j0:mm + 1], rel[:mm - j0 + 2],
-                                      mm - j0, P, bw, hop, Q)
+                                      mm - j0, P, bw, hop, Q, memo)
         if e_last != int(end[c]) or k < 0:  # (a mismatch cannot be: then no holder is named)
             return -1
         return int(recvs[j0 + k])

@@ -8,12 +8,15 @@ mismatch is reported with both kernel lines rather than as a malformed program.
 """
 from __future__ import annotations
 
+import contextlib
 import dis
 import functools
 import gc
 import inspect
 import linecache
 import os
+import sys
+import threading
 import types
 import warnings
 
@@ -207,6 +210,42 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
                     ) from None
 
 
+class _UnraisableKernelErrors:
+    """sys.unraisablehook while kernbench runs kernels: a KernelError raised where Python cannot
+    raise it (a ``__del__``, a generator's ``finally`` run as it is freed) on a thread tracing a
+    program is kept for that program (:meth:`collect`); anything else goes to the hook there was
+    before. Installed at the first launch; per thread, a stack of collections (nested
+    launches)."""
+
+    def __init__(self) -> None:
+        self.previous = None
+        self.local = threading.local()
+        self.lock = threading.Lock()
+
+    def __call__(self, hook_args) -> None:
+        stack = getattr(self.local, "stack", None)
+        if stack and isinstance(hook_args.exc_value, KernelError):
+            stack[-1].append(hook_args.exc_value)
+            return
+        (self.previous or sys.__unraisablehook__)(hook_args)
+
+    @contextlib.contextmanager
+    def collect(self):
+        with self.lock:
+            if sys.unraisablehook is not self:
+                self.previous, sys.unraisablehook = sys.unraisablehook, self
+        stack = self.local.__dict__.setdefault("stack", [])
+        caught: list = []
+        stack.append(caught)
+        try:
+            yield caught
+        finally:
+            stack.pop()
+
+
+_unraisable_kernel_errors = _UnraisableKernelErrors().collect
+
+
 def _check_returned(value, name: str, pe: tuple, file: str, line: int) -> None:
     """A kernel returns nothing the launch reads. A coroutine it returns unstarted, a live async
     generator, or an unstarted generator other than a generator expression is a body that never
@@ -225,7 +264,8 @@ def _check_returned(value, name: str, pe: tuple, file: str, line: int) -> None:
         return
     if not unrun:
         return
-    value.close()  # (no "never awaited" warning on top of the error)
+    if not inspect.isasyncgen(value):  # (an async generator closes only awaited: aclose())
+        value.close()  # (no "never awaited" warning on top of the error)
     raise KernelError(f"{pe_at(pe, file, line)}: kernel {name} returned a {type(value).__name__} "
                       f"that never started: a generator or async function called by the kernel "
                       f"and returned, its body not run. A kernel is a plain function that calls "
@@ -521,7 +561,11 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         tl._begin(b)
         mark = store.replay_mark  # (replay="on": iterations replayed so far)
         try:
-            returned = kernel(*args, tl=tl, **kwargs)
+            with _unraisable_kernel_errors() as swallowed:
+                returned = kernel(*args, tl=tl, **kwargs)
+            if swallowed:  # (a tl call in a local object's __del__ or a generator's finally as
+                # the kernel returned: Python only prints what they raise; it is the program's)
+                raise swallowed[0]
         except KernbenchError as e:
             if isinstance(e, KernelError) and e.pe is None:  # (the kernel's own raise: where it was)
                 file, line, _ = _kernel_site(e, kfile, kline)

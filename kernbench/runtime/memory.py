@@ -60,14 +60,22 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
     if a.dtype.kind == "c":
         raise PlacementError(f"complex data ({a.dtype}) has no kernbench dtype: pass the real and "
                              f"imaginary parts as two arrays")
-    if a.dtype.kind == "O" and a.size and all(isinstance(v, int) for v in a.flat[:64]):
-        raise PlacementError("the data holds Python ints beyond int64 (numpy keeps them as "
-                             "objects): kernbench stores int32 and floats; pass values in range")
+    if a.dtype.kind in "fO" and not isinstance(x, np.ndarray) and _has_huge_int(x):
+        # (numpy keeps such ints as objects, or with a float among them rounds every one to a
+        # float64: past int64 either way, no integer rule would see them)
+        raise PlacementError("the data holds Python ints beyond int64: kernbench stores int32 and "
+                             "floats (an int32 array refuses ints past int32, the default f32 "
+                             "past 2**24); pass values in range")
     if a.dtype.kind not in "biufV":
         raise PlacementError(f"{a.dtype} data is not numbers: expected a numeric array")
     name = dtype_name(a.dtype) if a.dtype.kind in "fV" else None
-    if a.dtype.kind == "V" and name is None:  # (ml_dtypes' bf16 and fp8 are kind V; a
-        # structured or raw-bytes dtype is not a number type: its fields skipped every rule)
+    if a.dtype.kind == "V" and name is None:
+        if a.dtype.names is None and a.dtype.type.__module__.startswith("ml_dtypes"):
+            # (ml_dtypes' other number types, int4 or an fnuz fp8: float32 holds each exactly,
+            # and converts by the float rules from there)
+            a = a.astype(np.float32)
+            return a, None
+        # (a structured or raw-bytes dtype is not a number type: its fields skipped every rule)
         raise PlacementError(f"{a.dtype} data is a structured or raw-bytes array, not numbers: pass "
                              f"a field's array (a['name']) or a numeric array")
     if a.dtype.kind == "f" and a.dtype.itemsize > 8:  # (np.longdouble: numpy's casts from it
@@ -77,18 +85,20 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
     return a, name
 
 
+def _has_huge_int(x, _depth: int = 0) -> bool:
+    """Whether nested lists or tuples ``x`` hold a Python int outside int64 (bools aside)."""
+    if isinstance(x, int) and not isinstance(x, bool):
+        return not -(1 << 63) <= x < 1 << 63
+    if isinstance(x, (list, tuple)) and _depth < 32:
+        return any(_has_huge_int(v, _depth + 1) for v in x)
+    return False
+
+
 def _storage_dtype(name) -> str:
     d = dtype_name(name) if name is not None else None
     if d is None or d not in STORAGE_DTYPES:
         raise PlacementError(f"unknown dtype {name!r}: expected one of {', '.join(STORAGE_DTYPES)}")
     return d
-
-
-def _which_copy(arr) -> str:
-    """The gather arguments that choose another copy of ``arr``: cube= for a shard over the
-    PEs of a cube, pe= for one over cubes, either for a replicated array."""
-    over = arr.placement.get("over") if arr.placement.get("kind") == "shard" else None
-    return "cube=" if over == "pe" else "pe=" if over == "cube" else "cube= or pe="
 
 
 def _pe_text(pe) -> str:
@@ -660,7 +670,8 @@ class DeviceMemory:
             elif kind == "replicate":
                 out = self._read_warned(arr, self._g((pe, cube)))
                 if not chosen:
-                    self._copies_agree(arr, [[g] for g in range(self.hw.n_pes)], "the copy on PE (0, 0)")
+                    self._copies_agree(arr, [[g] for g in range(self.hw.n_pes)], "the copy on PE (0, 0)",
+                                       "cube= or pe=")
                 return out
             elif kind == "pe":  # (pe=, cube=: another PE's copy, as for a replicated array)
                 return self._read_warned(arr, self._g((pe, cube)))
@@ -709,15 +720,16 @@ class DeviceMemory:
         if not chosen:
             if over == "pe":  # the same PEs of every cube hold copies
                 self._copies_agree(arr, [[c * hw.pes_per_cube + g for g in gs]
-                                         for c in range(hw.n_cubes)], "the copy of cube 0")
+                                         for c in range(hw.n_cubes)], "the copy of cube 0", "cube=")
             elif over == "cube":  # every PE of a cube holds its cube's shard
                 self._copies_agree(arr, [[g + q for g in gs] for q in range(hw.pes_per_cube)],
-                                   "the copies on PE 0 of each cube")
+                                   "the copies on PE 0 of each cube", "pe=")
         return out
 
-    def _copies_agree(self, arr: DeviceArray, copies: list, read: str) -> None:
+    def _copies_agree(self, arr: DeviceArray, copies: list, read: str, choose: str) -> None:
         """Warn when copy k (global PEs ``copies[k]``, one per shard) differs byte for byte from
-        copy 0, the one gather read, where a launch stored to copy k and both were written (a
+        copy 0, the one gather read (``choose``: the gather arguments that read another), where
+        a launch stored to copy k and both were written (a
         launch on one cube leaves the other cubes' copies as placed, or unwritten: not copies
         that differ)."""
         if not arr._stored:
@@ -747,7 +759,7 @@ class DeviceMemory:
                 where = pe_label(self.hw.pe_coords(other[0]))
                 warnings.warn(f"gather({arr.name!r}) read {read}, but other copies differ (the "
                               f"first at {where}): a launch over several cubes or PEs wrote each; "
-                              f"pass {_which_copy(arr)} to read another, or read_all() for every one",
+                              f"pass {choose} to read another, or read_all() for every one",
                               UserWarning, stacklevel=user_stacklevel())
                 return
 

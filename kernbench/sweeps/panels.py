@@ -35,8 +35,8 @@ class PanelLaunch:
     def __call__(self, ctx, context: int | None = None, block_q: int | None = None,
                  block_kv: int | None = None, causal: bool | None = None) -> Launch:
         spec = panel_spec(self.panel, ctx.hw, shape=self.shape,
-                          context=self.context if context is None else int(context), cubes=self.cubes,
-                          causal=self.causal if causal is None else bool(causal),
+                          context=self.context if context is None else context, cubes=self.cubes,
+                          causal=self.causal if causal is None else causal,
                           decode_rows=self.decode_rows)
         if spec.kind == "prefill":
             if block_kv is None and block_q is None:
