@@ -647,13 +647,13 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                     # full tracing's either: the error stands as the launch raised it.
                     try:
                         for g2, b2 in replayed.items():
-                            _verify(run, ctx, functional, nbr[g2], sfr_text, tl, b2.pe, b2.cube, g2, b2)
+                            _verify(run, ctx, functional, nbr[g2], sfr_text, tl, b2.pe, b2.cube, g2, b2, kfile)
                         again = True
                     except KernbenchError:
                         again = False
                     if not again:
                         raise
-                    _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, None)
+                    _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, None, kfile)
                     what = exc_text(e) if isinstance(e, KernelError) else f"{type(e).__name__}: {exc_text(e)}"
                     raise KernelError(
                         f"{pe_label((p, c))}: tl.range replay (verify mode) raised an error full tracing "
@@ -672,7 +672,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             # pass left behind is the launch's own, as with replay="on"
             for g, b in replayed.items():
                 p, c = b.pe, b.cube
-                _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, b)
+                _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, b, kfile)
     finally:
         tl._begin(None)  # a tl kept by the kernel refuses every call from now on
         pop_operator_target(tl)
@@ -684,12 +684,12 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
     return builders
 
 
-def _verify(run, ctx, functional, nbr, sfr_text, tl, p, c, g, b) -> None:
+def _verify(run, ctx, functional, nbr, sfr_text, tl, p, c, g, b, kfile) -> None:
     """Verify mode: trace PE (p, c) again in full, checking every iteration tl.range replay
     skipped, and compare with ``b`` (its program traced with replay)."""
     full = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr,
                      sfr_text=sfr_text, store=TraceStore(), serial=tl._serial)
-    full.kernel_file = b.kernel_file
+    full.kernel_file = kfile
     tl._replay = "check"
     try:
         run(full, p, c)
