@@ -293,33 +293,21 @@ def test_a_long_file_name_is_cut_on_its_left_keeping_its_line(tmp_path, monkeypa
     on its right, the line number gone)."""
     import kernbench
     from rich.cells import cell_len
-    name = "a_really_quite_long_helper_module_name_for_testing_widths"
-    (tmp_path / f"{name}.py").write_text("def helper(tl, x):\n    return tl.exp(x)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    helper = __import__(name).helper
-
-    def k(x_ptr, o_ptr, *, tl):
-        tl.store(o_ptr, helper(tl, tl.load(x_ptr, shape=(4096,), dtype="f32")))
-
     ctx = kernbench.Context("default")
-    r = ctx.launch(k, (1, 1), ctx.empty((4096,), "f32"), ctx.empty((4096,), "f32"), mode="timing")
-    for width in (80, 120):
-        text = print_profile(r, file=io.StringIO(), width=width)
-        assert max(len(x) for x in text.splitlines()) <= width
-        row = next(x for x in text.splitlines() if x.startswith("…") and "widths.py:2 " in x)
-        assert row.split()[0].endswith("_for_testing_widths.py:2")
-    # a name of wide (CJK) characters, two terminal cells each: cut by cells (a breaker found
-    # the cut by characters let rich cut it again, on its right, dropping the ":2")
-    wide = "カーネル補助関数モジュール_長い名前のファイル"
-    (tmp_path / f"{wide}.py").write_text("def helper(tl, x):\n    return tl.exp(x)\n")
-    helper2 = __import__(wide).helper
+    # an ASCII name, and one of wide (CJK) characters, two terminal cells each: cut by cells (a
+    # breaker found the cut by characters let rich cut it again, on its right, dropping ":2")
+    for name in ("a_really_quite_long_helper_module_name_for_testing_widths",
+                 "カーネル補助関数モジュール_長い名前のファイル"):
+        (tmp_path / f"{name}.py").write_text("def helper(tl, x):\n    return tl.exp(x)\n")
+        helper = __import__(name).helper
 
-    def k2(x_ptr, o_ptr, *, tl):
-        tl.store(o_ptr, helper2(tl, tl.load(x_ptr, shape=(4096,), dtype="f32")))
+        def k(x_ptr, o_ptr, *, tl, helper=helper):
+            tl.store(o_ptr, helper(tl, tl.load(x_ptr, shape=(4096,), dtype="f32")))
 
-    r = ctx.launch(k2, (1, 1), ctx.empty((4096,), "f32"), ctx.empty((4096,), "f32"), mode="timing")
-    for width in (80, 120):
-        text = print_profile(r, file=io.StringIO(), width=width)
-        assert max(cell_len(x) for x in text.splitlines()) <= width
-        row = next(x for x in text.splitlines() if x.startswith("…") and "ファイル.py:2 " in x)
-        assert row.split()[0].endswith("ファイル.py:2")
+        r = ctx.launch(k, (1, 1), ctx.empty((4096,), "f32"), ctx.empty((4096,), "f32"), mode="timing")
+        for width in (80, 120):
+            text = print_profile(r, file=io.StringIO(), width=width)
+            assert max(cell_len(x) for x in text.splitlines()) <= width
+            row = next(x for x in text.splitlines() if x.startswith("…") and f"{name[-8:]}.py:2 " in x)
+            assert row.split()[0].endswith(f"{name[-8:]}.py:2")

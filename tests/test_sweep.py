@@ -324,19 +324,9 @@ def test_an_argument_the_workers_cannot_rebuild_is_each_points_row_not_a_hang(tm
     handler, which distributed does not report, and the sweep waited forever (a review);
     shipped as bytes and unpickled in the task, each point is a DaskError row."""
     distributed = pytest.importorskip("distributed")
-    import importlib.util
+    from sweep_helpers import module_by_path
 
-    import kernbench
-
-    mine = os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__)))
-    monkeypatch.setattr(sys, "path", [p for p in sys.path if os.path.abspath(p or os.curdir) == mine
-                                      or not os.path.isdir(os.path.join(p or os.curdir, "kernbench"))])
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiles_by_path.py").write_text(TILE)
-    spec = importlib.util.spec_from_file_location("kernbench_test_tiles", tmp_path / "tiles_by_path.py")
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "kernbench_test_tiles", mod)
-    spec.loader.exec_module(mod)
+    mod = module_by_path(monkeypatch, tmp_path, "kernbench_test_tiles", TILE)
 
     def tiled(ctx, tile):
         return builder(ctx, M=tile.n)

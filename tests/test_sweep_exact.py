@@ -445,26 +445,17 @@ def test_dask_error_rows_name_the_kernels_file_as_the_serial_path_does(tmp_path,
     """cloudpickle ships code by value with co_filename "<dynamic-code>": a worker's error rows
     named ``<dynamic-code>:3`` (and were cached so)."""
     distributed = pytest.importorskip("distributed")
-    # (as test_sweep.py's LocalCluster test: the workers must import the kernbench this process runs)
-    mine = os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__)))
-    monkeypatch.setattr(sys, "path", [p for p in sys.path if os.path.abspath(p or os.curdir) == mine
-                                      or not os.path.isdir(os.path.join(p or os.curdir, "kernbench"))])
-    monkeypatch.chdir(tmp_path)
-    import importlib.util
+    from sweep_helpers import module_by_path
 
-    (tmp_path / "kbad.py").write_text(KBAD)
-    spec = importlib.util.spec_from_file_location("kernbench_test_kbad", tmp_path / "kbad.py")
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "kernbench_test_kbad", mod)
-    spec.loader.exec_module(mod)
+    mod = module_by_path(monkeypatch, tmp_path, "kernbench_test_kbad", KBAD)
     kw = dict(setup=mod.setup, args={"n": [64, 128]}, hardware={"dma.latency_cycles": [50, 150]})
     serial = sweep(mod.kbad, (1, 1), workers=1, cache=False, **kw)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
             distributed.Client(lc) as client:
         par = sweep(mod.kbad, (1, 1), client=client, cache=tmp_path / "cache", **kw)
     assert par.rows == serial.rows
-    assert serial.rows[0]["error_where"] == f"{tmp_path / 'kbad.py'}:3" and "kbad.py:3" in serial.rows[0]["error"]
-    assert serial.rows[2]["error_where"] == f"{tmp_path / 'kbad.py'}:8"  # (the setup that raised)
+    assert serial.rows[0]["error_where"] == f"{tmp_path / 'kernbench_test_kbad.py'}:3" and "kbad.py:3" in serial.rows[0]["error"]
+    assert serial.rows[2]["error_where"] == f"{tmp_path / 'kernbench_test_kbad.py'}:8"  # (the setup that raised)
     assert sweep(mod.kbad, (1, 1), workers=1, cache=tmp_path / "cache", **kw).rows[:2] == serial.rows[:2]
 
 
