@@ -345,7 +345,14 @@ def launch_args(module, kernel, ctx, arg_values: dict) -> tuple:
             raise CliError(f"{setup_name}(ctx, ...) in {_module_label(module)} raised "
                            f"{type(e).__name__}{_raised_at(e, module)}: {exc_text(e)}") from e
         if isinstance(got, (tuple, list)):
-            return LaunchArgs(got)
+            # (the positional arguments; an --arg naming a keyword-only parameter is the
+            # kernel's too, and one it needs must be given)
+            kwonly = [p for p in params if p.kind == p.KEYWORD_ONLY]
+            missing = [p.name for p in kwonly if p.name not in values and p.default is p.empty]
+            if missing:
+                raise CliError(f"kernel {kernel.__name__} needs argument {missing[0]!r}: pass --arg "
+                               f"{missing[0]}=VALUE")
+            return LaunchArgs(got, {p.name: values[p.name] for p in kwonly if p.name in values})
         if isinstance(got, dict):
             # --arg values setup took that are not kernel parameters were setup's alone.
             values = {k: v for k, v in values.items() if k in names}

@@ -468,6 +468,12 @@ def test_keyword_only_kernel_parameters_are_filled_by_name():
     mod.setup = lambda ctx: {"x": 5}
     with pytest.raises(cli.CliError, match="kernel k needs argument 'bias'"):
         cli.launch_args(mod, k, None, {})
+    # a setup returning the positional arguments as a tuple: --arg fills the keyword-only ones
+    mod.setup = lambda ctx, **args: (5,)
+    got = cli.launch_args(mod, k, None, {"scale": 2.0, "bias": 1})
+    assert got == (5,) and got.kwargs == {"scale": 2.0, "bias": 1}
+    with pytest.raises(cli.CliError, match="kernel k needs argument 'bias'"):
+        cli.launch_args(mod, k, None, {"scale": 2.0})
 
 
 def test_an_error_in_setup_says_it_came_from_setup(capsys, tmp_path):

@@ -416,7 +416,24 @@ def test_errors_through_generated_or_library_code_name_the_kernels_line(ctx):
         with contextlib.ExitStack() as st:
             st.callback(tl.zeros, (8,), "f64")
 
-    for k in (frozen, eq, via_heapq, via_exitstack):
+    def via_frozen(*, tl):  # (collections.abc's Sequence.index: a frozen module, "<frozen ...>")
+        import collections.abc
+
+        class Tiles(collections.abc.Sequence):
+            def __init__(self, ts):
+                self.ts = ts
+
+            def __getitem__(self, i):
+                return self.ts[i]
+
+            def __len__(self):
+                return len(self.ts)
+
+        t = Tiles([tl.zeros((8,), "f32"), tl.zeros((8,), "f32")])
+        lines["via_frozen"] = sys._getframe().f_lineno + 1
+        t.index(tl.zeros((8,), "f32"))
+
+    for k in (frozen, eq, via_heapq, via_exitstack, via_frozen):
         for mode in ("functional", "timing"):
             with pytest.raises(KernelError) as ei:
                 ctx.launch(k, (1, 1), mode=mode)
@@ -468,7 +485,15 @@ def test_a_tl_error_in_a_del_or_a_generators_finally_fails_the_launch(ctx):
         next(it)
         tl.load(x, shape=(8,), dtype="f32")
 
-    for k in (k_del, k_gen):
+    def k_returned(x, o, *, tl):  # (freed as the launch drops what the kernel returned)
+        class Flush:
+            def __del__(self):
+                lines["k_returned"] = sys._getframe().f_lineno + 1
+                tl.store(o, tl.zeros((8,), "f64"))
+        tl.load(x, shape=(8,), dtype="f32")
+        return Flush()
+
+    for k in (k_del, k_gen, k_returned):
         for mode in ("functional", "timing"):
             with pytest.raises(KernelError) as ei:
                 ctx.launch(k, (1, 1), x, o, mode=mode)
@@ -478,16 +503,19 @@ def test_a_tl_error_in_a_del_or_a_generators_finally_fails_the_launch(ctx):
         def __del__(self):
             raise RuntimeError("not kernbench's")
 
+    # the user's hook gets the others, once each, and is the hook again after the launch (a
+    # breaker: a hook installed for good, whose `previous` a user's chaining hook pointed back
+    # to, recursed; a user's temporary hook kept receiving after it was restored)
     seen = []
-    ctx.launch(lambda *, tl: None, (1, 1))  # (kernbench's hook is installed by now)
-    kb_hook = sys.unraisablehook
-    prev, kb_hook.previous = kb_hook.previous, seen.append  # (what it hands others on to)
+    prev = sys.unraisablehook
+    sys.unraisablehook = seen.append
     try:
         def k_noisy(*, tl):
             n = Noisy()  # noqa: F841
         ctx.launch(k_noisy, (1, 1))
+        assert sys.unraisablehook == seen.append
     finally:
-        kb_hook.previous = prev
+        sys.unraisablehook = prev
     assert len(seen) == 1 and isinstance(seen[0].exc_value, RuntimeError)
 
 

@@ -293,6 +293,22 @@ def test_a_setup_that_exits_is_its_points_row():
     assert res.rows[0]["cycles"] > 0
 
 
+def test_a_swept_keyword_only_argument_reaches_the_kernel_with_a_tuple_setup():
+    """setup returns the positional arguments as a tuple; a swept value naming the kernel's
+    keyword-only parameter was labelled on its row and never passed (a breaker)."""
+    def k(x_ptr, o_ptr, *, tl, reps=1):
+        t = tl.load(x_ptr, shape=(64,), dtype="f32")
+        for _ in range(reps):
+            t = t + 1.0
+        tl.store(o_ptr, t)
+
+    def setup(ctx, reps=1):
+        return ctx.empty((64,), "f32"), ctx.empty((64,), "f32")
+
+    res = sweep(k, (1, 1), setup=setup, args={"reps": [1, 8]}, cache=False, workers=1)
+    assert res.rows[1]["commands"] - res.rows[0]["commands"] == 7
+
+
 def test_a_sweep_of_no_points_keeps_its_columns_and_figure_dtypes_do_not_depend_on_outcomes():
     """hardware=[] with args={"M": [...]}: no points, yet the column M (a review: swept was []
     and df["M"] a KeyError). Every float figure is float64 and sram_over pandas "boolean"

@@ -46,10 +46,23 @@ def pe_at(pe, file: str, line: int) -> str:
 #: the kernbench package's folder (with a trailing separator): frames of files in it are
 #: kernbench's own, not the user's
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+def _site_dirs() -> list:
+    """The site-packages folders Python searches besides sysconfig's (a distribution's
+    dist-packages, the user's ``pip install --user`` folder)."""
+    import site
+    try:
+        dirs = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+        user = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    except Exception:  # (an embedded or odd interpreter)
+        return []
+    return dirs + ([user] if isinstance(user, str) else [])
+
+
 #: where the standard library and installed packages live (with trailing separators): their
 #: frames are not the user's, nor is their code part of a user's sweep key
-LIBRARY_DIRS = tuple({os.path.normpath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
-                      if (p := sysconfig.get_paths().get(key))})
+LIBRARY_DIRS = tuple({os.path.normpath(p) + os.sep for p in (
+    *(sysconfig.get_paths().get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")),
+    *_site_dirs()) if p})
 
 
 def user_stacklevel() -> int:

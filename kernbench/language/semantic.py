@@ -408,10 +408,13 @@ def is_user_file(file: str, own_file: str | None = None) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def _beside(file: str, own_file: str) -> bool:
-    # (a file in the kernel's own folder, outside kernbench: its package's helpers)
+    # (a file in the kernel's own folder, outside kernbench: its package's helpers; not when
+    # that folder is a library root itself, site-packages or the standard library's)
     try:
-        return (os.path.dirname(os.path.abspath(file)) == os.path.dirname(os.path.abspath(own_file))
-                and _user_file(file) != -1)
+        folder = os.path.dirname(os.path.abspath(own_file))
+        return (not file.startswith("<") and os.path.dirname(os.path.abspath(file)) == folder
+                and _user_file(file) != -1
+                and os.path.normpath(folder) + os.sep not in LIBRARY_DIRS)
     except (OSError, ValueError):
         return False
 
@@ -437,7 +440,13 @@ def _user_file(file: str) -> int:
         return 1
     if file in _INTERNAL or a.startswith(PACKAGE_DIR):
         return -1
+    if file.startswith(_GENERATED):  # (frozen standard modules; attrs' generated methods)
+        return 0
     return 0 if os.path.normpath(file).startswith(LIBRARY_DIRS) else 1
+
+
+#: file names of code Python or a library makes without a file of its own
+_GENERATED = ("<frozen ", "<attrs generated")
 
 
 #: callers an error names at most: the innermost ones and the outermost (the kernel)

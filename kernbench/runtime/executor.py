@@ -214,11 +214,12 @@ class _UnraisableKernelErrors:
     """sys.unraisablehook while kernbench runs kernels: a KernelError raised where Python cannot
     raise it (a ``__del__``, a generator's ``finally`` run as it is freed) on a thread tracing a
     program is kept for that program (:meth:`collect`); anything else goes to the hook there was
-    before. Installed at the first launch; per thread, a stack of collections (nested
-    launches)."""
+    before. Installed while some program runs (on any thread) and the hook there was put back
+    when the last one ends, unless something replaced this one meanwhile."""
 
     def __init__(self) -> None:
         self.previous = None
+        self.active = 0
         self.local = threading.local()
         self.lock = threading.Lock()
 
@@ -232,8 +233,9 @@ class _UnraisableKernelErrors:
     @contextlib.contextmanager
     def collect(self):
         with self.lock:
-            if sys.unraisablehook is not self:
+            if self.active == 0:
                 self.previous, sys.unraisablehook = sys.unraisablehook, self
+            self.active += 1
         stack = self.local.__dict__.setdefault("stack", [])
         caught: list = []
         stack.append(caught)
@@ -241,6 +243,11 @@ class _UnraisableKernelErrors:
             yield caught
         finally:
             stack.pop()
+            with self.lock:
+                self.active -= 1
+                if self.active == 0 and sys.unraisablehook is self:
+                    sys.unraisablehook = self.previous or sys.__unraisablehook__
+                    self.previous = None
 
 
 _unraisable_kernel_errors = _UnraisableKernelErrors().collect
@@ -563,6 +570,9 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         try:
             with _unraisable_kernel_errors() as swallowed:
                 returned = kernel(*args, tl=tl, **kwargs)
+                if returned is not None:
+                    _check_returned(returned, name, (p, c), kfile, kline)
+                del returned  # (what the kernel returned is freed in its program: its __del__'s)
             if swallowed:  # (a tl call in a local object's __del__ or a generator's finally as
                 # the kernel returned: Python only prints what they raise; it is the program's)
                 raise swallowed[0]
@@ -602,8 +612,6 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                 f"{exc_text(e)}{why}",
                 pe=(p, c), where=f"{file}:{line}",
             ) from e
-        if returned is not None:
-            _check_returned(returned, name, (p, c), kfile, kline)
         if b.left_range is not None:
             file, line, k, value = b.left_range
             raise KernelError(

@@ -60,7 +60,9 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
     if a.dtype.kind == "c":
         raise PlacementError(f"complex data ({a.dtype}) has no kernbench dtype: pass the real and "
                              f"imaginary parts as two arrays")
-    if a.dtype.kind in "fO" and not isinstance(x, np.ndarray) and _has_huge_int(x):
+    if (not isinstance(x, np.ndarray) and (a.dtype.kind == "O" or (
+            a.dtype.kind == "f" and a.size and bool(np.nanmax(np.abs(a), initial=0.0) >= 2.0 ** 63)))
+            and _has_huge_int(x)):  # (a list of floats is walked only when it holds one so big)
         # (numpy keeps such ints as objects, or with a float among them rounds every one to a
         # float64: past int64 either way, no integer rule would see them)
         raise PlacementError("the data holds Python ints beyond int64: kernbench stores int32 and "

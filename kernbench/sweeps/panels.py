@@ -42,12 +42,12 @@ class PanelLaunch:
             if block_kv is None and block_q is None:
                 blocks = spec.blocks
             else:
-                blocks = (spec.blocks[0] if block_q is None else int(block_q),
-                          spec.blocks[1] if block_kv is None else int(block_kv))
+                blocks = (spec.blocks[0] if block_q is None else block_q,
+                          spec.blocks[1] if block_kv is None else block_kv)
         else:
             if block_q is not None:
                 raise TypeError("block_q is a prefill argument: a decode panel has block_kv only")
-            blocks = spec.blocks if block_kv is None else (int(block_kv),)
+            blocks = spec.blocks if block_kv is None else (block_kv,)
         ctx.install_sfr(scope=spec.scope, ring=False)
         n, S_q, h_q, d = spec.n_ranks, spec.S_q, spec.h_q, spec.d_head
         if self.functional_data:

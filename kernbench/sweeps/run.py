@@ -86,7 +86,12 @@ class Target:
             return Launch(self.fn, self.grid, **args)
         got = self.setup(ctx, **args)
         if isinstance(got, (tuple, list)):
-            return Launch(self.fn, self.grid, *got)
+            # (the positional arguments; a swept value naming a keyword-only parameter is the
+            # kernel's too, as with a dict)
+            params = inspect.signature(self.fn).parameters
+            kw = {k: v for k, v in args.items()
+                  if k in params and params[k].kind == inspect.Parameter.KEYWORD_ONLY and k != "tl"}
+            return Launch(self.fn, self.grid, *got, **kw)
         if isinstance(got, Mapping):
             names = set(inspect.signature(self.fn).parameters)
             kw = {k: v for k, v in args.items() if k in names}
