@@ -493,6 +493,8 @@ def _check_output_paths(args) -> None:
         # or another spelling of one file is that file
         written = str(path) + ".png" if opt in ("plot", "pareto_plot") and not p.suffix else str(path)
         key = os.path.normcase(os.path.realpath(written))
+        if _device(key):  # (/dev/null and other devices: written to as often as asked)
+            continue
         same = seen.get(key) or next((n for k, n in seen.items() if _same_file(k, key)), None)
         if same is not None:
             raise CliError(f"{same} and {name} both name {written}: the second would overwrite "
@@ -508,6 +510,16 @@ def _check_output_paths(args) -> None:
         if opt == "plot" and p.suffix.lower() not in _PLOT_SUFFIXES:  # (matplotlib's, by name)
             raise CliError(f"{name} {path}: matplotlib writes {', '.join(_PLOT_SUFFIXES[1:6])}, ... "
                            f"(by the file's suffix), not {p.suffix!r}")
+
+
+def _device(path: str) -> bool:
+    """Whether ``path`` is a character or block device (/dev/null), not a file."""
+    import stat
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -1,6 +1,7 @@
 """The kernbench command line: exit status and key output of each command; errors are one line."""
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -660,6 +661,11 @@ def test_two_outputs_naming_one_file_fail_before_the_run(capsys, tmp_path):
                        "--plot", str(tmp_path / "p"))
     assert code == 2 and "--json and --plot both name" in one_error_line(err)
     assert not marker.exists()
+    # devices are written to as often as asked (a breaker: two outputs to /dev/null refused)
+    if os.path.exists("/dev/null"):
+        code, _, err = run(capsys, "run", f"{k}:k", "--grid", "1,1", "--trace", "/dev/null",
+                           "--json", "/dev/null")
+        assert code == 0, err
 
 
 def test_diag_bad_output_path_fails_before_any_panel(capsys, fake_diag, tmp_path):

@@ -150,9 +150,10 @@ def test_the_python_entry_refuses_what_the_cli_refuses():
     for bad in (0, 2.5, -3, True):
         with pytest.raises(ValueError, match="decode_rows must be a positive int"):
             panel_spec("single_user_decode", hw, decode_rows=bad)
-    for bad in ("no", 1, None):
+    for bad in ("no", 2, 0.5, None):
         with pytest.raises(ValueError, match="causal must be True or False"):
             panel_spec("single_user_prefill", hw, causal=bad)
+    assert panel_spec("single_user_prefill", hw, causal=1).causal is True  # (the CLI's --arg causal=1)
     with pytest.raises(ValueError, match=r"panels must be a list of panel names, got the string "
                                          r"'single_user_decode': pass \['single_user_decode'\]"):
         run_panels("single_user_decode")

@@ -315,6 +315,23 @@ def test_a_decorator_is_checked_against_its_own_signature_too(ctx):
     assert ctx.read(o, pe=(0, 0)).tolist() == [2.0] * 4
     ctx.launch(scaled, (1, 1), o)
     assert ctx.read(o, pe=(0, 0)).tolist() == [3.0] * 4
+    # a wrapper of (*args, **kwargs) takes anything: the wrapped function's signature is checked
+    # (a breaker: the usual decorator lost the up-front TypeError and its timing-option hint)
+    def generic(f):
+        @functools.wraps(f)
+        def w(*args, **kwargs):
+            return f(*args, **kwargs)
+        return w
+
+    @generic
+    def two(x_ptr, o_ptr, *, tl):
+        pass
+
+    with pytest.raises(TypeError, match="does not take the launch's arguments: missing a required "
+                                        "argument: 'o_ptr'"):
+        ctx.launch(two, (1, 1), o)
+    with pytest.raises(TypeError, match="max_cycles: options of the timing, not of the trace"):
+        ctx.trace(two, (1, 1), o, o, max_cycles=10)
     # the wrapped function takes (o, 4.0), its wrapper does not: the call fails before any line
     # of the kernel runs, at the wrapped function's def
     line = scaled.__wrapped__.__code__.co_firstlineno
@@ -439,6 +456,26 @@ def test_errors_through_generated_or_library_code_name_the_kernels_line(ctx):
                 ctx.launch(k, (1, 1), mode=mode)
             assert ei.value.where == f"{__file__}:{lines[k.__name__]}", (k.__name__, mode, str(ei.value))
             assert f"at {FILE}:{lines[k.__name__]}" in str(ei.value).splitlines()[0], str(ei.value)
+
+
+def test_a_kernel_packages_sub_package_helpers_are_its_own_lines(ctx, tmp_path, monkeypatch):
+    """A kernel package with a sub-package of helpers: a tl error in a helper names the
+    helper's line and the chain (a breaker: only the kernel's call line, once the walk out of
+    library frames took the sub-package's file for a library's). Run from a folder of its own
+    (tmp_path), as a user's package."""
+    (tmp_path / "kbpkg" / "ops").mkdir(parents=True)
+    (tmp_path / "kbpkg" / "__init__.py").write_text("")
+    (tmp_path / "kbpkg" / "ops" / "__init__.py").write_text(
+        "def load_tile(tl, x):\n    return tl.load(x, shape=(5,), dtype='f32')\n")
+    (tmp_path / "kbpkg" / "kern.py").write_text(
+        "from kbpkg.ops import load_tile\n\ndef k(x, *, tl):\n    load_tile(tl, x)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import kbpkg.kern
+    x = ctx.empty((4,), "f32")
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(kbpkg.kern.k, (1, 1), x, mode="timing")
+    assert ei.value.where == f"{tmp_path / 'kbpkg' / 'ops' / '__init__.py'}:2"
+    assert "(in load_tile, called from k at kern.py:4)" in str(ei.value)
 
 
 def test_a_kernel_packages_helpers_are_its_own_lines_for_every_error(ctx, tmp_path):

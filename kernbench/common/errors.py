@@ -55,7 +55,10 @@ def _site_dirs() -> list:
         user = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
     except Exception:  # (an embedded or odd interpreter)
         return []
-    return dirs + ([user] if isinstance(user, str) else [])
+    # (on Windows the list holds sys.prefix itself: every file under it would be a library's)
+    prefixes = {os.path.normpath(p) for p in (sys.prefix, sys.base_prefix)}
+    return [d for d in dirs + ([user] if isinstance(user, str) else [])
+            if os.path.normpath(d) not in prefixes]
 
 
 #: where the standard library and installed packages live (with trailing separators): their

@@ -144,7 +144,8 @@ class PanelResult:
         secs = s["microseconds"] * 1e-6
         tf = self.spec.model_flops() / secs / 1e12 if secs else 0.0
         peak = s["totals"]["peak_tflops"]
-        return f"; {tf:.2f} TFLOP/s ({100 * tf / peak if peak else 0.0:.1f}%) counting the unmasked {'half' if self.spec.kind == 'prefill' else 'part'}"
+        return (f"; {fmt_num(tf)} TFLOP/s ({fmt_num(100 * tf / peak if peak else 0.0)}%) counting the "
+                f"unmasked {'half' if self.spec.kind == 'prefill' else 'part'}")
 
     @property
     def name(self) -> str:
@@ -263,8 +264,9 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
         raise ValueError(f"unknown diag panel {name!r}: expected one of {', '.join(PANELS)}")
     if not isinstance(shape, str) or shape not in SHAPES:
         raise ValueError(f"unknown diag shape {shape!r}: expected one of {', '.join(SHAPES)}")
-    if not isinstance(causal, (bool, np.bool_)):
-        raise ValueError(f"causal must be True or False, got {causal!r}")
+    if not isinstance(causal, (bool, np.bool_)) and not (is_whole(causal) and causal in (0, 1)):
+        raise ValueError(f"causal must be True or False (or 1 or 0), got {causal!r}")
+    causal = bool(causal)
     if not is_whole(decode_rows) or decode_rows < 1:
         raise ValueError(f"decode_rows must be a positive int, got {decode_rows!r}")
     decode_rows = int(decode_rows)

@@ -408,15 +408,27 @@ def is_user_file(file: str, own_file: str | None = None) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def _beside(file: str, own_file: str) -> bool:
-    # (a file in the kernel's own folder, outside kernbench: its package's helpers; not when
-    # that folder is a library root itself, site-packages or the standard library's)
+    # (a file of the kernel's own package, its sub-packages included, or of its folder when it
+    # is in none, outside kernbench: its helpers; not when that folder is a library root
+    # itself, site-packages or the standard library's)
     try:
-        folder = os.path.dirname(os.path.abspath(own_file))
-        return (not file.startswith("<") and os.path.dirname(os.path.abspath(file)) == folder
-                and _user_file(file) != -1
-                and os.path.normpath(folder) + os.sep not in LIBRARY_DIRS)
+        root = _package_root(os.path.dirname(os.path.abspath(own_file)))
+        return (not file.startswith("<") and _user_file(file) != -1
+                and os.path.normpath(root) + os.sep not in LIBRARY_DIRS
+                and os.path.abspath(file).startswith(os.path.normpath(root) + os.sep))
     except (OSError, ValueError):
         return False
+
+
+def _package_root(folder: str) -> str:
+    """The outermost package folder holding ``folder`` (a chain of folders with __init__.py),
+    or ``folder`` itself when it is no package's."""
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        up = os.path.dirname(folder)
+        if up == folder or not os.path.isfile(os.path.join(up, "__init__.py")):
+            return folder
+        folder = up
+    return folder
 
 
 def is_user_code(code, own_file: str | None = None) -> bool:

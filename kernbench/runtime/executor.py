@@ -8,7 +8,6 @@ mismatch is reported with both kernel lines rather than as a malformed program.
 """
 from __future__ import annotations
 
-import contextlib
 import dis
 import functools
 import gc
@@ -149,6 +148,14 @@ def _signatures(kernel) -> list:
     return out
 
 
+def _generic(sig) -> bool:
+    """A wrapper's ``(*args, **kwargs)``: it takes anything, so it says nothing about what the
+    launch may pass; the wrapped function's signature is checked instead."""
+    ps = sig.parameters.values()
+    return any(p.kind == p.VAR_KEYWORD for p in ps) and all(
+        p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in ps)
+
+
 def _sig_error(sig, args: tuple, kwargs: dict):
     """What is wrong with launching a kernel of signature ``sig`` on these arguments: None,
     ("tl", None) when it takes no keyword-only tl, or ("bind", the TypeError)."""
@@ -194,8 +201,8 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
     if not sigs:
         return  # a builtin or C callable: nothing to check ahead
     errors = [_sig_error(sig, args, kwargs) for sig in sigs]
-    if any(e is None for e in errors):
-        return  # (the wrapped function's, or the decorator's own, takes them)
+    if errors[0] is None or (len(sigs) > 1 and errors[1] is None and not _generic(sigs[1])):
+        return  # (the wrapped function's, or a decorator's own specific one, takes them)
     what, e = errors[0]
     if what == "tl":
         raise TypeError(f"kernel {where} must take tl as a keyword-only parameter: "
@@ -213,8 +220,8 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
 class _UnraisableKernelErrors:
     """sys.unraisablehook while kernbench runs kernels: a KernelError raised where Python cannot
     raise it (a ``__del__``, a generator's ``finally`` run as it is freed) on a thread tracing a
-    program is kept for that program (:meth:`collect`); anything else goes to the hook there was
-    before. Installed while some program runs (on any thread) and the hook there was put back
+    program is kept for that program (``with _UNRAISABLE as caught``); anything else goes to
+    the hook there was before. Installed while some program runs (on any thread) and the hook there was put back
     when the last one ends, unless something replaced this one meanwhile."""
 
     def __init__(self) -> None:
@@ -230,27 +237,25 @@ class _UnraisableKernelErrors:
             return
         (self.previous or sys.__unraisablehook__)(hook_args)
 
-    @contextlib.contextmanager
-    def collect(self):
+    def __enter__(self) -> list:
         with self.lock:
             if self.active == 0:
                 self.previous, sys.unraisablehook = sys.unraisablehook, self
             self.active += 1
-        stack = self.local.__dict__.setdefault("stack", [])
         caught: list = []
-        stack.append(caught)
-        try:
-            yield caught
-        finally:
-            stack.pop()
-            with self.lock:
-                self.active -= 1
-                if self.active == 0 and sys.unraisablehook is self:
-                    sys.unraisablehook = self.previous or sys.__unraisablehook__
-                    self.previous = None
+        self.local.__dict__.setdefault("stack", []).append(caught)
+        return caught
+
+    def __exit__(self, *exc) -> None:
+        self.local.stack.pop()
+        with self.lock:
+            self.active -= 1
+            if self.active == 0 and sys.unraisablehook is self:
+                sys.unraisablehook = self.previous or sys.__unraisablehook__
+                self.previous = None
 
 
-_unraisable_kernel_errors = _UnraisableKernelErrors().collect
+_UNRAISABLE = _UnraisableKernelErrors()
 
 
 def _check_returned(value, name: str, pe: tuple, file: str, line: int) -> None:
@@ -568,7 +573,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         tl._begin(b)
         mark = store.replay_mark  # (replay="on": iterations replayed so far)
         try:
-            with _unraisable_kernel_errors() as swallowed:
+            with _UNRAISABLE as swallowed:
                 returned = kernel(*args, tl=tl, **kwargs)
                 if returned is not None:
                     _check_returned(returned, name, (p, c), kfile, kline)

@@ -61,7 +61,7 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
         raise PlacementError(f"complex data ({a.dtype}) has no kernbench dtype: pass the real and "
                              f"imaginary parts as two arrays")
     if (not isinstance(x, np.ndarray) and (a.dtype.kind == "O" or (
-            a.dtype.kind == "f" and a.size and bool(np.nanmax(np.abs(a), initial=0.0) >= 2.0 ** 63)))
+            a.dtype.kind == "f" and a.size and bool(((np.abs(a) >= 2.0 ** 63) & np.isfinite(a)).any())))
             and _has_huge_int(x)):  # (a list of floats is walked only when it holds one so big)
         # (numpy keeps such ints as objects, or with a float among them rounds every one to a
         # float64: past int64 either way, no integer rule would see them)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..diag.panels import PANELS, _make_data, panel_spec
 from .grid import Launch
 
@@ -34,6 +36,9 @@ class PanelLaunch:
 
     def __call__(self, ctx, context: int | None = None, block_q: int | None = None,
                  block_kv: int | None = None, causal: bool | None = None) -> Launch:
+        # (whole floats, as np.linspace makes, are the ints they hold; anything else reaches the
+        # panel's and the kernel's checks as given)
+        context, block_q, block_kv = (_whole(v) for v in (context, block_q, block_kv))
         spec = panel_spec(self.panel, ctx.hw, shape=self.shape,
                           context=self.context if context is None else context, cubes=self.cubes,
                           causal=self.causal if causal is None else causal,
@@ -63,6 +68,10 @@ class PanelLaunch:
         kw = {"causal": True} if spec.causal else {}
         return Launch(spec.kernel, spec.grid, qp, kp, vp, op, S_q, spec.S_kv_per_rank, h_q, spec.h_kv, d, n,
                       spec.rank_axis, *blocks, **kw)
+
+
+def _whole(v):
+    return int(v) if isinstance(v, (float, np.floating)) and float(v).is_integer() else v
 
 
 def panel_launch(panel: str, shape: str = "llama70b", context: int | None = None, cubes: int | None = None,
