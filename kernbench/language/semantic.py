@@ -308,12 +308,16 @@ def _launch_counter():
     # (_inheriting: set while a spawned child re-imports the main script, before parent_process)
     child = mp is not None and (mp.parent_process() is not None
                                 or getattr(mp.current_process(), "_inheriting", False))
-    return itertools.count((os.getpid() << 32) + 1 if child else 1)
+    return _child_counter() if child else itertools.count(1)
+
+
+def _child_counter():
+    return itertools.count((os.getpid() << 32) + 1)
 
 
 def _forked() -> None:
     global _LAUNCHES
-    _LAUNCHES = itertools.count((os.getpid() << 32) + 1)
+    _LAUNCHES = _child_counter()
 
 
 if hasattr(os, "register_at_fork"):

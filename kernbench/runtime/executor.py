@@ -73,6 +73,13 @@ def kernel_function(kernel):
     when none is found (a builtin or C callable). What names the kernel in errors and reports
     and whose file is the kernel's. A ``__wrapped__`` cycle stops at the first function met;
     an object whose attributes raise is named by its type."""
+    return _kernel_chain(kernel)[:2]
+
+
+def _kernel_chain(kernel) -> tuple:
+    """:func:`kernel_function`'s ``(function, name)`` and every object the walk met (the
+    kernel, its partials' functions, what its decorators wrap, ...): :func:`_check_kernel`
+    looks among them for a memoiser."""
     k, name, first, seen = kernel, None, None, []
     try:
         while len(seen) < 64 and not any(k is x for x in seen):
@@ -91,7 +98,7 @@ def kernel_function(kernel):
                 k = w
                 continue
             if has_code:
-                return k, name or getattr(k, "__name__", None) or k.__code__.co_name
+                return k, name or getattr(k, "__name__", None) or k.__code__.co_name, seen
             call = None if isinstance(k, type) else next(
                 (c.__dict__["__call__"] for c in type(k).__mro__ if "__call__" in c.__dict__), None)
             if call is None or not isinstance(getattr(call, "__code__", None), types.CodeType):
@@ -101,36 +108,24 @@ def kernel_function(kernel):
     except Exception:  # (an object whose attributes raise: what was found so far)
         pass
     if first is not None:
-        return first, name or getattr(first, "__name__", None) or first.__code__.co_name
+        return first, name or getattr(first, "__name__", None) or first.__code__.co_name, seen
     try:
         fallback = getattr(kernel, "__name__", None)
     except Exception:
         fallback = None
-    return None, name or (fallback if isinstance(fallback, str) else None) or type(kernel).__name__
+    return None, name or (fallback if isinstance(fallback, str) else None) or type(kernel).__name__, seen
 
 
 def kernel_where(kernel) -> tuple:
     """``(name, file, first line)`` of a kernel (:func:`kernel_function`; file "<kernel>" and
     line 0 when it has no Python function)."""
-    f, name = kernel_function(kernel)
+    return _where(*kernel_function(kernel))
+
+
+def _where(f, name) -> tuple:
     if f is None:
         return name, "<kernel>", 0
     return name, f.__code__.co_filename, f.__code__.co_firstlineno
-
-
-def _wrappers(kernel):
-    """The kernel and every object its ``__wrapped__`` and ``functools.partial`` chain reaches."""
-    k, seen = kernel, []
-    for _ in range(64):
-        seen.append(k)
-        try:
-            nxt = k.func if isinstance(k, functools.partial) else getattr(k, "__wrapped__", None)
-        except Exception:
-            break
-        if nxt is None or any(nxt is x for x in seen):
-            break
-        k = nxt
-    return seen
 
 
 def _signatures(kernel) -> list:
@@ -175,14 +170,14 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
     checked before tracing, so the error names the kernel's definition, not line 0."""
     if not callable(kernel):
         raise TypeError(f"kernel must be a function taking a keyword-only tl, got {kernel!r}")
-    name, file, first = kernel_where(kernel)
+    f, name, chain = _kernel_chain(kernel)
+    _, file, first = _where(f, name)
     where = f"{name} ({os.path.basename(file)}:{first})" if first else name
-    f, _ = kernel_function(kernel)
     if f is not None and (inspect.isgeneratorfunction(f) or inspect.iscoroutinefunction(f)
                           or inspect.isasyncgenfunction(f)):
         raise TypeError(f"kernel {where} is a generator or async function: a kernel is a plain "
                         f"function that calls tl (its body would never run)")
-    for w in _wrappers(kernel):
+    for w in chain:
         try:
             memo = callable(getattr(w, "cache_info", None)) and callable(getattr(w, "cache_clear", None))
         except Exception:  # (an object whose attributes raise: no memo to see)
@@ -221,8 +216,8 @@ class _UnraisableKernelErrors:
     """sys.unraisablehook while kernbench runs kernels: a KernelError raised where Python cannot
     raise it (a ``__del__``, a generator's ``finally`` run as it is freed) on a thread tracing a
     program is kept for that program (``with _UNRAISABLE as caught``); anything else goes to
-    the hook there was before. Installed while some program runs (on any thread) and the hook there was put back
-    when the last one ends, unless something replaced this one meanwhile."""
+    the hook there was before. Installed while some program runs (on any thread), the hook
+    there was put back when the last one ends unless something replaced this one meanwhile."""
 
     def __init__(self) -> None:
         self.previous = None
@@ -261,9 +256,8 @@ _UNRAISABLE = _UnraisableKernelErrors()
 def _check_returned(value, name: str, pe: tuple, file: str, line: int) -> None:
     """A kernel returns nothing the launch reads. A coroutine it returns unstarted, a live async
     generator, or an unstarted generator other than a generator expression is a body that never
-    ran (a
-    generator or async function behind a wrapper that calls it and returns what it made, which
-    :func:`_check_kernel` cannot see): a KernelError naming the PE and the kernel's ``def``.
+    ran (a generator or async function behind a wrapper that calls it and returns what it made,
+    which :func:`_check_kernel` cannot see): a KernelError naming the PE and the kernel's ``def``.
     Anything else returned, a started generator included, is ignored."""
     if inspect.iscoroutine(value):
         unrun = inspect.getcoroutinestate(value) == inspect.CORO_CREATED
@@ -820,6 +814,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     _check_kernel(kernel, args, kwargs)
+    kname, kfile, _ = kernel_where(kernel)
     grid = _check_grid(hw, grid)
     for key, path, a, what in _device_arrays(args, kwargs):
         if a._memory is not ctx.memory:
@@ -871,7 +866,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         traced = TracedLaunch(
             program=program, sites=sites, table=table, neighbours=nbr, sfr=sfr,
             grid=grid, mode=mode, shape=(hw.n_cubes, hw.pes_per_cube),
-            kernel_name=kernel_where(kernel)[0], kernel_file=kernel_where(kernel)[1],
+            kernel_name=kname, kernel_file=kfile,
             args=_named_args(kernel, args, kwargs), replayed_rows=replayed)
         moved = None
         if reuse is not None and "program" in reuse[0]._prepared:
