@@ -164,8 +164,46 @@ def test_send_to_a_pe_outside_the_grid():
     assert "PE (2, 0) posts 0 recv(s) on port W (PE (2, 0) ran no program" in msg
     assert msg.endswith("(post a tl.recv(dir='W', ...) on PE (2, 0) for it, or drop the send)")
     # (outside the grid: how to get a smaller ring, a new user asked)
-    assert "the launch grid is (2, 1): the SFR install wires the cube's " in msg
-    assert "overrides={'pes_per_cube': 2}" in msg
+    assert ("the launch grid is (2, 1): the SFR install links PE (2, 0), PE 2 of the cube's 4, so "
+            "launch every PE of the cube (grid[0] = 4), or a Context with "
+            "overrides={'pes_per_cube': 2})") in msg
+
+
+def test_send_to_a_cube_outside_the_grid():
+    """Scope cube (and two_level's N/S line) links cubes: a linked PE outside the grid is in a
+    cube the launch left out, and the hint names the cubes, not the cube's PEs (a review: it
+    said overrides={'pes_per_cube': 8}, which changes nothing)."""
+    def ring(x, *, tl):
+        if tl.program_id(0) == 0:
+            tl.send("E", tl.load(x, shape=(64,)))
+            tl.recv("W", (64,), "f32")
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 4, "pes_per_cube": 2})
+    ctx.install_sfr("cube", ring=True)
+    x = ctx.replicate(np.ones(64, np.float32))
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(ring, (2, 3), x, mode="timing")  # cube 3 not launched
+    msg = str(ei.value)
+    assert ("the launch grid is (2, 3): the SFR install links PE (0, 3), in cube 3 of the "
+            "machine's 4, so launch every cube (grid[1] = 4), or a Context with "
+            "overrides={'n_cubes': 3})") in msg
+    assert "pes_per_cube" not in msg
+    ctx = kernbench.Context("default", overrides={"n_cubes": 3, "pes_per_cube": 2})  # the fix
+    ctx.install_sfr("cube", ring=True)
+    x = ctx.replicate(np.ones(64, np.float32))
+    assert ctx.launch(ring, (2, 3), x, mode="timing").cycles > 0
+
+    def ns(x, *, tl):
+        if tl.program_id(0) == 0:
+            tl.send("S", tl.load(x, shape=(64,)))
+            tl.recv("N", (64,), "f32")
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 4, "pes_per_cube": 2})
+    ctx.install_sfr("two_level", ring=True)
+    x = ctx.replicate(np.ones(64, np.float32))
+    with pytest.raises(KernelError, match=r"launch grid is \(1, 3\): the SFR install links PE "
+                                          r"\(0, 3\), in cube 3 .*'n_cubes': 3"):
+        ctx.launch(ns, (1, 3), x, mode="timing")
 
 
 def test_recv_from_a_pe_outside_the_grid():
@@ -181,7 +219,7 @@ def test_recv_from_a_pe_outside_the_grid():
     msg = str(ei.value)
     assert msg.startswith(f"PE (0, 0) at {FILE}:{lines[0]} posts recv #1 on port W, but PE (3, 0) "
                           f"sends 0 message(s) on port E")
-    assert "(PE (3, 0) ran no program or returned before any tl call; the launch grid is (2, 1): the SFR" in msg
+    assert "(PE (3, 0) ran no program or returned before any tl call; the launch grid is (2, 1): the SFR install links PE (3, 0)" in msg
     assert ei.value.pe == (0, 0) and ei.value.where.endswith(f"{FILE}:{lines[0]}")
 
 
@@ -247,3 +285,22 @@ def test_an_unwired_port_says_what_would_wire_it(scope, ring, pe, port, says):
 
     with pytest.raises(KernelError, match=re.escape(f"PE ({pe}, 0) at ") + ".*" + re.escape(says)):
         launch(kernel, scope=scope, ring=ring)
+
+
+def test_direction_as_a_numpy_integer():
+    """docs/language.md: a direction is a name, a Port, or its number 0-3; a number computed
+    with numpy is one (a review: np.int64(0) was refused as an unknown direction)."""
+    def ring(x, *, tl):
+        v = tl.load(x, shape=(64,))
+        tl.send(np.int64(0), v)  # E
+        r = tl.recv(np.int32(1), (64,), "f32")  # W
+        tl.store(x, r * 2.0)
+
+    ctx = kernbench.Context("default", overrides=HW)
+    ctx.install_sfr("pe", ring=True)
+    x = ctx.replicate(np.arange(64, dtype=np.float32))
+    ctx.launch(ring, (4, 2), x)
+    np.testing.assert_array_equal(ctx.read(x, (1, 0)), np.arange(64, dtype=np.float32) * 2)
+    with pytest.raises(KernelError, match=r"send: unknown link direction np.int64\(4\)|"
+                                          r"send: unknown link direction 4"):
+        ctx.launch(lambda x, *, tl: tl.send(np.int64(4), tl.load(x, shape=(64,))), (4, 2), x)

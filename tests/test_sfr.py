@@ -101,7 +101,10 @@ def test_ports_and_directions():
     assert [OPPOSITE[p] for p in Port] == [Port.W, Port.E, Port.S, Port.N]
     assert parse_port("e") is Port.E and parse_port("W") is Port.W and parse_port(2) is Port.N
     assert parse_port(Port.S) is Port.S
-    for bad in ("X", 4, -1, True, None, 1.0):
+    # a number computed with numpy is a number (a review: np.int64(0) was refused)
+    assert parse_port(np.int64(0)) is Port.E and parse_port(np.uint8(3)) is Port.S
+    assert type(parse_port(np.int32(1))) is Port
+    for bad in ("X", 4, -1, True, None, 1.0, np.int64(4), np.bool_(True), np.float64(1.0)):
         with pytest.raises(ValueError, match=r"unknown link direction .*: expected one of 'E', 'W', 'N', 'S'"):
             parse_port(bad)
 

@@ -39,13 +39,14 @@ OPPOSITE = (Port.W, Port.E, Port.S, Port.N)
 
 
 def parse_port(d: "str | int | Port") -> Port:
-    """'E' / 'e' / Port.E / 0 -> Port.E; anything else raises ValueError naming what is allowed."""
+    """'E' / 'e' / Port.E / 0 -> Port.E (a number 0-3: a Python or numpy integer, not a bool);
+    anything else raises ValueError naming what is allowed."""
     if isinstance(d, Port):
         return d
     if isinstance(d, str) and d in PORT_INDEX:
         return Port(PORT_INDEX[d])
-    if isinstance(d, int) and not isinstance(d, bool) and 0 <= d < N_PORTS:
-        return Port(d)
+    if isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 <= d < N_PORTS:
+        return Port(int(d))
     raise ValueError(f"unknown link direction {d!r}: expected one of {PORTS_EXPECTED}")
 
 

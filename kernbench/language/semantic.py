@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..common.errors import LIBRARY_DIRS, PACKAGE_DIR, KernelError, pe_at, pe_label
-from ..common.pe_commands import N_PORTS, PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, TensorHandle
+from ..common.pe_commands import PORT_INDEX, PORT_NAMES, TensorHandle, parse_port
 from ..hw.config import ENGINE_MAX_VOLUME
 from ._caller import kernel_frame
 from ._compiled import TRACING_MODULES
@@ -1056,15 +1056,11 @@ def port_of(tr, d, verb: str) -> int:
     """A link port with a neighbour under the installed SFR, or a KernelError."""
     table = PORT_INDEX  # (typed dict in semantic.pxd, as in check_dtype)
     p = table.get(d) if type(d) is str else None
-    if p is None:
-        if isinstance(d, Port):
-            p = int(d)
-        elif isinstance(d, str) and d in PORT_INDEX:  # a str subclass
-            p = PORT_INDEX[d]
-        elif isinstance(d, int) and not isinstance(d, bool) and 0 <= d < N_PORTS:
-            p = d
-        else:
-            fail(tr, f"{verb}: unknown link direction {d!r}: expected one of {PORTS_EXPECTED}")
+    if p is None:  # (the rule: hw.sfr.parse_port)
+        try:
+            p = int(parse_port(d))
+        except ValueError as e:
+            fail(tr, f"{verb}: {e}")
     if tr.nbr[p] < 0:
         text = tr.sfr_text
         install = getattr(text, "install", None)  # (executor.SfrText: the install it describes)

@@ -400,6 +400,22 @@ def _check_and_prepare(hw, traced: TracedLaunch, tables) -> None:
                              "numpy pairing accepts: please report it with the kernel")
 
 
+def _outside_grid(hw, idle: tuple, grid: tuple) -> str:
+    """Why a linked PE the launch did not run is outside ``grid``, and how to run it or make the
+    machine match the grid: along axis 0 (a PE of the cube) or axis 1 (a cube: scope ``cube``,
+    or the N/S line of ``two_level``). "" when it is inside the grid (it returned early)."""
+    pe, cube = idle
+    if cube >= grid[1]:
+        return (f": the SFR install links {pe_label(idle)}, in cube {cube} of the machine's "
+                f"{hw.n_cubes}, so launch every cube (grid[1] = {hw.n_cubes}), or a Context with "
+                f"overrides={{'n_cubes': {grid[1]}}}")
+    if pe >= grid[0]:
+        return (f": the SFR install links {pe_label(idle)}, PE {pe} of the cube's "
+                f"{hw.pes_per_cube}, so launch every PE of the cube (grid[0] = {hw.pes_per_cube}), "
+                f"or a Context with overrides={{'pes_per_cube': {grid[0]}}}")
+    return ""
+
+
 def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, nbr: np.ndarray,
                     grid: tuple) -> None:
     """Pair the k-th send on each port with the k-th recv on the neighbour's opposite port.
@@ -465,13 +481,9 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
             who = (f"{pe_at(hw.pe_coords(q), k[1], k[2])} posts recv "
                    f"#{n_s + 1} on port {Port(back).name}")
         idle = q if counts[q] == 0 else g if counts[g] == 0 else None
-        outside = idle is not None and not (hw.pe_coords(idle)[0] < grid[0] and hw.pe_coords(idle)[1] < grid[1])
-        why = ("" if idle is None else
-               f" ({pe_label(hw.pe_coords(idle))} ran no program or returned before any tl call; the "
-               f"launch grid is {grid}"
-               + (f": the SFR install wires the cube's {hw.pes_per_cube} PEs (a ring closes over all "
-                  f"of them), so launch them all, or a Context with overrides={{'pes_per_cube': "
-                  f"{grid[0]}}}" if outside else "") + ")")
+        why = "" if idle is None else (
+            f" ({pe_label(hw.pe_coords(idle))} ran no program or returned before any tl call; the "
+            f"launch grid is {grid}{_outside_grid(hw, hw.pe_coords(idle), grid)})")
         fix = (f"post a tl.recv(dir={Port(back).name!r}, ...) on {pe_label(hw.pe_coords(q))} for it, or "
                f"drop the send" if n_s > n_r else
                f"send it from {pe_label(hw.pe_coords(g))} with tl.send(dir={Port(p).name!r}, ...), or "
