@@ -552,6 +552,57 @@ def test_verify_keeps_the_kernels_own_error_when_earlier_pes_do_not_trace_again_
                    kernel_kwargs={"seen": seen, "ctx": ctx})
 
 
+def hidden_division_then_a_later_pes_error(x_ptr, o_ptr, n, *, tl):
+    """A review's case: PE 0's tl.range body divides by zero at iteration 37 (replay skips it);
+    PE 1 stores past o, its own bug."""
+    x = tl.load(x_ptr, shape=(8,), dtype="int32")
+    if tl.program_id(0) == 0:
+        acc = x
+        for i in tl.range(0, n):
+            acc = acc + x // (i - 37)
+        tl.store(o_ptr, acc)
+    else:
+        tl.store(o_ptr + 4 * 8, x)
+
+
+def test_verify_notes_an_earlier_pe_whose_full_trace_raises():
+    """Full tracing raises first on PE 0 (the division replay skipped); replay, and verify,
+    reach PE 1's own error first. Verify cannot tell that from a kernel whose Python keeps
+    state across PEs (test above: tracing PE 0 again raises only then), so PE 1's error stands
+    with a note naming PE 0's, and how to get full tracing's first error."""
+    def args(ctx):
+        return (ctx.replicate(np.arange(1, 9, dtype=np.int32), dtype="int32"), ctx.empty((8,), "int32"), 100)
+
+    with pytest.raises(KernelError, match=r"//: integer division or remainder by zero") as off:
+        _launch(hidden_division_then_a_later_pes_error, args, "off")
+    assert off.value.pe == (0, 0)
+    with pytest.raises(KernelError, match="is outside") as ver:
+        _launch(hidden_division_then_a_later_pes_error, args, "verify")
+    assert ver.value.pe == (1, 0)
+    notes = " ".join(getattr(ver.value, "__notes__", []))
+    assert notes.startswith("(verify mode: traced again in full, PE (0, 0) raises before it: PE (0, 0) at ")
+    assert "//: integer division or remainder by zero" in notes and "replay='off'" in notes
+
+
+def test_a_body_that_makes_no_tensor_is_traced_in_full_and_exact():
+    """docs/language.md: replay moves a body on by the tensors an iteration makes; a body that
+    only stores (or sends) makes none, so each iteration is traced (a review measured it:
+    1000 of 1000) and the launch is full tracing's."""
+    ran = []
+
+    def store_only(x_ptr, o_ptr, n, *, tl):
+        x = tl.load(x_ptr, shape=(T,))
+        for i in tl.range(0, n):
+            ran.append(i)
+            tl.store(o_ptr + i * T * F32, x)
+
+    args = lambda ctx: (ctx.empty((T,), "f32"), ctx.empty((40 * T,), "f32"), 40)  # noqa: E731
+    off, on = _exact(store_only, args, grid=(1, 1))
+    ran.clear()
+    r = _launch(store_only, args, "on", grid=(1, 1))
+    assert len(ran) == 40 and r.program.compact is None
+
+
 def ring_allreduce_by_list(x_ptr, o_ptr, n, *, tl):
     """A new user's ring all-reduce: its steps in tl.range, the chunks in a Python list picked
     by (r - s) % P, outside the contract (a handle picked by the index is not moved on)."""

@@ -663,13 +663,29 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                     # again in full first, in order (a loop replayed on one of them may have left
                     # state this PE read: a review's counter). If they do not trace again alike
                     # (their Python keeps state across PEs: a slot counter), that state is not
-                    # full tracing's either: the error stands as the launch raised it.
-                    try:
-                        for g2, b2 in replayed.items():
-                            _verify(run, ctx, functional, nbr[g2], sfr_text, tl, b2.pe, b2.cube, g2, b2, kfile)
-                        again = True
-                    except KernbenchError:
-                        again = False
+                    # full tracing's either: the error stands as the launch raised it. One that
+                    # raises traced in full may raise full tracing's first error (replay skipped
+                    # the iterations that raise it: a review's division by zero at iteration 37)
+                    # or raise only now (a slot counter): the trace cannot tell which, so the
+                    # error stands with a note naming that one.
+                    again = True
+                    for g2, b2 in replayed.items():
+                        try:
+                            full = _trace_full(run, ctx, functional, nbr[g2], sfr_text, tl, b2.pe,
+                                               b2.cube, g2, kfile)
+                        except KernbenchError as e2:
+                            e.add_note(
+                                f"(verify mode: traced again in full, {pe_label((b2.pe, b2.cube))} "
+                                f"raises before it: {exc_text(e2)}. Either tl.range replay skipped "
+                                f"the iterations that raise it there, or the kernel's Python keeps "
+                                f"state across PEs; replay='off' gives full tracing's first error)")
+                            again = False
+                            break
+                        try:
+                            _compare_replayed(full, b2, (b2.pe, b2.cube))
+                        except KernbenchError:
+                            again = False
+                            break
                     if not again:
                         raise
                     _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, None, kfile)
@@ -706,6 +722,14 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
 def _verify(run, ctx, functional, nbr, sfr_text, tl, p, c, g, b, kfile) -> None:
     """Verify mode: trace PE (p, c) again in full, checking every iteration tl.range replay
     skipped, and compare with ``b`` (its program traced with replay)."""
+    full = _trace_full(run, ctx, functional, nbr, sfr_text, tl, p, c, g, kfile)
+    if b is not None:
+        _compare_replayed(full, b, (p, c))
+
+
+def _trace_full(run, ctx, functional, nbr, sfr_text, tl, p, c, g, kfile) -> PEBuilder:
+    """Verify mode: PE (p, c) traced again in full, every iteration tl.range replay skipped
+    traced: its builder, or the error full tracing raises there."""
     full = PEBuilder(p, c, g, functional=functional, memory=ctx.memory, nbr=nbr,
                      sfr_text=sfr_text, store=TraceStore(), serial=tl._serial)
     full.kernel_file = kfile
@@ -714,8 +738,7 @@ def _verify(run, ctx, functional, nbr, sfr_text, tl, p, c, g, b, kfile) -> None:
         run(full, p, c)
     finally:
         tl._replay = "on"
-    if b is not None:
-        _compare_replayed(full, b, (p, c))
+    return full
 
 
 def _compare_replayed(full, b, pe: tuple) -> None:
