@@ -148,6 +148,38 @@ def test_strict_sram_names_where_it_first_went_above_capacity():
                       f"({FILE}:{lines[0]}) allocated its result")
 
 
+@pytest.mark.parametrize("detail", ["train", "packet"])
+def test_strict_sram_names_the_last_in_program_order_of_a_cycles_allocations(detail):
+    """Two units allocate in the cycle live SRAM first rises above capacity: the error names the
+    later in program order at both detail levels (a review: train named the fill, packet the
+    load, as their heaps order the two completions at 166 differently). Derived from
+    docs/hardware-model.md: the load of 1024 f32 (8 bursts of 512 B: 16 + 150) ends at 166; the
+    fills take ceil(n / 64) + 8: 64 elements 0 -> 9, 9,536 elements 9 -> 166; at 166 the second
+    load (line `load`) and the big fill (line `fill`, after it) both start and allocate 100,000
+    bytes each: 200,000 live (the first tensors freed, nothing reads them), above 150,000."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1,
+                                                  "sram.capacity_bytes": 150_000})
+    x = ctx.empty((25_000,), "f32")
+    lines = {}
+
+    def k(x_ptr, *, tl):
+        tl.load(x_ptr, shape=(1024,))
+        tl.zeros((64,), "f32")
+        tl.zeros((149 * 64,), "f32")
+        lines["load"] = sys._getframe().f_lineno + 1
+        tl.load(x_ptr, shape=(25_000,))
+        lines["fill"] = sys._getframe().f_lineno + 1
+        tl.zeros((25_000,), "f32")
+
+    r = ctx.launch(k, (1, 1), x, mode="timing", detail=detail)
+    assert r.engine.cmd_start.tolist() == [0, 0, 9, 166, 166]
+    with pytest.raises(SramCapacityError) as ei:
+        ctx.launch(k, (1, 1), x, mode="timing", detail=detail, strict_sram=True)
+    e = ei.value
+    assert e.cycle == 166 and e.where.endswith(f"{FILE}:{lines['fill']}")
+    assert "200,000 bytes live, as fill (25000,) f32" in str(e)
+
+
 def test_pinned_loads_stay_live():
     ctx = kernbench.Context("default", overrides={"n_cubes": 1})
     x = ctx.empty((1024,), "f32")

@@ -297,7 +297,8 @@ cdef class Sim:
     cdef int64_t[::1] sram_peak
     cdef int64_t[::1] sram_t
     cdef int64_t[:, ::1] sram_over
-    cdef int64_t[::1] sram_last_alloc  # per PE: the last command to allocate its result
+    cdef int64_t[::1] sram_last_alloc  # per PE: the last in program order to allocate its
+    cdef int64_t[::1] sram_alloc_t  # result in cycle sram_alloc_t (issue order ties: a detail's)
     cdef public int64_t heap_events
     cdef public int64_t n_folds
     cdef public int64_t n_bursts
@@ -411,6 +412,7 @@ cdef class Sim:
         self.sram_over_arr = np.full((n_pes, 3), -1, dtype=np.int64)
         self.sram_over = self.sram_over_arr
         self.sram_last_alloc = np.full(n_pes, -1, dtype=np.int64)
+        self.sram_alloc_t = np.full(n_pes, -1, dtype=np.int64)
 
         self.units = <UnitState*> calloc(n_pes * N_UNITS, sizeof(UnitState))
         self.dports = <DmaPort*> calloc(n_pes, sizeof(DmaPort))
@@ -644,7 +646,12 @@ cdef class Sim:
             self.ff_fired = c
         if cmd.dst >= 0:
             self._sram(pe, self._size(tbase + cmd.dst))
-            self.sram_last_alloc[pe] = c  # (after: a commit in _sram is an earlier cycle's)
+            # (after: a commit in _sram is an earlier cycle's.) Of the commands allocating in one
+            # cycle, the last in program order: the order units issue in within a cycle is the
+            # heap's ties, which train and packet detail push in different orders (a review)
+            if self.sram_alloc_t[pe] != self.now or c > self.sram_last_alloc[pe]:
+                self.sram_last_alloc[pe] = c
+            self.sram_alloc_t[pe] = self.now
         if cmd.opcode == OP_DOT:
             folds = gemm_folds(&self.hw, cmd.m, cmd.n)
             fc = gemm_fold_cycles(&self.hw, cmd.k, cmd.esize)
@@ -1294,6 +1301,8 @@ cdef class Sim:
         for pe in range(n_pes):
             if self.sram_t[pe] == self.now:
                 self.sram_t[pe] = self.now + D
+            if self.sram_alloc_t[pe] == self.now:
+                self.sram_alloc_t[pe] = self.now + D
             r = self.ff_reg[pe]
             if r < 0:
                 continue
