@@ -17,6 +17,7 @@ from engine_helpers import MAJOR_RESULT_FIELDS, Machine, assert_same_result
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+import kernbench
 from kernbench._core import DEBUG_BUILD
 from kernbench.common.pe_commands import Opcode, VecOp
 from kernbench.hw import SfrInstall, load_hw
@@ -192,3 +193,33 @@ def test_request_at_every_cycle_around_a_grant(arrive):
     m[2, 0].load(700, after=t)
     train, packet = _both(m)
     _assert_exact(train, packet)
+
+
+def _max_then_store_beside_a_long_load(x_ptr, *, tl):
+    if tl.program_id(0) == 0:
+        a = tl.load(x_ptr, shape=(64, 64), dtype="f32")
+        tl.store(x_ptr, a - tl.max(a, axis=-1))
+    else:
+        tl.exp(tl.load(x_ptr, shape=(1024, 64), dtype="f32"))
+
+
+@pytest.mark.parametrize("detail", ["train", "packet"])
+def test_faster_hardware_can_make_a_longer_launch(detail):
+    """docs/hardware-model.md, "Faster hardware is not always a shorter launch", its example:
+    lowering vector.op_cycles.max from 13 to 3 ends PE 0's row max sooner, so its store moves
+    onto the channel while PE 1's 256 KiB load is still running (round robin: the load gets a
+    share of the bursts, not all), PE 1's load ends later, its exp starts later by as much, and
+    the launch (PE 1's exp's end) grows by that much."""
+    runs = {}
+    for mx in (13, 3):
+        ctx = kernbench.Context("default", overrides={"n_cubes": 1, "vector.op_cycles.max": mx})
+        x = ctx.empty((1024, 64), "f32")
+        r = ctx.launch(_max_then_store_beside_a_long_load, (2, 1), x, mode="timing", detail=detail)
+        s, e = r.engine.cmd_start.tolist(), r.engine.cmd_end.tolist()
+        runs[mx] = r.cycles, s, e
+    (slow, s13, e13), (fast, s3, e3) = runs[13], runs[3]
+    # PE 0: load, max, sub, store; PE 1: load, exp
+    assert e3[1] < e13[1]  # the max is faster ...
+    assert s13[3] >= e13[4] and s3[3] < e3[4]  # ... so the store overlaps PE 1's load, not after it
+    assert fast - slow == e3[4] - e13[4] > 0  # PE 1's load ends later by what the launch grows
+    assert s3[5] == e3[4] and s13[5] == e13[4] and fast == e3[5] and slow == e13[5]
