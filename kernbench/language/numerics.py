@@ -17,7 +17,8 @@ import numpy as np
 
 from .semantic import NP_DTYPES
 
-__all__ = ["vec_value", "vec_compute", "reduce_value", "cast_value", "convert", "view_value", "value_of",
+__all__ = ["vec_value", "vec_compute", "reduce_value", "dot_value", "cast_value", "convert", "view_value",
+           "value_of",
            "f32_of_int", "check_right", "RIGHT_CHECKED", "IntegerDivisionByZero", "ShiftOutOfRange"]
 
 _F32 = np.dtype(np.float32)
@@ -302,6 +303,58 @@ def reduce_value(name: str, x: np.ndarray, axis, out: str) -> np.ndarray:
         neg = np.all((w == 0) & np.signbit(w), axis=axis, keepdims=True)
         r = np.where(neg & (r == 0), np.asarray(-0.0, r.dtype), r)
     return np.ascontiguousarray(_round(r, out))
+
+
+#: significand bits of each float dtype: a product of two is exact in f32 (24 bits) when theirs
+#: sum to at most 24 and it is not subnormal
+_SIG_BITS = {"float32": 24, "float16": 11, "bfloat16": 8, "float8_e4m3fn": 4, "float8_e5m2": 3}
+#: f32 elements of rounded products a chunk of the no-FMA dot holds (its memory: two of these)
+DOT_CHUNK = 1 << 22
+
+
+def _exact_products(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether every product of an element of ``a`` and one of ``b`` is exact in f32: their
+    significands fit in 24 bits (f16, bf16 and the fp8s with each other) and, with bf16 in
+    the pair (f32's exponent range), no product of nonzero elements is below f32's normal range."""
+    bits = _SIG_BITS.get(a.dtype.name, 99) + _SIG_BITS.get(b.dtype.name, 99)
+    if bits > 24:
+        return False
+    if "bfloat16" not in (a.dtype.name, b.dtype.name):
+        return True  # (f16's and the fp8s' smallest products are 2**-48 and up: normal)
+
+    def least(x):
+        m = np.abs(x.astype(np.float64))
+        m = m[(m > 0) & np.isfinite(m)]
+        return float(m.min()) if m.size else None
+
+    la, lb = least(a), least(b)
+    return la is None or lb is None or la * lb >= 2.0 ** -126
+
+
+def dot_value(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``tl.dot``'s value: (M, K) @ (K, N) -> (M, N) f32, each product rounded to f32 before
+    it is added, in f32 (no fused multiply-add; docs/language.md, "Order and accuracy").
+
+    Where every product is exact in f32 (f16, bf16, fp8 inputs: :func:`_exact_products`), an
+    FMA rounds nothing more, and numpy's matmul (the host's BLAS, its order of additions) is
+    used. Otherwise (an f32 operand) BLAS's FMAs would round a product's sum once instead of
+    twice, depending on the host CPU and the element's place in the tile (a review: the
+    doc's own example gave 2**-24 at some places and 0 at others): the products are rounded
+    to f32 and added left to right over K, ``DOT_CHUNK`` products at a time."""
+    a32 = a if a.dtype == _F32 else a.astype(_F32)
+    b32 = b if b.dtype == _F32 else b.astype(_F32)
+    if _exact_products(a, b):
+        return np.matmul(a32, b32)
+    m, k = a32.shape
+    n = b32.shape[1]
+    out = np.zeros((m, n), _F32)
+    kc = max(1, DOT_CHUNK // max(1, m * n))
+    with np.errstate(all="ignore"):
+        for k0 in range(0, k, kc):
+            p = a32[:, k0:k0 + kc, None] * b32[None, k0:k0 + kc, :]  # (M, kc, N): rounded products
+            p[:, 0, :] += out
+            out = np.add.accumulate(p, axis=1)[:, -1, :]  # (sequential: left to right)
+    return np.ascontiguousarray(out)
 
 
 def _pairwise_sum(w: np.ndarray, axis) -> np.ndarray:

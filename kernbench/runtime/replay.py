@@ -18,19 +18,13 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..common.errors import KernelError, pe_at
-from ..language.numerics import cast_value, convert, reduce_value, value_of, vec_value
+from ..language.numerics import cast_value, convert, dot_value, reduce_value, value_of, vec_value
 from ..language.semantic import NP_DTYPES, dtype_name, element_indices, fmt_shape, masked_access
 from .memory import PlacementError
 
 __all__ = ["replay", "value_of"]
 
 _F32 = np.dtype(np.float32)
-
-
-def _f32(vals: list, spec) -> np.ndarray:
-    """A dot operand as f32."""
-    v = value_of(vals, spec)
-    return v if v.dtype == _F32 else v.astype(_F32)
 
 
 def _to(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -325,7 +319,7 @@ def _replay(program, engine, metas: list, handles: list, memory, shadow, undo: _
                     unwritten.append({"pe": hw.pe_coords(g), "where": f"{m[1]}:{m[2]}",
                                       "array": alloc.name, "element": bad})
             elif kind == "dot":
-                v[dst] = np.matmul(_f32(v, m[3]), _f32(v, m[4]))
+                v[dst] = dot_value(value_of(v, m[3]), value_of(v, m[4]))
             elif kind == "reduce":
                 name, spec, axis, dtype = m[3], m[4], m[6], m[7]
                 v[dst] = reduce_value(name, value_of(v, spec), axis, dtype)

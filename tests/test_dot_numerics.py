@@ -1,0 +1,99 @@
+"""tl.dot's value (docs/language.md, "Order and accuracy"): every product rounded to f32 before
+it is added, in f32, with no fused multiply-add, whatever the host's BLAS and wherever an element
+sits in the tile; with an f32 operand the products are added left to right over K.
+
+The oracle is scalar f32 arithmetic (numpy float32 scalars: a product rounds, then a sum rounds),
+independent of kernbench.language.numerics.dot_value and of any BLAS."""
+import ml_dtypes
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench.language import numerics
+
+X = np.float32(1 + 2 ** -12)  # X * X = 1 + 2**-11 + 2**-24: an f32 tie, rounded to 1 + 2**-11
+
+
+def _dot_kernel(a_ptr, b_ptr, o_ptr, m, k, n, da, db, *, tl):
+    a = tl.load(a_ptr, shape=(m, k), dtype=da)
+    b = tl.load(b_ptr, shape=(k, n), dtype=db)
+    tl.store(o_ptr, tl.dot(a, b))
+
+
+def _launch(a, b, da="f32", db="f32"):
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    o = ctx.empty((a.shape[0], b.shape[1]), "f32")
+    ctx.launch(_dot_kernel, (1, 1), ctx.replicate(a, dtype=da), ctx.replicate(b, dtype=db), o,
+               a.shape[0], a.shape[1], b.shape[1], da, db)
+    return ctx.read(o, (0, 0))
+
+
+def _oracle(a, b):
+    """Left to right over K in f32 scalars, each product rounded first."""
+    m, k = a.shape
+    n = b.shape[1]
+    out = np.zeros((m, n), np.float32)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    with np.errstate(all="ignore"):
+        for i in range(m):
+            for j in range(n):
+                acc = np.float32(0)
+                for t in range(k):
+                    acc = np.float32(acc + np.float32(a32[i, t] * b32[t, j]))
+                out[i, j] = acc
+    return out
+
+
+def test_the_docs_example_is_zero_wherever_the_pair_sits():
+    """A review: with the -(1 + 2**-11) term first, OpenBLAS's FMA kernels gave 2**-24 (the
+    unrounded square's last bit) at some places of a tile and 0 at others."""
+    a = np.array([[1.0, X]] * 4, np.float32)
+    b = np.array([[-(1 + 2 ** -11)] * 4, [X] * 4], np.float32)
+    np.testing.assert_array_equal(_launch(a, b), np.zeros((4, 4), np.float32))
+    # the pair at every place of a larger tile, among zeros (which add nothing)
+    m, k, n = 33, 65, 29
+    a = np.zeros((m, k), np.float32)
+    b = np.zeros((k, n), np.float32)
+    a[:, 7], a[:, 40] = 1.0, X
+    b[7, :], b[40, :] = -(1 + 2 ** -11), X
+    np.testing.assert_array_equal(_launch(a, b), np.zeros((m, n), np.float32))
+
+
+@pytest.mark.parametrize("db", ["f32", "f16", "bf16"])
+def test_f32_dots_equal_the_scalar_oracle(db):
+    """Random values over many binades (cancellation, ties) at odd shapes: bit for bit."""
+    rng = np.random.default_rng(7)
+    m, k, n = 9, 37, 11
+    a = (rng.standard_normal((m, k)) * 2.0 ** rng.integers(-8, 9, (m, k))).astype(np.float32)
+    nd = {"f32": np.float32, "f16": np.float16, "bf16": ml_dtypes.bfloat16}[db]
+    b = (rng.standard_normal((k, n)) * 2.0 ** rng.integers(-4, 5, (k, n))).astype(nd)
+    np.testing.assert_array_equal(_launch(a, b, "f32", db), _oracle(a, b))
+
+
+def test_exact_products_take_any_order_and_match_the_oracle_where_sums_are_exact():
+    """f16 inputs: every product is exact in f32, so BLAS's order is used; with small
+    integers every partial sum is exact too, so any order is the oracle's."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(-8, 9, (17, 40)).astype(np.float16)
+    b = rng.integers(-8, 9, (40, 13)).astype(np.float16)
+    np.testing.assert_array_equal(_launch(a, b, "f16", "f16"), _oracle(a, b))
+
+
+def test_bf16_products_below_f32s_normal_range_are_rounded_as_products():
+    """bf16 has f32's exponent range: 1.5 * 2**-70 * (1 + 2**-7) * 2**-70 is an f32 subnormal
+    rounded to 2**-149's multiple, which an FMA would not round before adding."""
+    a = np.array([[1.5 * 2.0 ** -70, 1.0]], ml_dtypes.bfloat16)
+    b = np.array([[(1 + 2 ** -7) * 2.0 ** -70], [-(2.0 ** -140)]], ml_dtypes.bfloat16)
+    assert not numerics._exact_products(a, b)
+    np.testing.assert_array_equal(_launch(a, b, "bf16", "bf16"), _oracle(a, b))
+
+
+def test_chunks_of_k_add_in_the_same_order(monkeypatch):
+    """dot_value adds DOT_CHUNK products at a time: chunked or not, the same bits."""
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((5, 50)).astype(np.float32)
+    b = rng.standard_normal((50, 6)).astype(np.float32)
+    whole = numerics.dot_value(a, b)
+    monkeypatch.setattr(numerics, "DOT_CHUNK", 5 * 6 * 3)  # 3 of K at a time
+    np.testing.assert_array_equal(numerics.dot_value(a, b), whole)
+    np.testing.assert_array_equal(whole, _oracle(a, b))
