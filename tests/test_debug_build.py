@@ -67,6 +67,36 @@ def test_a_broken_invariant_raises_not_counts(monkeypatch):
     assert e.value.cycle == 1234
 
 
+def test_a_bounds_check_in_the_loop_raises_not_prints(monkeypatch):
+    """The loop's functions are noexcept nogil: a debug build's failed bounds check in one was
+    printed as unraisable and the run went on, ending as a deadlock (a review gave the engine a
+    readers table one entry short). simulate() now raises EngineInvariantError naming it. The
+    release build has no bounds checks: its engine is given only validated tables."""
+    import numpy as np
+    import pytest
+
+    from kernbench import EngineInvariantError
+    from kernbench._core import _engine, api
+
+    if not DEBUG_BUILD:
+        pytest.skip("bounds checks are the debug build's")
+    real = _engine.Sim
+
+    def short_readers(*a, **k):
+        a = list(a)
+        a[8] = np.ascontiguousarray(np.asarray(a[8])[:1])  # (api.simulate: prep["readers"])
+        return real(*a, **k)
+
+    monkeypatch.setattr(api._engine, "Sim", short_readers)
+    m = Machine(load_hw("default"), SfrInstall("pe"))
+    for _ in range(2):  # two tensors: the second's readers entry is past the short table
+        m[0, 0].store(m[0, 0].load(512), 512)
+    before = __import__("sys").unraisablehook
+    with pytest.raises(EngineInvariantError, match=r"IndexError: .* in kernbench\._core\._engine\.Sim"):
+        m.run()
+    assert __import__("sys").unraisablehook is before  # put back
+
+
 def test_import_refuses_an_engine_built_from_other_structs(monkeypatch):
     import numpy as np
     import pytest
