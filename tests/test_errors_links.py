@@ -169,41 +169,38 @@ def test_send_to_a_pe_outside_the_grid():
             "overrides={'pes_per_cube': 2})") in msg
 
 
+def _cube_ring(send, recv):
+    def ring(x, *, tl):
+        if tl.program_id(0) == 0:
+            tl.send(send, tl.load(x, shape=(64,)))
+            tl.recv(recv, (64,), "f32")
+    return ring
+
+
+def _cubes(n_cubes, scope):
+    ctx = kernbench.Context("default", overrides={"n_cubes": n_cubes, "pes_per_cube": 2})
+    ctx.install_sfr(scope, ring=True)
+    return ctx, ctx.replicate(np.ones(64, np.float32))
+
+
 def test_send_to_a_cube_outside_the_grid():
     """Scope cube (and two_level's N/S line) links cubes: a linked PE outside the grid is in a
     cube the launch left out, and the hint names the cubes, not the cube's PEs (a review: it
     said overrides={'pes_per_cube': 8}, which changes nothing)."""
-    def ring(x, *, tl):
-        if tl.program_id(0) == 0:
-            tl.send("E", tl.load(x, shape=(64,)))
-            tl.recv("W", (64,), "f32")
-
-    ctx = kernbench.Context("default", overrides={"n_cubes": 4, "pes_per_cube": 2})
-    ctx.install_sfr("cube", ring=True)
-    x = ctx.replicate(np.ones(64, np.float32))
+    ctx, x = _cubes(4, "cube")
     with pytest.raises(KernelError) as ei:
-        ctx.launch(ring, (2, 3), x, mode="timing")  # cube 3 not launched
+        ctx.launch(_cube_ring("E", "W"), (2, 3), x, mode="timing")  # cube 3 not launched
     msg = str(ei.value)
     assert ("the launch grid is (2, 3): the SFR install links PE (0, 3), in cube 3 of the "
             "machine's 4, so launch every cube (grid[1] = 4), or a Context with "
             "overrides={'n_cubes': 3})") in msg
     assert "pes_per_cube" not in msg
-    ctx = kernbench.Context("default", overrides={"n_cubes": 3, "pes_per_cube": 2})  # the fix
-    ctx.install_sfr("cube", ring=True)
-    x = ctx.replicate(np.ones(64, np.float32))
-    assert ctx.launch(ring, (2, 3), x, mode="timing").cycles > 0
-
-    def ns(x, *, tl):
-        if tl.program_id(0) == 0:
-            tl.send("S", tl.load(x, shape=(64,)))
-            tl.recv("N", (64,), "f32")
-
-    ctx = kernbench.Context("default", overrides={"n_cubes": 4, "pes_per_cube": 2})
-    ctx.install_sfr("two_level", ring=True)
-    x = ctx.replicate(np.ones(64, np.float32))
+    ctx, x = _cubes(3, "cube")  # the fix the hint names
+    assert ctx.launch(_cube_ring("E", "W"), (2, 3), x, mode="timing").cycles > 0
+    ctx, x = _cubes(4, "two_level")
     with pytest.raises(KernelError, match=r"launch grid is \(1, 3\): the SFR install links PE "
                                           r"\(0, 3\), in cube 3 .*'n_cubes': 3"):
-        ctx.launch(ns, (1, 3), x, mode="timing")
+        ctx.launch(_cube_ring("S", "N"), (1, 3), x, mode="timing")
 
 
 def test_recv_from_a_pe_outside_the_grid():
