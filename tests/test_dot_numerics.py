@@ -88,12 +88,19 @@ def test_bf16_products_below_f32s_normal_range_are_rounded_as_products():
     np.testing.assert_array_equal(_launch(a, b, "bf16", "bf16"), _oracle(a, b))
 
 
-def test_chunks_of_k_add_in_the_same_order(monkeypatch):
-    """dot_value adds DOT_CHUNK products at a time: chunked or not, the same bits."""
+def test_chunks_of_k_and_rank1_updates_add_in_the_same_order(monkeypatch):
+    """dot_value adds DOT_CHUNK products at a time on small tiles, one k at a time on large
+    ones: chunked, whole or rank-1, the same bits, the oracle's."""
     rng = np.random.default_rng(11)
     a = rng.standard_normal((5, 50)).astype(np.float32)
     b = rng.standard_normal((50, 6)).astype(np.float32)
     whole = numerics.dot_value(a, b)
+    np.testing.assert_array_equal(whole, _oracle(a, b))
     monkeypatch.setattr(numerics, "DOT_CHUNK", 5 * 6 * 3)  # 3 of K at a time
     np.testing.assert_array_equal(numerics.dot_value(a, b), whole)
-    np.testing.assert_array_equal(whole, _oracle(a, b))
+    monkeypatch.setattr(numerics, "RANK1_MIN", 1)  # one k at a time
+    np.testing.assert_array_equal(numerics.dot_value(a, b), whole)
+    big_a = rng.standard_normal((70, 9)).astype(np.float32)  # 70 x 70 >= RANK1_MIN's default
+    big_b = rng.standard_normal((9, 70)).astype(np.float32)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(numerics.dot_value(big_a, big_b), _oracle(big_a, big_b))
