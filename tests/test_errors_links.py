@@ -301,3 +301,17 @@ def test_direction_as_a_numpy_integer():
     with pytest.raises(KernelError, match=r"send: unknown link direction np.int64\(4\)|"
                                           r"send: unknown link direction 4"):
         ctx.launch(lambda x, *, tl: tl.send(np.int64(4), tl.load(x, shape=(64,))), (4, 2), x)
+
+
+@pytest.mark.parametrize("dtype", ["handle", np.array([1, 2]), np.float32(7.0)])
+def test_a_value_given_as_a_recv_dtype_is_an_unknown_dtype(dtype):
+    """A review: recv's bool check ran ``dtype == "bool"``: a handle's == is a tl call (an 'eq'
+    error), an array's has no truth value (numpy's ValueError), and a numpy value was taken
+    as its type."""
+    def kernel(x, *, tl):
+        v = tl.load(x, shape=(64,))
+        tl.send("E", v)
+        tl.recv("W", (64,), v if isinstance(dtype, str) else dtype)
+
+    with pytest.raises(KernelError, match=r"PE \(0, 0\) at .*: unknown dtype .*expected one of f16"):
+        launch(kernel, ring=True, mode="timing")

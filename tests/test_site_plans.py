@@ -191,3 +191,34 @@ def test_generated_loop_kernels_name_their_commands_alike_with_every_plan_made_a
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(builder, "PLANS_MAX", 1)
         assert _every_name(_launch(k, args, "on")) == kept
+
+
+def test_a_generated_kernel_of_many_lines_names_each_commands_line():
+    """Each first call at a line finds it in the code's line table, read once a trace by
+    bisection (a review: Python's own lookup scans the table from its start, so a generated
+    kernel of N distinct lines traced in N**2). Lines of one-line statements, of a call split
+    over lines, of blank and comment lines between, and a helper's, against the source."""
+    body, want = [], []
+    line = 3  # (def, load)
+    for i in range(600):
+        if i % 7 == 3:
+            body.append("    # a comment\n\n")
+            line += 2
+        if i % 11 == 5:
+            body.append(f"    a = tl.maximum(\n        a,\n        a * {i}.0)\n")
+            want += [line + 2, line]  # (the mul on its own line, then the maximum's first)
+            line += 3
+        else:
+            body.append(f"    a = a + {i}.0\n")
+            want.append(line)
+            line += 1
+    src = ("def k(x_ptr, *, tl):\n    a = tl.load(x_ptr, shape=(8,), dtype='f32')\n"
+           + "".join(body) + "    tl.store(x_ptr, a)\n")
+    ns = {}
+    exec(compile(src, "generated_kernel.py", "exec"), ns)
+    ctx = _ctx()
+    x = ctx.replicate(np.ones(8, np.float32))
+    for mode in ("timing", "functional"):
+        r = ctx.launch(ns["k"], (1, 1), x, mode=mode)
+        lines = r.program.columns("line")[0].tolist()
+        assert lines == [2] + want + [line], mode

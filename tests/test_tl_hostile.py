@@ -409,6 +409,88 @@ def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, w
                                                 "of this loop, this launch would hold"), msg
 
 
+def test_a_loop_of_stores_is_checked_against_the_hosts_memory_too(monkeypatch):
+    """A review: commands that make no tensor (stores, sends) were moved into the store and
+    checked against the host's memory only when a tensor was made, so a loop of stores grew
+    the recorded rows without bound and failed with numpy's MemoryError (the kernel's own
+    error, under ulimit). They are moved every 4 * 2**14 rows: 2 MiB of host refuses the
+    store-only loop at its store (65,536 commands need 2 MiB + 4 MiB of rows)."""
+    from kernbench.language import builder
+    monkeypatch.setattr(builder, "host_memory", lambda: 2 << 20)
+
+    def body(tl, p):
+        x = tl.load(p, shape=(4,))
+        for _ in range(2 ** 20):
+            tl.store(p, x)  # a store
+
+    msg = refused(body, mode="timing")
+    line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith("# a store"))
+    assert msg.startswith(f"{at(line)}: "), msg
+    assert "more than the 2.0 MiB of memory this process may take" in msg, msg
+
+
+@pytest.mark.parametrize("call", [
+    lambda tl, x: tl.cast(x, x),  # a tensor as dtype
+    lambda tl, x: tl.zeros((4,), np.int32(-7)),  # a numpy value, not a type
+    lambda tl, x: tl.full((4,), 1.0, np.float16(3.0)),
+])
+def test_a_value_given_as_a_dtype_is_an_unknown_dtype(call):
+    """A review: a tensor as dtype met numpy's ValueError about its .dtype (as the kernel's own
+    error), and a numpy value was taken as its type. Each is an unknown dtype at its line
+    (recv's: tests/test_errors_links.py)."""
+    def body(tl, p):
+        x = tl.load(p, shape=(4,))
+        call(tl, x)
+
+    msg = refused(body, mode="timing")
+    assert ": unknown dtype " in msg and "expected one of f16, bf16, f32, fp8e4m3, fp8e5m2, int32" in msg, msg
+
+
+def test_dtype_names_in_any_case_and_numpy_types_are_dtypes():
+    seen = {}
+
+    def body(tl, p):
+        x = tl.load(p, shape=(4,))
+        seen["F16"] = tl.cast(x, "F16").dtype
+        seen["BFloat16"] = tl.zeros((4,), "BFloat16").dtype
+        seen["np"] = tl.cast(x, np.float16).dtype
+        seen["dtype"] = tl.cast(x, np.dtype("int32")).dtype
+
+    run(body, mode="timing")
+    assert seen == {"F16": "f16", "BFloat16": "bf16", "np": "f16", "dtype": "int32"}
+
+
+@pytest.mark.parametrize("call, what", [
+    (lambda tl: tl.range(0, "5"), "stop is str '5'"),
+    (lambda tl: tl.range(0.5), "start is float 0.5"),
+    (lambda tl: tl.range(0, 5, 0), "step is 0"),
+    (lambda tl: tl.range(0, 5, None), "step is NoneType None"),
+    (lambda tl: tl.static_range(None), "start is NoneType None"),
+    (lambda tl: tl.static_range(0, 4, 0), "step is 0"),
+])
+def test_range_bounds_are_checked_at_the_call(call, what):
+    """A review: Python's range raised its own TypeError or ValueError, named as the kernel's."""
+    def body(tl, p):
+        call(tl)
+
+    msg = refused(body, mode="timing")
+    assert f"(start, stop, step): {what}; the bounds are ints (as range's), step not 0" in msg, msg
+
+
+def test_a_range_of_2_to_the_63_iterations_or_more_is_refused_as_too_long():
+    """A review: len() of such a range is an OverflowError (Python's own); it is refused at the
+    loop's line as a long loop is, before replay would take the memory. Verify mode (the
+    suite's default) does not trace it in full to compare: that would take the host's memory
+    before full tracing's own refusal."""
+    def body(tl, p):
+        x = tl.load(p, shape=(4,))
+        for _ in tl.range(-(2 ** 63) - 1, 6):
+            x = x + 1.0
+
+    msg = refused(body, mode="timing")
+    assert ": tl.range: replaying " in msg and "memory this process may take" in msg, msg
+
+
 @pytest.mark.parametrize("a, b, match", [
     ((2 ** 19, 1), (1, 2 ** 19), r"its \(524288,524288\) result has 274,877,906,944 elements, more than "
                                  r"a tensor's 2\*\*37"),

@@ -166,7 +166,7 @@ class KernelError(KernbenchError, ValueError):
 class UnwrittenReadWarning(UserWarning):
     """Functional replay loaded device memory that nothing had written (it reads as NaN, or as
     zeros with ``Context(unwritten="zero")``). The message names the PE, the kernel line and the
-    allocation; ``LaunchResult.unwritten_reads`` lists every such load."""
+    allocation; ``LaunchResult.unwritten_reads`` lists such loads, the first 64."""
 
 
 def is_whole(x) -> bool:

@@ -60,4 +60,4 @@ cdef class PEBuilder:
 from kernbench.language._caller cimport frame_code, frame_lasti, this_thread
 from kernbench.language._handles cimport handle_id, handle_shape, new_handle
 
-cdef long long _PAD, _ALIGNED, _TOP_MAX
+cdef long long _PAD, _ALIGNED, _TOP_MAX, _PENDING_MAX

@@ -171,6 +171,10 @@ FLUSH_EVERY = 1 << 14
 #: (exec, a function compiled per call) does not keep one plan per call
 PLANS_MAX = 1 << 14
 _FLUSH_MASK = FLUSH_EVERY - 1
+#: Commands recorded between two moves when they make no tensor (stores and sends): those
+#: moved and the launch's memory checked (_flush) at this many too (a review: a loop of
+#: stores grew the pending rows without bound, then failed with numpy's MemoryError)
+_PENDING_MAX = 4 * FLUSH_EVERY
 
 #: Handles are made in C, field by field (a tl call makes one; the dataclass __init__ costs a
 #: Python frame): TensorHandle must stay a plain dataclass with exactly these fields and no
@@ -303,8 +307,9 @@ class PEBuilder:
 
     def _flush(self, i: int) -> None:
         """Move the recorded commands into the store's arrays, before tensor number ``i`` (a
-        multiple of FLUSH_EVERY) is made; refuse it past the tensor numbers an id holds, or
-        when the launch's tables would take more than the host's memory (table_bytes)."""
+        multiple of FLUSH_EVERY) is made, or with ``i`` tensors made when _PENDING_MAX commands
+        that make none wait; refuse it past the tensor numbers an id holds, or when the
+        launch's tables would take more than the host's memory (table_bytes)."""
         if i >= self.max_tensors:
             self._past_tensors()
         lit = self.trace_store.n_literal
@@ -499,6 +504,8 @@ class PEBuilder:
         if self.functional:
             self._meta(("store", file, line, spec, alloc, e0, shape, stride,
                         None if mask is None else mask[0]))
+        if self._pending.n >= _PENDING_MAX:
+            self._flush(len(self.tensors))
 
     # -- GEMM -------------------------------------------------------------------------------
     def dot(self, f, sa, sb, ia: int, ib: int, a_shape, b_shape, da: str, db: str,
@@ -743,6 +750,8 @@ class PEBuilder:
         self._pending.push(j, src, -1, -1)
         if self.functional:
             self._meta(("send", file, line, spec, port, shape, dtype))
+        if self._pending.n >= _PENDING_MAX:
+            self._flush(len(self.tensors))
 
     def recv(self, f, port: int, shape: tuple, dtype: str, n: int, after: int = -1):
         h = self._new(shape, dtype, n, n * ITEMSIZE[dtype])

@@ -194,6 +194,20 @@ def _bool_arg(tr, v, what: str) -> bool:
     fail(tr, f"{what} must be True or False, got {type(v).__name__} {v!r}")
 
 
+def _range_of(tr, call: str, start, stop, step) -> range:
+    """``range(start, stop, step)`` (``range(start)`` without ``stop``) for tl.range and
+    tl.static_range, or a KernelError saying what a bound must be (Python's own TypeError or
+    ValueError named neither the call nor the rule, a review found)."""
+    try:
+        return range(start) if stop is None else range(start, stop, step)
+    except (TypeError, ValueError) as e:
+        given = (("start", start), ("stop", stop), ("step", step)) if stop is not None else (("start", start),)
+        bad = [(n, v) for n, v in given if not hasattr(v, "__index__")]
+        what = (f"{bad[0][0]} is {type(bad[0][1]).__name__} {bad[0][1]!r}" if bad
+                else "step is 0" if step == 0 else str(e))
+        fail(tr, f"{call}(start, stop, step): {what}; the bounds are ints (as range's), step not 0")
+
+
 def _grid_axis(axis) -> bool:
     """A grid axis: an int (Python or numpy; not a bool or timedelta64) 0 or 1."""
     return (type(axis) is int or (isinstance(axis, np.integer) and not isinstance(axis, np.timedelta64))) \
@@ -528,13 +542,13 @@ class TL:
             fail(tr, f"tl.range: replay_first is True or False, got {replay_first!r}")
         if shapes_move is not True and shapes_move is not False:
             fail(tr, f"tl.range: shapes_move is True or False, got {shapes_move!r}")
-        r = range(start) if stop is None else range(start, stop, step)
         # (each for over it a loop of its own, as over a range)
-        return TlRange(self, r, replay_last, replay_first, shapes_move)
+        return TlRange(self, _range_of(tr, "tl.range", start, stop, step), replay_last, replay_first,
+                       shapes_move)
 
     def static_range(self, start, stop=None, step=1):
         """``range(start, stop, step)``: Triton's unrolled loop is a Python loop here too."""
-        return range(start) if stop is None else range(start, stop, step)
+        return _range_of(_builder(self), "tl.static_range", start, stop, step)
 
     # -- memory ------------------------------------------------------------------------------
     def load(self, ptr, shape=None, dtype=None, stride=None, pinned=False,

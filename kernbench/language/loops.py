@@ -506,9 +506,13 @@ def _check_memory(b, p: _Plan, R: int, where: tuple) -> None:
     tensors = len(b.tensors) + R * p.D
     lit = b.trace_store.n_literal  # (the rows traced so far: replay's own are tiled, mostly)
     if table_bytes(cmds, tensors, literal=lit) > b.max_table_bytes:
-        raise semantic.kernel_error(
+        e = semantic.kernel_error(
             b, past_memory(b, cmds, tensors, f"tl.range: replaying {R:,} more iterations of this "
                                               f"loop, ", lit), where)
+        # (verify mode does not trace such a loop in full to compare: full tracing refuses it
+        # too, after taking the host's memory first; executor.trace)
+        e.past_memory = True
+        raise e
 
 
 def _replay(b, p: _Plan, R: int, loop: tuple) -> None:
@@ -738,7 +742,10 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
     commands, replayed or traced, are part of the outer body) and leaves them alone."""
     b = tl._b
     mode = tl._replay
-    n = len(r)
+    try:
+        n = len(r)
+    except OverflowError:  # (2**63 iterations or more: replay refuses them at the loop's line)
+        n = (r.stop - r.start + r.step - (1 if r.step > 0 else -1)) // r.step
     tail = 0 if replay_last else 1  # iterations traced after the replayed ones: the last
     head = PROBES - 1 if replay_first else PROBES  # iterations traced before them, at least
     if mode == "off" or getattr(b, "functional", True) or n < head + 1 + tail:

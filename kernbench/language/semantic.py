@@ -10,6 +10,7 @@ a couple of identity checks.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import os
@@ -124,13 +125,17 @@ _RANK = {"fp8e4m3": 1, "fp8e5m2": 1, "f16": 2, "bf16": 2, "f32": 3}
 
 
 def dtype_name(d) -> str | None:
-    """Canonical dtype name of a string, numpy dtype or ml_dtypes type; None when unknown."""
+    """Canonical dtype name of a string (in any case), numpy dtype or ml_dtypes type; None when
+    unknown, and for a value (a numpy scalar or array, a tensor handle: numpy would take its
+    ``.dtype``, a review found, or raise ValueError naming its own internals)."""
     if isinstance(d, str):  # (a str subclass too: np.str_, from an array of names)
         d = str(d)
         return DTYPES.get(d) or DTYPES.get(d.lower())
+    if isinstance(d, (np.generic, np.ndarray, TensorHandle)):
+        return None
     try:
         return _NP_NAME.get(np.dtype(d).name)
-    except TypeError:
+    except (TypeError, ValueError):
         return None
 
 
@@ -551,15 +556,29 @@ def _frames_out(f) -> list:
 _LINES: dict = {}
 
 
+#: id(code) -> (code, start offsets of its line table's ranges, their lines): a function's
+#: line table read once a trace (a review: a generated kernel of N distinct lines traced in
+#: N**2, each first call scanning the table from the start for its line)
+_TABLES: dict = {}
+
+
 def line_of(f) -> int:
     """``f.f_lineno``, cached: Python finds a frame's line by scanning its code's line table
-    from the start, which in a long kernel function costs more than the rest of a tl call."""
+    from the start, which in a long kernel function costs more than the rest of a tl call; an
+    offset not seen yet is looked up in the table read once (``co_lines``, by bisection)."""
     co = f.f_code
     i = f.f_lasti
     e = _LINES.get(id(co) + i)
     if e is not None and e[0] is co and e[1] == i:
         return e[2]
-    line = f.f_lineno
+    t = _TABLES.get(id(co))
+    if t is None or t[0] is not co:
+        ranges = list(co.co_lines())
+        t = _TABLES[id(co)] = (co, [a for a, _, _ in ranges], [ln for _, _, ln in ranges])
+    k = bisect.bisect_right(t[1], i) - 1
+    line = t[2][k] if k >= 0 else None
+    if line is None:  # (an offset of no line: Python's own answer)
+        line = f.f_lineno
     if len(_LINES) >= 1 << 16:
         _LINES.clear()
     _LINES[id(co) + i] = (co, i, line)
@@ -567,8 +586,10 @@ def line_of(f) -> int:
 
 
 def forget_lines() -> None:
-    """Drop the line cache (and with it the code objects it holds): called after each trace."""
+    """Drop the line caches (and with them the code objects they hold): called after each
+    trace."""
     _LINES.clear()
+    _TABLES.clear()
 
 
 def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
@@ -635,8 +656,8 @@ def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:
     name = table.get(d) if type(d) is str else None
     if name is not None:
         return name
-    if allow_bool and (d == "bool" or d is bool or d is np.bool_):
-        return "bool"
+    if allow_bool and ((isinstance(d, str) and str(d).lower() == "bool") or d is bool or d is np.bool_):
+        return "bool"  # (not d == "bool": a handle's == is a tl call, an array's has no truth)
     name = dtype_name(d)
     if name is None or (name == "bool" and not allow_bool):
         mask = (" (a mask is what a comparison returns: x != 0, not a cast or a fill)"

@@ -35,7 +35,7 @@ from ..language.semantic import fmt_shape as fmt
 from ..language.sites import SITE_COLUMNS
 from .memory import DeviceArray, DevicePointer, PlacementError, arg_repr
 from .drift import Shadow, drift_tolerance
-from .replay import replay
+from .replay import MAX_UNWRITTEN_READS, replay
 from .result import LaunchResult
 from .traced import TracedLaunch
 
@@ -287,13 +287,16 @@ def user_frames(exc: BaseException, own_file: str | None = None) -> list:
     the ``raise`` (an exception made before the launch, or returned by a helper): what the
     traceback holds past it is an earlier raise, elsewhere."""
     entries: list = []  # (frame, line, instruction offset), outermost first
+    at: dict = {}  # id(frame) -> its place in entries (a review: a scan per frame was quadratic)
     tb = exc.__traceback__
     while tb is not None:
         fr = tb.tb_frame
-        for k, e in enumerate(entries):
-            if e[0] is fr:  # (the frame raised again: its inner entry is the call that raised)
-                del entries[k:]
-                break
+        k = at.get(id(fr))
+        if k is not None and entries[k][0] is fr:  # (raised again: its inner entry is the call)
+            for e in entries[k:]:
+                del at[id(e[0])]
+            del entries[k:]
+        at[id(fr)] = len(entries)
         entries.append((fr, tb.tb_lineno, tb.tb_lasti))
         tb = tb.tb_next
     for k, (fr, _, lasti) in enumerate(entries[:-1]):
@@ -656,7 +659,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                 try:
                     run(b, p, c)
                 except KernbenchError as e:
-                    if not verify or not tl._ranged:
+                    if not verify or not tl._ranged or getattr(e, "past_memory", False):
                         raise
                     # the error full tracing gives (or the contract violation that explains it),
                     # with the Python state full tracing leaves: the PEs before this one traced
@@ -1024,7 +1027,11 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
 
     if unwritten and ctx.memory.unwritten == "nan":
         u = unwritten[0]
-        more = f" (and {len(unwritten) - 1} more loads: LaunchResult.unwritten_reads)" if len(unwritten) > 1 else ""
+        k = len(unwritten) - 1
+        more = ("" if not k else f" (and {k} more loads: LaunchResult.unwritten_reads)"
+                if k + 1 < MAX_UNWRITTEN_READS else
+                f" (and at least {k} more loads: LaunchResult.unwritten_reads holds the first "
+                f"{MAX_UNWRITTEN_READS})")
         warnings.warn(UnwrittenReadWarning(
             f"{pe_at(u['pe'], *u['where'].rsplit(':', 1))}: load reads element {u['element']} of {u['array']!r}, "
             f"which nothing has written: it holds NaN (int32: -2**31). Store to it, place data with "
