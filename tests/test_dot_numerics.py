@@ -104,3 +104,16 @@ def test_chunks_of_k_and_rank1_updates_add_in_the_same_order(monkeypatch):
     big_b = rng.standard_normal((9, 70)).astype(np.float32)
     monkeypatch.undo()
     np.testing.assert_array_equal(numerics.dot_value(big_a, big_b), _oracle(big_a, big_b))
+
+
+def test_bf16_products_past_f32s_largest_are_inf_as_products():
+    """bf16 has f32's exponent range: 2**64 * 2**64 rounds to inf before -2**127 is added, which
+    an FMA keeps at 2**127; BLAS's kernels did so on tiles of 4 x 4 and up, not on 1 x 1 (a
+    review). Every place of the tile is inf."""
+    for m, n in [(1, 1), (4, 4), (64, 64)]:
+        a = np.tile(np.array([[1.0, 2.0 ** 64]], np.float32), (m, 1)).astype(ml_dtypes.bfloat16)
+        b = np.tile(np.array([[-(2.0 ** 127)], [2.0 ** 64]], np.float32), (1, n)).astype(ml_dtypes.bfloat16)
+        assert not numerics._exact_products(a, b)
+        got = _launch(a, b, "bf16", "bf16")
+        np.testing.assert_array_equal(got, _oracle(a, b))
+        assert np.all(np.isposinf(got))

@@ -477,18 +477,59 @@ def test_range_bounds_are_checked_at_the_call(call, what):
     assert f"(start, stop, step): {what}; the bounds are ints (as range's), step not 0" in msg, msg
 
 
-def test_a_range_of_2_to_the_63_iterations_or_more_is_refused_as_too_long():
-    """A review: len() of such a range is an OverflowError (Python's own); it is refused at the
-    loop's line as a long loop is, before replay would take the memory. Verify mode (the
-    suite's default) does not trace it in full to compare: that would take the host's memory
-    before full tracing's own refusal."""
+@pytest.mark.parametrize("mode", ["timing", "functional"])
+@pytest.mark.parametrize("makes", ["a tensor", "nothing"])
+def test_a_range_of_2_to_the_63_iterations_or_more_is_refused_at_its_line(mode, makes):
+    """A review: len() of such a range is Python's OverflowError; a first fix computed the
+    length and traced the loop for ever where it is traced in full (functional mode, a body
+    that makes no tensor). Refused at the loop's line in every mode."""
     def body(tl, p):
         x = tl.load(p, shape=(4,))
-        for _ in tl.range(-(2 ** 63) - 1, 6):
+        for _ in tl.range(-(2 ** 63) - 1, 6):  # a loop too long
+            if makes == "a tensor":
+                x = x + 1.0
+            else:
+                tl.store(p, x)
+
+    msg = refused(body, mode=mode)
+    line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith("# a loop too long"))
+    assert msg.startswith(f"{at(line)}: tl.range(-9223372036854775809, 6, 1): 2**63 iterations or more"), msg
+
+
+def test_a_loop_replay_refuses_for_memory_is_not_traced_in_full_by_verify(monkeypatch):
+    """Verify mode (the suite's default) traces a PE again in full when replay raised; a loop
+    replay refused for memory would take the host's memory first (a test reached 7.6 GB)
+    before full tracing's own refusal: the refusal stands."""
+    def body(tl, p):
+        x = tl.load(p, shape=(4,))
+        for _ in tl.range(2 ** 40):
             x = x + 1.0
 
+    monkeypatch.setenv("KERNBENCH_REPLAY", "verify")
     msg = refused(body, mode="timing")
     assert ": tl.range: replaying " in msg and "memory this process may take" in msg, msg
+
+
+@pytest.mark.parametrize("call, want", [
+    (lambda tl: tl.range(10, step=3), [0, 3, 6, 9]),
+    (lambda tl: tl.static_range(10, step=3), [0, 3, 6, 9]),
+    (lambda tl: tl.range(2, 11, 4), [2, 6, 10]),
+])
+def test_a_range_without_stop_keeps_its_step_as_tritons_does(call, want):
+    """Triton's tl.range(10, step=3) counts 0, 3, 6, 9; the step was dropped (a review)."""
+    def body(tl, p):
+        return list(call(tl))
+
+    assert run(body, mode="timing")[0] == want
+
+
+def test_a_tensor_as_a_range_bound_is_named_once():
+    def body(tl, p):
+        x = tl.load(p, shape=(4,))
+        tl.range(x)
+
+    msg = refused(body, mode="timing")
+    assert msg.count("PE (0, 0) at ") == 1 and "a tensor used as an index or size" in msg, msg
 
 
 @pytest.mark.parametrize("a, b, match", [

@@ -7,8 +7,6 @@ Cython loop (release build: no bounds checks) see the arrays.
 from __future__ import annotations
 
 import bisect
-import sys
-import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, NamedTuple, Optional
@@ -29,6 +27,7 @@ from ..common.pe_commands import (
     Program,
     Unit,
 )
+from ..common.unraisable import UnraisableCatcher
 from ..hw.config import ENGINE_HORIZON, ENGINE_MAX_SIZE, ENGINE_MAX_VOLUME, HardwareConfig, check_bounds
 from . import _check, _engine, _replay, pages
 
@@ -940,33 +939,11 @@ def _steady_regions(bodies: list, program: Program, units: np.ndarray | None = N
     return table, pe_off, np.concatenate(fixed).astype(np.int64)
 
 
-class _EngineUnraisable:
-    """Debug build: sys.unraisablehook while one thread's engine runs. The loop's functions are
-    ``noexcept nogil``: a bounds check failing in one is printed by Python as unraisable and the
-    run went on (a review: it then ended as a deadlock). This keeps those of this thread's
-    engine (their object: the function's qualified name, under kernbench._core) for
-    :func:`simulate` to raise; anything else goes to the hook there was before."""
-
-    def __init__(self) -> None:
-        self.broken: list = []
-        self.owner = threading.get_ident()
-        self.previous = None
-
-    def __call__(self, hook_args) -> None:
-        where = hook_args.object
-        if (threading.get_ident() == self.owner and isinstance(where, str)
-                and where.startswith("kernbench._core.")):
-            self.broken.append(f"{hook_args.exc_type.__name__}: {hook_args.exc_value} in {where}")
-            return
-        (self.previous or sys.__unraisablehook__)(hook_args)
-
-    def __enter__(self) -> list:
-        self.previous, sys.unraisablehook = sys.unraisablehook, self
-        return self.broken
-
-    def __exit__(self, *exc) -> None:
-        if sys.unraisablehook is self:  # (else another thread's replaced it: it chains to this)
-            sys.unraisablehook = self.previous or sys.__unraisablehook__
+#: debug build: a failed bounds check inside the engine's noexcept loop, which Python prints as
+#: unraisable (its object the function's qualified name, under kernbench._core), kept for
+#: :func:`simulate` to raise (a review: the run went on and ended as a deadlock)
+_ENGINE_UNRAISABLE = UnraisableCatcher(
+    lambda hook_args: isinstance(hook_args.object, str) and hook_args.object.startswith("kernbench._core."))
 
 
 def simulate(
@@ -1078,11 +1055,13 @@ def simulate(
     )
     try:
         if _engine.DEBUG_BUILD:
-            with _EngineUnraisable() as broken:
+            with _ENGINE_UNRAISABLE as broken:
                 status = sim.run()
             if broken:
+                u = broken[0]
                 raise EngineInvariantError(
-                    f"kernbench engine (debug build): {broken[0]} at cycle {sim.now_cycle:,}, in a "
+                    f"kernbench engine (debug build): {u.exc_type.__name__}: {u.exc_value} in "
+                    f"{u.object} at cycle {sim.now_cycle:,}, in a "
                     f"loop that cannot raise it. This is an engine bug, not a kernel's: please "
                     f"report it with the launch", cycle=sim.now_cycle)
         else:

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..common.errors import KernelError, pe_label
+from ..common.errors import KernbenchError, KernelError, pe_label
 from ..common.pe_commands import TensorHandle, operator_targets
 from ._caller import this_thread
 from ._handles import handle_id, handle_shape, view_of
@@ -198,10 +198,13 @@ def _range_of(tr, call: str, start, stop, step) -> range:
     """``range(start, stop, step)`` (``range(start)`` without ``stop``) for tl.range and
     tl.static_range, or a KernelError saying what a bound must be (Python's own TypeError or
     ValueError named neither the call nor the rule, a review found)."""
-    try:
-        return range(start) if stop is None else range(start, stop, step)
+    try:  # (Triton's: without stop, start is the stop and step is kept: tl.range(10, step=3))
+        return range(0, start, step) if stop is None else range(start, stop, step)
+    except KernbenchError:
+        raise  # (a tensor as a bound: its own error, at this line)
     except (TypeError, ValueError) as e:
-        given = (("start", start), ("stop", stop), ("step", step)) if stop is not None else (("start", start),)
+        given = (("start", start), ("stop", stop), ("step", step)) if stop is not None else \
+            (("start", start), ("step", step))
         bad = [(n, v) for n, v in given if not hasattr(v, "__index__")]
         what = (f"{bad[0][0]} is {type(bad[0][1]).__name__} {bad[0][1]!r}" if bad
                 else "step is 0" if step == 0 else str(e))

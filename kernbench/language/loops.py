@@ -744,8 +744,10 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
     mode = tl._replay
     try:
         n = len(r)
-    except OverflowError:  # (2**63 iterations or more: replay refuses them at the loop's line)
-        n = (r.stop - r.start + r.step - (1 if r.step > 0 else -1)) // r.step
+    except OverflowError:  # (Python's own error; a review: computed, then traced for ever)
+        semantic.fail(b, f"tl.range{(r.start, r.stop, r.step)}: 2**63 iterations or more, more than "
+                         f"a program can trace or replay (for a loop left early by a break, use "
+                         f"range)")
     tail = 0 if replay_last else 1  # iterations traced after the replayed ones: the last
     head = PROBES - 1 if replay_first else PROBES  # iterations traced before them, at least
     if mode == "off" or getattr(b, "functional", True) or n < head + 1 + tail:

@@ -317,20 +317,23 @@ RANK1_MIN = 1 << 12
 def _exact_products(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether every product of an element of ``a`` and one of ``b`` is exact in f32: their
     significands fit in 24 bits (f16, bf16 and the fp8s with each other) and, with bf16 in
-    the pair (f32's exponent range), no product of nonzero elements is below f32's normal range."""
+    the pair (f32's exponent range), every product of finite nonzero elements lies in f32's
+    normal range: none below 2**-126, none above f32's largest (rounded to inf, where an FMA
+    keeps it: a review's 2**64 * 2**64 - 2**127)."""
     bits = _SIG_BITS.get(a.dtype.name, 99) + _SIG_BITS.get(b.dtype.name, 99)
     if bits > 24:
         return False
     if "bfloat16" not in (a.dtype.name, b.dtype.name):
-        return True  # (f16's and the fp8s' smallest products are 2**-48 and up: normal)
+        return True  # (f16's and the fp8s' products are 2**-48 .. 65504**2: normal)
 
-    def least(x):
+    def extent(x):
         m = np.abs(x.astype(np.float64))
         m = m[(m > 0) & np.isfinite(m)]
-        return float(m.min()) if m.size else None
+        return (float(m.min()), float(m.max())) if m.size else None
 
-    la, lb = least(a), least(b)
-    return la is None or lb is None or la * lb >= 2.0 ** -126
+    ea, eb = extent(a), extent(b)
+    return (ea is None or eb is None
+            or (ea[0] * eb[0] >= 2.0 ** -126 and ea[1] * eb[1] <= float(np.finfo(np.float32).max)))
 
 
 def dot_value(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -14,8 +14,6 @@ import gc
 import inspect
 import linecache
 import os
-import sys
-import threading
 import types
 import warnings
 
@@ -27,6 +25,7 @@ from ..common.errors import (KernbenchError, KernelError, UnwrittenReadWarning, 
                              pe_at, pe_label, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, TensorHandle, Unit, operator_targets,
                                   pop_operator_target, push_operator_target)
+from ..common.unraisable import UnraisableCatcher
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
 from ..language.porting import method_hint, tl_hint
@@ -212,45 +211,9 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
                     ) from None
 
 
-class _UnraisableKernelErrors:
-    """sys.unraisablehook while kernbench runs kernels: a KernelError raised where Python cannot
-    raise it (a ``__del__``, a generator's ``finally`` run as it is freed) on a thread tracing a
-    program is kept for that program (``with _UNRAISABLE as caught``); anything else goes to
-    the hook there was before. Installed while some program runs (on any thread), the hook
-    there was put back when the last one ends unless something replaced this one meanwhile."""
-
-    def __init__(self) -> None:
-        self.previous = None
-        self.active = 0
-        self.local = threading.local()
-        self.lock = threading.Lock()
-
-    def __call__(self, hook_args) -> None:
-        stack = getattr(self.local, "stack", None)
-        if stack and isinstance(hook_args.exc_value, KernelError):
-            stack[-1].append(hook_args.exc_value)
-            return
-        (self.previous or sys.__unraisablehook__)(hook_args)
-
-    def __enter__(self) -> list:
-        with self.lock:
-            if self.active == 0:
-                self.previous, sys.unraisablehook = sys.unraisablehook, self
-            self.active += 1
-        caught: list = []
-        self.local.__dict__.setdefault("stack", []).append(caught)
-        return caught
-
-    def __exit__(self, *exc) -> None:
-        self.local.stack.pop()
-        with self.lock:
-            self.active -= 1
-            if self.active == 0 and sys.unraisablehook is self:
-                sys.unraisablehook = self.previous or sys.__unraisablehook__
-                self.previous = None
-
-
-_UNRAISABLE = _UnraisableKernelErrors()
+#: a KernelError raised where Python cannot raise it (a ``__del__``, a generator's ``finally``
+#: run as it is freed) on a thread tracing a program, kept for that program
+_UNRAISABLE = UnraisableCatcher(lambda hook_args: isinstance(hook_args.exc_value, KernelError))
 
 
 def _check_returned(value, name: str, pe: tuple, file: str, line: int) -> None:
@@ -589,7 +552,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
                 del returned  # (what the kernel returned is freed in its program: its __del__'s)
             if swallowed:  # (a tl call in a local object's __del__ or a generator's finally as
                 # the kernel returned: Python only prints what they raise; it is the program's)
-                raise swallowed[0]
+                raise swallowed[0].exc_value
         except KernbenchError as e:
             if isinstance(e, KernelError) and e.pe is None:  # (the kernel's own raise: where it was)
                 file, line, _ = _kernel_site(e, kfile, kline)
