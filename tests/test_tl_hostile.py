@@ -464,7 +464,7 @@ def test_dtype_names_in_any_case_and_numpy_types_are_dtypes():
     (lambda tl: tl.range(0, "5"), "stop is str '5'"),
     (lambda tl: tl.range(0.5), "start is float 0.5"),
     (lambda tl: tl.range(0, 5, 0), "step is 0"),
-    (lambda tl: tl.range(0, 5, None), "step is NoneType None"),
+    (lambda tl: tl.range(0, 5, "1"), "step is str '1'"),
     (lambda tl: tl.static_range(None), "start is NoneType None"),
     (lambda tl: tl.static_range(0, 4, 0), "step is 0"),
 ])
@@ -514,6 +514,9 @@ def test_a_loop_replay_refuses_for_memory_is_not_traced_in_full_by_verify(monkey
     (lambda tl: tl.range(10, step=3), [0, 3, 6, 9]),
     (lambda tl: tl.static_range(10, step=3), [0, 3, 6, 9]),
     (lambda tl: tl.range(2, 11, 4), [2, 6, 10]),
+    (lambda tl: tl.range(4, step=None), [0, 1, 2, 3]),  # (Triton's: None is 1)
+    (lambda tl: tl.static_range(1, 4, None), [1, 2, 3]),
+    (lambda tl: [len(tl.range(10, step=3))], [4]),
 ])
 def test_a_range_without_stop_keeps_its_step_as_tritons_does(call, want):
     """Triton's tl.range(10, step=3) counts 0, 3, 6, 9; the step was dropped (a review)."""

@@ -61,3 +61,28 @@ def test_threads_that_overlap_leave_the_hook_there_was():
         t.join()
     assert sys.unraisablehook is before
     assert len(got["a"]) == 1 and len(got["b"]) == 1  # each thread's own
+
+
+def test_left_installed_it_still_hands_on_to_the_hook_there_was():
+    """A review: a user putting back a hook saved during a launch (the catcher) left it
+    installed; the next entry saved the catcher as its own previous, and every other
+    unraisable recursed until RecursionError, the user's hook lost for good."""
+    before = sys.unraisablehook
+    seen = []
+    hook = sys.unraisablehook = seen.append
+    try:
+        catcher = UnraisableCatcher(lambda a: False)  # keeps nothing: all to the hook there was
+        with catcher:
+            saved = sys.unraisablehook
+        assert saved is catcher and sys.unraisablehook is hook
+        sys.unraisablehook = saved  # (the user's code puts back what it saw)
+        with catcher:
+            _Boom()
+        _Boom()
+        assert [str(a.exc_value) for a in seen] == ["from __del__"] * 2
+        other = UnraisableCatcher(lambda a: False)  # a second catcher chained to the first
+        with other:
+            _Boom()
+        assert len(seen) == 3
+    finally:
+        sys.unraisablehook = before

@@ -34,11 +34,14 @@ class UnraisableCatcher:
         if stack and self.keep(hook_args):
             stack[-1].append(hook_args)
             return
-        (self.previous or sys.__unraisablehook__)(hook_args)
+        previous = self.previous
+        (sys.__unraisablehook__ if previous is None or previous is self else previous)(hook_args)
 
     def __enter__(self) -> list:
         with self.lock:
-            if self.active == 0:
+            # (left installed, when something put it back after the last thread left or another
+            # catcher chained to it: the hook there was is still its previous, not itself)
+            if self.active == 0 and sys.unraisablehook is not self:
                 self.previous, sys.unraisablehook = sys.unraisablehook, self
             self.active += 1
         caught: list = []
@@ -50,5 +53,5 @@ class UnraisableCatcher:
         with self.lock:
             self.active -= 1
             if self.active == 0 and sys.unraisablehook is self:
+                # (previous kept: put back by someone later, this hands on to it still)
                 sys.unraisablehook = self.previous or sys.__unraisablehook__
-                self.previous = None

@@ -716,7 +716,11 @@ class TlRange:
         return tl_range(self._tl, self._r, self._last, self._first, self._moving)
 
     def __len__(self) -> int:
-        return len(self._r)
+        try:
+            return len(self._r)
+        except OverflowError:
+            _too_long(self._tl._b, self._r)
+
 
     def __repr__(self) -> str:
         r = self._r
@@ -724,6 +728,12 @@ class TlRange:
         first = ", replay_first=True" if self._first else ""
         moving = ", shapes_move=True" if self._moving else ""
         return f"tl.range({r.start}, {r.stop}, {r.step}{last}{first}{moving})"
+
+
+def _too_long(b, r: range) -> None:
+    """Refuse a tl.range of 2**63 iterations or more (``len`` of it is Python's OverflowError)."""
+    semantic.fail(b, f"tl.range{(r.start, r.stop, r.step)}: 2**63 iterations or more, more than "
+                     f"a program can trace or replay (for a loop left early by a break, use range)")
 
 
 def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False,
@@ -745,9 +755,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
     try:
         n = len(r)
     except OverflowError:  # (Python's own error; a review: computed, then traced for ever)
-        semantic.fail(b, f"tl.range{(r.start, r.stop, r.step)}: 2**63 iterations or more, more than "
-                         f"a program can trace or replay (for a loop left early by a break, use "
-                         f"range)")
+        _too_long(b, r)
     tail = 0 if replay_last else 1  # iterations traced after the replayed ones: the last
     head = PROBES - 1 if replay_first else PROBES  # iterations traced before them, at least
     if mode == "off" or getattr(b, "functional", True) or n < head + 1 + tail:
