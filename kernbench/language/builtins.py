@@ -195,9 +195,10 @@ def _bool_arg(tr, v, what: str) -> bool:
 
 
 def _range_of(tr, call: str, start, stop, step) -> range:
-    """``range(start, stop, step)`` (``range(start)`` without ``stop``) for tl.range and
-    tl.static_range, or a KernelError saying what a bound must be (Python's own TypeError or
-    ValueError named neither the call nor the rule, a review found)."""
+    """``range(start, stop, step)`` for tl.range and tl.static_range, ``range(0, start, step)``
+    without ``stop`` and ``step`` None as 1 (Triton's), or a KernelError saying what a bound
+    must be (Python's own TypeError or ValueError named neither the call nor the rule, a
+    review found)."""
     if step is None:  # (Triton's: None is 1)
         step = 1
     try:  # (Triton's: without stop, start is the stop and step is kept: tl.range(10, step=3))

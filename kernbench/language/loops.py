@@ -721,7 +721,6 @@ class TlRange:
         except OverflowError:
             _too_long(self._tl._b, self._r)
 
-
     def __repr__(self) -> str:
         r = self._r
         last = ", replay_last=True" if self._last else ""
