@@ -342,8 +342,8 @@ def dot_value(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Where every product is exact in f32 (f16, bf16, fp8 inputs: :func:`_exact_products`), an
     FMA rounds nothing more, and numpy's matmul (the host's BLAS, its order of additions) is
-    used. Otherwise (an f32 operand) BLAS's FMAs would round a product's sum once instead of
-    twice, depending on the host CPU and the element's place in the tile (a review: the
+    used. Otherwise (an f32 operand, or bf16 tensors whose products may leave f32's normal
+    range) BLAS's FMAs would round a product's sum once instead of twice, depending on the host CPU and the element's place in the tile (a review: the
     doc's own example gave 2**-24 at some places and 0 at others): the products are rounded
     to f32 and added left to right over K (a rank-1 update a k, or ``DOT_CHUNK`` products at a
     time on small tiles: the same order, the same bits).

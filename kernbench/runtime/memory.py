@@ -271,7 +271,6 @@ class DeviceMemory:
         #: (addr, nbytes, name) of each freed allocation, by address: what an error names for a
         #: pointer into one (not the arrays: a review measured 900 B kept a free)
         self._freed: list[tuple] = []
-        self._freed_bases: list[int] = []
         self._top = BASE_ADDR
         self._count = 0  # allocations made, for default names
         self._last: DeviceArray | None = None  # lookups repeat the same allocation
@@ -316,9 +315,7 @@ class DeviceMemory:
             i = self._index(arr)
             del self._arrays[i], self._bases[i]
             # (freed in any order: kept sorted by address, for describe_near)
-            j = bisect.bisect_left(self._freed_bases, arr.addr)
-            self._freed.insert(j, (arr.addr, arr.nbytes, arr.name))
-            self._freed_bases.insert(j, arr.addr)
+            bisect.insort(self._freed, (arr.addr, arr.nbytes, arr.name))  # (addresses unique)
             arr.freed = True
             self._last = None
         arr._data.clear()
@@ -393,7 +390,7 @@ class DeviceMemory:
             return self._describe_near(ptr)
 
     def _describe_near(self, ptr: int) -> str:
-        j = bisect.bisect_right(self._freed_bases, ptr) - 1
+        j = bisect.bisect_right(self._freed, ptr, key=lambda f: f[0]) - 1
         if j >= 0 and ptr < self._freed[j][0] + self._freed[j][1]:
             addr, nbytes, name = self._freed[j]
             return f"{ptr - addr} bytes into {name!r} ({nbytes} bytes at {addr:#x}), which was freed"
