@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from replay_helpers import assert_same_launch
 
-from kernbench.common.errors import KernelError
+from kernbench.common.errors import KernelError, ReplayWarning
 from kernbench.language import loops, store
 from kernbench.language.semantic import id_owner
 from kernbench.runtime.context import Context
@@ -312,6 +312,131 @@ def test_an_error_after_replayed_iterations_notes_replay_and_verify_names_its_ca
     with pytest.raises(KernelError) as e:
         _launch(overrun, lambda ctx: (ctx.empty((2 * T,), "f32"), 100), "on", grid=(1, 1))
     assert not getattr(e.value, "__notes__", None)
+
+
+# -- Python state that replay can see: the loop traced in full ----------------------------------
+def advanced_pointer(x_ptr, o_ptr, n, *, tl):
+    """Triton's idiom: the pointer advanced by the body (`a_ptrs += BLOCK_K`)."""
+    acc = tl.zeros((T,), "f32")
+    p = x_ptr
+    for _ in tl.range(0, n):
+        acc = acc + tl.load(p, shape=(T,))
+        p += T * F32
+    tl.store(o_ptr, acc)
+
+
+def enumerated(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T,), "f32")
+    for j, _ in enumerate(tl.range(0, n)):
+        acc = acc + tl.load(x_ptr + j * T * F32, shape=(T,))
+    tl.store(o_ptr, acc)
+
+
+def counted(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T,), "f32")
+    j = 0
+    for _ in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + j * T * F32, shape=(T,))
+        j += 1
+    tl.store(o_ptr, acc)
+
+
+def _blocks(blocks, n):
+    return lambda ctx: (ctx.empty((blocks * T,), "f32"), ctx.empty((T,), "f32"), n)
+
+
+@pytest.mark.parametrize("kernel", [advanced_pointer, enumerated, counted])
+def test_a_body_counting_its_iterations_is_traced_in_full(kernel):
+    """(A review's case.) A body whose addresses come from a Python count of the iterations run
+    (the pointer advanced with `+=`, enumerate, a counter) puts the iteration traced after the
+    replayed ones where iteration 3 would be, not on the loop's line: a load past the array in
+    the last iteration was missed, the launch succeeding. That iteration is now checked; off its
+    line, the launch is traced again with the loop traced in full (exact, with a warning)."""
+    line = kernel.__code__.co_firstlineno + {advanced_pointer: 4, enumerated: 2, counted: 3}[kernel]  # the loop's
+    # in bounds: 10 blocks, 10 iterations; the last iteration found off its line
+    with pytest.warns(ReplayWarning) as w:
+        on = _launch(kernel, _blocks(10, 10), "on", grid=(1, 1))
+    assert_same_launch(_launch(kernel, _blocks(10, 10), "off", grid=(1, 1)), on)
+    (msg,) = [str(x.message) for x in w]
+    assert msg.startswith(f"PE (0, 0) at test_tl_range.py:{line}: tl.range: iteration 9 (index 9), ")
+    assert "its load/store #0 reads element 24 of 'a0'" in msg and "element 72" in msg
+    assert "`ptr + i * BLOCK`" in msg
+    # 11 iterations (the last leaves the array) and 15 (replay stops before iteration 10, a
+    # middle one, which its Python puts off the line): full tracing's error, at its iteration
+    # (the error is the launch's outcome: no warning besides)
+    for n in (11, 15):
+        with pytest.raises(KernelError) as off:
+            _launch(kernel, _blocks(10, n), "off", grid=(1, 1))
+        with pytest.raises(KernelError) as on:
+            _launch(kernel, _blocks(10, n), "on", grid=(1, 1))
+        assert str(on.value) == str(off.value) and on.value.where == off.value.where
+        assert "outside every device allocation" in str(on.value)
+    # verify mode traces every iteration itself: no warning, full tracing's error
+    with pytest.raises(KernelError, match="outside every device allocation"):
+        _launch(kernel, _blocks(10, 11), "verify", grid=(1, 1))
+
+
+def swallowing(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T,), "f32")
+    p = x_ptr
+    try:
+        for _ in tl.range(0, n):
+            acc = acc + tl.load(p, shape=(T,))
+            p += T * F32
+    except BaseException:  # (takes kernbench's own signal too: the launch is traced again)
+        pass
+    tl.store(o_ptr, acc)
+
+
+def test_a_kernel_that_swallows_the_signal_is_still_traced_again():
+    with pytest.warns(ReplayWarning):
+        on = _launch(swallowing, _blocks(10, 10), "on", grid=(2, 1))
+    assert_same_launch(_launch(swallowing, _blocks(10, 10), "off", grid=(2, 1)), on)
+
+
+def comprehensions(x_ptr, o_ptr, n, *, tl):
+    xs = [tl.load(x_ptr + i * T * F32, shape=(T,)) for i in tl.range(0, n)]
+    ys = {i: tl.exp(xs[i]) for i in tl.range(0, n)}
+    acc = tl.zeros((T,), "f32")
+    for x in xs + list(ys.values()):
+        acc = acc + x
+    tl.store(o_ptr, acc)
+
+
+def test_a_comprehension_over_tl_range_is_traced_in_full():
+    """(A review's case.) A list or dict comprehension over tl.range holds one element per
+    iteration run: with replay it held iterations 0, 1, 2 and the last only, and the launch
+    summed 4 of 10 tiles, silently. Comprehension loops are traced in full."""
+    off = _launch(comprehensions, _blocks(10, 10), "off", grid=(1, 1))
+    on = _launch(comprehensions, _blocks(10, 10), "on", grid=(1, 1))
+    assert_same_launch(off, on)
+    assert on.program.n_commands == 10 + 10 + 1 + 20 + 1
+    ctx = _ctx()
+    assert ctx.trace(comprehensions, (1, 1), *_blocks(10, 10)(ctx), mode="timing").replayed_rows == 0
+
+
+def test_a_comprehension_inlined_in_the_kernel_s_code_is_found():
+    """Python 3.12 compiles a comprehension into the function's own code (PEP 709): then the
+    loop's body, from its FOR_ITER to where it jumps, is read for the comprehension's
+    LIST_APPEND. Played on 3.11 with a comprehension's code renamed as a kernel's."""
+    import dis
+
+    from kernbench.language import semantic
+
+    def k(xs):
+        return [x + 1 for x in xs]
+
+    comp = next(c for c in k.__code__.co_consts if hasattr(c, "co_code"))
+    inlined = comp.replace(co_name="k")
+    ins = list(dis.get_instructions(inlined))
+    loop = next(x.offset for x in ins if x.opname == "FOR_ITER")
+    other = next(x.offset for x in ins if x.opname not in ("FOR_ITER", "CACHE"))
+    frame = types.SimpleNamespace
+    assert semantic.loop_grows(frame(f_code=inlined, f_lasti=loop))
+    assert not semantic.loop_grows(frame(f_code=inlined, f_lasti=other))  # (not a for loop)
+    assert semantic.loop_grows(frame(f_code=comp, f_lasti=0))  # (3.11: by its name)
+    assert not semantic.loop_grows(frame(f_code=k.__code__, f_lasti=0))  # (no comprehension in it)
+    semantic.forget_lines()
 
 
 # -- outside the contract: verify mode catches it -------------------------------------------------

@@ -22,6 +22,7 @@ __all__ = [
     "EngineInvariantError",
     "KernelError",
     "UnwrittenReadWarning",
+    "ReplayWarning",
     "pe_label",
     "pe_at",
     "user_stacklevel",
@@ -167,6 +168,14 @@ class UnwrittenReadWarning(UserWarning):
     """Functional replay loaded device memory that nothing had written (it reads as NaN, or as
     zeros with ``Context(unwritten="zero")``). The message names the PE, the kernel line and the
     allocation; ``LaunchResult.unwritten_reads`` lists such loads, the first 64."""
+
+
+class ReplayWarning(UserWarning):
+    """A ``tl.range`` loop replay had to trace in full after all: the iteration traced after
+    the replayed ones showed that the body keeps Python state across iterations (a counter, a
+    pointer advanced with ``+=``), so the launch was traced again with that loop traced in
+    full. The result is exact; the launch was slower. The message names the PE, the loop's
+    line, the iteration and what was off (docs/language.md, 'tl.range')."""
 
 
 def is_whole(x) -> bool:

@@ -12,7 +12,7 @@ from kernbench.language.semantic cimport (binary_types, broadcast, check_dtype, 
 # tl as an extension type: which program it traces (``_b``) is a C field, read in one step by
 # every call (_builder), where an instance attribute took a type lookup and a descriptor call.
 cdef class TL:
-    cdef public object _b, _grid, _serial, _replay, _ranged
+    cdef public object _b, _grid, _serial, _replay, _ranged, _no_replay
 
 @cython.locals(b=PEBuilder)
 cdef PEBuilder _builder(TL tl)

@@ -475,13 +475,17 @@ class TL:
     PropagateNan = PropagateNan  #: Triton's NaN modes of maximum and minimum
 
     # (compiled, builtins.pxd declares these as the extension type's C fields)
-    __slots__ = ("_b", "_grid", "_serial", "_replay", "_ranged")
+    __slots__ = ("_b", "_grid", "_serial", "_replay", "_ranged", "_no_replay")
 
-    def __init__(self, grid: tuple, replay: str = "on"):
+    def __init__(self, grid: tuple, replay: str = "on", no_replay: dict | None = None):
         self._grid = grid
         #: tl.range: "on" (replay), "off" (trace every iteration), "check" (trace every
         #: iteration and check it repeats: verify mode's first pass)
         self._replay = replay
+        #: replay "on": the tl.range loops traced in full, (file, line) -> loops.ReplayOffLine,
+        #: to which a loop whose iteration traced after replayed ones is not the body moved on
+        #: adds itself (executor.trace traces the launch again then); None: not checked (verify)
+        self._no_replay = no_replay
         self._ranged = 0  #: tl.range loops that could replay, traced so far
         self._b = _NO_PROGRAM
         self._serial = semantic.next_launch_serial()  #: tensor ids of this launch carry it

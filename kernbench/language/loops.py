@@ -54,7 +54,7 @@ from . import semantic
 from .builder import SRAM_ALIGN, SRAM_TOP_MAX, past_memory, table_bytes
 from .semantic import ITEMSIZE, MAX_ELEMENTS
 
-__all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "TlRange", "tl_range"]
+__all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "ReplayOffLine", "TlRange", "tl_range"]
 
 semantic.register_internal(__file__)
 
@@ -613,6 +613,41 @@ def _move_handles(handles: list, D: int, S: int) -> None:
         h.addr += S
 
 
+def _off_line(b, p: _Plan, s: tuple, e: tuple, m: int) -> str | None:
+    """Replay on: why the iteration traced between snapshots ``s`` and ``e``, the first after
+    the replayed ones (B moved on by ``m``), shows that the body's Python did not see the
+    iterations replay skipped; else None. It may differ from B moved on: the last iteration
+    (a ragged block, an ``if i == n - 1``), or one replay stopped before because the line
+    leaves an allocation there (a ring's chunk index wrapping round, ``(r - i) % n``). But not
+    by making every load and store where B's are one iteration on instead of ``m``: a Python
+    count of the iterations run (``ptr += BLOCK``, ``enumerate``) is what puts them there."""
+    acc = b._acc[s[5]:e[5]]
+    if m < 2 or len(acc) != len(p.acc) or not any(p.delta):
+        return None
+    for (x, e0, _, _), (x0, b0, _, _), d in zip(acc, p.acc, p.delta):
+        if x is not x0 or e0 != b0 + d:
+            return None
+    j, d = next((j, d) for j, d in enumerate(p.delta) if d)
+    x, e0 = acc[j][0], acc[j][1]
+    return (f"its load/store #{j} reads element {e0} of {x.name!r}: the place of the "
+            f"iteration after the last one traced before replay, not element "
+            f"{p.acc[j][1] + m * d}, this iteration's on the loop's line")
+
+
+class ReplayOffLine(BaseException):
+    """Replay on: the iteration a tl.range loop traced after its replayed ones shows that the
+    body's Python did not see the iterations skipped (:func:`_off_line`). The loop has added
+    itself to the launch's loops traced in full (``TL._no_replay``, with this error, which
+    names it in a warning even when the kernel catches it), and executor.trace traces
+    the launch again. A BaseException, so that a kernel's ``except Exception`` lets it by.
+    ``loop``: the tl.range's (file, line); ``pe``; ``k`` and ``value``: the iteration and its
+    index; ``why``: what differs."""
+
+    def __init__(self, b, loop: tuple, k: int, value, why: str):
+        super().__init__(f"tl.range at {_base(loop[0])}:{loop[1]}: iteration {k} (index {value}) {why}")
+        self.loop, self.pe, self.k, self.value, self.why = loop, (b.pe, b.cube), k, value, why
+
+
 def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, where: tuple,
                      kb: int) -> None:
     """Verify mode: iteration ``k`` (index value ``value``), traced between snapshots ``s`` and
@@ -760,8 +795,16 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
     if mode == "off" or getattr(b, "functional", True) or n < head + 1 + tail:
         yield from r
         return
-    tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
+    f = semantic.site_frame()
     where = semantic.site()
+    no_replay = tl._no_replay
+    if (no_replay and where in no_replay) or semantic.loop_grows(f):
+        # a comprehension's loop (it collects one element per iteration run: replay cannot
+        # move those on), or one found off its line at an earlier try of this launch: traced
+        yield from r
+        return
+    del f
+    tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
     check = mode == "check"  # the first pass of verify: every iteration traced and checked
     owner = b._acc is None
     if owner:
@@ -804,6 +847,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             tail = 1  # (replay_last: a handle from before A is held, see _plan)
         if owner:
             b._track = None
+        R = 0
         if p is not None and not check:
             R = _safe_iterations(b, p, n - tail - k)
             if R > 0:
@@ -819,6 +863,25 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                                  {h.id - b.base for h in p.handles})
                 k += R
         if p is None or not check:
+            if R > 0 and k < n and no_replay is not None and p.moves is None:
+                # The first iteration traced after the replayed ones: its Python ran as if they
+                # had not (a counter, a pointer advanced by `p += B`, enumerate's count) when it
+                # is off the loop's line; then the launch is traced again, this loop in full
+                if owner:  # (its inner loops record into these as in the probes: _plan)
+                    b._track = []
+                s = _snap(b)
+                at = k
+                running[2] = r[k]
+                yield r[k]
+                e = _snap(b)
+                if not _interleaved(b, running):
+                    why = _off_line(b, p, s, e, k - kb)
+                    if why is not None:
+                        e = no_replay[where] = ReplayOffLine(b, where, k, r[k], why)
+                        raise e
+                k += 1
+                if owner:
+                    b._track = None
             p = None
             if owner:
                 b._acc = None  # inner tl.range loops of the last iterations own theirs

@@ -11,6 +11,7 @@ a couple of identity checks.
 from __future__ import annotations
 
 import bisect
+import dis
 import functools
 import itertools
 import os
@@ -590,6 +591,49 @@ def forget_lines() -> None:
     trace."""
     _LINES.clear()
     _TABLES.clear()
+    _GROWS.clear()
+
+
+#: (id(code), offset) -> (code, loop_grows's answer), for a trace (forget_lines drops it)
+_GROWS: dict = {}
+#: what a comprehension adds its element with, each iteration (one-byte opcodes)
+_COLLECT_OPS = ("LIST_APPEND", "SET_ADD", "MAP_ADD")
+_COLLECT_BYTES = tuple(bytes([dis.opmap[n]]) for n in _COLLECT_OPS)
+#: the code names of comprehensions compiled as functions of their own (Python 3.11)
+_COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>"})
+
+
+def loop_grows(f) -> bool:
+    """Whether the ``for`` loop frame ``f`` is advancing (its FOR_ITER at ``f.f_lasti``) is a
+    list, set or dict comprehension's, which collects one element per iteration run: tl.range
+    replay cannot move such a container on (docs/language.md, 'tl.range'), so the loop is
+    traced in full. (Not a list the body grows with ``append``: a body may append anything, an
+    observer's record of the iterations run among them, and verify mode finds the lists of
+    handles.)"""
+    co = f.f_code
+    if co.co_name in _COMPREHENSIONS:
+        return True
+    ops = co.co_code[::2]  # (2-byte instructions: their opcodes; a function with none of
+    if not any(op in ops for op in _COLLECT_BYTES):  # these has no comprehension inlined)
+        return False
+    at = f.f_lasti  # (Python 3.12 inlines comprehensions: read the loop's body, once a trace)
+    e = _GROWS.get((id(co), at))
+    if e is not None and e[0] is co:
+        return e[1]
+    grows = False
+    ins = list(dis.get_instructions(co))
+    for j, x in enumerate(ins):
+        if x.offset == at:
+            if x.opname == "FOR_ITER":  # (else not a for loop: list(tl.range(n)), a next())
+                for y in ins[j + 1:]:
+                    if y.offset >= x.argval:  # (the loop's end: where FOR_ITER jumps)
+                        break
+                    if y.opname in _COLLECT_OPS:
+                        grows = True
+                        break
+            break
+    _GROWS[(id(co), at)] = (co, grows)
+    return grows
 
 
 def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:

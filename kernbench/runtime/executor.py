@@ -21,13 +21,14 @@ import numpy as np
 
 from .._core import pages
 from .._core.api import drop_pairing_inputs, moved_tables, pair_links, prepare
-from ..common.errors import (KernbenchError, KernelError, UnwrittenReadWarning, exc_text, is_whole,
+from ..common.errors import (KernbenchError, KernelError, ReplayWarning, UnwrittenReadWarning, exc_text, is_whole,
                              pe_at, pe_label, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, TensorHandle, Unit, operator_targets,
                                   pop_operator_target, push_operator_target)
 from ..common.unraisable import UnraisableCatcher
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
+from ..language.loops import ReplayOffLine
 from ..language.porting import method_hint, tl_hint
 from ..language.semantic import called_from, forget_lines, is_user_code
 from ..language.semantic import fmt_shape as fmt
@@ -529,13 +530,49 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
     the launch is traced with replay, then, when a PE ran a tl.range loop, every PE again in
     full, checking every iteration replay skipped; each PE's two programs must be the same
     (kernbench.language.loops). Every PE, not only those with a loop: Python state a replayed
-    body leaves for a PE traced after it (outside the contract) shows in that PE's program."""
+    body leaves for a PE traced after it (outside the contract) shows in that PE's program.
+
+    With replay on, a loop whose iteration traced after the replayed ones shows that its body
+    keeps Python state across iterations (loops.ReplayOffLine: a counter, a pointer advanced
+    with ``+=``) is traced in full, the launch traced again from its first PE (the body's Python
+    state is the kernel's: only a trace from the start has it as full tracing does), and a
+    ReplayWarning names it. Each loop does so once a launch, so the trace runs at most once
+    more than there are such loops."""
+    no_replay = {} if replay == "on" and not functional else None
+    while True:
+        seen = len(no_replay) if no_replay is not None else 0
+        try:
+            builders = _trace(ctx, kernel, grid, args, kwargs, functional, skip, replay, no_replay)
+        except ReplayOffLine:
+            continue
+        except Exception:
+            if no_replay is not None and len(no_replay) > seen:
+                continue  # (the kernel caught the ReplayOffLine, and failed for it: again)
+            raise
+        if no_replay is None or len(no_replay) == seen:
+            break
+        # (the kernel caught the ReplayOffLine and went on: its program is not full tracing's)
+    for e in (no_replay or {}).values():
+        warnings.warn(ReplayWarning(
+            f"{pe_at(e.pe, *e.loop)}: tl.range: iteration {e.k} (index {e.value}), traced after "
+            f"the iterations replay skipped, is not the loop body moved on: {e.why}. The body "
+            f"keeps Python state across iterations (a counter, a pointer advanced with `+=`, "
+            f"enumerate's count), which replay cannot move on: the launch was traced again "
+            f"with this loop traced in full (exact, without replay's speed). Compute the body's "
+            f"addresses from the index (`ptr + i * BLOCK`) to replay it (docs/language.md, "
+            f"'tl.range')"), stacklevel=user_stacklevel())
+    return builders
+
+
+def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool, skip,
+           replay: str, no_replay: dict | None) -> list:
+    """One try of :func:`trace`: ``no_replay``, the loops traced in full (replay on)."""
     hw = ctx.hw
     nbr = ctx.neighbours()
     sfr_text = SfrText(ctx.sfr) if ctx.sfr is not None else "no SFR installed: call ctx.install_sfr()"
     builders: list = [None] * hw.n_pes
     verify = replay == "verify" and not functional
-    tl = TL(grid, replay="on" if replay == "verify" else replay)
+    tl = TL(grid, replay="on" if replay == "verify" else replay, no_replay=no_replay)
     store = TraceStore()
     n_programs, traced = grid[0] * grid[1], 0
     replayed: dict = {}  # verify mode: global PE -> its program traced with replay
