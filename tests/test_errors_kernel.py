@@ -616,7 +616,7 @@ def test_grids_of_bools_or_floats_are_refused(ctx, grid):
 
 
 @pytest.mark.parametrize("grid,match", [
-    ((5, 1), r"grid \(5, 1\) does not fit the hardware 'default': expected 1..4 PEs per cube and 1..2 cubes"),
+    ((5, 1), r"grid \(5, 1\) does not fit the hardware 'default \(n_cubes=2, pes_per_cube=4\)': expected 1..4 PEs per cube and 1..2 cubes"),
     ((1, 3), r"grid \(1, 3\) does not fit"),
     ((0, 1), r"grid \(0, 1\) does not fit"),
     ((2,), r"grid must be \(PEs per cube used, cubes used\), two ints, got \(2,\)"),

@@ -74,7 +74,7 @@ def select_pes(result, pes) -> np.ndarray:
             p, c = int(x[0]), int(x[1])
             if not (0 <= p < hw.pes_per_cube and 0 <= c < hw.n_cubes):
                 raise ValueError(
-                    f"{pe_label((p, c))} is outside {hw.name} ({hw.pes_per_cube} PEs x {hw.n_cubes} cubes)"
+                    f"{pe_label((p, c))} is outside {hw.label} ({hw.pes_per_cube} PEs x {hw.n_cubes} cubes)"
                 )
             g = c * hw.pes_per_cube + p
         else:
@@ -82,7 +82,7 @@ def select_pes(result, pes) -> np.ndarray:
                 raise ValueError(f"a PE is a global index or a (pe, cube) pair of ints, got {x!r}")
             g = int(x)
             if not 0 <= g < hw.n_pes:
-                raise ValueError(f"PE index {g} is outside {hw.name} ({hw.n_pes} PEs)")
+                raise ValueError(f"PE index {g} is outside {hw.label} ({hw.n_pes} PEs)")
         out.append(g)
     return np.unique(np.asarray(out, dtype=np.int64))
 

@@ -75,7 +75,7 @@ class Context:
         if (hw.n_cubes, hw.pes_per_cube) != (self._hw.n_cubes, self._hw.pes_per_cube):
             raise ValueError(f"this Context's memory and SFR wiring are laid out for "
                              f"{self._hw.n_cubes} cubes x {self._hw.pes_per_cube} PEs, not "
-                             f"{hw.n_cubes} x {hw.pes_per_cube} ('{hw.name}'): make a new Context")
+                             f"{hw.n_cubes} x {hw.pes_per_cube} ('{hw.label}'): make a new Context")
         self._hw = hw
 
     def __repr__(self) -> str:

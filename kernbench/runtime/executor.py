@@ -55,7 +55,7 @@ def _check_grid(hw, grid) -> tuple:
         raise ValueError(f"grid must be (PEs per cube used, cubes used), two ints, got {grid!r}")
     if not (1 <= g[0] <= hw.pes_per_cube and 1 <= g[1] <= hw.n_cubes):
         raise ValueError(
-            f"grid {g} does not fit the hardware '{hw.name}': expected 1..{hw.pes_per_cube} PEs per "
+            f"grid {g} does not fit the hardware '{hw.label}': expected 1..{hw.pes_per_cube} PEs per "
             f"cube and 1..{hw.n_cubes} cubes"
         )
     return g

@@ -76,7 +76,7 @@ class TracedLaunch:
         if (hw.n_cubes, hw.pes_per_cube) != tuple(self.shape):
             raise ValueError(
                 f"this launch was traced on {self.shape[0]} cubes x {self.shape[1]} PEs; hardware "
-                f"'{hw.name}' has {hw.n_cubes} x {hw.pes_per_cube}: the trace depends on the "
+                f"'{hw.label}' has {hw.n_cubes} x {hw.pes_per_cube}: the trace depends on the "
                 f"machine's shape, trace again on it")
         engine = simulate(hw, self.neighbours, self.program, detail=detail, max_cycles=max_cycles,
                           record_events=record_events, strict_sram=strict_sram,
