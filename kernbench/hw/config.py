@@ -582,8 +582,9 @@ def _read_toml_source(hw: "str | Path") -> tuple[str, str]:
         raise HardwareConfigError(f"hw must be a preset's name, a TOML file's path, a dict or a "
                                   f"HardwareConfig, got {type(hw).__name__}")
     s = str(hw)
-    # (a Path is a file, whatever its name: Path("default") is ./default, not the preset)
-    if isinstance(hw, Path) or s.endswith(".toml") or "/" in s or "\\" in s:
+    # The rule: a Path, or a name with a path separator or ending in .toml (any case: My.TOML),
+    # is a file; any other name is a preset's (Path("default") is ./default, not the preset).
+    if isinstance(hw, Path) or s.lower().endswith(".toml") or "/" in s or "\\" in s:
         path = Path(s)
         try:
             exists, is_file = path.exists(), path.is_file()
@@ -598,8 +599,13 @@ def _read_toml_source(hw: "str | Path") -> tuple[str, str]:
     except OSError:  # (a name too long for the file system: no preset's)
         known = False
     if not known:
+        try:  # (a file of that name: the user meant it, and needs the rule that makes it a path)
+            hint = (f"; for the file '{s}' write './{s}' (a hardware file is named with a '/' or "
+                    f"a .toml suffix)") if Path(s).is_file() else ""
+        except OSError:
+            hint = ""
         raise HardwareConfigError(
-            f"unknown hardware preset '{s[:200]}' (presets: {', '.join(list_presets())})"
+            f"unknown hardware preset '{s[:200]}' (presets: {', '.join(list_presets())}){hint}"
         )
     return _decode_toml(entry, f"hardware preset '{s}'"), f"preset '{s}'"
 
