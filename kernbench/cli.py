@@ -32,9 +32,11 @@ import importlib.util
 import inspect
 import os
 import re
+import stat
 import sys
 import threading
 import traceback
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -50,8 +52,9 @@ kernel arguments:
   The kernel is a plain function whose last parameter is keyword-only `tl`, e.g.
       def vadd(x_ptr, y_ptr, out_ptr, n, *, tl): ...
   Its other parameters are filled, by name, from --arg NAME=VALUE. Values are parsed as
-  int (42, 0x40, 4K = 4096, 1M = 1048576), float (0.5, 1e-3), True/False/None, a comma
-  list (1,2,3 -> a tuple), or else kept as a string (f16, an identifier).
+  int (42, 0x40, 4K = 4096, 1M = 1048576; leading zeros are decimal: 010 is 10), float
+  (0.5, 1e-3), True/False/None, a comma list (1,2,3 -> a tuple; 1, is a one-item tuple, an
+  empty value between commas an error), or else kept as a string (f16, an identifier).
 
   Pointer arguments need device memory. Give the kernel's module a function
       def setup(ctx, **args): ...
@@ -85,24 +88,46 @@ _SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
+def _comma_items(text: str) -> list:
+    """The items of a comma list, the one rule of ``run --arg`` and sweep's value lists: an
+    empty item between commas is a ValueError (a typo, not a value to drop silently); a
+    trailing comma ends a one-item list (``8,``)."""
+    items = text.split(",")
+    if any(not v.strip() for v in items[:-1]):
+        raise ValueError(f"an empty value in {text.strip()!r}: V1,V2,... with no empty one between commas")
+    return [v for v in items if v.strip()]
+
+
+def _int(text: str) -> int:
+    """An int as Python writes it (0x40, 1_024), and a decimal one with leading zeros too (010
+    is 10, not octal: Python refuses 010, and 0256 read as a float broke int parameters)."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        if re.fullmatch(r"[+-]?0[0-9_]*", text.strip()):
+            return int(text, 10)
+        raise
+
+
 def parse_value(text: str):
-    """A --arg value: int (with 0x, _ and K/M/G binary suffixes), float, True/False/None, a
-    comma list (tuple), or the string itself (identifiers such as dtype names)."""
+    """A --arg value: int (with 0x, _ and K/M/G binary suffixes; leading zeros are decimal: 010
+    is 10), float, True/False/None, a comma list (tuple; an empty value between commas is a
+    ValueError), or the string itself (identifiers such as dtype names)."""
     s = text.strip()
     if "," in s:
-        return tuple(parse_value(p) for p in s.split(",") if p.strip())
+        return tuple(parse_value(p) for p in _comma_items(s))
     low = s.lower()
     if low in ("true", "false"):
         return low == "true"
     if low == "none":
         return None
     try:
-        return int(s, 0)
+        return _int(s)
     except ValueError:
         pass
     if len(s) > 1 and s[-1].lower() in _SUFFIX:
         try:
-            return int(s[:-1], 0) * _SUFFIX[s[-1].lower()]
+            return _int(s[:-1]) * _SUFFIX[s[-1].lower()]
         except ValueError:
             pass
     try:
@@ -112,7 +137,10 @@ def parse_value(text: str):
 
 
 def _positive_int(text: str) -> int:
-    v = parse_value(text)
+    try:
+        v = parse_value(text)
+    except ValueError:  # (1,,2: not an integer either)
+        v = None
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer (e.g. 4096 or 4K), got {text!r}")
     return v
@@ -120,13 +148,9 @@ def _positive_int(text: str) -> int:
 
 def parse_grid(text: str) -> tuple:
     """'8,4' or '8x4' -> (8, 4): PEs per cube used, cubes used. '8' -> (8, 1)."""
-    parts = [p for p in re.split(r"[,x]", text.strip()) if p]
-    try:
-        vals = tuple(int(p) for p in parts)
-    except ValueError:
-        vals = ()
-    if len(vals) == 1:
-        vals = (vals[0], 1)
+    # (whole: 'x8', '8x' and ',8' are typos, not 8)
+    m = re.fullmatch(r"\s*([+-]?\d+)\s*(?:[,x]\s*([+-]?\d+)\s*)?", text)
+    vals = (int(m[1]), int(m[2] or 1)) if m else ()
     if len(vals) != 2 or min(vals) < 1:
         raise argparse.ArgumentTypeError(
             f"grid must be PES,CUBES with positive integers (e.g. 8,4), got {text!r}"
@@ -150,7 +174,10 @@ def _parse_arg(text: str) -> tuple:
     name = name.strip()
     if not eq or not _IDENT.match(name) or "." in name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, parse_value(value)
+    try:
+        return name, parse_value(value)
+    except ValueError as e:  # (an empty value in a list)
+        raise argparse.ArgumentTypeError(f"{e} (in {text!r})") from None
 
 
 def _index(text: str, what: str) -> int:
@@ -235,7 +262,11 @@ def load_kernel(spec: str):
         raise CliError(f"kernel must be MODULE:FUNCTION or FILE.py:FUNCTION, got {spec!r}")
     if mod_name.endswith(".py") or "/" in mod_name or "\\" in mod_name:
         path = Path(mod_name)
-        if not path.is_file():
+        try:
+            is_file = path.is_file()
+        except OSError as e:  # (a name too long for the file system)
+            raise CliError(f"kernel file {_path_text(mod_name)!r}: {e.strerror or exc_text(e)}") from None
+        if not is_file:
             raise CliError(f"kernel file {mod_name!r} does not exist")
         name = "kernbench_user_" + re.sub(r"\W", "_", path.stem)
         # As `python file.py` does: modules beside the file import by name. It stays first on
@@ -488,33 +519,55 @@ def _check_output_paths(args) -> None:
         if not path:
             continue
         name = "--" + opt.replace("_", "-")
-        p = Path(path)
-        # the file written: matplotlib adds .png to a plot's name without a suffix; a symlink
-        # or another spelling of one file is that file
-        written = str(path) + ".png" if opt in ("plot", "pareto_plot") and not p.suffix else str(path)
-        key = os.path.normcase(os.path.realpath(written))
-        if _device(key):  # (/dev/null and other devices: written to as often as asked)
-            continue
-        same = seen.get(key) or next((n for k, n in seen.items() if _same_file(k, key)), None)
-        if same is not None:
-            raise CliError(f"{same} and {name} both name {written}: the second would overwrite "
-                           f"the first; give each its own file")
-        seen[key] = name
-        if p.is_dir():
-            raise CliError(f"{name} {path}: is a folder, expected a file name")
-        folder = p.parent  # Path("t.json").parent is Path(".")
-        if not folder.is_dir():
-            raise CliError(f"{name} {path}: folder {str(folder)!r} does not exist")
-        if not os.access(folder, os.W_OK):
-            raise CliError(f"{name} {path}: folder {str(folder)!r} is not writable")
-        if opt == "plot" and p.suffix.lower() not in _PLOT_SUFFIXES:  # (matplotlib's, by name)
-            raise CliError(f"{name} {path}: matplotlib writes {', '.join(_PLOT_SUFFIXES[1:6])}, ... "
-                           f"(by the file's suffix), not {p.suffix!r}")
+        try:
+            _check_output_path(name, str(path), opt, seen)
+        except (OSError, ValueError) as e:  # (a name too long, a NUL in it: the option, not Errno 36)
+            why = e.strerror if isinstance(e, OSError) and e.strerror else exc_text(e)
+            raise CliError(f"{name} {_path_text(path)}: {why}") from None
+
+
+def _path_text(path) -> str:
+    """A path for an error line: a name too long for any file system cut short."""
+    s = str(path)
+    return s if len(s) <= 200 else s[:200] + "..."
+
+
+def _check_output_path(name: str, path: str, opt: str, seen: dict) -> None:
+    """One output option of _check_output_paths; ``seen``: the files named so far."""
+    # (Path("t.json/") is Path("t.json"): a trailing separator names a folder, which open() refuses
+    # only after the run)
+    if path.endswith(("/", os.sep, os.altsep or "/")):
+        raise CliError(f"{name} {path}: ends in a path separator, which names a folder; expected a file name")
+    p = Path(path)
+    # the file written: matplotlib adds .png to a plot's name without a suffix; a symlink
+    # or another spelling of one file is that file
+    written = str(path) + ".png" if opt in ("plot", "pareto_plot") and not p.suffix else str(path)
+    key = os.path.normcase(os.path.realpath(written))
+    if _device(key):  # (/dev/null and other devices: written to as often as asked)
+        return
+    same = seen.get(key) or next((n for k, n in seen.items() if _same_file(k, key)), None)
+    if same is not None:
+        raise CliError(f"{same} and {name} both name {written}: the second would overwrite "
+                       f"the first; give each its own file")
+    seen[key] = name
+    try:  # (os.stat, not Path.is_dir, which may answer False for a name too long: raised, named above)
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        is_dir = False
+    if is_dir:
+        raise CliError(f"{name} {path}: is a folder, expected a file name")
+    folder = p.parent  # Path("t.json").parent is Path(".")
+    if not folder.is_dir():
+        raise CliError(f"{name} {path}: folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"{name} {path}: folder {str(folder)!r} is not writable")
+    if opt == "plot" and p.suffix.lower() not in _PLOT_SUFFIXES:  # (matplotlib's, by name)
+        raise CliError(f"{name} {path}: matplotlib writes {', '.join(_PLOT_SUFFIXES[1:6])}, ... "
+                       f"(by the file's suffix), not {p.suffix!r}")
 
 
 def _device(path: str) -> bool:
     """Whether ``path`` is a character or block device (/dev/null), not a file."""
-    import stat
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -547,12 +600,12 @@ def _check_trace_filters(args, hw) -> None:
         if isinstance(x, tuple):
             p, c = x
             if c >= hw.n_cubes:
-                raise CliError(f"--pes: cube {c} is outside {hw.name} (cubes 0-{hw.n_cubes - 1})")
+                raise CliError(f"--pes: cube {c} is outside {hw.label} (cubes 0-{hw.n_cubes - 1})")
             if p >= hw.pes_per_cube:
-                raise CliError(f"--pes: {pe_label((p, c))} is outside {hw.name} (PEs 0-{hw.pes_per_cube - 1} "
+                raise CliError(f"--pes: {pe_label((p, c))} is outside {hw.label} (PEs 0-{hw.pes_per_cube - 1} "
                                f"per cube)")
         elif x >= hw.n_pes:
-            raise CliError(f"--pes: PE {x} is outside {hw.name} (global PE indices 0-{hw.n_pes - 1}: "
+            raise CliError(f"--pes: PE {x} is outside {hw.label} (global PE indices 0-{hw.n_pes - 1}: "
                            f"{plural(hw.n_cubes, 'cube')} x {hw.pes_per_cube} PEs)")
 
 
@@ -798,11 +851,24 @@ def _parse_choices(text: str) -> tuple:
     name = name.strip()
     if not eq or not _IDENT.match(name) or not value.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE or NAME=V1,V2,..., got {text!r}")
-    values = value.split(",")
-    if any(not v.strip() for v in values[:-1]):  # (a trailing comma is a one-value list's)
+    try:
+        values = _comma_items(value)
+    except ValueError:
         raise argparse.ArgumentTypeError(f"an empty value in {text!r}: NAME=V1,V2,... with no empty "
-                                         f"one between commas")
-    return name, [parse_value(v) for v in values if v.strip()]
+                                         f"one between commas") from None
+    return name, [parse_value(v) for v in values]
+
+
+def _check_sweep_columns(args, swept: list) -> None:
+    """--x, --y, --hue and --pareto name columns: the swept names and the figures (SweepResult's
+    columns), checked before any point is computed; the plot still checks what it is given."""
+    from .sweeps import FIGURES
+
+    known = [*dict.fromkeys(swept), *FIGURES]
+    for opt in ("x", "y", "hue", "pareto"):
+        col = getattr(args, opt)
+        if col is not None and col not in known:
+            raise CliError(f"--{opt} {col}: no such column (columns: {', '.join(known)})")
 
 
 def cmd_sweep(args, console) -> int:
@@ -822,24 +888,33 @@ def cmd_sweep(args, console) -> int:
         raise CliError("--pareto-plot draws the --pareto front: give --pareto COST too")
     if bool(args.kernel) == bool(args.panel):
         raise CliError("kernbench sweep: give MODULE:KERNEL (with --grid) or --panel NAME, one of them")
+    # the other target's options are refused, not ignored: the user meant them to change something
+    if args.panel:
+        given = [o for o, v in (("--grid", args.grid), ("--sfr", args.sfr), ("--ring", args.ring)) if v]
+        if given:
+            raise CliError(f"{given[0]} is for MODULE:KERNEL: a panel has its own grid and SFR")
+    else:
+        given = [o for o, v in (("--shape", args.shape), ("--context", args.context), ("--cubes", args.cubes),
+                                ("--causal", args.causal)) if v]
+        if given:
+            raise CliError(f"{given[0]} is for --panel: a kernel's shapes are its --arg values")
+        if args.grid is None:
+            raise CliError("sweeping MODULE:KERNEL needs --grid P,C")
+    hardware, arg_values, options = (_unique_args(args.set, "--set"), _unique_args(args.arg, "--arg"),
+                                     _unique_args(args.option, "--option"))
+    _check_sweep_columns(args, [*arg_values, *options, *hardware])
     kw = {}
     if args.panel:
-        if args.grid is not None:
-            raise CliError("--grid is for MODULE:KERNEL: a panel has its own grid")
         target = panel_launch(args.panel, shape=args.shape or "llama70b", context=args.context,
                               cubes=args.cubes, causal=args.causal)
     else:
-        if args.grid is None:
-            raise CliError("sweeping MODULE:KERNEL needs --grid P,C")
         module, target = load_kernel(args.kernel)
         setup = getattr(module, f"setup_{getattr(target, '__name__', '')}", None)
         setup = setup if callable(setup) else getattr(module, "setup", None)
-        kw = dict(grid=args.grid, setup=setup, sfr=args.sfr, ring=args.ring)
+        kw = dict(grid=args.grid, setup=setup, sfr=args.sfr or "pe", ring=args.ring)
     cache = False if args.no_cache else (args.cache_dir or True)
-    res = sweep(target, hw=hw, hardware=_unique_args(args.set, "--set") or None,
-                args=_unique_args(args.arg, "--arg") or None,
-                options=_unique_args(args.option, "--option") or None, workers=args.workers,
-                scheduler=args.scheduler, cache=cache, **kw)
+    res = sweep(target, hw=hw, hardware=hardware or None, args=arg_values or None, options=options or None,
+                workers=args.workers, scheduler=args.scheduler, cache=cache, **kw)
     from rich.console import Console
     from rich.table import Table
 
@@ -888,6 +963,13 @@ def cmd_sweep(args, console) -> int:
 class _Parser(argparse.ArgumentParser):
     """Usage errors raise CliError (one line, exit 2) instead of printing usage and exiting."""
 
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        # A token of '-' and a digit is a value, not an option: argparse's own rule (-5, -0.5)
+        # misses -1,1 and -5:10, whose option then had "expected one argument" instead of its
+        # value's message. (No kernbench option starts with a digit.)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
     def error(self, message):
         raise CliError(f"{message} (see {self.prog} --help)")  # ("kernbench: error: " goes before)
 
@@ -913,6 +995,10 @@ def _add_outputs(p, save: bool = False) -> None:
                        "arrays (NAME gathered, NAME.per_pe every PE's contents)")
 
 
+#: how --hw tells a file from a preset (kernbench.hw.config._read_toml_source)
+_TOML_PATH = "TOML file (a name with a '/' or ending in .toml: ./myhw, my.toml)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .hw.sfr import SCOPES
 
@@ -934,7 +1020,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and PASS/FAIL. Exit status 1 if any panel fails. With several panels, output "
                        "files get the panel name before the suffix (trace.json -> trace.NAME.json).")
     d.add_argument("--panel", action="append", metavar="NAME", help="run only this panel (repeatable)")
-    d.add_argument("--hw", metavar="PRESET", help="hardware preset name or TOML path")
+    d.add_argument("--hw", metavar="PRESET", help=f"hardware preset name or {_TOML_PATH}")
     d.add_argument("--shape", choices=("small", "llama70b"),
                    help="problem shapes of the panels (default small; llama70b with --context)")
     d.add_argument("--context", type=_positive_int, metavar="N",
@@ -966,7 +1052,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PEs per cube used, cubes used (e.g. 8,4; 8 alone is 8,1)")
     r.add_argument("--arg", type=_parse_arg, action="append", metavar="NAME=VALUE",
                    help="a kernel (or setup) argument; repeatable")
-    r.add_argument("--hw", default="default", metavar="PRESET", help="hardware preset name or TOML path (default: default)")
+    r.add_argument("--hw", default="default", metavar="PRESET", help=f"hardware preset name or {_TOML_PATH} (default: default)")
     r.add_argument("--sfr", choices=SCOPES, default="pe",
                    help="SFR install scope (default: pe, an open line): the PEs of each cube in a line (pe), PE 0 "
                         "of each cube (cube), or both, on E/W and N/S (two_level)")
@@ -990,9 +1076,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--cubes", type=_positive_int, metavar="N", help="cubes of a multi_user panel")
     w.add_argument("--causal", action="store_true", help="causal prefill panel")
     w.add_argument("--grid", type=parse_grid, metavar="P,C", help="PEs per cube used, cubes used (MODULE:KERNEL)")
-    w.add_argument("--sfr", choices=SCOPES, default="pe", help="SFR install scope for MODULE:KERNEL")
+    w.add_argument("--sfr", choices=SCOPES, help="SFR install scope for MODULE:KERNEL (default: pe)")
     w.add_argument("--ring", action="store_true", help="close the SFR line into a ring")
-    w.add_argument("--hw", default="default", metavar="PRESET", help="base hardware preset or TOML path")
+    w.add_argument("--hw", default="default", metavar="PRESET", help=f"base hardware preset or {_TOML_PATH}")
     w.add_argument("--set", type=_parse_choices, action="append", metavar="KEY=V1,V2",
                    help="hardware key values to sweep, e.g. link.bytes_per_cycle=16,32,64 (repeatable)")
     w.add_argument("--arg", type=_parse_choices, action="append", metavar="NAME=V1,V2",
@@ -1019,7 +1105,7 @@ def build_parser() -> argparse.ArgumentParser:
     hl = hsub.add_parser("list", parents=[common], help="list the presets with their headline figures")
     hl.set_defaults(func=cmd_hw_list)
     hs = hsub.add_parser("show", parents=[common], help="every parameter of a preset (or TOML file)")
-    hs.add_argument("name", metavar="NAME", help="preset name (kernbench hw list) or TOML path")
+    hs.add_argument("name", metavar="NAME", help=f"preset name (kernbench hw list) or {_TOML_PATH}")
     hs.set_defaults(func=cmd_hw_show)
     h.set_defaults(func=None, _help=h)
     parser.set_defaults(func=None, _help=parser)
@@ -1078,7 +1164,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.func is None:
             args._help.print_help()
             return EXIT_ERROR
-        return args.func(args, console)
+        with warnings.catch_warnings():  # (restores showwarning: main may be called in-process)
+            if not debug:  # one line, as errors are: not Python's "FILE:LINE: Category: ..." pair
+                warnings.showwarning = lambda message, category, *_a, **_k: err.print(
+                    rich_text(f"kernbench: warning: {_one_line(message)}"))
+            return args.func(args, console)
     except KeyboardInterrupt:
         err.print(rich_text("kernbench: interrupted"))
         return 130

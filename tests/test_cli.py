@@ -185,13 +185,13 @@ def test_setup_provides_pointer_arguments():
         (["run"], "def setup(ctx, **args)"),
         (["hw"], "ACTION"),
         (["hw", "list"], "usage: kernbench hw list"),
-        (["hw", "show"], "preset name (kernbench hw list) or TOML path"),
+        (["hw", "show"], "preset name (kernbench hw list) or TOML file (a name with a '/' or ending in .toml"),
     ],
 )
 def test_help_for_each_command(capsys, argv, expected):
     code, out, _ = run(capsys, *argv, "--help")
     assert code == 0
-    assert expected in out
+    assert expected in " ".join(out.split())  # (as argparse wraps it)
 
 
 def test_no_command_prints_help_and_exits_2(capsys):
@@ -720,3 +720,189 @@ def test_a_plot_file_matplotlib_cannot_write_is_refused_before_the_run(capsys, t
     code, _, err = run(capsys, "diag", "--plot", str(tmp_path / "p.xyz"))
     assert code == 2
     assert "--plot" in one_error_line(err) and "not '.xyz'" in err
+
+
+# -- a review of the command line: inputs refused before the run, each naming its option ----------
+VADD = '''
+import numpy as np
+open(__file__ + ".imported", "w").close()  # (a mark: the module was imported, the run began)
+
+def vadd(x_ptr, y_ptr, out_ptr, n, *, tl):
+    x = tl.load(x_ptr, shape=(n,), dtype="f16")
+    y = tl.load(y_ptr, shape=(n,), dtype="f16")
+    tl.store(out_ptr, x + y)
+
+def setup(ctx, n=256, **kw):
+    x = np.random.default_rng(0).random((ctx.hw.pes_per_cube, n)).astype(np.float16)
+    y = np.random.default_rng(1).random((ctx.hw.pes_per_cube, n)).astype(np.float16)
+    xp, yp = ctx.shard(x, over="pe"), ctx.shard(y, over="pe")
+    return dict(x_ptr=xp, y_ptr=yp, out_ptr=ctx.empty_like(xp), n=n)
+'''
+
+
+@pytest.fixture
+def vadd_file(tmp_path):
+    k = tmp_path / "k.py"
+    k.write_text(VADD)
+    return k
+
+
+def _imported(k) -> bool:
+    return Path(str(k) + ".imported").exists()
+
+
+@pytest.mark.parametrize("opt, extra", [("--json", []), ("--trace", []), ("--plot", []),
+                                        ("--save", ["--mode", "functional"])])
+def test_an_output_path_ending_in_a_separator_is_refused_before_the_run(capsys, vadd_file, tmp_path, opt,
+                                                                         extra):
+    # (Path("x.json/") is x.json: the check passed, the run ran, then "[Errno 21] Is a directory")
+    bad = str(tmp_path / "x.out") + "/"
+    code, _, err = run(capsys, "run", f"{vadd_file}:vadd", "--grid", "8,1", *extra, opt, bad)
+    assert code == 2
+    assert one_error_line(err) == (f"kernbench: error: {opt} {bad}: ends in a path separator, which names a "
+                                   f"folder; expected a file name")
+    assert not _imported(vadd_file) and not (tmp_path / "x.out").exists()
+
+
+def test_sweep_and_diag_outputs_ending_in_a_separator_are_refused_before_the_run(capsys, vadd_file,
+                                                                                  fake_diag, tmp_path):
+    calls, _ = fake_diag
+    code, _, err = run(capsys, "sweep", f"{vadd_file}:vadd", "--grid", "8,1", "--workers", "1", "--no-cache",
+                       "--out", str(tmp_path / "rows.csv") + "/")
+    assert code == 2 and "--out " in one_error_line(err) and "names a folder" in err
+    assert not _imported(vadd_file)
+    # (diag with several panels exited 0, writing t.<panel>.json beside the folder named)
+    code, _, err = run(capsys, "diag", "--trace", str(tmp_path / "t.json") + "/")
+    assert code == 2 and "--trace " in one_error_line(err) and "names a folder" in err
+    assert calls == {} and not list(tmp_path.glob("t.*"))
+
+
+def test_a_name_too_long_is_refused_naming_its_option(capsys, vadd_file, fake_diag, tmp_path):
+    # (Path.is_dir raised "[Errno 36] File name too long", naming no option)
+    long = str(tmp_path / ("a" * 300))
+    for argv in (["run", f"{vadd_file}:vadd", "--grid", "8,1", "--json", long + ".json"],
+                 ["run", f"{vadd_file}:vadd", "--grid", "8,1", "--trace", long + ".json"],
+                 ["sweep", f"{vadd_file}:vadd", "--grid", "8,1", "--no-cache", "--out", long + ".csv"]):
+        code, _, err = run(capsys, *argv)
+        line = one_error_line(err)
+        opt = argv[-2]
+        assert code == 2 and line.startswith(f"kernbench: error: {opt} {long[:200]}...: ") and \
+            line.endswith("File name too long"), line
+    assert not _imported(vadd_file)
+    code, _, err = run(capsys, "run", f"{long}.py:vadd", "--grid", "8,1")
+    assert code == 2
+    line = one_error_line(err)
+    assert line.startswith(f"kernbench: error: kernel file '{long[:200]}...") and "File name too long" in line
+
+
+def test_a_warning_is_one_line(capsys, vadd_file, tmp_path):
+    # (a cache folder that cannot be written: Python's "/.../cli.py:839: CacheNotWrittenWarning" and
+    # the source line under it)
+    code, out, err = run(capsys, "sweep", f"{vadd_file}:vadd", "--grid", "8,1", "--workers", "1",
+                         "--cache-dir", str(tmp_path / ("c" * 300)))
+    assert code == 0, err
+    assert "1 points" in out or "1 point" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kernbench: warning: kernbench.sweep: the results were "
+                                                   "not cached"), err
+    assert "cli.py" not in err and "Warning" not in err
+
+
+def test_a_grid_too_large_names_the_hardware_as_reports_do(capsys, vadd_file, tmp_path):
+    hw = tmp_path / "d.toml"
+    hw.write_text("pes_per_cube = 2\n")
+    code, _, err = run(capsys, "run", f"{vadd_file}:vadd", "--grid", "8,1", "--hw", str(hw))
+    assert code == 2
+    assert "grid (8, 1) does not fit the hardware 'default (pes_per_cube=2)': expected 1..2 PEs" \
+        in one_error_line(err)
+
+
+@pytest.mark.parametrize("flag", [["--context", "4K"], ["--cubes", "2"], ["--causal"], ["--shape", "small"]])
+def test_sweep_refuses_panel_options_with_a_kernel(capsys, vadd_file, flag):
+    # (they were ignored silently, where --grid with a panel is refused)
+    code, _, err = run(capsys, "sweep", f"{vadd_file}:vadd", "--grid", "8,1", "--workers", "1", "--no-cache",
+                       *flag)
+    assert code == 2
+    assert one_error_line(err) == f"kernbench: error: {flag[0]} is for --panel: a kernel's shapes are its " \
+                                  f"--arg values"
+    assert not _imported(vadd_file)
+
+
+@pytest.mark.parametrize("flag", [["--grid", "8,1"], ["--sfr", "cube"], ["--ring"]])
+def test_sweep_refuses_kernel_options_with_a_panel(capsys, flag):
+    code, _, err = run(capsys, "sweep", "--panel", "single_user_decode", "--no-cache", *flag)
+    assert code == 2
+    assert one_error_line(err) == (f"kernbench: error: {flag[0]} is for MODULE:KERNEL: a panel has its own "
+                                   f"grid and SFR")
+
+
+@pytest.mark.parametrize("opt", ["--x", "--y", "--hue", "--pareto"])
+def test_sweep_column_names_are_checked_before_any_point(capsys, vadd_file, tmp_path, opt):
+    # (--x nocol failed only after every point was computed)
+    cache = tmp_path / "cache"
+    code, _, err = run(capsys, "sweep", f"{vadd_file}:vadd", "--grid", "8,1", "--workers", "1",
+                       "--cache-dir", str(cache), "--arg", "n=128,256", "--plot", str(tmp_path / "s.png"),
+                       opt, "nocol")
+    assert code == 2
+    line = one_error_line(err)
+    assert line.startswith(f"kernbench: error: {opt} nocol: no such column (columns: n, cycles, ")
+    assert not _imported(vadd_file) and not cache.exists()
+
+
+def test_sweep_a_swept_name_is_a_column(capsys, vadd_file, tmp_path):
+    code, out, err = run(capsys, "sweep", f"{vadd_file}:vadd", "--grid", "8,1", "--workers", "1", "--no-cache",
+                         "--arg", "n=128,256", "--set", "dma.latency_cycles=50,150",
+                         "--plot", str(tmp_path / "s.png"), "--x", "dma.latency_cycles", "--hue", "n")
+    assert code == 0, err
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("bad", ["x8", "8x", ",8", "8,", "8,4,", "x", "-1,1", "8,-1"])
+def test_parse_grid_takes_the_whole_text(bad):
+    # ('x8', '8x' and ',8' were read as (8, 1))
+    with pytest.raises(Exception, match="grid must be PES,CUBES"):
+        parse_grid(bad)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--grid", "-1,1"], "argument --grid: grid must be PES,CUBES with positive integers (e.g. 8,4), got '-1,1'"),
+    (["--grid", "8,1", "--trace", "t.json", "--window", "-5:10"],
+     "argument --window: bad window '-5:10': START must be a non-negative integer, got '-5'"),
+    (["--grid", "8,1", "--arg", "v=1,,2"], "an empty value in '1,,2'"),
+])
+def test_a_value_with_a_leading_minus_or_an_empty_item_gets_its_own_message(capsys, argv, expected):
+    # (argparse read -1,1 as an option: "expected one argument"; --arg v=1,,2 became (1, 2))
+    code, _, err = run(capsys, "run", "m:k", *argv)
+    assert code == 2 and expected in one_error_line(err)
+
+
+@pytest.mark.parametrize("text, value", [("010", 10), ("0256", 256), ("-010", -10), ("00", 0), ("04K", 4096),
+                                         ("0x10", 16), ("0.5", 0.5), ("1,", (1,)), ("010,2", (10, 2))])
+def test_parse_value_leading_zeros_are_decimal(text, value):
+    # ("010" was the float 10.0: --arg n=0256 failed later with a TypeError)
+    got = parse_value(text)
+    assert got == value and type(got) is type(value)
+
+
+def test_parse_value_refuses_an_empty_item_as_sweep_does():
+    for text in ("1,,2", ",1", ","):
+        with pytest.raises(ValueError, match="an empty value"):
+            parse_value(text)
+
+
+def test_a_hardware_file_named_without_a_slash(capsys, tmp_path, monkeypatch):
+    import kernbench.hw
+
+    monkeypatch.chdir(tmp_path)
+    toml = (Path(kernbench.hw.__file__).parent / "presets" / "mesh8.toml").read_text()
+    (tmp_path / "myhw").write_text(toml)
+    (tmp_path / "My.TOML").write_text(toml)
+    code, _, err = run(capsys, "hw", "show", "myhw")
+    assert code == 2
+    assert one_error_line(err).endswith("(presets: default, mesh64, mesh8); for the file 'myhw' write "
+                                        "'./myhw' (a hardware file is named with a '/' or a .toml suffix)")
+    for name in ("./myhw", "My.TOML"):  # (the suffix in any case)
+        code, out, err = run(capsys, "hw", "show", name)
+        assert code == 0 and "hardware 'mesh8'" in out, err
+    code, _, err = run(capsys, "hw", "show", "nope")
+    assert one_error_line(err).endswith("(presets: default, mesh64, mesh8)")  # (no file: no hint)
