@@ -495,6 +495,52 @@ def test_a_kernel_packages_helpers_are_its_own_lines_for_every_error(ctx, tmp_pa
         assert ei.value.where == f"{helpers}:{line}", (name, ei.value.where)
 
 
+def test_a_library_installed_inside_the_kernels_folder_is_a_library(tmp_path):
+    """A project's .venv beside its kernel (project/.venv, project/kern.py): a tl error in an
+    installed library's helper named the library's line, its site-packages being "beside" the
+    kernel (a review). The library folder is registered as LIBRARY_DIRS learns one (the user
+    site, PYTHONUSERBASE), in a Python of its own; a kernel file and an exec'd one (its folder
+    the working one, as in a notebook) both name the kernel's line."""
+    import subprocess
+    import textwrap
+    proj = tmp_path / "proj"
+    base = proj / ".venv"
+    env = dict(os.environ, PYTHONUSERBASE=str(base))
+    lib = subprocess.run([sys.executable, "-c", "import site; print(site.getusersitepackages())"],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert lib.startswith(str(base)), lib
+    os.makedirs(lib)
+    with open(os.path.join(lib, "tilelib.py"), "w") as f:
+        f.write("def row_max(tl, x):\n    return tl.max(x, axis=3)\n")
+    src = textwrap.dedent("""\
+        import tilelib
+        def k_lib(*, tl):
+            x = tl.zeros((16,), "f32")
+            return tilelib.row_max(tl, x)
+        """)
+    (proj / "kern.py").write_text(src)
+    script = textwrap.dedent(f"""\
+        import os
+        import kernbench
+        from kernbench.common.errors import LIBRARY_DIRS
+        assert os.path.join({lib!r}, "") in LIBRARY_DIRS, LIBRARY_DIRS
+        import kern
+        g = {{}}
+        exec(compile({src!r}, "<string>", "exec"), g)
+        ctx = kernbench.Context("default")
+        for k in (kern.k_lib, g["k_lib"]):
+            try:
+                ctx.launch(k, (1, 1))
+            except kernbench.KernelError as e:
+                print(e.where)
+        """)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (lib, str(proj), os.environ.get("PYTHONPATH")) if p)
+    run = subprocess.run([sys.executable, "-c", script], cwd=proj, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [f"{proj / 'kern.py'}:4", "<string>:4"], run.stdout
+
+
 def test_a_tl_error_in_a_del_or_a_generators_finally_fails_the_launch(ctx):
     """A local object's __del__ and a local generator's finally run as the kernel returns, inside
     the program (docs/reliability.md); Python only prints what they raise ("Exception ignored

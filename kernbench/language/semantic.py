@@ -409,7 +409,8 @@ _KERNELS_DIR = os.path.join(PACKAGE_DIR, "kernels") + os.sep
 def is_user_file(file: str, own_file: str | None = None) -> bool:
     """Whether a frame of ``file`` is the user's code: outside kernbench and outside the
     standard library and installed packages; ``own_file`` (a kernel's, a setup's), the files
-    beside it (a kernel package's helpers, installed or not) and the shipped kernels' files
+    beside it (a kernel package's helpers, installed or not; not a library's installed in a
+    folder beside it, a project's .venv) and the shipped kernels' files
     (kernbench.kernels) always count as the user's. The one rule for which frames an error
     names (:func:`kernel_error`, executor.user_frame), with :func:`is_user_code`."""
     return (file == own_file or _user_file(file) == 1
@@ -419,13 +420,16 @@ def is_user_file(file: str, own_file: str | None = None) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _beside(file: str, own_file: str) -> bool:
     # (a file of the kernel's own package, its sub-packages included, or of its folder when it
-    # is in none, outside kernbench: its helpers; not when that folder is a library root
-    # itself, site-packages or the standard library's)
+    # is in none, outside kernbench: its helpers; not one under a library folder at or inside
+    # that folder: site-packages or the standard library as the kernel's folder itself, or a
+    # project's .venv beside its kernel (an exec'd kernel's folder is the working one), whose
+    # installed packages are libraries; a kernel package installed in site-packages keeps its
+    # helpers, that folder being outside the package)
     try:
-        root = _package_root(os.path.dirname(os.path.abspath(own_file)))
-        return (not file.startswith("<") and _user_file(file) != -1
-                and os.path.normpath(root) + os.sep not in LIBRARY_DIRS
-                and os.path.abspath(file).startswith(os.path.normpath(root) + os.sep))
+        root = os.path.normpath(_package_root(os.path.dirname(os.path.abspath(own_file)))) + os.sep
+        a = os.path.abspath(file)
+        return (not file.startswith("<") and _user_file(file) != -1 and a.startswith(root)
+                and not any(d.startswith(root) and a.startswith(d) for d in LIBRARY_DIRS))
     except (OSError, ValueError):
         return False
 
