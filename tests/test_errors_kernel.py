@@ -366,6 +366,85 @@ def test_partials_and_callable_instances_are_named_by_their_function(ctx):
         assert "0x" not in r.to_json()["kernel"]["name"]
 
 
+def test_a_call_that_does_not_bind_takes_the_arguments_python_takes(ctx):
+    """A callable instance whose __call__ is a staticmethod, a classmethod or a functools.partial:
+    Python calls it with the launch's arguments, and inspect.signature (3.11), taking any
+    __call__ for a function bound to the instance, dropped a parameter (a review: "too many
+    positional arguments"). They run, are named by their class and the function's file:line, and
+    arguments that do not fit are refused naming it."""
+    import functools
+
+    def dbl(x_ptr, o_ptr, n, *, tl):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") * 2.0)
+
+    def scaled(cls, x_ptr, o_ptr, n, *, tl):
+        dbl(x_ptr, o_ptr, n, tl=tl)
+
+    class StaticCall:
+        __call__ = staticmethod(dbl)
+
+    class PartialCall:
+        __call__ = functools.partial(dbl)
+
+    class ClassCall:
+        __call__ = classmethod(scaled)
+
+    x = ctx.replicate(np.arange(4, dtype=np.float32))
+    line = dbl.__code__.co_firstlineno
+    for k, at in ((StaticCall(), line), (PartialCall(), line), (ClassCall(), scaled.__code__.co_firstlineno),
+                  (functools.partial(StaticCall(), x), line)):
+        o = ctx.empty((4,), "f32")
+        args = (o, 4) if isinstance(k, functools.partial) else (x, o, 4)
+        r = ctx.launch(k, (1, 1), *args)
+        assert ctx.read(o, pe=(0, 0)).tolist() == [0.0, 2.0, 4.0, 6.0], type(k).__name__
+        name = type(k.func if isinstance(k, functools.partial) else k).__name__
+        assert (r.kernel_name, r.kernel_file) == (name, __file__)
+        assert r.to_json()["kernel"]["file"] == __file__
+        with pytest.raises(TypeError, match=rf"kernel {name} \({FILE}:{at}\) does not take the launch's "
+                                            r"arguments: missing a required argument: 'n'"):
+            ctx.launch(k, (1, 1), *args[:-1])
+
+
+def test_a_class_as_a_kernel_is_named_by_what_its_call_runs(ctx):
+    """A class launched as a kernel runs its __init__ (or __new__, or its metaclass's __call__,
+    as Python resolves the call): that function's file:line names it in reports and in the
+    TypeError for arguments that do not fit (a review: file '<kernel>' and no line)."""
+    def dbl(x_ptr, o_ptr, n, *, tl):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") * 2.0)
+
+    class ByInit:
+        def __init__(self, x_ptr, o_ptr, n, *, tl):
+            dbl(x_ptr, o_ptr, n, tl=tl)
+
+    class ByNew:
+        def __new__(cls, x_ptr, o_ptr, n, *, tl):
+            dbl(x_ptr, o_ptr, n, tl=tl)
+
+    class InheritsInit(ByInit):
+        pass
+
+    class Meta(type):
+        def __call__(cls, x_ptr, o_ptr, n, *, tl):
+            dbl(x_ptr, o_ptr, n, tl=tl)
+
+    class ByMeta(metaclass=Meta):
+        def __init__(self):  # (not run: the metaclass's __call__ is what the call runs)
+            pass
+
+    x = ctx.replicate(np.arange(4, dtype=np.float32))
+    for k, f in ((ByInit, ByInit.__init__), (ByNew, ByNew.__new__), (InheritsInit, ByInit.__init__),
+                 (ByMeta, Meta.__call__)):
+        o = ctx.empty((4,), "f32")
+        r = ctx.launch(k, (1, 1), x, o, 4)
+        assert ctx.read(o, pe=(0, 0)).tolist() == [0.0, 2.0, 4.0, 6.0], k.__name__
+        assert (r.kernel_name, r.kernel_file) == (k.__name__, __file__)
+        assert r.to_json()["kernel"]["file"] == __file__
+        with pytest.raises(TypeError, match=rf"kernel {k.__name__} \({FILE}:{f.__code__.co_firstlineno}\) "
+                                            r"does not take the launch's arguments: missing a required "
+                                            r"argument: 'n'"):
+            ctx.launch(k, (1, 1), x, o)
+
+
 def test_kernels_whose_attributes_raise_or_whose_wrapped_chain_cycles_run_and_are_named(ctx):
     """A breaker's cases: a callable instance whose attribute access raises met a bare
     RuntimeError from kernbench's own checks; a __wrapped__ cycle of two functions lost the

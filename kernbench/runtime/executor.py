@@ -68,9 +68,10 @@ TIMING_OPTIONS = ("detail", "max_cycles", "record_events", "strict_sram", "stead
 
 def kernel_function(kernel):
     """``(function, name)``: the Python function a kernel runs, found through
-    ``functools.partial``, bound methods, a callable instance's ``__call__`` and decorators'
-    ``__wrapped__``, and the kernel's name (a callable instance's class name); function None
-    when none is found (a builtin or C callable). What names the kernel in errors and reports
+    ``functools.partial``, bound methods, a callable instance's ``__call__`` (a staticmethod's
+    or a partial's function too), a class's call (:func:`_class_call`) and decorators'
+    ``__wrapped__``, and the kernel's name (a callable instance's class name, a class's own);
+    function None when none is found (a builtin or C callable). What names the kernel in errors and reports
     and whose file is the kernel's. A ``__wrapped__`` cycle stops at the first function met;
     an object whose attributes raise is named by its type."""
     return _kernel_chain(kernel)[:2]
@@ -99,11 +100,12 @@ def _kernel_chain(kernel) -> tuple:
                 continue
             if has_code:
                 return k, name or getattr(k, "__name__", None) or k.__code__.co_name, seen
-            call = None if isinstance(k, type) else next(
-                (c.__dict__["__call__"] for c in type(k).__mro__ if "__call__" in c.__dict__), None)
-            if call is None or not isinstance(getattr(call, "__code__", None), types.CodeType):
+            call = _class_call(k) if isinstance(k, type) else _static(next(
+                (c.__dict__["__call__"] for c in type(k).__mro__ if "__call__" in c.__dict__), None))
+            if call is None or not (isinstance(getattr(call, "__code__", None), types.CodeType)
+                                    or isinstance(call, functools.partial)):
                 break
-            name = name or type(k).__name__
+            name = name or (k.__name__ if isinstance(k, type) else type(k).__name__)
             k = call
     except Exception:  # (an object whose attributes raise: what was found so far)
         pass
@@ -114,6 +116,26 @@ def _kernel_chain(kernel) -> tuple:
     except Exception:
         fallback = None
     return None, name or (fallback if isinstance(fallback, str) else None) or type(kernel).__name__, seen
+
+
+def _static(attr):
+    """The function a class attribute holds: a staticmethod's or classmethod's own."""
+    return attr.__func__ if isinstance(attr, (staticmethod, classmethod)) else attr
+
+
+def _class_call(cls):
+    """What Python runs when it calls class ``cls`` (a class as a kernel), as inspect.signature
+    finds it: its metaclass's own ``__call__``, else the ``__new__`` or ``__init__`` of the
+    class nearest in its MRO that defines one (``__new__`` first); None when all are object's
+    and type's."""
+    call = next((c.__dict__["__call__"] for c in type(cls).__mro__ if "__call__" in c.__dict__), None)
+    if call is not None and call is not type.__dict__["__call__"]:
+        return _static(call)
+    for c in cls.__mro__[:-1]:  # (object's own: a class that takes no arguments)
+        for attr in ("__new__", "__init__"):
+            if attr in c.__dict__:
+                return _static(c.__dict__[attr])
+    return None
 
 
 def kernel_where(kernel) -> tuple:
@@ -133,6 +155,10 @@ def _signatures(kernel) -> list:
     (``inspect.signature`` follows ``__wrapped__``), then the outermost callable's own when it
     differs (a decorator's wrapper that takes other parameters than what it wraps)."""
     out = []
+    try:
+        kernel = _callee(kernel)
+    except Exception:  # (an object whose attributes raise: nothing to check ahead)
+        return out
     for follow in (True, False):
         try:
             sig = inspect.signature(kernel, follow_wrapped=follow)
@@ -141,6 +167,28 @@ def _signatures(kernel) -> list:
         if all(sig != x for x in out):
             out.append(sig)
     return out
+
+
+def _callee(kernel, depth: int = 0):
+    """What Python runs when it calls ``kernel``: for a callable instance, its type's
+    ``__call__`` got as Python gets it (through ``__get__`` when it is a descriptor: a
+    function bound to the instance, a staticmethod's function unbound; a partial or another
+    callable as it is); a partial of one, a partial of that. inspect.signature (3.11) takes any
+    ``__call__`` for a function to bind, and dropped a parameter of a staticmethod's or a
+    partial's as if it were self: the launch refused arguments Python takes."""
+    if depth > 16:
+        raise RecursionError("a chain of __call__ too long to follow")
+    if isinstance(kernel, functools.partial):
+        inner = _callee(kernel.func, depth + 1)
+        return kernel if inner is kernel.func else functools.partial(inner, *kernel.args, **kernel.keywords)
+    if isinstance(kernel, (type, types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
+        return kernel  # (inspect.signature reads these right)
+    raw = inspect.getattr_static(type(kernel), "__call__", None)
+    if raw is None or isinstance(raw, types.FunctionType):
+        return kernel  # (a method bound to the instance: inspect's own case)
+    get = getattr(type(raw), "__get__", None)
+    call = get(raw, kernel, type(kernel)) if get is not None else raw
+    return kernel if call is kernel else _callee(call, depth + 1)
 
 
 def _generic(sig) -> bool:
