@@ -244,6 +244,42 @@ def test_a_kernel_file_among_the_libraries_is_the_users(ctx, tmp_path):
         launch_error(ctx, ns["kernel"], True))
 
 
+def bad_sum(tl):
+    return tl.sum(tl.zeros((4, 4), "f32"), axis=5)  # (bad_sum's axis)
+
+
+def test_a_librarys_wrapper_the_launch_called_is_not_named_as_a_caller(ctx):
+    # a kernel behind functools.singledispatch: the wrapper (functools.py) is the frame the launch
+    # called, and was named as the kernel's caller ("from wrapper at functools.py:909"); the
+    # chain stops at the kernel's own frame, for a kernel in a file under site-packages too
+    import functools
+    import sysconfig
+
+    @functools.singledispatch
+    def direct(x, *, tl):  # (singledispatch's wrapper takes one positional argument at least)
+        tl.sum(tl.zeros((4, 4), "f32"), axis=5)  # (direct's bad axis)
+
+    @functools.singledispatch
+    def kernel(x, *, tl):
+        bad_sum(tl)  # (the dispatched kernel calls bad_sum)
+
+    x = ctx.empty((4,), "f32")
+    for mode in ("functional", "timing"):
+        assert str(launch_error(ctx, direct, x, mode=mode)).startswith(
+            f"PE (0, 0) at {at('# (direct' + chr(39) + 's bad axis)')}: "), mode
+        assert str(launch_error(ctx, kernel, x, mode=mode)).startswith(
+            f"PE (0, 0) at {at('# (bad_sum' + chr(39) + 's axis)')} (in bad_sum, called from kernel at "
+            f"{at('# (the dispatched kernel calls bad_sum)')}): "), mode
+    fake = os.path.join(sysconfig.get_paths()["purelib"], "kb_user_dispatched_probe.py")
+    ns: dict = {}
+    exec(compile("import functools\n@functools.singledispatch\ndef kernel(x, *, tl):\n"
+                 "    return helper(tl)\n"
+                 "def helper(tl):\n    return tl.sum(tl.zeros((4, 4), 'f32'), axis=5)\n", fake, "exec"), ns)
+    base = os.path.basename(fake)
+    assert str(launch_error(ctx, ns["kernel"], x)).startswith(
+        f"PE (0, 0) at {base}:6 (in helper, called from kernel at {base}:4): ")
+
+
 def parse(d):
     return d["block"]  # (parse raises)
 

@@ -484,16 +484,17 @@ _GENEXPR = "<genexpr>"
 
 def user_calls(entries: list, own_file: str | None = None) -> list:
     """The user's frames of a call stack: ``entries`` are (code, line) innermost first (the
-    error's own line first), out to the frame a kernbench launch called, the kernel's, which is
-    the last. Returns (file, line, function name, code) of the first entry, the kernel's and
-    every entry between in the user's code (is_user_file, the kernel's file counting as the
-    user's: library frames between, contextlib's, numpy's, are skipped)."""
+    error's own line first), out to the frame a kernbench launch called, the last. Returns
+    (file, line, function name, code) of the first entry and every other in the user's code
+    (is_user_code, ``own_file``, the kernel's, counting as the user's; without it, the last
+    entry's file: library frames between, contextlib's, numpy's, are skipped, and so is a
+    library's wrapper the launch called, functools.singledispatch's, past the kernel's frame)."""
     if not entries:
         return []
     own = own_file if own_file is not None else entries[-1][0].co_filename
     out = []
     for k, (co, line) in enumerate(entries):
-        if k == 0 or k == len(entries) - 1 or is_user_code(co, own):
+        if k == 0 or is_user_code(co, own):
             out.append((co.co_filename, line, co.co_name, co))
     return out
 
@@ -541,7 +542,7 @@ def _runs_own(gen: tuple, out: tuple) -> bool:
 _WALK_MAX = 10_000
 
 
-def _frames_out(f) -> list:
+def _frames_out(f, own_file: str | None = None) -> list:
     """:func:`user_calls` of the stack from frame ``f`` out to the launch that runs the kernel
     (the first frame of kernbench's own code): (file, line, function name, code), innermost
     first; the stack out to its end when no launch is on it."""
@@ -552,7 +553,7 @@ def _frames_out(f) -> list:
             break
         entries.append((co, line_of(f)))
         f = f.f_back
-    return user_calls(entries)
+    return user_calls(entries, own_file)
 
 
 #: id(code) + instruction offset -> (code, offset, line). A live code object holds its bytecode
@@ -657,7 +658,7 @@ def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
     here = ("<unknown>", 0) if f.f_code.co_filename in _INTERNAL else (f.f_code.co_filename, line_of(f))
     if where is None:
         where = here
-    chain = called_from(_frames_out(f)) if tuple(where) == here else ""
+    chain = called_from(_frames_out(f, own)) if tuple(where) == here else ""
     file, line = where
     pe = (tr.pe, tr.cube)
     # (a Python int of hundreds of digits, as an operand, a shape or an axis: its first six)
