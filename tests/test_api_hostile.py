@@ -3,6 +3,8 @@ a clear error naming what was expected, never accepted silently or answered with
 import json
 import re
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -289,6 +291,33 @@ def test_a_placement_past_an_eighth_of_host_memory_is_refused_before_its_copy(ct
     monkeypatch.setattr(memory, "host_memory", lambda: 1 << 20)
     with pytest.raises(PlacementError, match=r"the whole at most the memory this process may take \(1.0 MiB\)"):
         ctx.shard(x.reshape(n, -1), over="pe", dtype="f16")
+
+
+@pytest.mark.parametrize("where", ["_written_args", "release"])
+def test_a_ctrl_c_after_replay_leaves_device_memory_as_it_was(ctx, where):
+    """(A review's case.) Ctrl-C just after functional replay, while the launch reads back what
+    it wrote (executor._written_args) or drops its tables (TracedLaunch.release): the launch
+    raised KeyboardInterrupt and its stores stayed. They are put back as for a failure in
+    replay itself. (A profile hook plays the Ctrl-C landing there.)"""
+    o = ctx.replicate(np.zeros(8, np.float32), name="o")
+
+    def inc(o_ptr, *, tl):
+        tl.store(o_ptr, tl.load(o_ptr, shape=(8,), dtype="f32") + 1.0)
+
+    def hook(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == where:
+            sys.setprofile(None)
+            raise KeyboardInterrupt
+
+    sys.setprofile(hook)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ctx.launch(inc, (1, 1), o)
+    finally:
+        sys.setprofile(None)
+    np.testing.assert_array_equal(ctx.read(o, (0, 0)), np.zeros(8))
+    ctx.launch(inc, (1, 1), o)  # and the next launch stores as ever
+    np.testing.assert_array_equal(ctx.read(o, (0, 0)), np.ones(8))
 
 
 def test_a_launch_that_raises_in_replay_leaves_device_memory_as_it_was(ctx):

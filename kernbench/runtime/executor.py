@@ -35,7 +35,7 @@ from ..language.semantic import fmt_shape as fmt
 from ..language.sites import SITE_COLUMNS
 from .memory import DeviceArray, DevicePointer, PlacementError, arg_repr
 from .drift import Shadow, drift_tolerance
-from .replay import MAX_UNWRITTEN_READS, replay
+from .replay import MAX_UNWRITTEN_READS, _Undo, replay
 from .result import LaunchResult
 from .traced import TracedLaunch
 
@@ -1057,18 +1057,26 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
                              record_events=record_events, strict_sram=strict_sram, steady=steady)
         unwritten = []
         written = ()
-        if mode == "functional":
-            shadow = None if tolerance is None else Shadow(traced.program, result.engine, metas, tolerance)
-            unwritten = replay(traced.program, result.engine, metas, handles, ctx.memory, shadow)
-            written = _written_args(kernel, args, kwargs, traced.program, metas)
-            if shadow is not None:
-                result.drift = shadow.result()
-                del shadow
-        # A launch times its trace once: drop the engine's tables and (when tl.range replay can
-        # rebuild it) the command array; the result's labels keep the TracedLaunch alive, and
-        # what reads the commands later (reports, traces) gets them back exactly
-        if release:
-            traced.release()
+        # the stores replay makes, put back if the launch fails before it returns (a Ctrl-C
+        # reading the results back, after replay itself: a review), as if replay raised
+        undo = _Undo() if mode == "functional" else None
+        try:
+            if mode == "functional":
+                shadow = None if tolerance is None else Shadow(traced.program, result.engine, metas, tolerance)
+                unwritten = replay(traced.program, result.engine, metas, handles, ctx.memory, shadow, undo)
+                written = _written_args(kernel, args, kwargs, traced.program, metas)
+                if shadow is not None:
+                    result.drift = shadow.result()
+                    del shadow
+            # A launch times its trace once: drop the engine's tables and (when tl.range replay
+            # can rebuild it) the command array; the result's labels keep the TracedLaunch alive,
+            # and what reads the commands later (reports, traces) gets them back exactly
+            if release:
+                traced.release()
+        except BaseException:
+            if undo is not None:
+                undo.restore(ctx.memory)
+            raise
     finally:
         if gc_on:
             gc.enable()

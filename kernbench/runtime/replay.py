@@ -235,7 +235,7 @@ def _contents(memory, alloc, g: int, m, undo: _Undo | None = None):
         raise KernelError(f"{pe_at(pe, m[1], m[2])}: {e}", pe=pe, where=f"{m[1]}:{m[2]}") from None
 
 
-def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> list:
+def replay(program, engine, metas: list, handles: list, memory, shadow=None, undo=None) -> list:
     """Compute every command of ``program`` and write stores into ``memory``; a launch that
     raises here (an int32 division by zero, a masked access out of bounds found in replay,
     Ctrl-C) leaves device memory as it was before the launch (docs/reliability.md).
@@ -250,12 +250,19 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None) -> 
     replay holds about what the PEs' SRAM would, not every tensor of the launch.
 
     ``shadow`` (kernbench.runtime.drift.Shadow, the launch's ``drift`` option) is told every
-    command once its value is computed, before its operands may be dropped."""
-    undo = _Undo()
+    command once its value is computed, before its operands may be dropped.
+
+    ``undo``: an :class:`_Undo` the caller keeps, and restores if the launch fails after
+    replay too (a Ctrl-C while it reads the results back: executor.time_traced); None: one of
+    replay's own, restored if replay raises."""
+    own = undo is None
+    if own:
+        undo = _Undo()
     try:
         return _replay(program, engine, metas, handles, memory, shadow, undo)
     except BaseException:
-        undo.restore(memory)
+        if own:
+            undo.restore(memory)
         raise
 
 
