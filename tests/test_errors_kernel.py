@@ -66,6 +66,30 @@ def test_a_generator_exit_from_the_kernel_is_its_error_not_a_stop(ctx):
     assert isinstance(ei.value.__cause__, GeneratorExit)
 
 
+class Cancelled(BaseException):
+    """A library's BaseException (trio.Cancelled, gevent.GreenletExit)."""
+
+
+@pytest.mark.parametrize("exc", [Cancelled, SystemExit, KeyboardInterrupt])
+def test_a_base_exception_from_the_kernel_passes_with_a_note_naming_pe_and_line(ctx, exc):
+    """(A review's case.) Not the kernel's error to wrap (a SystemExit still exits, a Ctrl-C
+    still stops), but it no longer passes raw: a note names the kernel, PE and line."""
+    line = []
+
+    def kernel(*, tl):
+        tl.zeros((8,), "f32")
+        if tl.program_id(0) == 2:
+            line.append(sys._getframe().f_lineno + 1)
+            raise exc("bad block size")
+
+    with pytest.raises(exc) as ei:
+        ctx.launch(kernel, (4, 1))
+    assert type(ei.value) is exc and str(ei.value) == "bad block size"
+    assert ei.value.__notes__ == [f"(raised while tracing kernel kernel on PE (2, 0) (program_id(0)=2, "
+                                  f"program_id(1)=0) at {FILE}:{line[0]})"]
+    assert ctx.launch(kernel, (2, 1)).cycles > 0  # (PE 2 not in the grid: the launch goes on as ever)
+
+
 def helper_that_fails(tl):
     return {}["no_such_key"]
 

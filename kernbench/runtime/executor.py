@@ -674,6 +674,16 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                 f"{exc_text(e)}{why}",
                 pe=(p, c), where=f"{file}:{line}",
             ) from e
+        except ReplayOffLine:
+            raise
+        except BaseException as e:
+            # (SystemExit, KeyboardInterrupt, a library's BaseException: not the kernel's error to
+            # wrap, but where it came from is said, as for any other: a review found it raw)
+            file, line, calls = _kernel_site(e, kfile, kline)
+            e.add_note(f"(raised while tracing kernel {name} on {pe_label((p, c))} "
+                       f"(program_id(0)={p}, program_id(1)={c}) at "
+                       f"{os.path.basename(file)}:{line}{calls})")
+            raise
         if b.left_range is not None:
             file, line, k, value = b.left_range
             raise KernelError(
