@@ -311,3 +311,17 @@ def test_a_long_file_name_is_cut_on_its_left_keeping_its_line(tmp_path, monkeypa
             assert max(cell_len(x) for x in text.splitlines()) <= width
             row = next(x for x in text.splitlines() if x.startswith("…") and f"{name[-8:]}.py:2 " in x)
             assert row.split()[0].endswith(f"{name[-8:]}.py:2")
+
+
+@pytest.mark.parametrize("width", [60, 120])
+def test_the_title_of_an_empty_launch_s_profile_is_one_line(width):
+    """(A review's case.) A launch of no command has a table of one narrow column: rich wrapped
+    the title, as the table's, to 17 columns on four lines. It is a line of its own now."""
+    from kernbench.runtime.context import Context
+
+    def empty(*, tl):
+        pass
+
+    r = Context("default").launch(empty, (8, 1))
+    text = print_profile(r, file=io.StringIO(), width=width)
+    assert text.splitlines()[0] == "empty: per-line profile (0 cycles, sorted by busy)"

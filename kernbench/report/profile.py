@@ -142,8 +142,7 @@ class _ProfileTable:
                       if any(u in d["busy"] for d in prof["lines"] for u in us)]
         used_stalls = [s for s in STALLS if any(d["stall"][s] for d in prof["lines"])]
         with_path = prof["critical_path"] is not None
-        title = None if self.title is None else rich_text(self.title, "table.title")  # the kernel's name, as it is
-        t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+        t = Table(header_style="bold", box=box.SIMPLE_HEAD,
                   show_edge=False, padding=0)  # one space between columns: the box's divider
         rows = []
         for d in lines:
@@ -198,6 +197,10 @@ class _ProfileTable:
         return t
 
     def __rich_console__(self, console, options):
+        # the title on a line of its own, at the console's width: as the table's title rich
+        # wraps it to the table's, a column of 17 for a launch of no command (a review)
+        if self.title is not None:
+            yield rich_text(self.title, "table.title")  # the kernel's name, as it is
         yield self.table(options.max_width >= _WIDE, options.max_width)
 
 
