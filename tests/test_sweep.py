@@ -96,6 +96,7 @@ def test_axes_expand_products_lists_and_numpy_values():
     pts = points_of({"gemm.rows": np.array([16, 32])}, {"M": [np.int64(16)]}, {"strict_sram": [True]})
     assert [p.index for p in pts] == [0, 1] and pts[0].options["mode"] == "timing"
     assert pts[1].values() == {"M": 16, "strict_sram": True, "gemm.rows": 32}
+    assert [type(v) for v in pts[1].values().values()] == [int, bool, int]  # (np.int64: the int)
     with pytest.raises(ValueError, match="unknown launch option 'bogus'"):
         points_of(None, None, {"bogus": [1]})
     with pytest.raises(ValueError, match="given both"):

@@ -553,10 +553,64 @@ def test_different_arguments_get_different_strict_keys(a, b):
     assert canonical(a, strict=True) != canonical(b, strict=True)
 
 
-def test_int64_and_float64_keep_the_key_of_python_numbers():
-    assert canonical(np.int64(32), strict=True) == canonical(32, strict=True)
-    assert canonical(np.float64(2.5), strict=True) == canonical(2.5, strict=True)
-    assert canonical([np.int64(3)], strict=True) == canonical([3], strict=True)
+def test_int64_and_float64_are_keyed_with_their_dtype():
+    """Code computes otherwise with them (1.0 / np.float64(0.0) is inf, 1.0 / 0.0 raises): one
+    key was a stale row (a review's case). A sweep passes a swept one as the Python number."""
+    assert canonical(np.int64(32), strict=True) != canonical(32, strict=True)
+    assert canonical(np.float64(2.5), strict=True) != canonical(2.5, strict=True)
+    assert canonical([np.int64(3)], strict=True) != canonical([3], strict=True)
+    assert canonical(np.float64(2.5), strict=True) == canonical(np.float64(2.5), strict=True)
+    assert code_fingerprint(_glb_kernel(np.float64(0.0))) != code_fingerprint(_glb_kernel(0.0))
+
+
+def _glb_kernel(temp):
+    glb = {"TEMP": temp}
+    exec("def k(n):\n    return n / TEMP\n", glb)
+    return glb["k"]
+
+
+def _temp_kernel(x_ptr, o_ptr, n, temp, *, tl):
+    x = tl.load(x_ptr, shape=(n,), dtype="f32")
+    t = temp[0] if isinstance(temp, tuple) else temp
+    tl.store(o_ptr, x * (1.0 / t))  # (the Python-side scale: ZeroDivisionError for 0.0 only)
+
+
+def _temp_setup(ctx, n, temp):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n, temp
+
+
+def test_numpy_float_choices_are_the_python_floats_they_equal(tmp_path):
+    """A review's case: np.linspace temps and the same float temps shared a cache entry (and a
+    trace), but 1.0 / np.float64(0.0) is inf where 1.0 / 0.0 raises: the float sweep read the
+    numpy run's success row for temp=0.0 from the cache. A swept np.float64 is now passed as the
+    float it equals: the same point, the same entry and the same row (docs/sweeps.md)."""
+    kw = dict(setup=_temp_setup, workers=1)
+    a = sweep(_temp_kernel, (8, 1), args={"n": [1024], "temp": np.linspace(0.0, 1.0, 3)}, cache=tmp_path, **kw)
+    b = sweep(_temp_kernel, (8, 1), args={"n": [1024], "temp": [0.0, 0.5, 1.0]}, cache=tmp_path, **kw)
+    c = sweep(_temp_kernel, (8, 1), args={"n": [1024], "temp": [0.0, 0.5, 1.0]}, cache=False, **kw)
+    assert (a.stats["computed"], b.stats["cached"]) == (3, 3)
+    for r in (a, b, c):
+        assert [type(x["temp"]) for x in r.rows] == [float] * 3  # (the rows show what the kernel got)
+        assert r.rows[0]["error_type"] == "KernelError" and "ZeroDivisionError" in r.rows[0]["error"]
+        assert r.rows[1]["error"] is None and r.rows[2]["error"] is None
+    assert a.rows == b.rows == c.rows
+    # np.int64 choices (np.arange) too; within one sweep the two spellings are one point
+    d = sweep(_temp_kernel, (8, 1), args={"n": np.arange(1024, 1025), "temp": [np.float64(0.0), 0.0]},
+              cache=False, **kw)
+    assert type(d.rows[0]["n"]) is int and d.stats["trace_groups"] == 1
+    assert [x["error_type"] for x in d.rows] == ["KernelError"] * 2
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # (1.0 / np.float64(0.0): inf)
+def test_a_numpy_float_inside_a_value_is_its_own_point(tmp_path):
+    """Passed as it is (a tuple is the user's value), so keyed with its dtype: not grouped with
+    nor served from the entry of (0.0,)."""
+    kw = dict(setup=_temp_setup, workers=1, cache=tmp_path)
+    a = sweep(_temp_kernel, (8, 1), args={"n": [1024], "temp": [(np.float64(0.0),), (0.0,)]}, **kw)
+    assert a.stats["trace_groups"] == 2
+    assert a.rows[0]["error"] is None and a.rows[1]["error_type"] == "KernelError"
+    b = sweep(_temp_kernel, (8, 1), args={"n": [1024], "temp": [(0.0,)]}, **kw)
+    assert b.stats["cached"] == 1 and b.rows[0]["error_type"] == "KernelError"
 
 
 def test_an_intenum_argument_gets_its_own_trace():

@@ -76,9 +76,9 @@ class NotCanonical(TypeError):
 
 
 def canonical(x: Any, strict: bool = False, class_codes: dict | None = None) -> Any:
-    """``x`` as plain JSON data that is equal exactly when the values are: np.int64 and
-    np.float64 as Python numbers (``np.int64(32)`` and ``32`` give one key), with ``strict``
-    another numpy scalar with its dtype (without, as the Python number), floats by their repr
+    """``x`` as plain JSON data that is equal exactly when the values are: with ``strict`` a
+    numpy scalar with its dtype (``np.float64(0.5)`` is not ``0.5``: code computes otherwise with
+    it; without ``strict``, as the Python number), floats by their repr
     (NaN and inf too), tuples tagged apart from lists, sets from frozensets, dicts in their
     insertion order, sets by their elements, deques by their items and maxlen, arrays by dtype,
     shape and a hash of their bytes, dataclasses by their fields and other attributes, a
@@ -183,8 +183,8 @@ class _Walk:
     inside itself as ``{"cycle": levels up}``, a callable by ``on_callable(walk, c)``, any other
     object by ``on_object(x)``; with ``limit``, what is nested deeper raises :class:`NotCanonical`.
     ``strict``: a value keyed by less than what it holds raises NotCanonical too. ``dtypes``: a
-    numpy scalar other than np.int64 and np.float64 keyed with its dtype (else as the Python
-    number it converts to: :func:`canonical` without ``strict``). ``on_class``:
+    numpy scalar keyed with its dtype (else as the Python number it converts to:
+    :func:`canonical` without ``strict``). ``on_class``:
     called with the class of every value that is an instance of a user class (a dataclass, an
     enum member, a namedtuple subclass, an int subclass...): what it returns (not None: the
     class's :func:`code_fingerprint`) is in the value's key, its methods being code the value
@@ -247,10 +247,13 @@ class _Walk:
         return self.inside(x, lambda: self._container(x), callable_owner=False)
 
     def _numpy_scalar(self, x: np.generic) -> Any:
-        """np.int64 and np.float64 as the Python numbers they equal (docs/sweeps.md); another
-        dtype's scalar (np.int16(300) squares to another number than 300) with its dtype, a
-        structured one (np.void) by its fields' values under its dtype, not as a tuple."""
-        if type(x) in (np.int64, np.float64) or not self.dtypes:
+        """A numpy scalar with its dtype, np.int64 and np.float64 too (code computes otherwise
+        with them than with Python numbers: ``1.0 / np.float64(0.0)`` is inf where ``1.0 / 0.0``
+        raises, np.int64 wraps; np.int16(300) squares to another number than 300); a structured
+        one (np.void) by its fields' values under its dtype, not as a tuple. Without ``dtypes``,
+        as the Python number it converts to. (A sweep passes a swept np.int64 or np.float64 as
+        the Python number: kernbench.sweeps.grid._plain.)"""
+        if not self.dtypes:
             v = x.item()
             return _repr_key(x) if isinstance(v, np.generic) else self(v)
         if x.dtype.kind in "mM":  # (datetime64, timedelta64: the repr shows value and unit)

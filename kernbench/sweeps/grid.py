@@ -8,6 +8,8 @@ Each axis is given as
   several products);
 - None: the axis has one empty point.
 
+A choice that is an np.int64 or np.float64 is the Python number it equals (:func:`_plain`).
+
 The sweep's points are the product of the three axes, in order: kernel arguments outermost,
 then launch options, then hardware (the last key of a dict varies fastest).
 """
@@ -70,18 +72,27 @@ def _too_many(n: int, what: str) -> ValueError:
                       f"is a launch); sweep fewer values, or a coarser grid first")
 
 
+def _plain(v: Any) -> Any:
+    """A swept value as the launch gets it: np.int64 and np.float64 (a numpy array's elements,
+    ``np.linspace``) as the Python int and float they equal. The kernel's Python computes
+    otherwise with them (``1.0 / np.float64(0.0)`` is inf, ``1.0 / 0.0`` raises), so they become
+    what docs/sweeps.md promises, the same point as 32 and 0.5; a scalar of another dtype, or
+    one nested in a value, is passed as it is (and keyed with its dtype)."""
+    return v.item() if type(v) in (np.int64, np.float64) else v
+
+
 def _choices(v: Any, what: str = "a sweep axis") -> list:
     if isinstance(v, (list, range)):
         if len(v) > MAX_POINTS:
             raise _too_many(len(v), what)
-        return list(v)
+        return [_plain(x) for x in v]
     if isinstance(v, np.ndarray):
         if v.ndim != 1:
             raise ValueError(f"a numpy array of choices must be 1-D, got shape {v.shape}")
         if len(v) > MAX_POINTS:
             raise _too_many(len(v), what)
-        return list(v)
-    return [v]
+        return [_plain(x) for x in v]
+    return [_plain(v)]
 
 
 def _mapping_choices(axis: Mapping, what: str) -> tuple:
