@@ -774,3 +774,43 @@ def test_tune_times_a_default_equal_to_a_config_but_not_the_same_value(tmp_path,
     flag.unlink()
     t2 = tune(_blocked, [{"B": 64}, {"B": 16}], args={"n": 4096}, grid=(1, 1), setup=_tune_setup, cache=cache_dir)
     assert not t2.from_cache and t2.best == {"B": 64}
+
+
+# -- code with no file on disk: its lines and its file name ------------------------------------------
+_CELL_V1 = '''
+def kern(x_ptr, o_ptr, n, *, tl):
+    x = tl.load(x_ptr, shape=(n,), dtype="f32")
+    y = tl.load(x_ptr, shape=(n + 1,), dtype="f32")   # one element past the array
+    tl.store(o_ptr, x)
+'''
+_CELL_V2 = _CELL_V1.replace('dtype="f32")\n    y', 'dtype="f32")\n\n    # a comment added in the cell\n    y')
+
+
+def _cell(text: str, fname: str):
+    ns: dict = {}
+    exec(compile(text, fname, "exec"), ns)  # (as a notebook runs a cell: no file on disk)
+    return ns["kern"]
+
+
+def _n_setup(ctx, n):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+
+
+def test_a_cells_lines_and_file_name_are_in_its_key(tmp_path):
+    """A review's case: a comment line added in a notebook cell left the bytecode, and the key,
+    as they were, so the cached error row named the old cell's file:line."""
+    assert _CELL_V2 != _CELL_V1
+    fname = str(tmp_path / "no_such_dir" / "cell_a.py")
+    v1 = code_fingerprint(_cell(_CELL_V1, fname))
+    assert code_fingerprint(_cell(_CELL_V1, fname)) == v1  # (the same cell run again: one key)
+    assert code_fingerprint(_cell(_CELL_V2, fname)) != v1  # (lines moved)
+    assert code_fingerprint(_cell(_CELL_V1, fname.replace("cell_a", "cell_b"))) != v1  # (another cell)
+    rows = {}
+    for text, name in ((_CELL_V1, "cell_a.py"), (_CELL_V2, "cell_b.py")):
+        fn = _cell(text, str(tmp_path / "no_such_dir" / name))
+        for cache in (tmp_path / "cache", False):
+            rows[name, bool(cache)] = sweep(fn, (8, 1), setup=_n_setup, args={"n": [64]}, workers=1,
+                                            cache=cache).rows[0]
+    assert rows["cell_a.py", True]["error_where"].endswith("cell_a.py:4")
+    assert rows["cell_b.py", False]["error_where"].endswith("cell_b.py:6")
+    assert rows["cell_b.py", True] == rows["cell_b.py", False]

@@ -543,16 +543,21 @@ def _fn_attributes(fn: Any) -> dict:
 
 
 def _code_digest(code: types.CodeType) -> str:
-    """SHA-256 of what ``code`` runs: its bytecode, names, constants and those of the code
-    objects nested in it (marshal's bytes are not used: they depend on reference counts). The
-    code that runs, not the file on disk: a module edited but not reloaded runs its old code."""
+    """SHA-256 of what ``code`` runs: its bytecode, names, constants, exception table, file name
+    and line table, and those of the code objects nested in it (marshal's bytes are not used:
+    they depend on reference counts). The code that runs, not the file on disk: a module edited
+    but not reloaded runs its old code. The file name and lines are what an error row names
+    (``error_where``): code with no file on disk (a notebook cell, exec) has only them to tell a
+    comment line added, or another cell, apart."""
     h = hashlib.sha256()
 
     def walk(c: types.CodeType) -> None:
         h.update(c.co_code)
         h.update(repr((c.co_names, c.co_varnames, c.co_freevars, c.co_cellvars, c.co_argcount,
                        c.co_posonlyargcount, c.co_kwonlyargcount, c.co_flags, c.co_name,
-                       c.co_firstlineno)).encode())
+                       c.co_firstlineno, c.co_filename)).encode())
+        h.update(repr(list(c.co_lines())).encode())  # (each instruction's line)
+        h.update(c.co_exceptiontable)  # (where each try block ends)
         for k in c.co_consts:
             if isinstance(k, types.CodeType):
                 walk(k)
