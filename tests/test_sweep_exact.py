@@ -814,3 +814,46 @@ def test_a_cells_lines_and_file_name_are_in_its_key(tmp_path):
     assert rows["cell_a.py", True]["error_where"].endswith("cell_a.py:4")
     assert rows["cell_b.py", False]["error_where"].endswith("cell_b.py:6")
     assert rows["cell_b.py", True] == rows["cell_b.py", False]
+
+
+_CLASS_CELL = '''
+import functools
+class Meta(type):
+    def __call__(cls, *a):
+        return super().__call__(*a) {META}
+class C(metaclass=Meta):
+    ROWS = {ROWS}
+    @property
+    def p(self):
+        return {PROP}
+    @staticmethod
+    def s():
+        return {STATIC}
+    @functools.cached_property
+    def cp(self):
+        return {CP}
+    def _f(self, a, b):
+        return a + b
+    pm = functools.partialmethod(_f, {PM})
+    class Inner:
+        N = {INNER}
+'''
+
+
+def test_what_a_class_is_keyed_by_is_what_the_docs_say():
+    """docs/sweeps.md said both that a class is keyed by its class attributes' values and that
+    class constants and properties are not seen (a review). The code keys its constants by
+    value, its properties' and methods' code; its nested classes, its metaclass and the function
+    a cached_property or partialmethod holds it does not (listed among what the key cannot see)."""
+    first = dict(META="", ROWS=1, PROP=1, STATIC=1, CP=1, PM=1, INNER=1)
+
+    def key(**edit):
+        ns: dict = {}
+        exec(compile(_CLASS_CELL.format(**{**first, **edit}), "<cell>", "exec"), ns)
+        return code_fingerprint(ns["C"])
+
+    base = key()
+    seen = {k: key(**{k: "2"}) != base for k in first if k != "META"}
+    seen["META"] = key(META="or 1") != base
+    assert seen == {"ROWS": True, "PROP": True, "STATIC": True, "CP": False, "PM": False, "INNER": False,
+                    "META": False}
