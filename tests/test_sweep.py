@@ -663,6 +663,48 @@ def test_a_sweep_at_a_scripts_top_level_runs_here_and_says_why(tmp_path):
     assert '`if __name__ == "__main__":`' in out.stderr and "Nanny" not in out.stderr
 
 
+def test_ctrl_c_while_the_sweep_starts_its_cluster_leaves_no_worker_running(monkeypatch):
+    """A review's case: Ctrl-C while LocalCluster(...) started its workers (about a second into a
+    sweep) left the worker processes running: distributed cancels its start, losing the workers it
+    was starting, and the sweep held no reference to the cluster. The Ctrl-C is held until the
+    cluster has started, which is then closed, and the KeyboardInterrupt raised."""
+    pytest.importorskip("distributed")
+    import multiprocessing
+    import signal
+    import threading
+
+    from distributed.core import Status
+    from distributed.deploy import local
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    sent: list = []
+
+    class InterruptedNanny(local.Nanny):
+        def __init__(self, *a, **kw):
+            if not sent:  # (as a Ctrl-C lands on the main thread while the workers are started)
+                sent.append(threading.current_thread().name)
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            made.append(self)
+            super().__init__(*a, **kw)
+
+    made: list = []
+    monkeypatch.setattr(local, "Nanny", InterruptedNanny)
+    before = set(multiprocessing.active_children())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sweep(builder, hardware={"link.bytes_per_cycle": [8, 32]}, workers=2, cache=False)
+        assert sent and sent[0] != threading.main_thread().name  # (sent while the cluster started)
+        # (each worker closed, not still starting in the background: its process not yet up)
+        assert len(made) == 2 and [getattr(w, "status", None) for w in made] == [Status.closed] * 2
+        assert set(multiprocessing.active_children()) - before == set()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # (restored)
+    finally:  # (none left running by this test, whatever it found)
+        for proc in set(multiprocessing.active_children()) - before:
+            proc.terminate()
+            proc.join(10)
+
+
 # -- plots, files, HTML ------------------------------------------------------------------------------------
 def test_parquet_keeps_a_missing_swept_value_missing(tmp_path):
     """Explicit points whose keys differ leave some swept values out: in .df and the Parquet

@@ -15,6 +15,7 @@ docs/sweeps.md describes the API. The pieces:
 from __future__ import annotations
 
 import ast
+import contextlib
 import copyreg
 import gc
 import inspect
@@ -23,7 +24,9 @@ import logging
 import marshal
 import os
 import pickle
+import signal
 import sys
+import threading
 import time
 import types
 import warnings
@@ -510,14 +513,50 @@ def _dask_client(workers, client, scheduler):
                 f'`if __name__ == "__main__":` to run it on Dask, or pass workers=1 to choose '
                 f"this (docs/sweeps.md, On Dask)", stacklevel=3)
             return None, None
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.ERROR)
-    c = Client(cluster)
+    with _sigint_held() as interrupted:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        try:
+            c = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
 
     def cleanup():
         c.close()
         cluster.close()
+    if interrupted:  # (Ctrl-C while it started: passed on; closed if that raises)
+        try:
+            interrupted[0]()
+        except BaseException:
+            cleanup()
+            raise
     return c, cleanup
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """Hold a Ctrl-C (SIGINT) back until the block ends; yields a list that then holds a callable
+    passing it on to the handler that was there (raising KeyboardInterrupt). LocalCluster(...)
+    interrupted while it starts cancels its own start and loses the worker processes it was
+    starting: nothing can close them (distributed's constructor cleans up after an Exception
+    only). A second Ctrl-C meanwhile goes to that handler at once (a start that hangs). Only in
+    the main thread, where Python runs signal handlers, and while Python handles SIGINT."""
+    held: list = []
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield held
+        return
+
+    def hold(signum, frame):
+        held.append(lambda: previous(signum, frame))
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=None, setup=None,
