@@ -605,3 +605,123 @@ def test_the_memory_a_launch_may_take_follows_ulimit(tmp_path):
             "b.value_budget() == b.host_memory() // 8)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.split() == ["True", "True"], out.stderr
+
+
+# -- a refused call records nothing (docs/reliability.md, sections 1-2) ------------------------
+# A kernel that catches a tl call's KernelError and carries on gives the launch it gives without
+# that call: cycles, commands, counters, values. A review found calls that checked after they
+# had recorded a command (tl.sum(x, axis=bad, dtype=...) its cast; a shift count or divisor
+# known while tracing its shl or //; a tensor tl.cdiv by a known zero its add), and a tl.load
+# that counted its tensor before interning its site, which an exception can interrupt.
+
+def _fingerprint(ctx, r, out):
+    """What a launch gave, to compare two launches: every command, cycles, counters, values."""
+    p = r.program
+    d = {"cycles": r.cycles, "n": p.n_commands, "labels": [r.label(j) for j in range(p.n_commands)],
+         "commands": p.commands.tobytes(), "flops": r.flops,
+         "unit": np.ascontiguousarray(r.unit_counters).tobytes(),
+         "link": np.ascontiguousarray(r.link_counters).tobytes(),
+         "sram": np.ascontiguousarray(r.peak_sram).tobytes()}
+    if r.mode == "functional":
+        d["out"] = ctx.read_all(out).tobytes()
+    return d
+
+
+def _launch_both(body, mode, links=False):
+    """(the launch of a kernel calling ``body(tl, t)`` and catching its KernelError, the same
+    kernel without the call, what it caught: the KernelError's message or None): fingerprints
+    of the two launches. ``t`` holds the tensors both make first (known ones among them)."""
+    caught = []
+
+    def launch(refuse):
+        ctx = kernbench.Context("default", overrides=HW if links else {"n_cubes": 1, "pes_per_cube": 1})
+        if links:
+            ctx.install_sfr("pe", ring=True)
+        x = ctx.replicate(np.arange(8, dtype=np.float32) - 3, name="x")
+        y = ctx.replicate(np.ones((8, 8), np.float32), name="y")
+        o = ctx.empty((8,), "f32", name="o")
+
+        def kernel(x_ptr, y_ptr, o_ptr, *, tl):
+            a = tl.load(x_ptr, shape=(8,), dtype="f32")
+            r = tl.arange(0, 8)
+            t = {"a": a, "i": tl.cast(a, "int32"), "m": a > 0, "x": x_ptr, "o": o_ptr,
+                 "y": tl.load(y_ptr, shape=(8, 8), dtype="f32"), "r": r, "r40": r + 40,
+                 "r-1": r - 1, "z": tl.zeros((8,), "int32"), "z84": tl.zeros((8, 4), "f32"),
+                 "z3": tl.zeros((3,), "f32"), "all": r >= 0}
+            t["yi"] = tl.cast(t["y"], "int32")
+            if refuse:
+                try:
+                    body(tl, t)
+                except KernelError as e:
+                    caught.append(str(e))
+                else:
+                    caught.append(None)
+            tl.store(o_ptr, tl.exp(a) + t["i"])
+
+        r = ctx.launch(kernel, (HW["pes_per_cube"], 1) if links else (1, 1), x, y, o, mode=mode)
+        return _fingerprint(ctx, r, o)
+
+    ref = launch(False)
+    got = launch(True)
+    return got, ref, caught
+
+
+_REFUSALS = {
+    # a reduction's dtype= cast, then the reduction's own checks
+    "sum axis out of range, dtype=": lambda tl, t: tl.sum(t["a"], axis=3, dtype="f16"),
+    "sum axis not an int, dtype=": lambda tl, t: tl.sum(t["a"], axis=0.5, dtype="f16"),
+    "sum bad dtype=": lambda tl, t: tl.sum(t["a"], axis=0, dtype="f64"),
+    "sum keep_dims=False, dtype=": lambda tl, t: tl.sum(t["a"], keep_dims=False, dtype="f16"),
+    "max axis out of range": lambda tl, t: tl.max(t["a"], axis=1),
+    # a right operand known while tracing (checked by the builder: _fold ran after the push)
+    "shift count of an arange": lambda tl, t: t["i"] << t["r40"],
+    "shift count negative": lambda tl, t: t["i"] >> t["r-1"],
+    "// by a zero fill": lambda tl, t: t["i"] // t["z"],
+    "% by an arange from 0": lambda tl, t: t["i"] % t["r"],
+    "// by a number 0": lambda tl, t: t["i"] // 0,
+    "<< by a number 32": lambda tl, t: t["i"] << 32,
+    # tl.cdiv of tensors: an add (and a sub) then a //
+    "cdiv tensors by a known zero": lambda tl, t: tl.cdiv(t["i"], t["z"]),
+    "cdiv int by a known zero": lambda tl, t: tl.cdiv(5, t["z"]),
+    "cdiv float tensor": lambda tl, t: tl.cdiv(t["a"], 2),
+    # calls of several commands or options: every check before the first
+    "dot acc of the wrong shape": lambda tl, t: tl.dot(t["y"], t["y"], acc=t["z84"]),
+    "dot int32": lambda tl, t: tl.dot(t["yi"], t["y"]),
+    "softmax of int32": lambda tl, t: tl.softmax(t["i"]),
+    "softmax axis out of range": lambda tl, t: tl.softmax(t["a"], axis=2),
+    "pow int32 negative": lambda tl, t: t["i"] ** -2,
+    "where shapes": lambda tl, t: tl.where(t["m"], t["a"], t["z3"]),
+    "where other operand": lambda tl, t: tl.where(t["m"], t["a"], "x"),
+    "broadcast_to": lambda tl, t: tl.broadcast_to(t["a"], (3, 7)),
+    "cast to bool": lambda tl, t: tl.cast(t["a"], "bool"),
+    "cast bitcast": lambda tl, t: tl.cast(t["a"], "f16", bitcast=True),
+    "maximum propagate_nan NONE": lambda tl, t: tl.maximum(t["a"], 1.0, propagate_nan=tl.PropagateNan.NONE),
+    # loads and stores: a mask, other=, a known mask out of bounds, the region
+    "load other of the wrong shape": lambda tl, t: tl.load(t["x"], shape=(8,), mask=t["m"], other=t["y"]),
+    "load other without mask": lambda tl, t: tl.load(t["x"], shape=(8,), other=1.0),
+    "load mask not bool": lambda tl, t: tl.load(t["x"], shape=(8,), mask=t["i"]),
+    "load known mask out of bounds": lambda tl, t: tl.load(t["x"] + 16, shape=(8,), mask=t["all"]),
+    "load past the array": lambda tl, t: tl.load(t["x"] + 4, shape=(8,)),
+    "store of the wrong shape": lambda tl, t: tl.store(t["o"], t["y"]),
+    "store mask not bool": lambda tl, t: tl.store(t["o"], t["a"], mask=t["i"]),
+    "store known mask out of bounds": lambda tl, t: tl.store(t["o"] + 8, t["a"], mask=t["all"]),
+    "send on a port with no neighbour": lambda tl, t: tl.send("N", t["a"]),
+    "recv bad dtype": lambda tl, t: tl.recv("E", (8,), "f64"),
+}
+
+
+@pytest.mark.parametrize("mode", ["timing", "functional"])
+@pytest.mark.parametrize("case", list(_REFUSALS))
+def test_a_refused_call_records_nothing(case, mode):
+    got, ref, caught = _launch_both(_REFUSALS[case], mode)
+    assert caught and caught[0] is not None and caught[0].startswith("PE (0, 0) at "), caught
+    assert got == ref, (caught, [k for k in ref if got[k] != ref[k]], got["labels"], ref["labels"])
+
+
+def test_a_known_shift_count_refused_and_caught_is_not_replayed():
+    """The review's functional case: the refused shl stayed and replay raised its error again,
+    which the kernel had handled, failing the launch."""
+    got, ref, caught = _launch_both(_REFUSALS["shift count of an arange"], "functional")
+    assert "shift count 40 is outside 0..31" in caught[0], caught
+    assert got == ref
+

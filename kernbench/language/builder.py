@@ -498,14 +498,14 @@ class PEBuilder:
         key = ("store", shape, alloc.dtype, alloc.name) if mask is None else \
             ("store", shape, alloc.dtype, alloc.name, "masked")
         j, file, line = self._site_at(f, key)
+        if self._pending.n >= _PENDING_MAX:  # (its refusal before this store is recorded)
+            self._flush(len(self.tensors))
         if self._acc is not None:
             self._acc.append((alloc, e0, shape, stride))
         self._pending.push(j, src, -1 if mask is None else mask[1], -1)
         if self.functional:
             self._meta(("store", file, line, spec, alloc, e0, shape, stride,
                         None if mask is None else mask[0]))
-        if self._pending.n >= _PENDING_MAX:
-            self._flush(len(self.tensors))
 
     # -- GEMM -------------------------------------------------------------------------------
     def dot(self, f, sa, sb, ia: int, ib: int, a_shape, b_shape, da: str, db: str,
@@ -565,6 +565,21 @@ class PEBuilder:
             like = p[7]  # the launch's entry for the site's result (see _entry)
             if like[2] != n:  # (a timing-mode view of another size)
                 like = self._entry(shape, dtype, n)
+        fold = False
+        if operands and (self.known or self.lazy or (self.fills and p[8])):  # (p[8]: _FOLD_WITH_FILLS)
+            # (a fill or an arange: seed() says whether it is known). Once a kernel has made a
+            # mask, most of its commands still read no known value: those skip _fold, which
+            # would only find that out (a divisor's check aside: RIGHT_CHECKED always goes; and a
+            # comparison, which may make a mask of fills alone: tl.full((8,), pid) >= 0). Not
+            # arithmetic on fills alone: an accumulator's first update (tl.zeros(...) * 0.5)
+            # would become a value carried across a tl.range loop, which turns replay off.
+            if p[8] or self._valued(operands):
+                fold = True
+                if name in RIGHT_CHECKED and len(operands) == 2:
+                    # a known divisor or shift count, checked before anything is recorded (a
+                    # review: the command stayed in the program of a kernel catching the error)
+                    self.check_right(name, operands[1], ct or dtype)
+        # Nothing below raises: the tensor and its command are recorded together or not at all.
         # (the entry's shape: operands resolve on `is`, PEBuilder.operand)
         h = new_handle(self.base + i, self._place(nbytes), like[0], dtype, nbytes, False)
         self.tensors.append(like)
@@ -574,15 +589,8 @@ class PEBuilder:
         if self.functional:
             self._keep.append(h)
             self._meta(("vec", p[5], p[6], name, operands, shape, dtype, ct or dtype, imm))
-        if operands and (self.known or self.lazy or (self.fills and p[8])):  # (p[8]: _FOLD_WITH_FILLS)
-            # (a fill or an arange: seed() says whether it is known). Once a kernel has made a
-            # mask, most of its commands still read no known value: those skip _fold, which
-            # would only find that out (a divisor's check aside: RIGHT_CHECKED always goes; and a
-            # comparison, which may make a mask of fills alone: tl.full((8,), pid) >= 0). Not
-            # arithmetic on fills alone: an accumulator's first update (tl.zeros(...) * 0.5)
-            # would become a value carried across a tl.range loop, which turns replay off.
-            if p[8] or self._valued(operands):
-                self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
+        if fold:
+            self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
         return h
 
     def _valued(self, operands: tuple) -> bool:
@@ -616,18 +624,23 @@ class PEBuilder:
             v = self.known[i] = vec_value("fill", [], dtype, shape, dtype, imm)
         return v
 
+    def check_right(self, name: str, o, ct: str) -> None:
+        """Refuse right operand ``o`` (a tensor number, a view's spec or an immediate) of
+        ``name`` (in RIGHT_CHECKED) computed in ``ct`` when its value is known while tracing and
+        wrong (a divisor of 0, a shift count outside 0..31), even when the other operand is not
+        known (a load divided by a tl.arange): the error full replay would raise, raised at
+        trace, before the command is recorded (:meth:`vec`; tl.cdiv before its first command)."""
+        b = self._value(o)
+        if b is not None:
+            try:
+                check_right(name, ct, b)
+            except ArithmeticError as e:
+                semantic.fail(self, str(e))
+
     def _fold(self, i: int, name: str, operands: tuple, shape: tuple, n: int, dtype: str,
               ct: str, imm) -> None:
-        """Compute tensor ``i`` now if its operands are known (semantic: masks of tl.arange). A
-        known divisor or shift count is checked even when the other operand is not known (a
-        load divided by a tl.arange): the error full replay would raise, raised at trace."""
-        if name in RIGHT_CHECKED and len(operands) == 2:
-            b = self._value(operands[1])
-            if b is not None:
-                try:
-                    check_right(name, ct, b)
-                except ArithmeticError as e:
-                    semantic.fail(self, str(e))
+        """Compute tensor ``i`` now if its operands are known (semantic: masks of tl.arange);
+        called once its command is recorded, after :meth:`check_right`, so it raises nothing."""
         if n > KNOWN_MAX or not (self.known or self.fills):
             return
         # Known when every operand is: computed when read (known_value), not now. The only
@@ -747,11 +760,11 @@ class PEBuilder:
     # -- links ------------------------------------------------------------------------------
     def send(self, f, spec, src: int, port: int, shape: tuple, dtype: str, n: int) -> None:
         j, file, line = self._site_at(f, ("send", port, shape, dtype))
+        if self._pending.n >= _PENDING_MAX:  # (its refusal before this send is recorded)
+            self._flush(len(self.tensors))
         self._pending.push(j, src, -1, -1)
         if self.functional:
             self._meta(("send", file, line, spec, port, shape, dtype))
-        if self._pending.n >= _PENDING_MAX:
-            self._flush(len(self.tensors))
 
     def recv(self, f, port: int, shape: tuple, dtype: str, n: int, after: int = -1):
         h = self._new(shape, dtype, n, n * ITEMSIZE[dtype])

@@ -969,7 +969,12 @@ class TL:
             what = [f"a {x.dtype} {semantic.fmt_shape(x.shape)} tensor" if isinstance(x, TensorHandle) else repr(x)
                     for x in (a, b)]
             fail(_builder(self), f"cdiv takes ints and int32 tensors, got {what[0]} and {what[1]}")
-        if kb is not None:
+        if kb is None:
+            # a tensor divisor known while tracing, checked before the first of the commands
+            # (a review: the add stayed in the program of a kernel catching the // refused)
+            tr: PEBuilder = _builder(self)
+            tr.check_right("floordiv", tr.operand(b, "floordiv operand")[0], "int32")
+        else:
             b = int(b)
             if b == 0:
                 fail(_builder(self), "cdiv: division by zero")
@@ -1189,6 +1194,14 @@ class TL:
         if keep_dims is not True:
             self._refuse_keep_dims("sum", keep_dims)
         if dtype is not None:
+            # the sum's checks before its cast is recorded (a review: a bad axis left the cast
+            # in the program of a kernel catching the error); the cast's own (dtype, operand)
+            # are the only others
+            tr: PEBuilder = _builder(self)
+            check_dtype(tr, dtype)
+            s = tr.operand(x, "sum operand")[1]
+            if axis is not None:
+                axis = semantic.axis_of(tr, axis, len(s), "sum")
             x = self.cast(x, dtype)
         return self._reduce("sum", x, axis)
 
