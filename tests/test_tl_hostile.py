@@ -725,3 +725,48 @@ def test_a_known_shift_count_refused_and_caught_is_not_replayed():
     assert "shift count 40 is outside 0..31" in caught[0], caught
     assert got == ref
 
+
+class _Injected(Exception):
+    pass
+
+
+def _raise_in_site_add(frame, event, arg):
+    # an exception as a new site is interned (sites.SiteTable.add, plain Python): a stand-in
+    # for a RecursionError caught by the kernel at the wrong depth
+    if event == "call" and frame.f_code.co_name == "add" and frame.f_code.co_filename.endswith("sites.py"):
+        raise _Injected
+
+
+_NEW_SITES = {
+    "load": lambda tl, t: tl.load(t["x"], shape=(4,), dtype="f32"),
+    "masked load": lambda tl, t: tl.load(t["x"], shape=(8,), mask=t["m"], other=t["a"]),
+    "store": lambda tl, t: tl.store(t["o"], t["a"]),
+    "vec": lambda tl, t: t["a"] * t["a"],
+    "reduce": lambda tl, t: tl.max(t["y"], axis=0),
+    "dot": lambda tl, t: tl.dot(t["y"], t["y"]),
+    "send": lambda tl, t: tl.send("E", t["a"]),
+    "recv": lambda tl, t: tl.recv("E", (8,), "f32"),
+}
+
+
+@pytest.mark.parametrize("mode", ["timing", "functional"])
+@pytest.mark.parametrize("call", list(_NEW_SITES))
+def test_an_exception_as_a_call_interns_its_site_records_nothing(call, mode):
+    """A review: tl.load counted its tensor, then interned its site, which raised (a
+    RecursionError the kernel caught at the wrong depth, or a trace function): the launch died
+    in _assemble with a bare AssertionError, no PE, no line. Every call now does what can raise
+    first, then records its tensor and command: the launch equals one without the call."""
+    def body(tl, t):
+        call_it = _NEW_SITES[call]
+        sys.settrace(_raise_in_site_add)
+        try:
+            call_it(tl, t)
+        except _Injected:
+            pass
+        finally:
+            sys.settrace(None)
+
+    links = call in ("send", "recv")
+    got, ref, caught = _launch_both(body, mode, links=links)
+    assert caught == ([None] * HW["pes_per_cube"] if links else [None])
+    assert got == ref, ([k for k in ref if got[k] != ref[k]], got["labels"], ref["labels"])

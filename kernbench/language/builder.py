@@ -478,10 +478,13 @@ class PEBuilder:
         """DMA ``shape`` of ``alloc`` into a new tensor; ``f`` is the kernel's calling frame.
         ``mask``: (spec, tensor number) of a mask or None; ``other``: an immediate, (spec,
         tensor number) of a tensor, or None."""
-        h = self._new(shape, dtype, n, n * ITEMSIZE[dtype], pinned)
         key = ("load", shape, dtype, alloc.name) if mask is None else \
             ("load", shape, dtype, alloc.name, "masked")
+        # the site first: what can raise (interning a new site runs Python) before the tensor
+        # and the command are recorded (a review: a RecursionError caught by the kernel left a
+        # tensor without its command, and the launch failed with an AssertionError)
         j, file, line = self._site_at(f, key)
+        h = self._new(shape, dtype, n, n * ITEMSIZE[dtype], pinned)
         if self._acc is not None:
             self._acc.append((alloc, e0, shape, stride))
         m_id = -1 if mask is None else mask[1]
@@ -767,8 +770,8 @@ class PEBuilder:
             self._meta(("send", file, line, spec, port, shape, dtype))
 
     def recv(self, f, port: int, shape: tuple, dtype: str, n: int, after: int = -1):
+        j, file, line = self._site_at(f, ("recv", port, shape, dtype))  # (as load: then record)
         h = self._new(shape, dtype, n, n * ITEMSIZE[dtype])
-        j, file, line = self._site_at(f, ("recv", port, shape, dtype))
         self._pending.push(j, after, -1, -1)
         if self.functional:
             self._meta(("recv", file, line, port, shape, dtype))

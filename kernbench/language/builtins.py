@@ -449,12 +449,13 @@ def _tracked(tr: PEBuilder, h):
     """A view ``h``, remembered while a tl.range loop proves its repetition (it is moved on with
     the tensors it views, kernbench.language.loops), and in functional mode for replay to fill
     its ``data`` with what it reads of its buffer."""
+    views = tr._views
+    if views is not None:  # (what can raise first: then the view is remembered, in both)
+        spec, _, _, i, _ = tr.operand(h, "view")
     track = tr._track
     if track is not None:
         track.append(h)
-    views = tr._views
     if views is not None:
-        spec, _, _, i, _ = tr.operand(h, "view")
         views.append((h, i, spec))
     return h
 
