@@ -186,6 +186,20 @@ if hasattr(TensorHandle, "__post_init__") or TensorHandle.__slots__ != (
                       "nbytes, data, space, pinned and no __post_init__")
 
 
+class UnknownValue:
+    """In ``PEBuilder.known``, the value of a tensor tl.range replay emitted that full tracing
+    knows (a tl.arange mask a handle kept past the loop names) but replay did not move on: it
+    differed from iteration to iteration (loops._plan). Reading it calls ``on_read``, which
+    raises (the launch is traced again with that loop in full: loops._unknown_read), so a
+    value nothing reads costs the loop nothing (a review: the tutorials' `cols = off +
+    tl.arange(0, B)`, left bound after the loop, had it traced in full)."""
+
+    __slots__ = ("on_read",)
+
+    def __init__(self, on_read) -> None:
+        self.on_read = on_read
+
+
 class PEBuilder:
     """Commands, tensors and metadata of one program, traced on PE (pe, cube).
 
@@ -665,6 +679,8 @@ class PEBuilder:
         v = self.known.get(i)
         if v is None and i in self.lazy:
             return self._force(i)
+        if type(v) is UnknownValue:
+            v.on_read()
         return v
 
     def has_known(self, i) -> bool:

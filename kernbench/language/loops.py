@@ -47,11 +47,13 @@ every iteration. docs/language.md, "tl.range", has the contract.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .._core._replay import handles_alike, handles_moving, live_handles
 from . import semantic
-from .builder import SRAM_ALIGN, SRAM_TOP_MAX, past_memory, table_bytes
+from .builder import SRAM_ALIGN, SRAM_TOP_MAX, UnknownValue, past_memory, table_bytes
 from .semantic import ITEMSIZE, MAX_ELEMENTS
 
 __all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "ReplayOffLine", "TlRange", "tl_range"]
@@ -77,7 +79,7 @@ class _Plan:
     """What replaying B moved on needs (see the module docstring)."""
 
     __slots__ = ("rows", "shift", "D", "S", "tensors", "pinned", "acc", "delta", "t_a", "t_b",
-                 "transposed", "handles", "known", "cmds", "early", "moves", "top")
+                 "transposed", "handles", "known", "unknown", "cmds", "early", "moves", "top")
 
 
 def _span(shape: tuple, stride) -> int:
@@ -260,12 +262,15 @@ def _moves(b, sa: tuple, sb: tuple, se: tuple, D: int, S: int):
 
 
 def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: int,
-          trans_e: int, moving: bool = False):
+          trans_e: int, moving: bool = False, unknown: bool = False):
     """The plan for replaying B (between snapshots ``sb`` and ``se``) checked against A (``sa``
     to ``sb``), or None if B is not A moved on. ``s0``: the start of A's predecessor, or A's
     own (``s0 is sa``: A is iteration 0, replay_first); ``trans_a``, ``trans_b``, ``trans_e``:
     the transposed views' marks at A, B and B's end. ``moving`` (shapes_move=True): B may
-    also differ from A in shapes that move by a constant step (_Moves)."""
+    also differ from A in shapes that move by a constant step (_Moves). ``unknown``: a handle
+    held past B naming a tensor whose known value differs from iteration to iteration may be
+    moved on, its value unknown (``p.unknown``: reading it traces the launch again, replay on);
+    else such a loop is not replayed."""
     store = b.trace_store
     D = sb[0] - sa[0]
     S = sb[2] - sa[2]
@@ -417,13 +422,16 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     # name, once moved on, a replayed tensor: known too, with the same value, when the iteration
     # next to it in the proof made the same value there (else the loop is traced: the value may
     # follow the index). Later commands check with it as full tracing does (a masked store).
-    p.known = []
+    p.known, p.unknown = [], []
     if b.known or b.fills:
         for i in {h.id - b.base for h in p.handles}:
             if i in b.known or i in b.fills or (i in b.lazy and b.has_known(i)):
-                if not _same_known(b, i, i + D if i < t_b else i - D):
+                if _same_known(b, i, i + D if i < t_b else i - D):
+                    p.known.append(i)
+                elif unknown:  # (replayed all the same: traced in full if read, _unknown_read)
+                    p.unknown.append(i)
+                else:
                     return None
-                p.known.append(i)
     return p
 
 
@@ -439,15 +447,18 @@ def _same_known(b, i: int, j: int) -> bool:
             and ki.tobytes() == kj.tobytes())
 
 
-def _move_known(b, p: _Plan, R: int) -> None:
+def _move_known(b, p: _Plan, R: int, unknown) -> None:
     """The known values of the tensors p.known, given to the tensors R iterations on (what
-    the handles naming them name once moved on)."""
+    the handles naming them name once moved on); those of p.unknown's, ``unknown``: a
+    builder.UnknownValue."""
     for i in p.known:
         j = i + R * p.D
         if i in b.fills:
             b.fills[j] = b.fills[i]
         if i in b.known:
             b.known[j] = b.known[i]
+    for i in p.unknown:
+        b.known[i + R * p.D] = unknown
 
 
 def _safe_iterations(b, p: _Plan, want: int) -> int:
@@ -617,35 +628,60 @@ def _off_line(b, p: _Plan, s: tuple, e: tuple, m: int) -> str | None:
     """Replay on: why the iteration traced between snapshots ``s`` and ``e``, the first after
     the replayed ones (B moved on by ``m``), shows that the body's Python did not see the
     iterations replay skipped; else None. It may differ from B moved on: the last iteration
-    (a ragged block, an ``if i == n - 1``), or one replay stopped before because the line
-    leaves an allocation there (a ring's chunk index wrapping round, ``(r - i) % n``). But not
-    by making every load and store where B's are one iteration on instead of ``m``: a Python
-    count of the iterations run (``ptr += BLOCK``, ``enumerate``) is what puts them there."""
+    (a ragged block, an ``if i == n - 1``, an access more or fewer, a store of another block:
+    the causal prefill's), or one replay stopped before because the line leaves an allocation
+    there (a ring's chunk index wrapping round, ``(r - i) % n``). But every moving load and
+    store where B's is one iteration on instead of ``m`` is what a Python count of the
+    iterations run puts there (``ptr += BLOCK``, ``enumerate``). Compared access by access, as
+    far as both go. (A count moving some addresses only, beside others that follow the index,
+    is not told from a last iteration's other block: verify mode finds it.)"""
     acc = b._acc[s[5]:e[5]]
-    if m < 2 or len(acc) != len(p.acc) or not any(p.delta):
+    if m < 2:
         return None
+    off = None
     for (x, e0, _, _), (x0, b0, _, _), d in zip(acc, p.acc, p.delta):
         if x is not x0 or e0 != b0 + d:
             return None
-    j, d = next((j, d) for j, d in enumerate(p.delta) if d)
-    x, e0 = acc[j][0], acc[j][1]
-    return (f"its load/store #{j} reads element {e0} of {x.name!r}: the place of the "
-            f"iteration after the last one traced before replay, not element "
-            f"{p.acc[j][1] + m * d}, this iteration's on the loop's line")
+        if d and off is None:
+            off = (x, e0, b0 + m * d)
+    if off is None:
+        return None
+    return (f"a load or store of {off[0].name!r} reads element {off[1]}: the place of the "
+            f"iteration after the last one traced before replay, not element {off[2]}, this "
+            f"iteration's on the loop's line")
 
 
 class ReplayOffLine(BaseException):
-    """Replay on: the iteration a tl.range loop traced after its replayed ones shows that the
-    body's Python did not see the iterations skipped (:func:`_off_line`). The loop has added
-    itself to the launch's loops traced in full (``TL._no_replay``, with this error, which
-    names it in a warning even when the kernel catches it), and executor.trace traces
-    the launch again. A BaseException, so that a kernel's ``except Exception`` lets it by.
-    ``loop``: the tl.range's (file, line); ``pe``; ``k`` and ``value``: the iteration and its
-    index; ``why``: what differs."""
+    """Replay on: a tl.range loop the launch must trace in full after all: the iteration it
+    traced after its replayed ones shows that the body's Python did not see the iterations
+    skipped (:func:`_off_line`), or a value replay did not move on is read (``quiet``:
+    :func:`_unknown_read`). The loop has added itself to the launch's loops traced in full
+    (``TL._no_replay``, with this error, which names it in a warning even when the kernel
+    catches it, unless quiet), and executor.trace traces the launch again. A BaseException,
+    so that a kernel's ``except Exception`` lets it by. ``loop``: the tl.range's (file,
+    line); ``pe``: (pe, cube); ``where``: the iteration, its index and the loops around it; ``why``:
+    what differs."""
 
-    def __init__(self, b, loop: tuple, k: int, value, why: str):
-        super().__init__(f"tl.range at {_base(loop[0])}:{loop[1]}: iteration {k} (index {value}) {why}")
-        self.loop, self.pe, self.k, self.value, self.why = loop, (b.pe, b.cube), k, value, why
+    def __init__(self, pe: tuple, loop: tuple, where: str, why: str, quiet: bool = False):
+        super().__init__(f"tl.range at {_base(loop[0])}:{loop[1]}: {where} {why}")
+        self.loop, self.pe, self.where, self.why, self.quiet = loop, pe, where, why, quiet
+
+
+def _outer(b) -> str:
+    """The iterations of the tl.range loops around the innermost running one, for messages."""
+    return "".join(f" in iteration index {i} of the tl.range at {_base(f)}:{ln}"
+                   for f, ln, i, _ in reversed(b.ranges[:-1]))
+
+
+def _unknown_read(no_replay: dict, pe: tuple, loop: tuple) -> None:
+    """A handle moved on past the replayed iterations of ``loop`` names a tensor whose value
+    full tracing knows (a tl.arange mask) but replay did not move on, since it differs from
+    iteration to iteration; it is read now (a mask after the loop): the launch is traced again
+    with that loop in full, quietly (builder.UnknownValue)."""
+    e = no_replay[loop] = ReplayOffLine(pe, loop, "a handle kept past its iterations",
+                                        "names a tensor whose value replay did not move on, "
+                                        "read after the loop", quiet=True)
+    raise e
 
 
 def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, where: tuple,
@@ -708,8 +744,7 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
                     break
     if why is not None:
         # an inner loop's iteration repeats in every iteration of the loops around it: name those
-        outer = "".join(f" in iteration index {i} of the tl.range at {_base(f)}:{ln}"
-                        for f, ln, i, _ in reversed(b.ranges[:-1]))
+        outer = _outer(b)
         # (B = 1 only where iterations 0 and 1 proved it: replay_first's promise is in question)
         first = (" (replay_first=True: iterations 0 and 1 proved it, so iteration 0 must do the "
                  "others' work, its loads and stores on their line of addresses)") if kb == 1 else ""
@@ -837,10 +872,10 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 break
             if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration 0 on move on
                 p = _plan(b, snaps[0], snaps[k - 1], snaps[k], snaps[k + 1], trans[k - 1], trans[k],
-                          trans[k + 1], shapes_move)
+                          trans[k + 1], shapes_move, no_replay is not None)
             elif k == 1 and replay_first:  # A = 0, B = 1: B reads only its own (_plan)
                 p = _plan(b, snaps[0], snaps[0], snaps[1], snaps[2], trans[0], trans[1], trans[2],
-                          shapes_move)
+                          shapes_move, no_replay is not None)
         kb = len(snaps) - 2  # B, the iteration replay moves on
         k = kb + 1
         if p is not None and p.early:
@@ -855,7 +890,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 _replay(b, p, R, (where[0], where[1]))
                 if p.moves is None:  # (_replay_moving moves them to their addresses)
                     _move_handles(p.handles, R * p.D, R * p.S)
-                _move_known(b, p, R)
+                _move_known(b, p, R, UnknownValue(functools.partial(
+                    _unknown_read, no_replay, (b.pe, b.cube), where)) if p.unknown else None)
                 # A and B's tensors: a handle still naming one was not moved on (a copy made
                 # inside the loop); it is refused where used, not read as the wrong tensor. But
                 # the tensors the moved handles name now (R = 1: A's moved onto B's) stay
@@ -863,7 +899,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                                  {h.id - b.base for h in p.handles})
                 k += R
         if p is None or not check:
-            if R > 0 and k < n and no_replay is not None and p.moves is None:
+            if R > 0 and k < n and no_replay is not None:
                 # The first iteration traced after the replayed ones: its Python ran as if they
                 # had not (a counter, a pointer advanced by `p += B`, enumerate's count) when it
                 # is off the loop's line; then the launch is traced again, this loop in full
@@ -877,7 +913,11 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 if not _interleaved(b, running):
                     why = _off_line(b, p, s, e, k - kb)
                     if why is not None:
-                        e = no_replay[where] = ReplayOffLine(b, where, k, r[k], why)
+                        # (after one replayed iteration the place after B is the next one's:
+                        # a last iteration clamping its prefetch is there too, so then the
+                        # launch is traced again without a word of a counter)
+                        e = no_replay[where] = ReplayOffLine(
+                            (b.pe, b.cube), where, f"iteration {k} (index {r[k]}){_outer(b)}", why, quiet=R < 2)
                         raise e
                 k += 1
                 if owner:

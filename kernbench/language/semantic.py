@@ -599,11 +599,10 @@ def forget_lines() -> None:
     _GROWS.clear()
 
 
-#: (id(code), offset) -> (code, loop_grows's answer), for a trace (forget_lines drops it)
+#: (id(code), offset) -> (code, _collects's answer), for a trace (forget_lines drops it)
 _GROWS: dict = {}
-#: what a comprehension adds its element with, each iteration (one-byte opcodes)
-_COLLECT_OPS = ("LIST_APPEND", "SET_ADD", "MAP_ADD")
-_COLLECT_BYTES = tuple(bytes([dis.opmap[n]]) for n in _COLLECT_OPS)
+#: what a comprehension adds its element with, each iteration
+_COLLECT_OPS = frozenset({"LIST_APPEND", "SET_ADD", "MAP_ADD"})
 #: the code names of comprehensions compiled as functions of their own (Python 3.11)
 _COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>"})
 
@@ -613,32 +612,42 @@ def loop_grows(f) -> bool:
     list, set or dict comprehension's, which collects one element per iteration run: tl.range
     replay cannot move such a container on (docs/language.md, 'tl.range'), so the loop is
     traced in full. (Not a list the body grows with ``append``: a body may append anything, an
-    observer's record of the iterations run among them, and verify mode finds the lists of
-    handles.)"""
+    observer's record of the iterations run among them; nor a generator's loop, whose consumer
+    may keep every iteration's, ``tuple(...)``, or not, a kernel's pipeline: verify mode finds
+    those.)"""
     co = f.f_code
     if co.co_name in _COMPREHENSIONS:
         return True
-    ops = co.co_code[::2]  # (2-byte instructions: their opcodes; a function with none of
-    if not any(op in ops for op in _COLLECT_BYTES):  # these has no comprehension inlined)
+    if sys.version_info < (3, 12):  # (3.11: a comprehension is a function of its own, above)
         return False
-    at = f.f_lasti  # (Python 3.12 inlines comprehensions: read the loop's body, once a trace)
-    e = _GROWS.get((id(co), at))
-    if e is not None and e[0] is co:
-        return e[1]
-    grows = False
+    e = _GROWS.get((id(co), f.f_lasti))  # (3.12 inlines comprehensions, PEP 709: read the
+    if e is None or e[0] is not co:  # loop's code once a trace)
+        e = _GROWS[(id(co), f.f_lasti)] = (co, _collects(co, f.f_lasti))
+    return e[1]
+
+
+def _collects(co, at: int) -> bool:
+    """Is the ``for`` loop whose FOR_ITER is at offset ``at`` of ``co`` an inlined
+    comprehension's? Its body ends adding the element to the container held under the
+    iterator: LIST_APPEND, SET_ADD or MAP_ADD of a depth of 2 or more, right before the jump
+    back to ``at``. (A list display's ``LIST_APPEND 1``, `(*lead, T)`, in a loop's body is not:
+    a review found such a body's loop traced in full.)"""
     ins = list(dis.get_instructions(co))
-    for j, x in enumerate(ins):
-        if x.offset == at:
-            if x.opname == "FOR_ITER":  # (else not a for loop: list(tl.range(n)), a next())
-                for y in ins[j + 1:]:
-                    if y.offset >= x.argval:  # (the loop's end: where FOR_ITER jumps)
-                        break
-                    if y.opname in _COLLECT_OPS:
-                        grows = True
-                        break
+    j = next((j for j, x in enumerate(ins) if x.offset == at), None)
+    if j is None or ins[j].opname != "FOR_ITER":  # (not a for loop: list(tl.range(n)), next())
+        return False
+    x = ins[j]
+    last = None
+    for k in range(j + 1, len(ins)):
+        y = ins[k]
+        if y.offset >= x.argval:  # (the loop's end: where FOR_ITER jumps)
             break
-    _GROWS[(id(co), at)] = (co, grows)
-    return grows
+        if y.opname.startswith("JUMP_BACKWARD") and y.argval == at:
+            last = k  # the loop's jump back (its last one, after any `continue`'s)
+    if last is None:
+        return False
+    y = ins[last - 1]
+    return y.opname in _COLLECT_OPS and y.arg >= 2
 
 
 def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:

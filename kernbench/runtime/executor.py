@@ -593,16 +593,24 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             builders = _trace(ctx, kernel, grid, args, kwargs, functional, skip, replay, no_replay)
         except ReplayOffLine:
             continue
-        except Exception:
-            if no_replay is not None and len(no_replay) > seen:
+        except BaseException as e:
+            if no_replay is not None and len(no_replay) > seen and isinstance(e, Exception):
                 continue  # (the kernel caught the ReplayOffLine, and failed for it: again)
+            if seen:  # (its Python ran again from the first PE: what it did the first time, twice)
+                loops = ", ".join(f"{os.path.basename(f)}:{ln}" for f, ln in no_replay)
+                e.add_note(f"(raised while the launch was traced again, from its first PE, with "
+                           f"the tl.range loop{'s' if seen > 1 else ''} at {loops} traced in full "
+                           f"(docs/language.md, 'tl.range'): state the kernel changed the first "
+                           f"time (a ctx.free, a counter) it changed twice)")
             raise
         if no_replay is None or len(no_replay) == seen:
             break
         # (the kernel caught the ReplayOffLine and went on: its program is not full tracing's)
     for e in (no_replay or {}).values():
+        if e.quiet:
+            continue
         warnings.warn(ReplayWarning(
-            f"{pe_at(e.pe, *e.loop)}: tl.range: iteration {e.k} (index {e.value}), traced after "
+            f"{pe_at(e.pe, *e.loop)}: tl.range: {e.where}, traced after "
             f"the iterations replay skipped, is not the loop body moved on: {e.why}. The body "
             f"keeps Python state across iterations (a counter, a pointer advanced with `+=`, "
             f"enumerate's count), which replay cannot move on: the launch was traced again "
