@@ -83,3 +83,39 @@ def test_trace_sibling_nests(benchmark, quick, nests):
     assert tr.program.n_commands == K * 6 * 16 * 2 + 2
     benchmark.extra_info.update({"nests": K, "commands": tr.program.n_commands, "cpu_s": min(cpu),
                                  "us_per_command": 1e6 * min(cpu) / tr.program.n_commands})
+
+
+def row_sum_kept_cols(x_ptr, y_ptr, N, B, *, tl):
+    """Triton's layer-norm loop: `cols`, a tl.arange mask's index, stays bound after the loop
+    (Python's scoping). Its value known while tracing differs from iteration to iteration:
+    the loop was traced in full (docs/language.md, 'tl.range': a known value kept past the
+    loop); replay goes on with it unknown, nothing reading it."""
+    acc = tl.zeros((B,), "f32")
+    for off in tl.range(0, N, B):
+        cols = off + tl.arange(0, B)
+        acc += tl.load(x_ptr + 4 * off, shape=(B,), mask=cols < N, other=0.)
+    tl.store(y_ptr, acc)
+
+
+@pytest.mark.parametrize("replay", ["off", "on"])
+def test_trace_kept_mask_loop(benchmark, quick, replay):
+    n = 500 if quick else 20000
+    B = 256
+    N = B * n - 3  # (a ragged last block: its mask matters)
+    ctx = kernbench.Context("default")
+    x = ctx.empty((N,), "f32")
+    y = ctx.empty((B,), "f32")
+    cpu = []
+
+    def run():
+        t0 = time.process_time()
+        tr = ctx.trace(row_sum_kept_cols, (8, 1), x, y, N, B, mode="timing", replay=replay)
+        cpu.append(time.process_time() - t0)
+        return tr
+
+    tr = benchmark.pedantic(run, rounds=1 if quick else 3, iterations=1, warmup_rounds=0)
+    ref = ctx.trace(row_sum_kept_cols, (8, 1), x, y, N, B, mode="timing", replay="off")
+    assert tr.program.commands.tobytes() == ref.program.commands.tobytes()
+    assert (tr.program.compact is not None) == (replay == "on")
+    benchmark.extra_info.update({"commands": tr.program.n_commands, "cpu_s": min(cpu),
+                                 "commands_per_s_cpu": tr.program.n_commands / min(cpu)})
