@@ -97,6 +97,12 @@ def test_axes_expand_products_lists_and_numpy_values():
     assert [p.index for p in pts] == [0, 1] and pts[0].options["mode"] == "timing"
     assert pts[1].values() == {"M": 16, "strict_sram": True, "gemm.rows": 32}
     assert [type(v) for v in pts[1].values().values()] == [int, bool, int]  # (np.int64: the int)
+    # a 0-d array is a number: one fixed value, as anything but a list, range or 1-D array (a
+    # review: refused as "must be 1-D"); a 2-D one is refused, naming how to fix it as a value
+    assert expand_axis({"n": np.array(256)}, "x") == [{"n": 256}] and type(expand_axis(
+        {"n": np.array(256)}, "x")[0]["n"]) is int
+    with pytest.raises(ValueError, match=r"must be 1-D, got shape \(2, 2\) \(a fixed array value goes inside a tuple"):
+        expand_axis({"n": np.zeros((2, 2))}, "x")
     with pytest.raises(ValueError, match="unknown launch option 'bogus'"):
         points_of(None, None, {"bogus": [1]})
     with pytest.raises(ValueError, match="given both"):

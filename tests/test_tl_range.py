@@ -452,37 +452,116 @@ def test_an_error_of_the_trace_made_again_says_so():
     FREED.clear()
 
 
-def kept_mask(x_ptr, y_ptr, N, B, *, tl):
-    """Triton's layer-norm loop: `cols` stays bound after the loop (Python's scoping)."""
+def kept_cols(x_ptr, y_ptr, N, B, last, read, *, tl):
+    """Triton's layer-norm loop: `cols` stays bound after the loop (Python's scoping); ``read``:
+    a mask made of it after the loop; ``last``: replay_last (then `cols` names a replayed
+    tensor after the loop, not the traced last iteration's)."""
     acc = tl.zeros((B,), "f32")
-    for off in tl.range(0, N, B):
+    for off in tl.range(0, N, B, replay_last=last):
         cols = off + tl.arange(0, B)
         acc += tl.load(x_ptr + 4 * off, shape=(B,), mask=cols < N, other=0.)
+    if read:
+        tl.store(y_ptr, acc, mask=cols < N - 4)
+    else:
+        tl.store(y_ptr, acc)
+
+
+def _count_traces(monkeypatch):
+    from kernbench.runtime import executor
+    calls = []
+    real = executor._trace
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(executor, "_trace", counted)
+    return calls
+
+
+@pytest.mark.parametrize("last,read", [(False, False), (False, True), (True, False), (True, True)])
+def test_a_known_value_kept_past_the_loop_replays_until_it_is_read(monkeypatch, last, read):
+    """(A newcomer's case.) A handle left bound after the loop named a tensor whose known value
+    (a tl.arange mask) differs from iteration to iteration: the loop was traced in full, 300x
+    slower. It is replayed now, that value unknown. The traced last iteration binds `cols`
+    again, so a read after the loop reads its value; with replay_last, `cols` names a replayed
+    tensor after the loop, and reading it has the launch traced again with the loop in full,
+    quietly: exact either way."""
+    N, B = 8 * 64 + (0 if last else 5), 8  # (replay_last: no ragged block, which replay would trace)
+    args = lambda ctx: (ctx.empty((N,), "f32"), ctx.empty((B,), "f32"), N, B, last, read)  # noqa: E731
+    off = _launch(kept_cols, args, "off", grid=(1, 1))
+    calls = _count_traces(monkeypatch)
+    on = _launch(kept_cols, args, "on", grid=(1, 1))
+    assert_same_launch(off, on)
+    retried = last and read
+    assert len(calls) == 1 + retried
+    ctx = _ctx()
+    tr = ctx.trace(kept_cols, (1, 1), *args(ctx), mode="timing", replay="on")
+    assert (tr.program.compact is not None) == (not retried)
+    _launch(kept_cols, args, "verify", grid=(1, 1))
+
+
+def many_kept(x_ptr, y_ptr, N, B, *, tl):
+    """Four loops, each leaving a replayed tensor's unknown value in `c0`..`c3`, all read."""
+    acc = tl.zeros((B,), "f32")
+    for off in tl.range(0, N, B, replay_last=True):
+        c0 = off + tl.arange(0, B)
+        acc += tl.load(x_ptr + 4 * off, shape=(B,))
+    for off in tl.range(0, N, B, replay_last=True):
+        c1 = off + tl.arange(0, B)
+        acc += tl.load(x_ptr + 4 * off, shape=(B,))
+    for off in tl.range(0, N, B, replay_last=True):
+        c2 = off + tl.arange(0, B)
+        acc += tl.load(x_ptr + 4 * off, shape=(B,))
+    for off in tl.range(0, N, B, replay_last=True):
+        c3 = off + tl.arange(0, B)
+        acc += tl.load(x_ptr + 4 * off, shape=(B,))
+    for c in (c0, c1, c2, c3):
+        tl.store(y_ptr, acc, mask=c < N)
+
+
+def nested_kept_unread(x_ptr, y_ptr, N, B, *, tl):
+    acc = tl.zeros((B,), "f32")
+    for o in tl.range(0, 6):
+        for off in tl.range(0, N, B, replay_last=True):
+            cols = off + tl.arange(0, B)  # noqa: F841 (kept past the inner loop, never read)
+            acc += tl.load(x_ptr + 4 * off, shape=(B,))
+        acc += tl.load(x_ptr + 4 * B * o, shape=(B,))
     tl.store(y_ptr, acc)
 
 
-def kept_mask_read(x_ptr, y_ptr, N, B, *, tl):
-    """As kept_mask, and the last iteration's mask is read after the loop."""
+@pytest.mark.parametrize("kernel,traces", [(many_kept, 2), (nested_kept_unread, 1)])
+def test_unknown_values_cost_at_most_one_trace_more(monkeypatch, kernel, traces):
+    """(A breaker's cases.) Four loops whose kept values are each read: one trace more, not
+    one per loop (each read added its own loop, K + 1 traces). An inner loop's kept value
+    nothing reads: none more (the outer loop's proof read it)."""
+    N, B = 8 * 40, 8
+    args = lambda ctx: (ctx.empty((N,), "f32"), ctx.empty((B,), "f32"), N, B)  # noqa: E731
+    off = _launch(kernel, args, "off", grid=(1, 1))
+    calls = _count_traces(monkeypatch)
+    assert_same_launch(off, _launch(kernel, args, "on", grid=(1, 1)))
+    assert len(calls) == traces
+
+
+def kept_cols_special(x_ptr, y_ptr, N, B, *, tl):
     acc = tl.zeros((B,), "f32")
     for off in tl.range(0, N, B):
         cols = off + tl.arange(0, B)
-        acc += tl.load(x_ptr + 4 * off, shape=(B,), mask=cols < N, other=0.)
-    tl.store(y_ptr, acc, mask=cols < N + B)
+        x = tl.load(x_ptr + 4 * off, shape=(B,), mask=cols < N, other=0.)
+        if off == 5 * B:  # (outside the contract: iteration 5 does more)
+            x = tl.exp(x)
+        acc += x
+    tl.store(y_ptr, acc)
 
 
-@pytest.mark.parametrize("kernel", [kept_mask, kept_mask_read])
-def test_a_known_value_kept_past_the_loop_replays_until_it_is_read(kernel):
-    """(A newcomer's case.) A handle left bound after the loop named a tensor whose known value
-    (a tl.arange mask) differs from iteration to iteration: the loop was traced in full, 300x
-    slower. It is replayed now, its value unknown; read after the loop, the launch is traced
-    again with the loop in full, quietly: exact either way."""
-    args = lambda ctx: (ctx.empty((8 * 64 + 5,), "f32"), ctx.empty((8,), "f32"), 8 * 64 + 5, 8)  # noqa: E731
-    off = _launch(kernel, args, "off", grid=(1, 1))
-    on = _launch(kernel, args, "on", grid=(1, 1))
-    assert_same_launch(off, on)
-    ctx = _ctx()
-    replayed = ctx.trace(kernel, (1, 1), *args(ctx), mode="timing").program.compact is not None
-    assert replayed == (kernel is kept_mask)
+def test_verify_checks_a_loop_replayed_with_a_value_unknown():
+    """(A breaker's case.) Verify's first pass traced such a loop in full where replay on
+    replays it, so it compared full tracing with itself and missed the contract break that
+    replay on emits wrong. Its first pass is the launch with replay on."""
+    N, B = 8 * 20 + 5, 8
+    args = lambda ctx: (ctx.empty((N,), "f32"), ctx.empty((B,), "f32"), N, B)  # noqa: E731
+    with pytest.raises(KernelError, match=r"tl.range: iteration 5 \(index 40\) does not repeat the loop body"):
+        _launch(kept_cols_special, args, "verify", grid=(1, 1))
 
 
 def swallowing(x_ptr, o_ptr, n, *, tl):

@@ -548,14 +548,17 @@ def _code_digest(code: types.CodeType) -> str:
     they depend on reference counts). The code that runs, not the file on disk: a module edited
     but not reloaded runs its old code. The file name and lines are what an error row names
     (``error_where``): code with no file on disk (a notebook cell, exec) has only them to tell a
-    comment line added, or another cell, apart."""
+    comment line added, or another cell, apart. The file's base name only: its folder is not
+    the code's (a notebook's cells live in a folder named by the kernel process, new at each
+    restart; `python ./k.py` and `python k.py` spell one file two ways: a review found either
+    missing the cache)."""
     h = hashlib.sha256()
 
     def walk(c: types.CodeType) -> None:
         h.update(c.co_code)
         h.update(repr((c.co_names, c.co_varnames, c.co_freevars, c.co_cellvars, c.co_argcount,
                        c.co_posonlyargcount, c.co_kwonlyargcount, c.co_flags, c.co_name,
-                       c.co_firstlineno, c.co_filename)).encode())
+                       c.co_firstlineno, os.path.basename(c.co_filename))).encode())
         h.update(repr(list(c.co_lines())).encode())  # (each instruction's line)
         h.update(c.co_exceptiontable)  # (where each try block ends)
         for k in c.co_consts:

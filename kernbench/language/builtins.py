@@ -478,14 +478,15 @@ class TL:
     # (compiled, builtins.pxd declares these as the extension type's C fields)
     __slots__ = ("_b", "_grid", "_serial", "_replay", "_ranged", "_no_replay")
 
-    def __init__(self, grid: tuple, replay: str = "on", no_replay: dict | None = None):
+    def __init__(self, grid: tuple, replay: str = "on", no_replay=None):
         self._grid = grid
         #: tl.range: "on" (replay), "off" (trace every iteration), "check" (trace every
         #: iteration and check it repeats: verify mode's first pass)
         self._replay = replay
-        #: replay "on": the tl.range loops traced in full, (file, line) -> loops.ReplayOffLine,
-        #: to which a loop whose iteration traced after replayed ones is not the body moved on
-        #: adds itself (executor.trace traces the launch again then); None: not checked (verify)
+        #: replay "on" and verify's first pass: the tl.range loops traced in full, a
+        #: loops.InFull, to which a loop whose iteration traced after replayed ones is not the
+        #: body moved on adds itself (executor.trace traces the launch again then); None: none
+        #: (replay off, functional mode)
         self._no_replay = no_replay
         self._ranged = 0  #: tl.range loops that could replay, traced so far
         self._b = _NO_PROGRAM

@@ -425,7 +425,14 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     p.known, p.unknown = [], []
     if b.known or b.fills:
         for i in {h.id - b.base for h in p.handles}:
-            if i in b.known or i in b.fills or (i in b.lazy and b.has_known(i)):
+            if type(b.known.get(i)) is UnknownValue or type(
+                    b.known.get(i + D if i < t_b else i - D)) is UnknownValue:
+                # (an inner loop's: unknown still, not read by this proof: a review found the
+                # proof's read tracing the launch again for a value nothing else read)
+                if not unknown:
+                    return None
+                p.unknown.append(i)
+            elif i in b.known or i in b.fills or (i in b.lazy and b.has_known(i)):
                 if _same_known(b, i, i + D if i < t_b else i - D):
                     p.known.append(i)
                 elif unknown:  # (replayed all the same: traced in full if read, _unknown_read)
@@ -673,11 +680,31 @@ def _outer(b) -> str:
                    for f, ln, i, _ in reversed(b.ranges[:-1]))
 
 
-def _unknown_read(no_replay: dict, pe: tuple, loop: tuple) -> None:
+class InFull(dict):
+    """A launch's tl.range loops traced in full after all, replay on (``TL._no_replay``):
+    (file, line) -> the ReplayOffLine that put it there. ``unknown``: the loops of the try
+    under way that left a value unknown (builder.UnknownValue); executor.trace empties it
+    before each try."""
+
+    __slots__ = ("unknown",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unknown = set()
+
+
+def _unknown_read(no_replay: InFull, pe: tuple, loop: tuple) -> None:
     """A handle moved on past the replayed iterations of ``loop`` names a tensor whose value
     full tracing knows (a tl.arange mask) but replay did not move on, since it differs from
     iteration to iteration; it is read now (a mask after the loop): the launch is traced again
-    with that loop in full, quietly (builder.UnknownValue)."""
+    with that loop in full, quietly (builder.UnknownValue), and with every other loop that
+    left a value unknown in this try (else a launch of K such loops, each read, would be
+    traced K + 1 times: a review; it is traced twice, those loops as they were before
+    unknown values: in full)."""
+    for other in no_replay.unknown:
+        no_replay.setdefault(other, ReplayOffLine(pe, other, "a handle kept past its iterations",
+                                                  "names a tensor whose value replay did not "
+                                                  "move on", quiet=True))
     e = no_replay[loop] = ReplayOffLine(pe, loop, "a handle kept past its iterations",
                                         "names a tensor whose value replay did not move on, "
                                         "read after the loop", quiet=True)
@@ -890,6 +917,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 _replay(b, p, R, (where[0], where[1]))
                 if p.moves is None:  # (_replay_moving moves them to their addresses)
                     _move_handles(p.handles, R * p.D, R * p.S)
+                if p.unknown:
+                    no_replay.unknown.add(where)
                 _move_known(b, p, R, UnknownValue(functools.partial(
                     _unknown_read, no_replay, (b.pe, b.cube), where)) if p.unknown else None)
                 # A and B's tensors: a handle still naming one was not moved on (a copy made

@@ -28,7 +28,7 @@ from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Tens
 from ..common.unraisable import UnraisableCatcher
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
-from ..language.loops import ReplayOffLine
+from ..language.loops import InFull, ReplayOffLine
 from ..language.porting import method_hint, tl_hint
 from ..language.semantic import called_from, forget_lines, is_user_code
 from ..language.semantic import fmt_shape as fmt
@@ -586,9 +586,12 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
     state is the kernel's: only a trace from the start has it as full tracing does), and a
     ReplayWarning names it. Each loop does so once a launch, so the trace runs at most once
     more than there are such loops."""
-    no_replay = {} if replay == "on" and not functional else None
+    # (verify's first pass is the launch with replay on, so it finds and retries as "on" does)
+    no_replay = InFull() if replay != "off" and not functional else None
     while True:
         seen = len(no_replay) if no_replay is not None else 0
+        if no_replay is not None:
+            no_replay.unknown.clear()
         try:
             builders = _trace(ctx, kernel, grid, args, kwargs, functional, skip, replay, no_replay)
         except ReplayOffLine:
@@ -612,8 +615,9 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         warnings.warn(ReplayWarning(
             f"{pe_at(e.pe, *e.loop)}: tl.range: {e.where}, traced after "
             f"the iterations replay skipped, is not the loop body moved on: {e.why}. The body "
-            f"keeps Python state across iterations (a counter, a pointer advanced with `+=`, "
-            f"enumerate's count), which replay cannot move on: the launch was traced again "
+            f"seems to keep Python state across iterations (a counter, a pointer advanced with "
+            f"`+=`, enumerate's count; or its last iteration clamps its accesses just there), "
+            f"which replay cannot move on: the launch was traced again "
             f"with this loop traced in full (exact, without replay's speed). Compute the body's "
             f"addresses from the index (`ptr + i * BLOCK`) to replay it (docs/language.md, "
             f"'tl.range')"), stacklevel=user_stacklevel())
@@ -621,8 +625,8 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
 
 
 def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool, skip,
-           replay: str, no_replay: dict | None) -> list:
-    """One try of :func:`trace`: ``no_replay``, the loops traced in full (replay on)."""
+           replay: str, no_replay: InFull | None) -> list:
+    """One try of :func:`trace`: ``no_replay``, the loops traced in full (replay on or verify)."""
     hw = ctx.hw
     nbr = ctx.neighbours()
     sfr_text = SfrText(ctx.sfr) if ctx.sfr is not None else "no SFR installed: call ctx.install_sfr()"

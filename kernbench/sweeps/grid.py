@@ -87,8 +87,11 @@ def _choices(v: Any, what: str = "a sweep axis") -> list:
             raise _too_many(len(v), what)
         return [_plain(x) for x in v]
     if isinstance(v, np.ndarray):
+        if v.ndim == 0:  # (a number: one fixed value, as docs/sweeps.md says of anything else)
+            return [_plain(v[()])]
         if v.ndim != 1:
-            raise ValueError(f"a numpy array of choices must be 1-D, got shape {v.shape}")
+            raise ValueError(f"a numpy array of choices must be 1-D, got shape {v.shape} (a fixed "
+                             f"array value goes inside a tuple: (arr,))")
         if len(v) > MAX_POINTS:
             raise _too_many(len(v), what)
         return [_plain(x) for x in v]
