@@ -496,23 +496,18 @@ def test_a_known_value_kept_past_the_loop_replays_until_it_is_read(monkeypatch, 
     _launch(kept_cols, args, "verify", grid=(1, 1))
 
 
-def many_kept(x_ptr, y_ptr, N, B, *, tl):
-    """Four loops, each leaving a replayed tensor's unknown value in `c0`..`c3`, all read."""
-    acc = tl.zeros((B,), "f32")
-    for off in tl.range(0, N, B, replay_last=True):
-        c0 = off + tl.arange(0, B)
-        acc += tl.load(x_ptr + 4 * off, shape=(B,))
-    for off in tl.range(0, N, B, replay_last=True):
-        c1 = off + tl.arange(0, B)
-        acc += tl.load(x_ptr + 4 * off, shape=(B,))
-    for off in tl.range(0, N, B, replay_last=True):
-        c2 = off + tl.arange(0, B)
-        acc += tl.load(x_ptr + 4 * off, shape=(B,))
-    for off in tl.range(0, N, B, replay_last=True):
-        c3 = off + tl.arange(0, B)
-        acc += tl.load(x_ptr + 4 * off, shape=(B,))
-    for c in (c0, c1, c2, c3):
-        tl.store(y_ptr, acc, mask=c < N)
+def _many_kept(K: int):
+    """K loops on K lines, each leaving a replayed tensor's unknown value in `c0`.. (replay_last),
+    all read after the last (made from source: each loop its own line)."""
+    src = ["def many_kept(x_ptr, y_ptr, N, B, *, tl):", "    acc = tl.zeros((B,), 'f32')"]
+    for k in range(K):
+        src += ["    for off in tl.range(0, N, B, replay_last=True):",
+                f"        c{k} = off + tl.arange(0, B)",
+                "        acc += tl.load(x_ptr + 4 * off, shape=(B,))"]
+    src += [f"    tl.store(y_ptr, acc, mask=c{k} < N)" for k in range(K)]
+    ns: dict = {}
+    exec(compile("\n".join(src) + "\n", "<many_kept>", "exec"), ns)
+    return ns["many_kept"]
 
 
 def nested_kept_unread(x_ptr, y_ptr, N, B, *, tl):
@@ -525,7 +520,7 @@ def nested_kept_unread(x_ptr, y_ptr, N, B, *, tl):
     tl.store(y_ptr, acc)
 
 
-@pytest.mark.parametrize("kernel,traces", [(many_kept, 2), (nested_kept_unread, 1)])
+@pytest.mark.parametrize("kernel,traces", [(_many_kept(4), 2), (nested_kept_unread, 1)])
 def test_unknown_values_cost_at_most_one_trace_more(monkeypatch, kernel, traces):
     """(A breaker's cases.) Four loops whose kept values are each read: one trace more, not
     one per loop (each read added its own loop, K + 1 traces). An inner loop's kept value
