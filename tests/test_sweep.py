@@ -101,8 +101,11 @@ def test_axes_expand_products_lists_and_numpy_values():
     # review: refused as "must be 1-D"); a 2-D one is refused, naming how to fix it as a value
     assert expand_axis({"n": np.array(256)}, "x") == [{"n": 256}] and type(expand_axis(
         {"n": np.array(256)}, "x")[0]["n"]) is int
-    with pytest.raises(ValueError, match=r"must be 1-D, got shape \(2, 2\) \(a fixed array value goes inside a tuple"):
+    with pytest.raises(ValueError, match=r"must be 1-D, got shape \(2, 2\) \(a fixed array value is a list "
+                                         r"of one choice: \[arr\]\)"):
         expand_axis({"n": np.zeros((2, 2))}, "x")
+    a = np.zeros((2, 2))  # (and that advice gives the array itself)
+    assert expand_axis({"n": [a]}, "x")[0]["n"] is a
     with pytest.raises(ValueError, match="unknown launch option 'bogus'"):
         points_of(None, None, {"bogus": [1]})
     with pytest.raises(ValueError, match="given both"):

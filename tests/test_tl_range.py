@@ -1,7 +1,9 @@
 """tl.range loop-body replay (issue 12, item 1): exactly the launch full tracing gives, for
 hand-written and generated loop kernels within the contract; verify mode catches kernels
 outside it; a bad access in a skipped iteration is reported at that iteration."""
+import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -533,6 +535,63 @@ def test_unknown_values_cost_at_most_one_trace_more(monkeypatch, kernel, traces)
     assert len(calls) == traces
 
 
+class _StoresWhenFreed:
+    def __init__(self, tl, y, acc, cols, N):
+        self.a = (tl, y, acc, cols, N)
+
+    def __del__(self):
+        tl, y, acc, cols, N = self.a
+        tl.store(y, acc, mask=cols < N - 4)
+
+
+def kept_cols_read_in_del(x_ptr, y_ptr, N, B, *, tl):
+    acc = tl.zeros((B,), "f32")
+    for off in tl.range(0, N, B, replay_last=True):
+        cols = off + tl.arange(0, B)
+        acc += tl.load(x_ptr + 4 * off, shape=(B,))
+    keep = _StoresWhenFreed(tl, y_ptr, acc, cols, N)  # noqa: F841 (stores as the kernel returns)
+
+
+def test_an_unknown_value_read_where_python_cannot_raise_is_still_traced_again():
+    """(A review's case.) Read in a __del__ run as the kernel returns, the signal to trace again
+    was printed as 'Exception ignored in', with kernbench's own traceback; it is the program's,
+    as a KernelError there is, and the launch is full tracing's."""
+    N, B = 8 * 64, 8
+    args = lambda ctx: (ctx.empty((N,), "f32"), ctx.empty((B,), "f32"), N, B)  # noqa: E731
+    off = _launch(kept_cols_read_in_del, args, "off", grid=(1, 1))
+    seen = []
+    hook, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        on = _launch(kept_cols_read_in_del, args, "on", grid=(1, 1))
+    finally:
+        sys.unraisablehook = hook
+    assert_same_launch(off, on)
+    assert not seen
+
+
+def test_a_launch_traced_again_keeps_no_builder_of_its_first_try():
+    """(A review's case.) The record of a loop traced in full held the raised signal, whose
+    traceback held the first try's frames and builders until the cyclic GC."""
+    import gc
+
+    from kernbench.language.builder import PEBuilder
+    N, B = 8 * 64, 8
+    gc.collect()
+    before = sum(type(o) is PEBuilder for o in gc.get_objects())  # (other tests' leftovers)
+    gc.disable()
+    try:
+        for kernel, args in ((advanced_pointer, _blocks(10, 10)),
+                             (kept_cols, lambda ctx: (ctx.empty((N,), "f32"), ctx.empty((B,), "f32"), N, B,
+                                                      True, True))):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ReplayWarning)
+                r = _launch(kernel, args, "on", grid=(2, 1))
+            del r
+            assert sum(type(o) is PEBuilder for o in gc.get_objects()) == before, kernel.__name__
+    finally:
+        gc.enable()
+
+
 def kept_cols_special(x_ptr, y_ptr, N, B, *, tl):
     acc = tl.zeros((B,), "f32")
     for off in tl.range(0, N, B):
@@ -552,6 +611,47 @@ def test_verify_checks_a_loop_replayed_with_a_value_unknown():
     args = lambda ctx: (ctx.empty((N,), "f32"), ctx.empty((B,), "f32"), N, B)  # noqa: E731
     with pytest.raises(KernelError, match=r"tl.range: iteration 5 \(index 40\) does not repeat the loop body"):
         _launch(kept_cols_special, args, "verify", grid=(1, 1))
+
+
+def counted_with_a_last_extra(x_ptr, o_ptr, n, *, tl):
+    """A pointer advanced by the body from block 1; the last iteration reads block 0 first."""
+    acc = tl.zeros((T,), "f32")
+    p = x_ptr + T * F32
+    for i in tl.range(0, n):
+        if i == n - 1:
+            acc = acc + tl.load(x_ptr, shape=(T,))
+        acc = acc + tl.load(p, shape=(T,))
+        p += T * F32
+    tl.store(o_ptr, acc)
+
+
+def indexed_with_a_last_extra(x_ptr, o_ptr, n, *, tl):
+    """Within the contract: addresses from the index; the last iteration reads block 3 first,
+    the place of the iteration after B."""
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        if i == n - 1:
+            acc = acc + tl.load(x_ptr + 3 * T * F32, shape=(T,))
+        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+    tl.store(o_ptr, acc)
+
+
+def test_a_last_iteration_s_own_access_neither_hides_a_count_nor_makes_one():
+    """(A fuzz campaign's cases.) The iteration's accesses were compared with B's place by
+    place, so an access of the last iteration's own, first, hid a count (the load past the
+    array missed) or, at the place after B, made one of an indexed body (a false warning, the
+    loop traced in full). B's accesses are found in order among the iteration's now."""
+    with pytest.raises(KernelError) as off:
+        _launch(counted_with_a_last_extra, _blocks(10, 10), "off", grid=(1, 1))
+    with pytest.raises(KernelError) as on:
+        _launch(counted_with_a_last_extra, _blocks(10, 10), "on", grid=(1, 1))
+    assert str(on.value) == str(off.value) and on.value.where == off.value.where
+    off = _launch(indexed_with_a_last_extra, _blocks(10, 10), "off", grid=(1, 1))
+    on = _launch(indexed_with_a_last_extra, _blocks(10, 10), "on", grid=(1, 1))  # (a warning: an error)
+    assert_same_launch(off, on)
+    ctx = _ctx()
+    assert ctx.trace(indexed_with_a_last_extra, (1, 1), *_blocks(10, 10)(ctx), mode="timing",
+                     replay="on").program.compact is not None
 
 
 def swallowing(x_ptr, o_ptr, n, *, tl):

@@ -635,43 +635,52 @@ def _off_line(b, p: _Plan, s: tuple, e: tuple, m: int) -> str | None:
     """Replay on: why the iteration traced between snapshots ``s`` and ``e``, the first after
     the replayed ones (B moved on by ``m``), shows that the body's Python did not see the
     iterations replay skipped; else None. It may differ from B moved on: the last iteration
-    (a ragged block, an ``if i == n - 1``, an access more or fewer, a store of another block:
+    (a ragged block, an ``if i == n - 1`` with accesses of its own, a store of another block:
     the causal prefill's), or one replay stopped before because the line leaves an allocation
-    there (a ring's chunk index wrapping round, ``(r - i) % n``). But every moving load and
-    store where B's is one iteration on instead of ``m`` is what a Python count of the
-    iterations run puts there (``ptr += BLOCK``, ``enumerate``). Compared access by access, as
-    far as both go. (A count moving some addresses only, beside others that follow the index,
-    is not told from a last iteration's other block: verify mode finds it.)"""
+    there (a ring's chunk index wrapping round, ``(r - i) % n``). But B's loads and stores, in
+    order among its others, each moving one where B's is one iteration on instead of ``m``,
+    and not all found on the loop's line, is what a Python count of the iterations run puts
+    there (``ptr += BLOCK``, ``enumerate``). (A count moving some addresses only, beside others
+    that follow the index, is not told from a last iteration's other block: verify mode finds
+    it.)"""
     acc = b._acc[s[5]:e[5]]
-    if m < 2:
+    if m < 2 or not any(p.delta) or _finds(acc, p, m) or not _finds(acc, p, 1):
         return None
-    off = None
-    for (x, e0, _, _), (x0, b0, _, _), d in zip(acc, p.acc, p.delta):
-        if x is not x0 or e0 != b0 + d:
-            return None
-        if d and off is None:
-            off = (x, e0, b0 + m * d)
-    if off is None:
-        return None
-    return (f"a load or store of {off[0].name!r} reads element {off[1]}: the place of the "
-            f"iteration after the last one traced before replay, not element {off[2]}, this "
-            f"iteration's on the loop's line")
+    j, d = next((j, d) for j, d in enumerate(p.delta) if d)
+    return (f"a load or store of {p.acc[j][0].name!r} reads element {p.acc[j][1] + d}: the place "
+            f"of the iteration after the last one traced before replay, not element "
+            f"{p.acc[j][1] + m * d}, this iteration's on the loop's line")
+
+
+def _finds(acc: list, p: _Plan, m: int) -> bool:
+    """Are B's loads and stores, moved on ``m`` iterations, among ``acc`` in their order (others
+    between them: a last iteration's own)?"""
+    it = iter(acc)
+    for (x0, b0, _, _), d in zip(p.acc, p.delta):
+        want = b0 + m * d
+        if not any(x is x0 and e0 == want for x, e0, _, _ in it):
+            return False
+    return True
 
 
 class ReplayOffLine(BaseException):
     """Replay on: a tl.range loop the launch must trace in full after all: the iteration it
     traced after its replayed ones shows that the body's Python did not see the iterations
-    skipped (:func:`_off_line`), or a value replay did not move on is read (``quiet``:
-    :func:`_unknown_read`). The loop has added itself to the launch's loops traced in full
-    (``TL._no_replay``, with this error, which names it in a warning even when the kernel
-    catches it, unless quiet), and executor.trace traces the launch again. A BaseException,
-    so that a kernel's ``except Exception`` lets it by. ``loop``: the tl.range's (file,
-    line); ``pe``: (pe, cube); ``where``: the iteration, its index and the loops around it; ``why``:
-    what differs."""
+    skipped (:func:`_off_line`), or a value replay did not move on is read (:func:`_unknown_read`).
+    The loop has put itself among the launch's loops traced in full first (:func:`_in_full`),
+    and executor.trace traces the launch again. A BaseException, so that a kernel's ``except
+    Exception`` lets it by."""
 
-    def __init__(self, pe: tuple, loop: tuple, where: str, why: str, quiet: bool = False):
-        super().__init__(f"tl.range at {_base(loop[0])}:{loop[1]}: {where} {why}")
-        self.loop, self.pe, self.where, self.why, self.quiet = loop, pe, where, why, quiet
+
+def _in_full(no_replay: "InFull", pe: tuple, loop: tuple, where: str, why: str,
+             quiet: bool = False) -> ReplayOffLine:
+    """Put ``loop`` (the tl.range's (file, line)) among the loops traced in full, with what a
+    ReplayWarning says of it unless ``quiet`` (``pe``: (pe, cube); ``where``: the iteration, its
+    index and the loops around it; ``why``: what differs), and return the signal to raise. The
+    record is plain data, not the exception: a raised one holds the frames of the try it ended,
+    and the record lives on through the next (a review: the builders kept to the cyclic GC)."""
+    no_replay[loop] = (pe, where, why, quiet)
+    return ReplayOffLine(f"tl.range at {_base(loop[0])}:{loop[1]}: {where} {why}")
 
 
 def _outer(b) -> str:
@@ -682,9 +691,9 @@ def _outer(b) -> str:
 
 class InFull(dict):
     """A launch's tl.range loops traced in full after all, replay on (``TL._no_replay``):
-    (file, line) -> the ReplayOffLine that put it there. ``unknown``: the loops of the try
-    under way that left a value unknown (builder.UnknownValue); executor.trace empties it
-    before each try."""
+    (file, line) -> (pe, where, why, quiet), what :func:`_in_full` was told. ``unknown``: the
+    loops of the try under way that left a value unknown (builder.UnknownValue);
+    executor.trace empties it before each try."""
 
     __slots__ = ("unknown",)
 
@@ -701,14 +710,12 @@ def _unknown_read(no_replay: InFull, pe: tuple, loop: tuple) -> None:
     left a value unknown in this try (else a launch of K such loops, each read, would be
     traced K + 1 times: a review; it is traced twice, those loops as they were before
     unknown values: in full)."""
-    for other in no_replay.unknown:
-        no_replay.setdefault(other, ReplayOffLine(pe, other, "a handle kept past its iterations",
-                                                  "names a tensor whose value replay did not "
-                                                  "move on", quiet=True))
-    e = no_replay[loop] = ReplayOffLine(pe, loop, "a handle kept past its iterations",
-                                        "names a tensor whose value replay did not move on, "
-                                        "read after the loop", quiet=True)
-    raise e
+    what = "a handle kept past its iterations"
+    for other in no_replay.unknown - no_replay.keys():
+        _in_full(no_replay, pe, other, what, "names a tensor whose value replay did not move on",
+                 quiet=True)
+    raise _in_full(no_replay, pe, loop, what, "names a tensor whose value replay did not move "
+                   "on, read after the loop", quiet=True)
 
 
 def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, where: tuple,
@@ -945,9 +952,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                         # (after one replayed iteration the place after B is the next one's:
                         # a last iteration clamping its prefetch is there too, so then the
                         # launch is traced again without a word of a counter)
-                        e = no_replay[where] = ReplayOffLine(
-                            (b.pe, b.cube), where, f"iteration {k} (index {r[k]}){_outer(b)}", why, quiet=R < 2)
-                        raise e
+                        raise _in_full(no_replay, (b.pe, b.cube), where,
+                                       f"iteration {k} (index {r[k]}){_outer(b)}", why, quiet=R < 2)
                 k += 1
                 if owner:
                     b._track = None

@@ -303,6 +303,13 @@ class TraceStore:
         if self.current is builder:
             self.current = None
 
+    def abandon(self) -> None:
+        """The launch's trace failed: let go of the builders (a builder and its store hold each
+        other, so they waited for the cyclic GC, which tracing turns off: a try of a launch
+        traced again kept its builders through the next, a review)."""
+        self.current = None
+        self._segments.clear()
+
     @staticmethod
     def _grown(arr: np.ndarray, filled: int, need: int, expected: int) -> np.ndarray:
         cap = max(need, 4 * len(arr))  # few copies while the first PE is traced

@@ -260,9 +260,11 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
                     ) from None
 
 
-#: a KernelError raised where Python cannot raise it (a ``__del__``, a generator's ``finally``
-#: run as it is freed) on a thread tracing a program, kept for that program
-_UNRAISABLE = UnraisableCatcher(lambda hook_args: isinstance(hook_args.exc_value, KernelError))
+#: a KernelError, or the signal to trace again with a loop in full (loops.ReplayOffLine: a
+#: value replay left unknown read there), raised where Python cannot raise it (a ``__del__``, a
+#: generator's ``finally`` run as it is freed) on a thread tracing a program, kept for it
+_UNRAISABLE = UnraisableCatcher(lambda hook_args: isinstance(hook_args.exc_value,
+                                                               (KernelError, ReplayOffLine)))
 
 
 def _check_returned(value, name: str, pe: tuple, file: str, line: int) -> None:
@@ -609,12 +611,12 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         if no_replay is None or len(no_replay) == seen:
             break
         # (the kernel caught the ReplayOffLine and went on: its program is not full tracing's)
-    for e in (no_replay or {}).values():
-        if e.quiet:
+    for loop, (pe, where, why, quiet) in (no_replay or {}).items():
+        if quiet:
             continue
         warnings.warn(ReplayWarning(
-            f"{pe_at(e.pe, *e.loop)}: tl.range: {e.where}, traced after "
-            f"the iterations replay skipped, is not the loop body moved on: {e.why}. The body "
+            f"{pe_at(pe, *loop)}: tl.range: {where}, traced after "
+            f"the iterations replay skipped, is not the loop body moved on: {why}. The body "
             f"seems to keep Python state across iterations (a counter, a pointer advanced with "
             f"`+=`, enumerate's count; or its last iteration clamps its accesses just there), "
             f"which replay cannot move on: the launch was traced again "
@@ -781,6 +783,9 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
             for g, b in replayed.items():
                 p, c = b.pe, b.cube
                 _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, b, kfile)
+    except BaseException:
+        store.abandon()  # (its builders go now, not at the next cyclic GC: a launch traced again)
+        raise
     finally:
         tl._begin(None)  # a tl kept by the kernel refuses every call from now on
         pop_operator_target(tl)

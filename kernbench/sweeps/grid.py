@@ -91,7 +91,7 @@ def _choices(v: Any, what: str = "a sweep axis") -> list:
             return [_plain(v[()])]
         if v.ndim != 1:
             raise ValueError(f"a numpy array of choices must be 1-D, got shape {v.shape} (a fixed "
-                             f"array value goes inside a tuple: (arr,))")
+                             f"array value is a list of one choice: [arr])")
         if len(v) > MAX_POINTS:
             raise _too_many(len(v), what)
         return [_plain(x) for x in v]
