@@ -40,6 +40,16 @@ def _exact(kernel, args_of, grid=(2, 1)):
     return off, on
 
 
+def _same_error(kernel, args_of, grid=(1, 1)) -> KernelError:
+    """Replay on raises the error full tracing raises: its message and its line."""
+    with pytest.raises(KernelError) as off:
+        _launch(kernel, args_of, "off", grid)
+    with pytest.raises(KernelError) as on:
+        _launch(kernel, args_of, "on", grid)
+    assert str(on.value) == str(off.value) and on.value.where == off.value.where
+    return on.value
+
+
 # -- hand-written kernels ------------------------------------------------------------------------
 RUNS = []
 
@@ -367,12 +377,8 @@ def test_a_body_counting_its_iterations_is_traced_in_full(kernel):
     # middle one, which its Python puts off the line): full tracing's error, at its iteration
     # (the error is the launch's outcome: no warning besides)
     for n in (11, 15):
-        with pytest.raises(KernelError) as off:
-            _launch(kernel, _blocks(10, n), "off", grid=(1, 1))
-        with pytest.raises(KernelError) as on:
-            _launch(kernel, _blocks(10, n), "on", grid=(1, 1))
-        assert str(on.value) == str(off.value) and on.value.where == off.value.where
-        assert "outside every device allocation" in str(on.value)
+        on = _same_error(kernel, _blocks(10, n))
+        assert "outside every device allocation" in str(on)
     # verify mode traces every iteration itself: no warning, full tracing's error
     with pytest.raises(KernelError, match="outside every device allocation"):
         _launch(kernel, _blocks(10, 11), "verify", grid=(1, 1))
@@ -394,12 +400,8 @@ def test_a_body_counting_its_iterations_with_shapes_moving_is_traced_in_full():
     kernel = counting_with_moving_shapes
     args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((100 * T, T), "f32"),  # noqa: E731
                         ctx.empty((T,), "f32"), 11)
-    with pytest.raises(KernelError) as off:
-        _launch(kernel, args, "off", grid=(1, 1))
-    with pytest.raises(KernelError) as on:
-        _launch(kernel, args, "on", grid=(1, 1))
-    assert str(on.value) == str(off.value) and on.value.where == off.value.where
-    assert "outside every device allocation" in str(on.value)
+    on = _same_error(kernel, args)
+    assert "outside every device allocation" in str(on)
 
 
 def clamped_prefetch(x_ptr, o_ptr, n, *, tl):
@@ -641,17 +643,49 @@ def test_a_last_iteration_s_own_access_neither_hides_a_count_nor_makes_one():
     place, so an access of the last iteration's own, first, hid a count (the load past the
     array missed) or, at the place after B, made one of an indexed body (a false warning, the
     loop traced in full). B's accesses are found in order among the iteration's now."""
-    with pytest.raises(KernelError) as off:
-        _launch(counted_with_a_last_extra, _blocks(10, 10), "off", grid=(1, 1))
-    with pytest.raises(KernelError) as on:
-        _launch(counted_with_a_last_extra, _blocks(10, 10), "on", grid=(1, 1))
-    assert str(on.value) == str(off.value) and on.value.where == off.value.where
+    _same_error(counted_with_a_last_extra, _blocks(10, 10))
     off = _launch(indexed_with_a_last_extra, _blocks(10, 10), "off", grid=(1, 1))
     on = _launch(indexed_with_a_last_extra, _blocks(10, 10), "on", grid=(1, 1))  # (a warning: an error)
     assert_same_launch(off, on)
     ctx = _ctx()
     assert ctx.trace(indexed_with_a_last_extra, (1, 1), *_blocks(10, 10)(ctx), mode="timing",
                      replay="on").program.compact is not None
+
+
+def _counted_last_differs(how):
+    """A pointer advanced by the body from block 1 (its last iteration reads block n, past x),
+    the last iteration differing from B in ``how``: without a fixed load of w, without a store,
+    with that load moved after the counted one, or with a load past w after the counted one."""
+    def k(x_ptr, w_ptr, o_ptr, n, *, tl):
+        acc = tl.zeros((T,), "f32")
+        p = x_ptr + T * F32
+        for i in tl.range(0, n):
+            last = i == n - 1
+            if how in ("skip_fixed", "reorder") and not last:
+                acc = acc + tl.load(w_ptr, shape=(T,))
+            acc = acc + tl.load(p, shape=(T,))
+            if how == "reorder" and last:
+                acc = acc + tl.load(w_ptr, shape=(T,))
+            if how == "skip_store" and not last:
+                tl.store(o_ptr, acc)
+            if how == "error_later" and last:
+                acc = acc + tl.load(w_ptr + 64 * T * F32, shape=(T,))
+            p += T * F32
+        tl.store(o_ptr, acc)
+    return k
+
+
+@pytest.mark.parametrize("how", ["skip_fixed", "skip_store", "reorder", "error_later"])
+def test_a_count_is_found_whatever_else_the_last_iteration_does(how):
+    """(A second fuzz campaign's cases.) B's fixed accesses were looked for too, so a last
+    iteration without one, or with it moved, hid the count (the load past x missed); and an
+    error later in that iteration (past w) was raised before the iteration's check ran, where
+    full tracing raises the count's. Only the moving accesses are looked for, and an error in
+    that iteration has what it did so far checked first."""
+    kernel = _counted_last_differs(how)
+    args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((10 * T,), "f32"),  # noqa: E731
+                        ctx.empty((T,), "f32"), 10)
+    _same_error(kernel, args)
 
 
 def swallowing(x_ptr, o_ptr, n, *, tl):

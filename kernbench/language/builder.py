@@ -281,6 +281,8 @@ class PEBuilder:
         self.left_range = None
         #: [file, line, index] of each tl.range loop running, outermost first (for errors)
         self.ranges = []
+        #: a check of an iteration cut short by an error (loops.check_cut_short), or None
+        self.cut_short = None
 
     @property
     def n_commands(self) -> int:

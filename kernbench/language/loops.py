@@ -56,7 +56,8 @@ from . import semantic
 from .builder import SRAM_ALIGN, SRAM_TOP_MAX, UnknownValue, past_memory, table_bytes
 from .semantic import ITEMSIZE, MAX_ELEMENTS
 
-__all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "ReplayOffLine", "TlRange", "tl_range"]
+__all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "InFull", "ReplayOffLine", "TlRange", "check_cut_short",
+           "tl_range"]
 
 semantic.register_internal(__file__)
 
@@ -635,32 +636,60 @@ def _off_line(b, p: _Plan, s: tuple, e: tuple, m: int) -> str | None:
     """Replay on: why the iteration traced between snapshots ``s`` and ``e``, the first after
     the replayed ones (B moved on by ``m``), shows that the body's Python did not see the
     iterations replay skipped; else None. It may differ from B moved on: the last iteration
-    (a ragged block, an ``if i == n - 1`` with accesses of its own, a store of another block:
-    the causal prefill's), or one replay stopped before because the line leaves an allocation
-    there (a ring's chunk index wrapping round, ``(r - i) % n``). But B's loads and stores, in
-    order among its others, each moving one where B's is one iteration on instead of ``m``,
-    and not all found on the loop's line, is what a Python count of the iterations run puts
-    there (``ptr += BLOCK``, ``enumerate``). (A count moving some addresses only, beside others
-    that follow the index, is not told from a last iteration's other block: verify mode finds
-    it.)"""
+    (a ragged block, an ``if i == n - 1`` with accesses of its own or without some of B's, a
+    store of another block: the causal prefill's), or one replay stopped before because the
+    line leaves an allocation there (a ring's chunk index wrapping round, ``(r - i) % n``). But
+    B's moving loads and stores, in their order among its others, where B's are one iteration
+    on instead of ``m``, and not on the loop's line, is what a Python count of the iterations
+    run puts there (``ptr += BLOCK``, ``enumerate``). The snapshot ``e`` may be taken in the
+    middle of the iteration (an error raised there: :func:`check_cut_short`). (A count moving
+    some addresses only, beside others that follow the index, is not told from a last
+    iteration's other block: verify mode finds it.)"""
     acc = b._acc[s[5]:e[5]]
-    if m < 2 or not any(p.delta) or _finds(acc, p, m) or not _finds(acc, p, 1):
+    moving = [(x0, b0, d) for (x0, b0, _, _), d in zip(p.acc, p.delta) if d]
+    if m < 2 or not moving or _finds(acc, moving, m) or not _finds(acc, moving, 1):
         return None
-    j, d = next((j, d) for j, d in enumerate(p.delta) if d)
-    return (f"a load or store of {p.acc[j][0].name!r} reads element {p.acc[j][1] + d}: the place "
-            f"of the iteration after the last one traced before replay, not element "
-            f"{p.acc[j][1] + m * d}, this iteration's on the loop's line")
+    x0, b0, d = moving[0]
+    return (f"a load or store of {x0.name!r} reads element {b0 + d}: the place of the iteration "
+            f"after the last one traced before replay, not element {b0 + m * d}, this "
+            f"iteration's on the loop's line")
 
 
-def _finds(acc: list, p: _Plan, m: int) -> bool:
-    """Are B's loads and stores, moved on ``m`` iterations, among ``acc`` in their order (others
-    between them: a last iteration's own)?"""
+def _finds(acc: list, moving: list, m: int) -> bool:
+    """Are B's moving loads and stores, (allocation, element, step) moved on ``m`` iterations,
+    among ``acc`` in their order (others between them: the body's fixed ones, a last
+    iteration's own)?"""
     it = iter(acc)
-    for (x0, b0, _, _), d in zip(p.acc, p.delta):
+    for x0, b0, d in moving:
         want = b0 + m * d
         if not any(x is x0 and e0 == want for x, e0, _, _ in it):
             return False
     return True
+
+
+def check_cut_short(b) -> None:
+    """Replay on: an error is raised in the iteration a loop traced after its replayed ones,
+    before that iteration's check (:func:`_off_line`) ran: check what it did so far, so that an
+    error only a Python count puts there (a later access of that iteration, the count's own
+    going on the loop's line would not reach) has the launch traced again, that loop in full,
+    and full tracing's error raised (a review: the later one was). Raises ReplayOffLine then;
+    else returns, and the error stands. Called by executor.trace's run."""
+    cut = b.cut_short  # (the loop's generator was closed as the error left the kernel)
+    for running in reversed(b.ranges):  # (or it is still open)
+        if cut is None and running[4] is not None:
+            cut = _cut_short(b, running[4])
+    if cut is not None:
+        b.cut_short = None
+        where, what, why, quiet, no_replay = cut
+        raise _in_full(no_replay, (b.pe, b.cube), where, what, why, quiet)
+
+
+def _cut_short(b, pending: tuple):
+    """What :func:`check_cut_short` raises for, of a loop's iteration after replay cut short
+    (``pending``: what tl_range keeps while it runs), or None."""
+    p, s, m, where, what, quiet, no_replay = pending
+    why = _off_line(b, p, s, _snap(b), m)
+    return None if why is None else (where, what, why, quiet, no_replay)
 
 
 class ReplayOffLine(BaseException):
@@ -686,7 +715,7 @@ def _in_full(no_replay: "InFull", pe: tuple, loop: tuple, where: str, why: str,
 def _outer(b) -> str:
     """The iterations of the tl.range loops around the innermost running one, for messages."""
     return "".join(f" in iteration index {i} of the tl.range at {_base(f)}:{ln}"
-                   for f, ln, i, _ in reversed(b.ranges[:-1]))
+                   for f, ln, i, *_ in reversed(b.ranges[:-1]))
 
 
 class InFull(dict):
@@ -880,8 +909,9 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         b._track, b._acc = [], []
     at = 0  # the iteration running when the loop is left early (GeneratorExit at a yield)
     skipped = False  # verify's full pass is at an iteration replay would not trace
-    # this loop in b.ranges: file, line, current index, and whether loops ran interleaved
-    running = [where[0], where[1], None, False]
+    # this loop in b.ranges: file, line, current index, whether loops ran interleaved, and
+    # the check of the iteration traced after the replayed ones while it runs (check_cut_short)
+    running = [where[0], where[1], None, False, None]
     b.ranges.append(running)
     try:
         p = None
@@ -944,16 +974,18 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 s = _snap(b)
                 at = k
                 running[2] = r[k]
+                # (after one replayed iteration the place after B is the next one's: a last
+                # iteration clamping its prefetch is there too, so then the launch is traced
+                # again without a word of a counter: quiet)
+                what = f"iteration {k} (index {r[k]}){_outer(b)}"
+                running[4] = (p, s, k - kb, where, what, R < 2, no_replay)
                 yield r[k]
+                running[4] = None
                 e = _snap(b)
                 if not _interleaved(b, running):
                     why = _off_line(b, p, s, e, k - kb)
                     if why is not None:
-                        # (after one replayed iteration the place after B is the next one's:
-                        # a last iteration clamping its prefetch is there too, so then the
-                        # launch is traced again without a word of a counter)
-                        raise _in_full(no_replay, (b.pe, b.cube), where,
-                                       f"iteration {k} (index {r[k]}){_outer(b)}", why, quiet=R < 2)
+                        raise _in_full(no_replay, (b.pe, b.cube), where, what, why, quiet=R < 2)
                 k += 1
                 if owner:
                     b._track = None
@@ -984,6 +1016,9 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             running[2] = r[n - 1]
             yield r[n - 1]
     except GeneratorExit:
+        if running[4] is not None:  # (its iteration after replay cut short: an error leaving
+            # the kernel closes this generator first, and the access lists go with it below)
+            b.cut_short = _cut_short(b, running[4])
         # The kernel left the loop (break, return) at iteration `at`. With replay on it can only
         # leave at a traced iteration (a break in a replayed one is never seen, and the program
         # is wrong); verify's full pass sees the iterations replay skips and names the one left.

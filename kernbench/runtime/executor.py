@@ -28,7 +28,7 @@ from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, Tens
 from ..common.unraisable import UnraisableCatcher
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
-from ..language.loops import InFull, ReplayOffLine
+from ..language.loops import InFull, ReplayOffLine, check_cut_short
 from ..language.porting import method_hint, tl_hint
 from ..language.semantic import called_from, forget_lines, is_user_code
 from ..language.semantic import fmt_shape as fmt
@@ -656,6 +656,8 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
             if isinstance(e, KernelError) and e.pe is None:  # (the kernel's own raise: where it was)
                 file, line, _ = _kernel_site(e, kfile, kline)
                 e.pe, e.where = (p, c), f"{file}:{line}"
+            if tl._no_replay is not None:
+                check_cut_short(b)  # (an error only a Python count made: traced again, in full)
             if (replay == "on" and tl._replay == "on" and isinstance(e, KernelError)
                     and store.replay_mark != mark):
                 # raised after iterations whose Python replay skipped: Python state the body
@@ -668,6 +670,8 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                            "whether full tracing raises it too; docs/language.md, 'tl.range')")
             raise
         except (Exception, GeneratorExit) as e:  # (GeneratorExit: a kernel's bug, not a stop)
+            if tl._no_replay is not None:
+                check_cut_short(b)  # (as above: an IndexError a count made, say)
             file, line, calls = _kernel_site(e, kfile, kline)
             if isinstance(e, AttributeError) and e.obj is tl:
                 # (not a TL.__getattr__: it would slow every tl attribute access)
