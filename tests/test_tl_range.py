@@ -627,14 +627,16 @@ def counted_with_a_last_extra(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc)
 
 
-def indexed_with_a_last_extra(x_ptr, o_ptr, n, *, tl):
-    """Within the contract: addresses from the index; the last iteration reads block 3 first,
-    the place of the iteration after B."""
+def indexed_with_block_3(x_ptr, o_ptr, n, every, *, tl):
+    """Within the contract: addresses from the index, and a load of block 3, the place of the
+    iteration after B: the last iteration's own, first (``every`` False), or a fixed load of
+    every iteration, the last leaving its indexed load out (``every`` True)."""
     acc = tl.zeros((T,), "f32")
     for i in tl.range(0, n):
-        if i == n - 1:
+        if every or i == n - 1:
             acc = acc + tl.load(x_ptr + 3 * T * F32, shape=(T,))
-        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+        if not every or i != n - 1:
+            acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
     tl.store(o_ptr, acc)
 
 
@@ -644,11 +646,12 @@ def test_a_last_iteration_s_own_access_neither_hides_a_count_nor_makes_one():
     array missed) or, at the place after B, made one of an indexed body (a false warning, the
     loop traced in full). B's accesses are found in order among the iteration's now."""
     _same_error(counted_with_a_last_extra, _blocks(10, 10))
-    off = _launch(indexed_with_a_last_extra, _blocks(10, 10), "off", grid=(1, 1))
-    on = _launch(indexed_with_a_last_extra, _blocks(10, 10), "on", grid=(1, 1))  # (a warning: an error)
+    args = lambda ctx: (*_blocks(10, 10)(ctx), False)  # noqa: E731
+    off = _launch(indexed_with_block_3, args, "off", grid=(1, 1))
+    on = _launch(indexed_with_block_3, args, "on", grid=(1, 1))  # (a warning: an error)
     assert_same_launch(off, on)
     ctx = _ctx()
-    assert ctx.trace(indexed_with_a_last_extra, (1, 1), *_blocks(10, 10)(ctx), mode="timing",
+    assert ctx.trace(indexed_with_block_3, (1, 1), *args(ctx), mode="timing",
                      replay="on").program.compact is not None
 
 
@@ -686,6 +689,36 @@ def test_a_count_is_found_whatever_else_the_last_iteration_does(how):
     args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((10 * T,), "f32"),  # noqa: E731
                         ctx.empty((T,), "f32"), 10)
     _same_error(kernel, args)
+
+
+def two_counts_error_between(x_ptr, y_ptr, w_ptr, o_ptr, n, *, tl):
+    """Two pointers advanced by the body; the last iteration loads past w between them (full
+    tracing's last iteration loads past x first)."""
+    acc = tl.zeros((T,), "f32")
+    p, q = x_ptr, y_ptr
+    for i in tl.range(0, n):
+        acc = acc + tl.load(p, shape=(T,))
+        if i == n - 1:
+            acc = acc + tl.load(w_ptr + 8 * T * F32, shape=(T,))
+        acc = acc + tl.load(q, shape=(T,))
+        p += T * F32
+        q += T * F32
+    tl.store(o_ptr, acc)
+
+
+def test_a_cut_short_iteration_and_a_fixed_access_at_the_next_place():
+    """(A third fuzz campaign's cases.) An error between two counted accesses of the last
+    iteration: all of B's moving accesses were looked for, so the later error was raised where
+    full tracing raises the first count's; a cut short iteration's first ones are enough now.
+    And a fixed load at the place after B stood for B's moving one, in an indexed body whose
+    last iteration leaves that out: a false warning. B's fixed accesses are taken out first."""
+    _same_error(two_counts_error_between, lambda ctx: (
+        ctx.empty((7 * T,), "f32"), ctx.empty((8 * T,), "f32"), ctx.empty((8 * T,), "f32"),
+        ctx.empty((T,), "f32"), 8))
+    for n in (6, 10):
+        args = lambda ctx, n=n: (*_blocks(12, n)(ctx), True)  # noqa: E731
+        assert_same_launch(_launch(indexed_with_block_3, args, "off", grid=(1, 1)),
+                           _launch(indexed_with_block_3, args, "on", grid=(1, 1)))  # (no warning)
 
 
 def swallowing(x_ptr, o_ptr, n, *, tl):

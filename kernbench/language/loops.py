@@ -632,7 +632,7 @@ def _move_handles(handles: list, D: int, S: int) -> None:
         h.addr += S
 
 
-def _off_line(b, p: _Plan, s: tuple, e: tuple, m: int) -> str | None:
+def _off_line(b, p: _Plan, s: tuple, e: tuple, m: int, cut: bool = False) -> str | None:
     """Replay on: why the iteration traced between snapshots ``s`` and ``e``, the first after
     the replayed ones (B moved on by ``m``), shows that the body's Python did not see the
     iterations replay skipped; else None. It may differ from B moved on: the last iteration
@@ -641,13 +641,20 @@ def _off_line(b, p: _Plan, s: tuple, e: tuple, m: int) -> str | None:
     line leaves an allocation there (a ring's chunk index wrapping round, ``(r - i) % n``). But
     B's moving loads and stores, in their order among its others, where B's are one iteration
     on instead of ``m``, and not on the loop's line, is what a Python count of the iterations
-    run puts there (``ptr += BLOCK``, ``enumerate``). The snapshot ``e`` may be taken in the
-    middle of the iteration (an error raised there: :func:`check_cut_short`). (A count moving
-    some addresses only, beside others that follow the index, is not told from a last
-    iteration's other block: verify mode finds it.)"""
-    acc = b._acc[s[5]:e[5]]
+    run puts there (``ptr += BLOCK``, ``enumerate``). ``cut``: the iteration was cut short by
+    an error (:func:`check_cut_short`): the moving accesses it made before, a first few of B's,
+    are at the place one iteration on and none on the line. B's fixed accesses are taken out
+    first (one at the place after B is not a count's). (A count moving some addresses only,
+    beside others that follow the index, is not told from a last iteration's other block:
+    verify mode finds it.)"""
+    acc = _without_fixed(b._acc[s[5]:e[5]], p)
     moving = [(x0, b0, d) for (x0, b0, _, _), d in zip(p.acc, p.delta) if d]
-    if m < 2 or not moving or _finds(acc, moving, m) or not _finds(acc, moving, 1):
+    if m < 2 or not moving:
+        return None
+    if cut:
+        if _found(acc, moving, m) or not _found(acc, moving, 1):
+            return None
+    elif _found(acc, moving, m) == len(moving) or _found(acc, moving, 1) < len(moving):
         return None
     x0, b0, d = moving[0]
     return (f"a load or store of {x0.name!r} reads element {b0 + d}: the place of the iteration "
@@ -655,16 +662,32 @@ def _off_line(b, p: _Plan, s: tuple, e: tuple, m: int) -> str | None:
             f"iteration's on the loop's line")
 
 
-def _finds(acc: list, moving: list, m: int) -> bool:
-    """Are B's moving loads and stores, (allocation, element, step) moved on ``m`` iterations,
-    among ``acc`` in their order (others between them: the body's fixed ones, a last
-    iteration's own)?"""
+def _without_fixed(acc: list, p: _Plan) -> list:
+    """``acc`` without B's fixed loads and stores (each taken out once, where it is again)."""
+    fixed = [(x0, b0) for (x0, b0, _, _), d in zip(p.acc, p.delta) if not d]
+    if not fixed:
+        return acc
+    out = []
+    for a in acc:
+        for j, (x0, b0) in enumerate(fixed):
+            if a[0] is x0 and a[1] == b0:
+                del fixed[j]
+                break
+        else:
+            out.append(a)
+    return out
+
+
+def _found(acc: list, moving: list, m: int) -> int:
+    """How many of B's moving loads and stores, (allocation, element, step) moved on ``m``
+    iterations, are among ``acc`` from the first, in their order (others between them: a last
+    iteration's own)."""
     it = iter(acc)
-    for x0, b0, d in moving:
+    for j, (x0, b0, d) in enumerate(moving):
         want = b0 + m * d
         if not any(x is x0 and e0 == want for x, e0, _, _ in it):
-            return False
-    return True
+            return j
+    return len(moving)
 
 
 def check_cut_short(b) -> None:
@@ -688,7 +711,7 @@ def _cut_short(b, pending: tuple):
     """What :func:`check_cut_short` raises for, of a loop's iteration after replay cut short
     (``pending``: what tl_range keeps while it runs), or None."""
     p, s, m, where, what, quiet, no_replay = pending
-    why = _off_line(b, p, s, _snap(b), m)
+    why = _off_line(b, p, s, _snap(b), m, cut=True)
     return None if why is None else (where, what, why, quiet, no_replay)
 
 
