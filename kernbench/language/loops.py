@@ -916,15 +916,14 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
     if mode == "off" or getattr(b, "functional", True) or n < head + 1 + tail:
         yield from r
         return
-    f = semantic.site_frame()
     where = semantic.site()
     no_replay = tl._no_replay
-    if (no_replay and where in no_replay) or semantic.loop_grows(f):
+    # (the frame is not kept in a local: the kernel's frame holds this generator)
+    if (no_replay and where in no_replay) or semantic.loop_grows(semantic.site_frame()):
         # a comprehension's loop (it collects one element per iteration run: replay cannot
         # move those on), or one found off its line at an earlier try of this launch: traced
         yield from r
         return
-    del f
     tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
     check = mode == "check"  # the first pass of verify: every iteration traced and checked
     owner = b._acc is None

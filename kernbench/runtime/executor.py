@@ -582,12 +582,14 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
     (kernbench.language.loops). Every PE, not only those with a loop: Python state a replayed
     body leaves for a PE traced after it (outside the contract) shows in that PE's program.
 
-    With replay on, a loop whose iteration traced after the replayed ones shows that its body
-    keeps Python state across iterations (loops.ReplayOffLine: a counter, a pointer advanced
-    with ``+=``) is traced in full, the launch traced again from its first PE (the body's Python
-    state is the kernel's: only a trace from the start has it as full tracing does), and a
-    ReplayWarning names it. Each loop does so once a launch, so the trace runs at most once
-    more than there are such loops."""
+    With replay on (and in verify's first pass), a loop whose iteration traced after the
+    replayed ones shows that its body keeps Python state across iterations (a counter, a
+    pointer advanced with ``+=``), or one whose value replay left unknown is read
+    (loops.ReplayOffLine), is traced in full, the launch traced again from its first PE (the
+    body's Python state is the kernel's: only a trace from the start has it as full tracing
+    does); a ReplayWarning names a counting one. Each loop does so once a launch (the unknown
+    values' all at once), so the trace runs at most once more than there are counting loops,
+    and once more for unknown values."""
     # (verify's first pass is the launch with replay on, so it finds and retries as "on" does)
     no_replay = InFull() if replay != "off" and not functional else None
     while True:
