@@ -40,7 +40,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .common.errors import exc_text, pe_label
+from .common.errors import exc_text, file_line, pe_label
 from .common.shown import rich_text
 
 __all__ = ["main", "parse_value", "parse_grid", "parse_pes", "parse_window", "load_kernel", "DelayedProgress"]
@@ -321,9 +321,9 @@ def _raised_at(e: BaseException, module) -> str:
 
     frames = user_frames(e, getattr(module, "__file__", None))
     if frames:
-        return f" at {os.path.basename(frames[0][0])}:{frames[0][1]}{called_from(frames)}"
+        return f" at {file_line(frames[0][0], frames[0][1])}{called_from(frames)}"
     tb = traceback.extract_tb(e.__traceback__)
-    return f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
+    return f" at {file_line(tb[-1].filename, tb[-1].lineno)}" if tb else ""
 
 
 def kernel_params(kernel) -> list:

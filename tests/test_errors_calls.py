@@ -433,3 +433,19 @@ def test_a_multi_line_generator_expression_the_kernel_runs_is_the_kernels(ctx):
 
     msg = str(launch_error(ctx, kernel))
     assert msg.startswith(f"PE (0, 0) at {at(chr(35) + ' (a multi-line genexpr' + chr(39) + 's body)')}: "), msg
+
+
+def test_code_compiled_with_no_file_name_is_named_unnamed_at_its_line(ctx):
+    # (a review: ``compile(src, "", "exec")`` printed "at :2"; every message names a source
+    # line through common.errors.file_line)
+    src = "def helper(tl):\n    return tl.sum(tl.zeros((4, 4), 'f32'), axis=5)\n" \
+          "def kernel(*, tl):\n    helper(tl)\n"
+    ns: dict = {}
+    exec(compile(src, "", "exec"), ns)
+    err = launch_error(ctx, ns["kernel"])
+    assert str(err).startswith("PE (0, 0) at <unnamed>:2 (in helper, called from kernel at <unnamed>:4): "), str(err)
+    assert err.where == "<unnamed>:2"
+    src = "def kernel(*, tl):\n    raise ValueError('no block')\n"
+    exec(compile(src, "", "exec"), ns)
+    msg = str(launch_error(ctx, ns["kernel"]))
+    assert "raised ValueError on PE (0, 0) (program_id(0)=0, program_id(1)=0) at <unnamed>:2: no block" in msg, msg

@@ -25,6 +25,7 @@ __all__ = [
     "ReplayWarning",
     "pe_label",
     "pe_at",
+    "file_line",
     "user_stacklevel",
 ]
 
@@ -38,10 +39,18 @@ def pe_label(pe) -> str:
     return f"PE ({int(p)}, {int(c)})"
 
 
+def file_line(file: str, line, *, full: bool = False) -> str:
+    """``"kernel.py:12"``: the one way kernbench names a source line in text. ``full``: the
+    whole path (errors' ``where`` field), else the file's base name (messages, reports).
+    Code compiled with no file name (``compile(src, "", "exec")``) is ``<unnamed>:12``."""
+    name = file if full else os.path.basename(file or "")
+    return f"{name or '<unnamed>'}:{line}"
+
+
 def pe_at(pe, file: str, line: int) -> str:
     """``"PE (p, c) at kernel.py:12"``: a PE and the kernel line it was at (the file's base
     name; errors keep the full path in their ``where`` field)."""
-    return f"{pe_label(pe)} at {os.path.basename(file)}:{line}"
+    return f"{pe_label(pe)} at {file_line(file, line)}"
 
 
 #: the kernbench package's folder (with a trailing separator): frames of files in it are

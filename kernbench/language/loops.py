@@ -52,6 +52,7 @@ import functools
 import numpy as np
 
 from .._core._replay import handles_alike, handles_moving, live_handles
+from ..common.errors import file_line
 from . import semantic
 from .builder import SRAM_ALIGN, SRAM_TOP_MAX, UnknownValue, past_memory, table_bytes
 from .semantic import ITEMSIZE, MAX_ELEMENTS
@@ -732,12 +733,12 @@ def _in_full(no_replay: "InFull", pe: tuple, loop: tuple, where: str, why: str,
     record is plain data, not the exception: a raised one holds the frames of the try it ended,
     and the record lives on through the next (a review: the builders kept to the cyclic GC)."""
     no_replay[loop] = (pe, where, why, quiet)
-    return ReplayOffLine(f"tl.range at {_base(loop[0])}:{loop[1]}: {where} {why}")
+    return ReplayOffLine(f"tl.range at {file_line(loop[0], loop[1])}: {where} {why}")
 
 
 def _outer(b) -> str:
     """The iterations of the tl.range loops around the innermost running one, for messages."""
-    return "".join(f" in iteration index {i} of the tl.range at {_base(f)}:{ln}"
+    return "".join(f" in iteration index {i} of the tl.range at {file_line(f, ln)}"
                    for f, ln, i, *_ in reversed(b.ranges[:-1]))
 
 
@@ -799,8 +800,8 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
             keys = store.table.keys
             kg, kw = keys[int(got[j, 0])], keys[int(want[j, 0])]
             why = (f"its command #{j} is {store.table.label(int(got[j, 0]))} at "
-                   f"{_base(kg[1])}:{kg[2]} on tensors {tuple(int(x) for x in got[j, 1:])}, the "
-                   f"replayed body's {store.table.label(int(want[j, 0]))} at {_base(kw[1])}:{kw[2]} "
+                   f"{file_line(kg[1], kg[2])} on tensors {tuple(int(x) for x in got[j, 1:])}, the "
+                   f"replayed body's {store.table.label(int(want[j, 0]))} at {file_line(kw[1], kw[2])} "
                    f"on {tuple(int(x) for x in want[j, 1:])}")
         elif b.tensors.span(s[0], e[0]) != (p.tensors if mv is None else mv.entries(b, m)):
             why = "its tensors differ in shape or dtype from the replayed body's"
@@ -850,11 +851,6 @@ def _interleaved(b, running: list) -> bool:
         for e in b.ranges:
             e[3] = True
     return running[3]
-
-
-def _base(path: str) -> str:
-    import os
-    return os.path.basename(path)
 
 
 class TlRange:

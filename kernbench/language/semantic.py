@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..common.errors import LIBRARY_DIRS, PACKAGE_DIR, KernelError, pe_at, pe_label
+from ..common.errors import LIBRARY_DIRS, PACKAGE_DIR, KernelError, file_line, pe_at, pe_label
 from ..common.pe_commands import PORT_INDEX, PORT_NAMES, TensorHandle, parse_port
 from ..hw.config import ENGINE_MAX_VOLUME
 from ._caller import kernel_frame
@@ -521,7 +521,7 @@ def called_from(frames: list) -> str:
             runs[-1][1] += 1
         else:
             runs.append([fr, 1, key])
-    parts = [f"{name} at {os.path.basename(file)}:{line}" + (f" ({k} times)" if k > 1 else "")
+    parts = [f"{name} at {file_line(file, line)}" + (f" ({k} times)" if k > 1 else "")
              for (file, line, name, *_), k, _ in runs]
     if len(parts) > _CHAIN_MAX + 1:  # (a placeholder for two callers at least)
         hidden = sum(k for _, k, _ in runs[_CHAIN_MAX - 1:-1])
@@ -672,7 +672,7 @@ def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
     pe = (tr.pe, tr.cube)
     # (a Python int of hundreds of digits, as an operand, a shape or an axis: its first six)
     message = _LONG_DIGITS.sub(_digits_shown, message)
-    return KernelError(f"{pe_at(pe, file, line)}{chain}: {message}", pe=pe, where=f"{file}:{line}")
+    return KernelError(f"{pe_at(pe, file, line)}{chain}: {message}", pe=pe, where=file_line(file, line, full=True))
 
 
 #: a run of more digits than any size or value a message names for itself or a kernel means
@@ -842,7 +842,7 @@ def operand_slow(tr, h, what: str):
     buf = tensors[i][0]
     if type(buf) is ReplayedPast:
         fail(tr, f"{what} names tensor #{i}, made in an iteration of the tl.range loop at "
-                 f"{os.path.basename(buf.loop[0])}:{buf.loop[1]} that proved the loop before replay "
+                 f"{file_line(*buf.loop[:2])} that proved the loop before replay "
                  f"emitted the next ones: this handle was not made by a tl call (a copy.copy, "
                  f"copy.deepcopy, dataclasses.replace or pickle of one, or TensorHandle(...)), so "
                  f"replay could not move it on to the last iteration's tensor. Carry the handle a "

@@ -17,11 +17,11 @@ it). :func:`command_facts` computes them once per result, vectorized, and keeps 
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..common.errors import file_line
 from ..common.pe_commands import N_UNITS, Opcode, Unit
 
 __all__ = ["CommandFacts", "check_report_memory", "command_facts", "index_dtype", "kept_report", "keep_report", "line_groups",
@@ -298,7 +298,7 @@ class LineGroups:
     def short(self, i: int) -> str:
         """``file.py:line`` of line index ``i``."""
         path, _, line = self.sources[i].rpartition(":")
-        return f"{os.path.basename(path)}:{line}" if path else self.sources[i]
+        return file_line(path, line) if path else self.sources[i]
 
 
 def line_groups(result) -> LineGroups:

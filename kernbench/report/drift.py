@@ -7,7 +7,6 @@ that introduced the error it carries (its origin). docs/reports.md, "Numeric dri
 """
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import numpy as np
@@ -16,6 +15,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from ..common.errors import file_line
 from ..common.shown import rich_text
 from .table import emit
 from .commands import command_facts, line_groups
@@ -95,7 +95,7 @@ def drift_summary(result) -> dict:
 
 def _short(src: str) -> str:
     path, _, line = src.rpartition(":")
-    return f"{os.path.basename(path)}:{line}" if path else src
+    return file_line(path, line) if path else src
 
 
 def render_drift(summary: dict, title: Optional[str] = None):

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._core import pages
 from .._core.api import drop_pairing_inputs, moved_tables, pair_links, prepare
-from ..common.errors import (KernbenchError, KernelError, ReplayWarning, UnwrittenReadWarning, exc_text, is_whole,
+from ..common.errors import (KernbenchError, KernelError, ReplayWarning, UnwrittenReadWarning, exc_text, file_line, is_whole,
                              pe_at, pe_label, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, TensorHandle, Unit, operator_targets,
                                   pop_operator_target, push_operator_target)
@@ -220,7 +220,7 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
         raise TypeError(f"kernel must be a function taking a keyword-only tl, got {kernel!r}")
     f, name, chain = _kernel_chain(kernel)
     _, file, first = _where(f, name)
-    where = f"{name} ({os.path.basename(file)}:{first})" if first else name
+    where = f"{name} ({file_line(file, first)})" if first else name
     if f is not None and (inspect.isgeneratorfunction(f) or inspect.iscoroutinefunction(f)
                           or inspect.isasyncgenfunction(f)):
         raise TypeError(f"kernel {where} is a generator or async function: a kernel is a plain "
@@ -289,7 +289,7 @@ def _check_returned(value, name: str, pe: tuple, file: str, line: int) -> None:
     raise KernelError(f"{pe_at(pe, file, line)}: kernel {name} returned a {type(value).__name__} "
                       f"that never started: a generator or async function called by the kernel "
                       f"and returned, its body not run. A kernel is a plain function that calls "
-                      f"tl", pe=pe, where=f"{file}:{line}")
+                      f"tl", pe=pe, where=file_line(file, line, full=True))
 
 
 def user_frames(exc: BaseException, own_file: str | None = None) -> list:
@@ -509,7 +509,7 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
             f"{who}, but {pe_label(hw.pe_coords(g))} sends {n_s} message(s) on port "
             f"{Port(p).name} and {pe_label(hw.pe_coords(q))} posts {n_r} recv(s) on port "
             f"{Port(back).name}{why}: every send needs exactly one matching recv ({fix})",
-            pe=hw.pe_coords(at), where=f"{k[1]}:{k[2]}",
+            pe=hw.pe_coords(at), where=file_line(k[1], k[2], full=True),
         )
     g, p = divmod(lk_shape, N_PORTS)
     q, back = int(nbr_flat[lk_shape]), int(OPPOSITE[p])
@@ -519,7 +519,7 @@ def _check_messages(hw, program: Program, sites: np.ndarray, table: SiteTable, n
         f"{Port(back).name} expects {fmt(r[4])} {r[5]}, but the matching send of "
         f"{pe_at(hw.pe_coords(g), s[1], s[2])} sends {fmt(s[4])} "
         f"{s[5]}",
-        pe=hw.pe_coords(q), where=f"{r[1]}:{r[2]}",
+        pe=hw.pe_coords(q), where=file_line(r[1], r[2], full=True),
     )
 
 
@@ -604,7 +604,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             if no_replay is not None and len(no_replay) > seen and isinstance(e, Exception):
                 continue  # (the kernel caught the ReplayOffLine, and failed for it: again)
             if seen:  # (its Python ran again from the first PE: what it did the first time, twice)
-                loops = ", ".join(f"{os.path.basename(f)}:{ln}" for f, ln in no_replay)
+                loops = ", ".join(file_line(f, ln) for f, ln in no_replay)
                 e.add_note(f"(raised while the launch was traced again, from its first PE, with "
                            f"the tl.range loop{'s' if seen > 1 else ''} at {loops} traced in full "
                            f"(docs/language.md, 'tl.range'): state the kernel changed the first "
@@ -657,7 +657,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
         except KernbenchError as e:
             if isinstance(e, KernelError) and e.pe is None:  # (the kernel's own raise: where it was)
                 file, line, _ = _kernel_site(e, kfile, kline)
-                e.pe, e.where = (p, c), f"{file}:{line}"
+                e.pe, e.where = (p, c), file_line(file, line, full=True)
             if tl._no_replay is not None:
                 check_cut_short(b)  # (an error only a Python count made: traced again, in full)
             if (replay == "on" and tl._replay == "on" and isinstance(e, KernelError)
@@ -681,18 +681,18 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                     f"{pe_at((p, c), file, line)}{calls}: tl.{e.name} is not "
                     f"part of kernbench's tl language (docs/language.md, 'Calls' and "
                     f"'Porting from Triton').{tl_hint(e.name)}", pe=(p, c),
-                    where=f"{file}:{line}") from None
+                    where=file_line(file, line, full=True)) from None
             if isinstance(e, AttributeError) and isinstance(e.obj, TensorHandle) and method_hint(e.name):
                 raise KernelError(
                     f"{pe_at((p, c), file, line)}{calls}: a TensorHandle has no method {e.name} (a Triton "
                     f"tensor's): write {method_hint(e.name)} (docs/language.md, 'Porting from "
-                    f"Triton')", pe=(p, c), where=f"{file}:{line}") from None
+                    f"Triton')", pe=(p, c), where=file_line(file, line, full=True)) from None
             why = _none_data_hint(e, file, line) or _stop_hint(e)
             raise KernelError(
                 f"kernel {name} raised {type(e).__name__} on {pe_label((p, c))} "
-                f"(program_id(0)={p}, program_id(1)={c}) at {os.path.basename(file)}:{line}{calls}: "
+                f"(program_id(0)={p}, program_id(1)={c}) at {file_line(file, line)}{calls}: "
                 f"{exc_text(e)}{why}",
-                pe=(p, c), where=f"{file}:{line}",
+                pe=(p, c), where=file_line(file, line, full=True),
             ) from e
         except ReplayOffLine:
             raise
@@ -702,7 +702,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
             file, line, calls = _kernel_site(e, kfile, kline)
             e.add_note(f"(raised while tracing kernel {name} on {pe_label((p, c))} "
                        f"(program_id(0)={p}, program_id(1)={c}) at "
-                       f"{os.path.basename(file)}:{line}{calls})")
+                       f"{file_line(file, line)}{calls})")
             raise
         if b.left_range is not None:
             file, line, k, value = b.left_range
@@ -713,7 +713,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                 f"iterable, islice, next()), but replay emits the iterations it does not trace as if the "
                 f"loop ran to its end. A tl.range loop runs all its iterations (docs/language.md, "
                 f"'tl.range'): use range() for a loop that may stop early", pe=(p, c),
-                where=f"{file}:{line}")
+                where=file_line(file, line, full=True))
         # Compact now: the program's handles and Python lists go before the next one.
         b.finish()
 
@@ -844,7 +844,7 @@ def _compare_replayed(full, b, pe: tuple) -> None:
                 return "nothing (the program ends)"
             k = table.keys[int(sites[j])]
             c = cmds[j]
-            return (f"{table.label(int(sites[j]))} at {os.path.basename(k[1])}:{k[2]} "
+            return (f"{table.label(int(sites[j]))} at {file_line(k[1], k[2])} "
                     f"(operands {int(c['src0'])}, {int(c['src1'])}, {int(c['src2'])}; result {int(c['dst'])})")
 
         k = ta.keys[int(sa[j])] if j < len(sa) else tb.keys[int(sb[j])]
@@ -858,7 +858,7 @@ def _compare_replayed(full, b, pe: tuple) -> None:
             f"handles more than two iterations old (a, b, c, d = b, c, d, new), nor, after a loop with "
             f"replay_last=True, a Python value its body assigned (the index included: it keeps a "
             f"traced iteration's value); write such a loop with range() (docs/language.md, 'tl.range')",
-            pe=pe, where=f"{k[1]}:{k[2]}")
+            pe=pe, where=file_line(k[1], k[2], full=True))
     if not (np.array_equal(full.tensor_bytes, b.tensor_bytes)
             and np.array_equal(full.tensor_pinned, b.tensor_pinned)):
         raise KernelError(f"{pe_label(pe)}: tl.range replay (verify mode) changes the program's tensors "

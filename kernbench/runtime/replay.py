@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..common.errors import KernelError, pe_at
+from ..common.errors import KernelError, file_line, pe_at
 from ..language.numerics import cast_value, convert, dot_value, reduce_value, value_of, vec_value
 from ..language.semantic import NP_DTYPES, dtype_name, element_indices, fmt_shape, masked_access
 from .memory import PlacementError
@@ -52,7 +52,7 @@ def _masked_indices(alloc, e0, shape, stride, mask, pe, file, line, verb):
     idx, m, msg = masked_access(alloc, e0, shape, stride, mask, verb == "store")
     if msg is not None:
         raise KernelError(f"{pe_at(pe, file, line)}: masked {verb} of "
-                          f"{fmt_shape(shape)} {alloc.dtype} {msg}", pe=pe, where=f"{file}:{line}")
+                          f"{fmt_shape(shape)} {alloc.dtype} {msg}", pe=pe, where=file_line(file, line, full=True))
     return idx, m
 
 
@@ -224,7 +224,7 @@ def _contents(memory, alloc, g: int, m, undo: _Undo | None = None):
         raise KernelError(f"{pe_at(pe, m[1], m[2])}: {m[0]} of {alloc.name!r}, which was freed while "
                           f"the launch ran (ctx.free in the kernel, or in another thread): free an "
                           f"array once the launches that use it have returned", pe=pe,
-                          where=f"{m[1]}:{m[2]}")
+                          where=file_line(m[1], m[2], full=True))
     try:
         if undo is None:
             return memory.flat(alloc, g)
@@ -232,7 +232,7 @@ def _contents(memory, alloc, g: int, m, undo: _Undo | None = None):
         return memory.writable(alloc, g)
     except PlacementError as e:
         pe = memory.hw.pe_coords(g)
-        raise KernelError(f"{pe_at(pe, m[1], m[2])}: {e}", pe=pe, where=f"{m[1]}:{m[2]}") from None
+        raise KernelError(f"{pe_at(pe, m[1], m[2])}: {e}", pe=pe, where=file_line(m[1], m[2], full=True)) from None
 
 
 def replay(program, engine, metas: list, handles: list, memory, shadow=None, undo=None) -> list:
@@ -302,7 +302,7 @@ def _replay(program, engine, metas: list, handles: list, memory, shadow, undo: _
                 except ArithmeticError as e:  # int32 // or % by zero, a shift out of range
                     pe = hw.pe_coords(g)
                     raise KernelError(f"{pe_at(pe, m[1], m[2])}: {e}",
-                                      pe=pe, where=f"{m[1]}:{m[2]}") from None
+                                      pe=pe, where=file_line(m[1], m[2], full=True)) from None
             elif kind == "load":
                 alloc, e0, shape, stride, dtype, mspec, other = m[3], m[4], m[5], m[6], m[7], m[8], m[9]
                 flat = _contents(memory, alloc, g, m)
@@ -323,7 +323,7 @@ def _replay(program, engine, metas: list, handles: list, memory, shadow, undo: _
                     out[mk] = flat[ix]
                     v[dst] = out
                 if bad is not None and len(unwritten) < MAX_UNWRITTEN_READS:
-                    unwritten.append({"pe": hw.pe_coords(g), "where": f"{m[1]}:{m[2]}",
+                    unwritten.append({"pe": hw.pe_coords(g), "where": file_line(m[1], m[2], full=True),
                                       "array": alloc.name, "element": bad})
             elif kind == "dot":
                 v[dst] = dot_value(value_of(v, m[3]), value_of(v, m[4]))

@@ -12,12 +12,12 @@ neighbour table and the site keys that name commands in errors and reports.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._core import simulate
+from ..common.errors import file_line
 from ..common.pe_commands import Program
 from ..hw.config import HardwareConfig, load_hw
 from ..hw.sfr import SfrInstall
@@ -59,7 +59,7 @@ class TracedLaunch:
 
     def describe(self, i: int) -> str:
         k = self.table.keys[int(self.sites[i])]
-        return f"{self.table.label(int(self.sites[i]))} ({os.path.basename(k[1])}:{k[2]})"
+        return f"{self.table.label(int(self.sites[i]))} ({file_line(k[1], k[2])})"
 
     # -- timing -------------------------------------------------------------------------------
     def time(self, hw: HardwareConfig, *, detail: str = "train", max_cycles: int | None = None,
