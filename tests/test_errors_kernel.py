@@ -898,3 +898,34 @@ def test_a_kernel_error_the_kernel_raises_itself_gets_its_pe_and_line():
         ctx.launch(k, (2, 1))
     assert e.value.pe == (1, 0)
     assert e.value.where.endswith(f"test_errors_kernel.py:{k.__code__.co_firstlineno + 2}")
+
+
+def test_kernbenchs_other_errors_raised_in_a_kernel_name_the_pe_and_line(ctx):
+    # (a review: a ctx.free or ctx.empty refused inside a kernel raised its PlacementError bare,
+    # with no PE, line or kernel; it is wrapped as any other exception the kernel raises)
+    from kernbench.runtime.memory import PlacementError
+
+    x = ctx.replicate(np.ones(16, np.float32))
+    tmp = ctx.empty((16,), "f32")
+
+    def frees(x_ptr, *, tl):
+        tl.load(x_ptr, shape=(16,), dtype="f32")
+        ctx.free(tmp)  # (PE (1, 0) frees it again)
+
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(frees, (2, 1), x)
+    e = ei.value
+    line = frees.__code__.co_firstlineno + 2
+    assert e.pe == (1, 0) and e.where == f"{__file__}:{line}"
+    assert str(e).startswith(f"kernel frees raised PlacementError on PE (1, 0) (program_id(0)=1, "
+                             f"program_id(1)=0) at {os.path.basename(__file__)}:{line}: "), str(e)
+    assert "is not a live allocation of this context" in str(e)
+    assert isinstance(e.__cause__, PlacementError)
+
+    def empties(x_ptr, *, tl):
+        ctx.empty((0,), "f32")
+
+    with pytest.raises(KernelError) as ei:
+        ctx.launch(empties, (1, 1), x)
+    assert ei.value.pe == (0, 0) and ei.value.where == f"{__file__}:{empties.__code__.co_firstlineno + 1}"
+    assert isinstance(ei.value.__cause__, PlacementError)

@@ -654,14 +654,16 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
             if swallowed:  # (a tl call in a local object's __del__ or a generator's finally as
                 # the kernel returned: Python only prints what they raise; it is the program's)
                 raise swallowed[0].exc_value
-        except KernbenchError as e:
-            if isinstance(e, KernelError) and e.pe is None:  # (the kernel's own raise: where it was)
+        except KernelError as e:
+            # (tl's errors and a KernelError the kernel raises itself; kernbench's other errors
+            # raised in a kernel, a ctx.free's PlacementError, are wrapped below as any other
+            # exception: a review found them with no PE or line)
+            if e.pe is None:  # (the kernel's own raise: where it was)
                 file, line, _ = _kernel_site(e, kfile, kline)
                 e.pe, e.where = (p, c), file_line(file, line, full=True)
             if tl._no_replay is not None:
                 check_cut_short(b)  # (an error only a Python count made: traced again, in full)
-            if (replay == "on" and tl._replay == "on" and isinstance(e, KernelError)
-                    and store.replay_mark != mark):
+            if replay == "on" and tl._replay == "on" and store.replay_mark != mark:
                 # raised after iterations whose Python replay skipped: Python state the body
                 # carries (a counter, a running width) is a traced iteration's here (a review:
                 # a load past its array with no word of replay). A note, shown with the
