@@ -293,7 +293,8 @@ def test_bad_load_reported_at_its_iteration(replay):
 
 def running_width(x_ptr, o_ptr, n, *, tl):
     """A Python counter carried across iterations sets the last block's width (outside the
-    contract): replayed iterations do not count it down, so the last traced one loads past x."""
+    contract): replayed iterations would not count it down, so the last traced one would load
+    past x. A variable of the kernel's: found, the loop traced in full."""
     acc = tl.zeros((T, 1), "f32")
     rem = n * T - 3
     for i in tl.range(0, n):
@@ -303,17 +304,43 @@ def running_width(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc)
 
 
+def hidden_running_width(x_ptr, o_ptr, n, *, tl):
+    """running_width's count held by an object (not one of the kernel's variables): not found."""
+    acc = tl.zeros((T, 1), "f32")
+    box = types.SimpleNamespace(rem=n * T - 3)
+    for i in tl.range(0, n):
+        w = min(T, box.rem)
+        acc = acc + tl.sum(tl.load(x_ptr + i * T * F32, shape=(T, w), stride=n * T - 3), axis=1)
+        box.rem -= T
+    tl.store(o_ptr, acc)
+
+
+def test_a_running_width_in_a_variable_is_found_and_its_loop_traced_in_full():
+    # (this session: the loop's variables read before assigned are compared across the
+    # iterations proving it; `rem -= T` moved the last block's width, which replay left at B's)
+    n = 10
+    args = lambda ctx: (ctx.empty((T, n * T - 3), "f32"), ctx.empty((T, 1), "f32"), n)  # noqa: E731
+    with pytest.warns(ReplayWarning, match=r"^PE \(0, 0\) at test_tl_range.py:\d+: tl.range: the body reads "
+                                           r"`rem` before assigning it"):
+        on = _launch(running_width, args, "on", grid=(1, 1))
+    assert_same_launch(_launch(running_width, args, "off", grid=(1, 1)), on)
+    assert on.program.compact is None  # (traced in full)
+    with pytest.warns(ReplayWarning):
+        _launch(running_width, args, "verify", grid=(1, 1))
+
+
 def test_an_error_after_replayed_iterations_notes_replay_and_verify_names_its_cause():
     # (a review: Triton's running-width loop raised "load ... runs outside allocation" with
     # replay on, fine with it off, with no word of replay. The message stays full tracing's
     # kind; a note, shown with the traceback, says iterations were replayed and what tells)
     n = 10
+    running_width = hidden_running_width
     args = lambda ctx: (ctx.empty((T, n * T - 3), "f32"), ctx.empty((T, 1), "f32"), n)  # noqa: E731
     assert _launch(running_width, args, "off", grid=(1, 1)).cycles > 0
     with pytest.raises(KernelError, match=r"^PE \(0, 0\) at test_tl_range.py:\d+: load of \(8,8\) f32 .* "
                                           r"runs outside allocation") as e:
         _launch(running_width, args, "on", grid=(1, 1))
-    assert e.value.where.endswith(f":{running_width.__code__.co_firstlineno + 7}")
+    assert e.value.where.endswith(f":{running_width.__code__.co_firstlineno + 6}")
     assert any("tl.range iterations were replayed on this PE before this error" in n and
                "replay='verify' tells" in n for n in getattr(e.value, "__notes__", []))
     with pytest.raises(KernelError, match=r"tl.range replay \(verify mode\) raised an error full tracing "
@@ -365,13 +392,20 @@ def test_a_body_counting_its_iterations_is_traced_in_full(kernel):
     the last iteration was missed, the launch succeeding. That iteration is now checked; off its
     line, the launch is traced again with the loop traced in full (exact, with a warning)."""
     line = kernel.__code__.co_firstlineno + {advanced_pointer: 4, enumerated: 2, counted: 3}[kernel]  # the loop's
-    # in bounds: 10 blocks, 10 iterations; the last iteration found off its line
+    # in bounds: 10 blocks, 10 iterations
     with pytest.warns(ReplayWarning) as w:
         on = _launch(kernel, _blocks(10, 10), "on", grid=(1, 1))
     assert_same_launch(_launch(kernel, _blocks(10, 10), "off", grid=(1, 1)), on)
     (msg,) = [str(x.message) for x in w]
-    assert msg.startswith(f"PE (0, 0) at test_tl_range.py:{line}: tl.range: iteration 9 (index 9), ")
-    assert "a load or store of 'a0' reads element 24" in msg and "not element 72" in msg
+    if kernel is enumerated:  # (enumerate's count is no variable of the kernel's: the last
+        # iteration is found off its line, and the launch traced again)
+        assert msg.startswith(f"PE (0, 0) at test_tl_range.py:{line}: tl.range: iteration 9 (index 9), ")
+        assert "a load or store of 'a0' reads element 24" in msg and "not element 72" in msg
+    else:  # a variable the body reads before assigning it, changing: found in the probes, and
+        # the loop traced in full as it runs (no second trace)
+        name = {advanced_pointer: "p", counted: "j"}[kernel]
+        assert msg.startswith(f"PE (0, 0) at test_tl_range.py:{line}: tl.range: the body reads `{name}` "
+                              f"before assigning it, and its value differs from iteration to iteration")
     assert "`ptr + i * BLOCK`" in msg
     # 11 iterations (the last leaves the array) and 15 (replay stops before iteration 10, a
     # middle one, which its Python puts off the line): full tracing's error, at its iteration
@@ -434,7 +468,7 @@ def frees_then_counts(x_ptr, o_ptr, n, *, tl):
     ctx = FREED[0]
     if tl.program_id(0) == 0:
         ctx.free(FREED[1])  # (a side effect the trace makes twice when it traces again)
-    advanced_pointer(x_ptr, o_ptr, n, tl=tl)
+    enumerated(x_ptr, o_ptr, n, tl=tl)  # (enumerate's count: found off the line, traced again)
 
 
 def test_an_error_of_the_trace_made_again_says_so():
@@ -803,11 +837,11 @@ def special_iteration(x_ptr, o_ptr, n, *, tl):
 
 
 def python_state(x_ptr, o_ptr, n, *, tl):
-    kept = []
+    box = types.SimpleNamespace(kept=[])
     for i in tl.range(0, n):
-        kept.append(tl.load(x_ptr + i * T * T * F32, shape=(T, T)))
-    for x in kept:  # a Python list grown by the body: replay skips the appends
-        tl.store(o_ptr, x)
+        box.kept.append(tl.load(x_ptr + i * T * T * F32, shape=(T, T)))
+    for x in box.kept:  # a Python list grown by the body: replay skips the appends (a list an
+        tl.store(o_ptr, x)  # object holds: one of the kernel's variables would be found)
 
 
 def squares(x_ptr, o_ptr, n, *, tl):
@@ -924,8 +958,9 @@ def _count_on_pe0(x_ptr, o_ptr, n, tl, seen):
     """PE 0's tl.range body counting its iterations in a Python list (outside the contract:
     with replay the list holds the 4 traced iterations), copying a row each."""
     seen.clear()
+    box = types.SimpleNamespace(seen=seen)  # (held by an object: a variable would be found)
     for i in tl.range(0, n):
-        seen.append(i)
+        box.seen.append(i)
         tl.store(o_ptr + i * T * F32, tl.load(x_ptr + i * T * F32, shape=(T,)))
 
 
@@ -1024,7 +1059,8 @@ def test_verify_keeps_the_kernels_own_error_when_earlier_pes_do_not_trace_again_
     ctx.launch(scratch_from_the_count, (2, 1), *a, mode="timing", replay="off",
                kernel_kwargs={"seen": seen, "ctx": ctx})
     with pytest.raises(KernelError, match=r"PE \(1, 0\): tl.range replay \(verify mode\) raised an error full "
-                                          r"tracing does not: PlacementError: shape must be"):
+                                          r"tracing does not: kernel scratch_from_the_count raised PlacementError on "
+                                          r"PE \(1, 0\) .*: shape must be"):
         ctx.launch(scratch_from_the_count, (2, 1), *a, mode="timing", replay="verify",
                    kernel_kwargs={"seen": seen, "ctx": ctx})
 
@@ -2099,21 +2135,19 @@ def test_a_copied_handle_carried_across_replay_is_refused_not_read_as_another_te
     import copy
     import dataclasses
     import pickle
-    import sys
 
     make = {"copy": copy.copy, "deepcopy": copy.deepcopy, "replace": dataclasses.replace,
             "pickle": lambda h: pickle.loads(pickle.dumps(h))}[how]
     ctx = Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
     x = ctx.replicate(np.zeros(8 * 16, np.float32))
     o = ctx.empty((8 * 16,), "f32")
-    lines = []
-
     def k(x_ptr, o_ptr, *, tl):
         acc = tl.zeros((16,))
         for i in tl.range(0, 8):
-            lines.append(sys._getframe().f_lineno + 1)
             acc = make(acc + tl.load(x_ptr + 4 * 16 * i, shape=(16,)))
             tl.store(o_ptr + 4 * 16 * i, acc)
+
+    lines = [k.__code__.co_firstlineno + 3]
 
     full = ctx.launch(k, (1, 1), x, o, mode="timing", replay="off").cycles
     assert ctx.launch(k, (1, 1), x, o).cycles == full  # functional mode traces every iteration

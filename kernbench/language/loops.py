@@ -748,11 +748,14 @@ class InFull(dict):
     loops of the try under way that left a value unknown (builder.UnknownValue);
     executor.trace empties it before each try."""
 
-    __slots__ = ("unknown",)
+    __slots__ = ("unknown", "carried")
 
     def __init__(self) -> None:
         super().__init__()
         self.unknown = set()
+        #: loop (file, line) -> (pe, the loops around it, variables): the loops traced in full
+        #: as they ran because their body carries Python state (_carried), for a ReplayWarning
+        self.carried = {}
 
 
 def _unknown_read(no_replay: InFull, pe: tuple, loop: tuple) -> None:
@@ -853,6 +856,63 @@ def _interleaved(b, running: list) -> bool:
     return running[3]
 
 
+#: a tensor handle's part in a body's Python state: replay moves handles on itself
+_HANDLE = ("handle",)
+#: containers looked into, element by element, up to this length and depth
+_STATE_LEN, _STATE_DEPTH = 32, 3
+
+
+def _state_of(v, depth: int = 0):
+    """What value ``v`` of a loop's variable is, as far as replay's check of the body's Python
+    state goes: plain values by value (floats by repr: a NaN is itself; an int subclass, a
+    DevicePointer advanced with ``+=``, by its number), short lists, tuples and dicts element
+    by element (a list grown with ``append`` by its length), tensor handles as one token (replay
+    moves them on), anything else by identity (rebound to a new object). Never calls the
+    value's own ``==`` (a handle's is a tl call)."""
+    if isinstance(v, semantic.TensorHandle):
+        return _HANDLE
+    t = type(v)
+    if v is None or t is bool or t is int or t is str or t is bytes:
+        return (t, v)
+    if isinstance(v, (float, complex, np.generic)):
+        return (t, repr(v))
+    if isinstance(v, int):
+        return (t, int(v))
+    if isinstance(v, (list, tuple)) and len(v) <= _STATE_LEN and depth < _STATE_DEPTH:
+        return (t, tuple(_state_of(x, depth + 1) for x in v))
+    if isinstance(v, dict) and len(v) <= _STATE_LEN and depth < _STATE_DEPTH:
+        return (t, tuple((_state_of(k, depth + 1), _state_of(x, depth + 1)) for k, x in v.items()))
+    try:
+        n = len(v) if isinstance(v, (list, tuple, dict, set, frozenset, bytearray)) else -1
+    except Exception:
+        n = -1
+    return (t, id(v), n)
+
+
+_UNBOUND = ("unbound",)
+
+
+def _py_state(code, lasti: int, names: tuple):
+    """The state (:func:`_state_of`) of the variables ``names`` of the loop's frame (the kernel's
+    frame advancing the loop: running ``code`` at FOR_ITER ``lasti``), at the start of an
+    iteration; None when the loop is advanced from elsewhere (``next()`` by hand)."""
+    f = semantic.site_frame()
+    if f.f_code is not code or f.f_lasti != lasti:
+        return None
+    values = f.f_locals
+    del f  # (the kernel's frame holds this loop's generator)
+    return tuple(_state_of(values[x]) if x in values else _UNBOUND for x in names)
+
+
+def _carried(names: tuple, states: list) -> tuple:
+    """The variables of ``names`` whose state differs among ``states`` (the starts of the
+    iterations that proved the loop, and the start of the one after): the Python state the
+    body carries across iterations, which replay, skipping the body's Python, cannot move on."""
+    if any(x is None for x in states):
+        return ()
+    return tuple(x for j, x in enumerate(names) if any(s[j] != states[0][j] for s in states[1:]))
+
+
 class TlRange:
     """What ``tl.range`` returns: like ``range``, iterable again and again (each ``for`` over it
     is a tl.range loop of its own, :func:`tl_range`) and with its ``len``."""
@@ -921,6 +981,11 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         yield from r
         return
     tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
+    # the body's Python state: what it reads before it assigns it, seen at each iteration's start
+    f = semantic.site_frame()
+    code, lasti, names = f.f_code, f.f_lasti, semantic.loop_carried(f)
+    del f
+    names = tuple(x for x in names if x != "tl")
     check = mode == "check"  # the first pass of verify: every iteration traced and checked
     owner = b._acc is None
     if owner:
@@ -935,6 +1000,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         p = None
         snaps = [_snap(b)]  # at the start of each traced iteration, and after the last
         trans = [b.transposed.mark()]
+        states = [] if names else None  # (from iteration 1's start: iteration 0 may set up)
         for k in range(MAX_PROBES):
             if k == PROBES - 1 and p is not None:
                 break  # (replay_first: iterations 0 and 1 proved it)
@@ -949,6 +1015,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             yield r[k]
             snaps.append(_snap(b))
             trans.append(b.transposed.mark())
+            if states is not None:  # (the start of iteration k + 1)
+                states.append(_py_state(code, lasti, names))
             if _interleaved(b, running):
                 p = None
                 break
@@ -960,6 +1028,16 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                           shapes_move, no_replay is not None)
         kb = len(snaps) - 2  # B, the iteration replay moves on
         k = kb + 1
+        if p is not None and states is not None:
+            # Python state the body carries (a pointer advanced with `+=`, a counter, a running
+            # width, a list appended to) differs from iteration to iteration: replay, skipping the
+            # body's Python, would leave it at B's for the iterations traced after; the loop is
+            # traced in full from here (exact). From iteration 1: iteration 0 may set things up
+            carried = _carried(names, states)
+            if carried:
+                p = None
+                if no_replay is not None and not check and n - tail - k > 0:
+                    no_replay.carried.setdefault(where, ((b.pe, b.cube), _outer(b), carried))
         if p is not None and p.early:
             tail = 1  # (replay_last: a handle from before A is held, see _plan)
         if owner:

@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import threading
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -603,9 +604,6 @@ def forget_lines() -> None:
 _GROWS: dict = {}
 #: what a comprehension adds its element with, each iteration
 _COLLECT_OPS = frozenset({"LIST_APPEND", "SET_ADD", "MAP_ADD"})
-#: the code names of comprehensions compiled as functions of their own (Python 3.11)
-_COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>"})
-
 
 def loop_grows(f) -> bool:
     """Whether the ``for`` loop frame ``f`` is advancing (its FOR_ITER at ``f.f_lasti``) is a
@@ -648,6 +646,89 @@ def _collects(co, at: int) -> bool:
         return False
     y = ins[last - 1]
     return y.opname in _COLLECT_OPS and y.arg >= 2
+
+
+#: code -> {offset: _live_in's answer}: a pure function of the code, kept while the code
+#: lives (weakly: a kernel redefined in a notebook drops its entry)
+_CARRIED = weakref.WeakKeyDictionary()
+#: what reads a variable of the frame (3.13's pairs: argval is a tuple of two names); what
+#: replaces or deletes one. LOAD_FAST_AND_CLEAR (3.12's inlined comprehension) saves a
+#: variable it restores at the end: a read, so the variable stays live through it
+_READ_OPS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_DEREF",
+                       "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF", "LOAD_FAST_LOAD_FAST"})
+_WRITE_OPS = frozenset({"STORE_FAST", "STORE_DEREF", "DELETE_FAST", "DELETE_DEREF",
+                        "STORE_FAST_STORE_FAST"})
+#: instructions after which the next one does not run
+_ENDS = frozenset({"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP_ABSOLUTE",
+                   "JUMP", "JUMP_NO_INTERRUPT", "RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS",
+                   "RERAISE"})
+_JUMP_OPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+
+
+def loop_carried(f) -> tuple:
+    """The variables the body of the ``for`` loop that frame ``f`` is advancing (its FOR_ITER at
+    ``f.f_lasti``) reads before it assigns them, on some path through one iteration: the
+    Python state an iteration takes from the one before (a pointer advanced with ``+=``, a
+    counter, a running width, a list it appends to; and the tensor handles carried, an
+    accumulator). tl.range replay, which skips the body's Python, checks that those other
+    than handles stay the same from iteration to iteration (loops.py). () when ``f`` is not at
+    a FOR_ITER (``next()`` by hand)."""
+    co, at = f.f_code, f.f_lasti
+    e = _CARRIED.get(co)
+    if e is None:
+        e = _CARRIED[co] = {}
+    names = e.get(at)
+    if names is None:
+        names = e[at] = _live_in(co, at)
+    return names
+
+
+def _live_in(co, at: int) -> tuple:
+    """:func:`loop_carried` of the loop whose FOR_ITER is at offset ``at`` of ``co``: a backward
+    liveness analysis over the body's instructions (from after the FOR_ITER to its last jump
+    back), where a jump back to the FOR_ITER (the iteration's end) or out of the body (a break,
+    a return) has nothing live: what follows the loop is not this iteration's next. Exception
+    handlers' paths are not followed."""
+    ins = list(dis.get_instructions(co))
+    j = next((j for j, x in enumerate(ins) if x.offset == at), None)
+    if j is None or ins[j].opname != "FOR_ITER":
+        return ()
+    last = None
+    for k in range(j + 1, len(ins)):
+        if ins[k].opname.startswith("JUMP_BACKWARD") and ins[k].argval == at:
+            last = k
+    if last is None:
+        return ()
+    body = ins[j + 1:last + 1]
+    pos = {x.offset: n for n, x in enumerate(body)}
+    live = [frozenset()] * len(body)
+    changed = True
+    while changed:
+        changed = False
+        for n in range(len(body) - 1, -1, -1):
+            x = body[n]
+            out = set(live[n + 1]) if x.opname not in _ENDS and n + 1 < len(body) else set()
+            if x.opcode in _JUMP_OPS and x.argval != at:
+                t = pos.get(x.argval)
+                if t is not None:
+                    out |= live[t]
+            new = frozenset(_transfer(x, out))
+            if new != live[n]:
+                live[n], changed = new, True
+    return tuple(sorted(live[0])) if body else ()
+
+
+def _transfer(x, live: set) -> set:
+    """What is live before instruction ``x`` given ``live`` after it."""
+    op = x.opname
+    if op == "STORE_FAST_LOAD_FAST":  # (3.13: stores the first, then loads the second)
+        live.discard(x.argval[0])
+        live.add(x.argval[1])
+    elif op in _WRITE_OPS:
+        live.difference_update(x.argval if isinstance(x.argval, tuple) else (x.argval,))
+    elif op in _READ_OPS:
+        live.update(x.argval if isinstance(x.argval, tuple) else (x.argval,))
+    return live
 
 
 def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
