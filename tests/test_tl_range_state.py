@@ -69,7 +69,7 @@ def _live(fn) -> list:
 def test_the_variables_a_body_reads_before_it_assigns_them():
     def advanced(x, n, tl):
         p = x
-        for i in range(n):
+        for _i in range(n):
             tl.load(p)
             p += 4
 
@@ -93,7 +93,7 @@ def test_the_variables_a_body_reads_before_it_assigns_them():
 
     def nested(x, n, tl):
         prev = None
-        for i in range(n):
+        for _i in range(n):
             if prev is not None:
                 tl.use(prev)
             prev = x
@@ -107,7 +107,7 @@ def test_the_variables_a_body_reads_before_it_assigns_them():
         def g():
             return j
 
-        for i in range(n):
+        for _i in range(n):
             j += 1
 
     assert _live(advanced) == [("p", "tl")]
@@ -170,7 +170,7 @@ def output_pointer(x_ptr, o_ptr, n, *, tl):
 def pair_state(x_ptr, o_ptr, n, *, tl):
     """A tuple of a handle and a count carried: the count is found."""
     st = (tl.zeros((T,), "f32"), 0)
-    for i in tl.range(0, n):
+    for _i in tl.range(0, n):
         acc, j = st
         st = (acc + tl.load(x_ptr + j * T * F32, shape=(T,)), j + 1)
     tl.store(o_ptr, st[0])
