@@ -901,7 +901,16 @@ def _py_state(code, lasti: int, names: tuple):
         return None
     values = f.f_locals
     del f  # (the kernel's frame holds this loop's generator)
-    return tuple(_state_of(values[x]) if x in values else _UNBOUND for x in names)
+    return tuple(_safe_state(values[x]) if x in values else _UNBOUND for x in names)
+
+
+def _safe_state(v):
+    """:func:`_state_of`, or ``v``'s identity when looking into it raises (a container
+    subclass whose ``len`` or ``items`` raises, a number whose ``repr`` does)."""
+    try:
+        return _state_of(v)
+    except Exception:
+        return (type(v), id(v), -1)
 
 
 def _carried(names: tuple, states: list) -> tuple:
