@@ -47,7 +47,9 @@ every iteration. docs/language.md, "tl.range", has the contract.
 """
 from __future__ import annotations
 
+import collections
 import functools
+import types
 
 import numpy as np
 
@@ -753,8 +755,9 @@ class InFull(dict):
     def __init__(self) -> None:
         super().__init__()
         self.unknown = set()
-        #: loop (file, line) -> (pe, the loops around it, variables): the loops traced in full
-        #: as they ran because their body carries Python state (_carried), for a ReplayWarning
+        #: loop (file, line) -> (its first PE and line (semantic.site_named), the loops around
+        #: it, the variables, the PEs): the loops traced in full as they ran because
+        #: their body carries Python state (_carried), for a ReplayWarning
         self.carried = {}
 
 
@@ -858,68 +861,156 @@ def _interleaved(b, running: list) -> bool:
 
 #: a tensor handle's part in a body's Python state: replay moves handles on itself
 _HANDLE = ("handle",)
-#: containers looked into, element by element, up to this length and depth
-_STATE_LEN, _STATE_DEPTH = 32, 3
+_UNBOUND = ("unbound",)
+#: the most elements (of containers, objects' attributes, arrays) looked at in one variable's
+#: value, at each iteration's start: past it, a value is compared by identity and size
+_STATE_BUDGET = 64
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+           types.CodeType, types.FrameType, types.GeneratorType)
 
 
-def _state_of(v, depth: int = 0):
+class _Budget:
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = _STATE_BUDGET
+
+
+def _state_of(v, budget: _Budget):
     """What value ``v`` of a loop's variable is, as far as replay's check of the body's Python
-    state goes: plain values by value (floats by repr: a NaN is itself; an int subclass, a
-    DevicePointer advanced with ``+=``, by its number), short lists, tuples and dicts element
-    by element (a list grown with ``append`` by its length), tensor handles as one token (replay
-    moves them on), anything else by identity (rebound to a new object). Never calls the
-    value's own ``==`` (a handle's is a tl call)."""
+    state goes (equal states, equal values; the converse where ``budget`` runs out): plain
+    values by value (floats by their repr: a NaN is itself; an int or float subclass, a
+    DevicePointer advanced with ``+=``, by its number), lists, tuples, dicts, sets, deques,
+    small numpy arrays and objects' attributes (a dataclass, a namespace holding an online
+    softmax's handles) element by element, tensor handles as one token (replay moves them on),
+    functions, modules and classes by identity. Never runs the value's own code (``==``,
+    ``__len__``, ``__repr__``, properties): the builtin types' own methods read it, and a
+    type is named by its id."""
     if isinstance(v, semantic.TensorHandle):
         return _HANDLE
     t = type(v)
+    budget.left -= 1
     if v is None or t is bool or t is int or t is str or t is bytes:
-        return (t, v)
-    if isinstance(v, (float, complex, np.generic)):
-        return (t, repr(v))
+        return (id(t), v)
     if isinstance(v, int):
-        return (t, int(v))
-    if isinstance(v, (list, tuple)) and len(v) <= _STATE_LEN and depth < _STATE_DEPTH:
-        return (t, tuple(_state_of(x, depth + 1) for x in v))
-    if isinstance(v, dict) and len(v) <= _STATE_LEN and depth < _STATE_DEPTH:
-        return (t, tuple((_state_of(k, depth + 1), _state_of(x, depth + 1)) for k, x in v.items()))
+        return (id(t), int.__add__(v, 0))
+    if isinstance(v, float):
+        return (id(t), float.__repr__(v))
+    if isinstance(v, complex):
+        return (id(t), complex.__repr__(v))
+    if isinstance(v, str):
+        return (id(t), str.__str__(v))
+    if isinstance(v, np.generic):
+        return (id(t), v.dtype.str, v.tobytes())
+    if isinstance(v, np.ndarray):
+        if v.size <= budget.left and v.dtype != object:
+            budget.left -= v.size
+            return (id(t), v.dtype.str, v.shape, v.tobytes())
+        return (id(t), id(v), v.shape)
+    if isinstance(v, types.MethodType):
+        return (id(t), id(v.__func__), _state_of(v.__self__, budget))
+    if isinstance(v, _OPAQUE) or budget.left <= 0:
+        return (id(t), id(v))
+    if isinstance(v, (list, tuple, collections.deque)):
+        n = (list.__len__ if isinstance(v, list) else tuple.__len__ if isinstance(v, tuple)
+             else collections.deque.__len__)(v)
+        if n > budget.left:
+            return (id(t), id(v), n)
+        items = (list.__iter__ if isinstance(v, list) else tuple.__iter__ if isinstance(v, tuple)
+                 else collections.deque.__iter__)(v)
+        return (id(t), tuple(_state_of(x, budget) for x in items))
+    if isinstance(v, dict):
+        n = dict.__len__(v)
+        if 2 * n > budget.left:
+            return (id(t), id(v), n)
+        return (id(t), tuple((_state_of(k, budget), _state_of(x, budget)) for k, x in dict.items(v)))
+    if isinstance(v, (set, frozenset)):
+        n = (set.__len__ if isinstance(v, set) else frozenset.__len__)(v)
+        if n > budget.left:
+            return (id(t), id(v), n)
+        return (id(t), frozenset(_state_of(x, budget) for x in (set.__iter__ if isinstance(v, set)
+                                                                   else frozenset.__iter__)(v)))
+    attributes = _attributes(v, budget)
+    # (an object with attributes is what they are: a dataclass rebound each iteration to the
+    # same kind of handles is the same state; one without, a C object, is itself)
+    return (id(t), attributes) if attributes else (id(t), id(v))
+
+
+def _attributes(v, budget: _Budget):
+    """The states of an object's own attributes: its instance dict's and its slots' (read from
+    the dict and the slots' member descriptors: no property or ``__getattr__`` runs)."""
+    out = []
     try:
-        n = len(v) if isinstance(v, (list, tuple, dict, set, frozenset, bytearray)) else -1
+        d = object.__getattribute__(v, "__dict__")
     except Exception:
-        n = -1
-    return (t, id(v), n)
+        d = None
+    if type(d) is dict:
+        out.append(_state_of(d, budget))
+    for c in type(v).__mro__:
+        slots = c.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots if isinstance(slots, (tuple, list)) else ():
+            m = c.__dict__.get(name)
+            if type(m) is types.MemberDescriptorType:
+                try:
+                    out.append(_state_of(m.__get__(v, type(v)), budget))
+                except AttributeError:  # (a slot not set)
+                    out.append(_UNBOUND)
+    return tuple(out)
 
 
-_UNBOUND = ("unbound",)
+def _loop_spec(f) -> tuple:
+    """What replay's check of the body's Python state reads at each iteration's start: (code,
+    FOR_ITER offset, variables) of the loop frame ``f`` advancing the tl.range, () when it has
+    no variable to compare other than ``tl`` (or is at no FOR_ITER: ``yield from tl.range(n)``,
+    whose consumer's loop is not looked at: the shipped kernels' pipelines count folds there
+    on purpose, docs/language.md)."""
+    names = tuple(x for x in semantic.loop_carried(f) if x != "tl")
+    return (f.f_code, f.f_lasti, names) if names else ()
 
 
-def _py_state(code, lasti: int, names: tuple):
-    """The state (:func:`_state_of`) of the variables ``names`` of the loop's frame (the kernel's
-    frame advancing the loop: running ``code`` at FOR_ITER ``lasti``), at the start of an
+def _py_state(spec: tuple):
+    """The state (:func:`_state_of`) of :func:`_loop_spec`'s variables at the start of an
     iteration; None when the loop is advanced from elsewhere (``next()`` by hand)."""
-    f = semantic.site_frame()
-    if f.f_code is not code or f.f_lasti != lasti:
+    code, lasti, names = spec
+    g = semantic.site_frame()
+    if g.f_code is not code or g.f_lasti != lasti:
         return None
-    values = f.f_locals
-    del f  # (the kernel's frame holds this loop's generator)
-    return tuple(_safe_state(values[x]) if x in values else _UNBOUND for x in names)
+    values, glob = g.f_locals, g.f_globals
+    del g  # (the kernel's frame holds this loop's generator)
+    out = []
+    for x in names:
+        if x.startswith(semantic.GLOBAL):
+            v = glob.get(x[len(semantic.GLOBAL):], _UNBOUND)
+        else:
+            v = values[x] if x in values else _UNBOUND
+        out.append(_UNBOUND if v is _UNBOUND else _safe_state(v))
+    if code.co_flags & 1 and type(values) is dict:
+        # (a function's frame on 3.11 and 3.12: f_locals is a copy, the frame's own until it
+        # returns, and would keep every variable's value alive that long: a dropped object's
+        # __del__ ran later, in another place of the program (a review). The next read of
+        # f_locals refills it. A module's f_locals is its namespace: left alone)
+        values.clear()
+    return tuple(out)
 
 
 def _safe_state(v):
-    """:func:`_state_of`, or ``v``'s identity when looking into it raises (a container
-    subclass whose ``len`` or ``items`` raises, a number whose ``repr`` does)."""
+    """:func:`_state_of`, or ``v``'s identity when looking into it raises."""
     try:
-        return _state_of(v)
+        return _state_of(v, _Budget())
     except Exception:
-        return (type(v), id(v), -1)
+        return (id(type(v)), id(v), -1)
 
 
-def _carried(names: tuple, states: list) -> tuple:
-    """The variables of ``names`` whose state differs among ``states`` (the starts of the
+def _carried(spec: tuple, states: list) -> tuple:
+    """The variables of ``spec`` whose state differs among ``states`` (the starts of the
     iterations that proved the loop, and the start of the one after): the Python state the
-    body carries across iterations, which replay, skipping the body's Python, cannot move on."""
+    body carries across iterations, which replay, skipping the body's Python, cannot move on.
+    Compared as tuples of ints, strings and bytes only: no user code runs."""
     if any(x is None for x in states):
         return ()
-    return tuple(x for j, x in enumerate(names) if any(s[j] != states[0][j] for s in states[1:]))
+    names = spec[2]
+    return tuple(x[len(semantic.GLOBAL):] if x.startswith(semantic.GLOBAL) else x
+                 for j, x in enumerate(names) if any(s[j] != states[0][j] for s in states[1:]))
 
 
 class TlRange:
@@ -991,10 +1082,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         return
     tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
     # the body's Python state: what it reads before it assigns it, seen at each iteration's start
-    f = semantic.site_frame()
-    code, lasti, names = f.f_code, f.f_lasti, semantic.loop_carried(f)
-    del f
-    names = tuple(x for x in names if x != "tl")
+    spec = _loop_spec(semantic.site_frame())
     check = mode == "check"  # the first pass of verify: every iteration traced and checked
     owner = b._acc is None
     if owner:
@@ -1009,7 +1097,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         p = None
         snaps = [_snap(b)]  # at the start of each traced iteration, and after the last
         trans = [b.transposed.mark()]
-        states = [] if names else None  # (from iteration 1's start: iteration 0 may set up)
+        states = [] if spec else None  # (from iteration 1's start: iteration 0 may set up)
         for k in range(MAX_PROBES):
             if k == PROBES - 1 and p is not None:
                 break  # (replay_first: iterations 0 and 1 proved it)
@@ -1025,7 +1113,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             snaps.append(_snap(b))
             trans.append(b.transposed.mark())
             if states is not None:  # (the start of iteration k + 1)
-                states.append(_py_state(code, lasti, names))
+                states.append(_py_state(spec))
             if _interleaved(b, running):
                 p = None
                 break
@@ -1042,11 +1130,16 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             # width, a list appended to) differs from iteration to iteration: replay, skipping the
             # body's Python, would leave it at B's for the iterations traced after; the loop is
             # traced in full from here (exact). From iteration 1: iteration 0 may set things up
-            carried = _carried(names, states)
+            carried = _carried(spec, states)
             if carried:
                 p = None
                 if no_replay is not None and not check and n - tail - k > 0:
-                    no_replay.carried.setdefault(where, ((b.pe, b.cube), _outer(b), carried))
+                    seen = no_replay.carried.get(where)
+                    if seen is None:
+                        no_replay.carried[where] = (semantic.site_named(b), _outer(b), carried,
+                                                    {(b.pe, b.cube)})
+                    else:
+                        seen[3].add((b.pe, b.cube))
         if p is not None and p.early:
             tail = 1  # (replay_last: a handle from before A is held, see _plan)
         if owner:

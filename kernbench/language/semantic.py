@@ -635,12 +635,13 @@ def _collects(co, at: int) -> bool:
     if j is None or ins[j].opname != "FOR_ITER":  # (not a for loop: list(tl.range(n)), next())
         return False
     x = ins[j]
+    heads = _heads(ins, j)
     last = None
     for k in range(j + 1, len(ins)):
         y = ins[k]
         if y.offset >= x.argval:  # (the loop's end: where FOR_ITER jumps)
             break
-        if y.opname.startswith("JUMP_BACKWARD") and y.argval == at:
+        if y.opname.startswith("JUMP_BACKWARD") and y.argval in heads:
             last = k  # the loop's jump back (its last one, after any `continue`'s)
     if last is None:
         return False
@@ -653,11 +654,17 @@ def _collects(co, at: int) -> bool:
 _CARRIED = weakref.WeakKeyDictionary()
 #: what reads a variable of the frame (3.13's pairs: argval is a tuple of two names); what
 #: replaces or deletes one. LOAD_FAST_AND_CLEAR (3.12's inlined comprehension) saves a
-#: variable it restores at the end: a read, so the variable stays live through it
+#: variable it restores at the end: a read, so the variable stays live through it. *_NAME: a
+#: loop at a module's or class's top level, whose variables are its namespace's
 _READ_OPS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_DEREF",
-                       "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF", "LOAD_FAST_LOAD_FAST"})
+                       "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF", "LOAD_FAST_LOAD_FAST",
+                       "LOAD_NAME"})
 _WRITE_OPS = frozenset({"STORE_FAST", "STORE_DEREF", "DELETE_FAST", "DELETE_DEREF",
-                        "STORE_FAST_STORE_FAST"})
+                        "STORE_FAST_STORE_FAST", "STORE_NAME", "DELETE_NAME"})
+#: a global's, under a name no variable can have ("global x")
+_GLOBAL_READS = frozenset({"LOAD_GLOBAL"})
+_GLOBAL_WRITES = frozenset({"STORE_GLOBAL", "DELETE_GLOBAL"})
+GLOBAL = "global "
 #: instructions after which the next one does not run
 _ENDS = frozenset({"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP_ABSOLUTE",
                    "JUMP", "JUMP_NO_INTERRUPT", "RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS",
@@ -667,12 +674,14 @@ _JUMP_OPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
 
 def loop_carried(f) -> tuple:
     """The variables the body of the ``for`` loop that frame ``f`` is advancing (its FOR_ITER at
-    ``f.f_lasti``) reads before it assigns them, on some path through one iteration: the
-    Python state an iteration takes from the one before (a pointer advanced with ``+=``, a
+    ``f.f_lasti``) may take from the iteration before: those it reads before it assigns them on
+    some path through one iteration (:func:`_live_in`: a pointer advanced with ``+=``, a
     counter, a running width, a list it appends to; and the tensor handles carried, an
-    accumulator). tl.range replay, which skips the body's Python, checks that those other
-    than handles stay the same from iteration to iteration (loops.py). () when ``f`` is not at
-    a FOR_ITER (``next()`` by hand)."""
+    accumulator), a global it reads and assigns (``"global x"``), and the frame's cells it
+    never assigns (a closure's ``nonlocal`` count, a comprehension's ``:=``). tl.range replay,
+    which skips the body's Python, checks that those other than handles stay the same from
+    iteration to iteration (loops.py). () when ``f`` is not at a FOR_ITER (``next()`` by
+    hand)."""
     co, at = f.f_code, f.f_lasti
     e = _CARRIED.get(co)
     if e is None:
@@ -683,51 +692,116 @@ def loop_carried(f) -> tuple:
     return names
 
 
+def _heads(ins: list, j: int) -> set:
+    """The offsets a jump back to the FOR_ITER ``ins[j]`` may name: its own and its EXTENDED_ARG
+    prefixes' (a loop whose body is longer than 255 code units jumps back to the first)."""
+    heads = {ins[j].offset}
+    while j > 0 and ins[j - 1].opname == "EXTENDED_ARG":
+        j -= 1
+        heads.add(ins[j].offset)
+    return heads
+
+
 def _live_in(co, at: int) -> tuple:
-    """:func:`loop_carried` of the loop whose FOR_ITER is at offset ``at`` of ``co``: a backward
-    liveness analysis over the body's instructions (from after the FOR_ITER to its last jump
-    back), where a jump back to the FOR_ITER (the iteration's end) or out of the body (a break,
-    a return) has nothing live: what follows the loop is not this iteration's next. Exception
-    handlers' paths are not followed."""
+    """:func:`loop_carried` of the loop whose FOR_ITER is at offset ``at`` of ``co``, computed
+    from the bytecode: a backward liveness analysis over one iteration, the instructions from
+    the FOR_ITER to its last jump back (its EXTENDED_ARG prefixes included: a body longer than
+    255 code units) and the exception handlers they reach (a value read in an ``except``).
+    Reaching the FOR_ITER (the iteration's end), or leaving those instructions by a jump or a
+    fall (a break, a return: what follows the loop is no iteration's), nothing is live."""
     ins = list(dis.get_instructions(co))
-    j = next((j for j, x in enumerate(ins) if x.offset == at), None)
+    index = {x.offset: n for n, x in enumerate(ins)}
+    j = index.get(at)
     if j is None or ins[j].opname != "FOR_ITER":
         return ()
+    heads = _heads(ins, j)
     last = None
     for k in range(j + 1, len(ins)):
-        if ins[k].opname.startswith("JUMP_BACKWARD") and ins[k].argval == at:
+        if ins[k].opname.startswith("JUMP_BACKWARD") and ins[k].argval in heads:
             last = k
     if last is None:
         return ()
-    body = ins[j + 1:last + 1]
-    pos = {x.offset: n for n, x in enumerate(body)}
-    live = [frozenset()] * len(body)
+    try:
+        table = [(e.start, e.end, e.target) for e in dis._parse_exception_table(co)]
+    except Exception:  # (a Python without it: handlers not followed)
+        table = []
+    hi = ins[last].offset
+
+    def successors(n: int, handler: bool):
+        """(index or None for the iteration's end / the loop's exit, is a handler's) of the
+        instructions that may run after ins[n]"""
+        x = ins[n]
+        out = []
+        normal = []
+        if x.opname not in _ENDS and n + 1 < len(ins):
+            normal.append(ins[n + 1].offset)
+        if x.opcode in _JUMP_OPS and isinstance(x.argval, int):
+            normal.append(x.argval)
+        for t in normal:
+            if t in heads:
+                continue
+            inside = at < t <= hi
+            if inside:
+                out.append((index[t], False))
+            elif handler:
+                out.append((index[t], True))
+        for s0, e0, t in table:
+            if s0 <= x.offset < e0 and t in index:
+                out.append((index[t], not (at < t <= hi)))
+        return out
+
+    # the instructions of one iteration, and whether each is reached as a handler's (outside
+    # the body's range, where a fall or jump stays the handler's)
+    region = {j + 1: False}
+    todo = [j + 1]
+    edges = {}
+    while todo:
+        n = todo.pop()
+        edges[n] = successors(n, region[n])
+        for t, handler in edges[n]:
+            if t not in region:
+                region[t] = handler
+                todo.append(t)
+    live = dict.fromkeys(region, frozenset())
+    written = set()
+    order = sorted(region, reverse=True)
     changed = True
     while changed:
         changed = False
-        for n in range(len(body) - 1, -1, -1):
-            x = body[n]
-            out = set(live[n + 1]) if x.opname not in _ENDS and n + 1 < len(body) else set()
-            if x.opcode in _JUMP_OPS and x.argval != at:
-                t = pos.get(x.argval)
-                if t is not None:
-                    out |= live[t]
-            new = frozenset(_transfer(x, out))
+        for n in order:
+            out = set()
+            for t, _ in edges[n]:
+                out |= live[t]
+            new = frozenset(_transfer(ins[n], out, written))
             if new != live[n]:
                 live[n], changed = new, True
-    return tuple(sorted(live[0])) if body else ()
+    names = set(live[j + 1])
+    names = {x for x in names if not x.startswith(GLOBAL) or x in written}
+    # cells the body never assigns: a nested function's `nonlocal` (or a comprehension's `:=`)
+    # may change them between iterations
+    names |= {x for x in co.co_cellvars + co.co_freevars if x not in written}
+    return tuple(sorted(names))
 
 
-def _transfer(x, live: set) -> set:
-    """What is live before instruction ``x`` given ``live`` after it."""
+def _transfer(x, live: set, written: set) -> set:
+    """What is live before instruction ``x`` given ``live`` after it (and the variables and
+    globals the loop assigns, gathered in ``written``)."""
     op = x.opname
+    names = x.argval if isinstance(x.argval, tuple) else (x.argval,)
     if op == "STORE_FAST_LOAD_FAST":  # (3.13: stores the first, then loads the second)
-        live.discard(x.argval[0])
-        live.add(x.argval[1])
+        live.discard(names[0])
+        written.add(names[0])
+        live.add(names[1])
     elif op in _WRITE_OPS:
-        live.difference_update(x.argval if isinstance(x.argval, tuple) else (x.argval,))
+        live.difference_update(names)
+        written.update(names)
     elif op in _READ_OPS:
-        live.update(x.argval if isinstance(x.argval, tuple) else (x.argval,))
+        live.update(names)
+    elif op in _GLOBAL_WRITES:
+        live.discard(GLOBAL + names[0])
+        written.add(GLOBAL + names[0])
+    elif op in _GLOBAL_READS:
+        live.add(GLOBAL + names[0])
     return live
 
 
@@ -736,6 +810,20 @@ def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
     else the tl call's (:func:`site`). When that line is the one running (a tl call's, a tl.range
     loop's) in a function the kernel called, the message names the calls that led there too
     (:func:`called_from`); ``where`` stays the innermost line."""
+    head, pe, file, line = _site_named(tr, where)
+    # (a Python int of hundreds of digits, as an operand, a shape or an axis: its first six)
+    message = _LONG_DIGITS.sub(_digits_shown, message)
+    return KernelError(f"{head}: {message}", pe=pe, where=file_line(file, line, full=True))
+
+
+def site_named(tr) -> str:
+    """``PE (p, c) at k.py:7 (in helper, called from kernel at k.py:12)``: ``tr``'s PE and the
+    kernel line running now, as :func:`kernel_error` names them (a warning's head)."""
+    return _site_named(tr, None)[0]
+
+
+def _site_named(tr, where: tuple | None) -> tuple:
+    """(:func:`site_named`'s text for ``where``, else the running line; pe; file; line)."""
     f = site_frame()
     # the innermost frame of the user's code: out of a library's frames (heapq's, numpy's, a
     # dataclass's generated __eq__) that called tl, to the kernel's line that called them
@@ -751,9 +839,7 @@ def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
     chain = called_from(_frames_out(f, own)) if tuple(where) == here else ""
     file, line = where
     pe = (tr.pe, tr.cube)
-    # (a Python int of hundreds of digits, as an operand, a shape or an axis: its first six)
-    message = _LONG_DIGITS.sub(_digits_shown, message)
-    return KernelError(f"{pe_at(pe, file, line)}{chain}: {message}", pe=pe, where=file_line(file, line, full=True))
+    return f"{pe_at(pe, file, line)}{chain}", pe, file, line
 
 
 #: a run of more digits than any size or value a message names for itself or a kernel means

@@ -625,18 +625,21 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             f"with this loop traced in full (exact, without replay's speed). Compute the body's "
             f"addresses from the index (`ptr + i * BLOCK`) to replay it (docs/language.md, "
             f"'tl.range')"), stacklevel=user_stacklevel())
-    for loop, (pe, outer, names) in (no_replay.carried.items() if no_replay is not None else ()):
+    for loop, (head, outer, names, pes) in (no_replay.carried.items() if no_replay is not None else ()):
         if loop in no_replay:
             continue  # (warned above, or traced again quietly)
         said = ", ".join(f"`{x}`" for x in names)
+        one = len(names) == 1
+        also = f" (and on {len(pes) - 1} other PE{'s' if len(pes) > 2 else ''})" if len(pes) > 1 else ""
         warnings.warn(ReplayWarning(
-            f"{pe_at(pe, *loop)}: tl.range{outer}: the body reads {said} before assigning "
-            f"{'it' if len(names) == 1 else 'them'}, and {'its value differs' if len(names) == 1 else 'their values differ'} "
+            f"{head}{also}: tl.range{outer}: the body reads {said} before assigning "
+            f"{'it' if one else 'them'}, and {'its value differs' if one else 'their values differ'} "
             f"from iteration to iteration: Python state carried across iterations (a pointer "
             f"advanced with `+=`, a counter, a running width, a list appended to), which replay, "
             f"skipping the body's Python, cannot move on. The loop was traced in full (exact, "
             f"without replay's speed). Compute such values from the index (`ptr + i * BLOCK`, "
-            f"`min(BLOCK, n - i * BLOCK)`) to replay it (docs/language.md, 'tl.range')"),
+            f"`min(BLOCK, n - i * BLOCK)`), or keep them in tensors, to replay it "
+            f"(docs/language.md, 'tl.range')"),
             stacklevel=user_stacklevel())
     return builders
 
