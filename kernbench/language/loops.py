@@ -50,12 +50,14 @@ from __future__ import annotations
 import collections
 import functools
 import types
+import weakref
 
 import numpy as np
 
 from .._core._replay import handles_alike, handles_moving, live_handles
 from ..common.errors import file_line
 from . import semantic
+from ..common.pe_commands import TensorHandle
 from .builder import SRAM_ALIGN, SRAM_TOP_MAX, UnknownValue, past_memory, table_bytes
 from .semantic import ITEMSIZE, MAX_ELEMENTS
 
@@ -863,10 +865,14 @@ def _interleaved(b, running: list) -> bool:
 _HANDLE = ("handle",)
 _UNBOUND = ("unbound",)
 #: the most elements (of containers, objects' attributes, arrays) looked at in one variable's
-#: value, at each iteration's start: past it, a value is compared by identity and size
-_STATE_BUDGET = 64
+#: value, at each iteration's start: past it, a container is compared by identity and length
+_STATE_BUDGET = 16
 _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
            types.CodeType, types.FrameType, types.GeneratorType)
+#: types compared by value as they are, and types compared by identity alone
+_PLAIN = frozenset({int, bool, str, bytes, type(None)})
+_IDENTITY = frozenset({types.FunctionType, types.BuiltinFunctionType, types.ModuleType, type,
+                       types.GeneratorType, functools.partial})
 
 
 class _Budget:
@@ -886,12 +892,15 @@ def _state_of(v, budget: _Budget):
     functions, modules and classes by identity. Never runs the value's own code (``==``,
     ``__len__``, ``__repr__``, properties): the builtin types' own methods read it, and a
     type is named by its id."""
-    if isinstance(v, semantic.TensorHandle):
-        return _HANDLE
     t = type(v)
-    budget.left -= 1
-    if v is None or t is bool or t is int or t is str or t is bytes:
+    if t in _PLAIN:  # (the common cases first: a kernel's variables are mostly these)
+        budget.left -= 1
         return (id(t), v)
+    if t in _IDENTITY:
+        return (id(t), id(v))
+    if isinstance(v, TensorHandle):
+        return _HANDLE
+    budget.left -= 1
     if isinstance(v, int):
         return (id(t), int.__add__(v, 0))
     if isinstance(v, float):
@@ -946,15 +955,31 @@ def _attributes(v, budget: _Budget):
         d = None
     if type(d) is dict:
         out.append(_state_of(d, budget))
-    for c in type(v).__mro__:
+    t = type(v)
+    slots = _SLOTS.get(t)
+    if slots is None:
+        slots = _SLOTS[t] = _slots_of(t)
+    for m in slots:
+        try:
+            out.append(_state_of(m.__get__(v, t), budget))
+        except AttributeError:  # (a slot not set)
+            out.append(_UNBOUND)
+    return tuple(out)
+
+
+#: type -> its slots' member descriptors (_slots_of), kept while the type lives
+_SLOTS = weakref.WeakKeyDictionary()
+
+
+def _slots_of(t: type) -> tuple:
+    """The member descriptors of the slots ``t`` and its bases declare."""
+    out = []
+    for c in t.__mro__:
         slots = c.__dict__.get("__slots__", ())
         for name in (slots,) if isinstance(slots, str) else slots if isinstance(slots, (tuple, list)) else ():
             m = c.__dict__.get(name)
             if type(m) is types.MemberDescriptorType:
-                try:
-                    out.append(_state_of(m.__get__(v, type(v)), budget))
-                except AttributeError:  # (a slot not set)
-                    out.append(_UNBOUND)
+                out.append(m)
     return tuple(out)
 
 
@@ -1002,8 +1027,8 @@ def _safe_state(v):
 
 
 def _carried(spec: tuple, states: list) -> tuple:
-    """The variables of ``spec`` whose state differs among ``states`` (the starts of the
-    iterations that proved the loop, and the start of the one after): the Python state the
+    """The variables of ``spec`` whose state differs among ``states`` (at the start of B and
+    at its end, and of any iteration after A traced to prove the loop): the Python state the
     body carries across iterations, which replay, skipping the body's Python, cannot move on.
     Compared as tuples of ints, strings and bytes only: no user code runs."""
     if any(x is None for x in states):
@@ -1097,7 +1122,9 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         p = None
         snaps = [_snap(b)]  # at the start of each traced iteration, and after the last
         trans = [b.transposed.mark()]
-        states = [] if spec else None  # (from iteration 1's start: iteration 0 may set up)
+        # the variables' states at the start and the end of B (and of any iteration after A
+        # traced to prove it): what B changes, replay would not (iteration 0 may set up)
+        states = [] if spec else None
         for k in range(MAX_PROBES):
             if k == PROBES - 1 and p is not None:
                 break  # (replay_first: iterations 0 and 1 proved it)
@@ -1112,7 +1139,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             yield r[k]
             snaps.append(_snap(b))
             trans.append(b.transposed.mark())
-            if states is not None:  # (the start of iteration k + 1)
+            if states is not None and (k > 0 or replay_first):  # (the start of iteration k + 1)
                 states.append(_py_state(spec))
             if _interleaved(b, running):
                 p = None

@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import threading
+import types
 import weakref
 from collections.abc import Mapping
 
@@ -649,9 +650,11 @@ def _collects(co, at: int) -> bool:
     return y.opname in _COLLECT_OPS and y.arg >= 2
 
 
-#: code -> {offset: _live_in's answer}: a pure function of the code, kept while the code
-#: lives (weakly: a kernel redefined in a notebook drops its entry)
-_CARRIED = weakref.WeakKeyDictionary()
+#: id(code) -> (a weak reference to the code, {offset: _live_in's answer}): a pure function
+#: of the code, kept while the code lives (a kernel redefined in a notebook drops its entry).
+#: Keyed by id, not by the code: hashing a code object hashes its constants, nested
+#: functions' code included, every time (a WeakKeyDictionary cost 40 us a loop)
+_CARRIED: dict = {}
 #: what reads a variable of the frame (3.13's pairs: argval is a tuple of two names); what
 #: replaces or deletes one. LOAD_FAST_AND_CLEAR (3.12's inlined comprehension) saves a
 #: variable it restores at the end: a read, so the variable stays live through it. *_NAME: a
@@ -683,12 +686,13 @@ def loop_carried(f) -> tuple:
     iteration to iteration (loops.py). () when ``f`` is not at a FOR_ITER (``next()`` by
     hand)."""
     co, at = f.f_code, f.f_lasti
-    e = _CARRIED.get(co)
-    if e is None:
-        e = _CARRIED[co] = {}
-    names = e.get(at)
+    e = _CARRIED.get(id(co))
+    if e is None or e[0]() is not co:
+        key = id(co)
+        e = _CARRIED[key] = (weakref.ref(co, lambda _, key=key: _CARRIED.pop(key, None)), {})
+    names = e[1].get(at)
     if names is None:
-        names = e[at] = _live_in(co, at)
+        names = e[1][at] = _live_in(co, at)
     return names
 
 
@@ -777,10 +781,27 @@ def _live_in(co, at: int) -> tuple:
                 live[n], changed = new, True
     names = set(live[j + 1])
     names = {x for x in names if not x.startswith(GLOBAL) or x in written}
-    # cells the body never assigns: a nested function's `nonlocal` (or a comprehension's `:=`)
-    # may change them between iterations
-    names |= {x for x in co.co_cellvars + co.co_freevars if x not in written}
+    # cells a function nested in this one assigns (`nonlocal`, a comprehension's `:=`): called
+    # from the body, it may change them between iterations
+    names |= _cells_assigned(co) - written
     return tuple(sorted(names))
+
+
+def _cells_assigned(co) -> set:
+    """The cells of ``co`` (its own and those it shares with its enclosing function) that the
+    functions, lambdas and comprehensions nested in it assign (STORE_DEREF of a free variable),
+    at any depth. (A sibling closure of the enclosing function's is not seen.)"""
+    out = set()
+    shared = set(co.co_cellvars) | set(co.co_freevars)
+    todo = [c for c in co.co_consts if isinstance(c, types.CodeType)]
+    while todo:
+        c = todo.pop()
+        free = set(c.co_freevars) & shared
+        if free:
+            out |= {x.argval for x in dis.get_instructions(c)
+                    if x.opname in ("STORE_DEREF", "DELETE_DEREF") and x.argval in free}
+        todo.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    return out
 
 
 def _transfer(x, live: set, written: set) -> set:
