@@ -861,3 +861,18 @@ def test_what_a_class_is_keyed_by_is_what_the_docs_say():
     seen["META"] = key(META="or 1") != base
     assert seen == {"ROWS": True, "PROP": True, "STATIC": True, "CP": False, "PM": False, "INNER": False,
                     "META": False}
+
+
+def test_a_debug_build_keys_its_rows_apart_from_a_release_build(monkeypatch):
+    # (a review: the debug build served the release build's cached sweep rows, so its engine
+    # checks never ran on them)
+    import kernbench._core as core
+    from kernbench.common import cache
+
+    fingerprint = getattr(cache.kernbench_fingerprint, "__wrapped__", cache.kernbench_fingerprint)
+    monkeypatch.setattr(core, "DEBUG_BUILD", False)
+    release = fingerprint()
+    monkeypatch.setattr(core, "DEBUG_BUILD", True)
+    assert fingerprint() != release
+    monkeypatch.setattr(core, "DEBUG_BUILD", False)
+    assert fingerprint() == release

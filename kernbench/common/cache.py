@@ -117,15 +117,20 @@ _PKG = Path(__file__).resolve().parent.parent  #: the kernbench package folder
 
 @functools.lru_cache(maxsize=None)
 def kernbench_fingerprint() -> str:
-    """Hash of kernbench's version and every .py/.pyx/.pxd/.toml file of the package: a cached
-    result is never reused across a change of kernbench (engine, language, shipped kernels)."""
+    """Hash of kernbench's version, its build kind (release or debug: a debug build runs its
+    own checks, not a release build's cached rows) and every .py/.pyx/.pxd/.toml file of the
+    package: a cached result is never reused across a change of kernbench (engine, language,
+    shipped kernels)."""
     from importlib.metadata import PackageNotFoundError, version
+
+    from .. import _core
 
     h = hashlib.sha256()
     try:
         h.update(version("kernbench").encode())
     except PackageNotFoundError:
         pass
+    h.update(b"debug" if _core.DEBUG_BUILD else b"release")
     for p in sorted(_PKG.rglob("*")):
         if p.suffix in (".py", ".pyx", ".pxd", ".toml") and "__pycache__" not in p.parts:
             h.update(str(p.relative_to(_PKG)).encode())
