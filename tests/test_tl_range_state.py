@@ -576,3 +576,167 @@ def test_a_loop_over_a_generator_over_tl_range_is_not_looked_at():
     from kernbench.common.errors import KernelError
     with pytest.raises(KernelError, match=r"tl.range replay \(verify mode\)"):
         _launch(yielded_from_width, args, "verify")
+
+
+# -- a second review's cases ------------------------------------------------------------------
+def list16_width(x_ptr, o_ptr, n, *, tl):  # (16 elements: all within the budget)
+    st = [n * T - 5] + [0] * 15
+    acc = tl.zeros((1,), "f32")
+    for i in tl.range(0, n):
+        w = min(T, st[0])
+        st[0] -= T
+        acc = acc + tl.sum(tl.load(x_ptr + i * T * F32, shape=(w,)))
+    tl.store(o_ptr, acc)
+
+
+def array16_width(x_ptr, o_ptr, n, *, tl):
+    st = np.zeros(16, np.int64)
+    st[0] = n * T - 5
+    acc = tl.zeros((1,), "f32")
+    for i in tl.range(0, n):
+        w = min(T, int(st[0]))
+        st[0] -= T
+        acc = acc + tl.sum(tl.load(x_ptr + i * T * F32, shape=(w,)))
+    tl.store(o_ptr, acc)
+
+
+@dataclasses.dataclass
+class _Eight:
+    rem: int
+    a: int = 0
+    b: int = 0
+    c: int = 0
+    d: int = 0
+    e: int = 0
+    f: int = 0
+    g: int = 0
+
+
+def dataclass8_width(x_ptr, o_ptr, n, *, tl):
+    st = _Eight(rem=n * T - 5)
+    acc = tl.zeros((1,), "f32")
+    for i in tl.range(0, n):
+        w = min(T, st.rem)
+        st.rem -= T
+        acc = acc + tl.sum(tl.load(x_ptr + i * T * F32, shape=(w,)))
+    tl.store(o_ptr, acc)
+
+
+def rebound_width(x_ptr, o_ptr, n, *, tl):  # (a new object each iteration)
+    st = _Eight(rem=n * T - 5)
+    acc = tl.zeros((1,), "f32")
+    for i in tl.range(0, n):
+        w = min(T, st.rem)
+        st = dataclasses.replace(st, rem=st.rem - T)
+        acc = acc + tl.sum(tl.load(x_ptr + i * T * F32, shape=(w,)))
+    tl.store(o_ptr, acc)
+
+
+def helper_list_width(x_ptr, o_ptr, n, *, tl):  # (a nested helper changes a list a cell holds)
+    rem = [n * T - 5]
+
+    def width():
+        w = min(T, rem[0])
+        rem[0] -= T
+        return w
+
+    acc = tl.zeros((1,), "f32")
+    for i in tl.range(0, n):
+        acc = acc + tl.sum(tl.load(x_ptr + i * T * F32, shape=(width(),)))
+    tl.store(o_ptr, acc)
+
+
+GLOBAL_REM = 0
+
+
+def global_walrus_width(x_ptr, o_ptr, n, *, tl):  # (a comprehension's := assigns the global)
+    global GLOBAL_REM
+    GLOBAL_REM = n * T - 5
+    acc = tl.zeros((1,), "f32")
+    for i in tl.range(0, n):
+        w = min(T, GLOBAL_REM)
+        [(GLOBAL_REM := GLOBAL_REM - T) for _ in (0,)]
+        acc = acc + tl.sum(tl.load(x_ptr + i * T * F32, shape=(w,)))
+    tl.store(o_ptr, acc)
+
+
+def genexp_width(x_ptr, o_ptr, n, *, tl):  # (read only through generator expressions)
+    rem = n * T - 5
+    acc = tl.zeros((1,), "f32")
+    for i in tl.range(0, n):
+        w = sum(1 for c in range(T) if c < rem)
+        rem = next(rem - T for _ in "x")
+        acc = acc + tl.sum(tl.load(x_ptr + i * T * F32, shape=(w,)))
+    tl.store(o_ptr, acc)
+
+
+@pytest.mark.parametrize("kernel,names", [
+    (list16_width, "`st`"), (array16_width, "`st`"), (dataclass8_width, "`st`"), (rebound_width, "`st`"),
+    (helper_list_width, "`rem`"), (global_walrus_width, "`GLOBAL_REM`"), (genexp_width, "`rem`"),
+])
+def test_state_within_the_documented_reach_is_found(kernel, names):
+    args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((1,), "f32"), 10)  # noqa: E731
+    _found(kernel, args, names)
+
+
+def after_the_loop_in_an_except(x_ptr, o_ptr, n, *, tl):
+    """A variable of the body read in an except around the loop: no iteration's."""
+    from kernbench.common.errors import KernelError
+    acc = tl.zeros((T,), "f32")
+    try:
+        for i in tl.range(0, n):
+            off = i * T * F32
+            acc = acc + tl.load(x_ptr + off, shape=(T,))
+    except KernelError as e:
+        raise RuntimeError(f"load failed at byte offset {off}") from e
+    tl.store(o_ptr, acc)
+
+
+def sixteen_accumulators(x_ptr, o_ptr, n, *, tl):
+    accs = [tl.zeros((T,), "f32") for _ in range(16)]
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * T * F32, shape=(T,))
+        accs = [a + x for a in accs]
+    tl.store(o_ptr, accs[0] + accs[15])
+
+
+def dict_of_handles(x_ptr, o_ptr, n, *, tl):
+    st = {h: tl.zeros((T,), "f32") for h in range(8)}
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * T * F32, shape=(T,))
+        st = {h: a + x for h, a in st.items()}
+    tl.store(o_ptr, st[0] + st[7])
+
+
+def keeps_locals(x_ptr, o_ptr, n, *, tl):
+    L = locals()  # (Python 3.11: the frame's own copy, which the check must not empty)
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+    tl.store(L["o_ptr"], acc)
+
+
+@pytest.mark.parametrize("kernel", [after_the_loop_in_an_except, sixteen_accumulators, dict_of_handles,
+                                    keeps_locals])
+def test_kernels_within_the_contract_stay_replayed(kernel):
+    _replayed(kernel, _rows(12))
+
+
+def test_reading_a_variable_runs_none_of_its_code():
+    calls = []
+
+    class Probe:
+        def __getattribute__(self, name):
+            calls.append(name)
+            return object.__getattribute__(self, name)
+
+    def k(x_ptr, o_ptr, n, *, tl):
+        p = Probe()
+        acc = tl.zeros((T,), "f32")
+        for i in tl.range(0, n):
+            id(p)
+            acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+        tl.store(o_ptr, acc)
+
+    _replayed(k, _rows(10))
+    assert calls == []

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import sys
 import types
 import weakref
 
@@ -864,90 +865,112 @@ def _interleaved(b, running: list) -> bool:
 #: a tensor handle's part in a body's Python state: replay moves handles on itself
 _HANDLE = ("handle",)
 _UNBOUND = ("unbound",)
-#: the most elements (of containers, objects' attributes, arrays) looked at in one variable's
-#: value, at each iteration's start: past it, a container is compared by identity and length
+#: the most elements (of containers, objects' attributes, arrays; tensor handles aside) looked
+#: at in one variable's value, and the most values visited, handles included: past either,
+#: the variable is compared by its identity and length
 _STATE_BUDGET = 16
-_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
-           types.CodeType, types.FrameType, types.GeneratorType)
+_STATE_VISITS = 4096
 #: types compared by value as they are, and types compared by identity alone
 _PLAIN = frozenset({int, bool, str, bytes, type(None)})
 _IDENTITY = frozenset({types.FunctionType, types.BuiltinFunctionType, types.ModuleType, type,
-                       types.GeneratorType, functools.partial})
+                       types.GeneratorType, types.CodeType, types.FrameType})
+_OPAQUE = tuple(_IDENTITY)
+
+
+class _Spent(Exception):
+    """A variable's value is larger than _STATE_BUDGET elements or _STATE_VISITS values."""
 
 
 class _Budget:
-    __slots__ = ("left",)
+    __slots__ = ("left", "visits")
 
     def __init__(self) -> None:
         self.left = _STATE_BUDGET
+        self.visits = _STATE_VISITS
+
+    def charge(self, n: int) -> None:
+        self.left -= n
+        self.visits -= 1
+        if self.left < 0 or self.visits < 0:
+            raise _Spent
 
 
 def _state_of(v, budget: _Budget):
     """What value ``v`` of a loop's variable is, as far as replay's check of the body's Python
-    state goes (equal states, equal values; the converse where ``budget`` runs out): plain
-    values by value (floats by their repr: a NaN is itself; an int or float subclass, a
-    DevicePointer advanced with ``+=``, by its number), lists, tuples, dicts, sets, deques,
-    small numpy arrays and objects' attributes (a dataclass, a namespace holding an online
-    softmax's handles) element by element, tensor handles as one token (replay moves them on),
-    functions, modules and classes by identity. Never runs the value's own code (``==``,
-    ``__len__``, ``__repr__``, properties): the builtin types' own methods read it, and a
-    type is named by its id."""
+    state goes (equal states, equal values): plain values by value (floats by their repr: a
+    NaN is itself; an int or float subclass, a DevicePointer advanced with ``+=``, by its
+    number), lists, tuples, dicts, sets, deques, numpy arrays and objects' attributes (a
+    dataclass, a namespace holding an online softmax's handles) element by element, each
+    plain value one of ``budget``'s elements (_Spent past them; containers cost nothing of
+    their own), tensor handles as one token and free (replay moves them on), functions, modules and classes by identity. Never runs the value's own
+    code (``==``, ``__len__``, ``__repr__``, ``__class__``, properties): its type is read with
+    ``type`` and tested with ``issubclass``, the builtin types' own methods read it, and a type
+    is named by its id."""
     t = type(v)
     if t in _PLAIN:  # (the common cases first: a kernel's variables are mostly these)
-        budget.left -= 1
+        budget.charge(1)
         return (id(t), v)
     if t in _IDENTITY:
         return (id(t), id(v))
-    if isinstance(v, TensorHandle):
+    if issubclass(t, TensorHandle):
+        budget.charge(0)  # (a visit, no element)
         return _HANDLE
-    budget.left -= 1
-    if isinstance(v, int):
+    if issubclass(t, int):
+        budget.charge(1)
         return (id(t), int.__add__(v, 0))
-    if isinstance(v, float):
+    if issubclass(t, float):
+        budget.charge(1)
         return (id(t), float.__repr__(v))
-    if isinstance(v, complex):
+    if issubclass(t, complex):
+        budget.charge(1)
         return (id(t), complex.__repr__(v))
-    if isinstance(v, str):
+    if issubclass(t, str):
+        budget.charge(1)
         return (id(t), str.__str__(v))
-    if isinstance(v, np.generic):
+    if issubclass(t, np.generic):
+        budget.charge(1)
         return (id(t), v.dtype.str, v.tobytes())
-    if isinstance(v, np.ndarray):
-        if v.size <= budget.left and v.dtype != object:
-            budget.left -= v.size
-            return (id(t), v.dtype.str, v.shape, v.tobytes())
-        return (id(t), id(v), v.shape)
-    if isinstance(v, types.MethodType):
+    if issubclass(t, np.ndarray):
+        if v.dtype == object:
+            raise _Spent
+        budget.charge(v.size)
+        return (id(t), v.dtype.str, v.shape, v.tobytes())
+    if issubclass(t, types.MethodType):
         return (id(t), id(v.__func__), _state_of(v.__self__, budget))
-    if isinstance(v, _OPAQUE) or budget.left <= 0:
+    if issubclass(t, _OPAQUE):
         return (id(t), id(v))
-    if isinstance(v, (list, tuple, collections.deque)):
-        n = (list.__len__ if isinstance(v, list) else tuple.__len__ if isinstance(v, tuple)
-             else collections.deque.__len__)(v)
-        if n > budget.left:
-            return (id(t), id(v), n)
-        items = (list.__iter__ if isinstance(v, list) else tuple.__iter__ if isinstance(v, tuple)
-                 else collections.deque.__iter__)(v)
-        return (id(t), tuple(_state_of(x, budget) for x in items))
-    if isinstance(v, dict):
-        n = dict.__len__(v)
-        if 2 * n > budget.left:
-            return (id(t), id(v), n)
-        return (id(t), tuple((_state_of(k, budget), _state_of(x, budget)) for k, x in dict.items(v)))
-    if isinstance(v, (set, frozenset)):
-        n = (set.__len__ if isinstance(v, set) else frozenset.__len__)(v)
-        if n > budget.left:
-            return (id(t), id(v), n)
-        return (id(t), frozenset(_state_of(x, budget) for x in (set.__iter__ if isinstance(v, set)
-                                                                   else frozenset.__iter__)(v)))
+    if issubclass(t, list):
+        return (id(t), tuple(_state_of(x, budget) for x in list.__iter__(v)))
+    if issubclass(t, tuple):
+        return (id(t), tuple(_state_of(x, budget) for x in tuple.__iter__(v)))
+    if issubclass(t, collections.deque):
+        return (id(t), tuple(_state_of(x, budget) for x in collections.deque.__iter__(v)))
+    if issubclass(t, dict):
+        # (an entry is one element: its key is read too, free)
+        return (id(t), tuple((_state_of(k, _FREE), _state_of(x, budget)) for k, x in dict.items(v)))
+    if issubclass(t, (set, frozenset)):
+        items = set.__iter__(v) if issubclass(t, set) else frozenset.__iter__(v)
+        return (id(t), frozenset(_state_of(x, budget) for x in items))
     attributes = _attributes(v, budget)
     # (an object with attributes is what they are: a dataclass rebound each iteration to the
     # same kind of handles is the same state; one without, a C object, is itself)
     return (id(t), attributes) if attributes else (id(t), id(v))
 
 
+class _Free(_Budget):
+    """A budget never spent: a dict's keys (strings, numbers), read beside their values."""
+
+    def charge(self, n: int) -> None:
+        pass
+
+
+_FREE = _Free()
+
+
 def _attributes(v, budget: _Budget):
-    """The states of an object's own attributes: its instance dict's and its slots' (read from
-    the dict and the slots' member descriptors: no property or ``__getattr__`` runs)."""
+    """The states of an object's own attributes: its instance dict's and
+    its slots' (read from the dict and the slots' member descriptors: no property or
+    ``__getattr__`` runs)."""
     out = []
     try:
         d = object.__getattribute__(v, "__dict__")
@@ -993,6 +1016,11 @@ def _loop_spec(f) -> tuple:
     return (f.f_code, f.f_lasti, names) if names else ()
 
 
+#: the references to a frame's f_locals copy when only the frame and _py_state hold it: the
+#: frame's, _py_state's variable and sys.getrefcount's argument
+_OWN_REFS = 3
+
+
 def _py_state(spec: tuple):
     """The state (:func:`_state_of`) of :func:`_loop_spec`'s variables at the start of an
     iteration; None when the loop is advanced from elsewhere (``next()`` by hand)."""
@@ -1009,21 +1037,37 @@ def _py_state(spec: tuple):
         else:
             v = values[x] if x in values else _UNBOUND
         out.append(_UNBOUND if v is _UNBOUND else _safe_state(v))
-    if code.co_flags & 1 and type(values) is dict:
+    if code.co_flags & 1 and type(values) is dict and sys.getrefcount(values) <= _OWN_REFS:
         # (a function's frame on 3.11 and 3.12: f_locals is a copy, the frame's own until it
         # returns, and would keep every variable's value alive that long: a dropped object's
-        # __del__ ran later, in another place of the program (a review). The next read of
-        # f_locals refills it. A module's f_locals is its namespace: left alone)
+        # __del__ ran later, in another place of the program, and tl.range's proof, which
+        # asks which handles are held, saw stale ones (reviews). The next read of f_locals
+        # refills it. Not a copy the kernel holds itself (`L = locals()`: a review found it
+        # emptied), nor a module's f_locals, which is its namespace)
         values.clear()
     return tuple(out)
 
 
 def _safe_state(v):
-    """:func:`_state_of`, or ``v``'s identity when looking into it raises."""
+    """:func:`_state_of`, or ``v``'s identity and length when it is larger than the budget
+    (a list appended to is still seen), or when looking into it raises."""
     try:
         return _state_of(v, _Budget())
+    except _Spent:
+        return (id(type(v)), id(v), _length(v))
     except Exception:
         return (id(type(v)), id(v), -1)
+
+
+def _length(v) -> int:
+    """``len(v)`` of a builtin container by its type's own method (no user ``__len__``), else -1."""
+    t = type(v)
+    for base in (list, tuple, dict, set, frozenset, collections.deque, bytearray):
+        if issubclass(t, base):
+            return base.__len__(v)
+    if issubclass(t, np.ndarray):
+        return v.size
+    return -1
 
 
 def _carried(spec: tuple, states: list) -> tuple:

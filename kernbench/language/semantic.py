@@ -657,11 +657,12 @@ def _collects(co, at: int) -> bool:
 _CARRIED: dict = {}
 #: what reads a variable of the frame (3.13's pairs: argval is a tuple of two names); what
 #: replaces or deletes one. LOAD_FAST_AND_CLEAR (3.12's inlined comprehension) saves a
-#: variable it restores at the end: a read, so the variable stays live through it. *_NAME: a
+#: variable it restores at the end: a read, so the variable stays live through it; so is
+#: LOAD_CLOSURE (a lambda or generator expression made in the body reads the cell). *_NAME: a
 #: loop at a module's or class's top level, whose variables are its namespace's
 _READ_OPS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_DEREF",
                        "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF", "LOAD_FAST_LOAD_FAST",
-                       "LOAD_NAME"})
+                       "LOAD_NAME", "LOAD_CLOSURE"})
 _WRITE_OPS = frozenset({"STORE_FAST", "STORE_DEREF", "DELETE_FAST", "DELETE_DEREF",
                         "STORE_FAST_STORE_FAST", "STORE_NAME", "DELETE_NAME"})
 #: a global's, under a name no variable can have ("global x")
@@ -729,6 +730,10 @@ def _live_in(co, at: int) -> tuple:
         table = [(e.start, e.end, e.target) for e in dis._parse_exception_table(co)]
     except Exception:  # (a Python without it: handlers not followed)
         table = []
+    # a try around the whole loop (its FOR_ITER inside) leaves the loop: not followed (its
+    # handler and what follows it are no iteration's)
+    around = {t for s0, e0, t in table if s0 <= at < e0}
+    table = [(s0, e0, t) for s0, e0, t in table if t not in around]
     hi = ins[last].offset
 
     def successors(n: int, handler: bool):
@@ -780,28 +785,37 @@ def _live_in(co, at: int) -> tuple:
             if new != live[n]:
                 live[n], changed = new, True
     names = set(live[j + 1])
-    names = {x for x in names if not x.startswith(GLOBAL) or x in written}
-    # cells a function nested in this one assigns (`nonlocal`, a comprehension's `:=`): called
-    # from the body, it may change them between iterations
-    names |= _cells_assigned(co) - written
+    cells, nested_globals = _nested_use(co)
+    names = {x for x in names if not x.startswith(GLOBAL) or x in written or x in nested_globals}
+    # cells a function nested in this one uses (`nonlocal`, a comprehension's `:=`, a helper
+    # changing a list a cell holds): called from the body, it may change them between
+    # iterations; those the body assigns itself are its own (above)
+    names |= cells - written
     return tuple(sorted(names))
 
 
-def _cells_assigned(co) -> set:
-    """The cells of ``co`` (its own and those it shares with its enclosing function) that the
-    functions, lambdas and comprehensions nested in it assign (STORE_DEREF of a free variable),
-    at any depth. (A sibling closure of the enclosing function's is not seen.)"""
-    out = set()
+def _nested_use(co) -> tuple:
+    """(the cells of ``co``, its own and those it shares with its enclosing function, that the
+    functions, lambdas and comprehensions nested in it read or assign; the globals they
+    assign, as "global x"), at any depth. (A sibling closure of the enclosing function's, or a
+    module's function, is not seen.)"""
+    cells, glob = set(), set()
     shared = set(co.co_cellvars) | set(co.co_freevars)
     todo = [c for c in co.co_consts if isinstance(c, types.CodeType)]
     while todo:
         c = todo.pop()
         free = set(c.co_freevars) & shared
-        if free:
-            out |= {x.argval for x in dis.get_instructions(c)
-                    if x.opname in ("STORE_DEREF", "DELETE_DEREF") and x.argval in free}
+        for x in dis.get_instructions(c):
+            if x.opname in _DEREF_OPS and x.argval in free:
+                cells.add(x.argval)
+            elif x.opname in _GLOBAL_WRITES:
+                glob.add(GLOBAL + x.argval)
         todo.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-    return out
+    return cells, glob
+
+
+_DEREF_OPS = frozenset({"LOAD_DEREF", "STORE_DEREF", "DELETE_DEREF", "LOAD_CLASSDEREF",
+                        "LOAD_FROM_DICT_OR_DEREF", "LOAD_CLOSURE"})
 
 
 def _transfer(x, live: set, written: set) -> set:
