@@ -588,7 +588,7 @@ cdef class CommandSource:
                 raise ValueError("CommandSource: a tiling's body must precede its copies")
         segs.sort()
         seg = np.array(segs, np.int64).reshape(-1, SEG_COLS)
-        if len(seg) and (seg[0, SEG_LO] != 0 or seg[-1, SEG_HI] != n
+        if len(seg) and (seg[0, SEG_LO] != 0 or seg[len(seg) - 1, SEG_HI] != n
                          or np.any(seg[1:, SEG_LO] != seg[:-1, SEG_HI])):
             raise ValueError("CommandSource: traced rows and tilings do not cover the array")
         if not len(seg) and n:

@@ -47,6 +47,7 @@ every iteration. docs/language.md, "tl.range", has the contract.
 """
 from __future__ import annotations
 
+import array
 import collections
 import functools
 import sys
@@ -872,9 +873,10 @@ _STATE_BUDGET = 16
 _STATE_VISITS = 4096
 #: types compared by value as they are, and types compared by identity alone
 _PLAIN = frozenset({int, bool, str, bytes, type(None)})
-_IDENTITY = frozenset({types.FunctionType, types.BuiltinFunctionType, types.ModuleType, type,
-                       types.GeneratorType, types.CodeType, types.FrameType})
+_IDENTITY = frozenset({types.BuiltinFunctionType, types.ModuleType, types.GeneratorType,
+                       types.CodeType, types.FrameType, staticmethod, classmethod, property})
 _OPAQUE = tuple(_IDENTITY)
+_HEAPTYPE = 1 << 9  # (Py_TPFLAGS_HEAPTYPE: a class a Python statement made, not a builtin)
 
 
 class _Spent(Exception):
@@ -936,9 +938,25 @@ def _state_of(v, budget: _Budget):
         budget.charge(v.size)
         return (id(t), v.dtype.str, v.shape, v.tobytes())
     if issubclass(t, types.MethodType):
-        return (id(t), id(v.__func__), _state_of(v.__self__, budget))
+        return (id(t), _state_of(v.__func__, budget), _state_of(v.__self__, budget))
+    if issubclass(t, types.FunctionType):
+        # (a lambda or closure made again each iteration is the same: its code, defaults and
+        # cells, whose contents are the frame's variables, compared as such)
+        return (id(t), id(v.__code__), _state_of(v.__defaults__, budget),
+                _state_of(v.__kwdefaults__, budget), tuple(id(c) for c in v.__closure__ or ()))
+    if issubclass(t, type):
+        if not t.__flags__ & _HEAPTYPE and not v.__flags__ & _HEAPTYPE:
+            return (id(t), id(v))  # (a builtin class)
+        # (a class used as a namespace, `St.rem -= B`: its own attributes, dunders aside)
+        own = type.__dict__["__dict__"].__get__(v, t)
+        return (id(t), id(v), frozenset((k, _state_of(x, budget)) for k, x in own.items()
+                                        if not (k.startswith("__") and k.endswith("__"))))
     if issubclass(t, _OPAQUE):
         return (id(t), id(v))
+    if issubclass(t, (bytearray, array.array)):
+        data = memoryview(v)
+        budget.charge(len(data))
+        return (id(t), data.format, data.tobytes())
     if issubclass(t, list):
         return (id(t), tuple(_state_of(x, budget) for x in list.__iter__(v)))
     if issubclass(t, tuple):
@@ -946,8 +964,10 @@ def _state_of(v, budget: _Budget):
     if issubclass(t, collections.deque):
         return (id(t), tuple(_state_of(x, budget) for x in collections.deque.__iter__(v)))
     if issubclass(t, dict):
-        # (an entry is one element: its key is read too, free)
-        return (id(t), tuple((_state_of(k, _FREE), _state_of(x, budget)) for k, x in dict.items(v)))
+        # (an entry is one element: its key is read too, free; in any order: a dict rebuilt
+        # each iteration in another order is the same state, and a body that iterates it
+        # makes its commands in another order, which the loop's proof sees)
+        return (id(t), frozenset((_state_of(k, _FREE), _state_of(x, budget)) for k, x in dict.items(v)))
     if issubclass(t, (set, frozenset)):
         items = set.__iter__(v) if issubclass(t, set) else frozenset.__iter__(v)
         return (id(t), frozenset(_state_of(x, budget) for x in items))
@@ -995,13 +1015,12 @@ _SLOTS = weakref.WeakKeyDictionary()
 
 
 def _slots_of(t: type) -> tuple:
-    """The member descriptors of the slots ``t`` and its bases declare."""
+    """The member descriptors ``t`` and its bases have: their slots', and a C type's fields (a
+    functools.partial's func, args and keywords; a slice's or range's start, stop, step)."""
     out = []
-    for c in t.__mro__:
-        slots = c.__dict__.get("__slots__", ())
-        for name in (slots,) if isinstance(slots, str) else slots if isinstance(slots, (tuple, list)) else ():
-            m = c.__dict__.get(name)
-            if type(m) is types.MemberDescriptorType:
+    for c in t.__mro__[:-1]:  # (not object's)
+        for m in c.__dict__.values():
+            if type(m) is types.MemberDescriptorType and m not in out:
                 out.append(m)
     return tuple(out)
 
@@ -1013,7 +1032,7 @@ def _loop_spec(f) -> tuple:
     whose consumer's loop is not looked at: the shipped kernels' pipelines count folds there
     on purpose, docs/language.md)."""
     names = tuple(x for x in semantic.loop_carried(f) if x != "tl")
-    return (f.f_code, f.f_lasti, names) if names else ()
+    return (f.f_code, semantic.loop_offset(f), names) if names else ()
 
 
 #: the references to a frame's f_locals copy when only the frame and _py_state hold it: the
@@ -1026,7 +1045,7 @@ def _py_state(spec: tuple):
     iteration; None when the loop is advanced from elsewhere (``next()`` by hand)."""
     code, lasti, names = spec
     g = semantic.site_frame()
-    if g.f_code is not code or g.f_lasti != lasti:
+    if g.f_code is not code or semantic.loop_offset(g) != lasti:
         return None
     values, glob = g.f_locals, g.f_globals
     del g  # (the kernel's frame holds this loop's generator)
@@ -1054,20 +1073,30 @@ def _safe_state(v):
     try:
         return _state_of(v, _Budget())
     except _Spent:
-        return (id(type(v)), id(v), _length(v))
+        return (id(type(v)), id(v), _count(v, [_STATE_VISITS]))
     except Exception:
         return (id(type(v)), id(v), -1)
 
 
-def _length(v) -> int:
-    """``len(v)`` of a builtin container by its type's own method (no user ``__len__``), else -1."""
+def _count(v, left: list) -> int:
+    """How many elements the builtin containers in ``v`` hold, nested ones included (a list
+    appended to inside a dict is seen), up to ``left[0]`` values visited; by the types' own
+    methods (no user ``__len__``)."""
     t = type(v)
-    for base in (list, tuple, dict, set, frozenset, collections.deque, bytearray):
-        if issubclass(t, base):
-            return base.__len__(v)
+    left[0] -= 1
+    if left[0] < 0 or t in _PLAIN:
+        return 0
     if issubclass(t, np.ndarray):
         return v.size
-    return -1
+    for base in (list, tuple, collections.deque):
+        if issubclass(t, base):
+            return base.__len__(v) + sum(_count(x, left) for x in base.__iter__(v) if left[0] > 0)
+    if issubclass(t, dict):
+        return dict.__len__(v) + sum(_count(x, left) for x in dict.values(v) if left[0] > 0)
+    for base in (set, frozenset, bytearray):
+        if issubclass(t, base):
+            return base.__len__(v)
+    return 0
 
 
 def _carried(spec: tuple, states: list) -> tuple:
@@ -1144,9 +1173,14 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
     where = semantic.site()
     no_replay = tl._no_replay
     # (the frame is not kept in a local: the kernel's frame holds this generator)
-    if (no_replay and where in no_replay) or semantic.loop_grows(semantic.site_frame()):
+    if ((no_replay is not None and (where in no_replay or where in no_replay.carried))
+            or semantic.loop_grows(semantic.site_frame())):
         # a comprehension's loop (it collects one element per iteration run: replay cannot
-        # move those on), or one found off its line at an earlier try of this launch: traced
+        # move those on), one found off its line at an earlier try of this launch, or one
+        # found carrying Python state earlier in it (each of its runs then: a later run's
+        # state may hide past what the check looks at, and the warning says traced in full)
+        if no_replay is not None and where in no_replay.carried:
+            no_replay.carried[where][3].add((b.pe, b.cube))
         yield from r
         return
     tl._ranged += 1  # verify mode compares this PE's program with the one traced in full

@@ -619,9 +619,10 @@ def loop_grows(f) -> bool:
         return True
     if sys.version_info < (3, 12):  # (3.11: a comprehension is a function of its own, above)
         return False
-    e = _GROWS.get((id(co), f.f_lasti))  # (3.12 inlines comprehensions, PEP 709: read the
+    at = loop_offset(f)
+    e = _GROWS.get((id(co), at))  # (3.12 inlines comprehensions, PEP 709: read the
     if e is None or e[0] is not co:  # loop's code once a trace)
-        e = _GROWS[(id(co), f.f_lasti)] = (co, _collects(co, f.f_lasti))
+        e = _GROWS[(id(co), at)] = (co, _collects(co, at))
     return e[1]
 
 
@@ -650,7 +651,8 @@ def _collects(co, at: int) -> bool:
     return y.opname in _COLLECT_OPS and y.arg >= 2
 
 
-#: id(code) -> (a weak reference to the code, {offset: _live_in's answer}): a pure function
+#: id(code) -> (a weak reference to the code, {offset: _live_in's answer}, the offsets of its
+#: FOR_ITERs): a pure function
 #: of the code, kept while the code lives (a kernel redefined in a notebook drops its entry).
 #: Keyed by id, not by the code: hashing a code object hashes its constants, nested
 #: functions' code included, every time (a WeakKeyDictionary cost 40 us a loop)
@@ -686,15 +688,35 @@ def loop_carried(f) -> tuple:
     which skips the body's Python, checks that those other than handles stay the same from
     iteration to iteration (loops.py). () when ``f`` is not at a FOR_ITER (``next()`` by
     hand)."""
-    co, at = f.f_code, f.f_lasti
-    e = _CARRIED.get(id(co))
-    if e is None or e[0]() is not co:
-        key = id(co)
-        e = _CARRIED[key] = (weakref.ref(co, lambda _, key=key: _CARRIED.pop(key, None)), {})
+    co = f.f_code
+    e = _code_entry(co)
+    at = _loop_at(e, f.f_lasti)
     names = e[1].get(at)
     if names is None:
         names = e[1][at] = _live_in(co, at)
     return names
+
+
+def loop_offset(f) -> int:
+    """The offset of the FOR_ITER that frame ``f`` is advancing: ``f.f_lasti``, or the
+    instruction before it when that is a FOR_ITER (Python 3.12 leaves ``f_lasti`` one past a
+    FOR_ITER it specialised for a generator, FOR_ITER_GEN: the pure-Python build's tl.range)."""
+    return _loop_at(_code_entry(f.f_code), f.f_lasti)
+
+
+def _code_entry(co) -> tuple:
+    """``co``'s entry in _CARRIED: (a weak reference to it, {offset: variables}, its FOR_ITERs'
+    offsets)."""
+    e = _CARRIED.get(id(co))
+    if e is None or e[0]() is not co:
+        key = id(co)
+        fors = frozenset(x.offset for x in dis.get_instructions(co) if x.opname == "FOR_ITER")
+        e = _CARRIED[key] = (weakref.ref(co, lambda _, key=key: _CARRIED.pop(key, None)), {}, fors)
+    return e
+
+
+def _loop_at(e: tuple, lasti: int) -> int:
+    return lasti if lasti in e[2] or lasti - 2 not in e[2] else lasti - 2
 
 
 def _heads(ins: list, j: int) -> set:

@@ -134,7 +134,7 @@ def slices(const unsigned char[::1] heads not None, const int64_t[::1] heads_at 
     for at, size in ((np.asarray(heads_at), heads.shape[0]), (np.asarray(args_at), args.shape[0]),
                      (np.asarray(peers_at), peers.shape[0])):
         d = np.diff(at)
-        if (len(d) and d.min() < 0) or at[0] != 0 or at[-1] > size:
+        if (len(d) and d.min() < 0) or at[0] != 0 or at[len(at) - 1] > size:
             raise ValueError("slices: offsets must rise from 0 within their blob")
         most += int(d.max()) if len(d) else 0
     if n and (np.min(code) < 0 or np.max(code) >= n_h or np.min(peer) < 0 or np.max(peer) >= n_p):
@@ -277,7 +277,7 @@ def picks(const unsigned char[::1] blob not None, const int64_t[::1] at not None
     Raises ValueError for offsets that do not rise within the blob or a code outside them."""
     cdef Py_ssize_t n = code.shape[0], n_g = at.shape[0] - 1
     a = np.asarray(at)
-    if n_g < 0 or a[0] != 0 or a[-1] > blob.shape[0] or (n_g and np.diff(a).min() < 0):
+    if n_g < 0 or a[0] != 0 or a[len(a) - 1] > blob.shape[0] or (n_g and np.diff(a).min() < 0):
         raise ValueError("picks: offsets must rise from 0 within their blob")
     if n and (np.min(code) < 0 or np.max(code) >= n_g):
         raise ValueError("picks: a code outside the groups")
