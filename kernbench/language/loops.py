@@ -871,6 +871,8 @@ _UNBOUND = ("unbound",)
 #: the variable is compared by its identity and length
 _STATE_BUDGET = 16
 _STATE_VISITS = 4096
+#: the most values visited counting a larger variable's elements (_count)
+_COUNT_VISITS = 64
 #: types compared by value as they are, and types compared by identity alone
 _PLAIN = frozenset({int, bool, str, bytes, type(None)})
 _IDENTITY = frozenset({types.BuiltinFunctionType, types.ModuleType, types.GeneratorType,
@@ -912,69 +914,102 @@ def _state_of(v, budget: _Budget):
     if t in _PLAIN:  # (the common cases first: a kernel's variables are mostly these)
         budget.charge(1)
         return (id(t), v)
-    if t in _IDENTITY:
-        return (id(t), id(v))
-    if issubclass(t, TensorHandle):
+    e = _KINDS.get(id(t))
+    if e is None or e[0]() is not t:
+        e = _type_entry(t)
+    kind = e[1]
+    if kind == _K_HANDLE:
         budget.charge(0)  # (a visit, no element)
         return _HANDLE
-    if issubclass(t, int):
+    if kind == _K_IDENTITY:
+        return (id(t), id(v))
+    if kind == _K_INT:
         budget.charge(1)
         return (id(t), int.__add__(v, 0))
-    if issubclass(t, float):
+    if kind == _K_FLOAT:
         budget.charge(1)
         return (id(t), float.__repr__(v))
-    if issubclass(t, complex):
+    if kind == _K_COMPLEX:
         budget.charge(1)
         return (id(t), complex.__repr__(v))
-    if issubclass(t, str):
+    if kind == _K_STR:
         budget.charge(1)
         return (id(t), str.__str__(v))
-    if issubclass(t, np.generic):
+    if kind == _K_SCALAR:
         budget.charge(1)
         return (id(t), v.dtype.str, v.tobytes())
-    if issubclass(t, np.ndarray):
+    if kind == _K_ARRAY:
         if v.dtype == object:
             raise _Spent
         budget.charge(v.size)
         return (id(t), v.dtype.str, v.shape, v.tobytes())
-    if issubclass(t, types.MethodType):
+    if kind == _K_METHOD:
         return (id(t), _state_of(v.__func__, budget), _state_of(v.__self__, budget))
-    if issubclass(t, types.FunctionType):
+    if kind == _K_FUNCTION:
         # (a lambda or closure made again each iteration is the same: its code, defaults and
         # cells, whose contents are the frame's variables, compared as such)
         return (id(t), id(v.__code__), _state_of(v.__defaults__, budget),
-                _state_of(v.__kwdefaults__, budget), tuple(id(c) for c in v.__closure__ or ()))
-    if issubclass(t, type):
+                _state_of(v.__kwdefaults__, budget), tuple([id(c) for c in v.__closure__ or ()]))
+    if kind == _K_CLASS:
         if not t.__flags__ & _HEAPTYPE and not v.__flags__ & _HEAPTYPE:
             return (id(t), id(v))  # (a builtin class)
         # (a class used as a namespace, `St.rem -= B`: its own attributes, dunders aside)
         own = type.__dict__["__dict__"].__get__(v, t)
         return (id(t), id(v), frozenset((k, _state_of(x, budget)) for k, x in own.items()
                                         if not (k.startswith("__") and k.endswith("__"))))
-    if issubclass(t, _OPAQUE):
-        return (id(t), id(v))
-    if issubclass(t, (bytearray, array.array)):
+    if kind == _K_BUFFER:
         data = memoryview(v)
         budget.charge(len(data))
         return (id(t), data.format, data.tobytes())
-    if issubclass(t, list):
-        return (id(t), tuple(_state_of(x, budget) for x in list.__iter__(v)))
-    if issubclass(t, tuple):
-        return (id(t), tuple(_state_of(x, budget) for x in tuple.__iter__(v)))
-    if issubclass(t, collections.deque):
-        return (id(t), tuple(_state_of(x, budget) for x in collections.deque.__iter__(v)))
-    if issubclass(t, dict):
+    if kind == _K_LIST:
+        return (id(t), tuple([_state_of(x, budget) for x in list.__iter__(v)]))
+    if kind == _K_TUPLE:
+        return (id(t), tuple([_state_of(x, budget) for x in tuple.__iter__(v)]))
+    if kind == _K_DEQUE:
+        return (id(t), tuple([_state_of(x, budget) for x in collections.deque.__iter__(v)]))
+    if kind == _K_DICT:
         # (an entry is one element: its key is read too, free; in any order: a dict rebuilt
         # each iteration in another order is the same state, and a body that iterates it
         # makes its commands in another order, which the loop's proof sees)
-        return (id(t), frozenset((_state_of(k, _FREE), _state_of(x, budget)) for k, x in dict.items(v)))
-    if issubclass(t, (set, frozenset)):
-        items = set.__iter__(v) if issubclass(t, set) else frozenset.__iter__(v)
-        return (id(t), frozenset(_state_of(x, budget) for x in items))
+        return (id(t), frozenset([(_state_of(k, _FREE), _state_of(x, budget)) for k, x in dict.items(v)]))
+    if kind == _K_SET:
+        return (id(t), frozenset([_state_of(x, budget) for x in set.__iter__(v)]))
+    if kind == _K_FROZENSET:
+        return (id(t), frozenset([_state_of(x, budget) for x in frozenset.__iter__(v)]))
     attributes = _attributes(v, budget)
     # (an object with attributes is what they are: a dataclass rebound each iteration to the
     # same kind of handles is the same state; one without, a C object, is itself)
     return (id(t), attributes) if attributes else (id(t), id(v))
+
+
+(_K_HANDLE, _K_IDENTITY, _K_INT, _K_FLOAT, _K_COMPLEX, _K_STR, _K_SCALAR, _K_ARRAY, _K_METHOD,
+ _K_FUNCTION, _K_CLASS, _K_BUFFER, _K_LIST, _K_TUPLE, _K_DEQUE, _K_DICT, _K_SET, _K_FROZENSET,
+ _K_OBJECT) = range(19)
+#: id(type) -> (a weak reference to it, how _state_of reads its values (_kind_of), its member
+#: descriptors (_slots_of)), kept while the type lives (by id: a WeakKeyDictionary makes a
+#: weak reference at every lookup)
+_KINDS: dict = {}
+
+
+def _type_entry(t: type) -> tuple:
+    key = id(t)
+    e = _KINDS[key] = (weakref.ref(t, lambda _, key=key: _KINDS.pop(key, None)), _kind_of(t),
+                       _slots_of(t))
+    return e
+
+
+def _kind_of(t: type) -> int:
+    """How :func:`_state_of` reads a value of type ``t``: by ``issubclass``, in this order."""
+    for base, kind in ((TensorHandle, _K_HANDLE), (int, _K_INT), (float, _K_FLOAT),
+                       (complex, _K_COMPLEX), (str, _K_STR), (np.generic, _K_SCALAR),
+                       (np.ndarray, _K_ARRAY), (types.MethodType, _K_METHOD),
+                       (types.FunctionType, _K_FUNCTION), (type, _K_CLASS), (_OPAQUE, _K_IDENTITY),
+                       ((bytearray, array.array), _K_BUFFER), (list, _K_LIST), (tuple, _K_TUPLE),
+                       (collections.deque, _K_DEQUE), (dict, _K_DICT), (set, _K_SET),
+                       (frozenset, _K_FROZENSET)):
+        if issubclass(t, base):
+            return kind
+    return _K_OBJECT
 
 
 class _Free(_Budget):
@@ -992,26 +1027,23 @@ def _attributes(v, budget: _Budget):
     its slots' (read from the dict and the slots' member descriptors: no property or
     ``__getattr__`` runs)."""
     out = []
-    try:
-        d = object.__getattribute__(v, "__dict__")
-    except Exception:
-        d = None
-    if type(d) is dict:
-        out.append(_state_of(d, budget))
     t = type(v)
-    slots = _SLOTS.get(t)
-    if slots is None:
-        slots = _SLOTS[t] = _slots_of(t)
-    for m in slots:
+    if t.__dictoffset__:  # (an instance dict: not a slotted class's, a C type's)
+        try:
+            d = object.__getattribute__(v, "__dict__")
+        except Exception:
+            d = None
+        if type(d) is dict:
+            out.append(_state_of(d, budget))
+    e = _KINDS.get(id(t))
+    if e is None or e[0]() is not t:
+        e = _type_entry(t)
+    for m in e[2]:
         try:
             out.append(_state_of(m.__get__(v, t), budget))
         except AttributeError:  # (a slot not set)
             out.append(_UNBOUND)
     return tuple(out)
-
-
-#: type -> its slots' member descriptors (_slots_of), kept while the type lives
-_SLOTS = weakref.WeakKeyDictionary()
 
 
 def _slots_of(t: type) -> tuple:
@@ -1073,7 +1105,7 @@ def _safe_state(v):
     try:
         return _state_of(v, _Budget())
     except _Spent:
-        return (id(type(v)), id(v), _count(v, [_STATE_VISITS]))
+        return (id(type(v)), id(v), _count(v, [_COUNT_VISITS]))
     except Exception:
         return (id(type(v)), id(v), -1)
 
@@ -1090,9 +1122,9 @@ def _count(v, left: list) -> int:
         return v.size
     for base in (list, tuple, collections.deque):
         if issubclass(t, base):
-            return base.__len__(v) + sum(_count(x, left) for x in base.__iter__(v) if left[0] > 0)
+            return base.__len__(v) + sum([_count(x, left) for x in base.__iter__(v) if left[0] > 0])
     if issubclass(t, dict):
-        return dict.__len__(v) + sum(_count(x, left) for x in dict.values(v) if left[0] > 0)
+        return dict.__len__(v) + sum([_count(x, left) for x in dict.values(v) if left[0] > 0])
     for base in (set, frozenset, bytearray):
         if issubclass(t, base):
             return base.__len__(v)
