@@ -793,6 +793,18 @@ def _live_in(co, at: int) -> tuple:
             if t not in region:
                 region[t] = handler
                 todo.append(t)
+    # 3.12's inlined comprehension saves a variable it shadows (LOAD_FAST_AND_CLEAR) and
+    # restores it after its loop (the first STORE_FAST of it past that loop's end): the pair
+    # leaves the variable as it was, neither a read nor a write of the body's (a review: a
+    # comprehension's `j` beside the body's own `j`, assigned after it, looked carried)
+    through = set()
+    for n in region:
+        if ins[n].opname == "LOAD_FAST_AND_CLEAR":
+            end = next((x.argval for x in ins[n + 1:] if x.opname == "FOR_ITER"), None)
+            back = next((m for m in range(n + 1, len(ins)) if isinstance(end, int) and ins[m].offset > end
+                         and ins[m].opname == "STORE_FAST" and ins[m].argval == ins[n].argval), None)
+            if back is not None:
+                through.update((n, back))
     live = dict.fromkeys(region, frozenset())
     written = set()
     order = sorted(region, reverse=True)
@@ -803,7 +815,7 @@ def _live_in(co, at: int) -> tuple:
             out = set()
             for t, _ in edges[n]:
                 out |= live[t]
-            new = frozenset(_transfer(ins[n], out, written))
+            new = frozenset(out if n in through else _transfer(ins[n], out, written))
             if new != live[n]:
                 live[n], changed = new, True
     names = set(live[j + 1])
