@@ -904,20 +904,18 @@ def _state_of(v, budget: _Budget):
     state goes (equal states, equal values): plain values by value (floats by their repr: a
     NaN is itself; an int or float subclass, a DevicePointer advanced with ``+=``, by its
     number), lists, tuples, dicts, sets, deques, numpy arrays and objects' attributes (a
-    dataclass, a namespace holding an online softmax's handles) element by element, each
+    dataclass, a namespace holding an online softmax's handles, a class used as one, a C
+    object's fields), buffers and functions (code, defaults, cells) element by element, each
     plain value one of ``budget``'s elements (_Spent past them; containers cost nothing of
-    their own), tensor handles as one token and free (replay moves them on), functions, modules and classes by identity. Never runs the value's own
-    code (``==``, ``__len__``, ``__repr__``, ``__class__``, properties): its type is read with
+    their own), tensor handles as one token and free (replay moves them on), modules,
+    generators and builtin classes by identity. Never runs the value's own code (``==``, ``__len__``, ``__repr__``, ``__class__``, properties): its type is read with
     ``type`` and tested with ``issubclass``, the builtin types' own methods read it, and a type
     is named by its id."""
     t = type(v)
     if t in _PLAIN:  # (the common cases first: a kernel's variables are mostly these)
         budget.charge(1)
         return (id(t), v)
-    e = _KINDS.get(id(t))
-    if e is None or e[0]() is not t:
-        e = _type_entry(t)
-    kind = e[1]
+    kind = _type_info(t)[1]
     if kind == _K_HANDLE:
         budget.charge(0)  # (a visit, no element)
         return _HANDLE
@@ -991,10 +989,13 @@ def _state_of(v, budget: _Budget):
 _KINDS: dict = {}
 
 
-def _type_entry(t: type) -> tuple:
+def _type_info(t: type) -> tuple:
+    """``t``'s entry in _KINDS, made on its first use."""
     key = id(t)
-    e = _KINDS[key] = (weakref.ref(t, lambda _, key=key: _KINDS.pop(key, None)), _kind_of(t),
-                       _slots_of(t))
+    e = _KINDS.get(key)
+    if e is None or e[0]() is not t:
+        e = _KINDS[key] = (weakref.ref(t, lambda _, key=key: _KINDS.pop(key, None)), _kind_of(t),
+                           _slots_of(t))
     return e
 
 
@@ -1035,10 +1036,7 @@ def _attributes(v, budget: _Budget):
             d = None
         if type(d) is dict:
             out.append(_state_of(d, budget))
-    e = _KINDS.get(id(t))
-    if e is None or e[0]() is not t:
-        e = _type_entry(t)
-    for m in e[2]:
+    for m in _type_info(t)[2]:
         try:
             out.append(_state_of(m.__get__(v, t), budget))
         except AttributeError:  # (a slot not set)
@@ -1118,17 +1116,23 @@ def _count(v, left: list) -> int:
     left[0] -= 1
     if left[0] < 0 or t in _PLAIN:
         return 0
-    if issubclass(t, np.ndarray):
+    kind = _type_info(t)[1]
+    if kind == _K_ARRAY:
         return v.size
-    for base in (list, tuple, collections.deque):
-        if issubclass(t, base):
-            return base.__len__(v) + sum([_count(x, left) for x in base.__iter__(v) if left[0] > 0])
-    if issubclass(t, dict):
-        return dict.__len__(v) + sum([_count(x, left) for x in dict.values(v) if left[0] > 0])
-    for base in (set, frozenset, bytearray):
-        if issubclass(t, base):
-            return base.__len__(v)
-    return 0
+    if kind == _K_BUFFER:
+        return len(memoryview(v))
+    base = _CONTAINERS.get(kind)
+    if base is None:
+        return 0
+    items = dict.values(v) if base is dict else base.__iter__(v) if kind in _NESTED else ()
+    return base.__len__(v) + sum([_count(x, left) for x in items if left[0] > 0])
+
+
+#: the builtin type whose own methods count a container of each kind (_count), and the kinds
+#: whose elements may be containers too
+_CONTAINERS = {_K_LIST: list, _K_TUPLE: tuple, _K_DEQUE: collections.deque, _K_DICT: dict,
+               _K_SET: set, _K_FROZENSET: frozenset}
+_NESTED = frozenset({_K_LIST, _K_TUPLE, _K_DEQUE, _K_DICT})
 
 
 def _carried(spec: tuple, states: list) -> tuple:

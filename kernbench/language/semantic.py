@@ -659,8 +659,8 @@ def _collects(co, at: int) -> bool:
 _CARRIED: dict = {}
 #: what reads a variable of the frame (3.13's pairs: argval is a tuple of two names); what
 #: replaces or deletes one. LOAD_FAST_AND_CLEAR (3.12's inlined comprehension) saves a
-#: variable it restores at the end: a read, so the variable stays live through it; so is
-#: LOAD_CLOSURE (a lambda or generator expression made in the body reads the cell). *_NAME: a
+#: variable it restores after its loop: with that restore, neither (_live_in's `through`),
+#: else a read; LOAD_CLOSURE is one (a lambda or generator expression made in the body reads the cell). *_NAME: a
 #: loop at a module's or class's top level, whose variables are its namespace's
 _READ_OPS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_DEREF",
                        "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF", "LOAD_FAST_LOAD_FAST",
@@ -683,8 +683,9 @@ def loop_carried(f) -> tuple:
     ``f.f_lasti``) may take from the iteration before: those it reads before it assigns them on
     some path through one iteration (:func:`_live_in`: a pointer advanced with ``+=``, a
     counter, a running width, a list it appends to; and the tensor handles carried, an
-    accumulator), a global it reads and assigns (``"global x"``), and the frame's cells it
-    never assigns (a closure's ``nonlocal`` count, a comprehension's ``:=``). tl.range replay,
+    accumulator), a global it reads and it or code nested in it assigns (``"global x"``),
+    and the frame's cells that functions nested in it use and the body does not assign (a
+    closure's ``nonlocal`` count, a comprehension's ``:=``, a helper's list). tl.range replay,
     which skips the body's Python, checks that those other than handles stay the same from
     iteration to iteration (loops.py). () when ``f`` is not at a FOR_ITER (``next()`` by
     hand)."""
