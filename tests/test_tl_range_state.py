@@ -1,6 +1,7 @@
 """tl.range replay and the Python state a loop's body carries in its variables: a variable the
 body reads before it assigns it, whose value differs from iteration to iteration (a pointer
-advanced with `+=`, a counter, a running width, a list appended to), is found at the
+advanced with `+=`, a counter, a running width, a list appended to, a handle put in a slot the
+index picks), is found at the
 iterations proving the loop, and the loop traced in full as it runs (docs/language.md,
 'tl.range', "Python state in the loop's variables"). What stays replayed is checked too: a
 body carrying only tensor handles and values it recomputes from the index."""
@@ -262,6 +263,117 @@ def test_each_pe_s_loop_is_found_and_warned_once():
         on = _launch(k, args, "on", grid=(4, 1))
     assert_same_launch(off, on)
     assert len(w) == 1 and "`p`" in str(w[0].message)
+
+
+
+# -- tensor handles that change places ---------------------------------------------------------
+# Replay moves each handle the last two traced iterations made on by the iterations it skips,
+# where it sits. A body putting its tensor in a slot the index picks leaves, after replay, the
+# slots holding other iterations' tensors than it would: before, replayed silently (the
+# program's operands differed from full tracing's; a ring all-reduce's cycles 4% off:
+# test_tl_range.py, test_a_ring_all_reduce_s_chunks_picked_by_the_index_are_found).
+def double_buffer(x_ptr, o_ptr, n, *, tl):
+    bufs = [tl.zeros((T,), "f32"), tl.zeros((T,), "f32")]
+    for i in tl.range(0, n):
+        bufs[i % 2] = bufs[(i + 1) % 2] + tl.load(x_ptr + i * T * F32, shape=(T,))
+    tl.store(o_ptr, bufs[0] * 2.0 + bufs[1])
+
+
+def rotating_slots(x_ptr, o_ptr, n, *, tl):
+    ch = [tl.zeros((T,), "f32") for _ in range(4)]
+    for i in tl.range(0, n):
+        ch[i % 4] = ch[(i - 1) % 4] + tl.load(x_ptr + i * T * F32, shape=(T,))
+    tl.store(o_ptr, ch[0] + ch[1] * 2.0 + ch[2] * 3.0 + ch[3] * 4.0)
+
+
+def kept_from_iteration_one(x_ptr, o_ptr, n, *, tl):
+    keep = {"x": None}
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * T * F32, shape=(T,))
+        if i == 1:  # (A's tensor, kept: replay would move it on to the last replayed one's)
+            keep["x"] = x
+        acc = acc + x
+    tl.store(o_ptr, acc + keep["x"])
+
+
+@pytest.mark.parametrize("kernel,names", [(double_buffer, "`bufs`"), (rotating_slots, "`ch`"),
+                                          (kept_from_iteration_one, "`keep`")])
+def test_a_handle_put_in_a_slot_the_index_picks_is_found(kernel, names):
+    for n in (11, 12):  # (an odd and an even number of replayed iterations)
+        _found(kernel, _rows(n), names)
+
+
+def fixed_slot(x_ptr, o_ptr, n, *, tl):
+    st = [tl.zeros((T,), "f32"), tl.zeros((T,), "f32")]
+    for i in tl.range(0, n):
+        st[0] = st[0] + tl.load(x_ptr + i * T * F32, shape=(T,))
+    tl.store(o_ptr, st[0] + st[1])
+
+
+def dict_slot(x_ptr, o_ptr, n, *, tl):
+    st = {"acc": tl.zeros((T,), "f32"), "c": tl.zeros((T,), "f32")}
+    for i in tl.range(0, n):
+        st["acc"] = st["acc"] + tl.load(x_ptr + i * T * F32, shape=(T,))
+    tl.store(o_ptr, st["acc"] + st["c"])
+
+
+def kept_from_iteration_zero(x_ptr, o_ptr, n, *, tl):
+    keep = [None]
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * T * F32, shape=(T,))
+        if i == 0:  # (set-up: a tensor replay keeps where it is)
+            keep[0] = x
+        acc = acc + x
+    tl.store(o_ptr, acc + keep[0])
+
+
+def window_in_a_list(x_ptr, o_ptr, n, *, tl):
+    w = [tl.zeros((T,), "f32")] * 3
+    for i in tl.range(0, n):
+        w[0], w[1] = w[1], w[2]  # (two iterations old at most, each slot keeping its role)
+        w[2] = w[1] + tl.load(x_ptr + i * T * F32, shape=(T,))
+    tl.store(o_ptr, w[0] + w[2])
+
+
+@pytest.mark.parametrize("kernel", [fixed_slot, dict_slot, kept_from_iteration_zero, window_in_a_list])
+def test_handles_keeping_their_places_stay_replayed(kernel):
+    _replayed(kernel, _rows(12))
+
+
+def test_a_handle_s_state_is_compared_as_replay_moves_it():
+    from kernbench.common.pe_commands import TensorHandle
+    from kernbench.language import loops
+
+    def th(i):
+        return TensorHandle(i, 0, (T,), "f32", T * F32)
+
+    def h(i):
+        return loops._safe_state(th(i))
+
+    # iterations 0 to 4 made tensors 80..89, 90..99, ...; x is read at the end of iteration 3
+    w = loops._Iterations(3, (80, 90, 100, 110, 120, 130))
+    assert loops._alike(h(112), h(122), w)  # x's own: the same tensor of the next iteration
+    assert not loops._alike(h(112), h(112), w)  # (kept: replay would move it on)
+    for i in (103, 93):  # the two before: moved on (a window) or kept (a value done with)
+        assert loops._alike(h(i), h(i + 10), w) and loops._alike(h(i), h(i), w)
+        assert not loops._alike(h(i), h(i + 20), w)  # (a slot the index picks)
+    assert loops._alike(h(85), h(85), w) and not loops._alike(h(85), h(95), w)  # older: kept
+    assert loops._alike(h(5), h(5), w) and not loops._alike(h(5), h(82), w)  # from before
+    assert not loops._alike(h(112), loops._safe_state(122), w)
+    # a window's first values, from before the loop, at the end of iteration 1: iteration 0's next
+    w1 = loops._Iterations(1, (80, 90, 100, 110))
+    assert loops._alike(h(5), h(82), w1) and not loops._alike(h(5), h(92), w1)
+    assert loops._alike(h(5), h(7), w1)  # (`older, last = last, x` where x is from before it)
+    # in containers, by place; a dict's entries by key, in any order
+    assert loops._alike(loops._safe_state([th(5), th(112)]), loops._safe_state([th(5), th(122)]), w)
+    assert not loops._alike(loops._safe_state([th(112), th(5)]), loops._safe_state([th(5), th(122)]), w)
+    a = {"m": th(112), "k": 1}
+    b = {"k": 1, "m": th(122)}
+    assert loops._alike(loops._safe_state(a), loops._safe_state(b), w)
+    b["k"] = 2
+    assert not loops._alike(loops._safe_state(a), loops._safe_state(b), w)
 
 
 # -- not found: state the loop's variables do not hold, or none ------------------------------

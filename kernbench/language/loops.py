@@ -48,6 +48,7 @@ every iteration. docs/language.md, "tl.range", has the contract.
 from __future__ import annotations
 
 import array
+import bisect
 import collections
 import functools
 import sys
@@ -863,8 +864,10 @@ def _interleaved(b, running: list) -> bool:
     return running[3]
 
 
-#: a tensor handle's part in a body's Python state: replay moves handles on itself
+#: a tensor handle's part in a body's Python state (_Budget.handle)
 _HANDLE = ("handle",)
+#: TensorHandle's id slot, read without running a subclass's own code
+_HANDLE_ID = TensorHandle.__dict__["id"]
 _UNBOUND = ("unbound",)
 #: the most elements (of containers, objects' attributes, arrays; tensor handles aside) looked
 #: at in one variable's value, and the most values visited, handles included: past either,
@@ -899,6 +902,18 @@ class _Budget:
             raise _Spent
 
 
+def _handle_state(v) -> tuple:
+    """A tensor handle's state: its type and the id of the tensor it names (:func:`_alike`
+    compares it as replay moves it), or the handle itself when its id is not a number."""
+    try:
+        i = _HANDLE_ID.__get__(v, TensorHandle)
+    except AttributeError:  # (an id never set)
+        i = None
+    if type(i) is not int:
+        return (_HANDLE, id(type(v)), None, id(v))
+    return (_HANDLE, id(type(v)), i)
+
+
 def _state_of(v, budget: _Budget):
     """What value ``v`` of a loop's variable is, as far as replay's check of the body's Python
     state goes (equal states, equal values): plain values by value (floats by their repr: a
@@ -907,7 +922,7 @@ def _state_of(v, budget: _Budget):
     dataclass, a namespace holding an online softmax's handles, a class used as one, a C
     object's fields), buffers and functions (code, defaults, cells) element by element, each
     plain value one of ``budget``'s elements (_Spent past them; containers cost nothing of
-    their own), tensor handles as one token and free (replay moves them on), modules,
+    their own), tensor handles free, by their type and the tensor they name (_handle_state), modules,
     generators and builtin classes by identity. Never runs the value's own code (``==``, ``__len__``, ``__repr__``, ``__class__``, properties): its type is read with
     ``type`` and tested with ``issubclass``, the builtin types' own methods read it, and a type
     is named by its id."""
@@ -918,7 +933,7 @@ def _state_of(v, budget: _Budget):
     kind = _type_info(t)[1]
     if kind == _K_HANDLE:
         budget.charge(0)  # (a visit, no element)
-        return _HANDLE
+        return _handle_state(v)
     if kind == _K_IDENTITY:
         return (id(t), id(v))
     if kind == _K_INT:
@@ -1136,15 +1151,117 @@ _NESTED = frozenset({_K_LIST, _K_TUPLE, _K_DEQUE, _K_DICT})
 
 
 def _carried(spec: tuple, states: list) -> tuple:
-    """The variables of ``spec`` whose state differs among ``states`` (at the start of B and
-    at its end, and of any iteration after A traced to prove the loop): the Python state the
-    body carries across iterations, which replay, skipping the body's Python, cannot move on.
-    Compared as tuples of ints, strings and bytes only: no user code runs."""
-    if any(x is None for x in states):
+    """The variables of ``spec`` whose state changes otherwise than replay moves it on from one
+    of ``states`` to the next. Each is ``(state, k, starts)`` at the end of iteration ``k``,
+    traced from B on (iteration 0's set-up aside); ``starts``: the ids of the tensors each
+    iteration made start at, from iteration 0's to the next's (:class:`_Iterations`). What
+    differs so is the Python state the body carries across iterations (a pointer advanced with
+    `+=`, a counter, a running width, a list appended to, a handle put in another slot), which
+    replay, skipping the body's Python, cannot move on. Compared as tuples of ints, strings and
+    bytes only: no user code runs."""
+    if any(x[0] is None for x in states):
         return ()
     names = spec[2]
+    pairs = [(s[0], t[0], _Iterations(s[1], t[2])) for s, t in zip(states, states[1:])]
     return tuple(x[len(semantic.GLOBAL):] if x.startswith(semantic.GLOBAL) else x
-                 for j, x in enumerate(names) if any(s[j] != states[0][j] for s in states[1:]))
+                 for j, x in enumerate(names) if not all([_alike(a[j], b[j], w) for a, b, w in pairs]))
+
+
+class _Iterations:
+    """Which iteration of a loop made a tensor, by its id: ``starts`` are where iteration 0's,
+    1's, ... ids start, and the last where the next one's would; ``k``: the iteration whose
+    end the first of two states compared (:func:`_alike`) was read at."""
+
+    __slots__ = ("k", "starts")
+
+    def __init__(self, k: int, starts: tuple) -> None:
+        self.k, self.starts = k, starts
+
+    def of(self, i: int) -> tuple:
+        """(iteration, offset in it) of tensor id ``i``; iteration -1 for a tensor from before
+        the loop (or another program's)."""
+        st = self.starts
+        if not st[0] <= i < st[-1]:
+            return -1, i
+        m = bisect.bisect_right(st, i) - 1
+        return m, i - st[m]
+
+    def moved(self, i: int, k: int) -> bool:
+        """Whether a handle naming tensor ``i`` at the end of iteration ``self.k`` may name
+        tensor ``k`` at the end of the next, as replay moves handles on. Replay moves on every
+        handle made by the last two iterations it traced (A and B), and no other, by the
+        iterations it skips, and the iteration traced after them assigns the body's variables
+        again. So a handle naming a tensor of that iteration must name the same tensor of the
+        next (kept, replay would move it on); one of the two iterations before may name the
+        same tensor of the iteration after its own (a window, `a, b, c = b, c, x`, whose oldest
+        the traced last iteration puts right; in iterations 0 and 1 a window's first values,
+        from before the loop, give way to others or to iteration 0's) or stay (a value the loop no longer changes: a finished
+        query block's, which replay does not move); any older one stays. A tensor put in a
+        slot the index picks (`bufs[i % 2] = x`) breaks this."""
+        if k == i:
+            j = self.k
+            return self.of(i)[0] != j  # (one of its own iteration's: moved on by replay)
+        (m, o), (m2, o2) = self.of(i), self.of(k)
+        j = self.k
+        if m == -1:  # (from before the loop: a window's first value, in iteration 0 or 1,
+            # giving way to the next, iteration 0's or one from before the loop too)
+            return j <= 1 and m2 <= 0
+        return j - 2 <= m <= j and m2 == m + 1 and o2 == o
+
+
+def _alike(x, y, w: _Iterations) -> bool:
+    """Whether state ``y``, at the end of the iteration after ``x``'s, is ``x`` as replay moves
+    it on: handles as :meth:`_Iterations.moved` says, everything else equal. Dicts' entries
+    (their states' frozensets of (key, value)) are paired by key."""
+    tx = type(x)
+    if tx is not type(y):
+        return False
+    if tx is tuple:
+        if len(x) != len(y):
+            return False
+        if x and x[0] is _HANDLE:
+            if y[0] is not _HANDLE or x[1] != y[1] or len(x) == 4:
+                return x == y
+            return w.moved(x[2], y[2])
+        for a, b in zip(x, y):
+            if not _alike(a, b, w):
+                return False
+        return True
+    if tx is frozenset:
+        if len(x) != len(y):
+            return False
+        kx, ky = _by_key(x), _by_key(y)
+        if kx is None or ky is None:  # (a set's states: no handle of the iteration in it)
+            return x == y and not _names_in(x, w)
+        if kx.keys() != ky.keys():
+            return False
+        for key, a in kx.items():
+            if not _alike(a, ky[key], w):
+                return False
+        return True
+    return x == y
+
+
+def _by_key(s: frozenset):
+    """A dict's state (a frozenset of (key state, value state)) as a dict, None when ``s`` is
+    not one (a set's state, a key twice)."""
+    out = {}
+    for e in s:
+        if type(e) is not tuple or len(e) != 2 or e[0] in out:
+            return None
+        out[e[0]] = e[1]
+    return out
+
+
+def _names_in(x, w: _Iterations) -> bool:
+    """Whether state ``x`` holds a handle naming a tensor of iteration ``w.k``."""
+    if type(x) is tuple:
+        if x and x[0] is _HANDLE:
+            return len(x) == 3 and w.of(x[2])[0] == w.k
+        return any([_names_in(a, w) for a in x])
+    if type(x) is frozenset:
+        return any([_names_in(a, w) for a in x])
+    return False
 
 
 class TlRange:
@@ -1254,7 +1371,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             snaps.append(_snap(b))
             trans.append(b.transposed.mark())
             if states is not None and (k > 0 or replay_first):  # (the start of iteration k + 1)
-                states.append(_py_state(spec))
+                # (with where each iteration's tensors start: _carried)
+                states.append((_py_state(spec), k, tuple([b.base + x[0] for x in snaps])))
             if _interleaved(b, running):
                 p = None
                 break

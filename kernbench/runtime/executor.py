@@ -635,11 +635,12 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             f"{head}{also}: tl.range{outer}: the body reads {said} before assigning "
             f"{'it' if one else 'them'}, and {'its value differs' if one else 'their values differ'} "
             f"from iteration to iteration: Python state carried across iterations (a pointer "
-            f"advanced with `+=`, a counter, a running width, a list appended to), which replay, "
-            f"skipping the body's Python, cannot move on. The loop was traced in full (exact, "
-            f"without replay's speed). Compute such values from the index (`ptr + i * BLOCK`, "
-            f"`min(BLOCK, n - i * BLOCK)`), or keep them in tensors, to replay it "
-            f"(docs/language.md, 'tl.range')"),
+            f"advanced with `+=`, a counter, a running width, a list appended to, a tensor put "
+            f"in a slot the index picks: `bufs[i % 2] = x`), which replay, skipping the body's "
+            f"Python, cannot move on. The loop was traced in full (exact, without replay's "
+            f"speed). Compute such values from the index (`ptr + i * BLOCK`, "
+            f"`min(BLOCK, n - i * BLOCK)`), keep them in tensors, or keep each handle in one "
+            f"place (`prev, cur = cur, x`), to replay it (docs/language.md, 'tl.range')"),
             stacklevel=user_stacklevel())
     return builders
 
@@ -870,8 +871,9 @@ def _compare_replayed(full, b, pe: tuple) -> None:
             f"{pe_at(pe, k[1], k[2])}: tl.range replay (verify mode) changes the program: command #{j} is "
             f"{name(tb, sb, cb, j)} with replay, {name(ta, sa, ca, j)} traced in full (operands and "
             f"results: this PE's tensor numbers). A tl.range body may depend on its index only "
-            f"through addresses (not through a branch, `if i == 5`, nor a handle picked from a list "
-            f"by the index, `chunks[(r - i) % n]`), and the kernel may not keep "
+            f"through addresses (not through a branch, `if i == 5`, nor a handle one keeps, "
+            f"`if i == 1: keep = x`, or puts in a global list's slot the index picks, "
+            f"`BUFS[i % 2] = x`), and the kernel may not keep "
             f"Python state across its iterations, for its own PE or for a PE traced after it: nor "
             f"handles more than two iterations old (a, b, c, d = b, c, d, new), nor, after a loop with "
             f"replay_last=True, a Python value its body assigned (the index included: it keeps a "
