@@ -253,6 +253,23 @@ def test_the_kernel_form_with_setup_and_shape_keys():
     assert res.rows[0]["cycles"] == res.rows[2]["cycles"]  # one cube or two: the same launch on cube 0
 
 
+@pytest.mark.parametrize("ring", ["False", "no", 1, None])
+def test_a_ring_that_is_not_a_bool_is_refused_before_running(ring):
+    # (a review: ring="False" was bool("False"), a closed ring, and a kernel needing an open
+    # line got a ring's cycles; ctx.install_sfr refuses the same value)
+    with pytest.raises(ValueError, match="SFR install ring must be True or False"):
+        sweep(ring_gemm, (8, 1), setup=setup, ring=ring, cache=False, workers=1)
+    with pytest.raises(ValueError, match="SFR install scope must be"):
+        sweep(ring_gemm, (8, 1), setup=setup, sfr="ring", cache=False, workers=1)
+
+
+def test_a_launch_builder_refuses_the_kernel_form_s_sfr_arguments():
+    for kw in ({"ring": True}, {"ring": np.True_}, {"sfr": "cube"}):
+        with pytest.raises(TypeError, match="ring= are for sweeping a kernel"):
+            sweep(builder, cache=False, workers=1, **kw)
+    assert sweep(builder, ring=False, cache=False, workers=1).rows[0]["error"] is None
+
+
 # -- failing points are rows ---------------------------------------------------------------------------------
 def test_failing_points_are_rows_with_their_error_pe_and_line():
     res = sweep(ring_gemm, (8, 1), setup=setup, ring=True,

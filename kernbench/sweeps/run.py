@@ -34,9 +34,12 @@ from collections import ChainMap
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
 from ..common.errors import exc_text, is_whole, short_repr
 from ..common.cache import DiskCache, NotCanonical, canonical, code_fingerprint, digest
 from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw
+from ..hw.sfr import SfrInstall
 from .figures import FIGURES, TRANSIENT, cacheable, error_figures, row_figures
 from .grid import Launch, Point, expand_axis, points_of
 
@@ -113,11 +116,14 @@ def make_target(target, grid=None, setup=None, sfr=None, ring=False) -> Target:
     if _is_kernel(target):
         if grid is None:
             raise TypeError("sweeping a kernel needs grid=(PEs per cube, cubes)")
-        return Target(target, "kernel", tuple(grid), setup, "pe" if sfr is None else sfr, bool(ring))
-    if grid is not None or setup is not None or sfr is not None:
+        # (the install's own checks, before any point: a ring of "False" was a ring, silently)
+        install = SfrInstall("pe" if sfr is None else sfr, ring)
+        return Target(target, "kernel", tuple(grid), setup, install.scope, bool(install.ring))
+    if grid is not None or setup is not None or sfr is not None or not (
+            isinstance(ring, (bool, np.bool_)) and not ring):
         raise TypeError(f"{getattr(target, '__name__', target)!r} takes no keyword-only tl, so it is a "
                         f"launch builder: it installs the SFR and returns Launch(kernel, grid, ...) "
-                        f"itself (grid=, setup= and sfr= are for sweeping a kernel)")
+                        f"itself (grid=, setup=, sfr= and ring= are for sweeping a kernel)")
     return Target(target, "builder")
 
 
