@@ -1366,6 +1366,48 @@ def test_a_cache_folder_that_cannot_be_written_returns_the_rows_and_warns_once(t
     assert got[0].filename == __file__
 
 
+@pytest.mark.parametrize("entry", ["{trunc", "[" * 100_000 + "]" * 100_000, "null", "[1, 2]",
+                                   "cycles", "float-cycles", "a-column-less", "a-column-more"])
+def test_a_cache_entry_that_is_not_a_row_is_computed_again(tmp_path, entry):
+    """A review: an entry nested too deep for JSON raised RecursionError out of the sweep, and
+    one edited to hold ``"cycles": "zz"`` was served as the row."""
+    import glob
+
+    kw = dict(setup=_vadd_setup, args={"n": [256]}, workers=1, cache=tmp_path)
+    first = sweep(_vadd, (8, 1), **kw)
+    (path,) = glob.glob(str(tmp_path / "**" / "*.json"), recursive=True)
+    row = json.load(open(path))
+    if entry == "cycles":
+        row["cycles"] = "zz"
+    elif entry == "float-cycles":
+        row["cycles"] = 12.5  # (a float where the column is an int)
+    elif entry == "a-column-less":
+        del row["bound"]
+    elif entry == "a-column-more":
+        row["extra"] = 1
+    edited = entry in ("cycles", "float-cycles", "a-column-less", "a-column-more")
+    with open(path, "w") as f:
+        f.write(json.dumps(row) if edited else entry)
+    again = sweep(_vadd, (8, 1), **kw)
+    assert again.stats["cached"] == 0 and again.stats["computed"] == 1
+    assert again.rows == first.rows
+    assert sweep(_vadd, (8, 1), **kw).stats["cached"] == 1  # (written again, whole)
+
+
+def test_a_tune_cache_entry_that_is_not_its_rows_is_computed_again(tmp_path):
+    import glob
+
+    kw = dict(grid=(8, 1), setup=_vadd_setup, default={"n": 256}, cache=tmp_path)
+    first = tune(_vadd, [{"n": 256}, {"n": 512}], **kw)
+    (path,) = glob.glob(str(tmp_path / "tune" / "**" / "*.json"), recursive=True)
+    entry = json.load(open(path))
+    entry["rows"][1]["cycles"] = "1"  # (a string: served, it made the choice of a string)
+    json.dump(entry, open(path, "w"))
+    again = tune(_vadd, [{"n": 256}, {"n": 512}], **kw)
+    assert again.best == first.best and again.cycles == first.cycles
+    assert json.load(open(path)) != entry  # (computed again and written whole)
+
+
 def _reads_a_file(x_ptr, o_ptr, n, path, *, tl):
     with open(path) as f:  # (a table read while tracing)
         scale = float(f.read())

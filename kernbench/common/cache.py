@@ -843,10 +843,13 @@ class DiskCache:
         return self.folder / key[:2] / f"{key}.json"
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default`` when there is none or the entry is
+        not JSON this cache can read (truncated, garbage, nested too deep to decode: a
+        review's RecursionError)."""
         try:
             with open(self.path(key), encoding="utf-8") as f:
                 return json.load(f)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return default
 
     def __contains__(self, key: str) -> bool:

@@ -29,6 +29,29 @@ def empty_figures() -> dict:
     return {k: None for k in FIGURES}
 
 
+#: each column's type (None aside: a failed point's figures), as row_figures and error_figures
+#: write them and JSON reads them back
+_COLUMN_TYPES = {
+    **dict.fromkeys(("cycles", "dma_bytes", "link_bytes", "link_messages", "sram_peak_bytes",
+                     "sram_capacity_bytes", "commands", "working_pes"), int),
+    **dict.fromkeys(("seconds", "tflops", "peak_tflops", "tflops_fraction", "roofline_fraction",
+                     *(f"busy_{u}" for u in BUSY_UNITS), "memory_gbps", "link_gbps",
+                     "sram_fraction"), float),
+    **dict.fromkeys(("bound", "error", "error_type", "error_pe", "error_where"), str),
+    "sram_over": bool,
+}
+if _COLUMN_TYPES.keys() != set(FIGURES):  # (a column added to one table only)
+    raise ImportError("kernbench.sweeps.figures: _COLUMN_TYPES must name the FIGURES columns")
+
+
+def is_row(row, columns=FIGURES) -> bool:
+    """Whether ``row`` (a cache entry read back) is a row's figures: a dict of exactly the
+    ``columns`` (FIGURES'), each None or of its type. A sweep serves nothing else from its
+    cache (a review: an entry edited to ``"cycles": "zz"`` was served as a row)."""
+    return (type(row) is dict and row.keys() == set(columns)
+            and all(v is None or type(v) is _COLUMN_TYPES[k] for k, v in row.items()))
+
+
 def row_figures(result) -> dict:
     """Every figure of a row from a launch's result.
 

@@ -40,7 +40,7 @@ from ..common.errors import exc_text, is_whole, short_repr
 from ..common.cache import DiskCache, NotCanonical, canonical, code_fingerprint, digest
 from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw
 from ..hw.sfr import SfrInstall
-from .figures import FIGURES, TRANSIENT, cacheable, error_figures, row_figures
+from .figures import TRANSIENT, cacheable, error_figures, is_row, row_figures
 from .grid import Launch, Point, expand_axis, points_of
 
 __all__ = ["sweep", "Target", "trace_one", "time_one", "SHAPE_KEYS", "SWEEP_EXTRA_HINT"]
@@ -646,7 +646,7 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
             keys[p.index] = digest(_KEY_VERSION, ident, hw_id, args_keys[p.index], p.options)
             if rows[p.index] is None:  # (a bad config is known at once: nothing to cache)
                 hit = store.get(keys[p.index])
-                if isinstance(hit, dict) and set(hit) == set(FIGURES):
+                if is_row(hit):
                     rows[p.index] = hit
                     n_cached += 1
                     continue

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..common.cache import DiskCache, NotCanonical, digest
 from ..hw.config import load_hw
+from .figures import is_row
 from .run import CacheNotWrittenWarning, _replay_option, make_target, not_cached_message, sweep
 
 __all__ = ["tune", "TuneResult"]
@@ -93,7 +94,7 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
     if store is not None:
         hit = store.get(key)
         if (isinstance(hit, dict) and isinstance(hit.get("rows"), list) and len(hit["rows"]) == len(todo)
-                and all(isinstance(r, dict) and set(r) == set(_FIGURES) for r in hit["rows"])):
+                and all(is_row(r, _FIGURES) for r in hit["rows"])):
             return _result(todo, len(configs), default, hit["rows"], 0, from_cache=True)
     # Each value as the one choice of its axis: a list, range or array is an argument's value
     # here, never a set of choices (each config is exactly one point, its row at its place)
