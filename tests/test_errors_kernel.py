@@ -771,6 +771,8 @@ def test_grids_of_bools_or_floats_are_refused(ctx, grid):
     ((2,), r"grid must be \(PEs per cube used, cubes used\), two ints, got \(2,\)"),
     ("ab", r"grid must be"),
     ((1.5, 1), r"grid must be"),
+    ((float("inf"), 1), r"grid must be .* got \(inf, 1\)"),  # (a review: a raw OverflowError)
+    ((1, float("-inf")), r"grid must be"),
 ])
 def test_bad_grid(ctx, grid, match):
     with pytest.raises(ValueError, match=match):

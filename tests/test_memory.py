@@ -382,6 +382,19 @@ def test_gather_refuses_an_argument_its_over_does_not_use_and_parts_past_the_lev
         ctx.gather(c, over="cube", parts=ctx.hw.n_cubes + 1)
 
 
+def test_gather_refuses_axis_and_parts_of_a_copy(ctx):
+    # (a review: a replicated or put array's copy came back, axis= and parts= ignored)
+    r = ctx.replicate(np.arange(6, dtype=np.float32))
+    p = ctx.put(np.arange(6, dtype=np.float32), pe=1)
+    for arr, what in ((r, "replicated"), (p, "put on one PE")):
+        for kw, arg in (({"axis": 5}, "axis="), ({"parts": 0}, "parts="), ({"axis": 0, "parts": 2}, "axis=")):
+            with pytest.raises(PlacementError, match=f"gather: .* is {what}.*: {arg} chooses how shards "
+                                                     f"are put together"):
+                ctx.gather(arr, **kw)
+    np.testing.assert_array_equal(ctx.gather(p), np.arange(6, dtype=np.float32))
+    np.testing.assert_array_equal(ctx.gather(r, pe=1), np.arange(6, dtype=np.float32))
+
+
 def test_other_ml_dtypes_numbers_convert_and_mixed_huge_ints_are_refused(ctx):
     """A breaker's cases of the last fix: ml_dtypes' int4 and fnuz fp8 arrays (kind V, numbers)
     were refused as structured; [2**63, -1] (numpy: float64) skipped every integer rule;

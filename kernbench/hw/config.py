@@ -137,11 +137,24 @@ class HardwareConfig:
         return self.n_cubes * self.pes_per_cube
 
     def pe_coords(self, g: int) -> tuple:
-        """Global PE index ``g`` (cube * pes_per_cube + pe) -> (pe, cube), as plain ints."""
-        return (int(g) % self.pes_per_cube, int(g) // self.pes_per_cube)
+        """Global PE index ``g`` (cube * pes_per_cube + pe) -> (pe, cube), as plain ints.
+        Raises ValueError for an index no PE of this machine has (a review: (0, 125000))."""
+        g = int(g)
+        if not 0 <= g < self.n_pes:
+            raise ValueError(f"global PE index must be in 0..{self.n_pes - 1} ({self.n_cubes} cubes of "
+                             f"{self.pes_per_cube} PEs), got {g}")
+        return (g % self.pes_per_cube, g // self.pes_per_cube)
 
     def seconds(self, cycles: int | float) -> float:
-        return float(cycles) / (self.clock_ghz * 1e9)
+        """``cycles`` (a number) in seconds at ``clock_ghz``. Raises TypeError for anything but
+        a number (a string was read as one), ValueError past a float's range."""
+        if isinstance(cycles, (bool, np.bool_, str, bytes)) or not isinstance(cycles, (int, float, np.number)):
+            raise TypeError(f"seconds: cycles must be a number, got {type(cycles).__name__} {cycles!r}")
+        try:
+            c = float(cycles)
+        except OverflowError:
+            raise ValueError(f"seconds: {cycles} cycles is past a float's range") from None
+        return c / (self.clock_ghz * 1e9)
 
     @property
     def peak_flops_per_cycle_pe(self) -> int:

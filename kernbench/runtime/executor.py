@@ -49,7 +49,7 @@ def _check_grid(hw, grid) -> tuple:
         grid = tuple(grid)  # (once: an iterator would be used up by the first pass)
         g = tuple(int(x) for x in grid)
         ok = len(g) == 2 and all(x == y and is_whole(y) for x, y in zip(g, grid))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (OverflowError: int(inf))
         ok = False
     if not ok:
         raise ValueError(f"grid must be (PEs per cube used, cubes used), two ints, got {grid!r}")

@@ -667,6 +667,13 @@ class DeviceMemory:
             if kind == "shard":
                 over, axis = p["over"], p["axis"] if axis is None else axis
                 parts = p["parts"] if parts is None else parts
+            elif kind in ("replicate", "pe") and (axis is not None or parts is not None):
+                # (a review: ignored, the copy returned: they choose how shards are put together)
+                what = "replicated (a copy on every PE)" if kind == "replicate" else "put on one PE"
+                raise PlacementError(
+                    f"gather: {arr.name!r} is {what}: {'axis=' if axis is not None else 'parts='} "
+                    f"chooses how shards are put together, nothing here (read a copy with pe= and "
+                    f"cube=, or give over= to put the copies of several PEs together)")
             elif kind == "replicate":
                 out = self._read_warned(arr, self._g((pe, cube)))
                 if not chosen:
