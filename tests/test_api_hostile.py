@@ -97,6 +97,77 @@ def test_from_json_refuses_truncated_and_incomplete_files(ctx, tmp_path):
         kernbench.report.export.from_json(str(tmp_path / "nokey.json"))
 
 
+def _json_views(r, tmp_path) -> None:
+    import io
+
+    r.report(file=io.StringIO())
+    r.profile(file=io.StringIO())
+    str(r.critical_path())
+    r.to_perfetto(str(tmp_path / "t.json"))
+    r.to_json()
+    if r.drift is not None:
+        r.drift_report(file=io.StringIO())
+    r.label(0)
+
+
+def test_from_json_refuses_an_edited_document_its_views_would_fail_on(tmp_path):
+    """A review's fuzz: ~20 edits of a launch JSON (a grid of a list, an offset of 2**64,
+    counters cut short, a label of a number, a drift's first of a string) were accepted, or
+    raised OverflowError, and the views failed later with raw TypeError / IndexError. Each
+    edit now gives a ValueError from from_json, or a result whose views all work."""
+    import copy
+    import random
+
+    ctx = kernbench.Context("default", overrides={"pes_per_cube": 2, "n_cubes": 1})
+    ctx.install_sfr("pe", ring=True)
+    x = ctx.replicate(np.arange(64, dtype=np.float32))
+
+    def k(x, *, tl):
+        a = tl.load(x, shape=(64,), dtype="f32")
+        for _ in tl.range(4):
+            a = a * 2
+        tl.send("E", a)
+        tl.store(x, tl.recv("W", (64,), "f32") + tl.sum(a))
+
+    doc = ctx.launch(k, (2, 1), x, record_events=True, drift=True).to_json()
+    leaves = []
+
+    def walk(d, path):
+        if isinstance(d, dict):
+            for key, v in d.items():
+                walk(v, path + [key])
+        else:
+            leaves.append(path)
+            if isinstance(d, list):
+                for i, v in enumerate(d[:3]):
+                    walk(v, path + [i])
+
+    walk(doc, [])
+    values = [None, -1, 0, 2**63, 2**64, 1.5, float("nan"), "x", [], {}, [1], [[1]], True, [-1] * 5,
+              list(range(100))]
+    rng = random.Random(0)
+    accepted = 0
+    for _ in range(300):
+        d = copy.deepcopy(doc)
+        for _ in range(rng.randint(1, 3)):
+            *up, last = rng.choice(leaves)
+            try:
+                parent = d
+                for q in up:
+                    parent = parent[q]
+                parent[last]
+            except (KeyError, IndexError, TypeError):
+                continue  # (an edit before this one changed the path)
+            parent[last] = rng.choice(values)
+        try:
+            r = kernbench.report.export.from_json(d)
+        except ValueError:
+            continue
+        accepted += 1
+        _json_views(r, tmp_path)
+    assert accepted > 30  # (edits that keep a valid launch: the summary, the profile, ...)
+
+
 def test_integers_f32_cannot_hold_are_refused_by_default(ctx):
     with pytest.raises(PlacementError, match=r"pass dtype='int32' to keep them integers"):
         ctx.replicate(np.array([2 ** 24 + 1, -7], np.int32))

@@ -340,10 +340,70 @@ def from_json(doc: Union[dict, str, Path]):
         source = str(doc)
         doc = load_json(doc)
     try:
-        return _from_doc(doc)
-    except (KeyError, TypeError, IndexError) as e:
+        result = _from_doc(doc)
+        _check_loaded(result)
+    except (KeyError, TypeError, IndexError, ValueError, OverflowError, AttributeError) as e:
         raise ValueError(f"{source}: not a complete kernbench launch JSON ({type(e).__name__}: {e}); "
                          f"write it with LaunchResult.to_json") from None
+    return result
+
+
+def _check_loaded(r) -> None:
+    """What the views of a LaunchResult read, checked as a launch makes it: a document cut or
+    edited by hand raises ValueError here (from_json names the file), not a raw error in a view
+    later (a review's fuzz found about 20 such places: a grid of a list, counters of another
+    shape, a command's start past the cycles). The program goes through the engine's own
+    checks (every command's fields, tensors and units)."""
+    from .._core.api import _check_program, _default_describe, _program_tables
+    from ..hw.sfr import N_PORTS
+    from ..runtime.executor import MODES, _check_grid
+
+    hw, prog, e = r.hw, r.program, r.engine
+    _check_grid(hw, r.grid)
+    if r.mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {r.mode!r}")
+    if not isinstance(r.kernel_name, str) or not isinstance(r.kernel_file, str):
+        raise ValueError("the kernel's name and file must be strings")
+    if not isinstance(r.args, dict) or not isinstance(r.extra, dict):
+        raise ValueError("the kernel's args and extra must be objects")
+    _check_program(hw, prog)
+    _program_tables(hw, prog, _default_describe(prog))
+    n = prog.n_rows
+    if type(e.cycles) is not int or not 0 <= e.cycles < 1 << 63:
+        raise ValueError(f"cycles must be an int from 0 to 2**63 - 1, got {e.cycles!r}")
+    for name, a in (("start", e.cmd_start), ("end", e.cmd_end)):
+        if a.shape != (n,):
+            raise ValueError(f"commands' {name} must hold one cycle per command ({n}), got {len(a)}")
+    if n and not (0 <= int(e.cmd_start.min()) and (e.cmd_start <= e.cmd_end).all()
+                  and int(e.cmd_end.max()) <= e.cycles):
+        raise ValueError(f"commands' start and end must lie in 0..cycles ({e.cycles}), start <= end")
+    for name, a, shape in (("units", e.unit_counters, (hw.n_pes, len(UNIT_NAMES))),
+                           ("links", e.link_counters, (hw.n_pes * N_PORTS,))):
+        if a.shape != shape:
+            raise ValueError(f"counters.{name} must have shape {shape} for this hardware, got {a.shape}")
+        if any((a[f] < 0).any() for f in a.dtype.names):
+            raise ValueError(f"counters.{name} must not be negative")
+    if e.peak_sram.shape != (hw.n_pes,) or e.sram_over.shape != (hw.n_pes,) or (e.peak_sram < 0).any():
+        raise ValueError(f"counters.peak_sram and sram_over must hold one entry per PE ({hw.n_pes}), "
+                         f"peak_sram not negative")
+    m = e.messages
+    if m.ndim != 1 or (len(m) and not (
+            (m["link"] >= 0).all() and (m["link"] < hw.n_pes * N_PORTS).all() and (m["nbytes"] >= 0).all()
+            and all(((m[f] >= 0) & (m[f] < n)).all() for f in ("send", "recv")))):
+        raise ValueError(f"messages must name links of this hardware and commands 0..{n - 1}")
+    if type(e.heap_events) is not int or e.heap_events < 0 or e.detail not in ("train", "packet"):
+        raise ValueError("counters.heap_events must be a count and counters.detail 'train' or 'packet'")
+    if not all(isinstance(k, str) and type(v) is int for k, v in e.work.items()):
+        raise ValueError("counters.work must map names to counts")
+    for name, f in (("labels", r.labels), ("sources", r.sources)):
+        xs = getattr(f, "__self__", None) if f is not None else None
+        if f is not None and (not isinstance(xs, list) or len(xs) != n or not all(isinstance(x, str) for x in xs)):
+            raise ValueError(f"{name} must be a string per command ({n}) or null")
+    d = r.drift
+    if d is not None and (len(d.drift) != n or len(d.local) != n or len(d.order) != n
+                          or sorted(d.order.tolist()) != list(range(n))
+                          or any(x is not None and not (type(x) is int and 0 <= x < n) for x in (d.first, d.origin))):
+        raise ValueError(f"drift_record must hold a value per command ({n}) and commands 0..{n - 1}")
 
 
 def _from_doc(doc: dict):
@@ -400,7 +460,7 @@ def _from_doc(doc: dict):
         np.asarray(d["order"], np.int64))
     return LaunchResult(
         hw=hw,
-        sfr=None if sfr is None else SfrInstall(sfr["scope"], bool(sfr["ring"])),
+        sfr=None if sfr is None else SfrInstall(sfr["scope"], sfr["ring"]),
         grid=tuple(doc["grid"]),
         mode=doc["mode"],
         kernel_name=doc["kernel"]["name"],
