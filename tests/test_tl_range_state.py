@@ -297,8 +297,57 @@ def kept_from_iteration_one(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc + keep["x"])
 
 
+def previous_in_a_double_buffer(x_ptr, o_ptr, n, *, tl):
+    # (a review) the slot the index picks holds the last iteration's tensor; iteration 0 sets
+    # both: at A's end [x0, x0], at B's [x1, x0], each slot alone a window or a value kept,
+    # but x0 cannot become both x1 and itself
+    bufs = prev = None
+    for i in tl.range(0, n):
+        x = tl.exp(tl.load(x_ptr + i * T * F32, shape=(T,)))
+        if i == 0:
+            bufs = [x, x]
+        else:
+            bufs[i % 2] = prev
+        prev = x
+    tl.store(o_ptr, tl.exp(tl.exp(bufs[1])))
+
+
+def object_array_double_buffer(x_ptr, o_ptr, n, *, tl):
+    bufs = np.empty(2, dtype=object)  # (a review: an object array was compared by its identity)
+    bufs[0] = bufs[1] = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        bufs[i % 2] = tl.exp(tl.load(x_ptr + i * T * F32, shape=(T,)))
+    tl.store(o_ptr, tl.exp(tl.exp(bufs[1])))
+
+
+class _Ring(list):
+    pass
+
+
+def list_subclass_s_attribute(x_ptr, o_ptr, n, *, tl):
+    r = _Ring()  # (a review: a list subclass's own attributes were not read)
+    r.bufs = [tl.zeros((T,), "f32")] * 2
+    for i in tl.range(0, n):
+        r.bufs[i % 2] = tl.exp(tl.load(x_ptr + i * T * F32, shape=(T,)))
+    tl.store(o_ptr, tl.exp(tl.exp(r.bufs[1])))
+
+
+def swapped_from_before_the_loop(x_ptr, o_ptr, n, *, tl):
+    a = tl.zeros((T,), "f32")  # (a review: two tensors from before the loop swapping roles)
+    b = tl.exp(tl.load(x_ptr, shape=(T,)))
+    for i in tl.range(0, n):
+        p = x_ptr + i * T * F32
+        tl.store(p, tl.exp(tl.load(p, shape=(T,))))
+        a, b = b, a
+    tl.store(o_ptr, tl.exp(a))
+
+
 @pytest.mark.parametrize("kernel,names", [(double_buffer, "`bufs`"), (rotating_slots, "`ch`"),
-                                          (kept_from_iteration_one, "`keep`")])
+                                          (kept_from_iteration_one, "`keep`"),
+                                          (previous_in_a_double_buffer, "`bufs`"),
+                                          (object_array_double_buffer, "`bufs`"),
+                                          (list_subclass_s_attribute, "`r`"),
+                                          (swapped_from_before_the_loop, "`a`, `b`")])
 def test_a_handle_put_in_a_slot_the_index_picks_is_found(kernel, names):
     for n in (11, 12):  # (an odd and an even number of replayed iterations)
         _found(kernel, _rows(n), names)
@@ -337,7 +386,33 @@ def window_in_a_list(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, w[0] + w[2])
 
 
-@pytest.mark.parametrize("kernel", [fixed_slot, dict_slot, kept_from_iteration_zero, window_in_a_list])
+def two_back_after_a_shorter_iteration_0(x_ptr, o_ptr, n, *, tl):
+    # (a review: iteration 0 makes one tensor fewer, so its x sits elsewhere than iteration 1's;
+    # a window moving it on was taken for a slot the index picks)
+    z = tl.zeros((T,), "f32")
+    a, b = z, z
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        if i > 0:
+            acc = acc + a
+        x = tl.exp(tl.load(x_ptr + i * T * F32, shape=(T,)))
+        a, b = b, x
+    tl.store(o_ptr, acc + a + b)
+
+
+def init_shared_by_a_window_and_a_constant(x_ptr, o_ptr, n, *, tl):
+    c = tl.zeros((T,), "f32")  # (one tensor from before the loop: kept in one, given way in another)
+    keep, older, newest = c, c, c
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * T * F32, shape=(T,))
+        tl.store(o_ptr, x + keep)
+        older, newest = newest, x + 1.0
+    tl.store(o_ptr, older + newest)
+
+
+@pytest.mark.parametrize("kernel", [fixed_slot, dict_slot, kept_from_iteration_zero, window_in_a_list,
+                                    two_back_after_a_shorter_iteration_0,
+                                    init_shared_by_a_window_and_a_constant])
 def test_handles_keeping_their_places_stay_replayed(kernel):
     _replayed(kernel, _rows(12))
 

@@ -952,8 +952,8 @@ def _state_of(v, budget: _Budget):
         budget.charge(1)
         return (id(t), v.dtype.str, v.tobytes())
     if kind == _K_ARRAY:
-        if v.dtype == object:
-            raise _Spent
+        if v.dtype == object:  # (its elements as a list's: a review's handles picked by the index)
+            return (id(t), v.shape, tuple([_state_of(x, budget) for x in v.flat]))
         budget.charge(v.size)
         return (id(t), v.dtype.str, v.shape, v.tobytes())
     if kind == _K_METHOD:
@@ -975,20 +975,25 @@ def _state_of(v, budget: _Budget):
         budget.charge(len(data))
         return (id(t), data.format, data.tobytes())
     if kind == _K_LIST:
-        return (id(t), tuple([_state_of(x, budget) for x in list.__iter__(v)]))
-    if kind == _K_TUPLE:
-        return (id(t), tuple([_state_of(x, budget) for x in tuple.__iter__(v)]))
-    if kind == _K_DEQUE:
-        return (id(t), tuple([_state_of(x, budget) for x in collections.deque.__iter__(v)]))
-    if kind == _K_DICT:
+        out = tuple([_state_of(x, budget) for x in list.__iter__(v)])
+    elif kind == _K_TUPLE:
+        out = tuple([_state_of(x, budget) for x in tuple.__iter__(v)])
+    elif kind == _K_DEQUE:
+        out = tuple([_state_of(x, budget) for x in collections.deque.__iter__(v)])
+    elif kind == _K_DICT:
         # (an entry is one element: its key is read too, free; in any order: a dict rebuilt
         # each iteration in another order is the same state, and a body that iterates it
         # makes its commands in another order, which the loop's proof sees)
-        return (id(t), frozenset([(_state_of(k, _FREE), _state_of(x, budget)) for k, x in dict.items(v)]))
-    if kind == _K_SET:
-        return (id(t), frozenset([_state_of(x, budget) for x in set.__iter__(v)]))
-    if kind == _K_FROZENSET:
-        return (id(t), frozenset([_state_of(x, budget) for x in frozenset.__iter__(v)]))
+        out = frozenset([(_state_of(k, _FREE), _state_of(x, budget)) for k, x in dict.items(v)])
+    elif kind == _K_SET:
+        out = frozenset([_state_of(x, budget) for x in set.__iter__(v)])
+    elif kind == _K_FROZENSET:
+        out = frozenset([_state_of(x, budget) for x in frozenset.__iter__(v)])
+    else:
+        out = None
+    if out is not None:
+        # (a subclass's own attributes too: a review's `class Ring(list)` kept its slots there)
+        return (id(t), out) if t in _BUILTIN_CONTAINERS else (id(t), out, _attributes(v, budget))
     attributes = _attributes(v, budget)
     # (an object with attributes is what they are: a dataclass rebound each iteration to the
     # same kind of handles is the same state; one without, a C object, is itself)
@@ -1143,6 +1148,7 @@ def _count(v, left: list) -> int:
     return base.__len__(v) + sum([_count(x, left) for x in items if left[0] > 0])
 
 
+_BUILTIN_CONTAINERS = frozenset({list, tuple, collections.deque, dict, set, frozenset})
 #: the builtin type whose own methods count a container of each kind (_count), and the kinds
 #: whose elements may be containers too
 _CONTAINERS = {_K_LIST: list, _K_TUPLE: tuple, _K_DEQUE: collections.deque, _K_DICT: dict,
@@ -1162,20 +1168,29 @@ def _carried(spec: tuple, states: list) -> tuple:
     if any(x[0] is None for x in states):
         return ()
     names = spec[2]
-    pairs = [(s[0], t[0], _Iterations(s[1], t[2])) for s, t in zip(states, states[1:])]
+    bad = set()
+    for s, t in zip(states, states[1:]):
+        w = _Iterations(s[1], t[2])
+        for j in range(len(names)):
+            w.var = j
+            if j not in bad and not _alike(s[0][j], t[0][j], w):
+                bad.add(j)
+        bad |= w.inconsistent()
     return tuple(x[len(semantic.GLOBAL):] if x.startswith(semantic.GLOBAL) else x
-                 for j, x in enumerate(names) if not all([_alike(a[j], b[j], w) for a, b, w in pairs]))
+                 for j, x in enumerate(names) if j in bad)
 
 
 class _Iterations:
     """Which iteration of a loop made a tensor, by its id: ``starts`` are where iteration 0's,
     1's, ... ids start, and the last where the next one's would; ``k``: the iteration whose
-    end the first of two states compared (:func:`_alike`) was read at."""
+    end the first of two states compared (:func:`_alike`) was read at. ``pairs``: each
+    ``(variable, tensor then, tensor at the next end)`` :meth:`moved` let by, ``var`` the
+    variable being compared."""
 
-    __slots__ = ("k", "starts")
+    __slots__ = ("k", "starts", "pairs", "var")
 
     def __init__(self, k: int, starts: tuple) -> None:
-        self.k, self.starts = k, starts
+        self.k, self.starts, self.pairs, self.var = k, starts, [], None
 
     def of(self, i: int) -> tuple:
         """(iteration, offset in it) of tensor id ``i``; iteration -1 for a tensor from before
@@ -1188,25 +1203,51 @@ class _Iterations:
 
     def moved(self, i: int, k: int) -> bool:
         """Whether a handle naming tensor ``i`` at the end of iteration ``self.k`` may name
-        tensor ``k`` at the end of the next, as replay moves handles on. Replay moves on every
-        handle made by the last two iterations it traced (A and B), and no other, by the
-        iterations it skips, and the iteration traced after them assigns the body's variables
-        again. So a handle naming a tensor of that iteration must name the same tensor of the
-        next (kept, replay would move it on); one of the two iterations before may name the
-        same tensor of the iteration after its own (a window, `a, b, c = b, c, x`, whose oldest
-        the traced last iteration puts right; in iterations 0 and 1 a window's first values,
-        from before the loop, give way to others or to iteration 0's) or stay (a value the loop no longer changes: a finished
-        query block's, which replay does not move); any older one stays. A tensor put in a
-        slot the index picks (`bufs[i % 2] = x`) breaks this."""
-        if k == i:
-            j = self.k
-            return self.of(i)[0] != j  # (one of its own iteration's: moved on by replay)
-        (m, o), (m2, o2) = self.of(i), self.of(k)
+        tensor ``k`` at the end of the next, as replay moves handles on (and :meth:`inconsistent`
+        agrees). Replay moves on every handle made by the last two iterations it traced (A and
+        B), and no other, by the iterations it skips, and the iteration traced after them
+        assigns the body's variables again. So a handle naming a tensor of that iteration must
+        name the same tensor of the next (kept, replay would move it on); one of the two
+        iterations before may name the same tensor of the iteration after its own (a window,
+        `a, b, c = b, c, x`, whose oldest the traced last iteration puts right; iteration 0's
+        any of iteration 1's: it may set up, and make other tensors) or stay (a value the loop
+        no longer changes: a finished query block's, which replay does not move); any older
+        one stays, but in iterations 0 and 1, where a window's first values, from before the
+        loop, give way to iteration 0's or to others from before it. A tensor put in a slot
+        the index picks (`bufs[i % 2] = x`) breaks this."""
         j = self.k
-        if m == -1:  # (from before the loop: a window's first value, in iteration 0 or 1,
-            # giving way to the next, iteration 0's or one from before the loop too)
-            return j <= 1 and m2 <= 0
-        return j - 2 <= m <= j and m2 == m + 1 and o2 == o
+        (m, o), (m2, o2) = self.of(i), self.of(k)
+        if k == i:
+            ok = m != j  # (one of its own iteration's: moved on by replay)
+        elif m == -1:
+            ok = j <= 1 and m2 <= 0
+        else:
+            ok = j - 2 <= m <= j and m2 == m + 1 and (o2 == o or m == 0 < j)
+        if ok:
+            self.pairs.append((self.var, i, k))
+        return ok
+
+    def inconsistent(self) -> set:
+        """The variables of :attr:`pairs` whose handles replay would move otherwise than the
+        body does: replay moves tensors, not places, so a tensor of the loop held in two places
+        must become one tensor in both (a slot the index picks holding the last iteration's
+        tensor beside a window: `bufs[i % 2] = prev`; one from before the loop may stay in one
+        place and give way in another: `acc = prev = init`, a window's first value); and one
+        from before the loop that gives way to another such (a window's first values) must
+        give way to one that stays (replay keeps them: two swapped each iteration,
+        `a, b = b, a`, would be swapped back by none)."""
+        f, bad, kept = {}, set(), set()
+        for j, i, k in self.pairs:
+            if i == k:
+                kept.add(i)
+            if self.of(i)[0] >= 0:
+                seen = f.setdefault(i, (k, j))
+                if seen[0] != k:
+                    bad.update((j, seen[1]))
+        for j, i, k in self.pairs:
+            if i != k and k not in kept and self.of(i)[0] == -1 and self.of(k)[0] == -1:
+                bad.add(j)
+        return bad
 
 
 def _alike(x, y, w: _Iterations) -> bool:
