@@ -342,7 +342,20 @@ def swapped_from_before_the_loop(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, tl.exp(a))
 
 
-@pytest.mark.parametrize("kernel,names", [(double_buffer, "`bufs`"), (rotating_slots, "`ch`"),
+def a_new_tensor_from_before_the_loop_each_iteration(x_ptr, o_ptr, n, *, tl):
+    # (a window over tensors from before the loop, read by no command: replay keeps them, so
+    # after it older is B's, which the traced last iteration does not put right)
+    tiles = [tl.load(x_ptr + j * T * F32, shape=(T,)) for j in range(n)]
+    older = last = tiles[0]
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+        older, last = last, tiles[i]
+    tl.store(o_ptr, acc + older * 2.0 + last)
+
+
+@pytest.mark.parametrize("kernel,names", [(a_new_tensor_from_before_the_loop_each_iteration, "`last`, `tiles`"),
+                                          (double_buffer, "`bufs`"), (rotating_slots, "`ch`"),
                                           (kept_from_iteration_one, "`keep`"),
                                           (previous_in_a_double_buffer, "`bufs`"),
                                           (object_array_double_buffer, "`bufs`"),
@@ -410,7 +423,20 @@ def init_shared_by_a_window_and_a_constant(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, older + newest)
 
 
+def window_fed_from_before_the_loop(x_ptr, o_ptr, n, *, tl):
+    # (a fuzz case) at iteration 0's end (older, last) = (L, C), at 1's (C, K0): a window's first
+    # values, from before the loop, shifting along to the loop's own
+    c = tl.zeros((T,), "f32")
+    older = last = tl.load(x_ptr, shape=(T,))
+    for _ in tl.range(0, n, replay_first=True):
+        prev_c = c
+        c = c + last
+        older, last = last, prev_c
+    tl.store(o_ptr, older + last + c)
+
+
 @pytest.mark.parametrize("kernel", [fixed_slot, dict_slot, kept_from_iteration_zero, window_in_a_list,
+                                    window_fed_from_before_the_loop,
                                     two_back_after_a_shorter_iteration_0,
                                     init_shared_by_a_window_and_a_constant])
 def test_handles_keeping_their_places_stay_replayed(kernel):

@@ -1232,22 +1232,39 @@ class _Iterations:
         body does: replay moves tensors, not places, so a tensor of the loop held in two places
         must become one tensor in both (a slot the index picks holding the last iteration's
         tensor beside a window: `bufs[i % 2] = prev`; one from before the loop may stay in one
-        place and give way in another: `acc = prev = init`, a window's first value); and one
-        from before the loop that gives way to another such (a window's first values) must
-        give way to one that stays (replay keeps them: two swapped each iteration,
-        `a, b = b, a`, would be swapped back by none)."""
-        f, bad, kept = {}, set(), set()
+        place and give way to one of the loop's in another: `acc = prev = init`, a window's
+        first value, but not to two from before the loop); and one from before the loop that
+        gives way to another such (a window's first values shifting along) must lead, giving
+        way on, to one that stays or to one of the loop's: replay keeps tensors from before the
+        loop, so two swapped each iteration (`a, b = b, a`) or a new one each iteration
+        (`older, last = last, tiles[i]`) would stay as B left them."""
+        f, bad, kept, on = {}, set(), set(), {}
         for j, i, k in self.pairs:
             if i == k:
                 kept.add(i)
-            if self.of(i)[0] >= 0:
-                seen = f.setdefault(i, (k, j))
+            if self.of(i)[0] >= 0 or self.of(k)[0] == -1:  # (one before the loop: its own fate
+                seen = f.setdefault(i, (k, j))               # among those before the loop)
                 if seen[0] != k:
                     bad.update((j, seen[1]))
+            if i != k and self.of(i)[0] == -1:
+                on.setdefault(i, set()).add(k)
         for j, i, k in self.pairs:
-            if i != k and k not in kept and self.of(i)[0] == -1 and self.of(k)[0] == -1:
+            if i != k and self.of(i)[0] == -1 and self.of(k)[0] == -1 and not self._settles(k, kept, on):
                 bad.add(j)
         return bad
+
+    def _settles(self, k: int, kept: set, on: dict) -> bool:
+        """Whether tensor ``k``, from before the loop, stays in some place, or gives way (by
+        ``on``) along a chain that reaches one that does or one of the loop's."""
+        todo, seen = [k], set()
+        while todo:
+            x = todo.pop()
+            if x in kept or self.of(x)[0] >= 0:
+                return True
+            if x not in seen:
+                seen.add(x)
+                todo.extend(on.get(x, ()))
+        return False
 
 
 def _alike(x, y, w: _Iterations) -> bool:
