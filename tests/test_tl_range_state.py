@@ -354,7 +354,34 @@ def a_new_tensor_from_before_the_loop_each_iteration(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc + older * 2.0 + last)
 
 
+def first_two_as_dict_keys(x_ptr, o_ptr, n, *, tl):
+    seen = {}  # (a review: handles as a dict's keys were compared as they are, never moved)
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        t = tl.load(x_ptr + i * T * F32, shape=(T,))
+        acc = acc + t
+        if len(seen) < 2:
+            seen[t] = len(seen)
+    for h in seen:
+        tl.store(o_ptr, h)
+    tl.store(o_ptr, acc)
+
+
+def window_over_tensors_one_of_which_is_held(x_ptr, o_ptr, n, *, tl):
+    # (a review: the chain's end, held by another variable, counted as one that stays)
+    tiles = [tl.load(x_ptr + j * T * F32, shape=(T,)) for j in range(n)]
+    get = tiles.__getitem__
+    hold, last = tiles[2], tiles[0]
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,)) * hold
+        older, last = last, get(i)
+    tl.store(o_ptr, acc + older * 2.0 + last)
+
+
 @pytest.mark.parametrize("kernel,names", [(a_new_tensor_from_before_the_loop_each_iteration, "`last`, `tiles`"),
+                                          (first_two_as_dict_keys, "`seen`"),
+                                          (window_over_tensors_one_of_which_is_held, "`last`"),
                                           (double_buffer, "`bufs`"), (rotating_slots, "`ch`"),
                                           (kept_from_iteration_one, "`keep`"),
                                           (previous_in_a_double_buffer, "`bufs`"),
@@ -435,7 +462,43 @@ def window_fed_from_before_the_loop(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, older + last + c)
 
 
+def last_tile_as_a_dict_key(x_ptr, o_ptr, n, *, tl):
+    pend = {}  # (a review: a dict keyed by the last iteration's tensor, rebuilt: replayed)
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        t = tl.load(x_ptr + i * T * F32, shape=(T,))
+        for h, w in pend.items():
+            acc = acc + h * w
+        pend = {t: 0.5}
+    tl.store(o_ptr, acc)
+
+
+def last_tile_in_a_set(x_ptr, o_ptr, n, *, tl):
+    pend = set()
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        t = tl.load(x_ptr + i * T * F32, shape=(T,))
+        for h in pend:
+            acc = acc + h
+        pend = {t}
+    tl.store(o_ptr, acc)
+
+
+def finished_after_iteration_1(x_ptr, o_ptr, n, *, tl):
+    # (a review) iterations 2 and 3 prove the loop (iteration 1 makes a tensor more): its
+    # iteration 1 is set-up, as iteration 0, and not compared
+    acc0 = tl.zeros((T,), "f32")
+    acc1 = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        t = tl.load(x_ptr + i * T * F32, shape=(T,))
+        if i <= 1:
+            acc0 = acc0 + t
+        acc1 = acc1 + t
+    tl.store(o_ptr, acc0 + acc1)
+
+
 @pytest.mark.parametrize("kernel", [fixed_slot, dict_slot, kept_from_iteration_zero, window_in_a_list,
+                                    last_tile_as_a_dict_key, last_tile_in_a_set, finished_after_iteration_1,
                                     window_fed_from_before_the_loop,
                                     two_back_after_a_shorter_iteration_0,
                                     init_shared_by_a_window_and_a_constant])

@@ -902,6 +902,24 @@ class _Budget:
             raise _Spent
 
 
+def _has_handle(s) -> bool:
+    """Whether state ``s`` holds a tensor handle's."""
+    if type(s) is tuple:
+        return bool(s) and (s[0] is _HANDLE or any([_has_handle(x) for x in s]))
+    if type(s) is frozenset:
+        return any([_has_handle(x) for x in s])
+    return False
+
+
+def _is_handle_id(s) -> bool:
+    """Whether state ``s`` is a handle's naming a tensor by its id."""
+    return type(s) is tuple and len(s) == 3 and s[0] is _HANDLE
+
+
+def _handle_id_of(s) -> int:
+    return s[2]
+
+
 def _handle_state(v) -> tuple:
     """A tensor handle's state: its type and the id of the tensor it names (:func:`_alike`
     compares it as replay moves it), or the handle itself when its id is not a number."""
@@ -983,12 +1001,16 @@ def _state_of(v, budget: _Budget):
     elif kind == _K_DICT:
         # (an entry is one element: its key is read too, free; in any order: a dict rebuilt
         # each iteration in another order is the same state, and a body that iterates it
-        # makes its commands in another order, which the loop's proof sees)
-        out = frozenset([(_state_of(k, _FREE), _state_of(x, budget)) for k, x in dict.items(v)])
-    elif kind == _K_SET:
-        out = frozenset([_state_of(x, budget) for x in set.__iter__(v)])
-    elif kind == _K_FROZENSET:
-        out = frozenset([_state_of(x, budget) for x in frozenset.__iter__(v)])
+        # makes its commands in another order, which the loop's proof sees; but keyed by
+        # tensor handles, in its order: the keys are compared as replay moves them)
+        entries = [(_state_of(k, _FREE), _state_of(x, budget)) for k, x in dict.items(v)]
+        out = tuple(entries) if any([_has_handle(e[0]) for e in entries]) else frozenset(entries)
+    elif kind == _K_SET or kind == _K_FROZENSET:
+        items = [_state_of(x, budget) for x in (set.__iter__(v) if kind == _K_SET else frozenset.__iter__(v))]
+        # (tensor handles, in no order of their own: by the ids they name, which replay
+        # moves on keeping their order)
+        out = (tuple(sorted(items, key=_handle_id_of)) if items and all([_is_handle_id(x) for x in items])
+               else frozenset(items))
     else:
         out = None
     if out is not None:
@@ -1235,13 +1257,11 @@ class _Iterations:
         place and give way to one of the loop's in another: `acc = prev = init`, a window's
         first value, but not to two from before the loop); and one from before the loop that
         gives way to another such (a window's first values shifting along) must lead, giving
-        way on, to one that stays or to one of the loop's: replay keeps tensors from before the
-        loop, so two swapped each iteration (`a, b = b, a`) or a new one each iteration
+        way on, to one of the loop's: replay keeps tensors from before the loop, so two swapped
+        each iteration (`a, b = b, a`) or a new one each iteration
         (`older, last = last, tiles[i]`) would stay as B left them."""
-        f, bad, kept, on = {}, set(), set(), {}
+        f, bad, on = {}, set(), {}
         for j, i, k in self.pairs:
-            if i == k:
-                kept.add(i)
             if self.of(i)[0] >= 0 or self.of(k)[0] == -1:  # (one before the loop: its own fate
                 seen = f.setdefault(i, (k, j))               # among those before the loop)
                 if seen[0] != k:
@@ -1249,17 +1269,18 @@ class _Iterations:
             if i != k and self.of(i)[0] == -1:
                 on.setdefault(i, set()).add(k)
         for j, i, k in self.pairs:
-            if i != k and self.of(i)[0] == -1 and self.of(k)[0] == -1 and not self._settles(k, kept, on):
+            if i != k and self.of(i)[0] == -1 and self.of(k)[0] == -1 and not self._settles(k, on):
                 bad.add(j)
         return bad
 
-    def _settles(self, k: int, kept: set, on: dict) -> bool:
-        """Whether tensor ``k``, from before the loop, stays in some place, or gives way (by
-        ``on``) along a chain that reaches one that does or one of the loop's."""
+    def _settles(self, k: int, on: dict) -> bool:
+        """Whether tensor ``k``, from before the loop, gives way (by ``on``) along a chain that
+        reaches one of the loop's. (Not one that stays in some place: that place is not the
+        chain's, a review's `hold = tiles[2]` beside `older, last = last, get(i)`.)"""
         todo, seen = [k], set()
         while todo:
             x = todo.pop()
-            if x in kept or self.of(x)[0] >= 0:
+            if self.of(x)[0] >= 0:
                 return True
             if x not in seen:
                 seen.add(x)
@@ -1447,7 +1468,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             # width, a list appended to) differs from iteration to iteration: replay, skipping the
             # body's Python, would leave it at B's for the iterations traced after; the loop is
             # traced in full from here (exact). From iteration 1: iteration 0 may set things up
-            carried = _carried(spec, states)
+            # (A's end and B's: with four probes, iteration 1 is not the loop's, as iteration 0)
+            carried = _carried(spec, [x for x in states if x[1] >= kb - 1])
             if carried:
                 p = None
                 if no_replay is not None and not check and n - tail - k > 0:
