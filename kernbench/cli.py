@@ -875,6 +875,7 @@ def cmd_sweep(args, console) -> int:
     from .hw import load_hw
     from .report.table import fmt_bytes, fmt_num
     from .sweeps import panel_launch, sweep
+    from .sweeps.run import is_kernel
 
     hw = load_hw(args.hw)
     _check_output_paths(args)
@@ -898,8 +899,6 @@ def cmd_sweep(args, console) -> int:
                                 ("--causal", args.causal)) if v]
         if given:
             raise CliError(f"{given[0]} is for --panel: a kernel's shapes are its --arg values")
-        if args.grid is None:
-            raise CliError("sweeping MODULE:KERNEL needs --grid P,C")
     hardware, arg_values, options = (_unique_args(args.set, "--set"), _unique_args(args.arg, "--arg"),
                                      _unique_args(args.option, "--option"))
     _check_sweep_columns(args, [*arg_values, *options, *hardware])
@@ -908,7 +907,13 @@ def cmd_sweep(args, console) -> int:
         target = panel_launch(args.panel, shape=args.shape or "llama70b", context=args.context,
                               cubes=args.cubes, causal=args.causal)
     else:
-        module, target = load_kernel(args.kernel)
+        module, target = load_kernel(args.kernel)  # (its own errors first: a name it lacks)
+        if not is_kernel(target):  # (a review: "needs --grid", then with it "grid= is for a kernel")
+            raise CliError(f"{args.kernel} takes no keyword-only tl: the command line sweeps a kernel; "
+                           f"sweep a launch builder from Python, kernbench.sweep(builder, ...) "
+                           f"(docs/sweeps.md)")
+        if args.grid is None:
+            raise CliError("sweeping MODULE:KERNEL needs --grid P,C")
         setup = getattr(module, f"setup_{getattr(target, '__name__', '')}", None)
         setup = setup if callable(setup) else getattr(module, "setup", None)
         kw = dict(grid=args.grid, setup=setup, sfr=args.sfr or "pe", ring=args.ring)

@@ -828,6 +828,21 @@ def test_sweep_refuses_panel_options_with_a_kernel(capsys, vadd_file, flag):
     assert not _imported(vadd_file)
 
 
+def test_sweep_names_a_launch_builder_and_a_missing_kernel(capsys, tmp_path):
+    # (a review: "needs --grid", and with --grid "grid= is for sweeping a kernel"; a missing
+    # name also "needs --grid")
+    k = tmp_path / "kb.py"
+    k.write_text("def build(ctx, n=64):\n    pass\n")
+    for grid in ([], ["--grid", "8,1"]):
+        code, _, err = run(capsys, "sweep", f"{k}:build", "--workers", "1", "--no-cache", *grid)
+        assert code == 2
+        assert one_error_line(err) == (f"kernbench: error: {k}:build takes no keyword-only tl: the command "
+                                       f"line sweeps a kernel; sweep a launch builder from Python, "
+                                       f"kernbench.sweep(builder, ...) (docs/sweeps.md)")
+    code, _, err = run(capsys, "sweep", f"{k}:nothere", "--workers", "1", "--no-cache")
+    assert code == 2 and "has no kernel named 'nothere'" in one_error_line(err)
+
+
 @pytest.mark.parametrize("flag", [["--grid", "8,1"], ["--sfr", "cube"], ["--ring"]])
 def test_sweep_refuses_kernel_options_with_a_panel(capsys, flag):
     code, _, err = run(capsys, "sweep", "--panel", "single_user_decode", "--no-cache", *flag)

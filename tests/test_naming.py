@@ -30,19 +30,28 @@ def test_hardware_pe_coords_is_the_grid_order():
     # global index = cube * pes_per_cube + pe
     assert [hw.pe_coords(g) for g in (0, 3, 4, 11)] == [(0, 0), (3, 0), (0, 1), (3, 2)]
     assert all(type(x) is int for x in hw.pe_coords(np.int64(5)))
-    for g in (12, -1, 10**6):  # (a review: 10**6 was PE (0, 250000))
-        with pytest.raises(ValueError, match=r"global PE index must be in 0..11 \(3 cubes of 4 PEs\)"):
+    # (reviews: 10**6 was PE (0, 250000), 3.7 was PE (3, 0))
+    for g in (12, -1, 10**6, 3.7, True, "3", None, float("inf")):
+        with pytest.raises(ValueError, match=r"global PE index must be an int in 0..11 \(3 cubes of 4 PEs\)"):
             hw.pe_coords(g)
+    assert hw.peak_tflops(0) == 0.0 and hw.memory_gbps(np.int64(1)) * 3 == hw.memory_gbps()
+    for bad in (-1, 13, 2.5, "1"):
+        with pytest.raises(ValueError, match="n_pes must be an int in 0..12"):
+            hw.peak_tflops(bad)
+    with pytest.raises(ValueError, match="n_cubes must be an int in 0..3"):
+        hw.memory_gbps(999)
 
 
 def test_hardware_seconds_takes_a_number_of_cycles():
     hw = kernbench.load_hw("default")
     assert hw.seconds(hw.clock_ghz * 1e9) == 1.0 == hw.seconds(np.int64(hw.clock_ghz * 1e9))
-    for bad in ("1", b"1", True, None, [1]):  # (a review: "1" was read as 1 cycle)
+    # (reviews: "1" was read as 1 cycle, -1 gave negative seconds)
+    for bad in ("1", b"1", True, None, [1], np.complex128(3), np.timedelta64(5)):
         with pytest.raises(TypeError, match="seconds: cycles must be a number"):
             hw.seconds(bad)
-    with pytest.raises(ValueError, match="past a float's range"):
-        hw.seconds(10**400)
+    for bad in (10**400, -1, float("nan"), float("inf"), np.longdouble("1e4000")):
+        with pytest.raises(ValueError, match="seconds: cycles must be a finite count, not negative"):
+            hw.seconds(bad)
 
 
 def test_the_same_pe_is_named_alike_by_tracing_the_engine_and_the_report():

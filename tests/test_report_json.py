@@ -83,6 +83,15 @@ def test_two_runs_compare_equal_by_script():
     assert a["counters"]["units"]["busy"][0][Unit.TX_E] > 0
 
 
+def test_an_indent_that_is_not_a_count_is_refused(res, tmp_path):
+    # (a review: indent="x" wrote a file that was no JSON)
+    for bad in ("x", -1, 2.5, True):
+        with pytest.raises(ValueError, match="to_json: indent must be None or an int"):
+            to_json(res, str(tmp_path / "r.json"), indent=bad)
+    to_json(res, str(tmp_path / "r.json"), indent=2)
+    assert from_json(str(tmp_path / "r.json")).cycles == res.cycles
+
+
 def test_load_rejects_other_json(tmp_path):
     p = tmp_path / "x.json"
     p.write_text('{"traceEvents": []}')

@@ -263,6 +263,24 @@ def test_a_ring_that_is_not_a_bool_is_refused_before_running(ring):
         sweep(ring_gemm, (8, 1), setup=setup, sfr="ring", cache=False, workers=1)
 
 
+@pytest.mark.parametrize("grid", [8, (float("inf"), 1), {8: 1}, (8, 0), (8, 1, 1), (True, 1)])
+def test_a_bad_grid_is_refused_before_running(grid):
+    # (a review: 8 raised a raw TypeError, the others made an error row of every point)
+    with pytest.raises(ValueError, match="grid must be .PEs per cube used, cubes used., two positive ints"):
+        sweep(ring_gemm, grid, setup=setup, cache=False, workers=1)
+
+
+def test_a_target_refuses_arguments_it_carries_itself():
+    from kernbench.sweeps import Target
+
+    t = Target(ring_gemm, "kernel", (8, 1), setup, "pe", True)
+    with pytest.raises(TypeError, match="a Target carries its own grid, setup, sfr and ring"):
+        sweep(t, (4, 1), cache=False, workers=1)  # (a review: ignored)
+    with pytest.raises(ValueError, match="Target kind must be 'kernel' or 'builder'"):
+        sweep(Target(ring_gemm, "kernle", (8, 1), setup), cache=False, workers=1)
+    assert sweep(t, cache=False, workers=1).rows[0]["error"] is None
+
+
 def test_a_launch_builder_refuses_the_kernel_form_s_sfr_arguments():
     for kw in ({"ring": True}, {"ring": np.True_}, {"sfr": "cube"}):
         with pytest.raises(TypeError, match="ring= are for sweeping a kernel"):
@@ -1367,7 +1385,8 @@ def test_a_cache_folder_that_cannot_be_written_returns_the_rows_and_warns_once(t
 
 
 @pytest.mark.parametrize("entry", ["{trunc", "[" * 100_000 + "]" * 100_000, "null", "[1, 2]",
-                                   "cycles", "float-cycles", "a-column-less", "a-column-more"])
+                                   "cycles", "float-cycles", "a-column-less", "a-column-more",
+                                   "no-figures", "negative", "error-and-cycles", "bound", "fifo"])
 def test_a_cache_entry_that_is_not_a_row_is_computed_again(tmp_path, entry):
     """A review: an entry nested too deep for JSON raised RecursionError out of the sweep, and
     one edited to hold ``"cycles": "zz"`` was served as the row."""
@@ -1385,13 +1404,25 @@ def test_a_cache_entry_that_is_not_a_row_is_computed_again(tmp_path, entry):
         del row["bound"]
     elif entry == "a-column-more":
         row["extra"] = 1
-    edited = entry in ("cycles", "float-cycles", "a-column-less", "a-column-more")
-    with open(path, "w") as f:
-        f.write(json.dumps(row) if edited else entry)
+    elif entry == "no-figures":  # (a review: served, and tune's choice raised a raw TypeError)
+        row = {k: None for k in row}
+    elif entry == "negative":
+        row["cycles"] = -5
+    elif entry == "error-and-cycles":
+        row["error"], row["error_type"] = "x", "KernelError"
+    elif entry == "bound":
+        row["bound"] = "banana"
+    if entry == "fifo":  # (a review: opening it blocked the sweep for ever)
+        os.unlink(path)
+        os.mkfifo(path)
+    else:
+        with open(path, "w") as f:
+            f.write(entry if entry[0] in "{[" or entry == "null" else json.dumps(row))
     again = sweep(_vadd, (8, 1), **kw)
     assert again.stats["cached"] == 0 and again.stats["computed"] == 1
     assert again.rows == first.rows
-    assert sweep(_vadd, (8, 1), **kw).stats["cached"] == 1  # (written again, whole)
+    if entry != "fifo":  # (a FIFO is left where it is: not a file the cache writes over)
+        assert sweep(_vadd, (8, 1), **kw).stats["cached"] == 1  # (written again, whole)
 
 
 def test_a_tune_cache_entry_that_is_not_its_rows_is_computed_again(tmp_path):
@@ -1401,11 +1432,14 @@ def test_a_tune_cache_entry_that_is_not_its_rows_is_computed_again(tmp_path):
     first = tune(_vadd, [{"n": 256}, {"n": 512}], **kw)
     (path,) = glob.glob(str(tmp_path / "tune" / "**" / "*.json"), recursive=True)
     entry = json.load(open(path))
-    entry["rows"][1]["cycles"] = "1"  # (a string: served, it made the choice of a string)
-    json.dump(entry, open(path, "w"))
-    again = tune(_vadd, [{"n": 256}, {"n": 512}], **kw)
-    assert again.best == first.best and again.cycles == first.cycles
-    assert json.load(open(path)) != entry  # (computed again and written whole)
+    for edit in ({"cycles": "1"}, {"cycles": None}, {"cycles": -1}, {"error": "x"}):
+        # (a string made the choice of a string; no cycles and no error raised a raw TypeError)
+        bad = json.loads(json.dumps(entry))
+        bad["rows"][1].update(edit)
+        json.dump(bad, open(path, "w"))
+        again = tune(_vadd, [{"n": 256}, {"n": 512}], **kw)
+        assert again.best == first.best and again.cycles == first.cycles
+        assert json.load(open(path)) == entry  # (computed again and written whole)
 
 
 def _reads_a_file(x_ptr, o_ptr, n, path, *, tl):

@@ -265,6 +265,11 @@ def test_replay_mode_checked(monkeypatch):
     monkeypatch.setenv("KERNBENCH_REPLAY", "yes")  # the message names where the mode came from
     with pytest.raises(ValueError, match="the environment variable KERNBENCH_REPLAY must be one of"):
         _launch(flash_like, _flash_args(5), None)
+    with pytest.raises(ValueError, match="replay must be one of"):
+        _launch(flash_like, _flash_args(5), b"on")
+    # (a review: a numpy str_, as a sweep's axis of an array gives it, raised Cython's TypeError)
+    assert _launch(flash_like, _flash_args(5), np.str_("off")).cycles == _launch(
+        flash_like, _flash_args(5), "off").cycles
 
 
 # -- errors in skipped iterations ----------------------------------------------------------------

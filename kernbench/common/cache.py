@@ -845,9 +845,12 @@ class DiskCache:
     def get(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default`` when there is none or the entry is
         not JSON this cache can read (truncated, garbage, nested too deep to decode: a
-        review's RecursionError)."""
+        review's RecursionError; not a file: a FIFO in its place would block the read)."""
+        path = self.path(key)
         try:
-            with open(self.path(key), encoding="utf-8") as f:
+            if not path.is_file():  # (a FIFO or a device in its place: opening it would block)
+                return default
+            with open(path, encoding="utf-8") as f:
                 return json.load(f)
         except (OSError, ValueError, RecursionError):
             return default

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..common.errors import KernbenchError
+from ..common.errors import KernbenchError, is_whole
 
 __all__ = [
     "GemmConfig",
@@ -139,21 +139,25 @@ class HardwareConfig:
     def pe_coords(self, g: int) -> tuple:
         """Global PE index ``g`` (cube * pes_per_cube + pe) -> (pe, cube), as plain ints.
         Raises ValueError for an index no PE of this machine has (a review: (0, 125000))."""
+        if not is_whole(g) or not 0 <= g < self.n_pes:  # (a float, a bool, "3": refused, not cut)
+            raise ValueError(f"global PE index must be an int in 0..{self.n_pes - 1} ({self.n_cubes} "
+                             f"cubes of {self.pes_per_cube} PEs), got {g!r}")
         g = int(g)
-        if not 0 <= g < self.n_pes:
-            raise ValueError(f"global PE index must be in 0..{self.n_pes - 1} ({self.n_cubes} cubes of "
-                             f"{self.pes_per_cube} PEs), got {g}")
         return (g % self.pes_per_cube, g // self.pes_per_cube)
 
     def seconds(self, cycles: int | float) -> float:
-        """``cycles`` (a number) in seconds at ``clock_ghz``. Raises TypeError for anything but
-        a number (a string was read as one), ValueError past a float's range."""
-        if isinstance(cycles, (bool, np.bool_, str, bytes)) or not isinstance(cycles, (int, float, np.number)):
+        """``cycles`` (a real number, not negative) in seconds at ``clock_ghz``. Raises TypeError
+        for anything but a real number (a string was read as one), ValueError for a count that
+        is negative, NaN or past a float's range."""
+        if isinstance(cycles, (bool, np.bool_, np.timedelta64)) or not isinstance(
+                cycles, (int, float, np.integer, np.floating)):
             raise TypeError(f"seconds: cycles must be a number, got {type(cycles).__name__} {cycles!r}")
         try:
             c = float(cycles)
         except OverflowError:
-            raise ValueError(f"seconds: {cycles} cycles is past a float's range") from None
+            c = math.inf
+        if not 0 <= c < math.inf:
+            raise ValueError(f"seconds: cycles must be a finite count, not negative, got {cycles!r}")
         return c / (self.clock_ghz * 1e9)
 
     @property
@@ -162,12 +166,22 @@ class HardwareConfig:
         return 2 * self.gemm.rows * self.gemm.cols
 
     def peak_tflops(self, n_pes: int | None = None) -> float:
-        n = self.n_pes if n_pes is None else n_pes
-        return self.peak_flops_per_cycle_pe * n * self.clock_ghz * 1e9 / 1e12
+        """The GEMM peak of ``n_pes`` PEs (default all), TFLOP/s. Raises ValueError for a count
+        that is not an int in 0..n_pes."""
+        return self.peak_flops_per_cycle_pe * self._count("n_pes", n_pes) * self.clock_ghz * 1e9 / 1e12
 
     def memory_gbps(self, n_cubes: int | None = None) -> float:
-        n = self.n_cubes if n_cubes is None else n_cubes
-        return self.dma.channel_bytes_per_cycle * n * self.clock_ghz
+        """The memory channels' bandwidth of ``n_cubes`` cubes (default all), GB/s. Raises
+        ValueError for a count that is not an int in 0..n_cubes."""
+        return self.dma.channel_bytes_per_cycle * self._count("n_cubes", n_cubes) * self.clock_ghz
+
+    def _count(self, name: str, n) -> int:
+        top = getattr(self, name)
+        if n is None:
+            return top
+        if not is_whole(n) or not 0 <= n <= top:
+            raise ValueError(f"{name} must be an int in 0..{top} (this machine's), got {n!r}")
+        return int(n)
 
     def link_gbps(self) -> float:
         return self.link.bytes_per_cycle * self.clock_ghz

@@ -14,7 +14,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..common.errors import check_output_file
+from ..common.errors import check_output_file, is_whole
 from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Program
 from ..hw.config import from_dict as hw_from_dict
 from ..hw.sfr import SfrInstall
@@ -243,7 +243,10 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
     Per command it stores start and end cycles and the program itself, so the dict grows with
     the number of commands (never with packets): several hundred bytes of Python objects a
     command. To save a long launch, :func:`write_json` writes the same file a chunk at a time
-    without building the dict."""
+    without building the dict. ``indent``: None or a count of spaces (ValueError else: a
+    string was written into the file, which was then no JSON)."""
+    if indent is not None and not (is_whole(indent) and 0 <= indent <= 64):
+        raise ValueError(f"to_json: indent must be None or an int from 0 to 64 (spaces), got {indent!r}")
     if path is not None:
         check_output_file(path, "to_json")
     check_report_memory(result, JSON_BYTES_PER_COMMAND, "to_json",

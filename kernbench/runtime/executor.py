@@ -564,10 +564,10 @@ def replay_mode(replay) -> str:
     if replay is None:
         what = "the environment variable KERNBENCH_REPLAY"
         replay = os.environ.get("KERNBENCH_REPLAY", "").strip().lower() or "on"
-    if replay not in REPLAY_MODES:
+    if not isinstance(replay, str) or replay not in REPLAY_MODES:
         raise ValueError(f"{what} must be one of {REPLAY_MODES} (tl.range loop replay; "
                          f"docs/language.md), got {replay!r}")
-    return replay
+    return REPLAY_MODES[REPLAY_MODES.index(replay)]  # (the str itself: a numpy str_ reached Cython)
 
 
 def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,

@@ -45,11 +45,25 @@ if _COLUMN_TYPES.keys() != set(FIGURES):  # (a column added to one table only)
 
 
 def is_row(row, columns=FIGURES) -> bool:
-    """Whether ``row`` (a cache entry read back) is a row's figures: a dict of exactly the
-    ``columns`` (FIGURES'), each None or of its type. A sweep serves nothing else from its
-    cache (a review: an entry edited to ``"cycles": "zz"`` was served as a row)."""
-    return (type(row) is dict and row.keys() == set(columns)
-            and all(v is None or type(v) is _COLUMN_TYPES[k] for k, v in row.items()))
+    """Whether ``row`` (a cache entry read back) is a row's figures as row_figures and
+    error_figures write them: a dict of exactly the ``columns`` (FIGURES'), each None or of
+    its type, counts not negative, ``bound`` one of its three; a point's figures all given and
+    no error, or an error (its message and type) and no figure. A sweep or tune serves nothing
+    else from its cache (reviews: an entry edited to ``"cycles": "zz"``, or to no cycles and no
+    error, was served as a row; tune's choice then raised a raw TypeError)."""
+    if not (type(row) is dict and row.keys() == set(columns)
+            and all(v is None or type(v) is _COLUMN_TYPES[k] for k, v in row.items())):
+        return False
+    if any(type(v) is int and v < 0 for v in row.values()) or row.get("bound") not in _BOUNDS:
+        return False
+    figures = [k for k in columns if not k.startswith("error")]
+    if row["error"] is not None:
+        return type(row["error_type"]) is str and all(row[k] is None for k in figures)
+    return all(row[k] is not None for k in figures) and all(
+        row[k] is None for k in columns if k.startswith("error"))
+
+
+_BOUNDS = (None, "GEMM", "memory", "none")
 
 
 def row_figures(result) -> dict:

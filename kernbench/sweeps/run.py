@@ -53,7 +53,8 @@ _TOP = tuple(f.name for f in fields(HardwareConfig))
 
 
 # -- what is launched ------------------------------------------------------------------------------
-def _is_kernel(fn) -> bool:
+def is_kernel(fn) -> bool:
+    """Whether ``fn`` takes a keyword-only ``tl``: a kernel, not a launch builder."""
     try:
         p = inspect.signature(fn).parameters.get("tl")
     except (TypeError, ValueError):
@@ -108,23 +109,44 @@ class Target:
 
 
 def make_target(target, grid=None, setup=None, sfr=None, ring=False) -> Target:
+    """The sweep's target: a kernel (``grid``, ``setup``, the SFR install; each checked here,
+    before any point) or a launch builder (which takes none of them), or a Target as made."""
+    given = grid is not None or setup is not None or sfr is not None or not (
+        isinstance(ring, (bool, np.bool_)) and not ring)
     if isinstance(target, Target):
+        if given:  # (a review: ignored, the Target's own used)
+            raise TypeError("a Target carries its own grid, setup, sfr and ring: give them to it")
+        if target.kind not in ("kernel", "builder"):
+            raise ValueError(f"Target kind must be 'kernel' or 'builder', got {target.kind!r}")
         return target
     if not callable(target):
         raise TypeError(f"sweep needs a kernel (a function with keyword-only tl) or a launch builder "
                         f"(ctx, **args) -> Launch, got {target!r}")
-    if _is_kernel(target):
+    if is_kernel(target):
         if grid is None:
             raise TypeError("sweeping a kernel needs grid=(PEs per cube, cubes)")
         # (the install's own checks, before any point: a ring of "False" was a ring, silently)
         install = SfrInstall("pe" if sfr is None else sfr, ring)
-        return Target(target, "kernel", tuple(grid), setup, install.scope, bool(install.ring))
-    if grid is not None or setup is not None or sfr is not None or not (
-            isinstance(ring, (bool, np.bool_)) and not ring):
+        return Target(target, "kernel", _grid_of(grid), setup, install.scope, bool(install.ring))
+    if given:
         raise TypeError(f"{getattr(target, '__name__', target)!r} takes no keyword-only tl, so it is a "
                         f"launch builder: it installs the SFR and returns Launch(kernel, grid, ...) "
                         f"itself (grid=, setup=, sfr= and ring= are for sweeping a kernel)")
     return Target(target, "builder")
+
+
+def _grid_of(grid) -> tuple:
+    """A kernel's grid, checked before any point as a launch checks it (bar the fit to each
+    point's hardware): two positive ints (a review: 8 was a raw TypeError, (inf, 1) an error
+    row per point)."""
+    try:
+        g = tuple(grid)
+        ok = len(g) == 2 and all(is_whole(x) and x >= 1 for x in g)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"grid must be (PEs per cube used, cubes used), two positive ints, got {grid!r}")
+    return tuple(int(x) for x in g)
 
 
 # -- what the trace read of the hardware -----------------------------------------------------------
