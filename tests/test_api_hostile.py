@@ -168,6 +168,33 @@ def test_from_json_refuses_an_edited_document_its_views_would_fail_on(tmp_path):
     assert accepted > 30  # (edits that keep a valid launch: the summary, the profile, ...)
 
 
+@pytest.mark.parametrize("edit", ["busy as text", "start of a half", "sram_over as text", "events as text",
+                                  "tolerance as text", "tolerance true", "drift as text"])
+def test_from_json_refuses_values_of_another_kind_rather_than_casting_them(edit):
+    # (a review: "7" was read as 7, 0.5 as 0, "no" as true, "nan" as a tolerance)
+    ctx = kernbench.Context("default", overrides={"pes_per_cube": 2, "n_cubes": 1})
+    x = ctx.replicate(np.arange(8, dtype=np.float32))
+    doc = ctx.launch(lambda p, *, tl: tl.store(p, tl.load(p, shape=(8,)) * 2.0), (1, 1), x, drift=True).to_json()
+    assert kernbench.report.export.from_json(doc).cycles == doc["cycles"]
+    c, d = doc["counters"], doc["drift_record"]
+    if edit == "busy as text":
+        c["units"]["busy"][0] = [str(v) for v in c["units"]["busy"][0]]
+    elif edit == "start of a half":
+        doc["commands"]["start"][0] = 0.5
+    elif edit == "sram_over as text":
+        c["sram_over"] = ["no"] * len(c["sram_over"])
+    elif edit == "events as text":
+        doc["commands"]["events_recorded"] = "no"
+    elif edit == "tolerance as text":
+        d["tolerance"] = "nan"
+    elif edit == "tolerance true":
+        d["tolerance"] = True
+    else:
+        d["drift"][0] = "1e5"
+    with pytest.raises(ValueError, match="not a complete kernbench launch JSON"):
+        kernbench.report.export.from_json(doc)
+
+
 def test_integers_f32_cannot_hold_are_refused_by_default(ctx):
     with pytest.raises(PlacementError, match=r"pass dtype='int32' to keep them integers"):
         ctx.replicate(np.array([2 ** 24 + 1, -7], np.int32))

@@ -59,11 +59,23 @@ def _columns(a: np.ndarray) -> dict:
 
 
 def _from_columns(cols: dict, dtype: np.dtype, shape=None) -> np.ndarray:
-    first = np.asarray(cols[dtype.names[0]])
+    first = _typed(cols[dtype.names[0]], dtype[0], dtype.names[0])
     out = np.zeros(first.shape if shape is None else shape, dtype)
     for name in dtype.names:
-        out[name] = np.asarray(cols[name], dtype=dtype[name])
+        out[name] = _typed(cols[name], dtype[name], name)
     return out
+
+
+def _typed(values, dtype, what: str) -> np.ndarray:
+    """``values`` (a JSON list) as an array of ``dtype``, when they are of its kind: ints for an
+    int field, bools for a bool one, numbers for a float one. ValueError else (a review: "7"
+    was read as 7, 0.5 as 0 and "no" as True)."""
+    dtype = np.dtype(dtype)
+    a = np.asarray(values)
+    kinds = {"i": "iu", "u": "iu", "b": "b", "f": "iuf"}[dtype.kind]
+    if a.size and a.dtype.kind not in kinds:
+        raise ValueError(f"{what} must hold {dtype.name} values, got {a.dtype.name}")
+    return a.astype(dtype) if a.size else np.zeros(a.shape, dtype)
 
 
 class _Column:
@@ -215,7 +227,16 @@ def _floats(a) -> list:
 
 
 def _unfloats(xs) -> np.ndarray:
-    return np.array([np.nan if v is None else float(v) for v in xs], np.float64)
+    """:func:`_floats`' list read back; ValueError for anything it does not write."""
+    return np.array([_unfloat(v) for v in xs], np.float64)
+
+
+def _unfloat(v) -> float:
+    if v is None:
+        return math.nan
+    if v in ("inf", "-inf") or (type(v) in (int, float)):
+        return float(v)
+    raise ValueError(f"a drift value must be a number, null, \"inf\" or \"-inf\", got {v!r}")
 
 
 def _drift_record(d) -> dict | None:
@@ -403,6 +424,8 @@ def _check_loaded(r) -> None:
         if f is not None and (not isinstance(xs, list) or len(xs) != n or not all(isinstance(x, str) for x in xs)):
             raise ValueError(f"{name} must be a string per command ({n}) or null")
     d = r.drift
+    if d is not None and not d.tolerance >= 0:
+        raise ValueError(f"drift_record.tolerance must be a number, not negative, got {d.tolerance!r}")
     if d is not None and (len(d.drift) != n or len(d.local) != n or len(d.order) != n
                           or sorted(d.order.tolist()) != list(range(n))
                           or any(x is not None and not (type(x) is int and 0 <= x < n) for x in (d.first, d.origin))):
@@ -418,16 +441,18 @@ def _from_doc(doc: dict):
     p = doc["program"]
     prog = Program(
         _from_columns(p["commands"], COMMAND_DTYPE),
-        np.asarray(p["cmd_offsets"], dtype=np.int64),
-        np.asarray(p["tensor_bytes"], dtype=np.int64),
-        np.asarray(p["tensor_pinned"], dtype=np.uint8),
-        np.asarray(p["tensor_offsets"], dtype=np.int64),
+        _typed(p["cmd_offsets"], np.int64, "cmd_offsets"),
+        _typed(p["tensor_bytes"], np.int64, "tensor_bytes"),
+        _typed(p["tensor_pinned"], np.uint8, "tensor_pinned"),
+        _typed(p["tensor_offsets"], np.int64, "tensor_offsets"),
     )
     c = doc["counters"]
     cmd = doc["commands"]
-    start = np.asarray(cmd["start"], dtype=np.int64)
-    end = np.asarray(cmd["end"], dtype=np.int64)
+    start = _typed(cmd["start"], np.int64, "start")
+    end = _typed(cmd["end"], np.int64, "end")
     events = None
+    if type(cmd["events_recorded"]) is not bool:
+        raise ValueError(f"events_recorded must be true or false, got {cmd['events_recorded']!r}")
     if cmd["events_recorded"]:
         # The engine's event record is exactly (pe, unit, cmd, start, end) sorted by start.
         n = len(start)
@@ -443,8 +468,8 @@ def _from_doc(doc: dict):
         cycles=int(doc["cycles"]),
         unit_counters=_from_columns(c["units"], UNIT_COUNTERS_DTYPE),
         link_counters=_from_columns(c["links"], LINK_COUNTERS_DTYPE),
-        peak_sram=np.asarray(c["peak_sram"], dtype=np.int64),
-        sram_over=np.asarray(c["sram_over"], dtype=bool),
+        peak_sram=_typed(c["peak_sram"], np.int64, "peak_sram"),
+        sram_over=_typed(c["sram_over"], bool, "sram_over"),
         cmd_start=start,
         cmd_end=end,
         messages=_from_columns(doc["messages"], MESSAGE_DTYPE),
@@ -459,7 +484,7 @@ def _from_doc(doc: dict):
     sfr = doc.get("sfr")
     d = doc.get("drift_record")  # (None: no drift, or a file from before it was kept)
     drift = None if d is None else DriftResult(
-        float(d["tolerance"]), _unfloats(d["drift"]), _unfloats(d["local"]), d["first"], d["origin"],
+        _unfloat(d["tolerance"]), _unfloats(d["drift"]), _unfloats(d["local"]), d["first"], d["origin"],
         np.asarray(d["order"], np.int64))
     return LaunchResult(
         hw=hw,
