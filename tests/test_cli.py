@@ -828,6 +828,15 @@ def test_sweep_refuses_panel_options_with_a_kernel(capsys, vadd_file, flag):
     assert not _imported(vadd_file)
 
 
+def test_sweep_refuses_a_context_with_the_small_shape_before_running(capsys):
+    # (a review: an error row per point)
+    code, _, err = run(capsys, "sweep", "--panel", "single_user_decode", "--shape", "small", "--context", "256",
+                       "--set", "link.bytes_per_cycle=8", "--workers", "1", "--no-cache")
+    assert code == 2
+    assert one_error_line(err) == ("kernbench: error: --context applies to --shape llama70b only (the small "
+                                   "shape has its own rows)")
+
+
 def test_sweep_names_a_launch_builder_and_a_missing_kernel(capsys, tmp_path):
     # (a review: "needs --grid", and with --grid "grid= is for sweeping a kernel"; a missing
     # name also "needs --grid")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -149,8 +150,9 @@ class HardwareConfig:
         """``cycles`` (a real number, not negative) in seconds at ``clock_ghz``. Raises TypeError
         for anything but a real number (a string was read as one), ValueError for a count that
         is negative, NaN or past a float's range."""
-        if isinstance(cycles, (bool, np.bool_, np.timedelta64)) or not isinstance(
-                cycles, (int, float, np.integer, np.floating)):
+        if isinstance(cycles, np.ndarray) and cycles.ndim == 0 and cycles.dtype.kind in "iuf":
+            cycles = cycles.item()  # (a 0-d array: a reduction's result)
+        if isinstance(cycles, (bool, np.bool_, np.timedelta64)) or not isinstance(cycles, numbers.Real):
             raise TypeError(f"seconds: cycles must be a number, got {type(cycles).__name__} {cycles!r}")
         try:
             c = float(cycles)

@@ -76,5 +76,8 @@ def _whole(v):
 
 def panel_launch(panel: str, shape: str = "llama70b", context: int | None = None, cubes: int | None = None,
                  causal: bool = False, decode_rows: int = 1, functional_data: bool = False) -> PanelLaunch:
-    """A diag panel as a launch builder; see the module docstring."""
+    """A diag panel as a launch builder; see the module docstring. Raises ValueError for a
+    ``context`` with the small shape, before any point (a review: an error row per point)."""
+    if shape == "small" and context is not None:
+        raise ValueError("--context applies to --shape llama70b only (the small shape has its own rows)")
     return PanelLaunch(panel, shape, context, cubes, causal, decode_rows, functional_data)
