@@ -917,6 +917,7 @@ def _is_handle_id(s) -> bool:
 
 
 def _handle_id_of(s) -> int:
+    """The id a handle's state (:func:`_is_handle_id`) names: a set of them sorted by it."""
     return s[2]
 
 
@@ -1170,6 +1171,7 @@ def _count(v, left: list) -> int:
     return base.__len__(v) + sum([_count(x, left) for x in items if left[0] > 0])
 
 
+#: the containers whose values are their elements alone (a subclass's attributes are read too)
 _BUILTIN_CONTAINERS = frozenset({list, tuple, collections.deque, dict, set, frozenset})
 #: the builtin type whose own methods count a container of each kind (_count), and the kinds
 #: whose elements may be containers too
@@ -1180,8 +1182,8 @@ _NESTED = frozenset({_K_LIST, _K_TUPLE, _K_DEQUE, _K_DICT})
 
 def _carried(spec: tuple, states: list) -> tuple:
     """The variables of ``spec`` whose state changes otherwise than replay moves it on from one
-    of ``states`` to the next. Each is ``(state, k, starts)`` at the end of iteration ``k``,
-    traced from B on (iteration 0's set-up aside); ``starts``: the ids of the tensors each
+    of ``states`` to the next. Each is ``(state, k, starts)`` at the end of iteration ``k`` (A's
+    and B's, the iterations proving the loop); ``starts``: the ids of the tensors each
     iteration made start at, from iteration 0's to the next's (:class:`_Iterations`). What
     differs so is the Python state the body carries across iterations (a pointer advanced with
     `+=`, a counter, a running width, a list appended to, a handle put in another slot), which
@@ -1262,8 +1264,9 @@ class _Iterations:
         (`older, last = last, tiles[i]`) would stay as B left them."""
         f, bad, on = {}, set(), {}
         for j, i, k in self.pairs:
-            if self.of(i)[0] >= 0 or self.of(k)[0] == -1:  # (one before the loop: its own fate
-                seen = f.setdefault(i, (k, j))               # among those before the loop)
+            # (a tensor of the loop: one fate; one from before it: one among those before it)
+            if self.of(i)[0] >= 0 or self.of(k)[0] == -1:
+                seen = f.setdefault(i, (k, j))
                 if seen[0] != k:
                     bad.update((j, seen[1]))
             if i != k and self.of(i)[0] == -1:
@@ -1291,7 +1294,8 @@ class _Iterations:
 def _alike(x, y, w: _Iterations) -> bool:
     """Whether state ``y``, at the end of the iteration after ``x``'s, is ``x`` as replay moves
     it on: handles as :meth:`_Iterations.moved` says, everything else equal. Dicts' entries
-    (their states' frozensets of (key, value)) are paired by key."""
+    (their states' frozensets of (key, value)) are paired by key; a dict keyed by handles, and
+    a set of them, are tuples (:func:`_state_of`), paired in order."""
     tx = type(x)
     if tx is not type(y):
         return False
