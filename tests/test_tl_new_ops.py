@@ -646,6 +646,20 @@ def test_tritons_tl_math_and_cast_positionals_run_as_written():
             run(lambda tl, t, call=call: eval(call, {"tl": tl, "t": t}), x)
 
 
+def test_cast_saturate_takes_a_numpy_bool_and_refuses_other_objects():
+    """saturate is True or False, a numpy bool (a sweep's axis) or a number by its truth value
+    (as it always was); a list or None is refused."""
+    x = np.array([1e5, -1e5, 1.0], np.float32)
+    (a, b, c), _ = run(lambda tl, t: (tl.cast(t, "f16", saturate=np.bool_(True)),
+                                      tl.cast(t, "f16", saturate=np.bool_(False)),
+                                      tl.cast(t, "f16", saturate=1)), x)
+    assert a.data.tolist() == [65504, -65504, 1] and b.data.tolist() == [np.inf, -np.inf, 1]
+    assert c.data.tolist() == [65504, -65504, 1]
+    for bad in ("[1]", "np.array(True)", "object()"):
+        with pytest.raises(KernelError, match="cast: saturate must be True or False"):
+            run(lambda tl, t, bad=bad: tl.cast(t, "f16", saturate=eval(bad, {"np": np})), x)
+
+
 def test_a_numpy_array_given_as_a_pointer_says_to_place_it():
     ctx = kernbench.Context("default", overrides=HW)
 

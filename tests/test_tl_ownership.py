@@ -347,11 +347,55 @@ def test_a_tl_used_outside_any_launch_on_another_thread_names_no_pe():
     assert a_in.wait(60)
     try:
         with pytest.raises(KernelError, match="on another thread") as ei:
+            line = sys._getframe().f_lineno + 1
             shared["tl"].zeros((8,))
     finally:
         b_done.set()
         ta.join(60)
-    assert ei.value.pe is None
+    # (no PE of this thread's to name; the line that called is named)
+    assert ei.value.pe is None and ei.value.where.endswith(f"{FILE}:{line}")
+    assert str(ei.value).startswith(f"at {FILE}:{line}: this tl is tracing PE (0, 0) on another thread")
+
+
+def test_a_thread_the_kernel_starts_names_the_line_that_called_its_tl():
+    """A kernel that hands its tl to a thread it starts: the call there is refused naming the
+    thread's line (a review found an error with neither PE nor line)."""
+    import threading
+
+    seen, lines = {}, []
+
+    def kernel(x_ptr, o_ptr, *, tl):
+        def work():
+            try:
+                lines.append(sys._getframe().f_lineno + 1)
+                tl.load(x_ptr, shape=(8,))
+            except KernelError as e:
+                seen["e"] = e
+        th = threading.Thread(target=work)
+        th.start()
+        th.join(60)
+        tl.store(o_ptr, tl.zeros((8,)))
+
+    c = kernbench.Context("default", overrides=HW)
+    c.launch(kernel, (1, 1), c.replicate(np.ones(8, np.float32)), c.empty((8,), "f32"))
+    e = seen["e"]
+    assert e.pe is None and e.where.endswith(f"{FILE}:{lines[0]}")
+    assert str(e).startswith(f"at {FILE}:{lines[0]}: this tl is tracing PE (0, 0) on another thread")
+
+
+def test_a_tl_kept_past_its_launch_names_the_line_that_called_it():
+    kept = {}
+
+    def kernel(o_ptr, *, tl):
+        kept["tl"] = tl
+        tl.store(o_ptr, tl.zeros((8,)))
+
+    c = kernbench.Context("default", overrides=HW)
+    c.launch(kernel, (1, 1), c.empty((8,), "f32"))
+    with pytest.raises(KernelError, match="its launch has ended") as ei:
+        line = sys._getframe().f_lineno + 1
+        kept["tl"].zeros((8,))
+    assert ei.value.pe is None and ei.value.where.endswith(f"{FILE}:{line}")
 
 
 def test_a_waiting_tl_called_from_another_thread_says_another_thread():

@@ -1851,15 +1851,30 @@ def test_verify_catches_a_last_iteration_that_does_not_repeat_the_body():
         _launch(last_differs, args, "verify")
 
 
-@pytest.mark.parametrize("keyword", ["replay_last", "replay_first"])
-@pytest.mark.parametrize("bad", [1, "yes", None, np.bool_(True)])
+@pytest.mark.parametrize("keyword", ["replay_last", "replay_first", "shapes_move"])
+@pytest.mark.parametrize("bad", [1, 0, "yes", None, np.int64(1), np.array(True)])
 def test_replay_keywords_must_be_bools(bad, keyword):
     def k(x_ptr, o_ptr, *, tl):
         for _ in tl.range(0, 4, **{keyword: bad}):
             tl.store(o_ptr, tl.load(x_ptr, shape=(T, T)))
 
-    with pytest.raises(KernelError, match=rf"{keyword} is True or False, got"):
+    with pytest.raises(KernelError, match=rf"tl.range: {keyword} must be True or False, got"):
         _launch(k, lambda ctx: (ctx.empty((T, T), "f32"), ctx.empty((T, T), "f32")), "on")
+
+
+@pytest.mark.parametrize("keyword", ["replay_last", "replay_first", "shapes_move"])
+@pytest.mark.parametrize("flag", [True, False])
+def test_replay_keywords_take_a_numpy_bool_as_its_value(flag, keyword):
+    """A sweep's axis of np.array([True, False]) gives numpy bools: each flag reads one as the
+    bool it is (as load's pinned and cast's saturate do), the same program as the Python bool's."""
+    def k(x_ptr, o_ptr, value, *, tl):
+        for i in tl.range(0, 6, **{keyword: value}):
+            tl.store(o_ptr, tl.load(x_ptr + 4 * T * i, shape=(T, T)) * 2.0)
+
+    args = lambda ctx, v: (ctx.empty((6 * T, T), "f32"), ctx.empty((T, T), "f32"), v)  # noqa: E731
+    a = _launch(k, lambda ctx: args(ctx, flag), "on")
+    b = _launch(k, lambda ctx: args(ctx, np.bool_(flag)), "on")
+    assert a.program.commands.tobytes() == b.program.commands.tobytes() and a.cycles == b.cycles
 
 
 def test_tl_range_repr_names_replay_last():

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..common.errors import KernbenchError, KernelError, pe_label
+from ..common.errors import KernbenchError, KernelError, file_line, pe_label
 from ..common.pe_commands import TensorHandle, operator_targets
 from ._caller import this_thread
 from ._handles import handle_id, handle_shape, view_of
@@ -72,7 +72,8 @@ def _builder(tl) -> PEBuilder:
 def _not_tracing(b):
     """Raise the error of a tl call whose ``tl`` is not tracing a program of this thread: ``b``
     stands in for its builder (a _NoProgram) or is another thread's. The error names the PE and
-    line of the program this thread traces, if any (the call is then that kernel's)."""
+    line of the program this thread traces, if any (the call is then that kernel's), else the
+    line that called (``pe`` None)."""
     other = b if isinstance(b, PEBuilder) else b.waiting  # (the builder of a tl waiting)
     if other is not None and other.thread != this_thread():
         why = (f"this tl is tracing {pe_label((other.pe, other.cube))} on another thread. A "
@@ -85,6 +86,11 @@ def _not_tracing(b):
     tr = here[-1]._b if here else None
     if isinstance(tr, PEBuilder) and tr.thread == this_thread():
         fail(tr, why)
+    # (a thread tracing nothing: one the kernel started, the host after the launch. It has no
+    # program whose PE to name, but the line that called is named, as a kernel's would be)
+    file, line = semantic.user_line(other.kernel_file if other is not None else None)[1]
+    if line:
+        raise KernelError(f"at {file_line(file, line)}: {why}", where=file_line(file, line, full=True))
     raise KernelError(why)
 
 
@@ -186,9 +192,13 @@ def _e4m3_number(tr, v: float, what: str, given=None,
 
 
 def _bool_arg(tr, v, what: str) -> bool:
-    """A bool argument of kernbench's own given as a numpy bool: its value; anything else is
-    refused (a string "False" is true by truth, an int may be a count). Triton's keywords are
-    read as Triton reads them instead (_flag)."""
+    """A bool argument of kernbench's own (load's pinned, tl.range's flags, cast's saturate
+    besides the numbers it takes): True or False, or a numpy bool (a sweep's axis of
+    np.array([True, False])) as its value; anything else is refused (a string "False" is true by
+    truth, an int may be a count). Triton's keywords are read as Triton reads them instead
+    (_flag)."""
+    if v is True or v is False:
+        return v
     if isinstance(v, np.bool_):
         return bool(v)
     fail(tr, f"{what} must be True or False, got {type(v).__name__} {v!r}")
@@ -546,14 +556,11 @@ class TL:
         addresses do (a causal diagonal block's keys growing by a query block per iteration);
         the proof then accepts iterations A and B whose commands differ only so, and replay
         moves the shapes on with the addresses (docs/language.md, 'tl.range'). Raises
-        KernelError when replay_last, replay_first or shapes_move is not True or False."""
+        KernelError when replay_last, replay_first or shapes_move is not True or False (or a numpy bool)."""
         tr = _builder(self)  # (the loop reads tl's builder when it starts)
-        if replay_last is not True and replay_last is not False:
-            fail(tr, f"tl.range: replay_last is True or False, got {replay_last!r}")
-        if replay_first is not True and replay_first is not False:
-            fail(tr, f"tl.range: replay_first is True or False, got {replay_first!r}")
-        if shapes_move is not True and shapes_move is not False:
-            fail(tr, f"tl.range: shapes_move is True or False, got {shapes_move!r}")
+        replay_last = _bool_arg(tr, replay_last, "tl.range: replay_last")
+        replay_first = _bool_arg(tr, replay_first, "tl.range: replay_first")
+        shapes_move = _bool_arg(tr, shapes_move, "tl.range: shapes_move")
         # (each for over it a loop of its own, as over a range)
         return TlRange(self, _range_of(tr, "tl.range", start, stop, step), replay_last, replay_first,
                        shapes_move)
@@ -1019,10 +1026,10 @@ class TL:
         dtype = check_dtype(tr, dtype)
         spec, s, d, i, n = tr.operand(x, "cast operand")
         if type(saturate) is not bool:
-            # (a number or numpy bool by its truth value, as the compiled signature once read it)
-            if not isinstance(saturate, (int, float, np.bool_, np.number)):
-                fail(tr, f"cast: saturate must be True or False, got {saturate!r}")
-            saturate = bool(saturate)
+            # (also a number by its truth value, as the compiled signature read it from the
+            # start: kernels pass tl.cast(x, dtype, 1))
+            saturate = (bool(saturate) if isinstance(saturate, (int, float, np.number))
+                        else _bool_arg(tr, saturate, "cast: saturate"))
         if d == dtype and not (saturate and d in _FLOATS):
             return x
         return tr.vec(f, "cast", (spec,), i, -1, -1, s, n, dtype, None, d, saturate or None)

@@ -892,18 +892,23 @@ def site_named(tr) -> str:
     return _site_named(tr, None)[0]
 
 
-def _site_named(tr, where: tuple | None) -> tuple:
-    """(:func:`site_named`'s text for ``where``, else the running line; pe; file; line)."""
+def user_line(own) -> tuple:
+    """(frame, (file, line)) of the innermost frame of the user's code running now: out of a
+    library's frames (heapq's, numpy's, a dataclass's generated __eq__) that called tl, to the
+    kernel's line that called them; ``own`` is the kernel's file (PEBuilder.kernel_file)."""
     f = site_frame()
-    # the innermost frame of the user's code: out of a library's frames (heapq's, numpy's, a
-    # dataclass's generated __eq__) that called tl, to the kernel's line that called them
-    own = getattr(tr, "kernel_file", None)
     g = f
     while g is not None and not is_user_code(g.f_code, own):
         g = None if _user_file(g.f_code.co_filename) == -1 else g.f_back  # (kernbench: none)
     if g is not None:
         f = g
-    here = ("<unknown>", 0) if f.f_code.co_filename in _INTERNAL else (f.f_code.co_filename, line_of(f))
+    return f, ("<unknown>", 0) if f.f_code.co_filename in _INTERNAL else (f.f_code.co_filename, line_of(f))
+
+
+def _site_named(tr, where: tuple | None) -> tuple:
+    """(:func:`site_named`'s text for ``where``, else the running line; pe; file; line)."""
+    own = getattr(tr, "kernel_file", None)
+    f, here = user_line(own)
     if where is None:
         where = here
     chain = called_from(_frames_out(f, own)) if tuple(where) == here else ""
