@@ -102,10 +102,21 @@ def test_causal_rows_older_than_a_rank(S_q):
         assert within and worst_small <= 2e-3, (piece_cols, worst)
 
 
-@pytest.mark.parametrize("bad", [1, 0, "yes", None, np.bool_(True)])
+@pytest.mark.parametrize("bad", [1, 0, "yes", None, np.int64(1), np.array(True)])
 def test_causal_must_be_a_bool(bad):
     with pytest.raises(KernelError, match=r"causal must be True or False, got"):
         launch(2, causal=bad, mode="timing")
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_causal_takes_a_numpy_bool_as_its_value(flag):
+    """A sweep's axis of np.array([True, False]) gives numpy bools: read as the bool they are,
+    as tl's own flags read them (the same outputs and cycles as the Python bool's)."""
+    a, outs_a, _ = launch(2, causal=flag, S_q=3)
+    b, outs_b, _ = launch(2, causal=np.bool_(flag), S_q=3)
+    assert a.cycles == b.cycles
+    for x, y in zip(outs_a, outs_b):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_causal_needs_enough_keys():

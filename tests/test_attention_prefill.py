@@ -280,6 +280,23 @@ def test_causal_arguments_are_checked_before_any_command(kw, S_q, S_kv, match):
                    mode="timing", **kw)
 
 
+@pytest.mark.parametrize("flag", [True, False])
+def test_causal_takes_a_numpy_bool_as_its_value(flag):
+    """A sweep's axis of np.array([True, False]) gives numpy bools: the kernel reads one as
+    the bool it is (it was refused; tl.range's replay_first, which it passes causal to, too)."""
+    def run(causal):
+        ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+        ctx.install_sfr("pe")
+        q = ctx.empty((8, 2, 8), "f16")
+        kv = ctx.empty((8, 1, 8), "f16")
+        return ctx.launch(attention_mesh_kv_kernel, (2, 1), q, kv, kv, q, 8, 8, 2, 1, 8, 2,
+                          block_q=2, block_kv=2, mode="timing", causal=causal)
+
+    a, b = run(flag), run(np.bool_(flag))
+    assert a.cycles == b.cycles
+    assert a.program.commands.tobytes() == b.program.commands.tobytes()
+
+
 def test_zigzag_helpers():
     pos = zigzag_positions(16, 2)
     assert pos.tolist() == [[0, 1, 2, 3, 12, 13, 14, 15], [4, 5, 6, 7, 8, 9, 10, 11]]

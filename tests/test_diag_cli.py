@@ -233,3 +233,19 @@ def test_a_plot_name_without_a_suffix_is_a_png_per_panel(capsys, tmp_path, monke
                        "--plot", "p")
     assert code == 0, err
     assert sorted(x.name for x in tmp_path.iterdir()) == ["p.multi_user_decode.png", "p.single_user_decode.png"]
+
+
+def test_a_panel_over_sram_capacity_names_how_many_pes_are_over():
+    """The failure line names the first four PEs over capacity and how many more (a review:
+    eight PEs over read as four)."""
+    from dataclasses import replace
+
+    from kernbench.diag import run_panels
+    from kernbench.hw import load_hw
+
+    hw = load_hw("default")
+    hw = replace(hw, sram=replace(hw.sram, capacity_bytes=30_000))
+    (p,) = run_panels(panels=["single_user_prefill"], hw=hw)
+    over = p.result.extra["diag"]["failures"]
+    assert not p.passed and len(over) == 1
+    assert over[0].endswith("on PE (0, 0), PE (1, 0), PE (2, 0), PE (3, 0) and 4 more PEs"), over

@@ -489,8 +489,9 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
                 failures.append(f"rank {r} ({pe_label(pe)}) output differs from the reference: max abs err {a:.3g}")
     summary = summarize(result)
     if summary["sram"]["over_capacity"]:
+        over = summary["sram"]["over_pe_names"]
         failures.append(f"peak SRAM {summary['sram']['peak_bytes']:,} bytes over capacity on "
-                        + ", ".join(summary["sram"]["over_pe_names"][:4]))
+                        + ", ".join(over[:4]) + (f" and {len(over) - 4} more PEs" if len(over) > 4 else ""))
     result.extra["diag"] = {"panel": spec.name, "passed": not failures, "failures": list(failures),
                             "causal": spec.causal, "model_flops": spec.model_flops(),
                             "max_abs_err": max_abs, "max_rel_err": max_rel,

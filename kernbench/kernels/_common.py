@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from ..common.errors import is_whole
 
 F16 = "f16"
@@ -24,6 +26,17 @@ def _view(h, shape):
     return replace(h, shape=tuple(shape))
 
 
+def causal_flag(kernel: str, causal) -> bool:
+    """A kernel's ``causal`` as a bool: True or False, or a numpy bool (a sweep's axis of
+    ``np.array([True, False])``), as tl's own flags take them. Raises ValueError naming
+    ``kernel`` for anything else (1, "yes", None: a string "False" is true by truth)."""
+    if causal is True or causal is False:
+        return causal
+    if isinstance(causal, np.bool_):
+        return bool(causal)
+    raise ValueError(f"{kernel}: causal must be True or False, got {causal!r}")
+
+
 def _check_shapes(kernel: str, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal=False,
                   tl=None, **blocks):
     """The kernel's shape arguments, checked before any command: a clear ValueError instead of
@@ -31,8 +44,7 @@ def _check_shapes(kernel: str, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, r
     ``n_ranks`` against the launch's grid along ``rank_axis`` (a rank past n_ranks would place its
     keys past the context: a silent wrong answer under causal). Returns the sizes (S_q,
     S_kv_per_rank, h_q, h_kv, d_head, n_ranks, then ``blocks`` in order) as Python ints."""
-    if not isinstance(causal, bool):
-        raise ValueError(f"{kernel}: causal must be True or False, got {causal!r}")
+    causal_flag(kernel, causal)
     sizes = _positive_ints(kernel, S_q=S_q, S_kv_per_rank=S_kv_per_rank, h_q=h_q, h_kv=h_kv,
                            d_head=d_head, n_ranks=n_ranks, **blocks)
     h_q, h_kv = sizes["h_q"], sizes["h_kv"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from ._common import (DEFAULT_DECODE_BLOCK_KV, F16, F16_BYTES, F32, M_FLOOR, _causal_mask, _check_shapes, _load_f16, _load_kv,
+from ._common import (DEFAULT_DECODE_BLOCK_KV, F16, F16_BYTES, F32, M_FLOOR, _causal_mask, _check_shapes, causal_flag, _load_f16, _load_kv,
                       _load_q, _rank, _view)
 
 __all__ = ["attention_mesh_mlo_kernel"]
@@ -185,6 +185,7 @@ def attention_mesh_mlo_kernel(
     than keys. See docs/kernels.md for the schedule, what overlaps and the bounds.
     """
     name = "attention_mesh_mlo_kernel"
+    causal = causal_flag(name, causal)
     S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, block_kv = _check_shapes(
         name, S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal, tl=tl, block_kv=block_kv)
     if causal and S_q > n_ranks * S_kv_per_rank:

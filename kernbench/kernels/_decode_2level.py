@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from ._common import F16, F16_BYTES, F32, _check_block_counts, _load_f16, _load_kv, _load_q, _positive_ints
+from ._common import F16, F16_BYTES, F32, _check_block_counts, causal_flag, _load_f16, _load_kv, _load_q, _positive_ints
 from ._decode import _fold_stats, _lse_weights, _normalise, _piece_selectors, _recv_lse, _send_lse, _store_pieces
 
 __all__ = ["attention_decode_two_level_kernel", "DEFAULT_TWO_LEVEL_BLOCK_KV"]
@@ -83,8 +83,7 @@ def attention_decode_two_level_kernel(
     shapes the kernel cannot run, a grid other than ``(n_pes, n_cubes)``, or a bad ``causal``.
     """
     name = "attention_decode_two_level_kernel"
-    if not isinstance(causal, bool):
-        raise ValueError(f"{name}: causal must be True or False, got {causal!r}")
+    causal = causal_flag(name, causal)
     S_q, S_kv_per_pe, h_q, h_kv, d_head, n_pes, n_cubes, block_kv = _positive_ints(
         name, S_q=S_q, S_kv_per_pe=S_kv_per_pe, h_q=h_q, h_kv=h_kv, d_head=d_head, n_pes=n_pes,
         n_cubes=n_cubes, block_kv=block_kv).values()

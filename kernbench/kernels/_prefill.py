@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from ._common import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, F16, _causal_mask, _check_shapes, _init_stats,
+from ._common import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, F16, _causal_mask, _check_shapes, causal_flag, _init_stats,
                       _load_kv, _load_q, _rank, _store_out)
 
 __all__ = ["attention_mesh_kv_kernel"]
@@ -86,6 +86,7 @@ def attention_mesh_kv_kernel(
     the PE and line, at launch) before any command for shapes the kernel cannot run.
     See docs/kernels.md for the schedule and what overlaps.
     """
+    causal = causal_flag("attention_mesh_kv_kernel", causal)
     S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, block_q, block_kv = _check_shapes(
         "attention_mesh_kv_kernel", S_q, S_kv_per_rank, h_q, h_kv, d_head, n_ranks, rank_axis, causal,
         tl=tl, block_q=block_q, block_kv=block_kv)
