@@ -783,11 +783,30 @@ def _run_check(module, kernel, ctx, named: dict, result, console) -> int:
         console.print(rich_text(f"check  FAILED: {where} raised {type(e).__name__}{_raised_at(e, module)}: {exc_text(e)}"),
                       soft_wrap=True)
         return EXIT_FAILED
-    if ok is False:
-        console.print(rich_text(f"check  FAILED: {where} returned False"), soft_wrap=True)
+    failed = _check_failed(ok)
+    if failed:
+        console.print(rich_text(f"check  FAILED: {where} {failed}"), soft_wrap=True)
         return EXIT_FAILED
     console.print(rich_text(f"check  passed: {where}"), soft_wrap=True)
     return EXIT_OK
+
+
+def _check_failed(ok) -> str | None:
+    """What a check's return value says of the run: None (passed: None, True or any other
+    value), or why it failed: False, a numpy False (``(o == ref).all()`` returns one; a review
+    found it passed), or a numpy bool array of more than one value (a forgotten ``.all()``: its
+    truth is ambiguous, as numpy says)."""
+    if ok is False:
+        return "returned False"
+    np = sys.modules.get("numpy")  # (a numpy value means numpy is imported)
+    if np is not None and isinstance(ok, (np.bool_, np.ndarray)):
+        if isinstance(ok, np.ndarray) and ok.dtype != np.bool_:
+            return None  # (not a verdict: as any other value)
+        if ok.size == 1:
+            return None if bool(ok.reshape(-1)[0]) else f"returned {ok!r}"
+        return (f"returned a bool array of shape {ok.shape}: return one bool (e.g. "
+                f"(o == ref).all()); its truth is ambiguous" if ok.size else "returned an empty bool array")
+    return None
 
 
 def cmd_diag(args, console) -> int:

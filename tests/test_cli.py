@@ -608,6 +608,33 @@ def test_check_returning_false_exits_1(capsys, checked):
     assert f"check  FAILED: check(ctx, args, result) in {checked} returned False" in out
 
 
+@pytest.mark.parametrize("returns, code, says", [
+    ("(got == want).all()", 1, "returned np.False_"),
+    ("np.array((got == want).all())", 1, "returned array(False)"),
+    ("got == want", 1, "returned a bool array of shape (8192,): return one bool"),
+    ("(got != want).any()", 0, None),  # np.True_ (this kernel is wrong everywhere)
+    ("got - want", 0, None),  # (not a verdict: as any other value)
+])
+def test_check_returning_a_numpy_bool_is_read_as_one(capsys, tmp_path, returns, code, says):
+    """(o == ref).all() returns a numpy bool: its False fails the run as False does (a review
+    found it passed); a bool array of many values is ambiguous and fails too."""
+    p = tmp_path / "np_checked.py"
+    p.write_text(CHECKED + f"""
+
+def check_wrong_vadd(ctx, args, result):
+    got = ctx.gather(args["o_ptr"])
+    want = np.arange(got.size, dtype=np.float32) + 1
+    return {returns}
+""")
+    got, out, err = run(capsys, "run", f"{p}:wrong_vadd", "--grid", "1,1", "--mode", "functional")
+    assert got == code, (out, err)
+    line = next(l for l in out.splitlines() if l.startswith("check"))
+    if says is None:
+        assert line.startswith("check  passed"), line
+    else:
+        assert line.startswith(f"check  FAILED: check_wrong_vadd(ctx, args, result) in {p} {says}"), line
+
+
 def test_check_raising_exits_1_and_says_where(capsys, checked):
     code, out, _ = run(capsys, "run", f"{checked}:exp_only_vadd", "--grid", "8,1", "--mode", "functional")
     assert code == 1  # check_<kernel> wins over check

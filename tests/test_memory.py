@@ -319,7 +319,7 @@ def test_gather_refuses_a_bad_axis_or_parts(ctx, kw, what):
 
 def test_shard_refuses_a_bool_axis(ctx):
     # (a review's case: axis=True was axis 1; bools are refused everywhere else an int is asked)
-    with pytest.raises(PlacementError, match="axis True is out of range"):
+    with pytest.raises(PlacementError, match="shard: axis must be an int, got bool True"):
         ctx.shard(np.zeros((8, 2), np.float32), axis=True)
 
 

@@ -288,6 +288,9 @@ class TensorHandle:
                     isinstance(inputs[0], np.ndarray) and inputs[0].ndim == 0))):
             # (numpy hands comparisons over with its scalar as a 0-d array)
             return getattr(_ops(), op)(inputs[0].item(), self)
+        if (ufunc.__name__ in ("power", "float_power") and method == "__call__" and not kwargs
+                and len(inputs) == 2 and inputs[1] is self and isinstance(inputs[0], np.generic)):
+            return self.__rpow__(inputs[0].item())  # (np.int64(2) ** h: a base number, as 2 ** h)
         return _ops()._numpy(self, ufunc.__name__, method)
 
     def __array_function__(self, func, types, args, kwargs):

@@ -58,6 +58,8 @@ def zigzag_positions(seq_len: int, n_ranks: int):
     for name, v in (("seq_len", seq_len), ("n_ranks", n_ranks)):
         if not is_whole(v) or v < 1:
             raise ValueError(f"zigzag_positions: {name} must be a positive int, got {v!r}")
+    # (Python ints: a narrow numpy int would overflow in 2 * n_ranks or beside a shape)
+    seq_len, n_ranks = int(seq_len), int(n_ranks)
     if seq_len % (2 * n_ranks):
         raise ValueError(f"zigzag_positions: seq_len {seq_len} is not a multiple of 2 * n_ranks = "
                          f"{2 * n_ranks} (each rank holds two equal chunks)")

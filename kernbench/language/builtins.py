@@ -51,7 +51,7 @@ def _cache_hints(tr, verb: str, cache_modifier, eviction_policy, volatile) -> No
         if v is not None and not isinstance(v, str):
             fail(tr, f"{verb}: {name} is a Triton cache hint, a str such as '.cg' or 'evict_last' "
                      f"(ignored: the model has no cache), got {type(v).__name__} {v!r}")
-    if volatile is not None and type(volatile) is not bool:
+    if volatile is not None and type(volatile) is not bool and not isinstance(volatile, np.bool_):
         fail(tr, f"{verb}: volatile is True or False (ignored: the model has no cache), got {volatile!r}")
 
 
@@ -435,9 +435,9 @@ class PropagateNan(enum.Enum):
 
 def _propagate_nan(tr, name: str, v) -> None:
     """Accept Triton's ``propagate_nan`` keyword when it asks for what kernbench computes."""
-    if v is None or v is PropagateNan.ALL or v is True:
+    if v is None or v is PropagateNan.ALL or v is True or (isinstance(v, np.bool_) and v):
         return
-    if v is PropagateNan.NONE or v is False:
+    if v is PropagateNan.NONE or v is False or isinstance(v, np.bool_):
         fail(tr, f"{name}: propagate_nan={v!r}: kernbench's {name} always propagates NaN "
                  f"(PropagateNan.ALL); a NaN operand dropped (PropagateNan.NONE) is not modelled: "
                  f"leave propagate_nan out, or tl.where(x != x, other, x) first")
@@ -1158,7 +1158,10 @@ class TL:
         return tr.reduce(where, name, spec, i, s, axis, reduce_dtype(name, d))
 
     def _refuse_keep_dims(self, name: str, keep_dims) -> None:
-        # Triton's keyword other than True: kernbench always keeps the reduced axis
+        # Triton's keyword other than True (a numpy True is one): kernbench always keeps the
+        # reduced axis
+        if isinstance(keep_dims, np.bool_) and keep_dims:
+            return
         fail(_builder(self), f"{name}: keep_dims={keep_dims!r}: kernbench keeps the reduced axis "
                              f"(size 1) always, so the result broadcasts against its operand; "
                              f"leave keep_dims out (or True), drop a [:, None] that follows, or "

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..common.errors import is_whole
 from ..common.pe_commands import N_UNITS, UNIT_NAMES, Opcode
 from .commands import command_facts, keep_report, kept_report, line_groups
 from .table import plural
@@ -95,7 +96,11 @@ class CriticalPath:
         return int((self.steps["t1"] - self.steps["t0"]).sum())
 
     def step_dicts(self, limit: int | None = None) -> list:
-        """The steps as plain dicts (the first ``limit``), in time order."""
+        """The steps as plain dicts (the first ``limit``: None for all, else an int >= 0), in
+        time order. Raises ValueError for another ``limit``."""
+        if limit is not None and (not is_whole(limit) or limit < 0):
+            raise ValueError(f"step_dicts: limit must be None (every step) or an int >= 0, got {limit!r}")
+        limit = None if limit is None else int(limit)
         r, g = self.result, self.lines
         fx = command_facts(r)
         out = []
@@ -151,7 +156,11 @@ class CriticalPath:
     def summary(self, top: int = 4) -> str:
         """One line: the largest shares of the path (at most ``top``, each at least 1%), e.g.
         "62% GEMM dot (256,128)x(128,2048) f16 at _prefill.py:37 on PE (3, 0), 31% VECTOR exp
-        (256,2048) f32 at _prefill.py:44 on 8 PEs, 7% in 5 more"."""
+        (256,2048) f32 at _prefill.py:44 on 8 PEs, 7% in 5 more". Raises ValueError unless
+        ``top`` is a positive int."""
+        if not is_whole(top) or top < 1:
+            raise ValueError(f"summary: top must be a positive int, got {top!r}")
+        top = int(top)
         shares = self.shares()
         if not shares:
             return "critical path: no command"

@@ -247,8 +247,9 @@ def emit(renderable, console: Optional[Console] = None, file=None, width: int = 
     return it as plain text ``width`` columns wide. Every printed report goes through here.
     Raises ValueError when ``width`` is not an int of at least 20 columns, or ``file`` is a path
     in a folder that does not exist (naming ``who``, the printing function)."""
-    if isinstance(width, bool) or not isinstance(width, int) or width < 20:
+    if not is_whole(width) or width < 20:
         raise ValueError(f"width must be an int of at least 20 columns, got {width!r}")
+    width = int(width)  # (a numpy int as its value)
     if console is None and isinstance(file, (str, os.PathLike)):
         check_output_file(file, who)  # (before the report is drawn)
     buf = io.StringIO()

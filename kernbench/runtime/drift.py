@@ -58,6 +58,8 @@ _EXACT = ("int32", "bool")
 def drift_tolerance(drift) -> Optional[float]:
     """The launch option ``drift`` as a tolerance: False/None -> None (no shadow), True -> the
     default, a positive number -> itself."""
+    if isinstance(drift, np.bool_):  # (a numpy bool as its value)
+        drift = bool(drift)
     if drift is None or drift is False:
         return None
     if drift is True:

@@ -606,7 +606,9 @@ class DeviceMemory:
         targets = self._shard_targets(over, parts)
         a, dt = self._prepare(x, dtype, len(targets))
         n = len(targets)
-        if not _whole(axis) or not -a.ndim <= axis < a.ndim:
+        if not _whole(axis):
+            raise PlacementError(f"shard: axis must be an int, got {type(axis).__name__} {axis!r}")
+        if not -a.ndim <= axis < a.ndim:
             raise PlacementError(f"axis {axis!r} is out of range for an array of shape {a.shape}")
         axis = int(axis) % a.ndim
         if a.shape[axis] % n:
@@ -695,6 +697,9 @@ class DeviceMemory:
         if not _whole(axis) or not -len(arr.shape) <= axis < len(arr.shape):
             raise PlacementError(f"gather: axis must be an int from {-len(arr.shape)} to "
                                  f"{len(arr.shape) - 1} (the array has shape {arr.shape}), got {axis!r}")
+        # (Python ints: cube * pes_per_cube in a numpy uint8 wrapped to another cube's PEs)
+        pe, cube, axis = int(pe), int(cube), int(axis)
+        parts = None if parts is None else int(parts)
         # (the argument an over leaves no choice of is refused, not ignored: pe= of a shard over
         # the PEs of a cube, cube= of one over cubes, either of one over all PEs)
         unused = [n for n, g in (("pe", given_pe), ("cube", given_cube))
@@ -773,8 +778,9 @@ class DeviceMemory:
 
 def arg_repr(v: Any) -> Any:
     """A launch argument as LaunchResult.args (and the JSON) shows it: numbers and strings as
-    they are; a device array as {name, shape, dtype, placement, addr}; a numpy array as
-    {shape, dtype}; anything else as its repr."""
+    they are (numpy's as the Python numbers and strings they equal); a device array as {name,
+    shape, dtype, placement, addr}; a numpy array as {shape, dtype}; anything else as its
+    repr."""
     if isinstance(v, DeviceArray):
         return {"name": v.name, "shape": list(v.shape), "dtype": v.dtype, "placement": v.placed(),
                 "addr": v.addr}
@@ -784,4 +790,7 @@ def arg_repr(v: Any) -> Any:
         return int(v)
     if isinstance(v, (int, float, str, bool, type(None))):
         return v
+    if isinstance(v, (np.bool_, np.integer, np.str_)) or (
+            isinstance(v, np.floating) and v.dtype.itemsize <= 8):  # (a long double has no float)
+        return v.item()  # (np.prod(shape) as a size: the number, as JSON's numbers are)
     return repr(v)

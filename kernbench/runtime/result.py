@@ -30,6 +30,11 @@ UNIT_KINDS = {
 }
 
 
+def _not_a_number(i) -> str:
+    # (a float or a bool given as a command number: said, not just "out of range")
+    return "" if is_whole(i) else f": a command number is an int, not a {type(i).__name__}"
+
+
 @dataclass
 class LaunchResult:
     hw: HardwareConfig
@@ -70,7 +75,8 @@ class LaunchResult:
         naming the launch's command count for an ``i`` outside it."""
         n = self.program.n_commands
         if not is_whole(i) or not 0 <= i < n:
-            raise IndexError(f"label: command {i!r} is not one of this launch's {n} commands (0..{n - 1})")
+            raise IndexError(f"label: command {i!r} is not one of this launch's {n} commands (0..{n - 1})"
+                             + _not_a_number(i))
         if self.labels is not None:
             return self.labels(i)
         from .._core.api import _default_describe
@@ -82,7 +88,8 @@ class LaunchResult:
         called one). Raises IndexError as :meth:`label` does."""
         n = self.program.n_commands
         if not is_whole(i) or not 0 <= i < n:
-            raise IndexError(f"source: command {i!r} is not one of this launch's {n} commands (0..{n - 1})")
+            raise IndexError(f"source: command {i!r} is not one of this launch's {n} commands (0..{n - 1})"
+                             + _not_a_number(i))
         if self.sources is not None:
             return self.sources(i)
         return f"{self.kernel_file}:{int(self.program.take([i])[0]['line'])}"

@@ -593,6 +593,28 @@ def _sigint_held():
         signal.signal(signal.SIGINT, previous)
 
 
+def cache_choice(who: str, cache):
+    """A sweep's or tune's ``cache`` checked before any point: True or False (a numpy bool as
+    its value) or a folder (a str or os.PathLike) that is one or can be made. Returns the bool,
+    or the folder as given. Raises TypeError for another kind, ValueError for a file or a path
+    that cannot be a folder, naming ``who``."""
+    if cache is True or cache is False:
+        return cache
+    if isinstance(cache, np.bool_):
+        return bool(cache)
+    if not isinstance(cache, (str, os.PathLike)):
+        raise TypeError(f"{who}: cache must be True, False or a folder (a str or os.PathLike), "
+                        f"got {type(cache).__name__} {cache!r}")
+    folder = os.path.abspath(os.path.expanduser(os.fspath(cache))) if os.fspath(cache) else ""
+    # (the folder, or the first of its parents that exists, must be a folder)
+    while folder and not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not folder or not os.path.isdir(folder):
+        raise ValueError(f"{who}: cache must be a folder (or one that can be made), got "
+                         f"{os.fspath(cache)!r}" + (f": {folder!r} is a file" if folder else ""))
+    return cache
+
+
 def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=None, setup=None,
           sfr: str | None = None, ring: bool = False, workers: int | None = None, client=None,
           scheduler: str | None = None, cache: "bool | str | os.PathLike" = True, progress: bool | None = None):
@@ -615,17 +637,7 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     if workers is not None and (not is_whole(workers) or workers < 1):
         raise ValueError(f"kernbench.sweep: workers must be a positive int (Dask worker processes on "
                          f"this machine; 1: in this process) or None (one per core), got {workers!r}")
-    if not isinstance(cache, bool) and not isinstance(cache, (str, os.PathLike)):
-        raise TypeError(f"kernbench.sweep: cache must be True, False or a folder (a str or "
-                        f"os.PathLike), got {type(cache).__name__} {cache!r}")
-    if not isinstance(cache, bool):
-        folder = os.path.abspath(os.path.expanduser(os.fspath(cache))) if os.fspath(cache) else ""
-        # (the folder, or the first of its parents that exists, must be a folder)
-        while folder and not os.path.exists(folder) and os.path.dirname(folder) != folder:
-            folder = os.path.dirname(folder)
-        if not folder or not os.path.isdir(folder):
-            raise ValueError(f"kernbench.sweep: cache must be a folder (or one that can be made), got "
-                             f"{os.fspath(cache)!r}" + (f": {folder!r} is a file" if folder else ""))
+    cache = cache_choice("kernbench.sweep", cache)
     t0, c0 = time.perf_counter(), time.process_time()
     tgt = make_target(target, grid, setup, sfr, ring)
     base = load_hw(hw)

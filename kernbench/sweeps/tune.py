@@ -25,7 +25,8 @@ from typing import Any
 from ..common.cache import DiskCache, NotCanonical, digest
 from ..hw.config import load_hw
 from .figures import is_row
-from .run import CacheNotWrittenWarning, _replay_option, make_target, not_cached_message, sweep
+from .run import (CacheNotWrittenWarning, _replay_option, cache_choice, make_target, not_cached_message,
+                  sweep)
 
 __all__ = ["tune", "TuneResult"]
 
@@ -84,7 +85,8 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
     # {"B": 64}, though ==; it is then timed itself)
     at = next((i for i, c in enumerate(configs) if _same(c, default)), None)
     todo = configs + ([default] if at is None else [])
-    store = DiskCache("tune", None if cache is True else cache) if cache else None
+    cache = cache_choice("tune", cache)
+    store = DiskCache("tune", None if cache is True else cache) if cache is not False else None
     key = None
     if store is not None:
         try:
