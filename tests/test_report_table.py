@@ -355,3 +355,22 @@ def test_utilization_by_unit_name(res):
         res.utilization("DMX")
     with pytest.raises(ValueError, match=r"unknown unit 11: .*index 0\.\.10"):
         res.utilization(11)
+
+
+def test_a_peak_just_over_capacity_is_written_in_bytes():
+    """8,192 B of 8,191 B read "8 KiB of 8 KiB ... OVER CAPACITY" (a review): when the two
+    would read the same they are written in whole bytes."""
+    import kernbench
+    from kernbench.report.table import fmt_bytes_pair
+
+    assert fmt_bytes_pair(8192, 8191) == ("8,192 B", "8,191 B")
+    assert fmt_bytes_pair(8192, 8192) == ("8 KiB", "8 KiB")
+    assert fmt_bytes_pair(1536, 16 << 20) == ("1.5 KiB", "16 MiB")
+    ctx = kernbench.Context("default", overrides={"sram": {"capacity_bytes": 8191}})
+
+    def k(p, *, tl):
+        tl.load(p, shape=(2048,))
+
+    r = ctx.launch(k, (1, 1), ctx.empty((2048,), "f32"), mode="timing")
+    line = next(ln for ln in r.report(width=200).splitlines() if ln.startswith("SRAM"))
+    assert "peak 8,192 B of 8,191 B (100%) on PE (0, 0)  OVER CAPACITY on 1 PE: PE (0, 0)" in line, line

@@ -30,7 +30,7 @@ from ..hw.config import HardwareConfig, load_hw
 from ..kernels.attention import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV,
                                  attention_mesh_kv_kernel, attention_mesh_mlo_kernel, zigzag_positions)
 from ..report.summary import summarize
-from ..report.table import fmt_bytes, fmt_num, fmt_seconds, fmt_value
+from ..report.table import fmt_bytes_pair, fmt_num, fmt_seconds, fmt_value
 
 __all__ = [
     "PANELS",
@@ -225,8 +225,9 @@ class PanelResult:
             f"{lk['links_used']} used links); GEMM balance {self.gemm_balance():.3f} (least/most busy rank)",
             "attainable {:,} cycles (busiest resource: {}, docs/kernels.md); the launch takes {:.3f}x that".format(
                 *self.attainable(), s["cycles"] / max(1, self.attainable()[0])),
-            f"link bytes {lk['bytes']:,} ({fmt_num(lk['achieved_gbps'])} GB/s); peak SRAM {fmt_bytes(sram['peak_bytes'])} of "
-            f"{fmt_bytes(sram['capacity_bytes'])}" + (" (OVER CAPACITY)" if sram["over_capacity"] else ""),
+            f"link bytes {lk['bytes']:,} ({fmt_num(lk['achieved_gbps'])} GB/s); peak SRAM "
+            "{} of {}".format(*fmt_bytes_pair(sram["peak_bytes"], sram["capacity_bytes"]))
+            + (" (OVER CAPACITY)" if sram["over_capacity"] else ""),
         ]
         if self.tuning is not None:
             lines.append(tuning_line(self.tuning))

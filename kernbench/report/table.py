@@ -84,6 +84,16 @@ def fmt_bytes(n: float) -> str:
     return f"{n:,.0f} B"
 
 
+def fmt_bytes_pair(a: float, b: float) -> tuple:
+    """``a`` and ``b`` as :func:`fmt_bytes` writes them, or both in whole bytes when they
+    differ but would read the same (a peak of 8,192 B against a capacity of 8,191 B: "8 KiB of
+    8 KiB ... OVER CAPACITY" said nothing)."""
+    fa, fb = fmt_bytes(a), fmt_bytes(b)
+    if fa == fb and a != b:
+        return f"{float(a):,.0f} B", f"{float(b):,.0f} B"
+    return fa, fb
+
+
 def fmt_seconds(t: float) -> str:
     """A duration in the largest unit that keeps it >= 1 once rounded, to 4 significant digits,
     never in exponent form: 2.745 s, 1.741 us, 841.3 ns, 1 ms (not 1,000 us), 68,720 s."""
@@ -209,8 +219,9 @@ def _totals(s: dict) -> Table:
                   f"{fmt_num(ln['per_link_peak_gbps'])} GB/s ({ln['busiest_link_busy_pct']:.1f}% busy)")
     else:
         t.add_row("links", "no link traffic")
+    peak, cap = fmt_bytes_pair(sr["peak_bytes"], sr["capacity_bytes"])
     sram = Text(
-        f"peak {fmt_bytes(sr['peak_bytes'])} of {fmt_bytes(sr['capacity_bytes'])} "
+        f"peak {peak} of {cap} "
         f"({fmt_num(100 * sr['peak_fraction'])}%)"
         + (f" on {sr['peak_pe_name']}" if sr["peak_pe_name"] else "")
     )
