@@ -125,6 +125,33 @@ def _first_line_error(ctx, kernel):
     return ei.value
 
 
+@pytest.mark.parametrize("body, says", [
+    ("tl.make_block_ptr(x_ptr, (4, 8), (8, 1), (0, 0), (4, 8), (1, 0))",
+     "tl.make_block_ptr is not part of kernbench's tl language (docs/language.md, 'Calls' and 'Porting "
+     "from Triton'). Instead: tl.load(base + itemsize * (r0 * stride + c0), shape=block_shape, stride=stride)"),
+    ("tl.advance(x_ptr, (4, 0))", "Instead: the next block's offset from the loop index"),
+    ("tl.rand(42, tl.arange(0, 4))", "Instead: nothing: the model has no random generator"),
+    ("tl.randint(42, tl.arange(0, 4))", "Instead: nothing: the model has no random generator"),
+    ("tl.extra.libdevice.exp2(tl.zeros((4,), tl.float32))", "Instead: tl.<name> for libdevice's functions"),
+    ("tl.fma(tl.zeros((4,)), 2.0, 1.0)", "Instead: a * b + c: two commands, each rounded"),
+    ("(tl.program_id(1) // 2).to(tl.int64)",
+     "'int' object has no attribute 'to' (tl.program_id, tl.num_programs and Python numbers are Python "
+     "ints here, not int32 tensors: drop .to(...)"),
+    ("tl.zeros((4,), tl.float32).to(x_ptr.type.element_ty)",
+     "'int' object has no attribute 'type' (a pointer argument is a byte address here, with no element "
+     "type: pass the dtype as an argument of its own"),
+    ("tl.pow(tl.zeros((4,)), 0.5)", "x ** n (tl.pow) takes a Python int exponent in -64..64, got 0.5"),
+])
+def test_tutorial_idioms_say_what_to_write_instead(ctx, body, says):
+    """Idioms of Triton's tutorials (03's and 06's block pointers, 04's random numbers, 07's
+    libdevice, 06's pid.to(tl.int64) and Out.type.element_ty): a port's first run said what
+    was missing but not what to write (a review)."""
+    ns = {}
+    exec(compile(f"def k(x_ptr, *, tl):\n    {body}\n", FILE, "exec"), ns)
+    e = _first_line_error(ctx, ns["k"])
+    assert says in str(e) and e.pe == (0, 0), str(e)
+
+
 def test_porting_mistakes_say_what_to_write_instead(ctx):
     """A review's cases: Triton's tl calls and tensor methods kernbench has not, Triton's
     keep_dims, and a handle's data read while tracing gave a bare AttributeError or TypeError

@@ -939,7 +939,7 @@ class TL:
         tr: PEBuilder = _builder(self)
         spec, s, d, i, _ = tr.operand(x, "** base")
         if scalar_kind(n) != PY_INT or not -64 <= int(n) <= 64:
-            fail(tr, f"** takes a Python int exponent in -64..64, got {n!r}: for other powers "
+            fail(tr, f"x ** n (tl.pow) takes a Python int exponent in -64..64, got {n!r}: for other powers "
                      f"write tl.exp(p * tl.log(x)), or tl.sqrt / tl.rsqrt")
         n = int(n)
         if n < 0 and d not in FLOAT_DTYPES:

@@ -29,6 +29,19 @@ TL_INSTEAD = {
        for name in ("int1", "int8", "int16", "int64", "uint8", "uint16", "uint32", "uint64")},
     **{f"atomic_{op}": "nothing: PEs do not share memory; combine over links (tl.send / tl.recv)"
        for op in ("add", "sub", "max", "min", "and", "or", "xor", "xchg", "cas")},
+    "make_block_ptr": "tl.load(base + itemsize * (r0 * stride + c0), shape=block_shape, "
+                      "stride=stride) (a K^T block with order=(0, 1): tl.trans of the (BN, D) tile)",
+    "advance": "the next block's offset from the loop index (base + itemsize * i * BLOCK * stride), "
+               "which tl.range replays; a pointer advanced with += is traced in full",
+    **{name: "tl.load(base + itemsize * (r0 * stride + c0), shape=block_shape, stride=stride)"
+       for name in ("make_tensor_descriptor", "load_tensor_descriptor", "store_tensor_descriptor")},
+    **{name: "nothing: the model has no random generator; pass random data as an input, or "
+             "hash tl.arange with int32 arithmetic (*, ^, >>, &: it wraps as Triton's does)"
+       for name in ("rand", "randn", "randint", "randint4x", "rand4x", "philox")},
+    "extra": "tl.<name> for libdevice's functions kernbench has (exp, exp2, log, log2, sqrt, "
+             "rsqrt, abs; pow: x ** n for a Python int n)",
+    "fma": "a * b + c: two commands, each rounded (there is no fused multiply-add)",
+    "umulhi": "nothing: no 64-bit products (int32 arithmetic wraps)",
 }
 
 #: Triton's tensor methods -> the tl call here

@@ -367,6 +367,22 @@ class SfrText(str):
         return (SfrText, (self.install,))
 
 
+def _int_hint(e: BaseException) -> str:
+    """The hint for a Triton idiom on what is a Python int here (AttributeError on an int):
+    ``pid.to(tl.int64)`` (tl.program_id is a Python int), ``Out.type.element_ty`` or
+    ``X.dtype.element_ty`` (a pointer argument is a byte address), else ""."""
+    if not isinstance(e, AttributeError) or not isinstance(getattr(e, "obj", None), int):
+        return ""
+    if e.name == "to":
+        return (" (tl.program_id, tl.num_programs and Python numbers are Python ints here, not "
+                "int32 tensors: drop .to(...), a Python int does not overflow; docs/language.md, "
+                "'Porting from Triton')")
+    if e.name in ("type", "dtype", "element_ty"):
+        return (" (a pointer argument is a byte address here, with no element type: pass the "
+                "dtype as an argument of its own; docs/language.md, 'Porting from Triton')")
+    return ""
+
+
 def _stop_hint(e: BaseException) -> str:
     """What a bare StopIteration (a next() past an iterator's end) means in a kernel, else ""."""
     if type(e) is not StopIteration or exc_text(e):
@@ -706,7 +722,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                     f"{pe_at((p, c), file, line)}{calls}: a TensorHandle has no method {e.name} (a Triton "
                     f"tensor's): write {method_hint(e.name)} (docs/language.md, 'Porting from "
                     f"Triton')", pe=(p, c), where=file_line(file, line, full=True)) from None
-            why = _none_data_hint(e, file, line) or _stop_hint(e)
+            why = _none_data_hint(e, file, line) or _stop_hint(e) or _int_hint(e)
             raise KernelError(
                 f"kernel {name} raised {type(e).__name__} on {pe_label((p, c))} "
                 f"(program_id(0)={p}, program_id(1)={c}) at {file_line(file, line)}{calls}: "
