@@ -2144,6 +2144,10 @@ def test_tl_range_repr_names_replay_first():
 @given(loop_kernels(), st.booleans())
 @example(([("load", 0), ("store", 0)], 0, 1, 6, 0, 1), False)  # closed: 0 and 1 prove it
 @example(([("load", 0), ("lag2", 3)], 0, 1, 7, 0, 1), True)  # iteration 0's read in 2
+# (a fuzz case) a window whose first value shifts out onto a view of a fill from before the loop:
+# its state from iteration 0's end to 1's read as index-picked; iterations 1 and 2 prove it
+@example(([("send", 0), ("view", 1)], 0, 1, 6, 1, 1), False)
+@example(([("send", 24977), ("view", 42625)], 3, 3, 7, 1, 26), False)
 def test_generated_loop_kernels_with_their_first_iteration_proving_exact(case, last):
     """The generated bodies' addresses are on one line from iteration 0 (replay_first's
     promise): whether iterations 0 and 1 prove the repetition or 1 and 2 do, the launch is

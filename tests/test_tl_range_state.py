@@ -462,6 +462,22 @@ def window_fed_from_before_the_loop(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, older + last + c)
 
 
+def window_shifting_onto_a_constant(x_ptr, o_ptr, n, lag=False, *, tl):
+    # (a fuzz case, replay_first) at iteration 0's end (older, last) = (L, C), at 1's (C, C):
+    # the window's first value, from before the loop, shifts out onto a constant from before it.
+    # From 0's end to 1's that is also how a window over tensors from before the loop the index
+    # picks would read, so iteration 0 counts as set-up: iterations 1 and 2 prove the loop (it
+    # was traced in full, with a warning). The body reads `older` only where `lag` is set (the
+    # check reads the code: a read it may make)
+    c = tl.zeros((T,), "f32")
+    older = last = tl.load(x_ptr, shape=(T,))
+    for i in tl.range(0, n, replay_first=True):
+        x = tl.load(x_ptr + i * T * F32, shape=(T,))
+        tl.store(o_ptr, x + older if lag else x * 2.0)
+        older, last = last, tl.reshape(c, (T,))
+    tl.store(o_ptr, older + last)
+
+
 def last_tile_as_a_dict_key(x_ptr, o_ptr, n, *, tl):
     pend = {}  # (a review: a dict keyed by the last iteration's tensor, rebuilt: replayed)
     acc = tl.zeros((T,), "f32")
@@ -499,7 +515,7 @@ def finished_after_iteration_1(x_ptr, o_ptr, n, *, tl):
 
 @pytest.mark.parametrize("kernel", [fixed_slot, dict_slot, kept_from_iteration_zero, window_in_a_list,
                                     last_tile_as_a_dict_key, last_tile_in_a_set, finished_after_iteration_1,
-                                    window_fed_from_before_the_loop,
+                                    window_fed_from_before_the_loop, window_shifting_onto_a_constant,
                                     two_back_after_a_shorter_iteration_0,
                                     init_shared_by_a_window_and_a_constant])
 def test_handles_keeping_their_places_stay_replayed(kernel):

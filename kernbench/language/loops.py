@@ -28,8 +28,9 @@ addresses. In timing mode kernbench then runs the body's Python for a few iterat
    iteration's tensors. ``tl.range(..., replay_last=True)`` says the last iteration repeats the
    body too: it is replayed with the others (still traced where replay has to stop).
    ``replay_first=True`` says so of iteration 0: iterations 0 and 1 are then A and B when B
-   reads only tensors it made itself (a body that carries nothing across iterations), and
-   replay starts at iteration 2 (PROBES - 1 traced iterations instead of PROBES).
+   reads only tensors it made itself (a body that carries nothing across iterations) and the
+   body's Python state moves from 0's end to 1's as replay moves it, and replay starts at
+   iteration 2 (PROBES - 1 traced iterations instead of PROBES); else iterations 1 and 2 prove it.
    ``shapes_move=True`` says the tiles' shapes may move by a constant step per iteration too:
    A and B may then differ in shapes (_Moves: each moving dimension >= 2, MOVING_KINDS only),
    and the iterations replayed are written as rows with their own sites, tensor entries and
@@ -1465,9 +1466,15 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             elif k == 1 and replay_first:  # A = 0, B = 1: B reads only its own (_plan)
                 p = _plan(b, snaps[0], snaps[0], snaps[1], snaps[2], trans[0], trans[1], trans[2],
                           shapes_move, no_replay is not None)
+                if p is not None and states is not None and _carried(spec, states):
+                    # (the state from iteration 0's end to 1's differs otherwise than replay
+                    # moves it: iteration 0 may have set it up, a window's first values from
+                    # before the loop shifting out. Iteration 2 is traced, and iterations 1 and
+                    # 2 prove the loop as without the keyword; their state is checked below)
+                    p = None
         kb = len(snaps) - 2  # B, the iteration replay moves on
         k = kb + 1
-        if p is not None and states is not None:
+        if p is not None and states is not None and kb != 1:  # (B = 1: checked above)
             # Python state the body carries (a pointer advanced with `+=`, a counter, a running
             # width, a list appended to) differs from iteration to iteration: replay, skipping the
             # body's Python, would leave it at B's for the iterations traced after; the loop is
