@@ -1395,7 +1395,8 @@ def test_a_cache_entry_that_is_not_a_row_is_computed_again(tmp_path, entry):
     kw = dict(setup=_vadd_setup, args={"n": [256]}, workers=1, cache=tmp_path)
     first = sweep(_vadd, (8, 1), **kw)
     (path,) = glob.glob(str(tmp_path / "**" / "*.json"), recursive=True)
-    row = json.load(open(path))
+    store, key = DiskCache("sweep", tmp_path), os.path.basename(path)[:-5]
+    row = store.get(key)
     if entry == "cycles":
         row["cycles"] = "zz"
     elif entry == "float-cycles":
@@ -1415,9 +1416,12 @@ def test_a_cache_entry_that_is_not_a_row_is_computed_again(tmp_path, entry):
     if entry == "fifo":  # (a review: opening it blocked the sweep for ever)
         os.unlink(path)
         os.mkfifo(path)
-    else:
+    elif entry[0] in "{[" or entry == "null":
         with open(path, "w") as f:
-            f.write(entry if entry[0] in "{[" or entry == "null" else json.dumps(row))
+            f.write(entry)
+    else:  # (an entry whose key and digest hold: what is_row refuses)
+        store.put(key, row)
+        assert store.get(key) == row
     again = sweep(_vadd, (8, 1), **kw)
     assert again.stats["cached"] == 0 and again.stats["computed"] == 1
     assert again.rows == first.rows
@@ -1431,15 +1435,46 @@ def test_a_tune_cache_entry_that_is_not_its_rows_is_computed_again(tmp_path):
     kw = dict(grid=(8, 1), setup=_vadd_setup, default={"n": 256}, cache=tmp_path)
     first = tune(_vadd, [{"n": 256}, {"n": 512}], **kw)
     (path,) = glob.glob(str(tmp_path / "tune" / "**" / "*.json"), recursive=True)
-    entry = json.load(open(path))
+    store, key = DiskCache("tune", tmp_path), os.path.basename(path)[:-5]
+    entry = store.get(key)
     for edit in ({"cycles": "1"}, {"cycles": None}, {"cycles": -1}, {"error": "x"}):
         # (a string made the choice of a string; no cycles and no error raised a raw TypeError)
         bad = json.loads(json.dumps(entry))
         bad["rows"][1].update(edit)
-        json.dump(bad, open(path, "w"))
+        store.put(key, bad)  # (its key and digest hold: what tune's check refuses)
         again = tune(_vadd, [{"n": 256}, {"n": 512}], **kw)
         assert again.best == first.best and again.cycles == first.cycles
-        assert json.load(open(path)) == entry  # (computed again and written whole)
+        assert store.get(key) == entry  # (computed again and written whole)
+
+
+@pytest.mark.parametrize("how", ["edited", "another-key", "symlink", "unsigned"])
+def test_a_cache_entry_of_another_key_or_edited_is_a_miss(tmp_path, how):
+    """A review: a symlink to another point's entry, or an entry edited by hand (cycles + 1, a
+    figure NaN), was served as the point's row. An entry holds its key and its value's digest."""
+    import glob
+
+    kw = dict(setup=_vadd_setup, args={"n": [256, 512]}, workers=1, cache=tmp_path)
+    first = sweep(_vadd, (8, 1), **kw)
+    paths = sorted(glob.glob(str(tmp_path / "**" / "*.json"), recursive=True))
+    assert len(paths) == 2
+    text = open(paths[0]).read()
+    if how == "edited":
+        cycles = json.loads(text)["value"]["cycles"]
+        assert f'"cycles": {cycles},' in text
+        text = text.replace(f'"cycles": {cycles},', f'"cycles": {cycles + 1},')
+    elif how == "another-key":
+        text = open(paths[1]).read()
+    elif how == "unsigned":  # (an entry as the cache wrote them before: the row alone)
+        text = json.dumps(json.loads(text)["value"])
+    if how == "symlink":
+        os.unlink(paths[0])
+        os.symlink(paths[1], paths[0])
+    else:
+        with open(paths[0], "w") as f:
+            f.write(text)
+    again = sweep(_vadd, (8, 1), **kw)
+    assert again.stats["cached"] == 1 and again.stats["computed"] == 1
+    assert again.rows == first.rows
 
 
 def _reads_a_file(x_ptr, o_ptr, n, path, *, tl):
@@ -1618,3 +1653,82 @@ def test_a_builder_sees_ctx_hw_equal_and_hashing_as_the_plain_config():
     assert vars(rec) == vars(default) and kernbench.HardwareConfig(**vars(rec)) == default
     for other in (dataclasses.replace(rec, name="x"), copy.copy(rec), copy.deepcopy(rec), pickle.loads(pickle.dumps(rec))):
         assert type(other) is kernbench.HardwareConfig and other.to_dict() == {**default.to_dict(), "name": other.name}
+
+
+@pytest.mark.parametrize("edited", [False, True])
+def test_rows_run_on_dask_are_cached_only_if_the_code_is_unchanged_after(tmp_path, monkeypatch, edited):
+    """A review: a helper module edited while a Dask sweep started ran on the workers (they
+    import it from its file when they first run the target), and its rows were cached under
+    the old code's key, served later for the old code. On Dask the rows are cached once the run
+    is over and the target's code is still what the keys say; else a warning, and no entry.
+    (Dask itself is stood in for: the deferral is the sweep's.)"""
+    from kernbench.sweeps import run as sweep_run
+
+    class _Client:
+        def scheduler_info(self):
+            return {"workers": {"a": None, "b": None}}
+
+    monkeypatch.setattr(sweep_run, "_dask_client", lambda *a: (_Client(), None))
+    monkeypatch.setattr(sweep_run, "_run_dask",
+                        lambda dc, tgt, groups, hws, done: sweep_run._run_serial(tgt, groups, hws, done))
+    calls = []
+    identity = sweep_run.Target.identity
+
+    def changing(self):  # (the first call makes the keys; a later one sees the edit)
+        calls.append(1)
+        got = identity(self)
+        return got + ["edited"] if edited and len(calls) > 1 else got
+
+    monkeypatch.setattr(sweep_run.Target, "identity", changing)
+    kw = dict(setup=_vadd_setup, args={"n": [256, 512]}, cache=tmp_path)
+    if edited:
+        with pytest.warns(sweep_run.CacheNotWrittenWarning, match="the target's code .* changed on disk "
+                                                                  "while the sweep ran") as w:
+            res = sweep(_vadd, (8, 1), **kw)
+        assert w[0].filename == __file__
+    else:
+        res = sweep(_vadd, (8, 1), **kw)
+    assert res.stats["workers"] == 2 and res.rows == sweep(_vadd, (8, 1), **dict(kw, cache=False)).rows
+    assert len(DiskCache("sweep", tmp_path)) == (0 if edited else 2)
+
+
+def test_a_point_whose_dask_task_was_cancelled_says_the_client_closed(monkeypatch):
+    """A review: closing the client given as client= mid-sweep gave rows saying only
+    "FutureCancelledError: ... cancelled for reason: unknown". (Dask's futures stood in for.)"""
+    import distributed
+
+    from kernbench.sweeps import run as sweep_run
+
+    class FutureCancelledError(Exception):
+        pass
+
+    class _Future:
+        def __init__(self, key):
+            self.key = key
+
+        def result(self):
+            raise FutureCancelledError(f"{self.key} cancelled for reason: unknown.")
+
+        def release(self):
+            pass
+
+    class _Client:
+        status = "running"  # (a cluster closed under a running client: the status says nothing)
+
+        def __init__(self):
+            self.n = 0
+
+        def scheduler_info(self):
+            return {"workers": {"a": None}}
+
+        def submit(self, *a, **k):
+            self.n += 1
+            return _Future(f"task-{self.n}")
+
+    monkeypatch.setattr(sweep_run, "_dask_client", lambda *a: (_Client(), None))
+    monkeypatch.setattr(distributed, "as_completed", lambda fs: iter(fs))
+    res = sweep(_vadd, (8, 1), setup=_vadd_setup, args={"n": [256, 512]}, cache=False)
+    assert [r["error_type"] for r in res.rows] == ["DaskError:FutureCancelledError"] * 2
+    assert all(r["error"].startswith("the point's Dask task was cancelled: the client given as client=, "
+                                      "or its cluster, closed while the sweep ran (dask: task-")
+               for r in res.rows), res.rows

@@ -12,7 +12,9 @@ determines it (:func:`digest`). Features keep their entries apart by namespace:
 The folder is ``$KERNBENCH_CACHE``, else ``$XDG_CACHE_HOME/kernbench``, else
 ``~/.cache/kernbench``; each namespace is a subfolder of it, each entry one file
 ``<namespace>/<key[:2]>/<key>.json``, written atomically (a reader sees the whole entry or none),
-so processes and concurrent runs can share the folder. Delete the folder to clear it.
+so processes and concurrent runs can share the folder. Delete the folder to clear it. An entry
+holds its key and the SHA-256 of its value's JSON beside the value: one copied over another
+(a symlink to another entry) or edited reads as a miss, not as the value of another key.
 
 :func:`code_fingerprint` is the code part of a key: the source of a function's module and of
 every user module it reaches (a global name, a submodule read as an attribute, ``cfg.sub.X``, an
@@ -851,7 +853,12 @@ class DiskCache:
             if not path.is_file():  # (a FIFO or a device in its place: opening it would block)
                 return default
             with open(path, encoding="utf-8") as f:
-                return json.load(f)
+                entry = json.load(f)
+            # (another key's entry in its place, or one edited: a miss, not a wrong value)
+            if (type(entry) is not dict or entry.keys() != {"key", "sha256", "value"}
+                    or entry["key"] != key or entry["sha256"] != _text_digest(_dumps(entry["value"]))):
+                return default
+            return entry["value"]
         except (OSError, ValueError, RecursionError):
             return default
 
@@ -863,7 +870,10 @@ class DiskCache:
         converted). Written to a temporary file, then renamed into place."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(value, default=_json_default, allow_nan=True)
+        # (the value as JSON reads it back: tuples as lists, numpy scalars as numbers, so that
+        # get() hashes the same text)
+        plain = json.loads(_dumps(value))
+        text = _dumps({"key": key, "sha256": _text_digest(_dumps(plain)), "value": plain})
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -886,6 +896,14 @@ class DiskCache:
             p.unlink(missing_ok=True)
             n += 1
         return n
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, allow_nan=True)
+
+
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _json_default(x: Any) -> Any:

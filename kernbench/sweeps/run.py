@@ -696,19 +696,28 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
              "workers": 1, "uncacheable": 0}
 
     unwritable: list = []  # (the cache folder refused a write: the rest are not tried)
+    deferred: list = []  # (on Dask, the rows to cache once the target's code is known unchanged)
+
+    def put(key: str, fig: dict, stacklevel: int) -> None:
+        if unwritable:
+            return
+        try:
+            store.put(key, fig)
+        except OSError as e:  # (read-only, full, an entry that is a folder: the rows still count)
+            unwritable.append(e)
+            warnings.warn(not_cached_message("kernbench.sweep", store, e), CacheNotWrittenWarning,
+                          stacklevel=stacklevel)
 
     def done(p: Point, fig: dict) -> None:
         ok = cacheable(fig)
         fig.pop(TRANSIENT, None)  # (a mark for cacheable, not a column)
         stats["uncacheable"] += not ok
         rows[p.index] = fig
-        if keys[p.index] is not None and ok and not unwritable:
-            try:
-                store.put(keys[p.index], fig)
-            except OSError as e:  # (read-only, full, an entry that is a folder: the rows still count)
-                unwritable.append(e)
-                warnings.warn(not_cached_message("kernbench.sweep", store, e), CacheNotWrittenWarning,
-                              stacklevel=4)
+        if keys[p.index] is not None and ok:
+            if dc is not None:
+                deferred.append((keys[p.index], fig))
+            else:
+                put(keys[p.index], fig, 5)
         bar.advance()
 
     bar = _Progress(len(todo), progress)
@@ -725,6 +734,24 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
                 cleanup()
     finally:
         bar.close()
+    if deferred:
+        # Workers import the target's modules from their files when they first run it, after
+        # the keys were made here: a helper edited meanwhile ran there under the old code's key
+        # (a review). The rows are cached only when the code is still what the keys say.
+        try:
+            same = tgt.identity() == ident
+        except NotCanonical:
+            same = False
+        if same:
+            for key, fig in deferred:
+                put(key, fig, 3)
+        else:
+            stats["uncacheable"] += len(deferred)
+            warnings.warn("kernbench.sweep: the results were not cached: the target's code (its "
+                          "module or a module it reaches) changed on disk while the sweep ran, so "
+                          "the Dask workers may have run the new code; the results returned are "
+                          "complete (run the sweep again to cache them)", CacheNotWrittenWarning,
+                          stacklevel=2)
     stats["wall_seconds"] = time.perf_counter() - t0
     stats["cpu_seconds_client"] = time.process_time() - c0
     # (a sweep of no points still has its swept columns: the names its other axes give)
@@ -796,6 +823,10 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
         except Exception as e:  # a worker lost, a task that could not be unpickled: that point's row
             fig, again = error_figures(e, "dask"), False
             fig["error_type"] = "DaskError:" + type(e).__name__
+            if getattr(dc, "status", None) in ("closing", "closed") or "Cancelled" in type(e).__name__:
+                # (a task cancelled "for reason: unknown" said nothing of why: a review)
+                fig["error"] = (f"the point's Dask task was cancelled: the client given as client=, "
+                                f"or its cluster, closed while the sweep ran ({fig['error']})")
         retraced += again
         done(p, fig)
         f.release()
