@@ -669,3 +669,24 @@ def test_a_numpy_array_given_as_a_pointer_says_to_place_it():
     with pytest.raises(KernelError, match=r"got a numpy array \(8,64\) float32: place it on the device "
                                           r"first \(ctx.shard, ctx.replicate or ctx.put\)"):
         ctx.launch(kernel, (1, 1), np.zeros((8, 64), np.float32))
+
+
+def test_what_the_docs_now_say_of_powers_signed_zeros_and_int_division():
+    """A differential fuzz's docs findings, kept as checks of the sentences added: ``x ** n``
+    multiplies the running product by each next square (``x ** 7`` is ``(x * x²) * x⁴``, not
+    ``x * (x² * x⁴)``: they round differently); a dot's left-to-right sum starts from +0 where a
+    sum of -0s is -0; ``/`` of an int32 tensor by a Python int past int32 is the f32 quotient."""
+    v = np.float32(1.0355310440063477)  # (where the two orders of x ** 7 differ)
+    (p6, p7), _ = run(lambda tl, t: (t ** 6, t ** 7), np.full((4,), v, np.float32))
+    x2 = v * v
+    x4 = x2 * x2
+    assert p6.data[0] == x2 * x4 and p7.data[0] == (v * x2) * x4
+    assert (v * x2) * x4 != v * (x2 * x4)  # (the other order is another number)
+    z = np.full((1, 3), -0.0, np.float32)
+    (s, d), _ = run(lambda tl, a, b: (tl.sum(a * 1.0, axis=1), tl.dot(a, b)), z, np.ones((3, 1), np.float32))
+    assert np.signbit(s.data).all() and not np.signbit(d.data).any()
+    i = np.array([3, -2 ** 31], np.int32)
+    q, _ = run(lambda tl, t: t / 2 ** 40, i, dtype="int32")
+    assert q.dtype == "f32" and q.data.tolist() == (i.astype(np.float32) / np.float32(2 ** 40)).tolist()
+    with pytest.raises(KernelError, match=r"\*\* -2: a negative power of an int32 tensor"):
+        run(lambda tl, t: t ** -2, i, dtype="int32")

@@ -943,7 +943,8 @@ class TL:
                      f"write tl.exp(p * tl.log(x)), or tl.sqrt / tl.rsqrt")
         n = int(n)
         if n < 0 and d not in FLOAT_DTYPES:
-            fail(tr, f"** {n}: a negative power of a {d} tensor (cast to a float first)")
+            fail(tr, f"** {n}: a negative power of {'an' if d[0] in 'aeiou' else 'a'} {d} tensor (cast to a "
+                     f"float first)")
         if n == 0:
             return self.full(s, 1, "int32" if d == "bool" else d)
         r, b, m = None, x, abs(n)
