@@ -138,8 +138,10 @@ def _first_line_error(ctx, kernel):
      "'int' object has no attribute 'to' (tl.program_id, tl.num_programs and Python numbers are Python "
      "ints here, not int32 tensors: drop .to(...)"),
     ("tl.zeros((4,), tl.float32).to(x_ptr.type.element_ty)",
-     "'int' object has no attribute 'type' (a pointer argument is a byte address here, with no element "
-     "type: pass the dtype as an argument of its own"),
+     "'int' object has no attribute 'type' (if it is a pointer argument: a pointer is a byte address "
+     "here, with no element type; pass the dtype as an argument of its own"),
+    ("(numpy.int64(tl.program_id(0)) * 8).to(tl.int64)",  # (a numpy int: the same hint)
+     "'numpy.int64' object has no attribute 'to' (tl.program_id, tl.num_programs and Python numbers"),
     ("tl.pow(tl.zeros((4,)), 0.5)", "x ** n (tl.pow) takes a Python int exponent in -64..64, got 0.5"),
 ])
 def test_tutorial_idioms_say_what_to_write_instead(ctx, body, says):
@@ -147,9 +149,17 @@ def test_tutorial_idioms_say_what_to_write_instead(ctx, body, says):
     libdevice, 06's pid.to(tl.int64) and Out.type.element_ty): a port's first run said what
     was missing but not what to write (a review)."""
     ns = {}
-    exec(compile(f"def k(x_ptr, *, tl):\n    {body}\n", FILE, "exec"), ns)
+    exec(compile(f"import numpy\ndef k(x_ptr, *, tl):\n    {body}\n", FILE, "exec"), ns)
     e = _first_line_error(ctx, ns["k"])
     assert says in str(e) and e.pe == (0, 0), str(e)
+
+
+@pytest.mark.parametrize("body", ["(8).total", "True.to(1)", "object().to(1)", "(1.5).to(1)"])
+def test_an_ordinary_attribute_error_gets_no_porting_hint(ctx, body):
+    ns = {}
+    exec(compile(f"def k(x_ptr, *, tl):\n    {body}\n", FILE, "exec"), ns)
+    e = _first_line_error(ctx, ns["k"])
+    assert "AttributeError" in str(e) and "Porting from Triton" not in str(e), str(e)
 
 
 def test_porting_mistakes_say_what_to_write_instead(ctx):

@@ -61,9 +61,10 @@ def test_report_options_take_numpy_ints(ctx):
     cp = r.critical_path()
     assert cp.summary(top=np.int64(2)) == cp.summary(top=2)
     assert cp.step_dicts(limit=np.int64(1)) == cp.step_dicts(limit=1)
+    assert cp.summary(top=None) == cp.summary(top=len(cp.shares()))  # (None: every share, as before)
     # (a raw TypeError from a slice before; True read as 1)
     for bad in (np.True_, True, 2.0, np.float64(2), 0):
-        with pytest.raises(ValueError, match="summary: top must be a positive int"):
+        with pytest.raises(ValueError, match=r"summary: top must be None \(every share\) or a positive int"):
             cp.summary(top=bad)
     for bad in (np.float64(2), -1, True):
         with pytest.raises(ValueError, match="step_dicts: limit must be None"):

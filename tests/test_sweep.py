@@ -1732,3 +1732,35 @@ def test_a_point_whose_dask_task_was_cancelled_says_the_client_closed(monkeypatc
     assert all(r["error"].startswith("the point's Dask task was cancelled: the client given as client=, "
                                       "or its cluster, closed while the sweep ran (dask: task-")
                for r in res.rows), res.rows
+
+
+def test_rows_a_dask_run_finished_before_an_interrupt_are_cached(tmp_path, monkeypatch):
+    """A review: with the rows of a Dask run cached once it is over, a Ctrl-C lost every row
+    done (a re-run resumed before). They are cached as the sweep is left, too."""
+    from kernbench.sweeps import run as sweep_run
+
+    class _Client:
+        def scheduler_info(self):
+            return {"workers": {"a": None}}
+
+    def interrupted(dc, tgt, groups, hws, done):
+        calls = []
+
+        def one_then_stop(p, fig):
+            if calls:
+                raise KeyboardInterrupt
+            calls.append(p)
+            done(p, fig)
+
+        return sweep_run._run_serial(tgt, groups, hws, one_then_stop)
+
+    monkeypatch.setattr(sweep_run, "_dask_client", lambda *a: (_Client(), None))
+    monkeypatch.setattr(sweep_run, "_run_dask", interrupted)
+    kw = dict(setup=_vadd_setup, args={"n": [256, 512, 1024]}, cache=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(_vadd, (8, 1), **kw)
+    assert len(DiskCache("sweep", tmp_path)) == 1
+    monkeypatch.undo()  # (the re-run in this process, as the serial path runs it)
+    again = sweep(_vadd, (8, 1), **dict(kw, workers=1))
+    assert again.stats["cached"] == 1 and again.stats["computed"] == 2
+    assert again.rows == sweep(_vadd, (8, 1), **dict(kw, cache=False, workers=1)).rows

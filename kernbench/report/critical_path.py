@@ -153,14 +153,14 @@ class CriticalPath:
         out.sort(key=lambda d: -d["cycles"])
         return out
 
-    def summary(self, top: int = 4) -> str:
+    def summary(self, top: int | None = 4) -> str:
         """One line: the largest shares of the path (at most ``top``, each at least 1%), e.g.
         "62% GEMM dot (256,128)x(128,2048) f16 at _prefill.py:37 on PE (3, 0), 31% VECTOR exp
-        (256,2048) f32 at _prefill.py:44 on 8 PEs, 7% in 5 more". Raises ValueError unless
-        ``top`` is a positive int."""
-        if not is_whole(top) or top < 1:
-            raise ValueError(f"summary: top must be a positive int, got {top!r}")
-        top = int(top)
+        (256,2048) f32 at _prefill.py:44 on 8 PEs, 7% in 5 more". ``top`` None: every share.
+        Raises ValueError unless ``top`` is None or a positive int."""
+        if top is not None and (not is_whole(top) or top < 1):
+            raise ValueError(f"summary: top must be None (every share) or a positive int, got {top!r}")
+        top = None if top is None else int(top)
         shares = self.shares()
         if not shares:
             return "critical path: no command"

@@ -371,15 +371,17 @@ def _int_hint(e: BaseException) -> str:
     """The hint for a Triton idiom on what is a Python int here (AttributeError on an int):
     ``pid.to(tl.int64)`` (tl.program_id is a Python int), ``Out.type.element_ty`` or
     ``X.dtype.element_ty`` (a pointer argument is a byte address), else ""."""
-    if not isinstance(e, AttributeError) or not isinstance(getattr(e, "obj", None), int):
+    obj = getattr(e, "obj", None) if isinstance(e, AttributeError) else None
+    if not isinstance(obj, (int, np.integer)) or isinstance(obj, (bool, np.bool_)):
         return ""
     if e.name == "to":
         return (" (tl.program_id, tl.num_programs and Python numbers are Python ints here, not "
                 "int32 tensors: drop .to(...), a Python int does not overflow; docs/language.md, "
                 "'Porting from Triton')")
     if e.name in ("type", "dtype", "element_ty"):
-        return (" (a pointer argument is a byte address here, with no element type: pass the "
-                "dtype as an argument of its own; docs/language.md, 'Porting from Triton')")
+        return (" (if it is a pointer argument: a pointer is a byte address here, with no element "
+                "type; pass the dtype as an argument of its own; docs/language.md, 'Porting from "
+                "Triton')")
     return ""
 
 

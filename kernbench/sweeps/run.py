@@ -720,6 +720,27 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
                 put(keys[p.index], fig, 5)
         bar.advance()
 
+    def cache_deferred() -> None:
+        # Workers import the target's modules from their files when they first run it, after
+        # the keys were made here: a helper edited meanwhile ran there under the old code's key
+        # (a review). The rows are cached only when the code is still what the keys say; also
+        # those done when the sweep is interrupted (Ctrl-C), so that a re-run resumes.
+        try:
+            same = tgt.identity() == ident
+        except NotCanonical:
+            same = False
+        if same:
+            for key, fig in deferred:
+                put(key, fig, 4)
+        else:
+            stats["uncacheable"] += len(deferred)
+            warnings.warn("kernbench.sweep: the results were not cached: the target's code (its "
+                          "module or a module it reaches) changed on disk while the sweep ran, so "
+                          "the Dask workers may have run the new code; the results returned are "
+                          "complete (run the sweep again to cache them)", CacheNotWrittenWarning,
+                          stacklevel=3)
+        deferred.clear()
+
     bar = _Progress(len(todo), progress)
     try:
         dc, cleanup = (None, None) if len(todo) <= 1 else _dask_client(workers, client, scheduler)
@@ -732,26 +753,10 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
         finally:
             if cleanup is not None:
                 cleanup()
+            if deferred:
+                cache_deferred()
     finally:
         bar.close()
-    if deferred:
-        # Workers import the target's modules from their files when they first run it, after
-        # the keys were made here: a helper edited meanwhile ran there under the old code's key
-        # (a review). The rows are cached only when the code is still what the keys say.
-        try:
-            same = tgt.identity() == ident
-        except NotCanonical:
-            same = False
-        if same:
-            for key, fig in deferred:
-                put(key, fig, 3)
-        else:
-            stats["uncacheable"] += len(deferred)
-            warnings.warn("kernbench.sweep: the results were not cached: the target's code (its "
-                          "module or a module it reaches) changed on disk while the sweep ran, so "
-                          "the Dask workers may have run the new code; the results returned are "
-                          "complete (run the sweep again to cache them)", CacheNotWrittenWarning,
-                          stacklevel=2)
     stats["wall_seconds"] = time.perf_counter() - t0
     stats["cpu_seconds_client"] = time.process_time() - c0
     # (a sweep of no points still has its swept columns: the names its other axes give)
