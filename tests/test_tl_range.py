@@ -1858,7 +1858,7 @@ def test_replay_keywords_must_be_bools(bad, keyword):
         for _ in tl.range(0, 4, **{keyword: bad}):
             tl.store(o_ptr, tl.load(x_ptr, shape=(T, T)))
 
-    with pytest.raises(KernelError, match=rf"tl.range: {keyword} must be True or False, got"):
+    with pytest.raises(KernelError, match=rf"tl.range: {keyword} must be True or False \(or a numpy bool\), got"):
         _launch(k, lambda ctx: (ctx.empty((T, T), "f32"), ctx.empty((T, T), "f32")), "on")
 
 

@@ -286,7 +286,7 @@ def test_keyword_checked_and_shown():
         assert repr(r) == "tl.range(0, 4, 1, shapes_move=True)"
         tl.range(0, 4, shapes_move=1)
 
-    with pytest.raises(KernelError, match="shapes_move must be True or False, got int 1"):
+    with pytest.raises(KernelError, match=r"shapes_move must be True or False \(or a numpy bool\), got int 1"):
         _launch(kern, lambda ctx: (ctx.empty((8,), "f32"),), "on")
 
 

@@ -201,7 +201,7 @@ def _bool_arg(tr, v, what: str) -> bool:
         return v
     if isinstance(v, np.bool_):
         return bool(v)
-    fail(tr, f"{what} must be True or False, got {type(v).__name__} {v!r}")
+    fail(tr, f"{what} must be True or False (or a numpy bool), got {type(v).__name__} {v!r}")
 
 
 def _range_of(tr, call: str, start, stop, step) -> range:
