@@ -187,6 +187,15 @@ class ReplayWarning(UserWarning):
     line, the iteration and what was off (docs/language.md, 'tl.range')."""
 
 
+def as_flag(x):
+    """``x`` as a bool when it is one: True or False, or a numpy bool (a sweep's axis of
+    ``np.array([True, False])``) as its value; else None (an int, a string, an array: no flag,
+    for the caller to refuse)."""
+    if x is True or x is False:
+        return x
+    return bool(x) if isinstance(x, np.bool_) else None
+
+
 def is_whole(x) -> bool:
     """An int (Python or numpy), not a bool: a PE index, a count, a cycle, a byte offset."""
     return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.timedelta64))

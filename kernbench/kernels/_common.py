@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
-from ..common.errors import is_whole
+from ..common.errors import as_flag, is_whole
 
 F16 = "f16"
 F32 = "f32"
@@ -30,10 +28,9 @@ def causal_flag(kernel: str, causal) -> bool:
     """A kernel's ``causal`` as a bool: True or False, or a numpy bool (a sweep's axis of
     ``np.array([True, False])``), as tl's own flags take them. Raises ValueError naming
     ``kernel`` for anything else (1, "yes", None: a string "False" is true by truth)."""
-    if causal is True or causal is False:
-        return causal
-    if isinstance(causal, np.bool_):
-        return bool(causal)
+    flag = as_flag(causal)
+    if flag is not None:
+        return flag
     raise ValueError(f"{kernel}: causal must be True or False, got {causal!r}")
 
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..common.errors import KernbenchError, KernelError, file_line, pe_label
+from ..common.errors import KernbenchError, KernelError, as_flag, file_line, pe_label
 from ..common.pe_commands import TensorHandle, operator_targets
 from ._caller import this_thread
 from ._handles import handle_id, handle_shape, view_of
@@ -51,7 +51,7 @@ def _cache_hints(tr, verb: str, cache_modifier, eviction_policy, volatile) -> No
         if v is not None and not isinstance(v, str):
             fail(tr, f"{verb}: {name} is a Triton cache hint, a str such as '.cg' or 'evict_last' "
                      f"(ignored: the model has no cache), got {type(v).__name__} {v!r}")
-    if volatile is not None and type(volatile) is not bool and not isinstance(volatile, np.bool_):
+    if volatile is not None and as_flag(volatile) is None:
         fail(tr, f"{verb}: volatile is True or False (ignored: the model has no cache), got {volatile!r}")
 
 
@@ -197,10 +197,9 @@ def _bool_arg(tr, v, what: str) -> bool:
     np.array([True, False])) as its value; anything else is refused (a string "False" is true by
     truth, an int may be a count). Triton's keywords are read as Triton reads them instead
     (_flag)."""
-    if v is True or v is False:
-        return v
-    if isinstance(v, np.bool_):
-        return bool(v)
+    flag = as_flag(v)
+    if flag is not None:
+        return flag
     fail(tr, f"{what} must be True or False (or a numpy bool), got {type(v).__name__} {v!r}")
 
 
@@ -435,9 +434,10 @@ class PropagateNan(enum.Enum):
 
 def _propagate_nan(tr, name: str, v) -> None:
     """Accept Triton's ``propagate_nan`` keyword when it asks for what kernbench computes."""
-    if v is None or v is PropagateNan.ALL or v is True or (isinstance(v, np.bool_) and v):
+    flag = as_flag(v)
+    if v is None or v is PropagateNan.ALL or flag is True:
         return
-    if v is PropagateNan.NONE or v is False or isinstance(v, np.bool_):
+    if v is PropagateNan.NONE or flag is False:
         fail(tr, f"{name}: propagate_nan={v!r}: kernbench's {name} always propagates NaN "
                  f"(PropagateNan.ALL); a NaN operand dropped (PropagateNan.NONE) is not modelled: "
                  f"leave propagate_nan out, or tl.where(x != x, other, x) first")
@@ -1161,7 +1161,7 @@ class TL:
     def _refuse_keep_dims(self, name: str, keep_dims) -> None:
         # Triton's keyword other than True (a numpy True is one): kernbench always keeps the
         # reduced axis
-        if isinstance(keep_dims, np.bool_) and keep_dims:
+        if as_flag(keep_dims) is True:
             return
         fail(_builder(self), f"{name}: keep_dims={keep_dims!r}: kernbench keeps the reduced axis "
                              f"(size 1) always, so the result broadcasts against its operand; "

@@ -41,6 +41,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..common.errors import as_flag
 from ..common.pe_commands import Opcode
 from ..language.builder import bytes_text, value_budget
 from ..language.numerics import (IntegerDivisionByZero, ShiftOutOfRange, cast_value, reduce_value, value_of,
@@ -58,8 +59,8 @@ _EXACT = ("int32", "bool")
 def drift_tolerance(drift) -> Optional[float]:
     """The launch option ``drift`` as a tolerance: False/None -> None (no shadow), True -> the
     default, a positive number -> itself."""
-    if isinstance(drift, np.bool_):  # (a numpy bool as its value)
-        drift = bool(drift)
+    if as_flag(drift) is not None:  # (a numpy bool as its value)
+        drift = as_flag(drift)
     if drift is None or drift is False:
         return None
     if drift is True:

@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..common.errors import exc_text, is_whole, short_repr
+from ..common.errors import as_flag, exc_text, is_whole, short_repr
 from ..common.cache import DiskCache, NotCanonical, canonical, code_fingerprint, digest
 from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw
 from ..hw.sfr import SfrInstall
@@ -598,10 +598,9 @@ def cache_choice(who: str, cache):
     its value) or a folder (a str or os.PathLike) that is one or can be made. Returns the bool,
     or the folder as given. Raises TypeError for another kind, ValueError for a file or a path
     that cannot be a folder, naming ``who``."""
-    if cache is True or cache is False:
-        return cache
-    if isinstance(cache, np.bool_):
-        return bool(cache)
+    flag = as_flag(cache)
+    if flag is not None:
+        return flag
     if not isinstance(cache, (str, os.PathLike)):
         raise TypeError(f"{who}: cache must be True, False or a folder (a str or os.PathLike), "
                         f"got {type(cache).__name__} {cache!r}")
