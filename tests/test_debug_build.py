@@ -67,6 +67,64 @@ def test_a_broken_invariant_raises_not_counts(monkeypatch):
     assert e.value.cycle == 1234
 
 
+def _breaking_sim(monkeypatch, cycle):
+    """Sims whose first DMA request at or after ``cycle`` marks its channel broken."""
+    from kernbench._core import _engine, api
+
+    real = _engine.Sim
+
+    def make(*a, **k):
+        sim = real(*a, **k)
+        sim.debug_break_dma(cycle)
+        return sim
+
+    monkeypatch.setattr(api._engine, "Sim", make)
+
+
+def test_a_broken_dma_epoch_stops_the_run_at_the_request_that_broke_it(monkeypatch):
+    """A request that breaks a channel's epoch stops the run in that cycle (it was reported at
+    the channel's next arbitration or completion, and lost when the run stopped before one:
+    max_cycles)."""
+    import pytest
+
+    from kernbench import EngineInvariantError, MaxCyclesError
+
+    if not DEBUG_BUILD:
+        pytest.skip("the invariant checks are the debug build's")
+    # PE 0's first load (64 KiB) is alone on cube 0's channel: granted in cycle 0, its 256
+    # bursts of 256 B leave one a cycle, the last at 256, and the data lands 150 cycles later:
+    # it ends at 406 (docs/hardware-model.md, DMA). The unit then issues the second load: its
+    # request, in cycle 406, is the first at or after cycle 1 and breaks the channel.
+    for max_cycles in (None, 450):  # (450: before the second load's completion at 406 + 2 + 150)
+        _breaking_sim(monkeypatch, 1)
+        m = Machine(load_hw("default"), SfrInstall("pe"))
+        m[0, 0].load(64 * 1024)
+        m[0, 0].load(512)
+        with pytest.raises(EngineInvariantError,
+                           match=r"invariant broken at cycle 406 on cube 0's memory channel") as e:
+            m.run(max_cycles=max_cycles)
+        assert e.value.cycle == 406
+    # unbroken, the same launch runs past 450 (what the stop above preempts)
+    monkeypatch.undo()
+    m = Machine(load_hw("default"), SfrInstall("pe"))
+    m[0, 0].load(64 * 1024)
+    m[0, 0].load(512)
+    with pytest.raises(MaxCyclesError):
+        m.run(max_cycles=450)
+
+
+def test_debug_break_dma_is_the_debug_builds(monkeypatch):
+    import pytest
+
+    if DEBUG_BUILD:
+        pytest.skip("the release build refuses it")
+    _breaking_sim(monkeypatch, 0)
+    m = Machine(load_hw("default"), SfrInstall("pe"))
+    m[0, 0].load(512)
+    with pytest.raises(RuntimeError, match="release build has no invariant checks"):
+        m.run()
+
+
 def test_a_bounds_check_in_the_loop_raises_not_prints(monkeypatch):
     """The loop's functions are noexcept nogil: a debug build's failed bounds check in one was
     printed as unraisable and the run went on, ending as a deadlock (a review gave the engine a

@@ -54,8 +54,8 @@ cdef extern from *:
 
 
 cdef inline void _check(Channel* ch, bint ok) noexcept nogil:
-    # Debug build: count a broken invariant of the epochs (Sim.debug_counters reports the sum);
-    # the release build compiles this away.
+    # Debug build: mark the channel broken; the engine stops the run with EngineInvariantError
+    # once the call that broke it returns (Sim._dma_broken). The release build compiles this away.
     if KB_DEBUG and not ok:
         ch.bad += 1
 

@@ -104,6 +104,7 @@ cdef struct DebugCounters:
     int32_t broken  # INV_*
     int32_t broken_obj  # the cube of a DMA invariant
     int64_t broken_at  # cycle
+    int64_t break_from  # a test's: the first DMA request at cycle >= break_from - 1 breaks its channel (0: none)
 
 
 # -- steady state: declarations (the section "Steady state" in Sim has the method) -------------
@@ -609,6 +610,7 @@ cdef class Sim:
         cdef const Command* cmd  # (valid until the next _row: read before any other issue)
         cdef int64_t c, tbase, t, folds, fc
         cdef int32_t link, src, port, cube
+        cdef int rc
         if us.state == U_BUSY or us.state == U_DONE:
             return 0
         if us.q_pos == us.q_end:
@@ -676,9 +678,16 @@ cdef class Sim:
         if cmd.opcode == OP_LOAD or cmd.opcode == OP_STORE:
             cnt.work += cmd.nbytes
             cube = pe // self.hw.pes_per_cube
-            return dma_request(&self.hw, &self.heap, &self.chans[cube],
-                               &self.dports[cube * self.hw.pes_per_cube], cube,
-                               pe % self.hw.pes_per_cube, self.now, cmd.nbytes, &self.n_bursts)
+            rc = dma_request(&self.hw, &self.heap, &self.chans[cube],
+                             &self.dports[cube * self.hw.pes_per_cube], cube,
+                             pe % self.hw.pes_per_cube, self.now, cmd.nbytes, &self.n_bursts)
+            if KB_DEBUG and rc == 0:
+                if self.dbg.break_from and self.now >= self.dbg.break_from - 1:  # (a test's break)
+                    self.dbg.break_from = 0
+                    self.chans[cube].bad += 1
+                # a request is where an epoch's bookkeeping changes most: stop at its cycle
+                return self._dma_broken(cube)
+            return rc
         if cmd.opcode == OP_SEND:
             cnt.work += cmd.nbytes
             link = pe * N_PORTS + cmd.port
@@ -1482,6 +1491,30 @@ cdef class Sim:
         return 0
 
     # -- loop ----------------------------------------------------------------------------------
+    cdef int _stopped(self) noexcept nogil:
+        # the status of a loop stopped by a nonzero code: a broken invariant (debug build), a
+        # Python signal handler that raised, or a failed allocation
+        if KB_DEBUG and self.dbg.broken:
+            return ST_INVARIANT
+        return ST_INTERRUPTED if self.poll.raised else ST_NOMEM
+
+    cdef int _dma_broken(self, int32_t cube) noexcept nogil:
+        # Debug build: 1 (and the invariant recorded) if cube's channel broke an epoch's
+        # invariant (_dma.pyx's _check), else 0
+        if KB_DEBUG and self.chans[cube].bad:
+            self.dbg.broken, self.dbg.broken_obj, self.dbg.broken_at = INV_DMA_EPOCH, cube, self.now
+            return 1
+        return 0
+
+    cdef int _dma_scan(self) noexcept nogil:
+        # _dma_broken over every cube's channel
+        cdef int32_t c
+        if self.chans != NULL:
+            for c in range(self.hw.n_cubes):
+                if self._dma_broken(c):
+                    return 1
+        return 0
+
     cdef int _loop(self) noexcept nogil:
         cdef Event ev
         cdef int32_t pe, u, l, n_pes = self.hw.n_pes
@@ -1494,7 +1527,7 @@ cdef class Sim:
         for pe in range(n_pes):
             for u in range(N_UNITS):
                 if self._try_issue(pe, u):
-                    return ST_INTERRUPTED if self.poll.raised else ST_NOMEM
+                    return self._stopped()
         while heap_pop(&self.heap, &ev):
             self.heap_events += 1
             left -= 1  # the signal poll's count of heap events, kept in a register
@@ -1507,6 +1540,8 @@ cdef class Sim:
             # train detail has no such events. They are still popped, so heap_events counts them.
             if ev.time > self.max_cycles and self.n_done < n_cmds:
                 self.now = ev.time
+                if KB_DEBUG and self._dma_scan():  # (a break before the stop is the report)
+                    return ST_INVARIANT
                 return ST_MAX_CYCLES
             if KB_DEBUG:
                 if ev.time < self.now:
@@ -1554,19 +1589,15 @@ cdef class Sim:
                 rc = link_packet_event(&self.hw, &self.heap, &self.links[ev.obj],
                                        &self.lcnt[ev.obj], ev.obj, ev.kind, self.now)
             if rc:
-                return ST_INTERRUPTED if self.poll.raised else ST_NOMEM
+                return self._stopped()
             if self.ff_flag:
                 self.ff_flag = 0
                 if self._steady():
                     return ST_NOMEM
-            if KB_DEBUG and (ev.kind == EV_ARBITRATE or ev.kind == EV_CHAN_DONE) and self.chans[ev.obj].bad:
-                self.dbg.broken, self.dbg.broken_obj, self.dbg.broken_at = INV_DMA_EPOCH, ev.obj, self.now
+            if KB_DEBUG and (ev.kind == EV_ARBITRATE or ev.kind == EV_CHAN_DONE) and self._dma_broken(ev.obj):
                 return ST_INVARIANT
-        if KB_DEBUG and self.chans != NULL:  # a request issued outside those events may have broken one too
-            for pe in range(self.hw.n_cubes):
-                if self.chans[pe].bad:
-                    self.dbg.broken, self.dbg.broken_obj, self.dbg.broken_at = INV_DMA_EPOCH, pe, self.now
-                    return ST_INVARIANT
+        if KB_DEBUG and self._dma_scan():  # (a steady-state jump moves channels too)
+            return ST_INVARIANT
         for pe in range(n_pes):
             if self.sram_live[pe] > self.sram_peak[pe]:
                 self._new_peak(pe)
@@ -1619,6 +1650,16 @@ cdef class Sim:
                 bad += self.chans[c].bad
         return {"stale_events": self.dbg.stale_events, "max_heap": self.dbg.max_heap,
                 "time_regressions": self.dbg.time_regressions, "dma_invariant_errors": bad}
+
+    def debug_break_dma(self, int64_t cycle):
+        """Debug build, for tests of the invariant checks: the first DMA request issued at or
+        after ``cycle`` marks its cube's channel broken, as _dma.pyx's check of an epoch does.
+        Raises RuntimeError on the release build, which has no checks."""
+        if not KB_DEBUG:
+            raise RuntimeError("debug_break_dma: the release build has no invariant checks")
+        if cycle < 0:
+            raise ValueError(f"debug_break_dma: cycle must be >= 0, got {cycle}")
+        self.dbg.break_from = cycle + 1
 
     def broken_invariant(self):
         """(name, cycle, cube or -1) of the invariant that stopped a debug-build run, or None."""
