@@ -181,6 +181,30 @@ def test_credit_bound_link_blames_no_recv_whose_post_held_nothing():
         assert got[1][6] == 72
 
 
+def test_a_credit_steps_slack_is_what_its_post_costs_not_the_stall():
+    """The same credit-bound link, the recv posted at 139, 9 cycles after packet 0 lands at
+    130: that post holds packet 0's credit, so it is on the path; the slack is what posting it
+    early gains, 9, not the send's credit stall (a review found 2,861, most of it the link's own
+    round trip, which no recv can shorten).
+
+    Derivation (see the test above for the free run: the send ends 3436). The gate fill of
+    8384 elements takes 131 + 8 = 139 cycles. Packet 0 lands at 130, drains at the post, 139,
+    and its credit is back at 189 (free: 180); packet 1 lands at 138, drains at 139, credit
+    back 189 (free: 188). Packet 2 starts 189 (free 180), packet 3 at 197, after packet 2's
+    8 cycles on the wire (free 188): from there every packet starts 9 later than in the free
+    run. The send ends at 3445 (credit stall 2,852 + 9), the recv at 3495, the add at 3504.
+    Path: gate fill 0..139; credit step 139..3445, slack 9; data 3445..3495; add 3495..3504."""
+    r = _gated_send(8384)
+    assert r.cycles == 3504
+    assert r.unit_counters["stall_credit"][0, Unit.TX_E] == 2852 + 9
+    assert path_rows(r) == [
+        (1, 40, "busy", 0, 139, "launch start", 0),
+        (0, 31, "credit", 139, 3445, "operand", 9),
+        (1, 41, "data", 3445, 3495, "send -> recv", 3495 - 139),
+        (1, 42, "busy", 3495, 3504, "operand", 3495 - 139),
+    ]
+
+
 def test_credit_walk_follows_the_engine_and_names_only_posts_that_hold():
     """Random credit-bound and posted-late links (2..4 messages of 1 B .. 20 KiB on random
     packet sizes, queues, hops and bandwidths; the recv gated 0 .. 3,000 cycles): the link's
@@ -191,6 +215,7 @@ def test_credit_walk_follows_the_engine_and_names_only_posts_that_hold():
     there by unit order.)"""
     from kernbench._core import _link
     rng = np.random.default_rng(56)
+    checked = 0
     for _case in range(60):
         q = int(rng.integers(1, 9))
         P = int(rng.choice([4, 32, 100, 256]))
@@ -232,6 +257,17 @@ def test_credit_walk_follows_the_engine_and_names_only_posts_that_hold():
             assert k == -1 or (0 <= k <= m and post[k] > 0)
         if ends[0][1] == -1:  # (the first send starts at the same cycle in both runs)
             assert free_end[0] == ends[0][0], _case
+        elif ends[0][1] == 0:
+            # the first recv's post held the first send: its credit step's slack is what the
+            # engine gains with that recv posted at cycle 0 (the send starts where it did)
+            first_send = int(msgs["send"][0])
+            step = [x for x in critical_path(r).step_dicts() if x["cmd"] == first_send and x["kind"] == "credit"]
+            if step:
+                early = run([0] + gates[1:])
+                gain = int(fx.end[first_send]) - int(command_facts(early).end[early.engine.messages["send"][0]])
+                assert step[0]["slack"] == gain, _case
+                checked += 1
+    assert checked >= 2  # (two of these cases hold a credit step on the first send)
 
 
 def test_the_credit_walk_runs_from_where_the_link_starts_afresh_and_not_past_its_bound():
@@ -367,7 +403,30 @@ def test_requests_in_one_cycle_the_last_served_takes_a_channel_step():
     assert [int(fx.end[i]) for i in range(8)] == [2184 + 2 * p for p in range(8)]
     assert int(fx.arbitration[7]) == 1792 and r.cycles == 2198
     assert path_rows(r) == [(7, 97, "channel", 0, 2198, "launch start", 1792)]
-    assert critical_path(r).step_dicts()[0]["other_cmd"] == 0
+    cp = critical_path(r)
+    assert cp.step_dicts()[0]["other_cmd"] == 0
+    # the summary gives the wait, not the whole step, as waiting: 406 of its 2,198 cycles are
+    # its own 128 bursts and the latency (a review: "100% ... waiting for the memory channel"
+    # for a load that had waited 4 cycles)
+    assert cp.shares()[0]["slack"] == 1792
+    assert "100% DMA load (line 97) sharing the memory channel (1,792 cycles waiting)" in cp.summary()
+
+
+def test_summary_with_top_none_lists_every_share_however_small():
+    """A 64-element fill (64 / 64 + 8 = 9 cycles) then an add of 65,536 elements reading it
+    (1,024 + 8 = 1,032): the path is both, 1,041 cycles, the fill 0.86% of it. The default
+    summary folds that share into "in 1 more"; top=None names it (a review: shares under 1%
+    were still folded then)."""
+    p = StreamBuilder()
+    f = p.vec(VecOp.FILL, 64, line=30)
+    p.vec(VecOp.ADD, 65536, f, line=31)
+    r = launch([p])
+    assert r.cycles == 1041
+    cp = critical_path(r)
+    assert [s["cycles"] for s in cp.shares()] == [1032, 9]
+    assert cp.summary().endswith("0.9% in 1 more"), cp.summary()
+    every = cp.summary(top=None)
+    assert "in 1 more" not in every and every.endswith("0.9% VECTOR vec (line 30) at fake_kernel.py:30 on PE (0, 0)"), every
 
 
 def test_a_small_load_served_beside_a_backlog_owes_its_end_to_its_start():

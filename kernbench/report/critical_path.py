@@ -32,7 +32,9 @@ could gain before another input would set the time instead (0: a tie):
 - ``busy``: the command's start minus its next-latest input (the unit's previous command or
   another operand; cycle 0 counts as one);
 - ``data``: the data landing minus the recv's post (how long the recv had been waiting);
-- ``credit``: the send's credit stall (its end minus its start and serialisation);
+- ``credit``: how much earlier the send would end with the recv's post as early as could
+  matter (the link's recurrence run again so; beyond WALK_PACKETS packets in all, the send's
+  credit stall, an upper bound);
 - ``channel``: the DMA command's arbitration stall (its end minus its start and its time alone).
 
 Credits: which recv's post held a send is read off the link's recurrence
@@ -78,7 +80,7 @@ class CriticalPath:
 
     ``cmd``: the command whose time the step is; ``t0``, ``t1``: its cycles; ``kind``: what the
     time was (STEP_KINDS: the command's own work, data in flight to a recv, a send waiting for the
-    receiver's credits, a DMA command waiting for the memory channel); ``via``: how the step
+    receiver's credits, a DMA command behind others on the memory channel); ``via``: how the step
     follows the one before (VIA); ``slack``: see the module docstring; ``other``: the command on
     the other side of a data or credit step (the send, the recv) or that opened a channel busy
     period (-1 otherwise). ``lines`` groups the commands by kernel source line."""
@@ -125,7 +127,8 @@ class CriticalPath:
 
     def shares(self) -> list:
         """The path's cycles grouped by (source line, unit, kind), largest first: dicts with
-        source, short (file.py:line), unit, kind, cycles, fraction, pes (sorted), label (of the
+        source, short (file.py:line), unit, kind, cycles, fraction, slack (the sum of its steps'
+        slacks: a channel group's arbitration wait), pes (sorted), label (of the
         group's longest step's command) and more_labels (how many other labels its commands
         have: a line with a cast and an add on one unit is one group)."""
         if not len(self.steps):
@@ -138,6 +141,7 @@ class CriticalPath:
         key = (li * 16 + fx.unit[cmd]) * 4 + self.steps["kind"]
         uniq, inv = np.unique(key, return_inverse=True)
         cyc = np.bincount(inv, weights=dur).astype(np.int64)
+        slack = np.bincount(inv, weights=self.steps["slack"]).astype(np.int64)
         out = []
         for j, k in enumerate(uniq.tolist()):
             members = np.flatnonzero(inv == j)
@@ -149,6 +153,7 @@ class CriticalPath:
             out.append({"source": g.sources[line], "short": g.short(line), "unit": UNIT_NAMES[unit],
                         "kind": STEP_KINDS[kind], "cycles": int(cyc[j]),
                         "fraction": float(cyc[j]) / self.cycles if self.cycles else 0.0,
+                        "slack": int(slack[j]),
                         "pes": pes, "label": label, "more_labels": len(others)})
         out.sort(key=lambda d: -d["cycles"])
         return out
@@ -156,7 +161,8 @@ class CriticalPath:
     def summary(self, top: int | None = 4) -> str:
         """One line: the largest shares of the path (at most ``top``, each at least 1%), e.g.
         "62% GEMM dot (256,128)x(128,2048) f16 at _prefill.py:37 on PE (3, 0), 31% VECTOR exp
-        (256,2048) f32 at _prefill.py:44 on 8 PEs, 7% in 5 more". ``top`` None: every share.
+        (256,2048) f32 at _prefill.py:44 on 8 PEs, 7% in 5 more". ``top`` None: every share,
+        however small.
         Raises ValueError unless ``top`` is None or a positive int."""
         if top is not None and (not is_whole(top) or top < 1):
             raise ValueError(f"summary: top must be None (every share) or a positive int, got {top!r}")
@@ -164,7 +170,7 @@ class CriticalPath:
         shares = self.shares()
         if not shares:
             return "critical path: no command"
-        shown = [s for s in shares[:top] if s["fraction"] >= 0.01] or shares[:1]
+        shown = shares if top is None else [s for s in shares[:top] if s["fraction"] >= 0.01] or shares[:1]
         parts = []
         for s in shown:
             pes = s["pes"]
@@ -175,7 +181,8 @@ class CriticalPath:
                 "busy": f"{s['unit']} {label}",
                 "data": f"data in flight to {s['unit']} {label}",
                 "credit": f"{s['unit']} {label} waiting for the receiver's credits",
-                "channel": f"DMA {label} waiting for the memory channel",
+                # (the step holds the command's own bursts too: its wait is the slack)
+                "channel": f"DMA {label} sharing the memory channel ({s['slack']:,} cycles waiting)",
             }[s["kind"]]
             parts.append(f"{_pct(s['fraction'])} {what} at {s['short']} on {who}")
         rest = shares[len(shown):]
@@ -257,8 +264,11 @@ def _link_messages(result, fx):
 
 
 #: the most packets the credit walk simulates for one send (an int64 each); past them
-#: :func:`_post_bound` names the recv (docs/reports.md)
+#: :func:`_post_bound` names the recv (docs/reports.md). Also the most the credit steps' slacks
+#: simulate in all for one path.
 WALK_PACKETS = 1 << 24
+#: a recv post earlier than any packet can land (the credit slack's rerun)
+_EARLY = -(1 << 60)
 
 
 def _post_bound(c, T, r, nb, m, P, bw, hop, Q, end, recvs) -> int:
@@ -332,14 +342,19 @@ def critical_path(result) -> CriticalPath:
         g = int(np.searchsorted(link_lo, m, side="right")) - 1
         return int(link_lo[g]), int(link_lo[g + 1]) if g + 1 < len(link_lo) else len(m_link)
 
+    budget = [WALK_PACKETS]  # packets the slacks' runs of the recurrence may take in all
+
     def credit_holder(c):
-        """The recv whose post held send c's credits (-1: none; the send's start, the wire and
-        the link's own credit round trip set its end): the link's recurrence walked back from
-        the send's last packet (_link.post_holder), run from the latest message from which it
-        can start afresh (_link.restart_points); past WALK_PACKETS packets, :func:`_post_bound`."""
+        """(the recv whose post held send c's credits, the step's slack); (-1, 0) for none: the
+        send's start, the wire and the link's own credit round trip set its end. The recv: the
+        link's recurrence walked back from the send's last packet (_link.post_holder), run from
+        the latest message from which it can start afresh (_link.restart_points); past
+        WALK_PACKETS packets, :func:`_post_bound`. The slack: the recurrence run again with
+        that recv's post early, its end against the send's (past WALK_PACKETS packets in all,
+        the send's credit stall)."""
         m = int(msg_of_send[c])
         if m < 0:
-            return -1
+            return -1, 0
         lo, hi = link_of(m)
         arrays = links.get(lo)
         if arrays is None:  # (once per link: its messages' arrays and where the walk may start)
@@ -355,7 +370,7 @@ def critical_path(result) -> CriticalPath:
         mm = m - lo
         j0 = int(restarts[np.searchsorted(restarts, mm, side="right") - 1])
         if int(first[mm + 1] - first[j0]) > WALK_PACKETS:
-            return _post_bound(c, T, r, nb, mm, P, bw, hop, Q, end, recvs)
+            return _post_bound(c, T, r, nb, mm, P, bw, hop, Q, end, recvs), int(credit[c])
         got = walked.get((lo, j0))
         if got is None or got[0] < mm:  # (once per walk start: later messages' steps reuse it)
             s = np.empty(int(first[mm + 1] - first[j0]), np.int64)
@@ -368,8 +383,18 @@ def critical_path(result) -> CriticalPath:
         e_last, k = _link.post_holder(s, T[j0:mm + 1], r[j0:mm + 1], nb[j0:mm + 1], rel[:mm - j0 + 2],
                                       mm - j0, P, bw, hop, Q, memo)
         if e_last != int(end[c]) or k < 0:  # (a mismatch cannot be: then no holder is named)
-            return -1
-        return int(recvs[j0 + k])
+            return -1, 0
+        # The step's slack: what the send's end gains with that post as early as can matter (a
+        # review: its whole credit stall was given, most of it the link's own round trip)
+        n_pk = int(rel[mm - j0 + 1])
+        if budget[0] < n_pk:  # (past the budget: the stall, an upper bound; docs/reports.md)
+            return int(recvs[j0 + k]), int(credit[c])
+        budget[0] -= n_pk
+        r2 = np.array(r[j0:mm + 1])
+        r2[k] = _EARLY
+        s2 = np.empty(n_pk, np.int64)
+        _link.packet_starts(T[j0:mm + 1], r2, nb[j0:mm + 1], P, bw, hop, Q, s2)
+        return int(recvs[j0 + k]), int(s[n_pk - 1] - s2[n_pk - 1])
 
     steps = []
     c = int(np.argmax(end))  # the first command to end at the last cycle
@@ -390,9 +415,9 @@ def critical_path(result) -> CriticalPath:
                     at_end = False
                 continue
             if op == SEND and credit[c] > 0:
-                r = credit_holder(c)
+                r, slack = credit_holder(c)
                 if r >= 0:
-                    steps.append([c, int(start[r]), int(end[c]), _CREDIT, -1, int(credit[c]), r])
+                    steps.append([c, int(start[r]), int(end[c]), _CREDIT, -1, slack, r])
                     c, at_end = r, False
                     continue
             if op == RECV and end[c] > start[c] and peer[c] >= 0 and end[peer[c]] + hop == end[c]:
