@@ -197,3 +197,45 @@ def test_a_failed_launch_puts_back_only_its_own_elements_when_another_launch_sto
     else:
         r = ctx.launch(copy, (1, 1), d, out)
     assert [u["element"] for u in r.unwritten_reads] == ([0] if fill == "empty" else [])
+
+
+def test_overlapping_launches_share_one_gc_pause():
+    """The cyclic GC is paused while any launch runs and put back when the last ends (a review:
+    each launch read and restored the switch itself; B, starting while A had it off, read
+    "off", and A's end turned it on under B, or B's left it off for good). Launch A traces
+    until B is tracing; B traces until A has returned: the GC must still be off inside B, and on
+    once both are done."""
+    import gc
+    import threading
+
+    b_tracing, a_done = threading.Event(), threading.Event()
+    seen = {}
+
+    def kernel_a(x_ptr, o_ptr, *, tl):
+        assert b_tracing.wait(10)
+        tl.store(o_ptr, tl.load(x_ptr, shape=(64,), dtype="f32") + 1.0)
+
+    def kernel_b(x_ptr, o_ptr, *, tl):
+        b_tracing.set()
+        assert a_done.wait(10)
+        seen["gc inside B after A"] = gc.isenabled()
+        tl.store(o_ptr, tl.load(x_ptr, shape=(64,), dtype="f32") * 2.0)
+
+    assert gc.isenabled()
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.replicate(np.ones(64, np.float32))
+    o1, o2 = ctx.empty((64,), "f32"), ctx.empty((64,), "f32")
+
+    def a():
+        try:
+            ctx.launch(kernel_a, (1, 1), x, o1)
+        finally:
+            a_done.set()
+
+    with ThreadPoolExecutor(2) as pool:
+        fa = pool.submit(a)
+        fb = pool.submit(ctx.launch, kernel_b, (1, 1), x, o2)
+        fa.result(), fb.result()
+    assert seen == {"gc inside B after A": False}
+    assert gc.isenabled()
+    assert ctx.read(o1, 0)[0] == 2.0 and ctx.read(o2, 0)[0] == 2.0

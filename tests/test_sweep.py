@@ -1384,6 +1384,52 @@ def test_a_cache_folder_that_cannot_be_written_returns_the_rows_and_warns_once(t
     assert got[0].filename == __file__
 
 
+_OVERLAP: dict = {}  # (the events of the test below; its setups read them)
+
+
+def _setup_a(ctx, n):
+    _OVERLAP["a in"].set()
+    assert _OVERLAP["b in"].wait(10)
+    return _vadd_setup(ctx, n)
+
+
+def _setup_b(ctx, n):
+    _OVERLAP["b in"].set()
+    assert _OVERLAP["a done"].wait(10)
+    return _vadd_setup(ctx, n)
+
+
+def test_tunes_overlapping_in_threads_leave_the_warnings_machinery_as_it_was():
+    """Tune A enters, tune B enters, A returns, then B (each setup waits for the other). A
+    review: tune recorded its sweep's warnings with warnings.catch_warnings, process-wide; B's
+    exit put back A's recording state, and every later warning of the process went into A's
+    dead list. The filters and the display hook must be those from before."""
+    import threading
+    import warnings
+
+    _OVERLAP.update({k: threading.Event() for k in ("a in", "b in", "a done")})
+    filters, show = list(warnings.filters), warnings.showwarning
+
+    def a():
+        try:
+            return tune(_vadd, [{"n": 256}, {"n": 512}], grid=(8, 1), setup=_setup_a, cache=False, workers=1)
+        finally:
+            _OVERLAP["a done"].set()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        fa = pool.submit(a)
+        assert _OVERLAP["a in"].wait(10)
+        fb = pool.submit(tune, _vadd, [{"n": 256}, {"n": 512}], grid=(8, 1), setup=_setup_b,
+                         cache=False, workers=1)
+        ta, tb = fa.result(), fb.result()
+    assert ta.best == tb.best == {"n": 256}
+    assert warnings.filters == filters and warnings.showwarning is show
+    with pytest.warns(UserWarning, match="still shown"):
+        warnings.warn("still shown", stacklevel=1)
+
+
 @pytest.mark.parametrize("entry", ["{trunc", "[" * 100_000 + "]" * 100_000, "null", "[1, 2]",
                                    "cycles", "float-cycles", "a-column-less", "a-column-more",
                                    "no-figures", "negative", "error-and-cycles", "bound", "fifo"])

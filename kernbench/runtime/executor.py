@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dis
 import functools
-import gc
 import inspect
 import linecache
 import os
@@ -25,6 +24,7 @@ from ..common.errors import (KernbenchError, KernelError, ReplayWarning, Unwritt
                              pe_at, pe_label, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, TensorHandle, Unit, operator_targets,
                                   pop_operator_target, push_operator_target)
+from ..common.gc_pause import pause_gc, resume_gc
 from ..common.unraisable import UnraisableCatcher
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
@@ -760,8 +760,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
     push_operator_target(tl)
     # Tracing allocates a few small tuples per command and no reference cycles; left on, the
     # cyclic GC rescans the growing command lists and halves tracing speed.
-    gc_on = gc.isenabled()
-    gc.disable()
+    pause_gc()
     try:
         for c in range(grid[1]):
             for p in range(grid[0]):
@@ -835,8 +834,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
         if outer is not None:
             outer._begin(held)
         forget_lines()
-        if gc_on:
-            gc.enable()
+        resume_gc()
     return builders
 
 
@@ -991,8 +989,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
     # Tracing, program assembly and replay make a few small acyclic objects per command; the
     # cyclic GC would rescan them over and over (it once took half of a launch's time), and
     # reference counting frees them anyway. Paused for the trace, restored after.
-    gc_on = gc.isenabled()
-    gc.disable()
+    pause_gc()
     try:
         if reuse is not None and functional:
             raise ValueError("reuse: functional mode replays values per PE; reuse is timing mode only")
@@ -1031,8 +1028,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
             moved = moved_tables(reuse[0]._prepared["program"], reuse[0].program, program)
         _check_and_prepare(hw, traced, moved)
     finally:
-        if gc_on:
-            gc.enable()
+        resume_gc()
     return traced, metas, handles
 
 
@@ -1119,8 +1115,7 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
     timing (api.drop_pairing_inputs), and the engine's tables and the command array (when
     tl.range replay can rebuild it) afterwards (TracedLaunch.release; False: the caller times
     the trace again or copies it)."""
-    gc_on = gc.isenabled()
-    gc.disable()
+    pause_gc()
     try:
         if release:  # (timed once, on the wiring it was prepared for: the pairing is done)
             drop_pairing_inputs(traced._prepared)
@@ -1149,8 +1144,7 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
                 undo.restore(ctx.memory)
             raise
     finally:
-        if gc_on:
-            gc.enable()
+        resume_gc()
 
     if unwritten and ctx.memory.unwritten == "nan":
         u = unwritten[0]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import copyreg
-import gc
 import inspect
 import io
 import logging
@@ -37,6 +36,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..common.errors import as_flag, exc_text, is_whole, short_repr
+from ..common.gc_pause import pause_gc, resume_gc
 from ..common.cache import DiskCache, NotCanonical, canonical, code_fingerprint, digest
 from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw
 from ..hw.sfr import SfrInstall
@@ -279,8 +279,7 @@ def time_one(outcome: TraceOutcome, target: Target, point: Point, hw: HardwareCo
         return dict(outcome.error), retraced
     if outcome.figures is not None:
         return dict(outcome.figures), retraced
-    gc_on = gc.isenabled()
-    gc.disable()  # as ctx.launch does: the cyclic GC would rescan a worker's many objects
+    pause_gc()  # as ctx.launch does: the cyclic GC would rescan a worker's many objects
     try:
         res = outcome.traced.time(hw, detail=o["detail"], max_cycles=o["max_cycles"],
                                   strict_sram=o["strict_sram"])
@@ -288,8 +287,7 @@ def time_one(outcome: TraceOutcome, target: Target, point: Point, hw: HardwareCo
     except Exception as e:
         return error_figures(e), retraced
     finally:
-        if gc_on:
-            gc.enable()
+        resume_gc()
 
 
 # -- Dask tasks (module-level: workers import them) -------------------------------------------------
@@ -704,8 +702,7 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
             store.put(key, fig)
         except OSError as e:  # (read-only, full, an entry that is a folder: the rows still count)
             unwritable.append(e)
-            warnings.warn(not_cached_message("kernbench.sweep", store, e), CacheNotWrittenWarning,
-                          stacklevel=stacklevel)
+            _cache_not_written(not_cached_message("kernbench.sweep", store, e), stacklevel)
 
     def done(p: Point, fig: dict) -> None:
         ok = cacheable(fig)
@@ -733,11 +730,10 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
                 put(key, fig, 4)
         else:
             stats["uncacheable"] += len(deferred)
-            warnings.warn("kernbench.sweep: the results were not cached: the target's code (its "
-                          "module or a module it reaches) changed on disk while the sweep ran, so "
-                          "the Dask workers may have run the new code; the results returned are "
-                          "complete (run the sweep again to cache them)", CacheNotWrittenWarning,
-                          stacklevel=3)
+            _cache_not_written("kernbench.sweep: the results were not cached: the target's code (its "
+                               "module or a module it reaches) changed on disk while the sweep ran, "
+                               "so the Dask workers may have run the new code; the results returned "
+                               "are complete (run the sweep again to cache them)", 3)
         deferred.clear()
 
     bar = _Progress(len(todo), progress)
@@ -763,6 +759,34 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
         k for axis, what in ((args, "argument"), (options, "launch option"), (hardware, "hardware key"))
         for q in expand_axis(axis, what) for k in q))
     return SweepResult(pts, rows, base, stats, names)
+
+
+#: per thread: the CacheNotWrittenWarning messages of the sweep kernbench.sweeps.tune runs,
+#: which tune gives under its own name (None: warned as they come)
+_unwritten = threading.local()
+
+
+def _cache_not_written(message: str, stacklevel: int) -> None:
+    # (stacklevel: as warnings.warn's from the caller)
+    sink = getattr(_unwritten, "messages", None)
+    if sink is not None:
+        sink.append(message)
+    else:
+        warnings.warn(message, CacheNotWrittenWarning, stacklevel=stacklevel + 1)
+
+
+@contextlib.contextmanager
+def cache_warnings_collected():
+    """The messages of the CacheNotWrittenWarnings that sweeps run on this thread inside the
+    ``with`` would give, as a list, instead of the warnings (a per-thread switch: a review found
+    ``warnings.catch_warnings``, process-wide, left every later warning of the process lost
+    after two tunes overlapped in threads)."""
+    before = getattr(_unwritten, "messages", None)
+    _unwritten.messages = got = []
+    try:
+        yield got
+    finally:
+        _unwritten.messages = before
 
 
 class CacheNotWrittenWarning(UserWarning):

@@ -25,7 +25,7 @@ from typing import Any
 from ..common.cache import DiskCache, NotCanonical, digest
 from ..hw.config import load_hw
 from .figures import is_row
-from .run import (CacheNotWrittenWarning, _replay_option, cache_choice, make_target, not_cached_message,
+from .run import (CacheNotWrittenWarning, _replay_option, cache_choice, cache_warnings_collected, make_target, not_cached_message,
                   sweep)
 
 __all__ = ["tune", "TuneResult"]
@@ -100,25 +100,20 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
             return _result(todo, len(configs), default, hit["rows"], 0, from_cache=True)
     # Each value as the one choice of its axis: a list, range or array is an argument's value
     # here, never a set of choices (each config is exactly one point, its row at its place)
-    # (the sweep's own warnings passed on as they were, but its cache's: tune says it once)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    # (the sweep's own warnings go as they come, but its cache's: tune says it once)
+    with cache_warnings_collected() as unwritable:
         res = sweep(tgt, hw=base, args=[{k: [v] for k, v in {**fixed, **c}.items()} for c in todo],
                     options={k: [v] for k, v in opts.items()}, workers=workers, client=client, cache=cache,
                     progress=progress)
-    unwritable = None
-    for w in caught:
-        if issubclass(w.category, CacheNotWrittenWarning):
-            unwritable = unwritable or w
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    assert len(res.rows) == len(todo)
+    if len(res.rows) != len(todo):
+        raise RuntimeError(f"kernbench.sweeps.tune: the sweep gave {len(res.rows)} rows for "
+                           f"{len(todo)} configs (a kernbench bug)")
     rows = [{k: r[k] for k in _FIGURES} for r in res.rows]
     out = _result(todo, len(configs), default, rows, res.stats["computed"])
     # (by position in the list: plain JSON whatever the configs hold; not when a row's error is
     # not determined by the key, an OSError in a setup: the sweep does not cache those either)
-    if unwritable is not None:  # (the folder refused the sweep's rows: not tried again)
-        warnings.warn(str(unwritable.message).replace("kernbench.sweep:", "kernbench.sweeps.tune:", 1),
+    if unwritable:  # (the folder refused the sweep's rows: not tried again)
+        warnings.warn(unwritable[0].replace("kernbench.sweep:", "kernbench.sweeps.tune:", 1),
                       CacheNotWrittenWarning, stacklevel=2)
     elif store is not None and res.stats["uncacheable"] == 0:
         try:
