@@ -143,6 +143,15 @@ def _first_line_error(ctx, kernel):
     ("(numpy.int64(tl.program_id(0)) * 8).to(tl.int64)",  # (a numpy int: the same hint)
      "'numpy.int64' object has no attribute 'to' (tl.program_id, tl.num_programs and Python numbers"),
     ("tl.pow(tl.zeros((4,)), 0.5)", "x ** n (tl.pow) takes a Python int exponent in -64..64, got 0.5"),
+    # (Inductor's index arithmetic, and Triton API a review found refused without a hint)
+    ("tl.zeros((4,), tl.float32).to(tl.int64)", "tl.int64 is not part of kernbench's tl language "
+     "(docs/language.md, 'Calls' and 'Porting from Triton'). Instead: tl.int32, the one integer dtype here"),
+    ("tl.zeros((4,), tl.float32).to(tl.uint8)", "Instead: tl.int32, the one integer dtype here"),
+    ("tl.cast(tl.zeros((4,)), 'int64')", "unknown dtype 'int64': expected one of f16, bf16, f32, "
+     "fp8e4m3, fp8e5m2, int32 (int32 is the one integer dtype)"),
+    ("tl.zeros((4,), tl.float32).to(tl.int1)", "Instead: a mask: what a comparison returns"),
+    ("tl.clamp(tl.zeros((4,)), 0.0, 1.0)", "Instead: tl.minimum(tl.maximum(x, lo), hi)"),
+    ("tl.zeros_like(tl.zeros((4,)))", "Instead: tl.zeros(x.shape, x.dtype)"),
 ])
 def test_tutorial_idioms_say_what_to_write_instead(ctx, body, says):
     """Idioms of Triton's tutorials (03's and 06's block pointers, 04's random numbers, 07's

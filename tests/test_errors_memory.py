@@ -80,6 +80,17 @@ def test_store_of_the_wrong_size():
             "(64,1) (64 elements)") in msg
 
 
+def test_store_of_the_wrong_shape_of_as_many_elements():
+    # (a review: "store of the wrong size" of (2,3) into shape=(3,2), two equal sizes)
+    def body(tl, x, o, mark):
+        t = tl.load(x, shape=(32, 128))
+        mark(); tl.store(o, t, shape=(64, 64))  # noqa: E702
+
+    msg = fails_on(body)
+    assert ("store of the wrong shape: expected a tensor of shape (64,64), got (32,128) (as many "
+            "elements: tl.reshape(x, (64,64)) stores them in that shape, row-major)") in msg
+
+
 def test_misaligned_pointer():
     def body(tl, x, o, mark):
         mark(); tl.load(o + 2, shape=(4,))  # noqa: E702

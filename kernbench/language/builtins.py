@@ -656,6 +656,10 @@ class TL:
         if shape is not None:
             want = check_shape(tr, shape, "store shape")
             if want != s:
+                if numel(want) == numel(s):  # (a review: "wrong size" of two equal sizes)
+                    fail(tr, f"store of the wrong shape: expected a tensor of shape {_fmt(want)}, "
+                             f"got {_fmt(s)} (as many elements: tl.reshape(x, {_fmt(want)}) stores "
+                             f"them in that shape, row-major)")
                 fail(tr, f"store of the wrong size: expected a tensor of shape {_fmt(want)} "
                          f"({numel(want)} elements), got {_fmt(s)} ({numel(s)} elements)")
         mk = self._mask(tr, mask, s, "store") if mask is not None else None

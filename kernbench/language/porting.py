@@ -25,8 +25,13 @@ TL_INSTEAD = {
     "ravel": "tl.reshape(x, (n,))",
     "expand_dims": "x[:, None] or x[None, :]",
     "pow": "x ** n for a Python int n, else tl.exp(p * tl.log(x))",
-    **{name: "a mask: what a comparison returns (x != 0 for x.to(tl.int1)); int32 otherwise"
-       for name in ("int1", "int8", "int16", "int64", "uint8", "uint16", "uint32", "uint64")},
+    "int1": "a mask: what a comparison returns (x != 0 for x.to(tl.int1))",
+    **{name: "tl.int32, the one integer dtype here (its arithmetic wraps as Triton's int32 does; "
+             "an index past 2**31 is refused, not wrapped); a mask (x != 0) for a boolean"
+       for name in ("int8", "int16", "int64", "uint8", "uint16", "uint32", "uint64")},
+    "zeros_like": "tl.zeros(x.shape, x.dtype)",
+    "full_like": "tl.full(x.shape, value, x.dtype)",
+    "clamp": "tl.minimum(tl.maximum(x, lo), hi)",
     **{f"atomic_{op}": "nothing: PEs do not share memory; combine over links (tl.send / tl.recv)"
        for op in ("add", "sub", "max", "min", "and", "or", "xor", "xchg", "cas")},
     "make_block_ptr": "tl.load(base + itemsize * (r0 * stride + c0), shape=block_shape, "

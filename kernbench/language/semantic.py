@@ -950,6 +950,10 @@ def fmt_shape(shape) -> str:
 _fmt = fmt_shape
 
 
+#: integer dtype names of Triton and numpy other than int32 (check_dtype's hint)
+_OTHER_INT = re.compile(r"u?int(8|16|64)$|uint32$")
+
+
 def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:
     """Canonical storage dtype or a KernelError naming what is allowed."""
     table = DTYPES  # (typed dict in semantic.pxd: .get is then a C call, not a method lookup)
@@ -961,7 +965,9 @@ def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:
     name = dtype_name(d)
     if name is None or (name == "bool" and not allow_bool):
         mask = (" (a mask is what a comparison returns: x != 0, not a cast or a fill)"
-                if name == "bool" or d is bool or (type(d) is str and d.lower() in ("bool", "int1")) else "")
+                if name == "bool" or d is bool or (type(d) is str and d.lower() in ("bool", "int1"))
+                else " (int32 is the one integer dtype)" if type(d) is str and _OTHER_INT.match(d.lower())
+                else "")
         fail(tr, f"unknown {what} {d!r}: expected one of {', '.join(STORAGE_DTYPES)}"
                  f"{', or bool (a mask sent with tl.send)' if allow_bool else ''}{mask}")
     return name
