@@ -40,7 +40,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .common.errors import exc_text, file_line, pe_label
+from .common.errors import exc_text, file_line
 from .common.shown import rich_text
 
 __all__ = ["main", "parse_value", "parse_grid", "parse_pes", "parse_window", "load_kernel", "DelayedProgress"]
@@ -591,22 +591,14 @@ _PLOT_SUFFIXES = ("", ".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".
 def _check_trace_filters(args, hw) -> None:
     """``--pes`` and ``--window`` filter the trace: they need ``--trace``, and each PE must be on
     the machine (checked before the run, against ``hw``)."""
-    from .report.table import plural
-
     given = [opt for opt in ("pes", "window") if getattr(args, opt, None) is not None]
     if given and not args.trace:
         raise CliError(f"--{given[0]} filters the trace: give --trace FILE too")
     for x in args.pes or ():
-        if isinstance(x, tuple):
-            p, c = x
-            if c >= hw.n_cubes:
-                raise CliError(f"--pes: cube {c} is outside {hw.label} (cubes 0-{hw.n_cubes - 1})")
-            if p >= hw.pes_per_cube:
-                raise CliError(f"--pes: {pe_label((p, c))} is outside {hw.label} (PEs 0-{hw.pes_per_cube - 1} "
-                               f"per cube)")
-        elif x >= hw.n_pes:
-            raise CliError(f"--pes: PE {x} is outside {hw.label} (global PE indices 0-{hw.n_pes - 1}: "
-                           f"{plural(hw.n_cubes, 'cube')} x {hw.pes_per_cube} PEs)")
+        try:
+            hw.global_pe(x)
+        except ValueError as e:
+            raise CliError(f"--pes: {e}") from None
 
 
 def _write_outputs(result, args, console, tag=None) -> None:
@@ -950,7 +942,7 @@ def cmd_sweep(args, console) -> int:
                       f"{100 * r['roofline_fraction']:.1f}%" if ok else "-",
                       f"{r['busy_GEMM']:.1f}%" if ok else "-", fmt_bytes(r["link_bytes"]) if ok else "-",
                       (fmt_bytes(r["sram_peak_bytes"]) + (" OVER" if r["sram_over"] else "")) if ok else "-",
-                      "" if ok else f"{r['error_type']}" + (f" on PE {r['error_pe']}" if r["error_pe"] else "")))
+                      "" if ok else f"{r['error_type']}" + (f" on {r['error_pe']}" if r["error_pe"] else "")))
     heads = [*res.swept, "cycles", "TFLOP/s", "roofline", "GEMM busy", "link bytes", "peak SRAM",
              "error (--out FILE: the message)" if res.failed else "error"]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]

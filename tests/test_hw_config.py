@@ -6,6 +6,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import kernbench
@@ -361,3 +362,19 @@ def test_a_huge_negative_float_key_is_refused_as_not_positive():
     for v, shown in ((-10 ** 400, "-1000000"), (-10 ** 5000, "a negative int of 16,610 bits")):
         with pytest.raises(HardwareConfigError, match=rf"'clock_ghz' must be positive, got {shown}"):
             load_hw().with_overrides({"clock_ghz": v})
+
+
+def test_global_pe_is_the_inverse_of_pe_coords_and_names_what_is_outside():
+    """One conversion of a PE a caller names (memory placement, trace filters, --pes) to its
+    global index: three copies before, each with its own message."""
+    hw = load_hw("default", {"n_cubes": 3, "pes_per_cube": 4})
+    for g in range(hw.n_pes):
+        assert hw.global_pe(hw.pe_coords(g)) == hw.global_pe(g) == g
+    assert hw.global_pe([1, 2]) == 9 and hw.global_pe(np.int64(5)) == 5
+    for bad, says in (((4, 0), r"PE \(4, 0\) is outside .* \(PEs 0-3 per cube\)"),
+                      ((0, 3), r"cube 3 is outside .* \(cubes 0-2\)"),
+                      (12, r"PE 12 is outside .* \(global PE indices 0-11: 3 cubes x 4 PEs\)"),
+                      (-1, "PE -1 is outside"), (1.5, "a PE is a .* got 1.5"), ((1,), "got \\(1,\\)"),
+                      ((0.5, 0), "pair of ints"), ("1", "got '1'"), (True, "got True")):
+        with pytest.raises(ValueError, match=says):
+            hw.global_pe(bad)

@@ -425,7 +425,7 @@ def test_cli_pes_and_window_need_trace(capsys, tmp_path, cmd):
 
 @pytest.mark.parametrize("kw, match", [
     (dict(pes=0), "pes must be None or an iterable"), (dict(pes="0,3"), "pes must be None"),
-    (dict(pes=["1"]), "global index or a \\(pe, cube\\) pair of ints"),
+    (dict(pes=["1"]), "a PE is a \\(pe, cube\\) pair of ints or a global PE index"),
     (dict(pes=[(0, 0.5)]), "pair of ints"), (dict(pes=[True]), "pair of ints"),
     (dict(window=(1,)), "cycle window must be"), (dict(window="0:10"), "cycle window must be"),
     (dict(window=(1.5, 3)), "cycle window must be"), (dict(critical_path="yes"), "critical_path"),

@@ -297,12 +297,12 @@ def test_failing_points_are_rows_with_their_error_pe_and_line():
     ok = by[(-1, 1 << 24, 32)]
     assert ok["error"] is None and ok["cycles"] > 0
     sram = by[(-1, 1024, 32)]
-    assert sram["error_type"] == "SramCapacityError" and sram["error_pe"] == "(0, 0)"
+    assert sram["error_type"] == "SramCapacityError" and sram["error_pe"] == "PE (0, 0)"
     assert sram["cycles"] is None and "capacity" in sram["error"]
     bad = by[(-1, 1 << 24, 0)]
     assert bad["error_type"] == "HardwareConfigError" and "link.bytes_per_cycle" in bad["error"]
     kern = by[(3, 1 << 24, 32)]
-    assert kern["error_type"] == "KernelError" and kern["error_pe"] == "(3, 0)"
+    assert kern["error_type"] == "KernelError" and kern["error_pe"] == "PE (3, 0)"
     assert kern["error_where"].endswith(f"test_sweep.py:{ring_gemm.__code__.co_firstlineno + 3}")
     assert len(res.failed) == 7  # 4 bad configs, 2 kernel errors, 1 over SRAM
     # every point computed, from the cache or refused (a review found "computed" and "failed"

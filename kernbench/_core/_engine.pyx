@@ -59,21 +59,19 @@ cdef extern from *:
     # A hint only: load the cache line at p ahead of its use (no effect on results).
     void KB_PREFETCH(const void* p) noexcept nogil
 
-UNIT_COUNTERS_DTYPE = np.dtype([
-    ("busy", np.int64), ("commands", np.int64), ("work", np.int64),
-    ("stall_operand", np.int64), ("stall_credit", np.int64), ("stall_data", np.int64),
-    ("stall_arbitration", np.int64),
-])
-LINK_COUNTERS_DTYPE = np.dtype([
-    ("bytes", np.int64), ("packets", np.int64), ("busy", np.int64), ("messages", np.int64),
-])
-
 DEBUG_BUILD = bool(KB_DEBUG)
 COMMAND_ITEMSIZE = sizeof(Command)
-# The numpy dtype of the C struct itself (as scikit-learn builds NODE_DTYPE from its Node):
-# api.py compares it, field by field and offset by offset, with pe_commands.COMMAND_DTYPE.
+# The numpy dtypes of the C structs themselves (as scikit-learn builds NODE_DTYPE from its
+# Node): the counters' arrays are made of them, and api.py compares the Command one, as a whole
+# dtype, with pe_commands.COMMAND_DTYPE.
 cdef Command _dummy_command
+cdef UnitCounters _dummy_unit_counters
+cdef LinkCounters _dummy_link_counters
 COMMAND_STRUCT_DTYPE = np.asarray(<Command[:1]>(&_dummy_command)).dtype
+#: per PE x unit counters (all int64, _types.pxd UnitCounters)
+UNIT_COUNTERS_DTYPE = np.asarray(<UnitCounters[:1]>(&_dummy_unit_counters)).dtype
+#: per link counters (all int64, _types.pxd LinkCounters)
+LINK_COUNTERS_DTYPE = np.asarray(<LinkCounters[:1]>(&_dummy_link_counters)).dtype
 ENUMS = {
     "OP_LOAD": OP_LOAD, "OP_STORE": OP_STORE, "OP_DOT": OP_DOT, "OP_VEC": OP_VEC,
     "OP_REDUCE": OP_REDUCE, "OP_SEND": OP_SEND, "OP_RECV": OP_RECV, "N_UNITS": N_UNITS,

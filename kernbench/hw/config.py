@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..common.errors import KernbenchError, is_whole
+from ..common.errors import KernbenchError, is_whole, pe_label
 
 __all__ = [
     "GemmConfig",
@@ -145,6 +145,28 @@ class HardwareConfig:
                              f"cubes of {self.pes_per_cube} PEs), got {g!r}")
         g = int(g)
         return (g % self.pes_per_cube, g // self.pes_per_cube)
+
+    def global_pe(self, pe) -> int:
+        """A PE as a (pe, cube) pair of ints or a global index -> its global index (cube *
+        pes_per_cube + pe): the inverse of :meth:`pe_coords`, for a PE a caller names. Raises
+        ValueError naming this machine for a PE it does not have, or another value."""
+        if isinstance(pe, (tuple, list)):
+            if len(pe) != 2 or not all(is_whole(v) for v in pe):
+                raise ValueError(f"a PE is a (pe, cube) pair of ints or a global PE index, got {pe!r}")
+            p, c = int(pe[0]), int(pe[1])
+            if not 0 <= c < self.n_cubes:
+                raise ValueError(f"cube {c} is outside {self.label} (cubes 0-{self.n_cubes - 1})")
+            if not 0 <= p < self.pes_per_cube:
+                raise ValueError(f"{pe_label((p, c))} is outside {self.label} (PEs 0-{self.pes_per_cube - 1} "
+                                 f"per cube)")
+            return c * self.pes_per_cube + p
+        if not is_whole(pe):
+            raise ValueError(f"a PE is a (pe, cube) pair of ints or a global PE index, got {pe!r}")
+        if not 0 <= pe < self.n_pes:
+            cubes = f"{self.n_cubes} cube{'' if self.n_cubes == 1 else 's'}"
+            raise ValueError(f"PE {int(pe)} is outside {self.label} (global PE indices 0-{self.n_pes - 1}: "
+                             f"{cubes} x {self.pes_per_cube} PEs)")
+        return int(pe)
 
     def seconds(self, cycles: int | float) -> float:
         """``cycles`` (a real number, not negative) in seconds at ``clock_ghz``. Raises TypeError
@@ -296,9 +318,8 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
 # machine's size as int32). A key may therefore take any value for which every formula of
 # docs/hardware-model.md, fed the largest command the engine accepts, stays representable; past
 # that the C arithmetic wraps (a dot costing 0 cycles, a deadlock "at cycle -9223372036854775745",
-# a credit ring of 0 bytes written past its end). The engine's own per-command bounds are in
-# kernbench/_core/api.py; mirrored here because api.py imports this module (the test suite checks
-# they agree):
+# a credit ring of 0 bytes written past its end). The engine's own per-command bounds, which
+# kernbench/_core/api.py checks commands against (and the language, reports and memory read):
 ENGINE_MAX_SIZE = 1 << 40  #: api.MAX_SIZE: m, n, k, byte counts and tensor sizes of a command
 ENGINE_MAX_VOLUME = 1 << 50  #: api.MAX_VOLUME: m * n * k of a dot or a reduction
 ENGINE_MAX_ESIZE = 8  #: api.py: bytes of a dot's input element

@@ -45,6 +45,7 @@ import weakref
 import numpy as np
 
 from ..common.pe_commands import COMMAND_DTYPE, TensorHandle
+from ..hw.config import ENGINE_MAX_SIZE
 from . import semantic
 from .numerics import RIGHT_CHECKED, check_right, vec_value, view_value
 from .semantic import ITEMSIZE, MAX_ELEMENTS as _MAX_ELEMENTS, ReplayedPast, TransposedView, line_of
@@ -75,7 +76,7 @@ _TOP_MAX = SRAM_TOP_MAX
 KNOWN_MAX = 1 << 20
 KNOWN_FILL_MAX = 1 << 12
 
-MAX_TENSOR_BYTES = 1 << 40  #: the engine's bound on a tensor's bytes (kernbench._core.api)
+MAX_TENSOR_BYTES = ENGINE_MAX_SIZE  #: the engine's bound on a tensor's bytes (kernbench._core.api)
 
 
 def host_memory() -> int:
@@ -171,6 +172,9 @@ FLUSH_EVERY = 1 << 14
 #: (exec, a function compiled per call) does not keep one plan per call
 PLANS_MAX = 1 << 14
 _FLUSH_MASK = FLUSH_EVERY - 1
+if semantic.TENSORS_PER_PE % FLUSH_EVERY or semantic.TENSORS_PER_PE <= 0:  # (the flush checks it)
+    raise ImportError(f"kernbench.language.builder: semantic.TENSORS_PER_PE must be a positive "
+                      f"multiple of FLUSH_EVERY ({FLUSH_EVERY}), got {semantic.TENSORS_PER_PE}")
 #: Commands recorded between two moves when they make no tensor (stores and sends): those
 #: moved and the launch's memory checked (_flush) at this many too (a review: a loop of
 #: stores grew the pending rows without bound, then failed with numpy's MemoryError)
@@ -229,9 +233,6 @@ class PEBuilder:
         self.max_tensors = semantic.TENSORS_PER_PE
         #: what the launch's tables may take (table_bytes): the host's memory
         self.max_table_bytes = host_memory()
-        if self.max_tensors % FLUSH_EVERY or self.max_tensors <= 0:
-            raise ValueError(f"semantic.TENSORS_PER_PE must be a positive multiple of "
-                             f"FLUSH_EVERY ({FLUSH_EVERY}), got {self.max_tensors}")
         #: tensor number -> value, for tensors computed from constants while tracing (tl.arange
         #: and the index arithmetic and masks built on it): masked accesses are checked at trace
         self.known: dict = {}

@@ -27,8 +27,10 @@ cdef extern from "Python.h":
 
 import numpy as np
 
-#: bound on the times :func:`slices` takes (the engine's horizon, kernbench._core.api._HORIZON)
-LIMIT = 1 << 62
+from ..hw.config import ENGINE_HORIZON
+
+#: bound on the times :func:`slices` takes: the engine's horizon (kernbench.hw.config)
+LIMIT = ENGINE_HORIZON
 
 cdef enum:
     N_INT = 9          # integers written per slice

@@ -40,7 +40,7 @@ from typing import Iterable, Optional, Union
 
 import numpy as np
 
-from ..common.errors import check_output_file, is_whole as _whole, pe_label
+from ..common.errors import check_output_file, is_whole as _whole
 from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
 from . import _format
 from .commands import first_of_keys, site_keys
@@ -66,25 +66,7 @@ def select_pes(result, pes) -> np.ndarray:
     if isinstance(pes, (str, bytes)) or not isinstance(pes, Iterable):
         raise ValueError(f"pes must be None or an iterable of global PE indices and (pe, cube) "
                          f"pairs, e.g. [0, (1, 0)], got {pes!r}")
-    out = []
-    for x in pes:
-        if isinstance(x, (tuple, list)):
-            if len(x) != 2 or not all(_whole(v) for v in x):
-                raise ValueError(f"a PE is a global index or a (pe, cube) pair of ints, got {x!r}")
-            p, c = int(x[0]), int(x[1])
-            if not (0 <= p < hw.pes_per_cube and 0 <= c < hw.n_cubes):
-                raise ValueError(
-                    f"{pe_label((p, c))} is outside {hw.label} ({hw.pes_per_cube} PEs x {hw.n_cubes} cubes)"
-                )
-            g = c * hw.pes_per_cube + p
-        else:
-            if not _whole(x):
-                raise ValueError(f"a PE is a global index or a (pe, cube) pair of ints, got {x!r}")
-            g = int(x)
-            if not 0 <= g < hw.n_pes:
-                raise ValueError(f"PE index {g} is outside {hw.label} ({hw.n_pes} PEs)")
-        out.append(g)
-    return np.unique(np.asarray(out, dtype=np.int64))
+    return np.unique(np.asarray([hw.global_pe(x) for x in pes], dtype=np.int64))
 
 
 

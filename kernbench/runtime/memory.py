@@ -418,15 +418,10 @@ class DeviceMemory:
 
     # -- per-PE contents --------------------------------------------------------------------
     def _g(self, pe) -> int:
-        hw = self.hw
-        if isinstance(pe, tuple) and len(pe) == 2 and all(_whole(x) for x in pe):
-            p, c = int(pe[0]), int(pe[1])
-            if not (0 <= p < hw.pes_per_cube and 0 <= c < hw.n_cubes):
-                raise PlacementError(f"{pe_label((p, c))} does not exist: {hw.pes_per_cube} PEs x {hw.n_cubes} cubes")
-            return c * hw.pes_per_cube + p
-        if _whole(pe) and 0 <= pe < hw.n_pes:
-            return int(pe)
-        raise PlacementError(f"PE must be (pe, cube) of ints or a global index < {hw.n_pes}, got {pe!r}")
+        try:
+            return self.hw.global_pe(pe)
+        except ValueError as e:
+            raise PlacementError(str(e)) from None
 
     def _fill(self, arr: DeviceArray):
         """What an element of ``arr`` nothing has written holds (see ``unwritten``)."""

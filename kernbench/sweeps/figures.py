@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..common.errors import KernbenchError, exc_text
+from ..common.errors import KernbenchError, exc_text, pe_label
 from ..common.pe_commands import Unit
 from ..hw.config import HardwareConfigError
 from ..report.summary import summarize
@@ -121,14 +121,14 @@ def _where(e: BaseException) -> str | None:
 
 
 def error_figures(e: BaseException, stage: str = "") -> dict:
-    """A failed point's figures: the error's message, type, PE (``"(pe, cube)"``) and
+    """A failed point's figures: the error's message, type, PE (``"PE (p, c)"``, pe_label) and
     ``file:line``; every other figure None."""
     out = empty_figures()
     msg = exc_text(e).strip() or type(e).__name__
     out["error"] = f"{stage}: {msg}" if stage else msg
     out["error_type"] = type(e).__name__
     pe = getattr(e, "pe", None)
-    out["error_pe"] = f"({pe[0]}, {pe[1]})" if isinstance(pe, tuple) and len(pe) == 2 else None
+    out["error_pe"] = pe_label(pe) if isinstance(pe, tuple) and len(pe) == 2 else None
     where = getattr(e, "where", None) if isinstance(e, KernbenchError) else None
     out["error_where"] = where or _where(e)
     if _from_environment(e):

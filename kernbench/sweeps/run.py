@@ -48,7 +48,7 @@ __all__ = ["sweep", "Target", "trace_one", "time_one", "SHAPE_KEYS", "SWEEP_EXTR
 #: hardware keys every trace depends on (the machine's shape)
 SHAPE_KEYS = ("n_cubes", "pes_per_cube")
 SWEEP_EXTRA_HINT = 'pip install "kernbench[sweep]"'
-_KEY_VERSION = "kernbench.sweep-point/2"
+_KEY_VERSION = "kernbench.sweep-point/3"  # (/3: error_pe "PE (p, c)", as every PE is named)
 _TOP = tuple(f.name for f in fields(HardwareConfig))
 
 
