@@ -97,12 +97,14 @@ def test_worst_cases_of_the_derivation_stay_in_range():
 
 
 def test_raising_a_bound_past_the_derivation_fails_the_import_check(monkeypatch):
-    monkeypatch.setitem(KEY_BOUNDS, "vector.op_cycles.exp", (1, 2**20))
+    # (KEY_BOUNDS is read-only: an edit made after the import check would go unchecked)
+    with pytest.raises(TypeError):
+        KEY_BOUNDS["vector.op_cycles.exp"] = (1, 2**20)
+    monkeypatch.setattr(hw_config, "KEY_BOUNDS", {**KEY_BOUNDS, "vector.op_cycles.exp": (1, 2**20)})
     with pytest.raises(ImportError, match=r"KEY_BOUNDS let the engine's row reduction reach \d+ "
                                           r"\(limit 4611686018427387904\)"):
         hw_config._check_bounds_at_import()
-    monkeypatch.setitem(KEY_BOUNDS, "vector.op_cycles.exp", (1, 2**11))
-    monkeypatch.delitem(KEY_BOUNDS, "link.rx_queue_packets")
+    monkeypatch.setattr(hw_config, "KEY_BOUNDS", {k: v for k, v in KEY_BOUNDS.items() if k != "link.rx_queue_packets"})
     with pytest.raises(ImportError, match=r"missing \['link.rx_queue_packets'\]"):
         hw_config._check_bounds_at_import()
 

@@ -1810,3 +1810,19 @@ def test_rows_a_dask_run_finished_before_an_interrupt_are_cached(tmp_path, monke
     again = sweep(_vadd, (8, 1), **dict(kw, workers=1))
     assert again.stats["cached"] == 1 and again.stats["computed"] == 2
     assert again.rows == sweep(_vadd, (8, 1), **dict(kw, cache=False, workers=1)).rows
+
+
+def test_a_sweeps_configs_are_frozen():
+    """Launch, Point and Target feed the cache keys, and the default options every point: read
+    only, as hardware configs are (an edit after a key was made would serve another's rows)."""
+    from kernbench.sweeps import DEFAULT_OPTIONS
+    from kernbench.sweeps.run import Target
+
+    la = Launch(_vadd, [8, 1], 1, 2, n=3)
+    assert (la.grid, la.args, la.kwargs) == ((8, 1), (1, 2), {"n": 3})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        la.grid = (4, 1)
+    with pytest.raises(TypeError):
+        DEFAULT_OPTIONS["mode"] = "functional"
+    assert Target.__dataclass_params__.frozen
+    assert all(type(p).__dataclass_params__.frozen for p in points_of(None, {"n": [1, 2]}, None))

@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
@@ -360,7 +361,7 @@ ENGINE_HORIZON = 1 << 62  #: api._HORIZON: the last cycle a command may start at
 _OP_KEYS = tuple(f"vector.op_cycles.{f.name}" for f in fields(VectorOpCycles))
 
 #: key -> (smallest, largest) value accepted; docs/hardware-model.md, "Key bounds".
-KEY_BOUNDS: dict[str, tuple[int | float, int | float]] = {
+KEY_BOUNDS: Mapping[str, tuple[int | float, int | float]] = MappingProxyType({
     "n_cubes": (1, 1 << 16),
     "pes_per_cube": (1, 1 << 12),
     "clock_ghz": (1e-9, 1e3),
@@ -379,7 +380,7 @@ KEY_BOUNDS: dict[str, tuple[int | float, int | float]] = {
     "link.rx_queue_packets": (1, 1 << 20),
     "sram.capacity_bytes": (1, 1 << 62),
     "sram.bytes_per_cycle": (1, 1 << 30),
-}
+})  # (read-only: the derivation above is checked against these at import, not after an edit)
 MAX_PES = 1 << 20  #: n_cubes * pes_per_cube
 GEMM_SRAM_RATIO = 256  #: max(gemm.rows, gemm.cols) <= GEMM_SRAM_RATIO * sram.bytes_per_cycle
 _CYCLE_LIMIT = 1 << 62  #: a command's duration stays below it (see above)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -28,14 +29,15 @@ __all__ = ["Launch", "Point", "expand_axis", "points_of", "LAUNCH_OPTIONS", "DEF
 
 #: launch options a sweep may vary, with their defaults (a sweep times: mode "timing"; replay
 #: None: the environment variable KERNBENCH_REPLAY, else "on", as ctx.launch)
-DEFAULT_OPTIONS = {"mode": "timing", "detail": "train", "strict_sram": False, "max_cycles": None, "replay": None}
+DEFAULT_OPTIONS = MappingProxyType(
+    {"mode": "timing", "detail": "train", "strict_sram": False, "max_cycles": None, "replay": None})
 LAUNCH_OPTIONS = tuple(DEFAULT_OPTIONS)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Launch:
     """What a launch builder returns: ``Launch(kernel, grid, *args, **kernel_kwargs)``, the
-    arguments of ``ctx.launch`` without its options (the sweep gives those)."""
+    arguments of ``ctx.launch`` without its options (the sweep gives those). Frozen."""
 
     kernel: Callable
     grid: tuple
@@ -43,10 +45,12 @@ class Launch:
     kwargs: dict = field(default_factory=dict)
 
     def __init__(self, kernel: Callable, grid, *args, **kernel_kwargs):
-        self.kernel, self.grid, self.args, self.kwargs = kernel, tuple(grid), tuple(args), dict(kernel_kwargs)
+        for name, v in (("kernel", kernel), ("grid", tuple(grid)), ("args", tuple(args)),
+                        ("kwargs", dict(kernel_kwargs))):
+            object.__setattr__(self, name, v)  # (frozen: the dataclass's own __init__ does so)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Point:
     """One point of a sweep: its index (row), and its values on each axis."""
 

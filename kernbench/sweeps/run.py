@@ -62,7 +62,7 @@ def is_kernel(fn) -> bool:
     return p is not None and p.kind == inspect.Parameter.KEYWORD_ONLY
 
 
-@dataclass
+@dataclass(frozen=True)
 class Target:
     """A kernel (``kind="kernel"``: ``grid``, optional ``setup``, the SFR install) or a launch
     builder (``kind="builder"``: ``fn(ctx, **args) -> Launch``)."""
