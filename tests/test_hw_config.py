@@ -371,10 +371,10 @@ def test_global_pe_is_the_inverse_of_pe_coords_and_names_what_is_outside():
     for g in range(hw.n_pes):
         assert hw.global_pe(hw.pe_coords(g)) == hw.global_pe(g) == g
     assert hw.global_pe([1, 2]) == 9 and hw.global_pe(np.int64(5)) == 5
-    for bad, says in (((4, 0), r"PE \(4, 0\) is outside .* \(PEs 0-3 per cube\)"),
-                      ((0, 3), r"cube 3 is outside .* \(cubes 0-2\)"),
-                      (12, r"PE 12 is outside .* \(global PE indices 0-11: 3 cubes x 4 PEs\)"),
-                      (-1, "PE -1 is outside"), (1.5, "a PE is a .* got 1.5"), ((1,), "got \\(1,\\)"),
+    for bad, says in (((4, 0), r"PE \(4, 0\) does not exist: .* has PEs 0-3 per cube"),
+                      ((0, 3), r"cube 3 does not exist: .* has cubes 0-2"),
+                      (12, r"PE 12 does not exist: .* has global PE indices 0-11 \(3 cubes x 4 PEs\)"),
+                      (-1, "PE -1 does not exist"), (1.5, "a PE must be a .* got 1.5"), ((1,), "got \\(1,\\)"),
                       ((0.5, 0), "pair of ints"), ("1", "got '1'"), (True, "got True")):
         with pytest.raises(ValueError, match=says):
             hw.global_pe(bad)

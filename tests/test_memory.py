@@ -177,7 +177,7 @@ def test_placement_errors_say_what_is_wrong(ctx):
         ctx.shard(np.zeros(8), over="rows")
     with pytest.raises(PlacementError, match=r"parts must be an int in 1..3"):
         ctx.shard(np.zeros(8), over="cube", parts=4)
-    with pytest.raises(PlacementError, match=r"PE \(4, 0\) is outside"):
+    with pytest.raises(PlacementError, match=r"PE \(4, 0\) does not exist"):
         ctx.put(np.zeros(2), pe=(4, 0))
     with pytest.raises(PlacementError, match="axis 2 is out of range"):
         ctx.shard(np.zeros((4, 4)), axis=2)
@@ -330,7 +330,7 @@ def test_gather_of_a_put_array_reads_the_pe_asked_for(ctx):
     np.testing.assert_array_equal(big.gather(p), [5.0, 6.0])
     np.testing.assert_array_equal(big.gather(p, pe=0, cube=0), big.read(p, (0, 0)))
     np.testing.assert_array_equal(big.gather(p, pe=1), big.read(p, (1, 1)))  # (its cube: the put one's)
-    with pytest.raises(PlacementError, match=r"PE \(99, 1\) is outside"):
+    with pytest.raises(PlacementError, match=r"PE \(99, 1\) does not exist"):
         big.gather(p, pe=99)
 
 

@@ -225,7 +225,7 @@ def test_keep_some_pes(ring, tmp_path):
     # Only PE 0 -> PE 1 messages have both ends kept: one per round.
     ids = Counter(e["id"] for e in trace["traceEvents"] if e["ph"] in "sf")
     assert len(ids) == 3 and set(ids.values()) == {2}
-    with pytest.raises(ValueError, match=r"PE \(9, 0\) is outside"):
+    with pytest.raises(ValueError, match=r"PE \(9, 0\) does not exist"):
         to_perfetto(ring, p, pes=[(9, 0)])
 
 
@@ -395,9 +395,9 @@ def test_parse_pes_and_window():
     (("--pes", "3-1"), "argument --pes: bad PE '3-1': range '3-1' runs backwards"),
     (("--pes", "0,x"), "argument --pes: bad PE 'x' in '0,x': a PE must be a non-negative integer"),
     (("--pes", ","), "argument --pes: expected a list of PEs such as 0,3-5"),
-    (("--pes", "40"), "--pes: PE 40 is outside default (global PE indices 0-31: 4 cubes x 8 PEs)"),
-    (("--pes", "4/0"), "--pes: cube 4 is outside default (cubes 0-3)"),
-    (("--pes", "0/8"), "--pes: PE (8, 0) is outside default (PEs 0-7 per cube)"),
+    (("--pes", "40"), "--pes: PE 40 does not exist: default has global PE indices 0-31 (4 cubes x 8 PEs)"),
+    (("--pes", "4/0"), "--pes: cube 4 does not exist: default has cubes 0-3"),
+    (("--pes", "0/8"), "--pes: PE (8, 0) does not exist: default has PEs 0-7 per cube"),
     (("--window", "9:5"), "argument --window: bad window '9:5': END (5) is before START (9)"),
     (("--window", "100"), "argument --window: expected START:END in cycles"),
     (("--window", "1.5:9"), "argument --window: bad window '1.5:9': START must be a non-negative integer"),
@@ -425,7 +425,7 @@ def test_cli_pes_and_window_need_trace(capsys, tmp_path, cmd):
 
 @pytest.mark.parametrize("kw, match", [
     (dict(pes=0), "pes must be None or an iterable"), (dict(pes="0,3"), "pes must be None"),
-    (dict(pes=["1"]), "a PE is a \\(pe, cube\\) pair of ints or a global PE index"),
+    (dict(pes=["1"]), "a PE must be a \\(pe, cube\\) pair of ints or a global PE index"),
     (dict(pes=[(0, 0.5)]), "pair of ints"), (dict(pes=[True]), "pair of ints"),
     (dict(window=(1,)), "cycle window must be"), (dict(window="0:10"), "cycle window must be"),
     (dict(window=(1.5, 3)), "cycle window must be"), (dict(critical_path="yes"), "critical_path"),

@@ -84,5 +84,5 @@ def test_default_gantt_picks_few_pes(tmp_path):
 
 def test_bad_pe_is_rejected(tmp_path):
     r = line_pipeline(n_pes=2)
-    with pytest.raises(ValueError, match="PE 99 is outside"):
+    with pytest.raises(ValueError, match="PE 99 does not exist"):
         r.plot(tmp_path / "x.png", pes=[99])

@@ -151,22 +151,23 @@ class HardwareConfig:
         """A PE as a (pe, cube) pair of ints or a global index -> its global index (cube *
         pes_per_cube + pe): the inverse of :meth:`pe_coords`, for a PE a caller names. Raises
         ValueError naming this machine for a PE it does not have, or another value."""
+        bad = f"a PE must be a (pe, cube) pair of ints or a global PE index, got {pe!r}"
         if isinstance(pe, (tuple, list)):
             if len(pe) != 2 or not all(is_whole(v) for v in pe):
-                raise ValueError(f"a PE is a (pe, cube) pair of ints or a global PE index, got {pe!r}")
+                raise ValueError(bad)
             p, c = int(pe[0]), int(pe[1])
             if not 0 <= c < self.n_cubes:
-                raise ValueError(f"cube {c} is outside {self.label} (cubes 0-{self.n_cubes - 1})")
+                raise ValueError(f"cube {c} does not exist: {self.label} has cubes 0-{self.n_cubes - 1}")
             if not 0 <= p < self.pes_per_cube:
-                raise ValueError(f"{pe_label((p, c))} is outside {self.label} (PEs 0-{self.pes_per_cube - 1} "
-                                 f"per cube)")
+                raise ValueError(f"{pe_label((p, c))} does not exist: {self.label} has PEs "
+                                 f"0-{self.pes_per_cube - 1} per cube")
             return c * self.pes_per_cube + p
         if not is_whole(pe):
-            raise ValueError(f"a PE is a (pe, cube) pair of ints or a global PE index, got {pe!r}")
+            raise ValueError(bad)
         if not 0 <= pe < self.n_pes:
             cubes = f"{self.n_cubes} cube{'' if self.n_cubes == 1 else 's'}"
-            raise ValueError(f"PE {int(pe)} is outside {self.label} (global PE indices 0-{self.n_pes - 1}: "
-                             f"{cubes} x {self.pes_per_cube} PEs)")
+            raise ValueError(f"PE {int(pe)} does not exist: {self.label} has global PE indices "
+                             f"0-{self.n_pes - 1} ({cubes} x {self.pes_per_cube} PEs)")
         return int(pe)
 
     def seconds(self, cycles: int | float) -> float:
