@@ -976,10 +976,11 @@ def simulate(
     blocks (None: 2 per unit of every PE with commands, at least 64), a block dropped and read
     again when its slot is needed; the pool is kept in ``prepared`` for the next call. Results do
     not depend on it (tests pass 1 or 2). Raises
-    ValueError for malformed input, DeadlockError, MaxCyclesError, and
-    SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity. Ctrl-C (on the main
-    thread) stops the run, or the program's checks before it, within milliseconds with
-    KeyboardInterrupt, the engine's memory freed.
+    ValueError for malformed input, DeadlockError, MaxCyclesError,
+    SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity, MemoryError when the
+    event heap cannot grow, and (debug build only) EngineInvariantError for a broken engine
+    invariant. Ctrl-C (on the main thread) stops the run, or the program's checks before it,
+    within milliseconds with KeyboardInterrupt, the engine's memory freed.
     """
     if detail not in DETAILS:
         raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")

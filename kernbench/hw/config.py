@@ -603,7 +603,11 @@ def load_hw(
     hw: "str | Path | HardwareConfig | Mapping[str, Any]" = "default",
     overrides: Mapping[str, Any] | None = None,
 ) -> HardwareConfig:
-    """Resolve a preset name, a TOML path, a dict, or a config object, then apply overrides."""
+    """Resolve a preset name, a TOML path, a dict, or a config object, then apply overrides
+    (dotted keys, ``{"link.packet_bytes": 64}``). Every value is checked against KEY_BOUNDS
+    and the joint bounds (docs/hardware-model.md, "Key bounds"). Raises HardwareConfigError (a
+    ValueError) naming the key, file or preset: an unknown preset or key, a file that does not
+    exist or is not TOML, a value of the wrong type or out of bounds."""
     if isinstance(hw, HardwareConfig):
         cfg = hw
     elif isinstance(hw, Mapping):

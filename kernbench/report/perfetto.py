@@ -433,7 +433,9 @@ def to_perfetto(
 
     Returns what was written: ``{"path", "bytes", "events", "slices", "flows", "pes",
     "otherData", "critical_path_slices"}`` (the last 0 without ``critical_path``;
-    :func:`trace_events` gives the events themselves)."""
+    :func:`trace_events` gives the events themselves). Raises ValueError for a PE the machine
+    does not have, a bad window, a folder that does not exist or times past 2**62 ns; OSError
+    from writing the file."""
     check_output_file(path, "to_perfetto")
     if not isinstance(critical_path, (bool, np.bool_)):
         raise ValueError(f"to_perfetto: critical_path must be True or False, got {critical_path!r}")

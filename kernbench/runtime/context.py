@@ -163,7 +163,15 @@ class Context:
         traced ones), ``"off"`` (trace every iteration) or ``"verify"`` (trace each PE in full and
         with replay, check they agree); None: the environment variable KERNBENCH_REPLAY, else
         "on" (docs/language.md, 'tl.range').
-        Returns a LaunchResult (cycles, seconds, counters, peak SRAM, events on request)."""
+        Returns a LaunchResult (cycles, seconds, counters, peak SRAM, events on request).
+
+        Raises (kernbench.common.errors; docs/reliability.md): KernelError for a kernel's error
+        or a bad tl call, naming the PE and kernel line (``e.pe``, ``e.where``); DeadlockError
+        when commands wait on each other (the blocked PEs and lines); MaxCyclesError past
+        ``max_cycles``; SramCapacityError when ``strict_sram`` and a PE's live SRAM passes its
+        capacity; PlacementError for an argument device memory cannot place; ValueError or
+        TypeError for a bad grid or option; KeyboardInterrupt when interrupted (the Context
+        stays usable); EngineInvariantError only from the debug build's engine checks."""
         kw = _kernel_kwargs(kernel_kwargs, more_kernel_kwargs)
         return executor.launch(self, kernel, grid, args, kw, mode=mode, detail=detail,
                                max_cycles=max_cycles, record_events=record_events, drift=drift,

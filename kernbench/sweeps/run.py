@@ -628,7 +628,14 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     dask.distributed is installed; 1: in this process); ``client`` / ``scheduler``: an existing
     Dask cluster. ``cache``: True (the kernbench cache folder), a folder, or False; a point whose
     arguments have no faithful key (an object keyed by its repr) is neither cached nor shares a
-    trace, and a target whose code reads data too deep to key is not cached (a warning)."""
+    trace, and a target whose code reads data too deep to key is not cached (a warning).
+
+    A point that fails (a kernel error, over SRAM with strict_sram) is a row with its error, not
+    a raise. Raises ValueError for a bad target, axis, option, ``workers`` or ``cache``;
+    HardwareConfigError for bad hardware (the base, or an axis's values, before any launch);
+    ImportError naming the extra to install when ``workers`` > 1 or ``client`` needs
+    dask.distributed; KeyboardInterrupt when interrupted (the rows done are cached). Warns
+    CacheNotWrittenWarning when the cache folder cannot be written."""
     from .result import SweepResult
 
     if workers is not None and (not is_whole(workers) or workers < 1):

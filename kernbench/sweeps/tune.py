@@ -71,7 +71,10 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
     fixed ``args`` and each config of ``configs`` (dicts of keyword arguments) on ``hw``; pick
     the one with the fewest cycles among those that fit SRAM. ``default`` (default ``{}``: the
     kernel's own defaults) is timed too, for :attr:`TuneResult.gain`. ``options``: fixed launch
-    options (mode, detail, max_cycles; strict_sram is always on)."""
+    options (mode, detail, max_cycles; strict_sram is always on). A config that fails is a
+    table row with its error. Raises ValueError for no configs or a bad argument, and what
+    :func:`kernbench.sweep` raises; warns CacheNotWrittenWarning (once) when the cache folder
+    cannot be written."""
     configs = [dict(c) for c in configs]
     if not configs:
         raise ValueError("tune needs at least one config")
