@@ -25,16 +25,24 @@ def dot_cycles(dict params, int64_t m, int64_t n, int64_t k, int64_t esize=2):
 
 
 def dot_folds(dict params, int64_t m, int64_t n):
+    """Folds of an (M,K)x(K,N) dot on the R x C array: ceil(M / R) * ceil(N / C) (the output
+    tiles, each one pass of K through the array; docs/hardware-model.md, GEMM)."""
     cdef HwParams hw = _params(params)
     return gemm_folds(&hw, m, n)
 
 
 def elementwise_cycles(dict params, int64_t n, int sub):
+    """Cycles of an elementwise vector op of ``n`` elements and sub-op ``sub`` (a VEC_OP index):
+    ceil(n / lanes) * op_cycles[sub] + pipeline latency (docs/hardware-model.md, Vector)."""
     cdef HwParams hw = _params(params)
     return vec_cycles(&hw, n, sub)
 
 
 def reduction_cycles(dict params, int64_t outer, int64_t r, int64_t inner, int sub):
+    """Cycles of a reduction over ``r`` elements, ``outer`` x ``inner`` times (the shape around
+    the reduced axis): along the lanes (inner 1) outer * (ceil(r / lanes) * op + ceil(log2 lanes)),
+    else outer * (r - 1) * ceil(inner / lanes) * op, plus the pipeline latency
+    (docs/hardware-model.md, Vector)."""
     cdef HwParams hw = _params(params)
     return reduce_cycles(&hw, outer, r, inner, sub)
 
