@@ -38,19 +38,9 @@ the channel; the start and end cycle of every command are those of burst-by-burs
 """
 from libc.stdint cimport int32_t, int64_t, INT64_MAX
 from ._types cimport (HwParams, EventHeap, Channel, DmaPort, EV_ARBITRATE, EV_DMA_DONE,
-                      EV_CHAN_DONE, PRIO_NORMAL, PRIO_ARBITRATE)
+                      EV_CHAN_DONE, PRIO_NORMAL, PRIO_ARBITRATE, KB_DEBUG)
 from ._heap cimport heap_push
 from ._timing cimport cdiv, burst_cycles, dma_ideal_cycles
-
-cdef extern from *:
-    """
-    #ifdef KERNBENCH_DEBUG
-    #define KB_DEBUG 1
-    #else
-    #define KB_DEBUG 0
-    #endif
-    """
-    const int KB_DEBUG
 
 
 cdef inline void _check(Channel* ch, bint ok) noexcept nogil:

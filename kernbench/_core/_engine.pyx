@@ -40,16 +40,6 @@ cnp.import_array()
 
 cdef extern from *:
     """
-    #ifdef KERNBENCH_DEBUG
-    #define KB_DEBUG 1
-    #else
-    #define KB_DEBUG 0
-    #endif
-    """
-    const int KB_DEBUG
-
-cdef extern from *:
-    """
     #if defined(__GNUC__) || defined(__clang__)
     #define KB_PREFETCH(p) __builtin_prefetch(p)
     #else

@@ -1,11 +1,23 @@
 # Shared C types of the engine. Every field is in cycles, bytes or counts as its comment says.
-# The enums mirror kernbench/common/pe_commands.py (Opcode, Unit); _engine checks they agree.
+# The enums mirror kernbench/common/pe_commands.py (Opcode, Unit); api._check_build checks they agree.
 from libc.stdint cimport int32_t, int64_t, uint8_t, INT64_MAX
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from cpython.pythread cimport PyThread_get_thread_ident
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from posix.unistd cimport getpid
+
+# 1 in the debug build (KERNBENCH_DEBUG=1 at build time: setup.py defines the macro), else 0:
+# the engine's invariant checks compile away in the release build
+cdef extern from *:
+    """
+    #ifdef KERNBENCH_DEBUG
+    #define KB_DEBUG 1
+    #else
+    #define KB_DEBUG 0
+    #endif
+    """
+    const int KB_DEBUG
 
 cdef enum:
     # Opcode
