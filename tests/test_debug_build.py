@@ -174,3 +174,8 @@ def test_import_refuses_an_engine_built_from_other_structs(monkeypatch):
     monkeypatch.setitem(_engine.ENUMS, "N_VEC_OPS", 99)
     with pytest.raises(ImportError, match="enum N_VEC_OPS is 99 in the engine"):
         api._check_build()
+    monkeypatch.undo()
+    from kernbench.hw.sfr import Port
+    monkeypatch.setattr(api, "OPPOSITE", (Port.S, Port.N, Port.W, Port.E))  # (not port ^ 1)
+    with pytest.raises(ImportError, match=r"the engine takes a port's opposite as port \^ 1"):
+        api._check_build()

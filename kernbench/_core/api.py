@@ -62,6 +62,9 @@ def _check_build() -> None:
                        *((f"OP_{o.name}", int(o)) for o in Opcode)):
         if e.get(name) != want:
             mismatches.append(f"enum {name} is {e.get(name)} in the engine, {want} in pe_commands")
+    # the engine finds the port a link arrives at as port ^ 1 (E<->W, N<->S)
+    if any(int(OPPOSITE[p]) != p ^ 1 for p in range(N_PORTS)):
+        mismatches.append(f"the engine takes a port's opposite as port ^ 1, but OPPOSITE is {OPPOSITE}")
     if mismatches:
         raise ImportError("kernbench engine build does not match its Python side (rebuild with "
                           "`pip install -e .`): " + "; ".join(mismatches))

@@ -393,13 +393,19 @@ class Unit(IntEnum):
 
 N_UNITS = len(Unit)
 UNIT_NAMES = tuple(u.name for u in Unit)
+# A link unit per port, in the port table's order (send_unit, recv_unit and the engine index them so)
+if UNIT_NAMES[Unit.TX_E:] != tuple(f"{d}_{n}" for d in ("TX", "RX") for n in PORT_NAMES):
+    raise ImportError(f"kernbench.common.pe_commands: the link units {UNIT_NAMES[Unit.TX_E:]} must be "
+                      f"TX_ then RX_ of each port in PORT_NAMES' order {PORT_NAMES}")
 
 
 def send_unit(port: Port | int) -> Unit:
+    """The TX unit that sends on ``port`` (Unit.TX_E for E)."""
     return Unit(Unit.TX_E + int(port))
 
 
 def recv_unit(port: Port | int) -> Unit:
+    """The RX unit that receives on ``port`` (Unit.RX_W for W)."""
     return Unit(Unit.RX_E + int(port))
 
 
