@@ -352,5 +352,5 @@ def line_groups(result) -> LineGroups:
     return keep_report(result, "_kb_line_groups", groups)
 
 
-UNIT_ORDER = (Unit.GEMM, Unit.VECTOR, Unit.DMA, Unit.TX_E, Unit.TX_W, Unit.TX_N, Unit.TX_S,
-              Unit.RX_E, Unit.RX_W, Unit.RX_N, Unit.RX_S)
+#: the order reports list units in: the engine's (GEMM, VECTOR, DMA, TX_E..S, RX_E..S)
+UNIT_ORDER = tuple(Unit)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..common.pe_commands import N_PORTS, PORT_NAMES, UNIT_NAMES, Unit
+from .commands import UNIT_ORDER
 
 __all__ = ["summarize", "unit_kinds", "STALL_CAUSES", "WORK_UNITS"]
 
@@ -32,15 +33,13 @@ WORK_UNITS = {Unit.GEMM: "flop", Unit.VECTOR: "element"}  # DMA, TX_*, RX_*: byt
 
 #: Units always shown; the N/S link units only when some command used them.
 _ALWAYS = (Unit.GEMM, Unit.VECTOR, Unit.DMA, Unit.TX_E, Unit.TX_W, Unit.RX_E, Unit.RX_W)
-_ORDER = (Unit.GEMM, Unit.VECTOR, Unit.DMA, Unit.TX_E, Unit.TX_W, Unit.TX_N, Unit.TX_S,
-          Unit.RX_E, Unit.RX_W, Unit.RX_N, Unit.RX_S)
 
 
 def unit_kinds(result) -> list:
     """The units a report shows, in display order: GEMM, VECTOR, DMA, TX_E/W, RX_E/W, plus
     TX/RX N and S when any command ran on them."""
     used = result.unit_counters["commands"].sum(axis=0) > 0
-    return [u for u in _ORDER if u in _ALWAYS or used[u]]
+    return [u for u in UNIT_ORDER if u in _ALWAYS or used[u]]
 
 
 def _pct(x, cycles):

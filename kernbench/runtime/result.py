@@ -18,16 +18,9 @@ from ..hw.sfr import SfrInstall
 
 __all__ = ["LaunchResult", "UNIT_KINDS", "register_views"]
 
-#: Units grouped the way reports show them: kind -> unit indices.
-UNIT_KINDS = {
-    "GEMM": (Unit.GEMM,),
-    "VECTOR": (Unit.VECTOR,),
-    "DMA": (Unit.DMA,),
-    "TX_E": (Unit.TX_E,),
-    "TX_W": (Unit.TX_W,),
-    "RX_E": (Unit.RX_E,),
-    "RX_W": (Unit.RX_W,),
-}
+#: Unit name -> its unit indices, in the order reports list units (every unit: the N/S link
+#: units too, which reports show when a command used them)
+UNIT_KINDS = {u.name: (u,) for u in Unit}
 
 
 def _not_a_number(i) -> str:
