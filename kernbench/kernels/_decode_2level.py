@@ -44,18 +44,18 @@ PIECE_COLS = 32
 #: issue the score dot of fold t + 1 before the P.V of fold t (``_decode.py``'s GEMM-bound
 #: pipeline). Off: with all 8 PEs of a cube sharing its memory channel the folds are memory-bound,
 #: and that order only holds P.V(t) back until block t + 1 has landed (the last fold's P.V then
-#: runs after the last byte: about 2,300 cycles more at 32K on mesh8)
+#: runs after the last byte: 739 cycles more at 32K on mesh8, 70,889 against 70,150)
 LOOKAHEAD = False
 #: PE p > 0 cuts its first block short by p / n_pes of a block, so the PEs' loads end at different
 #: cycles: each load's DMA latency (docs/hardware-model.md) is then covered by the other PEs'
-#: bursts instead of leaving the shared channel idle for all of them at once (about 3,000 cycles
-#: at 32K on mesh8)
+#: bursts instead of leaving the shared channel idle for all of them at once (5,694 cycles at
+#: 32K on mesh8: 75,844 without it)
 STAGGER = True
 #: the last block of the last group is folded in blocks of at most this many keys: the score dot,
 #: softmax and P.V left after the launch's last byte shrink with it (a fold of R = 8 rows costs
 #: its GEMM about 10 cycles a key, and a PE whose cube-mates are done gets the whole channel,
-#: 2 cycles a key); shorter still, the folds' fixed costs win (32K on mesh8: 512 keys 70,706
-#: cycles, 256 69,970, 128 70,444, 64 71,572)
+#: 2 cycles a key); shorter still, the folds' fixed costs win (32K on mesh8: 512 keys 70,886
+#: cycles, 256 70,150, 128 70,624, 64 71,820)
 TAIL_BLOCK_KV = 256
 
 
