@@ -205,6 +205,72 @@ def test_a_credit_steps_slack_is_what_its_post_costs_not_the_stall():
     ]
 
 
+def _gated_recvs(sizes, gates, drop=-1, hw=None):
+    """PE 0 sends messages of ``sizes`` bytes east; PE 1 posts recv j after a fill of gates[j]
+    elements (0: none), recv ``drop`` without its gate."""
+    p0, p1 = StreamBuilder(), StreamBuilder()
+    t = p0.vec(VecOp.FILL, 4096, line=30)
+    for nb in sizes:
+        p0.send("E", t, nb, line=31)
+    for j, (nb, g) in enumerate(zip(sizes, gates)):
+        gate = p1.vec(VecOp.FILL, g, line=40) if g and j != drop else -1
+        p1.recv("W", nb, after=gate, line=41)
+    return launch([p0, p1], hw=hw)
+
+
+def test_a_credit_steps_slack_moves_the_later_recvs_with_the_held_one():
+    """Message 0 (1 KiB: 4 packets, the whole queue of 4) and message 1 (64 KiB); recv 0 gated
+    by a fill, recv 1 not: it is posted when recv 0 ends (RX unit order). Posting recv 0 early
+    posts recv 1 early too: the slack is what the engine gains with recv 0's gate removed, the
+    send starting where it did (a review: recv 1 kept at its old post capped the slack at one
+    credit round trip, 108, where the launch gained 806)."""
+    hw = load_hw("default").with_overrides({"link.rx_queue_packets": 4})
+    late = _gated_recvs([1024, 65536], [65536, 0], hw=hw)
+    early = _gated_recvs([1024, 65536], [65536, 0], drop=0, hw=hw)
+    fl, fe = command_facts(late), command_facts(early)
+    send1 = int(late.engine.messages["send"][1])
+    assert int(fl.start[send1]) == int(fe.start[send1])
+    gain = int(fl.end[send1]) - int(fe.end[send1])
+    (step,) = [x for x in critical_path(late).step_dicts() if x["kind"] == "credit"]
+    assert step["cmd"] == send1 and step["other_cmd"] == int(late.engine.messages["recv"][0])
+    assert step["slack"] == gain > 108
+
+
+def test_credit_slacks_equal_the_engines_gain_on_random_links():
+    """Random links (packet size, queue, hop, bandwidth; 1-4 messages; recvs gated or not):
+    every credit step's slack is what the engine gains with the held recv's gate removed,
+    whenever the send starts at the same cycle in both runs (else another chain moves too),
+    and lies within 0 .. the send's credit stall."""
+    rng = np.random.default_rng(12)
+    checked = 0
+    for case in range(120):
+        hw = load_hw("default").with_overrides({
+            "link.packet_bytes": int(rng.choice([4, 16, 100, 256])),
+            "link.rx_queue_packets": int(rng.integers(1, 9)),
+            "link.hop_latency_cycles": int(rng.choice([1, 20, 50])),
+            "link.bytes_per_cycle": int(rng.choice([1, 4, 32]))})
+        nm = int(rng.integers(1, 5))
+        sizes = [int(rng.integers(1, 12000)) for _ in range(nm)]
+        # (a late gate, then recvs ungated or gated early: posted when the one before ends)
+        gates = [int(rng.integers(64, 80000))] + [int(rng.choice([0, 0, rng.integers(64, 80000)]))
+                                                  for _ in range(nm - 1)]
+        r = _gated_recvs(sizes, gates, hw=hw)
+        fx = command_facts(r)
+        recvs = r.engine.messages["recv"].tolist()
+        for step in critical_path(r).step_dicts():
+            if step["kind"] != "credit":
+                continue
+            c = step["cmd"]
+            assert 0 <= step["slack"] <= int(fx.credit[c]), case
+            k = recvs.index(step["other_cmd"])
+            r2 = _gated_recvs(sizes, gates, drop=k, hw=hw)
+            fx2 = command_facts(r2)
+            if int(fx2.start[c]) == int(fx.start[c]):
+                assert step["slack"] == int(fx.end[c]) - int(fx2.end[c]), (case, sizes, gates, k)
+                checked += 1
+    assert checked >= 20, checked
+
+
 def test_credit_walk_follows_the_engine_and_names_only_posts_that_hold():
     """Random credit-bound and posted-late links (2..4 messages of 1 B .. 20 KiB on random
     packet sizes, queues, hops and bandwidths; the recv gated 0 .. 3,000 cycles): the link's

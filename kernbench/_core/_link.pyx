@@ -265,15 +265,20 @@ cdef int link_recv_post(const HwParams* hw, EventHeap* heap, LinkState* L, LinkC
 
 def packet_starts(const int64_t[::1] T, const int64_t[::1] r, const int64_t[::1] nbytes,
                   int64_t packet_bytes, int64_t link_bw, int64_t hop, int64_t queue,
-                  int64_t[::1] s) -> None:
+                  int64_t[::1] s, const int64_t[::1] other=None, int64_t chain_from=-1) -> None:
     """``s_i`` of every packet of one link's messages, by the recurrence of the module docstring:
     message k (in link order) has send start ``T[k]``, recv post ``r[k]`` and ``nbytes[k]`` >= 1
     bytes (cycles and bytes, int64); ``s`` holds the link's packets (sum of ceil(nbytes / P)).
+    With ``other``, the posts of the messages after ``chain_from`` follow the RX unit's order
+    instead of ``r``: recv k is posted at max(other[k], the end of recv k - 1), d_last of the
+    message before (its other inputs' ready cycle: an ``after=`` tensor; 0 for none).
     For the critical path (kernbench.report.critical_path): the engine keeps no packet times.
     Raises ValueError on sizes that do not fit."""
-    cdef int64_t n = T.shape[0], k, j, npk, i = 0, e = 0, c, ser, a, rk, total = 0
+    cdef int64_t n = T.shape[0], k, j, npk, i = 0, e = 0, c, ser, a, d = 0, rk, total = 0
+    cdef bint chained = other is not None
     cdef HwParams hw
-    if r.shape[0] != n or nbytes.shape[0] != n or packet_bytes < 1 or link_bw < 1 or queue < 1:
+    if r.shape[0] != n or nbytes.shape[0] != n or packet_bytes < 1 or link_bw < 1 or queue < 1 \
+            or (chained and other.shape[0] != n):
         raise ValueError("packet_starts: sizes do not fit")
     for k in range(n):
         if nbytes[k] < 1:
@@ -287,7 +292,7 @@ def packet_starts(const int64_t[::1] T, const int64_t[::1] r, const int64_t[::1]
     with nogil:
         for k in range(n):
             npk = cdiv(nbytes[k], packet_bytes)
-            rk = r[k]
+            rk = _max(other[k], d) if chained and k > chain_from and k > 0 else r[k]
             for j in range(npk):
                 ser = packet_cycles(&hw, packet_bytes if j < npk - 1
                                     else nbytes[k] - (npk - 1) * packet_bytes)
@@ -295,7 +300,8 @@ def packet_starts(const int64_t[::1] T, const int64_t[::1] r, const int64_t[::1]
                 s[i] = _max(_max(e, T[k]), c)
                 e = s[i] + ser
                 a = e + hop
-                cr[i % queue] = _max(a, rk) + hop
+                d = _max(a, rk)  # (drained; the message's last: its recv's end)
+                cr[i % queue] = d + hop
                 i += 1
 
 

@@ -32,9 +32,10 @@ could gain before another input would set the time instead (0: a tie):
 - ``busy``: the command's start minus its next-latest input (the unit's previous command or
   another operand; cycle 0 counts as one);
 - ``data``: the data landing minus the recv's post (how long the recv had been waiting);
-- ``credit``: how much earlier the send would end with the recv's post as early as could
-  matter (the link's recurrence run again so; beyond WALK_PACKETS packets in all, the send's
-  credit stall, an upper bound);
+- ``credit``: how much earlier the send would end with the recv posted when its next-latest
+  input was ready, the recvs after it on the link posted as their RX unit's order then allows
+  (the link's recurrence run again so; beyond WALK_PACKETS packets in all, the send's credit
+  stall, an upper bound);
 - ``channel``: the DMA command's arbitration stall (its end minus its start and its time alone).
 
 Credits: which recv's post held a send is read off the link's recurrence
@@ -267,8 +268,6 @@ def _link_messages(result, fx):
 #: :func:`_post_bound` names the recv (docs/reports.md). Also the most the credit steps' slacks
 #: simulate in all for one path.
 WALK_PACKETS = 1 << 24
-#: a recv post earlier than any packet can land (the credit slack's rerun)
-_EARLY = -(1 << 60)
 
 
 def _post_bound(c, T, r, nb, m, P, bw, hop, Q, end, recvs) -> int:
@@ -350,8 +349,9 @@ def critical_path(result) -> CriticalPath:
         link's recurrence walked back from the send's last packet (_link.post_holder), run from
         the latest message from which it can start afresh (_link.restart_points); past
         WALK_PACKETS packets, :func:`_post_bound`. The slack: the recurrence run again with
-        that recv's post early, its end against the send's (past WALK_PACKETS packets in all,
-        the send's credit stall)."""
+        that recv posted at its next-latest input and the link's later recvs following it, the
+        send's end against that run's (past WALK_PACKETS packets in all, the send's credit
+        stall)."""
         m = int(msg_of_send[c])
         if m < 0:
             return -1, 0
@@ -390,11 +390,18 @@ def critical_path(result) -> CriticalPath:
         if budget[0] < n_pk:  # (past the budget: the stall, an upper bound; docs/reports.md)
             return int(recvs[j0 + k]), int(credit[c])
         budget[0] -= n_pk
+        # The held recv posted when its next-latest input was ready (the RX unit's command
+        # before it, or its after= tensor); the recvs after it, each posted once the one before
+        # has ended (RX unit order) or its own after= is ready, move with it (a review: kept at
+        # their old posts, they capped the gain: 108 given where the launch gained 806).
+        held = int(recvs[j0 + k])
         r2 = np.array(r[j0:mm + 1])
-        r2[k] = _EARLY
+        r2[k] = int(start[held]) - start_rule(held)[2]
+        other = np.array([max([int(end[q]) for q in prods[int(x)].tolist() if q >= 0], default=0)
+                          for x in recvs[j0:mm + 1]], np.int64)
         s2 = np.empty(n_pk, np.int64)
-        _link.packet_starts(T[j0:mm + 1], r2, nb[j0:mm + 1], P, bw, hop, Q, s2)
-        return int(recvs[j0 + k]), int(s[n_pk - 1] - s2[n_pk - 1])
+        _link.packet_starts(T[j0:mm + 1], r2, nb[j0:mm + 1], P, bw, hop, Q, s2, other, k)
+        return held, int(s[n_pk - 1] - s2[n_pk - 1])
 
     steps = []
     c = int(np.argmax(end))  # the first command to end at the last cycle
