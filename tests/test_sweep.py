@@ -1822,7 +1822,14 @@ def test_a_sweeps_configs_are_frozen():
     assert (la.grid, la.args, la.kwargs) == ((8, 1), (1, 2), {"n": 3})
     with pytest.raises(dataclasses.FrozenInstanceError):
         la.grid = (4, 1)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"DEFAULT_OPTIONS is read-only"):
         DEFAULT_OPTIONS["mode"] = "functional"
+    # still a dict to what reads one: JSON, pickle and copies (plain dicts, free to change)
+    import copy
+    import pickle
+    assert json.loads(json.dumps(DEFAULT_OPTIONS)) == DEFAULT_OPTIONS
+    for c in (pickle.loads(pickle.dumps(DEFAULT_OPTIONS)), copy.deepcopy(DEFAULT_OPTIONS), copy.copy(DEFAULT_OPTIONS)):
+        assert type(c) is dict and c == DEFAULT_OPTIONS
+        c["mode"] = "functional"
     assert Target.__dataclass_params__.frozen
     assert all(type(p).__dataclass_params__.frozen for p in points_of(None, {"n": [1, 2]}, None))

@@ -14,12 +14,12 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
 
 from ..common.errors import KernbenchError, is_whole, pe_label
+from ..common.readonly import ReadOnlyDict
 
 __all__ = [
     "GemmConfig",
@@ -362,7 +362,7 @@ ENGINE_HORIZON = 1 << 62  #: api._HORIZON: the last cycle a command may start at
 _OP_KEYS = tuple(f"vector.op_cycles.{f.name}" for f in fields(VectorOpCycles))
 
 #: key -> (smallest, largest) value accepted; docs/hardware-model.md, "Key bounds".
-KEY_BOUNDS: Mapping[str, tuple[int | float, int | float]] = MappingProxyType({
+KEY_BOUNDS: Mapping[str, tuple[int | float, int | float]] = ReadOnlyDict("KEY_BOUNDS", {
     "n_cubes": (1, 1 << 16),
     "pes_per_cube": (1, 1 << 12),
     "clock_ghz": (1e-9, 1e3),

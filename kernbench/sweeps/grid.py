@@ -18,19 +18,19 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..common.readonly import ReadOnlyDict
 from .figures import FIGURES
 
 __all__ = ["Launch", "Point", "expand_axis", "points_of", "LAUNCH_OPTIONS", "DEFAULT_OPTIONS"]
 
 #: launch options a sweep may vary, with their defaults (a sweep times: mode "timing"; replay
 #: None: the environment variable KERNBENCH_REPLAY, else "on", as ctx.launch)
-DEFAULT_OPTIONS = MappingProxyType(
-    {"mode": "timing", "detail": "train", "strict_sram": False, "max_cycles": None, "replay": None})
+DEFAULT_OPTIONS = ReadOnlyDict(
+    "DEFAULT_OPTIONS", {"mode": "timing", "detail": "train", "strict_sram": False, "max_cycles": None, "replay": None})
 LAUNCH_OPTIONS = tuple(DEFAULT_OPTIONS)
 
 
