@@ -205,6 +205,8 @@ def parse_pes(text: str) -> list:
             if not slash:
                 cube, rest = None, item
             lo, dash, hi = rest.partition("-")
+            if dash and not lo:  # ("-1": a negative index, not a range from nothing)
+                raise ValueError(f"a PE must be a non-negative integer, got {rest!r}")
             first = _index(lo, "a PE")
             last = _index(hi, "a PE") if dash else first
             if last < first:

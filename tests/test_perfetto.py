@@ -394,6 +394,7 @@ def test_parse_pes_and_window():
 @pytest.mark.parametrize("argv, message", [
     (("--pes", "3-1"), "argument --pes: bad PE '3-1': range '3-1' runs backwards"),
     (("--pes", "0,x"), "argument --pes: bad PE 'x' in '0,x': a PE must be a non-negative integer"),
+    (("--pes=-1",), "argument --pes: bad PE '-1': a PE must be a non-negative integer, got '-1'"),
     (("--pes", ","), "argument --pes: expected a list of PEs such as 0,3-5"),
     (("--pes", "40"), "--pes: PE 40 does not exist: default has global PE indices 0-31 (4 cubes x 8 PEs)"),
     (("--pes", "4/0"), "--pes: cube 4 does not exist: default has cubes 0-3"),
