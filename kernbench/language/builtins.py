@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..common.errors import KernbenchError, KernelError, as_flag, file_line, pe_label
+from ..common.errors import KernbenchError, KernelError, as_flag, file_line, is_whole, pe_label
 from ..common.pe_commands import TensorHandle, operator_targets
 from ._caller import this_thread
 from ._handles import handle_id, handle_shape, view_of
@@ -224,9 +224,8 @@ def _range_of(tr, call: str, start, stop, step) -> range:
 
 
 def _grid_axis(axis) -> bool:
-    """A grid axis: an int (Python or numpy; not a bool or timedelta64) 0 or 1."""
-    return (type(axis) is int or (isinstance(axis, np.integer) and not isinstance(axis, np.timedelta64))) \
-        and (axis == 0 or axis == 1)
+    """A grid axis: an int (errors.is_whole: Python or numpy, not a bool) 0 or 1."""
+    return (type(axis) is int or is_whole(axis)) and (axis == 0 or axis == 1)
 
 
 def _binary(self, a, b, name: str) -> TensorHandle:
