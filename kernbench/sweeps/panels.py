@@ -38,7 +38,7 @@ class PanelLaunch:
                  block_kv: int | None = None, causal: bool | None = None) -> Launch:
         # (whole floats, as np.linspace makes, are the ints they hold; anything else reaches the
         # panel's and the kernel's checks as given)
-        context, block_q, block_kv = (_whole(v) for v in (context, block_q, block_kv))
+        context, block_q, block_kv = (_as_int(v) for v in (context, block_q, block_kv))
         spec = panel_spec(self.panel, ctx.hw, shape=self.shape,
                           context=self.context if context is None else context, cubes=self.cubes,
                           causal=self.causal if causal is None else causal,
@@ -70,7 +70,8 @@ class PanelLaunch:
                       spec.rank_axis, *blocks, **kw)
 
 
-def _whole(v):
+def _as_int(v):
+    """A float of a whole value (a swept 32768.0) as that int; anything else as it is."""
     return int(v) if isinstance(v, (float, np.floating)) and float(v).is_integer() else v
 
 
