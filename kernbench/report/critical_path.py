@@ -364,8 +364,11 @@ def critical_path(result) -> CriticalPath:
             first = np.r_[0, np.cumsum(m_pk[lo:hi])].astype(np.int64)
             ok = np.empty(hi - lo, np.uint8)
             _link.restart_points(T, r, np.ascontiguousarray(end[sends], np.int64), first, hop, Q, ok)
-            arrays = links[lo] = (T, r, m_nbytes[lo:hi], first, np.flatnonzero(ok))
-        T, r, nb, first, restarts = arrays
+            # each recv's inputs besides its RX unit's order (its after= tensor): when ready
+            pr = prods[m_recv[lo:hi]]
+            other = np.where(pr >= 0, end[np.maximum(pr, 0)], 0).max(axis=1, initial=0).astype(np.int64)
+            arrays = links[lo] = (T, r, m_nbytes[lo:hi], first, np.flatnonzero(ok), other)
+        T, r, nb, first, restarts, other = arrays
         recvs = m_recv[lo:hi]
         mm = m - lo
         j0 = int(restarts[np.searchsorted(restarts, mm, side="right") - 1])
@@ -384,8 +387,8 @@ def critical_path(result) -> CriticalPath:
                                       mm - j0, P, bw, hop, Q, memo)
         if e_last != int(end[c]) or k < 0:  # (a mismatch cannot be: then no holder is named)
             return -1, 0
-        # The step's slack: what the send's end gains with that post as early as can matter (a
-        # review: its whole credit stall was given, most of it the link's own round trip)
+        # The step's slack: what the send's end gains with that recv posted earlier (a review:
+        # its whole credit stall was given, most of it the link's own round trip)
         n_pk = int(rel[mm - j0 + 1])
         if budget[0] < n_pk:  # (past the budget: the stall, an upper bound; docs/reports.md)
             return int(recvs[j0 + k]), int(credit[c])
@@ -397,10 +400,9 @@ def critical_path(result) -> CriticalPath:
         held = int(recvs[j0 + k])
         r2 = np.array(r[j0:mm + 1])
         r2[k] = int(start[held]) - start_rule(held)[2]
-        other = np.array([max([int(end[q]) for q in prods[int(x)].tolist() if q >= 0], default=0)
-                          for x in recvs[j0:mm + 1]], np.int64)
         s2 = np.empty(n_pk, np.int64)
-        _link.packet_starts(T[j0:mm + 1], r2, nb[j0:mm + 1], P, bw, hop, Q, s2, other, k)
+        _link.packet_starts(T[j0:mm + 1], r2, nb[j0:mm + 1], P, bw, hop, Q, s2,
+                            np.ascontiguousarray(other[j0:mm + 1]), k)
         return held, int(s[n_pk - 1] - s2[n_pk - 1])
 
     steps = []
