@@ -859,9 +859,11 @@ def _transfer(x, live: set, written: set) -> set:
     op = x.opname
     names = x.argval if isinstance(x.argval, tuple) else (x.argval,)
     if op == "STORE_FAST_LOAD_FAST":  # (3.13: stores the first, then loads the second)
+        # backwards: the load first, then the store (a comprehension's `for j in ...: j * T` is
+        # STORE_FAST_LOAD_FAST (j, j): j read only after this store, so not live before it)
+        live.add(names[1])
         live.discard(names[0])
         written.add(names[0])
-        live.add(names[1])
     elif op in _WRITE_OPS:
         live.difference_update(names)
         written.update(names)

@@ -60,8 +60,10 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
     if a.dtype.kind == "c":
         raise PlacementError(f"complex data ({a.dtype}) has no kernbench dtype: pass the real and "
                              f"imaginary parts as two arrays")
-    if (not isinstance(x, np.ndarray) and (a.dtype.kind == "O" or (
-            a.dtype.kind == "f" and a.size and bool(((np.abs(a) >= 2.0 ** 63) & np.isfinite(a)).any())))
+    # (f16 never reaches 2**63, which numpy 2 would warn of casting it to f16)
+    past_int64 = a.dtype.kind == "f" and a.dtype.itemsize >= 4 and a.size and bool(
+        ((np.abs(a) >= 2.0 ** 63) & np.isfinite(a)).any())
+    if (not isinstance(x, np.ndarray) and (a.dtype.kind == "O" or past_int64)
             and _has_huge_int(x)):  # (a list of floats is walked only when it holds one so big)
         # (numpy keeps such ints as objects, or with a float among them rounds every one to a
         # float64: past int64 either way, no integer rule would see them)
@@ -85,6 +87,55 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
         raise PlacementError(f"{a.dtype} data: kernbench rounds from float64 at most; convert it "
                              f"first (a.astype(np.float64)), which rounds it once")
     return a, name
+
+
+#: the storage dtypes ml_dtypes provides: older releases (those of numpy 1.x) convert float64
+#: and ints to them through float32, rounding twice
+_ML_NARROW = frozenset(("bf16", "fp8e4m3", "fp8e5m2"))
+
+
+def round_once(a: np.ndarray, name: str) -> np.ndarray:
+    """``a`` (a numeric array) as storage dtype ``name``, each value rounded once (to nearest,
+    ties to even; past the range as a kernel's cast: inf, NaN in fp8e4m3).
+
+    For bf16 and the fp8s, values float32 does not hold exactly (float64, int32 past 2**24,
+    int64) are first rounded to float32 *to odd* (truncated, the last bit set when inexact):
+    rounding that to a format at least two bits narrower gives the correctly rounded result
+    (S. Boldo and G. Melquiond, "Emulation of FMA and correctly rounded sums: proved algorithms
+    using rounding to odd", IEEE Trans. Computers 57(4), 2008). The ml_dtypes of numpy 1.x
+    round through float32 to nearest, twice (a review: 1 + 2**-8 + 2**-40 became bf16 1.0,
+    not 1.0078125; int64 16973823 became 17039360, not 16908288)."""
+    target = NP_DTYPES[name]
+    if name not in _ML_NARROW or a.dtype.kind not in "iuf" or (a.dtype.kind == "f" and a.dtype.itemsize <= 4) \
+            or (a.dtype.kind in "iu" and a.dtype.itemsize <= 2):
+        return a.astype(target)
+    x = _f64_to_odd(a) if a.dtype.kind in "iu" and a.dtype.itemsize == 8 else a.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = x.astype(np.float32)
+        back = y.astype(np.float64)
+        inexact = (back != x) & np.isfinite(x)
+        if not inexact.any():
+            return y.astype(target)
+        # truncated toward zero (a result rounded away from it, or past float32 to inf, steps back)
+        t = np.where(inexact & (np.abs(back) > np.abs(x)), np.nextafter(y, np.float32(0)), y)
+        even = (t.view(np.uint32) & 1) == 0
+        odd = np.where(inexact & even, np.nextafter(t, np.copysign(np.float32(np.inf), t)), t)
+        return odd.astype(target)
+
+
+def _f64_to_odd(a: np.ndarray) -> np.ndarray:
+    """A 64-bit int array as float64, rounded to odd (exact up to 2**53 in magnitude)."""
+    y = a.astype(np.float64)
+    top = 2.0 ** (64 if a.dtype.kind == "u" else 63)
+    big = y >= top  # (rounded up past the type: no int to compare it with)
+    back = np.where(big, 0.0, y).astype(a.dtype)
+    inexact = big | (back != a)
+    if not inexact.any():
+        return y
+    away = big | ((back > a) if a.dtype.kind == "u" else np.where(a > 0, back > a, back < a))
+    t = np.where(inexact & away, np.nextafter(y, 0.0), y)
+    even = (t.view(np.uint64) & 1) == 0
+    return np.where(inexact & even, np.nextafter(t, np.copysign(np.inf, t)), t)
 
 
 def _has_huge_int(x, _depth: int = 0) -> bool:
@@ -570,7 +621,7 @@ class DeviceMemory:
             # as a kernel's cast (docs/language.md): past the dtype's range is inf (NaN in
             # fp8e4m3), without numpy's warning from inside kernbench
             with np.errstate(over="ignore", invalid="ignore"):
-                out = a.astype(NP_DTYPES[name])
+                out = round_once(a, name)
         except (TypeError, ValueError) as e:
             raise PlacementError(f"cannot store {a.dtype} data as {name}: {e}") from None
         return out, name
