@@ -1833,3 +1833,28 @@ def test_a_sweeps_configs_are_frozen():
         c["mode"] = "functional"
     assert Target.__dataclass_params__.frozen
     assert all(type(p).__dataclass_params__.frozen for p in points_of(None, {"n": [1, 2]}, None))
+
+
+def test_an_optional_dependency_installed_but_broken_is_not_called_missing(monkeypatch):
+    """A review: pyarrow 26 installed beside numpy 1.x raised its own ImportError, reported as
+    "needs pyarrow: pip install kernbench[sweep]", which changes nothing."""
+    import importlib
+
+    from kernbench.sweeps.result import require
+
+    real = importlib.import_module
+
+    def fake(name, *a, **k):
+        if name == "pyarrow":
+            raise ImportError("pyarrow requires NumPy 2.0 or newer, found 1.25.2")
+        if name == "missingpkg":
+            raise ModuleNotFoundError("No module named 'missingpkg'", name="missingpkg")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(ImportError, match=r"pyarrow is installed but cannot be imported: pyarrow requires "
+                                          r"NumPy 2\.0") as e:
+        require("pyarrow")
+    assert isinstance(e.value.__cause__, ImportError)
+    with pytest.raises(ImportError, match=r'needs missingpkg: pip install "kernbench\[sweep\]"'):
+        require("missingpkg")

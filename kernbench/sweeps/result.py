@@ -23,14 +23,23 @@ __all__ = ["SweepResult", "require"]
 
 
 def require(module: str):
-    """Import an optional dependency of sweeps, or say how to install it."""
+    """Import an optional dependency of sweeps, or say how to install it. Raises ImportError:
+    with the install hint when the package is missing; with the package's own error when it is
+    installed but fails to import (a review: pyarrow 26 refusing numpy 1.x was reported as
+    missing, and reinstalling the extra changed nothing)."""
     import importlib
 
+    top = module.split(".")[0]
     try:
         return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"this part of kernbench sweeps needs {module.split('.')[0]}: "
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != top:  # (installed; something it imports is missing)
+            raise ImportError(f"{top} is installed but cannot be imported: {e}") from e
+        raise ImportError(f"this part of kernbench sweeps needs {top}: "
                           f'pip install "kernbench[sweep]"') from None
+    except ImportError as e:
+        raise ImportError(f"{top} is installed but cannot be imported: {e} (a version built for "
+                          f"another numpy or Python: install one that matches)") from e
 
 
 def _plain(v: Any) -> Any:

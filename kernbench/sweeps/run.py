@@ -514,10 +514,13 @@ def _dask_client(workers, client, scheduler):
         return None, None
     try:
         from distributed import Client, LocalCluster
-    except ImportError:
-        if scheduler is not None or workers is not None:
+    except ImportError as e:  # (by default the sweep runs here; asked for Dask, it says why not)
+        if scheduler is None and workers is None:
+            return None, None
+        missing = isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in ("distributed", "dask")
+        if missing:
             raise ImportError(f"a sweep on Dask needs dask.distributed: {SWEEP_EXTRA_HINT}") from None
-        return None, None
+        raise ImportError(f"dask.distributed is installed but cannot be imported: {e}") from e
     if scheduler is not None:
         c = Client(scheduler)
         return c, c.close
