@@ -317,7 +317,7 @@ def test_check_bounds_catches_a_config_changed_after_construction():
         check_bounds({})
     hw = load_hw()
     object.__setattr__(hw.gemm, "rows", np.int64(16))
-    with pytest.raises(HardwareConfigError, match=r"hardware key 'gemm.rows' holds int64 np.int64\(16\), "
+    with pytest.raises(HardwareConfigError, match=rf"hardware key 'gemm.rows' holds int64 {re.escape(repr(np.int64(16)))}, "
                                                   r"set after the config was built"):
         check_bounds(hw)
     assert check_bounds(load_hw("mesh64")) is None
@@ -359,7 +359,7 @@ def test_numpy_scalars_past_a_bound_or_of_the_wrong_kind_are_refused():
         ({"gemm.rows": np.int64(0)}, r"'gemm.rows' must be positive, got 0"),
         ({"gemm.rows": np.bool_(True)}, r"'gemm.rows' must be int, got bool"),
         ({"gemm.rows": True}, r"'gemm.rows' must be int, got bool True"),
-        ({"gemm.rows": np.float64(64.0)}, r"'gemm.rows' must be int, got float64 np.float64\(64.0\)"),
+        ({"gemm.rows": np.float64(64.0)}, rf"'gemm.rows' must be int, got float64 {re.escape(repr(np.float64(64.0)))}"),
         ({"gemm.rows": np.array(64)}, r"'gemm.rows' must be int, got ndarray"),
         ({"clock_ghz": np.bool_(True)}, r"'clock_ghz' must be float, got bool"),
         ({"clock_ghz": np.float64("nan")}, r"'clock_ghz' must be a finite number, got nan"),
