@@ -85,3 +85,13 @@ def test_f16_data_past_nothing_warns_nothing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ctx.replicate([np.float16(1.5), np.float16(-2.0)])
+
+
+def test_large_data_is_rounded_in_pieces_the_same(monkeypatch):
+    from kernbench.runtime import memory
+
+    x = np.random.default_rng(5).standard_normal((37, 29)) * 1000.0
+    whole = memory.round_once(x, "bf16")
+    monkeypatch.setattr(memory, "_ODD_CHUNK", 100)  # (11 pieces, the last short)
+    pieces = memory.round_once(x, "bf16")
+    assert pieces.shape == x.shape and (pieces.view(np.uint16) == whole.view(np.uint16)).all()

@@ -60,10 +60,11 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
     if a.dtype.kind == "c":
         raise PlacementError(f"complex data ({a.dtype}) has no kernbench dtype: pass the real and "
                              f"imaginary parts as two arrays")
-    # (f16 never reaches 2**63, which numpy 2 would warn of casting it to f16)
-    past_int64 = a.dtype.kind == "f" and a.dtype.itemsize >= 4 and a.size and bool(
-        ((np.abs(a) >= 2.0 ** 63) & np.isfinite(a)).any())
-    if (not isinstance(x, np.ndarray) and (a.dtype.kind == "O" or past_int64)
+    # (only data that was not an array: lists; f16 never reaches 2**63, which numpy 2 would warn
+    # of casting it to f16)
+    if (not isinstance(x, np.ndarray) and (a.dtype.kind == "O" or (
+            a.dtype.kind == "f" and a.dtype.itemsize >= 4 and a.size
+            and bool(((np.abs(a) >= 2.0 ** 63) & np.isfinite(a)).any())))
             and _has_huge_int(x)):  # (a list of floats is walked only when it holds one so big)
         # (numpy keeps such ints as objects, or with a float among them rounds every one to a
         # float64: past int64 either way, no integer rule would see them)
@@ -92,6 +93,7 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
 #: the storage dtypes ml_dtypes provides: older releases (those of numpy 1.x) convert float64
 #: and ints to them through float32, rounding twice
 _ML_NARROW = frozenset(("bf16", "fp8e4m3", "fp8e5m2"))
+_ODD_CHUNK = 1 << 20  #: elements round_once converts at a time
 
 
 def round_once(a: np.ndarray, name: str) -> np.ndarray:
@@ -109,7 +111,13 @@ def round_once(a: np.ndarray, name: str) -> np.ndarray:
     if name not in _ML_NARROW or a.dtype.kind not in "iuf" or (a.dtype.kind == "f" and a.dtype.itemsize <= 4) \
             or (a.dtype.kind in "iu" and a.dtype.itemsize <= 2):
         return a.astype(target)
-    x = _f64_to_odd(a) if a.dtype.kind in "iu" and a.dtype.itemsize == 8 else a.astype(np.float64)
+    if a.size > _ODD_CHUNK:  # (in pieces: the temporaries stay small beside the data)
+        flat = np.ascontiguousarray(a).reshape(-1)
+        out = np.empty(flat.shape, target)
+        for i in range(0, flat.size, _ODD_CHUNK):
+            out[i:i + _ODD_CHUNK] = round_once(flat[i:i + _ODD_CHUNK], name)
+        return out.reshape(a.shape)
+    x = _f64_to_odd(a) if a.dtype.kind in "iu" and a.dtype.itemsize == 8 else a.astype(np.float64, copy=False)
     with np.errstate(over="ignore", invalid="ignore"):
         y = x.astype(np.float32)
         back = y.astype(np.float64)
