@@ -124,11 +124,8 @@ def round_once(a: np.ndarray, name: str) -> np.ndarray:
         inexact = (back != x) & np.isfinite(x)
         if not inexact.any():
             return y.astype(target)
-        # truncated toward zero (a result rounded away from it, or past float32 to inf, steps back)
-        t = np.where(inexact & (np.abs(back) > np.abs(x)), np.nextafter(y, np.float32(0)), y)
-        even = (t.view(np.uint32) & 1) == 0
-        odd = np.where(inexact & even, np.nextafter(t, np.copysign(np.float32(np.inf), t)), t)
-        return odd.astype(target)
+        # (a result rounded away from zero, or past float32 to inf)
+        return _to_odd(y, inexact, np.abs(back) > np.abs(x), np.uint32).astype(target)
 
 
 def _f64_to_odd(a: np.ndarray) -> np.ndarray:
@@ -141,9 +138,16 @@ def _f64_to_odd(a: np.ndarray) -> np.ndarray:
     if not inexact.any():
         return y
     away = big | ((back > a) if a.dtype.kind == "u" else np.where(a > 0, back > a, back < a))
-    t = np.where(inexact & away, np.nextafter(y, 0.0), y)
-    even = (t.view(np.uint64) & 1) == 0
-    return np.where(inexact & even, np.nextafter(t, np.copysign(np.inf, t)), t)
+    return _to_odd(y, inexact, away, np.uint64)
+
+
+def _to_odd(y: np.ndarray, inexact: np.ndarray, away: np.ndarray, bits) -> np.ndarray:
+    """``y``, a round-to-nearest result, rounded to odd instead where ``inexact``: truncated
+    toward zero (one step back where ``away``: it was rounded away from zero), then the odd of
+    it and its neighbour away from zero (``bits``: the unsigned int of y's width)."""
+    t = np.where(inexact & away, np.nextafter(y, y.dtype.type(0)), y)
+    even = (t.view(bits) & 1) == 0
+    return np.where(inexact & even, np.nextafter(t, np.copysign(y.dtype.type(np.inf), t)), t)
 
 
 def _has_huge_int(x, _depth: int = 0) -> bool:
