@@ -148,7 +148,7 @@ def _first_line_error(ctx, kernel):
      "(docs/language.md, 'Calls' and 'Porting from Triton'). Instead: tl.int32, the one integer dtype here"),
     ("tl.zeros((4,), tl.float32).to(tl.uint8)", "Instead: tl.int32, the one integer dtype here"),
     ("tl.cast(tl.zeros((4,)), 'int64')", "unknown dtype 'int64': expected one of f16, bf16, f32, "
-     "fp8e4m3, fp8e5m2, int32 (int32 is the one integer dtype)"),
+     "fp8e4m3, fp8e5m2, int32. Instead: tl.int32, the one integer dtype here"),
     ("tl.zeros((4,), tl.float32).to(tl.int1)", "Instead: a mask: what a comparison returns"),
     ("tl.clamp(tl.zeros((4,)), 0.0, 1.0)", "Instead: tl.minimum(tl.maximum(x, lo), hi)"),
     ("tl.zeros_like(tl.zeros((4,)))", "Instead: tl.zeros(x.shape, x.dtype)"),

@@ -29,6 +29,7 @@ from ..common.pe_commands import PORT_INDEX, PORT_NAMES, TensorHandle, parse_por
 from ..hw.config import ENGINE_MAX_VOLUME
 from ._caller import kernel_frame
 from ._compiled import TRACING_MODULES
+from .porting import tl_hint
 
 __all__ = [
     "DTYPES",
@@ -952,10 +953,6 @@ def fmt_shape(shape) -> str:
 _fmt = fmt_shape
 
 
-#: integer dtype names of Triton and numpy other than int32 (check_dtype's hint)
-_OTHER_INT = re.compile(r"u?int(8|16|64)$|uint32$")
-
-
 def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:
     """Canonical storage dtype or a KernelError naming what is allowed."""
     table = DTYPES  # (typed dict in semantic.pxd: .get is then a C call, not a method lookup)
@@ -966,10 +963,11 @@ def check_dtype(tr, d, what: str = "dtype", allow_bool: bool = False) -> str:
         return "bool"  # (not d == "bool": a handle's == is a tl call, an array's has no truth)
     name = dtype_name(d)
     if name is None or (name == "bool" and not allow_bool):
-        mask = (" (a mask is what a comparison returns: x != 0, not a cast or a fill)"
-                if name == "bool" or d is bool or (type(d) is str and d.lower() in ("bool", "int1"))
-                else " (int32 is the one integer dtype)" if type(d) is str and _OTHER_INT.match(d.lower())
-                else "")
+        if name == "bool" or d is bool or (type(d) is str and d.lower() in ("bool", "int1")):
+            mask = " (a mask is what a comparison returns: x != 0, not a cast or a fill)"
+        else:  # (Triton's other types, "int64": porting's hint, as tl.int64 gets)
+            hint = tl_hint(d.lower()) if type(d) is str else ""
+            mask = "." + hint if hint else ""
         fail(tr, f"unknown {what} {d!r}: expected one of {', '.join(STORAGE_DTYPES)}"
                  f"{', or bool (a mask sent with tl.send)' if allow_bool else ''}{mask}")
     return name
