@@ -2,7 +2,7 @@
 
 ml_dtypes older than numpy 2's (0.5, what numpy 1.x installs) convert float64 and int64 to its
 types through float32, rounding twice: 1 + 2**-8 + 2**-40 became bf16 1.0. kernbench rounds to
-float32 to odd first (memory.round_once), which these tests hold against an exact oracle: the
+float32 to odd first (language.numerics.round_once, also the language's int-to-float rounding), which these tests hold against an exact oracle: the
 nearest representable value, computed with fractions, ties to the even bit pattern."""
 from fractions import Fraction
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import kernbench
-from kernbench.runtime.memory import NP_DTYPES, round_once
+from kernbench.language.numerics import round_once
+from kernbench.runtime.memory import NP_DTYPES
 
 _BITS = {"bf16": np.uint16, "fp8e4m3": np.uint8, "fp8e5m2": np.uint8}
 
@@ -88,10 +89,10 @@ def test_f16_data_past_nothing_warns_nothing():
 
 
 def test_large_data_is_rounded_in_pieces_the_same(monkeypatch):
-    from kernbench.runtime import memory
+    from kernbench.language import numerics
 
     x = np.random.default_rng(5).standard_normal((37, 29)) * 1000.0
-    whole = memory.round_once(x, "bf16")
-    monkeypatch.setattr(memory, "_ODD_CHUNK", 100)  # (11 pieces, the last short)
-    pieces = memory.round_once(x, "bf16")
+    whole = numerics.round_once(x, "bf16")
+    monkeypatch.setattr(numerics, "_ODD_CHUNK", 100)  # (11 pieces, the last short)
+    pieces = numerics.round_once(x, "bf16")
     assert pieces.shape == x.shape and (pieces.view(np.uint16) == whole.view(np.uint16)).all()

@@ -96,7 +96,7 @@ def test_a_python_float_other_is_an_f32_constant_cast_to_the_load(dtype):
     assert {name: float(h.data[0]) for name, h in seen.items()} == dict.fromkeys(seen, want)
     if dtype != "f32":  # (the case double rounding tells apart: rounded once from f64, another
         # value; round_once, as numpy 1.x's ml_dtypes rounds through f32 itself)
-        from kernbench.runtime.memory import round_once
+        from kernbench.language.numerics import round_once
         assert want != float(round_once(np.array([val]), dtype)[0])
 
 

@@ -25,7 +25,7 @@ from ..common.errors import is_whole as _whole
 from ..hw.config import HardwareConfig
 from ..language.builder import bytes_text as _bytes_text
 from ..language.builder import host_memory, value_budget
-from ..language.numerics import cast_value
+from ..language.numerics import cast_value, round_once
 from ..language.semantic import FLOAT_DTYPES, NP_DTYPES, STORAGE_DTYPES, dtype_name
 
 __all__ = ["DeviceArray", "DevicePointer", "DeviceMemory", "BASE_ADDR", "ALIGN", "to_numpy", "PlacementError"]
@@ -88,66 +88,6 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
         raise PlacementError(f"{a.dtype} data: kernbench rounds from float64 at most; convert it "
                              f"first (a.astype(np.float64)), which rounds it once")
     return a, name
-
-
-#: the storage dtypes ml_dtypes provides: older releases (those of numpy 1.x) convert float64
-#: and ints to them through float32, rounding twice
-_ML_NARROW = frozenset(("bf16", "fp8e4m3", "fp8e5m2"))
-_ODD_CHUNK = 1 << 20  #: elements round_once converts at a time
-
-
-def round_once(a: np.ndarray, name: str) -> np.ndarray:
-    """``a`` (a numeric array) as storage dtype ``name``, each value rounded once (to nearest,
-    ties to even; past the range as a kernel's cast: inf, NaN in fp8e4m3).
-
-    For bf16 and the fp8s, values float32 does not hold exactly (float64, int32 past 2**24,
-    int64) are first rounded to float32 *to odd* (truncated, the last bit set when inexact):
-    rounding that to a format at least two bits narrower gives the correctly rounded result
-    (S. Boldo and G. Melquiond, "Emulation of FMA and correctly rounded sums: proved algorithms
-    using rounding to odd", IEEE Trans. Computers 57(4), 2008). The ml_dtypes of numpy 1.x
-    round through float32 to nearest, twice (a review: 1 + 2**-8 + 2**-40 became bf16 1.0,
-    not 1.0078125; int64 16973823 became 17039360, not 16908288)."""
-    target = NP_DTYPES[name]
-    if name not in _ML_NARROW or a.dtype.kind not in "iuf" or (a.dtype.kind == "f" and a.dtype.itemsize <= 4) \
-            or (a.dtype.kind in "iu" and a.dtype.itemsize <= 2):
-        return a.astype(target)
-    if a.size > _ODD_CHUNK:  # (in pieces: the temporaries stay small beside the data)
-        flat = np.ascontiguousarray(a).reshape(-1)
-        out = np.empty(flat.shape, target)
-        for i in range(0, flat.size, _ODD_CHUNK):
-            out[i:i + _ODD_CHUNK] = round_once(flat[i:i + _ODD_CHUNK], name)
-        return out.reshape(a.shape)
-    x = _f64_to_odd(a) if a.dtype.kind in "iu" and a.dtype.itemsize == 8 else a.astype(np.float64, copy=False)
-    with np.errstate(over="ignore", invalid="ignore"):
-        y = x.astype(np.float32)
-        back = y.astype(np.float64)
-        inexact = (back != x) & np.isfinite(x)
-        if not inexact.any():
-            return y.astype(target)
-        # (a result rounded away from zero, or past float32 to inf)
-        return _to_odd(y, inexact, np.abs(back) > np.abs(x), np.uint32).astype(target)
-
-
-def _f64_to_odd(a: np.ndarray) -> np.ndarray:
-    """A 64-bit int array as float64, rounded to odd (exact up to 2**53 in magnitude)."""
-    y = a.astype(np.float64)
-    top = 2.0 ** (64 if a.dtype.kind == "u" else 63)
-    big = y >= top  # (rounded up past the type: no int to compare it with)
-    back = np.where(big, 0.0, y).astype(a.dtype)
-    inexact = big | (back != a)
-    if not inexact.any():
-        return y
-    away = big | ((back > a) if a.dtype.kind == "u" else np.where(a > 0, back > a, back < a))
-    return _to_odd(y, inexact, away, np.uint64)
-
-
-def _to_odd(y: np.ndarray, inexact: np.ndarray, away: np.ndarray, bits) -> np.ndarray:
-    """``y``, a round-to-nearest result, rounded to odd instead where ``inexact``: truncated
-    toward zero (one step back where ``away``: it was rounded away from zero), then the odd of
-    it and its neighbour away from zero (``bits``: the unsigned int of y's width)."""
-    t = np.where(inexact & away, np.nextafter(y, y.dtype.type(0)), y)
-    even = (t.view(bits) & 1) == 0
-    return np.where(inexact & even, np.nextafter(t, np.copysign(y.dtype.type(np.inf), t)), t)
 
 
 def _has_huge_int(x, _depth: int = 0) -> bool:
