@@ -219,7 +219,8 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
                            "the handle itself)")
 
     def other_type_error(x_ptr, *, tl):
-        return None[0]
+        nothing = None
+        return nothing[0]
 
     assert "data is None" not in str(_first_line_error(ctx, other_type_error))
 

@@ -404,7 +404,8 @@ def _nearest(v: int, dtype) -> float:
     finite value of the format: an oracle independent of any conversion routine."""
     bits = np.arange(1 << (8 * np.dtype(dtype).itemsize), dtype=np.uint64)
     vals = bits.astype(np.uint16 if np.dtype(dtype).itemsize == 2 else np.uint8).view(dtype)
-    f = vals.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # (the format's NaN patterns: dropped next)
+        f = vals.astype(np.float64)
     ok = np.isfinite(f)
     f, b = f[ok], bits[ok]
     d = np.abs(f - v)
