@@ -901,8 +901,31 @@ def nested_special(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc)
 
 
+def pinned_once(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n):
+        # a pin is no command: the iterations' rows are alike (a review: verify named no line)
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T), pinned=(i == 5))
+    tl.store(o_ptr, acc)
+
+
+def pinned_after(x_ptr, o_ptr, n, *, tl):
+    _tally().n = 0
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n):
+        _tally().n += 1  # Python state outside the loop's frame: replay skips it
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    tl.store(o_ptr, acc + tl.load(x_ptr, shape=(T, T), pinned=_tally().n == n))
+
+
 @pytest.mark.parametrize("kernel,match", [
     (special_iteration, "iteration 5 .*does not repeat the loop body"),
+    (pinned_once, r"test_tl_range.py:\d+: tl.range: iteration 5 \(index 5\) does not repeat the loop "
+                  r"body: it pins its tensors #0 \(pinned=True, counted from its first\), the "
+                  r"replayed body none"),
+    (pinned_after, r"test_tl_range.py:\d+: tl.range replay \(verify mode\) changes the program's "
+                   r"tensors: tensor #\d+ \(made by load \(8,8\) f32 from a0 at test_tl_range.py:\d+\) is "
+                   r"256 bytes with replay, 256 bytes and pinned traced in full"),
     (python_state, "replay .*changes the program"),
     (squares, "iteration 3 .*move by a constant per iteration"),
     (stride_grows, r"iteration 4 .*shape \(2, 8\) and stride 9, the replayed body's shape \(2, 8\) "
@@ -922,6 +945,10 @@ def test_verify_catches_kernels_outside_the_contract(kernel, match):
         # strides do not change the timing)
         off, on = _launch(kernel, args, "off"), _launch(kernel, args, "on")
         assert off.program.commands.tobytes() != on.program.commands.tobytes()
+    if kernel in (pinned_once, pinned_after):  # the same commands, another tensor pinned
+        off, on = _launch(kernel, args, "off"), _launch(kernel, args, "on")
+        assert off.program.commands.tobytes() == on.program.commands.tobytes()
+        assert not (off.program.tensor_pinned == on.program.tensor_pinned).all()
 
 
 def keeps_first_and_a_window(x_ptr, o_ptr, n, depth, shift_last, *, tl):
@@ -2224,3 +2251,51 @@ def test_a_copied_transposed_view_carried_across_replay_is_refused():
     assert ctx.launch(k, (1, 1), x, o, mode="timing", replay="off").cycles > 0
     with pytest.raises(KernelError, match="exp operand names tensor #\\d+, made in an iteration of the tl.range"):
         ctx.launch(k, (1, 1), x, o, mode="timing")
+
+
+# -- Triton's tuning arguments --------------------------------------------------------------------
+#: triton.language.range's parameters after step, in its order (Triton 3.3+:
+#: https://triton-lang.org/main/python-api/generated/triton.language.range.html)
+TRITON_RANGE_TUNING = ("num_stages", "loop_unroll_factor", "disallow_acc_multi_buffer", "flatten",
+                       "warp_specialize", "disable_licm")
+
+
+def tuned_by_keyword(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n, 1, num_stages=3, loop_unroll_factor=2, disallow_acc_multi_buffer=True,
+                      flatten=True, warp_specialize=True, disable_licm=True):
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    tl.store(o_ptr, acc)
+
+
+def tuned_by_position(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n, 1, 3, 2, True, True, True, True):
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    tl.store(o_ptr, acc)
+
+
+def untuned(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    tl.store(o_ptr, acc)
+
+
+def test_triton_s_tuning_arguments_are_accepted_and_ignored():
+    """Each of Triton's tl.range arguments, by keyword and in Triton's positional order, changes
+    nothing. (A review: disable_licm, used by flash-attention kernels, was refused as
+    "range() got an unexpected keyword argument".)"""
+    import inspect
+
+    from kernbench.language.builtins import TL
+
+    params = list(inspect.signature(TL.range).parameters)
+    assert tuple(params[4:4 + len(TRITON_RANGE_TUNING)]) == TRITON_RANGE_TUNING  # (self, start, stop, step)
+    args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 12)  # noqa: E731
+    plain, _ = _exact(untuned, args)
+    for kernel in (tuned_by_keyword, tuned_by_position):
+        off, _ = _exact(kernel, args)
+        assert off.cycles == plain.cycles and off.program.n_commands == plain.program.n_commands
+        assert [off.label(j) for j in range(off.program.n_commands)] == [
+            plain.label(j) for j in range(plain.program.n_commands)]

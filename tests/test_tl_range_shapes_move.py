@@ -129,6 +129,47 @@ def test_a_view_of_a_tensor_before_the_loop_moves_its_shape():
     assert "sum-reduce (22,32)" in on.label(on.program.n_commands - 2)
 
 
+HELD: list = []  # every field of the handles a kernel holds past its loop, by launch
+
+
+def _fields(h):
+    """A handle's fields as a kernel reads them (its id as its place on its PE: the launch's
+    serial is in the high bits)."""
+    return (h.id & 0xFFFF_FFFF, h.addr, h.shape, h.dtype, h.nbytes, h.space, h.pinned)
+
+
+def held_window(x_ptr, o_ptr, n, last_too, *, tl):
+    """A ``prev, cur = cur, new`` window over keys that grow each iteration, and tl.trans of
+    the last: the handles held past the loop are replayed ones (or, with replay_last, the
+    last iteration's), and their sizes feed a command after it."""
+    q = tl.load(x_ptr, shape=(R, 32))
+    o = tl.zeros((R, 32), "f32")
+    k = prev = tl.zeros((4, 32), "f32")
+    for i in tl.range(0, n, shapes_move=True, replay_last=last_too):
+        RUNS.append(i)
+        prev, k = k, tl.load(x_ptr + 64 * i * F32, shape=(4 + 4 * i, 32))
+        kt = tl.trans(k)
+        o = o + tl.dot(tl.exp(tl.dot(q, kt)), k)
+    HELD.append([_fields(h) for h in (prev, k, kt, o)])
+    again = tl.load(x_ptr, shape=(prev.nbytes // (32 * F32), 32))  # as many rows as prev holds
+    tl.store(o_ptr, o + tl.sum(again, axis=0))
+
+
+@pytest.mark.parametrize("last_too", [False, True])
+def test_handles_held_past_the_loop_have_every_field_of_full_tracing(last_too):
+    """Each field of each handle held past the loop, nbytes included, is full tracing's. (A
+    review found nbytes left at iteration B's: (76, 32) f32 with nbytes 1536, and the load
+    sized by it 64 cycles shorter.)"""
+    args = lambda ctx: (ctx.empty((1024, 32), "f32"), ctx.empty((R, 32), "f32"), 20, last_too)  # noqa: E731
+    HELD.clear()
+    _exact(held_window, args)
+    off, on, ver = HELD[0], HELD[1], HELD[-1]  # (verify traces the PE twice: its last pass is full)
+    assert off == on == ver
+    # (each size as the buffer's: the window's older tile is iteration 18's (76, 32) f32)
+    assert off[0][2:5] == ((76, 32), "f32", 76 * 32 * F32)
+    assert off[1][4] == off[2][4] == 80 * 32 * F32
+
+
 def concave(x_ptr, o_ptr, gn, *, tl):
     """A moving loop inside another: a tile without stride= whose two dimensions move in
     opposite ways, (2 + i) x (30 - i), reaches furthest at i = 14, not at either end. The loop

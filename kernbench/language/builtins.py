@@ -537,8 +537,8 @@ class TL:
 
     # -- loops -------------------------------------------------------------------------------
     def range(self, start, stop=None, step=1, num_stages=None, loop_unroll_factor=None,
-              warp_specialize=None, flatten=None, disallow_acc_multi_buffer=None, *,
-              replay_last=False, replay_first=False, shapes_move=False):
+              disallow_acc_multi_buffer=None, flatten=None, warp_specialize=None,
+              disable_licm=None, *, replay_last=False, replay_first=False, shapes_move=False):
         """``range(start, stop, step)`` for a loop whose iterations do the same work on other
         tensors and addresses: in timing mode the body is traced for a few iterations and the
         last, and the iterations between are replayed from the traced ones without running
@@ -550,7 +550,8 @@ class TL:
         iterations 0 and 1 prove the repetition and replay starts at 2: one traced iteration
         fewer when the body carries no tensor from one iteration to the next (else iteration 2
         is traced as without it). Functional mode traces every iteration. Triton's
-        tuning arguments (num_stages, ...) are accepted and ignored. ``shapes_move=True``
+        tuning arguments (num_stages, loop_unroll_factor, disallow_acc_multi_buffer, flatten,
+        warp_specialize, disable_licm: in Triton's order) are accepted and ignored. ``shapes_move=True``
         (kernbench's): the tiles' shapes may move by a constant per iteration too, as the
         addresses do (a causal diagonal block's keys growing by a query block per iteration);
         the proof then accepts iterations A and B whose commands differ only so, and replay

@@ -626,10 +626,12 @@ def _replay_moving(b, p: _Plan, R: int) -> None:
         start = starts[m] if m >= 0 else p.top - sum(mv.total(k) for k in range(m, 0))
         h.addr = start + int(offsets[m][j])
         h.id += R * p.D
+        # its buffer's size moves too (a view's nbytes is its buffer's: PEBuilder._new)
+        e = b.tensors.entry(h.id - b.base)
+        h.nbytes = e[2] * ITEMSIZE[e[1]]
         d = mv.held.get(id(h))
         if d is not None:  # its shape moves: the entry's own tuple when it is its buffer's
             shape = _moved(h.shape, d, R)
-            e = b.tensors.entry(h.id - b.base)
             h.shape = e[0] if e[0] == shape else shape
     for h, d in mv.views_before:
         h.shape = _moved(h.shape, d, R)
@@ -819,6 +821,13 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
             why = "its tensors differ in shape or dtype from the replayed body's"
         elif e[2] - s[2] != S:
             why = f"its tensors take {e[2] - s[2]} SRAM bytes, the replayed body's {S}"
+        elif b.pinned[s[3]:e[3]] != [x + m * p.D for x in p.pinned]:
+            # (a pin is no command: `pinned=(i == 5)` leaves the rows alike)
+            def places(ts, t0):
+                return ", ".join(f"#{t - t0}" for t in ts) or "none"
+            why = (f"it pins its tensors {places(b.pinned[s[3]:e[3]], s[0])} (pinned=True, counted "
+                   f"from its first), the replayed body {places(p.pinned, s[0] - m * p.D)}: a "
+                   f"tl.range body pins the same tiles in every iteration")
         elif e[5] - s[5] != len(p.acc):
             why = f"it makes {e[5] - s[5]} loads and stores, the replayed body {len(p.acc)}"
         else:

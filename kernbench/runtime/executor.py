@@ -895,10 +895,27 @@ def _compare_replayed(full, b, pe: tuple) -> None:
             f"replay_last=True, a Python value its body assigned (the index included: it keeps a "
             f"traced iteration's value); write such a loop with range() (docs/language.md, 'tl.range')",
             pe=pe, where=file_line(k[1], k[2], full=True))
-    if not (np.array_equal(full.tensor_bytes, b.tensor_bytes)
-            and np.array_equal(full.tensor_pinned, b.tensor_pinned)):
-        raise KernelError(f"{pe_label(pe)}: tl.range replay (verify mode) changes the program's tensors "
-                          f"(docs/language.md, 'tl.range')", pe=pe)
+    ya, yb, pa, pb = full.tensor_bytes, b.tensor_bytes, full.tensor_pinned, b.tensor_pinned
+    if not (np.array_equal(ya, yb) and np.array_equal(pa, pb)):
+        # the first tensor that differs, named by the command that makes it
+        n = min(len(ya), len(yb))
+        bad = np.flatnonzero((ya[:n] != yb[:n]) | (pa[:n] != pb[:n]))
+        t = int(bad[0]) if len(bad) else n
+        made = np.flatnonzero(ca["dst"] == t)
+
+        def tensor(y, pin) -> str:
+            if t >= len(y):
+                return "none (the program ends)"
+            return f"{int(y[t])} bytes" + (" and pinned" if pin[t] else "")
+
+        head, where, by = pe_label(pe), None, ""
+        if len(made):
+            k = ta.keys[int(sa[made[0]])]
+            head, where = pe_at(pe, k[1], k[2]), file_line(k[1], k[2], full=True)
+            by = f" (made by {ta.label(int(sa[made[0]]))} at {file_line(k[1], k[2])})"
+        raise KernelError(f"{head}: tl.range replay (verify mode) changes the program's tensors: tensor "
+                          f"#{t}{by} is {tensor(yb, pb)} with replay, {tensor(ya, pa)} traced in full "
+                          f"(docs/language.md, 'tl.range')", pe=pe, where=where)
 
 
 def _bytes_of(p: Program, a: int, z: int) -> np.ndarray:
