@@ -48,7 +48,7 @@ def test_hardware_seconds_takes_a_number_of_cycles():
     import fractions  # (any real number, a 0-d array's too: a review found them refused)
     assert hw.seconds(fractions.Fraction(3, 2)) == hw.seconds(1.5) and hw.seconds(np.array(3000)) == 2e-6
     # (reviews: "1" was read as 1 cycle, -1 gave negative seconds)
-    for bad in ("1", b"1", True, None, [1], np.complex128(3), np.timedelta64(5)):
+    for bad in ("1", b"1", True, None, [1], np.complex128(3), np.timedelta64(5, "s")):
         with pytest.raises(TypeError, match="seconds: cycles must be a number"):
             hw.seconds(bad)
     for bad in (10**400, -1, float("nan"), float("inf"), np.longdouble("1e4000")):

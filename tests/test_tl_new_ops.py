@@ -191,7 +191,7 @@ def test_cdiv_and_softmax_errors_name_themselves():
             run(lambda tl, b=b: tl.cdiv(x(tl), b))
     with pytest.raises(KernelError, match="cdiv: division by zero"):
         run(lambda tl: tl.cdiv(x(tl), 0))
-    for bad in ("2", None, np.timedelta64(2)):  # (named as cdiv's, not the add it becomes)
+    for bad in ("2", None, np.timedelta64(2, "s")):  # (named as cdiv's, not the add it becomes)
         for a, b in ((x, bad), (bad, x)):
             with pytest.raises(KernelError, match="cdiv takes ints and int32 tensors, got"):
                 run(lambda tl, a=a, b=b: tl.cdiv(a(tl) if callable(a) else a, b(tl) if callable(b) else b))
@@ -212,7 +212,7 @@ def test_a_timedelta_is_no_number():
     """A review's case: np.timedelta64 is a numpy signed integer by class; f32 + timedelta64(5)
     added 5, with a unit it failed inside kernbench blamed on the kernel. Refused as datetime64
     is (numpy refuses float32 + timedelta64 too)."""
-    for v in (np.timedelta64(5), np.timedelta64(5, "s"), np.datetime64("2020-01-01")):
+    for v in (np.timedelta64(5, "D"), np.timedelta64(5, "s"), np.datetime64("2020-01-01")):
         with pytest.raises(KernelError, match=f"add: expected a tensor or a Python number, got {type(v).__name__}"):
             run(lambda tl, v=v: tl.zeros((4,), "f32") + v)
         with pytest.raises(KernelError, match="expected|number|value"):
@@ -225,7 +225,10 @@ def test_a_timedelta_is_no_int_anywhere():
     offset, program_id's axis, the grid, max_cycles, a hardware key, profile's top. numpy
     refuses them all ("cannot be interpreted as an integer"); so does kernbench now."""
     from kernbench.hw.config import HardwareConfigError
-    td = np.timedelta64
+
+    def td(n, unit="s"):  # (numpy 2.5 deprecates the generic unit)
+        return np.timedelta64(n, unit)
+
     for body in (lambda tl: tl.zeros((td(4),), "f32"), lambda tl: tl.zeros(td(4, "s"), "f32"),
                  lambda tl: tl.sum(tl.zeros((4, 4), "f32"), axis=td(0)),
                  lambda tl: tl.softmax(tl.zeros((4, 4), "f32"), td(0)),
