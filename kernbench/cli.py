@@ -26,6 +26,7 @@ progress bar on a terminal. docs/reports.md describes every command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.machinery
 import importlib.util
@@ -528,6 +529,17 @@ def _check_output_paths(args) -> None:
             raise CliError(f"{name} {_path_text(path)}: {why}") from None
 
 
+@contextlib.contextmanager
+def _writing(name: str, path):
+    """An error writing output option ``name``'s file ``path`` as one line naming both: what
+    only writing finds (a full disk, a device that refuses writes, a pipe closed early)."""
+    try:
+        yield
+    except OSError as e:
+        why = e.strerror or exc_text(e)
+        raise CliError(f"{name} {_path_text(path)}: {why} (while writing it)") from None
+
+
 def _path_text(path) -> str:
     """A path for an error line: a name too long for any file system cut short."""
     s = str(path)
@@ -611,7 +623,8 @@ def _write_outputs(result, args, console, tag=None) -> None:
         from .report.table import fmt_bytes, plural
 
         path = _suffixed(args.trace, tag)
-        info = result.to_perfetto(path, pes=args.pes, window=args.window, critical_path=profile)
+        with _writing("--trace", path):
+            info = result.to_perfetto(path, pes=args.pes, window=args.window, critical_path=profile)
         what = (f"{plural(info['slices'], 'slice')} on {plural(info['pes'], 'PE')}, "
                 f"{plural(info['flows'], 'flow')}, "
                 + (f"a critical-path track of {plural(info['critical_path_slices'], 'step')}, " if profile else "")
@@ -622,13 +635,15 @@ def _write_outputs(result, args, console, tag=None) -> None:
         console.print(rich_text(f"trace  -> {path}  ({what}; open in https://ui.perfetto.dev)"), soft_wrap=True)
     if args.json:
         path = _suffixed(args.json, tag)
-        result.write_json(path)  # (a chunk at a time: a long launch's file without its dict)
+        with _writing("--json", path):
+            result.write_json(path)  # (a chunk at a time: a long launch's file without its dict)
         console.print(rich_text(f"json   -> {path}"), soft_wrap=True)
     if args.plot:
         # (a name without a suffix is matplotlib's PNG: p -> p.<panel>.png, not p.<panel>,
         # whose "suffix" matplotlib would read as the format)
         path = _suffixed(args.plot if Path(args.plot).suffix else args.plot + ".png", tag)
-        result.plot(path)
+        with _writing("--plot", path):
+            result.plot(path)
         console.print(rich_text(f"plot   -> {path}"), soft_wrap=True)
 
 
@@ -960,17 +975,20 @@ def cmd_sweep(args, console) -> int:
             highlight=False).print(t)
     console.print(rich_text(res.summary()), soft_wrap=True)
     if args.out:
-        res.save(args.out)
+        with _writing("--out", args.out):
+            res.save(args.out)
         console.print(rich_text(f"rows   -> {args.out}"), soft_wrap=True)
     if args.plot:
-        ax = res.plot(x=args.x or (res.swept[-1] if res.swept else "cycles"), y=args.y, hue=args.hue,
-                      path=args.plot)
+        with _writing("--plot", args.plot):
+            ax = res.plot(x=args.x or (res.swept[-1] if res.swept else "cycles"), y=args.y,
+                          hue=args.hue, path=args.plot)
         mean = ax.get_ylabel() if ax.get_ylabel().startswith("mean ") else ""
         console.print(rich_text(f"plot   -> {args.plot}" + (f"  (y: {mean}: the points that share x and "
                                                             f"hue, differing in another swept value)"
                                                             if mean else "")), soft_wrap=True)
     if args.pareto:
-        front = res.pareto(args.pareto, objective=args.y, path=args.pareto_plot)
+        with _writing("--pareto-plot", args.pareto_plot):
+            front = res.pareto(args.pareto, objective=args.y, path=args.pareto_plot)
         console.print(rich_text(f"Pareto front ({args.y} against {args.pareto}):"))
         cols = list(dict.fromkeys([*res.swept, args.y, args.pareto]))  # (a swept cost once)
         console.print(rich_text(front[cols].to_string(index=False)), soft_wrap=True)

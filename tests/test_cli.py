@@ -665,6 +665,28 @@ def test_a_bad_output_path_fails_before_the_run_and_names_its_option(capsys, tmp
     assert code == 2 and f"{opt} {tmp_path}: is a folder, expected a file name" in one_error_line(err)
 
 
+
+@pytest.mark.parametrize("opt", ["--json", "--trace"])
+def test_an_output_that_fails_while_written_names_its_option(tmp_path, opt):
+    """What only writing finds (here a file-size limit, EFBIG; a full disk, a closed pipe) is one
+    line naming the option and the file, not a bare "[Errno 27] File too large" (a review), and
+    no partial file stays."""
+    k = tmp_path / "k.py"
+    k.write_text("def k(x_ptr, *, tl):\n    tl.store(x_ptr, tl.load(x_ptr, shape=(64,)) * 2.0)\n"
+                 "\ndef setup(ctx):\n    return (ctx.empty((64,), 'f32'),)\n")
+    out = tmp_path / "out.json"
+    code = f"""
+import resource, signal, sys
+from kernbench.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+sys.exit(main(["run", {str(k) + ":k"!r}, "--grid", "8,1", {opt!r}, {str(out)!r}]))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip() == f"kernbench: error: {opt} {out}: File too large (while writing it)"
+    assert not out.exists()
+
 def test_two_outputs_naming_one_file_fail_before_the_run(capsys, tmp_path):
     """--trace out.json --json out.json: the JSON overwrote the trace, and both were reported
     written (a new user). Refused before the kernel's module is imported, naming both options."""

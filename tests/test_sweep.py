@@ -772,6 +772,25 @@ def test_parquet_keeps_a_missing_swept_value_missing(tmp_path):
     assert pd.read_parquet(tmp_path / "m.parquet")["M"].isna().tolist() == [True, False, False]
 
 
+
+def test_parquet_keeps_numbers_numbers(tmp_path):
+    """An axis of ints and floats (``clock_ghz=[1, 1.5]``: the CLI's ``--set clock_ghz=1,1.5``)
+    is float64 in .df and in the file, not the reprs '1' and '1.5' (a review: read back, its
+    values doubled to '11' and '1.51.5'); a fixed value Arrow has no type for (a generator) is
+    written as its repr, not Arrow's raw error."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    res = sweep(builder, hardware={"clock_ghz": [1, 1.5]}, args={"chunks": [1, 2.0]}, workers=1,
+                cache=False)
+    res.to_parquet(tmp_path / "n.parquet")
+    back = pd.read_parquet(tmp_path / "n.parquet")
+    for c in ("clock_ghz", "chunks"):
+        assert back[c].dtype == res.df[c].dtype == "float64", (c, back[c].dtype)
+        assert back[c].tolist() == [float(r[c]) for r in res.rows]
+    gen = sweep(builder, args={"chunks": 1, "M": (m for m in [16])}, workers=1, cache=False)
+    gen.to_parquet(tmp_path / "g.parquet")
+    assert pd.read_parquet(tmp_path / "g.parquet")["M"].tolist() == [repr(gen.rows[0]["M"])]
+
 def test_pareto_keeps_rows_tied_on_both_columns():
     """Rows with the same cost and objective do not beat each other: all are on the front (a
     review found one kept of twelve tied rows); a row matched on one and worse on the other is

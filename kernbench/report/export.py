@@ -14,7 +14,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..common.errors import check_output_file, is_whole
+from ..common.errors import check_output_file, is_whole, remove_partial
 from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Program
 from ..hw.config import from_dict as hw_from_dict
 from ..hw.sfr import SfrInstall
@@ -279,10 +279,7 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
             with open(path, "w") as f:
                 f.write(text)
         except BaseException:  # (a full disk: no partial file left, as write_json leaves none)
-            try:
-                Path(path).unlink()
-            except OSError:
-                pass
+            remove_partial(path)
             raise
     return doc
 
@@ -294,23 +291,28 @@ def write_json(result, path: Union[str, Path]) -> int:
     number of commands (``kernbench ... --json`` writes with it). Each kernel site's label and
     source are encoded once (when the labels and sources are the launch's own:
     commands.site_keys; else each command's). Returns the bytes written. A partial file is removed if writing
-    fails."""
+    fails (a regular file: not a symlink or a device, common.errors.remove_partial). Raises
+    ValueError for a path that is no file path, and the OSError writing meets."""
     check_output_file(path, "write_json")
     doc = _document(result, named_by_site=True)
     path = str(path)
-    ok = False
-    with open(path, "wb") as f:
+    f = open(path, "wb")
+    written = [0]
+
+    def write(b) -> None:  # (counted: a pipe or a device has no size to read back)
+        written[0] += f.write(b)
+
+    try:
+        _write(doc, write)
+        f.close()  # (its last buffer written here: a full disk may fail now)
+    except BaseException:
         try:
-            _write(doc, f.write)
-            ok = True
-        finally:
-            if not ok:
-                f.close()
-                try:
-                    Path(path).unlink()
-                except OSError:
-                    pass
-    return Path(path).stat().st_size
+            f.close()
+        except OSError:
+            pass
+        remove_partial(path)
+        raise
+    return written[0]
 
 
 #: entries of a per-command list formatted (and held as text) at a time by write_json

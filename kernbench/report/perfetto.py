@@ -40,7 +40,7 @@ from typing import Iterable, Optional, Union
 
 import numpy as np
 
-from ..common.errors import check_output_file, is_whole as _whole
+from ..common.errors import check_output_file, is_whole as _whole, remove_partial
 from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
 from . import _format
 from .commands import first_of_keys, site_keys
@@ -404,10 +404,7 @@ class _Writer:
             if self.error is None:
                 self.error = e
         if not ok or self.error is not None:
-            try:
-                os.remove(self.path)
-            except OSError:
-                pass
+            remove_partial(self.path)
         if ok and self.error is not None:
             raise self.error
 

@@ -111,11 +111,22 @@ class SweepResult:
         self.df.to_csv(path, index=False, **kw)
 
     def to_parquet(self, path, **kw) -> None:
-        require("pyarrow")
+        pa = require("pyarrow")
         df = self.df.copy()
-        for c in self.swept:  # a column of mixed types (ints and tuples) as text; missing stays null
+        # a column of mixed types (ints and tuples), or of values Arrow has no type for (a fixed
+        # value that is a generator), as text; missing stays null
+        for c in self.swept:
+            if df[c].dtype != object:  # (ints and floats: df made it float64, as the file keeps it)
+                continue
             vals = [r.get(c) for r in self.rows]
-            if len({type(v) for v in vals if v is not None}) > 1:
+            given = [v for v in vals if v is not None]
+            text = len({type(v) for v in given}) > 1
+            if not text:
+                try:
+                    pa.array(given)
+                except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                    text = True
+            if text:
                 df[c] = [None if v is None else repr(v) for v in vals]
         df.to_parquet(path, index=False, **kw)
 
