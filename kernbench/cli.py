@@ -930,6 +930,11 @@ def cmd_sweep(args, console) -> int:
     hardware, arg_values, options = (_unique_args(args.set, "--set"), _unique_args(args.arg, "--arg"),
                                      _unique_args(args.option, "--option"))
     _check_sweep_columns(args, [*arg_values, *options, *hardware])
+    if args.panel:  # (the --arg would win silently: the user meant both to count)
+        for opt, name in (("--causal", "causal"), ("--context", "context")):
+            if getattr(args, name) and name in arg_values:
+                raise CliError(f"{opt} and --arg {name}=... both set the panel's {name}: give one "
+                               f"(--arg {name}=A,B sweeps it)")
     kw = {}
     if args.panel:
         target = panel_launch(args.panel, shape=args.shape or "llama70b", context=args.context,

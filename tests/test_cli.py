@@ -909,6 +909,16 @@ def test_sweep_refuses_kernel_options_with_a_panel(capsys, flag):
                                    f"grid and SFR")
 
 
+@pytest.mark.parametrize("flag, arg", [(["--causal"], "causal=False"), (["--context", "4096"], "context=8192")])
+def test_sweep_refuses_a_panel_option_an_arg_sets_too(capsys, flag, arg):
+    """--causal with --arg causal=False ran non-causal without a word (a review)."""
+    name = arg.split("=")[0]
+    code, _, err = run(capsys, "sweep", "--panel", "single_user_prefill", "--no-cache", "--workers", "1",
+                       *flag, "--arg", arg)
+    assert code == 2
+    assert one_error_line(err) == (f"kernbench: error: {flag[0]} and --arg {name}=... both set the "
+                                   f"panel's {name}: give one (--arg {name}=A,B sweeps it)")
+
 @pytest.mark.parametrize("opt", ["--x", "--y", "--hue", "--pareto"])
 def test_sweep_column_names_are_checked_before_any_point(capsys, vadd_file, tmp_path, opt):
     # (--x nocol failed only after every point was computed)
