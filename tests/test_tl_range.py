@@ -2299,3 +2299,55 @@ def test_triton_s_tuning_arguments_are_accepted_and_ignored():
         assert off.cycles == plain.cycles and off.program.n_commands == plain.program.n_commands
         assert [off.label(j) for j in range(off.program.n_commands)] == [
             plain.label(j) for j in range(plain.program.n_commands)]
+
+
+# -- the launch's record of its loops (TracedLaunch.loops) -----------------------------------------
+def four_loops(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n):  # replayed: iterations 3 .. n - 2
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    for _ in tl.range(0, 2):  # too short to replay
+        acc = acc * 0.5
+    seen = 0
+    for _ in tl.range(0, n):  # Python state: a count the body keeps
+        seen += 1
+        acc = acc + tl.load(x_ptr + (seen % 3) * T * T * F32, shape=(T, T))
+    for i in tl.range(0, n):  # a branch on the index: iteration 2 is not iteration 1 moved on
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        acc = acc + (tl.exp(x) if i == 2 else x)
+    tl.store(o_ptr, acc)
+
+
+def test_the_launch_records_what_replay_did_with_each_loop():
+    """Each tl.range loop: its runs on how many PEs, iterations, how many replay emitted, or
+    why it replayed none. (A new user's ring all-reduce lost replay on one loop silently:
+    documented, but nothing told them which loop or why.)"""
+    args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 12)  # noqa: E731
+    ctx = _ctx()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReplayWarning)
+        tr = ctx.trace(four_loops, (2, 1), *args(ctx), mode="timing")
+    first = four_loops.__code__.co_firstlineno
+    got = [(lp.line - first, lp.pes, lp.runs, lp.iterations, lp.replayed) for lp in tr.loops]
+    # per PE: 12 iterations, 0, 1, 2 and 11 traced (PROBES, and the last), 8 replayed
+    assert got == [(2, 2, 2, 24, 16), (4, 2, 2, 4, 0), (7, 2, 2, 24, 0), (10, 2, 2, 24, 0)]
+    why = [lp.why for lp in tr.loops]
+    assert why[0] is None
+    assert why[1] == f"2 iterations, fewer than the {loops.PROBES + 2} replay needs"
+    assert why[2] == "it carries Python state across iterations (seen: a ReplayWarning names it)"
+    assert why[3].startswith("its traced iterations differ otherwise than replay moves them on")
+    assert str(tr.loops[0]) == (f"tl.range at test_tl_range.py:{first + 2}: 2 runs on 2 PEs, 16 of 24 "
+                                f"iterations replayed")
+    assert str(tr.loops[1]).endswith("0 of 4 iterations replayed; not replayed: " + why[1])
+    # a loop found off its line after replay: the launch traced again, the loop in full
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReplayWarning)
+        (again,) = ctx.trace(enumerated, (1, 1), *_blocks(10, 10)(ctx), mode="timing").loops
+    assert (again.runs, again.iterations, again.replayed) == (1, 10, 0)
+    assert again.why.startswith("traced again in full: iteration 9 (index 9) ")
+    # the record is replay's: none with replay off, nor in functional mode (every iteration traced)
+    assert ctx.trace(four_loops, (2, 1), *args(ctx), mode="timing", replay="off").loops == ()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReplayWarning)
+        assert ctx.trace(four_loops, (2, 1), *args(ctx), mode="timing", replay="verify").loops == tr.loops
+        assert ctx.trace(four_loops, (2, 1), *args(ctx), mode="functional").loops == ()

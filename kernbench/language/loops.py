@@ -51,6 +51,7 @@ from __future__ import annotations
 import array
 import bisect
 import collections
+import dataclasses
 import functools
 import sys
 import types
@@ -65,8 +66,8 @@ from ..common.pe_commands import TensorHandle
 from .builder import SRAM_ALIGN, SRAM_TOP_MAX, UnknownValue, past_memory, table_bytes
 from .semantic import ITEMSIZE, MAX_ELEMENTS
 
-__all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "InFull", "ReplayOffLine", "TlRange", "check_cut_short",
-           "tl_range"]
+__all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "InFull", "LoopReplay", "ReplayOffLine", "TlRange",
+           "check_cut_short", "loop_replays", "tl_range"]
 
 semantic.register_internal(__file__)
 
@@ -76,6 +77,49 @@ PROBES = 3
 MAX_PROBES = 4
 REPLAY_MODES = ("on", "off", "verify")
 
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopReplay:
+    """What tl.range replay did with one loop of a timing-mode launch (``TracedLaunch.loops``):
+    the runs of the loop whose Python ran (an inner loop inside replayed iterations of an outer
+    one is replayed with them, not run), on how many PEs, their iterations in all and how many
+    of those replay emitted without running the body's Python. ``why``: why a run replayed
+    nothing (the first such run's reason; None when every run replayed)."""
+
+    file: str
+    line: int
+    pes: int
+    runs: int
+    iterations: int
+    replayed: int
+    why: str | None = None
+
+    def __str__(self) -> str:
+        runs = f"{self.runs:,} run{'s' if self.runs != 1 else ''} on {self.pes:,} PE{'s' if self.pes != 1 else ''}"
+        done = f"{self.replayed:,} of {self.iterations:,} iterations replayed"
+        return (f"tl.range at {file_line(self.file, self.line)}: {runs}, {done}"
+                + (f"; not replayed: {self.why}" if self.why else ""))
+
+
+def _log(b, where: tuple, n: int, replayed: int, why: str | None) -> None:
+    """Count one run of the tl.range loop at ``where`` (file, line) on program ``b``'s PE in
+    its launch's record (TraceStore.loop_runs, read by :func:`loop_replays`)."""
+    e = b.trace_store.loop_runs.get(where)
+    if e is None:
+        e = b.trace_store.loop_runs[where] = [0, 0, 0, set(), None]
+    e[0] += 1
+    e[1] += n
+    e[2] += replayed
+    e[3].add((b.pe, b.cube))
+    if not replayed and e[4] is None:
+        e[4] = why
+
+
+def loop_replays(store) -> tuple:
+    """The launch's record of its tl.range loops as LoopReplay entries, by file and line."""
+    return tuple(LoopReplay(f, line, len(e[3]), e[0], e[1], e[2], e[4])
+                 for (f, line), e in sorted(store.loop_runs.items()))
 
 def _snap(b) -> tuple:
     """Where program ``b`` is: tensors made, global command count, SRAM top, pinned count,
@@ -1414,19 +1458,27 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
     tail = 0 if replay_last else 1  # iterations traced after the replayed ones: the last
     head = PROBES - 1 if replay_first else PROBES  # iterations traced before them, at least
     if mode == "off" or getattr(b, "functional", True) or n < head + 1 + tail:
+        if mode == "on" and not getattr(b, "functional", True):  # (too short: in the record)
+            _log(b, semantic.site(), n, 0, f"{n} iteration{'s' if n != 1 else ''}, fewer than the "
+                                           f"{head + 1 + tail} replay needs")
         yield from r
         return
     where = semantic.site()
     no_replay = tl._no_replay
     # (the frame is not kept in a local: the kernel's frame holds this generator)
-    if ((no_replay is not None and (where in no_replay or where in no_replay.carried))
-            or semantic.loop_grows(semantic.site_frame())):
+    held = no_replay is not None and (where in no_replay or where in no_replay.carried)
+    if held or semantic.loop_grows(semantic.site_frame()):
         # a comprehension's loop (it collects one element per iteration run: replay cannot
         # move those on), one found off its line at an earlier try of this launch, or one
         # found carrying Python state earlier in it (each of its runs then: a later run's
         # state may hide past what the check looks at, and the warning says traced in full)
-        if no_replay is not None and where in no_replay.carried:
+        carried = held and where in no_replay.carried
+        if carried:
             no_replay.carried[where][3].add((b.pe, b.cube))
+        if mode == "on":
+            _log(b, where, n, 0, "it carries Python state across iterations (a ReplayWarning names it)"
+                 if carried else f"traced again in full: {no_replay[where][1]} {no_replay[where][2]}"
+                 if held else "a comprehension's loop: it collects an element per iteration")
         yield from r
         return
     tl._ranged += 1  # verify mode compares this PE's program with the one traced in full
@@ -1442,6 +1494,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
     # the check of the iteration traced after the replayed ones while it runs (check_cut_short)
     running = [where[0], where[1], None, False, None]
     b.ranges.append(running)
+    why, replayed = None, 0  # (the launch's record of its loops: _log)
     try:
         p = None
         snaps = [_snap(b)]  # at the start of each traced iteration, and after the last
@@ -1483,6 +1536,10 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                     p = None
         kb = len(snaps) - 2  # B, the iteration replay moves on
         k = kb + 1
+        if p is None:
+            why = ("run interleaved with another tl.range loop (generators advanced together): the "
+                   "loops do not nest" if running[3] else "its traced iterations differ otherwise "
+                   "than replay moves them on (docs/language.md, 'tl.range': what kernbench checks)")
         if p is not None and states is not None and kb != 1:  # (B = 1: checked above)
             # Python state the body carries (a pointer advanced with `+=`, a counter, a running
             # width, a list appended to) differs from iteration to iteration: replay, skipping the
@@ -1492,6 +1549,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             carried = _carried(spec, [x for x in states if x[1] >= kb - 1])
             if carried:
                 p = None
+                why = (f"it carries Python state across iterations ({', '.join(carried)}: a "
+                       f"ReplayWarning names it)")
                 if no_replay is not None and not check and n - tail - k > 0:
                     seen = no_replay.carried.get(where)
                     if seen is None:
@@ -1506,6 +1565,11 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         R = 0
         if p is not None and not check:
             R = _safe_iterations(b, p, n - tail - k)
+            replayed = max(R, 0)
+            if R <= 0:
+                why = ("no iteration left between the traced ones" if n - tail - k <= 0 else
+                       "its next iteration's loads or stores would leave their allocation, or "
+                       "the program its bounds: traced from there")
             if R > 0:
                 _check_memory(b, p, R, where)
                 _replay(b, p, R, (where[0], where[1]))
@@ -1583,6 +1647,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             b.left_range = (where[0], where[1], at, r[at])
         raise
     finally:
+        if not check:
+            _log(b, (where[0], where[1]), n, replayed, why)
         for i in range(len(b.ranges) - 1, -1, -1):  # (its own: loops may end out of order)
             if b.ranges[i] is running:
                 del b.ranges[i]

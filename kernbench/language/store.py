@@ -238,7 +238,7 @@ class TraceStore:
 
     __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_n_lit", "_bounds",
                  "_sites", "_expected", "_segments", "_tensor_bytes", "_tiles", "_loops", "_program",
-                 "replayed")
+                 "replayed", "loop_runs")
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.table = SiteTable()
@@ -246,6 +246,9 @@ class TraceStore:
         #: rows tl.range replay wrote as traced rows (a body whose shapes move): traced rows
         #: whose Python did not run
         self.replayed = 0
+        #: the launch's tl.range loops: (file, line) -> [runs, iterations, replayed, PEs, why]
+        #: (kernbench.language.loops: _log, loop_replays)
+        self.loop_runs: dict = {}
         self.n = 0  #: commands in the arrays (global numbering: traced and tiled rows)
         self.closed = False
         self.current = None  #: the builder appending to ``pending``

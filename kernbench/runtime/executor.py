@@ -28,7 +28,7 @@ from ..common.gc_pause import pause_gc, resume_gc
 from ..common.unraisable import UnraisableCatcher
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
-from ..language.loops import InFull, ReplayOffLine, check_cut_short
+from ..language.loops import InFull, ReplayOffLine, check_cut_short, loop_replays
 from ..language.porting import method_hint, tl_hint
 from ..language.semantic import called_from, forget_lines, is_user_code
 from ..language.semantic import fmt_shape as fmt
@@ -1021,7 +1021,9 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
             metas = [None if b is None else b.meta for b in builders]
             handles = [None if b is None else (b.handles, b.views) for b in builders]
         program, sites, table = _assemble(hw, builders)
-        replayed = next((b.trace_store.replayed for b in builders if b is not None), 0)
+        store = next((b.trace_store for b in builders if b is not None), None)
+        replayed = store.replayed if store is not None else 0
+        loops = loop_replays(store) if store is not None else ()
         if replay == "verify" and program.compact is not None:
             # its two readers, the C reader the engine uses and the expansion, agree byte for
             # byte (each PE's rows were compared with full tracing above)
@@ -1038,7 +1040,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
             program=program, sites=sites, table=table, neighbours=nbr, sfr=sfr,
             grid=grid, mode=mode, shape=(hw.n_cubes, hw.pes_per_cube),
             kernel_name=kname, kernel_file=kfile,
-            args=_named_args(kernel, args, kwargs), replayed_rows=replayed)
+            args=_named_args(kernel, args, kwargs), replayed_rows=replayed, loops=loops)
         moved = None
         if reuse is not None and "program" in reuse[0]._prepared:
             # streams moved, not changed: the source's checked tables, renumbered for these PEs

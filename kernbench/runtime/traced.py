@@ -49,6 +49,9 @@ class TracedLaunch:
     #: tilings), those tl.range replay wrote without running the kernel's Python (a body
     #: whose shapes move: kernbench.language.loops), on the PEs traced in this launch
     replayed_rows: int = 0
+    #: each tl.range loop of the kernel: its runs, iterations and how many replay emitted, or
+    #: why it replayed none (kernbench.language.loops.LoopReplay; timing mode with replay on)
+    loops: tuple = ()
 
     # -- naming commands ----------------------------------------------------------------------
     def label(self, i: int) -> str:
