@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .common.errors import exc_text, file_line
+from .common.files import output_file
 from .common.shown import rich_text
 
 __all__ = ["main", "parse_value", "parse_grid", "parse_pes", "parse_window", "load_kernel", "DelayedProgress"]
@@ -764,7 +765,8 @@ def _save_arrays(ctx, result, named: dict, path: str, console) -> None:
             arrays[name] = ctx.gather(arr)
         except PlacementError:
             pass  # allocated with ctx.empty, no placement to undo: per_pe only
-    with open(path, "wb") as f:  # np.savez would append .npz to a name without it
+    # (a file object: np.savez would append .npz to a name without it)
+    with _writing("--save", path), output_file(path) as out, open(out, "wb") as f:
         np.savez(f, **arrays)
     what = ", ".join(result.written_args) if result.written_args else "nothing: the kernel stored to no array argument"
     console.print(rich_text(f"save   -> {path}  ({what})"), soft_wrap=True)

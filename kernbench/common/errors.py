@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numbers
 import os
-import stat
 import sys
 import sysconfig
 
@@ -200,18 +199,6 @@ def as_flag(x):
 def is_whole(x) -> bool:
     """An int (Python or numpy), not a bool: a PE index, a count, a cycle, a byte offset."""
     return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.timedelta64))
-
-
-def remove_partial(path) -> None:
-    """Remove what a writer that failed left at ``path``, when it is a regular file: never a
-    symlink (whose target may be anything), a device (``/dev/full``, ``/dev/stdout``), a FIFO or
-    a socket, which are not the writer's to remove. Errors are ignored (the writer's own error
-    is the one raised)."""
-    try:
-        if stat.S_ISREG(os.lstat(path).st_mode):
-            os.remove(path)
-    except OSError:
-        pass
 
 
 def check_output_file(path, who: str) -> None:

@@ -14,7 +14,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..common.errors import check_output_file, is_whole, remove_partial
+from ..common.errors import check_output_file, is_whole
+from ..common.files import output_file
 from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Program
 from ..hw.config import from_dict as hw_from_dict
 from ..hw.sfr import SfrInstall
@@ -275,12 +276,8 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
     doc = _joined(_document(result, named_by_site=False))
     if path is not None:
         text = json.dumps(doc, indent=indent)  # one-shot dumps uses the C encoder
-        try:
-            with open(path, "w") as f:
-                f.write(text)
-        except BaseException:  # (a full disk: no partial file left, as write_json leaves none)
-            remove_partial(path)
-            raise
+        with output_file(path) as out, open(out, "w") as f:  # (whole or not at all)
+            f.write(text)
     return doc
 
 
@@ -290,28 +287,18 @@ def write_json(result, path: Union[str, Path]) -> int:
     ``JSON_CHUNK`` entries at a time, so memory stays near the launch's own whatever the
     number of commands (``kernbench ... --json`` writes with it). Each kernel site's label and
     source are encoded once (when the labels and sources are the launch's own:
-    commands.site_keys; else each command's). Returns the bytes written. A partial file is removed if writing
-    fails (a regular file: not a symlink or a device, common.errors.remove_partial). Raises
+    commands.site_keys; else each command's). Returns the bytes written. If writing fails, ``path`` is left as
+    it was: the file is written whole or not at all (common.files.output_file). Raises
     ValueError for a path that is no file path, and the OSError writing meets."""
     check_output_file(path, "write_json")
     doc = _document(result, named_by_site=True)
-    path = str(path)
-    f = open(path, "wb")
     written = [0]
+    with output_file(path) as out, open(out, "wb") as f:  # (whole or not at all)
 
-    def write(b) -> None:  # (counted: a pipe or a device has no size to read back)
-        written[0] += f.write(b)
+        def write(b) -> None:  # (counted: a pipe or a device has no size to read back)
+            written[0] += f.write(b)
 
-    try:
         _write(doc, write)
-        f.close()  # (its last buffer written here: a full disk may fail now)
-    except BaseException:
-        try:
-            f.close()
-        except OSError:
-            pass
-        remove_partial(path)
-        raise
     return written[0]
 
 

@@ -40,7 +40,8 @@ from typing import Iterable, Optional, Union
 
 import numpy as np
 
-from ..common.errors import check_output_file, is_whole as _whole, remove_partial
+from ..common.errors import check_output_file, is_whole as _whole
+from ..common.files import output_file
 from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
 from . import _format
 from .commands import first_of_keys, site_keys
@@ -361,17 +362,18 @@ def _slices_text(heads, static_args, peer_names, columns) -> str:
 
 
 class _Writer:
-    """Writes byte chunks to ``path`` on a background thread (gzip when the name ends in .gz):
-    compressing and writing release the GIL, so they overlap the formatting of the next chunk.
-    At most a few chunks wait in the queue, so memory stays bounded."""
+    """Writes byte chunks to the file ``out`` on a background thread (gzip when ``name``, the
+    file's name for the user, ends in .gz; the gzip header names it): compressing and writing
+    release the GIL, so they overlap the formatting of the next chunk. At most a few chunks
+    wait in the queue, so memory stays bounded."""
 
-    def __init__(self, path):
-        self.path = str(path)
-        if self.path.endswith(".gz"):
+    def __init__(self, out: str, name: str):
+        self.raw = open(out, "wb")
+        if name.endswith(".gz"):
             # mtime=0: the same run gives the same bytes
-            self.file = gzip.GzipFile(self.path, "wb", compresslevel=_GZIP_LEVEL, mtime=0)
+            self.file = gzip.GzipFile(name, "wb", compresslevel=_GZIP_LEVEL, fileobj=self.raw, mtime=0)
         else:
-            self.file = open(self.path, "wb")
+            self.file = self.raw
         self.queue: queue.Queue = queue.Queue(maxsize=3)
         self.error: Optional[BaseException] = None
         self.thread = threading.Thread(target=self._run, name="kernbench-trace-writer", daemon=True)
@@ -395,16 +397,16 @@ class _Writer:
         self.queue.put(text if isinstance(text, bytes) else text.encode())
 
     def close(self, ok: bool = True) -> None:
-        """Finish writing; when ``ok`` is False (the caller failed) the partial file goes."""
+        """Finish writing, and raise the error writing met when ``ok`` (the caller did not fail
+        itself). The file is the caller's to keep or drop (common.files.output_file)."""
         self.queue.put(None)
         self.thread.join()
-        try:
-            self.file.close()  # (a gzip file writes its last block and trailer here)
-        except OSError as e:  # (a full disk: a truncated gzip left behind, once)
-            if self.error is None:
-                self.error = e
-        if not ok or self.error is not None:
-            remove_partial(self.path)
+        for f in (self.file, self.raw):  # (a gzip file writes its last block and trailer first)
+            try:
+                f.close()
+            except OSError as e:  # (a full disk: found only now)
+                if self.error is None:
+                    self.error = e
         if ok and self.error is not None:
             raise self.error
 
@@ -447,35 +449,36 @@ def to_perfetto(
     for g in range(n_pes):
         peer_names[g + 1] = f',"peer":{json.dumps(result.pe_name(g))}'
 
-    writer = _Writer(path)
-    ok = False
-    first = True
+    with output_file(path) as out:  # (whole or not at all: a failed write leaves path as it was)
+        writer = _Writer(out, str(path))
+        ok = False
+        first = True
 
-    def emit(text) -> None:
-        nonlocal first
-        if not text:
-            return
-        if first:
-            text, first = text[1:], False
-        writer.write(text)
+        def emit(text) -> None:
+            nonlocal first
+            if not text:
+                return
+            if first:
+                text, first = text[1:], False
+            writer.write(text)
 
-    try:
-        head = json.dumps({"displayTimeUnit": "ns", "otherData": other}, separators=(",", ":"))
-        writer.write(head[:-1] + ',"traceEvents":[')
-        emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in meta))
-        idx = sel.idx
-        blobs = _blobs(heads, static_args, peer_names)
-        for lo in range(0, len(idx), _CHUNK):
-            emit(_format.slices(*blobs, *_slice_columns(sel, sites, lo)))
-        n_flows = len(sel.flow_id)
-        for lo in range(0, n_flows, _CHUNK):
-            emit(_format.flows(*_FLOW_HEADS, *_flow_columns(sel, lo, lo + _CHUNK)))
-        path_events = _path_events(result, sel) if critical_path else []
-        emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in path_events))
-        writer.write("\n]}\n")
-        ok = True
-    finally:
-        writer.close(ok)
+        try:
+            head = json.dumps({"displayTimeUnit": "ns", "otherData": other}, separators=(",", ":"))
+            writer.write(head[:-1] + ',"traceEvents":[')
+            emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in meta))
+            idx = sel.idx
+            blobs = _blobs(heads, static_args, peer_names)
+            for lo in range(0, len(idx), _CHUNK):
+                emit(_format.slices(*blobs, *_slice_columns(sel, sites, lo)))
+            n_flows = len(sel.flow_id)
+            for lo in range(0, n_flows, _CHUNK):
+                emit(_format.flows(*_FLOW_HEADS, *_flow_columns(sel, lo, lo + _CHUNK)))
+            path_events = _path_events(result, sel) if critical_path else []
+            emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in path_events))
+            writer.write("\n]}\n")
+            ok = True
+        finally:
+            writer.close(ok)
     n_slices = len(sel.idx)
     return {
         "path": str(path),

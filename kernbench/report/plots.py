@@ -16,6 +16,7 @@ from typing import Iterable, Optional, Union
 import numpy as np
 
 from ..common.errors import check_output_file
+from ..common.files import save_figure
 from ..common.pe_commands import UNIT_NAMES, Opcode
 from ..common.shown import plain_texts
 from .perfetto import select_pes
@@ -200,7 +201,7 @@ def plot(
                     loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
 
     if path is not None:
-        fig.savefig(path, dpi=dpi)
+        save_figure(fig, path, dpi=dpi)
     else:
         fig.canvas.draw()  # lays the figure out, as saving would
     # The heatmap's pixel box, as laid out in the saved file (origin top-left, like image arrays).

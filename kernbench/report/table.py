@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..common.errors import check_output_file, is_whole
+from ..common.files import output_file
 from ..common.shown import rich_text
 from .summary import summarize
 
@@ -270,7 +271,7 @@ def emit(renderable, console: Optional[Console] = None, file=None, width: int = 
     if console is not None:
         console.print(renderable)
     elif isinstance(file, (str, os.PathLike)):
-        with open(file, "w", encoding="utf-8") as f:
+        with output_file(file) as out, open(out, "w", encoding="utf-8") as f:  # (whole or not at all)
             f.write(text)
     elif file is not None:
         file.write(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..common.errors import check_output_file
+from ..common.files import save_figure
 from ..common.shown import plain_texts
 
 __all__ = ["line_plot", "pareto", "pareto_rows"]
@@ -23,7 +24,7 @@ def _save(fig, path) -> None:
     if suffix not in (".png", ".svg"):
         raise ValueError(f"plot path {str(path)!r}: name it .png or .svg")
     check_output_file(path, "plot")
-    fig.savefig(path, dpi=120 if suffix == ".png" else None)
+    save_figure(fig, path, dpi=120 if suffix == ".png" else None)
 
 
 def _check_column(res, c: str) -> None:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..common.files import output_file
 from ..report.table import plural
 from .figures import BUSY_UNITS, FIGURES
 
@@ -108,7 +110,14 @@ class SweepResult:
 
     # -- files ---------------------------------------------------------------------------------
     def to_csv(self, path, **kw) -> None:
-        self.df.to_csv(path, index=False, **kw)
+        """The rows as CSV (pandas' ``to_csv``, ``kw`` passed on; ``path`` a file name is
+        written whole or not at all: common.files.output_file)."""
+        kw.setdefault("index", False)
+        if isinstance(path, (str, os.PathLike)):
+            with output_file(path) as out:
+                self.df.to_csv(out, **kw)
+        else:
+            self.df.to_csv(path, **kw)
 
     def to_parquet(self, path, **kw) -> None:
         pa = require("pyarrow")
@@ -128,7 +137,12 @@ class SweepResult:
                     text = True
             if text:
                 df[c] = [None if v is None else repr(v) for v in vals]
-        df.to_parquet(path, index=False, **kw)
+        kw.setdefault("index", False)
+        if isinstance(path, (str, os.PathLike)):
+            with output_file(path) as out:  # (whole or not at all)
+                df.to_parquet(out, **kw)
+        else:
+            df.to_parquet(path, **kw)
 
     def save(self, path) -> None:
         """``.csv`` or ``.parquet`` by the file's suffix."""

@@ -1,0 +1,102 @@
+"""Output files written whole or not at all: every writer of kernbench's (traces, JSON, reports,
+plots, sweep tables, the CLI's arrays) goes through :func:`output_file`.
+
+A writer that fails part way (a full disk, a closed pipe, a bad option that raises once the file
+is open) left a partial file behind: a truncated CSV reads back as fewer rows, without a word,
+and an existing file was emptied or, removed to clean up, deleted (a review: ``--trace
+/dev/full`` deleted the device). Here the writer writes a new file beside the target, renamed
+over it once the writer returns and removed if it raises, so the target is either the whole new
+file or what it was. Figures are saved through :func:`save_figure`, which also keeps their bytes
+the same from run to run.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import uuid
+
+__all__ = ["output_file", "save_figure"]
+
+
+@contextlib.contextmanager
+def output_file(path):
+    """The file name (str) a writer writes ``path``'s contents to.
+
+    For a regular file, or a name not yet taken: a new file in the same folder whose name ends
+    as ``path``'s does (formats chosen by suffix hold: ``.json.gz``, ``.svg``), renamed over
+    ``path`` when the ``with`` block ends and removed if it raises. A symlink is written through:
+    its target is replaced, the link kept. An existing file's permission bits are kept. A
+    device, FIFO or socket (``/dev/null``, ``/dev/stdout``) is written in place, as is a file in
+    a folder where no new file can be made (then a failure may leave it partial).
+
+    An OSError the block raises without a file name (a write's: "[Errno 28] No space left on
+    device") is raised again naming ``path``, with its type (a subclass by errno) and errno."""
+    p = os.fspath(path)
+    real = os.path.realpath(p)
+    try:
+        st = os.stat(real)
+    except OSError:  # (not there yet, or not reachable: open() says why)
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with _named(p, p):
+            yield p
+        return
+    folder, base = os.path.split(real)
+    tmp = os.path.join(folder, f".{uuid.uuid4().hex[:12]}.{base}")
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # (the umask applies)
+    except OSError:  # (no new file here: a read-only folder, a name too long with the prefix)
+        with _named(p, p):
+            yield p
+        return
+    try:
+        with _named(p, tmp):
+            if st is not None:
+                os.chmod(tmp, stat.S_IMODE(st.st_mode))
+            yield tmp
+        os.replace(tmp, real)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _named(path: str, written: str):
+    """An OSError of the block that names no file, or the file written in ``path``'s place,
+    raised again naming ``path``."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno is not None and (e.filename is None or e.filename == written != path):
+            raise OSError(e.errno, e.strerror, path) from e
+        raise
+
+
+def save_figure(fig, path, **kw) -> None:
+    """``fig.savefig(path, **kw)`` through :func:`output_file` (``path`` a file name; a file
+    object is written as it is), with the bytes the same from run to run: the SVG's element
+    ids from a fixed salt (matplotlib draws them at random), no creation date in an SVG, PDF or
+    PostScript file. A name without a suffix is written as matplotlib does, with its default
+    format's suffix added (``p`` -> ``p.png``)."""
+    from matplotlib import rc_context, rcParams
+
+    fmt = kw.get("format")
+    if isinstance(path, (str, os.PathLike)):
+        path = os.fspath(path)
+        suffix = os.path.splitext(path)[1][1:].lower()
+        if fmt is None and not suffix:
+            fmt = rcParams["savefig.format"]
+            path = f"{path}.{fmt}"
+        fmt = fmt or suffix
+    date = {"svg": "Date", "svgz": "Date", "pdf": "CreationDate", "ps": "CreationDate",
+            "eps": "CreationDate"}.get(str(fmt).lower())
+    if date is not None:
+        kw["metadata"] = {date: None, **(kw.get("metadata") or {})}
+    with rc_context({"svg.hashsalt": "kernbench"}):
+        if isinstance(path, str):
+            with output_file(path) as out:
+                fig.savefig(out, **kw)
+        else:
+            fig.savefig(path, **kw)
