@@ -275,6 +275,30 @@ def test_gather_warns_when_the_copies_it_did_not_read_differ():
         ctx.gather(c)
 
 
+
+def _idle_cube_0(o_ptr, *, tl):
+    if tl.program_id(1) == 0:
+        return  # cube 0 has no work in this launch
+    tl.store(o_ptr, tl.full((1, 4), 1.0 + tl.program_id(1), "f32"))
+
+
+@pytest.mark.parametrize("unwritten", ["nan", "zero"])
+def test_gather_warns_when_the_copy_it_reads_is_unwritten_where_another_was_stored(unwritten):
+    """(A review: cube 0 idle, cube 1 storing; gather read cube 0's unwritten copy, zeros with
+    unwritten="zero", without a word.)"""
+    import warnings
+
+    ctx = kernbench.Context("default", unwritten=unwritten)
+    o = ctx.empty_like(ctx.shard(np.zeros((8, 4), np.float32), over="pe"))
+    ctx.launch(_idle_cube_0, (8, 2), o)
+    with pytest.warns(UserWarning, match=r"gather\('a1'\) read the copy of cube 0, but other copies "
+                                         r"hold values a launch stored where the copy read holds none "
+                                         r"\(unwritten\) \(the first at PE \(0, 1\)\)"):
+        ctx.gather(o)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (ctx.gather(o, cube=1) == 2.0).all()
+
 # -- a review's cases ---------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, np.float16, np.float32])
 def test_float_data_placed_as_int32_truncates_and_saturates_whatever_its_float_type(ctx, dtype):

@@ -741,7 +741,7 @@ class DeviceMemory:
         copy 0, the one gather read (``choose``: the gather arguments that read another), where
         a launch stored to copy k and both were written (a
         launch on one cube leaves the other cubes' copies as placed, or unwritten: not copies
-        that differ)."""
+        that differ), or holds elements a launch stored to that copy 0 left unwritten."""
         if not arr._stored:
             return
 
@@ -749,30 +749,33 @@ class DeviceMemory:
             return (self.flat(arr, g).view(np.uint8).reshape(arr.numel, -1),
                     arr._written.get(g, False))
 
+        def mask(w):  # which elements were written, as a bool array
+            return np.full(arr.numel, w is None) if w is None or w is False else w
+
         first = [elements(g) for g in copies[0]]
         for other in copies[1:]:
-            differ = False
+            differ = missing = False
             for g, (fb, fw) in zip(other, first):
                 if g not in arr._stored:
                     continue
                 ob, ow = elements(g)
-                if fw is False or ow is False:
-                    continue
-                both = fw if ow is None else (ow if fw is None else fw & ow)
-                if both is None:
-                    differ = not np.array_equal(ob, fb)
-                else:
-                    differ = not np.array_equal(ob[both], fb[both])
+                fm, om = mask(fw), mask(ow)
+                # elements a launch stored to in copy k that the copy read does not hold (a
+                # review: cube 0 idle, cube 1 storing, gather gave unwritten zeros silently)
+                missing = bool((om & ~fm).any())
+                both = fm & om
+                differ = missing or not np.array_equal(ob[both], fb[both])
                 if differ:
                     break
             if differ:
                 where = pe_label(self.hw.pe_coords(other[0]))
-                warnings.warn(f"gather({arr.name!r}) read {read}, but other copies differ (the "
+                what = ("other copies hold values a launch stored where the copy read holds "
+                        "none (unwritten)" if missing else "other copies differ")
+                warnings.warn(f"gather({arr.name!r}) read {read}, but {what} (the "
                               f"first at {where}): a launch over several cubes or PEs wrote each; "
                               f"pass {choose} to read another, or read_all() for every one",
                               UserWarning, stacklevel=user_stacklevel())
                 return
-
 
 def arg_repr(v: Any) -> Any:
     """A launch argument as LaunchResult.args (and the JSON) shows it: numbers and strings as
