@@ -322,6 +322,33 @@ def test_int64_data_past_2_24_by_default_is_refused_at_minus_2_63_too(ctx):
     assert ctx.read(ctx.replicate(np.array([-2 ** 24, 2 ** 24], np.int64)), (0, 0)).tolist() == [-2 ** 24, 2 ** 24]
 
 
+
+def test_a_list_s_ints_past_2_24_beside_a_float_are_refused_too(ctx):
+    """(A review: one float in the list made numpy build float64, and 16777217 was placed as
+    16777216 without a word.) The list's ints are ints, whatever numpy made of them."""
+    for a, far in (([2 ** 24 + 1, 0.5], 2 ** 24 + 1), ([[0.5, -2 ** 24 - 1]], -2 ** 24 - 1),
+                   ((1.5, 2 ** 40), 2 ** 40)):
+        with pytest.raises(PlacementError, match=f"integer data becomes f32 by default, which holds "
+                                                 f"integers exactly only up to 2\\*\\*24 in magnitude "
+                                                 f"\\(this data reaches {far}\\)"):
+            ctx.replicate(a)
+    # floats that far, and the ints 2**24 and dtype='f32', are placed as asked
+    assert ctx.read(ctx.replicate([2.0 ** 40, 0.5, 2 ** 24, -2 ** 24]), (0, 0)).tolist() == [
+        2.0 ** 40, 0.5, 2 ** 24, -2 ** 24]
+    assert ctx.read(ctx.replicate([2 ** 24 + 1, 0.5], dtype="f32"), (0, 0)).tolist() == [2 ** 24, 0.5]
+
+
+def test_a_masked_array_with_masked_elements_is_refused(ctx):
+    """(A review: np.asarray dropped the mask, and the values under it were placed.)"""
+    for m in (np.ma.array([1.0, 2.0, 3.0], mask=[False, True, False]), np.ma.masked,
+              np.ma.masked_invalid(np.array([1.0, np.nan], np.float32))):
+        with pytest.raises(PlacementError, match="a masked array with masked elements: placement "
+                                                 "takes values, and the mask would be dropped"):
+            ctx.replicate(m)
+    m = np.ma.array([1.0, 2.0, 3.0], mask=[False, True, False])
+    assert ctx.read(ctx.replicate(m.filled(-1.0)), (0, 0)).tolist() == [1.0, -1.0, 3.0]
+    assert ctx.read(ctx.replicate(np.ma.array([1.0, 2.0])), (0, 0)).tolist() == [1.0, 2.0]  # (none masked)
+
 def test_another_contexts_array_is_refused_by_every_reader(ctx):
     # (its global PE numbers are another machine's: PE (1, 1) of a 2-PE cube read as (3, 0))
     other = kernbench.Context("default", overrides={"pes_per_cube": 2})

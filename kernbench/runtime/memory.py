@@ -53,6 +53,11 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
         if "bfloat16" in str(getattr(t, "dtype", "")):
             return np.asarray(t.float().numpy()).astype(NP_DTYPES["bf16"]), "bf16"
         x = t.numpy()
+    if isinstance(x, np.ma.MaskedArray) and np.ma.getmaskarray(x).any():
+        # (np.asarray drops the mask: the values under it would be placed without a word)
+        raise PlacementError("a masked array with masked elements: placement takes values, and "
+                             "the mask would be dropped (the values under it placed as they are); "
+                             "pass x.filled(value) to choose what stands there, or x.data")
     try:
         a = np.asarray(x)
     except ValueError as e:  # a ragged nested list: numpy has no array for it
@@ -90,13 +95,22 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
     return a, name
 
 
-def _has_huge_int(x, _depth: int = 0) -> bool:
-    """Whether nested lists or tuples ``x`` hold a Python int outside int64 (bools aside)."""
+def _int_past(x, lo: int, hi: int, _depth: int = 0):
+    """The first Python int (bools aside) of nested lists or tuples ``x`` outside
+    ``[lo, hi]``, or None."""
     if isinstance(x, int) and not isinstance(x, bool):
-        return not -(1 << 63) <= x < 1 << 63
+        return None if lo <= x <= hi else x
     if isinstance(x, (list, tuple)) and _depth < 32:
-        return any(_has_huge_int(v, _depth + 1) for v in x)
-    return False
+        for v in x:
+            far = _int_past(v, lo, hi, _depth + 1)
+            if far is not None:
+                return far
+    return None
+
+
+def _has_huge_int(x) -> bool:
+    """Whether nested lists or tuples ``x`` hold a Python int outside int64 (bools aside)."""
+    return _int_past(x, -(1 << 63), (1 << 63) - 1) is not None
 
 
 def _storage_dtype(name) -> str:
@@ -552,11 +566,20 @@ class DeviceMemory:
                 f"({_bytes_text(value_budget())}), the whole at most the memory this process may "
                 f"take ({_bytes_text(host_memory())}); for the cycles alone allocate it with "
                 f"ctx.empty(shape, dtype) and launch with mode='timing'")
+        far = None
         if dtype is None and a.dtype.kind in "iu" and a.size and (
                 int(a.max()) > 2 ** 24 or int(a.min()) < -2 ** 24):  # (not abs: |-2**63| wraps)
             hi, lo = int(a.max()), int(a.min())
             far = hi if hi >= -lo else lo  # (the value furthest from 0, with its sign)
-            raise PlacementError(f"{a.dtype} data becomes f32 by default, which holds integers exactly "
+        elif (dtype is None and a.dtype.kind == "f" and a.dtype.itemsize >= 4  # (f16 never is)
+              and not isinstance(x, np.ndarray) and a.size and bool((np.abs(a) > 2.0 ** 24).any())):
+            # a list's ints beside a float: numpy made them float64, but they are ints (a review:
+            # [16777217, 0.5] placed as 16777216 without a word); a list of floats is walked only
+            # when it holds a value that far
+            far = _int_past(x, -2 ** 24, 2 ** 24)
+        if far is not None:
+            what = a.dtype if a.dtype.kind in "iu" else "integer"
+            raise PlacementError(f"{what} data becomes f32 by default, which holds integers exactly "
                                  f"only up to 2**24 in magnitude (this data reaches {far}): "
                                  f"pass dtype='int32' to keep them integers, or dtype='f32' to round")
         if a.ndim == 0:
