@@ -82,8 +82,8 @@ def test_timing_mode_reads_nothing_and_reports_nothing():
     assert r.unwritten_reads == [] and r.cycles > 0
     # a read of an array a timing launch was given, which nothing wrote, says so (a new user read
     # the NaN of a timing launch's output as its result)
-    with pytest.warns(UserWarning, match=r"'a0' was passed to a timing-mode launch, which computes no "
-                                         r"values, and nothing has written the copy read: it reads as "
+    with pytest.warns(UserWarning, match=r"'a0' was passed to a timing-mode launch \(or ctx.trace\), which "
+                                         r"computes no values, and nothing has written the copy read: it reads as "
                                          r"never-written memory \(NaN; int32 -2\*\*31\)"):
         assert ctx.read(x, (0, 0)).dtype == ml_dtypes.float8_e5m2
     with pytest.warns(UserWarning, match="timing-mode launch"):
@@ -113,6 +113,26 @@ def test_unwritten_must_be_nan_or_zero():
     with pytest.raises(ValueError, match="unwritten must be one of"):
         kernbench.Context("default", overrides=HW, unwritten="garbage")
 
+
+
+@pytest.mark.parametrize("mode", ["timing", "functional"])
+def test_a_read_after_ctx_trace_gets_the_timing_warning(mode):
+    """ctx.trace(...).time() is ctx.launch in timing mode (docs/sweeps.md), and a trace in either
+    mode computes no values: a read of an output nothing wrote warns as after a timing launch
+    (a review: after a trace it read the placement, or an earlier launch's values, silently)."""
+    import warnings
+
+    ctx = kernbench.Context("default", overrides=HW)
+    x, o = ctx.replicate(np.ones(4, np.float32)), ctx.empty((4,), "f32", name="o")
+    k = lambda x_ptr, o_ptr, *, tl: tl.store(o_ptr, tl.load(x_ptr, shape=(4,)) * 2.0)  # noqa: E731
+    ctx.launch(k, (1, 1), x, o)  # functional: o written
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ctx.read(o, (0, 0))
+    o2 = ctx.empty((4,), "f32", name="o2")
+    ctx.trace(k, (1, 1), x, o2, mode=mode).time(ctx.hw)
+    with pytest.warns(UserWarning, match=r"'o2' was passed to a timing-mode launch \(or ctx.trace\)"):
+        ctx.read(o2, (0, 0))
 
 def test_an_array_inside_a_container_gets_the_timing_warning_too():
     # (the kernel receives it as itself: only the arrays passed were marked)

@@ -187,6 +187,12 @@ class Context:
         with values (the same commands, so the same cycles). The launch's checks run here, once
         (every command; every send paired with the recv that drains its link, of its shape and
         dtype): a kernel error or links that do not pair raise here as :meth:`launch` raises them,
-        and the engine's tables built on the way are kept for the first ``time()``."""
+        and the engine's tables built on the way are kept for the first ``time()``. It computes no
+        values: reading back a copy of an argument nothing has written warns, as after a
+        timing-mode launch."""
         kw = _kernel_kwargs(kernel_kwargs, more_kernel_kwargs)
-        return executor.trace_launch(self, kernel, grid, args, kw, mode=mode, replay=replay)[0]
+        traced = executor.trace_launch(self, kernel, grid, args, kw, mode=mode, replay=replay)[0]
+        # (no values computed, whatever its mode: a read of a copy nothing wrote says so, as after
+        # a timing-mode launch, which is this trace timed)
+        executor.mark_last_launch(args, kw, computed=False)
+        return traced

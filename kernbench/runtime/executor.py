@@ -1065,13 +1065,17 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     result = time_traced(ctx, kernel, args, kwargs, traced, metas, handles, mode=mode, detail=detail,
                          max_cycles=max_cycles, record_events=record_events, strict_sram=strict_sram,
                          tolerance=tolerance, steady=steady)
-    # The arguments' last launch: a read of a copy nothing has written warns after a timing one
-    # (it computed no values), not after a functional one (unwritten by design; its stores clear
-    # the flag through pointers too). Arrays passed as arrays only: an int may be a size that
-    # equals an address.
-    for _, _, a, _ in _device_arrays(args, kwargs):
-        a.timed = mode == "timing"
+    mark_last_launch(args, kwargs, computed=mode == "functional")
     return result
+
+
+def mark_last_launch(args, kwargs, computed: bool) -> None:
+    """The arguments' last launch: a read of a copy nothing has written warns after one that
+    computed no values (a timing-mode launch; ctx.trace in either mode), not after a functional
+    one (unwritten by design; its stores clear the flag through pointers too). Arrays passed as
+    arrays only: an int may be a size that equals an address."""
+    for _, _, a, _ in _device_arrays(args, kwargs):
+        a.timed = not computed
 
 
 def _plain(a):

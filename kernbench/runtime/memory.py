@@ -264,7 +264,7 @@ class DevicePointer(int):
 
 def _warn_timed(arr: DeviceArray, unwritten: str) -> None:
     holds = "zeros" if unwritten == "zero" else "NaN; int32 -2**31"
-    warnings.warn(f"{arr.name!r} was passed to a timing-mode launch, which computes no values, and "
+    warnings.warn(f"{arr.name!r} was passed to a timing-mode launch (or ctx.trace), which computes no values, and "
                   f"nothing has written the copy read: it reads as never-written memory ({holds}), "
                   f"not a result. Launch with mode='functional' (the default) to compute it",
                   UserWarning, stacklevel=user_stacklevel())
