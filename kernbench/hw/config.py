@@ -220,10 +220,9 @@ class HardwareConfig:
         The copy keeps the name (a config is its values: equal values, equal configs, one
         cache key); :attr:`label` says what changed. Raises HardwareConfigError naming a bad key
         or value."""
-        items = dict(overrides or {})
-        items.update({k.replace("__", "."): v for k, v in kw.items()})
+        given = [(overrides or {}), {k.replace("__", "."): v for k, v in kw.items()}]
         data = to_dict(self)
-        for key, value in items.items():
+        for key, value in _leaves(_nested(given)):
             _set_dotted(data, key, value)
         return from_dict(data, source="overrides")
 
@@ -290,6 +289,55 @@ def _shown(v) -> str:
 def _preset(name: str) -> "HardwareConfig | None":
     # a preset's config by its name (None for any other name): read once, a config is immutable
     return load_hw(name) if name in list_presets() else None
+
+
+def _nested(given: list, source: str = "overrides") -> dict:
+    """The keys of the mappings ``given`` as one nested dict ({"gemm.rows": 8} and {"gemm":
+    {"rows": 8}} alike), refusing a key given twice: dotted and nested, or in two of them (a
+    review: one of the two values was dropped without a word; TOML refuses it too)."""
+    out: dict = {}
+
+    def put(path: list, value) -> None:
+        node = out
+        for j, p in enumerate(path[:-1]):
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise HardwareConfigError(f"{source}: hardware key '{'.'.join(path[:j + 1])}' is given twice "
+                                          f"(as a value and as a table of keys)")
+        last = path[-1]
+        if isinstance(value, Mapping):
+            if last in node and not isinstance(node[last], dict):
+                raise HardwareConfigError(f"{source}: hardware key '{'.'.join(path)}' is given twice (as a "
+                                          f"value and as a table of keys)")
+            node.setdefault(last, {})
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise HardwareConfigError(f"{source}: hardware keys are names (str), got "
+                                              f"{type(k).__name__} {k!r} in '{'.'.join(path)}'")
+                put(path + k.split("."), v)
+        elif last in node:
+            raise HardwareConfigError(f"{source}: hardware key '{'.'.join(path)}' is given twice: give it once")
+        else:
+            node[last] = value
+
+    for items in given:
+        for key, value in items.items():
+            if not isinstance(key, str):
+                raise HardwareConfigError(
+                    f"hardware override keys must be dotted strings like 'gemm.rows', got {key!r}"
+                    if source == "overrides" else
+                    f"{source}: hardware keys are names (str), got {type(key).__name__} {key!r}")
+            put(key.split("."), value)
+    return out
+
+
+def _leaves(nested: dict, prefix: str = ""):
+    """(dotted key, value) of each value of ``nested`` (:func:`_nested`), in order."""
+    for k, v in nested.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
 
 
 def _set_dotted(data: dict, key: str, value: Any) -> None:
@@ -611,7 +659,8 @@ def load_hw(
     if isinstance(hw, HardwareConfig):
         cfg = hw
     elif isinstance(hw, Mapping):
-        cfg = from_dict(hw)
+        # (dotted keys as the overrides take them: {"vector.lanes": 16} as {"vector": {...}})
+        cfg = from_dict(_nested([hw], "config"))
     else:
         text, source = _read_toml_source(hw)
         try:
