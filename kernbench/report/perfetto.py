@@ -112,6 +112,9 @@ class _Selection:
         self.idx = np.flatnonzero(keep)
         (self.units,) = prog.columns("unit")  # (int32: a compact program is not expanded)
         self.clock_ghz = float(hw.clock_ghz)
+        if len(self.idx):  # (refused before anything is written, naming the latest time: each
+            # chunk's check named its own, a review)
+            check_ns(float(self.end[self.idx].max()), self.clock_ghz)
         # The PE on the other end of every link command, from the engine's send/recv matching.
         send = np.asarray(e.messages["send"], dtype=np.int64)
         recv = np.asarray(e.messages["recv"], dtype=np.int64)
