@@ -332,6 +332,18 @@ def test_a_list_s_ints_past_2_24_beside_a_float_are_refused_too(ctx):
                                                  f"integers exactly only up to 2\\*\\*24 in magnitude "
                                                  f"\\(this data reaches {far}\\)"):
             ctx.replicate(a)
+    # numpy ints, integer arrays and pandas integer columns beside floats likewise (a breaker)
+    pd = pytest.importorskip("pandas")
+    far = 2 ** 24 + 1
+    for a in ([np.int64(far), 0.5], (np.int64(far), np.float32(0.5)), [np.array([far, 1]), np.array([0.5, 1.0])],
+              pd.DataFrame({"i": [far, 1], "f": [0.5, 1.5]})):
+        with pytest.raises(PlacementError, match=f"this data reaches {far}"):
+            ctx.replicate(a)
+    # a pandas nullable column's <NA> has no value (numpy made it NaN)
+    for a in (pd.Series([1, None], dtype="Int64"), pd.DataFrame({"b": pd.array([True, None], dtype="boolean")})):
+        with pytest.raises(PlacementError, match=r"pandas data with missing values \(<NA>\)"):
+            ctx.replicate(a)
+    assert np.isnan(ctx.read(ctx.replicate(pd.Series([1.5, np.nan])), (0, 0))[1])  # (a float NaN is one)
     # floats that far, and the ints 2**24 and dtype='f32', are placed as asked
     assert ctx.read(ctx.replicate([2.0 ** 40, 0.5, 2 ** 24, -2 ** 24]), (0, 0)).tolist() == [
         2.0 ** 40, 0.5, 2 ** 24, -2 ** 24]

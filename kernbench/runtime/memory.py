@@ -53,6 +53,11 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
         if "bfloat16" in str(getattr(t, "dtype", "")):
             return np.asarray(t.float().numpy()).astype(NP_DTYPES["bf16"]), "bf16"
         x = t.numpy()
+    if _missing(x):
+        raise PlacementError("pandas data with missing values (<NA>) in an integer or boolean "
+                             "column: they have no value to place (numpy makes them NaN); fill "
+                             "them (x.fillna(value)) or pass a float array with NaN where you "
+                             "mean it")
     if isinstance(x, np.ma.MaskedArray) and np.ma.getmaskarray(x).any():
         # (np.asarray drops the mask: the values under it would be placed without a word)
         raise PlacementError("a masked array with masked elements: placement takes values, and "
@@ -96,16 +101,47 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
 
 
 def _int_past(x, lo: int, hi: int, _depth: int = 0):
-    """The first Python int (bools aside) of nested lists or tuples ``x`` outside
-    ``[lo, hi]``, or None."""
-    if isinstance(x, int) and not isinstance(x, bool):
-        return None if lo <= x <= hi else x
+    """The first integer of ``x`` outside ``[lo, hi]``, or None: ``x`` a Python or numpy int
+    (bools aside), an integer array, a pandas integer column (a Series, or a DataFrame's
+    columns), or lists and tuples of them. What numpy's conversion of a container may turn into
+    floats: [np.int64(2**24 + 1), 0.5], a DataFrame of an int and a float column."""
+    if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
+        return None if lo <= int(x) <= hi else int(x)
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind in "iu" and x.size and (int(x.max()) > hi or int(x.min()) < lo):
+            return int(x.max()) if int(x.max()) > hi else int(x.min())
+        return None
+    if _is_pandas(x) and _depth < 32:
+        if hasattr(x, "columns"):  # a DataFrame: each column
+            return next((f for c in x.columns
+                         if (f := _int_past(x[c], lo, hi, _depth + 1)) is not None), None)
+        if getattr(getattr(x, "dtype", None), "kind", "") in "iu" and len(x):
+            top, bottom = x.max(), x.min()  # (missing values skipped)
+            if top is not None and int(top) > hi:
+                return int(top)
+            if bottom is not None and int(bottom) < lo:
+                return int(bottom)
+        return None
     if isinstance(x, (list, tuple)) and _depth < 32:
         for v in x:
             far = _int_past(v, lo, hi, _depth + 1)
             if far is not None:
                 return far
     return None
+
+
+def _is_pandas(x) -> bool:
+    return type(x).__module__.partition(".")[0] == "pandas"
+
+
+def _missing(x) -> bool:
+    """Whether pandas data ``x`` holds a missing value of a column that has no NaN (pd.NA in a
+    nullable integer or boolean column: numpy's conversion makes it a float NaN)."""
+    if not _is_pandas(x):
+        return False
+    cols = [x[c] for c in x.columns] if hasattr(x, "columns") else [x]
+    return any(not isinstance(c.dtype, np.dtype) and getattr(c.dtype, "kind", "f") in "iub"
+               and bool(c.isna().any()) for c in cols)
 
 
 def _has_huge_int(x) -> bool:
@@ -572,7 +608,8 @@ class DeviceMemory:
             hi, lo = int(a.max()), int(a.min())
             far = hi if hi >= -lo else lo  # (the value furthest from 0, with its sign)
         elif (dtype is None and a.dtype.kind == "f" and a.dtype.itemsize >= 4  # (f16 never is)
-              and not isinstance(x, np.ndarray) and a.size and bool((np.abs(a) > 2.0 ** 24).any())):
+              and not (isinstance(x, np.ndarray) and x.dtype.kind == "f") and a.size
+              and bool((np.abs(a) > 2.0 ** 24).any())):
             # a list's ints beside a float: numpy made them float64, but they are ints (a review:
             # [16777217, 0.5] placed as 16777216 without a word); a list of floats is walked only
             # when it holds a value that far
