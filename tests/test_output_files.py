@@ -154,7 +154,9 @@ def test_figures_are_the_same_bytes_every_run(tmp_path, suffix):
         save_figure(fig, sys.argv[1] + {suffix!r})
     """)
     for run in "ab":
-        subprocess.run([sys.executable, "-c", code, str(tmp_path / run)], check=True)
+        # (from tmp_path: `python -c` puts the working folder first on sys.path, and the
+        # checkout's source tree has no built engine)
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / run)], check=True, cwd=tmp_path)
     written = suffix or ".png"  # (matplotlib's default format, its suffix added)
     a, b = ((tmp_path / f"{run}{written}").read_bytes() for run in "ab")
     assert a == b and len(a) > 1000
@@ -171,3 +173,68 @@ def test_a_figure_to_a_file_object_is_written_as_it_is(tmp_path):
     buf = io.BytesIO()
     save_figure(fig, buf, format="svg")
     assert buf.getvalue().startswith(b"<?xml") and b"<dc:date>" not in buf.getvalue()
+
+
+def test_what_open_refuses_or_a_new_file_would_break_is_written_in_place(tmp_path):
+    """(A breaker: a symlink loop was replaced by a file, "out.json/" wrote out.json, and a
+    hard-linked file's other name kept the old contents.)"""
+    os.symlink(tmp_path / "loopB", tmp_path / "loopA")
+    os.symlink(tmp_path / "loopA", tmp_path / "loopB")
+    with pytest.raises(OSError) as e, output_file(tmp_path / "loopA") as out, open(out, "w") as f:
+        f.write("x")
+    assert e.value.errno == errno.ELOOP and (tmp_path / "loopA").is_symlink()
+    with pytest.raises(OSError), output_file(str(tmp_path / "out.json") + "/") as out, open(out, "w") as f:
+        f.write("x")
+    assert not (tmp_path / "out.json").exists()
+    (tmp_path / "h1").write_text("old")
+    os.link(tmp_path / "h1", tmp_path / "h2")
+    with output_file(tmp_path / "h1") as out, open(out, "w") as f:
+        f.write("new")
+    assert (tmp_path / "h2").read_text() == "new" and (tmp_path / "h1").stat().st_nlink == 2
+    assert sorted(os.listdir(tmp_path)) == ["h1", "h2", "loopA", "loopB"]
+
+
+def test_a_csv_appended_to_or_compressed_is_written_as_pandas_writes_it(tmp_path):
+    """(A breaker: mode="a" appended to the new empty file, dropping the rows before; mode="x"
+    always failed; a .zip's member and a .gz's header named the temporary file.)"""
+    import gzip
+    import zipfile
+
+    pd = pytest.importorskip("pandas")
+    from kernbench.sweeps import sweep
+    from test_sweep import builder
+
+    res = sweep(builder, args={"chunks": [1, 2]}, workers=1, cache=False)
+    p = tmp_path / "s.csv"
+    res.to_csv(p)
+    res.to_csv(p, mode="a", header=False)
+    assert len(pd.read_csv(p)) == 4
+    res.to_csv(tmp_path / "x.csv", mode="x")
+    assert len(pd.read_csv(tmp_path / "x.csv")) == 2
+    res.to_csv(tmp_path / "s.csv.zip")
+    assert zipfile.ZipFile(tmp_path / "s.csv.zip").namelist() == ["s.csv"]
+    res.to_csv(tmp_path / "s.csv.gz")
+    raw = (tmp_path / "s.csv.gz").read_bytes()
+    assert raw[10:raw.index(b"\0", 10)] == b"s.csv" and gzip.decompress(raw).startswith(b"chunks")
+    assert sorted(os.listdir(tmp_path)) == ["s.csv", "s.csv.gz", "s.csv.zip", "x.csv"]
+
+
+def test_no_temporary_name_reaches_a_figure(tmp_path):
+    """PostScript's title and an SVGZ's gzip header took the file's name: the temporary one (a
+    breaker); an SVGZ is the same bytes every run too."""
+    import gzip
+
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.add_subplot().plot([0, 1])
+    for name in ("p.eps", "p.ps", "p.svgz"):
+        save_figure(fig, tmp_path / name)
+    for name in ("p.eps", "p.ps"):
+        head = (tmp_path / name).read_bytes()[:400]
+        assert b"%!PS" in head and b"%%Title" not in head
+    raw = (tmp_path / "p.svgz").read_bytes()
+    assert raw[10:raw.index(b"\0", 10)] == b"p.svgz" and raw[4:8] == b"\0\0\0\0"  # (mtime 0)
+    assert gzip.decompress(raw).startswith(b"<?xml")
+    save_figure(fig, tmp_path / "q.svgz")
+    assert (tmp_path / "q.svgz").read_bytes()[raw.index(b"\0", 10):] == raw[raw.index(b"\0", 10):]

@@ -26,27 +26,35 @@ def output_file(path):
     For a regular file, or a name not yet taken: a new file in the same folder whose name ends
     as ``path``'s does (formats chosen by suffix hold: ``.json.gz``, ``.svg``), renamed over
     ``path`` when the ``with`` block ends and removed if it raises. A symlink is written through:
-    its target is replaced, the link kept. An existing file's permission bits are kept. A
-    device, FIFO or socket (``/dev/null``, ``/dev/stdout``) is written in place, as is a file in
-    a folder where no new file can be made (then a failure may leave it partial).
+    its target is replaced, the link kept. An existing file's permission bits are kept; a new
+    one gets the umask's. Written in place, as ``open()`` would: a device, FIFO or socket
+    (``/dev/null``, ``/dev/stdout``), a file of several names (a hard link: a new file would
+    split them), a name ``open()`` refuses (a trailing separator, a symlink loop: its error), a
+    file in a folder where no new file can be made; then a failure may leave it partial. A
+    process killed by a signal leaves the new file (``.<12 hex digits>.<name>``) behind.
 
     An OSError the block raises without a file name (a write's: "[Errno 28] No space left on
     device") is raised again naming ``path``, with its type (a subclass by errno) and errno."""
     p = os.fspath(path)
-    real = os.path.realpath(p)
-    try:
-        st = os.stat(real)
-    except OSError:  # (not there yet, or not reachable: open() says why)
-        st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        with _named(p, p):
-            yield p
-        return
-    folder, base = os.path.split(real)
-    tmp = os.path.join(folder, f".{uuid.uuid4().hex[:12]}.{base}")
-    try:
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # (the umask applies)
-    except OSError:  # (no new file here: a read-only folder, a name too long with the prefix)
+    st, in_place = None, p.endswith(tuple(filter(None, (os.sep, os.altsep))))
+    if not in_place:
+        real = os.path.realpath(p)
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:  # (not there yet; a symlink to a name not taken)
+            pass
+        except OSError:  # (a symlink loop, a path through a file: open() names it)
+            in_place = True
+        else:
+            in_place = not stat.S_ISREG(st.st_mode) or st.st_nlink > 1
+    if not in_place:
+        folder, base = os.path.split(real)
+        tmp = os.path.join(folder, f".{uuid.uuid4().hex[:12]}.{base}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # (the umask applies)
+        except OSError:  # (no new file here: a read-only folder, a name too long with the prefix)
+            in_place = True
+    if in_place:
         with _named(p, p):
             yield p
         return
@@ -76,27 +84,36 @@ def _named(path: str, written: str):
 
 def save_figure(fig, path, **kw) -> None:
     """``fig.savefig(path, **kw)`` through :func:`output_file` (``path`` a file name; a file
-    object is written as it is), with the bytes the same from run to run: the SVG's element
-    ids from a fixed salt (matplotlib draws them at random), no creation date in an SVG, PDF or
-    PostScript file. A name without a suffix is written as matplotlib does, with its default
-    format's suffix added (``p`` -> ``p.png``)."""
+    object is written as it is), with the bytes the same from run to run for PNG, SVG (and
+    SVGZ) and PDF: the SVG's element ids from a fixed salt (matplotlib draws them at random), no
+    creation date in an SVG or PDF, an SVGZ's gzip header naming ``path`` with no time; the
+    writer is given a file object, so no temporary name reaches the file (PostScript keeps
+    matplotlib's creation date unless ``SOURCE_DATE_EPOCH`` is set). A name without a suffix is
+    written as matplotlib does, with its default format's suffix added (``p`` -> ``p.png``)."""
+    import gzip
+
     from matplotlib import rc_context, rcParams
 
-    fmt = kw.get("format")
-    if isinstance(path, (str, os.PathLike)):
+    fmt = kw.pop("format", None)
+    named = isinstance(path, (str, os.PathLike))
+    if named:
         path = os.fspath(path)
         suffix = os.path.splitext(path)[1][1:].lower()
         if fmt is None and not suffix:
             fmt = rcParams["savefig.format"]
             path = f"{path}.{fmt}"
         fmt = fmt or suffix
-    date = {"svg": "Date", "svgz": "Date", "pdf": "CreationDate", "ps": "CreationDate",
-            "eps": "CreationDate"}.get(str(fmt).lower())
+    fmt = str(fmt or rcParams["savefig.format"]).lower()
+    date = {"svg": "Date", "svgz": "Date", "pdf": "CreationDate"}.get(fmt)
     if date is not None:
         kw["metadata"] = {date: None, **(kw.get("metadata") or {})}
     with rc_context({"svg.hashsalt": "kernbench"}):
-        if isinstance(path, str):
-            with output_file(path) as out:
-                fig.savefig(out, **kw)
+        if not named:
+            fig.savefig(path, format=fmt, **kw)
+        elif fmt == "svgz":  # (matplotlib's own gzip header holds the time and the file's name)
+            with output_file(path) as out, open(out, "wb") as f, gzip.GzipFile(
+                    os.path.basename(path), "wb", fileobj=f, mtime=0) as z:
+                fig.savefig(z, format="svg", **kw)
         else:
-            fig.savefig(path, **kw)
+            with output_file(path) as out, open(out, "wb") as f:
+                fig.savefig(f, format=fmt, **kw)

@@ -51,6 +51,10 @@ def _plain(v: Any) -> Any:
     return v
 
 
+#: the suffixes pandas infers a compression from (pandas.io.common._compression_to_extension)
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar", ".tgz")
+
+
 class SweepResult:
     """Rows of a sweep, in point order: the swept values (hardware keys as dotted names, kernel
     arguments, launch options the sweep gave), then :data:`~kernbench.sweeps.figures.FIGURES`.
@@ -110,10 +114,16 @@ class SweepResult:
 
     # -- files ---------------------------------------------------------------------------------
     def to_csv(self, path, **kw) -> None:
-        """The rows as CSV (pandas' ``to_csv``, ``kw`` passed on; ``path`` a file name is
-        written whole or not at all: common.files.output_file)."""
+        """The rows as CSV (pandas' ``to_csv``, ``kw`` passed on). ``path`` a file name written
+        over is written whole or not at all (common.files.output_file); appended to
+        (``mode="a"``) or compressed (``.gz``, ``.zip``, ...: the archive names the file), in
+        place, as pandas writes it."""
         kw.setdefault("index", False)
-        if isinstance(path, (str, os.PathLike)):
+        whole = (isinstance(path, (str, os.PathLike)) and kw.get("mode", "w") == "w"
+                 and kw.get("compression", "infer") in ("infer", None)
+                 and (kw.get("compression", "infer") is None
+                      or not os.fspath(path).lower().endswith(_COMPRESSED)))
+        if whole:
             with output_file(path) as out:
                 self.df.to_csv(out, **kw)
         else:
