@@ -2318,6 +2318,15 @@ def four_loops(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc)
 
 
+def early_break(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n):
+        if i == 1:
+            break
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    tl.store(o_ptr, acc)
+
+
 def test_the_launch_records_what_replay_did_with_each_loop():
     """Each tl.range loop: its runs on how many PEs, iterations, how many replay emitted, or
     why it replayed none. (A new user's ring all-reduce lost replay on one loop silently:
@@ -2345,6 +2354,11 @@ def test_the_launch_records_what_replay_did_with_each_loop():
         (again,) = ctx.trace(enumerated, (1, 1), *_blocks(10, 10)(ctx), mode="timing").loops
     assert (again.runs, again.iterations, again.replayed) == (1, 10, 0)
     assert again.why.startswith("traced again in full: iteration 9 (index 9) ")
+    # a loop left during its traced iterations: the iterations it ran, and why (a breaker: 12
+    # iterations counted, no reason)
+    (left,) = ctx.trace(early_break, (1, 1), *args(ctx), mode="timing").loops
+    assert (left.iterations, left.replayed) == (2, 0)
+    assert left.why.startswith("left at iteration 1 (a break, a return, an error")
     # the record is replay's: none with replay off, nor in functional mode (every iteration traced)
     assert ctx.trace(four_loops, (2, 1), *args(ctx), mode="timing", replay="off").loops == ()
     with warnings.catch_warnings():

@@ -1494,7 +1494,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
     # the check of the iteration traced after the replayed ones while it runs (check_cut_short)
     running = [where[0], where[1], None, False, None]
     b.ranges.append(running)
-    why, replayed = None, 0  # (the launch's record of its loops: _log)
+    why, replayed, left = None, 0, None  # (the launch's record of its loops: _log)
     try:
         p = None
         snaps = [_snap(b)]  # at the start of each traced iteration, and after the last
@@ -1637,6 +1637,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             running[2] = r[n - 1]
             yield r[n - 1]
     except GeneratorExit:
+        left = at  # (the record counts the iterations run)
         if running[4] is not None:  # (its iteration after replay cut short: an error leaving
             # the kernel closes this generator first, and the access lists go with it below)
             b.cut_short = _cut_short(b, running[4])
@@ -1648,6 +1649,10 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         raise
     finally:
         if not check:
+            if left is not None:  # (left early: the iterations up to it; a reason if none replayed)
+                n = left + 1
+                why = why or (f"left at iteration {left} (a break, a return, an error, or its "
+                              f"iterator left unfinished: a zip with a shorter iterable)")
             _log(b, (where[0], where[1]), n, replayed, why)
         for i in range(len(b.ranges) - 1, -1, -1):  # (its own: loops may end out of order)
             if b.ranges[i] is running:
