@@ -298,6 +298,13 @@ def test_gather_warns_when_the_copy_it_reads_is_unwritten_where_another_was_stor
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert (ctx.gather(o, cube=1) == 2.0).all()
+    # an array put on one PE: a launch over the cube stores to every PE's copy (a breaker: only
+    # replicated and sharded arrays were compared)
+    p = ctx.empty_like(ctx.put(np.zeros(4, np.float32), pe=(3, 0)))
+    ctx.launch(_idle_cube_0, (8, 2), p)
+    with pytest.warns(UserWarning, match=r"gather\('a3'\) read the copy on PE \(3, 0\), where it was put, "
+                                         r"but other copies hold values a launch stored"):
+        ctx.gather(p)
 
 # -- a review's cases ---------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, np.float16, np.float32])

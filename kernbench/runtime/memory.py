@@ -713,9 +713,11 @@ class DeviceMemory:
         0..parts-1, along ``axis``. Defaults come from how the array was placed; a replicated
         array reads back PE (0, 0)'s copy and one put on a PE that PE's (``pe=``, ``cube=``: the
         copy of another PE, the other coordinate defaulting to the default copy's). Read with the defaults, an array of which
-        the machine holds several copies (a replicated one, or shards over the PEs of every
-        cube) warns (UserWarning) when the other copies differ from the one read: a launch
-        over several cubes wrote them (``gather(cube=c)``, ``read_all`` read the others)."""
+        the machine holds several copies (a replicated one, shards over the PEs of every cube,
+        one put on a PE: every PE addresses its own) warns (UserWarning) when another copy a
+        launch stored to differs from the one read, or holds values where it was never written:
+        a launch over several PEs or cubes wrote them (``gather(cube=c)``, ``read_all`` read the
+        others)."""
         self._check_live(arr)
         p = arr.placement
         kind = p["kind"]
@@ -741,7 +743,13 @@ class DeviceMemory:
                                        "cube= or pe=")
                 return out
             elif kind == "pe":  # (pe=, cube=: another PE's copy, as for a replicated array)
-                return self._read_warned(arr, self._g((pe, cube)))
+                g = self._g((pe, cube))
+                out = self._read_warned(arr, g)
+                if not chosen:  # (a launch over several PEs writes each PE's copy: a breaker)
+                    self._copies_agree(arr, [[g]] + [[h] for h in range(self.hw.n_pes) if h != g],
+                                       f"the copy on {pe_label((pe, cube))}, where it was put",
+                                       "pe= and cube=")
+                return out
             else:
                 raise PlacementError(f"{arr.name!r} was allocated without a placement: say how to "
                                    f"gather it, e.g. gather(arr, over='pe', axis=0)")
