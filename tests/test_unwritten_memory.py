@@ -133,6 +133,11 @@ def test_a_read_after_ctx_trace_gets_the_timing_warning(mode):
     ctx.trace(k, (1, 1), x, o2, mode=mode).time(ctx.hw)
     with pytest.warns(UserWarning, match=r"'o2' was passed to a timing-mode launch \(or ctx.trace\)"):
         ctx.read(o2, (0, 0))
+    # an output the kernel reaches as an object (a closure, a global), not as an argument
+    o3 = ctx.empty((4,), "f32", name="o3")
+    ctx.trace(lambda x_ptr, *, tl: tl.store(o3, tl.load(x_ptr, shape=(4,))), (1, 1), x, mode=mode)
+    with pytest.warns(UserWarning, match=r"'o3' was passed to a timing-mode launch \(or ctx.trace\)"):
+        ctx.read(o3, (0, 0))
 
 def test_an_array_inside_a_container_gets_the_timing_warning_too():
     # (the kernel receives it as itself: only the arrays passed were marked)

@@ -1275,7 +1275,7 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
         why = tr.memory.not_here(ptr)
         if why is not None:
             fail(tr, f"{verb}: {why}")
-        tr.memory.used(ptr, tr.functional)
+        tr.memory.used(ptr, tr.functional, tr.trace_store.reached)
         ptr = getattr(ptr, "addr", ptr)
     ptr = int(ptr)
     if not 0 <= ptr < _ADDRESS_TOP:

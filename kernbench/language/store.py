@@ -238,7 +238,7 @@ class TraceStore:
 
     __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_n_lit", "_bounds",
                  "_sites", "_expected", "_segments", "_tensor_bytes", "_tiles", "_loops", "_program",
-                 "replayed", "loop_runs")
+                 "replayed", "loop_runs", "reached")
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.table = SiteTable()
@@ -249,6 +249,8 @@ class TraceStore:
         #: the launch's tl.range loops: (file, line) -> [runs, iterations, replayed, PEs, why]
         #: (kernbench.language.loops: _log, loop_replays)
         self.loop_runs: dict = {}
+        #: the device arrays the kernel reached as objects (DeviceMemory.used): id -> array
+        self.reached: dict = {}
         self.n = 0  #: commands in the arrays (global numbering: traced and tiled rows)
         self.closed = False
         self.current = None  #: the builder appending to ``pending``

@@ -191,8 +191,7 @@ class Context:
         values: reading back a copy of an argument nothing has written warns, as after a
         timing-mode launch."""
         kw = _kernel_kwargs(kernel_kwargs, more_kernel_kwargs)
-        traced = executor.trace_launch(self, kernel, grid, args, kw, mode=mode, replay=replay)[0]
         # (no values computed, whatever its mode: a read of a copy nothing wrote says so, as after
         # a timing-mode launch, which is this trace timed)
-        executor.mark_last_launch(args, kw, computed=False)
-        return traced
+        return executor.trace_launch(self, kernel, grid, args, kw, mode=mode, replay=replay,
+                                     values=False)[0]

@@ -972,7 +972,7 @@ def _merge_reused(program: Program, sites: np.ndarray, table: SiteTable, src, ma
 
 
 def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functional",
-                 reuse=None, replay=None) -> tuple:
+                 reuse=None, replay=None, values: bool = True) -> tuple:
     """Check and trace one launch: ``(TracedLaunch, metas, handles)``, the last two the replay
     metadata of functional mode (None in timing mode). See Context.trace.
 
@@ -980,7 +980,9 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
     from PE g_src of the TracedLaunch ``traced``; every other PE is traced. The caller asserts
     that tracing PE g here would emit exactly PE g_src's stream there (kernbench.diag uses it for
     panels whose per-rank streams are the same, tests/test_trace_reuse.py checks it).
-    ``replay``: tl.range loop replay, "on", "off" or "verify" (None: KERNBENCH_REPLAY, else on)."""
+    ``replay``: tl.range loop replay, "on", "off" or "verify" (None: KERNBENCH_REPLAY, else on).
+    ``values=False`` (ctx.trace): no replay follows, so the arrays the kernel was given or
+    reached are marked as a timing launch's (a read of a copy nothing wrote warns)."""
     replay = replay_mode(replay)
     hw = ctx.hw
     if mode not in MODES:
@@ -1022,6 +1024,10 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
             handles = [None if b is None else (b.handles, b.views) for b in builders]
         program, sites, table = _assemble(hw, builders)
         store = next((b.trace_store for b in builders if b is not None), None)
+        if not values:
+            mark_last_launch(args, kwargs, computed=False)
+            for a in store.reached.values() if store is not None else ():
+                a.timed = True
         replayed = store.replayed if store is not None else 0
         loops = loop_replays(store) if store is not None else ()
         if replay == "verify" and program.compact is not None:

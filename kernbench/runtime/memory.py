@@ -430,12 +430,15 @@ class DeviceMemory:
             return f"device array {arr.name!r} (at {arr.addr:#x}) was freed"
         return None
 
-    def used(self, ptr, functional: bool) -> None:
+    def used(self, ptr, functional: bool, reached: dict) -> None:
         """A kernel reached device array ``ptr`` (or a DevicePointer into one) as an object, not
-        as a launch argument: its timing-read flag follows the launch as an argument's does."""
+        as a launch argument: its timing-read flag follows the launch as an argument's does, and
+        it is put in ``reached`` (id -> array: the launch's, TraceStore.reached), for a trace
+        that computes no values in either mode (ctx.trace)."""
         arr = ptr.array if isinstance(ptr, DevicePointer) else ptr
         if isinstance(arr, DeviceArray):
             arr.timed = not functional
+            reached[id(arr)] = arr
 
     def describe_near(self, ptr: int) -> str:
         """Which allocation ``ptr`` is closest to, for error messages."""
