@@ -208,6 +208,40 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
     assert str(e).startswith(f"PE (0, 0) at {FILE}:{line_of(keep_dims, 3)}: sum: keep_dims=False: "
                              f"kernbench keeps the reduced axis (size 1) always")
 
+    # Triton's `x - tl.max(x, axis=1)[:, None]`, ported as written: (4,1)[:, None] is (4,1,1),
+    # and x minus it (4,4,8), which a store without shape= wrote over the next rows (a review's
+    # tutorial port: wrong values, no error)
+    def new_axis(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        tl.store(x_ptr, x - tl.reshape(tl.max(x, axis=1), (4,))[:, None])  # (the right port)
+        s = tl.sum(x, axis=0)
+        tl.store(x_ptr, x - tl.max(x, axis=1)[:, None] + s[None, :])
+
+    # Triton's block-pointer keywords, and a scalar load (a review's tutorial ports: a raw
+    # "unexpected keyword argument", a tile-only hint)
+    def block_args(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8), boundary_check=(), padding_option="")  # (the defaults)
+        tl.store(x_ptr, x, boundary_check=())
+        return tl.load(x_ptr, shape=(4, 8), boundary_check=(0, 1), padding_option="zero")
+
+    assert str(_first_line_error(ctx, block_args)) == (
+        f"PE (0, 0) at {FILE}:{line_of(block_args, 3)}: load: boundary_check= is for Triton's block "
+        f"pointers (tl.make_block_ptr), which kernbench has not: a tile is loaded with shape= from a "
+        f"base address, its edges masked with mask= and padded with other= (docs/language.md, "
+        f"'Porting from Triton')")
+
+    def scalar(x_ptr, *, tl):
+        return tl.load(x_ptr + 4)
+
+    assert "load needs shape=: the tile's shape, shape=(1,) for one value" in str(_first_line_error(ctx, scalar))
+
+    e = _first_line_error(ctx, new_axis)
+    assert str(e) == (f"PE (0, 0) at {FILE}:{line_of(new_axis, 4)}: tl.max(x, axis=1) keeps the reduced "
+                      f"axis: its result is (4,1) already (Triton's drops it), so indexing it with "
+                      f"[:, None] makes (4,1,1), which broadcasts against x into a larger tensor; drop "
+                      f"the indexing, or tl.reshape the result if a new axis is meant "
+                      f"(docs/language.md, 'Porting from Triton')")
+
     def data(x_ptr, *, tl):
         x = tl.load(x_ptr, shape=(4, 8))
         return x.data[0]

@@ -55,6 +55,18 @@ def _cache_hints(tr, verb: str, cache_modifier, eviction_policy, volatile) -> No
         fail(tr, f"{verb}: volatile is True or False (ignored: the model has no cache), got {volatile!r}")
 
 
+def _block_pointer_args(tr, verb: str, boundary_check, padding_option) -> None:
+    """Triton's block-pointer keywords of a load or store: their defaults (``()``, ``""``)
+    accepted, anything else refused saying what to write."""
+    for name, v, empty in (("boundary_check", boundary_check, ()), ("padding_option", padding_option, "")):
+        if v is not None and not (v == empty and type(v) is type(empty)):
+            how = ("loaded with shape= from a base address, its edges masked with mask= and "
+                   "padded with other=" if verb == "load" else
+                   "stored to a base address, its edges masked with mask=")
+            fail(tr, f"{verb}: {name}= is for Triton's block pointers (tl.make_block_ptr), which "
+                     f"kernbench has not: a tile is {how} (docs/language.md, 'Porting from Triton')")
+
+
 def _builder(tl) -> PEBuilder:
     """The builder ``tl`` traces into (compiled: a C call returning its C type, builtins.pxd),
     or the error of a tl that is not tracing a program of this thread (_not_tracing)."""
@@ -138,6 +150,11 @@ _WAITING = ("this tl's launch is waiting for the launch its kernel started (a ne
 semantic.register_internal(__file__)
 
 _fmt = semantic.fmt_shape
+
+
+def _key_text(key: tuple) -> str:
+    """An indexing key as the kernel wrote it: (slice(None), None) -> "[:, None]"."""
+    return "[" + ", ".join("None" if k is None else "..." if k is Ellipsis else ":" for k in key) + "]"
 
 
 _I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
@@ -572,7 +589,8 @@ class TL:
     # -- memory ------------------------------------------------------------------------------
     def load(self, ptr, shape=None, dtype=None, stride=None, pinned=False,
              after: TensorHandle | None = None, mask: TensorHandle | None = None,
-             other=None, cache_modifier=None, eviction_policy=None, volatile=None) -> TensorHandle:
+             other=None, cache_modifier=None, eviction_policy=None, volatile=None, *,
+             boundary_check=None, padding_option=None) -> TensorHandle:
         """DMA ``shape`` elements from this PE's device memory at byte address ``ptr`` into SRAM.
 
         ``ptr`` is a device array's address plus a byte offset; every PE reads its own copy of
@@ -589,14 +607,17 @@ class TL:
         known then, e.g. built from tl.arange, else in functional replay). A masked load costs
         the whole tile's bytes, like an unmasked one (docs/hardware-model.md). Triton's cache
         hints (``cache_modifier``, ``eviction_policy``, ``volatile``) are accepted and ignored:
-        the model has no cache."""
+        the model has no cache. Triton's block-pointer keywords (``boundary_check``,
+        ``padding_option``) are refused past their defaults, saying what to write."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
         if cache_modifier is not None or eviction_policy is not None or volatile is not None:
             _cache_hints(tr, "load", cache_modifier, eviction_policy, volatile)
+        if boundary_check is not None or padding_option is not None:
+            _block_pointer_args(tr, "load", boundary_check, padding_option)
         if shape is None:
-            fail(tr, "load needs shape=: the tile's shape (kernbench loads a tile from a base "
-                     "address, not a tensor of pointers)")
+            fail(tr, "load needs shape=: the tile's shape, shape=(1,) for one value (kernbench "
+                     "loads a tile from a base address, not a tensor of pointers)")
         if pinned is not False and pinned is not True:
             pinned = _bool_arg(tr, pinned, "load: pinned")
         shape = check_shape(tr, shape, "load shape")
@@ -635,7 +656,7 @@ class TL:
 
     def store(self, ptr, x: TensorHandle, shape=None, stride=None,
               mask: TensorHandle | None = None, cache_modifier=None, eviction_policy=None, *,
-              dtype=None) -> None:
+              dtype=None, boundary_check=None) -> None:
         """DMA tensor ``x`` from SRAM to this PE's device memory at byte address ``ptr``.
 
         Values are converted to the allocation's dtype (f16 rounding when it holds f16); the
@@ -645,13 +666,15 @@ class TL:
         allocation of another dtype is an error, as for :meth:`load`. ``stride`` as in
         :meth:`load`. ``mask`` (a bool mask broadcasting to x's shape) writes only where it is
         true; bounds and cost as for a masked :meth:`load`. Triton's cache hints are accepted
-        and ignored, as in :meth:`load`."""
+        and ignored, as in :meth:`load`; Triton's ``boundary_check`` refused past its default."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
         if dtype is not None:
             dtype = check_dtype(tr, dtype, "store dtype")
         if cache_modifier is not None or eviction_policy is not None:
             _cache_hints(tr, "store", cache_modifier, eviction_policy, None)
+        if boundary_check is not None:
+            _block_pointer_args(tr, "store", boundary_check, None)
         spec, s, d, i, n = tr.operand(x, "store value")
         if shape is not None:
             want = check_shape(tr, shape, "store shape")
@@ -801,6 +824,14 @@ class TL:
                 new.append(s[ax])
                 ax += 1
         new = tuple(new) + tuple(s[ax:])
+        kept = tr.kept_axis.get(i) if None in key else None
+        if kept is not None and kept[2] == s:
+            op, axis, _ = kept
+            fail(tr, f"tl.{op}(x, axis={axis}) keeps the reduced axis: its result is {_fmt(s)} already "
+                     f"(Triton's drops it), so indexing it with {_key_text(key)} makes "
+                     f"{_fmt(new)}, which broadcasts against x into a larger tensor; drop the "
+                     f"indexing, or tl.reshape the result if a new axis is meant "
+                     f"(docs/language.md, 'Porting from Triton')")
         if len(new) > semantic.MAX_NDIM:
             fail(tr, semantic.too_many_axes(f"indexing {_fmt(s)} with {len(key)} keys gives a view that", len(new)))
         if isinstance(x, TransposedView):
