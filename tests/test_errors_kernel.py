@@ -235,6 +235,16 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
 
     assert "load needs shape=: the tile's shape, shape=(1,) for one value" in str(_first_line_error(ctx, scalar))
 
+    def row_mask(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        rows = tl.arange(0, 4)
+        tl.store(x_ptr, tl.sum(x, axis=1), mask=rows < 3)  # (Triton's: a (4,) mask of a (4,) sum)
+
+    assert str(_first_line_error(ctx, row_mask)).endswith(
+        "store: mask of shape (4,) does not broadcast to the store shape (4,1); the tile keeps a "
+        "reduced axis of size 1 that a Triton mask leaves out: index the mask as the reduction's "
+        "result is, e.g. rows[:, None] < M (docs/language.md, 'Porting from Triton')")
+
     e = _first_line_error(ctx, new_axis)
     assert str(e) == (f"PE (0, 0) at {FILE}:{line_of(new_axis, 4)}: tl.max(x, axis=1) keeps the reduced "
                       f"axis: its result is (4,1) already (Triton's drops it), so indexing it with "

@@ -701,8 +701,15 @@ class TL:
             fail(tr, f"{verb}: mask must be a bool mask (a comparison such as offs < n), got "
                      f"{article} {md} tensor")
         if broadcast(tr, msh, shape, f"{verb} mask") != shape:
+            # (a Triton mask for a reduction's result: Triton's drops the reduced axis, so its
+            # mask is the shape without a size-1 axis this one keeps: a tutorial port's)
+            kept = ("; the tile keeps a reduced axis of size 1 that a Triton mask leaves out: "
+                    "index the mask as the reduction's result is, e.g. rows[:, None] < M "
+                    "(docs/language.md, 'Porting from Triton')"
+                    if 1 in shape and tuple(d for d in shape if d != 1) == tuple(d for d in msh if d != 1)
+                    else "")
             fail(tr, f"{verb}: mask of shape {_fmt(msh)} does not broadcast to the {verb} shape "
-                     f"{_fmt(shape)}")
+                     f"{_fmt(shape)}{kept}")
         return (mspec, mi)
 
     def _known_mask(self, tr, mk):
