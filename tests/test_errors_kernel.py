@@ -210,25 +210,52 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
 
     # Triton's `x - tl.max(x, axis=1)[:, None]`, ported as written: (4,1)[:, None] is (4,1,1),
     # and x minus it (4,4,8), which a store without shape= wrote over the next rows (a review's
-    # tutorial port: wrong values, no error)
+    # tutorial port: wrong values, no error); also of what is made of the reduction (a breaker:
+    # an RMSNorm's rstd, a running maximum)
     def new_axis(x_ptr, *, tl):
         x = tl.load(x_ptr, shape=(4, 8))
         tl.store(x_ptr, x - tl.reshape(tl.max(x, axis=1), (4,))[:, None])  # (the right port)
         s = tl.sum(x, axis=0)
         tl.store(x_ptr, x - tl.max(x, axis=1)[:, None] + s[None, :])
 
+    def rms(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        rstd = 1.0 / tl.sqrt(tl.sum(x * x, axis=1) / 8 + 1e-6)
+        tl.store(x_ptr, x * rstd[:, None])
+
     # Triton's block-pointer keywords, and a scalar load (a review's tutorial ports: a raw
     # "unexpected keyword argument", a tile-only hint)
     def block_args(x_ptr, *, tl):
         x = tl.load(x_ptr, shape=(4, 8), boundary_check=(), padding_option="")  # (the defaults)
-        tl.store(x_ptr, x, boundary_check=())
+        tl.store(x_ptr, x, boundary_check=[])
+        tl.load(x_ptr, shape=(4, 8), boundary_check=np.array([], np.int32))
         return tl.load(x_ptr, shape=(4, 8), boundary_check=(0, 1), padding_option="zero")
 
     assert str(_first_line_error(ctx, block_args)) == (
-        f"PE (0, 0) at {FILE}:{line_of(block_args, 3)}: load: boundary_check= is for Triton's block "
+        f"PE (0, 0) at {FILE}:{line_of(block_args, 4)}: load: boundary_check= is for Triton's block "
         f"pointers (tl.make_block_ptr), which kernbench has not: a tile is loaded with shape= from a "
         f"base address, its edges masked with mask= and padded with other= (docs/language.md, "
         f"'Porting from Triton')")
+
+    def numpy_check(x_ptr, *, tl):  # (a breaker: "the truth value of an array is ambiguous")
+        return tl.load(x_ptr, shape=(4, 8), boundary_check=np.array([0]))
+
+    assert "load: boundary_check= is for Triton's block pointers" in str(_first_line_error(ctx, numpy_check))
+
+    def positional_mask(x_ptr, *, tl):  # (Triton's order: a shape error named a mask's repr)
+        m = tl.arange(0, 8) < 6
+        x = tl.load(x_ptr, shape=(8,), mask=m)
+        tl.store(x_ptr, x, m)
+
+    assert str(_first_line_error(ctx, positional_mask)).endswith(
+        "store: the third positional argument is shape (Triton's is mask): write "
+        "tl.store(ptr, x, mask=m) (docs/language.md, 'Porting from Triton')")
+
+    def positional_load(x_ptr, *, tl):
+        return tl.load(x_ptr, tl.arange(0, 8) < 6, 0.0)
+
+    assert "load: the second positional argument is shape (Triton's is mask)" in str(
+        _first_line_error(ctx, positional_load))
 
     def scalar(x_ptr, *, tl):
         return tl.load(x_ptr + 4)
@@ -245,12 +272,31 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
         "reduced axis of size 1 that a Triton mask leaves out: index the mask as the reduction's "
         "result is, e.g. rows[:, None] < M (docs/language.md, 'Porting from Triton')")
 
-    e = _first_line_error(ctx, new_axis)
-    assert str(e) == (f"PE (0, 0) at {FILE}:{line_of(new_axis, 4)}: tl.max(x, axis=1) keeps the reduced "
-                      f"axis: its result is (4,1) already (Triton's drops it), so indexing it with "
-                      f"[:, None] makes (4,1,1), which broadcasts against x into a larger tensor; drop "
-                      f"the indexing, or tl.reshape the result if a new axis is meant "
-                      f"(docs/language.md, 'Porting from Triton')")
+    for kernel, line in ((new_axis, 4), (rms, 3)):
+        assert str(_first_line_error(ctx, kernel)) == (
+            f"PE (0, 0) at {FILE}:{line_of(kernel, line)}: indexing a (4,1) tensor with [:, None] "
+            f"makes (4,1,1), which broadcasts against a 2-D tile into a tensor of 3 axes (a non-1 "
+            f"axis moves past the size-1 axis at its right). In a Triton port this is a "
+            f"reduction's [:, None]: kernbench keeps the reduced axis (tl.max(x, axis=1) is (BM,1) "
+            f"already), so drop the indexing; for a new axis write tl.reshape(x, (4,1,1)) "
+            f"(docs/language.md, 'Porting from Triton')")
+
+    # a new axis that moves no non-1 axis past a size-1 one is as Triton's (a breaker: these
+    # were refused by the first rule; their values are numpy's)
+    def fine(x_ptr, o_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        tl.store(o_ptr, x - tl.sum(x, 0)[None, :] / 4)  # (1,8) -> (1,1,8)
+        tot = tl.sum(tl.reshape(x, (32,)), 0)  # (1,) -> (1,1)
+        tl.store(o_ptr + 4 * 32, x / tot[:, None])
+        tl.store(o_ptr + 8 * 32, tl.load(x_ptr, shape=(2, 4, 8)) * tl.sum(x, 0)[None])  # (1,1,8)
+
+    X = np.arange(64, dtype=np.float32).reshape(8, 8) + 1.0
+    xp, op = ctx.replicate(X), ctx.replicate(np.zeros((24, 8), np.float32))
+    ctx.launch(fine, (1, 1), xp, op)
+    got, x = ctx.read(op, (0, 0)), X[:4]
+    np.testing.assert_allclose(got[:4], x - x.sum(0) / 4, rtol=1e-6)
+    np.testing.assert_allclose(got[4:8], x / x.sum(), rtol=1e-6)
+    np.testing.assert_allclose(got[8:16], X * x.sum(0), rtol=1e-6)
 
     def data(x_ptr, *, tl):
         x = tl.load(x_ptr, shape=(4, 8))

@@ -167,8 +167,6 @@ _FOLD_WITH_FILLS = RIGHT_CHECKED | frozenset(("lt", "le", "gt", "ge", "eq", "ne"
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
 #: bound on the Python lists a program holds.
 FLUSH_EVERY = 1 << 14
-#: reductions remembered for the check of a new axis added to one's result (PEBuilder.kept_axis)
-KEPT_MAX = 64
 #: plans kept per kind (vec, dot, reduce) in a launch: past it they are dropped and made again
 #: as met (sites stay interned: the same commands), so a kernel making code objects as it runs
 #: (exec, a function compiled per call) does not keep one plan per call
@@ -282,10 +280,6 @@ class PEBuilder:
         #: (file, line, iteration, index) of a tl.range loop left before its end in verify
         #: mode's full pass (break/return in the body): tracing then fails, naming it
         self.left_range = None
-        #: the last reductions' results (at most KEPT_MAX): tensor number -> (op, axis, shape):
-        #: Triton's `tl.max(x, axis=1)[:, None]`, ported, would add a second size-1 axis
-        #: (builtins._getitem refuses it)
-        self.kept_axis = {}
         #: [file, line, index] of each tl.range loop running, outermost first (for errors)
         self.ranges = []
         #: a check of an iteration cut short by an error (loops.check_cut_short), or None
@@ -780,11 +774,6 @@ class PEBuilder:
         if self._track is not None:
             self._track.append(h)
         self._pending.push(p[5], src, -1, -1)
-        if axis is not None:
-            kept = self.kept_axis
-            if len(kept) >= KEPT_MAX:
-                kept.clear()
-            kept[i] = (name, axis, t[0])
         if self.functional:
             self._keep.append(h)
             self._meta(("reduce", p[6], p[7], name, spec, shape, axis, dtype))

@@ -56,10 +56,14 @@ def _cache_hints(tr, verb: str, cache_modifier, eviction_policy, volatile) -> No
 
 
 def _block_pointer_args(tr, verb: str, boundary_check, padding_option) -> None:
-    """Triton's block-pointer keywords of a load or store: their defaults (``()``, ``""``)
-    accepted, anything else refused saying what to write."""
-    for name, v, empty in (("boundary_check", boundary_check, ()), ("padding_option", padding_option, "")):
-        if v is not None and not (v == empty and type(v) is type(empty)):
+    """Triton's block-pointer keywords of a load or store: their defaults (``()``, ``""``, or
+    any empty sequence) accepted, anything else refused saying what to write."""
+    for name, v in (("boundary_check", boundary_check), ("padding_option", padding_option)):
+        try:  # (Triton's defaults: an empty tuple, list or array; "")
+            default = v is None or len(v) == 0
+        except TypeError:  # (no len: a number)
+            default = False
+        if not default:
             how = ("loaded with shape= from a base address, its edges masked with mask= and "
                    "padded with other=" if verb == "load" else
                    "stored to a base address, its edges masked with mask=")
@@ -150,6 +154,16 @@ _WAITING = ("this tl's launch is waiting for the launch its kernel started (a ne
 semantic.register_internal(__file__)
 
 _fmt = semantic.fmt_shape
+
+
+def _past_a_kept_axis(s: tuple, new: tuple) -> bool:
+    """Whether the axes ``new`` adds to shape ``s`` move a non-1 axis of ``s`` that has a size-1
+    axis at its right further from the right, where broadcasting aligns shapes: (4,1) ->
+    (4,1,1) moves the 4 (against a (4,8) tile it broadcasts into (4,4,8)); (4,) -> (4,1),
+    (4,8) -> (4,1,8), (1,8) -> (1,1,8) and (1,) -> (1,1) do not (Triton's own [:, None] and
+    [None, :] on a tensor without a kept axis)."""
+    return any(d != 1 and 1 in s[j + 1:] and new[len(new) - len(s) + j:] != s[j:]
+               for j, d in enumerate(s))
 
 
 def _key_text(key: tuple) -> str:
@@ -618,6 +632,9 @@ class TL:
         if shape is None:
             fail(tr, "load needs shape=: the tile's shape, shape=(1,) for one value (kernbench "
                      "loads a tile from a base address, not a tensor of pointers)")
+        if isinstance(shape, TensorHandle):  # (Triton's tl.load(ptr, mask, other))
+            fail(tr, "load: the second positional argument is shape (Triton's is mask): write "
+                     "tl.load(ptr, shape=..., mask=m, other=v) (docs/language.md, 'Porting from Triton')")
         if pinned is not False and pinned is not True:
             pinned = _bool_arg(tr, pinned, "load: pinned")
         shape = check_shape(tr, shape, "load shape")
@@ -676,6 +693,9 @@ class TL:
         if boundary_check is not None:
             _block_pointer_args(tr, "store", boundary_check, None)
         spec, s, d, i, n = tr.operand(x, "store value")
+        if isinstance(shape, TensorHandle):  # (Triton's tl.store(ptr, value, mask))
+            fail(tr, "store: the third positional argument is shape (Triton's is mask): write "
+                     "tl.store(ptr, x, mask=m) (docs/language.md, 'Porting from Triton')")
         if shape is not None:
             want = check_shape(tr, shape, "store shape")
             if want != s:
@@ -831,14 +851,17 @@ class TL:
                 new.append(s[ax])
                 ax += 1
         new = tuple(new) + tuple(s[ax:])
-        kept = tr.kept_axis.get(i) if None in key else None
-        if kept is not None and kept[2] == s:
-            op, axis, _ = kept
-            fail(tr, f"tl.{op}(x, axis={axis}) keeps the reduced axis: its result is {_fmt(s)} already "
-                     f"(Triton's drops it), so indexing it with {_key_text(key)} makes "
-                     f"{_fmt(new)}, which broadcasts against x into a larger tensor; drop the "
-                     f"indexing, or tl.reshape the result if a new axis is meant "
-                     f"(docs/language.md, 'Porting from Triton')")
+        if None in key and _past_a_kept_axis(s, new):
+            # (a Triton port's `x - tl.max(x, axis=1)[:, None]`: kernbench keeps the reduced
+            # axis, so (4,1)[:, None] is (4,1,1), and x minus it (4,4,8), which a store without
+            # shape= wrote over the next rows: a review's tutorial port. The shape alone says
+            # so, whatever was made of the reduction before: its scale, cast, running maximum)
+            fail(tr, f"indexing a {_fmt(s)} tensor with {_key_text(key)} makes {_fmt(new)}, which "
+                     f"broadcasts against a {len(s)}-D tile into a tensor of {len(new)} axes (a "
+                     f"non-1 axis moves past the size-1 axis at its right). In a Triton port this "
+                     f"is a reduction's [:, None]: kernbench keeps the reduced axis (tl.max(x, "
+                     f"axis=1) is (BM,1) already), so drop the indexing; for a new axis write "
+                     f"tl.reshape(x, {_fmt(new)}) (docs/language.md, 'Porting from Triton')")
         if len(new) > semantic.MAX_NDIM:
             fail(tr, semantic.too_many_axes(f"indexing {_fmt(s)} with {len(key)} keys gives a view that", len(new)))
         if isinstance(x, TransposedView):
