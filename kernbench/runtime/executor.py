@@ -13,6 +13,7 @@ import functools
 import inspect
 import linecache
 import os
+import sys
 import types
 import warnings
 
@@ -186,8 +187,13 @@ def _callee(kernel, depth: int = 0):
     raw = inspect.getattr_static(type(kernel), "__call__", None)
     if raw is None or isinstance(raw, types.FunctionType):
         return kernel  # (a method bound to the instance: inspect's own case)
-    get = getattr(type(raw), "__get__", None)
-    call = get(raw, kernel, type(kernel)) if get is not None else raw
+    if isinstance(raw, functools.partial):
+        # (what its __get__ gives, without calling it: on 3.13 that warns, "functools.partial
+        # will be a method descriptor", once more than the kernel's own call does; 3.14 binds it)
+        call = types.MethodType(raw, kernel) if sys.version_info >= (3, 14) else raw
+    else:
+        get = getattr(type(raw), "__get__", None)
+        call = get(raw, kernel, type(kernel)) if get is not None else raw
     return kernel if call is kernel else _callee(call, depth + 1)
 
 
