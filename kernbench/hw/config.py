@@ -219,7 +219,7 @@ class HardwareConfig:
 
         The copy keeps the name (a config is its values: equal values, equal configs, one
         cache key); :attr:`label` says what changed. Raises HardwareConfigError naming a bad key
-        or value."""
+        or value, or a key given twice (dotted and nested, or in both ``overrides`` and ``kw``)."""
         given = [(overrides or {}), {k.replace("__", "."): v for k, v in kw.items()}]
         data = to_dict(self)
         for key, value in _leaves(_nested(given)):

@@ -1031,7 +1031,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         program, sites, table = _assemble(hw, builders)
         store = next((b.trace_store for b in builders if b is not None), None)
         if not values:
-            mark_last_launch(args, kwargs, computed=False)
+            _mark_last_launch(args, kwargs, computed=False)
             for a in store.reached.values() if store is not None else ():
                 a.timed = True
         replayed = store.replayed if store is not None else 0
@@ -1077,11 +1077,11 @@ def launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "functio
     result = time_traced(ctx, kernel, args, kwargs, traced, metas, handles, mode=mode, detail=detail,
                          max_cycles=max_cycles, record_events=record_events, strict_sram=strict_sram,
                          tolerance=tolerance, steady=steady)
-    mark_last_launch(args, kwargs, computed=mode == "functional")
+    _mark_last_launch(args, kwargs, computed=mode == "functional")
     return result
 
 
-def mark_last_launch(args, kwargs, computed: bool) -> None:
+def _mark_last_launch(args, kwargs, computed: bool) -> None:
     """The arguments' last launch: a read of a copy nothing has written warns after one that
     computed no values (a timing-mode launch; ctx.trace in either mode), not after a functional
     one (unwritten by design; its stores clear the flag through pointers too). Arrays passed as
