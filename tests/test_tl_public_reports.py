@@ -236,6 +236,8 @@ def test_triton_keywords_compute_what_triton_does():
         (lambda tl, p, t: tl.max(t, 1, propagate_nan=tl.PropagateNan.ALL), F.max(1, keepdims=True)),
         (lambda tl, p, t: tl.min(t, 0, propagate_nan=True), F.min(0, keepdims=True)),
         (lambda tl, p, t: tl.softmax(t, dim=1, ieee_rounding=True), _softmax(F, 1)),
+        # Triton's positional order (x, dim, keep_dims, ieee_rounding): a review found four raise a TypeError
+        (lambda tl, p, t: tl.softmax(t, 1, False, True), _softmax(F, 1)),
     ]
     for body, want in same:
         got = run(body, F)

@@ -1283,13 +1283,13 @@ class TL:
             x = self.cast(x, dtype)
         return self._reduce("sum", x, axis)
 
-    def softmax(self, x, axis=_UNSET, *, dim=_UNSET, keep_dims=False, ieee_rounding=False) -> TensorHandle:
+    def softmax(self, x, axis=_UNSET, keep_dims=False, ieee_rounding=False, *, dim=_UNSET) -> TensorHandle:
         """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (default the last):
         five commands (max-reduce, sub, exp, sum-reduce, div), each rounded to ``x``'s dtype like the
         same ops written by hand. Float tensors only. Triton's keywords: ``dim`` an axis (Triton's
         ``dim=None`` means axis 0, not kernbench's last axis: refused, write the axis);
         ``keep_dims`` and ``ieee_rounding`` change nothing (the result has ``x``'s shape; the
-        division is IEEE-rounded either way)."""
+        division is IEEE-rounded either way) and sit in Triton's positional order, after the axis."""
         tr: PEBuilder = _builder(self)
         f = site_frame()
         if dim is not _UNSET:
