@@ -227,3 +227,24 @@ def test_an_sfr_installed_while_the_kernel_traces_is_an_error():
 
     with pytest.raises(ValueError, match="the SFR install changed while the kernel was traced"):
         ctx.launch(k, (2, 1))
+
+
+def test_the_same_sfr_installed_again_while_the_kernel_traces_changes_nothing():
+    """The check compares wirings, not objects: installing the same wiring again during a launch
+    (another thread's setup, in a review's case; here the kernel itself) leaves the launch as it
+    was, and a changed wiring's error names both."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 2, "pes_per_cube": 2})
+    ctx.install_sfr("pe", ring=True)
+
+    def k(again, *, tl):
+        tl.send("E", tl.zeros((4,), "f32"))
+        tl.recv("W", (4,), "f32")
+        if again and tl.program_id(0) == 1:
+            ctx.install_sfr(*again)
+
+    want = ctx.launch(k, (2, 1), None)
+    got = ctx.launch(k, (2, 1), ("pe", True))
+    assert got.cycles == want.cycles and (got.unit_counters == want.unit_counters).all()
+    assert (got.link_counters == want.link_counters).all()
+    with pytest.raises(ValueError, match=r"from .*closed ring.* to .*open line.*install_sfr called from"):
+        ctx.launch(k, (2, 1), ("pe", False))

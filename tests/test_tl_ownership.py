@@ -398,6 +398,37 @@ def test_a_tl_kept_past_its_launch_names_the_line_that_called_it():
     assert ei.value.pe is None and ei.value.where.endswith(f"{FILE}:{line}")
 
 
+def test_a_handles_operator_past_its_launch_names_the_line_that_called_it():
+    """An operator on a handle kept past its launch (in a generator resumed after it, or on a
+    thread the kernel started) is a KernelError naming the line, as a tl call there is (a review
+    found a bare RuntimeError with no line)."""
+    import threading
+
+    kept = {}
+
+    def raised(op, h):
+        with pytest.raises(KernelError) as ei:
+            op(h)
+        e = ei.value
+        # (the operator's line: the first frame outside kernbench)
+        assert e.pe is None and e.where.endswith(f"{FILE}:{op.__code__.co_firstlineno}"), e.where
+        assert str(e).startswith(f"at {FILE}:{op.__code__.co_firstlineno}: TensorHandle operators")
+        return str(e)
+
+    def kernel(o_ptr, *, tl):
+        kept["h"] = h = tl.zeros((8,))
+        t = threading.Thread(target=lambda: kept.__setitem__("thread", raised(lambda h: h + 1, h)))
+        t.start()
+        t.join()
+        tl.store(o_ptr, h)
+
+    c = kernbench.Context("default", overrides=HW)
+    c.launch(kernel, (1, 1), c.empty((8,), "f32"))
+    assert "this thread traces no kernel" in kept["thread"]
+    for op in (lambda h: h * 2.0, lambda h: h[None, :], lambda h: -h, lambda h: h.to("f16")):
+        assert "this handle's launch has ended" in raised(op, kept["h"])
+
+
 def test_a_waiting_tl_called_from_another_thread_says_another_thread():
     """A tl waiting for the launch its kernel started, called from a thread that traces
     nothing: the error is the other-thread one (a review found the nested-launch message,

@@ -78,14 +78,27 @@ LIBRARY_DIRS = tuple({os.path.normpath(p) + os.sep for p in (
     *_site_dirs()) if p})
 
 
+def _outside_the_package(f) -> tuple:
+    """(frame, levels up) of the first frame from ``f`` outwards that is not kernbench's own
+    (the outermost frame if every one is)."""
+    level = 0
+    while f.f_back is not None and os.path.abspath(f.f_code.co_filename).startswith(PACKAGE_DIR):
+        f, level = f.f_back, level + 1
+    return f, level
+
+
 def user_stacklevel() -> int:
     """The ``stacklevel`` of a ``warnings.warn`` made by this function's caller that names the
     first frame outside the kernbench package: the user's call (``ctx.launch``, ``gather``),
     however many of kernbench's own frames lie between."""
-    f, level = sys._getframe(1), 1
-    while f.f_back is not None and os.path.abspath(f.f_code.co_filename).startswith(PACKAGE_DIR):
-        f, level = f.f_back, level + 1
-    return level
+    return 1 + _outside_the_package(sys._getframe(1))[1]
+
+
+def user_where() -> tuple:
+    """(file, line) of the first frame outside the kernbench package that runs now: the user's
+    line that called (compiled code has no frames of its own)."""
+    f = _outside_the_package(sys._getframe(1))[0]
+    return f.f_code.co_filename, f.f_lineno
 
 
 def exc_text(e: BaseException) -> str:

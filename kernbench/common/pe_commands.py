@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import KernelError, file_line, user_where
 from ..hw.sfr import N_PORTS, OPPOSITE, PORT_INDEX, PORT_NAMES, PORTS_EXPECTED, Port, parse_port
 
 __all__ = [
@@ -360,7 +361,13 @@ def _ops():
     """The ``tl`` tracing in this thread; TensorHandle operators call into it."""
     stack = getattr(_LOCAL, "stack", None)
     if not stack:
-        raise RuntimeError("TensorHandle operators can only be used inside a kernel being traced")
+        # (a handle kept past its launch, or used on a thread the kernel started: no program to
+        # name, but the line that called is named, as for a tl call there)
+        file, line = user_where()
+        raise KernelError(f"at {file_line(file, line)}: TensorHandle operators (h * 2, h[i], ...) work "
+                          f"only inside a kernel being traced, on the thread its launch runs it on: "
+                          f"this handle's launch has ended, or this thread traces no kernel",
+                          where=file_line(file, line, full=True))
     return stack[-1]
 
 

@@ -1021,9 +1021,13 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
         skip = frozenset(reuse[1]) if reuse is not None else frozenset()
         nbr, sfr = ctx.neighbours(), ctx.sfr  # the wiring the trace checks the links against
         builders = trace(ctx, kernel, grid, k_args, k_kwargs, functional, skip, replay)
-        if ctx.sfr is not sfr or not np.array_equal(ctx.neighbours(), nbr):
-            raise ValueError("the SFR install changed while the kernel was traced (install_sfr "
-                             "called from the kernel?): install the wiring before the launch")
+        # by value: the same wiring installed again (another thread's setup) changes no link
+        if ctx.sfr != sfr or not np.array_equal(ctx.neighbours(), nbr):
+            raise ValueError(f"the SFR install changed while the kernel was traced, from "
+                             f"{'none' if sfr is None else sfr.describe()} to "
+                             f"{'none' if ctx.sfr is None else ctx.sfr.describe()} (install_sfr called "
+                             f"from the kernel, or from another thread during the launch?): install the "
+                             f"wiring before the launch")
         metas = handles = None
         if functional:
             metas = [None if b is None else b.meta for b in builders]
