@@ -343,6 +343,12 @@ def test_a_running_width_in_a_variable_is_found_and_its_loop_traced_in_full():
         _launch(running_width, args, "verify", grid=(1, 1))
 
 
+def counted_assert(x_ptr, n, *, tl):
+    for k, i in enumerate(tl.range(0, n)):
+        assert k == i, f"{k} != {i}"  # (replay skips the Python of iterations 3 .. n - 2)
+        tl.load(x_ptr + i * T * F32, shape=(T,))
+
+
 def test_an_error_after_replayed_iterations_notes_replay_and_verify_names_its_cause():
     # (a review: Triton's running-width loop raised "load ... runs outside allocation" with
     # replay on, fine with it off, with no word of replay. The message stays full tracing's
@@ -360,6 +366,12 @@ def test_an_error_after_replayed_iterations_notes_replay_and_verify_names_its_ca
     with pytest.raises(KernelError, match=r"tl.range replay \(verify mode\) raised an error full tracing "
                                           r"does not"):
         _launch(running_width, args, "verify", grid=(1, 1))
+    # a Python error (the kernel's own assert on a count) has the note too (a review: only
+    # kernbench's errors had it)
+    with pytest.raises(KernelError, match=r"raised AssertionError .*: 3 != 9") as e:
+        _launch(counted_assert, lambda ctx: (ctx.empty((n * T,), "f32"), n), "on", grid=(1, 1))
+    assert any("tl.range iterations were replayed on this PE" in n for n in e.value.__notes__)
+    assert _launch(counted_assert, lambda ctx: (ctx.empty((n * T,), "f32"), n), "off", grid=(1, 1)).cycles
     # an error with no replay before it has no note
     SEEN.clear()
     with pytest.raises(KernelError) as e:
@@ -2327,6 +2339,13 @@ def early_break(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc)
 
 
+def listed_range(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in list(tl.range(0, n)):
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    tl.store(o_ptr, acc)
+
+
 def test_the_launch_records_what_replay_did_with_each_loop():
     """Each tl.range loop: its runs on how many PEs, iterations, how many replay emitted, or
     why it replayed none. (A new user's ring all-reduce lost replay on one loop silently:
@@ -2359,9 +2378,83 @@ def test_the_launch_records_what_replay_did_with_each_loop():
     (left,) = ctx.trace(early_break, (1, 1), *args(ctx), mode="timing").loops
     assert (left.iterations, left.replayed) == (2, 0)
     assert left.why.startswith("left at iteration 1 (a break, a return, an error")
+    # a loop whose iterations make no commands (a list() of the range) says so
+    (listed,) = ctx.trace(listed_range, (1, 1), *args(ctx), mode="timing").loops
+    assert (listed.iterations, listed.replayed) == (12, 0)
+    assert listed.why == "its traced iterations made no commands: nothing to replay"
     # the record is replay's: none with replay off, nor in functional mode (every iteration traced)
     assert ctx.trace(four_loops, (2, 1), *args(ctx), mode="timing", replay="off").loops == ()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ReplayWarning)
         assert ctx.trace(four_loops, (2, 1), *args(ctx), mode="timing", replay="verify").loops == tr.loops
         assert ctx.trace(four_loops, (2, 1), *args(ctx), mode="functional").loops == ()
+
+
+GLOBAL_STEP = 0
+
+
+def global_stepped(x_ptr, o_ptr, n, *, tl):
+    global GLOBAL_STEP
+    acc = tl.zeros((T, T), "f32")
+    for _ in tl.range(0, n):
+        GLOBAL_STEP += 1  # state outside the launch: verify's second pass goes on from n
+        acc = acc + tl.load(x_ptr + (GLOBAL_STEP - 1) * T * T * F32, shape=(T, T))
+    tl.store(o_ptr, acc)
+
+
+def test_an_error_of_verifys_second_pass_says_the_kernel_ran_twice():
+    """Verify traces every PE again in full after the launch: a kernel whose Python keeps state
+    outside the launch runs it twice, and an error only the second run raises says so (a review:
+    a plain load error, which neither replay on nor off raised)."""
+    args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 20)  # noqa: E731
+    global GLOBAL_STEP
+    ctx = _ctx()
+    for mode in ("off", "on"):  # (on: the global found, the loop traced in full)
+        GLOBAL_STEP = 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ReplayWarning)
+            assert ctx.launch(global_stepped, (1, 1), *args(ctx), mode="timing", replay=mode).cycles
+    GLOBAL_STEP = 0
+    with warnings.catch_warnings(), pytest.raises(KernelError, match="is outside every device") as e:
+        warnings.simplefilter("ignore", ReplayWarning)
+        ctx.launch(global_stepped, (1, 1), *args(ctx), mode="timing", replay="verify")
+    assert any("verify mode's second pass" in n and "Python ran twice" in n for n in e.value.__notes__)
+
+
+KEPT = []
+
+
+def kept_iterator(x_ptr, o_ptr, n, *, tl):
+    it = iter(tl.range(0, n))
+    KEPT.append(it)  # a global keeps the loop's generator past the kernel's end
+    acc = tl.zeros((T, T), "f32")
+    for _ in range(4):
+        acc = acc + tl.load(x_ptr + next(it) * T * T * F32, shape=(T, T))
+    tl.store(o_ptr, acc)
+
+
+def test_a_loop_kept_past_its_kernel_is_recorded_and_closed_as_the_program_ends():
+    """A tl.range iterator a global keeps is closed as its program ends, as the kernel's frame
+    would have closed it: the record has the loop, verify names the loop left early, and the
+    collector's close later raises nothing (a review: the loop missing from the record, a raw
+    TypeError printed at collection, verify's generic 'changes the program')."""
+    import gc
+
+    args = lambda ctx: (ctx.empty((20 * T, T), "f32"), ctx.empty((T, T), "f32"), 20)  # noqa: E731
+    ctx = _ctx()
+    seen = []
+    hook, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        (lp,) = ctx.trace(kept_iterator, (1, 1), *args(ctx), mode="timing", replay="on").loops
+        # outside the contract (left at its 4th next(), a replayed iteration): the record says
+        # what replay did, and verify is what catches it
+        # (its line: where its first iteration was asked for)
+        assert (lp.runs, lp.pes, lp.line) == (1, 1, kept_iterator.__code__.co_firstlineno + 5)
+        with pytest.raises(KernelError, match=r"left this tl.range loop at iteration 3 \(index 3"):
+            ctx.trace(kept_iterator, (1, 1), *args(ctx), mode="timing", replay="verify")
+        KEPT.clear()
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+        KEPT.clear()
+    assert seen == []

@@ -284,6 +284,9 @@ class PEBuilder:
         self.ranges = []
         #: a check of an iteration cut short by an error (loops.check_cut_short), or None
         self.cut_short = None
+        #: weak references to this program's tl.range generators, in the order made: one the
+        #: kernel keeps past its end (in a global) is closed as the program ends (loops.close_kept)
+        self.opened = []
 
     @property
     def n_commands(self) -> int:

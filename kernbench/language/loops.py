@@ -63,11 +63,11 @@ from .._core._replay import handles_alike, handles_moving, live_handles
 from ..common.errors import file_line
 from . import semantic
 from ..common.pe_commands import TensorHandle
-from .builder import SRAM_ALIGN, SRAM_TOP_MAX, UnknownValue, past_memory, table_bytes
+from .builder import SRAM_ALIGN, SRAM_TOP_MAX, PEBuilder, UnknownValue, past_memory, table_bytes
 from .semantic import ITEMSIZE, MAX_ELEMENTS
 
 __all__ = ["PROBES", "MAX_PROBES", "REPLAY_MODES", "InFull", "LoopReplay", "ReplayOffLine", "TlRange",
-           "check_cut_short", "loop_replays", "tl_range"]
+           "check_cut_short", "close_kept", "loop_replays", "tl_range"]
 
 semantic.register_internal(__file__)
 
@@ -745,6 +745,20 @@ def _found(acc: list, moving: list, m: int) -> int:
     return len(moving)
 
 
+def close_kept(b) -> None:
+    """Close the tl.range generators of program ``b`` the kernel keeps past its end (a global
+    holding an iterator or a generator over one), the last made first, as the kernel's frames
+    would have as it returned: each records how far it ran (``TracedLaunch.loops``) and verify
+    mode names the loop left early, while the program can still take it (a review: left to the
+    collector, the record lacked the loop and its close raised a raw error on a finished
+    program). Called by executor.trace's run as the kernel returns."""
+    for w in reversed(b.opened):
+        g = w()
+        if g is not None:
+            g.close()
+    b.opened = []
+
+
 def check_cut_short(b) -> None:
     """Replay on: an error is raised in the iteration a loop traced after its replayed ones,
     before that iteration's check (:func:`_off_line`) ran: check what it did so far, so that an
@@ -1413,7 +1427,11 @@ class TlRange:
         self._moving = shapes_move
 
     def __iter__(self):
-        return tl_range(self._tl, self._r, self._last, self._first, self._moving)
+        g = tl_range(self._tl, self._r, self._last, self._first, self._moving)
+        b = self._tl._b
+        if isinstance(b, PEBuilder):  # (else the generator's first step raises tl's error)
+            b.opened.append(weakref.ref(g))
+        return g
 
     def __len__(self) -> int:
         try:
@@ -1538,7 +1556,11 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         k = kb + 1
         if p is None:
             why = ("run interleaved with another tl.range loop (generators advanced together): the "
-                   "loops do not nest" if running[3] else "its traced iterations differ otherwise "
+                   "loops do not nest" if running[3] else
+                   # (a list() of the range, `in`, a body of Python only: a review found them
+                   # given the reason below)
+                   "its traced iterations made no commands: nothing to replay"
+                   if snaps[0][1] == snaps[-1][1] else "its traced iterations differ otherwise "
                    "than replay moves them on (docs/language.md, 'tl.range': what kernbench checks)")
         if p is not None and states is not None and kb != 1:  # (B = 1: checked above)
             # Python state the body carries (a pointer advanced with `+=`, a counter, a running
@@ -1637,6 +1659,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             running[2] = r[n - 1]
             yield r[n - 1]
     except GeneratorExit:
+        if b.finished:  # (closed by the collector after a failed launch: nothing to record)
+            raise
         left = at  # (the record counts the iterations run)
         if running[4] is not None:  # (its iteration after replay cut short: an error leaving
             # the kernel closes this generator first, and the access lists go with it below)
@@ -1648,7 +1672,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             b.left_range = (where[0], where[1], at, r[at])
         raise
     finally:
-        if not check:
+        if not check and not b.finished:  # (finished: the collector closes it after a failed launch)
             if left is not None:  # (left early: the iterations up to it; a reason if none replayed)
                 n = left + 1
                 why = why or (f"left at iteration {left} (a break, a return, an error, or its "

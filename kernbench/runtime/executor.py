@@ -29,7 +29,7 @@ from ..common.gc_pause import pause_gc, resume_gc
 from ..common.unraisable import UnraisableCatcher
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
-from ..language.loops import InFull, ReplayOffLine, check_cut_short, loop_replays
+from ..language.loops import InFull, ReplayOffLine, check_cut_short, close_kept, loop_replays
 from ..language.porting import method_hint, tl_hint
 from ..language.semantic import called_from, forget_lines, is_user_code
 from ..language.semantic import fmt_shape as fmt
@@ -683,6 +683,18 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
     replayed: dict = {}  # verify mode: global PE -> its program traced with replay
     name, kfile, kline = kernel_where(kernel)
 
+    def replayed_note(e, mark):
+        if replay == "on" and tl._replay == "on" and store.replay_mark != mark:
+            # raised after iterations whose Python replay skipped: Python state the body
+            # carries (a counter, a running width) is a traced iteration's here (a review:
+            # a load past its array with no word of replay; another: an assert on a count). A
+            # note, shown with the traceback: the message stays full tracing's, as replay promises
+            e.add_note("(tl.range iterations were replayed on this PE before this error, "
+                       "without running their Python: if the loop body carries Python state "
+                       "across iterations (a counter, a running width), replay='verify' tells "
+                       "whether full tracing raises it too; docs/language.md, 'tl.range')")
+        return e
+
     def run(b, p, c):
         tl._begin(b)
         mark = store.replay_mark  # (replay="on": iterations replayed so far)
@@ -692,6 +704,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                 if returned is not None:
                     _check_returned(returned, name, (p, c), kfile, kline)
                 del returned  # (what the kernel returned is freed in its program: its __del__'s)
+                close_kept(b)  # (tl.range generators kept past the kernel's end: loops.close_kept)
             if swallowed:  # (a tl call in a local object's __del__ or a generator's finally as
                 # the kernel returned: Python only prints what they raise; it is the program's)
                 raise swallowed[0].exc_value
@@ -704,15 +717,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                 e.pe, e.where = (p, c), file_line(file, line, full=True)
             if tl._no_replay is not None:
                 check_cut_short(b)  # (an error only a Python count made: traced again, in full)
-            if replay == "on" and tl._replay == "on" and store.replay_mark != mark:
-                # raised after iterations whose Python replay skipped: Python state the body
-                # carries (a counter, a running width) is a traced iteration's here (a review:
-                # a load past its array with no word of replay). A note, shown with the
-                # traceback: the message stays full tracing's, as replay promises
-                e.add_note("(tl.range iterations were replayed on this PE before this error, "
-                           "without running their Python: if the loop body carries Python state "
-                           "across iterations (a counter, a running width), replay='verify' tells "
-                           "whether full tracing raises it too; docs/language.md, 'tl.range')")
+            replayed_note(e, mark)
             raise
         except (Exception, GeneratorExit) as e:  # (GeneratorExit: a kernel's bug, not a stop)
             if tl._no_replay is not None:
@@ -731,12 +736,12 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                     f"tensor's): write {method_hint(e.name)} (docs/language.md, 'Porting from "
                     f"Triton')", pe=(p, c), where=file_line(file, line, full=True)) from None
             why = _none_data_hint(e, file, line) or _stop_hint(e) or _int_hint(e)
-            raise KernelError(
+            raise replayed_note(KernelError(
                 f"kernel {name} raised {type(e).__name__} on {pe_label((p, c))} "
                 f"(program_id(0)={p}, program_id(1)={c}) at {file_line(file, line)}{calls}: "
                 f"{exc_text(e)}{why}",
                 pe=(p, c), where=file_line(file, line, full=True),
-            ) from e
+            ), mark) from e
         except ReplayOffLine:
             raise
         except BaseException as e:
@@ -830,7 +835,17 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
             # pass left behind is the launch's own, as with replay="on"
             for g, b in replayed.items():
                 p, c = b.pe, b.cube
-                _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, b, kfile)
+                try:
+                    full = _trace_full(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, kfile)
+                except KernbenchError as e:
+                    # (the kernel's Python runs a second time here: a review's global counter,
+                    # reset before the launch, went on from where the first pass left it)
+                    e.add_note(f"(raised in verify mode's second pass, {pe_label((p, c))} traced again "
+                               f"in full after the whole launch was traced with replay: the kernel's "
+                               f"Python ran twice, so state it keeps outside the launch (a global "
+                               f"counter) went on from the first pass. replay='off' traces once)")
+                    raise
+                _compare_replayed(full, b, (p, c))
     except BaseException:
         store.abandon()  # (its builders go now, not at the next cyclic GC: a launch traced again)
         raise
