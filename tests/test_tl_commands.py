@@ -209,7 +209,7 @@ def test_tensor_ids_are_ssa_and_sram_addresses_distinct():
 
 def test_operators_outside_a_kernel_are_refused():
     h = TensorHandle(id=0, shape=(4,), dtype="f16")
-    with pytest.raises(RuntimeError, match="inside a kernel"):
+    with pytest.raises(kernbench.KernelError, match="inside a kernel"):
         h + h
 
 

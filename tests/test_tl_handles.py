@@ -197,9 +197,11 @@ def test_setitem_is_refused():
 
 def test_operators_outside_a_trace_are_a_clear_error():
     h = TensorHandle(id=0, shape=(4,), dtype="f16")
-    with pytest.raises(RuntimeError, match="only be used inside a kernel being traced"):
+    with pytest.raises(KernelError, match="work only inside a kernel being traced") as e:
+        line = sys._getframe().f_lineno + 1
         h + 1
-    with pytest.raises(RuntimeError, match="only be used inside a kernel being traced"):
+    assert e.value.where.endswith(f"test_tl_handles.py:{line}")
+    with pytest.raises(KernelError, match="work only inside a kernel being traced"):
         bool(h)
     assert (h == h) is True and (h == TensorHandle(id=0)) is False  # identity outside a trace
 

@@ -257,13 +257,18 @@ def test_a_fill_is_known_by_its_size_not_by_what_came_before(monkeypatch):
 
 
 @pytest.mark.parametrize("make", ["tl.full((8,), 1, 'int32') == 1", "tl.full((8,), tl.program_id(0)) >= 0",
-                                  "(tl.zeros((8,)) == 0) & (tl.full((8,), 2.0) > 1.0)"])
+                                  "(tl.zeros((8,)) == 0) & (tl.full((8,), 2.0) > 1.0)",
+                                  "(tl.full((8,), 0, 'int32') + 1) > 0",
+                                  "tl.cast(tl.full((8,), 2.0) * 0.5, 'int32') == 1",
+                                  "tl.where(tl.zeros((8,)) - 1.0 < 0, 1, 0) == 1"])
 @pytest.mark.parametrize("mode", ["timing", "functional"])
 def test_a_mask_of_fills_alone_is_known_at_trace(make, mode):
     """A review: a mask made of small fills and numbers, with no tl.arange before it on the PE,
     was left to replay, so timing mode let a masked store 4 elements past its array through
     (functional mode refused it); made after an unrelated tl.arange it was checked. A
-    comparison folds fills too now: refused at the store's line in both modes, before replay."""
+    comparison folds fills, and so does arithmetic on them (a second review: one op deeper,
+    `(tl.full(...) + 1) > 0`, was still unchecked): refused at the store's line in both modes,
+    before replay."""
     ns: dict = {}
     src = (f"def k(p, *, tl):\n"
            f"    m = {make}\n"
@@ -274,6 +279,22 @@ def test_a_mask_of_fills_alone_is_known_at_trace(make, mode):
     with pytest.raises(KernelError, match=r"PE \(0, 0\) at fills_mask.py:3: masked store of \(8,\) f32 "
                                           r"reaches element 32 of allocation 'o'"):
         ctx.launch(ns["k"], (1, 1), o, mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["timing", "functional"])
+def test_a_divisor_of_fills_alone_is_checked_at_trace(mode):
+    """A review: an int32 tile of zeros made by arithmetic on a fill (a cast), with no tl.arange
+    in the kernel, divided a load in timing mode without a word (functional mode refused it)."""
+    ns: dict = {}
+    src = ("def k(x, o, *, tl):\n"
+           "    a = tl.load(x, shape=(64,), dtype='int32')\n"
+           "    d = tl.cast(tl.full((64,), 0.5), 'int32')\n"
+           "    tl.store(o, a // d)\n")
+    exec(compile(src, "fills_div.py", "exec"), ns)
+    ctx = kernbench.Context("default", overrides=HW)
+    x, o = ctx.replicate(np.ones(64, np.int32), dtype="int32"), ctx.empty((64,), "int32")
+    with pytest.raises(KernelError, match=r"PE \(0, 0\) at fills_div.py:4: integer division or remainder by zero"):
+        ctx.launch(ns["k"], (1, 1), x, o, mode=mode)
 
 
 def test_a_known_value_is_computed_when_read_and_only_then(monkeypatch):

@@ -1767,8 +1767,9 @@ BODIES_RUN = []
 def carried_offsets(x_ptr, o_ptr, n, *, tl):
     """A known index vector carried from one iteration to the next (``offs = offs + B8``, its
     value computed only when read): its mask lets an element past ``o``'s end in the last
-    iteration. A known value read across iterations turns replay off, so every iteration's
-    Python runs and the store is refused at its element in the last one."""
+    iteration. Replay goes on with the carried value unknown; the last iteration, traced, reads
+    it for its mask, so the launch is traced again with the loop in full, and the store is
+    refused at its element in the last iteration, as full tracing refuses it."""
     offs = tl.arange(0, B8) - B8
     for i in tl.range(n):
         BODIES_RUN.append(i)
@@ -1777,11 +1778,15 @@ def carried_offsets(x_ptr, o_ptr, n, *, tl):
                  mask=offs < n * B8 - 1)  # (o holds n * B8 - 2 elements)
 
 
-def test_a_known_value_carried_across_iterations_turns_replay_off():
+def test_a_known_value_carried_across_iterations_replays_until_it_is_read():
     n = 9
     BODIES_RUN.clear()
     out = _outcomes(carried_offsets, lambda ctx: (ctx.empty((n * B8,), "f32"), ctx.empty((n * B8 - 2,), "f32"), n))
-    assert BODIES_RUN == list(range(n)) * 4  # off, on, verify (twice): every body run
+    # off: every body; on: the probes and the last iteration, which reads the unknown value,
+    # then every body again (the loop traced in full); verify: the same (its launch traced in
+    # full runs no replayed loop to check)
+    on = list(range(loops.PROBES)) + [n - 1] + list(range(n))
+    assert BODIES_RUN == list(range(n)) + on + on
     assert out["on"] == out["off"] == out["verify"]
     assert out["off"][0] == "error" and "masked store" in out["off"][1]
     assert f"element {n * B8 - 2} of allocation" in out["off"][1]

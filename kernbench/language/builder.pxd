@@ -18,6 +18,7 @@ cdef class PEBuilder:
     cdef public object pe, cube, g, serial, base, max_bytes, max_table_bytes
     cdef public TransposedViews transposed
     cdef public dict known, fills, lazy
+    cdef public bytearray valued
     cdef public bint functional
     cdef public unsigned long thread
     cdef public object memory, nbr, sfr_text, trace_store, site_table
@@ -52,8 +53,8 @@ cdef class PEBuilder:
     cpdef vec(self, f, name, operands, s0, s1, s2, shape, n, dtype, like=*, ct=*, imm=*)
     cpdef check_right(self, name, o, ct)
     cpdef _fold(self, i, name, operands, shape, n, dtype, ct, imm)
-    @cython.locals(known=dict, lazy=dict, fills=dict, t=type)
-    cdef bint _valued(self, tuple operands)
+    @cython.locals(valued=bytearray, n=Py_ssize_t)
+    cdef bint _valued(self, Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t s2)
     @cython.locals(p=tuple, t=tuple)
     cpdef reduce(self, f, name, spec, src, shape, axis, dtype)
     cpdef send(self, f, spec, src, port, shape, dtype, n)

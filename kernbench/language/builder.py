@@ -159,11 +159,6 @@ def table_bytes(n_commands: int, n_tensors: int, functional: bool = False, liter
             + literal * LITERAL_BYTES_PER_COMMAND)
 
 
-#: vec commands folded when only fills are known (no tl.arange yet): a divisor's check, and the
-#: comparisons, which make masks of fills (a review: `tl.full((8,), 1) == 1` as a store's mask
-#: was left to replay, so timing mode let its store run past the array)
-_FOLD_WITH_FILLS = RIGHT_CHECKED | frozenset(("lt", "le", "gt", "ge", "eq", "ne"))
-
 #: Tensors a program makes between two moves of its recorded commands into the TraceStore: a
 #: bound on the Python lists a program holds.
 FLUSH_EVERY = 1 << 14
@@ -241,6 +236,11 @@ class PEBuilder:
         #: computed when something reads it (known_value). Most are never read: a causal mask
         #: (tl.arange, //, >=) feeds a tl.where on scores, whose value is not known.
         self.lazy: dict = {}
+        #: by tensor number, 1 for each ever put in known, lazy or fills (mark_valued): one
+        #: byte read per operand of each vec command, not three dict lookups (a kernel's
+        #: accumulators are fills, so every command asks); a superset: a lazy one whose value
+        #: turned out unknown stays. Empty until the first.
+        self.valued = bytearray()
         self.functional = functional
         self.memory = memory  #: DeviceMemory: pointer lookups for loads and stores
         self.nbr = tuple(int(q) for q in nbr)  #: this PE's row of the SFR neighbour table
@@ -583,25 +583,25 @@ class PEBuilder:
             if p is None:
                 p = self._replan(self._vec_plans, f, (name, shape, dtype), ("vec", name, shape, dtype),
                                  (self._entry(shape, dtype, semantic.numel(shape)),
-                                  name in _FOLD_WITH_FILLS))
+                                  name in RIGHT_CHECKED))  # (p[8]: checked when the left is not known)
         if like is None:
             like = p[7]  # the launch's entry for the site's result (see _entry)
             if like[2] != n:  # (a timing-mode view of another size)
                 like = self._entry(shape, dtype, n)
         fold = False
-        if operands and (self.known or self.lazy or (self.fills and p[8])):  # (p[8]: _FOLD_WITH_FILLS)
-            # (a fill or an arange: seed() says whether it is known). Once a kernel has made a
-            # mask, most of its commands still read no known value: those skip _fold, which
-            # would only find that out (a divisor's check aside: RIGHT_CHECKED always goes; and a
-            # comparison, which may make a mask of fills alone: tl.full((8,), pid) >= 0). Not
-            # arithmetic on fills alone: an accumulator's first update (tl.zeros(...) * 0.5)
-            # would become a value carried across a tl.range loop, which turns replay off.
-            if p[8] or self._valued(operands):
-                fold = True
-                if name in RIGHT_CHECKED and len(operands) == 2:
-                    # a known divisor or shift count, checked before anything is recorded (a
-                    # review: the command stayed in the program of a kernel catching the error)
-                    self.check_right(name, operands[1], ct or dtype)
+        if operands and self.valued:
+            # (a fill or an arange: seed() says whether it is known). Most commands read no
+            # known value: one byte per operand says so (a divisor's check aside: it goes
+            # whenever the divisor is known). Arithmetic on fills alone is folded too (a
+            # review: `(tl.full(...) + 1) > 0` as a mask went unchecked in timing mode unless an
+            # unrelated tl.arange came first); an accumulator's first update (tl.zeros(...) *
+            # 0.5) kept past a tl.range loop is a known value replay goes on with unknown.
+            if p[8] and len(operands) == 2:  # (p[8]: name in RIGHT_CHECKED)
+                # a known divisor or shift count, checked before anything is recorded (a
+                # review: the command stayed in the program of a kernel catching the error)
+                self.check_right(name, operands[1], ct or dtype)
+            # (s0..s2: the tensor operands' numbers, the command's sources)
+            fold = self._valued(s0, s1, s2)
         # Nothing below raises: the tensor and its command are recorded together or not at all.
         # (the entry's shape: operands resolve on `is`, PEBuilder.operand)
         h = new_handle(self.base + i, self._place(nbytes), like[0], dtype, nbytes, False)
@@ -616,20 +616,21 @@ class PEBuilder:
             self._fold(i, name, operands, shape, n, dtype, ct or dtype, imm)
         return h
 
-    def _valued(self, operands: tuple) -> bool:
-        """Whether every tensor operand of a vec command (a tensor number, or a view's (number,
-        ...)) has a value known, lazy or filled while tracing: the only case in which
-        :meth:`_fold` records the result, bar the divisor check."""
-        known, lazy, fills = self.known, self.lazy, self.fills
-        for o in operands:
-            t = type(o)
-            if t is tuple:
-                o = o[0]
-            elif t is not int:
-                continue  # an immediate
-            if o not in known and o not in lazy and o not in fills:
-                return False
-        return True
+    def _valued(self, s0: int, s1: int, s2: int) -> bool:
+        """Whether every tensor operand of a vec command (its numbers ``s0``, ``s1``, ``s2``, -1
+        for none) has a value known, lazy or filled while tracing: the only case in which
+        :meth:`_fold` records the result."""
+        valued = self.valued
+        n = len(valued)
+        return ((s0 < 0 or (s0 < n and valued[s0] != 0)) and (s1 < 0 or (s1 < n and valued[s1] != 0))
+                and (s2 < 0 or (s2 < n and valued[s2] != 0)))
+
+    def mark_valued(self, i: int) -> None:
+        """Tensor number ``i`` is in known, lazy or fills (:attr:`valued`)."""
+        valued = self.valued
+        if i >= len(valued):
+            valued.extend(bytes(max(i + 1 - len(valued), len(valued))))  # (doubling)
+        valued[i] = 1
 
     def seed(self, i: int, name: str, shape: tuple, dtype: str, imm) -> None:
         """Tensor ``i`` (an arange, or a fill) has a value known while tracing. An arange is
@@ -638,8 +639,10 @@ class PEBuilder:
         n = semantic.numel(shape)
         if name == "arange" and n <= KNOWN_MAX:
             self.known[i] = vec_value(name, [], dtype, shape, dtype, imm)
+            self.mark_valued(i)
         elif n <= KNOWN_FILL_MAX:
             self.fills[i] = (shape, dtype, imm)
+            self.mark_valued(i)
 
     def _from_fill(self, i: int):
         shape, dtype, imm = self.fills[i]
@@ -662,15 +665,14 @@ class PEBuilder:
 
     def _fold(self, i: int, name: str, operands: tuple, shape: tuple, n: int, dtype: str,
               ct: str, imm) -> None:
-        """Compute tensor ``i`` now if its operands are known (semantic: masks of tl.arange);
-        called once its command is recorded, after :meth:`check_right`, so it raises nothing."""
-        if n > KNOWN_MAX or not (self.known or self.fills):
-            return
-        # Known when every operand is: computed when read (known_value), not now. The only
-        # errors computing it can raise are the right operand's, checked above at this line;
-        # a view of another size makes it unknown when computed, as it would now.
-        if self._valued(operands):
+        """Tensor ``i``, whose every operand has a value known while tracing (:meth:`_valued`),
+        is known too (semantic: masks of tl.arange): computed when read (known_value), not now.
+        Called once its command is recorded, after :meth:`check_right`, so it raises nothing:
+        the only errors computing it can raise are the right operand's, checked then; a view of
+        another size makes it unknown when computed, as it would now."""
+        if n <= KNOWN_MAX:
             self.lazy[i] = (name, operands, ct, shape, dtype, imm)
+            self.mark_valued(i)
 
     def known_value(self, i):
         """The value of tensor number ``i`` known while tracing (an ndarray), or None."""
@@ -820,6 +822,7 @@ class PEBuilder:
             for h, i, spec in self._views:
                 self.views.setdefault(i, []).append((weakref.ref(h), spec))
         self.finished = True
+        self.valued = bytearray()  # (a byte per tensor of the program)
         self.tensors = self._keep = self._views = None
         self._pending = self._meta = self._sget = None
         self._vec_plans = self._dot_plans = self._reduce_plans = self._other_plans = None
