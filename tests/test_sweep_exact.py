@@ -376,18 +376,18 @@ def test_the_replay_mode_is_in_the_sweep_and_tune_keys(tmp_path, monkeypatch):
         except kernbench.KernbenchError as e:
             fresh = {"error_type": type(e).__name__}
         assert res.rows[0]["error_type"] == fresh["error_type"] and res.rows[0]["commands"] == fresh.get("commands")
-    assert rows["verify"]["error_type"] == "KernelError"
+    assert rows["verify"]["error_type"] == "ReplayContractError"
     assert rows["on"]["error"] is None and rows["off"]["commands"] > rows["on"]["commands"]
     # the option, whatever the environment says
     res = sweep(_breaks_range, (1, 1), options={"replay": ["off", "verify"]}, **kw)
     assert res.stats["cached"] == 2 and [r["replay"] for r in res.rows] == ["off", "verify"]
-    assert res.rows[0]["commands"] == rows["off"]["commands"] and res.rows[1]["error_type"] == "KernelError"
+    assert res.rows[0]["commands"] == rows["off"]["commands"] and res.rows[1]["error_type"] == "ReplayContractError"
     tkw = dict(args={"n": 10}, grid=(1, 1), setup=_range_setup, cache=tmp_path)
     monkeypatch.setenv("KERNBENCH_REPLAY", "on")
     assert tune(_breaks_range, [{}], **tkw).best == {}
     monkeypatch.setenv("KERNBENCH_REPLAY", "verify")
     t = tune(_breaks_range, [{}], **tkw)
-    assert not t.from_cache and t.best is None and t.table[0]["error_type"] == "KernelError"
+    assert not t.from_cache and t.best is None and t.table[0]["error_type"] == "ReplayContractError"
 
 
 # -- F6: functional points replay -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from replay_helpers import assert_same_launch
 
-from kernbench.common.errors import KernelError, ReplayWarning
+from kernbench.common.errors import KernelError, ReplayContractError, ReplayWarning
 from kernbench.language import loops, store
 from kernbench.language.semantic import id_owner
 from kernbench.runtime.context import Context
@@ -1767,9 +1767,9 @@ BODIES_RUN = []
 def carried_offsets(x_ptr, o_ptr, n, *, tl):
     """A known index vector carried from one iteration to the next (``offs = offs + B8``, its
     value computed only when read): its mask lets an element past ``o``'s end in the last
-    iteration. Replay goes on with the carried value unknown; the last iteration, traced, reads
-    it for its mask, so the launch is traced again with the loop in full, and the store is
-    refused at its element in the last iteration, as full tracing refuses it."""
+    iteration. A known value computed (read by a mask) and carried across iterations turns
+    replay off for the loop, so every iteration's Python runs and the store is refused at its
+    element in the last one."""
     offs = tl.arange(0, B8) - B8
     for i in tl.range(n):
         BODIES_RUN.append(i)
@@ -1778,18 +1778,68 @@ def carried_offsets(x_ptr, o_ptr, n, *, tl):
                  mask=offs < n * B8 - 1)  # (o holds n * B8 - 2 elements)
 
 
-def test_a_known_value_carried_across_iterations_replays_until_it_is_read():
+def carried_chain(x_ptr, o_ptr, n, read, *, tl):
+    """A known value carried from one iteration to the next that nothing reads in the loop
+    (``acc = acc + 1.0`` on a fill): replayed, its value unknown; read after the loop (a mask)
+    when ``read``, which traces the launch again with the loop in full."""
+    acc = tl.zeros((B8,), "f32")
+    for i in tl.range(n):
+        BODIES_RUN.append(i)
+        acc = acc + 1.0
+        tl.store(o_ptr + i * B8 * F32, tl.load(x_ptr + i * B8 * F32, shape=(B8,)))
+    if read:  # (acc is n everywhere: the mask lets the store past o's end when n > 3)
+        tl.store(o_ptr + n * B8 * F32, tl.zeros((B8,), "f32"), mask=acc > 3)
+
+
+def counting_down(x_ptr, n, op, *, tl):
+    """A divisor or shift count carried across iterations, checked by the body (d = 5, 4, ...,
+    0 at iteration 5): the loop is traced, so the zero is found where full tracing finds it."""
+    d = tl.full((8,), 5, "int32")
+    v = tl.load(x_ptr, shape=(8,), dtype="int32")
+    for _ in tl.range(0, n, replay_last=True):
+        tl.store(x_ptr, v // d if op == "//" else v << (5 - d) * 8)
+        d = d - 1
+
+
+@pytest.mark.parametrize("op", ["//", "<<"])
+def test_a_known_divisor_carried_across_iterations_is_checked_in_every_iteration(op):
+    """A breaker: replayed with its value unknown, a count-down divisor's zero (a shift count
+    past 31) in a skipped iteration went unchecked with replay on; every other mode refused it."""
+    n = 10
+    out = _outcomes(counting_down, lambda ctx: (ctx.replicate(np.ones(8, np.int32), dtype="int32"), n, op))
+    assert out["on"] == out["off"] == out["verify"]
+    assert out["off"][0] == "error" and ("by zero" if op == "//" else "shift count 32") in out["off"][1]
+    ctx = _ctx()
+    with pytest.raises(KernelError, match="by zero" if op == "//" else "shift count 32"):
+        ctx.launch(counting_down, (1, 1), ctx.replicate(np.ones(8, np.int32), dtype="int32"), n, op,
+                   mode="functional")
+
+
+def test_a_known_value_carried_across_iterations():
     n = 9
     BODIES_RUN.clear()
     out = _outcomes(carried_offsets, lambda ctx: (ctx.empty((n * B8,), "f32"), ctx.empty((n * B8 - 2,), "f32"), n))
-    # off: every body; on: the probes and the last iteration, which reads the unknown value,
-    # then every body again (the loop traced in full); verify: the same (its launch traced in
-    # full runs no replayed loop to check)
-    on = list(range(loops.PROBES)) + [n - 1] + list(range(n))
-    assert BODIES_RUN == list(range(n)) + on + on
+    assert BODIES_RUN == list(range(n)) * 4  # off, on, verify (twice): every body run
     assert out["on"] == out["off"] == out["verify"]
     assert out["off"][0] == "error" and "masked store" in out["off"][1]
     assert f"element {n * B8 - 2} of allocation" in out["off"][1]
+    ctx = _ctx()
+    (lp,) = ctx.trace(carried_offsets, (1, 1), ctx.empty((n * B8,), "f32"), ctx.empty((n * B8,), "f32"), n,
+                      mode="timing", replay="on").loops
+    assert lp.replayed == 0 and lp.why.startswith("a value known while tracing (a mask's index, `offs = offs + B`)")
+    # a chain nothing in the loop reads (a review: it turned replay off) replays, its value
+    # unknown; read after the loop, the launch is traced again, the loop in full: exact
+    for read in (False, True):
+        BODIES_RUN.clear()
+        args = lambda ctx, read=read: (ctx.empty((n * B8,), "f32"), ctx.empty((n * B8,), "f32"), n, read)  # noqa: E731
+        out = _outcomes(carried_chain, args)
+        assert out["on"] == out["off"] == out["verify"]
+        assert out["off"][0] == ("error" if read else "ok")
+        on = list(range(loops.PROBES)) + [n - 1] + (list(range(n)) if read else [])
+        assert BODIES_RUN == list(range(n)) + on + on + ([] if read else list(range(n)))
+        if not read:
+            (lp,) = ctx.trace(carried_chain, (1, 1), *args(ctx), mode="timing", replay="on").loops
+            assert lp.replayed == n - loops.PROBES - 1
 
 
 def catches_its_bad_load(x_ptr, o_ptr, n, *, tl):
@@ -2344,6 +2394,12 @@ def early_break(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc)
 
 
+def stores_only(x_ptr, o_ptr, n, *, tl):
+    x = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        tl.store(x_ptr + i * T * F32, x)
+
+
 def listed_range(x_ptr, o_ptr, n, *, tl):
     acc = tl.zeros((T, T), "f32")
     for i in list(tl.range(0, n)):
@@ -2383,6 +2439,10 @@ def test_the_launch_records_what_replay_did_with_each_loop():
     (left,) = ctx.trace(early_break, (1, 1), *args(ctx), mode="timing").loops
     assert (left.iterations, left.replayed) == (2, 0)
     assert left.why.startswith("left at iteration 1 (a break, a return, an error")
+    # a loop whose body makes no tensor (stores of one made before it) says so (a breaker: the
+    # generic reason)
+    (stores,) = ctx.trace(stores_only, (1, 1), *args(ctx), mode="timing").loops
+    assert stores.replayed == 0 and stores.why.startswith("its body makes no tensor")
     # a loop whose iterations make no commands (a list() of the range) says so
     (listed,) = ctx.trace(listed_range, (1, 1), *args(ctx), mode="timing").loops
     assert (listed.iterations, listed.replayed) == (12, 0)
@@ -2407,6 +2467,15 @@ def global_stepped(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc)
 
 
+def early_break_at_6(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        if i == 6:
+            break
+    tl.store(o_ptr, acc)
+
+
 def test_an_error_of_verifys_second_pass_says_the_kernel_ran_twice():
     """Verify traces every PE again in full after the launch: a kernel whose Python keeps state
     outside the launch runs it twice, and an error only the second run raises says so (a review:
@@ -2424,6 +2493,11 @@ def test_an_error_of_verifys_second_pass_says_the_kernel_ran_twice():
         warnings.simplefilter("ignore", ReplayWarning)
         ctx.launch(global_stepped, (1, 1), *args(ctx), mode="timing", replay="verify")
     assert any("verify mode's second pass" in n and "Python ran twice" in n for n in e.value.__notes__)
+    # verify's own finding, which only its second pass makes, is a ReplayContractError with no
+    # such note (a breaker: the note blamed a global counter for a break at iteration 6)
+    with pytest.raises(ReplayContractError, match="left this tl.range loop at iteration 6") as e:
+        ctx.launch(early_break_at_6, (1, 1), *args(ctx), mode="timing", replay="verify")
+    assert not getattr(e.value, "__notes__", None)
 
 
 KEPT = []

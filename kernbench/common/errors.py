@@ -21,6 +21,7 @@ __all__ = [
     "SramCapacityError",
     "EngineInvariantError",
     "KernelError",
+    "ReplayContractError",
     "UnwrittenReadWarning",
     "ReplayWarning",
     "pe_label",
@@ -184,6 +185,12 @@ class KernelError(KernbenchError, ValueError):
         super().__init__(message)
         self.pe = pe
         self.where = where
+
+
+class ReplayContractError(KernelError):
+    """Verify mode (``replay="verify"``) found a ``tl.range`` loop outside replay's contract: an
+    iteration that does not repeat the body, or a loop left before its end. Names the PE, the
+    line and the iteration (docs/language.md, 'tl.range')."""
 
 
 class UnwrittenReadWarning(UserWarning):

@@ -31,7 +31,7 @@ cdef class PEBuilder:
     cdef public list _keep, _track, _acc
     cdef public object _tb_parts, _views, _meta, _sget
     cdef public dict _vec_plans, _dot_plans, _reduce_plans, _other_plans, _entries
-    cdef public object left_range, ranges, kernel_file, cut_short, opened
+    cdef public object left_range, ranges, kernel_file, cut_short, opened, plan_why
 
     cpdef _flush(self, long long i)
     cpdef _site(self, key)

@@ -287,6 +287,8 @@ class PEBuilder:
         #: weak references to this program's tl.range generators, in the order made: one the
         #: kernel keeps past its end (in a global) is closed as the program ends (loops.close_kept)
         self.opened = []
+        #: why the last tl.range proof refused the loop, when it says (loops._plan), or None
+        self.plan_why = None
 
     @property
     def n_commands(self) -> int:

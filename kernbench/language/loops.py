@@ -60,7 +60,7 @@ import weakref
 import numpy as np
 
 from .._core._replay import handles_alike, handles_moving, live_handles
-from ..common.errors import file_line
+from ..common.errors import ReplayContractError, file_line
 from . import semantic
 from ..common.pe_commands import TensorHandle
 from .builder import SRAM_ALIGN, SRAM_TOP_MAX, PEBuilder, UnknownValue, past_memory, table_bytes
@@ -326,9 +326,13 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     moved on, its value unknown (``p.unknown``: reading it traces the launch again, replay on);
     else such a loop is not replayed."""
     store = b.trace_store
+    b.plan_why = None
     D = sb[0] - sa[0]
     S = sb[2] - sa[2]
     if D != se[0] - sb[0] or sb[1] - sa[1] != se[1] - sb[1] or D <= 0:
+        if D == 0 and se[0] == sb[0] and sb[1] - sa[1] == se[1] - sb[1] > 0:
+            b.plan_why = ("its body makes no tensor (stores or sends of tensors made before the "
+                          "loop): replay moves a body on by the tensors one iteration makes")
         return None
     if S != se[2] - sb[2] and not moving:
         return None
@@ -357,13 +361,18 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     if [x + D for x in b.pinned[sa[3]:sb[3]]] != b.pinned[sb[3]:se[3]]:
         return None
     # tensors of A, of A's predecessor or earlier with a value known while tracing, read across
-    # iterations (a chain: `acc = acc + 1.0` on a fill): their moved-on values are not known, so
-    # the loop is replayed with the held ones unknown (below), or not at all (functional mode)
-    watch = [x for x in (*b.known, *b.fills) if t0 <= x < t_b]
-    maybe = [x for x in b.lazy if t0 <= x < t_b]  # known if their operands' views fit
-    if maybe and store.reads_any(sb[1], se[1], watch + maybe):
-        watch += [x for x in maybe if b.has_known(x)]  # (computed only when B reads one)
-    chained = bool(watch) and store.reads_any(sb[1], se[1], watch)
+    # iterations: their moved-on values are not known. One computed already (a mask's index,
+    # `offs = offs + B`, read by a masked access: the iterations after need it too) or a fill:
+    # the loop is traced. One never read but by the next (a chain, `acc = acc + 1.0` on a
+    # fill): replayed, the held ones unknown (below), computed if read after (_unknown_read)
+    used = [x for x in (*b.known, *b.fills) if t0 <= x < t_b]
+    if used and store.reads_any(sb[1], se[1], used):
+        b.plan_why = ("a value known while tracing (a mask's index, `offs = offs + B`) is carried "
+                      "from one iteration to the next: compute it from the index (`i * B + "
+                      "tl.arange(0, B)`) to replay the loop")
+        return None
+    maybe = [x for x in b.lazy if t0 <= x < t_b]
+    chained = bool(maybe) and store.reads_any(sb[1], se[1], maybe)
     if chained and not unknown:
         return None
     acc_a = b._acc[sa[5]:sb[5]]
@@ -849,7 +858,8 @@ def _unknown_read(no_replay: InFull, pe: tuple, loop: tuple) -> None:
         _in_full(no_replay, pe, other, what, "names a tensor whose value replay did not move on",
                  quiet=True)
     raise _in_full(no_replay, pe, loop, what, "names a tensor whose value replay did not move "
-                   "on, read after the loop", quiet=True)
+                   "on, read after the replayed iterations (by the loop's last, traced iteration or "
+                   "after the loop)", quiet=True)
 
 
 def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, where: tuple,
@@ -926,7 +936,7 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
         raise semantic.kernel_error(
             b, f"tl.range: iteration {k} (index {value}){outer} does not repeat the loop body: {why}. "
                f"Replay would emit iteration {kb} moved on instead{first} (docs/language.md, "
-               f"'tl.range'); use range() for a loop whose iterations differ", where)
+               f"'tl.range'); use range() for a loop whose iterations differ", where, ReplayContractError)
 
 
 def _interleaved(b, running: list) -> bool:
@@ -1569,8 +1579,10 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                    # (a list() of the range, `in`, a body of Python only: a review found them
                    # given the reason below)
                    "its traced iterations made no commands: nothing to replay"
-                   if snaps[0][1] == snaps[-1][1] else "its traced iterations differ otherwise "
-                   "than replay moves them on (docs/language.md, 'tl.range': what kernbench checks)")
+                   if snaps[0][1] == snaps[-1][1] else b.plan_why or "its traced iterations differ "
+                   "otherwise than replay moves them on (docs/language.md, 'tl.range': what "
+                   "kernbench checks)")
+        b.plan_why = None
         if p is not None and states is not None and kb != 1:  # (B = 1: checked above)
             # Python state the body carries (a pointer advanced with `+=`, a counter, a running
             # width, a list appended to) differs from iteration to iteration: replay, skipping the

@@ -878,7 +878,7 @@ def _transfer(x, live: set, written: set) -> set:
     return live
 
 
-def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
+def kernel_error(tr, message: str, where: tuple | None = None, cls=KernelError) -> KernelError:
     """A KernelError naming ``tr``'s PE as (pe, cube) and the kernel line: ``where`` (file, line),
     else the tl call's (:func:`site`). When that line is the one running (a tl call's, a tl.range
     loop's) in a function the kernel called, the message names the calls that led there too
@@ -886,7 +886,7 @@ def kernel_error(tr, message: str, where: tuple | None = None) -> KernelError:
     head, pe, file, line = _site_named(tr, where)
     # (a Python int of hundreds of digits, as an operand, a shape or an axis: its first six)
     message = _LONG_DIGITS.sub(_digits_shown, message)
-    return KernelError(f"{head}: {message}", pe=pe, where=file_line(file, line, full=True))
+    return cls(f"{head}: {message}", pe=pe, where=file_line(file, line, full=True))
 
 
 def site_named(tr) -> str:

@@ -21,8 +21,8 @@ import numpy as np
 
 from .._core import pages
 from .._core.api import drop_pairing_inputs, moved_tables, pair_links, prepare
-from ..common.errors import (KernbenchError, KernelError, ReplayWarning, UnwrittenReadWarning, exc_text, file_line, is_whole,
-                             pe_at, pe_label, user_stacklevel)
+from ..common.errors import (KernbenchError, KernelError, ReplayContractError, ReplayWarning, UnwrittenReadWarning,
+                             exc_text, file_line, is_whole, pe_at, pe_label, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, TensorHandle, Unit, operator_targets,
                                   pop_operator_target, push_operator_target)
 from ..common.gc_pause import pause_gc, resume_gc
@@ -754,7 +754,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
             raise
         if b.left_range is not None:
             file, line, k, value = b.left_range
-            raise KernelError(
+            raise ReplayContractError(
                 f"{pe_at((p, c), file, line)}: tl.range replay (verify mode): "
                 f"the kernel left this tl.range loop at iteration {k} (index {value}: a break or "
                 f"return in its body, or its iterator left unfinished: a zip with a shorter "
@@ -818,7 +818,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                         raise
                     _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, None, kfile)
                     what = exc_text(e) if isinstance(e, KernelError) else f"{type(e).__name__}: {exc_text(e)}"
-                    raise KernelError(
+                    raise ReplayContractError(
                         f"{pe_label((p, c))}: tl.range replay (verify mode) raised an error full tracing "
                         f"does not: {what} (docs/language.md, 'tl.range')", pe=(p, c),
                         where=getattr(e, "where", None)) from e
@@ -839,11 +839,13 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                     full = _trace_full(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, kfile)
                 except KernbenchError as e:
                     # (the kernel's Python runs a second time here: a review's global counter,
-                    # reset before the launch, went on from where the first pass left it)
-                    e.add_note(f"(raised in verify mode's second pass, {pe_label((p, c))} traced again "
-                               f"in full after the whole launch was traced with replay: the kernel's "
-                               f"Python ran twice, so state it keeps outside the launch (a global "
-                               f"counter) went on from the first pass. replay='off' traces once)")
+                    # reset before the launch, went on from where the first pass left it; not on
+                    # verify's own findings, which only this pass makes: a loop left early)
+                    if not isinstance(e, ReplayContractError):
+                        e.add_note(f"(raised in verify mode's second pass, {pe_label((p, c))} traced "
+                                   f"again in full after the whole launch was traced with replay: the "
+                                   f"kernel's Python ran twice, so state it keeps outside the launch (a "
+                                   f"global counter) went on from the first pass. replay='off' traces once)")
                     raise
                 _compare_replayed(full, b, (p, c))
     except BaseException:
@@ -904,7 +906,7 @@ def _compare_replayed(full, b, pe: tuple) -> None:
                     f"(operands {int(c['src0'])}, {int(c['src1'])}, {int(c['src2'])}; result {int(c['dst'])})")
 
         k = ta.keys[int(sa[j])] if j < len(sa) else tb.keys[int(sb[j])]
-        raise KernelError(
+        raise ReplayContractError(
             f"{pe_at(pe, k[1], k[2])}: tl.range replay (verify mode) changes the program: command #{j} is "
             f"{name(tb, sb, cb, j)} with replay, {name(ta, sa, ca, j)} traced in full (operands and "
             f"results: this PE's tensor numbers). A tl.range body may depend on its index only "
@@ -934,7 +936,7 @@ def _compare_replayed(full, b, pe: tuple) -> None:
             k = ta.keys[int(sa[made[0]])]
             head, where = pe_at(pe, k[1], k[2]), file_line(k[1], k[2], full=True)
             by = f" (made by {ta.label(int(sa[made[0]]))} at {file_line(k[1], k[2])})"
-        raise KernelError(f"{head}: tl.range replay (verify mode) changes the program's tensors: tensor "
+        raise ReplayContractError(f"{head}: tl.range replay (verify mode) changes the program's tensors: tensor "
                           f"#{t}{by} is {tensor(yb, pb)} with replay, {tensor(ya, pa)} traced in full "
                           f"(docs/language.md, 'tl.range')", pe=pe, where=where)
 

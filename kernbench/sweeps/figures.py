@@ -169,7 +169,7 @@ def cacheable(figures: dict) -> bool:
 
 
 _DETERMINISTIC = {c.__name__ for c in (KernbenchError, HardwareConfigError)} | {
-    "DeadlockError", "MaxCyclesError", "SramCapacityError", "KernelError", "PlacementError",
+    "DeadlockError", "MaxCyclesError", "SramCapacityError", "KernelError", "ReplayContractError", "PlacementError",
     "ValueError", "TypeError"}  # a bad grid, an argument the kernel does not take: the code's own
 
 
