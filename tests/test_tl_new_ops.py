@@ -111,6 +111,13 @@ def test_division_by_zero_is_found_at_trace_or_in_replay():
     with pytest.raises(KernelError) as ei:
         run(unknown, zeros)
     assert f"PE (0, 0) at {FILE}:{lines[-1]}" in str(ei.value)
+    # where the zero is, and what was expected (a review: the bare words named neither)
+    assert "the divisor is 0 at element (0,) (4 of 4 elements); int32 // and % need a nonzero" in str(ei.value)
+    with pytest.raises(KernelError, match=r"the divisor is 0 at element \(2,\); int32") as ei:
+        run(unknown, np.array([1, 2, 0, 4], np.float32))
+    for mode in ("functional", "timing"):
+        with pytest.raises(KernelError, match=r"shift count 36 is outside 0..31 at element \(6,\) \(2 of 8"):
+            run(lambda tl: tl.arange(0, 8) << tl.arange(0, 8) * 6, mode=mode)
 
 
 def test_bitwise_and_shifts():

@@ -196,17 +196,31 @@ def _trunc_div(a, b):
     return np.where((a < 0) != (b < 0), -q, q)
 
 
+def _first_at(bad) -> str:
+    """Where the first true element of bool array ``bad`` is, and how many there are."""
+    if bad.ndim == 0:
+        return ""
+    n = int(np.count_nonzero(bad))
+    at = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
+    return f" at element {at}" + (f" ({n:,} of {bad.size:,} elements)" if n > 1 else "")
+
+
 def _check_divisor(b) -> None:
     # (a scalar, the usual divisor, compared directly: np.any on one is ~20x slower)
     if (b == 0 if type(b) is not np.ndarray else np.any(b == 0)):
-        raise IntegerDivisionByZero("integer division or remainder by zero")
+        # (what was expected and where: a review found the bare words hard to act on)
+        where = _first_at(b == 0) if type(b) is np.ndarray else ""
+        raise IntegerDivisionByZero(f"integer division or remainder by zero: the divisor is 0{where}; "
+                                    f"int32 // and % need a nonzero divisor (tl.where(d == 0, 1, d) "
+                                    f"guards one)")
 
 
 def _check_shift(s) -> None:
     s = np.asarray(s)
-    if np.any((s < 0) | (s > 31)):
-        bad = s[(s < 0) | (s > 31)].ravel()[0]
-        raise ShiftOutOfRange(f"shift count {int(bad)} is outside 0..31")
+    out = (s < 0) | (s > 31)
+    if np.any(out):
+        bad = s[out].ravel()[0]
+        raise ShiftOutOfRange(f"shift count {int(bad)} is outside 0..31{_first_at(out)}")
 
 
 #: ops whose right operand alone can make them fail: a zero divisor, a shift count out of range
