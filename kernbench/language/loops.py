@@ -1449,7 +1449,11 @@ class TlRange:
         g = tl_range(self._tl, self._r, self._last, self._first, self._moving)
         b = self._tl._b
         if isinstance(b, PEBuilder):  # (else the generator's first step raises tl's error)
-            b.opened.append(weakref.ref(g))
+            opened = b.opened
+            opened.append(weakref.ref(g))
+            n = len(opened)
+            if n >= 64 and not n & (n - 1):  # (an inner loop run again and again: the ended go)
+                opened[:] = [w for w in opened if w() is not None]
         return g
 
     def __len__(self) -> int:
