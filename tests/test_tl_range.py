@@ -1826,7 +1826,7 @@ def test_a_known_value_carried_across_iterations():
     ctx = _ctx()
     (lp,) = ctx.trace(carried_offsets, (1, 1), ctx.empty((n * B8,), "f32"), ctx.empty((n * B8,), "f32"), n,
                       mode="timing", replay="on").loops
-    assert lp.replayed == 0 and lp.why.startswith("a value known while tracing (a mask's index, `offs = offs + B`)")
+    assert lp.replayed == 0 and lp.why.startswith("a value known while tracing is carried from one iteration")
     # a chain nothing in the loop reads (a review: it turned replay off) replays, its value
     # unknown; read after the loop, the launch is traced again, the loop in full: exact
     for read in (False, True):

@@ -367,8 +367,9 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     # fill): replayed, the held ones unknown (below), computed if read after (_unknown_read)
     used = [x for x in (*b.known, *b.fills) if t0 <= x < t_b]
     if used and store.reads_any(sb[1], se[1], used):
-        b.plan_why = ("a value known while tracing (a mask's index, `offs = offs + B`) is carried "
-                      "from one iteration to the next: compute it from the index (`i * B + "
+        b.plan_why = ("a value known while tracing is carried from one iteration to the next: a "
+                      "tl.full or tl.arange itself (`prev = cur`), or one a check computed (a mask's "
+                      "index, `offs = offs + B`); make it in the iteration that reads it (`i * B + "
                       "tl.arange(0, B)`) to replay the loop")
         return None
     maybe = [x for x in b.lazy if t0 <= x < t_b]
