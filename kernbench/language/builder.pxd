@@ -53,6 +53,8 @@ cdef class PEBuilder:
     cpdef vec(self, f, name, operands, s0, s1, s2, shape, n, dtype, like=*, ct=*, imm=*)
     cpdef check_right(self, name, o, ct)
     cpdef _fold(self, i, name, operands, shape, n, dtype, ct, imm)
+    @cython.locals(valued=bytearray, k=Py_ssize_t)
+    cpdef mark_valued(self, Py_ssize_t i)
     @cython.locals(valued=bytearray, n=Py_ssize_t)
     cdef bint _valued(self, Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t s2)
     @cython.locals(p=tuple, t=tuple)

@@ -630,8 +630,9 @@ class PEBuilder:
     def mark_valued(self, i: int) -> None:
         """Tensor number ``i`` is in known, lazy or fills (:attr:`valued`)."""
         valued = self.valued
-        if i >= len(valued):
-            valued.extend(bytes(max(i + 1 - len(valued), len(valued))))  # (doubling)
+        k = len(valued)
+        if i >= k:
+            valued.extend(bytes(max(i + 1 - k, k)))  # (doubling)
         valued[i] = 1
 
     def seed(self, i: int, name: str, shape: tuple, dtype: str, imm) -> None:
