@@ -49,6 +49,18 @@ def test_a_bare_stop_iteration_says_what_it_means(ctx):
     with pytest.raises(KernelError, match=r"raised StopIteration on PE \(0, 0\) .*: StopIteration: a next\(\) "
                                           r"past the end of an iterator \(for a tl.range advanced by next\(\)"):
         ctx.launch(kernel, (1, 1), mode="timing", replay="on")
+    # a tl.range iterator PE 0 made and PE 1 advances (a global list): it ended with PE 0's
+    # program, in every mode (a breaker: the hint spoke of replay only)
+    kept = []
+
+    def shared(*, tl):
+        if tl.program_id(0) == 0:
+            kept.append(iter(tl.range(8)))
+        else:
+            next(kept[0])
+
+    with pytest.raises(KernelError, match=r"ends with the program it was made in: one kept from another PE's"):
+        ctx.launch(shared, (2, 1), mode="functional", replay="off")
 
 
 def test_a_generator_exit_from_the_kernel_is_its_error_not_a_stop(ctx):
