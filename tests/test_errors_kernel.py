@@ -165,6 +165,16 @@ def _first_line_error(ctx, kernel):
     ("tl.zeros((4,), tl.float32).to(tl.int1)", "Instead: a mask: what a comparison returns"),
     ("tl.clamp(tl.zeros((4,)), 0.0, 1.0)", "Instead: tl.minimum(tl.maximum(x, lo), hi)"),
     ("tl.zeros_like(tl.zeros((4,)))", "Instead: tl.zeros(x.shape, x.dtype)"),
+    # (real-world ports, a review: Liger's GeGLU, exact GELU, top-k's argmax, FlashAttention's
+    # tl.minimum of two Python ints, Triton's max with indices unpacked)
+    ("tl.math.tanh(tl.zeros((4,)))", "Instead: 2 * tl.sigmoid(2 * x) - 1"),
+    ("tl.math.erf(tl.zeros((4,)))", "Instead: nothing: no erf unit op; GELU's tanh form"),
+    ("tl.cos(tl.zeros((4,)))", "Instead: nothing: no trigonometric unit ops"),
+    ("tl.floor(tl.zeros((4,)))", "Instead: t - tl.where(t > x, 1.0, 0.0)"),
+    ("tl.argmax(tl.zeros((4,)), 0)", "Instead: m = tl.max(x, axis); tl.min(tl.where(x == m, idx, BIG), axis)"),
+    ("tl.minimum(3, 5)", "minimum needs at least one tensor operand, got int and int (Python's min(a, b)"),
+    ("m, i = tl.max(tl.zeros((4,)), 0, True)", "Triton's tl.max/tl.min(x, axis, True) return values and "
+     "indices, kernbench's third argument is keep_dims"),
 ])
 def test_tutorial_idioms_say_what_to_write_instead(ctx, body, says):
     """Idioms of Triton's tutorials (03's and 06's block pointers, 04's random numbers, 07's

@@ -343,8 +343,10 @@ def _binary(self, a, b, name: str) -> TensorHandle:
         ops, s0, s1, ash, n, like = (float(a) if ka is PY_FLOAT and ct in _WIDE_FLOATS
                                      else _imm(tr, a, ka, ct), sb), s1, -1, bsh, nb, tb
     else:
+        num = {"minimum": " (Python's min(a, b) for numbers)", "maximum": " (Python's max(a, b) for "
+               "numbers)"}.get(name, " (Python's own operator for numbers)")
         fail(tr, f"{name} needs at least one tensor operand, got {type(a).__name__} and "
-                 f"{type(b).__name__}")
+                 f"{type(b).__name__}{num}")
     if like is not None and like[1] != out:
         like = None
     return tr.vec(f, name, ops, s0, s1, -1, ash, n, out, like, ct)
@@ -1346,9 +1348,14 @@ class TL:
 
     # -- what TensorHandle refuses -------------------------------------------------------------
     def _no_value(self, h, what: str):
+        # (unpacking `m, i = tl.max(x, 0, True)`, Triton's values and indices: a review found
+        # only the control-flow words)
+        unpack = (" Unpacking a tensor (`a, b = t`) iterates it too: Triton's tl.max/tl.min(x, axis, "
+                  "True) return values and indices, kernbench's third argument is keep_dims and it "
+                  "has no argmax (docs/language.md, 'Porting from Triton')") if what.startswith("iterating") else ""
         fail(_builder(self), f"{what}: a tensor has no value while a kernel is traced: control flow may "
                       f"depend on program ids and arguments, not on tensor values (choose per "
-                      f"element with tl.where; test handles with `is None`)")
+                      f"element with tl.where; test handles with `is None`).{unpack}")
 
     def _refuse(self, h, message: str):
         fail(_builder(self), message)

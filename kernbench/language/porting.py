@@ -46,6 +46,19 @@ TL_INSTEAD = {
     "extra": "tl.<name> for libdevice's functions kernbench has (exp, exp2, log, log2, sqrt, "
              "rsqrt, abs; pow: x ** n for a Python int n)",
     "fma": "a * b + c: two commands, each rounded (there is no fused multiply-add)",
+    "tanh": "2 * tl.sigmoid(2 * x) - 1 (each op rounded: no tanh unit op)",
+    "erf": "nothing: no erf unit op; GELU's tanh form, x * tl.sigmoid(1.5957691 * (x + 0.044715 * "
+           "x * x * x))",
+    **{name: "nothing: no trigonometric unit ops; pass the values as an input (RoPE's cos and sin "
+             "tables are)" for name in ("cos", "sin")},
+    "floor": "t - tl.where(t > x, 1.0, 0.0) with t = tl.cast(tl.cast(x, tl.int32), x.dtype) (a cast "
+             "to int32 truncates toward zero; |x| < 2**31)",
+    "ceil": "t + tl.where(t < x, 1.0, 0.0) with t = tl.cast(tl.cast(x, tl.int32), x.dtype) (a cast "
+            "to int32 truncates toward zero; |x| < 2**31)",
+    **{name: f"m = tl.{op}(x, axis); tl.min(tl.where(x == m, idx, BIG), axis) with idx a tl.arange "
+             f"along the axis: the first index of the {word}"
+       for name, op, word in (("argmax", "max", "maximum"), ("argmin", "min", "minimum"))},
+    "reduce": "tl.sum, tl.max or tl.min, or the combine written as ops on halves of the tile",
     "umulhi": "nothing: no 64-bit products (int32 arithmetic wraps)",
 }
 
