@@ -88,3 +88,22 @@ def test_a_recv_gated_by_after_on_the_cycle_is_named_as_the_fix(ctx):
     msg = str(ei.value)
     assert "Cycle of waits:" in msg
     assert msg.count("What would remove it: posting recv from W (64,) f32") == 1
+
+
+def test_a_deadlock_of_many_units_lists_the_first_and_keeps_every_one():
+    """A review: a ring of 65,536 PEs waiting on each other made a 26 MB message. The message
+    lists 64 blocked units and the cycle's first and last links; the error's `blocked` has all."""
+    c = kernbench.Context("default", overrides={"n_cubes": 2, "pes_per_cube": 100})
+    c.install_sfr("pe", ring=True)
+
+    def kernel(*, tl):
+        tl.send(dir="E", src=tl.recv(dir="W", shape=(16,), dtype="f32"))
+
+    with pytest.raises(DeadlockError) as ei:
+        c.launch(kernel, (100, 2), mode="timing")
+    e, text = ei.value, str(ei.value)
+    assert len(e.blocked) == 400  # (a TX and an RX unit a PE)
+    assert "... and 336 more blocked units (every one in the error's .blocked)" in text
+    assert text.count("\n  PE (") == 64  # (each listed unit on its own line)
+    # (the cycle of waits: one cube's ring, 100 PEs x 2 units: 32 links, then the last 2)
+    assert "... 166 more ..." in text and len(text) < 20_000

@@ -1267,17 +1267,28 @@ def _suggestions(hw, program, cycle: list) -> list:
     return list(dict.fromkeys(out))
 
 
+#: blocked units (and links of a cycle of waits) a deadlock's message lists before "and N more"
+_SHOWN = 64
+
+
 def _raise_deadlock(hw, program, nbr, sim, prep, describe, source=None):
     blocked = _blocked_units(hw, program, nbr, sim, prep, describe)
     for b in blocked:
         b["pe_coords"] = hw.pe_coords(b["pe"])
         b["where"] = source(b["cmd"]) if source is not None else None
         b["label"] = describe(b["cmd"])
-    lines = "\n  ".join(b["text"] for b in blocked)
+    # (a machine of thousands of PEs blocks thousands of units: a review found a 26 MB message;
+    # the exception's `blocked` keeps every one)
+    lines = "\n  ".join(b["text"] for b in blocked[:_SHOWN])
+    if len(blocked) > _SHOWN:
+        lines += f"\n  ... and {len(blocked) - _SHOWN:,} more blocked units (every one in the error's .blocked)"
     cycle = _wait_cycle(program, blocked)
     text = ""
     if cycle:
-        chain = " -> ".join(f"{_pe_name(hw, b['pe'])} {UNIT_NAMES[b['unit']]}" for b in cycle)
+        links = [f"{_pe_name(hw, b['pe'])} {UNIT_NAMES[b['unit']]}" for b in cycle]
+        if len(links) > _SHOWN:
+            links = links[:_SHOWN // 2] + [f"... {len(links) - _SHOWN // 2 - 2:,} more ..."] + links[-2:]
+        chain = " -> ".join(links)
         text = f"\nCycle of waits: {chain} -> {_pe_name(hw, cycle[0]['pe'])} {UNIT_NAMES[cycle[0]['unit']]}"
         for s in _suggestions(hw, program, cycle):
             text += f"\nWhat would remove it: {s}"
