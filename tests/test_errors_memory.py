@@ -177,3 +177,34 @@ def test_a_global_offset_into_a_sharded_array_says_it_is_sharded():
     with pytest.raises(kb.KernelError) as ei:
         ctx.launch(k2, (1, 1), y)
     assert "is sharded" not in str(ei.value)
+
+
+def test_functional_replay_out_of_host_memory_names_the_pe_and_line(monkeypatch):
+    """A review: a kernel keeping many large values alive ran functional replay out of memory
+    with numpy's own MemoryError, naming neither PE nor line. The error now carries a note naming
+    the command whose value replay was computing, and what to do; device memory is as before."""
+    from kernbench.runtime import replay
+
+    real = replay.vec_value
+
+    def short_of_memory(name, *a, **kw):
+        if name == "exp":  # (the command the host ran out of memory on)
+            raise MemoryError("Unable to allocate 64.0 MiB")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(replay, "vec_value", short_of_memory)
+    ctx = kernbench.Context("default", overrides=HW)
+    x = ctx.replicate(np.ones(8, np.float32))
+    line = []
+
+    def kernel(x_ptr, *, tl):
+        t = tl.load(x_ptr, shape=(8,)) + 1.0
+        line.append(sys._getframe().f_lineno + 1)
+        tl.store(x_ptr, tl.exp(t))
+
+    with pytest.raises(MemoryError) as ei:
+        ctx.launch(kernel, (2, 2), x)
+    (note,) = ei.value.__notes__
+    assert note.startswith("(raised by functional replay computing the value of PE (") and \
+        f"at {FILE}:{line[0]}: the launch's tensor values alive at once" in note
+    assert (ctx.read(x, (0, 0)) == 1).all()  # (the launch left device memory as it was)

@@ -260,10 +260,31 @@ def replay(program, engine, metas: list, handles: list, memory, shadow=None, und
         undo = _Undo()
     try:
         return _replay(program, engine, metas, handles, memory, shadow, undo)
-    except BaseException:
+    except BaseException as e:
         if own:
             undo.restore(memory)
+        if isinstance(e, MemoryError):
+            _note_where(e, memory.hw)
         raise
+
+
+def _note_where(e: MemoryError, hw) -> None:
+    """Name the PE and kernel line whose value functional replay was computing when memory ran
+    out (read off _replay's frame: no cost per command), and what to do (a review: numpy's own
+    MemoryError, with neither)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not _replay.__code__:
+        tb = tb.tb_next
+    if tb is None:
+        return
+    at = tb.tb_frame.f_locals
+    g, m = at.get("g"), at.get("m")
+    if g is None or m is None:
+        return
+    e.add_note(f"(raised by functional replay computing the value of {pe_at(hw.pe_coords(g), m[1], m[2])}: "
+               f"the launch's tensor values alive at once took more memory than this process may use; "
+               f"drop handles the kernel no longer needs, use smaller tiles, or run in timing mode, "
+               f"which computes no values)")
 
 
 def _replay(program, engine, metas: list, handles: list, memory, shadow, undo: _Undo) -> list:
