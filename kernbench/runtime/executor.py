@@ -837,7 +837,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
             for g, b in replayed.items():
                 p, c = b.pe, b.cube
                 try:
-                    full = _trace_full(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, kfile)
+                    _verify(run, ctx, functional, nbr[g], sfr_text, tl, p, c, g, b, kfile)
                 except KernbenchError as e:
                     # (the kernel's Python runs a second time here: a review's global counter,
                     # reset before the launch, went on from where the first pass left it; not on
@@ -848,7 +848,6 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                                    f"kernel's Python ran twice, so state it keeps outside the launch (a "
                                    f"global counter) went on from the first pass. replay='off' traces once)")
                     raise
-                _compare_replayed(full, b, (p, c))
     except BaseException:
         store.abandon()  # (its builders go now, not at the next cyclic GC: a launch traced again)
         raise
