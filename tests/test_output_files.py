@@ -140,10 +140,11 @@ def test_an_error_naming_the_file_written_names_the_target(tmp_path):
     assert not p.exists() and os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("suffix", [".svg", ".pdf", ".png", ""])
+@pytest.mark.parametrize("suffix", [".svg", ".pdf", ".png", ".ps", ".eps", ""])
 def test_figures_are_the_same_bytes_every_run(tmp_path, suffix):
     """(A review: an SVG's clip-path and marker ids were drawn at random, and its date was the
-    wall clock.) Two processes, so that nothing of matplotlib's state is shared."""
+    wall clock; PostScript's date was the wall clock to the second.) Two processes, so that
+    nothing of matplotlib's state is shared."""
     code = textwrap.dedent(f"""
         import sys
         from matplotlib.figure import Figure
@@ -161,6 +162,8 @@ def test_figures_are_the_same_bytes_every_run(tmp_path, suffix):
     a, b = ((tmp_path / f"{run}{written}").read_bytes() for run in "ab")
     assert a == b and len(a) > 1000
     assert sorted(os.listdir(tmp_path)) == [f"a{written}", f"b{written}"]
+    # (the runs may fall in one second: no date at all is what keeps them alike)
+    assert b"CreationDate" not in a and b"<dc:date>" not in a
 
 
 def test_a_figure_to_a_file_object_is_written_as_it_is(tmp_path):
@@ -173,6 +176,12 @@ def test_a_figure_to_a_file_object_is_written_as_it_is(tmp_path):
     buf = io.BytesIO()
     save_figure(fig, buf, format="svg")
     assert buf.getvalue().startswith(b"<?xml") and b"<dc:date>" not in buf.getvalue()
+    buf = io.BytesIO()
+    save_figure(fig, buf, format="eps")
+    assert buf.getvalue().startswith(b"%!PS-Adobe-3.0 EPSF") and b"%%CreationDate" not in buf.getvalue()
+    text = io.StringIO()  # (matplotlib writes PostScript to a text file too)
+    save_figure(fig, text, format="ps")
+    assert text.getvalue().startswith("%!PS") and "%%CreationDate" not in text.getvalue()
 
 
 def test_what_open_refuses_or_a_new_file_would_break_is_written_in_place(tmp_path):

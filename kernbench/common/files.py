@@ -12,7 +12,9 @@ the same from run to run.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import re
 import stat
 import uuid
 
@@ -86,9 +88,9 @@ def save_figure(fig, path, **kw) -> None:
     """``fig.savefig(path, **kw)`` through :func:`output_file` (``path`` a file name; a file
     object is written as it is), with the bytes the same from run to run for PNG, SVG (and
     SVGZ) and PDF: the SVG's element ids from a fixed salt (matplotlib draws them at random), no
-    creation date in an SVG or PDF, an SVGZ's gzip header naming ``path`` with no time; the
-    writer is given a file object, so no temporary name reaches the file (PostScript keeps
-    matplotlib's creation date unless ``SOURCE_DATE_EPOCH`` is set). A name without a suffix is
+    creation date in an SVG, PDF or PostScript file, an SVGZ's gzip header naming ``path`` with
+    no time; the writer is given a file object, so no temporary name reaches the file. A name
+    without a suffix is
     written as matplotlib does, with its default format's suffix added (``p`` -> ``p.png``)."""
     import gzip
 
@@ -108,7 +110,19 @@ def save_figure(fig, path, **kw) -> None:
     if date is not None:
         kw["metadata"] = {date: None, **(kw.get("metadata") or {})}
     with rc_context({"svg.hashsalt": "kernbench"}):
-        if not named:
+        if fmt in ("ps", "eps"):
+            # (matplotlib dates PostScript from the clock or SOURCE_DATE_EPOCH alone, and setting
+            # the environment would reach other threads: the optional DSC line is dropped)
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, **kw)
+            data = re.sub(rb"(?m)^%%CreationDate:[^\r\n]*\r?\n", b"", buf.getvalue(), count=1)
+            if not named:
+                from matplotlib.cbook import file_requires_unicode
+                path.write(data.decode("latin-1") if file_requires_unicode(path) else data)
+            else:
+                with output_file(path) as out, open(out, "wb") as f:
+                    f.write(data)
+        elif not named:
             fig.savefig(path, format=fmt, **kw)
         elif fmt == "svgz":  # (matplotlib's own gzip header holds the time and the file's name)
             with output_file(path) as out, open(out, "wb") as f, gzip.GzipFile(
