@@ -735,6 +735,9 @@ def test_ctrl_c_while_the_sweep_starts_its_cluster_leaves_no_worker_running(monk
     made: list = []
     monkeypatch.setattr(local, "Nanny", InterruptedNanny)
     before = set(multiprocessing.active_children())
+    # (Python's own handler, whatever the test process was left with: once in a full run here the
+    # sweep ran on as if no Ctrl-C came, which SIGINT ignored, or handled outside Python, gives)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             sweep(builder, hardware={"link.bytes_per_cycle": [8, 32]}, workers=2, cache=False)
@@ -744,6 +747,7 @@ def test_ctrl_c_while_the_sweep_starts_its_cluster_leaves_no_worker_running(monk
         assert set(multiprocessing.active_children()) - before == set()
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # (restored)
     finally:  # (none left running by this test, whatever it found)
+        signal.signal(signal.SIGINT, old)
         for proc in set(multiprocessing.active_children()) - before:
             proc.terminate()
             proc.join(10)
