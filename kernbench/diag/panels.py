@@ -430,14 +430,16 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
     n, S_q, h_q, d = spec.n_ranks, spec.S_q, spec.h_q, spec.d_head
     if functional:
         q, k, v = _make_data(spec)
-        kp = ctx.shard(k, axis=0, over=over, parts=n)
-        vp = ctx.shard(v, axis=0, over=over, parts=n)
-        qp = ctx.shard(q, axis=0, over=over, parts=n) if spec.kind == "prefill" else ctx.replicate(q)
+        # (named as the kernels' parameters: reports and errors name them so, not a0..a3)
+        kp = ctx.shard(k, axis=0, over=over, parts=n, name="k")
+        vp = ctx.shard(v, axis=0, over=over, parts=n, name="v")
+        qp = (ctx.shard(q, axis=0, over=over, parts=n, name="q") if spec.kind == "prefill"
+              else ctx.replicate(q, name="q"))
     else:
-        kp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16")
-        vp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16")
-        qp = ctx.empty((S_q, h_q, d), "f16")
-    op = ctx.empty((S_q, h_q, d), "f16")
+        kp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16", name="k")
+        vp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16", name="v")
+        qp = ctx.empty((S_q, h_q, d), "f16", name="q")
+    op = ctx.empty((S_q, h_q, d), "f16", name="o")
     args = (qp, kp, vp, op, S_q, spec.S_kv_per_rank, h_q, spec.h_kv, d, n, spec.rank_axis, *spec.blocks)
     t0 = time.perf_counter()
     kernel_kwargs = dict(launch_kw.pop("kernel_kwargs", None) or {})
