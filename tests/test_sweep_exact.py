@@ -13,6 +13,7 @@ import os
 import pathlib
 import sys
 import uuid
+import warnings
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -457,6 +458,54 @@ def test_dask_error_rows_name_the_kernels_file_as_the_serial_path_does(tmp_path,
     assert serial.rows[0]["error_where"] == f"{tmp_path / 'kernbench_test_kbad.py'}:3" and "kbad.py:3" in serial.rows[0]["error"]
     assert serial.rows[2]["error_where"] == f"{tmp_path / 'kernbench_test_kbad.py'}:8"  # (the setup that raised)
     assert sweep(mod.kbad, (1, 1), workers=1, cache=tmp_path / "cache", **kw).rows[:2] == serial.rows[:2]
+
+
+KREPS = """\
+import kbv_cfg
+
+
+def k(x_ptr, o_ptr, n, *, tl):
+    x = tl.load(x_ptr, shape=(n,), dtype="f32")
+    for _ in range(kbv_cfg.REPS):
+        x = tl.exp(x)
+    tl.store(o_ptr, x)
+
+
+def setup(ctx, n):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+"""
+
+
+def test_a_value_set_here_in_a_module_the_workers_import_by_name_is_what_dask_rows_run(tmp_path, monkeypatch):
+    """A review's case: the kernel's module (loaded by path) is shipped by value, the config module
+    it reads by name, so the workers ran ``REPS = 1`` from its file where this process had set 3:
+    the Dask rows differed from the serial path's and were cached under the key of REPS = 3. Each
+    worker now reports the values its copy of the target reads; a point whose differ is computed
+    here, with a warning, and its row cached as the serial path's."""
+    distributed = pytest.importorskip("distributed")
+    from sweep_helpers import module_by_path
+
+    (tmp_path / "kbv_cfg.py").write_text("REPS = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # (the workers are spawned with this sys.path)
+    monkeypatch.delitem(sys.modules, "kbv_cfg", raising=False)
+    cfg = importlib.import_module("kbv_cfg")
+    monkeypatch.setitem(sys.modules, "kbv_cfg", cfg)
+    mod = module_by_path(monkeypatch, tmp_path, "kernbench_test_kreps", KREPS)
+    kw = dict(setup=mod.setup, args={"n": [256, 512]})
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (the workers' values are the file's: nothing computed here)
+            same = sweep(mod.k, (8, 1), client=client, cache=False, **kw)
+        assert same.rows == sweep(mod.k, (8, 1), workers=1, cache=False, **kw).rows
+        monkeypatch.setattr(cfg, "REPS", 3)  # (a notebook cell's `cfg.REPS = 3`)
+        serial = sweep(mod.k, (8, 1), workers=1, cache=False, **kw)
+        assert [r["cycles"] for r in serial.rows] != [r["cycles"] for r in same.rows]
+        with pytest.warns(UserWarning, match=r"2 point\(s\) were computed again in this process"):
+            par = sweep(mod.k, (8, 1), client=client, cache=tmp_path / "cache", **kw)
+    assert par.rows == serial.rows
+    cached = sweep(mod.k, (8, 1), workers=1, cache=tmp_path / "cache", **kw)
+    assert cached.stats["cached"] == 2 and cached.rows == serial.rows
 
 
 # -- review E, F1: a class's base classes are in the code key ------------------------------------------

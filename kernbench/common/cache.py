@@ -628,7 +628,7 @@ def _codes(code: types.CodeType):
             yield from _codes(c)
 
 
-def code_fingerprint(fn: Any, strict: bool = False) -> str:
+def code_fingerprint(fn: Any, strict: bool = False, values_only: bool = False) -> str:
     """Hash of the code ``fn`` runs: the source files of its module and of every user module it
     reaches, plus :func:`kernbench_fingerprint`, plus the values it reaches: a partial's bound
     arguments, a closure's cells, the globals its code names (a constant imported from another
@@ -648,6 +648,10 @@ def code_fingerprint(fn: Any, strict: bool = False) -> str:
     Another object a function reads counts by its class only (:func:`_class_key`). A class
     counts by its user methods and those of its user base classes (its whole MRO); an instance
     of a user class met in a value makes its class visited too.
+
+    ``values_only``: the code each reached function runs and the values, without the files and
+    kernbench's own fingerprint (what another process, another machine's included, compares
+    with its own copy: a Dask worker's, kernbench.sweeps).
 
     Raises :class:`NotCanonical` for data nested deeper than :data:`PLAIN_DEPTH` (its key would
     leave the deeper part out); with ``strict``, also where a value is keyed by its repr or class
@@ -809,8 +813,8 @@ def code_fingerprint(fn: Any, strict: bool = False) -> str:
                     todo.append(v)
                 else:
                     reach(f"module {mname}.{attr}", v, strict=False)
-    h = hashlib.sha256(kernbench_fingerprint().encode())
-    for path in sorted(files):
+    h = hashlib.sha256(b"values" if values_only else kernbench_fingerprint().encode())
+    for path in sorted(files) if not values_only else ():
         h.update(f"{path}\0{files[path]}\0".encode())
     for s in sorted(loose):
         h.update(s.encode())

@@ -79,6 +79,17 @@ class Target:
         return [self.kind, canonical(self.grid), self.sfr, bool(self.ring),
                 code_fingerprint(self.fn), None if self.setup is None else code_fingerprint(self.setup)]
 
+    def values(self) -> str | None:
+        """The code the target runs and the values it reads (``code_fingerprint``'s
+        ``values_only``: no files), as this process has them; None where they cannot be keyed. A
+        Dask worker compares its own with the client's: a module it imports by name holds the
+        values of its file, not those set in the client (``cfg.REPS = 3`` in a notebook)."""
+        try:
+            return digest(code_fingerprint(self.fn, values_only=True),
+                          None if self.setup is None else code_fingerprint(self.setup, values_only=True))
+        except NotCanonical:
+            return None
+
     def build(self, ctx, args: dict) -> Launch:
         if self.kind == "builder":
             got = self.fn(ctx, **args)
@@ -356,13 +367,18 @@ def _trace_task(target, hw, args, mode, replay, options):
     # (args arrive as bytes, unpickled here: a value a worker cannot rebuild fails this task,
     # which is the point's row; as a task argument it failed in the worker's connection
     # handler, where distributed reports nothing, and the sweep waited forever)
-    return trace_one(target.load(), hw, args.load(), mode, replay, options)
+    tgt = target.load()
+    return trace_one(tgt, hw, args.load(), mode, replay, options), tgt.values()
 
 
-def _time_task(outcome, target, point, hw):
+def _time_task(traced, target, point, hw):
+    """(point index, figures, traced again, the target's values where the point's trace was
+    made: Target.values)."""
+    outcome, values = traced
     point = point.load()
-    fig, retraced = time_one(outcome, target.load(), point, hw)
-    return point.index, fig, retraced
+    tgt = target.load()
+    fig, retraced = time_one(outcome, tgt, point, hw)
+    return point.index, fig, retraced, (tgt.values() if retraced else values)
 
 
 # -- the sweep -------------------------------------------------------------------------------------
@@ -854,10 +870,16 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
             point_of[f.key] = p
         del tf
     retraced = 0
+    ours = tgt.values()
+    differ: list = []  # (points whose worker's target reads other values than this process's)
     for f in as_completed(futures):
         p = point_of[f.key]
         try:
-            index, fig, again = f.result()
+            index, fig, again, theirs = f.result()
+            if ours is not None and theirs != ours:
+                differ.append(p)
+                f.release()
+                continue
         except Exception as e:  # a worker lost, a task that could not be unpickled: that point's row
             fig, again = error_figures(e, "dask"), False
             fig["error_type"] = "DaskError:" + type(e).__name__
@@ -871,5 +893,18 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
     if retraced:
         warnings.warn(f"{retraced} point(s) were traced again on their own: the setup read hardware keys "
                       f"that differ between points of one trace group (docs/sweeps.md)", stacklevel=3)
-    return len(groups) + retraced
+    again = 0
+    if differ:
+        # A worker imports the modules the target reaches by name: their values there are their
+        # files' (a value set here, cfg.REPS = 3, is not), or an edit made since. Its rows
+        # would be of other code than the key and the serial path say: computed here instead.
+        warnings.warn(f"kernbench.sweep: {len(differ)} point(s) were computed again in this process: "
+                      f"the Dask workers' copy of the target reads other values or runs other code "
+                      f"than this process's (a module it reaches, imported there from its file: a "
+                      f"value set here, such as cfg.X = ..., or an edit not reloaded here); the rows "
+                      f"are this process's (docs/sweeps.md, On Dask)", stacklevel=3)
+        redo = {id(p) for p in differ}
+        sub = {k: [p for p in members if id(p) in redo] for k, members in groups.items()}
+        again = _run_serial(tgt, {k: m for k, m in sub.items() if m}, hws, done)
+    return len(groups) + retraced + again
 
