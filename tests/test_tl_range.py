@@ -2407,6 +2407,89 @@ def listed_range(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc)
 
 
+def kept_from_first(x_ptr, o_ptr, R, N, *, tl):
+    for i in tl.range(0, R):
+        x = tl.load(x_ptr + 4 * i * N, shape=(1, N), dtype="f32")
+        if i == 0:
+            first = x
+        tl.store(o_ptr + 4 * i * N, x - first)
+
+
+def inner_follows_outer(x_ptr, o_ptr, R, N, *, tl):
+    for r in tl.range(0, R):
+        acc = tl.zeros((1, N), "f32")
+        for c in tl.range(0, r + 1):
+            acc = acc + tl.load(x_ptr + 4 * c * N, shape=(1, N), dtype="f32")
+        tl.store(o_ptr + 4 * r * N, acc)
+
+
+def picked_by_index(x_ptr, o_ptr, R, N, *, tl):
+    parts = [tl.load(x_ptr + 4 * j * N, shape=(1, N), dtype="f32") for j in range(4)]
+    acc = tl.zeros((1, N), "f32")
+    for i in tl.range(0, R):
+        acc = acc + parts[i % 4]
+        tl.store(o_ptr + 4 * i * N, acc)
+
+
+def shape_grows(x_ptr, o_ptr, R, N, *, tl):
+    for i in tl.range(1, R):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(1, i), dtype="f32"))
+
+
+def alternates(x_ptr, o_ptr, R, N, *, tl):
+    for i in tl.range(0, R):
+        x = tl.load(x_ptr + 4 * i * N, shape=(1, N), dtype="f32")
+        x = tl.exp(x) if i % 2 else tl.log(x)
+        tl.store(o_ptr + 4 * i * N, x)
+
+
+def test_a_loop_not_replayed_says_which_command_differs():
+    """A review: one reason ("its traced iterations differ otherwise than replay moves them on")
+    stood for a value kept from iteration 0, an inner loop whose trip count follows the outer
+    index (causal attention) and a tile picked from a list by the index, naming no line. The
+    reason now names the first command that differs and how; and a loop some of whose runs
+    replayed says how many did not (it read as if none had)."""
+    import inspect
+
+    ctx = Context("default")
+    x = ctx.shard(np.ones((8, 64, 16), np.float32), axis=0, name="x")
+    o = ctx.shard(np.zeros((8, 64, 16), np.float32), axis=0, name="o")
+
+    def loop_list(k):
+        return ctx.trace(k, (1, 1), x, o, 64, 16).loops
+
+    def line(k, text):  # the kernel line holding text
+        src, at = inspect.getsourcelines(k)
+        return at + next(j for j, t in enumerate(src) if text in t)
+
+    (kf,) = loop_list(kept_from_first)
+    assert kf.replayed == 0 and kf.why.startswith(
+        f"the command at test_tl_range.py:{line(kept_from_first, 'x - first')} (sub (1,16) f32) reads "
+        f"another tensor in the next traced iteration than replay would move it on to: one kept from "
+        f"an earlier iteration")
+    (pk,) = loop_list(picked_by_index)
+    assert pk.replayed == 0 and pk.why.startswith(
+        f"the command at test_tl_range.py:{line(picked_by_index, 'parts[i % 4]')} (add (1,16) f32) reads another")
+    outer, inner = loop_list(inner_follows_outer)
+    assert outer.replayed == 0 and outer.why.startswith(
+        f"its traced iterations make 8 and 10 commands, alike up to the command at test_tl_range.py:"
+        f"{line(inner_follows_outer, 'tl.store')} (store (1,16) f32 to o): an `if` on the index, or an "
+        f"inner loop whose trip count follows the outer index")
+    # r = 0 .. 3 run fewer iterations than replay needs; the 60 others replay
+    assert (inner.runs, inner.not_replayed) == (64, 4) and 0 < inner.replayed < inner.iterations
+    assert str(inner).endswith(f"; 4 runs not replayed (the first: 1 iteration, fewer than the "
+                               f"{loops.PROBES + 2} replay needs)")
+    (sg,) = loop_list(shape_grows)
+    assert sg.why.startswith(f"the command at test_tl_range.py:{line(shape_grows, 'tl.store')} is load "
+                             f"(1,3) f32 from x in one traced iteration and load (1,4) f32 from x in the "
+                             f"next (shapes_move=True")
+    (al,) = loop_list(alternates)
+    at = line(alternates, "tl.exp(x) if")
+    assert al.why in (f"command 2 of its body is at test_tl_range.py:{at} ({a} (1,16) f32) in one traced "
+                      f"iteration and at test_tl_range.py:{at} ({b} (1,16) f32) in the next: an `if` on "
+                      f"the index" for a, b in (("log", "exp"), ("exp", "log")))
+
+
 def test_the_launch_records_what_replay_did_with_each_loop():
     """Each tl.range loop: its runs on how many PEs, iterations, how many replay emitted, or
     why it replayed none. (A new user's ring all-reduce lost replay on one loop silently:
@@ -2424,7 +2507,9 @@ def test_the_launch_records_what_replay_did_with_each_loop():
     assert why[0] is None
     assert why[1] == f"2 iterations, fewer than the {loops.PROBES + 2} replay needs"
     assert why[2] == "it carries Python state across iterations (seen: a ReplayWarning names it)"
-    assert why[3].startswith("its traced iterations differ otherwise than replay moves them on")
+    branch = first + 12  # (the line of `acc + (tl.exp(x) if i == 2 else x)`)
+    assert why[3].startswith(f"its traced iterations make 3 and 2 commands, alike up to the command at "
+                             f"test_tl_range.py:{branch} (exp (8,8) f32): an `if` on the index")
     assert str(tr.loops[0]) == (f"tl.range at test_tl_range.py:{first + 2}: 2 runs on 2 PEs, 16 of 24 "
                                 f"iterations replayed")
     assert str(tr.loops[1]).endswith("0 of 4 iterations replayed; not replayed: " + why[1])
@@ -2447,6 +2532,10 @@ def test_the_launch_records_what_replay_did_with_each_loop():
     (listed,) = ctx.trace(listed_range, (1, 1), *args(ctx), mode="timing").loops
     assert (listed.iterations, listed.replayed) == (12, 0)
     assert listed.why == "its traced iterations made no commands: nothing to replay"
+    # the launch's result holds it too (a review: a user of ctx.launch had no way to see it)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReplayWarning)  # (the third loop's, as the trace's)
+        assert ctx.launch(four_loops, (2, 1), *args(ctx), mode="timing").loops == tr.loops
     # the record is replay's: none with replay off, nor in functional mode (every iteration traced)
     assert ctx.trace(four_loops, (2, 1), *args(ctx), mode="timing", replay="off").loops == ()
     with warnings.catch_warnings():

@@ -85,7 +85,8 @@ class LoopReplay:
     the runs of the loop whose Python ran (an inner loop inside replayed iterations of an outer
     one is replayed with them, not run), on how many PEs, their iterations in all and how many
     of those replay emitted without running the body's Python. ``why``: why a run replayed
-    nothing (the first such run's reason; None when every run replayed)."""
+    nothing (the first such run's reason; None when every run replayed); ``not_replayed``: how
+    many runs replayed nothing."""
 
     file: str
     line: int
@@ -94,12 +95,19 @@ class LoopReplay:
     iterations: int
     replayed: int
     why: str | None = None
+    not_replayed: int = 0
 
     def __str__(self) -> str:
         runs = f"{self.runs:,} run{'s' if self.runs != 1 else ''} on {self.pes:,} PE{'s' if self.pes != 1 else ''}"
         done = f"{self.replayed:,} of {self.iterations:,} iterations replayed"
-        return (f"tl.range at {file_line(self.file, self.line)}: {runs}, {done}"
-                + (f"; not replayed: {self.why}" if self.why else ""))
+        if not self.why:
+            why = ""
+        elif self.not_replayed >= self.runs:
+            why = f"; not replayed: {self.why}"
+        else:  # (some runs replayed: the reason is the others')
+            why = (f"; {self.not_replayed:,} run{'s' if self.not_replayed != 1 else ''} not replayed "
+                   f"(the first: {self.why})")
+        return f"tl.range at {file_line(self.file, self.line)}: {runs}, {done}{why}"
 
 
 def _log(b, where: tuple, n: int, replayed: int, why: str | None) -> None:
@@ -107,18 +115,20 @@ def _log(b, where: tuple, n: int, replayed: int, why: str | None) -> None:
     its launch's record (TraceStore.loop_runs, read by :func:`loop_replays`)."""
     e = b.trace_store.loop_runs.get(where)
     if e is None:
-        e = b.trace_store.loop_runs[where] = [0, 0, 0, set(), None]
+        e = b.trace_store.loop_runs[where] = [0, 0, 0, set(), None, 0]
     e[0] += 1
     e[1] += n
     e[2] += replayed
     e[3].add((b.pe, b.cube))
-    if not replayed and e[4] is None:
-        e[4] = why
+    if not replayed:
+        e[5] += 1
+        if e[4] is None:
+            e[4] = why
 
 
 def loop_replays(store) -> tuple:
     """The launch's record of its tl.range loops as LoopReplay entries, by file and line."""
-    return tuple(LoopReplay(f, line, len(e[3]), e[0], e[1], e[2], e[4])
+    return tuple(LoopReplay(f, line, len(e[3]), e[0], e[1], e[2], e[4], e[5])
                  for (f, line), e in sorted(store.loop_runs.items()))
 
 def _snap(b) -> tuple:
@@ -511,6 +521,49 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
                 else:
                     return None
     return p
+
+
+def _why_differs(b, s0: tuple, sa: tuple, sb: tuple, se: tuple) -> str | None:
+    """Why B (``sb`` to ``se``) is not A (``sa`` to ``sb``) moved on, in the kernel's words, read
+    off their commands: how many each made, or the first command whose site differs, or that
+    reads another tensor than A's moved on (an operand from iteration 0 on, at or above ``s0``'s
+    first tensor, moved by the tensors an iteration makes; an older one the same). None when
+    the commands are alike (the handles, views or accesses differ: the generic reason). Only
+    for a loop that is not replayed: its reason in ``.loops``."""
+    store, table = b.trace_store, b.site_table
+    ra, rb = store.rows(sa[1], sb[1]), store.rows(sb[1], se[1])
+    D, t0 = sb[0] - sa[0], s0[0]
+    n = min(len(ra), len(rb))
+    ops = ra[:n, 1:]
+    moved = np.where(ops >= t0, ops + D, ops)
+    bad = (ra[:n, 0] != rb[:n, 0]) | (rb[:n, 1:] != moved).any(axis=1)
+    first = int(np.argmax(bad)) if bad.any() else None
+
+    def where(site) -> str:
+        k = table.keys[int(site)]
+        return f"{file_line(k[1], k[2])} ({table.label(int(site))})"
+
+    if len(ra) != len(rb):
+        at = first if first is not None else n
+        alike = (f", alike up to the command at {where((ra if at < len(ra) else rb)[at, 0])}"
+                 if at < max(len(ra), len(rb)) else "")
+        return (f"its traced iterations make {len(ra):,} and {len(rb):,} commands{alike}: an `if` on "
+                f"the index, or an inner loop whose trip count follows the outer index (`tl.range(0, "
+                f"r + 1)`, causal attention: docs/kernels.md splits the diagonal blocks out)")
+    if first is None:
+        return None
+    x, y = ra[first], rb[first]
+    if x[0] != y[0]:
+        kx, ky = table.keys[int(x[0])], table.keys[int(y[0])]
+        if kx[:3] == ky[:3] and (kx[0] not in ("vec", "reduce") or kx[3] == ky[3]):  # (its op too)
+            return (f"the command at {file_line(kx[1], kx[2])} is {table.label(int(x[0]))} in one "
+                    f"traced iteration and {table.label(int(y[0]))} in the next (shapes_move=True "
+                    f"replays shapes that move by a constant step)")
+        return (f"command {first + 1} of its body is at {where(x[0])} in one traced iteration and at "
+                f"{where(y[0])} in the next: an `if` on the index")
+    return (f"the command at {where(x[0])} reads another tensor in the next traced iteration than "
+            f"replay would move it on to: one kept from an earlier iteration (`if i == 0: first = "
+            f"x`) or picked by the index (`parts[i % 4]`); make it in the iteration, or before the loop")
 
 
 def _same_known(b, i: int, j: int) -> bool:
@@ -1584,9 +1637,10 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                    # (a list() of the range, `in`, a body of Python only: a review found them
                    # given the reason below)
                    "its traced iterations made no commands: nothing to replay"
-                   if snaps[0][1] == snaps[-1][1] else b.plan_why or "its traced iterations differ "
-                   "otherwise than replay moves them on (docs/language.md, 'tl.range': what "
-                   "kernbench checks)")
+                   if snaps[0][1] == snaps[-1][1] else b.plan_why or (
+                       len(snaps) >= 4 and _why_differs(b, snaps[0], snaps[-3], snaps[-2], snaps[-1]))
+                   or "its traced iterations differ otherwise than replay moves them on "
+                   "(docs/language.md, 'tl.range': what kernbench checks)")
         b.plan_why = None
         if p is not None and states is not None and kb != 1:  # (B = 1: checked above)
             # Python state the body carries (a pointer advanced with `+=`, a counter, a running

@@ -53,6 +53,9 @@ class LaunchResult:
     written_args: tuple = ()
     #: functional mode with ``drift=``: the f64 shadow's findings (kernbench.runtime.drift)
     drift: Any = None
+    #: timing mode, replay on or verify: what tl.range replay did with each loop, and why a
+    #: run replayed none (kernbench.language.loops.LoopReplay, as ``ctx.trace(...).loops``)
+    loops: tuple = ()
 
     # -- naming ------------------------------------------------------------------------------
     def pe_coords(self, g: int) -> tuple:

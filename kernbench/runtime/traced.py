@@ -88,7 +88,8 @@ class TracedLaunch:
         return LaunchResult(hw=hw, sfr=self.sfr, grid=self.grid, mode=self.mode,
                             kernel_name=self.kernel_name, kernel_file=self.kernel_file,
                             args=dict(self.args), program=self.program, engine=engine,
-                            labels=self.label, sources=self.source, name_keys=self.sites)
+                            labels=self.label, sources=self.source, name_keys=self.sites,
+                            loops=self.loops)
 
     def release(self) -> None:
         """Drop what a next :meth:`time` would reuse: the engine's tables (~30 bytes per
