@@ -1818,15 +1818,21 @@ def test_a_known_divisor_carried_across_iterations_is_checked_in_every_iteration
 def test_a_known_value_carried_across_iterations():
     n = 9
     BODIES_RUN.clear()
+    # (a ReplayWarning says so, as for Python state: a review found a 350x slower launch silent)
+    slow = r"tl\.range: a value known while tracing is carried from one iteration to the next"
     out = _outcomes(carried_offsets, lambda ctx: (ctx.empty((n * B8,), "f32"), ctx.empty((n * B8 - 2,), "f32"), n))
     assert BODIES_RUN == list(range(n)) * 4  # off, on, verify (twice): every body run
     assert out["on"] == out["off"] == out["verify"]
     assert out["off"][0] == "error" and "masked store" in out["off"][1]
     assert f"element {n * B8 - 2} of allocation" in out["off"][1]
     ctx = _ctx()
-    (lp,) = ctx.trace(carried_offsets, (1, 1), ctx.empty((n * B8,), "f32"), ctx.empty((n * B8,), "f32"), n,
-                      mode="timing", replay="on").loops
+    with pytest.warns(ReplayWarning, match=slow) as seen:
+        (lp,) = ctx.trace(carried_offsets, (1, 1), ctx.empty((n * B8,), "f32"), ctx.empty((n * B8,), "f32"), n,
+                          mode="timing", replay="on").loops
     assert lp.replayed == 0 and lp.why.startswith("a value known while tracing is carried from one iteration")
+    assert len(seen) == 1 and str(seen[0].message).startswith("PE (0, 0) at test_tl_range.py:")
+    assert str(seen[0].message).endswith("The loop was traced in full (exact, without replay's speed: "
+                                         "docs/language.md, 'tl.range')")
     # a chain nothing in the loop reads (a review: it turned replay off) replays, its value
     # unknown; read after the loop, the launch is traced again, the loop in full: exact
     for read in (False, True):
@@ -2488,6 +2494,37 @@ def test_a_loop_not_replayed_says_which_command_differs():
     assert al.why in (f"command 2 of its body is at test_tl_range.py:{at} ({a} (1,16) f32) in one traced "
                       f"iteration and at test_tl_range.py:{at} ({b} (1,16) f32) in the next: an `if` on "
                       f"the index" for a, b in (("log", "exp"), ("exp", "log")))
+
+
+def counted_then_divided(x_ptr, o_ptr, n, *, tl):
+    cnt = tl.zeros((16,), "int32")
+    acc = tl.zeros((16,), "int32")
+    for b in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + 64 * b, shape=(16,), dtype="int32")
+        cnt = cnt + 1
+    tl.store(o_ptr, acc // cnt)
+
+
+def test_a_count_carried_in_a_tile_and_divided_after_names_the_reader_and_the_fix():
+    """A review: a count kept in a tile and divided by after the loop traces the launch again with
+    the loop in full (its divisor is checked: exact), about 180x slower, and the reason named
+    neither the line that read it nor what to write instead."""
+    import inspect
+
+    ctx = Context("default")
+    n = 40
+    x = ctx.shard(np.ones((8, 16 * n), np.int32), axis=0, dtype="int32")
+    o = ctx.shard(np.zeros((8, 16), np.int32), axis=0, dtype="int32")
+    (lp,) = ctx.trace(counted_then_divided, (8, 1), x, o, n).loops
+    src, at = inspect.getsourcelines(counted_then_divided)
+    reader = at + next(j for j, t in enumerate(src) if "acc // cnt" in t)
+    assert lp.replayed == 0 and lp.why.startswith("traced again in full: a handle kept past its iterations")
+    assert f"after the loop) at test_tl_range.py:{reader}, whose check needs its value" in lp.why
+    assert lp.why.endswith("make it after the loop from Python numbers (the trip count, `acc // n`) "
+                           "to keep the loop replayed")
+    on, off = (ctx.launch(counted_then_divided, (8, 1), x, o, n, mode="timing", record_events=True,
+                          replay=r) for r in ("on", "off"))
+    assert_same_launch(on, off)
 
 
 def test_the_launch_records_what_replay_did_with_each_loop():

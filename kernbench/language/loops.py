@@ -60,7 +60,7 @@ import weakref
 import numpy as np
 
 from .._core._replay import handles_alike, handles_moving, live_handles
-from ..common.errors import ReplayContractError, file_line
+from ..common.errors import ReplayContractError, file_line, user_where
 from . import semantic
 from ..common.pe_commands import TensorHandle
 from .builder import SRAM_ALIGN, SRAM_TOP_MAX, PEBuilder, UnknownValue, past_memory, table_bytes
@@ -325,6 +325,15 @@ def _moves(b, sa: tuple, sb: tuple, se: tuple, D: int, S: int):
     return mv
 
 
+#: why a loop is not replayed whose body carries a value known while tracing (the Triton
+#: tutorials' `offs = offs + B`): also a ReplayWarning (InFull.slow), the loop's cost being
+#: that of full tracing and the fix one line
+CARRIED_KNOWN = ("a value known while tracing is carried from one iteration to the next: a tl.full "
+                 "or tl.arange itself (`prev = cur`), or one a check computed (a mask's index, "
+                 "`offs = offs + B`); make it in the iteration that reads it (`i * B + "
+                 "tl.arange(0, B)`) to replay the loop")
+
+
 def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: int,
           trans_e: int, moving: bool = False, unknown: bool = False):
     """The plan for replaying B (between snapshots ``sb`` and ``se``) checked against A (``sa``
@@ -377,10 +386,7 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     # fill): replayed, the held ones unknown (below), computed if read after (_unknown_read)
     used = [x for x in (*b.known, *b.fills) if t0 <= x < t_b]
     if used and store.reads_any(sb[1], se[1], used):
-        b.plan_why = ("a value known while tracing is carried from one iteration to the next: a "
-                      "tl.full or tl.arange itself (`prev = cur`), or one a check computed (a mask's "
-                      "index, `offs = offs + B`); make it in the iteration that reads it (`i * B + "
-                      "tl.arange(0, B)`) to replay the loop")
+        b.plan_why = CARRIED_KNOWN
         return None
     maybe = [x for x in b.lazy if t0 <= x < t_b]
     chained = bool(maybe) and store.reads_any(sb[1], se[1], maybe)
@@ -888,11 +894,15 @@ class InFull(dict):
     loops of the try under way that left a value unknown (builder.UnknownValue);
     executor.trace empties it before each try."""
 
-    __slots__ = ("unknown", "carried")
+    __slots__ = ("unknown", "carried", "slow")
 
     def __init__(self) -> None:
         super().__init__()
         self.unknown = set()
+        #: loop (file, line) -> (its first PE and line, the loops around it, the PEs): loops
+        #: traced in full as they ran because their body carries a value known while tracing
+        #: (CARRIED_KNOWN), for a ReplayWarning
+        self.slow = {}
         #: loop (file, line) -> (its first PE and line (semantic.site_named), the loops around
         #: it, the variables, the PEs): the loops traced in full as they ran because
         #: their body carries Python state (_carried), for a ReplayWarning
@@ -911,9 +921,13 @@ def _unknown_read(no_replay: InFull, pe: tuple, loop: tuple) -> None:
     for other in no_replay.unknown - no_replay.keys():
         _in_full(no_replay, pe, other, what, "names a tensor whose value replay did not move on",
                  quiet=True)
-    raise _in_full(no_replay, pe, loop, what, "names a tensor whose value replay did not move "
-                   "on, read after the replayed iterations (by the loop's last, traced iteration or "
-                   "after the loop)", quiet=True)
+    f, line = user_where()  # (the line whose check reads it: a divisor, a mask)
+    raise _in_full(no_replay, pe, loop, what, f"names a tensor whose value replay did not move "
+                   f"on, read after the replayed iterations (by the loop's last, traced iteration or "
+                   f"after the loop) at {file_line(f, line)}, whose check needs its value: a value "
+                   f"carried through the iterations from a tl.full (a count, `cnt = cnt + 1`); "
+                   f"make it after the loop from Python numbers (the trip count, `acc // n`) to "
+                   f"keep the loop replayed", quiet=True)
 
 
 def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, where: tuple,
@@ -1641,6 +1655,12 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                        len(snaps) >= 4 and _why_differs(b, snaps[0], snaps[-3], snaps[-2], snaps[-1]))
                    or "its traced iterations differ otherwise than replay moves them on "
                    "(docs/language.md, 'tl.range': what kernbench checks)")
+            if why is CARRIED_KNOWN and no_replay is not None and not check and n - tail - k > 0:
+                seen = no_replay.slow.get(where)  # (a ReplayWarning names it: executor.trace)
+                if seen is None:
+                    no_replay.slow[where] = (semantic.site_named(b), _outer(b), {(b.pe, b.cube)})
+                else:
+                    seen[2].add((b.pe, b.cube))
         b.plan_why = None
         if p is not None and states is not None and kb != 1:  # (B = 1: checked above)
             # Python state the body carries (a pointer advanced with `+=`, a counter, a running

@@ -29,7 +29,8 @@ from ..common.gc_pause import pause_gc, resume_gc
 from ..common.unraisable import UnraisableCatcher
 from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
-from ..language.loops import InFull, ReplayOffLine, check_cut_short, close_kept, loop_replays
+from ..language.loops import (CARRIED_KNOWN, InFull, ReplayOffLine, check_cut_short, close_kept,
+                               loop_replays)
 from ..language.porting import method_hint, tl_hint
 from ..language.semantic import called_from, forget_lines, is_user_code
 from ..language.semantic import fmt_shape as fmt
@@ -667,6 +668,13 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             f"`min(BLOCK, n - i * BLOCK)`), keep them in tensors, or keep each handle in one "
             f"place (`prev, cur = cur, x`), to replay it (docs/language.md, 'tl.range')"),
             stacklevel=user_stacklevel())
+    for loop, (head, outer, pes) in (no_replay.slow.items() if no_replay is not None else ()):
+        if loop in no_replay or loop in no_replay.carried:
+            continue
+        also = f" (and on {len(pes) - 1} other PE{'s' if len(pes) > 2 else ''})" if len(pes) > 1 else ""
+        warnings.warn(ReplayWarning(
+            f"{head}{also}: tl.range{outer}: {CARRIED_KNOWN}. The loop was traced in full (exact, "
+            f"without replay's speed: docs/language.md, 'tl.range')"), stacklevel=user_stacklevel())
     return builders
 
 
