@@ -389,7 +389,8 @@ def test_without_a_guard_the_cycle_horizon_still_raises_max_cycles():
     src = fill(m[0, 0], 64)
     m[0, 0].reduce(VecOp.ADD, src, 2**10, 2**40, line=6)
     m[0, 0].reduce(VecOp.ADD, src, 2**10, 2**40, line=6)  # ends at 2**62 + 3276800
-    with pytest.raises(MaxCyclesError, match=r"simulation passed max_cycles=4611686018427387904 at cycle "
+    with pytest.raises(MaxCyclesError, match=r"simulation passed the engine's horizon of 2\*\*62 cycles \(docs/reliability\.md: a run's "
+                       r"cycles stay inside int64\) at cycle "
                        r"4611686018430664704\. Where each PE stands:\n  PE \(0, 0\) VECTOR is running reduce \(line 6\)"):
         m.run()
 

@@ -545,8 +545,28 @@ def test_past_the_horizon_with_bounded_keys_is_max_cycles_not_a_wrapped_count():
     src = fill(m[0, 0], 64)
     m[0, 0].reduce(VecOp.ADD, src, 2**10, 2**40, line=7)
     m[0, 0].reduce(VecOp.ADD, src, 2**10, 2**40, line=8)
-    with pytest.raises(MaxCyclesError, match=rf"simulation passed max_cycles={H62} at cycle {H62 + 3276800}\. "
+    with pytest.raises(MaxCyclesError, match=rf"simulation passed the engine's horizon of 2\*\*62 cycles \(docs/reliability\.md: a "
+                                             rf"run's cycles stay inside int64\) at cycle {H62 + 3276800}\. "
                                              r"Where each PE stands:\n  PE \(0, 0\) VECTOR is running reduce "
                                              r"\(line 8\)") as ei:
         m.run()
     assert ei.value.cycle == H62 + 3276800
+
+
+def test_an_engine_state_too_large_for_the_host_names_the_receive_rings():
+    """A review: a deep receive queue on many links (accepted: each key within its bound) failed
+    with "cannot allocate simulator state", naming nothing. 2,048 PEs x 4 ports x 2 rings x
+    2**20 slots x 8 bytes = 2**37 bytes (128 GiB)."""
+
+    def k(x_ptr, *, tl):
+        tl.store(x_ptr, tl.exp(tl.load(x_ptr, shape=(64,), dtype="f32")))
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 256, "link.rx_queue_packets": 2**20})
+    try:
+        ctx.launch(k, (1, 1), ctx.empty((64,), "f32"), mode="timing")
+    except MemoryError as e:
+        assert str(e) == ("kernbench engine: cannot allocate simulator state for 2,048 PEs (the links' "
+                          "receive rings take 2 x 8,192 links x link.rx_queue_packets 1,048,576 x 8 bytes "
+                          "= 137,438,953,472 bytes of it: docs/hardware-model.md, 'Key bounds')")
+    else:  # (a host that overcommits memory gives the 128 GiB untouched: nothing to check)
+        pytest.skip("this host allocated 128 GiB (memory overcommitted)")

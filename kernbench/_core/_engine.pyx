@@ -413,7 +413,12 @@ cdef class Sim:
         if (self.units == NULL or self.dports == NULL or self.chans == NULL or self.links == NULL
                 or self.rings == NULL or self.chan_pes == NULL or self.chan_times == NULL
                 or heap_init(&self.heap, 4 * n_pes + 64) != 0):
-            raise MemoryError("kernbench engine: cannot allocate simulator state")
+            # (the links' receive rings are the one table a key alone can make huge: named)
+            raise MemoryError(
+                f"kernbench engine: cannot allocate simulator state for {n_pes:,} PEs (the "
+                f"links' receive rings take 2 x {n_links:,} links x link.rx_queue_packets "
+                f"{Q:,} x 8 bytes = {16 * int(n_links) * int(Q):,} bytes of it: docs/hardware-model.md, "
+                f"'Key bounds')")
         for i in range(n_pes * N_UNITS):
             self.units[i].q_base = cmd_off[i // N_UNITS]
             self.units[i].q_pos = self.unit_q_off[i]

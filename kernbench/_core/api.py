@@ -1336,8 +1336,11 @@ def _raise_max_cycles(hw, sim, describe, limit, source=None):
                                       text=f"{_pe_name(hw, g)} {UNIT_NAMES[u]} {what} {describe(c)}"))
     lines = "\n  ".join(p["text"] for p in positions[:64])
     more = f"\n  ... and {len(positions) - 64} more" if len(positions) > 64 else ""
+    # (at the horizon, max_cycles given or not: the engine's own bound, said as such)
+    passed = ("the engine's horizon of 2**62 cycles (docs/reliability.md: a run's cycles stay "
+              "inside int64)" if limit >= _HORIZON else f"max_cycles={limit}")
     raise MaxCyclesError(
-        f"simulation passed max_cycles={limit} at cycle {sim.now_cycle}. Where each PE stands:\n  "
+        f"simulation passed {passed} at cycle {sim.now_cycle}. Where each PE stands:\n  "
         f"{lines}{more}",
         positions,
         int(sim.now_cycle),
