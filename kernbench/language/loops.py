@@ -348,10 +348,9 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     b.plan_why = None
     D = sb[0] - sa[0]
     S = sb[2] - sa[2]
-    if D != se[0] - sb[0] or sb[1] - sa[1] != se[1] - sb[1] or D <= 0:
-        if D == 0 and se[0] == sb[0] and sb[1] - sa[1] == se[1] - sb[1] > 0:
-            b.plan_why = ("its body makes no tensor (stores or sends of tensors made before the "
-                          "loop): replay moves a body on by the tensors one iteration makes")
+    # (D == 0: a body of stores or sends of tensors made before it, its commands > 0: every
+    # operand the same in each iteration, the addresses moving on; replayed as any other)
+    if D != se[0] - sb[0] or sb[1] - sa[1] != se[1] - sb[1] or D < 0 or sb[1] == sa[1]:
         return None
     if S != se[2] - sb[2] and not moving:
         return None
@@ -606,7 +605,7 @@ def _safe_iterations(b, p: _Plan, want: int) -> int:
     the SRAM top within its bound (PEBuilder.skip_sram) and the tensor numbers within the ids'
     (PEBuilder.max_tensors): the first iteration that would fail is traced, so its error names
     its line as full tracing does."""
-    safe = min(want, max(0, (b.max_tensors - len(b.tensors)) // p.D))  # (D > 0: _plan)
+    safe = min(want, max(0, (b.max_tensors - len(b.tensors)) // p.D)) if p.D else want
     if p.moves is not None:
         # shapes move: each iteration checked in turn, its sizes, shapes and accesses
         top = b.sram_top
