@@ -1178,7 +1178,7 @@ def test_a_body_that_makes_no_tensor_replays_exactly():
                 tl.send("E", x)
         else:
             acc = tl.zeros((T,), "f32")
-            for i in tl.range(0, n):
+            for _ in tl.range(0, n):
                 acc = acc + tl.recv("W", (T,), "f32")
             tl.store(o_ptr, acc)
 
