@@ -508,6 +508,97 @@ def test_a_value_set_here_in_a_module_the_workers_import_by_name_is_what_dask_ro
     assert cached.stats["cached"] == 2 and cached.rows == serial.rows
 
 
+KNAME = """\
+def softmax(x_ptr, o_ptr, n, *, tl):  # (named as the tl function it calls)
+    tl.store(o_ptr, tl.softmax(tl.load(x_ptr, shape=(n,), dtype="f32")))
+
+
+k = softmax
+
+
+def setup(ctx, n):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+"""
+
+KDC = """\
+import dataclasses
+
+
+@dataclasses.dataclass
+class Cfg:
+    reps: int = 2
+    scratch: list = dataclasses.field(init=False, repr=False)  # (never set)
+
+
+CFG = Cfg()
+
+
+def k(x_ptr, o_ptr, n, *, tl):
+    x = tl.load(x_ptr, shape=(n,), dtype="f32")
+    for _ in range(CFG.reps):
+        x = tl.exp(x)
+    tl.store(o_ptr, x)
+
+
+def setup(ctx, n):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+"""
+
+KOBJ = """\
+import kbo_cfg
+
+
+def k(x_ptr, o_ptr, n, *, tl):
+    x = tl.load(x_ptr, shape=(n,), dtype="f32")
+    for _ in range(kbo_cfg.OPTS.reps):
+        x = tl.exp(x)
+    tl.store(o_ptr, x)
+
+
+def setup(ctx, n):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+"""
+
+
+def test_dask_rows_and_the_workers_values_a_breakers_cases(tmp_path, monkeypatch):
+    """A breaker of the check above: a kernel named as an attribute its code reads (``softmax``
+    calling ``tl.softmax``: cloudpickle ships only the globals code reads as globals) and a
+    dataclass instance of a module shipped by value (the worker has no such module) were
+    computed twice, with a warning that something differed; an attribute set on an object
+    (``cfg.OPTS.reps = 3``, keyed by its class) was not seen; a dataclass field never set
+    (``field(init=False)``) raised AttributeError."""
+    import types as _types
+
+    distributed = pytest.importorskip("distributed")
+    from sweep_helpers import module_by_path
+
+    (tmp_path / "kbo_cfg.py").write_text("import types\nOPTS = types.SimpleNamespace(reps=1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "kbo_cfg", raising=False)
+    cfg = importlib.import_module("kbo_cfg")
+    monkeypatch.setitem(sys.modules, "kbo_cfg", cfg)
+    mods = [module_by_path(monkeypatch, tmp_path, f"kernbench_test_{n}", t)
+            for n, t in (("kname", KNAME), ("kdc", KDC), ("kobj", KOBJ))]
+    kw = dict(args={"n": [256, 512]})
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        for mod in mods:
+            serial = sweep(mod.k, (8, 1), setup=mod.setup, workers=1, cache=False, **kw)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # (nothing differs: nothing computed here)
+                assert sweep(mod.k, (8, 1), setup=mod.setup, client=client, cache=False, **kw).rows == serial.rows
+        monkeypatch.setattr(cfg, "OPTS", _types.SimpleNamespace(reps=1))
+        cfg.OPTS.reps = 3  # (an attribute set here on the object the workers make from the file)
+        serial = sweep(mods[2].k, (8, 1), setup=mods[2].setup, workers=1, cache=False, **kw)
+        with pytest.warns(UserWarning, match=r"2 point\(s\) were computed again in this process"):
+            par = sweep(mods[2].k, (8, 1), setup=mods[2].setup, client=client, cache=False, **kw)
+    assert par.rows == serial.rows
+    # (the dataclass field never set is keyed as unset: cached, where identity() raised)
+    kdc = sweep(mods[1].k, (8, 1), setup=mods[1].setup, workers=1, cache=tmp_path / "c", **kw)
+    assert kdc.stats["uncacheable"] == 0 and sweep(mods[1].k, (8, 1), setup=mods[1].setup, workers=1,
+                                                   cache=tmp_path / "c", **kw).stats["cached"] == 2
+
+
 # -- review E, F1: a class's base classes are in the code key ------------------------------------------
 def test_a_method_inherited_from_a_base_class_in_another_module_is_in_the_key(user_modules, tmp_path):
     """The key held the class's file and methods but not its bases': editing ``Base.n`` in its own

@@ -165,6 +165,20 @@ def _names(code: types.CodeType):
             yield from _names(c)
 
 
+_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME"})
+
+
+def _global_names(code: types.CodeType):
+    """The names ``code`` (and the code nested in it) reads or writes as globals, not as
+    attributes: what cloudpickle ships of a function's globals when it pickles it by value."""
+    for ins in dis.get_instructions(code):
+        if ins.opname in _GLOBAL_OPS:
+            yield ins.argval
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            yield from _global_names(c)
+
+
 #: nesting of data keyed by value: a value nested deeper cannot be keyed (:class:`NotCanonical`:
 #: not cached); well inside the interpreter's recursion limit, which the walk recurses against
 PLAIN_DEPTH = 64
@@ -304,8 +318,13 @@ def _dataclass_key(x: Any, walk: _Walk) -> dict:
     """A dataclass instance: its class, its fields and any other attribute its ``__dict__``
     holds (set after ``__init__``: code reading it sees it)."""
     names = [f.name for f in dataclasses.fields(x)]
-    key = {"dataclass": f"{type(x).__module__}.{type(x).__qualname__}",
-           "fields": {n: walk(getattr(x, n)) for n in names}}
+    fields = {}
+    for n in names:
+        try:
+            fields[n] = walk(getattr(x, n))
+        except AttributeError:  # (a field(init=False) not set yet: a review found it raising)
+            fields[n] = {"unset": True}
+    key = {"dataclass": f"{type(x).__module__}.{type(x).__qualname__}", "fields": fields}
     state = getattr(x, "__dict__", None)
     extra = {k: v for k, v in state.items() if k not in names} if isinstance(state, dict) else {}
     if extra:
@@ -319,6 +338,9 @@ def _user_class(t: type) -> bool:
     for c in getattr(t, "__mro__", ()):
         name = _attr(c, "__module__")
         mod = sys.modules.get(name) if isinstance(name, str) else None
+        if mod is None and isinstance(name, str) and name not in sys.builtin_module_names and any(
+                isinstance(v, types.FunctionType) and _user_code(v.__code__) for v in vars(c).values()):
+            return True  # (a class of a module shipped by value: a Dask worker has no such module)
         if mod is None or name in sys.builtin_module_names:
             continue
         f = getattr(mod, "__file__", None)
@@ -651,7 +673,10 @@ def code_fingerprint(fn: Any, strict: bool = False, values_only: bool = False) -
 
     ``values_only``: the code each reached function runs and the values, without the files and
     kernbench's own fingerprint (what another process, another machine's included, compares
-    with its own copy: a Dask worker's, kernbench.sweeps).
+    with its own copy: a Dask worker's, kernbench.sweeps); an object keyed by its state (its
+    attributes, ``cfg.OPTS.reps``), not its class alone; a function's globals those it reads
+    as globals (a global named as an attribute the code reads, ``tl.softmax`` beside a kernel
+    ``softmax``, is not one: cloudpickle does not ship it).
 
     Raises :class:`NotCanonical` for data nested deeper than :data:`PLAIN_DEPTH` (its key would
     leave the deeper part out); with ``strict``, also where a value is keyed by its repr or class
@@ -666,10 +691,12 @@ def code_fingerprint(fn: Any, strict: bool = False, values_only: bool = False) -
     names: set[str] = set()  # every name user code reached reads (globals, attributes, imports)
     read: set[tuple[str, str]] = set()  # (module, attribute) pairs already keyed
 
-    def on_object(x: Any, strict: bool) -> dict:
+    def on_object(x: Any, strict: bool, walk: _Walk) -> dict:
         if isinstance(x, types.ModuleType):  # (visited: its file, and the attributes code names)
             todo.append(x)
             return {"module": x.__name__}
+        if values_only:
+            return _object_key(x, walk)
         return _faithful_repr_key(x) if strict else _class_key(x)
 
     def on_class(t: type) -> None:  # (a user class's instance met: its class's code is visited)
@@ -687,7 +714,7 @@ def code_fingerprint(fn: Any, strict: bool = False, values_only: bool = False) -
             found.append((json.dumps(key, sort_keys=True), c))
             return key
 
-        walk = _Walk(on_callable, lambda x: on_object(x, strict), PLAIN_DEPTH, strict, on_class)
+        walk = _Walk(on_callable, lambda x: on_object(x, strict, walk), PLAIN_DEPTH, strict, on_class)
         loose.append(f"{tag}={json.dumps(walk(v) if how is None else how(walk), sort_keys=True)}")
         todo.extend(c for _, c in sorted(found, key=lambda kc: kc[0]))
 
@@ -768,7 +795,7 @@ def code_fingerprint(fn: Any, strict: bool = False, values_only: bool = False) -
                     f = getattr(_find_spec(name), "origin", None)
                     if isinstance(f, str) and os.path.isfile(f) and _user_file(f):
                         files.setdefault(os.path.abspath(f), _file_hash(f))
-        for name in code_names:
+        for name in code_names if not values_only else sorted(set(_global_names(code))):
             if name not in glb:
                 continue
             v = glb[name]

@@ -409,6 +409,26 @@ def _stream_key(spec: PanelSpec, hw: HardwareConfig, args: tuple, kernel_kwargs:
             tuple(sorted(kernel_kwargs.items())))
 
 
+
+def panel_arrays(ctx, spec: PanelSpec, data: tuple | None) -> tuple:
+    """The panel's (q, k, v, o) device arrays on ``ctx``, named as the kernels' parameters
+    (reports and errors name them so, not a0..a3): with ``data`` (the host q, k, v:
+    :func:`_make_data`), k and v sharded over the PEs of cube 0 or over cubes (replicated
+    within each: ``spec.scope``), q too for prefill, replicated for decode; else empty f16
+    arrays of their shapes (timing mode needs no data). o is empty either way."""
+    n, S_q, h_q, d = spec.n_ranks, spec.S_q, spec.h_q, spec.d_head
+    if data is not None:
+        q, k, v = data
+        kp = ctx.shard(k, axis=0, over=spec.scope, parts=n, name="k")
+        vp = ctx.shard(v, axis=0, over=spec.scope, parts=n, name="v")
+        qp = (ctx.shard(q, axis=0, over=spec.scope, parts=n, name="q") if spec.kind == "prefill"
+              else ctx.replicate(q, name="q"))
+    else:
+        kp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16", name="k")
+        vp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16", name="v")
+        qp = ctx.empty((S_q, h_q, d), "f16", name="q")
+    return qp, kp, vp, ctx.empty((S_q, h_q, d), "f16", name="o")
+
 def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = None,
               trace_cache: dict | None = None, **launch_kw) -> PanelResult:
     """Place the panel's data, launch, and check the output (functional mode).
@@ -425,22 +445,13 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
 
     ctx = Context(hw)
     ctx.install_sfr(scope=spec.scope, ring=False)
-    over = spec.scope  # shard over the PEs of cube 0, or over cubes (replicated within each)
     functional = spec.mode == "functional"
     n, S_q, h_q, d = spec.n_ranks, spec.S_q, spec.h_q, spec.d_head
     if functional:
-        q, k, v = _make_data(spec)
-        # (named as the kernels' parameters: reports and errors name them so, not a0..a3)
-        kp = ctx.shard(k, axis=0, over=over, parts=n, name="k")
-        vp = ctx.shard(v, axis=0, over=over, parts=n, name="v")
-        qp = (ctx.shard(q, axis=0, over=over, parts=n, name="q") if spec.kind == "prefill"
-              else ctx.replicate(q, name="q"))
-    else:
-        kp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16", name="k")
-        vp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16", name="v")
-        qp = ctx.empty((S_q, h_q, d), "f16", name="q")
-    op = ctx.empty((S_q, h_q, d), "f16", name="o")
-    args = (qp, kp, vp, op, S_q, spec.S_kv_per_rank, h_q, spec.h_kv, d, n, spec.rank_axis, *spec.blocks)
+        q, k, v = data = _make_data(spec)
+    qp, kp, vp, op = panel_arrays(ctx, spec, data if functional else None)
+    args = (qp, kp, vp, op, S_q, spec.S_kv_per_rank, h_q, spec.h_kv, d, n,
+            spec.rank_axis, *spec.blocks)
     t0 = time.perf_counter()
     kernel_kwargs = dict(launch_kw.pop("kernel_kwargs", None) or {})
     if spec.causal:

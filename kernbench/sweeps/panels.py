@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..diag.panels import PANELS, _make_data, panel_spec
+from ..diag.panels import PANELS, _make_data, panel_arrays, panel_spec
 from .grid import Launch
 
 __all__ = ["PanelLaunch", "panel_launch"]
@@ -55,19 +55,9 @@ class PanelLaunch:
             blocks = spec.blocks if block_kv is None else (block_kv,)
         ctx.install_sfr(scope=spec.scope, ring=False)
         n, S_q, h_q, d = spec.n_ranks, spec.S_q, spec.h_q, spec.d_head
-        if self.functional_data:
-            q, k, v = _make_data(spec)
-            kp = ctx.shard(k, axis=0, over=spec.scope, parts=n)
-            vp = ctx.shard(v, axis=0, over=spec.scope, parts=n)
-            qp = ctx.shard(q, axis=0, over=spec.scope, parts=n) if spec.kind == "prefill" else ctx.replicate(q)
-        else:
-            kp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16")
-            vp = ctx.empty((spec.S_kv_per_rank, spec.h_kv, d), "f16")
-            qp = ctx.empty((S_q, h_q, d), "f16")
-        op = ctx.empty((S_q, h_q, d), "f16")
         kw = {"causal": True} if spec.causal else {}
-        return Launch(spec.kernel, spec.grid, qp, kp, vp, op, S_q, spec.S_kv_per_rank, h_q, spec.h_kv, d, n,
-                      spec.rank_axis, *blocks, **kw)
+        return Launch(spec.kernel, spec.grid, *panel_arrays(ctx, spec, _make_data(spec) if self.functional_data else None), S_q,
+                      spec.S_kv_per_rank, h_q, spec.h_kv, d, n, spec.rank_axis, *blocks, **kw)
 
 
 def _as_int(v):

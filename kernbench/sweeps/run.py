@@ -87,7 +87,7 @@ class Target:
         try:
             return digest(code_fingerprint(self.fn, values_only=True),
                           None if self.setup is None else code_fingerprint(self.setup, values_only=True))
-        except NotCanonical:
+        except Exception:  # noqa: BLE001 (NotCanonical, or state that raises when read: not compared)
             return None
 
     def build(self, ctx, args: dict) -> Launch:
@@ -871,6 +871,12 @@ def _run_dask(dc, tgt: Target, groups: dict, hws: list, done: Callable) -> int:
         del tf
     retraced = 0
     ours = tgt.values()
+    if ours is None:
+        warnings.warn("kernbench.sweep on Dask: the values the target reads cannot be compared with the "
+                      "workers' (data nested too deep to key, or state that raises when read): a value "
+                      "set in this process in a module the workers import from its file (cfg.X = ...) "
+                      "is not seen there; pass workers=1 for this process's values (docs/sweeps.md, On "
+                      "Dask)", stacklevel=3)
     differ: list = []  # (points whose worker's target reads other values than this process's)
     for f in as_completed(futures):
         p = point_of[f.key]
