@@ -2465,6 +2465,22 @@ def picked_by_index(x_ptr, o_ptr, R, N, *, tl):
         tl.store(o_ptr + 4 * i * N, acc)
 
 
+def carried_into_causal(x_ptr, o_ptr, R, N, *, tl):
+    acc = tl.load(x_ptr, shape=(1, N), dtype="f32")
+    for r in tl.range(0, R):
+        acc = acc * 0.5
+        t = acc
+        for c in tl.range(0, r + 1):
+            t = t + tl.load(x_ptr + 4 * c * N, shape=(1, N), dtype="f32")
+        tl.store(o_ptr + 4 * r * N, t)
+
+
+def some_iterations(x_ptr, o_ptr, R, N, *, tl):
+    for i in tl.range(0, R):
+        if i % 3 == 1:
+            tl.store(o_ptr + 4 * i * N, tl.exp(tl.load(x_ptr + 4 * i * N, shape=(N,), dtype="f32")))
+
+
 def shape_grows(x_ptr, o_ptr, R, N, *, tl):
     for i in tl.range(1, R):
         tl.store(o_ptr, tl.load(x_ptr, shape=(1, i), dtype="f32"))
@@ -2513,6 +2529,12 @@ def test_a_loop_not_replayed_says_which_command_differs():
     assert (inner.runs, inner.not_replayed) == (64, 4) and 0 < inner.replayed < inner.iterations
     assert str(inner).endswith(f"; 4 runs not replayed (the first: 1 iteration, fewer than the "
                                f"{loops.PROBES + 2} replay needs)")
+    # (a breaker: counts that differ made D no step, so a carried operand was blamed first)
+    cc, _ = loop_list(carried_into_causal)
+    assert cc.why.startswith(f"its traced iterations make 8 and 10 commands, alike up to the command at "
+                             f"test_tl_range.py:{line(carried_into_causal, 'tl.store')} (store")
+    (sm,) = loop_list(some_iterations)  # (the last two traced iterations alike, empty)
+    assert sm.why.startswith("its traced iterations make 0, 3, 0, 0 commands: an `if` on the index")
     (sg,) = loop_list(shape_grows)
     assert sg.why.startswith(f"the command at test_tl_range.py:{line(shape_grows, 'tl.store')} is load "
                              f"(1,3) f32 from x in one traced iteration and load (1,4) f32 from x in the "
@@ -2548,8 +2570,9 @@ def test_a_count_carried_in_a_tile_and_divided_after_names_the_reader_and_the_fi
     reader = at + next(j for j, t in enumerate(src) if "acc // cnt" in t)
     assert lp.replayed == 0 and lp.why.startswith("traced again in full: a handle kept past its iterations")
     assert f"after the loop) at test_tl_range.py:{reader}, whose check needs its value" in lp.why
-    assert lp.why.endswith("make it after the loop from Python numbers (the trip count, `acc // n`) "
-                           "to keep the loop replayed")
+    assert lp.why.endswith("(a count, `cnt = cnt + 1`; an index, `offs = offs + N`); make it after the "
+                           "loop from Python numbers (the trip count: `acc // n`, `tl.arange(0, N) + n "
+                           "* N`) to keep the loop replayed")
     on, off = (ctx.launch(counted_then_divided, (8, 1), x, o, n, mode="timing", record_events=True,
                           replay=r) for r in ("on", "off"))
     assert_same_launch(on, off)

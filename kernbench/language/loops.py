@@ -539,9 +539,10 @@ def _why_differs(b, s0: tuple, sa: tuple, sb: tuple, se: tuple) -> str | None:
     ra, rb = store.rows(sa[1], sb[1]), store.rows(sb[1], se[1])
     D, t0 = sb[0] - sa[0], s0[0]
     n = min(len(ra), len(rb))
-    ops = ra[:n, 1:]
-    moved = np.where(ops >= t0, ops + D, ops)
-    bad = (ra[:n, 0] != rb[:n, 0]) | (rb[:n, 1:] != moved).any(axis=1)
+    bad = ra[:n, 0] != rb[:n, 0]
+    if len(ra) == len(rb):  # (else D is not the step: the sites alone tell where they part)
+        ops = ra[:n, 1:]
+        bad |= (rb[:n, 1:] != np.where(ops >= t0, ops + D, ops)).any(axis=1)
     first = int(np.argmax(bad)) if bad.any() else None
 
     def where(site) -> str:
@@ -569,6 +570,16 @@ def _why_differs(b, s0: tuple, sa: tuple, sb: tuple, se: tuple) -> str | None:
     return (f"the command at {where(x[0])} reads another tensor in the next traced iteration than "
             f"replay would move it on to: one kept from an earlier iteration (`if i == 0: first = "
             f"x`) or picked by the index (`parts[i % 4]`); make it in the iteration, or before the loop")
+
+
+def _counts_differ(snaps: list) -> str | None:
+    """The traced iterations' command counts when they are not all alike (commands in some
+    iterations only, ``if i % 3 == 1``, the last two alike), else None."""
+    counts = [y[1] - x[1] for x, y in zip(snaps, snaps[1:])]
+    if len(set(counts)) < 2:
+        return None
+    return (f"its traced iterations make {', '.join(f'{c:,}' for c in counts)} commands: an `if` on the "
+            f"index, or an inner loop whose trip count follows the outer index")
 
 
 def _same_known(b, i: int, j: int) -> bool:
@@ -924,9 +935,10 @@ def _unknown_read(no_replay: InFull, pe: tuple, loop: tuple) -> None:
     raise _in_full(no_replay, pe, loop, what, f"names a tensor whose value replay did not move "
                    f"on, read after the replayed iterations (by the loop's last, traced iteration or "
                    f"after the loop) at {file_line(f, line)}, whose check needs its value: a value "
-                   f"carried through the iterations from a tl.full (a count, `cnt = cnt + 1`); "
-                   f"make it after the loop from Python numbers (the trip count, `acc // n`) to "
-                   f"keep the loop replayed", quiet=True)
+                   f"carried through the iterations from a tl.full or a tl.arange (a count, `cnt = "
+                   f"cnt + 1`; an index, `offs = offs + N`); make it after the loop from Python "
+                   f"numbers (the trip count: `acc // n`, `tl.arange(0, N) + n * N`) to keep the "
+                   f"loop replayed", quiet=True)
 
 
 def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, where: tuple,
@@ -1652,7 +1664,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                    "its traced iterations made no commands: nothing to replay"
                    if snaps[0][1] == snaps[-1][1] else b.plan_why or (
                        len(snaps) >= 4 and _why_differs(b, snaps[0], snaps[-3], snaps[-2], snaps[-1]))
-                   or "its traced iterations differ otherwise than replay moves them on "
+                   or _counts_differ(snaps) or "its traced iterations differ otherwise than replay moves them on "
                    "(docs/language.md, 'tl.range': what kernbench checks)")
             if why is CARRIED_KNOWN and no_replay is not None and not check and n - tail - k > 0:
                 seen = no_replay.slow.get(where)  # (a ReplayWarning names it: executor.trace)
