@@ -48,6 +48,9 @@ from .common.shown import rich_text
 __all__ = ["main", "parse_value", "parse_grid", "parse_pes", "parse_window", "load_kernel", "DelayedProgress"]
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+#: stdout closed under us (`kernbench diag | head -1`): the status a shell gives a process
+#: SIGPIPE ends (128 + 13), never 1, which says a panel or a check failed
+EXIT_PIPE = 141
 
 _RUN_EPILOG = """\
 kernel arguments:
@@ -788,6 +791,12 @@ def _run_check(module, kernel, ctx, named: dict, result, console) -> int:
         console.print(rich_text(f"check  skipped: {where} needs --mode functional (timing mode computes no "
                                 f"numbers)"), soft_wrap=True)
         return EXIT_OK
+    try:  # (parameters that cannot take the three: a usage error, not a failed check)
+        inspect.signature(check).bind(ctx, named, result)
+    except TypeError as e:
+        raise CliError(f"{where}: {e}: a check takes (ctx, args, result)") from None
+    except ValueError:  # (no signature to read: called as it is)
+        pass
     try:
         ok = check(ctx, named, result)
     except Exception as e:  # the check's own failure: say where, as for setup
@@ -835,6 +844,9 @@ def cmd_diag(args, console) -> int:
     if not hasattr(diag, "run_panels"):
         raise CliError("the diag harness is not available: kernbench.diag has no run_panels")
     if args.panel:
+        twice = next((p for i, p in enumerate(args.panel) if p in args.panel[:i]), None)
+        if twice:  # (run twice, its files written twice: the second over the first)
+            raise CliError(f"--panel {twice} given twice")
         kw["panels"] = list(args.panel)
     if args.shape is not None:
         kw["shape"] = args.shape
@@ -849,6 +861,8 @@ def cmd_diag(args, console) -> int:
     if args.decode_rows is not None:
         kw["decode_rows"] = args.decode_rows
     if args.tune:
+        if args.no_cache and args.cache_dir:
+            raise CliError("--no-cache and --cache-dir: give one (--no-cache neither reads nor writes the cache)")
         kw["tune"] = True
         kw["tune_cache"] = False if args.no_cache else (args.cache_dir or True)
     elif args.no_cache or args.cache_dir:
@@ -909,14 +923,22 @@ def cmd_sweep(args, console) -> int:
 
     hw = load_hw(args.hw)
     _check_output_paths(args)
-    # the formats too, before the points are computed (ResultSet.save, plots._save)
-    for opt, suffixes in (("out", (".csv", ".parquet", ".pq")), ("plot", (".png", ".svg")),
-                          ("pareto_plot", (".png", ".svg"))):
+    # the formats too, before the points are computed (ResultSet.save; a plot's by
+    # _check_output_paths, as run's and diag's)
+    for opt, suffixes in (("out", (".csv", ".parquet", ".pq")),):
         path = getattr(args, opt)
         if path and Path(path).suffix.lower() not in suffixes:
             raise CliError(f"--{opt.replace('_', '-')} {path}: name it {' or '.join(suffixes[:2])}")
     if args.pareto_plot and not args.pareto:
         raise CliError("--pareto-plot draws the --pareto front: give --pareto COST too")
+    # (options that would be ignored are refused: the user meant them to change something)
+    if args.no_cache and args.cache_dir:
+        raise CliError("--no-cache and --cache-dir: give one (--no-cache stores nothing)")
+    if args.scheduler and args.workers is not None:
+        raise CliError("--workers and --scheduler: the scheduler's cluster has its own workers; give one")
+    for opt in ("x", "hue"):
+        if getattr(args, opt) and not args.plot:
+            raise CliError(f"--{opt} is for --plot: give --plot FILE too")
     if bool(args.kernel) == bool(args.panel):
         raise CliError("kernbench sweep: give MODULE:KERNEL (with --grid) or --panel NAME, one of them")
     # the other target's options are refused, not ignored: the user meant them to change something
@@ -1134,12 +1156,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--no-cache", action="store_true", help="compute every point (and store nothing)")
     w.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: $KERNBENCH_CACHE or ~/.cache/kernbench)")
     w.add_argument("--out", metavar="FILE", help="write the rows: .csv or .parquet")
-    w.add_argument("--plot", metavar="FILE", help="plot --y against --x (per --hue): .png or .svg")
+    w.add_argument("--plot", metavar="FILE", help="plot --y against --x (per --hue): .png, .svg, .pdf ... (matplotlib's formats)")
     w.add_argument("--x", metavar="COL", help="x column of --plot (default: the last swept name)")
     w.add_argument("--y", default="cycles", metavar="COL", help="y column of --plot and --pareto (default cycles)")
     w.add_argument("--hue", metavar="COL", help="one line per value of this column in --plot")
     w.add_argument("--pareto", metavar="COST", help="print the Pareto front of --y against this cost column")
-    w.add_argument("--pareto-plot", metavar="FILE", help="draw the --pareto front: .png or .svg")
+    w.add_argument("--pareto-plot", metavar="FILE", help="draw the --pareto front: .png, .svg, .pdf ... (matplotlib's formats)")
     w.set_defaults(func=cmd_sweep)
 
     h = sub.add_parser("hw", parents=[common], help="list and show hardware presets",
@@ -1170,6 +1192,43 @@ def _stderr_console():
 #: lines of an error's message shown under its first line: a deadlock's diagnosis (the
 #: cycle of waits and what would remove it), which the list of blocked units above them hides
 _DIAGNOSIS = ("Cycle of waits:", "What would remove it:")
+
+
+def _stdout_closed() -> int:
+    """stdout's reader went away (a pipe to `head`): what is left to print goes nowhere (Python's
+    own advice: devnull on stdout, so its flush at exit raises nothing)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # (stdout not a file: nothing to redirect)
+        pass
+    return EXIT_PIPE
+
+
+def _rich_broken_pipe(e: SystemExit) -> bool:
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "on_broken_pipe":
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _user_frame(tb) -> str | None:
+    """``file:line`` of the innermost frame of ``tb`` when it is the user's code (not kernbench's,
+    not a library's), else None."""
+    from .common.cache import _user_file
+    from .common.errors import file_line
+
+    last = None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    if last is None:
+        return None
+    code = last.tb_frame.f_code
+    if not _user_file(code.co_filename) and os.path.isfile(code.co_filename):
+        return None
+    return file_line(code.co_filename, last.tb_lineno)
 
 
 def _one_line(e: BaseException) -> str:
@@ -1215,6 +1274,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         err.print(rich_text("kernbench: interrupted"))
         return 130
+    except BrokenPipeError:
+        return _stdout_closed()
+    except SystemExit as e:
+        if _rich_broken_pipe(e):  # (rich's Console exits with 1 on EPIPE, stdout sent to devnull)
+            return EXIT_PIPE
+        at = _user_frame(e.__traceback__)
+        if at is None:  # (kernbench's own exit: none is expected, pass it on)
+            raise
+        # a kernel, setup, check or module the command ran called sys.exit(): an error of the run
+        # (a review: sys.exit(0) in a kernel ended it silently with status 0, no outputs written)
+        err.print(rich_text(f"kernbench: error: {at}: the code kernbench ran called sys.exit({e.code!r}) "
+                            f"(raised SystemExit): the run stops here, as an error"))
+        return EXIT_ERROR
     except Exception as e:
         if debug:  # the whole traceback and message, with an error's exit status all the same
             traceback.print_exc()

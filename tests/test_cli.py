@@ -989,3 +989,73 @@ def test_a_hardware_file_named_without_a_slash(capsys, tmp_path, monkeypatch):
         assert code == 0 and "hardware 'mesh8'" in out, err
     code, _, err = run(capsys, "hw", "show", "nope")
     assert one_error_line(err).endswith("(presets: default, mesh64, mesh8)")  # (no file: no hint)
+
+
+# -- a review of the command line as a new user (2026-12-06) -------------------------------------
+def test_sys_exit_in_the_users_code_is_an_error_not_a_silent_success(capsys, tmp_path):
+    """sys.exit(0) in a kernel ended the run with status 0, printing nothing and writing no
+    --trace; in a module's top level the same; sys.exit("msg") gave 1, a failed check's status."""
+    k = tmp_path / "exits.py"
+    k.write_text("import sys\n\n\ndef k(*, tl):\n    tl.zeros((4,), 'f32')\n    sys.exit(0)\n\n\n"
+                 "def m(*, tl):\n    sys.exit('gave up')\n")
+    top = tmp_path / "exits_at_import.py"
+    top.write_text("raise SystemExit(3)\n\n\ndef k(*, tl):\n    pass\n")
+    for target, line, code in ((f"{k}:k", "exits.py:6", 0), (f"{k}:m", "exits.py:10", "gave up"),
+                               (f"{top}:k", "exits_at_import.py:1", 3)):
+        got, out, err = run(capsys, "run", target, "--grid", "8", "--trace", str(tmp_path / "t.json"))
+        assert got == 2, (out, err)
+        assert one_error_line(err) == (f"kernbench: error: {line}: the code kernbench ran called "
+                                       f"sys.exit({code!r}) (raised SystemExit): the run stops here, as an error")
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_a_check_that_cannot_take_its_arguments_is_a_usage_error(capsys, tmp_path):
+    """A check(ctx, args) without result was blamed on kernbench's own line and counted as a
+    failed check (status 1)."""
+    p = tmp_path / "short_check.py"
+    p.write_text("def k(*, tl):\n    tl.zeros((4,), 'f32')\n\n\ndef check(ctx, args):\n    return True\n")
+    got, out, err = run(capsys, "run", f"{p}:k", "--grid", "8", "--mode", "functional")
+    assert got == 2
+    assert one_error_line(err) == (f"kernbench: error: check(ctx, args, result) in {p}: too many "
+                                   f"positional arguments: a check takes (ctx, args, result)")
+
+
+def test_a_closed_stdout_exits_141_not_a_failures_status(monkeypatch, capsys):
+    """`kernbench diag | head -1` exited 1 (rich's Console exits so on EPIPE), which says a panel
+    failed; a BrokenPipeError from a plain write likewise. 141 is a shell's status for SIGPIPE."""
+    def rich_exit(args, console):
+        def on_broken_pipe():  # (rich's Console method's name: how its exit is told)
+            raise SystemExit(1)
+        on_broken_pipe()
+
+    def broken(args, console):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    for fn in (rich_exit, broken):
+        monkeypatch.setattr(cli, "cmd_diag", fn)
+        parser = cli.build_parser  # (the parser binds cmd_diag when built)
+        monkeypatch.setattr(cli, "build_parser", lambda parser=parser, fn=fn: _with_func(parser(), "diag", fn))
+        assert main(["diag"]) == cli.EXIT_PIPE == 141
+
+
+def _with_func(parser, name, fn):
+    for action in parser._subparsers._group_actions:
+        action.choices[name].set_defaults(func=fn)
+    return parser
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["diag", "--tune", "--no-cache", "--cache-dir", "c"], "--no-cache and --cache-dir: give one"),
+    (["diag", "--panel", "single_user_decode", "--panel", "single_user_decode"],
+     "--panel single_user_decode given twice"),
+    (["sweep", "--panel", "single_user_decode", "--no-cache", "--cache-dir", "c"], "--no-cache and --cache-dir"),
+    (["sweep", "--panel", "single_user_decode", "--workers", "1", "--scheduler", "tcp://127.0.0.1:1"],
+     "--workers and --scheduler"),
+    (["sweep", "--panel", "single_user_decode", "--x", "context"], "--x is for --plot"),
+    (["sweep", "--panel", "single_user_decode", "--hue", "context"], "--hue is for --plot"),
+])
+def test_options_that_would_be_ignored_are_refused(capsys, tmp_path, monkeypatch, argv, says):
+    monkeypatch.chdir(tmp_path)
+    got, out, err = run(capsys, *argv)
+    assert got == 2 and says in one_error_line(err)
+    assert not (tmp_path / "c").exists()

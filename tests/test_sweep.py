@@ -898,7 +898,7 @@ def test_cli_sweep(tmp_path, capsys):
     base = argv[:argv.index("--cache-dir")]
     for extra, msg in ((["--out", str(tmp_path / "nodir" / "s.csv")], "--out"),
                        (["--out", str(tmp_path / "s.txt")], "--out"),
-                       (["--plot", str(tmp_path / "s.pdf")], "--plot"),
+                       (["--plot", str(tmp_path / "s.txt")], "s.txt: matplotlib writes"),
                        (["--pareto-plot", str(tmp_path / "f.png")], "--pareto-plot draws the --pareto front")):
         assert main(base + fresh + extra) == 2
         assert msg in capsys.readouterr().err

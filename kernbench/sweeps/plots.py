@@ -19,12 +19,20 @@ def _axes(ax):
     return fig, fig.add_subplot(), True
 
 
+#: the vector formats matplotlib writes: no dpi (the raster ones at 120)
+_VECTOR = (".svg", ".svgz", ".pdf", ".ps", ".eps", ".pgf")
+
+
 def _save(fig, path) -> None:
+    from matplotlib.backend_bases import FigureCanvasBase
+
     suffix = Path(path).suffix.lower()
-    if suffix not in (".png", ".svg"):
-        raise ValueError(f"plot path {str(path)!r}: name it .png or .svg")
+    if suffix[1:] not in FigureCanvasBase.get_supported_filetypes():
+        raise ValueError(f"plot path {str(path)!r}: matplotlib writes "
+                         f"{', '.join('.' + k for k in sorted(FigureCanvasBase.get_supported_filetypes()))} "
+                         f"(by the file's suffix), not {suffix or 'no suffix'!r}")
     check_output_file(path, "plot")
-    save_figure(fig, path, dpi=120 if suffix == ".png" else None)
+    save_figure(fig, path, dpi=None if suffix in _VECTOR else 120)
 
 
 def _check_column(res, c: str) -> None:

@@ -169,7 +169,8 @@ class SweepResult:
              logx: bool | None = None, logy: bool = False, title: str | None = None):
         """``y`` against ``x`` (error-free rows), one line per value of ``hue``; points that
         share x and hue but differ in another swept value are averaged. Written to ``path``
-        (.png or .svg) when given. Returns the matplotlib Axes."""
+        (a format matplotlib writes, by its suffix: .png, .svg, .pdf ...) when given. Returns the
+        matplotlib Axes."""
         from . import plots
 
         return plots.line_plot(self, x, y, hue, path=path, ax=ax, logx=logx, logy=logy, title=title)
