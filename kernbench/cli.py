@@ -511,7 +511,7 @@ def _suffixed(path: str, tag: Optional[str]) -> str:
     p = Path(path)
     tag = re.sub(r"[^\w.-]", "_", tag)
     gz = ""
-    if p.suffix == ".gz" and Path(p.stem).suffix:
+    if p.suffix.lower() == ".gz" and Path(p.stem).suffix:
         gz, p = p.suffix, p.with_name(p.stem)
     return str(p.with_name(f"{p.stem}.{tag}{p.suffix}{gz}"))
 
@@ -1018,6 +1018,8 @@ def cmd_sweep(args, console) -> int:
     if args.pareto:
         with _writing("--pareto-plot", args.pareto_plot):
             front = res.pareto(args.pareto, objective=args.y, path=args.pareto_plot)
+        if args.pareto_plot:  # (as every other file written: a review found it unannounced)
+            console.print(rich_text(f"pareto -> {args.pareto_plot}"), soft_wrap=True)
         console.print(rich_text(f"Pareto front ({args.y} against {args.pareto}):"))
         cols = list(dict.fromkeys([*res.swept, args.y, args.pareto]))  # (a swept cost once)
         console.print(rich_text(front[cols].to_string(index=False)), soft_wrap=True)

@@ -1059,3 +1059,19 @@ def test_options_that_would_be_ignored_are_refused(capsys, tmp_path, monkeypatch
     got, out, err = run(capsys, *argv)
     assert got == 2 and says in one_error_line(err)
     assert not (tmp_path / "c").exists()
+
+
+def test_a_gz_suffix_in_any_case_compresses_and_sram_failures_give_the_capacity(capsys, tmp_path):
+    """A review: --trace T.JSON.GZ wrote plain JSON (.gz was matched in lower case only, where
+    other suffixes are matched in any case); diag's SRAM failure gave the peak as if it were the
+    excess, without the capacity."""
+    import gzip
+
+    got, out, err = run(capsys, "diag", "--panel", "single_user_decode", "--trace", str(tmp_path / "T.JSON.GZ"))
+    assert got == 0, err
+    raw = (tmp_path / "T.JSON.GZ").read_bytes()
+    assert raw[:2] == b"\x1f\x8b" and json.loads(gzip.decompress(raw))["traceEvents"]
+    (tmp_path / "tiny.toml").write_text("[sram]\ncapacity_bytes = 4096\n")
+    got, out, err = run(capsys, "diag", "--hw", str(tmp_path / "tiny.toml"), "--panel", "single_user_decode")
+    assert got == 1
+    assert re.search(r"FAIL: peak SRAM [\d,]+ bytes, over the capacity of 4,096 bytes, on PE \(0, 0\)", out), out

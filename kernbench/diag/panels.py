@@ -504,7 +504,8 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
     summary = summarize(result)
     if summary["sram"]["over_capacity"]:
         over = summary["sram"]["over_pe_names"]
-        failures.append(f"peak SRAM {summary['sram']['peak_bytes']:,} bytes over capacity on "
+        failures.append(f"peak SRAM {summary['sram']['peak_bytes']:,} bytes, over the capacity of "
+                        f"{hw.sram.capacity_bytes:,} bytes, on "
                         + ", ".join(over[:4]) + (f" and {len(over) - 4} more PEs" if len(over) > 4 else ""))
     result.extra["diag"] = {"panel": spec.name, "passed": not failures, "failures": list(failures),
                             "causal": spec.causal, "model_flops": spec.model_flops(),

@@ -372,7 +372,7 @@ class _Writer:
 
     def __init__(self, out: str, name: str):
         self.raw = open(out, "wb")
-        if name.endswith(".gz"):
+        if name.lower().endswith(".gz"):  # (in any case, as the command line's other suffixes)
             # mtime=0: the same run gives the same bytes
             self.file = gzip.GzipFile(name, "wb", compresslevel=_GZIP_LEVEL, fileobj=self.raw, mtime=0)
         else:
