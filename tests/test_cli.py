@@ -1075,3 +1075,12 @@ def test_a_gz_suffix_in_any_case_compresses_and_sram_failures_give_the_capacity(
     got, out, err = run(capsys, "diag", "--hw", str(tmp_path / "tiny.toml"), "--panel", "single_user_decode")
     assert got == 1
     assert re.search(r"FAIL: peak SRAM [\d,]+ bytes, over the capacity of 4,096 bytes, on PE \(0, 0\)", out), out
+
+
+@pytest.mark.parametrize("argv, helps", [(["run", "k.py:k", "--grid", "1", "--bogus"], "kernbench run --help"),
+                                         (["hw", "show", "mesh64", "extra"], "kernbench hw show --help"),
+                                         (["diag", "--bogus"], "kernbench diag --help"),
+                                         (["--bogus"], "kernbench --help")])
+def test_a_stray_argument_points_to_its_commands_help(capsys, argv, helps):
+    got, out, err = run(capsys, *argv)
+    assert got == 2 and one_error_line(err).endswith(f"(see {helps})")
