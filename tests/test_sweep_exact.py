@@ -460,13 +460,12 @@ def test_dask_error_rows_name_the_kernels_file_as_the_serial_path_does(tmp_path,
     assert sweep(mod.kbad, (1, 1), workers=1, cache=tmp_path / "cache", **kw).rows[:2] == serial.rows[:2]
 
 
-KREPS = """\
-import kbv_cfg
-
+#: a kernel applying exp as many times as ``{reps}`` reads, and its setup (after a module's head)
+EXPS = """
 
 def k(x_ptr, o_ptr, n, *, tl):
     x = tl.load(x_ptr, shape=(n,), dtype="f32")
-    for _ in range(kbv_cfg.REPS):
+    for _ in range({reps}):
         x = tl.exp(x)
     tl.store(o_ptr, x)
 
@@ -474,6 +473,7 @@ def k(x_ptr, o_ptr, n, *, tl):
 def setup(ctx, n):
     return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
 """
+KREPS = "import kbv_cfg\n" + EXPS.format(reps="kbv_cfg.REPS")
 
 
 def test_a_value_set_here_in_a_module_the_workers_import_by_name_is_what_dask_rows_run(tmp_path, monkeypatch):
@@ -531,33 +531,9 @@ class Cfg:
 
 
 CFG = Cfg()
+""" + EXPS.format(reps="CFG.reps")
 
-
-def k(x_ptr, o_ptr, n, *, tl):
-    x = tl.load(x_ptr, shape=(n,), dtype="f32")
-    for _ in range(CFG.reps):
-        x = tl.exp(x)
-    tl.store(o_ptr, x)
-
-
-def setup(ctx, n):
-    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
-"""
-
-KOBJ = """\
-import kbo_cfg
-
-
-def k(x_ptr, o_ptr, n, *, tl):
-    x = tl.load(x_ptr, shape=(n,), dtype="f32")
-    for _ in range(kbo_cfg.OPTS.reps):
-        x = tl.exp(x)
-    tl.store(o_ptr, x)
-
-
-def setup(ctx, n):
-    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
-"""
+KOBJ = "import kbo_cfg\n" + EXPS.format(reps="kbo_cfg.OPTS.reps")
 
 
 def test_dask_rows_and_the_workers_values_a_breakers_cases(tmp_path, monkeypatch):
