@@ -147,7 +147,8 @@ def to_ct(v, kind, ct):
             return np.int64(v)
         if ct == "bool":
             return np.bool_(v)
-        return np.float32(v)
+        with np.errstate(all="ignore"):  # (docs: an f32 constant cast to the op's dtype: f16(1e-8) is 0)
+            return np.float32(np.float32(v).astype(NP[ct]))
     v = np.asarray(v)
     if ct == "bool":
         return v.astype(bool)
