@@ -265,7 +265,8 @@ def _window_arg(text: str) -> tuple:
 def load_kernel(spec: str):
     """'pkg.mod:kernel' or 'path/to/file.py:kernel' -> (module, kernel function)."""
     mod_name, colon, attr = spec.rpartition(":")
-    if not colon or not mod_name or not attr:
+    if not colon or not mod_name or not attr or (":" in mod_name and not Path(mod_name).is_file()):
+        # (two colons, `k.py:f:x`: not a file named so, nor a module)
         raise CliError(f"kernel must be MODULE:FUNCTION or FILE.py:FUNCTION, got {spec!r}")
     if mod_name.endswith(".py") or "/" in mod_name or "\\" in mod_name:
         path = Path(mod_name)

@@ -1084,3 +1084,10 @@ def test_a_gz_suffix_in_any_case_compresses_and_sram_failures_give_the_capacity(
 def test_a_stray_argument_points_to_its_commands_help(capsys, argv, helps):
     got, out, err = run(capsys, *argv)
     assert got == 2 and one_error_line(err).endswith(f"(see {helps})")
+
+
+def test_a_kernel_spec_with_two_colons_says_what_a_spec_is(capsys, tmp_path):
+    (tmp_path / "two.py").write_text("def k(*, tl):\n    pass\n")
+    got, out, err = run(capsys, "run", f"{tmp_path / 'two.py'}:k:x", "--grid", "1")
+    assert got == 2 and one_error_line(err) == (f"kernbench: error: kernel must be MODULE:FUNCTION or "
+                                                f"FILE.py:FUNCTION, got '{tmp_path / 'two.py'}:k:x'")
