@@ -580,9 +580,9 @@ def _check_output_path(name: str, path: str, opt: str, seen: dict) -> None:
         raise CliError(f"{name} {path}: folder {str(folder)!r} does not exist")
     if not os.access(folder, os.W_OK):
         raise CliError(f"{name} {path}: folder {str(folder)!r} is not writable")
-    if opt == "plot" and p.suffix.lower() not in _PLOT_SUFFIXES:  # (matplotlib's, by name)
-        raise CliError(f"{name} {path}: matplotlib writes {', '.join(_PLOT_SUFFIXES[1:6])}, ... "
-                       f"(by the file's suffix), not {p.suffix!r}")
+    if opt in ("plot", "pareto_plot") and p.suffix.lower() not in _plot_suffixes():
+        raise CliError(f"{name} {path}: matplotlib writes .png, .svg, .pdf, .jpg, .eps, ... (by the "
+                       f"file's suffix), not {p.suffix!r}")
 
 
 def _device(path: str) -> bool:
@@ -603,8 +603,17 @@ def _same_file(a: str, b: str) -> bool:
 
 
 #: the file suffixes matplotlib's savefig writes ("" : its default, PNG)
-_PLOT_SUFFIXES = ("", ".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".svgz", ".tif",
-                  ".tiff", ".webp", ".pgf", ".raw", ".rgba")
+def _written_plot(path: str) -> str:
+    """The file a plot named ``path`` is written to: matplotlib adds .png to a name without a
+    suffix (save_figure)."""
+    return path if Path(path).suffix else path + ".png"
+
+
+def _plot_suffixes() -> tuple:
+    """The suffixes a plot may have: matplotlib's formats, or none (it adds .png)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return ("", *("." + k for k in FigureCanvasBase.get_supported_filetypes()))
 
 
 def _check_trace_filters(args, hw) -> None:
@@ -792,8 +801,9 @@ def _run_check(module, kernel, ctx, named: dict, result, console) -> int:
         console.print(rich_text(f"check  skipped: {where} needs --mode functional (timing mode computes no "
                                 f"numbers)"), soft_wrap=True)
         return EXIT_OK
-    try:  # (parameters that cannot take the three: a usage error, not a failed check)
-        inspect.signature(check).bind(ctx, named, result)
+    try:  # (parameters that cannot take the three: a usage error, not a failed check; a
+        # decorated check is called as its wrapper takes them)
+        inspect.signature(check, follow_wrapped=False).bind(ctx, named, result)
     except TypeError as e:
         raise CliError(f"{where}: {e}: a check takes (ctx, args, result)") from None
     except ValueError:  # (no signature to read: called as it is)
@@ -1013,14 +1023,14 @@ def cmd_sweep(args, console) -> int:
             ax = res.plot(x=args.x or (res.swept[-1] if res.swept else "cycles"), y=args.y,
                           hue=args.hue, path=args.plot)
         mean = ax.get_ylabel() if ax.get_ylabel().startswith("mean ") else ""
-        console.print(rich_text(f"plot   -> {args.plot}" + (f"  (y: {mean}: the points that share x and "
+        console.print(rich_text(f"plot   -> {_written_plot(args.plot)}" + (f"  (y: {mean}: the points that share x and "
                                                             f"hue, differing in another swept value)"
                                                             if mean else "")), soft_wrap=True)
     if args.pareto:
         with _writing("--pareto-plot", args.pareto_plot):
             front = res.pareto(args.pareto, objective=args.y, path=args.pareto_plot)
         if args.pareto_plot:  # (as every other file written: a review found it unannounced)
-            console.print(rich_text(f"pareto -> {args.pareto_plot}"), soft_wrap=True)
+            console.print(rich_text(f"pareto -> {_written_plot(args.pareto_plot)}"), soft_wrap=True)
         console.print(rich_text(f"Pareto front ({args.y} against {args.pareto}):"))
         cols = list(dict.fromkeys([*res.swept, args.y, args.pareto]))  # (a swept cost once)
         console.print(rich_text(front[cols].to_string(index=False)), soft_wrap=True)
@@ -1218,20 +1228,19 @@ def _rich_broken_pipe(e: SystemExit) -> bool:
 
 
 def _user_frame(tb) -> str | None:
-    """``file:line`` of the innermost frame of ``tb`` when it is the user's code (not kernbench's,
-    not a library's), else None."""
+    """``file:line`` of the innermost frame of ``tb`` that is the user's code (not kernbench's,
+    not a library's: a click command or an argparse parser the user's setup ran exits from the
+    library's frames), else None."""
     from .common.cache import _user_file
     from .common.errors import file_line
 
-    last = None
+    at = None
     while tb is not None:
-        last, tb = tb, tb.tb_next
-    if last is None:
-        return None
-    code = last.tb_frame.f_code
-    if not _user_file(code.co_filename) and os.path.isfile(code.co_filename):
-        return None
-    return file_line(code.co_filename, last.tb_lineno)
+        f = tb.tb_frame.f_code.co_filename
+        if _user_file(f) and not f.startswith("<frozen"):  # (exit() and quit(): Python's frame)
+            at = file_line(f, tb.tb_lineno)
+        tb = tb.tb_next
+    return at
 
 
 def _one_line(e: BaseException) -> str:
@@ -1251,6 +1260,15 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``kernbench`` console script; returns the exit status."""
+    try:
+        return _main(argv)
+    except SystemExit as e:  # (stderr closed while an error was told: rich exits with 1)
+        if _rich_broken_pipe(e):
+            return EXIT_PIPE
+        raise
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     from rich.console import Console
 
     argv = list(sys.argv[1:] if argv is None else argv)

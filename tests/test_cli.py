@@ -1007,6 +1007,17 @@ def test_sys_exit_in_the_users_code_is_an_error_not_a_silent_success(capsys, tmp
         assert one_error_line(err) == (f"kernbench: error: {line}: the code kernbench ran called "
                                        f"sys.exit({code!r}) (raised SystemExit): the run stops here, as an error")
     assert not (tmp_path / "t.json").exists()
+    # (a breaker: an exit from a library the user's code ran, argparse's --help in a setup, was
+    # passed on as kernbench's own, status 0; quit() was blamed on <frozen _sitebuiltins>)
+    lib = tmp_path / "lib_exits.py"
+    lib.write_text("import argparse\n\n\ndef setup(ctx, n=8):\n    if n == 8:\n"
+                   "        argparse.ArgumentParser(prog='helper').parse_args(['--help'])\n"
+                   "    quit()\n\n\ndef k(n, *, tl):\n    pass\n")
+    for arg, line, code in (("n=8", "lib_exits.py:6", 0), ("n=9", "lib_exits.py:7", None)):
+        got, out, err = run(capsys, "run", f"{lib}:k", "--grid", "1", "--arg", arg)
+        assert got == 2, (out, err)
+        assert one_error_line(err) == (f"kernbench: error: {line}: the code kernbench ran called "
+                                       f"sys.exit({code!r}) (raised SystemExit): the run stops here, as an error")
 
 
 def test_a_check_that_cannot_take_its_arguments_is_a_usage_error(capsys, tmp_path):
@@ -1018,6 +1029,27 @@ def test_a_check_that_cannot_take_its_arguments_is_a_usage_error(capsys, tmp_pat
     assert got == 2
     assert one_error_line(err) == (f"kernbench: error: check(ctx, args, result) in {p}: too many "
                                    f"positional arguments: a check takes (ctx, args, result)")
+    # a decorated check is called as its wrapper takes the three (a breaker: it was refused)
+    d = tmp_path / "decorated_check.py"
+    d.write_text("import functools\n\n\ndef k(*, tl):\n    tl.zeros((4,), 'f32')\n\n\n"
+                 "def tol(f):\n    @functools.wraps(f)\n    def g(ctx, args, result):\n"
+                 "        return f(ctx, args, result, 1e-6)\n    return g\n\n\n"
+                 "@tol\ndef check(ctx, args, result, rtol):\n    return rtol < 1\n")
+    got, out, err = run(capsys, "run", f"{d}:k", "--grid", "8", "--mode", "functional")
+    assert got == 0 and out.splitlines()[-1].startswith("check  passed"), (out, err)
+
+
+def test_an_error_told_to_a_closed_stderr_exits_141(tmp_path):
+    """rich's Console exits with 1 on EPIPE, also while main tells an error: 1 says a check or a
+    panel failed."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run([sys.executable, "-m", "kernbench", "run", "nope.py:k", "--grid", "1"],
+                           stderr=w, stdout=subprocess.PIPE, cwd=tmp_path)
+    finally:
+        os.close(w)
+    assert p.returncode == 141
 
 
 def test_a_closed_stdout_exits_141_not_a_failures_status(monkeypatch, capsys):
@@ -1053,6 +1085,8 @@ def _with_func(parser, name, fn):
      "--workers and --scheduler"),
     (["sweep", "--panel", "single_user_decode", "--x", "context"], "--x is for --plot"),
     (["sweep", "--panel", "single_user_decode", "--hue", "context"], "--hue is for --plot"),
+    (["sweep", "--panel", "single_user_decode", "--pareto", "link_bytes", "--pareto-plot", "q.xyz"],
+     "--pareto-plot q.xyz: matplotlib writes"),  # (before any point: a breaker found it after)
 ])
 def test_options_that_would_be_ignored_are_refused(capsys, tmp_path, monkeypatch, argv, says):
     monkeypatch.chdir(tmp_path)

@@ -329,9 +329,9 @@ def _moves(b, sa: tuple, sb: tuple, se: tuple, D: int, S: int):
 #: tutorials' `offs = offs + B`): also a ReplayWarning (InFull.slow), the loop's cost being
 #: that of full tracing and the fix one line
 CARRIED_KNOWN = ("a value known while tracing is carried from one iteration to the next: a tl.full "
-                 "or tl.arange itself (`prev = cur`), or one a check computed (a mask's index, "
-                 "`offs = offs + B`); make it in the iteration that reads it (`i * B + "
-                 "tl.arange(0, B)`) to replay the loop")
+                 "or tl.arange itself (`prev = cur`, or one made in iteration 0 alone), or one a "
+                 "check computed (a mask's index, `offs = offs + B`); make it before the loop or in "
+                 "the iteration that reads it (`i * B + tl.arange(0, B)`) to replay the loop")
 
 
 def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: int,

@@ -27,7 +27,7 @@ def _save(fig, path) -> None:
     from matplotlib.backend_bases import FigureCanvasBase
 
     suffix = Path(path).suffix.lower()
-    if suffix[1:] not in FigureCanvasBase.get_supported_filetypes():
+    if suffix and suffix[1:] not in FigureCanvasBase.get_supported_filetypes():  # (none: .png added)
         raise ValueError(f"plot path {str(path)!r}: matplotlib writes "
                          f"{', '.join('.' + k for k in sorted(FigureCanvasBase.get_supported_filetypes()))} "
                          f"(by the file's suffix), not {suffix or 'no suffix'!r}")
