@@ -1199,6 +1199,43 @@ def test_a_body_that_makes_no_tensor_replays_exactly():
     assert np.array_equal(ctx.read(o, (0, 0)), np.tile(np.exp(np.arange(T, dtype=np.float32)), 40))
 
 
+def wide_masked_weight(x_ptr, w_ptr, y_ptr, R, N, *, tl):
+    """Triton's `BLOCK = next_power_of_2(N)`: the weight tile is wider than its allocation, its
+    mask (made before the loop) keeps it in; the same load in every row."""
+    cols = tl.arange(0, 2 * T)
+    mask = cols < N
+    for r in tl.range(0, R):
+        x = tl.load(x_ptr + F32 * r * 2 * T, shape=(2 * T,), mask=mask, other=0.0)
+        w = tl.load(w_ptr, shape=(2 * T,), mask=mask, other=0.0)
+        tl.store(y_ptr + F32 * r * 2 * T, x * w, mask=mask)
+
+
+def wide_weight_mask_grows(x_ptr, w_ptr, y_ptr, R, N, *, tl):
+    """The same wide load with a mask that grows with the row: row 5's lets an element past
+    the weight's end (full tracing refuses it there)."""
+    cols = tl.arange(0, 2 * T)
+    for r in tl.range(0, R):
+        w = tl.load(w_ptr, shape=(2 * T,), mask=cols < N - 5 + r, other=0.0)
+        tl.store(y_ptr + F32 * r * 2 * T, w)
+
+
+def test_a_wide_tile_a_mask_from_before_the_loop_keeps_in_replays_exactly():
+    """A review: a load that stays at one place, its tile wider than its allocation and its mask
+    keeping it in (Liger's RMSNorm, tutorial 05's LayerNorm: `w = tl.load(W + cols, mask=cols <
+    N)` in the row loop), stopped replay for the whole loop, by the unmasked footprint, with a
+    reason naming a load past its allocation that no iteration makes (300x slower). Such a load
+    with its mask from before the loop is B's own in every iteration: replayed. One whose mask is
+    made in the iteration is still judged by its footprint: traced, its error at its row."""
+    args = lambda ctx: (ctx.empty((40 * 2 * T,), "f32"), ctx.empty((T + 3,), "f32"),  # noqa: E731
+                        ctx.empty((40 * 2 * T,), "f32"), 40, T + 3)
+    off, on = _exact(wide_masked_weight, args, grid=(1, 1))
+    (lp,) = on.loops
+    assert (lp.replayed, lp.why) == (40 - loops.PROBES - 1, None)
+    e = _same_error(wide_weight_mask_grows, lambda ctx: (ctx.empty((1,), "f32"), ctx.empty((T,), "f32"),
+                                                         ctx.empty((40 * 2 * T,), "f32"), 40, T))
+    assert "load" in str(e)
+
+
 def ring_allreduce_by_list(x_ptr, o_ptr, n, *, tl):
     """A new user's ring all-reduce: its steps in tl.range, the chunks in a Python list, the
     slot each step sends from and receives into picked by the index ((r - s) % P)."""

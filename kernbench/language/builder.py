@@ -507,9 +507,9 @@ class PEBuilder:
         # tensor without its command, and the launch failed with an AssertionError)
         j, file, line = self._site_at(f, key)
         h = self._new(shape, dtype, n, n * ITEMSIZE[dtype], pinned)
-        if self._acc is not None:
-            self._acc.append((alloc, e0, shape, stride))
         m_id = -1 if mask is None else mask[1]
+        if self._acc is not None:  # (the mask's tensor: loops._safe_iterations)
+            self._acc.append((alloc, e0, shape, stride, m_id))
         o_id = other[1] if type(other) is tuple else -1
         self._pending.push(j, after, m_id, o_id)
         if self.functional:
@@ -526,7 +526,7 @@ class PEBuilder:
         if self._pending.n >= _PENDING_MAX:  # (its refusal before this store is recorded)
             self._flush(len(self.tensors))
         if self._acc is not None:
-            self._acc.append((alloc, e0, shape, stride))
+            self._acc.append((alloc, e0, shape, stride, -1 if mask is None else mask[1]))
         self._pending.push(j, src, -1 if mask is None else mask[1], -1)
         if self.functional:
             self._meta(("store", file, line, spec, alloc, e0, shape, stride,
