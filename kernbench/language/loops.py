@@ -1714,8 +1714,11 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             replayed = max(R, 0)
             if R <= 0:
                 why = ("no iteration left between the traced ones" if n - tail - k <= 0 else
-                       "its next iteration's loads or stores would leave their allocation, or "
-                       "the program its bounds: traced from there")
+                       "its next iteration's loads or stores, moved on by their step per "
+                       "iteration (a masked one judged by its whole tile), would leave their "
+                       "allocation, or the program its bounds: traced from there (an address "
+                       "that does not move by a constant step, a flattened 2-D grid or a block "
+                       "table, is outside the contract: replay='verify' names it)")
             if R > 0:
                 _check_memory(b, p, R, where)
                 _replay(b, p, R, (where[0], where[1]))
