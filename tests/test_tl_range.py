@@ -1210,6 +1210,14 @@ def wide_masked_weight(x_ptr, w_ptr, y_ptr, R, N, *, tl):
         tl.store(y_ptr + F32 * r * 2 * T, x * w, mask=mask)
 
 
+def wide_masked_weight_moving(w_ptr, y_ptr, R, N, *, tl):
+    mask = tl.arange(0, 2 * T) < N
+    for r in tl.range(1, R, shapes_move=True):
+        w = tl.load(w_ptr, shape=(2 * T,), mask=mask, other=0.0)
+        tl.load(y_ptr, shape=(r, 4))  # (a shape that moves)
+        tl.store(y_ptr + F32 * 2 * T * r, w)
+
+
 def wide_weight_mask_grows(x_ptr, w_ptr, y_ptr, R, N, *, tl):
     """The same wide load with a mask that grows with the row: row 5's lets an element past
     the weight's end (full tracing refuses it there)."""
@@ -1231,6 +1239,12 @@ def test_a_wide_tile_a_mask_from_before_the_loop_keeps_in_replays_exactly():
     off, on = _exact(wide_masked_weight, args, grid=(1, 1))
     (lp,) = on.loops
     assert (lp.replayed, lp.why) == (40 - loops.PROBES - 1, None)
+    # (a breaker: under shapes_move=True the access was still judged by its whole tile)
+    off, on = _exact(wide_masked_weight_moving, lambda ctx: (ctx.empty((T + 3,), "f32"),
+                                                              ctx.empty((40 * 2 * T,), "f32"), 40, T + 3),
+                     grid=(1, 1))
+    (lp,) = on.loops
+    assert lp.replayed > 0 and lp.why is None
     e = _same_error(wide_weight_mask_grows, lambda ctx: (ctx.empty((1,), "f32"), ctx.empty((T,), "f32"),
                                                          ctx.empty((40 * 2 * T,), "f32"), 40, T))
     assert "load" in str(e)

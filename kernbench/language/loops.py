@@ -658,7 +658,9 @@ def _safe_iterations(b, p: _Plan, want: int) -> int:
 def _accesses_fit(p: _Plan, m: int) -> bool:
     """Does every load and store of iteration B + m (offsets and, shapes_move, shapes moved
     on) stay inside its allocation, with a stride its rows fit (semantic.region)?"""
-    for (alloc, e0, shape, stride, _), d, ds in zip(p.acc, p.delta, p.moves.acc):
+    for (alloc, e0, shape, stride, mask), d, ds in zip(p.acc, p.delta, p.moves.acc):
+        if not d and ds is None and 0 <= mask < p.t0:
+            continue  # (B's own access in every iteration: _safe_iterations)
         if ds is not None:
             if not _stays(shape, ds, m):
                 return False
