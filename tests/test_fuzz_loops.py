@@ -12,14 +12,13 @@ and verify. Profiles as test_fuzz's (``KERNBENCH_FUZZ_EXAMPLES`` for a long rand
 from __future__ import annotations
 
 import copy
-import operator
 import warnings
 
 import numpy as np
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from fuzz import reference as R
-from fuzz.kernels import (DTYPES, NIN, NOUT, PY_OP, _Gen, _inputs, _numel, hardware, ACTION_LIST)
+from fuzz.kernels import (DTYPES, NIN, NOUT, _Gen, _inputs, _interpret, _numel, hardware, ACTION_LIST)
 from fuzz.reference import Op
 
 from test_fuzz import _LONG, _same, _seeded
@@ -29,91 +28,9 @@ PROFILE = settings(max_examples=int(_LONG) if _LONG else 300, deadline=None, der
 
 
 def interp(ops, tl, get, put, ins, outs, j):
-    for op in ops:
-        a, k = op.a, op.kind
-        v = get
-        out = None
-        if k == "load":
-            dt = a["dt"]
-            kw = {}
-            if a["give_dtype"]:
-                kw["dtype"] = dt
-            if a["stride"] is not None:
-                kw["stride"] = a["stride"]
-            if a["mask"] is not None:
-                kw["mask"] = v(a["mask"])
-                if a["other"] is not None:
-                    kw["other"] = v(a["other"])
-            if a["after"] is not None:
-                kw["after"] = v(a["after"])
-            e = a["e0"] + j * a.get("step", 0)
-            out = tl.load(ins[dt] + R.ITEMSIZE[dt] * e, shape=a["shape"], **kw)
-        elif k == "store":
-            dt = a["dt"]
-            x = v(a["x"])
-            kw = {}
-            if a["stride"] is not None:
-                kw["stride"] = a["stride"]
-                kw["shape"] = tuple(x.shape)
-            if a["mask"] is not None:
-                kw["mask"] = v(a["mask"])
-            e = a["e0"] + j * a.get("step", 0)
-            tl.store(outs[dt] + R.ITEMSIZE[dt] * e, x, **kw)
-        elif k == "bin":
-            x, y = v(a["a"]), v(a["b"])
-            if a["fn"] or a["op"] in ("maximum", "minimum"):
-                out = getattr(tl, a["op"])(x, y)
-            else:
-                out = PY_OP[a["op"]](x, y)
-        elif k == "un":
-            x = v(a["x"])
-            name = a["op"]
-            if a["fn"] or name in R.FLOAT_FNS:
-                out = getattr(tl, name)(x)
-            else:
-                out = {"neg": operator.neg, "abs": abs, "invert": operator.invert}[name](x)
-        elif k == "where":
-            out = tl.where(v(a["c"]), v(a["a"]), v(a["b"]))
-        elif k == "reduce":
-            out = getattr(tl, a["op"])(v(a["x"]), axis=a["axis"])
-        elif k == "dot":
-            x, y = v(a["a"]), v(a["b"])
-            if a.get("acc") is not None:
-                out = tl.dot(x, y, acc=v(a["acc"]))
-            elif a["fn"]:
-                out = tl.dot(x, y)
-            else:
-                out = x @ y
-        elif k == "cast":
-            out = tl.cast(v(a["x"]), a["dt"], saturate=a["sat"]) if a["sat"] else tl.cast(v(a["x"]), a["dt"])
-        elif k == "view":
-            x = v(a["x"])
-            how = a["how"]
-            if how == "trans":
-                out = tl.trans(x) if a["fn"] else x.T
-            elif how == "col":
-                out = x[:, None]
-            elif how == "row":
-                out = x[None, :]
-            else:
-                out = tl.reshape(x, a["shape"]) if a["fn"] else tl.view(x, a["shape"])
-        elif k == "bcast":
-            out = tl.broadcast_to(v(a["x"]), a["shape"])
-        elif k == "full":
-            if a["value"] == 0 and a["fn"]:
-                out = tl.zeros(a["shape"], dtype=a["dt"])
-            else:
-                out = tl.full(a["shape"], a["value"], dtype=a["dt"])
-        elif k == "arange":
-            out = tl.arange(a["start"], a["end"])
-        elif k == "pow":
-            out = v(a["x"]) ** a["n"]
-        elif k == "softmax":
-            out = tl.softmax(v(a["x"]), axis=a["axis"])
-        else:
-            raise AssertionError(k)
-        if op.dst is not None:
-            put(op.dst, out)
+    """``ops`` of a loop case through ``tl`` (fuzz.kernels._interpret, its loads and stores moved
+    on ``j`` steps)."""
+    _interpret(ops, tl, None, ins, outs, 0, None, get=get, put=put, j=j)
 
 
 class LoopCase:

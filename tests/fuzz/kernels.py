@@ -81,10 +81,15 @@ INTLIKE = ("int32", "bool")
 
 
 # --------------------------------------------------------------------------- the kernel
-def _interpret(ops, tl, H, ins, outs, g, keep):
+def _interpret(ops, tl, H, ins, outs, g, keep, get=None, put=None, j=0):
+    """Run ``ops`` through ``tl``: registers in ``H`` (and ``keep``, by PE ``g``), or, for a loop
+    body (test_fuzz_loops), read by ``get`` and set by ``put``, its loads and stores moved on by
+    their ``step`` ``j`` times."""
     def v(x):
         return H[x[1]] if x[0] == "r" else x[1]
 
+    if get is not None:
+        v = get
     for op in ops:
         a, k = op.a, op.kind
         out = None
@@ -101,7 +106,7 @@ def _interpret(ops, tl, H, ins, outs, g, keep):
                     kw["other"] = v(a["other"])
             if a["after"] is not None:
                 kw["after"] = v(a["after"])
-            out = tl.load(ins[dt] + R.ITEMSIZE[dt] * a["e0"], shape=a["shape"], **kw)
+            out = tl.load(ins[dt] + R.ITEMSIZE[dt] * (a["e0"] + j * a.get("step", 0)), shape=a["shape"], **kw)
         elif k == "store":
             dt = a["dt"]
             x = v(a["x"])
@@ -111,7 +116,7 @@ def _interpret(ops, tl, H, ins, outs, g, keep):
                 kw["shape"] = tuple(x.shape)
             if a["mask"] is not None:
                 kw["mask"] = v(a["mask"])
-            tl.store(outs[dt] + R.ITEMSIZE[dt] * a["e0"], x, **kw)
+            tl.store(outs[dt] + R.ITEMSIZE[dt] * (a["e0"] + j * a.get("step", 0)), x, **kw)
         elif k == "bin":
             x, y = v(a["a"]), v(a["b"])
             if a["fn"] or a["op"] in ("maximum", "minimum"):
@@ -170,7 +175,9 @@ def _interpret(ops, tl, H, ins, outs, g, keep):
             out = tl.recv(a["port"], a["shape"], a["dt"], **kw)
         else:  # pragma: no cover
             raise AssertionError(k)
-        if op.dst is not None:
+        if op.dst is not None and put is not None:
+            put(op.dst, out)
+        elif op.dst is not None:
             H[op.dst] = out
             keep[(g, op.dst)] = out
 
