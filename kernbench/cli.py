@@ -1280,15 +1280,13 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     try:
         parser = build_parser()
         try:
-            args = parser.parse_args(argv)
+            args, stray = parser.parse_known_args(argv)
         except SystemExit as e:  # --help and --version exit through argparse
             return int(e.code or 0)
-        except CliError as e:  # (the top parser reports a subcommand's stray arguments: its help)
+        if stray:  # (parse_args' own error, pointing to the help of the subcommand they follow)
             words = [w for w in argv[:2] if not w.startswith("-")]
-            cmd = " ".join(words if words[:1] == ["hw"] else words[:1])
-            if cmd and str(e).startswith("unrecognized arguments") and str(e).endswith(f"(see {parser.prog} --help)"):
-                raise CliError(f"{str(e)[:-len(f'(see {parser.prog} --help)')]}(see {parser.prog} {cmd} --help)") from None
-            raise
+            cmd = words if words[:1] == ["hw"] else words[:1]
+            raise CliError(f"unrecognized arguments: {' '.join(stray)} (see {' '.join([parser.prog, *cmd])} --help)")
         debug = debug or bool(getattr(args, "debug", False))
         if args.func is None:
             args._help.print_help()
