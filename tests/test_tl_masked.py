@@ -681,16 +681,22 @@ def test_check_masked_skips_the_mask_only_where_no_mask_could_fail():
 
     from kernbench.language import semantic
 
+    real = semantic.masked_access
+    calls: list = []
+
+    def counted(*a, **k):
+        calls.append(a)
+        return real(*a, **k)
+
     skipped = 0
     for numel in range(1, 13):
         alloc = _types.SimpleNamespace(numel=numel, name="a", dtype="f32")
         for shape, stride in [((n,), None) for n in range(1, 14)] + [
-                ((r, c), st) for r in (1, 2, 3) for c in (1, 2, 4) for st in (None, c - 1, c, c + 2) if st != 0]:
+                ((r, c), sd) for r in (1, 2, 3) for c in (1, 2, 4) for sd in (None, c - 1, c, c + 2) if sd != 0]:
             for e0 in range(-3, numel + 4):
-                calls = []
-                real = semantic.masked_access
+                calls.clear()
                 try:
-                    semantic.masked_access = lambda *a, **k: calls.append(a) or real(*a, **k)
+                    semantic.masked_access = counted
                     try:
                         semantic.check_masked(None, alloc, e0, shape, stride, np.ones(shape, bool), "store")
                         refused = False
