@@ -297,9 +297,9 @@ def test_bad_load_reported_at_its_iteration(replay):
 
 
 def running_width(x_ptr, o_ptr, n, *, tl):
-    """A Python counter carried across iterations sets the last block's width (outside the
-    contract): replayed iterations would not count it down, so the last traced one would load
-    past x. A variable of the kernel's: found, the loop traced in full."""
+    """A Python counter carried across iterations sets the last block's width: replayed
+    iterations would not count it down, so the last traced one would load past x. An int
+    local of the kernel's, stepped by a constant: replay steps it."""
     acc = tl.zeros((T, 1), "f32")
     rem = n * T - 3
     for i in tl.range(0, n):
@@ -329,18 +329,21 @@ def hidden_running_width(x_ptr, o_ptr, n, *, tl):
     tl.store(o_ptr, acc)
 
 
-def test_a_running_width_in_a_variable_is_found_and_its_loop_traced_in_full():
-    # (this session: the loop's variables read before assigned are compared across the
-    # iterations proving it; `rem -= T` moved the last block's width, which replay left at B's)
+def test_a_running_width_in_a_variable_is_stepped_by_replay():
+    # (the loop's variables read before assigned are compared across the iterations proving
+    # it; `rem -= T` moves the last block's width, which replay left at B's: the loop was
+    # traced in full. An int local stepped by a constant is now set by replay, 3 of 8 wide in
+    # the last iteration as full tracing has it)
     n = 10
     args = lambda ctx: (ctx.empty((T, n * T - 3), "f32"), ctx.empty((T, 1), "f32"), n)  # noqa: E731
-    with pytest.warns(ReplayWarning, match=r"^PE \(0, 0\) at test_tl_range.py:\d+: tl.range: the body reads "
-                                           r"`rem` before assigning it"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReplayWarning)
         on = _launch(running_width, args, "on", grid=(1, 1))
-    assert_same_launch(_launch(running_width, args, "off", grid=(1, 1)), on)
-    assert on.program.compact is None  # (traced in full)
-    with pytest.warns(ReplayWarning):
         _launch(running_width, args, "verify", grid=(1, 1))
+    off = _launch(running_width, args, "off", grid=(1, 1))
+    assert_same_launch(off, on)
+    assert on.program.compact is not None  # (replayed)
+    assert on.label(on.program.n_commands - 2) == off.label(off.program.n_commands - 2)
 
 
 def counted_assert(x_ptr, n, *, tl):
@@ -411,28 +414,28 @@ def _blocks(blocks, n):
 
 
 @pytest.mark.parametrize("kernel", [advanced_pointer, enumerated, counted])
-def test_a_body_counting_its_iterations_is_traced_in_full(kernel):
+def test_a_body_counting_its_iterations_is_exact(kernel):
     """(A review's case.) A body whose addresses come from a Python count of the iterations run
     (the pointer advanced with `+=`, enumerate, a counter) puts the iteration traced after the
     replayed ones where iteration 3 would be, not on the loop's line: a load past the array in
     the last iteration was missed, the launch succeeding. That iteration is now checked; off its
-    line, the launch is traced again with the loop traced in full (exact, with a warning)."""
+    line, the launch is traced again with the loop traced in full (exact, with a warning).
+    An int local the body steps (`p += BLOCK`, `j += 1`) is stepped by replay: replayed."""
     line = kernel.__code__.co_firstlineno + {advanced_pointer: 4, enumerated: 2, counted: 3}[kernel]  # the loop's
     # in bounds: 10 blocks, 10 iterations
-    with pytest.warns(ReplayWarning) as w:
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always", ReplayWarning)
         on = _launch(kernel, _blocks(10, 10), "on", grid=(1, 1))
     assert_same_launch(_launch(kernel, _blocks(10, 10), "off", grid=(1, 1)), on)
-    (msg,) = [str(x.message) for x in w]
     if kernel is enumerated:  # (enumerate's count is no variable of the kernel's: the last
         # iteration is found off its line, and the launch traced again)
+        (msg,) = [str(x.message) for x in w]
         assert msg.startswith(f"PE (0, 0) at test_tl_range.py:{line}: tl.range: iteration 9 (index 9), ")
         assert "a load or store of 'a0' reads element 24" in msg and "not element 72" in msg
-    else:  # a variable the body reads before assigning it, changing: found in the probes, and
-        # the loop traced in full as it runs (no second trace)
-        name = {advanced_pointer: "p", counted: "j"}[kernel]
-        assert msg.startswith(f"PE (0, 0) at test_tl_range.py:{line}: tl.range: the body reads `{name}` "
-                              f"before assigning it, and its value differs from iteration to iteration")
-    assert "`ptr + i * BLOCK`" in msg
+        assert "`ptr + i * BLOCK`" in msg
+    else:  # an int variable the body reads before assigning it, stepped by a constant: replay
+        # sets it to the value full tracing has at the iteration it traces after the replayed
+        assert not w and on.program.compact is not None
     # 11 iterations (the last leaves the array) and 15 (replay stops before iteration 10, a
     # middle one, which its Python puts off the line): full tracing's error, at its iteration
     # (the error is the launch's outcome: no warning besides)
@@ -783,11 +786,9 @@ def test_a_cut_short_iteration_and_a_fixed_access_at_the_next_place():
 
 def swallowing(x_ptr, o_ptr, n, *, tl):
     acc = tl.zeros((T,), "f32")
-    p = x_ptr
     try:
-        for _ in tl.range(0, n):
-            acc = acc + tl.load(p, shape=(T,))
-            p += T * F32
+        for j, _ in enumerate(tl.range(0, n)):  # (enumerate's count: found off its line)
+            acc = acc + tl.load(x_ptr + j * T * F32, shape=(T,))
     except BaseException:  # (takes kernbench's own signal too: the launch is traced again)
         pass
     tl.store(o_ptr, acc)
@@ -2460,10 +2461,10 @@ def four_loops(x_ptr, o_ptr, n, *, tl):
         acc = acc + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
     for _ in tl.range(0, 2):  # too short to replay
         acc = acc * 0.5
-    seen = 0
-    for _ in tl.range(0, n):  # Python state: a count the body keeps
-        seen += 1
-        acc = acc + tl.load(x_ptr + (seen % 3) * T * T * F32, shape=(T, T))
+    seen = []
+    for _ in tl.range(0, n):  # Python state: a list the body appends to
+        seen.append(0)
+        acc = acc + tl.load(x_ptr + (len(seen) % 3) * T * T * F32, shape=(T, T))
     for i in tl.range(0, n):  # a branch on the index: iteration 2 is not iteration 1 moved on
         x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
         acc = acc + (tl.exp(x) if i == 2 else x)

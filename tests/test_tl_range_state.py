@@ -7,6 +7,7 @@ iterations proving the loop, and the loop traced in full as it runs (docs/langua
 body carrying only tensor handles and values it recomputes from the index."""
 import dataclasses
 import dis
+import sys
 import types
 import warnings
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from replay_helpers import assert_same_launch
 
-from kernbench.common.errors import ReplayWarning
+from kernbench.common.errors import ReplayContractError, ReplayWarning
 from kernbench.language import semantic
 from kernbench.runtime.context import Context
 
@@ -189,16 +190,25 @@ def float_scale(x_ptr, o_ptr, n, *, tl):
 
 
 @pytest.mark.parametrize("kernel,names,args", [
-    (stats_counter, "`tiles`", _rows(10)),
     (appended, "`kept`", _rows(10)),
     (width_replay_last, "`rem`", lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((1,), "f32"), 10)),
-    (output_pointer, "`q`", lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((10 * T,), "f32"), 10)),
     (pair_state, "`st`", _rows(10)),
     (float_scale, "`s`", _rows(10)),
 ])
 def test_state_in_the_loop_s_variables_is_found_and_the_loop_traced_in_full(kernel, names, args):
     on = _found(kernel, args, names)
     assert on.program.compact is None
+
+
+@pytest.mark.parametrize("kernel,args", [
+    (stats_counter, _rows(10)),
+    (output_pointer, lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((10 * T,), "f32"), 10)),
+])
+def test_an_int_the_body_steps_is_stepped_by_replay(kernel, args):
+    """A count the kernel divides by after the loop, an output pointer advanced with `+=`: an
+    int local the body steps by a constant, which replay sets to the value full tracing has
+    (loops._int_steps): replayed, and the same launch."""
+    _replayed(kernel, args)
 
 
 def test_a_running_width_with_replay_last_was_wrong_and_is_exact():
@@ -224,7 +234,7 @@ def test_the_functional_values_of_a_counted_loop_are_full_tracings():
 
 
 def inner_counter(x_ptr, o_ptr, n, m, *, tl):
-    """An inner loop's counter, reset by the outer body each iteration: the inner loop is found
+    """An inner loop's counter, reset by the outer body each iteration: the inner loop steps it
     (its own probes), the outer one sees its body assign `j` before the inner loop reads it."""
     acc = tl.zeros((T,), "f32")
     for i in tl.range(0, n):
@@ -235,26 +245,40 @@ def inner_counter(x_ptr, o_ptr, n, m, *, tl):
     tl.store(o_ptr, acc)
 
 
-def test_an_inner_loop_s_counter_is_found_in_every_outer_iteration_traced():
+def inner_float(x_ptr, o_ptr, n, m, *, tl):
+    """inner_counter with a float scale carried instead (not an int: not stepped)."""
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        s = 1.0
+        for j in tl.range(0, m):
+            acc = acc + tl.load(x_ptr + (i * m + j) * T * F32, shape=(T,)) * s
+            s = s * 0.5
+    tl.store(o_ptr, acc)
+
+
+def test_an_inner_loop_s_state_is_found_in_every_outer_iteration_traced():
     args = lambda ctx: (ctx.empty((6 * 8 * T,), "f32"), ctx.empty((T,), "f32"), 6, 8)  # noqa: E731
-    off = _launch(inner_counter, args, "off")
-    with pytest.warns(ReplayWarning, match="the body reads `j` before assigning it") as w:
-        on = _launch(inner_counter, args, "on")
+    off = _launch(inner_float, args, "off")
+    with pytest.warns(ReplayWarning, match="the body reads `s` before assigning it") as w:
+        on = _launch(inner_float, args, "on")
     assert_same_launch(off, on)
-    line = inner_counter.__code__.co_firstlineno + 6
+    line = inner_float.__code__.co_firstlineno + 5
     assert {str(x.message).split(": tl.range")[0] for x in w} == {f"PE (0, 0) at test_tl_range_state.py:{line}"}
     # the outer loop carries nothing: it is replayed around its inner loop traced in full
     assert on.program.compact is not None and len(on.program.compact.tiles)
     assert "tl.range in iteration index 0 of the tl.range at" in str(w[0].message)
+    # an int counter instead: the inner loop steps it in every run, both loops replayed
+    on = _replayed(inner_counter, args)
+    assert {(lp.runs, lp.iterations, lp.replayed) for lp in on.loops} == {(1, 6, 2), (4, 32, 16)}
 
 
 def test_each_pe_s_loop_is_found_and_warned_once():
     def k(x_ptr, o_ptr, n, *, tl):
-        p = x_ptr
+        p = [x_ptr]
         acc = tl.zeros((T,), "f32")
         for _ in tl.range(0, n):
-            acc = acc + tl.load(p, shape=(T,))
-            p += T * F32
+            acc = acc + tl.load(p[0], shape=(T,))
+            p[0] += T * F32  # (in a list: not an int local, which replay would step)
         tl.store(o_ptr, acc)
 
     args = _rows(10)
@@ -655,7 +679,7 @@ def test_a_body_longer_than_255_code_units_is_analysed():
     assert "rem" in semantic._live_in(long_body_width.__code__, fi.offset)
     args = lambda ctx: (ctx.empty((10 * 256,), "f32"), ctx.empty((10 * 256,), "f32"),  # noqa: E731
                         ctx.empty((1,), "f32"), 10)
-    _found(long_body_width, args, "`rem`")
+    _replayed(long_body_width, args)  # (an int local stepped: replay steps it)
 
 
 class _Flusher:
@@ -765,12 +789,21 @@ def deque_width(x_ptr, o_ptr, n, *, tl):
 
 @pytest.mark.parametrize("kernel,names", [
     (global_width, "`HIDDEN_REM`"), (closure_width, "`rem`"), (walrus_width, "`rem`"),
-    (except_width, "`rem`"), (deep_width, "`st`"), (array_width, "`rem`"), (deque_width, "`widths`"),
+    (deep_width, "`st`"), (array_width, "`rem`"), (deque_width, "`widths`"),
 ])
 def test_a_running_width_wherever_the_loop_s_frame_keeps_it_is_found(kernel, names):
     # (a review: each was a silent wrong program: the last block loaded 8 wide, not 3)
+    if kernel is walrus_width and sys.version_info >= (3, 12):
+        # (3.12 inlines the comprehension, PEP 709: `rem` is then a plain local, stepped)
+        _replayed(kernel, lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((1,), "f32"), 10))
+        return
     args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((1,), "f32"), 10)  # noqa: E731
     _found(kernel, args, names)
+
+
+def test_a_running_width_in_an_int_local_is_stepped_wherever_the_body_steps_it():
+    # (except_width: the width counted down in an `except` branch taken every iteration)
+    _replayed(except_width, lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((1,), "f32"), 10))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1179,4 +1212,149 @@ def test_a_comprehension_s_variable_is_its_own_on_every_python():
     # (a review on Python 3.12: the saved variable counted as read, a false warning)
     _replayed(shadowing_comprehension, lambda ctx: (ctx.empty((2 * 13 * T,), "f32"), ctx.empty((T,), "f32"), 12))
     args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((1,), "f32"), 10)  # noqa: E731
-    _found(carried_beside_a_comprehension, args, "`j`")
+    _replayed(carried_beside_a_comprehension, args)  # (its `j` an int local, stepped by replay)
+
+
+# -- ints the body steps: replay sets them (loops._int_steps) ----------------------------------
+def triton_matmul(a_ptr, b_ptr, c_ptr, K, *, tl):
+    """Triton's tutorial 03 idiom: the pointers advanced by the body with `+=`."""
+    BK = 16
+    acc = tl.zeros((T, T), "f32")
+    ap, bp = a_ptr, b_ptr
+    for _ in tl.range(0, K, BK):
+        acc = tl.dot(tl.load(ap, shape=(T, BK), stride=K), tl.load(bp, shape=(BK, T), stride=T), acc)
+        ap += BK * F32
+        bp += BK * T * F32
+    tl.store(c_ptr, acc)
+
+
+def test_triton_s_advanced_pointers_are_stepped_and_the_values_right():
+    K = 16 * 20
+    a = np.random.default_rng(0).standard_normal((T, K)).astype(np.float32)
+    b = np.random.default_rng(1).standard_normal((K, T)).astype(np.float32)
+
+    def args(ctx):
+        return ctx.replicate(a), ctx.replicate(b), ctx.empty((T, T), "f32"), K
+
+    on = _replayed(triton_matmul, args)
+    (lp,) = on.loops
+    assert (lp.iterations, lp.replayed) == (20, 16)  # (iterations 0, 1, 2 and the last traced)
+    ctx = Context("default")
+    x = args(ctx)
+    ctx.launch(triton_matmul, (1, 1), *x)  # (functional: every iteration traced)
+    np.testing.assert_allclose(ctx.read(x[2], (0, 0)), a @ b, rtol=1e-4, atol=1e-4)
+
+
+def doubling(x_ptr, o_ptr, n, *, tl):
+    """An int the body doubles: not a constant step."""
+    acc = tl.zeros((T,), "f32")
+    s = 1
+    for i in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+        s = s * 2
+    tl.store(o_ptr + (s % 7) * T * F32, acc)
+
+
+def growing_step(x_ptr, o_ptr, n, *, tl):
+    """An int stepped by the index (0, 1, 3, 6, ...): A's and B's step differ from the rest."""
+    acc = tl.zeros((T,), "f32")
+    s = 0
+    for i in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+        s += i
+    tl.store(o_ptr + (s % 7) * T * F32, acc)
+
+
+@pytest.mark.parametrize("kernel", [doubling, growing_step])
+def test_an_int_not_stepped_by_a_constant_is_found_after_replay(kernel):
+    """Replay sets it as if stepped by B's step; the iteration traced after the replayed ones
+    shows otherwise: the launch is traced again with the loop in full, a ReplayWarning naming
+    the variable and both values. The store after the loop reads it: full tracing's address."""
+    args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((7 * T,), "f32"), 10)  # noqa: E731
+    off = _launch(kernel, args, "off")
+    with pytest.warns(ReplayWarning, match=r"iteration 9 \(index 9\), traced after the iterations replay "
+                                           r"skipped, is not the loop body moved on: its variable `s` is "):
+        on = _launch(kernel, args, "on")
+    assert_same_launch(off, on)
+    assert on.program.compact is None  # (traced in full)
+    (lp,) = on.loops
+    assert lp.replayed == 0 and "its variable `s`" in lp.why
+
+
+def step_changed_once(x_ptr, o_ptr, n, *, tl):
+    """A step that differs in one skipped iteration (an `if` on the index: outside the contract)."""
+    acc = tl.zeros((T,), "f32")
+    j = 0
+    for i in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+        j += 2 if i == 5 else 1
+    tl.store(o_ptr + (j % 7) * T * F32, acc)
+
+
+def test_verify_names_a_step_that_differs_in_a_skipped_iteration():
+    args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((7 * T,), "f32"), 10)  # noqa: E731
+    with pytest.raises(ReplayContractError, match=r"tl.range: iteration 5 \(index 5\) does not repeat the "
+                                                  r"loop body: its variable `j` is 7 at its end, not 6"):
+        _launch(step_changed_once, args, "verify")
+
+
+def stepped_global(x_ptr, o_ptr, n, *, tl):
+    global STEPPED
+    acc = tl.zeros((T,), "f32")
+    STEPPED = x_ptr
+    for _ in tl.range(0, n):
+        acc = acc + tl.load(STEPPED, shape=(T,))
+        STEPPED += T * F32
+    tl.store(o_ptr, acc)
+
+
+def stepped_cell(x_ptr, o_ptr, n, *, tl):
+    p = x_ptr
+    at = lambda: p  # noqa: E731  (p a cell the lambda shares: not set by replay)
+    acc = tl.zeros((T,), "f32")
+    for _ in tl.range(0, n):
+        acc = acc + tl.load(at(), shape=(T,))
+        p += T * F32
+    tl.store(o_ptr, acc)
+
+
+def stepped_bool_and_subclass(x_ptr, o_ptr, n, *, tl):
+    flag = False
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+        flag = not flag
+    tl.store(o_ptr + int(flag) * T * F32, acc)
+
+
+@pytest.mark.parametrize("kernel,names", [
+    (stepped_global, "`STEPPED`"), (stepped_cell, "`p`"), (stepped_bool_and_subclass, "`flag`")])
+def test_an_int_replay_cannot_set_is_found_as_before(kernel, names):
+    """A global, a cell a nested function shares, a bool: not stepped, the loop traced in full."""
+    on = _found(kernel, lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((2 * T,), "f32"), 10), names)
+    assert on.program.compact is None
+
+
+def test_frame_locals_are_set_and_the_frame_s_copy_released():
+    """semantic.set_locals writes a running function's local (3.11 and 3.12: the C API; 3.13:
+    f_locals writes through), and leaves no copy of the frame's variables alive."""
+    import gc
+    import weakref
+
+    class Big:
+        pass
+
+    seen = []
+
+    def f():
+        x, big = 1, Big()
+        ref = weakref.ref(big)
+        frame = sys._getframe()
+        assert semantic.settable_local(frame, "x") and not semantic.settable_local(frame, "nope")
+        semantic.set_locals(frame, {"x": 41})
+        del frame, big
+        gc.collect()
+        seen.append(ref() is None)
+        return x + 1
+
+    assert f() == 42 and seen == [True]

@@ -1033,6 +1033,17 @@ def _check_iteration(b, p: _Plan, s: tuple, e: tuple, m: int, k: int, value, whe
                f"'tl.range'); use range() for a loop whose iterations differ", where, ReplayContractError)
 
 
+def _check_steps(b, spec: tuple, steps: dict, m: int, k: int, value, where: tuple) -> None:
+    """Verify mode: the ints the body steps (:func:`_int_steps`) are B's stepped ``m`` times at
+    the end of iteration ``k`` (index ``value``); else the KernelError naming the variable."""
+    why = _steps_off(spec, steps, m)
+    if why is not None:
+        raise semantic.kernel_error(
+            b, f"tl.range: iteration {k} (index {value}){_outer(b)} does not repeat the loop body: "
+               f"{why}. Replay would set it so instead (docs/language.md, 'tl.range')", where,
+            ReplayContractError)
+
+
 def _interleaved(b, running: list) -> bool:
     """Has the loop ``running`` (its entry in ``b.ranges``) run interleaved with another? True
     once it resumed with another tl.range still running inside it that began inside one of its
@@ -1385,6 +1396,63 @@ def _carried(spec: tuple, states: list) -> tuple:
                  for j, x in enumerate(names) if j in bad)
 
 
+_INT_ID = id(int)
+
+
+def _int_steps(spec: tuple, ab: list, carried: tuple) -> dict:
+    """The ``carried`` variables (:func:`_carried`) replay moves on itself, when all of them are
+    such: plain locals of the loop's frame holding ints that change by a step from A's end to
+    B's (a pointer advanced with ``+=``, Triton's ``a_ptrs += BK * stride``; a counter).
+    ``ab``: A's and B's end states. {index in ``spec``'s variables: (name, value at B's end,
+    step)}; empty when one carried variable is something else (the loop is traced in full)."""
+    if len(ab) != 2 or any(x[0] is None for x in ab):
+        return {}
+    f = semantic.site_frame()
+    if f.f_code is not spec[0]:
+        return {}
+    out = {}
+    for j, name in enumerate(spec[2]):
+        if name not in carried:
+            continue
+        a, b = ab[0][0][j], ab[1][0][j]
+        if not (_int_state(a) and _int_state(b) and a[1] != b[1] and semantic.settable_local(f, name)):
+            return {}
+        out[j] = (name, b[1], b[1] - a[1])
+    return out if len(out) == len(carried) else {}
+
+
+def _int_state(s) -> bool:
+    """Whether state ``s`` (:func:`_state_of`) is a plain int's (not a bool's, nor a subclass's)."""
+    return type(s) is tuple and len(s) == 2 and s[0] == _INT_ID and type(s[1]) is int
+
+
+def _set_steps(spec: tuple, steps: dict, m: int) -> bool:
+    """Replay on: set the stepped variables (:func:`_int_steps`) to their values at the end of B
+    moved on by ``m`` iterations, in the loop's frame; False when the frame is not the loop's
+    (advanced from elsewhere)."""
+    f = semantic.site_frame()
+    if f.f_code is not spec[0] or semantic.loop_offset(f) != spec[1]:
+        return False
+    semantic.set_locals(f, {name: v + m * d for name, v, d in steps.values()})
+    return True
+
+
+def _steps_off(spec: tuple, steps: dict, m: int) -> str | None:
+    """Why the stepped variables (:func:`_int_steps`) at the end of the iteration traced now, B
+    moved on by ``m``, are not B's stepped ``m`` times; else None."""
+    st = _py_state(spec)
+    if st is None:
+        return "the loop is advanced from elsewhere: its variables cannot be read"
+    for j, (name, v, d) in steps.items():
+        want = v + m * d
+        if not (_int_state(st[j]) and st[j][1] == want):
+            got = st[j][1] if _int_state(st[j]) else "not an int"
+            return (f"its variable `{name}` is {got} at its end, not {want}: B's {v} stepped by {d} "
+                    f"per iteration (replay moves on an int the body steps by a constant, `p += "
+                    f"BLOCK`, and nothing else)")
+    return None
+
+
 class _Iterations:
     """Which iteration of a loop made a tensor, by its id: ``starts`` are where iteration 0's,
     1's, ... ids start, and the last where the next one's would; ``k``: the iteration whose
@@ -1637,6 +1705,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         # the variables' states at the start and the end of B (and of any iteration after A
         # traced to prove it): what B changes, replay would not (iteration 0 may set up)
         states = [] if spec else None
+        steps = {}  # the ints the body steps, replay moves on (_int_steps)
         for k in range(MAX_PROBES):
             if k == PROBES - 1 and p is not None:
                 break  # (replay_first: iterations 0 and 1 proved it)
@@ -1694,7 +1763,14 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             # body's Python, would leave it at B's for the iterations traced after; the loop is
             # traced in full from here (exact). From iteration 1: iteration 0 may set things up
             # (A's end and B's: with four probes, iteration 1 is not the loop's, as iteration 0)
-            carried = _carried(spec, [x for x in states if x[1] >= kb - 1])
+            ab = [x for x in states if x[1] >= kb - 1]
+            carried = _carried(spec, ab)
+            if carried and (tail or p.early) and no_replay is not None:
+                # ints the body steps by a constant (a pointer advanced with `+=`): replay sets
+                # them, and checks them at the end of the iteration it traces after
+                steps = _int_steps(spec, ab, carried)
+                if steps:
+                    carried = ()
             if carried:
                 p = None
                 why = (f"it carries Python state across iterations ({', '.join(carried)}: a "
@@ -1751,11 +1827,16 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 # again without a word of a counter: quiet)
                 what = f"iteration {k} (index {r[k]}){_outer(b)}"
                 running[4] = (p, s, k - kb, where, what, R < 2, no_replay)
+                if steps and not _set_steps(spec, steps, k - kb - 1):
+                    raise _in_full(no_replay, (b.pe, b.cube), where, what, "its loop is advanced "
+                                   "from elsewhere: replay cannot step its variables")
                 yield r[k]
                 running[4] = None
                 e = _snap(b)
                 if not _interleaved(b, running):
                     why = _off_line(b, p, s, e, k - kb)
+                    if why is None and steps:
+                        why = _steps_off(spec, steps, k - kb)
                     if why is not None:
                         raise _in_full(no_replay, (b.pe, b.cube), where, what, why, quiet=R < 2)
                 k += 1
@@ -1781,6 +1862,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             e = _snap(b)
             if not _interleaved(b, running) and j < safe:
                 _check_iteration(b, p, s, e, j - kb, j, r[j], where, kb)
+                if steps:
+                    _check_steps(b, spec, steps, j - kb, j, r[j], where)
         if owner:
             b._acc = None
         if tail and k < n:  # (replay_first on 3 iterations: the probes may have traced it)

@@ -37,7 +37,7 @@ TL_INSTEAD = {
     "make_block_ptr": "tl.load(base + itemsize * (r0 * stride + c0), shape=block_shape, "
                       "stride=stride) (a K^T block with order=(0, 1): tl.trans of the (BN, D) tile)",
     "advance": "the next block's offset from the loop index (base + itemsize * i * BLOCK * stride), "
-               "which tl.range replays; a pointer advanced with += is traced in full",
+               "which tl.range replays (a pointer in an int local advanced with += too: replay steps it)",
     **{name: "tl.load(base + itemsize * (r0 * stride + c0), shape=block_shape, stride=stride)"
        for name in ("make_tensor_descriptor", "load_tensor_descriptor", "store_tensor_descriptor")},
     **{name: "nothing: the model has no random generator; pass random data as an input, or "

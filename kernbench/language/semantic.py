@@ -699,6 +699,42 @@ def loop_carried(f) -> tuple:
     return names
 
 
+def settable_local(f, name: str) -> bool:
+    """Whether :func:`set_locals` can set variable ``name`` of frame ``f``: a plain local of a
+    function's frame (not a global, nor a cell that nested functions share)."""
+    co = f.f_code
+    return bool(co.co_flags & _CO_OPTIMIZED) and name in co.co_varnames and name not in co.co_cellvars
+
+
+def set_locals(f, values: dict) -> None:
+    """Set local variables of the running function frame ``f`` (each :func:`settable_local`):
+    tl.range replay moves on the ints its body steps (loops.py). Python 3.13 writes through
+    ``f_locals`` (PEP 667); before it ``f_locals`` is a copy, written back with the C API's
+    ``PyFrame_LocalsToFast``, as debuggers set a variable, and emptied again after (it would keep
+    every variable alive as long as the frame: loops._py_state)."""
+    loc = f.f_locals
+    for k, v in values.items():
+        loc[k] = v
+    if type(loc) is dict:  # (3.11, 3.12)
+        _LOCALS_TO_FAST(f, 0)
+        if sys.getrefcount(loc) <= 3:  # (the frame's, loc and the call's: not a `locals()` kept)
+            loc.clear()
+
+
+def _locals_to_fast():
+    if sys.version_info >= (3, 13):
+        return None
+    import ctypes
+
+    fn = ctypes.pythonapi.PyFrame_LocalsToFast
+    fn.argtypes, fn.restype = (ctypes.py_object, ctypes.c_int), None
+    return fn
+
+
+_CO_OPTIMIZED = 1  # (inspect.CO_OPTIMIZED: a function's frame, whose locals are fast slots)
+_LOCALS_TO_FAST = _locals_to_fast()
+
+
 def loop_offset(f) -> int:
     """The offset of the FOR_ITER that frame ``f`` is advancing: ``f.f_lasti``, or the
     instruction before it when that is a FOR_ITER (Python 3.12 leaves ``f_lasti`` one past a

@@ -660,10 +660,10 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         warnings.warn(ReplayWarning(
             f"{head}{also}: tl.range{outer}: the body reads {said} before assigning "
             f"{'it' if one else 'them'}, and {'its value differs' if one else 'their values differ'} "
-            f"from iteration to iteration: Python state carried across iterations (a pointer "
-            f"advanced with `+=`, a counter, a running width, a list appended to, a tensor put "
-            f"in a slot the index picks: `bufs[i % 2] = x`), which replay, skipping the body's "
-            f"Python, cannot move on. The loop was traced in full (exact, without replay's "
+            f"from iteration to iteration: Python state carried across iterations (a list "
+            f"appended to, a float, a counter in a global or a list, a tensor put in a slot the "
+            f"index picks: `bufs[i % 2] = x`), which replay, skipping the body's Python, cannot "
+            f"move on (it steps an int local only, `p += BLOCK`). The loop was traced in full (exact, without replay's "
             f"speed). Compute such values from the index (`ptr + i * BLOCK`, "
             f"`min(BLOCK, n - i * BLOCK)`), keep them in tensors, or keep each handle in one "
             f"place (`prev, cur = cur, x`), to replay it (docs/language.md, 'tl.range')"),
