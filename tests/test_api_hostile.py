@@ -573,3 +573,62 @@ def test_a_pointer_into_another_contexts_array_is_refused_wherever_it_goes(ctx):
     p = x + 8
     assert isinstance(p, DevicePointer) and p == x.addr + 8 and type(p - x.ptr) is int
     assert type(pickle.loads(pickle.dumps(p))) is int and pickle.loads(pickle.dumps(p)) == p
+
+
+def _copy4(x_ptr, o_ptr, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(4,), dtype="f32"))
+
+
+def test_an_array_where_an_option_s_name_is_expected_is_refused_by_the_option(ctx):
+    """(A fuzz review.) `x in (...)` of a numpy array raised numpy's "truth value of an array is
+    ambiguous" from inside kernbench (for detail=, after tracing)."""
+    bad = np.array(["functional", "timing"])
+    x, o = ctx.replicate(np.ones(4, np.float32)), ctx.empty((4,), "f32")
+    for call, what in ((lambda: ctx.launch(_copy4, (1, 1), x, o, mode=bad), "mode must be one of"),
+                       (lambda: ctx.trace(_copy4, (1, 1), x, o, mode=bad), "mode must be one of"),
+                       (lambda: ctx.launch(_copy4, (1, 1), x, o, mode="timing", detail=bad),
+                        "detail must be one of"),
+                       (lambda: kernbench.Context("default", unwritten=np.array(["nan", "zero"])),
+                        "unwritten must be one of")):
+        with pytest.raises(ValueError, match=what):
+            call()
+    with pytest.raises(PlacementError, match="over must be 'pe', 'cube' or 'all', got array"):
+        ctx.shard(np.ones((2, 4)), over=np.array(["pe", "cube"]))
+    with pytest.raises(PlacementError, match=r"over must be 'pe', 'cube' or 'all' \(or None: as placed\)"):
+        ctx.gather(x, over=np.array(["pe", "cube"]))
+
+    def stepped(x_ptr, *, tl):
+        for _ in tl.range(0, 4, np.array([1, 2])):
+            pass
+
+    with pytest.raises(kernbench.KernelError, match=r"tl.range\(start, stop, step\): step is ndarray "):
+        ctx.launch(stepped, (1, 1), x)
+
+
+def test_a_drift_tolerance_past_the_float_range_is_refused(ctx):
+    x, o = ctx.replicate(np.ones(4, np.float32)), ctx.empty((4,), "f32")
+    # (2**200 raised numpy's TypeError from isfinite: a review)
+    for bad in (10 ** 400, -(2 ** 2000), -(2 ** 200)):
+        with pytest.raises(ValueError, match=r"drift must be True, False or a positive tolerance"):
+            ctx.launch(_copy4, (1, 1), x, o, drift=bad)
+    for ok in (2 ** 63, 2 ** 200):
+        assert ctx.launch(_copy4, (1, 1), x, o, drift=ok).drift.tolerance == float(ok)
+
+
+def test_report_file_must_be_a_path_or_a_file(ctx):
+    x, o = ctx.replicate(np.ones(4, np.float32)), ctx.empty((4,), "f32")
+    r = ctx.launch(_copy4, (1, 1), x, o)
+    for call, who in ((r.report, "print_report"), (r.profile, "print_profile")):
+        with pytest.raises(ValueError, match=rf"^{who}: file must be a path or an open text file \(with "
+                                             r"\.write\), got int 5"):
+            call(file=5)
+
+
+def test_gather_s_pe_is_an_int(ctx):
+    x = ctx.replicate(np.ones(4, np.float32))
+    with pytest.raises(PlacementError, match=r"^gather: pe must be an int \(the PE in its cube with pe=, the "
+                                             r"cube with cube=\), got tuple \(1, 0\)$"):
+        ctx.gather(x, pe=(1, 0))
+    with pytest.raises(PlacementError, match=r"gather: cube must be an int .*, got str '0'"):
+        ctx.gather(x, cube="0")
+    assert ctx.gather(x, pe=1).tolist() == [1.0] * 4

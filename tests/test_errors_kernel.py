@@ -1094,3 +1094,24 @@ def test_kernbenchs_other_errors_raised_in_a_kernel_name_the_pe_and_line(ctx):
         ctx.launch(empties, (1, 1), x)
     assert ei.value.pe == (0, 0) and ei.value.where == f"{__file__}:{empties.__code__.co_firstlineno + 1}"
     assert isinstance(ei.value.__cause__, PlacementError)
+
+
+def test_bytes_and_sets_are_not_shapes_nor_grids(ctx):
+    """(A fuzz review.) bytes and sets iterate as ints: b"ab" made a (97, 98) tile, {4, 16} one
+    in hash order, and b"\\x02\\x01" ran as the grid (2, 1); an infinite extent raised Python's
+    OverflowError as the kernel's own error."""
+    for shp in (b"\x04\x04", bytearray(b"\x10"), {4, 16}, frozenset({8}), "44"):
+        def k(*, tl, shp=shp):
+            tl.full(shp, 1.0, "f32")
+        with pytest.raises(KernelError, match=r"^PE \(0, 0\) at test_errors_kernel.py:\d+: full shape must be "
+                                              r"a non-empty tuple of positive ints, got "):
+            ctx.launch(k, (1, 1))
+    for ext in (float("inf"), float("-inf")):
+        def k2(*, tl, ext=ext):
+            tl.zeros((4, ext), "f32")
+        with pytest.raises(KernelError, match=r"zeros shape must be a non-empty tuple of positive ints, got "
+                                              r"\(4, -?inf\) \(element 1 is float -?inf, not an int\)"):
+            ctx.launch(k2, (1, 1))
+    for grid in (b"\x02\x01", {1, 2}, "21"):
+        with pytest.raises(ValueError, match=r"grid must be \(PEs per cube used, cubes used\), two ints, got "):
+            ctx.launch(lambda *, tl: None, grid)

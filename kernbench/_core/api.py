@@ -985,7 +985,7 @@ def simulate(
     invariant. Ctrl-C (on the main thread) stops the run, or the program's checks before it,
     within milliseconds with KeyboardInterrupt, the engine's memory freed.
     """
-    if detail not in DETAILS:
+    if not isinstance(detail, str) or detail not in DETAILS:
         raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
     for name, flag in (("steady", steady), ("strict_sram", strict_sram), ("record_events", record_events)):
         if not isinstance(flag, (bool, np.bool_)):  # ("no" would be true)

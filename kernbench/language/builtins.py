@@ -248,9 +248,10 @@ def _range_of(tr, call: str, start, stop, step) -> range:
     except (TypeError, ValueError) as e:
         given = (("start", start), ("stop", stop), ("step", step)) if stop is not None else \
             (("start", start), ("step", step))
-        bad = [(n, v) for n, v in given if not hasattr(v, "__index__")]
+        # (an array has __index__, and its == is elementwise: numpy's ambiguous truth, a review)
+        bad = [(n, v) for n, v in given if not hasattr(v, "__index__") or isinstance(v, np.ndarray)]
         what = (f"{bad[0][0]} is {type(bad[0][1]).__name__} {bad[0][1]!r}" if bad
-                else "step is 0" if step == 0 else str(e))
+                else "step is 0" if is_whole(step) and step == 0 else str(e))
         fail(tr, f"{call}(start, stop, step): {what}; the bounds are ints (as range's), step not 0")
 
 

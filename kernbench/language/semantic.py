@@ -1039,11 +1039,13 @@ def _check_shape_slow(tr, shape, what: str) -> tuple:
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_, np.timedelta64)):
         shape = (shape,)
     try:
-        out = tuple(int(d) for d in shape)
-        ok = len(out) > 0 and all(d >= 1 and isinstance(s, (int, np.integer))
-                                  and not isinstance(s, (bool, np.bool_, np.timedelta64))
-                                  for d, s in zip(out, shape))
-    except (TypeError, ValueError):
+        # (bytes and sets iterate as ints: b"ab" was a (97, 98) shape, {4, 16} one in hash order)
+        ok = not isinstance(shape, (str, bytes, bytearray, memoryview, set, frozenset, dict))
+        out = tuple(int(d) for d in shape) if ok else ()
+        ok = ok and len(out) > 0 and all(d >= 1 and isinstance(s, (int, np.integer))
+                                         and not isinstance(s, (bool, np.bool_, np.timedelta64))
+                                         for d, s in zip(out, shape))
+    except (TypeError, ValueError, OverflowError):  # (OverflowError: int(inf))
         ok = False
     if not ok:
         odd = next((f" (element {i} is {_not_int(s)}, not an int)" for i, s in enumerate(shape)

@@ -257,11 +257,16 @@ def emit(renderable, console: Optional[Console] = None, file=None, width: int = 
     """Print a rich ``renderable`` to ``console``, else to ``file`` (a path or an open text
     file; plain text), else to standard output (``width`` columns when it is not a terminal);
     return it as plain text ``width`` columns wide. Every printed report goes through here.
-    Raises ValueError when ``width`` is not an int of at least 20 columns, or ``file`` is a path
-    in a folder that does not exist (naming ``who``, the printing function)."""
+    Raises ValueError when ``width`` is not an int of at least 20 columns, ``file`` is neither a
+    path nor a file, or is a path in a folder that does not exist (naming ``who``, the printing
+    function)."""
     if not is_whole(width) or width < 20:
         raise ValueError(f"width must be an int of at least 20 columns, got {width!r}")
     width = int(width)  # (a numpy int as its value)
+    if console is None and file is not None and not isinstance(file, (str, os.PathLike)) \
+            and not callable(getattr(file, "write", None)):  # (a review: AttributeError on file=5)
+        raise ValueError(f"{who}: file must be a path or an open text file (with .write), got "
+                         f"{type(file).__name__} {file!r}")
     if console is None and isinstance(file, (str, os.PathLike)):
         check_output_file(file, who)  # (before the report is drawn)
     buf = io.StringIO()

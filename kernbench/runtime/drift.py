@@ -36,6 +36,7 @@ itself stays under it, f32 arithmetic far under it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -65,9 +66,13 @@ def drift_tolerance(drift) -> Optional[float]:
         return None
     if drift is True:
         return DEFAULT_TOLERANCE
-    if isinstance(drift, (int, float, np.integer, np.floating)) and not isinstance(drift, (bool, np.timedelta64)) \
-            and np.isfinite(drift) and drift > 0:
-        return float(drift)
+    if isinstance(drift, (int, float, np.integer, np.floating)) and not isinstance(drift, (bool, np.timedelta64)):
+        try:  # (an int past the float range: numpy's isfinite raised TypeError on 2**200)
+            tol = float(drift)
+        except OverflowError:
+            tol = float("nan")
+        if math.isfinite(tol) and tol > 0:
+            return tol
     raise ValueError(f"drift must be True, False or a positive tolerance (e.g. 1e-3), got {drift!r}")
 
 

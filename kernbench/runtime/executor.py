@@ -48,6 +48,9 @@ MODES = ("functional", "timing")
 
 def _check_grid(hw, grid) -> tuple:
     try:
+        # (bytes and sets iterate as ints: b"\x02\x01" ran as (2, 1), {1, 2} in hash order)
+        if isinstance(grid, (str, bytes, bytearray, memoryview, set, frozenset, dict)):
+            raise TypeError
         grid = tuple(grid)  # (once: an iterator would be used up by the first pass)
         g = tuple(int(x) for x in grid)
         ok = len(g) == 2 and all(x == y and is_whole(y) for x, y in zip(g, grid))
@@ -1016,7 +1019,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
     reached are marked as a timing launch's (a read of a copy nothing wrote warns)."""
     replay = replay_mode(replay)
     hw = ctx.hw
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:  # (an array's `in` is numpy's error)
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     _check_kernel(kernel, args, kwargs)
     kname, kfile, _ = kernel_where(kernel)

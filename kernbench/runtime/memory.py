@@ -313,7 +313,7 @@ class DeviceMemory:
     review found four threads allocating at once giving two arrays one address)."""
 
     def __init__(self, hw: HardwareConfig, unwritten: str = "nan"):
-        if unwritten not in UNWRITTEN:
+        if not isinstance(unwritten, str) or unwritten not in UNWRITTEN:
             raise ValueError(f"unwritten must be one of {UNWRITTEN}, got {unwritten!r}")
         self.hw = hw
         #: what never-written memory holds: "nan" (floats NaN, int32 -2**31) or "zero"
@@ -644,6 +644,8 @@ class DeviceMemory:
     def _shard_targets(self, over: str, parts: int | None) -> list[list[int]]:
         """Global PEs holding each shard, by shard index."""
         hw = self.hw
+        if not isinstance(over, str):  # (a numpy array's == is elementwise: numpy's own error)
+            raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {over!r}")
         if over == "pe":
             n = hw.pes_per_cube if parts is None else parts
             lim, what = hw.pes_per_cube, "PEs per cube"
@@ -721,11 +723,17 @@ class DeviceMemory:
         launch stored to differs from the one read, or holds values where it was never written:
         a launch over several PEs or cubes wrote them (``gather(cube=c)``, ``read_all`` read the
         others)."""
+        if over is not None and not isinstance(over, str):  # (as _shard_targets)
+            raise PlacementError(f"over must be 'pe', 'cube' or 'all' (or None: as placed), got {over!r}")
         self._check_live(arr)
         p = arr.placement
         kind = p["kind"]
         chosen = pe is not None or cube is not None
         given_pe, given_cube = pe is not None, cube is not None
+        for n, v in (("pe", pe), ("cube", cube)):  # (a pair in pe= read as ((1, 0), 0): a review)
+            if v is not None and not _whole(v):
+                raise PlacementError(f"gather: {n} must be an int (the PE in its cube with pe=, the "
+                                     f"cube with cube=), got {type(v).__name__} {v!r}")
         home = p["pe"] if kind == "pe" and over is None else (0, 0)  # (put: the copy it was put on)
         pe, cube = (home[0] if pe is None else pe), (home[1] if cube is None else cube)
         if over is None:
