@@ -1125,3 +1125,22 @@ def test_a_kernel_spec_with_two_colons_says_what_a_spec_is(capsys, tmp_path):
     got, out, err = run(capsys, "run", f"{tmp_path / 'two.py'}:k:x", "--grid", "1")
     assert got == 2 and one_error_line(err) == (f"kernbench: error: kernel must be MODULE:FUNCTION or "
                                                 f"FILE.py:FUNCTION, got '{tmp_path / 'two.py'}:k:x'")
+
+
+def test_a_relative_kernel_path_is_reported_absolute(capsys, tmp_path, monkeypatch):
+    """(A determinism review.) `run sub/k.py:k` recorded the file as typed: the JSON named
+    `sub/k.py` from the parent folder and `k.py` from `sub/`, a file no other folder finds, and
+    the two reports of one kernel differed. Named absolute, as `python sub/k.py` names it."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "kk.py").write_text("def kern(x_ptr, *, tl):\n    tl.store(x_ptr, tl.load(x_ptr, shape=(64,)) * 2.0)\n"
+                               "\ndef setup(ctx):\n    return (ctx.empty((64,), 'f32'),)\n")
+    outs = []
+    for cwd, spec in ((tmp_path, "sub/kk.py:kern"), (sub, "kk.py:kern")):
+        monkeypatch.chdir(cwd)
+        out = tmp_path / f"{len(outs)}.json"
+        code, _, err = run(capsys, "run", spec, "--grid", "1,1", "--json", str(out))
+        assert code == 0, err
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    assert json.loads(outs[0])["kernel"]["file"] == str(sub / "kk.py")

@@ -247,3 +247,37 @@ def test_no_temporary_name_reaches_a_figure(tmp_path):
     assert gzip.decompress(raw).startswith(b"<?xml")
     save_figure(fig, tmp_path / "q.svgz")
     assert (tmp_path / "q.svgz").read_bytes()[raw.index(b"\0", 10):] == raw[raw.index(b"\0", 10):]
+
+
+def test_numpy_print_options_do_not_reach_the_files(tmp_path):
+    """(A determinism review.) matplotlib hashes numpy values' text into an SVG's clip-path ids
+    and pandas writes a CSV's floats through numpy's: `np.set_printoptions(legacy="1.13")` in
+    the process changed an SVG's bytes and cut the CSV's floats to 12 digits."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from kernbench.common.files import save_figure
+    import pandas as pd
+
+    from kernbench.sweeps.result import SweepResult
+
+    def files(tag):
+        fig = Figure()
+        ax = fig.add_subplot()
+        ax.plot(np.array([0.1, 1.0, 2.0]), np.array([2.0, 0.17679558011049723, 1.0]), marker="o")
+        save_figure(fig, tmp_path / f"{tag}.svg")
+        res = SweepResult([], [], None, {}, names=["x"])
+        res._df = pd.DataFrame({"x": [0.17679558011049723, 2.413333333333333e-07]})
+        res.to_csv(tmp_path / f"{tag}.csv")
+        return (tmp_path / f"{tag}.svg").read_bytes(), (tmp_path / f"{tag}.csv").read_bytes()
+
+    before = np.get_printoptions()
+    try:
+        plain = files("plain")
+        np.set_printoptions(legacy="1.13", precision=3)
+        odd = files("odd")
+        assert np.get_printoptions()["precision"] == 3  # (the process's options are its own)
+    finally:
+        np.set_printoptions(**before)
+    assert plain == odd
+    assert b"0.17679558011049723" in plain[1]

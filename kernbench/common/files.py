@@ -84,6 +84,19 @@ def _named(path: str, written: str):
         raise
 
 
+def default_printoptions():
+    """numpy's default print options, for the time of a write (a context manager): matplotlib's
+    SVG ids hash the text of numpy values and pandas' CSV writes floats through numpy's, so a
+    process's own ``np.set_printoptions(legacy="1.13")`` changed an SVG's bytes and cut a CSV's
+    floats to 12 digits (a review). numpy keeps print options per context: other threads keep
+    theirs."""
+    import numpy as np
+
+    return np.printoptions(edgeitems=3, infstr="inf", linewidth=75, nanstr="nan", precision=8,
+                           suppress=False, threshold=1000, formatter=None, sign="-",
+                           floatmode="maxprec", legacy=False)
+
+
 def save_figure(fig, path, **kw) -> None:
     """``fig.savefig(path, **kw)`` through :func:`output_file` (``path`` a file name; a file
     object is written as it is), with the bytes the same from run to run for PNG, SVG (and
@@ -91,7 +104,8 @@ def save_figure(fig, path, **kw) -> None:
     creation date in an SVG, PDF or PostScript file, an SVGZ's gzip header naming ``path`` with
     no time; the writer is given a file object, so no temporary name reaches the file. A name
     without a suffix is
-    written as matplotlib does, with its default format's suffix added (``p`` -> ``p.png``)."""
+    written as matplotlib does, with its default format's suffix added (``p`` -> ``p.png``).
+    Under numpy's default print options (:func:`default_printoptions`)."""
     import gzip
 
     from matplotlib import rc_context, rcParams
@@ -109,7 +123,7 @@ def save_figure(fig, path, **kw) -> None:
     date = {"svg": "Date", "svgz": "Date", "pdf": "CreationDate"}.get(fmt)
     if date is not None:
         kw["metadata"] = {date: None, **(kw.get("metadata") or {})}
-    with rc_context({"svg.hashsalt": "kernbench"}):
+    with rc_context({"svg.hashsalt": "kernbench"}), default_printoptions():
         if fmt in ("ps", "eps"):
             # (matplotlib dates PostScript from the clock or SOURCE_DATE_EPOCH alone, and setting
             # the environment would reach other threads: the optional DSC line is dropped)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..common.files import output_file
+from ..common.files import default_printoptions, output_file
 from ..report.table import plural
 from .figures import BUSY_UNITS, FIGURES
 
@@ -123,11 +123,12 @@ class SweepResult:
                  and kw.get("compression", "infer") in ("infer", None)
                  and (kw.get("compression", "infer") is None
                       or not os.fspath(path).lower().endswith(_COMPRESSED)))
-        if whole:
-            with output_file(path) as out:
-                self.df.to_csv(out, **kw)
-        else:
-            self.df.to_csv(path, **kw)
+        with default_printoptions():  # (floats written whole, whatever the process set)
+            if whole:
+                with output_file(path) as out:
+                    self.df.to_csv(out, **kw)
+            else:
+                self.df.to_csv(path, **kw)
 
     def to_parquet(self, path, **kw) -> None:
         pa = require("pyarrow")
