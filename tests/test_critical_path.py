@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import kernbench
-from kernbench.common.pe_commands import StreamBuilder, Unit, VecOp
+from kernbench.common.pe_commands import Opcode, StreamBuilder, Unit, VecOp
 from kernbench.hw import load_hw
 from kernbench.report.commands import command_facts
 from kernbench.report.critical_path import critical_path
@@ -592,3 +592,65 @@ def test_pipelined_prefill_path_is_gemm_unpipelined_alternates():
     assert to_vec.size >= 32
     summary = critical_path(fold).summary()
     assert "GEMM dot" in summary and "VECTOR" in summary
+
+
+def _two_sends_late_recv(x, *, tl, late=True):
+    if tl.program_id(0) == 0:
+        t = tl.zeros((16384,), "f32")
+        tl.send("E", t)  # A
+        tl.send("E", t)  # B: starts when A ends (TX unit order)
+    else:
+        u = tl.load(x, shape=(16384,), dtype="f32")
+        for _ in range(4):
+            u = tl.exp(u)
+        tl.recv("W", (16384,), "f32", after=u if late else None)  # A's, posted late
+        tl.recv("W", (16384,), "f32")
+
+
+def test_a_credit_step_never_starts_before_its_send():
+    """(A reports review.) Recv A's late post held send A's packets; send B started when A ended,
+    after the post. The walk from B's last packet reached A's packets and named recv A: a
+    `credit` step on B from the post (4,534) over the 6,778 cycles send A ran, "75% ... line 6
+    waiting for the receiver's credits", slack 76. The path now goes through A: B is a busy
+    step from A's end, A's credit step names recv A, with the gain posting it early gives."""
+    runs = {}
+    for late in (True, False):
+        ctx = kernbench.Context("default", overrides={"link.rx_queue_packets": 4})
+        ctx.install_sfr("pe")
+        runs[late] = ctx.launch(_two_sends_late_recv, (2, 1), ctx.empty((16384,), "f32"), mode="timing",
+                                late=late)
+    r = runs[True]
+    f = command_facts(r)
+    steps = critical_path(r).steps
+    for s in steps[steps["kind"] == 2]:  # credit steps (STEP_KINDS)
+        assert s["t0"] >= f.start[s["cmd"]]
+    send_a, send_b = (int(c) for c in np.flatnonzero(f.opcode == int(Opcode.SEND)))
+    kinds = {int(s["cmd"]): ("busy", "data", "credit", "channel")[s["kind"]] for s in steps}
+    assert kinds[send_b] == "busy" and kinds[send_a] == "credit"
+    (credit,) = steps[steps["kind"] == 2]
+    assert credit["slack"] == r.cycles - runs[False].cycles  # (the engine's own gain: 4,212)
+    assert credit["t1"] == f.start[send_b] == f.end[send_a]
+
+
+def test_a_credit_share_says_what_posting_early_gains():
+    """(A reports review.) With 2-packet queues the link's own credit round trip paces the send;
+    a recv posted 17 cycles late made it a `credit` step of 97% of the launch, the summary
+    blaming the receiver for all of it. The summary now gives the gain."""
+    def k(*, tl):
+        if tl.program_id(0) == 0:
+            tl.send("E", tl.zeros((16384,), "f32"))
+        else:
+            d = tl.zeros((64 * 331,), "f32")
+            tl.recv("W", (16384,), "f32", after=d)
+
+    runs = []
+    for post_late in (True, False):
+        ctx = kernbench.Context("default", overrides={"link.rx_queue_packets": 2})
+        ctx.install_sfr("pe")
+        kk = k if post_late else (lambda *, tl: tl.send("E", tl.zeros((16384,), "f32")) if tl.program_id(0) == 0
+                                  else tl.recv("W", (16384,), "f32"))
+        runs.append(ctx.launch(kk, (2, 1), mode="timing"))
+    gain = runs[0].cycles - runs[1].cycles
+    assert 0 < gain < runs[0].cycles // 100
+    summary = critical_path(runs[0]).summary()
+    assert f"waiting for the receiver's credits (posting the recv earlier gains up to {gain:,} cycles)" in summary

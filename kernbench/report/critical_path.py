@@ -14,6 +14,8 @@ the event record of ``record_events=True``) and the program, by the engine's own
   * a **send** whose credits came back late because a recv was posted after its packet
     landed ends a hop after that post (and the rest of its packets): the path goes to that
     recv's start (``"credit"`` step on the send, from the post to its end; see Credits below);
+    a post before the send started (an earlier message's recv) held the send before it on
+    the unit instead, whose credit step names it: this send is a busy step;
   * a **DMA** command that waited for the cube's memory channel (arbitration stall) and ended
     after everything requested before it (or in the same cycle) in the same busy period had
     left the channel ends when the channel has served all that: the path goes to the start of
@@ -181,7 +183,10 @@ class CriticalPath:
             what = {
                 "busy": f"{s['unit']} {label}",
                 "data": f"data in flight to {s['unit']} {label}",
-                "credit": f"{s['unit']} {label} waiting for the receiver's credits",
+                # (its gain: a post a few cycles late on a link its own credit round trip paces
+                # was read as the whole step's cause, a review)
+                "credit": f"{s['unit']} {label} waiting for the receiver's credits (posting the recv "
+                          f"earlier gains up to {s['slack']:,} cycles)",
                 # (the step holds the command's own bursts too: its wait is the slack)
                 "channel": f"DMA {label} sharing the memory channel ({s['slack']:,} cycles waiting)",
             }[s["kind"]]
@@ -425,7 +430,10 @@ def critical_path(result) -> CriticalPath:
                 continue
             if op == SEND and credit[c] > 0:
                 r, slack = credit_holder(c)
-                if r >= 0:
+                # (a post before the send started, an earlier message's recv, held the sends
+                # before it on the unit, whose end it started at: their credit step names it. As
+                # its own, the step covered cycles another send ran: a review)
+                if r >= 0 and start[r] >= start[c]:
                     steps.append([c, int(start[r]), int(end[c]), _CREDIT, -1, slack, r])
                     c, at_end = r, False
                     continue
