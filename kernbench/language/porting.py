@@ -56,7 +56,7 @@ TL_INSTEAD = {
     "ceil": "t + tl.where(t < x, 1.0, 0.0) with t = tl.cast(tl.cast(x, tl.int32), x.dtype) (a cast "
             "to int32 truncates toward zero; |x| < 2**31)",
     **{name: f"m = tl.{op}(x, axis); tl.min(tl.where(x == m, idx, BIG), axis) with idx a tl.arange "
-             f"along the axis: the first index of the {word}"
+             f"along the axis: the first index of the {word} (a row with a NaN gives BIG)"
        for name, op, word in (("argmax", "max", "maximum"), ("argmin", "min", "minimum"))},
     "reduce": "tl.sum, tl.max or tl.min, or the combine written as ops on halves of the tile",
     "umulhi": "nothing: no 64-bit products (int32 arithmetic wraps)",
