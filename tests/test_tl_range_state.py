@@ -1266,19 +1266,71 @@ def growing_step(x_ptr, o_ptr, n, *, tl):
 
 
 @pytest.mark.parametrize("kernel", [doubling, growing_step])
-def test_an_int_not_stepped_by_a_constant_is_found_after_replay(kernel):
-    """Replay sets it as if stepped by B's step; the iteration traced after the replayed ones
-    shows otherwise: the launch is traced again with the loop in full, a ReplayWarning naming
-    the variable and both values. The store after the loop reads it: full tracing's address."""
+def test_an_int_not_stepped_by_a_constant_is_found_in_the_probes(kernel):
+    """Its step from iteration 0's end to A's differs from A's to B's: found before replay, the
+    loop traced in full as it runs, a ReplayWarning naming it. (Found after replay, at the
+    iteration traced after it, the launch was traced again: the kernel's Python twice, what it
+    changed outside itself changed twice, a breaker.) The store after the loop reads it."""
+    calls = []
+
+    def counted(*a, tl):
+        calls.append(1)
+        kernel(*a, tl=tl)
+
     args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((7 * T,), "f32"), 10)  # noqa: E731
     off = _launch(kernel, args, "off")
-    with pytest.warns(ReplayWarning, match=r"iteration 9 \(index 9\), traced after the iterations replay "
-                                           r"skipped, is not the loop body moved on: its variable `s` is "):
-        on = _launch(kernel, args, "on")
+    with pytest.warns(ReplayWarning, match=r"the body reads `s` before assigning it") as w:
+        on = _launch(counted, args, "on")
+    assert len(w) == 1 and calls == [1]  # (one trace)
     assert_same_launch(off, on)
     assert on.program.compact is None  # (traced in full)
-    (lp,) = on.loops
-    assert lp.replayed == 0 and "its variable `s`" in lp.why
+
+
+def ragged_last_step(x_ptr, o_ptr, n, *, tl):
+    """The pointer advanced by every iteration but the last: a ragged last iteration."""
+    acc = tl.zeros((T,), "f32")
+    p = x_ptr
+    for i in tl.range(0, n):
+        acc = acc + tl.load(p, shape=(T,))
+        if i < n - 1:
+            p += T * F32
+    tl.store(o_ptr, acc + tl.load(p, shape=(T,)))
+
+
+def test_a_last_iteration_stepping_otherwise_keeps_replay():
+    """(A breaker: the last iteration's end was checked against the step, and the launch traced
+    again.) The last iteration enters with B's value stepped, and leaves what full tracing has."""
+    on = _replayed(ragged_last_step, _rows(10))
+    assert on.loops[0].replayed == 6
+
+
+def changed_step_read_in_the_last(x_ptr, o_ptr, n, *, tl):
+    """A step that differs in a skipped iteration (outside the contract), read by the last
+    iteration's shape: replay's value there makes an empty tile, full tracing's does not."""
+    acc = tl.zeros((T,), "f32")
+    j = 0
+    for i in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+        j += 2 if i == 5 else 1
+        if i == n - 1:
+            tl.store(o_ptr, tl.zeros((j - 10,), "f32"))
+    tl.store(o_ptr, acc)
+
+
+def test_an_error_in_the_iteration_after_replay_with_stepped_ints_is_full_tracing_s():
+    """(A breaker.) Full tracing raises nothing; the last iteration, its Python run with `j` as
+    replay stepped it, raised a shape error. An error there has the launch traced again with the
+    loop in full: full tracing's outcome, a ReplayWarning saying why (verify's too)."""
+    args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((T,), "f32"), 10)  # noqa: E731
+    off = _launch(changed_step_read_in_the_last, args, "off")
+    with pytest.warns(ReplayWarning, match=r"iteration 9 \(index 9\), traced after the iterations replay "
+                                           r"skipped, is not the loop body moved on: it raised an error, its "
+                                           r"Python run with `j` as replay stepped it"):
+        on = _launch(changed_step_read_in_the_last, args, "on")
+    assert_same_launch(off, on)
+    with pytest.warns(ReplayWarning, match="it raised an error, its Python run with `j`"):
+        # (verify's first pass, replay on, finds it so, and the loop is traced in full in both)
+        assert_same_launch(off, _launch(changed_step_read_in_the_last, args, "verify"))
 
 
 def step_changed_once(x_ptr, o_ptr, n, *, tl):

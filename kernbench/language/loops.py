@@ -881,9 +881,17 @@ def check_cut_short(b) -> None:
 
 def _cut_short(b, pending: tuple):
     """What :func:`check_cut_short` raises for, of a loop's iteration after replay cut short
-    (``pending``: what tl_range keeps while it runs), or None."""
-    p, s, m, where, what, quiet, no_replay = pending
+    (``pending``: what tl_range keeps while it runs), or None. One whose Python ran with ints
+    replay stepped (:func:`_int_steps`) always: only full tracing tells whether its error is
+    the kernel's, or replay's step read where the body steps otherwise (a review)."""
+    p, s, m, where, what, quiet, no_replay, steps = pending
     why = _off_line(b, p, s, _snap(b), m, cut=True)
+    if why is None and steps:
+        names = ", ".join(f"`{x[0]}`" for x in steps.values())
+        why = (f"it raised an error, its Python run with {names} as replay stepped "
+               f"{'it' if len(steps) == 1 else 'them'}: traced again in full, so that the error is "
+               f"full tracing's")
+        quiet = False
     return None if why is None else (where, what, why, quiet, no_replay)
 
 
@@ -1399,13 +1407,16 @@ def _carried(spec: tuple, states: list) -> tuple:
 _INT_ID = id(int)
 
 
-def _int_steps(spec: tuple, ab: list, carried: tuple) -> dict:
+def _int_steps(spec: tuple, ab: list, carried: tuple, before: list) -> dict:
     """The ``carried`` variables (:func:`_carried`) replay moves on itself, when all of them are
     such: plain locals of the loop's frame holding ints that change by a step from A's end to
-    B's (a pointer advanced with ``+=``, Triton's ``a_ptrs += BK * stride``; a counter).
-    ``ab``: A's and B's end states. {index in ``spec``'s variables: (name, value at B's end,
-    step)}; empty when one carried variable is something else (the loop is traced in full)."""
-    if len(ab) != 2 or any(x[0] is None for x in ab):
+    B's (a pointer advanced with ``+=``, Triton's ``a_ptrs += BK * stride``; a counter), the
+    same step as from the end of the iteration before A (``before``: its state) to A's: a
+    doubling stride or `s += i` is found here, and its loop traced in full as it runs (found
+    after replay, the launch was traced again: the kernel's Python twice, a review). ``ab``:
+    A's and B's end states. {index in ``spec``'s variables: (name, value at B's end, step)};
+    empty when one carried variable is something else (the loop is traced in full)."""
+    if len(ab) != 2 or len(before) != 1 or any(x[0] is None for x in (*ab, *before)):
         return {}
     f = semantic.site_frame()
     if f.f_code is not spec[0]:
@@ -1414,8 +1425,9 @@ def _int_steps(spec: tuple, ab: list, carried: tuple) -> dict:
     for j, name in enumerate(spec[2]):
         if name not in carried:
             continue
-        a, b = ab[0][0][j], ab[1][0][j]
-        if not (_int_state(a) and _int_state(b) and a[1] != b[1] and semantic.settable_local(f, name)):
+        z, a, b = before[0][0][j], ab[0][0][j], ab[1][0][j]
+        if not (_int_state(z) and _int_state(a) and _int_state(b) and a[1] != b[1]
+                and b[1] - a[1] == a[1] - z[1] and semantic.settable_local(f, name)):
             return {}
         out[j] = (name, b[1], b[1] - a[1])
     return out if len(out) == len(carried) else {}
@@ -1720,8 +1732,9 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             yield r[k]
             snaps.append(_snap(b))
             trans.append(b.transposed.mark())
-            if states is not None and (k > 0 or replay_first):  # (the start of iteration k + 1)
-                # (with where each iteration's tensors start: _carried)
+            if states is not None:  # (the start of iteration k + 1; iteration 0's end too: the
+                # step of an int before A's, _int_steps; with where each iteration's tensors
+                # start: _carried)
                 states.append((_py_state(spec), k, tuple([b.base + x[0] for x in snaps])))
             if _interleaved(b, running):
                 p = None
@@ -1768,7 +1781,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             if carried and (tail or p.early) and no_replay is not None:
                 # ints the body steps by a constant (a pointer advanced with `+=`): replay sets
                 # them, and checks them at the end of the iteration it traces after
-                steps = _int_steps(spec, ab, carried)
+                steps = _int_steps(spec, ab, carried, [x for x in states if x[1] == kb - 2])
                 if steps:
                     carried = ()
             if carried:
@@ -1826,7 +1839,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 # iteration clamping its prefetch is there too, so then the launch is traced
                 # again without a word of a counter: quiet)
                 what = f"iteration {k} (index {r[k]}){_outer(b)}"
-                running[4] = (p, s, k - kb, where, what, R < 2, no_replay)
+                running[4] = (p, s, k - kb, where, what, R < 2, no_replay, steps)
                 if steps and not _set_steps(spec, steps, k - kb - 1):
                     raise _in_full(no_replay, (b.pe, b.cube), where, what, "its loop is advanced "
                                    "from elsewhere: replay cannot step its variables")
@@ -1835,7 +1848,9 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 e = _snap(b)
                 if not _interleaved(b, running):
                     why = _off_line(b, p, s, e, k - kb)
-                    if why is None and steps:
+                    if why is None and steps and k < n - 1:  # (the last may step otherwise:
+                        # a ragged last iteration, `if i < n - 1: p += B`; it enters with B's
+                        # stepped, and what it leaves is full tracing's)
                         why = _steps_off(spec, steps, k - kb)
                     if why is not None:
                         raise _in_full(no_replay, (b.pe, b.cube), where, what, why, quiet=R < 2)

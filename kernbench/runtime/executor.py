@@ -648,10 +648,11 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         warnings.warn(ReplayWarning(
             f"{pe_at(pe, *loop)}: tl.range: {where}, traced after "
             f"the iterations replay skipped, is not the loop body moved on: {why}. The body "
-            f"seems to keep Python state across iterations (a counter, a pointer advanced with "
-            f"`+=`, enumerate's count; or its last iteration clamps its accesses just there), "
-            f"which replay cannot move on: the launch was traced again "
-            f"with this loop traced in full (exact, without replay's speed). Compute the body's "
+            f"seems to keep Python state across iterations (enumerate's count, a count a helper "
+            f"keeps, an int stepped otherwise than by a constant; or its last iteration clamps its "
+            f"accesses just there), which replay cannot move on: the launch was traced again "
+            f"with this loop traced in full (exact, without replay's speed; the kernel's Python "
+            f"ran again from its first PE: what it changed outside itself, it changed twice). Compute the body's "
             f"addresses from the index (`ptr + i * BLOCK`) to replay it (docs/language.md, "
             f"'tl.range')"), stacklevel=user_stacklevel())
     for loop, (head, outer, names, pes) in (no_replay.carried.items() if no_replay is not None else ()):
