@@ -119,3 +119,38 @@ def test_trace_kept_mask_loop(benchmark, quick, replay):
     assert (tr.program.compact is not None) == (replay == "on")
     benchmark.extra_info.update({"commands": tr.program.n_commands, "cpu_s": min(cpu),
                                  "commands_per_s_cpu": tr.program.n_commands / min(cpu)})
+
+
+def pointer_gemm(a_ptr, b_ptr, c_ptr, K, *, tl):
+    """Triton's tutorial 03 loop: the pointers advanced with `+=` (int locals replay steps)."""
+    BK = 32
+    acc = tl.zeros((T, T), "f32")
+    ap, bp = a_ptr, b_ptr
+    for _ in tl.range(0, K, BK):
+        acc = tl.dot(tl.load(ap, shape=(T, BK), stride=K), tl.load(bp, shape=(BK, T), stride=T), acc)
+        ap += BK * 2
+        bp += BK * T * 2
+    tl.store(c_ptr, acc)
+
+
+@pytest.mark.parametrize("replay", ["off", "on"])
+def test_trace_pointer_gemm(benchmark, quick, replay):
+    """A GEMM whose pointers the body advances: traced in full before ints were stepped (a
+    ReplayWarning), replayed now; the same program either way."""
+    K = 32 * (500 if quick else 20000)
+    ctx = kernbench.Context("default")
+    a, b, c = ctx.empty((T, K), "f16"), ctx.empty((K, T), "f16"), ctx.empty((T, T), "f32")
+    cpu = []
+
+    def run():
+        t0 = time.process_time()
+        tr = ctx.trace(pointer_gemm, (8, 1), a, b, c, K, mode="timing", replay=replay)
+        cpu.append(time.process_time() - t0)
+        return tr
+
+    tr = benchmark.pedantic(run, rounds=1 if quick else 3, iterations=1, warmup_rounds=0)
+    ref = ctx.trace(pointer_gemm, (8, 1), a, b, c, K, mode="timing", replay="off")
+    assert tr.program.commands.tobytes() == ref.program.commands.tobytes()
+    assert (tr.program.compact is not None) == (replay == "on")
+    benchmark.extra_info.update({"commands": tr.program.n_commands, "cpu_s": min(cpu),
+                                 "commands_per_s_cpu": tr.program.n_commands / min(cpu)})

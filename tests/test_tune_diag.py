@@ -2,6 +2,7 @@
 config that fits SRAM is chosen, an over-SRAM config never is, the choice is cached by shapes and
 hardware (a second run launches nothing), and the command line names the choice and its gain.
 Small shapes only: the whole file runs in a few seconds."""
+import json
 import re
 import sys
 from dataclasses import replace
@@ -129,3 +130,18 @@ def test_plain_diag_is_untouched(capsys, tmp_path):
     assert "tuned" not in out and "blocks (32,)" in out
     assert main(["diag", "--no-cache"]) == 2
     assert "--no-cache and --cache-dir are for --tune" in capsys.readouterr().err
+
+
+def test_the_json_of_a_tuned_diag_is_the_same_bytes_every_run(capsys, tmp_path, launches):
+    """(Left out before: `diag --tune --json` held the tuner's CPU and wall seconds, and whether
+    the cache answered, so two runs' JSON differed.) The choice and its figures only."""
+    outs = []
+    for run in range(2):  # (the first computes, the second reads the cache)
+        out = tmp_path / f"{run}.json"
+        assert main(["diag", "--panel", "single_user_decode", "--tune", "--cache-dir", str(tmp_path / "c"),
+                     "--json", str(out)]) == 0
+        outs.append(out.read_bytes())
+    assert launches["computed"] == 3  # (the second from the cache)
+    assert outs[0] == outs[1]
+    tuning = json.loads(outs[0])["extra"]["diag"]["tuning"]
+    assert tuning["blocks"] == [64] and "cpu_seconds" not in tuning and "from_cache" not in tuning

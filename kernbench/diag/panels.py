@@ -571,6 +571,10 @@ def tune_panel(spec: PanelSpec, hw, configs: list | None = None, cache=True):
     return tune(target, cands if configs is None else configs, hw=hw, default=default, cache=cache)
 
 
+#: the tuning figures of one run, not of the choice: left out of a launch's JSON
+_RUN_ONLY = frozenset({"table", "from_cache", "computed", "cpu_seconds", "wall_seconds"})
+
+
 def _tuning_info(spec: PanelSpec, t, cpu: float, wall: float) -> dict:
     """The tuner's choice for a panel, as plain data (PanelResult.tuning, --json)."""
     names = ("block_q", "block_kv") if spec.kind == "prefill" else ("block_kv",)
@@ -623,7 +627,9 @@ def run_panels(panels=None, hw="default", shape: str = "small", context: int | N
         p = run_panel(spec, cfg, trace_cache=cache, **launch_kw)
         if tuning is not None:
             p.tuning = tuning
-            p.result.extra["diag"]["tuning"] = {k: v for k, v in tuning.items() if k != "table"}
+            # (not the tuner's seconds nor whether the cache answered: the JSON the same bytes
+            # every run, as a launch's is; the printed line and PanelResult.tuning have them)
+            p.result.extra["diag"]["tuning"] = {k: v for k, v in tuning.items() if k not in _RUN_ONLY}
         out.append(p)
     for traced, _ in (cache or {}).values():
         traced.release()  # the panels copying its streams have run
