@@ -40,7 +40,9 @@ def test_rank_axis_1_silent_pes_and_cube_links(kind):
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
-def test_prefill_every_chunk_received_once(n):
+def test_prefill_every_chunk_received_once_per_phase(n):
+    """Once in each phase (K/V group, query block), not once per launch: docs/kernels.md, "K/V
+    travel once per phase" (a peer review read issue 4's "exactly once per rank" as per launch)."""
     spec = small_spec("prefill", n, 4, 0)  # 8 rows per rank, blocks of 4: 2 query, 2 K/V blocks
     r = run_panel(spec, MESH8).result
     uc = r.unit_counters
