@@ -1881,3 +1881,25 @@ def test_an_optional_dependency_installed_but_broken_is_not_called_missing(monke
     assert isinstance(e.value.__cause__, ImportError)
     with pytest.raises(ImportError, match=r'needs missingpkg: pip install "kernbench\[sweep\]"'):
         require("missingpkg")
+
+
+def _plus_one(x_ptr, o_ptr, n, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") + 1.0)
+
+
+def _plus_one_setup(ctx, n):
+    return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+
+
+def test_progress_asked_for_off_a_terminal_prints_lines(capsys):
+    """(A peer review.) rich draws no live display off a terminal: progress=True printed
+    nothing to a log. A line at each tenth of the points now; None (the default) and False
+    print nothing there."""
+    kw = dict(setup=_plus_one_setup, args={"n": [64, 128]}, hardware={"dma.latency_cycles": [1, 2, 3, 4, 5]},
+              workers=1, cache=False)
+    kernbench.sweep(_plus_one, (1, 1), progress=True, **kw)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 10 and err[0].startswith("sweep: 1 of 10 points (") and err[-1].startswith("sweep: 10 of 10 points (")
+    for quiet in (None, False):
+        kernbench.sweep(_plus_one, (1, 1), progress=quiet, **kw)
+        assert capsys.readouterr().err == ""

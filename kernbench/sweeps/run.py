@@ -422,11 +422,19 @@ def _replay_option(value):
 
 
 class _Progress:
+    """The sweep's progress on standard error: rich's bar on a terminal; elsewhere (a log, CI),
+    when asked for, a line at each tenth of the points and at the end (rich draws no live
+    display off a terminal: ``progress=True`` printed nothing there, a review)."""
+
     def __init__(self, total: int, enabled):
         self.p = None
+        self.lines = None
+        tty = sys.stderr.isatty()
         if enabled is None:
-            enabled = sys.stderr.isatty()
-        if enabled and total:
+            enabled = tty
+        if enabled and total and not tty:
+            self.lines = [0, total, time.perf_counter(), 0]  # done, total, start, tenths printed
+        elif enabled and total:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
 
@@ -438,6 +446,14 @@ class _Progress:
     def advance(self, n: int = 1):
         if self.p is not None:
             self.p.advance(self.task, n)
+        elif self.lines is not None:
+            st = self.lines
+            st[0] += n
+            tenths = 10 * st[0] // st[1]
+            if tenths > st[3]:
+                st[3] = tenths
+                print(f"sweep: {st[0]:,} of {st[1]:,} points ({time.perf_counter() - st[2]:.1f} s)",
+                      file=sys.stderr, flush=True)
 
     def close(self):
         if self.p is not None:
