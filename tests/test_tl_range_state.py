@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from replay_helpers import assert_same_launch
 
-from kernbench.common.errors import ReplayContractError, ReplayWarning
+from kernbench.common.errors import KernelError, ReplayContractError, ReplayWarning
 from kernbench.language import semantic
 from kernbench.runtime.context import Context
 
@@ -1410,3 +1410,89 @@ def test_frame_locals_are_set_and_the_frame_s_copy_released():
         return x + 1
 
     assert f() == 42 and seen == [True]
+
+
+def enumerate_inside_replayed_outer(x_ptr, o_ptr, n, *, tl):
+    """(A breaker.) An inner loop whose addresses come from enumerate's count, whose last
+    iteration, in the outer loop's last, reads the count in a shape: replay's count makes an
+    empty tile, full tracing's does not."""
+    acc = tl.zeros((T,), "f32")
+    for i in tl.range(0, n):
+        m = 10 if i == n - 1 else 3
+        for c, q in enumerate(tl.range(0, m)):
+            acc = acc + tl.load(x_ptr + (i * 16 + c) * T * F32, shape=(T,))
+            if q == m - 1 and m == 10:
+                tl.store(o_ptr, tl.zeros((c - 8,), "f32"))
+    tl.store(o_ptr, acc)
+
+
+def test_an_inner_loop_s_record_of_its_cut_iteration_survives_the_outer_loop_s_close():
+    """The error leaving the kernel closes the loops innermost first; the outer loop, finding
+    nothing in its own iteration, overwrote the inner one's record, and replay's error stood."""
+    args = lambda ctx: (ctx.empty((6 * 16 * T,), "f32"), ctx.empty((T,), "f32"), 6)  # noqa: E731
+    off = _launch(enumerate_inside_replayed_outer, args, "off")
+    with pytest.warns(ReplayWarning, match="a load or store of 'a0' reads element"):
+        on = _launch(enumerate_inside_replayed_outer, args, "on")
+    assert_same_launch(off, on)
+
+
+def break_then_error(x_ptr, o_ptr, n, runs, *, tl):
+    runs.append(1)
+    acc = tl.zeros((T,), "f32")
+    p = x_ptr
+    for i in tl.range(0, n):
+        acc = acc + tl.load(p, shape=(T,))
+        if i == n - 1:
+            break
+        p += T * F32
+    raise ValueError(f"the kernel's own error, run {len(runs)}")
+
+
+def test_a_break_in_the_last_iteration_does_not_retrace_a_later_error():
+    """(A breaker.) A break closes the loop as an error does; with stepped ints any later
+    error had the launch traced again (the kernel's Python twice, a note blaming the loop).
+    Only an error unwinding that iteration does now (loops._left_by_code)."""
+    for replay in ("off", "on"):
+        runs = []
+        with pytest.raises(KernelError, match="the kernel's own error, run 1") as e:
+            _launch(break_then_error, lambda ctx, runs=runs: (*_rows(10)(ctx), runs), replay)
+        assert runs == [1]
+        assert not any("traced again" in n for n in getattr(e.value, "__notes__", []))
+
+
+def numpy_stride(x_ptr, o_ptr, n, stride, *, tl):
+    acc = tl.zeros((T,), "f32")
+    p = x_ptr
+    for _ in tl.range(0, n):
+        acc = acc + tl.load(p, shape=(T,))
+        p += stride
+    tl.store(o_ptr, acc)
+
+
+def one_not_constant(x_ptr, o_ptr, n, stride, *, tl):
+    acc = tl.zeros((T,), "f32")
+    p, s = x_ptr, 0
+    for i in tl.range(0, n):
+        acc = acc + tl.load(p, shape=(T,))
+        p += T * F32
+        s += i
+    tl.store(o_ptr + (s % 2) * T * F32, acc)
+
+
+@pytest.mark.parametrize("kernel,hint", [
+    (numpy_stride, "`p`: a numpy integer (`p += stride` with a numpy stride makes one: `int(stride)`)"),
+    (one_not_constant, "`s`: its step changes (1 then 2)"),
+    (stepped_global, "`STEPPED`: a global"),
+    (stepped_cell, "`p`: a variable a nested function shares (a cell)"),
+])
+def test_the_warning_says_why_a_number_was_not_stepped(kernel, hint):
+    """(A breaker: the warning named `p`, `s` together, and a numpy stride's `p` with the advice
+    `p += BLOCK` the kernel had written.)"""
+    args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((2 * T,), "f32"), 10, np.int64(T * F32))  # noqa: E731
+    if kernel in (stepped_global, stepped_cell):
+        args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((2 * T,), "f32"), 10)  # noqa: E731
+    with pytest.warns(ReplayWarning) as w:
+        on = _launch(kernel, args, "on")
+    assert f"replay steps an int local by a constant only; {hint}." in str(w[0].message)
+    assert hint in on.loops[0].why
+    assert_same_launch(_launch(kernel, args, "off"), on)

@@ -52,6 +52,7 @@ import array
 import bisect
 import collections
 import dataclasses
+import dis
 import functools
 import sys
 import types
@@ -879,20 +880,35 @@ def check_cut_short(b) -> None:
         raise _in_full(no_replay, (b.pe, b.cube), where, what, why, quiet)
 
 
-def _cut_short(b, pending: tuple):
+def _cut_short(b, pending: tuple, error: bool = True):
     """What :func:`check_cut_short` raises for, of a loop's iteration after replay cut short
-    (``pending``: what tl_range keeps while it runs), or None. One whose Python ran with ints
-    replay stepped (:func:`_int_steps`) always: only full tracing tells whether its error is
-    the kernel's, or replay's step read where the body steps otherwise (a review)."""
+    (``pending``: what tl_range keeps while it runs), or None. One cut short by an error
+    (``error``; not a break or return, :func:`_left_by_code`) whose Python ran with ints replay
+    stepped (:func:`_int_steps`) always: only full tracing tells whether its error is the
+    kernel's, or replay's step read where the body steps otherwise (a review)."""
     p, s, m, where, what, quiet, no_replay, steps = pending
     why = _off_line(b, p, s, _snap(b), m, cut=True)
-    if why is None and steps:
+    if why is None and steps and error:
         names = ", ".join(f"`{x[0]}`" for x in steps.values())
         why = (f"it raised an error, its Python run with {names} as replay stepped "
                f"{'it' if len(steps) == 1 else 'them'}: traced again in full, so that the error is "
                f"full tracing's")
         quiet = False
     return None if why is None else (where, what, why, quiet, no_replay)
+
+
+_POP_TOP = dis.opmap["POP_TOP"]
+
+
+def _left_by_code() -> bool:
+    """Whether the tl.range generator being closed is closed by its loop's own code: a break or
+    a return pops the loop's iterator, the kernel's frame at that POP_TOP (Python 3.11 to 3.13);
+    an error unwinding the frame closes it at the instruction that raised."""
+    f = semantic.site_frame()
+    try:
+        return f.f_code.co_code[f.f_lasti] == _POP_TOP
+    except (IndexError, AttributeError):
+        return False
 
 
 class ReplayOffLine(BaseException):
@@ -937,8 +953,9 @@ class InFull(dict):
         #: (CARRIED_KNOWN), for a ReplayWarning
         self.slow = {}
         #: loop (file, line) -> (its first PE and line (semantic.site_named), the loops around
-        #: it, the variables, the PEs): the loops traced in full as they ran because
-        #: their body carries Python state (_carried), for a ReplayWarning
+        #: it, the variables, the PEs, why a number among them was not stepped: _not_stepped):
+        #: the loops traced in full as they ran because their body carries Python state
+        #: (_carried), for a ReplayWarning
         self.carried = {}
 
 
@@ -1433,6 +1450,45 @@ def _int_steps(spec: tuple, ab: list, carried: tuple, before: list) -> dict:
     return out if len(out) == len(carried) else {}
 
 
+#: the states (_state_of) of numbers: (id of the type, value)
+_NUMBER_IDS = frozenset({id(int), id(bool), id(float)})
+
+
+def _not_stepped(spec: tuple, states: list, kb: int, carried: tuple, tail: bool) -> str:
+    """Why each ``carried`` variable that holds a number was not stepped by replay
+    (:func:`_int_steps`), for the ReplayWarning: '' when none holds one."""
+    ends = {x[1]: x[0] for x in states if x[0] is not None}
+    f = semantic.site_frame()
+    out = []
+    for j, name in enumerate(spec[2]):
+        shown = name[len(semantic.GLOBAL):] if name.startswith(semantic.GLOBAL) else name
+        if shown not in carried or kb not in ends:
+            continue
+        b = ends[kb][j]
+        numpy_int = type(b) is tuple and len(b) == 3 and type(b[1]) is str and b[1][1:2] in ("i", "u")
+        if not (type(b) is tuple and len(b) == 2 and b[0] in _NUMBER_IDS or numpy_int):
+            continue  # (not a number's state: _state_of)
+        vals = [ends[i][j][1] for i in (kb - 2, kb - 1, kb) if i in ends and _int_state(ends[i][j])]
+        if numpy_int:
+            why = "a numpy integer (`p += stride` with a numpy stride makes one: `int(stride)`)"
+        elif b[0] == id(bool):
+            why = "a bool"
+        elif not _int_state(b):
+            why = "a float (compute it from the index)"
+        elif name.startswith(semantic.GLOBAL):
+            why = "a global"
+        elif f.f_code is spec[0] and not semantic.settable_local(f, name):
+            why = "a variable a nested function shares (a cell)"
+        elif len(vals) == 3 and vals[2] - vals[1] != vals[1] - vals[0]:
+            why = f"its step changes ({vals[1] - vals[0]:,} then {vals[2] - vals[1]:,})"
+        elif not tail:
+            why = "with replay_last=True no iteration is traced after the replayed ones to check it"
+        else:
+            continue
+        out.append(f"`{shown}`: {why}")
+    return ("replay steps an int local by a constant only; " + ", ".join(out)) if out else ""
+
+
 def _int_state(s) -> bool:
     """Whether state ``s`` (:func:`_state_of`) is a plain int's (not a bool's, nor a subclass's)."""
     return type(s) is tuple and len(s) == 2 and s[0] == _INT_ID and type(s[1]) is int
@@ -1785,14 +1841,15 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 if steps:
                     carried = ()
             if carried:
+                hint = _not_stepped(spec, states, kb, carried, bool(tail or p.early))
                 p = None
                 why = (f"it carries Python state across iterations ({', '.join(carried)}: a "
-                       f"ReplayWarning names it)")
+                       f"ReplayWarning names it{'; ' + hint if hint else ''})")
                 if no_replay is not None and not check and n - tail - k > 0:
                     seen = no_replay.carried.get(where)
                     if seen is None:
                         no_replay.carried[where] = (semantic.site_named(b), _outer(b), carried,
-                                                    {(b.pe, b.cube)})
+                                                    {(b.pe, b.cube)}, hint)
                     else:
                         seen[3].add((b.pe, b.cube))
         if p is not None and p.early:
@@ -1891,7 +1948,10 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         left = at  # (the record counts the iterations run)
         if running[4] is not None:  # (its iteration after replay cut short: an error leaving
             # the kernel closes this generator first, and the access lists go with it below)
-            b.cut_short = _cut_short(b, running[4])
+            cut = _cut_short(b, running[4], error=not _left_by_code())
+            if cut is not None and b.cut_short is None:  # (an inner loop's, closed first, stays:
+                # the outer one's close found nothing and lost it, a breaker)
+                b.cut_short = cut
         # The kernel left the loop (break, return) at iteration `at`. With replay on it can only
         # leave at a traced iteration (a break in a replayed one is never seen, and the program
         # is wrong); verify's full pass sees the iterations replay skips and names the one left.

@@ -655,7 +655,7 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             f"ran again from its first PE: what it changed outside itself, it changed twice). Compute the body's "
             f"addresses from the index (`ptr + i * BLOCK`) to replay it (docs/language.md, "
             f"'tl.range')"), stacklevel=user_stacklevel())
-    for loop, (head, outer, names, pes) in (no_replay.carried.items() if no_replay is not None else ()):
+    for loop, (head, outer, names, pes, hint) in (no_replay.carried.items() if no_replay is not None else ()):
         if loop in no_replay:
             continue  # (warned above, or traced again quietly)
         said = ", ".join(f"`{x}`" for x in names)
@@ -667,8 +667,8 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
             f"from iteration to iteration: Python state carried across iterations (a list "
             f"appended to, a float, a counter in a global or a list, a tensor put in a slot the "
             f"index picks: `bufs[i % 2] = x`), which replay, skipping the body's Python, cannot "
-            f"move on (it steps an int local only, `p += BLOCK`). The loop was traced in full (exact, without replay's "
-            f"speed). Compute such values from the index (`ptr + i * BLOCK`, "
+            f"move on (it steps an int local only, `p += BLOCK`){': ' + hint if hint else ''}. The loop was "
+            f"traced in full (exact, without replay's speed). Compute such values from the index (`ptr + i * BLOCK`, "
             f"`min(BLOCK, n - i * BLOCK)`), keep them in tensors, or keep each handle in one "
             f"place (`prev, cur = cur, x`), to replay it (docs/language.md, 'tl.range')"),
             stacklevel=user_stacklevel())
