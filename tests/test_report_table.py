@@ -374,3 +374,44 @@ def test_a_peak_just_over_capacity_is_written_in_bytes():
     r = ctx.launch(k, (1, 1), ctx.empty((2048,), "f32"), mode="timing")
     line = next(ln for ln in r.report(width=200).splitlines() if ln.startswith("SRAM"))
     assert "peak 8,192 B of 8,191 B (100%) on PE (0, 0)  OVER CAPACITY on 1 PE: PE (0, 0)" in line, line
+
+
+def _exp_chain(x_ptr, o_ptr, *, tl):
+    x = tl.load(x_ptr, shape=(16384,), dtype="f32")
+    for _ in range(8):
+        x = tl.exp(x)
+    tl.store(o_ptr, x)
+
+
+def _two_pe_stream(x_ptr, o_ptr, *, tl):
+    tl.store(o_ptr, tl.load(x_ptr, shape=(16384,), dtype="f32"))
+
+
+def test_the_bound_row_names_the_busiest_resource():
+    """The model's bound on a launch (summary["bound"], the table's "bound" row; a review: only
+    the diag panels had it, and a user's report could not say whether anything was left to
+    gain). By hand, docs/hardware-model.md, default preset:
+    exp chain on one PE: load 64 KiB = 128 bursts x 2 + 150 = 406; exp of 16,384 elements =
+    ceil(16384 / 64) x 4 + 8 = 1,032, 8 of them = 8,256; store 406: 9,068 cycles. VECTOR busy
+    8,256, DMA busy 812 (alone: no arbitration), channel 812 - 2 x 150 = 512, no GEMM, no link:
+    bound VECTOR 8,256 on PE (0, 0), the launch 9068 / 8256 = 1.098x that.
+    Two PEs copying 64 KiB each (load then store): each PE's DMA runs load and store one after
+    another; the channel serves both PEs' 512 bursts of 2 cycles: 1,024 x 2 = 2,048 cycles of
+    cube 0's channel, more than any one PE's DMA alone (256 + 150 per command, 812): bound the
+    memory channel of cube 0."""
+    from kernbench import Context
+
+    ctx = Context("default")
+    r = ctx.launch(_exp_chain, (1, 1), ctx.empty((16384,), "f32"), ctx.empty((16384,), "f32"), mode="timing")
+    assert r.cycles == 406 + 8 * 1032 + 406
+    b = summarize(r)["bound"]
+    assert (b["cycles"], b["resource"], b["where"]) == (8 * 1032, "VECTOR", "PE (0, 0)")
+    assert b["ratio"] == pytest.approx(9068 / 8256)
+    text = print_report(r, file=io.StringIO(), width=200)
+    assert ("bound     8,256 cycles, the busiest resource's busy time (VECTOR, PE (0, 0)): no schedule of "
+            "these commands ends sooner; the launch takes 1.098x that (what it waits on: critical_path(), "
+            "--profile)") in text
+    r2 = ctx.launch(_two_pe_stream, (2, 1), ctx.empty((2, 16384), "f32"), ctx.empty((2, 16384), "f32"),
+                    mode="timing")
+    b2 = summarize(r2)["bound"]
+    assert (b2["cycles"], b2["resource"], b2["where"]) == (2 * 2 * 128 * 2, "memory channel", "cube 0")

@@ -171,24 +171,12 @@ class PanelResult:
         busy less arbitration stall), each cube's memory channel (the cycles its PEs' bursts
         held it, each burst ``ceil(bytes / dma.channel_bytes_per_cycle)``: DMA busy less
         arbitration and latency) and each link (serialisation cycles). No schedule of the same
-        commands can finish sooner."""
-        from ..common.pe_commands import Unit
+        commands can finish sooner. kernbench.report.summary.bound, which the report's "bound"
+        row shows for any launch."""
+        from ..report.summary import bound
 
-        res = self.result
-        hw = res.hw
-        uc = res.unit_counters
-        wp = res.working_pes
-        bounds = {"GEMM": int(uc["busy"][wp, int(Unit.GEMM)].max(initial=0)),
-                  "VECTOR": int(uc["busy"][wp, int(Unit.VECTOR)].max(initial=0))}
-        d = int(Unit.DMA)
-        alone = uc["busy"][:, d].astype(np.int64) - uc["stall_arbitration"][:, d]
-        bounds["DMA"] = int(alone.max(initial=0))
-        bursts = alone - int(hw.dma.latency_cycles) * uc["commands"][:, d].astype(np.int64)
-        per_cube = np.bincount(np.arange(len(bursts)) // hw.pes_per_cube, weights=bursts)
-        bounds["memory channel"] = int(per_cube.max(initial=0))
-        bounds["link"] = int(res.link_counters["busy"].max(initial=0))
-        name = max(bounds, key=bounds.get)
-        return bounds[name], name
+        b = bound(self.result)  # (the one place: the report's "bound" row reads it too)
+        return b["cycles"], b["resource"] or "GEMM"
 
     def link_wire_pct(self) -> float:
         """Mean over used links of the cycles a packet was on the wire (serialisation), in %."""

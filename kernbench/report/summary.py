@@ -18,7 +18,7 @@ import numpy as np
 from ..common.pe_commands import N_PORTS, PORT_NAMES, UNIT_NAMES, Unit
 from .commands import UNIT_ORDER
 
-__all__ = ["summarize", "unit_kinds", "STALL_CAUSES", "WORK_UNITS"]
+__all__ = ["bound", "summarize", "unit_kinds", "STALL_CAUSES", "WORK_UNITS"]
 
 #: Stall causes as the engine counts them: report name -> counter field.
 STALL_CAUSES = {
@@ -161,7 +161,46 @@ def summarize(result) -> dict:
         },
         "links": links,
         "sram": sram,
+        "bound": bound(result),
     }
+
+
+def bound(result) -> dict:
+    """The model's bound on a launch, read off the counters: the busy cycles of its busiest
+    resource (docs/hardware-model.md), which no schedule of the same commands can beat. The
+    resources: the GEMM and vector units of each working PE (the cycles their commands ran);
+    each PE's DMA unit (its commands one after another, each its bursts and
+    ``dma.latency_cycles``: busy less arbitration stall); each cube's memory channel (the
+    cycles its PEs' bursts held it: DMA busy less arbitration and latency); each link (its
+    serialisation cycles). ``cycles``, ``resource`` (GEMM, VECTOR, DMA, memory channel, link),
+    ``where`` (its PE, cube or link), ``ratio`` (the launch's cycles over it; None at 0). On a
+    tie the first in that order, then the lowest PE, cube or link."""
+    hw = result.hw
+    uc, lc = result.unit_counters, result.link_counters
+    wp = np.asarray(result.working_pes, dtype=np.int64)
+    cands = []  # (cycles, resource, where)
+    for name, u in (("GEMM", Unit.GEMM), ("VECTOR", Unit.VECTOR)):
+        busy = uc["busy"][wp, int(u)].astype(np.int64)
+        if len(busy):
+            i = int(np.argmax(busy))
+            cands.append((int(busy[i]), name, result.pe_name(int(wp[i]))))
+    d = int(Unit.DMA)
+    alone = uc["busy"][:, d].astype(np.int64) - uc["stall_arbitration"][:, d].astype(np.int64)
+    if len(alone):
+        i = int(np.argmax(alone))
+        cands.append((int(alone[i]), "DMA", result.pe_name(i)))
+        bursts = alone - int(hw.dma.latency_cycles) * uc["commands"][:, d].astype(np.int64)
+        per_cube = np.bincount(np.arange(len(bursts)) // hw.pes_per_cube, weights=bursts).astype(np.int64)
+        c = int(np.argmax(per_cube))
+        cands.append((int(per_cube[c]), "memory channel", f"cube {c}"))
+    busy_links = lc["busy"].astype(np.int64)
+    if len(busy_links) and busy_links.max() > 0:
+        k = int(np.argmax(busy_links))
+        cands.append((int(busy_links[k]), "link", _link_name(result, k)))
+    top = max(cands, key=lambda x: x[0], default=(0, None, None))  # (the first at the max)
+    cyc = int(result.cycles)
+    return {"cycles": top[0], "resource": top[1], "where": top[2],
+            "ratio": cyc / top[0] if top[0] else None}
 
 
 def _link_name(result, link: int) -> str:

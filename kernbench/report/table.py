@@ -232,6 +232,11 @@ def _totals(s: dict) -> Table:
         sram.append(f"  OVER CAPACITY on {plural(len(names), 'PE')}: {', '.join(names[:4])}{more}",
                     style="bold red")
     t.add_row("SRAM", sram)
+    b = s.get("bound")
+    if b and b["cycles"]:  # (how far from the best these commands allow: reports' "why")
+        t.add_row("bound", f"{b['cycles']:,} cycles, the busiest resource's busy time ({b['resource']}, "
+                  f"{b['where']}): no schedule of these commands ends sooner; the launch takes "
+                  f"{b['ratio']:.3f}x that (what it waits on: critical_path(), --profile)")
     return t
 
 
