@@ -19,6 +19,7 @@ TL_INSTEAD = {
     "multiple_of": "nothing: a compiler hint, leave it out",
     "max_contiguous": "nothing: a compiler hint, leave it out",
     "max_constancy": "nothing: a compiler hint, leave it out",
+    "assume": "nothing: a compiler hint, leave it out (a Python assert checks a trace-time value)",
     "constexpr": "a plain Python value",
     "view": "tl.reshape(x, shape)",
     "permute": "tl.trans(x) for a 2-D tensor",

@@ -1319,6 +1319,14 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
     if not 0 <= ptr < _ADDRESS_TOP:
         fail(tr, f"{verb} at address {ptr:#x}: outside the device address space (0 .. 2**62)")
     alloc = tr.memory.find(ptr)
+    if alloc is not None and masked and mask_value is not None:
+        # (a block masked off that starts 4 KiB past its allocation's end, the end of the guard
+        # gap, is on the next one's first byte: the one before's when no element of the next is
+        # let in. A split-K's last block was refused as a load of the next array's dtype, or
+        # taken as reading it, by that array's dtype: a review)
+        prev = tr.memory.gap_owner(alloc, ptr)
+        if prev is not None and not _reaches(alloc, ptr, shape, stride, mask_value):
+            alloc = prev
     if alloc is None and masked:
         # Outside every allocation: past the end of the one before (a block masked off, as a
         # grid larger than the data makes) or just before the next (a halo). When both may

@@ -410,6 +410,20 @@ class DeviceMemory:
                 after = self._arrays[i + 1]
         return before, after
 
+    def gap_owner(self, alloc: DeviceArray, ptr: int) -> DeviceArray | None:
+        """The allocation before ``alloc`` when byte ``ptr`` of ``alloc`` is also at most ALIGN
+        bytes past that one's end (its guard gap's end: a block masked off that starts exactly
+        4 KiB past it lands on ``alloc``'s first byte); else None."""
+        if ptr - alloc.addr > ALIGN:  # (the common case, without the lock)
+            return None
+        with self._lock:
+            i = bisect.bisect_right(self._bases, alloc.addr) - 1
+            if i >= 1 and self._arrays[i] is alloc:
+                prev = self._arrays[i - 1]
+                if ptr <= prev.addr + prev.nbytes + ALIGN:
+                    return prev
+        return None
+
     def not_here(self, arr) -> str | None:
         """Why device array ``arr`` (a kernel's pointer, passed as the array itself: inside a
         tuple or an object), or a :class:`DevicePointer` into one, cannot be read here: another
