@@ -1493,6 +1493,100 @@ def test_the_warning_says_why_a_number_was_not_stepped(kernel, hint):
         args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((2 * T,), "f32"), 10)  # noqa: E731
     with pytest.warns(ReplayWarning) as w:
         on = _launch(kernel, args, "on")
-    assert f"replay steps an int local by a constant only; {hint}." in str(w[0].message)
+    assert "replay steps an int local by a constant only; " in str(w[0].message) and hint in str(w[0].message)
     assert hint in on.loops[0].why
     assert_same_launch(_launch(kernel, args, "off"), on)
+
+
+def kept_iterator_dropped_in_a_later_loop(x_ptr, o_ptr, n, *, tl):
+    """(A breaker.) Loop 1 left by a break, its iterator kept; loop 2 began while loop 1's
+    lists were still set, recorded into them, and dropping the iterator in its first iteration
+    closed loop 1, which took the lists with it: a raw TypeError in loop 2's proof."""
+    acc = tl.zeros((T,), "f32")
+    it = iter(tl.range(0, n))
+    for i in it:
+        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+        if i == n - 1:
+            break
+    for j in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + j * T * F32, shape=(T,))
+        if j == 0:
+            it = None  # noqa: F841
+    tl.store(o_ptr, acc)
+
+
+def test_a_loop_closed_inside_a_later_loop_leaves_it_exact():
+    off = _launch(kept_iterator_dropped_in_a_later_loop, _rows(10), "off")
+    on = _launch(kept_iterator_dropped_in_a_later_loop, _rows(10), "on")
+    assert_same_launch(off, on)
+    assert_same_launch(off, _launch(kept_iterator_dropped_in_a_later_loop, _rows(10), "verify"))
+
+
+def locals_in_a_list(x_ptr, o_ptr, n, *, tl):
+    acc = tl.zeros((T,), "f32")
+    kept = [locals()]  # (a holder outside the frame's variables)
+    for i in tl.range(0, n):
+        acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+    tl.store(o_ptr + 0 * kept[0]["n"], acc)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="3.13's locals() is a snapshot of its own (PEP 667)")
+def test_a_locals_dict_kept_in_a_list_is_not_emptied():
+    """(A breaker.) Replay empties the frame's f_locals copy it read when only the frame and its
+    reader hold it; the compiled build counted one reference fewer (Cython lends a call its
+    arguments), and a dict the kernel kept in a list was emptied: a KeyError."""
+    assert_same_launch(_launch(locals_in_a_list, _rows(10), "off"), _launch(locals_in_a_list, _rows(10), "on"))
+    assert semantic.FRAME_LOCALS_OWN_REFS == semantic._refs_of_a_local() + 1
+
+
+def held_break_then_error(x_ptr, o_ptr, n, runs, drop, *, tl):
+    runs.append(1)
+    acc = tl.zeros((T,), "f32")
+    p = x_ptr
+    it = iter(tl.range(0, n))
+    for i in it:
+        acc = acc + tl.load(p, shape=(T,))
+        if i == n - 1:
+            break
+        p += T * F32
+    if drop:
+        del it
+    raise ValueError(f"the kernel's own error, run {len(runs)}")
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_a_kept_iterator_left_by_a_break_does_not_retrace_a_later_error(drop):
+    """(A breaker.) The loop is closed when the error unwinds the frame (or by `del it`), not at
+    a break's POP_TOP: taken as an error in its last iteration, the launch was traced again.
+    Whether the error was raised in the loop's body is read off where the frame was."""
+    runs = []
+    with pytest.raises(KernelError, match="the kernel's own error, run 1") as e:
+        _launch(held_break_then_error, lambda ctx: (*_rows(10)(ctx), runs, drop), "on")
+    assert runs == [1] and not any("traced again" in n for n in getattr(e.value, "__notes__", []))
+
+
+def test_the_warning_names_a_loop_outside_a_function_and_an_int_blocked_by_other_state():
+    def class_body(x_ptr, o_ptr, n, *, tl):
+        class K:
+            acc = tl.zeros((T,), "f32")
+            p = x_ptr
+            for _ in tl.range(0, n):
+                acc = acc + tl.load(p, shape=(T,))
+                p += T * F32
+        tl.store(o_ptr, K.acc)
+
+    def blocked(x_ptr, o_ptr, n, *, tl):
+        acc = tl.zeros((T,), "f32")
+        p, kept = x_ptr, []
+        for i in tl.range(0, n):
+            acc = acc + tl.load(p, shape=(T,))
+            p += T * F32
+            kept.append(i)
+        tl.store(o_ptr, acc)
+
+    for kernel, hint in ((class_body, "`p`: the loop is not in a function (a class body, module or exec'd code)"),
+                         (blocked, "`p`: replay would step it, but not the loop's other state")):
+        with pytest.warns(ReplayWarning) as w:
+            on = _launch(kernel, _rows(10), "on")
+        assert hint in str(w[0].message) and hint in on.loops[0].why
+        assert_same_launch(_launch(kernel, _rows(10), "off"), on)

@@ -863,17 +863,24 @@ def close_kept(b) -> None:
     b.opened = []
 
 
-def check_cut_short(b) -> None:
+def check_cut_short(b, tb=None) -> None:
     """Replay on: an error is raised in the iteration a loop traced after its replayed ones,
     before that iteration's check (:func:`_off_line`) ran: check what it did so far, so that an
     error only a Python count puts there (a later access of that iteration, the count's own
     going on the loop's line would not reach) has the launch traced again, that loop in full,
     and full tracing's error raised (a review: the later one was). Raises ReplayOffLine then;
-    else returns, and the error stands. Called by executor.trace's run."""
+    else returns, and the error stands. Called by executor.trace's run, with the error's
+    traceback ``tb`` (where it was raised: in the loop's body or not, :func:`_raised_in_body`)."""
     cut = b.cut_short  # (the loop's generator was closed as the error left the kernel)
-    for running in reversed(b.ranges):  # (or it is still open)
+    for running in reversed(b.ranges):  # (or it is still open: its iterator kept in a variable)
         if cut is None and running[4] is not None:
-            cut = _cut_short(b, running[4])
+            spec = running[4][8]
+            at, t = None, tb
+            while t is not None:  # (the loop's frame's last entry: where the error left it)
+                if spec and t.tb_frame.f_code is spec[0]:
+                    at = t.tb_lasti
+                t = t.tb_next
+            cut = _cut_short(b, running[4], error=at is not None and _raised_in_body(spec, at))
     if cut is not None:
         b.cut_short = None
         where, what, why, quiet, no_replay = cut
@@ -883,10 +890,10 @@ def check_cut_short(b) -> None:
 def _cut_short(b, pending: tuple, error: bool = True):
     """What :func:`check_cut_short` raises for, of a loop's iteration after replay cut short
     (``pending``: what tl_range keeps while it runs), or None. One cut short by an error
-    (``error``; not a break or return, :func:`_left_by_code`) whose Python ran with ints replay
+    (``error``: raised in the loop's body, :func:`_raised_in_body`) whose Python ran with ints replay
     stepped (:func:`_int_steps`) always: only full tracing tells whether its error is the
     kernel's, or replay's step read where the body steps otherwise (a review)."""
-    p, s, m, where, what, quiet, no_replay, steps = pending
+    p, s, m, where, what, quiet, no_replay, steps, _ = pending
     why = _off_line(b, p, s, _snap(b), m, cut=True)
     if why is None and steps and error:
         names = ", ".join(f"`{x[0]}`" for x in steps.values())
@@ -900,15 +907,20 @@ def _cut_short(b, pending: tuple, error: bool = True):
 _POP_TOP = dis.opmap["POP_TOP"]
 
 
-def _left_by_code() -> bool:
-    """Whether the tl.range generator being closed is closed by its loop's own code: a break or
-    a return pops the loop's iterator, the kernel's frame at that POP_TOP (Python 3.11 to 3.13);
-    an error unwinding the frame closes it at the instruction that raised."""
-    f = semantic.site_frame()
+def _raised_in_body(spec: tuple, lasti: int) -> bool:
+    """Whether the loop's frame (``spec``: :func:`_loop_spec`), at instruction ``lasti`` as an
+    error left it or as it closed the loop's generator, was inside the loop's body and not at a
+    break's or a return's POP_TOP (which pops the iterator: Python 3.11 to 3.13): an error
+    raised in an iteration, not the loop left (a break, its iterator kept and dropped later,
+    `del it`, an error after the loop; a breaker's retraces)."""
+    code, at = spec[0], spec[1]
+    end = next((x.argval for x in dis.get_instructions(code) if x.offset == at and x.opname == "FOR_ITER"), None)
+    if end is None:
+        return True  # (not found: as an error, which traces the launch again, exact)
     try:
-        return f.f_code.co_code[f.f_lasti] == _POP_TOP
-    except (IndexError, AttributeError):
-        return False
+        return at < lasti < end and code.co_code[lasti] != _POP_TOP
+    except IndexError:
+        return True
 
 
 class ReplayOffLine(BaseException):
@@ -1325,9 +1337,6 @@ def _loop_spec(f) -> tuple:
     return (f.f_code, semantic.loop_offset(f), names) if names else ()
 
 
-#: the references to a frame's f_locals copy when only the frame and _py_state hold it: the
-#: frame's, _py_state's variable and sys.getrefcount's argument
-_OWN_REFS = 3
 
 
 def _py_state(spec: tuple):
@@ -1346,7 +1355,7 @@ def _py_state(spec: tuple):
         else:
             v = values[x] if x in values else _UNBOUND
         out.append(_UNBOUND if v is _UNBOUND else _safe_state(v))
-    if code.co_flags & 1 and type(values) is dict and sys.getrefcount(values) <= _OWN_REFS:
+    if code.co_flags & 1 and type(values) is dict and sys.getrefcount(values) <= semantic.FRAME_LOCALS_OWN_REFS:
         # (a function's frame on 3.11 and 3.12: f_locals is a copy, the frame's own until it
         # returns, and would keep every variable's value alive that long: a dropped object's
         # __del__ ran later, in another place of the program, and tl.range's proof, which
@@ -1477,6 +1486,8 @@ def _not_stepped(spec: tuple, states: list, kb: int, carried: tuple, tail: bool)
             why = "a float (compute it from the index)"
         elif name.startswith(semantic.GLOBAL):
             why = "a global"
+        elif f.f_code is spec[0] and not f.f_code.co_flags & 1:  # (inspect.CO_OPTIMIZED)
+            why = "the loop is not in a function (a class body, module or exec'd code)"
         elif f.f_code is spec[0] and not semantic.settable_local(f, name):
             why = "a variable a nested function shares (a cell)"
         elif len(vals) == 3 and vals[2] - vals[1] != vals[1] - vals[0]:
@@ -1484,7 +1495,7 @@ def _not_stepped(spec: tuple, states: list, kb: int, carried: tuple, tail: bool)
         elif not tail:
             why = "with replay_last=True no iteration is traced after the replayed ones to check it"
         else:
-            continue
+            why = "replay would step it, but not the loop's other state"
         out.append(f"`{shown}`: {why}")
     return ("replay steps an int local by a constant only; " + ", ".join(out)) if out else ""
 
@@ -1896,7 +1907,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 # iteration clamping its prefetch is there too, so then the launch is traced
                 # again without a word of a counter: quiet)
                 what = f"iteration {k} (index {r[k]}){_outer(b)}"
-                running[4] = (p, s, k - kb, where, what, R < 2, no_replay, steps)
+                running[4] = (p, s, k - kb, where, what, R < 2, no_replay, steps, spec)
                 if steps and not _set_steps(spec, steps, k - kb - 1):
                     raise _in_full(no_replay, (b.pe, b.cube), where, what, "its loop is advanced "
                                    "from elsewhere: replay cannot step its variables")
@@ -1948,7 +1959,11 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         left = at  # (the record counts the iterations run)
         if running[4] is not None:  # (its iteration after replay cut short: an error leaving
             # the kernel closes this generator first, and the access lists go with it below)
-            cut = _cut_short(b, running[4], error=not _left_by_code())
+            f = semantic.site_frame()  # (the frame closing it: the loop's, as an error unwinds it)
+            spec = running[4][8]
+            cut = _cut_short(b, running[4], error=bool(spec) and f.f_code is spec[0]
+                             and _raised_in_body(spec, f.f_lasti))
+            del f
             if cut is not None and b.cut_short is None:  # (an inner loop's, closed first, stays:
                 # the outer one's close found nothing and lost it, a breaker)
                 b.cut_short = cut
@@ -1967,6 +1982,11 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             _log(b, (where[0], where[1]), n, replayed, why)
         for i in range(len(b.ranges) - 1, -1, -1):  # (its own: loops may end out of order)
             if b.ranges[i] is running:
+                # (closed while loops begun after it run: its iterator kept past a break, and
+                # dropped in their body. They recorded into its lists, which go with it: they
+                # do not nest, as generators advanced together, a breaker's raw TypeError)
+                for e in b.ranges[i + 1:]:
+                    e[3] = True
                 del b.ranges[i]
                 break
         if owner:

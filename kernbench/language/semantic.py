@@ -717,7 +717,7 @@ def set_locals(f, values: dict) -> None:
         loc[k] = v
     if type(loc) is dict:  # (3.11, 3.12)
         _LOCALS_TO_FAST(f, 0)
-        if sys.getrefcount(loc) <= 3:  # (the frame's, loc and the call's: not a `locals()` kept)
+        if sys.getrefcount(loc) <= FRAME_LOCALS_OWN_REFS:  # (not a `locals()` the kernel keeps)
             loc.clear()
 
 
@@ -732,6 +732,20 @@ def _locals_to_fast():
 
 
 _CO_OPTIMIZED = 1  # (inspect.CO_OPTIMIZED: a function's frame, whose locals are fast slots)
+
+
+def _refs_of_a_local() -> int:
+    """``sys.getrefcount`` of an object one local variable holds: 2 interpreted (the variable
+    and the call's argument), 1 compiled (Cython lends a call its arguments)."""
+    x = object()
+    return sys.getrefcount(x)
+
+
+#: the references to a function frame's ``f_locals`` dict (3.11, 3.12) when only the frame and
+#: one local of its reader hold it, in this build: more, and the kernel keeps it (`L =
+#: locals()`, `box = [locals()]`: a review found the compiled build's count one short, and the
+#: dict a kernel kept in a list emptied)
+FRAME_LOCALS_OWN_REFS = _refs_of_a_local() + 1
 _LOCALS_TO_FAST = _locals_to_fast()
 
 

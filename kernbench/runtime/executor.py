@@ -729,12 +729,12 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                 file, line, _ = _kernel_site(e, kfile, kline)
                 e.pe, e.where = (p, c), file_line(file, line, full=True)
             if tl._no_replay is not None:
-                check_cut_short(b)  # (an error only a Python count made: traced again, in full)
+                check_cut_short(b, e.__traceback__)  # (an error only a Python count made: traced again, in full)
             replayed_note(e, mark)
             raise
         except (Exception, GeneratorExit) as e:  # (GeneratorExit: a kernel's bug, not a stop)
             if tl._no_replay is not None:
-                check_cut_short(b)  # (as above: an IndexError a count made, say)
+                check_cut_short(b, e.__traceback__)  # (as above: an IndexError a count made, say)
             file, line, calls = _kernel_site(e, kfile, kline)
             if isinstance(e, AttributeError) and e.obj is tl:
                 # (not a TL.__getattr__: it would slow every tl attribute access)
