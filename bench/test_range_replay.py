@@ -103,18 +103,23 @@ def test_trace_kept_mask_loop(benchmark, quick, replay):
     B = 256
     N = B * n - 3  # (a ragged last block: its mask matters)
     ctx = kernbench.Context("default")
-    x = ctx.empty((N,), "f32")
-    y = ctx.empty((B,), "f32")
+    _on_or_off(benchmark, quick, ctx, row_sum_kept_cols, (ctx.empty((N,), "f32"), ctx.empty((B,), "f32"), N, B),
+               replay)
+
+
+def _on_or_off(benchmark, quick, ctx, kernel, args: tuple, replay: str) -> None:
+    """Trace ``kernel`` on 8 PEs with ``replay``; the program must be full tracing's, replayed
+    exactly when replay is on. Commands and CPU seconds to ``extra_info``."""
     cpu = []
 
     def run():
         t0 = time.process_time()
-        tr = ctx.trace(row_sum_kept_cols, (8, 1), x, y, N, B, mode="timing", replay=replay)
+        tr = ctx.trace(kernel, (8, 1), *args, mode="timing", replay=replay)
         cpu.append(time.process_time() - t0)
         return tr
 
     tr = benchmark.pedantic(run, rounds=1 if quick else 3, iterations=1, warmup_rounds=0)
-    ref = ctx.trace(row_sum_kept_cols, (8, 1), x, y, N, B, mode="timing", replay="off")
+    ref = ctx.trace(kernel, (8, 1), *args, mode="timing", replay="off")
     assert tr.program.commands.tobytes() == ref.program.commands.tobytes()
     assert (tr.program.compact is not None) == (replay == "on")
     benchmark.extra_info.update({"commands": tr.program.n_commands, "cpu_s": min(cpu),
@@ -140,17 +145,4 @@ def test_trace_pointer_gemm(benchmark, quick, replay):
     K = 32 * (500 if quick else 20000)
     ctx = kernbench.Context("default")
     a, b, c = ctx.empty((T, K), "f16"), ctx.empty((K, T), "f16"), ctx.empty((T, T), "f32")
-    cpu = []
-
-    def run():
-        t0 = time.process_time()
-        tr = ctx.trace(pointer_gemm, (8, 1), a, b, c, K, mode="timing", replay=replay)
-        cpu.append(time.process_time() - t0)
-        return tr
-
-    tr = benchmark.pedantic(run, rounds=1 if quick else 3, iterations=1, warmup_rounds=0)
-    ref = ctx.trace(pointer_gemm, (8, 1), a, b, c, K, mode="timing", replay="off")
-    assert tr.program.commands.tobytes() == ref.program.commands.tobytes()
-    assert (tr.program.compact is not None) == (replay == "on")
-    benchmark.extra_info.update({"commands": tr.program.n_commands, "cpu_s": min(cpu),
-                                 "commands_per_s_cpu": tr.program.n_commands / min(cpu)})
+    _on_or_off(benchmark, quick, ctx, pointer_gemm, (a, b, c, K), replay)
