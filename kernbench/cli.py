@@ -285,8 +285,9 @@ def load_kernel(spec: str):
         # (read as Python source whatever its suffix, as `python FILE` does; without the loader
         # a name not ending in .py has no spec)
         # (its absolute name, as `python file.py` gives __file__ since 3.9: reports and traces
-        # name the kernel's file so, the same bytes from whichever folder it ran: a review)
-        path = Path(os.path.abspath(path))
+        # name the kernel's file so, the same bytes from whichever folder it ran: a review. Not
+        # collapsed by text: `link/../k.py` is the file the system finds, past the link)
+        path = path if path.is_absolute() else Path.cwd() / path
         sp = importlib.util.spec_from_file_location(
             name, path, loader=importlib.machinery.SourceFileLoader(name, str(path)))
         module = importlib.util.module_from_spec(sp)

@@ -1144,3 +1144,21 @@ def test_a_relative_kernel_path_is_reported_absolute(capsys, tmp_path, monkeypat
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     assert json.loads(outs[0])["kernel"]["file"] == str(sub / "kk.py")
+
+
+def test_a_kernel_path_through_a_link_and_dot_dot_is_the_file_the_system_finds(capsys, tmp_path, monkeypatch):
+    """(A breaker.) Made absolute by text, `link/../k.py` lost the link: the file checked was
+    one, the file run another. As python does: the path as the system resolves it."""
+    (tmp_path / "real" / "d").mkdir(parents=True)
+    (tmp_path / "run").mkdir()
+    body = "def kern(x_ptr, *, tl):\n    tl.store(x_ptr, tl.load(x_ptr, shape=(64,)){})\n" \
+           "\ndef setup(ctx):\n    return (ctx.empty((64,), 'f32'),)\n"
+    (tmp_path / "real" / "k.py").write_text(body.format(" * 2.0"))
+    (tmp_path / "run" / "k.py").write_text(body.format(""))  # (a decoy where text would collapse)
+    (tmp_path / "run" / "link").symlink_to(tmp_path / "real" / "d")
+    monkeypatch.chdir(tmp_path / "run")
+    out = tmp_path / "o.json"
+    code, _, err = run(capsys, "run", "link/../k.py:kern", "--grid", "1,1", "--json", str(out))
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert os.path.realpath(doc["kernel"]["file"]) == str((tmp_path / "real" / "k.py").resolve())

@@ -742,3 +742,25 @@ def test_a_block_masked_off_exactly_4_kib_past_its_array_keeps_it(neighbour):
     if neighbour != "f32":  # (then it is the neighbour's load, of the neighbour's dtype)
         with pytest.raises(KernelError, match=r"load as f32 from allocation 'neighbour'"):
             ctx.launch(lets_one_in, (1, 1), x, out)
+
+
+@pytest.mark.parametrize("after", ["nothing", "a freed array"])
+def test_a_block_masked_off_exactly_4_kib_past_the_last_array_keeps_it(after):
+    # (A breaker: the fix above reached the case of an array right after x only; with x the
+    # last allocation, or the one after it freed, the same block was refused as "4096 bytes
+    # past the end" of x, "at most 4 KiB" in the same message.)
+    n = 1024
+
+    def blocks(x_ptr, o_ptr, *, tl):
+        pid = tl.program_id(0)
+        offs = pid * n + tl.arange(0, n)
+        v = tl.load(x_ptr + 4 * pid * n * 2, shape=(n,), mask=offs < n, other=0.0, dtype="f32")
+        tl.store(o_ptr + 4 * pid * n, v, mask=offs < n)
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    out = ctx.empty((2 * n,), "f32", name="out")
+    x = ctx.replicate(np.ones(n, np.float32), name="x")
+    if after == "a freed array":
+        ctx.free(ctx.empty((n,), "f16"))
+    ctx.launch(blocks, (2, 1), x, out)
+    np.testing.assert_array_equal(ctx.read(out, (0, 0))[:n], np.ones(n))

@@ -1590,3 +1590,53 @@ def test_the_warning_names_a_loop_outside_a_function_and_an_int_blocked_by_other
             on = _launch(kernel, _rows(10), "on")
         assert hint in str(w[0].message) and hint in on.loops[0].why
         assert_same_launch(_launch(kernel, _rows(10), "off"), on)
+
+
+def _recursing(tl, x_ptr, n, depth, runs):
+    acc = tl.zeros((T,), "f32")
+    p = x_ptr
+    it = iter(tl.range(0, n))  # (kept: the break does not close it)
+    for i in it:
+        acc = acc + tl.load(p, shape=(T,))
+        if depth == 1 and i == 1:
+            raise ValueError(f"the inner call's own error, run {len(runs)}")
+        if i == n - 1:
+            break
+        p += T * F32
+    if depth == 0:
+        _recursing(tl, x_ptr, n, 1, runs)  # (after the loop: not in its body)
+
+
+def recursing(x_ptr, o_ptr, n, runs, *, tl):
+    runs.append(1)
+    _recursing(tl, x_ptr, n, 0, runs)
+
+
+def test_where_an_error_left_the_loop_is_read_off_the_loop_s_own_frame():
+    """(A breaker.) The traceback's entries for the loop's function were matched by code: under
+    recursion the deepest call's, and an error after the loop read as one in its body."""
+    runs = []
+    with pytest.raises(KernelError, match="the inner call's own error, run 1") as e:
+        _launch(recursing, lambda ctx: (*_rows(10)(ctx), runs), "on")
+    assert runs == [1] and not any("traced again" in n for n in getattr(e.value, "__notes__", []))
+
+
+def test_a_loop_closed_inside_a_nesting_loop_says_so():
+    def kernel(x_ptr, o_ptr, n, *, tl):
+        acc = tl.zeros((T,), "f32")
+        it = iter(tl.range(0, n))
+        for i in it:
+            acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
+            if i == n - 1:
+                break
+        for j in tl.range(0, n):
+            for k in tl.range(0, n):
+                acc = acc + tl.load(x_ptr + k * T * F32, shape=(T,))
+                if j == 1 and k == 0:
+                    it = None  # noqa: F841
+        tl.store(o_ptr, acc)
+
+    on = _launch(kernel, _rows(10), "on")
+    assert_same_launch(_launch(kernel, _rows(10), "off"), on)
+    assert on.loops[1].why.startswith("an earlier tl.range loop was closed inside it (its iterator kept "
+                                      "past a break and dropped here)")

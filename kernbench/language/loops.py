@@ -874,10 +874,11 @@ def check_cut_short(b, tb=None) -> None:
     cut = b.cut_short  # (the loop's generator was closed as the error left the kernel)
     for running in reversed(b.ranges):  # (or it is still open: its iterator kept in a variable)
         if cut is None and running[4] is not None:
-            spec = running[4][8]
+            spec, frame = running[4][8], running[4][9]
             at, t = None, tb
-            while t is not None:  # (the loop's frame's last entry: where the error left it)
-                if spec and t.tb_frame.f_code is spec[0]:
+            while t is not None:  # (the loop's own frame's entry, not a recursive call's of its
+                # function: where the error left it)
+                if id(t.tb_frame) == frame:
                     at = t.tb_lasti
                 t = t.tb_next
             cut = _cut_short(b, running[4], error=at is not None and _raised_in_body(spec, at))
@@ -893,7 +894,7 @@ def _cut_short(b, pending: tuple, error: bool = True):
     (``error``: raised in the loop's body, :func:`_raised_in_body`) whose Python ran with ints replay
     stepped (:func:`_int_steps`) always: only full tracing tells whether its error is the
     kernel's, or replay's step read where the body steps otherwise (a review)."""
-    p, s, m, where, what, quiet, no_replay, steps, _ = pending
+    p, s, m, where, what, quiet, no_replay, steps, _, _ = pending
     why = _off_line(b, p, s, _snap(b), m, cut=True)
     if why is None and steps and error:
         names = ", ".join(f"`{x[0]}`" for x in steps.values())
@@ -905,6 +906,8 @@ def _cut_short(b, pending: tuple, error: bool = True):
 
 
 _POP_TOP = dis.opmap["POP_TOP"]
+#: a running loop's interleaved flag (b.ranges) when an earlier loop was closed inside it
+_CLOSED_INSIDE = "closed inside"
 
 
 def _raised_in_body(spec: tuple, lasti: int) -> bool:
@@ -1821,8 +1824,11 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         kb = len(snaps) - 2  # B, the iteration replay moves on
         k = kb + 1
         if p is None:
-            why = ("run interleaved with another tl.range loop (generators advanced together): the "
-                   "loops do not nest" if running[3] else
+            why = (("an earlier tl.range loop was closed inside it (its iterator kept past a break "
+                    "and dropped here), taking the loads and stores it recorded with it"
+                    if running[3] is _CLOSED_INSIDE else
+                    "run interleaved with another tl.range loop (generators advanced together): the "
+                    "loops do not nest") if running[3] else
                    # (a list() of the range, `in`, a body of Python only: a review found them
                    # given the reason below)
                    "its traced iterations made no commands: nothing to replay"
@@ -1907,7 +1913,8 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 # iteration clamping its prefetch is there too, so then the launch is traced
                 # again without a word of a counter: quiet)
                 what = f"iteration {k} (index {r[k]}){_outer(b)}"
-                running[4] = (p, s, k - kb, where, what, R < 2, no_replay, steps, spec)
+                running[4] = (p, s, k - kb, where, what, R < 2, no_replay, steps, spec,
+                              id(semantic.site_frame()))  # (the loop's frame: check_cut_short)
                 if steps and not _set_steps(spec, steps, k - kb - 1):
                     raise _in_full(no_replay, (b.pe, b.cube), where, what, "its loop is advanced "
                                    "from elsewhere: replay cannot step its variables")
@@ -1961,7 +1968,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             # the kernel closes this generator first, and the access lists go with it below)
             f = semantic.site_frame()  # (the frame closing it: the loop's, as an error unwinds it)
             spec = running[4][8]
-            cut = _cut_short(b, running[4], error=bool(spec) and f.f_code is spec[0]
+            cut = _cut_short(b, running[4], error=bool(spec) and id(f) == running[4][9]
                              and _raised_in_body(spec, f.f_lasti))
             del f
             if cut is not None and b.cut_short is None:  # (an inner loop's, closed first, stays:
@@ -1986,7 +1993,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 # dropped in their body. They recorded into its lists, which go with it: they
                 # do not nest, as generators advanced together, a breaker's raw TypeError)
                 for e in b.ranges[i + 1:]:
-                    e[3] = True
+                    e[3] = e[3] or _CLOSED_INSIDE
                 del b.ranges[i]
                 break
         if owner:

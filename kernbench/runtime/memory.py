@@ -404,8 +404,8 @@ class DeviceMemory:
         with self._lock:
             i = bisect.bisect_right(self._bases, ptr) - 1
             before = after = None
-            if i >= 0 and ptr < self._arrays[i].addr + self._arrays[i].nbytes + ALIGN:
-                before = self._arrays[i]
+            if i >= 0 and ptr <= self._arrays[i].addr + self._arrays[i].nbytes + ALIGN:
+                before = self._arrays[i]  # (up to 4 KiB past its end, that byte included)
             if i + 1 < len(self._arrays) and self._arrays[i + 1].addr - ptr <= ALIGN:
                 after = self._arrays[i + 1]
         return before, after
