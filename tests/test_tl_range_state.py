@@ -1640,3 +1640,50 @@ def test_a_loop_closed_inside_a_nesting_loop_says_so():
     assert_same_launch(_launch(kernel, _rows(10), "off"), on)
     assert on.loops[1].why.startswith("an earlier tl.range loop was closed inside it (its iterator kept "
                                       "past a break and dropped here)")
+
+
+KEPT_TO_EXIT = """\
+import numpy as np
+from kernbench import KernelError
+from kernbench.runtime.context import Context
+T, F32 = 8, 4
+keep = []
+def first(tl, x_ptr, n):
+    acc = tl.zeros((T,), "f32"); p = x_ptr
+    it = iter(tl.range(0, n))
+    for i in it:
+        acc = acc + tl.load(p, shape=(T,))
+        if i == n - 1:
+            break
+        p += T * F32
+    keep.append(it)
+def second(tl, x_ptr):
+    acc = tl.zeros((T,), "f32")
+    for j in range(3):
+        acc = acc + tl.load(x_ptr, shape=(T,))
+        raise ValueError("second's error")
+def kernel(x_ptr, o_ptr, n, *, tl):
+    first(tl, x_ptr, n); second(tl, x_ptr)
+ctx = Context("default")
+x = ctx.replicate(np.ones(10 * T, np.float32), name="x")
+try:
+    ctx.launch(kernel, (1, 1), x, ctx.empty((T,), "f32"), 10, mode="timing")
+except KernelError:
+    print("refused")
+"""
+
+
+def test_a_loop_kept_to_the_interpreter_s_exit_closes_quietly(tmp_path):
+    """(A breaker.) A tl.range generator kept in a list past a failed launch was closed at the
+    interpreter's exit, with no Python frame: "Exception ignored ... call stack is not deep
+    enough" from the close's look for the frame closing it."""
+    import os
+    import subprocess
+
+    import kernbench
+
+    (tmp_path / "k.py").write_text(KEPT_TO_EXIT)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__))))
+    r = subprocess.run([sys.executable, "k.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "refused", r.stderr
+    assert "Exception ignored" not in r.stderr, r.stderr

@@ -1966,9 +1966,12 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         left = at  # (the record counts the iterations run)
         if running[4] is not None:  # (its iteration after replay cut short: an error leaving
             # the kernel closes this generator first, and the access lists go with it below)
-            f = semantic.site_frame()  # (the frame closing it: the loop's, as an error unwinds it)
+            try:  # (the frame closing it: the loop's, as an error unwinds it)
+                f = semantic.site_frame()
+            except ValueError:  # (no Python frame: closed at the interpreter's exit, a breaker)
+                f = None
             spec = running[4][8]
-            cut = _cut_short(b, running[4], error=bool(spec) and id(f) == running[4][9]
+            cut = _cut_short(b, running[4], error=f is not None and bool(spec) and id(f) == running[4][9]
                              and _raised_in_body(spec, f.f_lasti))
             del f
             if cut is not None and b.cut_short is None:  # (an inner loop's, closed first, stays:
