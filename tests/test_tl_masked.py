@@ -713,6 +713,16 @@ def test_check_masked_skips_the_mask_only_where_no_mask_could_fail():
     assert skipped > 100
 
 
+def _blocks_4k(x_ptr, o_ptr, *, tl):
+    """PE 1's block of 1,024 f32 starts 8 KiB into x of 4 KiB: exactly 4 KiB past its end, the
+    end of its guard gap; masked off whole."""
+    n = 1024
+    pid = tl.program_id(0)
+    offs = pid * n + tl.arange(0, n)
+    v = tl.load(x_ptr + 4 * pid * n * 2, shape=(n,), mask=offs < n, other=0.0, dtype="f32")
+    tl.store(o_ptr + 4 * pid * n, v, mask=offs < n)
+
+
 @pytest.mark.parametrize("neighbour", ["f32", "f16", "int32"])
 def test_a_block_masked_off_exactly_4_kib_past_its_array_keeps_it(neighbour):
     # (A review's split-K: the last split's block of B, all masked off, starts exactly 4 KiB
@@ -720,20 +730,14 @@ def test_a_block_masked_off_exactly_4_kib_past_its_array_keeps_it(neighbour):
     # as a load of that array's dtype (f32), or taken as reading it (f16), by what followed B.)
     n = 1024  # (4 KiB of f32: the next allocation starts one guard gap, 4 KiB, after x's end)
 
-    def blocks(x_ptr, o_ptr, *, tl):
-        pid = tl.program_id(0)
-        offs = pid * n + tl.arange(0, n)
-        v = tl.load(x_ptr + 4 * pid * n * 2, shape=(n,), mask=offs < n, other=0.0, dtype="f32")
-        tl.store(o_ptr + 4 * pid * n, v, mask=offs < n)
-
     ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
     x = ctx.replicate(np.ones(n, np.float32), name="x")
     nb = ctx.replicate(np.zeros(n, np.float32), dtype=neighbour, name="neighbour")
     assert nb.addr == x.addr + 2 * 4 * n  # (the case: PE 1's block starts on its first byte)
     out = ctx.empty((2 * n,), "f32", name="out")
-    ctx.launch(blocks, (2, 1), x, out)
+    ctx.launch(_blocks_4k, (2, 1), x, out)
     np.testing.assert_array_equal(ctx.read(out, (0, 0))[:n], np.ones(n))
-    assert ctx.launch(blocks, (2, 1), x, out, mode="timing").cycles > 0
+    assert ctx.launch(_blocks_4k, (2, 1), x, out, mode="timing").cycles > 0
 
     def lets_one_in(x_ptr, o_ptr, *, tl):  # the mask lets the neighbour's first element in
         offs = tl.arange(0, n)
@@ -751,16 +755,10 @@ def test_a_block_masked_off_exactly_4_kib_past_the_last_array_keeps_it(after):
     # past the end" of x, "at most 4 KiB" in the same message.)
     n = 1024
 
-    def blocks(x_ptr, o_ptr, *, tl):
-        pid = tl.program_id(0)
-        offs = pid * n + tl.arange(0, n)
-        v = tl.load(x_ptr + 4 * pid * n * 2, shape=(n,), mask=offs < n, other=0.0, dtype="f32")
-        tl.store(o_ptr + 4 * pid * n, v, mask=offs < n)
-
     ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
     out = ctx.empty((2 * n,), "f32", name="out")
     x = ctx.replicate(np.ones(n, np.float32), name="x")
     if after == "a freed array":
         ctx.free(ctx.empty((n,), "f16"))
-    ctx.launch(blocks, (2, 1), x, out)
+    ctx.launch(_blocks_4k, (2, 1), x, out)
     np.testing.assert_array_equal(ctx.read(out, (0, 0))[:n], np.ones(n))

@@ -1498,16 +1498,23 @@ def test_the_warning_says_why_a_number_was_not_stepped(kernel, hint):
     assert_same_launch(_launch(kernel, args, "off"), on)
 
 
-def kept_iterator_dropped_in_a_later_loop(x_ptr, o_ptr, n, *, tl):
-    """(A breaker.) Loop 1 left by a break, its iterator kept; loop 2 began while loop 1's
-    lists were still set, recorded into them, and dropping the iterator in its first iteration
-    closed loop 1, which took the lists with it: a raw TypeError in loop 2's proof."""
+def _kept_past_a_break(tl, x_ptr, n):
+    """A tl.range left by a break in its last iteration (the iteration after replay), and its
+    iterator, kept: the loop is not closed."""
     acc = tl.zeros((T,), "f32")
     it = iter(tl.range(0, n))
     for i in it:
         acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
         if i == n - 1:
             break
+    return acc, it
+
+
+def kept_iterator_dropped_in_a_later_loop(x_ptr, o_ptr, n, *, tl):
+    """(A breaker.) Loop 1 left by a break, its iterator kept; loop 2 began while loop 1's
+    lists were still set, recorded into them, and dropping the iterator in its first iteration
+    closed loop 1, which took the lists with it: a raw TypeError in loop 2's proof."""
+    acc, it = _kept_past_a_break(tl, x_ptr, n)
     for j in tl.range(0, n):
         acc = acc + tl.load(x_ptr + j * T * F32, shape=(T,))
         if j == 0:
@@ -1623,12 +1630,7 @@ def test_where_an_error_left_the_loop_is_read_off_the_loop_s_own_frame():
 
 def test_a_loop_closed_inside_a_nesting_loop_says_so():
     def kernel(x_ptr, o_ptr, n, *, tl):
-        acc = tl.zeros((T,), "f32")
-        it = iter(tl.range(0, n))
-        for i in it:
-            acc = acc + tl.load(x_ptr + i * T * F32, shape=(T,))
-            if i == n - 1:
-                break
+        acc, it = _kept_past_a_break(tl, x_ptr, n)
         for j in tl.range(0, n):
             for k in tl.range(0, n):
                 acc = acc + tl.load(x_ptr + k * T * F32, shape=(T,))
