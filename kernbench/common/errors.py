@@ -216,6 +216,11 @@ def as_flag(x):
     return bool(x) if isinstance(x, np.bool_) else None
 
 
+#: what iterates but is no tuple of extents: bytes and bytearrays iterate as ints (b"ab" was a
+#: (97, 98) shape), sets in hash order, a str as its characters, a dict as its keys
+NOT_EXTENTS = (str, bytes, bytearray, memoryview, set, frozenset, dict)
+
+
 def is_whole(x) -> bool:
     """An int (Python or numpy), not a bool: a PE index, a count, a cycle, a byte offset."""
     return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.timedelta64))

@@ -874,29 +874,29 @@ def check_cut_short(b, tb=None) -> None:
     cut = b.cut_short  # (the loop's generator was closed as the error left the kernel)
     for running in reversed(b.ranges):  # (or it is still open: its iterator kept in a variable)
         if cut is None and running[4] is not None:
-            spec, frame = running[4][8], running[4][9]
             at, t = None, tb
             while t is not None:  # (the loop's own frame's entry, not a recursive call's of its
                 # function: where the error left it)
-                if id(t.tb_frame) == frame:
+                if id(t.tb_frame) == running[4][9]:
                     at = t.tb_lasti
                 t = t.tb_next
-            cut = _cut_short(b, running[4], error=at is not None and _raised_in_body(spec, at))
+            cut = _cut_short(b, running[4], running[4][9], at)
     if cut is not None:
         b.cut_short = None
         where, what, why, quiet, no_replay = cut
         raise _in_full(no_replay, (b.pe, b.cube), where, what, why, quiet)
 
 
-def _cut_short(b, pending: tuple, error: bool = True):
+def _cut_short(b, pending: tuple, frame, lasti):
     """What :func:`check_cut_short` raises for, of a loop's iteration after replay cut short
-    (``pending``: what tl_range keeps while it runs), or None. One cut short by an error
-    (``error``: raised in the loop's body, :func:`_raised_in_body`) whose Python ran with ints replay
-    stepped (:func:`_int_steps`) always: only full tracing tells whether its error is the
-    kernel's, or replay's step read where the body steps otherwise (a review)."""
-    p, s, m, where, what, quiet, no_replay, steps, _, _ = pending
+    (``pending``: what tl_range keeps while it runs), or None. One cut short by an error raised
+    in the loop's body (the loop's frame, by its id ``frame``, at instruction ``lasti``:
+    :func:`_raised_in_body`) whose Python ran with ints replay stepped (:func:`_int_steps`)
+    always: only full tracing tells whether its error is the kernel's, or replay's step read
+    where the body steps otherwise (a review)."""
+    p, s, m, where, what, quiet, no_replay, steps, spec, own = pending
     why = _off_line(b, p, s, _snap(b), m, cut=True)
-    if why is None and steps and error:
+    if why is None and steps and frame == own and lasti is not None and _raised_in_body(spec, lasti):
         names = ", ".join(f"`{x[0]}`" for x in steps.values())
         why = (f"it raised an error, its Python run with {names} as replay stepped "
                f"{'it' if len(steps) == 1 else 'them'}: traced again in full, so that the error is "
@@ -1340,8 +1340,6 @@ def _loop_spec(f) -> tuple:
     return (f.f_code, semantic.loop_offset(f), names) if names else ()
 
 
-
-
 def _py_state(spec: tuple):
     """The state (:func:`_state_of`) of :func:`_loop_spec`'s variables at the start of an
     iteration; None when the loop is advanced from elsewhere (``next()`` by hand)."""
@@ -1358,7 +1356,8 @@ def _py_state(spec: tuple):
         else:
             v = values[x] if x in values else _UNBOUND
         out.append(_UNBOUND if v is _UNBOUND else _safe_state(v))
-    if code.co_flags & 1 and type(values) is dict and sys.getrefcount(values) <= semantic.FRAME_LOCALS_OWN_REFS:
+    if (code.co_flags & 1 and type(values) is dict
+            and sys.getrefcount(values) <= semantic.FRAME_LOCALS_OWN_REFS):
         # (a function's frame on 3.11 and 3.12: f_locals is a copy, the frame's own until it
         # returns, and would keep every variable's value alive that long: a dropped object's
         # __del__ ran later, in another place of the program, and tl.range's proof, which
@@ -1968,12 +1967,11 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             # the kernel closes this generator first, and the access lists go with it below)
             try:  # (the frame closing it: the loop's, as an error unwinds it)
                 f = semantic.site_frame()
+                frame, lasti = id(f), f.f_lasti
+                del f
             except ValueError:  # (no Python frame: closed at the interpreter's exit, a breaker)
-                f = None
-            spec = running[4][8]
-            cut = _cut_short(b, running[4], error=f is not None and bool(spec) and id(f) == running[4][9]
-                             and _raised_in_body(spec, f.f_lasti))
-            del f
+                frame = lasti = None
+            cut = _cut_short(b, running[4], frame, lasti)
             if cut is not None and b.cut_short is None:  # (an inner loop's, closed first, stays:
                 # the outer one's close found nothing and lost it, a breaker)
                 b.cut_short = cut

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..common.errors import LIBRARY_DIRS, PACKAGE_DIR, KernelError, file_line, pe_at, pe_label
+from ..common.errors import LIBRARY_DIRS, NOT_EXTENTS, PACKAGE_DIR, KernelError, file_line, pe_at, pe_label
 from ..common.pe_commands import PORT_INDEX, PORT_NAMES, TensorHandle, parse_port
 from ..hw.config import ENGINE_MAX_VOLUME
 from ._caller import kernel_frame
@@ -1053,8 +1053,7 @@ def _check_shape_slow(tr, shape, what: str) -> tuple:
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_, np.timedelta64)):
         shape = (shape,)
     try:
-        # (bytes and sets iterate as ints: b"ab" was a (97, 98) shape, {4, 16} one in hash order)
-        ok = not isinstance(shape, (str, bytes, bytearray, memoryview, set, frozenset, dict))
+        ok = not isinstance(shape, NOT_EXTENTS)
         out = tuple(int(d) for d in shape) if ok else ()
         ok = ok and len(out) > 0 and all(d >= 1 and isinstance(s, (int, np.integer))
                                          and not isinstance(s, (bool, np.bool_, np.timedelta64))

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._core import pages
 from .._core.api import drop_pairing_inputs, moved_tables, pair_links, prepare
-from ..common.errors import (KernbenchError, KernelError, ReplayContractError, ReplayWarning, UnwrittenReadWarning,
+from ..common.errors import (NOT_EXTENTS, KernbenchError, KernelError, ReplayContractError, ReplayWarning, UnwrittenReadWarning,
                              exc_text, file_line, is_whole, pe_at, pe_label, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, TensorHandle, Unit, operator_targets,
                                   pop_operator_target, push_operator_target)
@@ -48,8 +48,7 @@ MODES = ("functional", "timing")
 
 def _check_grid(hw, grid) -> tuple:
     try:
-        # (bytes and sets iterate as ints: b"\x02\x01" ran as (2, 1), {1, 2} in hash order)
-        if isinstance(grid, (str, bytes, bytearray, memoryview, set, frozenset, dict)):
+        if isinstance(grid, NOT_EXTENTS):  # (b"\x02\x01" ran as the grid (2, 1))
             raise TypeError
         grid = tuple(grid)  # (once: an iterator would be used up by the first pass)
         g = tuple(int(x) for x in grid)
