@@ -16,7 +16,7 @@
 
 Errors are printed as one line, ``kernbench: error: ...``, with exit status 2; ``--debug`` shows
 the traceback and the whole message instead (exit status 2 all the same). ``diag`` exits 1 when
-a panel fails, ``run`` when the module's check fails. Runs that take more than a second show a
+a panel fails, ``run`` when the module's check fails, ``sweep`` when a point fails. Runs that take more than a second show a
 progress bar on a terminal. docs/reports.md describes every command.
 
 ``kernbench.diag.run_panels`` is called with ``progress=callback``; the callback accepts
@@ -1038,7 +1038,9 @@ def cmd_sweep(args, console) -> int:
         console.print(rich_text(f"Pareto front ({args.y} against {args.pareto}):"))
         cols = list(dict.fromkeys([*res.swept, args.y, args.pareto]))  # (a swept cost once)
         console.print(rich_text(front[cols].to_string(index=False)), soft_wrap=True)
-    return EXIT_OK
+    # (as diag's failed panel: a script's `sweep ... && next` must not go on from failed points;
+    # their rows, the table and the files are written all the same)
+    return EXIT_FAILED if res.failed else EXIT_OK
 
 
 # -- parser ----------------------------------------------------------------------------------------

@@ -873,7 +873,9 @@ def test_cli_sweep(tmp_path, capsys):
             "--set", "link.hop_latency_cycles=0,50", "--arg", "n=256,1K", "--workers", "1",
             "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--plot", str(tmp_path / "p.png"),
             "--hue", "n", "--pareto", "link.bytes_per_cycle"]
-    assert main(argv) == 0
+    # exit 1: four points failed (a script's `sweep ... && next` must not go on), every output
+    # written all the same (a review: a sweep whose points all failed exited 0)
+    assert main(argv) == 1
     text = capsys.readouterr().out
     # hop latency 0: a bad config, refused before any launch; the counts partition the points
     # (a review found "4 computed, 0 from the cache, 4 failed" adding up past the 8 points when
@@ -888,7 +890,7 @@ def test_cli_sweep(tmp_path, capsys):
     df = pd.read_csv(out)
     assert len(df) == 8 and set(df["n"]) == {256, 1024}
     assert (tmp_path / "p.png").is_file()
-    assert main(argv) == 0 and "(0 computed, 4 from the cache, 4 refused: bad hardware); 4 failed" \
+    assert main(argv) == 1 and "(0 computed, 4 from the cache, 4 refused: bad hardware); 4 failed" \
         in capsys.readouterr().out
     assert main(["sweep", "--panel", "single_user_prefill", "--grid", "8,1"]) == 2
     assert "a panel has its own grid" in capsys.readouterr().err
@@ -1380,7 +1382,7 @@ def test_cli_sweep_strict_sram_off_is_a_row_naming_the_option(tmp_path, capsys):
                      "    return (ctx.empty((n,), 'f32'), ctx.empty((n,), 'f32'), n)\n")
     out = tmp_path / "rows.csv"
     assert main(["sweep", f"{kfile}:k", "--grid", "8,1", "--arg", "n=2K", "--set", "sram.capacity_bytes=4096",
-                 "--option", "strict_sram=off", "--workers", "1", "--no-cache", "--out", str(out)]) == 0
+                 "--option", "strict_sram=off", "--workers", "1", "--no-cache", "--out", str(out)]) == 1
     import pandas as pd
 
     row = pd.read_csv(out).iloc[0]
