@@ -1,4 +1,6 @@
 """Device memory: per-PE spaces at shared addresses, placement helpers, read-back, conversion."""
+import re
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -167,6 +169,14 @@ def test_empty_reads_nan_and_empty_like_gathers_like_its_model(ctx):
     e = ctx.empty((2,), "f32")
     with pytest.raises(PlacementError, match="without a placement"):
         ctx.gather(e)
+    # pe= or cube= name the copy to read, as for a put array (a review: refused, "say how to
+    # gather it", though the call said which PE)
+    w = ctx.empty((2,), "f32")
+    ctx.launch(kernel, (4, 1), src, w)
+    np.testing.assert_array_equal(ctx.gather(w, pe=2), ctx.read(w, (2, 0)))
+    np.testing.assert_array_equal(ctx.gather(w, pe=2), [5.0, 6.0])
+    with pytest.raises(PlacementError, match=r"PE \(99, 0\) does not exist: .* has PEs 0-3 per cube"):
+        ctx.gather(w, pe=99)
     assert np.isnan(ctx.gather(e, over="cube", axis=0)).all() and ctx.gather(e, over="cube", axis=0).shape == (6,)
 
 
@@ -479,3 +489,15 @@ def test_other_ml_dtypes_numbers_convert_and_mixed_huge_ints_are_refused(ctx):
             ctx.replicate([2**63, -1], dtype=dt)
     with pytest.raises(PlacementError, match="object data is not numbers"):
         ctx.replicate(np.array([1, 2], dtype=object))
+
+
+@pytest.mark.parametrize("how", ["put", "shard", "replicate"])
+def test_device_memory_given_as_the_data_is_refused_naming_the_mix_up(ctx, how):
+    """ctx.put(device_array, data) reads as "write data into it"; numpy made an object array of
+    the DeviceArray and the error said "object data is not numbers". A DevicePointer (an int)
+    was placed as its address's value."""
+    a = ctx.empty((4,), "f32")
+    args = {"put": lambda x: ctx.put(x, (0, 0)), "shard": ctx.shard, "replicate": ctx.replicate}[how]
+    for x, what in ((a, "a DeviceArray ('a"), (a.ptr, "a DevicePointer (device memory)")):
+        with pytest.raises(PlacementError, match=r"the data is " + re.escape(what)):
+            args(x)

@@ -53,6 +53,15 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
         if "bfloat16" in str(getattr(t, "dtype", "")):
             return np.asarray(t.float().numpy()).astype(NP_DTYPES["bf16"]), "bf16"
         x = t.numpy()
+    if isinstance(x, (DeviceArray, DevicePointer)) or type(x).__name__ == "TensorHandle":
+        # (numpy made an object array of it: "object data is not numbers" told the user nothing
+        # of the mix-up, ctx.put(device_array, data) read as "write data into it")
+        what = (f"a DeviceArray ({x.name!r}, already on the device)" if isinstance(x, DeviceArray)
+                else f"a {type(x).__name__} (device memory)")
+        raise PlacementError(f"the data is {what}: put, shard and replicate allocate a new array "
+                             f"from host data (a numpy array, list or CPU tensor), given first; to "
+                             f"copy a device array's contents read them back with ctx.gather or "
+                             f"ctx.read_all, and a kernel's stores write into an existing one")
     if _missing(x):
         raise PlacementError("pandas data with missing values (<NA>) in an integer or boolean "
                              "column: they have no value to place (numpy makes them NaN); fill "
@@ -775,9 +784,12 @@ class DeviceMemory:
                                        f"the copy on {pe_label((pe, cube))}, where it was put",
                                        "pe= and cube=")
                 return out
+            elif chosen:  # (an empty array: pe= or cube= name the copy, as for a put one)
+                return self._read_warned(arr, self._g((pe, cube)))
             else:
                 raise PlacementError(f"{arr.name!r} was allocated without a placement: say how to "
-                                   f"gather it, e.g. gather(arr, over='pe', axis=0)")
+                                     f"gather it, e.g. gather(arr, over='pe', axis=0), or which "
+                                     f"PE's copy to read, gather(arr, pe=0, cube=0)")
         axis = 0 if axis is None else axis
         hw = self.hw
         for name, v, top in (("pe", pe, hw.pes_per_cube), ("cube", cube, hw.n_cubes)):
