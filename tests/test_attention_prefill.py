@@ -141,7 +141,7 @@ def test_causal_phases_on_one_diagonal_block_replay_with_their_shapes_moving(mon
     # (4 * 32, 64), more elements than a fill whose value tracing keeps (KNOWN_FILL_MAX), which
     # the next phase's o updates could not read across a replay. A run's iteration 0 differs
     # (its diagonal fold has 1 key), so iteration 1 reads what no later iteration reads of its
-    # predecessor and the proof takes A = 2, B = 3 (loops.MAX_PROBES); traced: phases 0-3 and
+    # predecessor and the proof takes A = 2, B = 3 (loops.PROBES + 1); traced: phases 0-3 and
     # 7 of each run. 2 ranks x 2 groups x 5 phases x 2 query blocks = 40 query loads, against
     # 2 x 2 x 8 x 2 = 64 in full.
     runs = {}

@@ -192,7 +192,7 @@ def test_a_body_reading_two_iterations_back_replays(n, lag):
     _exact(lagged, args)
     RUNS.clear()
     _launch(lagged, args, "on", grid=(1, 1))
-    probes = loops.PROBES if lag == 1 else loops.MAX_PROBES
+    probes = loops.PROBES if lag == 1 else loops.PROBES + 1  # (A = 2, B = 3)
     assert RUNS == (list(range(n)) if n < probes + 2 else [*range(probes), n - 1])
 
 
@@ -2242,7 +2242,7 @@ def test_replay_first_traces_iteration_2_where_0_and_1_cannot_prove_it(n, kind):
     _exact(carried, args)
     RUNS.clear()
     _launch(carried, args, "on", grid=(1, 1))
-    probes = loops.MAX_PROBES if kind == "lag2" else loops.PROBES
+    probes = loops.PROBES + 1 if kind == "lag2" else loops.PROBES  # (A = 2, B = 3)
     assert RUNS == list(range(probes)) + [n - 1]
 
 
@@ -2465,9 +2465,9 @@ def four_loops(x_ptr, o_ptr, n, *, tl):
     for _ in tl.range(0, n):  # Python state: a list the body appends to
         seen.append(0)
         acc = acc + tl.load(x_ptr + (len(seen) % 3) * T * T * F32, shape=(T, T))
-    for i in tl.range(0, n):  # a branch on the index: iteration 2 is not iteration 1 moved on
+    for i in tl.range(0, n):  # a branch on the index: no iteration is the one before moved on
         x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
-        acc = acc + (tl.exp(x) if i == 2 else x)
+        acc = acc + (tl.exp(x) if i % 2 == 0 else x)
     tl.store(o_ptr, acc)
 
 
@@ -2574,7 +2574,7 @@ def test_a_loop_not_replayed_says_which_command_differs():
         f"the command at test_tl_range.py:{line(picked_by_index, 'parts[i % 4]')} (add (1,16) f32) reads another")
     outer, inner = loop_list(inner_follows_outer)
     assert outer.replayed == 0 and outer.why.startswith(
-        f"its traced iterations make 8 and 10 commands, alike up to the command at test_tl_range.py:"
+        f"its traced iterations make 16 and 18 commands, alike up to the command at test_tl_range.py:"
         f"{line(inner_follows_outer, 'tl.store')} (store (1,16) f32 to o): an `if` on the index, or an "
         f"inner loop whose trip count follows the outer index")
     # r = 0 .. 3 run fewer iterations than replay needs; the 60 others replay
@@ -2583,13 +2583,14 @@ def test_a_loop_not_replayed_says_which_command_differs():
                                f"{loops.PROBES + 2} replay needs)")
     # (a breaker: counts that differ made D no step, so a carried operand was blamed first)
     cc, _ = loop_list(carried_into_causal)
-    assert cc.why.startswith(f"its traced iterations make 8 and 10 commands, alike up to the command at "
+    assert cc.why.startswith(f"its traced iterations make 16 and 18 commands, alike up to the command at "
                              f"test_tl_range.py:{line(carried_into_causal, 'tl.store')} (store")
     (sm,) = loop_list(some_iterations)  # (the last two traced iterations alike, empty)
-    assert sm.why.startswith("its traced iterations make 0, 3, 0, 0 commands: an `if` on the index")
+    assert sm.why.startswith("its traced iterations make 0, 3, 0, 0, 3, 0, 0, 3 commands: an `if` on "
+                             "the index")
     (sg,) = loop_list(shape_grows)
     assert sg.why.startswith(f"the command at test_tl_range.py:{line(shape_grows, 'tl.store')} is load "
-                             f"(1,3) f32 from x in one traced iteration and load (1,4) f32 from x in the "
+                             f"(1,7) f32 from x in one traced iteration and load (1,8) f32 from x in the "
                              f"next (shapes_move=True")
     (al,) = loop_list(alternates)
     at = line(alternates, "tl.exp(x) if")
@@ -2647,9 +2648,8 @@ def test_the_launch_records_what_replay_did_with_each_loop():
     assert why[0] is None
     assert why[1] == f"2 iterations, fewer than the {loops.PROBES + 2} replay needs"
     assert why[2] == "it carries Python state across iterations (seen: a ReplayWarning names it)"
-    branch = first + 12  # (the line of `acc + (tl.exp(x) if i == 2 else x)`)
-    assert why[3].startswith(f"its traced iterations make 3 and 2 commands, alike up to the command at "
-                             f"test_tl_range.py:{branch} (exp (8,8) f32): an `if` on the index")
+    assert why[3].startswith("its traced iterations make 3, 2, 3, 2, 3, 2, 3, 2 commands: an `if` on "
+                             "the index")
     assert str(tr.loops[0]) == (f"tl.range at test_tl_range.py:{first + 2}: 2 runs on 2 PEs, 16 of 24 "
                                 f"iterations replayed")
     assert str(tr.loops[1]).endswith("0 of 4 iterations replayed; not replayed: " + why[1])

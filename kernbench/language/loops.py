@@ -74,8 +74,9 @@ semantic.register_internal(__file__)
 
 #: iterations traced before the repetition is proven: 0 (may differ), A and B
 PROBES = 3
-#: ... or one more, when the body reads two iterations back (A and B are then 2 and 3)
-MAX_PROBES = 4
+#: ... or more, when the body reads two iterations back (A and B are then 2 and 3) or its
+#: first iterations fill a software pipeline (a later pair proves it)
+MAX_PROBES = 8
 REPLAY_MODES = ("on", "off", "verify")
 
 
@@ -326,6 +327,12 @@ def _moves(b, sa: tuple, sb: tuple, se: tuple, D: int, S: int):
     return mv
 
 
+#: why a loop is not replayed whose body reads a tensor three iterations back or more (seen from
+#: the fifth probe on)
+OLD_HANDLE = ("its body reads a tensor made three or more iterations before (a window of handles "
+              "deeper than two iterations, `a, b, c = b, c, x`): replay moves on the last two "
+              "iterations' handles only")
+
 #: why a loop is not replayed whose body carries a value known while tracing (the Triton
 #: tutorials' `offs = offs + B`): also a ReplayWarning (InFull.slow), the loop's cost being
 #: that of full tracing and the fix one line
@@ -381,11 +388,14 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
         return None
     # tensors of A, of A's predecessor or earlier with a value known while tracing, read across
     # iterations: their moved-on values are not known. One computed already (a mask's index,
-    # `offs = offs + B`, read by a masked access: the iterations after need it too) or a fill:
-    # the loop is traced. One never read but by the next (a chain, `acc = acc + 1.0` on a
+    # `offs = offs + B`, read by a masked access: the iterations after need it too) or a fill
+    # that differs between iterations or starts such a chain: the loop is traced (a fill alike
+    # in every iteration, read by commands whose value is unknown: replayed, _carried_fills).
+    # One never read but by the next (a chain, `acc = acc + 1.0` on a
     # fill): replayed, the held ones unknown (below), computed if read after (_unknown_read)
     used = _keys_in(b.known, t0, t_b) + _keys_in(b.fills, t0, t_b)
-    if used and store.reads_any(sb[1], se[1], used):
+    if (used and store.reads_any(sb[1], se[1], used)
+            and not _carried_fills(b, store.rows(sb[1], se[1]), set(used), D, t_b)):
         b.plan_why = CARRIED_KNOWN
         return None
     maybe = _keys_in(b.lazy, t0, t_b)
@@ -529,6 +539,30 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     return p
 
 
+def _carried_fills(b, rows: np.ndarray, used: set, D: int, t_b: int) -> bool:
+    """B (its command ``rows``) reads tensors of earlier iterations whose value is known while
+    tracing (of ``used``): a software pipeline's deferred update reading the accumulator an
+    earlier iteration filled (`o = tl.zeros(...)` in one phase, `o * alpha + pv` in the next).
+    Replay keeps full tracing's knowledge when each is a small fill (tl.zeros, tl.full: not an
+    arange, nor a value computed from one) made alike in every iteration from it to B, so that
+    every replayed iteration reads the same value (the iterations traced after read it through
+    a handle replay moves on, whose value it moves with it: _move_known), and when no command
+    of B reading one has a value known from it (another operand's value unknown: `o * alpha`,
+    not `o + 1.0`, which would start a chain of known values replay does not compute)."""
+    fills, lazy, valued = b.fills, b.lazy, b.valued
+    ops = rows[:, 1:]
+    read = [i for i in used if (ops == i).any()]
+    for i in read:
+        back = (t_b - i + D - 1) // D  # (iterations back from B)
+        if i not in fills or i in lazy or not all(_same_known(b, i, i + q * D) for q in range(1, back + 1)):
+            return False
+    nv = len(valued)
+    for row in ops[np.isin(ops, read).any(axis=1)].tolist():
+        if all(0 <= o < nv and valued[o] for o in row if o >= 0):
+            return False
+    return True
+
+
 def _why_differs(b, s0: tuple, sa: tuple, sb: tuple, se: tuple) -> str | None:
     """Why B (``sb`` to ``se``) is not A (``sa`` to ``sb``) moved on, in the kernel's words, read
     off their commands: how many each made, or the first command whose site differs, or that
@@ -581,6 +615,16 @@ def _counts_differ(snaps: list) -> str | None:
         return None
     return (f"its traced iterations make {', '.join(f'{c:,}' for c in counts)} commands: an `if` on the "
             f"index, or an inner loop whose trip count follows the outer index")
+
+
+def _counts_periodic(snaps: list) -> str | None:
+    """:func:`_counts_differ` when the command counts after iteration 0 go up and down (`if i % 3
+    == 1`): the last pair's difference alone would read as a count that grows (causal
+    attention's inner loop), which the last pair tells best."""
+    counts = [y[1] - x[1] for x, y in zip(snaps[1:], snaps[2:])]
+    if counts == sorted(counts) or counts == sorted(counts, reverse=True):
+        return None
+    return _counts_differ(snaps)
 
 
 def _keys_in(d: dict, lo: int, hi: int) -> list:
@@ -1790,11 +1834,14 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         for k in range(MAX_PROBES):
             if k == PROBES - 1 and p is not None:
                 break  # (replay_first: iterations 0 and 1 proved it)
-            if k == PROBES:
-                # B is not A moved on: perhaps the body reads two iterations back (iteration 1
-                # reads tensors from before the loop where iteration 2 reads iteration 0's);
-                # then iterations 2 and 3 prove it, when a replayed iteration is left after 3
-                if p is not None or n < MAX_PROBES + 1 + tail:
+            if k >= PROBES:
+                # B is not A moved on, or is but its next iteration's accesses would leave their
+                # allocation: perhaps the body reads two iterations back (iteration 1 reads
+                # tensors from before the loop where iteration 2 reads iteration 0's), or its
+                # first iterations fill a software pipeline (a deferred update, a store of the
+                # iteration before's result: a prefill phase of one or two folds); then the
+                # next pair proves it, when a replayed iteration is left after it
+                if p is not None or n < k + 2 + tail:
                     break
             at = k
             running[2] = r[k]
@@ -1811,6 +1858,25 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration 0 on move on
                 p = _plan(b, snaps[0], snaps[k - 1], snaps[k], snaps[k + 1], trans[k - 1], trans[k],
                           trans[k + 1], shapes_move, no_replay is not None)
+                if (p is not None and k > PROBES and b.trace_store.reads_any(
+                        snaps[k][1], snaps[k + 1][1], range(snaps[0][0], snaps[k - 2][0]))):
+                    # B reads a tensor of iteration 1 .. B - 3, three iterations back or more:
+                    # through a handle the kernel held as long (a window deeper than replay
+                    # moves, `a, b, c = b, c, x`: a prefill phase of one fold queues its o
+                    # updates three folds deep), which replay, moving A's and B's handles only,
+                    # would leave naming its own iteration's tensor. (Before the fifth probe
+                    # such a read is of iteration 0 or before the loop: the proof fails it.)
+                    # Every later pair reads as far back: the loop is traced
+                    p = None
+                    b.plan_why = OLD_HANDLE
+                if (p is not None and k + 1 < MAX_PROBES and n >= k + 3 + tail
+                        and _safe_iterations(b, p, 1) < 1):
+                    # (A to B may be the pipeline filling, their accesses' step not the loop's:
+                    # a store of the last group's o in A, of this group's in B. Replay would
+                    # stop at once; the next pair may prove it, and that iteration is traced
+                    # either way, its error raised where full tracing raises it)
+                    b.plan_why = None
+                    p = None
             elif k == 1 and replay_first:  # A = 0, B = 1: B reads only its own (_plan)
                 p = _plan(b, snaps[0], snaps[0], snaps[1], snaps[2], trans[0], trans[1], trans[2],
                           shapes_move, no_replay is not None)
@@ -1831,7 +1897,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                    # (a list() of the range, `in`, a body of Python only: a review found them
                    # given the reason below)
                    "its traced iterations made no commands: nothing to replay"
-                   if snaps[0][1] == snaps[-1][1] else b.plan_why or (
+                   if snaps[0][1] == snaps[-1][1] else b.plan_why or _counts_periodic(snaps) or (
                        len(snaps) >= 4 and _why_differs(b, snaps[0], snaps[-3], snaps[-2], snaps[-1]))
                    or _counts_differ(snaps) or "its traced iterations differ otherwise than replay moves them on "
                    "(docs/language.md, 'tl.range': what kernbench checks)")

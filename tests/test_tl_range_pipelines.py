@@ -1,0 +1,220 @@
+"""tl.range replay of software-pipelined loops: a first few iterations that fill the pipeline
+(proved by a later pair of iterations), a fill one iteration makes and the next reads (a deferred
+update of an accumulator), and a window of handles deeper than replay moves (traced). Each
+launch is full tracing's: the program, the event record, cycles, counters and peak SRAM.
+
+A review (public attention bug reports rebuilt as kernels) found the shipped prefill kernel
+itself out of replay with one or two K/V blocks per query block (one rank, MHA: h_q = h_kv),
+with a ReplayWarning telling the user to fix the kernel's code: its phase loop defers a phase's
+o update into the next phase, reading the tl.zeros o of the phase before (a value known while
+tracing, carried), and its first phases fill the pipeline (the proof's first pair is not the
+loop's step)."""
+import warnings
+
+import numpy as np
+import pytest
+from replay_helpers import assert_same_launch
+
+from kernbench.common.errors import KernelError, ReplayWarning
+from kernbench.kernels import attention_mesh_kv_kernel
+from kernbench.language import loops
+from kernbench.runtime.context import Context
+
+T = 8  # tile side
+F32 = 4
+RUNS = []
+
+
+def _launch(kernel, args_of, replay, grid=(1, 1)):
+    ctx = Context("default")
+    ctx.install_sfr(scope="pe")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReplayWarning)  # (within the contract: never one)
+        return ctx.launch(kernel, grid, *args_of(ctx), mode="timing", replay=replay, record_events=True)
+
+
+def _exact(kernel, args_of, grid=(1, 1)):
+    """Replay on gives full tracing's launch, verify finds nothing; returns (off, on, the
+    iterations whose Python ran with replay on)."""
+    off = _launch(kernel, args_of, "off", grid)
+    RUNS.clear()
+    on = _launch(kernel, args_of, "on", grid)
+    runs = list(RUNS)
+    assert_same_launch(off, on)
+    _launch(kernel, args_of, "verify", grid)
+    return off, on, runs
+
+
+def _args(n):
+    return lambda ctx: (ctx.empty(((n + 2) * T, T), "f32"), ctx.empty(((n + 2) * T, T), "f32"), n)
+
+
+def warm_up(x_ptr, o_ptr, n, *, tl):
+    """A pipeline filling: iteration i runs min(i, 3) stages, so iterations 1 and 2, and 2 and
+    3, differ (as `if i == 0` makes 0 and 1 differ); 3 and 4 prove the loop."""
+    for i in tl.range(0, n):
+        RUNS.append(i)
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        for _ in range(min(i, 3)):
+            x = tl.exp(x)
+        tl.store(o_ptr + i * T * T * F32, x)
+
+
+def deferred_update(x_ptr, o_ptr, n, *, tl):
+    """Each iteration fills its accumulator and defers its update to the next iteration, which
+    reads that fill (`acc * s`: s is not known, so nothing known follows from the fill) and
+    stores the result at the index before its own."""
+    prev_acc = prev_s = None
+    for i in tl.range(0, n):
+        RUNS.append(i)
+        acc = tl.zeros((T, T), "f32")
+        s = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        if i > 0:
+            tl.store(o_ptr + (i - 1) * T * T * F32, prev_acc * prev_s + s)
+        prev_acc, prev_s = acc, s
+    tl.store(o_ptr + (n - 1) * T * T * F32, prev_acc * prev_s)
+
+
+@pytest.mark.parametrize("n", [6, 7, 8, 12, 40])
+def test_a_loop_whose_first_iterations_fill_a_pipeline_replays_from_a_later_pair(n):
+    _, on, runs = _exact(warm_up, _args(n))
+    (lp,) = on.loops
+    # iterations 0-4 traced (3 and 4 prove it) and the last; the rest replayed
+    assert runs == ([*range(5), n - 1] if n >= 7 else list(range(n)))
+    assert lp.replayed == max(0, n - 6) and (lp.why is None) == (n >= 7)
+
+
+@pytest.mark.parametrize("n", [6, 7, 9, 40])
+def test_a_fill_read_by_the_next_iteration_is_replayed(n):
+    """Iterations 2 and 3 read iteration 1's and 2's fills: alike, read by `acc * s` (its value
+    not known), so the loop replays (iteration 0 makes fewer tensors, so 1 and 2 are not the
+    step: 2 and 3 prove it). Before, any fill read across iterations kept the loop traced."""
+    _, on, runs = _exact(deferred_update, _args(n))
+    (lp,) = on.loops
+    assert lp.why is None and lp.replayed == n - 5
+    assert runs == [0, 1, 2, 3, n - 1]
+
+
+def fill_chain(x_ptr, o_ptr, n, *, tl):
+    """A fill the next iteration reads into a value known while tracing (`acc + 1.0`): replay
+    would leave the replayed iterations' known values uncomputed, so the loop is traced."""
+    acc = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n):
+        y = acc + 1.0
+        acc = tl.zeros((T, T), "f32")
+        tl.store(o_ptr + i * T * T * F32, y + tl.load(x_ptr + i * T * T * F32, shape=(T, T)))
+
+
+def fill_follows_index(x_ptr, o_ptr, n, *, tl):
+    """A fill whose value follows the index, read by the next iteration: not alike, traced."""
+    prev = tl.zeros((T, T), "f32")
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        tl.store(o_ptr + i * T * T * F32, x * prev)
+        prev = tl.full((T, T), float(i), "f32")
+
+
+@pytest.mark.parametrize("kernel", [fill_chain, fill_follows_index])
+def test_a_carried_fill_replay_cannot_keep_known_is_traced(kernel):
+    tr = {}
+    for replay in ("off", "on"):
+        ctx = Context("default")  # (a context each: the arrays' names, in the labels, alike)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            tr[replay] = ctx.launch(kernel, (1, 1), *_args(12)(ctx), mode="timing", replay=replay,
+                                    record_events=True)
+    assert_same_launch(tr["off"], tr["on"])
+    (lp,) = tr["on"].loops
+    assert lp.replayed == 0 and lp.why == loops.CARRIED_KNOWN
+    assert any(issubclass(x.category, ReplayWarning) and "known while tracing" in str(x.message) for x in w)
+
+
+def window_of_three(x_ptr, o_ptr, n, *, tl):
+    """Iteration i reads the load of iteration i - 3 (a window deeper than the two iterations of
+    handles replay moves on); iterations 0-2 read a tile from before the loop."""
+    first = tl.load(x_ptr, shape=(T, T))
+    a = b = c = first
+    for i in tl.range(0, n):
+        RUNS.append(i)
+        if i == 2:  # (the first iterations differ, so the proof reaches a later pair)
+            a = a * 2.0
+        x = tl.load(x_ptr + (i + 1) * T * T * F32, shape=(T, T))
+        tl.store(o_ptr + i * T * T * F32, a + x)
+        a, b, c = b, c, x
+
+
+def test_a_body_reading_three_iterations_back_is_traced_in_full():
+    """From the fifth probe on the proof could pass such a body; replay would then leave the
+    handle three iterations old naming its own tensor (verify: 'changes the program'). It is
+    traced in full instead, saying why."""
+    _, on, runs = _exact(window_of_three, _args(20))
+    (lp,) = on.loops
+    assert lp.replayed == 0 and lp.why == loops.OLD_HANDLE
+    assert runs == list(range(20))
+
+
+@pytest.mark.parametrize("S, h, bq, bkv", [(64, 3, 4, 32), (256, 4, 4, 128), (4096, 8, 32, 2048)])
+def test_prefill_with_few_blocks_per_query_block_replays_without_a_warning(S, h, bq, bkv):
+    """The review's cases: one rank, h_q = h_kv, one query block folding two K/V blocks (and
+    four: the pipeline then stays inside a phase). No ReplayWarning (a shipped kernel within
+    the contract), the phase loop replayed, the launch full tracing's."""
+    d = 16 if S < 4096 else 128
+
+    def args(ctx):
+        return (*(ctx.empty((S, h, d), "f16") for _ in range(4)), S, S, h, h, d, 1, 0, bq, bkv)
+
+    runs = {}
+    for replay in ("off", "on", "verify"):
+        ctx = Context("mesh8")
+        ctx.install_sfr(scope="pe", ring=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ReplayWarning)
+            runs[replay] = ctx.launch(attention_mesh_kv_kernel, (1, 1), *args(ctx), mode="timing",
+                                      replay=replay, record_events=True)
+    assert_same_launch(runs["off"], runs["on"])
+    phases = next(lp for lp in runs["on"].loops if lp.iterations > 0)
+    assert phases.replayed > phases.iterations // 2, runs["on"].loops
+
+
+def test_prefill_with_one_block_per_query_block_stays_exact():
+    """One K/V block per query block: the o updates trail three phases, a window replay cannot
+    move; traced in full (no replay, no warning), as before this change."""
+    S, h, d = 64, 3, 16
+    runs = {}
+    for replay in ("off", "on"):
+        ctx = Context("mesh8")
+        ctx.install_sfr(scope="pe", ring=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ReplayWarning)
+            runs[replay] = ctx.launch(attention_mesh_kv_kernel, (1, 1),
+                                      *(ctx.empty((S, h, d), "f16") for _ in range(4)), S, S, h, h, d, 1,
+                                      0, 4, 64, mode="timing", replay=replay, record_events=True)
+    assert_same_launch(runs["off"], runs["on"])
+    assert all(lp.replayed == 0 for lp in runs["on"].loops)
+    assert np.array_equal(runs["off"].peak_sram, runs["on"].peak_sram)
+
+
+def last_divides(x_ptr, o_ptr, n, *, tl):
+    """The last iteration divides by the fill of the one before: a known zero, refused at trace
+    (the error full tracing raises). With replay, that fill is a replayed iteration's: replay
+    gives it the value B's had (_move_fills), or the division would pass unchecked."""
+    prev = None
+    for i in tl.range(0, n):
+        acc = tl.zeros((T, T), "i32")
+        x = tl.load(x_ptr + i * T * T * 4, shape=(T, T), dtype="i32")
+        if i > 0:
+            tl.store(o_ptr + (i - 1) * T * T * 4, prev * x)
+        if i == n - 1:
+            tl.store(o_ptr + i * T * T * 4, x // prev)
+        prev = acc
+
+
+def test_a_replayed_fill_is_known_to_the_iterations_traced_after():
+    errors = {}
+    for replay in ("off", "on"):
+        ctx = Context("default")
+        args = (ctx.empty((14 * T, T), "i32"), ctx.empty((14 * T, T), "i32"), 12)
+        with pytest.raises(KernelError) as e:
+            ctx.launch(last_divides, (1, 1), *args, mode="timing", replay=replay)
+        errors[replay] = e.value
+    assert str(errors["on"]) == str(errors["off"]) and "zero" in str(errors["off"])
