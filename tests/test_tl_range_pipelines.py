@@ -218,3 +218,71 @@ def test_a_replayed_fill_is_known_to_the_iterations_traced_after():
             ctx.launch(last_divides, (1, 1), *args, mode="timing", replay=replay)
         errors[replay] = e.value
     assert str(errors["on"]) == str(errors["off"]) and "zero" in str(errors["off"])
+
+
+def window_over_warm_up(x_ptr, o_ptr, n, K, *, tl):
+    """A review's case: a two-deep window of handles (`hist = [hist[1], x]`, the older read by
+    Python only) beside a pipeline filling for K iterations: the window's older handle, at the
+    end of the pair's first iteration, names a tensor of an iteration that made another number
+    of tensors (was refused as Python state carried, with a ReplayWarning)."""
+    hist = [None, None]
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        for _ in range(min(i, K)):
+            x = tl.exp(x)
+        if i >= 1:
+            tl.store(o_ptr + (i - 1) * T * T * F32, hist[1] + x)
+        hist = [hist[1], x]
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 4])
+def test_a_window_of_handles_over_a_pipeline_filling_replays(K):
+    n = 20
+    _, on, _ = _exact(window_over_warm_up, lambda ctx: (*_args(n)(ctx)[:2], n, K))
+    (lp,) = on.loops
+    # proved by iterations K and K + 1, 2 and 3 at least (iteration 1 reads iteration 0's, which
+    # made fewer tensors): traced 0 .. B and the last
+    B = max(K + 1, 3)
+    assert lp.why is None and lp.replayed == n - (B + 1) - 1
+
+
+def kept_as_is(x_ptr, o_ptr, n, *, tl):
+    """A carried fill stored as it is and reduced: neither makes a value known while tracing
+    (a review: refused as if they did)."""
+    prev = None
+    for i in tl.range(0, n):
+        acc = tl.zeros((T, T), "f32")
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        if i > 0:
+            tl.store(o_ptr + i * T * T * F32, prev)
+            tl.store(o_ptr + (i + n) * T * T * F32, tl.sum(prev, axis=1) + x)
+        prev = acc
+
+
+def test_a_carried_fill_stored_or_reduced_replays():
+    n = 12
+    _, on, _ = _exact(kept_as_is, lambda ctx: (ctx.empty(((2 * n + 2) * T, T), "f32"),
+                                               ctx.empty(((2 * n + 2) * T, T), "f32"), n))
+    (lp,) = on.loops
+    assert lp.why is None and lp.replayed == n - 5
+
+
+def first_differs(x_ptr, o_ptr, n, *, tl):
+    prev = None
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        if i > 0:
+            tl.store(o_ptr + i * T * T * F32, x * prev)
+        prev = x
+
+
+def test_a_loop_too_short_for_the_pair_that_would_prove_it_says_so():
+    """A review: `if i > 0` makes iteration 0 make fewer tensors, so iterations 2 and 3 prove the
+    loop; at 5 iterations `.loops` blamed the kernel ("reads another tensor ... make it in the
+    iteration"), where 6 replay."""
+    (lp5,) = _exact(first_differs, _args(5))[1].loops
+    assert lp5.replayed == 0 and lp5.why.endswith(
+        "; iterations 2 and 3 might prove it (the first ones may differ: an `if i > 0`, a pipeline "
+        "filling), but the loop has 5, fewer than the 6 that needs")
+    (lp6,) = _exact(first_differs, _args(6))[1].loops
+    assert lp6.why is None and lp6.replayed == 1

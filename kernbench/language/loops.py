@@ -547,9 +547,11 @@ def _carried_fills(b, rows: np.ndarray, used: set, D: int, t_b: int) -> bool:
     arange, nor a value computed from one) made alike in every iteration from it to B, so that
     every replayed iteration reads the same value (the iterations traced after read it through
     a handle replay moves on, whose value it moves with it: _move_known), and when no command
-    of B reading one has a value known from it (another operand's value unknown: `o * alpha`,
-    not `o + 1.0`, which would start a chain of known values replay does not compute)."""
-    fills, lazy, valued = b.fills, b.lazy, b.valued
+    of B reading one has a value known from it: an elementwise one (the only kind whose result
+    tracing computes) with another operand whose value is unknown (`o * alpha`, not `o + 1.0`,
+    which would start a chain of known values replay does not compute); a store, a send, a dot
+    or a reduction of it makes no known value."""
+    fills, lazy, valued, keys = b.fills, b.lazy, b.valued, b.site_table.keys
     ops = rows[:, 1:]
     read = [i for i in used if (ops == i).any()]
     for i in read:
@@ -557,8 +559,9 @@ def _carried_fills(b, rows: np.ndarray, used: set, D: int, t_b: int) -> bool:
         if i not in fills or i in lazy or not all(_same_known(b, i, i + q * D) for q in range(1, back + 1)):
             return False
     nv = len(valued)
-    for row in ops[np.isin(ops, read).any(axis=1)].tolist():
-        if all(0 <= o < nv and valued[o] for o in row if o >= 0):
+    hit = np.isin(ops, read).any(axis=1)
+    for site, row in zip(rows[hit, 0].tolist(), ops[hit].tolist()):
+        if keys[site][0] == "vec" and all(0 <= o < nv and valued[o] for o in row if o >= 0):
             return False
     return True
 
@@ -1607,8 +1610,9 @@ class _Iterations:
         assigns the body's variables again. So a handle naming a tensor of that iteration must
         name the same tensor of the next (kept, replay would move it on); one of the two
         iterations before may name the same tensor of the iteration after its own (a window,
-        `a, b, c = b, c, x`, whose oldest the traced last iteration puts right; iteration 0's
-        any of iteration 1's: it may set up, and make other tensors) or stay (a value the loop
+        `a, b, c = b, c, x`, whose oldest the traced last iteration puts right; iteration 0's,
+        or one of an iteration making another number of tensors than the next, a pipeline
+        filling, any of the next's: it may set up, and make other tensors) or stay (a value the loop
         no longer changes: a finished query block's, which replay does not move); any older
         one stays, but in iterations 0 and 1, where a window's first values, from before the
         loop, give way to iteration 0's or to others from before it. A tensor put in a slot
@@ -1620,7 +1624,12 @@ class _Iterations:
         elif m == -1:
             ok = j <= 1 and m2 <= 0
         else:
-            ok = j - 2 <= m <= j and m2 == m + 1 and (o2 == o or m == 0 < j)
+            # (the same place in the next iteration, but where the two make unlike numbers of
+            # tensors: a pipeline filling, whose iterations before the pair proving the loop
+            # differ, a review found a window over them refused; replay moves B's and A's)
+            st = self.starts
+            ok = j - 2 <= m <= j and m2 == m + 1 and (
+                o2 == o or m == 0 < j or st[m + 1] - st[m] != st[m2 + 1] - st[m2])
         if ok:
             self.pairs.append((self.var, i, k))
         return ok
@@ -1831,10 +1840,12 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
         # traced to prove it): what B changes, replay would not (iteration 0 may set up)
         states = [] if spec else None
         steps = {}  # the ints the body steps, replay moves on (_int_steps)
+        later = False  # the loop ended the probes with too few iterations for the next pair
         for k in range(MAX_PROBES):
             if k == PROBES - 1 and p is not None:
                 break  # (replay_first: iterations 0 and 1 proved it)
             if k >= PROBES:
+                later = p is None and n < k + 2 + tail  # (a later pair might prove it: no room)
                 # B is not A moved on, or is but its next iteration's accesses would leave their
                 # allocation: perhaps the body reads two iterations back (iteration 1 reads
                 # tensors from before the loop where iteration 2 reads iteration 0's), or its
@@ -1901,6 +1912,12 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                        len(snaps) >= 4 and _why_differs(b, snaps[0], snaps[-3], snaps[-2], snaps[-1]))
                    or _counts_differ(snaps) or "its traced iterations differ otherwise than replay moves them on "
                    "(docs/language.md, 'tl.range': what kernbench checks)")
+            if later and why is not CARRIED_KNOWN and why is not OLD_HANDLE:
+                # (a review: a first iteration that differs, `if i > 0`, in a loop of 5 read as
+                # the kernel's fault; 6 iterations replay)
+                why += (f"; iterations {k - 1} and {k} might prove it (the first ones may differ: an "
+                        f"`if i > 0`, a pipeline filling), but the loop has {n}, fewer than the "
+                        f"{k + 2 + tail} that needs")
             if why is CARRIED_KNOWN and no_replay is not None and not check and n - tail - k > 0:
                 seen = no_replay.slow.get(where)  # (a ReplayWarning names it: executor.trace)
                 if seen is None:
