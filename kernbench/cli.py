@@ -1151,7 +1151,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "panel at every point of the cartesian product of --set (hardware keys), --arg (kernel "
                        "arguments) and --option (mode, detail, strict_sram, max_cycles, replay) values; trace once per "
                        "trace group, time each point, on Dask workers when installed; rows cached on disk "
-                       "(docs/sweeps.md). Comma lists are the values to sweep.")
+                       "(docs/sweeps.md). Comma lists are the values to sweep. Exit status 1 if any point "
+                       "fails (its row, the table and the files written first).")
     w.add_argument("kernel", nargs="?", metavar="MODULE:KERNEL", help="e.g. my_kernels.py:vadd (or use --panel)")
     w.add_argument("--panel", choices=("single_user_prefill", "single_user_decode", "multi_user_prefill",
                                        "multi_user_decode"), help="sweep a diag panel instead of a kernel")

@@ -177,6 +177,11 @@ def test_empty_reads_nan_and_empty_like_gathers_like_its_model(ctx):
     np.testing.assert_array_equal(ctx.gather(w, pe=2), [5.0, 6.0])
     with pytest.raises(PlacementError, match=r"PE \(99, 0\) does not exist: .* has PEs 0-3 per cube"):
         ctx.gather(w, pe=99)
+    # axis= and parts= with pe= or cube= alone: refused as on a replicated array (a breaker: one
+    # copy returned, the shards the user meant to put together ignored)
+    for kw in ({"cube": 1, "axis": 0}, {"pe": 3, "parts": 4}):
+        with pytest.raises(PlacementError, match="chooses how shards are put together, which over= names"):
+            ctx.gather(w, **kw)
     assert np.isnan(ctx.gather(e, over="cube", axis=0)).all() and ctx.gather(e, over="cube", axis=0).shape == (6,)
 
 
@@ -498,6 +503,27 @@ def test_device_memory_given_as_the_data_is_refused_naming_the_mix_up(ctx, how):
     was placed as its address's value."""
     a = ctx.empty((4,), "f32")
     args = {"put": lambda x: ctx.put(x, (0, 0)), "shard": ctx.shard, "replicate": ctx.replicate}[how]
-    for x, what in ((a, "a DeviceArray ('a"), (a.ptr, "a DevicePointer (device memory)")):
-        with pytest.raises(PlacementError, match=r"the data is " + re.escape(what)):
+    for x, what in ((a, "is a DeviceArray ('a"), (a.ptr, "is a DevicePointer (a device address"),
+                    # (a breaker: inside a list, "object data is not numbers" again; a list of
+                    # pointers placed as their addresses without a word)
+                    ([a, a], "holds a DeviceArray ('a"), (np.array([a], dtype=object), "holds a DeviceArray"),
+                    ([[1, 2], [a.ptr, 3]], "holds a DevicePointer"), ([a, [1, 2]], "holds a DeviceArray")):
+        with pytest.raises(PlacementError, match=r"the data " + re.escape(what)):
             args(x)
+    with pytest.raises(PlacementError, match="int64 data becomes f32 by default"):
+        args([int(a.ptr), 3])  # (an address as a number: the rules of any int data)
+
+
+def test_a_kernels_tensor_handle_given_as_the_data_points_at_its_values():
+    """A handle a kernel kept is no device memory: after a functional launch its values are
+    h.data (a breaker: told to gather it, which gather refuses)."""
+    ctx = kernbench.Context("default")
+    kept = []
+
+    def k(x_ptr, *, tl):
+        kept.append(tl.load(x_ptr, shape=(4,), dtype="f32") * 2.0)
+
+    ctx.launch(k, (1, 1), ctx.replicate(np.arange(4, dtype=np.float32)), mode="functional")
+    with pytest.raises(PlacementError, match=r"the data is a TensorHandle \(a tensor a kernel traced.*h\.data"):
+        ctx.replicate(kept[0])
+    np.testing.assert_array_equal(ctx.gather(ctx.replicate(kept[0].data)), [0.0, 2.0, 4.0, 6.0])

@@ -53,15 +53,7 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
         if "bfloat16" in str(getattr(t, "dtype", "")):
             return np.asarray(t.float().numpy()).astype(NP_DTYPES["bf16"]), "bf16"
         x = t.numpy()
-    if isinstance(x, (DeviceArray, DevicePointer)) or type(x).__name__ == "TensorHandle":
-        # (numpy made an object array of it: "object data is not numbers" told the user nothing
-        # of the mix-up, ctx.put(device_array, data) read as "write data into it")
-        what = (f"a DeviceArray ({x.name!r}, already on the device)" if isinstance(x, DeviceArray)
-                else f"a {type(x).__name__} (device memory)")
-        raise PlacementError(f"the data is {what}: put, shard and replicate allocate a new array "
-                             f"from host data (a numpy array, list or CPU tensor), given first; to "
-                             f"copy a device array's contents read them back with ctx.gather or "
-                             f"ctx.read_all, and a kernel's stores write into an existing one")
+    _refuse_device(x, "is")
     if _missing(x):
         raise PlacementError("pandas data with missing values (<NA>) in an integer or boolean "
                              "column: they have no value to place (numpy makes them NaN); fill "
@@ -75,7 +67,14 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
     try:
         a = np.asarray(x)
     except ValueError as e:  # a ragged nested list: numpy has no array for it
+        if not isinstance(x, np.ndarray):
+            _refuse_device_in(x)
         raise PlacementError(f"the data is not a rectangular array of numbers ({e})") from None
+    if a.dtype.kind == "O" or (a.dtype.kind in "iu" and a.size <= 4096 and not isinstance(x, np.ndarray)):
+        # (device arrays or pointers among the elements: `ctx.replicate([k_arr, v_arr])`; a
+        # list of pointers is ints, which numpy places as their addresses without a word. A
+        # table of pointers is short: a longer list of ints is data, not walked in Python)
+        _refuse_device_in(a.ravel() if a.dtype.kind == "O" else x)
     if a.dtype.kind == "c":
         raise PlacementError(f"complex data ({a.dtype}) has no kernbench dtype: pass the real and "
                              f"imaginary parts as two arrays")
@@ -151,6 +150,42 @@ def _missing(x) -> bool:
     cols = [x[c] for c in x.columns] if hasattr(x, "columns") else [x]
     return any(not isinstance(c.dtype, np.dtype) and getattr(c.dtype, "kind", "f") in "iub"
                and bool(c.isna().any()) for c in cols)
+
+
+def _is_device(x) -> bool:
+    return isinstance(x, (DeviceArray, DevicePointer)) or type(x).__name__ == "TensorHandle"
+
+
+def _refuse_device(x, verb: str) -> None:
+    """Refuse device memory (a DeviceArray, a DevicePointer) or a kernel's tensor handle given as
+    host data: numpy made an object array of it, and "object data is not numbers" told the user
+    nothing of the mix-up (`ctx.put(device_array, data)` read as "write data into it")."""
+    if not _is_device(x):
+        return
+    if type(x).__name__ == "TensorHandle":
+        raise PlacementError(f"the data {verb} a TensorHandle (a tensor a kernel traced, not host "
+                             f"data): after a functional launch its values are h.data, a numpy "
+                             f"array, which placement takes (a timing-mode launch computes none)")
+    what = (f"a DeviceArray ({x.name!r}, already on the device)" if isinstance(x, DeviceArray)
+            else "a DevicePointer (a device address, not data: int(p) places it as a number)")
+    raise PlacementError(f"the data {verb} {what}: put, shard and replicate allocate a new array "
+                         f"from host data (a numpy array, list or CPU tensor), given first; to "
+                         f"copy a device array's contents read them back with ctx.gather or "
+                         f"ctx.read_all, and a kernel's stores write into an existing one")
+
+
+def _refuse_device_in(x) -> None:
+    """:func:`_refuse_device` of the first device object among the elements of ``x`` (an object
+    array, or nested lists and tuples)."""
+    todo = [x]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, np.ndarray) and v.dtype.kind == "O":
+            todo.extend(v.ravel().tolist()[::-1])
+        elif isinstance(v, (list, tuple)):
+            todo.extend(reversed(v))
+        else:
+            _refuse_device(v, "holds")
 
 
 def _has_huge_int(x) -> bool:
@@ -785,6 +820,12 @@ class DeviceMemory:
                                        "pe= and cube=")
                 return out
             elif chosen:  # (an empty array: pe= or cube= name the copy, as for a put one)
+                if axis is not None or parts is not None:  # (a review: ignored, one copy read)
+                    raise PlacementError(
+                        f"gather: {arr.name!r} was allocated without a placement: "
+                        f"{'axis=' if axis is not None else 'parts='} chooses how shards are put "
+                        f"together, which over= names (gather(arr, over='pe', axis=0)); pe= and "
+                        f"cube= alone read one PE's copy")
                 return self._read_warned(arr, self._g((pe, cube)))
             else:
                 raise PlacementError(f"{arr.name!r} was allocated without a placement: say how to "
