@@ -286,3 +286,45 @@ def test_a_loop_too_short_for_the_pair_that_would_prove_it_says_so():
         "filling), but the loop has 5, fewer than the 6 that needs")
     (lp6,) = _exact(first_differs, _args(6))[1].loops
     assert lp6.why is None and lp6.replayed == 1
+
+
+def two_stage(x_ptr, o_ptr, n, *, tl):
+    """A breaker's case: tile i is consumed two iterations later (`older, newer = newer, x`);
+    iteration 0 also clears the last output block, so it makes one tensor more than iteration
+    1, and iteration 1 one fewer than the rest. Iterations 2 and 3 read iterations 0 and 1: B's
+    operand was A's plus D by chance, and every replayed iteration read the tensor beside the
+    right one (verify named it, blaming the kernel). B may read the iteration before A only
+    when that one made A's commands, and A's operand is then B's moved back by D: iterations 4
+    and 5 prove the loop (3 reads iteration 1's tile, 4 iteration 2's: 1 made one tensor)."""
+    older = newer = None
+    for i in tl.range(0, n):
+        RUNS.append(i)
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        if i == 0:
+            tl.store(o_ptr + (n - 1) * T * T * F32, tl.zeros((T, T), "f32"))
+        if i >= 2:
+            tl.store(o_ptr + (i - 2) * T * T * F32, older * 2.0)
+        older, newer = newer, x
+
+
+def three_fill(x_ptr, o_ptr, n, *, tl):
+    """The same with set-up in iterations 0 and 1 and the consumer from iteration 3 on (exposed
+    by the later pairs: 3 and 4 alike, reading iteration 2, which made fewer tensors; 5 and 6
+    prove it)."""
+    older = newer = None
+    for i in tl.range(0, n):
+        RUNS.append(i)
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        if i <= 1:
+            tl.store(o_ptr + (n - 1 - i) * T * T * F32, tl.zeros((T, T), "f32"))
+        if i >= 3:
+            tl.store(o_ptr + (i - 3) * T * T * F32, older * 2.0)
+        older, newer = newer, x
+
+
+@pytest.mark.parametrize("kernel, first", [(two_stage, 5), (three_fill, 6)])
+@pytest.mark.parametrize("n", [10, 30])
+def test_a_body_reading_two_back_waits_for_a_pair_after_the_uneven_iterations(kernel, first, n):
+    _, on, runs = _exact(kernel, _args(n))
+    (lp,) = on.loops
+    assert lp.why is None and runs == [*range(first + 1), n - 1] and lp.replayed == n - first - 2

@@ -343,7 +343,7 @@ CARRIED_KNOWN = ("a value known while tracing is carried from one iteration to t
 
 
 def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: int,
-          trans_e: int, moving: bool = False, unknown: bool = False):
+          trans_e: int, moving: bool = False, unknown: bool = False, sp: tuple | None = None):
     """The plan for replaying B (between snapshots ``sb`` and ``se``) checked against A (``sa``
     to ``sb``), or None if B is not A moved on. ``s0``: the start of A's predecessor, or A's
     own (``s0 is sa``: A is iteration 0, replay_first); ``trans_a``, ``trans_b``, ``trans_e``:
@@ -351,7 +351,8 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     also differ from A in shapes that move by a constant step (_Moves). ``unknown``: a handle
     held past B naming a tensor whose known value differs from iteration to iteration may be
     moved on, its value unknown (``p.unknown``: reading it traces the launch again, replay on);
-    else such a loop is not replayed."""
+    else such a loop is not replayed. ``sp``: the snapshot at the start of the iteration before
+    A, whose tensors B may read (two back)."""
     store = b.trace_store
     b.plan_why = None
     D = sb[0] - sa[0]
@@ -370,6 +371,15 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     shift = store.moved_on(sa[1], sb[1], sb[1] - sa[1], t0, D, t0, sites=not moving)
     if shift is None:
         return None
+    if D and sp is not None and sp[0] < t_a and store.reads_any(sb[1], se[1], range(sp[0], t_a)):
+        # B reads a tensor of the iteration before A (two back): replay moves such an operand on
+        # by D an iteration, which names the same tensor of every later iteration only if that
+        # one made A's commands in A's order (a breaker: a first iteration making a tensor fewer,
+        # read two back, and every replayed iteration read the tensor beside the right one). A
+        # body making no tensor (D = 0) moves none: iteration 0's, read in every one, stays
+        if (t_a - sp[0] != D or sa[1] - sp[1] != sb[1] - sa[1]
+                or not np.array_equal(store.rows(sp[1], sa[1])[:, 0], store.rows(sa[1], sb[1])[:, 0])):
+            return None
     if s0 is sa and t_a:
         # A is iteration 0: a tensor from before the loop that A and B both read may be a
         # constant or the first value of one read two iterations back (`a = b = init`), whose
@@ -1868,7 +1878,7 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
                 break
             if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration 0 on move on
                 p = _plan(b, snaps[0], snaps[k - 1], snaps[k], snaps[k + 1], trans[k - 1], trans[k],
-                          trans[k + 1], shapes_move, no_replay is not None)
+                          trans[k + 1], shapes_move, no_replay is not None, snaps[k - 2])
                 if (p is not None and k > PROBES and b.trace_store.reads_any(
                         snaps[k][1], snaps[k + 1][1], range(snaps[0][0], snaps[k - 2][0]))):
                     # B reads a tensor of iteration 1 .. B - 3, three iterations back or more:
