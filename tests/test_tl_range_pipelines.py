@@ -9,6 +9,7 @@ with a ReplayWarning telling the user to fix the kernel's code: its phase loop d
 o update into the next phase, reading the tl.zeros o of the phase before (a value known while
 tracing, carried), and its first phases fill the pipeline (the proof's first pair is not the
 loop's step)."""
+import dataclasses
 import warnings
 
 import numpy as np
@@ -294,7 +295,7 @@ def two_stage(x_ptr, o_ptr, n, *, tl):
     1, and iteration 1 one fewer than the rest. Iterations 2 and 3 read iterations 0 and 1: B's
     operand was A's plus D by chance, and every replayed iteration read the tensor beside the
     right one (verify named it, blaming the kernel). B may read the iteration before A only
-    when that one made A's commands, and A's operand is then B's moved back by D: iterations 4
+    when that one is A moved back, and A's operand is then B's moved back by D: iterations 4
     and 5 prove the loop (3 reads iteration 1's tile, 4 iteration 2's: 1 made one tensor)."""
     older = newer = None
     for i in tl.range(0, n):
@@ -328,3 +329,68 @@ def test_a_body_reading_two_back_waits_for_a_pair_after_the_uneven_iterations(ke
     _, on, runs = _exact(kernel, _args(n))
     (lp,) = on.loops
     assert lp.why is None and runs == [*range(first + 1), n - 1] and lp.replayed == n - first - 2
+
+
+@dataclasses.dataclass
+class _Settings:
+    """Seventeen plain values (more than the state check looks into: docs/language.md) and a
+    window of two handles, updated in place."""
+    s0: int = 0; s1: int = 1; s2: int = 2; s3: int = 3; s4: int = 4; s5: int = 5  # noqa: E702
+    s6: int = 6; s7: int = 7; s8: int = 8; s9: int = 9; s10: int = 10; s11: int = 11  # noqa: E702
+    s12: int = 12; s13: int = 13; s14: int = 14; s15: int = 15; s16: int = 16  # noqa: E702
+    older: object = None
+    newer: object = None
+
+
+def reordered_first(x_ptr, z_ptr, o_ptr, n, *, tl):
+    """A breaker's case: iterations 0 and 1 make the same calls in another order on one line
+    (alike by site), and the body reads exp(x) two iterations back through a state object the
+    state check does not look into: iterations 2 and 3 proved the loop, and every replayed
+    iteration read exp(z). The iteration before A must be A moved back."""
+    pre = tl.load(x_ptr + n * T * T * F32, shape=(T, T))
+    st = _Settings()
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        z = tl.load(z_ptr + i * T * T * F32, shape=(T, T))
+        srcs = (x, z) if i >= 2 else (z, x)
+        e = [tl.exp(t) for t in srcs]
+        u, w = (e[0], e[1]) if i >= 2 else (e[1], e[0])
+        tl.store(o_ptr + i * T * T * F32, (st.older if i >= 2 else pre) * 2.0)
+        tl.store(o_ptr + (n + i) * T * T * F32, w)
+        st.older, st.newer = st.newer, u
+
+
+def kept_chain(x_ptr, z_ptr, o_ptr, n, *, tl):
+    """Out of the contract (values kept from iteration 0, read three back), yet exact: a chain
+    of handles iteration 0 made D apart passed the proof at iterations 2 and 3."""
+    for i in tl.range(0, n):
+        tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        if i == 0:
+            v, _, w, _, u, _, z = (tl.load(x_ptr + (n + j) * T * T * F32, shape=(T, T)) for j in range(7))
+        tl.store(o_ptr + i * T * T * F32, v * 2.0)
+        v, w, u, z = w, u, z, z
+
+
+def moving_two_back(x_ptr, z_ptr, o_ptr, n, *, tl):
+    """shapes_move=True and a read two back: the iteration before A is A moved back, its shapes
+    a step behind (a breaker: refused for the shapes once sites were compared)."""
+    older = newer = None
+    for i in tl.range(0, n, shapes_move=True):
+        y = tl.sum(tl.exp(tl.load(x_ptr + i * F32, shape=(4 + i,))))
+        if i >= 2:
+            tl.store(o_ptr + i * F32, older + y)
+        older, newer = newer, y
+
+
+@pytest.mark.parametrize("kernel, replays", [(reordered_first, True), (kept_chain, False),
+                                             (moving_two_back, True)])
+def test_the_iteration_before_a_read_two_back_is_a_moved_back(kernel, replays):
+    n = 20
+
+    def args(ctx):
+        return (ctx.empty(((n + 8) * T, T), "f32"), ctx.empty(((n + 1) * T, T), "f32"),
+                ctx.empty((2 * (n + 1) * T, T), "f32"), n)
+
+    _, on, _ = _exact(kernel, args)
+    (lp,) = on.loops
+    assert (lp.replayed > 0) == replays, lp

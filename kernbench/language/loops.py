@@ -328,7 +328,7 @@ def _moves(b, sa: tuple, sb: tuple, se: tuple, D: int, S: int):
 
 
 #: why a loop is not replayed whose body reads a tensor three iterations back or more (seen from
-#: the fifth probe on)
+#: iterations 2 and 3 on, B reading iteration 0's)
 OLD_HANDLE = ("its body reads a tensor made three or more iterations before (a window of handles "
               "deeper than two iterations, `a, b, c = b, c, x`): replay moves on the last two "
               "iterations' handles only")
@@ -374,11 +374,11 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     if D and sp is not None and sp[0] < t_a and store.reads_any(sb[1], se[1], range(sp[0], t_a)):
         # B reads a tensor of the iteration before A (two back): replay moves such an operand on
         # by D an iteration, which names the same tensor of every later iteration only if that
-        # one made A's commands in A's order (a breaker: a first iteration making a tensor fewer,
-        # read two back, and every replayed iteration read the tensor beside the right one). A
-        # body making no tensor (D = 0) moves none: iteration 0's, read in every one, stays
-        if (t_a - sp[0] != D or sa[1] - sp[1] != sb[1] - sa[1]
-                or not np.array_equal(store.rows(sp[1], sa[1])[:, 0], store.rows(sa[1], sb[1])[:, 0])):
+        # one is A moved back, its tensors in A's places (a breaker: a first iteration making a
+        # tensor fewer, read two back, and every replayed iteration read the tensor beside the
+        # right one; another: its commands in another order on one line, alike by site). A body
+        # making no tensor (D = 0) moves none: iteration 0's, read in every one, stays
+        if t_a - sp[0] != D or sa[1] - sp[1] != sb[1] - sa[1] or not _same_places(store, sp, sa, sb, moving):
             return None
     if s0 is sa and t_a:
         # A is iteration 0: a tensor from before the loop that A and B both read may be a
@@ -547,6 +547,21 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
                 else:
                     return None
     return p
+
+
+def _same_places(store, sp: tuple, sa: tuple, sb: tuple, moving: bool) -> bool:
+    """Is the iteration from snapshot ``sp`` to ``sa`` (the one before A) A moved back, its
+    tensors in A's places: the same sites (shapes aside with ``moving``: they step), and each
+    operand it made itself A's own moved back by the tensors an iteration makes? An operand from
+    before it may be another in A (a window's first values from before the loop, or from an
+    iteration that set up) as long as A's is from before A too."""
+    D = sa[0] - sp[0]
+    rp, ra = store.rows(sp[1], sa[1]), store.rows(sa[1], sb[1])
+    if not moving and not np.array_equal(rp[:, 0], ra[:, 0]):
+        return False
+    op, oa = rp[:, 1:], ra[:, 1:]
+    own = op >= sp[0]
+    return bool(np.where(own, oa == op + D, (oa < sa[0]) & ((oa >= 0) == (op >= 0))).all())
 
 
 def _carried_fills(b, rows: np.ndarray, used: set, D: int, t_b: int) -> bool:
@@ -1879,15 +1894,16 @@ def tl_range(tl, r: range, replay_last: bool = False, replay_first: bool = False
             if k >= PROBES - 1:  # A = k - 1, B = k; operands made from iteration 0 on move on
                 p = _plan(b, snaps[0], snaps[k - 1], snaps[k], snaps[k + 1], trans[k - 1], trans[k],
                           trans[k + 1], shapes_move, no_replay is not None, snaps[k - 2])
-                if (p is not None and k > PROBES and b.trace_store.reads_any(
+                if (p is not None and p.D and k >= PROBES and b.trace_store.reads_any(
                         snaps[k][1], snaps[k + 1][1], range(snaps[0][0], snaps[k - 2][0]))):
-                    # B reads a tensor of iteration 1 .. B - 3, three iterations back or more:
+                    # B reads a tensor of iteration 0 .. B - 3, three iterations back or more:
                     # through a handle the kernel held as long (a window deeper than replay
                     # moves, `a, b, c = b, c, x`: a prefill phase of one fold queues its o
                     # updates three folds deep), which replay, moving A's and B's handles only,
-                    # would leave naming its own iteration's tensor. (Before the fifth probe
-                    # such a read is of iteration 0 or before the loop: the proof fails it.)
-                    # Every later pair reads as far back: the loop is traced
+                    # would leave naming its own iteration's tensor (B = 3 reading iteration 0:
+                    # a value kept from it, out of the contract, which a chain of handles made
+                    # there can pass the proof with: a breaker). A body making no tensor moves
+                    # none. Every later pair reads as far back: the loop is traced
                     p = None
                     b.plan_why = OLD_HANDLE
                 if (p is not None and k + 1 < MAX_PROBES and n >= k + 3 + tail
