@@ -295,8 +295,8 @@ def two_stage(x_ptr, o_ptr, n, *, tl):
     1, and iteration 1 one fewer than the rest. Iterations 2 and 3 read iterations 0 and 1: B's
     operand was A's plus D by chance, and every replayed iteration read the tensor beside the
     right one (verify named it, blaming the kernel). B may read the iteration before A only
-    when that one is A moved back, and A's operand is then B's moved back by D: iterations 4
-    and 5 prove the loop (3 reads iteration 1's tile, 4 iteration 2's: 1 made one tensor)."""
+    when that one is A moved back, operands and all (iteration 3 reads iteration 1's tile, 4
+    iteration 2's, and 1 made one tensor fewer): iterations 5 and 6 prove the loop."""
     older = newer = None
     for i in tl.range(0, n):
         RUNS.append(i)
@@ -310,7 +310,7 @@ def two_stage(x_ptr, o_ptr, n, *, tl):
 
 def three_fill(x_ptr, o_ptr, n, *, tl):
     """The same with set-up in iterations 0 and 1 and the consumer from iteration 3 on (exposed
-    by the later pairs: 3 and 4 alike, reading iteration 2, which made fewer tensors; 5 and 6
+    by the later pairs: 3 and 4 alike, reading iteration 2, which made fewer tensors; 6 and 7
     prove it)."""
     older = newer = None
     for i in tl.range(0, n):
@@ -323,7 +323,7 @@ def three_fill(x_ptr, o_ptr, n, *, tl):
         older, newer = newer, x
 
 
-@pytest.mark.parametrize("kernel, first", [(two_stage, 5), (three_fill, 6)])
+@pytest.mark.parametrize("kernel, first", [(two_stage, 6), (three_fill, 7)])
 @pytest.mark.parametrize("n", [10, 30])
 def test_a_body_reading_two_back_waits_for_a_pair_after_the_uneven_iterations(kernel, first, n):
     _, on, runs = _exact(kernel, _args(n))
@@ -394,3 +394,51 @@ def test_the_iteration_before_a_read_two_back_is_a_moved_back(kernel, replays):
     _, on, _ = _exact(kernel, args)
     (lp,) = on.loops
     assert (lp.replayed > 0) == replays, lp
+
+
+def _window(init):
+    """A window of two handles in a closure another function made (cells the state check
+    compares by identity: docs/language.md): push(x) returns the x pushed two calls before."""
+    st = [init, init]
+
+    def push(x):
+        old = st[0]
+        st[0], st[1] = st[1], x
+        return old
+    return push
+
+
+def swapped_first(x_ptr, o_ptr, n, *, tl):
+    """A breaker's case: iterations 0 and 1 make their two exps in the other order, on one
+    line (alike by site, each reading a tile from before the loop); the body stores exp(c) of
+    two iterations before. Iteration 1 was taken for iteration 2 moved back, and every replayed
+    store read exp(d)."""
+    c = tl.load(x_ptr, shape=(T, T))
+    d = tl.load(x_ptr + T * T * F32, shape=(T, T))
+    push = _window(tl.load(x_ptr + 8 * T * T * F32, shape=(T, T)))
+    for i in tl.range(0, n):
+        got = {}
+        for name in (("y", "x") if i < 2 else ("x", "y")):
+            got[name] = tl.exp(d if name == "y" else c)
+        tl.store(o_ptr + i * T * T * F32, push(got["x"]))
+
+
+def swapped_first_moving(x_ptr, o_ptr, n, *, tl):
+    """The same with shapes_move=True (sites not compared, the two exps on two lines)."""
+    big = tl.load(x_ptr, shape=(32, 64))
+    c = tl.load(x_ptr, shape=(T, T))
+    push = _window(tl.load(x_ptr + 8 * T * T * F32, shape=(T, T)))
+    for i in tl.range(0, n, shapes_move=True):
+        if i < 2:
+            y = tl.exp(big)
+            x = tl.exp(c)
+        else:
+            x = tl.exp(c)
+            y = tl.exp(big)
+        tl.store(o_ptr + i * T * T * F32, push(x) + 0.0 * tl.sum(y, axis=None))
+
+
+@pytest.mark.parametrize("kernel", [swapped_first, swapped_first_moving])
+def test_first_iterations_making_their_tensors_in_another_order_are_not_a_moved_back(kernel):
+    n = 12
+    _exact(kernel, lambda ctx: (ctx.empty((64, 64), "f32"), ctx.empty(((n + 1) * T, T), "f32"), n))

@@ -378,7 +378,7 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
         # tensor fewer, read two back, and every replayed iteration read the tensor beside the
         # right one; another: its commands in another order on one line, alike by site). A body
         # making no tensor (D = 0) moves none: iteration 0's, read in every one, stays
-        if t_a - sp[0] != D or sa[1] - sp[1] != sb[1] - sa[1] or not _same_places(store, sp, sa, sb, moving):
+        if t_a - sp[0] != D or sa[1] - sp[1] != sb[1] - sa[1] or not _same_places(b, sp, sa, sb, t0, moving):
             return None
     if s0 is sa and t_a:
         # A is iteration 0: a tensor from before the loop that A and B both read may be a
@@ -549,19 +549,25 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     return p
 
 
-def _same_places(store, sp: tuple, sa: tuple, sb: tuple, moving: bool) -> bool:
-    """Is the iteration from snapshot ``sp`` to ``sa`` (the one before A) A moved back, its
-    tensors in A's places: the same sites (shapes aside with ``moving``: they step), and each
-    operand it made itself A's own moved back by the tensors an iteration makes? An operand from
-    before it may be another in A (a window's first values from before the loop, or from an
-    iteration that set up) as long as A's is from before A too."""
-    D = sa[0] - sp[0]
-    rp, ra = store.rows(sp[1], sa[1]), store.rows(sa[1], sb[1])
-    if not moving and not np.array_equal(rp[:, 0], ra[:, 0]):
-        return False
-    op, oa = rp[:, 1:], ra[:, 1:]
-    own = op >= sp[0]
-    return bool(np.where(own, oa == op + D, (oa < sa[0]) & ((oa >= 0) == (op >= 0))).all())
+def _same_places(b, sp: tuple, sa: tuple, sb: tuple, t0: int, moving: bool) -> bool:
+    """Is the iteration from snapshot ``sp`` to ``sa`` (the one before A) A moved back, each of
+    its tensors in the place A's of the same role has: the same sites (with ``moving``, their
+    kinds, lines and ops: the shapes step) and every operand made from iteration 0 on moved back
+    by D, the others the same. Breakers: sites alone, or an operand from before it merely from
+    before A, passed tensors made in another order (two loads, two ops on tensors from before the
+    loop), and replay moved a read two back onto the wrong one."""
+    store = b.trace_store
+    n = sa[1] - sp[1]
+    if moving:
+        keys = b.site_table.keys
+
+        def kinds(a: int, z: int) -> list:
+            return [k[:4] if k[0] in ("vec", "reduce") else k[:3] for k in
+                    (keys[s] for s in store.rows(a, z)[:, 0].tolist())]
+
+        if kinds(sp[1], sa[1]) != kinds(sa[1], sb[1]):
+            return False
+    return store.moved_on(sp[1], sa[1], n, t0, sa[0] - sp[0], t0, sites=not moving) is not None
 
 
 def _carried_fills(b, rows: np.ndarray, used: set, D: int, t_b: int) -> bool:
