@@ -442,3 +442,28 @@ def swapped_first_moving(x_ptr, o_ptr, n, *, tl):
 def test_first_iterations_making_their_tensors_in_another_order_are_not_a_moved_back(kernel):
     n = 12
     _exact(kernel, lambda ctx: (ctx.empty((64, 64), "f32"), ctx.empty(((n + 1) * T, T), "f32"), n))
+
+
+def fill_then_two_back(x_ptr, o_ptr, n, K, *, tl):
+    """A breaker's case: iterations i < K make fewer tensors (a pipeline filling) and the body
+    reads two back. At K = 5 the last pair tried (6, 7) reads iteration 5, which read a filling
+    iteration: not replayed, and `.loops` said "an `if` on the index"."""
+    pre = tl.load(x_ptr + (n + 1) * T * T * F32, shape=(T, T))
+    older = newer = pre
+    for i in tl.range(0, n):
+        x = tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+        for _ in range(min(i, K)):
+            x = tl.exp(x)
+        tl.store(o_ptr + i * T * T * F32, older * 2.0)
+        older, newer = newer, x + x
+
+
+@pytest.mark.parametrize("K", [4, 5])
+def test_a_two_back_body_past_the_pairs_tried_says_why(K):
+    n = 24
+    _, on, _ = _exact(fill_then_two_back, lambda ctx: (*_args(n + 2)(ctx)[:2], n, K))
+    (lp,) = on.loops
+    if K == 4:
+        assert lp.why is None and lp.replayed > 0
+    else:
+        assert lp.replayed == 0 and lp.why == loops.TWO_BACK

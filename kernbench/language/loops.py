@@ -327,6 +327,14 @@ def _moves(b, sa: tuple, sb: tuple, se: tuple, D: int, S: int):
     return mv
 
 
+#: why a loop is not replayed whose traced pairs read, two back, an iteration not like the next
+#: (a breaker: a pipeline filling for five iterations read as "an `if` on the index")
+TWO_BACK = ("its body reads two iterations back, and in each pair of traced iterations tried the "
+            "iteration before the pair is not the pair's first moved back (a pipeline filling up "
+            "to it, a window whose first values come from before the loop, or its tensors made in "
+            "another order): a later pair might prove it (kernbench tries pairs up to iterations "
+            "6 and 7)")
+
 #: why a loop is not replayed whose body reads a tensor three iterations back or more (seen from
 #: iterations 2 and 3 on, B reading iteration 0's)
 OLD_HANDLE = ("its body reads a tensor made three or more iterations before (a window of handles "
@@ -379,6 +387,7 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
         # right one; another: its commands in another order on one line, alike by site). A body
         # making no tensor (D = 0) moves none: iteration 0's, read in every one, stays
         if t_a - sp[0] != D or sa[1] - sp[1] != sb[1] - sa[1] or not _same_places(b, sp, sa, sb, t0, moving):
+            b.plan_why = TWO_BACK
             return None
     if s0 is sa and t_a:
         # A is iteration 0: a tensor from before the loop that A and B both read may be a
