@@ -386,7 +386,7 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
         # tensor fewer, read two back, and every replayed iteration read the tensor beside the
         # right one; another: its commands in another order on one line, alike by site). A body
         # making no tensor (D = 0) moves none: iteration 0's, read in every one, stays
-        if t_a - sp[0] != D or sa[1] - sp[1] != sb[1] - sa[1] or not _same_places(b, sp, sa, sb, t0, moving):
+        if not _same_places(b, sp, sa, sb, t0, moving):
             b.plan_why = TWO_BACK
             return None
     if s0 is sa and t_a:
@@ -560,13 +560,15 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
 
 def _same_places(b, sp: tuple, sa: tuple, sb: tuple, t0: int, moving: bool) -> bool:
     """Is the iteration from snapshot ``sp`` to ``sa`` (the one before A) A moved back, each of
-    its tensors in the place A's of the same role has: the same sites (with ``moving``, their
-    kinds, lines and ops: the shapes step) and every operand made from iteration 0 on moved back
-    by D, the others the same. Breakers: sites alone, or an operand from before it merely from
+    its tensors in the place A's of the same role has: as many tensors and commands, the same
+    sites (with ``moving``, their kinds, lines and ops: the shapes step) and every operand made
+    from iteration 0 on moved back by D, the others the same. Breakers: sites alone, or an operand from before it merely from
     before A, passed tensors made in another order (two loads, two ops on tensors from before the
     loop), and replay moved a read two back onto the wrong one."""
     store = b.trace_store
     n = sa[1] - sp[1]
+    if sa[0] - sp[0] != sb[0] - sa[0] or n != sb[1] - sa[1]:
+        return False
     if moving:
         keys = b.site_table.keys
 
@@ -593,13 +595,14 @@ def _carried_fills(b, rows: np.ndarray, used: set, D: int, t_b: int) -> bool:
     or a reduction of it makes no known value."""
     fills, lazy, valued, keys = b.fills, b.lazy, b.valued, b.site_table.keys
     ops = rows[:, 1:]
-    read = [i for i in used if (ops == i).any()]
+    hit = np.isin(ops, np.fromiter(used, np.int64, len(used)))
+    read = np.unique(ops[hit]).tolist()
     for i in read:
         back = (t_b - i + D - 1) // D  # (iterations back from B)
         if i not in fills or i in lazy or not all(_same_known(b, i, i + q * D) for q in range(1, back + 1)):
             return False
     nv = len(valued)
-    hit = np.isin(ops, read).any(axis=1)
+    hit = hit.any(axis=1)
     for site, row in zip(rows[hit, 0].tolist(), ops[hit].tolist()):
         if keys[site][0] == "vec" and all(0 <= o < nv and valued[o] for o in row if o >= 0):
             return False
