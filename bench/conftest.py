@@ -12,6 +12,12 @@ from __future__ import annotations
 import pytest
 
 
+def pytest_configure(config):
+    # a benchmarked kernel whose tl.range loop replay has to trace in full is a failure, as in
+    # the tests (tests/conftest.py says why the filter is set here)
+    config.addinivalue_line("filterwarnings", "error::kernbench.common.errors.ReplayWarning")
+
+
 def pytest_addoption(parser):
     group = parser.getgroup("kernbench", "kernbench benchmarks")
     group.addoption(

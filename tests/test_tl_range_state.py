@@ -1689,3 +1689,11 @@ def test_a_loop_kept_to_the_interpreter_s_exit_closes_quietly(tmp_path):
     r = subprocess.run([sys.executable, "k.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "refused", r.stderr
     assert "Exception ignored" not in r.stderr, r.stderr
+
+
+def test_a_replay_warning_fails_the_suite(pytestconfig):
+    # (set in tests/conftest.py: a kernel of the suite whose loop replay has to trace in full after
+    # all fails its test unless the test expects it with pytest.warns)
+    assert "error::kernbench.common.errors.ReplayWarning" in pytestconfig.getini("filterwarnings")
+    with pytest.raises(ReplayWarning):
+        warnings.warn("a loop traced in full", ReplayWarning, stacklevel=1)

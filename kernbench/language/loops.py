@@ -215,6 +215,23 @@ def _aligned(nbytes: int) -> int:
     return (nbytes + SRAM_ALIGN - 1) & -SRAM_ALIGN  # (PEBuilder._place)
 
 
+def _sizes(entries: list) -> np.ndarray:
+    """The SRAM bytes (:func:`_aligned`) of the tensors whose table entries are ``entries``, as
+    int64 (an outer loop's iterations hold tens of thousands: computed once per entry)."""
+    out = []
+    memo: dict = {}
+    last = None
+    v = 0
+    for x in entries:  # (entries are shared, PEBuilder._entry: a few distinct ones, in runs)
+        if x is not last:
+            v = memo.get(x)
+            if v is None:
+                v = memo[x] = _aligned(x[2] * ITEMSIZE[x[1]])
+            last = x
+        out.append(v)
+    return np.array(out, np.int64)
+
+
 def _entry(b, shape: tuple, dtype: str) -> tuple:
     """The launch's one tensor-table entry for (shape, dtype, numel) (PEBuilder._entry)."""
     key = (shape, dtype, semantic.numel(shape))
@@ -316,8 +333,7 @@ def _moves(b, sa: tuple, sb: tuple, se: tuple, D: int, S: int):
         ent.append((j, y[0], y[1], d))
     if not groups and not ent:
         return None
-    size_a = np.array([_aligned(x[2] * ITEMSIZE[x[1]]) for x in ea], np.int64)
-    size_b = np.array([_aligned(x[2] * ITEMSIZE[x[1]]) for x in eb], np.int64)
+    size_a, size_b = _sizes(ea), _sizes(eb)
     if int(size_a.sum()) != S or int(size_b.sum()) != se[2] - sb[2]:
         return False
     mv = _Moves()

@@ -23,5 +23,6 @@ cdef class TensorTable:
     cpdef list span(self, Py_ssize_t a, Py_ssize_t z)
     @cython.locals(n=Py_ssize_t)
     cpdef repeat(self, list body, Py_ssize_t R)
-    @cython.locals(i=Py_ssize_t, j=Py_ssize_t, k=Py_ssize_t, made=dict)
+    @cython.locals(i=Py_ssize_t, j=Py_ssize_t, k=Py_ssize_t, s0=Py_ssize_t, end=Py_ssize_t, lst=list,
+                   made=dict, held=list)
     cpdef disown(self, Py_ssize_t a, Py_ssize_t z, tuple loop, set keep)

@@ -138,25 +138,37 @@ class TensorTable:
         """Mark tensors a .. z (traced, since the last repeat or in a traced segment) but those
         in ``keep`` as moved past by tl.range replay: their entries' shapes become
         :class:`ReplayedPast`."""
+        # (an entry is the launch's one tuple for its values, PEBuilder._entry: keyed by value,
+        # a few distinct ones stand for thousands of tensors; the last one met is looked at first.
+        # A ReplayedPast entry equals the entry it was: never a key)
         made: dict = {}
-        for i in range(a, z):
-            if i in keep:
-                continue
+        last = last_new = None
+        i = a
+        while i < z:  # segment by segment: a replayed inner loop's tensors are skipped whole
             if i >= self.tail0:
-                lst, j = self.tail, i - self.tail0
+                lst, s0, end = self.tail, self.tail0, z
             else:
                 k = bisect.bisect_right(self.starts, i) - 1
                 lst, R = self.segs[k]
+                s0 = self.starts[k]
+                end = min(z, s0 + len(lst) * R)
                 if R != 1:  # (a repeated body: replayed tensors, not traced ones)
+                    i = end
                     continue
-                j = i - self.starts[k]
-            e = lst[j]
-            if type(e[0]) is ReplayedPast:  # (an inner loop's, moved past already)
-                continue
-            new = made.get(id(e))
-            if new is None:
-                new = made[id(e)] = (ReplayedPast(e[0], loop),) + tuple(e[1:])
-            lst[j] = new
+            held = [(x - s0, lst[x - s0]) for x in keep if i <= x < end]  # (put back below)
+            for j in range(i - s0, end - s0):
+                e = lst[j]
+                if e is not last:
+                    if type(e[0]) is ReplayedPast:  # (an inner loop's, moved past already: it
+                        continue  # stays, and keys nothing, being equal to the entry it was)
+                    last_new = made.get(e)
+                    if last_new is None:
+                        last_new = made[e] = (ReplayedPast(e[0], loop),) + tuple(e[1:])
+                    last = e
+                lst[j] = last_new
+            for j, e in held:
+                lst[j] = e
+            i = end
 
     def repeat(self, body: list, R) -> None:
         """Append the entries ``body`` R times over (a replayed loop's iterations). A few
@@ -547,7 +559,10 @@ class TraceStore:
         """Does a command of the current program's a..z read one of the tensor numbers
         ``watch`` (an operand equal to one)? Read in C through the program's reader
         (_replay.source_reads_any), or as they wait to be flushed."""
-        w = np.array(sorted({int(x) for x in watch}), np.int64)  # (a few: np.unique costs more)
+        if type(watch) is range and watch.step == 1:  # (iterations' tensors: tens of thousands)
+            w = np.arange(watch.start, max(watch.start, watch.stop), dtype=np.int64)
+        else:
+            w = np.array(sorted({int(x) for x in watch}), np.int64)  # (a few: np.unique costs more)
         rec = self._pending_rows(a, z)
         if rec is not None:
             return _replay.rows_read_any(rec, w)
