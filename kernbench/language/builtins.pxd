@@ -19,8 +19,9 @@ cdef PEBuilder _builder(TL tl)
 cdef object _tracked(PEBuilder tr, h)
 
 # Every elementwise TL method is one C call into these (the checks, the plan and the command).
-@cython.locals(tens=list, ta=tuple, tb=tuple, like=tuple)
+@cython.locals(tens=list, ta=tuple, tb=tuple, like=tuple, by_a=dict, by_b=dict)
 cdef object _binary(TL self, object a, object b, str name)
+@cython.locals(by_d=dict)
 cdef object _unary(TL self, object x, str name)
 
 # What _binary and _unary learn (builtins.py): typed, so a lookup is a C call.

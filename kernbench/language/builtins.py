@@ -322,9 +322,14 @@ def _binary(self, a, b, name: str) -> TensorHandle:
         kb = PY_FLOAT if type(b) is float else scalar_kind(b)
         if kb is None:
             fail(tr, f"{name}: expected a tensor or a Python number, got {type(b).__name__}")
-    types = _BINARY_TYPES.get((name, ka, kb))
+    # (by name, then kind, then kind: three lookups of interned strings cost less than making,
+    # hashing and comparing a key tuple each call)
+    by_a = _BINARY_TYPES.get(name)
+    by_b = by_a.get(ka) if by_a is not None else None
+    types = by_b.get(kb) if by_b is not None else None
     if types is None:
-        types = _BINARY_TYPES[(name, ka, kb)] = binary_types(name, ka, kb)
+        types = binary_types(name, ka, kb)
+        _BINARY_TYPES.setdefault(name, {}).setdefault(ka, {})[kb] = types
     if type(types) is str:
         fail(tr, types)
     ct, out = types
@@ -359,7 +364,7 @@ _FLOATS = frozenset(FLOAT_DTYPES)
 _WIDE_FLOATS = _FLOATS - {"fp8e4m3"}
 _CHECK_SCALAR = ("floordiv", "mod", "shl", "shr")
 #: What _binary and _unary learn, shared by every launch (they hold only the language's rules):
-#: (name, operand kind, operand kind) -> binary_types(...), (name, dtype) -> unary_types(...)
+#: name -> operand kind -> operand kind -> binary_types(...), name -> dtype -> unary_types(...)
 #: (dicts: a lookup and an insert are thread-safe, and a race only computes a value twice).
 _BINARY_TYPES: dict = {}
 _UNARY_TYPES: dict = {}
@@ -384,9 +389,11 @@ def _unary(self, x, name: str) -> TensorHandle:
     tr: PEBuilder = _builder(self)
     f = site_frame()
     spec, s, d, i, n = tr.operand(x, _UNARY_OPERAND[name])
-    types = _UNARY_TYPES.get((name, d))
+    by_d = _UNARY_TYPES.get(name)
+    types = by_d.get(d) if by_d is not None else None
     if types is None:
-        types = _UNARY_TYPES[(name, d)] = unary_types(name, d)
+        types = unary_types(name, d)
+        _UNARY_TYPES.setdefault(name, {})[d] = types
     if type(types) is str:
         fail(tr, types)
     ct, out = types
