@@ -1324,11 +1324,11 @@ def test_an_error_in_the_iteration_after_replay_with_stepped_ints_is_full_tracin
     args = lambda ctx: (ctx.empty((10 * T,), "f32"), ctx.empty((T,), "f32"), 10)  # noqa: E731
     off = _launch(changed_step_read_in_the_last, args, "off")
     with pytest.warns(ReplayWarning, match=r"iteration 9 \(index 9\), traced after the iterations replay "
-                                           r"skipped, is not the loop body moved on: it raised an error, its "
-                                           r"Python run with `j` as replay stepped it"):
+                                           r"skipped, is not the loop body moved on: it raised an error while its "
+                                           r"Python ran with `j` as replay stepped it"):
         on = _launch(changed_step_read_in_the_last, args, "on")
     assert_same_launch(off, on)
-    with pytest.warns(ReplayWarning, match="it raised an error, its Python run with `j`"):
+    with pytest.warns(ReplayWarning, match="it raised an error while its Python ran with `j` as replay stepped it"):
         # (verify's first pass, replay on, finds it so, and the loop is traced in full in both)
         assert_same_launch(off, _launch(changed_step_read_in_the_last, args, "verify"))
 

@@ -1004,8 +1004,10 @@ def _cut_short(b, pending: tuple, frame, lasti):
     why = _off_line(b, p, s, _snap(b), m, cut=True)
     if why is None and steps and frame == own and lasti is not None and _raised_in_body(spec, lasti):
         names = ", ".join(f"`{x[0]}`" for x in steps.values())
-        why = (f"it raised an error, its Python run with {names} as replay stepped "
-               f"{'it' if len(steps) == 1 else 'them'}: traced again in full, so that the error is "
+        # (a review read "its Python run with `p`" as blaming `p`: the error may be the kernel's)
+        why = (f"it raised an error while its Python ran with {names} as replay stepped "
+               f"{'it' if len(steps) == 1 else 'them'} (whether the error is the kernel's or comes of "
+               f"that step only full tracing tells): traced again in full, so that the error is "
                f"full tracing's")
         quiet = False
     return None if why is None else (where, what, why, quiet, no_replay)
