@@ -2389,6 +2389,37 @@ def test_a_copied_handle_carried_across_replay_is_refused_not_read_as_another_te
             == ctx.launch(plain, (1, 1), x, o, mode="timing", replay="off").cycles)
 
 
+@pytest.mark.parametrize("inner", [50, 5000])
+def test_a_copy_of_an_inner_loop_s_replayed_tensor_is_refused_however_many_it_replayed(inner):
+    # (a breaker: an inner loop replaying more than TAIL_EXTEND tensors keeps them as a repeated
+    # body, which the outer loop's replay did not mark: a copy of the inner loop's last handle,
+    # carried to the next outer iteration, was refused after 50 inner iterations and read as
+    # another tensor after 5,000; verify named it)
+    import copy
+
+    def k(x_ptr, o_ptr, NO, NI, *, tl):
+        tot = tl.zeros((8,), "f32")
+        c = None
+        for i in tl.range(0, NO):
+            acc = tl.zeros((8,), "f32")
+            if c is not None:
+                tot = tot + c
+            for j in tl.range(0, NI, replay_last=True):
+                acc = acc + tl.load(x_ptr + 4 * 8 * j, shape=(8,), dtype="f32")
+            c = copy.copy(acc)
+            tl.store(o_ptr + 4 * 8 * i, tot)
+
+    assert inner * 2 > store.TAIL_EXTEND or inner < store.TAIL_EXTEND // 2
+    ctx = Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    args = (ctx.replicate(np.ones(inner * 8, np.float32)), ctx.empty((6 * 8,), "f32"), 6, inner)
+    ctx.launch(k, (1, 1), *args, mode="timing", replay="off")  # (full tracing takes the copy)
+    line = k.__code__.co_firstlineno + 6  # (tot = tot + c)
+    with pytest.raises(KernelError, match=rf"PE \(0, 0\) at test_tl_range.py:{line}: add operand names "
+                                          rf"tensor #\d+, made in an iteration of the tl.range loop at "
+                                          rf"test_tl_range.py:{line - 3} that proved the loop"):
+        ctx.launch(k, (1, 1), *args, mode="timing", replay="on")
+
+
 def test_a_copied_transposed_view_carried_across_replay_is_refused():
     # (a review: the transposed views' fast path took it without looking at its tensor)
     import copy

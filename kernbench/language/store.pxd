@@ -14,10 +14,12 @@ cdef class Pending:
 cdef class TensorTable:
     cdef public list tail, starts, segs
     cdef public Py_ssize_t tail0
+    cdef public dict marks
 
     cpdef append(self, entry)
     @cython.locals(j=Py_ssize_t, k=Py_ssize_t, body=list)
     cpdef entry(self, Py_ssize_t i)
+    cpdef _marked(self, Py_ssize_t k, Py_ssize_t i, e)
     @cython.locals(out=list, k=Py_ssize_t, body=list, n=Py_ssize_t, s0=Py_ssize_t, e=Py_ssize_t,
                    j=Py_ssize_t, c=Py_ssize_t)
     cpdef list span(self, Py_ssize_t a, Py_ssize_t z)

@@ -86,13 +86,16 @@ class TensorTable:
 
     ``tail``: the entries traced since the last :meth:`repeat`, from number ``tail0`` on (the
     builder's hot paths index it directly); ``segs``: the earlier ones, each (entries, R): the
-    list R times over (R = 1: traced), from number ``starts[k]`` on."""
+    list R times over (R = 1: traced), from number ``starts[k]`` on. ``marks``: segment k ->
+    the ranges of a repeated one that :meth:`disown` marked, each (lo, hi, loop, kept, made),
+    applied as its entries are read (:meth:`_marked`): a repeated body is shared, not copied."""
 
     def __init__(self) -> None:
         self.tail = []
         self.tail0 = 0
         self.starts = []
         self.segs = []
+        self.marks = {}
 
     def __len__(self) -> int:
         return self.tail0 + len(self.tail)
@@ -110,7 +113,23 @@ class TensorTable:
             raise IndexError(f"tensor number {i} out of range")
         k = bisect.bisect_right(self.starts, i) - 1
         body = self.segs[k][0]
-        return body[(i - self.starts[k]) % len(body)]
+        e = body[(i - self.starts[k]) % len(body)]
+        if self.marks and k in self.marks:
+            return self._marked(k, i, e)
+        return e
+
+    def _marked(self, k, i, e):
+        """Entry ``e`` of tensor number ``i``, in repeated segment ``k``, as :meth:`disown`'s
+        marks make it: the first mark holding ``i`` (and not keeping it) wins."""
+        if type(e[0]) is ReplayedPast:
+            return e
+        for lo, hi, loop, kept, made in self.marks[k]:
+            if lo <= i < hi and i not in kept:
+                new = made.get(e)
+                if new is None:
+                    new = made[e] = (ReplayedPast(e[0], loop),) + tuple(e[1:])
+                return new
+        return e
 
     def span(self, a, z) -> list:
         """The entries of tensor numbers a .. z (0 <= a, z <= len), as a list."""
@@ -126,6 +145,9 @@ class TensorTable:
             body, R = self.segs[k]
             n, s0 = len(body), self.starts[k]
             e = min(z, s0 + n * R)  # this segment's part
+            if self.marks and k in self.marks:  # (entry by entry: a marked repeated body)
+                out.extend([self._marked(k, x, body[(x - s0) % n]) for x in range(a, e)])
+                a = e
             while a < e:  # (whole repeats of the body at list speed, the ends sliced)
                 j = (a - s0) % n
                 c = min(n - j, e - a)
@@ -135,9 +157,10 @@ class TensorTable:
         return out
 
     def disown(self, a, z, loop: tuple, keep: set) -> None:
-        """Mark tensors a .. z (traced, since the last repeat or in a traced segment) but those
-        in ``keep`` as moved past by tl.range replay: their entries' shapes become
-        :class:`ReplayedPast`."""
+        """Mark tensors a .. z but those in ``keep`` as moved past by tl.range replay: their
+        entries' shapes become :class:`ReplayedPast` (an entry marked already keeps its mark).
+        A traced one's entry is replaced; a repeated segment's (an inner loop's replayed
+        iterations, its body shared) is marked as read (:attr:`marks`)."""
         # (an entry is the launch's one tuple for its values, PEBuilder._entry: keyed by value,
         # a few distinct ones stand for thousands of tensors; the last one met is looked at first.
         # A ReplayedPast entry equals the entry it was: never a key)
@@ -152,7 +175,9 @@ class TensorTable:
                 lst, R = self.segs[k]
                 s0 = self.starts[k]
                 end = min(z, s0 + len(lst) * R)
-                if R != 1:  # (a repeated body: replayed tensors, not traced ones)
+                if R != 1:  # (a repeated body: marked as it is read, not copied)
+                    self.marks.setdefault(k, []).append(
+                        (i, end, loop, frozenset([x for x in keep if i <= x < end]), made))
                     i = end
                     continue
             held = [(x - s0, lst[x - s0]) for x in keep if i <= x < end]  # (put back below)
