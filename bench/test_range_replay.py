@@ -146,3 +146,36 @@ def test_trace_pointer_gemm(benchmark, quick, replay):
     ctx = kernbench.Context("default")
     a, b, c = ctx.empty((T, K), "f16"), ctx.empty((K, T), "f16"), ctx.empty((T, T), "f32")
     _on_or_off(benchmark, quick, ctx, pointer_gemm, (a, b, c, K), replay)
+
+
+def three_deep(x_ptr, o_ptr, N1, N2, NI, *, tl):
+    """Three nested tl.range loops, the innermost replaying NI iterations as a repeated body
+    (past 4,096 tensors): the outer loop's proof reads the middle loop's A and B, whose inner
+    replays the middle loop marked moved past (TensorTable.marks)."""
+    tot = tl.zeros((8,), "f32")
+    for a in tl.range(0, N1):
+        for b in tl.range(0, N2):
+            acc = tl.zeros((8,), "f32")
+            for j in tl.range(0, NI):
+                acc = acc + 1.0
+            tot = tot + acc
+    tl.store(o_ptr, tot)
+
+
+def test_trace_three_deep_nest(benchmark, quick):
+    """A reading of the marked inner replays entry by entry made this 25-30% slower (a breaker,
+    2026-12-06): they are read a mark at a time at list speed. Compare ``cpu_s`` across builds."""
+    NI = 20000 if quick else 200000
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x, o = ctx.empty((64,), "f32"), ctx.empty((8,), "f32")
+    cpu = []
+
+    def run():
+        t0 = time.process_time()
+        tr = ctx.trace(three_deep, (1, 1), x, o, 6, 5, NI, mode="timing", replay="on")
+        cpu.append(time.process_time() - t0)
+        return tr
+
+    tr = benchmark.pedantic(run, rounds=1 if quick else 5, iterations=1, warmup_rounds=0)
+    assert tr.program.n_commands == 6 * 5 * (NI + 2) + 2
+    benchmark.extra_info.update({"commands": tr.program.n_commands, "cpu_s": min(cpu)})

@@ -20,11 +20,16 @@ cdef class TensorTable:
     @cython.locals(j=Py_ssize_t, k=Py_ssize_t, body=list)
     cpdef entry(self, Py_ssize_t i)
     cpdef _marked(self, Py_ssize_t k, Py_ssize_t i, e)
-    @cython.locals(out=list, k=Py_ssize_t, body=list, n=Py_ssize_t, s0=Py_ssize_t, e=Py_ssize_t,
-                   j=Py_ssize_t, c=Py_ssize_t)
+    @cython.locals(out=list, kept=list, marked=list, part=list, x0=Py_ssize_t, x1=Py_ssize_t)
+    cpdef list _marked_span(self, Py_ssize_t k, list body, Py_ssize_t s0, Py_ssize_t a, Py_ssize_t e)
+    @cython.locals(out=list, k=Py_ssize_t, body=list, n=Py_ssize_t, s0=Py_ssize_t, e=Py_ssize_t)
     cpdef list span(self, Py_ssize_t a, Py_ssize_t z)
     @cython.locals(n=Py_ssize_t)
     cpdef repeat(self, list body, Py_ssize_t R)
     @cython.locals(i=Py_ssize_t, j=Py_ssize_t, k=Py_ssize_t, s0=Py_ssize_t, end=Py_ssize_t, lst=list,
                    made=dict, held=list)
     cpdef disown(self, Py_ssize_t a, Py_ssize_t z, tuple loop, set keep)
+
+
+@cython.locals(n=Py_ssize_t, j=Py_ssize_t, c=Py_ssize_t)
+cpdef _cycle(list body, Py_ssize_t s0, Py_ssize_t a, Py_ssize_t z, list out)

@@ -145,15 +145,41 @@ class TensorTable:
             body, R = self.segs[k]
             n, s0 = len(body), self.starts[k]
             e = min(z, s0 + n * R)  # this segment's part
-            if self.marks and k in self.marks:  # (entry by entry: a marked repeated body)
-                out.extend([self._marked(k, x, body[(x - s0) % n]) for x in range(a, e)])
-                a = e
-            while a < e:  # (whole repeats of the body at list speed, the ends sliced)
-                j = (a - s0) % n
-                c = min(n - j, e - a)
-                out.extend(body[j:j + c] if c < n else body)
-                a += c
+            if self.marks and k in self.marks:
+                out.extend(self._marked_span(k, body, s0, a, e))
+            else:
+                _cycle(body, s0, a, e, out)
+            a = e
             k += 1
+        return out
+
+    def _marked_span(self, k, body: list, s0, a, e) -> list:
+        """The entries of tensor numbers a .. e of repeated segment ``k`` (``body`` from number
+        ``s0`` on) as :meth:`_marked` makes them, at list speed: each mark's part from the body
+        marked once (the last mark first, so that the first one wins), the kept tensors one by
+        one (a three-deep nest reads an inner loop's marked replay whole in its proof)."""
+        out: list = []
+        _cycle(body, s0, a, e, out)
+        kept = []
+        for lo, hi, loop, keep, made in reversed(self.marks[k]):
+            x0, x1 = max(a, lo), min(e, hi)
+            if x0 >= x1:
+                continue
+            marked = []
+            for b in body:
+                if type(b[0]) is ReplayedPast:
+                    marked.append(b)
+                else:
+                    new = made.get(b)
+                    if new is None:
+                        new = made[b] = (ReplayedPast(b[0], loop),) + tuple(b[1:])
+                    marked.append(new)
+            part: list = []
+            _cycle(marked, s0, x0, x1, part)
+            out[x0 - a:x1 - a] = part
+            kept += [x for x in keep if x0 <= x < x1]
+        for x in kept:
+            out[x - a] = self._marked(k, x, body[(x - s0) % len(body)])
         return out
 
     def disown(self, a, z, loop: tuple, keep: set) -> None:
@@ -223,6 +249,17 @@ class TensorTable:
         if i < 0:
             i += len(self)
         return self.entry(i)
+
+
+def _cycle(body: list, s0, a, z, out: list) -> None:
+    """Extend ``out`` with the entries of tensor numbers a .. z of ``body`` repeated from number
+    ``s0`` on: whole repeats of the body at list speed, the ends sliced."""
+    n = len(body)
+    while a < z:
+        j = (a - s0) % n
+        c = min(n - j, z - a)
+        out.extend(body[j:j + c] if c < n else body)
+        a += c
 
 
 def _first(r) -> int:
