@@ -153,10 +153,10 @@ def three_deep(x_ptr, o_ptr, N1, N2, NI, *, tl):
     (past 4,096 tensors): the outer loop's proof reads the middle loop's A and B, whose inner
     replays the middle loop marked moved past (TensorTable.marks)."""
     tot = tl.zeros((8,), "f32")
-    for a in tl.range(0, N1):
-        for b in tl.range(0, N2):
+    for _ in tl.range(0, N1):
+        for _ in tl.range(0, N2):
             acc = tl.zeros((8,), "f32")
-            for j in tl.range(0, NI):
+            for _ in tl.range(0, NI):
                 acc = acc + 1.0
             tot = tot + acc
     tl.store(o_ptr, tot)
