@@ -33,3 +33,4 @@ cdef class TensorTable:
 
 @cython.locals(n=Py_ssize_t, j=Py_ssize_t, c=Py_ssize_t)
 cpdef _cycle(list body, Py_ssize_t s0, Py_ssize_t a, Py_ssize_t z, list out)
+cpdef tuple _moved_past(dict made, tuple e, tuple loop)

@@ -121,14 +121,9 @@ class TensorTable:
     def _marked(self, k, i, e):
         """Entry ``e`` of tensor number ``i``, in repeated segment ``k``, as :meth:`disown`'s
         marks make it: the first mark holding ``i`` (and not keeping it) wins."""
-        if type(e[0]) is ReplayedPast:
-            return e
         for lo, hi, loop, kept, made in self.marks[k]:
             if lo <= i < hi and i not in kept:
-                new = made.get(e)
-                if new is None:
-                    new = made[e] = (ReplayedPast(e[0], loop),) + tuple(e[1:])
-                return new
+                return _moved_past(made, e, loop)
         return e
 
     def span(self, a, z) -> list:
@@ -165,15 +160,7 @@ class TensorTable:
             x0, x1 = max(a, lo), min(e, hi)
             if x0 >= x1:
                 continue
-            marked = []
-            for b in body:
-                if type(b[0]) is ReplayedPast:
-                    marked.append(b)
-                else:
-                    new = made.get(b)
-                    if new is None:
-                        new = made[b] = (ReplayedPast(b[0], loop),) + tuple(b[1:])
-                    marked.append(new)
+            marked = [_moved_past(made, x, loop) for x in body]
             part: list = []
             _cycle(marked, s0, x0, x1, part)
             out[x0 - a:x1 - a] = part
@@ -187,13 +174,10 @@ class TensorTable:
         entries' shapes become :class:`ReplayedPast` (an entry marked already keeps its mark).
         A traced one's entry is replaced; a repeated segment's (an inner loop's replayed
         iterations, its body shared) is marked as read (:attr:`marks`)."""
-        # (an entry is the launch's one tuple for its values, PEBuilder._entry: keyed by value,
-        # a few distinct ones stand for thousands of tensors; the last one met is looked at first.
-        # A ReplayedPast entry equals the entry it was: never a key)
-        made: dict = {}
+        made: dict = {}  # (_moved_past; the last entry met is looked at first)
         last = last_new = None
         i = a
-        while i < z:  # segment by segment: a replayed inner loop's tensors are skipped whole
+        while i < z:  # segment by segment: a repeated one is marked whole, not walked
             if i >= self.tail0:
                 lst, s0, end = self.tail, self.tail0, z
             else:
@@ -210,11 +194,7 @@ class TensorTable:
             for j in range(i - s0, end - s0):
                 e = lst[j]
                 if e is not last:
-                    if type(e[0]) is ReplayedPast:  # (an inner loop's, moved past already: it
-                        continue  # stays, and keys nothing, being equal to the entry it was)
-                    last_new = made.get(e)
-                    if last_new is None:
-                        last_new = made[e] = (ReplayedPast(e[0], loop),) + tuple(e[1:])
+                    last_new = _moved_past(made, e, loop)
                     last = e
                 lst[j] = last_new
             for j, e in held:
@@ -249,6 +229,19 @@ class TensorTable:
         if i < 0:
             i += len(self)
         return self.entry(i)
+
+
+def _moved_past(made: dict, e: tuple, loop: tuple) -> tuple:
+    """Table entry ``e`` marked moved past by tl.range replay of ``loop`` (its shape a
+    :class:`ReplayedPast`), one per entry in ``made`` (an entry is the launch's one tuple for its
+    values, PEBuilder._entry: keyed by value); an entry marked already stays as it is (an inner
+    loop's mark wins), and keys nothing, being equal to the entry it was."""
+    if type(e[0]) is ReplayedPast:
+        return e
+    new = made.get(e)
+    if new is None:
+        new = made[e] = (ReplayedPast(e[0], loop),) + tuple(e[1:])
+    return new
 
 
 def _cycle(body: list, s0, a, z, out: list) -> None:
