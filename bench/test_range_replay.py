@@ -177,5 +177,6 @@ def test_trace_three_deep_nest(benchmark, quick):
         return tr
 
     tr = benchmark.pedantic(run, rounds=1 if quick else 5, iterations=1, warmup_rounds=0)
+    # (each middle iteration: a fill, NI adds and the add to tot; and tot's fill and the store)
     assert tr.program.n_commands == 6 * 5 * (NI + 2) + 2
     benchmark.extra_info.update({"commands": tr.program.n_commands, "cpu_s": min(cpu)})
