@@ -415,3 +415,30 @@ def test_the_bound_row_names_the_busiest_resource():
                     mode="timing")
     b2 = summarize(r2)["bound"]
     assert (b2["cycles"], b2["resource"], b2["where"]) == (2 * 2 * 128 * 2, "memory channel", "cube 0")
+
+
+def _nothing(x_ptr, *, tl):
+    return
+
+
+def test_a_launch_that_ran_no_command_names_no_bound_resource(tmp_path):
+    """No PE ran a command: no resource was busy, so the bound is resource "none" (as a
+    sweep's ``bound`` column says) and where None (a review found DMA on PE (0, 0), the first
+    of the all-zero candidates, though docs/reports.md counts only working PEs' units). The
+    table has no bound row, and --json's ``summary.bound`` says the same and round-trips."""
+    import json
+
+    from kernbench import Context
+    from kernbench.report import from_json, to_json
+
+    ctx = Context("default")
+    r = ctx.launch(_nothing, (8, 1), ctx.empty((8,), "f32"))
+    assert r.engine.cycles == 0 and len(r.working_pes) == 0
+    b = summarize(r)["bound"]
+    assert b == {"cycles": 0, "resource": "none", "where": None, "ratio": None}
+    text = print_report(r, file=io.StringIO(), width=200)
+    assert not re.search(r"^\s*bound\s", text, re.M) and "DMA, PE (0, 0)" not in text
+    doc = to_json(r, tmp_path / "run.json")
+    assert doc["summary"]["bound"] == b == json.loads((tmp_path / "run.json").read_text())["summary"]["bound"]
+    back = from_json(tmp_path / "run.json")
+    assert summarize(back)["bound"] == b and to_json(back) == doc

@@ -1905,3 +1905,79 @@ def test_progress_asked_for_off_a_terminal_prints_lines(capsys):
     for quiet in (None, False):
         kernbench.sweep(_plus_one, (1, 1), progress=quiet, **kw)
         assert capsys.readouterr().err == ""
+
+
+# -- a review's cases: best's column, a setup's kernbench error, tune's message when none ran --------------
+def test_best_refuses_a_name_that_is_no_column():
+    """best("cylces") returned None, what a sweep whose every point failed returns, so a typo
+    read as "every point failed"; it is the ValueError naming the columns that plot and pareto
+    give. A real column still gives None where no row ran: every point failed, or no points."""
+    res = kernbench.sweep(_plus_one, (8, 1), setup=_plus_one_setup, args={"n": [64, 128]}, workers=1,
+                          cache=False)
+    assert res.best("cycles") is min(res.rows, key=lambda r: r["cycles"])
+    with pytest.raises(ValueError, match=r"no column 'cylces' in this sweep \(columns: n, cycles, seconds, "):
+        res.best("cylces")
+    failed = kernbench.sweep(_plus_one, (8, 1), setup=_plus_one_setup, args={"n": [64]},
+                             hardware={"link.bytes_per_cycle": [0]}, workers=1, cache=False)
+    empty = kernbench.sweep(_plus_one, (8, 1), setup=_plus_one_setup, args={"n": [64]}, hardware=[],
+                            workers=1, cache=False)
+    assert len(failed.failed) == 1 and len(empty) == 0
+    for r in (failed, empty):
+        assert r.best("cycles") is None and r.best("n") is None
+        with pytest.raises(ValueError, match="no column 'cylces'"):
+            r.best("cylces")
+
+
+def _placement_setup(ctx, n):
+    if n == 1:
+        raise RuntimeError("bad n")
+    return ctx.empty((n - 2,), "f32"), ctx.empty((8,), "f32"), n
+
+
+def _placement_builder(ctx, n):
+    return Launch(_plus_one, (8, 1), *_placement_setup(ctx, n))
+
+
+@pytest.mark.parametrize("target", ["setup", "builder"])
+def test_a_setup_that_raises_a_kernbench_error_is_prefixed_as_any_other(target):
+    """A PlacementError from the setup's ctx.empty((0,)) was a row without the "setup raised
+    ..." that a RuntimeError from the same setup has (docs/sweeps.md); a builder's too. Its
+    type and line are as they were."""
+    kw = (dict(target=_plus_one, grid=(8, 1), setup=_placement_setup) if target == "setup"
+          else dict(target=_placement_builder))
+    res = kernbench.sweep(**kw, args={"n": [1, 2]}, workers=1, cache=False)
+    ran, placed = res.rows
+    line = _placement_setup.__code__.co_firstlineno
+    assert (ran["error_type"], ran["error"]) == ("RuntimeError", "setup raised RuntimeError: bad n")
+    assert placed["error_type"] == "PlacementError"
+    assert placed["error"] == ("setup raised PlacementError: shape must be a non-empty tuple of positive "
+                               "ints, got (0,)")
+    assert ran["error_where"].endswith(f"test_sweep.py:{line + 2}")
+    assert placed["error_where"].endswith(f"test_sweep.py:{line + 3}")
+
+
+def _blk_kernel(x_ptr, o_ptr, n, blk, *, tl):
+    if blk == 3:
+        raise RuntimeError("bad blk")
+    tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") + 1.0)
+
+
+def _blk_builder(ctx, n=1024, blk=1024):
+    return Launch(_blk_kernel, (8, 1), ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n, blk)
+
+
+def test_tune_with_no_config_that_ran_gives_each_error_and_the_default_that_ran(tmp_path):
+    """str(t) when no config ran was "no config fits: {'blk': 3}: kernel ... bad blk; {}: None":
+    "fits" read as SRAM though the config raised, and the default {}, which ran (its cycles are
+    t.default_cycles), was listed as failed. Now each failed config with its own error, then the
+    default's cycles; a default that failed is marked so, with its error. From the cache alike."""
+    t = tune(_blk_builder, [{"blk": 3}], hw="default", cache=tmp_path)
+    err = t.table[0]["error"]
+    assert t.best is None and t.default_cycles > 0 and "bad blk" in err
+    assert str(t) == (f"no config ran without an error: {{'blk': 3}}: {err}; the default {{}} ran: "
+                      f"{t.default_cycles:,} cycles")
+    assert str(tune(_blk_builder, [{"blk": 3}], hw="default", cache=tmp_path)) == str(t)
+    t2 = tune(_blk_builder, [{"blk": 3}, {"n": 0}], hw="default", default={"n": 0}, cache=tmp_path)
+    assert t2.best is None and t2.default_cycles is None and len(t2.table) == 2
+    assert str(t2) == (f"no config ran without an error: {{'blk': 3}}: {err}; {{'n': 0}} (the default): "
+                       f"setup raised PlacementError: shape must be a non-empty tuple of positive ints, got (0,)")

@@ -172,9 +172,11 @@ def bound(result) -> dict:
     each PE's DMA unit (its commands one after another, each its bursts and
     ``dma.latency_cycles``: busy less arbitration stall); each cube's memory channel (the
     cycles its PEs' bursts held it: DMA busy less arbitration and latency); each link (its
-    serialisation cycles). ``cycles``, ``resource`` (GEMM, VECTOR, DMA, memory channel, link),
-    ``where`` (its PE, cube or link), ``ratio`` (the launch's cycles over it; None at 0). On a
-    tie the first in that order, then the lowest PE, cube or link."""
+    serialisation cycles). ``cycles``, ``resource`` (GEMM, VECTOR, DMA, memory channel, link;
+    "none" when no resource was busy, a launch whose PEs ran no command, as a sweep's ``bound``
+    column says), ``where`` (its PE, cube or link; None with "none"), ``ratio`` (the launch's
+    cycles over it; None at 0). On a tie the first in that order, then the lowest PE, cube or
+    link."""
     hw = result.hw
     uc, lc = result.unit_counters, result.link_counters
     wp = np.asarray(result.working_pes, dtype=np.int64)
@@ -198,6 +200,8 @@ def bound(result) -> dict:
         k = int(np.argmax(busy_links))
         cands.append((int(busy_links[k]), "link", _link_name(result, k)))
     top = max(cands, key=lambda x: x[0], default=(0, None, None))  # (the first at the max)
+    if top[0] == 0:  # (nothing was busy: the first at 0, PE (0, 0)'s DMA, bounds nothing; a review)
+        top = (0, "none", None)
     cyc = int(result.cycles)
     return {"cycles": top[0], "resource": top[1], "where": top[2],
             "ratio": cyc / top[0] if top[0] else None}

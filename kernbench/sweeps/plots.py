@@ -6,6 +6,7 @@ from pathlib import Path
 from ..common.errors import check_output_file
 from ..common.files import save_figure
 from ..common.shown import plain_texts
+from .result import check_column
 
 __all__ = ["line_plot", "pareto", "pareto_rows"]
 
@@ -35,14 +36,9 @@ def _save(fig, path) -> None:
     save_figure(fig, path, dpi=None if suffix in _VECTOR else 120)
 
 
-def _check_column(res, c: str) -> None:
-    if c not in res.columns:
-        raise ValueError(f"no column {c!r} in this sweep (columns: {', '.join(res.columns)})")
-
-
 def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx=None, logy=False, title=None):
     for c in (x, y, *((hue,) if hue else ())):
-        _check_column(res, c)
+        check_column(res, c)
     rows = [r for r in res.rows if r["error"] is None and r[y] is not None]
     fig, ax, own = _axes(ax)
     series: dict = {}
@@ -101,7 +97,7 @@ def _sort_key(v):
 def pareto_rows(res, cost: str, objective: str = "cycles") -> list:
     """Indices (into res.rows) of the Pareto-optimal error-free rows, by increasing cost."""
     for c in (cost, objective):
-        _check_column(res, c)
+        check_column(res, c)
     ok = [(r[cost], r[objective], i) for i, r in enumerate(res.rows)
           if r["error"] is None and r[cost] is not None and r[objective] is not None]
     ok.sort()

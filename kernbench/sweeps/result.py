@@ -21,7 +21,14 @@ FLOAT_FIGURES = ("seconds", "tflops", "peak_tflops", "tflops_fraction", "rooflin
                  *(f"busy_{u}" for u in BUSY_UNITS), "memory_gbps", "link_gbps", "sram_fraction")
 BOOL_FIGURES = ("sram_over",)
 
-__all__ = ["SweepResult", "require"]
+__all__ = ["SweepResult", "require", "check_column"]
+
+
+def check_column(res, c: str) -> None:
+    """Raise ValueError unless ``c`` is one of ``res.columns`` (a swept name or a figure): the
+    one check of every method that names a column (best, plot, pareto)."""
+    if c not in res.columns:
+        raise ValueError(f"no column {c!r} in this sweep (columns: {', '.join(res.columns)})")
 
 
 def require(module: str):
@@ -108,7 +115,10 @@ class SweepResult:
         return [r for r in self.rows if r["error"] is not None]
 
     def best(self, by: str = "cycles") -> dict | None:
-        """The error-free row with the least ``by``."""
+        """The error-free row with the least ``by``; None when there is none (no points, or every
+        point failed). Raises ValueError when ``by`` is not a column (a misspelt name must not
+        read as "every point failed")."""
+        check_column(self, by)
         ok = [r for r in self.rows if r["error"] is None and r.get(by) is not None]
         return min(ok, key=lambda r: r[by]) if ok else None
 
@@ -171,7 +181,8 @@ class SweepResult:
         """``y`` against ``x`` (error-free rows), one line per value of ``hue``; points that
         share x and hue but differ in another swept value are averaged. Written to ``path``
         (a format matplotlib writes, by its suffix: .png, .svg, .pdf ...) when given. Returns the
-        matplotlib Axes."""
+        matplotlib Axes. Raises ValueError for a name that is not a column, or a ``path``
+        matplotlib cannot write (its suffix, or no such folder)."""
         from . import plots
 
         return plots.line_plot(self, x, y, hue, path=path, ax=ax, logx=logx, logy=logy, title=title)
@@ -179,7 +190,8 @@ class SweepResult:
     def pareto(self, cost: str, objective: str = "cycles", path=None, ax=None, label: str | None = None):
         """The error-free rows no other row beats on both ``objective`` and ``cost`` (both
         lower is better), sorted by cost, as a DataFrame; with ``path`` (.png / .svg) or
-        ``ax`` also a scatter of every point with the front drawn."""
+        ``ax`` also a scatter of every point with the front drawn. Raises ValueError for a name
+        that is not a column, or a ``path`` matplotlib cannot write (its suffix, or no such folder)."""
         from . import plots
 
         return plots.pareto(self, cost, objective, path=path, ax=ax, label=label)

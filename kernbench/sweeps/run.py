@@ -239,6 +239,7 @@ def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str, replay:
     rec = _recording(hw)
     stage = "setup"
     figures = None
+    ctx = None
     try:
         ctx = Context(hw)
         # The builder or setup, and the kernel as it is traced (a kernel made by a factory may
@@ -267,8 +268,12 @@ def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str, replay:
         from ..common.errors import KernbenchError
 
         traced = None
-        error = error_figures(e, "" if isinstance(e, KernbenchError) else
-                              f"{stage} raised {type(e).__name__}")
+        # Whatever the setup or builder raised is "setup raised ...", a kernbench error it
+        # called into too (a PlacementError from ctx.empty: a review found it unprefixed); one
+        # raised while tracing or making the Context already says where it came from
+        user_setup = stage == "setup" and ctx is not None
+        error = error_figures(e, f"{stage} raised {type(e).__name__}"
+                              if user_setup or not isinstance(e, KernbenchError) else "")
     read = object.__getattribute__(rec, "_kb_reads")
     reads = {}
     for top in sorted(read - set(SHAPE_KEYS)):

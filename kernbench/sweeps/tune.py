@@ -59,9 +59,22 @@ class TuneResult:
 
     def __str__(self) -> str:
         if self.best is None:
-            return "no config fits: " + "; ".join(f"{r['config']}: {r['error']}" for r in self.table)
+            # each config that failed with its own error (raised, or over SRAM); the default,
+            # timed beside them, said to have run when it did (a review: "fits" read as SRAM,
+            # and the default that ran was listed as failed, "{}: None")
+            d = self._default_row()
+            failed = "; ".join(f"{r['config']}{' (the default)' if r is d else ''}: {r['error']}"
+                               for r in self.table if r["error"] is not None)
+            ran = (f"; the default {self.default} ran: {self.default_cycles:,} cycles"
+                   if d is not None and d["error"] is None and self.default_cycles is not None else "")
+            return f"no config ran without an error: {failed}{ran}"
         g = f", {self.gain:.3f}x the default {self.default} ({self.default_cycles:,} cycles)" if self.gain else ""
         return f"best {self.best}: {self.cycles:,} cycles{g}"
+
+    def _default_row(self) -> dict | None:
+        """The table's row of the default (found as tune found it: the same value)."""
+        return next((r for r in self.table if r["config"] is self.default or _same(r["config"], self.default)),
+                    None)
 
 
 def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None, default: dict | None = None,
