@@ -132,6 +132,40 @@ def test_an_unknown_tl_call_names_the_helper_line(ctx):
             f"tl.no_such_call is not part of kernbench's tl language") in str(ei.value)
 
 
+def test_a_triton_name_the_language_has_not_is_a_kernel_error_where_the_kernel_reaches_it(ctx):
+    """A review: tl.cumsum in a kernel raised a bare AttributeError there (no PE, no line) and
+    became the documented KernelError only on leaving the kernel, so a kernel catching
+    KernelError around an optional Triton call failed. Each of Triton's names the language has
+    not is a NotInLanguageError where reached: a KernelError naming the PE and line, and an
+    AttributeError (hasattr is False, getattr's default is given)."""
+    from kernbench.common.errors import NotInLanguageError
+    from kernbench.language.builtins import TL
+    from kernbench.language.porting import NOT_IN_TL, TL_INSTEAD, not_in_tl
+
+    # the class body names them in the list's order: each attribute is its own name's
+    assert all(TL.__dict__[n].name == n for n in NOT_IN_TL)
+    # every name the porting hints know is a call here or one of them
+    assert all(n in NOT_IN_TL or callable(getattr(TL, n)) for n in TL_INSTEAD)
+    seen = {}
+
+    def k(x_ptr, *, tl):
+        for n in NOT_IN_TL:
+            try:
+                getattr(tl, n)
+            except KernelError as e:
+                seen[n] = e
+        seen["hasattr"], seen["default"] = hasattr(tl, "cumsum"), getattr(tl, "sort", 7)
+
+    ctx.launch(k, (1, 1), ctx.replicate(np.ones((4, 8), np.float32)))
+    line = k.__code__.co_firstlineno + 3
+    assert seen.pop("hasattr") is False and seen.pop("default") == 7
+    assert list(seen) == list(NOT_IN_TL)
+    for n, e in seen.items():
+        assert isinstance(e, NotInLanguageError) and isinstance(e, AttributeError)
+        assert str(e) == f"PE (0, 0) at {FILE}:{line}: {not_in_tl(n)}"
+        assert e.pe == (0, 0) and e.where.endswith(f"{FILE}:{line}")
+
+
 def _first_line_error(ctx, kernel):
     with pytest.raises(KernelError) as ei:
         ctx.launch(kernel, (1, 1), ctx.replicate(np.ones((4, 8), np.float32)))
@@ -303,6 +337,43 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
             f"reduction's [:, None]: kernbench keeps the reduced axis (tl.max(x, axis=1) is (BM,1) "
             f"already), so drop the indexing; for a new axis write tl.reshape(x, (4,1,1)) "
             f"(docs/language.md, 'Porting from Triton')")
+
+    # Triton's row of a reduction, `x + tl.sum(x, 1)[None, :]` ((1, BM) there): here the sum
+    # keeps its axis, and (4,1)[None, :] would be (1,4,1), adding row sums along the rows (a
+    # review: accepted, a store without shape= took it). The key leaves the size-1 last axis
+    # to its implied ':'; refused, [None] too, whatever the tensor was made of
+    def row_of_sums(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        tl.store(x_ptr, x + tl.sum(x, 1)[None, :])
+
+    def leading_axis(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        scale = tl.max(x, axis=1) * 0.5
+        tl.store(x_ptr, x * scale[None])
+
+    for kernel, key in ((row_of_sums, "[None, :]"), (leading_axis, "[None]")):
+        assert str(_first_line_error(ctx, kernel)) == (
+            f"PE (0, 0) at {FILE}:{line_of(kernel, 2 + (kernel is leading_axis))}: indexing a (4,1) "
+            f"tensor with {key} makes (1,4,1): the key leaves out the last axis, of size 1. In a "
+            f"Triton port this is a reduction's {key} (Triton's tl.sum(x, axis=1) drops the axis, "
+            f"and its {key} is (1,4)); kernbench keeps the reduced axis, so the result would "
+            f"broadcast along another axis than Triton's. For Triton's (1,4) write "
+            f"tl.reshape(x, (1,4)); for new axes on this tensor spell out every axis, "
+            f"x[None, :, :] (docs/language.md, 'Porting from Triton')")
+
+    # both ports the message names give Triton's values; every axis spelt out is accepted
+    def row_ported(x_ptr, o_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 4))
+        s = tl.sum(x, 1)
+        tl.store(o_ptr, x + tl.reshape(s, (1, 4)))
+        tl.store(o_ptr + 4 * 16, tl.broadcast_to(x[None, :, :] + s[None, :, :], (1, 4, 4)))
+
+    X4 = np.arange(16, dtype=np.float32).reshape(4, 4)
+    xp, op = ctx.replicate(X4), ctx.replicate(np.zeros((8, 4), np.float32))
+    ctx.launch(row_ported, (1, 1), xp, op)
+    got = ctx.read(op, (0, 0))
+    np.testing.assert_array_equal(got[:4], X4 + X4.sum(1)[None, :])  # (Triton's: sums along columns)
+    np.testing.assert_array_equal(got[4:], X4 + X4.sum(1)[:, None])
 
     # a new axis that moves no non-1 axis past a size-1 one is as Triton's (a breaker: these
     # were refused by the first rule; their values are numpy's)

@@ -21,6 +21,7 @@ __all__ = [
     "SramCapacityError",
     "EngineInvariantError",
     "KernelError",
+    "NotInLanguageError",
     "ReplayContractError",
     "UnwrittenReadWarning",
     "ReplayWarning",
@@ -185,6 +186,13 @@ class KernelError(KernbenchError, ValueError):
         super().__init__(message)
         self.pe = pe
         self.where = where
+
+
+class NotInLanguageError(KernelError, AttributeError):
+    """A Triton ``tl.<name>`` that kernbench's language has not (``tl.cumsum``), reached in a
+    kernel: names the PE and the kernel line, and says what to write instead where there is
+    something. An AttributeError too, so ``hasattr(tl, "cumsum")`` is False and
+    ``getattr(tl, "cumsum", None)`` is None."""
 
 
 class ReplayContractError(KernelError):

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from ..common.errors import KernbenchError, KernelError, as_flag, file_line, is_whole, pe_label
+from ..common.errors import (KernbenchError, KernelError, NotInLanguageError, as_flag, file_line, is_whole,
+                             pe_label)
 from ..common.pe_commands import TensorHandle, operator_targets
 from ._caller import this_thread
 from ._handles import handle_id, handle_shape, view_of
@@ -21,6 +22,7 @@ from .loops import TlRange
 from . import semantic
 from .builder import PEBuilder
 from .numerics import cast_value, f32_of_int, view_value
+from .porting import NOT_IN_TL, not_in_tl
 from .semantic import (
     FLOAT_DTYPES,
     PY_FLOAT,
@@ -164,6 +166,23 @@ def _past_a_kept_axis(s: tuple, new: tuple) -> bool:
     [None, :] on a tensor without a kept axis)."""
     return any(d != 1 and 1 in s[j + 1:] and new[len(new) - len(s) + j:] != s[j:]
                for j, d in enumerate(s))
+
+
+def _added(s: tuple, key: tuple) -> tuple:
+    """Shape ``s`` indexed with ``key`` (':', None and at most one '...'), the axes the key
+    leaves out implied at its end, as numpy and Triton index."""
+    real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    new, ax = [], 0
+    for k in key:
+        if k is None:
+            new.append(1)
+        elif k is Ellipsis:
+            new.extend(s[ax:ax + len(s) - real])
+            ax += len(s) - real
+        else:
+            new.append(s[ax])
+            ax += 1
+    return tuple(new) + tuple(s[ax:])
 
 
 def _key_text(key: tuple) -> str:
@@ -510,6 +529,30 @@ def _tracked(tr: PEBuilder, h):
     return h
 
 
+class _NotInTl:
+    """``tl.<name>`` for a Triton name the language has not (porting.NOT_IN_TL): reaching it in a
+    kernel raises NotInLanguageError at the kernel's line (a KernelError, and an AttributeError:
+    ``hasattr`` says False); on the class it is this descriptor. Attributes, not a
+    ``TL.__getattr__``, which would slow every tl attribute access."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, tl, owner=None):
+        if tl is None:
+            return self
+        b = tl._b
+        if not isinstance(b, PEBuilder):  # (no program traced: _NoProgram's error)
+            return getattr(b, self.name)
+        raise semantic.kernel_error(b, not_in_tl(self.name), cls=NotInLanguageError)
+
+
+def _not_in_tl() -> tuple:
+    return tuple(_NotInTl(name) for name in NOT_IN_TL)
+
+
 class TL:
     """The kernel language. One object per launch; :meth:`_begin` points it at each program in turn.
 
@@ -524,6 +567,19 @@ class TL:
     fp8e5m2 = float8e5m2 = float8e5 = "fp8e5m2"
     int32 = "int32"
     PropagateNan = PropagateNan  #: Triton's NaN modes of maximum and minimum
+    # Triton's tl names this language has not, in porting.NOT_IN_TL's order (a test checks):
+    # tl.cumsum in a kernel is a NotInLanguageError at its line (_NotInTl)
+    (tensor, tensor_descriptor, cat, zeros_like, full_like, broadcast, expand_dims, interleave,
+     join, permute, ravel, split, dot_scaled, make_tensor_descriptor, load_tensor_descriptor,
+     store_tensor_descriptor, make_block_ptr, advance, flip, swizzle2d, ceil, clamp, cos, div_rn,
+     erf, fdiv, floor, fma, sin, tanh, sqrt_rn, umulhi, argmax, argmin, reduce, xor_sum,
+     associative_scan, cumprod, cumsum, histogram, sort, topk, gather, atomic_add, atomic_sub,
+     atomic_and, atomic_cas, atomic_max, atomic_min, atomic_or, atomic_xchg, atomic_xor,
+     randint4x, randint, rand, randn, rand4x, randn4x, philox, inline_asm_elementwise,
+     debug_barrier, max_constancy, max_contiguous, multiple_of, assume, static_print,
+     static_assert, device_print, device_assert, int1, int8, int16, int64, uint8, uint16, uint32,
+     uint64, float64, float8e4b15, float8e4b8, float8e5b16, pointer_type, block_type, constexpr,
+     dtype, void, extra) = _not_in_tl()
 
     # (compiled, builtins.pxd declares these as the extension type's C fields)
     __slots__ = ("_b", "_grid", "_serial", "_replay", "_ranged", "_no_replay")
@@ -849,18 +905,7 @@ class TL:
         real = sum(1 for k in key if k is not None and k is not Ellipsis)
         if real > len(s):
             fail(tr, f"indexing a {len(s)}-D tensor {_fmt(s)} with {real} axes")
-        new, ax = [], 0
-        for k in key:
-            if k is None:
-                new.append(1)
-            elif k is Ellipsis:
-                take = len(s) - real
-                new.extend(s[ax:ax + take])
-                ax += take
-            else:
-                new.append(s[ax])
-                ax += 1
-        new = tuple(new) + tuple(s[ax:])
+        new = _added(s, key)
         if None in key and _past_a_kept_axis(s, new):
             # (a Triton port's `x - tl.max(x, axis=1)[:, None]`: kernbench keeps the reduced
             # axis, so (4,1)[:, None] is (4,1,1), and x minus it (4,4,8), which a store without
@@ -872,6 +917,22 @@ class TL:
                      f"is a reduction's [:, None]: kernbench keeps the reduced axis (tl.max(x, "
                      f"axis=1) is (BM,1) already), so drop the indexing; for a new axis write "
                      f"tl.reshape(x, {_fmt(new)}) (docs/language.md, 'Porting from Triton')")
+        if (None in key and Ellipsis not in key and real < len(s) and s[-1] == 1
+                and any(v != 1 for v in s)):
+            # (a Triton port's row of a reduction, `x + tl.sum(x, 1)[None, :]`: Triton's sum is
+            # (BM,), its [None, :] (1, BM); here the sum keeps its axis, (BM,1)[None, :] is
+            # (1,BM,1), and x plus it adds row sums along rows, not columns, a review. The
+            # shape alone says so, as for [:, None] above: the last axis, of size 1, is left to
+            # the key's implied trailing ':')
+            row = _added(s[:-1], key)
+            full = "[" + ", ".join(["None" if k is None else ":" for k in key] + [":"] * (len(s) - real)) + "]"
+            fail(tr, f"indexing a {_fmt(s)} tensor with {_key_text(key)} makes {_fmt(new)}: the key "
+                     f"leaves out the last axis, of size 1. In a Triton port this is a reduction's "
+                     f"{_key_text(key)} (Triton's tl.sum(x, axis={len(s) - 1}) drops the axis, and "
+                     f"its {_key_text(key)} is {_fmt(row)}); kernbench keeps the reduced axis, so "
+                     f"the result would broadcast along another axis than Triton's. For Triton's "
+                     f"{_fmt(row)} write tl.reshape(x, {_fmt(row)}); for new axes on this tensor "
+                     f"spell out every axis, x{full} (docs/language.md, 'Porting from Triton')")
         if len(new) > semantic.MAX_NDIM:
             fail(tr, semantic.too_many_axes(f"indexing {_fmt(s)} with {len(key)} keys gives a view that", len(new)))
         if isinstance(x, TransposedView):

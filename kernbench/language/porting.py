@@ -4,7 +4,7 @@ tensor method called on a TensorHandle. docs/language.md, "Porting from Triton",
 whole table; these are its rows a kernel runs into as an AttributeError."""
 from __future__ import annotations
 
-__all__ = ["TL_INSTEAD", "METHOD_INSTEAD", "tl_hint", "method_hint"]
+__all__ = ["TL_INSTEAD", "METHOD_INSTEAD", "NOT_IN_TL", "tl_hint", "method_hint", "not_in_tl"]
 
 #: Triton's ``tl.<name>`` -> what to write here
 TL_INSTEAD = {
@@ -74,6 +74,33 @@ METHOD_INSTEAD = {
     "numpy": "h.data after a functional launch", "item": "h.data after a functional launch",
     "tolist": "h.data after a functional launch",
 }
+
+
+#: Triton's ``tl.<name>``s (its language reference, triton.language, and the dtypes and
+#: modules beside it) that kernbench's ``tl`` has not: ``tl`` has each as an attribute that
+#: raises NotInLanguageError where the kernel reaches it (builtins.TL lists them in this order)
+NOT_IN_TL = (
+    "tensor", "tensor_descriptor", "cat", "zeros_like", "full_like", "broadcast", "expand_dims",
+    "interleave", "join", "permute", "ravel", "split", "dot_scaled", "make_tensor_descriptor",
+    "load_tensor_descriptor", "store_tensor_descriptor", "make_block_ptr", "advance", "flip",
+    "swizzle2d", "ceil", "clamp", "cos", "div_rn", "erf", "fdiv", "floor", "fma", "sin", "tanh",
+    "sqrt_rn", "umulhi", "argmax", "argmin", "reduce", "xor_sum", "associative_scan", "cumprod",
+    "cumsum", "histogram", "sort", "topk", "gather", "atomic_add", "atomic_sub", "atomic_and",
+    "atomic_cas", "atomic_max", "atomic_min", "atomic_or", "atomic_xchg", "atomic_xor",
+    "randint4x", "randint", "rand", "randn", "rand4x", "randn4x", "philox",
+    "inline_asm_elementwise", "debug_barrier", "max_constancy", "max_contiguous", "multiple_of",
+    "assume", "static_print", "static_assert", "device_print", "device_assert", "int1", "int8",
+    "int16", "int64", "uint8", "uint16", "uint32", "uint64", "float64", "float8e4b15",
+    "float8e4b8", "float8e5b16", "pointer_type", "block_type", "constexpr", "dtype", "void",
+    "extra",
+)
+
+
+def not_in_tl(name: str) -> str:
+    """The error text of a ``tl.<name>`` kernbench's language has not (one of NOT_IN_TL, reached
+    in the kernel, or any other name, as the launch reports the AttributeError that escaped)."""
+    return (f"tl.{name} is not part of kernbench's tl language (docs/language.md, 'Calls' and "
+            f"'Porting from Triton').{tl_hint(name)}")
 
 
 def tl_hint(name: str) -> str:

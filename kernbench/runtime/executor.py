@@ -31,7 +31,7 @@ from ..language.builder import PEBuilder, SiteTable, TraceStore
 from ..language.builtins import TL
 from ..language.loops import (CARRIED_KNOWN, InFull, ReplayOffLine, check_cut_short, close_kept,
                                loop_replays)
-from ..language.porting import method_hint, tl_hint
+from ..language.porting import method_hint, not_in_tl
 from ..language.semantic import called_from, forget_lines, is_user_code
 from ..language.semantic import fmt_shape as fmt
 from ..language.sites import SITE_COLUMNS
@@ -738,9 +738,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
             if isinstance(e, AttributeError) and e.obj is tl:
                 # (not a TL.__getattr__: it would slow every tl attribute access)
                 raise KernelError(
-                    f"{pe_at((p, c), file, line)}{calls}: tl.{e.name} is not "
-                    f"part of kernbench's tl language (docs/language.md, 'Calls' and "
-                    f"'Porting from Triton').{tl_hint(e.name)}", pe=(p, c),
+                    f"{pe_at((p, c), file, line)}{calls}: {not_in_tl(e.name)}", pe=(p, c),
                     where=file_line(file, line, full=True)) from None
             if isinstance(e, AttributeError) and isinstance(e.obj, TensorHandle) and method_hint(e.name):
                 raise KernelError(
