@@ -81,17 +81,31 @@ def wrap(x):
     return ((x + 2 ** 31) % 2 ** 32 - 2 ** 31).astype(np.int32)
 
 
+def _f32_odd(v):
+    """int32 values as f32 rounded to odd (toward zero, the last bit set when inexact): rounded
+    to a dtype of at least two fewer significand bits after it, they round once, as from the
+    exact value (Boldo and Melquiond, "When double rounding is odd", 2005)."""
+    x = np.asarray(v, np.float64)  # (exact: |v| < 2**53)
+    t = x.astype(F32)
+    over = np.abs(t.astype(np.float64)) > np.abs(x)
+    t = np.where(over, np.nextafter(t, F32(0)), t).astype(F32)
+    bits = t.view(np.int32) | (t.astype(np.float64) != x).astype(np.int32)
+    return bits.view(F32)
+
+
 def to_f32_in(v, kind, dt):
     """An operand as f32 values after promotion to the float dtype ``dt``.
 
-    A float tensor widens exactly; an int32 tensor "is converted to the float dtype first"
-    (int -> f32 -> dt, rounding at dt); a mask is 0/1; a Python number is an immediate of the
+    A float tensor widens exactly; an int32 tensor "is converted to the float dtype first",
+    rounded once to it (int -> f32 -> bf16 would round twice: 2**24 + 2**16 + 1 is 16908288 in
+    bf16, 2**24 through f32, a review); a mask is 0/1; a Python number is an immediate of the
     command: it never promotes, and is an f32 constant cast to ``dt`` (Triton's scalar rule).
     """
     if kind in FLOATS:
         return np.asarray(v).astype(F32).astype(NP[dt]).astype(F32)
     if kind == "int32":
-        return rnd(np.asarray(v, np.int64).astype(F32), dt).astype(F32)
+        x = np.asarray(v, np.int64)
+        return (x.astype(F32) if dt == "f32" else rnd(_f32_odd(x), dt).astype(F32))
     if kind == "mask":
         return np.asarray(v, bool).astype(F32)
     with np.errstate(over="ignore"):

@@ -420,3 +420,29 @@ def test_int32_device_arrays():
     np.testing.assert_array_equal(ctx.read(o2, (0, 0)), H.f32_to_int32(stored))
     rt = ctx.launch(kernel, (1, 1), src, fsrc, o, o2, mode="timing")
     assert rt.cycles == r.cycles
+
+
+@pytest.mark.parametrize("dt", ["f32", "bf16", "f16", "fp8e4m3", "fp8e5m2"])
+def test_an_int32_tensor_becomes_a_float_dtype_rounded_once(dt):
+    """An int32 tensor cast to (or promoted with) a float dtype rounds once from its exact value
+    (Numerics): 2**24 + 2**16 + 1 is 16908288 in bf16, where int -> f32 -> bf16 would give 2**24
+    (a review found the op table's oracle rounding twice, right only for its small values)."""
+    ctx = kernbench.Context("default", overrides=HW)
+    big = [2 ** 24 + 2 ** 16 + 1, -(2 ** 24 + 2 ** 16 + 1), 2 ** 24 + 3, 2049, 300001, 2 ** 31 - 1,
+           -2 ** 31, 463, 465, 57345, 0, -7]
+    v = np.asarray(big, np.int64)
+    src = ctx.put(v, pe=(0, 0), dtype="int32")
+    o, o2 = ctx.empty((len(v),), dt), ctx.empty((len(v),), "f32")
+    fl = ctx.put(np.zeros(len(v)), pe=(0, 0), dtype=dt)
+
+    def kernel(p, f, op, op2, *, tl):
+        x = tl.load(p, shape=(len(big),), dtype="int32")
+        tl.store(op, tl.cast(x, dt))
+        tl.store(op2, tl.cast(x + tl.load(f, shape=(len(big),), dtype=dt), "f32"))  # (promoted)
+
+    ctx.launch(kernel, (1, 1), src, fl, o, o2)
+    want = H.to_f32_in(v, "int32", dt)
+    if dt == "bf16":
+        assert want[0] == 16908288  # (the oracle itself: one rounding)
+    np.testing.assert_array_equal(np.asarray(ctx.read(o, (0, 0)), np.float32), want)
+    np.testing.assert_array_equal(ctx.read(o2, (0, 0)), want)
