@@ -142,6 +142,15 @@ def test_a_triton_name_the_language_has_not_is_a_kernel_error_where_the_kernel_r
     from kernbench.language.builtins import TL
     from kernbench.language.porting import NOT_IN_TL, TL_INSTEAD, not_in_tl
 
+    # a tl tracing no program of this thread (kept past its launch): still an AttributeError,
+    # with no PE to name (a review found hasattr raising there); not offered by dir
+    kept = []
+    ctx.launch(lambda *, tl: kept.append(tl), (1, 1))
+    assert not hasattr(kept[0], "cumsum") and getattr(kept[0], "sort", 5) == 5
+    with pytest.raises(NotInLanguageError) as ei:
+        _ = kept[0].cumsum
+    assert ei.value.pe is None and str(ei.value) == not_in_tl("cumsum")
+    assert "cumsum" not in dir(kept[0]) and "load" in dir(kept[0])
     # the class body names them in the list's order: each attribute is its own name's
     assert all(TL.__dict__[n].name == n for n in NOT_IN_TL)
     # every name the porting hints know is a call here or one of them
@@ -351,15 +360,30 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
         scale = tl.max(x, axis=1) * 0.5
         tl.store(x_ptr, x * scale[None])
 
-    for kernel, key in ((row_of_sums, "[None, :]"), (leading_axis, "[None]")):
+    # and Triton's column of an axis-0 reduction, `x * tl.sum(x, 0)[:, None]` ((N,1) there,
+    # (1,1,N) here: x times it multiplies along rows), and a 3-D one's `s[None, :, :]`
+    def column_of_sums(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        tl.store(x_ptr, x * tl.sum(x, 0)[:, None])
+
+    def three_d(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(2, 4, 4))
+        tl.store(x_ptr, x + tl.sum(x, 1)[None, :, :])
+
+    for kernel, k, shape, key, made, row, full in (
+            (row_of_sums, 2, "(4,1)", "[None, :]", "(1,4,1)", "(1,4)", "[None, :, :]"),
+            (leading_axis, 3, "(4,1)", "[None]", "(1,4,1)", "(1,4)", "[None, :, :]"),
+            (column_of_sums, 2, "(1,8)", "[:, None]", "(1,1,8)", "(8,1)", "[:, None, :]"),
+            (three_d, 2, "(2,1,4)", "[None, :, :]", "(1,2,1,4)", "(1,2,4)", "[None, :, :, :]")):
+        axis = 0 if kernel is column_of_sums else 1
         assert str(_first_line_error(ctx, kernel)) == (
-            f"PE (0, 0) at {FILE}:{line_of(kernel, 2 + (kernel is leading_axis))}: indexing a (4,1) "
-            f"tensor with {key} makes (1,4,1): the key leaves out the last axis, of size 1. In a "
-            f"Triton port this is a reduction's {key} (Triton's tl.sum(x, axis=1) drops the axis, "
-            f"and its {key} is (1,4)); kernbench keeps the reduced axis, so the result would "
-            f"broadcast along another axis than Triton's. For Triton's (1,4) write "
-            f"tl.reshape(x, (1,4)); for new axes on this tensor spell out every axis, "
-            f"x[None, :, :] (docs/language.md, 'Porting from Triton')")
+            f"PE (0, 0) at {FILE}:{line_of(kernel, k)}: indexing a {shape} tensor with {key} makes "
+            f"{made}: the key leaves out axes at its end, as for a 1-D tensor. In a Triton port "
+            f"this is a reduction's {key} (Triton's tl.sum(x, axis={axis}) drops the axis, and its "
+            f"{key} is {row}); kernbench keeps the reduced axis, so the result would broadcast "
+            f"along another axis than Triton's. For Triton's {row} write tl.reshape(x, {row}); "
+            f"for new axes on this tensor spell out every axis, x{full} (docs/language.md, "
+            f"'Porting from Triton')")
 
     # both ports the message names give Triton's values; every axis spelt out is accepted
     def row_ported(x_ptr, o_ptr, *, tl):

@@ -185,6 +185,31 @@ def _added(s: tuple, key: tuple) -> tuple:
     return tuple(new) + tuple(s[ax:])
 
 
+def _from_right(shape: tuple) -> tuple:
+    """The non-1 axes of ``shape`` as (place from the right, size): what broadcasting aligns."""
+    return tuple((len(shape) - i, d) for i, d in enumerate(shape) if d != 1)
+
+
+def _triton_kept(s: tuple, key: tuple, real: int, new: tuple):
+    """For ``s`` indexed with ``key`` (``new``; a None in it, fewer axes than ``s`` has: a 1-D
+    tensor's key in Triton, `v[:, None]`, `v[None, :]`), the first size-1 axis j of ``s`` that,
+    were it a reduction's kept axis (Triton drops it), gives Triton's result, (j, its shape),
+    its non-1 axes elsewhere from the right than ``new``'s: broadcast against a tile, the two
+    differ. None when there is none (a Triton row's [None, :] of tl.sum(x, 0), (1,N) here,
+    gives (1,1,N): Triton's (1,N) with a leading axis)."""
+    if Ellipsis in key:
+        return None
+    ours = _from_right(new)
+    for j, d in enumerate(s):
+        if d == 1:
+            t = s[:j] + s[j + 1:]
+            if real <= len(t):
+                theirs = _added(t, key)
+                if _from_right(theirs) != ours:
+                    return j, theirs
+    return None
+
+
 def _key_text(key: tuple) -> str:
     """An indexing key as the kernel wrote it: (slice(None), None) -> "[:, None]"."""
     return "[" + ", ".join("None" if k is None else "..." if k is Ellipsis else ":" for k in key) + "]"
@@ -544,13 +569,23 @@ class _NotInTl:
         if tl is None:
             return self
         b = tl._b
-        if not isinstance(b, PEBuilder):  # (no program traced: _NoProgram's error)
-            return getattr(b, self.name)
-        raise semantic.kernel_error(b, not_in_tl(self.name), cls=NotInLanguageError)
+        if isinstance(b, PEBuilder) and b.thread == this_thread() and not b.finished:
+            raise semantic.kernel_error(b, not_in_tl(self.name), cls=NotInLanguageError)
+        # (a tl tracing no program of this thread: a kept one, another thread's, one waiting
+        # for a nested launch. No PE of its own to name (a launch this thread traces names
+        # its, as the error leaves its kernel), and still an AttributeError: hasattr, getattr's
+        # default and inspect.getmembers go on, as before these names were attributes, a review)
+        raise NotInLanguageError(not_in_tl(self.name))
+
+    def __repr__(self) -> str:
+        return f"<tl.{self.name}: Triton's, not in kernbench's tl language>"
 
 
 def _not_in_tl() -> tuple:
     return tuple(_NotInTl(name) for name in NOT_IN_TL)
+
+
+_HIDDEN = frozenset(NOT_IN_TL)
 
 
 class TL:
@@ -597,6 +632,11 @@ class TL:
         self._ranged = 0  #: tl.range loops that could replay, traced so far
         self._b = _NO_PROGRAM
         self._serial = semantic.next_launch_serial()  #: tensor ids of this launch carry it
+
+    def __dir__(self):
+        # (Triton's names the language has not are attributes only to refuse them: not offered
+        # to tab completion)
+        return [n for n in object.__dir__(self) if n not in _HIDDEN]
 
     def _begin(self, builder) -> None:
         """Trace the next program into ``builder`` (None: no program; any call is an error)."""
@@ -917,22 +957,25 @@ class TL:
                      f"is a reduction's [:, None]: kernbench keeps the reduced axis (tl.max(x, "
                      f"axis=1) is (BM,1) already), so drop the indexing; for a new axis write "
                      f"tl.reshape(x, {_fmt(new)}) (docs/language.md, 'Porting from Triton')")
-        if (None in key and Ellipsis not in key and real < len(s) and s[-1] == 1
-                and any(v != 1 for v in s)):
+        kept = _triton_kept(s, key, real, new) if None in key and real < len(s) else None
+        if kept is not None:
             # (a Triton port's row of a reduction, `x + tl.sum(x, 1)[None, :]`: Triton's sum is
             # (BM,), its [None, :] (1, BM); here the sum keeps its axis, (BM,1)[None, :] is
-            # (1,BM,1), and x plus it adds row sums along rows, not columns, a review. The
-            # shape alone says so, as for [:, None] above: the last axis, of size 1, is left to
-            # the key's implied trailing ':')
-            row = _added(s[:-1], key)
-            full = "[" + ", ".join(["None" if k is None else ":" for k in key] + [":"] * (len(s) - real)) + "]"
+            # (1,BM,1), and x plus it adds row sums along rows, not columns; and a column of an
+            # axis-0 one, `tl.sum(x, 0)[:, None]`, (1,N,N) here: reviews. The shape alone says
+            # so, as for [:, None] above: a key leaving axes to its implied trailing ':', on a
+            # tensor with a size-1 axis, is a 1-D tensor's key in Triton)
+            j, row = kept
+            full = _key_text(key + (slice(None),) * (len(s) - real))
+            fix = (f"tl.reshape(x, {_fmt(row)})" if not isinstance(x, TransposedView) else
+                   f"tl.reshape of the tensor, before tl.trans, to {_fmt(row)}")
             fail(tr, f"indexing a {_fmt(s)} tensor with {_key_text(key)} makes {_fmt(new)}: the key "
-                     f"leaves out the last axis, of size 1. In a Triton port this is a reduction's "
-                     f"{_key_text(key)} (Triton's tl.sum(x, axis={len(s) - 1}) drops the axis, and "
+                     f"leaves out axes at its end, as for a 1-D tensor. In a Triton port this is a "
+                     f"reduction's {_key_text(key)} (Triton's tl.sum(x, axis={j}) drops the axis, and "
                      f"its {_key_text(key)} is {_fmt(row)}); kernbench keeps the reduced axis, so "
                      f"the result would broadcast along another axis than Triton's. For Triton's "
-                     f"{_fmt(row)} write tl.reshape(x, {_fmt(row)}); for new axes on this tensor "
-                     f"spell out every axis, x{full} (docs/language.md, 'Porting from Triton')")
+                     f"{_fmt(row)} write {fix}; for new axes on this tensor spell out every axis, "
+                     f"x{full} (docs/language.md, 'Porting from Triton')")
         if len(new) > semantic.MAX_NDIM:
             fail(tr, semantic.too_many_axes(f"indexing {_fmt(s)} with {len(key)} keys gives a view that", len(new)))
         if isinstance(x, TransposedView):
