@@ -399,14 +399,38 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
     np.testing.assert_array_equal(got[:4], X4 + X4.sum(1)[None, :])  # (Triton's: sums along columns)
     np.testing.assert_array_equal(got[4:], X4 + X4.sum(1)[:, None])
 
+    # Triton's row of an axis-0 reduction, `tl.sum(x, 0)[None, :]`, is the (1,N) here already:
+    # (1,1,N) would broadcast as Triton's, but has an axis more, so a later tl.sum(., 0) sums
+    # the new size-1 axis (a review: a column normalisation's variance was x*x). Refused, [None]
+    # too: drop the indexing
+    def col_norm(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        xc = x - (tl.sum(x, 0) / 4)[None, :]
+        tl.store(x_ptr, xc / tl.sqrt(tl.sum(xc * xc, 0) / 4 + 1e-5))
+
+    def lead(x_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(4, 8))
+        tl.store(x_ptr, x * tl.max(x, 0)[None])
+
+    for kernel, key in ((col_norm, "[None, :]"), (lead, "[None]")):
+        assert str(_first_line_error(ctx, kernel)) == (
+            f"PE (0, 0) at {FILE}:{line_of(kernel, 2)}: indexing a (1,8) tensor with {key} makes "
+            f"(1,1,8): the key leaves out axes at its end, as for a 1-D tensor. In a Triton port "
+            f"this is a reduction's {key} (Triton's tl.sum(x, axis=0) drops the axis, and its "
+            f"{key} is (1,8)); kernbench keeps the reduced axis, so the result would have an axis "
+            f"more than Triton's (1,8), which this tensor is already (the reduced axis kept in its "
+            f"place), so a later reduction's axis number would name another axis than Triton's. "
+            f"For Triton's (1,8) drop the indexing; for new axes on this tensor spell out every "
+            f"axis, x[None, :, :] (docs/language.md, 'Porting from Triton')")
+
     # a new axis that moves no non-1 axis past a size-1 one is as Triton's (a breaker: these
     # were refused by the first rule; their values are numpy's)
     def fine(x_ptr, o_ptr, *, tl):
         x = tl.load(x_ptr, shape=(4, 8))
-        tl.store(o_ptr, x - tl.sum(x, 0)[None, :] / 4)  # (1,8) -> (1,1,8)
-        tot = tl.sum(tl.reshape(x, (32,)), 0)  # (1,) -> (1,1)
+        tl.store(o_ptr, x - tl.sum(x, 0) / 4)  # (the axis-0 sum is Triton's [None, :] already)
+        tot = tl.sum(tl.reshape(x, (32,)), 0)  # (1,) -> (1,1): every axis in the key
         tl.store(o_ptr + 4 * 32, x / tot[:, None])
-        tl.store(o_ptr + 8 * 32, tl.load(x_ptr, shape=(2, 4, 8)) * tl.sum(x, 0)[None])  # (1,1,8)
+        tl.store(o_ptr + 8 * 32, tl.load(x_ptr, shape=(2, 4, 8)) * tl.sum(x, 0)[None, :, :])
 
     X = np.arange(64, dtype=np.float32).reshape(8, 8) + 1.0
     xp, op = ctx.replicate(X), ctx.replicate(np.zeros((24, 8), np.float32))

@@ -185,29 +185,26 @@ def _added(s: tuple, key: tuple) -> tuple:
     return tuple(new) + tuple(s[ax:])
 
 
-def _from_right(shape: tuple) -> tuple:
-    """The non-1 axes of ``shape`` as (place from the right, size): what broadcasting aligns."""
-    return tuple((len(shape) - i, d) for i, d in enumerate(shape) if d != 1)
-
-
 def _triton_kept(s: tuple, key: tuple, real: int, new: tuple):
     """For ``s`` indexed with ``key`` (``new``; a None in it, fewer axes than ``s`` has: a 1-D
-    tensor's key in Triton, `v[:, None]`, `v[None, :]`), the first size-1 axis j of ``s`` that,
-    were it a reduction's kept axis (Triton drops it), gives Triton's result, (j, its shape),
-    its non-1 axes elsewhere from the right than ``new``'s: broadcast against a tile, the two
-    differ. None when there is none (a Triton row's [None, :] of tl.sum(x, 0), (1,N) here,
-    gives (1,1,N): Triton's (1,N) with a leading axis)."""
+    tensor's key in Triton, `v[:, None]`, `v[None, :]`), a size-1 axis j of ``s`` that, were it
+    a reduction's kept axis (Triton drops it), gives Triton's result: (j, its shape), the j
+    whose result is ``s`` itself first (the key re-adds the kept axis: drop it), else the
+    first. None when ``s`` has no size-1 axis or the key has '...'. Whichever it is, ``new``
+    has an axis more than Triton's result: even where it broadcasts alike (`(1,N)[None, :]`,
+    (1,1,N) against Triton's (1,N)), a later reduction's axis number names another axis (a
+    review: a column normalisation's second tl.sum(x, 0) reduced the new size-1 axis)."""
     if Ellipsis in key:
         return None
-    ours = _from_right(new)
+    found = None
     for j, d in enumerate(s):
         if d == 1:
-            t = s[:j] + s[j + 1:]
-            if real <= len(t):
-                theirs = _added(t, key)
-                if _from_right(theirs) != ours:
-                    return j, theirs
-    return None
+            theirs = _added(s[:j] + s[j + 1:], key)
+            if theirs == s:
+                return j, theirs
+            if found is None:
+                found = (j, theirs)
+    return found
 
 
 def _key_text(key: tuple) -> str:
@@ -957,6 +954,8 @@ class TL:
                      f"is a reduction's [:, None]: kernbench keeps the reduced axis (tl.max(x, "
                      f"axis=1) is (BM,1) already), so drop the indexing; for a new axis write "
                      f"tl.reshape(x, {_fmt(new)}) (docs/language.md, 'Porting from Triton')")
+        if len(new) > semantic.MAX_NDIM:
+            fail(tr, semantic.too_many_axes(f"indexing {_fmt(s)} with {len(key)} keys gives a view that", len(new)))
         kept = _triton_kept(s, key, real, new) if None in key and real < len(s) else None
         if kept is not None:
             # (a Triton port's row of a reduction, `x + tl.sum(x, 1)[None, :]`: Triton's sum is
@@ -967,17 +966,21 @@ class TL:
             # tensor with a size-1 axis, is a 1-D tensor's key in Triton)
             j, row = kept
             full = _key_text(key + (slice(None),) * (len(s) - real))
-            fix = (f"tl.reshape(x, {_fmt(row)})" if not isinstance(x, TransposedView) else
-                   f"tl.reshape of the tensor, before tl.trans, to {_fmt(row)}")
+            if row == s:
+                why, fix = (f"have an axis more than Triton's {_fmt(row)}, which this tensor is already "
+                            f"(the reduced axis kept in its place), so a later reduction's axis "
+                            f"number would name another axis than Triton's"), "drop the indexing"
+            else:
+                why = "broadcast along another axis than Triton's"
+                fix = (f"write tl.reshape(x, {_fmt(row)})" if not isinstance(x, TransposedView) else
+                       f"write tl.reshape of the tensor, before tl.trans, to {_fmt(row)}")
             fail(tr, f"indexing a {_fmt(s)} tensor with {_key_text(key)} makes {_fmt(new)}: the key "
                      f"leaves out axes at its end, as for a 1-D tensor. In a Triton port this is a "
                      f"reduction's {_key_text(key)} (Triton's tl.sum(x, axis={j}) drops the axis, and "
                      f"its {_key_text(key)} is {_fmt(row)}); kernbench keeps the reduced axis, so "
-                     f"the result would broadcast along another axis than Triton's. For Triton's "
-                     f"{_fmt(row)} write {fix}; for new axes on this tensor spell out every axis, "
-                     f"x{full} (docs/language.md, 'Porting from Triton')")
-        if len(new) > semantic.MAX_NDIM:
-            fail(tr, semantic.too_many_axes(f"indexing {_fmt(s)} with {len(key)} keys gives a view that", len(new)))
+                     f"the result would {why}. For Triton's {_fmt(row)} {fix}; for new axes "
+                     f"on this tensor spell out every axis, x{full} (docs/language.md, 'Porting "
+                     f"from Triton')")
         if isinstance(x, TransposedView):
             lead = len(new) - len(s)
             if new[lead:] != s or any(v != 1 for v in new[:lead]):
