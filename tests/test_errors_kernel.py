@@ -423,6 +423,17 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
             f"For Triton's (1,8) drop the indexing; for new axes on this tensor spell out every "
             f"axis, x[None, :, :] (docs/language.md, 'Porting from Triton')")
 
+    # a key with every axis, or '...', means the same to Triton and numpy: (4,1)[:, :, None]
+    # and [..., None] are (4,1,1), meant (a fuzzer found them refused as [:, None] is)
+    def spelt(x_ptr, o_ptr, *, tl):
+        c = tl.max(tl.load(x_ptr, shape=(4, 8)), axis=1)  # (4,1)
+        tl.store(o_ptr, tl.load(x_ptr, shape=(4, 1, 8)) + c[:, :, None] + c[..., None])
+
+    X48 = np.arange(32, dtype=np.float32).reshape(4, 8)
+    xp, op = ctx.replicate(X48), ctx.replicate(np.zeros((4, 8), np.float32))
+    ctx.launch(spelt, (1, 1), xp, op)
+    np.testing.assert_array_equal(ctx.read(op, (0, 0)), X48 + 2 * X48.max(1)[:, None])
+
     # a new axis that moves no non-1 axis past a size-1 one is as Triton's (a breaker: these
     # were refused by the first rule; their values are numpy's)
     def fine(x_ptr, o_ptr, *, tl):

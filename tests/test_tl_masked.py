@@ -748,6 +748,29 @@ def test_a_block_masked_off_exactly_4_kib_past_its_array_keeps_it(neighbour):
             ctx.launch(lets_one_in, (1, 1), x, out)
 
 
+@pytest.mark.parametrize("n_left", [1, 0])
+def test_a_tail_block_masked_off_at_its_own_array_s_first_byte_is_its_own(n_left):
+    # (A fuzzer: y starts exactly 4 KiB past the end of x, a 4 KiB f32 array, so y's first byte
+    # is also the end of x's guard gap. A load of y's f16 there with nothing left, n = 0, was
+    # given to x and refused as "load as f16 from allocation 'x', which holds f32"; with a
+    # 16-byte x it ran. A load naming the dtype of the array it starts on, and not the one
+    # before's, is that array's; one naming the one before's stays that one's, as above.)
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.put(np.zeros(1024, np.float32), pe=(0, 0), name="x")
+    y = ctx.put(np.ones(8, np.float16), pe=(0, 0), dtype="f16", name="y")
+    assert y.addr == x.addr + 2 * 4096  # (the case)
+
+    def tail(x_ptr, y_ptr, n, *, tl):
+        t = tl.load(y_ptr, shape=(8,), dtype="f16", mask=tl.arange(0, 8) < n, other=0.0)
+        tl.store(y_ptr, t + 1, mask=tl.arange(0, 8) < 8)
+
+    ctx.launch(tail, (1, 1), x, y, n_left)
+    want = np.ones(8, np.float16)
+    want[n_left:] = 0
+    np.testing.assert_array_equal(ctx.read(y, (0, 0)), want + 1)
+    assert ctx.launch(tail, (1, 1), x, y, n_left, mode="timing").cycles > 0
+
+
 @pytest.mark.parametrize("after", ["nothing", "a freed array"])
 def test_a_block_masked_off_exactly_4_kib_past_the_last_array_keeps_it(after):
     # (A breaker: the fix above reached the case of an array right after x only; with x the

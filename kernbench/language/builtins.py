@@ -943,11 +943,13 @@ class TL:
         if real > len(s):
             fail(tr, f"indexing a {len(s)}-D tensor {_fmt(s)} with {real} axes")
         new = _added(s, key)
-        if None in key and _past_a_kept_axis(s, new):
+        if None in key and real < len(s) and Ellipsis not in key and _past_a_kept_axis(s, new):
             # (a Triton port's `x - tl.max(x, axis=1)[:, None]`: kernbench keeps the reduced
             # axis, so (4,1)[:, None] is (4,1,1), and x minus it (4,4,8), which a store without
             # shape= wrote over the next rows: a review's tutorial port. The shape alone says
-            # so, whatever was made of the reduction before: its scale, cast, running maximum)
+            # so, whatever was made of the reduction before: its scale, cast, running maximum.
+            # A key with every axis, or '...', means that to Triton and numpy alike: (BM,1,1) from
+            # [:, :, None] is meant, a fuzzer's case)
             fail(tr, f"indexing a {_fmt(s)} tensor with {_key_text(key)} makes {_fmt(new)}, which "
                      f"broadcasts against a {len(s)}-D tile into a tensor of {len(new)} axes (a "
                      f"non-1 axis moves past the size-1 axis at its right). In a Triton port this "

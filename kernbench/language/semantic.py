@@ -1339,7 +1339,11 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
         # let in. A split-K's last block was refused as a load of the next array's dtype, or
         # taken as reading it, by that array's dtype: a review)
         prev = tr.memory.gap_owner(alloc, ptr)
-        if prev is not None and not _reaches(alloc, ptr, shape, stride, mask_value):
+        if (prev is not None and not _reaches(alloc, ptr, shape, stride, mask_value)
+                and not (dtype is not None and dtype == alloc.dtype != prev.dtype)):
+            # (a load naming the dtype of the allocation it starts on, not the one before's:
+            # that one's, a tail block masked off whole at its own array's first byte; a
+            # fuzzer found it refused as a load of the array before's dtype)
             alloc = prev
     if alloc is None and masked:
         # Outside every allocation: past the end of the one before (a block masked off, as a
