@@ -185,13 +185,13 @@ def _added(s: tuple, key: tuple) -> tuple:
     return tuple(new) + tuple(s[ax:])
 
 
-def _triton_kept(s: tuple, key: tuple, real: int, new: tuple):
-    """For ``s`` indexed with ``key`` (``new``; a None in it, fewer axes than ``s`` has: a 1-D
-    tensor's key in Triton, `v[:, None]`, `v[None, :]`), a size-1 axis j of ``s`` that, were it
+def _triton_kept(s: tuple, key: tuple):
+    """For ``s`` indexed with ``key`` (a None in it, fewer axes than ``s`` has: a 1-D tensor's
+    key in Triton, `v[:, None]`, `v[None, :]`), a size-1 axis j of ``s`` that, were it
     a reduction's kept axis (Triton drops it), gives Triton's result: (j, its shape), the j
     whose result is ``s`` itself first (the key re-adds the kept axis: drop it), else the
-    first. None when ``s`` has no size-1 axis or the key has '...'. Whichever it is, ``new``
-    has an axis more than Triton's result: even where it broadcasts alike (`(1,N)[None, :]`,
+    first. None when ``s`` has no size-1 axis or the key has '...'. Whichever it is, ``s``
+    indexed has an axis more than Triton's result: even where it broadcasts alike (`(1,N)[None, :]`,
     (1,1,N) against Triton's (1,N)), a later reduction's axis number names another axis (a
     review: a column normalisation's second tl.sum(x, 0) reduced the new size-1 axis)."""
     if Ellipsis in key:
@@ -958,7 +958,7 @@ class TL:
                      f"tl.reshape(x, {_fmt(new)}) (docs/language.md, 'Porting from Triton')")
         if len(new) > semantic.MAX_NDIM:
             fail(tr, semantic.too_many_axes(f"indexing {_fmt(s)} with {len(key)} keys gives a view that", len(new)))
-        kept = _triton_kept(s, key, real, new) if None in key and real < len(s) else None
+        kept = _triton_kept(s, key) if None in key and real < len(s) else None
         if kept is not None:
             # (a Triton port's row of a reduction, `x + tl.sum(x, 1)[None, :]`: Triton's sum is
             # (BM,), its [None, :] (1, BM); here the sum keeps its axis, (BM,1)[None, :] is
