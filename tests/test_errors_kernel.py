@@ -382,8 +382,8 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
             f"this is a reduction's {key} (Triton's tl.sum(x, axis={axis}) drops the axis, and its "
             f"{key} is {row}); kernbench keeps the reduced axis, so the result would broadcast "
             f"along another axis than Triton's. For Triton's {row} write tl.reshape(x, {row}); "
-            f"for new axes on this tensor spell out every axis, x{full} (docs/language.md, "
-            f"'Porting from Triton')")
+            f"for new axes on this tensor (the rule is the shape's: a tile whose block is 1 gets "
+            f"it too) spell out every axis, x{full} (docs/language.md, 'Porting from Triton')")
 
     # both ports the message names give Triton's values; every axis spelt out is accepted
     def row_ported(x_ptr, o_ptr, *, tl):
@@ -420,8 +420,20 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
             f"{key} is (1,8)); kernbench keeps the reduced axis, so the result would have an axis "
             f"more than Triton's (1,8), which this tensor is already (the reduced axis kept in its "
             f"place), so a later reduction's axis number would name another axis than Triton's. "
-            f"For Triton's (1,8) drop the indexing; for new axes on this tensor spell out every "
-            f"axis, x[None, :, :] (docs/language.md, 'Porting from Triton')")
+            f"For Triton's (1,8) drop the indexing; for new axes on this tensor (the rule is the "
+            f"shape's: a tile whose block is 1 gets it too) spell out every axis, x[None, :, :] "
+            f"(docs/language.md, 'Porting from Triton')")
+
+    # a 1-D tensor of one element, a block of 1, takes a 1-D key as in Triton: (1,)[None] is
+    # (1,1) there too (a fuzzer found it refused)
+    def block_of_one(x_ptr, o_ptr, *, tl):
+        rows = tl.load(x_ptr, shape=(1,))
+        tl.store(o_ptr, tl.load(x_ptr, shape=(1, 8)) + rows[None] + rows[:, None])
+
+    X18 = np.arange(8, dtype=np.float32).reshape(1, 8) + 1.0
+    xp, op = ctx.replicate(X18), ctx.replicate(np.zeros((1, 8), np.float32))
+    ctx.launch(block_of_one, (1, 1), xp, op)
+    np.testing.assert_array_equal(ctx.read(op, (0, 0)), X18 + 2 * X18[0, 0])
 
     # a key with every axis, or '...', means the same to Triton and numpy: (4,1)[:, :, None]
     # and [..., None] are (4,1,1), meant (a fuzzer found them refused as [:, None] is)

@@ -958,7 +958,9 @@ class TL:
                      f"tl.reshape(x, {_fmt(new)}) (docs/language.md, 'Porting from Triton')")
         if len(new) > semantic.MAX_NDIM:
             fail(tr, semantic.too_many_axes(f"indexing {_fmt(s)} with {len(key)} keys gives a view that", len(new)))
-        kept = _triton_kept(s, key) if None in key and real < len(s) else None
+        # (not of a 1-D tensor: a (1,) one is a block of 1 far more often than a 1-D tensor's
+        # whole reduction, and (1,)[None] is Triton's (1,1) as well, a fuzzer's case)
+        kept = _triton_kept(s, key) if None in key and real < len(s) and len(s) > 1 else None
         if kept is not None:
             # (a Triton port's row of a reduction, `x + tl.sum(x, 1)[None, :]`: Triton's sum is
             # (BM,), its [None, :] (1, BM); here the sum keeps its axis, (BM,1)[None, :] is
@@ -981,8 +983,9 @@ class TL:
                      f"reduction's {_key_text(key)} (Triton's tl.sum(x, axis={j}) drops the axis, and "
                      f"its {_key_text(key)} is {_fmt(row)}); kernbench keeps the reduced axis, so "
                      f"the result would {why}. For Triton's {_fmt(row)} {fix}; for new axes "
-                     f"on this tensor spell out every axis, x{full} (docs/language.md, 'Porting "
-                     f"from Triton')")
+                     f"on this tensor (the rule is the shape's: a tile whose block is 1 gets it "
+                     f"too) spell out every axis, x{full} (docs/language.md, 'Porting from "
+                     f"Triton')")
         if isinstance(x, TransposedView):
             lead = len(new) - len(s)
             if new[lead:] != s or any(v != 1 for v in new[:lead]):
