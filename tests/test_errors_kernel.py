@@ -341,11 +341,13 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
     for kernel, line in ((new_axis, 4), (rms, 3)):
         assert str(_first_line_error(ctx, kernel)) == (
             f"PE (0, 0) at {FILE}:{line_of(kernel, line)}: indexing a (4,1) tensor with [:, None] "
-            f"makes (4,1,1), which broadcasts against a 2-D tile into a tensor of 3 axes (a non-1 "
-            f"axis moves past the size-1 axis at its right). In a Triton port this is a "
-            f"reduction's [:, None]: kernbench keeps the reduced axis (tl.max(x, axis=1) is (BM,1) "
-            f"already), so drop the indexing; for a new axis write tl.reshape(x, (4,1,1)) "
-            f"(docs/language.md, 'Porting from Triton')")
+            f"makes (4,1,1): the key leaves out axes at its end, as for a 1-D tensor. In a Triton "
+            f"port this is a reduction's [:, None] (Triton's tl.sum(x, axis=1) drops the axis, and "
+            f"its [:, None] is (4,1)); kernbench keeps the reduced axis, so the result would "
+            f"broadcast along another axis than Triton's. For Triton's (4,1) drop the indexing "
+            f"(this tensor is (4,1) already: the reduced axis kept in its place); for new axes on "
+            f"this tensor (the rule is the shape's: a tile whose block is 1 gets it too) spell out "
+            f"every axis, x[:, None, :] (docs/language.md, 'Porting from Triton')")
 
     # Triton's row of a reduction, `x + tl.sum(x, 1)[None, :]` ((1, BM) there): here the sum
     # keeps its axis, and (4,1)[None, :] would be (1,4,1), adding row sums along the rows (a
@@ -418,9 +420,9 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
             f"(1,1,8): the key leaves out axes at its end, as for a 1-D tensor. In a Triton port "
             f"this is a reduction's {key} (Triton's tl.sum(x, axis=0) drops the axis, and its "
             f"{key} is (1,8)); kernbench keeps the reduced axis, so the result would have an axis "
-            f"more than Triton's (1,8), which this tensor is already (the reduced axis kept in its "
-            f"place), so a later reduction's axis number would name another axis than Triton's. "
-            f"For Triton's (1,8) drop the indexing; for new axes on this tensor (the rule is the "
+            f"more than Triton's (1,8), so a later reduction's axis number would name another axis "
+            f"than Triton's. For Triton's (1,8) drop the indexing (this tensor is (1,8) already: "
+            f"the reduced axis kept in its place); for new axes on this tensor (the rule is the "
             f"shape's: a tile whose block is 1 gets it too) spell out every axis, x[None, :, :] "
             f"(docs/language.md, 'Porting from Triton')")
 

@@ -158,14 +158,9 @@ semantic.register_internal(__file__)
 _fmt = semantic.fmt_shape
 
 
-def _past_a_kept_axis(s: tuple, new: tuple) -> bool:
-    """Whether the axes ``new`` adds to shape ``s`` move a non-1 axis of ``s`` that has a size-1
-    axis at its right further from the right, where broadcasting aligns shapes: (4,1) ->
-    (4,1,1) moves the 4 (against a (4,8) tile it broadcasts into (4,4,8)); (4,) -> (4,1),
-    (4,8) -> (4,1,8), (1,8) -> (1,1,8) and (1,) -> (1,1) do not (Triton's own [:, None] and
-    [None, :] on a tensor without a kept axis)."""
-    return any(d != 1 and 1 in s[j + 1:] and new[len(new) - len(s) + j:] != s[j:]
-               for j, d in enumerate(s))
+def _from_right(shape: tuple) -> tuple:
+    """The non-1 axes of ``shape`` as (place from the right, size): what broadcasting aligns."""
+    return tuple((len(shape) - i, d) for i, d in enumerate(shape) if d != 1)
 
 
 def _added(s: tuple, key: tuple) -> tuple:
@@ -943,39 +938,30 @@ class TL:
         if real > len(s):
             fail(tr, f"indexing a {len(s)}-D tensor {_fmt(s)} with {real} axes")
         new = _added(s, key)
-        if None in key and real < len(s) and Ellipsis not in key and _past_a_kept_axis(s, new):
-            # (a Triton port's `x - tl.max(x, axis=1)[:, None]`: kernbench keeps the reduced
-            # axis, so (4,1)[:, None] is (4,1,1), and x minus it (4,4,8), which a store without
-            # shape= wrote over the next rows: a review's tutorial port. The shape alone says
-            # so, whatever was made of the reduction before: its scale, cast, running maximum.
-            # A key with every axis, or '...', means that to Triton and numpy alike: (BM,1,1) from
-            # [:, :, None] is meant, a fuzzer's case)
-            fail(tr, f"indexing a {_fmt(s)} tensor with {_key_text(key)} makes {_fmt(new)}, which "
-                     f"broadcasts against a {len(s)}-D tile into a tensor of {len(new)} axes (a "
-                     f"non-1 axis moves past the size-1 axis at its right). In a Triton port this "
-                     f"is a reduction's [:, None]: kernbench keeps the reduced axis (tl.max(x, "
-                     f"axis=1) is (BM,1) already), so drop the indexing; for a new axis write "
-                     f"tl.reshape(x, {_fmt(new)}) (docs/language.md, 'Porting from Triton')")
         if len(new) > semantic.MAX_NDIM:
             fail(tr, semantic.too_many_axes(f"indexing {_fmt(s)} with {len(key)} keys gives a view that", len(new)))
         # (not of a 1-D tensor: a (1,) one is a block of 1 far more often than a 1-D tensor's
         # whole reduction, and (1,)[None] is Triton's (1,1) as well, a fuzzer's case)
         kept = _triton_kept(s, key) if None in key and real < len(s) and len(s) > 1 else None
         if kept is not None:
-            # (a Triton port's row of a reduction, `x + tl.sum(x, 1)[None, :]`: Triton's sum is
-            # (BM,), its [None, :] (1, BM); here the sum keeps its axis, (BM,1)[None, :] is
-            # (1,BM,1), and x plus it adds row sums along rows, not columns; and a column of an
-            # axis-0 one, `tl.sum(x, 0)[:, None]`, (1,N,N) here: reviews. The shape alone says
-            # so, as for [:, None] above: a key leaving axes to its implied trailing ':', on a
-            # tensor with a size-1 axis, is a 1-D tensor's key in Triton)
+            # (Triton ports, reviews: `x - tl.max(x, axis=1)[:, None]`, (4,1)[:, None] is
+            # (4,1,1) here and x minus it (4,4,8), which a store without shape= wrote over the
+            # next rows; `x + tl.sum(x, 1)[None, :]`, (1,BM,1), row sums added along rows;
+            # `tl.sum(x, 0)[:, None]`, (1,1,N), a column multiplied along rows; `mean[None, :]`
+            # of an axis-0 mean, (1,1,N), broadcasting as Triton's (1,N) but an axis more, so
+            # the next tl.sum(., 0) summed the new one. The shape alone says so, whatever was
+            # made of the reduction since (its scale, cast, running maximum): a key leaving axes
+            # to its implied trailing ':' is a 1-D tensor's key in Triton. A key with every
+            # axis, or '...', means what it says to Triton and numpy alike: (BM,1,1) from
+            # [:, :, None] is meant, a fuzzer's case)
             j, row = kept
             full = _key_text(key + (slice(None),) * (len(s) - real))
+            why = ("broadcast along another axis than Triton's" if _from_right(new) != _from_right(row)
+                   else f"have an axis more than Triton's {_fmt(row)}, so a later reduction's axis "
+                        f"number would name another axis than Triton's")
             if row == s:
-                why, fix = (f"have an axis more than Triton's {_fmt(row)}, which this tensor is already "
-                            f"(the reduced axis kept in its place), so a later reduction's axis "
-                            f"number would name another axis than Triton's"), "drop the indexing"
+                fix = f"drop the indexing (this tensor is {_fmt(row)} already: the reduced axis kept in its place)"
             else:
-                why = "broadcast along another axis than Triton's"
                 fix = (f"write tl.reshape(x, {_fmt(row)})" if not isinstance(x, TransposedView) else
                        f"write tl.reshape of the tensor, before tl.trans, to {_fmt(row)}")
             fail(tr, f"indexing a {_fmt(s)} tensor with {_key_text(key)} makes {_fmt(new)}: the key "
