@@ -186,8 +186,13 @@ def test_cdiv_of_negative_operands_is_tritons_formula():
         ceil = -((-a) // b)
         np.testing.assert_array_equal(t.data[ok], ceil[ok])
         assert [ints[i] for i in np.flatnonzero(ok)] == ceil[ok].tolist()
+        if b > 0:  # the docs' a <= -b: one more than the ceiling unless b divides a - 1
+            past = a <= -b
+            np.testing.assert_array_equal(t.data[past], ceil[past] + ((a[past] - 1) % b != 0))
     (t,), _ = run(lambda tl: (tl.cdiv(tl.full((1,), -36, "int32"), 5),))
     assert int(t.data[0]) == -6 and run(lambda tl: (tl.cdiv(-36, 5),))[0] == (-7,)
+    (t,), _ = run(lambda tl: (tl.cdiv(tl.full((1,), -9, "int32"), 5),))
+    assert int(t.data[0]) == -1  # b divides a - 1: the ceiling (docs/language.md)
 
 
 def test_cdiv_and_softmax_errors_name_themselves():
