@@ -204,6 +204,38 @@ def test_operators_outside_a_trace_are_a_clear_error():
     with pytest.raises(KernelError, match="work only inside a kernel being traced"):
         bool(h)
     assert (h == h) is True and (h == TensorHandle(id=0)) is False  # identity outside a trace
+    assert (h == 1.0) is False and (h != 1.0) is True and (h == "abc") is False  # (docs: on the host)
+    with pytest.raises(KernelError, match="work only inside a kernel being traced"):
+        h < h  # noqa: B015
+
+
+def test_copies_of_a_transposed_view_read_transposed_and_a_rebuild_row_major():
+    """docs/language.md, Views: being transposed is not one of the eight fields; copy.copy,
+    dataclasses.replace and pickling keep it, a handle rebuilt field by field is a plain view."""
+    import copy
+    import pickle
+
+    x = np.arange(6, dtype=np.float16).reshape(2, 3)
+    ctx = kernbench.Context("default", overrides=HW)
+    a = ctx.put(x, pe=(0, 0), dtype="f16")
+    makers = {
+        "copy": copy.copy, "replace": dataclasses.replace,
+        "pickle": lambda t: pickle.loads(pickle.dumps(t)),
+        "fields": lambda t: TensorHandle(**{f.name: getattr(t, f.name) for f in dataclasses.fields(t)}),
+    }
+    outs = {k: ctx.put(np.zeros((3, 2), np.float16), pe=(0, 0), dtype="f16") for k in makers}
+
+    def kernel(a, *os, tl):
+        if tl.program_id(0) == 0:
+            t = tl.trans(tl.load(a, shape=(2, 3)))
+            for o, make in zip(os, makers.values()):
+                tl.store(o, make(t))
+
+    ctx.launch(kernel, (1, 1), a, *outs.values(), mode="functional")
+    got = {k: ctx.read(o, (0, 0)) for k, o in outs.items()}
+    for k in ("copy", "replace", "pickle"):
+        np.testing.assert_array_equal(got[k], x.T)
+    np.testing.assert_array_equal(got["fields"], x.reshape(3, 2))
 
 
 class _Sub(TensorHandle):
