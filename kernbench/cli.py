@@ -1325,6 +1325,18 @@ def _main(argv: Optional[Sequence[str]]) -> int:
             return EXIT_ERROR
         err.print(rich_text(f"kernbench: error: {_one_line(e)}"))  # the message as it is
         return EXIT_ERROR
+    except BaseException as e:
+        # a BaseException of the user's code's own (a class of a kernel's module): Python's
+        # traceback exited with 1, the status of a failed check (a review); kernbench's own, or
+        # a library's from no user frame, goes on
+        if _user_frame(e.__traceback__) is None:
+            raise
+        if debug:
+            traceback.print_exc()
+            return EXIT_ERROR
+        notes = " ".join(str(n) for n in getattr(e, "__notes__", ()))  # (where: the launch's note)
+        err.print(rich_text(f"kernbench: error: {type(e).__name__}: {_one_line(e)} {notes}".rstrip()))
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1020,6 +1020,20 @@ def test_sys_exit_in_the_users_code_is_an_error_not_a_silent_success(capsys, tmp
                                        f"sys.exit({code!r}) (raised SystemExit): the run stops here, as an error")
 
 
+def test_a_base_exception_of_the_users_own_is_an_error(capsys, tmp_path):
+    """A review: a kernel raising a BaseException subclass of its module's own gave Python's
+    traceback and status 1, a failed check's; it is an error, status 2, in one line naming the
+    kernel, PE and line (the note the launch adds) and --trace is not written."""
+    k = tmp_path / "stops.py"
+    k.write_text("class Stop(BaseException):\n    pass\n\n\ndef k(*, tl):\n    tl.zeros((4,), 'f32')\n"
+                 "    raise Stop('enough')\n")
+    got, out, err = run(capsys, "run", f"{k}:k", "--grid", "8", "--trace", str(tmp_path / "t.json"))
+    assert got == 2, (out, err)
+    line = one_error_line(err)
+    assert line.startswith("kernbench: error: Stop: enough") and "PE (0, 0)" in line and "stops.py:7" in line
+    assert "Traceback" not in err and not (tmp_path / "t.json").exists()
+
+
 def test_a_check_that_cannot_take_its_arguments_is_a_usage_error(capsys, tmp_path):
     """A check(ctx, args) without result was blamed on kernbench's own line and counted as a
     failed check (status 1)."""

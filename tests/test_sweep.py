@@ -1245,6 +1245,8 @@ def _vadd_setup(ctx, n):
     ({"workers": True}, ValueError, "workers must be a positive int"),
     ({"cache": 5}, TypeError, "cache must be True, False or a folder"),
     ({"cache": b"/tmp/x"}, TypeError, "cache must be True, False or a folder"),
+    ({"progress": "x"}, ValueError, "progress must be True, False or None"),  # (a review: taken as True)
+    ({"progress": 2}, ValueError, "progress must be True, False or None"),
 ])
 def test_workers_and_cache_are_checked_before_anything_runs(kw, err, says):
     with pytest.raises(err, match=says):

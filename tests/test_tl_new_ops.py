@@ -666,15 +666,19 @@ def test_tritons_tl_math_and_cast_positionals_run_as_written():
 
 
 def test_cast_saturate_takes_a_numpy_bool_and_refuses_other_objects():
-    """saturate is True or False, a numpy bool (a sweep's axis) or a number by its truth value
-    (as it always was); a list or None is refused."""
+    """saturate is True or False, a numpy bool (a sweep's axis) or an int 0 or 1 (as it always
+    was); a list is refused, and so is any other number (a review: 0.5, NaN and 2 were true by
+    their truth value, numpy's float scalars too while an ml_dtypes one was refused)."""
     x = np.array([1e5, -1e5, 1.0], np.float32)
     (a, b, c), _ = run(lambda tl, t: (tl.cast(t, "f16", saturate=np.bool_(True)),
                                       tl.cast(t, "f16", saturate=np.bool_(False)),
                                       tl.cast(t, "f16", saturate=1)), x)
     assert a.data.tolist() == [65504, -65504, 1] and b.data.tolist() == [np.inf, -np.inf, 1]
     assert c.data.tolist() == [65504, -65504, 1]
-    for bad in ("[1]", "np.array(True)", "object()"):
+    (d, e), _ = run(lambda tl, t: (tl.cast(t, "f16", saturate=np.int64(1)), tl.cast(t, "f16", saturate=0)), x)
+    assert d.data.tolist() == [65504, -65504, 1] and e.data.tolist() == [np.inf, -np.inf, 1]
+    for bad in ("[1]", "np.array(True)", "object()", "0.5", "float('nan')", "2", "1.0", "np.float32(1.5)",
+                "-1"):
         with pytest.raises(KernelError, match="cast: saturate must be True or False"):
             run(lambda tl, t, bad=bad: tl.cast(t, "f16", saturate=eval(bad, {"np": np})), x)
 

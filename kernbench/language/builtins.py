@@ -1200,10 +1200,16 @@ class TL:
         dtype = check_dtype(tr, dtype)
         spec, s, d, i, n = tr.operand(x, "cast operand")
         if type(saturate) is not bool:
-            # (also a number by its truth value, as the compiled signature read it from the
-            # start: kernels pass tl.cast(x, dtype, 1))
-            saturate = (bool(saturate) if isinstance(saturate, (int, float, np.number))
-                        else _bool_arg(tr, saturate, "cast: saturate"))
+            # (also an int 0 or 1, as the compiled signature read it from the start: kernels
+            # pass tl.cast(x, dtype, 1); any other number, 0.5 or NaN, was true by its truth
+            # value, a review)
+            flag = as_flag(saturate)
+            if flag is None and is_whole(saturate) and (saturate == 0 or saturate == 1):
+                flag = saturate == 1
+            if flag is None:
+                fail(tr, f"cast: saturate must be True or False (or a numpy bool, 0 or 1), got "
+                         f"{type(saturate).__name__} {saturate!r}")
+            saturate = bool(flag)
         if d == dtype and not (saturate and d in _FLOATS):
             return x
         return tr.vec(f, "cast", (spec,), i, -1, -1, s, n, dtype, None, d, saturate or None)

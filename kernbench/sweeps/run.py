@@ -671,7 +671,7 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     trace, and a target whose code reads data too deep to key is not cached (a warning).
 
     A point that fails (a kernel error, over SRAM with strict_sram) is a row with its error, not
-    a raise. Raises ValueError for a bad target, axis, option, ``workers`` or ``cache``;
+    a raise. Raises ValueError for a bad target, axis, option, ``workers``, ``cache`` or ``progress``;
     HardwareConfigError for bad hardware (the base, or an axis's values, before any launch);
     ImportError naming the extra to install when ``workers`` > 1 or ``client`` needs
     dask.distributed; KeyboardInterrupt when interrupted (the rows done are cached). Warns
@@ -681,6 +681,9 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     if workers is not None and (not is_whole(workers) or workers < 1):
         raise ValueError(f"kernbench.sweep: workers must be a positive int (Dask worker processes on "
                          f"this machine; 1: in this process) or None (one per core), got {workers!r}")
+    if progress is not None and as_flag(progress) is None:  # ("no" is true by truth: a review)
+        raise ValueError(f"kernbench.sweep: progress must be True, False or None (a bar on a "
+                         f"terminal), got {short_repr(progress)}")
     cache = cache_choice("kernbench.sweep", cache)
     t0, c0 = time.perf_counter(), time.process_time()
     tgt = make_target(target, grid, setup, sfr, ring)
