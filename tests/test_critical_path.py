@@ -475,7 +475,9 @@ def test_requests_in_one_cycle_the_last_served_takes_a_channel_step():
     # its own 128 bursts and the latency (a review: "100% ... waiting for the memory channel"
     # for a load that had waited 4 cycles)
     assert cp.shares()[0]["slack"] == 1792
-    assert "100% DMA load (line 97) sharing the memory channel (1,792 cycles waiting)" in cp.summary()
+    assert cp.shares()[0]["latency"] == 150  # (its last 150 cycles: dma.latency_cycles)
+    assert ("100% DMA load (line 97) sharing the memory channel (1,792 cycles waiting) and its "
+            "latency (150 cycles)") in cp.summary()
 
 
 def test_summary_with_top_none_lists_every_share_however_small():
@@ -654,3 +656,38 @@ def test_a_credit_share_says_what_posting_early_gains():
     assert 0 < gain < runs[0].cycles // 100
     summary = critical_path(runs[0]).summary()
     assert f"waiting for the receiver's credits (posting the recv earlier gains up to {gain:,} cycles)" in summary
+
+
+def test_pes_streaming_in_step_pay_the_dma_latency_together():
+    """A review's case (docs/hardware-model.md, "DMA engine and the cube memory channel"): 8 PEs
+    each load an 8 KiB f16 tile, then 16 times load the next and store the last one doubled.
+
+    Derivation (default preset: B = 512, W = 256 B/cycle, lambda = 150): a command is 16 bursts
+    of 2 cycles; the 8 PEs' commands interleave burst by burst, a channel period of 8 * 16 * 2 =
+    256 cycles in which PE p's last burst leaves at 240 + 2 (p + 1); PE 0's command ends 150
+    later, at 392, and its next starts then, the others 2 cycles apart behind it: every command
+    lasts 392 and the 33 of PE 7 end at 33 * 392 + 14 = 12,950. The channel is busy 33 * 256 =
+    8,448 of them (the bound summarize names). Each command's wait is 392 - (16 * 2 + 150) = 210:
+    the load and store lines' channel shares wait 16 * 210 = 3,360 and end with 16 * 150 = 2,400
+    of latency each."""
+    from kernbench.report import summarize
+
+    tile, nt = 4096, 16
+
+    def stream(x_ptr, y_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(tile,), dtype="f16")
+        for i in tl.range(0, nt):
+            nxt = tl.load(x_ptr + 2 * tile * min(i + 1, nt - 1), shape=(tile,), dtype="f16")
+            tl.store(y_ptr + 2 * tile * i, x * 2.0)
+            x = nxt
+
+    ctx = kernbench.Context("default")
+    x, y = ctx.empty((tile * nt,), "f16"), ctx.empty((tile * nt,), "f16")
+    r = ctx.launch(stream, (8, 1), x, y, mode="timing")
+    assert r.cycles == 33 * 392 + 14
+    bound = summarize(r)["bound"]
+    assert (bound["resource"], bound["cycles"]) == ("memory channel", 33 * 256)
+    shares = [s for s in r.critical_path().shares() if s["kind"] == "channel"]
+    assert len(shares) == 2 and all(s["slack"] == 16 * 210 and s["latency"] == 16 * 150 for s in shares)
+    assert "sharing the memory channel (3,360 cycles waiting) and its latency (2,400 cycles)" in \
+        r.critical_path().summary()

@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..common.errors import is_whole
-from ..common.pe_commands import N_UNITS, UNIT_NAMES, Opcode
+from ..common.pe_commands import N_UNITS, UNIT_NAMES, Opcode, Unit
 from .commands import command_facts, keep_report, kept_report, line_groups
 from .table import plural
 
@@ -131,7 +131,8 @@ class CriticalPath:
     def shares(self) -> list:
         """The path's cycles grouped by (source line, unit, kind), largest first: dicts with
         source, short (file.py:line), unit, kind, cycles, fraction, slack (the sum of its steps'
-        slacks: a channel group's arbitration wait), pes (sorted), label (of the
+        slacks: a channel group's arbitration wait), latency (of a DMA group: the DMA latency
+        its steps end with, ``dma.latency_cycles`` each), pes (sorted), label (of the
         group's longest step's command) and more_labels (how many other labels its commands
         have: a line with a cast and an add on one unit is one group)."""
         if not len(self.steps):
@@ -145,6 +146,11 @@ class CriticalPath:
         uniq, inv = np.unique(key, return_inverse=True)
         cyc = np.bincount(inv, weights=dur).astype(np.int64)
         slack = np.bincount(inv, weights=self.steps["slack"]).astype(np.int64)
+        # a DMA step's last dma.latency_cycles are its command's latency, after its last burst
+        # left the channel (a review: PEs served round robin stay in step, so each pays it at
+        # the same time and the channel idles, which "waiting" alone did not say)
+        lat = np.where(fx.unit[cmd] == Unit.DMA, np.minimum(dur, int(self.result.hw.dma.latency_cycles)), 0)
+        latency = np.bincount(inv, weights=lat).astype(np.int64)
         out = []
         for j, k in enumerate(uniq.tolist()):
             members = np.flatnonzero(inv == j)
@@ -156,7 +162,7 @@ class CriticalPath:
             out.append({"source": g.sources[line], "short": g.short(line), "unit": UNIT_NAMES[unit],
                         "kind": STEP_KINDS[kind], "cycles": int(cyc[j]),
                         "fraction": float(cyc[j]) / self.cycles if self.cycles else 0.0,
-                        "slack": int(slack[j]),
+                        "slack": int(slack[j]), "latency": int(latency[j]),
                         "pes": pes, "label": label, "more_labels": len(others)})
         out.sort(key=lambda d: -d["cycles"])
         return out
@@ -188,7 +194,8 @@ class CriticalPath:
                 "credit": f"{s['unit']} {label} waiting for the receiver's credits (posting the recv "
                           f"earlier gains up to {s['slack']:,} cycles)",
                 # (the step holds the command's own bursts too: its wait is the slack)
-                "channel": f"DMA {label} sharing the memory channel ({s['slack']:,} cycles waiting)",
+                "channel": f"DMA {label} sharing the memory channel ({s['slack']:,} cycles waiting)"
+                           + (f" and its latency ({s['latency']:,} cycles)" if s["latency"] else ""),
             }[s["kind"]]
             parts.append(f"{_pct(s['fraction'])} {what} at {s['short']} on {who}")
         rest = shares[len(shown):]
