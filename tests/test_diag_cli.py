@@ -136,6 +136,18 @@ def test_more_cubes_than_the_hardware_has_is_an_error(capsys):
             panel_spec("multi_user_decode", hw, cubes=bad)
 
 
+def test_a_context_that_does_not_split_over_the_ranks_says_which_and_what_to_give(capsys, tmp_path):
+    """A review: on 3 PEs a cube, the llama70b shape's default 32K context was refused as
+    "context 32768 does not split evenly", a number the user never gave."""
+    hw = tmp_path / "p3.toml"
+    hw.write_text("n_cubes = 1\npes_per_cube = 3\n")
+    code, out, err = run(capsys, "diag", "--hw", str(hw), "--shape", "llama70b", "--panel", "single_user_decode")
+    assert code == 2 and ("the default context 32768 does not split evenly over 3 ranks: give a context "
+                          "that is a multiple of 3 (--context") in err
+    code, out, err = run(capsys, "diag", "--hw", str(hw), "--context", "3000", "--panel", "single_user_decode")
+    assert code == 0, err
+
+
 def test_the_python_entry_refuses_what_the_cli_refuses():
     """panel_spec / run_panels (a review): context=0 ran the default 32K context; causal="no"
     ran causal; decode_rows 0, 2.5, -3 or True and a context of 1024.0 or -8 met numpy's or a

@@ -1109,7 +1109,10 @@ def simulate(
         raise SramCapacityError(
             f"peak SRAM above capacity ({hw.sram.capacity_bytes} bytes) on "
             + ", ".join(f"{name}: {b} bytes" for name, b in bad[:8])
-            + (f" and {len(bad) - 8} more" if len(bad) > 8 else "") + what,
+            + (f" and {len(bad) - 8} more" if len(bad) > 8 else "") + what
+            # (what to change: a review found the error said where, not what to do)
+            + f". Raise sram.capacity_bytes to at least {max(b for _, b in bad):,}, or keep fewer "
+              f"bytes live: smaller tiles, loads gated with after= (docs/language.md)",
             bad,
             pe=hw.pe_coords(g0),
             where=where or None,

@@ -292,7 +292,9 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
         dims = LLAMA70B
         ctx_len = LLAMA70B_CONTEXT if context is None else int(context)
         if ctx_len % n_ranks:
-            raise ValueError(f"context {ctx_len} does not split evenly over {n_ranks} ranks")
+            given = "the default context" if context is None else "context"
+            raise ValueError(f"{given} {ctx_len} does not split evenly over {n_ranks} ranks: give a "
+                             f"context that is a multiple of {n_ranks} (--context; panel_spec's context=)")
         S_kv = ctx_len // n_ranks
         if kind == "prefill":
             S_q = S_kv
