@@ -691,3 +691,35 @@ def test_pes_streaming_in_step_pay_the_dma_latency_together():
     assert len(shares) == 2 and all(s["slack"] == 16 * 210 and s["latency"] == 16 * 150 for s in shares)
     assert "sharing the memory channel (3,360 cycles waiting) and its latency (2,400 cycles)" in \
         r.critical_path().summary()
+
+
+def test_a_credit_bound_send_says_its_credit_stall():
+    """A review's case: a link whose credit round trip binds (docs/hardware-model.md, "SFR links")
+    ran 51x its bound, and the path said only "100% TX_E send". A busy send's share now gives its
+    credit stall, every recv posted in time.
+
+    Derivation (P = 8, b = 4, Q = 1, h = 50): the 16 KiB message is 2,048 packets of ser = 2.
+    The send starts at T = 72 (its tl.zeros: 4,096 / 64 lanes + 8), the recv is posted at 0.
+    With one credit each packet waits for the one before's: s_i = c_{i-1} = s_{i-1} + 2 + 50 +
+    50, so e_last = 72 + 2,047 * 102 + 2 = 208,868, busy 208,796, of which credit stall
+    208,796 - 2,048 * 2 = 204,700."""
+    ctx = kernbench.Context("default", overrides={
+        "n_cubes": 1, "pes_per_cube": 2, "link.rx_queue_packets": 1, "link.packet_bytes": 8,
+        "link.bytes_per_cycle": 4})
+    ctx.install_sfr("pe")
+
+    def k(*, tl):
+        if tl.program_id(0) == 0:
+            tl.send(dir="E", src=tl.zeros((64, 64), "f32"))
+        else:
+            tl.sum(tl.recv(dir="W", shape=(64, 64), dtype="f32"))
+
+    r = ctx.launch(k, (2, 1), mode="timing")
+    fx = command_facts(r)
+    send = int(np.flatnonzero(fx.opcode == Opcode.SEND)[0])
+    assert (int(fx.start[send]), int(fx.end[send]), int(fx.credit[send])) == (72, 208868, 204700)
+    cp = r.critical_path()
+    top = cp.shares()[0]
+    assert (top["unit"], top["kind"], top["credit"]) == ("TX_E", "busy", 204700)
+    assert ("TX_E send to E (64,64) f32 (204,700 cycles of it waiting for credits, every recv posted "
+            "in time: the link's credit round trip, link.rx_queue_packets and packet_bytes)") in cp.summary()

@@ -132,7 +132,8 @@ class CriticalPath:
         """The path's cycles grouped by (source line, unit, kind), largest first: dicts with
         source, short (file.py:line), unit, kind, cycles, fraction, slack (the sum of its steps'
         slacks: a channel group's arbitration wait), latency (of a DMA group: the DMA latency
-        its steps end with, ``dma.latency_cycles`` each), pes (sorted), label (of the
+        its steps end with, ``dma.latency_cycles`` each), credit (of a busy send group: its
+        sends' credit stall, the link's own credit round trip), pes (sorted), label (of the
         group's longest step's command) and more_labels (how many other labels its commands
         have: a line with a cast and an add on one unit is one group)."""
         if not len(self.steps):
@@ -151,6 +152,10 @@ class CriticalPath:
         # the same time and the channel idles, which "waiting" alone did not say)
         lat = np.where(fx.unit[cmd] == Unit.DMA, np.minimum(dur, int(self.result.hw.dma.latency_cycles)), 0)
         latency = np.bincount(inv, weights=lat).astype(np.int64)
+        # a busy send's credit stall: the link's own credit round trip paced it, every recv
+        # posted in time (a review: a 34x credit-bound launch said only "100% TX_E send")
+        held = np.where((self.steps["kind"] == _BUSY) & (fx.opcode[cmd] == Opcode.SEND), fx.credit[cmd], 0)
+        credit = np.bincount(inv, weights=held).astype(np.int64)
         out = []
         for j, k in enumerate(uniq.tolist()):
             members = np.flatnonzero(inv == j)
@@ -162,7 +167,7 @@ class CriticalPath:
             out.append({"source": g.sources[line], "short": g.short(line), "unit": UNIT_NAMES[unit],
                         "kind": STEP_KINDS[kind], "cycles": int(cyc[j]),
                         "fraction": float(cyc[j]) / self.cycles if self.cycles else 0.0,
-                        "slack": int(slack[j]), "latency": int(latency[j]),
+                        "slack": int(slack[j]), "latency": int(latency[j]), "credit": int(credit[j]),
                         "pes": pes, "label": label, "more_labels": len(others)})
         out.sort(key=lambda d: -d["cycles"])
         return out
@@ -187,7 +192,10 @@ class CriticalPath:
             # (+N: N more kinds of command of the line on this unit, as the profile marks them)
             label = s["label"] + (f" +{s['more_labels']}" if s["more_labels"] else "")
             what = {
-                "busy": f"{s['unit']} {label}",
+                "busy": f"{s['unit']} {label}" + (
+                    f" ({s['credit']:,} cycles of it waiting for credits, every recv posted in time: "
+                    f"the link's credit round trip, link.rx_queue_packets and packet_bytes)"
+                    if s["credit"] else ""),
                 "data": f"data in flight to {s['unit']} {label}",
                 # (its gain: a post a few cycles late on a link its own credit round trip paces
                 # was read as the whole step's cause, a review)
