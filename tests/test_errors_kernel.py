@@ -1259,3 +1259,32 @@ def test_bytes_and_sets_are_not_shapes_nor_grids(ctx):
     for grid in (b"\x02\x01", {1, 2}, "21"):
         with pytest.raises(ValueError, match=r"grid must be \(PEs per cube used, cubes used\), two ints, got "):
             ctx.launch(lambda *, tl: None, grid)
+
+
+def test_a_tl_calls_argument_error_is_worded_alike_in_both_builds():
+    """A review compared the compiled and the pure-Python build: Python's method messages name
+    "TL.load()" where Cython's name "load()", and count self ("exp() takes 2 positional
+    arguments but 3 were given" for one argument too many). The launch words Python's as the
+    compiled build does, its count without self."""
+    from kernbench.runtime.executor import _call_text
+
+    assert _call_text(TypeError("TL.exp() takes 2 positional arguments but 3 were given")) == \
+        "exp() takes 1 positional argument but 2 were given"
+    assert _call_text(TypeError("TL.program_id() takes 1 positional argument but 2 were given")) == \
+        "program_id() takes 0 positional arguments but 1 was given"
+    assert _call_text(TypeError("TL.load() got an unexpected keyword argument 'foo'")) == \
+        "load() got an unexpected keyword argument 'foo'"
+    assert _call_text(ValueError("TL.x")) == "TL.x"  # (only a TypeError)
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.empty((16,), "f32")
+
+    def extra(x, *, tl):
+        tl.exp(tl.load(x, shape=(4,)), 2.0)
+
+    def keyword(x, *, tl):
+        tl.load(x, shape=(4,), foo=1)
+
+    for k, says in ((extra, r": exp\(\) takes (exactly )?1 positional argument"),
+                    (keyword, r": load\(\) got an unexpected keyword argument 'foo'")):
+        with pytest.raises(KernelError, match=says):
+            ctx.launch(k, (1, 1), x)

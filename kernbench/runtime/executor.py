@@ -13,6 +13,7 @@ import functools
 import inspect
 import linecache
 import os
+import re
 import sys
 import types
 import warnings
@@ -350,6 +351,27 @@ def user_frame(exc: BaseException, own_file: str | None = None) -> tuple | None:
     sweep point."""
     frames = user_frames(exc, own_file)
     return frames[0][:2] if frames else None
+
+
+#: Python's own arity message for a TL method (the pure-Python build's): "TL.exp() takes 2
+#: positional arguments but 3 were given" counts self
+_TL_ARITY = re.compile(r"^TL\.(\w+)\(\) takes (\d+) positional arguments? but (\d+) (?:was|were) given")
+
+
+def _call_text(e: BaseException) -> str:
+    """``exc_text(e)``; a TypeError of binding a tl call's arguments as the compiled build words
+    it whatever the build: Python's method message names ``TL.load()`` where Cython's names
+    ``load()``, and counts ``self`` in its arity (a review: "exp() takes 2 positional arguments
+    but 3 were given" for one argument too many)."""
+    text = exc_text(e)
+    if not isinstance(e, TypeError) or not text.startswith("TL."):
+        return text
+    m = _TL_ARITY.match(text)
+    if m:
+        takes, given = int(m.group(2)) - 1, int(m.group(3)) - 1
+        return (f"{m.group(1)}() takes {takes} positional argument{'s' if takes != 1 else ''} but "
+                f"{given} {'was' if given == 1 else 'were'} given{text[m.end():]}")
+    return text[3:]
 
 
 def _none_data_hint(e: BaseException, file: str, line: int) -> str:
@@ -749,7 +771,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
             raise replayed_note(KernelError(
                 f"kernel {name} raised {type(e).__name__} on {pe_label((p, c))} "
                 f"(program_id(0)={p}, program_id(1)={c}) at {file_line(file, line)}{calls}: "
-                f"{exc_text(e)}{why}",
+                f"{_call_text(e)}{why}",
                 pe=(p, c), where=file_line(file, line, full=True),
             ), mark) from e
         except ReplayOffLine:
