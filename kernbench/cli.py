@@ -1329,13 +1329,15 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         # a BaseException of the user's code's own (a class of a kernel's module): Python's
         # traceback exited with 1, the status of a failed check (a review); kernbench's own, or
         # a library's from no user frame, goes on
-        if _user_frame(e.__traceback__) is None:
+        at = _user_frame(e.__traceback__)
+        if at is None:
             raise
         if debug:
             traceback.print_exc()
             return EXIT_ERROR
-        notes = " ".join(str(n) for n in getattr(e, "__notes__", ()))  # (where: the launch's note)
-        err.print(rich_text(f"kernbench: error: {type(e).__name__}: {_one_line(e)} {notes}".rstrip()))
+        what = type(e).__name__ + (f": {_one_line(e)}" if exc_text(e).strip() else "")
+        notes = " ".join(str(n) for n in getattr(e, "__notes__", ()))  # (a launch's: kernel and PE)
+        err.print(rich_text(f"kernbench: error: {at}: {what} {notes}".rstrip()))
         return EXIT_ERROR
 
 

@@ -1030,8 +1030,14 @@ def test_a_base_exception_of_the_users_own_is_an_error(capsys, tmp_path):
     got, out, err = run(capsys, "run", f"{k}:k", "--grid", "8", "--trace", str(tmp_path / "t.json"))
     assert got == 2, (out, err)
     line = one_error_line(err)
-    assert line.startswith("kernbench: error: Stop: enough") and "PE (0, 0)" in line and "stops.py:7" in line
+    assert line.startswith("kernbench: error: stops.py:7: Stop: enough (raised while tracing kernel k on PE (0, 0)")
     assert "Traceback" not in err and not (tmp_path / "t.json").exists()
+    # outside the launch (a setup's), where no note says where: the line does; no message: the type once
+    s2 = tmp_path / "stops_in_setup.py"
+    s2.write_text("class Stop(BaseException):\n    pass\n\n\ndef setup(ctx):\n    raise Stop()\n\n\n"
+                  "def k(*, tl):\n    pass\n")
+    got, out, err = run(capsys, "run", f"{s2}:k", "--grid", "8")
+    assert got == 2 and one_error_line(err) == "kernbench: error: stops_in_setup.py:6: Stop", err
 
 
 def test_a_check_that_cannot_take_its_arguments_is_a_usage_error(capsys, tmp_path):

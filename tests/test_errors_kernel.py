@@ -1284,7 +1284,11 @@ def test_a_tl_calls_argument_error_is_worded_alike_in_both_builds():
     def keyword(x, *, tl):
         tl.load(x, shape=(4,), foo=1)
 
+    def view(x, *, tl):  # (view was reshape under another name: its errors said reshape())
+        tl.view(tl.load(x, shape=(4,)), (4,), foo=1)
+
     for k, says in ((extra, r": exp\(\) takes (exactly )?1 positional argument"),
-                    (keyword, r": load\(\) got an unexpected keyword argument 'foo'")):
+                    (keyword, r": load\(\) got an unexpected keyword argument 'foo'"),
+                    (view, r": view\(\) got an unexpected keyword argument 'foo'")):
         with pytest.raises(KernelError, match=says):
             ctx.launch(k, (1, 1), x)

@@ -338,6 +338,41 @@ def test_a_setup_that_exits_is_its_points_row():
     assert res.rows[0]["cycles"] > 0
 
 
+class _Stop(BaseException):
+    """A user's own BaseException (not an Exception)."""
+
+
+def _stops(*, tl):
+    tl.zeros((4,), "f32")
+    raise _Stop("enough")
+
+
+def _interrupts(*, tl):
+    tl.zeros((4,), "f32")
+    raise KeyboardInterrupt
+
+
+def test_a_base_exception_of_the_users_own_is_its_points_row_here_and_on_dask():
+    """A review: a kernel raising a BaseException class of its own, on Dask, killed the task's
+    callback and the sweep waited forever; here it ended the sweep. It is each point's row;
+    a KeyboardInterrupt is the user's Ctrl-C here (the sweep stops) and the point's row, not
+    cached, on a worker."""
+    hw = {"link.bytes_per_cycle": [16, 32]}
+    res = sweep(_stops, (8, 1), hardware=hw, cache=False, workers=1)
+    assert [r["error"] for r in res.rows] == ["trace raised _Stop: enough"] * 2
+    assert all(r["error_where"].endswith(f"test_sweep.py:{_stops.__code__.co_firstlineno + 2}") for r in res.rows)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(_interrupts, (8, 1), hardware=hw, cache=False, workers=1)
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        res = sweep(_stops, (8, 1), hardware=hw, client=client, cache=False)
+        assert [r["error"] for r in res.rows] == ["trace raised _Stop: enough"] * 2
+        res = sweep(_interrupts, (8, 1), hardware=hw, client=client, cache=False)
+        assert [r["error"] for r in res.rows] == ["trace raised KeyboardInterrupt"] * 2
+        assert res.stats["uncacheable"] == 2
+
+
 def test_a_swept_keyword_only_argument_reaches_the_kernel_with_a_tuple_setup():
     """setup returns the positional arguments as a tuple; a swept value naming the kernel's
     keyword-only parameter was labelled on its row and never passed (a breaker)."""

@@ -921,7 +921,10 @@ class TL:
         tr.operand(h, "reshape result")  # the view rule, checked here with this line
         return _tracked(tr, h)
 
-    view = reshape
+    def view(self, x: TensorHandle, *dims, shape=None, can_reorder=False) -> TensorHandle:
+        """Triton's ``tl.view``: :meth:`reshape` (its own method, so that an argument error
+        names ``view()``, the call the kernel wrote: a review)."""
+        return self.reshape(x, *dims, shape=shape, can_reorder=can_reorder)
 
     def _getitem(self, x: TensorHandle, key) -> TensorHandle:
         """``x[:, None]``, ``x[None, :]``, ``x[..., None]``: a view with new axes of size 1."""

@@ -124,8 +124,9 @@ def error_figures(e: BaseException, stage: str = "") -> dict:
     """A failed point's figures: the error's message, type, PE (``"PE (p, c)"``, pe_label) and
     ``file:line``; every other figure None."""
     out = empty_figures()
-    msg = exc_text(e).strip() or type(e).__name__
-    out["error"] = f"{stage}: {msg}" if stage else msg
+    msg = exc_text(e).strip()
+    # (no message: the stage names the type already, "trace raised KeyboardInterrupt")
+    out["error"] = (f"{stage}: {msg}" if msg else stage) if stage else (msg or type(e).__name__)
     out["error_type"] = type(e).__name__
     pe = getattr(e, "pe", None)
     out["error_pe"] = pe_label(pe) if isinstance(pe, tuple) and len(pe) == 2 else None
@@ -140,7 +141,8 @@ def error_figures(e: BaseException, stage: str = "") -> dict:
 TRANSIENT = "_transient"
 #: failures of the machine, not of the code: a KernelError caused by one (a file the kernel reads
 #: missing, memory running out) need not happen again
-_ENVIRONMENT = (OSError, MemoryError, ImportError)
+_ENVIRONMENT = (OSError, MemoryError, ImportError,
+                KeyboardInterrupt)  # (on a Dask worker: maybe the terminal's Ctrl-C, not the point's)
 
 
 def _from_environment(e: BaseException) -> bool:

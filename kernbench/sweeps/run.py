@@ -211,6 +211,18 @@ def hw_value(hw: HardwareConfig, key: str):
     return obj
 
 
+def _on_dask_worker() -> bool:
+    """Is this a dask.distributed worker's task? (distributed is imported there already.)"""
+    d = sys.modules.get("distributed")
+    if d is None:
+        return False
+    try:
+        d.get_worker()
+        return True
+    except ValueError:
+        return False
+
+
 @dataclass
 class TraceOutcome:
     """A trace (or the error that stopped it) and the non-shape hardware keys it read, with
@@ -263,8 +275,13 @@ def trace_one(target: Target, hw: HardwareConfig, args: dict, mode: str, replay:
             except Exception as e:  # (as time_one's: the engine's or replay's error, no stage)
                 figures = error_figures(e)
             traced = None
-    except (Exception, SystemExit) as e:  # (SystemExit: a setup's sys.exit() is its point's
-        # error, on Dask, where it would end the worker, as here)
+    except BaseException as e:
+        # Any BaseException the point's code raised is its row: SystemExit (a setup's
+        # sys.exit()), a class of the user's own (a review: on Dask it killed the task's
+        # callback and the sweep waited forever). A KeyboardInterrupt in this process is the
+        # user's Ctrl-C: the sweep stops (on a worker it is the point's row, not cached)
+        if isinstance(e, KeyboardInterrupt) and not _on_dask_worker():
+            raise
         from ..common.errors import KernbenchError
 
         traced = None
