@@ -373,6 +373,25 @@ def test_a_base_exception_of_the_users_own_is_its_points_row_here_and_on_dask():
         assert res.stats["uncacheable"] == 2
 
 
+def _signals_its_process(*, tl):
+    import os
+    import signal
+
+    tl.zeros((4,), "f32")
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_point_that_sends_its_worker_sigint_is_computed_not_a_hang():
+    """A review: a point's code sending SIGINT to its own Dask worker killed the worker and the
+    sweep waited forever. The sweep's own cluster's workers ignore SIGINT (a terminal's Ctrl-C
+    reaches the sweep's process, which stops the sweep and closes the cluster)."""
+    pytest.importorskip("distributed")
+    res = sweep(_signals_its_process, (8, 1), hardware={"link.bytes_per_cycle": [16, 32]}, workers=2,
+                cache=False)
+    assert res.stats["workers"] == 2 and [r["error"] for r in res.rows] == [None, None]
+    assert all(r["cycles"] > 0 for r in res.rows)
+
+
 def test_a_swept_keyword_only_argument_reaches_the_kernel_with_a_tuple_setup():
     """setup returns the positional arguments as a tuple; a swept value naming the kernel's
     keyword-only parameter was labelled on its row and never passed (a breaker)."""
