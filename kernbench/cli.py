@@ -41,7 +41,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .common.errors import exc_text, file_line
+from .common.errors import NAMES_A_FOLDER, ends_in_separator, exc_text, file_line
 from .common.files import output_file
 from .common.shown import rich_text
 
@@ -559,8 +559,8 @@ def _check_output_path(name: str, path: str, opt: str, seen: dict) -> None:
     """One output option of _check_output_paths; ``seen``: the files named so far."""
     # (Path("t.json/") is Path("t.json"): a trailing separator names a folder, which open() refuses
     # only after the run)
-    if path.endswith(("/", os.sep, os.altsep or "/")):
-        raise CliError(f"{name} {path}: ends in a path separator, which names a folder; expected a file name")
+    if ends_in_separator(path):
+        raise CliError(f"{name} {path}: {NAMES_A_FOLDER}")
     p = Path(path)
     # the file written: matplotlib adds .png to a plot's name without a suffix; a symlink
     # or another spelling of one file is that file

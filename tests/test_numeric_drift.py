@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import kernbench
+from kernbench.common.pe_commands import Opcode
 from kernbench.runtime.drift import DEFAULT_TOLERANCE, measure
 
 F16, F32 = "f16", "f32"
@@ -287,3 +288,33 @@ def test_an_int_op_undefined_only_in_the_shadow_is_drift_not_a_crash(op):
     undefined = [i for i in range(len(d.drift)) if d.drift[i] == np.inf]
     assert len(undefined) == 1 and labels[undefined[0]].startswith(("floordiv", "mod", "shl"))
     assert not d.passed
+
+
+def test_a_masked_store_drifts_by_the_elements_it_stored():
+    """A review: a masked store's drift counted the masked-off elements too. exp(80) overflows
+    f16 where nothing is stored (elements 8..15), and the store read inf; with masked-off values
+    of 3000 beside stored ones of 3 at most it read 1,000x less than the load that reads the
+    stored elements back. Now both are the stored elements' max|value - shadow| / max|shadow|,
+    against a float64 exp (the shadow) of the same inputs."""
+    ctx = kernbench.Context("default")
+
+    def k(x_ptr, o_ptr, *, tl):
+        y = tl.exp(tl.load(x_ptr, shape=(16,), dtype="f32"))
+        tl.store(o_ptr, y, mask=tl.arange(0, 16) < 8)
+        tl.load(o_ptr, shape=(16,), dtype="f16", mask=tl.arange(0, 16) < 8)
+
+    for masked_off in (80.0, 8.0):  # exp: inf in f16, or 2981 beside stored values of e at most
+        xv = np.full(16, masked_off, np.float32)
+        xv[:8] = np.linspace(0, 1, 8)
+        x, o = ctx.put(xv, (0, 0)), ctx.put(np.zeros(16, np.float16), (0, 0))
+        r = ctx.launch(k, (1, 1), x, o, drift=True)
+        stored = ctx.read(o, (0, 0))[:8].astype(np.float64)
+        shadow = np.exp(xv[:8].astype(np.float64))
+        want = np.abs(stored - shadow).max() / np.abs(shadow).max()
+        ops = r.program.commands["opcode"]
+        store = int(np.flatnonzero(ops == Opcode.STORE)[0])
+        back = int(np.flatnonzero(ops == Opcode.LOAD)[-1])
+        d = r.drift.drift
+        # the store (its figure) and the load after it (what it stored, read back) agree
+        assert d[store] == pytest.approx(want, rel=1e-12) and d[back] == pytest.approx(want, rel=1e-12)
+        assert want < 1e-3 and r.drift.first is None

@@ -86,3 +86,22 @@ def test_bad_pe_is_rejected(tmp_path):
     r = line_pipeline(n_pes=2)
     with pytest.raises(ValueError, match="PE 99 does not exist"):
         r.plot(tmp_path / "x.png", pes=[99])
+
+
+def test_the_plot_data_names_the_file_written_and_a_folder_path_is_refused(tmp_path):
+    """A review: plot("myplot") wrote myplot.png (matplotlib's default suffix) and returned a
+    PlotData naming "myplot", no file; a path ending in a separator gave a raw OSError naming
+    'missing_dir/.png' in plot and 'dirx/' in to_perfetto and to_json, where the command line
+    says it names a folder."""
+    import os
+
+    r = line_pipeline(n_pes=2)
+    data = r.plot(tmp_path / "myplot")
+    assert data.path == str(tmp_path / "myplot.png") and os.path.exists(data.path)
+    assert r.plot(tmp_path / "p.svg").path == str(tmp_path / "p.svg")
+    for call in (lambda p: r.plot(p), lambda p: r.to_perfetto(p), lambda p: r.to_json(p),
+                 lambda p: r.write_json(p)):
+        for p in (str(tmp_path / "dirx") + "/", str(tmp_path / "missing") + os.sep):
+            with pytest.raises(ValueError, match="ends in a path separator, which names a folder"):
+                call(p)
+    assert not any(n.startswith(("dirx", "missing")) for n in os.listdir(tmp_path))

@@ -234,6 +234,15 @@ def is_whole(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.timedelta64))
 
 
+#: what a path ending in a separator is told (the command line's options and the writers')
+NAMES_A_FOLDER = "ends in a path separator, which names a folder; expected a file name"
+
+
+def ends_in_separator(path) -> bool:
+    """Does ``path`` (str or os.PathLike) end in a path separator? (pathlib drops it.)"""
+    return os.fspath(path).endswith(tuple(filter(None, (os.sep, os.altsep, "/"))))
+
+
 def check_output_file(path, who: str) -> None:
     """Raise ValueError, naming ``who`` (the writer: "to_perfetto", ...), unless ``path`` is a
     file path (str or os.PathLike) in a folder that exists, not a directory itself."""
@@ -243,6 +252,8 @@ def check_output_file(path, who: str) -> None:
         raise ValueError(f"{who}: path must be a file path (str or pathlib.Path), got {path!r}")
     if not os.fspath(path):
         raise ValueError(f"{who}: the path is empty: give a file path")
+    if ends_in_separator(path):  # (Path("t/") is Path("t"): checked on the text; a review)
+        raise ValueError(f"{who}: {os.fspath(path)!r} {NAMES_A_FOLDER}")
     where = Path(path)
     if where.is_dir():
         raise ValueError(f"{who}: {str(where)!r} is a directory: give a file path in it")

@@ -97,7 +97,7 @@ def default_printoptions():
                            floatmode="maxprec", legacy=False)
 
 
-def save_figure(fig, path, **kw) -> None:
+def save_figure(fig, path, **kw) -> str | None:
     """``fig.savefig(path, **kw)`` through :func:`output_file` (``path`` a file name; a file
     object is written as it is), with the bytes the same from run to run for PNG, SVG (and
     SVGZ) and PDF: the SVG's element ids from a fixed salt (matplotlib draws them at random), no
@@ -105,7 +105,8 @@ def save_figure(fig, path, **kw) -> None:
     no time; the writer is given a file object, so no temporary name reaches the file. A name
     without a suffix is
     written as matplotlib does, with its default format's suffix added (``p`` -> ``p.png``).
-    Under numpy's default print options (:func:`default_printoptions`)."""
+    Under numpy's default print options (:func:`default_printoptions`). Returns the name of the
+    file written (a file object: None)."""
     import gzip
 
     from matplotlib import rc_context, rcParams
@@ -145,3 +146,4 @@ def save_figure(fig, path, **kw) -> None:
         else:
             with output_file(path) as out, open(out, "wb") as f:
                 fig.savefig(f, format=fmt, **kw)
+    return path if named else None

@@ -193,17 +193,17 @@ class CriticalPath:
             label = s["label"] + (f" +{s['more_labels']}" if s["more_labels"] else "")
             what = {
                 "busy": f"{s['unit']} {label}" + (
-                    f" ({s['credit']:,} cycles of it waiting for credits, every recv posted in time: "
+                    f" ({plural(s['credit'], 'cycle')} of it waiting for credits, every recv posted in time: "
                     f"the link's credit round trip, link.rx_queue_packets and packet_bytes)"
                     if s["credit"] else ""),
                 "data": f"data in flight to {s['unit']} {label}",
                 # (its gain: a post a few cycles late on a link its own credit round trip paces
                 # was read as the whole step's cause, a review)
                 "credit": f"{s['unit']} {label} waiting for the receiver's credits (posting the recv "
-                          f"earlier gains up to {s['slack']:,} cycles)",
+                          f"earlier gains up to {plural(s['slack'], 'cycle')})",
                 # (the step holds the command's own bursts too: its wait is the slack)
-                "channel": f"DMA {label} sharing the memory channel ({s['slack']:,} cycles waiting)"
-                           + (f" and its latency ({s['latency']:,} cycles)" if s["latency"] else ""),
+                "channel": f"DMA {label} sharing the memory channel ({plural(s['slack'], 'cycle')} waiting)"
+                           + (f" and its latency ({plural(s['latency'], 'cycle')})" if s["latency"] else ""),
             }[s["kind"]]
             parts.append(f"{_pct(s['fraction'])} {what} at {s['short']} on {who}")
         rest = shares[len(shown):]

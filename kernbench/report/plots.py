@@ -43,7 +43,7 @@ _MAX_GANTT_PES = 4
 class PlotData:
     """What :func:`plot` drew, for callers and tests."""
 
-    path: Optional[str]  #: None when nothing was written (plot without a path)
+    path: Optional[str]  #: the file written (a name without a suffix: .png added); None: nothing written
     heatmap: np.ndarray  #: (rows, units) busy fraction
     row_pes: list  #: global PE index of each heatmap row, top to bottom
     row_names: list  #: "PE (p, c)" of each row
@@ -200,15 +200,16 @@ def plot(
         ax_g.legend(handles=[Patch(color=_OP_COLORS[Opcode(o)], label=Opcode(o).name.lower()) for o in used_ops],
                     loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
 
+    written = None
     if path is not None:
-        save_figure(fig, path, dpi=dpi)
+        written = save_figure(fig, path, dpi=dpi)  # (a name without a suffix: .png added)
     else:
         fig.canvas.draw()  # lays the figure out, as saving would
     # The heatmap's pixel box, as laid out in the saved file (origin top-left, like image arrays).
     w, h = fig.canvas.get_width_height()
     bb = ax_h.get_window_extent()
     data = PlotData(
-        path=None if path is None else str(path),
+        path=None if path is None else (written or str(path)),
         heatmap=heat,
         row_pes=working,
         row_names=names,

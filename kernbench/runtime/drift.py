@@ -276,8 +276,16 @@ class Shadow:
         elif kind == "store":
             spec, alloc, e0, shape, stride, mspec = m[3], m[4], m[5], m[6], m[7], m[8]
             s = value_of(sh, spec)
-            self._store(g, idx, alloc, e0, shape, stride, None if mspec is None else value_of(v, mspec), s)
-            self._record(idx, stored, s, measure(stored, value_of(v, spec)))
+            mask = None if mspec is None else value_of(v, mspec)
+            self._store(g, idx, alloc, e0, shape, stride, mask, s)
+            exact = value_of(v, spec)
+            if mask is not None:
+                # the elements it stored: a review found the masked-off ones counted (an exp
+                # that overflowed where nothing was stored made the store's drift inf)
+                _, mk, _ = masked_access(alloc, e0, shape, stride, mask)
+                stored = np.asarray(stored).reshape(shape)[mk]
+                s, exact = (np.broadcast_to(np.asarray(a), shape)[mk] for a in (s, exact))
+            self._record(idx, stored, s, measure(stored, exact))
         elif kind == "send":
             self.stash[idx] = value_of(sh, m[3])
         elif kind == "recv":
