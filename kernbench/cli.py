@@ -202,8 +202,11 @@ def parse_pes(text: str) -> list:
     items = [s.strip() for s in text.split(",")]
     if not any(items):
         raise ValueError(f"expected a list of PEs such as 0,3-5 or 1/0-7, got {text!r}")
-    for item in items:
+    for k, item in enumerate(items):
         if not item:
+            if k + 1 < len(items):  # (a trailing comma is fine; "0,,1" a typo, as --arg reads it)
+                raise ValueError(f"an empty item between commas in {text!r}: expected a list of PEs "
+                                 f"such as 0,3-5 or 1/0-7")
             continue
         try:
             cube, slash, rest = item.partition("/")

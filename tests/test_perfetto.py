@@ -389,6 +389,9 @@ def test_parse_pes_and_window():
     assert parse_pes(" 2 , 1/0-2 ") == [2, (0, 1), (1, 1), (2, 1)]
     assert parse_window("1000:50000") == (1000, 50000)
     assert parse_window("1_000:") == (1000, None) and parse_window(":7") == (0, 7)
+    assert parse_pes("0,1,") == [0, 1]  # (a trailing comma; an empty item between two is refused)
+    with pytest.raises(ValueError, match="an empty item between commas"):
+        parse_pes("0,,1")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -430,6 +433,7 @@ def test_cli_pes_and_window_need_trace(capsys, tmp_path, cmd):
     (dict(pes=[(0, 0.5)]), "pair of ints"), (dict(pes=[True]), "pair of ints"),
     (dict(window=(1,)), "cycle window must be"), (dict(window="0:10"), "cycle window must be"),
     (dict(window=(1.5, 3)), "cycle window must be"), (dict(critical_path="yes"), "critical_path"),
+    (dict(window=(-5, 10)), "of cycles from 0"), (dict(window=(None, -1)), "of cycles from 0"),
 ])
 def test_bad_arguments_get_a_value_error_naming_them(ring, tmp_path, kw, match):
     # (a review's cases: raw TypeErrors, or a string of PEs read character by character)

@@ -102,6 +102,8 @@ class _Selection:
             lo, hi = window
             lo = 0 if lo is None else int(lo)
             hi = None if hi is None else int(hi)
+            if lo < 0 or (hi is not None and hi < 0):  # (cycles count from 0: --window refuses it too)
+                raise ValueError(f"cycle window must be (first, last) of cycles from 0, got {window!r}")
             if hi is not None and hi < lo:
                 raise ValueError(f"cycle window must be (first, last) with first <= last, got {window!r}")
             keep &= self.end >= lo
