@@ -105,3 +105,10 @@ def test_the_plot_data_names_the_file_written_and_a_folder_path_is_refused(tmp_p
             with pytest.raises(ValueError, match="ends in a path separator, which names a folder"):
                 call(p)
     assert not any(n.startswith(("dirx", "missing")) for n in os.listdir(tmp_path))
+    # (a breaker: plot("p") checked p and wrote p.png, a folder here; "my.plot" failed in
+    # matplotlib after drawing)
+    os.mkdir(tmp_path / "q.png")
+    with pytest.raises(ValueError, match=r"plot: .*q\.png' is a directory"):
+        r.plot(tmp_path / "q")
+    with pytest.raises(ValueError, match=r"plot: .*my\.plot': matplotlib writes .*not \.plot"):
+        r.plot(tmp_path / "my.plot")

@@ -392,6 +392,47 @@ def test_a_point_that_sends_its_worker_sigint_is_computed_not_a_hang():
     assert all(r["cycles"] > 0 for r in res.rows)
 
 
+def _dies_once_or_signals(x_ptr, i, flags, *, tl):
+    import os
+    import signal
+
+    tl.store(x_ptr, tl.load(x_ptr, shape=(16,), dtype="f32") + 1.0)
+    if i < 2:  # points 0 and 1: their worker dies once, and its nanny starts it again
+        flag = os.path.join(flags, str(i))
+        if not os.path.exists(flag):
+            open(flag, "w").close()
+            os._exit(1)
+    else:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_restarted_worker_ignores_sigint_too(tmp_path):
+    """A breaker: SIGINT was ignored by the workers the cluster started with (Client.run), not by
+    one its nanny started again after a crash: a point signalling it killed it, and with both
+    workers restarted the sweep waited forever. A worker plugin runs in every worker."""
+    pytest.importorskip("distributed")
+
+    def setup(ctx, i):
+        return ctx.empty((16,), "f32"), i, str(tmp_path)
+
+    res = sweep(_dies_once_or_signals, (2, 1), setup=setup, args={"i": list(range(6))}, workers=2,
+                cache=False)
+    assert [r["error"] for r in res.rows] == [None] * 6
+
+
+def test_a_sweeps_files_refuse_a_folder_and_a_missing_one(tmp_path):
+    """A breaker: to_csv, to_parquet and save gave raw OSErrors (IsADirectoryError, pandas'
+    "Cannot save file into a non-existent directory") where every other writer names the path."""
+    pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    res = sweep(builder, args={"M": [16]}, cache=False, workers=1)
+    for call in (res.to_csv, res.to_parquet, res.save):
+        for p, says in ((str(tmp_path / "out") + "/", "ends in a path separator"),
+                        (tmp_path / "nope" / "s.csv", "does not exist"), (tmp_path, "is a directory")):
+            with pytest.raises(ValueError, match=says):
+                call(p)
+
+
 def test_a_swept_keyword_only_argument_reaches_the_kernel_with_a_tuple_setup():
     """setup returns the positional arguments as a tuple; a swept value naming the kernel's
     keyword-only parameter was labelled on its row and never passed (a breaker)."""

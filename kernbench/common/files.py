@@ -18,7 +18,7 @@ import re
 import stat
 import uuid
 
-__all__ = ["output_file", "save_figure"]
+__all__ = ["output_file", "save_figure", "check_figure_path"]
 
 
 @contextlib.contextmanager
@@ -95,6 +95,31 @@ def default_printoptions():
     return np.printoptions(edgeitems=3, infstr="inf", linewidth=75, nanstr="nan", precision=8,
                            suppress=False, threshold=1000, formatter=None, sign="-",
                            floatmode="maxprec", legacy=False)
+
+
+def check_figure_path(path, who: str) -> str:
+    """The file a figure saved to ``path`` (str or os.PathLike) is written to, checked before
+    anything is drawn: a suffix matplotlib writes (none: its default format's is added, as
+    :func:`save_figure` adds it, ``p`` -> ``p.png``) and that file's path as
+    errors.check_output_file checks it (a review: ``plot("p")`` checked ``p`` and wrote ``p.png``,
+    a folder; ``plot("my.plot")`` failed in matplotlib after drawing). Raises ValueError naming
+    ``who``."""
+    from matplotlib import rcParams
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from .errors import check_output_file
+
+    check_output_file(path, who)  # (the path as given first: a folder, a separator at its end)
+    p = os.fspath(path)
+    suffix = os.path.splitext(p)[1][1:].lower()
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix not in kinds:
+        raise ValueError(f"{who}: {p!r}: matplotlib writes {', '.join('.' + k for k in sorted(kinds))} "
+                         f"(by the file's suffix), not .{suffix}")
+    written = p if suffix else f"{p}.{rcParams['savefig.format']}"
+    if written != p:
+        check_output_file(written, who)
+    return written
 
 
 def save_figure(fig, path, **kw) -> str | None:

@@ -15,8 +15,7 @@ from typing import Iterable, Optional, Union
 
 import numpy as np
 
-from ..common.errors import check_output_file
-from ..common.files import save_figure
+from ..common.files import check_figure_path, save_figure
 from ..common.pe_commands import UNIT_NAMES, Opcode
 from ..common.shown import plain_texts
 from .perfetto import select_pes
@@ -127,7 +126,7 @@ def plot(
         if not getattr(path, "writable", lambda: True)():
             raise ValueError(f"plot: the file object {path!r} is not open for writing")
     elif path is not None:
-        check_output_file(path, "plot")
+        check_figure_path(path, "plot")
     # The Agg canvas directly: no pyplot, no global backend switch in the caller's process.
     from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg

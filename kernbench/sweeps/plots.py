@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..common.errors import check_output_file
-from ..common.files import save_figure
+from ..common.files import check_figure_path, save_figure
 from ..common.shown import plain_texts
 from .result import check_column
 
@@ -25,14 +24,7 @@ _VECTOR = (".svg", ".svgz", ".pdf", ".ps", ".eps", ".pgf")
 
 
 def _save(fig, path) -> None:
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    suffix = Path(path).suffix.lower()
-    if suffix and suffix[1:] not in FigureCanvasBase.get_supported_filetypes():  # (none: .png added)
-        raise ValueError(f"plot path {str(path)!r}: matplotlib writes "
-                         f"{', '.join('.' + k for k in sorted(FigureCanvasBase.get_supported_filetypes()))} "
-                         f"(by the file's suffix), not {suffix or 'no suffix'!r}")
-    check_output_file(path, "plot")
+    suffix = Path(check_figure_path(path, "plot")).suffix.lower()
     save_figure(fig, path, dpi=None if suffix in _VECTOR else 120)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..common.errors import check_output_file
 from ..common.files import default_printoptions, output_file
 from ..report.table import plural
 from .figures import BUSY_UNITS, FIGURES
@@ -128,6 +129,8 @@ class SweepResult:
         over is written whole or not at all (common.files.output_file); appended to
         (``mode="a"``) or compressed (``.gz``, ``.zip``, ...: the archive names the file), in
         place, as pandas writes it."""
+        if isinstance(path, (str, os.PathLike)):  # (a folder, a missing one: named, not raw OSErrors)
+            check_output_file(path, "to_csv")
         kw.setdefault("index", False)
         whole = (isinstance(path, (str, os.PathLike)) and kw.get("mode", "w") == "w"
                  and kw.get("compression", "infer") in ("infer", None)
@@ -141,6 +144,10 @@ class SweepResult:
                 self.df.to_csv(path, **kw)
 
     def to_parquet(self, path, **kw) -> None:
+        """The rows as Parquet (pandas' ``to_parquet``, ``kw`` passed on), written whole or not
+        at all. Raises ValueError for a path that names a folder or is in none."""
+        if isinstance(path, (str, os.PathLike)):
+            check_output_file(path, "to_parquet")
         pa = require("pyarrow")
         df = self.df.copy()
         # a column of mixed types (ints and tuples), or of values Arrow has no type for (a fixed
@@ -167,6 +174,7 @@ class SweepResult:
 
     def save(self, path) -> None:
         """``.csv`` or ``.parquet`` by the file's suffix."""
+        check_output_file(path, "save")
         suffix = Path(path).suffix.lower()
         if suffix == ".csv":
             self.to_csv(path)

@@ -603,7 +603,9 @@ def _dask_client(workers, client, scheduler):
                                    dashboard_address=None, silence_logs=logging.ERROR)
             try:
                 c = Client(cluster)
-                c.run(_ignore_sigint)
+                from ._workers import IgnoreSigint
+
+                c.register_plugin(IgnoreSigint())
             except BaseException:
                 cluster.close()
                 raise
@@ -622,18 +624,6 @@ def _dask_client(workers, client, scheduler):
             cleanup()
             raise
     return c, cleanup
-
-
-def _ignore_sigint() -> bool:
-    """Run on each worker of the sweep's own cluster (Client.run: in the worker's main thread,
-    where its event loop runs): SIGINT ignored there. A Ctrl-C in the terminal reaches the
-    sweep's process too, which stops the sweep and closes the cluster; one a point's code sends
-    its own worker (os.kill) killed the worker and the sweep waited forever (a review). Returns
-    whether it could (only a main thread sets a signal handler)."""
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return True
 
 
 @contextlib.contextmanager
