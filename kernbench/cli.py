@@ -205,8 +205,8 @@ def parse_pes(text: str) -> list:
     for k, item in enumerate(items):
         if not item:
             if k + 1 < len(items):  # (a trailing comma is fine; "0,,1" a typo, as --arg reads it)
-                raise ValueError(f"an empty item between commas in {text!r}: expected a list of PEs "
-                                 f"such as 0,3-5 or 1/0-7")
+                raise ValueError(f"an empty item in {text!r} (a comma first or two in a row): expected "
+                                 f"a list of PEs such as 0,3-5 or 1/0-7")
             continue
         try:
             cube, slash, rest = item.partition("/")

@@ -390,8 +390,9 @@ def test_parse_pes_and_window():
     assert parse_window("1000:50000") == (1000, 50000)
     assert parse_window("1_000:") == (1000, None) and parse_window(":7") == (0, 7)
     assert parse_pes("0,1,") == [0, 1]  # (a trailing comma; an empty item between two is refused)
-    with pytest.raises(ValueError, match="an empty item between commas"):
-        parse_pes("0,,1")
+    for bad in ("0,,1", ",0", "0,1,,"):
+        with pytest.raises(ValueError, match="an empty item in"):
+            parse_pes(bad)
 
 
 @pytest.mark.parametrize("argv, message", [
