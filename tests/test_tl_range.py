@@ -1976,6 +1976,37 @@ def test_a_tl_range_runs_whole_every_time_it_is_iterated():
     _exact(kernel, lambda c: (c.empty((T,), "f32"),))
 
 
+def reversed_loop(x_ptr, o_ptr, n, *, tl):
+    """acc = ((x[n-1] * 2 + x[n-2]) * 2 + ...) + x[0]: the order of the blocks shows in the value."""
+    acc = tl.zeros((T, T), "f32")
+    for i in reversed(tl.range(0, n, replay_last=True)):
+        RUNS.append(i)
+        acc = acc * 2.0 + tl.load(x_ptr + i * T * T * F32, shape=(T, T))
+    tl.store(o_ptr, acc)
+
+
+def test_reversed_tl_range_runs_the_range_backwards_and_replays():
+    """reversed(tl.range(0, n, replay_last=True)) is tl.range(n - 1, -1, -1, replay_last=True):
+    the blocks in the order n-1 .. 0 (the value is Horner's sum, which the order decides),
+    iterations n-1, n-2, n-3 traced and the rest (the last, index 0, too) replayed exactly."""
+    n = 9
+    x = np.random.default_rng(3).standard_normal((n * T, T)).astype(np.float32)
+    ctx = _ctx()
+    xp, o = ctx.put(x, (0, 0)), ctx.empty((T, T), "f32")
+    RUNS.clear()
+    ctx.launch(reversed_loop, (1, 1), xp, o, n, mode="functional")
+    want = np.zeros((T, T), np.float32)
+    for i in range(n - 1, -1, -1):
+        want = want * np.float32(2.0) + x[i * T:(i + 1) * T]
+    np.testing.assert_array_equal(ctx.read(o, (0, 0)), want)
+    assert RUNS == list(range(n - 1, -1, -1))
+    RUNS.clear()
+    _launch(reversed_loop, lambda c: (c.empty((n * T, T), "f32"), c.empty((T, T), "f32"), n), "on",
+            grid=(1, 1))
+    assert RUNS == [8, 7, 6]
+    _exact(reversed_loop, lambda c: (c.empty((n * T, T), "f32"), c.empty((T, T), "f32"), n))
+
+
 # -- a slot chosen by the index ----------------------------------------------------------------
 @pytest.mark.parametrize("n", [8, 9])
 def test_a_double_buffer_whose_slot_the_index_picks_is_found(n):
@@ -2063,11 +2094,13 @@ def test_tl_range_repr_names_replay_last():
     seen = []
 
     def k(o_ptr, *, tl):
-        seen.extend([repr(tl.range(2, 9, 3)), repr(tl.range(5, replay_last=True))])
+        seen.extend([repr(tl.range(2, 9, 3)), repr(tl.range(5, replay_last=True)),
+                     repr(reversed(tl.range(2, 9, 3, replay_first=True)))])
         tl.store(o_ptr, tl.zeros((T, T), "f32"))
 
     _launch(k, lambda ctx: (ctx.empty((T, T), "f32"),), "on", grid=(1, 1))
-    assert seen == ["tl.range(2, 9, 3)", "tl.range(0, 5, 1, replay_last=True)"]
+    assert seen == ["tl.range(2, 9, 3)", "tl.range(0, 5, 1, replay_last=True)",
+                    "tl.range(8, -1, -3, replay_first=True)"]
 
 
 def kept_from_before_a(x_ptr, o_ptr, n, last, *, tl):

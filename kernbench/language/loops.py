@@ -1813,6 +1813,12 @@ class TlRange:
                 opened[:] = [w for w in opened if w() is not None]
         return g
 
+    def __reversed__(self) -> "TlRange":
+        """``reversed(tl.range(a, b, s))``: the tl.range over ``range(a, b, s)[::-1]`` with the
+        same keywords, which apply to the loop as it runs (replay_last: its last iteration, the
+        first of ``range(a, b, s)``)."""
+        return TlRange(self._tl, self._r[::-1], self._last, self._first, self._moving)
+
     def __len__(self) -> int:
         try:
             return len(self._r)
