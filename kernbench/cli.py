@@ -58,8 +58,10 @@ kernel arguments:
       def vadd(x_ptr, y_ptr, out_ptr, n, *, tl): ...
   Its other parameters are filled, by name, from --arg NAME=VALUE. Values are parsed as
   int (42, 0x40, 4K = 4096, 1M = 1048576; leading zeros are decimal: 010 is 10), float
-  (0.5, 1e-3), True/False/None, a comma list (1,2,3 -> a tuple; 1, is a one-item tuple, an
-  empty value between commas an error), or else kept as a string (f16, an identifier).
+  (0.5, 1e-3), True/False/None in any case, a comma list (1,2,3 -> a tuple; 1, is a one-item
+  tuple, an empty value between commas an error), or else kept as a string (f16, an
+  identifier). In quotes, a value is the string between them: --arg 'mode="none"' passes
+  the string none.
 
   Pointer arguments need device memory. Give the kernel's module a function
       def setup(ctx, **args): ...
@@ -116,11 +118,15 @@ def _int(text: str) -> int:
 
 def parse_value(text: str):
     """A --arg value: int (with 0x, _ and K/M/G binary suffixes; leading zeros are decimal: 010
-    is 10), float, True/False/None, a comma list (tuple; an empty value between commas is a
-    ValueError), or the string itself (identifiers such as dtype names)."""
+    is 10), float, True/False/None in any case (true, none), a comma list (tuple; an empty value
+    between commas is a ValueError), or the string itself (identifiers such as dtype names). A
+    value in quotes, '...' or "...", is the string between them, as it is: the way to pass a
+    string that reads as another value ("none", "4K", "nan")."""
     s = text.strip()
     if "," in s:
         return tuple(parse_value(p) for p in _comma_items(s))
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+        return s[1:-1]
     low = s.lower()
     if low in ("true", "false"):
         return low == "true"

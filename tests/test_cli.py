@@ -214,7 +214,10 @@ def test_python_dash_m_kernbench(tmp_path):
     "text, value",
     [("42", 42), ("0x40", 64), ("4K", 4096), ("1M", 1 << 20), ("1_024", 1024), ("0.5", 0.5),
      ("1e-3", 1e-3), ("True", True), ("false", False), ("None", None), ("f16", "f16"),
-     ("bf16", "bf16"), ("1,2,3", (1, 2, 3)), ("64,f16", (64, "f16"))],
+     ("bf16", "bf16"), ("1,2,3", (1, 2, 3)), ("64,f16", (64, "f16")),
+     # (a review: no way to pass the string none or false) quoted: the string between the quotes
+     ('"none"', "none"), ("'false'", "false"), ('"4K"', "4K"), ("'nan'", "nan"), ('""', ""),
+     ('"a",\'True\',None', ("a", "True", None)), ("'x\"", "'x\""), ('"', '"')],
 )
 def test_parse_value(text, value):
     got = parse_value(text)
