@@ -69,7 +69,11 @@ def test_deadlock_shows_the_cycle_of_waits_and_where(ctx):
     chain = ("Cycle of waits: PE (0, 0) TX_E -> PE (0, 0) RX_W -> PE (3, 0) TX_E -> PE (3, 0) RX_W -> "
              "PE (2, 0) TX_E -> PE (2, 0) RX_W -> PE (1, 0) TX_E -> PE (1, 0) RX_W -> PE (0, 0) TX_E")
     assert chain in str(e)
-    assert "What would remove it" not in str(e)  # no recv is gated: nothing simple removes it
+    # no recv is gated: the fix is the kernel's order, one PE sending before it receives
+    assert str(e).count("\nWhat would remove it: ") == 1
+    assert (f"What would remove it: send to E (64,) f32 ({FILE}:{lines['recv'] + 1}) sends what a recv "
+            f"on this cycle brings in, as every send on it does, so no message can start: have one PE "
+            f"send before it receives") in str(e)
 
 
 def test_a_recv_gated_by_after_on_the_cycle_is_named_as_the_fix(ctx):

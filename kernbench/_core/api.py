@@ -1267,6 +1267,15 @@ def _suggestions(hw, program, cycle: list) -> list:
         out.append("not a deeper receive queue (link.rx_queue_packets): the sends short of credits "
                    "here wait for recvs that the cycle itself holds up; reorder the kernel's sends "
                    "and recvs")
+    if not out:
+        # every link wait is for data: each send on the cycle computes from a recv on it, so no
+        # message can start (a ring that forwards what it receives, with nothing injected)
+        sends = [b for b in cycle if b["reason"] == "operand" and Unit.TX_E <= b["unit"] < Unit.RX_E]
+        if sends and all(b["reason"] in ("operand", "data") for b in cycle):
+            out.append(f"{sends[0]['label']} sends what a recv on this cycle brings in, as every send on "
+                       f"it does, so no message can start: have one PE send before it receives (a "
+                       f"block it already holds; a ring's step sends what it has, then receives the "
+                       f"next), so that a message is in flight")
     return list(dict.fromkeys(out))
 
 
