@@ -99,7 +99,18 @@ def _comma_items(text: str) -> list:
     """The items of a comma list, the one rule of ``run --arg`` and sweep's value lists: an
     empty item between commas is a ValueError (a typo, not a value to drop silently); a
     trailing comma ends a one-item list (``8,``)."""
-    items = text.split(",")
+    items, quote, start = [], None, 0
+    for i, ch in enumerate(text):  # (a comma inside quotes is the string's: 'a,b',c)
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ",":
+            items.append(text[start:i])
+            start = i + 1
+    if quote:
+        raise ValueError(f"an unclosed {quote} in {text.strip()!r}")
+    items.append(text[start:])
     if any(not v.strip() for v in items[:-1]):
         raise ValueError(f"an empty value in {text.strip()!r}: V1,V2,... with no empty one between commas")
     return [v for v in items if v.strip()]
@@ -120,13 +131,14 @@ def parse_value(text: str):
     """A --arg value: int (with 0x, _ and K/M/G binary suffixes; leading zeros are decimal: 010
     is 10), float, True/False/None in any case (true, none), a comma list (tuple; an empty value
     between commas is a ValueError), or the string itself (identifiers such as dtype names). A
-    value in quotes, '...' or "...", is the string between them, as it is: the way to pass a
-    string that reads as another value ("none", "4K", "nan")."""
+    value in quotes, '...' or "...", is the string between them, as it is, commas included:
+    the way to pass a string that reads as another value ("none", "4K", "nan", "a,b")."""
     s = text.strip()
-    if "," in s:
-        return tuple(parse_value(p) for p in _comma_items(s))
-    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
-        return s[1:-1]
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"" and s[0] not in s[1:-1]:
+        return s[1:-1]  # (commas and all: "x,y" is one string)
+    items = _comma_items(s) if "," in s else None
+    if items is not None and (len(items) > 1 or s.rstrip().endswith(",")):
+        return tuple(parse_value(p) for p in items)
     low = s.lower()
     if low in ("true", "false"):
         return low == "true"

@@ -217,11 +217,18 @@ def test_python_dash_m_kernbench(tmp_path):
      ("bf16", "bf16"), ("1,2,3", (1, 2, 3)), ("64,f16", (64, "f16")),
      # (a review: no way to pass the string none or false) quoted: the string between the quotes
      ('"none"', "none"), ("'false'", "false"), ('"4K"', "4K"), ("'nan'", "nan"), ('""', ""),
-     ('"a",\'True\',None', ("a", "True", None)), ("'x\"", "'x\""), ('"', '"')],
+     ('"a",\'True\',None', ("a", "True", None)), ("'x\"", "'x\""), ('"', '"'), ('"x,y"', "x,y"),
+     ("'x,y',z", ("x,y", "z")), ('1,"2,3",\'\'', (1, "2,3", ""))],
 )
 def test_parse_value(text, value):
     got = parse_value(text)
     assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize("text, quote", [('"a,b', '"'), ("'a'b',c", "'"), ("1,'2", "'")])
+def test_parse_value_refuses_an_unclosed_quote_in_a_list(text, quote):
+    with pytest.raises(ValueError, match=f"an unclosed {quote} in "):
+        parse_value(text)
 
 
 def test_parse_grid():
