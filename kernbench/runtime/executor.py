@@ -250,24 +250,54 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
     for key in kwargs:
         if key == "tl":
             raise TypeError("tl is passed by the launch; it cannot be a kernel argument")
+    e = _arguments_error(kernel, args, kwargs, where, name)
+    if e is not None and not e.deferred:
+        raise e from None
+    return e  # (None, or the error of a generic wrapper's call that does not bind: _bind_failed)
+
+
+def _arguments_error(kernel, args: tuple, kwargs: dict, where: str, name: str):
+    """The TypeError of launching ``kernel`` on these arguments, or None when they fit. Its
+    ``deferred`` is True when the kernel is a decorator's ``(*args, **kwargs)`` wrapper: the
+    wrapped function does not take them, but the wrapper may supply or drop some (a default
+    filled in, as triton.heuristics does), so only the call can tell (:func:`_unbound_call`)."""
     sigs = _signatures(kernel)
     if not sigs:
-        return  # a builtin or C callable: nothing to check ahead
+        return None  # a builtin or C callable: nothing to check ahead
     errors = [_sig_error(sig, args, kwargs) for sig in sigs]
     if errors[0] is None or (len(sigs) > 1 and errors[1] is None and not _generic(sigs[1])):
-        return  # (the wrapped function's, or a decorator's own specific one, takes them)
+        return None  # (the wrapped function's, or a decorator's own specific one, takes them)
     what, e = errors[0]
     if what == "tl":
-        raise TypeError(f"kernel {where} must take tl as a keyword-only parameter: "
+        out = TypeError(f"kernel {where} must take tl as a keyword-only parameter: "
                         f"def {name}(..., *, tl)")
-    ps = sigs[0].parameters
-    timing = [k for k in kwargs if k in TIMING_OPTIONS and k not in ps]
-    raise TypeError(f"kernel {where} does not take the launch's arguments: {e} "
-                    f"(given {len(args)} positional: {', '.join(type(a).__name__ for a in args) or 'none'}"
-                    f"{'; keywords ' + ', '.join(kwargs) if kwargs else ''})"
-                    + (f"; {', '.join(timing)}: options of the timing, not of the trace "
-                       f"(ctx.trace(...).time(hw, {timing[0]}=...), or ctx.launch)" if timing else "")
-                    ) from None
+    else:
+        ps = sigs[0].parameters
+        timing = [k for k in kwargs if k in TIMING_OPTIONS and k not in ps]
+        out = TypeError(f"kernel {where} does not take the launch's arguments: {e} "
+                        f"(given {len(args)} positional: {', '.join(type(a).__name__ for a in args) or 'none'}"
+                        f"{'; keywords ' + ', '.join(kwargs) if kwargs else ''})"
+                        + (f"; {', '.join(timing)}: options of the timing, not of the trace "
+                           f"(ctx.trace(...).time(hw, {timing[0]}=...), or ctx.launch)" if timing else ""))
+    out.deferred = len(sigs) > 1 and _generic(sigs[1])
+    return out
+
+
+def _bind_failed(kernel, e: BaseException) -> bool:
+    """Whether ``e`` is the TypeError Python raised calling the function a wrapper wraps with
+    arguments it does not take (the function not started), not an error of the kernel's own."""
+    if not isinstance(e, TypeError):
+        return False
+    f, name, _ = _kernel_chain(kernel)
+    code = getattr(f, "__code__", None)
+    if code is None or not str(e).startswith((f"{getattr(f, '__qualname__', name)}()", f"{name}()")):
+        return False
+    tb = e.__traceback__
+    while tb is not None:  # (a frame of the wrapped function: it started, the error is its own)
+        if tb.tb_frame.f_code is code:
+            return False
+        tb = tb.tb_next
+    return True
 
 
 #: a KernelError, or the signal to trace again with a loop in full (loops.ReplayOffLine: a
@@ -621,7 +651,7 @@ def replay_mode(replay) -> str:
 
 
 def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
-          skip=frozenset(), replay: str = "on") -> list:
+          skip=frozenset(), replay: str = "on", unbound: TypeError | None = None) -> list:
     """Run ``kernel`` once per program of ``grid``; PE g's finished builder (or None if it emitted
     nothing) by global index. The builders share one TraceStore (``trace_store``): their commands, in
     global PE order, and the sites naming them. PEs in ``skip`` (global indices) are not run.
@@ -647,7 +677,8 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
         if no_replay is not None:
             no_replay.unknown.clear()
         try:
-            builders = _trace(ctx, kernel, grid, args, kwargs, functional, skip, replay, no_replay)
+            builders = _trace(ctx, kernel, grid, args, kwargs, functional, skip, replay, no_replay,
+                              unbound)
         except ReplayOffLine:
             continue
         except BaseException as e:
@@ -704,8 +735,9 @@ def trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool,
 
 
 def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool, skip,
-           replay: str, no_replay: InFull | None) -> list:
-    """One try of :func:`trace`: ``no_replay``, the loops traced in full (replay on or verify)."""
+           replay: str, no_replay: InFull | None, unbound: TypeError | None = None) -> list:
+    """One try of :func:`trace`: ``no_replay``, the loops traced in full (replay on or verify).
+    ``unbound``: :func:`_check_kernel`'s error, raised if the kernel's call does not bind."""
     hw = ctx.hw
     nbr = ctx.neighbours()
     sfr_text = SfrText(ctx.sfr) if ctx.sfr is not None else "no SFR installed: call ctx.install_sfr()"
@@ -756,6 +788,8 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
         except (Exception, GeneratorExit) as e:  # (GeneratorExit: a kernel's bug, not a stop)
             if tl._no_replay is not None:
                 check_cut_short(b, e.__traceback__)  # (as above: an IndexError a count made, say)
+            if unbound is not None and _bind_failed(kernel, e):
+                raise unbound from None  # (a generic wrapper's call did not bind: the check's error)
             file, line, calls = _kernel_site(e, kfile, kline)
             if isinstance(e, AttributeError) and e.obj is tl:
                 # (not a TL.__getattr__: it would slow every tl attribute access)
@@ -1041,7 +1075,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
     hw = ctx.hw
     if not isinstance(mode, str) or mode not in MODES:  # (an array's `in` is numpy's error)
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    _check_kernel(kernel, args, kwargs)
+    unbound = _check_kernel(kernel, args, kwargs)
     kname, kfile, _ = kernel_where(kernel)
     grid = _check_grid(hw, grid)
     for key, path, a, what in _device_arrays(args, kwargs):
@@ -1068,7 +1102,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
             raise ValueError("reuse: functional mode replays values per PE; reuse is timing mode only")
         skip = frozenset(reuse[1]) if reuse is not None else frozenset()
         nbr, sfr = ctx.neighbours(), ctx.sfr  # the wiring the trace checks the links against
-        builders = trace(ctx, kernel, grid, k_args, k_kwargs, functional, skip, replay)
+        builders = trace(ctx, kernel, grid, k_args, k_kwargs, functional, skip, replay, unbound)
         # by value: the same wiring installed again (another thread's setup) changes no link
         if ctx.sfr != sfr or not np.array_equal(ctx.neighbours(), nbr):
             raise ValueError(f"the SFR install changed while the kernel was traced, from "
