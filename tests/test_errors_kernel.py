@@ -8,6 +8,7 @@ import pytest
 
 import kernbench
 from kernbench import KernelError
+from kernbench.runtime.memory import PlacementError
 
 HW = {"n_cubes": 2, "pes_per_cube": 4}
 FILE = os.path.basename(__file__)
@@ -1068,6 +1069,29 @@ def test_written_args_inside_star_args_kwargs_and_containers(ctx):
     assert ctx.launch(star, (1, 1), x, o).written_args == ("args[1]",)
     assert ctx.launch(kws, (1, 1), x, out=o).written_args == ("kw['out']",)
     assert ctx.launch(listed, (1, 1), [x, o]).written_args == ("ptrs[1]",)
+    # a dataclass's field by its attribute (a review: () though the kernel stored to a.o), and a
+    # foreign or freed array in one refused ahead, named by its path, as in a list
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Args:
+        x: object
+        o: object
+        n: int = 4
+
+    def fields(a, *, tl):
+        tl.store(a.o, tl.load(a.x, shape=(a.n,), dtype="f32"))
+
+    assert ctx.launch(fields, (1, 1), Args(x, o)).written_args == ("a.o",)
+    assert ctx.launch(listed, (1, 1), (Args(x, o).x, o)).written_args == ("ptrs[1]",)
+    other = kernbench.Context("default").empty((4,), "f32")
+    with pytest.raises(ValueError, match=r"launch argument 'a' \(positional #0\)\.o \(device array .* belongs "
+                                         r"to another Context"):
+        ctx.launch(fields, (1, 1), Args(x, other))
+    gone = ctx.empty((4,), "f32")
+    ctx.free(gone)
+    with pytest.raises(PlacementError, match=r"launch argument 'a' \(positional #0\)\.o \(device array .* was freed"):
+        ctx.launch(fields, (1, 1), Args(x, gone))
 
 
 def test_a_one_shot_iterator_grid_is_checked_like_a_tuple(ctx):

@@ -8,6 +8,7 @@ mismatch is reported with both kernel lines rather than as a malformed program.
 """
 from __future__ import annotations
 
+import dataclasses
 import dis
 import functools
 import inspect
@@ -1193,7 +1194,8 @@ _NESTING, _WIDE = 4, 4096
 def _device_arrays(args: tuple, kwargs: dict):
     """(argument key, path inside it, array, what it is for an error) of every DeviceArray
     among a launch's arguments, and of every DevicePointer's (an address into one: arr +
-    nbytes): themselves, or inside tuples, lists and dicts (their values) up to _NESTING deep
+    nbytes): themselves, or inside tuples, lists, dicts (their values) and dataclass instances
+    (their fields) up to _NESTING deep
     (past _WIDE items, a container's own only). The kernel receives an argument's address, a
     contained array as itself (semantic.region checks it at its load or store too)."""
     def found(v):  # (array, what) of an array or a pointer into one, else None
@@ -1203,29 +1205,41 @@ def _device_arrays(args: tuple, kwargs: dict):
             return v.array, f"{int(v):#x}, an address into device array {v.array.name!r}"
         return None
 
-    def walk(x, keys, depth):
-        values = x.values() if isinstance(x, dict) else x
+    def walk(x, path, depth):
+        if _is_record(x):  # (a dataclass's fields: a.o, as the kernel reads it)
+            items = [(f".{f.name}", getattr(x, f.name, None)) for f in dataclasses.fields(x)]
+            values = [v for _, v in items]
+        else:
+            values = x.values() if isinstance(x, dict) else x
+            items = None
         # (the element types, gathered in C: a long list of numbers is passed over at once,
         # and a long one of containers is not looked into: a table, not arrays)
         types = set(map(type, values))
         deeper = depth < _NESTING and len(values) <= _WIDE and any(
-            issubclass(t, (tuple, list, dict)) for t in types)
+            issubclass(t, (tuple, list, dict)) or dataclasses.is_dataclass(t) for t in types)
         if not deeper and not any(issubclass(t, (DeviceArray, DevicePointer)) for t in types):
             return
-        for k, v in (x.items() if isinstance(x, dict) else enumerate(x)):
+        if items is None:
+            items = ((f"[{k!r}]", v) for k, v in (x.items() if isinstance(x, dict) else enumerate(x)))
+        for k, v in items:
             f = found(v)
             if f is not None:
-                yield (keys + (k,), *f)
-            elif deeper and isinstance(v, (tuple, list, dict)):
-                yield from walk(v, keys + (k,), depth + 1)
+                yield (path + k, *f)
+            elif deeper and (isinstance(v, (tuple, list, dict)) or _is_record(v)):
+                yield from walk(v, path + k, depth + 1)
 
     for key, a in [*enumerate(args), *kwargs.items()]:
         f = found(a)
         if f is not None:
             yield (key, "", *f)
-        elif isinstance(a, (tuple, list, dict)):
-            for keys, arr, what in walk(a, (), 1):
-                yield key, "".join(f"[{k!r}]" for k in keys), arr, what
+        elif isinstance(a, (tuple, list, dict)) or _is_record(a):
+            for path, arr, what in walk(a, "", 1):
+                yield key, path, arr, what
+
+
+def _is_record(x) -> bool:
+    """A dataclass instance (not the class): its fields are looked into as a container's items."""
+    return dataclasses.is_dataclass(x) and not isinstance(x, type)
 
 
 def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, detail="train",
@@ -1297,12 +1311,13 @@ def _arg_name(kernel, key) -> str:
 def argument_arrays(kernel, args: tuple, kwargs: dict) -> dict:
     """Name -> DeviceArray of every device array among a launch's arguments, named as
     LaunchResult.args names them (the parameter it binds to) and, inside ``*args``,
-    ``**kwargs`` or a tuple, list or dict, by its path in it: ``args[1]``, ``kws['o']``."""
+    ``**kwargs`` or a tuple, list, dict or dataclass, by its path in it: ``args[1]``,
+    ``kws['o']``, ``a.o``."""
     out = {}
     for k, v in _bound(kernel, args, kwargs):
         if isinstance(v, DeviceArray):
             out.setdefault(str(k), v)
-        elif isinstance(v, (tuple, list, dict)):
+        elif isinstance(v, (tuple, list, dict)) or _is_record(v):
             for _key, path, a, what in _device_arrays((v,), {}):
                 if what.startswith("device array"):  # (itself, not an address into it)
                     out.setdefault(f"{k}{path}", a)
