@@ -723,3 +723,55 @@ def test_a_credit_bound_send_says_its_credit_stall():
     assert (top["unit"], top["kind"], top["credit"]) == ("TX_E", "busy", 204700)
     assert ("TX_E send to E (64,64) f32 (204,700 cycles of it waiting for credits, every recv posted "
             "in time: the link's credit round trip, link.rx_queue_packets and packet_bytes)") in cp.summary()
+
+
+def test_a_command_queued_ahead_of_one_needed_sooner_is_named():
+    """A review's case: weight loads issued before the tiles the first dot reads sit ahead of
+    them in the PE's in-order DMA queue; the path read "sharing the memory channel" and moving
+    the loads after the loop made the kernel slower. The share now says which load it sat ahead
+    of and which command reads that one sooner; issuing in first-read order gains exactly the
+    queued loads' time.
+
+    Derivation (default preset, one PE: no channel sharing): a (64,64) f16 load is 16 bursts
+    of 2 cycles plus 150 of latency = 182, one at a time on the DMA unit. Issued early, the 4
+    w2 loads end at 728, x and w1 at 910 and 1,092, and the first dot starts at 1,092; in
+    first-read order x and w1 end at 364 and the dot starts there, 4 * 182 = 728 sooner. The
+    dot takes 4 folds of 64 + 32 + 32 - 2 = 126 cycles = 504 and its cast 64 + 8 = 72, so the
+    second dot, at 364 + 576 = 940, finds w2[0] loaded (546) and every later dot its w2 tile
+    (the last, 1,092): the launch ends 728 cycles sooner, and no share is queued ahead."""
+    T = 64
+
+    def kernel(early):
+        def k(x_ptr, w1_ptr, w2_ptr, o_ptr, *, tl):
+            if early:
+                w2 = [tl.load(w2_ptr + i * T * T * 2, shape=(T, T), dtype="f16") for i in range(4)]
+            x = tl.load(x_ptr, shape=(T, T), dtype="f16")
+            w1 = tl.load(w1_ptr, shape=(T, T), dtype="f16")
+            if not early:
+                w2 = [tl.load(w2_ptr + i * T * T * 2, shape=(T, T), dtype="f16") for i in range(4)]
+            h = tl.cast(tl.dot(x, w1), "f16")
+            acc = tl.dot(h, w2[0])
+            for i in range(1, 4):
+                acc = acc + tl.dot(h, w2[i])
+            tl.store(o_ptr, acc)
+        return k
+
+    ctx = kernbench.Context("default")
+    args = (ctx.empty((T, T), "f16"), ctx.empty((T, T), "f16"), ctx.empty((4 * T, T), "f16"),
+            ctx.empty((T, T), "f32"))
+    early, late = (ctx.launch(kernel(e), (1, 1), *args, mode="timing") for e in (True, False))
+    fx = command_facts(early)
+    dot = int(np.flatnonzero(fx.opcode == Opcode.DOT)[0])
+    assert int(fx.start[dot]) == 6 * 182 and int(command_facts(late).start[dot]) == 2 * 182
+    assert early.cycles - late.cycles == 4 * 182
+    cp = early.critical_path()
+    queued = [s for s in cp.shares() if s["ahead"]]
+    line = lambda s: s.rsplit(":", 1)[1]  # noqa: E731
+    assert len(queued) == 1 and queued[0]["unit"] == "DMA" and queued[0]["label"] == "load (64,64) f16 from a2"
+    a = queued[0]["ahead"]
+    assert (a["label"], a["consumer"], a["commands"], a["cycles"]) == (
+        "load (64,64) f16 from a1", "dot (64,64)x(64,64) f16", 2, 2 * 182)
+    assert int(line(a["consumer_short"])) == int(line(a["short"])) + 3  # (the dot, 3 lines below w1's load)
+    assert (f"(ahead, in its DMA order, of 2 commands up to load (64,64) f16 from a1 at {a['short']}, which "
+            f"dot (64,64)x(64,64) f16 at {a['consumer_short']} reads sooner: issue those first)") in cp.summary()
+    assert not any(s["ahead"] for s in late.critical_path().shares())

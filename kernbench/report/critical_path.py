@@ -134,8 +134,11 @@ class CriticalPath:
         slacks: a channel group's arbitration wait), latency (of a DMA group: the DMA latency
         its steps end with, ``dma.latency_cycles`` each), credit (of a busy send group: its
         sends' credit stall, the link's own credit round trip), pes (sorted), label (of the
-        group's longest step's command) and more_labels (how many other labels its commands
-        have: a line with a cast and an add on one unit is one group)."""
+        group's longest step's command), more_labels (how many other labels its commands
+        have: a line with a cast and an add on one unit is one group) and ahead (None, or when
+        a command of the group sat ahead, in its unit's order, of one the path needed sooner:
+        the last of the run queued behind (its label and short), the consumer reading it (its
+        label and short), the run's commands and its cycles)."""
         if not len(self.steps):
             return []
         fx = command_facts(self.result)
@@ -156,6 +159,7 @@ class CriticalPath:
         # posted in time (a review: a 34x credit-bound launch said only "100% TX_E send")
         held = np.where((self.steps["kind"] == _BUSY) & (fx.opcode[cmd] == Opcode.SEND), fx.credit[cmd], 0)
         credit = np.bincount(inv, weights=held).astype(np.int64)
+        ahead = self._queued_ahead(fx, li, inv)
         out = []
         for j, k in enumerate(uniq.tolist()):
             members = np.flatnonzero(inv == j)
@@ -168,8 +172,41 @@ class CriticalPath:
                         "kind": STEP_KINDS[kind], "cycles": int(cyc[j]),
                         "fraction": float(cyc[j]) / self.cycles if self.cycles else 0.0,
                         "slack": int(slack[j]), "latency": int(latency[j]), "credit": int(credit[j]),
-                        "pes": pes, "label": label, "more_labels": len(others)})
+                        "pes": pes, "label": label, "more_labels": len(others), "ahead": ahead.get(j)})
         out.sort(key=lambda d: -d["cycles"])
+        return out
+
+    def _queued_ahead(self, fx, li, inv) -> dict:
+        """Groups (``inv`` numbers) whose command sits ahead, in its unit's program order, of
+        one the path needs sooner: a step of the group followed on the path, via "unit order"
+        on the same unit, by commands of another line up to one whose result the path's next
+        step reads (the consumer), when the group's own command's result is first read later
+        than that consumer starts. Reordering helps there (issue the needed one first), where
+        the path only says "sharing the memory channel" (a review: 8 weight loads queued ahead
+        of the next chunk's read as bandwidth; moving them after the loop made it slower).
+        Group -> dict(label, short, consumer, consumer_short, cycles: the steps queued behind)."""
+        st = self.steps
+        n = len(st)
+        cmd, via = st["cmd"], st["via"]
+        pe, unit = fx.pe[cmd], fx.unit[cmd]
+        # follows[k]: step k + 1 comes after step k in the order of the same unit
+        follows = (via[1:] == _V_UNIT) & (pe[1:] == pe[:-1]) & (unit[1:] == unit[:-1])
+        breaks = np.flatnonzero(~follows)  # (a run of such steps ends at each)
+        out, first_use = {}, None
+        for i in np.flatnonzero(follows & (li[1:] != li[:-1])).tolist():
+            k = int(np.searchsorted(breaks, i + 1))
+            j = int(breaks[k]) if k < len(breaks) else n - 1  # the run's last step
+            if j + 1 >= n or via[j + 1] != _V_OPERAND or int(inv[i]) in out:
+                continue
+            if first_use is None:
+                first_use = _first_reads(fx)
+            c, last, user = int(cmd[i]), int(cmd[j]), int(cmd[j + 1])
+            if first_use[c] > fx.start[user]:
+                g = self.lines
+                out[int(inv[i])] = {
+                    "label": self.result.label(last), "short": g.short(int(li[j])),
+                    "consumer": self.result.label(user), "consumer_short": g.short(int(li[j + 1])),
+                    "commands": j - i, "cycles": int(st["t1"][j] - st["t0"][i + 1])}
         return out
 
     def summary(self, top: int | None = 4) -> str:
@@ -205,7 +242,14 @@ class CriticalPath:
                 "channel": f"DMA {label} sharing the memory channel ({plural(s['slack'], 'cycle')} waiting)"
                            + (f" and its latency ({plural(s['latency'], 'cycle')})" if s["latency"] else ""),
             }[s["kind"]]
-            parts.append(f"{_pct(s['fraction'])} {what} at {s['short']} on {who}")
+            a = s.get("ahead")
+            queued = "" if not a else (
+                f" (ahead, in its {s['unit']} order, of "
+                + (f"{a['label']} at {a['short']}, which " if a["commands"] == 1 else
+                   f"{a['commands']} commands up to {a['label']} at {a['short']}, which ")
+                + f"{a['consumer']} at {a['consumer_short']} reads sooner: issue "
+                + ("it first)" if a["commands"] == 1 else "those first)"))
+            parts.append(f"{_pct(s['fraction'])} {what} at {s['short']} on {who}{queued}")
         rest = shares[len(shown):]
         if rest:
             parts.append(f"{_pct(sum(s['fraction'] for s in rest))} in {len(rest)} more")
@@ -228,6 +272,17 @@ class CriticalPath:
 
     def __repr__(self) -> str:
         return f"<CriticalPath {self.summary()}>"
+
+
+def _first_reads(fx) -> np.ndarray:
+    """Per command, the earliest start of a command reading its result (an operand of it; the
+    largest int64 for none)."""
+    first = np.full(len(fx.start), np.iinfo(np.int64).max, np.int64)
+    for k in range(fx.producers.shape[1]):
+        p = fx.producers[:, k]
+        m = p >= 0
+        np.minimum.at(first, p[m], fx.start[m])
+    return first
 
 
 def _pct(f: float) -> str:
