@@ -663,10 +663,12 @@ def _write_outputs(result, args, console, tag=None) -> None:
 
         path = _suffixed(args.trace, tag)
         with _writing("--trace", path):
-            info = result.to_perfetto(path, pes=args.pes, window=args.window, critical_path=profile)
+            info = result.to_perfetto(path, pes=args.pes, window=args.window, critical_path=profile,
+                                      memory_channel=profile)
         what = (f"{plural(info['slices'], 'slice')} on {plural(info['pes'], 'PE')}, "
                 f"{plural(info['flows'], 'flow')}, "
-                + (f"a critical-path track of {plural(info['critical_path_slices'], 'step')}, " if profile else "")
+                + (f"a critical-path track of {plural(info['critical_path_slices'], 'step')}, "
+                   f"memory channel tracks of {plural(info['channel_counters'], 'change')}, " if profile else "")
                 + fmt_bytes(info['bytes']))
         if not info["slices"]:
             what += (f": no command overlaps the window (the launch ran {result.cycles:,} cycles)"
@@ -1093,7 +1095,8 @@ def _add_outputs(p, save: bool = False) -> None:
     g.add_argument("--plot", metavar="FILE", help="write a PNG: utilization heatmap and timeline")
     g.add_argument("--profile", action="store_true",
                    help="print the per-line profile (busy, stalls, commands and critical-path share per "
-                   "kernel line) and the critical path; with --trace, the trace gets a critical-path track")
+                   "kernel line) and the critical path; with --trace, the trace gets a critical-path track and "
+                   "the cubes' memory channel tracks")
     if save:
         g.add_argument("--save", metavar="FILE.npz",
                        help="functional mode: write every array argument the kernel stored to, as numpy "

@@ -541,3 +541,53 @@ def test_a_trace_past_two_to_the_62_nanoseconds_is_refused_naming_the_clock(tmp_
                                          r"ns, past the 2\*\*62 ns a trace's times hold"):
         r.to_perfetto(str(path))  # (the launch's last cycle: each chunk named its own, a review)
     assert not path.exists()
+
+
+def test_the_memory_channel_track_counts_the_commands_sharing_it(tmp_path):
+    """A review: the table's launch-wide DMA figures hid a ramp where the channel was saturated.
+    ``memory_channel=True`` adds a counter per cube of the DMA commands with bursts pending.
+
+    Derivation (default preset: burst 512 B, 256 B/cycle = 2 cycles, latency 150): 3 PEs of cube
+    0 each load 8 KiB (16 bursts) at cycle 0, then PE 0 loads 8 KiB more after its first ends.
+    Round robin serves the three in turn: PE p's last burst leaves at 2 * (3 * 15 + p + 1) = 92,
+    94, 96, and each command's count ends there: 3 until 92, then 2, 1, 0 at 96. PE 0's first
+    load ends at 92 + 150 = 242, its second starts then, alone: 1 until 242 + 32 = 274, then 0.
+    Cube 1 (PE 8 loads alone at 0: 16 * 2 = 32) is its own track, only when one of its PEs is kept."""
+    import json
+
+    import kernbench
+    from kernbench.report.commands import channel_pending
+    from kernbench.report.perfetto import trace_events
+
+    def k(x_ptr, *, tl):
+        g = tl.program_id(1) * 8 + tl.program_id(0)
+        if g in (0, 1, 2, 8):
+            tl.load(x_ptr, shape=(4096,), dtype="f16")
+        if g == 0:
+            tl.load(x_ptr, shape=(4096,), dtype="f16")
+
+    ctx = kernbench.Context("default")
+    r = ctx.launch(k, (8, 2), ctx.empty((4096,), "f16"), mode="timing")
+    t, n = channel_pending(r, 0)
+    assert list(zip(t.tolist(), n.tolist())) == [(0, 3), (92, 2), (94, 1), (96, 0), (242, 1), (274, 0)]
+    t, n = channel_pending(r, 1)
+    assert list(zip(t.tolist(), n.tolist())) == [(0, 1), (32, 0)]
+    with pytest.raises(ValueError, match=r"channel_pending: cube must be an int in 0\.\.3, got 4"):
+        channel_pending(r, 4)
+    info = r.to_perfetto(tmp_path / "t.json", pes=[0, 1, 2], memory_channel=True)
+    assert info["channel_counters"] == 6
+    ev = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    pid = r.hw.n_pes + 2  # (after the PEs and the critical path's)
+    assert [e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "process_name" and e["pid"] >= pid] \
+        == ["cube 0 memory channel"]
+    counters = [(e["ts"], e["args"]["commands"]) for e in ev if e["ph"] == "C"]
+    ghz = r.hw.clock_ghz
+    assert counters == [(round(c / ghz) / 1000, v) for c, v in [(0, 3), (92, 2), (94, 1), (96, 0), (242, 1), (274, 0)]]
+    # a window: the count at its first cycle, then the changes inside it; cube 1's PE kept too
+    ev = trace_events(r, pes=[0, 8], window=(93, 250), memory_channel=True)
+    got = {(e["pid"], e["ts"], e["args"]["commands"]) for e in ev if e["ph"] == "C"}
+    want = {(pid, round(c / ghz) / 1000, v) for c, v in [(93, 2), (94, 1), (96, 0), (242, 1)]}
+    assert got == want | {(pid + 1, round(93 / ghz) / 1000, 0)}
+    assert info["events"] == len(json.loads((tmp_path / "t.json").read_text())["traceEvents"])
+    with pytest.raises(ValueError, match="memory_channel must be True or False"):
+        r.to_perfetto(tmp_path / "u.json", memory_channel="yes")

@@ -24,8 +24,8 @@ import numpy as np
 from ..common.errors import file_line
 from ..common.pe_commands import N_UNITS, Opcode, Unit
 
-__all__ = ["CommandFacts", "check_report_memory", "command_facts", "index_dtype", "kept_report", "keep_report", "line_groups",
-           "LineGroups", "site_keys", "first_of_keys"]
+__all__ = ["CommandFacts", "channel_pending", "check_report_memory", "command_facts", "index_dtype", "kept_report",
+           "keep_report", "line_groups", "LineGroups", "site_keys", "first_of_keys"]
 
 
 @dataclass
@@ -234,6 +234,37 @@ def command_facts(result) -> CommandFacts:
     facts = CommandFacts(pe=pe, unit=unit, opcode=opcode, start=start, end=end, prev=prev,
                          producers=producers, ideal=ideal, peer=peer)
     return keep_report(result, "_kb_command_facts", facts)
+
+
+def channel_pending(result, cube: int) -> tuple:
+    """How many of cube ``cube``'s DMA commands have bursts left for its memory channel, over
+    the launch: ``(cycles, counts)`` (int64), ``counts[k]`` from ``cycles[k]`` until
+    ``cycles[k + 1]`` (the last until the launch ends), each change once, from cycle 0.
+
+    A DMA command asks the channel for its bursts from its start until its last burst leaves,
+    ``dma.latency_cycles`` before its end (docs/hardware-model.md, "DMA engine and the cube
+    memory channel"); the channel is work-conserving, so it is busy exactly while the count is
+    at least 1, and round robin serves that many commands by turns. The critical path's channel
+    busy periods are the same intervals. Raises ValueError for a cube the machine does not have."""
+    hw = result.hw
+    if not (isinstance(cube, (int, np.integer)) and not isinstance(cube, bool) and 0 <= cube < hw.n_cubes):
+        raise ValueError(f"channel_pending: cube must be an int in 0..{hw.n_cubes - 1}, got {cube!r}")
+    fx = command_facts(result)
+    ppc = hw.pes_per_cube
+    m = (((fx.opcode == Opcode.LOAD) | (fx.opcode == Opcode.STORE))
+         & (fx.pe >= cube * ppc) & (fx.pe < (cube + 1) * ppc))
+    s = fx.start[m]
+    e = fx.end[m] - int(hw.dma.latency_cycles)
+    bursts = e > s  # (a load masked off whole asks for none)
+    s, e = s[bursts], e[bursts]
+    t = np.concatenate([s, e, [0]])
+    d = np.concatenate([np.ones(len(s), np.int64), -np.ones(len(e), np.int64), [0]])
+    order = np.argsort(t, kind="stable")
+    t, level = t[order], np.cumsum(d[order])
+    last = np.r_[t[1:] != t[:-1], True]  # (the count after every change at a cycle)
+    t, level = t[last], level[last]
+    change = np.r_[True, level[1:] != level[:-1]]
+    return t[change].astype(np.int64), level[change].astype(np.int64)
 
 
 def site_keys(result):

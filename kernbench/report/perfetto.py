@@ -89,6 +89,7 @@ class _Selection:
         n = prog.n_commands
         keep_pe = np.zeros(hw.n_pes, dtype=bool)
         keep_pe[select_pes(result, pes)] = True
+        self.keep_pe = keep_pe
         self.pe_of = np.repeat(np.arange(hw.n_pes, dtype=np.int64), np.diff(prog.cmd_offsets))
         self.start = np.asarray(e.cmd_start, dtype=np.int64)
         self.end = np.asarray(e.cmd_end, dtype=np.int64)
@@ -263,11 +264,15 @@ def _metadata(result, sel: _Selection) -> list:
 
 
 # -- the events as a list ----------------------------------------------------------------------
-def trace_events(result, pes=None, window: Optional[tuple] = None, critical_path: bool = False) -> list:
+def trace_events(result, pes=None, window: Optional[tuple] = None, critical_path: bool = False,
+                 memory_channel: bool = False) -> list:
     """The trace's events as a list of dicts: what :func:`to_perfetto` writes, built one command
     at a time (memory grows with the run: for small launches and tests). ``pes`` as in
     :func:`select_pes`; ``window=(first_cycle, last_cycle)`` keeps the commands that overlap it
-    (unclipped; ``last_cycle`` None: to the end). ``critical_path``: as for :func:`to_perfetto`."""
+    (unclipped; ``last_cycle`` None: to the end). ``critical_path``, ``memory_channel``: as for
+    :func:`to_perfetto`."""
+    _check_flag(critical_path, "critical_path")
+    _check_flag(memory_channel, "memory_channel")
     sel = _Selection(result, pes, window)
     events = _metadata(result, sel)
     idx = sel.idx
@@ -289,7 +294,13 @@ def trace_events(result, pes=None, window: Optional[tuple] = None, critical_path
                        "pid": gs + 1, "tid": _tid(gs, int(sel.units[s]))})
         events.append({"name": _FLOW_NAME, "cat": _FLOW_CAT, "ph": "f", "id": k, "ts": b,
                        "pid": gr + 1, "tid": _tid(gr, int(sel.units[r])), "bp": "e"})
-    return events + (_path_events(result, sel) if critical_path else [])
+    return (events + (_path_events(result, sel) if critical_path else [])
+            + (_channel_events(result, sel) if memory_channel else []))
+
+
+def _check_flag(value, name: str) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"to_perfetto: {name} must be True or False, got {value!r}")
 
 
 def _path_events(result, sel) -> list:
@@ -297,6 +308,36 @@ def _path_events(result, sel) -> list:
     from .critical_path import critical_path, perfetto_events
 
     return perfetto_events(result, critical_path(result), pid=result.hw.n_pes + 1, window=sel.window)
+
+
+#: the counter of a cube's memory channel track (commands.channel_pending)
+_CHANNEL_COUNTER = "DMA commands with bursts pending"
+
+
+def _channel_events(result, sel) -> list:
+    """A counter track per cube of a kept PE, after the critical path's: how many of the cube's
+    DMA commands have bursts pending (commands.channel_pending: 0 idle, k the commands round
+    robin shares the channel among), at each change inside ``window`` and at its first cycle."""
+    from .commands import channel_pending
+
+    hw = result.hw
+    kept = np.unique(np.flatnonzero(sel.keep_pe) // hw.pes_per_cube).tolist()
+    lo, hi = sel.window if sel.window is not None else (0, None)
+    events = []
+    for c in kept:
+        pid = hw.n_pes + 2 + c
+        events.append({"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
+                       "args": {"name": f"cube {c} memory channel"}})
+        events.append({"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0,
+                       "args": {"sort_index": hw.n_pes + 1 + c}})
+        t, level = channel_pending(result, c)
+        first = max(int(np.searchsorted(t, lo, side="right")) - 1, 0)  # (the count at the window's start)
+        stop = len(t) if hi is None else int(np.searchsorted(t, hi, side="right"))
+        t, level = np.maximum(t[first:stop], lo), level[first:stop]
+        for ts, v in zip((sel.ns(t) / 1000).tolist(), level.tolist()):
+            events.append({"name": _CHANNEL_COUNTER, "ph": "C", "ts": ts, "pid": pid,
+                           "args": {"commands": v}})
+    return events
 
 
 # -- the streamed file ---------------------------------------------------------------------------
@@ -422,6 +463,7 @@ def to_perfetto(
     pes: Optional[Iterable] = None,
     window: Optional[tuple] = None,
     critical_path: bool = False,
+    memory_channel: bool = False,
 ) -> dict:
     """Write ``result`` as a Chrome trace-event JSON file at ``path`` (gzip-compressed when the
     name ends in ``.gz``), streaming it a chunk of commands at a time.
@@ -435,14 +477,19 @@ def to_perfetto(
     commands that sets the launch's last cycle (kernbench.report.critical_path), whichever PEs
     ``pes`` keeps; ``window`` applies to it too.
 
+    ``memory_channel=True`` adds a counter track per cube of a kept PE, "cube C memory channel":
+    how many of the cube's DMA commands have bursts pending (all its PEs', kept or not: they
+    share the channel), 0 while it idles (report.commands.channel_pending).
+
     Returns what was written: ``{"path", "bytes", "events", "slices", "flows", "pes",
-    "otherData", "critical_path_slices"}`` (the last 0 without ``critical_path``;
+    "otherData", "critical_path_slices", "channel_counters"}`` (the last two 0 without
+    ``critical_path``, ``memory_channel``;
     :func:`trace_events` gives the events themselves). Raises ValueError for a PE the machine
     does not have, a bad window, a folder that does not exist or times past 2**62 ns; OSError
     from writing the file."""
     check_output_file(path, "to_perfetto")
-    if not isinstance(critical_path, (bool, np.bool_)):
-        raise ValueError(f"to_perfetto: critical_path must be True or False, got {critical_path!r}")
+    _check_flag(critical_path, "critical_path")
+    _check_flag(memory_channel, "memory_channel")
     sel = _Selection(result, pes, window)
     other = _other_data(result, sel)
     meta = _metadata(result, sel)
@@ -480,6 +527,8 @@ def to_perfetto(
                 emit(_format.flows(*_FLOW_HEADS, *_flow_columns(sel, lo, lo + _CHUNK)))
             path_events = _path_events(result, sel) if critical_path else []
             emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in path_events))
+            channel_events = _channel_events(result, sel) if memory_channel else []
+            emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in channel_events))
             writer.write("\n]}\n")
             ok = True
         finally:
@@ -488,10 +537,11 @@ def to_perfetto(
     return {
         "path": str(path),
         "bytes": os.path.getsize(path),
-        "events": len(meta) + n_slices + 2 * len(sel.flow_id) + len(path_events),
+        "events": len(meta) + n_slices + 2 * len(sel.flow_id) + len(path_events) + len(channel_events),
         "slices": n_slices,
         "flows": len(sel.flow_id),
         "pes": len({ev["pid"] for ev in meta}),
         "otherData": other,
         "critical_path_slices": sum(e["ph"] == "X" for e in path_events),
+        "channel_counters": sum(e["ph"] == "C" for e in channel_events),
     }
