@@ -100,10 +100,12 @@ def _comma_items(text: str) -> list:
     empty item between commas is a ValueError (a typo, not a value to drop silently); a
     trailing comma ends a one-item list (``8,``)."""
     items, quote, start = [], None, 0
-    for i, ch in enumerate(text):  # (a comma inside quotes is the string's: 'a,b',c)
+    for i, ch in enumerate(text):
+        # (a quote opening an item runs to its match, commas and all: 'a,b',c; one inside an
+        # item is the string's own: it's)
         if quote:
             quote = None if ch == quote else quote
-        elif ch in "'\"":
+        elif ch in "'\"" and not text[start:i].strip():
             quote = ch
         elif ch == ",":
             items.append(text[start:i])
@@ -934,11 +936,10 @@ def _parse_choices(text: str) -> tuple:
     if not eq or not _IDENT.match(name) or not value.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE or NAME=V1,V2,..., got {text!r}")
     try:
-        values = _comma_items(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"an empty value in {text!r}: NAME=V1,V2,... with no empty "
-                                         f"one between commas") from None
-    return name, [parse_value(v) for v in values]
+        values = parse_value(value)  # (run's one rule: its tuple is the values to sweep)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (in {text!r}: NAME=V1,V2,...)") from None
+    return name, list(values) if isinstance(values, tuple) else [values]
 
 
 def _check_sweep_columns(args, swept: list) -> None:

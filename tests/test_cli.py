@@ -225,7 +225,17 @@ def test_parse_value(text, value):
     assert got == value and type(got) is type(value)
 
 
-@pytest.mark.parametrize("text, quote", [('"a,b', '"'), ("'a'b',c", "'"), ("1,'2", "'")])
+@pytest.mark.parametrize("text", ["it's", "'", '"', '"a,b",c', "8,", "it's,x", "4K,8K", "'none',TRUE", "x"])
+def test_a_sweep_reads_values_as_run_does(text):
+    """A review: sweep split on commas first and refused "it's" (one value to run) as "an empty
+    value". The one rule: run's value; its tuple is the values a sweep sweeps."""
+    from kernbench.cli import _parse_choices
+
+    v = parse_value(text)
+    assert _parse_choices(f"n={text}") == ("n", list(v) if isinstance(v, tuple) else [v])
+
+
+@pytest.mark.parametrize("text, quote", [('"a,b', '"'), ("1,'2", "'"), ("x, 'y", "'")])
 def test_parse_value_refuses_an_unclosed_quote_in_a_list(text, quote):
     with pytest.raises(ValueError, match=f"an unclosed {quote} in "):
         parse_value(text)
@@ -770,7 +780,7 @@ def test_a_sweep_value_list_with_an_empty_value_is_refused():
 
     assert cli._parse_choices("n=8,16") == ("n", [8, 16])
     assert cli._parse_choices("n=8,") == ("n", [8])
-    with pytest.raises(argparse.ArgumentTypeError, match=r"an empty value in 'n=8,,16'"):
+    with pytest.raises(argparse.ArgumentTypeError, match=r"an empty value in '8,,16'.* \(in 'n=8,,16'"):
         cli._parse_choices("n=8,,16")
 
 
