@@ -1088,6 +1088,25 @@ def test_written_args_inside_star_args_kwargs_and_containers(ctx):
     with pytest.raises(ValueError, match=r"launch argument 'a' \(positional #0\)\.o \(device array .* belongs "
                                          r"to another Context"):
         ctx.launch(fields, (1, 1), Args(x, other))
+    # a field that raises when read is passed over (a review: its RuntimeError ended a launch
+    # that never reads it)
+    class Boom:
+        def __get__(self, inst, owner=None):
+            if inst is None:
+                return None
+            raise RuntimeError("not this one")
+
+        def __set__(self, inst, v):
+            pass
+
+    @dataclasses.dataclass
+    class Touchy:
+        x: object
+        o: object
+        b: Boom = Boom()
+
+    r = ctx.launch(lambda a, *, tl: tl.store(a.o, tl.load(a.x, shape=(4,), dtype="f32")), (1, 1), Touchy(x, o))
+    assert r.written_args == ("a.o",) and r.args["a"] == "<Touchy object; its repr raised RuntimeError>"
     gone = ctx.empty((4,), "f32")
     ctx.free(gone)
     with pytest.raises(PlacementError, match=r"launch argument 'a' \(positional #0\)\.o \(device array .* was freed"):

@@ -1207,7 +1207,7 @@ def _device_arrays(args: tuple, kwargs: dict):
 
     def walk(x, path, depth):
         if _is_record(x):  # (a dataclass's fields: a.o, as the kernel reads it)
-            items = [(f".{f.name}", getattr(x, f.name, None)) for f in dataclasses.fields(x)]
+            items = [(f".{f.name}", _field_or_none(x, f.name)) for f in dataclasses.fields(x)]
             values = [v for _, v in items]
         else:
             values = x.values() if isinstance(x, dict) else x
@@ -1235,6 +1235,16 @@ def _device_arrays(args: tuple, kwargs: dict):
         elif isinstance(a, (tuple, list, dict)) or _is_record(a):
             for path, arr, what in walk(a, "", 1):
                 yield key, path, arr, what
+
+
+def _field_or_none(x, name: str):
+    """Field ``name`` of dataclass instance ``x``, or None when reading it raises (a property
+    or descriptor of its own: the kernel may never read it, and the launch ran before
+    arguments were looked into)."""
+    try:
+        return getattr(x, name)
+    except Exception:
+        return None
 
 
 def _is_record(x) -> bool:

@@ -927,7 +927,7 @@ def arg_repr(v: Any) -> Any:
     """A launch argument as LaunchResult.args (and the JSON) shows it: numbers and strings as
     they are (numpy's as the Python numbers and strings they equal); a device array as {name,
     shape, dtype, placement, addr}; a numpy array as {shape, dtype}; anything else as its
-    repr."""
+    repr (or, when that raises, a note naming its type)."""
     if isinstance(v, DeviceArray):
         return {"name": v.name, "shape": list(v.shape), "dtype": v.dtype, "placement": v.placed(),
                 "addr": v.addr}
@@ -940,4 +940,7 @@ def arg_repr(v: Any) -> Any:
     if isinstance(v, (np.bool_, np.integer, np.str_)) or (
             isinstance(v, np.floating) and v.dtype.itemsize <= 8):  # (a long double has no float)
         return v.item()  # (np.prod(shape) as a size: the number, as JSON's numbers are)
-    return repr(v)
+    try:
+        return repr(v)
+    except Exception as e:  # (a repr reading a field that raises: the launch is not its to end)
+        return f"<{type(v).__name__} object; its repr raised {type(e).__name__}>"
