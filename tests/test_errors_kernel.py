@@ -694,6 +694,29 @@ def test_a_decorator_is_checked_against_its_own_signature_too(ctx):
                                         r"an unexpected keyword argument 'other' \(given 1 positional: "
                                         r"DeviceArray; keywords other\)$"):
         ctx.launch(plain, (1, 1), o, other=1)
+    # a wrapper's own binding mistake (a keyword renamed wrong) is its error at its line, not
+    # the launch's keyword's (a review); tl not keyword-only stays refused ahead
+    def rename(f):
+        @functools.wraps(f)
+        def w(*args, **kwargs):
+            kwargs["bogus"] = kwargs.pop("s")
+            return f(*args, **kwargs)
+        return w
+
+    @rename
+    def scaled_by(o_ptr, *, tl, scale=1.0):
+        pass
+
+    with pytest.raises(KernelError, match=r"kernel scaled_by raised TypeError .* got an unexpected keyword "
+                                          r"argument 'bogus'"):
+        ctx.launch(scaled_by, (1, 1), o, s=2.0)
+
+    @generic
+    def positional_tl(o_ptr, tl):
+        pass
+
+    with pytest.raises(TypeError, match="must take tl as a keyword-only parameter"):
+        ctx.launch(positional_tl, (1, 1), o)
     # an error of the wrapped function's own (it started) is the kernel's, wrapped as any other
     @generic
     def raises(o_ptr, *, tl):

@@ -280,14 +280,18 @@ def _arguments_error(kernel, args: tuple, kwargs: dict, where: str, name: str):
                         f"{'; keywords ' + ', '.join(kwargs) if kwargs else ''})"
                         + (f"; {', '.join(timing)}: options of the timing, not of the trace "
                            f"(ctx.trace(...).time(hw, {timing[0]}=...), or ctx.launch)" if timing else ""))
-    out.deferred = len(sigs) > 1 and _generic(sigs[1])
+    # (tl stays checked ahead: the docs' rule, whatever a wrapper does)
+    out.deferred = what != "tl" and len(sigs) > 1 and _generic(sigs[1])
+    out.names = set(re.findall(r"'([^']*)'", str(e))) if e is not None else set()
     return out
 
 
-def _bind_failed(kernel, e: BaseException) -> bool:
+def _bind_failed(kernel, e: BaseException, unbound: TypeError) -> bool:
     """Whether ``e`` is the TypeError Python raised calling the function a wrapper wraps with
-    arguments it does not take (the function not started), not an error of the kernel's own."""
-    if not isinstance(e, TypeError):
+    the launch's arguments it does not take (the function not started, and the parameter it
+    names one ``unbound`` names), not an error of the kernel's own or another of the wrapper's
+    (a keyword it renamed wrong: its own error, at its line)."""
+    if not isinstance(e, TypeError) or not unbound.names & set(re.findall(r"'([^']*)'", str(e))):
         return False
     f, name, _ = _kernel_chain(kernel)
     code = getattr(f, "__code__", None)
@@ -789,7 +793,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
         except (Exception, GeneratorExit) as e:  # (GeneratorExit: a kernel's bug, not a stop)
             if tl._no_replay is not None:
                 check_cut_short(b, e.__traceback__)  # (as above: an IndexError a count made, say)
-            if unbound is not None and _bind_failed(kernel, e):
+            if unbound is not None and _bind_failed(kernel, e, unbound):
                 raise unbound from None  # (a generic wrapper's call did not bind: the check's error)
             file, line, calls = _kernel_site(e, kfile, kline)
             if isinstance(e, AttributeError) and e.obj is tl:
