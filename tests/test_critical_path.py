@@ -775,3 +775,30 @@ def test_a_command_queued_ahead_of_one_needed_sooner_is_named():
     assert (f"(ahead, in its DMA order, of 2 commands up to load (64,64) f16 from a1 at {a['short']}, which "
             f"dot (64,64)x(64,64) f16 at {a['consumer_short']} reads sooner: issue those first)") in cp.summary()
     assert not any(s["ahead"] for s in late.critical_path().shares())
+
+
+def test_a_store_ahead_of_a_load_of_its_own_array_is_not_called_reorderable():
+    """A review: a spill stored and read back got "(ahead ... of load from a1 ...: issue it
+    first)", which would read the array before the store writes it. A store and a later load or
+    store of the same device array keep their order; of another array, the note stands."""
+    T = 64
+
+    def spill(x_ptr, tmp_ptr, o_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(T, T), dtype="f32")
+        tl.store(tmp_ptr, tl.exp(x))
+        b = tl.load(tmp_ptr if tl.program_id(0) >= 0 else o_ptr, shape=(T, T), dtype="f32")
+        tl.store(o_ptr, b * 2.0)
+
+    def other(x_ptr, tmp_ptr, o_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(T, T), dtype="f32")
+        tl.store(tmp_ptr, tl.exp(x))
+        b = tl.load(o_ptr, shape=(T, T), dtype="f32")
+        tl.store(x_ptr, b * 2.0)
+
+    ctx = kernbench.Context("default")
+    for kernel, noted in ((spill, False), (other, True)):
+        r = ctx.launch(kernel, (1, 1), *(ctx.empty((T, T), "f32") for _ in range(3)), mode="timing")
+        queued = [s for s in r.critical_path().shares() if s["ahead"]]
+        assert bool(queued) == noted and ("issue it first" in r.critical_path().summary()) == noted
+        if noted:
+            assert queued[0]["label"].startswith("store (64,64) f32 to ") and queued[0]["ahead"]["commands"] == 1

@@ -24,7 +24,7 @@ import numpy as np
 from ..common.errors import file_line
 from ..common.pe_commands import N_UNITS, Opcode, Unit
 
-__all__ = ["CommandFacts", "channel_pending", "check_report_memory", "command_facts", "index_dtype", "kept_report",
+__all__ = ["CommandFacts", "channel_pending", "dma_array", "check_report_memory", "command_facts", "index_dtype", "kept_report",
            "keep_report", "line_groups", "LineGroups", "site_keys", "first_of_keys"]
 
 
@@ -265,6 +265,18 @@ def channel_pending(result, cube: int) -> tuple:
     t, level = t[last], level[last]
     change = np.r_[True, level[1:] != level[:-1]]
     return t[change].astype(np.int64), level[change].astype(np.int64)
+
+
+def dma_array(result, i: int):
+    """The name of the device array DMA command ``i`` loads from or stores to (its kernel
+    site's), or None when it is not a load or store or the launch keeps no sites to tell."""
+    table = getattr(getattr(result, "labels", None), "__self__", None)
+    keys = site_keys(result)
+    try:
+        key = table.table.keys[int(keys[i])]
+    except (AttributeError, TypeError, IndexError):
+        return None
+    return key[5] if key and key[0] in ("load", "store") and len(key) > 5 else None
 
 
 def site_keys(result):

@@ -62,7 +62,7 @@ import numpy as np
 
 from ..common.errors import is_whole
 from ..common.pe_commands import N_UNITS, UNIT_NAMES, Opcode, Unit
-from .commands import command_facts, keep_report, kept_report, line_groups
+from .commands import command_facts, dma_array, keep_report, kept_report, line_groups
 from .table import plural
 
 __all__ = ["CriticalPath", "critical_path", "perfetto_events", "STEP_KINDS"]
@@ -176,6 +176,14 @@ class CriticalPath:
         out.sort(key=lambda d: -d["cycles"])
         return out
 
+    def _memory_order(self, fx, c: int, behind) -> bool:
+        """Whether DMA command ``c`` must stay ahead of one of the commands ``behind`` it (a
+        store and a load or store of one device array: reordering them changes the values)."""
+        if fx.opcode[c] not in (Opcode.LOAD, Opcode.STORE):
+            return False
+        return any(fx.opcode[b] in (Opcode.LOAD, Opcode.STORE) and _dma_pair_depends(self.result, fx, c, int(b))
+                   for b in behind.tolist())
+
     def _queued_ahead(self, fx, li, inv) -> dict:
         """Groups (``inv`` numbers) whose command sits ahead, in its unit's program order, of
         one the path needs sooner: a step of the group followed on the path, via "unit order"
@@ -184,6 +192,8 @@ class CriticalPath:
         than that consumer starts. Reordering helps there (issue the needed one first), where
         the path only says "sharing the memory channel" (a review: 8 weight loads queued ahead
         of the next chunk's read as bandwidth; moving them after the loop made it slower).
+        Not when the order is the values' (a store and a later load or store of one device
+        array: a spill read back).
         Group -> dict(label, short, consumer, consumer_short, cycles: the steps queued behind)."""
         st = self.steps
         n = len(st)
@@ -201,7 +211,7 @@ class CriticalPath:
             if first_use is None:
                 first_use = _first_reads(fx)
             c, last, user = int(cmd[i]), int(cmd[j]), int(cmd[j + 1])
-            if first_use[c] > fx.start[user]:
+            if first_use[c] > fx.start[user] and not self._memory_order(fx, c, cmd[i + 1:j + 1]):
                 g = self.lines
                 out[int(inv[i])] = {
                     "label": self.result.label(last), "short": g.short(int(li[j])),
@@ -272,6 +282,17 @@ class CriticalPath:
 
     def __repr__(self) -> str:
         return f"<CriticalPath {self.summary()}>"
+
+
+def _dma_pair_depends(result, fx, a: int, b: int) -> bool:
+    """Whether DMA commands ``a`` and ``b`` must keep their order: one stores to the device
+    array the other loads from or stores to (a spill read back; an unknown array counts as the
+    same)."""
+    stores = (fx.opcode[a] == Opcode.STORE) or (fx.opcode[b] == Opcode.STORE)
+    if not stores:
+        return False
+    x, y = dma_array(result, a), dma_array(result, b)
+    return x is None or y is None or x == y
 
 
 def _first_reads(fx) -> np.ndarray:
