@@ -1,5 +1,6 @@
 """A kernel whose sends and recvs wait on each other in a cycle: the engine's DeadlockError,
 naming every blocked unit by PE (pe, cube) and the kernel line of its command."""
+import re
 import os
 import sys
 
@@ -92,6 +93,7 @@ def test_a_recv_gated_by_after_on_the_cycle_is_named_as_the_fix(ctx):
     msg = str(ei.value)
     assert "Cycle of waits:" in msg
     assert msg.count("What would remove it: posting recv from W (64,) f32") == 1
+    assert "would remove this cycle (another may remain: the launch's next error would name it)" in msg
 
 
 def test_a_deadlock_of_many_units_lists_the_first_and_keeps_every_one():
@@ -111,3 +113,41 @@ def test_a_deadlock_of_many_units_lists_the_first_and_keeps_every_one():
     assert text.count("\n  PE (") == 64  # (each listed unit on its own line)
     # (the cycle of waits: one cube's ring, 100 PEs x 2 units: 32 links, then the last 2)
     assert "... 166 more ..." in text and len(text) < 20_000
+
+
+def test_an_operand_queued_behind_the_cycle_on_its_unit_is_named_as_the_fix():
+    """A review: a send whose value needs no recv, computed on VECTOR behind an op that waits for
+    one (the unit runs in program order), was told to 'send before it receives'. The fix named
+    is the unit's order: issue the independent op first; with the two lines swapped the launch
+    runs. A value that does need the recv keeps the ring's fix."""
+    ctx2 = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    ctx2.install_sfr("pe", ring=True)
+
+    def queued(*, tl):
+        r = tl.recv("W", (64,), "f32")
+        y = r * 2.0  # noqa: F841 (waits for the recv)
+        x = tl.full((64,), 1.0, "f32") + 1.0
+        tl.send("E", x)
+
+    def swapped(*, tl):
+        r = tl.recv("W", (64,), "f32")
+        x = tl.full((64,), 1.0, "f32") + 1.0
+        y = r * 2.0  # noqa: F841
+        tl.send("E", x)
+
+    def forwards(*, tl):
+        r = tl.recv("W", (64,), "f32")
+        y = r * 2.0  # noqa: F841
+        tl.send("E", r + 1.0)
+
+    with pytest.raises(DeadlockError) as ei:
+        ctx2.launch(queued, (2, 1), mode="timing")
+    fix = [x for x in str(ei.value).splitlines() if x.startswith("What would remove it: ")]
+    assert len(fix) == 1 and re.match(
+        rf"What would remove it: add \(64,\) f32 \({FILE}:\d+\), which send to E \(64,\) f32 \({FILE}:\d+\) "
+        rf"waits for, is queued on VECTOR behind mul \(64,\) f32 \({FILE}:\d+\), which waits on this cycle: "
+        r"issuing it before that one would remove this cycle$", fix[0]), fix
+    assert ctx2.launch(swapped, (2, 1), mode="timing").cycles > 0
+    with pytest.raises(DeadlockError, match=r"What would remove it: send to E \(64,\) f32 .* sends what a recv "
+                                            r"on this cycle brings in"):
+        ctx2.launch(forwards, (2, 1), mode="timing")

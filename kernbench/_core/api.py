@@ -1253,16 +1253,47 @@ def _wait_cycle(program, blocked: list) -> list:
     return []
 
 
-def _suggestions(hw, program, cycle: list) -> list:
+def _needs_no_recv(program, c: int, end, depth: int = 0) -> bool:
+    """Whether command ``c`` could run with what has ended: each of its operands' producers
+    ended (``end`` >= 0), or is no recv and needs none in turn (64 levels at most: beyond, no)."""
+    g = int(np.searchsorted(program.cmd_offsets, c, side="right")) - 1
+    row = program.take([c])[0]
+    for f in ("src0", "src1", "src2"):
+        t = int(row[f])
+        if t < 0:
+            continue
+        q = _producer(program, int(program.tensor_offsets[g]) + t)
+        if end[q] >= 0:
+            continue
+        if depth >= 64 or int(program.take([q])[0]["opcode"]) == Opcode.RECV \
+                or not _needs_no_recv(program, q, end, depth + 1):
+            return False
+    return True
+
+
+def _suggestions(hw, program, cycle: list, describe, end) -> list:
     """What would remove a cycle of waits, where the model can tell. A recv gated by ``after=``
-    on the cycle: posting it earlier removes that wait. A deeper receive queue never does here:
-    a send short of credits holds up only later sends on its own TX unit, and those go to the
-    same RX unit, which takes them after the recv the cycle waits on; the text says so."""
+    on the cycle: posting it earlier removes that wait. An operand queued on its unit behind
+    the command the cycle holds there (it needs nothing of the cycle, but the unit runs in
+    program order, and it needs no recv that has not ended): issuing it first removes that wait. A deeper
+    receive queue never does
+    here: a send short of credits holds up only later sends on its own TX unit, and those go
+    to the same RX unit, which takes them after the recv the cycle waits on; the text says so.
+    Only when none of these applies, every send on the cycle forwards what a recv on it brings
+    in: one PE must send first."""
     out = []
     for b in cycle:
         if b["reason"] == "operand" and b["unit"] >= Unit.RX_E:
             out.append(f"posting {b['label']} earlier (without after=, or after a tensor that does "
-                       f"not wait on this exchange) would remove this cycle")
+                       f"not wait on this exchange) would remove this cycle (another may remain: "
+                       f"the launch's next error would name it)")
+    for k, b in enumerate(cycle):
+        nxt = cycle[(k + 1) % len(cycle)]  # (the unit b waits for)
+        if (b["reason"] == "operand" and nxt["pe"] == b["pe"] and b["other_cmd"] >= 0
+                and nxt["cmd"] != b["other_cmd"] and _needs_no_recv(program, b["other_cmd"], end)):
+            out.append(f"{describe(b['other_cmd'])}, which {b['label']} waits for, is queued on "
+                       f"{UNIT_NAMES[nxt['unit']]} behind {nxt['label']}, which waits on this cycle: "
+                       f"issuing it before that one would remove this cycle")
     if not out and any(b["reason"] == "credit" for b in cycle):
         out.append("not a deeper receive queue (link.rx_queue_packets): the sends short of credits "
                    "here wait for recvs that the cycle itself holds up; reorder the kernel's sends "
@@ -1295,6 +1326,9 @@ def _raise_deadlock(hw, program, nbr, sim, prep, describe, source=None):
     if len(blocked) > _SHOWN:
         lines += f"\n  ... and {len(blocked) - _SHOWN:,} more blocked units (every one in the error's .blocked)"
     cycle = _wait_cycle(program, blocked)
+    # The cycle of the last start or end of a command: packet detail's clock runs on after it
+    # (credits still flying back), train detail's does not; this is the same in both.
+    start, end = _ran_times(sim, prep, program)
     text = ""
     if cycle:
         links = [f"{_pe_name(hw, b['pe'])} {UNIT_NAMES[b['unit']]}" for b in cycle]
@@ -1302,11 +1336,8 @@ def _raise_deadlock(hw, program, nbr, sim, prep, describe, source=None):
             links = links[:_SHOWN // 2] + [f"... {len(links) - _SHOWN // 2 - 2:,} more ..."] + links[-2:]
         chain = " -> ".join(links)
         text = f"\nCycle of waits: {chain} -> {_pe_name(hw, cycle[0]['pe'])} {UNIT_NAMES[cycle[0]['unit']]}"
-        for s in _suggestions(hw, program, cycle):
+        for s in _suggestions(hw, program, cycle, describe, end):
             text += f"\nWhat would remove it: {s}"
-    # The cycle of the last start or end of a command: packet detail's clock runs on after it
-    # (credits still flying back), train detail's does not; this is the same in both.
-    start, end = _ran_times(sim, prep, program)
     at = int(max(start.max(initial=0), end.max(initial=0)))
     raise DeadlockError(
         f"deadlock at cycle {at}: no unit can make progress. Blocked:\n  {lines}{text}",
