@@ -146,8 +146,53 @@ def test_an_operand_queued_behind_the_cycle_on_its_unit_is_named_as_the_fix():
     assert len(fix) == 1 and re.match(
         rf"What would remove it: add \(64,\) f32 \({FILE}:\d+\), which send to E \(64,\) f32 \({FILE}:\d+\) "
         rf"waits for, is queued on VECTOR behind mul \(64,\) f32 \({FILE}:\d+\), which waits on this cycle: "
-        r"issuing it before that one would remove this cycle$", fix[0]), fix
+        r"issuing it \(and what it reads on that unit\) before that one would remove this cycle \(another "
+        r"may remain: the launch's next error would name it\)$", fix[0]), fix
     assert ctx2.launch(swapped, (2, 1), mode="timing").cycles > 0
     with pytest.raises(DeadlockError, match=r"What would remove it: send to E \(64,\) f32 .* sends what a recv "
                                             r"on this cycle brings in"):
         ctx2.launch(forwards, (2, 1), mode="timing")
+
+
+def test_no_fix_is_named_that_the_kernel_cannot_write_or_that_would_not_work():
+    """A review's three cases. A load of the buffer a store before it writes cannot pass that
+    store (the value read back would be the old one): the ring's fix stands, the load reading a
+    recv through the buffer. A cast cannot pass the add it reads: only the dot it needs is named.
+    A value whose input is queued behind another blocked unit's head needs two moves: no
+    single fix is named rather than a false one."""
+    T = 64
+
+    def spill(a_ptr, *, tl):
+        r = tl.recv("W", (T,), "f32")
+        tl.store(a_ptr, r + 1.0)
+        tl.send("E", tl.load(a_ptr, shape=(T,), dtype="f32"))
+
+    def reads_head(a_ptr, *, tl):
+        a = tl.load(a_ptr, shape=(T, T), dtype="f16")
+        r = tl.recv("W", (T, T), "f16")
+        y = tl.dot(r, r)  # noqa: F841 (GEMM: waits for the recv)
+        f = tl.dot(a, a)  # GEMM: needs no recv, queued behind y
+        g = f + 1.0  # VECTOR: waits for f
+        tl.send("E", tl.cast(g, "f16"))  # (the cast reads g: it cannot pass it)
+
+    def two_moves(a_ptr, *, tl):
+        a = tl.load(a_ptr, shape=(T, T), dtype="f16")
+        r = tl.recv("W", (T, T), "f16")
+        z = r * 2.0  # noqa: F841 (VECTOR: waits for the recv)
+        y = tl.dot(r, r)  # noqa: F841
+        f = tl.dot(a, a)
+        tl.send("E", tl.cast(f + 1.0, "f16"))
+
+    def fixes(kernel, dtype):
+        ctx2 = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+        ctx2.install_sfr("pe", ring=True)
+        with pytest.raises(DeadlockError) as ei:
+            ctx2.launch(kernel, (2, 1), ctx2.empty((T * T,), dtype), mode="timing")
+        return [x for x in str(ei.value).splitlines() if x.startswith("What would remove it: ")]
+
+    got = fixes(spill, "f32")
+    assert len(got) == 1 and "sends what a recv on this cycle brings in" in got[0], got
+    got = fixes(reads_head, "f16")
+    assert len(got) == 1 and re.match(rf"What would remove it: dot \(64,64\)x\(64,64\) f16 \({FILE}:\d+\), which "
+                                      r"add \(64,64\) f32", got[0]), got
+    assert fixes(two_moves, "f16") == []

@@ -1253,29 +1253,83 @@ def _wait_cycle(program, blocked: list) -> list:
     return []
 
 
-def _needs_no_recv(program, c: int, end, depth: int = 0) -> bool:
-    """Whether command ``c`` could run with what has ended: each of its operands' producers
-    ended (``end`` >= 0), or is no recv and needs none in turn (64 levels at most: beyond, no)."""
-    g = int(np.searchsorted(program.cmd_offsets, c, side="right")) - 1
-    row = program.take([c])[0]
+def _array_of(describe, c: int):
+    """The device array DMA command ``c`` loads or stores (its site's), None when unknown."""
+    traced = getattr(describe, "__self__", None)
+    try:
+        key = traced.table.keys[int(traced.sites[c])]
+    except (AttributeError, TypeError, IndexError):
+        return None
+    return key[5] if key[0] in ("load", "store") and len(key) > 5 else None
+
+
+def _movable_ahead(program, p: int, head: int, end, describe, depth: int = 0) -> bool:
+    """Whether command ``p``, queued on a unit behind ``head`` (the command that unit is blocked
+    at), could be issued just before ``head`` and run: each of its operands' producers ended,
+    or is queued between them on the same unit and movable in turn (64 levels at most); and,
+    for a DMA command, no store it would pass touches its array, nor does it store to one a
+    command it passes touches (a spill read back keeps its order; an unknown array counts)."""
+    if depth >= 64:
+        return False
+    rows = program.take([p, head])
+    unit = int(rows[0]["unit"])
+    g = int(np.searchsorted(program.cmd_offsets, p, side="right")) - 1
     for f in ("src0", "src1", "src2"):
-        t = int(row[f])
+        t = int(rows[0][f])
         if t < 0:
             continue
         q = _producer(program, int(program.tensor_offsets[g]) + t)
         if end[q] >= 0:
             continue
-        if depth >= 64 or int(program.take([q])[0]["opcode"]) == Opcode.RECV \
-                or not _needs_no_recv(program, q, end, depth + 1):
+        if not (head < q < p and int(program.take([q])[0]["unit"]) == unit
+                and _movable_ahead(program, q, head, end, describe, depth + 1)):
             return False
+    if int(rows[0]["opcode"]) in (Opcode.LOAD, Opcode.STORE):
+        passed = np.arange(head, p, dtype=np.int64)
+        rows_p = program.take(passed)
+        dma = passed[(rows_p["unit"] == unit) & np.isin(rows_p["opcode"], (Opcode.LOAD, Opcode.STORE))]
+        mine, p_stores = _array_of(describe, p), int(rows[0]["opcode"]) == Opcode.STORE
+        for m in dma.tolist():
+            if (p_stores or int(program.take([m])[0]["opcode"]) == Opcode.STORE) and (
+                    mine is None or _array_of(describe, m) in (None, mine)):
+                return False
     return True
+
+
+def _reads_recv(program, c: int, end, describe, depth: int = 0) -> bool:
+    """Whether command ``c``'s operands come, through commands that have not ended, from a recv
+    that has not ended; a load's too through a store of its array on its PE that has not ended
+    (a buffer written and read back). 64 levels at most: beyond, assumed so."""
+    if depth >= 64:
+        return True
+    g = int(np.searchsorted(program.cmd_offsets, c, side="right")) - 1
+    row = program.take([c])[0]
+    if int(row["opcode"]) == Opcode.LOAD:
+        before = np.arange(int(program.cmd_offsets[g]), c, dtype=np.int64)
+        rows = program.take(before)
+        stores = before[(rows["opcode"] == Opcode.STORE) & (end[before] < 0)]
+        mine = _array_of(describe, c)
+        for m in stores.tolist():
+            if (mine is None or _array_of(describe, m) in (None, mine)) \
+                    and _reads_recv(program, m, end, describe, depth + 1):
+                return True
+    for f in ("src0", "src1", "src2"):
+        t = int(row[f])
+        if t < 0:
+            continue
+        q = _producer(program, int(program.tensor_offsets[g]) + t)
+        if end[q] < 0 and (int(program.take([q])[0]["opcode"]) == Opcode.RECV
+                           or _reads_recv(program, q, end, describe, depth + 1)):
+            return True
+    return False
 
 
 def _suggestions(hw, program, cycle: list, describe, end) -> list:
     """What would remove a cycle of waits, where the model can tell. A recv gated by ``after=``
     on the cycle: posting it earlier removes that wait. An operand queued on its unit behind
     the command the cycle holds there (it needs nothing of the cycle, but the unit runs in
-    program order, and it needs no recv that has not ended): issuing it first removes that wait. A deeper
+    program order, and what it reads ended or is queued with it, no store of its array passed):
+    issuing it first removes that wait. A deeper
     receive queue never does
     here: a send short of credits holds up only later sends on its own TX unit, and those go
     to the same RX unit, which takes them after the recv the cycle waits on; the text says so.
@@ -1290,10 +1344,12 @@ def _suggestions(hw, program, cycle: list, describe, end) -> list:
     for k, b in enumerate(cycle):
         nxt = cycle[(k + 1) % len(cycle)]  # (the unit b waits for)
         if (b["reason"] == "operand" and nxt["pe"] == b["pe"] and b["other_cmd"] >= 0
-                and nxt["cmd"] != b["other_cmd"] and _needs_no_recv(program, b["other_cmd"], end)):
+                and nxt["cmd"] != b["other_cmd"]
+                and _movable_ahead(program, b["other_cmd"], nxt["cmd"], end, describe)):
             out.append(f"{describe(b['other_cmd'])}, which {b['label']} waits for, is queued on "
                        f"{UNIT_NAMES[nxt['unit']]} behind {nxt['label']}, which waits on this cycle: "
-                       f"issuing it before that one would remove this cycle")
+                       f"issuing it (and what it reads on that unit) before that one would remove "
+                       f"this cycle (another may remain: the launch's next error would name it)")
     if not out and any(b["reason"] == "credit" for b in cycle):
         out.append("not a deeper receive queue (link.rx_queue_packets): the sends short of credits "
                    "here wait for recvs that the cycle itself holds up; reorder the kernel's sends "
@@ -1302,7 +1358,8 @@ def _suggestions(hw, program, cycle: list, describe, end) -> list:
         # every link wait is for data: each send on the cycle computes from a recv on it, so no
         # message can start (a ring that forwards what it receives, with nothing injected)
         sends = [b for b in cycle if b["reason"] == "operand" and Unit.TX_E <= b["unit"] < Unit.RX_E]
-        if sends and all(b["reason"] in ("operand", "data") for b in cycle):
+        if (sends and all(b["reason"] in ("operand", "data") for b in cycle)
+                and all(_reads_recv(program, b["cmd"], end, describe) for b in sends)):
             out.append(f"{sends[0]['label']} sends what a recv on this cycle brings in, as every send on "
                        f"it does, so no message can start: have one PE send before it receives (a "
                        f"block it already holds; a ring's step sends what it has, then receives the "
