@@ -255,7 +255,7 @@ def channel_pending(result, cube: int) -> tuple:
          & (fx.pe >= cube * ppc) & (fx.pe < (cube + 1) * ppc))
     s = fx.start[m]
     e = fx.end[m] - int(hw.dma.latency_cycles)
-    bursts = e > s  # (a load masked off whole asks for none)
+    bursts = e > s  # (every load or store moves its bursts, masked or not: a guard only)
     s, e = s[bursts], e[bursts]
     t = np.concatenate([s, e, [0]])
     d = np.concatenate([np.ones(len(s), np.int64), -np.ones(len(e), np.int64), [0]])

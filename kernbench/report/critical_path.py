@@ -138,7 +138,8 @@ class CriticalPath:
         have: a line with a cast and an add on one unit is one group) and ahead (None, or when
         a command of the group sat ahead, in its unit's order, of one the path needed sooner:
         the last of the run queued behind (its label and short), the consumer reading it (its
-        label and short), the run's commands and its cycles)."""
+        label and short), the run's commands and its cycles, and later_iteration: the run's
+        last command is at or above the group's line in the source, a loop's next iteration)."""
         if not len(self.steps):
             return []
         fx = command_facts(self.result)
@@ -193,7 +194,8 @@ class CriticalPath:
         the path only says "sharing the memory channel" (a review: 8 weight loads queued ahead
         of the next chunk's read as bandwidth; moving them after the loop made it slower).
         Not when the order is the values' (a store and a later load or store of one device
-        array: a spill read back).
+        array: a spill read back), nor when a command behind had an input made after the
+        group's command started (moved first, it would hold the unit idle).
         Group -> dict(label, short, consumer, consumer_short, cycles: the steps queued behind)."""
         st = self.steps
         n = len(st)
@@ -211,12 +213,19 @@ class CriticalPath:
             if first_use is None:
                 first_use = _first_reads(fx)
             c, last, user = int(cmd[i]), int(cmd[j]), int(cmd[j + 1])
-            if first_use[c] > fx.start[user] and not self._memory_order(fx, c, cmd[i + 1:j + 1]):
+            behind = cmd[i + 1:j + 1]
+            # (each command behind could have run in c's place: its inputs made by c's start; a
+            # load gated by after= on a later tensor, moved first, would hold the unit idle)
+            made = fx.producers[behind]
+            outside = (made >= 0) & ~np.isin(made, behind)  # (the run's own inputs move with it)
+            ready = bool(np.all(np.where(outside, fx.end[np.maximum(made, 0)], 0) <= fx.start[c]))
+            if first_use[c] > fx.start[user] and ready and not self._memory_order(fx, c, behind):
                 g = self.lines
                 out[int(inv[i])] = {
                     "label": self.result.label(last), "short": g.short(int(li[j])),
                     "consumer": self.result.label(user), "consumer_short": g.short(int(li[j + 1])),
-                    "commands": j - i, "cycles": int(st["t1"][j] - st["t0"][i + 1])}
+                    "commands": j - i, "cycles": int(st["t1"][j] - st["t0"][i + 1]),
+                    "later_iteration": _source_order(g.sources[int(li[j])]) <= _source_order(g.sources[int(li[i])])}
         return out
 
     def summary(self, top: int | None = 4) -> str:
@@ -253,10 +262,11 @@ class CriticalPath:
                            + (f" and its latency ({plural(s['latency'], 'cycle')})" if s["latency"] else ""),
             }[s["kind"]]
             a = s.get("ahead")
+            later = " (a later iteration's)" if a and a["later_iteration"] else ""
             queued = "" if not a else (
                 f" (ahead, in its {s['unit']} order, of "
-                + (f"{a['label']} at {a['short']}, which " if a["commands"] == 1 else
-                   f"{a['commands']} commands up to {a['label']} at {a['short']}, which ")
+                + (f"{a['label']} at {a['short']}{later}, which " if a["commands"] == 1 else
+                   f"{a['commands']} commands up to {a['label']} at {a['short']}{later}, which ")
                 + f"{a['consumer']} at {a['consumer_short']} reads sooner: issue "
                 + ("it first)" if a["commands"] == 1 else "those first)"))
             parts.append(f"{_pct(s['fraction'])} {what} at {s['short']} on {who}{queued}")
@@ -293,6 +303,12 @@ def _dma_pair_depends(result, fx, a: int, b: int) -> bool:
         return False
     x, y = dma_array(result, a), dma_array(result, b)
     return x is None or y is None or x == y
+
+
+def _source_order(source: str) -> tuple:
+    """(file, line) of a "file:line" source, to tell whether a command comes later in the text."""
+    file, _, line = source.rpartition(":")
+    return (file, int(line)) if line.isdigit() else (source, 0)
 
 
 def _first_reads(fx) -> np.ndarray:
