@@ -208,7 +208,7 @@ class CriticalPath:
         for i in np.flatnonzero(follows & (li[1:] != li[:-1])).tolist():
             k = int(np.searchsorted(breaks, i + 1))
             j = int(breaks[k]) if k < len(breaks) else n - 1  # the run's last step
-            if j + 1 >= n or via[j + 1] != _V_OPERAND or int(inv[i]) in out:
+            if j + 1 >= n or via[j + 1] != _V_OPERAND or int(inv[i]) in out or j - i > _AHEAD_MAX:
                 continue
             if first_use is None:
                 first_use = _first_reads(fx)
@@ -303,6 +303,11 @@ def _dma_pair_depends(result, fx, a: int, b: int) -> bool:
         return False
     x, y = dma_array(result, a), dma_array(result, b)
     return x is None or y is None or x == y
+
+
+#: the most commands an 'ahead' note asks to issue first (a unit's whole steady stream, a GEMM
+#: running dot after dot, is no reorder to suggest, and checking it for every step was quadratic)
+_AHEAD_MAX = 64
 
 
 def _source_order(source: str) -> tuple:
