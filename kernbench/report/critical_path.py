@@ -138,8 +138,9 @@ class CriticalPath:
         have: a line with a cast and an add on one unit is one group) and ahead (None, or when
         a command of the group sat ahead, in its unit's order, of one the path needed sooner:
         the last of the run queued behind (its label and short), the consumer reading it (its
-        label and short), the run's commands and its cycles, and later_iteration: the run's
-        last command is at or above the group's line in the source, a loop's next iteration)."""
+        label and short; None: the launch's end), the run's commands, cycles (how long the run
+        waited for the unit past its inputs and the unit's command before) and later_iteration
+        (the run's last line ran before on that PE: a loop's later iteration))."""
         if not len(self.steps):
             return []
         fx = command_facts(self.result)
@@ -189,14 +190,16 @@ class CriticalPath:
         """Groups (``inv`` numbers) whose command sits ahead, in its unit's program order, of
         one the path needs sooner: a step of the group followed on the path, via "unit order"
         on the same unit, by commands of another line up to one whose result the path's next
-        step reads (the consumer), when the group's own command's result is first read later
-        than that consumer starts. Reordering helps there (issue the needed one first), where
-        the path only says "sharing the memory channel" (a review: 8 weight loads queued ahead
-        of the next chunk's read as bandwidth; moving them after the loop made it slower).
-        Not when the order is the values' (a store and a later load or store of one device
-        array: a spill read back), nor when a command behind had an input made after the
-        group's command started (moved first, it would hold the unit idle).
-        Group -> dict(label, short, consumer, consumer_short, cycles: the steps queued behind)."""
+        step reads (the consumer) or that ends the launch, when the group's own command's
+        result is first read later than that consumer starts (or never). Reordering helps there
+        (issue the needed one first), where the path only says "sharing the memory channel" (a
+        review: 8 weight loads queued ahead of the next chunk's read as bandwidth; moving them
+        after the loop made it slower). Not when the order is the values' (a store and a later
+        load or store of one device array: a spill read back), nor when a command behind had an
+        input made after the group's command started (moved first, it would hold the unit idle).
+        Group -> dict(label, short, consumer and consumer_short (None: the launch's end),
+        commands, cycles: how long the first command behind waited for the unit past the later
+        of its inputs and the unit's command before the group's, later_iteration)."""
         st = self.steps
         n = len(st)
         cmd, via = st["cmd"], st["via"]
@@ -205,27 +208,47 @@ class CriticalPath:
         follows = (via[1:] == _V_UNIT) & (pe[1:] == pe[:-1]) & (unit[1:] == unit[:-1])
         breaks = np.flatnonzero(~follows)  # (a run of such steps ends at each)
         out, first_use = {}, None
+        g = self.lines
         for i in np.flatnonzero(follows & (li[1:] != li[:-1])).tolist():
             k = int(np.searchsorted(breaks, i + 1))
             j = int(breaks[k]) if k < len(breaks) else n - 1  # the run's last step
-            if j + 1 >= n or via[j + 1] != _V_OPERAND or int(inv[i]) in out or j - i > _AHEAD_MAX:
+            ends = j == n - 1  # (the run ends the launch: its end is the consumer)
+            if (not ends and via[j + 1] != _V_OPERAND) or int(inv[i]) in out or j - i > _AHEAD_MAX:
                 continue
             if first_use is None:
                 first_use = _first_reads(fx)
-            c, last, user = int(cmd[i]), int(cmd[j]), int(cmd[j + 1])
+            c, last = int(cmd[i]), int(cmd[j])
+            user = None if ends else int(cmd[j + 1])
             behind = cmd[i + 1:j + 1]
             # (each command behind could have run in c's place: its inputs made by c's start; a
             # load gated by after= on a later tensor, moved first, would hold the unit idle)
             made = fx.producers[behind]
             outside = (made >= 0) & ~np.isin(made, behind)  # (the run's own inputs move with it)
-            ready = bool(np.all(np.where(outside, fx.end[np.maximum(made, 0)], 0) <= fx.start[c]))
-            if first_use[c] > fx.start[user] and ready and not self._memory_order(fx, c, behind):
-                g = self.lines
+            inputs = int(np.where(outside, fx.end[np.maximum(made, 0)], 0).max(initial=0))
+            later = first_use[c] > (self.cycles if user is None else fx.start[user])
+            if later and inputs <= fx.start[c] and not self._memory_order(fx, c, behind):
+                # how long the run waited for the unit: from when it could have started there,
+                # before the group's commands ahead of it (the run of them ending at step i)
+                i0 = i
+                while i0 > 0 and follows[i0 - 1] and inv[i0 - 1] == inv[i]:
+                    i0 -= 1
+                c0 = int(cmd[i0])
+                free = max(int(fx.end[fx.prev[c0]]) if fx.prev[c0] >= 0 else 0, inputs)
+                waited = int(st["t0"][i + 1]) - free
+                if user is None:
+                    # ending the launch, the run gains only the unit's idle time before the
+                    # group's commands (the same work either way): none, no note
+                    waited = min(int(fx.start[c0]) - free, int(st["t1"][j] - st["t0"][i + 1]))
+                if waited <= 0:
+                    continue
+                first = int(self.result.program.cmd_offsets[int(fx.pe[c])])
                 out[int(inv[i])] = {
                     "label": self.result.label(last), "short": g.short(int(li[j])),
-                    "consumer": self.result.label(user), "consumer_short": g.short(int(li[j + 1])),
-                    "commands": j - i, "cycles": int(st["t1"][j] - st["t0"][i + 1]),
-                    "later_iteration": _source_order(g.sources[int(li[j])]) <= _source_order(g.sources[int(li[i])])}
+                    "consumer": None if user is None else self.result.label(user),
+                    "consumer_short": None if user is None else g.short(int(li[j + 1])),
+                    "commands": j - i, "cycles": waited,
+                    # a loop's later iteration: the run's last line ran before on its PE
+                    "later_iteration": bool(np.any(g.line_of[first:c] == li[j]))}
         return out
 
     def summary(self, top: int | None = 4) -> str:
@@ -261,20 +284,19 @@ class CriticalPath:
                 "channel": f"DMA {label} sharing the memory channel ({plural(s['slack'], 'cycle')} waiting)"
                            + (f" and its latency ({plural(s['latency'], 'cycle')})" if s["latency"] else ""),
             }[s["kind"]]
-            a = s.get("ahead")
-            later = " (a later iteration's)" if a and a["later_iteration"] else ""
-            queued = "" if not a else (
-                f" (ahead, in its {s['unit']} order, of "
-                + (f"{a['label']} at {a['short']}{later}, which " if a["commands"] == 1 else
-                   f"{a['commands']} commands up to {a['label']} at {a['short']}{later}, which ")
-                + f"{a['consumer']} at {a['consumer_short']} reads sooner: issue "
-                + ("it first)" if a["commands"] == 1 else "those first)"))
-            parts.append(f"{_pct(s['fraction'])} {what} at {s['short']} on {who}{queued}")
+            parts.append(f"{_pct(s['fraction'])} {what} at {s['short']} on {who}{_ahead_text(s)}")
         rest = shares[len(shown):]
         if rest:
             parts.append(f"{_pct(sum(s['fraction'] for s in rest))} in {len(rest)} more")
-        return (f"critical path ({plural(len(self.steps), 'step')} on {plural(len(self._pes()), 'PE')}): "
+        text = (f"critical path ({plural(len(self.steps), 'step')} on {plural(len(self._pes()), 'PE')}): "
                 + ", ".join(parts))
+        # a share too small to be shown may hold the order that costs most (a review: a 136-cycle
+        # add ahead of a ring's adds cost 16,184): each such note follows, the costliest first
+        hidden = sorted((s for s in rest if s["ahead"]), key=lambda s: -s["ahead"]["cycles"])
+        for s in hidden:
+            who = self.result.pe_name(s["pes"][0]) if len(s["pes"]) == 1 else f"{len(s['pes'])} PEs"
+            text += f"; also {s['unit']} {s['label']} at {s['short']} on {who}{_ahead_text(s)}"
+        return text
 
     def _pes(self) -> np.ndarray:
         return np.unique(command_facts(self.result).pe[self.steps["cmd"]])
@@ -303,6 +325,20 @@ def _dma_pair_depends(result, fx, a: int, b: int) -> bool:
         return False
     x, y = dma_array(result, a), dma_array(result, b)
     return x is None or y is None or x == y
+
+
+def _ahead_text(share: dict) -> str:
+    """The summary's words for a share's ``ahead`` note ("" without one)."""
+    a = share.get("ahead")
+    if not a:
+        return ""
+    later = " (a later iteration's)" if a["later_iteration"] else ""
+    what = (f"{a['label']} at {a['short']}{later}" if a["commands"] == 1 else
+            f"{a['commands']} commands up to {a['label']} at {a['short']}{later}")
+    reader = ("which end the launch" if a["consumer"] is None else
+              f"which {a['consumer']} at {a['consumer_short']} reads sooner")
+    return (f" (ahead, in its {share['unit']} order, of {what}, {reader}; they waited "
+            f"{plural(a['cycles'], 'cycle')} for it: issue {'it' if a['commands'] == 1 else 'those'} first)")
 
 
 #: the most commands an 'ahead' note asks to issue first (a unit's whole steady stream, a GEMM
