@@ -769,12 +769,13 @@ def test_a_command_queued_ahead_of_one_needed_sooner_is_named():
     line = lambda s: s.rsplit(":", 1)[1]  # noqa: E731
     assert len(queued) == 1 and queued[0]["unit"] == "DMA" and queued[0]["label"] == "load (64,64) f16 from a2"
     a = queued[0]["ahead"]
-    # (cycles: the x and w1 loads could have started at 0, and started at 728, behind the four)
+    # (cycles: the x and w1 loads could have started at 0, and started at 728, behind the four;
+    # the dot reads nothing else and is the GEMM's first: it starts 728 sooner)
     assert (a["label"], a["consumer"], a["commands"], a["cycles"], a["later_iteration"]) == (
         "load (64,64) f16 from a1", "dot (64,64)x(64,64) f16", 2, 4 * 182, False)
     assert int(line(a["consumer_short"])) == int(line(a["short"])) + 3  # (the dot, 3 lines below w1's load)
     assert (f"(ahead, in its DMA order, of 2 commands up to load (64,64) f16 from a1 at {a['short']}, which "
-            f"dot (64,64)x(64,64) f16 at {a['consumer_short']} reads sooner; they waited 728 cycles for it: "
+            f"dot (64,64)x(64,64) f16 at {a['consumer_short']} reads sooner, 728 cycles late: "
             f"issue those first)") in cp.summary()
     assert not any(s["ahead"] for s in late.critical_path().shares())
 
@@ -900,5 +901,41 @@ def test_a_note_too_small_to_show_is_still_said_and_the_launch_end_is_a_reader()
     assert cyc["y first"].cycles < cyc["stores swapped"].cycles
     text = cp.summary()
     assert all(notes[u]["fraction"] < 0.05 for u in notes)  # (neither share in the top four)
-    assert text.count("; also ") == 2 and ", which end the launch; they waited " in text
+    assert text.count("; also ") == 2 and ", which end the launch, 136 cycles late: issue it first)" in text
     assert text.index("; also VECTOR") < text.index("; also DMA")  # (the costliest first)
+
+
+def test_a_reorder_note_gives_what_the_reader_gains_not_the_whole_wait():
+    """The causal prefill panel's store of o ahead of the next K/V group's loads holds them
+    619,266 cycles, but the group's first dot waits for the GEMM unit anyway and could start
+    only 9,759 sooner. Here: a store waiting for a long VECTOR chain sits ahead of w's load; the
+    dot reading w also needs d0 (GEMM, done long before). The note's cycles are the dot's start
+    past d0's end and its GEMM predecessor's, less than the load's whole wait."""
+    T = 64
+
+    def k(x_ptr, w_ptr, o_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(T, T), dtype="f32")
+        big = tl.load(w_ptr, shape=(T, T), dtype="f16")
+        d0 = tl.dot(big, big)
+        s = x
+        for _ in range(10):
+            s = tl.exp(s * 0.5)
+        tl.store(o_ptr, s)
+        w = tl.load(w_ptr, shape=(T, T), dtype="f16")
+        tl.store(o_ptr, tl.dot(w, w, acc=d0))
+
+    ctx = kernbench.Context("default")
+    r = ctx.launch(k, (1, 1), ctx.empty((T, T), "f32"), ctx.empty((T, T), "f16"), ctx.empty((T, T), "f32"),
+                   mode="timing")
+    fx = command_facts(r)
+    dots = np.flatnonzero(fx.opcode == Opcode.DOT)
+    loads = np.flatnonzero(fx.opcode == Opcode.LOAD)
+    d2, w_load = int(dots[-1]), int(loads[-1])
+    store = int(fx.prev[w_load])  # (the store of s, ahead of w's load on the DMA unit)
+    assert fx.opcode[store] == Opcode.STORE
+    inputs = [int(p) for p in fx.producers[d2] if p >= 0 and p != w_load] + [int(fx.prev[d2])]
+    gain = int(fx.start[d2]) - max(int(fx.end[p]) for p in inputs)
+    wait = int(fx.start[w_load]) - int(fx.end[fx.prev[store]])  # (from the unit's command before the store)
+    note = [s["ahead"] for s in r.critical_path().shares() if s["ahead"] and s["unit"] == "DMA"]
+    assert len(note) == 1 and note[0]["label"].startswith("load (64,64) f16 from ") and note[0]["consumer"].startswith("dot")
+    assert 0 < note[0]["cycles"] == gain < wait

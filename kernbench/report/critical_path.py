@@ -138,8 +138,10 @@ class CriticalPath:
         have: a line with a cast and an add on one unit is one group) and ahead (None, or when
         a command of the group sat ahead, in its unit's order, of one the path needed sooner:
         the last of the run queued behind (its label and short), the consumer reading it (its
-        label and short; None: the launch's end), the run's commands, cycles (how long the run
-        waited for the unit past its inputs and the unit's command before) and later_iteration
+        label and short; None: the launch's end), the run's commands, cycles (how much sooner
+        the consumer could start: the run's wait behind the group's commands, no more than the
+        consumer's start past its other inputs and its unit's command before; at the launch's
+        end, the unit's idle time before the group's commands) and later_iteration
         (the run's last line ran before on that PE: a loop's later iteration))."""
         if not len(self.steps):
             return []
@@ -198,8 +200,7 @@ class CriticalPath:
         load or store of one device array: a spill read back), nor when a command behind had an
         input made after the group's command started (moved first, it would hold the unit idle).
         Group -> dict(label, short, consumer and consumer_short (None: the launch's end),
-        commands, cycles: how long the first command behind waited for the unit past the later
-        of its inputs and the unit's command before the group's, later_iteration)."""
+        commands, cycles (see :meth:`shares`), later_iteration)."""
         st = self.steps
         n = len(st)
         cmd, via = st["cmd"], st["via"]
@@ -235,7 +236,17 @@ class CriticalPath:
                 c0 = int(cmd[i0])
                 free = max(int(fx.end[fx.prev[c0]]) if fx.prev[c0] >= 0 else 0, inputs)
                 waited = int(st["t0"][i + 1]) - free
-                if user is None:
+                if user is not None:
+                    # what the consumer gains: no more than its start past its inputs from outside
+                    # the run and its unit's command before it (the prefill's next K/V group's
+                    # loads waited 619,266 cycles behind a store; its first dot, 28)
+                    src = fx.producers[user]
+                    other = [int(x) for x in src.tolist() if x >= 0 and x not in set(behind.tolist())]
+                    if fx.prev[user] >= 0:
+                        other.append(int(fx.prev[user]))
+                    bound = max((int(fx.end[x]) for x in other), default=0)
+                    waited = min(waited, int(fx.start[user]) - bound)
+                else:
                     # ending the launch, the run gains only the unit's idle time before the
                     # group's commands (the same work either way): none, no note
                     waited = min(int(fx.start[c0]) - free, int(st["t1"][j] - st["t0"][i + 1]))
@@ -291,7 +302,8 @@ class CriticalPath:
         text = (f"critical path ({plural(len(self.steps), 'step')} on {plural(len(self._pes()), 'PE')}): "
                 + ", ".join(parts))
         # a share too small to be shown may hold the order that costs most (a review: a 136-cycle
-        # add ahead of a ring's adds cost 16,184): each such note follows, the costliest first
+        # add ahead of a ring's adds held them 16,184 cycles): each such note follows, the
+        # costliest first
         hidden = sorted((s for s in rest if s["ahead"]), key=lambda s: -s["ahead"]["cycles"])
         for s in hidden:
             who = self.result.pe_name(s["pes"][0]) if len(s["pes"]) == 1 else f"{len(s['pes'])} PEs"
@@ -337,8 +349,8 @@ def _ahead_text(share: dict) -> str:
             f"{a['commands']} commands up to {a['label']} at {a['short']}{later}")
     reader = ("which end the launch" if a["consumer"] is None else
               f"which {a['consumer']} at {a['consumer_short']} reads sooner")
-    return (f" (ahead, in its {share['unit']} order, of {what}, {reader}; they waited "
-            f"{plural(a['cycles'], 'cycle')} for it: issue {'it' if a['commands'] == 1 else 'those'} first)")
+    return (f" (ahead, in its {share['unit']} order, of {what}, {reader}, "
+            f"{plural(a['cycles'], 'cycle')} late: issue {'it' if a['commands'] == 1 else 'those'} first)")
 
 
 #: the most commands an 'ahead' note asks to issue first (a unit's whole steady stream, a GEMM
