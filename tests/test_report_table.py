@@ -442,3 +442,33 @@ def test_a_launch_that_ran_no_command_names_no_bound_resource(tmp_path):
     assert doc["summary"]["bound"] == b == json.loads((tmp_path / "run.json").read_text())["summary"]["bound"]
     back = from_json(tmp_path / "run.json")
     assert summarize(back)["bound"] == b and to_json(back) == doc
+
+
+def test_a_short_receive_queue_makes_the_link_credits_the_bound():
+    """A review: with link.rx_queue_packets = 2 the bound named the link's serialisation (512
+    cycles) and the launch 6.8x it, though no schedule could do better than the credit round
+    trips. Derivation (default link: packets of 256 B at 32 B/cycle, ser = 8, hop h = 50): packet
+    i leaves no sooner than 2h + ser after packet i - 2, so 64 packets take at least
+    floor(63 / 2) * 108 + 8 = 3,356 cycles; the launch (the fill's 72 cycles, then the message)
+    takes 3,486."""
+    import kernbench
+    from kernbench.report.summary import bound
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2, "link.rx_queue_packets": 2})
+    ctx.install_sfr("pe")
+
+    def k(*, tl):
+        if tl.program_id(0) == 0:
+            tl.send(dir="E", src=tl.zeros((64, 64), "f32"))
+        else:
+            tl.recv(dir="W", shape=(64, 64), dtype="f32")
+
+    r = ctx.launch(k, (2, 1), mode="timing")
+    b = bound(r)
+    assert (b["cycles"], b["resource"], b["where"]) == (31 * 108 + 8, "link credits", "PE (0, 0) -> E")
+    assert r.cycles >= b["cycles"] and r.cycles == 3486
+    assert "3,356 cycles, the credit round trips of the busiest link's packets" in r.report()
+    # with the default queue (32) the round trips do not bind: the serialisation is the bound
+    ctx2 = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    ctx2.install_sfr("pe")
+    assert bound(ctx2.launch(k, (2, 1), mode="timing"))["resource"] == "link"

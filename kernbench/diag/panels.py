@@ -170,7 +170,8 @@ class PanelResult:
         DMA unit (its commands one after another, each its bursts and ``dma.latency_cycles``:
         busy less arbitration stall), each cube's memory channel (the cycles its PEs' bursts
         held it, each burst ``ceil(bytes / dma.channel_bytes_per_cycle)``: DMA busy less
-        arbitration and latency) and each link (serialisation cycles). No schedule of the same
+        arbitration and latency) and each link (serialisation cycles, or its packets' credit
+        round trips where the receive queue is short). No schedule of the same
         commands can finish sooner. kernbench.report.summary.bound, which the report's "bound"
         row shows for any launch."""
         from ..report.summary import bound

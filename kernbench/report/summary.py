@@ -172,7 +172,9 @@ def bound(result) -> dict:
     each PE's DMA unit (its commands one after another, each its bursts and
     ``dma.latency_cycles``: busy less arbitration stall); each cube's memory channel (the
     cycles its PEs' bursts held it: DMA busy less arbitration and latency); each link (its
-    serialisation cycles). ``cycles``, ``resource`` (GEMM, VECTOR, DMA, memory channel, link;
+    serialisation cycles, or, where its receive queue is short, the credit round trips its
+    packets wait: :func:`_credit_rounds`). ``cycles``, ``resource`` (GEMM, VECTOR, DMA, memory
+    channel, link, link credits;
     "none" when no resource was busy, a launch whose PEs ran no command, as a sweep's ``bound``
     column says), ``where`` (its PE, cube or link; None with "none"), ``ratio`` (the launch's
     cycles over it; None at 0). On a tie the first in that order, then the lowest PE, cube or
@@ -199,12 +201,31 @@ def bound(result) -> dict:
     if len(busy_links) and busy_links.max() > 0:
         k = int(np.argmax(busy_links))
         cands.append((int(busy_links[k]), "link", _link_name(result, k)))
+        credits = _credit_rounds(hw, lc)
+        k = int(np.argmax(credits))
+        if credits[k] > busy_links[k]:  # (a short receive queue: its round trips bind the link)
+            cands.append((int(credits[k]), "link credits", _link_name(result, k)))
     top = max(cands, key=lambda x: x[0], default=(0, None, None))  # (the first at the max)
     if top[0] == 0:  # (nothing was busy: the first at 0, PE (0, 0)'s DMA, bounds nothing; a review)
         top = (0, "none", None)
     cyc = int(result.cycles)
     return {"cycles": top[0], "resource": top[1], "where": top[2],
             "ratio": cyc / top[0] if top[0] else None}
+
+
+def _credit_rounds(hw, lc) -> np.ndarray:
+    """Per link, the fewest cycles its packets can take with ``link.rx_queue_packets`` (Q)
+    credits: packet i leaves no sooner than a credit round trip after packet i - Q left (its
+    credit is back a hop after it landed, a hop after it left: e_i >= e_{i-Q} + 2h + ser_i,
+    docs/hardware-model.md, "SFR links"), so m packets take at least floor((m - 1) / Q)
+    (2h + ser) + ser, whatever the schedule; ser a full packet's cycles, or 1 on a link that
+    also carried a shorter last packet (a lower bound still)."""
+    link = hw.link
+    m = lc["packets"].astype(np.int64)
+    full = -(-int(link.packet_bytes) // int(link.bytes_per_cycle))
+    ser = np.where(lc["bytes"].astype(np.int64) == m * int(link.packet_bytes), full, 1)
+    rounds = np.maximum(m - 1, 0) // int(link.rx_queue_packets)
+    return np.where(m > 0, rounds * (2 * int(link.hop_latency_cycles) + ser) + ser, 0)
 
 
 def _link_name(result, link: int) -> str:
