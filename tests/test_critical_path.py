@@ -939,3 +939,60 @@ def test_a_reorder_note_gives_what_the_reader_gains_not_the_whole_wait():
     note = [s["ahead"] for s in r.critical_path().shares() if s["ahead"] and s["unit"] == "DMA"]
     assert len(note) == 1 and note[0]["label"].startswith("load (64,64) f16 from ") and note[0]["consumer"].startswith("dot")
     assert 0 < note[0]["cycles"] == gain < wait
+
+
+def test_reorder_notes_that_would_change_values_or_overstate_the_gain_are_not_given():
+    """A breaker's three cases. Two recvs on one port, the second read first: swapping them
+    swaps their messages (a port pairs in order), so no note on link units. One line storing to
+    two arrays ahead of a load reading the first back: the whole run passed is checked, not its
+    last store, so no note. A dot reading x and w0, x queued behind four weight loads: moving x
+    first delays w0 by x's load, so the dot starts 3 x 182 = 546 sooner, not 728 (two 182-cycle
+    loads on one serial DMA unit come first whatever the order)."""
+    ctx2 = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    ctx2.install_sfr("pe")
+
+    def two_recvs(x_ptr, *, tl):
+        if tl.program_id(0) == 0:
+            tl.send(dir="E", src=tl.full((16, 16), 1.0, "f32"))
+            tl.send(dir="E", src=tl.full((16, 16), 2.0, "f32"))
+        else:
+            x = tl.load(x_ptr, shape=(256, 256), dtype="f16")
+            a = tl.recv(dir="W", shape=(16, 16), dtype="f32", after=tl.dot(x, x))
+            b = tl.recv(dir="W", shape=(16, 16), dtype="f32")
+            tl.exp(tl.exp(b) + a)
+
+    r = ctx2.launch(two_recvs, (2, 1), ctx2.empty((256, 256), "f16"), mode="timing")
+    steps = r.critical_path().step_dicts()
+    assert any(s["unit"] == "RX_W" and s["via"] == "unit order" for s in steps)  # (the case arises)
+    assert not any(s["ahead"] for s in r.critical_path().shares())
+
+    ctx = kernbench.Context("default")
+
+    def two_stores(x_ptr, a_ptr, b_ptr, o_ptr, *, tl):
+        t = tl.exp(tl.exp(tl.exp(tl.load(x_ptr, shape=(64, 64), dtype="f32"))))
+        for p in (a_ptr, b_ptr):
+            tl.store(p, t)
+        y = tl.cast(tl.load(a_ptr, shape=(64, 64), dtype="f32"), "f16")
+        tl.store(o_ptr, tl.dot(y, y))
+
+    r = ctx.launch(two_stores, (1, 1), *(ctx.empty((64, 64), "f32") for _ in range(4)), mode="timing")
+    assert not any(s["ahead"] for s in r.critical_path().shares())
+
+    def weights_first(order):
+        def k(w_ptr, x_ptr, o_ptr, *, tl):
+            if order == "as is":
+                ws = [tl.load(w_ptr + i * 64 * 64 * 2, shape=(64, 64), dtype="f16") for i in range(4)]
+                x = tl.load(x_ptr, shape=(64, 64), dtype="f16")
+            else:
+                x = tl.load(x_ptr, shape=(64, 64), dtype="f16")
+                ws = [tl.load(w_ptr + i * 64 * 64 * 2, shape=(64, 64), dtype="f16") for i in range(4)]
+            acc = tl.dot(x, ws[0])
+            for i in range(1, 4):
+                acc = tl.dot(tl.cast(acc, "f16"), ws[i])
+            tl.store(o_ptr, acc)
+        return k
+
+    args = (ctx.empty((256, 64), "f16"), ctx.empty((64, 64), "f16"), ctx.empty((64, 64), "f32"))
+    before, after = (ctx.launch(weights_first(o), (1, 1), *args, mode="timing") for o in ("as is", "x first"))
+    notes = [s["ahead"] for s in before.critical_path().shares() if s["ahead"]]
+    assert len(notes) == 1 and notes[0]["cycles"] == 3 * 182 == before.cycles - after.cycles

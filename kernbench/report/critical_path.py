@@ -205,8 +205,11 @@ class CriticalPath:
         n = len(st)
         cmd, via = st["cmd"], st["via"]
         pe, unit = fx.pe[cmd], fx.unit[cmd]
-        # follows[k]: step k + 1 comes after step k in the order of the same unit
-        follows = (via[1:] == _V_UNIT) & (pe[1:] == pe[:-1]) & (unit[1:] == unit[:-1])
+        # follows[k]: step k + 1 comes after step k in the order of the same unit (not a link
+        # unit's: a port's sends and recvs pair with the other end's in order, so swapping two
+        # swaps their messages; a breaker's gated recv got a note)
+        follows = ((via[1:] == _V_UNIT) & (pe[1:] == pe[:-1]) & (unit[1:] == unit[:-1])
+                   & (unit[1:] < Unit.TX_E))
         breaks = np.flatnonzero(~follows)  # (a run of such steps ends at each)
         out, first_use = {}, None
         g = self.lines
@@ -226,13 +229,16 @@ class CriticalPath:
             made = fx.producers[behind]
             outside = (made >= 0) & ~np.isin(made, behind)  # (the run's own inputs move with it)
             inputs = int(np.where(outside, fx.end[np.maximum(made, 0)], 0).max(initial=0))
+            # the group's commands the run would pass: the run of them ending at step i
+            i0 = i
+            while i0 > 0 and follows[i0 - 1] and inv[i0 - 1] == inv[i]:
+                i0 -= 1
+            passed = cmd[i0:i + 1]
             later = first_use[c] > (self.cycles if user is None else fx.start[user])
-            if later and inputs <= fx.start[c] and not self._memory_order(fx, c, behind):
+            if later and inputs <= fx.start[c] and not any(
+                    self._memory_order(fx, int(x), behind) for x in passed.tolist()):
                 # how long the run waited for the unit: from when it could have started there,
-                # before the group's commands ahead of it (the run of them ending at step i)
-                i0 = i
-                while i0 > 0 and follows[i0 - 1] and inv[i0 - 1] == inv[i]:
-                    i0 -= 1
+                # before the group's commands ahead of it
                 c0 = int(cmd[i0])
                 free = max(int(fx.end[fx.prev[c0]]) if fx.prev[c0] >= 0 else 0, inputs)
                 waited = int(st["t0"][i + 1]) - free
@@ -241,10 +247,14 @@ class CriticalPath:
                     # the run and its unit's command before it (the prefill's next K/V group's
                     # loads waited 619,266 cycles behind a store; its first dot, 28)
                     src = fx.producers[user]
-                    other = [int(x) for x in src.tolist() if x >= 0 and x not in set(behind.tolist())]
+                    moved, pushed = set(behind.tolist()), set(passed.tolist())
+                    other = [int(x) for x in src.tolist() if x >= 0 and x not in moved]
                     if fx.prev[user] >= 0:
                         other.append(int(fx.prev[user]))
-                    bound = max((int(fx.end[x]) for x in other), default=0)
+                    # an input among the passed commands ends later by the run's time once it
+                    # is behind the run (a breaker: the dot read w0 too; 728 claimed, 546 true)
+                    run = int(st["t1"][j] - st["t0"][i + 1])
+                    bound = max((int(fx.end[x]) + (run if x in pushed else 0) for x in other), default=0)
                     waited = min(waited, int(fx.start[user]) - bound)
                 else:
                     # ending the launch, the run gains only the unit's idle time before the

@@ -217,15 +217,18 @@ def _credit_rounds(hw, lc) -> np.ndarray:
     """Per link, the fewest cycles its packets can take with ``link.rx_queue_packets`` (Q)
     credits: packet i leaves no sooner than a credit round trip after packet i - Q left (its
     credit is back a hop after it landed, a hop after it left: e_i >= e_{i-Q} + 2h + ser_i,
-    docs/hardware-model.md, "SFR links"), so m packets take at least floor((m - 1) / Q)
-    (2h + ser) + ser, whatever the schedule; ser a full packet's cycles, or 1 on a link that
-    also carried a shorter last packet (a lower bound still)."""
+    docs/hardware-model.md, "SFR links"), so the chain of L = floor((m - 1) / Q) + 1 packets
+    m - 1, m - 1 - Q, ... takes at least (L - 1) 2h plus their serialisation, whatever the
+    schedule: a full packet's cycles each, but 1 for as many as the link's messages where it
+    carried a shorter last packet (a message has one at most, and it may fall in the chain)."""
     link = hw.link
     m = lc["packets"].astype(np.int64)
     full = -(-int(link.packet_bytes) // int(link.bytes_per_cycle))
-    ser = np.where(lc["bytes"].astype(np.int64) == m * int(link.packet_bytes), full, 1)
-    rounds = np.maximum(m - 1, 0) // int(link.rx_queue_packets)
-    return np.where(m > 0, rounds * (2 * int(link.hop_latency_cycles) + ser) + ser, 0)
+    chain = np.maximum(m - 1, 0) // int(link.rx_queue_packets) + 1
+    short = np.where(lc["bytes"].astype(np.int64) == m * int(link.packet_bytes), 0,
+                     np.minimum(chain, lc["messages"].astype(np.int64)))
+    rounds = (chain - 1) * 2 * int(link.hop_latency_cycles) + (chain - short) * full + short
+    return np.where(m > 0, rounds, 0)
 
 
 def _link_name(result, link: int) -> str:
