@@ -511,3 +511,27 @@ def test_the_bound_is_never_above_the_launch_on_credit_bound_links():
     seen = set()
     check()
     assert "link credits" in seen  # (the credit bound bound some of them)
+
+
+@pytest.mark.parametrize("n, want", [(16384, 255 * 100 + 256 * 8), (16385, 256 * 100 + 256 * 8 + 1)])
+def test_a_short_last_packet_costs_the_credit_bound_one_packet_only(n, want):
+    """A breaker: 4 bytes more (a short 257th packet) made every packet count 1 cycle, and the
+    bound fell by 1,691 as work was added. Derivation (packets of 256 B at 32 B/cycle, ser = 8;
+    h = 50; Q = 1): 64 KiB is 256 packets, each a round trip 2h after the one before: 255 x 100
+    + 256 x 8 = 27,548. One element more: 257 packets, the short last one counted 1 cycle: 256 x
+    100 + 256 x 8 + 1 = 27,649."""
+    import kernbench
+    from kernbench.report.summary import bound
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2, "link.rx_queue_packets": 1})
+    ctx.install_sfr("pe")
+
+    def k(*, tl):
+        if tl.program_id(0) == 0:
+            tl.send(dir="E", src=tl.zeros((n,), "f32"))
+        else:
+            tl.recv(dir="W", shape=(n,), dtype="f32")
+
+    r = ctx.launch(k, (2, 1), mode="timing")
+    b = bound(r)
+    assert (b["cycles"], b["resource"]) == (want, "link credits") and r.cycles >= want
