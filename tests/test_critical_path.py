@@ -771,7 +771,7 @@ def test_a_command_queued_ahead_of_one_needed_sooner_is_named():
     a = queued[0]["ahead"]
     # (cycles: the x and w1 loads could have started at 0, and started at 728, behind the four;
     # the dot reads nothing else and is the GEMM's first: it starts 728 sooner)
-    assert (a["label"], a["consumer"], a["commands"], a["cycles"], a["later_iteration"]) == (
+    assert (a["label"], a["consumer"], a["commands"], a["cycles"], a["later_run"]) == (
         "load (64,64) f16 from a1", "dot (64,64)x(64,64) f16", 2, 4 * 182, False)
     assert int(line(a["consumer_short"])) == int(line(a["short"])) + 3  # (the dot, 3 lines below w1's load)
     assert (f"(ahead, in its DMA order, of 2 commands up to load (64,64) f16 from a1 at {a['short']}, which "
@@ -807,12 +807,12 @@ def test_a_store_ahead_of_a_load_of_its_own_array_is_not_called_reorderable():
             assert queued[0]["label"].startswith("store (64,64) f32 to ") and queued[0]["ahead"]["commands"] == 1
 
 
-def test_the_ahead_note_needs_the_queued_inputs_ready_and_names_a_later_iteration():
+def test_the_ahead_note_needs_the_queued_inputs_ready_and_names_a_later_run():
     """A review's two cases. A load gated by after= on a tensor made after the command it would
     pass: moved first it holds the in-order DMA unit idle (2,954 -> 3,131 cycles), so no note.
     In a loop, the accumulator's add sits ahead, on VECTOR, of the next iteration's cast chain
-    that the next dot reads: the note says the commands are a later iteration's (their line is
-    above the add's), and issuing them first, a software pipeline, is faster."""
+    that the next dot reads: the note says the commands are a later run of their line (the next
+    iteration's), and issuing them first, a software pipeline, is faster."""
     T, N = 64, 8
 
     def gated(x_ptr, w_ptr, o_ptr, *, tl):
@@ -852,8 +852,8 @@ def test_the_ahead_note_needs_the_queued_inputs_ready_and_names_a_later_iteratio
     queued = [s for s in r.critical_path().shares() if s["ahead"] and s["unit"] == "VECTOR"]
     assert len(queued) == 1 and queued[0]["label"].startswith("add ")
     a = queued[0]["ahead"]
-    assert a["later_iteration"] and a["label"].startswith("cast (64,64) f16") and a["commands"] == 4
-    assert f"up to {a['label']} at {a['short']} (a later iteration's), which dot" in r.critical_path().summary()
+    assert a["later_run"] and a["label"].startswith("cast (64,64) f16") and a["commands"] == 4
+    assert f"up to {a['label']} at {a['short']} (a later run of its line), which dot" in r.critical_path().summary()
     assert ctx.launch(piped, (1, 1), *args, mode="timing").cycles < r.cycles
 
 
@@ -865,7 +865,7 @@ def test_a_note_too_small_to_show_is_still_said_and_the_launch_end_is_a_reader()
     """A review's cases. A dot's accumulating add ahead, on VECTOR, of a helper's add the next
     store reads: its share is too small for the summary's top four, yet its order costs most;
     every note follows the shares ("; also ..."). The helper's line is above the kernel's but
-    ran nowhere before: not "a later iteration's". The store of y ahead of the store ending the
+    ran nowhere before: not "a later run of its line". The store of y ahead of the store ending the
     launch: reordered, the launch ends sooner by the idle time the note gives (136 cycles: the
     unit waited for y while acc's store was ready), and issuing y's add first gains more."""
     def kernel(order):
@@ -895,7 +895,7 @@ def test_a_note_too_small_to_show_is_still_said_and_the_launch_end_is_a_reader()
     notes = {s["unit"]: s for s in cp.shares() if s["ahead"]}
     assert set(notes) == {"VECTOR", "DMA"}
     v, d = notes["VECTOR"]["ahead"], notes["DMA"]["ahead"]
-    assert v["label"] == "add (8192,) f32" and not v["later_iteration"] and v["consumer"].startswith("store (8192,)")
+    assert v["label"] == "add (8192,) f32" and not v["later_run"] and v["consumer"].startswith("store (8192,)")
     assert d["consumer"] is None and d["label"] == "store (64,128) f32 to a4"
     assert cyc["as is"].cycles - cyc["stores swapped"].cycles == d["cycles"] > 0
     assert cyc["y first"].cycles < cyc["stores swapped"].cycles
@@ -996,3 +996,63 @@ def test_reorder_notes_that_would_change_values_or_overstate_the_gain_are_not_gi
     before, after = (ctx.launch(weights_first(o), (1, 1), *args, mode="timing") for o in ("as is", "x first"))
     notes = [s["ahead"] for s in before.critical_path().shares() if s["ahead"]]
     assert len(notes) == 1 and notes[0]["cycles"] == 3 * 182 == before.cycles - after.cycles
+
+
+def test_a_reader_input_made_from_a_passed_command_and_another_pe_ending_close_are_counted():
+    """Two breaker cases. The dot reads x (queued behind four weight loads) and h, made from
+    w0, one of the loads x would pass: moved first, x pushes w0 and so h back by its load.
+    Derivation (one PE; loads 182 cycles, cast and mul 64 + 8 = 72): as is w0 ends 182, h 398,
+    x 910, the dot starts 910; x first: x 182, w0 364, h 580, the dot 580: 330 sooner, the
+    note's figure. Two PEs whose stores' values come in opposite orders: the store note ending
+    the launch on PE 0 would delay PE 1, which ends within its cycles: no note."""
+    T = 64
+
+    def made_from(order):
+        def k(w_ptr, x_ptr, o_ptr, *, tl):
+            if order == "as is":
+                ws = [tl.load(w_ptr + i * T * T * 2, shape=(T, T), dtype="f16") for i in range(4)]
+                x = tl.load(x_ptr, shape=(T, T), dtype="f16")
+            else:
+                x = tl.load(x_ptr, shape=(T, T), dtype="f16")
+                ws = [tl.load(w_ptr + i * T * T * 2, shape=(T, T), dtype="f16") for i in range(4)]
+            h = tl.cast(tl.cast(ws[0], "f32") * 2.0, "f16")
+            acc = tl.dot(x, h)
+            for i in range(1, 4):
+                acc = tl.dot(tl.cast(acc, "f16"), ws[i])
+            tl.store(o_ptr, acc)
+        return k
+
+    ctx = kernbench.Context("default")
+    args = (ctx.empty((4 * T, T), "f16"), ctx.empty((T, T), "f16"), ctx.empty((T, T), "f32"))
+    before, after = (ctx.launch(made_from(o), (1, 1), *args, mode="timing") for o in ("as is", "x first"))
+    dot = lambda r: int(command_facts(r).start[np.flatnonzero(command_facts(r).opcode == Opcode.DOT)[0]])  # noqa: E731
+    assert (dot(before), dot(after)) == (910, 580)
+    notes = [s["ahead"] for s in before.critical_path().shares() if s["ahead"]]
+    assert len(notes) == 1 and notes[0]["cycles"] == 330
+
+    NE, ND, NS, NM = [40, 1], [1, 5], [0, 2], [0, 3]  # per PE: y's muls, acc's dots, small dots, muls
+
+    def imbalanced(a_ptr, b_ptr, x_ptr, o_ptr, c_ptr, *, tl):
+        pid = tl.program_id(0)
+        a = tl.load(a_ptr, shape=(64, 64), dtype="f16")
+        b = tl.load(b_ptr, shape=(16, 64), dtype="f16")
+        y = tl.load(x_ptr + pid * 4096 * 4, shape=(4096,), dtype="f32")
+        for _ in range(NE[pid]):
+            y = y * 0.5
+        acc = tl.dot(a, a)
+        for _ in range(ND[pid] - 1):
+            acc = tl.dot(a, a, acc=acc)
+        for _ in range(NS[pid]):
+            acc = tl.dot(tl.trans(b), b, acc=acc)
+        for _ in range(NM[pid]):
+            acc = acc * 1.0
+        tl.store(o_ptr + pid * 4096 * 4, y)
+        tl.store(c_ptr + pid * 64 * 64 * 4, acc)
+
+    r = ctx.launch(imbalanced, (2, 1), ctx.empty((64, 64), "f16"), ctx.empty((16, 64), "f16"),
+                   ctx.empty((2 * 4096,), "f32"), ctx.empty((2 * 4096,), "f32"), ctx.empty((128, 64), "f32"),
+                   mode="timing")
+    fx = command_facts(r)
+    ends = [int(fx.end[fx.pe == p].max()) for p in (0, 1)]
+    assert min(ends) > r.cycles - 214  # (the case: the other PE ends close)
+    assert not any(s["ahead"] and s["ahead"]["consumer"] is None for s in r.critical_path().shares())

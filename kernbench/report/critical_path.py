@@ -141,8 +141,8 @@ class CriticalPath:
         label and short; None: the launch's end), the run's commands, cycles (how much sooner
         the consumer could start: the run's wait behind the group's commands, no more than the
         consumer's start past its other inputs and its unit's command before; at the launch's
-        end, the unit's idle time before the group's commands) and later_iteration
-        (the run's last line ran before on that PE: a loop's later iteration))."""
+        end, the unit's idle time before the group's commands) and later_run (the run's last
+        line ran before on that PE: a loop's next iteration, or a helper's later call))."""
         if not len(self.steps):
             return []
         fx = command_facts(self.result)
@@ -200,7 +200,7 @@ class CriticalPath:
         load or store of one device array: a spill read back), nor when a command behind had an
         input made after the group's command started (moved first, it would hold the unit idle).
         Group -> dict(label, short, consumer and consumer_short (None: the launch's end),
-        commands, cycles (see :meth:`shares`), later_iteration)."""
+        commands, cycles (see :meth:`shares`), later_run)."""
         st = self.steps
         n = len(st)
         cmd, via = st["cmd"], st["via"]
@@ -211,7 +211,7 @@ class CriticalPath:
         follows = ((via[1:] == _V_UNIT) & (pe[1:] == pe[:-1]) & (unit[1:] == unit[:-1])
                    & (unit[1:] < Unit.TX_E))
         breaks = np.flatnonzero(~follows)  # (a run of such steps ends at each)
-        out, first_use = {}, None
+        out, first_use, pe_end = {}, None, None
         g = self.lines
         for i in np.flatnonzero(follows & (li[1:] != li[:-1])).tolist():
             k = int(np.searchsorted(breaks, i + 1))
@@ -230,8 +230,8 @@ class CriticalPath:
             outside = (made >= 0) & ~np.isin(made, behind)  # (the run's own inputs move with it)
             inputs = int(np.where(outside, fx.end[np.maximum(made, 0)], 0).max(initial=0))
             # the group's commands the run would pass: the run of them ending at step i
-            i0 = i
-            while i0 > 0 and follows[i0 - 1] and inv[i0 - 1] == inv[i]:
+            i0 = i  # (by line: a line's first load may be a busy step, its others channel steps)
+            while i0 > 0 and follows[i0 - 1] and li[i0 - 1] == li[i]:
                 i0 -= 1
             passed = cmd[i0:i + 1]
             later = first_use[c] > (self.cycles if user is None else fx.start[user])
@@ -251,15 +251,25 @@ class CriticalPath:
                     other = [int(x) for x in src.tolist() if x >= 0 and x not in moved]
                     if fx.prev[user] >= 0:
                         other.append(int(fx.prev[user]))
-                    # an input among the passed commands ends later by the run's time once it
-                    # is behind the run (a breaker: the dot read w0 too; 728 claimed, 546 true)
+                    # an input among the passed commands, or made from one, ends later by up to
+                    # the run's time once they are behind the run (breakers: the dot read w0, 728
+                    # claimed, 546 true; it read h made from w0, 512 claimed, 330 true)
                     run = int(st["t1"][j] - st["t0"][i + 1])
-                    bound = max((int(fx.end[x]) + (run if x in pushed else 0) for x in other), default=0)
+                    bound = max((int(fx.end[x]) + (run if _reaches(fx, x, pushed, int(fx.start[c0])) else 0)
+                                 for x in other), default=0)
                     waited = min(waited, int(fx.start[user]) - bound)
                 else:
                     # ending the launch, the run gains only the unit's idle time before the
-                    # group's commands (the same work either way): none, no note
+                    # group's commands (the same work either way): none, no note; and not when
+                    # another PE ends within that of the launch (the line moved there too may end
+                    # it later: a breaker's second PE, whose values came in the other order)
                     waited = min(int(fx.start[c0]) - free, int(st["t1"][j] - st["t0"][i + 1]))
+                    if pe_end is None:
+                        pe_end = np.zeros(int(fx.pe.max()) + 1, np.int64)
+                        np.maximum.at(pe_end, fx.pe.astype(np.int64), fx.end)
+                    others = np.delete(pe_end, int(fx.pe[c]))
+                    if len(others) and int(others.max()) > self.cycles - waited:
+                        continue
                 if waited <= 0:
                     continue
                 first = int(self.result.program.cmd_offsets[int(fx.pe[c])])
@@ -268,8 +278,9 @@ class CriticalPath:
                     "consumer": None if user is None else self.result.label(user),
                     "consumer_short": None if user is None else g.short(int(li[j + 1])),
                     "commands": j - i, "cycles": waited,
-                    # a loop's later iteration: the run's last line ran before on its PE
-                    "later_iteration": bool(np.any(g.line_of[first:c] == li[j]))}
+                    # a later run of the run's last line on its PE (a loop's next iteration, or
+                    # a helper's second call: the commands name the helper's line)
+                    "later_run": bool(np.any(g.line_of[first:c] == li[j]))}
         return out
 
     def summary(self, top: int | None = 4) -> str:
@@ -354,7 +365,7 @@ def _ahead_text(share: dict) -> str:
     a = share.get("ahead")
     if not a:
         return ""
-    later = " (a later iteration's)" if a["later_iteration"] else ""
+    later = " (a later run of its line)" if a["later_run"] else ""
     what = (f"{a['label']} at {a['short']}{later}" if a["commands"] == 1 else
             f"{a['commands']} commands up to {a['label']} at {a['short']}{later}")
     reader = ("which end the launch" if a["consumer"] is None else
@@ -372,6 +383,26 @@ def _source_order(source: str) -> tuple:
     """(file, line) of a "file:line" source, to tell whether a command comes later in the text."""
     file, _, line = source.rpartition(":")
     return (file, int(line)) if line.isdigit() else (source, 0)
+
+
+def _reaches(fx, x: int, passed: set, since: int, limit: int = 256) -> bool:
+    """Whether command ``x`` waits, through operands or its unit's order, on one of ``passed``
+    (walked back over at most ``limit`` commands; those that ended by cycle ``since``, before the
+    passed ones began, need none of them; beyond the limit, assumed to)."""
+    todo, seen = [x], set()
+    while todo:
+        y = todo.pop()
+        if y in passed:
+            return True
+        if y in seen or fx.end[y] <= since:
+            continue
+        seen.add(y)
+        if len(seen) > limit:
+            return True
+        todo.extend(int(q) for q in fx.producers[y].tolist() if q >= 0)
+        if fx.prev[y] >= 0:
+            todo.append(int(fx.prev[y]))
+    return False
 
 
 def _first_reads(fx) -> np.ndarray:
