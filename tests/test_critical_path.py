@@ -901,16 +901,16 @@ def test_a_note_too_small_to_show_is_still_said_and_the_launch_end_is_a_reader()
     assert cyc["y first"].cycles < cyc["stores swapped"].cycles
     text = cp.summary()
     assert all(notes[u]["fraction"] < 0.05 for u in notes)  # (neither share in the top four)
-    assert text.count("; also ") == 2 and ", which end the launch, 136 cycles late: issue it first)" in text
+    assert text.count("; also ") == 2 and ", which ends the launch, 136 cycles late: issue it first)" in text
     assert text.index("; also VECTOR") < text.index("; also DMA")  # (the costliest first)
 
 
 def test_a_reorder_note_gives_what_the_reader_gains_not_the_whole_wait():
     """The causal prefill panel's store of o ahead of the next K/V group's loads holds them
-    619,266 cycles, but the group's first dot waits for the GEMM unit anyway and could start
-    only 9,759 sooner. Here: a store waiting for a long VECTOR chain sits ahead of w's load; the
-    dot reading w also needs d0 (GEMM, done long before). The note's cycles are the dot's start
-    past d0's end and its GEMM predecessor's, less than the load's whole wait."""
+    619,266 cycles, but the group's first dot waits for the GEMM unit anyway (no note). Here: a
+    store waiting for a long VECTOR chain sits ahead of w's load; the dot reading w also needs
+    d0 (GEMM, done long before). The note's cycles are the dot's start past d0's end and its
+    GEMM predecessor's, less than the load's whole wait."""
     T = 64
 
     def k(x_ptr, w_ptr, o_ptr, *, tl):

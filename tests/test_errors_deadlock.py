@@ -196,3 +196,27 @@ def test_no_fix_is_named_that_the_kernel_cannot_write_or_that_would_not_work():
     assert len(got) == 1 and re.match(rf"What would remove it: dot \(64,64\)x\(64,64\) f16 \({FILE}:\d+\), which "
                                       r"add \(64,64\) f32", got[0]), got
     assert fixes(two_moves, "f16") == []
+
+
+def test_a_send_of_a_load_gated_on_the_recv_is_told_to_drop_the_gate():
+    """A breaker: a send's value is a load that waits for the recv only through after=; its value
+    is memory's, not the recv's, so the ring's 'send first' was false. The fix named is the
+    gate's, and without it the launch runs."""
+    ctx2 = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    ctx2.install_sfr("pe", ring=True)
+    a = ctx2.empty((64,), "f32")
+
+    def gated(a, *, tl):
+        r = tl.recv("W", (64,), "f32")
+        tl.send("E", tl.load(a, shape=(64,), dtype="f32", after=r))
+
+    def ungated(a, *, tl):
+        tl.recv("W", (64,), "f32")
+        tl.send("E", tl.load(a, shape=(64,), dtype="f32"))
+
+    with pytest.raises(DeadlockError) as ei:
+        ctx2.launch(gated, (2, 1), a, mode="timing")
+    fix = [x for x in str(ei.value).splitlines() if x.startswith("What would remove it: ")]
+    assert len(fix) == 1 and fix[0].startswith("What would remove it: issuing load (64,) f32 from ")
+    assert "earlier (without after=, or after a tensor that does not wait on this exchange)" in fix[0]
+    assert ctx2.launch(ungated, (2, 1), a, mode="timing").cycles > 0

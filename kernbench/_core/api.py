@@ -1313,7 +1313,8 @@ def _reads_recv(program, c: int, end, describe, depth: int = 0) -> bool:
             if (mine is None or _array_of(describe, m) in (None, mine)) \
                     and _reads_recv(program, m, end, describe, depth + 1):
                 return True
-    for f in ("src0", "src1", "src2"):
+    # (a load's src0 is its after= gate: it orders the load, its value is memory's)
+    for f in ("src1", "src2") if int(row["opcode"]) == Opcode.LOAD else ("src0", "src1", "src2"):
         t = int(row[f])
         if t < 0:
             continue
@@ -1337,8 +1338,16 @@ def _suggestions(hw, program, cycle: list, describe, end) -> list:
     in: one PE must send first."""
     out = []
     for b in cycle:
-        if b["reason"] == "operand" and b["unit"] >= Unit.RX_E:
-            out.append(f"posting {b['label']} earlier (without after=, or after a tensor that does "
+        gated = b["reason"] == "operand" and b["unit"] >= Unit.RX_E
+        if b["reason"] == "operand" and b["unit"] == Unit.DMA and b["other_cmd"] >= 0:
+            # a load waiting for its after= gate (src0), not for a mask or other operand
+            row = program.take([b["cmd"]])[0]
+            g = int(np.searchsorted(program.cmd_offsets, b["cmd"], side="right")) - 1
+            gated = (int(row["opcode"]) == Opcode.LOAD and int(row["src0"]) >= 0 and _producer(
+                program, int(program.tensor_offsets[g]) + int(row["src0"])) == b["other_cmd"])
+        if gated:
+            verb = "posting" if b["unit"] >= Unit.RX_E else "issuing"
+            out.append(f"{verb} {b['label']} earlier (without after=, or after a tensor that does "
                        f"not wait on this exchange) would remove this cycle (another may remain: "
                        f"the launch's next error would name it)")
     for k, b in enumerate(cycle):

@@ -244,8 +244,8 @@ class CriticalPath:
                 waited = int(st["t0"][i + 1]) - free
                 if user is not None:
                     # what the consumer gains: no more than its start past its inputs from outside
-                    # the run and its unit's command before it (the prefill's next K/V group's
-                    # loads waited 619,266 cycles behind a store; its first dot, 28)
+                    # the run and its unit's command before it (the causal prefill's next K/V
+                    # group's loads wait behind a store, but its first dot waits for GEMM anyway)
                     src = fx.producers[user]
                     moved, pushed = set(behind.tolist()), set(passed.tolist())
                     other = [int(x) for x in src.tolist() if x >= 0 and x not in moved]
@@ -368,8 +368,8 @@ def _ahead_text(share: dict) -> str:
     later = " (a later run of its line)" if a["later_run"] else ""
     what = (f"{a['label']} at {a['short']}{later}" if a["commands"] == 1 else
             f"{a['commands']} commands up to {a['label']} at {a['short']}{later}")
-    reader = ("which end the launch" if a["consumer"] is None else
-              f"which {a['consumer']} at {a['consumer_short']} reads sooner")
+    reader = (("which ends the launch" if a["commands"] == 1 else "which end the launch")
+              if a["consumer"] is None else f"which {a['consumer']} at {a['consumer_short']} reads sooner")
     return (f" (ahead, in its {share['unit']} order, of {what}, {reader}, "
             f"{plural(a['cycles'], 'cycle')} late: issue {'it' if a['commands'] == 1 else 'those'} first)")
 

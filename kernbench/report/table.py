@@ -234,11 +234,14 @@ def _totals(s: dict) -> Table:
     t.add_row("SRAM", sram)
     b = s.get("bound")
     if b and b["cycles"]:  # (how far from the best these commands allow: reports' "why")
-        what = ("the credit round trips of the busiest link's packets (link.rx_queue_packets at a time)"
-                if b["resource"] == "link credits" else "the busiest resource's busy time")
-        t.add_row("bound", f"{b['cycles']:,} cycles, {what} ({b['resource']}, "
-                  f"{b['where']}): no schedule of these commands ends sooner; the launch takes "
-                  f"{b['ratio']:.3f}x that (what it waits on: critical_path(), --profile)")
+        if b["resource"] == "link credits":  # (the link with the most round trips, not the busiest)
+            what = (f"the credit round trips of link {b['where']}'s packets, "
+                    f"link.rx_queue_packets at a time (link credits)")
+        else:
+            what = f"the busiest resource's busy time ({b['resource']}, {b['where']})"
+        t.add_row("bound", f"{b['cycles']:,} cycles, {what}: no schedule of these commands ends "
+                  f"sooner; the launch takes {b['ratio']:.3f}x that (what it waits on: "
+                  f"critical_path(), --profile)")
     return t
 
 
