@@ -1253,14 +1253,15 @@ def _wait_cycle(program, blocked: list) -> list:
     return []
 
 
+#: the most commands a deadlock's fix walks over on one PE (an error path on a long program)
+_SCAN = 4096
+
+
 def _array_of(describe, c: int):
-    """The device array DMA command ``c`` loads or stores (its site's), None when unknown."""
-    traced = getattr(describe, "__self__", None)
-    try:
-        key = traced.table.keys[int(traced.sites[c])]
-    except (AttributeError, TypeError, IndexError):
-        return None
-    return key[5] if key[0] in ("load", "store") and len(key) > 5 else None
+    """The device array DMA command ``c`` loads or stores, None when unknown: asked of the
+    traced launch that ``describe`` belongs to (runtime.traced.TracedLaunch.array_of)."""
+    ask = getattr(getattr(describe, "__self__", None), "array_of", None)
+    return ask(c) if callable(ask) else None
 
 
 def _movable_ahead(program, p: int, head: int, end, describe, depth: int = 0) -> bool:
@@ -1285,6 +1286,8 @@ def _movable_ahead(program, p: int, head: int, end, describe, depth: int = 0) ->
                 and _movable_ahead(program, q, head, end, describe, depth + 1)):
             return False
     if int(rows[0]["opcode"]) in (Opcode.LOAD, Opcode.STORE):
+        if p - head > _SCAN:  # (an error path on a long program: too far to check, no fix named)
+            return False
         passed = np.arange(head, p, dtype=np.int64)
         rows_p = program.take(passed)
         dma = passed[(rows_p["unit"] == unit) & np.isin(rows_p["opcode"], (Opcode.LOAD, Opcode.STORE))]
@@ -1304,8 +1307,8 @@ def _reads_recv(program, c: int, end, describe, depth: int = 0) -> bool:
         return True
     g = int(np.searchsorted(program.cmd_offsets, c, side="right")) - 1
     row = program.take([c])[0]
-    if int(row["opcode"]) == Opcode.LOAD:
-        before = np.arange(int(program.cmd_offsets[g]), c, dtype=np.int64)
+    if int(row["opcode"]) == Opcode.LOAD:  # (the stores not ended: the last _SCAN commands')
+        before = np.arange(max(int(program.cmd_offsets[g]), c - _SCAN), c, dtype=np.int64)
         rows = program.take(before)
         stores = before[(rows["opcode"] == Opcode.STORE) & (end[before] < 0)]
         mine = _array_of(describe, c)
@@ -1327,15 +1330,14 @@ def _reads_recv(program, c: int, end, describe, depth: int = 0) -> bool:
 
 def _suggestions(hw, program, cycle: list, describe, end) -> list:
     """What would remove a cycle of waits, where the model can tell. A recv gated by ``after=``
-    on the cycle: posting it earlier removes that wait. An operand queued on its unit behind
-    the command the cycle holds there (it needs nothing of the cycle, but the unit runs in
-    program order, and what it reads ended or is queued with it, no store of its array passed):
-    issuing it first removes that wait. A deeper
-    receive queue never does
-    here: a send short of credits holds up only later sends on its own TX unit, and those go
-    to the same RX unit, which takes them after the recv the cycle waits on; the text says so.
-    Only when none of these applies, every send on the cycle forwards what a recv on it brings
-    in: one PE must send first."""
+    on the cycle, or a load gated so: posting or issuing it earlier removes that wait. An operand
+    queued on its unit behind the command the cycle holds there (it needs nothing of the cycle,
+    but the unit runs in program order, and what it reads ended or is queued with it, no store
+    of its array passed): issuing it first removes that wait. A deeper receive queue never does
+    here: a send short of credits holds up only later sends on its own TX unit, and those go to
+    the same RX unit, which takes them after the recv the cycle waits on; the text says so. Only
+    when none of these applies and every send on the cycle forwards what a recv on it brings in:
+    one PE must send first."""
     out = []
     for b in cycle:
         gated = b["reason"] == "operand" and b["unit"] >= Unit.RX_E

@@ -23,7 +23,7 @@ from ..common.pe_commands import COMMAND_DTYPE, PORT_NAMES, Opcode, Unit, VecOp
 from . import semantic
 from .semantic import ITEMSIZE, fmt_shape
 
-__all__ = ["SiteTable", "label_of", "site_fields", "SITE_COLUMNS", "OUT_BYTES", "VEC_SUB", "REDUCE_SUB",
+__all__ = ["SiteTable", "array_of", "label_of", "site_fields", "SITE_COLUMNS", "OUT_BYTES", "VEC_SUB", "REDUCE_SUB",
            "reduce_geometry"]
 
 semantic.register_internal(__file__)
@@ -69,6 +69,11 @@ def label_of(key: tuple) -> str:
     if kind == "recv":
         return f"recv from {PORT_NAMES[key[3]]} {fmt_shape(key[4])} {key[5]}"
     return kind
+
+
+def array_of(key: tuple):
+    """The device array a load or store site reads or writes (its name), None for other sites."""
+    return key[5] if key[0] in ("load", "store") else None
 
 
 #: Columns of :func:`site_fields`: COMMAND_DTYPE fields, then the bytes of the command's result

@@ -270,13 +270,10 @@ def channel_pending(result, cube: int) -> tuple:
 def dma_array(result, i: int):
     """The name of the device array DMA command ``i`` loads from or stores to (its kernel
     site's), or None when it is not a load or store or the launch keeps no sites to tell."""
-    table = getattr(getattr(result, "labels", None), "__self__", None)
-    keys = site_keys(result)
-    try:
-        key = table.table.keys[int(keys[i])]
-    except (AttributeError, TypeError, IndexError):
+    if site_keys(result) is None:  # (labels replaced since the launch: no site to trust)
         return None
-    return key[5] if key and key[0] in ("load", "store") and len(key) > 5 else None
+    ask = getattr(getattr(result.labels, "__self__", None), "array_of", None)
+    return ask(int(i)) if callable(ask) else None
 
 
 def site_keys(result):

@@ -197,8 +197,10 @@ class CriticalPath:
         (issue the needed one first), where the path only says "sharing the memory channel" (a
         review: 8 weight loads queued ahead of the next chunk's read as bandwidth; moving them
         after the loop made it slower). Not when the order is the values' (a store and a later
-        load or store of one device array: a spill read back), nor when a command behind had an
-        input made after the group's command started (moved first, it would hold the unit idle).
+        load or store of one device array among the commands passed: a spill read back; a link
+        unit's order, its messages'), nor when a command behind had an input made after the
+        group's command started (moved first, it would hold the unit idle), nor, ending the
+        launch, when another PE ends within the gain (the line moved there too may end it later).
         Group -> dict(label, short, consumer and consumer_short (None: the launch's end),
         commands, cycles (see :meth:`shares`), later_run)."""
         st = self.steps
@@ -377,12 +379,6 @@ def _ahead_text(share: dict) -> str:
 #: the most commands an 'ahead' note asks to issue first (a unit's whole steady stream, a GEMM
 #: running dot after dot, is no reorder to suggest, and checking it for every step was quadratic)
 _AHEAD_MAX = 64
-
-
-def _source_order(source: str) -> tuple:
-    """(file, line) of a "file:line" source, to tell whether a command comes later in the text."""
-    file, _, line = source.rpartition(":")
-    return (file, int(line)) if line.isdigit() else (source, 0)
 
 
 def _reaches(fx, x: int, passed: set, since: int, limit: int = 256) -> bool:

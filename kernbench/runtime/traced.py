@@ -21,7 +21,7 @@ from ..common.errors import file_line
 from ..common.pe_commands import Program
 from ..hw.config import HardwareConfig, load_hw
 from ..hw.sfr import SfrInstall
-from ..language.sites import SiteTable
+from ..language.sites import SiteTable, array_of
 from .result import LaunchResult
 
 __all__ = ["TracedLaunch"]
@@ -59,6 +59,11 @@ class TracedLaunch:
 
     def source(self, i: int) -> str:
         return self.table.source(int(self.sites[i]))
+
+    def array_of(self, i: int):
+        """The device array command ``i`` loads from or stores to (its name), None for another
+        command: reports and the deadlock's fixes tell a spill read back from other traffic."""
+        return array_of(self.table.keys[int(self.sites[i])])
 
     def describe(self, i: int) -> str:
         k = self.table.keys[int(self.sites[i])]
