@@ -261,7 +261,8 @@ def _arguments_error(kernel, args: tuple, kwargs: dict, where: str, name: str):
     """The TypeError of launching ``kernel`` on these arguments, or None when they fit. Its
     ``deferred`` is True when the kernel is a decorator's ``(*args, **kwargs)`` wrapper: the
     wrapped function does not take them, but the wrapper may supply or drop some (a default
-    filled in, as triton.heuristics does), so only the call can tell (:func:`_unbound_call`)."""
+    filled in, as triton.heuristics does), so only the call can tell (:func:`_bind_failed`).
+    Its ``names``: the parameters the binding error names, which the call's error must share."""
     sigs = _signatures(kernel)
     if not sigs:
         return None  # a builtin or C callable: nothing to check ahead
@@ -1199,8 +1200,7 @@ def _device_arrays(args: tuple, kwargs: dict):
     """(argument key, path inside it, array, what it is for an error) of every DeviceArray
     among a launch's arguments, and of every DevicePointer's (an address into one: arr +
     nbytes): themselves, or inside tuples, lists, dicts (their values) and dataclass instances
-    (their fields) up to _NESTING deep
-    (past _WIDE items, a container's own only). The kernel receives an argument's address, a
+    (their fields) up to _NESTING deep (past _WIDE items, a container's own only). The kernel receives an argument's address, a
     contained array as itself (semantic.region checks it at its load or store too)."""
     def found(v):  # (array, what) of an array or a pointer into one, else None
         if isinstance(v, DeviceArray):
