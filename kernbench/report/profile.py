@@ -10,11 +10,13 @@ line when the kernel called a helper), summed over every PE:
   command's start and end cycle (kernbench.report.commands); summed over lines they equal the
   engine's counters;
 - its **command** count and the PEs that ran them;
-- its share of the **critical path** (kernbench.report.critical_path).
+- its share of the **critical path** (kernbench.report.critical_path);
+- for a line with dots, its GEMM busy cycles split into MACs at the array's peak, edge folds,
+  fill and drain, and the SRAM operand bound (kernbench.report.gemm).
 
 :func:`profile` returns plain data (the JSON stores it under ``"profile"``); :func:`print_profile`
 prints it as a table, sorted by busy cycles (or by critical-path share), followed by the critical
-path's one-line summary.
+path's one-line summary and, when the launch ran dots, the GEMM line (:func:`gemm_text`).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from ..common.shown import rich_text
 from .table import emit
 from .commands import UNIT_ORDER, command_facts, line_groups
 from .critical_path import critical_path
+from .gemm import PARTS, gemm_parts
 
 __all__ = ["profile", "print_profile", "render_profile", "STALLS"]
 
@@ -48,7 +51,12 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     with ``source`` (path:line), ``short`` (file.py:line), ``labels`` (its commands' names, the
     busiest first), ``commands``, ``pes``, ``busy`` ({unit name: cycles}), ``busy_cycles`` (all
     units), ``work_cycles`` (busy but the waits inside it: credit, data, arbitration),
-    ``stall`` ({cause: cycles}), ``path_cycles`` and ``path_fraction`` (0 when ``path=False``).
+    ``stall`` ({cause: cycles}), ``path_cycles`` and ``path_fraction`` (0 when ``path=False``),
+    and for a line with dots ``gemm``: its GEMM busy cycles split into ``mac``, ``edge``,
+    ``fill_drain`` and ``sram`` (kernbench.report.gemm; floats, summing to its GEMM busy) and
+    ``flops``. The launch's ``gemm`` is those summed over the lines, with ``lost_most`` the
+    source of the line whose GEMM lost the most cycles (busy but ``mac``) and the array's
+    ``rows``, ``cols`` and ``accumulator_buffers``; None without dots.
     ``sort``: "busy" (work cycles, most first; the default), "path" (critical path share, then
     work) or "line" (source order)."""
     if sort not in _SORTS:
@@ -70,6 +78,12 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     cycles = int(result.cycles)
     working = len(result.working_pes)
     labels = g.labels_by(busy.astype(np.float64) + 1e-9)  # by busy cycles (then commands)
+    gidx, gparts = gemm_parts(result)
+    g_line = li[gidx]
+    g_sums = {p: np.bincount(g_line, weights=gparts[p], minlength=n_lines) for p in PARTS}
+    m, nn, k = (np.asarray(a, np.int64)[gidx] for a in result.program.columns("m", "n", "k"))
+    g_flops = np.bincount(g_line, weights=(2 * m * nn * k).astype(np.float64), minlength=n_lines)
+    has_dot = np.bincount(g_line, minlength=n_lines) > 0
     lines = []
     for i in range(n_lines):
         lines.append({
@@ -86,6 +100,9 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
             "path_cycles": int(on_path[i]),
             "path_fraction": float(on_path[i]) / cycles if cycles else 0.0,
         })
+        if has_dot[i]:
+            lines[-1]["gemm"] = {**{p: float(g_sums[p][i]) for p in PARTS}, "flops": int(g_flops[i])}
+    gemm = _gemm_total(lines, result.hw)  # (before the sort: its ties go to the first line)
     if sort == "busy":
         lines.sort(key=lambda d: (-d["work_cycles"], -d["busy_cycles"], -d["path_cycles"]))
     elif sort == "path":
@@ -97,9 +114,24 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
         "working_pes": working,
         "pe_cycles": cycles * working,
         "lines": lines,
+        "gemm": gemm,
         "critical_path": None if cp is None else {"summary": cp.summary(), "steps": len(cp),
                                                    "shares": cp.shares()},
     }
+
+
+def _gemm_total(lines: list, hw):
+    with_dots = [d for d in lines if "gemm" in d]
+    if not with_dots:
+        return None
+    out = {p: float(sum(d["gemm"][p] for d in with_dots)) for p in PARTS}
+    out["flops"] = sum(d["gemm"]["flops"] for d in with_dots)
+    out["rows"], out["cols"] = int(hw.gemm.rows), int(hw.gemm.cols)
+    out["accumulator_buffers"] = int(hw.gemm.accumulator_buffers)
+    worst = max(with_dots, key=lambda d: (d["busy"].get("GEMM", 0) - d["gemm"]["mac"],
+                                          d["busy"].get("GEMM", 0)))
+    out["lost_most"] = worst["source"]
+    return out
 
 
 def _source_key(src: str) -> tuple:
@@ -234,7 +266,41 @@ def render_profile(prof: dict, top: Optional[int] = None, title: Optional[str] =
                       f"(credit, data, arb); path: % of the critical path", style="dim"))
     if prof["critical_path"] is not None:
         parts.append(Text(prof["critical_path"]["summary"]))
+    if prof.get("gemm") is not None:
+        parts.append(rich_text(gemm_text(prof)))
     return Group(*parts)
+
+
+_LOSSES = {"edge": "edge folds", "fill_drain": "fill and drain", "sram": "the SRAM operand bound"}
+
+
+def gemm_text(prof: dict) -> str:
+    """The profile's GEMM line: how much of the GEMM unit's busy cycles were MACs at the array's
+    peak, what the rest went to (kernbench.report.gemm), and the line that lost the most, with
+    what would cut its largest loss. ``prof``: :func:`profile`'s result with dots."""
+    g = prof["gemm"]
+    busy = sum(g[p] for p in PARTS)
+    losses = ", ".join(f"{_LOSSES[p]} {_share(g[p], busy)}" for p in PARTS[1:])
+    text = (f"GEMM: {_share(g['mac'], busy)} of its {round(busy):,} busy cycles were MACs at the "
+            f"{g['rows']} x {g['cols']} array's peak; {losses}")
+    line = next(d for d in prof["lines"] if d["source"] == g["lost_most"])
+    worst = max(PARTS[1:], key=lambda p: line["gemm"][p])
+    if line["gemm"][worst] <= 0:
+        return text
+    line_busy = sum(line["gemm"][p] for p in PARTS)
+    fix = {"edge": "M a multiple of R and N of C",
+           "fill_drain": "a larger K a dot" + (", or two accumulator buffers"
+                                               if g["accumulator_buffers"] == 1 else ""),
+           "sram": "fewer operand bytes a fold (a smaller dtype) or more sram.bytes_per_cycle"}[worst]
+    return (f"{text}. Most lost at {line['short']}: {_LOSSES[worst]}, "
+            f"{_share(line['gemm'][worst], line_busy)} of its GEMM cycles (what cuts it: {fix})")
+
+
+def _share(x: float, total: float) -> str:
+    if x <= 0:
+        return "0%"
+    p = 100.0 * x / total if total else 0.0
+    return f"{p:.1f}%" if p >= 0.05 else "<0.1%"
 
 
 def print_profile(result, console: Optional[Console] = None, file=None, width: int = 120,
