@@ -37,7 +37,7 @@ from .commands import UNIT_ORDER, command_facts, line_groups
 from .critical_path import critical_path
 from .gemm import PARTS, gemm_parts
 
-__all__ = ["profile", "print_profile", "render_profile", "STALLS"]
+__all__ = ["profile", "print_profile", "render_profile", "gemm_text", "STALLS"]
 
 STALLS = ("operand", "credit", "data", "arbitration")
 _SORTS = ("busy", "path", "line")
