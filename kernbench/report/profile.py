@@ -11,12 +11,13 @@ line when the kernel called a helper), summed over every PE:
   engine's counters;
 - its **command** count and the PEs that ran them;
 - its share of the **critical path** (kernbench.report.critical_path);
-- for a line with dots, its GEMM busy cycles split into MACs at the array's peak, edge folds,
-  fill and drain, and the SRAM operand bound (kernbench.report.gemm).
+- its GEMM and VECTOR busy cycles split into the work at the unit's peak and what the formula
+  charges beside it: edge folds, fill and drain, the SRAM operand bound; partly used issue
+  slots, reduction trees, pipeline latency (kernbench.report.busy_parts).
 
 :func:`profile` returns plain data (the JSON stores it under ``"profile"``); :func:`print_profile`
 prints it as a table, sorted by busy cycles (or by critical-path share), followed by the critical
-path's one-line summary and, when the launch ran dots, the GEMM line (:func:`gemm_text`).
+path's one-line summary and a line for each of GEMM and VECTOR that ran (:func:`busy_text`).
 """
 from __future__ import annotations
 
@@ -30,14 +31,14 @@ from rich.table import Table
 from rich.text import Text
 
 from ..common.errors import is_whole
-from ..common.pe_commands import N_UNITS, UNIT_NAMES
+from ..common.pe_commands import N_UNITS, UNIT_NAMES, Opcode
 from ..common.shown import rich_text
 from .table import emit
 from .commands import UNIT_ORDER, command_facts, line_groups
 from .critical_path import critical_path
-from .gemm import PARTS, gemm_parts
+from .busy_parts import PARTS, unit_parts
 
-__all__ = ["profile", "print_profile", "render_profile", "gemm_text", "STALLS"]
+__all__ = ["profile", "print_profile", "render_profile", "busy_text", "STALLS"]
 
 STALLS = ("operand", "credit", "data", "arbitration")
 _SORTS = ("busy", "path", "line")
@@ -52,11 +53,14 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     busiest first), ``commands``, ``pes``, ``busy`` ({unit name: cycles}), ``busy_cycles`` (all
     units), ``work_cycles`` (busy but the waits inside it: credit, data, arbitration),
     ``stall`` ({cause: cycles}), ``path_cycles`` and ``path_fraction`` (0 when ``path=False``),
-    and for a line with dots ``gemm``: its GEMM busy cycles split into ``mac``, ``edge``,
-    ``fill_drain`` and ``sram`` (kernbench.report.gemm; floats, summing to its GEMM busy) and
-    ``flops``. The launch's ``gemm`` is those summed over the lines, with ``lost_most`` the
-    source of the line whose GEMM lost the most cycles (busy but ``mac``) and the array's
-    ``rows``, ``cols`` and ``accumulator_buffers``; None without dots.
+    and for a line with commands on GEMM or VECTOR ``gemm`` / ``vector``: its busy cycles on
+    that unit split into their parts (kernbench.report.busy_parts: ``mac``, ``edge``,
+    ``fill_drain``, ``sram``; ``lanes``, ``partial``, ``tree``, ``latency``; floats summing to
+    the line's busy on the unit), with ``flops`` for GEMM. The launch's ``gemm`` / ``vector``:
+    those summed over the lines, ``lost_most`` (the source of the line that lost the most
+    cycles: busy but the work part), and the sizes the text names (GEMM ``rows``, ``cols``,
+    ``accumulator_buffers``; VECTOR ``lanes_per_slot``, ``pipeline_latency``); None when no
+    command ran on the unit.
     ``sort``: "busy" (work cycles, most first; the default), "path" (critical path share, then
     work) or "line" (source order)."""
     if sort not in _SORTS:
@@ -78,12 +82,17 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     cycles = int(result.cycles)
     working = len(result.working_pes)
     labels = g.labels_by(busy.astype(np.float64) + 1e-9)  # by busy cycles (then commands)
-    gidx, gparts = gemm_parts(result)
-    g_line = li[gidx]
-    g_sums = {p: np.bincount(g_line, weights=gparts[p], minlength=n_lines) for p in PARTS}
-    m, nn, k = (np.asarray(a, np.int64)[gidx] for a in result.program.columns("m", "n", "k"))
-    g_flops = np.bincount(g_line, weights=(2 * m * nn * k).astype(np.float64), minlength=n_lines)
-    has_dot = np.bincount(g_line, minlength=n_lines) > 0
+    # each GEMM and VECTOR line's busy split into its parts (kernbench.report.busy_parts)
+    split = {}
+    for unit in PARTS:
+        idx, parts = unit_parts(result, unit)
+        on = li[idx]
+        split[unit] = ({p: np.bincount(on, weights=parts[p], minlength=n_lines) for p in PARTS[unit]},
+                       np.bincount(on, minlength=n_lines) > 0)
+    m, nn, k, op = (np.asarray(a) for a in result.program.columns("m", "n", "k", "opcode"))
+    dots = np.flatnonzero(op == Opcode.DOT)
+    flops = np.bincount(li[dots], weights=(2 * m[dots].astype(np.int64) * nn[dots] * k[dots])
+                        .astype(np.float64), minlength=n_lines)
     lines = []
     for i in range(n_lines):
         lines.append({
@@ -100,9 +109,13 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
             "path_cycles": int(on_path[i]),
             "path_fraction": float(on_path[i]) / cycles if cycles else 0.0,
         })
-        if has_dot[i]:
-            lines[-1]["gemm"] = {**{p: float(g_sums[p][i]) for p in PARTS}, "flops": int(g_flops[i])}
-    gemm = _gemm_total(lines, result.hw)  # (before the sort: its ties go to the first line)
+        for unit, (sums, ran) in split.items():
+            if ran[i]:
+                lines[-1][unit.lower()] = {p: float(sums[p][i]) for p in PARTS[unit]}
+        if "gemm" in lines[-1]:
+            lines[-1]["gemm"]["flops"] = int(flops[i])
+    # (before the sort: their ties go to the first line)
+    totals = {unit.lower(): _unit_total(lines, unit, result.hw) for unit in PARTS}
     if sort == "busy":
         lines.sort(key=lambda d: (-d["work_cycles"], -d["busy_cycles"], -d["path_cycles"]))
     elif sort == "path":
@@ -114,22 +127,29 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
         "working_pes": working,
         "pe_cycles": cycles * working,
         "lines": lines,
-        "gemm": gemm,
+        **totals,
         "critical_path": None if cp is None else {"summary": cp.summary(), "steps": len(cp),
                                                    "shares": cp.shares()},
     }
 
 
-def _gemm_total(lines: list, hw):
-    with_dots = [d for d in lines if "gemm" in d]
-    if not with_dots:
+def _unit_total(lines: list, unit: str, hw):
+    """A unit's parts summed over ``lines``, the line that lost the most cycles (busy but the
+    work part) and the unit's sizes the text names; None if no line ran on it."""
+    key = unit.lower()
+    ran = [d for d in lines if key in d]
+    if not ran:
         return None
-    out = {p: float(sum(d["gemm"][p] for d in with_dots)) for p in PARTS}
-    out["flops"] = sum(d["gemm"]["flops"] for d in with_dots)
-    out["rows"], out["cols"] = int(hw.gemm.rows), int(hw.gemm.cols)
-    out["accumulator_buffers"] = int(hw.gemm.accumulator_buffers)
-    worst = max(with_dots, key=lambda d: (d["busy"].get("GEMM", 0) - d["gemm"]["mac"],
-                                          d["busy"].get("GEMM", 0)))
+    parts = PARTS[unit]
+    out = {p: float(sum(d[key][p] for d in ran)) for p in parts}
+    if unit == "GEMM":
+        out["flops"] = sum(d[key]["flops"] for d in ran)
+        out["rows"], out["cols"] = int(hw.gemm.rows), int(hw.gemm.cols)
+        out["accumulator_buffers"] = int(hw.gemm.accumulator_buffers)
+    else:
+        out["lanes_per_slot"] = int(hw.vector.lanes)
+        out["pipeline_latency"] = int(hw.vector.pipeline_latency)
+    worst = max(ran, key=lambda d: (sum(d[key][p] for p in parts[1:]), d["busy"].get(unit, 0)))
     out["lost_most"] = worst["source"]
     return out
 
@@ -266,34 +286,47 @@ def render_profile(prof: dict, top: Optional[int] = None, title: Optional[str] =
                       f"(credit, data, arb); path: % of the critical path", style="dim"))
     if prof["critical_path"] is not None:
         parts.append(Text(prof["critical_path"]["summary"]))
-    if prof.get("gemm") is not None:
-        parts.append(rich_text(gemm_text(prof)))
+    for unit in PARTS:
+        if prof.get(unit.lower()) is not None:
+            parts.append(rich_text(busy_text(prof, unit)))
     return Group(*parts)
 
 
-_LOSSES = {"edge": "edge folds", "fill_drain": "fill and drain", "sram": "the SRAM operand bound"}
+#: how the text names each part that is not the work
+_LOSSES = {"edge": "edge folds", "fill_drain": "fill and drain", "sram": "the SRAM operand bound",
+           "partial": "partly used issue slots", "tree": "reduction trees",
+           "latency": "pipeline latency"}
 
 
-def gemm_text(prof: dict) -> str:
-    """The profile's GEMM line: how much of the GEMM unit's busy cycles were MACs at the array's
-    peak, what the rest went to (kernbench.report.gemm), and the line that lost the most, with
-    what would cut its largest loss. ``prof``: :func:`profile`'s result with dots."""
-    g = prof["gemm"]
-    busy = sum(g[p] for p in PARTS)
-    losses = ", ".join(f"{_LOSSES[p]} {_share(g[p], busy)}" for p in PARTS[1:])
-    text = (f"GEMM: {_share(g['mac'], busy)} of its {round(busy):,} busy cycles were MACs at the "
-            f"{g['rows']} x {g['cols']} array's peak; {losses}")
-    line = next(d for d in prof["lines"] if d["source"] == g["lost_most"])
-    worst = max(PARTS[1:], key=lambda p: line["gemm"][p])
-    if line["gemm"][worst] <= 0:
+def busy_text(prof: dict, unit: str) -> str:
+    """The profile's line for ``unit`` ("GEMM" or "VECTOR"): the share of the unit's busy
+    cycles that was work at its peak (MACs of the whole array; every lane), what the rest went
+    to (kernbench.report.busy_parts), and the kernel line that lost the most, with what would
+    cut its largest loss. ``prof``: :func:`profile`'s result, with commands on ``unit``."""
+    t = prof[unit.lower()]
+    parts = PARTS[unit]
+    busy = sum(t[p] for p in parts)
+    losses = ", ".join(f"{_LOSSES[p]} {_share(t[p], busy)}" for p in parts[1:])
+    if unit == "GEMM":
+        work = f"were MACs at the {t['rows']} x {t['cols']} array's peak"
+        fixes = {"edge": "M a multiple of R and N of C",
+                 "fill_drain": "a larger K a dot" + (", or two accumulator buffers"
+                                                     if t["accumulator_buffers"] == 1 else ""),
+                 "sram": "fewer operand bytes a fold (a smaller dtype) or more sram.bytes_per_cycle"}
+    else:
+        work = f"used all {t['lanes_per_slot']} lanes"
+        fixes = {"partial": "sizes a multiple of the lanes (the reduced axis for a row reduction)",
+                 "tree": "fewer rows reduced along the lanes (each pays ceil(log2 lanes))",
+                 "latency": f"fewer, larger commands (each pays {t['pipeline_latency']} cycles)"}
+    text = f"{unit}: {_share(t[parts[0]], busy)} of its {round(busy):,} busy cycles {work}; {losses}"
+    line = next(d for d in prof["lines"] if d["source"] == t["lost_most"])
+    mine = line[unit.lower()]
+    worst = max(parts[1:], key=lambda p: mine[p])
+    if mine[worst] <= 0:
         return text
-    line_busy = sum(line["gemm"][p] for p in PARTS)
-    fix = {"edge": "M a multiple of R and N of C",
-           "fill_drain": "a larger K a dot" + (", or two accumulator buffers"
-                                               if g["accumulator_buffers"] == 1 else ""),
-           "sram": "fewer operand bytes a fold (a smaller dtype) or more sram.bytes_per_cycle"}[worst]
     return (f"{text}. Most lost at {line['short']}: {_LOSSES[worst]}, "
-            f"{_share(line['gemm'][worst], line_busy)} of its GEMM cycles (what cuts it: {fix})")
+            f"{_share(mine[worst], sum(mine[p] for p in parts))} of its {unit} cycles "
+            f"(what cuts it: {fixes[worst]})")
 
 
 def _share(x: float, total: float) -> str:

@@ -1,5 +1,6 @@
-"""Why GEMM runs below its peak: a dot's busy cycles split into MACs at peak, edge folds, fill
-and drain, and the SRAM operand bound (kernbench.report.gemm), and the profile's GEMM line.
+"""Why GEMM and the vector unit run below their peak: a command's busy cycles split into the work
+at peak and what the formula charges beside it (kernbench.report.busy_parts), and the profile's
+GEMM and VECTOR lines.
 
 Expected numbers are derived by hand from docs/hardware-model.md, "GEMM unit"; the arithmetic is
 beside each assertion. The split's sum is checked against the engine's formula on random shapes.
@@ -14,8 +15,9 @@ from kernbench._core import _timing
 from kernbench._core.api import hw_params
 from kernbench.diag import run_panel
 from kernbench.hw import load_hw
-from kernbench.report.gemm import PARTS, dot_parts, gemm_parts
-from kernbench.report.profile import gemm_text, profile
+from kernbench.report.busy_parts import (GEMM_PARTS as PARTS, VECTOR_PARTS, dot_parts, elementwise_parts,
+                                         reduction_parts, unit_parts)
+from kernbench.report.profile import busy_text, profile
 
 
 def _dot_kernel(a, b, c, *, tl, m, n, k):
@@ -46,7 +48,7 @@ def test_edge_folds_and_fill_drain_by_hand():
                                                    "fill_drain": 248.0, "sram": 0.0}
     assert line["gemm"]["flops"] == 2 * 64 * 48 * 128
     assert prof["gemm"]["lost_most"] == line["source"]
-    text = gemm_text(prof)
+    text = busy_text(prof, "GEMM")
     # 384 / 760 = 50.5%; 128 / 760 = 16.8%; 248 / 760 = 32.6%
     assert text.startswith("GEMM: 50.5% of its 760 busy cycles were MACs at the 32 x 32 array's peak; "
                            "edge folds 16.8%, fill and drain 32.6%, the SRAM operand bound 0%")
@@ -68,7 +70,7 @@ def test_sram_operand_bound_and_two_buffers_by_hand():
     assert line["busy"]["GEMM"] == 4096
     assert {p: line["gemm"][p] for p in PARTS} == {"mac": 512.0, "edge": 0.0,
                                                    "fill_drain": 62.0, "sram": 3522.0}
-    text = gemm_text(prof)
+    text = busy_text(prof, "GEMM")
     assert "the SRAM operand bound, 86.0% of its GEMM cycles" in text  # 3522 / 4096
     assert "two accumulator buffers" not in text  # (it has them)
 
@@ -95,8 +97,12 @@ def test_parts_sum_to_the_engines_cycles(m, n, k, esize, r, c, bw, buffers):
     p = dot_parts(params, m, n, k, esize)
     assert all(p[x] >= 0 for x in PARTS)
     assert p["mac"] == m * n * k / (r * c)
-    # mac and edge may be fractions: their sum, folds * K, is whole
-    assert sum(p.values()) == _timing.dot_cycles(params, m, n, k, esize)
+    # mac and edge may be fractions of a cycle: their sum, folds * K, is whole, exact when R * C is
+    # a power of two (a fraction of it is a float exactly), to float rounding otherwise
+    assert p["fill_drain"] == int(p["fill_drain"]) and p["sram"] == int(p["sram"])
+    assert sum(p.values()) == pytest.approx(_timing.dot_cycles(params, m, n, k, esize), rel=1e-12)
+    if (r * c) & (r * c - 1) == 0:
+        assert sum(p.values()) == _timing.dot_cycles(params, m, n, k, esize)
     # vectorised over arrays, the same figures
     pv = dot_parts(params, np.array([m, 1]), np.array([n, 1]), np.array([k, 1]), np.array([esize, 1]))
     assert {x: pv[x][0] for x in PARTS} == p
@@ -108,7 +114,7 @@ def test_every_dot_of_the_flagship_sums_to_its_engine_cycles(buffers):
     # add up to its end - start, and the profile's lines to their GEMM busy
     hw = load_hw("mesh8").with_overrides({"gemm.accumulator_buffers": buffers})
     res = run_panel(small_spec("prefill", 4, 2, 0), hw).result
-    idx, parts = gemm_parts(res)
+    idx, parts = unit_parts(res, "GEMM")
     assert len(idx) > 4
     busy = np.asarray(res.engine.cmd_end)[idx] - np.asarray(res.engine.cmd_start)[idx]
     assert np.array_equal(sum(parts[p] for p in PARTS), busy.astype(np.float64))
@@ -117,6 +123,12 @@ def test_every_dot_of_the_flagship_sums_to_its_engine_cycles(buffers):
         if "gemm" in d:
             assert sum(d["gemm"][p] for p in PARTS) == d["busy"]["GEMM"]
     assert sum(prof["gemm"][p] for p in PARTS) == busy.sum()
+    vidx, vparts = unit_parts(res, "VECTOR")
+    vbusy = np.asarray(res.engine.cmd_end)[vidx] - np.asarray(res.engine.cmd_start)[vidx]
+    assert len(vidx) > 4 and vparts["tree"].sum() > 0
+    # (fractions of a cycle in lanes and partial: a sum of floats, exact as each is a multiple
+    # of 1/L with L a power of two)
+    assert np.array_equal(sum(vparts[p] for p in VECTOR_PARTS), vbusy.astype(np.float64))
 
 
 def test_no_dot_no_gemm_line():
@@ -128,3 +140,71 @@ def test_no_dot_no_gemm_line():
     prof = profile(ctx.launch(k, (1, 1), a))
     assert prof["gemm"] is None
     assert all("gemm" not in d for d in prof["lines"])
+
+
+def _vector_kernel(a, s, t, *, tl):
+    x = tl.load(a, shape=(4, 100))
+    e = tl.exp(x)
+    tl.store(s, tl.sum(e, axis=1))
+    tl.store(t, tl.sum(e, axis=0))
+
+
+def test_vector_parts_by_hand():
+    # default: L = 64 lanes, pipeline latency 8, exp 4 cycles a slot, add 1, ceil(log2 64) = 6.
+    # exp over n = 400: ceil(400/64) = 7 slots x 4 = 28, + 8 = 36: lanes 400 x 4 / 64 = 25,
+    #   partial 28 - 25 = 3, tree 0, latency 8.
+    # sum axis 1 of (4,100): outer 4, r 100, inner 1: 4 x (ceil(100/64) = 2 x 1 + 6) + 8 = 40:
+    #   lanes 4 x 100 / 64 = 6.25, partial 4 x 2 - 6.25 = 1.75, tree 4 x 6 = 24, latency 8.
+    # sum axis 0: outer 1, r 4, inner 100: 3 x ceil(100/64) = 2 = 6, + 8 = 14: lanes
+    #   3 x 100 / 64 = 4.6875, partial 6 - 4.6875 = 1.3125, tree 0, latency 8.
+    ctx = kb.Context("default")
+    a = ctx.put(np.ones((4, 100), np.float32), 0)
+    s, t = ctx.empty((4,), np.float32), ctx.empty((100,), np.float32)
+    res = ctx.launch(_vector_kernel, (1, 1), a, s, t)
+    prof = profile(res, sort="line")
+    vec = [d["vector"] for d in prof["lines"] if "vector" in d]
+    assert [d["busy"]["VECTOR"] for d in prof["lines"] if "vector" in d] == [36, 40, 14]
+    assert vec == [{"lanes": 25.0, "partial": 3.0, "tree": 0.0, "latency": 8.0},
+                   {"lanes": 6.25, "partial": 1.75, "tree": 24.0, "latency": 8.0},
+                   {"lanes": 4.6875, "partial": 1.3125, "tree": 0.0, "latency": 8.0}]
+    assert prof["gemm"] is None
+    text = busy_text(prof, "VECTOR")
+    # 90 cycles: lanes 35.9375 (39.9%), partial 6.0625 (6.7%), tree 24 (26.7%), latency 24
+    # (26.7%); the most lost (busy but lanes): the row sum's 33.75, its largest loss the tree,
+    # 24 of 40 = 60.0%
+    line = [d for d in prof["lines"] if "vector" in d][1]["short"]
+    assert text == ("VECTOR: 39.9% of its 90 busy cycles used all 64 lanes; partly used issue slots "
+                    "6.7%, reduction trees 26.7%, pipeline latency 26.7%. Most lost at "
+                    f"{line}: reduction trees, 60.0% of its VECTOR cycles (what cuts it: fewer rows "
+                    "reduced along the lanes (each pays ceil(log2 lanes)))")
+
+
+@settings(max_examples=300, deadline=None)
+@given(outer=st.integers(1, 300), r=st.integers(1, 300), inner=st.integers(1, 300),
+       sub=st.integers(0, 16), lanes=st.sampled_from([1, 2, 3, 8, 64, 100, 128]),
+       latency=st.integers(1, 40), cost=st.integers(1, 9))
+def test_vector_parts_sum_to_the_engines_cycles(outer, r, inner, sub, lanes, latency, cost):
+    from kernbench.common.pe_commands import VEC_OP_NAMES
+
+    sub %= len(VEC_OP_NAMES)
+    hw = load_hw().with_overrides({"vector.lanes": lanes, "vector.pipeline_latency": latency,
+                                   f"vector.op_cycles.{VEC_OP_NAMES[sub]}": cost})
+    params = hw_params(hw)
+    exact = lanes & (lanes - 1) == 0  # (lanes and partial: multiples of 1 / L, floats exactly)
+    reduced = outer * (r if inner == 1 else (r - 1) * inner)  # elements the reduction's op reads
+    for got, want, work in ((elementwise_parts(params, outer * inner, sub),
+                             _timing.elementwise_cycles(params, outer * inner, sub), outer * inner),
+                            (reduction_parts(params, outer, r, inner, sub),
+                             _timing.reduction_cycles(params, outer, r, inner, sub), reduced)):
+        assert all(got[x] >= 0 for x in VECTOR_PARTS)
+        assert got["lanes"] * lanes == pytest.approx(work * cost, rel=1e-12)
+        assert got["latency"] == latency
+        assert sum(got.values()) == pytest.approx(want, rel=1e-12)
+        if exact:
+            assert sum(got.values()) == want
+
+
+def test_unit_parts_refuses_another_unit():
+    res = _launch("default", 8, 8, 8)
+    with pytest.raises(ValueError, match="GEMM, VECTOR"):
+        unit_parts(res, "DMA")
