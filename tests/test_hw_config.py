@@ -411,3 +411,18 @@ def test_a_dict_as_the_hardware_takes_dotted_keys_too():
         load_hw({"vector": {"lanes": 16}, "vector.lanes": 8})
     with pytest.raises(HardwareConfigError, match="config: unknown hardware key 'vector.nope'"):
         load_hw({"vector.nope": 16})
+
+
+@pytest.mark.parametrize("overrides, says", [
+    ({"link.packet_bytes": {}}, "hardware key 'link.packet_bytes' must be int, got dict {}"),
+    ({"n_cubes": {}}, "hardware key 'n_cubes' must be int, got dict {}"),
+    ({"bogus": {}}, "unknown hardware key 'bogus'"),
+    ({"link.packet_bytes": {"typo": {}}}, "unknown hardware key 'link.packet_bytes.typo'"),
+    ({"link": {"bogus": {}}}, "unknown hardware key 'link.bogus'")])
+def test_an_empty_table_as_an_override_is_checked_as_a_value(overrides, says):
+    """An empty dict had no leaves, so its key was never looked up: a sweep labelled rows with a
+    value never applied (a review). An empty table for a section changes nothing."""
+    with pytest.raises(HardwareConfigError, match=re.escape(says)):
+        load_hw("mesh8", overrides)
+    assert load_hw("mesh8", {"link": {}}) == load_hw("mesh8")
+    assert load_hw("mesh8", {"link": {}}).label == "mesh8"

@@ -332,9 +332,11 @@ def _nested(given: list, source: str = "overrides") -> dict:
 
 
 def _leaves(nested: dict, prefix: str = ""):
-    """(dotted key, value) of each value of ``nested`` (:func:`_nested`), in order."""
+    """(dotted key, value) of each value of ``nested`` (:func:`_nested`), in order. An empty
+    table is a leaf of its own: :func:`_set_dotted` finds its key (a review: ``{"bogus": {}}``
+    and ``{"link.packet_bytes": {}}`` were dropped without a word) and keeps a section's keys."""
     for k, v in nested.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict) and v:
             yield from _leaves(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}", v
