@@ -1,7 +1,9 @@
 """TensorHandle as a value of the language: elementwise == and !=, no value while tracing, numpy
 refused, identity in dicts, exactly its eight fields (docs/language.md, "Values")."""
 import dataclasses
+import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -317,3 +319,30 @@ def test_operand_fast_path_of_views_equals_the_checks(mode, shape, id_kind, kind
     assert len(seen) == 2 and seen[0] == seen[1], seen
     if (id_kind, kind, repr(shape)) == ("same", "TransposedView", "(16, 8)"):
         assert seen[0][1][0][2] is True  # (number, shape, transposed): the view read transposed
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda x: math.floor(x), r"math.floor\(tensor\): .* per element: t - tl.where\(t > x, 1.0, 0.0\)"),
+    (lambda x: math.ceil(x), r"math.ceil\(tensor\): .* per element: t \+ tl.where\(t < x, 1.0, 0.0\)"),
+    (lambda x: math.trunc(x), r"math.trunc\(tensor\): .* tl.cast\(tl.cast\(x, tl.int32\), x.dtype\)"),
+    (lambda x: round(x), r"round\(tensor\): .* no round-to-nearest op"),
+    (lambda x: round(x, 2), r"round\(tensor\): "),
+    (lambda x: divmod(x, 2), r"divmod\(a, b\) with a tensor: write a // b and a % b"),
+    (lambda x: divmod(7, x), r"divmod\(a, b\) with a tensor"),
+    (lambda x: 2 ** x, r"2 \*\* tensor: .* write tl.exp2\(x\)"),
+    (lambda x: 3.0 ** x, r"3.0 \*\* tensor: .* write tl.exp\(x \* math.log\(base\)\)"),
+    (lambda x: x ** x, r"got a f32 tensor of shape \(8,\): for other powers"),
+])
+def test_python_rounding_and_powers_are_refused_with_the_per_element_way(call, says):
+    """round(x), math.trunc and divmod were a raw TypeError wrapped, math.floor a float() error,
+    and x ** x printed the handle's every field (reviews)."""
+    def k(a, *, tl):
+        x = tl.load(a, shape=(8,))
+        tl.store(a, call(x))
+
+    ctx = kernbench.Context("default")
+    a = ctx.put(np.ones(8, np.float32), 0)
+    with pytest.raises(KernelError, match=r"PE \(0, 0\) at test_tl_handles.py:\d+") as e:
+        ctx.launch(k, (1, 1), a)
+    assert re.search(says, str(e.value)), str(e.value)
+    assert "TensorHandle(" not in str(e.value)

@@ -148,8 +148,9 @@ class TensorHandle:
         return _ops().pow(self, o)
 
     def __rpow__(self, o):
+        how = "tl.exp2(x)" if type(o) in (int, float) and o == 2 else "tl.exp(x * math.log(base))"
         return _ops()._refuse(self, f"{o!r} ** tensor: a tensor exponent is not supported; "
-                                    f"write tl.exp(x * math.log(base))")
+                                    f"write {how}")
 
     def __matmul__(self, o):
         return _ops().dot(self, o)
@@ -203,6 +204,27 @@ class TensorHandle:
 
     def __invert__(self):
         return _ops().invert(self)
+
+    # Python's rounding of one number and divmod: refused with the per-element way to write them
+    # (a review: round(x) was a raw "doesn't define __round__", math.floor(x) a float() error)
+    def __floor__(self):
+        return _ops()._rounding(self, "math.floor")
+
+    def __ceil__(self):
+        return _ops()._rounding(self, "math.ceil")
+
+    def __trunc__(self):
+        return _ops()._rounding(self, "math.trunc")
+
+    def __round__(self, ndigits=None):
+        return _ops()._rounding(self, "round")
+
+    def __divmod__(self, o):
+        return _ops()._refuse(self, "divmod(a, b) with a tensor: write a // b and a % b (two "
+                                    "commands; int32 truncates toward zero, as in C)")
+
+    def __rdivmod__(self, o):
+        return self.__divmod__(o)
 
     def __lt__(self, o):
         try:

@@ -22,7 +22,7 @@ from .loops import TlRange
 from . import semantic
 from .builder import PEBuilder
 from .numerics import cast_value, f32_of_int, view_value
-from .porting import NOT_IN_TL, not_in_tl
+from .porting import NOT_IN_TL, TL_INSTEAD, not_in_tl
 from .semantic import (
     FLOAT_DTYPES,
     PY_FLOAT,
@@ -1115,7 +1115,9 @@ class TL:
         tr: PEBuilder = _builder(self)
         spec, s, d, i, _ = tr.operand(x, "** base")
         if scalar_kind(n) != PY_INT or not -64 <= int(n) <= 64:
-            fail(tr, f"x ** n (tl.pow) takes a Python int exponent in -64..64, got {n!r}: for other powers "
+            got = (f"a {n.dtype} tensor of shape {n.shape}" if isinstance(n, TensorHandle)
+                   else repr(n))  # (a handle's repr is its every field: a review)
+            fail(tr, f"x ** n (tl.pow) takes a Python int exponent in -64..64, got {got}: for other powers "
                      f"write tl.exp(p * tl.log(x)), or tl.sqrt / tl.rsqrt")
         n = int(n)
         if n < 0 and d not in FLOAT_DTYPES:
@@ -1474,6 +1476,16 @@ class TL:
 
     def _refuse(self, h, message: str):
         fail(_builder(self), message)
+
+    def _rounding(self, h, what: str):
+        per_element = {
+            "math.floor": TL_INSTEAD["floor"], "math.ceil": TL_INSTEAD["ceil"],
+            "math.trunc": "tl.cast(tl.cast(x, tl.int32), x.dtype) (a cast to int32 truncates "
+                          "toward zero; |x| < 2**31)",
+            "round": "no round-to-nearest op: tl.cast(x, tl.int32) truncates toward zero, and the "
+                     "floor of x + 0.5 (math.floor's recipe) rounds halves up"}[what]
+        fail(_builder(self), f"{what}(tensor): Python's {what} rounds one number, and a tensor has "
+                             f"no value while a kernel is traced; per element: {per_element}")
 
     def _numpy(self, h, fname: str, method: str):
         use = _NUMPY_TL.get(fname)
