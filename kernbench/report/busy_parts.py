@@ -12,8 +12,10 @@ whatever else runs, so the split is of the engine's own busy cycles.
 - ``fill_drain``: the skew in and drain out, ``R + C - 2`` a fold with one accumulator buffer;
   with two, ``R + C - 2`` once (the last fold) plus, on every other fold, what
   ``ceil((R + C - 2) / 2)`` adds over K when K is the smaller;
-- ``sram``: what the SRAM operand bound (``ceil((R + C) * K * esize / sram.bytes_per_cycle)``
-  a fold) adds over the other terms where it binds.
+- ``sram``: on a fold the SRAM operand bound (``ceil((R + C) * K * esize /
+  sram.bytes_per_cycle)``) sets, all of the fold's cycles past K: there the skew and drain
+  hide behind it and are not counted as fill and drain (the fold's cycles past K go to the
+  term that sets them; a tie to fill and drain).
 
 **VECTOR**, with L lanes and an op of ``op_cycles`` per issue slot:
 
@@ -38,7 +40,7 @@ import numpy as np
 from ..common.pe_commands import Opcode, Unit
 
 __all__ = ["GEMM_PARTS", "VECTOR_PARTS", "PARTS", "dot_parts", "elementwise_parts",
-           "reduction_parts", "unit_parts"]
+           "reduction_parts", "command_columns", "unit_parts", "gemm_what_if"]
 
 #: the parts of a unit's busy cycles, in the order they are attributed; the first is the work
 GEMM_PARTS = ("mac", "edge", "fill_drain", "sram")
@@ -72,15 +74,20 @@ def dot_parts(params: dict, m, n, k, esize) -> dict:
     fold = np.maximum(k + skew, sram_fold)  # the last fold (every fold with one buffer)
     mac = (m * n * k).astype(np.float64) / (r * c)
     edge = (folds * k).astype(np.float64) - mac
+    # A fold's cycles past K go to the term that sets them: the SRAM operand bound where it
+    # binds (then skew and drain hide behind it: removing them would save nothing, a review),
+    # else the array's skew and drain.
+    sram_binds = sram_fold > k + skew
+    fill_drain = np.where(sram_binds, 0, skew)
+    sram = np.where(sram_binds, fold - k, 0)
     if int(params["gemm_acc_buffers"]) == 2:
         # every fold but the last at the steady cost: max(K, ceil(skew / 2), the SRAM term)
         drain_bound = np.maximum(k, _ceil_div(skew, 2))
-        steady = np.maximum(drain_bound, sram_fold)
-        fill_drain = (folds - 1) * (drain_bound - k) + skew
-        sram = (folds - 1) * (steady - drain_bound) + (fold - (k + skew))
+        steady_sram = sram_fold > drain_bound
+        fill_drain = fill_drain + (folds - 1) * np.where(steady_sram, 0, drain_bound - k)
+        sram = sram + (folds - 1) * np.where(steady_sram, sram_fold - k, 0)
     else:
-        fill_drain = folds * skew
-        sram = folds * (fold - (k + skew))
+        fill_drain, sram = folds * fill_drain, folds * sram
     return _out({"mac": mac, "edge": edge, "fill_drain": fill_drain, "sram": sram})
 
 
@@ -112,31 +119,72 @@ def reduction_parts(params: dict, outer, r, inner, sub) -> dict:
                  "latency": np.full(np.shape(work), int(params["vec_latency"]))})
 
 
-def unit_parts(result, unit: str) -> tuple:
+def command_columns(result) -> dict:
+    """The program's columns the parts read ({name: array}), for several calls of
+    :func:`unit_parts` and :func:`gemm_what_if` on one launch (each read costs a pass over the
+    program)."""
+    return dict(zip(_COLUMNS, result.program.columns(*_COLUMNS)))
+
+
+def unit_parts(result, unit: str, params: dict | None = None, columns: dict | None = None) -> tuple:
     """Each command's parts on ``unit`` ("GEMM" or "VECTOR") of launch ``result``:
     ``(index, parts)``, ``index`` the commands' numbers (int64, program order) and ``parts``
-    {part: float64 array aligned with it}. Reads the program's columns (a compact program is
-    not expanded); one formula call per distinct shape. Raises ValueError for another unit."""
+    {part: float64 array aligned with it}. ``params``: the hardware to time them on (default:
+    the launch's, ``hw_params(result.hw)``; another gives what the same commands would take
+    there). Reads the program's columns (a compact program is not expanded), or takes them from
+    ``columns`` (:func:`command_columns`). Raises ValueError for another unit."""
     from .._core.api import hw_params
 
     if unit not in PARTS:
         raise ValueError(f"unit must be one of {', '.join(PARTS)}, got {unit!r}")
-    prog = result.program
-    params = hw_params(result.hw)
-    cols = dict(zip(("opcode", "m", "n", "k", "esize", "sub", "unit"),
-                    prog.columns("opcode", "m", "n", "k", "esize", "sub", "unit")))
+    params = hw_params(result.hw) if params is None else params
+    cols = command_columns(result) if columns is None else columns
     idx = np.flatnonzero(np.asarray(cols["unit"]) == int(getattr(Unit, unit)))
     opcode = np.asarray(cols["opcode"])[idx]
     parts = {p: np.zeros(len(idx)) for p in PARTS[unit]}
     for code, fn, fields in ((Opcode.DOT, dot_parts, ("m", "n", "k", "esize")),
                              (Opcode.VEC, elementwise_parts, ("n", "sub")),
                              (Opcode.REDUCE, reduction_parts, ("m", "n", "k", "sub"))):
-        at = np.flatnonzero(opcode == code)
-        if not len(at):
+        pos = np.flatnonzero(opcode == code)
+        if not len(pos):
             continue
-        shapes = np.stack([np.asarray(cols[f], np.int64)[idx[at]] for f in fields], axis=1)
-        uniq, inv = np.unique(shapes, axis=0, return_inverse=True)
-        per = fn(params, *uniq.T)
+        at = idx[pos]
+        # (vectorised over the commands: a few array passes, cheaper than finding the distinct
+        # shapes first, which a review measured at 0.4 s on the 16K panel; each column gathered,
+        # then widened)
+        per = fn(params, *(np.asarray(cols[f])[at] for f in fields))
         for p in PARTS[unit]:
-            parts[p][at] = np.asarray(per[p], np.float64)[inv.reshape(-1)]
+            parts[p][pos] = per[p]
     return idx, parts
+
+
+_COLUMNS = ("opcode", "m", "n", "k", "esize", "sub", "unit")
+
+
+def gemm_what_if(result, columns: dict | None = None) -> tuple:
+    """What the launch's dots would take with the changes a GEMM loss suggests, each alone:
+    ``(index, {change: float64 array})`` aligned with :func:`unit_parts`' GEMM index, per dot:
+
+    - ``two_buffers``: its busy cycles with ``gemm.accumulator_buffers = 2`` (its own busy when
+      the hardware has two already);
+    - ``sram_x2``: with twice ``sram.bytes_per_cycle``;
+    - ``k_x2_busy`` and ``k_x2_mac``: the busy cycles and the ``mac`` part of the same dot with
+      twice its K (a kernel's larger K block: twice the MACs, so compare ``mac / busy``).
+
+    The profile offers a change as "what cuts it" only where these say it does (a review: two
+    buffers were offered for one-fold dots, which they do not change). ``columns``: as for
+    :func:`unit_parts`."""
+    from .._core.api import hw_params
+
+    params = hw_params(result.hw)
+    cols = command_columns(result) if columns is None else columns
+    idx = np.flatnonzero(np.asarray(cols["opcode"]) == Opcode.DOT)
+    m, n, k, esize = (np.asarray(cols[c])[idx].astype(np.int64) for c in ("m", "n", "k", "esize"))
+    out = {}
+    for name, change in (("two_buffers", {"gemm_acc_buffers": 2}),
+                         ("sram_x2", {"sram_bw": 2 * int(params["sram_bw"])})):
+        out[name] = sum(dot_parts({**params, **change}, m, n, k, esize).values())
+    doubled = dot_parts(params, m, n, 2 * k, esize)
+    out["k_x2_busy"] = sum(doubled.values())
+    out["k_x2_mac"] = doubled["mac"]
+    return idx, {name: np.asarray(v, np.float64).reshape(-1) for name, v in out.items()}

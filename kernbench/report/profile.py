@@ -31,12 +31,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..common.errors import is_whole
-from ..common.pe_commands import N_UNITS, UNIT_NAMES, Opcode
+from ..common.pe_commands import N_UNITS, UNIT_NAMES
 from ..common.shown import rich_text
 from .table import emit
 from .commands import UNIT_ORDER, command_facts, line_groups
 from .critical_path import critical_path
-from .busy_parts import PARTS, unit_parts
+from .busy_parts import PARTS, command_columns, gemm_what_if, unit_parts
 
 __all__ = ["profile", "print_profile", "render_profile", "busy_text", "STALLS"]
 
@@ -84,15 +84,17 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     labels = g.labels_by(busy.astype(np.float64) + 1e-9)  # by busy cycles (then commands)
     # each GEMM and VECTOR line's busy split into its parts (kernbench.report.busy_parts)
     split = {}
+    cols = command_columns(result)
     for unit in PARTS:
-        idx, parts = unit_parts(result, unit)
+        idx, parts = unit_parts(result, unit, columns=cols)
         on = li[idx]
         split[unit] = ({p: np.bincount(on, weights=parts[p], minlength=n_lines) for p in PARTS[unit]},
                        np.bincount(on, minlength=n_lines) > 0)
-    m, nn, k, op = (np.asarray(a) for a in result.program.columns("m", "n", "k", "opcode"))
-    dots = np.flatnonzero(op == Opcode.DOT)
-    flops = np.bincount(li[dots], weights=(2 * m[dots].astype(np.int64) * nn[dots] * k[dots])
-                        .astype(np.float64), minlength=n_lines)
+    dots, alt = gemm_what_if(result, cols)
+    m, nn, k = (np.asarray(cols[c], np.int64)[dots] for c in ("m", "n", "k"))
+    flops = np.bincount(li[dots], weights=(2 * m * nn * k).astype(np.float64), minlength=n_lines)
+    del cols
+    what_if = {name: np.bincount(li[dots], weights=v, minlength=n_lines) for name, v in alt.items()}
     lines = []
     for i in range(n_lines):
         lines.append({
@@ -114,6 +116,7 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
                 lines[-1][unit.lower()] = {p: float(sums[p][i]) for p in PARTS[unit]}
         if "gemm" in lines[-1]:
             lines[-1]["gemm"]["flops"] = int(flops[i])
+            lines[-1]["gemm"]["what_if"] = {name: float(v[i]) for name, v in what_if.items()}
     # (before the sort: their ties go to the first line)
     totals = {unit.lower(): _unit_total(lines, unit, result.hw) for unit in PARTS}
     if sort == "busy":
@@ -301,32 +304,54 @@ _LOSSES = {"edge": "edge folds", "fill_drain": "fill and drain", "sram": "the SR
 def busy_text(prof: dict, unit: str) -> str:
     """The profile's line for ``unit`` ("GEMM" or "VECTOR"): the share of the unit's busy
     cycles that was work at its peak (MACs of the whole array; every lane), what the rest went
-    to (kernbench.report.busy_parts), and the kernel line that lost the most, with what would
-    cut its largest loss. ``prof``: :func:`profile`'s result, with commands on ``unit``."""
+    to (kernbench.report.busy_parts), and the kernel line that lost the most, with its largest
+    loss and what would cut it: for GEMM only a change the formula says cuts it, with its
+    figure (:func:`kernbench.report.busy_parts.gemm_what_if`). ``prof``: :func:`profile`'s
+    result, with commands on ``unit``."""
     t = prof[unit.lower()]
     parts = PARTS[unit]
     busy = sum(t[p] for p in parts)
     losses = ", ".join(f"{_LOSSES[p]} {_share(t[p], busy)}" for p in parts[1:])
-    if unit == "GEMM":
-        work = f"were MACs at the {t['rows']} x {t['cols']} array's peak"
-        fixes = {"edge": "M a multiple of R and N of C",
-                 "fill_drain": "a larger K a dot" + (", or two accumulator buffers"
-                                                     if t["accumulator_buffers"] == 1 else ""),
-                 "sram": "fewer operand bytes a fold (a smaller dtype) or more sram.bytes_per_cycle"}
-    else:
-        work = f"used all {t['lanes_per_slot']} lanes"
-        fixes = {"partial": "sizes a multiple of the lanes (the reduced axis for a row reduction)",
-                 "tree": "fewer rows reduced along the lanes (each pays ceil(log2 lanes))",
-                 "latency": f"fewer, larger commands (each pays {t['pipeline_latency']} cycles)"}
+    work = (f"were MACs at the {t['rows']} x {t['cols']} array's peak" if unit == "GEMM"
+            else f"used all {t['lanes_per_slot']} lanes")
     text = f"{unit}: {_share(t[parts[0]], busy)} of its {round(busy):,} busy cycles {work}; {losses}"
     line = next(d for d in prof["lines"] if d["source"] == t["lost_most"])
     mine = line[unit.lower()]
     worst = max(parts[1:], key=lambda p: mine[p])
     if mine[worst] <= 0:
         return text
-    return (f"{text}. Most lost at {line['short']}: {_LOSSES[worst]}, "
-            f"{_share(mine[worst], sum(mine[p] for p in parts))} of its {unit} cycles "
-            f"(what cuts it: {fixes[worst]})")
+    mine_busy = sum(mine[p] for p in parts)
+    text = (f"{text}. Most lost at {line['short']}: {_LOSSES[worst]}, "
+            f"{_share(mine[worst], mine_busy)} of that line's {unit} cycles")
+    fix = _gemm_fix(t, mine, worst, mine_busy) if unit == "GEMM" else _vector_fix(t, worst)
+    return f"{text} (what cuts it: {fix})" if fix else text
+
+
+def _gemm_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
+    # each change named only where gemm_what_if's figure says it cuts the line's cycles
+    alt = mine["what_if"]
+    if worst == "edge":
+        return "more rows and columns a dot, M toward a multiple of R and N of C (an idle cell costs as a busy one)"
+    fixes = []
+    if worst == "fill_drain":
+        now, then = mine["mac"] / busy, alt["k_x2_mac"] / alt["k_x2_busy"]
+        if then > now:
+            fixes.append(f"twice the K a dot, {100 * now:.1f}% -> {100 * then:.1f}% of peak")
+        if t["accumulator_buffers"] == 1 and alt["two_buffers"] < busy:
+            fixes.append(f"two accumulator buffers, {round(busy):,} -> {round(alt['two_buffers']):,} cycles")
+    elif alt["sram_x2"] < busy:  # sram
+        fixes.append(f"a dtype half as wide or twice sram.bytes_per_cycle, {round(busy):,} -> "
+                     f"{round(alt['sram_x2']):,} cycles")
+    return "; or ".join(fixes)
+
+
+def _vector_fix(t: dict, worst: str) -> str:
+    lanes = t["lanes_per_slot"]
+    return {"partial": f"more elements a command, sizes toward a multiple of the {lanes} lanes (an idle "
+                       f"lane costs as a busy one)",
+            "tree": f"fewer rows reduced along the lanes (each pays ceil(log2 {lanes}) = "
+                    f"{(lanes - 1).bit_length()} cycles; a leading axis's reduction pays none)",
+            "latency": f"fewer, larger commands (each pays {t['pipeline_latency']} cycles)"}[worst]
 
 
 def _share(x: float, total: float) -> str:
