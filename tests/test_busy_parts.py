@@ -15,8 +15,8 @@ from kernbench._core import _timing
 from kernbench._core.api import hw_params
 from kernbench.diag import run_panel
 from kernbench.hw import load_hw
-from kernbench.report.busy_parts import (GEMM_PARTS as PARTS, VECTOR_PARTS, dot_parts, elementwise_parts,
-                                         reduction_parts, unit_parts)
+from kernbench.report.busy_parts import (GEMM_PARTS as PARTS, VECTOR_PARTS, dma_parts, dot_parts,
+                                         elementwise_parts, reduction_parts, unit_parts)
 from kernbench.report.profile import busy_text, profile
 
 
@@ -176,6 +176,10 @@ def test_every_dot_of_the_flagship_sums_to_its_engine_cycles(buffers):
     # (fractions of a cycle in lanes and partial: a sum of floats, exact as each is a multiple
     # of 1/L with L a power of two)
     assert np.array_equal(sum(vparts[p] for p in VECTOR_PARTS), vbusy.astype(np.float64))
+    didx, dparts = unit_parts(res, "DMA")
+    dbusy = np.asarray(res.engine.cmd_end)[didx] - np.asarray(res.engine.cmd_start)[didx]
+    assert len(didx) > 4 and dparts["latency"].sum() > 0
+    assert np.array_equal(sum(dparts[p] for p in dparts), dbusy.astype(np.float64))
 
 
 def test_no_dot_no_gemm_line():
@@ -254,5 +258,46 @@ def test_vector_parts_sum_to_the_engines_cycles(outer, r, inner, sub, lanes, lat
 
 def test_unit_parts_refuses_another_unit():
     res = _launch("default", 8, 8, 8)
-    with pytest.raises(ValueError, match="GEMM, VECTOR"):
-        unit_parts(res, "DMA")
+    with pytest.raises(ValueError, match="GEMM, VECTOR, DMA"):
+        unit_parts(res, "TX_E")
+
+
+def _load64k(a, *, tl):
+    tl.load(a + tl.program_id(0) * 65536, shape=(32768,), dtype="f16")
+
+
+def test_dma_parts_by_hand():
+    # docs/hardware-model.md: eight PEs each loading 64 KiB at cycle 0 end at 2184 + 2p. Each:
+    # bytes 65536 / 256 = 256, no partial burst (512 B bursts of 2 cycles), latency 150,
+    # arbitration busy - 406. Summed: busy 8 * 2184 + 2 * 28 = 17,528, bytes 2,048, latency
+    # 1,200, arbitration 17,528 - 8 * 406 = 14,280: 11.7%, 0%, 6.8%, 81.5%.
+    ctx = kb.Context("default")
+    a = ctx.empty((8 * 32768,), "f16")
+    prof = profile(ctx.launch(_load64k, (8, 1), a))
+    (line,) = [d for d in prof["lines"] if "dma" in d]
+    assert line["busy"]["DMA"] == 17528
+    assert line["dma"] == {"bytes": 2048.0, "partial": 0.0, "latency": 1200.0, "arbitration": 14280.0}
+    assert busy_text(prof, "DMA") == (
+        "DMA: 11.7% of its 17,528 busy cycles moved bytes at the channel's 256 B/cycle; partly used "
+        "channel cycles 0%, latency 6.8%, waiting for the channel 81.5%. Most lost at "
+        f"{line['short']}: waiting for the channel, 81.5% of that line's DMA cycles (what cuts it: "
+        "the cube's other PEs' bursts share its channel: its loads at other times, or fewer bytes "
+        "(the table's memory and bound rows say whether the channel is the limit))")
+
+
+@settings(max_examples=300, deadline=None)
+@given(nbytes=st.integers(1, 1 << 22), burst=st.integers(1, 5000), width=st.integers(1, 700),
+       latency=st.integers(1, 1000))
+def test_dma_parts_sum_to_the_engines_cycles(nbytes, burst, width, latency):
+    # S = 1000 at B = 512, W = 256 (by hand): bursts of 512 and 488 B, 2 + 2 channel cycles;
+    # bytes 1000 / 256 = 3.90625, partial 0.09375, latency: the rest of dma_alone_cycles
+    params = hw_params(load_hw().with_overrides({"dma.burst_bytes": burst, "dma.channel_bytes_per_cycle": width,
+                                                 "dma.latency_cycles": latency}))
+    p = dma_parts(params, nbytes)
+    assert p["bytes"] * width == pytest.approx(nbytes, rel=1e-12)
+    assert p["partial"] >= -1e-9 and p["arbitration"] == 0 and p["latency"] == latency
+    assert sum(p.values()) == pytest.approx(_timing.dma_alone_cycles(params, nbytes), rel=1e-12)
+    if width & (width - 1) == 0:
+        assert sum(p.values()) == _timing.dma_alone_cycles(params, nbytes)
+    assert dma_parts(hw_params(load_hw()), 1000) == {"bytes": 3.90625, "partial": 0.09375,
+                                                     "latency": 150.0, "arbitration": 0.0}

@@ -1,7 +1,8 @@
-"""Why a GEMM or vector unit runs below its peak: each command's busy cycles split, exactly, into
-the work at the unit's peak and what the model's formula charges beside it
-(docs/hardware-model.md, "GEMM unit" and "Vector unit"). Both units take their formula's cycles
-whatever else runs, so the split is of the engine's own busy cycles.
+"""Why a GEMM, vector or DMA unit runs below its peak: each command's busy cycles split, exactly,
+into the work at the unit's peak and what the model charges beside it (docs/hardware-model.md,
+"GEMM unit", "Vector unit" and "DMA engine"). GEMM and vector commands take their formula's
+cycles whatever else runs; a DMA command's are its formula's plus its arbitration stall, read
+off the engine's start and end cycles, so the split is of the engine's own busy cycles.
 
 **GEMM**, a dot (M,K) x (K,N) on an R x C array in ``folds = ceil(M/R) * ceil(N/C)`` passes of K:
 
@@ -26,6 +27,15 @@ whatever else runs, so the split is of the engine's own busy cycles.
 - ``tree``: a reduction along the lanes' ``ceil(log2 L)`` cycles a row;
 - ``latency``: the pipeline latency, once a command.
 
+**DMA**, a load or store of S bytes in bursts of B on a channel of W bytes a cycle, latency λ:
+
+- ``bytes``: ``S / W``, its cycles at the channel's rate;
+- ``partial``: its bursts' channel cycles (``ceil(bytes / W)`` each) past that (a burst not a
+  multiple of W bytes);
+- ``latency``: λ, once a command;
+- ``arbitration``: the cycles its bursts waited for the cube's other PEs on the shared channel
+  (its busy less the rest: kernbench.report.commands).
+
 Each command's parts sum to its busy cycles. ``mac`` / ``edge`` and ``lanes`` / ``partial`` may be
 fractions of a cycle (multiples of 1 / (R * C) and 1 / L); their sums are whole, exact in
 float64 when R * C and L are powers of two (the presets'), to float rounding otherwise. Checked
@@ -39,14 +49,15 @@ import numpy as np
 
 from ..common.pe_commands import Opcode, Unit
 
-__all__ = ["GEMM_PARTS", "VECTOR_PARTS", "PARTS", "dot_parts", "elementwise_parts",
-           "reduction_parts", "command_columns", "unit_parts", "gemm_what_if"]
+__all__ = ["GEMM_PARTS", "VECTOR_PARTS", "DMA_PARTS", "PARTS", "dot_parts", "elementwise_parts",
+           "reduction_parts", "dma_parts", "command_columns", "unit_parts", "gemm_what_if"]
 
 #: the parts of a unit's busy cycles, in the order they are attributed; the first is the work
 GEMM_PARTS = ("mac", "edge", "fill_drain", "sram")
 VECTOR_PARTS = ("lanes", "partial", "tree", "latency")
+DMA_PARTS = ("bytes", "partial", "latency", "arbitration")
 #: unit name -> its parts
-PARTS = {"GEMM": GEMM_PARTS, "VECTOR": VECTOR_PARTS}
+PARTS = {"GEMM": GEMM_PARTS, "VECTOR": VECTOR_PARTS, "DMA": DMA_PARTS}
 
 
 def _ceil_div(a, b):
@@ -119,6 +130,19 @@ def reduction_parts(params: dict, outer, r, inner, sub) -> dict:
                  "latency": np.full(np.shape(work), int(params["vec_latency"]))})
 
 
+def dma_parts(params: dict, nbytes) -> dict:
+    """The parts (:data:`DMA_PARTS`) of a DMA command of ``nbytes`` bytes alone on its cube's
+    channel (``arbitration`` 0); their sum is ``_timing.dma_alone_cycles``."""
+    nbytes = np.asarray(nbytes, np.int64)
+    burst, width = int(params["burst_bytes"]), int(params["channel_bw"])
+    full, rest = nbytes // burst, nbytes % burst
+    channel = full * _ceil_div(burst, width) + _ceil_div(rest, width)
+    at_rate = nbytes.astype(np.float64) / width
+    return _out({"bytes": at_rate, "partial": channel.astype(np.float64) - at_rate,
+                 "latency": np.full(np.shape(at_rate), int(params["dma_latency"])),
+                 "arbitration": np.zeros(np.shape(at_rate))})
+
+
 def command_columns(result) -> dict:
     """The program's columns the parts read ({name: array}), for several calls of
     :func:`unit_parts` and :func:`gemm_what_if` on one launch (each read costs a pass over the
@@ -127,7 +151,7 @@ def command_columns(result) -> dict:
 
 
 def unit_parts(result, unit: str, params: dict | None = None, columns: dict | None = None) -> tuple:
-    """Each command's parts on ``unit`` ("GEMM" or "VECTOR") of launch ``result``:
+    """Each command's parts on ``unit`` ("GEMM", "VECTOR" or "DMA") of launch ``result``:
     ``(index, parts)``, ``index`` the commands' numbers (int64, program order) and ``parts``
     {part: float64 array aligned with it}. ``params``: the hardware to time them on (default:
     the launch's, ``hw_params(result.hw)``; another gives what the same commands would take
@@ -140,8 +164,16 @@ def unit_parts(result, unit: str, params: dict | None = None, columns: dict | No
     params = hw_params(result.hw) if params is None else params
     cols = command_columns(result) if columns is None else columns
     idx = np.flatnonzero(np.asarray(cols["unit"]) == int(getattr(Unit, unit)))
-    opcode = np.asarray(cols["opcode"])[idx]
     parts = {p: np.zeros(len(idx)) for p in PARTS[unit]}
+    if unit == "DMA":
+        from .commands import command_facts
+
+        per = dma_parts(params, np.asarray(cols["nbytes"])[idx])
+        for p in DMA_PARTS[:3]:
+            parts[p][:] = per[p]
+        parts["arbitration"][:] = command_facts(result).arbitration[idx]
+        return idx, parts
+    opcode = np.asarray(cols["opcode"])[idx]
     for code, fn, fields in ((Opcode.DOT, dot_parts, ("m", "n", "k", "esize")),
                              (Opcode.VEC, elementwise_parts, ("n", "sub")),
                              (Opcode.REDUCE, reduction_parts, ("m", "n", "k", "sub"))):
@@ -158,7 +190,7 @@ def unit_parts(result, unit: str, params: dict | None = None, columns: dict | No
     return idx, parts
 
 
-_COLUMNS = ("opcode", "m", "n", "k", "esize", "sub", "unit")
+_COLUMNS = ("opcode", "m", "n", "k", "esize", "sub", "unit", "nbytes")
 
 
 def gemm_what_if(result, columns: dict | None = None) -> tuple:

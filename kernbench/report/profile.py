@@ -11,13 +11,14 @@ line when the kernel called a helper), summed over every PE:
   engine's counters;
 - its **command** count and the PEs that ran them;
 - its share of the **critical path** (kernbench.report.critical_path);
-- its GEMM and VECTOR busy cycles split into the work at the unit's peak and what the formula
-  charges beside it: edge folds, fill and drain, the SRAM operand bound; partly used issue
-  slots, reduction trees, pipeline latency (kernbench.report.busy_parts).
+- its GEMM, VECTOR and DMA busy cycles split into the work at the unit's peak and what the
+  model charges beside it: edge folds, fill and drain, the SRAM operand bound; partly used issue
+  slots, reduction trees, pipeline latency; partly used channel cycles, latency, waiting for the
+  channel (kernbench.report.busy_parts).
 
 :func:`profile` returns plain data (the JSON stores it under ``"profile"``); :func:`print_profile`
 prints it as a table, sorted by busy cycles (or by critical-path share), followed by the critical
-path's one-line summary and a line for each of GEMM and VECTOR that ran (:func:`busy_text`).
+path's one-line summary and a line for each of GEMM, VECTOR and DMA that ran (:func:`busy_text`).
 """
 from __future__ import annotations
 
@@ -53,14 +54,16 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     busiest first), ``commands``, ``pes``, ``busy`` ({unit name: cycles}), ``busy_cycles`` (all
     units), ``work_cycles`` (busy but the waits inside it: credit, data, arbitration),
     ``stall`` ({cause: cycles}), ``path_cycles`` and ``path_fraction`` (0 when ``path=False``),
-    and for a line with commands on GEMM or VECTOR ``gemm`` / ``vector``: its busy cycles on
-    that unit split into their parts (kernbench.report.busy_parts: ``mac``, ``edge``,
-    ``fill_drain``, ``sram``; ``lanes``, ``partial``, ``tree``, ``latency``; floats summing to
-    the line's busy on the unit), with ``flops`` for GEMM. The launch's ``gemm`` / ``vector``:
-    those summed over the lines, ``lost_most`` (the source of the line that lost the most
-    cycles: busy but the work part), and the sizes the text names (GEMM ``rows``, ``cols``,
-    ``accumulator_buffers``; VECTOR ``lanes_per_slot``, ``pipeline_latency``); None when no
-    command ran on the unit.
+    and for a line with commands on GEMM, VECTOR or DMA ``gemm`` / ``vector`` / ``dma``: its
+    busy cycles on that unit split into their parts (kernbench.report.busy_parts: ``mac``,
+    ``edge``, ``fill_drain``, ``sram``; ``lanes``, ``partial``, ``tree``, ``latency``;
+    ``bytes``, ``partial``, ``latency``, ``arbitration``; floats summing to the line's busy on
+    the unit), with ``flops`` and ``what_if`` (busy_parts.gemm_what_if, summed) for GEMM. The
+    launch's ``gemm`` / ``vector`` / ``dma``: those summed over the lines, ``lost_most`` (the
+    source of the line that lost the most cycles: busy but the work part), and the sizes the
+    text names (GEMM ``rows``, ``cols``, ``accumulator_buffers``; VECTOR ``lanes_per_slot``,
+    ``pipeline_latency``; DMA ``channel_bytes_per_cycle``, ``burst_bytes``,
+    ``latency_cycles``); None when no command ran on the unit.
     ``sort``: "busy" (work cycles, most first; the default), "path" (critical path share, then
     work) or "line" (source order)."""
     if sort not in _SORTS:
@@ -149,9 +152,13 @@ def _unit_total(lines: list, unit: str, hw):
         out["flops"] = sum(d[key]["flops"] for d in ran)
         out["rows"], out["cols"] = int(hw.gemm.rows), int(hw.gemm.cols)
         out["accumulator_buffers"] = int(hw.gemm.accumulator_buffers)
-    else:
+    elif unit == "VECTOR":
         out["lanes_per_slot"] = int(hw.vector.lanes)
         out["pipeline_latency"] = int(hw.vector.pipeline_latency)
+    else:
+        out["channel_bytes_per_cycle"] = int(hw.dma.channel_bytes_per_cycle)
+        out["burst_bytes"] = int(hw.dma.burst_bytes)
+        out["latency_cycles"] = int(hw.dma.latency_cycles)
     worst = max(ran, key=lambda d: (sum(d[key][p] for p in parts[1:]), d["busy"].get(unit, 0)))
     out["lost_most"] = worst["source"]
     return out
@@ -295,15 +302,19 @@ def render_profile(prof: dict, top: Optional[int] = None, title: Optional[str] =
     return Group(*parts)
 
 
-#: how the text names each part that is not the work
-_LOSSES = {"edge": "edge folds", "fill_drain": "fill and drain", "sram": "the SRAM operand bound",
-           "partial": "partly used issue slots", "tree": "reduction trees",
-           "latency": "pipeline latency"}
+#: how the text names each part that is not the work, by unit
+_LOSSES = {"GEMM": {"edge": "edge folds", "fill_drain": "fill and drain",
+                    "sram": "the SRAM operand bound"},
+           "VECTOR": {"partial": "partly used issue slots", "tree": "reduction trees",
+                      "latency": "pipeline latency"},
+           "DMA": {"partial": "partly used channel cycles", "latency": "latency",
+                   "arbitration": "waiting for the channel"}}
 
 
 def busy_text(prof: dict, unit: str) -> str:
-    """The profile's line for ``unit`` ("GEMM" or "VECTOR"): the share of the unit's busy
-    cycles that was work at its peak (MACs of the whole array; every lane), what the rest went
+    """The profile's line for ``unit`` ("GEMM", "VECTOR" or "DMA"): the share of the unit's busy
+    cycles that was work at its peak (MACs of the whole array; every lane; bytes at the cube
+    channel's rate), what the rest went
     to (kernbench.report.busy_parts), and the kernel line that lost the most, with its largest
     loss and what would cut it: for GEMM only a change the formula says cuts it, with its
     figure (:func:`kernbench.report.busy_parts.gemm_what_if`). ``prof``: :func:`profile`'s
@@ -311,9 +322,13 @@ def busy_text(prof: dict, unit: str) -> str:
     t = prof[unit.lower()]
     parts = PARTS[unit]
     busy = sum(t[p] for p in parts)
-    losses = ", ".join(f"{_LOSSES[p]} {_share(t[p], busy)}" for p in parts[1:])
-    work = (f"were MACs at the {t['rows']} x {t['cols']} array's peak" if unit == "GEMM"
-            else f"used all {t['lanes_per_slot']} lanes")
+    losses = ", ".join(f"{_LOSSES[unit][p]} {_share(t[p], busy)}" for p in parts[1:])
+    if unit == "GEMM":
+        work = f"were MACs at the {t['rows']} x {t['cols']} array's peak"
+    elif unit == "VECTOR":
+        work = f"used all {t['lanes_per_slot']} lanes"
+    else:
+        work = f"moved bytes at the channel's {t['channel_bytes_per_cycle']} B/cycle"
     text = f"{unit}: {_share(t[parts[0]], busy)} of its {round(busy):,} busy cycles {work}; {losses}"
     line = next(d for d in prof["lines"] if d["source"] == t["lost_most"])
     mine = line[unit.lower()]
@@ -321,9 +336,10 @@ def busy_text(prof: dict, unit: str) -> str:
     if mine[worst] <= 0:
         return text
     mine_busy = sum(mine[p] for p in parts)
-    text = (f"{text}. Most lost at {line['short']}: {_LOSSES[worst]}, "
+    text = (f"{text}. Most lost at {line['short']}: {_LOSSES[unit][worst]}, "
             f"{_share(mine[worst], mine_busy)} of that line's {unit} cycles")
-    fix = _gemm_fix(t, mine, worst, mine_busy) if unit == "GEMM" else _vector_fix(t, worst)
+    fix = (_gemm_fix(t, mine, worst, mine_busy) if unit == "GEMM" else
+           _vector_fix(t, worst) if unit == "VECTOR" else _dma_fix(t, worst))
     return f"{text} (what cuts it: {fix})" if fix else text
 
 
@@ -343,6 +359,15 @@ def _gemm_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
         fixes.append(f"a dtype half as wide or twice sram.bytes_per_cycle, {round(busy):,} -> "
                      f"{round(alt['sram_x2']):,} cycles")
     return "; or ".join(fixes)
+
+
+def _dma_fix(t: dict, worst: str) -> str:
+    return {"partial": f"tiles a multiple of {t['channel_bytes_per_cycle']} bytes a burst (bursts of "
+                       f"{t['burst_bytes']} bytes; a burst's last channel cycle costs as a full one)",
+            "latency": f"fewer, larger tiles (each command pays {t['latency_cycles']} cycles)",
+            "arbitration": "the cube's other PEs' bursts share its channel: its loads at other "
+                           "times, or fewer bytes (the table's memory and bound rows say whether "
+                           "the channel is the limit)"}[worst]
 
 
 def _vector_fix(t: dict, worst: str) -> str:
