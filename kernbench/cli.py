@@ -551,9 +551,11 @@ def _check_output_paths(args) -> None:
     seen: dict = {}
     for opt in ("trace", "json", "plot", "save", "out", "pareto_plot"):
         path = getattr(args, opt, None)
-        if not path:
+        if path is None:
             continue
         name = "--" + opt.replace("_", "-")
+        if not str(path):  # (`--json "$OUT"` with OUT unset: it wrote nothing, said nothing; a review)
+            raise CliError(f"{name} '': the path is empty: give a file path")
         try:
             _check_output_path(name, str(path), opt, seen)
         except (OSError, ValueError) as e:  # (a name too long, a NUL in it: the option, not Errno 36)

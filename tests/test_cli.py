@@ -833,6 +833,26 @@ def test_an_output_path_ending_in_a_separator_is_refused_before_the_run(capsys, 
     assert not _imported(vadd_file) and not (tmp_path / "x.out").exists()
 
 
+@pytest.mark.parametrize("opt, extra", [("--json", []), ("--trace", []), ("--plot", []),
+                                        ("--save", ["--mode", "functional"]), ("--trace", ["--pes", "0"])])
+def test_an_empty_output_path_is_refused_before_the_run(capsys, vadd_file, opt, extra):
+    # (`--json "$OUT"` with OUT unset: exit 0, nothing written, nothing said; `--pes 0 --trace ''`
+    # asked for --trace; a review)
+    code, _, err = run(capsys, "run", f"{vadd_file}:vadd", "--grid", "8,1", *extra, opt, "")
+    assert code == 2
+    assert one_error_line(err) == f"kernbench: error: {opt} '': the path is empty: give a file path"
+    assert not _imported(vadd_file)
+
+
+def test_sweep_and_diag_empty_output_paths_are_refused(capsys, vadd_file, fake_diag):
+    code, _, err = run(capsys, "sweep", f"{vadd_file}:vadd", "--grid", "8,1", "--workers", "1", "--no-cache",
+                       "--out", "")
+    assert code == 2 and one_error_line(err).endswith("--out '': the path is empty: give a file path")
+    code, _, err = run(capsys, "diag", "--json", "")
+    assert code == 2 and one_error_line(err).endswith("--json '': the path is empty: give a file path")
+    assert fake_diag[0] == {}
+
+
 def test_sweep_and_diag_outputs_ending_in_a_separator_are_refused_before_the_run(capsys, vadd_file,
                                                                                   fake_diag, tmp_path):
     calls, _ = fake_diag

@@ -291,6 +291,26 @@ def test_streamed_file_holds_the_in_memory_events(allreduce, tmp_path, monkeypat
     assert load(tmp_path / "bare.json") == trace
 
 
+@pytest.mark.parametrize("name", ["t.json", "t.json.gz"])
+def test_bytes_written_to_a_device_are_counted(allreduce, tmp_path, name):
+    """A pipe or a device has no size to read back: a trace to /dev/null said 0 bytes (a review)."""
+    import os
+    import threading
+
+    info = to_perfetto(allreduce, tmp_path / name)
+    assert info["bytes"] == (tmp_path / name).stat().st_size > 0
+    fifo = tmp_path / ("pipe" + name[1:])
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(len(open(fifo, "rb").read())))
+    reader.start()
+    piped = to_perfetto(allreduce, fifo)
+    reader.join()
+    assert piped["bytes"] == got[0] > 0
+    if not name.endswith(".gz"):  # (gzip's header names the file: 3 bytes longer here)
+        assert piped["bytes"] == info["bytes"]
+
+
 def test_gz_round_trips(allreduce, tmp_path):
     plain, packed = tmp_path / "t.json", tmp_path / "t.json.gz"
     to_perfetto(allreduce, plain)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import queue
 import threading
 from itertools import chain
@@ -407,6 +406,25 @@ def _slices_text(heads, static_args, peer_names, columns) -> str:
     return (_SLICE * len(i)) % tuple(chain.from_iterable(zip(*cols)))
 
 
+class _Counted:
+    """A binary file that counts the bytes written to it (a pipe or a device has no size to read
+    back: a review found a trace to /dev/null reported as 0 bytes)."""
+
+    def __init__(self, f):
+        self.f, self.bytes = f, 0
+
+    def write(self, data) -> int:
+        n = self.f.write(data)
+        self.bytes += len(data) if n is None else n
+        return n
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
 class _Writer:
     """Writes byte chunks to the file ``out`` on a background thread (gzip when ``name``, the
     file's name for the user, ends in .gz; the gzip header names it): compressing and writing
@@ -414,7 +432,7 @@ class _Writer:
     wait in the queue, so memory stays bounded."""
 
     def __init__(self, out: str, name: str):
-        self.raw = open(out, "wb")
+        self.raw = _Counted(open(out, "wb"))
         if name.lower().endswith(".gz"):  # (in any case, as the command line's other suffixes)
             # mtime=0: the same run gives the same bytes
             self.file = gzip.GzipFile(name, "wb", compresslevel=_GZIP_LEVEL, fileobj=self.raw, mtime=0)
@@ -536,7 +554,7 @@ def to_perfetto(
     n_slices = len(sel.idx)
     return {
         "path": str(path),
-        "bytes": os.path.getsize(path),
+        "bytes": writer.raw.bytes,
         "events": len(meta) + n_slices + 2 * len(sel.flow_id) + len(path_events) + len(channel_events),
         "slices": n_slices,
         "flows": len(sel.flow_id),
