@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..common.pe_commands import Opcode, Unit
+from ..common.pe_commands import Opcode
 
 __all__ = ["GEMM_PARTS", "VECTOR_PARTS", "DMA_PARTS", "PARTS", "dot_parts", "elementwise_parts",
            "reduction_parts", "dma_parts", "command_columns", "unit_parts", "gemm_what_if"]
@@ -163,7 +163,7 @@ def unit_parts(result, unit: str, params: dict | None = None, columns: dict | No
         raise ValueError(f"unit must be one of {', '.join(PARTS)}, got {unit!r}")
     params = hw_params(result.hw) if params is None else params
     cols = command_columns(result) if columns is None else columns
-    idx = np.flatnonzero(np.asarray(cols["unit"]) == int(getattr(Unit, unit)))
+    idx = np.flatnonzero(np.isin(np.asarray(cols["opcode"]), _OPCODES[unit]))
     parts = {p: np.zeros(len(idx)) for p in PARTS[unit]}
     if unit == "DMA":
         from .commands import command_facts
@@ -190,7 +190,11 @@ def unit_parts(result, unit: str, params: dict | None = None, columns: dict | No
     return idx, parts
 
 
-_COLUMNS = ("opcode", "m", "n", "k", "esize", "sub", "unit", "nbytes")
+_COLUMNS = ("opcode", "m", "n", "k", "esize", "sub", "nbytes")
+#: each unit's opcodes (docs/hardware-model.md: a dot on GEMM, elementwise ops and reductions on
+#: VECTOR, loads and stores on DMA)
+_OPCODES = {"GEMM": (int(Opcode.DOT),), "VECTOR": (int(Opcode.VEC), int(Opcode.REDUCE)),
+            "DMA": (int(Opcode.LOAD), int(Opcode.STORE))}
 
 
 def gemm_what_if(result, columns: dict | None = None) -> tuple:

@@ -85,7 +85,7 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     cycles = int(result.cycles)
     working = len(result.working_pes)
     labels = g.labels_by(busy.astype(np.float64) + 1e-9)  # by busy cycles (then commands)
-    # each GEMM and VECTOR line's busy split into its parts (kernbench.report.busy_parts)
+    # each GEMM, VECTOR and DMA line's busy split into its parts (kernbench.report.busy_parts)
     split = {}
     cols = command_columns(result)
     for unit in PARTS:
@@ -94,7 +94,7 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
         split[unit] = ({p: np.bincount(on, weights=parts[p], minlength=n_lines) for p in PARTS[unit]},
                        np.bincount(on, minlength=n_lines) > 0)
     dots, alt = gemm_what_if(result, cols)
-    m, nn, k = (np.asarray(cols[c], np.int64)[dots] for c in ("m", "n", "k"))
+    m, nn, k = (np.asarray(cols[c])[dots].astype(np.int64) for c in ("m", "n", "k"))
     flops = np.bincount(li[dots], weights=(2 * m * nn * k).astype(np.float64), minlength=n_lines)
     del cols
     what_if = {name: np.bincount(li[dots], weights=v, minlength=n_lines) for name, v in alt.items()}
@@ -314,11 +314,10 @@ _LOSSES = {"GEMM": {"edge": "edge folds", "fill_drain": "fill and drain",
 def busy_text(prof: dict, unit: str) -> str:
     """The profile's line for ``unit`` ("GEMM", "VECTOR" or "DMA"): the share of the unit's busy
     cycles that was work at its peak (MACs of the whole array; every lane; bytes at the cube
-    channel's rate), what the rest went
-    to (kernbench.report.busy_parts), and the kernel line that lost the most, with its largest
-    loss and what would cut it: for GEMM only a change the formula says cuts it, with its
-    figure (:func:`kernbench.report.busy_parts.gemm_what_if`). ``prof``: :func:`profile`'s
-    result, with commands on ``unit``."""
+    channel's rate), what the rest went to (kernbench.report.busy_parts), and the kernel line
+    that lost the most, with its largest loss and what would cut it: for GEMM only a change the
+    formula says cuts it, with its figure (:func:`kernbench.report.busy_parts.gemm_what_if`).
+    ``prof``: :func:`profile`'s result, with commands on ``unit``."""
     t = prof[unit.lower()]
     parts = PARTS[unit]
     busy = sum(t[p] for p in parts)
