@@ -191,6 +191,10 @@ def test_no_dot_no_gemm_line():
     prof = profile(ctx.launch(k, (1, 1), a))
     assert prof["gemm"] is None
     assert all("gemm" not in d for d in prof["lines"])
+    with pytest.raises(ValueError, match="no command of this launch ran on GEMM"):
+        busy_text(prof, "GEMM")
+    with pytest.raises(ValueError, match="unit must be one of GEMM, VECTOR, DMA, got 'TX_E'"):
+        busy_text(prof, "TX_E")
 
 
 def _vector_kernel(a, s, t, *, tl):
@@ -215,9 +219,13 @@ def test_vector_parts_by_hand():
     prof = profile(res, sort="line")
     vec = [d["vector"] for d in prof["lines"] if "vector" in d]
     assert [d["busy"]["VECTOR"] for d in prof["lines"] if "vector" in d] == [36, 40, 14]
-    assert vec == [{"lanes": 25.0, "partial": 3.0, "tree": 0.0, "latency": 8.0},
-                   {"lanes": 6.25, "partial": 1.75, "tree": 24.0, "latency": 8.0},
-                   {"lanes": 4.6875, "partial": 1.3125, "tree": 0.0, "latency": 8.0}]
+    # what_if: the row sum held transposed, (100, 4) over axis 0: 99 x ceil(4/64) + 8 = 107
+    # (more than its 40: not offered); the others their own cycles
+    assert vec == [{"lanes": 25.0, "partial": 3.0, "tree": 0.0, "latency": 8.0, "what_if": {"leading_axis": 36.0}},
+                   {"lanes": 6.25, "partial": 1.75, "tree": 24.0, "latency": 8.0,
+                    "what_if": {"leading_axis": 107.0}},
+                   {"lanes": 4.6875, "partial": 1.3125, "tree": 0.0, "latency": 8.0,
+                    "what_if": {"leading_axis": 14.0}}]
     assert prof["gemm"] is None
     text = busy_text(prof, "VECTOR")
     # 90 cycles: lanes 35.9375 (39.9%), partial 6.0625 (6.7%), tree 24 (26.7%), latency 24
@@ -226,9 +234,39 @@ def test_vector_parts_by_hand():
     line = [d for d in prof["lines"] if "vector" in d][1]["short"]
     assert text == ("VECTOR: 39.9% of its 90 busy cycles used all 64 lanes; partly used issue slots "
                     "6.7%, reduction trees 26.7%, pipeline latency 26.7%. Most lost at "
-                    f"{line}: reduction trees, 60.0% of that line's VECTOR cycles (what cuts it: "
-                    "fewer rows reduced along the lanes (each pays ceil(log2 64) = 6 cycles; a "
-                    "leading axis's reduction pays none))")
+                    f"{line}: reduction trees, 60.0% of that line's VECTOR cycles")
+
+
+def _row_max(x_ptr, o_ptr, *, tl, rows, cols):
+    tl.store(o_ptr, tl.max(tl.load(x_ptr, shape=(rows, cols), dtype="f32"), axis=1))
+
+
+@pytest.mark.parametrize("rows, cols, now, then", [(8, 512, 120, None), (128, 100, 1032, 206)])
+def test_a_leading_axis_is_offered_only_where_it_cuts_the_trees(rows, cols, now, then):
+    # (a review: 8 rows of 512 reduced along the lanes take 8 x (8 + 6) + 8 = 120 cycles; held
+    # transposed and reduced over axis 0, 511 x ceil(8/64) + 8 = 519, so the launch grew.) 128
+    # rows of 100: 128 x (ceil(100/64) = 2 + 6) + 8 = 1,032 along the lanes; transposed,
+    # 99 x ceil(128/64) = 2 + 8 = 206
+    ctx = kb.Context("default")
+    res = ctx.launch(_row_max, (1, 1), ctx.empty((rows, cols), "f32"), ctx.empty((rows,), "f32"),
+                     rows=rows, cols=cols)
+    prof = profile(res)
+    (line,) = [d for d in prof["lines"] if "vector" in d]
+    assert line["busy"]["VECTOR"] == now
+    text = busy_text(prof, "VECTOR")
+    assert "reduction trees" in text.split("Most lost at")[1]
+    if then is None:
+        assert text.endswith("of that line's VECTOR cycles")
+    else:
+        assert text.endswith(f"(what cuts it: each row reduced along the lanes pays ceil(log2 64) = 6 "
+                             f"cycles; reduced over a leading axis instead (tl.trans(x) over axis 0), "
+                             f"{now:,} -> {then:,} cycles)")
+
+        def transposed(x_ptr, o_ptr, *, tl):
+            tl.store(o_ptr, tl.max(tl.trans(tl.load(x_ptr, shape=(rows, cols), dtype="f32")), axis=0))
+
+        alt = ctx.launch(transposed, (1, 1), ctx.empty((rows, cols), "f32"), ctx.empty((rows,), "f32"))
+        assert alt.engine.unit_counters["busy"][:, 1].sum() == then  # (as the line says: VECTOR)
 
 
 @settings(max_examples=300, deadline=None)

@@ -417,6 +417,29 @@ def test_the_bound_row_names_the_busiest_resource():
     assert (b2["cycles"], b2["resource"], b2["where"]) == (2 * 2 * 128 * 2, "memory channel", "cube 0")
 
 
+def _load64k(x_ptr, *, tl):
+    tl.load(x_ptr + tl.program_id(0) * 65536, shape=(16384,), dtype="f32")
+
+
+def test_the_bound_row_says_a_busier_unit_counts_its_waits():
+    """(a review read "the busiest resource" against a DMA row busier than the resource it named.)
+    Eight PEs each loading 64 KiB at once (docs/hardware-model.md): cube 0's channel holds 1,024
+    bursts of 2 cycles, 2,048, the bound; PE 7's load ends at 2,198, 1,792 of it waiting for the
+    channel: its DMA row is busier than the bound, and the row says why. One PE alone: no note."""
+    from kernbench import Context
+
+    ctx = Context("default")
+    r = ctx.launch(_load64k, (8, 1), ctx.empty((8 * 16384,), "f32"), mode="timing")
+    b = summarize(r)["bound"]
+    assert (b["cycles"], b["resource"], r.cycles) == (2048, "memory channel", 2198)
+    text = " ".join(print_report(r, file=io.StringIO(), width=400).split())
+    assert text.endswith("(what it waits on: critical_path(), --profile); DMA's busy above counts its "
+                         "waits for the memory channel too, the bound a unit's own work")
+    one = ctx.launch(_load64k, (1, 1), ctx.empty((8 * 16384,), "f32"), mode="timing")
+    assert " ".join(print_report(one, file=io.StringIO(), width=400).split()).endswith(
+        "(what it waits on: critical_path(), --profile)")
+
+
 def _nothing(x_ptr, *, tl):
     return
 

@@ -50,7 +50,8 @@ import numpy as np
 from ..common.pe_commands import Opcode
 
 __all__ = ["GEMM_PARTS", "VECTOR_PARTS", "DMA_PARTS", "PARTS", "dot_parts", "elementwise_parts",
-           "reduction_parts", "dma_parts", "command_columns", "unit_parts", "gemm_what_if"]
+           "reduction_parts", "dma_parts", "command_columns", "unit_parts", "gemm_what_if",
+           "vector_what_if"]
 
 #: the parts of a unit's busy cycles, in the order they are attributed; the first is the work
 GEMM_PARTS = ("mac", "edge", "fill_drain", "sram")
@@ -224,3 +225,28 @@ def gemm_what_if(result, columns: dict | None = None) -> tuple:
     out["k_x2_busy"] = sum(doubled.values())
     out["k_x2_mac"] = doubled["mac"]
     return idx, {name: np.asarray(v, np.float64).reshape(-1) for name, v in out.items()}
+
+
+def vector_what_if(result, columns: dict | None = None) -> tuple:
+    """What the launch's vector commands would take with the change a reduction tree suggests:
+    ``(index, {"leading_axis": float64 array})`` aligned with :func:`unit_parts`' VECTOR index,
+    per command: a row reduction (inner 1: ``outer`` rows of ``r``) as the same tile held
+    transposed and reduced along its leading axis (``tl.trans(x)`` reduced over axis 0: outer 1,
+    ``r`` rows of ``outer``), ``(r - 1) * ceil(outer / L) * op + latency``; any other command
+    its own cycles. Cheaper only where the rows are about L or more (a review: 8 rows of 512 took
+    120 cycles along the lanes, 519 transposed), so the profile offers it only where this says
+    it cuts the line's cycles."""
+    from .._core.api import hw_params
+
+    params = hw_params(result.hw)
+    cols = command_columns(result) if columns is None else columns
+    idx, parts = unit_parts(result, "VECTOR", params, cols)
+    busy = sum(parts.values())
+    op = np.asarray(cols["opcode"])[idx]
+    outer, r, inner, sub = (np.asarray(cols[c])[idx].astype(np.int64) for c in ("m", "n", "k", "sub"))
+    rows = np.flatnonzero((op == Opcode.REDUCE) & (inner == 1))
+    alt = busy.copy()
+    if len(rows):
+        alt[rows] = sum(reduction_parts(params, np.ones(len(rows), np.int64), r[rows], outer[rows],
+                                        sub[rows]).values())
+    return idx, {"leading_axis": alt}

@@ -370,10 +370,17 @@ def _ahead_text(share: dict) -> str:
     later = " (a later run of its line)" if a["later_run"] else ""
     what = (f"{a['label']} at {a['short']}{later}" if a["commands"] == 1 else
             f"{a['commands']} commands up to {a['label']} at {a['short']}{later}")
-    reader = (("which ends the launch" if a["commands"] == 1 else "which end the launch")
-              if a["consumer"] is None else f"which {a['consumer']} at {a['consumer_short']} reads sooner")
-    return (f" (ahead, in its {share['unit']} order, of {what}, {reader}, "
-            f"{plural(a['cycles'], 'cycle')} late: issue {'it' if a['commands'] == 1 else 'those'} first)")
+    # (the figure is the reader's wait at this one place on the path, an upper bound on what the
+    # launch gains: the moved commands still run on the unit, and a loop repeats the place; a
+    # reader took "N cycles late" for the gain, a review)
+    if a["consumer"] is None:
+        reader = (f"{'which ends' if a['commands'] == 1 else 'which end'} the launch: it could end up to "
+                  f"{plural(a['cycles'], 'cycle')} sooner")
+    else:
+        reader = (f"which {a['consumer']} at {a['consumer_short']} reads sooner: it could start up to "
+                  f"{plural(a['cycles'], 'cycle')} sooner here")
+    return (f" (ahead, in its {share['unit']} order, of {what}, {reader}; "
+            f"issue {'it' if a['commands'] == 1 else 'those'} first)")
 
 
 #: the most commands an 'ahead' note asks to issue first (a unit's whole steady stream, a GEMM

@@ -37,7 +37,7 @@ from ..common.shown import rich_text
 from .table import emit
 from .commands import UNIT_ORDER, command_facts, line_groups
 from .critical_path import critical_path
-from .busy_parts import PARTS, command_columns, gemm_what_if, unit_parts
+from .busy_parts import PARTS, command_columns, gemm_what_if, unit_parts, vector_what_if
 
 __all__ = ["profile", "print_profile", "render_profile", "busy_text", "STALLS"]
 
@@ -96,8 +96,10 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     dots, alt = gemm_what_if(result, cols)
     m, nn, k = (np.asarray(cols[c])[dots].astype(np.int64) for c in ("m", "n", "k"))
     flops = np.bincount(li[dots], weights=(2 * m * nn * k).astype(np.float64), minlength=n_lines)
+    what_if = {"gemm": {name: np.bincount(li[dots], weights=v, minlength=n_lines) for name, v in alt.items()}}
+    vec, alt = vector_what_if(result, cols)
+    what_if["vector"] = {name: np.bincount(li[vec], weights=v, minlength=n_lines) for name, v in alt.items()}
     del cols
-    what_if = {name: np.bincount(li[dots], weights=v, minlength=n_lines) for name, v in alt.items()}
     lines = []
     for i in range(n_lines):
         lines.append({
@@ -119,7 +121,9 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
                 lines[-1][unit.lower()] = {p: float(sums[p][i]) for p in PARTS[unit]}
         if "gemm" in lines[-1]:
             lines[-1]["gemm"]["flops"] = int(flops[i])
-            lines[-1]["gemm"]["what_if"] = {name: float(v[i]) for name, v in what_if.items()}
+        for unit, changes in what_if.items():
+            if unit in lines[-1]:
+                lines[-1][unit]["what_if"] = {name: float(v[i]) for name, v in changes.items()}
     # (before the sort: their ties go to the first line)
     totals = {unit.lower(): _unit_total(lines, unit, result.hw) for unit in PARTS}
     if sort == "busy":
@@ -317,8 +321,13 @@ def busy_text(prof: dict, unit: str) -> str:
     channel's rate), what the rest went to (kernbench.report.busy_parts), and the kernel line
     that lost the most, with its largest loss and what would cut it: for GEMM only a change the
     formula says cuts it, with its figure (:func:`kernbench.report.busy_parts.gemm_what_if`).
-    ``prof``: :func:`profile`'s result, with commands on ``unit``."""
-    t = prof[unit.lower()]
+    ``prof``: :func:`profile`'s result. Raises ValueError for another unit, or one no command
+    of the launch ran on."""
+    if unit not in PARTS:
+        raise ValueError(f"unit must be one of {', '.join(PARTS)}, got {unit!r}")
+    t = prof.get(unit.lower())
+    if t is None:
+        raise ValueError(f"busy_text: no command of this launch ran on {unit}")
     parts = PARTS[unit]
     busy = sum(t[p] for p in parts)
     losses = ", ".join(f"{_LOSSES[unit][p]} {_share(t[p], busy)}" for p in parts[1:])
@@ -338,7 +347,7 @@ def busy_text(prof: dict, unit: str) -> str:
     text = (f"{text}. Most lost at {line['short']}: {_LOSSES[unit][worst]}, "
             f"{_share(mine[worst], mine_busy)} of that line's {unit} cycles")
     fix = (_gemm_fix(t, mine, worst, mine_busy) if unit == "GEMM" else
-           _vector_fix(t, worst) if unit == "VECTOR" else _dma_fix(t, worst))
+           _vector_fix(t, mine, worst, mine_busy) if unit == "VECTOR" else _dma_fix(t, worst))
     return f"{text} (what cuts it: {fix})" if fix else text
 
 
@@ -369,12 +378,19 @@ def _dma_fix(t: dict, worst: str) -> str:
                            "the channel is the limit)"}[worst]
 
 
-def _vector_fix(t: dict, worst: str) -> str:
+def _vector_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
     lanes = t["lanes_per_slot"]
+    if worst == "tree":
+        # (offered only where vector_what_if says it cuts the line's cycles: fewer rows than
+        # lanes reduced along a leading axis take longer, a review)
+        alt = mine["what_if"]["leading_axis"]
+        if alt >= busy:
+            return ""
+        return (f"each row reduced along the lanes pays ceil(log2 {lanes}) = {(lanes - 1).bit_length()} "
+                f"cycles; reduced over a leading axis instead (tl.trans(x) over axis 0), "
+                f"{round(busy):,} -> {round(alt):,} cycles")
     return {"partial": f"more elements a command, sizes toward a multiple of the {lanes} lanes (an idle "
                        f"lane costs as a busy one)",
-            "tree": f"fewer rows reduced along the lanes (each pays ceil(log2 {lanes}) = "
-                    f"{(lanes - 1).bit_length()} cycles; a leading axis's reduction pays none)",
             "latency": f"fewer, larger commands (each pays {t['pipeline_latency']} cycles)"}[worst]
 
 
