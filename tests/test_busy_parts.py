@@ -50,7 +50,8 @@ def test_edge_folds_and_fill_drain_by_hand():
     assert prof["gemm"]["lost_most"] == line["source"]
     text = busy_text(prof, "GEMM")
     # 384 / 760 = 50.5%; 128 / 760 = 16.8%; 248 / 760 = 32.6%
-    assert text.startswith("GEMM: 50.5% of its 760 busy cycles were MACs at the 32 x 32 array's peak; "
+    # the dot's 760 of the launch's 1,370 cycles (loads 214 + 198, the dot, the store 198)
+    assert text.startswith("GEMM (55.5% of the critical path): 50.5% of its 760 busy cycles were MACs at the 32 x 32 array's peak; "
                            "edge folds 16.8%, fill and drain 32.6%, the SRAM operand bound 0%")
     # what cuts it, each figure from the formula: twice the K, (64,256) x (256,48): 4 folds of
     # max(256 + 62, 128) = 318, 1,272 cycles for mac 768: 768 / 1272 = 60.4%; two buffers:
@@ -232,7 +233,10 @@ def test_vector_parts_by_hand():
     # (26.7%); the most lost (busy but lanes): the row sum's 33.75, its largest loss the tree,
     # 24 of 40 = 60.0%
     line = [d for d in prof["lines"] if "vector" in d][1]["short"]
-    assert text == ("VECTOR: 39.9% of its 90 busy cycles used all 64 lanes; partly used issue slots "
+    # on the path: load 157 (3 bursts of 512 B and one of 64: 3 x 2 + 1 + 150), exp 36, the row sum
+    # 40, the stores of s (151) and t (152): 536 cycles, the vector unit's 76 of them 14.2%
+    assert res.cycles == 536
+    assert text == ("VECTOR (14.2% of the critical path): 39.9% of its 90 busy cycles used all 64 lanes; partly used issue slots "
                     "6.7%, reduction trees 26.7%, pipeline latency 26.7%. Most lost at "
                     f"{line}: reduction trees, 60.0% of that line's VECTOR cycles")
 
@@ -316,7 +320,7 @@ def test_dma_parts_by_hand():
     assert line["busy"]["DMA"] == 17528
     assert line["dma"] == {"bytes": 2048.0, "partial": 0.0, "latency": 1200.0, "arbitration": 14280.0}
     assert busy_text(prof, "DMA") == (
-        "DMA: 11.7% of its 17,528 busy cycles moved bytes at the channel's 256 B/cycle; partly used "
+        "DMA (100.0% of the critical path): 11.7% of its 17,528 busy cycles moved bytes at the channel's 256 B/cycle; partly used "
         "channel cycles 0%, latency 6.8%, waiting for the channel 81.5%. Most lost at "
         f"{line['short']}: waiting for the channel, 81.5% of that line's DMA cycles (what cuts it: "
         "the cube's other PEs' bursts share its channel: its loads at other times, or fewer bytes "
@@ -339,3 +343,22 @@ def test_dma_parts_sum_to_the_engines_cycles(nbytes, burst, width, latency):
         assert sum(p.values()) == _timing.dma_alone_cycles(params, nbytes)
     assert dma_parts(hw_params(load_hw()), 1000) == {"bytes": 3.90625, "partial": 0.09375,
                                                      "latency": 150.0, "arbitration": 0.0}
+
+
+def _two_kinds(x_ptr, *, tl):
+    if tl.program_id(0) == 0:
+        tl.load(x_ptr, shape=(16384,), dtype="f32")
+    else:
+        tl.full((64,), 1.0)
+
+
+def test_a_unit_off_the_critical_path_says_so():
+    # PE 0 loads 64 KiB (406 cycles: the launch), PE 1 fills 64 elements (1 + 8 = 9 cycles: 1 of
+    # them all lanes, 11.1%); the DMA moved 65,536 / 256 = 256 cycles of bytes, 63.1% of 406
+    ctx = kb.Context("default")
+    res = ctx.launch(_two_kinds, (2, 1), ctx.empty((16384,), "f32"))
+    assert res.cycles == 406
+    prof = profile(res)
+    assert busy_text(prof, "VECTOR").startswith("VECTOR (not on the critical path): 11.1% of its 9 busy")
+    assert busy_text(prof, "DMA").startswith("DMA (100.0% of the critical path): ")
+    assert busy_text(profile(res, path=False), "DMA").startswith("DMA: 63.1% of its 406 busy cycles")

@@ -337,7 +337,8 @@ def busy_text(prof: dict, unit: str) -> str:
         work = f"used all {t['lanes_per_slot']} lanes"
     else:
         work = f"moved bytes at the channel's {t['channel_bytes_per_cycle']} B/cycle"
-    text = f"{unit}: {_share(t[parts[0]], busy)} of its {round(busy):,} busy cycles {work}; {losses}"
+    text = (f"{unit}{_on_path(prof, unit)}: {_share(t[parts[0]], busy)} of its {round(busy):,} busy "
+            f"cycles {work}; {losses}")
     line = next(d for d in prof["lines"] if d["source"] == t["lost_most"])
     mine = line[unit.lower()]
     worst = max(parts[1:], key=lambda p: mine[p])
@@ -349,6 +350,17 @@ def busy_text(prof: dict, unit: str) -> str:
     fix = (_gemm_fix(t, mine, worst, mine_busy) if unit == "GEMM" else
            _vector_fix(t, mine, worst, mine_busy) if unit == "VECTOR" else _dma_fix(t, worst))
     return f"{text} (what cuts it: {fix})" if fix else text
+
+
+def _on_path(prof: dict, unit: str) -> str:
+    """" (N% of the critical path)" or " (not on the critical path)" for ``unit``'s line, "" when
+    the profile has no critical path: a unit off the path is not what the launch waits on (a
+    review followed a VECTOR line's advice on a launch whose path was 97% DMA)."""
+    cp = prof.get("critical_path")
+    if cp is None:
+        return ""
+    on = sum(s["fraction"] for s in cp["shares"] if s["unit"] == unit)
+    return f" ({_share(on, 1.0)} of the critical path)" if on > 0 else " (not on the critical path)"
 
 
 def _gemm_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
