@@ -58,7 +58,8 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     busy cycles on that unit split into their parts (kernbench.report.busy_parts: ``mac``,
     ``edge``, ``fill_drain``, ``sram``; ``lanes``, ``partial``, ``tree``, ``latency``;
     ``bytes``, ``partial``, ``latency``, ``arbitration``; floats summing to the line's busy on
-    the unit), with ``flops`` and ``what_if`` (busy_parts.gemm_what_if, summed) for GEMM. The
+    the unit), with ``flops`` and ``what_if`` (busy_parts.gemm_what_if, summed) for GEMM and
+    ``what_if`` (busy_parts.vector_what_if) for VECTOR. The
     launch's ``gemm`` / ``vector`` / ``dma``: those summed over the lines, ``lost_most`` (the
     source of the line that lost the most cycles: busy but the work part), and the sizes the
     text names (GEMM ``rows``, ``cols``, ``accumulator_buffers``; VECTOR ``lanes_per_slot``,
