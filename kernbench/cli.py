@@ -960,6 +960,7 @@ def cmd_sweep(args, console) -> int:
     from .hw import load_hw
     from .report.table import fmt_bytes, fmt_num
     from .sweeps import panel_launch, sweep
+    from .sweeps.figures import more_is_better
     from .sweeps.run import is_kernel
 
     hw = load_hw(args.hw)
@@ -1061,7 +1062,8 @@ def cmd_sweep(args, console) -> int:
             front = res.pareto(args.pareto, objective=args.y, path=args.pareto_plot)
         if args.pareto_plot:  # (as every other file written: a review found it unannounced)
             console.print(rich_text(f"pareto -> {_written_plot(args.pareto_plot)}"), soft_wrap=True)
-        console.print(rich_text(f"Pareto front ({args.y} against {args.pareto}):"))
+        more = ", more is better," if more_is_better(args.y) else ""
+        console.print(rich_text(f"Pareto front ({args.y}{more} against {args.pareto}):"))
         cols = list(dict.fromkeys([*res.swept, args.y, args.pareto]))  # (a swept cost once)
         console.print(rich_text(front[cols].to_string(index=False)), soft_wrap=True)
     # (as diag's failed panel: a script's `sweep ... && next` must not go on from failed points;

@@ -902,6 +902,28 @@ def test_pareto_keeps_rows_tied_on_both_columns():
     assert pareto_rows(res, "cost") == [1, 4, 0, 2, 6]
 
 
+def test_best_and_pareto_take_the_most_of_a_rate():
+    """(a review: a Pareto front of TFLOP/s against cycles minimised the TFLOP/s, so every point
+    was on it; best("tflops") gave the slowest.) Rates, fractions of a peak and busy % are
+    better larger; maximize= decides instead."""
+    from kernbench.sweeps.plots import pareto_rows
+
+    rows = [{"cost": c, "tflops": y, "cycles": z, "error": None} for c, y, z in
+            [(1, 2.0, 9), (2, 5.0, 7), (3, 4.0, 8), (4, 6.0, 5)]]
+    res = types.SimpleNamespace(rows=rows, columns=["cost", "tflops", "cycles", "error"])
+    # more TFLOP/s for more cost: (1, 2), (2, 5), (4, 6) are the front; (3, 4) is beaten by (2, 5)
+    assert pareto_rows(res, "cost", "tflops") == [0, 1, 3]
+    assert pareto_rows(res, "cost", "tflops", maximize=False) == [0]
+    assert pareto_rows(res, "cost", "cycles") == [0, 1, 3]
+    assert pareto_rows(res, "cost", "cycles", maximize=True) == [0]
+    with pytest.raises(ValueError, match="maximize: expected None"):
+        pareto_rows(res, "cost", "tflops", maximize="yes")
+    real = sweep(builder, args={"chunks": [1, 2, 3]}, cache=False, workers=1)
+    assert real.best("tflops")["tflops"] == max(r["tflops"] for r in real.rows)
+    assert real.best("tflops", maximize=False)["tflops"] == min(r["tflops"] for r in real.rows)
+    assert real.best("cycles")["cycles"] == min(r["cycles"] for r in real.rows)
+
+
 def test_plot_pareto_files_and_html(tmp_path):
     pytest.importorskip("pandas")
     res = sweep(builder, hardware={"link.bytes_per_cycle": [4, 8, 32, 64]}, args={"chunks": [1, 3]},

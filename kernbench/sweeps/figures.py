@@ -10,7 +10,8 @@ from ..common.pe_commands import Unit
 from ..hw.config import HardwareConfigError
 from ..report.summary import summarize
 
-__all__ = ["FIGURES", "BUSY_UNITS", "row_figures", "error_figures", "empty_figures", "cacheable"]
+__all__ = ["FIGURES", "BUSY_UNITS", "MORE_IS_BETTER", "more_is_better", "row_figures", "error_figures",
+           "empty_figures", "cacheable"]
 
 BUSY_UNITS = ("GEMM", "VECTOR", "DMA", "TX_E", "TX_W", "RX_E", "RX_W")
 
@@ -23,6 +24,24 @@ FIGURES = (
     "commands", "working_pes",
     "error", "error_type", "error_pe", "error_where",
 )
+
+
+#: the figure columns where more is better (rates, fractions of a peak, busy %): best() and
+#: pareto() take their largest (a review: a Pareto front of TFLOP/s against cycles minimised
+#: the TFLOP/s); every other column (cycles, seconds, bytes, a swept value) its least
+MORE_IS_BETTER = frozenset({"tflops", "tflops_fraction", "roofline_fraction", "memory_gbps", "link_gbps",
+                            *(f"busy_{u}" for u in BUSY_UNITS)})
+
+
+def more_is_better(column: str, maximize: "bool | None" = None) -> bool:
+    """Whether best() and pareto() take ``column``'s largest: ``maximize`` when given (True or
+    False), else whether the column is one of :data:`MORE_IS_BETTER`. Raises ValueError for a
+    ``maximize`` that is not None, True or False."""
+    if maximize is None:
+        return column in MORE_IS_BETTER
+    if not isinstance(maximize, (bool, np.bool_)):
+        raise ValueError(f"maximize: expected None (by the column), True or False, got {maximize!r}")
+    return bool(maximize)
 
 
 def empty_figures() -> dict:

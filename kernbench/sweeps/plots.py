@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..common.files import check_figure_path, save_figure
 from ..common.shown import plain_texts
+from .figures import more_is_better
 from .result import check_column
 
 __all__ = ["line_plot", "pareto", "pareto_rows"]
@@ -86,11 +87,14 @@ def _sort_key(v):
     return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, str(v))
 
 
-def pareto_rows(res, cost: str, objective: str = "cycles") -> list:
-    """Indices (into res.rows) of the Pareto-optimal error-free rows, by increasing cost."""
+def pareto_rows(res, cost: str, objective: str = "cycles", maximize: bool | None = None) -> list:
+    """Indices (into res.rows) of the Pareto-optimal error-free rows, by increasing cost: less
+    cost is better, and less objective, or more where figures.more_is_better(objective,
+    maximize)."""
     for c in (cost, objective):
         check_column(res, c)
-    ok = [(r[cost], r[objective], i) for i, r in enumerate(res.rows)
+    sign = -1 if more_is_better(objective, maximize) else 1
+    ok = [(r[cost], sign * r[objective], i) for i, r in enumerate(res.rows)
           if r["error"] is None and r[cost] is not None and r[objective] is not None]
     ok.sort()
     # a row is on the front unless another has lower-or-equal cost and objective, one of them
@@ -103,8 +107,8 @@ def pareto_rows(res, cost: str, objective: str = "cycles") -> list:
     return front
 
 
-def pareto(res, cost: str, objective: str = "cycles", path=None, ax=None, label=None):
-    front = pareto_rows(res, cost, objective)
+def pareto(res, cost: str, objective: str = "cycles", path=None, ax=None, label=None, maximize=None):
+    front = pareto_rows(res, cost, objective, maximize)
     if path is not None or ax is not None:
         fig, ax, _ = _axes(ax)
         ok = [r for r in res.rows if r["error"] is None and r[cost] is not None]
