@@ -36,12 +36,14 @@ off the engine's start and end cycles, so the split is of the engine's own busy 
 - ``arbitration``: the cycles its bursts waited for the cube's other PEs on the shared channel
   (its busy less the rest: kernbench.report.commands).
 
-Each command's parts sum to its busy cycles. ``mac`` / ``edge`` and ``lanes`` / ``partial`` may be
-fractions of a cycle (multiples of 1 / (R * C) and 1 / L); their sums are whole, exact in
-float64 when R * C and L are powers of two (the presets'), to float rounding otherwise. Checked
-against ``kernbench._core._timing`` on random shapes and against the engine on launches
-(tests/test_busy_parts.py). The split is an
-attribution in the order above, not a claim that removing one part leaves the others unchanged.
+Each command's parts sum to its busy cycles. ``mac`` / ``edge``, ``lanes`` / ``partial`` and
+``bytes`` / ``partial`` may be fractions of a cycle (multiples of 1 / (R * C), 1 / L and 1 / W);
+their sums are whole, exact in float64 when R * C, L and W are powers of two (the presets'), to
+float rounding otherwise. Checked against ``kernbench._core._timing`` on random shapes and
+against the engine on launches (tests/test_busy_parts.py). The split is an attribution, not a
+claim that removing one part leaves the others unchanged: :func:`gemm_what_if` and
+:func:`vector_what_if` give what a change would take, which the profile checks before it
+offers one.
 """
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ def dot_parts(params: dict, m, n, k, esize) -> dict:
     skew = r + c - 2
     sram_fold = _ceil_div((r + c) * k * esize, int(params["sram_bw"]))
     fold = np.maximum(k + skew, sram_fold)  # the last fold (every fold with one buffer)
-    mac = (m * n * k).astype(np.float64) / (r * c)
+    mac = m.astype(np.float64) * n * k / (r * c)  # (in floats: M * N * K may pass int64)
     edge = (folds * k).astype(np.float64) - mac
     # A fold's cycles past K go to the term that sets them: the SRAM operand bound where it
     # binds (then skew and drain hide behind it: removing them would save nothing, a review),
@@ -221,7 +223,8 @@ def gemm_what_if(result, columns: dict | None = None) -> tuple:
     for name, change in (("two_buffers", {"gemm_acc_buffers": 2}),
                          ("sram_x2", {"sram_bw": 2 * int(params["sram_bw"])})):
         out[name] = sum(dot_parts({**params, **change}, m, n, k, esize).values())
-    doubled = dot_parts(params, m, n, 2 * k, esize)
+    # (a K past 2**40 is left as it is: its doubled SRAM term could pass int64; no advice then)
+    doubled = dot_parts(params, m, n, np.where(k <= 1 << 40, 2 * k, k), esize)
     out["k_x2_busy"] = sum(doubled.values())
     out["k_x2_mac"] = doubled["mac"]
     return idx, {name: np.asarray(v, np.float64).reshape(-1) for name, v in out.items()}

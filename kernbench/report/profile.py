@@ -95,8 +95,8 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
         split[unit] = ({p: np.bincount(on, weights=parts[p], minlength=n_lines) for p in PARTS[unit]},
                        np.bincount(on, minlength=n_lines) > 0)
     dots, alt = gemm_what_if(result, cols)
-    m, nn, k = (np.asarray(cols[c])[dots].astype(np.int64) for c in ("m", "n", "k"))
-    flops = np.bincount(li[dots], weights=(2 * m * nn * k).astype(np.float64), minlength=n_lines)
+    m, nn, k = (np.asarray(cols[c])[dots].astype(np.float64) for c in ("m", "n", "k"))
+    flops = np.bincount(li[dots], weights=2 * m * nn * k, minlength=n_lines)  # (floats: no int64 overflow)
     what_if = {"gemm": {name: np.bincount(li[dots], weights=v, minlength=n_lines) for name, v in alt.items()}}
     vec, alt = vector_what_if(result, cols)
     what_if["vector"] = {name: np.bincount(li[vec], weights=v, minlength=n_lines) for name, v in alt.items()}
