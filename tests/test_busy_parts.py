@@ -77,8 +77,9 @@ def test_sram_operand_bound_and_two_buffers_by_hand():
                                                    "fill_drain": 0.0, "sram": 3584.0}
     text = busy_text(prof, "GEMM")
     # 3584 / 4096 = 87.5%; at 32 B/cycle the SRAM term is ceil(64 * 256 * 2 / 32) = 1024: 2 * 1024
-    assert text.endswith("the SRAM operand bound, 87.5% of that line's GEMM cycles (what cuts it: a "
-                         "dtype half as wide or twice sram.bytes_per_cycle, 4,096 -> 2,048 cycles)")
+    assert text.endswith("the SRAM operand bound, 87.5% of that line's GEMM cycles (what cuts it: "
+                         "twice sram.bytes_per_cycle, 4,096 -> 2,048 cycles; or the wider operand's dtype "
+                         "half as wide, 4,096 -> 2,048 cycles)")
     assert "two accumulator buffers" not in text  # (it has them)
 
 
@@ -94,8 +95,9 @@ def test_skew_and_drain_hidden_behind_the_sram_bound_are_the_sram_bounds():
     assert {p: line["gemm"][p] for p in PARTS} == {"mac": 1024.0, "edge": 0.0,
                                                    "fill_drain": 0.0, "sram": 1024.0}
     assert busy_text(prof, "GEMM").endswith(
-        "the SRAM operand bound, 50.0% of that line's GEMM cycles (what cuts it: a dtype half as "
-        "wide or twice sram.bytes_per_cycle, 2,048 -> 2,016 cycles)")
+        "the SRAM operand bound, 50.0% of that line's GEMM cycles (what cuts it: twice "
+        "sram.bytes_per_cycle, 2,048 -> 2,016 cycles; or the wider operand's dtype half as wide, "
+        "2,048 -> 2,016 cycles)")
 
 
 def _k_loop(a, b, c, *, tl):
@@ -263,7 +265,8 @@ def test_a_leading_axis_is_offered_only_where_it_cuts_the_trees(rows, cols, now,
         assert text.endswith("of that line's VECTOR cycles")
     else:
         assert text.endswith(f"(what cuts it: each row reduced along the lanes pays ceil(log2 64) = 6 "
-                             f"cycles; reduced over a leading axis instead (tl.trans(x) over axis 0), "
+                             f"cycles; the rows reduced over a leading axis instead (tl.trans(x) of the 2-D "
+                             f"(rows, r) tile, tl.reshape'd first if it has more axes, over axis 0), "
                              f"{now:,} -> {then:,} cycles)")
 
         def transposed(x_ptr, o_ptr, *, tl):
@@ -362,3 +365,61 @@ def test_a_unit_off_the_critical_path_says_so():
     assert busy_text(prof, "VECTOR").startswith("VECTOR (not on the critical path): 11.1% of its 9 busy")
     assert busy_text(prof, "DMA").startswith("DMA (100.0% of the critical path): ")
     assert busy_text(profile(res, path=False), "DMA").startswith("DMA: 63.1% of its 406 busy cycles")
+
+
+def _rows3(x_ptr, o_ptr, *, tl, advised):
+    x = tl.load(x_ptr, shape=(8, 8, 64), dtype="f32")
+    if advised:  # the rows as a 2-D tile, transposed, reduced over axis 0
+        tl.store(o_ptr, tl.reshape(tl.sum(tl.trans(tl.reshape(x, (64, 64))), axis=0), (8, 8)))
+    else:
+        tl.store(o_ptr, tl.sum(x, axis=2))
+
+
+def test_a_leading_axis_for_a_tile_of_three_axes_is_priced_as_applied():
+    # (a review applied "tl.trans(x) over axis 0" to an (8, 8, 64) tile: tl.trans swaps the last
+    # two axes, 512 cycles.) Along the lanes: 64 rows x (ceil(64/64) + 6) + 8 = 456; the rows as
+    # a (64, 64) tile transposed, over axis 0: 63 x ceil(64/64) + 8 = 71, as the line says
+    got = {}
+    for advised in (False, True):
+        ctx = kb.Context("default")
+        res = ctx.launch(_rows3, (1, 1), ctx.empty((8, 8, 64), "f32"), ctx.empty((8, 8), "f32"),
+                         advised=advised)
+        got[advised] = (int(res.unit_counters["busy"][0, 1]), res)
+    assert (got[False][0], got[True][0]) == (456, 71)
+    assert busy_text(profile(got[False][1]), "VECTOR").endswith("over axis 0), 456 -> 71 cycles)")
+
+
+def _stream(x_ptr, *, tl):
+    tl.load(x_ptr, shape=(4096,), dtype="f32")
+
+
+def test_dma_partial_bursts_name_the_burst_size():
+    # (a review: 384-byte bursts on a 256 B/cycle channel hold it 2 cycles each for 1.5 of bytes,
+    # whatever the tile: the advice named tile sizes.) 16,384 B: 42 bursts of 384 (2 cycles each)
+    # and one of 256 (1): 85 channel cycles for 64 of bytes, partial 21, latency 1: 21 / 86 = 24.4%
+    ctx = kb.Context(load_hw().with_overrides({"dma.burst_bytes": 384, "dma.latency_cycles": 1}))
+    text = busy_text(profile(ctx.launch(_stream, (1, 1), ctx.empty((4096,), "f32"))), "DMA")
+    assert text.endswith("partly used channel cycles, 24.4% of that line's DMA cycles (what cuts it: "
+                         "dma.burst_bytes a multiple of the channel's 256 B/cycle (each 384-byte burst "
+                         "holds it 2 cycles))")
+
+
+def _fp8_dot(a_ptr, b_ptr, *, tl):
+    tl.dot(tl.load(a_ptr, shape=(32, 256), dtype="fp8e4m3"), tl.load(b_ptr, shape=(256, 32), dtype="fp8e4m3"))
+
+
+def test_no_narrower_dtype_is_offered_for_fp8():
+    # (a review: "a dtype half as wide" for fp8, which has none.) sram 16 B/cycle, (32,256) x
+    # (256,32) fp8: one fold, SRAM term ceil(64 * 256 * 1 / 16) = 1024 > 256 + 62: 1,024
+    # cycles; at 32 B/cycle 512 > 318: 512
+    ctx = kb.Context(load_hw().with_overrides({"sram.bytes_per_cycle": 16}))
+    res = ctx.launch(_fp8_dot, (1, 1), ctx.empty((32, 256), "fp8e4m3"), ctx.empty((256, 32), "fp8e4m3"))
+    text = busy_text(profile(res), "GEMM")
+    assert text.endswith("(what cuts it: twice sram.bytes_per_cycle, 1,024 -> 512 cycles)")
+
+
+def test_a_share_just_short_of_all_is_not_rounded_to_all():
+    from kernbench.report.profile import _share
+
+    assert (_share(99996, 100000), _share(1, 1), _share(999, 1000), _share(4, 100000)) == (
+        ">99.9%", "100.0%", "99.9%", "<0.1%")

@@ -440,6 +440,28 @@ def test_the_bound_row_says_a_busier_unit_counts_its_waits():
         "(what it waits on: critical_path(), --profile)")
 
 
+def _credit_bound(x_ptr, *, tl):
+    x = tl.load(x_ptr, shape=(64, 64), dtype="f32")
+    if tl.program_id(0) == 0:
+        tl.send("E", x)
+    else:
+        tl.store(x_ptr, tl.recv("W", (64, 64), "f32"))
+
+
+def test_a_credit_bound_row_says_nothing_of_waits():
+    """(a review: the note said "the bound a unit's own work" beside a bound made of credit round
+    trips.) 16 KiB in 64-byte packets with 2 credits: the link's credits bind, and its waits are
+    the bound's own: no note."""
+    from kernbench import Context
+
+    ctx = Context(load_hw().with_overrides({"link.rx_queue_packets": 2, "link.packet_bytes": 64}))
+    ctx.install_sfr("pe")
+    r = ctx.launch(_credit_bound, (2, 1), ctx.empty((64, 64), "f32"), mode="timing")
+    assert summarize(r)["bound"]["resource"] == "link credits"
+    assert " ".join(print_report(r, file=io.StringIO(), width=400).split()).endswith(
+        "(what it waits on: critical_path(), --profile)")
+
+
 def _nothing(x_ptr, *, tl):
     return
 

@@ -918,10 +918,24 @@ def test_best_and_pareto_take_the_most_of_a_rate():
     assert pareto_rows(res, "cost", "cycles", maximize=True) == [0]
     with pytest.raises(ValueError, match="maximize: expected None"):
         pareto_rows(res, "cost", "tflops", maximize="yes")
+    # the most of a text is its largest, for best(); pareto() needs numbers to take the most
+    text = types.SimpleNamespace(rows=[{"cost": 1, "tag": "a", "error": None},
+                                       {"cost": 2, "tag": "z", "error": None}], columns=["cost", "tag", "error"])
+    with pytest.raises(ValueError, match="the most of 'tag' needs numbers"):
+        pareto_rows(text, "cost", "tag", maximize=True)
+    assert pareto_rows(text, "cost", "tag") == [0]
+    # a NaN compares false with everything: passed over, as None is, not kept by its place
+    nan = types.SimpleNamespace(rows=[{"s": float("nan"), "cycles": 5, "error": None},
+                                      {"s": 2.0, "cycles": 4, "error": None},
+                                      {"s": 0.5, "cycles": 4, "error": None}], columns=["s", "cycles", "error"])
+    assert pareto_rows(nan, "s", "cycles") == [2]
     real = sweep(builder, args={"chunks": [1, 2, 3]}, cache=False, workers=1)
     assert real.best("tflops")["tflops"] == max(r["tflops"] for r in real.rows)
     assert real.best("tflops", maximize=False)["tflops"] == min(r["tflops"] for r in real.rows)
     assert real.best("cycles")["cycles"] == min(r["cycles"] for r in real.rows)
+    assert real.best("chunks", maximize=True)["chunks"] == 3
+    real.rows[2]["chunks"] = float("nan")  # (as a NaN swept value would be)
+    assert real.best("chunks", maximize=True)["chunks"] == 2 and real.best("chunks")["chunks"] == 1
 
 
 def test_plot_pareto_files_and_html(tmp_path):

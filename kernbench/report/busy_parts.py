@@ -207,6 +207,8 @@ def gemm_what_if(result, columns: dict | None = None) -> tuple:
     - ``two_buffers``: its busy cycles with ``gemm.accumulator_buffers = 2`` (its own busy when
       the hardware has two already);
     - ``sram_x2``: with twice ``sram.bytes_per_cycle``;
+    - ``narrower``: with its wider operand's dtype half as wide (its own busy for fp8, which has
+      no narrower dtype);
     - ``k_x2_busy`` and ``k_x2_mac``: the busy cycles and the ``mac`` part of the same dot with
       twice its K (a kernel's larger K block: twice the MACs, so compare ``mac / busy``).
 
@@ -223,6 +225,8 @@ def gemm_what_if(result, columns: dict | None = None) -> tuple:
     for name, change in (("two_buffers", {"gemm_acc_buffers": 2}),
                          ("sram_x2", {"sram_bw": 2 * int(params["sram_bw"])})):
         out[name] = sum(dot_parts({**params, **change}, m, n, k, esize).values())
+    # the wider operand's elements half as wide (the dot streams the larger esize); fp8 has none
+    out["narrower"] = sum(dot_parts(params, m, n, k, np.maximum(esize // 2, 1)).values())
     # (a K past 2**40 is left as it is: its doubled SRAM term could pass int64; no advice then)
     doubled = dot_parts(params, m, n, np.where(k <= 1 << 40, 2 * k, k), esize)
     out["k_x2_busy"] = sum(doubled.values())

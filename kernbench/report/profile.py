@@ -376,15 +376,24 @@ def _gemm_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
             fixes.append(f"twice the K a dot, {100 * now:.1f}% -> {100 * then:.1f}% of peak")
         if t["accumulator_buffers"] == 1 and alt["two_buffers"] < busy:
             fixes.append(f"two accumulator buffers, {round(busy):,} -> {round(alt['two_buffers']):,} cycles")
-    elif alt["sram_x2"] < busy:  # sram
-        fixes.append(f"a dtype half as wide or twice sram.bytes_per_cycle, {round(busy):,} -> "
-                     f"{round(alt['sram_x2']):,} cycles")
+    else:  # sram: each remedy with its own figure (fp8 has no narrower dtype; a mixed dot
+        # streams its wider operand's elements: a review)
+        if alt["sram_x2"] < busy:
+            fixes.append(f"twice sram.bytes_per_cycle, {round(busy):,} -> {round(alt['sram_x2']):,} cycles")
+        if alt["narrower"] < busy:
+            fixes.append(f"the wider operand's dtype half as wide, {round(busy):,} -> "
+                         f"{round(alt['narrower']):,} cycles")
     return "; or ".join(fixes)
 
 
 def _dma_fix(t: dict, worst: str) -> str:
-    return {"partial": f"tiles a multiple of {t['channel_bytes_per_cycle']} bytes a burst (bursts of "
-                       f"{t['burst_bytes']} bytes; a burst's last channel cycle costs as a full one)",
+    width, burst = t["channel_bytes_per_cycle"], t["burst_bytes"]
+    if worst == "partial" and burst % width:
+        # (every burst holds the channel a partly used cycle: no tile size removes it; a review)
+        return (f"dma.burst_bytes a multiple of the channel's {width} B/cycle (each {burst}-byte burst "
+                f"holds it {-(-burst // width)} cycles)")
+    return {"partial": f"tiles a multiple of {width} bytes (a burst's last channel cycle costs as a full "
+                       f"one)",
             "latency": f"fewer, larger tiles (each command pays {t['latency_cycles']} cycles)",
             "arbitration": "the cube's other PEs' bursts share its channel: its loads at other "
                            "times, or fewer bytes (the table's memory and bound rows say whether "
@@ -399,8 +408,11 @@ def _vector_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
         alt = mine["what_if"]["leading_axis"]
         if alt >= busy:
             return ""
+        # (priced as a 2-D (rows, r) tile transposed: tl.trans swaps the last two axes, so a
+        # tile of more axes is reshaped first; a review applied it to a 3-D tile as written)
         return (f"each row reduced along the lanes pays ceil(log2 {lanes}) = {(lanes - 1).bit_length()} "
-                f"cycles; reduced over a leading axis instead (tl.trans(x) over axis 0), "
+                f"cycles; the rows reduced over a leading axis instead (tl.trans(x) of the 2-D "
+                f"(rows, r) tile, tl.reshape'd first if it has more axes, over axis 0), "
                 f"{round(busy):,} -> {round(alt):,} cycles")
     return {"partial": f"more elements a command, sizes toward a multiple of the {lanes} lanes (an idle "
                        f"lane costs as a busy one)",
@@ -411,7 +423,10 @@ def _share(x: float, total: float) -> str:
     if x <= 0:
         return "0%"
     p = 100.0 * x / total if total else 0.0
-    return f"{p:.1f}%" if p >= 0.05 else "<0.1%"
+    if p < 0.05:
+        return "<0.1%"
+    # (not all of it, never "100.0%": beside other units' "<0.1%" it read as more than all; a review)
+    return ">99.9%" if 99.95 <= p < 100 else f"{p:.1f}%"
 
 
 def print_profile(result, console: Optional[Console] = None, file=None, width: int = 120,

@@ -10,7 +10,7 @@ from ..common.pe_commands import Unit
 from ..hw.config import HardwareConfigError
 from ..report.summary import summarize
 
-__all__ = ["FIGURES", "BUSY_UNITS", "MORE_IS_BETTER", "more_is_better", "row_figures", "error_figures",
+__all__ = ["FIGURES", "BUSY_UNITS", "MORE_IS_BETTER", "comparable", "more_is_better", "row_figures", "error_figures",
            "empty_figures", "cacheable"]
 
 BUSY_UNITS = ("GEMM", "VECTOR", "DMA", "TX_E", "TX_W", "RX_E", "RX_W")
@@ -42,6 +42,12 @@ def more_is_better(column: str, maximize: "bool | None" = None) -> bool:
     if not isinstance(maximize, (bool, np.bool_)):
         raise ValueError(f"maximize: expected None (by the column), True or False, got {maximize!r}")
     return bool(maximize)
+
+
+def comparable(value) -> bool:
+    """Whether best() and pareto() order ``value``: not None, not a NaN (which compares false
+    with everything, so a row holding one was kept or chosen by its place; a review)."""
+    return value is not None and not (isinstance(value, (float, np.floating)) and math.isnan(value))
 
 
 def empty_figures() -> dict:

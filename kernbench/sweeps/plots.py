@@ -1,11 +1,12 @@
 """Sweep plots (matplotlib, no display needed): a line plot and a Pareto front, PNG or SVG."""
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 from ..common.files import check_figure_path, save_figure
 from ..common.shown import plain_texts
-from .figures import more_is_better
+from .figures import comparable, more_is_better
 from .result import check_column
 
 __all__ = ["line_plot", "pareto", "pareto_rows"]
@@ -93,9 +94,14 @@ def pareto_rows(res, cost: str, objective: str = "cycles", maximize: bool | None
     maximize)."""
     for c in (cost, objective):
         check_column(res, c)
-    sign = -1 if more_is_better(objective, maximize) else 1
-    ok = [(r[cost], sign * r[objective], i) for i, r in enumerate(res.rows)
-          if r["error"] is None and r[cost] is not None and r[objective] is not None]
+    most = more_is_better(objective, maximize)
+    ok = [(r[cost], r[objective], i) for i, r in enumerate(res.rows)
+          if r["error"] is None and comparable(r[cost]) and comparable(r[objective])]
+    if most:
+        if not all(isinstance(o, numbers.Real) for _, o, _ in ok):
+            # (the most of a text, negated as a number, was "" for every row: a review)
+            raise ValueError(f"pareto: the most of {objective!r} needs numbers; its values are not")
+        ok = [(c, -o, i) for c, o, i in ok]
     ok.sort()
     # a row is on the front unless another has lower-or-equal cost and objective, one of them
     # lower: rows tied on both are all on it (none beats the other)

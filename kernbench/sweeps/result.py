@@ -11,7 +11,7 @@ import numpy as np
 from ..common.errors import check_output_file
 from ..common.files import default_printoptions, output_file
 from ..report.table import plural
-from .figures import BUSY_UNITS, FIGURES, more_is_better
+from .figures import BUSY_UNITS, FIGURES, comparable, more_is_better
 
 #: figures that are whole numbers (pandas "Int64": a failed point's is <NA>)
 INT_FIGURES = ("cycles", "dma_bytes", "link_bytes", "link_messages", "sram_peak_bytes", "sram_capacity_bytes",
@@ -118,13 +118,14 @@ class SweepResult:
     def best(self, by: str = "cycles", maximize: bool | None = None) -> dict | None:
         """The error-free row with the least ``by`` (the largest for a column where more is
         better, figures.MORE_IS_BETTER: ``tflops``, ``roofline_fraction``, ``busy_*``, ...;
-        ``maximize`` True or False decides instead); the first of a tie; None when there is
-        none (no points, or every point failed). Raises ValueError when ``by`` is not a column
+        ``maximize`` True or False decides instead); the first of a tie; rows where ``by`` is
+        None or NaN are passed over; None when there is none (no points, or every point
+        failed). Raises ValueError when ``by`` is not a column
         (a misspelt name must not read as "every point failed") or ``maximize`` is not a bool."""
         check_column(self, by)
-        sign = -1 if more_is_better(by, maximize) else 1
-        ok = [r for r in self.rows if r["error"] is None and r.get(by) is not None]
-        return min(ok, key=lambda r: sign * r[by]) if ok else None
+        most = more_is_better(by, maximize)
+        ok = [r for r in self.rows if r["error"] is None and comparable(r.get(by))]
+        return (max if most else min)(ok, key=lambda r: r[by]) if ok else None
 
     # -- files ---------------------------------------------------------------------------------
     def to_csv(self, path, **kw) -> None:
@@ -203,10 +204,11 @@ class SweepResult:
         """The error-free rows no other row beats on both ``objective`` and ``cost``, sorted by
         cost, as a DataFrame: less cost is better; less ``objective`` too, or more for a column
         where more is better (figures.MORE_IS_BETTER: ``tflops``, ``roofline_fraction``, ...;
-        ``maximize`` True or False decides instead). With ``path`` (.png / .svg) or ``ax`` also
-        a scatter of every point with the front drawn. Raises ValueError for a name that is not
-        a column, a ``maximize`` that is not a bool, or a ``path`` matplotlib cannot write (its
-        suffix, or no such folder)."""
+        ``maximize`` True or False decides instead); rows where either is None or NaN are
+        passed over. With ``path`` (.png / .svg) or ``ax`` also a scatter of every point with
+        the front drawn. Raises ValueError for a name that is not a column, a ``maximize`` that
+        is not a bool, the most of an objective that is not numbers, or a ``path`` matplotlib
+        cannot write (its suffix, or no such folder)."""
         from . import plots
 
         return plots.pareto(self, cost, objective, path=path, ax=ax, label=label, maximize=maximize)
