@@ -239,10 +239,10 @@ def vector_what_if(result, columns: dict | None = None) -> tuple:
     ``(index, {"leading_axis": float64 array})`` aligned with :func:`unit_parts`' VECTOR index,
     per command: a row reduction (inner 1: ``outer`` rows of ``r``) as the same tile held
     transposed and reduced along its leading axis (``tl.trans(x)`` reduced over axis 0: outer 1,
-    ``r`` rows of ``outer``), ``(r - 1) * ceil(outer / L) * op + latency``; any other command
-    its own cycles. Cheaper only where the rows are about L or more (a review: 8 rows of 512 took
-    120 cycles along the lanes, 519 transposed), so the profile offers it only where this says
-    it cuts the line's cycles."""
+    ``r`` rows of ``outer``), ``(r - 1) * ceil(outer / L) * op + latency``, where that is
+    cheaper than its own cycles; any other command its own cycles. Cheaper only where the rows
+    are about L or more (a review: 8 rows of 512 took 120 cycles along the lanes, 519
+    transposed), so the profile offers it only where this says it cuts the line's cycles."""
     from .._core.api import hw_params
 
     params = hw_params(result.hw)
@@ -254,6 +254,8 @@ def vector_what_if(result, columns: dict | None = None) -> tuple:
     rows = np.flatnonzero((op == Opcode.REDUCE) & (inner == 1))
     alt = busy.copy()
     if len(rows):
-        alt[rows] = sum(reduction_parts(params, np.ones(len(rows), np.int64), r[rows], outer[rows],
-                                        sub[rows]).values())
+        # each reduction moved only where that is cheaper (a line mixing tile shapes was offered
+        # nothing, though one of its reductions would gain: a review)
+        alt[rows] = np.minimum(alt[rows], sum(reduction_parts(
+            params, np.ones(len(rows), np.int64), r[rows], outer[rows], sub[rows]).values()))
     return idx, {"leading_axis": alt}

@@ -34,7 +34,7 @@ from rich.text import Text
 from ..common.errors import is_whole
 from ..common.pe_commands import N_UNITS, UNIT_NAMES
 from ..common.shown import rich_text
-from .table import emit
+from .table import emit, plural
 from .commands import UNIT_ORDER, command_facts, line_groups
 from .critical_path import critical_path
 from .busy_parts import PARTS, command_columns, gemm_what_if, unit_parts, vector_what_if
@@ -391,10 +391,10 @@ def _dma_fix(t: dict, worst: str) -> str:
     if worst == "partial" and burst % width:
         # (every burst holds the channel a partly used cycle: no tile size removes it; a review)
         return (f"dma.burst_bytes a multiple of the channel's {width} B/cycle (each {burst}-byte burst "
-                f"holds it {-(-burst // width)} cycles)")
+                f"holds it {plural(-(-burst // width), 'cycle')})")
     return {"partial": f"tiles a multiple of {width} bytes (a burst's last channel cycle costs as a full "
                        f"one)",
-            "latency": f"fewer, larger tiles (each command pays {t['latency_cycles']} cycles)",
+            "latency": f"fewer, larger tiles (each command pays {plural(t['latency_cycles'], 'cycle')})",
             "arbitration": "the cube's other PEs' bursts share its channel: its loads at other "
                            "times, or fewer bytes (the table's memory and bound rows say whether "
                            "the channel is the limit)"}[worst]
@@ -409,14 +409,16 @@ def _vector_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
         if alt >= busy:
             return ""
         # (priced as a 2-D (rows, r) tile transposed: tl.trans swaps the last two axes, so a
-        # tile of more axes is reshaped first; a review applied it to a 3-D tile as written)
+        # tile of more axes is reshaped first, which a transposed view cannot be without a copy:
+        # reviews applied it to a 3-D tile and to a transposed 3-D view as written)
         return (f"each row reduced along the lanes pays ceil(log2 {lanes}) = {(lanes - 1).bit_length()} "
-                f"cycles; the rows reduced over a leading axis instead (tl.trans(x) of the 2-D "
-                f"(rows, r) tile, tl.reshape'd first if it has more axes, over axis 0), "
-                f"{round(busy):,} -> {round(alt):,} cycles")
+                f"cycles; the rows reduced over a leading axis instead where that is cheaper, as "
+                f"tl.trans(x) over axis 0 of a 2-D (rows, r) tile, {round(busy):,} -> {round(alt):,} "
+                f"cycles (a tile of more axes "
+                f"reshaped to 2-D first; a transposed one cannot be without a copy, not counted here)")
     return {"partial": f"more elements a command, sizes toward a multiple of the {lanes} lanes (an idle "
                        f"lane costs as a busy one)",
-            "latency": f"fewer, larger commands (each pays {t['pipeline_latency']} cycles)"}[worst]
+            "latency": f"fewer, larger commands (each pays {plural(t['pipeline_latency'], 'cycle')})"}[worst]
 
 
 def _share(x: float, total: float) -> str:
