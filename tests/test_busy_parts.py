@@ -27,7 +27,7 @@ def _dot_kernel(a, b, c, *, tl, m, n, k):
 
 
 def _launch(hw, m, n, k, dtype=np.float16):
-    ctx = kb.Context(hw)
+    ctx = kb.Context(hw, unwritten="zero")
     a = ctx.put(np.ones((m, k), dtype), 0)
     b = ctx.put(np.ones((k, n), dtype), 0)
     c = ctx.empty((m, n), np.float32)
@@ -113,7 +113,7 @@ def test_two_buffers_are_not_offered_for_dots_of_one_fold():
     # they are.) Each dot: max(64 + 62, 32) = 126 cycles, mac 32 * 32 * 64 / 1024 = 64, fill and
     # drain 62: 64 / 126 = 50.8%; twice the K: (32,128) x (128,32), 190 cycles for mac 128: 67.4%
     for buffers in (1, 2):
-        ctx = kb.Context(load_hw().with_overrides({"gemm.accumulator_buffers": buffers}))
+        ctx = kb.Context(load_hw().with_overrides({"gemm.accumulator_buffers": buffers}), unwritten="zero")
         res = ctx.launch(_k_loop, (1, 1), ctx.empty((32 * 512,), "f16"), ctx.empty((512 * 32,), "f16"),
                          ctx.empty((32, 32), "f32"))
         prof = profile(res)
@@ -189,7 +189,7 @@ def test_no_dot_no_gemm_line():
     def k(a, *, tl):
         tl.store(a, tl.load(a, shape=(8,)) + 1.0)
 
-    ctx = kb.Context("default")
+    ctx = kb.Context("default", unwritten="zero")
     a = ctx.put(np.ones(8, np.float32), 0)
     prof = profile(ctx.launch(k, (1, 1), a))
     assert prof["gemm"] is None
@@ -215,7 +215,7 @@ def test_vector_parts_by_hand():
     #   lanes 4 x 100 / 64 = 6.25, partial 4 x 2 - 6.25 = 1.75, tree 4 x 6 = 24, latency 8.
     # sum axis 0: outer 1, r 4, inner 100: 3 x ceil(100/64) = 2 = 6, + 8 = 14: lanes
     #   3 x 100 / 64 = 4.6875, partial 6 - 4.6875 = 1.3125, tree 0, latency 8.
-    ctx = kb.Context("default")
+    ctx = kb.Context("default", unwritten="zero")
     a = ctx.put(np.ones((4, 100), np.float32), 0)
     s, t = ctx.empty((4,), np.float32), ctx.empty((100,), np.float32)
     res = ctx.launch(_vector_kernel, (1, 1), a, s, t)
@@ -253,7 +253,7 @@ def test_a_leading_axis_is_offered_only_where_it_cuts_the_trees(rows, cols, now,
     # transposed and reduced over axis 0, 511 x ceil(8/64) + 8 = 519, so the launch grew.) 128
     # rows of 100: 128 x (ceil(100/64) = 2 + 6) + 8 = 1,032 along the lanes; transposed,
     # 99 x ceil(128/64) = 2 + 8 = 206
-    ctx = kb.Context("default")
+    ctx = kb.Context("default", unwritten="zero")
     res = ctx.launch(_row_max, (1, 1), ctx.empty((rows, cols), "f32"), ctx.empty((rows,), "f32"),
                      rows=rows, cols=cols)
     prof = profile(res)
@@ -318,7 +318,7 @@ def test_dma_parts_by_hand():
     # bytes 65536 / 256 = 256, no partial burst (512 B bursts of 2 cycles), latency 150,
     # arbitration busy - 406. Summed: busy 8 * 2184 + 2 * 28 = 17,528, bytes 2,048, latency
     # 1,200, arbitration 17,528 - 8 * 406 = 14,280: 11.7%, 0%, 6.8%, 81.5%.
-    ctx = kb.Context("default")
+    ctx = kb.Context("default", unwritten="zero")
     a = ctx.empty((8 * 32768,), "f16")
     prof = profile(ctx.launch(_load64k, (8, 1), a))
     (line,) = [d for d in prof["lines"] if "dma" in d]
@@ -360,7 +360,7 @@ def _two_kinds(x_ptr, *, tl):
 def test_a_unit_off_the_critical_path_says_so():
     # PE 0 loads 64 KiB (406 cycles: the launch), PE 1 fills 64 elements (1 + 8 = 9 cycles: 1 of
     # them all lanes, 11.1%); the DMA moved 65,536 / 256 = 256 cycles of bytes, 63.1% of 406
-    ctx = kb.Context("default")
+    ctx = kb.Context("default", unwritten="zero")
     res = ctx.launch(_two_kinds, (2, 1), ctx.empty((16384,), "f32"))
     assert res.cycles == 406
     prof = profile(res)
@@ -383,7 +383,7 @@ def test_a_leading_axis_for_a_tile_of_three_axes_is_priced_as_applied():
     # a (64, 64) tile transposed, over axis 0: 63 x ceil(64/64) + 8 = 71, as the line says
     got = {}
     for advised in (False, True):
-        ctx = kb.Context("default")
+        ctx = kb.Context("default", unwritten="zero")
         res = ctx.launch(_rows3, (1, 1), ctx.empty((8, 8, 64), "f32"), ctx.empty((8, 8), "f32"),
                          advised=advised)
         got[advised] = (int(res.unit_counters["busy"][0, 1]), res)
@@ -400,7 +400,7 @@ def test_dma_partial_bursts_name_the_burst_size():
     # (a review: 384-byte bursts on a 256 B/cycle channel hold it 2 cycles each for 1.5 of bytes,
     # whatever the tile: the advice named tile sizes.) 16,384 B: 42 bursts of 384 (2 cycles each)
     # and one of 256 (1): 85 channel cycles for 64 of bytes, partial 21, latency 1: 21 / 86 = 24.4%
-    ctx = kb.Context(load_hw().with_overrides({"dma.burst_bytes": 384, "dma.latency_cycles": 1}))
+    ctx = kb.Context(load_hw().with_overrides({"dma.burst_bytes": 384, "dma.latency_cycles": 1}), unwritten="zero")
     text = busy_text(profile(ctx.launch(_stream, (1, 1), ctx.empty((4096,), "f32"))), "DMA")
     assert text.endswith("partly used channel cycles, 24.4% of that line's DMA cycles (what cuts it: "
                          "dma.burst_bytes a multiple of the channel's 256 B/cycle (each 384-byte burst "
@@ -417,7 +417,7 @@ def test_no_narrower_dtype_is_offered_for_fp8():
     # (a review: "a dtype half as wide" for fp8, which has none.) sram 16 B/cycle, (32,256) x
     # (256,32) fp8: one fold, SRAM term ceil(64 * 256 * 1 / 16) = 1024 > 256 + 62: 1,024
     # cycles; at 32 B/cycle 512 > 318: 512
-    ctx = kb.Context(load_hw().with_overrides({"sram.bytes_per_cycle": 16}))
+    ctx = kb.Context(load_hw().with_overrides({"sram.bytes_per_cycle": 16}), unwritten="zero")
     res = ctx.launch(_fp8_dot, (1, 1), ctx.empty((32, 256), "fp8e4m3"), ctx.empty((256, 32), "fp8e4m3"))
     text = busy_text(profile(res), "GEMM")
     assert text.endswith("(what cuts it: twice sram.bytes_per_cycle, 1,024 -> 512 cycles)")
@@ -443,7 +443,7 @@ def test_a_line_mixing_tiles_is_offered_the_reductions_that_gain():
     # (a review: a line reducing tiles of several shapes was offered nothing, as moving them all
     # cost more.) One helper line: (128, 100) along the lanes 1,032, transposed 206; (8, 512)
     # along the lanes 8 x (8 + 6) + 8 = 120, transposed 519: the line 1,152 -> 206 + 120 = 326
-    ctx = kb.Context("default")
+    ctx = kb.Context("default", unwritten="zero")
     res = ctx.launch(_mixed_rows, (1, 1), ctx.empty((128, 100), "f32"), ctx.empty((8, 512), "f32"),
                      ctx.empty((128,), "f32"), ctx.empty((8,), "f32"))
     prof = profile(res)
