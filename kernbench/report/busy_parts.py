@@ -245,10 +245,13 @@ def vector_what_if(result, columns: dict | None = None) -> tuple:
     transposed), so the profile offers it only where this says it cuts the line's cycles."""
     from .._core.api import hw_params
 
+    from .commands import command_facts
+
     params = hw_params(result.hw)
     cols = command_columns(result) if columns is None else columns
-    idx, parts = unit_parts(result, "VECTOR", params, cols)
-    busy = sum(parts.values())
+    idx = np.flatnonzero(np.isin(np.asarray(cols["opcode"]), _OPCODES["VECTOR"]))
+    fx = command_facts(result)  # (its busy: the engine's cycles, which the parts sum to)
+    busy = (fx.end[idx] - fx.start[idx]).astype(np.float64)
     op = np.asarray(cols["opcode"])[idx]
     outer, r, inner, sub = (np.asarray(cols[c])[idx].astype(np.int64) for c in ("m", "n", "k", "sub"))
     rows = np.flatnonzero((op == Opcode.REDUCE) & (inner == 1))

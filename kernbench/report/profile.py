@@ -414,8 +414,8 @@ def _vector_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
         return (f"each row reduced along the lanes pays ceil(log2 {lanes}) = {(lanes - 1).bit_length()} "
                 f"cycles; the rows reduced over a leading axis instead where that is cheaper, as "
                 f"tl.trans(x) over axis 0 of a 2-D (rows, r) tile, {round(busy):,} -> {round(alt):,} "
-                f"cycles (a tile of more axes "
-                f"reshaped to 2-D first; a transposed one cannot be without a copy, not counted here)")
+                f"cycles (a tile of more axes reshaped to 2-D first; a transposed one cannot be "
+                f"without a copy, not counted here)")
     return {"partial": f"more elements a command, sizes toward a multiple of the {lanes} lanes (an idle "
                        f"lane costs as a busy one)",
             "latency": f"fewer, larger commands (each pays {plural(t['pipeline_latency'], 'cycle')})"}[worst]
