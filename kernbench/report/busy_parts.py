@@ -158,7 +158,7 @@ def unit_parts(result, unit: str, params: dict | None = None, columns: dict | No
     ``(index, parts)``, ``index`` the commands' numbers (int64, program order) and ``parts``
     {part: float64 array aligned with it}. ``params``: the hardware to time them on (default:
     the launch's, ``hw_params(result.hw)``; another gives what the same commands would take
-    there). Reads the program's columns (a compact program is not expanded), or takes them from
+    there alone: a DMA command's ``arbitration`` is always the launch's own wait). Reads the program's columns (a compact program is not expanded), or takes them from
     ``columns`` (:func:`command_columns`). Raises ValueError for another unit."""
     from .._core.api import hw_params
 
