@@ -125,6 +125,16 @@ def test_two_buffers_are_not_offered_for_dots_of_one_fold():
             "50.8% -> 67.4% of peak)")
 
 
+def test_a_small_fraction_of_peak_shows_its_gain():
+    # (a review: a matrix-vector dot printed "0.0% -> 0.0% of peak".) (1,16) x (16,1) f16: one
+    # fold of max(16 + 62, ceil(2 * 16 * 2 / 256) = 1) = 78 cycles, mac 1 * 1 * 16 / 1024 =
+    # 0.015625: 0.020% of peak; twice the K, 32 + 62 = 94 cycles for mac 0.03125: 0.033%
+    prof = profile(_launch("default", 1, 1, 16))
+    (line,) = [d for d in prof["lines"] if "gemm" in d]
+    assert line["busy"]["GEMM"] == 78 and line["gemm"]["mac"] == 0.015625
+    assert busy_text(prof, "GEMM").endswith("(what cuts it: twice the K a dot, 0.02% -> 0.033% of peak)")
+
+
 def test_two_buffers_drain_bound_by_hand():
     # two buffers, K = 16 < ceil(62 / 2) = 31: (64,16) x (16,64) f16, 4 folds;
     # busy = 3 * 31 + (16 + 62) = 171 (test_gemm_timing). mac = 64 * 64 * 16 / 1024 = 64;
@@ -247,12 +257,15 @@ def _row_max(x_ptr, o_ptr, *, tl, rows, cols):
     tl.store(o_ptr, tl.max(tl.load(x_ptr, shape=(rows, cols), dtype="f32"), axis=1))
 
 
-@pytest.mark.parametrize("rows, cols, now, then", [(8, 512, 120, None), (128, 100, 1032, 206)])
+@pytest.mark.parametrize("rows, cols, now, then", [(8, 512, 120, None), (128, 100, 1032, 206),
+                                                  (4, 8, 36, 15)])
 def test_a_leading_axis_is_offered_only_where_it_cuts_the_trees(rows, cols, now, then):
     # (a review: 8 rows of 512 reduced along the lanes take 8 x (8 + 6) + 8 = 120 cycles; held
     # transposed and reduced over axis 0, 511 x ceil(8/64) + 8 = 519, so the launch grew.) 128
     # rows of 100: 128 x (ceil(100/64) = 2 + 6) + 8 = 1,032 along the lanes; transposed,
-    # 99 x ceil(128/64) = 2 + 8 = 206
+    # 99 x ceil(128/64) = 2 + 8 = 206. Fewer rows than lanes gain too when they are short (a
+    # review of the docs' "fewer rows than lanes take longer"): 4 rows of 8, 4 x (1 + 6) + 8 = 36;
+    # transposed, 7 x ceil(4/64) + 8 = 15
     ctx = kb.Context("default", unwritten="zero")
     res = ctx.launch(_row_max, (1, 1), ctx.empty((rows, cols), "f32"), ctx.empty((rows,), "f32"),
                      rows=rows, cols=cols)

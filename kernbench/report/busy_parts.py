@@ -240,8 +240,9 @@ def vector_what_if(result, columns: dict | None = None) -> tuple:
     per command: a row reduction (inner 1: ``outer`` rows of ``r``) as the same tile held
     transposed and reduced along its leading axis (``tl.trans(x)`` reduced over axis 0: outer 1,
     ``r`` rows of ``outer``), ``(r - 1) * ceil(outer / L) * op + latency``, where that is
-    cheaper than its own cycles; any other command its own cycles. Cheaper only where the rows
-    are about L or more (a review: 8 rows of 512 took 120 cycles along the lanes, 519
+    cheaper than its own cycles; any other command its own cycles. Neither side always wins:
+    a few long rows take longer transposed (a review: 8 rows of 512 took 120 cycles along the
+    lanes, 519 transposed), short rows take less even when fewer than L (4 rows of 8: 36, 15
     transposed), so the profile offers it only where this says it cuts the line's cycles."""
     from .._core.api import hw_params
 
