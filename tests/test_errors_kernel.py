@@ -219,6 +219,17 @@ def _first_line_error(ctx, kernel):
     ("tl.minimum(3, 5)", "minimum needs at least one tensor operand, got int and int (Python's min(a, b)"),
     ("m, i = tl.max(tl.zeros((4,)), 0, True)", "Triton's tl.max/tl.min(x, axis, True) return values and "
      "indices, kernbench's third argument is keep_dims"),
+    # (a review porting Triton's tutorials: refusals with no "Instead"; the formulas are run in
+    # test_porting_hints_compute_what_they_say)
+    ("tl.cumsum(tl.zeros((4, 8)), 1)", "Instead: a prefix sum along the last axis of an (M, N) tile as one "
+     "dot, tl.dot(x, tri)"),
+    ("tl.associative_scan(tl.zeros((4,)), 0, None)", "Instead: for a sum, tl.cumsum's dot"),
+    ("tl.flip(tl.zeros((4, 8)))", "Instead: the last axis of an (M, N) tile reversed as one dot"),
+    ("tl.sort(tl.zeros((4,)))", "Instead: nothing: no sort unit op"),
+    ("tl.histogram(tl.zeros((4,), tl.int32), 8)", "Instead: tl.sum(x[:, None] == bins[None, :], axis=0)"),
+    ("tl.gather(tl.zeros((4,)), tl.zeros((4,), tl.int32), 0)", "Instead: tl.sum(tl.where(offs == y, x, 0.0)"),
+    ("tl.swizzle2d(0, 0, 4, 4, 2)", "Instead: Python arithmetic: program ids are Python ints here"),
+    ("tl.join(tl.zeros((4,)), tl.zeros((4,)))", "Instead: nothing: no concatenation op"),
 ])
 def test_tutorial_idioms_say_what_to_write_instead(ctx, body, says):
     """Idioms of Triton's tutorials (03's and 06's block pointers, 04's random numbers, 07's
@@ -228,6 +239,35 @@ def test_tutorial_idioms_say_what_to_write_instead(ctx, body, says):
     exec(compile(f"import numpy\ndef k(x_ptr, *, tl):\n    {body}\n", FILE, "exec"), ns)
     e = _first_line_error(ctx, ns["k"])
     assert says in str(e) and e.pe == (0, 0), str(e)
+
+
+def test_porting_hints_compute_what_they_say():
+    """The formulas the porting hints give (kernbench.language.porting.TL_INSTEAD: cumsum, flip,
+    histogram, gather) as written, against numpy: exact on finite f32 values (every product is
+    x * 1 or x * 0, summed in f32 in the column order of a prefix: the dot's K order)."""
+    ctx = kernbench.Context("default")
+    M, N = 4, 10
+    x = np.random.default_rng(0).standard_normal((M, N)).astype(np.float32)
+    v = (np.arange(20) * 3 % 7).astype(np.int32)
+    out = {n: ctx.empty(s, d) for n, s, d in (("cumsum", (M, N), "f32"), ("flip", (M, N), "f32"),
+                                              ("histogram", (1, 8), "int32"), ("gather", (M, 1), "f32"))}
+
+    def k(x_ptr, v_ptr, cs, fl, hist, ga, *, tl):
+        t = tl.load(x_ptr, shape=(M, N))
+        r = tl.arange(0, N)
+        tl.store(cs, tl.dot(t, tl.where(r[:, None] <= r[None, :], 1.0, 0.0)))
+        tl.store(fl, tl.dot(t, tl.where(r[:, None] + r[None, :] == N - 1, 1.0, 0.0)))
+        bins = tl.arange(0, 8)
+        tl.store(hist, tl.sum(tl.load(v_ptr, shape=(20,))[:, None] == bins[None, :], axis=0))
+        tl.store(ga, tl.sum(tl.where(r[None, :] == 3, t, 0.0), 1))
+
+    ctx.launch(k, (1, 1), ctx.replicate(x), ctx.replicate(v), *out.values())
+    got = {n: ctx.read(a, (0, 0)) for n, a in out.items()}
+    # a prefix sum in the dot's K order is numpy's cumsum's order (left to right, f32)
+    assert np.array_equal(got["cumsum"], np.cumsum(x, 1, dtype=np.float32))
+    assert np.array_equal(got["flip"], x[:, ::-1])
+    assert got["histogram"].tolist() == [np.bincount(v, minlength=8).tolist()]
+    assert np.array_equal(got["gather"], x[:, 3:4])
 
 
 @pytest.mark.parametrize("body", ["(8).total", "True.to(1)", "object().to(1)", "(1.5).to(1)"])
@@ -315,14 +355,22 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
         tl.store(x_ptr, x, m)
 
     assert str(_first_line_error(ctx, positional_mask)).endswith(
-        "store: the third positional argument is shape (Triton's is mask): write "
+        "store: shape got a tensor; a shape is a tuple of ints (a tensor's is h.shape). If it is "
+        "Triton's mask, tl.store's third positional argument is shape here: write "
         "tl.store(ptr, x, mask=m) (docs/language.md, 'Porting from Triton')")
 
     def positional_load(x_ptr, *, tl):
         return tl.load(x_ptr, tl.arange(0, 8) < 6, 0.0)
 
-    assert "load: the second positional argument is shape (Triton's is mask)" in str(
+    assert "If it is Triton's mask, tl.load's second positional argument is shape here" in str(
         _first_line_error(ctx, positional_load))
+
+    def shape_of_a_tensor(x_ptr, *, tl):  # (a peer's slip, shape=h for h.shape: both readings named)
+        h = tl.load(x_ptr, shape=(8,))
+        return tl.load(x_ptr, shape=h)
+
+    assert "load: shape got a tensor; a shape is a tuple of ints (a tensor's is h.shape)" in str(
+        _first_line_error(ctx, shape_of_a_tensor))
 
     def scalar(x_ptr, *, tl):
         return tl.load(x_ptr + 4)

@@ -986,6 +986,21 @@ def test_tune_picks_the_fastest_config_that_fits(tmp_path):
     assert again.from_cache and again.best == t.best and str(again).startswith("best {'M'")
 
 
+@pytest.mark.parametrize("configs, says", [
+    ({"M": [16, 32]}, "got a dict (a sweep's axes): write [{'M': 16}, ...], one dict each"),
+    ([16], "got int 16 at position 0"),
+    ([{"M": 16}, ("M", 32)], "got tuple ('M', 32) at position 1"),
+    (None, "got NoneType None"),
+    ("M", "got str 'M'"),
+])
+def test_tune_refuses_configs_that_are_not_a_list_of_dicts(configs, says):
+    # (a review: dict() of each config raised "'int' object is not iterable" and "dictionary
+    # update sequence element #0 has length 1", naming neither tune nor configs)
+    with pytest.raises(TypeError, match="^tune: configs is a list of dicts of keyword arguments") as ei:
+        tune(builder, configs, args={"chunks": 2}, cache=False)
+    assert says in str(ei.value)
+
+
 # -- the command line --------------------------------------------------------------------------------------
 def test_cli_sweep(tmp_path, capsys):
     from kernbench.cli import main

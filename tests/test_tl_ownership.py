@@ -80,6 +80,21 @@ def test_a_handle_of_an_earlier_launch_is_refused(ctx):
     assert "tensor of another launch (an earlier one" in msg and "made on PE (1, 1)" in msg and "used on PE (1, 1)" in msg
 
 
+def test_an_id_no_machine_made_is_not_named_as_another_launchs(ctx):
+    """An id just below a PE's tensor #0 (h.id - 1) borrows from the PE and launch bits: it
+    decoded as a tensor of an earlier launch made on PE (16777215, 16777215), which no machine
+    has (a review). It is named as made by no tl call, in the first launch and every later one."""
+    x = ctx.replicate(np.ones(8, np.float16))
+
+    def k(ptr, *, tl):
+        h = tl.load(ptr, shape=(8,))  # tensor #0 of its PE
+        tl.store(ptr, TensorHandle(id=h.id - 1, shape=(8,)))
+
+    for _ in range(2):
+        msg = str(launch_fails(ctx, k, x))
+        assert "which no tl call on this PE made" in msg and "16777215" not in msg, msg
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_handle_from_a_forked_process_is_refused(ctx):
     """A forked child numbers its launches from its pid times 2**32: a handle it sends back

@@ -731,8 +731,12 @@ class TL:
             fail(tr, "load needs shape=: the tile's shape, shape=(1,) for one value (kernbench "
                      "loads a tile from a base address, not a tensor of pointers)")
         if isinstance(shape, TensorHandle):  # (Triton's tl.load(ptr, mask, other))
-            fail(tr, "load: the second positional argument is shape (Triton's is mask): write "
-                     "tl.load(ptr, shape=..., mask=m, other=v) (docs/language.md, 'Porting from Triton')")
+            # (given by keyword or by position alike: a peer's shape=h for h.shape was told to
+            # write mask=, a review)
+            fail(tr, "load: shape got a tensor; a shape is a tuple of ints (a tensor's is h.shape). "
+                     "If it is Triton's mask, tl.load's second positional argument is shape here: "
+                     "write tl.load(ptr, shape=..., mask=m, other=v) (docs/language.md, 'Porting "
+                     "from Triton')")
         if pinned is not False and pinned is not True:
             pinned = _bool_arg(tr, pinned, "load: pinned")
         shape = check_shape(tr, shape, "load shape")
@@ -792,8 +796,9 @@ class TL:
             _block_pointer_args(tr, "store", boundary_check, None)
         spec, s, d, i, n = tr.operand(x, "store value")
         if isinstance(shape, TensorHandle):  # (Triton's tl.store(ptr, value, mask))
-            fail(tr, "store: the third positional argument is shape (Triton's is mask): write "
-                     "tl.store(ptr, x, mask=m) (docs/language.md, 'Porting from Triton')")
+            fail(tr, "store: shape got a tensor; a shape is a tuple of ints (a tensor's is h.shape). "
+                     "If it is Triton's mask, tl.store's third positional argument is shape here: "
+                     "write tl.store(ptr, x, mask=m) (docs/language.md, 'Porting from Triton')")
         if shape is not None:
             want = check_shape(tr, shape, "store shape")
             if want != s:

@@ -63,6 +63,31 @@ TL_INSTEAD = {
        for name, op, word in (("argmax", "max", "maximum"), ("argmin", "min", "minimum"))},
     "reduce": "tl.sum, tl.max or tl.min, or the combine written as ops on halves of the tile",
     "umulhi": "nothing: no 64-bit products (int32 arithmetic wraps)",
+    # (a review porting Triton's tutorials: these refusals said what was missing, not what to
+    # write; each formula below was run against numpy before it was written here)
+    "cumsum": "a prefix sum along the last axis of an (M, N) tile as one dot, tl.dot(x, tri) with "
+              "r = tl.arange(0, N) and tri = tl.where(r[:, None] <= r[None, :], 1.0, 0.0) (f32; "
+              "finite values: an inf or NaN times 0 spreads along its row)",
+    "associative_scan": "for a sum, tl.cumsum's dot (tl.dot(x, tri), tri = tl.where(r[:, None] <= "
+                        "r[None, :], 1.0, 0.0)); no other combine",
+    "cumprod": "nothing exact: no product scan (for positive values, tl.exp of tl.cumsum's dot of "
+               "tl.log(x), rounded differently)",
+    "flip": "the last axis of an (M, N) tile reversed as one dot, tl.dot(x, J) with "
+            "r = tl.arange(0, N) and J = tl.where(r[:, None] + r[None, :] == N - 1, 1.0, 0.0) (f32; "
+            "finite values: an inf or NaN times 0 spreads along its row)",
+    **{name: "nothing: no sort unit op; sort on the host and pass the sorted data, or for a few "
+             "largest, repeated tl.max with the found one masked out by tl.where"
+       for name in ("sort", "topk")},
+    "histogram": "tl.sum(x[:, None] == bins[None, :], axis=0) for int32 x and bins = "
+                 "tl.arange(0, n_bins): an int32 (1, n_bins) count",
+    "gather": "tl.sum(tl.where(offs == y, x, 0.0), axis) with offs a tl.arange along the axis: the "
+              "element at index y",
+    "swizzle2d": "Python arithmetic: program ids are Python ints here, so Triton's swizzle2d "
+                 "formula runs as written in plain Python",
+    **{name: "nothing: no concatenation op; store the parts at their offsets in one buffer "
+             "(stride= for a 2-D tile) and load the whole"
+       for name in ("cat", "join", "interleave")},
+    "split": "the halves loaded as tiles of their own (a load each)",
 }
 
 #: Triton's tensor methods -> the tl call here

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..common.errors import LIBRARY_DIRS, NOT_EXTENTS, PACKAGE_DIR, KernelError, file_line, pe_at, pe_label
 from ..common.pe_commands import PORT_INDEX, PORT_NAMES, TensorHandle, parse_port
-from ..hw.config import ENGINE_MAX_VOLUME
+from ..hw.config import ENGINE_MAX_VOLUME, KEY_BOUNDS
 from ._caller import kernel_frame
 from ._compiled import TRACING_MODULES
 from .porting import tl_hint
@@ -1097,7 +1097,10 @@ def foreign(tr, h, what: str) -> str:
                     f"this {pe_label(here)}: a handle belongs to the program that made it (kept in a closure or a "
                     f"global, it still names the other PE's SRAM); send it with tl.send/tl.recv "
                     f"or compute it on this PE")
-        if 0 < serial < tr.serial:
+        # (an id no machine can have made, as h.id - 1 of a PE's tensor #0 decodes, is named as
+        # made by no tl call, not as another launch's PE (16777215, 16777215): a review)
+        if (0 < serial < tr.serial and pe < KEY_BOUNDS["pes_per_cube"][1]
+                and cube < KEY_BOUNDS["n_cubes"][1]):
             return (f"{what} is a tensor of another launch (an earlier one, or one whose kernel "
                     f"started this launch; made on {pe_label((pe, cube))}, its tensor #{local}), "
                     f"used on {pe_label(here)} of this launch: handles live as long as their "
@@ -1376,7 +1379,8 @@ def region(tr, ptr, shape: tuple, dtype: str | None, stride, verb: str, masked: 
     off = ptr - alloc.addr
     if off % isz:
         fail(tr, f"{verb} at byte offset {off} of allocation {alloc.name!r} is not on a {dtype} "
-                 f"element boundary (a multiple of {isz} bytes)")
+                 f"element boundary (a multiple of {isz} bytes; pointer offsets are bytes: "
+                 f"ptr + {isz} * i for element i)")
     e0 = off // isz
     n = numel(shape)
     if stride is None:

@@ -691,7 +691,9 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     trace, and a target whose code reads data too deep to key is not cached (a warning).
 
     A point that fails (a kernel error, over SRAM with strict_sram) is a row with its error, not
-    a raise. Raises ValueError for a bad target, axis, option, ``workers``, ``cache`` or ``progress``;
+    a raise. Raises ValueError or TypeError (a value of the wrong type: a target that is not
+    callable, a kernel without ``grid``, ``cache=3``, ``args=[1]``) for a bad target, axis,
+    option, ``workers``, ``cache`` or ``progress``;
     HardwareConfigError for bad hardware (the base, or an axis's values, before any launch);
     ImportError naming the extra to install when ``workers`` > 1 or ``client`` needs
     dask.distributed; KeyboardInterrupt when interrupted (the rows done are cached). Warns

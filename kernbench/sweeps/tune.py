@@ -19,6 +19,7 @@ same. Configs the key cannot hold faithfully (an object keyed by its repr) are n
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,21 @@ class TuneResult:
                     None)
 
 
+def _configs(configs) -> list:
+    # (a review: [64] and {"B": [64, 128]} failed in dict() with raw errors naming neither)
+    want = "tune: configs is a list of dicts of keyword arguments, one dict a config"
+    if isinstance(configs, Mapping):
+        one = {k: v[0] if isinstance(v, (list, tuple)) and v else v for k, v in configs.items()}
+        raise TypeError(f"{want}, got a dict (a sweep's axes): write [{one!r}, ...], one dict each")
+    if isinstance(configs, (str, bytes)) or not isinstance(configs, Iterable):
+        raise TypeError(f"{want}, got {type(configs).__name__} {configs!r:.80}")
+    out = list(configs)
+    for i, c in enumerate(out):
+        if not isinstance(c, Mapping):
+            raise TypeError(f"{want}, got {type(c).__name__} {c!r:.80} at position {i}")
+    return [dict(c) for c in out]
+
+
 def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None, default: dict | None = None,
          grid=None, setup=None, sfr=None, ring: bool = False, options: dict | None = None,
          workers: int | None = 1, client=None, cache=True, progress: bool | None = False) -> TuneResult:
@@ -85,10 +101,10 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
     the one with the fewest cycles among those that fit SRAM. ``default`` (default ``{}``: the
     kernel's own defaults) is timed too, for :attr:`TuneResult.gain`. ``options``: fixed launch
     options (mode, detail, max_cycles; strict_sram is always on). A config that fails is a
-    table row with its error. Raises ValueError for no configs or a bad argument, and what
-    :func:`kernbench.sweep` raises; warns CacheNotWrittenWarning (once) when the cache folder
-    cannot be written."""
-    configs = [dict(c) for c in configs]
+    table row with its error. Raises ValueError for no configs, TypeError for ``configs`` that
+    is not a list of dicts (a sweep's axis dict among them), and what :func:`kernbench.sweep`
+    raises; warns CacheNotWrittenWarning (once) when the cache folder cannot be written."""
+    configs = _configs(configs)
     if not configs:
         raise ValueError("tune needs at least one config")
     fixed = dict(args or {})
