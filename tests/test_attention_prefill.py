@@ -8,7 +8,7 @@ import pytest
 
 import kernbench
 from kernbench import KernelError
-from kernbench.common.pe_commands import Unit
+from kernbench.common.pe_commands import Opcode, Unit
 from kernbench.diag import attention_reference, check_output, panel_spec, run_panel
 from kernbench.hw import load_hw
 from kernbench.kernels import attention_mesh_kv_kernel
@@ -58,14 +58,49 @@ def test_score_dot_of_the_next_fold_is_issued_before_this_folds_pv():
     assert kinds[:3] == ["QK", "QK", "PV"]
     assert kinds[-2:] == ["PV", "PV"]
     assert all(a != b for a, b in zip(kinds[1:-1:2], kinds[2:-1:2])), kinds
-    # and the GEMM unit never waits once the pipeline is full: fold t's softmax runs under fold
-    # t + 1's score dot. R = 32 x 8 = 256 rows, 512 keys: the score dot is 8 x 16 folds x 190 =
-    # 24,320 cycles; the vector chain two row reductions of 256 x (8 + 6) + 8 = 3,592, sub, exp
-    # and cast over 131,072 elements (2,056 + 8,200 + 2,056) and (R, 1) / (R, d) updates of a
-    # few hundred: ~20,000 < 24,320
+    # and the GEMM unit never waits once the pipeline is full: fold t's softmax starts under
+    # P.V(t - 1) and what outlasts it runs under S(t + 1). R = 32 x 8 = 256 rows, 512 keys: the
+    # score dot is 8 x 16 folds x 190 = 24,320 cycles, the P.V dot 8 x 4 x (512 + 62) = 18,368;
+    # the vector chain two row reductions of 256 x (8 + 6) + 8 = 3,592, sub, exp and cast over
+    # 131,072 elements (2,056 + 8,200 + 2,056) and (R, 1) / (R, d) updates of a few hundred:
+    # ~20,000 < 18,368 + 24,320
     gaps = start[1:] - end[:-1]
     first_pv = kinds.index("PV")
     assert gaps[first_pv:].max() == 0, f"GEMM idle {gaps[first_pv:].max()} cycles between dots"
+
+
+def test_a_folds_softmax_runs_under_the_previous_folds_pv():
+    """docs/kernels.md, "The pipeline": GEMM order S0 S1 PV0 S2 PV1 ..., so fold t's softmax,
+    issued when S(t) ends, runs under P.V(t - 1), the dot issued right after S(t), and fold
+    t - 1's o update under S(t + 1) (a review read it off the record: the docs had said under
+    S(t + 1)). The 16K panel's fold, (256 rows, 2048 keys, d 128), on 2 ranks: P.V is 8 x 4 x
+    (2048 + 62) = 67,520 cycles; the softmax's sub, exp and cast over 524,288 elements 8,200 +
+    32,776 + 8,200 = 49,176 and its rowmax 256 x (32 + 6) + 8 = 9,736: 58,912 < 67,520."""
+    n, S, d = 2, 2048, 128
+    _, r, _, _ = _launch(n, S, 8, 1, d, 32, 2048, causal=False, record_events=True)
+    cmds = r.program.pe_commands(0)
+    ev = r.events[r.events["pe"] == 0]
+    start = np.empty(len(cmds), np.int64)
+    end = np.empty(len(cmds), np.int64)
+    start[ev["cmd"]], end[ev["cmd"]] = ev["start"], ev["end"]
+    g = np.flatnonzero(cmds["unit"] == int(Unit.GEMM))
+    score = cmds["k"][g] == d
+    assert score[:3].tolist() == [True, True, False]  # S0 S1 PV0
+
+    def under(i):  # "S" or "PV": the dot the GEMM unit runs when command i starts
+        (j,) = np.flatnonzero((start[g] <= start[i]) & (end[g] > start[i]))
+        return "S" if score[j] else "PV"
+
+    vec = np.flatnonzero((cmds["unit"] == int(Unit.VECTOR)) & (cmds["opcode"] == int(Opcode.VEC)))
+    soft = vec[cmds["n"][vec] == 256 * 2048]  # sub, exp, cast: 3 a fold
+    assert len(soft) == 3 * 2 * (S // 32)  # 2 arrivals a query block
+    assert [under(i) for i in soft[:3]] == ["S"] * 3  # fold 0: no P.V before it, under S1
+    assert {under(i) for i in soft[3:]} == {"PV"}
+    # the o update (R, d) = 32,768 elements, a mul and an add a fold: under the score dots
+    o = vec[cmds["n"][vec] == 256 * d]
+    on_s = sum(max(0, min(end[i], end[j]) - max(start[i], start[j])) for i in o for j in g[score])
+    on_pv = sum(max(0, min(end[i], end[j]) - max(start[i], start[j])) for i in o for j in g[~score])
+    assert on_s > 50 * on_pv, (on_s, on_pv)
 
 
 def test_gemm_busy_through_a_16k_launch_and_the_attainable_bound():

@@ -2,8 +2,9 @@
 (see kernbench.kernels.attention for the layout, docs/kernels.md for the schedule).
 
 1. **Folds**, every GQA group's first: one software pipeline over all groups' K/V blocks. The
-   score dot of fold t + 1 is issued before the P.V dots of fold t, so the GEMM unit computes
-   QK^T(t + 1) while the vector unit runs fold t's softmax; the loads of fold t wait for the
+   score dot of fold t + 1 is issued before the P.V dots of fold t, so the GEMM unit always has
+   a dot while the vector unit works: fold t's softmax runs under the P.V of fold t - 1 (issued
+   right after S(t); the event record, docs/kernels.md); the loads of fold t wait for the
    scores of fold t - 2 (about two blocks live). P.V may be split into column pieces, multiples of
    the array's width (same folds, same cycles), so the partial o is born cut into messages. After
    a group's last fold its partial is normalised once: (lse = (m, log l), o / l).

@@ -9,8 +9,9 @@ The schedule, in three layers:
   each passed on in the direction it was travelling;
 - every (arrival, query block) pair that the causal mask does not rule out is a **fold**, and the
   folds of the whole launch form one software pipeline: the score dot of fold t + 1 is issued
-  before the P.V dot of fold t, across arrivals, query blocks and phases, so the GEMM unit computes
-  QK^T(t + 1) while the vector unit runs fold t's softmax.
+  before the P.V dot of fold t, across arrivals, query blocks and phases, so the GEMM unit always
+  has a dot while the vector unit works: fold t's softmax runs under P.V(t - 1), the dot issued
+  right after S(t), and fold t - 1's o update under S(t + 1) (the event record, docs/kernels.md).
 """
 from __future__ import annotations
 
