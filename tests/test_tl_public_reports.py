@@ -146,6 +146,10 @@ def test_tritons_dot_keywords_read_as_triton_reads_them(kw):
 def test_a_dot_keyword_of_another_type_is_named():
     msg = refused(lambda tl, p, t: tl.dot(t, t, input_precision=t), A)
     assert "dot: input_precision must be a string ('ieee'), got TensorHandle" in msg, msg
+    # (annotated for type checkers, str | None written out: the compiled module checked it
+    # itself, a bare "Argument 'input_precision' has incorrect type"; the rounding keywords too)
+    for call in (lambda tl, p, t: t.to(tl.f16, 5), lambda tl, p, t: tl.cast(t, tl.f16, fp_downcast_rounding=5)):
+        assert "fp_downcast_rounding=5): kernbench rounds to nearest even ('rtne') only" in refused(call, A)
 
 
 def test_a_0d_ml_dtypes_array_is_a_number_on_either_side():

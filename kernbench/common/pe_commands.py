@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -76,133 +76,133 @@ class TensorHandle:
 
     # Operators dispatch to the ``tl`` tracing in this thread (push_operator_target); each
     # builtin checks its operands and names the PE and kernel line when they are wrong.
-    def __add__(self, o):
+    def __add__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.add(self, o)
 
-    def __radd__(self, o):
+    def __radd__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.add(o, self)
 
-    def __sub__(self, o):
+    def __sub__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.sub(self, o)
 
-    def __rsub__(self, o):
+    def __rsub__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.sub(o, self)
 
-    def __mul__(self, o):
+    def __mul__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.mul(self, o)
 
-    def __rmul__(self, o):
+    def __rmul__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.mul(o, self)
 
-    def __truediv__(self, o):
+    def __truediv__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.div(self, o)
 
-    def __rtruediv__(self, o):
+    def __rtruediv__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.div(o, self)
 
-    def __floordiv__(self, o):
+    def __floordiv__(self, o: Operand) -> TensorHandle:
         return _ops().floordiv(self, o)
 
-    def __rfloordiv__(self, o):
+    def __rfloordiv__(self, o: Operand) -> TensorHandle:
         return _ops().floordiv(o, self)
 
-    def __mod__(self, o):
+    def __mod__(self, o: Operand) -> TensorHandle:
         return _ops().mod(self, o)
 
-    def __rmod__(self, o):
+    def __rmod__(self, o: Operand) -> TensorHandle:
         return _ops().mod(o, self)
 
-    def __pow__(self, o):
+    def __pow__(self, o: Operand) -> TensorHandle:
         return _ops().pow(self, o)
 
-    def __rpow__(self, o):
+    def __rpow__(self, o: Operand) -> TensorHandle:
         how = "tl.exp2(x)" if type(o) in (int, float) and o == 2 else "tl.exp(x * math.log(base))"
         return _ops()._refuse(self, f"{o!r} ** tensor: a tensor exponent is not supported; "
                                     f"write {how}")
 
-    def __matmul__(self, o):
+    def __matmul__(self, o: Operand) -> TensorHandle:
         return _ops().dot(self, o)
 
-    def __rmatmul__(self, o):
+    def __rmatmul__(self, o: Operand) -> TensorHandle:
         return _ops().dot(o, self)
 
-    def __and__(self, o):
+    def __and__(self, o: Operand) -> TensorHandle:
         return _ops().and_(self, o)
 
-    def __rand__(self, o):
+    def __rand__(self, o: Operand) -> TensorHandle:
         return _ops().and_(o, self)
 
-    def __or__(self, o):
+    def __or__(self, o: Operand) -> TensorHandle:
         return _ops().or_(self, o)
 
-    def __ror__(self, o):
+    def __ror__(self, o: Operand) -> TensorHandle:
         return _ops().or_(o, self)
 
-    def __xor__(self, o):
+    def __xor__(self, o: Operand) -> TensorHandle:
         return _ops().xor(self, o)
 
-    def __rxor__(self, o):
+    def __rxor__(self, o: Operand) -> TensorHandle:
         return _ops().xor(o, self)
 
-    def __lshift__(self, o):
+    def __lshift__(self, o: Operand) -> TensorHandle:
         return _ops().shl(self, o)
 
-    def __rlshift__(self, o):
+    def __rlshift__(self, o: Operand) -> TensorHandle:
         return _ops().shl(o, self)
 
-    def __rshift__(self, o):
+    def __rshift__(self, o: Operand) -> TensorHandle:
         return _ops().shr(self, o)
 
-    def __rrshift__(self, o):
+    def __rrshift__(self, o: Operand) -> TensorHandle:
         return _ops().shr(o, self)
 
-    def __neg__(self):
+    def __neg__(self) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.neg(self)
 
-    def __pos__(self):
+    def __pos__(self) -> TensorHandle:
         _ops()  # outside a trace this is an error like every other operator
         return self
 
-    def __abs__(self):
+    def __abs__(self) -> TensorHandle:
         return _ops().abs(self)
 
-    def __invert__(self):
+    def __invert__(self) -> TensorHandle:
         return _ops().invert(self)
 
     # Python's rounding of one number and divmod: refused with the per-element way to write them
@@ -226,35 +226,35 @@ class TensorHandle:
     def __rdivmod__(self, o):
         return self.__divmod__(o)
 
-    def __lt__(self, o):
+    def __lt__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.lt(self, o)
 
-    def __le__(self, o):
+    def __le__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.le(self, o)
 
-    def __gt__(self, o):
+    def __gt__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.gt(self, o)
 
-    def __ge__(self, o):
+    def __ge__(self, o: Operand) -> TensorHandle:
         try:
             t = _LOCAL.stack[-1]
         except (AttributeError, IndexError):
             t = _ops()
         return t.ge(self, o)
 
-    def __eq__(self, o):
+    def __eq__(self, o: object) -> TensorHandle:  # type: ignore[override]
         # Elementwise against a tensor or a number, like <; anything else is refused like <
         # refuses it. ``h == None`` and any comparison outside a trace are identity: a handle
         # is then an inert record.
@@ -263,13 +263,13 @@ class TensorHandle:
             return NotImplemented
         return t.eq(self, o)
 
-    def __ne__(self, o):
+    def __ne__(self, o: object) -> TensorHandle:  # type: ignore[override]
         t = _target()
         if t is None or o is None:
             return NotImplemented
         return t.ne(self, o)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> TensorHandle:
         return _ops()._getitem(self, key)
 
     def __setitem__(self, key, value):
@@ -323,10 +323,11 @@ class TensorHandle:
         return _ops()._numpy(self, "asarray", "__call__")
 
     @property
-    def T(self):
+    def T(self) -> TensorHandle:
         return _ops().trans(self)
 
-    def to(self, dtype, fp_downcast_rounding=None, bitcast=False):
+    def to(self, dtype: DType, fp_downcast_rounding: MaybeStr = None,
+           bitcast: Flag = False) -> TensorHandle:
         """This tensor converted to ``dtype``: ``tl.cast(self, dtype)`` (Triton's
         ``x.to(tl.float16)``). Rounds to nearest even; ``bitcast=True`` is refused."""
         return _ops()._to(self, dtype, fp_downcast_rounding, bitcast)
@@ -337,6 +338,25 @@ class TensorHandle:
 
     def __repr__(self) -> str:
         return f"TensorHandle(id={self.id}, shape={tuple(self.shape)}, dtype={self.dtype})"
+
+
+# Types for type checkers and IDEs (annotations only: each builtin checks its arguments itself,
+# naming the PE and kernel line). Aliases, so the compiled modules leave them unchecked: Cython
+# types an argument annotated with a builtin type (int, bool, float, str | None) and converts
+# or checks it before tl's own checks see it.
+#: an operand of a tensor operator or an elementwise tl call: a tensor, a Python number or a
+#: numpy scalar
+Operand = Union[TensorHandle, int, float, np.generic]
+#: a Python number or a numpy scalar (tl.full's value)
+Number = Union[int, float, np.generic]
+#: a dtype as tl takes it: a name ("f16", tl.f16), a numpy or ml_dtypes type, or a numpy dtype
+DType = Union[str, type, np.dtype]
+#: a flag as tl takes it: a bool or a numpy bool (a few take 0 or 1 too: their docstrings say)
+Flag = Union[bool, np.bool_, int]
+#: a name or None (Triton's rounding and precision keywords). An alias, not ``str | None``
+#: written out: the compiled modules would check that type themselves, with Cython's TypeError
+#: in place of tl's message naming the PE and line (a test found it)
+MaybeStr = Optional[str]
 
 
 #: numpy ufunc name -> the tl builtin a reflected operator (numpy scalar on the left) means.

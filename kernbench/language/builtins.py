@@ -8,14 +8,16 @@ Numbers come later, from functional replay. docs/language.md is the reference.
 """
 from __future__ import annotations
 
+import builtins
 import enum
 import math
+from typing import Any, SupportsIndex
 
 import numpy as np
 
 from ..common.errors import (KernbenchError, KernelError, NotInLanguageError, as_flag, file_line, is_whole,
                              pe_label)
-from ..common.pe_commands import TensorHandle, operator_targets
+from ..common.pe_commands import DType, Flag, MaybeStr, Number, Operand, TensorHandle, operator_targets
 from ._caller import this_thread
 from ._handles import handle_id, handle_shape, view_of
 from .loops import TlRange
@@ -642,7 +644,7 @@ class TL:
         return b
 
     @property
-    def math(self):
+    def math(self) -> TL:
         """Triton's ``tl.math`` namespace: the same calls as ``tl`` here (``tl.math.exp2(x)`` is
         ``tl.exp2(x)``); a Triton math function kernbench lacks is refused as ``tl.<name>`` is."""
         return self
@@ -651,23 +653,25 @@ class TL:
     # (tl's arguments carry no int or bool annotation: compiled, Cython would convert them with
     # int() or by truth before the checks see them: program_id(1.7) was axis 1, pinned="False"
     # pinned the tile; their types are in the docstrings)
-    def program_id(self, axis=0) -> int:
+    def program_id(self, axis: SupportsIndex = 0) -> int:
         """This program's index along grid ``axis`` (an int): 0 = PE within its cube, 1 = cube."""
         tr = _builder(self)
         if _grid_axis(axis):
             return tr.pe if axis == 0 else tr.cube
         fail(tr, f"program_id: axis must be 0 (PE) or 1 (cube), got {axis!r}")
 
-    def num_programs(self, axis=0) -> int:
+    def num_programs(self, axis: SupportsIndex = 0) -> int:
         """Grid size along ``axis`` (an int): 0 = PEs per cube used, 1 = cubes used."""
         if _grid_axis(axis):
             return self._grid[int(axis)]
         fail(_builder(self), f"num_programs: axis must be 0 (PE) or 1 (cube), got {axis!r}")
 
     # -- loops -------------------------------------------------------------------------------
-    def range(self, start, stop=None, step=1, num_stages=None, loop_unroll_factor=None,
-              disallow_acc_multi_buffer=None, flatten=None, warp_specialize=None,
-              disable_licm=None, *, replay_last=False, replay_first=False, shapes_move=False):
+    def range(self, start: SupportsIndex, stop: SupportsIndex | None = None, step: SupportsIndex = 1,
+              num_stages: Any = None, loop_unroll_factor: Any = None,
+              disallow_acc_multi_buffer: Any = None, flatten: Any = None, warp_specialize: Any = None,
+              disable_licm: Any = None, *, replay_last: Flag = False, replay_first: Flag = False,
+              shapes_move: Flag = False) -> TlRange:
         """``range(start, stop, step)`` for a loop whose iterations do the same work on other
         tensors and addresses: in timing mode the body is traced for a few iterations and the
         last, and the iterations between are replayed from the traced ones without running
@@ -694,12 +698,13 @@ class TL:
         return TlRange(self, _range_of(tr, "tl.range", start, stop, step), replay_last, replay_first,
                        shapes_move)
 
-    def static_range(self, start, stop=None, step=1):
+    def static_range(self, start: SupportsIndex, stop: SupportsIndex | None = None,
+                     step: SupportsIndex = 1) -> builtins.range:
         """``range(start, stop, step)``: Triton's unrolled loop is a Python loop here too."""
         return _range_of(_builder(self), "tl.static_range", start, stop, step)
 
     # -- memory ------------------------------------------------------------------------------
-    def load(self, ptr, shape=None, dtype=None, stride=None, pinned=False,
+    def load(self, ptr, shape=None, dtype: DType | None = None, stride=None, pinned: Flag = False,
              after: TensorHandle | None = None, mask: TensorHandle | None = None,
              other=None, cache_modifier=None, eviction_policy=None, volatile=None, *,
              boundary_check=None, padding_option=None) -> TensorHandle:
@@ -775,7 +780,7 @@ class TL:
 
     def store(self, ptr, x: TensorHandle, shape=None, stride=None,
               mask: TensorHandle | None = None, cache_modifier=None, eviction_policy=None, *,
-              dtype=None, boundary_check=None) -> None:
+              dtype: DType | None = None, boundary_check=None) -> None:
         """DMA tensor ``x`` from SRAM to this PE's device memory at byte address ``ptr``.
 
         Values are converted to the allocation's dtype (f16 rounding when it holds f16); the
@@ -848,8 +853,8 @@ class TL:
 
     # -- GEMM --------------------------------------------------------------------------------
     def dot(self, a: TensorHandle, b: TensorHandle, acc: TensorHandle | None = None,
-            input_precision=None, allow_tf32=None, max_num_imprecise_acc=None,
-            out_dtype="f32") -> TensorHandle:
+            input_precision: MaybeStr = None, allow_tf32: Flag | None = None,
+            max_num_imprecise_acc: Any = None, out_dtype: DType = "f32") -> TensorHandle:
         """Matrix product of 2-D ``a`` (M, K) and ``b`` (K, N) on the GEMM unit -> f32 (M, N);
         with ``acc`` (an f32 (M, N) tensor) -> ``acc + a @ b``. Also ``a @ b``.
 
@@ -909,7 +914,7 @@ class TL:
         tr.transposed.add((i, t))
         return _tracked(tr, view_of(x, t, d, True))
 
-    def reshape(self, x: TensorHandle, *dims, shape=None, can_reorder=False) -> TensorHandle:
+    def reshape(self, x: TensorHandle, *dims, shape=None, can_reorder: Flag = False) -> TensorHandle:
         """A view of ``x``'s buffer with another shape: same tensor id, no command. Same rule
         as a ``TensorHandle(id=x.id, shape=...)`` made by hand: the element count must match in
         functional mode; a transposed view cannot be reshaped. The shape as a tuple, as ints
@@ -926,7 +931,7 @@ class TL:
         tr.operand(h, "reshape result")  # the view rule, checked here with this line
         return _tracked(tr, h)
 
-    def view(self, x: TensorHandle, *dims, shape=None, can_reorder=False) -> TensorHandle:
+    def view(self, x: TensorHandle, *dims, shape=None, can_reorder: Flag = False) -> TensorHandle:
         """Triton's ``tl.view``: :meth:`reshape` (its own method, so that an argument error
         names ``view()``, the call the kernel wrote: a review)."""
         return self.reshape(x, *dims, shape=shape, can_reorder=can_reorder)
@@ -990,129 +995,129 @@ class TL:
         return _tracked(tr, view_of(x, new, d, False))
 
     # -- elementwise -------------------------------------------------------------------------
-    def add(self, a, b) -> TensorHandle:
+    def add(self, a: Operand, b: Operand) -> TensorHandle:
         """``a + b`` elementwise with broadcasting; either may be a Python number (immediate)."""
         return _binary(self, a, b, "add")
 
-    def sub(self, a, b) -> TensorHandle:
+    def sub(self, a: Operand, b: Operand) -> TensorHandle:
         """``a - b`` elementwise with broadcasting."""
         return _binary(self, a, b, "sub")
 
-    def mul(self, a, b) -> TensorHandle:
+    def mul(self, a: Operand, b: Operand) -> TensorHandle:
         """``a * b`` elementwise with broadcasting."""
         return _binary(self, a, b, "mul")
 
-    def div(self, a, b) -> TensorHandle:
+    def div(self, a: Operand, b: Operand) -> TensorHandle:
         """``a / b``: true division (int32 and masks give f32); the vector unit's div cost."""
         return _binary(self, a, b, "div")
 
-    def floordiv(self, a, b) -> TensorHandle:
+    def floordiv(self, a: Operand, b: Operand) -> TensorHandle:
         """``a // b`` of int32 (and masks, Python ints), truncating toward zero like C; div cost."""
         return _binary(self, a, b, "floordiv")
 
-    def mod(self, a, b) -> TensorHandle:
+    def mod(self, a: Operand, b: Operand) -> TensorHandle:
         """``a % b``: int32 remainder with the dividend's sign (C), or float fmod; div cost."""
         return _binary(self, a, b, "mod")
 
-    def maximum(self, a, b, propagate_nan=None) -> TensorHandle:
+    def maximum(self, a: Operand, b: Operand, propagate_nan: Any = None) -> TensorHandle:
         """Elementwise maximum with broadcasting (NaN propagates: Triton's
         ``propagate_nan=tl.PropagateNan.ALL``; ``NONE`` is refused)."""
         if propagate_nan is not None:
             _propagate_nan(_builder(self), "maximum", propagate_nan)
         return _binary(self, a, b, "maximum")
 
-    def minimum(self, a, b, propagate_nan=None) -> TensorHandle:
+    def minimum(self, a: Operand, b: Operand, propagate_nan: Any = None) -> TensorHandle:
         """Elementwise minimum with broadcasting (NaN propagates; ``propagate_nan``: as
         :meth:`maximum`)."""
         if propagate_nan is not None:
             _propagate_nan(_builder(self), "minimum", propagate_nan)
         return _binary(self, a, b, "minimum")
 
-    def lt(self, a, b) -> TensorHandle:
+    def lt(self, a: Operand, b: Operand) -> TensorHandle:
         """``a < b`` -> bool mask (compare cost). Also the ``<`` operator."""
         return _binary(self, a, b, "lt")
 
-    def le(self, a, b) -> TensorHandle:
+    def le(self, a: Operand, b: Operand) -> TensorHandle:
         """``a <= b`` -> bool mask. Also the ``<=`` operator."""
         return _binary(self, a, b, "le")
 
-    def gt(self, a, b) -> TensorHandle:
+    def gt(self, a: Operand, b: Operand) -> TensorHandle:
         """``a > b`` -> bool mask. Also the ``>`` operator."""
         return _binary(self, a, b, "gt")
 
-    def ge(self, a, b) -> TensorHandle:
+    def ge(self, a: Operand, b: Operand) -> TensorHandle:
         """``a >= b`` -> bool mask. Also the ``>=`` operator."""
         return _binary(self, a, b, "ge")
 
-    def eq(self, a, b) -> TensorHandle:
+    def eq(self, a: Operand, b: Operand) -> TensorHandle:
         """``a == b`` -> bool mask. Also the ``==`` operator."""
         return _binary(self, a, b, "eq")
 
-    def ne(self, a, b) -> TensorHandle:
+    def ne(self, a: Operand, b: Operand) -> TensorHandle:
         """``a != b`` -> bool mask. Also the ``!=`` operator."""
         return _binary(self, a, b, "ne")
 
-    def and_(self, a, b) -> TensorHandle:
+    def and_(self, a: Operand, b: Operand) -> TensorHandle:
         """``a & b``: logical and of masks, bitwise and of int32 (bitwise cost)."""
         return _binary(self, a, b, "and_")
 
-    def or_(self, a, b) -> TensorHandle:
+    def or_(self, a: Operand, b: Operand) -> TensorHandle:
         """``a | b``: logical or of masks, bitwise or of int32."""
         return _binary(self, a, b, "or_")
 
-    def xor(self, a, b) -> TensorHandle:
+    def xor(self, a: Operand, b: Operand) -> TensorHandle:
         """``a ^ b``: logical xor of masks, bitwise xor of int32."""
         return _binary(self, a, b, "xor")
 
-    def shl(self, a, b) -> TensorHandle:
+    def shl(self, a: Operand, b: Operand) -> TensorHandle:
         """``a << s`` of int32, s in 0..31 (bitwise cost)."""
         return _binary(self, a, b, "shl")
 
-    def shr(self, a, b) -> TensorHandle:
+    def shr(self, a: Operand, b: Operand) -> TensorHandle:
         """``a >> s`` of int32, arithmetic, s in 0..31."""
         return _binary(self, a, b, "shr")
 
-    def exp(self, x) -> TensorHandle:
+    def exp(self, x: TensorHandle) -> TensorHandle:
         """Elementwise e**x (exp cost); int32 and masks give f32."""
         return _unary(self, x, "exp")
 
-    def exp2(self, x) -> TensorHandle:
+    def exp2(self, x: TensorHandle) -> TensorHandle:
         """Elementwise 2**x (exp cost)."""
         return _unary(self, x, "exp2")
 
-    def log(self, x) -> TensorHandle:
+    def log(self, x: TensorHandle) -> TensorHandle:
         """Elementwise natural log (log cost)."""
         return _unary(self, x, "log")
 
-    def log2(self, x) -> TensorHandle:
+    def log2(self, x: TensorHandle) -> TensorHandle:
         """Elementwise log base 2 (log cost)."""
         return _unary(self, x, "log2")
 
-    def sqrt(self, x) -> TensorHandle:
+    def sqrt(self, x: TensorHandle) -> TensorHandle:
         """Elementwise square root (sqrt cost)."""
         return _unary(self, x, "sqrt")
 
-    def rsqrt(self, x) -> TensorHandle:
+    def rsqrt(self, x: TensorHandle) -> TensorHandle:
         """Elementwise 1/sqrt(x) (rsqrt cost)."""
         return _unary(self, x, "rsqrt")
 
-    def sigmoid(self, x) -> TensorHandle:
+    def sigmoid(self, x: TensorHandle) -> TensorHandle:
         """Elementwise 1 / (1 + exp(-x)) (sigmoid cost)."""
         return _unary(self, x, "sigmoid")
 
-    def neg(self, x) -> TensorHandle:
+    def neg(self, x: TensorHandle) -> TensorHandle:
         """Elementwise ``-x`` (copy cost); masks give int32. Also unary minus."""
         return _unary(self, x, "neg")
 
-    def abs(self, x) -> TensorHandle:
+    def abs(self, x: TensorHandle) -> TensorHandle:
         """Elementwise ``|x|`` (copy cost); masks give int32."""
         return _unary(self, x, "abs")
 
-    def invert(self, x) -> TensorHandle:
+    def invert(self, x: TensorHandle) -> TensorHandle:
         """``~x``: logical not of a mask, bitwise not of int32 (bitwise cost)."""
         return _unary(self, x, "invert")
 
-    def pow(self, x, n) -> TensorHandle:
+    def pow(self, x: TensorHandle, n: SupportsIndex) -> TensorHandle:
         """``x ** n`` for a Python int ``n`` with ``|n| <= 64``: square-and-multiply muls, each
         rounded like a mul written by hand (``x ** 3`` is ``x * (x * x)``, ``x ** 4`` is
         ``(x * x) * (x * x)``); ``n == 0`` a fill of ones; ``n == 1`` x itself; ``n < 0`` then
@@ -1141,7 +1146,7 @@ class TL:
             r = self.cast(x, "int32")
         return self.div(1.0, r) if n < 0 else r
 
-    def cdiv(self, a, b):
+    def cdiv(self, a: Any, b: Any) -> Any:
         """Triton's tl.cdiv, ``(a + b - 1) // b``: of Python ints an int (no command); with an
         int32 tensor an add and a ``//`` (two tensors: an add, a sub and a ``//``). The ceiling of ``a / b`` for ``a >= 0, b > 0``; for negative
         operands the results are Triton's, which differ between the two paths (Python's ``//``
@@ -1182,8 +1187,8 @@ class TL:
             return self.floordiv(self.add(b, (int(a) - 1 - _I32_MIN) % (1 << 32) + _I32_MIN), b)
         return self.floordiv(self.sub(self.add(a, b), 1), b)
 
-    def cast(self, x, dtype, saturate=False, bitcast=False, *,
-             fp_downcast_rounding=None) -> TensorHandle:
+    def cast(self, x: TensorHandle, dtype: DType, saturate: Flag = False, bitcast: Flag = False, *,
+             fp_downcast_rounding: MaybeStr = None) -> TensorHandle:
         """``x`` converted to ``dtype`` (one CAST command); ``x`` itself when already ``dtype``,
         unless ``saturate=True`` on a float (then the cast clamps its +-inf).
 
@@ -1281,7 +1286,7 @@ class TL:
         return tr.vec(f, "where", tuple(ops), ids[0], ids[1], ids[2], shape, numel(shape), out,
                       None, ct)
 
-    def full(self, shape, value, dtype="f32") -> TensorHandle:
+    def full(self, shape, value: Number, dtype: DType = "f32") -> TensorHandle:
         """A new tensor of ``shape`` filled with ``value`` (one FILL command); int32 takes an
         integral value."""
         return self._full(shape, value, dtype, "full")
@@ -1312,7 +1317,7 @@ class TL:
         tr.seed(h.id - tr.base, "fill", shape, dtype, imm)
         return h
 
-    def zeros(self, shape, dtype="f32") -> TensorHandle:
+    def zeros(self, shape, dtype: DType = "f32") -> TensorHandle:
         """``full(shape, 0, dtype)``."""
         return self._full(shape, 0, dtype, "zeros")
 
@@ -1362,8 +1367,9 @@ class TL:
             fail(_builder(self), f"{name}: return_indices={return_indices!r}: kernbench has no "
                                  f"arg{name} (the index of the {name}imum); leave it out")
 
-    def max(self, x, axis=None, keep_dims=True, *, return_indices=False,
-            return_indices_tie_break_left=True, propagate_nan=None) -> TensorHandle:
+    def max(self, x: TensorHandle, axis: SupportsIndex | None = None, keep_dims: Flag = True, *,
+            return_indices: Flag = False, return_indices_tie_break_left: Flag = True,
+            propagate_nan: Any = None) -> TensorHandle:
         """Maximum along ``axis`` (None: all elements), keeping the reduced axis with size 1 so
         the result broadcasts against ``x``. One REDUCE command. NaN propagates. ``keep_dims``
         (Triton's keyword): True only (KernelError otherwise: the axis is always kept).
@@ -1377,8 +1383,9 @@ class TL:
             self._refuse_indices("max", return_indices)
         return self._reduce("max", x, axis)
 
-    def min(self, x, axis=None, keep_dims=True, *, return_indices=False,
-            return_indices_tie_break_left=True, propagate_nan=None) -> TensorHandle:
+    def min(self, x: TensorHandle, axis: SupportsIndex | None = None, keep_dims: Flag = True, *,
+            return_indices: Flag = False, return_indices_tie_break_left: Flag = True,
+            propagate_nan: Any = None) -> TensorHandle:
         """Minimum along ``axis``, reduced axis kept with size 1 (``keep_dims``,
         ``return_indices``, ``propagate_nan``: as :meth:`max`)."""
         if propagate_nan is not None:
@@ -1389,7 +1396,8 @@ class TL:
             self._refuse_indices("min", return_indices)
         return self._reduce("min", x, axis)
 
-    def sum(self, x, axis=None, keep_dims=True, dtype=None) -> TensorHandle:
+    def sum(self, x: TensorHandle, axis: SupportsIndex | None = None, keep_dims: Flag = True,
+            dtype: DType | None = None) -> TensorHandle:
         """Sum along ``axis`` (f32 accumulation, rounded to ``x``'s dtype; masks and int32 give
         int32), axis kept with size 1 (``keep_dims``: as :meth:`max`). ``dtype`` (Triton's):
         ``x`` cast to it first (a CAST command unless ``x`` has it), then summed as that dtype."""
@@ -1407,7 +1415,8 @@ class TL:
             x = self.cast(x, dtype)
         return self._reduce("sum", x, axis)
 
-    def softmax(self, x, axis=_UNSET, keep_dims=False, ieee_rounding=False, *, dim=_UNSET) -> TensorHandle:
+    def softmax(self, x: TensorHandle, axis: Any = _UNSET, keep_dims: Flag = False, ieee_rounding: Flag = False,
+                *, dim: Any = _UNSET) -> TensorHandle:
         """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (default the last):
         five commands (max-reduce, sub, exp, sum-reduce, div), each rounded to ``x``'s dtype like the
         same ops written by hand. Float tensors only. Triton's keywords: ``dim`` an axis (Triton's
@@ -1452,7 +1461,7 @@ class TL:
         spec, s, d, i, n = tr.operand(src, "send src")
         tr.send(f, spec, i, port, s, d, n)
 
-    def recv(self, dir, shape, dtype, after: TensorHandle | None = None) -> TensorHandle:
+    def recv(self, dir, shape, dtype: DType, after: TensorHandle | None = None) -> TensorHandle:
         """Receive a ``shape``/``dtype`` tensor from the neighbour on port ``dir``.
 
         Must match the sender's shape and dtype. ``after=h`` posts the recv only once tensor

@@ -57,6 +57,7 @@ import functools
 import sys
 import types
 import weakref
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -1802,7 +1803,7 @@ class TlRange:
         self._tl, self._r, self._last, self._first = tl, r, replay_last, replay_first
         self._moving = shapes_move
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         g = tl_range(self._tl, self._r, self._last, self._first, self._moving)
         b = self._tl._b
         if isinstance(b, PEBuilder):  # (else the generator's first step raises tl's error)

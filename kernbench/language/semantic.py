@@ -21,6 +21,7 @@ import threading
 import types
 import weakref
 from collections.abc import Mapping
+from typing import NoReturn
 
 import numpy as np
 
@@ -979,7 +980,7 @@ def _digits_shown(m) -> str:
     return f"{m.group()[:6]}... ({len(m.group())} digits)"
 
 
-def fail(tr, message: str):
+def fail(tr, message: str) -> NoReturn:
     """Raise the KernelError for ``message`` at the kernel's current line (and the calls that
     led there: :func:`kernel_error`)."""
     raise kernel_error(tr, message)
