@@ -169,7 +169,11 @@ def test_from_json_refuses_an_edited_document_its_views_would_fail_on(tmp_path):
 
 
 @pytest.mark.parametrize("edit", ["busy as text", "start of a half", "sram_over as text", "events as text",
-                                  "tolerance as text", "tolerance true", "drift as text"])
+                                  "tolerance as text", "tolerance true", "drift as text",
+                                  # (a fuzzer: each loaded as another launch without a word)
+                                  "line past int32", "pinned 257", "a column as a number",
+                                  "a column of one", "tolerance inf", "order of floats",
+                                  "drift negative", "unit names reordered"])
 def test_from_json_refuses_values_of_another_kind_rather_than_casting_them(edit):
     # (a review: "7" was read as 7, 0.5 as 0, "no" as true, "nan" as a tolerance)
     ctx = kernbench.Context("default", overrides={"pes_per_cube": 2, "n_cubes": 1})
@@ -189,6 +193,22 @@ def test_from_json_refuses_values_of_another_kind_rather_than_casting_them(edit)
         d["tolerance"] = "nan"
     elif edit == "tolerance true":
         d["tolerance"] = True
+    elif edit == "line past int32":  # (was read as 7: astype wraps)
+        doc["program"]["commands"]["line"][0] = 2 ** 32 + 7
+    elif edit == "pinned 257":  # (was read as 1, pinned)
+        doc["program"]["tensor_pinned"][0] = 257
+    elif edit == "a column as a number":  # (was broadcast over every command)
+        doc["program"]["commands"]["line"] = 1
+    elif edit == "a column of one":
+        doc["program"]["commands"]["line"] = doc["program"]["commands"]["line"][:1]
+    elif edit == "tolerance inf":  # (a launch refuses it; written back, the token Infinity)
+        d["tolerance"] = "inf"
+    elif edit == "order of floats":  # (was truncated to ints)
+        d["order"] = [v + 0.5 for v in d["order"]]
+    elif edit == "drift negative":
+        d["drift"][0] = -1.0
+    elif edit == "unit names reordered":  # (the rows would be read in this kernbench's order)
+        c["unit_names"] = c["unit_names"][::-1]
     else:
         d["drift"][0] = "1e5"
     with pytest.raises(ValueError, match="not a complete kernbench launch JSON"):

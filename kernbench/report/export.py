@@ -63,7 +63,15 @@ def _from_columns(cols: dict, dtype: np.dtype, shape=None) -> np.ndarray:
     first = _typed(cols[dtype.names[0]], dtype[0], dtype.names[0])
     out = np.zeros(first.shape if shape is None else shape, dtype)
     for name in dtype.names:
-        out[name] = _typed(cols[name], dtype[name], name)
+        a = _typed(cols[name], dtype[name], name)
+        # (every field a whole column: a number or a one-entry list was broadcast over every
+        # row, read as another program without a word: a fuzzer)
+        if a.shape != out[name].shape:
+            sub = out[name].shape[1:]
+            got = f"{len(a)} of shape {a.shape[1:]}" if a.ndim > 1 else len(a) if a.ndim else "one number"
+            raise ValueError(f"{name} must hold {len(out)} entries{f' of shape {sub}' if sub else ''}, as "
+                             f"{dtype.names[0]} does, got {got}")
+        out[name] = a
     return out
 
 
@@ -76,6 +84,12 @@ def _typed(values, dtype, what: str) -> np.ndarray:
     kinds = {"i": "iu", "u": "iu", "b": "b", "f": "iuf"}[dtype.kind]
     if a.size and a.dtype.kind not in kinds:
         raise ValueError(f"{what} must hold {dtype.name} values, got {a.dtype.name}")
+    if a.size and dtype.kind in "iu":
+        # (astype wraps: a line of 2**32 + 7 was read as 7, a pinned flag of 257 as 1: a fuzzer)
+        lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+        if a.min() < lo or a.max() > hi:
+            bad = a.min() if a.min() < lo else a.max()
+            raise ValueError(f"{what} must hold {dtype.name} values ({lo}..{hi}), got {bad}")
     return a.astype(dtype) if a.size else np.zeros(a.shape, dtype)
 
 
@@ -413,8 +427,13 @@ def _check_loaded(r) -> None:
         if f is not None and (not isinstance(xs, list) or len(xs) != n or not all(isinstance(x, str) for x in xs)):
             raise ValueError(f"{name} must be a string per command ({n}) or null")
     d = r.drift
-    if d is not None and not d.tolerance >= 0:
-        raise ValueError(f"drift_record.tolerance must be a number, not negative, got {d.tolerance!r}")
+    if d is not None and not 0 < d.tolerance < math.inf:
+        # (a launch takes a positive tolerance; "inf" loaded and was written back as the token
+        # Infinity, which is no JSON: a fuzzer)
+        raise ValueError(f"drift_record.tolerance must be a positive number, got {d.tolerance!r}")
+    if d is not None and ((d.drift < 0).any() or (d.local < 0).any()):
+        raise ValueError("drift_record's drift and local values are ratios of absolute values: "
+                         "none is negative")
     if d is not None and (len(d.drift) != n or len(d.local) != n or len(d.order) != n
                           or sorted(d.order.tolist()) != list(range(n))
                           or any(x is not None and not (type(x) is int and 0 <= x < n) for x in (d.first, d.origin))):
@@ -436,6 +455,10 @@ def _from_doc(doc: dict):
         _typed(p["tensor_offsets"], np.int64, "tensor_offsets"),
     )
     c = doc["counters"]
+    if c.get("unit_names", list(UNIT_NAMES)) != list(UNIT_NAMES):
+        # (the units' counters are read in this order: a file naming others would be misread)
+        raise ValueError(f"counters.unit_names must be {list(UNIT_NAMES)} (the units' rows are in "
+                         f"that order), got {c['unit_names']!r}")
     cmd = doc["commands"]
     start = _typed(cmd["start"], np.int64, "start")
     end = _typed(cmd["end"], np.int64, "end")
@@ -474,7 +497,7 @@ def _from_doc(doc: dict):
     d = doc.get("drift_record")  # (None: no drift, or a file from before it was kept)
     drift = None if d is None else DriftResult(
         _unfloat(d["tolerance"]), _unfloats(d["drift"]), _unfloats(d["local"]), d["first"], d["origin"],
-        np.asarray(d["order"], np.int64))
+        _typed(d["order"], np.int64, "drift_record.order"))
     return LaunchResult(
         hw=hw,
         sfr=None if sfr is None else SfrInstall(sfr["scope"], sfr["ring"]),
