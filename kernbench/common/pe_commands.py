@@ -344,11 +344,11 @@ class TensorHandle:
 # naming the PE and kernel line). Aliases, so the compiled modules leave them unchecked: Cython
 # types an argument annotated with a builtin type (int, bool, float, str | None) and converts
 # or checks it before tl's own checks see it.
-#: an operand of a tensor operator or an elementwise tl call: a tensor, a Python number or a
-#: numpy scalar
-Operand = Union[TensorHandle, int, float, np.generic]
-#: a Python number or a numpy scalar (tl.full's value)
-Number = Union[int, float, np.generic]
+#: an operand of a tensor operator or an elementwise tl call: a tensor, a Python number, a
+#: numpy scalar or a 0-d array
+Operand = Union[TensorHandle, int, float, np.generic, np.ndarray]
+#: a Python number, a numpy scalar or a 0-d array (tl.full's value)
+Number = Union[int, float, np.generic, np.ndarray]
 #: a dtype as tl takes it: a name ("f16", tl.f16), a numpy or ml_dtypes type, or a numpy dtype
 DType = Union[str, type, np.dtype]
 #: a flag as tl takes it: a bool or a numpy bool (a few take 0 or 1 too: their docstrings say)
