@@ -563,6 +563,43 @@ def test_a_trace_past_two_to_the_62_nanoseconds_is_refused_naming_the_clock(tmp_
     assert not path.exists()
 
 
+def test_critical_path_slices_and_counters_are_whole_nanoseconds_up_to_two_to_the_53(tmp_path):
+    """Just under 2**53 ns (a 1e-4 Hz clock, 8.95e6 cycles: 8.99e15 ns) the critical path's
+    slices and the channel counters, written as ``ns / 1000`` doubles, strayed by a nanosecond
+    (one ulp of 2**43 us is 2**-9 us) and back-to-back path slices overlapped by one (a
+    review). Read with exact decimals, each is now round(cycle / clock) ns, as a command's is."""
+    from decimal import Decimal
+
+    from kernbench._core import simulate
+    from kernbench.common.pe_commands import Program, StreamBuilder
+    from kernbench.hw import SfrInstall, load_hw
+    from kernbench.runtime.result import LaunchResult
+
+    hw = load_hw("default").with_overrides(clock_ghz=1.0001e-9)
+    b = StreamBuilder()
+    for _ in range(272):  # a load of 8 MiB and a store of 256 B: 32,914 cycles each pair
+        b.store(b.load(8 << 20, line=1), 256, line=2)
+    prog = Program.from_streams([b.build()] + [None] * (hw.n_pes - 1))
+    sfr = SfrInstall("pe")
+    r = LaunchResult(hw=hw, sfr=sfr, grid=(1, 1), mode="timing", kernel_name="k", kernel_file="k.py", args={},
+                     program=prog, engine=simulate(hw, sfr.neighbours(hw), prog), labels=None)
+    assert 2 ** 52.97 < r.cycles / hw.clock_ghz < 2 ** 53
+    path = tmp_path / "t.json"
+    r.to_perfetto(str(path), critical_path=True, memory_channel=True)
+    events = json.loads(path.read_text(), parse_float=Decimal)["traceEvents"]
+    path_slices = [e for e in events if e["ph"] == "X" and e["cat"] == "critical_path"]
+    assert len(path_slices) == 2 * 272
+    for e in (e for e in events if e["ph"] == "X"):
+        a = e["args"]
+        assert e["ts"] * 1000 == round(a["start_cycle"] / hw.clock_ghz), e
+        assert (e["ts"] + e["dur"]) * 1000 == round(a["end_cycle"] / hw.clock_ghz), e
+    assert all(x["ts"] + x["dur"] <= y["ts"] for x, y in zip(path_slices, path_slices[1:]))
+    from kernbench.report.commands import channel_pending
+
+    t, _ = channel_pending(r, 0)  # (cube 0's changes: the one cube that ran)
+    assert [e["ts"] * 1000 for e in events if e["ph"] == "C"] == [round(int(c) / hw.clock_ghz) for c in t]
+
+
 def test_the_memory_channel_track_counts_the_commands_sharing_it(tmp_path):
     """A review: the table's launch-wide DMA figures hid a ramp where the channel was saturated.
     ``memory_channel=True`` adds a counter per cube of the DMA commands with bursts pending.

@@ -293,8 +293,10 @@ def trace_events(result, pes=None, window: Optional[tuple] = None, critical_path
                        "pid": gs + 1, "tid": _tid(gs, int(sel.units[s]))})
         events.append({"name": _FLOW_NAME, "cat": _FLOW_CAT, "ph": "f", "id": k, "ts": b,
                        "pid": gr + 1, "tid": _tid(gr, int(sel.units[r])), "bp": "e"})
-    return (events + (_path_events(result, sel) if critical_path else [])
-            + (_channel_events(result, sel) if memory_channel else []))
+    channel = _channel_events(result, sel) if memory_channel else []
+    for ev in channel:
+        ev.pop("_ns", None)
+    return events + (_path_events(result, sel) if critical_path else []) + channel
 
 
 def _check_flag(value, name: str) -> None:
@@ -307,6 +309,28 @@ def _path_events(result, sel) -> list:
     from .critical_path import critical_path, perfetto_events
 
     return perfetto_events(result, critical_path(result), pid=result.hw.n_pes + 1, window=sel.window)
+
+
+def _exact_text(ev: dict, sel) -> str:
+    """One critical-path slice or counter event as JSON text, its ``ts`` (and a slice's ``dur``)
+    written from whole nanoseconds with three decimals, as the command slices are: the dict's
+    ``ts / 1000`` is a double, whose digits stray by a nanosecond from 2**43 us (about 2**52.97
+    ns) on, where back-to-back critical-path slices overlapped (a review). Metadata as it is."""
+    if ev["ph"] == "X":  # (a path step: its own cycles, whole nanoseconds as sel.ns gives them)
+        a = ev["args"]
+        t0, t1 = sel.ns(np.array([a["start_cycle"], a["end_cycle"]])).tolist()
+        fixed = {"ts": t0, "dur": t1 - t0}
+    elif ev["ph"] == "C":
+        fixed = {"ts": ev["_ns"]}
+    else:
+        return json.dumps(ev, separators=(",", ":"))
+    # (zeros stand in, each key's first occurrence replaced: "ts" and "dur" precede the args,
+    # and a key inside a JSON string has its quotes escaped)
+    text = json.dumps({k: (0 if k in fixed else v) for k, v in ev.items() if k != "_ns"},
+                      separators=(",", ":"))
+    for k, ns in fixed.items():
+        text = text.replace(f'"{k}":0', f'"{k}":%d.%03d' % divmod(ns, 1000), 1)
+    return text
 
 
 #: the counter of a cube's memory channel track (commands.channel_pending)
@@ -333,9 +357,10 @@ def _channel_events(result, sel) -> list:
         first = max(int(np.searchsorted(t, lo, side="right")) - 1, 0)  # (the count at the window's start)
         stop = len(t) if hi is None else int(np.searchsorted(t, hi, side="right"))
         t, level = np.maximum(t[first:stop], lo), level[first:stop]
-        for ts, v in zip((sel.ns(t) / 1000).tolist(), level.tolist()):
-            events.append({"name": _CHANNEL_COUNTER, "ph": "C", "ts": ts, "pid": pid,
-                           "args": {"commands": v}})
+        for ns, v in zip(sel.ns(t).tolist(), level.tolist()):
+            # ("_ns": the whole nanoseconds the file writes, _exact_text; dropped from the list)
+            events.append({"name": _CHANNEL_COUNTER, "ph": "C", "ts": ns / 1000, "pid": pid,
+                           "args": {"commands": v}, "_ns": ns})
     return events
 
 
@@ -544,9 +569,9 @@ def to_perfetto(
             for lo in range(0, n_flows, _CHUNK):
                 emit(_format.flows(*_FLOW_HEADS, *_flow_columns(sel, lo, lo + _CHUNK)))
             path_events = _path_events(result, sel) if critical_path else []
-            emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in path_events))
+            emit("".join(",\n" + _exact_text(ev, sel) for ev in path_events))
             channel_events = _channel_events(result, sel) if memory_channel else []
-            emit("".join(",\n" + json.dumps(ev, separators=(",", ":")) for ev in channel_events))
+            emit("".join(",\n" + _exact_text(ev, sel) for ev in channel_events))
             writer.write("\n]}\n")
             ok = True
         finally:
