@@ -42,7 +42,12 @@ def k(x_ptr: int, o_ptr: int, n: int, *, tl: TL) -> None:
         reveal_type(i)
     for j in tl.static_range(0, n):
         reveal_type(j)
-    tl.store(o_ptr, x)
+    for r in reversed(tl.range(0, n)):
+        reveal_type(r)
+    reveal_type(x.shape[0])
+    h = tl.cast(x, tl.float16, "rtne")  # (Triton's rounding in saturate's place: it runs)
+    y: TensorHandle = np.array(2.0) * x  # (a 0-d array on the left: numpy's stubs said ndarray)
+    tl.store(o_ptr, h + y)
 '''
 
 WRONG = '''\
@@ -89,8 +94,9 @@ def test_a_kernels_values_are_tensor_handles_to_a_type_checker(mypy_lines):
     revealed = [m.group(1).removeprefix("builtins.")
                 for m in (re.search(r'Revealed type is "([^"]+)"', ln) for ln in lines) if m]
     handle = "kernbench.common.pe_commands.TensorHandle"
-    # every tensor value and operator result, then tl.math, program_id and the two loops' ints
-    assert revealed == [handle] * 16 + [handle, "int", "int", "int"], lines
+    # every tensor value and operator result, then tl.math, program_id, the three loops' ints
+    # and a shape's element
+    assert revealed == [handle] * 16 + [handle, "int", "int", "int", "int", "int"], lines
     # numpy dtypes, a numpy bool flag, saturate=1 and a numpy int step are accepted (the docs
     # say so): no error beside the notes
     assert not [ln for ln in lines if ": error:" in ln], lines

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class TensorHandle:
 
     id: int
     addr: int = 0
-    shape: tuple = ()
+    shape: tuple[int, ...] = ()
     dtype: str = "f32"
     nbytes: int = 0
     data: Any = None
@@ -319,8 +319,10 @@ class TensorHandle:
     def __array_function__(self, func, types, args, kwargs):
         return _ops()._numpy(self, func.__name__, "__call__")
 
-    def __array__(self, dtype=None, copy=None):
-        return _ops()._numpy(self, "asarray", "__call__")
+    if not TYPE_CHECKING:  # (seen, it makes a handle array-like to numpy's stubs, and
+        # np.array(2.0) * x reads as an ndarray to a type checker: a review)
+        def __array__(self, dtype=None, copy=None):
+            return _ops()._numpy(self, "asarray", "__call__")
 
     @property
     def T(self) -> TensorHandle:
@@ -353,6 +355,8 @@ Number = Union[int, float, np.generic, np.ndarray]
 DType = Union[str, type, np.dtype]
 #: a flag as tl takes it: a bool or a numpy bool (a few take 0 or 1 too: their docstrings say)
 Flag = Union[bool, np.bool_, int]
+#: tl.cast's third argument: saturate (a Flag), or Triton's rounding there ("rtne" or None)
+CastFlag = Union[bool, np.bool_, int, str, None]
 #: a name or None (Triton's rounding and precision keywords). An alias, not ``str | None``
 #: written out: the compiled modules would check that type themselves, with Cython's TypeError
 #: in place of tl's message naming the PE and line (a test found it)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..common.errors import (KernbenchError, KernelError, NotInLanguageError, as_flag, file_line, is_whole,
                              pe_label)
-from ..common.pe_commands import DType, Flag, MaybeStr, Number, Operand, TensorHandle, operator_targets
+from ..common.pe_commands import CastFlag, DType, Flag, MaybeStr, Number, Operand, TensorHandle, operator_targets
 from ._caller import this_thread
 from ._handles import handle_id, handle_shape, view_of
 from .loops import TlRange
@@ -1187,7 +1187,7 @@ class TL:
             return self.floordiv(self.add(b, (int(a) - 1 - _I32_MIN) % (1 << 32) + _I32_MIN), b)
         return self.floordiv(self.sub(self.add(a, b), 1), b)
 
-    def cast(self, x: TensorHandle, dtype: DType, saturate: Flag = False, bitcast: Flag = False, *,
+    def cast(self, x: TensorHandle, dtype: DType, saturate: CastFlag = False, bitcast: Flag = False, *,
              fp_downcast_rounding: MaybeStr = None) -> TensorHandle:
         """``x`` converted to ``dtype`` (one CAST command); ``x`` itself when already ``dtype``,
         unless ``saturate=True`` on a float (then the cast clamps its +-inf).
@@ -1299,7 +1299,7 @@ class TL:
         dtype = check_dtype(tr, dtype)
         k = scalar_kind(value)
         if k is None:
-            fail(tr, f"full: value must be a Python number, got {type(value).__name__}")
+            fail(tr, f"full: value must be a Python or numpy number, got {type(value).__name__}")
         if dtype == "int32":
             if k == PY_FLOAT and not float(value).is_integer():
                 fail(tr, f"full: value {value!r} is not an integer, and dtype is int32")

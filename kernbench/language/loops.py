@@ -1814,7 +1814,7 @@ class TlRange:
                 opened[:] = [w for w in opened if w() is not None]
         return g
 
-    def __reversed__(self) -> "TlRange":
+    def __reversed__(self) -> Iterator[int]:  # (a TlRange; typed as what a for over it sees)
         """``reversed(tl.range(a, b, s))``: the tl.range over ``range(a, b, s)[::-1]`` with the
         same keywords, which apply to the loop as it runs (replay_last: its last iteration, the
         first of ``range(a, b, s)``)."""
