@@ -234,11 +234,12 @@ def test_vector_parts_by_hand():
     assert [d["busy"]["VECTOR"] for d in prof["lines"] if "vector" in d] == [36, 40, 14]
     # what_if: the row sum held transposed, (100, 4) over axis 0: 99 x ceil(4/64) + 8 = 107, more
     # than its 40, so it stays (and nothing is offered); the others their own cycles
-    assert vec == [{"lanes": 25.0, "partial": 3.0, "tree": 0.0, "latency": 8.0, "what_if": {"leading_axis": 36.0}},
-                   {"lanes": 6.25, "partial": 1.75, "tree": 24.0, "latency": 8.0,
-                    "what_if": {"leading_axis": 40.0}},
-                   {"lanes": 4.6875, "partial": 1.3125, "tree": 0.0, "latency": 8.0,
-                    "what_if": {"leading_axis": 14.0}}]
+    assert vec == [{"lanes": 25.0, "partial": 3.0, "tree": 0.0, "latency": 8.0, "commands": 1,
+                    "commands_one_kind": 1, "what_if": {"leading_axis": 36.0}},
+                   {"lanes": 6.25, "partial": 1.75, "tree": 24.0, "latency": 8.0, "commands": 1,
+                    "commands_one_kind": 1, "what_if": {"leading_axis": 40.0}},
+                   {"lanes": 4.6875, "partial": 1.3125, "tree": 0.0, "latency": 8.0, "commands": 1,
+                    "commands_one_kind": 1, "what_if": {"leading_axis": 14.0}}]
     assert prof["gemm"] is None
     text = busy_text(prof, "VECTOR")
     # 90 cycles: lanes 35.9375 (39.9%), partial 6.0625 (6.7%), tree 24 (26.7%), latency 24
@@ -336,13 +337,36 @@ def test_dma_parts_by_hand():
     prof = profile(ctx.launch(_load64k, (8, 1), a))
     (line,) = [d for d in prof["lines"] if "dma" in d]
     assert line["busy"]["DMA"] == 17528
-    assert line["dma"] == {"bytes": 2048.0, "partial": 0.0, "latency": 1200.0, "arbitration": 14280.0}
+    assert line["dma"] == {"bytes": 2048.0, "partial": 0.0, "latency": 1200.0, "arbitration": 14280.0,
+                           "commands": 8, "commands_one_kind": 8}  # (one a PE)
     assert busy_text(prof, "DMA") == (
         "DMA (100.0% of the critical path): 11.7% of its 17,528 busy cycles moved bytes at the channel's 256 B/cycle; partly used "
         "channel cycles 0%, latency 6.8%, waiting for the channel 81.5%. Most lost at "
         f"{line['short']}: waiting for the channel, 81.5% of that line's DMA cycles (what cuts it: "
-        "the cube's other PEs' bursts share its channel: its loads at other times, or fewer bytes "
-        "(the table's memory and bound rows say whether the channel is the limit))")
+        "the cube's other PEs' bursts share its channel: its transfers at other times, or fewer "
+        "bytes (the table's memory and bound rows say whether the channel is the limit))")
+
+
+def _one_load_then_exp(x, o, *, tl):
+    tl.store(o, tl.exp(tl.load(x, shape=(64, 1024))))
+
+
+def _four_loads(x, o, *, tl):
+    for i in range(4):
+        tl.store(o + i * 65536, tl.exp(tl.load(x + i * 65536, shape=(16, 1024))))
+
+
+@pytest.mark.parametrize("kernel, offered", [(_one_load_then_exp, False), (_four_loads, True)])
+def test_fewer_larger_tiles_only_where_a_pe_runs_several(kernel, offered):
+    # (a review was told "fewer, larger tiles" for a line with one load.) One (64,1024) f32 load
+    # and its store on one line: each 512 bursts of 2 cycles + 150 = 1,174, latency 300 of
+    # 2,348, the line's largest loss after the bytes; a load and a store cannot be one command.
+    # Four (16,1024) loads and four stores on one line: each 128 x 2 + 150 = 406, latency 1,200
+    # of 3,248: four loads can be one, the advice stands
+    ctx = kb.Context("default", unwritten="zero")
+    prof = profile(ctx.launch(kernel, (1, 1), ctx.empty((64, 1024), "f32"), ctx.empty((64, 1024), "f32")))
+    text = busy_text(prof, "DMA")
+    assert ("fewer, larger tiles (each command pays 150 cycles)" in text) == offered, text
 
 
 @settings(max_examples=300, deadline=None)

@@ -92,8 +92,12 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     for unit in PARTS:
         idx, parts = unit_parts(result, unit, columns=cols)
         on = li[idx]
+        ops = np.asarray(cols["opcode"])[idx].astype(np.int64)
+        n_ops = int(ops.max()) + 1 if len(ops) else 1
         split[unit] = ({p: np.bincount(on, weights=parts[p], minlength=n_lines) for p in PARTS[unit]},
-                       np.bincount(on, minlength=n_lines) > 0)
+                       np.bincount(on, minlength=n_lines),
+                       # the most commands of one opcode (loads, stores, exps...) on each line
+                       np.bincount(on * n_ops + ops, minlength=n_lines * n_ops).reshape(n_lines, n_ops).max(1))
     dots, alt = gemm_what_if(result, cols)
     m, nn, k = (np.asarray(cols[c])[dots].astype(np.float64) for c in ("m", "n", "k"))
     flops = np.bincount(li[dots], weights=2 * m * nn * k, minlength=n_lines)  # (floats: no int64 overflow)
@@ -117,9 +121,10 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
             "path_cycles": int(on_path[i]),
             "path_fraction": float(on_path[i]) / cycles if cycles else 0.0,
         })
-        for unit, (sums, ran) in split.items():
+        for unit, (sums, ran, one_kind) in split.items():
             if ran[i]:
-                lines[-1][unit.lower()] = {p: float(sums[p][i]) for p in PARTS[unit]}
+                lines[-1][unit.lower()] = {**{p: float(sums[p][i]) for p in PARTS[unit]},
+                                           "commands": int(ran[i]), "commands_one_kind": int(one_kind[i])}
         if "gemm" in lines[-1]:
             lines[-1]["gemm"]["flops"] = int(flops[i])
         for unit, changes in what_if.items():
@@ -348,8 +353,11 @@ def busy_text(prof: dict, unit: str) -> str:
     mine_busy = sum(mine[p] for p in parts)
     text = (f"{text}. Most lost at {line['short']}: {_LOSSES[unit][worst]}, "
             f"{_share(mine[worst], mine_busy)} of that line's {unit} cycles")
+    # (fewer, larger commands only where a PE runs more than one of a kind there: a review was
+    # told to merge a line's one load; a load and a store on one line are not two of a kind)
+    several = mine["commands_one_kind"] > line["pes"]
     fix = (_gemm_fix(t, mine, worst, mine_busy) if unit == "GEMM" else
-           _vector_fix(t, mine, worst, mine_busy) if unit == "VECTOR" else _dma_fix(t, worst))
+           _vector_fix(t, mine, worst, mine_busy, several) if unit == "VECTOR" else _dma_fix(t, worst, several))
     return f"{text} (what cuts it: {fix})" if fix else text
 
 
@@ -386,7 +394,7 @@ def _gemm_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
     return "; or ".join(fixes)
 
 
-def _dma_fix(t: dict, worst: str) -> str:
+def _dma_fix(t: dict, worst: str, several: bool) -> str:
     width, burst = t["channel_bytes_per_cycle"], t["burst_bytes"]
     if worst == "partial" and burst % width:
         # (every burst holds the channel a partly used cycle: no tile size removes it; a review)
@@ -394,13 +402,15 @@ def _dma_fix(t: dict, worst: str) -> str:
                 f"holds it {plural(-(-burst // width), 'cycle')})")
     return {"partial": f"tiles a multiple of {width} bytes (a burst's last channel cycle costs as a full "
                        f"one)",
-            "latency": f"fewer, larger tiles (each command pays {plural(t['latency_cycles'], 'cycle')})",
-            "arbitration": "the cube's other PEs' bursts share its channel: its loads at other "
-                           "times, or fewer bytes (the table's memory and bound rows say whether "
-                           "the channel is the limit)"}[worst]
+            "latency": (f"fewer, larger tiles (each command pays {plural(t['latency_cycles'], 'cycle')})"
+                        if several else ""),
+            # (its transfers, not its loads: the line may be a store's, a review)
+            "arbitration": "the cube's other PEs' bursts share its channel: its transfers at "
+                           "other times, or fewer bytes (the table's memory and bound rows say "
+                           "whether the channel is the limit)"}[worst]
 
 
-def _vector_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
+def _vector_fix(t: dict, mine: dict, worst: str, busy: float, several: bool) -> str:
     lanes = t["lanes_per_slot"]
     if worst == "tree":
         # (offered only where vector_what_if says it cuts the line's cycles: fewer rows than
@@ -418,7 +428,8 @@ def _vector_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
                 f"without a copy, not counted here)")
     return {"partial": f"more elements a command, sizes toward a multiple of the {lanes} lanes (an idle "
                        f"lane costs as a busy one)",
-            "latency": f"fewer, larger commands (each pays {plural(t['pipeline_latency'], 'cycle')})"}[worst]
+            "latency": (f"fewer, larger commands (each pays {plural(t['pipeline_latency'], 'cycle')})"
+                        if several else "")}[worst]
 
 
 def _peak(f: float) -> str:
