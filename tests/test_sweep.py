@@ -992,6 +992,7 @@ def test_tune_picks_the_fastest_config_that_fits(tmp_path):
     ([{"M": 16}, ("M", 32)], "got tuple ('M', 32) at position 1"),
     (None, "got NoneType None"),
     ("M", "got str 'M'"),
+    ([{1: 2}], "its keys are the kernel's argument names, got 1 at position 0"),
 ])
 def test_tune_refuses_configs_that_are_not_a_list_of_dicts(configs, says):
     # (a review: dict() of each config raised "'int' object is not iterable" and "dictionary

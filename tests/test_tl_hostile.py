@@ -226,7 +226,10 @@ def test_shapes_of_bools_and_oversized_tensors_are_refused():
 
 def test_float_other_of_an_int32_load_converts_like_a_cast():
     x = np.arange(6, dtype=np.int32)
-    for other, want in ((float("nan"), 0), (float("inf"), 2 ** 31 - 1), (1e10, 2 ** 31 - 1), (-2.7, -2)):
+    # (its f32 constant first, as every Python number: a review found 16777217.0 converted from
+    # the f64, 16777217; f32 rounds it to 16777216, 2147483584.0 to 2**31, saturated)
+    for other, want in ((float("nan"), 0), (float("inf"), 2 ** 31 - 1), (1e10, 2 ** 31 - 1), (-2.7, -2),
+                        (16777217.0, 16777216), (2147483584.0, 2 ** 31 - 1), (33554435.0, 33554436)):
         t, _ = run(lambda tl, p, o=other: tl.load(p, shape=(6,), mask=tl.arange(0, 6) < 3, other=o),
                    x=x, dtype="int32")
         np.testing.assert_array_equal(t.data, [0, 1, 2, want, want, want])

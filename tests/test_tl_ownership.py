@@ -94,6 +94,13 @@ def test_an_id_no_machine_made_is_not_named_as_another_launchs(ctx):
         msg = str(launch_fails(ctx, k, x))
         assert "which no tl call on this PE made" in msg and "16777215" not in msg, msg
 
+    def beyond(ptr, *, tl):  # (h.id + 2**48 decoded as PE (65537, 0)'s tensor, on a 2 x 2 machine)
+        h = tl.load(ptr, shape=(8,))
+        tl.store(ptr, TensorHandle(id=h.id + 2 ** 48, shape=(8,)))
+
+    msg = str(launch_fails(ctx, beyond, x))
+    assert "which no tl call on this PE made" in msg and "65537" not in msg, msg
+
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_handle_from_a_forked_process_is_refused(ctx):

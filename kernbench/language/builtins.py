@@ -768,8 +768,11 @@ class TL:
                 if k is None:
                     fail(tr, f"load: other must be a Python number or a tensor, got "
                              f"{type(other).__name__}")
-                if dtype == "int32" and k == PY_FLOAT:  # converted as a cast would: NaN -> 0, saturating
-                    other = int(cast_value(np.array([float(other)]), "int32")[0])
+                if dtype == "int32" and k == PY_FLOAT:
+                    # its f32 constant, as every Python number, converted as a cast would: NaN ->
+                    # 0, saturating (a review: converted from the f64, 16777217.0 gave 16777217,
+                    # not the f32 constant's 16777216)
+                    other = int(cast_value(np.array([float(other)], np.float32), "int32")[0])
                     k = PY_INT
                 oth = _imm(tr, other, k, dtype if dtype == "int32" else "f32")
                 if dtype == "fp8e4m3":

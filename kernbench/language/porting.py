@@ -74,14 +74,15 @@ TL_INSTEAD = {
                "tl.log(x), rounded differently)",
     "flip": "the last axis of an (M, N) tile reversed as one dot, tl.dot(x, J) with "
             "r = tl.arange(0, N) and J = tl.where(r[:, None] + r[None, :] == N - 1, 1.0, 0.0) (f32; "
-            "finite values: an inf or NaN times 0 spreads along its row)",
+            "finite values: an inf or NaN times 0 spreads along its row; a -0 reads as +0)",
     **{name: "nothing: no sort unit op; sort on the host and pass the sorted data, or for a few "
              "largest, repeated tl.max with the found one masked out by tl.where"
        for name in ("sort", "topk")},
     "histogram": "tl.sum(x[:, None] == bins[None, :], axis=0) for int32 x and bins = "
                  "tl.arange(0, n_bins): an int32 (1, n_bins) count",
-    "gather": "tl.sum(tl.where(offs == y, x, 0.0), axis) with offs a tl.arange along the axis: the "
-              "element at index y",
+    "gather": "tl.sum(tl.where(offs == y, x, 0), axis) with offs a tl.arange along the axis: the "
+              "element at index y, in x's dtype (an int 0: 0.0 would make an int32 x f32; a -0 "
+              "reads as +0)",
     "swizzle2d": "Python arithmetic: program ids are Python ints here, so Triton's swizzle2d "
                  "formula runs as written in plain Python",
     **{name: "nothing: no concatenation op; store the parts at their offsets in one buffer "

@@ -1093,7 +1093,11 @@ def foreign(tr, h, what: str) -> str:
     here = (tr.pe, tr.cube)
     if isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.timedelta64)) and i >= 0:
         serial, pe, cube, local = id_owner(int(i))
-        if serial == tr.serial and (pe, cube) != here:
+        hw = getattr(tr.memory, "hw", None)
+        # (a PE this machine has not, as h.id + 2**48 decodes, is named as made by no tl call, not
+        # as PE (65537, 0)'s tensor: a review)
+        mine = hw is None or (pe < hw.pes_per_cube and cube < hw.n_cubes)
+        if serial == tr.serial and (pe, cube) != here and mine:
             return (f"{what} is a tensor of {pe_label((pe, cube))} (its tensor #{local}), not of "
                     f"this {pe_label(here)}: a handle belongs to the program that made it (kept in a closure or a "
                     f"global, it still names the other PE's SRAM); send it with tl.send/tl.recv "

@@ -92,12 +92,16 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     for unit in PARTS:
         idx, parts = unit_parts(result, unit, columns=cols)
         on = li[idx]
+        # the most commands of one opcode (loads, stores, exps...) one PE runs on each line (a
+        # review: counted over every PE, two loads on PE 0 of a line the others ran otherwise
+        # were one a PE)
         ops = np.asarray(cols["opcode"])[idx].astype(np.int64)
         n_ops = int(ops.max()) + 1 if len(ops) else 1
+        keys, counts = np.unique((on * npe + fx.pe[idx]) * n_ops + ops, return_counts=True)
+        one_kind = np.zeros(n_lines, np.int64)
+        np.maximum.at(one_kind, keys // n_ops // npe, counts)
         split[unit] = ({p: np.bincount(on, weights=parts[p], minlength=n_lines) for p in PARTS[unit]},
-                       np.bincount(on, minlength=n_lines),
-                       # the most commands of one opcode (loads, stores, exps...) on each line
-                       np.bincount(on * n_ops + ops, minlength=n_lines * n_ops).reshape(n_lines, n_ops).max(1))
+                       np.bincount(on, minlength=n_lines), one_kind)
     dots, alt = gemm_what_if(result, cols)
     m, nn, k = (np.asarray(cols[c])[dots].astype(np.float64) for c in ("m", "n", "k"))
     flops = np.bincount(li[dots], weights=2 * m * nn * k, minlength=n_lines)  # (floats: no int64 overflow)
@@ -355,7 +359,7 @@ def busy_text(prof: dict, unit: str) -> str:
             f"{_share(mine[worst], mine_busy)} of that line's {unit} cycles")
     # (fewer, larger commands only where a PE runs more than one of a kind there: a review was
     # told to merge a line's one load; a load and a store on one line are not two of a kind)
-    several = mine["commands_one_kind"] > line["pes"]
+    several = mine["commands_one_kind"] > 1
     fix = (_gemm_fix(t, mine, worst, mine_busy) if unit == "GEMM" else
            _vector_fix(t, mine, worst, mine_busy, several) if unit == "VECTOR" else _dma_fix(t, worst, several))
     return f"{text} (what cuts it: {fix})" if fix else text
@@ -436,7 +440,9 @@ def _peak(f: float) -> str:
     # a fraction of peak shown with the digits that make a small one visible: "0.0% -> 0.0%" hid
     # a matrix-vector dot's gain (a review; 0.020% -> 0.033%)
     p = 100.0 * f
-    return f"{p:.1f}%" if p >= 1 else f"{p:.2g}%"
+    # (two significant digits without an exponent: "3e-06%" read badly, a review)
+    return f"{p:.1f}%" if p >= 1 else np.format_float_positional(p, precision=2, unique=False,
+                                                                 fractional=False, trim="-") + "%"
 
 
 def _share(x: float, total: float) -> str:

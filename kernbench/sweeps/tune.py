@@ -90,6 +90,10 @@ def _configs(configs) -> list:
     for i, c in enumerate(out):
         if not isinstance(c, Mapping):
             raise TypeError(f"{want}, got {type(c).__name__} {c!r:.80} at position {i}")
+        bad = next((k for k in c if not isinstance(k, str)), None)
+        if bad is not None:  # (Python's own "argument names must be strings" named neither)
+            raise TypeError(f"{want}: its keys are the kernel's argument names, got {bad!r} at "
+                            f"position {i}")
     return [dict(c) for c in out]
 
 
