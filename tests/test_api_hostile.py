@@ -215,6 +215,58 @@ def test_from_json_refuses_values_of_another_kind_rather_than_casting_them(edit)
         kernbench.report.export.from_json(doc)
 
 
+def _gemm_busy_plus_500(d):
+    from kernbench.common.pe_commands import UNIT_NAMES
+
+    d["counters"]["units"]["busy"][0][UNIT_NAMES.index("GEMM")] += 500
+
+
+def _swap_two_commands_times(d):
+    s, e = d["commands"]["start"], d["commands"]["end"]
+    s[0], s[2], e[0], e[2] = s[2], s[0], e[2], e[0]
+
+
+def _sram_flag_on_the_wrong_pe(d):
+    d["counters"]["peak_sram"][0] = 2 * d["hw"]["sram"]["capacity_bytes"]
+    d["counters"]["sram_over"][1] = True
+
+
+INCONSISTENT = {  # (a fuzzer: each loaded, and the table and the profile disagreed or the file's launch changed)
+    "a counter raised": (_gemm_busy_plus_500, "counters.units.busy must be its commands' summed"),
+    "two commands' times swapped": (_swap_two_commands_times, "completion_order"),
+    "cycles past the last end": (lambda d: d.__setitem__("cycles", d["cycles"] + 5000),
+                                 "must be the last command's end"),
+    "SRAM flag on the wrong PE": (_sram_flag_on_the_wrong_pe, "sram_over must flag exactly"),
+    "a grid without a working PE": (lambda d: d.__setitem__("grid", [1, 1]), "must hold every PE that ran"),
+    "a message from a load": (lambda d: d["messages"]["send"].__setitem__(0, 0), "must pair a SEND with a RECV"),
+    "no messages": (lambda d: d.__setitem__("messages", {k: [] for k in d["messages"]}),
+                    "one entry per SEND and per RECV"),
+    "another clock": (lambda d: d["hw"].__setitem__("clock_ghz", 3.0), "must be the cycles at the clock"),
+    "a partial hw": (lambda d: d["hw"]["link"].pop("bytes_per_cycle"), "missing ['link.bytes_per_cycle']"),
+    "another DMA latency": (lambda d: d["hw"]["dma"].__setitem__("latency_cycles", 300),
+                            "must be its commands' summed"),
+    "an operand pointed elsewhere": (lambda d: d["program"]["commands"]["src0"].__setitem__(3, 0),
+                                     "must start when its unit is free and its operands are ready"),
+    "extra as text": (lambda d: d.__setitem__("extra", ""), "args and extra must be objects"),
+    "a pinned flag of 2": (lambda d: d["program"]["tensor_pinned"].__setitem__(0, 2), "0 or 1 per tensor"),
+}
+
+
+@pytest.mark.parametrize("edit", INCONSISTENT)
+def test_from_json_refuses_a_document_whose_parts_disagree(edit):
+    import copy
+
+    from report_helpers import line_pipeline
+
+    doc = json.loads(json.dumps(line_pipeline(n_pes=2).to_json()))
+    assert kernbench.report.export.from_json(copy.deepcopy(doc)).cycles == doc["cycles"]
+    change, says = INCONSISTENT[edit]
+    change(doc)
+    with pytest.raises(ValueError, match="not a complete kernbench launch JSON") as ei:
+        kernbench.report.export.from_json(doc)
+    assert says in str(ei.value), str(ei.value)
+
+
 def test_integers_f32_cannot_hold_are_refused_by_default(ctx):
     with pytest.raises(PlacementError, match=r"pass dtype='int32' to keep them integers"):
         ctx.replicate(np.array([2 ** 24 + 1, -7], np.int32))

@@ -361,7 +361,10 @@ def load_json(path: Union[str, Path]) -> dict:
 def from_json(doc: Union[dict, str, Path]):
     """Rebuild a LaunchResult (with its EngineResult) from :func:`to_json`'s dict or file.
 
-    Raises ValueError (naming the file) for a truncated, malformed or incomplete document."""
+    Raises ValueError (naming the file) for a truncated, malformed or incomplete document, and
+    for one whose parts disagree as no launch's do (counters against the commands' times, the
+    cycles against the last command's end, messages against the program, the SRAM flags
+    against the peaks, the working PEs against the grid: :func:`_check_consistent`)."""
     source = "launch JSON"
     if not isinstance(doc, dict):
         source = str(doc)
@@ -369,10 +372,85 @@ def from_json(doc: Union[dict, str, Path]):
     try:
         result = _from_doc(doc)
         _check_loaded(result)
+        _check_consistent(result, doc)
     except (KeyError, TypeError, IndexError, ValueError, OverflowError, AttributeError) as e:
         raise ValueError(f"{source}: not a complete kernbench launch JSON ({type(e).__name__}: {e}); "
                          f"write it with LaunchResult.to_json") from None
     return result
+
+
+def _leaf_keys(d: dict, prefix: str = "") -> set:
+    out = set()
+    for k, v in d.items():
+        out |= _leaf_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+    return out
+
+
+def _check_consistent(r, doc: dict) -> None:
+    """What a launch's parts agree on, checked on a loaded one: each check in
+    _check_loaded reads one field, and a document edited consistently field by field (a counter
+    raised, two commands' times swapped, cycles past the last end, a message naming a load, a
+    partial hw filled from the default preset) loaded as a launch whose table and profile
+    disagreed, and reported another launch than the file's (a fuzzer). The engine's own
+    invariants (tests/test_profile.py) are the rule: every unit counter equals the per-command
+    facts summed, the cycles are the last end, every message pairs a SEND with a RECV that ends
+    after it starts, a PE is over SRAM exactly where its peak passes the capacity, the working
+    PEs lie in the grid, and the derived fields written beside them (seconds, the completion
+    order) are those of the launch."""
+    from ..common.pe_commands import Opcode
+    from ..hw.config import load_hw
+    from .commands import command_facts
+
+    hw, prog, e = r.hw, r.program, r.engine
+    missing = _leaf_keys(load_hw("default").to_dict()) - _leaf_keys(doc["hw"])
+    if missing:  # (a missing key was filled from the default preset: another machine)
+        raise ValueError(f"hw must hold every key of the machine it ran on, missing {sorted(missing)[:5]}")
+    n = prog.n_rows
+    if n and int(e.cmd_end.max()) != e.cycles:
+        raise ValueError(f"cycles ({e.cycles}) must be the last command's end ({int(e.cmd_end.max())})")
+    if not np.array_equal(e.sram_over, e.peak_sram > hw.sram.capacity_bytes):
+        raise ValueError("counters.sram_over must flag exactly the PEs whose peak_sram passes the capacity")
+    if not np.isin(prog.tensor_pinned, (0, 1)).all():
+        raise ValueError("program.tensor_pinned must hold 0 or 1 per tensor")
+    working = np.flatnonzero(np.diff(prog.cmd_offsets))
+    ppc = hw.pes_per_cube
+    if len(working) and ((working % ppc >= r.grid[0]).any() or (working // ppc >= r.grid[1]).any()):
+        raise ValueError(f"the grid {tuple(r.grid)} must hold every PE that ran a command")
+    if r.drift is not None and r.mode != "functional":
+        raise ValueError("a drift record comes from a functional launch, not a timing one")
+    if "seconds" in doc and doc["seconds"] != float(r.seconds):
+        raise ValueError(f"seconds ({doc['seconds']!r}) must be the cycles at the clock ({r.seconds!r})")
+    order = doc["commands"].get("completion_order")
+    if order is not None and not np.array_equal(np.asarray(order), e.completion_order):
+        raise ValueError("commands.completion_order must be the commands by (end, index)")
+    if not n:
+        return
+    try:
+        fx = command_facts(r)
+    except MemoryError:  # (the views that read the facts refuse such a launch themselves)
+        return
+    uc = e.unit_counters
+    sums = {"busy": fx.end - fx.start, "commands": np.ones(n, np.int64),
+            **{f"stall_{c}": getattr(fx, c) for c in ("operand", "credit", "data", "arbitration")}}
+    for name, per_command in sums.items():
+        got = np.zeros(uc.shape, np.int64)
+        np.add.at(got, (fx.pe, fx.unit), per_command)
+        if not np.array_equal(got, uc[name]):
+            raise ValueError(f"counters.units.{name} must be its commands' summed (the commands' "
+                             f"start and end and the hardware give other figures)")
+    # every command starts at its unit's previous end or when its last operand is ready (an
+    # operand pointed at another tensor, or times edited, make a path the launch did not take)
+    ready = np.where(fx.producers >= 0, fx.end[np.maximum(fx.producers, 0)], 0).max(axis=1)
+    if not np.array_equal(np.maximum(fx.prev_end, ready), fx.start):
+        raise ValueError("each command must start when its unit is free and its operands are ready")
+    m = e.messages
+    if len(m):
+        s, rv = m["send"].astype(np.int64), m["recv"].astype(np.int64)
+        if ((fx.opcode[s] != Opcode.SEND).any() or (fx.opcode[rv] != Opcode.RECV).any()
+                or (fx.end[rv] < fx.start[s]).any()):
+            raise ValueError("messages must pair a SEND with a RECV that ends after it starts")
+    if len(m) != int((fx.opcode == Opcode.SEND).sum()) or len(m) != int((fx.opcode == Opcode.RECV).sum()):
+        raise ValueError("messages must hold one entry per SEND and per RECV of the program")
 
 
 def _check_loaded(r) -> None:
@@ -510,6 +588,6 @@ def _from_doc(doc: dict):
         engine=engine,
         labels=(labels.__getitem__ if labels is not None else None),
         sources=(sources.__getitem__ if sources is not None else None),
-        extra=doc.get("extra") or {},
+        extra=doc.get("extra", {}),  # (not "or {}": "" or [] is a malformed file, refused)
         drift=drift,
     )
