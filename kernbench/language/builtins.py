@@ -650,9 +650,10 @@ class TL:
         return self
 
     # -- program ids -------------------------------------------------------------------------
-    # (tl's arguments carry no int or bool annotation: compiled, Cython would convert them with
-    # int() or by truth before the checks see them: program_id(1.7) was axis 1, pinned="False"
-    # pinned the tile; their types are in the docstrings)
+    # (tl's arguments carry no builtin-type annotation, int, bool or str | None: compiled, Cython
+    # would convert or check them before tl's checks see them (program_id(1.7) was axis 1,
+    # pinned="False" pinned the tile); type checkers read aliases Cython cannot, pe_commands'
+    # Flag, DType, Operand...)
     def program_id(self, axis: SupportsIndex = 0) -> int:
         """This program's index along grid ``axis`` (an int): 0 = PE within its cube, 1 = cube."""
         tr = _builder(self)
