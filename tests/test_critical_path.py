@@ -1086,3 +1086,38 @@ def test_a_notes_figure_is_the_readers_wait_here_not_the_launchs_gain():
     assert a["cycles"] == 214 and a["label"].startswith("load (1024,) f32")
     assert "reads sooner: it could start up to 214 cycles sooner here; issue it first)" in (
         got[False].critical_path().summary())
+
+
+def _long_dots(a_ptr, b_ptr, o_ptr, reps, *, tl):
+    a = tl.load(a_ptr, shape=(2 ** 13, 2 ** 24), dtype="f32")
+    b = tl.load(b_ptr, shape=(2 ** 24, 2 ** 13), dtype="f32")
+    c = tl.zeros((2 ** 13, 2 ** 13), "f32")
+    for _ in tl.range(0, reps):
+        c = tl.dot(a, b, acc=c)
+    tl.store(o_ptr, c)
+
+
+def test_shares_sum_their_steps_exactly_past_two_to_the_53():
+    """A 4.5e18-cycle launch (within the 2**62 bound): a 1 x 1 array at 1 B/cycle of SRAM, 500
+    dots of (8192, 2**24) x (2**24, 8192). The shares' slack was summed in float64: the dots'
+    read -2**63 (their sum passes 2**63) and the store's was 8 off (a review). Each is now its
+    steps' exact sum, a Python int past int64."""
+    import warnings
+
+    hw = kernbench.load_hw("default").with_overrides({"gemm.rows": 1, "gemm.cols": 1, "sram.bytes_per_cycle": 1,
+                                                      "sram.capacity_bytes": 2 ** 62})
+    ctx = kernbench.Context(hw)
+    m, k = 2 ** 13, 2 ** 24
+    r = ctx.launch(_long_dots, (1, 1), ctx.empty((m, k), "f32"), ctx.empty((k, m), "f32"), ctx.empty((m, m), "f32"),
+                   500, mode="timing")
+    assert 2 ** 62 > r.cycles > 2 ** 61
+    cp = r.critical_path()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (the float path warned "invalid value encountered in cast")
+        shares = cp.to_dict()["shares"]
+    steps = cp.steps
+    assert all(sh["slack"] >= 0 for sh in shares)
+    dots = [i for i in range(len(steps)) if r.label(int(steps["cmd"][i])).startswith("dot")]
+    (gemm,) = [sh for sh in shares if sh["unit"] == "GEMM"]
+    assert gemm["slack"] == sum(int(steps["slack"][i]) for i in dots) > 2 ** 63
+    assert sum(sh["cycles"] for sh in shares) == r.cycles
