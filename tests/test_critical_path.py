@@ -1121,3 +1121,8 @@ def test_shares_sum_their_steps_exactly_past_two_to_the_53():
     (gemm,) = [sh for sh in shares if sh["unit"] == "GEMM"]
     assert gemm["slack"] == sum(int(steps["slack"][i]) for i in dots) > 2 ** 63
     assert sum(sh["cycles"] for sh in shares) == r.cycles
+    # the profile's stalls by line, summed the same way (they were float64 sums too): each
+    # cause's lines add up to the engine's counter
+    lines = profile(r)["lines"]
+    for cause in ("operand", "credit", "data", "arbitration"):
+        assert sum(d["stall"][cause] for d in lines) == int(r.unit_counters[f"stall_{cause}"].sum()), cause

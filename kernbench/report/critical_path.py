@@ -62,7 +62,7 @@ import numpy as np
 
 from ..common.errors import is_whole
 from ..common.pe_commands import N_UNITS, UNIT_NAMES, Opcode, Unit
-from .commands import command_facts, dma_array, keep_report, kept_report, line_groups
+from .commands import command_facts, dma_array, exact_sums, keep_report, kept_report, line_groups
 from .table import plural
 
 __all__ = ["CriticalPath", "critical_path", "perfetto_events", "STEP_KINDS"]
@@ -126,7 +126,7 @@ class CriticalPath:
         if not len(self.steps):
             return np.zeros(n_lines, np.int64)
         li = self.lines.line_of[self.steps["cmd"]]
-        return _sums(li, n_lines, self.steps["t1"] - self.steps["t0"])
+        return exact_sums(li, n_lines, self.steps["t1"] - self.steps["t0"])
 
     def shares(self) -> list:
         """The path's cycles grouped by (source line, unit, kind), largest first: dicts with
@@ -152,17 +152,17 @@ class CriticalPath:
         li = g.line_of[cmd]
         key = (li * 16 + fx.unit[cmd]) * 4 + self.steps["kind"]
         uniq, inv = np.unique(key, return_inverse=True)
-        cyc = _sums(inv, len(uniq), dur)
-        slack = _sums(inv, len(uniq), self.steps["slack"])
+        cyc = exact_sums(inv, len(uniq), dur)
+        slack = exact_sums(inv, len(uniq), self.steps["slack"])
         # a DMA step's last dma.latency_cycles are its command's latency, after its last burst
         # left the channel (a review: PEs served round robin stay in step, so each pays it at
         # the same time and the channel idles, which "waiting" alone did not say)
         lat = np.where(fx.unit[cmd] == Unit.DMA, np.minimum(dur, int(self.result.hw.dma.latency_cycles)), 0)
-        latency = _sums(inv, len(uniq), lat)
+        latency = exact_sums(inv, len(uniq), lat)
         # a busy send's credit stall: the link's own credit round trip paced it, every recv
         # posted in time (a review: a 34x credit-bound launch said only "100% TX_E send")
         held = np.where((self.steps["kind"] == _BUSY) & (fx.opcode[cmd] == Opcode.SEND), fx.credit[cmd], 0)
-        credit = _sums(inv, len(uniq), held)
+        credit = exact_sums(inv, len(uniq), held)
         ahead = self._queued_ahead(fx, li, inv)
         out = []
         for j, k in enumerate(uniq.tolist()):
@@ -664,22 +664,6 @@ def critical_path(result) -> CriticalPath:
 
 
 # -- Perfetto ---------------------------------------------------------------------------------
-def _sums(groups: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
-    """``values`` (int64 cycles) summed by group, exactly: bincount's float64 weights lost the
-    units past 2**53 and overflowed past 2**63 (a review: a 4.5e18-cycle launch's slack read
-    -2**63). int64 where no sum can pass 2**63 (every launch short of 2**63 / n_steps cycles),
-    else Python ints: the slacks of 500 steps of 2**59 cycles sum past it."""
-    values = np.asarray(values, np.int64)
-    if not len(values) or int(np.abs(values).max()) < (1 << 62) // len(values):
-        out = np.zeros(n, np.int64)
-        np.add.at(out, groups, values)
-        return out
-    big = [0] * n
-    for g, v in zip(np.asarray(groups).tolist(), values.tolist()):
-        big[g] += v
-    return np.array(big, dtype=object)
-
-
 def perfetto_events(result, path: CriticalPath, pid: int, window=None) -> list:
     """The path as a track of a Chrome trace: process ``pid`` named "critical path", one thread,
     one slice per step (named by its command's unit, label and line). ``window`` =

@@ -35,7 +35,7 @@ from ..common.errors import is_whole
 from ..common.pe_commands import N_UNITS, UNIT_NAMES
 from ..common.shown import rich_text
 from .table import emit, plural
-from .commands import UNIT_ORDER, command_facts, line_groups
+from .commands import UNIT_ORDER, command_facts, exact_sums, line_groups
 from .critical_path import critical_path
 from .busy_parts import PARTS, command_columns, gemm_what_if, unit_parts, vector_what_if
 
@@ -76,8 +76,7 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     busy = fx.end - fx.start
     per_unit = np.zeros((n_lines, N_UNITS), np.int64)
     np.add.at(per_unit, (li, fx.unit), busy)
-    stalls = {name: np.bincount(li, weights=getattr(fx, name), minlength=n_lines).astype(np.int64)
-              for name in STALLS}
+    stalls = {name: exact_sums(li, n_lines, getattr(fx, name)) for name in STALLS}
     count = np.bincount(li, minlength=n_lines)
     npe = int(fx.pe.max()) + 1 if len(fx.pe) else 1
     n_pe = np.bincount(np.unique(li * npe + fx.pe) // npe, minlength=n_lines)  # PEs per line
