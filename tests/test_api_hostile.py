@@ -173,7 +173,10 @@ def test_from_json_refuses_an_edited_document_its_views_would_fail_on(tmp_path):
                                   # (a fuzzer: each loaded as another launch without a word)
                                   "line past int32", "pinned 257", "a column as a number",
                                   "a column of one", "tolerance inf", "order of floats",
-                                  "drift negative", "unit names reordered"])
+                                  "drift negative", "unit names reordered",
+                                  # (the device arrays the critical path keeps a store's order by)
+                                  "an array named for a mul", "a load of no array", "arrays of numbers",
+                                  "arrays cut short"])
 def test_from_json_refuses_values_of_another_kind_rather_than_casting_them(edit):
     # (a review: "7" was read as 7, 0.5 as 0, "no" as true, "nan" as a tolerance)
     ctx = kernbench.Context("default", overrides={"pes_per_cube": 2, "n_cubes": 1})
@@ -209,6 +212,16 @@ def test_from_json_refuses_values_of_another_kind_rather_than_casting_them(edit)
         d["drift"][0] = -1.0
     elif edit == "unit names reordered":  # (the rows would be read in this kernbench's order)
         c["unit_names"] = c["unit_names"][::-1]
+    elif edit == "an array named for a mul":
+        name = doc["arrays"][0]
+        assert doc["arrays"] == [name, None, name] and isinstance(name, str)  # (load, mul, store)
+        doc["arrays"][1] = name
+    elif edit == "a load of no array":
+        doc["arrays"][0] = None
+    elif edit == "arrays of numbers":
+        doc["arrays"] = [0, None, 0]
+    elif edit == "arrays cut short":
+        doc["arrays"] = doc["arrays"][:2]
     else:
         d["drift"][0] = "1e5"
     with pytest.raises(ValueError, match="not a complete kernbench launch JSON"):

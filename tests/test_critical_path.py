@@ -807,6 +807,48 @@ def test_a_store_ahead_of_a_load_of_its_own_array_is_not_called_reorderable():
             assert queued[0]["label"].startswith("store (64,64) f32 to ") and queued[0]["ahead"]["commands"] == 1
 
 
+def test_a_launch_read_back_from_json_keeps_the_ahead_note_of_a_store(tmp_path):
+    """A review: the note on a store ahead of a load of another array was lost on a launch read
+    back by from_json: the file kept no device arrays, and with none known every store counts as
+    one array with every load. The file keeps each command's array (``arrays``), written per
+    command by to_json and per site by write_json; a file without them (written before) still
+    loads, its stores' notes withheld, the conservative side."""
+    import json
+
+    from kernbench.report import from_json
+
+    T = 64
+
+    def spill(x_ptr, tmp_ptr, o_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(T, T), dtype="f32")
+        tl.store(tmp_ptr, tl.exp(x))
+        tl.store(o_ptr, tl.load(tmp_ptr, shape=(T, T), dtype="f32") * 2.0)
+
+    def other(x_ptr, tmp_ptr, o_ptr, *, tl):
+        x = tl.load(x_ptr, shape=(T, T), dtype="f32")
+        tl.store(tmp_ptr, tl.exp(x))
+        tl.store(x_ptr, tl.load(o_ptr, shape=(T, T), dtype="f32") * 2.0)
+
+    ctx = kernbench.Context("default")
+    x, tmp, o = (ctx.empty((T, T), "f32", name=n) for n in ("x", "tmp", "o"))
+    for kernel, noted in ((spill, False), (other, True)):
+        r = ctx.launch(kernel, (1, 1), x, tmp, o, mode="timing")
+        doc = r.to_json()
+        names = {"spill": ["x", None, "tmp", "tmp", None, "o"], "other": ["x", None, "tmp", "o", None, "x"]}
+        assert doc["arrays"] == names[kernel.__name__]  # (load, exp, store, load, mul, store)
+        path = tmp_path / "r.json"
+        r.write_json(path)
+        assert path.read_text() == json.dumps(doc)
+        want = r.critical_path().to_dict()
+        assert any(s["ahead"] for s in r.critical_path().shares()) == noted
+        for back in (from_json(doc), from_json(path)):
+            assert [back.arrays(i) for i in range(6)] == doc["arrays"]
+            assert json.loads(json.dumps(back.critical_path().to_dict())) == json.loads(json.dumps(want))
+        del doc["arrays"]
+        old = from_json(doc)
+        assert old.arrays is None and not any(s["ahead"] for s in old.critical_path().shares())
+
+
 def test_the_ahead_note_needs_the_queued_inputs_ready_and_names_a_later_run():
     """A review's two cases. A load gated by after= on a tensor made after the command it would
     pass: moved first it holds the in-order DMA unit idle (2,954 -> 3,131 cycles), so no note.

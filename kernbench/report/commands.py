@@ -83,13 +83,13 @@ class CommandFacts:
 
 
 #: what a report kept on a result is made from, compared by identity when it is read again
-_REPORT_INPUTS = ("engine", "program", "hw", "labels", "sources", "name_keys")
+_REPORT_INPUTS = ("engine", "program", "hw", "labels", "sources", "name_keys", "arrays")
 
 
 def kept_report(result, name: str):
     """The report kept on ``result`` under attribute ``name`` by :func:`keep_report`, or None
     when there is none or any of its inputs (the result's engine, program, hw, labels, sources,
-    name_keys) was replaced since (``result.sources = f``, ``result.hw = other``: the report is
+    name_keys, arrays) was replaced since (``result.sources = f``, ``result.hw = other``: the report is
     made again)."""
     got = getattr(result, name, None)
     if got is None:
@@ -284,12 +284,11 @@ def exact_sums(groups: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
 
 
 def dma_array(result, i: int):
-    """The name of the device array DMA command ``i`` loads from or stores to (its kernel
-    site's), or None when it is not a load or store or the launch keeps no sites to tell."""
-    if site_keys(result) is None:  # (labels replaced since the launch: no site to trust)
-        return None
-    ask = getattr(getattr(result.labels, "__self__", None), "array_of", None)
-    return ask(int(i)) if callable(ask) else None
+    """The name of the device array DMA command ``i`` loads from or stores to (``result.arrays``:
+    its kernel site's, or the file's for a launch read back by from_json), or None when it is not
+    a load or store or the result does not tell."""
+    arrays = getattr(result, "arrays", None)
+    return arrays(int(i)) if arrays is not None else None
 
 
 def site_keys(result):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..common.errors import check_output_file, is_whole
 from ..common.files import output_file
-from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Program
+from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Opcode, Program
 from ..hw.config import from_dict as hw_from_dict
 from ..hw.sfr import SfrInstall
 from ..language.semantic import dtype_name
@@ -140,12 +140,20 @@ def _int_columns(a: np.ndarray) -> dict:
     return {name: _Column.of(a[name]) for name in a.dtype.names}
 
 
+def _namer(result, name: str):
+    """The result's command -> name function of column ``name`` (labels, sources or arrays)."""
+    return {"labels": result.label, "sources": result.source, "arrays": result.arrays}[name]
+
+
 def _named(result, n: int, name: str):
-    """Commands' labels or sources (``name``) as a column: with the launch's kernel sites
-    (``name_keys``, as commands.site_keys trusts them) each site is named once and its name
-    copied to its commands; else each command is named by itself."""
-    one = result.label if name == "labels" else result.source
+    """Commands' labels, sources or arrays (``name``) as a column: with the launch's kernel
+    sites (``name_keys``, as commands.site_keys trusts them, and for arrays the launch's own)
+    each site is named once and its name copied to its commands; else each command is named by
+    itself."""
+    one = _namer(result, name)
     keys = site_keys(result)
+    if keys is not None and name == "arrays" and getattr(getattr(one, "__self__", None), "sites", None) is not keys:
+        keys = None  # (arrays replaced since the launch)
     if keys is None:
         return _Column(n, lambda lo, hi: [one(i) for i in range(lo, hi)])
     made: list = []
@@ -175,17 +183,15 @@ def _document(result, named_by_site: bool) -> dict:
     e = result.engine
     prog = result.program
     n = prog.n_commands
-    labels = sources = None
-    if named_by_site:
-        if result.labels is not None:
-            labels = _named(result, n, "labels")
-        if getattr(result, "sources", None) is not None:
-            sources = _named(result, n, "sources")
-    else:  # each command named by itself (what to_json has always done)
-        if result.labels is not None:
-            labels = _Column(n, lambda lo, hi: [result.label(i) for i in range(lo, hi)])
-        if getattr(result, "sources", None) is not None:
-            sources = _Column(n, lambda lo, hi: [result.source(i) for i in range(lo, hi)])
+    named = {}
+    for name in ("labels", "sources", "arrays"):
+        if getattr(result, name, None) is None:
+            named[name] = None
+        elif named_by_site:
+            named[name] = _named(result, n, name)
+        else:  # each command named by itself (what to_json has always done)
+            one = _namer(result, name)
+            named[name] = _Column(n, lambda lo, hi, one=one: [one(i) for i in range(lo, hi)])
     # each command field read while it is written: a compact program is never expanded
     commands = {name: _Column.of(lambda name=name: prog.columns(name)[0], n) for name in COMMAND_DTYPE.names}
     doc = {
@@ -222,8 +228,9 @@ def _document(result, named_by_site: bool) -> dict:
             "tensor_pinned": _Column.of(prog.tensor_pinned),
             "tensor_offsets": prog.tensor_offsets.tolist(),
         },
-        "labels": labels,
-        "sources": sources,
+        "labels": named["labels"],
+        "sources": named["sources"],
+        "arrays": named["arrays"],
         "summary": summarize(result),
         "profile": profile(result, sort="line")["lines"],
         "critical_path": critical_path(result).to_dict(),
@@ -299,9 +306,9 @@ def write_json(result, path: Union[str, Path]) -> int:
     """Write :func:`to_json`'s document to ``path`` (the text ``json.dumps(to_json(result))``
     writes, byte for byte: tests/test_write_json.py), streaming its per-command lists
     ``JSON_CHUNK`` entries at a time, so memory stays near the launch's own whatever the
-    number of commands (``kernbench ... --json`` writes with it). Each kernel site's label and
-    source are encoded once (when the labels and sources are the launch's own:
-    commands.site_keys; else each command's). Returns the bytes written. If writing fails, ``path`` is left as
+    number of commands (``kernbench ... --json`` writes with it). Each kernel site's label,
+    source and array are encoded once (when they are the launch's own: commands.site_keys;
+    else each command's). Returns the bytes written. If writing fails, ``path`` is left as
     it was: the file is written whole or not at all (common.files.output_file). Raises
     ValueError for a path that is no file path, and the OSError writing meets."""
     check_output_file(path, "write_json")
@@ -397,7 +404,6 @@ def _check_consistent(r, doc: dict) -> None:
     after it starts, a PE is over SRAM exactly where its peak passes the capacity, the working
     PEs lie in the grid, and the derived fields written beside them (seconds, the completion
     order) are those of the launch."""
-    from ..common.pe_commands import Opcode
     from ..hw.config import load_hw
     from .commands import command_facts
 
@@ -504,6 +510,13 @@ def _check_loaded(r) -> None:
         xs = getattr(f, "__self__", None) if f is not None else None
         if f is not None and (not isinstance(xs, list) or len(xs) != n or not all(isinstance(x, str) for x in xs)):
             raise ValueError(f"{name} must be a string per command ({n}) or null")
+    if r.arrays is not None:
+        xs = getattr(r.arrays, "__self__", None)
+        dma = np.isin(prog.columns("opcode")[0], (Opcode.LOAD, Opcode.STORE)) if n else np.zeros(0, bool)
+        if not isinstance(xs, list) or len(xs) != n or not all(
+                isinstance(x, str) if d else x is None for x, d in zip(xs, dma.tolist())):
+            raise ValueError(f"arrays must hold, per command ({n}), the name of the device array a load or "
+                             f"store reads or writes and null for another command, or be null")
     d = r.drift
     if d is not None and not 0 < d.tolerance < math.inf:
         # (a launch takes a positive tolerance; "inf" loaded and was written back as the token
@@ -571,6 +584,7 @@ def _from_doc(doc: dict):
     )
     labels = doc.get("labels")
     sources = doc.get("sources")
+    arrays = doc.get("arrays")  # (None: not known, or a file from before they were kept)
     sfr = doc.get("sfr")
     d = doc.get("drift_record")  # (None: no drift, or a file from before it was kept)
     drift = None if d is None else DriftResult(
@@ -590,4 +604,5 @@ def _from_doc(doc: dict):
         sources=(sources.__getitem__ if sources is not None else None),
         extra=doc.get("extra", {}),  # (not "or {}": "" or [] is a malformed file, refused)
         drift=drift,
+        arrays=(arrays.__getitem__ if arrays is not None else None),
     )

@@ -56,6 +56,10 @@ class LaunchResult:
     #: timing mode, replay on or verify: what tl.range replay did with each loop, and why a
     #: run replayed none (kernbench.language.loops.LoopReplay, as ``ctx.trace(...).loops``)
     loops: tuple = ()
+    #: global cmd -> the name of the device array a load or store command reads or writes, None
+    #: for another command (the critical path keeps a store's order with a load or store of its
+    #: own array: a spill read back); None: not known, every load and store counts as one array
+    arrays: Optional[Callable[[int], Optional[str]]] = None
 
     # -- naming ------------------------------------------------------------------------------
     def pe_coords(self, g: int) -> tuple:

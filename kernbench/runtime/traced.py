@@ -94,7 +94,7 @@ class TracedLaunch:
                             kernel_name=self.kernel_name, kernel_file=self.kernel_file,
                             args=dict(self.args), program=self.program, engine=engine,
                             labels=self.label, sources=self.source, name_keys=self.sites,
-                            loops=self.loops)
+                            loops=self.loops, arrays=self.array_of)
 
     def release(self) -> None:
         """Drop what a next :meth:`time` would reuse: the engine's tables (~30 bytes per
