@@ -369,7 +369,8 @@ def test_max_cycles_names_where_each_pe_stands():
         with pytest.raises(MaxCyclesError) as ei:
             m.run(max_cycles=1000, detail=detail)
         msg = str(ei.value)
-        assert msg.startswith("simulation passed max_cycles=1000 at cycle ")
+        assert msg.startswith(f"simulation passed max_cycles=1000: its next event was at cycle {ei.value.cycle}. "
+                              f"Where each PE stood at cycle 1000:\n")
         assert ei.value.cycle > 1000
         assert "PE (0, 0) GEMM is running dot (line 12)" in msg
         assert "PE (3, 1) VECTOR is running vec (line 5)" in msg
@@ -390,8 +391,8 @@ def test_without_a_guard_the_cycle_horizon_still_raises_max_cycles():
     m[0, 0].reduce(VecOp.ADD, src, 2**10, 2**40, line=6)
     m[0, 0].reduce(VecOp.ADD, src, 2**10, 2**40, line=6)  # ends at 2**62 + 3276800
     with pytest.raises(MaxCyclesError, match=r"simulation passed the engine's horizon of 2\*\*62 cycles \(docs/reliability\.md: a run's "
-                       r"cycles stay inside int64\) at cycle "
-                       r"4611686018430664704\. Where each PE stands:\n  PE \(0, 0\) VECTOR is running reduce \(line 6\)"):
+                       r"cycles stay inside int64\): its next event was at cycle "
+                       r"4611686018430664704\. Where each PE stood at cycle 4611686018427387904:\n  PE \(0, 0\) VECTOR is running reduce \(line 6\)"):
         m.run()
 
 

@@ -546,8 +546,8 @@ def test_past_the_horizon_with_bounded_keys_is_max_cycles_not_a_wrapped_count():
     m[0, 0].reduce(VecOp.ADD, src, 2**10, 2**40, line=7)
     m[0, 0].reduce(VecOp.ADD, src, 2**10, 2**40, line=8)
     with pytest.raises(MaxCyclesError, match=rf"simulation passed the engine's horizon of 2\*\*62 cycles \(docs/reliability\.md: a "
-                                             rf"run's cycles stay inside int64\) at cycle {H62 + 3276800}\. "
-                                             r"Where each PE stands:\n  PE \(0, 0\) VECTOR is running reduce "
+                                             rf"run's cycles stay inside int64\): its next event was at cycle {H62 + 3276800}\. "
+                                             rf"Where each PE stood at cycle {H62}:\n  PE \(0, 0\) VECTOR is running reduce "
                                              r"\(line 8\)") as ei:
         m.run()
     assert ei.value.cycle == H62 + 3276800

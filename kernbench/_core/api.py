@@ -1450,9 +1450,12 @@ def _raise_max_cycles(hw, sim, describe, limit, source=None):
     # (at the horizon, max_cycles given or not: the engine's own bound, said as such)
     passed = ("the engine's horizon of 2**62 cycles (docs/reliability.md: a run's cycles stay "
               "inside int64)" if limit >= _HORIZON else f"max_cycles={limit}")
+    # (the run stops at its first event past the limit; nothing moves between events, so the
+    # units stand at the limit where they stood before that event: a reader took the event's
+    # cycle for the state's)
     raise MaxCyclesError(
-        f"simulation passed {passed} at cycle {sim.now_cycle}. Where each PE stands:\n  "
-        f"{lines}{more}",
+        f"simulation passed {passed}: its next event was at cycle {sim.now_cycle}. Where each PE "
+        f"stood at cycle {min(limit, _HORIZON)}:\n  {lines}{more}",
         positions,
         int(sim.now_cycle),
     )
