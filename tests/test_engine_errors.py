@@ -416,7 +416,7 @@ def test_strict_sram_raises_and_default_flags():
     r = m.run()
     assert r.res.sram_over.tolist()[:3] == [False, True, False]
     assert r.peak((1, 0)) == 5000
-    with pytest.raises(SramCapacityError, match=r"peak SRAM above capacity \(4096 bytes\) on PE \(1, 0\): 5000 bytes") as ei:
+    with pytest.raises(SramCapacityError, match=r"peak SRAM above capacity \(4,096 bytes\) on PE \(1, 0\): 5,000 bytes") as ei:
         m.run(strict_sram=True)
     assert ei.value.over == [("PE (1, 0)", 5000)]
     # where: the second load's start, when the DMA unit (in order) is done with the first

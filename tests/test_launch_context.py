@@ -143,7 +143,7 @@ def test_strict_sram_names_where_it_first_went_above_capacity():
         ctx.launch(k, (1, 1), mode="timing", strict_sram=True)
     e = ei.value
     assert e.pe == (0, 0) and e.cycle == 10256 and e.where.endswith(f"{FILE}:{lines[0]}")
-    assert str(e) == ("peak SRAM above capacity (1048576 bytes) on PE (0, 0): 1572864 bytes; first on "
+    assert str(e) == ("peak SRAM above capacity (1,048,576 bytes) on PE (0, 0): 1,572,864 bytes; first on "
                       f"PE (0, 0) at cycle 10,256, 1,572,864 bytes live, as exp (128,1024) f32 "
                       f"({FILE}:{lines[0]}) allocated its result. Raise sram.capacity_bytes to at "
                       f"least 1,572,864, or keep fewer bytes live: smaller tiles, loads gated with "

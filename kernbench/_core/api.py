@@ -1107,8 +1107,8 @@ def simulate(
                     f"{describe(c) if describe is not None else f'command {c}'} allocated its result")
             where = source(c) if source is not None else None
         raise SramCapacityError(
-            f"peak SRAM above capacity ({hw.sram.capacity_bytes} bytes) on "
-            + ", ".join(f"{name}: {b} bytes" for name, b in bad[:8])
+            f"peak SRAM above capacity ({hw.sram.capacity_bytes:,} bytes) on "
+            + ", ".join(f"{name}: {b:,} bytes" for name, b in bad[:8])
             + (f" and {len(bad) - 8} more" if len(bad) > 8 else "") + what
             # (what to change: a review found the error said where, not what to do)
             + f". Raise sram.capacity_bytes to at least {max(b for _, b in bad):,}, or keep fewer "
