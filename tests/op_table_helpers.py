@@ -211,7 +211,7 @@ def _unary(op, k, x):
         with np.errstate(all="ignore"):
             r = {
                 "exp": np.exp,
-                "exp2": np.exp2,
+                "exp2": lambda t: np.exp2(np.asarray(t, np.float64)),  # (f64's, rounded once: docs)
                 "log": np.log,
                 "log2": np.log2,
                 "sqrt": np.sqrt,

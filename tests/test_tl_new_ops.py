@@ -500,6 +500,18 @@ def test_fp8_overflow_values_documented():
     assert float(np.float32(61439).astype(e5)) == 57344 and np.isinf(float(np.float32(61440).astype(e5)))
 
 
+def test_exp2_of_an_integer_is_its_power_of_two_exactly():
+    """A review rebuilding Triton reports: exp2(127.0) was 2**127 + 2**104 (numpy's f32 exp2, an
+    ulp off), where a GPU's ex2 gives 2**127: an MX scale built as exp2(e - 127). tl.exp2 is
+    f64's rounded once to f32 (docs/language.md, Numerics): every integer from -149 (the least
+    subnormal) to 127 gives its power of two, and x + 0.5 the nearest f32 of 2**(x + 0.5)."""
+    n = np.arange(-149, 128)
+    (e, h), _ = run(lambda tl, t: (tl.exp2(t), tl.exp2(t + 0.5)), n.astype(np.float32))
+    np.testing.assert_array_equal(e.data, np.ldexp(np.float32(1), n))
+    assert e.data[-1] == np.float32(2.0 ** 127)
+    np.testing.assert_array_equal(h.data, np.exp2(n + 0.5).astype(np.float32))  # (n + 0.5 exact in f64)
+
+
 def test_exp2_log2_and_unknown_calls():
     x = np.array([0.5, 1.0, 3.0, 10.0], np.float32)
     (e, l), r = run(lambda tl, t: (tl.exp2(t), tl.log2(t)), x)
@@ -652,7 +664,7 @@ def test_tritons_tl_math_and_cast_positionals_run_as_written():
     (e2, l2, c16, c_r), _ = run(lambda tl, t: (tl.math.exp2(t), tl.math.log2(abs(t) + 1.0),
                                                  tl.cast(t, tl.float16, None, False),
                                                  tl.cast(t, tl.float16, "rtne", 0)), x)
-    np.testing.assert_array_equal(e2.data, np.exp2(x))
+    np.testing.assert_array_equal(e2.data, np.exp2(x.astype(np.float64)).astype(np.float32))  # (docs: f64's, rounded once)
     np.testing.assert_array_equal(l2.data, np.log2(np.abs(x) + np.float32(1)))
     np.testing.assert_array_equal(c16.data, x.astype(np.float16))
     np.testing.assert_array_equal(c_r.data, x.astype(np.float16))

@@ -271,8 +271,15 @@ _COMPARE = {
 }
 _LOGIC = {"and_": np.logical_and, "or_": np.logical_or, "xor": np.logical_xor}
 _BITWISE = {"and_": np.bitwise_and, "or_": np.bitwise_or, "xor": np.bitwise_xor}
+def _exp2(x):
+    # (numpy's f32 exp2 is an ulp off at 127, 2**127 + 2**104: an MX scale built as
+    # exp2(e - 127); in f64, rounded once to f32, it is 2**n at every integer n, as a GPU's ex2)
+    x = np.asarray(x)
+    return np.exp2(x.astype(np.float64)).astype(_F32) if x.dtype == _F32 else np.exp2(x)
+
+
 _FLOAT_FN = {
-    "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2, "sqrt": np.sqrt,
+    "exp": np.exp, "exp2": _exp2, "log": np.log, "log2": np.log2, "sqrt": np.sqrt,
     "rsqrt": lambda x: np.float32(1.0) / np.sqrt(x), "sigmoid": _sigmoid,
 }
 
