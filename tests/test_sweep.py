@@ -802,6 +802,29 @@ def test_a_sweep_at_a_scripts_top_level_runs_here_and_says_why(tmp_path):
     assert '`if __name__ == "__main__":`' in out.stderr and "Nanny" not in out.stderr
 
 
+def test_a_sweep_from_a_script_on_stdin_or_deleted_runs_here_and_says_why(tmp_path):
+    """A review's case: a guarded sweep in a script given on stdin (``python - < job.py``, a
+    heredoc in CI) or deleted once started died with "Nanny failed to start": each spawned worker
+    runs the main script again, and ``<stdin>`` is no file. It runs in this process now, the same
+    rows, with a warning naming the file and the two ways out."""
+    pytest.importorskip("distributed")
+    import kernbench
+
+    guarded = UNGUARDED_SWEEP.replace("res = kernbench.sweep", 'if __name__ == "__main__":\n    res = kernbench.sweep')
+    guarded = guarded.replace("\nprint(", "\n    print(").replace("\n                      args", "\n        args")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(kernbench.__file__))))
+    out = subprocess.run([sys.executable, "-"], input=guarded, cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "rows 2 2 1"
+    assert (f"not on 2 Dask workers: worker processes run the main script again, and "
+            f"{os.path.join(str(tmp_path), '<stdin>')} cannot be read") in out.stderr
+    assert "Nanny" not in out.stderr
+    gone, path = _run_script(tmp_path, "gone.py", "import os\nos.remove(__file__)\n" + guarded)
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout.strip() == "rows 2 2 1" and f"and {path} cannot be read" in gone.stderr
+
+
 def test_ctrl_c_while_the_sweep_starts_its_cluster_leaves_no_worker_running(monkeypatch):
     """A review's case: Ctrl-C while LocalCluster(...) started its workers (about a second into a
     sweep) left the worker processes running: distributed cancels its start, losing the workers it

@@ -555,6 +555,27 @@ def unguarded_script_line(frame=None) -> tuple | None:
     return None
 
 
+def unreadable_main_script() -> str | None:
+    """The path a spawned worker process would run as the main module (multiprocessing's own
+    choice: the ``__main__`` module's file when it was not run by module name with ``-m``) when
+    no such file can be read there: a script given on stdin (``python - < job.py``, whose file is
+    ``<stdin>``), or one deleted since it started; else None. Such workers fail as they start
+    (FileNotFoundError, then distributed's "Nanny failed to start": a review)."""
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) is not None:
+        return None  # (run by module name: workers import it by name)
+    path = getattr(main, "__file__", None)
+    if path is None or os.path.splitext(os.path.basename(path))[0] == "ipython":
+        return None  # (an interactive session; multiprocessing skips IPython's main)
+    import multiprocessing.process as mp_process
+
+    origin = getattr(mp_process, "ORIGINAL_DIR", None)
+    if not os.path.isabs(path) and origin is not None:
+        path = os.path.join(origin, path)
+    path = os.path.normpath(path)
+    return None if os.path.isfile(path) and os.access(path, os.R_OK) else path
+
+
 def _first_line(node) -> int:
     # a statement's first line, its decorators' included (a call in a decorator runs there)
     return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
@@ -584,6 +605,14 @@ def _dask_client(workers, client, scheduler):
     import dask
 
     if dask.config.get("distributed.worker.multiprocessing-method", "spawn") != "fork":
+        lost = unreadable_main_script()
+        if lost is not None:
+            warnings.warn(
+                f"kernbench.sweep ran in this process, not on {n} Dask workers: worker processes "
+                f"run the main script again, and {lost} cannot be read (a script given on stdin, "
+                f"or deleted since it started). Run it from a file to use Dask, or pass workers=1 "
+                f"to choose this (docs/sweeps.md, On Dask)", stacklevel=3)
+            return None, None
         at = unguarded_script_line()
         if at is not None:
             # Each worker would import the script again and run this sweep in its bootstrap:
