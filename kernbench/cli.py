@@ -947,13 +947,17 @@ def _parse_choices(text: str) -> tuple:
 def _check_sweep_columns(args, swept: list) -> None:
     """--x, --y, --hue and --pareto name columns: the swept names and the figures (SweepResult's
     columns), checked before any point is computed; the plot still checks what it is given."""
-    from .sweeps import FIGURES
+    from .sweeps.figures import FIGURE_TYPES, FIGURES
 
     known = [*dict.fromkeys(swept), *FIGURES]
     for opt in ("x", "y", "hue", "pareto"):
         col = getattr(args, opt)
         if col is not None and col not in known:
             raise CliError(f"--{opt} {col}: no such column (columns: {', '.join(known)})")
+    if args.plot and FIGURE_TYPES.get(args.y) is str and args.y not in swept:
+        # (known before any point runs: a review's plot of `bound` failed after the sweep)
+        raise CliError(f"--y {args.y}: --plot draws numbers, and {args.y} is text; plot a figure "
+                       f"such as cycles or tflops")
 
 
 def cmd_sweep(args, console) -> int:

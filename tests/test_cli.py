@@ -972,6 +972,18 @@ def test_sweep_column_names_are_checked_before_any_point(capsys, vadd_file, tmp_
     assert not _imported(vadd_file) and not cache.exists()
 
 
+def test_sweep_a_plot_of_a_text_figure_is_refused_before_any_point(capsys, vadd_file, tmp_path):
+    # (a review: --plot with --y bound failed with plot's error after every point was computed)
+    cache = tmp_path / "cache"
+    code, _, err = run(capsys, "sweep", f"{vadd_file}:vadd", "--grid", "8,1", "--workers", "1",
+                       "--cache-dir", str(cache), "--arg", "n=128,256", "--plot", str(tmp_path / "s.png"),
+                       "--y", "bound")
+    assert code == 2
+    assert one_error_line(err) == ("kernbench: error: --y bound: --plot draws numbers, and bound is text; plot "
+                                   "a figure such as cycles or tflops")
+    assert not _imported(vadd_file) and not cache.exists() and not (tmp_path / "s.png").exists()
+
+
 def test_sweep_a_swept_name_is_a_column(capsys, vadd_file, tmp_path):
     code, out, err = run(capsys, "sweep", f"{vadd_file}:vadd", "--grid", "8,1", "--workers", "1", "--no-cache",
                          "--arg", "n=128,256", "--set", "dma.latency_cycles=50,150",

@@ -133,6 +133,23 @@ def test_a_grid_past_ten_million_points_is_refused_before_it_is_listed():
         points_of(None, [{}] * (10**7 + 1), None)
 
 
+def test_the_product_of_the_axes_is_refused_before_any_axis_is_listed(monkeypatch):
+    """A review's case: args and hardware of a million values each were refused (10**12 points),
+    but only after both axes' million dicts were built: 3.2 s and 509 MB. The product is counted
+    from the choices; no axis's points are listed before it passes."""
+    from kernbench.sweeps import grid
+
+    listed = []
+    monkeypatch.setattr(grid, "_expand", lambda parts: listed.append(parts) or [])
+    with pytest.raises(ValueError, match=r"args x options x hardware \(1,000,000 x 1 x 1,000,000\) makes "
+                                         r"1,000,000,000,000 points"):
+        points_of({"a": range(10**6)}, {"n": range(10**6)}, None)
+    assert listed == []
+    monkeypatch.undo()
+    assert [p.values() for p in points_of({"a": [1, 2]}, [{"n": 3}, {"n": [4, 5]}], None)] == [
+        {"n": n, "a": a} for n in (3, 4, 5) for a in (1, 2)]
+
+
 def test_sweep_is_the_function_and_the_package_imports_without_pandas():
     import kernbench.sweeps
 
@@ -2098,6 +2115,32 @@ def test_best_refuses_a_name_that_is_no_column():
         assert r.best("cycles") is None and r.best("n") is None
         with pytest.raises(ValueError, match="no column 'cylces'"):
             r.best("cylces")
+
+
+def test_best_pareto_and_plot_name_the_kinds_of_a_column_that_does_not_order():
+    """A review's case: a swept argument of a text and a tuple made best() and pareto() raise
+    Python's "'<' not supported between instances of 'tuple' and 'str'", and plot(y="bound")
+    (a text figure) "unsupported operand type(s) for +". Each is the method's ValueError naming
+    the kinds; best() of a column the error-free rows leave empty (error_pe) is None, as the
+    docs say."""
+    pytest.importorskip("matplotlib")
+
+    def k(x_ptr, o_ptr, n, *, tl, tag=None):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f32") + 1.0)
+
+    def setup(ctx, n, tag=None):
+        return ctx.empty((n,), "f32"), ctx.empty((n,), "f32"), n
+
+    res = kernbench.sweep(k, (8, 1), setup=setup, args={"n": [64, 128], "tag": ["a", (1, 2)]}, workers=1,
+                          cache=False)
+    kinds = r"the values of 'tag' are str \('a'\), tuple \(\(1, 2\)\): they do not order"
+    for call in (lambda: res.best("tag"), lambda: res.pareto("tag"), lambda: res.pareto("n", "tag")):
+        with pytest.raises(ValueError, match=kinds):
+            call()
+    with pytest.raises(ValueError, match=r"plot: the values of 'bound' are str \('memory'\): y takes numbers"):
+        res.plot(x="n", y="bound")
+    assert res.plot(x="tag", y="cycles") is not None  # (x may be anything: its values are categories)
+    assert res.best("error_pe") is None and res.best("n")["n"] == 64
 
 
 def _placement_setup(ctx, n):

@@ -10,7 +10,7 @@ from ..common.pe_commands import Unit
 from ..hw.config import HardwareConfigError
 from ..report.summary import summarize
 
-__all__ = ["FIGURES", "BUSY_UNITS", "MORE_IS_BETTER", "comparable", "more_is_better", "row_figures", "error_figures",
+__all__ = ["FIGURES", "FIGURE_TYPES", "BUSY_UNITS", "MORE_IS_BETTER", "comparable", "more_is_better", "row_figures", "error_figures",
            "empty_figures", "cacheable"]
 
 BUSY_UNITS = ("GEMM", "VECTOR", "DMA", "TX_E", "TX_W", "RX_E", "RX_W")
@@ -54,9 +54,9 @@ def empty_figures() -> dict:
     return {k: None for k in FIGURES}
 
 
-#: each column's type (None aside: a failed point's figures), as row_figures and error_figures
-#: write them and JSON reads them back
-_COLUMN_TYPES = {
+#: each figure column's type (None aside: a failed point's figures), as row_figures and
+#: error_figures write them and JSON reads them back
+FIGURE_TYPES = {
     **dict.fromkeys(("cycles", "dma_bytes", "link_bytes", "link_messages", "sram_peak_bytes",
                      "sram_capacity_bytes", "commands", "working_pes"), int),
     **dict.fromkeys(("seconds", "tflops", "peak_tflops", "tflops_fraction", "roofline_fraction",
@@ -65,8 +65,8 @@ _COLUMN_TYPES = {
     **dict.fromkeys(("bound", "error", "error_type", "error_pe", "error_where"), str),
     "sram_over": bool,
 }
-if _COLUMN_TYPES.keys() != set(FIGURES):  # (a column added to one table only)
-    raise ImportError("kernbench.sweeps.figures: _COLUMN_TYPES must name the FIGURES columns")
+if FIGURE_TYPES.keys() != set(FIGURES):  # (a column added to one table only)
+    raise ImportError("kernbench.sweeps.figures: FIGURE_TYPES must name the FIGURES columns")
 
 
 def is_row(row, columns=FIGURES) -> bool:
@@ -77,7 +77,7 @@ def is_row(row, columns=FIGURES) -> bool:
     else from its cache (reviews: an entry edited to ``"cycles": "zz"``, or to no cycles and no
     error, was served as a row; tune's choice then raised a raw TypeError)."""
     if not (type(row) is dict and row.keys() == set(columns)
-            and all(v is None or type(v) is _COLUMN_TYPES[k] for k, v in row.items())):
+            and all(v is None or type(v) is FIGURE_TYPES[k] for k, v in row.items())):
         return False
     if any(type(v) is int and v < 0 for v in row.values()) or row.get("bound") not in _BOUNDS:
         return False

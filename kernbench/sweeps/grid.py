@@ -116,18 +116,18 @@ def _mapping_choices(axis: Mapping, what: str) -> tuple:
     return keys, lists
 
 
-def expand_axis(axis: "Mapping | list | None", what: str) -> list[dict]:
-    """The points of one axis (see the module docstring)."""
+def _axis_parts(axis: "Mapping | list | None", what: str) -> list[tuple]:
+    """One axis as ``[(names, their lists of choices)]``, a dict's product each, checked and
+    counted before any point is listed (each dict makes one point at least)."""
     if axis is None:
-        return [{}]
+        return [([], [])]
     if isinstance(axis, Mapping):
         keys, lists = _mapping_choices(axis, what)
         n = math.prod(len(c) for c in lists)
         if n > MAX_POINTS:
             raise _too_many(n, f"the {what}s' product ({' x '.join(f'{len(c):,}' for c in lists)})")
-        return [dict(zip(keys, combo)) for combo in itertools.product(*lists)]
+        return [(keys, lists)]
     if isinstance(axis, (list, tuple)):
-        # counted before any point is listed (each dict makes one point at least)
         if len(axis) > MAX_POINTS:
             raise _too_many(len(axis), f"the {what} points")
         parts, n = [], 0
@@ -139,16 +139,34 @@ def expand_axis(axis: "Mapping | list | None", what: str) -> list[dict]:
             if n > MAX_POINTS:
                 raise _too_many(n, f"the {what} points")
             parts.append((keys, lists))
-        return [dict(zip(keys, combo)) for keys, lists in parts for combo in itertools.product(*lists)]
+        return parts
     raise TypeError(f"{what} must be a dict of choices or a list of dicts, got {type(axis).__name__}")
+
+
+def _count(parts: list) -> int:
+    return sum(math.prod(len(c) for c in lists) for _, lists in parts)
+
+
+def _expand(parts: list) -> list[dict]:
+    return [dict(zip(keys, combo)) for keys, lists in parts for combo in itertools.product(*lists)]
+
+
+def expand_axis(axis: "Mapping | list | None", what: str) -> list[dict]:
+    """The points of one axis (see the module docstring)."""
+    return _expand(_axis_parts(axis, what))
 
 
 def points_of(hardware, args, options) -> list[Point]:
     """Every point of the sweep, in row order. Raises for an unknown launch option, a name
     given on two axes (a column each) or a name of a figure column (``commands``, ``cycles``)."""
-    hw_pts = expand_axis(hardware, "hardware key")
-    arg_pts = expand_axis(args, "argument")
-    opt_pts = expand_axis(options, "launch option")
+    parts = [_axis_parts(a, what) for a, what in ((hardware, "hardware key"), (args, "argument"),
+                                                   (options, "launch option"))]
+    n_hw, n_arg, n_opt = (_count(p) for p in parts)
+    # (counted before any axis is listed: two axes of a million values each built their million
+    # dicts, half a GB, before the product was refused; a review)
+    if n_hw * n_arg * n_opt > MAX_POINTS:
+        raise _too_many(n_hw * n_arg * n_opt, f"args x options x hardware ({n_arg:,} x {n_opt:,} x {n_hw:,})")
+    hw_pts, arg_pts, opt_pts = (_expand(p) for p in parts)
     for o in opt_pts:
         bad = sorted(set(o) - set(LAUNCH_OPTIONS))
         if bad:
@@ -166,10 +184,6 @@ def points_of(hardware, args, options) -> list[Point]:
             raise ValueError(f"{axis} name {clash[0]!r} is the name of a figure column of every row "
                              f"(kernbench.sweeps.figures.FIGURES), which would overwrite its swept value: "
                              f"rename the {'argument' if axis == 'args' else 'key'} (e.g. {clash[0] + '_'!r})")
-    n = len(arg_pts) * len(opt_pts) * len(hw_pts)
-    if n > MAX_POINTS:
-        raise _too_many(n, f"args x options x hardware ({len(arg_pts):,} x {len(opt_pts):,} x "
-                           f"{len(hw_pts):,})")
     out = []
     for i, (a, o, h) in enumerate(itertools.product(arg_pts, opt_pts, hw_pts)):
         out.append(Point(index=i, hw=dict(h), args=dict(a), options={**DEFAULT_OPTIONS, **o},

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..common.files import check_figure_path, save_figure
 from ..common.shown import plain_texts
 from .figures import comparable, more_is_better
-from .result import check_column
+from .result import check_column, unordered
 
 __all__ = ["line_plot", "pareto", "pareto_rows"]
 
@@ -34,6 +34,8 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
     for c in (x, y, *((hue,) if hue else ())):
         check_column(res, c)
     rows = [r for r in res.rows if r["error"] is None and r[y] is not None]
+    if not all(isinstance(r[y], numbers.Real) for r in rows):  # (averaged and drawn: numbers only)
+        raise unordered("plot", y, [r[y] for r in rows])
     fig, ax, own = _axes(ax)
     series: dict = {}
     for r in rows:
@@ -102,7 +104,12 @@ def pareto_rows(res, cost: str, objective: str = "cycles", maximize: bool | None
             # (the most of a text, negated as a number, was "" for every row: a review)
             raise ValueError(f"pareto: the most of {objective!r} needs numbers; its values are not")
         ok = [(c, -o, i) for c, o, i in ok]
-    ok.sort()
+    try:
+        ok.sort()
+    except TypeError:  # (a column of texts and tuples: a review met a raw TypeError)
+        bad, vals = ((cost, [c for c, _, _ in ok]) if _unorderable([c for c, _, _ in ok])
+                     else (objective, [res.rows[i][objective] for _, _, i in ok]))
+        raise unordered("pareto", bad, vals) from None
     # a row is on the front unless another has lower-or-equal cost and objective, one of them
     # lower: rows tied on both are all on it (none beats the other)
     front, best, best_cost = [], None, None
@@ -111,6 +118,14 @@ def pareto_rows(res, cost: str, objective: str = "cycles", maximize: bool | None
             front.append(i)
             best, best_cost = o, c
     return front
+
+
+def _unorderable(values: list) -> bool:
+    try:
+        sorted(values)
+    except TypeError:
+        return True
+    return False
 
 
 def pareto(res, cost: str, objective: str = "cycles", path=None, ax=None, label=None, maximize=None):

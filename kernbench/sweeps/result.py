@@ -11,16 +11,12 @@ import numpy as np
 from ..common.errors import check_output_file
 from ..common.files import default_printoptions, output_file
 from ..report.table import plural
-from .figures import BUSY_UNITS, FIGURES, comparable, more_is_better
+from .figures import FIGURE_TYPES, FIGURES, comparable, more_is_better
 
-#: figures that are whole numbers (pandas "Int64": a failed point's is <NA>)
-INT_FIGURES = ("cycles", "dma_bytes", "link_bytes", "link_messages", "sram_peak_bytes", "sram_capacity_bytes",
-               "commands", "working_pes")
-#: the figures that are floats (float64, NaN where a point failed) and the flag (pandas
-#: "boolean", <NA> where a point failed): their dtypes whatever the rows' outcomes
-FLOAT_FIGURES = ("seconds", "tflops", "peak_tflops", "tflops_fraction", "roofline_fraction",
-                 *(f"busy_{u}" for u in BUSY_UNITS), "memory_gbps", "link_gbps", "sram_fraction")
-BOOL_FIGURES = ("sram_over",)
+#: figures that are whole numbers (pandas "Int64": a failed point's is <NA>), the floats
+#: (float64, NaN where a point failed) and the flag (pandas "boolean", <NA> where a point
+#: failed): their dtypes whatever the rows' outcomes (figures.FIGURE_TYPES)
+INT_FIGURES, FLOAT_FIGURES, BOOL_FIGURES = (tuple(c for c in FIGURES if FIGURE_TYPES[c] is t) for t in (int, float, bool))
 
 __all__ = ["SweepResult", "require", "check_column"]
 
@@ -30,6 +26,19 @@ def check_column(res, c: str) -> None:
     one check of every method that names a column (best, plot, pareto)."""
     if c not in res.columns:
         raise ValueError(f"no column {c!r} in this sweep (columns: {', '.join(res.columns)})")
+
+
+def unordered(method: str, c: str, values: list) -> ValueError:
+    """The error of ``method`` (best, pareto; plot, whose y takes numbers) when column ``c``'s
+    values are of kinds it cannot order or draw: the kinds and an example of each named."""
+    kinds: dict = {}
+    for v in values:
+        kinds.setdefault(type(v).__name__, v)
+    seen = ", ".join(f"{k} ({v!r})" for k, v in sorted(kinds.items()))
+    why = ("y takes numbers: a figure such as 'cycles', or a swept column of numbers" if method == "plot"
+           else "they do not order; give it a column of numbers (or of texts alone), or pick the rows "
+                "from res.rows yourself")
+    return ValueError(f"{method}: the values of {c!r} are {seen}: {why}")
 
 
 def require(module: str):
@@ -119,13 +128,19 @@ class SweepResult:
         """The error-free row with the least ``by`` (the largest for a column where more is
         better, figures.MORE_IS_BETTER: ``tflops``, ``roofline_fraction``, ``busy_*``, ...;
         ``maximize`` True or False decides instead); the first of a tie; rows where ``by`` is
-        None or NaN are passed over; None when there is none (no points, or every point
-        failed). Raises ValueError when ``by`` is not a column
-        (a misspelt name must not read as "every point failed") or ``maximize`` is not a bool."""
+        None or NaN are passed over; None when there is none (no points, every point failed,
+        or a column the error-free rows leave empty: ``error_pe``). Raises ValueError when ``by``
+        is not a column (a misspelt name must not read as "every point failed"), ``maximize`` is
+        not a bool, or the values are of kinds that do not order (texts and tuples)."""
         check_column(self, by)
         most = more_is_better(by, maximize)
         ok = [r for r in self.rows if r["error"] is None and comparable(r.get(by))]
-        return (max if most else min)(ok, key=lambda r: r[by]) if ok else None
+        if not ok:
+            return None
+        try:
+            return (max if most else min)(ok, key=lambda r: r[by])
+        except TypeError:  # (a swept column of texts and tuples: a review met a raw TypeError)
+            raise unordered("best", by, [r[by] for r in ok]) from None
 
     # -- files ---------------------------------------------------------------------------------
     def to_csv(self, path, **kw) -> None:
