@@ -102,9 +102,9 @@ def _is_exact(a: np.ndarray) -> bool:
     return dtype_name(a.dtype) in _EXACT
 
 
-def _f64(a) -> np.ndarray:
-    a = np.asarray(a)
-    return a if a.dtype == _F64 else a.astype(_F64)
+def _f64(a, rows: bool = False) -> np.ndarray:
+    """``a`` as float64; ``rows``: row-major too (a copy of a view)."""
+    return np.ascontiguousarray(a, dtype=_F64) if rows else np.asarray(a, dtype=_F64)
 
 
 def _as(v, dtype: str) -> np.ndarray:
@@ -258,9 +258,11 @@ class Shadow:
                 sh[dst] = s
                 self._record(idx, v[dst], s, measure(v[dst], exact))
         elif kind == "dot":
+            # (row-major operands: BLAS's order of additions follows their layout, and a
+            # tl.trans view must give the figures its row-major copy gives, as numerics.dot_value)
             with np.errstate(all="ignore"):
-                s = np.matmul(_f64(value_of(sh, m[3])), _f64(value_of(sh, m[4])))
-                exact = np.matmul(_f64(value_of(v, m[3])), _f64(value_of(v, m[4])))
+                s = np.matmul(_f64(value_of(sh, m[3]), rows=True), _f64(value_of(sh, m[4]), rows=True))
+                exact = np.matmul(_f64(value_of(v, m[3]), rows=True), _f64(value_of(v, m[4]), rows=True))
             sh[dst] = s
             self._record(idx, v[dst], s, measure(v[dst], exact))
         elif kind == "reduce":
