@@ -200,6 +200,8 @@ def _first_line_error(ctx, kernel):
     ("(numpy.int64(tl.program_id(0)) * 8).to(tl.int64)",  # (a numpy int: the same hint)
      "'numpy.int64' object has no attribute 'to' (tl.program_id, tl.num_programs and Python numbers"),
     ("tl.pow(tl.zeros((4,)), 0.5)", "x ** n (tl.pow) takes a Python int exponent in -64..64, got 0.5"),
+    # (a bool is an int to Python: said as what it is, a numerical oracle's review)
+    ("tl.zeros((4,)) ** True", "got True, a bool (x ** True is x, x ** False ones: write that)"),
     # (Inductor's index arithmetic, and Triton API a review found refused without a hint)
     ("tl.zeros((4,), tl.float32).to(tl.int64)", "tl.int64 is not part of kernbench's tl language "
      "(docs/language.md, 'Calls' and 'Porting from Triton'). Instead: tl.int32, the one integer dtype here"),

@@ -1130,6 +1130,7 @@ class TL:
         spec, s, d, i, _ = tr.operand(x, "** base")
         if scalar_kind(n) != PY_INT or not -64 <= int(n) <= 64:
             got = (f"a {n.dtype} tensor of shape {n.shape}" if isinstance(n, TensorHandle)
+                   else f"{n!r}, a bool (x ** True is x, x ** False ones: write that)" if isinstance(n, bool)
                    else repr(n))  # (a handle's repr is its every field: a review)
             fail(tr, f"x ** n (tl.pow) takes a Python int exponent in -64..64, got {got}: for other powers "
                      f"write tl.exp(p * tl.log(x)), or tl.sqrt / tl.rsqrt")
