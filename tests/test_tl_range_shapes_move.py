@@ -216,6 +216,37 @@ def test_an_error_is_raised_at_its_iteration(n, w0, step, bad):
     assert ver == off
 
 
+def growing_k(a_ptr, b_ptr, o_ptr, n, *, tl):
+    """A dot whose inner dimension grows by 450,000 an iteration at M = N = 12,000: its
+    multiply-adds pass one GEMM command's 2**50 = 1.1259e15 at iteration 18 (12,000**2 x
+    8,200,000 = 1.1808e15; iteration 17's K of 7,750,000 gives 1.116e15), while every tile stays
+    under 2**37 elements."""
+    M = 12_000
+    acc = tl.zeros((M, M))
+    for i in tl.range(0, n, shapes_move=True):
+        RUNS.append(i)
+        K = 100_000 + 450_000 * i
+        acc = acc + tl.dot(tl.load(a_ptr, shape=(M, K), dtype="f16"), tl.load(b_ptr, shape=(K, M), dtype="f16"))
+    tl.store(o_ptr, acc)
+
+
+def test_a_dot_past_2_50_multiply_adds_is_traced_and_refused_at_its_iteration():
+    """A review's case: replay checked each moving tensor's size, not a dot's M * N * K, so it
+    emitted iteration 18's dot past 2**50 multiply-adds; the traced last iteration raised
+    iteration 19's error (its sizes and count), or, with replay_last, the engine refused the
+    program with a ValueError naming no PE or line. Replay stops before iteration 18, which is
+    traced: full tracing's KernelError, at its iteration."""
+    args = lambda ctx: (ctx.empty((12_000, 9_000_000), "f16"), ctx.empty((9_000_000, 12_000), "f16"),  # noqa: E731
+                        ctx.empty((12_000, 12_000), "f32"), 20)
+    off, _ = _outcome(growing_k, args, "off")
+    on, ran = _outcome(growing_k, args, "on")
+    assert isinstance(off, str) and off == on
+    assert "dot (12000,8200000) x (8200000,12000): 1,180,800,000,000,000 multiply-adds" in off
+    assert ran[:3] == [0, 1, 2] and ran[-1] == 18 and len(ran) < 10
+    ver, _ = _outcome(growing_k, args, "verify")
+    assert ver == off
+
+
 def test_a_dimension_moving_to_one_is_traced_from_there():
     """A moving dimension of 1 could broadcast where the others cannot: replay stops before
     it (the iteration with 1 key, and after, traced)."""

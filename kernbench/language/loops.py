@@ -284,7 +284,8 @@ class _Moves:
     def fits(self, b, m: int) -> bool:
         """Are the shapes of iteration B + m within the builder's bounds: every dimension that
         moves at least 2 (_delta), every tensor at most MAX_ELEMENTS elements and b.max_bytes
-        bytes (as PEBuilder checks a traced one)?"""
+        bytes, every dot at most MAX_DOT_VOLUME multiply-adds (as PEBuilder checks a traced
+        one)?"""
         shapes = [(c, d) for _, key, comps in self.groups for c, d in zip(key, comps)
                   if d is not None]
         shapes += [(v[2], d) for v, d in zip(self.views, self.trans) if d is not None]
@@ -296,6 +297,15 @@ class _Moves:
             n = semantic.numel(_moved(shape, d, m))
             if n > MAX_ELEMENTS or n * ITEMSIZE[dtype] > b.max_bytes:
                 return False
+        for _, key, comps in self.groups:
+            # a dot's multiply-adds (M * N * K: one GEMM command's bound, semantic.dot_shapes)
+            # grow with a moving K that no tensor's size shows (a review: replay emitted a dot
+            # past 2**50 and the engine refused it, without PE or line)
+            if key[0] == "dot" and (comps[3] is not None or comps[4] is not None):
+                sa = key[3] if comps[3] is None else _moved(key[3], comps[3], m)
+                sb = key[4] if comps[4] is None else _moved(key[4], comps[4], m)
+                if sa[0] * sb[1] * sa[1] > semantic.MAX_DOT_VOLUME:
+                    return False
         return True
 
 

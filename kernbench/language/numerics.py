@@ -272,10 +272,21 @@ _COMPARE = {
 _LOGIC = {"and_": np.logical_and, "or_": np.logical_or, "xor": np.logical_xor}
 _BITWISE = {"and_": np.bitwise_and, "or_": np.bitwise_or, "xor": np.bitwise_xor}
 def _exp2(x):
-    # (numpy's f32 exp2 is an ulp off at 127, 2**127 + 2**104: an MX scale built as
-    # exp2(e - 127); in f64, rounded once to f32, it is 2**n at every integer n, as a GPU's ex2)
+    """f32 ``x``: exp2 correctly rounded to f32 (f64's, rounded once; where f64's lies on an f32
+    tie, long double's: two inputs of 2**32, 0.0029695758 and -0.029743774, a review); others
+    (the drift shadow's f64): numpy's. numpy's f32 exp2 is an ulp off at 127 (2**127 + 2**104,
+    an MX scale built as exp2(e - 127)); this is 2**n at every integer n, as a GPU's ex2."""
     x = np.asarray(x)
-    return np.exp2(x.astype(np.float64)).astype(_F32) if x.dtype == _F32 else np.exp2(x)
+    if x.dtype != _F32:
+        return np.exp2(x)
+    d = np.exp2(x.astype(np.float64))
+    r = d.astype(_F32)
+    with np.errstate(invalid="ignore"):  # (inf and NaN: no tie)
+        other = np.nextafter(r, np.where(d > r, np.inf, -np.inf).astype(_F32))
+        tie = (d != r) & (d - r == other - d)
+    if tie.any():
+        r[tie] = np.exp2(x[tie].astype(np.longdouble)).astype(_F32)
+    return r
 
 
 _FLOAT_FN = {
