@@ -176,7 +176,7 @@ def test_from_json_refuses_an_edited_document_its_views_would_fail_on(tmp_path):
                                   "drift negative", "unit names reordered",
                                   # (the device arrays the critical path keeps a store's order by)
                                   "an array named for a mul", "a load of no array", "arrays of numbers",
-                                  "arrays cut short"])
+                                  "arrays cut short", "arrays as a number"])
 def test_from_json_refuses_values_of_another_kind_rather_than_casting_them(edit):
     # (a review: "7" was read as 7, 0.5 as 0, "no" as true, "nan" as a tolerance)
     ctx = kernbench.Context("default", overrides={"pes_per_cube": 2, "n_cubes": 1})
@@ -222,6 +222,8 @@ def test_from_json_refuses_values_of_another_kind_rather_than_casting_them(edit)
         doc["arrays"] = [0, None, 0]
     elif edit == "arrays cut short":
         doc["arrays"] = doc["arrays"][:2]
+    elif edit == "arrays as a number":  # (said as such, not as "'int' object has no attribute")
+        doc["arrays"] = 5
     else:
         d["drift"][0] = "1e5"
     with pytest.raises(ValueError, match="not a complete kernbench launch JSON"):

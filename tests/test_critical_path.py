@@ -844,6 +844,11 @@ def test_a_launch_read_back_from_json_keeps_the_ahead_note_of_a_store(tmp_path):
         for back in (from_json(doc), from_json(path)):
             assert [back.arrays(i) for i in range(6)] == doc["arrays"]
             assert json.loads(json.dumps(back.critical_path().to_dict())) == json.loads(json.dumps(want))
+        # (a breaker: a launch loaded from a dict changed with it, past from_json's checks)
+        back = from_json(doc)
+        doc["arrays"][2], doc["labels"][2] = "x", "edited"
+        assert back.arrays(2) == "tmp" and back.label(2) != "edited"
+        doc["arrays"][2], doc["labels"][2] = "tmp", r.label(2)
         del doc["arrays"]
         old = from_json(doc)
         assert old.arrays is None and not any(s["ahead"] for s in old.critical_path().shares())

@@ -834,8 +834,8 @@ def test_a_sweep_from_a_script_on_stdin_or_deleted_runs_here_and_says_why(tmp_pa
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "rows 2 2 1"
-    assert (f"not on 2 Dask workers: worker processes run the main script again, and "
-            f"{os.path.join(str(tmp_path), '<stdin>')} cannot be read") in out.stderr
+    assert ("not on 2 Dask workers: worker processes run the main script again, and <stdin> cannot "
+            "be read") in out.stderr
     assert "Nanny" not in out.stderr
     gone, path = _run_script(tmp_path, "gone.py", "import os\nos.remove(__file__)\n" + guarded)
     assert gone.returncode == 0, gone.stderr
@@ -2140,6 +2140,19 @@ def test_best_pareto_and_plot_name_the_kinds_of_a_column_that_does_not_order():
     with pytest.raises(ValueError, match=r"plot: the values of 'bound' are str \('memory'\): y takes numbers"):
         res.plot(x="n", y="bound")
     assert res.plot(x="tag", y="cycles") is not None  # (x may be anything: its values are categories)
+    # (a breaker: with no two costs tied the sort never compared the objectives, and the front's
+    # own comparison raised the TypeError)
+    apart = kernbench.sweep(k, (8, 1), setup=setup, args=[{"n": [64], "tag": ["a"]}, {"n": [128], "tag": [(1, 2)]}],
+                            workers=1, cache=False)
+    for call in (lambda: apart.pareto("n", "tag"), lambda: apart.pareto("cycles", "tag")):
+        with pytest.raises(ValueError, match=kinds):
+            call()
+    # (a Decimal is a number to plot, as before the check: a breaker)
+    from decimal import Decimal
+
+    dec = kernbench.sweep(k, (8, 1), setup=setup, args={"n": [64, 128], "tag": [Decimal("1.5"), Decimal(2)]},
+                          workers=1, cache=False)
+    assert dec.plot(x="n", y="tag") is not None
     assert res.best("error_pe") is None and res.best("n")["n"] == 64
 
 

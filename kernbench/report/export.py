@@ -582,9 +582,14 @@ def _from_doc(doc: dict):
         events=events,
         debug=dict(c["debug"]),
     )
-    labels = doc.get("labels")
-    sources = doc.get("sources")
-    arrays = doc.get("arrays")  # (None: not known, or a file from before they were kept)
+    # (copies: a result loaded from a dict must not change with it, its columns checked once)
+    named = {}
+    for name in ("labels", "sources", "arrays"):  # (arrays None: not known, or an older file)
+        col = doc.get(name)
+        if col is not None and not isinstance(col, list):
+            raise ValueError(f"{name} must be a list, one entry per command, or null; got {type(col).__name__}")
+        named[name] = None if col is None else list(col)
+    labels, sources, arrays = named["labels"], named["sources"], named["arrays"]
     sfr = doc.get("sfr")
     d = doc.get("drift_record")  # (None: no drift, or a file from before it was kept)
     drift = None if d is None else DriftResult(

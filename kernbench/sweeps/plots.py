@@ -34,7 +34,7 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
     for c in (x, y, *((hue,) if hue else ())):
         check_column(res, c)
     rows = [r for r in res.rows if r["error"] is None and r[y] is not None]
-    if not all(isinstance(r[y], numbers.Real) for r in rows):  # (averaged and drawn: numbers only)
+    if not all(_plottable(r[y]) for r in rows):  # (averaged and drawn: numbers only)
         raise unordered("plot", y, [r[y] for r in rows])
     fig, ax, own = _axes(ax)
     series: dict = {}
@@ -82,6 +82,11 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
     return ax
 
 
+def _plottable(v) -> bool:
+    # a real number: an int, a float, a Fraction, numpy's; a Decimal too (a Number only)
+    return isinstance(v, numbers.Real) or (isinstance(v, numbers.Number) and not isinstance(v, numbers.Complex))
+
+
 def _num(v):
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
@@ -104,12 +109,12 @@ def pareto_rows(res, cost: str, objective: str = "cycles", maximize: bool | None
             # (the most of a text, negated as a number, was "" for every row: a review)
             raise ValueError(f"pareto: the most of {objective!r} needs numbers; its values are not")
         ok = [(c, -o, i) for c, o, i in ok]
-    try:
-        ok.sort()
-    except TypeError:  # (a column of texts and tuples: a review met a raw TypeError)
-        bad, vals = ((cost, [c for c, _, _ in ok]) if _unorderable([c for c, _, _ in ok])
-                     else (objective, [res.rows[i][objective] for _, _, i in ok]))
-        raise unordered("pareto", bad, vals) from None
+    for col, j in ((cost, 0), (objective, 1)):
+        # (a column of texts and tuples: a review met a raw TypeError, from the sort or, costs
+        # apart, from the front's comparisons)
+        if _unorderable([x[j] for x in ok]):
+            raise unordered("pareto", col, [res.rows[x[2]][col] for x in ok])
+    ok.sort()
     # a row is on the front unless another has lower-or-equal cost and objective, one of them
     # lower: rows tied on both are all on it (none beats the other)
     front, best, best_cost = [], None, None

@@ -570,10 +570,10 @@ def unreadable_main_script() -> str | None:
     import multiprocessing.process as mp_process
 
     origin = getattr(mp_process, "ORIGINAL_DIR", None)
-    if not os.path.isabs(path) and origin is not None:
-        path = os.path.join(origin, path)
-    path = os.path.normpath(path)
-    return None if os.path.isfile(path) and os.access(path, os.R_OK) else path
+    full = os.path.join(origin, path) if not os.path.isabs(path) and origin is not None else path
+    full = os.path.normpath(full)
+    # (named as Python names it: "<stdin>", not the folder it was run in joined to that)
+    return None if os.path.isfile(full) and os.access(full, os.R_OK) else path
 
 
 def _first_line(node) -> int:
