@@ -581,3 +581,16 @@ def test_a_short_last_packet_costs_the_credit_bound_one_packet_only(n, want):
     r = ctx.launch(k, (2, 1), mode="timing")
     b = bound(r)
     assert (b["cycles"], b["resource"]) == (want, "link credits") and r.cycles >= want
+
+
+def test_the_docs_sample_table_is_what_prints():
+    """docs/reports.md's sample table is this launch's report at 105 columns, line for line (a
+    review found its bound row short of the clause the prose describes, and its columns wider
+    than they print: the sample had been pasted once and gone stale)."""
+    import pathlib
+
+    doc = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "reports.md").read_text()
+    sample = re.search(r"```text\n(fake_kernel on default.*?)```", doc, re.S).group(1).strip()
+    out = io.StringIO()
+    line_pipeline(n_pes=3).report(file=out, width=105)
+    assert "\n".join(x.rstrip() for x in out.getvalue().splitlines()).strip() == sample
