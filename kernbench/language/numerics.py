@@ -281,9 +281,15 @@ def _exp2(x):
         return np.exp2(x)
     d = np.exp2(x.astype(np.float64))
     r = d.astype(_F32)
-    with np.errstate(invalid="ignore"):  # (inf and NaN: no tie)
-        other = np.nextafter(r, np.where(d > r, np.inf, -np.inf).astype(_F32))
-        tie = (d != r) & (d - r == other - d)
+    # an f32 tie: halfway between two f32 of d's binade, the 29 bits f64 has past f32's 24 are
+    # 1 then 0s (below f32's normal range, 2**-126, ties sit elsewhere: that subset is compared
+    # with its f32 neighbours, a test 20x slower than this one)
+    tie = (d.view(np.uint64) & 0x1FFFFFFF) == 0x10000000
+    low = np.flatnonzero(d < 2.0 ** -126)
+    if len(low):
+        dl, rl = d[low], r[low]
+        other = np.nextafter(rl, np.where(dl > rl, np.inf, -np.inf).astype(_F32))
+        tie[low] = (dl != rl) & (dl - rl == other - dl)
     if tie.any():
         r[tie] = np.exp2(x[tie].astype(np.longdouble)).astype(_F32)
     return r
