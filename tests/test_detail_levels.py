@@ -142,3 +142,39 @@ def test_a_deadlock_is_reported_at_the_same_cycle_in_both_details(h):
     assert train.cycle == packet.cycle > 0
     assert str(train).splitlines()[0] == str(packet).splitlines()[0]
     assert [b["text"] for b in train.blocked] == [b["text"] for b in packet.blocked]
+
+
+def test_a_deadlock_within_max_cycles_is_a_deadlock_in_both_details():
+    """An engine fuzz's case on the debug build: one PE whose E is wired to its own W sends,
+    receives, then waits for a message only its own later send makes: deadlocked at cycle 202
+    (the last command's end). With max_cycles from 202 up to 202 + h - 1, packet detail popped
+    the last credit flying back (at 202 + h = 252) past the limit and raised MaxCyclesError,
+    where train detail, with no such event, raised the DeadlockError. Both raise it now, the
+    same text; below 202 both stop at the limit, with the same text too."""
+    import kernbench
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    ctx.install_sfr("pe", ring=True)
+
+    def k(x, *, tl):
+        tl.send("E", tl.load(x, shape=(1,), dtype="f32"))
+        tl.recv("W", (1,), "f32")
+        tl.send("E", tl.recv("W", (1,), "f32"))
+
+    traced = ctx.trace(k, (1, 1), ctx.empty((64,), "f32"))
+    h = ctx.hw.link.hop_latency_cycles
+
+    def outcome(detail, n):
+        with pytest.raises((DeadlockError, MaxCyclesError)) as e:
+            traced.time(ctx.hw, detail=detail, max_cycles=n)
+        return type(e.value), str(e.value)
+
+    free = outcome("train", None)
+    assert free[0] is DeadlockError and free[1].startswith("deadlock at cycle 202:")
+    for n in (201, 202, 202 + h - 1, 202 + h, None):
+        want = (MaxCyclesError if n == 201 else DeadlockError)
+        train, packet = outcome("train", n), outcome("packet", n)
+        assert train == packet and train[0] is want, (n, train[1][:80], packet[1][:80])
+        if want is DeadlockError:
+            assert train == free
+

@@ -1079,7 +1079,22 @@ def simulate(
     if status == _engine.STATUS["deadlock"]:
         _raise_deadlock(hw, program, nbr, sim, prep, describe, source)
     if status == _engine.STATUS["max_cycles"]:
-        _raise_max_cycles(hw, sim, describe, limit, source)
+        err = _max_cycles_error(hw, sim, describe, limit, source)
+        if detail == "packet":
+            # A deadlocked run's credits still fly back, packet detail's bookkeeping events, which
+            # train detail has none of: one past max_cycles stopped a run train detail finds
+            # deadlocked within it (a review: deadlocked at 202, max_cycles=202, a MaxCyclesError
+            # here and a DeadlockError there). Train detail, the same launch to the cycle, tells
+            # the two apart: its DeadlockError is this run's.
+            del sim
+            try:
+                simulate(hw, neighbours, program, detail="train", max_cycles=max_cycles, describe=describe,
+                         source=source, prepared=prepared, steady=steady, row_slots=row_slots)
+            except DeadlockError:
+                raise
+            except MaxCyclesError:
+                pass
+        raise err
     if status == _engine.STATUS["invariant"]:
         what, cycle, cube = sim.broken_invariant()
         raise EngineInvariantError(
@@ -1432,7 +1447,7 @@ def _ran_times(sim, prep, program) -> tuple:
     return start, end
 
 
-def _raise_max_cycles(hw, sim, describe, limit, source=None):
+def _max_cycles_error(hw, sim, describe, limit, source=None) -> MaxCyclesError:
     state, cur, nxt, _ = sim.unit_states()
     positions = []
     for g in range(hw.n_pes):
@@ -1453,7 +1468,7 @@ def _raise_max_cycles(hw, sim, describe, limit, source=None):
     # (the run stops at its first event past the limit; nothing moves between events, so the
     # units stand at the limit where they stood before that event: a reader took the event's
     # cycle for the state's)
-    raise MaxCyclesError(
+    return MaxCyclesError(
         f"simulation passed {passed}: its next event was at cycle {sim.now_cycle}. Where each PE "
         f"stood at cycle {min(limit, _HORIZON)}:\n  {lines}{more}",
         positions,
