@@ -271,6 +271,8 @@ _COMPARE = {
 }
 _LOGIC = {"and_": np.logical_and, "or_": np.logical_or, "xor": np.logical_xor}
 _BITWISE = {"and_": np.bitwise_and, "or_": np.bitwise_or, "xor": np.bitwise_xor}
+
+
 def _exp2(x):
     """f32 ``x``: exp2 correctly rounded to f32 (f64's, rounded once; where f64's lies on an f32
     tie, long double's: two inputs of 2**32, 0.0029695758 and -0.029743774, a review); others
