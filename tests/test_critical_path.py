@@ -848,6 +848,11 @@ def test_a_launch_read_back_from_json_keeps_the_ahead_note_of_a_store(tmp_path):
         back = from_json(doc)
         doc["arrays"][2], doc["labels"][2] = "x", "edited"
         assert back.arrays(2) == "tmp" and back.label(2) != "edited"
+        args = json.dumps(back.args)
+        doc["kernel"]["args"]["x_ptr"]["name"], doc["extra"]["k"] = "edited", "edited"
+        assert json.dumps(back.args) == args and "k" not in back.extra
+        doc["kernel"]["args"]["x_ptr"]["name"] = "x"
+        del doc["extra"]["k"]
         doc["arrays"][2], doc["labels"][2] = "tmp", r.label(2)
         del doc["arrays"]
         old = from_json(doc)

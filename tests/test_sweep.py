@@ -2117,6 +2117,12 @@ def test_best_refuses_a_name_that_is_no_column():
             r.best("cylces")
 
 
+def odd_front(res):
+    from kernbench.sweeps.plots import pareto_rows
+
+    return pareto_rows(res, "tag", "cycles")
+
+
 def test_best_pareto_and_plot_name_the_kinds_of_a_column_that_does_not_order():
     """A review's case: a swept argument of a text and a tuple made best() and pareto() raise
     Python's "'<' not supported between instances of 'tuple' and 'str'", and plot(y="bound")
@@ -2153,6 +2159,21 @@ def test_best_pareto_and_plot_name_the_kinds_of_a_column_that_does_not_order():
     dec = kernbench.sweep(k, (8, 1), setup=setup, args={"n": [64, 128], "tag": [Decimal("1.5"), Decimal(2)]},
                           workers=1, cache=False)
     assert dec.plot(x="n", y="tag") is not None
+    # (a breaker: a Decimal NaN raised decimal.InvalidOperation from best and pareto; a Decimal
+    # beside a float did not add in plot's mean; Decimal and Fraction x values went in text order)
+    from fractions import Fraction
+
+    odd = kernbench.sweep(k, (8, 1), setup=setup, workers=1, cache=False,
+                          args=[{"n": [64], "tag": [Decimal("NaN")]}, {"n": [128], "tag": [Decimal(2)]},
+                                {"n": [256], "tag": [2.5]}, {"n": [512], "tag": [Fraction(1, 3)]}])
+    assert odd.best("tag")["n"] == 512 and odd.best("tag", maximize=True)["n"] == 256
+    # (the front by tag, less better, and cycles, which grow with n: 1/3 (n 512), then 2 (n 128,
+    # fewer cycles); 2.5 (n 256) is beaten by 2, and the NaN's row passed over)
+    assert [odd.rows[i]["n"] for i in odd_front(odd)] == [512, 128]
+    assert odd.plot(x="n", y="tag") is not None
+    ax = odd.plot(x="tag", y="cycles")
+    xs = [float(v) for v in ax.get_lines()[0].get_xdata()]
+    assert [v for v in xs if v == v] == [1 / 3, 2.0, 2.5] and len(xs) == 4  # (value order; a NaN x is not drawn)
     assert res.best("error_pe") is None and res.best("n")["n"] == 64
 
 

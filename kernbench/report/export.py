@@ -7,6 +7,7 @@ oriented so a script can compare two runs with ``doc["counters"]["units"]["busy"
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -582,7 +583,8 @@ def _from_doc(doc: dict):
         events=events,
         debug=dict(c["debug"]),
     )
-    # (copies: a result loaded from a dict must not change with it, its columns checked once)
+    # (copies, as of args and extra below: a result loaded from a dict must not change with it,
+    # its columns checked once)
     named = {}
     for name in ("labels", "sources", "arrays"):  # (arrays None: not known, or an older file)
         col = doc.get(name)
@@ -602,12 +604,12 @@ def _from_doc(doc: dict):
         mode=doc["mode"],
         kernel_name=doc["kernel"]["name"],
         kernel_file=doc["kernel"]["file"],
-        args=doc["kernel"]["args"],
+        args=copy.deepcopy(doc["kernel"]["args"]),
         program=prog,
         engine=engine,
         labels=(labels.__getitem__ if labels is not None else None),
         sources=(sources.__getitem__ if sources is not None else None),
-        extra=doc.get("extra", {}),  # (not "or {}": "" or [] is a malformed file, refused)
+        extra=copy.deepcopy(doc.get("extra", {})),  # (not "or {}": "" or [] is a malformed file, refused)
         drift=drift,
         arrays=(arrays.__getitem__ if arrays is not None else None),
     )

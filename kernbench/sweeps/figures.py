@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import numpy as np
 
@@ -46,8 +47,13 @@ def more_is_better(column: str, maximize: "bool | None" = None) -> bool:
 
 def comparable(value) -> bool:
     """Whether best() and pareto() order ``value``: not None, not a NaN (which compares false
-    with everything, so a row holding one was kept or chosen by its place; a review)."""
-    return value is not None and not (isinstance(value, (float, np.floating)) and math.isnan(value))
+    with everything, so a row holding one was kept or chosen by its place; a review; a
+    Decimal's NaN raises on comparison instead, a breaker)."""
+    if value is None:
+        return False
+    if isinstance(value, (float, np.floating)):
+        return not math.isnan(value)
+    return not (isinstance(value, Decimal) and value.is_nan())
 
 
 def empty_figures() -> dict:

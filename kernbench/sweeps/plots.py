@@ -1,8 +1,12 @@
 """Sweep plots (matplotlib, no display needed): a line plot and a Pareto front, PNG or SVG."""
 from __future__ import annotations
 
+import math
 import numbers
+from decimal import Decimal
 from pathlib import Path
+
+import numpy as np
 
 from ..common.files import check_figure_path, save_figure
 from ..common.shown import plain_texts
@@ -40,7 +44,7 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
     series: dict = {}
     for r in rows:
         series.setdefault(r[hue] if hue else None, {}).setdefault(r[x], []).append(r[y])
-    numeric = all(isinstance(_num(r[x]), (int, float)) for r in rows)
+    numeric = all(_number(r[x]) for r in rows)
     # x values that are not all numbers are categories, one tick each in value order, labelled
     # here rather than by matplotlib's category axis so that a label shows as it is. Their
     # positions are kept on the Axes: sweeps drawn on one ``ax=`` share them, a value new to it
@@ -50,14 +54,15 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
         cats.setdefault(v, len(cats))
     for h, pts in series.items():
         xs = sorted(pts, key=_sort_key)
-        ys = [sum(pts[v]) / len(pts[v]) for v in xs]
+        # (as floats: a Decimal and a float do not add, a breaker's raw TypeError)
+        ys = [sum(_float(u) for u in pts[v]) / len(pts[v]) for v in xs]
         label = f"{hue}={h}" if hue else None
-        ax.plot([cats[v] for v in xs] if cats else xs, ys, marker="o", label=label)
+        ax.plot([cats[v] for v in xs] if cats else [_float(v) for v in xs], ys, marker="o", label=label)
     if cats:
         ax.set_xticks(range(len(cats)), [str(v) for v in cats])
         plain_texts([lab for t in ax.xaxis.get_major_ticks() for lab in (t.label1, t.label2)])
     if logx is None:
-        vals = sorted({_num(r[x]) for r in rows}) if numeric else []
+        vals = sorted({_float(r[x]) for r in rows}) if numeric else []
         logx = numeric and len(vals) > 2 and vals[0] > 0 and vals[-1] / vals[0] >= 16
     if logx:
         ax.set_xscale("log", base=2)
@@ -83,16 +88,23 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
 
 
 def _plottable(v) -> bool:
-    # a real number: an int, a float, a Fraction, numpy's; a Decimal too (a Number only)
+    # a real number: an int, a float, a Fraction, numpy's; a Decimal too (a Number only); a bool
     return isinstance(v, numbers.Real) or (isinstance(v, numbers.Number) and not isinstance(v, numbers.Complex))
 
 
-def _num(v):
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+def _number(v) -> bool:
+    """A value an x axis places by its size (a bool is a category)."""
+    return _plottable(v) and not isinstance(v, (bool, np.bool_))
+
+
+def _float(v) -> float:
+    # (a Decimal NaN, quiet or signalling, as NaN: float() refuses the signalling one)
+    return math.nan if isinstance(v, Decimal) and v.is_nan() else float(v)
 
 
 def _sort_key(v):
-    return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, str(v))
+    # numbers by value (a Decimal's and a Fraction's too: by their text, 10 came before 2.5)
+    return (0, _float(v), "") if _number(v) else (1, 0, str(v))
 
 
 def pareto_rows(res, cost: str, objective: str = "cycles", maximize: bool | None = None) -> list:
@@ -105,7 +117,7 @@ def pareto_rows(res, cost: str, objective: str = "cycles", maximize: bool | None
     ok = [(r[cost], r[objective], i) for i, r in enumerate(res.rows)
           if r["error"] is None and comparable(r[cost]) and comparable(r[objective])]
     if most:
-        if not all(isinstance(o, numbers.Real) for _, o, _ in ok):
+        if not all(_number(o) for _, o, _ in ok):
             # (the most of a text, negated as a number, was "" for every row: a review)
             raise ValueError(f"pareto: the most of {objective!r} needs numbers; its values are not")
         ok = [(c, -o, i) for c, o, i in ok]
@@ -128,7 +140,7 @@ def pareto_rows(res, cost: str, objective: str = "cycles", maximize: bool | None
 def _unorderable(values: list) -> bool:
     try:
         sorted(values)
-    except TypeError:
+    except (TypeError, ArithmeticError):  # (ArithmeticError: a Decimal that does not compare)
         return True
     return False
 

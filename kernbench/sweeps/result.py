@@ -139,7 +139,7 @@ class SweepResult:
             return None
         try:
             return (max if most else min)(ok, key=lambda r: r[by])
-        except TypeError:  # (a swept column of texts and tuples: a review met a raw TypeError)
+        except (TypeError, ArithmeticError):  # (texts and tuples: a review met a raw TypeError)
             raise unordered("best", by, [r[by] for r in ok]) from None
 
     # -- files ---------------------------------------------------------------------------------
