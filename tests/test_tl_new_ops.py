@@ -516,6 +516,11 @@ def test_exp2_of_an_integer_is_its_power_of_two_exactly():
     (t,), _ = run(lambda tl, v: (tl.exp2(v),), ties)
     assert t.data.view(np.uint32).tolist() == [0x3F804385, 0x3F7AC6B1]
     assert np.exp2(ties.astype(np.float64)).astype(np.float32).view(np.uint32).tolist() == [0x3F804384, 0x3F7AC6B0]
+    # (a 2-D tile with results below f32's normal range: the fuzz's IndexError, flat indices
+    # read as rows)
+    tile = np.array([[15, -3, -7, -11], [-1, 13, -140.5, 20], [-15, -6, 12, -2 ** 31], [1, 2, 3, -149.25]], np.float32)
+    (t2,), _ = run(lambda tl, v: (tl.exp2(v),), tile)
+    assert t2.data.tobytes() == np.exp2(tile.astype(np.longdouble)).astype(np.float32).tobytes()
 
 
 def test_exp2_log2_and_unknown_calls():

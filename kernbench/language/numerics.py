@@ -281,6 +281,7 @@ def _exp2(x):
     x = np.asarray(x)
     if x.dtype != _F32:
         return np.exp2(x)
+    shape, x = x.shape, x.reshape(-1)  # (flat: the indices below are flat ones)
     d = np.exp2(x.astype(np.float64))
     r = d.astype(_F32)
     # an f32 tie: halfway between two f32 of d's binade, the 29 bits f64 has past f32's 24 are
@@ -294,7 +295,7 @@ def _exp2(x):
         tie[low] = (dl != rl) & (dl - rl == other - dl)
     if tie.any():
         r[tie] = np.exp2(x[tie].astype(np.longdouble)).astype(_F32)
-    return r
+    return r.reshape(shape)
 
 
 _FLOAT_FN = {
