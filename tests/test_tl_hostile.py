@@ -412,6 +412,33 @@ def test_a_program_past_the_hosts_memory_is_refused_before_it_takes_it(replay, w
                                                 "of this loop, this launch would hold"), msg
 
 
+def test_a_moving_body_counts_its_replayed_rows_against_the_hosts_memory(monkeypatch):
+    """A breaker's reading: tl.range(..., shapes_move=True) writes its replayed iterations as
+    rows, each its own (72 bytes a command more than a tiling's), but the host-memory check
+    counted them at a tiling's rate. Here the host is made 2 MiB: 30,000 iterations of one load
+    need 30,000 x (32 + 12) = 1.3 MB as a tiling and 30,000 x (32 + 12 + 72) = 3.5 MB as rows,
+    so the loop is refused at its line before replay (it ran, before)."""
+    from kernbench.common.pe_commands import COMMAND_DTYPE
+    from kernbench.language import builder
+    assert (builder.TABLE_BYTES_PER_COMMAND, builder.TABLE_BYTES_PER_TENSOR, COMMAND_DTYPE.itemsize) == (32, 12, 72)
+    monkeypatch.setattr(builder, "host_memory", lambda: 2 << 20)
+    monkeypatch.setenv("KERNBENCH_REPLAY", "on")
+
+    def body(tl, p):
+        for i in tl.range(30_000, shapes_move=True):  # the moving loop
+            tl.load(p, shape=(2 + i,), dtype="f32")
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    p = ctx.empty((30_002,), "f32")
+    with pytest.raises(KernelError) as e:
+        ctx.launch(lambda p, *, tl: body(tl, p), (1, 1), p, mode="timing")
+    msg = str(e.value)
+    line = next(i + 1 for i, s in enumerate(open(__file__).read().splitlines()) if s.endswith("# the moving loop"))
+    assert msg.startswith(f"PE (0, 0) at test_tl_hostile.py:{line} "), msg
+    assert "): tl.range: replaying 29,996 more iterations of this loop" in msg, msg
+    assert "more than the 2.0 MiB of memory this process may take" in msg, msg
+
+
 def test_a_loop_of_stores_is_checked_against_the_hosts_memory_too(monkeypatch):
     """A review: commands that make no tensor (stores, sends) were moved into the store and
     checked against the host's memory only when a tensor was made, so a loop of stores grew

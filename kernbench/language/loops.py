@@ -798,6 +798,8 @@ def _check_memory(b, p: _Plan, R: int, where: tuple) -> None:
     cmds = b.trace_store.n_traced + R * (p.cmds[1] - p.cmds[0])
     tensors = len(b.tensors) + R * p.D
     lit = b.trace_store.n_literal  # (the rows traced so far: replay's own are tiled, mostly)
+    if p.moves is not None:  # (a body whose shapes move is replayed as rows, each its own: a breaker)
+        lit += R * (p.cmds[1] - p.cmds[0])
     if table_bytes(cmds, tensors, literal=lit) > b.max_table_bytes:
         e = semantic.kernel_error(
             b, past_memory(b, cmds, tensors, f"tl.range: replaying {R:,} more iterations of this "
