@@ -511,11 +511,11 @@ def test_exp2_of_an_integer_is_its_power_of_two_exactly():
     assert e.data[-1] == np.float32(2.0 ** 127)
     np.testing.assert_array_equal(h.data, np.exp2(n + 0.5).astype(np.float32))  # (n + 0.5 exact in f64)
     # (a breaker: at these two inputs f64's exp2 lies exactly on an f32 tie and rounded to even
-    # the wrong way; long double settles them: the nearest f32, as numpy's f32 exp2 gives here)
+    # the wrong way; long double settles them: the nearest f32)
     ties = np.array([0x3B429D37, 0xBCF3A937], np.uint32).view(np.float32)
     (t,), _ = run(lambda tl, v: (tl.exp2(v),), ties)
     assert t.data.view(np.uint32).tolist() == [0x3F804385, 0x3F7AC6B1]  # (mpmath at 200 bits, the breaker's)
-    assert t.data.tobytes() == np.exp2(ties).tobytes() == np.exp2(ties.astype(np.longdouble)).astype(np.float32).tobytes()
+    assert t.data.tobytes() == np.exp2(ties.astype(np.longdouble)).astype(np.float32).tobytes()
     assert np.exp2(ties.astype(np.float64)).astype(np.float32).view(np.uint32).tolist() == [0x3F804384, 0x3F7AC6B0]
     # (a 2-D tile with results below f32's normal range: the fuzz's IndexError, flat indices
     # read as rows)
