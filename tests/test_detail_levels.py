@@ -5,6 +5,7 @@ levels". Checked on every golden workload and on random launches.
 import pytest
 from engine_helpers import MAJOR_RESULT_FIELDS, assert_same_result, random_machine
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import test_dma_timing
 import test_gemm_timing
@@ -178,3 +179,34 @@ def test_a_deadlock_within_max_cycles_is_a_deadlock_in_both_details():
         if want is DeadlockError:
             assert train == free
 
+
+
+def _limited_outcome(machine, detail, limit):
+    """What a run with ``max_cycles=limit`` ends in, as far as it must not depend on the detail:
+    the cycles, or the error's type, text (less the cycle of the next event, which differs:
+    packet detail has finer events), cycle and units."""
+    import re
+    try:
+        return ("ok", machine.run(detail=detail, max_cycles=limit).res.cycles)
+    except DeadlockError as e:
+        return ("deadlock", str(e), e.cycle, [b["text"] for b in e.blocked])
+    except MaxCyclesError as e:
+        return ("max_cycles", re.sub(r"its next event was at cycle \d+", "", str(e)),
+                [(p["pe"], p["unit"], p["cmd"], p["state"]) for p in e.positions])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_machine(), st.one_of(st.floats(0, 1), st.integers(0, 2000)))
+def test_random_limits_stop_alike_in_both_details(machine, cut):
+    """``max_cycles`` anywhere in a random launch, up to 2,000 cycles past its end, or within two
+    hop latencies past its deadlock (past a deadlock's last command, packet detail's last
+    credits are still flying back: the window where it used to raise MaxCyclesError): the
+    same outcome in both details."""
+    try:
+        end = machine.run(detail="train").res.cycles
+    except DeadlockError as e:
+        end = e.cycle
+        if isinstance(cut, int):  # within the credits' flight back: a hop latency each way
+            cut %= 2 * machine.hw.link.hop_latency_cycles + 1
+    limit = max(1, int(end * cut) if isinstance(cut, float) else end + cut)
+    assert _limited_outcome(machine, "train", limit) == _limited_outcome(machine, "packet", limit)

@@ -1515,7 +1515,7 @@ cdef class Sim:
         cdef UnitState* us
         cdef LinkState* L
         cdef int rc = 0
-        cdef int64_t n_cmds = self.n_cmds
+        cdef int64_t n_cmds = self.n_cmds, sent
         cdef int64_t left = self.poll.left
         for pe in range(n_pes):
             for u in range(N_UNITS):
@@ -1532,6 +1532,20 @@ cdef class Sim:
             # back to finished senders) changes no result and must not trip max_cycles, as
             # train detail has no such events. They are still popped, so heap_events counts them.
             if ev.time > self.max_cycles and self.n_done < n_cmds:
+                # Packet detail's own bookkeeping (a packet leaving or landing, a credit flying
+                # back) has no event in train detail, so it alone is not an overrun: a deadlocked
+                # run's last credits land past the limit. It is drained until the run either does
+                # what train detail would past the limit too (start a packet, end a command: an
+                # overrun) or runs out of events (a deadlock within the limit). No unit changes
+                # state meanwhile, so the positions reported stay those at the limit.
+                if ev.kind == EV_PKT_SENT or ev.kind == EV_PKT_ARRIVE or ev.kind == EV_CREDIT:
+                    sent = self.lcnt[ev.obj].packets
+                    rc = link_packet_event(&self.hw, &self.heap, &self.links[ev.obj],
+                                           &self.lcnt[ev.obj], ev.obj, ev.kind, ev.time)
+                    if rc:
+                        return self._stopped()
+                    if self.lcnt[ev.obj].packets == sent:
+                        continue
                 self.now = ev.time
                 if KB_DEBUG and self._dma_scan():  # (a break before the stop is the report)
                     return ST_INVARIANT

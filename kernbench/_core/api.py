@@ -1079,22 +1079,7 @@ def simulate(
     if status == _engine.STATUS["deadlock"]:
         _raise_deadlock(hw, program, nbr, sim, prep, describe, source)
     if status == _engine.STATUS["max_cycles"]:
-        err = _max_cycles_error(hw, sim, describe, limit, source)
-        if detail == "packet":
-            # A deadlocked run's credits still fly back, packet detail's bookkeeping events, which
-            # train detail has none of: one past max_cycles stopped a run train detail finds
-            # deadlocked within it (a review: deadlocked at 202, max_cycles=202, a MaxCyclesError
-            # here and a DeadlockError there). Train detail, the same launch to the cycle, tells
-            # the two apart: its DeadlockError is this run's.
-            del sim
-            try:
-                simulate(hw, neighbours, program, detail="train", max_cycles=max_cycles, describe=describe,
-                         source=source, prepared=prepared, steady=steady, row_slots=row_slots)
-            except DeadlockError:
-                raise
-            except MaxCyclesError:
-                pass
-        raise err
+        raise _max_cycles_error(hw, sim, describe, limit, source)
     if status == _engine.STATUS["invariant"]:
         what, cycle, cube = sim.broken_invariant()
         raise EngineInvariantError(
