@@ -195,7 +195,7 @@ def _limited_outcome(machine, detail, limit):
                 [(p["pe"], p["unit"], p["cmd"], p["state"]) for p in e.positions])
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_machine(), st.one_of(st.floats(0, 1), st.integers(0, 2000)))
 def test_random_limits_stop_alike_in_both_details(machine, cut):
     """``max_cycles`` anywhere in a random launch, up to 2,000 cycles past its end, or within two
