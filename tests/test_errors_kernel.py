@@ -752,6 +752,17 @@ def test_a_decorator_is_checked_against_its_own_signature_too(ctx):
                                         r"an unexpected keyword argument 'other' \(given 1 positional: "
                                         r"DeviceArray; keywords other\)$"):
         ctx.launch(plain, (1, 1), o, other=1)
+    # too many positional arguments: the bind names no parameter and Python's call words it its
+    # own way ("takes 1 positional argument but 2 ... were given"); the same TypeError (a review
+    # found the kernel's KernelError, which `except TypeError` misses)
+    @generic
+    def optional(o_ptr, n=4, *, tl):
+        pass
+
+    for k, args, given in ((plain, (o, 1.0), "DeviceArray, float"), (optional, (o, 4, 5), "DeviceArray, int, int")):
+        with pytest.raises(TypeError, match=rf"kernel {k.__name__} \(.*\) does not take the launch's arguments: "
+                                            rf"too many positional arguments \(given {len(args)} positional: {given}\)$"):
+            ctx.launch(k, (1, 1), *args)
     # a wrapper's own binding mistake (a keyword renamed wrong) is its error at its line, not
     # the launch's keyword's (a review); tl not keyword-only stays refused ahead
     def rename(f):

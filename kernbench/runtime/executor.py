@@ -262,7 +262,8 @@ def _arguments_error(kernel, args: tuple, kwargs: dict, where: str, name: str):
     ``deferred`` is True when the kernel is a decorator's ``(*args, **kwargs)`` wrapper: the
     wrapped function does not take them, but the wrapper may supply or drop some (a default
     filled in, as triton.heuristics does), so only the call can tell (:func:`_bind_failed`).
-    Its ``names``: the parameters the binding error names, which the call's error must share."""
+    Its ``names``: what the binding error is about (:func:`_bind_names`), which the call's error
+    must share."""
     sigs = _signatures(kernel)
     if not sigs:
         return None  # a builtin or C callable: nothing to check ahead
@@ -283,8 +284,19 @@ def _arguments_error(kernel, args: tuple, kwargs: dict, where: str, name: str):
                            f"(ctx.trace(...).time(hw, {timing[0]}=...), or ctx.launch)" if timing else ""))
     # (tl stays checked ahead: the docs' rule, whatever a wrapper does)
     out.deferred = what != "tl" and len(sigs) > 1 and _generic(sigs[1])
-    out.names = set(re.findall(r"'([^']*)'", str(e))) if e is not None else set()
+    out.names = _bind_names(str(e)) if e is not None else set()
     return out
+
+
+def _bind_names(message: str) -> set:
+    """What a binding error is about: the parameters it names, or (too many positional
+    arguments, which names none: the signature's bind and Python's call word it differently)
+    the positional arguments."""
+    names = set(re.findall(r"'([^']*)'", message))
+    if "too many positional arguments" in message or re.search(
+            r"takes (?:from \d+ to )?\d+ positional arguments? but .* (?:was|were) given", message):
+        names.add("*positional")
+    return names
 
 
 def _bind_failed(kernel, e: BaseException, unbound: TypeError) -> bool:
@@ -292,7 +304,7 @@ def _bind_failed(kernel, e: BaseException, unbound: TypeError) -> bool:
     the launch's arguments it does not take (the function not started, and the parameter it
     names one ``unbound`` names), not an error of the kernel's own or another of the wrapper's
     (a keyword it renamed wrong: its own error, at its line)."""
-    if not isinstance(e, TypeError) or not unbound.names & set(re.findall(r"'([^']*)'", str(e))):
+    if not isinstance(e, TypeError) or not unbound.names & _bind_names(str(e)):
         return False
     f, name, _ = _kernel_chain(kernel)
     code = getattr(f, "__code__", None)
