@@ -78,8 +78,8 @@ def test_sram_operand_bound_and_two_buffers_by_hand():
     text = busy_text(prof, "GEMM")
     # 3584 / 4096 = 87.5%; at 32 B/cycle the SRAM term is ceil(64 * 256 * 2 / 32) = 1024: 2 * 1024
     assert text.endswith("the SRAM operand bound, 87.5% of that line's GEMM cycles (what cuts it: "
-                         "twice sram.bytes_per_cycle, 4,096 -> 2,048 cycles; or the wider operand's dtype "
-                         "half as wide, 4,096 -> 2,048 cycles)")
+                         "twice sram.bytes_per_cycle, 4,096 -> 2,048 cycles; or operands at most half as "
+                         "wide as the wider one now, 4,096 -> 2,048 cycles)")
     assert "two accumulator buffers" not in text  # (it has them)
 
 
@@ -96,8 +96,8 @@ def test_skew_and_drain_hidden_behind_the_sram_bound_are_the_sram_bounds():
                                                    "fill_drain": 0.0, "sram": 1024.0}
     assert busy_text(prof, "GEMM").endswith(
         "the SRAM operand bound, 50.0% of that line's GEMM cycles (what cuts it: twice "
-        "sram.bytes_per_cycle, 2,048 -> 2,016 cycles; or the wider operand's dtype half as wide, "
-        "2,048 -> 2,016 cycles)")
+        "sram.bytes_per_cycle, 2,048 -> 2,016 cycles; or operands at most half as wide as the "
+        "wider one now, 2,048 -> 2,016 cycles)")
 
 
 def _k_loop(a, b, c, *, tl):

@@ -1178,3 +1178,122 @@ def test_shares_sum_their_steps_exactly_past_two_to_the_53():
     lines = profile(r)["lines"]
     for cause in ("operand", "credit", "data", "arbitration"):
         assert sum(d["stall"][cause] for d in lines) == int(r.unit_counters[f"stall_{cause}"].sum()), cause
+
+
+def _ahead_reader(x_ptr, w_ptr, o_ptr, *, tl, first=False):
+    x = tl.load(x_ptr, shape=(64, 64), dtype="f16")
+    y = tl.dot(x, x)
+    if not first:
+        tl.store(o_ptr, y)
+    a = tl.load(w_ptr, shape=(64, 64), dtype="f16")
+    b = tl.load(w_ptr + 2 * 64 * 64, shape=(64, 64), dtype="f16", after=y)
+    if first:
+        tl.store(o_ptr, y)
+    tl.store(o_ptr + 4 * 64 * 64, a + b)
+
+
+def _ahead_end(x_ptr, w_ptr, o_ptr, *, tl, first=False):
+    x = tl.load(x_ptr, shape=(64, 64), dtype="f32")
+    g1 = tl.exp(x)
+    g2 = g1 + 1.0
+    if not first:
+        tl.load(w_ptr, shape=(64, 64), dtype="f32", after=g2)
+    tl.store(o_ptr, x)
+    tl.load(w_ptr + 4 * 64 * 64, shape=(64, 64), dtype="f32", after=g1)
+    if first:
+        tl.load(w_ptr, shape=(64, 64), dtype="f32", after=g2)
+
+
+def test_the_ahead_figure_issues_the_run_command_by_command():
+    """A review's two cases, where the run behind waited as a whole for its latest input and
+    the figure came out short of what issuing it first gains (214 for 396; 72 for 286). One PE,
+    default hardware: a (64,64) f16 load is 16 bursts of 2 cycles + 150 = 182, f32 32 + 150 =
+    214 (a store too); a (64,64) dot 4 folds of 126 = 504; a 4,096-element add 64 + 8 = 72, exp
+    4 * 64 + 8 = 264.
+
+    Reader: load x [0, 182), dot [182, 686), store y [686, 900), load a [900, 1082), load b
+    (after y) [1082, 1264), add [1264, 1336). Issued first from 182, a runs [182, 364) and b,
+    gated by y, [686, 868): the add starts at 868, 396 sooner, the note's figure (the launch:
+    1,550 -> 1,296, as the store still runs after).
+    Launch end: load x [0, 214), exp [214, 478), add [478, 550), load (after g2) [550, 764),
+    store x [764, 978), load (after g1) [978, 1192). Issued first from 214: the store [214,
+    428), the gated load [478, 692), then the passed load [692, 906): 286 sooner."""
+    for kernel, dtype, consumer, want, cycles in ((_ahead_reader, "f16", "add (64,64) f16", 396, (1550, 1296)),
+                                                  (_ahead_end, "f32", None, 286, (1192, 906))):
+        ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+        args = (ctx.empty((64, 64), dtype, name="x"), ctx.empty((2 * 64 * 64,), dtype, name="w"),
+                ctx.empty((2 * 64 * 64,), "f32", name="o"))
+        before, after = (ctx.launch(kernel, (1, 1), *args, first=f, mode="timing") for f in (False, True))
+        assert (before.cycles, after.cycles) == cycles
+        (a,) = [s["ahead"] for s in before.critical_path().shares() if s["ahead"]]
+        assert (a["consumer"], a["cycles"], a["commands"], a["places"]) == (consumer, want, 2, 1)
+        if consumer is not None:
+            fa, fb = command_facts(after), command_facts(before)
+            add_a, add_b = (int(np.flatnonzero(f.opcode == Opcode.VEC)[-1]) for f in (fa, fb))
+            assert int(fb.start[add_b]) - int(fa.start[add_a]) == want
+        else:
+            assert before.cycles - after.cycles == want
+
+
+def _ahead_loop(x_ptr, w_ptr, o_ptr, N, *, tl, piped=False):
+    T = 64
+    if piped:
+        a = tl.load(x_ptr, shape=(T, T), dtype="f16")
+        b = tl.load(w_ptr, shape=(T, T), dtype="f16")
+    for i in tl.range(0, N):
+        if not piped:
+            a = tl.load(x_ptr + 2 * T * T * i, shape=(T, T), dtype="f16")
+            b = tl.load(w_ptr + 2 * T * T * i, shape=(T, T), dtype="f16")
+        y = tl.exp(tl.dot(a, b))
+        if piped and i + 1 < N:
+            a = tl.load(x_ptr + 2 * T * T * (i + 1), shape=(T, T), dtype="f16")
+            b = tl.load(w_ptr + 2 * T * T * (i + 1), shape=(T, T), dtype="f16")
+        tl.store(o_ptr + 4 * T * T * i, y)
+
+
+def test_an_order_a_loop_repeats_is_noted_with_its_places():
+    """A review: a store ahead of the next iteration's loads gets one note whatever the trip
+    count, and its figure is the first place's; a software pipeline gains about that at every
+    iteration, far more than the figure. The note says at how many places the path meets the
+    order: N - 1 (the last iteration's store has no next loads).
+
+    One PE: f16 loads 182, the dot 504, exp of 4,096 f32 4 * 64 + 8 = 264, the f32 store 214.
+    Iteration 0: loads [0, 364), dot [364, 868), exp [868, 1132), store [1132, 1346); iteration
+    1's loads [1346, 1710), its dot from 1,710. Issued first, from 364, those loads end at 728,
+    and the dot waits only for the GEMM's dot before it (868): 842 sooner, the first place's
+    figure. With two iterations that is the one place and the pipeline's whole gain; with
+    eight, the pipeline gains at each of the 7 places (5,896 if each gained the figure; some
+    less, as the stores still run between the loads)."""
+    T = 64
+    for n, places in ((2, 1), (8, 7)):
+        ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+        args = (ctx.empty((n * T * T,), "f16", name="x"), ctx.empty((n * T * T,), "f16", name="w"),
+                ctx.empty((n * T * T,), "f32", name="o"))
+        before, after = (ctx.launch(_ahead_loop, (1, 1), *args, n, piped=p, mode="timing") for p in (False, True))
+        notes = [s["ahead"] for s in before.critical_path().shares() if s["ahead"] and s["unit"] == "DMA"]
+        (a,) = [x for x in notes if x["consumer"] is not None and x["consumer"].startswith("dot")]
+        assert (a["cycles"], a["places"], a["later_run"]) == (842, places, True)
+        text = before.critical_path().summary()
+        assert ("it could start up to 842 cycles sooner here" + (
+            f" (the first of {places} such places on the path, each a gain of its own)" if places > 1 else "")
+            + "; issue those first)") in text
+        gain = before.cycles - after.cycles
+        assert gain == 842 if places == 1 else 5 * 842 < gain <= 7 * 842
+
+
+def test_a_share_just_short_of_the_whole_path_is_not_called_all_of_it():
+    """A review: 99.5% of the path printed "100%" beside "0.5% in 2 more". The line's add of
+    1,048,576 f32 at 400 cycles an op, 16,384 * 400 + 8 = 6,553,608, and its exp, 16,384 * 4 + 8
+    = 65,544: 6,619,152 cycles of the launch's 6,652,220 (the rest is the line's load and store
+    on the DMA unit), 99.50%."""
+    # (the launch's cycles asserted too: the share's fraction is of them)
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1, "vector.op_cycles.add": 400})
+
+    def k(x_ptr, o_ptr, *, tl):
+        tl.store(o_ptr, tl.exp(tl.load(x_ptr, shape=(1 << 20,), dtype="f32") + 1.0), shape=(1 << 20,))
+
+    r = ctx.launch(k, (1, 1), ctx.empty((1 << 20,), "f32"), ctx.empty((1 << 20,), "f32"), mode="timing")
+    top = r.critical_path().shares()[0]
+    assert r.cycles == 6652220 and top["cycles"] == 16384 * 400 + 8 + 16384 * 4 + 8
+    assert 0.995 <= top["fraction"] < 1
+    assert r.critical_path().summary().startswith("critical path (4 steps on 1 PE): >99% VECTOR add")

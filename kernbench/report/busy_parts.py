@@ -207,8 +207,8 @@ def gemm_what_if(result, columns: dict | None = None) -> tuple:
     - ``two_buffers``: its busy cycles with ``gemm.accumulator_buffers = 2`` (its own busy when
       the hardware has two already);
     - ``sram_x2``: with twice ``sram.bytes_per_cycle``;
-    - ``narrower``: with its wider operand's dtype half as wide (its own busy for fp8, which has
-      no narrower dtype);
+    - ``narrower``: with each operand at most half as wide as its wider operand (both halved
+      when they are equally wide; its own busy for fp8, which has no narrower dtype);
     - ``k_x2_busy`` and ``k_x2_mac``: the busy cycles and the ``mac`` part of the same dot with
       twice its K (a kernel's larger K block: twice the MACs, so compare ``mac / busy``).
 

@@ -139,10 +139,13 @@ class CriticalPath:
         a command of the group sat ahead, in its unit's order, of one the path needed sooner:
         the last of the run queued behind (its label and short), the consumer reading it (its
         label and short; None: the launch's end), the run's commands, cycles (how much sooner
-        the consumer could start: the run's wait behind the group's commands, no more than the
-        consumer's start past its other inputs and its unit's command before; at the launch's
-        end, the unit's idle time before the group's commands) and later_run (the run's last
-        line ran before on that PE: a loop's next iteration, or a helper's later call))."""
+        the consumer could start with the run issued first, each of its commands as soon as the
+        one before it and its inputs allow and taking the cycles it took, no sooner than its
+        other inputs and its unit's command before; at the launch's end, how much sooner the
+        unit ends with the run first and the group's commands after it), places (how many
+        places on the path the order holds a reader up so: a loop's iterations, each a gain of
+        its own; cycles is the first's) and later_run (the run's last line ran before on that
+        PE: a loop's next iteration, or a helper's later call))."""
         if not len(self.steps):
             return []
         fx = command_facts(self.result)
@@ -202,7 +205,8 @@ class CriticalPath:
         group's command started (moved first, it would hold the unit idle), nor, ending the
         launch, when another PE ends within the gain (the line moved there too may end it later).
         Group -> dict(label, short, consumer and consumer_short (None: the launch's end),
-        commands, cycles (see :meth:`shares`), later_run)."""
+        commands, cycles (see :meth:`shares`), places (how many places on the path the order
+        holds up a reader so, each a gain of its own; cycles is the first's), later_run)."""
         st = self.steps
         n = len(st)
         cmd, via = st["cmd"], st["via"]
@@ -219,7 +223,7 @@ class CriticalPath:
             k = int(np.searchsorted(breaks, i + 1))
             j = int(breaks[k]) if k < len(breaks) else n - 1  # the run's last step
             ends = j == n - 1  # (the run ends the launch: its end is the consumer)
-            if (not ends and via[j + 1] != _V_OPERAND) or int(inv[i]) in out or j - i > _AHEAD_MAX:
+            if (not ends and via[j + 1] != _V_OPERAND) or j - i > _AHEAD_MAX:
                 continue
             if first_use is None:
                 first_use = _first_reads(fx)
@@ -239,11 +243,14 @@ class CriticalPath:
             later = first_use[c] > (self.cycles if user is None else fx.start[user])
             if later and inputs <= fx.start[c] and not any(
                     self._memory_order(fx, int(x), behind) for x in passed.tolist()):
-                # how long the run waited for the unit: from when it could have started there,
-                # before the group's commands ahead of it
+                # The run issued first, from when the unit was free before the group's
+                # commands: each of its commands as soon as the one before and its own inputs
+                # allow, each taking the time it took (a review: the run as a whole waiting for
+                # its latest input said 214 where issuing it first gained 396, as a load not
+                # gated ran at once)
                 c0 = int(cmd[i0])
-                free = max(int(fx.end[fx.prev[c0]]) if fx.prev[c0] >= 0 else 0, inputs)
-                waited = int(st["t0"][i + 1]) - free
+                free = int(fx.end[fx.prev[c0]]) if fx.prev[c0] >= 0 else 0
+                run_end = _issued_in_order(fx, behind, free)
                 if user is not None:
                     # what the consumer gains: no more than its start past its inputs from outside
                     # the run and its unit's command before it (the causal prefill's next K/V
@@ -259,13 +266,14 @@ class CriticalPath:
                     run = int(st["t1"][j] - st["t0"][i + 1])
                     bound = max((int(fx.end[x]) + (run if _reaches(fx, x, pushed, int(fx.start[c0])) else 0)
                                  for x in other), default=0)
-                    waited = min(waited, int(fx.start[user]) - bound)
+                    waited = int(fx.start[user]) - max(run_end, bound)
                 else:
-                    # ending the launch, the run gains only the unit's idle time before the
-                    # group's commands (the same work either way): none, no note; and not when
-                    # another PE ends within that of the launch (the line moved there too may end
-                    # it later: a breaker's second PE, whose values came in the other order)
-                    waited = min(int(fx.start[c0]) - free, int(st["t1"][j] - st["t0"][i + 1]))
+                    # ending the launch: the group's commands then run after the run, so the
+                    # gain is the unit's idle time the new order fills (the same work either
+                    # way): none, no note; and not when another PE ends within that of the
+                    # launch (the line moved there too may end it later: a breaker's second PE,
+                    # whose values came in the other order)
+                    waited = int(st["t1"][j]) - _issued_in_order(fx, passed, run_end)
                     if pe_end is None:
                         pe_end = np.zeros(int(fx.pe.max()) + 1, np.int64)
                         np.maximum.at(pe_end, fx.pe.astype(np.int64), fx.end)
@@ -274,12 +282,18 @@ class CriticalPath:
                         continue
                 if waited <= 0:
                     continue
+                if int(inv[i]) in out:
+                    # the path meets the order again (a loop's next iteration): the launch may
+                    # gain at each such place (a review: issuing the loads first in every
+                    # iteration gained about the note's figure per iteration)
+                    out[int(inv[i])]["places"] += 1
+                    continue
                 first = int(self.result.program.cmd_offsets[int(fx.pe[c])])
                 out[int(inv[i])] = {
                     "label": self.result.label(last), "short": g.short(int(li[j])),
                     "consumer": None if user is None else self.result.label(user),
                     "consumer_short": None if user is None else g.short(int(li[j + 1])),
-                    "commands": j - i, "cycles": waited,
+                    "commands": j - i, "cycles": waited, "places": 1,
                     # a later run of the run's last line on its PE (a loop's next iteration, or
                     # a helper's second call: the commands name the helper's line)
                     "later_run": bool(np.any(g.line_of[first:c] == li[j]))}
@@ -362,6 +376,17 @@ def _dma_pair_depends(result, fx, a: int, b: int) -> bool:
     return x is None or y is None or x == y
 
 
+def _issued_in_order(fx, cmds, t: int) -> int:
+    """When a unit free from cycle ``t`` ends ``cmds`` issued in that order, each starting as
+    soon as the one before it ends and its inputs made outside ``cmds`` have (their ends as
+    they ran), each taking the cycles it took."""
+    made = fx.producers[cmds]
+    ready = np.where((made >= 0) & ~np.isin(made, cmds), fx.end[np.maximum(made, 0)], 0).max(axis=1, initial=0)
+    for x, r in zip(cmds.tolist(), ready.tolist()):
+        t = max(t, int(r)) + int(fx.end[x] - fx.start[x])
+    return t
+
+
 def _ahead_text(share: dict) -> str:
     """The summary's words for a share's ``ahead`` note ("" without one)."""
     a = share.get("ahead")
@@ -370,15 +395,17 @@ def _ahead_text(share: dict) -> str:
     later = " (a later run of its line)" if a["later_run"] else ""
     what = (f"{a['label']} at {a['short']}{later}" if a["commands"] == 1 else
             f"{a['commands']} commands up to {a['label']} at {a['short']}{later}")
-    # (the figure is the reader's wait at this one place on the path, an upper bound on what the
-    # launch gains: the moved commands still run on the unit, and a loop repeats the place; a
-    # reader took "N cycles late" for the gain, a review)
+    # (the figure is the reader's gain at this one place on the path, each command taking the
+    # cycles it took: the moved commands still run on the unit, and a loop repeats the place,
+    # which places counts; a reader took "N cycles late" for the launch's gain, a review)
     if a["consumer"] is None:
         reader = (f"{'which ends' if a['commands'] == 1 else 'which end'} the launch: it could end up to "
                   f"{plural(a['cycles'], 'cycle')} sooner")
     else:
+        more = a.get("places", 1)
         reader = (f"which {a['consumer']} at {a['consumer_short']} reads sooner: it could start up to "
-                  f"{plural(a['cycles'], 'cycle')} sooner here")
+                  f"{plural(a['cycles'], 'cycle')} sooner here"
+                  + (f" (the first of {more:,} such places on the path, each a gain of its own)" if more > 1 else ""))
     return (f" (ahead, in its {share['unit']} order, of {what}, {reader}; "
             f"issue {'it' if a['commands'] == 1 else 'those'} first)")
 
@@ -421,6 +448,8 @@ def _first_reads(fx) -> np.ndarray:
 
 def _pct(f: float) -> str:
     p = 100.0 * f
+    if 99.5 <= p < 100:
+        return ">99%"  # (not "100%" beside "0.5% in 2 more": a review; the profile's _share too)
     return f"{p:.0f}%" if p >= 1 or p == 0 else ("<0.1%" if p < 0.1 else f"{p:.1f}%")
 
 

@@ -392,7 +392,9 @@ def _gemm_fix(t: dict, mine: dict, worst: str, busy: float) -> str:
         if alt["sram_x2"] < busy:
             fixes.append(f"twice sram.bytes_per_cycle, {round(busy):,} -> {round(alt['sram_x2']):,} cycles")
         if alt["narrower"] < busy:
-            fixes.append(f"the wider operand's dtype half as wide, {round(busy):,} -> "
+            # (both: a dot streams its wider operand's elements, so halving one of two f32
+            # operands gains nothing; a review applied it to one)
+            fixes.append(f"operands at most half as wide as the wider one now, {round(busy):,} -> "
                          f"{round(alt['narrower']):,} cycles")
     return "; or ".join(fixes)
 
