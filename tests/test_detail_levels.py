@@ -210,3 +210,39 @@ def test_random_limits_stop_alike_in_both_details(machine, cut):
             cut %= 2 * machine.hw.link.hop_latency_cycles + 1
     limit = max(1, int(end * cut) if isinstance(cut, float) else end + cut)
     assert _limited_outcome(machine, "train", limit) == _limited_outcome(machine, "packet", limit)
+
+
+def test_a_deadlock_is_at_the_last_packet_a_blocked_send_started():
+    """A breaker's case: a send whose recv is never posted goes on starting packets on the
+    credits it has, after the last command's start or end. Deadlock reported at cycle 9 (that
+    command's start), max_cycles=9..256 raised MaxCyclesError in both details: "a deadlock at or
+    before N is a DeadlockError" did not hold. The deadlock is now at the last packet's start.
+
+    Default hardware, one cube of 3 PEs in a line: PE 0's fill ends at ceil(64/64) * 1 + 8 = 9;
+    its send of 40 packets of 256 B (8 cycles each at 32 B/cycle) starts packet i at 9 + 8i on
+    its Q = 32 credits, the last at 9 + 8 * 31 = 257, then waits for credits PE 1 never gives
+    (its recv from W is gated on a recv from E that waits in a cycle with PE 2)."""
+    from engine_helpers import Machine, fill
+
+    from kernbench.hw import SfrInstall, load_hw
+
+    hw = load_hw().with_overrides({"n_cubes": 1, "pes_per_cube": 3})
+    m = Machine(hw, SfrInstall("pe"))
+    big = 256 * 40
+    m[0].send("E", fill(m[0], big), big)
+    r2 = m[1].recv("E", 64)
+    m[1].send("E", m[1].recv("W", big, after=r2), 64)
+    m[2].send("W", m[2].recv("W", 64), 64)
+    for detail in ("train", "packet"):
+        with pytest.raises(DeadlockError, match=r"^deadlock at cycle 257:") as e:
+            m.run(detail=detail)
+        assert e.value.cycle == 257
+        tx = [b for b in e.value.blocked if b["pe"] == 0]
+        assert len(tx) == 1 and "waits for credits" in tx[0]["text"]
+        for n, nxt in ((9, 17), (256, 257)):  # (the next packet's start, 9 + 8i)
+            with pytest.raises(MaxCyclesError) as e:
+                m.run(detail=detail, max_cycles=n)
+            assert e.value.cycle == nxt
+        for n in (257, 10_000):
+            with pytest.raises(DeadlockError, match=r"^deadlock at cycle 257:"):
+                m.run(detail=detail, max_cycles=n)

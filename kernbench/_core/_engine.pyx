@@ -31,7 +31,7 @@ from ._types cimport *
 from . import pages
 from ._heap cimport heap_init, heap_free, heap_push, heap_pop
 from ._timing cimport (gemm_folds, gemm_fold_cycles, gemm_fold_steady, gemm_dot_cycles, vec_cycles, reduce_cycles,
-                       message_ser_cycles)
+                       message_ser_cycles, packet_cycles)
 from ._dma cimport dma_request, dma_arbitrate, dma_done, dma_done_next
 from ._link cimport link_send_start, link_recv_post, link_packet_event
 from ._replay cimport CommandSource, fill_rows, traced_rows
@@ -1694,13 +1694,23 @@ cdef class Sim:
         return state.reshape(shape), cur.reshape(shape), nxt.reshape(shape), wait.reshape(shape)
 
     def link_states(self):
-        """Per link: (send in progress, recv posted, sender waiting for a credit)."""
+        """Per link: (send in progress, recv posted, sender waiting for a credit, the cycle the
+        last packet of the send in progress started: -1 without a send in progress).
+
+        The last: a send in progress has sent full packets only (its last, maybe short, ends it),
+        so its last started packet began a full packet's serialisation before the wire came
+        free (``e = s + ser``, both details); with none of its own sent yet, that of the
+        message before, which started before that message ended."""
+        cdef int64_t full
         self._check_live()
         n = self.hw.n_pes * N_PORTS
         tx = np.array([self.links[i].tx_cmd for i in range(n)], np.int64)
         rx = np.array([self.links[i].rx_cmd for i in range(n)], np.int64)
         waiting = np.array([self.links[i].tx_waiting for i in range(n)], np.int32)
-        return tx, rx, waiting
+        full = packet_cycles(&self.hw, self.hw.packet_bytes)
+        started = np.array([self.links[i].tx_e_prev - full if self.links[i].tx_cmd >= 0 else -1
+                            for i in range(n)], np.int64)
+        return tx, rx, waiting, started
 
 
 def pool_slots(row_slots, unit_q_off, int64_t n) -> int:

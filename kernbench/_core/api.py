@@ -1193,7 +1193,7 @@ def _blocked_units(hw, program, nbr, sim, prep, describe) -> list[dict]:
     """Every unit that still has work, with what it waits for and who holds that up."""
     states = sim.unit_states()
     state, cur, nxt, wait = states
-    tx, _, _ = sim.link_states()
+    tx = sim.link_states()[0]
     units = prep["units"]
     out = []
     for g in range(hw.n_pes):
@@ -1394,9 +1394,13 @@ def _raise_deadlock(hw, program, nbr, sim, prep, describe, source=None):
     if len(blocked) > _SHOWN:
         lines += f"\n  ... and {len(blocked) - _SHOWN:,} more blocked units (every one in the error's .blocked)"
     cycle = _wait_cycle(program, blocked)
-    # The cycle of the last start or end of a command: packet detail's clock runs on after it
-    # (credits still flying back), train detail's does not; this is the same in both.
+    # The cycle of the last start or end of a command, or of the last packet a blocked send
+    # started on its credits (a breaker: "deadlock at cycle 9" while a send went on starting
+    # packets until 257, so max_cycles=9..256 stopped it as a run past the limit): packet
+    # detail's clock runs on after it (credits still flying back), train detail's does not;
+    # this is the same in both.
     start, end = _ran_times(sim, prep, program)
+    sent = sim.link_states()[3]
     text = ""
     if cycle:
         links = [f"{_pe_name(hw, b['pe'])} {UNIT_NAMES[b['unit']]}" for b in cycle]
@@ -1406,7 +1410,7 @@ def _raise_deadlock(hw, program, nbr, sim, prep, describe, source=None):
         text = f"\nCycle of waits: {chain} -> {_pe_name(hw, cycle[0]['pe'])} {UNIT_NAMES[cycle[0]['unit']]}"
         for s in _suggestions(hw, program, cycle, describe, end):
             text += f"\nWhat would remove it: {s}"
-    at = int(max(start.max(initial=0), end.max(initial=0)))
+    at = int(max(start.max(initial=0), end.max(initial=0), sent.max(initial=0)))
     raise DeadlockError(
         f"deadlock at cycle {at}: no unit can make progress. Blocked:\n  {lines}{text}",
         blocked,
