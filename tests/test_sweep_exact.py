@@ -286,10 +286,13 @@ def test_strict_keys_refuse_what_they_cannot_hold():
         def __call__(self, x):
             return x * self.s
 
-    for bad in (Cfg("t", 1), [object()], {"m": np}, Act(2), np.ma.array([1, 2], mask=[0, 1]), _deep(80)):
+    for bad in (Cfg("t", 1), [object()], {"m": np}, np.ma.array([1, 2], mask=[0, 1]), _deep(80)):
         with pytest.raises(NotCanonical):
             canonical(bad, strict=True)
     canonical(Cfg("t", 1))  # (not strict: by its repr, as before)
+    # a callable object is keyed by its state beside its repr (a review: one repr, two states,
+    # one cached row), so a strict key holds it
+    assert canonical(Act(2), strict=True) == canonical(Act(2), strict=True) != canonical(Act(3), strict=True)
 
 
 # -- F4: a cached tune result is the fresh one ----------------------------------------------------------
@@ -992,3 +995,61 @@ def test_a_debug_build_keys_its_rows_apart_from_a_release_build(monkeypatch):
     assert fingerprint() != release
     monkeypatch.setattr(core, "DEBUG_BUILD", False)
     assert fingerprint() == release
+
+
+class _ExpKernel:
+    """A kernel object whose repr does not show its size."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __repr__(self):
+        return "Exp kernel"
+
+    def __call__(self, x_ptr, o_ptr, *, tl):
+        tl.store(o_ptr, tl.exp(tl.load(x_ptr, shape=(self.n,), dtype="f32")))
+
+
+def _two_arrays(ctx):
+    return ctx.empty((4096,), "f32"), ctx.empty((4096,), "f32")
+
+
+def test_a_kernel_object_is_keyed_by_its_state_not_its_repr_alone(tmp_path):
+    """A review: a callable object was keyed by its class and its repr when its class writes
+    one, so Exp kernel of 4,096 elements was served the 64-element one's cached row (314 cycles
+    for 692). Its attributes are in the key now: each size computes, and each is then cached."""
+    fresh = [_fresh_cycles(_ExpKernel(n), lambda ctx, _: _two_arrays(ctx), None) for n in (64, 4096)]
+    assert fresh[0] != fresh[1]
+    for _ in range(2):
+        got = [sweep(_ExpKernel(n), (1, 1), setup=_two_arrays, cache=tmp_path, workers=1, progress=False)
+               for n in (64, 4096)]
+        assert [r.rows[0]["cycles"] for r in got] == fresh
+    assert [r.stats["cached"] for r in got] == [1, 1]
+
+
+def test_a_process_whose_kernbench_files_changed_caches_nothing(tmp_path, monkeypatch):
+    """A review: kernbench's fingerprint hashed its files when first asked, not when imported,
+    so a process that imported kernbench, saw a file edited, then swept, cached the old code's
+    rows under the edited files' key (a fresh process was served 1,842 cycles for 2,154), and one
+    that swept, then reloaded an edited module, kept caching under the old key. The files as
+    imported are kept (paths, mtimes, sizes, the compiled extensions too), and a sweep or tune
+    in a process whose files differ now caches nothing. Here one file reads as changed since
+    import: its recorded mtime is moved back a nanosecond."""
+    from kernbench.common import cache
+
+    (f, mtime, size), *rest = cache._AT_IMPORT
+    assert any(p.endswith(cache._EXTENSIONS) for p, _, _ in rest)  # (the engine's binaries: keyed too)
+    monkeypatch.setattr(cache, "_AT_IMPORT", ((f, mtime - 1, size), *rest))
+    cache.kernbench_fingerprint.cache_clear()
+    try:
+        with pytest.raises(NotCanonical, match=rf"kernbench's own files changed since this process imported it \({f}\)"):
+            cache.kernbench_fingerprint()
+        kw = dict(setup=_two_arrays, cache=tmp_path, workers=1, progress=False)
+        with pytest.warns(UserWarning, match="not cached: .*kernbench's own files changed"):
+            res = sweep(_ExpKernel(64), (1, 1), **kw)
+        assert res.stats["computed"] == 1 and not list(tmp_path.rglob("*.json"))
+    finally:
+        monkeypatch.undo()
+        cache.kernbench_fingerprint.cache_clear()
+    res = sweep(_ExpKernel(64), (1, 1), setup=_two_arrays, cache=tmp_path, workers=1, progress=False)
+    assert res.stats["computed"] == 1 and list(tmp_path.rglob("*.json"))

@@ -117,26 +117,63 @@ def digest(*parts: Any, strict: bool = False) -> str:
 _PKG = Path(__file__).resolve().parent.parent  #: the kernbench package folder
 
 
+def _package_files() -> tuple:
+    """(path in the package, mtime in ns, size) of every file :func:`kernbench_fingerprint`
+    reads: kernbench's .py/.pyx/.pxd/.toml files and its compiled extensions."""
+    out = []
+    for p in sorted(_PKG.rglob("*")):
+        if "__pycache__" not in p.parts and (p.suffix in (".py", ".pyx", ".pxd", ".toml")
+                                             or p.name.endswith(_EXTENSIONS)):
+            try:
+                st = p.stat()
+            except OSError:  # (removed meanwhile)
+                continue
+            out.append((str(p.relative_to(_PKG)), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+_EXTENSIONS = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+#: kernbench's files as this process imported them (this module is imported with kernbench):
+#: what the code it runs was read from
+_AT_IMPORT = _package_files()
+
+
+def check_kernbench_files() -> None:
+    """Raises :class:`NotCanonical` when kernbench's files on disk are not those this process
+    imported (an edit, a rebuild, a reinstall since): its rows come from the code it runs, which
+    neither the files' key nor the one before stands for. 3 ms for about 100 files' stats."""
+    now = _package_files()
+    if now != _AT_IMPORT:
+        was, new = dict((f, m) for f, *m in _AT_IMPORT), dict((f, m) for f, *m in now)
+        changed = sorted(f for f in set(was) | set(new) if was.get(f) != new.get(f))
+        raise NotCanonical(f"kernbench's own files changed since this process imported it "
+                           f"({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}): the code it "
+                           f"runs is keyed by neither; restart Python to cache again")
+
+
 @functools.lru_cache(maxsize=None)
 def kernbench_fingerprint() -> str:
     """Hash of kernbench's version, its build kind (release or debug: a debug build runs its
-    own checks, not a release build's cached rows) and every .py/.pyx/.pxd/.toml file of the
-    package: a cached result is never reused across a change of kernbench (engine, language,
-    shipped kernels)."""
+    own checks, not a release build's cached rows), every .py/.pyx/.pxd/.toml file of the
+    package and its compiled extensions: a cached result is never reused across a change of
+    kernbench (engine, language, shipped kernels). Raises :class:`NotCanonical` when those
+    files changed since this process imported kernbench (:func:`check_kernbench_files`: a
+    review's process computed rows with the old code under the edited files' key)."""
     from importlib.metadata import PackageNotFoundError, version
 
     from .. import _core
 
+    check_kernbench_files()
     h = hashlib.sha256()
     try:
         h.update(version("kernbench").encode())
     except PackageNotFoundError:
         pass
     h.update(b"debug" if _core.DEBUG_BUILD else b"release")
-    for p in sorted(_PKG.rglob("*")):
-        if p.suffix in (".py", ".pyx", ".pxd", ".toml") and "__pycache__" not in p.parts:
-            h.update(str(p.relative_to(_PKG)).encode())
-            h.update(p.read_bytes())
+    for f, _, _ in _AT_IMPORT:
+        h.update(f.encode())
+        h.update((_PKG / f).read_bytes())
+    check_kernbench_files()  # (none changed while they were read)
     return h.hexdigest()
 
 
@@ -440,12 +477,12 @@ def _library_callable(c: Any) -> bool:
 
 
 def _object_key(obj: Any, walk: _Walk) -> dict:
-    """A callable object, or the object a method is bound to, in a code key: its class, and its
-    ``repr`` only when its class writes one (an address in it, ``at 0x...``, cut: it differs
-    in every process), else its attributes (``__dict__``, and the ``__slots__`` of every class
-    of its MRO, an unset one told apart), a dataclass its fields, plain data its value;
-    callables in them by :func:`_ref`. With the walk's ``strict``, a repr that need not show the
-    state, or state out of both (C fields), raises :class:`NotCanonical`."""
+    """A callable object, or the object a method is bound to, in a code key: its class, its
+    attributes (``__dict__``, and the ``__slots__`` of every class of its MRO, an unset one
+    told apart) and its ``repr`` when its class writes one (an address in it, ``at 0x...``,
+    cut: it differs in every process), a dataclass its fields, plain data its value; callables
+    in them by :func:`_ref`. With the walk's ``strict``, state out of both (C fields) raises
+    :class:`NotCanonical` (with a repr written, as a repr need not show the state)."""
     t = obj if isinstance(obj, type) else type(obj)
     name = f"{t.__module__}.{t.__qualname__}"
     if isinstance(obj, type):
@@ -457,20 +494,24 @@ def _object_key(obj: Any, walk: _Walk) -> dict:
     if dataclasses.is_dataclass(obj):
         key = walk.inside(obj, lambda: _dataclass_key(obj, walk), callable(obj))
         return {"class": name, **{k: v for k, v in key.items() if k != "dataclass"}}
-    if type(obj).__repr__ is not object.__repr__:
-        if walk.strict:
-            _faithful_repr_key(obj)  # (raises: a repr need not show the state)
-        try:
-            return {"class": name, "repr": _ADDRESS.sub("at 0x?", repr(obj))}
-        except Exception:  # noqa: BLE001 (a repr that fails: the class alone)
-            return {"class": name}
     state = _attr(obj, "__dict__")
     slots = _slot_state(obj)
+    key = {"class": name}
+    if type(obj).__repr__ is not object.__repr__:
+        # its repr, and its state beside it: a repr need not show the state (a review: two
+        # kernels of one repr, "Exp kernel", and different sizes served one cached row)
+        if walk.strict and not isinstance(state, dict) and slots is None:
+            _faithful_repr_key(obj)  # (raises: a repr need not show the state, and there is no other)
+        try:
+            key["repr"] = _ADDRESS.sub("at 0x?", repr(obj))
+        except Exception:  # noqa: BLE001 (a repr that fails: the class and state alone)
+            pass
     if not isinstance(state, dict) and slots is None:
+        if "repr" in key:
+            return key
         if walk.strict:
             raise NotCanonical(f"a {name} keeps its state out of __dict__ and __slots__ (C fields)")
         return {"class": name, "state": None}
-    key = {"class": name}
     if isinstance(state, dict):
         key["state"] = walk.inside(obj, lambda: walk(dict(state)), callable(obj))
     if slots:  # (absent when there are none: an object with a __dict__ only keeps its key)

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..common.errors import as_flag, exc_text, is_whole, short_repr
 from ..common.gc_pause import pause_gc, resume_gc
-from ..common.cache import DiskCache, NotCanonical, canonical, code_fingerprint, digest
+from ..common.cache import DiskCache, NotCanonical, canonical, check_kernbench_files, code_fingerprint, digest
 from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw
 from ..hw.sfr import SfrInstall
 from .figures import TRANSIENT, cacheable, error_figures, is_row, row_figures
@@ -75,7 +75,10 @@ class Target:
     ring: bool = False
 
     def identity(self) -> list:
-        """What of the target goes into every cache key besides its code."""
+        """What of the target goes into every cache key besides its code. Raises NotCanonical
+        when kernbench's files changed since this process imported it (checked at each sweep:
+        the fingerprint, made once, stands for the files it was made from)."""
+        check_kernbench_files()
         return [self.kind, canonical(self.grid), self.sfr, bool(self.ring),
                 code_fingerprint(self.fn), None if self.setup is None else code_fingerprint(self.setup)]
 
