@@ -1297,3 +1297,126 @@ def test_a_share_just_short_of_the_whole_path_is_not_called_all_of_it():
     assert r.cycles == 6652220 and top["cycles"] == 16384 * 400 + 8 + 16384 * 4 + 8
     assert 0.995 <= top["fraction"] < 1
     assert r.critical_path().summary().startswith("critical path (4 steps on 1 PE): >99% VECTOR add")
+
+
+def _end_other_unit(x_ptr, w_ptr, o_ptr, *, tl, first=False):
+    x = tl.load(x_ptr, shape=(64, 64), dtype="f32")
+    g1 = tl.exp(x)
+    g2 = g1 + 1.0
+    tl.exp(tl.dot(x, x))  # (GEMM, then VECTOR: ends at 982 whatever the DMA order)
+    if not first:
+        tl.load(w_ptr, shape=(64, 64), dtype="f32", after=g2)
+    tl.store(o_ptr, x)
+    tl.load(w_ptr + 4 * 64 * 64, shape=(64, 64), dtype="f32", after=g1)
+    if first:
+        tl.load(w_ptr, shape=(64, 64), dtype="f32", after=g2)
+
+
+def _ld(ptr, i, after=None, *, tl):  # (one line for two calls: a share of two commands)
+    return tl.load(ptr + 2 * 64 * 64 * i, shape=(64, 64), dtype="f16", after=after)
+
+
+def _end_passed_read(x_ptr, w_ptr, o_ptr, *, tl, first=False):
+    x0 = tl.load(x_ptr, shape=(64, 64), dtype="f16")
+    g2 = tl.exp(x0)
+    if first:
+        tl.load(w_ptr, shape=(64, 64), dtype="f16")
+        tl.load(w_ptr + 2 * 64 * 64, shape=(64, 64), dtype="f16")
+    p1 = _ld(x_ptr, 1, after=g2, tl=tl)
+    _ld(x_ptr, 2, tl=tl)
+    tl.exp(tl.exp(p1))
+    if not first:
+        tl.load(w_ptr, shape=(64, 64), dtype="f16")
+        tl.load(w_ptr + 2 * 64 * 64, shape=(64, 64), dtype="f16")
+
+
+def test_a_launch_end_note_counts_the_pes_other_units_and_what_reads_the_passed_commands():
+    """A breaker's two one-PE cases. (1) The DMA unit could end 286 cycles sooner, but an exp
+    chain on GEMM and VECTOR ends the launch at 982: load x [0, 214), exp [214, 478), add [478,
+    550), dot 4 folds of 126 [214, 718), its exp [718, 982); DMA as is: the gated load [550,
+    764), store [764, 978), load [978, 1192); issued first: store [214, 428), load after g1
+    [478, 692), load after g2 [692, 906). The launch ends at 982: 210 sooner, the figure now.
+    (2) The share's line issued two loads, the first read at once by an exp chain: moved after
+    the run it pushes that chain past the old end (1,174 -> 1,256 cycles): no note."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    f32 = (ctx.empty((64, 64), "f32"), ctx.empty((2 * 64 * 64,), "f32"), ctx.empty((2 * 64 * 64,), "f32"))
+    before, after = (ctx.launch(_end_other_unit, (1, 1), *f32, first=f, mode="timing") for f in (False, True))
+    (a,) = [s["ahead"] for s in before.critical_path().shares() if s["ahead"]]
+    assert (before.cycles, after.cycles, a["consumer"], a["cycles"]) == (1192, 982, None, 210)
+    f16 = (ctx.empty((3 * 64 * 64,), "f16"), ctx.empty((2 * 64 * 64,), "f16"), ctx.empty((2 * 64 * 64,), "f32"))
+    before, after = (ctx.launch(_end_passed_read, (1, 1), *f16, first=f, mode="timing") for f in (False, True))
+    assert (before.cycles, after.cycles) == (1174, 1256)
+    assert not any(s["ahead"] for s in before.critical_path().shares())
+
+
+def _reader_of_passed(x_ptr, w_ptr, o_ptr, *, tl, first=False, gated=False):
+    x0 = tl.load(x_ptr, shape=(64, 64), dtype="f16")
+    g = tl.exp(x0) if gated else x0 + x0
+    if first:
+        a = tl.load(w_ptr, shape=(64, 64), dtype="f16", after=None if gated else g)
+        b = tl.load(w_ptr + 2 * 64 * 64, shape=(64, 64), dtype="f16")
+    p1 = _ld(x_ptr, 1, after=g if gated else None, tl=tl)
+    p2 = _ld(x_ptr, 2, tl=tl)
+    x = p1 + p1
+    if not first:
+        a = tl.load(w_ptr, shape=(64, 64), dtype="f16", after=None if gated else g)
+        b = tl.load(w_ptr + 2 * 64 * 64, shape=(64, 64), dtype="f16")
+    tl.store(o_ptr, b + x)
+    tl.store(o_ptr + 4 * 64 * 64, p2 + a)
+
+
+def test_a_readers_input_made_from_a_passed_command_is_pushed_as_far_as_that_command():
+    """A breaker's cases: the reader b + x reads x made from p1, one of the share's two loads,
+    which the run's loads a and b would pass. The figure took p1 as pushed by the run's own time
+    (364): wrong both ways. Loads 182, adds 72, exp 264, one PE.
+    Ungated p1, a gated by g = x0 + x0 (ends 254): as is p1 [182, 364), p2, x [364, 436), a
+    [546, 728), b [728, 910), the reader at 910. Issued first: a [254, 436) (its gate), b [436,
+    618), p1 [618, 800): p1 pushed 436, x [800, 872), the reader at 872: 38 sooner (110 said).
+    p1 gated by g = exp(x0) (ends 446), a not: as is p1 [446, 628), p2 [628, 810), a [810, 992),
+    b [992, 1174), the reader at 1,174. Issued first: a [182, 364), b [364, 546), p1 [546, 728),
+    x [728, 800), the reader at 800: 374 sooner (110 said)."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    args = (ctx.empty((3 * 64 * 64,), "f16"), ctx.empty((2 * 64 * 64,), "f16"), ctx.empty((2 * 64 * 64,), "f32"))
+    for gated, want, starts in ((False, 38, (910, 872)), (True, 374, (1174, 800))):
+        runs = [ctx.launch(_reader_of_passed, (1, 1), *args, first=f, gated=gated, mode="timing") for f in (False, True)]
+        reader = []
+        for r in runs:
+            fx = command_facts(r)
+            reader.append(int(fx.start[[c for c in range(len(fx.start)) if fx.opcode[c] == Opcode.VEC
+                                        and r.source(c) == runs[0].source(int(np.flatnonzero(fx.opcode == Opcode.STORE)[0]))][0]]))
+        assert tuple(reader) == starts
+        notes = [s["ahead"] for s in runs[0].critical_path().shares() if s["ahead"] and s["ahead"]["commands"] == 2]
+        assert len(notes) == 1 and notes[0]["cycles"] == want == starts[0] - starts[1]
+
+
+def _two_orders(A_ptr, B_ptr, O_ptr, *, tl):
+    S = 32
+    c0 = tl.load(B_ptr, shape=(S, S), dtype="f16")
+    for i in tl.range(0, 3):
+        v0 = tl.exp(c0)
+        tl.store(O_ptr + 4 * S * S * i, v0)
+        v2 = tl.load(A_ptr + 2 * S * S * (2 * i), shape=(S, S), dtype="f16")
+        v2 + v0
+        tl.load(A_ptr + 2 * S * S * (2 * i + 1), shape=(S, S), dtype="f16")
+
+
+def _behind_reads_passed(B_ptr, *, tl):
+    S = 32
+    v0, _u0 = tl.load(B_ptr, shape=(S, S), dtype="f16"), tl.load(B_ptr + 2 * S * S, shape=(S, S), dtype="f16")
+    v1 = tl.load(B_ptr + 4 * S * S, shape=(S, S), dtype="f16", after=v0)
+    v0 + v1
+
+
+def test_places_count_one_order_and_a_run_that_reads_a_passed_command_gets_no_note():
+    """A breaker's cases. In a loop of 3 the store sits ahead of the next load, which the add
+    reads, in the first two iterations; in the last it sits ahead of two loads ending the
+    launch, another order: 2 places, not 3. And a load gated by after= on one of the share's
+    two loads (`v0, u0 = ...` on one line) cannot be issued before them: no note."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1, "dma.latency_cycles": 20})
+    r = ctx.launch(_two_orders, (1, 1), ctx.empty((6 * 32 * 32,), "f16"), ctx.empty((32, 32), "f16"),
+                   ctx.empty((3 * 32 * 32,), "f32"), mode="timing", replay="off")
+    notes = [s["ahead"] for s in r.critical_path().shares() if s["ahead"] and s["unit"] == "DMA"]
+    assert len(notes) == 1 and notes[0]["consumer"].startswith("add") and notes[0]["places"] == 2
+    r = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    r = r.launch(_behind_reads_passed, (1, 1), r.empty((6 * 32 * 32,), "f16"), mode="timing")
+    assert not any(s["ahead"] for s in r.critical_path().shares())

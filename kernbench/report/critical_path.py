@@ -142,9 +142,10 @@ class CriticalPath:
         the consumer could start with the run issued first, each of its commands as soon as the
         one before it and its inputs allow and taking the cycles it took, no sooner than its
         other inputs and its unit's command before; at the launch's end, how much sooner the
-        unit ends with the run first and the group's commands after it), places (how many
-        places on the path the order holds a reader up so: a loop's iterations, each a gain of
-        its own; cycles is the first's) and later_run (the run's last line ran before on that
+        unit ends with the run first and the group's commands after it, no sooner than the PE's
+        other units), places (how many places on the path the same order, the group's line
+        ahead of the same lines read by the same line, holds a reader up so: a loop's
+        iterations, each a gain of its own; cycles is the first's) and later_run (the run's last line ran before on that
         PE: a loop's next iteration, or a helper's later call))."""
         if not len(self.steps):
             return []
@@ -225,6 +226,17 @@ class CriticalPath:
             ends = j == n - 1  # (the run ends the launch: its end is the consumer)
             if (not ends and via[j + 1] != _V_OPERAND) or j - i > _AHEAD_MAX:
                 continue
+            # the order: the share, the run's lines and the reader's line (the launch's end: -1)
+            order = (int(inv[i]), tuple(li[i + 1:j + 1].tolist()), -1 if ends else int(li[j + 1]))
+            if int(inv[i]) in out:
+                # the path meets a group's noted order again (a loop's next iteration): the
+                # launch may gain there too (a review: a software pipeline gained about the
+                # figure at each iteration); counted, not worked out again (a review: every
+                # place in full made long loops' notes 3x slower), and only the same order (a
+                # review: the last iteration's store, ahead of loads ending the launch, counted)
+                if out[int(inv[i])]["order"] == order:
+                    out[int(inv[i])]["places"] += 1
+                continue
             if first_use is None:
                 first_use = _first_reads(fx)
             c, last = int(cmd[i]), int(cmd[j])
@@ -241,8 +253,15 @@ class CriticalPath:
                 i0 -= 1
             passed = cmd[i0:i + 1]
             later = first_use[c] > (self.cycles if user is None else fx.start[user])
-            if later and inputs <= fx.start[c] and not any(
-                    self._memory_order(fx, int(x), behind) for x in passed.tolist()):
+            if user is None:
+                # ending the launch: no passed command read at all (a review: a helper's line
+                # of two loads, the first read at once by an exp chain; moved after the run, it
+                # pushed that chain past the old end: 1,174 -> 1,256 cycles)
+                later = later and int(first_use[passed].min()) > self.cycles
+            if (later and inputs <= fx.start[c] and not np.isin(made, passed).any() and not any(
+                    self._memory_order(fx, int(x), behind) for x in passed.tolist())):
+                # (and no command behind reads a passed one: it cannot go first, a review's
+                # `v1 = tl.load(..., after=v0)` behind the line of v0 and u0)
                 # The run issued first, from when the unit was free before the group's
                 # commands: each of its commands as soon as the one before and its own inputs
                 # allow, each taking the time it took (a review: the run as a whole waiting for
@@ -261,42 +280,45 @@ class CriticalPath:
                     if fx.prev[user] >= 0:
                         other.append(int(fx.prev[user]))
                     # an input among the passed commands, or made from one, ends later by up to
-                    # the run's time once they are behind the run (breakers: the dot read w0, 728
-                    # claimed, 546 true; it read h made from w0, 512 claimed, 330 true)
-                    run = int(st["t1"][j] - st["t0"][i + 1])
-                    bound = max((int(fx.end[x]) + (run if _reaches(fx, x, pushed, int(fx.start[c0])) else 0)
+                    # as much as a passed command does once they are issued after the run
+                    # (breakers: the dot read w0, 728 claimed, 546 true; it read h made from w0,
+                    # 512 claimed, 330 true; a run waiting for a gate pushed them past its own
+                    # time, 110 claimed, 38 true)
+                    pushed_by = _issued_in_order(fx, passed, run_end, each=True)
+                    bound = max((int(fx.end[x]) + (pushed_by if _reaches(fx, x, pushed, int(fx.start[c0])) else 0)
                                  for x in other), default=0)
                     waited = int(fx.start[user]) - max(run_end, bound)
                 else:
                     # ending the launch: the group's commands then run after the run, so the
-                    # gain is the unit's idle time the new order fills (the same work either
-                    # way): none, no note; and not when another PE ends within that of the
-                    # launch (the line moved there too may end it later: a breaker's second PE,
-                    # whose values came in the other order)
-                    waited = int(st["t1"][j]) - _issued_in_order(fx, passed, run_end)
+                    # unit ends sooner by the idle time the new order fills (the same work
+                    # either way); the launch no sooner than this PE's other units end (a
+                    # review: the DMA unit 286 sooner, the launch 210, as an exp chain ran on);
+                    # and not when another PE ends within the gain (the line moved there too
+                    # may end it later: a breaker's second PE, whose values came in the other
+                    # order)
                     if pe_end is None:
                         pe_end = np.zeros(int(fx.pe.max()) + 1, np.int64)
                         np.maximum.at(pe_end, fx.pe.astype(np.int64), fx.end)
+                        unit_end = np.zeros((len(pe_end), int(Unit.RX_S) + 1), np.int64)
+                        np.maximum.at(unit_end, (fx.pe.astype(np.int64), fx.unit.astype(np.int64)), fx.end)
+                    here = np.delete(unit_end[int(fx.pe[c])], int(fx.unit[c]))
+                    waited = int(st["t1"][j]) - max(_issued_in_order(fx, passed, run_end), int(here.max(initial=0)))
                     others = np.delete(pe_end, int(fx.pe[c]))
                     if len(others) and int(others.max()) > self.cycles - waited:
                         continue
                 if waited <= 0:
-                    continue
-                if int(inv[i]) in out:
-                    # the path meets the order again (a loop's next iteration): the launch may
-                    # gain at each such place (a review: issuing the loads first in every
-                    # iteration gained about the note's figure per iteration)
-                    out[int(inv[i])]["places"] += 1
                     continue
                 first = int(self.result.program.cmd_offsets[int(fx.pe[c])])
                 out[int(inv[i])] = {
                     "label": self.result.label(last), "short": g.short(int(li[j])),
                     "consumer": None if user is None else self.result.label(user),
                     "consumer_short": None if user is None else g.short(int(li[j + 1])),
-                    "commands": j - i, "cycles": waited, "places": 1,
+                    "commands": j - i, "cycles": waited, "places": 1, "order": order,
                     # a later run of the run's last line on its PE (a loop's next iteration, or
                     # a helper's second call: the commands name the helper's line)
                     "later_run": bool(np.any(g.line_of[first:c] == li[j]))}
+        for note in out.values():
+            del note["order"]
         return out
 
     def summary(self, top: int | None = 4) -> str:
@@ -376,15 +398,18 @@ def _dma_pair_depends(result, fx, a: int, b: int) -> bool:
     return x is None or y is None or x == y
 
 
-def _issued_in_order(fx, cmds, t: int) -> int:
+def _issued_in_order(fx, cmds, t: int, each: bool = False):
     """When a unit free from cycle ``t`` ends ``cmds`` issued in that order, each starting as
     soon as the one before it ends and its inputs made outside ``cmds`` have (their ends as
-    they ran), each taking the cycles it took."""
+    they ran), each taking the cycles it took: the last's end, or (``each``) the largest of
+    the commands' new ends less their ends as they ran (how much later one ends)."""
     made = fx.producers[cmds]
     ready = np.where((made >= 0) & ~np.isin(made, cmds), fx.end[np.maximum(made, 0)], 0).max(axis=1, initial=0)
+    later = 0
     for x, r in zip(cmds.tolist(), ready.tolist()):
         t = max(t, int(r)) + int(fx.end[x] - fx.start[x])
-    return t
+        later = max(later, t - int(fx.end[x]))
+    return later if each else t
 
 
 def _ahead_text(share: dict) -> str:
