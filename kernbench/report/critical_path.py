@@ -269,7 +269,7 @@ class CriticalPath:
                 # gated ran at once)
                 c0 = int(cmd[i0])
                 free = int(fx.end[fx.prev[c0]]) if fx.prev[c0] >= 0 else 0
-                run_end = _issued_in_order(fx, behind, free)
+                run_end = int(_issued_in_order(fx, behind, free)[-1])
                 if user is not None:
                     # what the consumer gains: no more than its start past its inputs from outside
                     # the run and its unit's command before it (the causal prefill's next K/V
@@ -284,7 +284,7 @@ class CriticalPath:
                     # (breakers: the dot read w0, 728 claimed, 546 true; it read h made from w0,
                     # 512 claimed, 330 true; a run waiting for a gate pushed them past its own
                     # time, 110 claimed, 38 true)
-                    pushed_by = _issued_in_order(fx, passed, run_end, each=True)
+                    pushed_by = int((_issued_in_order(fx, passed, run_end) - fx.end[passed]).max())
                     bound = max((int(fx.end[x]) + (pushed_by if _reaches(fx, x, pushed, int(fx.start[c0])) else 0)
                                  for x in other), default=0)
                     waited = int(fx.start[user]) - max(run_end, bound)
@@ -302,7 +302,7 @@ class CriticalPath:
                         unit_end = np.zeros((len(pe_end), int(Unit.RX_S) + 1), np.int64)
                         np.maximum.at(unit_end, (fx.pe.astype(np.int64), fx.unit.astype(np.int64)), fx.end)
                     here = np.delete(unit_end[int(fx.pe[c])], int(fx.unit[c]))
-                    waited = int(st["t1"][j]) - max(_issued_in_order(fx, passed, run_end), int(here.max(initial=0)))
+                    waited = int(st["t1"][j]) - max(int(_issued_in_order(fx, passed, run_end)[-1]), int(here.max(initial=0)))
                     others = np.delete(pe_end, int(fx.pe[c]))
                     if len(others) and int(others.max()) > self.cycles - waited:
                         continue
@@ -398,18 +398,17 @@ def _dma_pair_depends(result, fx, a: int, b: int) -> bool:
     return x is None or y is None or x == y
 
 
-def _issued_in_order(fx, cmds, t: int, each: bool = False):
-    """When a unit free from cycle ``t`` ends ``cmds`` issued in that order, each starting as
-    soon as the one before it ends and its inputs made outside ``cmds`` have (their ends as
-    they ran), each taking the cycles it took: the last's end, or (``each``) the largest of
-    the commands' new ends less their ends as they ran (how much later one ends)."""
+def _issued_in_order(fx, cmds, t: int) -> np.ndarray:
+    """The ends of ``cmds`` (int64, in their order) on a unit free from cycle ``t`` that issues
+    them in that order, each starting as soon as the one before it ends and its inputs made
+    outside ``cmds`` have (their ends as they ran), each taking the cycles it took."""
     made = fx.producers[cmds]
     ready = np.where((made >= 0) & ~np.isin(made, cmds), fx.end[np.maximum(made, 0)], 0).max(axis=1, initial=0)
-    later = 0
-    for x, r in zip(cmds.tolist(), ready.tolist()):
+    ends = np.empty(len(cmds), np.int64)
+    for k, (x, r) in enumerate(zip(cmds.tolist(), ready.tolist())):
         t = max(t, int(r)) + int(fx.end[x] - fx.start[x])
-        later = max(later, t - int(fx.end[x]))
-    return later if each else t
+        ends[k] = t
+    return ends
 
 
 def _ahead_text(share: dict) -> str:
