@@ -86,3 +86,29 @@ def test_ipython_shows_html_and_png():
     assert "text/html" in shown and "<table>" in shown["text/html"]
     shown, _ = formatters.DisplayFormatter().format(r.plot())
     assert shown["image/png"].startswith(b"\x89PNG")
+
+
+def test_a_result_prints_as_one_line_naming_what_it_is():
+    """repr of a launch, its engine result and its trace: one line with the kernel, machine,
+    grid, mode, cycles and commands, not the dataclasses' every array (a result of 8,960
+    commands printed 27 KB before)."""
+    import numpy as np
+
+    import kernbench
+
+    def twice(x_ptr, o_ptr, *, tl):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(64,), dtype="f32") * 2)
+
+    ctx = kernbench.Context("default")
+    x = ctx.shard(np.ones((8, 64), np.float32), over="pe")
+    o = ctx.empty_like(x)
+    for mode in ("functional", "timing"):
+        r = ctx.launch(twice, (8, 1), x, o, mode=mode)
+        n = r.program.n_commands
+        assert n == 24
+        assert repr(r) == (f"<LaunchResult twice (test_notebook_repr.py) on 'default', grid (8, 1), "
+                           f"{mode}: {r.cycles:,} cycles, 24 commands>")
+        assert repr(r.engine) == (f"<EngineResult {r.cycles:,} cycles, train detail, 24 commands, "
+                                  f"{r.engine.heap_events:,} heap events>")
+    t = ctx.trace(twice, (8, 1), x, o)
+    assert repr(t) == "<TracedLaunch twice (test_notebook_repr.py), grid (8, 1), timing: 24 commands>"

@@ -602,6 +602,8 @@ def test_skipped_start_and_end_written_once_read_from_threads():
     traced = _trace_panel("single_user_prefill", MESH8)
     off, on = _both(traced, MESH8)
     assert on.start_end_copies is not None and on.steady_commands > 0
+    assert f"{on.cycles:,} cycles" in repr(on)
+    assert on.start_end_copies is not None  # (printing a result writes nothing)
     seen, go = [], threading.Barrier(8)
 
     def read():

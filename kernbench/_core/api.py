@@ -101,7 +101,7 @@ def hw_params(hw: HardwareConfig, detail: str = "train", max_cycles: int = _HORI
     }
 
 
-@dataclass
+@dataclass(repr=False)
 class EngineResult:
     """What one simulation returns. Arrays are indexed by global PE (cube * pes_per_cube + pe),
     global command index (into ``program.commands``) or link (sender PE * N_PORTS + port)."""
@@ -135,6 +135,12 @@ class EngineResult:
     #: jumps skipped, written into the engine's start and end arrays when cmd_start or cmd_end
     #: is first read (_engine.apply_copies); None once written
     start_end_copies: Optional[tuple] = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        # a line, not every array (the start and end cycles would be written in full to print)
+        n = len(self.__dict__.get("_cmd_start", ()))
+        return (f"<EngineResult {self.cycles:,} cycles, {self.detail} detail, {n:,} "
+                f"command{'' if n == 1 else 's'}, {self.heap_events:,} heap events>")
 
     def __getstate__(self):  # a pickle carries the arrays written in full, not the queues
         self._settle()

@@ -6,6 +6,7 @@ Figures are derived here once, so the report table, the JSON and the diag harnes
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -28,7 +29,7 @@ def _not_a_number(i) -> str:
     return "" if is_whole(i) else f": a command number is an int, not a {type(i).__name__}"
 
 
-@dataclass
+@dataclass(repr=False)
 class LaunchResult:
     hw: HardwareConfig
     sfr: Optional[SfrInstall]
@@ -192,6 +193,14 @@ class LaunchResult:
         """Print how far each kernel line's results drift from the f64 shadow (a launch made with
         ``drift=``) and return its text; see kernbench.report.drift."""
         return _view("drift_report")(self, **kw)
+
+    def __repr__(self) -> str:
+        # a line, not the dataclass's every array: printing a result of millions of commands
+        # should say what it is (the figures: report(), profile(), the fields)
+        n = self.program.n_commands
+        return (f"<LaunchResult {self.kernel_name} ({os.path.basename(self.kernel_file)}) on "
+                f"{self.hw.name!r}, grid {tuple(self.grid)}, {self.mode}: {self.cycles:,} cycles, "
+                f"{n:,} command{'' if n == 1 else 's'}>")
 
     def _repr_html_(self) -> str:
         """The utilization table as HTML, for Jupyter."""

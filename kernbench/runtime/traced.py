@@ -12,6 +12,7 @@ neighbour table and the site keys that name commands in errors and reports.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +28,7 @@ from .result import LaunchResult
 __all__ = ["TracedLaunch"]
 
 
-@dataclass
+@dataclass(repr=False)
 class TracedLaunch:
     """What tracing a launch produced (see the module docstring)."""
 
@@ -52,6 +53,12 @@ class TracedLaunch:
     #: each tl.range loop of the kernel: its runs, iterations and how many replay emitted, or
     #: why it replayed none (kernbench.language.loops.LoopReplay; timing mode with replay on)
     loops: tuple = ()
+
+    def __repr__(self) -> str:
+        # a line, not the dataclass's arrays (LaunchResult's likewise)
+        n = self.program.n_commands
+        return (f"<TracedLaunch {self.kernel_name} ({os.path.basename(self.kernel_file)}), grid "
+                f"{tuple(self.grid)}, {self.mode}: {n:,} command{'' if n == 1 else 's'}>")
 
     # -- naming commands ----------------------------------------------------------------------
     def label(self, i: int) -> str:
