@@ -277,7 +277,8 @@ def _exp2(x):
     """f32 ``x``: exp2 correctly rounded to f32 (f64's, rounded once; where f64's lies on an f32
     tie, long double's: two inputs of 2**32, 0.0029695758 and -0.029743774, a review); others
     (the drift shadow's f64): numpy's. numpy's f32 exp2 is an ulp off at 127 (2**127 + 2**104,
-    an MX scale built as exp2(e - 127)); this is 2**n at every integer n, as a GPU's ex2."""
+    an MX scale built as exp2(e - 127)); this is 2**n at every integer n (subnormal ones kept:
+    a GPU's ex2.approx.ftz flushes them, docs/language.md)."""
     x = np.asarray(x)
     if x.dtype != _F32:
         return np.exp2(x)
