@@ -1,5 +1,6 @@
 """Exceptions raised by the kernel itself, and bad launch requests."""
 import os
+import re
 import sys
 import warnings
 
@@ -315,6 +316,31 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
     e = _first_line_error(ctx, method)
     assert str(e) == (f"PE (0, 0) at {FILE}:{line_of(method, 2)}: a TensorHandle has no method sum (a "
                       f"Triton tensor's): write tl.sum(x, axis) (docs/language.md, 'Porting from Triton')")
+
+    # every Triton tensor method a handle lacks names what to write (a port of Triton's
+    # test_core: x.exp2(), x.argmax(0), x.cumsum(0) ... ended as a bare AttributeError; and
+    # x.softmax()'s hint said tl.softmax(x), the last axis where Triton's is axis 0)
+    from kernbench.language import TL
+    from kernbench.language.porting import METHOD_INSTEAD, NOT_IN_TL, TRITON_METHODS, method_hint
+
+    for name in TRITON_METHODS:
+        def triton_method(x_ptr, *, tl, name=name):
+            x = tl.load(x_ptr, shape=(4, 8))
+            return getattr(x, name)
+
+        e = _first_line_error(ctx, triton_method)
+        assert str(e) == (f"PE (0, 0) at {FILE}:{line_of(triton_method, 2)}: a TensorHandle has no "
+                          f"method {name} (a Triton tensor's): write {method_hint(name)} "
+                          f"(docs/language.md, 'Porting from Triton')"), name
+        for call in re.findall(r"\btl\.(\w+)\(", method_hint(name)):  # a hint's tl calls are calls here
+            assert call not in NOT_IN_TL and callable(getattr(TL, call)), (name, call)
+    assert "tl.softmax(x, 0) for x.softmax()" in METHOD_INSTEAD["softmax"]
+
+    def typo(x_ptr, *, tl):  # (no Triton tensor has it: Python's own error, wrapped)
+        return tl.load(x_ptr, shape=(4, 8)).shpe
+
+    e = _first_line_error(ctx, typo)
+    assert "raised AttributeError" in str(e) and "'shpe'" in str(e) and "Triton" not in str(e)
 
     def keep_dims(x_ptr, *, tl):
         x = tl.load(x_ptr, shape=(4, 8))

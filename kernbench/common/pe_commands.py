@@ -691,6 +691,16 @@ class Program:
     def n_pes(self) -> int:
         return len(self.cmd_offsets) - 1
 
+    def __repr__(self) -> str:
+        # what it holds, without building the rows a compact program stands for
+        n = self.n_commands
+        try:
+            t = f", {self.n_tensors:,} tensors"
+        except ValueError:  # (neither tensor_bytes nor sizes: a Program being built)
+            t = ""
+        how = ", compact" if self._commands is None and self.compact is not None else ""
+        return f"<Program {self.n_pes:,} PEs, {n:,} command{'' if n == 1 else 's'}{t}{how}>"
+
     @property
     def n_commands(self) -> int:
         return int(self.cmd_offsets[-1])

@@ -4,7 +4,7 @@ tensor method called on a TensorHandle. docs/language.md, "Porting from Triton",
 whole table; these are its rows a kernel runs into as an AttributeError."""
 from __future__ import annotations
 
-__all__ = ["TL_INSTEAD", "METHOD_INSTEAD", "NOT_IN_TL", "tl_hint", "method_hint", "not_in_tl"]
+__all__ = ["TL_INSTEAD", "METHOD_INSTEAD", "TRITON_METHODS", "NOT_IN_TL", "tl_hint", "method_hint", "not_in_tl"]
 
 #: Triton's ``tl.<name>`` -> what to write here
 TL_INSTEAD = {
@@ -89,6 +89,7 @@ TL_INSTEAD = {
              "(stride= for a 2-D tile) and load the whole"
        for name in ("cat", "join", "interleave")},
     "split": "the halves loaded as tiles of their own (a load each)",
+    "xor_sum": "nothing: no xor reduction (tl.sum, tl.max and tl.min reduce)",
 }
 
 #: Triton's tensor methods -> the tl call here
@@ -97,11 +98,29 @@ METHOD_INSTEAD = {
     "reshape": "tl.reshape(x, shape)", "view": "tl.reshape(x, shape)",
     "trans": "tl.trans(x) (or x.T)", "permute": "tl.trans(x) for a 2-D tensor",
     "exp": "tl.exp(x)", "log": "tl.log(x)", "sqrt": "tl.sqrt(x)", "abs": "abs(x)",
-    "broadcast_to": "tl.broadcast_to(x, shape)", "softmax": "tl.softmax(x)",
+    "broadcast_to": "tl.broadcast_to(x, shape)",
+    # (Triton's softmax without dim= is along axis 0; tl.softmax's default is the last axis)
+    "softmax": "tl.softmax(x, 0) for x.softmax() (Triton's is along axis 0 without dim=; "
+               "tl.softmax's default is the last axis), tl.softmax(x, dim) for x.softmax(dim)",
+    **{name: f"tl.{name}(x)" for name in ("exp2", "log2", "rsqrt", "sigmoid")},
+    "logical_and": "x & y (of masks: & is logical)", "logical_or": "x | y (of masks: | is logical)",
+    "reduce_or": "tl.max(x, axis) of a mask (a mask's max is any)",
+    "numel": "math.prod(x.shape) (a Python int)", "type": "x.dtype and x.shape",
     "cast": "x.to(dtype) or tl.cast(x, dtype)", "astype": "x.to(dtype) or tl.cast(x, dtype)",
     "numpy": "h.data after a functional launch", "item": "h.data after a functional launch",
     "tolist": "h.data after a functional launch",
 }
+
+#: Triton's tensor methods and attributes a TensorHandle has not (its ``@_tensor_member_fn``s:
+#: triton/language core, standard and math; ``numel`` and ``type``), each hinted as a method
+#: (METHOD_INSTEAD) or as the ``tl.<name>`` it stands for (TL_INSTEAD)
+TRITON_METHODS = (
+    "sum", "max", "min", "argmax", "argmin", "xor_sum", "reduce_or", "reduce", "associative_scan",
+    "cumsum", "cumprod", "histogram", "gather", "sort", "topk", "flip", "reshape", "view", "ravel",
+    "trans", "permute", "expand_dims", "broadcast_to", "split", "interleave", "cast", "abs", "exp",
+    "exp2", "log", "log2", "sqrt", "sqrt_rn", "rsqrt", "sigmoid", "softmax", "cos", "sin", "erf",
+    "floor", "ceil", "fma", "fdiv", "div_rn", "umulhi", "logical_and", "logical_or", "numel", "type",
+)
 
 
 #: Triton's ``tl.<name>``s (its language reference, triton.language, and the dtypes and
@@ -138,5 +157,9 @@ def tl_hint(name: str) -> str:
 
 
 def method_hint(name: str) -> str | None:
-    """What to write for Triton tensor method ``x.<name>(...)`` on a TensorHandle, or None."""
-    return METHOD_INSTEAD.get(name)
+    """What to write for Triton tensor method ``x.<name>(...)`` on a TensorHandle, or None (a
+    name no Triton tensor has: a typo's AttributeError, as Python says it)."""
+    got = METHOD_INSTEAD.get(name)
+    if got is None and name in TRITON_METHODS:
+        got = TL_INSTEAD.get(name)
+    return got
