@@ -112,3 +112,13 @@ def test_a_result_prints_as_one_line_naming_what_it_is():
                                   f"{r.engine.heap_events:,} heap events>")
     t = ctx.trace(twice, (8, 1), x, o)
     assert repr(t) == "<TracedLaunch twice (test_notebook_repr.py), grid (8, 1), timing: 24 commands>"
+    # the program: every PE of the machine (24 silent), a load, a mul and a store on 8: 2 tensors each
+    assert repr(t.program) == "<Program 32 PEs, 24 commands, 16 tensors>"
+
+    def loop(x_ptr, *, tl):
+        for _ in tl.range(0, 64):
+            tl.load(x_ptr, shape=(64,), dtype="f32")
+
+    p = ctx.launch(loop, (8, 1), x, mode="timing").program
+    assert repr(p) == "<Program 32 PEs, 512 commands, 512 tensors, compact>"  # (rows not built)
+    assert len(p.commands) == 512 and repr(p) == "<Program 32 PEs, 512 commands, 512 tensors>"
