@@ -345,11 +345,17 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
     def keep_dims(x_ptr, *, tl):
         x = tl.load(x_ptr, shape=(4, 8))
         tl.store(x_ptr, x - tl.max(x, 1, keep_dims=True))  # (True: what kernbench does anyway)
+        tl.store(x_ptr, x - tl.min(x, 1, keep_dims=1))  # (Triton's constexpr reads 1 as true)
         return tl.sum(x, 1, keep_dims=False)
 
     e = _first_line_error(ctx, keep_dims)
-    assert str(e).startswith(f"PE (0, 0) at {FILE}:{line_of(keep_dims, 3)}: sum: keep_dims=False: "
+    assert str(e).startswith(f"PE (0, 0) at {FILE}:{line_of(keep_dims, 4)}: sum: keep_dims=False: "
                              f"kernbench keeps the reduced axis (size 1) always")
+
+    def keep_dims_zero(x_ptr, *, tl):
+        return tl.sum(tl.load(x_ptr, shape=(4, 8)), 1, keep_dims=0)
+
+    assert "sum: keep_dims=0: kernbench keeps the reduced axis" in str(_first_line_error(ctx, keep_dims_zero))
 
     # Triton's `x - tl.max(x, axis=1)[:, None]`, ported as written: (4,1)[:, None] is (4,1,1),
     # and x minus it (4,4,8), which a store without shape= wrote over the next rows (a review's

@@ -1358,9 +1358,9 @@ class TL:
         return tr.reduce(where, name, spec, i, s, axis, reduce_dtype(name, d))
 
     def _refuse_keep_dims(self, name: str, keep_dims) -> None:
-        # Triton's keyword other than True (a numpy True is one): kernbench always keeps the
-        # reduced axis
-        if as_flag(keep_dims) is True:
+        # Triton's keyword other than True (a numpy True is one, and a nonzero int, which
+        # Triton's constexpr reads as true): kernbench always keeps the reduced axis
+        if as_flag(keep_dims) is True or (is_whole(keep_dims) and keep_dims != 0):
             return
         fail(_builder(self), f"{name}: keep_dims={keep_dims!r}: kernbench keeps the reduced axis "
                              f"(size 1) always, so the result broadcasts against its operand; "
