@@ -357,6 +357,17 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
 
     assert "sum: keep_dims=0: kernbench keeps the reduced axis" in str(_first_line_error(ctx, keep_dims_zero))
 
+    # Triton's test_where_broadcast: a constexpr condition, which Triton folds
+    for cond in (False, np.True_, 1):
+        def where_scalar(x_ptr, *, tl, cond=cond):
+            return tl.where(cond, tl.load(x_ptr, shape=(4, 8)), 0.0)
+
+        e = _first_line_error(ctx, where_scalar)
+        assert str(e) == (f"PE (0, 0) at {FILE}:{line_of(where_scalar)}: where: the condition is a Python "
+                          f"{type(cond).__name__} ({cond!r}), known while tracing: write `a if cond else "
+                          f"b` (Python picks; for Triton's result dtype and shape, cast and "
+                          f"tl.broadcast_to the one picked), or give a mask tensor (a comparison's result)")
+
     # Triton's `x - tl.max(x, axis=1)[:, None]`, ported as written: (4,1)[:, None] is (4,1,1),
     # and x minus it (4,4,8), which a store without shape= wrote over the next rows (a review's
     # tutorial port: wrong values, no error); also of what is made of the reduction (a breaker:

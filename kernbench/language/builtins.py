@@ -1268,6 +1268,13 @@ class TL:
                           for n, u, t in (("cond", cond, condition), ("a", a, x), ("b", b, y)))
         elif cond is _UNSET or a is _UNSET or b is _UNSET:
             fail(tr, "where takes three arguments: where(cond, a, b)")
+        if not isinstance(cond, TensorHandle) and scalar_kind(cond) is not None:
+            # (Triton takes a constexpr condition and folds it; here it would need a mask
+            # tensor made for it: said, with the Python that picks while tracing)
+            fail(tr, f"where: the condition is a Python {type(cond).__name__} ({cond!r}), known "
+                     f"while tracing: write `a if cond else b` (Python picks; for Triton's result "
+                     f"dtype and shape, cast and tl.broadcast_to the one picked), or give a mask "
+                     f"tensor (a comparison's result)")
         sc, shape, dc, ic, _ = tr.operand(cond, "where condition")
         vals, kinds, ids = [], [], [ic]
         for x, what in ((a, "where a"), (b, "where b")):
