@@ -199,6 +199,37 @@ def test_bad_overrides_are_rejected_naming_the_key(overrides, message):
         hw.with_overrides(overrides)
 
 
+@pytest.mark.parametrize("key, says", [
+    # a near miss of its section's keys: named (a review's link.packet_size)
+    ("link.packet_size", "did you mean 'link.packet_bytes'?"),
+    ("gemm.rowz", "did you mean 'gemm.rows'?"),
+    ("dma.latency", "did you mean 'dma.latency_cycles'?"),
+    ("gemmm.rows", "did you mean 'gemm.rows'?"),
+    ("pes_per_cub", "did you mean 'pes_per_cube'?"),
+    ("vector.op_cycle.exp", "did you mean 'vector.op_cycles.exp'"),
+    # no near miss: the section's keys, or the top level's
+    ("sram.size", "(known: sram.capacity_bytes, sram.bytes_per_cycle; docs/hardware-model.md)"),
+    ("vector.op_cycles.gelu", "(known: vector.op_cycles.add, vector.op_cycles.sub,"),
+    ("sfr", "(known: n_cubes, pes_per_cube, clock_ghz, dma.*, gemm.*, link.*, sram.*, vector.*;"),
+])
+def test_an_unknown_key_names_what_is_known(key, says):
+    with pytest.raises(HardwareConfigError) as ei:
+        load_hw().with_overrides({key: 1})
+    assert f"unknown hardware key '{key}'" in str(ei.value) and says in str(ei.value)
+    with pytest.raises(HardwareConfigError) as ei:  # (a file's tables: the first unknown name)
+        load_hw(_nest(key, 1))
+    assert "did you mean" in str(ei.value) or "(known: " in str(ei.value)
+    if key in ("gemmm.rows", "link.packet_size"):
+        assert ("did you mean 'gemm'?" if key == "gemmm.rows" else "did you mean 'link.packet_bytes'?") in str(ei.value)
+
+
+def _nest(key, value):
+    d = value
+    for part in reversed(key.split(".")):
+        d = {part: d}
+    return d
+
+
 def test_hardware_config_error_is_a_value_error():
     assert issubclass(HardwareConfigError, ValueError)
 

@@ -6,6 +6,7 @@ that use them. A config is immutable; derive variants with :meth:`HardwareConfig
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import math
 import numbers
@@ -342,6 +343,25 @@ def _leaves(nested: dict, prefix: str = ""):
             yield f"{prefix}{k}", v
 
 
+def unknown_key(key: str) -> str:
+    """The error text of an unknown hardware key: the near misses of a known section's keys
+    (a misspelt ``link.packet_size`` names ``link.packet_bytes``), else that section's keys,
+    else the near misses among all keys or the top-level names."""
+    section, _, last = key.rpartition(".")
+    if section and any(k.startswith(section + ".") for k in KEY_BOUNDS):
+        keys = [k for k in KEY_BOUNDS if k.rpartition(".")[0] == section]
+        near = [f"{section}.{n}" for n in difflib.get_close_matches(last, [k.rpartition(".")[2] for k in keys],
+                                                                    n=2, cutoff=0.6)]
+    else:
+        keys = [k for k in KEY_BOUNDS if "." not in k] + sorted({k.split(".")[0] + ".*" for k in KEY_BOUNDS
+                                                                 if "." in k})
+        sections = sorted({k.rpartition(".")[0] for k in KEY_BOUNDS} - {""})  # (a table's name)
+        near = difflib.get_close_matches(key, [*KEY_BOUNDS, *sections], n=2, cutoff=0.8)
+    if near:
+        return f"unknown hardware key '{key}': did you mean {' or '.join(repr(k) for k in near)}?"
+    return f"unknown hardware key '{key}' (known: {', '.join(keys)}; docs/hardware-model.md)"
+
+
 def _set_dotted(data: dict, key: str, value: Any) -> None:
     if not isinstance(key, str):
         raise HardwareConfigError(f"hardware override keys must be dotted strings like 'gemm.rows', got {key!r}")
@@ -349,10 +369,10 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
     node = data
     for p in parts[:-1]:
         if not isinstance(node.get(p), dict):
-            raise HardwareConfigError(f"unknown hardware key '{key}'")
+            raise HardwareConfigError(unknown_key(key))
         node = node[p]
     if parts[-1] not in node:
-        raise HardwareConfigError(f"unknown hardware key '{key}'")
+        raise HardwareConfigError(unknown_key(key))
     if isinstance(value, Mapping) and isinstance(node[parts[-1]], dict):
         # a table of keys: each set on its own, the section's others kept (not reset to defaults)
         for k, v in value.items():
@@ -623,7 +643,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str) -> Any:
                                       f"{type(key).__name__} {key!r}" + (f" in '{prefix[:-1]}'" if prefix else ""))
         full = prefix + key
         if key not in known:
-            raise HardwareConfigError(f"{source}: unknown hardware key '{full}'")
+            raise HardwareConfigError(f"{source}: {unknown_key(full)}")
         default = getattr(defaults, key)
         if dataclasses.is_dataclass(default):
             kwargs[key] = _build(type(default), value, full + ".", source)
