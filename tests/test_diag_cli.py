@@ -148,6 +148,27 @@ def test_a_context_that_does_not_split_over_the_ranks_says_which_and_what_to_giv
     assert code == 0, err
 
 
+def test_a_context_is_checked_against_every_panel_at_once(capsys, tmp_path):
+    """A review on 3 PEs by 5 cubes: the default context was refused for the PE panels' 3
+    ranks, and the multiple of 3 it asked for then for the cube panels' 5; a causal prefill's
+    two zigzag chunks a rank were refused as "an even number of rows per rank, got 3". The
+    context is checked for all the panels run, naming each one's multiple and their lcm."""
+    hw = tmp_path / "p3c5.toml"
+    hw.write_text("n_cubes = 5\npes_per_cube = 3\n")
+    code, out, err = run(capsys, "diag", "--hw", str(hw), "--shape", "llama70b", "--context", "4098")
+    assert code == 2 and ("context 4098 does not split evenly over every panel's ranks (single_user_prefill "
+                          "a multiple of 3, single_user_decode a multiple of 3, multi_user_prefill a "
+                          "multiple of 5, multi_user_decode a multiple of 5): give a context that is a "
+                          "multiple of 15 (--context)") in err
+    code, out, err = run(capsys, "diag", "--hw", str(hw), "--shape", "llama70b", "--causal", "--context", "4105",
+                         "--panel", "multi_user_prefill")  # (5 ranks x 821: odd rows a rank)
+    assert code == 2 and ("context 4105 does not split evenly over 5 ranks in two zigzag chunks each "
+                          "(causal): give a context that is a multiple of 10") in err
+    code, out, err = run(capsys, "diag", "--hw", str(hw), "--shape", "llama70b", "--causal", "--context", "60",
+                         "--panel", "multi_user_prefill", "--panel", "single_user_decode")
+    assert code == 0, err
+
+
 def test_the_python_entry_refuses_what_the_cli_refuses():
     """panel_spec / run_panels (a review): context=0 ran the default 32K context; causal="no"
     ran causal; decode_rows 0, 2.5, -3 or True and a context of 1024.0 or -8 met numpy's or a

@@ -71,6 +71,7 @@ def test_no_config_fits(tmp_path):
     assert p.spec.blocks == spec.blocks  # the default blocks kept
     assert p.result.extra["diag"]["tuning"]["blocks"] is None  # (what --json writes)
     assert "tuned: no config fits SRAM (3 configs, 3 over SRAM)" in p.summary_lines()[-2]
+    assert p.summary_lines()[-2].endswith(": raise sram.capacity_bytes")
 
 
 def test_cache_hit_and_key(tmp_path, launches):

@@ -231,11 +231,37 @@ def tuning_line(t: dict) -> str:
     n = f"{t['configs']} config{'s' if t['configs'] != 1 else ''}"
     n += f", {t['over_sram']} over SRAM" if t["over_sram"] else ""
     if t["blocks"] is None:
-        return f"tuned: no config fits SRAM ({n}); the default blocks {tuple(t['default_blocks'])} kept ({how})"
+        return (f"tuned: no config fits SRAM ({n}); the default blocks {tuple(t['default_blocks'])} kept "
+                f"({how}): raise sram.capacity_bytes")
     gain = (f"gain {t['gain']:.4f}x over the default blocks {tuple(t['default_blocks'])} "
             f"({t['default_cycles']:,} -> {t['cycles']:,} cycles)" if t["gain"] is not None
             else f"the default blocks {tuple(t['default_blocks'])} do not fit SRAM")
     return f"tuned: blocks {tuple(t['blocks'])} chosen of {n}; {gain} ({how})"
+
+
+def _check_context(names, hw: HardwareConfig, shape, context, cubes, causal) -> None:
+    """At llama70b's shape, a context every panel of ``names`` splits evenly, or a ValueError
+    naming what each needs and their least common multiple (a panel at a time, following one
+    panel's error led to the next one's: a review on 3 PEs by 5 cubes)."""
+    if shape != "llama70b" or (context is not None and (not is_whole(context) or context < 1)):
+        return  # (panel_spec says what is wrong)
+    needs = {}
+    for name in names:
+        if not isinstance(name, str) or name not in PANELS:
+            return
+        users, kind = name.split("_user_")
+        if users == "multi" and cubes is not None and not (is_whole(cubes) and 1 <= cubes <= hw.n_cubes):
+            return
+        n = (cubes or hw.n_cubes) if users == "multi" else hw.pes_per_cube  # (as panel_spec's)
+        needs[name] = n * (2 if causal and kind == "prefill" else 1)
+    ctx_len = LLAMA70B_CONTEXT if context is None else int(context)
+    lcm = math.lcm(*needs.values()) if needs else 1
+    if ctx_len % lcm and len(set(needs.values())) > 1:
+        given = "the default context" if context is None else "context"
+        each = ", ".join(f"{name} a multiple of {n}" for name, n in needs.items())
+        raise ValueError(f"{given} {ctx_len} does not split evenly over every panel's ranks ({each}"
+                         f"{', causal prefill in two zigzag chunks a rank' if causal else ''}): give a "
+                         f"context that is a multiple of {lcm} (--context)")
 
 
 def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int | None = None,
@@ -292,10 +318,13 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
     else:
         dims = LLAMA70B
         ctx_len = LLAMA70B_CONTEXT if context is None else int(context)
-        if ctx_len % n_ranks:
+        need = n_ranks * (2 if causal and kind == "prefill" else 1)  # (causal: two zigzag chunks)
+        if ctx_len % need:
             given = "the default context" if context is None else "context"
-            raise ValueError(f"{given} {ctx_len} does not split evenly over {n_ranks} ranks: give a "
-                             f"context that is a multiple of {n_ranks} (--context; panel_spec's context=)")
+            raise ValueError(f"{given} {ctx_len} does not split evenly over {n_ranks} ranks"
+                             + (" in two zigzag chunks each (causal)" if need > n_ranks else "")
+                             + f": give a context that is a multiple of {need} (--context; panel_spec's "
+                             f"context=)")
         S_kv = ctx_len // n_ranks
         if kind == "prefill":
             S_q = S_kv
@@ -497,7 +526,9 @@ def run_panel(spec: PanelSpec, hw: HardwareConfig, *, kernel: Callable | None = 
         over = summary["sram"]["over_pe_names"]
         failures.append(f"peak SRAM {summary['sram']['peak_bytes']:,} bytes, over the capacity of "
                         f"{hw.sram.capacity_bytes:,} bytes, on "
-                        + ", ".join(over[:4]) + (f" and {len(over) - 4} more PEs" if len(over) > 4 else ""))
+                        + ", ".join(over[:4]) + (f" and {len(over) - 4} more PEs" if len(over) > 4 else "")
+                        + f": raise sram.capacity_bytes to at least {summary['sram']['peak_bytes']:,}, or "
+                        f"take smaller blocks (--tune picks the fastest that fit)")
     result.extra["diag"] = {"panel": spec.name, "passed": not failures, "failures": list(failures),
                             "causal": spec.causal, "model_flops": spec.model_flops(),
                             "max_abs_err": max_abs, "max_rel_err": max_rel,
@@ -599,6 +630,7 @@ def run_panels(panels=None, hw="default", shape: str = "small", context: int | N
     names = list(PANELS) if panels is None else list(panels)
     if not names:
         raise ValueError(f"panels: no panel given (None runs all: {', '.join(PANELS)})")
+    _check_context(names, cfg, shape, context, cubes, causal)
     specs = [panel_spec(n, cfg, shape=shape, context=context, cubes=cubes, causal=causal,
                         decode_rows=decode_rows) for n in names]
     out = []
