@@ -1,5 +1,6 @@
 """`kernbench diag`: the four panels run and pass; --panel, --shape llama70b and --hw work."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -281,4 +282,21 @@ def test_a_panel_over_sram_capacity_names_how_many_pes_are_over():
     (p,) = run_panels(panels=["single_user_prefill"], hw=hw)
     over = p.result.extra["diag"]["failures"]
     assert not p.passed and len(over) == 1
-    assert over[0].endswith("on PE (0, 0), PE (1, 0), PE (2, 0), PE (3, 0) and 4 more PEs"), over
+    assert "on PE (0, 0), PE (1, 0), PE (2, 0), PE (3, 0) and 4 more PEs: raise sram.capacity_bytes to at least " in over[0], over
+
+
+def test_one_pe_reads_as_one(capsys, tmp_path):
+    """A review on a 1 x 1 machine: "1 ranks", "1 working PEs", "links 0% (wire busy, mean over
+    0 used links)"; and on a 65,536 x 1 array at 1,000 GHz the table's "(0.0%)" of the peak,
+    below reports.md's 3 significant digits."""
+    (tmp_path / "p1.toml").write_text("n_cubes = 1\npes_per_cube = 1\n")
+    code, out, err = run(capsys, "diag", "--hw", str(tmp_path / "p1.toml"), "--panel", "single_user_decode")
+    assert code == 0, err
+    assert "decode: 1 rank (open line" in out and "on 1 working PE (" in out
+    assert "DMA " in out and "%, no link traffic; GEMM balance 1.000 (least/most busy rank)" in out
+    (tmp_path / "fast.toml").write_text("clock_ghz = 1000\n[gemm]\nrows = 65536\ncols = 1\n")
+    code, out, err = run(capsys, "diag", "--hw", str(tmp_path / "fast.toml"), "--panel", "single_user_decode",
+                         "--table")
+    assert code == 0, err
+    m = re.search(r"TFLOP/s peak \((\S+)%\)", out)
+    assert m and m[1] != "0.0" and 0 < float(m[1]) < 1e-4, out

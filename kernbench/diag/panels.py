@@ -30,7 +30,7 @@ from ..hw.config import HardwareConfig, load_hw
 from ..kernels.attention import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV,
                                  attention_mesh_kv_kernel, attention_mesh_mlo_kernel, zigzag_positions)
 from ..report.summary import summarize
-from ..report.table import fmt_bytes_pair, fmt_num, fmt_seconds, fmt_value
+from ..report.table import fmt_bytes_pair, fmt_num, fmt_seconds, fmt_value, plural
 
 __all__ = [
     "PANELS",
@@ -200,7 +200,7 @@ class PanelResult:
         lk = s["links"]
         sram = s["sram"]
         lines = [
-            f"{sp.kind}{_causal_text(sp)}: {sp.n_ranks} ranks (open line over "
+            f"{sp.kind}{_causal_text(sp)}: {plural(sp.n_ranks, 'rank')} (open line over "
             f"{'PEs' if sp.scope == 'pe' else 'cubes'}, SFR scope {sp.scope}, rank_axis {sp.rank_axis}), "
             f"S_q {sp.S_q}, context {sp.context}, h_q {sp.h_q}, h_kv {sp.h_kv}, d_head {sp.d_head}, "
             f"blocks {sp.blocks}",
@@ -208,10 +208,11 @@ class PanelResult:
             f"cycles {s['cycles']:,} = {fmt_seconds(s['microseconds'] * 1e-6)} at {fmt_value(s['clock_ghz'])} GHz "
             f"({self.wall_seconds:.2f} s to simulate)",
             f"{fmt_num(t['achieved_tflops'])} TFLOP/s of {fmt_num(t['peak_tflops'])} peak on "
-            f"{s['working_pes']} working PEs ({fmt_num(100 * t['tflops_fraction'])}%)" + (self._model_tflops(s) if sp.causal else ""),
+            f"{plural(s['working_pes'], 'working PE')} ({fmt_num(100 * t['tflops_fraction'])}%)" + (self._model_tflops(s) if sp.causal else ""),
             f"utilization (mean over working PEs): GEMM {busy['GEMM']:.0f}%, VECTOR {busy['VECTOR']:.0f}%, "
-            f"DMA {busy['DMA']:.0f}%, links {self.link_wire_pct():.0f}% (wire busy, mean over "
-            f"{lk['links_used']} used links); GEMM balance {self.gemm_balance():.3f} (least/most busy rank)",
+            f"DMA {busy['DMA']:.0f}%, "
+            + (f"links {self.link_wire_pct():.0f}% (wire busy, mean over {plural(lk['links_used'], 'used link')})"
+               if lk["links_used"] else "no link traffic") + f"; GEMM balance {self.gemm_balance():.3f} (least/most busy rank)",
             "attainable {:,} cycles (busiest resource: {}, docs/kernels.md); the launch takes {:.3f}x that".format(
                 *self.attainable(), s["cycles"] / max(1, self.attainable()[0])),
             f"link bytes {lk['bytes']:,} ({fmt_num(lk['achieved_gbps'])} GB/s); peak SRAM "

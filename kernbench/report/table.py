@@ -54,6 +54,12 @@ def fmt_num(x: float, digits: int = 3) -> str:
     return whole + dot + frac
 
 
+def fmt_pct(p: float) -> str:
+    """A percentage to one decimal from 1 up, below it to 3 significant digits (a 65,536 x 1
+    array at 1,000 GHz ran at 0.0000318% of its peak, which one decimal showed as 0.0%)."""
+    return f"{p:.1f}" if p >= 1 or p == 0 else fmt_num(p)
+
+
 def _rounds_to_one(v: float, digits: int = 3) -> bool:
     """Whether ``v`` shown to ``digits`` significant digits is 1 or more in magnitude."""
     return math.isfinite(v) and abs(float(f"{v:.{digits}g}")) >= 1
@@ -209,7 +215,7 @@ def _totals(s: dict) -> Table:
     t.add_row("time", f"{s['cycles']:,} cycles = {fmt_seconds(s['seconds'])} at {fmt_value(s['clock_ghz'])} GHz "
               f"({plural(s['commands'], 'command')})")
     t.add_row("GEMM", f"{fmt_count(tot['flops'], 'FLOP')}: {fmt_num(tot['achieved_tflops'])} of "
-              f"{fmt_num(tot['peak_tflops'])} TFLOP/s peak ({100 * tot['tflops_fraction']:.1f}%)")
+              f"{fmt_num(tot['peak_tflops'])} TFLOP/s peak ({fmt_pct(100 * tot['tflops_fraction'])}%)")
     t.add_row("memory", f"{fmt_bytes(tot['dma_bytes'])} by DMA: {fmt_num(tot['memory_gbps'])} of "
               f"{fmt_num(tot['memory_peak_gbps'])} GB/s ({plural(s['cubes_used'], 'cube channel')})")
     if ln["links_used"]:
@@ -217,7 +223,7 @@ def _totals(s: dict) -> Table:
                   f"{plural(ln['packets'], 'packet')} on {plural(ln['links_used'], 'link')}: "
                   f"{fmt_num(ln['achieved_gbps'])} of {fmt_num(ln['peak_gbps'])} GB/s")
         t.add_row("", f"busiest link {ln['busiest_link_name']}: {fmt_num(ln['busiest_link_gbps'])} of "
-                  f"{fmt_num(ln['per_link_peak_gbps'])} GB/s ({ln['busiest_link_busy_pct']:.1f}% busy)")
+                  f"{fmt_num(ln['per_link_peak_gbps'])} GB/s ({fmt_pct(ln['busiest_link_busy_pct'])}% busy)")
     else:
         t.add_row("links", "no link traffic")
     peak, cap = fmt_bytes_pair(sr["peak_bytes"], sr["capacity_bytes"])
