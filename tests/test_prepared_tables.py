@@ -82,3 +82,45 @@ def test_the_pairing_inputs_are_what_the_pairing_reads(key, monkeypatch):
     del tables[key]
     with pytest.raises(KeyError):
         api._prepare(hw, np.asarray(traced.neighbours), traced.program, traced.describe, tables)
+
+
+def test_a_program_edited_after_tracing_is_checked_again(monkeypatch):
+    """A review: ``TracedLaunch.time`` reused the tables checked at trace, so a command edited
+    since (a vector op of 100,000) ran unchecked and crashed the interpreter (other edits: wrong
+    cycles, raw IndexErrors). The checked arrays are read-only now; one made writeable again,
+    or replaced, has the program checked again."""
+    import kernbench
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.empty((4096,), "f32")
+
+    def k(p, *, tl):
+        a = tl.load(p, shape=(64,))
+        tl.store(p, a + 1.0)
+        for i in tl.range(0, 12):  # (a compact program: its rows built on first read)
+            tl.store(p + 256 * i, tl.load(p + 256 * i, shape=(64,)) * 2.0)
+
+    t = ctx.trace(k, (1, 1), x)
+    assert t.program.tiled is not None  # rows not built yet
+    want = t.time(ctx.hw).cycles
+    checks = []
+    real = api._prepare
+    monkeypatch.setattr(api, "_prepare", lambda *a, **kw: checks.append(1) or real(*a, **kw))
+    c = t.program.commands  # built from the compact form: read-only, the same rows
+    assert not c.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        c["sub"][1] = 100_000
+    assert t.time(ctx.hw).cycles == want and checks == []  # (the kept tables)
+    add = c["sub"][1]
+    c.flags.writeable = True
+    c["sub"][1] = 100_000
+    with pytest.raises(ValueError, match=r"PE \(0, 0\) command #1 \[add \(64,\) f32 .*\]: unknown vector op"):
+        t.time(ctx.hw)
+    assert checks == [1]
+    c["sub"][1] = add  # (the failed check kept nothing: still writeable)
+    assert t.time(ctx.hw).cycles == want and checks == [1, 1]
+    assert not c.flags.writeable  # (kept again by that check; the offsets replaced: checked again)
+    assert t.time(ctx.hw).cycles == want and checks == [1, 1]
+    t.program.cmd_offsets = t.program.cmd_offsets.copy()
+    assert t.time(ctx.hw).cycles == want and checks == [1, 1, 1]
+    assert not t.program.cmd_offsets.flags.writeable and t.time(ctx.hw).cycles == want and len(checks) == 3

@@ -625,11 +625,54 @@ def _prepare(hw: HardwareConfig, nbr: np.ndarray, program: Program, describe, ta
     return {**t, "messages": messages}
 
 
-def _keep_prepared(prepared: dict, hw: HardwareConfig, nbr: np.ndarray, prep: dict) -> None:
+def _keep_prepared(prepared: dict, hw: HardwareConfig, nbr: np.ndarray, prep: dict, program: Program) -> None:
     # one wiring at a time: the tables are as big as the program
     prepared.clear()
     prepared["program"] = {k: prep[k] for k in _PROGRAM_TABLES}
     prepared[_prepared_key(hw, nbr)] = prep
+    prepared["stamp"] = _stamp(program)
+
+
+def _checked_arrays(program: Program) -> list:
+    # the arrays the kept tables were checked from: the rows (held, or the compact form's) and
+    # the offsets the unit queues and reader counts index by (the tensor sizes and pinned
+    # flags are checked on every call: _check_program)
+    arrays = [program.cmd_offsets, program.tensor_offsets, program._commands]
+    cp = program.compact
+    if cp is not None:
+        arrays += [cp.bounds, cp.literal, *(a for t in cp.tiles for a in t if isinstance(a, np.ndarray))]
+    return arrays
+
+
+def _stamp(program: Program) -> tuple:
+    """The program's checked arrays, made read-only: the kept tables are reused only while
+    they are the same arrays, still read-only (:func:`_stamp_holds`). A review edited
+    ``TracedLaunch.program.commands`` after tracing (a vector op 100,000): the next timing read
+    it unchecked and crashed the interpreter."""
+    arrays = _checked_arrays(program)
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            a.flags.writeable = False
+    return (program.compact, arrays)
+
+
+def _stamp_holds(program: Program, stamp) -> bool:
+    """Whether ``program`` still holds the arrays :func:`_stamp` made read-only, unchanged: a
+    command array built since from the compact form (read-only, Program.commands) or dropped
+    (Program.release_commands) is the same rows."""
+    if stamp is None or program.compact is not stamp[0]:
+        return False
+    now, then = _checked_arrays(program), stamp[1]
+    if len(now) != len(then):
+        return False
+    for i, (a, b) in enumerate(zip(now, then)):
+        if i == 2 and stamp[0] is not None:
+            # a compact program's rows: dropped, or built again from it (read-only) or kept
+            if a is not None and a.flags.writeable:
+                return False
+        elif a is not b or (isinstance(a, np.ndarray) and a.flags.writeable):
+            return False
+    return True
 
 
 #: the tables only the link pairing reads (the message table is made from them): each send's
@@ -669,7 +712,7 @@ def prepare(hw: HardwareConfig, neighbours, program: Program, describe, prepared
                     (np.ascontiguousarray(sites, np.int32), np.ascontiguousarray(site_type, np.int64)))
     if prep is None:
         return False
-    _keep_prepared(prepared, hw, nbr, prep)
+    _keep_prepared(prepared, hw, nbr, prep, program)
     return True
 
 
@@ -972,10 +1015,12 @@ def simulate(
     packet, burst and fold); both give the same cycles. ``max_cycles`` stops a runaway launch with
     MaxCyclesError. ``describe(global_cmd) -> str`` lets the caller name commands (kernel lines)
     in errors, ``source(global_cmd) -> "file:line"`` gives errors their ``where``. ``prepared``: a
-    dict the caller keeps beside ``program`` (and never changes the program while it does): the
-    first call stores the checked program's tables there (unit queues, message pairs; nothing that
-    depends on timing parameters), later calls with the same neighbours reuse them instead of
-    checking the program again (TracedLaunch.time: one trace, many hardware variants).
+    dict the caller keeps beside ``program``: the first call stores the checked program's tables
+    there (unit queues, message pairs; nothing that depends on timing parameters) and makes the
+    arrays they were checked from read-only (the rows and the offsets), later calls with the
+    same neighbours reuse them instead of checking the program again (TracedLaunch.time: one
+    trace, many hardware variants) while the program holds those arrays, still read-only (one
+    replaced, or made writeable again to edit it, is checked again).
     ``steady`` (train detail): where the program repeats a loop body (tl.range; see
     :func:`_steady_regions`) and the whole machine's state comes back to the same point a whole
     number of iterations later, moved on in time, the engine jumps over the stretches that repeat
@@ -1009,6 +1054,8 @@ def simulate(
     tb, sizes = _check_program(hw, program)  # (read once: what the engine is given)
     nbr = _check_neighbours(hw, neighbours)
     describe = describe or _default_describe(program)
+    if prepared and not _stamp_holds(program, prepared.get("stamp")):
+        prepared.clear()  # (the program changed since its tables were kept: checked again)
     prep = prepared.get(_prepared_key(hw, nbr)) if prepared is not None else None
     if prep is None:
         tables = prepared.get("program") if prepared else None
@@ -1016,7 +1063,7 @@ def simulate(
             tables = None  # (drop_pairing_inputs: checked and prepared again)
         prep = _prepare(hw, nbr, program, describe, tables)
         if prepared is not None:
-            _keep_prepared(prepared, hw, nbr, prep)
+            _keep_prepared(prepared, hw, nbr, prep, program)
 
     regions = None
     if steady and detail == "train":
