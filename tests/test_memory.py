@@ -376,12 +376,27 @@ def test_a_masked_array_with_masked_elements_is_refused(ctx):
     """(A review: np.asarray dropped the mask, and the values under it were placed.)"""
     for m in (np.ma.array([1.0, 2.0, 3.0], mask=[False, True, False]), np.ma.masked,
               np.ma.masked_invalid(np.array([1.0, np.nan], np.float32))):
-        with pytest.raises(PlacementError, match="a masked array with masked elements: placement "
-                                                 "takes values, and the mask would be dropped"):
-            ctx.replicate(m)
+        for x in (m, [m], (np.array([5.0, 6.0]), [m])):  # (a list's masked array too: a review)
+            with pytest.raises(PlacementError, match=r"a masked array with masked elements \(or a list "
+                                                     r"holding one\): placement takes values, and the "
+                                                     r"mask would be dropped"):
+                ctx.replicate(x)
     m = np.ma.array([1.0, 2.0, 3.0], mask=[False, True, False])
     assert ctx.read(ctx.replicate(m.filled(-1.0)), (0, 0)).tolist() == [1.0, -1.0, 3.0]
     assert ctx.read(ctx.replicate(np.ma.array([1.0, 2.0])), (0, 0)).tolist() == [1.0, 2.0]  # (none masked)
+    assert ctx.read(ctx.replicate([np.ma.array([1.0, 2.0]), [3.0, 4.0]]), (0, 0)).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_a_device_array_has_at_most_thirty_axes(ctx):
+    """A review: ctx.empty((1,) * 65) was accepted, then read back as numpy's own "maximum
+    supported dimension" error (read_all adds two axes; numpy 1.x stops at 32, as the language)."""
+    a = ctx.empty((1,) * 30, "f32")
+    assert ctx.read_all(a).ndim == 32
+    for n in (31, 65):
+        with pytest.raises(PlacementError, match=rf"a device array has at most 30 axes .*got {n}: reshape it"):
+            ctx.empty((1,) * n, "f32")
+    with pytest.raises(PlacementError, match="at most 30 axes"):
+        ctx.replicate(np.zeros((1,) * 31, np.float32))
 
 def test_another_contexts_array_is_refused_by_every_reader(ctx):
     # (its global PE numbers are another machine's: PE (1, 1) of a 2-PE cube read as (3, 0))

@@ -26,7 +26,7 @@ from ..hw.config import HardwareConfig
 from ..language.builder import bytes_text as _bytes_text
 from ..language.builder import host_memory, value_budget
 from ..language.numerics import cast_value, round_once
-from ..language.semantic import FLOAT_DTYPES, NP_DTYPES, STORAGE_DTYPES, dtype_name
+from ..language.semantic import FLOAT_DTYPES, MAX_NDIM, NP_DTYPES, STORAGE_DTYPES, dtype_name
 
 __all__ = ["DeviceArray", "DevicePointer", "DeviceMemory", "BASE_ADDR", "ALIGN", "to_numpy", "PlacementError"]
 
@@ -41,6 +41,16 @@ INT32_POISON = -(2 ** 31)
 
 class PlacementError(KernbenchError, ValueError):
     """A placement or read-back request that cannot be honoured (bad axis, PE, size)."""
+
+
+def _masked_in(x, depth: int = 0) -> bool:
+    # a masked array with masked elements, or a list or tuple holding one (np.asarray drops the
+    # masks of the arrays in a list too: a review)
+    if isinstance(x, np.ma.MaskedArray):
+        return bool(np.ma.getmaskarray(x).any())
+    if isinstance(x, (list, tuple)) and depth < 64:
+        return any(_masked_in(e, depth + 1) for e in x if isinstance(e, (list, tuple, np.ndarray)))
+    return False
 
 
 def to_numpy(x) -> tuple[np.ndarray, str | None]:
@@ -59,11 +69,12 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
                              "column: they have no value to place (numpy makes them NaN); fill "
                              "them (x.fillna(value)) or pass a float array with NaN where you "
                              "mean it")
-    if isinstance(x, np.ma.MaskedArray) and np.ma.getmaskarray(x).any():
+    if _masked_in(x):
         # (np.asarray drops the mask: the values under it would be placed without a word)
-        raise PlacementError("a masked array with masked elements: placement takes values, and "
-                             "the mask would be dropped (the values under it placed as they are); "
-                             "pass x.filled(value) to choose what stands there, or x.data")
+        raise PlacementError("a masked array with masked elements (or a list holding one): "
+                             "placement takes values, and the mask would be dropped (the values "
+                             "under it placed as they are); pass x.filled(value) to choose what "
+                             "stands there, or x.data")
     try:
         a = np.asarray(x)
     except ValueError as e:  # a ragged nested list: numpy has no array for it
@@ -387,6 +398,10 @@ class DeviceMemory:
         if not dims or not all(_whole(d) and d >= 1 for d in dims):
             raise PlacementError(f"shape must be a non-empty tuple of positive ints, got {shape!r}")
         shape = tuple(int(d) for d in dims)
+        if len(shape) > MAX_NDIM - 2:  # (read_all adds the cube and PE axes)
+            raise PlacementError(f"a device array has at most {MAX_NDIM - 2} axes (read_all adds two, "
+                                 f"for {MAX_NDIM}: numpy 1.x's limit, and a kernel's), got {len(shape)}: "
+                                 f"reshape it")
         # names are printed raw in reports, tables and Perfetto tracks: text on one line
         if name is not None and not (isinstance(name, str) and name.isprintable()):
             raise PlacementError(f"name must be a str of printable characters (or None: a0, a1, ...), "
