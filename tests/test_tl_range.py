@@ -2834,3 +2834,31 @@ def test_a_loop_kept_past_its_kernel_is_recorded_and_closed_as_the_program_ends(
         sys.unraisablehook = hook
         KEPT.clear()
     assert seen == []
+
+
+def test_an_iterator_kept_from_a_program_that_ended_says_so():
+    """A review: an iterator over a tl.range made on PE 0 and kept in a global ran no iteration
+    on PE 1 (its program closed it as it returned, and a closed generator's for stops at once),
+    silently; in a later launch likewise."""
+    ctx = Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    o = ctx.empty((4,), "f32")
+    kept = {}
+
+    def k(o_ptr, *, tl):
+        if tl.program_id(0) == 0:
+            kept["it"] = iter(tl.range(10))
+        else:
+            for i in kept["it"]:
+                tl.store(o_ptr, tl.full((4,), float(i)))
+
+    with pytest.raises(KernelError, match=r"on PE \(1, 0\) .*: this tl.range\(0, 10, 1\) loop's iterator was "
+                                          r"made on PE \(0, 0\), whose program has ended"):
+        ctx.launch(k, (2, 1), o)
+
+    def own(o_ptr, *, tl):  # (each PE's own iterator, with next() and a for over the rest)
+        it = iter(tl.range(4))
+        first = next(it)
+        for i in it:
+            tl.store(o_ptr, tl.full((4,), float(i + first)))
+
+    assert ctx.launch(own, (2, 1), o, mode="timing").program.n_commands == 2 * 3 * 2

@@ -1229,10 +1229,47 @@ _STATE_BUDGET = 16
 _STATE_VISITS = 4096
 #: the most values visited counting a larger variable's elements (_count)
 _COUNT_VISITS = 64
+
+
+class LoopIterator:
+    """What ``iter(tl.range(...))`` returns: the loop's generator, and the program it was made
+    in. Its program closes it as the kernel returns (:func:`close_kept`); taken further after
+    that (kept in a global and iterated by the next PE's program, or a later launch's), it says
+    so, where a closed generator's ``for`` would run no iteration, silently (a review)."""
+
+    __slots__ = ("_g", "_where", "_ended")
+
+    def __init__(self, g, b: PEBuilder, r: TlRange) -> None:
+        self._g, self._where, self._ended = g, (b.pe, b.cube, r), False
+
+    def __iter__(self) -> "LoopIterator":
+        return self
+
+    def __next__(self) -> int:
+        g = self._g
+        if g.gi_frame is None and not self._ended:  # (closed before its end was reached)
+            pe, cube, r = self._where
+            raise RuntimeError(f"this {r!r} loop's iterator was made on PE ({pe}, {cube}), whose "
+                               f"program has ended (it closes its loops as it returns): each "
+                               f"PE's program iterates a tl.range of its own (keep the tl.range, "
+                               f"or its arguments, not an iterator over it)")
+        try:
+            return next(g)
+        except StopIteration:
+            self._ended = True
+            raise
+
+    def close(self) -> None:
+        """Close the loop (a generator's ``close``: the loop as left by a ``break``)."""
+        self._ended = True
+        self._g.close()
+
+
 #: types compared by value as they are, and types compared by identity alone
 _PLAIN = frozenset({int, bool, str, bytes, type(None)})
 _IDENTITY = frozenset({types.BuiltinFunctionType, types.ModuleType, types.GeneratorType,
-                       types.CodeType, types.FrameType, staticmethod, classmethod, property})
+                       types.CodeType, types.FrameType, staticmethod, classmethod, property,
+                       LoopIterator})
 _OPAQUE = tuple(_IDENTITY)
 _HEAPTYPE = 1 << 9  # (Py_TPFLAGS_HEAPTYPE: a class a Python statement made, not a builtin)
 
@@ -1824,6 +1861,7 @@ class TlRange:
             n = len(opened)
             if n >= 64 and not n & (n - 1):  # (an inner loop run again and again: the ended go)
                 opened[:] = [w for w in opened if w() is not None]
+            return LoopIterator(g, b, self)
         return g
 
     def __reversed__(self) -> Iterator[int]:  # (a TlRange; typed as what a for over it sees)

@@ -470,8 +470,7 @@ def _stop_hint(e: BaseException) -> str:
         return ""
     return ("StopIteration: a next() past the end of an iterator (for a tl.range advanced by "
             "next(): with replay on, the iterations it replays go by at once; drive a tl.range "
-            "with a for loop, or use range(); and a tl.range iterator ends with the program it "
-            "was made in: one kept from another PE's program or an earlier launch is over)")
+            "with a for loop, or use range())")
 
 
 def _kernel_site(exc: BaseException, kernel_file: str, kernel_line: int = 0) -> tuple:
