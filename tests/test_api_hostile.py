@@ -264,6 +264,13 @@ INCONSISTENT = {  # (a fuzzer: each loaded, and the table and the profile disagr
                                      "must start when its unit is free and its operands are ready"),
     "extra as text": (lambda d: d.__setitem__("extra", ""), "args and extra must be objects"),
     "a pinned flag of 2": (lambda d: d["program"]["tensor_pinned"].__setitem__(0, 2), "0 or 1 per tensor"),
+    # (a review of reports.md: a link's bytes raised by 3 loaded as a launch that moved them)
+    "a link's bytes raised": (lambda d: d["counters"]["links"]["bytes"].__setitem__(
+        int(np.argmax(d["counters"]["links"]["bytes"])), max(d["counters"]["links"]["bytes"]) + 3),
+        "counters.links.bytes must be its messages' summed"),
+    "a link's packets raised": (lambda d: d["counters"]["links"]["packets"].__setitem__(
+        int(np.argmax(d["counters"]["links"]["packets"])), max(d["counters"]["links"]["packets"]) + 1),
+        "counters.links.packets must be its messages' summed"),
 }
 
 
@@ -280,6 +287,16 @@ def test_from_json_refuses_a_document_whose_parts_disagree(edit):
     with pytest.raises(ValueError, match="not a complete kernbench launch JSON") as ei:
         kernbench.report.export.from_json(doc)
     assert says in str(ei.value), str(ei.value)
+
+
+def test_from_json_of_a_dict_checks_its_format():
+    from report_helpers import line_pipeline
+
+    doc = json.loads(json.dumps(line_pipeline(n_pes=2).to_json()))
+    doc["format"] = "kernbench.launch/2"  # (a file's was checked, a dict's was not: a review)
+    with pytest.raises(ValueError, match=r"not a kernbench launch JSON \(expected format 'kernbench.launch/1', "
+                                         r"got 'kernbench.launch/2'\)"):
+        kernbench.report.export.from_json(doc)
 
 
 def test_integers_f32_cannot_hold_are_refused_by_default(ctx):

@@ -22,9 +22,11 @@ the event record of ``record_events=True``) and the program, by the engine's own
     the command that opened that busy period (``"channel"`` step on the DMA command, from that
     start to its end; from its own start when the period opened in its request cycle). One that
     ended first (round robin served it beside a longer backlog, not after it) owes its end to
-    its own start: a ``"busy"`` step, its stall inside it. A channel busy period is a run of overlapping
-    ``[start, end - dma.latency_cycles]`` intervals of the cube's DMA commands: while a command
-    has bursts pending the channel is never idle (it is work-conserving), so the union of those
+    its own start: a ``"busy"`` step, its stall inside it. A channel busy period is a run of
+    ``[start, end - dma.latency_cycles]`` intervals of the cube's DMA commands, each starting
+    before the latest end of the ones before it (one starting in the cycle that end was opens
+    a period of its own: nothing requested before it was pending): while a command has bursts
+    pending the channel is never idle (it is work-conserving), so the union of those
     intervals is exactly when the channel was busy;
   * otherwise the command's own duration is on the path (``"busy"`` step).
 

@@ -377,6 +377,9 @@ def from_json(doc: Union[dict, str, Path]):
     if not isinstance(doc, dict):
         source = str(doc)
         doc = load_json(doc)
+    elif doc.get("format") != FORMAT:  # (as load_json checks a file's)
+        raise ValueError(f"{source}: not a kernbench launch JSON (expected format {FORMAT!r}, got "
+                         f"{str(doc.get('format'))[:80]!r})")
     try:
         result = _from_doc(doc)
         _check_loaded(result)
@@ -458,6 +461,22 @@ def _check_consistent(r, doc: dict) -> None:
             raise ValueError("messages must pair a SEND with a RECV that ends after it starts")
     if len(m) != int((fx.opcode == Opcode.SEND).sum()) or len(m) != int((fx.opcode == Opcode.RECV).sum()):
         raise ValueError("messages must hold one entry per SEND and per RECV of the program")
+    # each link's bytes, messages and packets are its messages' (a review raised a link's
+    # bytes by 3: loaded as a launch that moved them)
+    lc = e.link_counters
+    if len(m):
+        link, nb = m["link"].astype(np.int64), m["nbytes"].astype(np.int64)
+        if link.min() < 0 or link.max() >= len(lc):
+            raise ValueError(f"messages.link must name one of the {len(lc)} links")
+        P = int(hw.link.packet_bytes)
+        for name, per_message in (("bytes", nb), ("messages", np.ones(len(m), np.int64)),
+                                  ("packets", -(-nb // P))):
+            got = np.zeros(len(lc), np.int64)
+            np.add.at(got, link, per_message)
+            if not np.array_equal(got, lc[name]):
+                raise ValueError(f"counters.links.{name} must be its messages' summed")
+    elif (lc["bytes"] != 0).any() or (lc["messages"] != 0).any() or (lc["packets"] != 0).any():
+        raise ValueError("counters.links must be zero for a launch without messages")
 
 
 def _check_loaded(r) -> None:
