@@ -736,3 +736,23 @@ def test_gather_s_pe_is_an_int(ctx):
     with pytest.raises(PlacementError, match=r"gather: cube must be an int .*, got str '0'"):
         ctx.gather(x, cube="0")
     assert ctx.gather(x, pe=1).tolist() == [1.0] * 4
+
+
+def test_report_arguments_of_the_wrong_kind_are_said(tmp_path):
+    """A review: report(console=5) was an AttributeError, plot(dpi=nan or "100") matplotlib's
+    own errors, profile(path="no") a profile with the critical path (a truthy string)."""
+    from report_helpers import line_pipeline
+
+    r = line_pipeline(n_pes=2)
+    with pytest.raises(ValueError, match=r"print_report: console must be a rich Console, got int 5"):
+        r.report(console=5)
+    for dpi in (0, -3, float("nan"), float("inf"), "100", True, None):
+        with pytest.raises(ValueError, match=r"plot: dpi must be a positive number of dots per inch"):
+            r.plot(tmp_path / "p.png", dpi=dpi)
+    assert not (tmp_path / "p.png").exists()
+    r.plot(tmp_path / "p.png", dpi=np.float32(50.5))
+    assert (tmp_path / "p.png").stat().st_size > 0
+    for bad in ("no", 0, None):
+        with pytest.raises(ValueError, match=r"path must be True or False"):
+            r.profile(path=bad, file=str(tmp_path / "prof.txt"))
+    assert "critical path (" not in r.profile(path=False, file=str(tmp_path / "prof.txt"))  # (no path summary)

@@ -119,7 +119,11 @@ def plot(
 
     Without ``path`` nothing is written: it returns the matplotlib ``Figure``, which Jupyter
     shows inline as a cell's value (its PlotData is ``figure.kernbench_plot``). Raises
-    ValueError for a ``path`` in a folder that does not exist (before drawing anything)."""
+    ValueError for a ``path`` in a folder that does not exist (before drawing anything), and
+    for a ``dpi`` that is not a positive number."""
+    if (isinstance(dpi, (bool, np.bool_)) or not isinstance(dpi, (int, float, np.integer, np.floating))
+            or not np.isfinite(dpi) or dpi <= 0):  # (matplotlib's own errors, before: a review)
+        raise ValueError(f"plot: dpi must be a positive number of dots per inch, got {dpi!r}")
     if _binary_file(path):  # (savefig writes to it)
         if getattr(path, "closed", False):
             raise ValueError(f"plot: the file object {path!r} is closed")

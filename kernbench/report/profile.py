@@ -69,6 +69,8 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     work) or "line" (source order)."""
     if sort not in _SORTS:
         raise ValueError(f"sort must be one of {', '.join(_SORTS)}, got {sort!r}")
+    if not isinstance(path, (bool, np.bool_)):  # ("no" would be true)
+        raise ValueError(f"path must be True or False (the critical path's column), got {path!r}")
     fx = command_facts(result)
     g = line_groups(result)
     n_lines = len(g.sources)

@@ -292,6 +292,8 @@ def emit(renderable, console: Optional[Console] = None, file=None, width: int = 
     if not is_whole(width) or width < 20:
         raise ValueError(f"width must be an int of at least 20 columns, got {width!r}")
     width = int(width)  # (a numpy int as its value)
+    if console is not None and not isinstance(console, Console):  # (a review: AttributeError on 5)
+        raise ValueError(f"{who}: console must be a rich Console, got {type(console).__name__} {console!r}")
     if console is None and file is not None and not isinstance(file, (str, os.PathLike)) \
             and not callable(getattr(file, "write", None)):  # (a review: AttributeError on file=5)
         raise ValueError(f"{who}: file must be a path or an open text file (with .write), got "
