@@ -1042,6 +1042,15 @@ def test_tune_refuses_configs_that_are_not_a_list_of_dicts(configs, says):
     assert says in str(ei.value)
 
 
+@pytest.mark.parametrize("kw", [{"default": 5}, {"args": [("chunks", 2)]}, {"default": "M"}])
+def test_tune_refuses_args_and_default_that_are_not_dicts(kw):
+    # (a review: default=5 raised "'int' object is not iterable")
+    name = next(iter(kw))
+    with pytest.raises(TypeError, match=rf"^tune: {name} must be a dict of the kernel's arguments \(or None\), "
+                                        rf"got {type(kw[name]).__name__} "):
+        tune(builder, [{"M": 16}], **{"args": {"chunks": 2}, **kw}, cache=False)
+
+
 # -- the command line --------------------------------------------------------------------------------------
 def test_cli_sweep(tmp_path, capsys):
     from kernbench.cli import main

@@ -111,6 +111,10 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
     configs = _configs(configs)
     if not configs:
         raise ValueError("tune needs at least one config")
+    for name, v in (("args", args), ("default", default)):  # (dict(5) was a raw TypeError: a review)
+        if v is not None and not isinstance(v, Mapping):
+            raise TypeError(f"tune: {name} must be a dict of the kernel's arguments (or None), got "
+                            f"{type(v).__name__} {v!r}"[:300])
     fixed = dict(args or {})
     default = dict(default or {})
     base = load_hw(hw)
