@@ -1512,3 +1512,15 @@ def test_a_tl_calls_argument_error_is_worded_alike_in_both_builds():
                     (view, r": view\(\) got an unexpected keyword argument 'foo'")):
         with pytest.raises(KernelError, match=says):
             ctx.launch(k, (1, 1), x)
+
+
+def test_an_int_python_cannot_print_is_said(ctx):
+    """A review: an int of 5,001 digits in a tl call ended as Python's "Exceeds the limit (4300
+    digits) for integer string conversion", blamed on the kernel without a word of why."""
+    def kernel(x_ptr, *, tl):
+        tl.store(x_ptr, tl.load(x_ptr, shape=(4, 8)) * 10 ** 5000)
+
+    e = _first_line_error(ctx, kernel)
+    assert "raised ValueError on PE (0, 0)" in str(e) and str(e).endswith(
+        "(a Python int of thousands of digits reached a tl call, which could not print it (Python "
+        "prints no int past 4,300 digits): pass a smaller int, or a float such as float('inf'))")

@@ -446,6 +446,16 @@ class SfrText(str):
         return (SfrText, (self.install,))
 
 
+def _digits_hint(e: BaseException) -> str:
+    """The hint for Python's refusal to print an int of more than 4,300 digits (a check that
+    refused such an int could not print it in its message: a review's ``x * 10**5000``), else ""."""
+    if type(e) is not ValueError or "integer string conversion" not in str(e):
+        return ""
+    return (" (a Python int of thousands of digits reached a tl call, which could not print it "
+            "(Python prints no int past 4,300 digits): pass a smaller int, or a float such as "
+            "float('inf'))")
+
+
 def _int_hint(e: BaseException) -> str:
     """The hint for a Triton idiom on what is a Python int here (AttributeError on an int):
     ``pid.to(tl.int64)`` (tl.program_id is a Python int), ``Out.type.element_ty`` or
@@ -818,7 +828,7 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                     f"{pe_at((p, c), file, line)}{calls}: a TensorHandle has no method {e.name} (a Triton "
                     f"tensor's): write {method_hint(e.name)} (docs/language.md, 'Porting from "
                     f"Triton')", pe=(p, c), where=file_line(file, line, full=True)) from None
-            why = _none_data_hint(e, file, line) or _stop_hint(e) or _int_hint(e)
+            why = _none_data_hint(e, file, line) or _stop_hint(e) or _int_hint(e) or _digits_hint(e)
             raise replayed_note(KernelError(
                 f"kernel {name} raised {type(e).__name__} on {pe_label((p, c))} "
                 f"(program_id(0)={p}, program_id(1)={c}) at {file_line(file, line)}{calls}: "
