@@ -87,8 +87,10 @@ def test_the_pairing_inputs_are_what_the_pairing_reads(key, monkeypatch):
 def test_a_program_edited_after_tracing_is_checked_again(monkeypatch):
     """A review: ``TracedLaunch.time`` reused the tables checked at trace, so a command edited
     since (a vector op of 100,000) ran unchecked and crashed the interpreter (other edits: wrong
-    cycles, raw IndexErrors). The checked arrays are read-only now; one made writeable again,
-    or replaced, has the program checked again."""
+    cycles, raw IndexErrors). A second review got past a read-only flag (a field view taken
+    while the array was writeable, the flag set back, ``release_commands`` after an edit, a
+    large array's writeable base). The kept tables are reused only while what the engine reads
+    has the checksum it was checked with (api._stamp); the arrays are read-only besides."""
     import kernbench
 
     ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
@@ -106,21 +108,35 @@ def test_a_program_edited_after_tracing_is_checked_again(monkeypatch):
     checks = []
     real = api._prepare
     monkeypatch.setattr(api, "_prepare", lambda *a, **kw: checks.append(1) or real(*a, **kw))
+    for _ in range(3):
+        assert t.time(ctx.hw).cycles == want
+    assert checks == []  # (the kept tables)
     c = t.program.commands  # built from the compact form: read-only, the same rows
     assert not c.flags.writeable
     with pytest.raises(ValueError, match="read-only"):
         c["sub"][1] = 100_000
-    assert t.time(ctx.hw).cycles == want and checks == []  # (the kept tables)
-    add = c["sub"][1]
+    assert t.time(ctx.hw).cycles == want and checks == [1]  # (the engine reads the held rows now)
+    add = int(c["sub"][1])
+    bad = r"PE \(0, 0\) command #1 \[add \(64,\) f32 .*\]: unknown vector op"
     c.flags.writeable = True
-    c["sub"][1] = 100_000
-    with pytest.raises(ValueError, match=r"PE \(0, 0\) command #1 \[add \(64,\) f32 .*\]: unknown vector op"):
+    sub = c["sub"]  # (a view taken while writeable: the flag set back does not stop it)
+    sub[1] = 100_000
+    c.flags.writeable = False
+    with pytest.raises(ValueError, match=bad):
         t.time(ctx.hw)
-    assert checks == [1]
-    c["sub"][1] = add  # (the failed check kept nothing: still writeable)
-    assert t.time(ctx.hw).cycles == want and checks == [1, 1]
-    assert not c.flags.writeable  # (kept again by that check; the offsets replaced: checked again)
-    assert t.time(ctx.hw).cycles == want and checks == [1, 1]
-    t.program.cmd_offsets = t.program.cmd_offsets.copy()
-    assert t.time(ctx.hw).cycles == want and checks == [1, 1, 1]
-    assert not t.program.cmd_offsets.flags.writeable and t.time(ctx.hw).cycles == want and len(checks) == 3
+    sub[1] = add
+    assert t.time(ctx.hw).cycles == want and len(checks) == 3
+    sub[1] = 100_000  # (after a check kept the tables again)
+    with pytest.raises(ValueError, match=bad):
+        t.time(ctx.hw)
+    t.program.release_commands()  # (the compact form's rows again: checked, timed as traced)
+    assert t.time(ctx.hw).cycles == want and len(checks) == 5
+    t.program.cmd_offsets = t.program.cmd_offsets.copy()  # (the same contents: no check)
+    assert t.time(ctx.hw).cycles == want and len(checks) == 5
+    with pytest.raises(AttributeError, match="TiledCommands.literal is set once"):
+        t.program.compact.literal = t.program.compact.literal.copy()
+    lit = t.program.compact.literal
+    lit.flags.writeable = True  # (the compact form's rows, edited in place)
+    lit["sub"][1] = 100_000
+    with pytest.raises(ValueError, match=bad):
+        t.time(ctx.hw)

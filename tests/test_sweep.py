@@ -112,6 +112,9 @@ def test_axes_expand_products_lists_and_numpy_values():
         points_of(None, {"mode": [1]}, {"mode": ["timing"]})
     with pytest.raises(kernbench.hw.config.HardwareConfigError, match="unknown hardware key 'link.speed'"):
         sweep(builder, hardware={"link.speed": [1]}, cache=False, workers=1)
+    with pytest.raises(kernbench.hw.config.HardwareConfigError,  # (as load_hw says it: a review)
+                       match=r"unknown hardware key 'link.packet_size': did you mean 'link.packet_bytes'\?"):
+        sweep(builder, hardware={"link.packet_size": [8]}, cache=False, workers=1)
 
 
 def test_a_grid_past_ten_million_points_is_refused_before_it_is_listed():

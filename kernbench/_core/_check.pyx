@@ -14,7 +14,7 @@ the GIL and poll Python's signal handlers every SIGNAL_PERIOD rows (the engine's
 _types.pxd); when one raises (KeyboardInterrupt), the pass stops with ST_INTERRUPTED and the
 function raises that exception once the GIL is back, its output arrays partly written.
 """
-from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint8_t, INT32_MAX, INT64_MAX
+from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t, uint8_t, INT32_MAX, INT64_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 from ._types cimport (Command, Message, OP_DOT, OP_VEC, OP_REDUCE, N_OPCODES, N_PORTS, N_UNITS,
@@ -1064,3 +1064,32 @@ def message_table(const uint8_t[::1] units, const int64_t[::1] send_idx,
     if rc == 2:
         raise MemoryError()
     return out_arr if rc == 0 else None
+
+
+cdef inline uint64_t _mix(uint64_t h, uint64_t w) noexcept nogil:
+    # (rotate, xor the word, multiply by the 64-bit golden ratio: each word's bits reach every
+    # later bit of h, and a word's position matters)
+    h = ((h << 27) | (h >> 37)) ^ w
+    return h * <uint64_t>0x9E3779B97F4A7C15ULL
+
+
+def digest64(a) -> int:
+    """A 64-bit checksum of ``a``'s bytes (any C-contiguous numpy array or buffer), in C without
+    the GIL, about 3 cycles per 8 bytes: api keeps one per array the engine's tables were checked
+    from, and checks the program again when one changed (an edit through any view of it). Not a
+    cryptographic hash: it tells accidental edits apart (two byte strings of one length alike
+    with probability about 2**-64), not crafted ones."""
+    cdef const uint8_t[::1] b = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    cdef Py_ssize_t n = b.shape[0], i, words = n // 8
+    cdef uint64_t h = <uint64_t>n * <uint64_t>0xC2B2AE3D27D4EB4FULL, w
+    cdef const uint8_t *p = &b[0] if n else NULL
+    with nogil:
+        for i in range(words):
+            memcpy(&w, p + 8 * i, 8)
+            h = _mix(h, w)
+        if n % 8:
+            w = 0
+            memcpy(&w, p + 8 * words, n % 8)
+            h = _mix(h, w)
+        h ^= h >> 31
+    return h

@@ -633,46 +633,42 @@ def _keep_prepared(prepared: dict, hw: HardwareConfig, nbr: np.ndarray, prep: di
     prepared["stamp"] = _stamp(program)
 
 
-def _checked_arrays(program: Program) -> list:
-    # the arrays the kept tables were checked from: the rows (held, or the compact form's) and
-    # the offsets the unit queues and reader counts index by (the tensor sizes and pinned
-    # flags are checked on every call: _check_program)
-    arrays = [program.cmd_offsets, program.tensor_offsets, program._commands]
-    cp = program.compact
-    if cp is not None:
-        arrays += [cp.bounds, cp.literal, *(a for t in cp.tiles for a in t if isinstance(a, np.ndarray))]
-    return arrays
+def _engine_reads(program: Program) -> tuple:
+    # what the kept tables were checked from and the engine reads: the rows (the held array, or
+    # the compact form's arrays when it reads through that: Program.tiled) and the offsets the
+    # unit queues and reader counts index by (the tensor sizes and pinned flags are checked on
+    # every call: _check_program)
+    cp = program.tiled
+    rows = (program.commands,) if cp is None else (cp.bounds, cp.literal, cp.tiles)
+    return (cp is None, *rows, program.cmd_offsets, program.tensor_offsets)
+
+
+def _fingerprint(x):
+    if isinstance(x, np.ndarray):
+        return (x.dtype.str, x.shape, _check.digest64(x))
+    if isinstance(x, (tuple, list)):
+        return tuple(_fingerprint(v) for v in x)
+    return x if x is None or isinstance(x, (bool, int, np.integer)) else ("object", id(x))
 
 
 def _stamp(program: Program) -> tuple:
-    """The program's checked arrays, made read-only: the kept tables are reused only while
-    they are the same arrays, still read-only (:func:`_stamp_holds`). A review edited
-    ``TracedLaunch.program.commands`` after tracing (a vector op 100,000): the next timing read
-    it unchecked and crashed the interpreter."""
-    arrays = _checked_arrays(program)
-    for a in arrays:
-        if isinstance(a, np.ndarray):
-            a.flags.writeable = False
-    return (program.compact, arrays)
+    """A fingerprint of what the engine reads of ``program`` (its rows and offsets: a 64-bit
+    checksum of each array's bytes, _check.digest64, about 25 ms for 2.4M held rows, nothing
+    for a replayed program's compact form), its arrays made read-only to say so: the kept
+    tables are reused only while it is the same (:func:`_stamp_holds`). A review edited
+    ``TracedLaunch.program.commands`` after tracing (a vector op of 100,000): the next timing
+    read it unchecked and crashed the interpreter; a flag alone did not hold (a view taken
+    while the array was writeable, the flag set back, ``release_commands`` after an edit)."""
+    parts = _engine_reads(program)
+    for x in parts:
+        if isinstance(x, np.ndarray):
+            x.flags.writeable = False
+    return _fingerprint(parts)
 
 
 def _stamp_holds(program: Program, stamp) -> bool:
-    """Whether ``program`` still holds the arrays :func:`_stamp` made read-only, unchanged: a
-    command array built since from the compact form (read-only, Program.commands) or dropped
-    (Program.release_commands) is the same rows."""
-    if stamp is None or program.compact is not stamp[0]:
-        return False
-    now, then = _checked_arrays(program), stamp[1]
-    if len(now) != len(then):
-        return False
-    for i, (a, b) in enumerate(zip(now, then)):
-        if i == 2 and stamp[0] is not None:
-            # a compact program's rows: dropped, or built again from it (read-only) or kept
-            if a is not None and a.flags.writeable:
-                return False
-        elif a is not b or (isinstance(a, np.ndarray) and a.flags.writeable):
-            return False
-    return True
+    """Whether the engine would read of ``program`` what its kept tables were checked from."""
+    return stamp is not None and _fingerprint(_engine_reads(program)) == stamp
 
 
 #: the tables only the link pairing reads (the message table is made from them): each send's

@@ -344,19 +344,22 @@ def _leaves(nested: dict, prefix: str = ""):
 
 
 def unknown_key(key: str) -> str:
-    """The error text of an unknown hardware key: the near misses of a known section's keys
-    (a misspelt ``link.packet_size`` names ``link.packet_bytes``), else that section's keys,
-    else the near misses among all keys or the top-level names."""
+    """The error text of an unknown hardware key: the near misses of a known section's keys and
+    tables (a misspelt ``link.packet_size`` names ``link.packet_bytes``), else that section's,
+    else the near misses among all keys and tables, or the top-level names."""
     section, _, last = key.rpartition(".")
+    known = ["name", *KEY_BOUNDS]  # (the one text key, and the numbers)
+    tables = {k.rpartition(".")[0] for k in KEY_BOUNDS} - {""}
     if section and any(k.startswith(section + ".") for k in KEY_BOUNDS):
-        keys = [k for k in KEY_BOUNDS if k.rpartition(".")[0] == section]
-        near = [f"{section}.{n}" for n in difflib.get_close_matches(last, [k.rpartition(".")[2] for k in keys],
-                                                                    n=2, cutoff=0.6)]
+        # the section's keys, then its tables (vector's op_cycles), each by its own name
+        names = sorted({k[len(section) + 1:].split(".")[0] for k in KEY_BOUNDS if k.startswith(section + ".")},
+                       key=lambda n: (f"{section}.{n}" in tables, n))
+        keys = [f"{section}.{n}" + (".*" if f"{section}.{n}" in tables else "") for n in names]
+        near = [f"{section}.{n}" for n in difflib.get_close_matches(last, names, n=2, cutoff=0.6)]
     else:
-        keys = [k for k in KEY_BOUNDS if "." not in k] + sorted({k.split(".")[0] + ".*" for k in KEY_BOUNDS
-                                                                 if "." in k})
-        sections = sorted({k.rpartition(".")[0] for k in KEY_BOUNDS} - {""})  # (a table's name)
-        near = difflib.get_close_matches(key, [*KEY_BOUNDS, *sections], n=2, cutoff=0.8)
+        keys = [k for k in known if "." not in k] + sorted({k.split(".")[0] + ".*" for k in KEY_BOUNDS
+                                                            if "." in k})
+        near = difflib.get_close_matches(key, [*known, *sorted(tables)], n=2, cutoff=0.7)
     if near:
         return f"unknown hardware key '{key}': did you mean {' or '.join(repr(k) for k in near)}?"
     return f"unknown hardware key '{key}' (known: {', '.join(keys)}; docs/hardware-model.md)"

@@ -730,6 +730,20 @@ class TiledCommands:
 
     __slots__ = ("n", "bounds", "literal", "tiles", "loops", "_src")
 
+    def __setattr__(self, name: str, value) -> None:
+        # set once: the C reader (_src) is made from them, and the engine's checks are kept by
+        # their contents (kernbench._core.api._stamp); a field replaced would leave the reader
+        # on the old rows while `expand` gave the new ones (a review)
+        if name != "_src":
+            try:
+                object.__getattribute__(self, name)
+            except AttributeError:
+                pass
+            else:
+                raise AttributeError(f"TiledCommands.{name} is set once (make a TiledCommands of "
+                                     f"the rows you mean instead)")
+        object.__setattr__(self, name, value)
+
     def __init__(self, n: int, bounds, literal: np.ndarray, tiles: list, loops=None) -> None:
         self.n = int(n)
         self.tiles = tuple(tiles)

@@ -38,7 +38,7 @@ import numpy as np
 from ..common.errors import as_flag, exc_text, is_whole, short_repr
 from ..common.gc_pause import pause_gc, resume_gc
 from ..common.cache import DiskCache, NotCanonical, canonical, check_kernbench_files, code_fingerprint, digest
-from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw
+from ..hw.config import HardwareConfig, HardwareConfigError, leaves, load_hw, unknown_key
 from ..hw.sfr import SfrInstall
 from .figures import TRANSIENT, cacheable, error_figures, is_row, row_figures
 from .grid import Launch, Point, expand_axis, points_of
@@ -414,7 +414,7 @@ def _check_hw_keys(base: HardwareConfig, pts: list) -> None:
         node = data
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
-                raise HardwareConfigError(f"unknown hardware key '{key}' (kernbench hw show default lists them)")
+                raise HardwareConfigError(unknown_key(key))
             node = node[part]
         if isinstance(node, dict):
             raise HardwareConfigError(f"hardware key '{key}' is a table: sweep one of its keys "
