@@ -331,8 +331,9 @@ def test_porting_mistakes_say_what_to_write_instead(ctx):
             return getattr(x, name)
 
         e = _first_line_error(ctx, triton_method)
+        kind = "attribute" if name in ("numel", "type") else "method"
         assert str(e) == (f"PE (0, 0) at {FILE}:{line_of(triton_method, 2)}: a TensorHandle has no "
-                          f"method {name} (a Triton tensor's): write {method_hint(name)} "
+                          f"{kind} {name} (a Triton tensor's): write {method_hint(name)} "
                           f"(docs/language.md, 'Porting from Triton')"), name
         for call in re.findall(r"\btl\.(\w+)\(", method_hint(name)):  # a hint's tl calls are calls here
             assert call not in NOT_IN_TL and callable(getattr(TL, call)), (name, call)

@@ -598,5 +598,5 @@ def test_the_docs_sample_table_is_what_prints():
 
 def test_a_percentage_below_one_keeps_three_significant_digits():
     from kernbench.report.table import fmt_pct
-    assert [fmt_pct(p) for p in (100.0, 37.25, 1.0, 0.0, 0.5, 0.0000318, 0.04567)] == [
-        "100.0", "37.2", "1.0", "0.0", "0.5", "0.0000318", "0.0457"]
+    assert [fmt_pct(p) for p in (100.0, 37.25, 1.0, 0.9995, 0.0, 0.5, 0.0000318, 0.04567)] == [
+        "100.0", "37.2", "1.0", "1.0", "0.0", "0.5", "0.0000318", "0.0457"]

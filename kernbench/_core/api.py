@@ -653,17 +653,13 @@ def _fingerprint(x):
 
 def _stamp(program: Program) -> tuple:
     """A fingerprint of what the engine reads of ``program`` (its rows and offsets: a 64-bit
-    checksum of each array's bytes, _check.digest64, about 25 ms for 2.4M held rows, nothing
-    for a replayed program's compact form), its arrays made read-only to say so: the kept
-    tables are reused only while it is the same (:func:`_stamp_holds`). A review edited
-    ``TracedLaunch.program.commands`` after tracing (a vector op of 100,000): the next timing
-    read it unchecked and crashed the interpreter; a flag alone did not hold (a view taken
-    while the array was writeable, the flag set back, ``release_commands`` after an edit)."""
-    parts = _engine_reads(program)
-    for x in parts:
-        if isinstance(x, np.ndarray):
-            x.flags.writeable = False
-    return _fingerprint(parts)
+    checksum of each array's bytes, _check.digest64, about 32 ms for 2.4M held rows, nothing
+    for a replayed program's compact form): the kept tables are reused only while it is the
+    same (:func:`_stamp_holds`). A review edited ``TracedLaunch.program.commands`` after
+    tracing (a vector op of 100,000): the next timing read it unchecked and crashed the
+    interpreter; read-only flags did not hold either (a view taken while the array was
+    writeable, the flag set back, ``release_commands`` after an edit: a second review)."""
+    return _fingerprint(_engine_reads(program))
 
 
 def _stamp_holds(program: Program, stamp) -> bool:
@@ -1012,11 +1008,11 @@ def simulate(
     MaxCyclesError. ``describe(global_cmd) -> str`` lets the caller name commands (kernel lines)
     in errors, ``source(global_cmd) -> "file:line"`` gives errors their ``where``. ``prepared``: a
     dict the caller keeps beside ``program``: the first call stores the checked program's tables
-    there (unit queues, message pairs; nothing that depends on timing parameters) and makes the
-    arrays they were checked from read-only (the rows and the offsets), later calls with the
-    same neighbours reuse them instead of checking the program again (TracedLaunch.time: one
-    trace, many hardware variants) while the program holds those arrays, still read-only (one
-    replaced, or made writeable again to edit it, is checked again).
+    there (unit queues, message pairs; nothing that depends on timing parameters) with a
+    checksum of what they were checked from (the rows the engine reads and the offsets), later
+    calls with the same neighbours reuse them instead of checking the program again
+    (TracedLaunch.time: one trace, many hardware variants) while the checksum is the same (an
+    edited program is checked again).
     ``steady`` (train detail): where the program repeats a loop body (tl.range; see
     :func:`_steady_regions`) and the whole machine's state comes back to the same point a whole
     number of iterations later, moved on in time, the engine jumps over the stretches that repeat

@@ -605,9 +605,7 @@ class Program:
         """(n_commands,) COMMAND_DTYPE, every PE's stream in global PE order."""
         c = self._commands
         if c is None:
-            c = self.compact.expand()
-            c.flags.writeable = False  # (rows the compact form stands for: edit that, or a copy)
-            self._commands = c
+            c = self._commands = self.compact.expand()
         return c
 
     @property

@@ -825,7 +825,8 @@ def _trace(ctx, kernel, grid: tuple, args: tuple, kwargs: dict, functional: bool
                     where=file_line(file, line, full=True)) from None
             if isinstance(e, AttributeError) and isinstance(e.obj, TensorHandle) and method_hint(e.name):
                 raise KernelError(
-                    f"{pe_at((p, c), file, line)}{calls}: a TensorHandle has no method {e.name} (a Triton "
+                    f"{pe_at((p, c), file, line)}{calls}: a TensorHandle has no "
+                    f"{'attribute' if e.name in ('numel', 'type') else 'method'} {e.name} (a Triton "
                     f"tensor's): write {method_hint(e.name)} (docs/language.md, 'Porting from "
                     f"Triton')", pe=(p, c), where=file_line(file, line, full=True)) from None
             why = _none_data_hint(e, file, line) or _stop_hint(e) or _int_hint(e) or _digits_hint(e)
