@@ -131,7 +131,15 @@ def test_a_program_edited_after_tracing_is_checked_again(monkeypatch):
     assert t.time(ctx.hw).cycles == want and len(checks) == 5
     with pytest.raises(AttributeError, match="TiledCommands.literal is set once"):
         t.program.compact.literal = t.program.compact.literal.copy()
-    lit = t.program.compact.literal
+    cp = t.program.compact
+    with pytest.raises(AttributeError, match="TiledCommands._src is set once"):
+        cp._src = type(cp.source())(cp.n, cp.bounds, cp.literal, cp.tiles)  # (a third review)
+    shifts = [v for tile in cp.tiles for v in tile if isinstance(v, np.ndarray)]
+    assert shifts and cp.bounds is not None
+    for a in (*shifts, cp.bounds):  # (the reader copies them: no view may write them)
+        with pytest.raises(ValueError):
+            a.flags.writeable = True
+    lit = cp.literal
     lit["sub"][1] = 100_000  # (the compact form's rows, edited in place)
     with pytest.raises(ValueError, match=bad):
         t.time(ctx.hw)

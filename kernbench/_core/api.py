@@ -1047,7 +1047,11 @@ def simulate(
     nbr = _check_neighbours(hw, neighbours)
     describe = describe or _default_describe(program)
     if prepared and not _stamp_holds(program, prepared.get("stamp")):
-        prepared.clear()  # (the program changed since its tables were kept: checked again)
+        # the program changed since its tables were kept: checked again, through a reader made
+        # again from what it holds now
+        prepared.clear()
+        if program.compact is not None:
+            program.compact._src = None
     prep = prepared.get(_prepared_key(hw, nbr)) if prepared is not None else None
     if prep is None:
         tables = prepared.get("program") if prepared else None

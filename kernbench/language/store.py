@@ -713,6 +713,19 @@ class TraceStore:
                              self._tiles, self._loops)
 
 
+def _frozen(a):
+    # an array no view can write: the C reader copies the tilings' flags and bounds, so an edit
+    # in place would leave it on the old rows while `expand` gave the new ones (a review)
+    if not isinstance(a, np.ndarray):
+        return a
+    a = np.ascontiguousarray(a)
+    return np.frombuffer(a.tobytes(), a.dtype).reshape(a.shape)
+
+
+def _frozen_tiles(tiles) -> tuple:
+    return tuple(tuple(_frozen(v) for v in t) if isinstance(t, (tuple, list)) else t for t in tiles)
+
+
 class TiledCommands:
     """A launch's command array kept small: the rows tracing wrote and the tl.range tilings that
     stand for the rest, exactly (:meth:`expand` equals the array full tracing builds, byte for
@@ -734,23 +747,23 @@ class TiledCommands:
         # set once: the C reader (_src) is made from them, and the engine's checks are kept by
         # their contents (kernbench._core.api._stamp); a field replaced would leave the reader
         # on the old rows while `expand` gave the new ones (a review)
-        if name != "_src":
-            try:
-                object.__getattribute__(self, name)
-            except AttributeError:
-                pass
-            else:
+        try:
+            now = object.__getattribute__(self, name)
+        except AttributeError:
+            pass
+        else:  # (the reader may be dropped, to be made again from the fields: api.simulate)
+            if not (name == "_src" and (value is None or now is None)):
                 raise AttributeError(f"TiledCommands.{name} is set once (make a TiledCommands of "
                                      f"the rows you mean instead)")
         object.__setattr__(self, name, value)
 
     def __init__(self, n: int, bounds, literal: np.ndarray, tiles: list, loops=None) -> None:
         self.n = int(n)
-        self.tiles = tuple(tiles)
+        self.tiles = _frozen_tiles(tiles)
         self.loops = tuple(range(len(self.tiles)) if loops is None else loops)
         if len(self.loops) != len(self.tiles):
             raise ValueError("TiledCommands: one loop per tiling")
-        self.bounds = np.asarray(bounds, np.int64).reshape(-1, 2)
+        self.bounds = _frozen(np.asarray(bounds, np.int64).reshape(-1, 2))
         self.literal = literal
         self._src = None
         self.source()  # checks that the ranges cover 0..n once, in order
@@ -775,7 +788,8 @@ class TiledCommands:
         return self.n, self.bounds, self.literal, self.tiles, self.loops
 
     def __setstate__(self, state) -> None:
-        self.n, self.bounds, self.literal, self.tiles = state[:4]
+        self.n, self.literal = state[0], state[2]
+        self.bounds, self.tiles = _frozen(state[1]), _frozen_tiles(state[3])
         self.loops = state[4] if len(state) > 4 else tuple(range(len(self.tiles)))
         self._src = None
 
