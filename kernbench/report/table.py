@@ -55,9 +55,10 @@ def fmt_num(x: float, digits: int = 3) -> str:
 
 
 def fmt_pct(p: float) -> str:
-    """A percentage to one decimal from 1 up, below it to 3 significant digits (a 65,536 x 1
-    array at 1,000 GHz ran at 0.0000318% of its peak, which one decimal showed as 0.0%)."""
-    return f"{p:.1f}" if p >= 0.95 or p == 0 else fmt_num(p)  # (0.95 and up: 1.0, as one decimal)
+    """A percentage to one decimal from 0.95 up (shown as 1.0 and more), below it to 3
+    significant digits (a 65,536 x 1 array at 1,000 GHz ran at 0.0000318% of its peak, which one
+    decimal showed as 0.0%)."""
+    return f"{p:.1f}" if p >= 0.95 or p == 0 else fmt_num(p)
 
 
 def _rounds_to_one(v: float, digits: int = 3) -> bool:
