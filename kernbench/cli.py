@@ -820,7 +820,7 @@ def _run_check(module, kernel, ctx, named: dict, result, console) -> int:
     """The module's check_<kernel>(ctx, args, result) or check(...): an exception or False
     fails the run (exit status 1)."""
     check_name = f"check_{getattr(kernel, '__name__', '')}"
-    if not callable(getattr(module, check_name, None)):
+    if getattr(module, check_name, None) is None:  # (set but not a function: refused below)
         check_name = "check"
     check = getattr(module, check_name, None)
     if check is None:

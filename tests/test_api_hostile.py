@@ -336,6 +336,15 @@ def test_pe_coordinates_offsets_and_gather_indices_must_be_ints_in_range():
         with pytest.raises(TypeError, match="a byte offset is an int"):
             x + off
     assert x + np.int64(8) == x.addr + 8 and 8 + x == x.addr + 8
+    # a numpy array on the left was numpy's object add, which took what the right refuses
+    for left in (np.array(4), np.array([1, 2]), np.array(4.5)):
+        with pytest.raises(TypeError, match="a byte offset is an int"):
+            left + x
+        with pytest.raises(TypeError, match="a byte offset is an int"):
+            x + left
+    assert np.int64(8) + x == x.addr + 8
+    with pytest.raises(TypeError, match="does not support ufuncs"):
+        np.add(x, 8)
 
 
 @pytest.mark.parametrize("option", ["strict_sram", "record_events", "steady"])

@@ -1111,6 +1111,17 @@ def test_a_check_that_cannot_take_its_arguments_is_a_usage_error(capsys, tmp_pat
     assert got == 0 and out.splitlines()[-1].startswith("check  passed"), (out, err)
 
 
+def test_a_check_that_is_not_a_function_is_a_usage_error(capsys, tmp_path):
+    """A check_<kernel> set to something else than a function was skipped (a review): the run
+    passed with no check, or fell back to check(...)."""
+    p = tmp_path / "not_a_check.py"
+    p.write_text("def k(*, tl):\n    tl.zeros((4,), 'f32')\n\n\ncheck_k = 5\n\n\n"
+                 "def check(ctx, args, result):\n    return True\n")
+    got, out, err = run(capsys, "run", f"{p}:k", "--grid", "8", "--mode", "functional")
+    assert got == 2
+    assert one_error_line(err) == f"kernbench: error: check_k in {p} is not a function"
+
+
 def test_an_error_told_to_a_closed_stderr_exits_141(tmp_path):
     """rich's Console exits with 1 on EPIPE, also while main tells an error: 1 says a check or a
     panel failed."""

@@ -263,6 +263,11 @@ class DeviceArray:
     def __int__(self) -> int:
         return self.addr
 
+    # numpy's operators defer to the array's own (``np.array(4) + arr`` was numpy's add of an
+    # object array, which let through what ``arr + np.array(4)`` refuses), and numpy's
+    # functions refuse it: a device array is an address, not numbers
+    __array_ufunc__ = None
+
     def __add__(self, nbytes: int) -> "DevicePointer":
         """The byte address ``nbytes`` past the array's start: an int (a
         :class:`DevicePointer`, which a load or store checks belongs to its Context)."""
