@@ -875,6 +875,20 @@ def python_state(x_ptr, o_ptr, n, *, tl):
         tl.store(o_ptr, x)  # list no variable of the loop's frame holds: one would be found)
 
 
+def _grows(seen=[]):  # noqa: B006 (the case: a default list kept from call to call)
+    seen.append(1)
+    return len(seen)
+
+
+def state_across_launches(x_ptr, o_ptr, n, *, tl):
+    """Its first load's shape grows at every call of the kernel: verify mode's second pass
+    traces another program before any iteration was replayed (a review: the message blamed
+    replay)."""
+    tl.load(x_ptr, shape=(_grows(),), dtype="f32")
+    for i in tl.range(0, n):
+        tl.store(o_ptr, tl.load(x_ptr + i * T * T * F32, shape=(T, T)))
+
+
 def squares(x_ptr, o_ptr, n, *, tl):
     for i in tl.range(0, n):
         x = tl.load(x_ptr + (i * i % 7) * T * T * F32, shape=(T, T))  # not affine in i
@@ -942,6 +956,10 @@ def pinned_after(x_ptr, o_ptr, n, *, tl):
                    r"tensors: tensor #\d+ \(made by load \(8,8\) f32 from a0 at test_tl_range.py:\d+\) is "
                    r"256 bytes with replay, 256 bytes and pinned traced in full"),
     (python_state, "replay .*changes the program"),
+    (state_across_launches, r"test_tl_range.py:\d+: the kernel's Python traced this PE differently "
+                            r"the second time .*: command #0 is load \((\d+),\) f32 from a0 at "
+                            r"test_tl_range.py:\d+ \(operands -1, -1, -1; result 0\) in the first pass, "
+                            r"load \((\d+),\) f32 .* before any iteration tl.range replayed"),
     (squares, "iteration 3 .*move by a constant per iteration"),
     (stride_grows, r"iteration 4 .*shape \(2, 8\) and stride 9, the replayed body's shape \(2, 8\) "
                    r"and stride 8"),
@@ -1221,6 +1239,25 @@ def wide_masked_weight_moving(w_ptr, y_ptr, R, N, *, tl):
         tl.store(y_ptr + F32 * 2 * T * r, w)
 
 
+def wide_masked_weight_inside(x_ptr, w_ptr, y_ptr, R, N, *, tl):
+    """wide_masked_weight with its mask made in the body (Triton's tutorial 05 makes `cols` and
+    `cols < N` inside the row loop): the same value in every row."""
+    for r in tl.range(0, R):
+        cols = tl.arange(0, 2 * T)
+        x = tl.load(x_ptr + F32 * r * 2 * T, shape=(2 * T,), mask=cols < N, other=0.0)
+        w = tl.load(w_ptr, shape=(2 * T,), mask=cols < N, other=0.0)
+        tl.store(y_ptr + F32 * r * 2 * T, x * w, mask=cols < N)
+
+
+def wide_weight_inside_mask_grows(x_ptr, w_ptr, y_ptr, R, N, *, tl):
+    """wide_weight_mask_grows with its mask made in the body from a tl.arange moved by the
+    row (a value, not an address, following the index: iterations 1 and 2 differ)."""
+    for r in tl.range(0, R):
+        cols = tl.arange(0, 2 * T) + r
+        w = tl.load(w_ptr, shape=(2 * T,), mask=cols < N - 5 + 2 * r, other=0.0)
+        tl.store(y_ptr + F32 * r * 2 * T, w)
+
+
 def wide_weight_mask_grows(x_ptr, w_ptr, y_ptr, R, N, *, tl):
     """The same wide load with a mask that grows with the row: row 5's lets an element past
     the weight's end (full tracing refuses it there)."""
@@ -1251,6 +1288,14 @@ def test_a_wide_tile_a_mask_from_before_the_loop_keeps_in_replays_exactly():
     e = _same_error(wide_weight_mask_grows, lambda ctx: (ctx.empty((1,), "f32"), ctx.empty((T,), "f32"),
                                                          ctx.empty((40 * 2 * T,), "f32"), 40, T))
     assert "load" in str(e)
+    # its mask made in the body with the same value in each iteration (a review: Triton's
+    # idiom replayed nothing, the reason naming an address that does not move by its step)
+    off, on = _exact(wide_masked_weight_inside, args, grid=(1, 1))
+    (lp,) = on.loops
+    assert (lp.replayed, lp.why) == (40 - loops.PROBES - 1, None)
+    e2 = _same_error(wide_weight_inside_mask_grows, lambda ctx: (
+        ctx.empty((1,), "f32"), ctx.empty((T,), "f32"), ctx.empty((40 * 2 * T,), "f32"), 40, T))
+    assert "load" in str(e2)
 
 
 def ring_allreduce_by_list(x_ptr, o_ptr, n, *, tl):

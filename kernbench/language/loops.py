@@ -146,7 +146,8 @@ class _Plan:
     """What replaying B moved on needs (see the module docstring)."""
 
     __slots__ = ("rows", "shift", "D", "S", "tensors", "pinned", "acc", "delta", "t_a", "t_b",
-                 "transposed", "handles", "known", "unknown", "cmds", "early", "moves", "top", "t0")
+                 "transposed", "handles", "known", "unknown", "cmds", "early", "moves", "top", "t0",
+                 "same_masks")
 
 
 def _span(shape: tuple, stride) -> int:
@@ -533,6 +534,13 @@ def _plan(b, s0: tuple, sa: tuple, sb: tuple, se: tuple, trans_a: int, trans_b: 
     p.pinned = b.pinned[sb[3]:se[3]]
     p.acc = acc_b
     p.delta = delta
+    # B's masks that B made with the value A made there (Triton's idiom, `cols = tl.arange(0,
+    # BLOCK)` and `mask=cols < N` inside the body: a review found it replayed nothing): the
+    # value repeats, as a value known while tracing held past the loop does (p.known, below),
+    # so an access that stays (_safe_iterations) is B's own again in every iteration
+    p.same_masks = frozenset(
+        y[4] for x, y, d in zip(acc_a, acc_b, delta)
+        if not d and y[4] >= t_b and y[4] - x[4] == D and not chained and _same_known(b, x[4], y[4]))
     # the transposed views B made of tensors from iteration 0 on (runs: those of its inner
     # loops' replays); a view of an older tensor is the same one in every iteration
     p.transposed = [v for v in vb if v[0] >= t0]
@@ -765,10 +773,12 @@ def _safe_iterations(b, p: _Plan, want: int) -> int:
         elif d < 0:
             m_max = e0 // (-d) if e0 >= 0 else -1
         else:
-            # (one that stays, its mask a tensor from before the loop: B's own access again in
-            # every iteration, which full tracing accepted; a wide tile whose mask keeps it in,
-            # `tl.load(w_ptr, shape=(BLOCK,), mask=cols < N)` in a row loop: a review)
-            m_max = want if (e0 >= 0 and e0 + span <= numel) or 0 <= mask < p.t0 else -1
+            # (one that stays, its mask a tensor from before the loop or one whose value
+            # repeats (_plan: p.same_masks): B's own access again in every iteration, which
+            # full tracing accepted; a wide tile whose mask keeps it in, `tl.load(w_ptr,
+            # shape=(BLOCK,), mask=cols < N)` in a row loop: reviews)
+            m_max = want if ((e0 >= 0 and e0 + span <= numel) or 0 <= mask < p.t0
+                             or mask in p.same_masks) else -1
         safe = min(safe, max(0, m_max))
     return safe
 
@@ -851,6 +861,7 @@ def _replay_moving(b, p: _Plan, R: int) -> None:
     sites = rec[:, 0].copy()
     starts = [p.top, p.top + p.S]  # SRAM top where iterations B, B + 1, ... start
     entries = []
+    store.moving_replay()
     for m in range(1, R + 1):
         mv.sites(store.table, m, sites)
         for x, y, k in parts:

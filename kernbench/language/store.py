@@ -305,7 +305,7 @@ class TraceStore:
 
     __slots__ = ("table", "pending", "n", "closed", "current", "_commands", "_n_lit", "_bounds",
                  "_sites", "_expected", "_segments", "_tensor_bytes", "_tiles", "_loops", "_program",
-                 "replayed", "loop_runs", "reached")
+                 "replayed", "loop_runs", "reached", "_moved_at")
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.table = SiteTable()
@@ -313,6 +313,8 @@ class TraceStore:
         #: rows tl.range replay wrote as traced rows (a body whose shapes move): traced rows
         #: whose Python did not run
         self.replayed = 0
+        #: where each replay of a body whose shapes move starts writing (global numbering)
+        self._moved_at: list = []
         #: the launch's tl.range loops: (file, line) -> [runs, iterations, replayed, PEs, why]
         #: (kernbench.language.loops: _log, loop_replays)
         self.loop_runs: dict = {}
@@ -349,6 +351,18 @@ class TraceStore:
         """What tl.range replay has emitted so far (rows replayed as traced rows, tilings): it
         moves exactly when an iteration is replayed."""
         return (self.replayed, len(self._tiles))
+
+    def moving_replay(self) -> None:
+        """tl.range replay of a body whose shapes move starts writing its rows here (as traced
+        rows, kernbench.language.loops._replay_moving): :meth:`first_replayed` finds them."""
+        self._moved_at.append(self.n_traced)
+
+    def first_replayed(self, a: int, z: int) -> int:
+        """The first of global commands a..z that tl.range replay wrote (no Python ran for it:
+        a tiling's copy or a moving body's row), or ``z`` when none."""
+        at = [t[2] for t in self._tiles if a <= t[2] < z]
+        at += [x for x in self._moved_at if a <= x < z]
+        return min(at, default=z)
 
     @property
     def n_literal(self) -> int:

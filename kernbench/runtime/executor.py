@@ -999,6 +999,17 @@ def _compare_replayed(full, b, pe: tuple) -> None:
                     f"(operands {int(c['src0'])}, {int(c['src1'])}, {int(c['src2'])}; result {int(c['dst'])})")
 
         k = ta.keys[int(sa[j])] if j < len(sa) else tb.keys[int(sb[j])]
+        if j < b.trace_store.first_replayed(b.cmd_start, b.cmd_end) - b.cmd_start:
+            # (both passes ran the kernel's Python up to here: not replay's doing; a review's
+            # helper with a mutable default argument, its list grown by the first pass)
+            raise ReplayContractError(
+                f"{pe_at(pe, k[1], k[2])}: the kernel's Python traced this PE differently the second "
+                f"time (verify mode traces the launch with replay, then each PE again in full): "
+                f"command #{j} is {name(tb, sb, cb, j)} in the first pass, {name(ta, sa, ca, j)} in "
+                f"the second, before any iteration tl.range replayed. State the kernel keeps outside "
+                f"the launch (a global, a mutable default argument, an object's attribute) went on "
+                f"from the first pass; a launch's program must depend only on its arguments. "
+                f"replay='off' traces once", pe=pe, where=file_line(k[1], k[2], full=True))
         raise ReplayContractError(
             f"{pe_at(pe, k[1], k[2])}: tl.range replay (verify mode) changes the program: command #{j} is "
             f"{name(tb, sb, cb, j)} with replay, {name(ta, sa, ca, j)} traced in full (operands and "
