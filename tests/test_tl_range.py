@@ -1,6 +1,7 @@
 """tl.range loop-body replay (issue 12, item 1): exactly the launch full tracing gives, for
 hand-written and generated loop kernels within the contract; verify mode catches kernels
 outside it; a bad access in a skipped iteration is reported at that iteration."""
+import re
 import sys
 import types
 import warnings
@@ -889,6 +890,62 @@ def state_across_launches(x_ptr, o_ptr, n, *, tl):
         tl.store(o_ptr, tl.load(x_ptr + i * T * T * F32, shape=(T, T)))
 
 
+LOG = []
+
+
+def reads_another_pe_s_loop(x_ptr, o_ptr, n, *, tl):
+    """PE 1's first load is as long as the iterations PE 0's body ran in Python (emptied at each
+    launch): replay on PE 0 changes PE 1's program before PE 1 replays anything (a review)."""
+    if tl.program_id(0) == 0:
+        LOG.clear()
+    tl.load(x_ptr, shape=(len(LOG) + 1,), dtype="f32")
+    for i in tl.range(0, n):
+        LOG.append(i)
+        tl.store(o_ptr, tl.load(x_ptr + i * T * T * F32, shape=(T, T)))
+
+
+def grows_at_its_end(x_ptr, o_ptr, n, *, tl):
+    """PE 0 replays; PE 1's loop is too short to, and its program gains a load at each trace,
+    at its end (a review: its first pass a prefix of the second was blamed on replay)."""
+    p = tl.program_id(0)
+    for i in tl.range(0, n if p == 0 else 2):
+        tl.store(o_ptr, tl.load(x_ptr + i * T * T * F32, shape=(T, T)))
+    if p == 1:
+        for _ in range(_grows()):
+            tl.load(x_ptr, shape=(4,), dtype="f32")
+
+
+def pins_the_second_time(x_ptr, o_ptr, n, *, tl):
+    """A pinned= flag the kernel's Python flips at its second trace: the tensor table differs
+    before any replay, not the commands (a review)."""
+    tl.load(x_ptr, shape=(4,), dtype="f32", pinned=_grows() > 1)
+    for i in tl.range(0, n):
+        tl.store(o_ptr, tl.load(x_ptr + i * T * T * F32, shape=(T, T)))
+
+
+@pytest.mark.parametrize("kernel,what", [
+    (reads_another_pe_s_loop, r"PE \(1, 0\) at test_tl_range.py:\d+: .*: command #0 is load \(5,\) f32 .* in "
+                              r"the first pass, load \(41,\) f32 .* in the second"),
+    (grows_at_its_end, r"PE \(1, 0\) at test_tl_range.py:\d+: .*: command #5 is nothing \(the program "
+                       r"ends\) in the first pass, load \(4,\) f32"),
+    (pins_the_second_time, r"PE \(0, 0\) at test_tl_range.py:\d+: .*: tensor #0 \(made by load \(4,\) f32 "
+                           r"from a0 at test_tl_range.py:\d+\) is 16 bytes in the first pass, 16 bytes and "
+                           r"pinned in the second"),
+])
+def test_verify_names_a_program_that_differs_before_a_pe_s_replay(kernel, what):
+    """Verify's finding for a PE whose program differs before any of its own iterations was
+    replayed names both causes (the kernel's Python keeping state across the passes, or
+    reading what another PE's skipped iterations would have done), not replay alone."""
+    _grows.__defaults__[0].clear()
+    args = lambda ctx: (ctx.empty((40 * T, T), "f32"), ctx.empty((T, T), "f32"), 40)  # noqa: E731
+    with pytest.raises(ReplayContractError, match="the kernel's Python traced this PE otherwise the "
+                                                  "second time, before any of its iterations was "
+                                                  "replayed") as e:
+        _launch(kernel, args, "verify")
+    assert re.search(what, str(e.value)), str(e.value)
+    assert "or it reads state that the iterations replay skipped on another PE" in str(e.value)
+
+
 def squares(x_ptr, o_ptr, n, *, tl):
     for i in tl.range(0, n):
         x = tl.load(x_ptr + (i * i % 7) * T * T * F32, shape=(T, T))  # not affine in i
@@ -956,10 +1013,12 @@ def pinned_after(x_ptr, o_ptr, n, *, tl):
                    r"tensors: tensor #\d+ \(made by load \(8,8\) f32 from a0 at test_tl_range.py:\d+\) is "
                    r"256 bytes with replay, 256 bytes and pinned traced in full"),
     (python_state, "replay .*changes the program"),
-    (state_across_launches, r"test_tl_range.py:\d+: the kernel's Python traced this PE differently "
-                            r"the second time .*: command #0 is load \((\d+),\) f32 from a0 at "
-                            r"test_tl_range.py:\d+ \(operands -1, -1, -1; result 0\) in the first pass, "
-                            r"load \((\d+),\) f32 .* before any iteration tl.range replayed"),
+    (state_across_launches, r"test_tl_range.py:\d+: the kernel's Python traced this PE otherwise the "
+                            r"second time, before any of its iterations was replayed .*: command #0 is "
+                            r"load \((\d+),\) f32 from a0 at test_tl_range.py:\d+ \(operands -1, -1, -1; "
+                            r"result 0\) in the first pass, load \((\d+),\) f32 .* Either the kernel keeps "
+                            r"state outside the launch .* or it reads state that the iterations replay "
+                            r"skipped on another PE would have changed"),
     (squares, "iteration 3 .*move by a constant per iteration"),
     (stride_grows, r"iteration 4 .*shape \(2, 8\) and stride 9, the replayed body's shape \(2, 8\) "
                    r"and stride 8"),
@@ -1060,8 +1119,10 @@ def test_verify_catches_python_state_a_replayed_body_leaves_for_another_pe():
     assert len(seen) == 12
     on = _launch(state_for_the_next_pe, args, "on", seen=seen)
     assert len(seen) == 4 and on.program.n_commands != off.program.n_commands
-    with pytest.raises(KernelError, match=r"PE \(1, 0\) at test_tl_range.py:\d+: tl.range replay \(verify mode\) changes the program: "
-                                          r"command #12 .*for a PE traced after it"):
+    # (PE 1 replays nothing: the kernel's Python, across the passes or across PEs, is named)
+    with pytest.raises(KernelError, match=r"PE \(1, 0\) at test_tl_range.py:\d+: the kernel's Python traced "
+                                          r"this PE otherwise the second time.*command #12 .*or it reads "
+                                          r"state that the iterations replay skipped on another PE"):
         _launch(state_for_the_next_pe, args, "verify", seen=seen)
 
 
@@ -1249,6 +1310,14 @@ def wide_masked_weight_inside(x_ptr, w_ptr, y_ptr, R, N, *, tl):
         tl.store(y_ptr + F32 * r * 2 * T, x * w, mask=cols < N)
 
 
+def wide_masked_weight_moving_inside(w_ptr, y_ptr, R, N, *, tl):
+    for r in tl.range(1, R, shapes_move=True):
+        mask = tl.arange(0, 2 * T) < N
+        w = tl.load(w_ptr, shape=(2 * T,), mask=mask, other=0.0)
+        tl.load(y_ptr, shape=(r, 4))  # (a shape that moves)
+        tl.store(y_ptr + F32 * 2 * T * r, w)
+
+
 def wide_weight_inside_mask_grows(x_ptr, w_ptr, y_ptr, R, N, *, tl):
     """wide_weight_mask_grows with its mask made in the body from a tl.arange moved by the
     row (a value, not an address, following the index: iterations 1 and 2 differ)."""
@@ -1293,6 +1362,15 @@ def test_a_wide_tile_a_mask_from_before_the_loop_keeps_in_replays_exactly():
     off, on = _exact(wide_masked_weight_inside, args, grid=(1, 1))
     (lp,) = on.loops
     assert (lp.replayed, lp.why) == (40 - loops.PROBES - 1, None)
+    # and under shapes_move=True (a breaker: judged by its whole tile there)
+    moving = {}
+    for k in (wide_masked_weight_moving, wide_masked_weight_moving_inside):
+        off, on = _exact(k, lambda ctx: (ctx.empty((T + 3,), "f32"), ctx.empty((40 * 2 * T,), "f32"), 40,
+                                         T + 3), grid=(1, 1))
+        (lp,) = on.loops
+        moving[k] = (lp.replayed, lp.why)
+    assert moving[wide_masked_weight_moving_inside] == moving[wide_masked_weight_moving]
+    assert moving[wide_masked_weight_moving][0] > 0
     e2 = _same_error(wide_weight_inside_mask_grows, lambda ctx: (
         ctx.empty((1,), "f32"), ctx.empty((T,), "f32"), ctx.empty((40 * 2 * T,), "f32"), 40, T))
     assert "load" in str(e2)

@@ -787,7 +787,7 @@ def _accesses_fit(p: _Plan, m: int) -> bool:
     """Does every load and store of iteration B + m (offsets and, shapes_move, shapes moved
     on) stay inside its allocation, with a stride its rows fit (semantic.region)?"""
     for (alloc, e0, shape, stride, mask), d, ds in zip(p.acc, p.delta, p.moves.acc):
-        if not d and ds is None and 0 <= mask < p.t0:
+        if not d and ds is None and (0 <= mask < p.t0 or mask in p.same_masks):
             continue  # (B's own access in every iteration: _safe_iterations)
         if ds is not None:
             if not _stays(shape, ds, m):

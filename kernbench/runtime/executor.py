@@ -24,7 +24,7 @@ import numpy as np
 from .._core import pages
 from .._core.api import drop_pairing_inputs, moved_tables, pair_links, prepare
 from ..common.errors import (NOT_EXTENTS, KernbenchError, KernelError, ReplayContractError, ReplayWarning, UnwrittenReadWarning,
-                             exc_text, file_line, is_whole, pe_at, pe_label, user_stacklevel)
+                             exc_text, file_line, is_whole, pe_at, pe_label, short_repr, user_stacklevel)
 from ..common.pe_commands import (N_PORTS, OPPOSITE, Opcode, Port, Program, TensorHandle, Unit, operator_targets,
                                   pop_operator_target, push_operator_target)
 from ..common.gc_pause import pause_gc, resume_gc
@@ -58,10 +58,10 @@ def _check_grid(hw, grid) -> tuple:
     except (TypeError, ValueError, OverflowError):  # (OverflowError: int(inf))
         ok = False
     if not ok:
-        raise ValueError(f"grid must be (PEs per cube used, cubes used), two ints, got {grid!r}")
+        raise ValueError(f"grid must be (PEs per cube used, cubes used), two ints, got {short_repr(grid)}")
     if not (1 <= g[0] <= hw.pes_per_cube and 1 <= g[1] <= hw.n_cubes):
         raise ValueError(
-            f"grid {g} does not fit the hardware '{hw.label}': expected 1..{hw.pes_per_cube} PEs per "
+            f"grid {short_repr(g)} does not fit the hardware '{hw.label}': expected 1..{hw.pes_per_cube} PEs per "
             f"cube and 1..{hw.n_cubes} cubes"
         )
     return g
@@ -228,7 +228,7 @@ def _check_kernel(kernel, args: tuple, kwargs: dict) -> None:
     """A kernel is a plain function with a keyword-only ``tl`` that the launch's arguments fit:
     checked before tracing, so the error names the kernel's definition, not line 0."""
     if not callable(kernel):
-        raise TypeError(f"kernel must be a function taking a keyword-only tl, got {kernel!r}")
+        raise TypeError(f"kernel must be a function taking a keyword-only tl, got {short_repr(kernel)}")
     f, name, chain = _kernel_chain(kernel)
     _, file, first = _where(f, name)
     where = f"{name} ({file_line(file, first)})" if first else name
@@ -673,7 +673,7 @@ def replay_mode(replay) -> str:
         replay = os.environ.get("KERNBENCH_REPLAY", "").strip().lower() or "on"
     if not isinstance(replay, str) or replay not in REPLAY_MODES:
         raise ValueError(f"{what} must be one of {REPLAY_MODES} (tl.range loop replay; "
-                         f"docs/language.md), got {replay!r}")
+                         f"docs/language.md), got {short_repr(replay)}")
     return REPLAY_MODES[REPLAY_MODES.index(replay)]  # (the str itself: a numpy str_ reached Cython)
 
 
@@ -976,6 +976,18 @@ def _trace_full(run, ctx, functional, nbr, sfr_text, tl, p, c, g, kfile) -> PEBu
     return full
 
 
+#: verify's finding when a PE's program differs before any of its own iterations was replayed
+_TRACED_OTHERWISE = ("the kernel's Python traced this PE otherwise the second time, before any of its "
+                     "iterations was replayed (verify mode traces the launch with replay, then each "
+                     "PE again in full)")
+_WHY_OTHERWISE = ("Either the kernel keeps state outside the launch (a global, a mutable default "
+                  "argument, an object's attribute) that went on from the first pass, or it reads "
+                  "state that the iterations replay skipped on another PE would have changed (a PE "
+                  "traced later reading what an earlier PE's loop body did: outside the tl.range "
+                  "contract, docs/language.md). A launch's program must depend only on its "
+                  "arguments; replay='off' traces once")
+
+
 def _compare_replayed(full, b, pe: tuple) -> None:
     """Verify mode: PE ``pe``'s program traced with tl.range replay (``b``) must be the one
     traced in full (``full``): the same commands, tensors and pinned tensors."""
@@ -983,6 +995,15 @@ def _compare_replayed(full, b, pe: tuple) -> None:
     ta = full.trace_store.table
     cb, sb = b.trace_store.slice(b.cmd_start, b.cmd_end)
     tb = b.trace_store.table
+    # Commands before this PE's first replayed row ran its Python in both passes: one that
+    # differs there is not replay's doing on this PE (a review: verify blamed replay for a
+    # helper's mutable default argument growing a shape); another PE's may still be (state its
+    # skipped iterations would have changed), so the message names both
+    first = b.trace_store.first_replayed(b.cmd_start, b.cmd_end) - b.cmd_start
+
+    def python_first(j: int) -> bool:  # (nothing replayed on this PE: any j, its end too)
+        return j < first or first == b.cmd_end - b.cmd_start
+
     ka = np.array([hash(k) for k in ta.keys], np.int64)[sa] if len(sa) else np.zeros(0, np.int64)
     kb = np.array([hash(k) for k in tb.keys], np.int64)[sb] if len(sb) else np.zeros(0, np.int64)
     n = min(len(ca), len(cb))
@@ -999,17 +1020,11 @@ def _compare_replayed(full, b, pe: tuple) -> None:
                     f"(operands {int(c['src0'])}, {int(c['src1'])}, {int(c['src2'])}; result {int(c['dst'])})")
 
         k = ta.keys[int(sa[j])] if j < len(sa) else tb.keys[int(sb[j])]
-        if j < b.trace_store.first_replayed(b.cmd_start, b.cmd_end) - b.cmd_start:
-            # (both passes ran the kernel's Python up to here: not replay's doing; a review's
-            # helper with a mutable default argument, its list grown by the first pass)
+        if python_first(j):
             raise ReplayContractError(
-                f"{pe_at(pe, k[1], k[2])}: the kernel's Python traced this PE differently the second "
-                f"time (verify mode traces the launch with replay, then each PE again in full): "
-                f"command #{j} is {name(tb, sb, cb, j)} in the first pass, {name(ta, sa, ca, j)} in "
-                f"the second, before any iteration tl.range replayed. State the kernel keeps outside "
-                f"the launch (a global, a mutable default argument, an object's attribute) went on "
-                f"from the first pass; a launch's program must depend only on its arguments. "
-                f"replay='off' traces once", pe=pe, where=file_line(k[1], k[2], full=True))
+                f"{pe_at(pe, k[1], k[2])}: {_TRACED_OTHERWISE}: command #{j} is {name(tb, sb, cb, j)} "
+                f"in the first pass, {name(ta, sa, ca, j)} in the second. {_WHY_OTHERWISE}",
+                pe=pe, where=file_line(k[1], k[2], full=True))
         raise ReplayContractError(
             f"{pe_at(pe, k[1], k[2])}: tl.range replay (verify mode) changes the program: command #{j} is "
             f"{name(tb, sb, cb, j)} with replay, {name(ta, sa, ca, j)} traced in full (operands and "
@@ -1040,6 +1055,10 @@ def _compare_replayed(full, b, pe: tuple) -> None:
             k = ta.keys[int(sa[made[0]])]
             head, where = pe_at(pe, k[1], k[2]), file_line(k[1], k[2], full=True)
             by = f" (made by {ta.label(int(sa[made[0]]))} at {file_line(k[1], k[2])})"
+            if python_first(int(made[0])):
+                raise ReplayContractError(
+                    f"{head}: {_TRACED_OTHERWISE}: tensor #{t}{by} is {tensor(yb, pb)} in the first "
+                    f"pass, {tensor(ya, pa)} in the second. {_WHY_OTHERWISE}", pe=pe, where=where)
         raise ReplayContractError(f"{head}: tl.range replay (verify mode) changes the program's tensors: tensor "
                           f"#{t}{by} is {tensor(yb, pb)} with replay, {tensor(ya, pa)} traced in full "
                           f"(docs/language.md, 'tl.range')", pe=pe, where=where)
@@ -1113,7 +1132,7 @@ def trace_launch(ctx, kernel, grid, args: tuple, kwargs: dict, *, mode: str = "f
     replay = replay_mode(replay)
     hw = ctx.hw
     if not isinstance(mode, str) or mode not in MODES:  # (an array's `in` is numpy's error)
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise ValueError(f"mode must be one of {MODES}, got {short_repr(mode)}")
     unbound = _check_kernel(kernel, args, kwargs)
     kname, kfile, _ = kernel_where(kernel)
     grid = _check_grid(hw, grid)
@@ -1237,9 +1256,9 @@ def _device_arrays(args: tuple, kwargs: dict):
     contained array as itself (semantic.region checks it at its load or store too)."""
     def found(v):  # (array, what) of an array or a pointer into one, else None
         if isinstance(v, DeviceArray):
-            return v, f"device array {v.name!r} at {v.addr:#x}"
+            return v, f"device array {short_repr(v.name)} at {v.addr:#x}"
         if isinstance(v, DevicePointer):
-            return v.array, f"{int(v):#x}, an address into device array {v.array.name!r}"
+            return v.array, f"{int(v):#x}, an address into device array {short_repr(v.array.name)}"
         return None
 
     def walk(x, path, depth):
@@ -1257,7 +1276,7 @@ def _device_arrays(args: tuple, kwargs: dict):
         if not deeper and not any(issubclass(t, (DeviceArray, DevicePointer)) for t in types):
             return
         if items is None:
-            items = ((f"[{k!r}]", v) for k, v in (x.items() if isinstance(x, dict) else enumerate(x)))
+            items = ((f"[{short_repr(k)}]", v) for k, v in (x.items() if isinstance(x, dict) else enumerate(x)))
         for k, v in items:
             f = found(v)
             if f is not None:
@@ -1336,7 +1355,7 @@ def time_traced(ctx, kernel, args, kwargs, traced, metas, handles, *, mode, deta
                 f" (and at least {k} more loads: LaunchResult.unwritten_reads holds the first "
                 f"{MAX_UNWRITTEN_READS})")
         warnings.warn(UnwrittenReadWarning(
-            f"{pe_at(u['pe'], *u['where'].rsplit(':', 1))}: load reads element {u['element']} of {u['array']!r}, "
+            f"{pe_at(u['pe'], *u['where'].rsplit(':', 1))}: load reads element {u['element']} of {short_repr(u['array'])}, "
             f"which nothing has written: it holds NaN (int32: -2**31). Store to it, place data with "
             f"ctx.put/shard/replicate, or use Context(unwritten='zero'){more}"), stacklevel=user_stacklevel())
     result.unwritten_reads = unwritten
@@ -1352,7 +1371,7 @@ def _arg_name(kernel, key) -> str:
     sigs = _signatures(kernel)
     params = [p.name for p in sigs[0].parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)] if sigs else []
-    return f"{params[key]!r} (positional #{key})" if key < len(params) else f"#{key} (positional)"
+    return f"{short_repr(params[key])} (positional #{key})" if key < len(params) else f"#{key} (positional)"
 
 
 def argument_arrays(kernel, args: tuple, kwargs: dict) -> dict:
