@@ -765,3 +765,43 @@ def test_report_arguments_of_the_wrong_kind_are_said(tmp_path):
         with pytest.raises(ValueError, match=r"path must be True or False"):
             r.profile(path=bad, file=str(tmp_path / "prof.txt"))
     assert "critical path (" not in r.profile(path=False, file=str(tmp_path / "prof.txt"))  # (no path summary)
+
+
+HUGE = 10**5000  # (an int Python will not print: past 4,300 digits)
+
+
+@pytest.mark.parametrize("call", [
+    lambda ctx, a, k: ctx.empty((HUGE,), "f32"),
+    lambda ctx, a, k: ctx.empty((4,), HUGE),
+    lambda ctx, a, k: ctx.empty_like(a, dtype=HUGE),
+    lambda ctx, a, k: ctx.launch(k, (HUGE, 1), a),
+    lambda ctx, a, k: ctx.launch(k, HUGE, a),
+    lambda ctx, a, k: ctx.launch(k, (1, 1), a, max_cycles=HUGE),
+    lambda ctx, a, k: ctx.launch(k, (1, 1), a, drift=HUGE),
+    lambda ctx, a, k: ctx.launch(k, (1, 1), a, mode=HUGE),
+    lambda ctx, a, k: ctx.launch(k, (1, 1), a, replay=HUGE),
+    lambda ctx, a, k: ctx.launch(k, (1, 1), a, record_events=HUGE),
+    lambda ctx, a, k: ctx.install_sfr(scope=HUGE),
+    lambda ctx, a, k: ctx.read(a, (HUGE, 0)),
+    lambda ctx, a, k: ctx.read(a, HUGE),
+    lambda ctx, a, k: ctx.put(np.ones(2, np.float32), pe=(0, HUGE)),
+    lambda ctx, a, k: ctx.shard(np.ones((8, 2), np.float32), over="cube", axis=HUGE),
+    lambda ctx, a, k: ctx.shard(np.ones((8, 2), np.float32), over="cube", parts=HUGE),
+    lambda ctx, a, k: ctx.gather(a, over="cube", pe=HUGE),
+    lambda ctx, a, k: ctx.hw.pe_coords(HUGE),
+    lambda ctx, a, k: ctx.hw.seconds(HUGE),
+    lambda ctx, a, k: ctx.launch(k, (1, 1), a, mode="timing").utilization(HUGE),
+])
+def test_an_int_python_will_not_print_is_named_by_its_size(call):
+    """A review: ``ctx.empty((10**5000,), "f32")`` raised Python's own ValueError ("Exceeds the
+    limit (4300 digits) for integer string conversion") from the message of the check that
+    refused it; every host call's message now names such an int by its size."""
+    ctx = kernbench.Context("default")
+    a = ctx.replicate(np.zeros(4, np.float32))
+
+    def k(x, *, tl):
+        tl.store(x, tl.load(x, shape=(4,), dtype="f32") + 1)
+
+    with pytest.raises((ValueError, TypeError)) as e:
+        call(ctx, a, k)
+    assert "<an int of about 5,001 digits>" in str(e.value), str(e.value)

@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from ..common.errors import DeadlockError, EngineInvariantError, MaxCyclesError, SramCapacityError, is_whole, pe_label
+from ..common.errors import DeadlockError, EngineInvariantError, MaxCyclesError, SramCapacityError, is_whole, pe_label, short_repr
 from ..common.pe_commands import (
     COMMAND_DTYPE,
     check_sizes,
@@ -1029,10 +1029,10 @@ def simulate(
     within milliseconds with KeyboardInterrupt, the engine's memory freed.
     """
     if not isinstance(detail, str) or detail not in DETAILS:
-        raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
+        raise ValueError(f"detail must be one of {DETAILS}, got {short_repr(detail)}")
     for name, flag in (("steady", steady), ("strict_sram", strict_sram), ("record_events", record_events)):
         if not isinstance(flag, (bool, np.bool_)):  # ("no" would be true)
-            raise ValueError(f"{name} must be True or False, got {flag!r}")
+            raise ValueError(f"{name} must be True or False, got {short_repr(flag)}")
     if not isinstance(hw, HardwareConfig):
         raise ValueError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
     check_bounds(hw)  # a frozen config can still be changed with object.__setattr__
@@ -1040,7 +1040,7 @@ def simulate(
         raise ValueError(f"program must be a kernbench Program, got {type(program).__name__}")
     if max_cycles is not None and (not is_whole(max_cycles)
                                    or not 1 <= max_cycles <= _HORIZON):
-        raise ValueError(f"max_cycles must be an int in 1..2**62, got {max_cycles!r}")
+        raise ValueError(f"max_cycles must be an int in 1..2**62, got {short_repr(max_cycles)}")
     # Without a guard the loop still stops at the horizon, where int64 cycle arithmetic ends.
     limit = _HORIZON if max_cycles is None else int(max_cycles)
     tb, sizes = _check_program(hw, program)  # (read once: what the engine is given)

@@ -38,7 +38,7 @@ def pe_label(pe) -> str:
     ``pe``: the PE as a (pe in cube, cube) pair (grid axes 0 and 1); numpy integers print as
     plain numbers. HardwareConfig.pe_coords turns a global PE index into the pair."""
     p, c = pe
-    return f"PE ({int(p)}, {int(c)})"
+    return f"PE ({short_repr(int(p))}, {short_repr(int(c))})"
 
 
 def file_line(file: str, line, *, full: bool = False) -> str:
@@ -114,12 +114,25 @@ def exc_text(e: BaseException) -> str:
 
 
 def short_repr(x, limit: int = 200) -> str:
-    """``repr(x)`` cut to ``limit`` characters, or a placeholder when the repr raises."""
+    """``repr(x)`` cut to ``limit`` characters, or a placeholder when the repr raises: an int
+    Python will not print (past 4,300 digits: a check refusing ``10**5000`` raised Python's own
+    ValueError from its message, a review) by its size, a tuple or list holding one item by
+    item."""
     try:
         r = repr(x)
     except Exception as e:
-        return f"<{type(x).__name__} whose repr raised {type(e).__name__}>"
+        r = _unprintable(x, e)
     return r if len(r) <= limit else r[:limit - 3] + "..."
+
+
+def _unprintable(x, e: BaseException) -> str:
+    if isinstance(x, int) and isinstance(e, ValueError):
+        return f"<an int of about {int(x.bit_length() * 0.30103) + 1:,} digits>"
+    if type(x) in (tuple, list) and isinstance(e, ValueError):
+        items = ", ".join(short_repr(v, 10**9) for v in x)
+        return f"({items},)" if type(x) is tuple and len(x) == 1 else \
+            (f"({items})" if type(x) is tuple else f"[{items}]")
+    return f"<{type(x).__name__} whose repr raised {type(e).__name__}>"
 
 
 class KernbenchError(Exception):

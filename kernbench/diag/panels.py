@@ -25,7 +25,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..common.errors import is_whole, pe_label
+from ..common.errors import is_whole, pe_label, short_repr
 from ..hw.config import HardwareConfig, load_hw
 from ..kernels.attention import (DEFAULT_BLOCK_KV, DEFAULT_BLOCK_Q, DEFAULT_DECODE_BLOCK_KV,
                                  attention_mesh_kv_kernel, attention_mesh_mlo_kernel, zigzag_positions)
@@ -278,18 +278,18 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
     SMALL_MULTI_USER_CUBES at the small shape); the single-user panels ignore it. Raises
     ValueError for an unknown panel or shape, or a context, cubes or causal they cannot run."""
     if not isinstance(name, str) or name not in PANELS:
-        raise ValueError(f"unknown diag panel {name!r}: expected one of {', '.join(PANELS)}")
+        raise ValueError(f"unknown diag panel {short_repr(name)}: expected one of {', '.join(PANELS)}")
     if not isinstance(shape, str) or shape not in SHAPES:
-        raise ValueError(f"unknown diag shape {shape!r}: expected one of {', '.join(SHAPES)}")
+        raise ValueError(f"unknown diag shape {short_repr(shape)}: expected one of {', '.join(SHAPES)}")
     if not isinstance(causal, (bool, np.bool_)) and not (is_whole(causal) and causal in (0, 1)):
-        raise ValueError(f"causal must be True or False (or 1 or 0), got {causal!r}")
+        raise ValueError(f"causal must be True or False (or 1 or 0), got {short_repr(causal)}")
     causal = bool(causal)
     if not is_whole(decode_rows) or decode_rows < 1:
-        raise ValueError(f"decode_rows must be a positive int, got {decode_rows!r}")
+        raise ValueError(f"decode_rows must be a positive int, got {short_repr(decode_rows)}")
     decode_rows = int(decode_rows)
     if context is not None and (not is_whole(context) or context < 1):
         raise ValueError(f"context must be None (the shape's) or a positive int of tokens, got "
-                         f"{context!r}")
+                         f"{short_repr(context)}")
     users, kind = name.split("_user_")
     if users == "single":
         scope, rank_axis, n_ranks = "pe", 0, hw.pes_per_cube
@@ -300,7 +300,7 @@ def panel_spec(name: str, hw: HardwareConfig, shape: str = "small", context: int
             if not is_whole(cubes) \
                     or not 1 <= cubes <= hw.n_cubes:
                 raise ValueError(f"cubes must be an int from 1 to the hardware's {hw.n_cubes} "
-                                 f"cubes, got {cubes!r}")
+                                 f"cubes, got {short_repr(cubes)}")
             cubes = int(cubes)
         n_ranks = min(cubes or default, hw.n_cubes)
         scope, rank_axis = "cube", 1
@@ -626,8 +626,8 @@ def run_panels(panels=None, hw="default", shape: str = "small", context: int | N
     ``progress(description, done, total)`` is called before each panel and once at the end."""
     cfg = load_hw(hw)
     if isinstance(panels, str):  # (one name: a list of its letters otherwise)
-        raise ValueError(f"panels must be a list of panel names, got the string {panels!r}: "
-                         f"pass [{panels!r}]")
+        raise ValueError(f"panels must be a list of panel names, got the string {short_repr(panels)}: "
+                         f"pass [{short_repr(panels)}]")
     names = list(PANELS) if panels is None else list(panels)
     if not names:
         raise ValueError(f"panels: no panel given (None runs all: {', '.join(PANELS)})")

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..common.errors import KernbenchError, is_whole, pe_label
+from ..common.errors import KernbenchError, is_whole, pe_label, short_repr
 from ..common.readonly import ReadOnlyDict
 
 __all__ = [
@@ -144,7 +144,7 @@ class HardwareConfig:
         Raises ValueError for an index no PE of this machine has (a review: (0, 125000))."""
         if not is_whole(g) or not 0 <= g < self.n_pes:  # (a float, a bool, "3": refused, not cut)
             raise ValueError(f"global PE index must be an int in 0..{self.n_pes - 1} ({self.n_cubes} "
-                             f"cubes of {self.pes_per_cube} PEs), got {g!r}")
+                             f"cubes of {self.pes_per_cube} PEs), got {short_repr(g)}")
         g = int(g)
         return (g % self.pes_per_cube, g // self.pes_per_cube)
 
@@ -152,13 +152,13 @@ class HardwareConfig:
         """A PE as a (pe, cube) pair of ints or a global index -> its global index (cube *
         pes_per_cube + pe): the inverse of :meth:`pe_coords`, for a PE a caller names. Raises
         ValueError naming this machine for a PE it does not have, or another value."""
-        bad = f"a PE must be a (pe, cube) pair of ints or a global PE index, got {pe!r}"
+        bad = f"a PE must be a (pe, cube) pair of ints or a global PE index, got {short_repr(pe)}"
         if isinstance(pe, (tuple, list)):
             if len(pe) != 2 or not all(is_whole(v) for v in pe):
                 raise ValueError(bad)
             p, c = int(pe[0]), int(pe[1])
             if not 0 <= c < self.n_cubes:
-                raise ValueError(f"cube {c} does not exist: {self.label} has cubes 0-{self.n_cubes - 1}")
+                raise ValueError(f"cube {short_repr(c)} does not exist: {self.label} has cubes 0-{self.n_cubes - 1}")
             if not 0 <= p < self.pes_per_cube:
                 raise ValueError(f"{pe_label((p, c))} does not exist: {self.label} has PEs "
                                  f"0-{self.pes_per_cube - 1} per cube")
@@ -167,7 +167,7 @@ class HardwareConfig:
             raise ValueError(bad)
         if not 0 <= pe < self.n_pes:
             cubes = f"{self.n_cubes} cube{'' if self.n_cubes == 1 else 's'}"
-            raise ValueError(f"PE {int(pe)} does not exist: {self.label} has global PE indices "
+            raise ValueError(f"PE {short_repr(int(pe))} does not exist: {self.label} has global PE indices "
                              f"0-{self.n_pes - 1} ({cubes} x {self.pes_per_cube} PEs)")
         return int(pe)
 
@@ -178,13 +178,13 @@ class HardwareConfig:
         if isinstance(cycles, np.ndarray) and cycles.ndim == 0 and cycles.dtype.kind in "iuf":
             cycles = cycles.item()  # (a 0-d array: a reduction's result)
         if isinstance(cycles, (bool, np.bool_, np.timedelta64)) or not isinstance(cycles, numbers.Real):
-            raise TypeError(f"seconds: cycles must be a number, got {type(cycles).__name__} {cycles!r}")
+            raise TypeError(f"seconds: cycles must be a number, got {type(cycles).__name__} {short_repr(cycles)}")
         try:
             c = float(cycles)
         except OverflowError:
             c = math.inf
         if not 0 <= c < math.inf:
-            raise ValueError(f"seconds: cycles must be a finite count, not negative, got {cycles!r}")
+            raise ValueError(f"seconds: cycles must be a finite count, not negative, got {short_repr(cycles)}")
         return c / (self.clock_ghz * 1e9)
 
     @property
@@ -207,7 +207,7 @@ class HardwareConfig:
         if n is None:
             return top
         if not is_whole(n) or not 0 <= n <= top:
-            raise ValueError(f"{name} must be an int in 0..{top} (this machine's), got {n!r}")
+            raise ValueError(f"{name} must be an int in 0..{top} (this machine's), got {short_repr(n)}")
         return int(n)
 
     def link_gbps(self) -> float:
@@ -314,7 +314,7 @@ def _nested(given: list, source: str = "overrides") -> dict:
             for k, v in value.items():
                 if not isinstance(k, str):
                     raise HardwareConfigError(f"{source}: hardware keys are names (str), got "
-                                              f"{type(k).__name__} {k!r} in '{'.'.join(path)}'")
+                                              f"{type(k).__name__} {short_repr(k)} in '{'.'.join(path)}'")
                 put(path + k.split("."), v)
         elif last in node:
             raise HardwareConfigError(f"{source}: hardware key '{'.'.join(path)}' is given twice: give it once")
@@ -325,9 +325,9 @@ def _nested(given: list, source: str = "overrides") -> dict:
         for key, value in items.items():
             if not isinstance(key, str):
                 raise HardwareConfigError(
-                    f"hardware override keys must be dotted strings like 'gemm.rows', got {key!r}"
+                    f"hardware override keys must be dotted strings like 'gemm.rows', got {short_repr(key)}"
                     if source == "overrides" else
-                    f"{source}: hardware keys are names (str), got {type(key).__name__} {key!r}")
+                    f"{source}: hardware keys are names (str), got {type(key).__name__} {short_repr(key)}")
             put(key.split("."), value)
     return out
 
@@ -367,7 +367,7 @@ def unknown_key(key: str) -> str:
 
 def _set_dotted(data: dict, key: str, value: Any) -> None:
     if not isinstance(key, str):
-        raise HardwareConfigError(f"hardware override keys must be dotted strings like 'gemm.rows', got {key!r}")
+        raise HardwareConfigError(f"hardware override keys must be dotted strings like 'gemm.rows', got {short_repr(key)}")
     parts = key.split(".")
     node = data
     for p in parts[:-1]:
@@ -380,7 +380,7 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
         # a table of keys: each set on its own, the section's others kept (not reset to defaults)
         for k, v in value.items():
             if not isinstance(k, str):
-                raise HardwareConfigError(f"hardware override keys must be strings, got {k!r} in '{key}'")
+                raise HardwareConfigError(f"hardware override keys must be strings, got {short_repr(k)} in '{key}'")
             _set_dotted(data, f"{key}.{k}", v)
         return
     node[parts[-1]] = value
@@ -591,18 +591,18 @@ def _checked_fields(cfg: Any, prefix: str, frozen: bool = False) -> dict[str, An
             new = dataclasses.replace(v, **sub) if sub else v  # a copy: the caller's object stays as given
         elif want is str:
             if not isinstance(v, str):
-                raise HardwareConfigError(f"hardware key '{key}' must be str, got {type(v).__name__} {v!r}")
+                raise HardwareConfigError(f"hardware key '{key}' must be str, got {type(v).__name__} {short_repr(v)}")
             new = str(v)
             if key == "name" and (not new or len(new) > MAX_NAME or _UNSHOWN.search(new)):
                 raise HardwareConfigError(
                     f"hardware key 'name' must be 1 to {MAX_NAME} characters on one line (no control "
-                    f"character, line separator, bidirectional override or lone surrogate), got {new[:80]!r}")
+                    f"character, line separator, bidirectional override or lone surrogate), got {short_repr(new[:80])}")
         else:
             new = _number(key, want, v)
         if new is not v:  # int(), float() and str() of an exact int, float or str return it as is
             if frozen and not dataclasses.is_dataclass(want):
                 raise HardwareConfigError(
-                    f"hardware key '{key}' holds {type(v).__name__} {v!r}, set after the config was "
+                    f"hardware key '{key}' holds {type(v).__name__} {short_repr(v)}, set after the config was "
                     f"built (a HardwareConfig holds plain {want.__name__}s)")
             changed[f.name] = new
     return changed
@@ -643,7 +643,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str) -> Any:
     for key, value in data.items():
         if not isinstance(key, str):
             raise HardwareConfigError(f"{source}: hardware keys are names (str), got "
-                                      f"{type(key).__name__} {key!r}" + (f" in '{prefix[:-1]}'" if prefix else ""))
+                                      f"{type(key).__name__} {short_repr(key)}" + (f" in '{prefix[:-1]}'" if prefix else ""))
         full = prefix + key
         if key not in known:
             raise HardwareConfigError(f"{source}: {unknown_key(full)}")
@@ -701,7 +701,7 @@ def load_hw(
         cfg = from_dict(data, source=source)
     if overrides is not None and not isinstance(overrides, Mapping):
         raise HardwareConfigError(f"overrides must be a dict of hardware keys to values, got "
-                                  f"{type(overrides).__name__} {overrides!r}")
+                                  f"{type(overrides).__name__} {short_repr(overrides)}")
     if overrides:
         cfg = cfg.with_overrides(overrides)
     return cfg

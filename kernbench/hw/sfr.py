@@ -11,6 +11,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from ..common.errors import short_repr
 from .config import HardwareConfig
 
 __all__ = ["Port", "N_PORTS", "PORT_NAMES", "PORT_INDEX", "PORTS_EXPECTED", "OPPOSITE", "SCOPES",
@@ -47,7 +48,7 @@ def parse_port(d: "str | int | Port") -> Port:
         return Port(PORT_INDEX[d])
     if isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 <= d < N_PORTS:
         return Port(int(d))
-    raise ValueError(f"unknown link direction {d!r}: expected one of {PORTS_EXPECTED}")
+    raise ValueError(f"unknown link direction {short_repr(d)}: expected one of {PORTS_EXPECTED}")
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,9 @@ class SfrInstall:
                 hint = " (did you mean 'two_level'?)"
             raise ValueError(f"SFR install scope must be 'pe' (the PEs of each cube on E/W), 'cube' (PE 0 "
                              f"of every cube on E/W) or 'two_level' (both: PE 0s on N/S), got "
-                             f"{self.scope!r}{hint}")
+                             f"{short_repr(self.scope)}{hint}")
         if not isinstance(self.ring, (bool, np.bool_)):
-            raise ValueError(f"SFR install ring must be True or False, got {self.ring!r}")
+            raise ValueError(f"SFR install ring must be True or False, got {short_repr(self.ring)}")
 
     def neighbours(self, hw: HardwareConfig) -> np.ndarray:
         """int32 table (n_pes, N_PORTS): global index of the neighbour on each port, or -1."""

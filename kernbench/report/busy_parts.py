@@ -50,6 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..common.pe_commands import Opcode
+from ..common.errors import short_repr
 
 __all__ = ["GEMM_PARTS", "VECTOR_PARTS", "DMA_PARTS", "PARTS", "dot_parts", "elementwise_parts",
            "reduction_parts", "dma_parts", "command_columns", "unit_parts", "gemm_what_if",
@@ -163,7 +164,7 @@ def unit_parts(result, unit: str, params: dict | None = None, columns: dict | No
     from .._core.api import hw_params
 
     if unit not in PARTS:
-        raise ValueError(f"unit must be one of {', '.join(PARTS)}, got {unit!r}")
+        raise ValueError(f"unit must be one of {', '.join(PARTS)}, got {short_repr(unit)}")
     params = hw_params(result.hw) if params is None else params
     cols = command_columns(result) if columns is None else columns
     idx = np.flatnonzero(np.isin(np.asarray(cols["opcode"]), _OPCODES[unit]))

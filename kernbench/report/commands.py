@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..common.errors import file_line
+from ..common.errors import file_line, short_repr
 from ..common.pe_commands import N_UNITS, Opcode, Unit
 
 __all__ = ["CommandFacts", "channel_pending", "dma_array", "exact_sums", "check_report_memory", "command_facts", "index_dtype", "kept_report",
@@ -248,7 +248,7 @@ def channel_pending(result, cube: int) -> tuple:
     busy periods are the same intervals. Raises ValueError for a cube the machine does not have."""
     hw = result.hw
     if not (isinstance(cube, (int, np.integer)) and not isinstance(cube, bool) and 0 <= cube < hw.n_cubes):
-        raise ValueError(f"channel_pending: cube must be an int in 0..{hw.n_cubes - 1}, got {cube!r}")
+        raise ValueError(f"channel_pending: cube must be an int in 0..{hw.n_cubes - 1}, got {short_repr(cube)}")
     fx = command_facts(result)
     ppc = hw.pes_per_cube
     m = (((fx.opcode == Opcode.LOAD) | (fx.opcode == Opcode.STORE))

@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..common.errors import is_whole
+from ..common.errors import is_whole, short_repr
 from ..common.pe_commands import N_UNITS, UNIT_NAMES, Opcode, Unit
 from .commands import command_facts, dma_array, exact_sums, keep_report, kept_report, line_groups
 from .table import plural
@@ -106,7 +106,7 @@ class CriticalPath:
         """The steps as plain dicts (the first ``limit``: None for all, else an int >= 0), in
         time order. Raises ValueError for another ``limit``."""
         if limit is not None and (not is_whole(limit) or limit < 0):
-            raise ValueError(f"step_dicts: limit must be None (every step) or an int >= 0, got {limit!r}")
+            raise ValueError(f"step_dicts: limit must be None (every step) or an int >= 0, got {short_repr(limit)}")
         limit = None if limit is None else int(limit)
         r, g = self.result, self.lines
         fx = command_facts(r)
@@ -330,7 +330,7 @@ class CriticalPath:
         however small.
         Raises ValueError unless ``top`` is None or a positive int."""
         if top is not None and (not is_whole(top) or top < 1):
-            raise ValueError(f"summary: top must be None (every share) or a positive int, got {top!r}")
+            raise ValueError(f"summary: top must be None (every share) or a positive int, got {short_repr(top)}")
         top = None if top is None else int(top)
         shares = self.shares()
         if not shares:

@@ -15,7 +15,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..common.errors import check_output_file, is_whole
+from ..common.errors import check_output_file, is_whole, short_repr
 from ..common.files import output_file
 from ..common.pe_commands import COMMAND_DTYPE, UNIT_NAMES, Opcode, Program
 from ..hw.config import from_dict as hw_from_dict
@@ -259,7 +259,7 @@ def _unfloat(v) -> float:
         return math.nan
     if v in ("inf", "-inf") or (type(v) in (int, float)):
         return float(v)
-    raise ValueError(f"a drift value must be a number, null, \"inf\" or \"-inf\", got {v!r}")
+    raise ValueError(f"a drift value must be a number, null, \"inf\" or \"-inf\", got {short_repr(v)}")
 
 
 def _drift_record(d) -> dict | None:
@@ -290,7 +290,7 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
     without building the dict. ``indent``: None or a count of spaces (ValueError else: a
     string was written into the file, which was then no JSON)."""
     if indent is not None and not (is_whole(indent) and 0 <= indent <= 64):
-        raise ValueError(f"to_json: indent must be None or an int from 0 to 64 (spaces), got {indent!r}")
+        raise ValueError(f"to_json: indent must be None or an int from 0 to 64 (spaces), got {short_repr(indent)}")
     if path is not None:
         check_output_file(path, "to_json")
     check_report_memory(result, JSON_BYTES_PER_COMMAND, "to_json",
@@ -362,7 +362,7 @@ def load_json(path: Union[str, Path]) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a kernbench launch JSON (truncated or not JSON: {e})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a kernbench launch JSON (expected format {FORMAT!r})")
+        raise ValueError(f"{path}: not a kernbench launch JSON (expected format {short_repr(FORMAT)})")
     return doc
 
 
@@ -378,7 +378,7 @@ def from_json(doc: Union[dict, str, Path]):
         source = str(doc)
         doc = load_json(doc)
     elif doc.get("format") != FORMAT:  # (as load_json checks a file's)
-        raise ValueError(f"{source}: not a kernbench launch JSON (expected format {FORMAT!r}, got "
+        raise ValueError(f"{source}: not a kernbench launch JSON (expected format {short_repr(FORMAT)}, got "
                          f"{str(doc.get('format'))[:80]!r})")
     try:
         result = _from_doc(doc)
@@ -429,7 +429,7 @@ def _check_consistent(r, doc: dict) -> None:
     if r.drift is not None and r.mode != "functional":
         raise ValueError("a drift record comes from a functional launch, not a timing one")
     if "seconds" in doc and doc["seconds"] != float(r.seconds):
-        raise ValueError(f"seconds ({doc['seconds']!r}) must be the cycles at the clock ({r.seconds!r})")
+        raise ValueError(f"seconds ({short_repr(doc['seconds'])}) must be the cycles at the clock ({short_repr(r.seconds)})")
     order = doc["commands"].get("completion_order")
     if order is not None and not np.array_equal(np.asarray(order), e.completion_order):
         raise ValueError("commands.completion_order must be the commands by (end, index)")
@@ -492,7 +492,7 @@ def _check_loaded(r) -> None:
     hw, prog, e = r.hw, r.program, r.engine
     _check_grid(hw, r.grid)
     if r.mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {r.mode!r}")
+        raise ValueError(f"mode must be one of {MODES}, got {short_repr(r.mode)}")
     if not isinstance(r.kernel_name, str) or not isinstance(r.kernel_file, str):
         raise ValueError("the kernel's name and file must be strings")
     if not isinstance(r.args, dict) or not isinstance(r.extra, dict):
@@ -501,7 +501,7 @@ def _check_loaded(r) -> None:
     _program_tables(hw, prog, _default_describe(prog))
     n = prog.n_rows
     if type(e.cycles) is not int or not 0 <= e.cycles < 1 << 63:
-        raise ValueError(f"cycles must be an int from 0 to 2**63 - 1, got {e.cycles!r}")
+        raise ValueError(f"cycles must be an int from 0 to 2**63 - 1, got {short_repr(e.cycles)}")
     for name, a in (("start", e.cmd_start), ("end", e.cmd_end)):
         if a.shape != (n,):
             raise ValueError(f"commands' {name} must hold one cycle per command ({n}), got {len(a)}")
@@ -541,7 +541,7 @@ def _check_loaded(r) -> None:
     if d is not None and not 0 < d.tolerance < math.inf:
         # (a launch takes a positive tolerance; "inf" loaded and was written back as the token
         # Infinity, which is no JSON: a fuzzer)
-        raise ValueError(f"drift_record.tolerance must be a positive number, got {d.tolerance!r}")
+        raise ValueError(f"drift_record.tolerance must be a positive number, got {short_repr(d.tolerance)}")
     if d is not None and ((d.drift < 0).any() or (d.local < 0).any()):
         raise ValueError("drift_record's drift and local values are ratios of absolute values: "
                          "none is negative")
@@ -569,13 +569,13 @@ def _from_doc(doc: dict):
     if c.get("unit_names", list(UNIT_NAMES)) != list(UNIT_NAMES):
         # (the units' counters are read in this order: a file naming others would be misread)
         raise ValueError(f"counters.unit_names must be {list(UNIT_NAMES)} (the units' rows are in "
-                         f"that order), got {c['unit_names']!r}")
+                         f"that order), got {short_repr(c['unit_names'])}")
     cmd = doc["commands"]
     start = _typed(cmd["start"], np.int64, "start")
     end = _typed(cmd["end"], np.int64, "end")
     events = None
     if type(cmd["events_recorded"]) is not bool:
-        raise ValueError(f"events_recorded must be true or false, got {cmd['events_recorded']!r}")
+        raise ValueError(f"events_recorded must be true or false, got {short_repr(cmd['events_recorded'])}")
     if cmd["events_recorded"]:
         # The engine's event record is exactly (pe, unit, cmd, start, end) sorted by start.
         n = len(start)

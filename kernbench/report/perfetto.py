@@ -39,7 +39,7 @@ from typing import Iterable, Optional, Union
 
 import numpy as np
 
-from ..common.errors import check_output_file, is_whole as _whole
+from ..common.errors import check_output_file, is_whole as _whole, short_repr
 from ..common.files import output_file
 from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
 from . import _format
@@ -65,7 +65,7 @@ def select_pes(result, pes) -> np.ndarray:
         return np.asarray(result.working_pes, dtype=np.int64)
     if isinstance(pes, (str, bytes)) or not isinstance(pes, Iterable):
         raise ValueError(f"pes must be None or an iterable of global PE indices and (pe, cube) "
-                         f"pairs, e.g. [0, (1, 0)], got {pes!r}")
+                         f"pairs, e.g. [0, (1, 0)], got {short_repr(pes)}")
     return np.unique(np.asarray([hw.global_pe(x) for x in pes], dtype=np.int64))
 
 
@@ -98,14 +98,14 @@ class _Selection:
             if (not isinstance(window, (tuple, list)) or len(window) != 2
                     or not all(v is None or _whole(v) for v in window)):
                 raise ValueError(f"cycle window must be (first, last): two int cycles, either "
-                                 f"None for an open end, got {window!r}")
+                                 f"None for an open end, got {short_repr(window)}")
             lo, hi = window
             lo = 0 if lo is None else int(lo)
             hi = None if hi is None else int(hi)
             if lo < 0 or (hi is not None and hi < 0):  # (cycles count from 0: --window refuses it too)
-                raise ValueError(f"cycle window must be (first, last) of cycles from 0, got {window!r}")
+                raise ValueError(f"cycle window must be (first, last) of cycles from 0, got {short_repr(window)}")
             if hi is not None and hi < lo:
-                raise ValueError(f"cycle window must be (first, last) with first <= last, got {window!r}")
+                raise ValueError(f"cycle window must be (first, last) with first <= last, got {short_repr(window)}")
             keep &= self.end >= lo
             if hi is not None:
                 keep &= self.start <= hi
@@ -301,7 +301,7 @@ def trace_events(result, pes=None, window: Optional[tuple] = None, critical_path
 
 def _check_flag(value, name: str) -> None:
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"to_perfetto: {name} must be True or False, got {value!r}")
+        raise ValueError(f"to_perfetto: {name} must be True or False, got {short_repr(value)}")
 
 
 def _path_events(result, sel) -> list:

@@ -21,6 +21,7 @@ from ..common.shown import plain_texts
 from .perfetto import select_pes
 from .summary import unit_kinds
 from .table import fmt_num, fmt_value
+from ..common.errors import short_repr
 
 __all__ = ["plot", "PlotData", "default_gantt_pes"]
 
@@ -123,12 +124,12 @@ def plot(
     for a ``dpi`` that is not a positive number."""
     if (isinstance(dpi, (bool, np.bool_)) or not isinstance(dpi, (int, float, np.integer, np.floating))
             or not np.isfinite(dpi) or dpi <= 0):  # (matplotlib's own errors, before: a review)
-        raise ValueError(f"plot: dpi must be a positive number of dots per inch, got {dpi!r}")
+        raise ValueError(f"plot: dpi must be a positive number of dots per inch, got {short_repr(dpi)}")
     if _binary_file(path):  # (savefig writes to it)
         if getattr(path, "closed", False):
-            raise ValueError(f"plot: the file object {path!r} is closed")
+            raise ValueError(f"plot: the file object {short_repr(path)} is closed")
         if not getattr(path, "writable", lambda: True)():
-            raise ValueError(f"plot: the file object {path!r} is not open for writing")
+            raise ValueError(f"plot: the file object {short_repr(path)} is not open for writing")
     elif path is not None:
         check_figure_path(path, "plot")
     # The Agg canvas directly: no pyplot, no global backend switch in the caller's process.

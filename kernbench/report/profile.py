@@ -31,7 +31,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..common.errors import is_whole
+from ..common.errors import is_whole, short_repr
 from ..common.pe_commands import N_UNITS, UNIT_NAMES
 from ..common.shown import rich_text
 from .table import emit, plural
@@ -68,9 +68,9 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     ``sort``: "busy" (work cycles, most first; the default), "path" (critical path share, then
     work) or "line" (source order)."""
     if sort not in _SORTS:
-        raise ValueError(f"sort must be one of {', '.join(_SORTS)}, got {sort!r}")
+        raise ValueError(f"sort must be one of {', '.join(_SORTS)}, got {short_repr(sort)}")
     if not isinstance(path, (bool, np.bool_)):  # ("no" would be true)
-        raise ValueError(f"path must be True or False (the critical path's column), got {path!r}")
+        raise ValueError(f"path must be True or False (the critical path's column), got {short_repr(path)}")
     fx = command_facts(result)
     g = line_groups(result)
     n_lines = len(g.sources)
@@ -294,7 +294,7 @@ def _cut_left(text: str, width: int) -> str:
 
 def _check_top(top) -> None:
     if top is not None and (not is_whole(top) or top < 1):
-        raise ValueError(f"top: expected None (every line) or a positive int, got {top!r}")
+        raise ValueError(f"top: expected None (every line) or a positive int, got {short_repr(top)}")
 
 
 def render_profile(prof: dict, top: Optional[int] = None, title: Optional[str] = None):
@@ -335,7 +335,7 @@ def busy_text(prof: dict, unit: str) -> str:
     ``prof``: :func:`profile`'s result. Raises ValueError for another unit, or one no command
     of the launch ran on."""
     if unit not in PARTS:
-        raise ValueError(f"unit must be one of {', '.join(PARTS)}, got {unit!r}")
+        raise ValueError(f"unit must be one of {', '.join(PARTS)}, got {short_repr(unit)}")
     t = prof.get(unit.lower())
     if t is None:
         raise ValueError(f"busy_text: no command of this launch ran on {unit}")

@@ -19,7 +19,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from ..common.errors import check_output_file, is_whole
+from ..common.errors import check_output_file, is_whole, short_repr
 from ..common.files import output_file
 from ..common.shown import rich_text
 from .summary import summarize
@@ -38,7 +38,7 @@ def fmt_num(x: float, digits: int = 3) -> str:
     98.3, 1,573, 24,576, 0.0000000911; integer digits grouped, every one of them once there are
     more than ``digits``."""
     if not is_whole(digits) or digits < 3:
-        raise ValueError(f"fmt_num: digits must be an int of 3 or more, got {digits!r}")
+        raise ValueError(f"fmt_num: digits must be an int of 3 or more, got {short_repr(digits)}")
     digits = int(digits)
     if is_whole(x) and abs(x) >= 10 ** digits:
         return f"{int(x):,}"  # (exact, past float's range too)
@@ -291,14 +291,14 @@ def emit(renderable, console: Optional[Console] = None, file=None, width: int = 
     path nor a file, or is a path in a folder that does not exist (naming ``who``, the printing
     function)."""
     if not is_whole(width) or width < 20:
-        raise ValueError(f"width must be an int of at least 20 columns, got {width!r}")
+        raise ValueError(f"width must be an int of at least 20 columns, got {short_repr(width)}")
     width = int(width)  # (a numpy int as its value)
     if console is not None and not isinstance(console, Console):  # (a review: AttributeError on 5)
-        raise ValueError(f"{who}: console must be a rich Console, got {type(console).__name__} {console!r}")
+        raise ValueError(f"{who}: console must be a rich Console, got {type(console).__name__} {short_repr(console)}")
     if console is None and file is not None and not isinstance(file, (str, os.PathLike)) \
             and not callable(getattr(file, "write", None)):  # (a review: AttributeError on file=5)
         raise ValueError(f"{who}: file must be a path or an open text file (with .write), got "
-                         f"{type(file).__name__} {file!r}")
+                         f"{type(file).__name__} {short_repr(file)}")
     if console is None and isinstance(file, (str, os.PathLike)):
         check_output_file(file, who)  # (before the report is drawn)
     buf = io.StringIO()

@@ -21,6 +21,7 @@ from . import executor
 from .memory import DeviceArray, DeviceMemory
 from .result import LaunchResult
 from .traced import TracedLaunch
+from ..common.errors import short_repr
 
 __all__ = ["Context"]
 
@@ -30,13 +31,13 @@ def _kernel_kwargs(kernel_kwargs, more: dict) -> dict:
     other keywords; a name in both, or one not a str, is a TypeError."""
     if kernel_kwargs is not None and not isinstance(kernel_kwargs, Mapping):
         raise TypeError(f"kernel_kwargs must be a dict of the kernel's keyword arguments, got "
-                        f"{type(kernel_kwargs).__name__} {kernel_kwargs!r}")
+                        f"{type(kernel_kwargs).__name__} {short_repr(kernel_kwargs)}")
     kw = dict(kernel_kwargs or {})
     for k in kw:
         if not isinstance(k, str):
-            raise TypeError(f"kernel_kwargs: a kernel parameter is named by a str, got {k!r}")
+            raise TypeError(f"kernel_kwargs: a kernel parameter is named by a str, got {short_repr(k)}")
     for k in more.keys() & kw.keys():
-        raise TypeError(f"kernel argument {k!r} given both in kernel_kwargs and as a keyword")
+        raise TypeError(f"kernel argument {short_repr(k)} given both in kernel_kwargs and as a keyword")
     kw.update(more)
     return kw
 
@@ -80,7 +81,7 @@ class Context:
 
     def __repr__(self) -> str:
         sfr = self.sfr.describe() if self.sfr else "no SFR installed"
-        return f"Context(hw={self.hw.name!r}, {self.hw.n_cubes} cubes x {self.hw.pes_per_cube} PEs, {sfr})"
+        return f"Context(hw={short_repr(self.hw.name)}, {self.hw.n_cubes} cubes x {self.hw.pes_per_cube} PEs, {sfr})"
 
     # -- wiring ---------------------------------------------------------------------------
     def install_sfr(self, scope: str = "pe", ring: bool = False) -> SfrInstall:

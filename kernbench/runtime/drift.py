@@ -42,7 +42,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..common.errors import as_flag
+from ..common.errors import as_flag, short_repr
 from ..common.pe_commands import Opcode
 from ..language.builder import bytes_text, value_budget
 from ..language.numerics import (IntegerDivisionByZero, ShiftOutOfRange, cast_value, reduce_value, value_of,
@@ -73,7 +73,7 @@ def drift_tolerance(drift) -> Optional[float]:
             tol = float("nan")
         if math.isfinite(tol) and tol > 0:
             return tol
-    raise ValueError(f"drift must be True, False or a positive tolerance (e.g. 1e-3), got {drift!r}")
+    raise ValueError(f"drift must be True, False or a positive tolerance (e.g. 1e-3), got {short_repr(drift)}")
 
 
 @dataclass
@@ -333,7 +333,7 @@ class Shadow:
         if ov is None:
             if OVERLAY_BYTES * alloc.numel > value_budget():
                 raise PlacementError(
-                    f"drift: the f64 shadow of {alloc.name!r} takes {OVERLAY_BYTES} bytes an element, "
+                    f"drift: the f64 shadow of {short_repr(alloc.name)} takes {OVERLAY_BYTES} bytes an element, "
                     f"{bytes_text(OVERLAY_BYTES * alloc.numel)} for a PE's copy: more than an eighth of "
                     f"this host's memory ({bytes_text(value_budget())}); measure drift on a smaller "
                     f"launch")

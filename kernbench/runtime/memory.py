@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..common.errors import KernbenchError, pe_label, user_stacklevel
+from ..common.errors import KernbenchError, pe_label, short_repr, user_stacklevel
 from ..common.errors import is_whole as _whole
 from ..hw.config import HardwareConfig
 from ..language.builder import bytes_text as _bytes_text
@@ -177,7 +177,7 @@ def _refuse_device(x, verb: str) -> None:
         raise PlacementError(f"the data {verb} a TensorHandle (a tensor a kernel traced, not host "
                              f"data): after a functional launch its values are h.data, a numpy "
                              f"array, which placement takes (a timing-mode launch computes none)")
-    what = (f"a DeviceArray ({x.name!r}, already on the device)" if isinstance(x, DeviceArray)
+    what = (f"a DeviceArray ({short_repr(x.name)}, already on the device)" if isinstance(x, DeviceArray)
             else "a DevicePointer (a device address, not data: int(p) places it as a number)")
     raise PlacementError(f"the data {verb} {what}: put, shard and replicate allocate a new array "
                          f"from host data (a numpy array, list or CPU tensor), given first; to "
@@ -207,7 +207,7 @@ def _has_huge_int(x) -> bool:
 def _storage_dtype(name) -> str:
     d = dtype_name(name) if name is not None else None
     if d is None or d not in STORAGE_DTYPES:
-        raise PlacementError(f"unknown dtype {name!r}: expected one of {', '.join(STORAGE_DTYPES)}")
+        raise PlacementError(f"unknown dtype {short_repr(name)}: expected one of {', '.join(STORAGE_DTYPES)}")
     return d
 
 
@@ -219,7 +219,7 @@ def _pe_text(pe) -> str:
             return pe_label(pe)
         except (TypeError, ValueError):
             pass
-    return f"PE {pe!r}"
+    return f"PE {short_repr(pe)}"
 
 
 class DeviceArray:
@@ -272,7 +272,7 @@ class DeviceArray:
         """The byte address ``nbytes`` past the array's start: an int (a
         :class:`DevicePointer`, which a load or store checks belongs to its Context)."""
         if not _whole(nbytes):
-            raise TypeError(f"{self.name!r} + {nbytes!r}: a byte offset is an int")
+            raise TypeError(f"{short_repr(self.name)} + {short_repr(nbytes)}: a byte offset is an int")
         return DevicePointer(self.addr + int(nbytes), self)
 
     __radd__ = __add__
@@ -280,7 +280,7 @@ class DeviceArray:
     def __sub__(self, nbytes: int) -> "DevicePointer":
         """The byte address ``nbytes`` before the array's start (a halo's, for a masked access)."""
         if not _whole(nbytes):
-            raise TypeError(f"{self.name!r} - {nbytes!r}: a byte offset is an int")
+            raise TypeError(f"{short_repr(self.name)} - {short_repr(nbytes)}: a byte offset is an int")
         return DevicePointer(self.addr - int(nbytes), self)
 
     @property
@@ -299,7 +299,7 @@ class DeviceArray:
         return f"{self.dtype}{tuple(self.shape)}{where}"
 
     def __repr__(self) -> str:
-        return f"DeviceArray({self.name!r}, addr={self.addr:#x}, {self.describe()})"
+        return f"DeviceArray({short_repr(self.name)}, addr={self.addr:#x}, {self.describe()})"
 
     def read(self, pe) -> np.ndarray:
         """A copy of PE ``pe``'s contents ((pe, cube) or a global index), shaped ``self.shape``."""
@@ -360,7 +360,7 @@ class DevicePointer(int):
 
 def _warn_timed(arr: DeviceArray, unwritten: str) -> None:
     holds = "zeros" if unwritten == "zero" else "NaN; int32 -2**31"
-    warnings.warn(f"{arr.name!r} was passed to a timing-mode launch (or ctx.trace), which computes no values, and "
+    warnings.warn(f"{short_repr(arr.name)} was passed to a timing-mode launch (or ctx.trace), which computes no values, and "
                   f"nothing has written the copy read: it reads as never-written memory ({holds}), "
                   f"not a result. Launch with mode='functional' (the default) to compute it",
                   UserWarning, stacklevel=user_stacklevel())
@@ -374,7 +374,7 @@ class DeviceMemory:
 
     def __init__(self, hw: HardwareConfig, unwritten: str = "nan"):
         if not isinstance(unwritten, str) or unwritten not in UNWRITTEN:
-            raise ValueError(f"unwritten must be one of {UNWRITTEN}, got {unwritten!r}")
+            raise ValueError(f"unwritten must be one of {UNWRITTEN}, got {short_repr(unwritten)}")
         self.hw = hw
         #: what never-written memory holds: "nan" (floats NaN, int32 -2**31) or "zero"
         self.unwritten = unwritten
@@ -401,7 +401,7 @@ class DeviceMemory:
         """Reserve ``shape``/``dtype`` per PE at a fresh address (no data: unwritten memory)."""
         dims = shape if isinstance(shape, (tuple, list)) else (shape,)
         if not dims or not all(_whole(d) and d >= 1 for d in dims):
-            raise PlacementError(f"shape must be a non-empty tuple of positive ints, got {shape!r}")
+            raise PlacementError(f"shape must be a non-empty tuple of positive ints, got {short_repr(shape)}")
         shape = tuple(int(d) for d in dims)
         if len(shape) > MAX_NDIM - 2:  # (read_all adds the cube and PE axes)
             raise PlacementError(f"a device array has at most {MAX_NDIM - 2} axes (read_all adds two, "
@@ -410,11 +410,11 @@ class DeviceMemory:
         # names are printed raw in reports, tables and Perfetto tracks: text on one line
         if name is not None and not (isinstance(name, str) and name.isprintable()):
             raise PlacementError(f"name must be a str of printable characters (or None: a0, a1, ...), "
-                                 f"got {name!r}")
+                                 f"got {short_repr(name)}")
         dtype = _storage_dtype(dtype)
         nbytes = math.prod(shape) * NP_DTYPES[dtype].itemsize  # Python ints: no wrap-around
         if nbytes > MAX_ALLOCATION:
-            raise PlacementError(f"an allocation of {shape} {dtype} is {nbytes} bytes per PE: at most "
+            raise PlacementError(f"an allocation of {short_repr(shape)} {dtype} is {short_repr(nbytes)} bytes per PE: at most "
                                  f"2**40 bytes (what the engine's byte counters and the address "
                                  f"space represent)")
         with self._lock:
@@ -443,7 +443,7 @@ class DeviceMemory:
             raise PlacementError(f"expected a device array of this context, got {type(arr).__name__}")
         i = bisect.bisect_left(self._bases, arr.addr)
         if i >= len(self._arrays) or self._arrays[i] is not arr:
-            raise PlacementError(f"{arr!r} is not a live allocation of this context")
+            raise PlacementError(f"{short_repr(arr)} is not a live allocation of this context")
         return i
 
     def find(self, ptr: int) -> DeviceArray | None:
@@ -495,17 +495,17 @@ class DeviceMemory:
         if isinstance(arr, DevicePointer):
             if arr.array._memory is self:
                 return None  # (freed: the address is outside every allocation, and says so)
-            return (f"address {int(arr):#x}, into device array {arr.array.name!r} of another "
+            return (f"address {int(arr):#x}, into device array {short_repr(arr.array.name)} of another "
                     f"Context: its address means nothing in this one; expected a device array of "
                     f"this Context (from its put, shard, replicate, empty or empty_like)")
         if not isinstance(arr, DeviceArray):
             return None
         if arr._memory is not self:
-            return (f"device array {arr.name!r} (at {arr.addr:#x}) belongs to another Context: "
+            return (f"device array {short_repr(arr.name)} (at {arr.addr:#x}) belongs to another Context: "
                     f"its address means nothing in this one; expected a device array of this "
                     f"Context (from its put, shard, replicate, empty or empty_like)")
         if arr.freed:
-            return f"device array {arr.name!r} (at {arr.addr:#x}) was freed"
+            return f"device array {short_repr(arr.name)} (at {arr.addr:#x}) was freed"
         return None
 
     def used(self, ptr, functional: bool, reached: dict) -> None:
@@ -527,7 +527,7 @@ class DeviceMemory:
         j = bisect.bisect_right(self._freed, ptr, key=lambda f: f[0]) - 1
         if j >= 0 and ptr < self._freed[j][0] + self._freed[j][1]:
             addr, nbytes, name = self._freed[j]
-            return f"{ptr - addr} bytes into {name!r} ({nbytes} bytes at {addr:#x}), which was freed"
+            return f"{ptr - addr} bytes into {short_repr(name)} ({nbytes} bytes at {addr:#x}), which was freed"
         if not self._arrays:
             return "no device memory is allocated"
         i = bisect.bisect_right(self._bases, ptr) - 1
@@ -535,16 +535,16 @@ class DeviceMemory:
             a = self._arrays[i]
             past = ptr - (a.addr + a.nbytes)
             how = "just past the end" if past == 0 else f"{past} bytes past the end"
-            text = f"{how} of {a.name!r} ({a.nbytes} bytes at {a.addr:#x})"
+            text = f"{how} of {short_repr(a.name)} ({a.nbytes} bytes at {a.addr:#x})"
             p = a.placement
             if p.get("kind") == "shard" and p.get("parts", 1) > 1 and past < a.nbytes * (p["parts"] - 1):
                 # (within the whole array's size: a global offset, as Triton kernels index)
-                text += (f"; {a.name!r} is sharded: each PE holds only its own part, "
+                text += (f"; {short_repr(a.name)} is sharded: each PE holds only its own part, "
                          f"{tuple(a.shape)}, at the array's address, so index it with the "
                          f"PE's local offsets, not the whole array's")
             return text
         a = self._arrays[0]
-        return f"below the first allocation {a.name!r} at {a.addr:#x}"
+        return f"below the first allocation {short_repr(a.name)} at {a.addr:#x}"
 
     @property
     def arrays(self) -> tuple:
@@ -567,7 +567,7 @@ class DeviceMemory:
         """Refuse a read of ``copies`` copies of ``arr`` past :func:`value_budget` at once."""
         if copies * arr.nbytes > value_budget():
             raise PlacementError(
-                f"{what} of {arr.name!r} would return {copies} copies of "
+                f"{what} of {short_repr(arr.name)} would return {copies} copies of "
                 f"{_bytes_text(arr.nbytes)} ({_bytes_text(copies * arr.nbytes)}): more than an "
                 f"eighth of this host's memory ({_bytes_text(value_budget())}); read the PEs one at "
                 f"a time (ctx.read(arr, pe))")
@@ -577,7 +577,7 @@ class DeviceMemory:
         in host memory. Raises PlacementError for a copy past :func:`value_budget`."""
         if arr.nbytes > value_budget():
             raise PlacementError(
-                f"{arr.name!r} takes {_bytes_text(arr.nbytes)} per PE: its values (what a "
+                f"{short_repr(arr.name)} takes {_bytes_text(arr.nbytes)} per PE: its values (what a "
                 f"functional launch loads and stores, what a read returns) live in host memory, "
                 f"one copy per PE, and a copy may take at most an eighth of this host's memory "
                 f"({_bytes_text(value_budget())}); launch with mode='timing', which computes no "
@@ -660,9 +660,9 @@ class DeviceMemory:
             raise PlacementError(f"expected a device array of this context, got {type(arr).__name__}")
         if arr._memory is not self:
             # its address and PE numbering mean nothing here (another machine's, perhaps)
-            raise PlacementError(f"{arr.name!r} belongs to another Context: read it through that one")
+            raise PlacementError(f"{short_repr(arr.name)} belongs to another Context: read it through that one")
         if arr.freed:
-            raise PlacementError(f"{arr.name!r} was freed")
+            raise PlacementError(f"{short_repr(arr.name)} was freed")
 
     # -- placement --------------------------------------------------------------------------
     def _prepare(self, x, dtype, parts: int = 1) -> tuple[np.ndarray, str]:
@@ -723,7 +723,7 @@ class DeviceMemory:
         """Global PEs holding each shard, by shard index."""
         hw = self.hw
         if not isinstance(over, str):  # (a numpy array's == is elementwise: numpy's own error)
-            raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {over!r}")
+            raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {short_repr(over)}")
         if over == "pe":
             n = hw.pes_per_cube if parts is None else parts
             lim, what = hw.pes_per_cube, "PEs per cube"
@@ -737,9 +737,9 @@ class DeviceMemory:
             lim, what = hw.n_pes, "PEs"
             targets = lambda i: [i]  # noqa: E731
         else:
-            raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {over!r}")
+            raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {short_repr(over)}")
         if not _whole(n) or not 1 <= n <= lim:
-            raise PlacementError(f"parts must be an int in 1..{lim} ({what}), got {n!r}")
+            raise PlacementError(f"parts must be an int in 1..{lim} ({what}), got {short_repr(n)}")
         return [targets(i) for i in range(int(n))]
 
     def shard(self, x, axis: int = 0, over: str = "pe", parts: int | None = None, dtype=None,
@@ -748,9 +748,9 @@ class DeviceMemory:
         a, dt = self._prepare(x, dtype, len(targets))
         n = len(targets)
         if not _whole(axis):
-            raise PlacementError(f"shard: axis must be an int, got {type(axis).__name__} {axis!r}")
+            raise PlacementError(f"shard: axis must be an int, got {type(axis).__name__} {short_repr(axis)}")
         if not -a.ndim <= axis < a.ndim:
-            raise PlacementError(f"axis {axis!r} is out of range for an array of shape {a.shape}")
+            raise PlacementError(f"axis {short_repr(axis)} is out of range for an array of shape {a.shape}")
         axis = int(axis) % a.ndim
         if a.shape[axis] % n:
             raise PlacementError(f"cannot shard axis {axis} of length {a.shape[axis]} evenly over "
@@ -802,7 +802,7 @@ class DeviceMemory:
         a launch over several PEs or cubes wrote them (``gather(cube=c)``, ``read_all`` read the
         others)."""
         if over is not None and not isinstance(over, str):  # (as _shard_targets)
-            raise PlacementError(f"over must be 'pe', 'cube' or 'all' (or None: as placed), got {over!r}")
+            raise PlacementError(f"over must be 'pe', 'cube' or 'all' (or None: as placed), got {short_repr(over)}")
         self._check_live(arr)
         p = arr.placement
         kind = p["kind"]
@@ -811,7 +811,7 @@ class DeviceMemory:
         for n, v in (("pe", pe), ("cube", cube)):  # (a pair in pe= read as ((1, 0), 0): a review)
             if v is not None and not _whole(v):
                 raise PlacementError(f"gather: {n} must be an int (the PE in its cube with pe=, the "
-                                     f"cube with cube=), got {type(v).__name__} {v!r}")
+                                     f"cube with cube=), got {type(v).__name__} {short_repr(v)}")
         home = p["pe"] if kind == "pe" and over is None else (0, 0)  # (put: the copy it was put on)
         pe, cube = (home[0] if pe is None else pe), (home[1] if cube is None else cube)
         if over is None:
@@ -822,7 +822,7 @@ class DeviceMemory:
                 # (a review: ignored, the copy returned: they choose how shards are put together)
                 what = "replicated (a copy on every PE)" if kind == "replicate" else "put on one PE"
                 raise PlacementError(
-                    f"gather: {arr.name!r} is {what}: {'axis=' if axis is not None else 'parts='} "
+                    f"gather: {short_repr(arr.name)} is {what}: {'axis=' if axis is not None else 'parts='} "
                     f"chooses how shards are put together, nothing here (read a copy with pe= and "
                     f"cube=, or give over= to put the copies of several PEs together)")
             elif kind == "replicate":
@@ -842,25 +842,25 @@ class DeviceMemory:
             elif chosen:  # (an empty array: pe= or cube= name the copy, as for a put one)
                 if axis is not None or parts is not None:  # (a review: ignored, one copy read)
                     raise PlacementError(
-                        f"gather: {arr.name!r} was allocated without a placement: "
+                        f"gather: {short_repr(arr.name)} was allocated without a placement: "
                         f"{'axis=' if axis is not None else 'parts='} chooses how shards are put "
                         f"together, which over= names (gather(arr, over='pe', axis=0)); pe= and "
                         f"cube= alone read one PE's copy")
                 return self._read_warned(arr, self._g((pe, cube)))
             else:
-                raise PlacementError(f"{arr.name!r} was allocated without a placement: say how to "
+                raise PlacementError(f"{short_repr(arr.name)} was allocated without a placement: say how to "
                                      f"gather it, e.g. gather(arr, over='pe', axis=0), or which "
                                      f"PE's copy to read, gather(arr, pe=0, cube=0)")
         axis = 0 if axis is None else axis
         hw = self.hw
         for name, v, top in (("pe", pe, hw.pes_per_cube), ("cube", cube, hw.n_cubes)):
             if not _whole(v) or not 0 <= v < top:
-                raise PlacementError(f"gather: {name} must be an int from 0 to {top - 1}, got {v!r}")
+                raise PlacementError(f"gather: {name} must be an int from 0 to {top - 1}, got {short_repr(v)}")
         if parts is not None and (not _whole(parts) or parts < 1):
-            raise PlacementError(f"gather: parts must be a positive int, got {parts!r}")
+            raise PlacementError(f"gather: parts must be a positive int, got {short_repr(parts)}")
         if not _whole(axis) or not -len(arr.shape) <= axis < len(arr.shape):
             raise PlacementError(f"gather: axis must be an int from {-len(arr.shape)} to "
-                                 f"{len(arr.shape) - 1} (the array has shape {arr.shape}), got {axis!r}")
+                                 f"{len(arr.shape) - 1} (the array has shape {arr.shape}), got {short_repr(axis)}")
         # (Python ints: cube * pes_per_cube in a numpy uint8 wrapped to another cube's PEs)
         pe, cube, axis = int(pe), int(cube), int(axis)
         parts = None if parts is None else int(parts)
@@ -869,16 +869,16 @@ class DeviceMemory:
         unused = [n for n, g in (("pe", given_pe), ("cube", given_cube))
                   if g and (over == "all" or (over == "pe") == (n == "pe"))]
         if unused and over in ("pe", "cube", "all"):
-            raise PlacementError(f"gather over {over!r} reads {'every PE of a cube' if over == 'pe' else 'one PE of every cube' if over == 'cube' else 'every PE'}: "
+            raise PlacementError(f"gather over {short_repr(over)} reads {'every PE of a cube' if over == 'pe' else 'one PE of every cube' if over == 'cube' else 'every PE'}: "
                                  f"{unused[0]}= chooses nothing there"
                                  + ("; cube= chooses the cube" if over == "pe" else
                                     "; pe= chooses the PE" if over == "cube" else ""))
         if over == "pe" and parts is not None and parts > hw.pes_per_cube:
             raise PlacementError(f"gather over 'pe': parts must be an int in 1..{hw.pes_per_cube} "
-                                 f"(PEs per cube), got {parts!r}")
+                                 f"(PEs per cube), got {short_repr(parts)}")
         if over == "cube" and parts is not None and parts > hw.n_cubes:
             raise PlacementError(f"gather over 'cube': parts must be an int in 1..{hw.n_cubes} "
-                                 f"(cubes), got {parts!r}")
+                                 f"(cubes), got {short_repr(parts)}")
         if over == "pe":
             gs = [cube * hw.pes_per_cube + i for i in range(parts or hw.pes_per_cube)]
         elif over == "cube":
@@ -886,7 +886,7 @@ class DeviceMemory:
         elif over == "all":
             gs = list(range(parts or hw.n_pes))
         else:
-            raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {over!r}")
+            raise PlacementError(f"over must be 'pe', 'cube' or 'all', got {short_repr(over)}")
         if any(g >= hw.n_pes for g in gs):
             raise PlacementError(f"gather over {over} reaches past the machine ({hw.n_pes} PEs)")
         if arr.timed and any(g not in arr._data for g in gs):
@@ -937,7 +937,7 @@ class DeviceMemory:
                 where = pe_label(self.hw.pe_coords(other[0]))
                 what = ("other copies hold values a launch stored where the copy read holds "
                         "none (unwritten)" if missing else "other copies differ")
-                warnings.warn(f"gather({arr.name!r}) read {read}, but {what} (the "
+                warnings.warn(f"gather({short_repr(arr.name)}) read {read}, but {what} (the "
                               f"first at {where}): a launch over several cubes or PEs wrote each; "
                               f"pass {choose} to read another, or read_all() for every one",
                               UserWarning, stacklevel=user_stacklevel())

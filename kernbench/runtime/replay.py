@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..common.errors import KernelError, file_line, pe_at
+from ..common.errors import KernelError, file_line, pe_at, short_repr
 from ..language.numerics import cast_value, convert, dot_value, reduce_value, value_of, vec_value
 from ..language.semantic import NP_DTYPES, dtype_name, element_indices, fmt_shape, masked_access
 from .memory import PlacementError
@@ -221,7 +221,7 @@ def _contents(memory, alloc, g: int, m, undo: _Undo | None = None):
     array freed after the command was traced (its values are gone, not unwritten)."""
     if alloc.freed:
         pe = memory.hw.pe_coords(g)
-        raise KernelError(f"{pe_at(pe, m[1], m[2])}: {m[0]} of {alloc.name!r}, which was freed while "
+        raise KernelError(f"{pe_at(pe, m[1], m[2])}: {m[0]} of {short_repr(alloc.name)}, which was freed while "
                           f"the launch ran (ctx.free in the kernel, or in another thread): free an "
                           f"array once the launches that use it have returned", pe=pe,
                           where=file_line(m[1], m[2], full=True))
@@ -371,7 +371,7 @@ def _replay(program, engine, metas: list, handles: list, memory, shadow, undo: _
             elif kind == "recv":
                 v[dst] = stash.pop(send_of[idx]).reshape(m[4])
             else:  # pragma: no cover - the builder makes only the kinds above
-                raise AssertionError(f"unknown command kind {kind!r}")
+                raise AssertionError(f"unknown command kind {short_repr(kind)}")
             if shadow is not None:
                 shadow.after(g, idx, m, v, dst, x if kind == "store" else None)
             if dst >= 0:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..common.errors import is_whole, pe_label
+from ..common.errors import is_whole, pe_label, short_repr
 from ..common.pe_commands import N_UNITS, UNIT_NAMES, Program, Unit
 from ..hw.config import HardwareConfig
 from ..hw.sfr import SfrInstall
@@ -76,7 +76,7 @@ class LaunchResult:
         naming the launch's command count for an ``i`` outside it."""
         n = self.program.n_commands
         if not is_whole(i) or not 0 <= i < n:
-            raise IndexError(f"label: command {i!r} is not one of this launch's {n} commands (0..{n - 1})"
+            raise IndexError(f"label: command {short_repr(i)} is not one of this launch's {n} commands (0..{n - 1})"
                              + _not_a_number(i))
         if self.labels is not None:
             return self.labels(i)
@@ -89,7 +89,7 @@ class LaunchResult:
         called one). Raises IndexError as :meth:`label` does."""
         n = self.program.n_commands
         if not is_whole(i) or not 0 <= i < n:
-            raise IndexError(f"source: command {i!r} is not one of this launch's {n} commands (0..{n - 1})"
+            raise IndexError(f"source: command {short_repr(i)} is not one of this launch's {n} commands (0..{n - 1})"
                              + _not_a_number(i))
         if self.sources is not None:
             return self.sources(i)
@@ -199,7 +199,7 @@ class LaunchResult:
         # should say what it is (the figures: report(), profile(), the fields)
         n = self.program.n_commands
         return (f"<LaunchResult {self.kernel_name} ({os.path.basename(self.kernel_file)}) on "
-                f"{self.hw.name!r}, grid {tuple(self.grid)}, {self.mode}: {self.cycles:,} cycles, "
+                f"{short_repr(self.hw.name)}, grid {tuple(self.grid)}, {self.mode}: {self.cycles:,} cycles, "
                 f"{n:,} command{'' if n == 1 else 's'}>")
 
     def _repr_html_(self) -> str:
@@ -217,7 +217,7 @@ def _unit_index(unit) -> int:
     elif is_whole(unit):
         if 0 <= unit < N_UNITS:
             return int(unit)
-    raise ValueError(f"unknown unit {unit!r}: expected one of {', '.join(UNIT_NAMES[:N_UNITS])} "
+    raise ValueError(f"unknown unit {short_repr(unit)}: expected one of {', '.join(UNIT_NAMES[:N_UNITS])} "
                      f"(or its index 0..{N_UNITS - 1})")
 
 

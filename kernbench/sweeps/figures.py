@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from ..common.errors import KernbenchError, exc_text, pe_label
+from ..common.errors import KernbenchError, exc_text, pe_label, short_repr
 from ..common.pe_commands import Unit
 from ..hw.config import HardwareConfigError
 from ..report.summary import summarize
@@ -41,7 +41,7 @@ def more_is_better(column: str, maximize: "bool | None" = None) -> bool:
     if maximize is None:
         return column in MORE_IS_BETTER
     if not isinstance(maximize, (bool, np.bool_)):
-        raise ValueError(f"maximize: expected None (by the column), True or False, got {maximize!r}")
+        raise ValueError(f"maximize: expected None (by the column), True or False, got {short_repr(maximize)}")
     return bool(maximize)
 
 

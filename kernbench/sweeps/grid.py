@@ -24,6 +24,7 @@ import numpy as np
 
 from ..common.readonly import ReadOnlyDict
 from .figures import FIGURES
+from ..common.errors import short_repr
 
 __all__ = ["Launch", "Point", "expand_axis", "points_of", "LAUNCH_OPTIONS", "DEFAULT_OPTIONS"]
 
@@ -108,11 +109,11 @@ def _mapping_choices(axis: Mapping, what: str) -> tuple:
     keys = list(axis)
     for k in keys:
         if not isinstance(k, str):
-            raise TypeError(f"{what} names must be strings, got {k!r}")
-    lists = [_choices(axis[k], f"{what} {k!r}") for k in keys]
+            raise TypeError(f"{what} names must be strings, got {short_repr(k)}")
+    lists = [_choices(axis[k], f"{what} {short_repr(k)}") for k in keys]
     for k, c in zip(keys, lists):
         if not c:
-            raise ValueError(f"{what} {k!r} has no values to sweep")
+            raise ValueError(f"{what} {short_repr(k)} has no values to sweep")
     return keys, lists
 
 
@@ -170,18 +171,18 @@ def points_of(hardware, args, options) -> list[Point]:
     for o in opt_pts:
         bad = sorted(set(o) - set(LAUNCH_OPTIONS))
         if bad:
-            raise ValueError(f"unknown launch option {bad[0]!r}: a sweep varies {', '.join(LAUNCH_OPTIONS)} "
+            raise ValueError(f"unknown launch option {short_repr(bad[0])}: a sweep varies {', '.join(LAUNCH_OPTIONS)} "
                              f"(kernel arguments go in args=)")
     names = {"hardware": {k for p in hw_pts for k in p}, "args": {k for p in arg_pts for k in p},
              "options": {k for p in opt_pts for k in p}}
     for (a, na), (b, nb) in itertools.combinations(names.items(), 2):
         both = sorted(na & nb)
         if both:
-            raise ValueError(f"{both[0]!r} is given both in {a} and in {b}: each swept name is one column")
+            raise ValueError(f"{short_repr(both[0])} is given both in {a} and in {b}: each swept name is one column")
     for axis, na in names.items():
         clash = sorted(na & set(FIGURES))  # (a row holds swept values and figures by name alike)
         if clash:
-            raise ValueError(f"{axis} name {clash[0]!r} is the name of a figure column of every row "
+            raise ValueError(f"{axis} name {short_repr(clash[0])} is the name of a figure column of every row "
                              f"(kernbench.sweeps.figures.FIGURES), which would overwrite its swept value: "
                              f"rename the {'argument' if axis == 'args' else 'key'} (e.g. {clash[0] + '_'!r})")
     out = []

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..diag.panels import PANELS, _make_data, panel_arrays, panel_spec
 from .grid import Launch
+from ..common.errors import short_repr
 
 __all__ = ["PanelLaunch", "panel_launch"]
 
@@ -32,7 +33,7 @@ class PanelLaunch:
 
     def __post_init__(self):
         if self.panel not in PANELS:
-            raise ValueError(f"unknown diag panel {self.panel!r}: expected one of {', '.join(PANELS)}")
+            raise ValueError(f"unknown diag panel {short_repr(self.panel)}: expected one of {', '.join(PANELS)}")
 
     def __call__(self, ctx, context: int | None = None, block_q: int | None = None,
                  block_kv: int | None = None, causal: bool | None = None) -> Launch:

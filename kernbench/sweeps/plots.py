@@ -12,6 +12,7 @@ from ..common.files import check_figure_path, save_figure
 from ..common.shown import plain_texts
 from .figures import comparable, more_is_better
 from .result import check_column, unordered
+from ..common.errors import short_repr
 
 __all__ = ["line_plot", "pareto", "pareto_rows"]
 
@@ -119,7 +120,7 @@ def pareto_rows(res, cost: str, objective: str = "cycles", maximize: bool | None
     if most:
         if not all(_number(o) for _, o, _ in ok):
             # (the most of a text, negated as a number, was "" for every row: a review)
-            raise ValueError(f"pareto: the most of {objective!r} needs numbers; its values are not")
+            raise ValueError(f"pareto: the most of {short_repr(objective)} needs numbers; its values are not")
         ok = [(c, -o, i) for c, o, i in ok]
     for col, j in ((cost, 0), (objective, 1)):
         # (a column of texts and tuples: a review met a raw TypeError, from the sort or, costs

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..common.errors import check_output_file
+from ..common.errors import check_output_file, short_repr
 from ..common.files import default_printoptions, output_file
 from ..report.table import plural
 from .figures import FIGURE_TYPES, FIGURES, comparable, more_is_better
@@ -25,7 +25,7 @@ def check_column(res, c: str) -> None:
     """Raise ValueError unless ``c`` is one of ``res.columns`` (a swept name or a figure): the
     one check of every method that names a column (best, plot, pareto)."""
     if c not in res.columns:
-        raise ValueError(f"no column {c!r} in this sweep (columns: {', '.join(res.columns)})")
+        raise ValueError(f"no column {short_repr(c)} in this sweep (columns: {', '.join(res.columns)})")
 
 
 def unordered(method: str, c: str, values: list) -> ValueError:
@@ -34,11 +34,11 @@ def unordered(method: str, c: str, values: list) -> ValueError:
     kinds: dict = {}
     for v in values:
         kinds.setdefault(type(v).__name__, v)
-    seen = ", ".join(f"{k} ({v!r})" for k, v in sorted(kinds.items()))
+    seen = ", ".join(f"{k} ({short_repr(v)})" for k, v in sorted(kinds.items()))
     why = ("y takes numbers: a figure such as 'cycles', or a swept column of numbers" if method == "plot"
            else "they do not order; give it a column of numbers (or of texts alone), or pick the rows "
                 "from res.rows yourself")
-    return ValueError(f"{method}: the values of {c!r} are {seen}: {why}")
+    return ValueError(f"{method}: the values of {short_repr(c)} are {seen}: {why}")
 
 
 def require(module: str):

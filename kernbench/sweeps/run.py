@@ -131,11 +131,11 @@ def make_target(target, grid=None, setup=None, sfr=None, ring=False) -> Target:
         if given:  # (a review: ignored, the Target's own used)
             raise TypeError("a Target carries its own grid, setup, sfr and ring: give them to it")
         if target.kind not in ("kernel", "builder"):
-            raise ValueError(f"Target kind must be 'kernel' or 'builder', got {target.kind!r}")
+            raise ValueError(f"Target kind must be 'kernel' or 'builder', got {short_repr(target.kind)}")
         return target
     if not callable(target):
         raise TypeError(f"sweep needs a kernel (a function with keyword-only tl) or a launch builder "
-                        f"(ctx, **args) -> Launch, got {target!r}")
+                        f"(ctx, **args) -> Launch, got {short_repr(target)}")
     if is_kernel(target):
         if grid is None:
             raise TypeError("sweeping a kernel needs grid=(PEs per cube, cubes)")
@@ -159,7 +159,7 @@ def _grid_of(grid) -> tuple:
     except TypeError:
         ok = False
     if not ok:
-        raise ValueError(f"grid must be (PEs per cube used, cubes used), two positive ints, got {grid!r}")
+        raise ValueError(f"grid must be (PEs per cube used, cubes used), two positive ints, got {short_repr(grid)}")
     return tuple(int(x) for x in g)
 
 
@@ -378,7 +378,7 @@ def _check_args_ship(points: list) -> None:
             try:
                 cloudpickle.dumps(v)
             except Exception as e:
-                raise TypeError(f"kernbench.sweep on Dask: argument {k!r} = {short_repr(v, 80)} cannot "
+                raise TypeError(f"kernbench.sweep on Dask: argument {short_repr(k)} = {short_repr(v, 80)} cannot "
                                 f"be pickled for the workers ({type(e).__name__}: {exc_text(e)}); pass "
                                 f"workers=1 to run the sweep "
                                 f"in this process (docs/sweeps.md, On Dask)") from e
@@ -693,14 +693,14 @@ def cache_choice(who: str, cache):
         return flag
     if not isinstance(cache, (str, os.PathLike)):
         raise TypeError(f"{who}: cache must be True, False or a folder (a str or os.PathLike), "
-                        f"got {type(cache).__name__} {cache!r}")
+                        f"got {type(cache).__name__} {short_repr(cache)}")
     folder = os.path.abspath(os.path.expanduser(os.fspath(cache))) if os.fspath(cache) else ""
     # (the folder, or the first of its parents that exists, must be a folder)
     while folder and not os.path.exists(folder) and os.path.dirname(folder) != folder:
         folder = os.path.dirname(folder)
     if not folder or not os.path.isdir(folder):
         raise ValueError(f"{who}: cache must be a folder (or one that can be made), got "
-                         f"{os.fspath(cache)!r}" + (f": {folder!r} is a file" if folder else ""))
+                         f"{os.fspath(cache)!r}" + (f": {short_repr(folder)} is a file" if folder else ""))
     return cache
 
 
@@ -734,7 +734,7 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
 
     if workers is not None and (not is_whole(workers) or workers < 1):
         raise ValueError(f"kernbench.sweep: workers must be a positive int (Dask worker processes on "
-                         f"this machine; 1: in this process) or None (one per core), got {workers!r}")
+                         f"this machine; 1: in this process) or None (one per core), got {short_repr(workers)}")
     if progress is not None and as_flag(progress) is None:  # ("no" is true by truth: a review)
         raise ValueError(f"kernbench.sweep: progress must be True, False or None (a bar on a "
                          f"terminal), got {short_repr(progress)}")

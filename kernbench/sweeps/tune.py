@@ -28,6 +28,7 @@ from ..hw.config import load_hw
 from .figures import is_row
 from .run import (CacheNotWrittenWarning, _replay_option, cache_choice, cache_warnings_collected, make_target, not_cached_message,
                   sweep)
+from ..common.errors import short_repr
 
 __all__ = ["tune", "TuneResult"]
 
@@ -83,7 +84,7 @@ def _configs(configs) -> list:
     want = "tune: configs is a list of dicts of keyword arguments, one dict a config"
     if isinstance(configs, Mapping):
         one = {k: v[0] if isinstance(v, (list, tuple)) and v else v for k, v in configs.items()}
-        raise TypeError(f"{want}, got a dict (a sweep's axes): write [{one!r}, ...], one dict each")
+        raise TypeError(f"{want}, got a dict (a sweep's axes): write [{short_repr(one)}, ...], one dict each")
     if isinstance(configs, (str, bytes)) or not isinstance(configs, Iterable):
         raise TypeError(f"{want}, got {type(configs).__name__} {configs!r:.80}")
     out = list(configs)
@@ -92,7 +93,7 @@ def _configs(configs) -> list:
             raise TypeError(f"{want}, got {type(c).__name__} {c!r:.80} at position {i}")
         bad = next((k for k in c if not isinstance(k, str)), None)
         if bad is not None:  # (Python's own "argument names must be strings" named neither)
-            raise TypeError(f"{want}: its keys are the kernel's argument names, got {bad!r} at "
+            raise TypeError(f"{want}: its keys are the kernel's argument names, got {short_repr(bad)} at "
                             f"position {i}")
     return [dict(c) for c in out]
 
@@ -114,7 +115,7 @@ def tune(target, configs: list, *, hw: Any = "default", args: dict | None = None
     for name, v in (("args", args), ("default", default)):  # (dict(5) was a raw TypeError: a review)
         if v is not None and not isinstance(v, Mapping):
             raise TypeError(f"tune: {name} must be a dict of the kernel's arguments (or None), got "
-                            f"{type(v).__name__} {v!r}"[:300])
+                            f"{type(v).__name__} {short_repr(v)}"[:300])
     fixed = dict(args or {})
     default = dict(default or {})
     base = load_hw(hw)
