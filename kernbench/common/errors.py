@@ -38,7 +38,10 @@ def pe_label(pe) -> str:
     ``pe``: the PE as a (pe in cube, cube) pair (grid axes 0 and 1); numpy integers print as
     plain numbers. HardwareConfig.pe_coords turns a global PE index into the pair."""
     p, c = pe
-    return f"PE ({short_repr(int(p))}, {short_repr(int(c))})"
+    try:
+        return f"PE ({int(p)}, {int(c)})"
+    except ValueError:  # (an int Python will not print: by its size)
+        return f"PE ({short_repr(int(p))}, {short_repr(int(c))})"
 
 
 def file_line(file: str, line, *, full: bool = False) -> str:
