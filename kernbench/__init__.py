@@ -1,6 +1,6 @@
 """kernbench: a cycle-approximate model of a mesh AI accelerator for writing and judging kernels."""
-from .common.errors import (DeadlockError, EngineInvariantError, KernbenchError, KernelError, MaxCyclesError,
-                            NotInLanguageError, ReplayContractError, SramCapacityError)
+from .common.errors import (CounterOverflowError, DeadlockError, EngineInvariantError, KernbenchError, KernelError,
+                            MaxCyclesError, NotInLanguageError, ReplayContractError, SramCapacityError)
 from .hw import HardwareConfig, SfrInstall, list_presets, load_hw
 from .runtime import Context, DeviceArray, LaunchResult
 from . import report  # noqa: F401  (registers the LaunchResult views: report, to_json, to_perfetto, plot)
@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Context", "DeviceArray", "LaunchResult",
     "HardwareConfig", "SfrInstall", "load_hw", "list_presets", "DeadlockError", "KernbenchError",
-    "KernelError", "NotInLanguageError", "ReplayContractError", "MaxCyclesError", "SramCapacityError", "EngineInvariantError", "sweep",
+    "KernelError", "NotInLanguageError", "ReplayContractError", "MaxCyclesError", "SramCapacityError", "EngineInvariantError",
+    "CounterOverflowError", "sweep",
     "__version__",
 ]

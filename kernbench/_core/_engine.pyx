@@ -48,6 +48,9 @@ cdef extern from *:
     """
     # A hint only: load the cache line at p ahead of its use (no effect on results).
     void KB_PREFETCH(const void* p) noexcept nogil
+    # (GCC and clang builtins: the sum or product, and whether it wrapped)
+    bint __builtin_add_overflow(int64_t a, int64_t b, int64_t* out) noexcept nogil
+    bint __builtin_mul_overflow(int64_t a, int64_t b, int64_t* out) noexcept nogil
 
 DEBUG_BUILD = bool(KB_DEBUG)
 COMMAND_ITEMSIZE = sizeof(Command)
@@ -68,7 +71,7 @@ ENUMS = {
     "UNIT_TX0": UNIT_TX0, "UNIT_RX0": UNIT_RX0, "N_PORTS": N_PORTS, "N_VEC_OPS": N_VEC_OPS,
 }
 STATUS = {"ok": ST_OK, "deadlock": ST_DEADLOCK, "max_cycles": ST_MAX_CYCLES, "nomem": ST_NOMEM,
-          "interrupted": ST_INTERRUPTED, "invariant": ST_INVARIANT}
+          "interrupted": ST_INTERRUPTED, "invariant": ST_INVARIANT, "overflow": ST_OVERFLOW}
 UNIT_STATE_NAMES = {U_IDLE: "idle", U_WAIT_OPERAND: "operand", U_BUSY: "busy", U_DONE: "done"}
 
 # -- Ctrl-C ------------------------------------------------------------------------------------
@@ -321,12 +324,17 @@ cdef class Sim:
     cdef public int64_t steady_commands  # commands whose start and end were written by a jump
     cdef public int64_t steady_snapshots # snapshots taken
     cdef public int64_t last_end         # cycle the last command ended (the run's cycles)
+    # the command whose work would have taken its unit's counter past 2**63 - 1 (-2: a
+    # steady-state jump's, -1: none): GEMM flops, the one counter a launch within the cycle
+    # horizon can wrap (2**50 MACs a dot, a review's 4,100 of them on one PE)
+    cdef public int64_t overflow_cmd
 
     def __cinit__(self, dict params, commands, unit_q, unit_q_off, cmd_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
                   region_fixed=None, CommandSource source=None, row_pool=None, t_sizes=None):
         cdef int64_t i, n_pes, n_links, Q, ppc
         cdef LinkState* L
+        self.overflow_cmd = -1
         self.ff_reg = NULL
         self.ff_lo = NULL
         self.ff_hi = NULL
@@ -650,7 +658,9 @@ cdef class Sim:
         if cmd.opcode == OP_DOT:
             folds = gemm_folds(&self.hw, cmd.m, cmd.n)
             fc = gemm_fold_cycles(&self.hw, cmd.k, cmd.esize)
-            cnt.work += 2 * cmd.m * cmd.n * cmd.k
+            if __builtin_add_overflow(cnt.work, 2 * cmd.m * cmd.n * cmd.k, &cnt.work):
+                self.overflow_cmd = c
+                return -1
             self.n_folds += folds
             if self.hw.packet_detail:
                 us.folds_left = folds
@@ -661,15 +671,22 @@ cdef class Sim:
             return heap_push(&self.heap, self.now + gemm_dot_cycles(&self.hw, folds, cmd.k, cmd.esize),
                              PRIO_NORMAL, EV_UNIT_DONE, pe * N_UNITS + u, us.gen)
         if cmd.opcode == OP_VEC:
-            cnt.work += cmd.n
+            if __builtin_add_overflow(cnt.work, cmd.n, &cnt.work):
+                self.overflow_cmd = c
+                return -1
             return heap_push(&self.heap, self.now + vec_cycles(&self.hw, cmd.n, cmd.sub),
                              PRIO_NORMAL, EV_UNIT_DONE, pe * N_UNITS + u, us.gen)
         if cmd.opcode == OP_REDUCE:
-            cnt.work += cmd.m * cmd.n * cmd.k
+            if __builtin_add_overflow(cnt.work, cmd.m * cmd.n * cmd.k, &cnt.work):
+                self.overflow_cmd = c
+                return -1
             return heap_push(&self.heap, self.now + reduce_cycles(&self.hw, cmd.m, cmd.n, cmd.k, cmd.sub),
                              PRIO_NORMAL, EV_UNIT_DONE, pe * N_UNITS + u, us.gen)
+        # (bytes: a link's own byte counter sums what its TX unit's does, so never wraps first)
+        if __builtin_add_overflow(cnt.work, cmd.nbytes, &cnt.work):
+            self.overflow_cmd = c
+            return -1
         if cmd.opcode == OP_LOAD or cmd.opcode == OP_STORE:
-            cnt.work += cmd.nbytes
             cube = pe // self.hw.pes_per_cube
             rc = dma_request(&self.hw, &self.heap, &self.chans[cube],
                              &self.dports[cube * self.hw.pes_per_cube], cube,
@@ -682,12 +699,10 @@ cdef class Sim:
                 return self._dma_broken(cube)
             return rc
         if cmd.opcode == OP_SEND:
-            cnt.work += cmd.nbytes
             link = pe * N_PORTS + cmd.port
             return link_send_start(&self.hw, &self.heap, &self.links[link], &self.lcnt[link],
                                    link, c, self.now, cmd.nbytes, &self.poll)
         # OP_RECV: the incoming link is the neighbour's, on the opposite port
-        cnt.work += cmd.nbytes
         port = cmd.port
         src = self.nbr[pe * N_PORTS + port]
         link = src * N_PORTS + (port ^ 1)  # E<->W, N<->S
@@ -1117,9 +1132,22 @@ cdef class Sim:
         # command and tensor they touch must exist and repeat, the guard must not be passed.
         cdef int32_t pe, u, n_pes = self.hw.n_pes
         cdef int64_t n_links = n_pes * N_PORTS
-        cdef int64_t m = INT64_MAX, r, i, t, a, made, t0, q1, dq, r1, r2, hi
+        cdef int64_t m = INT64_MAX, r, i, t, a, made, t0, q1, dq, r1, r2, hi, d
         cdef const int64_t* raw = old + 3 + old[2] + 5
+        cdef const int64_t* cnt = <const int64_t*> &self.ucnt[0, 0]
         cdef UnitState* us
+        # The counters, unit and link ones in turn: m stretches keep each inside int64 (a work
+        # counter can pass it; the run then stops where simulating on would, at the command
+        # _try_issue refuses, not in a jump: the same error, steady or not)
+        for i in range(n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))):
+            d = cnt[i] - raw[i]
+            if d > 0 and (INT64_MAX - cnt[i]) // d < m:
+                m = (INT64_MAX - cnt[i]) // d
+        cnt = <const int64_t*> &self.lcnt[0]
+        for i in range(n_links * (sizeof(LinkCounters) // sizeof(int64_t))):
+            d = cnt[i] - raw[n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t)) + i]
+            if d > 0 and (INT64_MAX - cnt[i]) // d < m:
+                m = (INT64_MAX - cnt[i]) // d
         raw += n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))
         raw += n_links * (sizeof(LinkCounters) // sizeof(int64_t))
         # The cycle guard: train detail computes a link's packets ahead, up to the first that
@@ -1138,7 +1166,8 @@ cdef class Sim:
                 t = self.links[i].tx_e_prev
         if t > self.max_cycles:
             return 0
-        m = (self.max_cycles - t) // delta
+        if (self.max_cycles - t) // delta < m:
+            m = (self.max_cycles - t) // delta
         for pe in range(n_pes):
             for u in range(N_UNITS):
                 us = &self.units[pe * N_UNITS + u]
@@ -1353,11 +1382,16 @@ cdef class Sim:
         raw += 5
         cnt = <int64_t*> &self.ucnt[0, 0]
         for i in range(n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))):
-            cnt[i] += m * (cnt[i] - raw[i])
+            # (checked: the work counters grow m times a stretch's work, as _start checks)
+            if __builtin_mul_overflow(m, cnt[i] - raw[i], &w) or __builtin_add_overflow(cnt[i], w, &cnt[i]):
+                self.overflow_cmd = -2
+                return -1
         raw += n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))
         cnt = <int64_t*> &self.lcnt[0]
         for i in range(n_links * (sizeof(LinkCounters) // sizeof(int64_t))):
-            cnt[i] += m * (cnt[i] - raw[i])
+            if __builtin_mul_overflow(m, cnt[i] - raw[i], &w) or __builtin_add_overflow(cnt[i], w, &cnt[i]):
+                self.overflow_cmd = -2
+                return -1
         self.now += D
         self.steady_jumps += 1
         return 0
@@ -1489,6 +1523,8 @@ cdef class Sim:
         # Python signal handler that raised, or a failed allocation
         if KB_DEBUG and self.dbg.broken:
             return ST_INVARIANT
+        if self.overflow_cmd != -1:
+            return ST_OVERFLOW
         return ST_INTERRUPTED if self.poll.raised else ST_NOMEM
 
     cdef int _dma_broken(self, int32_t cube) noexcept nogil:
@@ -1600,7 +1636,7 @@ cdef class Sim:
             if self.ff_flag:
                 self.ff_flag = 0
                 if self._steady():
-                    return ST_NOMEM
+                    return ST_OVERFLOW if self.overflow_cmd != -1 else ST_NOMEM
             if KB_DEBUG and (ev.kind == EV_ARBITRATE or ev.kind == EV_CHAN_DONE) and self._dma_broken(ev.obj):
                 return ST_INVARIANT
         if KB_DEBUG and self._dma_scan():  # (a steady-state jump moves channels too)

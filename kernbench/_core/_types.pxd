@@ -78,6 +78,7 @@ cdef enum:
     ST_NOMEM = 3
     ST_INTERRUPTED = 4  # a Python signal handler raised (Ctrl-C: KeyboardInterrupt)
     ST_INVARIANT = 5    # debug build: an engine invariant broke (Sim.broken_invariant says which)
+    ST_OVERFLOW = 6     # a unit's work counter would pass 2**63 - 1 (Sim.overflow_cmd says where)
 
 ctypedef struct Command:
     # Mirror of pe_commands.COMMAND_DTYPE (align=True, 72 bytes).

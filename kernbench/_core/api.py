@@ -13,7 +13,8 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from ..common.errors import DeadlockError, EngineInvariantError, MaxCyclesError, SramCapacityError, is_whole, pe_label, short_repr
+from ..common.errors import (CounterOverflowError, DeadlockError, EngineInvariantError, MaxCyclesError, SramCapacityError,
+                             is_whole, pe_label, short_repr)
 from ..common.pe_commands import (
     COMMAND_DTYPE,
     check_sizes,
@@ -1023,8 +1024,8 @@ def simulate(
     again when its slot is needed; the pool is kept in ``prepared`` for the next call. Results do
     not depend on it (tests pass 1 or 2). Raises
     ValueError for malformed input, DeadlockError, MaxCyclesError,
-    SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity, MemoryError when the
-    event heap cannot grow, and (debug build only) EngineInvariantError for a broken engine
+    SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity, CounterOverflowError
+    when a unit's work counter would pass 2**63 - 1, MemoryError when the event heap cannot grow, and (debug build only) EngineInvariantError for a broken engine
     invariant. Ctrl-C (on the main thread) stops the run, or the program's checks before it,
     within milliseconds with KeyboardInterrupt, the engine's memory freed.
     """
@@ -1129,6 +1130,8 @@ def simulate(
         _raise_deadlock(hw, program, nbr, sim, prep, describe, source)
     if status == _engine.STATUS["max_cycles"]:
         raise _max_cycles_error(hw, sim, describe, limit, source)
+    if status == _engine.STATUS["overflow"]:
+        raise _overflow_error(hw, program, sim, describe, source)
     if status == _engine.STATUS["invariant"]:
         what, cycle, cube = sim.broken_invariant()
         raise EngineInvariantError(
@@ -1483,6 +1486,22 @@ def _ran_times(sim, prep, program) -> tuple:
         if state[i] == _BUSY:
             end[base + int(q[q_pos[i] - 1])] = -1
     return start, end
+
+
+def _overflow_error(hw, program, sim, describe, source) -> CounterOverflowError:
+    """The error of a run stopped where a unit's work counter would have passed 2**63 - 1."""
+    c = int(sim.overflow_cmd)
+    limit = ("its unit's work counter (GEMM flops, vector elements, or bytes moved, summed over "
+             "the launch on one PE) would pass 2**63 - 1, the most an int64 counter holds: split "
+             "the work over more PEs or launches, or make the loop shorter")
+    if c < 0:  # (a steady-state jump: many commands at once)
+        return CounterOverflowError(
+            f"kernbench engine: a steady-state jump at cycle {sim.now_cycle:,}: {limit}", int(sim.now_cycle))
+    g = int(_cmd_pe(program.cmd_offsets, c))
+    return CounterOverflowError(
+        f"{_pe_name(hw, g)} command #{c - int(program.cmd_offsets[g])} [{describe(c)}] at cycle "
+        f"{sim.now_cycle:,}: {limit}", int(sim.now_cycle), hw.pe_coords(g),
+        source(c) if source is not None else None)
 
 
 def _max_cycles_error(hw, sim, describe, limit, source=None) -> MaxCyclesError:

@@ -20,6 +20,7 @@ __all__ = [
     "MaxCyclesError",
     "SramCapacityError",
     "EngineInvariantError",
+    "CounterOverflowError",
     "KernelError",
     "NotInLanguageError",
     "ReplayContractError",
@@ -193,6 +194,18 @@ class EngineInvariantError(KernbenchError, RuntimeError):
     def __init__(self, message: str, cycle: int):
         super().__init__(message)
         self.cycle = cycle
+
+
+class CounterOverflowError(KernbenchError, OverflowError):
+    """A unit's work counter (GEMM flops, vector elements, bytes: int64, as every counter) would
+    pass 2**63 - 1: a launch of more work on one PE than kernbench counts, refused rather than
+    reported wrapped. ``pe`` and ``where``: the PE and kernel line of the command that would
+    have passed it (None when a steady-state jump's stretches would have); ``cycle``: where the
+    run stopped."""
+
+    def __init__(self, message: str, cycle: int, pe: tuple | None = None, where: str | None = None):
+        super().__init__(message)
+        self.cycle, self.pe, self.where = cycle, pe, where
 
 
 class KernelError(KernbenchError, ValueError):

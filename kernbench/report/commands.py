@@ -24,7 +24,7 @@ import numpy as np
 from ..common.errors import file_line, short_repr
 from ..common.pe_commands import N_UNITS, Opcode, Unit
 
-__all__ = ["CommandFacts", "channel_pending", "dma_array", "exact_sums", "check_report_memory", "command_facts", "index_dtype", "kept_report",
+__all__ = ["CommandFacts", "channel_pending", "dma_array", "check_report_memory", "command_facts", "index_dtype", "kept_report",
            "keep_report", "line_groups", "LineGroups", "site_keys", "first_of_keys"]
 
 
@@ -265,22 +265,6 @@ def channel_pending(result, cube: int) -> tuple:
     t, level = t[last], level[last]
     change = np.r_[True, level[1:] != level[:-1]]
     return t[change].astype(np.int64), level[change].astype(np.int64)
-
-
-def exact_sums(groups: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
-    """``values`` (int64 cycles) summed by group (``groups``: 0..n-1 per value), exactly, for
-    the profile and the critical path: bincount's float64 weights lost the units past 2**53 and
-    overflowed past 2**63 (a review: a 4.5e18-cycle launch's slack read -2**63). int64 where no sum can pass 2**63 (every launch short of 2**63 / n_steps cycles),
-    else Python ints: the slacks of 500 steps of 2**59 cycles sum past it."""
-    values = np.asarray(values, np.int64)
-    if not len(values) or int(np.abs(values).max()) < (1 << 62) // len(values):
-        out = np.zeros(n, np.int64)
-        np.add.at(out, groups, values)
-        return out
-    big = [0] * n
-    for g, v in zip(np.asarray(groups).tolist(), values.tolist()):
-        big[g] += v
-    return np.array(big, dtype=object)
 
 
 def dma_array(result, i: int):

@@ -64,7 +64,8 @@ import numpy as np
 
 from ..common.errors import is_whole, short_repr
 from ..common.pe_commands import N_UNITS, UNIT_NAMES, Opcode, Unit
-from .commands import command_facts, dma_array, exact_sums, keep_report, kept_report, line_groups
+from ..common.totals import exact_sums
+from .commands import command_facts, dma_array, keep_report, kept_report, line_groups
 from .table import plural
 
 __all__ = ["CriticalPath", "critical_path", "perfetto_events", "STEP_KINDS"]

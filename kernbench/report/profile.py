@@ -35,7 +35,8 @@ from ..common.errors import is_whole, short_repr
 from ..common.pe_commands import N_UNITS, UNIT_NAMES
 from ..common.shown import rich_text
 from .table import emit, plural
-from .commands import UNIT_ORDER, command_facts, exact_sums, line_groups
+from ..common.totals import exact_sums
+from .commands import UNIT_ORDER, command_facts, line_groups
 from .critical_path import critical_path
 from .busy_parts import PARTS, command_columns, gemm_what_if, unit_parts, vector_what_if
 
@@ -76,8 +77,7 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     n_lines = len(g.sources)
     li = g.line_of
     busy = fx.end - fx.start
-    per_unit = np.zeros((n_lines, N_UNITS), np.int64)
-    np.add.at(per_unit, (li, fx.unit), busy)
+    per_unit = exact_sums(li * N_UNITS + fx.unit, n_lines * N_UNITS, busy).reshape(n_lines, N_UNITS)
     stalls = {name: exact_sums(li, n_lines, getattr(fx, name)) for name in STALLS}
     count = np.bincount(li, minlength=n_lines)
     npe = int(fx.pe.max()) + 1 if len(fx.pe) else 1
@@ -120,8 +120,8 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
             "pes": int(n_pe[i]),
             "busy": {UNIT_NAMES[u]: int(per_unit[i, u]) for u in UNIT_ORDER if per_unit[i, u]},
             "busy_cycles": int(per_unit[i].sum()),
-            "work_cycles": int(per_unit[i].sum() - stalls["credit"][i] - stalls["data"][i]
-                               - stalls["arbitration"][i]),
+            "work_cycles": int(per_unit[i].sum()) - int(stalls["credit"][i]) - int(stalls["data"][i])
+                           - int(stalls["arbitration"][i]),  # (Python ints: exact_sums' may pass int64)
             "stall": {name: int(stalls[name][i]) for name in STALLS},
             "path_cycles": int(on_path[i]),
             "path_fraction": float(on_path[i]) / cycles if cycles else 0.0,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..common.pe_commands import N_PORTS, PORT_NAMES, UNIT_NAMES, Unit
+from ..common.totals import exact_total
 from .commands import UNIT_ORDER
 
 __all__ = ["bound", "summarize", "unit_kinds", "STALL_CAUSES", "WORK_UNITS"]
@@ -52,9 +53,9 @@ def _unit_row(result, u: int, working: np.ndarray, cycles: int) -> dict:
     row = {
         "unit": UNIT_NAMES[u],
         "work_unit": WORK_UNITS.get(Unit(u), "byte"),
-        "commands": int(uc["commands"][:, u].sum()),
-        "work": int(uc["work"][:, u].sum()),
-        "busy_cycles": int(uc["busy"][:, u].sum()),
+        "commands": exact_total(uc["commands"][:, u]),
+        "work": exact_total(uc["work"][:, u]),
+        "busy_cycles": exact_total(uc["busy"][:, u]),
     }
     if len(working):
         i_min = int(np.argmin(busy))  # first PE (lowest global index) at the minimum
@@ -88,16 +89,16 @@ def summarize(result) -> dict:
     lc = result.link_counters
     cubes_used = sorted({int(g) // hw.pes_per_cube for g in working})
 
-    flops = int(uc["work"][:, Unit.GEMM].sum())
+    flops = exact_total(uc["work"][:, Unit.GEMM])
     peak_tflops = hw.peak_tflops(n_work)  # (of the working PEs: none, none; a review found one's)
     achieved_tflops = flops / seconds / 1e12 if seconds else 0.0
-    dma_bytes = int(uc["work"][:, Unit.DMA].sum())
+    dma_bytes = exact_total(uc["work"][:, Unit.DMA])
     memory_peak = hw.memory_gbps(len(cubes_used))
     memory_gbps = dma_bytes / seconds / 1e9 if seconds else 0.0
 
     link_bytes = lc["bytes"].astype(np.int64)
     used_links = np.flatnonzero(link_bytes > 0)
-    total_link = int(link_bytes.sum())
+    total_link = exact_total(link_bytes)
     link_gbps = total_link / seconds / 1e9 if seconds else 0.0
     # busiest: the most busy cycles (small packets keep a link busy for few bytes), then bytes
     busiest = (int(used_links[np.lexsort((-link_bytes[used_links],
@@ -105,8 +106,8 @@ def summarize(result) -> dict:
                if len(used_links) else None)
     links = {
         "bytes": total_link,
-        "packets": int(lc["packets"].sum()),
-        "messages": int(lc["messages"].sum()),
+        "packets": exact_total(lc["packets"]),
+        "messages": exact_total(lc["messages"]),
         "links_used": int(len(used_links)),
         "achieved_gbps": link_gbps,
         "peak_gbps": hw.link_gbps() * len(used_links),
@@ -157,7 +158,7 @@ def summarize(result) -> dict:
             "dma_bytes": dma_bytes,
             "memory_gbps": memory_gbps,
             "memory_peak_gbps": memory_peak,
-            "vector_elements": int(uc["work"][:, Unit.VECTOR].sum()),
+            "vector_elements": exact_total(uc["work"][:, Unit.VECTOR]),
         },
         "links": links,
         "sram": sram,

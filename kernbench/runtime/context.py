@@ -170,7 +170,8 @@ class Context:
         or a bad tl call, naming the PE and kernel line (``e.pe``, ``e.where``); DeadlockError
         when commands wait on each other (the blocked PEs and lines); MaxCyclesError past
         ``max_cycles``; SramCapacityError when ``strict_sram`` and a PE's live SRAM passes its
-        capacity; PlacementError for an argument device memory cannot place; ValueError or
+        capacity; CounterOverflowError when a PE's work (GEMM flops, elements, bytes) passes
+        what an int64 counts; PlacementError for an argument device memory cannot place; ValueError or
         TypeError for a bad grid or option; KeyboardInterrupt when interrupted (the Context
         stays usable); EngineInvariantError only from the debug build's engine checks."""
         kw = _kernel_kwargs(kernel_kwargs, more_kernel_kwargs)

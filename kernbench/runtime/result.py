@@ -14,6 +14,7 @@ import numpy as np
 
 from ..common.errors import is_whole, pe_label, short_repr
 from ..common.pe_commands import N_UNITS, UNIT_NAMES, Program, Unit
+from ..common.totals import exact_total
 from ..hw.config import HardwareConfig
 from ..hw.sfr import SfrInstall
 
@@ -128,7 +129,7 @@ class LaunchResult:
 
     @property
     def flops(self) -> int:
-        return int(self.unit_counters["work"][:, Unit.GEMM].sum())
+        return exact_total(self.unit_counters["work"][:, Unit.GEMM])
 
     @property
     def achieved_tflops(self) -> float:
@@ -149,7 +150,7 @@ class LaunchResult:
 
     @property
     def link_bytes(self) -> int:
-        return int(self.link_counters["bytes"].sum())
+        return exact_total(self.link_counters["bytes"])
 
     def unit_names(self) -> tuple:
         return UNIT_NAMES[:N_UNITS]

@@ -1,0 +1,81 @@
+"""Counters past int64: a unit's work counter (GEMM flops, vector elements, bytes) that would pass
+2**63 - 1 is refused where it would (CounterOverflowError, naming the PE and line), the same
+with steady-state jumps and without; sums of counters over PEs and lines are exact past it.
+
+Two reviews' cases: 4,100 dots of 2**50 multiply-adds on one PE printed -9,214 PFLOP (the
+counter wrapped); eight PEs of 1.15e18 busy VECTOR cycles each summed to a negative number in
+the summary and the profile, which then sorted the line doing all the work last."""
+import numpy as np
+import pytest
+
+import kernbench
+from kernbench import CounterOverflowError
+from kernbench.common.totals import exact_sums, exact_total
+from kernbench.report import profile, summarize
+
+M = N = 2**16
+K = 2**18  # a dot of M * N * K = 2**50 multiply-adds: the most one may do (docs/reliability.md)
+
+
+def big_dots(it, *, tl):
+    a = tl.full((M, K), 1.0, "f16")
+    b = tl.full((K, N), 1.0, "f16")
+    for _ in tl.range(0, it):
+        tl.dot(a, b)
+
+
+@pytest.mark.parametrize("steady", [True, False])
+def test_a_work_counter_that_would_wrap_is_refused_at_its_command(steady):
+    ctx = kernbench.Context("default")
+    # each dot is 2 * 2**50 = 2**51 flops: 4,095 of them are 4,095 * 2**51 < 2**63 - 1
+    r = ctx.launch(big_dots, (1, 1), 4095, mode="timing", steady=steady)
+    assert int(r.unit_counters["work"][0, 0]) == 4095 * 2**51 == r.flops
+    # the 4,096th makes 2**63: commands #0 and #1 are the fills, so it is command #4097
+    for it in (4096, 4100):  # (4,100: past it by more than a stretch a jump could take)
+        with pytest.raises(CounterOverflowError, match=r"PE \(0, 0\) command #4097 \[dot \(65536,262144\)x"
+                                                       r"\(262144,65536\) f16 .*would pass 2\*\*63 - 1") as e:
+            ctx.launch(big_dots, (1, 1), it, mode="timing", steady=steady)
+        assert e.value.pe == (0, 0) and e.value.where.endswith(f"test_counter_range.py:{big_dots.__code__.co_firstlineno + 4}")
+
+
+def test_the_error_is_the_same_with_steady_state_jumps_and_without():
+    ctx = kernbench.Context("default")
+    got = []
+    for steady in (True, False):
+        with pytest.raises(CounterOverflowError) as e:
+            ctx.launch(big_dots, (1, 1), 4100, mode="timing", steady=steady)
+        got.append((str(e.value), e.value.cycle, e.value.pe, e.value.where))
+    assert got[0] == got[1]
+
+
+def long_exps(n, it, *, tl):
+    x = tl.full((n,), 1.0, "f32")
+    for _ in tl.range(0, it):
+        x = tl.exp(x)
+
+
+def test_sums_over_pes_and_lines_are_exact_past_int64():
+    ctx = kernbench.Context("default", overrides={"vector.lanes": 1, "vector.op_cycles.exp": 2**11})
+    r = ctx.launch(long_exps, (8, 1), 2**37, 4096, mode="timing")
+    busy = [int(v) for v in r.unit_counters["busy"][r.working_pes, 1]]
+    assert all(0 < v < 2**63 for v in busy) and sum(busy) >= 2**63  # each fits, their sum does not
+    assert summarize(r)["units"][1]["busy_cycles"] == sum(busy)
+    lines = profile(r)["lines"]
+    exp_line = max(lines, key=lambda x: x["busy_cycles"])
+    # the exps' line does 4,096 of each PE's 4,097 commands (the fill the rest): first, and the
+    # two lines' busy cycles add up to the counters'
+    assert exp_line["commands"] == 8 * 4096 and lines[0] is exp_line
+    assert exp_line["busy_cycles"] > 4096 * 8 * 2**37 and exp_line["busy_cycles"] >= 2**63
+    assert sum(x["busy_cycles"] for x in lines) == sum(busy)
+
+
+def test_exact_sums_agree_with_python_ints():
+    rng = np.random.default_rng(0)
+    for scale in (2**10, 2**40, 2**61, 2**62):
+        v = rng.integers(0, scale, 300, dtype=np.int64)
+        g = rng.integers(0, 7, 300)
+        want = [0] * 7
+        for gi, vi in zip(g.tolist(), v.tolist()):
+            want[gi] += vi
+        assert [int(x) for x in exact_sums(g, 7, v)] == want
+        assert exact_total(v) == sum(v.tolist())
