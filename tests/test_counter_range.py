@@ -79,3 +79,33 @@ def test_exact_sums_agree_with_python_ints():
             want[gi] += vi
         assert [int(x) for x in exact_sums(g, 7, v)] == want
         assert exact_total(v) == sum(v.tolist())
+
+
+def dots_then_max(x_ptr, o_ptr, n, M, *, tl):
+    a = tl.load(x_ptr, shape=(M, M), dtype="f16")
+    acc = tl.zeros((16, 16), "f32")
+    for _ in tl.range(0, n):
+        c = tl.dot(a, a)  # 2 * M**3 = 2**49 flops
+        acc = acc + tl.max(tl.max(c, axis=1), axis=0)
+    tl.store(o_ptr, acc)
+
+
+def test_a_jump_stops_short_of_the_counter_s_end():
+    """A review's launch whose steady-state jumps skip most of its commands: the counter passes
+    2**63 - 1 at the 16,384th dot (2**14 * 2**49 = 2**63), inside what a jump would take; with
+    jumps the run stops at the same command, cycle and message as without."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2})
+    M = 2**16
+    t = ctx.trace(dots_then_max, (2, 1), ctx.empty((M, M), "f16"), ctx.empty((16, 16), "f32"), 20000, M)
+    # (short of it, jumps write all but a few of the commands)
+    short = ctx.trace(dots_then_max, (2, 1), ctx.empty((M, M), "f16"), ctx.empty((16, 16), "f32"), 16000, M)
+    assert short.time(ctx.hw).engine.steady_commands > 0.99 * short.program.n_commands
+    got = []
+    for steady in (False, True):
+        with pytest.raises(CounterOverflowError) as e:
+            t.time(ctx.hw, steady=steady)
+        got.append((str(e.value), e.value.cycle, e.value.pe, e.value.where))
+    assert got[0] == got[1]
+    # commands: the load and the fill, then 4 a dot (dot, two maxes, add): the 16,384th dot is
+    # command #2 + 4 * 16,383 = #65,534
+    assert "PE (0, 0) command #65534 [dot (65536,65536)x(65536,65536) f16" in got[0][0]
