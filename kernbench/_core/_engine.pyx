@@ -325,8 +325,8 @@ cdef class Sim:
     cdef public int64_t steady_snapshots # snapshots taken
     cdef public int64_t last_end         # cycle the last command ended (the run's cycles)
     # the command whose work would have taken its unit's counter past 2**63 - 1 (-2: a
-    # steady-state jump's, -1: none): GEMM flops, the one counter a launch within the cycle
-    # horizon can wrap (2**50 MACs a dot, a review's 4,100 of them on one PE)
+    # steady-state jump's, -1: none): the work counters are the ones a launch within the cycle
+    # horizon can wrap (GEMM flops the first: 2**50 MACs a dot, a review's 4,100 on one PE)
     cdef public int64_t overflow_cmd
 
     def __cinit__(self, dict params, commands, unit_q, unit_q_off, cmd_off, t_off, t_bytes,
@@ -1382,7 +1382,7 @@ cdef class Sim:
         raw += 5
         cnt = <int64_t*> &self.ucnt[0, 0]
         for i in range(n_pes * N_UNITS * (sizeof(UnitCounters) // sizeof(int64_t))):
-            # (checked: the work counters grow m times a stretch's work, as _start checks)
+            # (checked again: _ff_periods keeps m within every counter's range)
             if __builtin_mul_overflow(m, cnt[i] - raw[i], &w) or __builtin_add_overflow(cnt[i], w, &cnt[i]):
                 self.overflow_cmd = -2
                 return -1

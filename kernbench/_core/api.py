@@ -1025,7 +1025,8 @@ def simulate(
     not depend on it (tests pass 1 or 2). Raises
     ValueError for malformed input, DeadlockError, MaxCyclesError,
     SramCapacityError when ``strict_sram`` and a PE's peak exceeds capacity, CounterOverflowError
-    when a unit's work counter would pass 2**63 - 1, MemoryError when the event heap cannot grow, and (debug build only) EngineInvariantError for a broken engine
+    when a unit's work counter would pass 2**63 - 1 (naming the command), MemoryError when the
+    event heap cannot grow, and (debug build only) EngineInvariantError for a broken engine
     invariant. Ctrl-C (on the main thread) stops the run, or the program's checks before it,
     within milliseconds with KeyboardInterrupt, the engine's memory freed.
     """
