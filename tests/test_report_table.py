@@ -583,6 +583,31 @@ def test_a_short_last_packet_costs_the_credit_bound_one_packet_only(n, want):
     assert (b["cycles"], b["resource"]) == (want, "link credits") and r.cycles >= want
 
 
+def test_only_the_messages_with_a_short_last_packet_count_one_cycle():
+    """A review: a link carrying one message of whole packets (4,096 B: 16) and one with a short
+    last packet (9,000 B: 35 whole and one of 40 B) counted both as short, a bound 7 cycles
+    looser than docs/reports.md's formula. Derivation (packets of 256 B at 32 B/cycle, ser = 8;
+    h = 50; Q = 1): 52 packets, each a round trip after the one before: 51 x 100 + 51 x 8 + 1
+    = 5,509 (the one short packet 1 cycle)."""
+    import kernbench
+    from kernbench.report.summary import bound
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 2, "link.rx_queue_packets": 1})
+    ctx.install_sfr("pe")
+
+    def k(*, tl):
+        if tl.program_id(0) == 0:
+            tl.send(dir="E", src=tl.zeros((1024,), "f32"))
+            tl.send(dir="E", src=tl.zeros((2250,), "f32"))
+        else:
+            tl.recv(dir="W", shape=(1024,), dtype="f32")
+            tl.recv(dir="W", shape=(2250,), dtype="f32")
+
+    r = ctx.launch(k, (2, 1), mode="timing")
+    b = bound(r)
+    assert (b["cycles"], b["resource"]) == (5509, "link credits") and r.cycles >= 5509
+
+
 def test_the_docs_sample_table_is_what_prints():
     """docs/reports.md's sample table is this launch's report at 105 columns, line for line (a
     review found its bound row short of the clause the prose describes, and its columns wider
