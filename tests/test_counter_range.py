@@ -12,6 +12,7 @@ import kernbench
 from kernbench import CounterOverflowError
 from kernbench.common.totals import exact_sums, exact_total
 from kernbench.report import profile, summarize
+from kernbench.report.profile import busy_text
 
 M = N = 2**16
 K = 2**18  # a dot of M * N * K = 2**50 multiply-adds: the most one may do (docs/reliability.md)
@@ -109,3 +110,56 @@ def test_a_jump_stops_short_of_the_counter_s_end():
     # commands: the load and the fill, then 4 a dot (dot, two maxes, add): the 16,384th dot is
     # command #2 + 4 * 16,383 = #65,534
     assert "PE (0, 0) command #65534 [dot (65536,65536)x(65536,65536) f16" in got[0][0]
+
+
+def two_pass_at_once(*, tl):
+    a = tl.full((M, K), 1.0, "f16")
+    b = tl.full((K, N), 1.0, "f16")
+    for _ in tl.range(0, 4095):  # 4,095 * 2**51 flops: 2**51 short of 2**63
+        tl.dot(a, b)
+    if tl.program_id(0) == 0:  # two folds on PE 0, one on PE 1, ending in the same cycle
+        x, y = tl.full((2 * 2**16, 64), 1.0, "f16"), tl.full((64, 1), 1.0, "f16")
+    else:
+        x, y = tl.full((2**16, 131198), 1.0, "f16"), tl.full((131198, 1), 1.0, "f16")
+    tl.dot(x, y)
+    tl.dot(a, b)  # passes 2**63 - 1 on both PEs in one cycle
+
+
+def test_two_pes_passing_in_one_cycle_name_the_first_at_either_detail():
+    """A breaker: train detail named PE (0, 0) and packet detail PE (1, 0), the order units issue
+    in within a cycle being the heap's ties, which the two push in different orders. The run now
+    ends the cycle and names the first command in global order that passed."""
+    ctx = kernbench.Context("default", overrides={"gemm.rows": 2**16, "gemm.cols": 2**16,
+                                                  "sram.bytes_per_cycle": 2**30})
+    got = set()
+    for detail in ("train", "packet"):
+        for steady in (True, False):
+            with pytest.raises(CounterOverflowError) as e:
+                ctx.launch(two_pass_at_once, (2, 1), mode="timing", detail=detail, steady=steady)
+            got.add((str(e.value), e.value.cycle, e.value.pe, e.value.where))
+    assert len(got) == 1
+    (msg, _, pe, _), = got
+    assert pe == (0, 0) and msg.startswith("PE (0, 0) command #4100 [dot (65536,262144)x(262144,65536)")
+
+
+def many_big_dots(*, tl):
+    for m, n, k in [(2**16, 2**16, 2**18)] * 16 + [(1, 1, 1)]:
+        tl.dot(tl.full((m, k), 1.0, "f16"), tl.full((k, n), 1.0, "f16"))
+
+
+def test_the_profile_s_flops_and_busy_cycles_are_exact_past_2_53():
+    """A breaker: the profile summed flops per line as float64 weights (16 x 2**51 + 2 read
+    ...968, not ...970), and printed a unit's busy cycles from its float parts, 64 cycles off
+    the counters at 9.2e18."""
+    r = kernbench.Context("default").launch(many_big_dots, (1, 1), mode="timing")
+    assert r.flops == 16 * 2**51 + 2 == profile(r)["gemm"]["flops"]
+    ctx = kernbench.Context("default", overrides={"vector.lanes": 1, "vector.op_cycles.exp": 2**11})
+    r = ctx.launch(long_exps, (8, 1), 2**37, 4096, mode="timing")
+    busy = summarize(r)["units"][1]["busy_cycles"]
+    assert busy > 2**63 and f"of its {busy:,} busy cycles" in busy_text(profile(r), "VECTOR")
+
+
+def test_an_int_python_will_not_print_keeps_its_sign():
+    from kernbench.common.errors import short_repr
+    assert short_repr(-10**5000) == "<a negative int of about 5,001 digits>"
+    assert short_repr((10**5000, -1)) == "(<an int of about 5,001 digits>, -1)"

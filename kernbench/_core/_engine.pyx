@@ -326,8 +326,12 @@ cdef class Sim:
     cdef public int64_t last_end         # cycle the last command ended (the run's cycles)
     # the command whose work would have taken its unit's counter past 2**63 - 1 (-2: a
     # steady-state jump's, -1: none): the work counters are the ones a launch within the cycle
-    # horizon can wrap (GEMM flops the first: 2**50 MACs a dot, a review's 4,100 on one PE)
+    # horizon can wrap (GEMM flops the first: 2**50 MACs a dot, a review's 4,100 on one PE).
+    # Of the commands passing it in one cycle (overflow_t), the first in global order: the run
+    # ends the cycle before it stops, as the order units issue in within a cycle is the heap's
+    # ties, which train and packet detail push in different orders (a review)
     cdef public int64_t overflow_cmd
+    cdef int64_t overflow_t
 
     def __cinit__(self, dict params, commands, unit_q, unit_q_off, cmd_off, t_off, t_bytes,
                   t_pinned, t_readers, nbr, int64_t max_cycles, regions=None, region_pe_off=None,
@@ -659,8 +663,7 @@ cdef class Sim:
             folds = gemm_folds(&self.hw, cmd.m, cmd.n)
             fc = gemm_fold_cycles(&self.hw, cmd.k, cmd.esize)
             if __builtin_add_overflow(cnt.work, 2 * cmd.m * cmd.n * cmd.k, &cnt.work):
-                self.overflow_cmd = c
-                return -1
+                self._overflow(c)
             self.n_folds += folds
             if self.hw.packet_detail:
                 us.folds_left = folds
@@ -672,20 +675,17 @@ cdef class Sim:
                              PRIO_NORMAL, EV_UNIT_DONE, pe * N_UNITS + u, us.gen)
         if cmd.opcode == OP_VEC:
             if __builtin_add_overflow(cnt.work, cmd.n, &cnt.work):
-                self.overflow_cmd = c
-                return -1
+                self._overflow(c)
             return heap_push(&self.heap, self.now + vec_cycles(&self.hw, cmd.n, cmd.sub),
                              PRIO_NORMAL, EV_UNIT_DONE, pe * N_UNITS + u, us.gen)
         if cmd.opcode == OP_REDUCE:
             if __builtin_add_overflow(cnt.work, cmd.m * cmd.n * cmd.k, &cnt.work):
-                self.overflow_cmd = c
-                return -1
+                self._overflow(c)
             return heap_push(&self.heap, self.now + reduce_cycles(&self.hw, cmd.m, cmd.n, cmd.k, cmd.sub),
                              PRIO_NORMAL, EV_UNIT_DONE, pe * N_UNITS + u, us.gen)
         # (bytes: a link's own byte counter sums what its TX unit's does, so never wraps first)
         if __builtin_add_overflow(cnt.work, cmd.nbytes, &cnt.work):
-            self.overflow_cmd = c
-            return -1
+            self._overflow(c)
         if cmd.opcode == OP_LOAD or cmd.opcode == OP_STORE:
             cube = pe // self.hw.pes_per_cube
             rc = dma_request(&self.hw, &self.heap, &self.chans[cube],
@@ -1518,6 +1518,13 @@ cdef class Sim:
         return 0
 
     # -- loop ----------------------------------------------------------------------------------
+    cdef void _overflow(self, int64_t c) noexcept nogil:
+        # command c passes its unit's work counter past 2**63 - 1 in this cycle: noted (the
+        # first in global order of this cycle's), the run stopped once the cycle is done
+        if self.overflow_cmd < 0 or c < self.overflow_cmd:
+            self.overflow_cmd = c
+            self.overflow_t = self.now
+
     cdef int _stopped(self) noexcept nogil:
         # the status of a loop stopped by a nonzero code: a broken invariant (debug build), a
         # Python signal handler that raised, or a failed allocation
@@ -1558,6 +1565,8 @@ cdef class Sim:
                 if self._try_issue(pe, u):
                     return self._stopped()
         while heap_pop(&self.heap, &ev):
+            if self.overflow_cmd >= 0 and ev.time > self.overflow_t:
+                return ST_OVERFLOW  # (the cycle a work counter passed 2**63 - 1 is done)
             self.heap_events += 1
             left -= 1  # the signal poll's count of heap events, kept in a register
             if left == 0:
@@ -1635,12 +1644,14 @@ cdef class Sim:
                 return self._stopped()
             if self.ff_flag:
                 self.ff_flag = 0
-                if self._steady():
+                if self.overflow_cmd < 0 and self._steady():
                     return ST_OVERFLOW if self.overflow_cmd != -1 else ST_NOMEM
             if KB_DEBUG and (ev.kind == EV_ARBITRATE or ev.kind == EV_CHAN_DONE) and self._dma_broken(ev.obj):
                 return ST_INVARIANT
         if KB_DEBUG and self._dma_scan():  # (a steady-state jump moves channels too)
             return ST_INVARIANT
+        if self.overflow_cmd >= 0:
+            return ST_OVERFLOW
         for pe in range(n_pes):
             if self.sram_live[pe] > self.sram_peak[pe]:
                 self._new_peak(pe)

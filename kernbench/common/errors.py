@@ -131,7 +131,8 @@ def short_repr(x, limit: int = 200) -> str:
 
 def _unprintable(x, e: BaseException) -> str:
     if isinstance(x, int) and isinstance(e, ValueError):
-        return f"<an int of about {int(x.bit_length() * 0.30103) + 1:,} digits>"
+        sign = "a negative" if x < 0 else "an"
+        return f"<{sign} int of about {int(x.bit_length() * 0.30103) + 1:,} digits>"
     if type(x) in (tuple, list) and isinstance(e, ValueError):
         items = ", ".join(short_repr(v, 10**9) for v in x)
         return f"({items},)" if type(x) is tuple and len(x) == 1 else \

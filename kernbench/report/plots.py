@@ -22,6 +22,7 @@ from .perfetto import select_pes
 from .summary import unit_kinds
 from .table import fmt_num, fmt_value
 from ..common.errors import short_repr
+from ..common.totals import exact_total
 
 __all__ = ["plot", "PlotData", "default_gantt_pes"]
 
@@ -61,7 +62,9 @@ def default_gantt_pes(result, n: int = _MAX_GANTT_PES) -> list:
     working = np.asarray(result.working_pes, dtype=np.int64)
     if not len(working):
         return []
-    busy = result.unit_counters["busy"][working].sum(axis=1)
+    # (summed over units in Python ints: three units' busy cycles, each inside int64, can sum
+    # past it, and the least busy PE came out the most, a review)
+    busy = np.array([exact_total(row) for row in result.unit_counters["busy"][working]], dtype=object)
     prog = result.program
     end = np.asarray(result.engine.cmd_end, dtype=np.int64)
     last_end = np.array([end[prog.cmd_offsets[g]:prog.cmd_offsets[g + 1]].max() for g in working])

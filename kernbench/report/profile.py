@@ -104,8 +104,8 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
         split[unit] = ({p: np.bincount(on, weights=parts[p], minlength=n_lines) for p in PARTS[unit]},
                        np.bincount(on, minlength=n_lines), one_kind)
     dots, alt = gemm_what_if(result, cols)
-    m, nn, k = (np.asarray(cols[c])[dots].astype(np.float64) for c in ("m", "n", "k"))
-    flops = np.bincount(li[dots], weights=2 * m * nn * k, minlength=n_lines)  # (floats: no int64 overflow)
+    m, nn, k = (np.asarray(cols[c])[dots].astype(np.int64) for c in ("m", "n", "k"))
+    flops = exact_sums(li[dots], n_lines, 2 * m * nn * k)  # (each at most 2**51; their sums exact)
     what_if = {"gemm": {name: np.bincount(li[dots], weights=v, minlength=n_lines) for name, v in alt.items()}}
     vec, alt = vector_what_if(result, cols)
     what_if["vector"] = {name: np.bincount(li[vec], weights=v, minlength=n_lines) for name, v in alt.items()}
@@ -341,6 +341,9 @@ def busy_text(prof: dict, unit: str) -> str:
         raise ValueError(f"busy_text: no command of this launch ran on {unit}")
     parts = PARTS[unit]
     busy = sum(t[p] for p in parts)
+    # (printed from the lines' integer busy cycles: the parts are floats, which lose the units
+    # past 2**53, a review's 64 cycles at 9.2e18)
+    exact = sum(d["busy"].get(unit, 0) for d in prof["lines"]) or round(busy)
     losses = ", ".join(f"{_LOSSES[unit][p]} {_share(t[p], busy)}" for p in parts[1:])
     if unit == "GEMM":
         work = f"were MACs at the {t['rows']} x {t['cols']} array's peak"
@@ -348,7 +351,7 @@ def busy_text(prof: dict, unit: str) -> str:
         work = f"used all {t['lanes_per_slot']} lanes"
     else:
         work = f"moved bytes at the channel's {t['channel_bytes_per_cycle']} B/cycle"
-    text = (f"{unit}{_on_path(prof, unit)}: {_share(t[parts[0]], busy)} of its {round(busy):,} busy "
+    text = (f"{unit}{_on_path(prof, unit)}: {_share(t[parts[0]], busy)} of its {exact:,} busy "
             f"cycles {work}; {losses}")
     line = next(d for d in prof["lines"] if d["source"] == t["lost_most"])
     mine = line[unit.lower()]

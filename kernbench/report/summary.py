@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..common.pe_commands import N_PORTS, PORT_NAMES, UNIT_NAMES, Unit
-from ..common.totals import exact_total
+from ..common.totals import exact_sums, exact_total
 from .commands import UNIT_ORDER
 
 __all__ = ["bound", "summarize", "unit_kinds", "STALL_CAUSES", "WORK_UNITS"]
@@ -195,8 +195,8 @@ def bound(result) -> dict:
         i = int(np.argmax(alone))
         cands.append((int(alone[i]), "DMA", result.pe_name(i)))
         bursts = alone - int(hw.dma.latency_cycles) * uc["commands"][:, d].astype(np.int64)
-        per_cube = np.bincount(np.arange(len(bursts)) // hw.pes_per_cube, weights=bursts).astype(np.int64)
-        c = int(np.argmax(per_cube))
+        per_cube = exact_sums(np.arange(len(bursts)) // hw.pes_per_cube, hw.n_cubes, bursts)
+        c = int(np.argmax(per_cube))  # (exact: float weights lost the units past 2**53, a review)
         cands.append((int(per_cube[c]), "memory channel", f"cube {c}"))
     busy_links = lc["busy"].astype(np.int64)
     if len(busy_links) and busy_links.max() > 0:
