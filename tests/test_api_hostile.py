@@ -755,8 +755,10 @@ def test_report_arguments_of_the_wrong_kind_are_said(tmp_path):
     r = line_pipeline(n_pes=2)
     with pytest.raises(ValueError, match=r"print_report: console must be a rich Console, got int 5"):
         r.report(console=5)
-    for dpi in (0, -3, float("nan"), float("inf"), "100", True, None):
-        with pytest.raises(ValueError, match=r"plot: dpi must be a positive number of dots per inch"):
+    # (1 to 3 failed in matplotlib's fonts, 10**6 was an image too large, 10**5000 numpy's error: a
+    # breaker)
+    for dpi in (0, -3, float("nan"), float("inf"), "100", True, None, 1, 3, 1.5, 10**6, 10**5000):
+        with pytest.raises(ValueError, match=r"plot: dpi must be a number of dots per inch from 10 to 1200"):
             r.plot(tmp_path / "p.png", dpi=dpi)
     assert not (tmp_path / "p.png").exists()
     r.plot(tmp_path / "p.png", dpi=np.float32(50.5))
@@ -805,3 +807,61 @@ def test_an_int_python_will_not_print_is_named_by_its_size(call):
     with pytest.raises((ValueError, TypeError)) as e:
         call(ctx, a, k)
     assert "<an int of about 5,001 digits>" in str(e.value), str(e.value)
+
+
+def test_a_breaker_s_public_api_cases(tmp_path):
+    """A fuzzer of every public signature: load_json(True) opened file descriptor 1 and closed
+    stdout (0 waited on stdin); a traced launch's label(-1) was the last command and label(5)
+    numpy's IndexError; with_overrides(True) an AttributeError; the report functions given None
+    AttributeErrors deep inside; sweep(client=True) an AttributeError with two points."""
+    import os
+
+    import kernbench.report as R
+    from report_helpers import line_pipeline
+
+    for bad in (True, 0, 1, 2, 1.5, b"x.json", None):
+        with pytest.raises(ValueError, match=r"load_json: path must be a file path \(str or pathlib.Path\), got "):
+            R.load_json(bad)
+        with pytest.raises(ValueError, match=r"load_json: path must be a file path"):
+            R.from_json(bad)
+    os.fstat(1), os.fstat(2)  # (still open)
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+
+    def k(x_ptr, o_ptr, *, tl):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(64,), dtype="f16"))
+
+    x = ctx.replicate(np.ones(64, np.float16))
+    t = ctx.trace(k, (1, 1), x, ctx.empty_like(x))
+    assert t.label(1) == "store (64,) f16 to a1"
+    for i in (-1, 2, 2**63, 1.5, None):
+        for f in (t.label, t.source, t.describe, t.array_of):
+            with pytest.raises(IndexError, match=r"command .* is not one of this launch's 2 commands \(0\.\.1\)"):
+                f(i)
+    for bad in (True, [("n_cubes", 2)], "n_cubes=2", 5):
+        with pytest.raises(kernbench.hw.config.HardwareConfigError, match="overrides must be a dict of hardware keys"):
+            ctx.hw.with_overrides(bad)
+    for f in (R.summarize, R.print_report, R.to_json, R.profile, R.print_profile, R.critical_path,
+              R.drift_summary, R.print_drift, R.launch_html, R.plot):
+        with pytest.raises(TypeError, match=r": expected a LaunchResult \(ctx.launch's result, or "
+                                            r"kernbench.report.from_json's\), got NoneType None"):
+            f(None)
+    for f in (R.write_json, R.to_perfetto):
+        with pytest.raises(TypeError, match="expected a LaunchResult"):
+            f(None, tmp_path / "x.json")
+    R.summarize(line_pipeline(n_pes=2))  # (a launch's result still is one)
+
+
+def test_a_sweep_s_client_must_be_a_client():
+    from kernbench.sweeps import Launch, sweep
+
+    def vadd(x_ptr, o_ptr, n, *, tl):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f16"))
+
+    def builder(ctx, n=64):
+        return Launch(vadd, (1, 1), ctx.empty((n,), "f16"), ctx.empty((n,), "f16"), n)
+
+    for n in ([64], [64, 128]):  # (one point ignored it, two raised AttributeError)
+        with pytest.raises(TypeError, match=r"kernbench.sweep: client must be a dask.distributed Client "
+                                            r"\(or None\), got bool True"):
+            sweep(builder, args={"n": n}, hw={"n_cubes": 1, "pes_per_cube": 2}, workers=1, cache=False,
+                  client=True)

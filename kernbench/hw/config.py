@@ -221,6 +221,9 @@ class HardwareConfig:
         The copy keeps the name (a config is its values: equal values, equal configs, one
         cache key); :attr:`label` says what changed. Raises HardwareConfigError naming a bad key
         or value, or a key given twice (dotted and nested, or in both ``overrides`` and ``kw``)."""
+        if overrides is not None and not isinstance(overrides, Mapping):  # (as load_hw: a review)
+            raise HardwareConfigError(f"overrides must be a dict of hardware keys to values, got "
+                                      f"{type(overrides).__name__} {short_repr(overrides)}")
         given = [(overrides or {}), {k.replace("__", "."): v for k, v in kw.items()}]
         data = to_dict(self)
         for key, value in _leaves(_nested(given)):

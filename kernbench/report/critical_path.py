@@ -67,6 +67,7 @@ from ..common.pe_commands import N_UNITS, UNIT_NAMES, Opcode, Unit
 from ..common.totals import exact_sums
 from .commands import command_facts, dma_array, keep_report, kept_report, line_groups
 from .table import plural
+from ..runtime.result import check_result
 
 __all__ = ["CriticalPath", "critical_path", "perfetto_events", "STEP_KINDS"]
 
@@ -556,6 +557,7 @@ def _post_bound(c, T, r, nb, m, P, bw, hop, Q, end, recvs) -> int:
 
 def critical_path(result) -> CriticalPath:
     """The critical path of ``result`` (see the module docstring); kept on the result once made."""
+    check_result(result, "critical_path")
     cached = kept_report(result, "_kb_critical_path")
     if cached is not None:
         return cached

@@ -19,6 +19,7 @@ from ..common.errors import file_line
 from ..common.shown import rich_text
 from .table import emit
 from .commands import command_facts, line_groups
+from ..runtime.result import check_result
 
 __all__ = ["drift_summary", "print_drift", "render_drift"]
 
@@ -55,6 +56,7 @@ def drift_summary(result) -> dict:
     line) and ``lines``: per kernel line, in the order the launch first completed one of its
     commands, ``source``, ``short``, ``labels``, ``commands`` (with a result), ``max_drift``,
     ``median_drift``, ``max_rounding``, ``over`` (commands above tolerance)."""
+    check_result(result, "drift_summary")
     d = _need(result)
     g = line_groups(result)
     n_lines = len(g.sources)
@@ -124,6 +126,7 @@ def render_drift(summary: dict, title: Optional[str] = None):
 def print_drift(result, console: Optional[Console] = None, file=None, width: int = 120) -> str:
     """Print the drift table of ``result`` (launched with ``drift=``) and return its plain text;
     ``console``, ``file`` and ``width`` as for :func:`kernbench.report.print_report`."""
+    check_result(result, "print_drift")
     s = drift_summary(result)
     renderable = render_drift(s, title=f"{result.kernel_name}: numeric drift from an f64 shadow "
                                        f"(tolerance {s['tolerance']:g})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Union
 
@@ -28,6 +29,7 @@ from .critical_path import critical_path
 from .drift import drift_summary
 from .profile import profile
 from .summary import summarize
+from ..runtime.result import check_result
 
 __all__ = ["to_json", "write_json", "load_json", "from_json", "FORMAT", "jsonable"]
 
@@ -289,6 +291,7 @@ def to_json(result, path: Union[str, Path, None] = None, *, indent: int | None =
     command. To save a long launch, :func:`write_json` writes the same file a chunk at a time
     without building the dict. ``indent``: None or a count of spaces (ValueError else: a
     string was written into the file, which was then no JSON)."""
+    check_result(result, "to_json")
     if indent is not None and not (is_whole(indent) and 0 <= indent <= 64):
         raise ValueError(f"to_json: indent must be None or an int from 0 to 64 (spaces), got {short_repr(indent)}")
     if path is not None:
@@ -312,6 +315,7 @@ def write_json(result, path: Union[str, Path]) -> int:
     else each command's). Returns the bytes written. If writing fails, ``path`` is left as
     it was: the file is written whole or not at all (common.files.output_file). Raises
     ValueError for a path that is no file path, and the OSError writing meets."""
+    check_result(result, "write_json")
     check_output_file(path, "write_json")
     doc = _document(result, named_by_site=True)
     written = [0]
@@ -355,7 +359,12 @@ def _write(x, out) -> None:
 
 
 def load_json(path: Union[str, Path]) -> dict:
-    """Read a file written by :func:`to_json`; returns the same dict ``to_json`` returned."""
+    """Read a file written by :func:`to_json`; returns the same dict ``to_json`` returned.
+    Raises ValueError for a ``path`` that is not a file path (an int would be read as a file
+    descriptor: True closed stdout, 0 waited on stdin, a review) or a file not of this format."""
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise ValueError(f"load_json: path must be a file path (str or pathlib.Path), got "
+                         f"{type(path).__name__} {short_repr(path)}")
     try:
         with open(path) as f:
             doc = json.load(f)

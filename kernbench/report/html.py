@@ -11,6 +11,7 @@ from rich.console import Console
 
 from .summary import summarize
 from .table import _TIME_COLUMNS, _WORK_COLUMNS, _title, _totals
+from ..runtime.result import check_result
 
 __all__ = ["launch_html"]
 
@@ -22,6 +23,7 @@ def _cell(x: str, right: bool, tag: str = "td") -> str:
 
 def launch_html(result) -> str:
     """The utilization table of ``result`` as an HTML fragment."""
+    check_result(result, "launch_html")
     s = summarize(result)
     cols = _TIME_COLUMNS + _WORK_COLUMNS
     head = _cell("unit", False, "th") + "".join(_cell(h.replace("\n", " "), right, "th") for h, right, _ in cols)

@@ -44,6 +44,7 @@ from ..common.files import output_file
 from ..common.pe_commands import N_UNITS, PORT_NAMES, UNIT_NAMES, VEC_OP_NAMES, Opcode
 from . import _format
 from .commands import first_of_keys, site_keys
+from ..runtime.result import check_result
 
 __all__ = ["to_perfetto", "select_pes", "trace_events"]
 
@@ -530,6 +531,7 @@ def to_perfetto(
     :func:`trace_events` gives the events themselves). Raises ValueError for a PE the machine
     does not have, a bad window, a folder that does not exist or times past 2**62 ns; OSError
     from writing the file."""
+    check_result(result, "to_perfetto")
     check_output_file(path, "to_perfetto")
     _check_flag(critical_path, "critical_path")
     _check_flag(memory_channel, "memory_channel")

@@ -23,6 +23,7 @@ from .summary import unit_kinds
 from .table import fmt_num, fmt_value
 from ..common.errors import short_repr
 from ..common.totals import exact_total
+from ..runtime.result import check_result
 
 __all__ = ["plot", "PlotData", "default_gantt_pes"]
 
@@ -37,6 +38,18 @@ _OP_COLORS = {
 }
 #: Rows drawn with a white separator line up to this many PEs (beyond, the lines would hide rows).
 SEPARATED_ROWS = 64
+#: the dots per inch plot() draws at: below 10 matplotlib's fonts fail (FreeType's invalid ppem
+#: at 1 to 3), above 1,200 an 11-inch figure is over 13,000 pixels wide (a review's 10**6: an
+#: image too large)
+MIN_DPI, MAX_DPI = 10, 1200
+
+
+def _number(x) -> float:
+    """``x`` as a float, NaN when it has none (an int past float's range, 10**5000)."""
+    try:
+        return float(x)
+    except (OverflowError, TypeError, ValueError):
+        return float("nan")
 _MAX_GANTT_PES = 4
 
 
@@ -124,10 +137,13 @@ def plot(
     Without ``path`` nothing is written: it returns the matplotlib ``Figure``, which Jupyter
     shows inline as a cell's value (its PlotData is ``figure.kernbench_plot``). Raises
     ValueError for a ``path`` in a folder that does not exist (before drawing anything), and
-    for a ``dpi`` that is not a positive number."""
+    for a ``dpi`` outside MIN_DPI..MAX_DPI (10..1,200); TypeError for another object than a
+    LaunchResult."""
+    check_result(result, "plot")
     if (isinstance(dpi, (bool, np.bool_)) or not isinstance(dpi, (int, float, np.integer, np.floating))
-            or not np.isfinite(dpi) or dpi <= 0):  # (matplotlib's own errors, before: a review)
-        raise ValueError(f"plot: dpi must be a positive number of dots per inch, got {short_repr(dpi)}")
+            or not MIN_DPI <= _number(dpi) <= MAX_DPI):  # (matplotlib's own errors, before: reviews)
+        raise ValueError(f"plot: dpi must be a number of dots per inch from {MIN_DPI} to {MAX_DPI}, got "
+                         f"{short_repr(dpi)}")
     if _binary_file(path):  # (savefig writes to it)
         if getattr(path, "closed", False):
             raise ValueError(f"plot: the file object {short_repr(path)} is closed")

@@ -39,6 +39,7 @@ from ..common.totals import exact_sums
 from .commands import UNIT_ORDER, command_facts, line_groups
 from .critical_path import critical_path
 from .busy_parts import PARTS, command_columns, gemm_what_if, unit_parts, vector_what_if
+from ..runtime.result import check_result
 
 __all__ = ["profile", "print_profile", "render_profile", "busy_text", "STALLS"]
 
@@ -68,6 +69,7 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     ``latency_cycles``); None when no command ran on the unit.
     ``sort``: "busy" (work cycles, most first; the default), "path" (critical path share, then
     work) or "line" (source order)."""
+    check_result(result, "profile")
     if sort not in _SORTS:
         raise ValueError(f"sort must be one of {', '.join(_SORTS)}, got {short_repr(sort)}")
     if not isinstance(path, (bool, np.bool_)):  # ("no" would be true)
@@ -466,6 +468,7 @@ def print_profile(result, console: Optional[Console] = None, file=None, width: i
     """Print the per-line profile of ``result`` (a table sorted by ``sort``, the first ``top``
     lines) and the critical path's summary; returns the plain text. ``console``, ``file`` and
     ``width`` as for :func:`kernbench.report.print_report`."""
+    check_result(result, "print_profile")
     _check_top(top)  # (before the profile is made)
     prof = profile(result, sort=sort, path=path)
     renderable = render_profile(prof, top=top, title=f"{result.kernel_name}: per-line profile "

@@ -18,6 +18,7 @@ import numpy as np
 from ..common.pe_commands import N_PORTS, PORT_NAMES, UNIT_NAMES, Unit
 from ..common.totals import exact_sums, exact_total
 from .commands import UNIT_ORDER
+from ..runtime.result import check_result
 
 __all__ = ["bound", "summarize", "unit_kinds", "STALL_CAUSES", "WORK_UNITS"]
 
@@ -80,6 +81,7 @@ def _unit_row(result, u: int, working: np.ndarray, cycles: int) -> dict:
 
 def summarize(result) -> dict:
     """Every figure the report table shows, as plain data. See the module docstring."""
+    check_result(result, "summarize")
     hw = result.hw
     cycles = result.cycles
     seconds = result.seconds

@@ -23,6 +23,7 @@ from ..common.errors import check_output_file, is_whole, short_repr
 from ..common.files import output_file
 from ..common.shown import rich_text
 from .summary import summarize
+from ..runtime.result import check_result
 
 __all__ = ["print_report", "render_report", "fmt_num", "fmt_value", "fmt_count", "fmt_bytes", "fmt_seconds",
            "plural"]
@@ -279,6 +280,7 @@ def print_report(result, console: Optional[Console] = None, file=None, width: in
     string, of ``file``, and of standard output when it is not a terminal (a pipe or a log).
     Below about 100 columns the unit table splits in two so that every figure stays whole.
     """
+    check_result(result, "print_report")
     return emit(render_report(result), console, file, width)
 
 

@@ -25,6 +25,23 @@ __all__ = ["LaunchResult", "UNIT_KINDS", "register_views"]
 UNIT_KINDS = {u.name: (u,) for u in Unit}
 
 
+def check_result(x, who: str) -> None:
+    """Raise TypeError, naming ``who`` (a report's function), unless ``x`` is a LaunchResult
+    (ctx.launch's, or from_json's): a review found None an AttributeError deep inside."""
+    if not isinstance(x, LaunchResult):
+        raise TypeError(f"{who}: expected a LaunchResult (ctx.launch's result, or "
+                        f"kernbench.report.from_json's), got {type(x).__name__} {short_repr(x)}")
+
+
+def check_command(i, n: int, who: str) -> None:
+    """Raise IndexError, naming ``who`` and the launch's ``n`` commands, unless ``i`` is a command
+    number 0..n-1 (a launch's and a traced launch's commands alike: a review found a traced one's
+    -1 read as the last, 5 numpy's IndexError)."""
+    if not is_whole(i) or not 0 <= i < n:
+        raise IndexError(f"{who}: command {short_repr(i)} is not one of this launch's {n} commands (0..{n - 1})"
+                         + _not_a_number(i))
+
+
 def _not_a_number(i) -> str:
     # (a float or a bool given as a command number: said, not just "out of range")
     return "" if is_whole(i) else f": a command number is an int, not a {type(i).__name__}"
@@ -75,10 +92,7 @@ class LaunchResult:
     def label(self, i: int) -> str:
         """Command ``i``'s label (the kernel's words: the tl call and shapes). Raises IndexError
         naming the launch's command count for an ``i`` outside it."""
-        n = self.program.n_commands
-        if not is_whole(i) or not 0 <= i < n:
-            raise IndexError(f"label: command {short_repr(i)} is not one of this launch's {n} commands (0..{n - 1})"
-                             + _not_a_number(i))
+        check_command(i, self.program.n_commands, "label")
         if self.labels is not None:
             return self.labels(i)
         from .._core.api import _default_describe
@@ -88,10 +102,7 @@ class LaunchResult:
     def source(self, i: int) -> str:
         """file:line of the tl call that emitted command ``i`` (a helper's file when the kernel
         called one). Raises IndexError as :meth:`label` does."""
-        n = self.program.n_commands
-        if not is_whole(i) or not 0 <= i < n:
-            raise IndexError(f"source: command {short_repr(i)} is not one of this launch's {n} commands (0..{n - 1})"
-                             + _not_a_number(i))
+        check_command(i, self.program.n_commands, "source")
         if self.sources is not None:
             return self.sources(i)
         return f"{self.kernel_file}:{int(self.program.take([i])[0]['line'])}"

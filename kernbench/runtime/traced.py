@@ -23,7 +23,7 @@ from ..common.pe_commands import Program
 from ..hw.config import HardwareConfig, load_hw
 from ..hw.sfr import SfrInstall
 from ..language.sites import SiteTable, array_of
-from .result import LaunchResult
+from .result import LaunchResult, check_command
 
 __all__ = ["TracedLaunch"]
 
@@ -62,17 +62,23 @@ class TracedLaunch:
 
     # -- naming commands ----------------------------------------------------------------------
     def label(self, i: int) -> str:
+        """Command ``i``'s label; IndexError as LaunchResult.label's."""
+        check_command(i, self.program.n_commands, "label")
         return self.table.label(int(self.sites[i]))
 
     def source(self, i: int) -> str:
+        """file:line of command ``i``; IndexError as LaunchResult.source's."""
+        check_command(i, self.program.n_commands, "source")
         return self.table.source(int(self.sites[i]))
 
     def array_of(self, i: int):
         """The device array command ``i`` loads from or stores to (its name), None for another
         command: reports and the deadlock's fixes tell a spill read back from other traffic."""
+        check_command(i, self.program.n_commands, "array_of")
         return array_of(self.table.keys[int(self.sites[i])])
 
     def describe(self, i: int) -> str:
+        check_command(i, self.program.n_commands, "describe")
         k = self.table.keys[int(self.sites[i])]
         return f"{self.table.label(int(self.sites[i]))} ({file_line(k[1], k[2])})"
 

@@ -735,6 +735,10 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
     if workers is not None and (not is_whole(workers) or workers < 1):
         raise ValueError(f"kernbench.sweep: workers must be a positive int (Dask worker processes on "
                          f"this machine; 1: in this process) or None (one per core), got {short_repr(workers)}")
+    if client is not None and not all(callable(getattr(client, a, None)) for a in ("submit", "scheduler_info")):
+        # (used as it was given: an AttributeError with two points, ignored with one; a review)
+        raise TypeError(f"kernbench.sweep: client must be a dask.distributed Client (or None), got "
+                        f"{type(client).__name__} {short_repr(client)}")
     if progress is not None and as_flag(progress) is None:  # ("no" is true by truth: a review)
         raise ValueError(f"kernbench.sweep: progress must be True, False or None (a bar on a "
                          f"terminal), got {short_repr(progress)}")
