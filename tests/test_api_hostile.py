@@ -865,3 +865,28 @@ def test_a_sweep_s_client_must_be_a_client():
                                             r"\(or None\), got bool True"):
             sweep(builder, args={"n": n}, hw={"n_cubes": 1, "pes_per_cube": 2}, workers=1, cache=False,
                   client=True)
+
+
+def test_the_fuzzer_s_smaller_cases():
+    """profile(sort=array) and a sweep's plot(hue=array) were numpy's "truth value is ambiguous";
+    plot(hue=0) was read as no hue; sweep(setup=True) failed every row, not up front."""
+    from kernbench.sweeps import sweep
+    from report_helpers import line_pipeline
+
+    with pytest.raises(ValueError, match=r"sort must be one of"):
+        line_pipeline(n_pes=2).profile(sort=np.array([1, 2]))
+
+    def vadd(x_ptr, o_ptr, n, *, tl):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f16"))
+
+    def setup(ctx, n=64):
+        return (ctx.empty((n,), "f16"), ctx.empty((n,), "f16"), n)
+
+    with pytest.raises(TypeError, match=r"sweep: setup must be a function .*, got bool True"):
+        sweep(vadd, grid=(1, 1), setup=True, args={"n": [64]}, hw={"n_cubes": 1, "pes_per_cube": 2},
+              workers=1, cache=False)
+    res = sweep(vadd, grid=(1, 1), setup=setup, args={"n": [64, 128]}, hw={"n_cubes": 1, "pes_per_cube": 2},
+                workers=1, cache=False)
+    for hue in (0, "", np.array([1, 2])):
+        with pytest.raises(ValueError, match=r"no column .* in this sweep"):
+            res.plot("n", hue=hue)

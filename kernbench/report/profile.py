@@ -70,7 +70,7 @@ def profile(result, sort: str = "busy", path: bool = True) -> dict:
     ``sort``: "busy" (work cycles, most first; the default), "path" (critical path share, then
     work) or "line" (source order)."""
     check_result(result, "profile")
-    if sort not in _SORTS:
+    if not isinstance(sort, str) or sort not in _SORTS:  # (an array's `in`: numpy's error)
         raise ValueError(f"sort must be one of {', '.join(_SORTS)}, got {short_repr(sort)}")
     if not isinstance(path, (bool, np.bool_)):  # ("no" would be true)
         raise ValueError(f"path must be True or False (the critical path's column), got {short_repr(path)}")

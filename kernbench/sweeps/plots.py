@@ -36,7 +36,7 @@ def _save(fig, path) -> None:
 
 
 def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx=None, logy=False, title=None):
-    for c in (x, y, *((hue,) if hue else ())):
+    for c in (x, y, *((hue,) if hue is not None else ())):
         check_column(res, c)
     rows = [r for r in res.rows if r["error"] is None and r[y] is not None]
     if not all(_plottable(r[y]) for r in rows):  # (averaged and drawn: numbers only)
@@ -44,7 +44,7 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
     fig, ax, own = _axes(ax)
     series: dict = {}
     for r in rows:
-        series.setdefault(r[hue] if hue else None, {}).setdefault(r[x], []).append(r[y])
+        series.setdefault(r[hue] if hue is not None else None, {}).setdefault(r[x], []).append(r[y])
     numeric = all(_number(r[x]) for r in rows)
     # x values that are not all numbers are categories, one tick each in value order, labelled
     # here rather than by matplotlib's category axis so that a label shows as it is. Their
@@ -57,7 +57,7 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
         xs = sorted(pts, key=_sort_key)
         # (as floats: a Decimal and a float do not add, a breaker's raw TypeError)
         ys = [sum(_float(u) for u in pts[v]) / len(pts[v]) for v in xs]
-        label = f"{hue}={h}" if hue else None
+        label = f"{hue}={h}" if hue is not None else None
         ax.plot([cats[v] for v in xs] if cats else [_float(v) for v in xs], ys, marker="o", label=label)
     if cats:
         ax.set_xticks(range(len(cats)), [str(v) for v in cats])
@@ -80,7 +80,7 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
     failed = len(res.rows) - len(rows)
     plain_texts(ax.set_title(title or f"{y} vs {x} on {res.hw.label}"
                              + (f" ({failed} failed points left out)" if failed else ""), fontsize=10))
-    if hue:
+    if hue is not None:
         plain_texts(ax.legend(fontsize=8).get_texts())
     ax.grid(True, alpha=0.3)
     if path is not None:

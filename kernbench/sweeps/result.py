@@ -24,7 +24,7 @@ __all__ = ["SweepResult", "require", "check_column"]
 def check_column(res, c: str) -> None:
     """Raise ValueError unless ``c`` is one of ``res.columns`` (a swept name or a figure): the
     one check of every method that names a column (best, plot, pareto)."""
-    if c not in res.columns:
+    if not isinstance(c, str) or c not in res.columns:  # (an array's `in`: numpy's error, a review)
         raise ValueError(f"no column {short_repr(c)} in this sweep (columns: {', '.join(res.columns)})")
 
 

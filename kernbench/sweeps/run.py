@@ -139,6 +139,9 @@ def make_target(target, grid=None, setup=None, sfr=None, ring=False) -> Target:
     if is_kernel(target):
         if grid is None:
             raise TypeError("sweeping a kernel needs grid=(PEs per cube, cubes)")
+        if setup is not None and not callable(setup):  # (every row failed on it: a review)
+            raise TypeError(f"sweep: setup must be a function (ctx, **args) -> the kernel's arguments, "
+                            f"got {type(setup).__name__} {short_repr(setup)}")
         # (the install's own checks, before any point: a ring of "False" was a ring, silently)
         install = SfrInstall("pe" if sfr is None else sfr, ring)
         return Target(target, "kernel", _grid_of(grid), setup, install.scope, bool(install.ring))
