@@ -890,3 +890,56 @@ def test_the_fuzzer_s_smaller_cases():
     for hue in (0, "", np.array([1, 2])):
         with pytest.raises(ValueError, match=r"no column .* in this sweep"):
             res.plot("n", hue=hue)
+
+
+def test_the_fuzzer_s_last_cases(tmp_path, monkeypatch):
+    """to_perfetto(pes=np.array(3)) failed iterating a 0-d array; sweep(scheduler="") waited on
+    no address; a NUL in a report's file name was Python's "embedded null byte"; to_csv() with
+    no path returned None, not pandas' text; a local cluster started more workers than points."""
+    from kernbench.sweeps import Launch, sweep
+    from kernbench.sweeps import run as sweep_run
+    from report_helpers import line_pipeline
+
+    r = line_pipeline(n_pes=2)
+    with pytest.raises(ValueError, match="pes must be None or an iterable"):
+        r.to_perfetto(tmp_path / "t.json", pes=np.array(1))
+    assert r.to_perfetto(tmp_path / "t.json", pes=np.array([1]))["pes"] == 1
+    for f in (r.report, r.profile):
+        with pytest.raises(ValueError, match="holds a NUL character"):
+            f(file=str(tmp_path / "a\0b.txt"))
+    with pytest.raises(ValueError, match="holds a NUL character"):
+        r.write_json(tmp_path / "a\0b.json")
+
+    def vadd(x_ptr, o_ptr, n, *, tl):
+        tl.store(o_ptr, tl.load(x_ptr, shape=(n,), dtype="f16"))
+
+    def builder(ctx, n=64):
+        return Launch(vadd, (1, 1), ctx.empty((n,), "f16"), ctx.empty((n,), "f16"), n)
+
+    for bad in ("", " ", 5, True):
+        with pytest.raises(TypeError, match="scheduler must be a Dask scheduler's address"):
+            sweep(builder, args={"n": [64, 128]}, hw={"n_cubes": 1, "pes_per_cube": 2}, cache=False,
+                  scheduler=bad)
+    res = sweep(builder, args={"n": [64, 128]}, hw={"n_cubes": 1, "pes_per_cube": 2}, workers=1, cache=False)
+    text = res.to_csv()
+    assert text == res.df.to_csv(index=False) and text.splitlines()[0].startswith("n,")
+    assert res.to_csv(tmp_path / "r.csv") is None and (tmp_path / "r.csv").read_text() == text
+
+    started = []  # (the cluster's size, read where it is started; no processes here)
+
+    class Stop(Exception):
+        pass
+
+    class Cluster:
+        def __init__(self, n_workers, **kw):
+            started.append(n_workers)
+            raise Stop
+
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(distributed, "LocalCluster", Cluster)
+    monkeypatch.setattr(sweep_run, "unguarded_script_line", lambda: None)
+    monkeypatch.setattr(sweep_run, "unreadable_main_script", lambda: None)
+    for workers in (2**63, 10**5000, 3):
+        with pytest.raises(Stop):
+            sweep_run._dask_client(workers, None, None, 2)
+    assert started == [2, 2, 2]

@@ -282,6 +282,8 @@ def check_output_file(path, who: str) -> None:
         raise ValueError(f"{who}: path must be a file path (str or pathlib.Path), got {path!r}")
     if not os.fspath(path):
         raise ValueError(f"{who}: the path is empty: give a file path")
+    if "\0" in (os.fsdecode(path) if isinstance(path, (str, os.PathLike)) else ""):
+        raise ValueError(f"{who}: the path {os.fsdecode(path)!r} holds a NUL character, which no file name can")
     if ends_in_separator(path):  # (Path("t/") is Path("t"): checked on the text; a review)
         raise ValueError(f"{who}: {os.fspath(path)!r} {NAMES_A_FOLDER}")
     where = Path(path)

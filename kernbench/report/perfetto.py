@@ -64,7 +64,8 @@ def select_pes(result, pes) -> np.ndarray:
     hw = result.hw
     if pes is None:
         return np.asarray(result.working_pes, dtype=np.int64)
-    if isinstance(pes, (str, bytes)) or not isinstance(pes, Iterable):
+    if (isinstance(pes, (str, bytes)) or not isinstance(pes, Iterable)
+            or (isinstance(pes, np.ndarray) and pes.ndim == 0)):  # (a 0-d array cannot be iterated)
         raise ValueError(f"pes must be None or an iterable of global PE indices and (pe, cube) "
                          f"pairs, e.g. [0, (1, 0)], got {short_repr(pes)}")
     return np.unique(np.asarray([hw.global_pe(x) for x in pes], dtype=np.int64))

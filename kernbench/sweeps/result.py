@@ -143,11 +143,12 @@ class SweepResult:
             raise unordered("best", by, [r[by] for r in ok]) from None
 
     # -- files ---------------------------------------------------------------------------------
-    def to_csv(self, path, **kw) -> None:
+    def to_csv(self, path=None, **kw) -> "str | None":
         """The rows as CSV (pandas' ``to_csv``, ``kw`` passed on). ``path`` a file name written
         over is written whole or not at all (common.files.output_file); appended to
         (``mode="a"``) or compressed (``.gz``, ``.zip``, ...: the archive names the file), in
-        place, as pandas writes it."""
+        place, as pandas writes it. Without ``path`` (None) it returns the CSV text, as pandas
+        does; else None."""
         if isinstance(path, (str, os.PathLike)):  # (a folder, a missing one: named, not raw OSErrors)
             check_output_file(path, "to_csv")
         kw.setdefault("index", False)
@@ -160,7 +161,8 @@ class SweepResult:
                 with output_file(path) as out:
                     self.df.to_csv(out, **kw)
             else:
-                self.df.to_csv(path, **kw)
+                return self.df.to_csv(path, **kw)  # (the text for path=None: pandas' contract)
+        return None
 
     def to_parquet(self, path, **kw) -> None:
         """The rows as Parquet (pandas' ``to_parquet``, ``kw`` passed on), written whole or not

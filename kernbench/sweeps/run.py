@@ -587,8 +587,9 @@ def _first_line(node) -> int:
     return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
 
 
-def _dask_client(workers, client, scheduler):
-    """(client, cleanup) for the run, or (None, None) for the serial path."""
+def _dask_client(workers, client, scheduler, most):
+    """(client, cleanup) for the run, or (None, None) for the serial path. A cluster started
+    here has at most ``most`` workers (the points to run): more would sit idle."""
     if client is not None:
         return client, None
     if scheduler is None and workers is not None and int(workers) <= 1:
@@ -605,7 +606,7 @@ def _dask_client(workers, client, scheduler):
     if scheduler is not None:
         c = Client(scheduler)
         return c, c.close
-    n = int(workers) if workers is not None else (os.cpu_count() or 1)
+    n = min(int(workers) if workers is not None else (os.cpu_count() or 1), most)
     if n <= 1:
         return None, None
     import dask
@@ -742,6 +743,11 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
         # (used as it was given: an AttributeError with two points, ignored with one; a review)
         raise TypeError(f"kernbench.sweep: client must be a dask.distributed Client (or None), got "
                         f"{type(client).__name__} {short_repr(client)}")
+    if scheduler is not None and not (isinstance(scheduler, str) and scheduler.strip()) \
+            and not hasattr(scheduler, "scheduler_address"):
+        # (Client("") waited for a scheduler at no address; a number failed inside distributed)
+        raise TypeError(f"kernbench.sweep: scheduler must be a Dask scheduler's address (e.g. "
+                        f"'tcp://10.0.0.1:8786') or a Dask cluster, got {short_repr(scheduler)}")
     if progress is not None and as_flag(progress) is None:  # ("no" is true by truth: a review)
         raise ValueError(f"kernbench.sweep: progress must be True, False or None (a bar on a "
                          f"terminal), got {short_repr(progress)}")
@@ -849,7 +855,7 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
 
     bar = _Progress(len(todo), progress)
     try:
-        dc, cleanup = (None, None) if len(todo) <= 1 else _dask_client(workers, client, scheduler)
+        dc, cleanup = (None, None) if len(todo) <= 1 else _dask_client(workers, client, scheduler, len(todo))
         try:
             if dc is None:
                 stats["traces"] = _run_serial(tgt, groups, hws, done)

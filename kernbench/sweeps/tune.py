@@ -85,7 +85,8 @@ def _configs(configs) -> list:
     if isinstance(configs, Mapping):
         one = {k: v[0] if isinstance(v, (list, tuple)) and v else v for k, v in configs.items()}
         raise TypeError(f"{want}, got a dict (a sweep's axes): write [{short_repr(one)}, ...], one dict each")
-    if isinstance(configs, (str, bytes)) or not isinstance(configs, Iterable):
+    if (isinstance(configs, (str, bytes)) or not isinstance(configs, Iterable)
+            or getattr(configs, "ndim", None) == 0):  # (a 0-d array cannot be iterated)
         raise TypeError(f"{want}, got {type(configs).__name__} {configs!r:.80}")
     out = list(configs)
     for i, c in enumerate(out):
