@@ -1053,3 +1053,53 @@ def test_a_process_whose_kernbench_files_changed_caches_nothing(tmp_path, monkey
         cache.kernbench_fingerprint.cache_clear()
     res = sweep(_ExpKernel(64), (1, 1), setup=_two_arrays, cache=tmp_path, workers=1, progress=False)
     assert res.stats["computed"] == 1 and list(tmp_path.rglob("*.json"))
+
+
+# -- a cache breaker: a config object's attributes are in the key -----------------------------------
+class _UserOpts:
+    def __init__(self, reps):
+        self.reps = reps
+
+
+_OPTS = None  # (a global the test sets: a notebook's config object)
+
+
+def test_a_config_object_read_by_the_code_is_keyed_by_its_attributes(tmp_path):
+    """A breaker: a kernel reading ``OPTS.reps`` from a global SimpleNamespace (or an instance of a
+    class of the user's), changed between two cached sweeps in one session (a notebook), was
+    keyed by the object's class alone and served the first sweep's rows."""
+    import types as _types
+
+    global _OPTS
+    _OPTS = _types.SimpleNamespace(reps=1)
+    for opts in (_OPTS, _types.SimpleNamespace(reps=1), _UserOpts(1)):
+        def k(x_ptr, o_ptr, n, *, tl, opts=opts if opts is not _OPTS else None):
+            x = tl.load(x_ptr, shape=(n,), dtype="f16")
+            for _ in range((opts or _OPTS).reps):
+                x = x + 1
+            tl.store(o_ptr, x)
+
+        def setup(ctx, n=64):
+            return (ctx.empty((n,), "f16"), ctx.empty((n,), "f16"), n)
+
+        kw = dict(grid=(1, 1), setup=setup, args={"n": [64, 128]}, hw={"n_cubes": 1, "pes_per_cube": 1},
+                  workers=1, cache=tmp_path / f"{type(opts).__name__}{opts is _OPTS}")
+        key = code_fingerprint(k)
+        one = sweep(k, **kw)
+        opts.reps = 3
+        assert code_fingerprint(k) != key
+        three = sweep(k, **kw)
+        assert three.stats["cached"] == 0
+        assert [r["cycles"] for r in three.rows] == [r["cycles"] for r in sweep(k, **{**kw, "cache": False}).rows]
+        assert [r["cycles"] for r in three.rows] != [r["cycles"] for r in one.rows]
+        assert sweep(k, **kw).stats["cached"] == 2  # (and cached again under the new key)
+
+    log = logging.getLogger("kbo_library_object")
+
+    def k2(n):
+        log.debug("n=%d", n)
+        return n
+
+    key = code_fingerprint(k2)
+    log.setLevel(logging.ERROR)  # (a library's object: by its class, as before)
+    assert code_fingerprint(k2) == key

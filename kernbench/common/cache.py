@@ -434,6 +434,16 @@ def _class_key(x: Any) -> dict:
     return {"object": f"{type(x).__module__}.{type(x).__qualname__}"}
 
 
+def _state_keyed(x: Any) -> bool:
+    """An object code reads that a key holds by its state (:func:`_object_key`), not its class
+    alone: a ``types.SimpleNamespace`` or a user class's instance (a config object in a global,
+    ``cfg.OPTS.reps = 3`` set in a notebook: keyed by its class, a review found the old row
+    served). A library's objects (a Logger, a lock) stay keyed by their class: their state is
+    the library's, not what the kernel computes from."""
+    t = type(x)
+    return t is types.SimpleNamespace or (isinstance(_attr(x, "__dict__"), dict) and _user_class(t))
+
+
 def _user_module(name: Any) -> bool:
     mod = sys.modules.get(name) if isinstance(name, str) else None
     return mod is not None and _user_file(getattr(mod, "__file__", None))
@@ -708,7 +718,8 @@ def code_fingerprint(fn: Any, strict: bool = False, values_only: bool = False) -
     each such callable is then visited in turn: the whole graph of user code, however many hops
     away, a visited set ending its cycles. Every user function counts by the code it runs as well
     as by its file (:func:`_code_digest`: a module edited but not reloaded runs its old code).
-    Another object a function reads counts by its class only (:func:`_class_key`). A class
+    Another object a function reads counts by its state when it is a ``SimpleNamespace`` or a
+    user class's instance (:func:`_state_keyed`), else by its class only (:func:`_class_key`). A class
     counts by its user methods and those of its user base classes (its whole MRO); an instance
     of a user class met in a value makes its class visited too.
 
@@ -736,7 +747,7 @@ def code_fingerprint(fn: Any, strict: bool = False, values_only: bool = False) -
         if isinstance(x, types.ModuleType):  # (visited: its file, and the attributes code names)
             todo.append(x)
             return {"module": x.__name__}
-        if values_only:
+        if values_only or (not strict and _state_keyed(x)):
             return _object_key(x, walk)
         return _faithful_repr_key(x) if strict else _class_key(x)
 
