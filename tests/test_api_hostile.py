@@ -943,3 +943,18 @@ def test_the_fuzzer_s_last_cases(tmp_path, monkeypatch):
         with pytest.raises(Stop):
             sweep_run._dask_client(workers, None, None, 2)
     assert started == [2, 2, 2]
+
+
+def test_a_kernel_whose_default_is_an_array_launches():
+    """A kernel with ``scale=np.ones(4)`` (or a DataFrame) as a default failed its launch with
+    numpy's "truth value is ambiguous": the launch compared its signatures with ``==``."""
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.replicate(np.ones(4, np.float32))
+    for default in (np.full(4, 2.0), np.full((1, 4), 2.0)):
+        def k(x_ptr, o_ptr, *, tl, scale=default):
+            tl.store(o_ptr, tl.load(x_ptr, shape=(4,)) * float(scale.flat[0]))
+
+        o = ctx.empty_like(x)
+        ctx.launch(k, (1, 1), x, o)
+        assert ctx.read(o, (0, 0)).tolist() == [2.0] * 4
+        assert ctx.trace(k, (1, 1), x, o).time(ctx.hw).cycles > 0

@@ -170,9 +170,16 @@ def _signatures(kernel) -> list:
             sig = inspect.signature(kernel, follow_wrapped=follow)
         except Exception:  # (a builtin; an object whose attributes raise: nothing to check ahead)
             continue
-        if all(sig != x for x in out):
+        if all(_signature_key(sig) != _signature_key(x) for x in out):
             out.append(sig)
     return out
+
+
+def _signature_key(sig: inspect.Signature) -> tuple:
+    """What tells two signatures apart, defaults by identity: ``Signature.__eq__`` compares
+    defaults with ``==``, which a numpy array's or a DataFrame's raises on (a kernel with
+    ``opts=np.ones(4)`` failed its launch with numpy's "truth value is ambiguous")."""
+    return tuple((p.name, p.kind, id(p.default)) for p in sig.parameters.values())
 
 
 def _callee(kernel, depth: int = 0):
