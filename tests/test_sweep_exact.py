@@ -1065,17 +1065,23 @@ _OPTS = None  # (a global the test sets: a notebook's config object)
 
 
 def test_a_config_object_read_by_the_code_is_keyed_by_its_attributes(tmp_path):
-    """A breaker: a kernel reading ``OPTS.reps`` from a global SimpleNamespace (or an instance of a
-    class of the user's), changed between two cached sweeps in one session (a notebook), was
-    keyed by the object's class alone and served the first sweep's rows."""
+    """A breaker: a kernel reading ``OPTS.reps`` from a global SimpleNamespace (or a ChainMap, a
+    DataFrame, an instance of a class of the user's), changed between two cached sweeps in one
+    session (a notebook), was keyed by the object's class alone and served the first sweep's rows."""
     import types as _types
+
+    import pandas as pd
 
     global _OPTS
     _OPTS = _types.SimpleNamespace(reps=1)
-    for opts in (_OPTS, _types.SimpleNamespace(reps=1), _UserOpts(1)):
-        def k(x_ptr, o_ptr, n, *, tl, opts=opts if opts is not _OPTS else None):
+    cases = [(_OPTS, lambda o: o.reps, lambda o: setattr(o, "reps", 3)),
+             (_UserOpts(1), lambda o: o.reps, lambda o: setattr(o, "reps", 3)),
+             (collections.ChainMap({}, {"reps": 1}), lambda o: o["reps"], lambda o: o.maps[1].update(reps=3)),
+             (pd.DataFrame({"reps": [1]}), lambda o: int(o["reps"].iloc[0]), lambda o: o.loc.__setitem__((0, "reps"), 3))]
+    for i, (opts, read, change) in enumerate(cases):
+        def k(x_ptr, o_ptr, n, *, tl, opts=opts if opts is not _OPTS else None, read=read):
             x = tl.load(x_ptr, shape=(n,), dtype="f16")
-            for _ in range((opts or _OPTS).reps):
+            for _ in range(read(_OPTS if opts is None else opts)):
                 x = x + 1
             tl.store(o_ptr, x)
 
@@ -1083,16 +1089,19 @@ def test_a_config_object_read_by_the_code_is_keyed_by_its_attributes(tmp_path):
             return (ctx.empty((n,), "f16"), ctx.empty((n,), "f16"), n)
 
         kw = dict(grid=(1, 1), setup=setup, args={"n": [64, 128]}, hw={"n_cubes": 1, "pes_per_cube": 1},
-                  workers=1, cache=tmp_path / f"{type(opts).__name__}{opts is _OPTS}")
+                  workers=1, cache=tmp_path / str(i))
         key = code_fingerprint(k)
         one = sweep(k, **kw)
-        opts.reps = 3
-        assert code_fingerprint(k) != key
+        change(opts)
+        assert read(opts) == 3 and code_fingerprint(k) != key, type(opts)
         three = sweep(k, **kw)
         assert three.stats["cached"] == 0
         assert [r["cycles"] for r in three.rows] == [r["cycles"] for r in sweep(k, **{**kw, "cache": False}).rows]
-        assert [r["cycles"] for r in three.rows] != [r["cycles"] for r in one.rows]
+        assert [r["cycles"] for r in three.rows] != [r["cycles"] for r in one.rows], (three.rows[0]["error"], i)
         assert sweep(k, **kw).stats["cached"] == 2  # (and cached again under the new key)
+    with pytest.raises(NotCanonical, match="pandas cannot hash"):  # (not cached, rather than by class)
+        table = pd.DataFrame({"a": [[1, 2]]})
+        code_fingerprint(lambda: table)
 
     log = logging.getLogger("kbo_library_object")
 

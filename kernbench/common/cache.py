@@ -441,7 +441,31 @@ def _state_keyed(x: Any) -> bool:
     served). A library's objects (a Logger, a lock) stay keyed by their class: their state is
     the library's, not what the kernel computes from."""
     t = type(x)
-    return t is types.SimpleNamespace or (isinstance(_attr(x, "__dict__"), dict) and _user_class(t))
+    return t in (types.SimpleNamespace, collections.ChainMap) or (
+        isinstance(_attr(x, "__dict__"), dict) and _user_class(t))
+
+
+def _pandas_data(x: Any) -> bool:
+    """A pandas DataFrame or Series (pandas already imported: never imported here)."""
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(x, (pd.DataFrame, pd.Series))
+
+
+def _pandas_key(x: Any) -> dict:
+    """A DataFrame or Series code reads (a table of sizes in a global), keyed by its values:
+    pandas' own row hashes (``pandas.util.hash_pandas_object``, index included), its column
+    names and dtypes. Raises :class:`NotCanonical` when pandas cannot hash a value (a list in
+    an object column): not cached, rather than keyed by the class alone."""
+    import pandas as pd
+
+    try:
+        rows = pd.util.hash_pandas_object(x, index=True).to_numpy()
+    except TypeError as e:
+        raise NotCanonical(f"a {type(x).__name__} pandas cannot hash ({e})") from None
+    cols = [str(c) for c in x.columns] if isinstance(x, pd.DataFrame) else [str(x.name)]
+    types_ = [str(d) for d in x.dtypes] if isinstance(x, pd.DataFrame) else [str(x.dtype)]
+    return {"pandas": type(x).__name__, "columns": cols, "dtypes": types_, "shape": list(x.shape),
+            "rows": hashlib.sha256(np.ascontiguousarray(rows).tobytes()).hexdigest()}
 
 
 def _user_module(name: Any) -> bool:
@@ -718,8 +742,9 @@ def code_fingerprint(fn: Any, strict: bool = False, values_only: bool = False) -
     each such callable is then visited in turn: the whole graph of user code, however many hops
     away, a visited set ending its cycles. Every user function counts by the code it runs as well
     as by its file (:func:`_code_digest`: a module edited but not reloaded runs its old code).
-    Another object a function reads counts by its state when it is a ``SimpleNamespace`` or a
-    user class's instance (:func:`_state_keyed`), else by its class only (:func:`_class_key`). A class
+    Another object a function reads counts by its state when it is a ``SimpleNamespace``, a
+    ``ChainMap`` or a user class's instance (:func:`_state_keyed`), by its values when it is a
+    pandas DataFrame or Series (:func:`_pandas_key`), else by its class only (:func:`_class_key`). A class
     counts by its user methods and those of its user base classes (its whole MRO); an instance
     of a user class met in a value makes its class visited too.
 
@@ -747,6 +772,8 @@ def code_fingerprint(fn: Any, strict: bool = False, values_only: bool = False) -
         if isinstance(x, types.ModuleType):  # (visited: its file, and the attributes code names)
             todo.append(x)
             return {"module": x.__name__}
+        if not strict and _pandas_data(x):
+            return _pandas_key(x)
         if values_only or (not strict and _state_keyed(x)):
             return _object_key(x, walk)
         return _faithful_repr_key(x) if strict else _class_key(x)
