@@ -346,3 +346,36 @@ def test_python_rounding_and_powers_are_refused_with_the_per_element_way(call, s
         ctx.launch(k, (1, 1), a)
     assert re.search(says, str(e.value)), str(e.value)
     assert "TensorHandle(" not in str(e.value)
+
+
+def test_a_deep_copy_of_tl_is_tl_and_pickling_it_is_refused_at_the_kernel_line():
+    """A review: a ``**kwargs`` kernel deep-copying its keywords (tl among them), or
+    ``copy.deepcopy(tl.range(4))``, raised Cython's "no default __reduce__" at
+    ``View.MemoryView:2``, a file of no one's, not the kernel's line."""
+    import copy
+    import pickle
+
+    ctx = kernbench.Context("default", overrides=HW)
+    x = ctx.replicate(np.arange(4, dtype=np.float32))
+    o = ctx.empty_like(x)
+
+    def kern(x_ptr, o_ptr, **kwargs):
+        opts = copy.deepcopy(kwargs)
+        tl = opts["tl"]
+        assert tl is kwargs["tl"] and copy.deepcopy(tl.math) is tl and copy.copy(tl) is tl
+        loop = copy.deepcopy(tl.range(2))
+        acc = tl.load(x_ptr, shape=(4,))
+        for _ in loop:
+            acc = acc + 1
+        tl.store(o_ptr, acc)
+
+    ctx.launch(kern, (1, 1), x, o)
+    assert ctx.read(o, (0, 0)).tolist() == [2.0, 3.0, 4.0, 5.0]
+    for what in (lambda tl: pickle.dumps(tl), lambda tl: pickle.dumps(tl.range(4)),
+                 lambda tl: pickle.dumps([tl])):
+        def k2(x_ptr, *, tl, what=what):
+            what(tl)
+
+        with pytest.raises(KernelError, match=r"cannot be pickled: a kernel gets it from its launch") as e:
+            ctx.launch(k2, (1, 1), x)
+        assert e.value.where.startswith(f"{__file__}:"), e.value.where  # (the lambda's line, in this file)

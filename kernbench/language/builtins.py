@@ -643,6 +643,21 @@ class TL:
         self._b = _NoProgram(_WAITING, b if isinstance(b, PEBuilder) else None)
         return b
 
+    def __copy__(self) -> TL:
+        """``copy.copy`` of tl is tl itself: the launch's one language object."""
+        return self
+
+    def __deepcopy__(self, memo) -> TL:
+        """``copy.deepcopy`` of tl (a ``**kwargs`` kernel copying its keywords, ``tl`` among
+        them) is tl itself, as ``copy.copy``. (Cython's copy of its C fields raised "no default
+        __reduce__" from a file of no one's, View.MemoryView: a review.)"""
+        return self
+
+    def __reduce__(self):
+        """Refused with a TypeError: tl belongs to its launch (another process has none)."""
+        raise TypeError("tl, the launch's language object, cannot be pickled: a kernel gets it "
+                        "from its launch (ctx.launch passes tl=); pass it as it is")
+
     @property
     def math(self) -> TL:
         """Triton's ``tl.math`` namespace: the same calls as ``tl`` here (``tl.math.exp2(x)`` is

@@ -475,8 +475,9 @@ def _user_file(file: str) -> int:
     return 0 if os.path.normpath(file).startswith(LIBRARY_DIRS) else 1
 
 
-#: file names of code Python or a library makes without a file of its own
-_GENERATED = ("<frozen ", "<attrs generated")
+#: file names of code Python or a library makes without a file of its own (Cython's utility
+#: code, a memoryview's methods, compiled into an extension: a deepcopy of one named it)
+_GENERATED = ("<frozen ", "<attrs generated", "View.MemoryView", "<stringsource>", "stringsource")
 
 
 #: callers an error names at most: the innermost ones and the outermost (the kernel)
