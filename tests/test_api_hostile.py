@@ -958,3 +958,69 @@ def test_a_kernel_whose_default_is_an_array_launches():
         ctx.launch(k, (1, 1), x, o)
         assert ctx.read(o, (0, 0)).tolist() == [2.0] * 4
         assert ctx.trace(k, (1, 1), x, o).time(ctx.hw).cycles > 0
+
+
+def test_a_hostile_value_breaker_s_cases(tmp_path):
+    """A breaker of values whose dunders misbehave: a proxy whose ``__class__`` says int passed
+    the int checks and failed in ``int()`` after them (a hardware key, max_cycles, a label) or in
+    the result's JSON; a 10 MB repr was kept whole in the result; an object answering every
+    attribute read as a torch tensor raised AttributeError; a sweep plotted by a dict column
+    raised "unhashable type", and best() of an array column numpy's truth-value error."""
+    from kernbench.common.errors import is_whole
+    from kernbench.hw import HardwareConfigError
+    from kernbench.runtime import PlacementError
+    from kernbench.runtime.memory import ARG_REPR_MAX
+    from kernbench.sweeps import sweep
+
+    class Liar:
+        @property
+        def __class__(self):
+            return int
+
+        def __repr__(self):
+            return "Liar()"
+
+    assert isinstance(Liar(), int) and not is_whole(Liar())
+    with pytest.raises(HardwareConfigError, match="must be int, got Liar"):
+        kernbench.Context("default", overrides={"n_cubes": Liar()})
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.replicate(np.ones(4, np.float32))
+
+    class Huge:
+        def __repr__(self):
+            return "x" * 10**7
+
+    def k(x_ptr, a, b, *, tl):
+        tl.store(x_ptr, tl.load(x_ptr, shape=(4,)) + 1)
+
+    r = ctx.launch(k, (1, 1), x, Liar(), Huge(), mode="timing")
+    assert r.args["a"] == "Liar()" and len(r.args["b"]) == ARG_REPR_MAX
+    assert len(r.to_json()) < 20_000
+    with pytest.raises(ValueError, match="max_cycles must be an int"):
+        ctx.launch(k, (1, 1), x, 1, 2, mode="timing", max_cycles=Liar())
+    with pytest.raises(IndexError, match="is not one of this launch's"):
+        r.label(Liar())
+
+    class Anything:  # (every attribute a number: detach() is 1())
+        def __getattr__(self, name):
+            return 1
+
+    with pytest.raises(PlacementError, match="has detach, cpu and numpy, read as a torch tensor's"):
+        ctx.replicate(Anything())
+
+    def v(x_ptr, n, cfg, *, tl):
+        tl.store(x_ptr, tl.load(x_ptr, shape=(n * cfg["rows"],), dtype="f16") + 1)
+
+    def setup(ctx, n=64, cfg=None):
+        return (ctx.empty((n * cfg["rows"],), "f16"), n, cfg)
+
+    res = sweep(v, grid=(1, 1), setup=setup, args={"n": [64, 128], "cfg": [{"rows": 1}, {"rows": 2}]},
+                hw={"n_cubes": 1, "pes_per_cube": 1}, workers=1, cache=False)
+    data = res.plot(x="n", y="cycles", hue="cfg", path=tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0 and data is not None
+    res.plot(x="cfg", y="cycles", path=tmp_path / "q.png")
+    arrays = sweep(v, grid=(1, 1), setup=lambda ctx, n=64, cfg=None: (ctx.empty((n,), "f16"), n, {"rows": 1}),
+                   args={"n": [64], "cfg": [np.arange(2), np.arange(3)]},
+                   hw={"n_cubes": 1, "pes_per_cube": 1}, workers=1, cache=False)
+    with pytest.raises(ValueError, match=r"best: .* do not order"):
+        arrays.best("cfg")

@@ -1099,9 +1099,8 @@ def test_a_config_object_read_by_the_code_is_keyed_by_its_attributes(tmp_path):
         assert [r["cycles"] for r in three.rows] == [r["cycles"] for r in sweep(k, **{**kw, "cache": False}).rows]
         assert [r["cycles"] for r in three.rows] != [r["cycles"] for r in one.rows], (three.rows[0]["error"], i)
         assert sweep(k, **kw).stats["cached"] == 2  # (and cached again under the new key)
-    with pytest.raises(NotCanonical, match="pandas cannot hash"):  # (not cached, rather than by class)
-        table = pd.DataFrame({"a": [[1, 2]]})
-        code_fingerprint(lambda: table)
+    one, two = pd.DataFrame({"a": [[1, 2]]}), pd.DataFrame({"a": [[1, 3]]})  # (cells pandas cannot hash)
+    assert code_fingerprint(lambda t=one: t) != code_fingerprint(lambda t=two: t)
 
     log = logging.getLogger("kbo_library_object")
 
@@ -1112,3 +1111,66 @@ def test_a_config_object_read_by_the_code_is_keyed_by_its_attributes(tmp_path):
     key = code_fingerprint(k2)
     log.setLevel(logging.ERROR)  # (a library's object: by its class, as before)
     assert code_fingerprint(k2) == key
+
+
+def test_a_hostile_value_breaker_s_key_cases(tmp_path):
+    """A breaker of values whose dunders misbehave: a proxy whose ``__class__`` says int raised
+    from inside the walk (``int.__int__`` of it); a DataFrame keyed by pandas' row hashes took
+    32 for "32"; a masked array, a mapping proxy, an ``array.array`` were keyed by their data or
+    class alone (a stale row served); an option whose repr raises aborted a cached sweep."""
+    import array
+    import copy
+    import types as _types
+    from unittest import mock
+
+    import pandas as pd
+
+    class Liar:  # (as a proxy: the class it stands for, not its own)
+        @property
+        def __class__(self):
+            return int
+
+    for v in (Liar(), mock.Mock(spec=int)):
+        with pytest.raises(NotCanonical, match="says it is a"):
+            canonical(v, strict=True)
+        with pytest.raises(NotCanonical):
+            code_fingerprint(lambda v=v: v)
+    pairs = [
+        (pd.DataFrame({"b": pd.Series([32, "a"], dtype=object)}), pd.DataFrame({"b": pd.Series(["32", "a"], dtype=object)})),
+        (pd.DataFrame({1: [1.0]}), pd.DataFrame({"1": [1.0]})),
+        (pd.DataFrame({"a": [0.0]}), pd.DataFrame({"a": [-0.0]})),
+        (pd.Series([1], name=None), pd.Series([1], name="None")),
+        (pd.Series([1], index=pd.Index([0], dtype=object)), pd.Series([1], index=pd.Index(["0"], dtype=object))),
+        (np.ma.array(np.arange(4.0), mask=[0, 0, 0, 0]), np.ma.array(np.arange(4.0), mask=[0, 0, 1, 1])),
+        (_types.MappingProxyType({"a": 1}), _types.MappingProxyType({"a": 2})),
+        (array.array("i", [1, 2]), array.array("i", [1, 3])),
+        (memoryview(b"ab"), memoryview(b"ac")),
+    ]
+    def fp(v):  # (the value as a closure's cell: what a kernel's code reads)
+        return code_fingerprint(lambda: v)
+
+    for a, b in pairs:
+        assert fp(a) != fp(b), (a, b)
+        try:
+            same = copy.deepcopy(a)
+        except TypeError:  # (a mapping proxy, a memoryview)
+            same = a
+        assert fp(a) == fp(same), a
+
+    class Opaque:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    def k(x_ptr, n, *, tl):
+        tl.store(x_ptr, tl.load(x_ptr, shape=(n,), dtype="f16") + 1)
+
+    def setup(ctx, n=64):
+        return (ctx.empty((n,), "f16"), n)
+
+    kw = dict(grid=(1, 1), setup=setup, args={"n": [64, 128]}, hw={"n_cubes": 1, "pes_per_cube": 1},
+              workers=1, cache=tmp_path / "c")
+    for extra in (dict(options={"max_cycles": Opaque()}), dict(hardware={"link.bytes_per_cycle": [Opaque()]}),
+                  dict(options={"mode": pd.Series(["timing", "functional"])})):
+        res = sweep(k, **kw, **extra)  # (rows with errors, as without the cache; none cached)
+        assert all(r["error"] for r in res.rows) and res.stats["cached"] == 0, res.rows
+        assert [r["error"] for r in res.rows] == [r["error"] for r in sweep(k, **{**kw, "cache": False}, **extra).rows]

@@ -31,6 +31,7 @@ caller does not cache it, rather than serve another value's entry.
 """
 from __future__ import annotations
 
+import array
 import collections
 import dataclasses
 import datetime
@@ -280,6 +281,11 @@ class _Walk:
         return key
 
     def _key(self, x: Any) -> Any:
+        if _attr(x, "__class__") is not type(x):
+            # (a proxy or a Mock(spec=int): isinstance believes its __class__, and int.__int__
+            # of it raised TypeError from inside the walk: a review)
+            raise NotCanonical(f"a {type(x).__module__}.{type(x).__qualname__} that says it is a "
+                               f"{_attr(x, '__class__')!s:.80} is keyed as neither")
         if isinstance(x, np.generic):
             return self._numpy_scalar(x)
         if isinstance(x, enum.Enum):  # (an IntEnum member is not its int: its class, its methods)
@@ -327,11 +333,17 @@ class _Walk:
         (a masked array's mask) raises."""
         if type(x) in exact:
             return key
-        if self.strict and getattr(x, "__dict__", None):
+        state = _attr(x, "__dict__")
+        if self.strict and state:
             raise NotCanonical(f"a {type(x).__qualname__} holds attributes besides its items")
         key = {**key, "class": f"{type(x).__module__}.{type(x).__qualname__}"}
         if isinstance(x, collections.defaultdict):
             key["default"] = self(x.default_factory)
+        if isinstance(state, dict) and state:  # (a masked array's mask, a subclass's fields: a
+            # review found a global masked array keyed by its data alone, a stale row served)
+            if id(x) in self.stack:
+                return {**key, "again": True}
+            key["attributes"] = self.inside(x, lambda: self(dict(state)), callable_owner=False)
         return key
 
     def _container(self, x: Any) -> Any:
@@ -400,7 +412,13 @@ def _class_code(strict: bool, memo: dict | None = None):
 
 
 def _repr_key(x: Any) -> dict:
-    return {"repr": f"{type(x).__module__}.{type(x).__qualname__}:{x!r}"}
+    """An object by its class and repr; :class:`NotCanonical` when its repr raises (a sweep's
+    option of that kind aborted the sweep when it was keyed: a review) or is not a str."""
+    try:
+        r = repr(x)
+    except Exception as e:  # noqa: BLE001
+        raise NotCanonical(f"a {type(x).__qualname__} whose repr raises {type(e).__name__}") from None
+    return {"repr": f"{type(x).__module__}.{type(x).__qualname__}:{r}"}
 
 
 def _faithful_repr_key(x: Any) -> dict:
@@ -451,21 +469,44 @@ def _pandas_data(x: Any) -> bool:
     return pd is not None and isinstance(x, (pd.DataFrame, pd.Series))
 
 
-def _pandas_key(x: Any) -> dict:
-    """A DataFrame or Series code reads (a table of sizes in a global), keyed by its values:
-    pandas' own row hashes (``pandas.util.hash_pandas_object``, index included), its column
-    names and dtypes. Raises :class:`NotCanonical` when pandas cannot hash a value (a list in
-    an object column): not cached, rather than keyed by the class alone."""
+def _pandas_key(x: Any, walk: "_Walk") -> dict:
+    """A DataFrame or Series code reads (a table of sizes in a global), keyed by what it holds:
+    each column's name (as itself: 1 is not "1"), dtype and values, the index (its values and
+    names), a Series' name, ``attrs``. A column of numbers, bools or times by its bytes (-0.0
+    is not 0.0); any other (object, categorical, strings) element by element, each as the walk
+    keys it (32 is not "32": pandas' own row hashes read both as "32", a review)."""
     import pandas as pd
 
+    def values(v) -> Any:
+        a = v.to_numpy() if hasattr(v, "to_numpy") else np.asarray(v)
+        if a.dtype.kind in "biufcmM":
+            return [str(a.dtype), hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()]
+        return [str(getattr(v, "dtype", a.dtype)), walk(list(a))]
+
+    idx = x.index
+    key = {"pandas": type(x).__name__, "index": [values(idx), walk(list(idx.names)), type(idx).__name__],
+           "attrs": walk(dict(x.attrs))}
+    if isinstance(x, pd.DataFrame):
+        key["columns"] = [[walk(name), str(col.dtype), values(col)] for name, col in x.items()]
+        key["columns_index"] = [type(x.columns).__name__, walk(list(x.columns.names))]
+    else:
+        key.update(name=walk(x.name), dtype=str(x.dtype), values=values(x))
+    return key
+
+
+def _buffer_key(x: Any, walk: "_Walk") -> dict:
+    """A mapping proxy by its mapping, an ``array.array`` or a memoryview by its format, shape
+    and bytes (they were keyed by their class alone: a review); a released memoryview raises
+    :class:`NotCanonical`."""
+    if isinstance(x, types.MappingProxyType):
+        return {"mappingproxy": walk(dict(x))}
     try:
-        rows = pd.util.hash_pandas_object(x, index=True).to_numpy()
-    except TypeError as e:
-        raise NotCanonical(f"a {type(x).__name__} pandas cannot hash ({e})") from None
-    cols = [str(c) for c in x.columns] if isinstance(x, pd.DataFrame) else [str(x.name)]
-    types_ = [str(d) for d in x.dtypes] if isinstance(x, pd.DataFrame) else [str(x.dtype)]
-    return {"pandas": type(x).__name__, "columns": cols, "dtypes": types_, "shape": list(x.shape),
-            "rows": hashlib.sha256(np.ascontiguousarray(rows).tobytes()).hexdigest()}
+        raw = x.tobytes()
+    except ValueError as e:
+        raise NotCanonical(f"a {type(x).__name__} that cannot be read ({e})") from None
+    shape = [len(x)] if isinstance(x, array.array) else list(x.shape)
+    return {type(x).__name__: [x.typecode if isinstance(x, array.array) else x.format, shape,
+                               hashlib.sha256(raw).hexdigest()]}
 
 
 def _user_module(name: Any) -> bool:
@@ -773,7 +814,9 @@ def code_fingerprint(fn: Any, strict: bool = False, values_only: bool = False) -
             todo.append(x)
             return {"module": x.__name__}
         if not strict and _pandas_data(x):
-            return _pandas_key(x)
+            return _pandas_key(x, walk)
+        if not strict and isinstance(x, (types.MappingProxyType, array.array, memoryview)):
+            return _buffer_key(x, walk)
         if values_only or (not strict and _state_keyed(x)):
             return _object_key(x, walk)
         return _faithful_repr_key(x) if strict else _class_key(x)

@@ -260,8 +260,11 @@ NOT_EXTENTS = (str, bytes, bytearray, memoryview, set, frozenset, dict)
 
 
 def is_whole(x) -> bool:
-    """An int (Python or numpy), not a bool: a PE index, a count, a cycle, a byte offset."""
-    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.timedelta64))
+    """An int (Python or numpy), not a bool: a PE index, a count, a cycle, a byte offset. By
+    its type, not its ``__class__``: a proxy or a ``Mock(spec=int)`` says it is an int, and
+    ``int()`` of it raised from inside the check's caller (a review)."""
+    t = type(x)
+    return issubclass(t, numbers.Integral) and not issubclass(t, (bool, np.timedelta64))
 
 
 #: what a path ending in a separator is told (the command line's options and the writers')
@@ -279,7 +282,7 @@ def check_output_file(path, who: str) -> None:
     from pathlib import Path
 
     if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"{who}: path must be a file path (str or pathlib.Path), got {path!r}")
+        raise ValueError(f"{who}: path must be a file path (str or pathlib.Path), got {short_repr(path)}")
     if not os.fspath(path):
         raise ValueError(f"{who}: the path is empty: give a file path")
     if "\0" in (os.fsdecode(path) if isinstance(path, (str, os.PathLike)) else ""):

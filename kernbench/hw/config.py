@@ -543,12 +543,13 @@ def _number(key: str, want: type, v: Any) -> int | float:
 
     numpy integer and floating scalars count as numbers (a grid built with numpy or pandas
     yields them); bools (Python or numpy) are refused, as are NaN and inf."""
-    if isinstance(v, (bool, np.bool_, np.timedelta64)):  # (timedelta64: a numpy int by class)
+    t = type(v)  # (by type: a proxy's __class__ says int, and int() of it raised: a review)
+    if issubclass(t, (bool, np.bool_, np.timedelta64)):  # (timedelta64: a numpy int by class)
         ok = False
     elif want is int:
-        ok = isinstance(v, (int, np.integer))
+        ok = issubclass(t, (int, np.integer))
     else:  # an int stands for a float
-        ok = isinstance(v, (int, float, np.integer, np.floating))
+        ok = issubclass(t, (int, float, np.integer, np.floating))
     if not ok:
         raise HardwareConfigError(f"hardware key '{key}' must be {want.__name__}, got {type(v).__name__} "
                                   f"{_shown_number(v)}")

@@ -59,10 +59,15 @@ def to_numpy(x) -> tuple[np.ndarray, str | None]:
     Accepts numpy arrays, lists, scalars and CPU torch tensors (detached; bf16 goes through f32,
     which is exact) without importing torch."""
     if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):
-        t = x.detach().cpu()
-        if "bfloat16" in str(getattr(t, "dtype", "")):
-            return np.asarray(t.float().numpy()).astype(NP_DTYPES["bf16"]), "bf16"
-        x = t.numpy()
+        try:
+            t = x.detach().cpu()
+            if "bfloat16" in str(getattr(t, "dtype", "")):
+                return np.asarray(t.float().numpy()).astype(NP_DTYPES["bf16"]), "bf16"
+            x = t.numpy()
+        except Exception as e:  # noqa: BLE001 (an object answering every name: a review)
+            raise PlacementError(f"{type(x).__name__} has detach, cpu and numpy, read as a torch "
+                                 f"tensor's, and converting it failed ({type(e).__name__}: "
+                                 f"{short_repr(str(e))}): pass a numpy array") from None
     _refuse_device(x, "is")
     if _missing(x):
         raise PlacementError("pandas data with missing values (<NA>) in an integer or boolean "
@@ -943,11 +948,15 @@ class DeviceMemory:
                               UserWarning, stacklevel=user_stacklevel())
                 return
 
+#: characters of an argument's repr kept in LaunchResult.args and its JSON
+ARG_REPR_MAX = 1000
+
+
 def arg_repr(v: Any) -> Any:
     """A launch argument as LaunchResult.args (and the JSON) shows it: numbers and strings as
     they are (numpy's as the Python numbers and strings they equal); a device array as {name,
     shape, dtype, placement, addr}; a numpy array as {shape, dtype}; anything else as its
-    repr (or, when that raises, a note naming its type)."""
+    repr, cut to ARG_REPR_MAX characters (or, when that raises, a note naming its type)."""
     if isinstance(v, DeviceArray):
         return {"name": v.name, "shape": list(v.shape), "dtype": v.dtype, "placement": v.placed(),
                 "addr": v.addr}
@@ -955,12 +964,20 @@ def arg_repr(v: Any) -> Any:
         return {"shape": list(v.shape), "dtype": dtype_name(v.dtype) or str(v.dtype)}
     if isinstance(v, DevicePointer):
         return int(v)
-    if isinstance(v, (int, float, str, bool, type(None))):
+    t = type(v)  # (by type: a proxy whose __class__ says int was kept as itself, and its
+    # result's JSON failed: a review)
+    if t in (int, float, str, bool, type(None)):
         return v
-    if isinstance(v, (np.bool_, np.integer, np.str_)) or (
-            isinstance(v, np.floating) and v.dtype.itemsize <= 8):  # (a long double has no float)
+    if issubclass(t, (bool, int, float, str)):  # (an IntEnum member, a str subclass: the value)
+        return next(b(v) for b in (bool, int, float, str) if issubclass(t, b))
+    if issubclass(t, (np.bool_, np.integer, np.str_)) or (
+            issubclass(t, np.floating) and v.dtype.itemsize <= 8):  # (a long double has no float)
         return v.item()  # (np.prod(shape) as a size: the number, as JSON's numbers are)
     try:
-        return repr(v)
+        r = repr(v)
     except Exception as e:  # (a repr reading a field that raises: the launch is not its to end)
         return f"<{type(v).__name__} object; its repr raised {type(e).__name__}>"
+    if not isinstance(r, str):
+        return f"<{type(v).__name__} object; its repr is no str>"
+    # (a 10 MB repr was kept whole in the result and its JSON: a review)
+    return r if len(r) <= ARG_REPR_MAX else r[:ARG_REPR_MAX - 3] + "..."

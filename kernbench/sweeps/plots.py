@@ -41,6 +41,9 @@ def line_plot(res, x: str, y: str = "cycles", hue=None, path=None, ax=None, logx
     rows = [r for r in res.rows if r["error"] is None and r[y] is not None]
     if not all(_plottable(r[y]) for r in rows):  # (averaged and drawn: numbers only)
         raise unordered("plot", y, [r[y] for r in rows])
+    # (a swept dict or array as x or hue: a category labelled by its repr; as a dict's key it
+    # raised "unhashable type", a review)
+    rows = [{**r, x: _category(r[x]), **({hue: _category(r[hue])} if hue is not None else {})} for r in rows]
     fig, ax, own = _axes(ax)
     series: dict = {}
     for r in rows:
@@ -101,6 +104,15 @@ def _number(v) -> bool:
 def _float(v) -> float:
     # (a Decimal NaN, quiet or signalling, as NaN: float() refuses the signalling one)
     return math.nan if isinstance(v, Decimal) and v.is_nan() else float(v)
+
+
+def _category(v):
+    """``v`` as a plot's x or hue value: itself when hashable, else its repr (a dict, an array)."""
+    try:
+        hash(v)
+    except TypeError:
+        return short_repr(v, 80)
+    return v
 
 
 def _sort_key(v):

@@ -139,7 +139,8 @@ class SweepResult:
             return None
         try:
             return (max if most else min)(ok, key=lambda r: r[by])
-        except (TypeError, ArithmeticError):  # (texts and tuples: a review met a raw TypeError)
+        except (TypeError, ValueError, ArithmeticError):  # (texts and tuples: a review met a raw
+            # TypeError; arrays numpy's "truth value is ambiguous")
             raise unordered("best", by, [r[by] for r in ok]) from None
 
     # -- files ---------------------------------------------------------------------------------

@@ -311,7 +311,8 @@ def time_one(outcome: TraceOutcome, target: Target, point: Point, hw: HardwareCo
     none)."""
     o = point.options
     retraced = False
-    if not outcome.fits(hw) or (o["mode"] == "functional" and outcome.error is None and outcome.figures is None):
+    functional = type(o["mode"]) is str and o["mode"] == "functional"  # (a Series' == is no bool)
+    if not outcome.fits(hw) or (functional and outcome.error is None and outcome.figures is None):
         outcome = trace_one(target, hw, point.args, o["mode"], o.get("replay"), o)
         retraced = True
     if outcome.error is not None:
@@ -431,7 +432,10 @@ def _group_key(point: Point, hw: HardwareConfig, args_key) -> str:
     points holding the very same objects (the sweep keeps them all alive meanwhile, so their
     ids are theirs); a functional-mode point (its replay writes its own Context's memory) is a
     group of its own."""
-    if point.options["mode"] == "functional":
+    mode, replay = point.options["mode"], point.options["replay"]
+    if type(mode) is not str or mode == "functional" or not (replay is None or type(replay) is str):
+        # (a mode that is no str is refused by its launch, in a group of its own: a Series
+        # compared with == raised pandas' "truth value is ambiguous" here, a review)
         return f"own:{point.index}"
     args = args_key if args_key is not None else {"same objects": [[k, id(v)] for k, v in point.args.items()]}
     return digest(args, point.options["mode"], point.options["replay"], [hw.n_cubes, hw.pes_per_cube])
@@ -791,8 +795,11 @@ def sweep(target, grid=None, *, hw="default", hardware=None, args=None, options=
             hw_id = [base.to_dict(), p.hw]
             rows[p.index] = error_figures(e, "hardware")
         if store is not None and args_keys[p.index] is not None:
-            keys[p.index] = digest(_KEY_VERSION, ident, hw_id, args_keys[p.index], p.options)
-            if rows[p.index] is None:  # (a bad config is known at once: nothing to cache)
+            try:
+                keys[p.index] = digest(_KEY_VERSION, ident, hw_id, args_keys[p.index], p.options)
+            except NotCanonical:  # (an option or a refused hardware value with no key: its
+                pass  # repr raises; a review found it aborting the sweep. Computed, not cached)
+            if rows[p.index] is None and keys[p.index] is not None:  # (a bad config is known at once: nothing to cache)
                 hit = store.get(keys[p.index])
                 if is_row(hit):
                     rows[p.index] = hit
