@@ -11,6 +11,8 @@ sizes (partial last bursts, single bursts, bursts of one cycle), random request 
 the same cycle, on a grant, as another command ends, on an idle channel), loads and stores in
 chains, mixed with GEMM, vector and link commands.
 """
+import os
+
 import numpy as np
 import pytest
 from engine_helpers import MAJOR_RESULT_FIELDS, Machine, assert_same_result
@@ -223,3 +225,34 @@ def test_faster_hardware_can_make_a_longer_launch(detail):
     assert s13[3] >= e13[4] and s3[3] < e3[4]  # ... so the store overlaps PE 1's load, not after it
     assert fast - slow == e3[4] - e13[4] > 0  # PE 1's load ends later by what the launch grows
     assert s3[5] == e3[4] and s13[5] == e13[4] and fast == e3[5] and slow == e13[5]
+
+
+def test_faster_links_lengthen_a_prefill_on_a_narrow_shared_channel_as_documented():
+    """docs/hardware-model.md ("faster hardware can be slower"): the shipped prefill kernel on
+    7 PEs sharing a 16 B/cycle channel (777-cycle DMA latency) takes longer with faster links, its
+    arbitration stalls growing, and shorter with them on a 1,024 B/cycle channel. The figures the
+    doc quotes are these runs' (a review found them stale after a kernel change)."""
+    from kernbench.common.pe_commands import Unit
+    from kernbench.kernels import attention_mesh_kv_kernel
+
+    got = {}
+    for width in (16, 1024):
+        for link in (8, 16, 64):
+            ctx = kernbench.Context("default", overrides={
+                "n_cubes": 1, "pes_per_cube": 7, "dma.channel_bytes_per_cycle": width,
+                "dma.latency_cycles": 777, "link.bytes_per_cycle": link})
+            ctx.install_sfr("pe")
+            s, hq, hkv, d = 32, 4, 2, 128
+            q, k, v, o = (ctx.empty((s, h, d), "f16") for h in (hq, hkv, hkv, hq))
+            r = ctx.launch(attention_mesh_kv_kernel, (7, 1), q, k, v, o, s, s, hq, hkv, d, 7, 0, 8, 16,
+                           mode="timing")
+            got[width, link] = (r.cycles, int(r.unit_counters["stall_arbitration"][:, int(Unit.DMA)].sum()))
+    narrow = [got[16, link] for link in (8, 16, 64)]
+    assert narrow[0][0] < narrow[1][0] < narrow[2][0] and narrow[0][1] < narrow[2][1]
+    assert got[1024, 8][0] > got[1024, 64][0]
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "hardware-model.md"), encoding="utf-8").read()
+    quoted = (f"takes {narrow[0][0]:,} cycles with\nlinks of 8 B/cycle, {narrow[1][0]:,} with 16",
+              f"{narrow[2][0]:,} with 64", f"grow from {narrow[0][1]:,} to {narrow[2][1]:,} cycles",
+              f"{got[1024, 8][0]:,} to\n{got[1024, 64][0]:,} cycles")
+    for text in quoted:
+        assert text in doc, text
