@@ -87,6 +87,7 @@ cdef enum:
     INV_NONE = 0
     INV_TIME_REGRESSION = 1  # an event popped before the current cycle
     INV_DMA_EPOCH = 2        # a closed-form DMA epoch disagreed with its own bookkeeping
+    INV_RING = 3             # a credit ring's slot past the packets sent was written
 
 cdef struct DebugCounters:
     int64_t stale_events
@@ -1028,7 +1029,7 @@ cdef class Sim:
 
     cdef int _ff_put_links(self, FFBuf* b, int64_t k) noexcept nogil:
         # Links: packet numbers relative to the link's next packet, rings from its slot.
-        cdef int64_t l, i, c, slot, base, Q = self.hw.queue, now = self.now
+        cdef int64_t l, i, c, a, slot, used, base, Q = self.hw.queue, now = self.now
         cdef LinkState* L
         cdef int rc = 0
         for l in range(self.hw.n_pes * N_PORTS):
@@ -1047,13 +1048,33 @@ cdef class Sim:
             rc |= (_ff_put(b, L.rx_next_first - base) | _ff_put(b, L.rx_drained)
                    | _ff_put(b, L.rx_arrived) | _ff_put(b, L.cur_bytes) | _ff_put(b, L.credits)
                    | _ff_put(b, L.serialising) | _ff_put(b, L.tx_waiting))
-            slot = L.tx_slot
-            for i in range(Q):
+            # The credit and arrival rings from the link's next slot: each slot holding more than
+            # "not after now" (a credit still to come back, a packet not drained or not yet
+            # arrived) as its place and values, then -1: the same for two states exactly when
+            # the whole rings are. Only the slots of packets sent are read: the others hold
+            # calloc's zeros until the first Q packets (train detail keeps tx_slot = tx_next % Q,
+            # a jump's rotation too). (Written whole, a ring of 2**20 made every snapshot 16 MB
+            # a link, a tiny launch 75x slower: a review.)
+            used = Q if L.tx_next >= Q else L.tx_next
+            if KB_DEBUG and used < Q:  # (what the snapshot leaves unread: calloc's zeros)
+                for slot in range(used, Q):
+                    if L.cred[slot] != 0 or L.arr[slot] != 0:
+                        self.dbg.broken, self.dbg.broken_obj, self.dbg.broken_at = INV_RING, <int32_t> l, self.now
+                        return -1
+            i = Q - used
+            slot = (L.tx_slot + i) % Q
+            while i < Q:
                 c = L.cred[slot]
-                rc |= _ff_put(b, -1 if c < 0 else self._ff_past(c)) | _ff_put(b, self._ff_past(L.arr[slot]))
+                a = self._ff_past(L.arr[slot])
+                if c < 0 or a != 0 or self._ff_past(c) != 0:
+                    rc |= _ff_put(b, i)
+                    rc |= _ff_put(b, -1 if c < 0 else self._ff_past(c))
+                    rc |= _ff_put(b, a)
+                i += 1
                 slot += 1
                 if slot == Q:
                     slot = 0
+            rc |= _ff_put(b, -1)
         return rc
 
     cdef int _ff_put_heap(self, FFBuf* b) noexcept nogil:
@@ -1645,7 +1666,7 @@ cdef class Sim:
             if self.ff_flag:
                 self.ff_flag = 0
                 if self.overflow_cmd < 0 and self._steady():
-                    return ST_OVERFLOW if self.overflow_cmd != -1 else ST_NOMEM
+                    return self._stopped()  # (a counter's overflow, a broken ring: debug, memory)
             if KB_DEBUG and (ev.kind == EV_ARBITRATE or ev.kind == EV_CHAN_DONE) and self._dma_broken(ev.obj):
                 return ST_INVARIANT
         if KB_DEBUG and self._dma_scan():  # (a steady-state jump moves channels too)
@@ -1718,10 +1739,12 @@ cdef class Sim:
     def broken_invariant(self):
         """(name, cycle, cube or -1) of the invariant that stopped a debug-build run, or None."""
         names = {INV_TIME_REGRESSION: "an event popped before the current cycle",
-                 INV_DMA_EPOCH: "a closed-form DMA epoch disagreed with its bookkeeping"}
+                 INV_DMA_EPOCH: "a closed-form DMA epoch disagreed with its bookkeeping",
+                 INV_RING: "a link's credit ring held a value past the packets it sent"}
         if self.dbg.broken == INV_NONE:
             return None
-        return names[self.dbg.broken], self.dbg.broken_at, self.dbg.broken_obj if self.dbg.broken == INV_DMA_EPOCH else -1
+        return (names[self.dbg.broken], self.dbg.broken_at,
+                self.dbg.broken_obj if self.dbg.broken == INV_DMA_EPOCH else -1)
 
     def unit_states(self):
         """(n_pes, N_UNITS) arrays: state, running command, next command, tensor waited for."""
