@@ -1024,3 +1024,51 @@ def test_a_hostile_value_breaker_s_cases(tmp_path):
                    hw={"n_cubes": 1, "pes_per_cube": 1}, workers=1, cache=False)
     with pytest.raises(ValueError, match=r"best: .* do not order"):
         arrays.best("cfg")
+
+
+def test_a_breaker_of_the_hostile_value_fixes():
+    """A breaker of the fixes above: a str-mixin Enum argument was shown as 'Color.RED' where the
+    kernel got "red"; a mode axis given as a numpy array put every point in a trace group of
+    its own; two dicts whose reprs agree in their first 80 characters were one plot point."""
+    import enum
+
+    from kernbench.sweeps import sweep
+
+    class Color(str, enum.Enum):
+        RED = "red"
+
+    class Five(int):
+        def __int__(self):
+            return 99
+
+    ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 1})
+    x = ctx.replicate(np.ones(4, np.float32))
+
+    def k(x_ptr, a, b, *, tl):
+        tl.store(x_ptr, tl.load(x_ptr, shape=(4,)) + 1)
+
+    r = ctx.launch(k, (1, 1), x, Color.RED, Five(5), mode="timing")
+    assert r.args["a"] == "red" and r.args["b"] == 5
+
+    def v(x_ptr, n, *, tl):
+        tl.store(x_ptr, tl.load(x_ptr, shape=(n,), dtype="f16") + 1)
+
+    def setup(ctx, n=64):
+        return (ctx.empty((n,), "f16"), n)
+
+    res = sweep(v, grid=(1, 1), setup=setup, args={"n": [64]}, options={"mode": np.array(["timing"])},
+                hardware={"vector.lanes": [16, 32, 64]}, hw={"n_cubes": 1, "pes_per_cube": 1}, workers=1,
+                cache=False)
+    assert res.stats["trace_groups"] == 1 and res.stats["traces"] == 1
+
+    long = "baseline tiling for the attention prefill panel, the same text for the first 80 characters"
+    cfgs = [{"description": long, "n": 64}, {"description": long, "n": 128}]
+
+    def w(x_ptr, cfg, *, tl):
+        tl.store(x_ptr, tl.load(x_ptr, shape=(cfg["n"],), dtype="f16") + 1)
+
+    res = sweep(w, grid=(1, 1), setup=lambda ctx, cfg=None: (ctx.empty((128,), "f16"), cfg),
+                args={"cfg": cfgs}, hw={"n_cubes": 1, "pes_per_cube": 1}, workers=1, cache=False)
+    ax = res.plot(x="cfg")
+    (line,) = ax.lines
+    assert len(line.get_xdata()) == 2 and sorted(line.get_ydata()) == sorted(r["cycles"] for r in res.rows)

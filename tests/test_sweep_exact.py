@@ -9,6 +9,7 @@ import datetime
 import enum
 import importlib
 import logging
+import json
 import os
 import pathlib
 import sys
@@ -1174,3 +1175,70 @@ def test_a_hostile_value_breaker_s_key_cases(tmp_path):
         res = sweep(k, **kw, **extra)  # (rows with errors, as without the cache; none cached)
         assert all(r["error"] for r in res.rows) and res.stats["cached"] == 0, res.rows
         assert [r["error"] for r in res.rows] == [r["error"] for r in sweep(k, **{**kw, "cache": False}, **extra).rows]
+
+
+class _Slotted:
+    __slots__ = ("block",)
+
+    def __init__(self, block):
+        self.block = block
+
+
+class _TaggedDict(dict):
+    pass
+
+
+def test_a_breaker_of_the_state_keys(tmp_path):
+    """A breaker of the keys by state: a categorical's order, times with a zone, a nullable
+    column's 2**53 + 1 collided; a SimpleNamespace holding a set was keyed with its repr, which
+    differs from process to process (no hit ever); a slotted class of the user's and a dict
+    subclass's attributes were keyed by class; a wrapt-decorated helper made its target uncached."""
+    import subprocess
+    import sys as _sys
+
+    import pandas as pd
+
+    def fp(v):
+        return code_fingerprint(lambda v=v: v)
+
+    differ = [
+        (pd.Series(pd.Categorical(["s", "b"], categories=["s", "b"])),
+         pd.Series(pd.Categorical(["s", "b"], categories=["b", "s"]))),
+        (pd.Series(pd.Categorical(["s"], categories=["s"], ordered=True)),
+         pd.Series(pd.Categorical(["s"], categories=["s"], ordered=False))),
+        (pd.Series(pd.to_datetime(["2024-03-01"]).tz_localize("Europe/Paris")),
+         pd.Series(pd.to_datetime(["2024-03-30"]).tz_localize("Europe/Paris"))),
+        (pd.Series([2**53, None], dtype="Int64"), pd.Series([2**53 + 1, None], dtype="Int64")),
+        (pd.Series([1], index=pd.MultiIndex.from_tuples([("a", 1)])),
+         pd.Series([1], index=pd.MultiIndex.from_tuples([("a", 2)]))),
+        (pd.Series(["x", None], dtype="string"), pd.Series(["y", None], dtype="string")),
+        (_Slotted(64), _Slotted(128)),
+    ]
+    for a, b in differ:
+        assert fp(a) != fp(b), (a, b)
+    with pytest.raises(NotCanonical, match="no faithful key"):
+        fp(pd.Series(pd.interval_range(0, 2)))
+    d1, d2 = _TaggedDict(a=1), _TaggedDict(a=1)
+    d1.name, d2.name = "fast", "slow"
+    assert canonical(d1) != canonical(d2) and "again" not in json.dumps(canonical(d1))
+
+    script = ("import types, json\nfrom kernbench.common.cache import code_fingerprint\n"
+              "CFG = types.SimpleNamespace(n=64, units={'gemm', 'vector', 'dma', 'sfr', 'link', 'sram'})\n"
+              "def k():\n    return CFG.n\nprint(code_fingerprint(k, values_only=True))\n")
+    (tmp_path / "kbo_ns.py").write_text(script)
+    keys = {subprocess.run([_sys.executable, str(tmp_path / "kbo_ns.py")], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}, cwd=tmp_path, check=True).stdout
+            for seed in (1, 2, 3)}
+    assert len(keys) == 1, keys
+
+    wrapt = pytest.importorskip("wrapt")
+
+    @wrapt.decorator
+    def logged(wrapped, instance, args, kwargs):
+        return wrapped(*args, **kwargs)
+
+    @logged
+    def size(n):
+        return 2 * n
+
+    assert code_fingerprint(lambda: size(1))  # (keyed, as before: not NotCanonical)

@@ -283,7 +283,12 @@ class _Walk:
     def _key(self, x: Any) -> Any:
         if _attr(x, "__class__") is not type(x):
             # (a proxy or a Mock(spec=int): isinstance believes its __class__, and int.__int__
-            # of it raised TypeError from inside the walk: a review)
+            # of it raised TypeError from inside the walk: a review). A wrapt decorator's
+            # function, a proxy of a function it names as __wrapped__, is keyed as a callable,
+            # as before (a Mock's attributes go on for ever: not walked)
+            inner = _attr(x, "__wrapped__")
+            if callable(x) and isinstance(inner, (types.FunctionType, types.MethodType, type)):
+                return self.on_callable(self, x)
             raise NotCanonical(f"a {type(x).__module__}.{type(x).__qualname__} that says it is a "
                                f"{_attr(x, '__class__')!s:.80} is keyed as neither")
         if isinstance(x, np.generic):
@@ -341,9 +346,12 @@ class _Walk:
             key["default"] = self(x.default_factory)
         if isinstance(state, dict) and state:  # (a masked array's mask, a subclass's fields: a
             # review found a global masked array keyed by its data alone, a stale row served)
-            if id(x) in self.stack:
+            if self.stack and self.stack[-1] == id(x):  # (a container: being walked already)
+                key["attributes"] = self(dict(state))
+            elif id(x) in self.stack:
                 return {**key, "again": True}
-            key["attributes"] = self.inside(x, lambda: self(dict(state)), callable_owner=False)
+            else:
+                key["attributes"] = self.inside(x, lambda: self(dict(state)), callable_owner=False)
         return key
 
     def _container(self, x: Any) -> Any:
@@ -460,7 +468,7 @@ def _state_keyed(x: Any) -> bool:
     the library's, not what the kernel computes from."""
     t = type(x)
     return t in (types.SimpleNamespace, collections.ChainMap) or (
-        isinstance(_attr(x, "__dict__"), dict) and _user_class(t))
+        _user_class(t) and (isinstance(_attr(x, "__dict__"), dict) or _slot_state(x) is not None))
 
 
 def _pandas_data(x: Any) -> bool:
@@ -472,26 +480,51 @@ def _pandas_data(x: Any) -> bool:
 def _pandas_key(x: Any, walk: "_Walk") -> dict:
     """A DataFrame or Series code reads (a table of sizes in a global), keyed by what it holds:
     each column's name (as itself: 1 is not "1"), dtype and values, the index (its values and
-    names), a Series' name, ``attrs``. A column of numbers, bools or times by its bytes (-0.0
-    is not 0.0); any other (object, categorical, strings) element by element, each as the walk
-    keys it (32 is not "32": pandas' own row hashes read both as "32", a review)."""
+    names; a MultiIndex by its levels and codes), a Series' name, ``attrs``. Values by dtype
+    (:func:`_pandas_values`). Raises :class:`NotCanonical` for what has no faithful key."""
     import pandas as pd
 
-    def values(v) -> Any:
-        a = v.to_numpy() if hasattr(v, "to_numpy") else np.asarray(v)
-        if a.dtype.kind in "biufcmM":
-            return [str(a.dtype), hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()]
-        return [str(getattr(v, "dtype", a.dtype)), walk(list(a))]
-
     idx = x.index
-    key = {"pandas": type(x).__name__, "index": [values(idx), walk(list(idx.names)), type(idx).__name__],
+    key = {"pandas": type(x).__name__, "index": [_pandas_values(idx), walk(list(idx.names)), type(idx).__name__],
            "attrs": walk(dict(x.attrs))}
     if isinstance(x, pd.DataFrame):
-        key["columns"] = [[walk(name), str(col.dtype), values(col)] for name, col in x.items()]
+        key["columns"] = [[walk(name), str(col.dtype), _pandas_values(col)] for name, col in x.items()]
         key["columns_index"] = [type(x.columns).__name__, walk(list(x.columns.names))]
     else:
-        key.update(name=walk(x.name), dtype=str(x.dtype), values=values(x))
+        key.update(name=walk(x.name), dtype=str(x.dtype), values=_pandas_values(x))
     return key
+
+
+def _pandas_values(v: Any) -> list:
+    """A Series' or an Index's values: numbers, bools and naive times by their bytes (-0.0 is
+    not 0.0); a categorical by its categories, codes and order; times with a zone and periods
+    by their dtype and int64 values; a nullable column by its mask and values (2**53 + 1 is not
+    2**53); a MultiIndex by its levels and codes; an object or string column element by element,
+    each by :func:`canonical`'s strict form (32 is not "32"; pandas' own row hashes read both as
+    "32", a review). Anything else (intervals, another extension type) raises
+    :class:`NotCanonical`: not cached, rather than keyed by less than it holds."""
+    import pandas as pd
+
+    def raw(a) -> str:
+        return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+    dt = v.dtype
+    if isinstance(v, pd.MultiIndex):
+        return ["multi", [_pandas_values(level) for level in v.levels], [raw(c) for c in v.codes]]
+    if isinstance(dt, np.dtype) and dt.kind in "biufcmM":
+        return [str(dt), raw(v.to_numpy())]
+    arr = v.array
+    if isinstance(dt, pd.CategoricalDtype):
+        return ["category", bool(dt.ordered), _pandas_values(dt.categories), raw(arr.codes)]
+    if isinstance(dt, (pd.DatetimeTZDtype, pd.PeriodDtype)):
+        return [str(dt), raw(arr.asi8)]
+    if pd.api.types.is_extension_array_dtype(dt) and getattr(dt, "kind", "O") in "biuf" and hasattr(dt, "numpy_dtype"):
+        mask = np.asarray(v.isna(), dtype=bool)
+        return [str(dt), raw(mask), raw(v.to_numpy(dtype=dt.numpy_dtype, na_value=0))]
+    if (isinstance(dt, np.dtype) and dt.kind == "O") or isinstance(dt, pd.StringDtype):
+        return [str(dt), [{"missing": repr(e)} if e is pd.NA or e is pd.NaT else canonical(e, strict=True)
+                          for e in v.to_numpy(dtype=object)]]
+    raise NotCanonical(f"pandas values of dtype {dt} have no faithful key")
 
 
 def _buffer_key(x: Any, walk: "_Walk") -> dict:
@@ -551,13 +584,15 @@ def _library_callable(c: Any) -> bool:
             and not _user_module(type(c).__module__))
 
 
-def _object_key(obj: Any, walk: _Walk) -> dict:
+def _object_key(obj: Any, walk: _Walk, with_repr: bool = True) -> dict:
     """A callable object, or the object a method is bound to, in a code key: its class, its
     attributes (``__dict__``, and the ``__slots__`` of every class of its MRO, an unset one
     told apart) and its ``repr`` when its class writes one (an address in it, ``at 0x...``,
     cut: it differs in every process), a dataclass its fields, plain data its value; callables
     in them by :func:`_ref`. With the walk's ``strict``, state out of both (C fields) raises
-    :class:`NotCanonical` (with a repr written, as a repr need not show the state)."""
+    :class:`NotCanonical` (with a repr written, as a repr need not show the state).
+    ``with_repr=False``: the state alone (:func:`_state_keyed`'s objects: a repr showing a set
+    or an id differs from process to process, and the state is all a user class holds)."""
     t = obj if isinstance(obj, type) else type(obj)
     name = f"{t.__module__}.{t.__qualname__}"
     if isinstance(obj, type):
@@ -572,7 +607,7 @@ def _object_key(obj: Any, walk: _Walk) -> dict:
     state = _attr(obj, "__dict__")
     slots = _slot_state(obj)
     key = {"class": name}
-    if type(obj).__repr__ is not object.__repr__:
+    if with_repr and type(obj).__repr__ is not object.__repr__:
         # its repr, and its state beside it: a repr need not show the state (a review: two
         # kernels of one repr, "Exp kernel", and different sizes served one cached row)
         if walk.strict and not isinstance(state, dict) and slots is None:
@@ -817,7 +852,9 @@ def code_fingerprint(fn: Any, strict: bool = False, values_only: bool = False) -
             return _pandas_key(x, walk)
         if not strict and isinstance(x, (types.MappingProxyType, array.array, memoryview)):
             return _buffer_key(x, walk)
-        if values_only or (not strict and _state_keyed(x)):
+        if not strict and _state_keyed(x):
+            return _object_key(x, walk, with_repr=False)
+        if values_only:
             return _object_key(x, walk)
         return _faithful_repr_key(x) if strict else _class_key(x)
 

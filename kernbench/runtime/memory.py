@@ -968,8 +968,11 @@ def arg_repr(v: Any) -> Any:
     # result's JSON failed: a review)
     if t in (int, float, str, bool, type(None)):
         return v
-    if issubclass(t, (bool, int, float, str)):  # (an IntEnum member, a str subclass: the value)
-        return next(b(v) for b in (bool, int, float, str) if issubclass(t, b))
+    if issubclass(t, (int, float, str)):  # (an IntEnum member, a str subclass: the value the
+        # kernel computes with, by the base type's own conversion: a str-mixin Enum's __str__
+        # says 'Color.RED' of "red", a review)
+        return next(conv(v) for base, conv in ((int, int.__int__), (float, float.__float__), (str, str.__str__))
+                    if issubclass(t, base))
     if issubclass(t, (np.bool_, np.integer, np.str_)) or (
             issubclass(t, np.floating) and v.dtype.itemsize <= 8):  # (a long double has no float)
         return v.item()  # (np.prod(shape) as a size: the number, as JSON's numbers are)

@@ -12,6 +12,7 @@ from ..common.files import check_figure_path, save_figure
 from ..common.shown import plain_texts
 from .figures import comparable, more_is_better
 from .result import check_column, unordered
+from ..common.cache import digest
 from ..common.errors import short_repr
 
 __all__ = ["line_plot", "pareto", "pareto_rows"]
@@ -107,12 +108,33 @@ def _float(v) -> float:
 
 
 def _category(v):
-    """``v`` as a plot's x or hue value: itself when hashable, else its repr (a dict, an array)."""
+    """``v`` as a plot's x or hue value: itself when hashable, else (a dict, an array) a
+    :class:`_Unhashable` standing for it."""
     try:
         hash(v)
     except TypeError:
-        return short_repr(v, 80)
+        return _Unhashable(v)
     return v
+
+
+class _Unhashable(str):
+    """A dict's or an array's place on a plot: equal for equal values (their canonical key:
+    two dicts whose reprs agree in their first 80 characters were merged into one averaged
+    point, a review), shown as its repr cut to 80 characters."""
+
+    def __new__(cls, v):
+        self = super().__new__(cls, short_repr(v, 80))
+        try:
+            self.key = digest(v)
+        except Exception:  # noqa: BLE001 (no key: each value its own category)
+            self.key = f"id:{id(v)}"
+        return self
+
+    def __eq__(self, other):
+        return isinstance(other, _Unhashable) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
 
 
 def _sort_key(v):

@@ -311,7 +311,7 @@ def time_one(outcome: TraceOutcome, target: Target, point: Point, hw: HardwareCo
     none)."""
     o = point.options
     retraced = False
-    functional = type(o["mode"]) is str and o["mode"] == "functional"  # (a Series' == is no bool)
+    functional = isinstance(o["mode"], str) and o["mode"] == "functional"  # (a Series' == is no bool)
     if not outcome.fits(hw) or (functional and outcome.error is None and outcome.figures is None):
         outcome = trace_one(target, hw, point.args, o["mode"], o.get("replay"), o)
         retraced = True
@@ -433,7 +433,7 @@ def _group_key(point: Point, hw: HardwareConfig, args_key) -> str:
     ids are theirs); a functional-mode point (its replay writes its own Context's memory) is a
     group of its own."""
     mode, replay = point.options["mode"], point.options["replay"]
-    if type(mode) is not str or mode == "functional" or not (replay is None or type(replay) is str):
+    if not isinstance(mode, str) or mode == "functional" or not (replay is None or isinstance(replay, str)):
         # (a mode that is no str is refused by its launch, in a group of its own: a Series
         # compared with == raised pandas' "truth value is ambiguous" here, a review)
         return f"own:{point.index}"
