@@ -920,12 +920,14 @@ def test_middles_are_not_snapshotted_where_a_snapshot_costs_more(monkeypatch):
 def test_a_deep_receive_queue_is_snapshotted_by_the_slots_used_and_jumps_exactly():
     """A review: with ``link.rx_queue_packets = 2**20`` every snapshot wrote each link's credit
     and arrival rings whole (16 MB a link), a tiny launch 75x slower and 30x the memory with
-    steady on. A snapshot now reads only the slots of packets sent and writes those holding
-    more than "not after now"; the jumps it finds are the same as with a ring of 32."""
+    steady on, and every jump turned them whole. A snapshot now reads only the slots of packets
+    sent and writes those holding more than "not after now", a jump moves only those while the
+    ring has not wrapped; the jumps found are the same as with a ring of 32."""
     from kernbench.kernels import attention_mesh_kv_kernel
 
     got = {}
-    for q_depth in (32, 2**20):
+    depths = (32, 1024, 2**20)  # (1,024: the packets sent pass the ring's size during a jump)
+    for q_depth in depths:
         for steady in (False, True):
             ctx = kernbench.Context("default", overrides={"n_cubes": 1, "link.rx_queue_packets": q_depth})
             ctx.install_sfr("pe")
@@ -933,7 +935,7 @@ def test_a_deep_receive_queue_is_snapshotted_by_the_slots_used_and_jumps_exactly
             q, k, v, o = (ctx.empty((s, h, d), "f16") for h in (hq, hkv, hkv, hq))
             got[q_depth, steady] = ctx.launch(attention_mesh_kv_kernel, (8, 1), q, k, v, o, s, s, hq, hkv, d,
                                               8, 0, 8, 16, mode="timing", steady=steady)
-    for q_depth in (32, 2**20):
+    for q_depth in depths:
         on, off = got[q_depth, True], got[q_depth, False]
         assert on.cycles == off.cycles and np.array_equal(on.unit_counters, off.unit_counters)
         assert np.array_equal(on.engine.cmd_end, off.engine.cmd_end)

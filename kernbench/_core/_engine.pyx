@@ -1264,7 +1264,7 @@ cdef class Sim:
         # comment. `old` is the snapshot P iterations back.
         cdef int32_t pe, u, j, n_pes = self.hw.n_pes, ppc = self.hw.pes_per_cube
         cdef int64_t n_links = n_pes * N_PORTS, Q = self.hw.queue
-        cdef int64_t D = m * delta, r, i, q, dq, e, t, t0, made, lo, hi, w, dl, s, fr, pm, done, nb
+        cdef int64_t D = m * delta, r, i, q, dq, e, t, t0, made, lo, hi, w, dl, s, fr, pm, done, nb, sent
         cdef const int64_t* raw = old + 3 + old[2]
         cdef int64_t* cnt
         cdef int64_t* tmp
@@ -1333,10 +1333,24 @@ cdef class Sim:
             if L.tx_e_prev > self.now:
                 L.tx_e_prev += D
             dl = m * (L.tx_next - qraw[n_pes * N_UNITS + i])
+            sent = L.tx_next
             L.tx_next += dl
             L.rx_first += dl
             L.rx_end += dl
             L.rx_next_first += dl
+            if L.tx_next < Q:
+                # Never wrapped: the packets sent hold slots [0, sent), the rest calloc's zeros
+                # (a zero is not after now: it stays). The rotation below then moves the
+                # used slots up by dl and leaves zeros around them: done over those slots
+                # alone, from the top (a ring of 2**20 copied whole at every jump: a review)
+                for q in range(sent - 1, -1, -1):
+                    L.cred[q + dl] = L.cred[q] + D if L.cred[q] > self.now else L.cred[q]
+                    L.arr[q + dl] = L.arr[q] + D if L.arr[q] > self.now else L.arr[q]
+                for q in range(dl if dl < sent else sent):
+                    L.cred[q] = 0
+                    L.arr[q] = 0
+                L.tx_slot = L.tx_next
+                continue
             for q in range(Q):
                 tmp[q] = L.cred[q]
                 tmp[Q + q] = L.arr[q]
