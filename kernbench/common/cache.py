@@ -461,8 +461,9 @@ def _class_key(x: Any) -> dict:
 
 
 def _state_keyed(x: Any) -> bool:
-    """An object code reads that a key holds by its state (:func:`_object_key`), not its class
-    alone: a ``types.SimpleNamespace`` or a user class's instance (a config object in a global,
+    """An object code reads that a key holds by its state (:func:`_object_key`, its attributes
+    and slots, not its repr), not its class alone: a ``types.SimpleNamespace``, a
+    ``collections.ChainMap`` or a user class's instance (a config object in a global,
     ``cfg.OPTS.reps = 3`` set in a notebook: keyed by its class, a review found the old row
     served). A library's objects (a Logger, a lock) stay keyed by their class: their state is
     the library's, not what the kernel computes from."""

@@ -980,7 +980,5 @@ def arg_repr(v: Any) -> Any:
         r = repr(v)
     except Exception as e:  # (a repr reading a field that raises: the launch is not its to end)
         return f"<{type(v).__name__} object; its repr raised {type(e).__name__}>"
-    if not isinstance(r, str):
-        return f"<{type(v).__name__} object; its repr is no str>"
     # (a 10 MB repr was kept whole in the result and its JSON: a review)
     return r if len(r) <= ARG_REPR_MAX else r[:ARG_REPR_MAX - 3] + "..."
