@@ -922,7 +922,9 @@ def test_a_deep_receive_queue_is_snapshotted_by_the_slots_used_and_jumps_exactly
     and arrival rings whole (16 MB a link), a tiny launch 75x slower and 30x the memory with
     steady on, and every jump turned them whole. A snapshot now reads only the slots of packets
     sent and writes those holding more than "not after now", a jump moves only those while the
-    ring has not wrapped; the jumps found are the same as with a ring of 32."""
+    ring has not wrapped; the jumps found are the same as with a ring of 32. (A breaker then found
+    many short loops quadratic: every snapshot read every packet sent. It reads the live
+    packets, the newest, alone: below, 200 short ring loops.)"""
     from kernbench.kernels import attention_mesh_kv_kernel
 
     got = {}
@@ -941,3 +943,30 @@ def test_a_deep_receive_queue_is_snapshotted_by_the_slots_used_and_jumps_exactly
         assert np.array_equal(on.engine.cmd_end, off.engine.cmd_end)
         assert on.engine.steady_commands > 0
     assert got[32, True].engine.steady_commands == got[2**20, True].engine.steady_commands
+
+
+def test_many_short_ring_loops_on_a_deep_queue_snapshot_only_the_packets_in_flight():
+    """The breaker's case: 200 short tl.range loops of a ring, after which a link has sent
+    100,000 packets, at Q = 2**20: every snapshot read each link's ring over every packet
+    sent (1.3 s against 0.13 s with steady off). Exact on and off, at Q = 2**20 as at 32."""
+
+    def reps_kernel(x_ptr, o_ptr, reps, n, *, tl):
+        acc = tl.zeros((64, 64), "f32")  # 16 KB a message: 512 packets of 32 B
+        for _ in range(reps):
+            for _i in tl.range(0, n):
+                tl.send(dir="E", src=acc)
+                acc = acc + tl.recv(dir="W", shape=(64, 64), dtype="f32")
+        tl.store(o_ptr, acc)
+
+    got = {}
+    for q_depth in (32, 2**20):
+        for steady in (False, True):
+            ctx = kernbench.Context("default", overrides={"n_cubes": 1, "pes_per_cube": 4,
+                                                          "link.rx_queue_packets": q_depth, "link.packet_bytes": 32})
+            ctx.install_sfr(scope="pe", ring=True)
+            x, o = ctx.empty((64,), "f32"), ctx.empty((64 * 64,), "f32")
+            got[q_depth, steady] = ctx.launch(reps_kernel, (4, 1), x, o, 200, 8, mode="timing", steady=steady)
+    for q_depth in (32, 2**20):
+        on, off = got[q_depth, True], got[q_depth, False]
+        assert on.cycles == off.cycles and np.array_equal(on.engine.cmd_end, off.engine.cmd_end)
+        assert np.array_equal(on.unit_counters, off.unit_counters) and on.engine.steady_snapshots > 0

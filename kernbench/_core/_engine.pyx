@@ -87,7 +87,7 @@ cdef enum:
     INV_NONE = 0
     INV_TIME_REGRESSION = 1  # an event popped before the current cycle
     INV_DMA_EPOCH = 2        # a closed-form DMA epoch disagreed with its own bookkeeping
-    INV_RING = 3             # a credit ring's slot past the packets sent was written
+    INV_RING = 3             # a credit ring's live slots were not its newest packets
 
 cdef struct DebugCounters:
     int64_t stale_events
@@ -313,7 +313,9 @@ cdef class Sim:
     cdef FFBuf ff_mid                    # the snapshot at iteration 0's middle (_ff_next), if ff_mid_k == 0
     cdef int64_t ff_mid_k                # 0: ff_mid holds iteration 0's middle; -1: none
     cdef int64_t ff_rg_events            # heap events when the reference PE's region's triggers began
-    cdef int64_t ff_len                  # the last snapshot's canon length (0: none yet)
+    cdef int64_t ff_len                  # the last snapshot's cost: its canon length and the
+                                         # ring slots it read (0: none yet)
+    cdef int64_t ff_read                 # ring slots the snapshot being taken read
     cdef FFBuf ff_tmp                    # scratch: sorted events, ring rotations, tensor windows
     cdef FFBuf ff_copies                 # the jumps' start/end copies, COPY_COLS each (apply_copies)
     cdef int32_t ff_n                    # snapshots in the ring
@@ -887,12 +889,16 @@ cdef class Sim:
         # as the canon is only compared with itself; the header and the raw part, read by
         # position, are written in sequence.
         b.n = 0
+        self.ff_read = 0
         if (_ff_put(b, self.now) or _ff_put(b, k) or _ff_put(b, 0) or self._ff_put_regions(b, k)
                 or self._ff_put_units(b, k) or self._ff_put_dma(b) or self._ff_put_links(b, k)
                 or self._ff_put_heap(b) or self._ff_put_tensors(b)):
             return -1
         b.p[2] = b.n - 3
-        self.ff_len = b.p[2]
+        # (its cost, what decides how often to take one: the slots read count as what is
+        # written, or a ring of 2**20 read over its packets sent looked free; a review found
+        # 200 short loops 20x slower with steady on)
+        self.ff_len = b.p[2] + self.ff_read
         return self._ff_put_raw(b)
 
     cdef int _ff_put_regions(self, FFBuf* b, int64_t k) noexcept nogil:
@@ -1029,7 +1035,7 @@ cdef class Sim:
 
     cdef int _ff_put_links(self, FFBuf* b, int64_t k) noexcept nogil:
         # Links: packet numbers relative to the link's next packet, rings from its slot.
-        cdef int64_t l, i, c, a, slot, used, base, Q = self.hw.queue, now = self.now
+        cdef int64_t l, i, c, slot, used, live, base, Q = self.hw.queue, now = self.now
         cdef LinkState* L
         cdef int rc = 0
         for l in range(self.hw.n_pes * N_PORTS):
@@ -1048,33 +1054,44 @@ cdef class Sim:
             rc |= (_ff_put(b, L.rx_next_first - base) | _ff_put(b, L.rx_drained)
                    | _ff_put(b, L.rx_arrived) | _ff_put(b, L.cur_bytes) | _ff_put(b, L.credits)
                    | _ff_put(b, L.serialising) | _ff_put(b, L.tx_waiting))
-            # The credit and arrival rings from the link's next slot: each slot holding more than
-            # "not after now" (a credit still to come back, a packet not drained or not yet
-            # arrived) as its place and values, then -1: the same for two states exactly when
-            # the whole rings are. Only the slots of packets sent are read: the others hold
-            # calloc's zeros until the first Q packets (train detail keeps tx_slot = tx_next % Q,
-            # a jump's rotation too). (Written whole, a ring of 2**20 made every snapshot 16 MB
-            # a link, a tiny launch 75x slower: a review.)
+            # The credit and arrival rings: the slots holding more than "not after now" (a credit
+            # still to come back, a packet not drained or not yet arrived), written oldest first
+            # after their count. They are the newest packets sent: a link's arrivals and credit
+            # times grow with the packet number (packets leave in order, recvs drain in order,
+            # a jump moves every live time by the same D), a packet not drained (-1) is among
+            # the newest. So the walk goes back from the newest while live: the same for two
+            # states exactly when the whole rings are, at the cost of the packets in flight.
+            # (Written whole, a ring of 2**20 made every snapshot 16 MB a link and a tiny launch
+            # 75x slower; read over every packet sent, many short loops took quadratic time:
+            # reviews.) The debug build checks the rest of the ring is not live, and the slots
+            # past the packets sent hold calloc's zeros.
             used = Q if L.tx_next >= Q else L.tx_next
-            if KB_DEBUG and used < Q:  # (what the snapshot leaves unread: calloc's zeros)
-                for slot in range(used, Q):
-                    if L.cred[slot] != 0 or L.arr[slot] != 0:
+            live = 0
+            slot = L.tx_slot
+            while live < used:
+                slot = slot - 1 if slot > 0 else Q - 1
+                c = L.cred[slot]
+                if not (c < 0 or self._ff_past(c) != 0 or self._ff_past(L.arr[slot]) != 0):
+                    break
+                live += 1
+            self.ff_read += live + 1
+            if KB_DEBUG:
+                for i in range(Q - live):  # (from the oldest slot of the ring's order)
+                    slot = (L.tx_slot + i) % Q
+                    c = L.cred[slot]
+                    if (c < 0 or self._ff_past(c) != 0 or self._ff_past(L.arr[slot]) != 0
+                            or (slot >= used and (c != 0 or L.arr[slot] != 0))):
                         self.dbg.broken, self.dbg.broken_obj, self.dbg.broken_at = INV_RING, <int32_t> l, self.now
                         return -1
-            i = Q - used
-            slot = (L.tx_slot + i) % Q
-            while i < Q:
+            rc |= _ff_put(b, live)
+            slot = (L.tx_slot + Q - live) % Q
+            for i in range(live):
                 c = L.cred[slot]
-                a = self._ff_past(L.arr[slot])
-                if c < 0 or a != 0 or self._ff_past(c) != 0:
-                    rc |= _ff_put(b, i)
-                    rc |= _ff_put(b, -1 if c < 0 else self._ff_past(c))
-                    rc |= _ff_put(b, a)
-                i += 1
+                rc |= _ff_put(b, -1 if c < 0 else self._ff_past(c))
+                rc |= _ff_put(b, self._ff_past(L.arr[slot]))
                 slot += 1
                 if slot == Q:
                     slot = 0
-            rc |= _ff_put(b, -1)
         return rc
 
     cdef int _ff_put_heap(self, FFBuf* b) noexcept nogil:
@@ -1521,7 +1538,7 @@ cdef class Sim:
                 break
             if m == 0:  # keep this snapshot: the ring's newest
                 self.ff_misses += 1
-                if ((self.heap_events - self.ff_events) * 16 < self.ff_cur.p[2] or self.ff_misses >= FF_KEEP) \
+                if ((self.heap_events - self.ff_events) * 16 < self.ff_len or self.ff_misses >= FF_KEEP) \
                         and self.ff_stride < FF_STRIDE_MAX:
                     self.ff_stride *= 2
                     self.ff_misses = 0
@@ -1754,7 +1771,7 @@ cdef class Sim:
         """(name, cycle, cube or -1) of the invariant that stopped a debug-build run, or None."""
         names = {INV_TIME_REGRESSION: "an event popped before the current cycle",
                  INV_DMA_EPOCH: "a closed-form DMA epoch disagreed with its bookkeeping",
-                 INV_RING: "a link's credit ring held a value past the packets it sent"}
+                 INV_RING: "a link's credit ring held a live slot outside its newest packets"}
         if self.dbg.broken == INV_NONE:
             return None
         return (names[self.dbg.broken], self.dbg.broken_at,
