@@ -313,7 +313,7 @@ cdef class Sim:
     cdef FFBuf ff_mid                    # the snapshot at iteration 0's middle (_ff_next), if ff_mid_k == 0
     cdef int64_t ff_mid_k                # 0: ff_mid holds iteration 0's middle; -1: none
     cdef int64_t ff_rg_events            # heap events when the reference PE's region's triggers began
-    cdef int64_t ff_len                  # the last snapshot's cost: its canon length and the
+    cdef int64_t ff_cost                 # the last snapshot's cost: its canon length and the
                                          # ring slots it read (0: none yet)
     cdef int64_t ff_read                 # ring slots the snapshot being taken read
     cdef FFBuf ff_tmp                    # scratch: sorted events, ring rotations, tensor windows
@@ -879,6 +879,11 @@ cdef class Sim:
         # a lower bound on a time: any value not after now acts as now
         return t - self.now if t > self.now else 0
 
+    cdef inline bint _ff_live(self, LinkState* L, int64_t slot) noexcept nogil:
+        # a ring slot holding more than "not after now": a credit still to come back, a packet
+        # not drained (-1) or not yet arrived
+        return L.cred[slot] < 0 or L.cred[slot] > self.now or L.arr[slot] > self.now
+
     cdef int _ff_snapshot(self, FFBuf* b, int64_t k) noexcept nogil:
         # b = [now, k, canon length, canon..., raw...], taken as the reference PE starts a
         # command of its iteration k (its start, or its middle: _ff_middle keeps those apart);
@@ -898,7 +903,7 @@ cdef class Sim:
         # (its cost, what decides how often to take one: the slots read count as what is
         # written, or a ring of 2**20 read over its packets sent looked free; a review found
         # 200 short loops 20x slower with steady on)
-        self.ff_len = b.p[2] + self.ff_read
+        self.ff_cost = b.p[2] + self.ff_read
         return self._ff_put_raw(b)
 
     cdef int _ff_put_regions(self, FFBuf* b, int64_t k) noexcept nogil:
@@ -1070,17 +1075,14 @@ cdef class Sim:
             slot = L.tx_slot
             while live < used:
                 slot = slot - 1 if slot > 0 else Q - 1
-                c = L.cred[slot]
-                if not (c < 0 or self._ff_past(c) != 0 or self._ff_past(L.arr[slot]) != 0):
+                if not self._ff_live(L, slot):
                     break
                 live += 1
             self.ff_read += live + 1
             if KB_DEBUG:
                 for i in range(Q - live):  # (from the oldest slot of the ring's order)
                     slot = (L.tx_slot + i) % Q
-                    c = L.cred[slot]
-                    if (c < 0 or self._ff_past(c) != 0 or self._ff_past(L.arr[slot]) != 0
-                            or (slot >= used and (c != 0 or L.arr[slot] != 0))):
+                    if self._ff_live(L, slot) or (slot >= used and (L.cred[slot] != 0 or L.arr[slot] != 0)):
                         self.dbg.broken, self.dbg.broken_obj, self.dbg.broken_at = INV_RING, <int32_t> l, self.now
                         return -1
             rc |= _ff_put(b, live)
@@ -1469,7 +1471,7 @@ cdef class Sim:
             # none while half an iteration's heap events are fewer than a sixteenth of the last
             # snapshot's length (a small body on a large machine; api._mid_trigger leaves out
             # loops of many iterations).
-            if (self.heap_events - self.ff_rg_events) * 16 < self.ff_len:
+            if (self.heap_events - self.ff_rg_events) * 16 < self.ff_cost:
                 return 0
             if self._ff_snapshot(&self.ff_mid, 0):
                 return -1
@@ -1538,7 +1540,7 @@ cdef class Sim:
                 break
             if m == 0:  # keep this snapshot: the ring's newest
                 self.ff_misses += 1
-                if ((self.heap_events - self.ff_events) * 16 < self.ff_len or self.ff_misses >= FF_KEEP) \
+                if ((self.heap_events - self.ff_events) * 16 < self.ff_cost or self.ff_misses >= FF_KEEP) \
                         and self.ff_stride < FF_STRIDE_MAX:
                     self.ff_stride *= 2
                     self.ff_misses = 0
